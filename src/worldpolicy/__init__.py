@@ -1,0 +1,41 @@
+"""worldpolicy: video world-model robot policies (NVIDIA Cosmos3 family).
+
+`import worldpolicy` stays light (no torch, no diffusers); heavy modules load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .embodiments import Embodiment, get_embodiment, list_embodiments, register_embodiment
+from .results import MODES, Prediction
+
+__version__ = "0.1.0"
+__all__ = [
+    "Embodiment",
+    "MODES",
+    "Policy",
+    "Prediction",
+    "get_embodiment",
+    "list_embodiments",
+    "load_policy",
+    "register_embodiment",
+]
+
+if TYPE_CHECKING:
+    from .policy import Policy
+
+
+def load_policy(path_or_id: str, embodiment: str = "droid", **kwargs: Any) -> "Policy":
+    """Load a diffusers-format Cosmos3 checkpoint (local folder or hub id) as a `Policy`. See `Policy.from_pretrained`."""
+    from .policy import Policy
+
+    return Policy.from_pretrained(path_or_id, embodiment=embodiment, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Policy":
+        from .policy import Policy
+
+        return Policy
+    raise AttributeError(f"module 'worldpolicy' has no attribute {name!r}")

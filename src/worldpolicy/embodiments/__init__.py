@@ -1,0 +1,278 @@
+"""Embodiment registry: every Cosmos3 domain and robot layout as data.
+
+The table lives in `registry.json` (one place for each fact). An embodiment may have several *variants* (action
+spaces), e.g. `droid` → `joint_pos` (the released Cosmos3-Nano-Policy-DROID) and `relative_pose` (general Cosmos3-Nano).
+Address a variant as `"droid/relative_pose"` or with `variant=`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .normalization import NORMALIZATION_KINDS, check_stats, denormalize, extract_stats, normalize
+
+__all__ = [
+    "Embodiment",
+    "get_embodiment",
+    "list_embodiments",
+    "register_embodiment",
+    "domain_table",
+    "LAYOUTS",
+    "VIEW_POINTS",
+    "PROMPT_FORMATS",
+]
+
+LAYOUTS = ("relative_pose", "joint_position", "generic")
+VIEW_POINTS = ("ego_view", "third_person_view", "wrist_view", "concat_view")
+PROMPT_FORMATS = ("json", "plain")
+MAX_DOMAIN_ID = 32  # DomainAwareLinear has nn.Embedding(32, ...) rows
+
+
+@dataclass(frozen=True)
+class Embodiment:
+    """One robot/action-space as the model sees it. Immutable; build new ones with `register_embodiment`."""
+
+    name: str
+    variant: str
+    domain: str
+    domain_id: int
+    action_dim: int
+    columns: tuple[str, ...]
+    units: tuple[str, ...]
+    chunk_size: int
+    fps: float
+    camera_keys: tuple[str, ...]
+    view_point: str
+    layout: str = "generic"
+    normalization: str = "none"
+    stats: Mapping[str, tuple[float, ...]] | None = None
+    aliases: tuple[str, ...] = ()
+    resolution_tier: int = 480
+    prompt_format: str = "json"
+    view_description: str = ""
+    gripper_column: str | None = None
+    gripper_flip: bool = False
+    state_history: int = 0
+    state_keys: Mapping[str, str] = field(default_factory=dict)
+    composite: str | None = None
+    sampling: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+    variants: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}/{self.variant}" if self.variant != "default" else self.name
+
+    @property
+    def gripper_index(self) -> int | None:
+        return self.columns.index(self.gripper_column) if self.gripper_column else None
+
+    def _stats_arrays(self) -> dict[str, np.ndarray]:
+        return check_stats(self.normalization, self.stats, self.action_dim, where=f"embodiment {self.key!r} stats")
+
+    def denormalize(self, actions: np.ndarray) -> np.ndarray:
+        """Model-space actions [..., action_dim] → physical units (float64)."""
+        _check_width(actions, self.action_dim, "actions", self.key)
+        return denormalize(actions, self.normalization, self._stats_arrays())
+
+    def normalize(self, actions: np.ndarray, clip: bool = False) -> np.ndarray:
+        """Physical actions [..., action_dim] → model space (float64)."""
+        _check_width(actions, self.action_dim, "actions", self.key)
+        return normalize(actions, self.normalization, self._stats_arrays(), clip=clip)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        for k, v in out.items():
+            if isinstance(v, tuple):
+                out[k] = list(v)
+            elif isinstance(v, Mapping):
+                out[k] = {kk: list(vv) if isinstance(vv, tuple) else vv for kk, vv in v.items()}
+        out["key"] = self.key
+        return out
+
+
+def _check_width(actions: Any, width: int, param: str, key: str) -> None:
+    shape = np.shape(actions)
+    if not shape or shape[-1] != width:
+        raise ValueError(f"{param} has shape {tuple(shape)} but embodiment {key!r} expects a last axis of {width}")
+
+
+@lru_cache(maxsize=1)
+def _builtin_table() -> dict[str, Any]:
+    text = resources.files(__package__).joinpath("registry.json").read_text()
+    return json.loads(text)
+
+
+_USER: dict[str, dict[str, Any]] = {}
+
+
+def domain_table() -> dict[str, dict[str, Any]]:
+    """Domain name → {"id", "width"} as registered in diffusers' Cosmos3 (plus domains added by users)."""
+    table = copy.deepcopy(_builtin_table()["domains"])
+    for spec in _USER.values():
+        table.setdefault(spec["domain"], {"id": spec["domain_id"], "width": spec.get("action_dim")})
+    return table
+
+
+def _specs() -> dict[str, dict[str, Any]]:
+    return {**_builtin_table()["embodiments"], **_USER}
+
+
+def _resolve_name(name: str) -> str:
+    wanted = name.strip().lower()
+    for key, spec in _specs().items():
+        if wanted == key.lower() or wanted in (a.lower() for a in spec.get("aliases", ())):
+            return key
+    raise KeyError(
+        f"embodiment={name!r} is not registered; known: {', '.join(list_embodiments())} "
+        f"(register your own with worldpolicy.embodiments.register_embodiment(path))"
+    )
+
+
+def _build(name: str, spec: Mapping[str, Any], variant: str | None) -> Embodiment:
+    base = {k: v for k, v in spec.items() if k not in ("variants", "default_variant")}
+    variants = spec.get("variants") or {}
+    if variants:
+        chosen = variant or spec.get("default_variant") or next(iter(variants))
+        if chosen not in variants:
+            raise KeyError(f"variant={chosen!r} is not defined for embodiment {name!r}; known: {', '.join(variants)}")
+        base.update(variants[chosen])
+    else:
+        if variant not in (None, "default"):
+            raise KeyError(f"variant={variant!r} given but embodiment {name!r} has no variants")
+        chosen = "default"
+    domains = domain_table()
+    domain = base["domain"]
+    if domain in domains:
+        domain_id = int(base.get("domain_id", domains[domain]["id"]))
+    elif "domain_id" in base:
+        domain_id = int(base["domain_id"])
+    else:
+        raise ValueError(f"embodiment {name!r}: domain {domain!r} is unknown and no domain_id was given")
+    return _validated(
+        Embodiment(
+            name=name,
+            variant=chosen,
+            domain=domain,
+            domain_id=domain_id,
+            action_dim=int(base["action_dim"]),
+            columns=tuple(base["columns"]),
+            units=tuple(base.get("units") or ["1"] * int(base["action_dim"])),
+            chunk_size=int(base["chunk_size"]),
+            fps=float(base["fps"]),
+            camera_keys=tuple(base.get("camera_keys", ("observation/image",))),
+            view_point=base.get("view_point", "ego_view"),
+            layout=base.get("layout", "generic"),
+            normalization=base.get("normalization", "none"),
+            stats={k: tuple(float(x) for x in v) for k, v in base["stats"].items()} if base.get("stats") else None,
+            aliases=tuple(base.get("aliases", ())),
+            resolution_tier=int(base.get("resolution_tier", 480)),
+            prompt_format=base.get("prompt_format", "json"),
+            view_description=base.get("view_description", ""),
+            gripper_column=base.get("gripper_column"),
+            gripper_flip=bool(base.get("gripper_flip", False)),
+            state_history=int(base.get("state_history", 0)),
+            state_keys=dict(base.get("state_keys", {})),
+            composite=base.get("composite"),
+            sampling=dict(base.get("sampling", {})),
+            description=base.get("description", ""),
+            variants=tuple(variants),
+        )
+    )
+
+
+def _validated(e: Embodiment) -> Embodiment:
+    where = f"embodiment {e.key!r}"
+    if not 0 <= e.domain_id < MAX_DOMAIN_ID:
+        raise ValueError(f"{where}: domain_id={e.domain_id} outside [0, {MAX_DOMAIN_ID})")
+    if e.action_dim < 1 or len(e.columns) != e.action_dim or len(e.units) != e.action_dim:
+        raise ValueError(
+            f"{where}: action_dim={e.action_dim} but {len(e.columns)} columns and {len(e.units)} units were given"
+        )
+    if len(set(e.columns)) != len(e.columns):
+        raise ValueError(f"{where}: column names must be unique, got {list(e.columns)}")
+    if e.chunk_size < 1:
+        raise ValueError(f"{where}: chunk_size={e.chunk_size} must be >= 1")
+    if e.fps <= 0:
+        raise ValueError(f"{where}: fps={e.fps} must be > 0")
+    if e.layout not in LAYOUTS:
+        raise ValueError(f"{where}: layout={e.layout!r}; accepted: {', '.join(LAYOUTS)}")
+    if e.view_point not in VIEW_POINTS:
+        raise ValueError(f"{where}: view_point={e.view_point!r}; accepted: {', '.join(VIEW_POINTS)}")
+    if e.prompt_format not in PROMPT_FORMATS:
+        raise ValueError(f"{where}: prompt_format={e.prompt_format!r}; accepted: {', '.join(PROMPT_FORMATS)}")
+    if e.gripper_column is not None and e.gripper_column not in e.columns:
+        raise ValueError(f"{where}: gripper_column={e.gripper_column!r} is not one of the columns {list(e.columns)}")
+    if e.state_history not in (0, 1):
+        raise ValueError(f"{where}: state_history={e.state_history}; accepted: 0 or 1")
+    check_stats(e.normalization, e.stats, e.action_dim, where=f"{where} stats")
+    return e
+
+
+def get_embodiment(name: str | Embodiment, variant: str | None = None) -> Embodiment:
+    """Look up an embodiment by name or alias (case-insensitive); `"name/variant"` selects a variant."""
+    if isinstance(name, Embodiment):
+        return name if variant in (None, name.variant) else get_embodiment(name.name, variant)
+    if not isinstance(name, str) or not name.strip():
+        raise TypeError(f"embodiment must be a non-empty name, got {name!r}; known: {', '.join(list_embodiments())}")
+    if "/" in name:
+        name, _, from_name = name.partition("/")
+        if variant not in (None, from_name):
+            raise ValueError(f"embodiment={name}/{from_name!r} conflicts with variant={variant!r}")
+        variant = from_name
+    key = _resolve_name(name)
+    return _build(key, _specs()[key], variant)
+
+
+def list_embodiments() -> list[str]:
+    return sorted(_specs())
+
+
+def register_embodiment(source: str | Path | Mapping[str, Any], overwrite: bool = False) -> Embodiment:
+    """Register a user embodiment from a JSON file or a dict, and return it.
+
+    Required keys: `name`, `domain` (a known domain or a new name with `domain_id`), `action_dim`, `columns`,
+    `chunk_size`, `fps`. Optional: everything else an `Embodiment` has, plus `stats` inline or `stats_file` (any format
+    `load_stats_file` reads) with `normalization`.
+    """
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        try:
+            spec = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"embodiment file {str(path)!r} does not exist") from None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"embodiment file {str(path)!r} is not valid JSON: {exc}") from None
+        base_dir = path.parent
+    else:
+        spec, base_dir = dict(source), Path.cwd()
+    if not isinstance(spec, dict):
+        raise ValueError("an embodiment spec must be a JSON object")
+    missing = [k for k in ("name", "domain", "action_dim", "columns", "chunk_size", "fps") if k not in spec]
+    if missing:
+        raise ValueError(f"embodiment spec is missing required keys {missing}")
+    spec = dict(spec)
+    name = str(spec.pop("name"))
+    if not overwrite and name.lower() in (n.lower() for n in _builtin_table()["embodiments"]):
+        raise ValueError(f"embodiment {name!r} is built in; pass overwrite=True to shadow it")
+    if spec.get("stats_file"):
+        kind = spec.get("normalization", "quantile")
+        spec["stats"] = extract_stats(
+            json.loads((base_dir / spec.pop("stats_file")).read_text()), kind, feature=spec.get("stats_feature", "action")
+        )
+        spec["normalization"] = kind
+    if spec.get("normalization", "none") not in NORMALIZATION_KINDS:
+        raise ValueError(f"normalization={spec['normalization']!r}; accepted: {', '.join(NORMALIZATION_KINDS)}")
+    built = _build(name, spec, spec.get("variant"))
+    if spec["domain"] not in _builtin_table()["domains"]:
+        spec["domain_id"] = built.domain_id
+    _USER[name] = spec
+    return built

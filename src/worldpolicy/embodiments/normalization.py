@@ -1,0 +1,116 @@
+"""Per-column action (de)normalisation between model space and physical units.
+
+Formulas follow robot-bridge.md §2 and upstream Cosmos3/LeRobot processors: every column is normalised, rot6d and
+grasp included. Pure numpy so the server and robot bridge can use it without torch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+NORMALIZATION_KINDS = ("none", "meanstd", "minmax", "quantile", "quantile_rot")
+REQUIRED_STATS = {
+    "none": (),
+    "meanstd": ("mean", "std"),
+    "minmax": ("min", "max"),
+    "quantile": ("q01", "q99"),
+    "quantile_rot": ("q01", "q99"),
+}
+
+
+def check_stats(kind: str, stats: Mapping[str, Any] | None, width: int, where: str = "stats") -> dict[str, np.ndarray]:
+    """Validate stats for a normalisation kind and return them as float64 arrays of length `width`."""
+    if kind not in NORMALIZATION_KINDS:
+        raise ValueError(f"normalization={kind!r} is not supported; accepted: {', '.join(NORMALIZATION_KINDS)}")
+    needed = REQUIRED_STATS[kind]
+    if not needed:
+        return {}
+    if not stats:
+        raise ValueError(f"{where}: normalization {kind!r} needs stats fields {list(needed)}, but no stats were given")
+    out = {}
+    for field in needed:
+        if field not in stats:
+            raise ValueError(f"{where}: normalization {kind!r} needs field {field!r}; present: {sorted(stats)}")
+        values = np.asarray(stats[field], dtype=np.float64).reshape(-1)
+        if values.shape[0] != width:
+            raise ValueError(f"{where}.{field} has {values.shape[0]} values but the action width is {width}")
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"{where}.{field} contains NaN or inf")
+        out[field] = values
+    return out
+
+
+def _lo_hi(kind: str, stats: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    if kind == "minmax":
+        lo, hi = stats["min"], stats["max"]
+    else:
+        lo, hi = stats["q01"], stats["q99"]
+    return lo, np.maximum(hi - lo, 1e-6)
+
+
+def denormalize(actions: np.ndarray, kind: str, stats: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Model space → physical units (last axis = columns)."""
+    a = np.asarray(actions, dtype=np.float64)
+    if kind == "none":
+        return a.copy()
+    if kind == "meanstd":
+        return a * np.maximum(stats["std"], 1e-8) + stats["mean"]
+    lo, span = _lo_hi(kind, stats)
+    return 0.5 * (a + 1.0) * span + lo
+
+
+def normalize(actions: np.ndarray, kind: str, stats: Mapping[str, np.ndarray], clip: bool = False) -> np.ndarray:
+    """Physical units → model space. `clip` mirrors recent upstream quantile processors (clamp to [-1, 1])."""
+    x = np.asarray(actions, dtype=np.float64)
+    if kind == "none":
+        return x.copy()
+    if kind == "meanstd":
+        return (x - stats["mean"]) / np.maximum(stats["std"], 1e-8)
+    lo, span = _lo_hi(kind, stats)
+    a = 2.0 * (x - lo) / span - 1.0
+    return np.clip(a, -1.0, 1.0) if clip else a
+
+
+def load_stats_file(path: str | Path, kind: str, feature: str = "action") -> dict[str, list[float]]:
+    """Read stats in any of the formats seen in the field (robot-bridge.md §2).
+
+    Accepted: a flat `{"q01": [...], "q99": [...]}` (or min/max/mean/std); an engine-style dict with a `"global"` or
+    `"global_raw"` block; a LeRobot `meta/stats.json` (`{feature: {...}}`); Cosmos Policy `actions_min` / `actions_max` /
+    `actions_mean` / `actions_std`.
+    """
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"stats file {str(path)!r} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"stats file {str(path)!r} is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"stats file {str(path)!r} must hold a JSON object, got {type(raw).__name__}")
+    return extract_stats(raw, kind, feature=feature, where=str(path))
+
+
+def extract_stats(raw: Mapping[str, Any], kind: str, feature: str = "action", where: str = "stats") -> dict[str, list]:
+    needed = REQUIRED_STATS.get(kind)
+    if needed is None:
+        raise ValueError(f"normalization={kind!r} is not supported; accepted: {', '.join(NORMALIZATION_KINDS)}")
+    candidates: list[Mapping[str, Any]] = []
+    if kind == "quantile_rot" and isinstance(raw.get("global_raw"), Mapping):
+        candidates.append(raw["global_raw"])
+    if isinstance(raw.get("global"), Mapping):
+        candidates.append(raw["global"])
+    if isinstance(raw.get(feature), Mapping):
+        candidates.append(raw[feature])
+    candidates.append(raw)
+    candidates.append({k.removeprefix("actions_"): v for k, v in raw.items() if k.startswith("actions_")})
+    for block in candidates:
+        if all(field in block for field in needed):
+            return {field: [float(v) for v in np.asarray(block[field], dtype=np.float64).reshape(-1)] for field in needed}
+    raise ValueError(
+        f"{where}: no {list(needed)} found for normalization {kind!r} (looked at top level, 'global', "
+        f"'global_raw', feature {feature!r} and 'actions_*' keys)"
+    )

@@ -1,0 +1,56 @@
+"""Result types shared by the local engine, the remote client and everything downstream (numpy only, no torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+MODES = ("policy", "forward_dynamics", "inverse_dynamics")
+
+
+@dataclass
+class Prediction:
+    """What a policy call returns.
+
+    `actions` are in physical units (float64, [chunk, action_dim], columns/units named); `actions_normalized` are the
+    model-space values. For forward dynamics both echo the actions that conditioned the rollout. `video` is the imagined
+    (or re-decoded) clip as uint8 [T, H, W, 3] when decoding was asked for. `timings` are seconds per stage.
+    """
+
+    mode: str
+    embodiment: str
+    columns: list[str]
+    units: list[str]
+    actions: np.ndarray
+    actions_normalized: np.ndarray
+    fps: float
+    video: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def chunk_size(self) -> int:
+        return int(self.actions.shape[0])
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        """Column name → physical values over the chunk."""
+        return {name: self.actions[:, i] for i, name in enumerate(self.columns)}
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented actions-file schema (docs/actions-schema.md), version 1."""
+        return {
+            "schema": "worldpolicy.actions/v1",
+            "mode": self.mode,
+            "embodiment": self.embodiment,
+            "fps": self.fps,
+            "chunk_size": self.chunk_size,
+            "columns": list(self.columns),
+            "units": list(self.units),
+            "actions": np.asarray(self.actions, dtype=np.float64).tolist(),
+            "actions_normalized": np.asarray(self.actions_normalized, dtype=np.float64).tolist(),
+            "video_frames": None if self.video is None else int(self.video.shape[0]),
+            "timings_s": {k: float(v) for k, v in self.timings.items()},
+            "settings": self.settings,
+        }
