@@ -1,0 +1,52 @@
+"""`worldpolicy` command line. Each subsystem owns its subcommands in `<package>/commands.py` (`add_parser`)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# Modules that contribute subcommands via `add_parser(subparsers)`; each keeps heavy imports inside its handlers.
+COMMAND_MODULES = (
+    "worldpolicy.commands",
+)
+
+
+class UsageError(Exception):
+    """A bad command-line value, reported as one line without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="worldpolicy",
+        description="Video world-model robot policies (Cosmos3): predict, serve, simulate, train, visualise.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (UsageError, ValueError, KeyError, FileNotFoundError, TypeError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"worldpolicy {args.command}: error: {message}", file=sys.stderr)
+        if args.verbose:
+            raise
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
