@@ -1,0 +1,394 @@
+"""Static plots of action chunks: per-dimension time series, 3-D end-effector path, joint trajectories.
+
+Everything draws on a private `matplotlib.figure.Figure` with the Agg canvas (no pyplot global state, safe in servers
+and threads) and is written atomically. Inputs are physical actions `[T, D]` with column names and units from the
+embodiment registry; `plot_prediction` picks the right plots for a `worldpolicy.actions/v1` dict.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+__all__ = [
+    "plot_action_timeseries",
+    "plot_ee_path",
+    "plot_joints",
+    "plot_prediction",
+    "action_timeseries_figure",
+    "ee_path_figure",
+    "joints_figure",
+    "ee_poses",
+    "load_actions_file",
+    "save_figure",
+    "gripper_closed_mask",
+    "POSE_COLUMNS",
+    "GRIPPER_CLOSED_THRESHOLD",
+]
+
+POSE_COLUMNS = ("tx", "ty", "tz", "r0", "r1", "r2", "r3", "r4", "r5")
+# Gripper values are in [0, 1] with 1 = closed (DROID robot convention, robot-bridge.md §5; RAW10 grasp ≈ [0, 1]).
+GRIPPER_CLOSED_THRESHOLD = 0.5
+GRIPPER_COLOR = "#d62728"
+LINE_COLOR = "#1f77b4"
+SHADE_COLOR = "#f4a582"
+DPI = 100
+
+
+def _new_figure(width_in: float, height_in: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width_in, height_in), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write a figure as PNG atomically (temp file in the target folder, then os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent, prefix=f".{path.stem}.")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=DPI)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _check_actions(actions: Any, columns: Sequence[str], units: Sequence[str] | None = None) -> np.ndarray:
+    a = np.asarray(actions, dtype=np.float64)
+    if a.ndim != 2 or a.shape[0] < 1:
+        raise ValueError(f"actions must be a 2-D array [T, D] with T >= 1, got shape {a.shape}")
+    if len(columns) != a.shape[1]:
+        raise ValueError(f"columns has {len(columns)} names but actions has {a.shape[1]} dimensions (shape {a.shape})")
+    if units is not None and len(units) != a.shape[1]:
+        raise ValueError(f"units has {len(units)} entries but actions has {a.shape[1]} dimensions (shape {a.shape})")
+    if not np.all(np.isfinite(a)):
+        raise ValueError("actions contain NaN or inf values")
+    return a
+
+
+def _check_fps(fps: float) -> float:
+    if not isinstance(fps, (int, float)) or not np.isfinite(fps) or fps <= 0:
+        raise ValueError(f"fps={fps!r} must be a positive number")
+    return float(fps)
+
+
+def _require_path(path: str | Path | None, fn: str) -> Path:
+    if path is None:
+        raise TypeError(f"{fn}: path is required (where to write the PNG)")
+    return Path(path)
+
+
+def gripper_closed_mask(values: np.ndarray) -> np.ndarray:
+    """Boolean mask of steps where the gripper counts as closed (value >= GRIPPER_CLOSED_THRESHOLD)."""
+    return np.asarray(values, dtype=np.float64) >= GRIPPER_CLOSED_THRESHOLD
+
+
+def _intervals(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) index runs where mask is True."""
+    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return [(int(s), int(e)) for s, e in zip(edges[0::2], edges[1::2])]
+
+
+def _shade_closed(ax, gripper: np.ndarray, fps: float, label: bool) -> None:
+    for k, (s, e) in enumerate(_intervals(gripper_closed_mask(gripper))):
+        ax.axvspan(
+            (s - 0.5) / fps,
+            (e - 0.5) / fps,
+            color=SHADE_COLOR,
+            alpha=0.35,
+            lw=0,
+            label=f"gripper closed (≥ {GRIPPER_CLOSED_THRESHOLD:g})" if label and k == 0 else None,
+        )
+
+
+def axis_label(column: str, unit: str) -> str:
+    return f"{column} [{unit}]"
+
+
+def plot_action_timeseries(
+    actions: Any,
+    columns: Sequence[str],
+    units: Sequence[str],
+    fps: float,
+    gripper_column: str | None = None,
+    path: str | Path | None = None,
+    title: str = "",
+) -> Path:
+    """One subplot per action dimension over time (seconds); the gripper line is red and its closed spans shaded."""
+    path = _require_path(path, "plot_action_timeseries")
+    return save_figure(action_timeseries_figure(actions, columns, units, fps, gripper_column, title), path)
+
+
+def action_timeseries_figure(
+    actions: Any,
+    columns: Sequence[str],
+    units: Sequence[str],
+    fps: float,
+    gripper_column: str | None = None,
+    title: str = "",
+):
+    """The `plot_action_timeseries` figure (a matplotlib Figure on the Agg canvas), for callers that draw on it."""
+    a = _check_actions(actions, columns, units)
+    fps = _check_fps(fps)
+    columns = list(columns)
+    if gripper_column is not None and gripper_column not in columns:
+        raise ValueError(f"gripper_column={gripper_column!r} is not one of the columns {list(columns)}")
+    t = np.arange(a.shape[0]) / fps
+    d = a.shape[1]
+    ncols = 1 if d <= 4 else 2
+    nrows = int(np.ceil(d / ncols))
+    fig = _new_figure(5.0 * ncols, 1.0 + 1.45 * nrows)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, squeeze=False)).ravel()
+    g = a[:, columns.index(gripper_column)] if gripper_column is not None else None
+    for i, ax in enumerate(axes):
+        if i >= d:
+            ax.set_visible(False)
+            continue
+        is_gripper = columns[i] == gripper_column
+        if g is not None:
+            _shade_closed(ax, g, fps, label=is_gripper)
+        ax.plot(t, a[:, i], marker="." if a.shape[0] <= 64 else None, ms=3, lw=1.4,
+                color=GRIPPER_COLOR if is_gripper else LINE_COLOR)
+        ax.set_ylabel(axis_label(columns[i], units[i]), fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        if is_gripper:
+            ax.axhline(GRIPPER_CLOSED_THRESHOLD, color=GRIPPER_COLOR, lw=0.6, ls=":")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7, loc="best")
+    for ax in axes[max(0, d - ncols):d]:
+        ax.set_xlabel("time [s]", fontsize=8)
+        ax.xaxis.set_tick_params(labelbottom=True)
+    fig.suptitle(title or f"action chunk: {a.shape[0]} steps × {d} dims @ {fps:g} Hz", fontsize=10)
+    return fig
+
+
+def _pose_indices(columns: Sequence[str]) -> list[int]:
+    missing = [c for c in POSE_COLUMNS if c not in columns]
+    if missing:
+        raise ValueError(
+            f"columns {list(columns)} lack the pose columns {missing}; a 3-D path needs tx,ty,tz,r0..r5 (relative_pose)"
+        )
+    return [list(columns).index(c) for c in POSE_COLUMNS]
+
+
+def ee_poses(actions: Any, columns: Sequence[str], anchor: Any = None) -> np.ndarray:
+    """Integrate per-step relative pose deltas to end-effector poses [T+1, 4, 4] (index 0 = anchor)."""
+    from ..robot.se3 import integrate_relative_poses
+
+    a = _check_actions(actions, columns)
+    return integrate_relative_poses(a[:, _pose_indices(columns)], anchor=anchor)
+
+
+def plot_ee_path(
+    actions: Any,
+    columns: Sequence[str],
+    path: str | Path | None = None,
+    anchor: Any = None,
+    gripper_column: str | None = None,
+    title: str = "",
+    max_frames: int = 12,
+) -> Path:
+    """3-D end-effector path in metres with small RGB (x, y, z) orientation frames along it.
+
+    Deltas are integrated with `robot.se3.integrate_relative_poses` from `anchor` (identity by default). Points where
+    the gripper is closed are drawn red.
+    """
+    path = _require_path(path, "plot_ee_path")
+    return save_figure(ee_path_figure(actions, columns, anchor, gripper_column, title, max_frames), path)
+
+
+def ee_path_figure(
+    actions: Any,
+    columns: Sequence[str],
+    anchor: Any = None,
+    gripper_column: str | None = None,
+    title: str = "",
+    max_frames: int = 12,
+):
+    """The `plot_ee_path` figure."""
+    poses = ee_poses(actions, columns, anchor)
+    a = np.asarray(actions, dtype=np.float64)
+    if gripper_column is not None and gripper_column not in columns:
+        raise ValueError(f"gripper_column={gripper_column!r} is not one of the columns {list(columns)}")
+    p = poses[:, :3, 3]
+    span = float(np.max(np.ptp(p, axis=0))) if len(p) > 1 else 0.0
+    half = max(span / 2 * 1.15, 0.01)
+    centre = (p.max(axis=0) + p.min(axis=0)) / 2
+    frame_len = half * 0.18
+
+    fig = _new_figure(6.4, 5.6)
+    ax = fig.add_subplot(projection="3d")
+    ax.plot(p[:, 0], p[:, 1], p[:, 2], color="0.35", lw=1.5, label="end-effector path")
+    if gripper_column is not None:
+        closed = gripper_closed_mask(a[:, list(columns).index(gripper_column)])
+        # pose i+1 is reached by action i: colour the point by the gripper command that produced it
+        colors = np.where(np.concatenate([[False], closed]), GRIPPER_COLOR, LINE_COLOR)
+        ax.scatter(p[:, 0], p[:, 1], p[:, 2], c=colors, s=10, depthshade=False)
+        ax.scatter([], [], [], c=GRIPPER_COLOR, s=10, label="gripper closed")
+    else:
+        ax.scatter(p[:, 0], p[:, 1], p[:, 2], c=LINE_COLOR, s=10, depthshade=False)
+    ax.scatter(*p[0], color="black", s=40, marker="o", label="start (anchor)")
+    ax.scatter(*p[-1], color="black", s=50, marker="X", label="end")
+    step = max(1, int(np.ceil(len(poses) / max_frames)))
+    idx = sorted(set(range(0, len(poses), step)) | {len(poses) - 1})
+    for i in idx:
+        origin, rot = poses[i, :3, 3], poses[i, :3, :3]
+        for axis, color in zip(range(3), ("r", "g", "b")):
+            tip = origin + rot[:, axis] * frame_len
+            ax.plot(*zip(origin, tip), color=color, lw=1.6)
+    for setter, c in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), centre):
+        setter(c - half, c + half)
+    ax.set_box_aspect((1, 1, 1))
+    ax.set_xlabel("x [m]", fontsize=8)
+    ax.set_ylabel("y [m]", fontsize=8)
+    ax.set_zlabel("z [m]", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7, loc="upper left")
+    travel = float(np.sum(np.linalg.norm(np.diff(p, axis=0), axis=1)))
+    fig.suptitle(
+        title or f"end-effector path: {len(poses) - 1} steps, travel {travel * 100:.1f} cm (frames: x red, y green, z blue)",
+        fontsize=10,
+    )
+    return fig
+
+
+def plot_joints(
+    actions: Any,
+    columns: Sequence[str],
+    units: Sequence[str],
+    fps: float,
+    path: str | Path | None = None,
+    gripper_column: str | None = None,
+    title: str = "",
+) -> Path:
+    """Joint positions overlaid, joint velocities (finite differences) and the gripper, over time in seconds."""
+    path = _require_path(path, "plot_joints")
+    return save_figure(joints_figure(actions, columns, units, fps, gripper_column, title), path)
+
+
+def joints_figure(
+    actions: Any,
+    columns: Sequence[str],
+    units: Sequence[str],
+    fps: float,
+    gripper_column: str | None = None,
+    title: str = "",
+):
+    """The `plot_joints` figure."""
+    a = _check_actions(actions, columns, units)
+    fps = _check_fps(fps)
+    if gripper_column is not None and gripper_column not in columns:
+        raise ValueError(f"gripper_column={gripper_column!r} is not one of the columns {list(columns)}")
+    joint_idx = [i for i, c in enumerate(columns) if c != gripper_column]
+    joint_units = sorted({units[i] for i in joint_idx})
+    unit = joint_units[0] if len(joint_units) == 1 else "mixed"
+    t = np.arange(a.shape[0]) / fps
+    nrows = 3 if gripper_column is not None else 2
+    fig = _new_figure(7.0, 1.2 + 2.0 * nrows)
+    axes = fig.subplots(nrows, 1, sharex=True, squeeze=False)[:, 0]
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    g = a[:, list(columns).index(gripper_column)] if gripper_column is not None else None
+    for k, i in enumerate(joint_idx):
+        axes[0].plot(t, a[:, i], lw=1.4, color=cmap(k % 10), label=columns[i])
+        vel = np.gradient(a[:, i], 1.0 / fps) if a.shape[0] > 1 else np.zeros(1)
+        axes[1].plot(t, vel, lw=1.2, color=cmap(k % 10))
+    axes[0].set_ylabel(f"joint position [{unit}]", fontsize=8)
+    axes[1].set_ylabel(f"joint velocity [{unit}/s]", fontsize=8)
+    axes[0].legend(fontsize=7, ncol=min(4, len(joint_idx)), loc="best")
+    if g is not None:
+        gi = list(columns).index(gripper_column)
+        for ax in axes:
+            _shade_closed(ax, g, fps, label=ax is axes[2])
+        axes[2].plot(t, g, color=GRIPPER_COLOR, lw=1.6, marker=".", ms=3)
+        axes[2].axhline(GRIPPER_CLOSED_THRESHOLD, color=GRIPPER_COLOR, lw=0.6, ls=":")
+        axes[2].set_ylabel(axis_label(gripper_column, units[gi]), fontsize=8)
+        axes[2].legend(fontsize=7, loc="best")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+    axes[-1].set_xlabel("time [s]", fontsize=8)
+    fig.suptitle(title or f"joint trajectory: {a.shape[0]} steps @ {fps:g} Hz", fontsize=10)
+    return fig
+
+
+ACTIONS_SCHEMA = "worldpolicy.actions/v1"
+
+
+def _resolve_layout(prediction: Mapping[str, Any], columns: Sequence[str]) -> tuple[str, str | None]:
+    """(layout, gripper_column) from the registry, or inferred from the column names for unregistered embodiments."""
+    from ..embodiments import get_embodiment
+
+    try:
+        emb = get_embodiment(str(prediction.get("embodiment", "")))
+    except (KeyError, TypeError, ValueError):
+        emb = None
+    if emb is not None and list(emb.columns) == list(columns):
+        return emb.layout, emb.gripper_column
+    gripper = next((c for c in ("gripper", "grasp") if c in columns), None)
+    if all(c in columns for c in POSE_COLUMNS):
+        return "relative_pose", gripper
+    if any(c.startswith("joint") for c in columns):
+        return "joint_position", gripper
+    return "generic", gripper
+
+
+def load_actions_file(path: str | Path) -> dict[str, Any]:
+    """Read and check an actions file (`worldpolicy.actions/v1`)."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"actions file {str(path)!r} does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"actions file {str(path)!r} is not valid JSON: {exc}") from None
+    check_prediction_json(data)
+    return data
+
+
+def check_prediction_json(prediction: Any) -> None:
+    if not isinstance(prediction, Mapping):
+        raise TypeError(f"prediction must be a dict in the {ACTIONS_SCHEMA} schema, got {type(prediction).__name__}")
+    if prediction.get("schema") != ACTIONS_SCHEMA:
+        raise ValueError(f"prediction schema={prediction.get('schema')!r}; accepted: {ACTIONS_SCHEMA!r}")
+    missing = [k for k in ("columns", "units", "actions", "fps") if k not in prediction]
+    if missing:
+        raise ValueError(f"prediction is missing the keys {missing} required by {ACTIONS_SCHEMA}")
+
+
+def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path) -> list[Path]:
+    """Write the plots that suit a `worldpolicy.actions/v1` dict into `out_dir`; returns the PNG paths.
+
+    Always `actions.png` (time series); plus `ee_path.png` for relative-pose layouts or `joints.png` for joint layouts.
+    """
+    check_prediction_json(prediction_json)
+    columns = list(prediction_json["columns"])
+    units = list(prediction_json["units"])
+    actions = _check_actions(prediction_json["actions"], columns, units)
+    fps = _check_fps(prediction_json["fps"])
+    layout, gripper = _resolve_layout(prediction_json, columns)
+    out_dir = Path(out_dir)
+    name = f"{prediction_json.get('mode', 'actions')} · {prediction_json.get('embodiment', '?')}"
+    paths = [
+        plot_action_timeseries(actions, columns, units, fps, gripper, out_dir / "actions.png", title=f"{name}: actions")
+    ]
+    if layout == "relative_pose":
+        paths.append(plot_ee_path(actions, columns, out_dir / "ee_path.png", gripper_column=gripper))
+    elif layout == "joint_position":
+        paths.append(plot_joints(actions, columns, units, fps, out_dir / "joints.png", gripper_column=gripper))
+    return paths

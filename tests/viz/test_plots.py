@@ -1,0 +1,118 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from worldpolicy.embodiments import get_embodiment
+from worldpolicy.viz import plots
+
+
+def _png(path) -> np.ndarray:
+    img = np.asarray(Image.open(path).convert("RGB"))
+    return img
+
+
+def _non_white_fraction(img: np.ndarray) -> float:
+    return float(np.mean(np.any(img < 235, axis=-1)))
+
+
+def test_timeseries_labels_units_and_gripper_spans(joint_chunk):
+    e = get_embodiment("droid")
+    fig = plots.action_timeseries_figure(joint_chunk, e.columns, e.units, e.fps, e.gripper_column)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 8
+    labels = [ax.get_ylabel() for ax in visible]
+    assert labels == [f"joint_{i} [rad]" for i in range(7)] + ["gripper [1]"]
+    assert {ax.get_xlabel() for ax in visible[-2:]} == {"time [s]"}
+    # x axis in seconds: last sample at 31/15 s
+    xdata = visible[0].lines[0].get_xdata()
+    assert xdata[-1] == pytest.approx(31 / 15)
+    # one closed interval (steps 13..31) shaded on every subplot
+    for ax in visible:
+        assert len(ax.patches) == 1
+        x0 = ax.patches[0].get_x()
+        assert x0 == pytest.approx(12.5 / 15)
+    # the gripper line has its own colour
+    assert visible[-1].lines[0].get_color() != visible[0].lines[0].get_color()
+
+
+def test_timeseries_png_is_written_atomically_and_not_blank(tmp_path, joint_chunk):
+    e = get_embodiment("droid")
+    out = plots.plot_action_timeseries(joint_chunk, e.columns, e.units, e.fps, "gripper", tmp_path / "a" / "ts.png")
+    assert out.is_file()
+    img = _png(out)
+    assert img.shape[0] > 300 and img.shape[1] > 500
+    assert _non_white_fraction(img) > 0.05
+    assert [p.name for p in out.parent.iterdir()] == ["ts.png"]  # no temp files left behind
+
+
+def test_ee_path_matches_integrated_geometry(pose_chunk):
+    e = get_embodiment("droid/relative_pose")
+    poses = plots.ee_poses(pose_chunk, e.columns)
+    assert poses.shape == (33, 4, 4)
+    # forward 1 cm per step while turning: the path is an arc of total length 32 cm, not a straight 32 cm line
+    p = poses[:, :3, 3]
+    assert np.sum(np.linalg.norm(np.diff(p, axis=0), axis=1)) == pytest.approx(0.32)
+    assert np.linalg.norm(p[-1] - p[0]) < 0.30
+    assert p[-1, 1] > 0.05  # yaw to +y
+    fig = plots.ee_path_figure(pose_chunk, e.columns, gripper_column="grasp")
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_zlabel()) == ("x [m]", "y [m]", "z [m]")
+    colours = [ln.get_color() for ln in ax.lines]
+    # an RGB frame triple at every sampled pose (12 or 13 of them) plus the path line
+    assert colours.count("r") == colours.count("g") == colours.count("b") >= 12
+    # the x axis of the final frame is rotated by 32 * 0.05 rad about z
+    final_x = poses[-1, :3, 0]
+    assert np.arctan2(final_x[1], final_x[0]) == pytest.approx(1.6)
+
+
+def test_ee_path_anchor_moves_the_path(tmp_path, pose_chunk):
+    e = get_embodiment("bridge")
+    anchor = np.eye(4)
+    anchor[:3, 3] = [0.4, -0.1, 0.3]
+    poses = plots.ee_poses(pose_chunk, e.columns, anchor=anchor)
+    assert np.allclose(poses[0], anchor)
+    out = plots.plot_ee_path(pose_chunk, e.columns, tmp_path / "p.png", anchor=anchor)
+    assert _non_white_fraction(_png(out)) > 0.03
+
+
+def test_joints_plot_has_positions_velocities_gripper(joint_chunk):
+    e = get_embodiment("droid")
+    fig = plots.joints_figure(joint_chunk, e.columns, e.units, e.fps, gripper_column="gripper")
+    assert [ax.get_ylabel() for ax in fig.axes] == ["joint position [rad]", "joint velocity [rad/s]", "gripper [1]"]
+    assert len(fig.axes[0].lines) == 7
+    vel = fig.axes[1].lines[6].get_ydata()
+    expected = np.gradient(joint_chunk[:, 6], 1 / 15)
+    assert np.allclose(vel, expected)
+
+
+def test_plot_prediction_picks_layout_plots(tmp_path, joint_chunk, pose_chunk, actions_json):
+    joints = plots.plot_prediction(actions_json("droid", joint_chunk), tmp_path / "j")
+    assert [p.name for p in joints] == ["actions.png", "joints.png"]
+    pose = plots.plot_prediction(actions_json("bridge", pose_chunk[:16]), tmp_path / "b")
+    assert [p.name for p in pose] == ["actions.png", "ee_path.png"]
+    generic = actions_json("bridge", pose_chunk[:16])
+    generic.update(embodiment="my_robot", columns=[f"c{i}" for i in range(10)])
+    assert [p.name for p in plots.plot_prediction(generic, tmp_path / "g")] == ["actions.png"]
+    assert all(p.is_file() for p in joints + pose)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"schema": "other/v9"}, "schema"),
+        ({"columns": ["a"]}, "columns has 1 names"),
+        ({"fps": 0}, "fps=0"),
+        ({"actions": [[float("nan")] * 8]}, "NaN"),
+    ],
+)
+def test_plot_prediction_rejects_bad_input(tmp_path, joint_chunk, actions_json, change, match):
+    bad = actions_json("droid", joint_chunk)
+    bad.update(change)
+    with pytest.raises(ValueError, match=match):
+        plots.plot_prediction(bad, tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_ee_path_needs_pose_columns(joint_chunk):
+    with pytest.raises(ValueError, match="tx,ty,tz"):
+        plots.ee_path_figure(joint_chunk, get_embodiment("droid").columns)
