@@ -1,0 +1,116 @@
+"""Action chunk → robot command: denormalise, integrate EE deltas / pass joints through, map the gripper, solve IK.
+
+Two action spaces exist in the registry: `relative_pose` (per-step EE deltas `tx,ty,tz,r0..r5,grasp`, right-multiplied
+and re-anchored on the achieved pose) and `joint_position` (absolute joints + gripper, e.g. DROID RoboLab output).
+Gripper values leave the decoder in the DROID convention (0 open, 1 closed); `RobotConfig.gripper_to_ctrl` maps them to
+actuator units. Anything outside the valid range is clipped *with a warning* and counted in `RobotCommand.clipped`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from worldpolicy.embodiments import Embodiment, get_embodiment
+from worldpolicy.robot.kinematics import IKSolver, TrackingReport
+from worldpolicy.robot.robots import RobotConfig, get_robot
+
+__all__ = ["ActionDecoder", "RobotCommand"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RobotCommand:
+    """One decoded chunk: arm joint targets [T, dof], gripper g [T] (0 open, 1 closed), EE targets when IK ran."""
+
+    qpos: np.ndarray
+    gripper: np.ndarray
+    poses: np.ndarray | None = None
+    tracking: TrackingReport | None = None
+    clipped: int = 0
+
+    def __len__(self) -> int:
+        return int(self.qpos.shape[0])
+
+
+class ActionDecoder:
+    """Decodes one embodiment's physical action chunks for one robot."""
+
+    def __init__(
+        self,
+        embodiment: Embodiment | str = "droid",
+        robot: RobotConfig | str = "panda",
+        *,
+        ik: IKSolver | None = None,
+        reanchor: bool = True,
+    ) -> None:
+        self.embodiment = embodiment if isinstance(embodiment, Embodiment) else get_embodiment(embodiment)
+        if self.embodiment.layout not in ("relative_pose", "joint_position"):
+            raise ValueError(
+                f"embodiment {self.embodiment.key!r} has layout {self.embodiment.layout!r}; a robot can only execute "
+                "'relative_pose' or 'joint_position' chunks"
+            )
+        self.robot = get_robot(robot)
+        self.ik = ik if ik is not None else IKSolver(self.robot)
+        self.reanchor = reanchor
+        cols = self.embodiment.columns
+        self._grip = self.embodiment.gripper_index
+        if self.embodiment.layout == "relative_pose" and tuple(cols[:9]) != ("tx", "ty", "tz", "r0", "r1", "r2", "r3", "r4", "r5"):
+            raise ValueError(f"embodiment {self.embodiment.key!r}: relative_pose needs columns tx..r5 first, got {cols}")
+        if self.embodiment.layout == "joint_position":
+            n_joints = len(cols) - (self._grip is not None)
+            if n_joints != self.robot.dof:
+                raise ValueError(
+                    f"embodiment {self.embodiment.key!r} has {n_joints} joint columns but robot {self.robot.name!r} "
+                    f"has {self.robot.dof} arm joints"
+                )
+
+    def check(self, actions: np.ndarray) -> np.ndarray:
+        """Validate a physical chunk [T, action_dim] before any heavy work."""
+        actions = np.asarray(actions, dtype=np.float64)
+        dim = self.embodiment.action_dim
+        if actions.ndim != 2 or actions.shape[1] != dim or actions.shape[0] == 0:
+            raise ValueError(
+                f"actions: expected a chunk of shape [T, {dim}] for embodiment {self.embodiment.key!r} "
+                f"(columns {list(self.embodiment.columns)}), got {actions.shape}"
+            )
+        bad = ~np.isfinite(actions)
+        if bad.any():
+            rows, cols = np.nonzero(bad)
+            raise ValueError(
+                f"actions: {int(bad.sum())} NaN/inf values (first at step {rows[0]}, column "
+                f"{self.embodiment.columns[cols[0]]!r}); refusing to command the robot"
+            )
+        return actions
+
+    def decode(self, actions: np.ndarray, q_arm: np.ndarray) -> RobotCommand:
+        """Physical chunk [T, action_dim] + current arm joints → joint targets, gripper and (for poses) IK report."""
+        actions = self.check(actions)
+        q_arm = np.asarray(q_arm, dtype=np.float64)
+        gripper, clipped = self._gripper(actions)
+        if self.embodiment.layout == "joint_position":
+            joints = np.delete(actions, self._grip, axis=1) if self._grip is not None else actions
+            lo, hi = self.ik.lower, self.ik.upper
+            outside = (joints < lo) | (joints > hi)
+            if outside.any():
+                logger.warning(
+                    "actions: %d joint targets outside the limits of robot %r (worst by %.3f rad); clipped to limits",
+                    int(outside.sum()), self.robot.name, float(np.max(np.maximum(lo - joints, joints - hi))),
+                )
+            return RobotCommand(np.clip(joints, lo, hi), gripper, clipped=clipped + int(outside.sum()))
+        qs, targets, report = self.ik.solve_relative(actions[:, :9], q_arm, reanchor=self.reanchor)
+        return RobotCommand(qs, gripper, poses=targets, tracking=report, clipped=clipped)
+
+    def _gripper(self, actions: np.ndarray) -> tuple[np.ndarray, int]:
+        if self._grip is None:
+            return np.zeros(len(actions)), 0
+        g = actions[:, self._grip]
+        outside = (g < 0) | (g > 1)
+        if outside.any():
+            logger.warning(
+                "actions: %d gripper values outside [0, 1] (range [%.3f, %.3f]); clipped", int(outside.sum()), g.min(), g.max()
+            )
+        return np.clip(g, 0.0, 1.0), int(outside.sum())

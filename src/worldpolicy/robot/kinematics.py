@@ -1,0 +1,214 @@
+"""FK and differential IK on MuJoCo with mink (frame task + posture task + configuration limits, daqp).
+
+IK runs on a robot-only model (no scene objects), warm-started from the previous solution, and reports how well it
+tracked: position error (the reference bar), orientation error and, for relative chunks, drift from the plan.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import mink
+import mujoco
+import numpy as np
+
+from worldpolicy.robot.robots import RobotConfig, get_robot
+from worldpolicy.robot.se3 import integrate_relative_poses, rotation_angle
+
+__all__ = ["IKSolver", "TrackingReport", "load_robot_spec", "pick_qp_solver"]
+
+logger = logging.getLogger(__name__)
+
+# Past this per-step position error a target counts as unreachable (logged; the solver returns its closest pose).
+UNREACHABLE_M = 0.02
+
+
+def load_robot_spec(robot: RobotConfig | str) -> mujoco.MjSpec:
+    """The robot's MJCF as an editable spec: keyframes dropped (scenes add joints), TCP site added if configured."""
+    robot = get_robot(robot)
+    spec = mujoco.MjSpec.from_file(robot.mjcf)
+    for key in list(spec.keys):
+        spec.delete(key)
+    if robot.tcp_offset is not None:
+        body_name, *xyz = robot.tcp_offset
+        body = spec.body(body_name)
+        if body is None:
+            raise ValueError(f"robot {robot.name!r}: tcp_offset body {body_name!r} not in {robot.mjcf}")
+        if spec.site(robot.ee_frame) is None:
+            body.add_site(name=robot.ee_frame, pos=list(xyz), size=[0.005, 0, 0], group=3)
+    return spec
+
+
+def pick_qp_solver(name: str | None = None) -> str:
+    """qpsolvers backend: the named one, else daqp → quadprog → first installed."""
+    import qpsolvers
+
+    available = list(qpsolvers.available_solvers)
+    if name is not None:
+        if name not in available:
+            raise ValueError(f"solver: {name!r} is not an installed qpsolvers backend; installed: {available}")
+        return name
+    for preferred in ("daqp", "quadprog"):
+        if preferred in available:
+            return preferred
+    if not available:
+        raise ImportError("no QP solver installed: pip install 'qpsolvers[daqp]'")
+    return available[0]
+
+
+@dataclass
+class TrackingReport:
+    """Per-step errors of achieved vs commanded EE poses. `drift_mm` compares against the open-loop plan."""
+
+    position_mm: np.ndarray
+    orientation_deg: np.ndarray
+    drift_mm: np.ndarray | None = None
+    unreachable_steps: list[int] = field(default_factory=list)
+
+    @property
+    def mean_mm(self) -> float:
+        return float(np.mean(self.position_mm))
+
+    @property
+    def max_mm(self) -> float:
+        return float(np.max(self.position_mm))
+
+    @property
+    def max_deg(self) -> float:
+        return float(np.max(self.orientation_deg))
+
+    def summary(self) -> dict[str, float | int]:
+        out = {
+            "mean_mm": self.mean_mm,
+            "max_mm": self.max_mm,
+            "mean_deg": float(np.mean(self.orientation_deg)),
+            "max_deg": self.max_deg,
+            "unreachable_steps": len(self.unreachable_steps),
+        }
+        if self.drift_mm is not None:
+            out["max_drift_mm"] = float(np.max(self.drift_mm))
+        return out
+
+
+class IKSolver:
+    """Warm-started differential IK for one robot's end-effector frame."""
+
+    def __init__(
+        self,
+        robot: RobotConfig | str = "panda",
+        *,
+        position_cost: float = 1.0,
+        orientation_cost: float = 1.0,
+        posture_cost: float = 1e-2,
+        damping: float = 1e-3,
+        dt: float = 1.0,
+        max_iters: int = 20,
+        pos_threshold: float = 5e-4,
+        ori_threshold: float = 2e-3,
+        solver: str | None = None,
+    ) -> None:
+        for pname, value in dict(
+            position_cost=position_cost, orientation_cost=orientation_cost, posture_cost=posture_cost,
+            damping=damping, dt=dt, pos_threshold=pos_threshold, ori_threshold=ori_threshold,
+        ).items():
+            if not np.isfinite(value) or value <= 0:
+                raise ValueError(f"{pname}: expected a finite positive number, got {value!r}")
+        if int(max_iters) < 1:
+            raise ValueError(f"max_iters: expected >= 1, got {max_iters!r}")
+        self.robot = get_robot(robot)
+        self.model = load_robot_spec(self.robot).compile()
+        self.solver = pick_qp_solver(solver)
+        self.dt, self.damping, self.max_iters = float(dt), float(damping), int(max_iters)
+        self.pos_threshold, self.ori_threshold = float(pos_threshold), float(ori_threshold)
+        self._qadr = np.array([self.model.jnt_qposadr[self.model.joint(j).id] for j in self.robot.arm_joints])
+        self.lower = self.model.jnt_range[[self.model.joint(j).id for j in self.robot.arm_joints], 0].copy()
+        self.upper = self.model.jnt_range[[self.model.joint(j).id for j in self.robot.arm_joints], 1].copy()
+        self.configuration = mink.Configuration(self.model)
+        self.frame_task = mink.FrameTask(
+            self.robot.ee_frame, self.robot.ee_frame_type, position_cost=position_cost,
+            orientation_cost=orientation_cost, lm_damping=1.0,
+        )
+        self.posture_task = mink.PostureTask(self.model, cost=posture_cost)
+        self.limits = [mink.ConfigurationLimit(self.model)]
+        self._q = self.configuration.q.copy()
+
+    def _full_q(self, q_arm: np.ndarray) -> np.ndarray:
+        q_arm = np.asarray(q_arm, dtype=np.float64)
+        if q_arm.shape != (self.robot.dof,) or not np.all(np.isfinite(q_arm)):
+            raise ValueError(f"q: expected {self.robot.dof} finite arm joint angles, got {q_arm!r}")
+        q = self._q.copy()
+        q[self._qadr] = q_arm
+        return q
+
+    def fk(self, q_arm: np.ndarray) -> np.ndarray:
+        """Arm joints → EE pose (4x4, world frame of the robot model)."""
+        self.configuration.update(self._full_q(q_arm))
+        return self.configuration.get_transform_frame_to_world(self.robot.ee_frame, self.robot.ee_frame_type).as_matrix()
+
+    def solve(self, target: np.ndarray, q_seed: np.ndarray) -> np.ndarray:
+        """One EE target (4x4) → arm joints, starting (and posture-regularised) at `q_seed`."""
+        target = np.asarray(target, dtype=np.float64)
+        if target.shape != (4, 4) or not np.all(np.isfinite(target)):
+            raise ValueError(f"target: expected a finite 4x4 pose, got shape {target.shape}")
+        q = self._full_q(q_seed)
+        self.configuration.update(q)
+        self.posture_task.set_target(q)
+        self.frame_task.set_target(mink.SE3.from_matrix(target))
+        tasks = [self.frame_task, self.posture_task]
+        for _ in range(self.max_iters):
+            err = self.frame_task.compute_error(self.configuration)
+            if np.linalg.norm(err[:3]) <= self.pos_threshold and np.linalg.norm(err[3:]) <= self.ori_threshold:
+                break
+            v = mink.solve_ik(self.configuration, tasks, self.dt, self.solver, self.damping, limits=self.limits)
+            self.configuration.integrate_inplace(v, self.dt)
+        return self.configuration.q[self._qadr].copy()
+
+    def solve_trajectory(self, targets: np.ndarray, q0: np.ndarray) -> tuple[np.ndarray, TrackingReport]:
+        """Absolute EE targets [T, 4, 4] → joints [T, dof], each solve seeded by the previous solution."""
+        targets = np.asarray(targets, dtype=np.float64)
+        if targets.ndim != 3 or targets.shape[1:] != (4, 4):
+            raise ValueError(f"targets: expected shape [T, 4, 4], got {targets.shape}")
+        qs = np.empty((len(targets), self.robot.dof))
+        achieved = np.empty_like(targets)
+        q = np.asarray(q0, dtype=np.float64)
+        for i, target in enumerate(targets):
+            q = self.solve(target, q)
+            qs[i], achieved[i] = q, self.fk(q)
+        return qs, self._report(achieved, targets)
+
+    def solve_relative(self, deltas: np.ndarray, q0: np.ndarray, *, reanchor: bool = True) -> tuple[np.ndarray, np.ndarray, TrackingReport]:
+        """Per-step EE deltas [T, 9] → (joints [T, dof], targets [T, 4, 4], report).
+
+        With `reanchor` each target composes the delta on the pose actually achieved at the previous step
+        (FK(q_{i-1}) @ ΔT_i), so an unreachable step does not push every later target off the plan; without it the
+        targets are the open-loop integration from FK(q0).
+        """
+        q = np.asarray(q0, dtype=np.float64)
+        plan = integrate_relative_poses(deltas, self.fk(q))
+        if not reanchor:
+            qs, report = self.solve_trajectory(plan[1:], q)
+            return qs, plan[1:], report
+        steps = np.linalg.inv(plan[:-1]) @ plan[1:]
+        qs = np.empty((len(steps), self.robot.dof))
+        targets, achieved = np.empty_like(steps), np.empty_like(steps)
+        pose = plan[0]
+        for i, step in enumerate(steps):
+            targets[i] = pose @ step
+            q = self.solve(targets[i], q)
+            qs[i] = q
+            pose = achieved[i] = self.fk(q)
+        report = self._report(achieved, targets)
+        report.drift_mm = 1000 * np.linalg.norm(achieved[:, :3, 3] - plan[1:, :3, 3], axis=-1)
+        return qs, targets, report
+
+    def _report(self, achieved: np.ndarray, targets: np.ndarray) -> TrackingReport:
+        pos = 1000 * np.linalg.norm(achieved[:, :3, 3] - targets[:, :3, 3], axis=-1)
+        rel = np.swapaxes(achieved[:, :3, :3], -1, -2) @ targets[:, :3, :3]
+        unreachable = [int(i) for i in np.flatnonzero(pos > 1000 * UNREACHABLE_M)]
+        if unreachable:
+            logger.warning(
+                "IK: %d of %d targets unreachable (position error up to %.1f mm at step %d); the arm goes to the "
+                "closest pose within joint limits", len(unreachable), len(targets), pos.max(), int(np.argmax(pos)),
+            )
+        return TrackingReport(pos, np.degrees(rotation_angle(rel)), unreachable_steps=unreachable)

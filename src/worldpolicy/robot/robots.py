@@ -1,0 +1,139 @@
+"""Robot configs: which MJCF, which frame is the end effector, how joints and the gripper map to model columns.
+
+A robot is data (`RobotConfig`), so any MJCF — the shipped Panda or MuJoCo Menagerie's `franka_emika_panda` through a
+path or `MENAGERIE_ROOT` — drives through the same bridge. Gripper values cross the bridge in the DROID convention
+(g in [0, 1], 0 = open, 1 = closed); each robot maps g onto its own actuator units here, in one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["RobotConfig", "get_robot", "list_robots", "PANDA_ASSET"]
+
+PANDA_ASSET = "assets/panda/panda.xml"
+
+
+@dataclass(frozen=True)
+class RobotConfig:
+    """How the bridge reads one MJCF robot.
+
+    `gripper_ctrl_open` / `gripper_ctrl_closed` are actuator values for g = 0 and g = 1 (linear in between), so a robot
+    whose actuator counts 255 = open (Menagerie) and one in finger metres (shipped Panda) share the DROID convention.
+    `finger_open` is the finger joint travel (m) at g = 0, used to read the gripper state back as g.
+    """
+
+    name: str
+    mjcf: str
+    ee_frame: str
+    ee_frame_type: str
+    arm_joints: tuple[str, ...]
+    arm_actuators: tuple[str, ...]
+    gripper_joints: tuple[str, ...]
+    gripper_actuator: str
+    gripper_ctrl_open: float
+    gripper_ctrl_closed: float
+    finger_open: float
+    home: tuple[float, ...]
+    tcp_offset: tuple[float, ...] | None = None  # (frame body, x, y, z): add a TCP site when the MJCF has none
+    camera_body: str = "hand"
+
+    def __post_init__(self) -> None:
+        if len(self.home) != len(self.arm_joints):
+            raise ValueError(f"robot {self.name!r}: home has {len(self.home)} values for {len(self.arm_joints)} arm joints")
+        if len(self.arm_actuators) != len(self.arm_joints):
+            raise ValueError(f"robot {self.name!r}: {len(self.arm_actuators)} arm actuators for {len(self.arm_joints)} joints")
+        if self.ee_frame_type not in ("body", "site", "geom"):
+            raise ValueError(f"robot {self.name!r}: ee_frame_type must be body, site or geom, got {self.ee_frame_type!r}")
+
+    @property
+    def dof(self) -> int:
+        return len(self.arm_joints)
+
+    def gripper_to_ctrl(self, g: np.ndarray | float) -> np.ndarray:
+        """DROID gripper g (0 open, 1 closed) → actuator ctrl. Out-of-range g is an error, not a clamp."""
+        g = np.asarray(g, dtype=np.float64)
+        if not np.all(np.isfinite(g)):
+            raise ValueError(f"gripper: got non-finite values {g}")
+        if np.any(g < -1e-6) or np.any(g > 1 + 1e-6):
+            raise ValueError(f"gripper: expected values in [0, 1] (0 = open, 1 = closed), got range [{g.min()}, {g.max()}]")
+        return self.gripper_ctrl_open + (self.gripper_ctrl_closed - self.gripper_ctrl_open) * np.clip(g, 0.0, 1.0)
+
+    def finger_to_gripper(self, finger: float) -> float:
+        """Finger joint travel (m) → DROID g (0 open, 1 closed), as a DROID client reports `gripper_position`."""
+        return float(np.clip(1.0 - finger / self.finger_open, 0.0, 1.0))
+
+
+def _shipped_panda() -> RobotConfig:
+    path = resources.files("worldpolicy.robot").joinpath(PANDA_ASSET)
+    return RobotConfig(
+        name="panda",
+        mjcf=str(path),
+        ee_frame="tcp",
+        ee_frame_type="site",
+        arm_joints=tuple(f"joint{i}" for i in range(1, 8)),
+        arm_actuators=tuple(f"actuator{i}" for i in range(1, 8)),
+        gripper_joints=("finger_joint1", "finger_joint2"),
+        gripper_actuator="gripper",
+        gripper_ctrl_open=0.04,
+        gripper_ctrl_closed=0.0,
+        finger_open=0.04,
+        home=(0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.7854),  # TCP pointing straight down, 0.48 m in front of the base
+    )
+
+
+def _menagerie_panda(root: str | os.PathLike | None = None) -> RobotConfig:
+    root = root or os.environ.get("MENAGERIE_ROOT")
+    if not root:
+        raise FileNotFoundError(
+            "robot 'menagerie_panda' needs the MuJoCo Menagerie checkout: set MENAGERIE_ROOT or pass a path to panda.xml"
+        )
+    path = Path(root) / "franka_emika_panda" / "panda.xml"
+    if not path.is_file():
+        path = Path(root) / "panda.xml"
+    if not path.is_file():
+        raise FileNotFoundError(f"robot 'menagerie_panda': no franka_emika_panda/panda.xml under {root}")
+    return RobotConfig(
+        name="menagerie_panda",
+        mjcf=str(path),
+        ee_frame="tcp",
+        ee_frame_type="site",
+        arm_joints=tuple(f"joint{i}" for i in range(1, 8)),
+        arm_actuators=tuple(f"actuator{i}" for i in range(1, 8)),
+        gripper_joints=("finger_joint1", "finger_joint2"),
+        gripper_actuator="actuator8",
+        gripper_ctrl_open=255.0,
+        gripper_ctrl_closed=0.0,
+        finger_open=0.04,
+        home=(0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.7854),
+        tcp_offset=("hand", 0.0, 0.0, 0.1034),
+    )
+
+
+_ROBOTS = {"panda": _shipped_panda, "menagerie_panda": _menagerie_panda}
+
+
+def list_robots() -> list[str]:
+    return sorted(_ROBOTS)
+
+
+def get_robot(name_or_path: str | os.PathLike | RobotConfig, **overrides) -> RobotConfig:
+    """Robot by name (`panda`, `menagerie_panda`) or a path to a Menagerie-layout Panda MJCF; `overrides` replace fields."""
+    if isinstance(name_or_path, RobotConfig):
+        robot = name_or_path
+    elif str(name_or_path).lower() in _ROBOTS:
+        robot = _ROBOTS[str(name_or_path).lower()]()
+    elif str(name_or_path).endswith(".xml") or os.path.isdir(name_or_path):
+        path = Path(name_or_path)
+        robot = _menagerie_panda(path.parent if path.suffix == ".xml" else path)
+        if path.suffix == ".xml":
+            robot = dataclasses.replace(robot, mjcf=str(path))
+    else:
+        raise KeyError(f"robot: unknown name {str(name_or_path)!r}; known: {list_robots()} or a path to an MJCF file")
+    return dataclasses.replace(robot, **overrides) if overrides else robot

@@ -1,0 +1,88 @@
+import logging
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mink")
+
+from worldpolicy.embodiments import get_embodiment  # noqa: E402
+from worldpolicy.robot.decode import ActionDecoder  # noqa: E402
+from worldpolicy.robot.robots import get_robot, list_robots  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def rel():
+    return ActionDecoder("droid/relative_pose", "panda")
+
+
+@pytest.fixture(scope="module")
+def joints():
+    return ActionDecoder("droid", "panda")
+
+
+def test_relative_pose_chunk_moves_the_ee(rel):
+    emb = rel.embodiment
+    q0 = np.array(rel.robot.home)
+    physical = np.tile([0.005, 0, 0, 1, 0, 0, 0, 1, 0, 1.0], (32, 1))
+    cmd = rel.decode(physical, q0)
+    assert cmd.qpos.shape == (32, 7) and cmd.gripper.shape == (32,)
+    moved = rel.ik.fk(cmd.qpos[-1])[:3, 3] - rel.ik.fk(q0)[:3, 3]
+    np.testing.assert_allclose(moved, [0.16, 0, 0], atol=5e-3)
+    assert cmd.tracking.mean_mm < 5
+    np.testing.assert_allclose(cmd.gripper, 1.0)
+    # The normalised round trip goes through the registry's stats.
+    assert np.allclose(emb.denormalize(emb.normalize(physical[:1])), physical[:1])
+
+
+def test_joint_position_passthrough_clips_with_warning(joints, caplog):
+    q = np.tile(np.array([*joints.robot.home, 0.3]), (4, 1))
+    q[2, 3] = 0.5  # joint4 limit is [-3.07, -0.07]
+    with caplog.at_level(logging.WARNING):
+        cmd = joints.decode(q, np.array(joints.robot.home))
+    assert cmd.clipped == 1 and "outside the limits" in caplog.text
+    assert cmd.qpos[2, 3] == pytest.approx(-0.0698)
+    np.testing.assert_allclose(cmd.qpos[0], joints.robot.home)
+    np.testing.assert_allclose(cmd.gripper, 0.3)
+
+
+@pytest.mark.parametrize("shape", [(32, 9), (32,), (0, 10)])
+def test_wrong_chunk_width(rel, shape):
+    with pytest.raises(ValueError, match=r"actions: expected a chunk of shape \[T, 10\]"):
+        rel.decode(np.zeros(shape), np.array(rel.robot.home))
+
+
+def test_nan_actions_refused(rel):
+    a = np.tile([0, 0, 0, 1, 0, 0, 0, 1, 0, 0.0], (4, 1))
+    a[2, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN.*step 2.*'ty'"):
+        rel.decode(a, np.array(rel.robot.home))
+
+
+def test_gripper_out_of_range_warns(rel, caplog):
+    a = np.tile([0, 0, 0, 1, 0, 0, 0, 1, 0, 1.2], (2, 1))
+    with caplog.at_level(logging.WARNING):
+        cmd = rel.decode(a, np.array(rel.robot.home))
+    assert cmd.clipped == 2 and "gripper" in caplog.text
+    np.testing.assert_allclose(cmd.gripper, 1.0)
+
+
+def test_gripper_mapping_polarity():
+    panda = get_robot("panda")
+    np.testing.assert_allclose(panda.gripper_to_ctrl([0.0, 1.0, 0.5]), [0.04, 0.0, 0.02])
+    assert panda.finger_to_gripper(0.04) == 0.0 and panda.finger_to_gripper(0.0) == 1.0
+    with pytest.raises(ValueError, match="gripper"):
+        panda.gripper_to_ctrl(1.5)
+
+
+def test_unknown_names():
+    with pytest.raises(KeyError, match="robot: unknown name 'ur5'"):
+        get_robot("ur5")
+    assert "panda" in list_robots()
+    with pytest.raises(ValueError, match="layout"):
+        ActionDecoder(get_embodiment("pusht"), "panda")
+
+
+def test_menagerie_without_root(monkeypatch):
+    monkeypatch.delenv("MENAGERIE_ROOT", raising=False)
+    with pytest.raises(FileNotFoundError, match="MENAGERIE_ROOT"):
+        get_robot("menagerie_panda")

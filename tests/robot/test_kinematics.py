@@ -1,0 +1,109 @@
+import logging
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mink")
+
+from worldpolicy.embodiments import get_embodiment  # noqa: E402
+from worldpolicy.robot.kinematics import IKSolver  # noqa: E402
+from worldpolicy.robot.se3 import matrix_to_rot6d  # noqa: E402
+
+IDENTITY6 = [1, 0, 0, 0, 1, 0]
+
+
+@pytest.fixture(scope="module")
+def ik():
+    return IKSolver("panda")
+
+
+def test_shipped_panda_matches_franka_kinematics(ik):
+    # Menagerie/Franka "home" puts the TCP (0.1034 m past the hand) at ~(0.554, 0, 0.521), pointing down.
+    pose = ik.fk(np.array([0, 0, 0, -1.57079, 0, 1.57079, -0.7853]))
+    np.testing.assert_allclose(pose[:3, 3], [0.5545, 0.0, 0.5211], atol=2e-3)
+    np.testing.assert_allclose(pose[:3, 2], [0, 0, -1], atol=1e-3)
+    # Zero configuration: straight up, flange at 0.333 + 0.316 + 0.384 + 0.107 (+ TCP), x offset 0.088.
+    zero = ik.fk(np.zeros(7))
+    np.testing.assert_allclose(zero[:3, 3], [0.088, 0, 0.333 + 0.316 + 0.384 - 0.107 - 0.1034], atol=1e-6)
+
+
+def _line(ik, q0, length=0.17, steps=32):
+    start = ik.fk(q0)
+    targets = np.repeat(start[None], steps, axis=0)
+    targets[:, 1, 3] += np.linspace(0, length, steps + 1)[1:]
+    return targets
+
+
+def test_line_tracking(ik):
+    q0 = np.array(ik.robot.home)
+    qs, report = ik.solve_trajectory(_line(ik, q0), q0)
+    assert qs.shape == (32, 7)
+    assert report.mean_mm <= 5 and report.max_mm <= 20, report.summary()
+    assert np.all(qs >= ik.lower) and np.all(qs <= ik.upper)
+
+
+def test_circle_tracking(ik):
+    q0 = np.array(ik.robot.home)
+    start = ik.fk(q0)
+    theta = np.linspace(0, 2 * np.pi, 65)[1:]
+    targets = np.repeat(start[None], 64, axis=0)
+    targets[:, 0, 3] += 0.08 * (np.cos(theta) - 1)
+    targets[:, 1, 3] += 0.08 * np.sin(theta)
+    _, report = ik.solve_trajectory(targets, q0)
+    assert report.mean_mm <= 5 and report.max_mm <= 20, report.summary()
+
+
+def test_droid_sized_random_deltas_reanchored(ik):
+    emb = get_embodiment("droid/relative_pose")
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        normalized = rng.uniform(-1, 1, size=(32, 10))
+        deltas = emb.denormalize(normalized)[:, :9]
+        q0 = np.array(ik.robot.home)
+        qs, targets, report = ik.solve_relative(deltas, q0)
+        assert report.mean_mm <= 5 and report.max_mm <= 20, report.summary()
+        assert report.drift_mm is not None and report.drift_mm.shape == (32,)
+
+
+def test_open_loop_matches_plan(ik):
+    q0 = np.array(ik.robot.home)
+    deltas = np.tile([0.005, 0, 0, *IDENTITY6], (10, 1))
+    _, targets, report = ik.solve_relative(deltas, q0, reanchor=False)
+    # Body-frame +x of a down-pointing TCP with x along world x: 5 cm forward in total.
+    np.testing.assert_allclose(targets[-1][:3, 3] - ik.fk(q0)[:3, 3], [0.05, 0, 0], atol=1e-6)
+    assert report.max_mm < 5
+
+
+def test_unreachable_target_is_logged_and_bounded(ik, caplog):
+    q0 = np.array(ik.robot.home)
+    target = ik.fk(q0)
+    target[:3, 3] = [2.0, 0.0, 0.4]  # 2 m away: beyond the 0.85 m reach
+    with caplog.at_level(logging.WARNING):
+        qs, report = ik.solve_trajectory(target[None], q0)
+    assert report.unreachable_steps == [0]
+    assert "unreachable" in caplog.text
+    assert np.all(qs >= ik.lower - 1e-9) and np.all(qs <= ik.upper + 1e-9)
+
+
+def test_rotation_target(ik):
+    q0 = np.array(ik.robot.home)
+    start = ik.fk(q0)
+    rz = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]])
+    target = start.copy()
+    target[:3, :3] = start[:3, :3] @ rz
+    _, report = ik.solve_trajectory(target[None], q0)
+    assert report.max_deg < 1.0 and report.max_mm < 5
+    assert matrix_to_rot6d(rz).shape == (6,)
+
+
+@pytest.mark.parametrize("kwargs", [{"damping": -1}, {"dt": float("nan")}, {"max_iters": 0}, {"solver": "nope"}])
+def test_bad_solver_settings(kwargs):
+    with pytest.raises(ValueError):
+        IKSolver("panda", **kwargs)
+
+
+def test_bad_q_and_target(ik):
+    with pytest.raises(ValueError, match="q"):
+        ik.fk(np.zeros(6))
+    with pytest.raises(ValueError, match="target"):
+        ik.solve(np.full((4, 4), np.nan), np.array(ik.robot.home))
