@@ -1,0 +1,113 @@
+"""Cosmos3 transformer forward, split the way the math allows — over diffusers' own modules and weights.
+
+The understanding (text) tower is causal over text only and never sees generated tokens, so its per-layer keys and
+values are fixed for a prompt: `encode_text` computes them once. Each denoising step then runs only the generation
+tower (`generate`), for any number of sequences at once (CFG branches and separate requests): token-wise layers run on
+all sequences' tokens together, attention runs per sequence against that sequence's cached text K/V. Operation order
+matches `Cosmos3OmniTransformer.forward`, so results agree with the pipeline to float rounding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from diffusers.models.attention_dispatch import dispatch_attention_fn
+from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import get_3d_mrope_ids_text_tokens
+
+
+@dataclass
+class TextCache:
+    """Per-layer (roped K as seen by the gen tower, V) of one prompt; `length` = und_len."""
+
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
+    length: int
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    return x * cos + _rotate_half(x) * sin
+
+
+def rotary(transformer, position_ids: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """[3, N] mRoPE ids → (cos, sin) [N, 1, head_dim] ready to broadcast over heads."""
+    cos, sin = transformer.rotary_emb(position_ids=position_ids.unsqueeze(1), device=position_ids.device, dtype=dtype)
+    return cos.squeeze(0).unsqueeze(1), sin.squeeze(0).unsqueeze(1)
+
+
+def _attend(attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> torch.Tensor:
+    out = dispatch_attention_fn(
+        q.unsqueeze(0),
+        k.unsqueeze(0),
+        v.unsqueeze(0),
+        is_causal=causal,
+        enable_gqa=True,
+        backend=attn.processor._attention_backend,
+        parallel_config=attn.processor._parallel_config,
+    )
+    return out.squeeze(0).flatten(-2, -1)
+
+
+@torch.no_grad()
+def encode_text(transformer, input_ids: torch.Tensor) -> TextCache:
+    """Run the understanding tower once and keep each layer's K/V for the generation tower."""
+    cfg = transformer.config
+    length = int(input_ids.shape[0])
+    hidden = transformer.embed_tokens(input_ids)
+    positions, _ = get_3d_mrope_ids_text_tokens(length, 0, use_float_positions=cfg.enable_fps_modulation)
+    cos, sin = rotary(transformer, positions.to(input_ids.device), hidden.dtype)
+    kv = []
+    last = len(transformer.layers) - 1
+    for index, layer in enumerate(transformer.layers):
+        attn = layer.self_attn
+        x = layer.input_layernorm(hidden)
+        q = attn.norm_q(attn.to_q(x).view(-1, attn.num_attention_heads, attn.head_dim))
+        k = attn.norm_k(attn.to_k(x).view(-1, attn.num_key_value_heads, attn.head_dim))
+        v = attn.to_v(x).view(-1, attn.num_key_value_heads, attn.head_dim)
+        k_for_gen = attn.k_norm_und_for_gen(k) if attn.k_norm_und_for_gen is not None else k
+        kv.append((_rope(k_for_gen, cos, sin), v))
+        if index == last:  # the last layer's text output is never read
+            break
+        q, k = _rope(q, cos, sin), _rope(k, cos, sin)
+        hidden = hidden + attn.to_out(_attend(attn, q, k, v, causal=True))
+        hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+    return TextCache(kv=kv, length=length)
+
+
+def generate(
+    transformer,
+    hidden: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    spans: list[tuple[int, int]],
+    texts: list[TextCache],
+) -> torch.Tensor:
+    """Generation tower over packed sequences. `hidden` [N_total, D]; `spans[i]` = rows of sequence i; returns the
+    final-normed hidden states [N_total, D]."""
+    for index, layer in enumerate(transformer.layers):
+        attn = layer.self_attn
+        x = layer.input_layernorm_moe_gen(hidden)
+        q = attn.norm_added_q(attn.add_q_proj(x).view(-1, attn.num_attention_heads, attn.head_dim))
+        k = attn.norm_added_k(attn.add_k_proj(x).view(-1, attn.num_key_value_heads, attn.head_dim))
+        v = attn.add_v_proj(x).view(-1, attn.num_key_value_heads, attn.head_dim)
+        q, k = _rope(q, cos, sin), _rope(k, cos, sin)
+        outs = []
+        for (start, end), text in zip(spans, texts):
+            k_text, v_text = text.kv[index]
+            all_k = torch.cat([k_text, k[start:end]], dim=0)
+            all_v = torch.cat([v_text, v[start:end]], dim=0)
+            outs.append(_attend(attn, q[start:end], all_k, all_v, causal=False))
+        hidden = hidden + attn.to_add_out(torch.cat(outs, dim=0) if len(outs) > 1 else outs[0])
+        hidden = hidden + layer.mlp_moe_gen(layer.post_attention_layernorm_moe_gen(hidden))
+    return transformer.norm_moe_gen(hidden)
+
+
+def timestep_embedding(transformer, timestep: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The per-token time embedding added to noisy tokens ([1, D]); clean tokens get none."""
+    t = torch.full((1,), float(timestep), device=device) * transformer.config.timestep_scale
+    te_dtype = next(transformer.time_embedder.parameters()).dtype
+    return transformer.time_embedder(transformer.time_proj(t).to(te_dtype)).to(dtype)

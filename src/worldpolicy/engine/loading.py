@@ -1,0 +1,80 @@
+"""Load a diffusers-format Cosmos3 checkpoint (local folder or hub id) into diffusers' own classes."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+logger = logging.getLogger(__name__)
+DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16,
+}
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device!r} is not a torch device; accepted e.g. 'cpu', 'cuda', 'cuda:1'") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was asked for but CUDA is not available here; use device='cpu'")
+    return resolved
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """CUDA → bf16, CPU → fp32 unless asked otherwise."""
+    if dtype is None:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        if dtype not in DTYPES.values():
+            raise ValueError(f"dtype={dtype} is not supported; accepted: float32, bfloat16, float16")
+        return dtype
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype={dtype!r} is not supported; accepted: {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
+    """Returns transformer, vae, tokenizer, scheduler and the pipeline flags, on `device` in `dtype`."""
+    from diffusers import Cosmos3OmniPipeline
+
+    source = str(path_or_id)
+    local = Path(source)
+    if local.exists():
+        if not (local / "model_index.json").is_file():
+            raise FileNotFoundError(
+                f"checkpoint={source!r} is a path but has no model_index.json; expected a diffusers-format Cosmos3 "
+                "folder (transformer/, vae/, text_tokenizer/, scheduler/)"
+            )
+    elif source.startswith((".", "/", "~")) or source.count("/") != 1:
+        raise FileNotFoundError(
+            f"checkpoint={source!r} is neither an existing folder nor a hub id like 'nvidia/Cosmos3-Nano-Policy-DROID'"
+        )
+    try:
+        pipe = Cosmos3OmniPipeline.from_pretrained(source, enable_safety_checker=False, dtype=dtype)
+    except OSError as exc:
+        if local.exists():
+            raise
+        raise RuntimeError(
+            f"could not fetch checkpoint {source!r} from the Hugging Face hub ({exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}). Offline? Download it elsewhere and pass the local folder."
+        ) from exc
+    transformer = pipe.transformer
+    if not getattr(transformer.config, "action_gen", False):
+        raise ValueError(f"checkpoint {source!r} has no action head (transformer action_gen=False); it cannot act")
+    pipe.to(device)
+    return {
+        "transformer": transformer.eval(),
+        "vae": pipe.vae.eval(),
+        "tokenizer": pipe.text_tokenizer,
+        "scheduler": pipe.scheduler,
+        "use_native_flow_schedule": bool(pipe.config.use_native_flow_schedule),
+        "default_use_system_prompt": bool(pipe.config.default_use_system_prompt),
+    }

@@ -1,0 +1,349 @@
+"""The sampling loop for policy, forward and inverse dynamics — batched, cached, and faithful to the pipeline.
+
+Per request it does only what the mode needs: VAE-encode frame 0 alone for policy/forward dynamics (exact: the Wan
+VAE is causal in time), run the text tower once per prompt, run CFG's two branches and all requests of a batch in one
+generation-tower pass, and decode video only when asked. Noise is drawn in the pipeline's order (vision, then actions)
+from a per-request CPU generator, and the sampler state stays fp32, so a seed gives the pipeline's result.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import get_3d_mrope_ids_vae_tokens
+from diffusers.utils.torch_utils import randn_tensor
+from diffusers.video_processor import VideoProcessor
+
+from .forward import TextCache, encode_text, generate, rotary, timestep_embedding
+from .schedules import SamplingConfig, make_scheduler
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EngineRequest:
+    """One fully processed request (model space, token ids, canvas) — what the engine needs and nothing else.
+
+    `canvas` holds only the frames to encode: 1 for policy / forward dynamics, chunk+1 for inverse dynamics.
+    `state_row` (model space) is conditioned clean ahead of the chunk (the RoboLab DROID variant); `clean_actions`
+    (model space, [chunk, raw_dim]) condition forward dynamics.
+    """
+
+    mode: str
+    canvas: torch.Tensor
+    latent_hw: tuple[int, int]
+    cond_ids: list[int]
+    uncond_ids: list[int]
+    domain_id: int
+    raw_dim: int
+    chunk_size: int
+    fps: float
+    sampling: SamplingConfig
+    seed: int
+    clean_actions: np.ndarray | None = None
+    state_row: np.ndarray | None = None
+    decode_video: bool = False
+
+
+@dataclass
+class EngineOutput:
+    actions: np.ndarray | None
+    video: np.ndarray | None
+    latents: torch.Tensor
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Item:
+    request: EngineRequest
+    latents: torch.Tensor
+    actions: torch.Tensor
+    clean_frames: list[int]
+    noisy_frames: torch.Tensor
+    noisy_rows: torch.Tensor
+    vision_scheduler: Any
+    action_scheduler: Any
+    texts: list[TextCache]
+    token_grid: tuple[int, int, int]
+    timings: dict[str, float]
+
+
+class Engine:
+    """Holds diffusers' Cosmos3 components and runs batches of `EngineRequest`s."""
+
+    def __init__(
+        self,
+        transformer,
+        vae,
+        tokenizer,
+        scheduler,
+        *,
+        use_native_flow_schedule: bool = False,
+        default_use_system_prompt: bool = False,
+        compile: bool = False,
+        cuda_graphs: bool = False,
+        text_cache_size: int = 32,
+    ):
+        self.transformer = transformer
+        self.vae = vae
+        self.tokenizer = tokenizer
+        self.scheduler = scheduler
+        self.use_native_flow_schedule = bool(use_native_flow_schedule)
+        self.default_use_system_prompt = bool(default_use_system_prompt)
+        self.device = next(transformer.parameters()).device
+        self.dtype = transformer.dtype
+        if cuda_graphs and self.device.type != "cuda":
+            raise ValueError(f"cuda_graphs=True needs a CUDA device, but the model is on {self.device}")
+        self._generate = generate
+        if compile or cuda_graphs:
+            mode = "reduce-overhead" if cuda_graphs else "max-autotune-no-cudagraphs"
+            self._generate = torch.compile(generate, mode=mode, dynamic=False)
+        self._texts: OrderedDict[tuple[int, ...], TextCache] = OrderedDict()
+        self._text_cache_size = text_cache_size
+        self._latents_mean = torch.tensor(vae.config.latents_mean, dtype=vae.dtype)
+        self._latents_inv_std = 1.0 / torch.tensor(vae.config.latents_std, dtype=vae.dtype)
+        self._video_processor = VideoProcessor(vae_scale_factor=16, resample="bilinear")
+
+    # -- stages ---------------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def encode_video(self, canvas: torch.Tensor) -> torch.Tensor:
+        """[B,3,T,H,W] in [-1,1] → normalised fp32 latents (the pipeline's `_encode_video`)."""
+        vae_dtype = self.vae.dtype
+        raw = self.vae.encode(canvas.to(device=self.device, dtype=vae_dtype)).latent_dist.mode()
+        mean = self._latents_mean.to(device=raw.device, dtype=vae_dtype).view(1, -1, 1, 1, 1)
+        inv_std = self._latents_inv_std.to(device=raw.device, dtype=vae_dtype).view(1, -1, 1, 1, 1)
+        return ((raw - mean) * inv_std).float().contiguous()
+
+    @torch.no_grad()
+    def decode_video(self, latents: torch.Tensor) -> np.ndarray:
+        """Normalised latents → float frames [T,H,W,3] in [0,1] (the pipeline's decode + postprocess)."""
+        vae_dtype = self.vae.dtype
+        mean = self._latents_mean.to(device=latents.device, dtype=vae_dtype).view(1, -1, 1, 1, 1)
+        inv_std = self._latents_inv_std.to(device=latents.device, dtype=vae_dtype).view(1, -1, 1, 1, 1)
+        decoded = self.vae.decode(latents.to(vae_dtype) / inv_std + mean).sample.to(torch.float32)
+        return self._video_processor.postprocess_video(decoded, output_type="np")[0]
+
+    def text(self, ids: list[int]) -> TextCache:
+        """Text-tower K/V for a token sequence, cached (LRU) across requests with the same caption."""
+        key = tuple(ids)
+        cached = self._texts.get(key)
+        if cached is not None:
+            self._texts.move_to_end(key)
+            return cached
+        cache = encode_text(self.transformer, torch.tensor(ids, dtype=torch.long, device=self.device))
+        self._texts[key] = cache
+        while len(self._texts) > self._text_cache_size:
+            self._texts.popitem(last=False)
+        return cache
+
+    # -- sampling -------------------------------------------------------------------------------------------------
+
+    def _prepare(self, request: EngineRequest) -> _Item:
+        timings: dict[str, float] = {}
+        cfg = self.transformer.config
+        tick = time.perf_counter()
+        encoded = self.encode_video(request.canvas)
+        h, w = request.latent_hw
+        encoded = encoded[:, :, :, :h, :w].contiguous()
+        timings["vae_encode"] = time.perf_counter() - tick
+
+        latent_t = request.chunk_size // 4 + 1
+        if request.mode == "inverse_dynamics":
+            clean_frames = list(range(latent_t))
+        else:
+            clean_frames = [0]
+        generator = torch.Generator(device="cpu").manual_seed(int(request.seed))
+        shape = (1, encoded.shape[1], latent_t, h, w)
+        latents = randn_tensor(shape, generator=generator, device=self.device, dtype=torch.float32)
+        latents[:, :, clean_frames] = encoded[:, :, clean_frames]
+
+        history = 0 if request.state_row is None else 1
+        rows = request.chunk_size + history
+        action_dim = cfg.action_dim
+        x0 = torch.zeros(rows, action_dim, dtype=torch.float32)
+        clean_rows: list[int] = []
+        if history:
+            x0[0, : request.raw_dim] = torch.as_tensor(request.state_row, dtype=torch.float32)
+            clean_rows.append(0)
+        if request.mode == "forward_dynamics":
+            x0[history:, : request.raw_dim] = torch.as_tensor(request.clean_actions, dtype=torch.float32)
+            clean_rows.extend(range(history, rows))
+        actions = randn_tensor((rows, action_dim), generator=generator, device=self.device, dtype=torch.float32)
+        x0 = x0.to(self.device)
+        actions[clean_rows] = x0[clean_rows]
+        actions[:, request.raw_dim :] = 0
+
+        tick = time.perf_counter()
+        texts = [self.text(request.cond_ids)]
+        if request.sampling.uses_cfg:
+            texts.append(self.text(request.uncond_ids))
+        timings["text"] = time.perf_counter() - tick
+
+        scheduler = make_scheduler(self.scheduler, request.sampling, self.use_native_flow_schedule)
+        p = cfg.latent_patch_size
+        grid = (latent_t, -(-h // p), -(-w // p))
+        noisy_frames = torch.tensor([f for f in range(latent_t) if f not in clean_frames], dtype=torch.long)
+        noisy_rows = torch.tensor([r for r in range(rows) if r not in clean_rows], dtype=torch.long)
+
+        return _Item(
+            request=request,
+            latents=latents,
+            actions=actions,
+            clean_frames=clean_frames,
+            noisy_frames=noisy_frames.to(self.device),
+            noisy_rows=noisy_rows.to(self.device),
+            vision_scheduler=scheduler,
+            action_scheduler=copy.deepcopy(scheduler),
+            texts=texts,
+            token_grid=grid,
+            timings=timings,
+        )
+
+    def _positions(self, item: _Item, text_len: int) -> torch.Tensor:
+        """mRoPE ids of the generated part of one sequence (vision grid then action rows), as the pipeline lays them."""
+        cfg = self.transformer.config
+        offset = text_len + cfg.unified_3d_mrope_temporal_modality_margin
+        fps = item.request.fps if cfg.enable_fps_modulation else None
+        vision, _ = get_3d_mrope_ids_vae_tokens(
+            grid_t=item.token_grid[0],
+            grid_h=item.token_grid[1],
+            grid_w=item.token_grid[2],
+            temporal_offset=offset,
+            reset_spatial_indices=cfg.unified_3d_mrope_reset_spatial_ids,
+            fps=fps,
+            base_fps=float(cfg.base_fps),
+            temporal_compression_factor=4,
+        )
+        history = 0 if item.request.state_row is None else 1
+        action, _ = get_3d_mrope_ids_vae_tokens(
+            grid_t=item.actions.shape[0],
+            grid_h=1,
+            grid_w=1,
+            temporal_offset=offset,
+            reset_spatial_indices=cfg.unified_3d_mrope_reset_spatial_ids,
+            fps=fps,
+            base_fps=float(cfg.base_fps),
+            temporal_compression_factor=1,
+            base_temporal_compression_factor=4,
+            start_frame_offset=1 - history,
+        )
+        return torch.cat([vision.float(), action.float()], dim=1).to(self.device)
+
+    def _tokens(self, item: _Item, timestep: Any) -> torch.Tensor:
+        """Gen-tower input of one request at one step: projected vision patches then action rows, time-embedded."""
+        tf = self.transformer
+        dtype = self.dtype
+        packed, _ = tf._patchify_and_pack_latents([item.latents.to(dtype)])
+        vision = tf.proj_in(packed)
+        embed = None
+        if item.noisy_frames.numel() or item.noisy_rows.numel():
+            embed = timestep_embedding(tf, float(timestep), dtype, self.device)
+        if item.noisy_frames.numel():
+            vision = vision.view(item.token_grid[0], -1, vision.shape[-1])
+            vision[item.noisy_frames] = vision[item.noisy_frames] + embed
+            vision = vision.view(-1, vision.shape[-1])
+        domain = torch.full((item.actions.shape[0],), item.request.domain_id, dtype=torch.long, device=self.device)
+        actions = tf.action_proj_in(item.actions.to(dtype), domain) + tf.action_modality_embed
+        if item.noisy_rows.numel():
+            actions[item.noisy_rows] = actions[item.noisy_rows] + embed
+        return torch.cat([vision, actions], dim=0)
+
+    def _velocities(self, item: _Item, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decode one sequence's gen output into fp32 velocities, zero at clean positions and padded columns."""
+        tf = self.transformer
+        t, gh, gw = item.token_grid
+        per_frame = gh * gw
+        n_vision = t * per_frame
+        noisy_vision = hidden[:n_vision].view(t, per_frame, -1)[item.noisy_frames].reshape(-1, hidden.shape[-1])
+        preds = tf.proj_out(noisy_vision)
+        vision = tf._unpatchify_and_unpack_latents(
+            preds, [item.token_grid], [item.noisy_frames], [tuple(item.latents.shape[2:])]
+        )[0].float()
+        velocity_actions = torch.zeros_like(item.actions)
+        if item.noisy_rows.numel():
+            rows = hidden[n_vision:][item.noisy_rows]
+            domain = torch.full((rows.shape[0],), item.request.domain_id, dtype=torch.long, device=self.device)
+            velocity_actions[item.noisy_rows] = tf.action_proj_out(rows, domain).float()
+            velocity_actions[:, item.request.raw_dim :] = 0
+        return vision, velocity_actions
+
+    @torch.no_grad()
+    def run(self, requests: list[EngineRequest], progress: Any = None) -> list[EngineOutput]:
+        """Sample a batch. Requests must share a step count (the server groups them); anything else may differ."""
+        if not requests:
+            return []
+        steps = {r.sampling.steps for r in requests}
+        if len(steps) != 1:
+            raise ValueError(f"requests in one batch must share steps, got {sorted(steps)}; group them first")
+        items = [self._prepare(r) for r in requests]
+        spans: list[tuple[int, int]] = []
+        texts: list[TextCache] = []
+        cos_parts, sin_parts = [], []
+        start = 0
+        for item in items:
+            n = item.token_grid[0] * item.token_grid[1] * item.token_grid[2] + item.actions.shape[0]
+            for text in item.texts:
+                cos, sin = rotary(self.transformer, self._positions(item, text.length), self.dtype)
+                cos_parts.append(cos)
+                sin_parts.append(sin)
+                spans.append((start, start + n))
+                texts.append(text)
+                start += n
+        cos, sin = torch.cat(cos_parts), torch.cat(sin_parts)
+
+        tick = time.perf_counter()
+        n_steps = steps.pop()
+        for step in range(n_steps):
+            inputs = []
+            for item in items:
+                tokens = self._tokens(item, item.vision_scheduler.timesteps[step])
+                inputs.extend([tokens] * len(item.texts))
+            hidden = self._generate(self.transformer, torch.cat(inputs), cos, sin, spans, texts)
+            cursor = 0
+            for item in items:
+                outs = []
+                for _ in item.texts:
+                    s, e = spans[cursor]
+                    outs.append(self._velocities(item, hidden[s:e]))
+                    cursor += 1
+                self._step(item, step, outs)
+            if progress is not None:
+                progress(step + 1, n_steps)
+        denoise = time.perf_counter() - tick
+
+        outputs = []
+        for item in items:
+            item.timings["denoise"] = denoise
+            req = item.request
+            actions = None
+            if req.mode != "forward_dynamics":
+                history = 0 if req.state_row is None else 1
+                actions = item.actions[history:, : req.raw_dim].detach().cpu().numpy().astype(np.float64)
+            video = None
+            if req.decode_video:
+                tick = time.perf_counter()
+                video = self.decode_video(item.latents)
+                item.timings["vae_decode"] = time.perf_counter() - tick
+            outputs.append(EngineOutput(actions=actions, video=video, latents=item.latents, timings=item.timings))
+        return outputs
+
+    def _step(self, item: _Item, step: int, outs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        guidance = item.request.sampling.guidance
+        (cv, ca), *rest = outs
+        if rest:
+            (uv, ua) = rest[0]
+            cv = uv + guidance * (cv - uv)
+            ca = ua + guidance * (ca - ua)
+        t = item.vision_scheduler.timesteps[step]
+        item.latents = item.vision_scheduler.step(cv.unsqueeze(0), t, item.latents.unsqueeze(0), return_dict=False)[0].squeeze(0)
+        if item.noisy_rows.numel():
+            item.actions = item.action_scheduler.step(ca.unsqueeze(0), t, item.actions.unsqueeze(0), return_dict=False)[0].squeeze(0)
+            item.actions[:, item.request.raw_dim :] = 0

@@ -1,0 +1,88 @@
+"""Sampling settings and the UniPC flow scheduler built from the checkpoint's own config.
+
+Defaults come from the checkpoint (`scheduler/scheduler_config.json` and `model_index.json`'s
+`use_native_flow_schedule`), exactly as `Cosmos3OmniPipeline` would use them. Overrides: `schedule` ("linear" flow
+with `shift`, or "karras" — which ignores shift), and `native_grid` (the reference base grid linspace(1-1/1000, 0)).
+Named presets are data in the embodiment registry (`sampling` of a variant), e.g. the released DROID settings.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Mapping
+
+import numpy as np
+
+SCHEDULES = ("checkpoint", "linear", "karras")
+
+# Released Cosmos3-Nano-Policy-DROID (RoboLab server, cosmos3-model.md §11/§20): 4 steps, CFG 3, linear flow shift 5
+# on the native grid. Also stored with the `droid/joint_pos` embodiment; kept here so any embodiment can ask for it.
+DROID_NATIVE = {"steps": 4, "guidance": 3.0, "schedule": "linear", "shift": 5.0, "native_grid": True}
+PRESETS = {"droid_native": DROID_NATIVE}
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How to sample. `None` fields fall back to the checkpoint; `seed=None` draws a fresh seed per request."""
+
+    steps: int = 4
+    guidance: float = 3.0
+    schedule: str = "checkpoint"
+    shift: float | None = None
+    native_grid: bool | None = None
+    negative_prompt: str = ""
+    use_system_prompt: bool | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or not 1 <= self.steps <= 1000:
+            raise ValueError(f"steps={self.steps!r} must be an integer in [1, 1000] (released DROID policy: 4)")
+        if not isinstance(self.guidance, (int, float)) or not math.isfinite(self.guidance) or self.guidance < 0:
+            raise ValueError(f"guidance={self.guidance!r} must be a finite number >= 0 (1.0 disables CFG)")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule={self.schedule!r}; accepted: {', '.join(SCHEDULES)}")
+        if self.shift is not None and (not math.isfinite(self.shift) or self.shift <= 0):
+            raise ValueError(f"shift={self.shift!r} must be a finite number > 0")
+        if self.schedule == "karras" and self.shift is not None:
+            raise ValueError("shift has no effect with schedule='karras' (Karras sigmas ignore flow_shift); drop one")
+        if not isinstance(self.negative_prompt, str):
+            raise TypeError(f"negative_prompt must be a string, got {type(self.negative_prompt).__name__}")
+
+    @property
+    def uses_cfg(self) -> bool:
+        return self.guidance != 1.0
+
+    def updated(self, **overrides: Any) -> "SamplingConfig":
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    @classmethod
+    def from_preset(cls, preset: str | Mapping[str, Any], **overrides: Any) -> "SamplingConfig":
+        if isinstance(preset, str):
+            if preset not in PRESETS:
+                raise ValueError(f"preset={preset!r} is not known; accepted: {', '.join(PRESETS)}")
+            preset = PRESETS[preset]
+        return cls(**{**dict(preset), **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def make_scheduler(base, sampling: SamplingConfig, use_native_flow_schedule: bool):
+    """A fresh scheduler with timesteps set, from the checkpoint's scheduler and the sampling overrides."""
+    scheduler = copy.deepcopy(base)
+    overrides: dict[str, Any] = {}
+    if sampling.schedule == "linear":
+        overrides["use_karras_sigmas"] = False
+        overrides["use_flow_sigmas"] = True
+    elif sampling.schedule == "karras":
+        overrides["use_karras_sigmas"] = True
+    if sampling.shift is not None:
+        overrides["flow_shift"] = float(sampling.shift)
+    if overrides:
+        scheduler = type(base).from_config(base.config, **overrides)
+    native = use_native_flow_schedule if sampling.native_grid is None else sampling.native_grid
+    if native:
+        n_train = scheduler.config.num_train_timesteps
+        sigmas = np.linspace(1.0 - 1.0 / n_train, 0.0, sampling.steps + 1)[:-1]
+        scheduler.set_timesteps(sampling.steps, sigmas=sigmas)
+    else:
+        scheduler.set_timesteps(sampling.steps)
+    return scheduler

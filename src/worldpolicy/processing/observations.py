@@ -1,0 +1,236 @@
+"""Observations → the conditioning canvas the model sees.
+
+Everything a user may hold (paths, PIL, numpy/torch in HWC/CHW, uint8 or float in [0,1]/[-1,1], frame lists, mp4
+files, openpi-style dicts) becomes float32 frames in [0, 1]; `prepare_canvas` then applies the pipeline's exact
+resolution-bin, downscale-only resize and pad rules (cosmos3-model.md §9) by calling diffusers' own video processor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
+DROID_COMPOSITE_SIZE = (540, 640)  # RoboLab: wrist 360x640 on top, two 180x320 exteriors side by side below
+
+
+@dataclass(frozen=True)
+class Canvas:
+    """Where the content sits on the padded canvas and what latent grid it yields."""
+
+    canvas_h: int
+    canvas_w: int
+    content_h: int
+    content_w: int
+    latent_h: int
+    latent_w: int
+
+
+def _describe(x: Any) -> str:
+    shape = getattr(x, "shape", None)
+    dtype = getattr(x, "dtype", None)
+    return f"{type(x).__name__}" + (f" shape={tuple(shape)} dtype={dtype}" if shape is not None else "")
+
+
+def _array_to_frames(arr: np.ndarray, param: str) -> np.ndarray:
+    """numpy [H,W,C] / [C,H,W] / [T,H,W,C] / [T,C,H,W] (C in 1,3,4) → float32 [T,H,W,3] in [0,1]."""
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{param}: array dtype {arr.dtype} is not numeric; pass uint8 or float pixels")
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.ndim != 4:
+        raise ValueError(f"{param}: expected an image [H,W,C]/[C,H,W] or frames [T,H,W,C]/[T,C,H,W], got {arr.shape}")
+    if arr.shape[-1] in (1, 3, 4):
+        pass
+    elif arr.shape[1] in (1, 3, 4):
+        arr = np.moveaxis(arr, 1, -1)
+    else:
+        raise ValueError(f"{param}: cannot find a channel axis of size 1, 3 or 4 in shape {arr.shape}")
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    elif arr.shape[-1] == 4:
+        arr = arr[..., :3]
+    if arr.shape[1] < 1 or arr.shape[2] < 1:
+        raise ValueError(f"{param}: empty image of shape {arr.shape}")
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    if np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool:
+        if arr.min() < 0 or arr.max() > 255:
+            raise ValueError(f"{param}: integer pixels must lie in [0, 255], got [{arr.min()}, {arr.max()}]")
+        return arr.astype(np.float32) / 255.0
+    arr = arr.astype(np.float32)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{param}: pixels contain NaN or inf")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo >= 0.0 and hi <= 1.0:
+        return arr
+    if lo >= -1.0 and hi <= 1.0:
+        return (arr + 1.0) * 0.5
+    raise ValueError(
+        f"{param}: float pixels must lie in [0, 1] or [-1, 1], got [{lo:.3g}, {hi:.3g}] "
+        "(pass uint8 for 0..255 images)"
+    )
+
+
+def load_frames(obs: Any, param: str = "observation") -> np.ndarray:
+    """Any supported image/video input → float32 frames [T, H, W, 3] in [0, 1]."""
+    if isinstance(obs, (str, Path)):
+        path = Path(obs)
+        if not path.is_file():
+            raise FileNotFoundError(f"{param}: file {str(path)!r} does not exist")
+        suffix = path.suffix.lower()
+        if suffix in VIDEO_SUFFIXES:
+            from .video import read_video
+
+            frames, _ = read_video(path)
+            return _array_to_frames(frames, param)
+        if suffix in IMAGE_SUFFIXES:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                return _array_to_frames(np.asarray(im.convert("RGB")), param)
+        raise ValueError(
+            f"{param}: unsupported file type {suffix!r}; accepted images {sorted(IMAGE_SUFFIXES)}, "
+            f"videos {sorted(VIDEO_SUFFIXES)}"
+        )
+    if type(obs).__module__.startswith("PIL."):
+        return _array_to_frames(np.asarray(obs.convert("RGB")), param)
+    if type(obs).__module__.startswith("torch"):
+        return _array_to_frames(obs.detach().cpu().float().numpy() if obs.is_floating_point() else obs.cpu().numpy(), param)
+    if isinstance(obs, np.ndarray):
+        return _array_to_frames(obs, param)
+    if isinstance(obs, Sequence) and not isinstance(obs, (bytes, str)) and len(obs) > 0:
+        frames = [load_frames(f, f"{param}[{i}]") for i, f in enumerate(obs)]
+        shapes = {f.shape[1:] for f in frames}
+        if len(shapes) != 1:
+            raise ValueError(f"{param}: all frames must share one size, got {sorted(shapes)}")
+        return np.concatenate(frames, axis=0)
+    raise TypeError(
+        f"{param}: unsupported type {_describe(obs)}; accepted: image/video path, PIL image, numpy or torch array "
+        "(HWC/CHW, uint8 or float), a list of frames, or an openpi-style dict of camera keys"
+    )
+
+
+def _resize(frame: np.ndarray, h: int, w: int) -> np.ndarray:
+    if frame.shape[:2] == (h, w):
+        return frame
+    from PIL import Image
+
+    im = Image.fromarray(np.clip(frame * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    return np.asarray(im.resize((w, h), Image.BILINEAR)).astype(np.float32) / 255.0
+
+
+def compose_droid(wrist: np.ndarray, exterior_1: np.ndarray, exterior_2: np.ndarray) -> np.ndarray:
+    """RoboLab DROID composite: wrist on top, the two exteriors side by side below, at 540x640 (per frame)."""
+    H, W = DROID_COMPOSITE_SIZE
+    top_h, half_w = H * 2 // 3, W // 2
+    out = []
+    for w_f, e1, e2 in zip(wrist, exterior_1, exterior_2):
+        bottom = np.concatenate([_resize(e1, H - top_h, half_w), _resize(e2, H - top_h, half_w)], axis=1)
+        out.append(np.concatenate([_resize(w_f, top_h, W), bottom], axis=0))
+    return np.stack(out)
+
+
+def frames_from_mapping(obs: Mapping[str, Any], camera_keys: Sequence[str], composite: str | None) -> np.ndarray:
+    """openpi-style observation dict → frames. Three-camera embodiments are composed; others use their one camera."""
+    present = [k for k in camera_keys if k in obs]
+    if composite == "droid_wrist_top":
+        if len(present) != 3 and "observation/image" in obs:
+            return load_frames(obs["observation/image"], "observation/image")
+        missing = [k for k in camera_keys if k not in obs]
+        if missing:
+            raise KeyError(
+                f"observation is missing camera keys {missing}; this embodiment needs {list(camera_keys)} "
+                "(or a pre-composed 'observation/image')"
+            )
+        cams = [load_frames(obs[k], k) for k in camera_keys]
+        n = min(len(c) for c in cams)
+        return compose_droid(*(c[:n] for c in cams))
+    for key in (*camera_keys, "observation/image", "image"):
+        if key in obs:
+            return load_frames(obs[key], key)
+    raise KeyError(
+        f"observation has no camera key; expected one of {list(camera_keys) + ['observation/image']}, "
+        f"got keys {sorted(obs)}"
+    )
+
+
+def resolution_bins(tier: int) -> dict[str, tuple[int, int]]:
+    from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import _ACTION_RESOLUTION_BINS
+
+    key = str(tier)
+    if key not in _ACTION_RESOLUTION_BINS:
+        raise ValueError(
+            f"resolution_tier={tier!r} is not supported; accepted: {sorted(int(k) for k in _ACTION_RESOLUTION_BINS)}"
+        )
+    return _ACTION_RESOLUTION_BINS[key]
+
+
+def prepare_canvas(frames: np.ndarray, tier: int, num_frames: int):
+    """float [T,H,W,3] in [0,1] → (canvas tensor [1,3,num_frames,Hc,Wc] in [-1,1], Canvas).
+
+    Mirrors `Cosmos3OmniPipeline` step by step: diffusers' video preprocessing, canvas bin by aspect ratio, repeat-last
+    or truncate to `num_frames`, downscale-only bicubic resize, right/bottom pad (replicate when a pad is at least the
+    content size, else reflect). The content crop happens on the latent (`Canvas.latent_h/w`).
+    """
+    import torch
+    import torch.nn.functional as F
+    from diffusers.video_processor import VideoProcessor
+
+    bins = resolution_bins(tier)
+    processor = VideoProcessor(vae_scale_factor=16, resample="bilinear")
+    video = processor.preprocess_video(np.ascontiguousarray(frames, dtype=np.float32))
+    source_h, source_w = video.shape[-2:]
+    if source_h < 1 or source_w < 1:
+        raise ValueError(f"observation of {frames.shape[1]}x{frames.shape[2]} is too small (min 16x16)")
+    target_h, target_w = VideoProcessor.classify_height_width_bin(source_h, source_w, ratios=bins)
+    if video.shape[2] < num_frames:
+        pad = video[:, :, -1:].expand(-1, -1, num_frames - video.shape[2], -1, -1)
+        video = torch.cat([video, pad], dim=2)
+    else:
+        video = video[:, :, :num_frames]
+    _, c, t, h, w = video.shape
+    scale = min(target_w / w, target_h / h, 1.0)
+    content_h, content_w = max(1, int(scale * h + 0.5)), max(1, int(scale * w + 0.5))
+    flat = video.permute(0, 2, 1, 3, 4).reshape(-1, c, h, w)
+    if (content_h, content_w) != (h, w):
+        flat = F.interpolate(flat, size=(content_h, content_w), mode="bicubic", align_corners=False, antialias=True)
+    pad_right, pad_bottom = target_w - content_w, target_h - content_h
+    if pad_right or pad_bottom:
+        mode = "replicate" if pad_right >= content_w or pad_bottom >= content_h else "reflect"
+        flat = F.pad(flat, (0, pad_right, 0, pad_bottom), mode=mode)
+    canvas = flat.reshape(1, t, c, target_h, target_w).permute(0, 2, 1, 3, 4)
+    info = Canvas(
+        canvas_h=target_h,
+        canvas_w=target_w,
+        content_h=content_h,
+        content_w=content_w,
+        latent_h=max(content_h // 16, 1),
+        latent_w=max(content_w // 16, 1),
+    )
+    return canvas.contiguous(), info
+
+
+def check_chunk_size(chunk_size: int) -> None:
+    """The causal VAE maps 1+4k frames to k+1 latents; other lengths are silently floored by diffusers."""
+    if not isinstance(chunk_size, (int, np.integer)) or isinstance(chunk_size, bool) or chunk_size < 4 or chunk_size % 4:
+        lower = max(4, (int(chunk_size) // 4) * 4) if isinstance(chunk_size, (int, float)) else 16
+        raise ValueError(
+            f"chunk_size={chunk_size!r} is not accepted: the video VAE needs chunk_size+1 = 1+4k frames, so chunk_size "
+            f"must be a positive multiple of 4 (e.g. {lower} or {lower + 4}; released DROID uses 32)"
+        )
+
+
+def latent_frames(num_frames: int) -> int:
+    return (num_frames - 1) // 4 + 1
+
+
+def num_vision_tokens(latent_t: int, latent_h: int, latent_w: int) -> int:
+    return latent_t * math.ceil(latent_h / 2) * math.ceil(latent_w / 2)
