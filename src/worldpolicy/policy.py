@@ -1,0 +1,283 @@
+"""`Policy`: observation + task → action chunk (and the imagined future), plus forward and inverse dynamics.
+
+The flow is one way: user inputs → `processing` (frames, canvas, caption, tokens, model-space actions) → `engine`
+(sampling) → postprocess (physical units, named columns, uint8 video) → `Prediction`. Every input is validated before
+the VAE or transformer runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from .embodiments import Embodiment, get_embodiment
+from .processing.actions import fit_to_chunk, load_actions, to_model, to_physical
+from .processing.observations import check_chunk_size, frames_from_mapping, load_frames, prepare_canvas, resolution_bins
+from .processing.prompts import build_caption, check_task, tokenize
+from .results import MODES, Prediction
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PolicyRequest:
+    """One call's inputs, for `Policy.act_batch` (several requests share the model's forward passes)."""
+
+    observation: Any
+    prompt: str
+    mode: str = "policy"
+    actions: Any = None
+    actions_space: str = "physical"
+    state: Any = None
+    seed: int | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    negative_prompt: str | None = None
+    decode_video: bool = False
+
+
+class Policy:
+    """A loaded Cosmos3 checkpoint bound to one embodiment (action space, stats, cameras, prompt format)."""
+
+    def __init__(self, engine, embodiment: Embodiment, sampling, *, chunk_size: int | None = None,
+                 resolution_tier: int | None = None, source: str = "", seed: int | None = None):
+        from .engine import SamplingConfig
+
+        self.engine = engine
+        self.embodiment = embodiment
+        self.sampling: SamplingConfig = sampling
+        self.chunk_size = int(chunk_size if chunk_size is not None else embodiment.chunk_size)
+        check_chunk_size(self.chunk_size)
+        self.resolution_tier = int(resolution_tier if resolution_tier is not None else embodiment.resolution_tier)
+        resolution_bins(self.resolution_tier)
+        self.source = source
+        self._next_seed = seed
+        cfg = engine.transformer.config
+        if embodiment.action_dim > cfg.action_dim:
+            raise ValueError(
+                f"embodiment {embodiment.key!r} has {embodiment.action_dim} action columns but the checkpoint's action "
+                f"head holds {cfg.action_dim}"
+            )
+        if embodiment.domain_id >= cfg.num_embodiment_domains:
+            raise ValueError(
+                f"embodiment {embodiment.key!r} uses domain id {embodiment.domain_id} but the checkpoint has "
+                f"{cfg.num_embodiment_domains} domains"
+            )
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_id: str | Path,
+        embodiment: str | Embodiment = "droid",
+        *,
+        variant: str | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        preset: str | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        schedule: str | None = None,
+        shift: float | None = None,
+        native_grid: bool | None = None,
+        chunk_size: int | None = None,
+        resolution_tier: int | None = None,
+        seed: int | None = None,
+        compile: bool = False,
+        cuda_graphs: bool = False,
+    ) -> "Policy":
+        """Load `path_or_id` for `embodiment`. Sampling: the embodiment's preset (e.g. the released DROID settings for
+        `droid/joint_pos`), else `preset`, else 4 steps / CFG 3 on the checkpoint's schedule; explicit args win.
+        `seed` makes the per-request seeds a deterministic sequence (RoboLab's `--deterministic-seed`)."""
+        from .engine import Engine, SamplingConfig
+        from .engine.loading import load_components, resolve_device, resolve_dtype
+
+        emb = get_embodiment(embodiment, variant)
+        overrides = dict(steps=steps, guidance=guidance, schedule=schedule, shift=shift, native_grid=native_grid)
+        if preset is not None:
+            sampling = SamplingConfig.from_preset(preset, **overrides)
+        elif emb.sampling:
+            sampling = SamplingConfig.from_preset(emb.sampling, **overrides)
+        else:
+            sampling = SamplingConfig().updated(**overrides)
+        if chunk_size is not None:
+            check_chunk_size(chunk_size)
+        if resolution_tier is not None:
+            resolution_bins(resolution_tier)
+        torch_device = resolve_device(device)
+        torch_dtype = resolve_dtype(dtype, torch_device)
+        parts = load_components(path_or_id, torch_device, torch_dtype)
+        engine = Engine(
+            parts["transformer"], parts["vae"], parts["tokenizer"], parts["scheduler"],
+            use_native_flow_schedule=parts["use_native_flow_schedule"],
+            default_use_system_prompt=parts["default_use_system_prompt"],
+            compile=compile, cuda_graphs=cuda_graphs,
+        )
+        return cls(engine, emb, sampling, chunk_size=chunk_size, resolution_tier=resolution_tier,
+                   source=str(path_or_id), seed=seed)
+
+    # -- public API -----------------------------------------------------------------------------------------------
+
+    def act(self, observation: Any, prompt: str, **kwargs: Any) -> Prediction:
+        """Policy: the action chunk for `observation` and task `prompt` (video of the imagined future if
+        `decode_video=True`). `observation`: image/video input or an openpi-style dict with camera and state keys."""
+        return self.act_batch([PolicyRequest(observation, prompt, mode="policy", **kwargs)])[0]
+
+    def imagine(self, observation: Any, actions: Any, prompt: str, decode_video: bool = True, **kwargs: Any) -> Prediction:
+        """Forward dynamics: roll the world forward from `observation` under `actions` (file, array; physical units
+        unless `actions_space="normalized"`)."""
+        req = PolicyRequest(observation, prompt, mode="forward_dynamics", actions=actions, decode_video=decode_video, **kwargs)
+        return self.act_batch([req])[0]
+
+    def infer_actions(self, video: Any, prompt: str, **kwargs: Any) -> Prediction:
+        """Inverse dynamics: the actions that explain `video` (chunk_size+1 frames; shorter clips repeat the last)."""
+        return self.act_batch([PolicyRequest(video, prompt, mode="inverse_dynamics", **kwargs)])[0]
+
+    def act_batch(self, requests: list[PolicyRequest], progress: Callable[[int, int], None] | None = None) -> list[Prediction]:
+        """Run several requests together: their denoising steps share forward passes (grouped by step count)."""
+        if not isinstance(requests, (list, tuple)) or not all(isinstance(r, PolicyRequest) for r in requests):
+            raise TypeError("act_batch expects a list of PolicyRequest")
+        started = time.perf_counter()
+        prepared = [self._prepare(r) for r in requests]
+        results: list[Prediction | None] = [None] * len(requests)
+        groups: dict[int, list[int]] = {}
+        for i, (engine_req, _) in enumerate(prepared):
+            groups.setdefault(engine_req.sampling.steps, []).append(i)
+        for indexes in groups.values():
+            outputs = self.engine.run([prepared[i][0] for i in indexes], progress=progress)
+            for i, out in zip(indexes, outputs):
+                results[i] = self._finish(prepared[i], out, started)
+        return results  # type: ignore[return-value]
+
+    def metadata(self) -> dict[str, Any]:
+        """What a server announces on connect: embodiment, chunk, columns, units, model."""
+        from . import __version__
+
+        e = self.embodiment
+        return {
+            "embodiment": e.key, "domain": e.domain, "action_dim": e.action_dim, "chunk_size": self.chunk_size,
+            "fps": e.fps, "columns": list(e.columns), "units": list(e.units), "camera_keys": list(e.camera_keys),
+            "state_keys": dict(e.state_keys), "layout": e.layout, "model": self.source,
+            "worldpolicy_version": __version__,
+        }
+
+    # -- processing -----------------------------------------------------------------------------------------------
+
+    def _seed(self, seed: int | None) -> int:
+        if seed is not None:
+            if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+                raise ValueError(f"seed={seed!r} must be an integer in [0, 2**63)")
+            return int(seed)
+        if self._next_seed is not None:
+            self._next_seed += 1
+            return self._next_seed - 1
+        return secrets.randbits(63)
+
+    def _state_row(self, request: PolicyRequest) -> np.ndarray | None:
+        """Model-space state for variants conditioned on a clean state row (RoboLab DROID: joints + flipped gripper)."""
+        e = self.embodiment
+        if not e.state_history:
+            return None
+        state = request.state
+        if state is None and isinstance(request.observation, Mapping):
+            keys = e.state_keys
+            missing = [k for k in (keys.get("joints"), keys.get("gripper")) if k and k not in request.observation]
+            if missing:
+                raise KeyError(
+                    f"observation is missing state keys {missing}; embodiment {e.key!r} conditions on the current "
+                    f"state ({', '.join(e.columns)}); pass them in the observation dict or as state=[...]"
+                )
+            joints = np.asarray(request.observation[keys["joints"]], dtype=np.float64)
+            gripper = np.asarray(request.observation[keys["gripper"]], dtype=np.float64)
+            joints = joints.reshape(-1, joints.shape[-1])[-1] if joints.ndim > 1 else joints.reshape(-1)
+            state = np.concatenate([joints, gripper.reshape(-1)[-1:]])
+        if state is None:
+            raise ValueError(
+                f"state is required for embodiment {e.key!r} ({', '.join(e.columns)}): pass state=[...] or an "
+                f"observation dict with {sorted(e.state_keys.values())}"
+            )
+        state = np.asarray(state, dtype=np.float64).reshape(-1)
+        if state.shape[0] != e.action_dim:
+            raise ValueError(f"state has {state.shape[0]} values but embodiment {e.key!r} expects {e.action_dim} "
+                             f"({', '.join(e.columns)})")
+        if not np.all(np.isfinite(state)):
+            raise ValueError("state contains NaN or inf")
+        return to_model(e, state[None])[0]
+
+    def _prepare(self, request: PolicyRequest):
+        from .engine import EngineRequest
+
+        tick = time.perf_counter()
+        if request.mode not in MODES:
+            raise ValueError(f"mode={request.mode!r} is not supported; accepted: {', '.join(MODES)}")
+        check_task(request.prompt)
+        e = self.embodiment
+        sampling = self.sampling.updated(steps=request.steps, guidance=request.guidance,
+                                         negative_prompt=request.negative_prompt)
+        clean_actions = None
+        if request.mode == "forward_dynamics":
+            if request.actions is None:
+                raise ValueError("actions are required for forward dynamics (mode='forward_dynamics' / imagine)")
+            clean_actions = fit_to_chunk(load_actions(request.actions, e, request.actions_space), self.chunk_size)
+        elif request.actions is not None:
+            raise ValueError(f"actions were given but mode={request.mode!r} generates them; use imagine() instead")
+        state_row = self._state_row(request)
+        obs = request.observation
+        frames = frames_from_mapping(obs, e.camera_keys, e.composite) if isinstance(obs, Mapping) else load_frames(obs)
+        num_frames = self.chunk_size + 1
+        if request.mode == "inverse_dynamics":
+            if frames.shape[0] < 2:
+                raise ValueError(f"inverse dynamics needs a video (chunk_size+1 = {num_frames} frames), got 1 frame")
+            if frames.shape[0] != num_frames:
+                logger.warning("video has %d frames; using %d (chunk_size+1), repeating the last if short",
+                               frames.shape[0], num_frames)
+            canvas, info = prepare_canvas(frames, self.resolution_tier, num_frames)
+        else:
+            canvas, info = prepare_canvas(frames[:1], self.resolution_tier, 1)
+        caption = build_caption(e.prompt_format, request.prompt, e.view_point, num_frames, e.fps,
+                                info.canvas_h, info.canvas_w, e.view_description)
+        tokenizer = self.engine.tokenizer
+        use_system = sampling.use_system_prompt
+        if use_system is None:
+            use_system = self.engine.default_use_system_prompt
+        seed = self._seed(request.seed)
+        engine_request = EngineRequest(
+            mode=request.mode, canvas=canvas, latent_hw=(info.latent_h, info.latent_w),
+            cond_ids=tokenize(tokenizer, caption, use_system),
+            uncond_ids=tokenize(tokenizer, sampling.negative_prompt, use_system),
+            domain_id=e.domain_id, raw_dim=e.action_dim, chunk_size=self.chunk_size, fps=e.fps,
+            sampling=sampling, seed=seed, clean_actions=clean_actions, state_row=state_row,
+            decode_video=bool(request.decode_video),
+        )
+        settings = {
+            "checkpoint": self.source, "mode": request.mode, "steps": sampling.steps, "guidance": sampling.guidance,
+            "schedule": sampling.schedule, "shift": sampling.shift, "native_grid": sampling.native_grid,
+            "seed": seed, "chunk_size": self.chunk_size, "fps": e.fps, "resolution_tier": self.resolution_tier,
+            "canvas_hw": [info.canvas_h, info.canvas_w], "content_hw": [info.content_h, info.content_w],
+            "latent_hw": [info.latent_h, info.latent_w], "prompt": request.prompt, "caption": caption,
+            "prompt_format": e.prompt_format, "negative_prompt": sampling.negative_prompt,
+            "use_system_prompt": use_system, "device": str(self.engine.device), "dtype": str(self.engine.dtype),
+        }
+        return engine_request, {"settings": settings, "preprocess": time.perf_counter() - tick}
+
+    def _finish(self, prepared, out, started: float) -> Prediction:
+        engine_request, meta = prepared
+        tick = time.perf_counter()
+        e = self.embodiment
+        model_actions = engine_request.clean_actions if out.actions is None else out.actions
+        video = None
+        if out.video is not None:
+            video = np.clip(np.round(out.video * 255.0), 0, 255).astype(np.uint8)
+        timings = {"preprocess": meta["preprocess"], **out.timings}
+        timings["postprocess"] = time.perf_counter() - tick
+        timings["total"] = time.perf_counter() - started
+        return Prediction(
+            mode=engine_request.mode, embodiment=e.key, columns=list(e.columns), units=list(e.units),
+            actions=to_physical(e, model_actions), actions_normalized=np.asarray(model_actions, dtype=np.float64),
+            fps=e.fps, video=video, timings=timings, settings=meta["settings"],
+        )
