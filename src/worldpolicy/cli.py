@@ -10,6 +10,7 @@ import sys
 # Modules that contribute subcommands via `add_parser(subparsers)`; each keeps heavy imports inside its handlers.
 COMMAND_MODULES = (
     "worldpolicy.commands",
+    "worldpolicy.viz.commands",
 )
 
 

@@ -9,25 +9,26 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "GRIPPER_CLOSED_THRESHOLD",
+    "POSE_COLUMNS",
+    "action_timeseries_figure",
+    "ee_path_figure",
+    "ee_poses",
+    "gripper_closed_mask",
+    "joints_figure",
+    "load_actions_file",
     "plot_action_timeseries",
     "plot_ee_path",
     "plot_joints",
     "plot_prediction",
-    "action_timeseries_figure",
-    "ee_path_figure",
-    "joints_figure",
-    "ee_poses",
-    "load_actions_file",
     "save_figure",
-    "gripper_closed_mask",
-    "POSE_COLUMNS",
-    "GRIPPER_CLOSED_THRESHOLD",
 ]
 
 POSE_COLUMNS = ("tx", "ty", "tz", "r0", "r1", "r2", "r3", "r4", "r5")
@@ -56,6 +57,7 @@ def save_figure(fig, path: str | Path) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, format="png", dpi=DPI)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; reports and plots are meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -158,8 +160,14 @@ def action_timeseries_figure(
         is_gripper = columns[i] == gripper_column
         if g is not None:
             _shade_closed(ax, g, fps, label=is_gripper)
-        ax.plot(t, a[:, i], marker="." if a.shape[0] <= 64 else None, ms=3, lw=1.4,
-                color=GRIPPER_COLOR if is_gripper else LINE_COLOR)
+        ax.plot(
+            t,
+            a[:, i],
+            marker="." if a.shape[0] <= 64 else None,
+            ms=3,
+            lw=1.4,
+            color=GRIPPER_COLOR if is_gripper else LINE_COLOR,
+        )
         ax.set_ylabel(axis_label(columns[i], units[i]), fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
@@ -167,7 +175,7 @@ def action_timeseries_figure(
             ax.axhline(GRIPPER_CLOSED_THRESHOLD, color=GRIPPER_COLOR, lw=0.6, ls=":")
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=7, loc="best")
-    for ax in axes[max(0, d - ncols):d]:
+    for ax in axes[max(0, d - ncols) : d]:
         ax.set_xlabel("time [s]", fontsize=8)
         ax.xaxis.set_tick_params(labelbottom=True)
     fig.suptitle(title or f"action chunk: {a.shape[0]} steps × {d} dims @ {fps:g} Hz", fontsize=10)
@@ -258,7 +266,8 @@ def ee_path_figure(
     ax.legend(fontsize=7, loc="upper left")
     travel = float(np.sum(np.linalg.norm(np.diff(p, axis=0), axis=1)))
     fig.suptitle(
-        title or f"end-effector path: {len(poses) - 1} steps, travel {travel * 100:.1f} cm (frames: x red, y green, z blue)",
+        title
+        or f"end-effector path: {len(poses) - 1} steps, travel {travel * 100:.1f} cm (frames: x red, y green, z blue)",
         fontsize=10,
     )
     return fig
@@ -328,7 +337,7 @@ def joints_figure(
 ACTIONS_SCHEMA = "worldpolicy.actions/v1"
 
 
-def _resolve_layout(prediction: Mapping[str, Any], columns: Sequence[str]) -> tuple[str, str | None]:
+def resolve_layout(prediction: Mapping[str, Any], columns: Sequence[str]) -> tuple[str, str | None]:
     """(layout, gripper_column) from the registry, or inferred from the column names for unregistered embodiments."""
     from ..embodiments import get_embodiment
 
@@ -381,7 +390,7 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path) -> 
     units = list(prediction_json["units"])
     actions = _check_actions(prediction_json["actions"], columns, units)
     fps = _check_fps(prediction_json["fps"])
-    layout, gripper = _resolve_layout(prediction_json, columns)
+    layout, gripper = resolve_layout(prediction_json, columns)
     out_dir = Path(out_dir)
     name = f"{prediction_json.get('mode', 'actions')} · {prediction_json.get('embodiment', '?')}"
     paths = [

@@ -1,0 +1,40 @@
+"""`worldpolicy viz` and `worldpolicy report` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("viz", help="plot an actions file or run directory (PNG plots + playhead animation)")
+    p.add_argument("path", help="ACTIONS.json or a run directory containing actions.json")
+    p.add_argument("--out", default=None, help="output folder (default: <run dir>/plots)")
+    p.add_argument("--video", default=None, help="video to animate beside the plot (default: <run dir>/rollout.mp4)")
+    p.add_argument("--no-animation", action="store_true", help="write the PNG plots only")
+    p.set_defaults(func=_viz)
+
+    r = sub.add_parser("report", help="write a self-contained index.html for a run directory")
+    r.add_argument("run_dir", help="a predict, sim or train run directory")
+    r.add_argument("--title", default=None, help="page title (default: '<kind> run · <folder name>')")
+    r.add_argument("--serve", action="store_true", help="then serve the folder over HTTP until Ctrl-C")
+    r.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
+    r.add_argument("--port", type=int, default=8765, help="port to serve on (default 8765; 0 picks a free one)")
+    r.set_defaults(func=_report)
+
+
+def _viz(args: argparse.Namespace) -> int:
+    from .run import visualize
+
+    for path in visualize(args.path, args.out, animate=not args.no_animation, video=args.video):
+        print(path)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import serve_report, write_report
+
+    out = write_report(args.run_dir, args.title)
+    print(out)
+    if args.serve:
+        serve_report(args.run_dir, args.host, args.port)
+    return 0

@@ -1,0 +1,332 @@
+"""Self-contained HTML run reports: one `index.html` per run directory (predict, sim, train).
+
+The page needs nothing outside itself to show plots (PNG data URIs, inline CSS/JS); videos are embedded up to
+`MAX_EMBED_VIDEO_BYTES` each and otherwise referenced relative to the run directory, which also holds the raw files the
+page links to. What a run directory may hold (all optional):
+
+- `actions.json` (`worldpolicy.actions/v1`): summary, timings and an action table with units
+- `settings.json`: the run's settings; `metrics.json` (any JSON object): flattened into a metrics table
+- `*.jsonl` logs (one JSON object per line, e.g. training metrics): numeric fields plotted against `step`
+- `*.mp4` videos and `*.png` images (the folder itself and one level below, e.g. `plots/`)
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html", "serve_report", "write_report"]
+
+REPORT_FILE = "index.html"
+MAX_EMBED_VIDEO_BYTES = 8 * 1024 * 1024
+MAX_TABLE_ROWS = 200
+MAX_LOG_LINES = 100_000
+MAX_JSON_BYTES = 32 * 1024 * 1024
+MAX_LISTED_FILES = 500
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
+header{background:#1d2330;color:#fff;padding:16px 28px}header h1{margin:0;font-size:22px}
+header p{margin:4px 0 0;color:#b8c0d0;font-size:13px}
+main{padding:8px 28px 40px;max-width:1500px}section{background:#fff;border-radius:8px;padding:12px 18px;margin:16px 0;
+box-shadow:0 1px 3px rgba(0,0,0,.08)}h2{font-size:17px;margin:4px 0 10px}
+.cards{display:flex;flex-wrap:wrap;gap:10px}.card{border:1px solid #e1e4ea;border-radius:6px;padding:8px 12px;min-width:120px}
+.card b{display:block;font-size:11px;color:#6b7385;text-transform:uppercase}.card span{font-size:16px}
+figure{display:inline-block;margin:8px 12px 8px 0;vertical-align:top}figcaption{font-size:12px;color:#555}
+img,video{max-width:100%;border:1px solid #e1e4ea;border-radius:4px}
+table{border-collapse:collapse;font-size:12px;font-variant-numeric:tabular-nums}
+td,th{border:1px solid #e1e4ea;padding:3px 7px;text-align:right}th{background:#f0f2f5}td.k,th.k{text-align:left}
+pre{background:#f0f2f5;padding:10px;border-radius:6px;overflow:auto;font-size:12px;max-height:420px}
+video{min-width:320px}a{color:#2457c5}.muted{color:#6b7385;font-size:12px}
+"""
+
+# Fills each video's caption with what the browser decoded (size, duration), so a broken file is visible at a glance.
+_JS = """
+document.querySelectorAll('video').forEach(function(v){
+  var out=document.getElementById(v.id+'-meta');
+  v.addEventListener('loadedmetadata',function(){out.textContent='decoded: '+v.videoWidth+'\\u00d7'+v.videoHeight+
+    ', '+v.duration.toFixed(2)+' s';out.dataset.state='ok';});
+  v.addEventListener('error',function(){out.textContent='this browser could not decode the video';
+    out.dataset.state='error';});
+});
+"""
+
+
+def _esc(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, bool) or x is None:
+        return str(x)
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    if isinstance(x, (float, np.floating)):
+        return f"{float(x):.5g}"
+    return str(x)
+
+
+def _read_json(path: Path) -> Any:
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise ValueError(f"{str(path)!r} is larger than {MAX_JSON_BYTES} bytes; not read into the report")
+    return json.loads(path.read_text())
+
+
+def _flatten(obj: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
+    if isinstance(obj, Mapping):
+        for k, v in obj.items():
+            yield from _flatten(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(obj, list) and len(obj) <= 16 and all(not isinstance(v, (dict, list)) for v in obj):
+        yield prefix, ", ".join(_fmt(v) for v in obj)
+    elif isinstance(obj, list):
+        yield prefix, f"[{len(obj)} items]"
+    else:
+        yield prefix, obj
+
+
+def _kv_table(pairs: Iterable[tuple[str, Any]], cls: str = "") -> str:
+    rows = "".join(f"<tr><td class=k>{_esc(k)}</td><td>{_esc(_fmt(v))}</td></tr>" for k, v in pairs)
+    return f"<table class='{cls}'>{rows}</table>"
+
+
+def _data_uri(path: Path, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
+def _files(run_dir: Path, pattern: str) -> list[Path]:
+    found = sorted(run_dir.glob(pattern)) + sorted(run_dir.glob(f"*/{pattern}"))
+    return [p for p in found if p.is_file() and not p.name.startswith(".")]
+
+
+def _run_kind(run_dir: Path, actions: Mapping[str, Any] | None, metrics: Any) -> str:
+    settings = run_dir / "settings.json"
+    if settings.is_file():
+        try:
+            kind = _read_json(settings).get("command")
+            if isinstance(kind, str):
+                return kind
+        except (ValueError, AttributeError):
+            pass
+    if list(run_dir.glob("*.jsonl")):
+        return "train"
+    if isinstance(metrics, Mapping) and any("success" in k for k, _ in _flatten(metrics)):
+        return "sim"
+    return "predict" if actions is not None else "run"
+
+
+def _summary_cards(actions: Mapping[str, Any]) -> str:
+    cards = [
+        ("mode", actions.get("mode")),
+        ("embodiment", actions.get("embodiment")),
+        ("chunk", f"{actions.get('chunk_size', len(actions.get('actions', [])))} steps"),
+        ("action dim", len(actions.get("columns", []))),
+        ("rate", f"{_fmt(actions.get('fps'))} Hz"),
+        ("video frames", actions.get("video_frames")),
+    ]
+    cards += [(f"time: {k}", f"{float(v):.3f} s") for k, v in (actions.get("timings_s") or {}).items()]
+    return (
+        "<div class=cards>"
+        + "".join(f"<div class=card><b>{_esc(k)}</b><span>{_esc(v)}</span></div>" for k, v in cards)
+        + "</div>"
+    )
+
+
+def _action_table(actions: Mapping[str, Any]) -> str:
+    cols, units = list(actions.get("columns", [])), list(actions.get("units", []))
+    values = np.asarray(actions.get("actions", []), dtype=np.float64)
+    fps = float(actions.get("fps") or 1.0)
+    head = (
+        "<tr><th>step</th><th>t [s]</th>"
+        + "".join(f"<th>{_esc(c)} [{_esc(u)}]</th>" for c, u in zip(cols, units))
+        + "</tr>"
+    )
+    body = "".join(
+        f"<tr><td>{i}</td><td>{i / fps:.3f}</td>" + "".join(f"<td>{v:.5g}</td>" for v in row) + "</tr>"
+        for i, row in enumerate(values[:MAX_TABLE_ROWS])
+    )
+    more = f"<p class=muted>first {MAX_TABLE_ROWS} of {len(values)} rows</p>" if len(values) > MAX_TABLE_ROWS else ""
+    return f"<table id=actions-table>{head}{body}</table>{more}"
+
+
+def _log_curves(path: Path) -> tuple[bytes | None, int]:
+    """PNG of the numeric fields of a JSON-lines log against `step` (or line number); (None, n) when nothing numeric."""
+    from .plots import _new_figure
+
+    rows = []
+    with path.open() as fh:
+        for i, line in enumerate(fh):
+            if i >= MAX_LOG_LINES:
+                break
+            line = line.strip()
+            if line:
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(obj, Mapping):
+                    rows.append(obj)
+    keys = sorted(
+        {k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)} - {"step"}
+    )
+    if not keys:
+        return None, len(rows)
+    fig = _new_figure(7.0, 1.0 + 1.6 * len(keys))
+    axes = fig.subplots(len(keys), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, key in zip(axes, keys):
+        pts = [(r.get("step", i), r[key]) for i, r in enumerate(rows) if isinstance(r.get(key), (int, float))]
+        x, y = zip(*pts)
+        ax.plot(x, y, lw=1.2)
+        ax.set_ylabel(key, fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+    axes[-1].set_xlabel("step", fontsize=8)
+    fig.suptitle(path.name, fontsize=10)
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue(), len(rows)
+
+
+def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
+    """The report page for `run_dir` as a string (see the module docstring for what is picked up)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory {str(run_dir)!r} does not exist")
+    sections: list[str] = []
+    notes: list[str] = []
+
+    actions = None
+    if (run_dir / "actions.json").is_file():
+        try:
+            actions = _read_json(run_dir / "actions.json")
+        except ValueError as exc:
+            notes.append(f"actions.json could not be read: {exc}")
+    metrics = None
+    if (run_dir / "metrics.json").is_file():
+        try:
+            metrics = _read_json(run_dir / "metrics.json")
+        except ValueError as exc:
+            notes.append(f"metrics.json could not be read: {exc}")
+
+    if isinstance(actions, Mapping):
+        sections.append(f"<section id=summary><h2>Summary</h2>{_summary_cards(actions)}</section>")
+
+    videos = []
+    for i, path in enumerate(_files(run_dir, "*.mp4")):
+        rel = path.relative_to(run_dir).as_posix()
+        size = path.stat().st_size
+        src = _data_uri(path, "video/mp4") if size <= MAX_EMBED_VIDEO_BYTES else _esc(rel)
+        videos.append(
+            f"<figure><video id=video-{i} controls muted loop playsinline preload=metadata src='{src}'></video>"
+            f"<figcaption><a href='{_esc(rel)}'>{_esc(rel)}</a> ({size / 1e6:.2f} MB"
+            f"{'' if size <= MAX_EMBED_VIDEO_BYTES else ', linked, not embedded'}) "
+            f"<span class=video-meta id=video-{i}-meta data-state=pending>not decoded yet</span></figcaption></figure>"
+        )
+    if videos:
+        sections.append(f"<section id=videos><h2>Videos</h2>{''.join(videos)}</section>")
+
+    images = []
+    for path in _files(run_dir, "*.png"):
+        rel = path.relative_to(run_dir).as_posix()
+        images.append(
+            f"<figure><img alt='{_esc(rel)}' src='{_data_uri(path, 'image/png')}'>"
+            f"<figcaption><a href='{_esc(rel)}'>{_esc(rel)}</a></figcaption></figure>"
+        )
+    for path in sorted(run_dir.glob("*.jsonl")):
+        png, n = _log_curves(path)
+        if png is not None:
+            uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+            images.append(
+                f"<figure><img alt='{_esc(path.name)} curves' src='{uri}'>"
+                f"<figcaption>{_esc(path.name)}: {n} records</figcaption></figure>"
+            )
+    if images:
+        sections.append(f"<section id=plots><h2>Plots</h2>{''.join(images)}</section>")
+
+    if metrics is not None:
+        sections.append(f"<section id=metrics><h2>Metrics</h2>{_kv_table(_flatten(metrics), 'metrics')}</section>")
+    if isinstance(actions, Mapping) and actions.get("actions"):
+        sections.append(
+            f"<section id=actions><h2>Actions (physical units)</h2><details open><summary>"
+            f"{len(actions['actions'])} steps × {len(actions.get('columns', []))} dims</summary>"
+            f"{_action_table(actions)}</details></section>"
+        )
+    if (run_dir / "settings.json").is_file():
+        try:
+            settings = json.dumps(_read_json(run_dir / "settings.json"), indent=2, sort_keys=True)
+            sections.append(f"<section id=settings><h2>Settings</h2><pre>{_esc(settings)}</pre></section>")
+        except ValueError as exc:
+            notes.append(f"settings.json could not be read: {exc}")
+
+    files = [p for p in sorted(run_dir.rglob("*")) if p.is_file() and not p.name.startswith(".")]
+    listed = files[:MAX_LISTED_FILES]
+    rows = "".join(
+        f"<tr><td class=k><a href='{_esc(p.relative_to(run_dir).as_posix())}'>{_esc(p.relative_to(run_dir).as_posix())}"
+        f"</a></td><td>{p.stat().st_size:,}</td></tr>"
+        for p in listed
+        if p.relative_to(run_dir).as_posix() != REPORT_FILE
+    )
+    if len(files) > len(listed):
+        rows += f"<tr><td class=k>… and {len(files) - len(listed)} more</td><td></td></tr>"
+    sections.append(
+        f"<section id=files><h2>Files</h2><table><tr><th class=k>file</th><th>bytes</th></tr>{rows}</table></section>"
+    )
+    if notes:
+        sections.insert(
+            0,
+            "<section id=notes><h2>Notes</h2><ul>" + "".join(f"<li>{_esc(n)}</li>" for n in notes) + "</ul></section>",
+        )
+
+    kind = _run_kind(run_dir, actions if isinstance(actions, Mapping) else None, metrics)
+    title = title or f"{kind} run · {run_dir.resolve().name}"
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return (
+        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+        "<meta name=viewport content='width=device-width, initial-scale=1'>"
+        f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body data-run-kind='{_esc(kind)}'>"
+        f"<header><h1>{_esc(title)}</h1><p>worldpolicy report · {_esc(stamp)} · {len(videos)} videos · "
+        f"{len(images)} plots · {len(files)} files</p></header><main>{''.join(sections)}</main>"
+        f"<script>{_JS}</script></body></html>"
+    )
+
+
+def write_report(run_dir: str | Path, title: str | None = None) -> Path:
+    """Write `<run_dir>/index.html` atomically and return its path."""
+    run_dir = Path(run_dir)
+    page = build_report_html(run_dir, title)
+    out = run_dir / REPORT_FILE
+    fd, tmp = tempfile.mkstemp(suffix=".html", dir=run_dir, prefix=".index.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(page)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; reports and plots are meant to be shared
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+def serve_report(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765) -> None:
+    """Serve the run directory (read-only, stdlib http.server) so linked videos and raw files open in a browser."""
+    import functools
+    import http.server
+
+    run_dir = Path(run_dir).resolve()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(run_dir))
+    with http.server.ThreadingHTTPServer((host, port), handler) as server:
+        print(f"serving {run_dir} at http://{host}:{server.server_address[1]}/{REPORT_FILE} (Ctrl-C to stop)")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass

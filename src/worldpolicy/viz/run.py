@@ -1,0 +1,61 @@
+"""Visualise an actions file or a run directory: plots, plus an animation beside the run's video when there is one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .plots import load_actions_file, plot_prediction, resolve_layout
+
+__all__ = ["ACTIONS_FILE", "ANIMATION_FILE", "ROLLOUT_VIDEO", "resolve_actions_path", "visualize"]
+
+ACTIONS_FILE = "actions.json"
+ROLLOUT_VIDEO = "rollout.mp4"  # the imagined clip a predict run writes
+ANIMATION_FILE = "animation.mp4"
+
+
+def resolve_actions_path(path: str | Path) -> Path:
+    """`ACTIONS.json` or a run directory holding `actions.json` → the actions file path."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / ACTIONS_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"run directory {str(path.parent)!r} has no {ACTIONS_FILE}")
+    elif not path.is_file():
+        raise FileNotFoundError(f"{str(path)!r} is neither an actions file nor a run directory")
+    return path
+
+
+def visualize(
+    path: str | Path, out_dir: str | Path | None = None, animate: bool = True, video: str | Path | None = None
+) -> list[Path]:
+    """Plots for an actions file (into `out_dir`, default `<its folder>/plots`), and `animation.mp4`.
+
+    The animation puts a playhead on the time series beside `video` (default: `rollout.mp4` next to the actions
+    file, if present); without any video it animates the plot alone.
+    """
+    from ..processing.video import read_video
+    from .video import animate_actions
+
+    actions_path = resolve_actions_path(path)
+    prediction = load_actions_file(actions_path)
+    run_dir = actions_path.parent
+    out_dir = Path(out_dir) if out_dir is not None else run_dir / "plots"
+    written = plot_prediction(prediction, out_dir)
+    if animate:
+        video_path = Path(video) if video is not None else run_dir / ROLLOUT_VIDEO
+        frames, video_fps = read_video(video_path) if (video is not None or video_path.is_file()) else (None, None)
+        _, gripper = resolve_layout(prediction, prediction["columns"])
+        written.append(
+            animate_actions(
+                prediction["actions"],
+                prediction["columns"],
+                prediction["units"],
+                prediction["fps"],
+                out_dir / ANIMATION_FILE,
+                gripper_column=gripper,
+                video=frames,
+                video_fps=video_fps,
+                title=f"{prediction.get('mode', 'actions')} · {prediction.get('embodiment', '?')}",
+            )
+        )
+    return written

@@ -1,0 +1,155 @@
+"""Videos for people: an action chunk animated with a playhead beside the imagined clip, and side-by-side clips.
+
+The plot is rendered once; each frame copies it and paints the playhead, so a 33-frame clip costs one matplotlib draw.
+All mp4 I/O goes through `worldpolicy.processing.video`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..processing.video import write_video
+from .plots import _check_actions, _check_fps, action_timeseries_figure
+
+__all__ = ["animate_actions", "animation_frames", "figure_to_array", "side_by_side_frames", "write_side_by_side"]
+
+PLAYHEAD_RGB = (20, 20, 20)
+LABEL_HEIGHT = 22
+
+
+def figure_to_array(fig) -> np.ndarray:
+    """Render a Figure (Agg canvas) to uint8 RGB [H, W, 3]."""
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def _check_video(video: Any, param: str) -> np.ndarray:
+    v = np.asarray(video)
+    if v.ndim != 4 or v.shape[-1] != 3 or v.shape[0] < 1:
+        raise ValueError(f"{param} must be uint8 frames [T, H, W, 3] with T >= 1, got shape {v.shape}")
+    if v.dtype != np.uint8:
+        raise ValueError(f"{param} must have dtype uint8, got {v.dtype}")
+    return v
+
+
+def _resize(frame: np.ndarray, height: int) -> np.ndarray:
+    from PIL import Image
+
+    h, w = frame.shape[:2]
+    if h == height:
+        return frame
+    width = max(1, round(w * height / h))
+    return np.asarray(Image.fromarray(frame).resize((width, height), Image.BILINEAR))
+
+
+def _label(frame: np.ndarray, text: str) -> np.ndarray:
+    """Put a white caption strip with `text` above the frame."""
+    from PIL import Image, ImageDraw
+
+    strip = Image.new("RGB", (frame.shape[1], LABEL_HEIGHT), (255, 255, 255))
+    ImageDraw.Draw(strip).text((6, 5), text, fill=(0, 0, 0))
+    return np.concatenate([np.asarray(strip), frame], axis=0)
+
+
+def animation_frames(
+    actions: Any,
+    columns: Sequence[str],
+    units: Sequence[str],
+    fps: float,
+    gripper_column: str | None = None,
+    video: np.ndarray | None = None,
+    video_fps: float | None = None,
+    title: str = "",
+) -> tuple[np.ndarray, float]:
+    """Frames [N, H, W, 3] and their rate: the time-series plot with a moving playhead, the video (if any) at left.
+
+    With a video, there is one output frame per video frame, frame k at time k / video_fps (the video's frame 0 is
+    the observation, i.e. t = 0); without one, one frame per action step at `fps`.
+    """
+    a = _check_actions(actions, columns, units)
+    fps = _check_fps(fps)
+    fig = action_timeseries_figure(a, columns, units, fps, gripper_column, title)
+    plot = figure_to_array(fig)
+    height = plot.shape[0]
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    # pixel geometry of each axes: x of t=0 and t=1 s, and the row span (Agg's y origin is at the bottom)
+    geometry = []
+    for ax in axes:
+        bbox = ax.get_window_extent()
+        x0 = ax.transData.transform((0.0, 0.0))[0]
+        x1 = ax.transData.transform((1.0, 0.0))[0]
+        geometry.append((x0, x1 - x0, int(height - bbox.y1), int(height - bbox.y0), bbox.x0, bbox.x1))
+
+    if video is not None:
+        video = _check_video(video, "video")
+        rate = _check_fps(video_fps if video_fps is not None else fps)
+        times = np.arange(video.shape[0]) / rate
+        panels = [_resize(f, height - LABEL_HEIGHT) for f in video]
+    else:
+        rate, times, panels = fps, np.arange(a.shape[0]) / fps, None
+    t_end = (a.shape[0] - 1) / fps
+    frames = []
+    for k, t in enumerate(times):
+        frame = plot.copy()
+        tt = min(t, t_end)
+        for x0, px_per_s, top, bottom, left, right in geometry:
+            x = round(x0 + tt * px_per_s)
+            if left <= x < right:
+                frame[top:bottom, max(x - 1, 0) : x + 1] = PLAYHEAD_RGB
+        if panels is not None:
+            panel = _label(panels[k], f"imagined video  t = {t:.2f} s  frame {k}")
+            frame = np.concatenate([panel, frame], axis=1)
+        frames.append(frame)
+    return np.stack(frames), rate
+
+
+def animate_actions(
+    actions: Any,
+    columns: Sequence[str],
+    units: Sequence[str],
+    fps: float,
+    path: str | Path,
+    gripper_column: str | None = None,
+    video: np.ndarray | None = None,
+    video_fps: float | None = None,
+    title: str = "",
+) -> Path:
+    """Write `animation_frames` as an H.264 mp4 (atomically)."""
+    frames, rate = animation_frames(actions, columns, units, fps, gripper_column, video, video_fps, title)
+    return write_video(path, frames, rate)
+
+
+def side_by_side_frames(
+    videos: Sequence[np.ndarray], labels: Sequence[str], height: int | None = None, gap: int = 4
+) -> np.ndarray:
+    """Clips resized to one height and placed left to right with captions; shorter clips hold their last frame."""
+    if len(videos) < 1:
+        raise ValueError("videos: give at least one clip")
+    if len(labels) != len(videos):
+        raise ValueError(f"labels has {len(labels)} entries but {len(videos)} videos were given")
+    clips = [_check_video(v, f"videos[{i}]") for i, v in enumerate(videos)]
+    height = int(height or min(c.shape[1] for c in clips))
+    if height < 16:
+        raise ValueError(f"height={height} must be >= 16 pixels")
+    n = max(c.shape[0] for c in clips)
+    frames = []
+    for k in range(n):
+        row = []
+        for c, label in zip(clips, labels):
+            idx = min(k, c.shape[0] - 1)
+            suffix = "" if k < c.shape[0] else " (ended)"
+            row.append(_label(_resize(c[idx], height), f"{label}  frame {idx}{suffix}"))
+            row.append(np.full((height + LABEL_HEIGHT, gap, 3), 255, np.uint8))
+        frames.append(np.concatenate(row[:-1], axis=1))
+    return np.stack(frames)
+
+
+def write_side_by_side(
+    videos: Sequence[np.ndarray], labels: Sequence[str], fps: float, path: str | Path, height: int | None = None
+) -> Path:
+    """E.g. simulated vs imagined rollout, written as one mp4."""
+    return write_video(path, side_by_side_frames(videos, labels, height), _check_fps(fps))

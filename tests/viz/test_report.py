@@ -1,0 +1,139 @@
+import base64
+import html.parser
+import json
+import re
+
+import numpy as np
+import pytest
+
+from worldpolicy.cli import main
+from worldpolicy.processing.video import read_video, write_video
+from worldpolicy.viz import report
+
+
+class _Page(html.parser.HTMLParser):
+    """Collects what a browser would be given: sections, media sources, links, table cells."""
+
+    def __init__(self):
+        super().__init__()
+        self.sections, self.imgs, self.videos, self.links, self.th, self.scripts = [], [], [], [], [], []
+        self._in_th = False
+        self._text = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "section":
+            self.sections.append(a.get("id"))
+        elif tag == "img":
+            self.imgs.append(a["src"])
+        elif tag == "video":
+            self.videos.append(a["src"])
+        elif tag == "a":
+            self.links.append(a["href"])
+        elif tag == "th":
+            self._in_th = True
+        elif tag in ("script", "link") and (a.get("src") or a.get("href")):
+            self.scripts.append(a.get("src") or a.get("href"))
+
+    def handle_endtag(self, tag):
+        if tag == "th":
+            self._in_th = False
+
+    def handle_data(self, data):
+        if self._in_th:
+            self.th.append(data)
+        self._text.append(data)
+
+    @property
+    def text(self):
+        return "".join(self._text)
+
+
+def _parse(path) -> _Page:
+    page = _Page()
+    page.feed(path.read_text())
+    return page
+
+
+@pytest.fixture
+def run_dir(tmp_path, joint_chunk, actions_json):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "actions.json").write_text(json.dumps(actions_json("droid", joint_chunk)))
+    (run / "settings.json").write_text(json.dumps({"command": "predict", "prompt": "put the <cup> away", "seed": 3}))
+    video = np.zeros((9, 48, 64, 3), np.uint8)
+    video[:, :, :, 1] = 200
+    write_video(run / "rollout.mp4", video, 15)
+    return run
+
+
+def test_viz_command_writes_plots_and_animation_beside_rollout(run_dir, capsys):
+    assert main(["viz", str(run_dir)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert [p.rsplit("/", 1)[-1] for p in printed] == ["actions.png", "joints.png", "animation.mp4"]
+    frames, fps = read_video(run_dir / "plots" / "animation.mp4")
+    assert frames.shape[0] == 9 and fps == pytest.approx(15)  # one frame per rollout frame
+    # the rollout's green sits in the left panel
+    assert frames[0, 60:, 5:40, 1].mean() > 150 and frames[0, 60:, 5:40, 0].mean() < 60
+
+
+def test_viz_command_reports_missing_input(tmp_path, capsys):
+    assert main(["viz", str(tmp_path)]) == 2
+    assert "has no actions.json" in capsys.readouterr().err
+
+
+def test_report_is_self_contained_and_shows_the_run(run_dir):
+    main(["viz", str(run_dir), "--no-animation"])
+    out = report.write_report(run_dir)
+    assert out == run_dir / "index.html"
+    page = _parse(out)
+    assert page.sections == ["summary", "videos", "plots", "actions", "settings", "files"]
+    assert page.scripts == []  # nothing loaded from outside the page
+    assert len(page.imgs) == 2 and all(src.startswith("data:image/png;base64,") for src in page.imgs)
+    png = base64.b64decode(page.imgs[0].split(",", 1)[1])
+    assert png == (run_dir / "plots" / "actions.png").read_bytes()
+    assert len(page.videos) == 1 and page.videos[0].startswith("data:video/mp4;base64,")
+    # action table headers carry units, one row per step
+    assert "joint_0 [rad]" in page.th and "gripper [1]" in page.th
+    assert len(re.findall(r"<tr><td>\d+</td>", out.read_text())) == 32
+    # settings are escaped, not injected
+    assert "put the &lt;cup&gt; away" in out.read_text() and "<cup>" not in out.read_text()
+    assert {"actions.json", "settings.json", "rollout.mp4", "plots/actions.png"} <= set(page.links)
+    assert "predict run" in page.text
+
+
+def test_report_links_large_videos_instead_of_embedding(run_dir, monkeypatch):
+    monkeypatch.setattr(report, "MAX_EMBED_VIDEO_BYTES", 10)
+    page = _parse(report.write_report(run_dir))
+    assert page.videos == ["rollout.mp4"]
+
+
+def test_report_for_train_and_sim_runs(tmp_path):
+    train = tmp_path / "train"
+    train.mkdir()
+    lines = [json.dumps({"step": i, "loss": 1.0 / (i + 1), "lr": 1e-4}) for i in range(20)] + ["not json"]
+    (train / "metrics.jsonl").write_text("\n".join(lines))
+    page = _parse(report.write_report(train))
+    assert "plots" in page.sections and len(page.imgs) == 1
+    assert "metrics.jsonl: 20 records" in page.text and "train run" in page.text
+
+    sim = tmp_path / "sim"
+    sim.mkdir()
+    (sim / "metrics.json").write_text(json.dumps({"episodes": 4, "success_rate": 0.5, "per_episode": {"0": True}}))
+    page = _parse(report.write_report(sim))
+    assert "metrics" in page.sections and "success_rate" in page.text and "sim run" in page.text
+    assert "per_episode.0" in page.text
+
+
+def test_report_notes_broken_json_and_missing_dir(tmp_path):
+    (tmp_path / "actions.json").write_text("{broken")
+    page = _parse(report.write_report(tmp_path))
+    assert page.sections[0] == "notes" and "actions.json could not be read" in page.text
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        report.write_report(tmp_path / "nope")
+
+
+def test_report_command(run_dir, capsys):
+    assert main(["report", str(run_dir), "--title", "my run"]) == 0
+    assert capsys.readouterr().out.strip().endswith("index.html")
+    assert "<title>my run</title>" in (run_dir / "index.html").read_text()

@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+
+from worldpolicy.embodiments import get_embodiment
+from worldpolicy.processing.video import read_video
+from worldpolicy.viz import video as vv
+
+
+def _clip(n: int, h: int, w: int, colour: tuple[int, int, int]) -> np.ndarray:
+    v = np.zeros((n, h, w, 3), np.uint8)
+    v[...] = colour
+    v[:, : h // 2, : w // 2] = 255 - np.asarray(colour, np.uint8)  # some structure so the encoder keeps detail
+    return v
+
+
+def _playhead_columns(frame: np.ndarray, other: np.ndarray) -> list[int]:
+    """Columns where `frame` is dark (playhead colour) and differs from `other` over a long vertical run."""
+    dark = np.all(frame < 40, axis=-1) & np.any(frame != other, axis=-1)
+    return np.flatnonzero(dark.sum(axis=0) > 60).tolist()
+
+
+def test_playhead_moves_right_and_video_sits_left(joint_chunk):
+    e = get_embodiment("droid")
+    video = _clip(9, 96, 128, (0, 160, 0))
+    frames, rate = vv.animation_frames(joint_chunk[:8], e.columns, e.units, e.fps, "gripper", video, video_fps=15)
+    assert rate == 15 and frames.shape[0] == 9
+    h = frames.shape[1]
+    panel_w = round(128 * (h - vv.LABEL_HEIGHT) / 96)
+    # the video panel is on the left: mostly the clip's green below the caption strip
+    left = frames[0, vv.LABEL_HEIGHT :, panel_w - 10 : panel_w - 2]
+    assert np.mean(np.all(left == (0, 160, 0), axis=-1)) > 0.9
+    plot0, plot_last = frames[0, :, panel_w:], frames[-1, :, panel_w:]
+    cols0, cols_last = _playhead_columns(plot0, plot_last), _playhead_columns(plot_last, plot0)
+    assert len(cols0) >= 2 and len(cols_last) >= 2  # one playhead per subplot column (8 dims → 2 columns)
+    assert cols_last[0] > cols0[0] + 50  # 0 s → 0.53 s moved well to the right
+    assert cols_last[-1] > cols0[-1] + 50
+
+
+def test_animation_without_video_has_one_frame_per_step(joint_chunk):
+    e = get_embodiment("droid")
+    frames, rate = vv.animation_frames(joint_chunk[:6], e.columns, e.units, e.fps, "gripper")
+    assert frames.shape[0] == 6 and rate == e.fps
+    assert not np.array_equal(frames[0], frames[-1])
+
+
+def test_animate_writes_mp4_with_frame_count(tmp_path, pose_chunk):
+    e = get_embodiment("bridge")
+    video = _clip(5, 64, 64, (200, 30, 30))
+    out = vv.animate_actions(pose_chunk[:4], e.columns, e.units, e.fps, tmp_path / "anim.mp4", "grasp", video, 5)
+    frames, fps = read_video(out)
+    assert frames.shape[0] == 5 and fps == pytest.approx(5)
+    assert frames.std() > 10  # not blank
+
+
+def test_side_by_side_layout_and_hold(tmp_path):
+    a = _clip(6, 64, 80, (255, 0, 0))
+    b = _clip(3, 128, 128, (0, 0, 255))
+    frames = vv.side_by_side_frames([a, b], ["sim", "imagined"])
+    assert frames.shape == (6, 64 + vv.LABEL_HEIGHT, 80 + 4 + 64, 3)
+    # right clip ended after 3 frames: it holds its last frame
+    assert np.array_equal(frames[5, vv.LABEL_HEIGHT :, 84:], frames[2, vv.LABEL_HEIGHT :, 84:])
+    assert np.all(frames[0, -1, 70] == (255, 0, 0)) and np.all(frames[0, -1, 140] == (0, 0, 255))
+    out = vv.write_side_by_side([a, b], ["sim", "imagined"], 10, tmp_path / "sbs.mp4")
+    decoded, fps = read_video(out)
+    assert decoded.shape[0] == 6 and fps == pytest.approx(10)
+
+
+@pytest.mark.parametrize(
+    "videos, labels, match",
+    [
+        ([], [], "at least one"),
+        ([np.zeros((2, 8, 8, 3), np.uint8)], ["a", "b"], "labels has 2"),
+        ([np.zeros((2, 8, 8), np.uint8)], ["a"], r"videos\[0\]"),
+        ([np.zeros((2, 8, 8, 3), np.float32)], ["a"], "uint8"),
+    ],
+)
+def test_side_by_side_bad_input(videos, labels, match):
+    with pytest.raises(ValueError, match=match):
+        vv.side_by_side_frames(videos, labels, height=32)
