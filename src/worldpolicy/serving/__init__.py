@@ -1,0 +1,39 @@
+"""Serving over the openpi WebSocket wire: codec, batching server, observation adapters, `RemotePolicy` client.
+
+Needs the `serve` extra (websockets, msgpack, prometheus-client). Names load on first use, so a robot-side process
+importing `RemotePolicy` never imports the server's dependencies.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CodecError": "codec",
+    "Limits": "codec",
+    "packb": "codec",
+    "unpackb": "codec",
+    "ObservationAdapter": "adapters",
+    "RequestError": "adapters",
+    "WireRequest": "adapters",
+    "PolicyServer": "server",
+    "ServerConfig": "server",
+    "ServerThread": "server",
+    "RemotePolicy": "client",
+    "RemotePolicyError": "client",
+    "AuthenticationError": "client",
+    "ServerBusyError": "client",
+    "ServerClosedError": "client",
+    "ServerError": "client",
+    "ServerRefusedError": "client",
+    "ServerTimeoutError": "client",
+    "UnreadableReplyError": "client",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,172 @@
+"""Wire request dict → the inputs of `Policy.act / imagine / infer_actions` (validated before any heavy work).
+
+Camera and state keys pass through under their openpi/RoboLab names (e.g. the three DROID cameras plus
+`observation/joint_position` and `observation/gripper_position`): composing the cameras and flipping the gripper is
+the engine's processing, not the transport's. A pre-composed `observation/image` is used alone when present.
+A `key_map` says where to find a canonical key in a client's message, so clients with other names need no change.
+
+Optional request keys (absent ⇒ plain openpi policy request): `mode` (policy | forward_dynamics | inverse_dynamics),
+`actions` [chunk, action_dim] physical (forward dynamics), `video` uint8 [T, H, W, 3] (inverse dynamics), and the
+sampling knobs `seed`, `steps`, `guidance`, `decode_video`. See docs/serving.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..embodiments import Embodiment
+from ..results import MODES
+
+__all__ = ["IMAGE_KEY", "ObservationAdapter", "RequestError", "WireRequest"]
+
+IMAGE_KEY = "observation/image"
+PROMPT_KEY = "prompt"
+MAX_IMAGE_SIDE = 4096
+MAX_STEPS = 1000
+
+
+class RequestError(ValueError):
+    """A request the server understood as msgpack but cannot serve (missing key, wrong shape/dtype, NaN...)."""
+
+
+@dataclass
+class WireRequest:
+    """One validated request: what the policy method receives, plus the sampling knobs the client set."""
+
+    mode: str
+    prompt: str
+    observation: Any = None
+    actions: np.ndarray | None = None
+    video: np.ndarray | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def _check_image(key: str, value: Any) -> np.ndarray:
+    """Cheap checks before queueing; channel layout and value range are the engine's processing to judge."""
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in "buif":
+        got = f"{value.dtype} array" if isinstance(value, np.ndarray) else type(value).__name__
+        raise RequestError(f"{key} must be a numeric image array [H, W, 3] (uint8 or float), got {got}")
+    if value.ndim not in (2, 3, 4) or value.size == 0:
+        raise RequestError(f"{key} has shape {value.shape}; accepted: [H, W, 3], [3, H, W] or frames [T, H, W, 3]")
+    if max(value.shape) > MAX_IMAGE_SIDE:
+        raise RequestError(f"{key} has shape {value.shape}; each side must be at most {MAX_IMAGE_SIDE}")
+    if value.dtype.kind == "f" and not np.isfinite(value).all():
+        raise RequestError(f"{key} contains NaN or inf values")
+    return value
+
+
+def _check_numeric(key: str, value: Any, *, ndim: tuple[int, ...], width: int | None = None) -> np.ndarray:
+    array = np.asarray(value) if isinstance(value, (int, float, list, np.ndarray, np.generic)) else None
+    if array is None or array.dtype.kind not in "biuf":
+        raise RequestError(f"{key} must be a numeric array, got {type(value).__name__}")
+    if array.ndim not in ndim or (width is not None and array.ndim and array.shape[-1] != width):
+        want = f"last axis {width}, " if width is not None else ""
+        raise RequestError(f"{key} has shape {array.shape}; accepted: {want}ndim in {ndim}")
+    array = array.astype(np.float64)  # a writable copy, whatever the wire dtype
+    if not np.isfinite(array).all():
+        raise RequestError(f"{key} contains NaN or inf values")
+    return array
+
+
+class ObservationAdapter:
+    """Validates wire requests for one embodiment; `key_map` maps canonical key → the client's key."""
+
+    def __init__(self, embodiment: Embodiment, key_map: Mapping[str, str] | None = None) -> None:
+        self.embodiment = embodiment
+        self.key_map = dict(key_map or {})
+        for canonical, wire in self.key_map.items():
+            if not isinstance(canonical, str) or not isinstance(wire, str):
+                raise ValueError(f"key_map must map str → str, got {canonical!r}: {wire!r}")
+
+    def _get(self, message: Mapping[str, Any], key: str) -> Any:
+        return message.get(self.key_map.get(key, key))
+
+    def _has(self, message: Mapping[str, Any], key: str) -> bool:
+        return self.key_map.get(key, key) in message
+
+    def parse(self, message: Any) -> WireRequest:
+        """Validate one decoded request and build the policy inputs; raises `RequestError` naming the bad key."""
+        if not isinstance(message, dict):
+            raise RequestError(f"request must be a msgpack map of observation keys, got {type(message).__name__}")
+        mode = message.get("mode", "policy")
+        if mode not in MODES:
+            raise RequestError(f"mode={mode!r} is not supported; accepted: {', '.join(MODES)}")
+        prompt = self._get(message, PROMPT_KEY)
+        if isinstance(prompt, bytes):
+            prompt = prompt.decode("utf-8", errors="replace")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise RequestError(f"missing or empty key {PROMPT_KEY!r}: a non-empty task instruction string is required")
+        request = WireRequest(mode=mode, prompt=prompt, options=self._options(message))
+        if mode == "inverse_dynamics":
+            request.video = self._video(message)
+            return request
+        request.observation = self._observation(message)
+        if mode == "forward_dynamics":
+            e = self.embodiment
+            request.actions = _check_numeric("actions", message.get("actions"), ndim=(2,), width=e.action_dim)
+        return request
+
+    def _observation(self, message: Mapping[str, Any]) -> Any:
+        e = self.embodiment
+        if self._has(message, IMAGE_KEY):
+            images = {IMAGE_KEY: _check_image(IMAGE_KEY, self._get(message, IMAGE_KEY))}
+        else:
+            missing = [k for k in e.camera_keys if not self._has(message, k)]
+            if missing:
+                raise RequestError(
+                    f"missing camera key(s) {missing} for embodiment {e.key!r}; send all of {list(e.camera_keys)} "
+                    f"or a pre-composed {IMAGE_KEY!r} (a server key map can rename keys)"
+                )
+            images = {k: _check_image(k, self._get(message, k)) for k in e.camera_keys}
+        state = {}
+        for role, key in e.state_keys.items():
+            if not self._has(message, key):
+                if e.state_history > 0:
+                    raise RequestError(f"missing state key {key!r} ({role}) required by embodiment {e.key!r}")
+                continue
+            value = _check_numeric(key, self._get(message, key), ndim=(0, 1, 2))
+            if role == "gripper" and value.ndim == 2 and value.shape[-1] != 1:
+                raise RequestError(f"{key} has shape {value.shape}; accepted: scalar, [T] or [T, 1]")
+            state[key] = value
+        if not state and list(images) == [IMAGE_KEY]:
+            return images[IMAGE_KEY]
+        return {**images, **state}
+
+    def _video(self, message: Mapping[str, Any]) -> np.ndarray:
+        video = message.get("video")
+        if not isinstance(video, np.ndarray) or video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
+            got = f"{video.dtype} {video.shape}" if isinstance(video, np.ndarray) else type(video).__name__
+            raise RequestError(f"inverse_dynamics needs key 'video' as uint8 [T, H, W, 3], got {got}")
+        if max(video.shape[1:3]) > MAX_IMAGE_SIDE:
+            raise RequestError(f"video frames of {video.shape[1:3]} exceed {MAX_IMAGE_SIDE} pixels per side")
+        return video
+
+    @staticmethod
+    def _options(message: Mapping[str, Any]) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        seed = message.get("seed")
+        if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+                raise RequestError(f"seed={seed!r} must be an int in [0, 2**63)")
+            options["seed"] = int(seed)
+        steps = message.get("steps")
+        if steps is not None:
+            if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= MAX_STEPS:
+                raise RequestError(f"steps={steps!r} must be an int in [1, {MAX_STEPS}]")
+            options["steps"] = int(steps)
+        guidance = message.get("guidance")
+        if guidance is not None:
+            if isinstance(guidance, bool) or not isinstance(guidance, (int, float, np.number)):
+                raise RequestError(f"guidance={guidance!r} must be a finite number")
+            if not np.isfinite(guidance) or guidance < 0:
+                raise RequestError(f"guidance={guidance!r} must be a finite number >= 0")
+            options["guidance"] = float(guidance)
+        decode_video = message.get("decode_video")
+        if decode_video is not None:
+            if not isinstance(decode_video, (bool, np.bool_)):
+                raise RequestError(f"decode_video={decode_video!r} must be a bool")
+            options["decode_video"] = bool(decode_video)
+        return options

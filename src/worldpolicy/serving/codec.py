@@ -1,0 +1,163 @@
+"""The openpi wire's msgpack-numpy convention, bounded and without pickle (facts: wire-protocol.md §3).
+
+An array travels as a msgpack map with the bin keys `__ndarray__`, `data` (C-order bytes), `dtype` (`dtype.str`) and
+`shape`; a numpy scalar as `__npgeneric__`, `data` (native value), `dtype`. Decoding checks every size before it
+allocates: message bytes, bin/str/array/map lengths, nesting depth, and that `data` holds exactly `shape × itemsize`
+bytes. Decoded arrays alias the decoded bin payload (read-only, no further copy): copy before writing in place.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import numpy as np
+
+__all__ = ["ACCEPTED_DTYPE_KINDS", "CodecError", "Limits", "packb", "unpackb"]
+
+# bool, signed/unsigned int, float, unicode, bytes. Object ("O"), void/structured ("V") and complex ("c") are refused
+# like openpi does; datetimes are refused too because nothing on the wire needs them.
+ACCEPTED_DTYPE_KINDS = "biufUS"
+_KIND_NAMES = "bool, int, uint, float, unicode str, bytes"
+_MAX_NDIM = 32
+_MAX_DTYPE_CHARS = 32
+
+
+class CodecError(ValueError):
+    """A message that is not valid msgpack-numpy, or that breaks a size limit."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Upper bounds applied while decoding one message (defaults fit a 1080p three-camera request with room to spare)."""
+
+    max_message_bytes: int = 64 * 2**20
+    max_array_bytes: int = 64 * 2**20
+    max_str_bytes: int = 2**20
+    max_items: int = 2**16  # entries of one map or list
+    max_depth: int = 32
+
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"Limits.{name}={value!r} must be a positive int")
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def _checked_dtype(spec: Any) -> np.dtype:
+    if not isinstance(spec, str) or len(spec) > _MAX_DTYPE_CHARS:
+        raise CodecError(f"array dtype must be a numpy dtype string such as '<f4', got {spec!r:.60}")
+    try:
+        dtype = np.dtype(spec)
+    except TypeError as exc:
+        raise CodecError(f"array dtype {spec!r} is not a numpy dtype") from exc
+    if dtype.kind not in ACCEPTED_DTYPE_KINDS or dtype.itemsize == 0:
+        raise CodecError(f"unsupported dtype {spec!r} (kind {dtype.kind!r}); accepted: {_KIND_NAMES}")
+    return dtype
+
+
+def _encode(obj: Any) -> Any:
+    if isinstance(obj, (np.ndarray, np.generic)):
+        if obj.dtype.kind not in ACCEPTED_DTYPE_KINDS:
+            raise CodecError(f"Unsupported dtype: {obj.dtype} (accepted: {_KIND_NAMES})")
+        if isinstance(obj, np.ndarray):
+            return {b"__ndarray__": True, b"data": obj.tobytes(), b"dtype": obj.dtype.str, b"shape": obj.shape}
+        return {b"__npgeneric__": True, b"data": obj.item(), b"dtype": obj.dtype.str}
+    raise TypeError(f"cannot encode {type(obj).__name__} on the wire (accepted: numpy arrays/scalars and msgpack types)")
+
+
+def packb(obj: Any) -> bytes:
+    """Encode `obj` (dicts, lists, str, numbers, bool, None, bytes, numpy arrays and scalars) byte-compatibly with openpi."""
+    try:
+        return msgpack.packb(obj, default=_encode, use_bin_type=True, datetime=False)
+    except CodecError:
+        raise
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise CodecError(f"cannot encode message: {exc}") from exc
+
+
+def _decode_map(obj: dict) -> Any:
+    if b"__ndarray__" in obj:
+        return _decode_array(obj)
+    if b"__npgeneric__" in obj:
+        dtype = _checked_dtype(obj.get(b"dtype"))
+        data = obj.get(b"data")
+        if not isinstance(data, (bool, int, float, str, bytes)):
+            raise CodecError(f"numpy scalar data must be a bool, number, str or bytes, got {type(data).__name__}")
+        try:
+            return dtype.type(data)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise CodecError(f"numpy scalar {data!r:.60} does not fit dtype {dtype.str!r}: {exc}") from exc
+    return obj
+
+
+def _decode_array(obj: dict) -> np.ndarray:
+    missing = {b"data", b"dtype", b"shape"} - obj.keys()
+    if missing:
+        raise CodecError(f"array map lacks {sorted(k.decode() for k in missing)} (needs data, dtype, shape)")
+    dtype = _checked_dtype(obj[b"dtype"])
+    data, shape = obj[b"data"], obj[b"shape"]
+    if not isinstance(data, bytes):
+        raise CodecError(f"array data must be msgpack bin, got {type(data).__name__}")
+    if (
+        not isinstance(shape, list)
+        or len(shape) > _MAX_NDIM
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
+    ):
+        raise CodecError(f"array shape must be a list of at most {_MAX_NDIM} non-negative ints, got {shape!r:.80}")
+    expected = math.prod(shape) * dtype.itemsize
+    if expected != len(data):
+        raise CodecError(
+            f"array data has {len(data)} bytes but shape {tuple(shape)} of dtype {dtype.str!r} needs {expected}"
+        )
+    # aliases the bin's bytes object: no copy, read-only, aligned (CPython bytes payloads start 16-byte aligned)
+    return np.ndarray(shape=tuple(shape), dtype=dtype, buffer=data)
+
+
+def _check_depth(root: Any, max_depth: int) -> None:
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            raise CodecError(f"message nests deeper than max_depth={max_depth}")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node if isinstance(v, (dict, list)))
+
+
+def unpackb(data: bytes | bytearray | memoryview, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """Decode one message, refusing anything malformed, oversized, too deep, extension-typed or of a refused dtype."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise CodecError(f"message must be bytes, got {type(data).__name__}")
+    size = memoryview(data).nbytes
+    if size > limits.max_message_bytes:
+        raise CodecError(f"message is {size} bytes; max_message_bytes={limits.max_message_bytes}")
+    try:
+        obj = msgpack.unpackb(
+            data,
+            object_hook=_decode_map,
+            raw=False,
+            strict_map_key=True,
+            max_bin_len=limits.max_array_bytes,
+            max_str_len=limits.max_str_bytes,
+            max_array_len=limits.max_items,
+            max_map_len=limits.max_items,
+            max_ext_len=0,
+        )
+    except CodecError:
+        raise
+    except msgpack.ExtraData as exc:
+        raise CodecError("message has trailing bytes after one msgpack object") from exc
+    except msgpack.exceptions.StackError as exc:
+        raise CodecError(f"message nests deeper than max_depth={limits.max_depth}") from exc
+    except (ValueError, TypeError, UnicodeDecodeError, msgpack.exceptions.FormatError) as exc:
+        detail = str(exc) or type(exc).__name__
+        raise CodecError(f"malformed msgpack message ({size} bytes): {detail}") from exc
+    _check_depth(obj, limits.max_depth)
+    return obj

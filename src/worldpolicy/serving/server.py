@@ -1,0 +1,539 @@
+"""openpi-wire WebSocket policy server with cross-connection dynamic batching (facts: wire-protocol.md §1-4, §9).
+
+The wire is kept byte for byte: a metadata frame on connect, one reply per request, errors as one text frame then
+close 1011. Unlike the reference server, inference runs in a worker thread (so `/healthz`, handshakes and keepalive
+pings never stall), requests from all connections are batched (`max_batch`, `max_wait_ms`) into one
+`policy.act_batch` call, the queue is bounded (`max_queue`, then a "busy" error with close 1013), messages are bounded
+(`Limits`), tracebacks stay in the server log, and an optional API key is checked at the handshake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hmac
+import http
+import itertools
+import json
+import logging
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import websockets
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
+
+from .. import __version__
+from ..results import Prediction
+from .adapters import ObservationAdapter, RequestError, WireRequest
+from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
+
+__all__ = ["PolicyServer", "ServerConfig", "ServerThread", "server_metadata"]
+
+logger = logging.getLogger("worldpolicy.serving")
+_SCHEMES = ("api-key", "bearer")  # openpi clients send `Api-Key <key>`, RoboLab's transport `Bearer <key>`
+
+
+def _log(level: int, event: str, **fields: Any) -> None:
+    """One JSON object per log line: easy to grep by eye, trivial to ship to a log pipeline."""
+    if logger.isEnabledFor(level):
+        logger.log(level, "%s", json.dumps({"event": event, **fields}, default=str))
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Network, batching and safety settings of one server (`port=0` picks a free port)."""
+
+    host: str = "0.0.0.0"
+    port: int = 8000
+    api_key: str | None = None
+    max_batch: int = 8
+    max_wait_ms: float = 5.0
+    max_queue: int = 64
+    limits: Limits = DEFAULT_LIMITS
+    drain_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("port", self.port, isinstance(self.port, int) and 0 <= self.port <= 65535, "an int in [0, 65535]"),
+            ("max_batch", self.max_batch, isinstance(self.max_batch, int) and self.max_batch >= 1, "an int >= 1"),
+            ("max_wait_ms", self.max_wait_ms, 0 <= self.max_wait_ms <= 10_000, "a number in [0, 10000]"),
+            ("max_queue", self.max_queue, isinstance(self.max_queue, int) and self.max_queue >= 1, "an int >= 1"),
+            ("drain_timeout_s", self.drain_timeout_s, self.drain_timeout_s >= 0, "a number >= 0"),
+            ("api_key", "<hidden>", self.api_key is None or len(self.api_key) >= 8, "None or a string of >= 8 chars"),
+        ]
+        for name, value, ok, accepted in checks:
+            if not ok:
+                raise ValueError(f"ServerConfig.{name}={value!r} is invalid; accepted: {accepted}")
+
+
+def server_metadata(policy: Any, config: ServerConfig) -> dict[str, Any]:
+    """The metadata frame: the policy's own metadata plus embodiment, chunk, columns and server identity."""
+    e = policy.embodiment
+    meta = dict(policy.metadata()) if hasattr(policy, "metadata") else {}
+    meta.update(
+        embodiment=e.key,
+        domain=e.domain,
+        action_dim=e.action_dim,
+        chunk_size=e.chunk_size,
+        fps=e.fps,
+        columns=list(e.columns),
+        units=list(e.units),
+        camera_keys=list(e.camera_keys),
+        state_keys=dict(e.state_keys),
+        server="worldpolicy",
+        server_version=__version__,
+        max_batch=config.max_batch,
+        max_message_bytes=config.limits.max_message_bytes,
+    )
+    return _wire_safe(meta)
+
+
+def _wire_safe(value: Any) -> Any:
+    """Keep only what msgpack carries natively (metadata/settings may hold paths, dtypes, tensors...)."""
+    if isinstance(value, dict):
+        return {str(k): _wire_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_wire_safe(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str, bytes, np.ndarray, np.generic)):
+        return value
+    return str(value)
+
+
+class _Metrics:
+    """Prometheus metrics of one server (own registry, so several servers can live in one process)."""
+
+    def __init__(self, queue_depth: Callable[[], int]) -> None:
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter("worldpolicy_requests", "Requests by outcome", ["status"], registry=r)
+        self.latency = Histogram(
+            "worldpolicy_request_latency_seconds",
+            "Server time per request (decode to reply)",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.inference = Histogram(
+            "worldpolicy_batch_inference_seconds",
+            "Policy time per batch",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "worldpolicy_batch_size", "Requests per batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r
+        )
+        self.connections = Gauge("worldpolicy_connections", "Open WebSocket connections", registry=r)
+        self.queue_depth = Gauge("worldpolicy_queue_depth", "Requests waiting for a batch", registry=r)
+        self.queue_depth.set_function(queue_depth)
+        self.ready = Gauge("worldpolicy_ready", "1 once the model is loaded and warm", registry=r)
+
+
+@dataclass(eq=False)
+class _Job:
+    request: WireRequest
+    future: asyncio.Future
+    enqueued: float
+    started: float = 0.0
+    finished: float = 0.0
+    batch_size: int = 0
+
+
+class _Refusal(Exception):
+    """A request refused with a close code: (text shown to the client, close code, metrics status)."""
+
+    def __init__(self, text: str, code: int, status: str) -> None:
+        super().__init__(text)
+        self.code, self.status = code, status
+
+
+@dataclass
+class PolicyServer:
+    """Serves `policy` (or the policy `loader()` returns, loaded in the worker thread) on the openpi wire.
+
+    `policy` needs `.embodiment`, `act(observation, prompt, **options)`, and optionally `imagine`, `infer_actions`,
+    `act_batch(list)` (called with the requests of one batch) and `metadata()`.
+    """
+
+    policy: Any = None
+    config: ServerConfig = field(default_factory=ServerConfig)
+    loader: Callable[[], Any] | None = None
+    adapter: ObservationAdapter | None = None
+    key_map: dict[str, str] | None = None
+    warmup: Callable[[Any], None] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.policy is None) == (self.loader is None):
+            raise ValueError("PolicyServer needs exactly one of policy= (a loaded policy) or loader= (a callable)")
+        self._pending: collections.deque[_Job] = collections.deque()
+        self._wakeup: asyncio.Event | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worldpolicy-infer")
+        self._metrics = _Metrics(lambda: len(self._pending))
+        self._ready = False
+        self._draining = False
+        self._active = 0  # admitted requests whose reply is not sent yet
+        self._metadata: dict[str, Any] = {}
+        self._ids = itertools.count(1)
+        self._connections: set[ServerConnection] = set()
+        self.port: int | None = None
+
+    # ----------------------------------------------------------------------------------------------- HTTP side
+    def _authorized(self, request: Request) -> bool:
+        if self.config.api_key is None:
+            return True
+        scheme, _, given = (request.headers.get("Authorization") or "").strip().partition(" ")
+        # compare_digest runs in time independent of where the strings differ (no key-guessing by timing)
+        ok = hmac.compare_digest(given.strip().encode(), self.config.api_key.encode())
+        return ok and scheme.lower() in _SCHEMES
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == "/healthz":
+            return connection.respond(http.HTTPStatus.OK, "OK\n")
+        if path == "/readyz":
+            if self._ready:
+                return connection.respond(http.HTTPStatus.OK, "ready\n")
+            state = "draining" if self._draining else "loading"
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, f"{state}\n")
+        if not self._authorized(request):
+            _log(logging.WARNING, "auth_refused", path=path, peer=str(connection.remote_address))
+            self._metrics.requests.labels("unauthorized").inc()
+            response = connection.respond(
+                http.HTTPStatus.UNAUTHORIZED, "missing or wrong API key (send 'Authorization: Api-Key <key>')\n"
+            )
+            response.headers["WWW-Authenticate"] = "Api-Key"
+            return response
+        if path == "/metrics":
+            response = connection.respond(http.HTTPStatus.OK, generate_latest(self._metrics.registry).decode())
+            response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+            return response
+        if not self._ready:
+            state = "shutting down" if self._draining else "loading the model; retry when GET /readyz answers 200"
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, f"server is {state}\n")
+        return None
+
+    # ------------------------------------------------------------------------------------------ WebSocket side
+    async def _handler(self, ws: ServerConnection) -> None:
+        conn = next(self._ids)
+        self._connections.add(ws)
+        self._metrics.connections.inc()
+        _log(logging.INFO, "connect", conn=conn, peer=str(ws.remote_address))
+        closed = asyncio.ensure_future(ws.wait_closed())
+        prev_total_ms = None
+        try:
+            await ws.send(packb(self._metadata))
+            while True:
+                message = await ws.recv()
+                t0 = time.perf_counter()
+                try:
+                    job = self._admit(message, t0)
+                except _Refusal as exc:
+                    await self._refuse(ws, conn, str(exc), exc.code, exc.status)
+                    return
+                try:
+                    await asyncio.wait((job.future, closed), return_when=asyncio.FIRST_COMPLETED)
+                    if not job.future.done():  # the client vanished; the scheduler skips or discards this job
+                        job.future.cancel()
+                        self._metrics.requests.labels("vanished").inc()
+                        _log(logging.INFO, "vanished", conn=conn)
+                        return
+                    error = job.future.exception()
+                    if error is not None:
+                        status = "bad_request" if isinstance(error, (ValueError, TypeError, KeyError)) else "error"
+                        text = f"{type(error).__name__}: {error}"
+                        await self._refuse(ws, conn, text, CloseCode.INTERNAL_ERROR, status)
+                        return
+                    try:
+                        reply = packb(self._reply(job, t0, prev_total_ms))
+                    except Exception as exc:  # the policy returned something that is not a Prediction
+                        logger.exception("cannot build the reply")
+                        text = f"internal server error: cannot encode the policy's result ({exc})"
+                        await self._refuse(ws, conn, text, CloseCode.INTERNAL_ERROR, "error")
+                        return
+                    await ws.send(reply)
+                finally:
+                    self._active -= 1
+                total = time.perf_counter() - t0
+                prev_total_ms = total * 1000
+                self._metrics.requests.labels("ok").inc()
+                self._metrics.latency.observe(total)
+                _log(
+                    logging.DEBUG, "reply", conn=conn, ms=round(prev_total_ms, 2), batch=job.batch_size,
+                    mode=job.request.mode,
+                )
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            closed.cancel()
+            self._connections.discard(ws)
+            self._metrics.connections.dec()
+            _log(logging.INFO, "disconnect", conn=conn, code=ws.close_code)
+
+    def _admit(self, message: str | bytes, t0: float) -> _Job:
+        """Decode and validate one frame and queue it, or raise `_Refusal` with the client-facing reason."""
+        if self._draining:
+            raise _Refusal("server is shutting down; reconnect to another replica", CloseCode.GOING_AWAY, "draining")
+        if isinstance(message, str):
+            raise _Refusal("bad request: expected a binary msgpack frame, got a text frame", 1011, "bad_request")
+        try:
+            request = self.adapter.parse(unpackb(message, self.config.limits))
+        except (CodecError, RequestError) as exc:
+            raise _Refusal(f"bad request: {exc}", CloseCode.INTERNAL_ERROR, "bad_request") from None
+        if len(self._pending) >= self.config.max_queue:
+            raise _Refusal(
+                f"server busy: {len(self._pending)} requests queued (max_queue={self.config.max_queue}); retry later",
+                CloseCode.TRY_AGAIN_LATER,
+                "busy",
+            )
+        job = _Job(request, asyncio.get_running_loop().create_future(), enqueued=t0)
+        self._pending.append(job)
+        self._active += 1
+        self._wakeup.set()
+        return job
+
+    async def _refuse(self, ws: ServerConnection, conn: int, text: str, code: int, status: str) -> None:
+        """openpi error convention: one text frame, then close (1011 unless a more precise code applies)."""
+        self._metrics.requests.labels(status).inc()
+        _log(logging.WARNING, "refused", conn=conn, status=status, reason=text[:500])
+        try:
+            await ws.send(text)
+            await ws.close(code, "worldpolicy: " + status)
+        except websockets.ConnectionClosed:
+            pass
+
+    def _reply(self, job: _Job, t0: float, prev_total_ms: float | None) -> dict[str, Any]:
+        pred: Prediction = job.future.result()
+        actions = np.asarray(pred.actions)
+        reply: dict[str, Any] = {
+            "action": actions,
+            "actions": actions,
+            "actions_normalized": np.asarray(pred.actions_normalized),
+            "mode": pred.mode,
+            "embodiment": pred.embodiment,
+            "columns": list(pred.columns),
+            "units": list(pred.units),
+            "fps": float(pred.fps),
+            "policy_timing": {f"{k}_ms": float(v) * 1000 for k, v in pred.timings.items()},
+            "settings": _wire_safe(pred.settings),
+        }
+        if pred.video is not None:
+            reply["video"] = np.asarray(pred.video)
+        timing = {
+            "queue_ms": (job.started - job.enqueued) * 1000,
+            "infer_ms": (job.finished - job.started) * 1000,
+            "batch_size": job.batch_size,
+            "total_ms": (time.perf_counter() - t0) * 1000,
+        }
+        if prev_total_ms is not None:
+            timing["prev_total_ms"] = prev_total_ms
+        reply["server_timing"] = timing
+        return reply
+
+    # -------------------------------------------------------------------------------------------- batching
+    async def _scheduler(self) -> None:
+        loop = asyncio.get_running_loop()
+        max_wait = self.config.max_wait_ms / 1000
+        while True:
+            while not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            # Wait for more requests only while some connection could still send one (each connection has at most
+            # one request in flight) and the oldest request has not waited max_wait already.
+            deadline = self._pending[0].enqueued + max_wait
+            while (
+                len(self._pending) < self.config.max_batch
+                and len(self._connections) > self._active
+                and (remaining := deadline - time.perf_counter()) > 0
+            ):
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), remaining)
+                except TimeoutError:
+                    break
+            batch: list[_Job] = []
+            while self._pending and len(batch) < self.config.max_batch:
+                job = self._pending.popleft()
+                if not job.future.done():  # skip requests whose client is gone
+                    batch.append(job)
+            if not batch:
+                continue
+            started = time.perf_counter()
+            try:
+                results = await loop.run_in_executor(self._executor, self._run_batch, [j.request for j in batch])
+            except Exception as exc:  # the executor itself failed (e.g. shut down): fail this batch, keep serving
+                results = [exc] * len(batch)
+            finished = time.perf_counter()
+            self._metrics.batch_size.observe(len(batch))
+            self._metrics.inference.observe(finished - started)
+            for job, result in zip(batch, results):
+                job.started, job.finished, job.batch_size = started, finished, len(batch)
+                if job.future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    job.future.set_exception(result)
+                else:
+                    job.future.set_result(result)
+
+    def _run_batch(self, requests: list[WireRequest]) -> list[Prediction | BaseException]:
+        """Worker thread: one `act_batch` for the policy-mode requests, other modes (or a failed batch) one by one."""
+        results: list[Prediction | BaseException | None] = [None] * len(requests)
+        batched = [i for i, r in enumerate(requests) if r.mode == "policy"]
+        if len(batched) > 1 and hasattr(self.policy, "act_batch"):
+            try:
+                predictions = self.policy.act_batch([_policy_request(requests[i]) for i in batched])
+                if len(predictions) != len(batched):
+                    raise RuntimeError(f"act_batch returned {len(predictions)} results for {len(batched)} requests")
+                for i, prediction in zip(batched, predictions):
+                    results[i] = prediction
+            except Exception:  # isolate the bad request: rerun one by one so every client gets its own answer
+                logger.exception("act_batch failed for %d requests; retrying one by one", len(batched))
+        for i, request in enumerate(requests):
+            if results[i] is None:
+                try:
+                    results[i] = self._call(request)
+                except Exception as exc:
+                    if not isinstance(exc, (ValueError, TypeError, KeyError)):
+                        logger.exception("policy failed (mode=%s)", request.mode)
+                    results[i] = exc
+        return results  # type: ignore[return-value]
+
+    def _call(self, r: WireRequest) -> Prediction:
+        if r.mode == "policy":
+            return self.policy.act(r.observation, r.prompt, **r.options)
+        if r.mode == "forward_dynamics":
+            return self.policy.imagine(r.observation, r.actions, r.prompt, **r.options)
+        return self.policy.infer_actions(r.video, r.prompt, **r.options)
+
+    # ------------------------------------------------------------------------------------------- lifecycle
+    def _load(self) -> None:
+        """Worker thread: load (if a loader was given), warm up, then fill the metadata frame."""
+        t0 = time.perf_counter()
+        if self.policy is None:
+            self.policy = self.loader()
+        if self.warmup is not None:
+            self.warmup(self.policy)
+        if self.adapter is None:
+            self.adapter = ObservationAdapter(self.policy.embodiment, self.key_map)
+        self._metadata = server_metadata(self.policy, self.config)
+        _log(logging.INFO, "ready", load_s=round(time.perf_counter() - t0, 3), embodiment=self.policy.embodiment.key)
+
+    async def serve(self, stop: asyncio.Future | None = None, started: Callable[[int], None] | None = None) -> None:
+        """Serve until `stop` resolves, then drain: refuse new requests, finish queued ones, close with 1001."""
+        loop = asyncio.get_running_loop()
+        self._wakeup = asyncio.Event()
+        stop = stop if stop is not None else loop.create_future()
+        async with serve(
+            self._handler,
+            self.config.host,
+            self.config.port,
+            compression=None,
+            max_size=self.config.limits.max_message_bytes,
+            process_request=self._process_request,
+        ) as server:
+            self.port = server.sockets[0].getsockname()[1]
+            _log(logging.INFO, "listening", host=self.config.host, port=self.port, auth=self.config.api_key is not None)
+            if started is not None:
+                started(self.port)
+            scheduler = asyncio.ensure_future(self._scheduler())
+            load = loop.run_in_executor(self._executor, self._load)
+            await asyncio.wait((load, stop), return_when=asyncio.FIRST_COMPLETED)
+            if load.done():
+                load.result()  # a failed load ends the server with its exception
+                self._ready = True
+                self._metrics.ready.set(1)
+                await stop
+            await self._drain(server)
+            scheduler.cancel()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _drain(self, server: Any) -> None:
+        self._ready, self._draining = False, True
+        self._metrics.ready.set(0)
+        server.close(close_connections=False)  # stop accepting connections
+        _log(logging.INFO, "draining", queued=len(self._pending), connections=len(self._connections))
+        deadline = time.perf_counter() + self.config.drain_timeout_s
+        while self._active and time.perf_counter() < deadline:  # every admitted request gets its reply
+            await asyncio.sleep(0.01)
+        for ws in list(self._connections):
+            await ws.close(CloseCode.GOING_AWAY, "server shutting down")
+        _log(logging.INFO, "stopped")
+
+    def run(self) -> None:
+        """Blocking entry point for the CLI: serve until SIGTERM/SIGINT, then drain and return."""
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            stop = loop.create_future()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, lambda s=sig: stop.done() or stop.set_result(s))
+            await self.serve(stop)
+
+        asyncio.run(main())
+
+
+def _policy_request(r: WireRequest) -> Any:
+    from ..policy import PolicyRequest
+
+    return PolicyRequest(observation=r.observation, prompt=r.prompt, **r.options)
+
+
+class ServerThread:
+    """Runs a `PolicyServer` on its own event loop in a background thread (notebooks, tests, benchmarks).
+
+    `with ServerThread(server) as t: RemotePolicy(t.url)`; leaving the block drains and stops the server.
+    """
+
+    def __init__(self, server: PolicyServer, ready_timeout_s: float = 120.0) -> None:
+        self.server = server
+        self._ready_timeout_s = ready_timeout_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Future | None = None
+        self._error: BaseException | None = None
+        self._listening = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="worldpolicy-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host = self.server.config.host
+        return f"ws://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.server.port}"
+
+    def _main(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = self._loop.create_future()
+            await self.server.serve(self._stop, started=lambda port: self._listening.set())
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # surfaced to the caller by start()/stop()
+            self._error = exc
+        finally:
+            self._listening.set()
+
+    def start(self) -> "ServerThread":
+        self._thread.start()
+        deadline = time.monotonic() + self._ready_timeout_s
+        self._listening.wait(self._ready_timeout_s)
+        while not self.server._ready and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if self._error is not None:
+            raise RuntimeError(f"server failed to start: {self._error}") from self._error
+        if not self.server._ready:
+            raise TimeoutError(f"server not ready after {self._ready_timeout_s} s")
+        return self
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        if self._loop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(lambda: self._stop.done() or self._stop.set_result(None))
+        self._thread.join(timeout_s)
+
+    def __enter__(self) -> "ServerThread":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

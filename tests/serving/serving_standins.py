@@ -1,0 +1,97 @@
+"""A fast stand-in with the Policy interface, for transport tests (the real engine is exercised in test_serving_engine).
+
+Its actions are a deterministic function of the request (joint state, prompt, seed), so a test can check that every
+client received the answer to its own request and not a neighbour's.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from worldpolicy import Prediction, get_embodiment
+
+
+def expected_actions(joints: np.ndarray, prompt: str, seed: int = 0, chunk: int = 32) -> np.ndarray:
+    """What the stand-in answers for a DROID request: the joints ramped over the chunk, gripper = f(prompt, seed)."""
+    ramp = np.arange(chunk)[:, None] * 0.001
+    grip = np.full((chunk, 1), (sum(prompt.encode()) % 97) / 97 + seed * 1e-3)
+    return np.concatenate([np.asarray(joints, np.float64).reshape(1, 7) + ramp, grip], axis=1)
+
+
+class StandInPolicy:
+    """`batch_cost_s` is paid once per call (act or act_batch): a fixed-cost-per-batch device, like a GPU."""
+
+    def __init__(self, embodiment: str = "droid", batch_cost_s: float = 0.0, batching: bool = True) -> None:
+        self.embodiment = get_embodiment(embodiment)
+        self.batch_cost_s = batch_cost_s
+        self.batch_sizes: list[int] = []
+        self.running = threading.Event()  # set while a call is in progress (to kill clients mid-inference)
+        self.calls = 0
+        if not batching:
+            self.act_batch = None  # type: ignore[assignment]
+            del self.act_batch
+
+    def metadata(self) -> dict[str, Any]:
+        return {"model": "stand-in", "checkpoint": None}
+
+    def _predict(self, observation: Any, prompt: str, seed: int | None, decode_video: bool, mode: str) -> Prediction:
+        e = self.embodiment
+        if isinstance(observation, dict) and "observation/joint_position" in observation:
+            joints = np.asarray(observation["observation/joint_position"], np.float64).reshape(-1, 7)[-1]
+        else:
+            joints = np.zeros(7)
+        if prompt == "raise":
+            raise RuntimeError("stand-in failure requested by the prompt")
+        actions = expected_actions(joints, prompt, seed or 0, e.chunk_size)
+        video = np.zeros((5, 8, 8, 3), np.uint8) if decode_video else None
+        return Prediction(
+            mode=mode, embodiment=e.key, columns=list(e.columns), units=list(e.units), actions=actions,
+            actions_normalized=actions.astype(np.float32).astype(np.float64), fps=e.fps, video=video,
+            timings={"total": self.batch_cost_s}, settings={"seed": seed},
+        )
+
+    def _pay(self, n: int) -> None:
+        self.running.set()
+        self.calls += 1
+        self.batch_sizes.append(n)
+        if self.batch_cost_s:
+            time.sleep(self.batch_cost_s)
+        self.running.clear()
+
+    def act(self, observation, prompt, *, seed=None, steps=None, guidance=None, decode_video=False) -> Prediction:
+        self._pay(1)
+        return self._predict(observation, prompt, seed, decode_video, "policy")
+
+    def act_batch(self, requests: list[Any]) -> list[Prediction]:
+        self._pay(len(requests))
+        return [self._predict(r.observation, r.prompt, r.seed, r.decode_video, "policy") for r in requests]
+
+    def imagine(self, observation, actions, prompt, *, seed=None, steps=None, guidance=None, decode_video=True):
+        self._pay(1)
+        p = self._predict(observation, prompt, seed, decode_video, "forward_dynamics")
+        p.actions = np.asarray(actions, np.float64)
+        p.actions_normalized = p.actions.copy()
+        return p
+
+    def infer_actions(self, video, prompt, *, seed=None, steps=None, guidance=None):
+        self._pay(1)
+        p = self._predict(None, prompt, seed, False, "inverse_dynamics")
+        p.actions[:, 0] = float(video.shape[0])  # proves the video reached the policy
+        return p
+
+
+def droid_request(joints: np.ndarray, prompt: str = "pick up the cup", size: int = 32) -> dict[str, Any]:
+    rng = np.random.default_rng(int(abs(joints[0]) * 1e6) % 2**32)
+    img = lambda: rng.integers(0, 255, (size, size, 3), dtype=np.uint8)  # noqa: E731
+    return {
+        "observation/wrist_image_left": img(),
+        "observation/exterior_image_1_left": img(),
+        "observation/exterior_image_2_left": img(),
+        "observation/joint_position": np.asarray(joints, np.float32),
+        "observation/gripper_position": np.array([0.25], np.float32),
+        "prompt": prompt,
+    }

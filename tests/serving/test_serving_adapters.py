@@ -1,0 +1,116 @@
+"""Wire dict → policy inputs: DROID keys, `observation/image`, key maps, optional modes, and clear refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from serving_standins import droid_request
+
+from worldpolicy import get_embodiment
+from worldpolicy.serving.adapters import IMAGE_KEY, ObservationAdapter, RequestError
+
+DROID = get_embodiment("droid")
+
+
+def test_droid_keys_pass_through_as_a_dict():
+    message = {**droid_request(np.arange(7.0)), "session_id": "abc"}
+    request = ObservationAdapter(DROID).parse(message)
+    assert request.mode == "policy" and request.prompt == "pick up the cup" and request.options == {}
+    obs = request.observation
+    assert set(obs) == {*DROID.camera_keys, *DROID.state_keys.values()}  # session_id dropped, nothing composed
+    assert obs["observation/wrist_image_left"] is message["observation/wrist_image_left"]  # images: no copy
+    joints = obs["observation/joint_position"]
+    assert joints.dtype == np.float64 and joints.flags.writeable
+    np.testing.assert_array_equal(joints, np.arange(7.0))
+
+
+def test_precomposed_image_replaces_the_cameras():
+    message = droid_request(np.zeros(7))
+    for key in DROID.camera_keys:
+        del message[key]
+    message[IMAGE_KEY] = np.zeros((540, 640, 3), np.uint8)
+    obs = ObservationAdapter(DROID).parse(message).observation
+    assert set(obs) == {IMAGE_KEY, *DROID.state_keys.values()}
+
+
+def test_single_image_embodiment_gets_the_bare_image():
+    e = get_embodiment("bridge")
+    image = np.zeros((64, 64, 3), np.uint8)
+    request = ObservationAdapter(e).parse({IMAGE_KEY: image, "prompt": "go"})
+    assert request.observation is image
+
+
+def test_key_map_finds_canonical_keys_under_client_names():
+    # an openpi two-camera DROID client: reuse its exterior camera for both exterior slots
+    message = droid_request(np.zeros(7))
+    message["left"] = message.pop("observation/exterior_image_1_left")
+    del message["observation/exterior_image_2_left"]
+    key_map = {"observation/exterior_image_1_left": "left", "observation/exterior_image_2_left": "left"}
+    obs = ObservationAdapter(DROID, key_map).parse(message).observation
+    assert obs["observation/exterior_image_1_left"] is obs["observation/exterior_image_2_left"] is message["left"]
+
+
+def test_forward_and_inverse_dynamics_requests():
+    adapter = ObservationAdapter(DROID)
+    fd = adapter.parse({**droid_request(np.zeros(7)), "mode": "forward_dynamics", "actions": np.ones((32, 8))})
+    assert fd.mode == "forward_dynamics" and fd.actions.shape == (32, 8)
+    video = np.zeros((9, 16, 16, 3), np.uint8)
+    inv = adapter.parse({"mode": "inverse_dynamics", "video": video, "prompt": "x", "seed": 3, "steps": 2})
+    assert inv.video is video and inv.observation is None and inv.options == {"seed": 3, "steps": 2}
+
+
+def test_options_are_typed():
+    message = {**droid_request(np.zeros(7)), "seed": 7, "steps": 4, "guidance": 2, "decode_video": True}
+    assert ObservationAdapter(DROID).parse(message).options == {
+        "seed": 7, "steps": 4, "guidance": 2.0, "decode_video": True,
+    }
+
+
+def _without(key):
+    message = droid_request(np.zeros(7))
+    del message[key]
+    return message
+
+
+def _with(**changes):
+    return {**droid_request(np.zeros(7)), **{k.replace("__", "/"): v for k, v in changes.items()}}
+
+
+@pytest.mark.parametrize(
+    "message, match",
+    [
+        ([1, 2], "msgpack map"),
+        (_without("prompt"), "'prompt'"),
+        (_with(prompt="  "), "'prompt'"),
+        (_with(prompt=3), "'prompt'"),
+        (_without("observation/wrist_image_left"), r"missing camera key\(s\) \['observation/wrist_image_left'\]"),
+        (_without("observation/joint_position"), "missing state key 'observation/joint_position'"),
+        (_with(observation__wrist_image_left="pixels"), "wrist_image_left must be a numeric image array"),
+        (_with(observation__wrist_image_left=np.zeros((4, 4, 3), "<U1")), "wrist_image_left must be a numeric"),
+        (_with(observation__wrist_image_left=np.zeros(5, np.uint8)), "wrist_image_left has shape"),
+        (_with(observation__wrist_image_left=np.zeros((5000, 2, 3), np.uint8)), "at most 4096"),
+        (_with(observation__wrist_image_left=np.full((4, 4, 3), np.nan)), "wrist_image_left contains NaN"),
+        (_with(observation__joint_position=np.array([0, np.inf, 0, 0, 0, 0, 0])), "joint_position contains NaN or inf"),
+        (_with(observation__joint_position="fast"), "joint_position must be a numeric array"),
+        (_with(observation__joint_position=np.array(["a"] * 7)), "joint_position must be a numeric array"),
+        (_with(observation__gripper_position=np.zeros((3, 2))), r"accepted: scalar, \[T\] or \[T, 1\]"),
+        (_with(mode="dream"), "mode='dream' is not supported"),
+        (_with(mode="forward_dynamics"), "actions must be a numeric array"),
+        (_with(mode="forward_dynamics", actions=np.ones((32, 7))), "last axis 8"),
+        (_with(mode="forward_dynamics", actions=np.full((32, 8), np.nan)), "actions contains NaN"),
+        (_with(mode="inverse_dynamics", video=np.zeros((2, 4, 4, 3), np.float32)), "'video' as uint8"),
+        (_with(seed=-1), "seed=-1"),
+        (_with(seed=True), "seed=True"),
+        (_with(steps=0), "steps=0"),
+        (_with(guidance=float("nan")), "guidance=nan"),
+        (_with(decode_video="yes"), "decode_video='yes'"),
+    ],
+)
+def test_refusals_name_the_key(message, match):
+    with pytest.raises(RequestError, match=match):
+        ObservationAdapter(DROID).parse(message)
+
+
+def test_bad_key_map_is_refused_at_construction():
+    with pytest.raises(ValueError, match="key_map"):
+        ObservationAdapter(DROID, {"observation/image": 3})
