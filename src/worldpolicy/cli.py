@@ -11,6 +11,7 @@ import sys
 COMMAND_MODULES = (
     "worldpolicy.commands",
     "worldpolicy.viz.commands",
+    "worldpolicy.serving.commands",
 )
 
 
