@@ -4,12 +4,49 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .results import MODES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("embodiments", help="list the embodiment registry")
     p.add_argument("--json", action="store_true", help="print the full registry as JSON")
     p.set_defaults(func=_embodiments)
+
+    p = sub.add_parser("predict", help="run a Cosmos3 checkpoint once: policy, forward or inverse dynamics")
+    p.add_argument("--checkpoint", required=True, help="diffusers-format Cosmos3 folder or hub id")
+    p.add_argument("--mode", choices=MODES, default="policy")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--image", help="observation image (policy / forward dynamics)")
+    src.add_argument("--video", help="observation video (inverse dynamics; frame 0 for the other modes)")
+    p.add_argument("--prompt", required=True, help="task description, e.g. 'Pick up the banana.'")
+    p.add_argument("--actions", help="actions file for forward dynamics (.json or .npy)")
+    p.add_argument("--actions-space", choices=("physical", "normalized"), default="physical")
+    p.add_argument("--state", help="comma-separated current state for state-conditioned embodiments (droid joints)")
+    p.add_argument("--embodiment", default="droid", help="name[/variant] from `worldpolicy embodiments`")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--guidance", type=float)
+    p.add_argument("--schedule", choices=("checkpoint", "linear", "karras"))
+    p.add_argument("--shift", type=float)
+    p.add_argument("--preset", help="named sampling preset, e.g. droid_native")
+    p.add_argument("--chunk-size", type=int)
+    p.add_argument("--resolution-tier", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device")
+    p.add_argument("--dtype")
+    p.add_argument("--decode-video", action="store_true", help="also decode the imagined video (always on for FD)")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--out", required=True, help="output run directory")
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("demo", help="run the embedded default model through all three modes and write the artifacts")
+    p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_demo)
 
 
 def _embodiments(args: argparse.Namespace) -> int:
@@ -31,4 +68,119 @@ def _embodiments(args: argparse.Namespace) -> int:
             f"{e.key:<28} {e.domain:<22} {e.domain_id:>3} {e.action_dim:>4} {e.chunk_size:>5} {e.fps:>5g}  "
             f"{e.normalization:<9} {e.layout}"
         )
+    return 0
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f, indent=1)
+    os.replace(tmp, path)
+
+
+def write_run(prediction, out: Path, plots: bool = True) -> list[Path]:
+    """Write a prediction's artifacts: actions.json (schema v1), settings.json, rollout.mp4, plots/, index.html."""
+    from .processing.video import write_video
+
+    out.mkdir(parents=True, exist_ok=True)
+    doc = prediction.to_json()
+    written = [out / "actions.json", out / "settings.json"]
+    _write_json(written[0], doc)
+    _write_json(written[1], prediction.settings)
+    if prediction.video is not None:
+        written.append(write_video(out / "rollout.mp4", prediction.video, prediction.fps))
+    if plots:
+        from .viz.plots import plot_prediction
+
+        written.extend(plot_prediction(doc, out / "plots"))
+        from .viz.report import write_report
+
+        written.append(write_report(out))
+    return written
+
+
+def _progress(desc: str):
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=None, desc=desc, unit="step", leave=False)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+        if done == total:
+            bar.close()
+
+    return update
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from . import load_policy
+    from .cli import UsageError
+    from .policy import PolicyRequest
+
+    if args.mode == "forward_dynamics" and not args.actions:
+        raise UsageError("--actions FILE is required with --mode forward_dynamics")
+    if args.mode != "forward_dynamics" and args.actions:
+        raise UsageError(f"--actions is only used with --mode forward_dynamics (got --mode {args.mode})")
+    if args.mode == "inverse_dynamics" and not args.video:
+        raise UsageError("--mode inverse_dynamics needs --video (the clip whose actions to recover)")
+    source = Path(args.image or args.video)
+    if not source.is_file():
+        raise UsageError(f"--{'image' if args.image else 'video'} {str(source)!r} does not exist")
+    if args.actions and not Path(args.actions).is_file():
+        raise UsageError(f"--actions {args.actions!r} does not exist")
+    state = None
+    if args.state:
+        try:
+            state = [float(v) for v in args.state.split(",")]
+        except ValueError:
+            raise UsageError(f"--state {args.state!r} must be comma-separated numbers") from None
+    policy = load_policy(
+        args.checkpoint, embodiment=args.embodiment, device=args.device, dtype=args.dtype, preset=args.preset,
+        steps=args.steps, guidance=args.guidance, schedule=args.schedule, shift=args.shift,
+        chunk_size=args.chunk_size, resolution_tier=args.resolution_tier,
+    )
+    request = PolicyRequest(
+        observation=str(source), prompt=args.prompt, mode=args.mode, actions=args.actions,
+        actions_space=args.actions_space, state=state, seed=args.seed,
+        decode_video=args.decode_video or args.mode == "forward_dynamics",
+    )
+    prediction = policy.act_batch([request], progress=_progress(f"{args.mode} ({policy.embodiment.key})"))[0]
+    written = write_run(prediction, Path(args.out), plots=not args.no_plots)
+    print(f"{args.mode}: {prediction.chunk_size} x {len(prediction.columns)} actions "
+          f"({', '.join(prediction.columns)}) in {prediction.timings['total']:.2f} s")
+    for path in written:
+        print(f"  wrote {path}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """Runs a tiny model through policy, forward and inverse dynamics on a synthetic scene."""
+    import numpy as np
+
+    from . import load_policy
+    from .testing import make_tiny_checkpoint
+
+    out = Path(args.out)
+    print("worldpolicy demo: NOTE the embedded model has RANDOM weights (no trained model ships yet); the actions and "
+          "videos exercise every stage of the stack but mean nothing.")
+    checkpoint = out / "checkpoint"
+    if not (checkpoint / "model_index.json").is_file():
+        make_tiny_checkpoint(checkpoint, seed=args.seed)
+    policy = load_policy(checkpoint, embodiment="droid/relative_pose", chunk_size=16, resolution_tier=256, seed=args.seed)
+    yy, xx = np.mgrid[0:96, 0:128]
+    scene = np.stack([(xx / 128.0), (yy / 96.0), 0.5 + 0.5 * np.sin(xx / 9.0)], axis=-1).astype(np.float32)
+    task = "Push the red cube to the green target."
+    runs = {}
+    runs["policy"] = policy.act(scene, task, decode_video=True)
+    runs["forward_dynamics"] = policy.imagine(scene, runs["policy"].actions, task)
+    runs["inverse_dynamics"] = policy.infer_actions(runs["forward_dynamics"].video, task)
+    for mode, prediction in runs.items():
+        paths = write_run(prediction, out / mode)
+        print(f"{mode:>17}: {prediction.chunk_size}x{len(prediction.columns)} actions, "
+              f"{'no video' if prediction.video is None else f'{len(prediction.video)} frames'}, "
+              f"{prediction.timings['total']:.2f} s -> {paths[0].parent}")
+    print(f"open {out / 'policy' / 'index.html'} to look at the policy run")
     return 0
