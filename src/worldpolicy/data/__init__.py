@@ -1,0 +1,48 @@
+"""Datasets: LeRobotDataset v3.0 read/write, statistics, and Cosmos3 training examples.
+
+    from worldpolicy.data import LeRobotDataset, sample_training_examples
+    ds = LeRobotDataset.open("my_dataset")
+    for ex in sample_training_examples(ds, "bridge", mode="policy"):
+        ex.frames, ex.actions, ex.task          # uint8 [chunk+1, H, W, 3], float32 [chunk, dim], str
+
+Reading and writing need pyarrow (`pip install 'worldpolicy[train]'`); it is imported on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .layout import DatasetFormatError
+from .stats import QUANTILES, aggregate_stats, compute_stats
+
+__all__ = [
+    "QUANTILES",
+    "DatasetFormatError",
+    "Episode",
+    "LeRobotDataset",
+    "LeRobotDatasetWriter",
+    "TrainingExample",
+    "aggregate_stats",
+    "compute_stats",
+    "sample_training_examples",
+    "window_starts",
+    "write_episodes",
+]
+
+_LAZY = {
+    "Episode": "lerobot",
+    "LeRobotDataset": "lerobot",
+    "LeRobotDatasetWriter": "lerobot",
+    "write_episodes": "lerobot",
+    "TrainingExample": "sampling",
+    "sample_training_examples": "sampling",
+    "window_starts": "sampling",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'worldpolicy.data' has no attribute {name!r}")

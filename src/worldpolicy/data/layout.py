@@ -1,0 +1,151 @@
+"""The LeRobotDataset v3.0 on-disk layout (ecosystem.md §3): paths, auto columns, info.json checks, errors.
+
+One place for the format's facts so the reader and the writer cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+CODEBASE_VERSION = "v3.0"
+INFO_PATH = "meta/info.json"
+STATS_PATH = "meta/stats.json"
+TASKS_PATH = "meta/tasks.parquet"
+EPISODES_DIR = "meta/episodes"
+CHUNK_FILE = "chunk-{chunk_index:03d}/file-{file_index:03d}"
+EPISODES_PATH = EPISODES_DIR + "/" + CHUNK_FILE + ".parquet"
+DATA_PATH = "data/" + CHUNK_FILE + ".parquet"
+VIDEO_PATH = "videos/{video_key}/" + CHUNK_FILE + ".mp4"
+DEFAULT_CHUNKS_SIZE = 1000
+DEFAULT_DATA_FILE_MB = 100
+DEFAULT_VIDEO_FILE_MB = 200
+
+# Columns every data parquet row carries besides the user features (LeRobot's DEFAULT_FEATURES).
+AUTO_FEATURES: dict[str, dict[str, Any]] = {
+    "timestamp": {"dtype": "float32", "shape": [1], "names": None},
+    "frame_index": {"dtype": "int64", "shape": [1], "names": None},
+    "episode_index": {"dtype": "int64", "shape": [1], "names": None},
+    "index": {"dtype": "int64", "shape": [1], "names": None},
+    "task_index": {"dtype": "int64", "shape": [1], "names": None},
+}
+NUMERIC_DTYPES = ("float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
+FEATURE_DTYPES = NUMERIC_DTYPES + ("string", "video", "image")
+EPISODE_COLUMNS = (
+    "episode_index",
+    "tasks",
+    "length",
+    "data/chunk_index",
+    "data/file_index",
+    "dataset_from_index",
+    "dataset_to_index",
+)
+VIDEO_EPISODE_FIELDS = ("chunk_index", "file_index", "from_timestamp", "to_timestamp")
+
+
+class DatasetFormatError(ValueError):
+    """A dataset on disk does not follow the LeRobot v3.0 layout. Names the file and the field at fault."""
+
+    def __init__(self, path: str | Path, field: str | None, problem: str):
+        self.path, self.field, self.problem = str(path), field, problem
+        where = f"{self.path}: field {field!r}" if field else self.path
+        super().__init__(f"{where}: {problem}")
+
+
+def check_feature(name: str, spec: Any, where: str | Path, field_prefix: str = "features") -> dict[str, Any]:
+    """Validate one feature entry; returns it with `shape` as a list of ints."""
+    field = f"{field_prefix}.{name}"
+    if not isinstance(name, str) or not name or "/" in name:
+        raise DatasetFormatError(where, field, "feature names must be non-empty strings without '/'")
+    if not isinstance(spec, Mapping):
+        raise DatasetFormatError(where, field, f"must be an object with dtype and shape, got {type(spec).__name__}")
+    dtype = spec.get("dtype")
+    if dtype not in FEATURE_DTYPES:
+        raise DatasetFormatError(where, f"{field}.dtype", f"got {dtype!r}; accepted: {', '.join(FEATURE_DTYPES)}")
+    shape = spec.get("shape")
+    if (
+        not isinstance(shape, (list, tuple))
+        or not shape
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)
+    ):
+        raise DatasetFormatError(where, f"{field}.shape", f"must be a non-empty list of positive ints, got {shape!r}")
+    if dtype in ("video", "image"):
+        if len(shape) != 3 or 3 not in (shape[0], shape[-1]):
+            raise DatasetFormatError(where, f"{field}.shape", f"a {dtype} feature needs [H, W, 3], got {list(shape)}")
+    elif len(shape) != 1:
+        raise DatasetFormatError(
+            where, f"{field}.shape", f"only 1-D per-frame features are supported, got {list(shape)}"
+        )
+    names = spec.get("names")
+    if dtype not in ("video", "image") and isinstance(names, list) and len(names) != shape[0]:
+        raise DatasetFormatError(where, f"{field}.names", f"has {len(names)} names for shape {list(shape)}")
+    return {**spec, "shape": [int(s) for s in shape]}
+
+
+def image_hw(spec: Mapping[str, Any]) -> tuple[int, int]:
+    """(height, width) of a video/image feature, whether its shape is [H, W, 3] or [3, H, W]."""
+    shape = spec["shape"]
+    names = spec.get("names") or []
+    channels_first = (names[:1] == ["channels"] or names[:1] == ["channel"]) or (shape[-1] != 3 and shape[0] == 3)
+    return (shape[1], shape[2]) if channels_first else (shape[0], shape[1])
+
+
+def check_info(info: Any, path: str | Path) -> dict[str, Any]:
+    """Validate a parsed meta/info.json. Raises DatasetFormatError naming the field."""
+    if not isinstance(info, dict):
+        raise DatasetFormatError(path, None, f"must hold a JSON object, got {type(info).__name__}")
+    version = info.get("codebase_version")
+    if version != CODEBASE_VERSION:
+        hint = " (v2.x datasets must be converted with lerobot's convert_dataset_v21_to_v30)" if version else ""
+        raise DatasetFormatError(path, "codebase_version", f"got {version!r}; only {CODEBASE_VERSION!r} is read{hint}")
+    for key in ("fps", "features", "total_episodes", "total_frames", "data_path"):
+        if key not in info:
+            raise DatasetFormatError(path, key, "is missing")
+    fps = info["fps"]
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
+        raise DatasetFormatError(path, "fps", f"must be a positive number, got {fps!r}")
+    for key in ("total_episodes", "total_frames"):
+        value = info[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise DatasetFormatError(path, key, f"must be a non-negative int, got {value!r}")
+    if not isinstance(info["features"], dict) or not info["features"]:
+        raise DatasetFormatError(path, "features", "must be a non-empty object")
+    features = {name: check_feature(name, spec, path) for name, spec in info["features"].items()}
+    for template_key in ("data_path", "video_path"):
+        template = info.get(template_key)
+        if template is not None and (
+            not isinstance(template, str) or "{chunk_index" not in template or "{file_index" not in template
+        ):
+            raise DatasetFormatError(
+                path, template_key, f"must be a path template with chunk/file indices, got {template!r}"
+            )
+    if any(f["dtype"] == "video" for f in features.values()) and not info.get("video_path"):
+        raise DatasetFormatError(path, "video_path", "is missing although the dataset has video features")
+    return {**info, "features": features}
+
+
+def read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DatasetFormatError(path, None, f"{what} is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetFormatError(path, None, f"{what} is not valid JSON: {exc}") from None
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """JSON through a temp file in the same folder and os.replace: readers see the old file or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=4, ensure_ascii=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,848 @@
+"""Read and write LeRobotDataset v3.0 with pyarrow + JSON + PyAV (no `lerobot` package: it needs Python >= 3.12).
+
+ds = LeRobotDataset.open("path/to/dataset")
+ep = ds.episode(0)                    # ep.frames["action"] [T, 7], ep.videos["observation.images.front"] [T, H, W, 3]
+
+with LeRobotDatasetWriter("out", fps=15, robot_type="franka") as w:
+    w.add_episode({"action": a, "observation.state": s}, {"observation.images.front": frames}, task="pick the cube")
+# leaving the block finalises: the dataset appears at "out" in one rename, or not at all
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+
+try:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("worldpolicy.data needs pyarrow: pip install 'worldpolicy[train]'") from exc
+
+from .layout import (
+    AUTO_FEATURES,
+    CODEBASE_VERSION,
+    DATA_PATH,
+    DEFAULT_CHUNKS_SIZE,
+    DEFAULT_DATA_FILE_MB,
+    DEFAULT_VIDEO_FILE_MB,
+    EPISODE_COLUMNS,
+    EPISODES_DIR,
+    EPISODES_PATH,
+    INFO_PATH,
+    NUMERIC_DTYPES,
+    STATS_PATH,
+    TASKS_PATH,
+    VIDEO_EPISODE_FIELDS,
+    VIDEO_PATH,
+    DatasetFormatError,
+    check_feature,
+    check_info,
+    image_hw,
+    read_json,
+    write_json_atomic,
+)
+from .stats import aggregate_stats, compute_stats, stats_from_json, stats_to_json
+from .video import CODECS, VideoFileWriter, read_segment
+
+__all__ = ["Episode", "LeRobotDataset", "LeRobotDatasetWriter", "write_episodes"]
+
+VIDEO_STATS_FRAMES = 100  # frames sampled per episode for video stats (LeRobot samples too)
+VIDEO_STATS_SIDE = 150  # spatial stride so the sampled frames are about this many pixels on a side
+
+
+@dataclass
+class Episode:
+    """One episode in memory. `frames[key]` is [T, *shape] per feature; `videos[key]` is uint8 [T, H, W, 3]."""
+
+    index: int
+    tasks: tuple[str, ...]
+    frames: dict[str, np.ndarray]
+    videos: dict[str, np.ndarray] = field(default_factory=dict)
+    timestamp: np.ndarray | None = None
+    task_index: np.ndarray | None = None
+    dataset_from_index: int = 0
+
+    @property
+    def length(self) -> int:
+        if self.timestamp is not None:
+            return len(self.timestamp)
+        return len(next(iter({**self.frames, **self.videos}.values())))
+
+    @property
+    def task(self) -> str:
+        return self.tasks[0] if self.tasks else ""
+
+
+# ---------------------------------------------------------------------------------------------------------- reading
+
+
+class LeRobotDataset:
+    """A LeRobot v3.0 dataset on local disk. Metadata is read and checked on `open`; frames and videos on demand."""
+
+    def __init__(self, root: Path, info: dict[str, Any], tasks: list[str], episodes: dict[str, np.ndarray]):
+        self.root, self.info, self.tasks, self._episodes = root, info, tasks, episodes
+        self._tables: OrderedDict[Path, pa.Table] = OrderedDict()
+
+    @classmethod
+    def open(cls, root: str | Path) -> LeRobotDataset:
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"dataset root {str(root)!r} is not a directory")
+        info = check_info(read_json(root / INFO_PATH, "info.json"), root / INFO_PATH)
+        tasks = _read_tasks(root / TASKS_PATH)
+        episodes = _read_episodes(root, info, len(tasks))
+        return cls(root, info, tasks, episodes)
+
+    # -- metadata
+    @property
+    def fps(self) -> float:
+        return float(self.info["fps"])
+
+    @property
+    def robot_type(self) -> str | None:
+        return self.info.get("robot_type")
+
+    @property
+    def features(self) -> dict[str, dict[str, Any]]:
+        return self.info["features"]
+
+    @property
+    def video_keys(self) -> list[str]:
+        return [k for k, f in self.features.items() if f["dtype"] in ("video", "image")]
+
+    @property
+    def feature_keys(self) -> list[str]:
+        """Per-frame features stored in the parquet files, without LeRobot's automatic columns."""
+        return [k for k, f in self.features.items() if f["dtype"] not in ("video", "image") and k not in AUTO_FEATURES]
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self._episodes["episode_index"])
+
+    @property
+    def num_frames(self) -> int:
+        return int(self._episodes["length"].sum())
+
+    @property
+    def episode_lengths(self) -> np.ndarray:
+        return self._episodes["length"].copy()
+
+    def __len__(self) -> int:
+        return self.num_episodes
+
+    @property
+    def stats_path(self) -> Path:
+        return self.root / STATS_PATH
+
+    @property
+    def stats(self) -> dict[str, dict[str, np.ndarray]] | None:
+        """meta/stats.json as numpy arrays, or None when the dataset has none."""
+        if not self.stats_path.is_file():
+            return None
+        raw = read_json(self.stats_path, "stats.json")
+        if not isinstance(raw, dict):
+            raise DatasetFormatError(self.stats_path, None, "must hold a JSON object")
+        return stats_from_json(raw)
+
+    # -- frames
+    def episode(self, index: int, videos: bool | list[str] = True) -> Episode:
+        """Load episode `index` (negative counts from the end); `videos` = False or a list of keys limits decoding."""
+        n = self.num_episodes
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not -n <= index < n:
+            raise IndexError(f"episode index={index!r} is out of range for {n} episodes")
+        i = int(index) % n
+        ep = {k: v[i] for k, v in self._episodes.items()}
+        length = int(ep["length"])
+        data_path = self.root / self.info["data_path"].format(
+            chunk_index=int(ep["data/chunk_index"]), file_index=int(ep["data/file_index"])
+        )
+        table = self._episode_rows(data_path, i, length)
+        frames = {k: _column_array(table, k, self.features[k], data_path) for k in self.feature_keys}
+        timestamp = _column_array(table, "timestamp", AUTO_FEATURES["timestamp"], data_path)[:, 0]
+        task_index = _column_array(table, "task_index", AUTO_FEATURES["task_index"], data_path)[:, 0]
+        if task_index.size and (task_index.min() < 0 or task_index.max() >= len(self.tasks)):
+            raise DatasetFormatError(
+                data_path, "task_index", f"episode {i} refers to tasks outside [0, {len(self.tasks)}) of {TASKS_PATH}"
+            )
+        wanted = self.video_keys if videos is True else (list(videos) if videos else [])
+        unknown = [k for k in wanted if k not in self.video_keys]
+        if unknown:
+            raise KeyError(f"videos={unknown} are not video features of this dataset; known: {self.video_keys}")
+        decoded = {}
+        for key in wanted:
+            if self.features[key]["dtype"] == "image":
+                decoded[key] = _image_column(table, key, data_path, self.root)
+                continue
+            video_path = self.root / self.info["video_path"].format(
+                video_key=key,
+                chunk_index=int(ep[f"videos/{key}/chunk_index"]),
+                file_index=int(ep[f"videos/{key}/file_index"]),
+            )
+            clip = read_segment(
+                video_path,
+                float(ep[f"videos/{key}/from_timestamp"]),
+                float(ep[f"videos/{key}/to_timestamp"]),
+                self.fps,
+                length,
+                f"videos/{key}/to_timestamp",
+                f" of episode {i} (from {EPISODES_DIR})",
+            )
+            h, w = image_hw(self.features[key])
+            if clip.shape[1:3] != (h, w):
+                raise DatasetFormatError(
+                    video_path,
+                    f"features.{key}.shape",
+                    f"frames are {clip.shape[1]}x{clip.shape[2]} but info.json says {h}x{w}",
+                )
+            decoded[key] = clip
+        tasks = tuple(ep["tasks"]) or (self.tasks[int(task_index[0])],)
+        return Episode(
+            index=i,
+            tasks=tasks,
+            frames=frames,
+            videos=decoded,
+            timestamp=timestamp,
+            task_index=task_index,
+            dataset_from_index=int(ep["dataset_from_index"]),
+        )
+
+    def episodes(self, videos: bool | list[str] = True) -> Iterator[Episode]:
+        for i in range(self.num_episodes):
+            yield self.episode(i, videos=videos)
+
+    def column(self, key: str) -> np.ndarray:
+        """One per-frame feature over the whole dataset, in episode order: [num_frames, *shape]."""
+        if key not in self.features or self.features[key]["dtype"] in ("video", "image"):
+            raise KeyError(f"key={key!r} is not a parquet feature; known: {self.feature_keys + list(AUTO_FEATURES)}")
+        parts = []
+        for i in range(self.num_episodes):
+            ep = {k: v[i] for k, v in self._episodes.items()}
+            path = self.root / self.info["data_path"].format(
+                chunk_index=int(ep["data/chunk_index"]), file_index=int(ep["data/file_index"])
+            )
+            parts.append(_column_array(self._episode_rows(path, i, int(ep["length"])), key, self.features[key], path))
+        return np.concatenate(parts)
+
+    def _episode_rows(self, path: Path, episode_index: int, length: int) -> pa.Table:
+        table = self._table(path)
+        rows = table.filter(pc.equal(table.column("episode_index"), episode_index))
+        if rows.num_rows != length:
+            raise DatasetFormatError(
+                path,
+                "episode_index",
+                f"holds {rows.num_rows} rows of episode {episode_index} but {EPISODES_DIR} gives length {length}",
+            )
+        frame_index = rows.column("frame_index").to_numpy()
+        if not np.array_equal(frame_index, np.arange(length)):
+            order = np.argsort(frame_index, kind="stable")
+            if not np.array_equal(frame_index[order], np.arange(length)):
+                raise DatasetFormatError(
+                    path, "frame_index", f"episode {episode_index} does not number its frames 0..{length - 1}"
+                )
+            rows = rows.take(pa.array(order))
+        return rows
+
+    def _table(self, path: Path) -> pa.Table:
+        if path in self._tables:
+            self._tables.move_to_end(path)
+            return self._tables[path]
+        if not path.is_file():
+            raise DatasetFormatError(path, None, f"data file is missing (referenced by {EPISODES_DIR})")
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DatasetFormatError(path, None, f"is not a readable parquet file: {exc}") from None
+        needed = self.feature_keys + list(AUTO_FEATURES)
+        for key in needed:
+            if key not in table.column_names:
+                raise DatasetFormatError(
+                    path,
+                    key,
+                    f"column is missing (declared in {INFO_PATH} features)"
+                    if key not in AUTO_FEATURES
+                    else "column is missing",
+                )
+        self._tables[path] = table
+        while len(self._tables) > 2:
+            self._tables.popitem(last=False)
+        return table
+
+    def __repr__(self) -> str:
+        return (
+            f"LeRobotDataset(root={str(self.root)!r}, episodes={self.num_episodes}, frames={self.num_frames}, "
+            f"fps={self.fps:g}, videos={self.video_keys})"
+        )
+
+
+def _read_parquet(path: Path, what: str) -> pa.Table:
+    if not path.is_file():
+        raise DatasetFormatError(path, None, f"{what} is missing")
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DatasetFormatError(path, None, f"{what} is not a readable parquet file: {exc}") from None
+
+
+def _read_tasks(path: Path) -> list[str]:
+    """meta/tasks.parquet: pandas-written, index = task string (named 'task' or unnamed), column task_index."""
+    table = _read_parquet(path, "tasks file")
+    if "task_index" not in table.column_names:
+        raise DatasetFormatError(path, "task_index", "column is missing")
+    meta = table.schema.pandas_metadata or {}
+    index_columns = [c for c in meta.get("index_columns", []) if isinstance(c, str)]
+    candidates = ["task"] + index_columns + ["__index_level_0__"]
+    task_column = next((c for c in candidates if c in table.column_names), None)
+    if task_column is None:
+        raise DatasetFormatError(path, "task", "no task-string column (expected the pandas index 'task')")
+    texts = table.column(task_column).to_pylist()
+    indices = table.column("task_index").to_pylist()
+    if any(not isinstance(t, str) for t in texts):
+        raise DatasetFormatError(path, task_column, "task strings must be non-null strings")
+    if sorted(indices) != list(range(len(indices))):
+        raise DatasetFormatError(path, "task_index", f"must number the tasks 0..{len(indices) - 1}, got {indices}")
+    tasks = [""] * len(indices)
+    for text, idx in zip(texts, indices):
+        tasks[idx] = text
+    return tasks
+
+
+def _read_episodes(root: Path, info: dict[str, Any], num_tasks: int) -> dict[str, np.ndarray]:
+    files = sorted((root / EPISODES_DIR).glob("chunk-*/file-*.parquet"))
+    if not files:
+        raise DatasetFormatError(root / EPISODES_DIR, None, "holds no chunk-*/file-*.parquet episode files")
+    video_keys = [k for k, f in info["features"].items() if f["dtype"] == "video"]
+    needed = list(EPISODE_COLUMNS) + [f"videos/{k}/{f}" for k in video_keys for f in VIDEO_EPISODE_FIELDS]
+    columns: dict[str, list] = {k: [] for k in needed}
+    for path in files:
+        table = _read_parquet(path, "episodes file")
+        for key in needed:
+            if key not in table.column_names:
+                raise DatasetFormatError(path, key, "column is missing")
+            values = table.column(key).to_pylist()
+            if key != "tasks" and any(v is None for v in values):
+                raise DatasetFormatError(path, key, "has null values")
+            columns[key].extend(values)
+    out = {
+        k: np.asarray(v, dtype=np.float64 if k.endswith("timestamp") else np.int64)
+        for k, v in columns.items()
+        if k != "tasks"
+    }
+    out["tasks"] = np.empty(len(columns["tasks"]), dtype=object)
+    out["tasks"][:] = [tuple(t or ()) for t in columns["tasks"]]
+    order = np.argsort(out["episode_index"], kind="stable")
+    out = {k: v[order] for k, v in out.items()}
+    where = root / EPISODES_DIR
+    n = len(order)
+    if not np.array_equal(out["episode_index"], np.arange(n)):
+        raise DatasetFormatError(where, "episode_index", f"episodes must be numbered 0..{n - 1}")
+    if n != info["total_episodes"]:
+        raise DatasetFormatError(
+            root / INFO_PATH, "total_episodes", f"says {info['total_episodes']} but {EPISODES_DIR} lists {n} episodes"
+        )
+    if np.any(out["length"] < 1) or not np.array_equal(
+        out["dataset_to_index"] - out["dataset_from_index"], out["length"]
+    ):
+        raise DatasetFormatError(where, "length", "must be >= 1 and equal dataset_to_index - dataset_from_index")
+    if int(out["length"].sum()) != info["total_frames"]:
+        raise DatasetFormatError(
+            root / INFO_PATH,
+            "total_frames",
+            f"says {info['total_frames']} but the episodes hold {int(out['length'].sum())}",
+        )
+    for key in video_keys:
+        if np.any(out[f"videos/{key}/to_timestamp"] <= out[f"videos/{key}/from_timestamp"]):
+            raise DatasetFormatError(where, f"videos/{key}/to_timestamp", "must be greater than from_timestamp")
+    return out
+
+
+def _column_array(table: pa.Table, key: str, spec: Mapping[str, Any], path: Path) -> np.ndarray:
+    """A parquet column as [rows, width]: scalars (LeRobot's shape [1]) and fixed or variable lists alike."""
+    if key not in table.column_names:
+        raise DatasetFormatError(path, key, "column is missing")
+    col = table.column(key).combine_chunks()
+    width = spec["shape"][0]
+    n = len(col)
+    if col.null_count:
+        raise DatasetFormatError(path, key, f"has {col.null_count} null values")
+    if spec["dtype"] == "string":
+        arr = np.empty((n, 1), dtype=object)
+        arr[:, 0] = col.to_pylist()
+        return arr
+    kind = col.type
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+        if np.any(lengths != width):
+            raise DatasetFormatError(
+                path, key, f"rows hold {sorted(set(lengths.tolist()))[:5]} values, info.json shape says {width}"
+            )
+        values = col.flatten().to_numpy(zero_copy_only=False).reshape(n, width)
+    else:
+        if width != 1:
+            raise DatasetFormatError(path, key, f"is a scalar column but info.json shape says [{width}]")
+        values = col.to_numpy(zero_copy_only=False).reshape(n, 1)
+    try:
+        return values.astype(np.dtype(spec["dtype"]), copy=False)
+    except (TypeError, ValueError) as exc:
+        raise DatasetFormatError(path, key, f"cannot be read as {spec['dtype']}: {exc}") from None
+
+
+def _image_column(table: pa.Table, key: str, path: Path, root: Path) -> np.ndarray:
+    """Images embedded in parquet as struct<bytes, path> (LeRobot's `image` dtype), decoded with Pillow."""
+    import io
+
+    from PIL import Image
+
+    if key not in table.column_names:
+        raise DatasetFormatError(path, key, "column is missing")
+    frames = []
+    for item in table.column(key).to_pylist():
+        if not isinstance(item, dict) or not (item.get("bytes") or item.get("path")):
+            raise DatasetFormatError(path, key, "image cells must be structs with 'bytes' or 'path'")
+        source = io.BytesIO(item["bytes"]) if item.get("bytes") else root / item["path"]
+        try:
+            with Image.open(source) as img:
+                frames.append(np.asarray(img.convert("RGB")))
+        except (OSError, ValueError) as exc:
+            raise DatasetFormatError(path, key, f"holds an undecodable image: {exc}") from None
+    return np.stack(frames)
+
+
+# ---------------------------------------------------------------------------------------------------------- writing
+
+
+class LeRobotDatasetWriter:
+    """Builds a LeRobot v3.0 dataset episode by episode in a hidden staging folder next to `root`.
+
+    `finalize()` writes the metadata and renames the folder to `root` in one step, so a crash never leaves a
+    half-written dataset at `root`. `features` maps names to {"dtype", "shape", "names"}; video features use
+    dtype "video" and shape [H, W, 3]. Left as None, features are inferred from the first episode.
+    `video_codec="libx264rgb"` stores frames losslessly; "libx264" (default) and "libsvtav1" (LeRobot's default)
+    are lossy and need even frame sizes.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        fps: float,
+        features: Mapping[str, Mapping[str, Any]] | None = None,
+        robot_type: str | None = None,
+        *,
+        video_codec: str = "libx264",
+        video_gop: int = 8,
+        data_files_size_in_mb: float = DEFAULT_DATA_FILE_MB,
+        video_files_size_in_mb: float = DEFAULT_VIDEO_FILE_MB,
+        chunks_size: int = DEFAULT_CHUNKS_SIZE,
+        overwrite: bool = False,
+    ):
+        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
+            raise ValueError(f"fps={fps!r} must be a positive number")
+        if video_codec not in CODECS:
+            raise ValueError(f"video_codec={video_codec!r}; accepted: {', '.join(CODECS)}")
+        if not isinstance(video_gop, int) or video_gop < 1:
+            raise ValueError(f"video_gop={video_gop!r} must be an int >= 1")
+        for name, value in (
+            ("data_files_size_in_mb", data_files_size_in_mb),
+            ("video_files_size_in_mb", video_files_size_in_mb),
+        ):
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name}={value!r} must be > 0")
+        if not isinstance(chunks_size, int) or chunks_size < 1:
+            raise ValueError(f"chunks_size={chunks_size!r} must be an int >= 1")
+        self.root = Path(root)
+        if self.root.exists() and (not self.root.is_dir() or any(self.root.iterdir())) and not overwrite:
+            raise FileExistsError(f"root={str(self.root)!r} exists and is not empty; pass overwrite=True to replace it")
+        self.fps, self.robot_type, self.overwrite = fps, robot_type, overwrite
+        self.video_codec, self.video_gop, self.chunks_size = video_codec, video_gop, chunks_size
+        self._data_limit = data_files_size_in_mb * 1024**2
+        self._video_limit = video_files_size_in_mb * 1024**2
+        self._data_mb, self._video_mb = data_files_size_in_mb, video_files_size_in_mb
+        self.features = _check_user_features(features, "features") if features is not None else None
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        self._stage = Path(tempfile.mkdtemp(dir=self.root.parent, prefix=f".{self.root.name}.writing-"))
+        self._tasks: dict[str, int] = {}
+        self._rows: list[dict[str, Any]] = []
+        self._total_frames = 0
+        self._data_at, self._data_buffer, self._data_bytes = (0, 0), [], 0
+        self._video_at: dict[str, tuple[int, int]] = {}
+        self._videos: dict[str, VideoFileWriter] = {}
+        self._values: dict[str, list[np.ndarray]] = {}
+        self._video_stats: dict[str, list[dict[str, np.ndarray]]] = {}
+        self._done = False
+
+    # -- public API
+    def add_episode(self, frames: Mapping[str, Any], videos: Mapping[str, Any] | None = None, task: str = "") -> int:
+        """Append one episode: per-frame arrays [T, *shape] and uint8 videos [T, H, W, 3]. Returns its index."""
+        if self._done:
+            raise RuntimeError("this writer was finalised or aborted; open a new LeRobotDatasetWriter")
+        if not isinstance(task, str) or not task.strip():
+            raise ValueError(f"task={task!r} must be a non-empty string describing the episode")
+        frames, videos = dict(frames or {}), dict(videos or {})
+        episode_index = len(self._rows)
+        where = f"episode {episode_index}"
+        if self.features is None:
+            self.features = _infer_features(frames, videos)
+        columns, clips, length = self._checked_episode(frames, videos, where)
+        task_index = self._tasks.setdefault(task, len(self._tasks))
+        auto = {
+            "timestamp": (np.arange(length) / self.fps).astype(np.float32),
+            "frame_index": np.arange(length, dtype=np.int64),
+            "episode_index": np.full(length, episode_index, dtype=np.int64),
+            "index": np.arange(self._total_frames, self._total_frames + length, dtype=np.int64),
+            "task_index": np.full(length, task_index, dtype=np.int64),
+        }
+        row: dict[str, Any] = {"episode_index": episode_index, "tasks": [task], "length": length}
+        row.update(self._append_data(columns, auto))
+        row["dataset_from_index"], row["dataset_to_index"] = self._total_frames, self._total_frames + length
+        for key, clip in clips.items():
+            row.update(self._append_video(key, clip))
+        row["meta/episodes/chunk_index"], row["meta/episodes/file_index"] = 0, 0
+        for key, values in {**columns, **auto}.items():
+            if self._dtype(key) in NUMERIC_DTYPES:
+                self._values.setdefault(key, []).append(values.reshape(length, -1))
+                row.update(_flat_stats(key, compute_stats(values.reshape(length, -1))))
+        for key, clip in clips.items():
+            stats = compute_stats(_video_sample(clip), image=True)
+            self._video_stats.setdefault(key, []).append(stats)
+            row.update(_flat_stats(key, stats))
+        self._rows.append(row)
+        self._total_frames += length
+        return episode_index
+
+    def finalize(self) -> LeRobotDataset:
+        """Write metadata and move the dataset into place atomically. Returns it opened for reading."""
+        if self._done:
+            raise RuntimeError("this writer was already finalised or aborted")
+        if not self._rows:
+            self.abort()
+            raise ValueError("no episodes were added; a dataset needs at least one episode")
+        try:
+            self._flush_data()
+            for writer in self._videos.values():
+                writer.close()
+            self._videos.clear()
+            self._write_metadata()
+            self._publish()
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        return LeRobotDataset.open(self.root)
+
+    def abort(self) -> None:
+        """Discard everything written so far."""
+        for writer in self._videos.values():
+            writer.abort()
+        self._videos.clear()
+        shutil.rmtree(self._stage, ignore_errors=True)
+        self._done = True
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+        elif not self._done:
+            self.finalize()
+
+    # -- internals
+    def _dtype(self, key: str) -> str:
+        return AUTO_FEATURES[key]["dtype"] if key in AUTO_FEATURES else self.features[key]["dtype"]
+
+    def _checked_episode(self, frames: dict, videos: dict, where: str):
+        assert self.features is not None
+        data_keys = [k for k, f in self.features.items() if f["dtype"] != "video"]
+        video_keys = [k for k, f in self.features.items() if f["dtype"] == "video"]
+        for param, given, expected in (("frames", frames, data_keys), ("videos", videos, video_keys)):
+            missing = [k for k in expected if k not in given]
+            extra = [k for k in given if k not in expected]
+            if missing or extra:
+                raise ValueError(
+                    f"{param} of {where}: missing {missing}, unexpected {extra}; "
+                    f"the dataset's {param} keys are {expected}"
+                )
+        lengths = {k: len(v) if hasattr(v, "__len__") else -1 for k, v in {**frames, **videos}.items()}
+        length = next(iter(lengths.values()))
+        if length < 1 or any(n != length for n in lengths.values()):
+            raise ValueError(f"{where}: every array needs the same number of frames >= 1, got {lengths}")
+        columns = {}
+        for key in data_keys:
+            spec = self.features[key]
+            arr = np.asarray(frames[key])
+            if spec["dtype"] == "string":
+                if arr.reshape(length, -1).shape[1] != 1 or not all(isinstance(s, str) for s in arr.reshape(-1)):
+                    raise ValueError(f"frames[{key!r}] of {where} must hold one string per frame")
+                columns[key] = arr.reshape(length, 1).astype(object)
+                continue
+            if arr.ndim == 1 and spec["shape"] == [1]:
+                arr = arr.reshape(length, 1)
+            if arr.shape != (length, *spec["shape"]):
+                raise ValueError(
+                    f"frames[{key!r}] of {where} has shape {arr.shape}; expected "
+                    f"({length}, {', '.join(map(str, spec['shape']))})"
+                )
+            if arr.dtype.kind not in "biuf" or not np.can_cast(arr.dtype, spec["dtype"], casting="same_kind"):
+                raise ValueError(
+                    f"frames[{key!r}] of {where} has dtype {arr.dtype}, which does not cast to the "
+                    f"feature's {spec['dtype']}"
+                )
+            columns[key] = arr.astype(spec["dtype"], copy=False)
+        clips = {}
+        for key in video_keys:
+            arr = np.asarray(videos[key])
+            h, w = image_hw(self.features[key])
+            if arr.dtype != np.uint8 or arr.shape != (length, h, w, 3):
+                raise ValueError(
+                    f"videos[{key!r}] of {where} is {arr.dtype} {arr.shape}; expected uint8 ({length}, {h}, {w}, 3)"
+                )
+            clips[key] = arr
+        return columns, clips, length
+
+    def _append_data(self, columns: dict[str, np.ndarray], auto: dict[str, np.ndarray]) -> dict[str, int]:
+        if self._data_buffer and self._data_bytes >= self._data_limit:
+            self._flush_data()
+            self._data_at = _next_file(*self._data_at, self.chunks_size)
+        arrays, names = [], []
+        for key, values in {**columns, **auto}.items():
+            names.append(key)
+            arrays.append(_to_arrow(values, key in AUTO_FEATURES))
+        table = pa.table(arrays, names=names)
+        self._data_buffer.append(table)
+        self._data_bytes += table.nbytes
+        return {"data/chunk_index": self._data_at[0], "data/file_index": self._data_at[1]}
+
+    def _flush_data(self) -> None:
+        if not self._data_buffer:
+            return
+        path = self._stage / DATA_PATH.format(chunk_index=self._data_at[0], file_index=self._data_at[1])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.concat_tables(self._data_buffer), path)
+        self._data_buffer, self._data_bytes = [], 0
+
+    def _append_video(self, key: str, clip: np.ndarray) -> dict[str, Any]:
+        writer = self._videos.get(key)
+        if writer is not None and writer.bytes_written >= self._video_limit:
+            writer.close()
+            writer = None
+            self._video_at[key] = _next_file(*self._video_at[key], self.chunks_size)
+        chunk, file = self._video_at.setdefault(key, (0, 0))
+        if writer is None:
+            path = self._stage / VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file)
+            writer = self._videos[key] = VideoFileWriter(
+                path, self.fps, clip.shape[1], clip.shape[2], self.video_codec, self.video_gop
+            )
+        start, end = writer.append(clip)
+        return {
+            f"videos/{key}/chunk_index": chunk,
+            f"videos/{key}/file_index": file,
+            f"videos/{key}/from_timestamp": start,
+            f"videos/{key}/to_timestamp": end,
+        }
+
+    def _write_metadata(self) -> None:
+        assert self.features is not None
+        episodes = pa.Table.from_pylist(self._rows)
+        path = self._stage / EPISODES_PATH.format(chunk_index=0, file_index=0)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(episodes, path)
+        _write_tasks(self._stage / TASKS_PATH, list(self._tasks))
+        codec = CODECS[self.video_codec]
+        features: dict[str, Any] = {}
+        for key, spec in self.features.items():
+            spec = dict(spec)
+            if spec["dtype"] == "video":
+                h, w = image_hw(spec)
+                spec["info"] = {
+                    "video.height": h,
+                    "video.width": w,
+                    "video.codec": codec.name,
+                    "video.pix_fmt": codec.pix_fmt,
+                    "video.is_depth_map": False,
+                    "video.fps": self.fps,
+                    "video.channels": 3,
+                    "has_audio": False,
+                    "video.g": self.video_gop,
+                    **{f"video.{k}": _number(v) for k, v in codec.options},
+                }
+            features[key] = spec
+        features.update({k: dict(v) for k, v in AUTO_FEATURES.items()})
+        has_video = any(f["dtype"] == "video" for f in features.values())
+        n = len(self._rows)
+        info = {
+            "codebase_version": CODEBASE_VERSION,
+            "robot_type": self.robot_type,
+            "total_episodes": n,
+            "total_frames": self._total_frames,
+            "total_tasks": len(self._tasks),
+            "chunks_size": self.chunks_size,
+            "data_files_size_in_mb": self._data_mb,
+            "video_files_size_in_mb": self._video_mb,
+            "fps": int(self.fps) if float(self.fps).is_integer() else self.fps,
+            "splits": {"train": f"0:{n}"},
+            "data_path": DATA_PATH,
+            "video_path": VIDEO_PATH if has_video else None,
+            "features": features,
+        }
+        stats = {k: compute_stats(np.concatenate(v)) for k, v in self._values.items()}
+        stats.update({k: aggregate_stats(v) for k, v in self._video_stats.items()})
+        write_json_atomic(self._stage / STATS_PATH, stats_to_json(stats))
+        write_json_atomic(self._stage / INFO_PATH, info)
+
+    def _publish(self) -> None:
+        old = None
+        if self.root.exists() and (not self.root.is_dir() or any(self.root.iterdir())):
+            old = self.root.with_name(f".{self.root.name}.replaced-{uuid.uuid4().hex[:8]}")
+            os.replace(self.root, old)
+        elif self.root.is_dir():
+            self.root.rmdir()
+        os.replace(self._stage, self.root)
+        if old is not None:
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+
+
+def write_episodes(
+    root: str | Path,
+    episodes: Iterable[Episode | Mapping[str, Any]],
+    fps: float,
+    features: Mapping[str, Mapping[str, Any]] | None = None,
+    robot_type: str | None = None,
+    **writer_options: Any,
+) -> LeRobotDataset:
+    """Write an iterable of episodes as one dataset; each is an `Episode` or {"frames", "videos", "task"}.
+
+    This is the seam for converters (sim rollouts, other formats): produce episodes lazily, one at a time.
+    """
+    with LeRobotDatasetWriter(root, fps, features, robot_type, **writer_options) as writer:
+        for n, ep in enumerate(episodes):
+            if isinstance(ep, Episode):
+                writer.add_episode(ep.frames, ep.videos, ep.task)
+            elif isinstance(ep, Mapping) and "frames" in ep and "task" in ep:
+                writer.add_episode(ep["frames"], ep.get("videos"), ep["task"])
+            else:
+                raise TypeError(
+                    f"episodes[{n}] must be an Episode or a mapping with 'frames', 'videos' and 'task', "
+                    f"got {type(ep).__name__}"
+                )
+        return writer.finalize()
+
+
+# ---------------------------------------------------------------------------------------------------------- helpers
+
+
+def _check_user_features(features: Mapping[str, Mapping[str, Any]], param: str) -> dict[str, dict[str, Any]]:
+    if not isinstance(features, Mapping) or not features:
+        raise ValueError(f"{param} must be a non-empty mapping of feature name -> {{dtype, shape, names}}")
+    out = {}
+    for name, spec in features.items():
+        if name in AUTO_FEATURES:
+            raise ValueError(f"{param}[{name!r}] is a column the writer fills in itself; remove it")
+        try:
+            spec = check_feature(name, spec, param, field_prefix=param)
+        except DatasetFormatError as exc:
+            raise ValueError(f"{exc.field}: {exc.problem}") from None
+        if spec["dtype"] == "image":
+            raise ValueError(f"{param}[{name!r}]: dtype 'image' is read but not written; use dtype 'video'")
+        out[name] = {"dtype": spec["dtype"], "shape": spec["shape"], "names": spec.get("names")}
+    return out
+
+
+def _infer_features(frames: Mapping[str, Any], videos: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    features: dict[str, Any] = {}
+    for key, value in frames.items():
+        arr = np.asarray(value)
+        if arr.dtype.kind in "OUS":
+            features[key] = {"dtype": "string", "shape": [1], "names": None}
+        elif arr.dtype.name in NUMERIC_DTYPES and arr.ndim in (1, 2):
+            features[key] = {"dtype": arr.dtype.name, "shape": [1 if arr.ndim == 1 else arr.shape[1]], "names": None}
+        else:
+            raise ValueError(
+                f"frames[{key!r}] is {arr.dtype} {arr.shape}; features are [T] or [T, D] arrays of "
+                f"{', '.join(NUMERIC_DTYPES)} or strings"
+            )
+    for key, value in videos.items():
+        arr = np.asarray(value)
+        if arr.ndim != 4 or arr.shape[-1] != 3:
+            raise ValueError(f"videos[{key!r}] has shape {arr.shape}; expected uint8 [T, H, W, 3]")
+        features[key] = {
+            "dtype": "video",
+            "shape": [arr.shape[1], arr.shape[2], 3],
+            "names": ["height", "width", "channels"],
+        }
+    return _check_user_features(features, "features (inferred from the first episode)")
+
+
+def _to_arrow(values: np.ndarray, auto: bool) -> pa.Array:
+    """[T, 1] → scalar column; [T, D] → fixed_size_list<D> (HF datasets' Sequence(length=D), as LeRobot writes)."""
+    if values.dtype == object:
+        return pa.array(values.reshape(-1).tolist(), type=pa.string())
+    if auto or values.ndim == 1 or values.shape[1] == 1:
+        return pa.array(values.reshape(-1))
+    return pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(values).reshape(-1)), values.shape[1])
+
+
+def _write_tasks(path: Path, tasks: list[str]) -> None:
+    """Same bytes pandas writes for DataFrame({"task_index": ...}, index=Index(tasks, name="task"))."""
+    import json
+
+    table = pa.table({"task_index": pa.array(range(len(tasks)), pa.int64()), "task": pa.array(tasks, pa.string())})
+    pandas_meta = {
+        "index_columns": ["task"],
+        "column_indexes": [
+            {
+                "name": None,
+                "field_name": None,
+                "pandas_type": "unicode",
+                "numpy_type": "object",
+                "metadata": {"encoding": "UTF-8"},
+            }
+        ],
+        "columns": [
+            {
+                "name": "task_index",
+                "field_name": "task_index",
+                "pandas_type": "int64",
+                "numpy_type": "int64",
+                "metadata": None,
+            },
+            {"name": "task", "field_name": "task", "pandas_type": "unicode", "numpy_type": "object", "metadata": None},
+        ],
+        "creator": {"library": "pyarrow", "version": pa.__version__},
+        "pandas_version": "2.2.3",
+    }
+    table = table.replace_schema_metadata({b"pandas": json.dumps(pandas_meta).encode()})
+    pq.write_table(table, path)
+
+
+def _flat_stats(key: str, stats: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    return {f"stats/{key}/{name}": np.asarray(v).tolist() for name, v in stats.items()}
+
+
+def _video_sample(clip: np.ndarray) -> np.ndarray:
+    index = np.unique(np.linspace(0, len(clip) - 1, min(len(clip), VIDEO_STATS_FRAMES)).round().astype(int))
+    stride = max(1, max(clip.shape[1:3]) // VIDEO_STATS_SIDE)
+    return clip[index, ::stride, ::stride]
+
+
+def _next_file(chunk: int, file: int, chunks_size: int) -> tuple[int, int]:
+    return (chunk + 1, 0) if file + 1 >= chunks_size else (chunk, file + 1)
+
+
+def _number(text: str) -> int | float | str:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text

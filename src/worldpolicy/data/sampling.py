@@ -1,0 +1,188 @@
+"""Turn dataset episodes into Cosmos3 training examples: a (chunk+1)-frame window, its action chunk and a caption.
+
+Alignment follows the model (cosmos3-model.md §3): action i is the transition into pixel frame i+1, so a window that
+starts at frame t pairs frames t..t+chunk with the actions recorded at frames t..t+chunk-1. Every mode sees the same
+window; the mode says what the trainer conditions on (§7): policy keeps frame 0 clean and generates the rest and the
+actions, forward dynamics also keeps the actions clean, inverse dynamics keeps every frame clean and generates actions.
+Actions stay in the dataset's physical units; normalisation and gripper flips belong to `worldpolicy.processing`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..embodiments import Embodiment, get_embodiment
+from ..results import MODES
+from .lerobot import LeRobotDataset
+
+
+@dataclass
+class TrainingExample:
+    """One training window. `frames` is the first of `video_keys`; `views` holds every requested camera."""
+
+    mode: str
+    frames: np.ndarray  # uint8 [chunk+1, H, W, 3]
+    actions: np.ndarray  # float32 [chunk, action_dim], physical units
+    action_is_pad: np.ndarray  # bool [chunk]: rows repeated past the episode end (mask them out of the loss)
+    task: str
+    episode_index: int
+    start: int  # frame index of frames[0] within its episode
+    state: np.ndarray | None = None  # float32 [action_dim] at frame `start`, for embodiments with a state row
+    views: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def window_starts(length: int, chunk_size: int, stride: int = 1, pad: bool = False) -> range:
+    """First frames of the windows an episode of `length` frames yields (full windows unless `pad`)."""
+    last = length - 2 if pad else length - 1 - chunk_size
+    return range(0, max(last + 1, 0), stride)
+
+
+def sample_training_examples(
+    dataset: LeRobotDataset,
+    embodiment: str | Embodiment,
+    mode: str | Mapping[str, float] = "policy",
+    chunk_size: int | None = None,
+    *,
+    action_keys: str | Sequence[str] = "action",
+    state_keys: str | Sequence[str] | None = None,
+    video_keys: str | Sequence[str] | None = None,
+    episodes: Sequence[int] | None = None,
+    stride: int = 1,
+    pad: bool = False,
+    shuffle: bool = False,
+    seed: int = 0,
+    caption_sep: str | None = " | ",
+    limit: int | None = None,
+) -> Iterator[TrainingExample]:
+    """Yield training examples, decoding each episode once.
+
+    `mode` is one of policy / forward_dynamics / inverse_dynamics, or weights such as
+    {"policy": 0.5, "forward_dynamics": 0.25, "inverse_dynamics": 0.25} drawn per example. `chunk_size` defaults to
+    the embodiment's. `action_keys` (and `state_keys`, used when the embodiment conditions on a state row) are
+    concatenated to the embodiment's action width. Captions holding several variants split by `caption_sep` yield one
+    at random. `shuffle` permutes episodes and the windows within each; everything random draws from `seed`.
+    """
+    emb = get_embodiment(embodiment)
+    modes, weights = _check_mode(mode)
+    chunk = emb.chunk_size if chunk_size is None else chunk_size
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk_size={chunk_size!r} must be an int >= 1")
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        raise ValueError(f"stride={stride!r} must be an int >= 1")
+    if limit is not None and (not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"limit={limit!r} must be None or an int >= 0")
+    action_keys = _check_keys(dataset, action_keys, emb, "action_keys")
+    if emb.state_history:
+        if state_keys is None:
+            if "observation.state" not in dataset.features:
+                raise ValueError(
+                    f"embodiment {emb.key!r} conditions on a state row: pass state_keys (the dataset has "
+                    f"no 'observation.state'; features: {dataset.feature_keys})"
+                )
+            state_keys = "observation.state"
+        state_keys = _check_keys(dataset, state_keys, emb, "state_keys")
+    cameras = _check_videos(dataset, video_keys)
+    chosen = list(range(dataset.num_episodes)) if episodes is None else [int(i) for i in episodes]
+    bad = [i for i in chosen if not 0 <= i < dataset.num_episodes]
+    if bad:
+        raise ValueError(f"episodes contains {bad[:5]}, outside [0, {dataset.num_episodes})")
+    lengths = dataset.episode_lengths
+    if not any(len(window_starts(int(lengths[i]), chunk, 1, pad)) for i in chosen):
+        longest = max((int(lengths[i]) for i in chosen), default=0)
+        need = 2 if pad else chunk + 1
+        raise ValueError(
+            f"chunk_size={chunk} needs episodes of at least {need} frames; the longest selected episode "
+            f"has {longest} (pass pad=True or a smaller chunk_size)"
+        )
+
+    rng = np.random.default_rng(seed)
+    if shuffle:
+        chosen = [chosen[i] for i in rng.permutation(len(chosen))]
+    produced = 0
+    for index in chosen:
+        starts = list(window_starts(int(lengths[index]), chunk, stride, pad))
+        if not starts:
+            continue
+        if limit is not None and produced >= limit:
+            return
+        ep = dataset.episode(index, videos=cameras)
+        actions = np.concatenate([ep.frames[k].reshape(ep.length, -1) for k in action_keys], axis=1)
+        states = (
+            np.concatenate([ep.frames[k].reshape(ep.length, -1) for k in state_keys], axis=1)
+            if emb.state_history
+            else None
+        )
+        if shuffle:
+            starts = [starts[i] for i in rng.permutation(len(starts))]
+        for t in starts:
+            if limit is not None and produced >= limit:
+                return
+            frame_rows = np.minimum(np.arange(t, t + chunk + 1), ep.length - 1)
+            action_rows = np.arange(t, t + chunk)
+            views = {k: ep.videos[k][frame_rows] for k in cameras}
+            task = dataset.tasks[int(ep.task_index[t])]
+            if caption_sep and caption_sep in task:
+                options = [c.strip() for c in task.split(caption_sep) if c.strip()]
+                task = options[int(rng.integers(len(options)))] if options else task
+            yield TrainingExample(
+                mode=modes[0] if len(modes) == 1 else modes[int(rng.choice(len(modes), p=weights))],
+                frames=views[cameras[0]],
+                actions=actions[np.minimum(action_rows, ep.length - 1)].astype(np.float32),
+                action_is_pad=action_rows >= ep.length,
+                task=task,
+                episode_index=index,
+                start=t,
+                state=None if states is None else states[t].astype(np.float32),
+                views=views,
+            )
+            produced += 1
+
+
+def _check_mode(mode: str | Mapping[str, float]) -> tuple[list[str], np.ndarray]:
+    if isinstance(mode, str):
+        if mode not in MODES:
+            raise ValueError(f"mode={mode!r}; accepted: {', '.join(MODES)} or a mapping of them to weights")
+        return [mode], np.ones(1)
+    if not isinstance(mode, Mapping) or not mode:
+        raise ValueError(f"mode={mode!r}; accepted: {', '.join(MODES)} or a mapping of them to weights")
+    unknown = [m for m in mode if m not in MODES]
+    weights = np.array([float(w) for w in mode.values()])
+    if unknown or np.any(~np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
+        raise ValueError(
+            f"mode={dict(mode)!r}: keys must be among {', '.join(MODES)} and weights >= 0 with a positive sum"
+        )
+    return list(mode), weights / weights.sum()
+
+
+def _check_keys(dataset: LeRobotDataset, keys: str | Sequence[str], emb: Embodiment, param: str) -> list[str]:
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    missing = [k for k in keys if k not in dataset.feature_keys]
+    if not keys or missing:
+        raise ValueError(
+            f"{param}={keys!r}: {missing or 'none given'} not among the dataset's features {dataset.feature_keys}"
+        )
+    width = sum(dataset.features[k]["shape"][0] for k in keys)
+    if width != emb.action_dim:
+        raise ValueError(
+            f"{param}={keys!r} give {width} values per frame but embodiment {emb.key!r} has action_dim "
+            f"{emb.action_dim} ({', '.join(emb.columns)})"
+        )
+    return keys
+
+
+def _check_videos(dataset: LeRobotDataset, video_keys: str | Sequence[str] | None) -> list[str]:
+    available = dataset.video_keys
+    if video_keys is None:
+        if len(available) != 1:
+            raise ValueError(f"video_keys=None is ambiguous: the dataset has video features {available}; name them")
+        return available
+    keys = [video_keys] if isinstance(video_keys, str) else list(video_keys)
+    missing = [k for k in keys if k not in available]
+    if not keys or missing:
+        raise ValueError(
+            f"video_keys={keys!r}: {missing or 'none given'} not among the dataset's video features {available}"
+        )
+    return keys

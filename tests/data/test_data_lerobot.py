@@ -1,0 +1,384 @@
+"""LeRobot v3.0 read/write: round trip, layout, file rolling, atomic writes, malformed datasets, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from dataset_factory import frame_ramp, make_episode
+
+from worldpolicy.data import DatasetFormatError, Episode, LeRobotDataset, LeRobotDatasetWriter, write_episodes
+
+
+def test_round_trip_returns_identical_arrays(small_dataset):
+    ds, written = small_dataset
+    assert ds.num_episodes == 3 and ds.num_frames == 28 and ds.fps == 10 and ds.robot_type == "testbot"
+    assert ds.tasks == ["pick the cube", "push the cube | shove the block"]
+    assert ds.feature_keys == ["action", "observation.state", "next.done", "next.reward"]
+    assert ds.video_keys == ["observation.images.front"]
+    for i, src in enumerate(written):
+        ep = ds.episode(i)
+        assert ep.index == i and ep.length == len(src["frames"]["action"]) and ep.task == src["task"]
+        for key, values in src["frames"].items():
+            got = ep.frames[key]
+            assert got.dtype == values.dtype, key
+            np.testing.assert_array_equal(got.reshape(values.shape), values, err_msg=key)
+        np.testing.assert_array_equal(ep.videos["observation.images.front"], src["videos"]["observation.images.front"])
+        np.testing.assert_allclose(ep.timestamp, np.arange(ep.length) / 10, atol=1e-6)
+        assert ep.dataset_from_index == sum(len(w["frames"]["action"]) for w in written[:i])
+    np.testing.assert_array_equal(ds.column("action"), np.concatenate([w["frames"]["action"] for w in written]))
+    assert ds.episode(-1).index == 2
+
+
+def test_layout_matches_lerobot_v3(small_dataset):
+    ds, _ = small_dataset
+    root = ds.root
+    for rel in (
+        "meta/info.json",
+        "meta/stats.json",
+        "meta/tasks.parquet",
+        "meta/episodes/chunk-000/file-000.parquet",
+        "data/chunk-000/file-000.parquet",
+        "videos/observation.images.front/chunk-000/file-000.mp4",
+    ):
+        assert (root / rel).is_file(), rel
+    info = json.loads((root / "meta/info.json").read_text())
+    assert info["codebase_version"] == "v3.0" and info["total_episodes"] == 3 and info["total_frames"] == 28
+    assert info["total_tasks"] == 2 and info["splits"] == {"train": "0:3"} and info["chunks_size"] == 1000
+    assert info["data_path"] == "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+    assert info["video_path"] == "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+    assert set(info["features"]) >= {"timestamp", "frame_index", "episode_index", "index", "task_index"}
+    video = info["features"]["observation.images.front"]
+    assert video["dtype"] == "video" and video["shape"] == [16, 16, 3]
+    assert video["info"]["video.codec"] == "h264" and video["info"]["video.height"] == 16
+
+    data = pq.read_table(root / "data/chunk-000/file-000.parquet")
+    assert pa.types.is_fixed_size_list(data.schema.field("action").type)
+    assert data.schema.field("timestamp").type == pa.float32() and data.schema.field("index").type == pa.int64()
+    assert data.column("index").to_pylist() == list(range(28))
+    eps = pq.read_table(root / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
+    assert [e["length"] for e in eps] == [12, 7, 9] and eps[1]["tasks"] == ["push the cube | shove the block"]
+    assert eps[1]["dataset_from_index"] == 12 and eps[1]["dataset_to_index"] == 19
+    assert eps[1]["videos/observation.images.front/from_timestamp"] == pytest.approx(1.2)
+    assert eps[1]["videos/observation.images.front/to_timestamp"] == pytest.approx(1.9)
+    tasks = pq.read_table(root / "meta/tasks.parquet")
+    assert tasks.schema.pandas_metadata["index_columns"] == ["task"]
+    assert dict(zip(tasks.column("task").to_pylist(), tasks.column("task_index").to_pylist())) == {
+        "pick the cube": 0,
+        "push the cube | shove the block": 1,
+    }
+
+
+def test_stats_match_numpy(small_dataset):
+    ds, written = small_dataset
+    stats = ds.stats
+    action = np.concatenate([w["frames"]["action"] for w in written]).astype(np.float64)
+    np.testing.assert_allclose(stats["action"]["min"], action.min(0))
+    np.testing.assert_allclose(stats["action"]["max"], action.max(0))
+    np.testing.assert_allclose(stats["action"]["mean"], action.mean(0))
+    np.testing.assert_allclose(stats["action"]["std"], action.std(0))
+    for name, q in (("q01", 0.01), ("q10", 0.10), ("q50", 0.5), ("q90", 0.9), ("q99", 0.99)):
+        np.testing.assert_allclose(stats["action"][name], np.quantile(action, q, axis=0))
+    assert stats["action"]["count"].tolist() == [28]
+    assert stats["next.done"]["mean"] == pytest.approx(3 / 28)
+    # video stats: per channel in [0, 1], shaped (3, 1, 1); small clips are sampled whole, so min/max/mean/std are exact
+    pixels = np.concatenate([w["videos"]["observation.images.front"] for w in written]).reshape(-1, 3) / 255.0
+    video = stats["observation.images.front"]
+    assert video["mean"].shape == (3, 1, 1)
+    np.testing.assert_allclose(video["mean"].reshape(3), pixels.mean(0))
+    np.testing.assert_allclose(video["std"].reshape(3), pixels.std(0))
+    np.testing.assert_allclose(video["max"].reshape(3), pixels.max(0))
+    # per-episode stats columns of the episodes parquet
+    eps = pq.read_table(ds.root / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
+    np.testing.assert_allclose(eps[2]["stats/action/q99"], np.quantile(written[2]["frames"]["action"], 0.99, axis=0))
+
+
+def test_lossy_default_codec_and_lerobot_av1(tmp_path):
+    # smooth content, as a camera gives: lossy codecs keep it close
+    yy, xx = np.mgrid[0:32, 0:48]
+    base = np.stack([xx * 5, yy * 7, (xx + yy) * 3], axis=-1)
+    clip = np.stack([(base + 4 * t) % 256 for t in range(10)]).astype(np.uint8)
+    for codec in ("libx264", "libsvtav1"):
+        ds = write_episodes(
+            tmp_path / codec,
+            [{"frames": {"a": np.zeros(10, np.float32)}, "videos": {"cam": clip}, "task": "t"}] * 2,
+            fps=5,
+            video_codec=codec,
+        )
+        got = ds.episode(1).videos["cam"]
+        mse = np.mean((got.astype(float) - clip) ** 2)
+        assert 10 * np.log10(255**2 / mse) > 30, codec
+
+
+def test_files_roll_over_into_new_files_and_chunks(tmp_path):
+    episodes = [dict(make_episode(6, seed=i, offset=10 * i), task=f"task {i % 3}") for i in range(5)]
+    ds = write_episodes(
+        tmp_path / "ds",
+        episodes,
+        fps=10,
+        video_codec="libx264rgb",
+        chunks_size=2,
+        data_files_size_in_mb=1e-6,
+        video_files_size_in_mb=1e-6,
+    )
+    data_files = sorted(p.relative_to(ds.root).as_posix() for p in (ds.root / "data").rglob("*.parquet"))
+    assert data_files == [
+        "data/chunk-000/file-000.parquet",
+        "data/chunk-000/file-001.parquet",
+        "data/chunk-001/file-000.parquet",
+        "data/chunk-001/file-001.parquet",
+        "data/chunk-002/file-000.parquet",
+    ]
+    assert len(list((ds.root / "videos").rglob("*.mp4"))) == 5
+    for i, src in enumerate(episodes):
+        ep = ds.episode(i)
+        np.testing.assert_array_equal(ep.frames["action"], src["frames"]["action"])
+        np.testing.assert_array_equal(ep.videos["observation.images.front"], src["videos"]["observation.images.front"])
+    assert ds.tasks == ["task 0", "task 1", "task 2"]
+
+
+def test_copy_a_dataset_through_episode_objects(small_dataset, tmp_path):
+    ds, _ = small_dataset
+    features = {k: ds.features[k] for k in ds.feature_keys + ds.video_keys}
+    copy = write_episodes(tmp_path / "copy", ds.episodes(), fps=ds.fps, features=features, video_codec="libx264rgb")
+    for a, b in zip(ds.episodes(), copy.episodes()):
+        assert isinstance(b, Episode) and a.tasks == b.tasks
+        for key in a.frames:
+            np.testing.assert_array_equal(a.frames[key], b.frames[key])
+        np.testing.assert_array_equal(a.videos["observation.images.front"], b.videos["observation.images.front"])
+
+
+def test_writes_are_atomic(tmp_path):
+    root = tmp_path / "ds"
+    with pytest.raises(RuntimeError, match="boom"), LeRobotDatasetWriter(root, fps=10) as writer:
+        writer.add_episode(**make_episode(5, seed=0), task="t")
+        raise RuntimeError("boom")
+    assert not root.exists() and list(tmp_path.iterdir()) == []
+
+    first = write_episodes(root, [dict(make_episode(5, seed=0), task="old")], fps=10)
+    with pytest.raises(FileExistsError, match="root="):
+        LeRobotDatasetWriter(root, fps=10)
+    writer = LeRobotDatasetWriter(root, fps=10, overwrite=True)
+    writer.add_episode(**make_episode(4, seed=1), task="new")
+    assert LeRobotDataset.open(root).tasks == ["old"]  # untouched until finalize
+    second = writer.finalize()
+    assert first.root == second.root and second.tasks == ["new"] and second.num_frames == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # no staging or replaced folders left behind
+
+
+def test_episodes_without_videos(tmp_path):
+    ds = write_episodes(tmp_path / "ds", [{"frames": {"x": np.arange(4.0)}, "task": "t"}], fps=2.5)
+    info = json.loads((ds.root / "meta/info.json").read_text())
+    assert info["video_path"] is None and info["fps"] == 2.5 and ds.video_keys == []
+    np.testing.assert_array_equal(ds.episode(0).frames["x"][:, 0], np.arange(4.0))
+
+
+# ------------------------------------------------------------------------------------------------- malformed input
+
+
+def _rewrite_parquet(path: Path, edit) -> None:
+    pq.write_table(edit(pq.read_table(path)), path)
+
+
+def _edit_info(root: Path, edit) -> None:
+    info = json.loads((root / "meta/info.json").read_text())
+    edit(info)
+    (root / "meta/info.json").write_text(json.dumps(info))
+
+
+EPISODES = "meta/episodes/chunk-000/file-000.parquet"
+DATA = "data/chunk-000/file-000.parquet"
+VIDEO = "videos/observation.images.front/chunk-000/file-000.mp4"
+CORRUPTIONS = {
+    "no info.json": (lambda r: (r / "meta/info.json").unlink(), "meta/info.json", None),
+    "info.json not json": (lambda r: (r / "meta/info.json").write_text("{"), "meta/info.json", None),
+    "old version": (
+        lambda r: _edit_info(r, lambda i: i.update(codebase_version="v2.1")),
+        "meta/info.json",
+        "codebase_version",
+    ),
+    "no fps": (lambda r: _edit_info(r, lambda i: i.pop("fps")), "meta/info.json", "fps"),
+    "bad dtype": (
+        lambda r: _edit_info(r, lambda i: i["features"]["action"].update(dtype="float128")),
+        "meta/info.json",
+        "features.action.dtype",
+    ),
+    "bad shape": (
+        lambda r: _edit_info(r, lambda i: i["features"]["action"].update(shape=[0])),
+        "meta/info.json",
+        "features.action.shape",
+    ),
+    "frame count": (lambda r: _edit_info(r, lambda i: i.update(total_frames=99)), "meta/info.json", "total_frames"),
+    "no tasks": (lambda r: (r / "meta/tasks.parquet").unlink(), "meta/tasks.parquet", None),
+    "tasks without index": (
+        lambda r: _rewrite_parquet(r / "meta/tasks.parquet", lambda t: t.drop(["task_index"])),
+        "meta/tasks.parquet",
+        "task_index",
+    ),
+    "episodes column": (
+        lambda r: _rewrite_parquet(r / EPISODES, lambda t: t.drop(["dataset_from_index"])),
+        EPISODES,
+        "dataset_from_index",
+    ),
+    "episode video column": (
+        lambda r: _rewrite_parquet(r / EPISODES, lambda t: t.drop(["videos/observation.images.front/to_timestamp"])),
+        EPISODES,
+        "videos/observation.images.front/to_timestamp",
+    ),
+}
+LAZY_CORRUPTIONS = {  # found when the episode is loaded
+    "data column": (lambda r: _rewrite_parquet(r / DATA, lambda t: t.drop(["action"])), DATA, "action"),
+    "data width": (
+        lambda r: _edit_info(r, lambda i: i["features"]["action"].update(shape=[4], names=None)),
+        DATA,
+        "action",
+    ),
+    "data rows": (lambda r: _rewrite_parquet(r / DATA, lambda t: t.slice(0, 15)), DATA, "episode_index"),
+    "no data file": (lambda r: (r / DATA).unlink(), DATA, None),
+    "no video": (lambda r: (r / VIDEO).unlink(), VIDEO, None),
+    "short video segment": (
+        lambda r: _rewrite_parquet(
+            r / EPISODES,
+            lambda t: t.set_column(
+                t.column_names.index("videos/observation.images.front/to_timestamp"),
+                "videos/observation.images.front/to_timestamp",
+                pa.array([1.0, 1.5, 2.8]),
+            ),
+        ),
+        VIDEO,
+        "videos/observation.images.front/to_timestamp",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS) + sorted(LAZY_CORRUPTIONS))
+def test_malformed_dataset_names_file_and_field(small_dataset, name):
+    ds, _ = small_dataset
+    corrupt, rel, field = {**CORRUPTIONS, **LAZY_CORRUPTIONS}[name]
+    corrupt(ds.root)
+    with pytest.raises(DatasetFormatError) as info:
+        LeRobotDataset.open(ds.root).episode(1)
+    err = info.value
+    assert err.path.endswith(rel), str(err)
+    assert err.field == field, str(err)
+    assert rel in str(err) and (field is None or repr(field) in str(err))
+
+
+def test_open_missing_root(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a directory"):
+        LeRobotDataset.open(tmp_path / "nope")
+
+
+def test_reads_pandas_unnamed_index_variable_lists_and_embedded_images(small_dataset):
+    """Variants other writers produce: unnamed pandas index, list<float> columns, images embedded in parquet."""
+    import io
+
+    from PIL import Image
+
+    ds, written = small_dataset
+    root = ds.root
+    pq.write_table(
+        pa.table({"task_index": [1, 0], "__index_level_0__": ["push the cube | shove the block", "pick the cube"]}),
+        root / "meta/tasks.parquet",
+    )
+    pngs = []
+    for frame in frame_ramp(28, 4, 6):
+        buf = io.BytesIO()
+        Image.fromarray(frame).save(buf, format="PNG")
+        pngs.append({"bytes": buf.getvalue(), "path": None})
+
+    def edit(table):
+        action = table.column("action").combine_chunks()
+        as_list = pa.ListArray.from_arrays(pa.array(np.arange(0, 3 * 28 + 1, 3), pa.int32()), action.flatten())
+        table = table.set_column(table.column_names.index("action"), "action", as_list)
+        return table.append_column("observation.images.wrist", pa.array(pngs))
+
+    _rewrite_parquet(root / DATA, edit)
+    _edit_info(
+        root,
+        lambda i: i["features"].update(
+            {
+                "observation.images.wrist": {
+                    "dtype": "image",
+                    "shape": [4, 6, 3],
+                    "names": ["height", "width", "channels"],
+                }
+            }
+        ),
+    )
+    reopened = LeRobotDataset.open(root)
+    assert reopened.tasks == ["pick the cube", "push the cube | shove the block"]
+    ep = reopened.episode(1)
+    np.testing.assert_array_equal(ep.frames["action"], written[1]["frames"]["action"])
+    np.testing.assert_array_equal(ep.videos["observation.images.wrist"], frame_ramp(28, 4, 6)[12:19])
+
+
+# ------------------------------------------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda e: e["frames"].pop("action"), r"frames of episode 0: missing \['action'\]"),
+        (lambda e: e["frames"].update(extra=np.zeros(5)), r"unexpected \['extra'\]"),
+        (lambda e: e["frames"].update(action=np.zeros((5, 4), np.float32)), r"frames\['action'\] .* shape \(5, 4\)"),
+        (lambda e: e["frames"].update(**{"next.reward": np.full(5, 0.5)}), r"frames\['next.reward'\] .* float64"),
+        (lambda e: e["frames"].update(action=np.zeros((4, 3), np.float32)), "same number of frames"),
+        (
+            lambda e: e["videos"].update(**{"observation.images.front": np.zeros((5, 16, 16, 3), np.float32)}),
+            r"videos\['observation.images.front'\] .* uint8",
+        ),
+        (lambda e: e.update(task=""), "task=''"),
+    ],
+)
+def test_writer_rejects_bad_episodes(tmp_path, mutate, match):
+    features = {
+        **{
+            k: {"dtype": str(v.dtype), "shape": [1 if v.ndim == 1 else v.shape[1]]}
+            for k, v in make_episode(5, seed=0)["frames"].items()
+        },
+        "observation.images.front": {"dtype": "video", "shape": [16, 16, 3]},
+    }
+    episode = dict(make_episode(5, seed=0), task="t")
+    mutate(episode)
+    writer = LeRobotDatasetWriter(tmp_path / "ds", fps=10, features=features)
+    with pytest.raises(ValueError, match=match):
+        writer.add_episode(episode["frames"], episode["videos"], episode["task"])
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"fps": 0}, "fps=0"),
+        ({"video_codec": "mjpeg"}, "video_codec='mjpeg'; accepted: libx264, libx264rgb, libsvtav1"),
+        ({"features": {"timestamp": {"dtype": "float32", "shape": [1]}}}, r"features\['timestamp'\]"),
+        ({"features": {"a": {"dtype": "float32", "shape": [2, 2]}}}, r"features.a.shape: only 1-D"),
+        ({"features": {"a/b": {"dtype": "float32", "shape": [2]}}}, "without '/'"),
+        ({"chunks_size": 0}, "chunks_size=0"),
+    ],
+)
+def test_writer_rejects_bad_settings(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        LeRobotDatasetWriter(tmp_path / "ds", **{"fps": 10, **kwargs})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_odd_frame_sizes_need_the_rgb_codec(tmp_path):
+    episode = {"frames": {"a": np.zeros(3)}, "videos": {"cam": np.zeros((3, 15, 16, 3), np.uint8)}, "task": "t"}
+    with pytest.raises(ValueError, match="video_codec='libx264' needs even frame sizes, got 15x16"):
+        write_episodes(tmp_path / "a", [episode], fps=10)
+    ds = write_episodes(tmp_path / "b", [episode], fps=10, video_codec="libx264rgb")
+    assert ds.episode(0).videos["cam"].shape == (3, 15, 16, 3)
+
+
+def test_finalize_without_episodes(tmp_path):
+    writer = LeRobotDatasetWriter(tmp_path / "ds", fps=10)
+    with pytest.raises(ValueError, match="no episodes"):
+        writer.finalize()
+    assert list(tmp_path.iterdir()) == []
