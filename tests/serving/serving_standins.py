@@ -32,8 +32,7 @@ class StandInPolicy:
         self.running = threading.Event()  # set while a call is in progress (to kill clients mid-inference)
         self.calls = 0
         if not batching:
-            self.act_batch = None  # type: ignore[assignment]
-            del self.act_batch
+            self.act_batch = None  # type: ignore[assignment]  # what the server sees on a policy without it
 
     def metadata(self) -> dict[str, Any]:
         return {"model": "stand-in", "checkpoint": None}
@@ -67,18 +66,33 @@ class StandInPolicy:
         return self._predict(observation, prompt, seed, decode_video, "policy")
 
     def act_batch(self, requests: list[Any]) -> list[Prediction]:
+        """Takes `worldpolicy.policy.PolicyRequest`s, like the real Policy."""
         self._pay(len(requests))
-        return [self._predict(r.observation, r.prompt, r.seed, r.decode_video, "policy") for r in requests]
+        out = []
+        for r in requests:
+            if r.mode == "policy":
+                out.append(self._predict(r.observation, r.prompt, r.seed, r.decode_video, "policy"))
+            elif r.mode == "forward_dynamics":
+                out.append(self._imagined(r.observation, r.actions, r.prompt, r.seed, r.decode_video))
+            else:
+                out.append(self._inverse(r.observation, r.prompt, r.seed))
+        return out
 
     def imagine(self, observation, actions, prompt, *, seed=None, steps=None, guidance=None, decode_video=True):
         self._pay(1)
+        return self._imagined(observation, actions, prompt, seed, decode_video)
+
+    def infer_actions(self, video, prompt, *, seed=None, steps=None, guidance=None):
+        self._pay(1)
+        return self._inverse(video, prompt, seed)
+
+    def _imagined(self, observation, actions, prompt, seed, decode_video) -> Prediction:
         p = self._predict(observation, prompt, seed, decode_video, "forward_dynamics")
         p.actions = np.asarray(actions, np.float64)
         p.actions_normalized = p.actions.copy()
         return p
 
-    def infer_actions(self, video, prompt, *, seed=None, steps=None, guidance=None):
-        self._pay(1)
+    def _inverse(self, video, prompt, seed) -> Prediction:
         p = self._predict(None, prompt, seed, False, "inverse_dynamics")
         p.actions[:, 0] = float(video.shape[0])  # proves the video reached the policy
         return p

@@ -20,7 +20,7 @@ import numpy as np
 from ..embodiments import Embodiment
 from ..results import MODES
 
-__all__ = ["IMAGE_KEY", "ObservationAdapter", "RequestError", "WireRequest"]
+__all__ = ["IMAGE_KEY", "ObservationAdapter", "RequestError", "WireRequest", "warmup_message"]
 
 IMAGE_KEY = "observation/image"
 PROMPT_KEY = "prompt"
@@ -170,3 +170,13 @@ class ObservationAdapter:
                 raise RequestError(f"decode_video={decode_video!r} must be a bool")
             options["decode_video"] = bool(decode_video)
         return options
+
+
+def warmup_message(embodiment: Embodiment, prompt: str = "warm up", side: int = 224) -> dict[str, Any]:
+    """A well-formed wire request of black frames and zero state, to warm the server up before it reports ready."""
+    message: dict[str, Any] = {k: np.zeros((side, side, 3), np.uint8) for k in embodiment.camera_keys}
+    for role, key in embodiment.state_keys.items():
+        width = 1 if role == "gripper" else embodiment.action_dim - (embodiment.gripper_column is not None)
+        message[key] = np.zeros(width, np.float32)
+    message[PROMPT_KEY] = prompt
+    return message

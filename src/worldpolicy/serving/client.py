@@ -9,6 +9,7 @@ call reconnects.
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 import time
@@ -37,6 +38,10 @@ __all__ = [
     "ServerTimeoutError",
     "UnreadableReplyError",
 ]
+
+
+# websockets >= 15 warns unless a direct (non-context-manager) connection is asked for explicitly
+_DIRECT = {"legacy": True} if "legacy" in inspect.signature(connect).parameters else {}
 
 
 class RemotePolicyError(RuntimeError):
@@ -147,6 +152,7 @@ class RemotePolicy:
                 max_size=self.limits.max_message_bytes,
                 additional_headers=headers,
                 open_timeout=self.connect_timeout_s,
+                **_DIRECT,
             )
         except InvalidURI as exc:
             raise ValueError(f"url={self.url!r} is not a valid WebSocket URL: {exc}") from None

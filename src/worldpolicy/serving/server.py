@@ -32,7 +32,7 @@ from websockets.http11 import Request, Response
 
 from .. import __version__
 from ..results import Prediction
-from .adapters import ObservationAdapter, RequestError, WireRequest
+from .adapters import ObservationAdapter, RequestError, WireRequest, warmup_message
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
 
 __all__ = ["PolicyServer", "ServerConfig", "ServerThread", "server_metadata"]
@@ -77,8 +77,7 @@ class ServerConfig:
 def server_metadata(policy: Any, config: ServerConfig) -> dict[str, Any]:
     """The metadata frame: the policy's own metadata plus embodiment, chunk, columns and server identity."""
     e = policy.embodiment
-    meta = dict(policy.metadata()) if hasattr(policy, "metadata") else {}
-    meta.update(
+    meta = dict(
         embodiment=e.key,
         domain=e.domain,
         action_dim=e.action_dim,
@@ -88,6 +87,10 @@ def server_metadata(policy: Any, config: ServerConfig) -> dict[str, Any]:
         units=list(e.units),
         camera_keys=list(e.camera_keys),
         state_keys=dict(e.state_keys),
+    )
+    if hasattr(policy, "metadata"):
+        meta.update(policy.metadata())  # the policy knows its chunk size, model and version best
+    meta.update(
         server="worldpolicy",
         server_version=__version__,
         max_batch=config.max_batch,
@@ -165,7 +168,7 @@ class PolicyServer:
     loader: Callable[[], Any] | None = None
     adapter: ObservationAdapter | None = None
     key_map: dict[str, str] | None = None
-    warmup: Callable[[Any], None] | None = None
+    warmup_requests: int = 0  # synthetic requests run as one batch before /readyz turns ready
 
     def __post_init__(self) -> None:
         if (self.policy is None) == (self.loader is None):
@@ -181,6 +184,11 @@ class PolicyServer:
         self._ids = itertools.count(1)
         self._connections: set[ServerConnection] = set()
         self.port: int | None = None
+
+    @property
+    def ready(self) -> bool:
+        """True once the policy is loaded and warm, until shutdown begins (what GET /readyz reports)."""
+        return self._ready
 
     # ----------------------------------------------------------------------------------------------- HTTP side
     def _authorized(self, request: Request) -> bool:
@@ -380,27 +388,25 @@ class PolicyServer:
                     job.future.set_result(result)
 
     def _run_batch(self, requests: list[WireRequest]) -> list[Prediction | BaseException]:
-        """Worker thread: one `act_batch` for the policy-mode requests, other modes (or a failed batch) one by one."""
-        results: list[Prediction | BaseException | None] = [None] * len(requests)
-        batched = [i for i, r in enumerate(requests) if r.mode == "policy"]
-        if len(batched) > 1 and hasattr(self.policy, "act_batch"):
+        """Worker thread: one `policy.act_batch` for the whole batch; without it (or if the batch fails) one by one,
+        so a bad request only fails itself."""
+        if len(requests) > 1 and callable(getattr(self.policy, "act_batch", None)):
             try:
-                predictions = self.policy.act_batch([_policy_request(requests[i]) for i in batched])
-                if len(predictions) != len(batched):
-                    raise RuntimeError(f"act_batch returned {len(predictions)} results for {len(batched)} requests")
-                for i, prediction in zip(batched, predictions):
-                    results[i] = prediction
-            except Exception:  # isolate the bad request: rerun one by one so every client gets its own answer
-                logger.exception("act_batch failed for %d requests; retrying one by one", len(batched))
-        for i, request in enumerate(requests):
-            if results[i] is None:
-                try:
-                    results[i] = self._call(request)
-                except Exception as exc:
-                    if not isinstance(exc, (ValueError, TypeError, KeyError)):
-                        logger.exception("policy failed (mode=%s)", request.mode)
-                    results[i] = exc
-        return results  # type: ignore[return-value]
+                predictions = self.policy.act_batch([_policy_request(r) for r in requests])
+                if len(predictions) != len(requests):
+                    raise RuntimeError(f"act_batch returned {len(predictions)} results for {len(requests)} requests")
+                return list(predictions)
+            except Exception as exc:
+                _log(logging.WARNING, "batch_failed", size=len(requests), error=f"{type(exc).__name__}: {exc}"[:300])
+        results: list[Prediction | BaseException] = []
+        for request in requests:
+            try:
+                results.append(self._call(request))
+            except Exception as exc:
+                if not isinstance(exc, (ValueError, TypeError, KeyError)):
+                    logger.exception("policy failed (mode=%s)", request.mode)
+                results.append(exc)
+        return results
 
     def _call(self, r: WireRequest) -> Prediction:
         if r.mode == "policy":
@@ -415,10 +421,13 @@ class PolicyServer:
         t0 = time.perf_counter()
         if self.policy is None:
             self.policy = self.loader()
-        if self.warmup is not None:
-            self.warmup(self.policy)
         if self.adapter is None:
             self.adapter = ObservationAdapter(self.policy.embodiment, self.key_map)
+        if self.warmup_requests:
+            request = self.adapter.parse(warmup_message(self.policy.embodiment))
+            for result in self._run_batch([request] * self.warmup_requests):
+                if isinstance(result, BaseException):
+                    raise RuntimeError(f"warm-up request failed: {result}") from result
         self._metadata = server_metadata(self.policy, self.config)
         _log(logging.INFO, "ready", load_s=round(time.perf_counter() - t0, 3), embodiment=self.policy.embodiment.key)
 
@@ -479,7 +488,11 @@ class PolicyServer:
 def _policy_request(r: WireRequest) -> Any:
     from ..policy import PolicyRequest
 
-    return PolicyRequest(observation=r.observation, prompt=r.prompt, **r.options)
+    options = dict(r.options)
+    if r.mode == "forward_dynamics":
+        options.setdefault("decode_video", True)  # as `Policy.imagine`: the rollout is the point
+    source = r.video if r.mode == "inverse_dynamics" else r.observation
+    return PolicyRequest(source, r.prompt, mode=r.mode, actions=r.actions, **options)
 
 
 class ServerThread:
@@ -515,16 +528,17 @@ class ServerThread:
         finally:
             self._listening.set()
 
-    def start(self) -> "ServerThread":
+    def start(self, wait_ready: bool = True) -> "ServerThread":
+        """Start serving; return once listening, and (if `wait_ready`) once the policy is loaded and warm."""
         self._thread.start()
         deadline = time.monotonic() + self._ready_timeout_s
         self._listening.wait(self._ready_timeout_s)
-        while not self.server._ready and self._thread.is_alive() and time.monotonic() < deadline:
+        while wait_ready and not self.server.ready and self._thread.is_alive() and time.monotonic() < deadline:
             time.sleep(0.005)
         if self._error is not None:
             raise RuntimeError(f"server failed to start: {self._error}") from self._error
-        if not self.server._ready:
-            raise TimeoutError(f"server not ready after {self._ready_timeout_s} s")
+        if self.server.port is None or (wait_ready and not self.server.ready):
+            raise TimeoutError(f"server not {'ready' if wait_ready else 'listening'} after {self._ready_timeout_s} s")
         return self
 
     def stop(self, timeout_s: float = 60.0) -> None:

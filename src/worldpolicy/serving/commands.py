@@ -1,0 +1,87 @@
+"""`worldpolicy serve`: a checkpoint on the openpi WebSocket wire (see docs/serving.md)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve a policy on the openpi WebSocket wire",
+        description="Serve a Cosmos3 checkpoint to openpi-speaking robots and simulators (ws://HOST:PORT), with "
+        "cross-connection batching, GET /healthz, /readyz, /metrics and an optional API key. SIGTERM drains.",
+    )
+    p.add_argument("--checkpoint", required=True, help="diffusers-format checkpoint folder or hub id")
+    p.add_argument("--embodiment", default="droid", help="embodiment name or alias (default: droid)")
+    p.add_argument("--variant", help="embodiment variant, e.g. joint_pos or relative_pose")
+    p.add_argument("--host", default="0.0.0.0", help="bind address (default: 0.0.0.0, all interfaces)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
+    p.add_argument(
+        "--api-key-env", metavar="VAR", help="environment variable holding the API key clients must send "
+        "as 'Authorization: Api-Key <key>' (keeps the key out of the process list)"
+    )
+    p.add_argument("--max-batch", type=int, default=8, help="most requests fused into one forward (default: 8)")
+    p.add_argument("--max-wait-ms", type=float, default=5.0, help="longest wait to fill a batch (default: 5)")
+    p.add_argument("--max-queue", type=int, default=64, help="queued requests before 'busy' (default: 64)")
+    p.add_argument("--max-message-mb", type=float, default=64.0, help="largest request accepted (default: 64)")
+    p.add_argument("--drain-timeout-s", type=float, default=30.0, help="SIGTERM: time to finish queued requests")
+    p.add_argument(
+        "--key-map", action="append", default=[], metavar="CANONICAL=CLIENT_KEY",
+        help="read a canonical observation key from another client key (repeatable), e.g. "
+        "observation/exterior_image_2_left=observation/exterior_image_1_left",
+    )
+    p.add_argument("--warmup", type=int, default=1, help="synthetic requests run before /readyz is 200 (default: 1)")
+    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--dtype", help="torch dtype, e.g. bfloat16")
+    p.set_defaults(func=_serve)
+
+
+def _key_map(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        canonical, sep, client = item.partition("=")
+        if not sep or not canonical or not client:
+            raise ValueError(f"--key-map {item!r} must look like CANONICAL=CLIENT_KEY")
+        out[canonical] = client
+    return out
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ..embodiments import get_embodiment
+    from .codec import Limits
+    from .server import PolicyServer, ServerConfig
+
+    api_key = None
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            raise ValueError(f"--api-key-env {args.api_key_env}: that environment variable is unset or empty")
+    if not args.max_message_mb > 0:
+        raise ValueError(f"--max-message-mb {args.max_message_mb} must be > 0")
+    if args.warmup < 0:
+        raise ValueError(f"--warmup {args.warmup} must be >= 0")
+    size = int(args.max_message_mb * 2**20)
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        api_key=api_key,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        max_queue=args.max_queue,
+        limits=Limits(max_message_bytes=size, max_array_bytes=size),
+        drain_timeout_s=args.drain_timeout_s,
+    )
+    get_embodiment(args.embodiment, args.variant)  # a bad name fails now, not after minutes of loading
+    key_map = _key_map(args.key_map)
+
+    def load():
+        from ..policy import Policy
+
+        return Policy.from_pretrained(
+            args.checkpoint, embodiment=args.embodiment, variant=args.variant, device=args.device, dtype=args.dtype
+        )
+
+    PolicyServer(loader=load, config=config, key_map=key_map, warmup_requests=args.warmup).run()
+    return 0

@@ -1,0 +1,260 @@
+"""Server + RemotePolicy against a fast stand-in policy: wire, modes, health/ready/metrics, batching, auth, shutdown."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from serving_standins import StandInPolicy, droid_request, expected_actions
+from websockets.sync.client import connect
+
+from worldpolicy.serving import (
+    AuthenticationError,
+    PolicyServer,
+    RemotePolicy,
+    ServerBusyError,
+    ServerConfig,
+    ServerError,
+    ServerRefusedError,
+    ServerThread,
+    packb,
+    unpackb,
+)
+
+
+def _http(thread: ServerThread, path: str, headers: dict | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(thread.url.replace("ws://", "http://") + path, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def _metric(thread: ServerThread, name: str) -> float:
+    _, text = _http(thread, "/metrics")
+    values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")]
+    return values[0] if values else 0.0
+
+
+def test_roundtrip_metadata_and_reply_keys(serve):
+    t = serve()
+    with RemotePolicy(t.url) as policy:
+        meta = policy.metadata()
+        assert meta["embodiment"] == "droid/joint_pos" and meta["chunk_size"] == 32 and meta["model"] == "stand-in"
+        assert meta["server"] == "worldpolicy" and len(meta["columns"]) == 8
+        joints = np.linspace(-1, 1, 7)
+        pred = policy.act(droid_request(joints), "pick up the cup", seed=5)
+        np.testing.assert_allclose(pred.actions, expected_actions(joints, "pick up the cup", seed=5), rtol=1e-6)
+        assert pred.actions.dtype == np.float64 and pred.actions.flags.writeable
+        assert pred.mode == "policy" and pred.embodiment == "droid/joint_pos" and pred.columns[-1] == "gripper"
+        assert pred.fps == 15.0 and pred.settings["seed"] == 5 and pred.video is None
+        assert {"roundtrip", "server_queue", "server_infer", "server_total", "policy_total"} <= set(pred.timings)
+        raw = policy.infer({**droid_request(joints), "prompt": "pick up the cup"})
+    np.testing.assert_array_equal(raw["action"], raw["actions"])  # RoboLab's key and openpi's alias
+    assert raw["server_timing"]["batch_size"] == 1 and "prev_total_ms" in raw["server_timing"]
+
+
+def test_forward_and_inverse_dynamics_over_the_wire(serve):
+    t = serve()
+    with RemotePolicy(t.url) as policy:
+        chunk = np.random.default_rng(0).normal(size=(32, 8))
+        fd = policy.imagine(droid_request(np.zeros(7)), chunk, "push")
+        assert fd.mode == "forward_dynamics" and fd.video.shape == (5, 8, 8, 3)
+        np.testing.assert_array_equal(fd.actions, chunk)
+        inv = policy.infer_actions(np.zeros((9, 16, 16, 3), np.uint8), "push")
+        assert inv.mode == "inverse_dynamics" and (inv.actions[:, 0] == 9).all()
+
+
+def test_image_observation_and_key_map(serve):
+    t = serve(key_map={"observation/joint_position": "q", "observation/gripper_position": "g"})
+    with RemotePolicy(t.url) as policy:
+        image = np.zeros((64, 96, 3), np.uint8)
+        pred = policy.act({"observation/image": image, "q": np.ones(7), "g": 0.5}, "wave")
+    np.testing.assert_allclose(pred.actions, expected_actions(np.ones(7), "wave"))
+
+
+def test_health_ready_and_metrics(serve):
+    t = serve()
+    assert _http(t, "/healthz") == (200, "OK\n")
+    assert _http(t, "/readyz") == (200, "ready\n")
+    with RemotePolicy(t.url) as policy:
+        policy.act(droid_request(np.zeros(7)), "a")
+    status, text = _http(t, "/metrics")
+    assert status == 200
+    for name in ("worldpolicy_requests_total", "worldpolicy_request_latency_seconds_bucket",
+                 "worldpolicy_batch_size_bucket", "worldpolicy_queue_depth", "worldpolicy_connections"):
+        assert name in text
+    assert _metric(t, 'worldpolicy_requests_total{status="ok"}') == 1.0
+    assert _metric(t, "worldpolicy_ready") == 1.0
+
+
+def test_healthz_answers_while_inference_runs(serve):
+    stand_in = StandInPolicy(batch_cost_s=1.5)
+    t = serve(stand_in)
+    with ThreadPoolExecutor(1) as pool, RemotePolicy(t.url) as policy:
+        pending = pool.submit(policy.act, droid_request(np.zeros(7)), "slow")
+        assert stand_in.running.wait(5)
+        t0 = time.perf_counter()
+        assert _http(t, "/healthz") == (200, "OK\n")
+        with RemotePolicy(t.url) as second:  # handshake + metadata also proceed during inference
+            assert second.metadata()["embodiment"] == "droid/joint_pos"
+        assert time.perf_counter() - t0 < 0.5 and stand_in.running.is_set()
+        assert pending.result(10).actions.shape == (32, 8)
+
+
+def test_readyz_is_503_until_the_loader_finishes():
+    release = threading.Event()
+
+    def loader():
+        release.wait(10)
+        return StandInPolicy()
+
+    t = ServerThread(PolicyServer(loader=loader, config=ServerConfig(host="127.0.0.1", port=0), warmup_requests=2))
+    t.start(wait_ready=False)
+    try:
+        assert _http(t, "/healthz") == (200, "OK\n")
+        assert _http(t, "/readyz") == (503, "loading\n")
+        with pytest.raises(ServerRefusedError, match="503.*loading the model"):
+            RemotePolicy(t.url)
+        release.set()
+        deadline = time.monotonic() + 5
+        while not t.server.ready and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _http(t, "/readyz") == (200, "ready\n")
+        assert t.server.policy.batch_sizes == [2]  # the warm-up ran as one batch
+    finally:
+        release.set()
+        t.stop()
+
+
+def test_requests_from_many_connections_are_batched(serve):
+    stand_in = StandInPolicy(batch_cost_s=0.05)
+    t = serve(stand_in, max_batch=8, max_wait_ms=20)
+
+    def client(i: int) -> bool:
+        with RemotePolicy(t.url) as policy:
+            ok = True
+            for k in range(3):
+                joints = np.full(7, i + k / 10)
+                pred = policy.act(droid_request(joints), f"task {i}")
+                ok &= np.allclose(pred.actions, expected_actions(joints, f"task {i}"))
+            return ok
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(client, range(8)))
+    assert max(stand_in.batch_sizes) > 1 and sum(stand_in.batch_sizes) == 24
+    assert len(stand_in.batch_sizes) < 24
+
+
+def test_policy_without_act_batch_is_served_one_by_one(serve):
+    stand_in = StandInPolicy(batch_cost_s=0.01, batching=False)
+    t = serve(stand_in)
+
+    def client(i: int) -> bool:
+        with RemotePolicy(t.url) as policy:
+            return np.allclose(policy.act(droid_request(np.full(7, i)), "x").actions, expected_actions(np.full(7, i), "x"))
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(client, range(4)))
+    assert stand_in.batch_sizes == [1] * 4
+
+
+def test_a_failing_request_does_not_fail_its_batch_neighbours(serve):
+    stand_in = StandInPolicy(batch_cost_s=0.2)
+    t = serve(stand_in, max_batch=4, max_wait_ms=100)
+
+    def client(prompt: str):
+        with RemotePolicy(t.url) as policy:
+            try:
+                return policy.act(droid_request(np.zeros(7)), prompt).actions
+            except ServerError as exc:
+                return exc
+
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(client, ["a", "raise", "b"]))
+    assert isinstance(results[1], ServerError) and "RuntimeError: stand-in failure" in str(results[1])
+    assert results[1].code == 1011
+    np.testing.assert_allclose(results[0], expected_actions(np.zeros(7), "a"))
+    np.testing.assert_allclose(results[2], expected_actions(np.zeros(7), "b"))
+
+
+def test_full_queue_answers_busy(serve):
+    stand_in = StandInPolicy(batch_cost_s=1.0)
+    t = serve(stand_in, max_batch=1, max_queue=1, max_wait_ms=0)
+    with ThreadPoolExecutor(2) as pool, RemotePolicy(t.url) as third:
+        first = pool.submit(lambda: RemotePolicy(t.url).act(droid_request(np.zeros(7)), "1"))
+        assert stand_in.running.wait(5)
+        second = pool.submit(lambda: RemotePolicy(t.url).act(droid_request(np.ones(7)), "2"))
+        deadline = time.monotonic() + 5
+        while _metric(t, "worldpolicy_queue_depth") < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pytest.raises(ServerBusyError, match=r"server busy: 1 requests queued \(max_queue=1\)") as info:
+            third.act(droid_request(np.zeros(7)), "3")
+        assert info.value.code == 1013
+        assert first.result(10).actions.shape == second.result(10).actions.shape == (32, 8)
+    assert _metric(t, 'worldpolicy_requests_total{status="busy"}') == 1.0
+
+
+def test_api_key(serve):
+    t = serve(api_key="s3cret-key-123")
+    with pytest.raises(AuthenticationError, match="401"):
+        RemotePolicy(t.url)
+    with pytest.raises(AuthenticationError, match="401"):
+        RemotePolicy(t.url, api_key="wrong-key-1234")
+    with RemotePolicy(t.url, api_key="s3cret-key-123") as policy:
+        assert policy.act(droid_request(np.zeros(7)), "a").actions.shape == (32, 8)
+    with connect(t.url, additional_headers={"Authorization": "Bearer s3cret-key-123"}) as ws:  # RoboLab's scheme
+        assert unpackb(ws.recv())["embodiment"] == "droid/joint_pos"
+    assert _http(t, "/healthz")[0] == 200  # probes need no key
+    assert _http(t, "/metrics")[0] == 401
+    assert _http(t, "/metrics", {"Authorization": "Api-Key s3cret-key-123"})[0] == 200
+    with pytest.raises(ValueError, match="api_key"):
+        ServerConfig(api_key="short")
+
+
+def test_graceful_shutdown_finishes_inflight_requests(serve):
+    stand_in = StandInPolicy(batch_cost_s=0.8)
+    t = serve(stand_in)
+    with ThreadPoolExecutor(1) as pool, RemotePolicy(t.url) as policy:
+        pending = pool.submit(policy.act, droid_request(np.zeros(7)), "finish me")
+        assert stand_in.running.wait(5)
+        stopper = threading.Thread(target=t.stop)
+        stopper.start()
+        time.sleep(0.1)
+        assert _http_refused(t)  # no new connections while draining
+        np.testing.assert_allclose(pending.result(10).actions, expected_actions(np.zeros(7), "finish me"))
+        stopper.join(10)
+        assert not t._thread.is_alive()
+
+
+def _http_refused(t: ServerThread) -> bool:
+    try:
+        _http(t, "/healthz")
+    except (urllib.error.URLError, ConnectionError):
+        return True
+    return False
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match=r"ServerConfig.max_batch=0 is invalid; accepted: an int >= 1"):
+        ServerConfig(max_batch=0)
+    with pytest.raises(ValueError, match="port"):
+        ServerConfig(port=70000)
+    with pytest.raises(ValueError, match="exactly one of policy"):
+        PolicyServer()
+
+
+def test_metadata_frame_is_first_and_wire_exact(serve):
+    t = serve()
+    with connect(t.url, compression=None, max_size=None) as ws:
+        meta = unpackb(ws.recv())
+        assert meta["server_version"] and meta["max_batch"] == 8
+        ws.send(packb(droid_request(np.zeros(7))))
+        reply = unpackb(ws.recv())
+        assert reply["actions"].shape == (32, 8)
