@@ -1,0 +1,90 @@
+"""compute_stats / aggregate_stats against numpy, and dataset stats feeding an embodiment's normalisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from worldpolicy.data import QUANTILES, aggregate_stats, compute_stats
+
+
+def test_compute_stats_matches_numpy():
+    x = np.random.default_rng(0).normal(size=(500, 4)).astype(np.float32)
+    s = compute_stats(x)
+    ref = x.astype(np.float64)
+    np.testing.assert_allclose(s["min"], ref.min(0))
+    np.testing.assert_allclose(s["max"], ref.max(0))
+    np.testing.assert_allclose(s["mean"], ref.mean(0))
+    np.testing.assert_allclose(s["std"], ref.std(0))
+    for q in QUANTILES:
+        np.testing.assert_allclose(s[f"q{round(q * 100):02d}"], np.quantile(ref, q, axis=0))
+    assert s["count"].tolist() == [500]
+    assert set(s) == {"min", "max", "mean", "std", "count", "q01", "q10", "q50", "q90", "q99"}
+    assert compute_stats(np.arange(5))["q50"].tolist() == [2.0]
+
+
+def test_image_stats_are_per_channel_in_unit_range():
+    frames = np.zeros((2, 4, 4, 3), np.uint8)
+    frames[..., 0] = 255
+    frames[1, ..., 2] = 51
+    s = compute_stats(frames, image=True)
+    assert s["mean"].shape == (3, 1, 1) and s["q99"].shape == (3, 1, 1)
+    np.testing.assert_allclose(s["mean"].reshape(3), [1.0, 0.0, 0.1])
+    np.testing.assert_allclose(s["max"].reshape(3), [1.0, 0.0, 0.2])
+    assert s["count"].tolist() == [2]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=5), st.integers(0, 2**31 - 1))
+def test_aggregate_equals_whole_for_moments(lengths, seed):
+    rng = np.random.default_rng(seed)
+    parts = [rng.normal(loc=rng.normal(), size=(n, 3)) for n in lengths]
+    whole = compute_stats(np.concatenate(parts))
+    pooled = aggregate_stats([compute_stats(p) for p in parts])
+    for key in ("min", "max", "mean", "std", "count"):
+        np.testing.assert_allclose(pooled[key], whole[key], rtol=1e-9, atol=1e-12, err_msg=key)
+
+
+@pytest.mark.parametrize(
+    "values, kwargs, match",
+    [
+        (np.zeros((0, 3)), {}, "at least one row"),
+        (np.zeros((2, 3, 4)), {}, r"\[N\] or \[N, D\]"),
+        (np.array(["a", "b"]), {}, "numeric"),
+        (np.zeros((2, 4, 4)), {"image": True}, r"frames \[N, H, W, 3\]"),
+    ],
+)
+def test_bad_input(values, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        compute_stats(values, **kwargs)
+
+
+def test_dataset_stats_register_an_embodiment(small_dataset, monkeypatch):
+    """The trainer's path to a new embodiment: LeRobot stats.json → quantile normalisation to [-1, 1]."""
+    from worldpolicy import embodiments
+    from worldpolicy.embodiments import register_embodiment
+
+    monkeypatch.setattr(embodiments, "_USER", {})  # keep the registration out of other tests
+
+    ds, written = small_dataset
+    emb = register_embodiment(
+        {
+            "name": "test_data_stats_bot",
+            "domain": "test_data_stats_domain",
+            "domain_id": 30,
+            "action_dim": 3,
+            "columns": ["x", "y", "z"],
+            "chunk_size": 4,
+            "fps": ds.fps,
+            "normalization": "quantile",
+            "stats_file": str(ds.stats_path),
+        },
+        overwrite=True,
+    )
+    action = np.concatenate([w["frames"]["action"] for w in written]).astype(np.float64)
+    np.testing.assert_allclose(emb.stats["q01"], np.quantile(action, 0.01, axis=0))
+    normalized = emb.normalize(action)
+    assert np.mean(np.abs(normalized) <= 1.0) >= 0.9
+    np.testing.assert_allclose(emb.denormalize(normalized), action, atol=1e-9)
