@@ -1,0 +1,147 @@
+"""RemotePolicy failure modes against misbehaving fake servers: refused, silent, unreadable, closed; then reconnect."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+from serving_standins import droid_request
+from websockets.sync.server import serve as sync_serve
+
+from worldpolicy.serving import (
+    RemotePolicy,
+    ServerClosedError,
+    ServerError,
+    ServerRefusedError,
+    ServerTimeoutError,
+    UnreadableReplyError,
+    packb,
+)
+
+REPLY = {"actions": np.ones((4, 8), np.float32)}  # what an openpi DROID server sends: no columns, no metadata
+
+
+class FakeServer:
+    """A wire server whose n-th request gets `behaviours[n]` (default: a good reply); counts connections."""
+
+    def __init__(self, behaviours: dict[int, str]) -> None:
+        self.behaviours, self.requests, self.connections = behaviours, 0, 0
+        self._server = sync_serve(self._handler, "127.0.0.1", 0, compression=None)
+        self.url = f"ws://127.0.0.1:{self._server.socket.getsockname()[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def _handler(self, ws) -> None:
+        self.connections += 1
+        ws.send(packb({}))
+        for message in ws:
+            behaviour = self.behaviours.get(self.requests, "good")
+            self.requests += 1
+            if behaviour == "silent":
+                time.sleep(1.0)
+                ws.send(packb({"actions": np.zeros((4, 8))}))  # a late, stale reply
+            elif behaviour == "garbage":
+                ws.send(b"\xc1\xc1 not msgpack at all")
+            elif behaviour == "no_actions":
+                ws.send(packb({"result": 1}))
+            elif behaviour == "close":
+                ws.close(1011, "boom")
+                return
+            elif behaviour == "text":
+                ws.send("Traceback: something broke")
+                ws.close(1011, "Internal server error. Traceback included in previous frame.")
+                return
+            else:
+                ws.send(packb(REPLY))
+
+    def close(self) -> None:
+        self._server.shutdown()
+
+
+@pytest.fixture
+def fake():
+    servers = []
+
+    def make(**behaviours):
+        server = FakeServer({int(k[1:]): v for k, v in behaviours.items()})
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_refused():
+    with pytest.raises(ServerRefusedError, match=r"cannot connect to ws://127.0.0.1:\d+ .*worldpolicy serve"):
+        RemotePolicy(f"127.0.0.1:{_free_port()}")
+
+
+def test_silent_handshake():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()  # accepts TCP, never answers the HTTP upgrade
+    try:
+        with pytest.raises(ServerTimeoutError, match="no WebSocket handshake"):
+            RemotePolicy(f"ws://127.0.0.1:{listener.getsockname()[1]}", connect_timeout_s=0.3)
+    finally:
+        listener.close()
+
+
+def test_silent_reply_discards_the_connection(fake):
+    server = fake(r0="silent")
+    policy = RemotePolicy(server.url, read_timeout_s=0.3)
+    with pytest.raises(ServerTimeoutError, match="loading, overloaded or wedged"):
+        policy.act(droid_request(np.zeros(7)), "a")
+    pred = policy.act(droid_request(np.zeros(7)), "b")  # not the stale reply of the first request
+    np.testing.assert_array_equal(pred.actions, np.ones((4, 8)))
+    assert server.connections == 2
+    policy.close()
+
+
+def test_unreadable_reply(fake):
+    server = fake(r0="garbage", r1="no_actions")
+    with RemotePolicy(server.url) as policy:
+        with pytest.raises(UnreadableReplyError, match=r"starts b'\\xc1\\xc1 not msgpack"):
+            policy.act(droid_request(np.zeros(7)), "a")
+        with pytest.raises(UnreadableReplyError, match="lacks an 'actions'/'action' array"):
+            policy.act(droid_request(np.zeros(7)), "a")
+        assert policy.act(droid_request(np.zeros(7)), "a").actions.shape == (4, 8)
+    assert server.connections == 2  # a complete but useless reply leaves the stream in sync: kept
+
+
+def test_closed_and_server_error(fake):
+    server = fake(r0="close", r1="text")
+    with RemotePolicy(server.url) as policy:
+        with pytest.raises(ServerClosedError, match="closed the connection before a reply: code 1011 boom") as info:
+            policy.act(droid_request(np.zeros(7)), "a")
+        assert info.value.code == 1011
+        with pytest.raises(ServerError, match="Traceback: something broke") as info:
+            policy.act(droid_request(np.zeros(7)), "a")
+        assert info.value.code == 1011
+        assert policy.act(droid_request(np.zeros(7)), "a").actions.shape == (4, 8)
+
+
+def test_openpi_reply_fills_columns_from_the_embodiment(fake):
+    server = fake()
+    with RemotePolicy(server.url, embodiment="droid") as policy:
+        pred = policy.act(droid_request(np.zeros(7)), "a")
+    assert pred.columns[-1] == "gripper" and pred.units[0] == "rad" and pred.fps == 15.0
+    assert pred.actions.dtype == np.float64 and pred.embodiment == "droid/joint_pos"
+    with RemotePolicy(server.url) as policy:  # unknown embodiment: generic names
+        assert policy.act(droid_request(np.zeros(7)), "a").columns == [f"a{i}" for i in range(8)]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="unsupported scheme"):
+        RemotePolicy("http://localhost:8000", connect_now=False)
+    with pytest.raises(ValueError, match="read_timeout_s=0"):
+        RemotePolicy("localhost:8000", read_timeout_s=0, connect_now=False)

@@ -1,0 +1,165 @@
+"""Faults: bad frames and values, vanishing clients, 32 clients × 20 requests, SIGTERM; the server keeps serving."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pytest
+import websockets
+from serving_standins import StandInPolicy, droid_request, expected_actions
+from websockets.sync.client import connect
+
+from worldpolicy.serving import Limits, RemotePolicy, ServerClosedError, packb, unpackb
+
+
+def _exchange(url: str, frame: bytes | str) -> tuple[str, int]:
+    """Send one frame on a fresh connection; return (the server's text frame, close code)."""
+    with connect(url, compression=None, max_size=None) as ws:
+        unpackb(ws.recv())
+        ws.send(frame)
+        text = ws.recv(timeout=5)
+        assert isinstance(text, str), "expected an error text frame"
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+        return text, closed.value.rcvd.code
+
+
+def _with(**changes):
+    return {**droid_request(np.zeros(7)), **{k.replace("__", "/"): v for k, v in changes.items()}}
+
+
+def _raw_array(value: np.ndarray, dtype: str) -> dict:
+    return {b"__ndarray__": True, b"data": value.tobytes(), b"dtype": dtype, b"shape": list(value.shape)}
+
+
+GOOD = packb(droid_request(np.zeros(7)))
+BAD_FRAMES = [
+    (b"\xc1\x00garbage", "bad request: malformed msgpack"),
+    (GOOD[: len(GOOD) // 2], "bad request: malformed msgpack message"),  # truncated
+    (GOOD + b"\x01", "trailing bytes"),
+    ("a text frame", "expected a binary msgpack frame"),
+    (packb([1, 2, 3]), "request must be a msgpack map"),
+    (msgpack.packb({**{k: v for k, v in droid_request(np.zeros(7)).items() if isinstance(v, str)},
+                    "observation/joint_position": _raw_array(np.zeros(2, np.complex64), "<c8")}, default=packb),
+     "unsupported dtype '<c8'"),
+    (packb(_with(observation__wrist_image_left=np.zeros((8, 8, 3), "<U1"))), "wrist_image_left must be a numeric"),
+    (packb(_with(observation__joint_position=np.full(7, np.nan))), "joint_position contains NaN or inf"),
+    (packb(_with(observation__exterior_image_1_left=np.full((8, 8, 3), np.inf, np.float32))), "contains NaN"),
+    (packb({k: v for k, v in droid_request(np.zeros(7)).items() if k != "prompt"}), "missing or empty key 'prompt'"),
+    (packb({k: v for k, v in droid_request(np.zeros(7)).items() if "wrist" not in k}), "missing camera key"),
+    (packb(_with(mode="forward_dynamics", actions=np.zeros((32, 3)))), "actions has shape (32, 3)"),
+]
+
+
+def test_bad_frames_get_a_clear_error_then_close_1011_and_the_server_keeps_serving(serve):
+    stand_in = StandInPolicy()
+    t = serve(stand_in, limits=Limits(max_message_bytes=200_000, max_array_bytes=200_000))
+    for frame, message in BAD_FRAMES:
+        text, code = _exchange(t.url, frame)
+        assert message in text and code == 1011, (message, text)
+        assert "Traceback" not in text  # no server internals leak to clients
+    assert stand_in.calls == 0  # everything was refused before reaching the policy
+    # oversized: refused by the WebSocket layer with 1009 before being buffered in full
+    with connect(t.url, compression=None, max_size=None) as ws:
+        unpackb(ws.recv())
+        ws.send(packb(_with(observation__wrist_image_left=np.zeros((300, 300, 3), np.uint8))))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+        assert closed.value.rcvd.code == 1009
+    with RemotePolicy(t.url, limits=Limits(max_message_bytes=10**7, max_array_bytes=10**7)) as policy:
+        with pytest.raises(ServerClosedError, match="1009.*max_message_bytes"):
+            policy.act(_with(observation__wrist_image_left=np.zeros((300, 300, 3), np.uint8)), "big")
+        pred = policy.act(droid_request(np.ones(7)), "still here")  # reconnects after the drop
+    np.testing.assert_allclose(pred.actions, expected_actions(np.ones(7), "still here"))
+
+
+def test_a_client_vanishing_mid_inference_does_not_disturb_the_server(serve):
+    stand_in = StandInPolicy(batch_cost_s=0.5)
+    t = serve(stand_in)
+    with connect(t.url, compression=None, max_size=None, close_timeout=0.1) as ws:
+        unpackb(ws.recv())
+        ws.send(packb(droid_request(np.zeros(7))))
+        assert stand_in.running.wait(5)
+        ws.socket.shutdown(socket.SHUT_RDWR)  # vanish without a close handshake
+    with RemotePolicy(t.url) as policy:
+        np.testing.assert_allclose(policy.act(droid_request(np.ones(7)), "next").actions,
+                                   expected_actions(np.ones(7), "next"))
+    deadline = time.monotonic() + 5
+    while t.server._metrics.requests.labels("vanished")._value.get() < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert t.server._metrics.requests.labels("vanished")._value.get() == 1
+
+
+def test_32_clients_x_20_requests_each_get_their_own_answers(serve):
+    stand_in = StandInPolicy(batch_cost_s=0.002)
+    t = serve(stand_in, max_batch=16, max_queue=64)
+
+    def client(i: int) -> int:
+        good = 0
+        with RemotePolicy(t.url) as policy:
+            for k in range(20):
+                joints = np.full(7, i * 100 + k, np.float64)
+                prompt = f"client {i} request {k}"
+                pred = policy.act(droid_request(joints, size=16), prompt, seed=k)
+                good += np.allclose(pred.actions, expected_actions(joints, prompt, seed=k))
+        return good
+
+    with ThreadPoolExecutor(32) as pool:
+        assert list(pool.map(client, range(32))) == [20] * 32
+    assert sum(stand_in.batch_sizes) == 640 and max(stand_in.batch_sizes) > 1
+
+
+SERVER_SCRIPT = textwrap.dedent(
+    """
+    import logging, sys
+    sys.path.insert(0, {tests!r})
+    from serving_standins import StandInPolicy
+    from worldpolicy.serving import PolicyServer, ServerConfig
+    logging.basicConfig(level=logging.INFO)
+    PolicyServer(StandInPolicy(batch_cost_s=1.0), ServerConfig(host="127.0.0.1", port={port})).run()
+    """
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_sigterm_drains_inflight_requests_then_exits(tmp_path):
+    port = _free_port()
+    script = tmp_path / "server.py"
+    script.write_text(SERVER_SCRIPT.format(tests=str(Path(__file__).parent), port=port))
+    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        policy = None
+        while policy is None:
+            try:
+                policy = RemotePolicy(f"ws://127.0.0.1:{port}", connect_timeout_s=2)
+            except ConnectionError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        with ThreadPoolExecutor(1) as pool, policy:
+            pending = pool.submit(policy.act, droid_request(np.zeros(7)), "drain me")
+            time.sleep(0.4)  # the request is inside the 1 s inference
+            proc.send_signal(signal.SIGTERM)
+            np.testing.assert_allclose(pending.result(10).actions, expected_actions(np.zeros(7), "drain me"))
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+    log = proc.stderr.read()
+    assert '"event": "draining"' in log and '"event": "stopped"' in log
