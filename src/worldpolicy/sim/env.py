@@ -1,0 +1,198 @@
+"""Gymnasium environment: a robot on a tabletop task, DROID-style observations, absolute joint + gripper actions.
+
+The action is what the robot executes each control step: arm joint targets (rad) and the DROID gripper value
+(0 open, 1 closed) — the `droid` joint_pos layout. Policies emitting EE deltas go through `ActionDecoder` first
+(the rollout does that). Observations carry the three DROID camera keys, `observation/joint_position` [7],
+`observation/gripper_position` [1] and `prompt`, so a DROID policy server sees what a real DROID client sends.
+"""
+
+from __future__ import annotations
+
+import logging
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+import worldpolicy.sim  # noqa: F401  (picks the GL backend before anything renders)
+from worldpolicy.robot.robots import RobotConfig, get_robot
+from worldpolicy.sim.rendering import make_renderer
+from worldpolicy.sim.scenes import CAMERAS, build_scene
+from worldpolicy.sim.tasks import COLORS, SimState, Task, get_task
+
+__all__ = ["TabletopEnv", "SimState"]
+
+logger = logging.getLogger(__name__)
+
+
+class TabletopEnv(gym.Env):
+    """One task, one robot, fixed control frequency; `reset(seed=...)` randomises object poses and colours."""
+
+    metadata = {"render_modes": ["rgb_array"]}
+
+    def __init__(
+        self,
+        task: str | Task = "pick_place",
+        robot: str | RobotConfig = "panda",
+        *,
+        control_hz: float = 15.0,
+        image_size: tuple[int, int] | None = (180, 320),
+        max_steps: int | None = None,
+        render_mode: str | None = "rgb_array",
+    ) -> None:
+        if not np.isfinite(control_hz) or control_hz <= 0:
+            raise ValueError(f"control_hz: expected a positive frequency, got {control_hz!r}")
+        if image_size is not None and (len(image_size) != 2 or min(image_size) < 16):
+            raise ValueError(f"image_size: expected (height, width) >= 16 pixels or None, got {image_size!r}")
+        self.task = get_task(task)
+        self.robot = get_robot(robot)
+        self.image_size = tuple(image_size) if image_size is not None else None
+        self.render_mode = render_mode
+        self.model = build_scene(self.robot, self.task.objects(), image_size=self.image_size or (180, 320))
+        self.data = mujoco.MjData(self.model)
+        self.control_hz = float(control_hz)
+        self.n_substeps = max(1, round(1.0 / (self.control_hz * self.model.opt.timestep)))
+        self.max_steps = int(max_steps or self.task.max_steps)
+        m = self.model
+        self._arm_qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in self.robot.arm_joints])
+        self._finger_qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in self.robot.gripper_joints])
+        self._arm_act = np.array([m.actuator(a).id for a in self.robot.arm_actuators])
+        self._grip_act = m.actuator(self.robot.gripper_actuator).id
+        jids = [m.joint(j).id for j in self.robot.arm_joints]
+        self.lower, self.upper = m.jnt_range[jids, 0].copy(), m.jnt_range[jids, 1].copy()
+        self._ee_id = mujoco.mj_name2id(m, _OBJ[self.robot.ee_frame_type], self.robot.ee_frame)
+        self._goal_mocap = m.body_mocapid[m.body("goal").id]
+        self._goal_geom = m.geom("goal").id
+        self._object_geoms = {name: m.geom(name).id for name in self.task.object_names}
+        self._object_qadr = {name: m.jnt_qposadr[m.joint(f"{name}_joint").id] for name in self.task.object_names}
+        self._renderer = None
+        self.episode = None
+        self.steps = 0
+        self.gripper_command = 0.0
+
+        dof = self.robot.dof
+        self.action_space = gym.spaces.Box(
+            np.append(self.lower, 0.0), np.append(self.upper, 1.0), dtype=np.float64
+        )
+        spaces = {
+            "observation/joint_position": gym.spaces.Box(self.lower, self.upper, dtype=np.float64),
+            "observation/gripper_position": gym.spaces.Box(0.0, 1.0, (1,), dtype=np.float64),
+            "prompt": gym.spaces.Text(max_length=256, charset="".join(sorted(gym.spaces.text.alphanumeric)) + " ,.'-"),
+        }
+        if self.image_size is not None:
+            for key in CAMERAS:
+                spaces[key] = gym.spaces.Box(0, 255, (*self.image_size, 3), dtype=np.uint8)
+        self.observation_space = gym.spaces.Dict(spaces)
+        assert dof == len(self._arm_act)
+
+    # --- gymnasium API -------------------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.episode = self.task.sample(self.np_random)
+        mujoco.mj_resetData(self.model, self.data)
+        self.data.qpos[self._arm_qadr] = self.robot.home
+        self.data.qpos[self._finger_qadr] = self.robot.finger_open
+        self.data.ctrl[self._arm_act] = self.robot.home
+        self.gripper_command = 0.0
+        self.data.ctrl[self._grip_act] = self.robot.gripper_to_ctrl(0.0)
+        for name, qadr in self._object_qadr.items():
+            yaw = self.episode.yaws.get(name, 0.0)
+            self.data.qpos[qadr:qadr + 3] = self.episode.positions[name]
+            self.data.qpos[qadr + 3:qadr + 7] = [np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
+            self.model.geom_rgba[self._object_geoms[name]] = COLORS[self.episode.colors[name]]
+        self.data.mocap_pos[self._goal_mocap] = self.episode.positions["goal"]
+        rgba = np.array(COLORS[self.episode.colors["goal"]])
+        rgba[3] = 0.7
+        self.model.geom_rgba[self._goal_geom] = rgba
+        mujoco.mj_forward(self.model, self.data)
+        for _ in range(self.n_substeps):  # let objects settle on the table
+            mujoco.mj_step(self.model, self.data)
+        self.steps = 0
+        return self.observe(), self._info()
+
+    def step(self, action):
+        self.act(action)
+        success = self.success()
+        truncated = self.steps >= self.max_steps
+        return self.observe(), float(success), success, truncated, self._info(success)
+
+    def render(self):
+        """The three DROID views side by side (exterior 1 | exterior 2 | wrist)."""
+        return np.concatenate([self.render_camera(key) for key in CAMERAS], axis=1)
+
+    def close(self):
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    # --- lower-level API used by rollouts ------------------------------------------------------------------------
+    def act(self, action: np.ndarray) -> None:
+        """Advance one control period with arm joint targets + gripper g (validated; out-of-limit joints warned)."""
+        if self.episode is None:
+            raise RuntimeError("call reset() before act()/step()")
+        action = np.asarray(action, dtype=np.float64)
+        dof = self.robot.dof
+        if action.shape != (dof + 1,):
+            raise ValueError(f"action: expected shape ({dof + 1},) = {dof} joint targets + gripper, got {action.shape}")
+        if not np.all(np.isfinite(action)):
+            raise ValueError(f"action: contains NaN/inf: {action}")
+        joints = action[:dof]
+        outside = (joints < self.lower - 1e-9) | (joints > self.upper + 1e-9)
+        if outside.any():
+            logger.warning("action: joints %s outside limits; clipped", np.flatnonzero(outside).tolist())
+        self.data.ctrl[self._arm_act] = np.clip(joints, self.lower, self.upper)
+        self.gripper_command = float(action[dof])
+        self.data.ctrl[self._grip_act] = self.robot.gripper_to_ctrl(self.gripper_command)
+        mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
+        self.steps += 1
+
+    def joint_positions(self) -> np.ndarray:
+        return self.data.qpos[self._arm_qadr].copy()
+
+    def gripper_position(self) -> float:
+        return self.robot.finger_to_gripper(float(np.mean(self.data.qpos[self._finger_qadr])))
+
+    def observe(self, images: bool | None = None) -> dict:
+        """DROID-style observation dict (images rendered unless `images=False` or the env has no image_size)."""
+        obs = {
+            "observation/joint_position": self.joint_positions(),
+            "observation/gripper_position": np.array([self.gripper_position()]),
+            "prompt": self.episode.prompt if self.episode else "",
+        }
+        if self.image_size is not None and images is not False:
+            for key in CAMERAS:
+                obs[key] = self.render_camera(key)
+        return obs
+
+    def render_camera(self, key: str) -> np.ndarray:
+        if key not in CAMERAS:
+            raise KeyError(f"camera: unknown key {key!r}; known: {list(CAMERAS)}")
+        if self._renderer is None:
+            h, w = self.image_size or (180, 320)
+            self._renderer = make_renderer(self.model, h, w)
+        self._renderer.update_scene(self.data, camera=CAMERAS[key])
+        return self._renderer.render().copy()
+
+    def state(self) -> SimState:
+        d = self.data
+        tcp = np.eye(4)
+        xpos, xmat = {"site": (d.site_xpos, d.site_xmat), "body": (d.xpos, d.xmat), "geom": (d.geom_xpos, d.geom_xmat)}[
+            self.robot.ee_frame_type
+        ]
+        tcp[:3, 3], tcp[:3, :3] = xpos[self._ee_id], xmat[self._ee_id].reshape(3, 3)
+        objects, yaws = {}, {}
+        for name, qadr in self._object_qadr.items():
+            objects[name] = d.qpos[qadr:qadr + 3].copy()
+            w, x, y, z = d.qpos[qadr + 3:qadr + 7]
+            yaws[name] = float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
+        return SimState(tcp, objects, yaws, d.mocap_pos[self._goal_mocap].copy(), self.gripper_command,
+                        self.gripper_position())
+
+    def success(self) -> bool:
+        return self.task.success(self.state())
+
+    def _info(self, success: bool | None = None) -> dict:
+        return {"success": self.success() if success is None else success, "steps": self.steps,
+                "prompt": self.episode.prompt if self.episode else ""}
+
+
+_OBJ = {"site": mujoco.mjtObj.mjOBJ_SITE, "body": mujoco.mjtObj.mjOBJ_BODY, "geom": mujoco.mjtObj.mjOBJ_GEOM}

@@ -1,0 +1,163 @@
+"""Policy backends for rollouts: anything with `act(observation, prompt) -> Prediction` and an `embodiment`.
+
+`scripted` (privileged IK expert), `random` (uniform in the embodiment's normalised space), a local checkpoint
+(`worldpolicy.policy.Policy`) and a `ws://` server (`worldpolicy.serving.RemotePolicy`); the last two are imported only
+when asked for, so the simulator never needs torch or websockets.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from worldpolicy.embodiments import Embodiment, get_embodiment
+from worldpolicy.results import Prediction
+from worldpolicy.robot.kinematics import IKSolver
+
+__all__ = ["PolicyBackend", "ScriptedPolicy", "RandomPolicy", "make_policy"]
+
+DOWN = np.diag([1.0, -1.0, -1.0])  # TCP pointing at the table, hand x along world x
+
+
+@runtime_checkable
+class PolicyBackend(Protocol):
+    """What a rollout needs from a policy."""
+
+    embodiment: Embodiment
+
+    def act(self, observation: dict[str, Any], prompt: str) -> Prediction: ...
+
+
+def _rot_z(yaw: float) -> np.ndarray:
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
+
+
+class ScriptedPolicy:
+    """Task expert: follows the task's closed-loop TCP waypoints with IK, emitting DROID joint_pos chunks.
+
+    It reads privileged state from the env (object poses), so it is an upper bound and a data source, not a policy
+    a real robot could run. Chunks are short (`chunk_size`) because waypoints are recomputed from the state each call.
+    """
+
+    def __init__(self, env, *, chunk_size: int = 8, max_yaw_rate: float = 2.0) -> None:
+        self.env = env
+        self.embodiment = get_embodiment("droid", "joint_pos")
+        if env.robot.dof + 1 != self.embodiment.action_dim:
+            raise ValueError(f"scripted: robot {env.robot.name!r} has {env.robot.dof} joints; DROID joint_pos needs 7")
+        self.chunk_size = int(chunk_size)
+        self.ik = IKSolver(env.robot)
+        self.max_yaw_rate = max_yaw_rate
+
+    def act(self, observation: dict[str, Any], prompt: str) -> Prediction:
+        t0 = time.perf_counter()
+        state = self.env.state()
+        waypoints = self.env.task.expert_waypoints(state)
+        q = np.asarray(observation["observation/joint_position"], dtype=np.float64)
+        dt = 1.0 / self.env.control_hz
+        pos = state.tcp[:3, 3].copy()
+        rot = state.tcp[:3, :3]
+        yaw = float(np.arctan2(rot[1, 0], rot[0, 0]))
+        gripper = state.gripper_command
+        settle = None
+        rows = []
+        for _ in range(self.chunk_size):
+            if waypoints:
+                wp = waypoints[0]
+                gripper = wp.gripper
+                delta = wp.pos - pos
+                dist = float(np.linalg.norm(delta))
+                step = wp.speed * dt
+                pos = wp.pos.copy() if dist <= step else pos + delta * (step / dist)
+                dyaw = (wp.yaw - yaw + np.pi) % (2 * np.pi) - np.pi
+                yaw += float(np.clip(dyaw, -self.max_yaw_rate * dt, self.max_yaw_rate * dt))
+                if np.linalg.norm(wp.pos - pos) <= wp.tolerance and abs(dyaw) < 0.05:
+                    settle = wp.settle if settle is None else settle - 1
+                    if settle <= 0:
+                        waypoints.pop(0)
+                        settle = None
+            target = np.eye(4)
+            target[:3, :3] = _rot_z(yaw) @ DOWN
+            target[:3, 3] = pos
+            q = self.ik.solve(target, q)
+            rows.append([*q, gripper])
+        actions = np.array(rows)
+        return Prediction(
+            mode="policy", embodiment=self.embodiment.key, columns=list(self.embodiment.columns),
+            units=list(self.embodiment.units), actions=actions, actions_normalized=actions.copy(),
+            fps=self.env.control_hz, timings={"total": time.perf_counter() - t0}, settings={"backend": "scripted"},
+        )
+
+
+class RandomPolicy:
+    """Uniform actions in [-1, 1] of the embodiment's normalised space, denormalised (DROID-sized EE deltas by default)."""
+
+    def __init__(self, embodiment: str | Embodiment = "droid/relative_pose", *, seed: int | None = None,
+                 chunk_size: int | None = None) -> None:
+        self.embodiment = get_embodiment(embodiment) if isinstance(embodiment, str) else embodiment
+        self.rng = np.random.default_rng(seed)
+        self.chunk_size = int(chunk_size or self.embodiment.chunk_size)
+
+    def act(self, observation: dict[str, Any], prompt: str) -> Prediction:
+        normalized = self.rng.uniform(-1.0, 1.0, size=(self.chunk_size, self.embodiment.action_dim))
+        e = self.embodiment
+        return Prediction(
+            mode="policy", embodiment=e.key, columns=list(e.columns), units=list(e.units),
+            actions=e.denormalize(normalized), actions_normalized=normalized, fps=e.fps,
+            settings={"backend": "random"},
+        )
+
+
+class _Seeded:
+    """Adapts `Policy` / `RemotePolicy` to the backend protocol, passing a deterministic per-call seed."""
+
+    def __init__(self, policy: Any, embodiment: Embodiment, seed: int | None, decode_video: bool) -> None:
+        self.policy, self.embodiment, self.decode_video = policy, embodiment, decode_video
+        self.seed = seed
+        self.calls = 0
+
+    def act(self, observation: dict[str, Any], prompt: str) -> Prediction:
+        seed = None if self.seed is None else self.seed + self.calls
+        self.calls += 1
+        obs = {k: v for k, v in observation.items() if k != "prompt"}
+        return self.policy.act(obs, prompt, seed=seed, decode_video=self.decode_video)
+
+    def reset(self, seed: int | None = None) -> None:
+        """New episode: the seed sequence restarts so episode i is reproducible on any backend."""
+        if seed is not None:
+            self.seed = seed
+        self.calls = 0
+
+    def close(self) -> None:
+        close = getattr(self.policy, "close", None)
+        if close is not None:
+            close()
+
+
+def make_policy(spec: str, *, env=None, embodiment: str | None = None, seed: int | None = None,
+                decode_video: bool = False, api_key: str | None = None, **kwargs: Any):
+    """`scripted` | `random` | `ws://host:port` | a checkpoint directory → a backend."""
+    if spec == "scripted":
+        if env is None:
+            raise ValueError("policy 'scripted' needs the env (it reads privileged object state)")
+        return ScriptedPolicy(env, **kwargs)
+    if spec == "random":
+        return RandomPolicy(embodiment or "droid/relative_pose", seed=seed, **kwargs)
+    if spec.startswith(("ws://", "wss://")):
+        from worldpolicy.serving import RemotePolicy
+
+        remote = RemotePolicy(spec, api_key=api_key, embodiment=embodiment or "droid")
+        emb = remote.embodiment or get_embodiment(embodiment or "droid")
+        return _Seeded(remote, emb, seed, decode_video)
+    from pathlib import Path
+
+    if not Path(spec).exists():
+        raise FileNotFoundError(
+            f"policy: {spec!r} is not 'scripted', 'random', a ws:// URL or an existing checkpoint directory"
+        )
+    from worldpolicy.policy import Policy
+
+    policy = Policy.from_pretrained(spec, embodiment or "droid", **kwargs)
+    return _Seeded(policy, policy.embodiment, seed, decode_video)

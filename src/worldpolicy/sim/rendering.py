@@ -1,0 +1,65 @@
+"""Headless OpenGL backend choice for MuJoCo offscreen rendering.
+
+MuJoCo binds its GL context class from `MUJOCO_GL` when first imported, so the choice happens in `worldpolicy.sim`'s
+import: an explicit `MUJOCO_GL` wins; otherwise EGL if `libEGL` is present, else OSMesa if `libOSMesa` is. Renderer creation failures
+are re-raised with what to install instead of PyOpenGL's bare traceback.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import importlib
+import os
+import sys
+
+__all__ = ["select_gl_backend", "make_renderer", "RenderingUnavailable"]
+
+HEADLESS = ("egl", "osmesa")
+INSTALL_HINT = (
+    "install Mesa's EGL (`apt-get install -y libegl1 libgl1-mesa-dri`) or OSMesa (`apt-get install -y libosmesa6`), "
+    "or set MUJOCO_GL=egl|osmesa|glfw explicitly"
+)
+
+
+class RenderingUnavailable(RuntimeError):
+    """No offscreen OpenGL context could be created."""
+
+
+def select_gl_backend() -> str | None:
+    """Set `MUJOCO_GL` (if unset and MuJoCo not yet imported) to the first headless backend whose library exists."""
+    chosen = os.environ.get("MUJOCO_GL")
+    if chosen:
+        return chosen.lower()
+    if "OpenGL" in sys.modules:
+        return None  # PyOpenGL's platform is fixed already; make_renderer explains if the default context fails
+    for backend, lib in (("egl", "EGL"), ("osmesa", "OSMesa")):
+        if ctypes.util.find_library(lib):
+            os.environ["MUJOCO_GL"] = backend
+            if backend == "osmesa":
+                os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+            module = sys.modules.get("mujoco.rendering.classic.gl_context")
+            if module is not None:
+                # MuJoCo was imported first (e.g. by user code): its context class was bound from the old MUJOCO_GL.
+                # No OpenGL context exists yet, so re-binding it is safe; the Renderer looks it up at creation.
+                importlib.reload(module)
+            return backend
+    return None
+
+
+def make_renderer(model, height: int, width: int):
+    """`mujoco.Renderer` with a clear error when no offscreen context works."""
+    import mujoco
+
+    if height > model.vis.global_.offheight or width > model.vis.global_.offwidth:
+        raise ValueError(
+            f"image_size: {height}x{width} exceeds the scene's offscreen buffer "
+            f"{model.vis.global_.offheight}x{model.vis.global_.offwidth}"
+        )
+    try:
+        return mujoco.Renderer(model, height, width)
+    except Exception as exc:  # PyOpenGL / EGL / OSMesa raise a zoo of types
+        backend = os.environ.get("MUJOCO_GL", "<unset: glfw, needs a display>")
+        raise RenderingUnavailable(
+            f"offscreen rendering failed with MUJOCO_GL={backend} ({type(exc).__name__}: {exc}); {INSTALL_HINT}. "
+            "Note MUJOCO_GL must be set before mujoco is first imported."
+        ) from exc

@@ -1,0 +1,178 @@
+"""Closed-loop rollouts: a policy backend drives a `TabletopEnv` at its control frequency.
+
+Chunk strategies (`ChunkStrategy`):
+- `execute`: run the first k of T actions, then ask again (k = T is fully open loop per chunk).
+- `ensemble`: ask every k steps and average, per step, every chunk that covers it with ACT-style weights
+  exp(-m·i) (i = 0 the oldest); averaging happens on decoded joint targets so relative chunks anchored at
+  different poses are comparable.
+- `async`: while chunk n executes, chunk n+1 is computed in a background thread from the observation taken when
+  chunk n started; chunk n+1 starts k steps later, skipping its first k (already elapsed) actions. Deterministic:
+  the hand-over step is fixed, not "whenever the reply lands".
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from worldpolicy.robot.decode import ActionDecoder, RobotCommand
+from worldpolicy.sim.env import TabletopEnv
+
+__all__ = ["ChunkStrategy", "EpisodeResult", "Rollout"]
+
+logger = logging.getLogger(__name__)
+STRATEGIES = ("execute", "ensemble", "async")
+
+
+@dataclass(frozen=True)
+class ChunkStrategy:
+    kind: str = "execute"
+    execute_steps: int | None = None  # k; None = the whole chunk for execute, 1 for ensemble, T/2 for async
+    ensemble_decay: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.kind not in STRATEGIES:
+            raise ValueError(f"strategy: unknown kind {self.kind!r}; accepted: {list(STRATEGIES)}")
+        if self.execute_steps is not None and self.execute_steps < 1:
+            raise ValueError(f"execute_steps: expected >= 1, got {self.execute_steps}")
+        if not self.ensemble_decay >= 0:
+            raise ValueError(f"ensemble_decay: expected >= 0, got {self.ensemble_decay}")
+
+    def steps_for(self, chunk: int) -> int:
+        k = self.execute_steps or {"execute": chunk, "ensemble": 1, "async": max(1, chunk // 2)}[self.kind]
+        if k > chunk or (self.kind == "async" and 2 * k > chunk):
+            limit = chunk if self.kind != "async" else chunk // 2
+            raise ValueError(f"execute_steps: {k} exceeds what a {chunk}-step chunk allows for {self.kind!r} ({limit})")
+        return k
+
+
+@dataclass
+class EpisodeResult:
+    seed: int
+    success: bool
+    steps: int
+    success_step: int | None
+    prompt: str
+    chunks: int
+    final_distance_m: float
+    policy_s: float
+    wall_s: float
+    ik_mean_mm: float | None = None
+    ik_max_mm: float | None = None
+    clipped: int = 0
+    frames: np.ndarray | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out.pop("frames")
+        return out
+
+
+class Rollout:
+    """Runs episodes of one policy on one env with one chunk strategy."""
+
+    def __init__(self, env: TabletopEnv, policy, strategy: ChunkStrategy = ChunkStrategy()) -> None:
+        self.env, self.policy, self.strategy = env, policy, strategy
+        self._decoders: dict[str, ActionDecoder] = {}
+
+    def decoder(self, key: str) -> ActionDecoder:
+        if key not in self._decoders:
+            self._decoders[key] = ActionDecoder(key, self.env.robot)
+        return self._decoders[key]
+
+    def _request(self, obs: dict) -> tuple:
+        t0 = time.perf_counter()
+        pred = self.policy.act(obs, obs["prompt"])
+        return pred, time.perf_counter() - t0
+
+    def _decode(self, pred, skip: int = 0) -> RobotCommand:
+        actions = np.asarray(pred.actions, dtype=np.float64)[skip:]
+        return self.decoder(pred.embodiment).decode(actions, self.env.joint_positions())
+
+    def run(self, seed: int, *, record: bool = False) -> EpisodeResult:
+        env, strategy = self.env, self.strategy
+        wall0 = time.perf_counter()
+        obs, info = env.reset(seed=seed)
+        if hasattr(self.policy, "reset"):
+            self.policy.reset(seed)
+        plan: dict[int, list[tuple[int, np.ndarray]]] = {}  # step → [(chunk index, joint targets + g)]
+        frames, tracking, clipped, policy_s, chunks = [], [], 0, 0.0, 0
+        imagined: dict[int, np.ndarray] = {}
+        pending = None
+        pool = ThreadPoolExecutor(1) if strategy.kind == "async" else None
+        k = None
+        success_step = None
+        try:
+            for t in range(env.max_steps):
+                need = k is None or (t % k == 0) or t not in plan
+                if need:
+                    if pending is not None:
+                        pred, dt = pending.result()
+                        skip = k
+                    else:
+                        pred, dt = self._request(env.observe())
+                        skip = 0
+                    policy_s += dt
+                    if k is None:
+                        k = strategy.steps_for(pred.chunk_size)
+                    cmd = self._decode(pred, skip)
+                    chunks += 1
+                    clipped += cmd.clipped
+                    if cmd.tracking is not None:
+                        tracking.append(cmd.tracking.position_mm)
+                    if strategy.kind != "ensemble":
+                        plan = {}
+                    for i in range(len(cmd)):
+                        plan.setdefault(t + i, []).append((chunks, np.append(cmd.qpos[i], cmd.gripper[i])))
+                    if record and pred.video is not None:
+                        for i in range(len(cmd)):
+                            src = min(len(pred.video) - 1, int((i + skip) * len(pred.video) / pred.chunk_size))
+                            imagined[t + i] = pred.video[src]
+                    if pool is not None:
+                        pending = pool.submit(self._request, env.observe())
+                action = self._blend(plan.pop(t))
+                for old in [s for s in plan if s < t]:
+                    plan.pop(old)
+                env.act(action)
+                if record:
+                    frames.append(self._frame(imagined.pop(t, None)))
+                if env.success():
+                    success_step = t + 1
+                    break
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+        state = env.state()
+        track = np.concatenate(tracking) if tracking else None
+        return EpisodeResult(
+            seed=seed, success=success_step is not None, steps=env.steps, success_step=success_step,
+            prompt=obs["prompt"], chunks=chunks, final_distance_m=env.task.distance(state), policy_s=policy_s,
+            wall_s=time.perf_counter() - wall0,
+            ik_mean_mm=None if track is None else float(track.mean()),
+            ik_max_mm=None if track is None else float(track.max()),
+            clipped=clipped, frames=np.stack(frames) if frames else None,
+        )
+
+    def _blend(self, entries: list[tuple[int, np.ndarray]]) -> np.ndarray:
+        if len(entries) == 1 or self.strategy.kind != "ensemble":
+            return entries[-1][1]
+        entries = sorted(entries, key=lambda e: e[0])  # oldest first
+        weights = np.exp(-self.strategy.ensemble_decay * np.arange(len(entries)))
+        stacked = np.stack([a for _, a in entries])
+        return (weights[:, None] * stacked).sum(axis=0) / weights.sum()
+
+    def _frame(self, imagined: np.ndarray | None) -> np.ndarray:
+        """Sim cameras side by side, and the model's imagined frame for this step when it returned video."""
+        sim = self.env.render()
+        if imagined is None:
+            return sim
+        h = sim.shape[0]
+        img = np.asarray(imagined)
+        rows = (np.arange(h) * img.shape[0] / h).astype(int)
+        width = max(1, round(img.shape[1] * h / img.shape[0]))
+        cols = (np.arange(width) * img.shape[1] / width).astype(int)
+        return np.concatenate([sim, img[rows][:, cols, :3].astype(np.uint8)], axis=1)

@@ -1,0 +1,105 @@
+"""Tabletop scene around a robot MJCF, with cameras placed like DROID's.
+
+DROID records two exterior stereo cameras on either side of the table looking at the workspace and one wrist camera on
+the gripper looking along it (fingers at the bottom of the image). Their left images are what a DROID client sends, so
+the cameras are named after those observation keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from worldpolicy.robot.kinematics import load_robot_spec
+from worldpolicy.robot.robots import RobotConfig, get_robot
+
+__all__ = ["CAMERAS", "TABLE_TOP", "ObjectSpec", "build_scene", "look_at_quat"]
+
+# DROID observation key → camera name in the scene.
+CAMERAS = {
+    "observation/exterior_image_1_left": "exterior_1_left",
+    "observation/exterior_image_2_left": "exterior_2_left",
+    "observation/wrist_image_left": "wrist_left",
+}
+TABLE_TOP = 0.0  # the robot base sits on the table surface, like DROID's table-mounted Franka
+TABLE_CENTER = (0.55, 0.0)
+TABLE_HALF = (0.4, 0.5)
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """A task object: `kind` is "box" (free body, collides) or "marker" / "pad" (static visual, no collision)."""
+
+    name: str
+    kind: str
+    size: tuple[float, ...]
+    rgba: tuple[float, float, float, float] = (0.8, 0.2, 0.2, 1.0)
+    mass: float = 0.05
+
+
+def look_at_quat(pos: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 1.0)) -> np.ndarray:
+    """Quaternion (w, x, y, z) of a MuJoCo camera at `pos` looking at `target` (cameras look along -z, y up)."""
+    forward = np.asarray(target, float) - np.asarray(pos, float)
+    forward /= np.linalg.norm(forward)
+    right = np.cross(forward, up)
+    right /= np.linalg.norm(right)
+    cam_up = np.cross(right, forward)
+    rot = np.stack([right, cam_up, -forward], axis=1)
+    quat = np.empty(4)
+    mujoco.mju_mat2Quat(quat, rot.flatten())
+    return quat
+
+
+def build_scene(robot: RobotConfig | str, objects: list[ObjectSpec], *, image_size: tuple[int, int] = (180, 320)) -> mujoco.MjModel:
+    """Compile robot + table + lights + the three DROID cameras + task objects into one model."""
+    robot = get_robot(robot)
+    spec = load_robot_spec(robot)
+    spec.modelname = f"tabletop_{robot.name}"
+    height, width = image_size
+    spec.visual.global_.offheight = max(int(height), 480)
+    spec.visual.global_.offwidth = max(int(width), 640)
+    spec.visual.quality.shadowsize = 2048
+    spec.visual.headlight.ambient = [0.35, 0.35, 0.35]
+    spec.visual.headlight.diffuse = [0.5, 0.5, 0.5]
+    world = spec.worldbody
+
+    spec.add_texture(name="sky", type=mujoco.mjtTexture.mjTEXTURE_SKYBOX, builtin=mujoco.mjtBuiltin.mjBUILTIN_GRADIENT,
+                     rgb1=[0.75, 0.8, 0.85], rgb2=[0.3, 0.32, 0.36], width=256, height=256)
+    world.add_light(name="key", pos=[0.4, 0.3, 1.6], dir=[0, -0.2, -1], diffuse=[0.6, 0.6, 0.6], castshadow=True)
+    world.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, pos=[0, 0, -0.75], size=[3, 3, 0.05],
+                   rgba=[0.35, 0.37, 0.4, 1])
+    world.add_geom(
+        name="table", type=mujoco.mjtGeom.mjGEOM_BOX, pos=[TABLE_CENTER[0], TABLE_CENTER[1], TABLE_TOP - 0.02],
+        size=[TABLE_HALF[0], TABLE_HALF[1], 0.02], rgba=[0.62, 0.5, 0.38, 1], friction=[0.6, 0.005, 0.0001],
+    )
+    for x, y in ((0.2, 0.45), (0.2, -0.45), (0.9, 0.45), (0.9, -0.45)):
+        world.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, pos=[x, y, TABLE_TOP - 0.39], size=[0.03, 0.03, 0.35],
+                       rgba=[0.3, 0.25, 0.2, 1], contype=0, conaffinity=0)
+
+    # Exterior cameras: left and right of the robot, over its shoulders, looking down at the workspace centre.
+    workspace = np.array([0.55, 0.0, 0.05])
+    for name, pos in (("exterior_1_left", [0.35, 0.7, 0.55]), ("exterior_2_left", [0.35, -0.7, 0.55])):
+        world.add_camera(name=name, pos=pos, quat=look_at_quat(np.array(pos), workspace), fovy=60)
+    # Wrist camera: on the hand, offset along hand +x, looking along the fingers (hand +z) tilted 20 deg towards them,
+    # so the fingertips sit at the bottom of the image; image "up" = hand +x.
+    hand = spec.body(robot.camera_body)
+    if hand is None:
+        raise ValueError(f"robot {robot.name!r}: camera_body {robot.camera_body!r} not in {robot.mjcf}")
+    hand.add_camera(name="wrist_left", pos=[0.05, 0.0, 0.065], xyaxes=[0, 1, 0, 0.94, 0, 0.342], fovy=75)
+
+    for obj in objects:
+        if obj.kind == "box":
+            body = world.add_body(name=obj.name, pos=[0.5, 0, TABLE_TOP + obj.size[2]])
+            body.add_freejoint(name=f"{obj.name}_joint")
+            body.add_geom(name=obj.name, type=mujoco.mjtGeom.mjGEOM_BOX, size=list(obj.size), rgba=list(obj.rgba),
+                          mass=obj.mass, friction=[1.0, 0.01, 0.0005], condim=4)
+        elif obj.kind in ("marker", "pad"):
+            body = world.add_body(name=obj.name, pos=[0.5, 0, TABLE_TOP], mocap=True)
+            shape = mujoco.mjtGeom.mjGEOM_SPHERE if obj.kind == "marker" else mujoco.mjtGeom.mjGEOM_CYLINDER
+            body.add_geom(name=obj.name, type=shape, size=list(obj.size), rgba=list(obj.rgba), contype=0,
+                          conaffinity=0)
+        else:
+            raise ValueError(f"object {obj.name!r}: kind must be 'box', 'marker' or 'pad', got {obj.kind!r}")
+    return spec.compile()

@@ -1,0 +1,268 @@
+"""Tabletop tasks: which objects exist, how an episode is randomised (seeded), what counts as success, the prompt.
+
+Each task also has a scripted expert (`expert_waypoints`): a closed-loop list of TCP waypoints computed from the true
+object state, which `worldpolicy.sim.policies.ScriptedPolicy` turns into joint chunks with IK.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from worldpolicy.sim.scenes import TABLE_TOP, ObjectSpec
+
+__all__ = ["Task", "Waypoint", "SimState", "EpisodeState", "get_task", "list_tasks", "TASKS", "COLORS"]
+
+COLORS = {
+    "red": (0.85, 0.15, 0.15, 1.0),
+    "green": (0.15, 0.7, 0.2, 1.0),
+    "blue": (0.15, 0.3, 0.85, 1.0),
+    "yellow": (0.9, 0.8, 0.1, 1.0),
+    "orange": (0.95, 0.5, 0.1, 1.0),
+    "purple": (0.55, 0.2, 0.7, 1.0),
+}
+CUBE_HALF = 0.025
+HOVER_Z = TABLE_TOP + 0.15
+
+
+@dataclass
+class Waypoint:
+    """A TCP target (world xyz, yaw about world z for a down-pointing gripper), gripper g, speed and settle steps."""
+
+    pos: np.ndarray
+    yaw: float
+    gripper: float
+    speed: float = 0.25  # m/s
+    settle: int = 0  # control steps to hold once reached (e.g. while the fingers close)
+    tolerance: float = 0.01  # m
+
+
+@dataclass
+class SimState:
+    """Privileged simulator state for success checks and scripted experts (never sent to a policy).
+
+    `gripper_command` is the last commanded DROID g; `gripper_position` the measured one (a held 5 cm cube reads ~0.4).
+    """
+
+    tcp: np.ndarray  # 4x4 world pose of the robot's end-effector frame
+    objects: dict[str, np.ndarray]
+    yaws: dict[str, float]
+    goal: np.ndarray
+    gripper_command: float
+    gripper_position: float
+
+
+@dataclass
+class EpisodeState:
+    """Per-episode randomisation: object/goal positions, colours, and the prompt naming them."""
+
+    positions: dict[str, np.ndarray]
+    yaws: dict[str, float]
+    colors: dict[str, str]
+    prompt: str
+
+
+class Task:
+    """Base class: subclasses name objects, sample an episode and judge success from object/TCP positions."""
+
+    name: str = ""
+    max_steps: int = 150
+    object_names: tuple[str, ...] = ()
+
+    def objects(self) -> list[ObjectSpec]:
+        raise NotImplementedError
+
+    def sample(self, rng: np.random.Generator) -> EpisodeState:
+        raise NotImplementedError
+
+    def success(self, s: SimState) -> bool:
+        raise NotImplementedError
+
+    def distance(self, s: SimState) -> float:
+        """Metres left to the goal (TCP for reach, the cube's centre in xy otherwise), for per-episode metrics."""
+        if not self.object_names:
+            return float(np.linalg.norm(s.tcp[:3, 3] - s.goal))
+        return float(np.linalg.norm(s.objects[self.object_names[0]][:2] - s.goal[:2]))
+
+    def expert_waypoints(self, s: SimState) -> list[Waypoint]:
+        """Remaining waypoints from the current state (closed loop: re-evaluated every chunk)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _two_colors(rng: np.random.Generator) -> tuple[str, str]:
+        names = list(COLORS)
+        a, b = rng.choice(len(names), size=2, replace=False)
+        return names[a], names[b]
+
+    @staticmethod
+    def _table_xy(rng: np.random.Generator, x=(0.4, 0.65), y=(-0.2, 0.2)) -> np.ndarray:
+        return np.array([rng.uniform(*x), rng.uniform(*y)])
+
+
+def _down_yaw(yaw: float) -> float:
+    """Cube yaw folded into [-pi/4, pi/4] (a square cube looks the same every 90 deg)."""
+    return float((yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4)
+
+
+class ReachTask(Task):
+    """Bring the gripper (TCP) within 3 cm of a floating target sphere."""
+
+    name = "reach"
+    max_steps = 60
+    object_names = ()
+    radius = 0.03
+
+    def objects(self) -> list[ObjectSpec]:
+        return [ObjectSpec("goal", "marker", (0.02,), COLORS["green"])]
+
+    def sample(self, rng):
+        (color, _) = self._two_colors(rng)
+        xy = self._table_xy(rng, x=(0.35, 0.65), y=(-0.25, 0.25))
+        goal = np.array([xy[0], xy[1], TABLE_TOP + rng.uniform(0.08, 0.35)])
+        return EpisodeState({"goal": goal}, {}, {"goal": color}, f"move the gripper to the {color} ball")
+
+    def success(self, s):
+        return bool(np.linalg.norm(s.tcp[:3, 3] - s.goal) <= self.radius)
+
+    def expert_waypoints(self, s):
+        return [Waypoint(s.goal.copy(), 0.0, 0.0, tolerance=0.005)]
+
+
+class PushTask(Task):
+    """Push the cube until its centre is within 4 cm of the goal disc (the cube stays on the table)."""
+
+    name = "push"
+    max_steps = 150
+    object_names = ("cube",)
+    radius = 0.04
+
+    def objects(self):
+        return [ObjectSpec("cube", "box", (CUBE_HALF,) * 3, mass=0.1), ObjectSpec("goal", "pad", (0.045, 0.001))]
+
+    def sample(self, rng):
+        cube_color, goal_color = self._two_colors(rng)
+        while True:
+            cube, goal = self._table_xy(rng, x=(0.4, 0.6), y=(-0.18, 0.18)), self._table_xy(rng, x=(0.4, 0.6), y=(-0.18, 0.18))
+            if 0.12 <= np.linalg.norm(goal - cube) <= 0.25:
+                break
+        return EpisodeState(
+            {"cube": np.array([*cube, TABLE_TOP + CUBE_HALF]), "goal": np.array([*goal, TABLE_TOP + 0.001])},
+            {"cube": float(rng.uniform(-np.pi / 4, np.pi / 4))},
+            {"cube": cube_color, "goal": goal_color},
+            f"push the {cube_color} cube onto the {goal_color} circle",
+        )
+
+    def success(self, s):
+        cube = s.objects["cube"]
+        return bool(np.linalg.norm(cube[:2] - s.goal[:2]) <= self.radius and cube[2] < TABLE_TOP + 2 * CUBE_HALF)
+
+    def expert_waypoints(self, s):
+        cube, goal, tcp = s.objects["cube"], s.goal, s.tcp[:3, 3]
+        to_goal = goal[:2] - cube[:2]
+        dist = np.linalg.norm(to_goal)
+        if dist < 0.015:
+            return [Waypoint(np.array([*tcp[:2], HOVER_Z]), 0.0, 1.0)]
+        d = to_goal / dist
+        yaw = float((np.arctan2(d[1], d[0]) + np.pi / 2) % np.pi - np.pi / 2)  # the paddle is symmetric
+        low = TABLE_TOP + 0.02
+        behind = cube[:2] - d * (CUBE_HALF + 0.03)
+        # Where the TCP stands relative to the cube along / across the push line.
+        rel = tcp[:2] - cube[:2]
+        along, across = float(rel @ d), float(rel @ np.array([-d[1], d[0]]))
+        in_position = along < -CUBE_HALF and abs(across) < 0.012 and tcp[2] < low + 0.015
+        push_end = goal[:2] - d * (CUBE_HALF + 0.012)
+        push = Waypoint(np.array([*push_end, low]), yaw, 1.0, speed=0.1, tolerance=0.004)
+        if in_position:
+            return [push]
+        return [
+            Waypoint(np.array([*behind, max(tcp[2], TABLE_TOP + 0.08)]), yaw, 1.0, tolerance=0.01),
+            Waypoint(np.array([*behind, low]), yaw, 1.0, speed=0.15, tolerance=0.005),
+            push,
+        ]
+
+
+class PickPlaceTask(Task):
+    """Pick the cube up and place it on the goal pad: cube within 3 cm of the pad centre, on the table, released."""
+
+    name = "pick_place"
+    max_steps = 200
+    object_names = ("cube",)
+    radius = 0.03
+
+    def objects(self):
+        return [ObjectSpec("cube", "box", (CUBE_HALF,) * 3, mass=0.05), ObjectSpec("goal", "pad", (0.05, 0.001))]
+
+    def sample(self, rng):
+        cube_color, goal_color = self._two_colors(rng)
+        while True:
+            cube, goal = self._table_xy(rng), self._table_xy(rng)
+            if np.linalg.norm(goal - cube) >= 0.15:
+                break
+        return EpisodeState(
+            {"cube": np.array([*cube, TABLE_TOP + CUBE_HALF]), "goal": np.array([*goal, TABLE_TOP + 0.001])},
+            {"cube": float(rng.uniform(-np.pi / 4, np.pi / 4))},
+            {"cube": cube_color, "goal": goal_color},
+            f"put the {cube_color} cube on the {goal_color} pad",
+        )
+
+    def success(self, s):
+        cube = s.objects["cube"]
+        return bool(
+            np.linalg.norm(cube[:2] - s.goal[:2]) <= self.radius
+            and cube[2] < TABLE_TOP + CUBE_HALF + 0.01
+            and s.gripper_command < 0.5
+        )
+
+    def expert_waypoints(self, s):
+        cube, goal, tcp, gripper = s.objects["cube"], s.goal, s.tcp[:3, 3], s.gripper_command
+        yaw = _down_yaw(s.yaws["cube"])
+        grasp_z = TABLE_TOP + CUBE_HALF + 0.002
+        lift, place = self._lift_place(cube, goal, yaw, grasp_z)
+        near = np.linalg.norm(cube - tcp) < 0.02
+        if gripper > 0.5 and near and s.gripper_position < 0.3:  # fingers still closing on the cube
+            return [Waypoint(tcp.copy(), yaw, 1.0, settle=3), lift] + place
+        held = gripper > 0.5 and near
+        on_goal = np.linalg.norm(cube[:2] - goal[:2]) <= self.radius * 0.6 and cube[2] < TABLE_TOP + CUBE_HALF + 0.01
+        if on_goal and not held:
+            return [Waypoint(tcp.copy(), yaw, 0.0, settle=3), Waypoint(np.array([*tcp[:2], HOVER_Z]), yaw, 0.0)]
+        if held:
+            if np.linalg.norm(tcp[:2] - goal[:2]) < 0.008:  # over the pad: keep descending
+                return place[1:]
+            return place if tcp[2] > HOVER_Z - 0.03 else [lift] + place
+        above = np.linalg.norm(tcp[:2] - cube[:2]) < 0.006 and gripper < 0.5
+        approach = [] if above else [
+            Waypoint(np.array([*tcp[:2], max(tcp[2], TABLE_TOP + 0.1)]), yaw, 0.0, tolerance=0.02),
+            Waypoint(np.array([*cube[:2], TABLE_TOP + 0.1]), yaw, 0.0, tolerance=0.004),
+        ]
+        return approach + [
+            Waypoint(np.array([*cube[:2], grasp_z]), yaw, 0.0, speed=0.15, tolerance=0.004, settle=2),
+            Waypoint(np.array([*cube[:2], grasp_z]), yaw, 1.0, settle=6),
+            lift,
+        ] + place
+
+    @staticmethod
+    def _lift_place(cube, goal, yaw, grasp_z):
+        lift = Waypoint(np.array([*cube[:2], HOVER_Z]), yaw, 1.0, tolerance=0.02)
+        place = [
+            Waypoint(np.array([*goal[:2], HOVER_Z]), yaw, 1.0, tolerance=0.006),
+            Waypoint(np.array([*goal[:2], grasp_z + 0.008]), yaw, 1.0, speed=0.15, tolerance=0.005),
+            Waypoint(np.array([*goal[:2], grasp_z + 0.008]), yaw, 0.0, settle=4),
+            Waypoint(np.array([*goal[:2], HOVER_Z]), yaw, 0.0),
+        ]
+        return lift, place
+
+
+TASKS: dict[str, type[Task]] = {t.name: t for t in (ReachTask, PushTask, PickPlaceTask)}
+
+
+def list_tasks() -> list[str]:
+    return list(TASKS)
+
+
+def get_task(name: str | Task) -> Task:
+    if isinstance(name, Task):
+        return name
+    if name not in TASKS:
+        raise KeyError(f"task: unknown name {name!r}; known tasks: {list_tasks()}")
+    return TASKS[name]()

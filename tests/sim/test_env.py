@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+
+pytest.importorskip("mujoco")
+pytest.importorskip("gymnasium")
+
+from worldpolicy.sim.env import TabletopEnv  # noqa: E402
+from worldpolicy.sim.scenes import CAMERAS  # noqa: E402
+from worldpolicy.sim.tasks import COLORS, get_task, list_tasks  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = TabletopEnv("pick_place", image_size=(96, 128))
+    yield e
+    e.close()
+
+
+def test_observation_is_droid_style(env):
+    obs, info = env.reset(seed=3)
+    assert set(CAMERAS) <= set(obs)
+    for key in CAMERAS:
+        assert obs[key].shape == (96, 128, 3) and obs[key].dtype == np.uint8
+    assert obs["observation/joint_position"].shape == (7,)
+    assert obs["observation/gripper_position"].shape == (1,)
+    assert obs["observation/gripper_position"][0] == pytest.approx(0.0, abs=0.05)  # starts open
+    assert "cube" in obs["prompt"] and info["success"] is False
+    assert env.observation_space.contains({k: v for k, v in obs.items()})
+
+
+def _color_pixels(img, rgba, tol=60):
+    target = np.array(rgba[:3]) * 255
+    return int((np.abs(img.astype(int) - target).max(axis=-1) < tol).sum())
+
+
+def test_cameras_render_real_content(env):
+    obs, _ = env.reset(seed=5)
+    images = [obs[k] for k in CAMERAS]
+    for img in images:
+        assert img.std() > 10, "flat image"
+        assert len(np.unique(img.reshape(-1, 3), axis=0)) > 50
+    # Three distinct viewpoints.
+    assert not np.array_equal(images[0], images[1]) and not np.array_equal(images[0], images[2])
+    # The randomised cube colour is visible from both exterior cameras.
+    rgba = COLORS[env.episode.colors["cube"]]
+    for key in ("observation/exterior_image_1_left", "observation/exterior_image_2_left"):
+        assert _color_pixels(obs[key], rgba) > 5, key
+    assert env.render().shape == (96, 3 * 128, 3)
+
+
+def test_seeded_randomisation(env):
+    a, _ = env.reset(seed=11)
+    pos_a, prompt_a = env.state().objects["cube"].copy(), a["prompt"]
+    b, _ = env.reset(seed=11)
+    np.testing.assert_allclose(env.state().objects["cube"], pos_a)
+    assert b["prompt"] == prompt_a
+    np.testing.assert_array_equal(a["observation/wrist_image_left"], b["observation/wrist_image_left"])
+    env.reset(seed=12)
+    assert not np.allclose(env.state().objects["cube"], pos_a)
+
+
+def test_step_moves_the_arm_and_validates(env):
+    env.reset(seed=0)
+    q = env.joint_positions()
+    target = q.copy()
+    target[0] += 0.2
+    for _ in range(10):
+        obs, reward, terminated, truncated, info = env.step(np.append(target, 1.0))
+    assert obs["observation/joint_position"][0] == pytest.approx(q[0] + 0.2, abs=0.01)
+    assert obs["observation/gripper_position"][0] > 0.9  # closed on nothing
+    assert reward == 0.0 and not terminated
+    with pytest.raises(ValueError, match=r"action: expected shape \(8,\)"):
+        env.step(np.zeros(7))
+    with pytest.raises(ValueError, match="NaN"):
+        env.step(np.append(target, np.nan))
+    with pytest.raises(ValueError, match="gripper"):
+        env.step(np.append(target, 2.0))
+
+
+def test_unknown_names():
+    with pytest.raises(KeyError, match="task: unknown name 'stack'"):
+        get_task("stack")
+    with pytest.raises(KeyError, match="robot: unknown name"):
+        TabletopEnv("reach", robot="ur5", image_size=None)
+    assert set(list_tasks()) == {"reach", "push", "pick_place"}
+    with pytest.raises(ValueError, match="control_hz"):
+        TabletopEnv("reach", control_hz=0, image_size=None)

@@ -1,0 +1,81 @@
+import logging
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mink")
+pytest.importorskip("gymnasium")
+
+from worldpolicy.results import Prediction  # noqa: E402
+from worldpolicy.sim.env import TabletopEnv  # noqa: E402
+from worldpolicy.sim.policies import PolicyBackend, RandomPolicy, make_policy  # noqa: E402
+from worldpolicy.sim.rollout import ChunkStrategy, Rollout  # noqa: E402
+
+
+@pytest.mark.parametrize("task", ["reach", "push", "pick_place"])
+def test_scripted_expert_succeeds_random_does_not(task):
+    env = TabletopEnv(task, image_size=None)
+    expert = Rollout(env, make_policy("scripted", env=env))
+    results = [expert.run(seed) for seed in range(3)]
+    assert all(r.success for r in results), [r.to_json() for r in results]
+    assert all(r.success_step <= env.max_steps for r in results)
+    rand = Rollout(env, make_policy("random", seed=0))
+    assert not any(rand.run(seed).success for seed in range(2))
+
+
+@pytest.mark.parametrize("strategy", [ChunkStrategy("ensemble", execute_steps=4), ChunkStrategy("async")])
+def test_strategies_run_and_are_deterministic(strategy):
+    env = TabletopEnv("reach", image_size=None)
+    runs = []
+    for _ in range(2):
+        rollout = Rollout(env, RandomPolicy(seed=7), strategy)
+        result = rollout.run(seed=1)
+        runs.append((result.final_distance_m, result.chunks, env.joint_positions().copy()))
+        assert result.ik_mean_mm is not None and result.ik_max_mm < 30
+    assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1]
+    np.testing.assert_array_equal(runs[0][2], runs[1][2])
+
+
+def test_strategy_validation():
+    with pytest.raises(ValueError, match="strategy: unknown kind 'greedy'"):
+        ChunkStrategy("greedy")
+    with pytest.raises(ValueError, match="execute_steps"):
+        ChunkStrategy("async", execute_steps=20).steps_for(32)
+
+
+class _BadWidth:
+    """A policy returning 9 columns for a 10-column embodiment."""
+
+    def __init__(self):
+        self.embodiment = RandomPolicy().embodiment
+
+    def act(self, observation, prompt):
+        return Prediction("policy", self.embodiment.key, [], [], np.zeros((32, 9)), np.zeros((32, 9)), 15.0)
+
+
+def test_bad_policy_output_is_a_clear_error():
+    env = TabletopEnv("reach", image_size=None)
+    assert isinstance(_BadWidth(), PolicyBackend)
+    with pytest.raises(ValueError, match=r"actions: expected a chunk of shape \[T, 10\]"):
+        Rollout(env, _BadWidth()).run(seed=0)
+
+
+def test_recording_with_imagined_video(caplog):
+    env = TabletopEnv("reach", image_size=(48, 64), max_steps=6)
+
+    class Dreamer(RandomPolicy):
+        def act(self, observation, prompt):
+            pred = super().act(observation, prompt)
+            pred.video = np.full((9, 24, 32, 3), 200, np.uint8)
+            return pred
+
+    result = Rollout(env, Dreamer(seed=0)).run(seed=0, record=True)
+    assert result.frames.shape == (6, 48, 3 * 64 + 64, 3)
+    assert (result.frames[:, :, -64:] == 200).all()
+
+
+def test_make_policy_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not 'scripted', 'random', a ws:// URL"):
+        make_policy(str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="needs the env"):
+        make_policy("scripted")
