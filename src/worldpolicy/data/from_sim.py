@@ -1,0 +1,180 @@
+"""Scripted-expert rollouts in the simulator → a LeRobot v3 dataset (the training data of the shipped model).
+
+Keys follow Cosmos3-DROID post-training data (ecosystem.md §3) so the same training config reads real DROID data
+and simulated data: `observation.image.<camera>` videos, `observation.state.joint_positions` [7] and
+`observation.state.gripper_position` [1] (measured), `action.joint_position` [7] and `action.gripper_position` [1]
+(what the env executed), plus LeRobot's `next.reward` (1 once the task is solved) and `next.done`.
+Row t pairs the observation before step t with the action of step t. Needs the `sim` extra (MuJoCo).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .lerobot import LeRobotDataset, write_episodes
+
+__all__ = ["ACTION_KEYS", "STATE_KEYS", "SimConversion", "expert_episodes", "sim_to_dataset"]
+
+logger = logging.getLogger(__name__)
+
+ACTION_KEYS = ("action.joint_position", "action.gripper_position")
+STATE_KEYS = ("observation.state.joint_positions", "observation.state.gripper_position")
+IMAGE_PREFIX = "observation.image."
+
+
+@dataclass
+class SimConversion:
+    """What `sim_to_dataset` wrote: the dataset, the env seed of each episode, and the seeds the expert failed."""
+
+    dataset: LeRobotDataset
+    seeds: list[int]
+    failed_seeds: list[int] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+def camera_feature(camera_key: str) -> str:
+    """DROID wire key (`observation/wrist_image_left`) → dataset video key (`observation.image.wrist_image_left`)."""
+    return IMAGE_PREFIX + camera_key.rsplit("/", 1)[-1]
+
+
+def expert_episodes(
+    task: str = "pick_place",
+    num_episodes: int = 10,
+    *,
+    seed: int = 0,
+    robot: str = "panda",
+    image_size: tuple[int, int] = (180, 320),
+    cameras: Sequence[str] | None = None,
+    control_hz: float = 15.0,
+    chunk_size: int = 8,
+    max_steps: int | None = None,
+    settle_steps: int = 4,
+    keep_failures: bool = False,
+    max_attempts: int | None = None,
+    failed_seeds: list[int] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Yield `num_episodes` expert episodes ({"frames", "videos", "task", "seed", "success"}) from seeds seed, seed+1, ….
+
+    Failed episodes are skipped (their seeds appended to `failed_seeds`) unless `keep_failures`; after
+    `max_attempts` (default 2·num_episodes + 5) tries a RuntimeError says how often the expert failed. After success
+    the last action is held for `settle_steps` more steps so the solved scene is on camera.
+    """
+    from worldpolicy.sim.env import TabletopEnv
+    from worldpolicy.sim.policies import ScriptedPolicy
+    from worldpolicy.sim.scenes import CAMERAS
+
+    for name, value, low in (
+        ("num_episodes", num_episodes, 1),
+        ("chunk_size", chunk_size, 1),
+        ("settle_steps", settle_steps, 0),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name}={value!r} must be an int >= {low}")
+    cameras = list(CAMERAS) if cameras is None else list(cameras)
+    unknown = [c for c in cameras if c not in CAMERAS]
+    if not cameras or unknown:
+        raise ValueError(f"cameras={cameras!r}: {unknown or 'none given'}; known: {list(CAMERAS)}")
+    attempts_allowed = 2 * num_episodes + 5 if max_attempts is None else max_attempts
+    env = TabletopEnv(task, robot, control_hz=control_hz, image_size=tuple(image_size), max_steps=max_steps)
+    try:
+        expert = ScriptedPolicy(env, chunk_size=chunk_size)
+        kept = attempts = 0
+        env_seed = seed
+        while kept < num_episodes:
+            if attempts >= attempts_allowed:
+                raise RuntimeError(
+                    f"the scripted expert solved {kept} of {attempts} episodes of task {task!r} "
+                    f"(seeds {seed}..{env_seed - 1}); wanted {num_episodes} (raise max_attempts or "
+                    f"pass keep_failures=True)"
+                )
+            episode = _record(env, expert, env_seed, cameras, settle_steps)
+            attempts += 1
+            if episode["success"] or keep_failures:
+                kept += 1
+                yield episode
+            else:
+                logger.info("expert failed on seed %d of task %r; skipped", env_seed, task)
+                if failed_seeds is not None:
+                    failed_seeds.append(env_seed)
+            env_seed += 1
+    finally:
+        env.close()
+
+
+def sim_to_dataset(
+    root: str | Path,
+    task: str = "pick_place",
+    num_episodes: int = 10,
+    *,
+    seed: int = 0,
+    video_codec: str = "libx264rgb",
+    overwrite: bool = False,
+    **episode_options: Any,
+) -> SimConversion:
+    """Record `num_episodes` seeded expert episodes of `task` into a LeRobot v3 dataset at `root`.
+
+    Videos default to lossless (`libx264rgb`): sim frames are small and colour-coded, chroma subsampling would blur
+    exactly what the task is about. `episode_options` go to `expert_episodes`.
+    """
+    t0 = time.perf_counter()
+    seeds: list[int] = []
+    failed: list[int] = []
+    control_hz = float(episode_options.get("control_hz", 15.0))
+    robot = episode_options.get("robot", "panda")
+
+    def tracked() -> Iterator[dict[str, Any]]:
+        for ep in expert_episodes(task, num_episodes, seed=seed, failed_seeds=failed, **episode_options):
+            seeds.append(ep["seed"])
+            yield ep
+
+    dataset = write_episodes(
+        root, tracked(), fps=control_hz, robot_type=robot, video_codec=video_codec, overwrite=overwrite
+    )
+    return SimConversion(dataset=dataset, seeds=seeds, failed_seeds=failed, wall_s=time.perf_counter() - t0)
+
+
+def _record(env, expert, seed: int, cameras: list[str], settle_steps: int) -> dict[str, Any]:
+    obs, _ = env.reset(seed=seed)
+    prompt = obs["prompt"]
+    states, grips, actions, rewards = [], [], [], []
+    images: dict[str, list[np.ndarray]] = {c: [] for c in cameras}
+    pending: list[np.ndarray] = []
+    solved_at = None
+    while env.steps < env.max_steps and (solved_at is None or env.steps < solved_at + settle_steps):
+        if not pending:
+            pending = list(expert.act(obs, prompt).actions) if solved_at is None else [actions[-1]]
+        action = np.asarray(pending.pop(0), dtype=np.float64)
+        states.append(np.asarray(obs["observation/joint_position"], dtype=np.float64))
+        grips.append(float(np.asarray(obs["observation/gripper_position"]).reshape(-1)[0]))
+        for c in cameras:
+            images[c].append(obs[c])
+        actions.append(action)
+        env.act(action)
+        obs = env.observe()
+        solved = env.success()
+        rewards.append(1.0 if solved else 0.0)
+        if solved and solved_at is None:
+            solved_at, pending = env.steps, []
+    length = len(actions)
+    action_arr = np.stack(actions)
+    return {
+        "frames": {
+            STATE_KEYS[0]: np.stack(states).astype(np.float32),
+            STATE_KEYS[1]: np.asarray(grips, dtype=np.float32)[:, None],
+            ACTION_KEYS[0]: action_arr[:, :-1].astype(np.float32),
+            ACTION_KEYS[1]: action_arr[:, -1:].astype(np.float32),
+            "next.reward": np.asarray(rewards, dtype=np.float32),
+            "next.done": np.arange(length) == length - 1,
+        },
+        "videos": {camera_feature(c): np.stack(images[c]) for c in cameras},
+        "task": prompt,
+        "seed": seed,
+        "success": solved_at is not None,
+    }
