@@ -100,11 +100,11 @@ class StandInPolicy:
 
 def droid_request(joints: np.ndarray, prompt: str = "pick up the cup", size: int = 32) -> dict[str, Any]:
     rng = np.random.default_rng(int(abs(joints[0]) * 1e6) % 2**32)
-    img = lambda: rng.integers(0, 255, (size, size, 3), dtype=np.uint8)  # noqa: E731
+    images = rng.integers(0, 255, (3, size, size, 3), dtype=np.uint8)
     return {
-        "observation/wrist_image_left": img(),
-        "observation/exterior_image_1_left": img(),
-        "observation/exterior_image_2_left": img(),
+        "observation/wrist_image_left": images[0],
+        "observation/exterior_image_1_left": images[1],
+        "observation/exterior_image_2_left": images[2],
         "observation/joint_position": np.asarray(joints, np.float32),
         "observation/gripper_position": np.array([0.25], np.float32),
         "prompt": prompt,

@@ -42,8 +42,6 @@ def test_openpi_client_gets_an_action_chunk_from_our_server(serve):
 class _OpenpiStyleDroidPolicy:
     """What an openpi policy looks like to `WebsocketPolicyServer`: `infer(obs) -> {"actions": ...}`."""
 
-    metadata = {}
-
     def infer(self, obs: dict) -> dict:
         joints = obs["observation/joint_position"]
         if not np.isfinite(joints).all():

@@ -12,8 +12,9 @@ sampling knobs `seed`, `steps`, `guidance`, `decode_video`. See docs/serving.md.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -13,8 +13,9 @@ import inspect
 import os
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Self
 
 import numpy as np
 import websockets
@@ -190,10 +191,10 @@ class RemotePolicy:
         with self._lock:
             self._drop()
 
-    def __enter__(self) -> "RemotePolicy":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _receive(self, timeout: float, what: str) -> dict[str, Any]:

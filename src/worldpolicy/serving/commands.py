@@ -35,6 +35,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=1, help="synthetic requests run before /readyz is 200 (default: 1)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--dtype", help="torch dtype, e.g. bfloat16")
+    p.add_argument("--steps", type=int, help="default denoising steps (clients may send 'steps')")
+    p.add_argument("--guidance", type=float, help="default classifier-free guidance (clients may send 'guidance')")
+    p.add_argument("--chunk-size", type=int, help="actions per chunk (default: the embodiment's)")
+    p.add_argument("--resolution-tier", type=int, help="canvas resolution tier (default: the embodiment's)")
+    p.add_argument("--seed", type=int, help="deterministic per-request seed sequence starting here")
+    p.add_argument("--compile", action="store_true", help="torch.compile the transformer (GPU)")
     p.set_defaults(func=_serve)
 
 
@@ -80,7 +86,9 @@ def _serve(args: argparse.Namespace) -> int:
         from ..policy import Policy
 
         return Policy.from_pretrained(
-            args.checkpoint, embodiment=args.embodiment, variant=args.variant, device=args.device, dtype=args.dtype
+            args.checkpoint, embodiment=args.embodiment, variant=args.variant, device=args.device, dtype=args.dtype,
+            steps=args.steps, guidance=args.guidance, chunk_size=args.chunk_size,
+            resolution_tier=args.resolution_tier, seed=args.seed, compile=args.compile,
         )
 
     PolicyServer(loader=load, config=config, key_map=key_map, warmup_requests=args.warmup).run()

@@ -19,9 +19,10 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Self
 
 import numpy as np
 import websockets
@@ -35,7 +36,7 @@ from ..results import Prediction
 from .adapters import ObservationAdapter, RequestError, WireRequest, warmup_message
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
 
-__all__ = ["PolicyServer", "ServerConfig", "ServerThread", "server_metadata"]
+__all__ = ["PolicyServer", "ServerConfig", "ServerThread", "error_text", "reply_fields", "run_batch", "server_metadata"]
 
 logger = logging.getLogger("worldpolicy.serving")
 _SCHEMES = ("api-key", "bearer")  # openpi clients send `Api-Key <key>`, RoboLab's transport `Bearer <key>`
@@ -77,17 +78,17 @@ class ServerConfig:
 def server_metadata(policy: Any, config: ServerConfig) -> dict[str, Any]:
     """The metadata frame: the policy's own metadata plus embodiment, chunk, columns and server identity."""
     e = policy.embodiment
-    meta = dict(
-        embodiment=e.key,
-        domain=e.domain,
-        action_dim=e.action_dim,
-        chunk_size=e.chunk_size,
-        fps=e.fps,
-        columns=list(e.columns),
-        units=list(e.units),
-        camera_keys=list(e.camera_keys),
-        state_keys=dict(e.state_keys),
-    )
+    meta: dict[str, Any] = {
+        "embodiment": e.key,
+        "domain": e.domain,
+        "action_dim": e.action_dim,
+        "chunk_size": e.chunk_size,
+        "fps": e.fps,
+        "columns": list(e.columns),
+        "units": list(e.units),
+        "camera_keys": list(e.camera_keys),
+        "state_keys": dict(e.state_keys),
+    }
     if hasattr(policy, "metadata"):
         meta.update(policy.metadata())  # the policy knows its chunk size, model and version best
     meta.update(
@@ -253,8 +254,7 @@ class PolicyServer:
                     error = job.future.exception()
                     if error is not None:
                         status = "bad_request" if isinstance(error, (ValueError, TypeError, KeyError)) else "error"
-                        text = f"{type(error).__name__}: {error}"
-                        await self._refuse(ws, conn, text, CloseCode.INTERNAL_ERROR, status)
+                        await self._refuse(ws, conn, error_text(error), CloseCode.INTERNAL_ERROR, status)
                         return
                     try:
                         reply = packb(self._reply(job, t0, prev_total_ms))
@@ -315,22 +315,7 @@ class PolicyServer:
             pass
 
     def _reply(self, job: _Job, t0: float, prev_total_ms: float | None) -> dict[str, Any]:
-        pred: Prediction = job.future.result()
-        actions = np.asarray(pred.actions)
-        reply: dict[str, Any] = {
-            "action": actions,
-            "actions": actions,
-            "actions_normalized": np.asarray(pred.actions_normalized),
-            "mode": pred.mode,
-            "embodiment": pred.embodiment,
-            "columns": list(pred.columns),
-            "units": list(pred.units),
-            "fps": float(pred.fps),
-            "policy_timing": {f"{k}_ms": float(v) * 1000 for k, v in pred.timings.items()},
-            "settings": _wire_safe(pred.settings),
-        }
-        if pred.video is not None:
-            reply["video"] = np.asarray(pred.video)
+        reply = reply_fields(job.future.result())
         timing = {
             "queue_ms": (job.started - job.enqueued) * 1000,
             "infer_ms": (job.finished - job.started) * 1000,
@@ -388,32 +373,7 @@ class PolicyServer:
                     job.future.set_result(result)
 
     def _run_batch(self, requests: list[WireRequest]) -> list[Prediction | BaseException]:
-        """Worker thread: one `policy.act_batch` for the whole batch; without it (or if the batch fails) one by one,
-        so a bad request only fails itself."""
-        if len(requests) > 1 and callable(getattr(self.policy, "act_batch", None)):
-            try:
-                predictions = self.policy.act_batch([_policy_request(r) for r in requests])
-                if len(predictions) != len(requests):
-                    raise RuntimeError(f"act_batch returned {len(predictions)} results for {len(requests)} requests")
-                return list(predictions)
-            except Exception as exc:
-                _log(logging.WARNING, "batch_failed", size=len(requests), error=f"{type(exc).__name__}: {exc}"[:300])
-        results: list[Prediction | BaseException] = []
-        for request in requests:
-            try:
-                results.append(self._call(request))
-            except Exception as exc:
-                if not isinstance(exc, (ValueError, TypeError, KeyError)):
-                    logger.exception("policy failed (mode=%s)", request.mode)
-                results.append(exc)
-        return results
-
-    def _call(self, r: WireRequest) -> Prediction:
-        if r.mode == "policy":
-            return self.policy.act(r.observation, r.prompt, **r.options)
-        if r.mode == "forward_dynamics":
-            return self.policy.imagine(r.observation, r.actions, r.prompt, **r.options)
-        return self.policy.infer_actions(r.video, r.prompt, **r.options)
+        return run_batch(self.policy, requests)
 
     # ------------------------------------------------------------------------------------------- lifecycle
     def _load(self) -> None:
@@ -485,6 +445,58 @@ class PolicyServer:
         asyncio.run(main())
 
 
+def run_batch(policy: Any, requests: list[WireRequest]) -> list[Prediction | BaseException]:
+    """One `policy.act_batch` for the whole batch; without it (or if the batch fails) one call per request, so a bad
+    request only fails itself. Runs in a worker thread; returns a Prediction or the exception, per request."""
+    if len(requests) > 1 and callable(getattr(policy, "act_batch", None)):
+        try:
+            predictions = policy.act_batch([_policy_request(r) for r in requests])
+            if len(predictions) != len(requests):
+                raise RuntimeError(f"act_batch returned {len(predictions)} results for {len(requests)} requests")
+            return list(predictions)
+        except Exception as exc:
+            _log(logging.WARNING, "batch_failed", size=len(requests), error=f"{type(exc).__name__}: {exc}"[:300])
+    results: list[Prediction | BaseException] = []
+    for r in requests:
+        try:
+            if r.mode == "policy":
+                results.append(policy.act(r.observation, r.prompt, **r.options))
+            elif r.mode == "forward_dynamics":
+                results.append(policy.imagine(r.observation, r.actions, r.prompt, **r.options))
+            else:
+                results.append(policy.infer_actions(r.video, r.prompt, **r.options))
+        except Exception as exc:
+            if not isinstance(exc, (ValueError, TypeError, KeyError)):
+                logger.exception("policy failed (mode=%s)", r.mode)
+            results.append(exc)
+    return results
+
+
+def reply_fields(pred: Prediction) -> dict[str, Any]:
+    """A Prediction as reply keys: `action` (RoboLab) and `actions` (openpi), columns, units, timings in ms."""
+    actions = np.asarray(pred.actions)
+    reply: dict[str, Any] = {
+        "action": actions,
+        "actions": actions,
+        "actions_normalized": np.asarray(pred.actions_normalized),
+        "mode": pred.mode,
+        "embodiment": pred.embodiment,
+        "columns": list(pred.columns),
+        "units": list(pred.units),
+        "fps": float(pred.fps),
+        "policy_timing": {f"{k}_ms": float(v) * 1000 for k, v in pred.timings.items()},
+        "settings": _wire_safe(pred.settings),
+    }
+    if pred.video is not None:
+        reply["video"] = np.asarray(pred.video)
+    return reply
+
+
+def error_text(error: BaseException) -> str:
+    """What a client sees for a failed request: the exception's type and message, never a traceback."""
+    return f"{type(error).__name__}: {error}"
+
+
 def _policy_request(r: WireRequest) -> Any:
     from ..policy import PolicyRequest
 
@@ -528,7 +540,7 @@ class ServerThread:
         finally:
             self._listening.set()
 
-    def start(self, wait_ready: bool = True) -> "ServerThread":
+    def start(self, wait_ready: bool = True) -> ServerThread:
         """Start serving; return once listening, and (if `wait_ready`) once the policy is loaded and warm."""
         self._thread.start()
         deadline = time.monotonic() + self._ready_timeout_s
@@ -546,8 +558,8 @@ class ServerThread:
             self._loop.call_soon_threadsafe(lambda: self._stop.done() or self._stop.set_result(None))
         self._thread.join(timeout_s)
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
