@@ -1,0 +1,68 @@
+"""`worldpolicy dataset info|check|from-sim`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from worldpolicy.data import commands
+
+
+def run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    commands.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_registered_with_the_cli():
+    from worldpolicy.cli import COMMAND_MODULES
+
+    assert "worldpolicy.data.commands" in COMMAND_MODULES
+
+
+def test_info_and_check(small_dataset, capsys):
+    ds, _ = small_dataset
+    assert run(["dataset", "info", str(ds.root)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["episodes"] == 3 and summary["frames"] == 28 and summary["tasks"] == 2
+    assert summary["features"]["action"] == {"dtype": "float32", "shape": [3]}
+    assert summary["episode_length"] == {"min": 7, "mean": 28 / 3, "max": 12}
+    assert run(["dataset", "check", str(ds.root)]) == 0
+    assert "ok: 3 episodes, 28 frames" in capsys.readouterr().out
+
+    (ds.root / "videos/observation.images.front/chunk-000/file-000.mp4").unlink()
+    assert run(["dataset", "check", str(ds.root)]) == 1
+    assert "videos/observation.images.front/chunk-000/file-000.mp4: video file is missing" in capsys.readouterr().err
+
+
+def test_from_sim(tmp_path, capsys):
+    pytest.importorskip("mujoco", reason="the sim extra (MuJoCo) is not installed")
+    pytest.importorskip("worldpolicy.sim.policies", reason="worldpolicy.sim has no scripted expert here")
+    root = tmp_path / "sim"
+    argv = [
+        "dataset",
+        "from-sim",
+        str(root),
+        "--task",
+        "reach",
+        "--episodes",
+        "1",
+        "--image-size",
+        "24x24",
+        "--max-steps",
+        "3",
+        "--cameras",
+        "observation/wrist_image_left",
+        "--keep-failures",
+    ]
+    assert run(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["episodes"] == 1 and out["frames"] == 3 and out["seeds"] == [0] and out["fps"] == 15
+    assert out["features"]["observation.image.wrist_image_left"] == {"dtype": "video", "shape": [24, 24, 3]}
+    with pytest.raises(FileExistsError):
+        run(argv)
+    with pytest.raises(ValueError, match="--image-size='24'"):
+        run([*argv[:7], "--image-size", "24", "--overwrite"])
