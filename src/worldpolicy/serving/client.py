@@ -366,7 +366,10 @@ class RemotePolicy:
             for key, value in (reply.get(group) or {}).items():
                 if isinstance(key, str) and key.endswith("_ms") and isinstance(value, (int, float)):
                     timings[f"{'server' if group == 'server_timing' else 'policy'}_{key[:-3]}"] = value / 1000
-        settings = reply.get("settings") if isinstance(reply.get("settings"), dict) else {}
+        settings = dict(reply.get("settings")) if isinstance(reply.get("settings"), dict) else {}
+        batch_size = (reply.get("server_timing") or {}).get("batch_size")
+        if isinstance(batch_size, int):
+            settings["server_batch_size"] = batch_size  # how many requests shared this forward pass
         return Prediction(
             mode=str(reply.get("mode", mode)),
             embodiment=str(reply.get("embodiment", e.key if e is not None else meta.get("embodiment", "unknown"))),
