@@ -141,7 +141,8 @@ def sim_to_dataset(
 
 
 def _record(env, expert, seed: int, cameras: list[str], settle_steps: int) -> dict[str, Any]:
-    obs, _ = env.reset(seed=seed)
+    env.reset(seed=seed)
+    obs = env.observe(images=False)  # render only the recorded cameras: rendering dominates the cost
     prompt = obs["prompt"]
     states, grips, actions, rewards = [], [], [], []
     images: dict[str, list[np.ndarray]] = {c: [] for c in cameras}
@@ -154,10 +155,10 @@ def _record(env, expert, seed: int, cameras: list[str], settle_steps: int) -> di
         states.append(np.asarray(obs["observation/joint_position"], dtype=np.float64))
         grips.append(float(np.asarray(obs["observation/gripper_position"]).reshape(-1)[0]))
         for c in cameras:
-            images[c].append(obs[c])
+            images[c].append(env.render_camera(c))
         actions.append(action)
         env.act(action)
-        obs = env.observe()
+        obs = env.observe(images=False)
         solved = env.success()
         rewards.append(1.0 if solved else 0.0)
         if solved and solved_at is None:
