@@ -10,6 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from dataset_factory import frame_ramp, make_episode
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from worldpolicy.data import DatasetFormatError, Episode, LeRobotDataset, LeRobotDatasetWriter, write_episodes
 
@@ -382,3 +384,38 @@ def test_finalize_without_episodes(tmp_path):
     with pytest.raises(ValueError, match="no episodes"):
         writer.finalize()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_rejected_first_episode_does_not_fix_the_schema(tmp_path):
+    writer = LeRobotDatasetWriter(tmp_path / "ds", fps=10)
+    with pytest.raises(ValueError, match="same number of frames"):
+        writer.add_episode({"a": np.zeros(3), "b": np.zeros(4)}, task="t")
+    writer.add_episode({"c": np.arange(3)}, task="t")
+    assert writer.finalize().feature_keys == ["c"]
+
+
+_DTYPES = ("float32", "float64", "int64", "int32", "bool", "uint8")
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(_DTYPES), st.integers(1, 4)), min_size=1, max_size=4),
+    st.lists(st.integers(1, 9), min_size=1, max_size=3),
+    st.integers(0, 2**31 - 1),
+)
+def test_round_trip_property(tmp_path_factory, columns, lengths, seed):
+    """Any mix of dtypes, widths and episode lengths comes back bit-identical."""
+    rng = np.random.default_rng(seed)
+    episodes = []
+    for i, length in enumerate(lengths):
+        frames = {}
+        for j, (dtype, width) in enumerate(columns):
+            values = rng.normal(scale=100, size=(length, width))
+            frames[f"f{j}"] = (values > 0) if dtype == "bool" else values.astype(dtype)
+        episodes.append({"frames": frames, "task": f"task {i % 2}"})
+    ds = write_episodes(tmp_path_factory.mktemp("prop") / "ds", episodes, fps=30)
+    for i, src in enumerate(episodes):
+        ep = ds.episode(i)
+        for key, values in src["frames"].items():
+            assert ep.frames[key].dtype == values.dtype
+            np.testing.assert_array_equal(ep.frames[key], values)

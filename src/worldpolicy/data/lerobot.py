@@ -491,9 +491,15 @@ class LeRobotDatasetWriter:
         frames, videos = dict(frames or {}), dict(videos or {})
         episode_index = len(self._rows)
         where = f"episode {episode_index}"
-        if self.features is None:
+        inferred = self.features is None
+        if inferred:
             self.features = _infer_features(frames, videos)
-        columns, clips, length = self._checked_episode(frames, videos, where)
+        try:
+            columns, clips, length = self._checked_episode(frames, videos, where)
+        except ValueError:
+            if inferred:  # a rejected first episode must not fix the schema
+                self.features = None
+            raise
         task_index = self._tasks.setdefault(task, len(self._tasks))
         auto = {
             "timestamp": (np.arange(length) / self.fps).astype(np.float32),
