@@ -12,6 +12,7 @@ COMMAND_MODULES = (
     "worldpolicy.commands",
     "worldpolicy.viz.commands",
     "worldpolicy.serving.commands",
+    "worldpolicy.sim.commands",
     "worldpolicy.data.commands",
 )
 

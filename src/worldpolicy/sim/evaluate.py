@@ -1,0 +1,175 @@
+"""Evaluation: N seeded episodes → success rate with a Wilson 95% interval, per-episode metrics, report files.
+
+Episode i uses seed `seed + i` for the scene (object poses, colours, prompt) and for the policy's sampling, so two
+backends serving the same checkpoint see identical episodes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from worldpolicy.sim.rollout import ChunkStrategy, EpisodeResult, Rollout
+
+__all__ = ["EvalReport", "evaluate", "wilson_interval", "write_report"]
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (sane at 0 % and 100 %, unlike the normal approximation)."""
+    if n <= 0:
+        raise ValueError(f"n: expected at least one episode, got {n}")
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class EvalReport:
+    task: str
+    policy: str
+    robot: str
+    strategy: dict[str, Any]
+    control_hz: float
+    seed: int
+    episodes: list[EpisodeResult] = field(default_factory=list)
+
+    @property
+    def successes(self) -> int:
+        return sum(e.success for e in self.episodes)
+
+    @property
+    def success_rate(self) -> float:
+        return self.successes / len(self.episodes)
+
+    def to_json(self) -> dict[str, Any]:
+        lo, hi = wilson_interval(self.successes, len(self.episodes))
+        steps = [e.success_step for e in self.episodes if e.success]
+        ik = [e.ik_mean_mm for e in self.episodes if e.ik_mean_mm is not None]
+        return {
+            "schema": "worldpolicy.sim_eval/v1",
+            "task": self.task, "policy": self.policy, "robot": self.robot, "strategy": self.strategy,
+            "control_hz": self.control_hz, "seed": self.seed,
+            "n_episodes": len(self.episodes), "successes": self.successes, "success_rate": self.success_rate,
+            "ci95": [lo, hi],
+            "mean_steps_to_success": float(np.mean(steps)) if steps else None,
+            "mean_final_distance_m": float(np.mean([e.final_distance_m for e in self.episodes])),
+            "mean_policy_s_per_episode": float(np.mean([e.policy_s for e in self.episodes])),
+            "mean_ik_error_mm": float(np.mean(ik)) if ik else None,
+            "episodes": [e.to_json() for e in self.episodes],
+        }
+
+    def markdown(self) -> str:
+        doc = self.to_json()
+        lo, hi = doc["ci95"]
+        lines = [
+            f"# {self.task} · {self.policy}",
+            "",
+            f"**Success {self.successes}/{len(self.episodes)} = {100 * self.success_rate:.1f} %** "
+            f"(95 % Wilson CI {100 * lo:.1f}-{100 * hi:.1f} %), robot `{self.robot}`, {self.control_hz:g} Hz, "
+            f"strategy `{self.strategy['kind']}`, seeds {self.seed}..{self.seed + len(self.episodes) - 1}.",
+            "",
+            "| seed | success | steps | final distance (cm) | chunks | policy s | IK mean/max mm | clipped | prompt |",
+            "|---:|:---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for e in self.episodes:
+            ik = "-" if e.ik_mean_mm is None else f"{e.ik_mean_mm:.2f}/{e.ik_max_mm:.2f}"
+            lines.append(
+                f"| {e.seed} | {'yes' if e.success else 'no'} | {e.steps} | {100 * e.final_distance_m:.1f} | "
+                f"{e.chunks} | {e.policy_s:.2f} | {ik} | {e.clipped} | {e.prompt} |"
+            )
+        return "\n".join(lines) + "\n"
+
+
+def evaluate(
+    env,
+    policy,
+    *,
+    policy_name: str,
+    episodes: int,
+    seed: int = 0,
+    strategy: ChunkStrategy = ChunkStrategy(),
+    video_dir: Path | None = None,
+    videos: int = 0,
+    progress: bool = True,
+    on_episode: Callable[[EpisodeResult], None] | None = None,
+) -> EvalReport:
+    """Run `episodes` seeded episodes; record side-by-side mp4s for the first `videos` into `video_dir`."""
+    if episodes < 1:
+        raise ValueError(f"episodes: expected >= 1, got {episodes}")
+    from tqdm.auto import tqdm
+
+    rollout = Rollout(env, policy, strategy)
+    report = EvalReport(env.task.name, policy_name, env.robot.name,
+                        {"kind": strategy.kind, "execute_steps": strategy.execute_steps,
+                         "ensemble_decay": strategy.ensemble_decay}, env.control_hz, seed)
+    bar = tqdm(range(episodes), desc=f"{env.task.name}/{policy_name}", disable=not progress, unit="ep")
+    for i in bar:
+        record = video_dir is not None and i < videos
+        result = rollout.run(seed + i, record=record)
+        if record and result.frames is not None:
+            from worldpolicy.processing.video import write_video
+
+            write_video(Path(video_dir) / f"episode_{seed + i:04d}.mp4", result.frames, env.control_hz)
+            result.frames = None
+        report.episodes.append(result)
+        bar.set_postfix(success=f"{report.successes}/{i + 1}")
+        if on_episode is not None:
+            on_episode(result)
+    return report
+
+
+def _atomic_write(path: Path, data: str | bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_report(report: EvalReport, out: Path, *, plots: bool = True) -> list[Path]:
+    """report.json, report.md and (optionally) report.png: cumulative success with its CI band, episode lengths."""
+    out = Path(out)
+    written = [out / "report.json", out / "report.md"]
+    _atomic_write(written[0], json.dumps(report.to_json(), indent=1))
+    _atomic_write(written[1], report.markdown())
+    if plots:
+        import io
+
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        eps = report.episodes
+        n = np.arange(1, len(eps) + 1)
+        wins = np.cumsum([e.success for e in eps])
+        band = np.array([wilson_interval(int(w), int(k)) for w, k in zip(wins, n)])
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+        ax1.plot(n, wins / n, label="success rate")
+        ax1.fill_between(n, band[:, 0], band[:, 1], alpha=0.25, label="95 % Wilson CI")
+        ax1.set(xlabel="episodes", ylabel="success rate", ylim=(-0.02, 1.02), title=f"{report.task} · {report.policy}")
+        ax1.legend(loc="lower right")
+        colors = ["tab:green" if e.success else "tab:red" for e in eps]
+        ax2.bar([e.seed for e in eps], [e.steps for e in eps], color=colors)
+        ax2.set(xlabel="episode seed", ylabel="control steps", title="episode length (green = success)")
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110)
+        plt.close(fig)
+        written.append(out / "report.png")
+        _atomic_write(written[-1], buf.getvalue())
+    return written

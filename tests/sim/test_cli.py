@@ -1,0 +1,56 @@
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mink")
+
+from worldpolicy.cli import main  # noqa: E402
+from worldpolicy.sim.commands import TASK_NAMES  # noqa: E402
+from worldpolicy.sim.evaluate import wilson_interval  # noqa: E402
+from worldpolicy.sim.tasks import list_tasks  # noqa: E402
+
+
+def test_sim_cli_writes_report_and_video(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["sim", "--policy", "scripted", "--task", "reach", "--episodes", "2", "--videos", "1",
+               "--image-size", "48x64", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["schema"] == "worldpolicy.sim_eval/v1" and doc["n_episodes"] == 2
+    assert doc["success_rate"] == 1.0 and doc["ci95"][0] < 1.0 <= doc["ci95"][1] + 1e-12
+    assert "| 0 | yes |" in (out / "report.md").read_text()
+    assert (out / "report.png").stat().st_size > 1000
+    from worldpolicy.processing.video import read_video
+
+    frames, fps = read_video(out / "videos" / "episode_0000.mp4")
+    assert fps == pytest.approx(15.0) and frames.shape[1:] == (48, 3 * 64, 3) and frames.std() > 5
+    assert not (out / "videos" / "episode_0001.mp4").exists()
+    assert "success 2/2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--task", "stack"], "--task: unknown task 'stack'"),
+        (["--episodes", "0"], "--episodes: expected >= 1"),
+        (["--image-size", "big"], "--image-size: expected HxW"),
+        (["--robot", "ur5"], "robot: unknown name 'ur5'"),
+    ],
+)
+def test_sim_cli_bad_input(argv, message, capsys):
+    assert main(["sim", "--policy", "random", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_task_names_agree():
+    assert set(TASK_NAMES) == set(list_tasks())
+
+
+def test_wilson_interval():
+    lo, hi = wilson_interval(95, 100)
+    assert 0.88 < lo < 0.90 and 0.97 < hi < 0.99
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+    assert np.isclose(sum(wilson_interval(5, 10)), 1.0)
+    with pytest.raises(ValueError, match="n"):
+        wilson_interval(0, 0)
