@@ -1,0 +1,52 @@
+"""Baseline success rates on every shipped task: scripted expert (bar >= 95 %) and random (bar <= 10 %).
+
+Episode i of each run uses seed i (scene) — the same 100 scenes for both baselines. No rendering (the baselines do not
+look at images). Run: python benchmarks/bench_sim_baselines.py [--episodes 100] [--out bench_sim.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from worldpolicy.sim.env import TabletopEnv
+from worldpolicy.sim.evaluate import evaluate, wilson_interval
+from worldpolicy.sim.policies import make_policy
+from worldpolicy.sim.tasks import list_tasks
+
+BARS = {"scripted": (">=", 0.95), "random": ("<=", 0.10)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--tasks", nargs="+", default=list_tasks())
+    parser.add_argument("--out", default=None, help="also write the table as JSON here")
+    args = parser.parse_args()
+
+    rows = []
+    for task in args.tasks:
+        env = TabletopEnv(task, image_size=None)
+        for name, (op, bar) in BARS.items():
+            t0 = time.perf_counter()
+            report = evaluate(env, make_policy(name, env=env, seed=0), policy_name=name, episodes=args.episodes,
+                              progress=False)
+            rate = report.success_rate
+            lo, hi = wilson_interval(report.successes, args.episodes)
+            ok = rate >= bar if op == ">=" else rate <= bar
+            rows.append({"task": task, "policy": name, "successes": report.successes, "episodes": args.episodes,
+                         "success_rate": rate, "ci95": [lo, hi], "bar": f"{op} {bar:.0%}", "pass": ok,
+                         "wall_s": time.perf_counter() - t0})
+            print(f"{task:<11} {name:<9} {report.successes:>3}/{args.episodes} = {100 * rate:5.1f} % "
+                  f"(95 % CI {100 * lo:5.1f}-{100 * hi:5.1f})  bar {op} {bar:.0%}: {'PASS' if ok else 'FAIL'}  "
+                  f"[{time.perf_counter() - t0:.1f} s]", flush=True)
+        env.close()
+    print("all pass" if all(r["pass"] for r in rows) else "SOME FAIL")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mink")
+
+from worldpolicy.robot.kinematics import IKSolver, load_robot_spec  # noqa: E402
+from worldpolicy.robot.robots import get_robot  # noqa: E402
+
+
+@pytest.fixture
+def menagerie_root(tmp_path, monkeypatch):
+    """A Menagerie-layout checkout: franka_emika_panda/panda.xml with no TCP site and a 0-255 gripper actuator."""
+    text = Path(get_robot("panda").mjcf).read_text()
+    text = "\n".join(line for line in text.splitlines() if '<site name="tcp"' not in line)
+    text = text.replace('name="gripper" tendon="split" kp="400" kv="20" forcerange="-40 40" ctrlrange="0 0.04"',
+                        'name="actuator8" tendon="split" gainprm="0.01568627451" biasprm="0 -100 -10" '
+                        'forcerange="-100 100" ctrlrange="0 255"')
+    text = text.replace("<position name=\"actuator8\"", "<general name=\"actuator8\"")
+    root = tmp_path / "menagerie"
+    (root / "franka_emika_panda").mkdir(parents=True)
+    (root / "franka_emika_panda" / "panda.xml").write_text(text)
+    monkeypatch.setenv("MENAGERIE_ROOT", str(root))
+    return root
+
+
+def test_menagerie_layout_loads_with_added_tcp(menagerie_root):
+    robot = get_robot("menagerie_panda")
+    assert robot.gripper_actuator == "actuator8"
+    np.testing.assert_allclose(robot.gripper_to_ctrl([0.0, 1.0]), [255.0, 0.0])  # 255 = open
+    model = load_robot_spec(robot).compile()
+    assert model.site("tcp").id >= 0
+    shipped, menagerie = IKSolver("panda"), IKSolver(robot)
+    q = np.array(robot.home)
+    np.testing.assert_allclose(menagerie.fk(q), shipped.fk(q), atol=1e-9)
+    # Also reachable by path.
+    assert get_robot(menagerie_root / "franka_emika_panda" / "panda.xml").mjcf.endswith("panda.xml")
+
+
+def test_overrides_and_validation():
+    robot = get_robot("panda", home=(0.0,) * 7)
+    assert robot.home == (0.0,) * 7
+    with pytest.raises(ValueError, match="home has 6 values"):
+        get_robot("panda", home=(0.0,) * 6)
+    with pytest.raises(ValueError, match="ee_frame_type"):
+        get_robot("panda", ee_frame_type="joint")
