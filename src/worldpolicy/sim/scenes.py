@@ -72,7 +72,7 @@ def build_scene(robot: RobotConfig | str, objects: list[ObjectSpec], *, image_si
                    rgba=[0.35, 0.37, 0.4, 1])
     world.add_geom(
         name="table", type=mujoco.mjtGeom.mjGEOM_BOX, pos=[TABLE_CENTER[0], TABLE_CENTER[1], TABLE_TOP - 0.02],
-        size=[TABLE_HALF[0], TABLE_HALF[1], 0.02], rgba=[0.62, 0.5, 0.38, 1], friction=[0.6, 0.005, 0.0001],
+        size=[TABLE_HALF[0], TABLE_HALF[1], 0.02], rgba=[0.62, 0.5, 0.38, 1], friction=[0.5, 0.005, 0.0001],
     )
     for x, y in ((0.2, 0.45), (0.2, -0.45), (0.9, 0.45), (0.9, -0.45)):
         world.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, pos=[x, y, TABLE_TOP - 0.39], size=[0.03, 0.03, 0.35],
@@ -94,7 +94,7 @@ def build_scene(robot: RobotConfig | str, objects: list[ObjectSpec], *, image_si
             body = world.add_body(name=obj.name, pos=[0.5, 0, TABLE_TOP + obj.size[2]])
             body.add_freejoint(name=f"{obj.name}_joint")
             body.add_geom(name=obj.name, type=mujoco.mjtGeom.mjGEOM_BOX, size=list(obj.size), rgba=list(obj.rgba),
-                          mass=obj.mass, friction=[1.0, 0.01, 0.0005], condim=4)
+                          mass=obj.mass, friction=[0.5, 0.005, 0.0001], condim=4)
         elif obj.kind in ("marker", "pad"):
             body = world.add_body(name=obj.name, pos=[0.5, 0, TABLE_TOP], mocap=True)
             shape = mujoco.mjtGeom.mjGEOM_SPHERE if obj.kind == "marker" else mujoco.mjtGeom.mjGEOM_CYLINDER

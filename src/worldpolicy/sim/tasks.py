@@ -143,7 +143,8 @@ class PushTask(Task):
     def sample(self, rng):
         cube_color, goal_color = self._two_colors(rng)
         while True:
-            cube, goal = self._table_xy(rng, x=(0.4, 0.6), y=(-0.18, 0.18)), self._table_xy(rng, x=(0.4, 0.6), y=(-0.18, 0.18))
+            # Not closer than 0.45 m to the base: pushing low right in front of it folds the arm onto its limits.
+            cube, goal = self._table_xy(rng, x=(0.45, 0.62), y=(-0.18, 0.18)), self._table_xy(rng, x=(0.45, 0.62), y=(-0.18, 0.18))
             if 0.12 <= np.linalg.norm(goal - cube) <= 0.25:
                 break
         return EpisodeState(
@@ -165,7 +166,7 @@ class PushTask(Task):
             return [Waypoint(np.array([*tcp[:2], HOVER_Z]), 0.0, 1.0)]
         d = to_goal / dist
         yaw = float((np.arctan2(d[1], d[0]) + np.pi / 2) % np.pi - np.pi / 2)  # the paddle is symmetric
-        low = TABLE_TOP + 0.02
+        low = TABLE_TOP + 0.025  # fingertips ~1.6 cm above the table, pushing the cube below its centre of mass
         behind = cube[:2] - d * (CUBE_HALF + 0.03)
         # Where the TCP stands relative to the cube along / across the push line.
         rel = tcp[:2] - cube[:2]
