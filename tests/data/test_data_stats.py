@@ -36,6 +36,18 @@ def test_image_stats_are_per_channel_in_unit_range():
     assert s["count"].tolist() == [2]
 
 
+def test_image_stats_equal_numpy_on_the_float_pixels():
+    """Video stats come from per-channel histograms; they must equal numpy on the [0, 1] floats, quantiles included."""
+    frames = np.random.default_rng(1).integers(0, 256, size=(7, 9, 11, 3), dtype=np.uint8)
+    frames[..., 1] //= 16  # a narrow channel exercises the interpolation between equal neighbours
+    s = compute_stats(frames, image=True)
+    pixels = frames.reshape(-1, 3) / 255.0
+    ref = {"min": pixels.min(0), "max": pixels.max(0), "mean": pixels.mean(0), "std": pixels.std(0)}
+    ref.update({f"q{round(q * 100):02d}": np.quantile(pixels, q, axis=0) for q in QUANTILES})
+    for key, value in ref.items():
+        np.testing.assert_allclose(s[key].reshape(3), value, rtol=0, atol=1e-12, err_msg=key)
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.integers(1, 40), min_size=1, max_size=5), st.integers(0, 2**31 - 1))
 def test_aggregate_equals_whole_for_moments(lengths, seed):

@@ -25,28 +25,56 @@ def compute_stats(values: np.ndarray, image: bool = False) -> dict[str, np.ndarr
     if x.size == 0 or x.shape[0] == 0:
         raise ValueError(f"compute_stats: values has shape {x.shape}; need at least one row")
     if image:
-        if x.ndim != 4 or x.shape[-1] != 3:
-            raise ValueError(f"compute_stats(image=True): values must be frames [N, H, W, 3], got shape {x.shape}")
-        flat = x.reshape(-1, 3).astype(np.float64) / 255.0
+        if x.ndim != 4 or x.shape[-1] != 3 or x.dtype != np.uint8:
+            raise ValueError(
+                f"compute_stats(image=True): values must be uint8 frames [N, H, W, 3], got {x.dtype} {x.shape}"
+            )
+        out = _pixel_stats(x.reshape(-1, 3))
+        out = {k: v.reshape(3, 1, 1) for k, v in out.items()}
     else:
         if x.ndim not in (1, 2):
             raise ValueError(f"compute_stats: values must be [N] or [N, D], got shape {x.shape}")
         if x.dtype.kind not in "biuf":
             raise ValueError(f"compute_stats: values must be numeric, got dtype {x.dtype}")
         flat = x.reshape(x.shape[0], -1).astype(np.float64)
-    out = {
-        "min": flat.min(axis=0),
-        "max": flat.max(axis=0),
-        "mean": flat.mean(axis=0),
-        "std": flat.std(axis=0),
-        "count": np.array([x.shape[0]], dtype=np.int64),
-    }
-    qs = np.quantile(flat, QUANTILES, axis=0)
-    for name, q in zip(STAT_NAMES[5:], qs):
-        out[name] = q
-    if image:
-        out = {k: v if k == "count" else v.reshape(3, 1, 1) for k, v in out.items()}
-    return out
+        out = {
+            "min": flat.min(axis=0),
+            "max": flat.max(axis=0),
+            "mean": flat.mean(axis=0),
+            "std": flat.std(axis=0),
+        }
+        for name, q in zip(STAT_NAMES[5:], np.quantile(flat, QUANTILES, axis=0)):
+            out[name] = q
+    out["count"] = np.array([x.shape[0]], dtype=np.int64)
+    return {name: out[name] for name in STAT_NAMES}
+
+
+def _pixel_stats(pixels: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-channel stats of uint8 pixels [P, 3] in [0, 1], from 256-bin histograms.
+
+    Exact, and equal to numpy on the float values (quantiles use numpy's linear interpolation), at a fraction of
+    the cost of sorting millions of floats.
+    """
+    levels = np.arange(256, dtype=np.float64) / 255.0
+    n = pixels.shape[0]
+    rank = (n - 1) * np.asarray(QUANTILES)
+    lo = np.floor(rank).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    stats: dict[str, list[float]] = {name: [] for name in ("min", "max", "mean", "std", *STAT_NAMES[5:])}
+    for c in range(3):
+        counts = np.bincount(pixels[:, c], minlength=256).astype(np.float64)
+        present = np.flatnonzero(counts)
+        mean = counts @ levels / n
+        stats["min"].append(levels[present[0]])
+        stats["max"].append(levels[present[-1]])
+        stats["mean"].append(mean)
+        stats["std"].append(np.sqrt(counts @ (levels - mean) ** 2 / n))
+        cumulative = np.cumsum(counts)
+        at_lo = levels[np.searchsorted(cumulative, lo, side="right")]  # the lo-th smallest value (0-based)
+        at_hi = levels[np.searchsorted(cumulative, hi, side="right")]
+        for name, value in zip(STAT_NAMES[5:], at_lo + (rank - lo) * (at_hi - at_lo)):
+            stats[name].append(value)
+    return {k: np.asarray(v) for k, v in stats.items()}
 
 
 def aggregate_stats(parts: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:

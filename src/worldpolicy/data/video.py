@@ -30,7 +30,7 @@ class VideoCodec:
 
 
 CODECS = {
-    "libx264": VideoCodec("libx264", "yuv420p", (("crf", "18"),), "h264"),
+    "libx264": VideoCodec("libx264", "yuv420p", (("crf", "18"), ("preset", "veryfast")), "h264"),
     "libx264rgb": VideoCodec("libx264rgb", "rgb24", (("crf", "0"),), "h264", lossless=True),
     "libsvtav1": VideoCodec("libsvtav1", "yuv420p", (("crf", "30"), ("preset", "12")), "av1"),
 }
