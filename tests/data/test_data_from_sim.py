@@ -12,6 +12,7 @@ pytest.importorskip("worldpolicy.sim.policies", reason="worldpolicy.sim has no s
 def test_two_expert_episodes_round_trip_and_replay(tmp_path):
     from worldpolicy.data import sample_training_examples
     from worldpolicy.data.from_sim import ACTION_KEYS, STATE_KEYS, sim_to_dataset
+    from worldpolicy.embodiments import get_embodiment
     from worldpolicy.sim.env import TabletopEnv
 
     result = sim_to_dataset(tmp_path / "sim", "reach", 2, seed=7, image_size=(32, 32), max_steps=6, keep_failures=True)
@@ -23,6 +24,7 @@ def test_two_expert_episodes_round_trip_and_replay(tmp_path):
         "observation.image.exterior_image_2_left",
         "observation.image.wrist_image_left",
     ]
+    assert ds.feature_names(list(ACTION_KEYS)) == list(get_embodiment("droid").columns)
     ep = ds.episode(1)
     assert ep.frames["action.joint_position"].shape == (6, 7) and ep.frames["action.gripper_position"].shape == (6, 1)
     assert ep.videos["observation.image.wrist_image_left"].shape == (6, 32, 32, 3)

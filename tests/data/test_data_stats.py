@@ -100,3 +100,18 @@ def test_dataset_stats_register_an_embodiment(small_dataset, monkeypatch):
     normalized = emb.normalize(action)
     assert np.mean(np.abs(normalized) <= 1.0) >= 0.9
     np.testing.assert_allclose(emb.denormalize(normalized), action, atol=1e-9)
+
+
+def test_feature_stats_and_names_side_by_side(small_dataset):
+    ds, written = small_dataset
+    both = ds.feature_stats(["action", "next.reward"])
+    action = np.concatenate([w["frames"]["action"] for w in written]).astype(np.float64)
+    reward = np.concatenate([w["frames"]["next.reward"] for w in written]).astype(np.float64)
+    np.testing.assert_allclose(both["q99"], np.append(np.quantile(action, 0.99, axis=0), np.quantile(reward, 0.99)))
+    assert both["mean"].shape == (4,) and both["count"].tolist() == [28]
+    # without meta/stats.json the same numbers come from the parquet files
+    ds.stats_path.unlink()
+    np.testing.assert_allclose(ds.feature_stats(["action", "next.reward"])["q99"], both["q99"])
+    assert ds.feature_names(["action", "next.reward"]) == ["action_0", "action_1", "action_2", "next.reward"]
+    with pytest.raises(KeyError, match="observation.images.front"):
+        ds.feature_stats("observation.images.front")

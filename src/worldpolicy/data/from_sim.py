@@ -20,7 +20,7 @@ import numpy as np
 
 from .lerobot import LeRobotDataset, write_episodes
 
-__all__ = ["ACTION_KEYS", "STATE_KEYS", "SimConversion", "expert_episodes", "sim_to_dataset"]
+__all__ = ["ACTION_KEYS", "STATE_KEYS", "SimConversion", "expert_episodes", "sim_features", "sim_to_dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,29 @@ class SimConversion:
 def camera_feature(camera_key: str) -> str:
     """DROID wire key (`observation/wrist_image_left`) → dataset video key (`observation.image.wrist_image_left`)."""
     return IMAGE_PREFIX + camera_key.rsplit("/", 1)[-1]
+
+
+def sim_features(robot: str, image_size: tuple[int, int], cameras: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The dataset features `expert_episodes` produces; names match the `droid` joint_pos columns."""
+    from worldpolicy.robot.robots import get_robot
+
+    joints = [f"joint_{i}" for i in range(get_robot(robot).dof)]
+    height, width = image_size
+    features: dict[str, dict[str, Any]] = {
+        STATE_KEYS[0]: {"dtype": "float32", "shape": [len(joints)], "names": joints},
+        STATE_KEYS[1]: {"dtype": "float32", "shape": [1], "names": ["gripper"]},
+        ACTION_KEYS[0]: {"dtype": "float32", "shape": [len(joints)], "names": joints},
+        ACTION_KEYS[1]: {"dtype": "float32", "shape": [1], "names": ["gripper"]},
+        "next.reward": {"dtype": "float32", "shape": [1], "names": None},
+        "next.done": {"dtype": "bool", "shape": [1], "names": None},
+    }
+    for camera in cameras:
+        features[camera_feature(camera)] = {
+            "dtype": "video",
+            "shape": [height, width, 3],
+            "names": ["height", "width", "channels"],
+        }
+    return features
 
 
 def expert_episodes(
@@ -123,11 +146,15 @@ def sim_to_dataset(
     Videos default to lossless (`libx264rgb`): sim frames are small and colour-coded, chroma subsampling would blur
     exactly what the task is about. `episode_options` go to `expert_episodes`.
     """
+    from worldpolicy.sim.scenes import CAMERAS
+
     t0 = time.perf_counter()
     seeds: list[int] = []
     failed: list[int] = []
     control_hz = float(episode_options.get("control_hz", 15.0))
     robot = episode_options.get("robot", "panda")
+    cameras = episode_options.get("cameras") or list(CAMERAS)
+    features = sim_features(robot, tuple(episode_options.get("image_size", (180, 320))), cameras)
 
     def tracked() -> Iterator[dict[str, Any]]:
         for ep in expert_episodes(task, num_episodes, seed=seed, failed_seeds=failed, **episode_options):
@@ -135,7 +162,13 @@ def sim_to_dataset(
             yield ep
 
     dataset = write_episodes(
-        root, tracked(), fps=control_hz, robot_type=robot, video_codec=video_codec, overwrite=overwrite
+        root,
+        tracked(),
+        fps=control_hz,
+        features=features,
+        robot_type=robot,
+        video_codec=video_codec,
+        overwrite=overwrite,
     )
     return SimConversion(dataset=dataset, seeds=seeds, failed_seeds=failed, wall_s=time.perf_counter() - t0)
 

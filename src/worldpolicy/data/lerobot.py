@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -53,7 +53,7 @@ from .layout import (
     read_json,
     write_json_atomic,
 )
-from .stats import aggregate_stats, compute_stats, stats_from_json, stats_to_json
+from .stats import STAT_NAMES, aggregate_stats, compute_stats, stats_from_json, stats_to_json
 from .video import CODECS, VideoFileWriter, read_segment
 
 __all__ = ["Episode", "LeRobotDataset", "LeRobotDatasetWriter", "write_episodes"]
@@ -155,6 +155,58 @@ class LeRobotDataset:
         if not isinstance(raw, dict):
             raise DatasetFormatError(self.stats_path, None, "must hold a JSON object")
         return stats_from_json(raw)
+
+    def feature_stats(self, keys: str | Sequence[str]) -> dict[str, np.ndarray]:
+        """Stats of several 1-D features side by side (e.g. joints + gripper as one action vector).
+
+        Read from meta/stats.json; a feature missing there is computed from the parquet files.
+        """
+        keys = self._parquet_keys(keys, "keys")
+        stored = self.stats or {}
+        parts = []
+        for key in keys:
+            part = stored.get(key)
+            if part is None or any(name not in part for name in STAT_NAMES):
+                part = compute_stats(self.column(key))
+            width = self.features[key]["shape"][0]
+            for name in STAT_NAMES:
+                if name != "count" and np.asarray(part[name]).size != width:
+                    raise DatasetFormatError(
+                        self.stats_path,
+                        f"{key}.{name}",
+                        f"has {np.asarray(part[name]).size} values, the feature has {width}",
+                    )
+            parts.append(part)
+        out = {
+            name: np.concatenate([np.asarray(p[name], dtype=np.float64).reshape(-1) for p in parts])
+            for name in STAT_NAMES
+            if name != "count"
+        }
+        out["count"] = np.asarray(parts[0]["count"]).reshape(-1)[:1].astype(np.int64)
+        return out
+
+    def feature_names(self, keys: str | Sequence[str]) -> list[str]:
+        """Column names of several 1-D features side by side: info.json `names`, else `<key>_<i>`."""
+        names: list[str] = []
+        for key in self._parquet_keys(keys, "keys"):
+            spec = self.features[key]
+            given = spec.get("names")
+            if isinstance(given, dict):  # LeRobot sometimes nests them: {"motors": [...]}
+                given = next(iter(given.values()), None)
+            width = spec["shape"][0]
+            ok = isinstance(given, list) and len(given) == width and all(isinstance(n, str) for n in given)
+            names.extend(given if ok else [key if width == 1 else f"{key}_{i}" for i in range(width)])
+        return names
+
+    def _parquet_keys(self, keys: str | Sequence[str], param: str) -> list[str]:
+        keys = [keys] if isinstance(keys, str) else list(keys)
+        bad = [k for k in keys if k not in self.features or self.features[k]["dtype"] in ("video", "image", "string")]
+        if not keys or bad:
+            raise KeyError(
+                f"{param}={keys!r}: {bad or 'none given'} are not numeric per-frame features; known: "
+                f"{self.feature_keys}"
+            )
+        return keys
 
     # -- frames
     def episode(self, index: int, videos: bool | list[str] = True) -> Episode:
