@@ -1,0 +1,87 @@
+"""`worldpolicy mcp` (serve the agent tools over MCP) and `worldpolicy world-models` (diffusers discovery)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("mcp", help="serve predict/imagine/infer/visualise/sim tools to agents over MCP")
+    p.add_argument("--transport", choices=("stdio", "http"), default="stdio", help="stdio (default) or streamable HTTP")
+    p.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8020, help="HTTP port (default 8020)")
+    p.add_argument(
+        "--checkpoint-dir",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="a checkpoint folder, or a folder of them (repeatable)",
+    )
+    p.add_argument("--output-dir", type=Path, default=Path("worldpolicy_runs"), help="where run folders are written")
+    p.add_argument(
+        "--input-root",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="folder tools may read images/videos/actions from (repeatable; default: cwd and output dir)",
+    )
+    p.add_argument("--max-loaded", type=int, default=2, help="checkpoints kept loaded at once (LRU, default 2)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--dtype", default=None, help="bfloat16 | float16 | float32 (default: per device)")
+    p.add_argument("--chunk-size", type=int, default=None, help="override the embodiment's chunk size")
+    p.add_argument("--resolution-tier", type=int, default=None, help="256 | 480 | 704 | 720")
+    p.set_defaults(func=_mcp)
+
+    w = sub.add_parser("world-models", help="list world-model pipelines in the installed diffusers")
+    w.add_argument("--json", action="store_true", help="print JSON")
+    w.set_defaults(func=_world_models)
+
+
+def _mcp(args: argparse.Namespace) -> int:
+    from ..cli import UsageError
+
+    try:
+        from .mcp_server import run_server
+    except ImportError as exc:
+        raise UsageError(f"the MCP server needs the agents extra: pip install 'worldpolicy[agents]' ({exc})") from None
+    from .toolbox import ToolboxConfig
+
+    missing = [str(p) for p in args.checkpoint_dir if not p.is_dir()]
+    if missing:
+        raise UsageError(f"--checkpoint-dir {missing} does not exist")
+    config = ToolboxConfig(
+        output_dir=args.output_dir,
+        checkpoint_dirs=args.checkpoint_dir,
+        input_roots=args.input_root,
+        max_loaded=args.max_loaded,
+        device=args.device,
+        dtype=args.dtype,
+        chunk_size=args.chunk_size,
+        resolution_tier=args.resolution_tier,
+    )
+    run_server(config, args.transport, args.host, args.port)
+    return 0
+
+
+def _world_models(args: argparse.Namespace) -> int:
+    from .discovery import discover_world_models
+
+    found = discover_world_models(include_all=True)
+    if args.json:
+        print(json.dumps(found, indent=1))
+        return 0
+    print(
+        f"diffusers {found['diffusers_version']}: {found['all_pipeline_count']} pipelines, "
+        f"{len(found['pipelines'])} world-model candidates"
+    )
+    print(f"{'pipeline':<34} {'actions':<8} {'drivable':<9} description")
+    for p in found["pipelines"]:
+        print(
+            f"{p['name']:<34} {'yes' if p['action_capable'] else 'no':<8} {'yes' if p['drivable'] else 'no':<9} "
+            f"{(p['worldpolicy'] or p['description'])[:70]}"
+        )
+    return 0

@@ -1,0 +1,335 @@
+"""`worldpolicy mcp`: the agent operations as an MCP server (stdio or streamable HTTP).
+
+Written against the MCP Python SDK 2.x `MCPServer` (pinned `mcp>=2.1.1,<2.2` in the `agents` extra: strands-agents
+caps mcp below 2.2, and 1.x's FastMCP API differs). Tools take typed arguments and return typed, structured results
+with file paths; a bad argument comes back as a tool error whose structured content is `{"error": {...}}` naming the
+parameter, and never stops the server. Model calls run in a worker thread and report denoising progress.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from .toolbox import Toolbox, ToolboxConfig, error_payload
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["MAX_REQUEST_BODY_BYTES", "build_server", "run_server"]
+
+MAX_REQUEST_BODY_BYTES = 4 * 1024 * 1024
+INSTRUCTIONS = (
+    "Video world-model robot policies (Cosmos3). list_embodiments gives action columns/units and the camera/state "
+    "keys an observation needs; list_checkpoints the models. predict_actions answers 'what should the robot do?', "
+    "imagine_rollout 'what happens if it does this?', infer_actions 'which actions produced this video?'. Results "
+    "name the files written (actions.json, rollout.mp4, plots, index.html report); visualize_actions plots any "
+    "actions file. Errors come back as {'error': {type, parameter, message, given, accepted}}."
+)
+
+
+# -- result schemas -------------------------------------------------------------------------------------------
+
+
+class EmbodimentInfo(BaseModel):
+    key: str
+    domain: str
+    layout: str
+    action_dim: int
+    chunk_size: int
+    fps: float
+    columns: list[str]
+    units: list[str]
+    gripper_column: str | None
+    camera_keys: list[str]
+    state_keys: dict[str, str]
+    needs_state: bool
+    description: str
+
+
+class EmbodimentList(BaseModel):
+    embodiments: list[EmbodimentInfo]
+
+
+class CheckpointInfo(BaseModel):
+    name: str
+    path: str
+    size_mb: float
+
+
+class LoadedPolicy(BaseModel):
+    checkpoint: str
+    embodiment: str
+
+
+class CheckpointList(BaseModel):
+    checkpoints: list[CheckpointInfo]
+    checkpoint_dirs: list[str]
+    loaded: list[LoadedPolicy]
+    max_loaded: int
+
+
+class RunFiles(BaseModel):
+    actions: str | None = Field(description="actions.json (schema worldpolicy.actions/v1)")
+    settings: str | None
+    video: str | None = Field(description="rollout.mp4: the imagined video, when decoded")
+    report: str | None = Field(description="index.html: self-contained run report")
+    plots: list[str]
+    animation: str | None = None
+
+
+class PredictionResult(BaseModel):
+    mode: str
+    embodiment: str
+    checkpoint: str
+    run_dir: str
+    files: RunFiles
+    columns: list[str]
+    units: list[str]
+    fps: float
+    chunk_size: int
+    actions: list[list[float]] = Field(description="[chunk_size, action_dim] in physical units, see columns/units")
+    video_frames: int | None
+    seed: int | None
+    timings_s: dict[str, float]
+
+
+class VisualizationResult(BaseModel):
+    plots: list[str]
+    animation: str | None
+    report: str | None = None
+
+
+class SimFiles(BaseModel):
+    report: str
+    outputs: list[str]
+
+
+class SimResult(BaseModel):
+    task: str
+    policy: str
+    episodes: int
+    successes: int
+    success_rate: float
+    ci95: list[float] | None
+    run_dir: str
+    files: SimFiles
+
+
+class PipelineInfo(BaseModel):
+    name: str
+    module: str
+    modular: bool
+    description: str
+    action_parameters: list[str]
+    action_capable: bool
+    drivable: bool
+    worldpolicy: str
+    importable: bool
+    import_error: str | None = None
+
+
+class WorldModels(BaseModel):
+    diffusers_version: str
+    pipelines: list[PipelineInfo]
+
+
+# -- server ---------------------------------------------------------------------------------------------------
+
+Prompt = Annotated[str, Field(description="task description, e.g. 'put the cup in the sink'")]
+EmbodimentName = Annotated[str, Field(description="embodiment key from list_embodiments, e.g. 'droid', 'bridge'")]
+CheckpointName = Annotated[
+    str | None, Field(description="checkpoint name from list_checkpoints (optional when only one exists)")
+]
+ImagePath = Annotated[str | None, Field(description="observation image file (single camera)")]
+Images = Annotated[
+    dict[str, str] | None, Field(description="camera key → image file, for multi-camera embodiments (see camera_keys)")
+]
+State = Annotated[list[float] | None, Field(description="current state for state-conditioned embodiments (columns)")]
+Seed = Annotated[int | None, Field(description="sampling seed for reproducible results")]
+Steps = Annotated[int | None, Field(description="denoising steps (default: the embodiment's preset)")]
+Guidance = Annotated[float | None, Field(description="classifier-free guidance scale")]
+Animate = Annotated[bool, Field(description="also write an mp4 with a playhead on the action plot beside the video")]
+
+
+def _error(exc: BaseException) -> CallToolResult:
+    payload = {"error": error_payload(exc)}
+    return CallToolResult(
+        content=[TextContent(type="text", text=json.dumps(payload))], structured_content=payload, is_error=True
+    )
+
+
+async def _call(ctx: Context | None, fn: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking toolbox operation in a worker thread; progress goes back to the client; errors become results."""
+
+    def progress(done: float, total: float | None, message: str) -> None:
+        if ctx is None:
+            return
+        try:
+            anyio.from_thread.run(ctx.report_progress, float(done), None if total is None else float(total), message)
+        except Exception:  # a client gone mid-call must not fail the computation
+            logger.debug("progress notification failed", exc_info=True)
+
+    if ctx is not None:
+        kwargs["progress"] = progress
+    try:
+        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+    except Exception as exc:  # noqa: BLE001 - any failure becomes a tool error; the server keeps serving
+        logger.info("tool %s failed: %s", getattr(fn, "__name__", fn), exc)
+        return _error(exc)
+
+
+def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> MCPServer:
+    """An `MCPServer` exposing `toolbox` (a fresh default-configured one if not given)."""
+    from .. import __version__
+
+    tb = toolbox or Toolbox()
+    srv = MCPServer(name, instructions=INSTRUCTIONS, version=__version__)
+    read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+    writes = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
+
+    @srv.tool(annotations=read_only)
+    async def list_embodiments() -> EmbodimentList:
+        """List the robot embodiments: action columns with units, chunk size, rate, camera and state keys."""
+        return await _call(None, tb.list_embodiments)
+
+    @srv.tool(annotations=read_only)
+    async def list_checkpoints() -> CheckpointList:
+        """List the Cosmos3 checkpoints this server can load, and which are loaded now."""
+        return await _call(None, tb.list_checkpoints)
+
+    @srv.tool(annotations=read_only)
+    async def list_world_models() -> WorldModels:
+        """List the world-foundation / action-capable pipelines in the installed diffusers and which worldpolicy drives."""
+        return await _call(None, tb.list_world_models)
+
+    @srv.tool(annotations=writes)
+    async def predict_actions(
+        prompt: Prompt,
+        ctx: Context,
+        embodiment: EmbodimentName = "droid",
+        checkpoint: CheckpointName = None,
+        image: ImagePath = None,
+        images: Images = None,
+        state: State = None,
+        seed: Seed = None,
+        steps: Steps = None,
+        guidance: Guidance = None,
+        decode_video: Annotated[bool, Field(description="also decode the imagined future video")] = False,
+        animate: Animate = False,
+    ) -> PredictionResult:
+        """What should the robot do here? Predict an action chunk from an observation and a task."""
+        return await _call(
+            ctx,
+            tb.predict,
+            prompt,
+            embodiment,
+            checkpoint,
+            image,
+            images,
+            state,
+            seed,
+            steps,
+            guidance,
+            decode_video,
+            animate,
+        )
+
+    @srv.tool(annotations=writes)
+    async def imagine_rollout(
+        prompt: Prompt,
+        ctx: Context,
+        embodiment: EmbodimentName = "droid",
+        checkpoint: CheckpointName = None,
+        image: ImagePath = None,
+        images: Images = None,
+        actions: Annotated[
+            list[list[float]] | None, Field(description="[T, action_dim] actions in physical units (or actions_file)")
+        ] = None,
+        actions_file: Annotated[str | None, Field(description="actions.json from an earlier call")] = None,
+        state: State = None,
+        seed: Seed = None,
+        steps: Steps = None,
+        guidance: Guidance = None,
+        animate: Animate = False,
+    ) -> PredictionResult:
+        """What happens if the robot does this? Imagine the video of executing actions from an observation."""
+        return await _call(
+            ctx,
+            tb.imagine,
+            prompt,
+            embodiment,
+            checkpoint,
+            image,
+            images,
+            actions,
+            actions_file,
+            state,
+            seed,
+            steps,
+            guidance,
+            animate,
+        )
+
+    @srv.tool(annotations=writes)
+    async def infer_actions(
+        prompt: Prompt,
+        video: Annotated[str, Field(description="video file (mp4) whose actions to recover")],
+        ctx: Context,
+        embodiment: EmbodimentName = "droid",
+        checkpoint: CheckpointName = None,
+        state: State = None,
+        seed: Seed = None,
+        steps: Steps = None,
+        guidance: Guidance = None,
+        animate: Animate = False,
+    ) -> PredictionResult:
+        """Which actions produced this video? Inverse dynamics from a clip."""
+        return await _call(
+            ctx, tb.infer_actions, prompt, video, embodiment, checkpoint, state, seed, steps, guidance, animate
+        )
+
+    @srv.tool(annotations=writes)
+    async def visualize_actions(
+        path: Annotated[str, Field(description="actions.json or a run directory")],
+        video: Annotated[
+            str | None, Field(description="video to animate beside the plot (default: rollout.mp4)")
+        ] = None,
+        animate: Annotated[bool, Field(description="write the playhead animation mp4")] = True,
+    ) -> VisualizationResult:
+        """Plot an action chunk: per-dimension time series with units, 3-D end-effector path or joint plots."""
+        return await _call(None, tb.visualize, path, video, animate)
+
+    @srv.tool(annotations=writes)
+    async def evaluate_in_sim(
+        ctx: Context,
+        task: Annotated[Literal["reach", "push", "pick_place"], Field(description="tabletop task")] = "reach",
+        policy: Annotated[str, Field(description="checkpoint name, 'scripted' or 'random'")] = "scripted",
+        embodiment: Annotated[str | None, Field(description="action space for checkpoint/random policies")] = None,
+        episodes: Annotated[int, Field(description="number of seeded episodes (1-20)")] = 2,
+        seed: Annotated[int, Field(description="episode i uses seed + i")] = 0,
+        max_steps: Annotated[int | None, Field(description="cap on control steps per episode")] = None,
+    ) -> SimResult:
+        """Run a short MuJoCo evaluation (Franka Panda tabletop) and report the success rate."""
+        return await _call(ctx, tb.evaluate_sim, task, policy, embodiment, episodes, seed, max_steps)
+
+    return srv
+
+
+def run_server(config: ToolboxConfig, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8020) -> None:
+    """Serve until interrupted. HTTP request bodies are capped at MAX_REQUEST_BODY_BYTES."""
+    srv = build_server(Toolbox(config))
+    if transport == "stdio":
+        srv.run("stdio")
+    elif transport == "http":
+        srv.run("streamable-http", host=host, port=port, max_request_body_size=MAX_REQUEST_BODY_BYTES)
+    else:
+        raise ValueError(f"transport={transport!r}; accepted: stdio, http")

@@ -1,0 +1,137 @@
+"""The agent operations as one Strands `@tool` (optional extra `strands`): `Agent(tools=[worldpolicy_tool])`.
+
+Configure where checkpoints live and where runs go with `configure(...)` (or the `WORLDPOLICY_CHECKPOINTS` /
+`WORLDPOLICY_OUTPUT_DIR` environment variables) before the agent calls it. Results are Strands tool results whose
+content is one JSON block; errors have `status: "error"` and the same structured error as the MCP server.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+from strands import tool
+
+from .toolbox import Toolbox, ToolboxConfig, ToolInputError, error_payload
+
+__all__ = ["ACTIONS", "configure", "worldpolicy_tool"]
+
+ACTIONS = (
+    "list_embodiments",
+    "list_checkpoints",
+    "list_world_models",
+    "predict",
+    "imagine",
+    "infer_actions",
+    "visualize",
+    "evaluate_sim",
+)
+_lock = threading.Lock()
+_toolbox: Toolbox | None = None
+
+
+def configure(config: ToolboxConfig | None = None, **kwargs: Any) -> Toolbox:
+    """Set the toolbox the tool uses: a `ToolboxConfig`, or its fields as keyword arguments."""
+    global _toolbox
+    with _lock:
+        _toolbox = Toolbox(config or ToolboxConfig(**kwargs))
+        return _toolbox
+
+
+def _current() -> Toolbox:
+    global _toolbox
+    with _lock:
+        if _toolbox is None:
+            dirs = [Path(p) for p in os.environ.get("WORLDPOLICY_CHECKPOINTS", "").split(os.pathsep) if p]
+            out = Path(os.environ.get("WORLDPOLICY_OUTPUT_DIR", "worldpolicy_runs"))
+            _toolbox = Toolbox(ToolboxConfig(output_dir=out, checkpoint_dirs=dirs))
+        return _toolbox
+
+
+@tool(name="worldpolicy")
+def worldpolicy_tool(
+    action: Literal[
+        "list_embodiments",
+        "list_checkpoints",
+        "list_world_models",
+        "predict",
+        "imagine",
+        "infer_actions",
+        "visualize",
+        "evaluate_sim",
+    ],
+    prompt: str | None = None,
+    embodiment: str = "droid",
+    checkpoint: str | None = None,
+    image: str | None = None,
+    images: dict[str, str] | None = None,
+    video: str | None = None,
+    actions: list[list[float]] | None = None,
+    actions_file: str | None = None,
+    state: list[float] | None = None,
+    seed: int | None = None,
+    steps: int | None = None,
+    guidance: float | None = None,
+    decode_video: bool = False,
+    animate: bool = False,
+    path: str | None = None,
+    task: str = "reach",
+    policy: str = "scripted",
+    episodes: int = 2,
+) -> dict[str, Any]:
+    """Robot world-model tools (Cosmos3): predict actions, imagine rollouts, infer actions from video, plot them.
+
+    Args:
+        action: what to do. list_embodiments / list_checkpoints / list_world_models: discover; predict: what should
+            the robot do (prompt + image or images [+ state]); imagine: what happens if it executes actions
+            (prompt + image + actions or actions_file); infer_actions: which actions produced a video (prompt +
+            video); visualize: plot an actions file or run directory (path [+ video]); evaluate_sim: short MuJoCo
+            evaluation (task, policy, episodes).
+        prompt: task description, e.g. "put the cup in the sink".
+        embodiment: embodiment key from list_embodiments, e.g. "droid" or "bridge".
+        checkpoint: checkpoint name from list_checkpoints (optional when there is only one).
+        image: observation image file (single camera).
+        images: camera key to image file, for multi-camera embodiments.
+        video: video file for infer_actions, or to animate beside the plot for visualize.
+        actions: [T, action_dim] actions in physical units for imagine.
+        actions_file: actions.json from an earlier call, for imagine.
+        state: current state for state-conditioned embodiments (e.g. DROID joints + gripper).
+        seed: sampling seed.
+        steps: denoising steps.
+        guidance: classifier-free guidance scale.
+        decode_video: predict: also decode the imagined future video.
+        animate: also write an mp4 with a playhead on the action plot beside the video.
+        path: actions.json or run directory for visualize.
+        task: evaluate_sim task: reach, push or pick_place.
+        policy: evaluate_sim policy: checkpoint name, scripted or random.
+        episodes: evaluate_sim episode count (1-20).
+    """
+    tb = _current()
+    sampling = {"seed": seed, "steps": steps, "guidance": guidance}
+    calls = {
+        "list_embodiments": lambda: tb.list_embodiments(),
+        "list_checkpoints": lambda: tb.list_checkpoints(),
+        "list_world_models": lambda: tb.list_world_models(),
+        "predict": lambda: tb.predict(
+            prompt, embodiment, checkpoint, image, images, state, **sampling, decode_video=decode_video, animate=animate
+        ),
+        "imagine": lambda: tb.imagine(
+            prompt, embodiment, checkpoint, image, images, actions, actions_file, state, **sampling, animate=animate
+        ),
+        "infer_actions": lambda: tb.infer_actions(
+            prompt, video, embodiment, checkpoint, state, **sampling, animate=animate
+        ),
+        "visualize": lambda: tb.visualize(path, video, animate=animate or video is not None),
+        "evaluate_sim": lambda: tb.evaluate_sim(
+            task, policy, None if embodiment == "droid" else embodiment, episodes, seed or 0
+        ),
+    }
+    try:
+        if action not in calls:
+            raise ToolInputError("action", "unknown action", action, list(ACTIONS))
+        result: dict[str, Any] = calls[action]()
+        return {"status": "success", "content": [{"json": result}]}
+    except Exception as exc:  # noqa: BLE001 - any failure becomes a structured tool error
+        return {"status": "error", "content": [{"json": {"error": error_payload(exc)}}]}

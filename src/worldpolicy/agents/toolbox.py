@@ -1,0 +1,635 @@
+"""The operations agents call (MCP server, Strands tool), framework-neutral: plain arguments in, JSON-able dicts out.
+
+Every input is checked before a checkpoint is loaded, and a bad one raises `ToolInputError` naming the parameter,
+what was given and what is accepted; `error_payload` turns any exception into the structured error agents receive.
+Checkpoints are loaded once and kept in a bounded LRU cache; model calls are serialised (one device).
+Files are read only from `input_roots` and written only under `output_dir`, in fresh run directories.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Progress", "ToolInputError", "Toolbox", "ToolboxConfig", "error_payload"]
+
+Progress = Callable[[float, "float | None", str], None]
+MAX_PROMPT_CHARS = 2000
+MAX_STEPS = 100
+MAX_SIM_EPISODES = 20
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
+
+
+class ToolInputError(ValueError):
+    """A bad tool argument: which parameter, what was given, what is accepted."""
+
+    def __init__(self, parameter: str, message: str, given: Any = None, accepted: Any = None):
+        super().__init__(f"{parameter}: {message}")
+        self.parameter, self.given, self.accepted = parameter, given, accepted
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"type": "invalid_input", "parameter": self.parameter, "message": str(self)}
+        if self.given is not None:
+            out["given"] = _jsonable(self.given)
+        if self.accepted is not None:
+            out["accepted"] = _jsonable(self.accepted)
+        return out
+
+
+def _jsonable(x: Any) -> Any:
+    try:
+        json.dumps(x)
+        return x
+    except TypeError:
+        return repr(x)[:500]
+
+
+def error_payload(exc: BaseException) -> dict[str, Any]:
+    """Any exception → `{"type", "message", ...}`: input errors name the parameter; others say what failed."""
+    if isinstance(exc, ToolInputError):
+        return exc.to_dict()
+    if isinstance(exc, FileNotFoundError):
+        return {"type": "file_not_found", "message": str(exc)}
+    if isinstance(exc, (ValueError, KeyError, TypeError)):
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        return {"type": "invalid_input", "message": str(message)}
+    return {"type": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
+
+
+@dataclass
+class ToolboxConfig:
+    """Where checkpoints are found, where inputs may be read and outputs go, and how models are loaded."""
+
+    output_dir: Path = Path("worldpolicy_runs")
+    checkpoint_dirs: Sequence[Path] = ()
+    input_roots: Sequence[Path] = ()  # empty: the current directory and output_dir
+    max_loaded: int = 2
+    device: str | None = None
+    dtype: str | None = None
+    chunk_size: int | None = None
+    resolution_tier: int | None = None
+    load_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.output_dir = Path(self.output_dir).resolve()
+        self.checkpoint_dirs = tuple(Path(p).resolve() for p in self.checkpoint_dirs)
+        roots = self.input_roots or (Path.cwd(), self.output_dir)
+        self.input_roots = tuple(Path(p).resolve() for p in roots)
+        if not isinstance(self.max_loaded, int) or self.max_loaded < 1:
+            raise ValueError(f"max_loaded={self.max_loaded!r} must be an integer >= 1")
+
+
+def _is_checkpoint(path: Path) -> bool:
+    return (path / "model_index.json").is_file()
+
+
+class Toolbox:
+    """All agent operations over one configuration and one bounded policy cache."""
+
+    def __init__(self, config: ToolboxConfig | None = None):
+        self.config = config or ToolboxConfig()
+        self._policies: OrderedDict[tuple, Any] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._run_lock = threading.Lock()
+
+    # -- listing ----------------------------------------------------------------------------------------------
+
+    def list_embodiments(self) -> dict[str, Any]:
+        from ..embodiments import get_embodiment, list_embodiments
+
+        rows = []
+        for name in list_embodiments():
+            base = get_embodiment(name)
+            for variant in base.variants or (base.variant,):
+                e = get_embodiment(name, variant if base.variants else None)
+                rows.append(
+                    {
+                        "key": e.key,
+                        "domain": e.domain,
+                        "layout": e.layout,
+                        "action_dim": e.action_dim,
+                        "chunk_size": e.chunk_size,
+                        "fps": e.fps,
+                        "columns": list(e.columns),
+                        "units": list(e.units),
+                        "gripper_column": e.gripper_column,
+                        "camera_keys": list(e.camera_keys),
+                        "state_keys": dict(e.state_keys),
+                        "needs_state": bool(e.state_history),
+                        "description": e.description,
+                    }
+                )
+        return {"embodiments": rows}
+
+    def list_checkpoints(self) -> dict[str, Any]:
+        found = []
+        for root in self.config.checkpoint_dirs:
+            candidates = [root] + (sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else [])
+            for path in candidates:
+                if _is_checkpoint(path):
+                    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+                    found.append({"name": path.name, "path": str(path), "size_mb": round(size / 1e6, 2)})
+        with self._cache_lock:
+            loaded = [{"checkpoint": k[0], "embodiment": k[1]} for k in self._policies]
+        return {
+            "checkpoints": found,
+            "checkpoint_dirs": [str(p) for p in self.config.checkpoint_dirs],
+            "loaded": loaded,
+            "max_loaded": self.config.max_loaded,
+        }
+
+    def list_world_models(self) -> dict[str, Any]:
+        from .discovery import discover_world_models
+
+        return discover_world_models()
+
+    # -- checks -----------------------------------------------------------------------------------------------
+
+    def _embodiment(self, embodiment: str):
+        from ..embodiments import get_embodiment, list_embodiments
+
+        try:
+            return get_embodiment(embodiment)
+        except (KeyError, TypeError, ValueError) as exc:
+            known = [r["key"] for r in self.list_embodiments()["embodiments"]]
+            message = exc.args[0] if exc.args else str(exc)
+            raise ToolInputError("embodiment", str(message), embodiment, known or list_embodiments()) from None
+
+    def resolve_checkpoint(self, checkpoint: str | None) -> Path:
+        """A checkpoint name (folder inside `checkpoint_dirs`) or a path inside one of them."""
+        names = [c["name"] for c in self.list_checkpoints()["checkpoints"]]
+        if not checkpoint:
+            if len(names) == 1:
+                checkpoint = names[0]
+            else:
+                raise ToolInputError("checkpoint", "no checkpoint given", checkpoint, names)
+        candidates = [Path(checkpoint)] if Path(checkpoint).is_absolute() else []
+        candidates += [root / checkpoint for root in self.config.checkpoint_dirs]
+        for path in candidates:
+            path = path.resolve()
+            inside = any(path == r or r in path.parents for r in self.config.checkpoint_dirs)
+            if inside and _is_checkpoint(path):
+                return path
+        raise ToolInputError(
+            "checkpoint",
+            "not a checkpoint folder (with model_index.json) inside the checkpoint directories",
+            checkpoint,
+            names,
+        )
+
+    def _resolve(self, value: Any, parameter: str) -> Path:
+        if not isinstance(value, str) or not value:
+            raise ToolInputError(parameter, "expected a file path", value)
+        path = Path(value).expanduser()
+        return (path if path.is_absolute() else self.config.input_roots[0] / path).resolve()
+
+    def _input_file(self, parameter: str, value: Any, suffixes: Sequence[str]) -> Path:
+        path = self._resolve(value, parameter)
+        if not any(path == r or r in path.parents for r in self.config.input_roots):
+            raise ToolInputError(
+                parameter,
+                "file is outside the folders this server may read",
+                value,
+                [str(r) for r in self.config.input_roots],
+            )
+        if not path.is_file():
+            raise ToolInputError(parameter, f"file {str(path)!r} does not exist", value)
+        if path.suffix.lower() not in suffixes:
+            raise ToolInputError(parameter, f"unsupported file type {path.suffix!r}", value, list(suffixes))
+        return path
+
+    @staticmethod
+    def _prompt(prompt: Any) -> str:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ToolInputError("prompt", "expected a non-empty task description", prompt)
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise ToolInputError("prompt", f"longer than {MAX_PROMPT_CHARS} characters", len(prompt))
+        return prompt
+
+    @staticmethod
+    def _sampling(seed: Any, steps: Any, guidance: Any) -> None:
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63):
+            raise ToolInputError("seed", "must be an integer in [0, 2**63)", seed)
+        if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= MAX_STEPS):
+            raise ToolInputError("steps", f"must be an integer in [1, {MAX_STEPS}]", steps)
+        if guidance is not None and (not isinstance(guidance, (int, float)) or not 0 <= guidance <= 50):
+            raise ToolInputError("guidance", "must be a number in [0, 50]", guidance)
+
+    def _observation(self, emb, image: str | None, images: dict[str, str] | None, state: Any):
+        from PIL import Image
+
+        if (image is None) == (images is None):
+            raise ToolInputError(
+                "image",
+                "give exactly one of image (one picture) or images (camera key → picture)",
+                {"image": image, "images": images},
+                {"images keys": list(emb.camera_keys)},
+            )
+        if image is not None:
+            obs: Any = self._input_file("image", image, IMAGE_SUFFIXES)
+        else:
+            if not isinstance(images, dict) or not images:
+                raise ToolInputError("images", "expected a mapping camera key → image path", images)
+            unknown = sorted(set(images) - set(emb.camera_keys))
+            missing = sorted(set(emb.camera_keys) - set(images))
+            if unknown or missing:
+                raise ToolInputError(
+                    "images",
+                    f"camera keys do not match embodiment {emb.key!r} (unknown {unknown}, missing {missing})",
+                    sorted(images),
+                    list(emb.camera_keys),
+                )
+            obs = {
+                k: np.asarray(Image.open(self._input_file(f"images[{k}]", v, IMAGE_SUFFIXES)).convert("RGB"))
+                for k, v in images.items()
+            }
+        if emb.state_history:
+            if state is None:
+                raise ToolInputError(
+                    "state",
+                    f"embodiment {emb.key!r} conditions on the current state",
+                    None,
+                    f"{emb.action_dim} numbers: {', '.join(emb.columns)}",
+                )
+            try:
+                values = np.asarray(state, dtype=np.float64).reshape(-1) if _numeric_list(state) else None
+            except ValueError:
+                values = None
+            if values is None or values.shape[0] != emb.action_dim or not np.all(np.isfinite(values)):
+                raise ToolInputError(
+                    "state", "wrong state", state, f"{emb.action_dim} finite numbers: {', '.join(emb.columns)}"
+                )
+            state = values
+        elif state is not None:
+            raise ToolInputError("state", f"embodiment {emb.key!r} does not take a state", state, None)
+        return obs, state
+
+    def _actions(self, emb, actions: Any, actions_file: str | None) -> np.ndarray:
+        if (actions is None) == (actions_file is None):
+            raise ToolInputError(
+                "actions",
+                "give exactly one of actions ([[...], ...] physical units) or actions_file",
+                None,
+                f"[T, {emb.action_dim}] columns {list(emb.columns)}",
+            )
+        if actions_file is not None:
+            path = self._input_file("actions_file", actions_file, (".json",))
+            try:
+                doc = json.loads(path.read_text())
+            except json.JSONDecodeError as exc:
+                raise ToolInputError("actions_file", f"not valid JSON: {exc}", actions_file) from None
+            if isinstance(doc, dict) and "actions" in doc:
+                if doc.get("columns") not in (None, list(emb.columns)):
+                    raise ToolInputError(
+                        "actions_file",
+                        f"its columns do not match embodiment {emb.key!r}",
+                        doc.get("columns"),
+                        list(emb.columns),
+                    )
+                doc = doc["actions"]
+            actions, parameter = doc, "actions_file"
+        else:
+            parameter = "actions"
+        try:
+            a = np.asarray(actions, dtype=np.float64) if _numeric_list(actions) else None
+        except ValueError:  # ragged rows
+            a = None
+        if a is None:
+            raise ToolInputError(parameter, "expected a list of equal-length rows of numbers", _jsonable(actions))
+        if a.ndim != 2 or a.shape[1] != emb.action_dim or a.shape[0] < 1:
+            raise ToolInputError(
+                parameter,
+                f"wrong action width for embodiment {emb.key!r}",
+                list(a.shape),
+                f"[T, {emb.action_dim}] with columns {list(emb.columns)}",
+            )
+        if not np.all(np.isfinite(a)):
+            raise ToolInputError(parameter, "contains NaN or inf", None)
+        return a
+
+    # -- policies ---------------------------------------------------------------------------------------------
+
+    def policy(self, checkpoint: Path, emb) -> Any:
+        """The cached `Policy` for (checkpoint, embodiment), loading it (and evicting the least recent) if needed."""
+        from .. import load_policy
+
+        key = (str(checkpoint), emb.key)
+        with self._cache_lock:
+            if key in self._policies:
+                self._policies.move_to_end(key)
+                return self._policies[key]
+            c = self.config
+            options = {
+                "device": c.device,
+                "dtype": c.dtype,
+                "chunk_size": c.chunk_size,
+                "resolution_tier": c.resolution_tier,
+            }
+            kwargs = {k: v for k, v in options.items() if v is not None}
+            policy = load_policy(str(checkpoint), embodiment=emb.key, **kwargs, **c.load_kwargs)
+            self._policies[key] = policy
+            while len(self._policies) > c.max_loaded:
+                evicted, _ = self._policies.popitem(last=False)
+                logger.info("policy cache full (%d): unloaded %s", c.max_loaded, evicted)
+            return policy
+
+    def _new_run_dir(self, mode: str) -> Path:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = self.config.output_dir / f"{mode}-{stamp}-{secrets.token_hex(3)}"
+        path.mkdir(parents=True, exist_ok=False)
+        return path
+
+    def _run(
+        self, mode: str, checkpoint: str | None, emb, animate: bool, progress: Progress | None, **request: Any
+    ) -> dict[str, Any]:
+        from ..commands import write_run
+        from ..policy import PolicyRequest
+
+        report = progress or (lambda *_: None)
+        ckpt = self.resolve_checkpoint(checkpoint)
+        report(0, None, f"loading {ckpt.name} for {emb.key}")
+        policy = self.policy(ckpt, emb)
+        report(0, None, "sampling")
+        with self._run_lock:
+            prediction = policy.act_batch(
+                [PolicyRequest(mode=mode, **request)],
+                progress=lambda done, total: report(done, total, f"denoising step {done}/{total}"),
+            )[0]
+        run_dir = self._new_run_dir(mode)
+        write_run(prediction, run_dir)
+        files = self._run_files(run_dir)
+        if animate:
+            from ..viz.report import write_report
+            from ..viz.run import visualize
+
+            files["animation"] = str(visualize(run_dir)[-1])
+            write_report(run_dir)
+            files = {**self._run_files(run_dir), "animation": files["animation"]}
+        report(1, 1, "done")
+        return {
+            "mode": prediction.mode,
+            "embodiment": prediction.embodiment,
+            "checkpoint": str(ckpt),
+            "run_dir": str(run_dir),
+            "files": files,
+            "columns": list(prediction.columns),
+            "units": list(prediction.units),
+            "fps": float(prediction.fps),
+            "chunk_size": prediction.chunk_size,
+            "actions": np.round(prediction.actions, 6).tolist(),
+            "video_frames": None if prediction.video is None else int(prediction.video.shape[0]),
+            "seed": prediction.settings.get("seed"),
+            "timings_s": {k: round(float(v), 4) for k, v in prediction.timings.items()},
+        }
+
+    @staticmethod
+    def _run_files(run_dir: Path) -> dict[str, Any]:
+        def opt(name: str) -> str | None:
+            return str(run_dir / name) if (run_dir / name).is_file() else None
+
+        return {
+            "actions": opt("actions.json"),
+            "settings": opt("settings.json"),
+            "video": opt("rollout.mp4"),
+            "report": opt("index.html"),
+            "plots": sorted(str(p) for p in (run_dir / "plots").glob("*.png")),
+        }
+
+    # -- operations -------------------------------------------------------------------------------------------
+
+    def predict(
+        self,
+        prompt: str,
+        embodiment: str = "droid",
+        checkpoint: str | None = None,
+        image: str | None = None,
+        images: dict[str, str] | None = None,
+        state: Sequence[float] | None = None,
+        seed: int | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        decode_video: bool = False,
+        animate: bool = False,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """Policy: the action chunk for an observation and a task (plus the imagined video if asked)."""
+        emb = self._embodiment(embodiment)
+        prompt = self._prompt(prompt)
+        self._sampling(seed, steps, guidance)
+        obs, state = self._observation(emb, image, images, state)
+        return self._run(
+            "policy",
+            checkpoint,
+            emb,
+            animate,
+            progress,
+            observation=obs,
+            prompt=prompt,
+            state=state,
+            seed=seed,
+            steps=steps,
+            guidance=guidance,
+            decode_video=bool(decode_video),
+        )
+
+    def imagine(
+        self,
+        prompt: str,
+        embodiment: str = "droid",
+        checkpoint: str | None = None,
+        image: str | None = None,
+        images: dict[str, str] | None = None,
+        actions: Sequence[Sequence[float]] | None = None,
+        actions_file: str | None = None,
+        state: Sequence[float] | None = None,
+        seed: int | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        animate: bool = False,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """Forward dynamics: the video of what happens when the robot executes `actions` from the observation."""
+        emb = self._embodiment(embodiment)
+        prompt = self._prompt(prompt)
+        self._sampling(seed, steps, guidance)
+        a = self._actions(emb, actions, actions_file)
+        obs, state = self._observation(emb, image, images, state)
+        return self._run(
+            "forward_dynamics",
+            checkpoint,
+            emb,
+            animate,
+            progress,
+            observation=obs,
+            prompt=prompt,
+            actions=a,
+            state=state,
+            seed=seed,
+            steps=steps,
+            guidance=guidance,
+            decode_video=True,
+        )
+
+    def infer_actions(
+        self,
+        prompt: str,
+        video: str,
+        embodiment: str = "droid",
+        checkpoint: str | None = None,
+        state: Sequence[float] | None = None,
+        seed: int | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        animate: bool = False,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """Inverse dynamics: the actions that explain a video."""
+        from ..processing.video import read_video
+
+        emb = self._embodiment(embodiment)
+        prompt = self._prompt(prompt)
+        self._sampling(seed, steps, guidance)
+        path = self._input_file("video", video, VIDEO_SUFFIXES)
+        try:
+            frames, _ = read_video(path)
+        except ValueError as exc:
+            raise ToolInputError("video", str(exc), video) from None
+        if frames.shape[0] < 2:
+            raise ToolInputError("video", "inverse dynamics needs at least 2 frames", int(frames.shape[0]))
+        if emb.state_history and state is None:
+            raise ToolInputError(
+                "state",
+                f"embodiment {emb.key!r} conditions on the current state",
+                None,
+                f"{emb.action_dim} numbers: {', '.join(emb.columns)}",
+            )
+        if state is not None and not emb.state_history:
+            raise ToolInputError("state", f"embodiment {emb.key!r} does not take a state", state, None)
+        return self._run(
+            "inverse_dynamics",
+            checkpoint,
+            emb,
+            animate,
+            progress,
+            observation=frames,
+            prompt=prompt,
+            state=state,
+            seed=seed,
+            steps=steps,
+            guidance=guidance,
+        )
+
+    def visualize(self, path: str, video: str | None = None, animate: bool = True) -> dict[str, Any]:
+        """Plots (+ playhead animation) for an actions file or run directory; refreshes the run's report."""
+        from ..viz.report import write_report
+        from ..viz.run import visualize
+
+        target = self._resolve(path, "path")
+        if target.is_dir():
+            target = target / "actions.json"
+        actions_path = self._input_file("path", str(target), (".json",))
+        video_path = self._input_file("video", video, VIDEO_SUFFIXES) if video is not None else None
+        try:
+            written = visualize(actions_path, animate=animate, video=video_path)
+        except (ValueError, TypeError) as exc:
+            raise ToolInputError("path", str(exc), path) from None
+        run_dir = actions_path.parent
+        out: dict[str, Any] = {
+            "plots": [str(p) for p in written if p.suffix == ".png"],
+            "animation": next((str(p) for p in written if p.suffix == ".mp4"), None),
+        }
+        if run_dir == self.config.output_dir or self.config.output_dir in run_dir.parents:
+            out["report"] = str(write_report(run_dir))
+        return out
+
+    def evaluate_sim(
+        self,
+        task: str = "reach",
+        policy: str = "scripted",
+        embodiment: str | None = None,
+        episodes: int = 2,
+        seed: int = 0,
+        max_steps: int | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """A short MuJoCo evaluation: success rate and report files. `policy`: a checkpoint name, scripted or random."""
+        try:
+            from ..sim.commands import TASK_NAMES
+            from ..sim.env import TabletopEnv
+            from ..sim.evaluate import evaluate
+            from ..sim.evaluate import write_report as write_sim_report
+            from ..sim.policies import make_policy
+            from ..sim.rollout import ChunkStrategy
+        except ImportError as exc:
+            raise ToolInputError("policy", f"simulation needs the sim extra (pip install 'worldpolicy[sim]'): {exc}")
+        if task not in TASK_NAMES:
+            raise ToolInputError("task", "unknown task", task, list(TASK_NAMES))
+        if not isinstance(episodes, int) or not 1 <= episodes <= MAX_SIM_EPISODES:
+            raise ToolInputError("episodes", f"must be an integer in [1, {MAX_SIM_EPISODES}]", episodes)
+        if not isinstance(seed, int) or seed < 0:
+            raise ToolInputError("seed", "must be a non-negative integer", seed)
+        if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
+            raise ToolInputError("max_steps", "must be a positive integer", max_steps)
+        if embodiment is not None:
+            embodiment = self._embodiment(embodiment).key
+        spec = policy if policy in ("scripted", "random") else str(self.resolve_checkpoint(policy))
+        report = progress or (lambda *_: None)
+        report(0, episodes, f"simulating {episodes} episodes of {task}")
+        out = self._new_run_dir("sim")
+        needs_images = spec not in ("scripted", "random")
+        with self._run_lock:
+            env = TabletopEnv(task, "panda", image_size=(180, 320) if needs_images else None, max_steps=max_steps)
+            sim_policy = make_policy(spec, env=env, embodiment=embodiment, seed=seed)
+            try:
+                result = evaluate(
+                    env,
+                    sim_policy,
+                    policy_name=Path(spec).name,
+                    episodes=episodes,
+                    seed=seed,
+                    strategy=ChunkStrategy("execute"),
+                    video_dir=out / "videos",
+                    videos=0,
+                    progress=False,
+                )
+            finally:
+                getattr(sim_policy, "close", lambda: None)()
+                env.close()
+        paths = write_sim_report(result, out)
+        from ..viz.report import write_report
+
+        page = write_report(out)
+        doc = result.to_json()
+        report(episodes, episodes, "done")
+        return {
+            "task": task,
+            "policy": spec,
+            "episodes": episodes,
+            "successes": result.successes,
+            "success_rate": result.success_rate,
+            "ci95": doc.get("ci95"),
+            "run_dir": str(out),
+            "files": {"report": str(page), "outputs": [str(p) for p in paths]},
+        }
+
+
+def _numeric_list(x: Any) -> bool:
+    """A (nested) list/tuple of real numbers, checked without numpy guessing object arrays."""
+    if isinstance(x, np.ndarray):
+        return x.dtype.kind in "iuf"
+    if isinstance(x, (list, tuple)):
+        return all(_numeric_list(v) for v in x)
+    return isinstance(x, (int, float)) and not isinstance(x, bool)

@@ -1,0 +1,44 @@
+"""A tiny random Cosmos3 checkpoint, an input folder with an observation image, and a toolbox over them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from worldpolicy.agents import Toolbox, ToolboxConfig
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint_dir(tmp_path_factory):
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    make_tiny_checkpoint(root / "tiny")
+    return root
+
+
+@pytest.fixture(scope="session")
+def inputs_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("inputs")
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (72, 96, 3), dtype=np.uint8)).save(d / "obs.png")
+    (d / "notes.txt").write_text("not an image")
+    return d
+
+
+@pytest.fixture(scope="session")
+def toolbox(tiny_checkpoint_dir, inputs_dir, tmp_path_factory):
+    """Small and fast: chunk 4 (5 video frames), the 256 resolution tier; two policies kept loaded."""
+    out = tmp_path_factory.mktemp("runs")
+    return Toolbox(
+        ToolboxConfig(
+            output_dir=out,
+            checkpoint_dirs=[tiny_checkpoint_dir],
+            input_roots=[inputs_dir, out],
+            chunk_size=4,
+            resolution_tier=256,
+            device="cpu",
+            max_loaded=2,
+        )
+    )

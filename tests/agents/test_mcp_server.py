@@ -1,0 +1,246 @@
+"""The SDK's own MCP client against the server in-process: tool listing, predict/imagine/infer, structured errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anyio
+import jsonschema
+import numpy as np
+import pytest
+from mcp.client import Client
+
+from worldpolicy.agents.mcp_server import build_server
+from worldpolicy.processing.video import read_video
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def server(toolbox):
+    return build_server(toolbox)
+
+
+def call(server, name: str, args: dict, progress: list | None = None):
+    async def run():
+        async with Client(server) as client:
+            tools = {t.name: t for t in (await client.list_tools()).tools}
+
+            async def on_progress(done, total, message):
+                progress.append((done, total, message))
+
+            result = await client.call_tool(name, args, progress_callback=on_progress if progress is not None else None)
+            return tools[name], result
+
+    return anyio.run(run)
+
+
+def ok(server, name: str, args: dict, progress: list | None = None) -> dict:
+    tool, result = call(server, name, args, progress)
+    assert not result.is_error, result.content
+    jsonschema.validate(result.structured_content, tool.output_schema)
+    text = json.loads(result.content[0].text)  # the same result as text for clients without structured output
+    assert {k: v for k, v in text.items() if k != "files"} == {
+        k: v for k, v in result.structured_content.items() if k != "files"
+    }
+    return result.structured_content
+
+
+def err(server, name: str, args: dict) -> dict:
+    _, result = call(server, name, args)
+    assert result.is_error
+    return result.structured_content["error"]
+
+
+def test_lists_tools_with_typed_schemas(server):
+    async def run():
+        async with Client(server) as client:
+            return {t.name: t for t in (await client.list_tools()).tools}
+
+    tools = anyio.run(run)
+    assert set(tools) == {
+        "list_embodiments",
+        "list_checkpoints",
+        "list_world_models",
+        "predict_actions",
+        "imagine_rollout",
+        "infer_actions",
+        "visualize_actions",
+        "evaluate_in_sim",
+    }
+    predict = tools["predict_actions"]
+    assert predict.input_schema["required"] == ["prompt"]
+    assert "ctx" not in predict.input_schema["properties"]
+    assert predict.input_schema["properties"]["seed"]["anyOf"][0]["type"] == "integer"
+    assert {"run_dir", "files", "actions", "columns", "units"} <= set(predict.output_schema["properties"])
+    assert tools["evaluate_in_sim"].input_schema["properties"]["task"]["enum"] == ["reach", "push", "pick_place"]
+    assert tools["list_embodiments"].annotations.read_only_hint is True
+
+
+def test_list_embodiments_and_checkpoints(server):
+    emb = {e["key"]: e for e in ok(server, "list_embodiments", {})["embodiments"]}
+    assert emb["droid/joint_pos"]["units"][:7] == ["rad"] * 7 and emb["droid/joint_pos"]["needs_state"]
+    assert emb["bridge"]["columns"][-1] == "grasp"
+    ckpts = ok(server, "list_checkpoints", {})
+    assert [c["name"] for c in ckpts["checkpoints"]] == ["tiny"] and ckpts["max_loaded"] == 2
+
+
+def test_predict_imagine_infer_round_trip(server, inputs_dir):
+    progress: list = []
+    pred = ok(
+        server,
+        "predict_actions",
+        {
+            "prompt": "pick up the block",
+            "embodiment": "bridge",
+            "image": str(inputs_dir / "obs.png"),
+            "seed": 1,
+            "steps": 2,
+        },
+        progress,
+    )
+    assert pred["mode"] == "policy" and pred["chunk_size"] == 4
+    a = np.asarray(pred["actions"])
+    assert a.shape == (4, 10) and np.all(np.isfinite(a))
+    files = pred["files"]
+    for key in ("actions", "settings", "report"):
+        assert Path(files[key]).is_file()
+    assert files["video"] is None  # not asked for
+    assert sorted(Path(p).name for p in files["plots"]) == ["actions.png", "ee_path.png"]
+    assert np.allclose(json.loads(Path(files["actions"]).read_text())["actions"], a, atol=1e-5)
+    messages = [m for _, _, m in progress]
+    assert messages[0].startswith("loading tiny") and "denoising step 2/2" in messages and messages[-1] == "done"
+
+    fd = ok(
+        server,
+        "imagine_rollout",
+        {
+            "prompt": "pick up the block",
+            "embodiment": "bridge",
+            "image": str(inputs_dir / "obs.png"),
+            "actions_file": files["actions"],
+            "seed": 1,
+            "steps": 2,
+        },
+    )
+    assert fd["mode"] == "forward_dynamics" and fd["video_frames"] == 5
+    frames, fps = read_video(fd["files"]["video"])
+    assert frames.shape[0] == 5 and fps == pytest.approx(5.0)
+    # forward dynamics echoes the conditioning actions
+    assert np.allclose(fd["actions"], pred["actions"], atol=1e-4)
+
+    inv = ok(
+        server,
+        "infer_actions",
+        {
+            "prompt": "pick up the block",
+            "embodiment": "bridge",
+            "video": fd["files"]["video"],
+            "seed": 1,
+            "steps": 2,
+            "animate": True,
+        },
+    )
+    assert inv["mode"] == "inverse_dynamics" and np.asarray(inv["actions"]).shape == (4, 10)
+    anim, _ = read_video(inv["files"]["animation"])
+    assert anim.shape[0] == 4  # no rollout video in an inverse run: one frame per action step
+
+    vis = ok(server, "visualize_actions", {"path": pred["run_dir"], "video": fd["files"]["video"]})
+    assert Path(vis["animation"]).is_file() and Path(vis["report"]).is_file()
+    assert read_video(vis["animation"])[0].shape[0] == 5
+
+
+@pytest.mark.parametrize(
+    "tool, args, parameter, fragment",
+    [
+        (
+            "predict_actions",
+            {"prompt": "go", "embodiment": "marsrover", "image": "obs.png"},
+            "embodiment",
+            "not registered",
+        ),
+        (
+            "predict_actions",
+            {"prompt": "go", "embodiment": "bridge", "image": "missing.png"},
+            "image",
+            "does not exist",
+        ),
+        ("predict_actions", {"prompt": "go", "embodiment": "bridge", "image": "notes.txt"}, "image", "unsupported"),
+        ("predict_actions", {"prompt": "go", "embodiment": "bridge", "image": "/etc/hostname"}, "image", "outside"),
+        ("predict_actions", {"prompt": " ", "embodiment": "bridge", "image": "obs.png"}, "prompt", "non-empty"),
+        ("predict_actions", {"prompt": "go", "embodiment": "bridge"}, "image", "exactly one"),
+        ("predict_actions", {"prompt": "go", "embodiment": "droid", "image": "obs.png"}, "state", "state"),
+        (
+            "predict_actions",
+            {"prompt": "go", "embodiment": "bridge", "image": "obs.png", "checkpoint": "nope"},
+            "checkpoint",
+            "not a checkpoint",
+        ),
+        ("predict_actions", {"prompt": "go", "embodiment": "bridge", "image": "obs.png", "steps": 0}, "steps", "[1,"),
+        (
+            "imagine_rollout",
+            {"prompt": "go", "embodiment": "bridge", "image": "obs.png", "actions": [[0.0] * 7] * 4},
+            "actions",
+            "wrong action width",
+        ),
+        (
+            "imagine_rollout",
+            {"prompt": "go", "embodiment": "bridge", "image": "obs.png", "actions": [[0.0] * 10, [1.0]]},
+            "actions",
+            "equal-length",
+        ),
+        ("infer_actions", {"prompt": "go", "embodiment": "bridge", "video": "gone.mp4"}, "video", "does not exist"),
+        ("visualize_actions", {"path": "nowhere"}, "path", "does not exist"),
+    ],
+)
+def test_bad_inputs_are_structured_errors(server, toolbox, inputs_dir, tool, args, parameter, fragment):
+    args = {
+        k: (str(inputs_dir / v) if k in ("image", "video", "path") and not v.startswith("/") else v)
+        for k, v in args.items()
+    }
+    loaded_before = list(toolbox._policies)
+    error = err(server, tool, args)
+    assert error["type"] == "invalid_input" and error["parameter"] == parameter, error
+    assert fragment in error["message"], error
+    assert list(toolbox._policies) == loaded_before  # rejected before any checkpoint was loaded
+
+
+def test_wrong_width_error_says_what_is_accepted(server, inputs_dir):
+    error = err(
+        server,
+        "imagine_rollout",
+        {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs.png"), "actions": [[0.0] * 7] * 4},
+    )
+    assert error["given"] == [4, 7] and "[T, 10]" in error["accepted"] and "grasp" in error["accepted"]
+
+
+def test_schema_violations_and_errors_do_not_kill_the_server(server, inputs_dir):
+    async def run():
+        async with Client(server) as client:
+            bad = await client.call_tool("predict_actions", {"prompt": 42, "seed": "x"})
+            unknown = await client.call_tool("no_such_tool", {})
+            good = await client.call_tool("list_checkpoints", {})
+            return bad, unknown, good
+
+    bad, unknown, good = anyio.run(run)
+    assert bad.is_error and "prompt" in bad.content[0].text
+    assert unknown.is_error
+    assert not good.is_error
+
+
+def test_cache_is_bounded_and_reused(toolbox):
+    ckpt = toolbox.resolve_checkpoint("tiny")
+
+    def policy(name):
+        return toolbox.policy(ckpt, toolbox._embodiment(name))
+
+    first = policy("bridge")
+    assert policy("bridge") is first  # loaded once
+    policy("umi")
+    policy("droid/relative_pose")
+    loaded = toolbox.list_checkpoints()["loaded"]
+    assert [x["embodiment"] for x in loaded] == ["umi", "droid/relative_pose"]  # bound 2: bridge evicted
+    umi = policy("umi")  # a hit moves it to most recent
+    assert [x["embodiment"] for x in toolbox.list_checkpoints()["loaded"]] == ["droid/relative_pose", "umi"]
+    assert policy("umi") is umi and policy("bridge") is not first
