@@ -115,3 +115,31 @@ def test_feature_stats_and_names_side_by_side(small_dataset):
     assert ds.feature_names(["action", "next.reward"]) == ["action_0", "action_1", "action_2", "next.reward"]
     with pytest.raises(KeyError, match="observation.images.front"):
         ds.feature_stats("observation.images.front")
+
+
+def test_multi_feature_embodiment_from_feature_stats(small_dataset, monkeypatch):
+    from worldpolicy import embodiments
+
+    monkeypatch.setattr(embodiments, "_USER", {})
+    ds, written = small_dataset
+    keys = ["action", "next.reward"]
+    emb = embodiments.register_embodiment(
+        {
+            "name": "test_data_two_feature_bot",
+            "domain": "test_data_two_feature_domain",
+            "domain_id": 31,
+            "action_dim": 4,
+            "columns": ds.feature_names(keys),
+            "chunk_size": 4,
+            "fps": ds.fps,
+            "normalization": "minmax",
+            "stats": {k: v.tolist() for k, v in ds.feature_stats(keys).items()},
+        }
+    )
+    values = np.concatenate(
+        [np.concatenate([w["frames"][k].reshape(len(w["frames"][k]), -1) for k in keys], 1) for w in written]
+    ).astype(np.float64)
+    normalized = emb.normalize(values)
+    np.testing.assert_allclose(normalized.min(0), -1.0)
+    np.testing.assert_allclose(normalized.max(0), 1.0)
+    assert emb.columns == ("action_0", "action_1", "action_2", "next.reward")
