@@ -226,6 +226,20 @@ CORRUPTIONS = {
         EPISODES,
         "dataset_from_index",
     ),
+    "unknown task": (
+        lambda r: _rewrite_parquet(
+            r / "meta/tasks.parquet", lambda t: t.set_column(1, "task", pa.array(["pick the cube", "other"]))
+        ),
+        EPISODES,
+        "tasks",
+    ),
+    "bad length": (
+        lambda r: _rewrite_parquet(
+            r / EPISODES, lambda t: t.set_column(t.column_names.index("length"), "length", pa.array([12, 6, 9]))
+        ),
+        EPISODES,
+        "length",
+    ),
     "episode video column": (
         lambda r: _rewrite_parquet(r / EPISODES, lambda t: t.drop(["videos/observation.images.front/to_timestamp"])),
         EPISODES,

@@ -102,7 +102,7 @@ class LeRobotDataset:
             raise FileNotFoundError(f"dataset root {str(root)!r} is not a directory")
         info = check_info(read_json(root / INFO_PATH, "info.json"), root / INFO_PATH)
         tasks = _read_tasks(root / TASKS_PATH)
-        episodes = _read_episodes(root, info, len(tasks))
+        episodes = _read_episodes(root, info, tasks)
         return cls(root, info, tasks, episodes)
 
     # -- metadata
@@ -370,15 +370,17 @@ def _read_tasks(path: Path) -> list[str]:
     return tasks
 
 
-def _read_episodes(root: Path, info: dict[str, Any], num_tasks: int) -> dict[str, np.ndarray]:
+def _read_episodes(root: Path, info: dict[str, Any], tasks: list[str]) -> dict[str, np.ndarray]:
     files = sorted((root / EPISODES_DIR).glob("chunk-*/file-*.parquet"))
     if not files:
         raise DatasetFormatError(root / EPISODES_DIR, None, "holds no chunk-*/file-*.parquet episode files")
     video_keys = [k for k, f in info["features"].items() if f["dtype"] == "video"]
     needed = list(EPISODE_COLUMNS) + [f"videos/{k}/{f}" for k in video_keys for f in VIDEO_EPISODE_FIELDS]
     columns: dict[str, list] = {k: [] for k in needed}
+    sources: list[Path] = []  # the file each row came from, for errors
     for path in files:
         table = _read_parquet(path, "episodes file")
+        sources.extend([path] * table.num_rows)
         for key in needed:
             if key not in table.column_names:
                 raise DatasetFormatError(path, key, "column is missing")
@@ -395,18 +397,19 @@ def _read_episodes(root: Path, info: dict[str, Any], num_tasks: int) -> dict[str
     out["tasks"][:] = [tuple(t or ()) for t in columns["tasks"]]
     order = np.argsort(out["episode_index"], kind="stable")
     out = {k: v[order] for k, v in out.items()}
-    where = root / EPISODES_DIR
+    sources = [sources[i] for i in order]
     n = len(order)
     if not np.array_equal(out["episode_index"], np.arange(n)):
-        raise DatasetFormatError(where, "episode_index", f"episodes must be numbered 0..{n - 1}")
+        raise DatasetFormatError(root / EPISODES_DIR, "episode_index", f"episodes must be numbered 0..{n - 1}")
     if n != info["total_episodes"]:
         raise DatasetFormatError(
             root / INFO_PATH, "total_episodes", f"says {info['total_episodes']} but {EPISODES_DIR} lists {n} episodes"
         )
-    if np.any(out["length"] < 1) or not np.array_equal(
-        out["dataset_to_index"] - out["dataset_from_index"], out["length"]
-    ):
-        raise DatasetFormatError(where, "length", "must be >= 1 and equal dataset_to_index - dataset_from_index")
+    bad = np.flatnonzero((out["length"] < 1) | (out["dataset_to_index"] - out["dataset_from_index"] != out["length"]))
+    if bad.size:
+        raise DatasetFormatError(
+            sources[bad[0]], "length", f"episode {bad[0]}: must be >= 1 and equal dataset_to_index - dataset_from_index"
+        )
     if int(out["length"].sum()) != info["total_frames"]:
         raise DatasetFormatError(
             root / INFO_PATH,
@@ -414,8 +417,18 @@ def _read_episodes(root: Path, info: dict[str, Any], num_tasks: int) -> dict[str
             f"says {info['total_frames']} but the episodes hold {int(out['length'].sum())}",
         )
     for key in video_keys:
-        if np.any(out[f"videos/{key}/to_timestamp"] <= out[f"videos/{key}/from_timestamp"]):
-            raise DatasetFormatError(where, f"videos/{key}/to_timestamp", "must be greater than from_timestamp")
+        bad = np.flatnonzero(out[f"videos/{key}/to_timestamp"] <= out[f"videos/{key}/from_timestamp"])
+        if bad.size:
+            raise DatasetFormatError(
+                sources[bad[0]], f"videos/{key}/to_timestamp", f"episode {bad[0]}: must be greater than from_timestamp"
+            )
+    known = set(tasks)
+    for i, names in enumerate(out["tasks"]):
+        unknown = [t for t in names if t not in known]
+        if unknown:
+            raise DatasetFormatError(
+                sources[i], "tasks", f"episode {i} names {unknown}, which {TASKS_PATH} does not list"
+            )
     return out
 
 
