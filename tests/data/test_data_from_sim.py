@@ -61,6 +61,19 @@ def test_two_expert_episodes_round_trip_and_replay(tmp_path):
     assert examples[0].actions.shape == (4, 8) and examples[0].state.shape == (8,)
     assert examples[0].frames.shape == (5, 32, 32, 3)
 
+    # all three cameras, composed exactly as the engine composes a DROID observation
+    from worldpolicy.processing.observations import frames_from_mapping
+
+    emb = get_embodiment("droid")
+    ex = next(
+        sample_training_examples(
+            ds, emb, chunk_size=4, action_keys=list(ACTION_KEYS), state_keys=list(STATE_KEYS), video_keys=ds.video_keys
+        )
+    )
+    assert sorted(ex.wire_views) == sorted(emb.camera_keys)
+    composite = frames_from_mapping(ex.wire_views, emb.camera_keys, emb.composite)
+    assert composite.shape[0] == 5 and composite.shape[-1] == 3
+
 
 def test_bad_converter_arguments(tmp_path):
     from worldpolicy.data.from_sim import expert_episodes

@@ -33,6 +33,20 @@ class TrainingExample:
     state: np.ndarray | None = None  # float32 [action_dim] at frame `start`, for embodiments with a state row
     views: dict[str, np.ndarray] = field(default_factory=dict)
 
+    @property
+    def wire_views(self) -> dict[str, np.ndarray]:
+        """`views` keyed like an openpi observation (`observation.image.wrist_image_left` → `observation/wrist_image_left`).
+
+        Feed them to `worldpolicy.processing.observations.frames_from_mapping(views, emb.camera_keys, emb.composite)`
+        so training composes cameras exactly as inference does.
+        """
+        return {wire_key(k): v for k, v in self.views.items()}
+
+
+def wire_key(dataset_key: str) -> str:
+    """LeRobot camera key → openpi wire key: the last dotted part under `observation/`."""
+    return "observation/" + dataset_key.rsplit(".", 1)[-1]
+
 
 def window_starts(length: int, chunk_size: int, stride: int = 1, pad: bool = False) -> range:
     """First frames of the windows an episode of `length` frames yields (full windows unless `pad`)."""
