@@ -5,9 +5,9 @@ import pytest
 
 pytest.importorskip("mink")
 
-from worldpolicy.embodiments import get_embodiment  # noqa: E402
-from worldpolicy.robot.decode import ActionDecoder  # noqa: E402
-from worldpolicy.robot.robots import get_robot, list_robots  # noqa: E402
+from worldpolicy.embodiments import get_embodiment
+from worldpolicy.robot.decode import ActionDecoder
+from worldpolicy.robot.robots import get_robot, list_robots
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ import pytest
 
 pytest.importorskip("mink")
 
-from worldpolicy.embodiments import get_embodiment  # noqa: E402
-from worldpolicy.robot.kinematics import IKSolver  # noqa: E402
-from worldpolicy.robot.se3 import matrix_to_rot6d  # noqa: E402
+from worldpolicy.embodiments import get_embodiment
+from worldpolicy.robot.kinematics import IKSolver
+from worldpolicy.robot.se3 import matrix_to_rot6d
 
 IDENTITY6 = [1, 0, 0, 0, 1, 0]
 
@@ -60,7 +60,7 @@ def test_droid_sized_random_deltas_reanchored(ik):
         normalized = rng.uniform(-1, 1, size=(32, 10))
         deltas = emb.denormalize(normalized)[:, :9]
         q0 = np.array(ik.robot.home)
-        qs, targets, report = ik.solve_relative(deltas, q0)
+        _, _, report = ik.solve_relative(deltas, q0)
         assert report.mean_mm <= 5 and report.max_mm <= 20, report.summary()
         assert report.drift_mm is not None and report.drift_mm.shape == (32,)
 

@@ -5,8 +5,8 @@ import pytest
 
 pytest.importorskip("mink")
 
-from worldpolicy.robot.kinematics import IKSolver, load_robot_spec  # noqa: E402
-from worldpolicy.robot.robots import get_robot  # noqa: E402
+from worldpolicy.robot.kinematics import IKSolver, load_robot_spec
+from worldpolicy.robot.robots import get_robot
 
 
 @pytest.fixture

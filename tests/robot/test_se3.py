@@ -71,7 +71,7 @@ def test_integration_from_anchor_and_inverse():
     poses = integrate_relative_poses(deltas, anchor)
     np.testing.assert_allclose(poses[0], anchor)
     np.testing.assert_allclose(relative_poses(poses), deltas, atol=1e-9)
-    np.testing.assert_allclose(matrix_to_pose(poses[1:2])[0], matrix_to_pose((anchor @ integrate_relative_poses(deltas[:1])[1])), atol=1e-12)
+    np.testing.assert_allclose(matrix_to_pose(poses[1:2])[0], matrix_to_pose(anchor @ integrate_relative_poses(deltas[:1])[1]), atol=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -5,10 +5,10 @@ import pytest
 
 pytest.importorskip("mink")
 
-from worldpolicy.cli import main  # noqa: E402
-from worldpolicy.sim.commands import TASK_NAMES  # noqa: E402
-from worldpolicy.sim.evaluate import wilson_interval  # noqa: E402
-from worldpolicy.sim.tasks import list_tasks  # noqa: E402
+from worldpolicy.cli import main
+from worldpolicy.sim.commands import TASK_NAMES
+from worldpolicy.sim.evaluate import wilson_interval
+from worldpolicy.sim.tasks import list_tasks
 
 
 def test_sim_cli_writes_report_and_video(tmp_path, capsys):

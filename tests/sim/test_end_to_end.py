@@ -11,9 +11,9 @@ pytest.importorskip("mink")
 pytest.importorskip("websockets")
 pytest.importorskip("diffusers")
 
-from worldpolicy.sim.env import TabletopEnv  # noqa: E402
-from worldpolicy.sim.policies import make_policy  # noqa: E402
-from worldpolicy.sim.rollout import ChunkStrategy, Rollout  # noqa: E402
+from worldpolicy.sim.env import TabletopEnv
+from worldpolicy.sim.policies import make_policy
+from worldpolicy.sim.rollout import ChunkStrategy, Rollout
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ import pytest
 pytest.importorskip("mujoco")
 pytest.importorskip("gymnasium")
 
-from worldpolicy.sim.env import TabletopEnv  # noqa: E402
-from worldpolicy.sim.scenes import CAMERAS  # noqa: E402
-from worldpolicy.sim.tasks import COLORS, get_task, list_tasks  # noqa: E402
+from worldpolicy.sim.env import TabletopEnv
+from worldpolicy.sim.scenes import CAMERAS
+from worldpolicy.sim.tasks import COLORS, get_task, list_tasks
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_step_moves_the_arm_and_validates(env):
     target = q.copy()
     target[0] += 0.2
     for _ in range(10):
-        obs, reward, terminated, truncated, info = env.step(np.append(target, 1.0))
+        obs, reward, terminated, _, _ = env.step(np.append(target, 1.0))
     assert obs["observation/joint_position"][0] == pytest.approx(q[0] + 0.2, abs=0.01)
     assert obs["observation/gripper_position"][0] > 0.9  # closed on nothing
     assert reward == 0.0 and not terminated

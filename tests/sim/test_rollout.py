@@ -1,4 +1,3 @@
-import logging
 
 import numpy as np
 import pytest
@@ -6,10 +5,10 @@ import pytest
 pytest.importorskip("mink")
 pytest.importorskip("gymnasium")
 
-from worldpolicy.results import Prediction  # noqa: E402
-from worldpolicy.sim.env import TabletopEnv  # noqa: E402
-from worldpolicy.sim.policies import PolicyBackend, RandomPolicy, make_policy  # noqa: E402
-from worldpolicy.sim.rollout import ChunkStrategy, Rollout  # noqa: E402
+from worldpolicy.results import Prediction
+from worldpolicy.sim.env import TabletopEnv
+from worldpolicy.sim.policies import PolicyBackend, RandomPolicy, make_policy
+from worldpolicy.sim.rollout import ChunkStrategy, Rollout
 
 
 @pytest.mark.parametrize("task", ["reach", "push", "pick_place"])

@@ -108,10 +108,10 @@ class IKSolver:
         ori_threshold: float = 2e-3,
         solver: str | None = None,
     ) -> None:
-        for pname, value in dict(
-            position_cost=position_cost, orientation_cost=orientation_cost, posture_cost=posture_cost,
-            damping=damping, dt=dt, pos_threshold=pos_threshold, ori_threshold=ori_threshold,
-        ).items():
+        for pname, value in {
+            "position_cost": position_cost, "orientation_cost": orientation_cost, "posture_cost": posture_cost,
+            "damping": damping, "dt": dt, "pos_threshold": pos_threshold, "ori_threshold": ori_threshold,
+        }.items():
             if not np.isfinite(value) or value <= 0:
                 raise ValueError(f"{pname}: expected a finite positive number, got {value!r}")
         if int(max_iters) < 1:

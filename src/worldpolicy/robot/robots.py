@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["RobotConfig", "get_robot", "list_robots", "PANDA_ASSET"]
+__all__ = ["PANDA_ASSET", "RobotConfig", "get_robot", "list_robots"]
 
 PANDA_ASSET = "assets/panda/panda.xml"
 

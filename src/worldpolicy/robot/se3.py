@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
-    "rot6d_to_matrix",
+    "integrate_relative_poses",
+    "matrix_to_pose",
     "matrix_to_rot6d",
     "pose_to_matrix",
-    "matrix_to_pose",
-    "integrate_relative_poses",
     "relative_poses",
+    "rot6d_to_matrix",
     "rotation_angle",
 ]
 

@@ -33,6 +33,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--image-size", default="180x320", help="HxW of each camera image")
     p.add_argument("--videos", type=int, default=1, help="record mp4s for the first N episodes")
     p.add_argument("--imagine", action="store_true", help="ask the policy for its imagined video (side-by-side)")
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (checkpoint policies)")
+    p.add_argument("--device", default=None, help="torch device for checkpoint policies (default: auto)")
     p.add_argument("--api-key", default=None, help="for ws:// servers (or WORLDPOLICY_API_KEY)")
     p.add_argument("--out", type=Path, default=Path("sim_runs"), help="output folder")
     p.add_argument("--no-plots", action="store_true")
@@ -71,9 +73,12 @@ def run(args: argparse.Namespace) -> int:
     record_size = image_size if (needs_images or args.videos > 0) else None
     env = TabletopEnv(args.task, args.robot, control_hz=args.control_hz, image_size=record_size,
                       max_steps=args.max_steps)
+    local = {k: v for k, v in (("steps", args.steps), ("device", args.device)) if v is not None}
+    if local and (args.policy in ("scripted", "random") or args.policy.startswith("ws")):
+        raise ValueError(f"--steps/--device apply to checkpoint policies only, not {args.policy!r}")
     policy = make_policy(
         args.policy, env=env, embodiment=args.embodiment, seed=args.seed, decode_video=args.imagine,
-        api_key=args.api_key or os.environ.get("WORLDPOLICY_API_KEY"),
+        api_key=args.api_key or os.environ.get("WORLDPOLICY_API_KEY"), **local,
     )
     name = args.policy if args.policy in ("scripted", "random") or args.policy.startswith("ws") else Path(args.policy).name
     try:

@@ -9,6 +9,8 @@ The action is what the robot executes each control step: arm joint targets (rad)
 from __future__ import annotations
 
 import logging
+from typing import ClassVar
+
 import gymnasium as gym
 import mujoco
 import numpy as np
@@ -19,7 +21,7 @@ from worldpolicy.sim.rendering import make_renderer
 from worldpolicy.sim.scenes import CAMERAS, build_scene
 from worldpolicy.sim.tasks import COLORS, SimState, Task, get_task
 
-__all__ = ["TabletopEnv", "SimState"]
+__all__ = ["SimState", "TabletopEnv"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +29,7 @@ logger = logging.getLogger(__name__)
 class TabletopEnv(gym.Env):
     """One task, one robot, fixed control frequency; `reset(seed=...)` randomises object poses and colours."""
 
-    metadata = {"render_modes": ["rgb_array"]}
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"]}
 
     def __init__(
         self,

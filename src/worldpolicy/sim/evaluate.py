@@ -10,9 +10,10 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -73,9 +74,11 @@ class EvalReport:
         lines = [
             f"# {self.task} · {self.policy}",
             "",
-            f"**Success {self.successes}/{len(self.episodes)} = {100 * self.success_rate:.1f} %** "
-            f"(95 % Wilson CI {100 * lo:.1f}-{100 * hi:.1f} %), robot `{self.robot}`, {self.control_hz:g} Hz, "
-            f"strategy `{self.strategy['kind']}`, seeds {self.seed}..{self.seed + len(self.episodes) - 1}.",
+            (
+                f"**Success {self.successes}/{len(self.episodes)} = {100 * self.success_rate:.1f} %** "
+                f"(95 % Wilson CI {100 * lo:.1f}-{100 * hi:.1f} %), robot `{self.robot}`, {self.control_hz:g} Hz, "
+                f"strategy `{self.strategy['kind']}`, seeds {self.seed}..{self.seed + len(self.episodes) - 1}."
+            ),
             "",
             "| seed | success | steps | final distance (cm) | chunks | policy s | IK mean/max mm | clipped | prompt |",
             "|---:|:---:|---:|---:|---:|---:|---:|---:|---|",
@@ -96,7 +99,7 @@ def evaluate(
     policy_name: str,
     episodes: int,
     seed: int = 0,
-    strategy: ChunkStrategy = ChunkStrategy(),
+    strategy: ChunkStrategy | None = None,
     video_dir: Path | None = None,
     videos: int = 0,
     progress: bool = True,
@@ -107,6 +110,7 @@ def evaluate(
         raise ValueError(f"episodes: expected >= 1, got {episodes}")
     from tqdm.auto import tqdm
 
+    strategy = strategy or ChunkStrategy()
     rollout = Rollout(env, policy, strategy)
     report = EvalReport(env.task.name, policy_name, env.robot.name,
                         {"kind": strategy.kind, "execute_steps": strategy.execute_steps,

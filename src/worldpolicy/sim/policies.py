@@ -16,7 +16,7 @@ from worldpolicy.embodiments import Embodiment, get_embodiment
 from worldpolicy.results import Prediction
 from worldpolicy.robot.kinematics import IKSolver
 
-__all__ = ["PolicyBackend", "ScriptedPolicy", "RandomPolicy", "make_policy"]
+__all__ = ["PolicyBackend", "RandomPolicy", "ScriptedPolicy", "make_policy"]
 
 DOWN = np.diag([1.0, -1.0, -1.0])  # TCP pointing at the table, hand x along world x
 

@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 
-__all__ = ["select_gl_backend", "make_renderer", "RenderingUnavailable"]
+__all__ = ["RenderingUnavailable", "make_renderer", "select_gl_backend"]
 
 HEADLESS = ("egl", "osmesa")
 INSTALL_HINT = (

@@ -75,8 +75,8 @@ class EpisodeResult:
 class Rollout:
     """Runs episodes of one policy on one env with one chunk strategy."""
 
-    def __init__(self, env: TabletopEnv, policy, strategy: ChunkStrategy = ChunkStrategy()) -> None:
-        self.env, self.policy, self.strategy = env, policy, strategy
+    def __init__(self, env: TabletopEnv, policy, strategy: ChunkStrategy | None = None) -> None:
+        self.env, self.policy, self.strategy = env, policy, strategy or ChunkStrategy()
         self._decoders: dict[str, ActionDecoder] = {}
 
     def decoder(self, key: str) -> ActionDecoder:
@@ -96,7 +96,7 @@ class Rollout:
     def run(self, seed: int, *, record: bool = False) -> EpisodeResult:
         env, strategy = self.env, self.strategy
         wall0 = time.perf_counter()
-        obs, info = env.reset(seed=seed)
+        obs, _ = env.reset(seed=seed)
         if hasattr(self.policy, "reset"):
             self.policy.reset(seed)
         plan: dict[int, list[tuple[int, np.ndarray]]] = {}  # step → [(chunk index, joint targets + g)]

@@ -12,7 +12,7 @@ import numpy as np
 
 from worldpolicy.sim.scenes import TABLE_TOP, ObjectSpec
 
-__all__ = ["Task", "Waypoint", "SimState", "EpisodeState", "get_task", "list_tasks", "TASKS", "COLORS"]
+__all__ = ["COLORS", "TASKS", "EpisodeState", "SimState", "Task", "Waypoint", "get_task", "list_tasks"]
 
 COLORS = {
     "red": (0.85, 0.15, 0.15, 1.0),
