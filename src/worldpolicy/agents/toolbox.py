@@ -169,25 +169,22 @@ class Toolbox:
             raise ToolInputError("embodiment", str(message), embodiment, known or list_embodiments()) from None
 
     def resolve_checkpoint(self, checkpoint: str | None) -> Path:
-        """A checkpoint name (folder inside `checkpoint_dirs`) or a path inside one of them."""
-        names = [c["name"] for c in self.list_checkpoints()["checkpoints"]]
+        """A checkpoint name from `list_checkpoints`, or a path inside one of the checkpoint directories."""
+        by_name = {c["name"]: Path(c["path"]) for c in self.list_checkpoints()["checkpoints"]}
         if not checkpoint:
-            if len(names) == 1:
-                checkpoint = names[0]
-            else:
-                raise ToolInputError("checkpoint", "no checkpoint given", checkpoint, names)
-        candidates = [Path(checkpoint)] if Path(checkpoint).is_absolute() else []
-        candidates += [root / checkpoint for root in self.config.checkpoint_dirs]
-        for path in candidates:
-            path = path.resolve()
-            inside = any(path == r or r in path.parents for r in self.config.checkpoint_dirs)
-            if inside and _is_checkpoint(path):
-                return path
+            if len(by_name) != 1:
+                raise ToolInputError("checkpoint", "no checkpoint given", checkpoint, sorted(by_name))
+            checkpoint = next(iter(by_name))
+        if checkpoint in by_name:
+            return by_name[checkpoint]
+        path = Path(checkpoint).expanduser().resolve()
+        if any(path == r or r in path.parents for r in self.config.checkpoint_dirs) and _is_checkpoint(path):
+            return path
         raise ToolInputError(
             "checkpoint",
             "not a checkpoint folder (with model_index.json) inside the checkpoint directories",
             checkpoint,
-            names,
+            sorted(by_name),
         )
 
     def _resolve(self, value: Any, parameter: str) -> Path:

@@ -44,9 +44,24 @@ def _new_figure(width_in: float, height_in: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width_in, height_in), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(width_in, height_in), dpi=DPI)
     FigureCanvasAgg(fig)
     return fig
+
+
+def _grid_margins(fig, nrows: int, ncols: int, left=0.8, right=0.2, top=0.45, bottom=0.5, wgap=0.85, hgap=0.25):
+    """Fixed margins in inches: a constrained layout would cost more than the drawing itself for small figures."""
+    w, h = fig.get_size_inches()
+    axis_w = (w - left - right - wgap * (ncols - 1)) / ncols
+    axis_h = (h - top - bottom - hgap * (nrows - 1)) / nrows
+    fig.subplots_adjust(
+        left=left / w,
+        right=1 - right / w,
+        top=1 - top / h,
+        bottom=bottom / h,
+        wspace=wgap / axis_w,
+        hspace=hgap / axis_h,
+    )
 
 
 def save_figure(fig, path: str | Path) -> Path:
@@ -151,6 +166,7 @@ def action_timeseries_figure(
     ncols = 1 if d <= 4 else 2
     nrows = int(np.ceil(d / ncols))
     fig = _new_figure(5.0 * ncols, 1.0 + 1.45 * nrows)
+    _grid_margins(fig, nrows, ncols)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, squeeze=False)).ravel()
     g = a[:, columns.index(gripper_column)] if gripper_column is not None else None
     for i, ax in enumerate(axes):
@@ -237,6 +253,7 @@ def ee_path_figure(
     frame_len = half * 0.18
 
     fig = _new_figure(6.4, 5.6)
+    fig.subplots_adjust(left=0.02, right=0.95, top=0.93, bottom=0.04)
     ax = fig.add_subplot(projection="3d")
     ax.plot(p[:, 0], p[:, 1], p[:, 2], color="0.35", lw=1.5, label="end-effector path")
     if gripper_column is not None:
@@ -306,6 +323,7 @@ def joints_figure(
     t = np.arange(a.shape[0]) / fps
     nrows = 3 if gripper_column is not None else 2
     fig = _new_figure(7.0, 1.2 + 2.0 * nrows)
+    _grid_margins(fig, nrows, 1, hgap=0.2)
     axes = fig.subplots(nrows, 1, sharex=True, squeeze=False)[:, 0]
     from matplotlib import colormaps
 

@@ -159,7 +159,7 @@ def _action_table(actions: Mapping[str, Any]) -> str:
 
 def _log_curves(path: Path) -> tuple[bytes | None, int]:
     """PNG of the numeric fields of a JSON-lines log against `step` (or line number); (None, n) when nothing numeric."""
-    from .plots import _new_figure
+    from .plots import _grid_margins, _new_figure
 
     rows = []
     with path.open() as fh:
@@ -180,6 +180,7 @@ def _log_curves(path: Path) -> tuple[bytes | None, int]:
     if not keys:
         return None, len(rows)
     fig = _new_figure(7.0, 1.0 + 1.6 * len(keys))
+    _grid_margins(fig, len(keys), 1)
     axes = fig.subplots(len(keys), 1, sharex=True, squeeze=False)[:, 0]
     for ax, key in zip(axes, keys):
         pts = [(r.get("step", i), r[key]) for i, r in enumerate(rows) if isinstance(r.get(key), (int, float))]
