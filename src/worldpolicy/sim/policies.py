@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from worldpolicy.embodiments import Embodiment, get_embodiment
+from worldpolicy.processing.actions import to_model, to_physical
 from worldpolicy.results import Prediction
 from worldpolicy.robot.kinematics import IKSolver
 
@@ -86,7 +87,7 @@ class ScriptedPolicy:
         actions = np.array(rows)
         return Prediction(
             mode="policy", embodiment=self.embodiment.key, columns=list(self.embodiment.columns),
-            units=list(self.embodiment.units), actions=actions, actions_normalized=actions.copy(),
+            units=list(self.embodiment.units), actions=actions, actions_normalized=to_model(self.embodiment, actions),
             fps=self.env.control_hz, timings={"total": time.perf_counter() - t0}, settings={"backend": "scripted"},
         )
 
@@ -105,7 +106,7 @@ class RandomPolicy:
         e = self.embodiment
         return Prediction(
             mode="policy", embodiment=e.key, columns=list(e.columns), units=list(e.units),
-            actions=e.denormalize(normalized), actions_normalized=normalized, fps=e.fps,
+            actions=to_physical(e, normalized), actions_normalized=normalized, fps=e.fps,
             settings={"backend": "random"},
         )
 
