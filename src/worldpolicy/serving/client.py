@@ -54,7 +54,7 @@ class ServerRefusedError(RemotePolicyError, ConnectionError):
 
 
 class AuthenticationError(ServerRefusedError):
-    """The server refused the API key (HTTP 401 at the handshake)."""
+    """The server refused the API key (HTTP 401 or 403 at the handshake)."""
 
 
 class ServerTimeoutError(RemotePolicyError, TimeoutError):
@@ -160,9 +160,9 @@ class RemotePolicy:
         except InvalidStatus as exc:
             status = exc.response.status_code
             body = exc.response.body.decode("utf-8", "replace").strip() if exc.response.body else ""
-            if status == 401:
+            if status in (401, 403):  # 403: Ray Serve / ASGI servers refuse a WebSocket handshake that way
                 raise AuthenticationError(
-                    f"{self.url} refused the API key (HTTP 401): {body or 'pass api_key= matching the server'}"
+                    f"{self.url} refused the API key (HTTP {status}): {body or 'pass api_key= matching the server'}"
                 ) from None
             raise ServerRefusedError(f"{self.url} refused the connection with HTTP {status}: {body}") from None
         except TimeoutError:

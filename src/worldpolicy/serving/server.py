@@ -36,7 +36,12 @@ from ..results import Prediction
 from .adapters import ObservationAdapter, RequestError, WireRequest, warmup_message
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
 
-__all__ = ["PolicyServer", "ServerConfig", "ServerThread", "error_text", "reply_fields", "run_batch", "server_metadata"]
+__all__ = [
+    "PolicyServer",
+    "ServerConfig",
+    "ServerThread",
+    "api_key_matches",
+    "error_text", "reply_fields", "run_batch", "server_metadata"]
 
 logger = logging.getLogger("worldpolicy.serving")
 _SCHEMES = ("api-key", "bearer")  # openpi clients send `Api-Key <key>`, RoboLab's transport `Bearer <key>`
@@ -46,6 +51,14 @@ def _log(level: int, event: str, **fields: Any) -> None:
     """One JSON object per log line: easy to grep by eye, trivial to ship to a log pipeline."""
     if logger.isEnabledFor(level):
         logger.log(level, "%s", json.dumps({"event": event, **fields}, default=str))
+
+
+def api_key_matches(authorization: str | None, api_key: str) -> bool:
+    """`Authorization: Api-Key <key>` (or `Bearer <key>`) against the server's key, in constant time."""
+    scheme, _, given = (authorization or "").strip().partition(" ")
+    # compare_digest takes the same time wherever the strings differ: no guessing the key byte by byte from timings
+    ok = hmac.compare_digest(given.strip().encode(), api_key.encode())
+    return ok and scheme.lower() in _SCHEMES
 
 
 @dataclass(frozen=True)
@@ -193,12 +206,7 @@ class PolicyServer:
 
     # ----------------------------------------------------------------------------------------------- HTTP side
     def _authorized(self, request: Request) -> bool:
-        if self.config.api_key is None:
-            return True
-        scheme, _, given = (request.headers.get("Authorization") or "").strip().partition(" ")
-        # compare_digest runs in time independent of where the strings differ (no key-guessing by timing)
-        ok = hmac.compare_digest(given.strip().encode(), self.config.api_key.encode())
-        return ok and scheme.lower() in _SCHEMES
+        return self.config.api_key is None or api_key_matches(request.headers.get("Authorization"), self.config.api_key)
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
@@ -331,16 +339,19 @@ class PolicyServer:
     async def _scheduler(self) -> None:
         loop = asyncio.get_running_loop()
         max_wait = self.config.max_wait_ms / 1000
+        last_finished = 0.0
         while True:
             while not self._pending:
                 self._wakeup.clear()
                 await self._wakeup.wait()
             # Wait for more requests only while some connection could still send one (each connection has at most
-            # one request in flight) and the oldest request has not waited max_wait already.
-            deadline = self._pending[0].enqueued + max_wait
+            # one request in flight), for at most max_wait after the oldest request arrived or the previous batch
+            # ended. Counting from the batch end gives the clients just answered time to send their next request,
+            # so groups of clients merge into full batches instead of alternating as half batches.
+            deadline = max(self._pending[0].enqueued, last_finished) + max_wait
             while (
                 len(self._pending) < self.config.max_batch
-                and len(self._connections) > self._active
+                and len(self._connections) > len(self._pending)
                 and (remaining := deadline - time.perf_counter()) > 0
             ):
                 self._wakeup.clear()
@@ -360,7 +371,7 @@ class PolicyServer:
                 results = await loop.run_in_executor(self._executor, self._run_batch, [j.request for j in batch])
             except Exception as exc:  # the executor itself failed (e.g. shut down): fail this batch, keep serving
                 results = [exc] * len(batch)
-            finished = time.perf_counter()
+            finished = last_finished = time.perf_counter()
             self._metrics.batch_size.observe(len(batch))
             self._metrics.inference.observe(finished - started)
             for job, result in zip(batch, results):

@@ -1,0 +1,236 @@
+"""Serving benchmark: batching throughput and loopback overhead, side by side with the reference openpi server.
+
+    python benchmarks/bench_serving.py                 # both parts
+    python benchmarks/bench_serving.py --part load     # 8 clients, fixed cost per batch
+    python benchmarks/bench_serving.py --part overhead # 1 client, zero-cost policy, three 224x224x3 images
+
+Each server runs in its own process (so client threads never share its GIL) and serves the same `FixedCostPolicy`,
+whose cost per call is fixed whatever the batch size (a GPU-like device). Part `load`: 8 concurrent clients; ours
+with `max_batch=8` against one-at-a-time serving (ours with `max_batch=1`, and the reference openpi server when the
+`openpi-server` package is installed). Part `overhead`: one client, zero-cost policy, DROID-sized requests; the same
+openpi-client `WebsocketClientPolicy` drives both servers, so the difference is the server. Prints the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+CHUNK, DIM = 32, 8
+
+
+class FixedCostPolicy:
+    """`cost_s` per call, whatever the batch size; speaks both our Policy interface and openpi's `infer`."""
+
+    def __init__(self, cost_s: float) -> None:
+        from worldpolicy import get_embodiment
+
+        self.embodiment = get_embodiment("droid")
+        self.cost_s = cost_s
+
+    def _chunk(self, obs) -> np.ndarray:
+        joints = np.asarray(obs["observation/joint_position"], np.float64).reshape(7)
+        return np.concatenate([np.tile(joints, (CHUNK, 1)), np.zeros((CHUNK, 1))], axis=1)
+
+    def _prediction(self, obs):
+        from worldpolicy import Prediction
+
+        e, actions = self.embodiment, self._chunk(obs)
+        return Prediction("policy", e.key, list(e.columns), list(e.units), actions, actions, e.fps)
+
+    def _pay(self) -> None:
+        if self.cost_s:
+            time.sleep(self.cost_s)
+
+    def act(self, observation, prompt, **options):
+        self._pay()
+        return self._prediction(observation)
+
+    def act_batch(self, requests):
+        self._pay()
+        return [self._prediction(r.observation) for r in requests]
+
+    def infer(self, obs: dict) -> dict:  # openpi BasePolicy
+        self._pay()
+        return {"actions": self._chunk(obs)}
+
+
+def _serve(impl: str, port: int, cost_s: float, max_batch: int) -> None:
+    policy = FixedCostPolicy(cost_s)
+    if impl == "openpi":
+        from openpi_server import WebsocketPolicyServer
+
+        WebsocketPolicyServer(policy, host="127.0.0.1", port=port).serve_forever()
+    else:
+        from worldpolicy.serving import PolicyServer, ServerConfig
+
+        config = ServerConfig(host="127.0.0.1", port=port, max_batch=max_batch, max_wait_ms=5, max_queue=256)
+        PolicyServer(policy, config).run()
+
+
+class ServerProcess:
+    def __init__(self, impl: str, cost_s: float, max_batch: int = 8) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        args = [sys.executable, __file__, "--serve", impl, "--port", str(self.port), "--cost-ms", str(cost_s * 1000)]
+        self.proc = subprocess.Popen([*args, "--max-batch", str(max_batch)], stderr=subprocess.DEVNULL)
+        self.name = f"{impl}" + (f" (max_batch={max_batch})" if impl == "ours" else "")
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.name} server did not start") from None
+                time.sleep(0.1)
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def _request(i: int, side: int) -> dict:
+    rng = np.random.default_rng(i)
+    cams = ("observation/wrist_image_left", "observation/exterior_image_1_left", "observation/exterior_image_2_left")
+    request = {k: rng.integers(0, 255, (side, side, 3), dtype=np.uint8) for k in cams}
+    request["observation/joint_position"] = np.full(7, float(i))
+    request["observation/gripper_position"] = np.zeros(1)
+    request["prompt"] = "put the marker in the cup"
+    return request
+
+
+def _client(port: int, n: int, side: int, offset: int) -> list[float]:
+    from openpi_client.websocket_client_policy import WebsocketClientPolicy
+
+    client = WebsocketClientPolicy(host="127.0.0.1", port=port)
+    requests = [_request(offset + k, side) for k in range(min(n, 8))]
+    latencies = []
+    for k in range(n):
+        request = requests[k % len(requests)]
+        t0 = time.perf_counter()
+        reply = client.infer(request)
+        latencies.append(time.perf_counter() - t0)
+        if reply["actions"][0, 0] != request["observation/joint_position"][0]:
+            raise AssertionError("a client received another request's answer")
+    client._ws.close()
+    return latencies
+
+
+def _run_clients(port: int, clients: int, n: int, side: int) -> tuple[float, np.ndarray]:
+    _client(port, 3, side, 10_000)  # warm up the server's code paths
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        parts = list(pool.map(lambda c: _client(port, n, side, c * 1000), range(clients)))
+    wall = time.perf_counter() - t0
+    return clients * n / wall, np.concatenate(parts) * 1000
+
+
+def _row(name: str, throughput: float, lat_ms: np.ndarray) -> str:
+    p50, p99 = np.percentile(lat_ms, [50, 99])
+    return f"  {name:<28} {throughput:9.1f} req/s   p50 {p50:8.2f} ms   p99 {p99:8.2f} ms   (n={lat_ms.size})"
+
+
+def _have_openpi_server() -> bool:
+    try:
+        import openpi_server  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def part_load(cost_ms: float, clients: int, n: int) -> None:
+    print(f"\n== load: {clients} concurrent clients x {n} requests, fixed cost {cost_ms:g} ms per batch, 64x64 images")
+    results = {}
+    impls = [("ours", 8), ("ours", 1)] + ([("openpi", 1)] if _have_openpi_server() else [])
+    for impl, max_batch in impls:
+        with ServerProcess(impl, cost_ms / 1000, max_batch) as server:
+            throughput, lat = _run_clients(server.port, clients, n, 64)
+        results[server.name] = throughput
+        print(_row(server.name, throughput, lat))
+    batched = results["ours (max_batch=8)"]
+    for name, value in results.items():
+        if name != "ours (max_batch=8)":
+            print(f"  throughput ratio batched / {name}: {batched / value:.2f}x  (target >= 4x)")
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc), to compare servers independently of machine noise."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def part_overhead(n: int, repeats: int) -> None:
+    print(f"\n== overhead: 1 client, zero-cost policy, three 224x224x3 uint8 images + state, {repeats} x {n} requests")
+    if not _have_openpi_server():
+        print("  reference openpi-server not installed (pip install --no-deps openpi-server): skipped")
+        return
+    from openpi_client.websocket_client_policy import WebsocketClientPolicy
+
+    requests = [_request(i, 224) for i in range(8)]
+    with ServerProcess("ours", 0.0, 8) as ours, ServerProcess("openpi", 0.0, 1) as ref:
+        servers = {"ours": ours, "openpi": ref}
+        clients = {name: WebsocketClientPolicy(host="127.0.0.1", port=s.port) for name, s in servers.items()}
+        lat: dict[str, list[float]] = {name: [] for name in servers}
+        cpu = {name: 0.0 for name in servers}
+        for name in servers:  # warm-up
+            for request in requests:
+                clients[name].infer(request)
+        for r in range(repeats):
+            cpu0 = {name: _cpu_s(s.proc.pid) for name, s in servers.items()}
+            for k in range(n):  # interleaved A/B, alternating who goes first: drift hits both alike
+                order = list(servers) if (k + r) % 2 == 0 else list(servers)[::-1]
+                for name in order:
+                    t0 = time.perf_counter()
+                    clients[name].infer(requests[k % len(requests)])
+                    lat[name].append(time.perf_counter() - t0)
+            for name, s in servers.items():
+                cpu[name] += _cpu_s(s.proc.pid) - cpu0[name]
+        for client in clients.values():
+            client._ws.close()
+    total = repeats * n
+    for name in servers:
+        ms = np.asarray(lat[name]) * 1000
+        print(_row(name, 1000 / ms.mean(), ms) + f"   server CPU {cpu[name] / total * 1000:.3f} ms/request")
+    p50 = {name: float(np.median(v)) for name, v in lat.items()}
+    print(f"  round-trip p50 ratio ours/reference: {p50['ours'] / p50['openpi']:.3f}; server CPU per request ratio: "
+          f"{cpu['ours'] / cpu['openpi']:.3f}  (target <= 1.0)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=("load", "overhead", "all"), default="all")
+    parser.add_argument("--cost-ms", type=float, default=50.0, help="load: policy cost per batch")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=40, help="load: requests per client")
+    parser.add_argument("--overhead-requests", type=int, default=500)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--serve", choices=("ours", "openpi"), help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--max-batch", type=int, default=8, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        _serve(args.serve, args.port, args.cost_ms / 1000, args.max_batch)
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    if args.part in ("load", "all"):
+        part_load(args.cost_ms, args.clients, args.requests)
+    if args.part in ("overhead", "all"):
+        part_overhead(args.overhead_requests, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
