@@ -236,9 +236,9 @@ class Policy:
             if frames.shape[0] != num_frames:
                 logger.warning("video has %d frames; using %d (chunk_size+1), repeating the last if short",
                                frames.shape[0], num_frames)
-            canvas, info = prepare_canvas(frames, self.resolution_tier, num_frames)
+            canvas, info = prepare_canvas(frames, self.resolution_tier, num_frames, e.snap_to_16)
         else:
-            canvas, info = prepare_canvas(frames[:1], self.resolution_tier, 1)
+            canvas, info = prepare_canvas(frames[:1], self.resolution_tier, 1, e.snap_to_16)
         caption = build_caption(e.prompt_format, request.prompt, e.view_point, num_frames, e.fps,
                                 info.canvas_h, info.canvas_w, e.view_description)
         tokenizer = self.engine.tokenizer

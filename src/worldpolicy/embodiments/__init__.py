@@ -63,6 +63,7 @@ class Embodiment:
     state_history: int = 0
     state_keys: Mapping[str, str] = field(default_factory=dict)
     composite: str | None = None
+    snap_to_16: bool = True
     sampling: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     variants: tuple[str, ...] = ()
@@ -118,7 +119,8 @@ def domain_table() -> dict[str, dict[str, Any]]:
     """Domain name → {"id", "width"} as registered in diffusers' Cosmos3 (plus domains added by users)."""
     table = copy.deepcopy(_builtin_table()["domains"])
     for spec in _USER.values():
-        table.setdefault(spec["domain"], {"id": spec["domain_id"], "width": spec.get("action_dim")})
+        if spec["domain"] not in table:
+            table[spec["domain"]] = {"id": int(spec["domain_id"]), "width": int(spec["action_dim"])}
     return table
 
 
@@ -182,6 +184,7 @@ def _build(name: str, spec: Mapping[str, Any], variant: str | None) -> Embodimen
             state_history=int(base.get("state_history", 0)),
             state_keys=dict(base.get("state_keys", {})),
             composite=base.get("composite"),
+            snap_to_16=bool(base.get("snap_to_16", True)),
             sampling=dict(base.get("sampling", {})),
             description=base.get("description", ""),
             variants=tuple(variants),

@@ -173,20 +173,24 @@ def resolution_bins(tier: int) -> dict[str, tuple[int, int]]:
     return _ACTION_RESOLUTION_BINS[key]
 
 
-def prepare_canvas(frames: np.ndarray, tier: int, num_frames: int):
+def prepare_canvas(frames: np.ndarray, tier: int, num_frames: int, snap_to_16: bool = True):
     """float [T,H,W,3] in [0,1] → (canvas tensor [1,3,num_frames,Hc,Wc] in [-1,1], Canvas).
 
     Mirrors `Cosmos3OmniPipeline` step by step: diffusers' video preprocessing, canvas bin by aspect ratio, repeat-last
     or truncate to `num_frames`, downscale-only bicubic resize, right/bottom pad (replicate when a pad is at least the
-    content size, else reflect). The content crop happens on the latent (`Canvas.latent_h/w`).
+    content size, else reflect). The content crop happens on the latent (`Canvas.latent_h/w`). diffusers first
+    resizes frames to multiples of 16; the RoboLab server does not (`snap_to_16=False`: 540x640 stays 540x640).
     """
     import torch
     import torch.nn.functional as F
     from diffusers.video_processor import VideoProcessor
 
     bins = resolution_bins(tier)
-    processor = VideoProcessor(vae_scale_factor=16, resample="bilinear")
-    video = processor.preprocess_video(np.ascontiguousarray(frames, dtype=np.float32))
+    if snap_to_16:
+        processor = VideoProcessor(vae_scale_factor=16, resample="bilinear")
+        video = processor.preprocess_video(np.ascontiguousarray(frames, dtype=np.float32))
+    else:
+        video = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).permute(3, 0, 1, 2)[None] * 2.0 - 1.0
     source_h, source_w = video.shape[-2:]
     if source_h < 1 or source_w < 1:
         raise ValueError(f"observation of {frames.shape[1]}x{frames.shape[2]} is too small (min 16x16)")

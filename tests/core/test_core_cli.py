@@ -1,0 +1,82 @@
+"""`worldpolicy predict / embodiments / demo` write what they promise and fail with one clear line."""
+
+import json
+
+import numpy as np
+import pytest
+
+from worldpolicy.cli import main
+
+
+@pytest.fixture(scope="module")
+def image_file(tmp_path_factory):
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("obs") / "obs.png"
+    Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def test_predict_writes_actions_video_and_plots(tiny_checkpoint, image_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose",
+               "--chunk-size", "16", "--resolution-tier", "256", "--image", str(image_file), "--prompt", "Reach the target",
+               "--steps", "2", "--decode-video", "--out", str(out)])
+    assert rc == 0
+    doc = json.loads((out / "actions.json").read_text())
+    assert doc["schema"] == "worldpolicy.actions/v1" and doc["columns"][-1] == "grasp" and doc["units"][0] == "m"
+    assert np.array(doc["actions"]).shape == (16, 10) and doc["settings"]["steps"] == 2
+    assert (out / "rollout.mp4").stat().st_size > 1000 and (out / "plots" / "actions.png").is_file()
+    assert (out / "plots" / "ee_path.png").is_file()
+    # forward dynamics from the policy's own actions file
+    rc = main(["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose", "--mode",
+               "forward_dynamics", "--chunk-size", "16", "--resolution-tier", "256", "--image", str(image_file),
+               "--prompt", "Reach the target", "--actions", str(out / "actions.json"), "--steps", "2",
+               "--no-plots", "--out", str(tmp_path / "fd")])
+    assert rc == 0
+    fd = json.loads((tmp_path / "fd" / "actions.json").read_text())
+    np.testing.assert_allclose(fd["actions_normalized"], doc["actions_normalized"], atol=1e-6)
+    assert (tmp_path / "fd" / "rollout.mp4").is_file()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--mode", "forward_dynamics"], "--actions FILE is required"),
+        (["--mode", "inverse_dynamics"], "needs --video"),
+        (["--steps", "0"], "steps=0"),
+        (["--embodiment", "ur5e"], "known:"),
+        (["--chunk-size", "10"], "multiple of 4"),
+    ],
+)
+def test_predict_bad_input_is_one_clear_line(tiny_checkpoint, image_file, tmp_path, capsys, extra, message):
+    rc = main(["predict", "--checkpoint", str(tiny_checkpoint), "--image", str(image_file), "--prompt", "x",
+               "--out", str(tmp_path / "o"), *extra])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and "Traceback" not in err
+
+
+def test_missing_checkpoint_is_clear(image_file, tmp_path, capsys):
+    rc = main(["predict", "--checkpoint", str(tmp_path / "nope"), "--image", str(image_file), "--prompt", "x",
+               "--out", str(tmp_path / "o")])
+    assert rc == 2 and "hub id" in capsys.readouterr().err
+
+
+def test_embodiments_lists_the_registry(capsys):
+    assert main(["embodiments"]) == 0
+    out = capsys.readouterr().out
+    assert "droid/joint_pos" in out and "bridge" in out and "droid_lerobot" in out
+    assert main(["embodiments", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["key"] for r in rows} >= {"droid/joint_pos", "droid/relative_pose", "bridge"}
+
+
+def test_demo_runs_all_three_modes(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "RANDOM weights" in out
+    for mode in ("policy", "forward_dynamics", "inverse_dynamics"):
+        doc = json.loads((tmp_path / "demo" / mode / "actions.json").read_text())
+        assert doc["mode"] == mode and len(doc["actions"]) == 16
+    assert (tmp_path / "demo" / "policy" / "rollout.mp4").is_file()
+    assert (tmp_path / "demo" / "policy" / "index.html").is_file()

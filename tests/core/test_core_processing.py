@@ -1,0 +1,173 @@
+"""Processing rules: observation inputs, canvas bins, chunk sizes, prompts, actions in/out, the registry."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import worldpolicy
+from worldpolicy.embodiments import register_embodiment
+from worldpolicy.embodiments.normalization import denormalize, normalize
+from worldpolicy.processing.actions import fit_to_chunk, load_actions, to_model, to_physical
+from worldpolicy.processing.observations import check_chunk_size, load_frames, prepare_canvas
+
+
+@pytest.fixture(scope="module")
+def rgb():
+    return (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)
+
+
+def test_every_observation_form_gives_the_same_frames(rgb, tmp_path):
+    from PIL import Image
+
+    from worldpolicy.processing.video import write_video
+
+    ref = load_frames(rgb)
+    assert ref.shape == (1, 48, 64, 3) and ref.dtype == np.float32 and 0 <= ref.min() and ref.max() <= 1
+    Image.fromarray(rgb).save(tmp_path / "obs.png")
+    forms = {
+        "chw uint8": rgb.transpose(2, 0, 1),
+        "float01": rgb / 255.0,
+        "float-11": rgb / 127.5 - 1.0,
+        "torch chw": torch.from_numpy(rgb).permute(2, 0, 1),
+        "torch float": torch.from_numpy(rgb / 255.0),
+        "PIL": Image.fromarray(rgb),
+        "png path": tmp_path / "obs.png",
+        "list of frames": [rgb],
+        "rgba": np.concatenate([rgb, np.full((48, 64, 1), 255, np.uint8)], axis=-1),
+    }
+    for name, obs in forms.items():
+        np.testing.assert_allclose(load_frames(obs), ref, atol=1e-6, err_msg=name)
+    yy, xx = np.mgrid[0:48, 0:64]
+    smooth = np.stack([xx * 4, yy * 5, np.full_like(xx, 128)], axis=-1).astype(np.uint8)
+    write_video(tmp_path / "clip.mp4", np.repeat(smooth[None], 5, axis=0), 15)
+    decoded = load_frames(tmp_path / "clip.mp4")
+    assert decoded.shape == (5, 48, 64, 3) and np.abs(decoded - load_frames(smooth)).mean() < 0.02  # lossy codec
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.zeros((5, 5, 7)), "channel axis"),
+        (np.full((8, 8, 3), 2.5), r"\[0, 1\] or \[-1, 1\]"),
+        (np.full((8, 8, 3), np.nan), "NaN"),
+        (np.array(["a"]), "not numeric"),
+        ("missing.png", "does not exist"),
+        (42, "unsupported type"),
+    ],
+)
+def test_bad_observations_name_the_problem(bad, match):
+    with pytest.raises((ValueError, TypeError, FileNotFoundError), match=match):
+        load_frames(bad)
+
+
+def test_canvas_rules_downscale_only_and_pad():
+    frames = np.random.default_rng(0).random((1, 180, 960, 3)).astype(np.float32)
+    canvas, info = prepare_canvas(frames, 480, 1)
+    assert (info.canvas_h, info.canvas_w) == (480, 832)  # 16:9 bin
+    assert canvas.shape == (1, 3, 1, 480, 832)
+    assert info.content_w == 832 and info.content_h < 180 and info.latent_h == info.content_h // 16
+    small = np.random.default_rng(0).random((1, 64, 64, 3)).astype(np.float32)
+    canvas, info = prepare_canvas(small, 256, 17)
+    assert canvas.shape == (1, 3, 17, 256, 256)  # padded, never upscaled; repeated to 17 frames
+    assert (info.content_h, info.content_w, info.latent_h) == (64, 64, 4)
+    with pytest.raises(ValueError, match="resolution_tier=300"):
+        prepare_canvas(small, 300, 1)
+
+
+@pytest.mark.parametrize("chunk", [0, 3, 10, 17, -4, 2.5])
+def test_chunk_sizes_off_the_vae_grid_are_rejected(chunk):
+    with pytest.raises(ValueError, match="multiple of 4"):
+        check_chunk_size(chunk)
+
+
+def test_good_chunk_sizes_pass():
+    for chunk in (4, 16, 32):
+        check_chunk_size(chunk)
+
+
+@pytest.mark.parametrize("kind", ["meanstd", "minmax", "quantile", "quantile_rot"])
+def test_normalisation_round_trips(kind):
+    rng = np.random.default_rng(1)
+    stats = {"mean": rng.normal(size=3), "std": rng.random(3) + 0.1, "min": -rng.random(3) - 0.5,
+             "max": rng.random(3) + 0.5, "q01": -rng.random(3) - 0.5, "q99": rng.random(3) + 0.5}
+    x = rng.normal(size=(5, 3))
+    np.testing.assert_allclose(denormalize(normalize(x, kind, stats), kind, stats), x, atol=1e-12)
+
+
+def test_bridge_sanity_check_from_the_fact_sheet():
+    bridge = worldpolicy.get_embodiment("bridge_orig_lerobot")
+    a = np.array([0.047, -0.059, 0.582, 0.996, 0.036, -0.131, -0.032, 0.93, -0.574, 0.988])
+    expected = [0.0023, -0.0015, 0.0132, 0.99995, 0.0044, -0.0106, -0.0037, 0.9992, -0.0418, 0.994]
+    np.testing.assert_allclose(bridge.denormalize(a), expected, atol=1e-4)
+
+
+def test_registry_lookup_and_unknown_names():
+    assert worldpolicy.get_embodiment("FRANKA").name == "droid"
+    assert worldpolicy.get_embodiment("droid/relative_pose").action_dim == 10
+    with pytest.raises(KeyError, match="known: .*bridge.*droid"):
+        worldpolicy.get_embodiment("ur5e")
+    with pytest.raises(KeyError, match="variant='nope'"):
+        worldpolicy.get_embodiment("droid", "nope")
+
+
+def test_register_embodiment_from_file_with_lerobot_stats(tmp_path):
+    stats = {"action": {"min": [-1, -2], "max": [1, 2], "mean": [0, 0], "std": [1, 1], "q01": [-0.5, -1], "q99": [0.5, 1]}}
+    (tmp_path / "stats.json").write_text(json.dumps(stats))
+    spec = {"name": "my_pusher", "domain": "pusht", "action_dim": 2, "columns": ["x", "y"], "units": ["m", "m"],
+            "chunk_size": 8, "fps": 10, "normalization": "quantile", "stats_file": "stats.json"}
+    (tmp_path / "emb.json").write_text(json.dumps(spec))
+    e = register_embodiment(tmp_path / "emb.json")
+    assert e.domain_id == 4 and e.stats["q99"] == (0.5, 1.0)
+    assert worldpolicy.get_embodiment("my_pusher").key == "my_pusher"
+    np.testing.assert_allclose(e.denormalize(np.array([[1.0, -1.0]])), [[0.5, -1.0]])
+    with pytest.raises(ValueError, match="built in"):
+        register_embodiment(dict(spec, name="droid"))
+    with pytest.raises(ValueError, match="missing required keys"):
+        register_embodiment({"name": "x"})
+
+
+def test_actions_in_every_format(tmp_path):
+    e = worldpolicy.get_embodiment("droid/relative_pose")
+    physical = e.denormalize(np.random.default_rng(0).uniform(-1, 1, (6, 10)))
+    model = to_model(e, physical)
+    (tmp_path / "bare.json").write_text(json.dumps(physical.tolist()))
+    (tmp_path / "obj.json").write_text(json.dumps({"columns": list(e.columns)[::-1], "actions": physical[:, ::-1].tolist()}))
+    np.save(tmp_path / "a.npy", physical)
+    v1 = {"schema": "worldpolicy.actions/v1", "columns": list(e.columns), "actions": physical.tolist(),
+          "actions_normalized": model.tolist()}
+    (tmp_path / "v1.json").write_text(json.dumps(v1))
+    for src in ("bare.json", "obj.json", "a.npy", "v1.json"):
+        np.testing.assert_allclose(load_actions(tmp_path / src, e), model, atol=1e-9, err_msg=src)
+    np.testing.assert_allclose(load_actions(model, e, space="normalized"), model)
+    np.testing.assert_allclose(to_physical(e, model), physical, atol=1e-12)
+
+
+def test_bad_actions_are_rejected_clearly(tmp_path):
+    e = worldpolicy.get_embodiment("droid/relative_pose")
+    with pytest.raises(ValueError, match="width 7 does not match"):
+        load_actions(np.zeros((4, 7)), e)
+    with pytest.raises(ValueError, match="NaN or inf at row 1, column 'ty'"):
+        bad = np.zeros((3, 10)); bad[1, 1] = np.nan
+        load_actions(bad, e)
+    (tmp_path / "c.json").write_text(json.dumps({"columns": [f"c{i}" for i in range(10)], "actions": [[0] * 10]}))
+    with pytest.raises(ValueError, match="do not match"):
+        load_actions(tmp_path / "c.json", e)
+    with pytest.raises(ValueError, match="space="):
+        load_actions(np.zeros((2, 10)), e, space="meters")
+
+
+def test_fit_to_chunk_trims_or_repeats():
+    a = np.arange(6, dtype=float).reshape(3, 2)
+    assert fit_to_chunk(a, 2).tolist() == [[0, 1], [2, 3]]
+    assert fit_to_chunk(a, 5)[-1].tolist() == [4, 5] and len(fit_to_chunk(a, 5)) == 5
+
+
+def test_import_is_light():
+    import subprocess
+    import sys
+
+    code = "import sys, worldpolicy; worldpolicy.get_embodiment('droid'); print(sorted(m for m in ('torch', 'diffusers', 'mujoco') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
