@@ -9,6 +9,9 @@ import anyio
 import jsonschema
 import numpy as np
 import pytest
+
+pytest.importorskip("mcp", reason="agents extra not installed: pip install 'worldpolicy[agents]'")
+
 from mcp.client import Client
 
 from worldpolicy.agents.mcp_server import build_server
@@ -244,3 +247,14 @@ def test_cache_is_bounded_and_reused(toolbox):
     umi = policy("umi")  # a hit moves it to most recent
     assert [x["embodiment"] for x in toolbox.list_checkpoints()["loaded"]] == ["droid/relative_pose", "umi"]
     assert policy("umi") is umi and policy("bridge") is not first
+
+
+def test_short_sim_evaluation(server):
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    result = ok(server, "evaluate_in_sim", {"task": "reach", "policy": "scripted", "episodes": 1, "max_steps": 40})
+    assert result["episodes"] == 1 and 0 <= result["success_rate"] <= 1
+    assert Path(result["files"]["report"]).is_file()
+    page = Path(result["files"]["report"]).read_text()
+    assert "sim run" in page and "success_rate" in page
+    error = err(server, "evaluate_in_sim", {"policy": "no-such-checkpoint"})
+    assert error["parameter"] == "checkpoint"

@@ -5,7 +5,7 @@ The page needs nothing outside itself to show plots (PNG data URIs, inline CSS/J
 page links to. What a run directory may hold (all optional):
 
 - `actions.json` (`worldpolicy.actions/v1`): summary, timings and an action table with units
-- `settings.json`: the run's settings; `metrics.json` (any JSON object): flattened into a metrics table
+- `settings.json`: the run's settings; `metrics.json` or a sim `report.json` (any JSON object): a metrics table
 - `*.jsonl` logs (one JSON object per line, e.g. training metrics): numeric fields plotted against `step`
 - `*.mp4` videos and `*.png` images (the folder itself and one level below, e.g. `plots/`)
 """
@@ -32,6 +32,7 @@ MAX_TABLE_ROWS = 200
 MAX_LOG_LINES = 100_000
 MAX_JSON_BYTES = 32 * 1024 * 1024
 MAX_LISTED_FILES = 500
+METRICS_FILES = ("metrics.json", "report.json")  # report.json: `worldpolicy sim` evaluation (worldpolicy.sim_eval/v1)
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
@@ -118,7 +119,10 @@ def _run_kind(run_dir: Path, actions: Mapping[str, Any] | None, metrics: Any) ->
             pass
     if list(run_dir.glob("*.jsonl")):
         return "train"
-    if isinstance(metrics, Mapping) and any("success" in k for k, _ in _flatten(metrics)):
+    if isinstance(metrics, Mapping) and (
+        str(metrics.get("schema", "")).startswith("worldpolicy.sim_eval")
+        or any("success" in k for k, _ in _flatten(metrics))
+    ):
         return "sim"
     return "predict" if actions is not None else "run"
 
@@ -213,11 +217,12 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
         except ValueError as exc:
             notes.append(f"actions.json could not be read: {exc}")
     metrics = None
-    if (run_dir / "metrics.json").is_file():
-        try:
-            metrics = _read_json(run_dir / "metrics.json")
-        except ValueError as exc:
-            notes.append(f"metrics.json could not be read: {exc}")
+    for name in METRICS_FILES:
+        if metrics is None and (run_dir / name).is_file():
+            try:
+                metrics = _read_json(run_dir / name)
+            except ValueError as exc:
+                notes.append(f"{name} could not be read: {exc}")
 
     if isinstance(actions, Mapping):
         sections.append(f"<section id=summary><h2>Summary</h2>{_summary_cards(actions)}</section>")

@@ -1,0 +1,15 @@
+"""World-model discovery over the installed diffusers."""
+
+from worldpolicy.agents.discovery import DRIVABLE_PIPELINES, discover_world_models
+
+
+def test_discovery_finds_cosmos3_as_drivable_and_action_capable():
+    found = discover_world_models(include_all=True)
+    by_name = {p["name"]: p for p in found["pipelines"]}
+    assert found["all_pipeline_count"] > 50
+    cosmos3 = by_name["Cosmos3OmniPipeline"]
+    assert cosmos3["drivable"] and cosmos3["action_capable"] and "action" in cosmos3["action_parameters"]
+    # every pipeline we claim to drive exists in the installed diffusers; older Cosmos models take no actions
+    assert set(DRIVABLE_PIPELINES) <= set(by_name)
+    assert not by_name["CosmosTextToWorldPipeline"]["action_capable"]
+    assert all(p["importable"] for p in found["pipelines"])

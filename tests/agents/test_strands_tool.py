@@ -1,0 +1,64 @@
+"""The Strands @tool, called directly (no LLM, no model provider)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("strands", reason="strands extra not installed: pip install 'worldpolicy[strands]'")
+
+from worldpolicy.agents import strands_tool
+
+
+@pytest.fixture
+def configured(toolbox, monkeypatch):
+    monkeypatch.setattr(strands_tool, "_toolbox", toolbox)
+    return toolbox
+
+
+def _json(result: dict) -> dict:
+    assert set(result) == {"status", "content"}
+    return result["content"][0]["json"]
+
+
+def test_tool_spec_documents_every_argument():
+    spec = strands_tool.worldpolicy_tool.tool_spec
+    assert spec["name"] == "worldpolicy"
+    props = spec["inputSchema"]["json"]["properties"]
+    assert spec["inputSchema"]["json"]["required"] == ["action"]
+    assert set(props["action"]["enum"]) == set(strands_tool.ACTIONS)
+    assert all(props[name].get("description") for name in props)  # from the Google-style Args section
+    assert "observation" not in props and "progress" not in props
+
+
+def test_predict_and_errors_through_the_tool(configured, inputs_dir):
+    out = strands_tool.worldpolicy_tool(
+        action="predict",
+        prompt="push the block",
+        embodiment="bridge",
+        image=str(inputs_dir / "obs.png"),
+        seed=0,
+        steps=1,
+    )
+    assert out["status"] == "success"
+    result = _json(out)
+    assert len(result["actions"]) == 4 and result["columns"][-1] == "grasp"
+
+    bad = strands_tool.worldpolicy_tool(
+        action="imagine", prompt="push", embodiment="bridge", image=str(inputs_dir / "obs.png"), actions=[[0.0] * 3]
+    )
+    assert bad["status"] == "error"
+    error = _json(bad)["error"]
+    assert error["parameter"] == "actions" and error["given"] == [1, 3]
+
+    listing = _json(strands_tool.worldpolicy_tool(action="list_checkpoints"))
+    assert [c["name"] for c in listing["checkpoints"]] == ["tiny"]
+
+
+def test_agent_calls_the_tool_without_a_model(configured):
+    from strands import Agent
+
+    agent = Agent(tools=[strands_tool.worldpolicy_tool], callback_handler=None)
+    result = agent.tool.worldpolicy(action="list_embodiments")
+    assert result["status"] == "success"
+    keys = [e["key"] for e in result["content"][0]["json"]["embodiments"]]
+    assert "droid/joint_pos" in keys and "bridge" in keys
