@@ -75,6 +75,29 @@ def test_two_expert_episodes_round_trip_and_replay(tmp_path):
     assert composite.shape[0] == 5 and composite.shape[-1] == 3
 
 
+def test_parallel_workers_record_the_same_episodes():
+    from worldpolicy.data.from_sim import expert_episodes
+
+    options = {
+        "seed": 3,
+        "image_size": (24, 24),
+        "max_steps": 4,
+        "keep_failures": True,
+        "cameras": ["observation/exterior_image_1_left"],
+    }
+    serial = list(expert_episodes("reach", 3, **options))
+    parallel = list(expert_episodes("reach", 3, workers=2, **options))
+    assert [e["seed"] for e in parallel] == [3, 4, 5]
+    for a, b in zip(serial, parallel):
+        assert a["task"] == b["task"]
+        for key in a["frames"]:
+            np.testing.assert_array_equal(a["frames"][key], b["frames"][key])
+        np.testing.assert_array_equal(
+            a["videos"]["observation.image.exterior_image_1_left"],
+            b["videos"]["observation.image.exterior_image_1_left"],
+        )
+
+
 def test_bad_converter_arguments(tmp_path):
     from worldpolicy.data.from_sim import expert_episodes
 
@@ -82,3 +105,5 @@ def test_bad_converter_arguments(tmp_path):
         next(expert_episodes("reach", 0))
     with pytest.raises(ValueError, match=r"cameras=\['observation/top'\]"):
         next(expert_episodes("reach", 1, cameras=["observation/top"]))
+    with pytest.raises(ValueError, match="workers=0"):
+        next(expert_episodes("reach", 1, workers=0))

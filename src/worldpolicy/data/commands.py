@@ -37,6 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--max-steps", type=int, help="episode step limit (default: the task's)")
     sim.add_argument("--chunk-size", type=int, default=8, help="expert re-plan interval in steps (default: 8)")
     sim.add_argument("--keep-failures", action="store_true", help="keep episodes the expert did not solve")
+    sim.add_argument("--workers", type=int, default=1, help="recording processes (default: 1; output is the same)")
     sim.add_argument("--video-codec", default="libx264rgb", help="libx264rgb (lossless, default), libx264, libsvtav1")
     sim.add_argument("--overwrite", action="store_true", help="replace an existing dataset at ROOT")
     sim.set_defaults(func=_from_sim)
@@ -107,6 +108,7 @@ def _from_sim(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         chunk_size=args.chunk_size,
         keep_failures=args.keep_failures,
+        workers=args.workers,
     )
     out = _summary(result.dataset)
     out.update(seeds=result.seeds, failed_seeds=result.failed_seeds, wall_s=round(result.wall_s, 2))

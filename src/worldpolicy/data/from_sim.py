@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -81,22 +82,23 @@ def expert_episodes(
     settle_steps: int = 4,
     keep_failures: bool = False,
     max_attempts: int | None = None,
+    workers: int = 1,
     failed_seeds: list[int] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield `num_episodes` expert episodes ({"frames", "videos", "task", "seed", "success"}) from seeds seed, seed+1, ….
 
     Failed episodes are skipped (their seeds appended to `failed_seeds`) unless `keep_failures`; after
     `max_attempts` (default 2·num_episodes + 5) tries a RuntimeError says how often the expert failed. After success
-    the last action is held for `settle_steps` more steps so the solved scene is on camera.
+    the last action is held for `settle_steps` more steps so the solved scene is on camera. `workers` > 1 records
+    episodes in that many processes (rendering is CPU-bound and single-threaded); the output does not depend on it.
     """
-    from worldpolicy.sim.env import TabletopEnv
-    from worldpolicy.sim.policies import ScriptedPolicy
     from worldpolicy.sim.scenes import CAMERAS
 
     for name, value, low in (
         ("num_episodes", num_episodes, 1),
         ("chunk_size", chunk_size, 1),
         ("settle_steps", settle_steps, 0),
+        ("workers", workers, 1),
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name}={value!r} must be an int >= {low}")
@@ -105,30 +107,120 @@ def expert_episodes(
     if not cameras or unknown:
         raise ValueError(f"cameras={cameras!r}: {unknown or 'none given'}; known: {list(CAMERAS)}")
     attempts_allowed = 2 * num_episodes + 5 if max_attempts is None else max_attempts
-    env = TabletopEnv(task, robot, control_hz=control_hz, image_size=tuple(image_size), max_steps=max_steps)
-    try:
-        expert = ScriptedPolicy(env, chunk_size=chunk_size)
+    settings = {
+        "task": task,
+        "robot": robot,
+        "image_size": tuple(image_size),
+        "cameras": cameras,
+        "control_hz": control_hz,
+        "chunk_size": chunk_size,
+        "max_steps": max_steps,
+        "settle_steps": settle_steps,
+    }
+    with _Recorders(settings, workers) as recorders:
         kept = attempts = 0
-        env_seed = seed
+        next_seed = seed
+        pending: deque = deque()
         while kept < num_episodes:
             if attempts >= attempts_allowed:
                 raise RuntimeError(
                     f"the scripted expert solved {kept} of {attempts} episodes of task {task!r} "
-                    f"(seeds {seed}..{env_seed - 1}); wanted {num_episodes} (raise max_attempts or "
+                    f"(seeds {seed}..{seed + attempts - 1}); wanted {num_episodes} (raise max_attempts or "
                     f"pass keep_failures=True)"
                 )
-            episode = _record(env, expert, env_seed, cameras, settle_steps)
+            # keep every worker busy, never starting seeds past the attempt budget
+            while len(pending) < workers and next_seed < seed + attempts_allowed:
+                pending.append(recorders.submit(next_seed))
+                next_seed += 1
+            episode = pending.popleft().result()
             attempts += 1
             if episode["success"] or keep_failures:
                 kept += 1
                 yield episode
             else:
-                logger.info("expert failed on seed %d of task %r; skipped", env_seed, task)
+                logger.info("expert failed on seed %d of task %r; skipped", episode["seed"], task)
                 if failed_seeds is not None:
-                    failed_seeds.append(env_seed)
-            env_seed += 1
-    finally:
-        env.close()
+                    failed_seeds.append(episode["seed"])
+
+
+class _Recorders:
+    """Episode recording in this process (workers=1) or in a pool of spawned processes, each with its own env."""
+
+    def __init__(self, settings: dict[str, Any], workers: int):
+        self.settings, self.workers = settings, workers
+        self._pool = None
+        self._local = None
+
+    def __enter__(self) -> Self:
+        if self.workers == 1:
+            self._local = _Recorder(self.settings)
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.settings,),
+            )
+        return self
+
+    def submit(self, seed: int):
+        if self._pool is not None:
+            return self._pool.submit(_worker_record, seed)
+        from concurrent.futures import Future
+
+        future: Future = Future()
+        future.set_result(self._local.record(seed))
+        return future
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._local is not None:
+            self._local.close()
+
+
+class _Recorder:
+    """One env and its scripted expert; records one seeded episode at a time."""
+
+    def __init__(self, settings: dict[str, Any]):
+        from worldpolicy.sim.env import TabletopEnv
+        from worldpolicy.sim.policies import ScriptedPolicy
+
+        self.cameras, self.settle_steps = settings["cameras"], settings["settle_steps"]
+        self.env = TabletopEnv(
+            settings["task"],
+            settings["robot"],
+            control_hz=settings["control_hz"],
+            image_size=settings["image_size"],
+            max_steps=settings["max_steps"],
+        )
+        try:
+            self.expert = ScriptedPolicy(self.env, chunk_size=settings["chunk_size"])
+        except BaseException:
+            self.env.close()
+            raise
+
+    def record(self, seed: int) -> dict[str, Any]:
+        return _record(self.env, self.expert, seed, self.cameras, self.settle_steps)
+
+    def close(self) -> None:
+        self.env.close()
+
+
+_WORKER: _Recorder | None = None
+
+
+def _init_worker(settings: dict[str, Any]) -> None:
+    global _WORKER
+    _WORKER = _Recorder(settings)
+
+
+def _worker_record(seed: int) -> dict[str, Any]:
+    assert _WORKER is not None, "worker not initialised"
+    return _WORKER.record(seed)
 
 
 def sim_to_dataset(
