@@ -172,6 +172,17 @@ def test_writes_are_atomic(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # no staging or replaced folders left behind
 
 
+def test_a_root_created_while_writing_is_not_clobbered(tmp_path):
+    writer = LeRobotDatasetWriter(tmp_path / "ds", fps=10)
+    writer.add_episode({"x": np.arange(3.0)}, task="t")
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "precious.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="appeared while writing"):
+        writer.finalize()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+    assert (tmp_path / "ds" / "precious.txt").read_text() == "keep me"
+
+
 def test_episodes_without_videos(tmp_path):
     ds = write_episodes(tmp_path / "ds", [{"frames": {"x": np.arange(4.0)}, "task": "t"}], fps=2.5)
     info = json.loads((ds.root / "meta/info.json").read_text())

@@ -774,13 +774,20 @@ class LeRobotDatasetWriter:
     def _publish(self) -> None:
         old = None
         if self.root.exists() and (not self.root.is_dir() or any(self.root.iterdir())):
+            if not self.overwrite:
+                raise FileExistsError(
+                    f"root={str(self.root)!r} appeared while writing; pass overwrite=True to replace it"
+                )
             old = self.root.with_name(f".{self.root.name}.replaced-{uuid.uuid4().hex[:8]}")
             os.replace(self.root, old)
         elif self.root.is_dir():
             self.root.rmdir()
         os.replace(self._stage, self.root)
         if old is not None:
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
+            if old.is_dir():
+                shutil.rmtree(old)
+            else:
+                old.unlink()
 
 
 def write_episodes(
