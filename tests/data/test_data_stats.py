@@ -143,3 +143,17 @@ def test_multi_feature_embodiment_from_feature_stats(small_dataset, monkeypatch)
     np.testing.assert_allclose(normalized.min(0), -1.0)
     np.testing.assert_allclose(normalized.max(0), 1.0)
     assert emb.columns == ("action_0", "action_1", "action_2", "next.reward")
+
+
+def test_importing_the_package_stays_light():
+    """`worldpolicy.data` loads pyarrow only when a dataset is opened or written, and never torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, worldpolicy.data\n"
+        "from worldpolicy.data import compute_stats\n"
+        "print(sorted(m for m in ('pyarrow', 'av', 'torch', 'mujoco') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
