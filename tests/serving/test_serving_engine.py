@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -11,13 +19,18 @@ from worldpolicy.serving import PolicyServer, RemotePolicy, ServerConfig, Server
 
 
 @pytest.fixture(scope="module")
-def tiny_policy(tmp_path_factory):
-    import worldpolicy
+def tiny_checkpoint(tmp_path_factory):
     from worldpolicy.testing import make_tiny_checkpoint
 
-    path = make_tiny_checkpoint(tmp_path_factory.mktemp("serving") / "tiny")
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("serving") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def tiny_policy(tiny_checkpoint):
+    import worldpolicy
+
     return worldpolicy.load_policy(
-        path, embodiment="droid/relative_pose", device="cpu", chunk_size=8, resolution_tier=256, steps=2
+        tiny_checkpoint, embodiment="droid/relative_pose", device="cpu", chunk_size=8, resolution_tier=256, steps=2
     )
 
 
@@ -53,3 +66,49 @@ def test_real_policy_over_the_wire_matches_local_calls(tiny_policy):
         for i, pred in zip((1, 2), batched):
             local = tiny_policy.act(_cameras(i), f"task {i}", seed=i)
             np.testing.assert_allclose(pred.actions, local.actions, rtol=1e-4, atol=1e-5)
+
+
+def test_serve_command_end_to_end(tiny_checkpoint, tiny_policy):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [
+        sys.executable, "-m", "worldpolicy.cli", "serve", "--checkpoint", str(tiny_checkpoint),
+        "--embodiment", "droid", "--variant", "relative_pose", "--chunk-size", "8", "--resolution-tier", "256",
+        "--steps", "2", "--host", "127.0.0.1", "--port", str(port), "--api-key-env", "WP_TEST_KEY", "--warmup", "1",
+    ]
+    env = {**os.environ, "WP_TEST_KEY": "cli-key-0001"}
+    proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).status == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "server never became ready"
+            time.sleep(0.2)
+        with RemotePolicy(f"ws://127.0.0.1:{port}", api_key="cli-key-0001") as remote:
+            got = remote.act(_cameras(5), "open the drawer", seed=3)
+        want = tiny_policy.act(_cameras(5), "open the drawer", seed=3)
+        np.testing.assert_allclose(got.actions, want.actions, rtol=1e-5, atol=1e-6)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert '"event": "ready"' in proc.stderr.read()
+
+
+def test_serve_command_refuses_bad_settings_before_loading(tmp_path):
+    base = [sys.executable, "-m", "worldpolicy.cli", "serve", "--checkpoint", str(tmp_path)]
+    env = {k: v for k, v in os.environ.items() if k != "WP_UNSET_KEY"}
+    for extra, message in [
+        (["--api-key-env", "WP_UNSET_KEY"], "WP_UNSET_KEY: that environment variable is unset or empty"),
+        (["--embodiment", "hexapod"], "embodiment='hexapod' is not registered"),
+        (["--key-map", "nonsense"], "--key-map 'nonsense' must look like CANONICAL=CLIENT_KEY"),
+        (["--max-batch", "0"], "ServerConfig.max_batch=0 is invalid"),
+    ]:
+        done = subprocess.run(base + extra, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and message in done.stderr, (extra, done.stderr)
