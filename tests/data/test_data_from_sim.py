@@ -102,8 +102,8 @@ def test_bad_converter_arguments(tmp_path):
     from worldpolicy.data.from_sim import expert_episodes
 
     with pytest.raises(ValueError, match="num_episodes=0"):
-        next(expert_episodes("reach", 0))
+        expert_episodes("reach", 0)
     with pytest.raises(ValueError, match=r"cameras=\['observation/top'\]"):
-        next(expert_episodes("reach", 1, cameras=["observation/top"]))
+        expert_episodes("reach", 1, cameras=["observation/top"])
     with pytest.raises(ValueError, match="workers=0"):
-        next(expert_episodes("reach", 1, workers=0))
+        expert_episodes("reach", 1, workers=0)

@@ -146,7 +146,7 @@ def test_state_row_for_joint_position_embodiments(tmp_path):
 def test_bad_arguments_fail_before_decoding(ramp_dataset, kwargs, match):
     args = {"embodiment": "pusht", "chunk_size": 4, **kwargs}
     with pytest.raises((ValueError, KeyError), match=match):
-        next(sample_training_examples(ramp_dataset, **args))
+        sample_training_examples(ramp_dataset, **args)  # raised at the call, before any decoding
 
 
 def test_window_starts():

@@ -85,7 +85,7 @@ def expert_episodes(
     workers: int = 1,
     failed_seeds: list[int] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Yield `num_episodes` expert episodes ({"frames", "videos", "task", "seed", "success"}) from seeds seed, seed+1, ….
+    """`num_episodes` expert episodes ({"frames", "videos", "task", "seed", "success"}) from seeds seed, seed+1, ….
 
     Failed episodes are skipped (their seeds appended to `failed_seeds`) unless `keep_failures`; after
     `max_attempts` (default 2·num_episodes + 5) tries a RuntimeError says how often the expert failed. After success
@@ -117,6 +117,19 @@ def expert_episodes(
         "max_steps": max_steps,
         "settle_steps": settle_steps,
     }
+    return _episodes(settings, workers, num_episodes, seed, attempts_allowed, keep_failures, failed_seeds)
+
+
+def _episodes(
+    settings: dict[str, Any],
+    workers: int,
+    num_episodes: int,
+    seed: int,
+    attempts_allowed: int,
+    keep_failures: bool,
+    failed_seeds: list[int] | None,
+) -> Iterator[dict[str, Any]]:
+    task = settings["task"]
     with _Recorders(settings, workers) as recorders:
         kept = attempts = 0
         next_seed = seed

@@ -71,7 +71,7 @@ def sample_training_examples(
     caption_sep: str | None = " | ",
     limit: int | None = None,
 ) -> Iterator[TrainingExample]:
-    """Yield training examples, decoding each episode once.
+    """Training examples, decoding each episode once. Arguments are checked here, before anything is decoded.
 
     `mode` is one of policy / forward_dynamics / inverse_dynamics, or weights such as
     {"policy": 0.5, "forward_dynamics": 0.25, "inverse_dynamics": 0.25} drawn per example. `chunk_size` defaults to
@@ -112,6 +112,43 @@ def sample_training_examples(
             f"has {longest} (pass pad=True or a smaller chunk_size)"
         )
 
+    return _examples(
+        dataset,
+        emb,
+        modes,
+        weights,
+        chunk,
+        action_keys,
+        state_keys,
+        cameras,
+        chosen,
+        stride,
+        pad,
+        shuffle,
+        seed,
+        caption_sep,
+        limit,
+    )
+
+
+def _examples(
+    dataset,
+    emb,
+    modes,
+    weights,
+    chunk,
+    action_keys,
+    state_keys,
+    cameras,
+    chosen,
+    stride,
+    pad,
+    shuffle,
+    seed,
+    caption_sep,
+    limit,
+) -> Iterator[TrainingExample]:
+    lengths = dataset.episode_lengths
     rng = np.random.default_rng(seed)
     if shuffle:
         chosen = [chosen[i] for i in rng.permutation(len(chosen))]
