@@ -113,25 +113,26 @@ def sample_training_examples(
         )
 
     return _examples(
-        dataset,
-        emb,
-        modes,
-        weights,
-        chunk,
-        action_keys,
-        state_keys,
-        cameras,
-        chosen,
-        stride,
-        pad,
-        shuffle,
-        seed,
-        caption_sep,
-        limit,
+        dataset=dataset,
+        emb=emb,
+        modes=modes,
+        weights=weights,
+        chunk=chunk,
+        action_keys=action_keys,
+        state_keys=state_keys,
+        cameras=cameras,
+        chosen=chosen,
+        stride=stride,
+        pad=pad,
+        shuffle=shuffle,
+        seed=seed,
+        caption_sep=caption_sep,
+        limit=limit,
     )
 
 
 def _examples(
+    *,
     dataset,
     emb,
     modes,
