@@ -1,5 +1,7 @@
 """World-model discovery over the installed diffusers."""
 
+import json
+
 from worldpolicy.agents.discovery import DRIVABLE_PIPELINES, discover_world_models
 
 
@@ -13,3 +15,11 @@ def test_discovery_finds_cosmos3_as_drivable_and_action_capable():
     assert set(DRIVABLE_PIPELINES) <= set(by_name)
     assert not by_name["CosmosTextToWorldPipeline"]["action_capable"]
     assert all(p["importable"] for p in found["pipelines"])
+
+
+def test_world_models_command(capsys):
+    from worldpolicy.cli import main
+
+    assert main(["world-models", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert "Cosmos3OmniPipeline" in [p["name"] for p in printed["pipelines"] if p["drivable"]]
