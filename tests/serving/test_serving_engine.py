@@ -42,7 +42,7 @@ def _cameras(seed: int) -> dict[str, np.ndarray]:
 
 def test_real_policy_over_the_wire_matches_local_calls(tiny_policy):
     server = PolicyServer(
-        loader=lambda: tiny_policy, config=ServerConfig(host="127.0.0.1", port=0, max_wait_ms=300), warmup_requests=1
+        loader=lambda: tiny_policy, config=ServerConfig(host="127.0.0.1", port=0, max_wait_ms=1000), warmup_requests=1
     )
     with ServerThread(server) as t:
         with RemotePolicy(t.url) as remote:

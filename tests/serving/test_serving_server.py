@@ -226,8 +226,10 @@ def test_graceful_shutdown_finishes_inflight_requests(serve):
         assert stand_in.running.wait(5)
         stopper = threading.Thread(target=t.stop)
         stopper.start()
-        time.sleep(0.1)
-        assert _http_refused(t)  # no new connections while draining
+        deadline = time.monotonic() + 5
+        while not _http_refused(t) and time.monotonic() < deadline:  # no new connections while draining
+            time.sleep(0.02)
+        assert _http_refused(t)
         np.testing.assert_allclose(pending.result(10).actions, expected_actions(np.zeros(7), "finish me"))
         stopper.join(10)
         assert not t._thread.is_alive()
