@@ -54,7 +54,7 @@ def _checked_dtype(spec: Any) -> np.dtype:
         raise CodecError(f"array dtype must be a numpy dtype string such as '<f4', got {spec!r:.60}")
     try:
         dtype = np.dtype(spec)
-    except TypeError as exc:
+    except (TypeError, ValueError, SyntaxError) as exc:  # numpy parses comma specs with ast: ',' raises SyntaxError
         raise CodecError(f"array dtype {spec!r} is not a numpy dtype") from exc
     if dtype.kind not in ACCEPTED_DTYPE_KINDS or dtype.itemsize == 0:
         raise CodecError(f"unsupported dtype {spec!r} (kind {dtype.kind!r}); accepted: {_KIND_NAMES}")
