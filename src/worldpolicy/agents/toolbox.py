@@ -328,20 +328,23 @@ class Toolbox:
             if key in self._policies:
                 self._policies.move_to_end(key)
                 return self._policies[key]
-            c = self.config
-            options = {
-                "device": c.device,
-                "dtype": c.dtype,
-                "chunk_size": c.chunk_size,
-                "resolution_tier": c.resolution_tier,
-            }
-            kwargs = {k: v for k, v in options.items() if v is not None}
-            policy = load_policy(str(checkpoint), embodiment=emb.key, **kwargs, **c.load_kwargs)
+            policy = load_policy(str(checkpoint), embodiment=emb.key, **self._load_options())
             self._policies[key] = policy
-            while len(self._policies) > c.max_loaded:
+            while len(self._policies) > self.config.max_loaded:
                 evicted, _ = self._policies.popitem(last=False)
-                logger.info("policy cache full (%d): unloaded %s", c.max_loaded, evicted)
+                logger.info("policy cache full (%d): unloaded %s", self.config.max_loaded, evicted)
             return policy
+
+    def _load_options(self) -> dict[str, Any]:
+        """`Policy.from_pretrained` keyword arguments from the configuration."""
+        c = self.config
+        options = {
+            "device": c.device,
+            "dtype": c.dtype,
+            "chunk_size": c.chunk_size,
+            "resolution_tier": c.resolution_tier,
+        }
+        return {**{k: v for k, v in options.items() if v is not None}, **c.load_kwargs}
 
     def _new_run_dir(self, mode: str) -> Path:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -589,7 +592,8 @@ class Toolbox:
         needs_images = spec not in ("scripted", "random")
         with self._run_lock:
             env = TabletopEnv(task, "panda", image_size=(180, 320) if needs_images else None, max_steps=max_steps)
-            sim_policy = make_policy(spec, env=env, embodiment=embodiment, seed=seed)
+            options = self._load_options() if needs_images else {}  # checkpoint policies load like the others
+            sim_policy = make_policy(spec, env=env, embodiment=embodiment, seed=seed, **options)
             try:
                 result = evaluate(
                     env,
