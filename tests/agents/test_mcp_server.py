@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -149,9 +150,18 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
     anim, _ = read_video(inv["files"]["animation"])
     assert anim.shape[0] == 4  # no rollout video in an inverse run: one frame per action step
 
-    vis = ok(server, "visualize_actions", {"path": pred["run_dir"], "video": fd["files"]["video"]})
+    tool, shown = call(
+        server, "visualize_actions", {"path": pred["run_dir"], "video": fd["files"]["video"], "show_plots": True}
+    )
+    assert not shown.is_error
+    vis = shown.structured_content
+    jsonschema.validate(vis, tool.output_schema)
     assert Path(vis["animation"]).is_file() and Path(vis["report"]).is_file()
     assert read_video(vis["animation"])[0].shape[0] == 5
+    # the plots come back as images too, for agents that look
+    images = [c for c in shown.content if c.type == "image"]
+    assert len(images) == 2 and all(c.mime_type == "image/png" for c in images)
+    assert base64.b64decode(images[0].data) == Path(vis["plots"][0]).read_bytes()
 
 
 @pytest.mark.parametrize(

@@ -8,16 +8,18 @@ parameter, and never stops the server. Model calls run in a worker thread and re
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio
 import anyio.from_thread
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from mcp_types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from .toolbox import Toolbox, ToolboxConfig, error_payload
@@ -27,6 +29,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["MAX_REQUEST_BODY_BYTES", "build_server", "run_server"]
 
 MAX_REQUEST_BODY_BYTES = 4 * 1024 * 1024
+MAX_INLINE_PLOTS = 3
+MAX_INLINE_PLOT_BYTES = 2 * 1024 * 1024
 INSTRUCTIONS = (
     "Video world-model robot policies (Cosmos3). list_embodiments gives action columns/units and the camera/state "
     "keys an observation needs; list_checkpoints the models. predict_actions answers 'what should the robot do?', "
@@ -158,6 +162,24 @@ Seed = Annotated[int | None, Field(description="sampling seed for reproducible r
 Steps = Annotated[int | None, Field(description="denoising steps (default: the embodiment's preset)")]
 Guidance = Annotated[float | None, Field(description="classifier-free guidance scale")]
 Animate = Annotated[bool, Field(description="also write an mp4 with a playhead on the action plot beside the video")]
+ShowPlots = Annotated[bool, Field(description="also return the plot images in the result, to look at them")]
+
+
+def _with_plots(result: Any, show: bool) -> Any:
+    """Attach the result's plot PNGs as image content, so an agent that can see looks at them directly."""
+    if not show or not isinstance(result, dict):
+        return result
+    plots = result.get("plots") or (result.get("files") or {}).get("plots") or []
+    images = []
+    for path in plots[:MAX_INLINE_PLOTS]:
+        data = Path(path).read_bytes()
+        if len(data) <= MAX_INLINE_PLOT_BYTES:
+            images.append(
+                ImageContent(type="image", data=base64.b64encode(data).decode("ascii"), mime_type="image/png")
+            )
+    return CallToolResult(
+        content=[TextContent(type="text", text=json.dumps(result)), *images], structured_content=result
+    )
 
 
 def _error(exc: BaseException) -> CallToolResult:
@@ -225,9 +247,10 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         guidance: Guidance = None,
         decode_video: Annotated[bool, Field(description="also decode the imagined future video")] = False,
         animate: Animate = False,
+        show_plots: ShowPlots = False,
     ) -> PredictionResult:
         """What should the robot do here? Predict an action chunk from an observation and a task."""
-        return await _call(
+        result = await _call(
             ctx,
             tb.predict,
             prompt,
@@ -242,6 +265,7 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
             decode_video,
             animate,
         )
+        return _with_plots(result, show_plots)
 
     @srv.tool(annotations=writes)
     async def imagine_rollout(
@@ -260,9 +284,10 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         steps: Steps = None,
         guidance: Guidance = None,
         animate: Animate = False,
+        show_plots: ShowPlots = False,
     ) -> PredictionResult:
         """What happens if the robot does this? Imagine the video of executing actions from an observation."""
-        return await _call(
+        result = await _call(
             ctx,
             tb.imagine,
             prompt,
@@ -278,6 +303,7 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
             guidance,
             animate,
         )
+        return _with_plots(result, show_plots)
 
     @srv.tool(annotations=writes)
     async def infer_actions(
@@ -291,11 +317,13 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         steps: Steps = None,
         guidance: Guidance = None,
         animate: Animate = False,
+        show_plots: ShowPlots = False,
     ) -> PredictionResult:
         """Which actions produced this video? Inverse dynamics from a clip."""
-        return await _call(
+        result = await _call(
             ctx, tb.infer_actions, prompt, video, embodiment, checkpoint, state, seed, steps, guidance, animate
         )
+        return _with_plots(result, show_plots)
 
     @srv.tool(annotations=writes)
     async def visualize_actions(
@@ -304,9 +332,10 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
             str | None, Field(description="video to animate beside the plot (default: rollout.mp4)")
         ] = None,
         animate: Annotated[bool, Field(description="write the playhead animation mp4")] = True,
+        show_plots: ShowPlots = False,
     ) -> VisualizationResult:
         """Plot an action chunk: per-dimension time series with units, 3-D end-effector path or joint plots."""
-        return await _call(None, tb.visualize, path, video, animate)
+        return _with_plots(await _call(None, tb.visualize, path, video, animate), show_plots)
 
     @srv.tool(annotations=writes)
     async def evaluate_in_sim(
