@@ -101,8 +101,8 @@ class Policy:
         overrides = dict(steps=steps, guidance=guidance, schedule=schedule, shift=shift, native_grid=native_grid)
         if preset is not None:
             sampling = SamplingConfig.from_preset(preset, **overrides)
-        elif emb.sampling:
-            sampling = SamplingConfig.from_preset(emb.sampling, **overrides)
+        elif emb.sampling_preset:
+            sampling = SamplingConfig.from_preset(emb.sampling_preset, **overrides)
         else:
             sampling = SamplingConfig().updated(**overrides)
         if chunk_size is not None:

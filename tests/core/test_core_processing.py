@@ -171,3 +171,15 @@ def test_import_is_light():
     code = "import sys, worldpolicy; worldpolicy.get_embodiment('droid'); print(sorted(m for m in ('torch', 'diffusers', 'mujoco') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_registry_tables_agree_with_diffusers():
+    """The registry copies diffusers' domain ids, widths and view sentences so `import worldpolicy` stays light."""
+    from diffusers.pipelines.cosmos import pipeline_cosmos3_omni as p
+
+    from worldpolicy.embodiments import domain_table, view_point_sentences
+
+    table = domain_table()
+    assert {name: d["id"] for name, d in table.items()} == p._EMBODIMENT_TO_DOMAIN_ID
+    assert {name: d["width"] for name, d in table.items() if d["width"]} == p._EMBODIMENT_TO_RAW_ACTION_DIM
+    assert view_point_sentences() == p._ACTION_VIEWPOINT_TEMPLATES

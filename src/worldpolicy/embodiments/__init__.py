@@ -26,12 +26,11 @@ __all__ = [
     "register_embodiment",
     "domain_table",
     "LAYOUTS",
-    "VIEW_POINTS",
     "PROMPT_FORMATS",
+    "view_point_sentences",
 ]
 
 LAYOUTS = ("relative_pose", "joint_position", "generic")
-VIEW_POINTS = ("ego_view", "third_person_view", "wrist_view", "concat_view")
 PROMPT_FORMATS = ("json", "plain")
 MAX_DOMAIN_ID = 32  # DomainAwareLinear has nn.Embedding(32, ...) rows
 
@@ -64,7 +63,7 @@ class Embodiment:
     state_keys: Mapping[str, str] = field(default_factory=dict)
     composite: str | None = None
     snap_to_16: bool = True
-    sampling: Mapping[str, Any] = field(default_factory=dict)
+    sampling_preset: str | None = None
     description: str = ""
     variants: tuple[str, ...] = ()
 
@@ -113,6 +112,11 @@ def _builtin_table() -> dict[str, Any]:
 
 
 _USER: dict[str, dict[str, Any]] = {}
+
+
+def view_point_sentences() -> dict[str, str]:
+    """View point → the exact framing sentence the model was trained with (cosmos3-model.md §8)."""
+    return dict(_builtin_table()["view_points"])
 
 
 def domain_table() -> dict[str, dict[str, Any]]:
@@ -185,7 +189,7 @@ def _build(name: str, spec: Mapping[str, Any], variant: str | None) -> Embodimen
             state_keys=dict(base.get("state_keys", {})),
             composite=base.get("composite"),
             snap_to_16=bool(base.get("snap_to_16", True)),
-            sampling=dict(base.get("sampling", {})),
+            sampling_preset=base.get("sampling_preset"),
             description=base.get("description", ""),
             variants=tuple(variants),
         )
@@ -208,8 +212,8 @@ def _validated(e: Embodiment) -> Embodiment:
         raise ValueError(f"{where}: fps={e.fps} must be > 0")
     if e.layout not in LAYOUTS:
         raise ValueError(f"{where}: layout={e.layout!r}; accepted: {', '.join(LAYOUTS)}")
-    if e.view_point not in VIEW_POINTS:
-        raise ValueError(f"{where}: view_point={e.view_point!r}; accepted: {', '.join(VIEW_POINTS)}")
+    if e.view_point not in view_point_sentences():
+        raise ValueError(f"{where}: view_point={e.view_point!r}; accepted: {', '.join(view_point_sentences())}")
     if e.prompt_format not in PROMPT_FORMATS:
         raise ValueError(f"{where}: prompt_format={e.prompt_format!r}; accepted: {', '.join(PROMPT_FORMATS)}")
     if e.gripper_column is not None and e.gripper_column not in e.columns:

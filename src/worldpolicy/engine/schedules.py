@@ -3,7 +3,7 @@
 Defaults come from the checkpoint (`scheduler/scheduler_config.json` and `model_index.json`'s
 `use_native_flow_schedule`), exactly as `Cosmos3OmniPipeline` would use them. Overrides: `schedule` ("linear" flow
 with `shift`, or "karras" — which ignores shift), and `native_grid` (the reference base grid linspace(1-1/1000, 0)).
-Named presets are data in the embodiment registry (`sampling` of a variant), e.g. the released DROID settings.
+Named presets (`PRESETS`) hold the released DROID settings; embodiment variants name theirs in the registry.
 """
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 SCHEDULES = ("checkpoint", "linear", "karras")
 
-# Released Cosmos3-Nano-Policy-DROID (RoboLab server, cosmos3-model.md §11/§20): 4 steps, CFG 3, linear flow shift 5
-# on the native grid. Also stored with the `droid/joint_pos` embodiment; kept here so any embodiment can ask for it.
-DROID_NATIVE = {"steps": 4, "guidance": 3.0, "schedule": "linear", "shift": 5.0, "native_grid": True}
-PRESETS = {"droid_native": DROID_NATIVE}
+# Named presets; an embodiment variant names its default in the registry (`sampling_preset`).
+# droid_native = the released Cosmos3-Nano-Policy-DROID (RoboLab server, cosmos3-model.md §11/§20): 4 steps, CFG 3,
+# linear flow shift 5 on the native grid.
+PRESETS = {"droid_native": {"steps": 4, "guidance": 3.0, "schedule": "linear", "shift": 5.0, "native_grid": True}}
 
 
 @dataclass(frozen=True)
@@ -57,12 +57,10 @@ class SamplingConfig:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
     @classmethod
-    def from_preset(cls, preset: str | Mapping[str, Any], **overrides: Any) -> "SamplingConfig":
-        if isinstance(preset, str):
-            if preset not in PRESETS:
-                raise ValueError(f"preset={preset!r} is not known; accepted: {', '.join(PRESETS)}")
-            preset = PRESETS[preset]
-        return cls(**{**dict(preset), **{k: v for k, v in overrides.items() if v is not None}})
+    def from_preset(cls, preset: str, **overrides: Any) -> "SamplingConfig":
+        if preset not in PRESETS:
+            raise ValueError(f"preset={preset!r} is not known; accepted: {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}})
 
 
 def make_scheduler(base, sampling: SamplingConfig, use_native_flow_schedule: bool):

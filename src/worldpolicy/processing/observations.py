@@ -7,7 +7,6 @@ resolution-bin, downscale-only resize and pad rules (cosmos3-model.md §9) by ca
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -231,10 +230,3 @@ def check_chunk_size(chunk_size: int) -> None:
             f"must be a positive multiple of 4 (e.g. {lower} or {lower + 4}; released DROID uses 32)"
         )
 
-
-def latent_frames(num_frames: int) -> int:
-    return (num_frames - 1) // 4 + 1
-
-
-def num_vision_tokens(latent_t: int, latent_h: int, latent_w: int) -> int:
-    return latent_t * math.ceil(latent_h / 2) * math.ceil(latent_w / 2)

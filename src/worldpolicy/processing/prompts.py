@@ -9,12 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-VIEW_POINT_SENTENCES = {
-    "ego_view": "This video is captured from a first-person perspective looking at the scene.",
-    "third_person_view": "This video is captured from a third-person perspective looking towards the agent from the front.",
-    "wrist_view": "This video is captured from a wrist-mounted camera.",
-    "concat_view": "This video contains concatenated views from multiple camera perspectives.",
-}
+from ..embodiments import view_point_sentences
+
 SYSTEM_PROMPT_VIDEO = "You are a helpful assistant who will generate videos from a give prompt."
 ASPECT_RATIOS = ("1,1", "4,3", "3,4", "16,9", "9,16")
 
@@ -27,10 +23,11 @@ def check_task(task: Any, param: str = "prompt") -> str:
     return task
 
 
-def check_view_point(view_point: str) -> str:
-    if view_point not in VIEW_POINT_SENTENCES:
-        raise ValueError(f"view_point={view_point!r} is not known; accepted: {', '.join(VIEW_POINT_SENTENCES)}")
-    return view_point
+def view_sentence(view_point: str) -> str:
+    sentences = view_point_sentences()
+    if view_point not in sentences:
+        raise ValueError(f"view_point={view_point!r} is not known; accepted: {', '.join(sentences)}")
+    return sentences[view_point]
 
 
 def _sentence(task: str) -> str:
@@ -42,7 +39,7 @@ def json_caption(task: str, view_point: str, num_frames: int, fps: float, height
     """The structured caption `Cosmos3OmniPipeline` builds for action runs (byte-identical; tested)."""
     duration_s = num_frames / fps
     minutes, seconds = divmod(round(duration_s), 60)
-    caption: dict[str, Any] = {"cinematography": {"framing": VIEW_POINT_SENTENCES[check_view_point(view_point)]}}
+    caption: dict[str, Any] = {"cinematography": {"framing": view_sentence(view_point)}}
     ratio = width / height
     aspect = min(ASPECT_RATIOS, key=lambda r: abs(int(r.split(",")[0]) / int(r.split(",")[1]) - ratio))
     caption["actions"] = [{"time": f"0:00-{minutes}:{seconds:02d}", "description": _sentence(task)}]
@@ -57,7 +54,7 @@ def plain_caption(
     task: str, view_point: str, num_frames: int, fps: float, height: int, width: int, view_description: str = ""
 ) -> str:
     """The RoboLab plain format: task, view sentence, view description, duration/fps, canvas resolution."""
-    parts = [_sentence(task), VIEW_POINT_SENTENCES[check_view_point(view_point)]]
+    parts = [_sentence(task), view_sentence(view_point)]
     if view_description:
         parts.append(view_description.strip())
     parts.append(f"The video is {float(int(num_frames / fps)):.1f} seconds long and is of {fps:.0f} FPS.")
