@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any
 
 from .results import MODES
 
@@ -71,23 +68,16 @@ def _embodiments(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_json(path: Path, doc: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent=1)
-    os.replace(tmp, path)
-
-
 def write_run(prediction, out: Path, plots: bool = True) -> list[Path]:
     """Write a prediction's artifacts: actions.json (schema v1), settings.json, rollout.mp4, plots/, index.html."""
+    from .fileio import write_json_atomic
     from .processing.video import write_video
 
     out.mkdir(parents=True, exist_ok=True)
     doc = prediction.to_json()
     written = [out / "actions.json", out / "settings.json"]
-    _write_json(written[0], doc)
-    _write_json(written[1], prediction.settings)
+    write_json_atomic(written[0], doc)
+    write_json_atomic(written[1], prediction.settings)
     if prediction.video is not None:
         written.append(write_video(out / "rollout.mp4", prediction.video, prediction.fps))
     if plots:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -137,15 +135,3 @@ def read_json(path: Path, what: str) -> Any:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetFormatError(path, None, f"{what} is not valid JSON: {exc}") from None
 
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """JSON through a temp file in the same folder and os.replace: readers see the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=4, ensure_ascii=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -30,6 +30,8 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("worldpolicy.data needs pyarrow: pip install 'worldpolicy[train]'") from exc
 
+from ..fileio import write_json_atomic
+from ..processing.video import CODECS, VideoFileWriter
 from .layout import (
     AUTO_FEATURES,
     CODEBASE_VERSION,
@@ -51,10 +53,9 @@ from .layout import (
     check_info,
     image_hw,
     read_json,
-    write_json_atomic,
 )
 from .stats import STAT_NAMES, aggregate_stats, compute_stats, stats_from_json, stats_to_json
-from .video import CODECS, VideoFileWriter, read_segment
+from .video import read_segment
 
 __all__ = ["Episode", "LeRobotDataset", "LeRobotDatasetWriter", "write_episodes"]
 
@@ -768,8 +769,8 @@ class LeRobotDatasetWriter:
         }
         stats = {k: compute_stats(np.concatenate(v)) for k, v in self._values.items()}
         stats.update({k: aggregate_stats(v) for k, v in self._video_stats.items()})
-        write_json_atomic(self._stage / STATS_PATH, stats_to_json(stats))
-        write_json_atomic(self._stage / INFO_PATH, info)
+        write_json_atomic(self._stage / STATS_PATH, stats_to_json(stats), indent=4, ensure_ascii=False)
+        write_json_atomic(self._stage / INFO_PATH, info, indent=4, ensure_ascii=False)
 
     def _publish(self) -> None:
         old = None

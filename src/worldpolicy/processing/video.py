@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterable
 
@@ -35,11 +38,96 @@ def read_video(path: str | Path, max_frames: int | None = None) -> tuple[np.ndar
     return np.stack(frames), fps
 
 
-def write_video(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], fps: float, crf: int = 18) -> Path:
-    """Encode uint8 RGB frames to an H.264 MP4, atomically (temp file + rename). Odd sizes are padded to even."""
-    import av
+@dataclass(frozen=True)
+class VideoCodec:
+    """An encoder setting. `lossless` codecs round-trip uint8 RGB frames bit-exactly."""
 
-    path = Path(path)
+    encoder: str
+    pix_fmt: str
+    options: tuple[tuple[str, str], ...]
+    name: str  # the codec name as LeRobot's info.json records it (`video.codec`)
+    lossless: bool = False
+
+
+CODECS = {
+    "libx264": VideoCodec("libx264", "yuv420p", (("crf", "18"), ("preset", "veryfast")), "h264"),
+    "libx264rgb": VideoCodec("libx264rgb", "rgb24", (("crf", "0"),), "h264", lossless=True),
+    "libsvtav1": VideoCodec("libsvtav1", "yuv420p", (("crf", "30"), ("preset", "12")), "av1"),
+}
+
+
+def fps_fraction(fps: float) -> Fraction:
+    return Fraction(fps).limit_denominator(1001)
+
+
+class VideoFileWriter:
+    """Streams frames into one MP4 written to a temp file and moved into place on `close()` (`abort()` drops it).
+
+    Whole clips go through `write_video`; LeRobot v3 files grow episode by episode through `append`.
+    """
+
+    def __init__(self, path: Path, fps: float, height: int, width: int, codec: str = "libx264", gop: int | None = None):
+        import av
+
+        if codec not in CODECS:
+            raise ValueError(f"codec={codec!r}; accepted: {', '.join(CODECS)}")
+        if fps <= 0:
+            raise ValueError(f"fps={fps} must be > 0")
+        spec = CODECS[codec]
+        if spec.pix_fmt == "yuv420p" and (height % 2 or width % 2):
+            raise ValueError(
+                f"video_codec={codec!r} needs even frame sizes, got {height}x{width}; "
+                f"use video_codec='libx264rgb' for odd sizes"
+            )
+        self.path, self.fps, self.shape = Path(path), fps_fraction(fps), (height, width, 3)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".mp4")
+        os.close(fd)
+        self._container = av.open(self._tmp, mode="w", format="mp4")
+        self._stream = self._container.add_stream(spec.encoder, rate=self.fps)
+        self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, spec.pix_fmt
+        self._stream.options = {**dict(spec.options), **({"g": str(gop)} if gop else {})}
+        self.num_frames = 0
+        self.bytes_written = 0
+
+    def append(self, frames: np.ndarray) -> tuple[float, float]:
+        """Encode frames [T, H, W, 3] uint8; returns their (from_timestamp, to_timestamp) in seconds."""
+        import av
+
+        start = self.num_frames
+        for frame in frames:
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            vf.pts, vf.time_base = self.num_frames, 1 / self.fps
+            self.num_frames += 1
+            self._mux(self._stream.encode(vf))
+        return float(start / self.fps), float(self.num_frames / self.fps)
+
+    def _mux(self, packets) -> None:
+        for packet in packets:
+            self.bytes_written += packet.size
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        try:
+            self._mux(self._stream.encode())
+            self._container.close()
+            os.chmod(self._tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be shared
+            os.replace(self._tmp, self.path)
+        finally:
+            if os.path.exists(self._tmp):
+                os.unlink(self._tmp)
+
+    def abort(self) -> None:
+        import av
+
+        with contextlib.suppress(av.error.FFmpegError, OSError):  # the file is discarded either way
+            self._container.close()
+        if os.path.exists(self._tmp):
+            os.unlink(self._tmp)
+
+
+def write_video(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], fps: float) -> Path:
+    """Encode uint8 RGB frames to an H.264 MP4, atomically. Odd sizes are padded to even (edge pixels)."""
     frames = [np.asarray(f) for f in frames]
     if not frames:
         raise ValueError("write_video: no frames given")
@@ -48,31 +136,14 @@ def write_video(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], fps
         raise ValueError("write_video: all frames must share one [H, W, 3] shape")
     if fps <= 0:
         raise ValueError(f"write_video: fps={fps} must be > 0")
-    ph, pw = h + h % 2, w + w % 2
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=path.parent, prefix=f".{path.stem}.")
-    os.close(fd)
+    clip = np.stack(frames).astype(np.uint8, copy=False)
+    if h % 2 or w % 2:
+        clip = np.pad(clip, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    writer = VideoFileWriter(Path(path), fps, clip.shape[1], clip.shape[2])
     try:
-        with av.open(tmp, mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=_fraction(fps))
-            stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
-            stream.options = {"crf": str(crf)}
-            for f in frames:
-                f = np.ascontiguousarray(f.astype(np.uint8, copy=False))
-                if (ph, pw) != (h, w):
-                    f = np.pad(f, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
-                for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def _fraction(fps: float):
-    from fractions import Fraction
-
-    return Fraction(fps).limit_denominator(1001)
+        writer.append(clip)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+    return Path(path)

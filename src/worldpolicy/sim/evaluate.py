@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from worldpolicy.fileio import write_bytes_atomic
 from worldpolicy.sim.rollout import ChunkStrategy, EpisodeResult, Rollout
 
 __all__ = ["EvalReport", "evaluate", "wilson_interval", "write_report"]
@@ -131,25 +130,13 @@ def evaluate(
     return report
 
 
-def _atomic_write(path: Path, data: str | bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
 
 def write_report(report: EvalReport, out: Path, *, plots: bool = True) -> list[Path]:
     """report.json, report.md and (optionally) report.png: cumulative success with its CI band, episode lengths."""
     out = Path(out)
     written = [out / "report.json", out / "report.md"]
-    _atomic_write(written[0], json.dumps(report.to_json(), indent=1))
-    _atomic_write(written[1], report.markdown())
+    write_bytes_atomic(written[0], json.dumps(report.to_json(), indent=1))
+    write_bytes_atomic(written[1], report.markdown())
     if plots:
         import io
 
@@ -175,5 +162,5 @@ def write_report(report: EvalReport, out: Path, *, plots: bool = True) -> list[P
         fig.savefig(buf, format="png", dpi=110)
         plt.close(fig)
         written.append(out / "report.png")
-        _atomic_write(written[-1], buf.getvalue())
+        write_bytes_atomic(written[-1], buf.getvalue())
     return written

@@ -7,13 +7,13 @@ embodiment registry; `plot_prediction` picks the right plots for a `worldpolicy.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..fileio import atomic_path
 
 __all__ = [
     "GRIPPER_CLOSED_THRESHOLD",
@@ -66,18 +66,9 @@ def _grid_margins(fig, nrows: int, ncols: int, left=0.8, right=0.2, top=0.45, bo
 
 def save_figure(fig, path: str | Path) -> Path:
     """Write a figure as PNG atomically (temp file in the target folder, then os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent, prefix=f".{path.stem}.")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=DPI)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; reports and plots are meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return Path(path)
 
 
 def _check_actions(actions: Any, columns: Sequence[str], units: Sequence[str] | None = None) -> np.ndarray:

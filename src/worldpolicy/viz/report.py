@@ -16,13 +16,13 @@ import base64
 import datetime as _dt
 import html
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..fileio import write_bytes_atomic
 
 __all__ = ["MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html", "serve_report", "write_report"]
 
@@ -310,17 +310,7 @@ def write_report(run_dir: str | Path, title: str | None = None) -> Path:
     """Write `<run_dir>/index.html` atomically and return its path."""
     run_dir = Path(run_dir)
     page = build_report_html(run_dir, title)
-    out = run_dir / REPORT_FILE
-    fd, tmp = tempfile.mkstemp(suffix=".html", dir=run_dir, prefix=".index.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(page)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; reports and plots are meant to be shared
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
+    return write_bytes_atomic(run_dir / REPORT_FILE, page.encode("utf-8"))
 
 
 def serve_report(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765) -> None:
