@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from strands import tool
 
@@ -18,7 +18,7 @@ from .toolbox import Toolbox, ToolboxConfig, ToolInputError, error_payload
 
 __all__ = ["ACTIONS", "configure", "worldpolicy_tool"]
 
-ACTIONS = (
+ActionName = Literal[
     "list_embodiments",
     "list_checkpoints",
     "list_world_models",
@@ -27,7 +27,8 @@ ACTIONS = (
     "infer_actions",
     "visualize",
     "evaluate_sim",
-)
+]
+ACTIONS = get_args(ActionName)
 _lock = threading.Lock()
 _toolbox: Toolbox | None = None
 
@@ -52,16 +53,7 @@ def _current() -> Toolbox:
 
 @tool(name="worldpolicy")
 def worldpolicy_tool(
-    action: Literal[
-        "list_embodiments",
-        "list_checkpoints",
-        "list_world_models",
-        "predict",
-        "imagine",
-        "infer_actions",
-        "visualize",
-        "evaluate_sim",
-    ],
+    action: ActionName,
     prompt: str | None = None,
     embodiment: str = "droid",
     checkpoint: str | None = None,

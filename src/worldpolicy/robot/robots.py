@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -99,18 +99,12 @@ def _menagerie_panda(root: str | os.PathLike | None = None) -> RobotConfig:
         path = Path(root) / "panda.xml"
     if not path.is_file():
         raise FileNotFoundError(f"robot 'menagerie_panda': no franka_emika_panda/panda.xml under {root}")
-    return RobotConfig(
+    return replace(
+        _shipped_panda(),
         name="menagerie_panda",
         mjcf=str(path),
-        ee_frame="tcp",
-        ee_frame_type="site",
-        arm_joints=tuple(f"joint{i}" for i in range(1, 8)),
-        arm_actuators=tuple(f"actuator{i}" for i in range(1, 8)),
-        gripper_joints=("finger_joint1", "finger_joint2"),
         gripper_actuator="actuator8",
         gripper_ctrl_open=255.0,
-        gripper_ctrl_closed=0.0,
-        finger_open=0.04,
         home=(0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.7854),
         tcp_offset=("hand", 0.0, 0.0, 0.1034),
     )

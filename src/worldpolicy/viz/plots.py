@@ -71,7 +71,11 @@ def save_figure(fig, path: str | Path) -> Path:
     return Path(path)
 
 
-def _check_actions(actions: Any, columns: Sequence[str], units: Sequence[str] | None = None) -> np.ndarray:
+def _check_actions(
+    actions: Any, columns: Sequence[str], units: Sequence[str] | None = None, gripper_column: str | None = None
+) -> np.ndarray:
+    if gripper_column is not None and gripper_column not in columns:
+        raise ValueError(f"gripper_column={gripper_column!r} is not one of the columns {list(columns)}")
     a = np.asarray(actions, dtype=np.float64)
     if a.ndim != 2 or a.shape[0] < 1:
         raise ValueError(f"actions must be a 2-D array [T, D] with T >= 1, got shape {a.shape}")
@@ -147,11 +151,9 @@ def action_timeseries_figure(
     title: str = "",
 ):
     """The `plot_action_timeseries` figure (a matplotlib Figure on the Agg canvas), for callers that draw on it."""
-    a = _check_actions(actions, columns, units)
+    a = _check_actions(actions, columns, units, gripper_column)
     fps = _check_fps(fps)
     columns = list(columns)
-    if gripper_column is not None and gripper_column not in columns:
-        raise ValueError(f"gripper_column={gripper_column!r} is not one of the columns {list(columns)}")
     t = np.arange(a.shape[0]) / fps
     d = a.shape[1]
     ncols = 1 if d <= 4 else 2
@@ -234,9 +236,7 @@ def ee_path_figure(
 ):
     """The `plot_ee_path` figure."""
     poses = ee_poses(actions, columns, anchor)
-    a = np.asarray(actions, dtype=np.float64)
-    if gripper_column is not None and gripper_column not in columns:
-        raise ValueError(f"gripper_column={gripper_column!r} is not one of the columns {list(columns)}")
+    a = _check_actions(actions, columns, gripper_column=gripper_column)
     p = poses[:, :3, 3]
     span = float(np.max(np.ptp(p, axis=0))) if len(p) > 1 else 0.0
     half = max(span / 2 * 1.15, 0.01)
@@ -304,10 +304,8 @@ def joints_figure(
     title: str = "",
 ):
     """The `plot_joints` figure."""
-    a = _check_actions(actions, columns, units)
+    a = _check_actions(actions, columns, units, gripper_column)
     fps = _check_fps(fps)
-    if gripper_column is not None and gripper_column not in columns:
-        raise ValueError(f"gripper_column={gripper_column!r} is not one of the columns {list(columns)}")
     joint_idx = [i for i, c in enumerate(columns) if c != gripper_column]
     joint_units = sorted({units[i] for i in joint_idx})
     unit = joint_units[0] if len(joint_units) == 1 else "mixed"
