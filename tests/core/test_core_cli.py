@@ -62,6 +62,14 @@ def test_missing_checkpoint_is_clear(image_file, tmp_path, capsys):
     assert rc == 2 and "hub id" in capsys.readouterr().err
 
 
+def test_unreachable_hub_checkpoint_is_clear(image_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    rc = main(["predict", "--checkpoint", "nvidia/no-such-checkpoint", "--image", str(image_file), "--prompt", "x",
+               "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "could not fetch checkpoint" in err and "Traceback" not in err
+
+
 def test_embodiments_lists_the_registry(capsys):
     assert main(["embodiments"]) == 0
     out = capsys.readouterr().out

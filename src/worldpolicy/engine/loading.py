@@ -62,7 +62,7 @@ def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.d
     except OSError as exc:
         if local.exists():
             raise
-        raise RuntimeError(
+        raise FileNotFoundError(
             f"could not fetch checkpoint {source!r} from the Hugging Face hub ({exc.__class__.__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}). Offline? Download it elsewhere and pass the local folder."
         ) from exc
