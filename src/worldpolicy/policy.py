@@ -95,7 +95,7 @@ class Policy:
         `droid/joint_pos`), else `preset`, else 4 steps / CFG 3 on the checkpoint's schedule; explicit args win.
         `seed` makes the per-request seeds a deterministic sequence (RoboLab's `--deterministic-seed`)."""
         from .engine import Engine, SamplingConfig
-        from .engine.loading import load_components, resolve_device, resolve_dtype
+        from .engine.loading import check_compile_options, load_components, resolve_device, resolve_dtype
 
         emb = get_embodiment(embodiment, variant)
         overrides = dict(steps=steps, guidance=guidance, schedule=schedule, shift=shift, native_grid=native_grid)
@@ -111,6 +111,7 @@ class Policy:
             resolution_bins(resolution_tier)
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
+        check_compile_options(torch_device, compile, cuda_graphs)
         parts = load_components(path_or_id, torch_device, torch_dtype)
         engine = Engine(
             parts["transformer"], parts["vae"], parts["tokenizer"], parts["scheduler"],

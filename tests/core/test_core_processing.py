@@ -183,3 +183,9 @@ def test_registry_tables_agree_with_diffusers():
     assert {name: d["id"] for name, d in table.items()} == p._EMBODIMENT_TO_DOMAIN_ID
     assert {name: d["width"] for name, d in table.items() if d["width"]} == p._EMBODIMENT_TO_RAW_ACTION_DIM
     assert view_point_sentences() == p._ACTION_VIEWPOINT_TEMPLATES
+
+
+def test_cuda_graphs_without_cuda_fails_before_loading(tmp_path):
+    # the folder does not exist: reaching the loader would raise FileNotFoundError instead
+    with pytest.raises(ValueError, match="cuda_graphs=True needs a CUDA device"):
+        worldpolicy.load_policy(tmp_path / "never-loaded", device="cpu", cuda_graphs=True)

@@ -9,7 +9,6 @@ from a per-request CPU generator, and the sampler state stays fp32, so a seed gi
 from __future__ import annotations
 
 import copy
-import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -22,9 +21,8 @@ from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
 
 from .forward import TextCache, encode_text, generate, rotary, timestep_embedding
+from .loading import check_compile_options
 from .schedules import SamplingConfig, make_scheduler
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -99,8 +97,7 @@ class Engine:
         self.default_use_system_prompt = bool(default_use_system_prompt)
         self.device = next(transformer.parameters()).device
         self.dtype = transformer.dtype
-        if cuda_graphs and self.device.type != "cuda":
-            raise ValueError(f"cuda_graphs=True needs a CUDA device, but the model is on {self.device}")
+        check_compile_options(self.device, compile, cuda_graphs)
         self._generate = generate
         if compile or cuda_graphs:
             mode = "reduce-overhead" if cuda_graphs else "max-autotune-no-cudagraphs"
@@ -113,22 +110,26 @@ class Engine:
 
     # -- stages ---------------------------------------------------------------------------------------------------
 
+    def _latent_stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The VAE's per-channel latent mean and 1/std, shaped to broadcast over [B, C, T, H, W]."""
+        dtype = self.vae.dtype
+        return (
+            self._latents_mean.to(device=device, dtype=dtype).view(1, -1, 1, 1, 1),
+            self._latents_inv_std.to(device=device, dtype=dtype).view(1, -1, 1, 1, 1),
+        )
+
     @torch.no_grad()
     def encode_video(self, canvas: torch.Tensor) -> torch.Tensor:
         """[B,3,T,H,W] in [-1,1] → normalised fp32 latents (the pipeline's `_encode_video`)."""
-        vae_dtype = self.vae.dtype
-        raw = self.vae.encode(canvas.to(device=self.device, dtype=vae_dtype)).latent_dist.mode()
-        mean = self._latents_mean.to(device=raw.device, dtype=vae_dtype).view(1, -1, 1, 1, 1)
-        inv_std = self._latents_inv_std.to(device=raw.device, dtype=vae_dtype).view(1, -1, 1, 1, 1)
+        raw = self.vae.encode(canvas.to(device=self.device, dtype=self.vae.dtype)).latent_dist.mode()
+        mean, inv_std = self._latent_stats(raw.device)
         return ((raw - mean) * inv_std).float().contiguous()
 
     @torch.no_grad()
     def decode_video(self, latents: torch.Tensor) -> np.ndarray:
         """Normalised latents → float frames [T,H,W,3] in [0,1] (the pipeline's decode + postprocess)."""
-        vae_dtype = self.vae.dtype
-        mean = self._latents_mean.to(device=latents.device, dtype=vae_dtype).view(1, -1, 1, 1, 1)
-        inv_std = self._latents_inv_std.to(device=latents.device, dtype=vae_dtype).view(1, -1, 1, 1, 1)
-        decoded = self.vae.decode(latents.to(vae_dtype) / inv_std + mean).sample.to(torch.float32)
+        mean, inv_std = self._latent_stats(latents.device)
+        decoded = self.vae.decode(latents.to(self.vae.dtype) / inv_std + mean).sample.to(torch.float32)
         return self._video_processor.postprocess_video(decoded, output_type="np")[0]
 
     def text(self, ids: list[int]) -> TextCache:
