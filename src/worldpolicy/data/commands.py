@@ -36,6 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--cameras", nargs="+", help="DROID camera keys to record (default: all three)")
     sim.add_argument("--max-steps", type=int, help="episode step limit (default: the task's)")
     sim.add_argument("--chunk-size", type=int, default=8, help="expert re-plan interval in steps (default: 8)")
+    sim.add_argument("--start-jitter", type=float, default=0.0, metavar="RAD",
+                     help="vary the arm's start pose by up to this many radians per joint (default: 0)")
     sim.add_argument("--keep-failures", action="store_true", help="keep episodes the expert did not solve")
     sim.add_argument("--workers", type=int, default=1, help="recording processes (default: 1; output is the same)")
     sim.add_argument("--video-codec", default="libx264rgb", help="libx264rgb (lossless, default), libx264, libsvtav1")
@@ -108,6 +110,7 @@ def _from_sim(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         chunk_size=args.chunk_size,
         keep_failures=args.keep_failures,
+        start_jitter=args.start_jitter,
         workers=args.workers,
     )
     out = _summary(result.dataset)

@@ -80,6 +80,7 @@ def expert_episodes(
     chunk_size: int = 8,
     max_steps: int | None = None,
     settle_steps: int = 4,
+    start_jitter: float = 0.0,
     keep_failures: bool = False,
     max_attempts: int | None = None,
     workers: int = 1,
@@ -89,7 +90,10 @@ def expert_episodes(
 
     Failed episodes are skipped (their seeds appended to `failed_seeds`) unless `keep_failures`; after
     `max_attempts` (default 2·num_episodes + 5) tries a RuntimeError says how often the expert failed. After success
-    the last action is held for `settle_steps` more steps so the solved scene is on camera. `workers` > 1 records
+    the last action is held for `settle_steps` more steps so the solved scene is on camera. `start_jitter` (rad) moves
+    the arm off its home pose before the episode, by a per-joint offset uniform in ±u·start_jitter with u ~ U(0, 1)
+    drawn per episode: a learner then sees the target from many gripper positions, not only along the expert's
+    path from home. `workers` > 1 records
     episodes in that many processes (rendering is CPU-bound and single-threaded); the output does not depend on it.
     """
     from worldpolicy.sim.scenes import CAMERAS
@@ -102,6 +106,8 @@ def expert_episodes(
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name}={value!r} must be an int >= {low}")
+    if not (isinstance(start_jitter, (int, float)) and 0.0 <= start_jitter <= 1.0):
+        raise ValueError(f"start_jitter={start_jitter!r} must be a number of radians in [0, 1]")
     cameras = list(CAMERAS) if cameras is None else list(cameras)
     unknown = [c for c in cameras if c not in CAMERAS]
     if not cameras or unknown:
@@ -116,6 +122,7 @@ def expert_episodes(
         "chunk_size": chunk_size,
         "max_steps": max_steps,
         "settle_steps": settle_steps,
+        "start_jitter": float(start_jitter),
     }
     return _episodes(settings, workers, num_episodes, seed, attempts_allowed, keep_failures, failed_seeds)
 
@@ -203,6 +210,7 @@ class _Recorder:
         from worldpolicy.sim.policies import ScriptedPolicy
 
         self.cameras, self.settle_steps = settings["cameras"], settings["settle_steps"]
+        self.start_jitter = settings.get("start_jitter", 0.0)
         self.env = TabletopEnv(
             settings["task"],
             settings["robot"],
@@ -217,7 +225,7 @@ class _Recorder:
             raise
 
     def record(self, seed: int) -> dict[str, Any]:
-        return _record(self.env, self.expert, seed, self.cameras, self.settle_steps)
+        return _record(self.env, self.expert, seed, self.cameras, self.settle_steps, self.start_jitter)
 
     def close(self) -> None:
         self.env.close()
@@ -278,8 +286,12 @@ def sim_to_dataset(
     return SimConversion(dataset=dataset, seeds=seeds, failed_seeds=failed, wall_s=time.perf_counter() - t0)
 
 
-def _record(env, expert, seed: int, cameras: list[str], settle_steps: int) -> dict[str, Any]:
+def _record(env, expert, seed: int, cameras: list[str], settle_steps: int, start_jitter: float = 0.0) -> dict[str, Any]:
     env.reset(seed=seed)
+    if start_jitter > 0:
+        rng = np.random.default_rng([seed, 7])  # independent of the scene's draws: same scene with or without jitter
+        scale = start_jitter * rng.uniform()
+        env.set_arm(env.robot.home + rng.uniform(-scale, scale, size=env.robot.dof))
     obs = env.observe(images=False)  # render only the recorded cameras: rendering dominates the cost
     prompt = obs["prompt"]
     states, grips, actions, rewards = [], [], [], []

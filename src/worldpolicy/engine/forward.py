@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 from diffusers.models.attention_dispatch import dispatch_attention_fn
-from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import get_3d_mrope_ids_text_tokens
+from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import get_3d_mrope_ids_text_tokens, get_3d_mrope_ids_vae_tokens
 
 
 @dataclass
@@ -104,6 +104,27 @@ def generate(
         hidden = hidden + attn.to_add_out(torch.cat(outs, dim=0) if len(outs) > 1 else outs[0])
         hidden = hidden + layer.mlp_moe_gen(layer.post_attention_layernorm_moe_gen(hidden))
     return transformer.norm_moe_gen(hidden)
+
+
+def generation_positions(
+    config, text_len: int, token_grid: tuple[int, int, int], action_rows: int, history: int, fps: float | None
+) -> torch.Tensor:
+    """mRoPE ids [3, N] of the generated part of a sequence — vision grid, then action rows — laid out as the
+    pipeline lays them (actions start one latent frame in, or at the state frame when a state row leads)."""
+    offset = text_len + config.unified_3d_mrope_temporal_modality_margin
+    fps = fps if config.enable_fps_modulation else None
+    common = dict(
+        temporal_offset=offset, reset_spatial_indices=config.unified_3d_mrope_reset_spatial_ids, fps=fps,
+        base_fps=float(config.base_fps),
+    )
+    vision, _ = get_3d_mrope_ids_vae_tokens(
+        grid_t=token_grid[0], grid_h=token_grid[1], grid_w=token_grid[2], temporal_compression_factor=4, **common
+    )
+    action, _ = get_3d_mrope_ids_vae_tokens(
+        grid_t=action_rows, grid_h=1, grid_w=1, temporal_compression_factor=1, base_temporal_compression_factor=4,
+        start_frame_offset=1 - history, **common,
+    )
+    return torch.cat([vision.float(), action.float()], dim=1)
 
 
 def timestep_embedding(transformer, timestep: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

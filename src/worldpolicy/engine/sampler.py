@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import get_3d_mrope_ids_vae_tokens
 from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
 
-from .forward import TextCache, encode_text, generate, rotary, timestep_embedding
+from .forward import TextCache, encode_text, generate, generation_positions, rotary, timestep_embedding
 from .loading import check_compile_options
 from .schedules import SamplingConfig, make_scheduler
 
@@ -209,34 +208,11 @@ class Engine:
         )
 
     def _positions(self, item: _Item, text_len: int) -> torch.Tensor:
-        """mRoPE ids of the generated part of one sequence (vision grid then action rows), as the pipeline lays them."""
-        cfg = self.transformer.config
-        offset = text_len + cfg.unified_3d_mrope_temporal_modality_margin
-        fps = item.request.fps if cfg.enable_fps_modulation else None
-        vision, _ = get_3d_mrope_ids_vae_tokens(
-            grid_t=item.token_grid[0],
-            grid_h=item.token_grid[1],
-            grid_w=item.token_grid[2],
-            temporal_offset=offset,
-            reset_spatial_indices=cfg.unified_3d_mrope_reset_spatial_ids,
-            fps=fps,
-            base_fps=float(cfg.base_fps),
-            temporal_compression_factor=4,
-        )
         history = 0 if item.request.state_row is None else 1
-        action, _ = get_3d_mrope_ids_vae_tokens(
-            grid_t=item.actions.shape[0],
-            grid_h=1,
-            grid_w=1,
-            temporal_offset=offset,
-            reset_spatial_indices=cfg.unified_3d_mrope_reset_spatial_ids,
-            fps=fps,
-            base_fps=float(cfg.base_fps),
-            temporal_compression_factor=1,
-            base_temporal_compression_factor=4,
-            start_frame_offset=1 - history,
+        positions = generation_positions(
+            self.transformer.config, text_len, item.token_grid, item.actions.shape[0], history, item.request.fps
         )
-        return torch.cat([vision.float(), action.float()], dim=1).to(self.device)
+        return positions.to(self.device)
 
     def _tokens(self, item: _Item, timestep: Any) -> torch.Tensor:
         """Gen-tower input of one request at one step: projected vision patches then action rows, time-embedded."""

@@ -147,6 +147,17 @@ class TabletopEnv(gym.Env):
         mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
         self.steps += 1
 
+    def set_arm(self, q: np.ndarray) -> None:
+        """Teleport the arm to joints `q` (held there by the position servos) — varied start poses for data."""
+        q = np.asarray(q, dtype=np.float64)
+        if q.shape != (self.robot.dof,) or not np.all(np.isfinite(q)):
+            raise ValueError(f"q: expected {self.robot.dof} finite joint angles, got {q!r}")
+        q = np.clip(q, self.lower, self.upper)
+        self.data.qpos[self._arm_qadr] = q
+        self.data.qvel[:] = 0.0
+        self.data.ctrl[self._arm_act] = q
+        mujoco.mj_forward(self.model, self.data)
+
     def joint_positions(self) -> np.ndarray:
         return self.data.qpos[self._arm_qadr].copy()
 
