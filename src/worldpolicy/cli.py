@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "worldpolicy.serving.commands",
     "worldpolicy.sim.commands",
     "worldpolicy.data.commands",
+    "worldpolicy.train.commands",
     "worldpolicy.agents.commands",
 )
 

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .embodiments import Embodiment, get_embodiment
+from .embodiments import Embodiment, get_embodiment, register_embodiment
 from .processing.actions import fit_to_chunk, load_actions, to_model, to_physical
 from .processing.observations import check_chunk_size, frames_from_mapping, load_frames, prepare_canvas, resolution_bins
 from .processing.prompts import build_caption, check_task, tokenize
@@ -40,6 +40,16 @@ class PolicyRequest:
     guidance: float | None = None
     negative_prompt: str | None = None
     decode_video: bool = False
+
+
+def checkpoint_embodiment(path_or_id: str | Path, embodiment: str | Embodiment | None) -> str | Embodiment:
+    """The embodiment a checkpoint is used with: the one asked for, else the one it ships (registered here), else droid."""
+    spec_file = Path(str(path_or_id)) / "embodiment.json"
+    if spec_file.is_file():
+        shipped = register_embodiment(spec_file, overwrite=True)
+        if embodiment is None:
+            return shipped
+    return "droid" if embodiment is None else embodiment
 
 
 class Policy:
@@ -74,7 +84,7 @@ class Policy:
     def from_pretrained(
         cls,
         path_or_id: str | Path,
-        embodiment: str | Embodiment = "droid",
+        embodiment: str | Embodiment | None = None,
         *,
         variant: str | None = None,
         device: str | None = None,
@@ -93,11 +103,12 @@ class Policy:
     ) -> "Policy":
         """Load `path_or_id` for `embodiment`. Sampling: the embodiment's preset (e.g. the released DROID settings for
         `droid/joint_pos`), else `preset`, else 4 steps / CFG 3 on the checkpoint's schedule; explicit args win.
-        `seed` makes the per-request seeds a deterministic sequence (RoboLab's `--deterministic-seed`)."""
+        `seed` makes the per-request seeds a deterministic sequence (RoboLab's `--deterministic-seed`).
+        `embodiment=None` uses the checkpoint's own (`embodiment.json`, written by `worldpolicy train`), else droid."""
         from .engine import Engine, SamplingConfig
         from .engine.loading import check_compile_options, load_components, resolve_device, resolve_dtype
 
-        emb = get_embodiment(embodiment, variant)
+        emb = get_embodiment(checkpoint_embodiment(path_or_id, embodiment), variant)
         overrides = dict(steps=steps, guidance=guidance, schedule=schedule, shift=shift, native_grid=native_grid)
         if preset is not None:
             sampling = SamplingConfig.from_preset(preset, **overrides)

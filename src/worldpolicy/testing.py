@@ -61,8 +61,9 @@ WIDE = TinySizes(
 )
 
 
-def build_tokenizer(vocab_size: int = 1024):
-    """Byte-level BPE with Qwen-style special tokens and a ChatML template, trained on a few sentences."""
+def build_tokenizer(vocab_size: int = 1024, corpus: list[str] | None = None):
+    """Byte-level BPE with Qwen-style special tokens and a ChatML template, trained on a few sentences
+    (`corpus`, default: a built-in set covering the captions the tests use)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -75,7 +76,7 @@ def build_tokenizer(vocab_size: int = 1024):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(_CORPUS, trainer=trainer)
+    tok.train_from_iterator(corpus or _CORPUS, trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|im_end|>",

@@ -25,6 +25,7 @@ __all__ = [
     "list_embodiments",
     "register_embodiment",
     "domain_table",
+    "free_domain_id",
     "LAYOUTS",
     "PROMPT_FORMATS",
     "view_point_sentences",
@@ -32,6 +33,7 @@ __all__ = [
 
 LAYOUTS = ("relative_pose", "joint_position", "generic")
 PROMPT_FORMATS = ("json", "plain")
+COMPOSITES = ("droid_wrist_top", "stacked")  # how several cameras become one canvas (processing.observations)
 MAX_DOMAIN_ID = 32  # DomainAwareLinear has nn.Embedding(32, ...) rows
 
 
@@ -220,8 +222,19 @@ def _validated(e: Embodiment) -> Embodiment:
         raise ValueError(f"{where}: gripper_column={e.gripper_column!r} is not one of the columns {list(e.columns)}")
     if e.state_history not in (0, 1):
         raise ValueError(f"{where}: state_history={e.state_history}; accepted: 0 or 1")
+    if e.composite is not None and e.composite not in COMPOSITES:
+        raise ValueError(f"{where}: composite={e.composite!r}; accepted: {', '.join(COMPOSITES)} (or none)")
     check_stats(e.normalization, e.stats, e.action_dim, where=f"{where} stats")
     return e
+
+
+def free_domain_id(taken: set[int] | None = None) -> int:
+    """The lowest action-head slot no registered domain uses — where a new robot gets its own head."""
+    used = {int(d["id"]) for d in domain_table().values()} | set(taken or ())
+    for i in range(MAX_DOMAIN_ID):
+        if i not in used:
+            return i
+    raise ValueError(f"all {MAX_DOMAIN_ID} action-head domain slots are taken")
 
 
 def get_embodiment(name: str | Embodiment, variant: str | None = None) -> Embodiment:

@@ -72,6 +72,30 @@ class _Item:
     timings: dict[str, float]
 
 
+def _latent_stats(vae, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The VAE's per-channel latent mean and 1/std, shaped to broadcast over [B, C, T, H, W]."""
+    mean = torch.tensor(vae.config.latents_mean, dtype=vae.dtype, device=device).view(1, -1, 1, 1, 1)
+    std = torch.tensor(vae.config.latents_std, dtype=vae.dtype, device=device).view(1, -1, 1, 1, 1)
+    return mean, 1.0 / std
+
+
+@torch.no_grad()
+def encode_latents(vae, canvas: torch.Tensor) -> torch.Tensor:
+    """[B,3,T,H,W] in [-1,1] → normalised fp32 latents: the posterior mode, (z - mean) / std (the pipeline's
+    `_encode_video`). Shared by sampling and the trainer's latent cache."""
+    device = next(vae.parameters()).device
+    raw = vae.encode(canvas.to(device=device, dtype=vae.dtype)).latent_dist.mode()
+    mean, inv_std = _latent_stats(vae, raw.device)
+    return ((raw - mean) * inv_std).float().contiguous()
+
+
+@torch.no_grad()
+def decode_latents(vae, latents: torch.Tensor) -> torch.Tensor:
+    """Normalised latents → decoded video [B,3,T,H,W] in about [-1,1]."""
+    mean, inv_std = _latent_stats(vae, latents.device)
+    return vae.decode(latents.to(vae.dtype) / inv_std + mean).sample.to(torch.float32)
+
+
 class Engine:
     """Holds diffusers' Cosmos3 components and runs batches of `EngineRequest`s."""
 
@@ -103,32 +127,19 @@ class Engine:
             self._generate = torch.compile(generate, mode=mode, dynamic=False)
         self._texts: OrderedDict[tuple[int, ...], TextCache] = OrderedDict()
         self._text_cache_size = text_cache_size
-        self._latents_mean = torch.tensor(vae.config.latents_mean, dtype=vae.dtype)
-        self._latents_inv_std = 1.0 / torch.tensor(vae.config.latents_std, dtype=vae.dtype)
         self._video_processor = VideoProcessor(vae_scale_factor=16, resample="bilinear")
 
     # -- stages ---------------------------------------------------------------------------------------------------
 
-    def _latent_stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """The VAE's per-channel latent mean and 1/std, shaped to broadcast over [B, C, T, H, W]."""
-        dtype = self.vae.dtype
-        return (
-            self._latents_mean.to(device=device, dtype=dtype).view(1, -1, 1, 1, 1),
-            self._latents_inv_std.to(device=device, dtype=dtype).view(1, -1, 1, 1, 1),
-        )
-
     @torch.no_grad()
     def encode_video(self, canvas: torch.Tensor) -> torch.Tensor:
         """[B,3,T,H,W] in [-1,1] → normalised fp32 latents (the pipeline's `_encode_video`)."""
-        raw = self.vae.encode(canvas.to(device=self.device, dtype=self.vae.dtype)).latent_dist.mode()
-        mean, inv_std = self._latent_stats(raw.device)
-        return ((raw - mean) * inv_std).float().contiguous()
+        return encode_latents(self.vae, canvas.to(self.device))
 
     @torch.no_grad()
     def decode_video(self, latents: torch.Tensor) -> np.ndarray:
         """Normalised latents → float frames [T,H,W,3] in [0,1] (the pipeline's decode + postprocess)."""
-        mean, inv_std = self._latent_stats(latents.device)
-        decoded = self.vae.decode(latents.to(self.vae.dtype) / inv_std + mean).sample.to(torch.float32)
+        decoded = decode_latents(self.vae, latents)
         return self._video_processor.postprocess_video(decoded, output_type="np")[0]
 
     def text(self, ids: list[int]) -> TextCache:

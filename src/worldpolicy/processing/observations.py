@@ -137,9 +137,27 @@ def compose_droid(wrist: np.ndarray, exterior_1: np.ndarray, exterior_2: np.ndar
     return np.stack(out)
 
 
+def stack_views(views: Sequence[np.ndarray]) -> np.ndarray:
+    """Cameras stacked top to bottom (each resized to the first's size): a tall canvas keeps small objects larger
+    than a side-by-side one at the same resolution tier."""
+    h, w = views[0].shape[1:3]
+    n = min(len(v) for v in views)
+    return np.stack([np.concatenate([_resize(v[i], h, w) for v in views], axis=0) for i in range(n)])
+
+
 def frames_from_mapping(obs: Mapping[str, Any], camera_keys: Sequence[str], composite: str | None) -> np.ndarray:
-    """openpi-style observation dict → frames. Three-camera embodiments are composed; others use their one camera."""
+    """openpi-style observation dict → frames. Multi-camera embodiments are composed; others use their one camera."""
     present = [k for k in camera_keys if k in obs]
+    if composite == "stacked":
+        missing = [k for k in camera_keys if k not in obs]
+        if missing and "observation/image" in obs:
+            return load_frames(obs["observation/image"], "observation/image")
+        if missing:
+            raise KeyError(
+                f"observation is missing camera keys {missing}; this embodiment needs {list(camera_keys)} "
+                "(or a pre-composed 'observation/image')"
+            )
+        return stack_views([load_frames(obs[k], k) for k in camera_keys])
     if composite == "droid_wrist_top":
         if len(present) != 3 and "observation/image" in obs:
             return load_frames(obs["observation/image"], "observation/image")

@@ -16,8 +16,9 @@ import numpy as np
 from worldpolicy.embodiments import Embodiment, get_embodiment
 from worldpolicy.robot.kinematics import IKSolver, TrackingReport
 from worldpolicy.robot.robots import RobotConfig, get_robot
+from worldpolicy.robot.se3 import relative_poses
 
-__all__ = ["ActionDecoder", "RobotCommand"]
+__all__ = ["ActionDecoder", "RobotCommand", "encode_relative_pose"]
 
 logger = logging.getLogger(__name__)
 
@@ -114,3 +115,16 @@ class ActionDecoder:
                 "actions: %d gripper values outside [0, 1] (range [%.3f, %.3f]); clipped", int(outside.sum()), g.min(), g.max()
             )
         return np.clip(g, 0.0, 1.0), int(outside.sum())
+
+
+def encode_relative_pose(q_start: np.ndarray, joint_targets: np.ndarray, gripper: np.ndarray, ik: IKSolver) -> np.ndarray:
+    """Joint-space chunk → the `relative_pose` chunk `ActionDecoder` turns back into it: per-step EE deltas between
+    consecutive commanded poses, the first from the measured pose at `q_start`, plus the gripper column.
+
+    Lets a joint-position dataset (DROID, sim experts) train a Cartesian-delta head.
+    """
+    joint_targets = np.asarray(joint_targets, dtype=np.float64)
+    if joint_targets.ndim != 2 or joint_targets.shape[1] != ik.robot.dof:
+        raise ValueError(f"joint_targets: expected [T, {ik.robot.dof}], got {joint_targets.shape}")
+    poses = np.stack([ik.fk(q) for q in (np.asarray(q_start, dtype=np.float64), *joint_targets)])
+    return np.concatenate([relative_poses(poses), np.asarray(gripper, dtype=np.float64).reshape(-1, 1)], axis=1)

@@ -17,7 +17,7 @@ from worldpolicy.processing.actions import to_model, to_physical
 from worldpolicy.results import Prediction
 from worldpolicy.robot.kinematics import IKSolver
 
-__all__ = ["PolicyBackend", "RandomPolicy", "ScriptedPolicy", "make_policy"]
+__all__ = ["PolicyBackend", "RandomPolicy", "ScriptedPolicy", "make_policy", "wrap_policy"]
 
 DOWN = np.diag([1.0, -1.0, -1.0])  # TCP pointing at the table, hand x along world x
 
@@ -137,6 +137,11 @@ class _Seeded:
             close()
 
 
+def wrap_policy(policy: Any, *, seed: int | None = None, decode_video: bool = False) -> _Seeded:
+    """A loaded `Policy` (or `RemotePolicy`) as a rollout backend with the per-episode seed sequence."""
+    return _Seeded(policy, policy.embodiment, seed, decode_video)
+
+
 def make_policy(spec: str, *, env=None, embodiment: str | None = None, seed: int | None = None,
                 decode_video: bool = False, api_key: str | None = None, **kwargs: Any):
     """`scripted` | `random` | `ws://host:port` | a checkpoint directory → a backend."""
@@ -160,5 +165,4 @@ def make_policy(spec: str, *, env=None, embodiment: str | None = None, seed: int
         )
     from worldpolicy.policy import Policy
 
-    policy = Policy.from_pretrained(spec, embodiment or "droid", **kwargs)
-    return _Seeded(policy, policy.embodiment, seed, decode_video)
+    return wrap_policy(Policy.from_pretrained(spec, embodiment, **kwargs), seed=seed, decode_video=decode_video)

@@ -1,0 +1,176 @@
+"""Training configuration as data: a TOML or JSON file → `TrainConfig`, checked before anything heavy runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .flow import COSMOS_POLICY_MIX, OBJECTIVES, TIMESTEP_SAMPLING
+
+
+@dataclass
+class DataConfig:
+    dataset: str = ""
+    chunk_size: int = 16
+    source_embodiment: str = "droid/joint_pos"
+    action_keys: list[str] = field(default_factory=lambda: ["action.joint_position", "action.gripper_position"])
+    state_keys: list[str] = field(
+        default_factory=lambda: ["observation.state.joint_positions", "observation.state.gripper_position"]
+    )
+    video_keys: list[str] | None = None
+    action_conversion: str = "none"
+    robot: str = "panda"
+    stride: int = 1
+    cache_dir: str | None = None  # default: <output_dir>/cache
+
+
+@dataclass
+class ObjectiveConfig:
+    """Objective weights (policy / forward_dynamics / inverse_dynamics) or `preset = "cosmos_policy"`."""
+
+    preset: str | None = None
+    policy: float = 1.0
+    forward_dynamics: float = 0.0
+    inverse_dynamics: float = 0.0
+    action_loss_weight: float = 1.0
+
+    def weights(self) -> dict[str, float]:
+        if self.preset == "cosmos_policy":
+            return dict(COSMOS_POLICY_MIX)
+        return {name: float(getattr(self, name)) for name in OBJECTIVES}
+
+
+@dataclass
+class TimestepConfig:
+    kind: str = "logit_normal"
+    mean: float = 0.0
+    std: float = 1.0
+    shift: float = 5.0
+
+
+@dataclass
+class OptimConfig:
+    steps: int = 1000
+    batch_size: int = 8
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+
+
+@dataclass
+class FinetuneConfig:
+    mode: str = "full"  # full | lora
+    lora_rank: int = 16
+    lora_alpha: float = 16.0
+    lora_targets: list[str] = field(
+        default_factory=lambda: ["add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"]
+    )
+
+
+@dataclass
+class EvalConfig:
+    every: int = 0  # steps; 0 = never
+    task: str = "reach"
+    episodes: int = 10
+    seed: int = 10_000
+    steps: int | None = None  # denoising steps
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str = "runs/train"
+    checkpoint: str = ""  # diffusers-format Cosmos3 folder (or hub id) to start from
+    embodiment: str | dict[str, Any] = "droid"  # a registered name, or a new embodiment spec (stats from the data)
+    seed: int = 0
+    log_every: int = 10
+    save_every: int = 500
+    keep_checkpoints: int = 2
+    device: str | None = None
+    data: DataConfig = field(default_factory=DataConfig)
+    objectives: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    timesteps: TimestepConfig = field(default_factory=TimestepConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def check(self) -> "TrainConfig":
+        """Every field that can be wrong, named, before any weights or data load."""
+        if not self.checkpoint:
+            raise ValueError("checkpoint: required (a diffusers-format Cosmos3 folder or hub id to start from)")
+        if not self.data.dataset:
+            raise ValueError("data.dataset: required (a LeRobot v3 dataset folder)")
+        if not (Path(self.data.dataset) / "meta" / "info.json").is_file():
+            raise FileNotFoundError(f"data.dataset={self.data.dataset!r} has no meta/info.json (not a LeRobot v3 dataset)")
+        if self.data.chunk_size < 4 or self.data.chunk_size % 4:
+            raise ValueError(f"data.chunk_size={self.data.chunk_size}: must be a positive multiple of 4 (1+4k frames)")
+        for name, value in (("optim.steps", self.optim.steps), ("optim.batch_size", self.optim.batch_size),
+                            ("data.stride", self.data.stride), ("save_every", self.save_every),
+                            ("log_every", self.log_every), ("keep_checkpoints", self.keep_checkpoints)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}={value!r}: must be an integer >= 1")
+        if not (math.isfinite(self.optim.lr) and self.optim.lr > 0):
+            raise ValueError(f"optim.lr={self.optim.lr!r}: must be > 0")
+        if self.finetune.mode not in ("full", "lora"):
+            raise ValueError(f"finetune.mode={self.finetune.mode!r}; accepted: full, lora")
+        if self.timesteps.kind not in TIMESTEP_SAMPLING:
+            raise ValueError(f"timesteps.kind={self.timesteps.kind!r}; accepted: {', '.join(TIMESTEP_SAMPLING)}")
+        if self.objectives.preset not in (None, "cosmos_policy"):
+            raise ValueError(f"objectives.preset={self.objectives.preset!r}; accepted: cosmos_policy (or unset)")
+        weights = self.objectives.weights()
+        if any(not math.isfinite(w) or w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+            raise ValueError(f"objectives: weights must be >= 0 with a positive sum, got {weights}")
+        if self.eval.every < 0 or self.eval.episodes < 1:
+            raise ValueError(f"eval.every={self.eval.every} must be >= 0 and eval.episodes={self.eval.episodes} >= 1")
+        return self
+
+
+def _build(cls, raw: dict[str, Any], where: str):
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown}; accepted: {sorted(known)}")
+    kwargs = {}
+    for name, value in raw.items():
+        sub = {"data": DataConfig, "objectives": ObjectiveConfig, "timesteps": TimestepConfig, "optim": OptimConfig,
+               "finetune": FinetuneConfig, "eval": EvalConfig}.get(name) if cls is TrainConfig else None
+        if sub is not None:
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}.{name}: expected a table, got {type(value).__name__}")
+            value = _build(sub, value, f"{where}.{name}" if where != "config" else name)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainConfig:
+    """A TOML/JSON file or dict → checked `TrainConfig`. Relative paths in a file resolve against its folder."""
+    if isinstance(source, dict):
+        raw, base = dict(source), Path.cwd()
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"config {str(path)!r} does not exist")
+        text = path.read_text()
+        try:
+            raw = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"config {str(path)!r} is not valid {path.suffix[1:].upper() or 'JSON'}: {exc}") from None
+        base = path.parent
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    config = _build(TrainConfig, raw, "config")
+    for holder, name in ((config, "output_dir"), (config, "checkpoint"), (config.data, "dataset"),
+                         (config.data, "cache_dir")):
+        value = getattr(holder, name)
+        if not value or Path(value).is_absolute():
+            continue
+        if name != "checkpoint" or (base / value).exists():  # a checkpoint may be a hub id
+            setattr(holder, name, str(base / value))
+    return config

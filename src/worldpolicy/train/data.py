@@ -1,0 +1,292 @@
+"""Dataset windows → cached model-space training examples (frozen VAE latents, normalised actions, token ids).
+
+The VAE is frozen during fine-tuning, so each window is encoded once and kept on disk as one safetensors file keyed
+by a fingerprint of everything that shapes it (dataset files, embodiment, chunk, stride, canvas, VAE weights,
+tokenizer). A second run, a resumed run, or another rank reads the file instead of re-encoding.
+Cameras are composed exactly as at inference (`processing.observations.frames_from_mapping`), captions are built by
+`processing.prompts`, and actions go through the embodiment's normalisation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..embodiments import Embodiment, get_embodiment
+from ..fileio import atomic_path
+from ..processing.observations import frames_from_mapping, prepare_canvas
+from ..processing.prompts import build_caption, tokenize
+from .flow import ModelExample
+
+logger = logging.getLogger(__name__)
+
+ACTION_CONVERSIONS = ("none", "joint_to_relative_pose")
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """Which windows a dataset yields and how their actions reach the target embodiment's columns.
+
+    `source_embodiment` names the dataset's own action layout (its width must match `action_keys`);
+    `action_conversion="joint_to_relative_pose"` turns joint targets into per-step end-effector deltas with the
+    robot's forward kinematics (`robot.decode.encode_relative_pose`), so joint datasets train Cartesian heads.
+    """
+
+    dataset: str
+    chunk_size: int
+    source_embodiment: str = "droid/joint_pos"
+    action_keys: tuple[str, ...] = ("action.joint_position", "action.gripper_position")
+    state_keys: tuple[str, ...] = ("observation.state.joint_positions", "observation.state.gripper_position")
+    video_keys: tuple[str, ...] | None = None
+    action_conversion: str = "none"
+    robot: str = "panda"
+    stride: int = 1
+    pad: bool = True
+    episodes: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.action_conversion not in ACTION_CONVERSIONS:
+            raise ValueError(
+                f"data.action_conversion={self.action_conversion!r}; accepted: {', '.join(ACTION_CONVERSIONS)}"
+            )
+
+
+@dataclass
+class RawWindow:
+    """One window before normalisation: physical actions in the target columns and the composed frames."""
+
+    frames: np.ndarray  # float [chunk+1, H, W, 3] in [0, 1]
+    actions: np.ndarray  # [chunk, action_dim] physical
+    state: np.ndarray | None  # [action_dim] physical (state-row embodiments)
+    valid: np.ndarray  # bool [chunk]
+    task: str
+    episode: int
+    start: int
+
+
+def iter_windows(spec: WindowSpec, target: Embodiment) -> Iterator[RawWindow]:
+    """Windows of `spec.dataset` with actions in `target`'s columns (physical units)."""
+    from ..data import LeRobotDataset, sample_training_examples
+
+    dataset = LeRobotDataset.open(spec.dataset)
+    source = get_embodiment(spec.source_embodiment)
+    convert = _converter(spec, source, target)
+    examples = sample_training_examples(
+        dataset,
+        source,
+        "policy",
+        spec.chunk_size,
+        action_keys=list(spec.action_keys),
+        state_keys=list(spec.state_keys) if source.state_history else None,
+        video_keys=list(spec.video_keys) if spec.video_keys else None,
+        episodes=list(spec.episodes) if spec.episodes is not None else None,
+        stride=spec.stride,
+        pad=spec.pad,
+    )
+    for ex in examples:
+        frames = frames_from_mapping(ex.wire_views, target.camera_keys, target.composite)
+        actions, state = convert(ex.actions.astype(np.float64), ex.state)
+        yield RawWindow(frames, actions, state, ~ex.action_is_pad, ex.task, ex.episode_index, ex.start)
+
+
+def _converter(spec: WindowSpec, source: Embodiment, target: Embodiment) -> Callable:
+    if spec.action_conversion == "none":
+        if source.action_dim != target.action_dim:
+            raise ValueError(
+                f"data.source_embodiment {source.key!r} has {source.action_dim} columns but the trained embodiment "
+                f"{target.key!r} has {target.action_dim}; set data.action_conversion (accepted: "
+                f"{', '.join(ACTION_CONVERSIONS)})"
+            )
+        return lambda actions, state: (actions, state if target.state_history else None)
+    if target.layout != "relative_pose" or source.layout != "joint_position" or not source.state_history:
+        raise ValueError(
+            "data.action_conversion='joint_to_relative_pose' needs a joint_position source embodiment with a state "
+            f"row (got {source.key!r}) and a relative_pose target (got {target.key!r})"
+        )
+    from ..robot.decode import encode_relative_pose
+    from ..robot.kinematics import IKSolver
+    from ..robot.robots import get_robot
+
+    ik = IKSolver(get_robot(spec.robot))
+    grip = source.gripper_index
+
+    def convert(actions: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, None]:
+        joints = np.delete(actions, grip, axis=1)
+        q0 = np.delete(state, grip)
+        return encode_relative_pose(q0, joints, actions[:, grip], ik), None
+
+    return convert
+
+
+def fingerprint(spec: WindowSpec, embodiment: Embodiment, vae, tokenizer, tier: int) -> str:
+    """Everything that changes a cached example, hashed: dataset metadata, window spec, embodiment, VAE, tokenizer."""
+    h = hashlib.sha256()
+    root = Path(spec.dataset)
+    for meta in sorted((root / "meta").rglob("*")):
+        if meta.is_file():
+            h.update(meta.relative_to(root).as_posix().encode())
+            h.update(meta.read_bytes())
+    payload = {
+        "version": CACHE_VERSION,
+        "spec": {k: v for k, v in spec.__dict__.items() if k != "dataset"},
+        # what shapes latents, captions and physical actions; stats do not (the cache keeps physical actions)
+        "embodiment": {k: v for k, v in embodiment.to_dict().items() if k not in ("stats", "normalization")},
+        "tier": tier,
+        "vae_config": {k: v for k, v in dict(vae.config).items() if not k.startswith("_")},
+        "tokenizer": tokenizer.backend_tokenizer.to_str() if hasattr(tokenizer, "backend_tokenizer") else repr(tokenizer),
+    }
+    h.update(json.dumps(payload, sort_keys=True, default=str).encode())
+    with torch.no_grad():
+        for name, tensor in sorted(vae.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:24]
+
+
+class LatentCache:
+    """Encoded windows of one (dataset, embodiment layout, VAE): latents, physical actions, caption ids.
+
+    Actions stay physical in the cache; `model_examples(embodiment)` normalises them, so a new embodiment's stats
+    (computed from these very actions) never invalidate the encoded latents.
+    """
+
+    def __init__(self, latents: list[torch.Tensor], actions: list[np.ndarray], valid: list[np.ndarray],
+                 states: list[np.ndarray] | None, token_ids: list[list[int]], index: list[tuple[int, int]],
+                 meta: dict[str, Any]):
+        self.latents, self.actions, self.valid, self.states = latents, actions, valid, states
+        self.token_ids, self.index, self.meta = token_ids, index, meta
+
+    def __len__(self) -> int:
+        return len(self.latents)
+
+    def model_examples(self, emb: Embodiment) -> list[ModelExample]:
+        out = []
+        for i, (lat, act, ok, tok) in enumerate(zip(self.latents, self.actions, self.valid, self.token_ids)):
+            rows, ok_rows = emb.normalize(act, clip=True), ok
+            if emb.state_history:
+                if self.states is None:
+                    raise ValueError(f"embodiment {emb.key!r} conditions on a state row but the cache holds no states")
+                rows = np.concatenate([emb.normalize(self.states[i][None], clip=True), rows], axis=0)
+                ok_rows = np.concatenate([[True], ok])
+            out.append(ModelExample(lat, torch.as_tensor(rows, dtype=torch.float32), torch.as_tensor(ok_rows),
+                                    list(tok), emb.domain_id, emb.state_history, float(emb.fps)))
+        return out
+
+    def action_stats(self) -> dict[str, list[float]]:
+        """q01/q99, min/max, mean/std over every valid action row — what a new embodiment is registered with."""
+        rows = np.concatenate([a[v] for a, v in zip(self.actions, self.valid)], axis=0)
+        return {
+            "q01": np.quantile(rows, 0.01, axis=0).tolist(), "q99": np.quantile(rows, 0.99, axis=0).tolist(),
+            "min": rows.min(axis=0).tolist(), "max": rows.max(axis=0).tolist(),
+            "mean": rows.mean(axis=0).tolist(), "std": rows.std(axis=0).tolist(),
+        }
+
+    @classmethod
+    def build_or_load(
+        cls,
+        spec: WindowSpec,
+        embodiment: Embodiment,
+        vae,
+        tokenizer,
+        cache_dir: str | Path,
+        *,
+        tier: int | None = None,
+        use_system_prompt: bool = False,
+        batch_size: int = 8,
+        progress: bool = True,
+    ) -> LatentCache:
+        tier = int(tier or embodiment.resolution_tier)
+        key = fingerprint(spec, embodiment, vae, tokenizer, tier)
+        path = Path(cache_dir) / f"latents-{key}.safetensors"
+        if path.exists():
+            logger.info("latent cache hit: %s", path)
+            return cls.load(path)
+        cache = cls._build(spec, embodiment, vae, tokenizer, tier, use_system_prompt, batch_size, progress)
+        cache.meta["fingerprint"] = key
+        cache.save(path)
+        return cache
+
+    @classmethod
+    def _build(cls, spec, emb, vae, tokenizer, tier, use_system_prompt, batch_size, progress) -> LatentCache:
+        from tqdm.auto import tqdm
+
+        from ..engine.sampler import encode_latents
+
+        latents: list[torch.Tensor] = []
+        actions, valid, states, ids, index = [], [], [], [], []
+        pending: list[torch.Tensor] = []
+        latent_hw = (0, 0)
+        caption_ids: dict[tuple[str, int, int], list[int]] = {}
+
+        def flush() -> None:
+            if pending:
+                encoded = encode_latents(vae, torch.cat(pending))
+                latents.extend(encoded[:, :, :, : latent_hw[0], : latent_hw[1]].cpu().unbind(0))
+                pending.clear()
+
+        bar = tqdm(desc="encoding windows", unit="win", disable=not progress)
+        for window in iter_windows(spec, emb):
+            canvas, info = prepare_canvas(window.frames, tier, spec.chunk_size + 1, emb.snap_to_16)
+            latent_hw = (info.latent_h, info.latent_w)
+            key = (window.task, info.canvas_h, info.canvas_w)
+            if key not in caption_ids:
+                caption = build_caption(emb.prompt_format, window.task, emb.view_point, spec.chunk_size + 1, emb.fps,
+                                        info.canvas_h, info.canvas_w, emb.view_description)
+                caption_ids[key] = tokenize(tokenizer, caption, use_system_prompt)
+            pending.append(canvas)
+            actions.append(window.actions)
+            valid.append(window.valid)
+            states.append(window.state)
+            ids.append(caption_ids[key])
+            index.append((window.episode, window.start))
+            if len(pending) >= batch_size:
+                flush()
+            bar.update(1)
+        flush()
+        bar.close()
+        if not latents:
+            raise ValueError(f"data.dataset {spec.dataset!r} yielded no training windows of chunk {spec.chunk_size}")
+        meta = {"embodiment": emb.key, "chunk_size": spec.chunk_size, "tier": tier, "windows": len(latents)}
+        return cls(latents, actions, valid, states if emb.state_history else None, ids, index, meta)
+
+    def save(self, path: Path) -> None:
+        from safetensors.torch import save_file
+
+        lengths = [len(t) for t in self.token_ids]
+        ids = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
+        for i, tok in enumerate(self.token_ids):
+            ids[i, : lengths[i]] = torch.tensor(tok)
+        tensors = {
+            "latents": torch.stack(self.latents).contiguous(),
+            "actions": torch.from_numpy(np.stack(self.actions).astype(np.float64)),
+            "valid": torch.from_numpy(np.stack(self.valid).astype(np.uint8)),
+            "index": torch.tensor(self.index, dtype=torch.long),
+            "token_ids": ids,
+            "token_lengths": torch.tensor(lengths),
+        }
+        if self.states is not None:
+            tensors["states"] = torch.from_numpy(np.stack(self.states).astype(np.float64))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"worldpolicy": json.dumps(self.meta)})
+
+    @classmethod
+    def load(cls, path: str | Path) -> LatentCache:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads(f.metadata()["worldpolicy"])
+            t = {k: f.get_tensor(k) for k in f.keys()}
+        ids = [row[:n].tolist() for row, n in zip(t["token_ids"], t["token_lengths"].tolist())]
+        states = list(t["states"].numpy()) if "states" in t else None
+        return cls(list(t["latents"].unbind(0)), list(t["actions"].numpy()), list(t["valid"].bool().numpy()),
+                   states, ids, [tuple(x) for x in t["index"].tolist()], meta)

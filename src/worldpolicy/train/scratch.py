@@ -1,0 +1,273 @@
+"""A small Cosmos3 policy from nothing, on CPU: expert sim data → tiny VAE → tiny transformer → sim evaluation.
+
+`worldpolicy train reach-from-scratch` runs every stage of a recipe (a TOML file whose `[scratch]` table says how to
+make the data and the base model; the rest is an ordinary `TrainConfig`). The shipped model
+(`worldpolicy.models`) is the output of exactly this command.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..fileio import write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+RECIPES = {"reach-from-scratch": "reach_from_scratch.toml"}
+
+
+@dataclass
+class ScratchConfig:
+    """How the data and the untrained base model of a from-scratch recipe are made."""
+
+    task: str = "reach"
+    episodes: int = 240
+    seed: int = 0
+    start_jitter: float = 0.5
+    workers: int = 2
+    cameras: list[str] = field(
+        default_factory=lambda: ["observation/exterior_image_1_left", "observation/exterior_image_2_left"]
+    )
+    # transformer
+    hidden_size: int = 128
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    head_dim: int = 32
+    intermediate_size: int = 384
+    rope_axes_dim: list[int] = field(default_factory=lambda: [8, 4, 4])
+    action_dim: int = 16
+    vocab_size: int = 512
+    # VAE
+    latent_channel: int = 8
+    vae_base_dim: int = 8
+    vae_dim_mult: list[int] = field(default_factory=lambda: [1, 2, 4, 4])
+    vae_steps: int = 300
+    vae_batch_size: int = 2
+    vae_lr: float = 1e-3
+    vae_kl_weight: float = 1e-6
+    vae_clips: int = 160
+    # final evaluation
+    eval_episodes: int = 100
+    eval_seed: int = 100_000
+
+
+def recipe_path(name_or_path: str) -> Path:
+    if name_or_path in RECIPES:
+        return Path(str(resources.files(__package__).joinpath("recipes", RECIPES[name_or_path])))
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config {name_or_path!r}: not a file and not a recipe name ({', '.join(RECIPES)})")
+    return path
+
+
+def corpus_for(prompts: list[str]) -> list[str]:
+    """Sentences a tiny tokenizer is trained on: the task prompts and every caption sentence the model will see."""
+    from ..embodiments import view_point_sentences
+
+    extra = [
+        "The video is 0.0 seconds long and is of 15 FPS. This video is of 256x256 resolution.",
+        "0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ .,:;!?-_/()[]{}\"'",
+    ]
+    return sorted(set(prompts)) + list(view_point_sentences().values()) + extra
+
+
+def make_dataset(cfg: ScratchConfig, root: Path) -> dict[str, Any]:
+    from ..data.from_sim import sim_to_dataset
+
+    if (root / "meta" / "info.json").is_file():
+        return {"reused": str(root)}
+    result = sim_to_dataset(root, cfg.task, cfg.episodes, seed=cfg.seed, cameras=cfg.cameras,
+                            start_jitter=cfg.start_jitter, workers=cfg.workers, overwrite=True)
+    return {"episodes": len(result.seeds), "failed_seeds": result.failed_seeds, "wall_s": result.wall_s}
+
+
+def _clips(spec, embodiment, count: int, seed: int) -> torch.Tensor:
+    """`count` random windows as VAE canvases [N, 3, chunk+1, H, W] (fp16 to keep memory small)."""
+    from ..data import LeRobotDataset
+    from ..processing.observations import prepare_canvas
+    from .data import iter_windows
+
+    total = LeRobotDataset.open(spec.dataset).num_frames
+    keep = set(np.random.default_rng(seed).choice(total, size=min(count, total), replace=False).tolist())
+    clips = []
+    for i, window in enumerate(iter_windows(spec, embodiment)):
+        if i in keep:
+            canvas, _ = prepare_canvas(window.frames, embodiment.resolution_tier, spec.chunk_size + 1,
+                                       embodiment.snap_to_16)
+            clips.append(canvas[0].half())
+    return torch.stack(clips)
+
+
+def train_vae(cfg: ScratchConfig, spec, embodiment, progress: bool = True):
+    """A tiny `AutoencoderKLWan` trained on short clips of the task; latent mean/std set from the data.
+
+    The reconstruction loss is weighted towards pixels that differ from the median frame: objects a few pixels wide
+    (the target ball) carry the task, and an unweighted loss lets a small VAE average them away.
+    """
+    from diffusers import AutoencoderKLWan
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(cfg.seed)
+    clips = _clips(spec, embodiment, cfg.vae_clips, cfg.seed)
+    median = clips.float().median(dim=0).values.median(dim=1, keepdim=True).values  # [3, 1, H, W]
+    vae = AutoencoderKLWan(
+        base_dim=cfg.vae_base_dim, decoder_base_dim=cfg.vae_base_dim, z_dim=cfg.latent_channel,
+        dim_mult=list(cfg.vae_dim_mult), num_res_blocks=1, temperal_downsample=[False, True, True],
+        is_residual=True, in_channels=12, out_channels=12, patch_size=2, scale_factor_temporal=4,
+        scale_factor_spatial=16, latents_mean=[0.0] * cfg.latent_channel, latents_std=[1.0] * cfg.latent_channel,
+    )
+    vae.train()
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    bar = tqdm(range(cfg.vae_steps), desc="training VAE", unit="step", disable=not progress)
+    losses = []
+    for step in bar:
+        lr = cfg.vae_lr * min(1.0, (step + 1) / 20) * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / cfg.vae_steps)))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        x = clips[torch.randint(len(clips), (cfg.vae_batch_size,), generator=gen)].float()
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.sample(generator=gen)).sample
+        weight = 1.0 + 20.0 * (x - median).abs().mean(dim=1, keepdim=True)
+        rec = (weight * (recon - x).abs()).mean() + (weight * (recon - x).pow(2)).mean()
+        loss = rec + cfg.vae_kl_weight * posterior.kl().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        losses.append(float(rec))
+        bar.set_postfix(recon=f"{float(rec):.4f}")
+    vae.eval()
+    with torch.no_grad():
+        z = torch.cat([vae.encode(clips[i : i + 8].float()).latent_dist.mode() for i in range(0, len(clips), 8)])
+        mean = z.mean(dim=(0, 2, 3, 4))
+        std = z.std(dim=(0, 2, 3, 4)).clamp_min(1e-3)
+    vae.register_to_config(latents_mean=mean.tolist(), latents_std=std.tolist())
+    return vae, {"recon_first": float(np.mean(losses[:10])), "recon_last": float(np.mean(losses[-10:]))}
+
+
+def base_pipeline(cfg: ScratchConfig, vae, prompts: list[str], target: Path) -> Path:
+    """An untrained Cosmos3 transformer (diffusers' own init), the trained VAE and a tokenizer trained in code."""
+    from diffusers import Cosmos3OmniPipeline, Cosmos3OmniTransformer, UniPCMultistepScheduler
+
+    from ..testing import build_tokenizer
+
+    tokenizer = build_tokenizer(cfg.vocab_size, corpus=corpus_for(prompts))
+    torch.manual_seed(cfg.seed)
+    transformer = Cosmos3OmniTransformer(
+        hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_hidden_layers, num_attention_heads=cfg.num_attention_heads,
+        num_key_value_heads=cfg.num_key_value_heads, head_dim=cfg.head_dim, rope_axes_dim=list(cfg.rope_axes_dim),
+        latent_channel=cfg.latent_channel, latent_patch_size=2, patch_latent_dim=4 * cfg.latent_channel,
+        qk_norm_for_text=True, action_gen=True, action_dim=cfg.action_dim, num_embodiment_domains=32,
+        vocab_size=max(cfg.vocab_size, len(tokenizer)),
+    )
+    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0,
+                                        use_karras_sigmas=False, solver_order=2)
+    pipe = Cosmos3OmniPipeline(transformer=transformer, text_tokenizer=tokenizer, vae=vae, scheduler=scheduler,
+                               safety_checker=None, enable_safety_checker=False, default_use_system_prompt=False)
+    pipe.save_pretrained(target, safe_serialization=True)
+    return target
+
+
+def evaluate_checkpoint(checkpoint: Path, task: str, episodes: int, seed: int, out: Path, steps: int | None = None,
+                        progress: bool = True) -> dict[str, Any]:
+    from ..sim.env import TabletopEnv
+    from ..sim.evaluate import evaluate, write_report
+    from ..sim.policies import make_policy
+
+    env = TabletopEnv(task)
+    policy = make_policy(str(checkpoint), env=env, seed=seed, **({"steps": steps} if steps else {}))
+    try:
+        report = evaluate(env, policy, policy_name=checkpoint.name, episodes=episodes, seed=seed,
+                          video_dir=out / "videos", videos=2, progress=progress)
+    finally:
+        env.close()
+    write_report(report, out)
+    return {"task": task, "episodes": episodes, "seed": seed, "success_rate": report.success_rate,
+            "successes": report.successes}
+
+
+def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, install: bool = False,
+               progress: bool = True) -> dict[str, Any]:
+    """Every stage of a from-scratch recipe; returns (and writes to `summary.json`) wall times and results."""
+    from ..embodiments import register_embodiment
+    from .config import load_config
+    from .data import WindowSpec
+    from .trainer import Trainer
+
+    path = recipe_path(str(path))
+    raw = tomllib.loads(path.read_text())
+    scratch = ScratchConfig(**raw.pop("scratch", {}))
+    out = Path(output_dir or raw.get("output_dir", "runs/reach_from_scratch")).resolve()
+    raw["output_dir"] = str(out / "train")
+    out.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {"recipe": str(path), "scratch": asdict(scratch), "stages": {}}
+    started = time.perf_counter()
+
+    def stage(name: str, tick: float, **info: Any) -> None:
+        summary["stages"][name] = {"wall_s": round(time.perf_counter() - tick, 1), **info}
+        write_json_atomic(out / "summary.json", summary)
+        logger.info("stage %s done in %.0f s", name, time.perf_counter() - tick)
+
+    tick = time.perf_counter()
+    dataset = out / "dataset"
+    stage("dataset", tick, **make_dataset(scratch, dataset))
+
+    raw.setdefault("data", {})["dataset"] = str(dataset)
+    raw["checkpoint"] = str(out / "base")
+    config = load_config(raw)
+    layout = register_embodiment({**config.embodiment, "normalization": "none", "stats": None,
+                                  "chunk_size": config.data.chunk_size, "domain_id": 31,
+                                  "domain": "worldpolicy_scratch_layout"}, overwrite=True)
+    spec = WindowSpec(dataset=str(dataset), chunk_size=config.data.chunk_size,
+                      video_keys=tuple(config.data.video_keys) if config.data.video_keys else None,
+                      action_conversion=config.data.action_conversion, robot=config.data.robot)
+    if not (out / "base" / "model_index.json").is_file():
+        tick = time.perf_counter()
+        vae, vae_info = train_vae(scratch, spec, layout, progress=progress)
+        from ..data import LeRobotDataset
+
+        prompts = LeRobotDataset.open(dataset).tasks
+        base_pipeline(scratch, vae, prompts, out / "base")
+        stage("base_model", tick, **vae_info)
+
+    tick = time.perf_counter()
+    trainer = Trainer(config, progress=progress)
+    trainer.run()
+    final = out / "model"
+    if final.exists():
+        shutil.rmtree(final)
+    trainer.export_pipeline(final)
+    stage("transformer", tick, steps=config.optim.steps)
+
+    tick = time.perf_counter()
+    result = evaluate_checkpoint(final, scratch.task, scratch.eval_episodes, scratch.eval_seed, out / "eval",
+                                 progress=progress)
+    stage("evaluation", tick, **result)
+    summary["train_wall_s"] = round(sum(s["wall_s"] for k, s in summary["stages"].items() if k != "evaluation"), 1)
+    summary["total_wall_s"] = round(time.perf_counter() - started, 1)
+    if install:
+        from .. import models
+
+        target = Path(str(resources.files(models))) / "panda_reach"
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(final, target)
+        write_json_atomic(target / "training_summary.json", summary)
+        summary["installed"] = str(target)
+    write_json_atomic(out / "summary.json", summary)
+    print(json.dumps({k: summary[k] for k in ("train_wall_s", "total_wall_s")} | {"eval": result}, indent=1))
+    return summary

@@ -1,0 +1,404 @@
+"""The training loop: cached latents → flow-matching steps → atomic diffusers-format checkpoints, resumable.
+
+Determinism is by construction: step s draws its batch from a per-epoch permutation and its objectives, timesteps
+and noise from a generator seeded by (seed, s, rank). A run restored from a checkpoint (weights, optimizer, LR
+schedule) therefore computes exactly the losses the uninterrupted run would have. Several processes (torchrun) train
+data-parallel with DDP: each rank takes its slice of the global batch and gradients are averaged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..embodiments import Embodiment, free_domain_id, get_embodiment, register_embodiment
+from ..fileio import write_json_atomic
+from .config import TrainConfig
+from .data import LatentCache, WindowSpec
+from .flow import OBJECTIVES, ModelExample, TimestepSampler, example_loss
+
+logger = logging.getLogger(__name__)
+
+EMBODIMENT_FILE = "embodiment.json"  # a checkpoint's own embodiment; `Policy.from_pretrained` registers it
+STATE_FILE = "trainer_state.json"
+OPTIMIZER_FILE = "optimizer.safetensors"
+
+
+class FlowMatchingLoss(nn.Module):
+    """Mean loss of a batch of examples (one transformer forward each) — one module so DDP sees one forward."""
+
+    def __init__(self, transformer, action_loss_weight: float, num_train_timesteps: int):
+        super().__init__()
+        self.transformer = transformer
+        self.action_loss_weight = action_loss_weight
+        self.num_train_timesteps = num_train_timesteps
+
+    def forward(self, examples: list[ModelExample], objectives: list[str], sigmas: torch.Tensor,
+                generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        total = 0.0
+        parts: dict[str, list[float]] = {}
+        for example, objective, sigma in zip(examples, objectives, sigmas.tolist()):
+            vision, action = example_loss(self.transformer, example, objective, sigma, generator,
+                                          self.num_train_timesteps)
+            loss = 0.0
+            if vision is not None:
+                loss = loss + vision
+                parts.setdefault("loss_video", []).append(float(vision.detach()))
+            if action is not None:
+                loss = loss + self.action_loss_weight * action
+                parts.setdefault("loss_action", []).append(float(action.detach()))
+                parts.setdefault(f"loss_action_{objective}", []).append(float(action.detach()))
+            total = total + loss
+        return total / len(examples), {k: float(np.mean(v)) for k, v in parts.items()}
+
+
+@dataclass
+class StepRecord:
+    step: int
+    loss: float
+    lr: float
+    parts: dict[str, float]
+    seconds: float
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+    rank = torch.distributed.get_rank() if world > 1 else 0
+    return rank, world
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        torch.distributed.barrier()
+
+
+class Trainer:
+    """Runs one `TrainConfig`. `run()` resumes from the newest checkpoint in `output_dir` when there is one."""
+
+    def __init__(self, config: TrainConfig, *, progress: bool = True,
+                 on_step: Callable[[StepRecord], None] | None = None):
+        self.config = config.check()
+        self.progress = progress
+        self.on_step = on_step
+        self.rank, self.world = _distributed()
+        self.out = Path(config.output_dir)
+        if config.optim.batch_size % self.world:
+            raise ValueError(f"optim.batch_size={config.optim.batch_size} must divide by the {self.world} processes")
+
+    # -- set-up ---------------------------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        from ..engine.loading import load_components, resolve_device
+
+        cfg = self.config
+        self.device = resolve_device(cfg.device)
+        if self.world > 1 and self.device.type == "cuda":
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        parts = load_components(cfg.checkpoint, self.device, torch.float32)
+        self.transformer, self.vae = parts["transformer"], parts["vae"]
+        self.tokenizer, self.scheduler = parts["tokenizer"], parts["scheduler"]
+        self.pipeline_flags = {k: parts[k] for k in ("use_native_flow_schedule", "default_use_system_prompt")}
+        self.vae.requires_grad_(False)
+
+        spec = WindowSpec(
+            dataset=cfg.data.dataset, chunk_size=cfg.data.chunk_size, source_embodiment=cfg.data.source_embodiment,
+            action_keys=tuple(cfg.data.action_keys), state_keys=tuple(cfg.data.state_keys),
+            video_keys=tuple(cfg.data.video_keys) if cfg.data.video_keys else None,
+            action_conversion=cfg.data.action_conversion, robot=cfg.data.robot, stride=cfg.data.stride,
+        )
+        layout = self._embodiment(stats=None)
+        cache_dir = cfg.data.cache_dir or str(self.out / "cache")
+        if self.rank == 0:
+            cache = LatentCache.build_or_load(spec, layout, self.vae, self.tokenizer, cache_dir, progress=self.progress,
+                                              use_system_prompt=self.pipeline_flags["default_use_system_prompt"])
+        _barrier(self.world)
+        if self.rank != 0:
+            cache = LatentCache.build_or_load(spec, layout, self.vae, self.tokenizer, cache_dir, progress=False,
+                                              use_system_prompt=self.pipeline_flags["default_use_system_prompt"])
+        self.embodiment = self._embodiment(stats=cache.action_stats()) if isinstance(cfg.embodiment, dict) else layout
+        self.examples = cache.model_examples(self.embodiment)
+        if self.embodiment.domain_id >= self.transformer.config.num_embodiment_domains:
+            raise ValueError(f"embodiment domain id {self.embodiment.domain_id} exceeds the checkpoint's "
+                             f"{self.transformer.config.num_embodiment_domains} action-head slots")
+
+    def _embodiment(self, stats: dict[str, list[float]] | None) -> Embodiment:
+        """The trained embodiment: a registered one, or the config's new spec (free domain slot, data stats)."""
+        spec = self.config.embodiment
+        if isinstance(spec, str):
+            return get_embodiment(spec)
+        spec = dict(spec)
+        spec.setdefault("chunk_size", self.config.data.chunk_size)
+        spec.setdefault("domain", f"worldpolicy_{spec.get('name', 'custom')}")
+        if "domain_id" not in spec:
+            spec["domain_id"] = free_domain_id()
+        if stats is None:
+            spec["normalization"], spec["stats"] = "none", None
+        elif spec.get("stats") is None:
+            spec.setdefault("normalization", "quantile")
+            spec["stats"] = stats
+        self.embodiment_spec = spec
+        return register_embodiment(spec, overwrite=True)
+
+    def _model(self) -> None:
+        cfg = self.config
+        self.transformer.train()
+        if cfg.finetune.mode == "lora":
+            from peft import LoraConfig
+
+            self.transformer.requires_grad_(False)
+            self.transformer.add_adapter(LoraConfig(
+                r=cfg.finetune.lora_rank, lora_alpha=cfg.finetune.lora_alpha,
+                target_modules=list(cfg.finetune.lora_targets), init_lora_weights=True,
+            ))
+            # a new embodiment's action head is new weights: train it fully alongside the adapters
+            for module in (self.transformer.action_proj_in, self.transformer.action_proj_out):
+                module.requires_grad_(True)
+        self.loss_module = FlowMatchingLoss(self.transformer, cfg.objectives.action_loss_weight,
+                                            int(self.scheduler.config.num_train_timesteps))
+        self.model = self.loss_module
+        if self.world > 1:
+            self.model = nn.parallel.DistributedDataParallel(self.loss_module, find_unused_parameters=True)
+        self.params = [p for p in self.transformer.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        warm, total, floor = cfg.optim.warmup_steps, cfg.optim.steps, cfg.optim.min_lr_ratio
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            progress = (step - warm) / max(1, total - warm)
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+        self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+        self.timesteps = TimestepSampler(**vars(cfg.timesteps))
+        weights = cfg.objectives.weights()
+        self.objective_names = [o for o in OBJECTIVES if weights[o] > 0]
+        self.objective_probs = torch.tensor([weights[o] for o in self.objective_names], dtype=torch.float64)
+        self.objective_probs /= self.objective_probs.sum()
+
+    # -- deterministic batches ------------------------------------------------------------------------------------
+
+    def _batch(self, step: int) -> tuple[list[ModelExample], list[str], torch.Tensor, torch.Generator]:
+        cfg = self.config
+        n = len(self.examples)
+        local = cfg.optim.batch_size // self.world
+        first = step * cfg.optim.batch_size + self.rank * local
+        picks = []
+        for position in range(first, first + local):
+            epoch, offset = divmod(position, n)
+            picks.append(int(np.random.default_rng([cfg.seed, epoch]).permutation(n)[offset]))
+        generator = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, step, self.rank]).generate_state(1)[0]))
+        choice = torch.multinomial(self.objective_probs, local, replacement=True, generator=generator)
+        objectives = [self.objective_names[i] for i in choice.tolist()]
+        sigmas = self.timesteps.sample(local, generator)
+        return [self.examples[i] for i in picks], objectives, sigmas, generator
+
+    # -- checkpoints ----------------------------------------------------------------------------------------------
+
+    def _checkpoints(self) -> list[Path]:
+        folder = self.out / "checkpoints"
+        if not folder.is_dir():
+            return []
+        return sorted((p for p in folder.glob("step-*") if (p / STATE_FILE).is_file()), key=lambda p: p.name)
+
+    def export_pipeline(self, target: Path) -> None:
+        """Write a diffusers-format Cosmos3 folder (LoRA merged) plus the embodiment it was trained for."""
+        from diffusers import Cosmos3OmniPipeline, Cosmos3OmniTransformer
+
+        transformer = self.transformer
+        if self.config.finetune.mode == "lora":
+            merged = Cosmos3OmniTransformer.from_config(transformer.config)
+            self.transformer.fuse_lora()
+            try:
+                state = {k.replace(".base_layer", ""): v for k, v in transformer.state_dict().items() if "lora_" not in k}
+                merged.load_state_dict(state)
+            finally:
+                self.transformer.unfuse_lora()
+            transformer = merged
+        pipe = Cosmos3OmniPipeline(
+            transformer=transformer, text_tokenizer=self.tokenizer, vae=self.vae, scheduler=self.scheduler,
+            safety_checker=None, enable_safety_checker=False,
+            default_use_system_prompt=self.pipeline_flags["default_use_system_prompt"],
+            use_native_flow_schedule=self.pipeline_flags["use_native_flow_schedule"],
+        )
+        pipe.save_pretrained(target, safe_serialization=True)
+        if hasattr(self, "embodiment_spec"):
+            write_json_atomic(target / EMBODIMENT_FILE, self.embodiment_spec, indent=1)
+
+    def _save(self, step: int, history: list[dict[str, Any]]) -> Path:
+        from safetensors.torch import save_file
+
+        folder = self.out / "checkpoints"
+        folder.mkdir(parents=True, exist_ok=True)
+        final = folder / f"step-{step:07d}"
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=folder))
+        try:
+            self.export_pipeline(tmp)
+            tensors = {}
+            names = {id(p): n for n, p in self.transformer.named_parameters()}
+            for group in self.optimizer.state_dict()["state"].items():
+                index, state = group
+                for key, value in state.items():
+                    tensors[f"{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+            if self.config.finetune.mode == "lora":
+                from peft.utils import get_peft_model_state_dict
+
+                save_file({k: v.contiguous() for k, v in get_peft_model_state_dict(self.transformer).items()},
+                          str(tmp / "adapter.safetensors"))
+            save_file(tensors, str(tmp / OPTIMIZER_FILE))
+            state = {
+                "step": step, "config": self.config.to_dict(), "lr_schedule": self.lr_schedule.state_dict(),
+                "params": [names[id(p)] for p in self.params], "history": history[-50:],
+            }
+            (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+        for old in self._checkpoints()[: -self.config.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def _restore(self, folder: Path) -> int:
+        from safetensors.torch import load_file
+
+        state = json.loads((folder / STATE_FILE).read_text())
+        if self.config.finetune.mode == "lora":
+            from peft.utils import set_peft_model_state_dict
+
+            set_peft_model_state_dict(self.transformer, load_file(str(folder / "adapter.safetensors")))
+        else:
+            from safetensors.torch import load_file as load
+
+            weights = {}
+            for shard in sorted((folder / "transformer").glob("*.safetensors")):
+                weights.update(load(str(shard)))
+            self.transformer.load_state_dict(weights)
+        names = [n for n, _ in self.transformer.named_parameters() if _.requires_grad]
+        if names != state["params"]:
+            raise ValueError(f"checkpoint {folder} was trained with other trainable parameters (finetune mode?)")
+        flat = load_file(str(folder / OPTIMIZER_FILE))
+        opt_state = self.optimizer.state_dict()
+        restored: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in flat.items():
+            index, name = key.split(".", 1)
+            restored.setdefault(int(index), {})[name] = value
+        opt_state["state"] = restored
+        self.optimizer.load_state_dict(opt_state)
+        self.lr_schedule.load_state_dict(state["lr_schedule"])
+        return int(state["step"])
+
+    # -- the loop -------------------------------------------------------------------------------------------------
+
+    def run(self, stop_after: int | None = None) -> list[StepRecord]:
+        """Train to `optim.steps` (or stop after `stop_after` steps, as a kill would); return this run's records."""
+        from tqdm.auto import tqdm
+
+        cfg = self.config
+        self._load()
+        self._model()
+        start = 0
+        checkpoints = self._checkpoints()
+        if checkpoints:
+            start = self._restore(checkpoints[-1])
+            logger.info("resumed from %s (step %d)", checkpoints[-1], start)
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.out / "config.json", cfg.to_dict())
+        metrics_path = self.out / "metrics.jsonl"
+        if self.rank == 0 and metrics_path.exists():  # drop lines a killed run wrote past its last checkpoint
+            kept = [line for line in metrics_path.read_text().splitlines() if line and json.loads(line)["step"] <= start]
+            metrics_path.write_text("".join(line + "\n" for line in kept))
+        records: list[StepRecord] = []
+        history: list[dict[str, Any]] = []
+        bar = tqdm(total=cfg.optim.steps, initial=start, desc="training", unit="step",
+                   disable=not self.progress or self.rank != 0)
+        started = time.perf_counter()
+        for step in range(start, cfg.optim.steps):
+            if stop_after is not None and step - start >= stop_after:
+                break
+            tick = time.perf_counter()
+            examples, objectives, sigmas, generator = self._batch(step)
+            loss, parts = self.model(examples, objectives, sigmas, generator)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.optim.grad_clip > 0:
+                parts["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, cfg.optim.grad_clip))
+            self.optimizer.step()
+            lr = self.lr_schedule.get_last_lr()[0]
+            self.lr_schedule.step()
+            value = float(loss.detach())
+            if self.world > 1:
+                reduced = torch.tensor([value])
+                torch.distributed.all_reduce(reduced)
+                value = float(reduced) / self.world
+            record = StepRecord(step + 1, value, lr, parts, time.perf_counter() - tick)
+            records.append(record)
+            if self.on_step is not None:
+                self.on_step(record)
+            bar.update(1)
+            bar.set_postfix(loss=f"{value:.4f}")
+            done = step + 1
+            if self.rank == 0 and (done % cfg.log_every == 0 or done == cfg.optim.steps):
+                line = {"step": done, "loss": value, "lr": lr, **parts, "step_s": record.seconds,
+                        "elapsed_s": time.perf_counter() - started}
+                history.append(line)
+                with open(metrics_path, "a") as f:
+                    f.write(json.dumps(line) + "\n")
+            if cfg.eval.every and done % cfg.eval.every == 0 and self.rank == 0:
+                self._evaluate(done, metrics_path)
+            if done % cfg.save_every == 0 or done == cfg.optim.steps:
+                if self.rank == 0:
+                    self._save(done, history)
+                _barrier(self.world)
+        bar.close()
+        return records
+
+    def _evaluate(self, step: int, metrics_path: Path) -> dict[str, Any]:
+        """The periodic sim evaluation: the live weights as a `Policy` on `eval.task`, success rate to the log."""
+        from ..engine import Engine, SamplingConfig
+        from ..policy import Policy
+        from ..sim.env import TabletopEnv
+        from ..sim.evaluate import evaluate
+        from ..sim.policies import wrap_policy
+
+        cfg = self.config.eval
+        self.transformer.eval()
+        try:
+            engine = Engine(self.transformer, self.vae, self.tokenizer, self.scheduler,
+                            use_native_flow_schedule=self.pipeline_flags["use_native_flow_schedule"],
+                            default_use_system_prompt=self.pipeline_flags["default_use_system_prompt"])
+            sampling = SamplingConfig.from_preset(self.embodiment.sampling_preset) if self.embodiment.sampling_preset \
+                else SamplingConfig()
+            policy = Policy(engine, self.embodiment, sampling.updated(steps=cfg.steps), source=f"step-{step}")
+            env = TabletopEnv(cfg.task)
+            try:
+                report = evaluate(env, wrap_policy(policy, seed=cfg.seed), policy_name=f"step-{step}",
+                                  episodes=cfg.episodes, seed=cfg.seed, progress=False)
+            finally:
+                env.close()
+        finally:
+            self.transformer.train()
+        line = {"step": step, "eval_task": cfg.task, "eval_success_rate": report.success_rate,
+                "eval_episodes": cfg.episodes}
+        with open(metrics_path, "a") as f:
+            f.write(json.dumps(line) + "\n")
+        logger.info("step %d: %s success %.1f %% over %d episodes", step, cfg.task, 100 * report.success_rate,
+                    cfg.episodes)
+        return line
