@@ -73,31 +73,45 @@ def clean_sets(objective: str, latent_t: int, rows: int, history: int) -> tuple[
     raise ValueError(f"objective={objective!r}; accepted: {', '.join(OBJECTIVES)}")
 
 
-def example_loss(
-    transformer,
-    example: ModelExample,
-    objective: str,
-    sigma: float,
-    generator: torch.Generator,
-    num_train_timesteps: int = 1000,
-) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """(vision MSE, action MSE) of one example under one objective; a term is None when nothing of it is noisy."""
-    cfg = transformer.config
-    device = next(transformer.parameters()).device
-    dtype = transformer.dtype
+@dataclass
+class NoisyExample:
+    """One example noised for one objective: the model's inputs (xt, at), the clean values and the noise."""
+
+    x0: torch.Tensor  # [1, C, T, h, w] clean latents
+    a0: torch.Tensor  # [rows, action_dim] clean actions, zero past the embodiment's columns
+    eps_v: torch.Tensor
+    eps_a: torch.Tensor
+    xt: torch.Tensor  # noisy at `noisy_frames`, clean elsewhere
+    at: torch.Tensor  # noisy at `noisy_rows`, clean elsewhere
+    noisy_frames: torch.Tensor  # long [n] (CPU)
+    noisy_rows: torch.Tensor  # long [m] (CPU)
+    sigma: float
+
+
+def draw_noise(example: ModelExample, action_dim: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """ε for the latents [1, C, T, h, w] and the action rows [rows, action_dim], in the sampler's order (vision, then
+    actions), drawn on CPU so runs reproduce across devices."""
+    eps_v = torch.randn((1, *example.latents.shape), generator=generator)
+    eps_a = torch.randn((example.actions.shape[0], action_dim), generator=generator)
+    return eps_v, eps_a
+
+
+def noise_example(
+    example: ModelExample, objective: str, sigma: float, generator: torch.Generator, action_dim: int,
+    device: torch.device | str = "cpu",
+) -> NoisyExample:
+    """x_σ = (1-σ)·x0 + σ·ε on the objective's noisy frames and rows; clean positions keep x0."""
     x0 = example.latents.to(device=device, dtype=torch.float32).unsqueeze(0)
-    _, channels, latent_t, h, w = x0.shape
-    rows = example.actions.shape[0]
-    raw_dim = example.actions.shape[1]
+    latent_t = x0.shape[2]
+    rows, raw_dim = example.actions.shape
     clean_frames, clean_rows = clean_sets(objective, latent_t, rows, example.history)
     noisy_frames = torch.tensor([f for f in range(latent_t) if f not in clean_frames], dtype=torch.long)
     noisy_rows = torch.tensor([r for r in range(rows) if r not in clean_rows], dtype=torch.long)
 
-    # Noise in the sampler's order (vision, then actions), drawn on CPU so runs reproduce across devices.
-    eps_v = torch.randn(x0.shape, generator=generator).to(device)
-    a0 = torch.zeros(rows, cfg.action_dim, dtype=torch.float32, device=device)
+    eps_v, eps_a = draw_noise(example, action_dim, generator)
+    eps_v, eps_a = eps_v.to(device), eps_a.to(device)
+    a0 = torch.zeros(rows, action_dim, dtype=torch.float32, device=device)
     a0[:, :raw_dim] = example.actions.to(device=device, dtype=torch.float32)
-    eps_a = torch.randn(a0.shape, generator=generator).to(device)
     eps_a[:, raw_dim:] = 0
 
     frame_mask = torch.zeros(latent_t, dtype=torch.bool, device=device)
@@ -106,7 +120,20 @@ def example_loss(
     row_mask[noisy_rows] = True
     xt = torch.where(frame_mask.view(1, 1, -1, 1, 1), (1 - sigma) * x0 + sigma * eps_v, x0)
     at = torch.where(row_mask.view(-1, 1), (1 - sigma) * a0 + sigma * eps_a, a0)
+    return NoisyExample(x0, a0, eps_v, eps_a, xt, at, noisy_frames, noisy_rows, float(sigma))
 
+
+def predict_velocity(
+    transformer, example: ModelExample, noisy: NoisyExample, num_train_timesteps: int = 1000
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One `Cosmos3OmniTransformer.forward` over [text | vision | actions] at timestep 1000·σ → predicted velocities:
+    vision [1, C, T, h, w] (meaningful at the noisy frames), actions [rows, action_dim] (at the noisy rows)."""
+    cfg = transformer.config
+    device = noisy.xt.device
+    dtype = transformer.dtype
+    _, _, latent_t, h, w = noisy.xt.shape
+    rows = noisy.at.shape[0]
+    noisy_frames, noisy_rows = noisy.noisy_frames, noisy.noisy_rows
     p = cfg.latent_patch_size
     grid = (latent_t, -(-h // p), -(-w // p))
     per_frame = grid[1] * grid[2]
@@ -120,20 +147,20 @@ def example_loss(
         [torch.arange(vision_start + f * per_frame, vision_start + (f + 1) * per_frame) for f in noisy_frames.tolist()]
         or [torch.zeros(0, dtype=torch.long)]
     ).to(device)
-    timestep = float(sigma) * num_train_timesteps
+    timestep = noisy.sigma * num_train_timesteps
     preds_vision, _, preds_action = transformer(
         input_ids=torch.tensor(example.token_ids, dtype=torch.long, device=device),
         text_indexes=torch.arange(text_len, device=device),
         position_ids=position_ids,
         und_len=text_len,
         sequence_length=text_len + n_vision + rows,
-        vision_tokens=[xt.to(dtype)],
+        vision_tokens=[noisy.xt.to(dtype)],
         vision_token_shapes=[grid],
         vision_sequence_indexes=torch.arange(vision_start, action_start, device=device),
         vision_mse_loss_indexes=vision_loss_idx,
         vision_timesteps=torch.full((len(noisy_frames) * per_frame,), timestep, device=device),
         vision_noisy_frame_indexes=[noisy_frames.to(device)],
-        action_tokens=[at.to(dtype)],
+        action_tokens=[noisy.at.to(dtype)],
         action_token_shapes=[(rows, 1, 1)],
         action_sequence_indexes=torch.arange(action_start, action_start + rows, device=device),
         action_mse_loss_indexes=(action_start + noisy_rows).to(device),
@@ -142,13 +169,30 @@ def example_loss(
         action_domain_ids=[torch.tensor(example.domain_id, device=device)],
         return_dict=False,
     )
+    return preds_vision[0], preds_action[0]
+
+
+def example_loss(
+    transformer,
+    example: ModelExample,
+    objective: str,
+    sigma: float,
+    generator: torch.Generator,
+    num_train_timesteps: int = 1000,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(vision MSE, action MSE) of one example under one objective; a term is None when nothing of it is noisy."""
+    device = next(transformer.parameters()).device
+    noisy = noise_example(example, objective, sigma, generator, transformer.config.action_dim, device)
+    pred_vision, pred_action = predict_velocity(transformer, example, noisy, num_train_timesteps)
+    frames, rows = noisy.noisy_frames.to(device), noisy.noisy_rows.to(device)
+    raw_dim = example.actions.shape[1]
     vision_loss = action_loss = None
-    if len(noisy_frames):
-        target = (eps_v - x0)[:, :, noisy_frames.to(device)]
-        vision_loss = (preds_vision[0][:, :, noisy_frames.to(device)].float() - target).pow(2).mean()
-    valid = example.action_valid.to(device)[noisy_rows.to(device)]
-    if len(noisy_rows) and bool(valid.any()):
-        target = (eps_a - a0)[noisy_rows.to(device)][:, :raw_dim]
-        pred = preds_action[0][noisy_rows.to(device)][:, :raw_dim].float()
+    if len(frames):
+        target = (noisy.eps_v - noisy.x0)[:, :, frames]
+        vision_loss = (pred_vision[:, :, frames].float() - target).pow(2).mean()
+    valid = example.action_valid.to(device)[rows]
+    if len(rows) and bool(valid.any()):
+        target = (noisy.eps_a - noisy.a0)[rows][:, :raw_dim]
+        pred = pred_action[rows][:, :raw_dim].float()
         action_loss = (pred - target).pow(2)[valid].mean()
     return vision_loss, action_loss

@@ -1,9 +1,10 @@
 """The training loop: cached latents → flow-matching steps → atomic diffusers-format checkpoints, resumable.
 
 Determinism is by construction: step s draws its batch from a per-epoch permutation and its objectives, timesteps
-and noise from a generator seeded by (seed, s, rank). A run restored from a checkpoint (weights, optimizer, LR
-schedule) therefore computes exactly the losses the uninterrupted run would have. Several processes (torchrun) train
-data-parallel with DDP: each rank takes its slice of the global batch and gradients are averaged.
+and noise from a generator seeded by (seed, s). A run restored from a checkpoint (weights, optimizer, LR schedule)
+therefore computes exactly the losses the uninterrupted run would have. Several processes (torchrun) train
+data-parallel with DDP: each rank takes its slice of the same global batch (same examples, objectives, timesteps and
+noise as one process) and gradients are averaged.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ..embodiments import Embodiment, free_domain_id, get_embodiment, register_e
 from ..fileio import write_json_atomic
 from .config import TrainConfig
 from .data import LatentCache, WindowSpec
-from .flow import OBJECTIVES, ModelExample, TimestepSampler, example_loss
+from .flow import OBJECTIVES, ModelExample, TimestepSampler, draw_noise, example_loss
 
 logger = logging.getLogger(__name__)
 
@@ -193,19 +194,28 @@ class Trainer:
     # -- deterministic batches ------------------------------------------------------------------------------------
 
     def _batch(self, step: int) -> tuple[list[ModelExample], list[str], torch.Tensor, torch.Generator]:
+        """This rank's slice of step `step`'s global batch: examples, objectives, σ and the noise generator.
+
+        Every rank replays the global batch's draws (objectives and σ for all of it, then the noise of the slices
+        before its own), so N processes compute exactly the examples, noise and losses of one process.
+        """
         cfg = self.config
         n = len(self.examples)
-        local = cfg.optim.batch_size // self.world
-        first = step * cfg.optim.batch_size + self.rank * local
+        size = cfg.optim.batch_size
+        local = size // self.world
         picks = []
-        for position in range(first, first + local):
+        for position in range(step * size, (step + 1) * size):
             epoch, offset = divmod(position, n)
             picks.append(int(np.random.default_rng([cfg.seed, epoch]).permutation(n)[offset]))
-        generator = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, step, self.rank]).generate_state(1)[0]))
-        choice = torch.multinomial(self.objective_probs, local, replacement=True, generator=generator)
+        generator = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, step, 0]).generate_state(1)[0]))
+        choice = torch.multinomial(self.objective_probs, size, replacement=True, generator=generator)
         objectives = [self.objective_names[i] for i in choice.tolist()]
-        sigmas = self.timesteps.sample(local, generator)
-        return [self.examples[i] for i in picks], objectives, sigmas, generator
+        sigmas = self.timesteps.sample(size, generator)
+        first = self.rank * local
+        for i in picks[:first]:  # the earlier ranks' noise
+            draw_noise(self.examples[i], self.transformer.config.action_dim, generator)
+        keep = slice(first, first + local)
+        return [self.examples[i] for i in picks[keep]], objectives[keep], sigmas[keep], generator
 
     # -- checkpoints ----------------------------------------------------------------------------------------------
 
@@ -356,8 +366,8 @@ class Trainer:
             bar.set_postfix(loss=f"{value:.4f}")
             done = step + 1
             if self.rank == 0 and (done % cfg.log_every == 0 or done == cfg.optim.steps):
-                line = {"step": done, "loss": value, "lr": lr, **parts, "step_s": record.seconds,
-                        "elapsed_s": time.perf_counter() - started}
+                line = {"step": done, "loss": value, "lr": lr, **parts, "world_size": self.world,
+                        "step_s": record.seconds, "elapsed_s": time.perf_counter() - started}
                 history.append(line)
                 with open(metrics_path, "a") as f:
                     f.write(json.dumps(line) + "\n")

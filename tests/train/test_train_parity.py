@@ -1,0 +1,114 @@
+"""Training sees what sampling sees: the trainer's velocity for a noisy example equals the engine's velocity for the
+same noisy latents, actions, timestep and caption — same sequence layout, positions, clean/noisy sets, time embedding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from worldpolicy.train.flow import OBJECTIVES, noise_example, predict_velocity
+
+
+def _first_window_frames(trainer):
+    from worldpolicy.train.data import WindowSpec, iter_windows
+
+    cfg = trainer.config.data
+    spec = WindowSpec(dataset=cfg.dataset, chunk_size=cfg.chunk_size, video_keys=tuple(cfg.video_keys))
+    return next(iter_windows(spec, trainer.embodiment)).frames
+
+
+def _engine_velocity(trainer, example, objective, noisy, frames):
+    """The engine's path: `_prepare` a request for the same window, put the trainer's noisy state in it, and run
+    text cache → `_tokens` → `generate` → `_velocities` at timestep 1000·σ."""
+    from worldpolicy.engine import Engine, EngineRequest, SamplingConfig
+    from worldpolicy.engine.forward import generate, rotary
+    from worldpolicy.processing.observations import prepare_canvas
+
+    emb = trainer.embodiment
+    chunk = trainer.config.data.chunk_size
+    engine = Engine(trainer.transformer, trainer.vae, trainer.tokenizer, trainer.scheduler)
+    if objective == "inverse_dynamics":
+        canvas, info = prepare_canvas(frames, emb.resolution_tier, chunk + 1, emb.snap_to_16)
+    else:
+        canvas, info = prepare_canvas(frames[:1], emb.resolution_tier, 1, emb.snap_to_16)
+    history = example.history
+    request = EngineRequest(
+        mode=objective, canvas=canvas, latent_hw=(info.latent_h, info.latent_w), cond_ids=example.token_ids,
+        uncond_ids=example.token_ids, domain_id=example.domain_id, raw_dim=example.actions.shape[1], chunk_size=chunk,
+        fps=example.fps, sampling=SamplingConfig(guidance=1.0), seed=0,
+        clean_actions=example.actions[history:].numpy() if objective == "forward_dynamics" else None,
+        state_row=example.actions[0].numpy() if history else None,
+    )
+    item = engine._prepare(request)
+    # the engine's own clean/noisy split for this mode, and its encoding of the conditioning frames, match training
+    assert item.noisy_frames.tolist() == noisy.noisy_frames.tolist()
+    assert item.noisy_rows.tolist() == noisy.noisy_rows.tolist()
+    clean = [f for f in range(noisy.x0.shape[2]) if f not in noisy.noisy_frames.tolist()]
+    torch.testing.assert_close(item.latents[:, :, clean], noisy.x0[:, :, clean], rtol=1e-4, atol=1e-4)
+    clean_rows = [r for r in range(noisy.at.shape[0]) if r not in noisy.noisy_rows.tolist()]
+    torch.testing.assert_close(item.actions[clean_rows], noisy.a0[clean_rows], rtol=0, atol=1e-6)
+
+    item.latents, item.actions = noisy.xt.clone(), noisy.at.clone()
+    text = engine.text(example.token_ids)
+    cos, sin = rotary(trainer.transformer, engine._positions(item, text.length), engine.dtype)
+    tokens = engine._tokens(item, noisy.sigma * 1000)
+    hidden = generate(trainer.transformer, tokens, cos, sin, [(0, tokens.shape[0])], [text])
+    return engine._velocities(item, hidden)
+
+
+def _close(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    """Max abs difference relative to the reference's scale."""
+    return float((actual - expected).abs().max() / expected.abs().max().clamp_min(1e-12))
+
+
+@pytest.mark.parametrize("history", [1, 0], ids=["state_row", "no_state_row"])
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_training_forward_equals_sampling_forward(loaded_trainer, objective, history):
+    trainer = loaded_trainer
+    example = trainer.examples[0]
+    assert example.history == 1 and example.latents.shape[1] == trainer.config.data.chunk_size // 4 + 1
+    if history == 0:  # the same window for an embodiment without a state row: actions start at the chunk
+        example = dataclasses.replace(example, actions=example.actions[1:], action_valid=example.action_valid[1:],
+                                      history=0)
+    tf = trainer.transformer
+    noisy = noise_example(example, objective, 0.63, torch.Generator().manual_seed(5), tf.config.action_dim)
+    assert noisy.noisy_rows.numel() == (0 if objective == "forward_dynamics" else trainer.config.data.chunk_size)
+    with torch.no_grad():
+        train_vision, train_actions = predict_velocity(tf, example, noisy)
+        engine_vision, engine_actions = _engine_velocity(trainer, example, objective, noisy,
+                                                         _first_window_frames(trainer))
+
+    frames, rows = noisy.noisy_frames, noisy.noisy_rows
+    raw_dim = example.actions.shape[1]
+    if frames.numel():
+        tv = train_vision[:, :, frames].float()
+        ev = engine_vision.reshape(train_vision.shape)[:, :, frames]
+        assert tv.abs().max() > 1e-3  # a real prediction, not an all-zero tensor on both sides
+        assert _close(tv, ev) < 1e-5, f"vision velocity differs: {_close(tv, ev):.2e}"
+    else:
+        assert objective == "inverse_dynamics"
+    if rows.numel():
+        ta, ea = train_actions[rows][:, :raw_dim].float(), engine_actions[rows][:, :raw_dim]
+        assert ta.abs().max() > 1e-3
+        assert _close(ta, ea) < 1e-5, f"action velocity differs: {_close(ta, ea):.2e}"
+    else:
+        assert objective == "forward_dynamics"
+
+
+def test_parity_check_is_sensitive_to_the_layout(loaded_trainer):
+    """The comparison above can fail: the same inputs with the action rows placed one frame off (a state row claimed
+    but not present) or a different timestep give clearly different velocities."""
+    trainer = loaded_trainer
+    example = trainer.examples[0]
+    tf = trainer.transformer
+    noisy = noise_example(example, "policy", 0.63, torch.Generator().manual_seed(5), tf.config.action_dim)
+    with torch.no_grad():
+        _, reference = predict_velocity(tf, example, noisy)
+        _, shifted = predict_velocity(tf, dataclasses.replace(example, history=0), noisy)
+        _, later = predict_velocity(tf, example, dataclasses.replace(noisy, sigma=0.62))
+    rows = noisy.noisy_rows
+    assert _close(shifted[rows], reference[rows]) > 1e-3
+    assert _close(later[rows], reference[rows]) > 1e-4
