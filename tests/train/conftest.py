@@ -112,7 +112,7 @@ def latent_cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("train_cache")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def train_config(tiny_checkpoint, tiny_dataset, latent_cache_dir):
     """`train_config(output_dir, **overrides)` → a raw config dict (nested tables merged one level deep)."""
 

@@ -312,6 +312,10 @@ class Trainer:
         opt_state["state"] = restored
         self.optimizer.load_state_dict(opt_state)
         self.lr_schedule.load_state_dict(state["lr_schedule"])
+        # the schedule's state holds the step count, not the optimizer's current LR: set it, or the first resumed
+        # step would train at the LR of step 0
+        for group, lr in zip(self.optimizer.param_groups, self.lr_schedule.get_last_lr()):
+            group["lr"] = lr
         return int(state["step"])
 
     # -- the loop -------------------------------------------------------------------------------------------------

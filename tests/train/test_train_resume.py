@@ -1,0 +1,109 @@
+"""A run killed after its last checkpoint and restarted continues with exactly the losses of an uninterrupted run; its
+log has one line per step and its checkpoints are complete diffusers folders that `Policy` loads and runs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+
+def _weights(folder):
+    from safetensors.torch import load_file
+
+    out = {}
+    for shard in sorted((folder / "transformer").glob("*.safetensors")):
+        out.update(load_file(str(shard)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, train_config):
+    """Run A: 6 steps uninterrupted. Run B: killed after step 3 (last checkpoint: step 2), then resumed."""
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    def config(out):
+        return load_config(train_config(out))
+
+    root = tmp_path_factory.mktemp("resume")
+    a = Trainer(config(root / "a"), progress=False).run()
+    killed = Trainer(config(root / "b"), progress=False).run(stop_after=3)
+    metrics_at_kill = (root / "b" / "metrics.jsonl").read_text()
+    checkpoints_at_kill = sorted(p.name for p in (root / "b" / "checkpoints").iterdir())
+    resumed = Trainer(config(root / "b"), progress=False).run()
+    return {"root": root, "a": a, "killed": killed, "resumed": resumed, "metrics_at_kill": metrics_at_kill,
+            "checkpoints_at_kill": checkpoints_at_kill}
+
+
+def test_resumed_run_has_identical_losses(runs):
+    a, killed, resumed = runs["a"], runs["killed"], runs["resumed"]
+    assert [r.step for r in a] == [1, 2, 3, 4, 5, 6]
+    assert [r.step for r in killed] == [1, 2, 3]
+    assert runs["checkpoints_at_kill"] == ["step-0000002"]  # step 3 ran but was never saved
+    assert [r.step for r in resumed] == [3, 4, 5, 6]
+    # before the kill the two runs agree; after it, the restored weights, optimizer and LR schedule reproduce A
+    assert [r.loss for r in killed] == [r.loss for r in a[:3]]
+    assert [r.loss for r in resumed] == [r.loss for r in a[2:]]
+    assert [r.lr for r in resumed] == [r.lr for r in a[2:]]
+    # not trivially equal: the losses move, and every objective was drawn
+    assert len({round(r.loss, 6) for r in a}) == 6
+    parts = set().union(*(r.parts for r in a))
+    assert {"loss_action_policy", "loss_action_inverse_dynamics", "loss_video"} <= parts
+    # and the final weights are the same tensors
+    wa = _weights(runs["root"] / "a" / "checkpoints" / "step-0000006")
+    wb = _weights(runs["root"] / "b" / "checkpoints" / "step-0000006")
+    assert wa.keys() == wb.keys()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_metrics_have_one_line_per_step_after_resume(runs):
+    at_kill = [json.loads(line)["step"] for line in runs["metrics_at_kill"].splitlines()]
+    assert at_kill == [1, 2, 3]  # the killed run logged a step past its last checkpoint
+    lines = [json.loads(line) for line in (runs["root"] / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [1, 2, 3, 4, 5, 6]
+    reference = [json.loads(line) for line in (runs["root"] / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert [line["loss"] for line in lines] == [line["loss"] for line in reference]
+    assert all(line["world_size"] == 1 and np.isfinite(line["loss"]) for line in lines)
+
+
+def test_checkpoints_are_complete_diffusers_folders(runs):
+    from worldpolicy.train.trainer import EMBODIMENT_FILE, OPTIMIZER_FILE, STATE_FILE
+
+    folder = runs["root"] / "b" / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir()) == ["step-0000004", "step-0000006"]  # keep_checkpoints = 2
+    for ckpt in folder.iterdir():
+        index = json.loads((ckpt / "model_index.json").read_text())
+        assert {"transformer", "vae", "text_tokenizer", "scheduler"} <= set(index)
+        for part in ("transformer", "vae"):
+            assert (ckpt / part / "config.json").is_file() and list((ckpt / part).glob("*.safetensors"))
+        assert (ckpt / OPTIMIZER_FILE).is_file() and json.loads((ckpt / STATE_FILE).read_text())["step"] == int(
+            ckpt.name.split("-")[1])
+        spec = json.loads((ckpt / EMBODIMENT_FILE).read_text())
+        assert spec["name"] == "tiny_panda" and spec["normalization"] == "quantile" and len(spec["stats"]["q01"]) == 8
+    assert not list(folder.glob(".step-*"))  # no temporary folders left behind
+
+
+def test_checkpoint_loads_as_a_policy_with_its_embodiment(runs):
+    from worldpolicy import Policy
+
+    ckpt = runs["root"] / "b" / "checkpoints" / "step-0000006"
+    spec = json.loads((ckpt / "embodiment.json").read_text())
+    policy = Policy.from_pretrained(ckpt, device="cpu", steps=2, seed=0)
+    assert policy.embodiment.name == "tiny_panda" and policy.embodiment.domain_id == spec["domain_id"]
+    assert policy.chunk_size == 4 and policy.embodiment.stats["q99"] == tuple(spec["stats"]["q99"])
+    rng = np.random.default_rng(0)
+    obs = {
+        "observation/exterior_image_1_left": rng.integers(0, 255, (64, 96, 3), dtype=np.uint8),
+        "observation/exterior_image_2_left": rng.integers(0, 255, (64, 96, 3), dtype=np.uint8),
+        "observation/joint_position": np.array([0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.7854]),
+        "observation/gripper_position": np.array([0.0]),
+    }
+    prediction = policy.act(obs, "move the gripper to the red ball")
+    assert prediction.actions.shape == (4, 8) and np.all(np.isfinite(prediction.actions))
+    assert prediction.columns == spec["columns"]
+    # the checkpoint's own stats turn the model's output into physical units
+    np.testing.assert_allclose(policy.embodiment.denormalize(prediction.actions_normalized), prediction.actions)
+    assert not np.allclose(prediction.actions, prediction.actions_normalized)
