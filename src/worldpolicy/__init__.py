@@ -26,8 +26,9 @@ if TYPE_CHECKING:
     from .policy import Policy
 
 
-def load_policy(path_or_id: str, embodiment: str = "droid", **kwargs: Any) -> "Policy":
-    """Load a diffusers-format Cosmos3 checkpoint (local folder or hub id) as a `Policy`. See `Policy.from_pretrained`."""
+def load_policy(path_or_id: str, embodiment: str | None = None, **kwargs: Any) -> "Policy":
+    """Load a diffusers-format Cosmos3 checkpoint (local folder or hub id) as a `Policy` for `embodiment` (default:
+    the one the checkpoint ships, else droid). See `Policy.from_pretrained`."""
     from .policy import Policy
 
     return Policy.from_pretrained(path_or_id, embodiment=embodiment, **kwargs)

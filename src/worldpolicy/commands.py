@@ -24,7 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--actions", help="actions file for forward dynamics (.json or .npy)")
     p.add_argument("--actions-space", choices=("physical", "normalized"), default="physical")
     p.add_argument("--state", help="comma-separated current state for state-conditioned embodiments (droid joints)")
-    p.add_argument("--embodiment", default="droid", help="name[/variant] from `worldpolicy embodiments`")
+    p.add_argument("--embodiment", default=None, help="name[/variant] from `worldpolicy embodiments` (default: the "
+                   "checkpoint's own embodiment.json, else droid)")
     p.add_argument("--steps", type=int)
     p.add_argument("--guidance", type=float)
     p.add_argument("--schedule", choices=("checkpoint", "linear", "karras"))
@@ -40,9 +41,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output run directory")
     p.set_defaults(func=_predict)
 
-    p = sub.add_parser("demo", help="run the embedded default model through all three modes and write the artifacts")
+    p = sub.add_parser("demo", help="run the shipped model through all three modes and in the simulator")
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--episodes", type=int, default=3, help="closed-loop simulator episodes (default 3)")
     p.set_defaults(func=_demo)
 
 
@@ -147,30 +149,40 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    """Runs a tiny model through policy, forward and inverse dynamics on a synthetic scene."""
-    import numpy as np
-
+    """The shipped model (trained from scratch by `worldpolicy train reach-from-scratch`) on a simulated reach task:
+    one observation through all three modes, then closed-loop episodes in the simulator."""
     from . import load_policy
-    from .testing import make_tiny_checkpoint
+    from .models import shipped_model
+    from .sim.env import TabletopEnv
+    from .sim.evaluate import evaluate, write_report
+    from .sim.policies import wrap_policy
 
+    if args.episodes < 1:
+        raise ValueError(f"--episodes={args.episodes}: must be >= 1")
     out = Path(args.out)
-    print("worldpolicy demo: NOTE the embedded model has RANDOM weights (no trained model ships yet); the actions and "
-          "videos exercise every stage of the stack but mean nothing.")
-    checkpoint = out / "checkpoint"
-    if not (checkpoint / "model_index.json").is_file():
-        make_tiny_checkpoint(checkpoint, seed=args.seed)
-    policy = load_policy(checkpoint, embodiment="droid/relative_pose", chunk_size=16, resolution_tier=256, seed=args.seed)
-    yy, xx = np.mgrid[0:96, 0:128]
-    scene = np.stack([(xx / 128.0), (yy / 96.0), 0.5 + 0.5 * np.sin(xx / 9.0)], axis=-1).astype(np.float32)
-    task = "Push the red cube to the green target."
-    runs = {}
-    runs["policy"] = policy.act(scene, task, decode_video=True)
-    runs["forward_dynamics"] = policy.imagine(scene, runs["policy"].actions, task)
-    runs["inverse_dynamics"] = policy.infer_actions(runs["forward_dynamics"].video, task)
-    for mode, prediction in runs.items():
-        paths = write_run(prediction, out / mode)
-        print(f"{mode:>17}: {prediction.chunk_size}x{len(prediction.columns)} actions, "
-              f"{'no video' if prediction.video is None else f'{len(prediction.video)} frames'}, "
-              f"{prediction.timings['total']:.2f} s -> {paths[0].parent}")
+    checkpoint = shipped_model()
+    policy = load_policy(checkpoint, seed=args.seed)
+    env = TabletopEnv("reach")
+    try:
+        obs, _ = env.reset(seed=args.seed)
+        task = obs["prompt"]
+        cameras = {k: obs[k] for k in policy.embodiment.camera_keys}
+        print(f"worldpolicy demo: shipped model {checkpoint.name} ({policy.embodiment.key}), task: {task!r}")
+        runs = {"policy": policy.act(cameras, task, decode_video=True)}
+        runs["forward_dynamics"] = policy.imagine(cameras, runs["policy"].actions, task)
+        runs["inverse_dynamics"] = policy.infer_actions(runs["forward_dynamics"].video, task)
+        for mode, prediction in runs.items():
+            paths = write_run(prediction, out / mode)
+            print(f"{mode:>17}: {prediction.chunk_size}x{len(prediction.columns)} actions, "
+                  f"{'no video' if prediction.video is None else f'{len(prediction.video)} frames'}, "
+                  f"{prediction.timings['total']:.2f} s -> {paths[0].parent}")
+        report = evaluate(env, wrap_policy(policy, seed=args.seed, decode_video=True), policy_name=checkpoint.name,
+                          episodes=args.episodes, seed=args.seed, video_dir=out / "sim" / "videos",
+                          videos=args.episodes, progress=True)
+    finally:
+        env.close()
+    write_report(report, out / "sim")
+    print(f"       simulator: reach success {report.successes}/{args.episodes} closed-loop episodes "
+          f"(videos: sim cameras | imagined future) -> {out / 'sim'}")
     print(f"open {out / 'policy' / 'index.html'} to look at the policy run")
     return 0

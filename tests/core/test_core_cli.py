@@ -79,12 +79,21 @@ def test_embodiments_lists_the_registry(capsys):
     assert {r["key"] for r in rows} >= {"droid/joint_pos", "droid/relative_pose", "bridge"}
 
 
-def test_demo_runs_all_three_modes(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--episodes", "1"]) == 0
     out = capsys.readouterr().out
-    assert "RANDOM weights" in out
+    assert "shipped model panda_reach (panda_reach)" in out
     for mode in ("policy", "forward_dynamics", "inverse_dynamics"):
         doc = json.loads((tmp_path / "demo" / mode / "actions.json").read_text())
-        assert doc["mode"] == mode and len(doc["actions"]) == 16
+        assert doc["mode"] == mode and len(doc["actions"]) == 4
+        assert doc["columns"][:3] == ["tx", "ty", "tz"] and doc["units"][:3] == ["m", "m", "m"]
     assert (tmp_path / "demo" / "policy" / "rollout.mp4").is_file()
     assert (tmp_path / "demo" / "policy" / "index.html").is_file()
+    report = json.loads((tmp_path / "demo" / "sim" / "report.json").read_text())
+    assert report["task"] == "reach" and len(report["episodes"]) == 1
+    assert list((tmp_path / "demo" / "sim" / "videos").glob("*.mp4"))
+
+
+def test_demo_rejects_zero_episodes(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--episodes", "0"]) == 2
+    assert "--episodes=0" in capsys.readouterr().err

@@ -18,8 +18,10 @@ def add_parser(subparsers) -> None:
         description="Roll out a policy on a MuJoCo Panda tabletop task seen by DROID-placed cameras; writes "
         "report.json/.md/.png and side-by-side mp4s (sim cameras | imagined video).",
     )
-    p.add_argument("--policy", required=True, help="CHECKPOINT dir | ws://HOST:PORT | scripted | random")
-    p.add_argument("--task", default="pick_place", help=f"one of {', '.join(TASK_NAMES)}")
+    p.add_argument("--policy", default="shipped",
+                   help="shipped (default: the model in the package) | CHECKPOINT dir | ws://HOST:PORT | scripted | random")
+    p.add_argument("--task", default=None,
+                   help=f"one of {', '.join(TASK_NAMES)} (default: reach for the shipped model, else pick_place)")
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seed", type=int, default=0, help="episode i uses seed + i (scene and sampling)")
     p.add_argument("--robot", default="panda", help="panda | menagerie_panda | path to a Menagerie panda.xml")
@@ -55,6 +57,12 @@ def _image_size(text: str) -> tuple[int, int] | None:
 def run(args: argparse.Namespace) -> int:
     import os
 
+    if args.policy == "shipped":
+        from worldpolicy.models import shipped_model
+
+        args.policy = str(shipped_model())
+        args.task = args.task or "reach"
+    args.task = args.task or "pick_place"
     if args.task not in TASK_NAMES:
         raise ValueError(f"--task: unknown task {args.task!r}; accepted: {', '.join(TASK_NAMES)}")
     if args.episodes < 1:
