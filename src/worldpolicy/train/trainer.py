@@ -162,10 +162,12 @@ class Trainer:
             from peft import LoraConfig
 
             self.transformer.requires_grad_(False)
-            self.transformer.add_adapter(LoraConfig(
-                r=cfg.finetune.lora_rank, lora_alpha=cfg.finetune.lora_alpha,
-                target_modules=list(cfg.finetune.lora_targets), init_lora_weights=True,
-            ))
+            with torch.random.fork_rng():  # lora_A starts random: from the config's seed, not the global RNG state
+                torch.manual_seed(cfg.seed)
+                self.transformer.add_adapter(LoraConfig(
+                    r=cfg.finetune.lora_rank, lora_alpha=cfg.finetune.lora_alpha,
+                    target_modules=list(cfg.finetune.lora_targets), init_lora_weights=True,
+                ))
             # a new embodiment's action head is new weights: train it fully alongside the adapters
             for module in (self.transformer.action_proj_in, self.transformer.action_proj_out):
                 module.requires_grad_(True)
@@ -232,12 +234,18 @@ class Trainer:
         transformer = self.transformer
         if self.config.finetune.mode == "lora":
             merged = Cosmos3OmniTransformer.from_config(transformer.config)
+            # fuse → unfuse is not exact in floating point: keep the frozen base weights bit-identical across saves
+            frozen = {n: p.detach().clone() for n, p in transformer.named_parameters() if ".base_layer." in n}
             self.transformer.fuse_lora()
             try:
                 state = {k.replace(".base_layer", ""): v for k, v in transformer.state_dict().items() if "lora_" not in k}
                 merged.load_state_dict(state)
             finally:
                 self.transformer.unfuse_lora()
+                with torch.no_grad():
+                    for name, param in transformer.named_parameters():
+                        if name in frozen:
+                            param.copy_(frozen[name])
             transformer = merged
         pipe = Cosmos3OmniPipeline(
             transformer=transformer, text_tokenizer=self.tokenizer, vae=self.vae, scheduler=self.scheduler,
@@ -289,16 +297,19 @@ class Trainer:
         from safetensors.torch import load_file
 
         state = json.loads((folder / STATE_FILE).read_text())
+        weights = {}
+        for shard in sorted((folder / "transformer").glob("*.safetensors")):
+            weights.update(load_file(str(shard)))
         if self.config.finetune.mode == "lora":
             from peft.utils import set_peft_model_state_dict
 
             set_peft_model_state_dict(self.transformer, load_file(str(folder / "adapter.safetensors")))
+            # modules trained fully next to the adapters (the action head) are saved in the merged weights
+            with torch.no_grad():
+                for name, param in self.transformer.named_parameters():
+                    if param.requires_grad and "lora_" not in name:
+                        param.copy_(weights[name])
         else:
-            from safetensors.torch import load_file as load
-
-            weights = {}
-            for shard in sorted((folder / "transformer").glob("*.safetensors")):
-                weights.update(load(str(shard)))
             self.transformer.load_state_dict(weights)
         names = [n for n, _ in self.transformer.named_parameters() if _.requires_grad]
         if names != state["params"]:

@@ -1,0 +1,103 @@
+"""LoRA fine-tuning trains only the adapters and the action head, resumes exactly, and exports a merged diffusers
+checkpoint (W + α/r·B·A) that `Policy` loads."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("peft", reason="LoRA needs peft (the train extra)")
+
+RANK, ALPHA = 4, 8.0
+TARGETS = ["add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"]
+
+
+def _weights(folder):
+    from safetensors.torch import load_file
+
+    out = {}
+    for shard in sorted((folder / "transformer").glob("*.safetensors")):
+        out.update(load_file(str(shard)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def lora_runs(tmp_path_factory, train_config):
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    root = tmp_path_factory.mktemp("lora")
+    overrides = {"save_every": 1, "finetune": {"mode": "lora", "lora_rank": RANK, "lora_alpha": ALPHA},
+                 "optim": {"steps": 3, "batch_size": 2}}
+    full = Trainer(load_config(train_config(root / "a", **overrides)), progress=False)
+    records = full.run()
+    killed = Trainer(load_config(train_config(root / "b", **overrides)), progress=False).run(stop_after=2)
+    resumed = Trainer(load_config(train_config(root / "b", **overrides)), progress=False).run()
+    return {"root": root, "trainer": full, "records": records, "killed": killed, "resumed": resumed}
+
+
+def test_lora_trains_only_adapters_and_the_action_head(lora_runs):
+    trainer = lora_runs["trainer"]
+    trainable = [n for n, p in trainer.transformer.named_parameters() if p.requires_grad]
+    total = sum(1 for _ in trainer.transformer.parameters())
+    lora = [n for n in trainable if ".lora_" in n]
+    head = [n for n in trainable if n.startswith(("action_proj_in.", "action_proj_out."))]
+    assert sorted(lora + head) == sorted(trainable) and lora and head
+    layers = trainer.transformer.config.num_hidden_layers
+    assert len(lora) == 2 * len(TARGETS) * layers  # lora_A and lora_B of every target in every layer
+    assert {n.split(".")[3] for n in lora} == set(TARGETS)
+    assert len(trainable) < total / 3
+    assert [id(p) for p in trainer.params] == [id(p) for n, p in trainer.transformer.named_parameters()
+                                                 if p.requires_grad]
+    assert len(lora_runs["records"]) == 3 and all(np.isfinite(r.loss) for r in lora_runs["records"])
+
+
+def test_lora_resume_is_exact(lora_runs):
+    records, killed, resumed = lora_runs["records"], lora_runs["killed"], lora_runs["resumed"]
+    assert [r.step for r in resumed] == [3]
+    assert [r.loss for r in killed + resumed] == [r.loss for r in records]
+    a = _weights(lora_runs["root"] / "a" / "checkpoints" / "step-0000003")
+    b = _weights(lora_runs["root"] / "b" / "checkpoints" / "step-0000003")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_lora_export_is_a_merged_pipeline(lora_runs, tiny_checkpoint):
+    from safetensors.torch import load_file
+
+    from worldpolicy import Policy
+
+    ckpt = lora_runs["root"] / "a" / "checkpoints" / "step-0000003"
+    merged, base = _weights(ckpt), _weights(tiny_checkpoint)
+    assert merged.keys() == base.keys()  # plain Cosmos3 weights: no lora_ / base_layer keys
+    adapter = load_file(str(ckpt / "adapter.safetensors"))
+    changed = set()
+    for layer in range(lora_runs["trainer"].transformer.config.num_hidden_layers):
+        for target in TARGETS:
+            prefix = f"layers.{layer}.self_attn.{target}"
+            a, b = adapter[f"{prefix}.lora_A.weight"], adapter[f"{prefix}.lora_B.weight"]
+            assert b.abs().max() > 0  # lora_B starts at zero: training moved it
+            torch.testing.assert_close(merged[f"{prefix}.weight"], base[f"{prefix}.weight"] + ALPHA / RANK * b @ a,
+                                       rtol=1e-5, atol=1e-6)
+            assert not torch.equal(merged[f"{prefix}.weight"], base[f"{prefix}.weight"])
+            changed.add(f"{prefix}.weight")
+    head = {k for k in merged if k.startswith(("action_proj_in.", "action_proj_out."))}
+    assert head and all(not torch.equal(merged[k], base[k]) for k in head)
+    frozen = set(merged) - changed - head
+    assert {"embed_tokens.weight", "layers.0.self_attn.to_q.weight"} <= frozen
+    assert all(torch.equal(merged[k], base[k]) for k in frozen)
+
+    spec = json.loads((ckpt / "embodiment.json").read_text())
+    policy = Policy.from_pretrained(ckpt, device="cpu", steps=2, seed=0)
+    assert policy.embodiment.name == spec["name"]
+    rng = np.random.default_rng(1)
+    obs = {
+        "observation/exterior_image_1_left": rng.integers(0, 255, (64, 96, 3), dtype=np.uint8),
+        "observation/exterior_image_2_left": rng.integers(0, 255, (64, 96, 3), dtype=np.uint8),
+        "observation/joint_position": np.array([0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.7854]),
+        "observation/gripper_position": np.array([0.0]),
+    }
+    prediction = policy.act(obs, "move the gripper to the blue ball")
+    assert prediction.actions.shape == (4, 8) and np.all(np.isfinite(prediction.actions))
