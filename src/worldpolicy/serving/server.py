@@ -10,17 +10,19 @@ pings never stall), requests from all connections are batched (`max_batch`, `max
 from __future__ import annotations
 
 import asyncio
-import collections
+import ctypes
 import hmac
 import http
 import itertools
 import json
 import logging
+import platform
+import queue
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -41,6 +43,7 @@ __all__ = [
     "ServerConfig",
     "ServerThread",
     "api_key_matches",
+    "keep_freed_memory",
     "error_text", "reply_fields", "run_batch", "server_metadata"]
 
 logger = logging.getLogger("worldpolicy.serving")
@@ -149,16 +152,21 @@ class _Metrics:
         self.queue_depth = Gauge("worldpolicy_queue_depth", "Requests waiting for a batch", registry=r)
         self.queue_depth.set_function(queue_depth)
         self.ready = Gauge("worldpolicy_ready", "1 once the model is loaded and warm", registry=r)
+        self.ok = self.requests.labels("ok")  # the per-request label lookup, done once
 
 
 @dataclass(eq=False)
 class _Job:
+    """One admitted request. `future` (a Prediction or the exception) is only touched on the event loop; the worker
+    thread reads `vanished` to skip requests whose client is gone."""
+
     request: WireRequest
     future: asyncio.Future
     enqueued: float
     started: float = 0.0
     finished: float = 0.0
     batch_size: int = 0
+    vanished: bool = False
 
 
 class _Refusal(Exception):
@@ -187,10 +195,11 @@ class PolicyServer:
     def __post_init__(self) -> None:
         if (self.policy is None) == (self.loader is None):
             raise ValueError("PolicyServer needs exactly one of policy= (a loaded policy) or loader= (a callable)")
-        self._pending: collections.deque[_Job] = collections.deque()
-        self._wakeup: asyncio.Event | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worldpolicy-infer")
-        self._metrics = _Metrics(lambda: len(self._pending))
+        # event loop → worker thread; None asks the worker to stop. A C-level queue: put/get wake the other thread
+        # without Python-level lock juggling while it holds the GIL
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._metrics = _Metrics(self._queue.qsize)
         self._ready = False
         self._draining = False
         self._active = 0  # admitted requests whose reply is not sent yet
@@ -241,47 +250,11 @@ class PolicyServer:
         self._metrics.connections.inc()
         _log(logging.INFO, "connect", conn=conn, peer=str(ws.remote_address))
         closed = asyncio.ensure_future(ws.wait_closed())
-        prev_total_ms = None
+        prev_total_ms: float | None = None
         try:
             await ws.send(packb(self._metadata))
-            while True:
-                message = await ws.recv()
-                t0 = time.perf_counter()
-                try:
-                    job = self._admit(message, t0)
-                except _Refusal as exc:
-                    await self._refuse(ws, conn, str(exc), exc.code, exc.status)
-                    return
-                try:
-                    await asyncio.wait((job.future, closed), return_when=asyncio.FIRST_COMPLETED)
-                    if not job.future.done():  # the client vanished; the scheduler skips or discards this job
-                        job.future.cancel()
-                        self._metrics.requests.labels("vanished").inc()
-                        _log(logging.INFO, "vanished", conn=conn)
-                        return
-                    error = job.future.exception()
-                    if error is not None:
-                        status = "bad_request" if isinstance(error, (ValueError, TypeError, KeyError)) else "error"
-                        await self._refuse(ws, conn, error_text(error), CloseCode.INTERNAL_ERROR, status)
-                        return
-                    try:
-                        reply = packb(self._reply(job, t0, prev_total_ms))
-                    except Exception as exc:  # the policy returned something that is not a Prediction
-                        logger.exception("cannot build the reply")
-                        text = f"internal server error: cannot encode the policy's result ({exc})"
-                        await self._refuse(ws, conn, text, CloseCode.INTERNAL_ERROR, "error")
-                        return
-                    await ws.send(reply)
-                finally:
-                    self._active -= 1
-                total = time.perf_counter() - t0
-                prev_total_ms = total * 1000
-                self._metrics.requests.labels("ok").inc()
-                self._metrics.latency.observe(total)
-                _log(
-                    logging.DEBUG, "reply", conn=conn, ms=round(prev_total_ms, 2), batch=job.batch_size,
-                    mode=job.request.mode,
-                )
+            while (prev_total_ms := await self._exchange(ws, conn, await ws.recv(), closed, prev_total_ms)) is not None:
+                pass
         except websockets.ConnectionClosed:
             pass
         finally:
@@ -289,6 +262,45 @@ class PolicyServer:
             self._connections.discard(ws)
             self._metrics.connections.dec()
             _log(logging.INFO, "disconnect", conn=conn, code=ws.close_code)
+
+    async def _exchange(
+        self, ws: ServerConnection, conn: int, message: str | bytes, closed: asyncio.Future, prev_total_ms: float | None
+    ) -> float | None:
+        """One request → one reply; returns the server time in ms, or None once the connection is refused/gone.
+        A method of its own so the frame and its arrays are freed when it returns, not held while the next frame
+        arrives (large frames otherwise pile up and page-fault the heap on every request)."""
+        t0 = time.perf_counter()
+        try:
+            job = self._admit(message, t0)
+        except _Refusal as exc:
+            await self._refuse(ws, conn, str(exc), exc.code, exc.status)
+            return None
+        del message
+        try:
+            result = await _outcome(job, closed)
+            if job.vanished:  # the worker skips the job, or its result is dropped
+                self._metrics.requests.labels("vanished").inc()
+                _log(logging.INFO, "vanished", conn=conn)
+                return None
+            if isinstance(result, BaseException):
+                status = "bad_request" if isinstance(result, (ValueError, TypeError, KeyError)) else "error"
+                await self._refuse(ws, conn, error_text(result), CloseCode.INTERNAL_ERROR, status)
+                return None
+            try:
+                reply = packb(self._reply(job, result, t0, prev_total_ms))
+            except Exception as exc:  # the policy returned something that is not a Prediction
+                logger.exception("cannot build the reply")
+                text = f"internal server error: cannot encode the policy's result ({exc})"
+                await self._refuse(ws, conn, text, CloseCode.INTERNAL_ERROR, "error")
+                return None
+            await ws.send(reply)
+        finally:
+            self._active -= 1
+        total = time.perf_counter() - t0
+        self._metrics.ok.inc()
+        self._metrics.latency.observe(total)
+        _log(logging.DEBUG, "reply", conn=conn, ms=round(total * 1000, 2), batch=job.batch_size, mode=job.request.mode)
+        return total * 1000
 
     def _admit(self, message: str | bytes, t0: float) -> _Job:
         """Decode and validate one frame and queue it, or raise `_Refusal` with the client-facing reason."""
@@ -300,16 +312,16 @@ class PolicyServer:
             request = self.adapter.parse(unpackb(message, self.config.limits))
         except (CodecError, RequestError) as exc:
             raise _Refusal(f"bad request: {exc}", CloseCode.INTERNAL_ERROR, "bad_request") from None
-        if len(self._pending) >= self.config.max_queue:
+        queued = self._queue.qsize()
+        if queued >= self.config.max_queue:
             raise _Refusal(
-                f"server busy: {len(self._pending)} requests queued (max_queue={self.config.max_queue}); retry later",
+                f"server busy: {queued} requests queued (max_queue={self.config.max_queue}); retry later",
                 CloseCode.TRY_AGAIN_LATER,
                 "busy",
             )
-        job = _Job(request, asyncio.get_running_loop().create_future(), enqueued=t0)
-        self._pending.append(job)
+        job = _Job(request, self._loop.create_future(), enqueued=t0)
+        self._queue.put(job)
         self._active += 1
-        self._wakeup.set()
         return job
 
     async def _refuse(self, ws: ServerConnection, conn: int, text: str, code: int, status: str) -> None:
@@ -322,8 +334,8 @@ class PolicyServer:
         except websockets.ConnectionClosed:
             pass
 
-    def _reply(self, job: _Job, t0: float, prev_total_ms: float | None) -> dict[str, Any]:
-        reply = reply_fields(job.future.result())
+    def _reply(self, job: _Job, result: Prediction, t0: float, prev_total_ms: float | None) -> dict[str, Any]:
+        reply = reply_fields(result)
         timing = {
             "queue_ms": (job.started - job.enqueued) * 1000,
             "infer_ms": (job.finished - job.started) * 1000,
@@ -336,55 +348,79 @@ class PolicyServer:
         return reply
 
     # -------------------------------------------------------------------------------------------- batching
-    async def _scheduler(self) -> None:
-        loop = asyncio.get_running_loop()
-        max_wait = self.config.max_wait_ms / 1000
+    # One worker thread loads the policy, then takes batches straight from `_queue` and hands each batch's results
+    # back with one `call_soon_threadsafe`: a request costs two thread wake-ups and no extra event-loop task hops.
+    def _work(self, loaded: asyncio.Future) -> None:
+        """Worker thread: load and warm up, then run batches until shutdown."""
+        try:
+            self._load()
+        except BaseException as exc:  # surfaced by serve(), which ends with it
+            self._call_on_loop(_settle, loaded, exc)
+            return
+        if not self._call_on_loop(_settle, loaded, None):
+            return
         last_finished = 0.0
-        while True:
-            while not self._pending:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-            # Wait for more requests only while some connection could still send one (each connection has at most
-            # one request in flight), for at most max_wait after the oldest request arrived or the previous batch
-            # ended. Counting from the batch end gives the clients just answered time to send their next request,
-            # so groups of clients merge into full batches instead of alternating as half batches.
-            deadline = max(self._pending[0].enqueued, last_finished) + max_wait
-            while (
-                len(self._pending) < self.config.max_batch
-                and len(self._connections) > len(self._pending)
-                and (remaining := deadline - time.perf_counter()) > 0
-            ):
-                self._wakeup.clear()
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), remaining)
-                except TimeoutError:
-                    break
-            batch: list[_Job] = []
-            while self._pending and len(batch) < self.config.max_batch:
-                job = self._pending.popleft()
-                if not job.future.done():  # skip requests whose client is gone
-                    batch.append(job)
-            if not batch:
-                continue
+        while (batch := self._next_batch(last_finished)) is not None:
             started = time.perf_counter()
             try:
-                results = await loop.run_in_executor(self._executor, self._run_batch, [j.request for j in batch])
-            except Exception as exc:  # the executor itself failed (e.g. shut down): fail this batch, keep serving
+                results = run_batch(self.policy, [job.request for job in batch])
+            except Exception as exc:  # run_batch isolates policy failures; a bug here fails the batch, not the thread
+                logger.exception("batch failed")
                 results = [exc] * len(batch)
-            finished = last_finished = time.perf_counter()
-            self._metrics.batch_size.observe(len(batch))
-            self._metrics.inference.observe(finished - started)
-            for job, result in zip(batch, results):
-                job.started, job.finished, job.batch_size = started, finished, len(batch)
-                if job.future.done():
-                    continue
-                if isinstance(result, BaseException):
-                    job.future.set_exception(result)
-                else:
-                    job.future.set_result(result)
+            last_finished = time.perf_counter()
+            if not self._call_on_loop(self._deliver, batch, results, started, last_finished):
+                return
+            del batch, results  # hold no frames while waiting for the next batch
 
-    def _run_batch(self, requests: list[WireRequest]) -> list[Prediction | BaseException]:
-        return run_batch(self.policy, requests)
+    def _call_on_loop(self, fn: Callable[..., None], *args: Any) -> bool:
+        """Run `fn(*args)` on the event loop; False once the loop is closed (the server is gone)."""
+        try:
+            self._loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:
+            return False
+        return True
+
+    def _next_batch(self, last_finished: float) -> list[_Job] | None:
+        """Worker thread: block until a request is queued, then wait for companions only while some connection could
+        still send one (each connection has at most one request in flight), for at most max_wait after the oldest
+        request arrived or the previous batch ended. Counting from the batch end gives the clients just answered time
+        to send their next request, so groups of clients merge into full batches instead of alternating half batches.
+        A lone client is never delayed. None once shutdown begins."""
+        max_batch, max_wait = self.config.max_batch, self.config.max_wait_ms / 1000
+        batch: list[_Job] = []
+        while not batch:
+            job = self._queue.get()
+            if job is None:
+                return None
+            if not job.vanished:  # skip requests whose client is gone
+                batch.append(job)
+        deadline = max(batch[0].enqueued, last_finished) + max_wait
+        while len(batch) < max_batch:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                remaining = deadline - time.perf_counter()
+                if len(self._connections) <= len(batch) or remaining <= 0:
+                    break
+                try:
+                    job = self._queue.get(timeout=remaining)
+                except queue.Empty:
+                    break
+            if job is None:
+                self._queue.put(None)  # run this batch, stop at the next call
+                break
+            if not job.vanished:
+                batch.append(job)
+        return batch
+
+    def _deliver(self, batch: list[_Job], results: list[Any], started: float, finished: float) -> None:
+        """Event loop: resolve each job with its Prediction or exception."""
+        self._metrics.batch_size.observe(len(batch))
+        self._metrics.inference.observe(finished - started)
+        for job, result in zip(batch, results):
+            job.started, job.finished, job.batch_size = started, finished, len(batch)
+            if not job.future.done():
+                job.future.set_result(result)
 
     # ------------------------------------------------------------------------------------------- lifecycle
     def _load(self) -> None:
@@ -396,7 +432,7 @@ class PolicyServer:
             self.adapter = ObservationAdapter(self.policy.embodiment, self.key_map)
         if self.warmup_requests:
             request = self.adapter.parse(warmup_message(self.policy.embodiment))
-            for result in self._run_batch([request] * self.warmup_requests):
+            for result in run_batch(self.policy, [request] * self.warmup_requests):
                 if isinstance(result, BaseException):
                     raise RuntimeError(f"warm-up request failed: {result}") from result
         self._metadata = server_metadata(self.policy, self.config)
@@ -404,8 +440,7 @@ class PolicyServer:
 
     async def serve(self, stop: asyncio.Future | None = None, started: Callable[[int], None] | None = None) -> None:
         """Serve until `stop` resolves, then drain: refuse new requests, finish queued ones, close with 1001."""
-        loop = asyncio.get_running_loop()
-        self._wakeup = asyncio.Event()
+        self._loop = loop = asyncio.get_running_loop()
         stop = stop if stop is not None else loop.create_future()
         async with serve(
             self._handler,
@@ -419,23 +454,24 @@ class PolicyServer:
             _log(logging.INFO, "listening", host=self.config.host, port=self.port, auth=self.config.api_key is not None)
             if started is not None:
                 started(self.port)
-            scheduler = asyncio.ensure_future(self._scheduler())
-            load = loop.run_in_executor(self._executor, self._load)
-            await asyncio.wait((load, stop), return_when=asyncio.FIRST_COMPLETED)
-            if load.done():
-                load.result()  # a failed load ends the server with its exception
-                self._ready = True
-                self._metrics.ready.set(1)
-                await stop
-            await self._drain(server)
-            scheduler.cancel()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+            loaded = loop.create_future()
+            threading.Thread(target=self._work, args=(loaded,), name="worldpolicy-infer", daemon=True).start()
+            try:
+                await asyncio.wait((loaded, stop), return_when=asyncio.FIRST_COMPLETED)
+                if loaded.done():
+                    loaded.result()  # a failed load ends the server with its exception
+                    self._ready = True
+                    self._metrics.ready.set(1)
+                    await stop
+                await self._drain(server)
+            finally:
+                self._queue.put(None)  # the worker finishes its batch (if any) and exits; a load in progress runs out
 
     async def _drain(self, server: Any) -> None:
         self._ready, self._draining = False, True
         self._metrics.ready.set(0)
         server.close(close_connections=False)  # stop accepting connections
-        _log(logging.INFO, "draining", queued=len(self._pending), connections=len(self._connections))
+        _log(logging.INFO, "draining", queued=self._queue.qsize(), connections=len(self._connections))
         deadline = time.perf_counter() + self.config.drain_timeout_s
         while self._active and time.perf_counter() < deadline:  # every admitted request gets its reply
             await asyncio.sleep(0.01)
@@ -444,7 +480,8 @@ class PolicyServer:
         _log(logging.INFO, "stopped")
 
     def run(self) -> None:
-        """Blocking entry point for the CLI: serve until SIGTERM/SIGINT, then drain and return."""
+        """Blocking entry point for the CLI (it owns the process): serve until SIGTERM/SIGINT, then drain and return."""
+        keep_freed_memory()
 
         async def main() -> None:
             loop = asyncio.get_running_loop()
@@ -454,6 +491,42 @@ class PolicyServer:
             await self.serve(stop)
 
         asyncio.run(main())
+
+
+async def _outcome(job: _Job, closed: asyncio.Future) -> Any:
+    """The job's Prediction or exception; if the connection closes first, the job is marked vanished (result None)."""
+
+    def vanish(_: asyncio.Future) -> None:
+        if not job.future.done():
+            job.vanished = True
+            job.future.set_result(None)
+
+    closed.add_done_callback(vanish)
+    try:
+        return await job.future
+    finally:
+        closed.remove_done_callback(vanish)
+
+
+def _settle(future: asyncio.Future, error: BaseException | None) -> None:
+    if not future.done():
+        future.set_exception(error) if error is not None else future.set_result(None)
+
+
+_KEEP_FREED_BYTES = 32 * 2**20  # glibc's largest allowed mmap threshold
+
+
+def keep_freed_memory() -> bool:
+    """Process-wide (glibc only; what `PolicyServer.run` does): keep up to 32 MiB of freed heap for reuse instead of
+    handing it back to the kernel. Each request allocates several frame-sized buffers (websockets reassembles and
+    unmasks the frame, msgpack copies its bins); under glibc's default, adaptive thresholds they are mmap'd or trimmed
+    and page-faulted back in on every request (100-170 faults for a 0.45 MB request, more than decoding costs).
+    Returns whether the settings were applied."""
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return False
+    mallopt = ctypes.CDLL(None).mallopt
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    return bool(mallopt(m_trim_threshold, _KEEP_FREED_BYTES) and mallopt(m_mmap_threshold, _KEEP_FREED_BYTES))
 
 
 def run_batch(policy: Any, requests: list[WireRequest]) -> list[Prediction | BaseException]:
