@@ -1,0 +1,121 @@
+"""A bad training config fails before anything loads, with an error that names the field; the CLI prints one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from worldpolicy.cli import main
+from worldpolicy.train.config import load_config
+
+
+@pytest.fixture
+def valid(tiny_dataset):
+    """A config that passes `check()` (the checkpoint is only required to be named; it is loaded later)."""
+    return {"checkpoint": "some/hub-id", "output_dir": "unused", "data": {"dataset": str(tiny_dataset), "chunk_size": 4}}
+
+
+def _with(raw, section, **values):
+    out = json.loads(json.dumps(raw))
+    if section is None:
+        out.update(values)
+    else:
+        out.setdefault(section, {}).update(values)
+    return out
+
+
+def test_valid_config_checks_and_resolves_paths_against_its_file(tmp_path, tiny_dataset, valid):
+    assert load_config(valid).check().data.chunk_size == 4
+    (tmp_path / "runs").mkdir()
+    path = tmp_path / "conf" / "train.toml"
+    path.parent.mkdir()
+    path.write_text(f'checkpoint = "../runs"\noutput_dir = "out"\n[data]\ndataset = "{tiny_dataset}"\n'
+                    '[optim]\nsteps = 7\n[objectives]\npreset = "cosmos_policy"\n')
+    config = load_config(path, output_dir=None).check()
+    assert config.output_dir == str(path.parent / "out") and config.checkpoint == str(path.parent / "../runs")
+    assert config.optim.steps == 7 and config.objectives.weights()["inverse_dynamics"] == 0.25
+    assert load_config(_with(valid, None, checkpoint="nvidia/some-model")).checkpoint == "nvidia/some-model"
+
+
+@pytest.mark.parametrize("raw_change, field", [
+    ({"optimm": {}}, "optimm"),
+    ({"optim": {"stepz": 3}}, "stepz"),
+    ({"data": {"chunk": 8}}, "chunk"),
+    ({"finetune": "lora"}, "finetune"),
+])
+def test_unknown_keys_are_named(valid, raw_change, field):
+    raw = json.loads(json.dumps(valid))
+    for key, value in raw_change.items():
+        raw[key] = {**raw[key], **value} if isinstance(value, dict) and key in raw else value
+    with pytest.raises(ValueError, match=field):
+        load_config(raw)
+
+
+@pytest.mark.parametrize("section, values, error, field", [
+    ("data", {"chunk_size": 6}, ValueError, "data.chunk_size"),
+    ("data", {"chunk_size": 0}, ValueError, "data.chunk_size"),
+    ("data", {"dataset": ""}, ValueError, "data.dataset"),
+    ("data", {"dataset": "/nonexistent/dataset"}, FileNotFoundError, "data.dataset"),
+    (None, {"checkpoint": ""}, ValueError, "checkpoint"),
+    ("objectives", {"policy": -1.0}, ValueError, "objectives"),
+    ("objectives", {"policy": 0.0}, ValueError, "objectives"),
+    ("objectives", {"forward_dynamics": float("nan")}, ValueError, "objectives"),
+    ("objectives", {"preset": "pi0"}, ValueError, "objectives.preset"),
+    ("timesteps", {"kind": "beta"}, ValueError, "timesteps.kind"),
+    ("optim", {"steps": 0}, ValueError, "optim.steps"),
+    ("optim", {"batch_size": 2.5}, ValueError, "optim.batch_size"),
+    ("optim", {"lr": 0.0}, ValueError, "optim.lr"),
+    ("finetune", {"mode": "qlora"}, ValueError, "finetune.mode"),
+    (None, {"save_every": 0}, ValueError, "save_every"),
+])
+def test_bad_values_name_the_field(valid, section, values, error, field):
+    from worldpolicy.train.trainer import Trainer
+
+    config = load_config(_with(valid, section, **values))
+    with pytest.raises(error, match=field.replace(".", r"\.")):
+        config.check()
+    with pytest.raises(error, match=field.replace(".", r"\.")):
+        Trainer(config)  # what `worldpolicy train` runs first: nothing is loaded before the check
+
+
+@pytest.mark.xfail(strict=True, reason="load_config's docstring promises a checked TrainConfig but it does not call "
+                                       "check(); Trainer and the CLI do")
+def test_load_config_itself_checks(valid):
+    with pytest.raises(ValueError, match="data.chunk_size"):
+        load_config(_with(valid, "data", chunk_size=6))
+
+
+def _cli_error(capsys, argv):
+    rc = main(argv)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert rc == 2, err
+    assert "Traceback" not in err
+    errors = [line for line in lines if line.startswith("worldpolicy train: error:")]
+    assert len(errors) == 1, err
+    return errors[0]
+
+
+@pytest.mark.parametrize("section, values, message", [
+    ("data", {"chunk_size": 6}, "data.chunk_size=6"),
+    ("timesteps", {"kind": "beta"}, "timesteps.kind='beta'"),
+    ("objectives", {"policy": 0.0}, "objectives: weights"),
+    (None, {"optimizer": {}}, "unknown keys ['optimizer']"),
+    ("data", {"dataset": "missing_dataset"}, "data.dataset="),
+])
+def test_cli_bad_config_is_one_line(tmp_path, capsys, valid, section, values, message):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(_with(valid, section, **values)))
+    assert message in _cli_error(capsys, ["train", str(path), "--no-progress"])
+    assert not (tmp_path / "unused").exists()
+
+
+def test_cli_unreadable_and_missing_configs(tmp_path, capsys, valid):
+    path = tmp_path / "broken.json"
+    path.write_text("{not json")
+    assert "is not valid JSON" in _cli_error(capsys, ["train", str(path)])
+    assert "not a file and not a recipe name" in _cli_error(capsys, ["train", str(tmp_path / "nope.toml")])
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(valid))
+    assert "--steps=0" in _cli_error(capsys, ["train", str(good), "--steps", "0"])

@@ -1,0 +1,166 @@
+"""Training data: joint → relative-pose conversion, the latent cache, sim start jitter, stacked cameras."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from train_setup import CHUNK, VIDEO_KEYS
+
+
+def test_stacked_composite_puts_cameras_one_above_the_other():
+    from worldpolicy.processing.observations import frames_from_mapping
+
+    rng = np.random.default_rng(0)
+    top = rng.integers(0, 255, (3, 20, 30, 3), dtype=np.uint8)
+    bottom = rng.integers(0, 255, (3, 20, 30, 3), dtype=np.uint8)
+    keys = ["observation/exterior_image_1_left", "observation/exterior_image_2_left"]
+    frames = frames_from_mapping({keys[0]: top, keys[1]: bottom, "other": 0}, keys, "stacked")
+    assert frames.shape == (3, 40, 30, 3) and frames.dtype == np.float32
+    np.testing.assert_allclose(frames[:, :20], top / 255.0, atol=1e-6)
+    np.testing.assert_allclose(frames[:, 20:], bottom / 255.0, atol=1e-6)
+    # order follows camera_keys, a single image is one frame, and a missing camera is named
+    swapped = frames_from_mapping({keys[0]: top[0], keys[1]: bottom[0]}, keys[::-1], "stacked")
+    assert swapped.shape == (1, 40, 30, 3)
+    np.testing.assert_allclose(swapped[0, :20], bottom[0] / 255.0, atol=1e-6)
+    with pytest.raises(KeyError, match="exterior_image_2_left"):
+        frames_from_mapping({keys[0]: top}, keys, "stacked")
+
+
+def test_relative_pose_encoding_round_trips_through_the_decoder():
+    pytest.importorskip("mink")
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.robot.decode import ActionDecoder, encode_relative_pose
+    from worldpolicy.robot.kinematics import IKSolver
+
+    decoder = ActionDecoder("droid/relative_pose", "panda")
+    ik = IKSolver("panda")
+    rng = np.random.default_rng(0)
+    q0 = np.asarray(decoder.robot.home) + rng.uniform(-0.2, 0.2, 7)
+    steps = np.cumsum(rng.uniform(-0.03, 0.03, (16, 7)), axis=0)  # a smooth 16-step joint chunk
+    joints = q0 + steps
+    gripper = np.linspace(0, 1, 16)
+    chunk = encode_relative_pose(q0, joints, gripper, ik)
+    emb = get_embodiment("droid/relative_pose")
+    assert chunk.shape == (16, emb.action_dim)
+    np.testing.assert_allclose(chunk[:, -1], gripper)
+    # per-step deltas are small translations and near-identity rotations (r0..r5 = first two rotation columns)
+    assert np.abs(chunk[:, :3]).max() < 0.05
+    np.testing.assert_allclose(chunk[:, 3], 1, atol=0.01)
+    np.testing.assert_allclose(chunk[:, 7], 1, atol=0.01)
+    command = decoder.decode(chunk, q0)
+    reached = np.stack([ik.fk(q)[:3, 3] for q in command.qpos])
+    wanted = np.stack([ik.fk(q)[:3, 3] for q in joints])
+    assert np.abs(reached - wanted).max() < 3e-3
+    np.testing.assert_allclose(command.gripper, gripper)
+    # a chunk from another start pose decodes elsewhere: the first delta is relative to the measured start
+    moved = decoder.decode(chunk, q0 + 0.3)
+    assert np.abs(np.stack([ik.fk(q)[:3, 3] for q in moved.qpos]) - wanted).max() > 0.02
+
+
+def test_joint_dataset_converts_to_relative_pose_windows(tiny_dataset):
+    pytest.importorskip("mink")
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.train.data import WindowSpec, iter_windows
+
+    spec = WindowSpec(dataset=str(tiny_dataset), chunk_size=CHUNK, video_keys=tuple(VIDEO_KEYS),
+                      action_conversion="joint_to_relative_pose")
+    window = next(iter_windows(spec, get_embodiment("droid/relative_pose")))
+    assert window.actions.shape == (CHUNK, 10) and window.state is None
+    assert np.all(np.isfinite(window.actions)) and np.abs(window.actions[:, :3]).max() < 0.1
+    with pytest.raises(ValueError, match="action_conversion"):
+        next(iter_windows(WindowSpec(dataset=str(tiny_dataset), chunk_size=CHUNK, video_keys=tuple(VIDEO_KEYS)),
+                          get_embodiment("droid/relative_pose")))
+
+
+@pytest.fixture(scope="module")
+def cache_parts(tiny_checkpoint, tiny_dataset):
+    from train_setup import TINY_EMBODIMENT
+
+    from worldpolicy.embodiments import register_embodiment
+    from worldpolicy.engine.loading import load_components
+    from worldpolicy.train.data import WindowSpec
+
+    parts = load_components(str(tiny_checkpoint), torch.device("cpu"), torch.float32)
+    layout = register_embodiment({**TINY_EMBODIMENT, "name": "tiny_panda_cache", "domain": "tiny_panda_cache",
+                                  "domain_id": 30, "chunk_size": CHUNK}, overwrite=True)
+    spec = WindowSpec(dataset=str(tiny_dataset), chunk_size=CHUNK, video_keys=tuple(VIDEO_KEYS))
+    return parts, layout, spec
+
+
+def test_latent_cache_is_reused_and_invalidated_by_new_vae_weights(cache_parts, tmp_path, monkeypatch):
+    from worldpolicy.engine import sampler
+    from worldpolicy.train.data import LatentCache
+
+    parts, layout, spec = cache_parts
+    calls = []
+    real = sampler.encode_latents
+
+    def counting(vae, canvas):
+        calls.append(canvas.shape[0])
+        return real(vae, canvas)
+
+    monkeypatch.setattr(sampler, "encode_latents", counting)
+
+    def build(vae):
+        return LatentCache.build_or_load(spec, layout, vae, parts["tokenizer"], tmp_path, progress=False)
+
+    first = build(parts["vae"])
+    assert sum(calls) == len(first) > 0 and len(list(tmp_path.glob("latents-*.safetensors"))) == 1
+    calls.clear()
+    second = build(parts["vae"])
+    assert calls == []  # read from disk, nothing encoded
+    assert second.meta["fingerprint"] == first.meta["fingerprint"]
+    assert all(torch.equal(a, b) for a, b in zip(first.latents, second.latents))
+    assert second.token_ids == first.token_ids and second.index == first.index
+    assert all(np.array_equal(a, b) for a, b in zip(first.actions, second.actions))
+    assert all(np.array_equal(a, b) for a, b in zip(first.states, second.states))
+
+    import copy
+
+    vae = copy.deepcopy(parts["vae"])
+    with torch.no_grad():
+        next(vae.parameters()).mul_(1.01)
+    third = build(vae)
+    assert sum(calls) == len(third)  # new weights, new fingerprint: encoded again
+    assert third.meta["fingerprint"] != first.meta["fingerprint"]
+    assert len(list(tmp_path.glob("latents-*.safetensors"))) == 2
+    assert any(not torch.equal(a, b) for a, b in zip(first.latents, third.latents))
+
+    # the cached examples are model space for the embodiment: state row first, then the chunk, actions normalised
+    examples = first.model_examples(layout)
+    assert examples[0].actions.shape == (CHUNK + 1, 8) and examples[0].history == 1
+    assert examples[0].latents.shape[1] == CHUNK // 4 + 1 and examples[0].domain_id == 30
+
+
+def test_start_jitter_moves_the_arm_but_not_the_scene():
+    pytest.importorskip("mujoco")
+    pytest.importorskip("worldpolicy.sim.policies", reason="worldpolicy.sim has no scripted expert here")
+    from worldpolicy.data.from_sim import STATE_KEYS, _record
+    from worldpolicy.sim.env import TabletopEnv
+    from worldpolicy.sim.policies import ScriptedPolicy
+
+    env = TabletopEnv("reach", image_size=(32, 32), max_steps=2)
+    try:
+        expert = ScriptedPolicy(env, chunk_size=4)
+        cams = ["observation/exterior_image_1_left"]
+        runs = {}
+        for seed in (11, 12):
+            for jitter in (0.0, 0.5):
+                episode = _record(env, expert, seed, cams, settle_steps=0, start_jitter=jitter)
+                runs[seed, jitter] = (episode, env.episode.positions, env.episode.colors)
+        home = np.asarray(env.robot.home)
+    finally:
+        env.close()
+    for seed in (11, 12):
+        (plain, plain_pos, plain_colors), (jittered, jit_pos, jit_colors) = runs[seed, 0.0], runs[seed, 0.5]
+        assert jittered["task"] == plain["task"] and jit_colors == plain_colors
+        assert plain_pos.keys() == jit_pos.keys() and "goal" in plain_pos
+        for name in plain_pos:
+            np.testing.assert_array_equal(plain_pos[name], jit_pos[name])
+        q_plain, q_jit = plain["frames"][STATE_KEYS[0]][0], jittered["frames"][STATE_KEYS[0]][0]
+        np.testing.assert_allclose(q_plain, home, atol=0.02)
+        offset = np.abs(q_jit - home)
+        assert offset.max() > 0.01 and offset.max() <= 0.5 + 0.02
+    # different seeds, different jitter
+    assert not np.allclose(runs[11, 0.5][0]["frames"][STATE_KEYS[0]][0], runs[12, 0.5][0]["frames"][STATE_KEYS[0]][0])
