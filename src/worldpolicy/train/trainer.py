@@ -209,6 +209,7 @@ class Trainer:
         for position in range(step * size, (step + 1) * size):
             epoch, offset = divmod(position, n)
             picks.append(int(np.random.default_rng([cfg.seed, epoch]).permutation(n)[offset]))
+        # (seed, step, 0): the stream one process has always drawn from, now shared by every rank
         generator = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, step, 0]).generate_state(1)[0]))
         choice = torch.multinomial(self.objective_probs, size, replacement=True, generator=generator)
         objectives = [self.objective_names[i] for i in choice.tolist()]
