@@ -32,6 +32,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="read a canonical observation key from another client key (repeatable), e.g. "
         "observation/exterior_image_2_left=observation/exterior_image_1_left",
     )
+    p.add_argument(
+        "--replicas", type=int, default=1, metavar="N",
+        help="policy replicas behind the one endpoint (default: 1, this process). N >= 2 runs them on Ray Serve "
+        "(pip install 'worldpolicy[ray]') on the Ray cluster this machine belongs to, else a new local one; one GPU "
+        "per replica when the cluster has GPUs",
+    )
     p.add_argument("--warmup", type=int, default=1, help="synthetic requests run before /readyz is 200 (default: 1)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--dtype", help="torch dtype, e.g. bfloat16")
@@ -54,11 +60,26 @@ def _key_map(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _check_replicas(replicas: int) -> None:
+    """Before anything loads: a valid count, and Ray Serve importable when it is needed."""
+    if replicas < 1:
+        raise ValueError(f"--replicas {replicas} must be >= 1 (1: this process; N >= 2: N replicas on Ray Serve)")
+    if replicas > 1:
+        try:
+            import ray.serve  # noqa: F401
+        except ImportError as exc:
+            raise ValueError(
+                f"--replicas {replicas} runs the replicas on Ray Serve, which is not installed ({exc}); "
+                "pip install 'worldpolicy[ray]'"
+            ) from None
+
+
 def _serve(args: argparse.Namespace) -> int:
     from ..embodiments import get_embodiment
     from .codec import Limits
     from .server import PolicyServer, ServerConfig
 
+    _check_replicas(args.replicas)
     api_key = None
     if args.api_key_env:
         api_key = os.environ.get(args.api_key_env)
@@ -91,5 +112,15 @@ def _serve(args: argparse.Namespace) -> int:
             resolution_tier=args.resolution_tier, seed=args.seed, compile=args.compile,
         )
 
+    if args.replicas > 1:
+        from .ray_serve import serve_until_signal
+
+        serve_until_signal(
+            load, num_replicas=args.replicas, host=args.host, port=args.port,
+            gpus_per_replica=0 if args.device == "cpu" else None, max_batch=args.max_batch,
+            max_wait_ms=args.max_wait_ms, api_key=api_key, key_map=key_map, limits=config.limits,
+            warmup_requests=args.warmup,
+        )
+        return 0
     PolicyServer(loader=load, config=config, key_map=key_map, warmup_requests=args.warmup).run()
     return 0

@@ -11,6 +11,9 @@ processes; clients only ever reach the msgpack wire.
 # No `from __future__ import annotations` here: FastAPI must see the real `WebSocket` annotation of the route through
 # Ray's class-based view, else it validates the argument as a query parameter and closes every socket with 1008.
 import asyncio
+import logging
+import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,9 +25,9 @@ from ray.serve.handle import DeploymentHandle
 
 from .adapters import ObservationAdapter, RequestError, warmup_message
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
-from .server import ServerConfig, api_key_matches, error_text, reply_fields, run_batch, server_metadata
+from .server import ServerConfig, _log, api_key_matches, error_text, reply_fields, run_batch, server_metadata
 
-__all__ = ["PolicyReplica", "WireIngress", "build_app", "run"]
+__all__ = ["PolicyReplica", "WireIngress", "build_app", "run", "serve_until_signal"]
 
 _app = FastAPI(title="worldpolicy", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -153,3 +156,38 @@ def run(app: serve.Application, host: str = "0.0.0.0", port: int = 8000, name: s
     """Start Serve's HTTP proxy on host:port and deploy `app` at `/` (returns once every replica is up)."""
     serve.start(http_options={"host": host, "port": port})
     return serve.run(app, name=name, route_prefix="/")
+
+
+def serve_until_signal(
+    loader: Callable[[], Any],
+    *,
+    num_replicas: int,
+    host: str,
+    port: int,
+    gpus_per_replica: float | None = None,
+    **options: Any,
+) -> None:
+    """`worldpolicy serve --replicas N`: join the Ray cluster this machine belongs to (`RAY_ADDRESS` or a local
+    `ray start`), else start a local one; deploy N replicas (`gpus_per_replica`, default one GPU each when the cluster
+    has GPUs) behind ws://host:port; serve until SIGTERM/SIGINT, then shut the deployment down."""
+    import ray
+
+    ray.init()
+    if gpus_per_replica is None:
+        gpus_per_replica = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # after ray.init, which installs its own
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        app = build_app(
+            loader, num_replicas=num_replicas, replica_actor_options={"num_gpus": gpus_per_replica},
+            ingress_actor_options={"num_cpus": 0}, **options,  # the router reserves no CPU a replica could use
+        )
+        run(app, host=host, port=port)
+        _log(logging.INFO, "ready", replicas=num_replicas, gpus_per_replica=gpus_per_replica, host=host, port=port)
+        stop.wait()
+        _log(logging.INFO, "draining", replicas=num_replicas)
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+    _log(logging.INFO, "stopped")

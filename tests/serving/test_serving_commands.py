@@ -1,0 +1,108 @@
+"""`worldpolicy serve --replicas`: bad values and a missing Ray are one-line errors before anything loads."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+import worldpolicy.serving.ray_serve
+from worldpolicy.cli import main
+
+
+def _serve(tmp_path, *extra: str) -> list[str]:
+    return ["serve", "--checkpoint", str(tmp_path / "never-loaded"), *extra]
+
+
+@pytest.mark.parametrize("n", ["0", "-3"])
+def test_replicas_below_one_is_a_clear_error(tmp_path, capsys, n):
+    assert main(_serve(tmp_path, "--replicas", n)) == 2
+    assert f"serve: error: --replicas {n} must be >= 1" in capsys.readouterr().err
+
+
+def test_replicas_not_an_int_is_an_argparse_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(_serve(tmp_path, "--replicas", "two"))
+    assert exc.value.code == 2 and "argument --replicas: invalid int value: 'two'" in capsys.readouterr().err
+
+
+def test_replicas_without_ray_names_the_extra(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray.serve", None)  # `import ray.serve` now raises ImportError
+    assert main(_serve(tmp_path, "--replicas", "2")) == 2
+    err = capsys.readouterr().err
+    assert "--replicas 2 runs the replicas on Ray Serve, which is not installed" in err
+    assert "pip install 'worldpolicy[ray]'" in err
+
+
+def test_replicas_go_to_ray_serve(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(worldpolicy.serving.ray_serve, "serve_until_signal", lambda loader, **kw: calls.append(kw))
+    argv = _serve(tmp_path, "--replicas", "3", "--port", "8123", "--max-batch", "4", "--device", "cpu")
+    assert main(argv) == 0
+    [kw] = calls  # nothing loaded here: the replicas load the checkpoint
+    assert (kw["num_replicas"], kw["port"], kw["max_batch"], kw["gpus_per_replica"]) == (3, 8123, 4, 0)
+
+
+@pytest.mark.slow
+def test_serve_two_replicas_end_to_end(tmp_path):
+    """The command itself: a local Ray instance, two CPU replicas of the tiny checkpoint, SIGTERM exits 0 (~35 s)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import threading
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from worldpolicy.serving import RemotePolicy
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    checkpoint = make_tiny_checkpoint(tmp_path / "tiny")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [
+        sys.executable, "-m", "worldpolicy.cli", "serve", "--checkpoint", str(checkpoint), "--embodiment", "droid",
+        "--variant", "relative_pose", "--chunk-size", "8", "--resolution-tier", "256", "--steps", "2",
+        "--host", "127.0.0.1", "--port", str(port), "--replicas", "2", "--device", "cpu", "--warmup", "0",
+    ]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, "RAY_ADDRESS": ""})
+    log: list[str] = []
+    ready = threading.Event()
+
+    def read_stderr() -> None:  # drained to the end, so Ray's chatter never fills the pipe
+        for line in proc.stderr:
+            log.append(line)
+            if '"event": "ready", "replicas": 2' in line:  # /healthz answers as soon as the router is up
+                ready.set()
+
+    threading.Thread(target=read_stderr, daemon=True).start()
+    try:
+        assert ready.wait(180) and proc.poll() is None, "".join(log[-20:])
+        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10).read() == b"OK\n"
+        rng = np.random.default_rng(0)
+        keys = ("observation/wrist_image_left", "observation/exterior_image_1_left", "observation/exterior_image_2_left")
+        obs = {k: rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for k in keys}
+
+        def client(_: int) -> list[dict]:
+            with RemotePolicy(f"ws://127.0.0.1:{port}", read_timeout_s=120) as remote:
+                return [remote.infer({**obs, "prompt": "open the drawer", "seed": 3}) for _ in range(3)]
+
+        with ThreadPoolExecutor(4) as pool:  # concurrent requests: Ray spreads them over both replicas
+            raws = [raw for replies in pool.map(client, range(4)) for raw in replies]
+        replicas = {raw["server_timing"]["replica"] for raw in raws}
+        chunks = [np.asarray(raw["actions"]) for raw in raws]
+        assert len(replicas) == 2 and chunks[0].shape == (8, 10)
+        for chunk in chunks[1:]:  # same seed, same weights: every replica gives the same chunk
+            np.testing.assert_allclose(chunk, chunks[0], rtol=1e-5, atol=1e-6)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:  # SIGTERM first: a killed driver leaves Ray's agents behind
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
