@@ -173,4 +173,4 @@ def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
             continue
         if name != "checkpoint" or (base / value).exists():  # a checkpoint may be a hub id
             setattr(holder, name, str(base / value))
-    return config
+    return config.check()

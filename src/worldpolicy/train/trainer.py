@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..embodiments import Embodiment, free_domain_id, get_embodiment, register_embodiment
+from ..embodiments import Embodiment, domain_table, free_domain_id, get_embodiment, register_embodiment
 from ..fileio import write_json_atomic
 from .config import TrainConfig
 from .data import LatentCache, WindowSpec
@@ -146,7 +146,7 @@ class Trainer:
         spec.setdefault("chunk_size", self.config.data.chunk_size)
         spec.setdefault("domain", f"worldpolicy_{spec.get('name', 'custom')}")
         if "domain_id" not in spec:
-            spec["domain_id"] = free_domain_id()
+            spec["domain_id"] = self._domain_id(spec["domain"])
         if stats is None:
             spec["normalization"], spec["stats"] = "none", None
         elif spec.get("stats") is None:
@@ -154,6 +154,21 @@ class Trainer:
             spec["stats"] = stats
         self.embodiment_spec = spec
         return register_embodiment(spec, overwrite=True)
+
+    def _domain_id(self, domain: str) -> int:
+        """A new embodiment's action-head slot, fixed once per run: the newest checkpoint's (so a resume trains the
+        same row in any process), else the slot its domain already holds, else the lowest free one."""
+        if not hasattr(self, "_slot"):
+            checkpoints = self._checkpoints()
+            spec_file = checkpoints[-1] / EMBODIMENT_FILE if checkpoints else None
+            known = domain_table()
+            if spec_file is not None and spec_file.is_file():
+                self._slot = int(json.loads(spec_file.read_text())["domain_id"])
+            elif domain in known:
+                self._slot = int(known[domain]["id"])
+            else:
+                self._slot = free_domain_id()
+        return self._slot
 
     def _model(self) -> None:
         cfg = self.config
