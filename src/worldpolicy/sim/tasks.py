@@ -106,7 +106,7 @@ def _down_yaw(yaw: float) -> float:
 
 
 class ReachTask(Task):
-    """Bring the gripper (TCP) within 3 cm of a floating target sphere."""
+    """Bring the gripper (TCP) inside a floating target ball (3 cm radius: success is the TCP within the ball)."""
 
     name = "reach"
     max_steps = 60
@@ -114,7 +114,7 @@ class ReachTask(Task):
     radius = 0.03
 
     def objects(self) -> list[ObjectSpec]:
-        return [ObjectSpec("goal", "marker", (0.02,), COLORS["green"])]
+        return [ObjectSpec("goal", "marker", (self.radius,), COLORS["green"])]
 
     def sample(self, rng):
         (color, _) = self._two_colors(rng)

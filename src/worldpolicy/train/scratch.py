@@ -58,6 +58,7 @@ class ScratchConfig:
     vae_lr: float = 1e-3
     vae_kl_weight: float = 1e-6
     vae_clips: int = 160
+    vae_saliency_weight: float = 200.0
     # final evaluation
     eval_episodes: int = 100
     eval_seed: int = 100_000
@@ -110,11 +111,19 @@ def _clips(spec, embodiment, count: int, seed: int) -> torch.Tensor:
     return torch.stack(clips)
 
 
+def _saturated(x: torch.Tensor) -> torch.Tensor:
+    """1 where a pixel of a [-1, 1] clip [B, 3, T, H, W] has a strong colour (saturation > 0.6, not dark), else 0."""
+    rgb = (x + 1) / 2
+    hi, lo = rgb.max(dim=1, keepdim=True).values, rgb.min(dim=1, keepdim=True).values
+    return (((hi - lo) / hi.clamp_min(1e-3) > 0.6) & (hi > 0.25)).float()
+
+
 def train_vae(cfg: ScratchConfig, spec, embodiment, progress: bool = True):
     """A tiny `AutoencoderKLWan` trained on short clips of the task; latent mean/std set from the data.
 
-    The reconstruction loss is weighted towards pixels that differ from the median frame: objects a few pixels wide
-    (the target ball) carry the task, and an unweighted loss lets a small VAE average them away.
+    The reconstruction loss is weighted towards what carries the task: pixels that differ from the median frame
+    (the arm, moved objects) and, `vae_saliency_weight` times more, strongly coloured pixels (the scene's objects:
+    the target ball is a few pixels wide, and an unweighted loss lets a 16x-compressing VAE average it away).
     """
     from diffusers import AutoencoderKLWan
     from tqdm.auto import tqdm
@@ -140,7 +149,7 @@ def train_vae(cfg: ScratchConfig, spec, embodiment, progress: bool = True):
         x = clips[torch.randint(len(clips), (cfg.vae_batch_size,), generator=gen)].float()
         posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.sample(generator=gen)).sample
-        weight = 1.0 + 20.0 * (x - median).abs().mean(dim=1, keepdim=True)
+        weight = 1.0 + 20.0 * (x - median).abs().mean(dim=1, keepdim=True) + cfg.vae_saliency_weight * _saturated(x)
         rec = (weight * (recon - x).abs()).mean() + (weight * (recon - x).pow(2)).mean()
         loss = rec + cfg.vae_kl_weight * posterior.kl().mean()
         opt.zero_grad(set_to_none=True)
