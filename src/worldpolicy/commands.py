@@ -148,6 +148,20 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shipped_success(checkpoint: Path) -> str:
+    """The shipped model's measured success, from the summary its training run wrote ('' if absent)."""
+    import json
+
+    summary = checkpoint / "training_summary.json"
+    if not summary.is_file():
+        return ""
+    evaluation = json.loads(summary.read_text()).get("stages", {}).get("evaluation", {})
+    if "success_rate" not in evaluation:
+        return ""
+    return (f"measured reach success {100 * evaluation['success_rate']:.0f} % over {evaluation['episodes']} seeded "
+            "episodes")
+
+
 def _demo(args: argparse.Namespace) -> int:
     """The shipped model (trained from scratch by `worldpolicy train reach-from-scratch`) on a simulated reach task:
     one observation through all three modes, then closed-loop episodes in the simulator."""
@@ -168,6 +182,10 @@ def _demo(args: argparse.Namespace) -> int:
         task = obs["prompt"]
         cameras = {k: obs[k] for k in policy.embodiment.camera_keys}
         print(f"worldpolicy demo: shipped model {checkpoint.name} ({policy.embodiment.key}), task: {task!r}")
+        measured = _shipped_success(checkpoint)
+        if measured:
+            print(f"  NOTE: trained from scratch on CPU by `worldpolicy train reach-from-scratch`; {measured}. "
+                  "It is a small, weak policy: expect misses.")
         runs = {"policy": policy.act(cameras, task, decode_video=True)}
         runs["forward_dynamics"] = policy.imagine(cameras, runs["policy"].actions, task)
         runs["inverse_dynamics"] = policy.infer_actions(runs["forward_dynamics"].video, task)

@@ -83,6 +83,7 @@ def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_pa
     assert main(["demo", "--out", str(tmp_path / "demo"), "--episodes", "1"]) == 0
     out = capsys.readouterr().out
     assert "shipped model panda_reach (panda_reach)" in out
+    assert "measured reach success" in out  # the demo says how good the shipped model is, from its training run
     for mode in ("policy", "forward_dynamics", "inverse_dynamics"):
         doc = json.loads((tmp_path / "demo" / mode / "actions.json").read_text())
         assert doc["mode"] == mode and len(doc["actions"]) == 4

@@ -209,6 +209,22 @@ def evaluate_checkpoint(checkpoint: Path, task: str, episodes: int, seed: int, o
             "successes": report.successes}
 
 
+def install_model(model: Path, summary: dict[str, Any], name: str = "panda_reach") -> Path:
+    """Copy a trained pipeline into `worldpolicy/models/<name>` with the run's summary beside it."""
+    from .. import models
+
+    target = Path(str(resources.files(models))) / name
+    tmp = target.with_name(f".{name}.installing")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(model, tmp)
+    write_json_atomic(tmp / "training_summary.json", summary)
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+    return target
+
+
 def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, install: bool = False,
                progress: bool = True) -> dict[str, Any]:
     """Every stage of a from-scratch recipe; returns (and writes to `summary.json`) wall times and results."""
@@ -269,14 +285,7 @@ def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, instal
     summary["train_wall_s"] = round(sum(s["wall_s"] for k, s in summary["stages"].items() if k != "evaluation"), 1)
     summary["total_wall_s"] = round(time.perf_counter() - started, 1)
     if install:
-        from .. import models
-
-        target = Path(str(resources.files(models))) / "panda_reach"
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.copytree(final, target)
-        write_json_atomic(target / "training_summary.json", summary)
-        summary["installed"] = str(target)
+        summary["installed"] = str(install_model(final, summary))
     write_json_atomic(out / "summary.json", summary)
     print(json.dumps({k: summary[k] for k in ("train_wall_s", "total_wall_s")} | {"eval": result}, indent=1))
     return summary
