@@ -179,7 +179,7 @@ def test_registry_tables_agree_with_diffusers():
 
     from worldpolicy.embodiments import domain_table, view_point_sentences
 
-    table = domain_table()
+    table = domain_table(include_user=False)  # other tests register their own embodiments in this process
     assert {name: d["id"] for name, d in table.items()} == p._EMBODIMENT_TO_DOMAIN_ID
     assert {name: d["width"] for name, d in table.items() if d["width"]} == p._EMBODIMENT_TO_RAW_ACTION_DIM
     assert view_point_sentences() == p._ACTION_VIEWPOINT_TEMPLATES

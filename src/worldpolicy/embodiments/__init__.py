@@ -121,10 +121,10 @@ def view_point_sentences() -> dict[str, str]:
     return dict(_builtin_table()["view_points"])
 
 
-def domain_table() -> dict[str, dict[str, Any]]:
+def domain_table(include_user: bool = True) -> dict[str, dict[str, Any]]:
     """Domain name → {"id", "width"} as registered in diffusers' Cosmos3 (plus domains added by users)."""
     table = copy.deepcopy(_builtin_table()["domains"])
-    for spec in _USER.values():
+    for spec in _USER.values() if include_user else ():
         if spec["domain"] not in table:
             table[spec["domain"]] = {"id": int(spec["domain_id"]), "width": int(spec["action_dim"])}
     return table

@@ -109,7 +109,7 @@ class ActionDecoder:
         if self._grip is None:
             return np.zeros(len(actions)), 0
         g = actions[:, self._grip]
-        outside = (g < 0) | (g > 1)
+        outside = (g < -1e-6) | (g > 1 + 1e-6)  # float dust from (de)normalisation is not worth a warning
         if outside.any():
             logger.warning(
                 "actions: %d gripper values outside [0, 1] (range [%.3f, %.3f]); clipped", int(outside.sum()), g.min(), g.max()
