@@ -228,9 +228,10 @@ def _validated(e: Embodiment) -> Embodiment:
     return e
 
 
-def free_domain_id(taken: set[int] | None = None) -> int:
-    """The lowest action-head slot no registered domain uses — where a new robot gets its own head."""
-    used = {int(d["id"]) for d in domain_table().values()} | set(taken or ())
+def free_domain_id(taken: set[int] | None = None, include_user: bool = True) -> int:
+    """The lowest action-head slot no registered domain uses — where a new robot gets its own head.
+    `include_user=False` looks at the built-in domains only (the same answer in every process)."""
+    used = {int(d["id"]) for d in domain_table(include_user).values()} | set(taken or ())
     for i in range(MAX_DOMAIN_ID):
         if i not in used:
             return i

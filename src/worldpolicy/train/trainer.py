@@ -156,18 +156,19 @@ class Trainer:
         return register_embodiment(spec, overwrite=True)
 
     def _domain_id(self, domain: str) -> int:
-        """A new embodiment's action-head slot, fixed once per run: the newest checkpoint's (so a resume trains the
-        same row in any process), else the slot its domain already holds, else the lowest free one."""
+        """A new embodiment's action-head slot, fixed once per run and the same in every process (ranks, resumes):
+        the newest checkpoint's, else its domain's built-in slot, else the lowest slot no built-in domain uses
+        (set `domain_id` in the spec to choose another)."""
         if not hasattr(self, "_slot"):
             checkpoints = self._checkpoints()
             spec_file = checkpoints[-1] / EMBODIMENT_FILE if checkpoints else None
-            known = domain_table()
+            known = domain_table(include_user=False)
             if spec_file is not None and spec_file.is_file():
                 self._slot = int(json.loads(spec_file.read_text())["domain_id"])
             elif domain in known:
                 self._slot = int(known[domain]["id"])
             else:
-                self._slot = free_domain_id()
+                self._slot = free_domain_id(include_user=False)
         return self._slot
 
     def _model(self) -> None:
