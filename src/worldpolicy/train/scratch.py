@@ -228,7 +228,7 @@ def install_model(model: Path, summary: dict[str, Any], name: str = "panda_reach
 def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, install: bool = False,
                progress: bool = True) -> dict[str, Any]:
     """Every stage of a from-scratch recipe; returns (and writes to `summary.json`) wall times and results."""
-    from ..embodiments import register_embodiment
+    from ..embodiments import free_domain_id, register_embodiment
     from .config import load_config
     from .data import WindowSpec
     from .trainer import Trainer
@@ -254,9 +254,11 @@ def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, instal
     raw.setdefault("data", {})["dataset"] = str(dataset)
     raw["checkpoint"] = str(out / "base")
     config = load_config(raw)
-    layout = register_embodiment({**config.embodiment, "normalization": "none", "stats": None,
-                                  "chunk_size": config.data.chunk_size, "domain_id": 31,
-                                  "domain": "worldpolicy_scratch_layout"}, overwrite=True)
+    # the cameras/composite/canvas the VAE is trained on; the trainer registers the final spec (with stats) itself
+    layout = register_embodiment({"domain": f"worldpolicy_{config.embodiment['name']}",
+                                  "domain_id": free_domain_id(include_user=False), **config.embodiment,
+                                  "normalization": "none", "stats": None, "chunk_size": config.data.chunk_size},
+                                 overwrite=True)
     spec = WindowSpec(dataset=str(dataset), chunk_size=config.data.chunk_size,
                       video_keys=tuple(config.data.video_keys) if config.data.video_keys else None,
                       action_conversion=config.data.action_conversion, robot=config.data.robot)

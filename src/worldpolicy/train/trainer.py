@@ -285,8 +285,7 @@ class Trainer:
             self.export_pipeline(tmp)
             tensors = {}
             names = {id(p): n for n, p in self.transformer.named_parameters()}
-            for group in self.optimizer.state_dict()["state"].items():
-                index, state = group
+            for index, state in self.optimizer.state_dict()["state"].items():
                 for key, value in state.items():
                     tensors[f"{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
             if self.config.finetune.mode == "lora":
