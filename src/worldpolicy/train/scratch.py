@@ -95,19 +95,30 @@ def make_dataset(cfg: ScratchConfig, root: Path) -> dict[str, Any]:
 
 
 def _clips(spec, embodiment, count: int, seed: int) -> torch.Tensor:
-    """`count` random windows as VAE canvases [N, 3, chunk+1, H, W] (fp16 to keep memory small)."""
+    """`count` random windows as VAE canvases [N, 3, chunk+1, H, W] (fp16 to keep memory small).
+
+    Drawn uniformly (reservoir sampling) from the windows of `count` random episodes: only those episodes are
+    decoded, so the cost does not grow with the dataset, and only the kept canvases are held.
+    """
+    from dataclasses import replace
+
     from ..data import LeRobotDataset
     from ..processing.observations import prepare_canvas
     from .data import iter_windows
 
-    total = LeRobotDataset.open(spec.dataset).num_frames
-    keep = set(np.random.default_rng(seed).choice(total, size=min(count, total), replace=False).tolist())
-    clips = []
-    for i, window in enumerate(iter_windows(spec, embodiment)):
-        if i in keep:
+    rng = np.random.default_rng(seed)
+    episodes = LeRobotDataset.open(spec.dataset).num_episodes
+    chosen = tuple(sorted(rng.choice(episodes, size=min(count, episodes), replace=False).tolist()))
+    clips: list[torch.Tensor] = []
+    for seen, window in enumerate(iter_windows(replace(spec, episodes=chosen), embodiment)):
+        slot = seen if seen < count else int(rng.integers(seen + 1))
+        if slot < count:
             canvas, _ = prepare_canvas(window.frames, embodiment.resolution_tier, spec.chunk_size + 1,
                                        embodiment.snap_to_16)
-            clips.append(canvas[0].half())
+            if slot == len(clips):
+                clips.append(canvas[0].half())
+            else:
+                clips[slot] = canvas[0].half()
     return torch.stack(clips)
 
 
