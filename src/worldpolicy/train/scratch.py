@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import time
 import tomllib
@@ -178,8 +179,23 @@ def train_vae(cfg: ScratchConfig, spec, embodiment, progress: bool = True):
     return vae, {"recon_first": float(np.mean(losses[:10])), "recon_last": float(np.mean(losses[-10:]))}
 
 
+def init_action_heads(transformer) -> None:
+    """Initialise the per-domain action projections like `nn.Linear` (uniform ±1/√fan_in, zero bias).
+
+    diffusers keeps each domain's action weights in an `nn.Embedding` table, whose default init is N(0, 1): fine for
+    loading a checkpoint, but in a model trained from scratch it makes both projections ~√fan_in times too large (an
+    initial action loss near 70), and the heads never got past predicting the mean action.
+    """
+    with torch.no_grad():
+        for projection in (transformer.action_proj_in, transformer.action_proj_out):
+            bound = 1.0 / math.sqrt(projection.input_size)
+            projection.fc.weight.uniform_(-bound, bound)
+            projection.bias.weight.zero_()
+
+
 def base_pipeline(cfg: ScratchConfig, vae, prompts: list[str], target: Path) -> Path:
-    """An untrained Cosmos3 transformer (diffusers' own init), the trained VAE and a tokenizer trained in code."""
+    """An untrained Cosmos3 transformer (diffusers' init, action heads re-initialised), the trained VAE and a tokenizer
+    trained in code."""
     from diffusers import Cosmos3OmniPipeline, Cosmos3OmniTransformer, UniPCMultistepScheduler
 
     from ..testing import build_tokenizer
@@ -194,6 +210,7 @@ def base_pipeline(cfg: ScratchConfig, vae, prompts: list[str], target: Path) -> 
         qk_norm_for_text=True, action_gen=True, action_dim=cfg.action_dim, num_embodiment_domains=32,
         vocab_size=max(cfg.vocab_size, len(tokenizer)),
     )
+    init_action_heads(transformer)
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0,
                                         use_karras_sigmas=False, solver_order=2)
     pipe = Cosmos3OmniPipeline(transformer=transformer, text_tokenizer=tokenizer, vae=vae, scheduler=scheduler,

@@ -1,0 +1,60 @@
+"""The from-scratch recipe's own pieces: action-head initialisation and the VAE's training clips."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from train_setup import CHUNK, TINY_EMBODIMENT, VIDEO_KEYS
+
+
+def _tiny_transformer():
+    from diffusers import Cosmos3OmniTransformer
+
+    torch.manual_seed(0)
+    return Cosmos3OmniTransformer(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+        head_dim=32, rope_axes_dim=[8, 4, 4], latent_channel=16, latent_patch_size=2, patch_latent_dim=64,
+        action_gen=True, action_dim=16, num_embodiment_domains=4, vocab_size=64,
+    )
+
+
+def test_action_heads_are_initialised_like_linear_layers():
+    from worldpolicy.train.scratch import init_action_heads
+
+    transformer = _tiny_transformer()
+    # diffusers' own init (an nn.Embedding table, N(0, 1)): the reason the recipe re-initialises
+    assert transformer.action_proj_out.fc.weight.std().item() > 0.5
+    init_action_heads(transformer)
+    for projection in (transformer.action_proj_in, transformer.action_proj_out):
+        bound = 1 / math.sqrt(projection.input_size)
+        weight = projection.fc.weight
+        assert weight.abs().max().item() <= bound
+        assert weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.1)  # uniform(-b, b) has std b/√3
+        assert torch.count_nonzero(projection.bias.weight) == 0
+    # unit-scale inputs give unit-scale outputs, per domain
+    x = torch.randn(256, 16)
+    out = transformer.action_proj_out(transformer.action_proj_in(x, torch.zeros(256, dtype=torch.long)),
+                                      torch.zeros(256, dtype=torch.long))
+    assert 0.05 < out.std().item() < 2.0
+
+
+def test_vae_clips_come_from_the_chosen_episodes_only(tiny_dataset):
+    from worldpolicy.embodiments import register_embodiment
+    from worldpolicy.train.data import WindowSpec, iter_windows
+    from worldpolicy.train.scratch import _clips
+
+    emb = register_embodiment({**TINY_EMBODIMENT, "name": "tiny_panda_clips", "domain": "tiny_panda_clips",
+                               "domain_id": 29, "chunk_size": CHUNK}, overwrite=True)
+    spec = WindowSpec(str(tiny_dataset), CHUNK, video_keys=tuple(VIDEO_KEYS))
+    one = _clips(spec, emb, count=1, seed=0)
+    assert one.shape[:3] == (1, 3, CHUNK + 1) and one.dtype == torch.float16
+    both = _clips(spec, emb, count=5, seed=0)
+    assert both.shape[0] == 5
+    assert _clips(spec, emb, count=5, seed=0).equal(both)  # seeded
+    # more clips than windows: every window once
+    everything = _clips(spec, emb, count=1000, seed=0)
+    assert everything.shape[0] == sum(1 for _ in iter_windows(spec, emb))
+    assert np.isfinite(everything.float().numpy()).all()
