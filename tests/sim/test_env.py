@@ -28,9 +28,13 @@ def test_observation_is_droid_style(env):
     assert env.observation_space.contains({k: v for k, v in obs.items()})
 
 
-def _color_pixels(img, rgba, tol=60):
-    target = np.array(rgba[:3]) * 255
-    return int((np.abs(img.astype(int) - target).max(axis=-1) < tol).sum())
+def _color_pixels(img, rgba, min_cosine=0.98):
+    """Pixels of the object's hue, lit or in shadow: RGB direction within ~11 deg of the colour, not near-black."""
+    target = np.array(rgba[:3]) / np.linalg.norm(rgba[:3])
+    rgb = img.astype(float)
+    norm = np.linalg.norm(rgb, axis=-1)
+    cosine = (rgb @ target) / np.maximum(norm, 1e-6)
+    return int(((cosine > min_cosine) & (rgb.max(axis=-1) > 60)).sum())
 
 
 def test_cameras_render_real_content(env):
