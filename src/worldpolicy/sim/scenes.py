@@ -61,8 +61,8 @@ def build_scene(robot: RobotConfig | str, objects: list[ObjectSpec], *, image_si
     spec.visual.global_.offheight = max(int(height), 480)
     spec.visual.global_.offwidth = max(int(width), 640)
     # Software GL (EGL on llvmpipe, OSMesa) is the common headless case: a 512 shadow map without multisampling
-    # renders 3x faster than 2048 with 4x MSAA and looks the same once frames are resized to the model's canvas.
-    # Shadows stay: the ball's shadow on the table is the only cue to its height in a single view.
+    # renders 3x faster than 2048 with 4x MSAA (8.5 vs 25 ms per 128x224 frame); shadow edges get blockier and
+    # reach a little further. Shadows stay: the ball's shadow on the table is the only cue to its height in one view.
     spec.visual.quality.shadowsize = 512
     spec.visual.quality.offsamples = 0
     spec.visual.headlight.ambient = [0.35, 0.35, 0.35]
