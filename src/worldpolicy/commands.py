@@ -158,8 +158,8 @@ def _shipped_success(checkpoint: Path) -> str:
     evaluation = json.loads(summary.read_text()).get("stages", {}).get("evaluation", {})
     if "success_rate" not in evaluation:
         return ""
-    return (f"measured reach success {100 * evaluation['success_rate']:.0f} % over {evaluation['episodes']} seeded "
-            "episodes")
+    return (f"measured {evaluation.get('task', 'task')} success {100 * evaluation['success_rate']:.0f} % over "
+            f"{evaluation['episodes']} seeded episodes")
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -41,15 +41,19 @@ def test_action_heads_are_initialised_like_linear_layers():
     assert 0.05 < out.std().item() < 2.0
 
 
-def test_vae_clips_come_from_the_chosen_episodes_only(tiny_dataset):
+def test_vae_clips_come_from_the_chosen_episodes_only(tiny_dataset, monkeypatch):
     from worldpolicy.embodiments import register_embodiment
+    from worldpolicy.train import data
     from worldpolicy.train.data import WindowSpec, iter_windows
     from worldpolicy.train.scratch import _clips
 
     emb = register_embodiment({**TINY_EMBODIMENT, "name": "tiny_panda_clips", "domain": "tiny_panda_clips",
                                "domain_id": 29, "chunk_size": CHUNK}, overwrite=True)
     spec = WindowSpec(str(tiny_dataset), CHUNK, video_keys=tuple(VIDEO_KEYS))
+    decoded: list = []
+    monkeypatch.setattr(data, "iter_windows", lambda s, e: decoded.append(s.episodes) or iter_windows(s, e))
     one = _clips(spec, emb, count=1, seed=0)
+    assert len(decoded[-1]) == 1  # one clip wanted: one of the two episodes is read, not the whole dataset
     assert one.shape[:3] == (1, 3, CHUNK + 1) and one.dtype == torch.float16
     both = _clips(spec, emb, count=5, seed=0)
     assert both.shape[0] == 5
