@@ -98,6 +98,24 @@ def test_parallel_workers_record_the_same_episodes():
         )
 
 
+def _reach_episode(**options):
+    from worldpolicy.data.from_sim import expert_episodes
+
+    return next(iter(expert_episodes("reach", 1, seed=5, image_size=(24, 24), cameras=["observation/exterior_image_1_left"],
+                                     **options)))
+
+
+def test_action_noise_moves_the_arm_but_records_the_experts_clean_targets():
+    clean = _reach_episode()
+    noisy = _reach_episode(action_noise=0.03)
+    assert noisy["success"]
+    # same start, same first plan: the label is the expert's target, not the perturbed command that was executed
+    np.testing.assert_array_equal(clean["frames"]["action.joint_position"][0], noisy["frames"]["action.joint_position"][0])
+    state = "observation.state.joint_positions"
+    n = min(len(clean["frames"][state]), len(noisy["frames"][state]))
+    assert np.abs(clean["frames"][state][1:n] - noisy["frames"][state][1:n]).max() > 0.01
+
+
 def test_bad_converter_arguments(tmp_path):
     from worldpolicy.data.from_sim import expert_episodes
 
@@ -107,3 +125,5 @@ def test_bad_converter_arguments(tmp_path):
         expert_episodes("reach", 1, cameras=["observation/top"])
     with pytest.raises(ValueError, match="workers=0"):
         expert_episodes("reach", 1, workers=0)
+    with pytest.raises(ValueError, match="action_noise=0.5"):
+        expert_episodes("reach", 1, action_noise=0.5)

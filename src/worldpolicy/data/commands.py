@@ -38,6 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--chunk-size", type=int, default=8, help="expert re-plan interval in steps (default: 8)")
     sim.add_argument("--start-jitter", type=float, default=0.0, metavar="RAD",
                      help="vary the arm's start pose by up to this many radians per joint (default: 0)")
+    sim.add_argument("--settle-steps", type=int, default=4, help="steps recorded after success (default: 4)")
+    sim.add_argument("--action-noise", type=float, default=0.0, metavar="RAD",
+                     help="DART noise: per-chunk joint offset std on executed actions; labels stay clean (default: 0)")
     sim.add_argument("--keep-failures", action="store_true", help="keep episodes the expert did not solve")
     sim.add_argument("--workers", type=int, default=1, help="recording processes (default: 1; output is the same)")
     sim.add_argument("--video-codec", default="libx264rgb", help="libx264rgb (lossless, default), libx264, libsvtav1")
@@ -111,6 +114,8 @@ def _from_sim(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size,
         keep_failures=args.keep_failures,
         start_jitter=args.start_jitter,
+        settle_steps=args.settle_steps,
+        action_noise=args.action_noise,
         workers=args.workers,
     )
     out = _summary(result.dataset)

@@ -81,6 +81,7 @@ def expert_episodes(
     max_steps: int | None = None,
     settle_steps: int = 4,
     start_jitter: float = 0.0,
+    action_noise: float = 0.0,
     keep_failures: bool = False,
     max_attempts: int | None = None,
     workers: int = 1,
@@ -90,7 +91,9 @@ def expert_episodes(
 
     Failed episodes are skipped (their seeds appended to `failed_seeds`) unless `keep_failures`; after
     `max_attempts` (default 2·num_episodes + 5) tries a RuntimeError says how often the expert failed. After success
-    the last action is held for `settle_steps` more steps so the solved scene is on camera. `start_jitter` (rad) moves
+    the last action is held for `settle_steps` more steps so the solved scene is on camera. `action_noise` (rad, std) adds DART-style noise: each expert chunk
+    is executed with a per-joint offset drawn once per chunk, while the recorded action stays the expert's clean
+    target, so the data shows how to get back from the small mistakes a learned policy makes. `start_jitter` (rad) moves
     the arm off its home pose before the episode, by a per-joint offset uniform in ±u·start_jitter with u ~ U(0, 1)
     drawn per episode: a learner then sees the target from many gripper positions, not only along the expert's
     path from home. `workers` > 1 records
@@ -108,6 +111,8 @@ def expert_episodes(
             raise ValueError(f"{name}={value!r} must be an int >= {low}")
     if not (isinstance(start_jitter, (int, float)) and 0.0 <= start_jitter <= 1.0):
         raise ValueError(f"start_jitter={start_jitter!r} must be a number of radians in [0, 1]")
+    if not (isinstance(action_noise, (int, float)) and 0.0 <= action_noise <= 0.2):
+        raise ValueError(f"action_noise={action_noise!r} must be a joint-noise std in radians in [0, 0.2]")
     cameras = list(CAMERAS) if cameras is None else list(cameras)
     unknown = [c for c in cameras if c not in CAMERAS]
     if not cameras or unknown:
@@ -123,6 +128,7 @@ def expert_episodes(
         "max_steps": max_steps,
         "settle_steps": settle_steps,
         "start_jitter": float(start_jitter),
+        "action_noise": float(action_noise),
     }
     return _episodes(settings, workers, num_episodes, seed, attempts_allowed, keep_failures, failed_seeds)
 
@@ -210,7 +216,7 @@ class _Recorder:
         from worldpolicy.sim.policies import ScriptedPolicy
 
         self.cameras, self.settle_steps = settings["cameras"], settings["settle_steps"]
-        self.start_jitter = settings.get("start_jitter", 0.0)
+        self.start_jitter, self.action_noise = settings["start_jitter"], settings["action_noise"]
         self.env = TabletopEnv(
             settings["task"],
             settings["robot"],
@@ -225,7 +231,8 @@ class _Recorder:
             raise
 
     def record(self, seed: int) -> dict[str, Any]:
-        return _record(self.env, self.expert, seed, self.cameras, self.settle_steps, self.start_jitter)
+        return _record(self.env, self.expert, seed, self.cameras, self.settle_steps, self.start_jitter,
+                       self.action_noise)
 
     def close(self) -> None:
         self.env.close()
@@ -286,28 +293,36 @@ def sim_to_dataset(
     return SimConversion(dataset=dataset, seeds=seeds, failed_seeds=failed, wall_s=time.perf_counter() - t0)
 
 
-def _record(env, expert, seed: int, cameras: list[str], settle_steps: int, start_jitter: float = 0.0) -> dict[str, Any]:
+def _record(env, expert, seed: int, cameras: list[str], settle_steps: int, start_jitter: float = 0.0,
+            action_noise: float = 0.0) -> dict[str, Any]:
     env.reset(seed=seed)
     if start_jitter > 0:
         rng = np.random.default_rng([seed, 7])  # independent of the scene's draws: same scene with or without jitter
         scale = start_jitter * rng.uniform()
         env.set_arm(env.robot.home + rng.uniform(-scale, scale, size=env.robot.dof))
+    noise_rng = np.random.default_rng([seed, 11])
     obs = env.observe(images=False)  # render only the recorded cameras: rendering dominates the cost
     prompt = obs["prompt"]
     states, grips, actions, rewards = [], [], [], []
     images: dict[str, list[np.ndarray]] = {c: [] for c in cameras}
     pending: list[np.ndarray] = []
+    offset = np.zeros(env.robot.dof + 1)
     solved_at = None
     while env.steps < env.max_steps and (solved_at is None or env.steps < solved_at + settle_steps):
         if not pending:
-            pending = list(expert.act(obs, prompt).actions) if solved_at is None else [actions[-1]]
+            if solved_at is None:
+                pending = list(expert.act(obs, prompt).actions)
+                if action_noise > 0:
+                    offset[:-1] = noise_rng.normal(0.0, action_noise, size=env.robot.dof)
+            else:
+                pending = [actions[-1]]
         action = np.asarray(pending.pop(0), dtype=np.float64)
         states.append(np.asarray(obs["observation/joint_position"], dtype=np.float64))
         grips.append(float(np.asarray(obs["observation/gripper_position"]).reshape(-1)[0]))
         for c in cameras:
             images[c].append(env.render_camera(c))
         actions.append(action)
-        env.act(action)
+        env.act(action + offset)
         obs = env.observe(images=False)
         solved = env.success()
         rewards.append(1.0 if solved else 0.0)

@@ -36,6 +36,8 @@ class ScratchConfig:
     episodes: int = 240
     seed: int = 0
     start_jitter: float = 0.5
+    settle_steps: int = 4
+    action_noise: float = 0.0
     workers: int = 2
     cameras: list[str] = field(
         default_factory=lambda: ["observation/exterior_image_1_left", "observation/exterior_image_2_left"]
@@ -91,7 +93,8 @@ def make_dataset(cfg: ScratchConfig, root: Path) -> dict[str, Any]:
     if (root / "meta" / "info.json").is_file():
         return {"reused": str(root)}
     result = sim_to_dataset(root, cfg.task, cfg.episodes, seed=cfg.seed, cameras=cfg.cameras,
-                            start_jitter=cfg.start_jitter, workers=cfg.workers, overwrite=True)
+                            start_jitter=cfg.start_jitter, settle_steps=cfg.settle_steps,
+                            action_noise=cfg.action_noise, workers=cfg.workers, overwrite=True)
     return {"episodes": len(result.seeds), "failed_seeds": result.failed_seeds, "wall_s": result.wall_s}
 
 
