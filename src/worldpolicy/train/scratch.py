@@ -171,8 +171,8 @@ def train_vae(cfg: ScratchConfig, spec, embodiment, progress: bool = True):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         opt.step()
-        losses.append(float(rec))
-        bar.set_postfix(recon=f"{float(rec):.4f}")
+        losses.append(rec.item())
+        bar.set_postfix(recon=f"{losses[-1]:.4f}")
     vae.eval()
     with torch.no_grad():
         z = torch.cat([vae.encode(clips[i : i + 8].float()).latent_dist.mode() for i in range(0, len(clips), 8)])
