@@ -2,7 +2,7 @@
 
 Plain: one sampled chunk per call. Planned: N chunks sampled, each rolled forward by the model's forward dynamics,
 the imagined last frame scored by `sim.progress.reach_progress`, the best executed. Reports success rate, mean steps
-to success and policy seconds per chunk for both.
+to success and policy seconds per chunk for both, and how often the planner's scores tied.
 
     python benchmarks/bench_planning.py [--checkpoint DIR] [--episodes 50] [--candidates 4] [--seed 200000]
 """
@@ -32,10 +32,20 @@ def main() -> None:
     from worldpolicy.sim.progress import reach_progress
 
     policy = load_policy(args.checkpoint or shipped_model())
+    planner = BestOfNPlanner(policy, reach_progress, args.candidates)
+    decisions = {"chunks": 0, "tied": 0}
+
+    def planned_act(observation, prompt, **kwargs):
+        pred = BestOfNPlanner.act(planner, observation, prompt, **kwargs)
+        decisions["chunks"] += 1
+        decisions["tied"] += bool(pred.settings["tied"])
+        return pred
+
+    planner.act = planned_act  # count the decisions where every imagined future scored the same
     results = {}
     for name, backend in (
         ("plain", policy),
-        (f"best_of_{args.candidates}", BestOfNPlanner(policy, reach_progress, args.candidates)),
+        (f"best_of_{args.candidates}", planner),
     ):
         env = TabletopEnv(args.task)
         started = time.perf_counter()
@@ -59,6 +69,8 @@ def main() -> None:
           f"best-of-{args.candidates}: {100 * planned['success_rate']:.0f} % success, "
           f"{planned['policy_s_per_chunk']:.2f} s/chunk ({planned['policy_s_per_chunk'] / plain['policy_s_per_chunk']:.1f}x "
           "the compute)")
+    print(f"best-of-{args.candidates}: the scores tied in {decisions['tied']} of {decisions['chunks']} decisions "
+          "(a tie executes the first candidate, which is the plain policy's own sample)")
 
 
 if __name__ == "__main__":

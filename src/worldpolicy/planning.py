@@ -3,6 +3,8 @@
 Per call: sample N action chunks from the policy (seeds s..s+N-1, one batched pass), imagine each chunk's future with
 forward dynamics (one batched pass, video decoded), score the imagined last frame with a task-progress scorer, and
 return the best chunk. The scorer is any `(video [T,H,W,3] uint8, prompt) -> float` (higher is better).
+When every score ties (the scorer found nothing to tell the imagined futures apart) the first candidate, which is
+exactly the plain policy's sample, is returned and `settings["tied"]` says so: planning then bought nothing.
 """
 
 from __future__ import annotations
@@ -47,6 +49,6 @@ class BestOfNPlanner:
         chosen = proposals[best]
         chosen.video = futures[best].video
         chosen.settings = {**chosen.settings, "planner": "best_of_n", "candidates": n, "scores": scores,
-                           "chosen": best}
+                           "chosen": best, "tied": len(set(scores)) == 1}
         chosen.timings = {**chosen.timings, "planning_total": time.perf_counter() - started}
         return chosen

@@ -98,20 +98,16 @@ def test_parallel_workers_record_the_same_episodes():
         )
 
 
-def _reach_episode(**options):
+def test_action_noise_moves_the_arm_but_records_the_experts_clean_targets():
     from worldpolicy.data.from_sim import expert_episodes
 
-    return next(iter(expert_episodes("reach", 1, seed=5, image_size=(24, 24), cameras=["observation/exterior_image_1_left"],
-                                     **options)))
-
-
-def test_action_noise_moves_the_arm_but_records_the_experts_clean_targets():
-    clean = _reach_episode()
-    noisy = _reach_episode(action_noise=0.03)
+    options = {"seed": 5, "image_size": (24, 24), "cameras": ["observation/exterior_image_1_left"]}
+    clean = next(iter(expert_episodes("reach", 1, **options)))
+    noisy = next(iter(expert_episodes("reach", 1, action_noise=0.03, **options)))
     assert noisy["success"]
     # same start, same first plan: the label is the expert's target, not the perturbed command that was executed
-    np.testing.assert_array_equal(clean["frames"]["action.joint_position"][0], noisy["frames"]["action.joint_position"][0])
-    state = "observation.state.joint_positions"
+    action, state = "action.joint_position", "observation.state.joint_positions"
+    np.testing.assert_array_equal(clean["frames"][action][0], noisy["frames"][action][0])
     n = min(len(clean["frames"][state]), len(noisy["frames"][state]))
     assert np.abs(clean["frames"][state][1:n] - noisy["frames"][state][1:n]).max() > 0.01
 

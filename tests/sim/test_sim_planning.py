@@ -56,8 +56,12 @@ def test_best_of_n_executes_the_best_scored_proposal(tmp_path):
     image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
     planned = BestOfNPlanner(policy, scorer, num_candidates=3).act(image, "reach the ball", seed=10)
     assert planned.settings["chosen"] == 1 and planned.settings["scores"] == [0.1, 0.9, 0.3]
+    assert planned.settings["tied"] is False
     assert len(seen) == 3 and all(shape[0] == 5 for shape in seen)  # each candidate's imagined chunk+1 frames
     direct = policy.act(image, "reach the ball", seed=11)  # proposal i is sampled with seed + i
     np.testing.assert_allclose(planned.actions, direct.actions, rtol=1e-5, atol=1e-7)
+    tied = BestOfNPlanner(policy, lambda video, prompt: -0.25, num_candidates=3).act(image, "reach the ball", seed=10)
+    assert tied.settings["tied"] is True and tied.settings["chosen"] == 0
+    np.testing.assert_allclose(tied.actions, policy.act(image, "reach the ball", seed=10).actions, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="num_candidates"):
         BestOfNPlanner(policy, scorer, num_candidates=0)

@@ -91,12 +91,12 @@ def expert_episodes(
 
     Failed episodes are skipped (their seeds appended to `failed_seeds`) unless `keep_failures`; after
     `max_attempts` (default 2·num_episodes + 5) tries a RuntimeError says how often the expert failed. After success
-    the last action is held for `settle_steps` more steps so the solved scene is on camera. `action_noise` (rad, std) adds DART-style noise: each expert chunk
-    is executed with a per-joint offset drawn once per chunk, while the recorded action stays the expert's clean
-    target, so the data shows how to get back from the small mistakes a learned policy makes. `start_jitter` (rad) moves
+    the last action is held for `settle_steps` more steps so the solved scene is on camera. `start_jitter` (rad) moves
     the arm off its home pose before the episode, by a per-joint offset uniform in ±u·start_jitter with u ~ U(0, 1)
     drawn per episode: a learner then sees the target from many gripper positions, not only along the expert's
-    path from home. `workers` > 1 records
+    path from home. `action_noise` (rad, std) is DART-style noise: each expert chunk is executed with a per-joint
+    offset drawn once per chunk while the recorded action stays the expert's clean target, so the data shows how to
+    get back from the small mistakes a learned policy makes. `workers` > 1 records
     episodes in that many processes (rendering is CPU-bound and single-threaded); the output does not depend on it.
     """
     from worldpolicy.sim.scenes import CAMERAS
