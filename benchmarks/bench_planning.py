@@ -1,8 +1,9 @@
 """Best-of-N planning vs plain policy execution on the shipped model's task, same seeded episodes.
 
 Plain: one sampled chunk per call. Planned: N chunks sampled, each rolled forward by the model's forward dynamics,
-the imagined last frame scored by `sim.progress.reach_progress`, the best executed. Reports success rate, mean steps
-to success and policy seconds per chunk for both, and how often the planner's scores tied.
+the imagined last frame scored by `sim.progress.reach_scorer` (per view: exterior or wrist), the best executed.
+Reports success rate, mean steps to success and policy seconds per chunk for both, and how often the planner's
+scores tied.
 
     python benchmarks/bench_planning.py [--checkpoint DIR] [--episodes 50] [--candidates 4] [--seed 200000]
 """
@@ -29,10 +30,10 @@ def main() -> None:
     from worldpolicy.sim.env import TabletopEnv
     from worldpolicy.sim.evaluate import evaluate
     from worldpolicy.sim.policies import wrap_policy
-    from worldpolicy.sim.progress import reach_progress
+    from worldpolicy.sim.progress import reach_scorer
 
     policy = load_policy(args.checkpoint or shipped_model())
-    planner = BestOfNPlanner(policy, reach_progress, args.candidates)
+    planner = BestOfNPlanner(policy, reach_scorer(policy.embodiment.camera_keys), args.candidates)
     decisions = {"chunks": 0, "tied": 0}
 
     def planned_act(observation, prompt, **kwargs):

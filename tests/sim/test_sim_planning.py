@@ -6,23 +6,26 @@ import numpy as np
 import pytest
 
 from worldpolicy.processing.observations import frames_from_mapping
-from worldpolicy.sim.progress import prompt_color, reach_progress
+from worldpolicy.sim.progress import prompt_color, reach_progress, reach_scorer
 
 CAMERAS = ["observation/exterior_image_1_left", "observation/exterior_image_2_left"]
 
 
-def test_reach_progress_rises_along_an_expert_episode():
+@pytest.mark.parametrize("cameras", [CAMERAS, ["observation/exterior_image_1_left", "observation/wrist_image_left"]],
+                         ids=["two_exterior", "exterior_and_wrist"])
+def test_reach_progress_rises_along_an_expert_episode(cameras):
     from worldpolicy.sim.env import TabletopEnv
     from worldpolicy.sim.policies import ScriptedPolicy
 
+    scorer = reach_scorer(cameras)
     env = TabletopEnv("reach", image_size=(180, 320))
     expert = ScriptedPolicy(env, chunk_size=4)
     try:
         obs, _ = env.reset(seed=3)
         scores = []
         while not env.success() and env.steps < 40:
-            frame = (frames_from_mapping(obs, CAMERAS, "stacked") * 255).astype(np.uint8)
-            scores.append(reach_progress(frame, obs["prompt"]))
+            frame = (frames_from_mapping(obs, cameras, "stacked") * 255).astype(np.uint8)
+            scores.append(scorer(frame, obs["prompt"]))
             for action in expert.act(obs, obs["prompt"]).actions:
                 env.act(action)
             obs = env.observe()
@@ -31,6 +34,13 @@ def test_reach_progress_rises_along_an_expert_episode():
     assert env.success() and len(scores) >= 3
     assert scores[-1] > scores[0] + 0.05  # the gripper ends much nearer the ball, in pixels of both views
     assert all(b > a - 0.01 for a, b in zip(scores, scores[1:]))  # and gets nearer every chunk
+
+
+def test_reach_progress_refuses_unknown_view_kinds():
+    frame = np.zeros((64, 32, 3), dtype=np.uint8)
+    assert reach_progress(frame, "reach the red ball", views=["exterior", "wrist"]) == -0.25  # nothing found
+    with pytest.raises(ValueError, match="view kinds"):
+        reach_progress(frame, "reach the red ball", views=["top"])
 
 
 def test_prompt_color_names_the_scene_colour_or_fails_clearly():

@@ -1,17 +1,27 @@
 """Task-progress scores read from camera frames — used to rank imagined futures in best-of-N planning.
 
-`reach_progress` finds the target ball (its colour is named in the prompt) and the robot (the light-grey links) in
-each stacked view of a frame and scores minus their mean pixel distance, normalised by the view width: 0 means the
-gripper touches the ball in every view. Colour rules are this scene's (worldpolicy.sim.tasks.COLORS), not general.
+`reach_progress` finds the target ball (its colour is named in the prompt) in each stacked view of a frame and scores
+minus its mean distance to the gripper, in view widths: 0 means the gripper touches the ball in every view. In an
+exterior view the gripper is the nearest light-grey robot pixel; a wrist camera never sees the arm, so there the
+gripper is the fixed spot where a touched ball appears (`WRIST_CONTACT`). `reach_scorer(camera_keys)` builds the
+scorer for an embodiment's stacked cameras. Colour rules are this scene's (worldpolicy.sim.tasks.COLORS), not general.
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from worldpolicy.sim.tasks import COLORS
 
-__all__ = ["prompt_color", "reach_progress"]
+__all__ = ["WRIST_CONTACT", "prompt_color", "reach_progress", "reach_scorer"]
+
+# Where the ball's centre sits in the wrist view (fractions of height, width) when the TCP is at the ball's centre:
+# measured on scripted-expert reach episodes (0.77-0.85, 0.48-0.52 at the last steps).
+WRIST_CONTACT = (0.8, 0.5)
+VIEW_KINDS = ("exterior", "wrist")
 
 
 def prompt_color(prompt: str) -> str:
@@ -32,21 +42,36 @@ def _masks(view: np.ndarray, color: str) -> tuple[np.ndarray, np.ndarray]:
     return ball, robot
 
 
-def reach_progress(video: np.ndarray, prompt: str, views: int = 2) -> float:
-    """Minus the mean ball-to-robot pixel distance over the `views` stacked views of the last frame (in view widths);
-    a view where the ball is hidden (behind the arm, or blurred away) counts 0.25."""
+def reach_progress(video: np.ndarray, prompt: str, views: int | Sequence[str] = 2) -> float:
+    """Minus the mean ball-to-gripper distance over the stacked views of the last frame (in view widths). `views` is
+    the number of exterior views, or each view's kind ("exterior" or "wrist") top to bottom. A view where the ball
+    (or, in an exterior view, the robot) is not found — hidden, or blurred away — counts 0.25."""
+    kinds = ["exterior"] * views if isinstance(views, int) else list(views)
+    unknown = [k for k in kinds if k not in VIEW_KINDS]
+    if not kinds or unknown:
+        raise ValueError(f"views={views!r}: expected a count >= 1 or view kinds from {VIEW_KINDS}")
     frame = np.asarray(video)[-1] if np.ndim(video) == 4 else np.asarray(video)
     color = prompt_color(prompt)
     total = 0.0
-    height = frame.shape[0] // views
-    for i in range(views):
+    height = frame.shape[0] // len(kinds)
+    for i, kind in enumerate(kinds):
         view = frame[i * height : (i + 1) * height]
         ball, robot = _masks(view, color)
-        if not ball.any() or not robot.any():
+        if not ball.any() or (kind == "exterior" and not robot.any()):
             total += 0.25
             continue
         by, bx = np.nonzero(ball)
-        ry, rx = np.nonzero(robot)
         centre = np.array([by.mean(), bx.mean()])
+        if kind == "wrist":
+            contact = np.array([WRIST_CONTACT[0] * view.shape[0], WRIST_CONTACT[1] * view.shape[1]])
+            total += float(np.linalg.norm(centre - contact)) / view.shape[1]
+            continue
+        ry, rx = np.nonzero(robot)
         total += float(np.sqrt(((np.stack([ry, rx], 1) - centre) ** 2).sum(1)).min()) / view.shape[1]
-    return -total / views
+    return -total / len(kinds)
+
+
+def reach_scorer(camera_keys: Sequence[str]) -> Callable[[np.ndarray, str], float]:
+    """`reach_progress` for frames stacked from these cameras (a key naming "wrist" is a wrist view)."""
+    kinds = tuple("wrist" if "wrist" in key else "exterior" for key in camera_keys)
+    return functools.partial(reach_progress, views=kinds)
