@@ -33,16 +33,19 @@ def main() -> None:
     from worldpolicy.sim.progress import reach_scorer
 
     policy = load_policy(args.checkpoint or shipped_model())
-    planner = BestOfNPlanner(policy, reach_scorer(policy.embodiment.camera_keys), args.candidates)
-    decisions = {"chunks": 0, "tied": 0}
 
-    def planned_act(observation, prompt, **kwargs):
-        pred = BestOfNPlanner.act(planner, observation, prompt, **kwargs)
-        decisions["chunks"] += 1
-        decisions["tied"] += bool(pred.settings["tied"])
-        return pred
+    class TieCountingPlanner(BestOfNPlanner):
+        """Counts the decisions where every imagined future scored the same."""
 
-    planner.act = planned_act  # count the decisions where every imagined future scored the same
+        decisions = tied = 0
+
+        def act(self, observation, prompt, **kwargs):
+            pred = super().act(observation, prompt, **kwargs)
+            self.decisions += 1
+            self.tied += bool(pred.settings["tied"])
+            return pred
+
+    planner = TieCountingPlanner(policy, reach_scorer(policy.embodiment.camera_keys), args.candidates)
     results = {}
     for name, backend in (
         ("plain", policy),
@@ -70,7 +73,7 @@ def main() -> None:
           f"best-of-{args.candidates}: {100 * planned['success_rate']:.0f} % success, "
           f"{planned['policy_s_per_chunk']:.2f} s/chunk ({planned['policy_s_per_chunk'] / plain['policy_s_per_chunk']:.1f}x "
           "the compute)")
-    print(f"best-of-{args.candidates}: the scores tied in {decisions['tied']} of {decisions['chunks']} decisions "
+    print(f"best-of-{args.candidates}: the scores tied in {planner.tied} of {planner.decisions} decisions "
           "(a tie executes the first candidate, which is the plain policy's own sample)")
 
 
