@@ -83,7 +83,12 @@ def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_pa
     assert main(["demo", "--out", str(tmp_path / "demo"), "--episodes", "1"]) == 0
     out = capsys.readouterr().out
     assert "shipped model panda_reach (panda_reach)" in out
-    assert "measured reach success" in out  # the demo says how good the shipped model is, from its training run
+    # the demo says how good the shipped model is, as shipped (its own execute_steps), from its training summary
+    from worldpolicy.models import shipped_model
+
+    summary = json.loads((shipped_model() / "training_summary.json").read_text())
+    shipped = summary.get("shipped_evaluation") or summary["stages"]["evaluation"]
+    assert f"measured reach success {100 * shipped['success_rate']:.0f} %" in out
     for mode in ("policy", "forward_dynamics", "inverse_dynamics"):
         doc = json.loads((tmp_path / "demo" / mode / "actions.json").read_text())
         assert doc["mode"] == mode and len(doc["actions"]) == 4
@@ -92,6 +97,7 @@ def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_pa
     assert (tmp_path / "demo" / "policy" / "index.html").is_file()
     report = json.loads((tmp_path / "demo" / "sim" / "report.json").read_text())
     assert report["task"] == "reach" and len(report["episodes"]) == 1
+    assert report["strategy"]["execute_steps"] == shipped["strategy"]["execute_steps"]
     assert list((tmp_path / "demo" / "sim" / "videos").glob("*.mp4"))
 
 

@@ -1,3 +1,4 @@
+import dataclasses
 
 import numpy as np
 import pytest
@@ -5,6 +6,7 @@ import pytest
 pytest.importorskip("mink")
 pytest.importorskip("gymnasium")
 
+from worldpolicy.embodiments import register_embodiment
 from worldpolicy.results import Prediction
 from worldpolicy.sim.env import TabletopEnv
 from worldpolicy.sim.policies import PolicyBackend, RandomPolicy, make_policy
@@ -40,6 +42,21 @@ def test_strategy_validation():
         ChunkStrategy("greedy")
     with pytest.raises(ValueError, match="execute_steps"):
         ChunkStrategy("async", execute_steps=20).steps_for(32)
+
+
+def test_execute_takes_the_models_execute_steps_unless_given():
+    env = TabletopEnv("reach", image_size=None)
+    policy = RandomPolicy(seed=7)
+    policy.embodiment = dataclasses.replace(policy.embodiment, execute_steps=8)
+    preferred = Rollout(env, policy).run(seed=1)
+    assert preferred.chunks == -(-preferred.steps // 8)
+    explicit = Rollout(env, policy, ChunkStrategy("execute", execute_steps=16)).run(seed=1)
+    assert explicit.chunks == -(-explicit.steps // 16)
+    assert Rollout(env, policy, ChunkStrategy("ensemble")).strategy.execute_steps is None  # only `execute` takes it
+    spec = {**policy.embodiment.to_dict(), "name": "wide_k", "variant": None,
+            "variants": None, "execute_steps": 64}
+    with pytest.raises(ValueError, match=r"execute_steps=64; accepted: 1..chunk_size \(32\)"):
+        register_embodiment(spec, overwrite=True)
 
 
 class _BadWidth:

@@ -66,6 +66,9 @@ class Embodiment:
     composite: str | None = None
     snap_to_16: bool = True
     sampling_preset: str | None = None
+    # actions of a chunk to run before asking again (LeRobot's n_action_steps); None: the whole chunk. Measured per
+    # model: a small closed-loop policy may do better re-asking every step than running its chunks open loop.
+    execute_steps: int | None = None
     description: str = ""
     variants: tuple[str, ...] = ()
 
@@ -192,6 +195,7 @@ def _build(name: str, spec: Mapping[str, Any], variant: str | None) -> Embodimen
             composite=base.get("composite"),
             snap_to_16=bool(base.get("snap_to_16", True)),
             sampling_preset=base.get("sampling_preset"),
+            execute_steps=int(base["execute_steps"]) if base.get("execute_steps") is not None else None,
             description=base.get("description", ""),
             variants=tuple(variants),
         )
@@ -210,6 +214,8 @@ def _validated(e: Embodiment) -> Embodiment:
         raise ValueError(f"{where}: column names must be unique, got {list(e.columns)}")
     if e.chunk_size < 1:
         raise ValueError(f"{where}: chunk_size={e.chunk_size} must be >= 1")
+    if e.execute_steps is not None and not 1 <= e.execute_steps <= e.chunk_size:
+        raise ValueError(f"{where}: execute_steps={e.execute_steps}; accepted: 1..chunk_size ({e.chunk_size}) or none")
     if e.fps <= 0:
         raise ValueError(f"{where}: fps={e.fps} must be > 0")
     if e.layout not in LAYOUTS:

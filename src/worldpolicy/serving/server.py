@@ -99,6 +99,7 @@ def server_metadata(policy: Any, config: ServerConfig) -> dict[str, Any]:
         "domain": e.domain,
         "action_dim": e.action_dim,
         "chunk_size": e.chunk_size,
+        "execute_steps": e.execute_steps,  # actions to run before asking again (None: the whole chunk)
         "fps": e.fps,
         "columns": list(e.columns),
         "units": list(e.units),

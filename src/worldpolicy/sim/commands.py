@@ -28,7 +28,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--embodiment", default=None,
                    help="action space for checkpoint/ws/random policies (default droid; random: droid/relative_pose)")
     p.add_argument("--strategy", choices=("execute", "ensemble", "async"), default="execute")
-    p.add_argument("--execute-steps", type=int, default=None, help="k actions per chunk (default: per strategy)")
+    p.add_argument("--execute-steps", type=int, default=None,
+                   help="k actions per chunk (default: the model's execute_steps for execute, else per strategy)")
     p.add_argument("--ensemble-decay", type=float, default=0.1)
     p.add_argument("--control-hz", type=float, default=15.0)
     p.add_argument("--max-steps", type=int, default=None)

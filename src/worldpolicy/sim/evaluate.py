@@ -109,8 +109,8 @@ def evaluate(
         raise ValueError(f"episodes: expected >= 1, got {episodes}")
     from tqdm.auto import tqdm
 
-    strategy = strategy or ChunkStrategy()
     rollout = Rollout(env, policy, strategy)
+    strategy = rollout.strategy
     report = EvalReport(env.task.name, policy_name, env.robot.name,
                         {"kind": strategy.kind, "execute_steps": strategy.execute_steps,
                          "ensemble_decay": strategy.ensemble_decay}, env.control_hz, seed)

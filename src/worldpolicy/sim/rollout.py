@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -41,6 +41,13 @@ class ChunkStrategy:
             raise ValueError(f"execute_steps: expected >= 1, got {self.execute_steps}")
         if not self.ensemble_decay >= 0:
             raise ValueError(f"ensemble_decay: expected >= 0, got {self.ensemble_decay}")
+
+    def for_policy(self, policy) -> ChunkStrategy:
+        """`execute` with no k takes the k the policy's embodiment recommends (its `execute_steps`), if any."""
+        preferred = getattr(getattr(policy, "embodiment", None), "execute_steps", None)
+        if self.kind == "execute" and self.execute_steps is None and preferred is not None:
+            return replace(self, execute_steps=int(preferred))
+        return self
 
     def steps_for(self, chunk: int) -> int:
         k = self.execute_steps or {"execute": chunk, "ensemble": 1, "async": max(1, chunk // 2)}[self.kind]
@@ -76,7 +83,7 @@ class Rollout:
     """Runs episodes of one policy on one env with one chunk strategy."""
 
     def __init__(self, env: TabletopEnv, policy, strategy: ChunkStrategy | None = None) -> None:
-        self.env, self.policy, self.strategy = env, policy, strategy or ChunkStrategy()
+        self.env, self.policy, self.strategy = env, policy, (strategy or ChunkStrategy()).for_policy(policy)
         self._decoders: dict[str, ActionDecoder] = {}
 
     def decoder(self, key: str) -> ActionDecoder:

@@ -236,8 +236,8 @@ def evaluate_checkpoint(checkpoint: Path, task: str, episodes: int, seed: int, o
     finally:
         env.close()
     write_report(report, out)
-    return {"task": task, "episodes": episodes, "seed": seed, "success_rate": report.success_rate,
-            "successes": report.successes}
+    return {"task": task, "episodes": episodes, "seed": seed, "strategy": report.strategy,
+            "success_rate": report.success_rate, "successes": report.successes}
 
 
 def install_model(model: Path, summary: dict[str, Any], name: str = "panda_reach") -> Path:
