@@ -6,6 +6,10 @@ Reports success rate, mean steps to success and policy seconds per chunk for bot
 scores tied.
 
     python benchmarks/bench_planning.py [--checkpoint DIR] [--episodes 50] [--candidates 4] [--seed 200000]
+                                        [--execute-steps K]
+
+Both arms run K actions of each chunk before asking again (default: the model's `execute_steps`). The planner
+imagines whole chunks, so K = the chunk size plans exactly what gets executed, at a quarter of the calls of K = 1.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=4)
     parser.add_argument("--seed", type=int, default=200_000)
     parser.add_argument("--task", default="reach")
+    parser.add_argument("--execute-steps", type=int, help="actions per chunk before asking again (default: the model's)")
     args = parser.parse_args()
 
     from worldpolicy import load_policy
@@ -31,6 +36,7 @@ def main() -> None:
     from worldpolicy.sim.evaluate import evaluate
     from worldpolicy.sim.policies import wrap_policy
     from worldpolicy.sim.progress import reach_scorer
+    from worldpolicy.sim.rollout import ChunkStrategy
 
     policy = load_policy(args.checkpoint or shipped_model())
 
@@ -55,7 +61,7 @@ def main() -> None:
         started = time.perf_counter()
         try:
             report = evaluate(env, wrap_policy(backend, seed=args.seed), policy_name=name, episodes=args.episodes,
-                              seed=args.seed, progress=True)
+                              seed=args.seed, strategy=ChunkStrategy("execute", args.execute_steps), progress=True)
         finally:
             env.close()
         chunks = sum(e.chunks for e in report.episodes)
@@ -66,6 +72,7 @@ def main() -> None:
             "mean_steps_to_success": sum(steps) / len(steps) if steps else None,
             "policy_s_per_chunk": sum(e.policy_s for e in report.episodes) / max(1, chunks),
             "wall_s": round(time.perf_counter() - started, 1),
+            "execute_steps": report.strategy["execute_steps"],
         }
     print(json.dumps(results, indent=1))
     plain, planned = results["plain"], results[f"best_of_{args.candidates}"]
