@@ -126,6 +126,10 @@ def test_register_embodiment_from_file_with_lerobot_stats(tmp_path):
         register_embodiment(dict(spec, name="droid"))
     with pytest.raises(ValueError, match="missing required keys"):
         register_embodiment({"name": "x"})
+    for field, bad, wanted in (("chunk_size", "8", "an integer"), ("action_dim", 2.5, "an integer"),
+                               ("fps", True, "a number"), ("execute_steps", [1], "an integer")):
+        with pytest.raises(ValueError, match=rf"embodiment 'bad_{field}': {field}=.*; expected {wanted}"):
+            register_embodiment(dict(spec, name=f"bad_{field}", normalization="none", stats_file=None, **{field: bad}))
 
 
 def test_actions_in_every_format(tmp_path):

@@ -160,46 +160,64 @@ def _build(name: str, spec: Mapping[str, Any], variant: str | None) -> Embodimen
         if variant not in (None, "default"):
             raise KeyError(f"variant={variant!r} given but embodiment {name!r} has no variants")
         chosen = "default"
+    where = f"embodiment {name!r}"
     domains = domain_table()
     domain = base["domain"]
     if domain in domains:
-        domain_id = int(base.get("domain_id", domains[domain]["id"]))
+        domain_id = _number(where, base, "domain_id", int, domains[domain]["id"])
     elif "domain_id" in base:
-        domain_id = int(base["domain_id"])
+        domain_id = _number(where, base, "domain_id", int)
     else:
-        raise ValueError(f"embodiment {name!r}: domain {domain!r} is unknown and no domain_id was given")
+        raise ValueError(f"{where}: domain {domain!r} is unknown and no domain_id was given")
+    action_dim = _number(where, base, "action_dim", int)
     return _validated(
         Embodiment(
             name=name,
             variant=chosen,
             domain=domain,
             domain_id=domain_id,
-            action_dim=int(base["action_dim"]),
+            action_dim=action_dim,
             columns=tuple(base["columns"]),
-            units=tuple(base.get("units") or ["1"] * int(base["action_dim"])),
-            chunk_size=int(base["chunk_size"]),
-            fps=float(base["fps"]),
+            units=tuple(base.get("units") or ["1"] * action_dim),
+            chunk_size=_number(where, base, "chunk_size", int),
+            fps=_number(where, base, "fps", float),
             camera_keys=tuple(base.get("camera_keys", ("observation/image",))),
             view_point=base.get("view_point", "ego_view"),
             layout=base.get("layout", "generic"),
             normalization=base.get("normalization", "none"),
             stats={k: tuple(float(x) for x in v) for k, v in base["stats"].items()} if base.get("stats") else None,
             aliases=tuple(base.get("aliases", ())),
-            resolution_tier=int(base.get("resolution_tier", 480)),
+            resolution_tier=_number(where, base, "resolution_tier", int, 480),
             prompt_format=base.get("prompt_format", "json"),
             view_description=base.get("view_description", ""),
             gripper_column=base.get("gripper_column"),
             gripper_flip=bool(base.get("gripper_flip", False)),
-            state_history=int(base.get("state_history", 0)),
+            state_history=_number(where, base, "state_history", int, 0),
             state_keys=dict(base.get("state_keys", {})),
             composite=base.get("composite"),
             snap_to_16=bool(base.get("snap_to_16", True)),
             sampling_preset=base.get("sampling_preset"),
-            execute_steps=int(base["execute_steps"]) if base.get("execute_steps") is not None else None,
+            execute_steps=_number(where, base, "execute_steps", int, None),
             description=base.get("description", ""),
             variants=tuple(variants),
         )
     )
+
+
+_REQUIRED = object()
+
+
+def _number(where: str, base: Mapping[str, Any], key: str, kind: type, default: Any = _REQUIRED) -> Any:
+    """`base[key]` as an int or float (the default when absent), refusing strings, bools and fractional ints."""
+    value = base.get(key)
+    if value is None:
+        if default is _REQUIRED:
+            raise ValueError(f"{where}: missing required field {key}")
+        return default
+    wanted = "an integer" if kind is int else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
+        raise ValueError(f"{where}: {key}={value!r}; expected {wanted}")
+    return kind(value)
 
 
 def _validated(e: Embodiment) -> Embodiment:
