@@ -220,8 +220,20 @@ def part_overhead(n: int, repeats: int) -> None:
         print(_row(name, 1000 / ms.mean(), ms) + f"   server CPU {cpu[name] / total * 1000:.3f} ms/request")
     p50 = {name: float(np.median(v)) for name, v in lat.items()}
     for name, note in zip(names[1:], ("  (target <= 1.0: the reference as shipped)", "")):
-        print(f"  ours / {name}: round-trip p50 {p50['ours'] / p50[name]:.3f}, server CPU per request "
-              f"{cpu['ours'] / cpu[name]:.3f}{note}")
+        low, high = _paired_ratio_ci(np.asarray(lat["ours"]), np.asarray(lat[name]))
+        print(f"  ours / {name}: round-trip p50 {p50['ours'] / p50[name]:.3f} (95 % CI {low:.3f}-{high:.3f}), "
+              f"server CPU per request {cpu['ours'] / cpu[name]:.3f}{note}")
+
+
+def _paired_ratio_ci(ours: np.ndarray, ref: np.ndarray, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """Bootstrap CI of median(ours) / median(ref), resampling the interleaved rounds so each pair stays together."""
+    rng = np.random.default_rng(seed)
+    ratios = []
+    for _ in range(resamples // 100):
+        rounds = rng.integers(0, len(ours), size=(100, len(ours)))
+        ratios.append(np.median(ours[rounds], axis=1) / np.median(ref[rounds], axis=1))
+    low, high = np.percentile(np.concatenate(ratios), [2.5, 97.5])
+    return float(low), float(high)
 
 
 def main() -> None:
