@@ -215,7 +215,8 @@ def _number(where: str, base: Mapping[str, Any], key: str, kind: type, default: 
             raise ValueError(f"{where}: missing required field {key}")
         return default
     wanted = "an integer" if kind is int else "a number"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
+    fractional = kind is int and isinstance(value, (int, float)) and not float(value).is_integer()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or fractional:
         raise ValueError(f"{where}: {key}={value!r}; expected {wanted}")
     return kind(value)
 
