@@ -149,15 +149,14 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _shipped_success(checkpoint: Path) -> str:
-    """The shipped model's measured success, from its summary: the evaluation with its shipped settings if one was
-    made after training (`shipped_evaluation`), else the training run's own ('' if absent)."""
+    """The shipped model's measured success, from the summary its training run wrote ('' if absent). The run evaluates
+    the model as shipped (its embodiment's `execute_steps`), so this is the figure `worldpolicy sim` reproduces."""
     import json
 
     summary = checkpoint / "training_summary.json"
     if not summary.is_file():
         return ""
-    data = json.loads(summary.read_text())
-    evaluation = data.get("shipped_evaluation") or data.get("stages", {}).get("evaluation", {})
+    evaluation = json.loads(summary.read_text()).get("stages", {}).get("evaluation", {})
     if "success_rate" not in evaluation:
         return ""
     return (f"measured {evaluation.get('task', 'task')} success {100 * evaluation['success_rate']:.0f} % over "

@@ -87,7 +87,7 @@ def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_pa
     from worldpolicy.models import shipped_model
 
     summary = json.loads((shipped_model() / "training_summary.json").read_text())
-    shipped = summary.get("shipped_evaluation") or summary["stages"]["evaluation"]
+    shipped = summary["stages"]["evaluation"]
     assert f"measured reach success {100 * shipped['success_rate']:.0f} %" in out
     for mode in ("policy", "forward_dynamics", "inverse_dynamics"):
         doc = json.loads((tmp_path / "demo" / mode / "actions.json").read_text())

@@ -46,7 +46,7 @@ class ChunkStrategy:
         """`execute` with no k takes the k the policy's embodiment recommends (its `execute_steps`), if any."""
         preferred = getattr(getattr(policy, "embodiment", None), "execute_steps", None)
         if self.kind == "execute" and self.execute_steps is None and preferred is not None:
-            return replace(self, execute_steps=int(preferred))
+            return replace(self, execute_steps=preferred)
         return self
 
     def steps_for(self, chunk: int) -> int:
