@@ -73,6 +73,7 @@ def expert_episodes(
     num_episodes: int = 10,
     *,
     seed: int = 0,
+    task_options: dict[str, Any] | None = None,
     robot: str = "panda",
     image_size: tuple[int, int] = (180, 320),
     cameras: Sequence[str] | None = None,
@@ -96,7 +97,8 @@ def expert_episodes(
     drawn per episode: a learner then sees the target from many gripper positions, not only along the expert's
     path from home. `action_noise` (rad, std) is DART-style noise: each expert chunk is executed with a per-joint
     offset drawn once per chunk while the recorded action stays the expert's clean target, so the data shows how to
-    get back from the small mistakes a learned policy makes. `workers` > 1 records
+    get back from the small mistakes a learned policy makes. `task_options` go to the task's constructor (e.g.
+    reach's `upper_share`, which draws more of the hard high balls). `workers` > 1 records
     episodes in that many processes (rendering is CPU-bound and single-threaded); the output does not depend on it.
     """
     from worldpolicy.sim.scenes import CAMERAS
@@ -117,9 +119,14 @@ def expert_episodes(
     unknown = [c for c in cameras if c not in CAMERAS]
     if not cameras or unknown:
         raise ValueError(f"cameras={cameras!r}: {unknown or 'none given'}; known: {list(CAMERAS)}")
+    from worldpolicy.sim.tasks import get_task
+
+    task_options = dict(task_options or {})
+    get_task(task, **task_options)  # a bad option fails here, not in a worker
     attempts_allowed = 2 * num_episodes + 5 if max_attempts is None else max_attempts
     settings = {
         "task": task,
+        "task_options": task_options,
         "robot": robot,
         "image_size": tuple(image_size),
         "cameras": cameras,
@@ -214,11 +221,12 @@ class _Recorder:
     def __init__(self, settings: dict[str, Any]):
         from worldpolicy.sim.env import TabletopEnv
         from worldpolicy.sim.policies import ScriptedPolicy
+        from worldpolicy.sim.tasks import get_task
 
         self.cameras, self.settle_steps = settings["cameras"], settings["settle_steps"]
         self.start_jitter, self.action_noise = settings["start_jitter"], settings["action_noise"]
         self.env = TabletopEnv(
-            settings["task"],
+            get_task(settings["task"], **settings["task_options"]),
             settings["robot"],
             control_hz=settings["control_hz"],
             image_size=settings["image_size"],

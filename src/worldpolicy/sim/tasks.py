@@ -6,7 +6,9 @@ object state, which `worldpolicy.sim.policies.ScriptedPolicy` turns into joint c
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -112,6 +114,15 @@ class ReachTask(Task):
     max_steps = 60
     object_names = ()
     radius = 0.03
+    HEIGHT = (0.08, 0.35)  # the evaluated range: ball centre above the table, metres
+
+    def __init__(self, upper_share: float = 0.0):
+        """`upper_share` (for making training data): that share of balls is drawn from the upper half of the height
+        range, the rest from all of it. The top of the range is where a single exterior view and a downward wrist
+        camera judge height worst. 0 keeps the evaluated distribution (and its seeded episodes) unchanged."""
+        if isinstance(upper_share, bool) or not isinstance(upper_share, (int, float)) or not 0.0 <= upper_share <= 1.0:
+            raise ValueError(f"task 'reach': upper_share={upper_share!r}; expected a number in [0, 1]")
+        self.upper_share = float(upper_share)
 
     def objects(self) -> list[ObjectSpec]:
         return [ObjectSpec("goal", "marker", (self.radius,), COLORS["green"])]
@@ -119,7 +130,10 @@ class ReachTask(Task):
     def sample(self, rng):
         (color, _) = self._two_colors(rng)
         xy = self._table_xy(rng, x=(0.35, 0.65), y=(-0.25, 0.25))
-        goal = np.array([xy[0], xy[1], TABLE_TOP + rng.uniform(0.08, 0.35)])
+        low, high = self.HEIGHT
+        if self.upper_share and rng.uniform() < self.upper_share:
+            low = (low + high) / 2
+        goal = np.array([xy[0], xy[1], TABLE_TOP + rng.uniform(low, high)])
         return EpisodeState({"goal": goal}, {}, {"goal": color}, f"move the gripper to the {color} ball")
 
     def success(self, s):
@@ -261,9 +275,16 @@ def list_tasks() -> list[str]:
     return list(TASKS)
 
 
-def get_task(name: str | Task) -> Task:
+def get_task(name: str | Task, **options: Any) -> Task:
+    """A task by name; `options` go to its constructor (e.g. reach's `upper_share`)."""
     if isinstance(name, Task):
+        if options:
+            raise ValueError(f"task: options {sorted(options)} given with a task instance; pass the task's name")
         return name
     if name not in TASKS:
         raise KeyError(f"task: unknown name {name!r}; known tasks: {list_tasks()}")
-    return TASKS[name]()
+    accepted = [p for p in inspect.signature(TASKS[name]).parameters]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"task {name!r}: unknown option(s) {unknown}; accepted: {accepted or 'none'}")
+    return TASKS[name](**options)

@@ -33,6 +33,7 @@ class ScratchConfig:
     """How the data and the untrained base model of a from-scratch recipe are made."""
 
     task: str = "reach"
+    task_options: dict[str, Any] = field(default_factory=dict)  # for the training data only, e.g. reach's upper_share
     episodes: int = 240
     seed: int = 0
     start_jitter: float = 0.5
@@ -92,7 +93,8 @@ def make_dataset(cfg: ScratchConfig, root: Path) -> dict[str, Any]:
 
     if (root / "meta" / "info.json").is_file():
         return {"reused": str(root)}
-    result = sim_to_dataset(root, cfg.task, cfg.episodes, seed=cfg.seed, cameras=cfg.cameras,
+    result = sim_to_dataset(root, cfg.task, cfg.episodes, seed=cfg.seed, task_options=cfg.task_options,
+                            cameras=cfg.cameras,
                             start_jitter=cfg.start_jitter, settle_steps=cfg.settle_steps,
                             action_noise=cfg.action_noise, workers=cfg.workers, overwrite=True)
     return {"episodes": len(result.seeds), "failed_seeds": result.failed_seeds, "wall_s": result.wall_s}
