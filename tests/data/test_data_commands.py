@@ -66,3 +66,8 @@ def test_from_sim(tmp_path, capsys):
         run(argv)
     with pytest.raises(ValueError, match="--image-size='24'"):
         run([*argv[:7], "--image-size", "24", "--overwrite"])
+    with pytest.raises(ValueError, match=r"--task-option='upper_share'; expected NAME=VALUE"):
+        run([*argv, "--overwrite", "--task-option", "upper_share"])
+    with pytest.raises(ValueError, match=r"task 'reach': upper_share='high'; expected a number in \[0, 1\]"):
+        run([*argv, "--overwrite", "--task-option", "upper_share=high"])
+    assert run([*argv, "--overwrite", "--task-option", "upper_share=1"]) == 0

@@ -98,6 +98,21 @@ def test_parallel_workers_record_the_same_episodes():
         )
 
 
+def test_task_options_reach_every_worker():
+    from worldpolicy.data.from_sim import expert_episodes
+
+    options = {"seed": 3, "image_size": (24, 24), "max_steps": 4, "keep_failures": True,
+               "cameras": ["observation/exterior_image_1_left"]}
+    key = "observation.image.exterior_image_1_left"
+    high = {"upper_share": 1.0}
+    default = list(expert_episodes("reach", 2, **options))
+    serial = list(expert_episodes("reach", 2, task_options=high, **options))
+    parallel = list(expert_episodes("reach", 2, task_options=high, workers=2, **options))
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a["videos"][key], b["videos"][key])
+    assert any(not np.array_equal(a["videos"][key], d["videos"][key]) for a, d in zip(serial, default))
+
+
 def test_action_noise_moves_the_arm_but_records_the_experts_clean_targets():
     from worldpolicy.data.from_sim import expert_episodes
 
@@ -123,3 +138,5 @@ def test_bad_converter_arguments(tmp_path):
         expert_episodes("reach", 1, workers=0)
     with pytest.raises(ValueError, match="action_noise=0.5"):
         expert_episodes("reach", 1, action_noise=0.5)
+    with pytest.raises(ValueError, match=r"task 'reach': unknown option\(s\) \['upper'\]"):
+        expert_episodes("reach", 1, task_options={"upper": 0.5})

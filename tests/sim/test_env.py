@@ -89,3 +89,28 @@ def test_unknown_names():
     assert set(list_tasks()) == {"reach", "push", "pick_place"}
     with pytest.raises(ValueError, match="control_hz"):
         TabletopEnv("reach", control_hz=0, image_size=None)
+
+
+def test_reach_upper_share_draws_more_high_balls_and_leaves_the_default_unchanged():
+    from worldpolicy.sim.scenes import TABLE_TOP
+    from worldpolicy.sim.tasks import ReachTask
+
+    def heights(task):
+        return np.array([task.sample(np.random.default_rng(i)).positions["goal"][2] - TABLE_TOP for i in range(400)])
+
+    low, high = ReachTask.HEIGHT
+    middle = (low + high) / 2
+    default, biased = heights(get_task("reach")), heights(get_task("reach", upper_share=0.6))
+    np.testing.assert_array_equal(default, heights(get_task("reach", upper_share=0.0)))  # evaluation seeds unchanged
+    assert 0.4 < np.mean(default > middle) < 0.6
+    assert 0.72 < np.mean(biased > middle) < 0.88  # 0.6 + 0.4 / 2 expected
+    assert biased.min() >= low and biased.max() <= high
+
+
+def test_task_options_are_checked_by_name():
+    with pytest.raises(ValueError, match=r"task 'reach': upper_share=1.5; expected a number in \[0, 1\]"):
+        get_task("reach", upper_share=1.5)
+    with pytest.raises(ValueError, match=r"task 'reach': unknown option\(s\) \['height'\]; accepted: \['upper_share'\]"):
+        get_task("reach", height=0.3)
+    with pytest.raises(ValueError, match=r"task 'push': unknown option\(s\) \['upper_share'\]; accepted: none"):
+        get_task("push", upper_share=0.5)

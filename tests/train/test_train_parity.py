@@ -112,3 +112,40 @@ def test_parity_check_is_sensitive_to_the_layout(loaded_trainer):
     rows = noisy.noisy_rows
     assert _close(shifted[rows], reference[rows]) > 1e-3
     assert _close(later[rows], reference[rows]) > 1e-4
+
+
+def test_packed_batch_losses_equal_one_diffusers_forward_per_example(loaded_trainer):
+    """The trainer's packed pass gives each example the loss and the gradient that one `Cosmos3OmniTransformer.forward`
+    per example gives: mixed objectives, σ, captions (one caption shared by two examples) and padded action rows."""
+    from worldpolicy.train.flow import batch_losses, example_loss
+
+    trainer = loaded_trainer
+    tf = trainer.transformer
+    first, second = trainer.examples[0], trainer.examples[1]
+    short_caption = dataclasses.replace(second, token_ids=second.token_ids[:-3])
+    padded = dataclasses.replace(first, action_valid=torch.tensor([True] * (first.actions.shape[0] - 2) + [False] * 2))
+    examples = [first, short_caption, padded, second]
+    objectives = ["policy", "forward_dynamics", "inverse_dynamics", "policy"]
+    sigmas = [0.63, 0.2, 0.91, 0.45]
+
+    def run(losses_of):
+        tf.zero_grad(set_to_none=True)
+        losses = losses_of(torch.Generator().manual_seed(3))
+        total = sum(term for pair in losses for term in pair if term is not None)
+        total.backward()
+        return losses, {n: p.grad.clone() for n, p in tf.named_parameters() if p.grad is not None}
+
+    reference, ref_grads = run(lambda g: [example_loss(tf, e, o, s, g) for e, o, s in zip(examples, objectives, sigmas)])
+    packed, grads = run(lambda g: batch_losses(tf, examples, objectives, sigmas, g))
+    assert [(v is None, a is None) for v, a in packed] == [(v is None, a is None) for v, a in reference]
+    assert [a is None for _, a in packed] == [False, True, False, False]
+    for (pv, pa), (rv, ra) in zip(packed, reference):
+        for p, r in ((pv, rv), (pa, ra)):
+            if r is not None:
+                p, r = float(p.detach()), float(r.detach())
+                assert r > 1e-3 and abs(p - r) <= 1e-5 * r
+    # the packed pass skips the last layer's text output, which no loss reads: its weights get no gradient at all
+    assert all(float(g.abs().max()) == 0.0 for name, g in ref_grads.items() if name not in grads)
+    for name, grad in grads.items():
+        assert _close(grad, ref_grads[name]) < 1e-4, f"{name}: gradient differs by {_close(grad, ref_grads[name]):.2e}"
+    tf.zero_grad(set_to_none=True)

@@ -41,6 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--settle-steps", type=int, default=4, help="steps recorded after success (default: 4)")
     sim.add_argument("--action-noise", type=float, default=0.0, metavar="RAD",
                      help="DART noise: per-chunk joint offset std on executed actions; labels stay clean (default: 0)")
+    sim.add_argument("--task-option", action="append", default=[], metavar="NAME=VALUE",
+                     help="task setting for the recorded episodes, e.g. upper_share=0.3 (reach: more high balls)")
     sim.add_argument("--keep-failures", action="store_true", help="keep episodes the expert did not solve")
     sim.add_argument("--workers", type=int, default=1, help="recording processes (default: 1; output is the same)")
     sim.add_argument("--video-codec", default="libx264rgb", help="libx264rgb (lossless, default), libx264, libsvtav1")
@@ -101,11 +103,21 @@ def _from_sim(args: argparse.Namespace) -> int:
         height, width = (int(v) for v in args.image_size.lower().split("x"))
     except ValueError:
         raise ValueError(f"--image-size={args.image_size!r}; expected HxW, e.g. 180x320") from None
+    task_options = {}
+    for text in args.task_option:
+        name, sep, value = text.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--task-option={text!r}; expected NAME=VALUE, e.g. upper_share=0.3")
+        try:
+            task_options[name] = json.loads(value)
+        except json.JSONDecodeError:
+            task_options[name] = value
     result = sim_to_dataset(
         args.root,
         args.task,
         args.episodes,
         seed=args.seed,
+        task_options=task_options,
         video_codec=args.video_codec,
         overwrite=args.overwrite,
         image_size=(height, width),

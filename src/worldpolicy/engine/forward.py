@@ -55,6 +55,11 @@ def _attend(attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: boo
 @torch.no_grad()
 def encode_text(transformer, input_ids: torch.Tensor) -> TextCache:
     """Run the understanding tower once and keep each layer's K/V for the generation tower."""
+    return text_kv(transformer, input_ids)
+
+
+def text_kv(transformer, input_ids: torch.Tensor) -> TextCache:
+    """`encode_text` with autograd: training shares one text pass among the examples of a batch with one caption."""
     cfg = transformer.config
     length = int(input_ids.shape[0])
     hidden = transformer.embed_tokens(input_ids)
@@ -132,3 +137,58 @@ def timestep_embedding(transformer, timestep: float, dtype: torch.dtype, device:
     t = torch.full((1,), float(timestep), device=device) * transformer.config.timestep_scale
     te_dtype = next(transformer.time_embedder.parameters()).dtype
     return transformer.time_embedder(transformer.time_proj(t).to(te_dtype)).to(dtype)
+
+
+def gen_tokens(
+    transformer,
+    latents: torch.Tensor,
+    noisy_frames: torch.Tensor,
+    actions: torch.Tensor,
+    noisy_rows: torch.Tensor,
+    domain_id: int,
+    timestep: float,
+) -> torch.Tensor:
+    """Gen-tower input of one sequence: projected vision patches of `latents` [1, C, T, h, w], then the action rows
+    [rows, action_dim], with the time embedding of `timestep` on the noisy frames and rows only."""
+    dtype = transformer.dtype
+    device = latents.device
+    packed, _ = transformer._patchify_and_pack_latents([latents.to(dtype)])
+    vision = transformer.proj_in(packed)
+    embed = None
+    if noisy_frames.numel() or noisy_rows.numel():
+        embed = timestep_embedding(transformer, float(timestep), dtype, device)
+    if noisy_frames.numel():
+        vision = vision.view(latents.shape[2], -1, vision.shape[-1])
+        vision[noisy_frames] = vision[noisy_frames] + embed
+        vision = vision.view(-1, vision.shape[-1])
+    domain = torch.full((actions.shape[0],), domain_id, dtype=torch.long, device=device)
+    rows = transformer.action_proj_in(actions.to(dtype), domain) + transformer.action_modality_embed
+    if noisy_rows.numel():
+        rows[noisy_rows] = rows[noisy_rows] + embed
+    return torch.cat([vision, rows], dim=0)
+
+
+def read_velocities(
+    transformer,
+    hidden: torch.Tensor,
+    token_grid: tuple[int, int, int],
+    latent_shape: tuple[int, int, int],
+    noisy_frames: torch.Tensor,
+    noisy_rows: torch.Tensor,
+    rows: int,
+    domain_id: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One sequence's gen output → fp32 velocities: vision [1, C, T, h, w] and actions [rows, action_dim], zero at the
+    clean frames and rows (as `Cosmos3OmniTransformer.forward` returns them)."""
+    t, gh, gw = token_grid
+    n_vision = t * gh * gw
+    noisy_vision = hidden[:n_vision].view(t, gh * gw, -1)[noisy_frames].reshape(-1, hidden.shape[-1])
+    vision = transformer._unpatchify_and_unpack_latents(
+        transformer.proj_out(noisy_vision), [token_grid], [noisy_frames], [latent_shape]
+    )[0].float()
+    actions = hidden.new_zeros((rows, transformer.config.action_dim), dtype=torch.float32)
+    if noisy_rows.numel():
+        domain = torch.full((noisy_rows.numel(),), domain_id, dtype=torch.long, device=hidden.device)
+        predicted = transformer.action_proj_out(hidden[n_vision:][noisy_rows], domain).float()
+        actions = actions.index_put((noisy_rows,), predicted)
+    return vision, actions

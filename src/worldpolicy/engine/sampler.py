@@ -19,7 +19,15 @@ import torch
 from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
 
-from .forward import TextCache, encode_text, generate, generation_positions, rotary, timestep_embedding
+from .forward import (
+    TextCache,
+    encode_text,
+    gen_tokens,
+    generate,
+    generation_positions,
+    read_velocities,
+    rotary,
+)
 from .loading import check_compile_options
 from .schedules import SamplingConfig, make_scheduler
 
@@ -226,42 +234,16 @@ class Engine:
         return positions.to(self.device)
 
     def _tokens(self, item: _Item, timestep: Any) -> torch.Tensor:
-        """Gen-tower input of one request at one step: projected vision patches then action rows, time-embedded."""
-        tf = self.transformer
-        dtype = self.dtype
-        packed, _ = tf._patchify_and_pack_latents([item.latents.to(dtype)])
-        vision = tf.proj_in(packed)
-        embed = None
-        if item.noisy_frames.numel() or item.noisy_rows.numel():
-            embed = timestep_embedding(tf, float(timestep), dtype, self.device)
-        if item.noisy_frames.numel():
-            vision = vision.view(item.token_grid[0], -1, vision.shape[-1])
-            vision[item.noisy_frames] = vision[item.noisy_frames] + embed
-            vision = vision.view(-1, vision.shape[-1])
-        domain = torch.full((item.actions.shape[0],), item.request.domain_id, dtype=torch.long, device=self.device)
-        actions = tf.action_proj_in(item.actions.to(dtype), domain) + tf.action_modality_embed
-        if item.noisy_rows.numel():
-            actions[item.noisy_rows] = actions[item.noisy_rows] + embed
-        return torch.cat([vision, actions], dim=0)
+        return gen_tokens(self.transformer, item.latents, item.noisy_frames, item.actions, item.noisy_rows,
+                          item.request.domain_id, float(timestep))
 
     def _velocities(self, item: _Item, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Decode one sequence's gen output into fp32 velocities, zero at clean positions and padded columns."""
-        tf = self.transformer
-        t, gh, gw = item.token_grid
-        per_frame = gh * gw
-        n_vision = t * per_frame
-        noisy_vision = hidden[:n_vision].view(t, per_frame, -1)[item.noisy_frames].reshape(-1, hidden.shape[-1])
-        preds = tf.proj_out(noisy_vision)
-        vision = tf._unpatchify_and_unpack_latents(
-            preds, [item.token_grid], [item.noisy_frames], [tuple(item.latents.shape[2:])]
-        )[0].float()
-        velocity_actions = torch.zeros_like(item.actions)
-        if item.noisy_rows.numel():
-            rows = hidden[n_vision:][item.noisy_rows]
-            domain = torch.full((rows.shape[0],), item.request.domain_id, dtype=torch.long, device=self.device)
-            velocity_actions[item.noisy_rows] = tf.action_proj_out(rows, domain).float()
-            velocity_actions[:, item.request.raw_dim :] = 0
-        return vision, velocity_actions
+        vision, actions = read_velocities(self.transformer, hidden, item.token_grid, tuple(item.latents.shape[2:]),
+                                          item.noisy_frames, item.noisy_rows, item.actions.shape[0],
+                                          item.request.domain_id)
+        actions[:, item.request.raw_dim :] = 0
+        return vision, actions
 
     @torch.no_grad()
     def run(self, requests: list[EngineRequest], progress: Any = None) -> list[EngineOutput]:

@@ -28,7 +28,7 @@ from ..embodiments import Embodiment, domain_table, free_domain_id, get_embodime
 from ..fileio import write_json_atomic
 from .config import TrainConfig
 from .data import LatentCache, WindowSpec
-from .flow import OBJECTIVES, ModelExample, TimestepSampler, draw_noise, example_loss
+from .flow import OBJECTIVES, ModelExample, TimestepSampler, batch_losses, draw_noise
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ OPTIMIZER_FILE = "optimizer.safetensors"
 
 
 class FlowMatchingLoss(nn.Module):
-    """Mean loss of a batch of examples (one transformer forward each) — one module so DDP sees one forward."""
+    """Mean loss of a batch of examples (one packed pass, `flow.batch_losses`) — one module so DDP sees one forward."""
 
     def __init__(self, transformer, action_loss_weight: float, num_train_timesteps: int):
         super().__init__()
@@ -50,9 +50,9 @@ class FlowMatchingLoss(nn.Module):
                 generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         total = 0.0
         parts: dict[str, list[float]] = {}
-        for example, objective, sigma in zip(examples, objectives, sigmas.tolist()):
-            vision, action = example_loss(self.transformer, example, objective, sigma, generator,
-                                          self.num_train_timesteps)
+        losses = batch_losses(self.transformer, examples, objectives, sigmas.tolist(), generator,
+                              self.num_train_timesteps)
+        for objective, (vision, action) in zip(objectives, losses):
             loss = 0.0
             if vision is not None:
                 loss = loss + vision
