@@ -198,14 +198,10 @@ def init_action_heads(transformer) -> None:
             projection.bias.weight.zero_()
 
 
-def base_pipeline(cfg: ScratchConfig, vae, prompts: list[str], target: Path) -> Path:
-    """An untrained Cosmos3 transformer (diffusers' init, action heads re-initialised), the trained VAE and a tokenizer
-    trained in code."""
-    from diffusers import Cosmos3OmniPipeline, Cosmos3OmniTransformer, UniPCMultistepScheduler
+def base_transformer(cfg: ScratchConfig, vocab_size: int):
+    """The recipe's untrained Cosmos3 transformer: diffusers' init (seeded), action heads re-initialised."""
+    from diffusers import Cosmos3OmniTransformer
 
-    from ..testing import build_tokenizer
-
-    tokenizer = build_tokenizer(cfg.vocab_size, corpus=corpus_for(prompts))
     torch.manual_seed(cfg.seed)
     transformer = Cosmos3OmniTransformer(
         hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
@@ -213,9 +209,21 @@ def base_pipeline(cfg: ScratchConfig, vae, prompts: list[str], target: Path) -> 
         num_key_value_heads=cfg.num_key_value_heads, head_dim=cfg.head_dim, rope_axes_dim=list(cfg.rope_axes_dim),
         latent_channel=cfg.latent_channel, latent_patch_size=2, patch_latent_dim=4 * cfg.latent_channel,
         qk_norm_for_text=True, action_gen=True, action_dim=cfg.action_dim, num_embodiment_domains=32,
-        vocab_size=max(cfg.vocab_size, len(tokenizer)),
+        vocab_size=vocab_size,
     )
     init_action_heads(transformer)
+    return transformer
+
+
+def base_pipeline(cfg: ScratchConfig, vae, prompts: list[str], target: Path) -> Path:
+    """An untrained Cosmos3 transformer (diffusers' init, action heads re-initialised), the trained VAE and a tokenizer
+    trained in code."""
+    from diffusers import Cosmos3OmniPipeline, UniPCMultistepScheduler
+
+    from ..testing import build_tokenizer
+
+    tokenizer = build_tokenizer(cfg.vocab_size, corpus=corpus_for(prompts))
+    transformer = base_transformer(cfg, max(cfg.vocab_size, len(tokenizer)))
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0,
                                         use_karras_sigmas=False, solver_order=2)
     pipe = Cosmos3OmniPipeline(transformer=transformer, text_tokenizer=tokenizer, vae=vae, scheduler=scheduler,

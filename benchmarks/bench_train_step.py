@@ -1,0 +1,89 @@
+"""Training step time: one packed pass per batch (`flow.batch_losses`) against one diffusers forward per example.
+
+The shipped recipe's transformer (`reach-from-scratch`: hidden 128, 4 layers) at its batch size, on synthetic cached
+examples of the recipe's shapes (2 latent frames of 16x16, 4 action rows, ~40-token captions in 6 colours, the recipe's
+objective mix and timesteps). Both arms take the same AdamW steps on copies of one model, interleaved, in one run;
+prints the median step time of each, the ratio, and the largest loss difference between them.
+
+    python benchmarks/bench_train_step.py              # 20 interleaved rounds
+    python benchmarks/bench_train_step.py --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+import tomllib
+
+import torch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from worldpolicy.train.flow import ModelExample, TimestepSampler, batch_losses, example_loss
+    from worldpolicy.train.scratch import ScratchConfig, base_transformer, recipe_path
+
+    raw = tomllib.loads(recipe_path("reach-from-scratch").read_text())
+    cfg = ScratchConfig(**raw["scratch"])
+    batch, chunk = raw["optim"]["batch_size"], raw["data"]["chunk_size"]
+    weights = {k: v for k, v in raw["objectives"].items() if k != "action_loss_weight"}
+    action_weight = raw["objectives"]["action_loss_weight"]
+    sampler = TimestepSampler(kind=raw["timesteps"]["kind"], shift=raw["timesteps"]["shift"])
+
+    g = torch.Generator().manual_seed(0)
+    captions = [torch.randint(0, cfg.vocab_size, (40 + i % 2,), generator=g).tolist() for i in range(6)]
+    rows = len(raw["embodiment"]["columns"])
+
+    def draw_batch(step: int):
+        g = torch.Generator().manual_seed(step)
+        examples = [
+            ModelExample(torch.randn(cfg.latent_channel, chunk // 4 + 1, 16, 16, generator=g),
+                         torch.randn(chunk, rows, generator=g), torch.ones(chunk, dtype=torch.bool),
+                         captions[int(torch.randint(6, (1,), generator=g))], 0, 0, 15.0)
+            for _ in range(batch)
+        ]
+        names = list(weights)
+        picks = torch.multinomial(torch.tensor([weights[n] for n in names]), batch, replacement=True, generator=g)
+        return examples, [names[i] for i in picks.tolist()], sampler.sample(batch, g).tolist()
+
+    def per_example(model, examples, objectives, sigmas, g):
+        return [example_loss(model, e, o, s, g) for e, o, s in zip(examples, objectives, sigmas)]
+
+    def packed(model, examples, objectives, sigmas, g):
+        return batch_losses(model, examples, objectives, sigmas, g)
+
+    base = base_transformer(cfg, cfg.vocab_size)
+    arms = {}
+    for name, fn in (("per-example forward", per_example), ("packed pass", packed)):
+        model = copy.deepcopy(base).train()
+        arms[name] = (fn, model, torch.optim.AdamW(model.parameters(), lr=5e-4), [], [])
+
+    for step in range(args.rounds + 1):  # round 0 warms up and is not timed
+        examples, objectives, sigmas = draw_batch(step)
+        for fn, model, optimizer, times, losses in arms.values():
+            tick = time.perf_counter()
+            terms = fn(model, examples, objectives, sigmas, torch.Generator().manual_seed(step))
+            loss = sum((v if v is not None else 0) + (action_weight * a if a is not None else 0) for v, a in terms)
+            (loss / batch).backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if step:
+                times.append(time.perf_counter() - tick)
+                losses.append(float(loss.detach()) / batch)
+
+    (slow_name, slow), (fast_name, fast) = ((k, v) for k, v in arms.items())
+    for name, (_, _, _, times, _) in arms.items():
+        print(f"{name:>20}: {statistics.median(times):.3f} s per step of batch {batch} (median of {len(times)})")
+    print(f"speed-up: {statistics.median(slow[3]) / statistics.median(fast[3]):.2f}x")
+    print(f"largest loss difference over {args.rounds} steps: {max(abs(a - b) for a, b in zip(slow[4], fast[4])):.2e}")
+
+
+if __name__ == "__main__":
+    main()
