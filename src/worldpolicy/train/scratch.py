@@ -94,8 +94,7 @@ def make_dataset(cfg: ScratchConfig, root: Path) -> dict[str, Any]:
     if (root / "meta" / "info.json").is_file():
         return {"reused": str(root)}
     result = sim_to_dataset(root, cfg.task, cfg.episodes, seed=cfg.seed, task_options=cfg.task_options,
-                            cameras=cfg.cameras,
-                            start_jitter=cfg.start_jitter, settle_steps=cfg.settle_steps,
+                            cameras=cfg.cameras, start_jitter=cfg.start_jitter, settle_steps=cfg.settle_steps,
                             action_noise=cfg.action_noise, workers=cfg.workers, overwrite=True)
     return {"episodes": len(result.seeds), "failed_seeds": result.failed_seeds, "wall_s": result.wall_s}
 
