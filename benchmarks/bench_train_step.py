@@ -27,15 +27,16 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
+    from worldpolicy.train.config import ObjectiveConfig
     from worldpolicy.train.flow import ModelExample, TimestepSampler, batch_losses, example_loss
     from worldpolicy.train.scratch import ScratchConfig, base_transformer, recipe_path
 
     raw = tomllib.loads(recipe_path("reach-from-scratch").read_text())
     cfg = ScratchConfig(**raw["scratch"])
-    batch, chunk = raw["optim"]["batch_size"], raw["data"]["chunk_size"]
-    weights = {k: v for k, v in raw["objectives"].items() if k != "action_loss_weight"}
-    action_weight = raw["objectives"]["action_loss_weight"]
-    sampler = TimestepSampler(kind=raw["timesteps"]["kind"], shift=raw["timesteps"]["shift"])
+    batch, chunk, lr = raw["optim"]["batch_size"], raw["data"]["chunk_size"], raw["optim"]["lr"]
+    objective_cfg = ObjectiveConfig(**raw["objectives"])
+    weights, action_weight = objective_cfg.weights(), objective_cfg.action_loss_weight
+    sampler = TimestepSampler(**raw.get("timesteps", {}))
 
     g = torch.Generator().manual_seed(0)
     captions = [torch.randint(0, cfg.vocab_size, (40 + i % 2,), generator=g).tolist() for i in range(6)]
@@ -56,14 +57,11 @@ def main() -> None:
     def per_example(model, examples, objectives, sigmas, g):
         return [example_loss(model, e, o, s, g) for e, o, s in zip(examples, objectives, sigmas)]
 
-    def packed(model, examples, objectives, sigmas, g):
-        return batch_losses(model, examples, objectives, sigmas, g)
-
     base = base_transformer(cfg, cfg.vocab_size)
     arms = {}
-    for name, fn in (("per-example forward", per_example), ("packed pass", packed)):
+    for name, fn in (("per-example forward", per_example), ("packed pass", batch_losses)):
         model = copy.deepcopy(base).train()
-        arms[name] = (fn, model, torch.optim.AdamW(model.parameters(), lr=5e-4), [], [])
+        arms[name] = (fn, model, torch.optim.AdamW(model.parameters(), lr=lr), [], [])
 
     for step in range(args.rounds + 1):  # round 0 warms up and is not timed
         examples, objectives, sigmas = draw_batch(step)
@@ -78,11 +76,13 @@ def main() -> None:
                 times.append(time.perf_counter() - tick)
                 losses.append(float(loss.detach()) / batch)
 
-    (slow_name, slow), (fast_name, fast) = ((k, v) for k, v in arms.items())
-    for name, (_, _, _, times, _) in arms.items():
-        print(f"{name:>20}: {statistics.median(times):.3f} s per step of batch {batch} (median of {len(times)})")
-    print(f"speed-up: {statistics.median(slow[3]) / statistics.median(fast[3]):.2f}x")
-    print(f"largest loss difference over {args.rounds} steps: {max(abs(a - b) for a, b in zip(slow[4], fast[4])):.2e}")
+    medians, losses = {}, []
+    for name, (_, _, _, times, arm_losses) in arms.items():
+        medians[name] = statistics.median(times)
+        losses.append(arm_losses)
+        print(f"{name:>20}: {medians[name]:.3f} s per step of batch {batch} (median of {len(times)})")
+    print(f"speed-up: {medians['per-example forward'] / medians['packed pass']:.2f}x")
+    print(f"largest loss difference over {args.rounds} steps: {max(abs(a - b) for a, b in zip(*losses)):.2e}")
 
 
 if __name__ == "__main__":
