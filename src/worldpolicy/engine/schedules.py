@@ -20,8 +20,8 @@ SCHEDULES = ("checkpoint", "linear", "karras")
 # Named presets; an embodiment variant names its default in the registry (`sampling_preset`).
 # droid_native = the released Cosmos3-Nano-Policy-DROID (RoboLab server, cosmos3-model.md §11/§20): 4 steps, CFG 3,
 # linear flow shift 5 on the native grid.
-# small_no_cfg = models trained without caption dropout (the shipped from-scratch model): no CFG, 12 steps (the r7
-# reach model solved 79 of 100 episodes with 12 steps, 76 with 6; benchmarks/README.md).
+# small_no_cfg = models trained without caption dropout (the shipped from-scratch model): no CFG, 12 steps (the
+# previous shipped reach model, r7, solved 79 of 100 episodes with 12 steps, 76 with 6; benchmarks/README.md).
 PRESETS = {
     "droid_native": {"steps": 4, "guidance": 3.0, "schedule": "linear", "shift": 5.0, "native_grid": True},
     "small_no_cfg": {"steps": 12, "guidance": 1.0},
