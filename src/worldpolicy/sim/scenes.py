@@ -91,8 +91,9 @@ def build_scene(robot: RobotConfig | str, objects: list[ObjectSpec], *, image_si
 
     # Exterior cameras: left and right of the robot, over its shoulders, looking at the centre of the volume the tasks
     # use (reach balls up to 35 cm above the table, the hand starting at 40 cm). Low (45 cm) and with a 45 deg lens,
-    # that volume fills the frame: balls image ~1.4x larger than from the earlier (0.35, +-0.7, 0.55) aimed at the
-    # table with 60 deg, and a high ball shows against the wall, apart from its shadow, instead of at the top edge.
+    # that volume fills the frame: a ball at any corner of it images >= 109 px against 56 px from the earlier
+    # (0.35, +-0.7, 0.55) aimed at the table with 60 deg, and a high ball shows against the wall, apart from its shadow,
+    # from row 40 instead of row 18 (tests/sim/test_env.py). The nearest low balls touch the bottom edge.
     workspace = np.array([0.5, 0.0, 0.22])
     for name, pos in (("exterior_1_left", [0.35, 0.75, 0.45]), ("exterior_2_left", [0.35, -0.75, 0.45])):
         world.add_camera(name=name, pos=pos, quat=look_at_quat(np.array(pos), workspace), fovy=45)
