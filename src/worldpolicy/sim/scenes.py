@@ -91,7 +91,7 @@ def build_scene(robot: RobotConfig | str, objects: list[ObjectSpec], *, image_si
 
     # Exterior cameras: left and right of the robot, over its shoulders, looking at the centre of the volume the tasks
     # use (reach balls up to 35 cm above the table, the hand starting at 40 cm). Low (45 cm) and with a 45 deg lens,
-    # that volume fills the frame: a ball at any corner of it images >= 109 px against 56 px from the earlier
+    # that volume fills the frame: a ball at any corner of it covers >= 109 px against 56 px from the earlier
     # (0.35, +-0.7, 0.55) aimed at the table with 60 deg, and a high ball shows against the wall, apart from its shadow,
     # from row 40 instead of row 18 (tests/sim/test_env.py). The nearest low balls touch the bottom edge.
     workspace = np.array([0.5, 0.0, 0.22])
