@@ -63,11 +63,11 @@ def test_exterior_cameras_frame_the_whole_reach_volume():
     the highest ones clear of the top edge: the framing the shipped model's height judgement relies on. The earlier
     camera (60 deg, aimed at the table) gave 56 px at worst, with high balls from row 18."""
     reach = TabletopEnv("reach")
-    reach.reset(seed=0)
-    rgba = COLORS[reach.episode.colors["goal"]]
-    mocap = reach.model.body("goal").mocapid[0]
     try:
-        for x, y, height in itertools.product((0.35, 0.65), (-0.25, 0.25), ReachTask.HEIGHT):
+        reach.reset(seed=0)
+        rgba = COLORS[reach.episode.colors["goal"]]
+        mocap = reach.model.body("goal").mocapid[0]
+        for x, y, height in itertools.product(ReachTask.X, ReachTask.Y, ReachTask.HEIGHT):
             reach.data.mocap_pos[mocap] = (x, y, TABLE_TOP + height)
             mujoco.mj_forward(reach.model, reach.data)
             for key in ("observation/exterior_image_1_left", "observation/exterior_image_2_left"):

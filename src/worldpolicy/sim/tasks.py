@@ -114,7 +114,8 @@ class ReachTask(Task):
     max_steps = 60
     object_names = ()
     radius = 0.03
-    HEIGHT = (0.08, 0.35)  # the evaluated range: ball centre above the table, metres
+    X, Y = (0.35, 0.65), (-0.25, 0.25)  # the evaluated range: ball centre on the table plane, metres
+    HEIGHT = (0.08, 0.35)  # and above the table
 
     def __init__(self, upper_share: float = 0.0):
         """`upper_share` (for making training data): that share of balls is drawn from the upper half of the height
@@ -129,7 +130,7 @@ class ReachTask(Task):
 
     def sample(self, rng):
         (color, _) = self._two_colors(rng)
-        xy = self._table_xy(rng, x=(0.35, 0.65), y=(-0.25, 0.25))
+        xy = self._table_xy(rng, x=self.X, y=self.Y)
         low, high = self.HEIGHT
         if self.upper_share and rng.uniform() < self.upper_share:
             low = (low + high) / 2
