@@ -42,8 +42,12 @@ def _metric(thread: ServerThread, name: str) -> float:
     return values[0] if values else 0.0
 
 
-def test_roundtrip_metadata_and_reply_keys(serve):
-    t = serve()
+@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
+def test_roundtrip_metadata_and_reply_keys(serve, event_loop):
+    if event_loop == "uvloop":
+        pytest.importorskip("uvloop")
+    t = serve(event_loop=event_loop)
+    assert type(t._loop).__module__.split(".")[0] == event_loop  # the loop the config asked for
     with RemotePolicy(t.url) as policy:
         meta = policy.metadata()
         assert meta["embodiment"] == "droid/joint_pos" and meta["chunk_size"] == 32 and meta["model"] == "stand-in"
@@ -252,6 +256,17 @@ def test_config_validation():
         ServerConfig(port=70000)
     with pytest.raises(ValueError, match="exactly one of policy"):
         PolicyServer()
+    with pytest.raises(ValueError, match=r"ServerConfig.event_loop='trio' is invalid; accepted: auto, asyncio, uvloop"):
+        ServerConfig(event_loop="trio")
+
+
+def test_without_uvloop_auto_falls_back_and_uvloop_is_refused(monkeypatch):
+    from worldpolicy.serving import server
+
+    monkeypatch.setattr(server, "_have_uvloop", lambda: False)
+    assert server.event_loop_factory("auto") is None  # asyncio's own loop
+    with pytest.raises(ValueError, match=r"uvloop is not installed; pip install uvloop"):
+        ServerConfig(event_loop="uvloop")
 
 
 def test_metadata_frame_is_first_and_wire_exact(serve):

@@ -28,6 +28,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-message-mb", type=float, default=64.0, help="largest request accepted (default: 64)")
     p.add_argument("--drain-timeout-s", type=float, default=30.0, help="SIGTERM: time to finish queued requests")
     p.add_argument(
+        "--event-loop", default="auto",
+        help="auto (default: uvloop when installed, else asyncio's own loop), asyncio or uvloop",
+    )
+    p.add_argument(
         "--key-map", action="append", default=[], metavar="CANONICAL=CLIENT_KEY",
         help="read a canonical observation key from another client key (repeatable), e.g. "
         "observation/exterior_image_2_left=observation/exterior_image_1_left",
@@ -99,6 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_queue=args.max_queue,
         limits=Limits(max_message_bytes=size, max_array_bytes=size),
         drain_timeout_s=args.drain_timeout_s,
+        event_loop=args.event_loop,
     )
     get_embodiment(args.embodiment, args.variant)  # a bad name fails now, not after minutes of loading
     key_map = _key_map(args.key_map)
