@@ -12,6 +12,7 @@ sampling knobs `seed`, `steps`, `guidance`, `decode_video`. See docs/serving.md.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,29 +46,47 @@ class WireRequest:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+_SMALL = 64  # values; up to this many, `_all_finite` loops over Python floats
+
+
+def _all_finite(array: np.ndarray) -> bool:
+    """No NaN/inf in a float array. Small ones (joint state, a gripper value) go through Python floats: on the serving
+    path numpy's ufunc and reduction set-up cost more than the check itself (docs/serving.md, per-request costs)."""
+    if array.size <= _SMALL:
+        return all(map(math.isfinite, array.ravel().tolist()))
+    return bool(np.isfinite(array).all())
+
+
 def _check_image(key: str, value: Any) -> np.ndarray:
     """Cheap checks before queueing; channel layout and value range are the engine's processing to judge."""
-    if not isinstance(value, np.ndarray) or value.dtype.kind not in "buif":
+    if not isinstance(value, np.ndarray) or (kind := value.dtype.kind) not in "buif":
         got = f"{value.dtype} array" if isinstance(value, np.ndarray) else type(value).__name__
         raise RequestError(f"{key} must be a numeric image array [H, W, 3] (uint8 or float), got {got}")
-    if value.ndim not in (2, 3, 4) or value.size == 0:
-        raise RequestError(f"{key} has shape {value.shape}; accepted: [H, W, 3], [3, H, W] or frames [T, H, W, 3]")
-    if max(value.shape) > MAX_IMAGE_SIDE:
-        raise RequestError(f"{key} has shape {value.shape}; each side must be at most {MAX_IMAGE_SIDE}")
-    if value.dtype.kind == "f" and not np.isfinite(value).all():
+    shape = value.shape
+    if len(shape) not in (2, 3, 4) or 0 in shape:
+        raise RequestError(f"{key} has shape {shape}; accepted: [H, W, 3], [3, H, W] or frames [T, H, W, 3]")
+    if max(shape) > MAX_IMAGE_SIDE:
+        raise RequestError(f"{key} has shape {shape}; each side must be at most {MAX_IMAGE_SIDE}")
+    if kind == "f" and not _all_finite(value):
         raise RequestError(f"{key} contains NaN or inf values")
     return value
 
 
 def _check_numeric(key: str, value: Any, *, ndim: tuple[int, ...], width: int | None = None) -> np.ndarray:
-    array = np.asarray(value) if isinstance(value, (int, float, list, np.ndarray, np.generic)) else None
+    if isinstance(value, np.ndarray):
+        array = value
+    elif isinstance(value, (int, float, list, np.generic)):
+        array = np.asarray(value)
+    else:
+        array = None
     if array is None or array.dtype.kind not in "biuf":
         raise RequestError(f"{key} must be a numeric array, got {type(value).__name__}")
-    if array.ndim not in ndim or (width is not None and array.ndim and array.shape[-1] != width):
+    shape = array.shape
+    if len(shape) not in ndim or (width is not None and shape and shape[-1] != width):
         want = f"last axis {width}, " if width is not None else ""
-        raise RequestError(f"{key} has shape {array.shape}; accepted: {want}ndim in {ndim}")
+        raise RequestError(f"{key} has shape {shape}; accepted: {want}ndim in {ndim}")
     array = array.astype(np.float64)  # a writable copy, whatever the wire dtype
-    if not np.isfinite(array).all():
+    if not _all_finite(array):
         raise RequestError(f"{key} contains NaN or inf values")
     return array
 

@@ -49,7 +49,13 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
+_ACCEPTED_DTYPES: dict[str, np.dtype] = {}  # dtype strings already checked: a lookup instead of numpy's parser
+_MAX_CACHED_DTYPES = 256  # bounded: a client may send any number of distinct spellings
+
+
 def _checked_dtype(spec: Any) -> np.dtype:
+    if type(spec) is str and (dtype := _ACCEPTED_DTYPES.get(spec)) is not None:
+        return dtype
     if not isinstance(spec, str) or len(spec) > _MAX_DTYPE_CHARS:
         raise CodecError(f"array dtype must be a numpy dtype string such as '<f4', got {spec!r:.60}")
     try:
@@ -58,6 +64,8 @@ def _checked_dtype(spec: Any) -> np.dtype:
         raise CodecError(f"array dtype {spec!r} is not a numpy dtype") from exc
     if dtype.kind not in ACCEPTED_DTYPE_KINDS or dtype.itemsize == 0:
         raise CodecError(f"unsupported dtype {spec!r} (kind {dtype.kind!r}); accepted: {_KIND_NAMES}")
+    if len(_ACCEPTED_DTYPES) < _MAX_CACHED_DTYPES:
+        _ACCEPTED_DTYPES[spec] = dtype
     return dtype
 
 
@@ -97,26 +105,23 @@ def _decode_map(obj: dict) -> Any:
 
 
 def _decode_array(obj: dict) -> np.ndarray:
-    missing = {b"data", b"dtype", b"shape"} - obj.keys()
-    if missing:
-        raise CodecError(f"array map lacks {sorted(k.decode() for k in missing)} (needs data, dtype, shape)")
-    dtype = _checked_dtype(obj[b"dtype"])
-    data, shape = obj[b"data"], obj[b"shape"]
-    if not isinstance(data, bytes):
+    try:
+        data, spec, shape = obj[b"data"], obj[b"dtype"], obj[b"shape"]
+    except KeyError:
+        missing = sorted(k.decode() for k in {b"data", b"dtype", b"shape"} - obj.keys())
+        raise CodecError(f"array map lacks {missing} (needs data, dtype, shape)") from None
+    dtype = _checked_dtype(spec)
+    if type(data) is not bytes:
         raise CodecError(f"array data must be msgpack bin, got {type(data).__name__}")
-    if (
-        not isinstance(shape, list)
-        or len(shape) > _MAX_NDIM
-        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
-    ):
+    if type(shape) is not list or len(shape) > _MAX_NDIM or not all(type(n) is int and n >= 0 for n in shape):
         raise CodecError(f"array shape must be a list of at most {_MAX_NDIM} non-negative ints, got {shape!r:.80}")
-    expected = math.prod(shape) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # `type(n) is int` above also refuses bools
     if expected != len(data):
         raise CodecError(
             f"array data has {len(data)} bytes but shape {tuple(shape)} of dtype {dtype.str!r} needs {expected}"
         )
     # aliases the bin's bytes object: no copy, read-only, aligned (CPython bytes payloads start 16-byte aligned)
-    return np.ndarray(shape=tuple(shape), dtype=dtype, buffer=data)
+    return np.ndarray(shape, dtype, data)
 
 
 def _check_depth(root: Any, max_depth: int) -> None:

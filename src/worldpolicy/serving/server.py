@@ -422,12 +422,12 @@ class PolicyServer:
             if not job.vanished:  # skip requests whose client is gone
                 batch.append(job)
         deadline = max(batch[0].enqueued, last_finished) + max_wait
-        while len(batch) < max_batch:
+        while len(batch) < max_batch and len(self._connections) > len(batch):  # no other connection: run now
             try:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 remaining = deadline - time.perf_counter()
-                if len(self._connections) <= len(batch) or remaining <= 0:
+                if remaining <= 0:
                     break
                 try:
                     job = self._queue.get(timeout=remaining)
