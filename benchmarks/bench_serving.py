@@ -8,9 +8,10 @@ Each server runs in its own process (so client threads never share its GIL) and 
 whose cost per call is fixed whatever the batch size (a GPU-like device). Part `load`: 8 concurrent clients; ours
 with `max_batch=8` against one-at-a-time serving (ours with `max_batch=1`, and the reference openpi server when the
 `openpi-server` package is installed). Part `overhead`: one client, zero-cost policy, DROID-sized requests; the same
-openpi-client `WebsocketClientPolicy` drives both servers, so the difference is the server. Our `run()` keeps freed
-heap for reuse (glibc, `keep_freed_memory`); a third server, the reference given the same allocator settings through
-glibc's environment variables, shows how much of the difference that accounts for. Prints the ratios.
+openpi-client `WebsocketClientPolicy` drives every server, so the difference is the server. Ours runs as shipped (uvloop
+when installed; our `run()` keeps freed heap for reuse, glibc `keep_freed_memory`). Three more servers show where the
+difference comes from: ours on asyncio's own loop, the reference given our allocator settings (glibc environment
+variables), and the reference given both our allocator settings and uvloop. Prints the ratios.
 """
 
 from __future__ import annotations
@@ -66,16 +67,22 @@ class FixedCostPolicy:
         return {"actions": self._chunk(obs)}
 
 
-def _serve(impl: str, port: int, cost_s: float, max_batch: int) -> None:
+def _serve(impl: str, port: int, cost_s: float, max_batch: int, event_loop: str) -> None:
     policy = FixedCostPolicy(cost_s)
     if impl == "openpi":
         from openpi_server import WebsocketPolicyServer
 
+        if event_loop == "uvloop":  # the reference calls asyncio.run, which takes the installed loop policy
+            import uvloop
+
+            uvloop.install()
         WebsocketPolicyServer(policy, host="127.0.0.1", port=port).serve_forever()
     else:
         from worldpolicy.serving import PolicyServer, ServerConfig
 
-        config = ServerConfig(host="127.0.0.1", port=port, max_batch=max_batch, max_wait_ms=5, max_queue=256)
+        config = ServerConfig(
+            host="127.0.0.1", port=port, max_batch=max_batch, max_wait_ms=5, max_queue=256, event_loop=event_loop
+        )
         PolicyServer(policy, config).run()
 
 
@@ -84,13 +91,22 @@ SAME_ALLOCATOR = {"MALLOC_TRIM_THRESHOLD_": str(32 * 2**20), "MALLOC_MMAP_THRESH
 
 
 class ServerProcess:
-    def __init__(self, impl: str, cost_s: float, max_batch: int = 8, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        impl: str,
+        cost_s: float,
+        max_batch: int = 8,
+        env: dict[str, str] | None = None,
+        event_loop: str = "auto",  # ours: ServerConfig.event_loop; the reference: "uvloop" installs uvloop's policy
+    ) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         args = [sys.executable, __file__, "--serve", impl, "--port", str(self.port), "--cost-ms", str(cost_s * 1000)]
         self.proc = subprocess.Popen(
-            [*args, "--max-batch", str(max_batch)], stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})}
+            [*args, "--max-batch", str(max_batch), "--event-loop", event_loop],
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
         )
         self.name = f"{impl}" + (f" (max_batch={max_batch})" if impl == "ours" else "")
         deadline = time.monotonic() + 60
@@ -191,10 +207,18 @@ def part_overhead(n: int, repeats: int) -> None:
     requests = [_request(i, 224) for i in range(8)]
     with (
         ServerProcess("ours", 0.0, 8) as ours,
+        ServerProcess("ours", 0.0, 8, event_loop="asyncio") as ours_asyncio,
         ServerProcess("openpi", 0.0, 1) as ref,
         ServerProcess("openpi", 0.0, 1, env=SAME_ALLOCATOR) as ref_alloc,
+        ServerProcess("openpi", 0.0, 1, env=SAME_ALLOCATOR, event_loop="uvloop") as ref_alloc_uvloop,
     ):
-        servers = {"ours": ours, "openpi": ref, "openpi + our allocator": ref_alloc}
+        servers = {
+            "ours": ours,
+            "ours, asyncio loop": ours_asyncio,
+            "openpi": ref,
+            "openpi + our allocator": ref_alloc,
+            "openpi + allocator + uvloop": ref_alloc_uvloop,
+        }
         names = list(servers)
         clients = {name: WebsocketClientPolicy(host="127.0.0.1", port=s.port) for name, s in servers.items()}
         lat: dict[str, list[float]] = {name: [] for name in servers}
@@ -219,8 +243,10 @@ def part_overhead(n: int, repeats: int) -> None:
         ms = np.asarray(lat[name]) * 1000
         print(_row(name, 1000 / ms.mean(), ms) + f"   server CPU {cpu[name] / total * 1000:.3f} ms/request")
     p50 = {name: float(np.median(v)) for name, v in lat.items()}
-    for name, note in zip(names[1:], ("  (target <= 1.0: the reference as shipped)", "")):
+    notes = {"openpi": "  (target <= 1.0: the reference as shipped)"}
+    for name in names[1:]:
         low, high = _paired_ratio_ci(np.asarray(lat["ours"]), np.asarray(lat[name]))
+        note = notes.get(name, "")
         print(f"  ours / {name}: round-trip p50 {p50['ours'] / p50[name]:.3f} (95 % CI {low:.3f}-{high:.3f}), "
               f"server CPU per request {cpu['ours'] / cpu[name]:.3f}{note}")
 
@@ -247,9 +273,10 @@ def main() -> None:
     parser.add_argument("--serve", choices=("ours", "openpi"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--max-batch", type=int, default=8, help=argparse.SUPPRESS)
+    parser.add_argument("--event-loop", default="auto", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        _serve(args.serve, args.port, args.cost_ms / 1000, args.max_batch)
+        _serve(args.serve, args.port, args.cost_ms / 1000, args.max_batch, args.event_loop)
         return
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     if args.part in ("load", "all"):

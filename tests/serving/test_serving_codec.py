@@ -60,6 +60,21 @@ def test_refused_dtypes_on_encode(bad):
         packb({"a": bad})
 
 
+def test_a_failed_encode_leaves_no_partial_bytes_behind():
+    # packb reuses one Packer per thread: a message that fails half-way must not leak into the next one
+    x = {"a": np.arange(3.0), "b": 1}
+    with pytest.raises(CodecError, match="Unsupported dtype"):
+        packb({"ok": np.ones(4), "bad": np.zeros(2, complex)})
+    with pytest.raises(CodecError, match="cannot encode"):
+        packb({"big": 2**70})
+    assert packb(x) == packb(x) == msgpack.packb(
+        {"a": {b"__ndarray__": True, b"data": x["a"].tobytes(), b"dtype": "<f8", b"shape": [3]}, "b": 1}
+    )
+    big = {"v": np.zeros(9 * 2**20, np.uint8)}  # over the size after which the Packer's buffer is dropped
+    assert unpackb(packb(big), Limits(max_message_bytes=2**24, max_array_bytes=2**24))["v"].size == 9 * 2**20
+    assert unpackb(packb(x))["b"] == 1
+
+
 def _array_map(data: bytes, dtype, shape) -> bytes:
     return msgpack.packb({b"__ndarray__": True, b"data": data, b"dtype": dtype, b"shape": shape})
 

@@ -9,6 +9,7 @@ bytes. Decoded arrays alias the decoded bin payload (read-only, no further copy)
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,14 +80,30 @@ def _encode(obj: Any) -> Any:
     raise TypeError(f"cannot encode {type(obj).__name__} on the wire (accepted: numpy arrays/scalars and msgpack types)")
 
 
+_packers = threading.local()  # one msgpack Packer per thread (a Packer is not thread-safe)
+_KEEP_PACKER_BYTES = 8 * 2**20  # a Packer keeps its buffer at the largest message it packed: drop it after bigger ones
+
+
 def packb(obj: Any) -> bytes:
-    """Encode `obj` (dicts, lists, str, numbers, bool, None, bytes, numpy arrays and scalars) byte-compatibly with openpi."""
+    """Encode `obj` (dicts, lists, str, numbers, bool, None, bytes, numpy arrays and scalars) byte-compatibly with openpi.
+
+    Reuses the thread's Packer, as openpi does: a fresh one per message regrows its buffer from scratch, which costs
+    more than packing (98 vs 40 us for a three-camera DROID request, docs/serving.md)."""
+    packer = getattr(_packers, "packer", None)
+    if packer is None:
+        packer = _packers.packer = msgpack.Packer(default=_encode, use_bin_type=True, datetime=False)
     try:
-        return msgpack.packb(obj, default=_encode, use_bin_type=True, datetime=False)
-    except CodecError:
+        data = packer.pack(obj)
+    except Exception as exc:
+        _packers.packer = None  # never reuse a Packer that failed half-way
+        if isinstance(exc, CodecError):
+            raise
+        if isinstance(exc, (TypeError, ValueError, OverflowError)):
+            raise CodecError(f"cannot encode message: {exc}") from exc
         raise
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise CodecError(f"cannot encode message: {exc}") from exc
+    if len(data) > _KEEP_PACKER_BYTES:
+        _packers.packer = None
+    return data
 
 
 def _decode_map(obj: dict) -> Any:
