@@ -191,10 +191,11 @@ def part_load(cost_ms: float, clients: int, n: int) -> None:
             print(f"  throughput ratio batched / {name}: {batched / value:.2f}x  (target >= 4x)")
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc), to compare servers independently of machine noise."""
+def _cpu_s_and_faults(pid: int) -> np.ndarray:
+    """User + system CPU seconds and minor page faults of a process (Linux /proc): CPU compares servers independently
+    of machine noise; page faults show whether glibc handed a request's buffers back to the kernel."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return np.array([(int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), int(fields[7])])
 
 
 def part_overhead(n: int, repeats: int) -> None:
@@ -222,12 +223,12 @@ def part_overhead(n: int, repeats: int) -> None:
         names = list(servers)
         clients = {name: WebsocketClientPolicy(host="127.0.0.1", port=s.port) for name, s in servers.items()}
         lat: dict[str, list[float]] = {name: [] for name in servers}
-        cpu = {name: 0.0 for name in servers}
+        cpu = {name: np.zeros(2) for name in servers}  # CPU seconds, page faults
         for name in servers:  # warm-up
             for request in requests:
                 clients[name].infer(request)
         for r in range(repeats):
-            cpu0 = {name: _cpu_s(s.proc.pid) for name, s in servers.items()}
+            cpu0 = {name: _cpu_s_and_faults(s.proc.pid) for name, s in servers.items()}
             for k in range(n):  # interleaved, rotating who goes first: drift hits all alike
                 first = (k + r) % len(names)
                 for name in names[first:] + names[:first]:
@@ -235,20 +236,21 @@ def part_overhead(n: int, repeats: int) -> None:
                     clients[name].infer(requests[k % len(requests)])
                     lat[name].append(time.perf_counter() - t0)
             for name, s in servers.items():
-                cpu[name] += _cpu_s(s.proc.pid) - cpu0[name]
+                cpu[name] += _cpu_s_and_faults(s.proc.pid) - cpu0[name]
         for client in clients.values():
             client._ws.close()
     total = repeats * n
     for name in servers:
         ms = np.asarray(lat[name]) * 1000
-        print(_row(name, 1000 / ms.mean(), ms) + f"   server CPU {cpu[name] / total * 1000:.3f} ms/request")
+        cpu_ms, faults = cpu[name][0] / total * 1000, cpu[name][1] / total
+        print(_row(name, 1000 / ms.mean(), ms) + f"   server CPU {cpu_ms:.3f} ms, {faults:.0f} page faults per request")
     p50 = {name: float(np.median(v)) for name, v in lat.items()}
     notes = {"openpi": "  (target <= 1.0: the reference as shipped)"}
     for name in names[1:]:
         low, high = _paired_ratio_ci(np.asarray(lat["ours"]), np.asarray(lat[name]))
         note = notes.get(name, "")
         print(f"  ours / {name}: round-trip p50 {p50['ours'] / p50[name]:.3f} (95 % CI {low:.3f}-{high:.3f}), "
-              f"server CPU per request {cpu['ours'] / cpu[name]:.3f}{note}")
+              f"server CPU per request {cpu['ours'][0] / cpu[name][0]:.3f}{note}")
 
 
 def _paired_ratio_ci(ours: np.ndarray, ref: np.ndarray, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:

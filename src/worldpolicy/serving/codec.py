@@ -85,7 +85,8 @@ _KEEP_PACKER_BYTES = 8 * 2**20  # a Packer keeps its buffer at the largest messa
 
 
 def packb(obj: Any) -> bytes:
-    """Encode `obj` (dicts, lists, str, numbers, bool, None, bytes, numpy arrays and scalars) byte-compatibly with openpi.
+    """Encode `obj` (dicts, lists, str, numbers, bool, None, bytes, numpy arrays and scalars) byte-compatibly with
+    openpi.
 
     Reuses the thread's Packer, as openpi does: a fresh one per message regrows its buffer from scratch, which costs
     more than packing (98 vs 40 us for a three-camera DROID request, docs/serving.md)."""

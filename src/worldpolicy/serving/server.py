@@ -84,7 +84,8 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         if self.event_loop not in EVENT_LOOPS:
-            raise ValueError(f"ServerConfig.event_loop={self.event_loop!r} is invalid; accepted: {', '.join(EVENT_LOOPS)}")
+            accepted = ", ".join(EVENT_LOOPS)
+            raise ValueError(f"ServerConfig.event_loop={self.event_loop!r} is invalid; accepted: {accepted}")
         if self.event_loop == "uvloop" and not _have_uvloop():
             raise ValueError(
                 "ServerConfig.event_loop='uvloop' but uvloop is not installed; pip install uvloop (Linux/macOS), "
