@@ -76,6 +76,12 @@ def _with(**changes):
     return {**droid_request(np.zeros(7)), **{k.replace("__", "/"): v for k, v in changes.items()}}
 
 
+def _one_bad_value(shape: tuple[int, ...]) -> np.ndarray:
+    values = np.full(shape, 0.5)
+    values[-1, -1] = np.nan
+    return values
+
+
 @pytest.mark.parametrize(
     "message, match",
     [
@@ -91,6 +97,10 @@ def _with(**changes):
         (_with(observation__wrist_image_left=np.zeros((5000, 2, 3), np.uint8)), "at most 4096"),
         (_with(observation__wrist_image_left=np.full((4, 4, 3), np.nan)), "wrist_image_left contains NaN"),
         (_with(observation__joint_position=np.array([0, np.inf, 0, 0, 0, 0, 0])), "joint_position contains NaN or inf"),
+        # both finiteness paths: small arrays as Python floats, large ones through numpy; one bad value is enough
+        (_with(observation__joint_position=np.array([0, 0, 0, 0, 0, 0, -np.inf], np.float32)), "contains NaN or inf"),
+        (_with(observation__wrist_image_left=_one_bad_value((8, 8, 3))), "wrist_image_left contains NaN"),
+        (_with(mode="forward_dynamics", actions=_one_bad_value((32, 8))), "actions contains NaN"),
         (_with(observation__joint_position="fast"), "joint_position must be a numeric array"),
         (_with(observation__joint_position=np.array(["a"] * 7)), "joint_position must be a numeric array"),
         (_with(observation__gripper_position=np.zeros((3, 2))), r"accepted: scalar, \[T\] or \[T, 1\]"),
