@@ -51,7 +51,7 @@ _SMALL = 64  # values; up to this many, `_all_finite` loops over Python floats
 
 def _all_finite(array: np.ndarray) -> bool:
     """No NaN/inf in a float array. Small ones (joint state, a gripper value) go through Python floats: on the serving
-    path numpy's ufunc and reduction set-up cost more than the check itself (docs/serving.md, per-request costs)."""
+    path numpy's ufunc and reduction set-up cost more than the check itself (docs/serving.md, "Measured")."""
     if array.size <= _SMALL:
         return all(map(math.isfinite, array.ravel().tolist()))
     return bool(np.isfinite(array).all())

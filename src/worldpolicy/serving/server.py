@@ -423,7 +423,7 @@ class PolicyServer:
             if not job.vanished:  # skip requests whose client is gone
                 batch.append(job)
         deadline = max(batch[0].enqueued, last_finished) + max_wait
-        while len(batch) < max_batch and len(self._connections) > len(batch):  # no other connection: run now
+        while len(batch) < max_batch and len(self._connections) > len(batch):  # stop once every connection is in
             try:
                 job = self._queue.get_nowait()
             except queue.Empty:
