@@ -25,6 +25,7 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
@@ -119,7 +120,7 @@ class ServerProcess:
                     raise RuntimeError(f"{self.name} server did not start") from None
                 time.sleep(0.1)
 
-    def __enter__(self) -> ServerProcess:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -12,8 +12,8 @@ from .results import MODES, Prediction
 
 __version__ = "0.1.0"
 __all__ = [
-    "Embodiment",
     "MODES",
+    "Embodiment",
     "Policy",
     "Prediction",
     "get_embodiment",
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .policy import Policy
 
 
-def load_policy(path_or_id: str, embodiment: str | None = None, **kwargs: Any) -> "Policy":
+def load_policy(path_or_id: str, embodiment: str | None = None, **kwargs: Any) -> Policy:
     """Load a diffusers-format Cosmos3 checkpoint (local folder or hub id) as a `Policy` for `embodiment` (default:
     the one the checkpoint ships, else droid). See `Policy.from_pretrained`."""
     from .policy import Policy

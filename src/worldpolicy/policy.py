@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -100,7 +101,7 @@ class Policy:
         seed: int | None = None,
         compile: bool = False,
         cuda_graphs: bool = False,
-    ) -> "Policy":
+    ) -> Policy:
         """Load `path_or_id` for `embodiment`. Sampling: the embodiment's preset (e.g. the released DROID settings for
         `droid/joint_pos`), else `preset`, else 4 steps / CFG 3 on the checkpoint's schedule; explicit args win.
         `seed` makes the per-request seeds a deterministic sequence (RoboLab's `--deterministic-seed`).

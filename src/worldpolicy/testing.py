@@ -24,8 +24,10 @@ _CORPUS = [
     "This video contains concatenated views from multiple camera perspectives.",
     "The top row is from the wrist-mounted camera. The bottom row contains two horizontally concatenated views.",
     "The video is 2.0 seconds long and is of 15 FPS. This video is of 544x736 resolution.",
-    '{"cinematography": {"framing": "x"}, "actions": [{"time": "0:00-0:01", "description": "d"}], '
-    '"duration": "1s", "fps": 15.0, "resolution": {"H": 480, "W": 832}, "aspect_ratio": "16,9"}',
+    (
+        '{"cinematography": {"framing": "x"}, "actions": [{"time": "0:00-0:01", "description": "d"}], '
+        '"duration": "1s", "fps": 15.0, "resolution": {"H": 480, "W": 832}, "aspect_ratio": "16,9"}'
+    ),
     "You are a helpful assistant who will generate videos from a give prompt.",
     "0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ .,:;!?-_/()[]{}\"'",
 ]

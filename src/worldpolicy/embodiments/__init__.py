@@ -9,25 +9,26 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from .normalization import NORMALIZATION_KINDS, check_stats, denormalize, extract_stats, normalize
 
 __all__ = [
+    "LAYOUTS",
+    "PROMPT_FORMATS",
     "Embodiment",
+    "domain_table",
+    "free_domain_id",
     "get_embodiment",
     "list_embodiments",
     "register_embodiment",
-    "domain_table",
-    "free_domain_id",
-    "LAYOUTS",
-    "PROMPT_FORMATS",
     "view_point_sentences",
 ]
 

@@ -7,8 +7,9 @@ grasp included. Pure numpy so the server and robot bridge can use it without tor
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

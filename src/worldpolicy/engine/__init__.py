@@ -3,4 +3,4 @@
 from .sampler import Engine, EngineOutput, EngineRequest
 from .schedules import PRESETS, SamplingConfig
 
-__all__ = ["Engine", "EngineOutput", "EngineRequest", "PRESETS", "SamplingConfig"]
+__all__ = ["PRESETS", "Engine", "EngineOutput", "EngineRequest", "SamplingConfig"]

@@ -58,11 +58,11 @@ class SamplingConfig:
     def uses_cfg(self) -> bool:
         return self.guidance != 1.0
 
-    def updated(self, **overrides: Any) -> "SamplingConfig":
+    def updated(self, **overrides: Any) -> SamplingConfig:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
     @classmethod
-    def from_preset(cls, preset: str, **overrides: Any) -> "SamplingConfig":
+    def from_preset(cls, preset: str, **overrides: Any) -> SamplingConfig:
         if preset not in PRESETS:
             raise ValueError(f"preset={preset!r} is not known; accepted: {', '.join(PRESETS)}")
         return cls(**{**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}})

@@ -7,9 +7,10 @@ resolution-bin, downscale-only resize and pad rules (cosmos3-model.md §9) by ca
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -45,9 +45,13 @@ __all__ = [
     "ServerConfig",
     "ServerThread",
     "api_key_matches",
+    "error_text",
     "event_loop_factory",
     "keep_freed_memory",
-    "error_text", "reply_fields", "run_batch", "server_metadata"]
+    "reply_fields",
+    "run_batch",
+    "server_metadata",
+]
 
 logger = logging.getLogger("worldpolicy.serving")
 EVENT_LOOPS = ("auto", "asyncio", "uvloop")  # auto: uvloop when installed
@@ -382,7 +386,7 @@ class PolicyServer:
         """Worker thread: load and warm up, then run batches until shutdown."""
         try:
             self._load()
-        except BaseException as exc:  # surfaced by serve(), which ends with it
+        except BaseException as exc:  # noqa: BLE001 - surfaced by serve(), which ends with it
             self._call_on_loop(_settle, loaded, exc)
             return
         if not self._call_on_loop(_settle, loaded, None):
@@ -567,7 +571,7 @@ def run_batch(policy: Any, requests: list[WireRequest]) -> list[Prediction | Bas
             if len(predictions) != len(requests):
                 raise RuntimeError(f"act_batch returned {len(predictions)} results for {len(requests)} requests")
             return list(predictions)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - retried below, one request at a time
             _log(logging.WARNING, "batch_failed", size=len(requests), error=f"{type(exc).__name__}: {exc}"[:300])
     results: list[Prediction | BaseException] = []
     for r in requests:
@@ -649,7 +653,7 @@ class ServerThread:
         try:
             with asyncio.Runner(loop_factory=event_loop_factory(self.server.config.event_loop)) as runner:
                 runner.run(main())
-        except BaseException as exc:  # surfaced to the caller by start()/stop()
+        except BaseException as exc:  # noqa: BLE001 - surfaced to the caller by start()/stop()
             self._error = exc
         finally:
             self._listening.set()

@@ -102,7 +102,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def check(self) -> "TrainConfig":
+    def check(self) -> TrainConfig:
         """Every field that can be wrong, named, before any weights or data load."""
         if not self.checkpoint:
             raise ValueError("checkpoint: required (a diffusers-format Cosmos3 folder or hub id to start from)")
