@@ -15,6 +15,7 @@ __all__ = [
     "MODES",
     "Embodiment",
     "Policy",
+    "PolicyRequest",
     "Prediction",
     "get_embodiment",
     "list_embodiments",
@@ -23,7 +24,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .policy import Policy
+    from .policy import Policy, PolicyRequest
 
 
 def load_policy(path_or_id: str, embodiment: str | None = None, **kwargs: Any) -> Policy:
@@ -35,8 +36,8 @@ def load_policy(path_or_id: str, embodiment: str | None = None, **kwargs: Any) -
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Policy":
-        from .policy import Policy
+    if name in ("Policy", "PolicyRequest"):
+        from . import policy
 
-        return Policy
+        return getattr(policy, name)
     raise AttributeError(f"module 'worldpolicy' has no attribute {name!r}")

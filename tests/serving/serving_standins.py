@@ -31,6 +31,7 @@ class StandInPolicy:
         self.batch_sizes: list[int] = []
         self.running = threading.Event()  # set while a call is in progress (to kill clients mid-inference)
         self.calls = 0
+        self.options: list[dict[str, Any]] = []  # per request: the local-Policy options that reached it
         if not batching:
             self.act_batch = None  # type: ignore[assignment]  # what the server sees on a policy without it
 
@@ -61,7 +62,8 @@ class StandInPolicy:
             time.sleep(self.batch_cost_s)
         self.running.clear()
 
-    def act(self, observation, prompt, *, seed=None, steps=None, guidance=None, decode_video=False) -> Prediction:
+    def act(self, observation, prompt, *, seed=None, steps=None, guidance=None, decode_video=False, **extra):
+        self.options.append(extra)
         self._pay(1)
         return self._predict(observation, prompt, seed, decode_video, "policy")
 
@@ -70,6 +72,8 @@ class StandInPolicy:
         self._pay(len(requests))
         out = []
         for r in requests:
+            extra = {"negative_prompt": r.negative_prompt, "state": r.state, "actions_space": r.actions_space}
+            self.options.append({k: v for k, v in extra.items() if v is not None and v != "physical"})
             if r.mode == "policy":
                 out.append(self._predict(r.observation, r.prompt, r.seed, r.decode_video, "policy"))
             elif r.mode == "forward_dynamics":
@@ -78,11 +82,14 @@ class StandInPolicy:
                 out.append(self._inverse(r.observation, r.prompt, r.seed))
         return out
 
-    def imagine(self, observation, actions, prompt, *, seed=None, steps=None, guidance=None, decode_video=True):
+    def imagine(self, observation, actions, prompt, *, seed=None, steps=None, guidance=None, decode_video=True,
+                **extra):
+        self.options.append(extra)
         self._pay(1)
         return self._imagined(observation, actions, prompt, seed, decode_video)
 
-    def infer_actions(self, video, prompt, *, seed=None, steps=None, guidance=None):
+    def infer_actions(self, video, prompt, *, seed=None, steps=None, guidance=None, **extra):
+        self.options.append(extra)
         self._pay(1)
         return self._inverse(video, prompt, seed)
 

@@ -66,6 +66,17 @@ def test_options_are_typed():
     }
 
 
+def test_local_policy_options_travel_by_their_names():
+    adapter = ObservationAdapter(DROID)
+    message = {**_without("observation/joint_position"), "state": [0.1] * 8, "negative_prompt": b"blurry"}
+    request = adapter.parse(message)  # `state` stands in for the state keys
+    assert request.options["negative_prompt"] == "blurry"
+    np.testing.assert_array_equal(request.options["state"], np.full(8, 0.1))
+    fd = adapter.parse({**droid_request(np.zeros(7)), "mode": "forward_dynamics", "actions": np.ones((32, 8)),
+                        "actions_space": "normalized"})
+    assert fd.options == {"actions_space": "normalized"}
+
+
 def _without(key):
     message = droid_request(np.zeros(7))
     del message[key]
@@ -114,6 +125,10 @@ def _one_bad_value(shape: tuple[int, ...]) -> np.ndarray:
         (_with(steps=0), "steps=0"),
         (_with(guidance=float("nan")), "guidance=nan"),
         (_with(decode_video="yes"), "decode_video='yes'"),
+        (_with(negative_prompt=3), "negative_prompt must be a string"),
+        (_with(state=np.ones(7)), r"state has shape \(7,\); accepted: last axis 8"),
+        (_with(state=np.array([0, 0, 0, 0, 0, 0, 0, np.nan])), "state contains NaN"),
+        (_with(mode="forward_dynamics", actions=np.ones((32, 8)), actions_space="joint"), "actions_space='joint'"),
     ],
 )
 def test_refusals_name_the_key(message, match):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from serving_standins import droid_request
 from websockets.sync.server import serve as sync_serve
 
 from worldpolicy.serving import (
+    Limits,
     RemotePolicy,
     ServerClosedError,
     ServerError,
@@ -121,7 +123,7 @@ def test_unreadable_reply(fake):
 def test_closed_and_server_error(fake):
     server = fake(r0="close", r1="text")
     with RemotePolicy(server.url) as policy:
-        with pytest.raises(ServerClosedError, match="closed the connection before a reply: code 1011 boom") as info:
+        with pytest.raises(ServerClosedError, match="closed the connection before the reply: code 1011 boom") as info:
             policy.act(droid_request(np.zeros(7)), "a")
         assert info.value.code == 1011
         with pytest.raises(ServerError, match="Traceback: something broke") as info:
@@ -145,3 +147,69 @@ def test_bad_arguments():
         RemotePolicy("http://localhost:8000", connect_now=False)
     with pytest.raises(ValueError, match="read_timeout_s=0"):
         RemotePolicy("localhost:8000", read_timeout_s=0, connect_now=False)
+
+
+def test_not_a_websocket_server():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def accept_and_hang_up() -> None:
+        connection, _ = listener.accept()
+        connection.close()
+
+    threading.Thread(target=accept_and_hang_up, daemon=True).start()
+    try:
+        with pytest.raises(ServerRefusedError, match="answered but is not a WebSocket policy server"):
+            RemotePolicy(f"ws://127.0.0.1:{listener.getsockname()[1]}", connect_timeout_s=5)
+    finally:
+        listener.close()
+
+
+def _blocking_server(block_s: float) -> tuple[str, Callable[[], None]]:
+    """Like the reference openpi server: inference blocks its event loop, so it answers no ping and no close frame."""
+    import asyncio
+
+    from websockets.asyncio.server import serve
+
+    started, stop = threading.Event(), threading.Event()
+    url = {}
+
+    async def handler(ws) -> None:
+        await ws.send(packb({}))
+        async for _ in ws:
+            time.sleep(block_s)  # noqa: ASYNC251 - blocking the loop on purpose, as the reference server does
+            await ws.send(packb(REPLY))
+
+    async def main() -> None:
+        async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+            url["url"] = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+            started.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+
+    threading.Thread(target=asyncio.run, args=(main(),), daemon=True).start()
+    started.wait(10)
+    return url["url"], stop.set
+
+
+def test_read_timeout_is_kept_when_the_server_is_wedged():
+    url, stop = _blocking_server(block_s=3.0)
+    try:
+        policy = RemotePolicy(url, read_timeout_s=0.3)
+        assert policy._ws.ping_timeout is None  # pings never end a connection: read_timeout_s alone means "silent"
+        t0 = time.perf_counter()
+        with pytest.raises(ServerTimeoutError, match="within 0.3 s"):
+            policy.act(droid_request(np.zeros(7)), "a")
+        assert time.perf_counter() - t0 < 1.5  # no closing handshake with a server that cannot answer it
+    finally:
+        stop()
+
+
+def test_reply_over_the_client_limit_names_the_client_setting(fake):
+    server = fake()
+    with (
+        RemotePolicy(server.url, limits=Limits(max_message_bytes=100)) as policy,
+        pytest.raises(UnreadableReplyError, match="exceeds this client's max_message_bytes=100"),
+    ):
+        policy.act(droid_request(np.zeros(7)), "a")

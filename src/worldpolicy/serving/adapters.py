@@ -6,8 +6,9 @@ the engine's processing, not the transport's. A pre-composed `observation/image`
 A `key_map` says where to find a canonical key in a client's message, so clients with other names need no change.
 
 Optional request keys (absent ⇒ plain openpi policy request): `mode` (policy | forward_dynamics | inverse_dynamics),
-`actions` [chunk, action_dim] physical (forward dynamics), `video` uint8 [T, H, W, 3] (inverse dynamics), and the
-sampling knobs `seed`, `steps`, `guidance`, `decode_video`. See docs/serving.md.
+`actions` [chunk, action_dim] (forward dynamics; physical unless `actions_space` = normalized), `video` uint8
+[T, H, W, 3] (inverse dynamics), `state` [action_dim] physical, and the sampling knobs `seed`, `steps`, `guidance`,
+`negative_prompt`, `decode_video`: the local `Policy` options, by the same names. See docs/serving.md.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..embodiments import Embodiment
+from ..processing.actions import ACTION_SPACES
 from ..results import MODES
 
 __all__ = ["IMAGE_KEY", "ObservationAdapter", "RequestError", "WireRequest", "warmup_message"]
@@ -120,16 +122,25 @@ class ObservationAdapter:
         if not isinstance(prompt, str) or not prompt.strip():
             raise RequestError(f"missing or empty key {PROMPT_KEY!r}: a non-empty task instruction string is required")
         request = WireRequest(mode=mode, prompt=prompt, options=self._options(message))
+        if "state" in message:
+            state = _check_numeric("state", message["state"], ndim=(1,), width=self.embodiment.action_dim)
+            request.options["state"] = state
         if mode == "inverse_dynamics":
             request.video = self._video(message)
             return request
-        request.observation = self._observation(message)
+        request.observation = self._observation(message, state_given="state" in request.options)
         if mode == "forward_dynamics":
             e = self.embodiment
             request.actions = _check_numeric("actions", message.get("actions"), ndim=(2,), width=e.action_dim)
+            space = message.get("actions_space")
+            if space is not None:
+                if space not in ACTION_SPACES:
+                    accepted = ", ".join(ACTION_SPACES)
+                    raise RequestError(f"actions_space={space!r:.60} is not supported; accepted: {accepted}")
+                request.options["actions_space"] = space
         return request
 
-    def _observation(self, message: Mapping[str, Any]) -> Any:
+    def _observation(self, message: Mapping[str, Any], state_given: bool = False) -> Any:
         e = self.embodiment
         if self._has(message, IMAGE_KEY):
             images = {IMAGE_KEY: _check_image(IMAGE_KEY, self._get(message, IMAGE_KEY))}
@@ -144,8 +155,10 @@ class ObservationAdapter:
         state = {}
         for role, key in e.state_keys.items():
             if not self._has(message, key):
-                if e.state_history > 0:
-                    raise RequestError(f"missing state key {key!r} ({role}) required by embodiment {e.key!r}")
+                if e.state_history > 0 and not state_given:
+                    raise RequestError(
+                        f"missing state key {key!r} ({role}) required by embodiment {e.key!r} (or send 'state')"
+                    )
                 continue
             value = _check_numeric(key, self._get(message, key), ndim=(0, 1, 2))
             if role == "gripper" and value.ndim == 2 and value.shape[-1] != 1:
@@ -184,6 +197,13 @@ class ObservationAdapter:
             if not np.isfinite(guidance) or guidance < 0:
                 raise RequestError(f"guidance={guidance!r} must be a finite number >= 0")
             options["guidance"] = float(guidance)
+        negative_prompt = message.get("negative_prompt")
+        if negative_prompt is not None:
+            if isinstance(negative_prompt, bytes):
+                negative_prompt = negative_prompt.decode("utf-8", errors="replace")
+            if not isinstance(negative_prompt, str):
+                raise RequestError(f"negative_prompt must be a string, got {type(negative_prompt).__name__}")
+            options["negative_prompt"] = negative_prompt
         decode_video = message.get("decode_video")
         if decode_video is not None:
             if not isinstance(decode_video, (bool, np.bool_)):

@@ -1,30 +1,35 @@
 """`RemotePolicy`: the local `Policy` interface over the openpi wire (our server, openpi's, or any compatible one).
 
-Every failure maps to one distinct error: nothing listening (`ServerRefusedError`), wrong key (`AuthenticationError`),
-no answer in time (`ServerTimeoutError`), a reply that is not msgpack-numpy (`UnreadableReplyError`), the connection
-closed mid-exchange (`ServerClosedError`), or the server's own error text (`ServerError`, `ServerBusyError`). After
-any incomplete exchange the connection is discarded, so a late reply can never be read as the next chunk; the next
-call reconnects.
+Every failure maps to one distinct error: nothing listening or not a WebSocket server (`ServerRefusedError`), wrong key
+(`AuthenticationError`), no answer in time (`ServerTimeoutError`), a reply that is not msgpack-numpy or breaks this
+client's limits (`UnreadableReplyError`), the connection closed mid-exchange (`ServerClosedError`), or the server's own
+error text (`ServerError`, `ServerBusyError`). After any incomplete exchange the connection is discarded without
+waiting on the server, so a late reply can never be read as the next chunk; the next call reconnects. A request whose
+connection the server closed while it sat idle (restart, drain) is sent once more on a new one: it never left.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
+import queue
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
 import websockets
-from websockets.exceptions import InvalidStatus, InvalidURI
+from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.frames import CloseCode
+from websockets.protocol import State
 from websockets.sync.client import ClientConnection, connect
 
 from ..embodiments import Embodiment, get_embodiment
-from ..results import Prediction
+from ..policy import PolicyRequest
+from ..processing.actions import ACTION_SPACES, load_actions
+from ..results import MODES, Prediction
 from .adapters import IMAGE_KEY
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
 
@@ -50,7 +55,8 @@ class RemotePolicyError(RuntimeError):
 
 
 class ServerRefusedError(RemotePolicyError, ConnectionError):
-    """No server accepted the connection (nothing listening, or it answered the handshake with an HTTP error)."""
+    """No policy server accepted the connection (nothing listening, an HTTP error at the handshake, or a peer that
+    does not speak WebSocket)."""
 
 
 class AuthenticationError(ServerRefusedError):
@@ -62,7 +68,7 @@ class ServerTimeoutError(RemotePolicyError, TimeoutError):
 
 
 class UnreadableReplyError(RemotePolicyError):
-    """The server sent a frame that is not a msgpack-numpy action reply."""
+    """The server sent a frame that is not a msgpack-numpy action reply, or one larger than this client accepts."""
 
 
 class ServerClosedError(RemotePolicyError, ConnectionError):
@@ -137,6 +143,7 @@ class RemotePolicy:
         self._ws: ClientConnection | None = None
         self._metadata: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._peers: list[RemotePolicy] = []  # extra connections of `act_batch`
         if connect_now:
             with self._lock:
                 self._connect()
@@ -153,6 +160,10 @@ class RemotePolicy:
                 max_size=self.limits.max_message_bytes,
                 additional_headers=headers,
                 open_timeout=self.connect_timeout_s,
+                close_timeout=self.connect_timeout_s,
+                # pings keep idle connections open through proxies, but never end one: a server that infers on its
+                # event loop (openpi's) cannot answer them mid-inference; read_timeout_s alone decides "silent"
+                ping_timeout=None,
                 **_DIRECT,
             )
         except InvalidURI as exc:
@@ -165,6 +176,11 @@ class RemotePolicy:
                     f"{self.url} refused the API key (HTTP {status}): {body or 'pass api_key= matching the server'}"
                 ) from None
             raise ServerRefusedError(f"{self.url} refused the connection with HTTP {status}: {body}") from None
+        except (InvalidHandshake, websockets.ConnectionClosed) as exc:
+            raise ServerRefusedError(
+                f"something at {self.url} answered but is not a WebSocket policy server ({exc}); "
+                "check the host and port"
+            ) from None
         except TimeoutError:
             raise ServerTimeoutError(
                 f"no WebSocket handshake from {self.url} within connect_timeout_s={self.connect_timeout_s}"
@@ -175,21 +191,34 @@ class RemotePolicy:
             ) from None
         self._ws = ws
         try:
-            self._metadata = self._receive(self.connect_timeout_s, what="the metadata frame")
+            self._metadata = self._receive(self.connect_timeout_s, what="metadata frame")
         except RemotePolicyError:
             self._drop()
             raise
         return ws
 
-    def _drop(self) -> None:
+    def _open_connection(self) -> ClientConnection:
+        """The connection, reopened if the server closed it while it sat idle (a restart, a drain)."""
+        if self._ws is not None and self._ws.protocol.state is not State.OPEN:
+            self._drop()
+        return self._connect()
+
+    def _drop(self, abort: bool = True) -> None:
+        """Forget the connection. `abort` (after an incomplete exchange): no closing handshake with a server that
+        may be wedged, so a failed call returns within its own timeout."""
         if self._ws is not None:
             ws, self._ws = self._ws, None
+            if abort:
+                ws.close_timeout = 0
             ws.close()
 
     def close(self) -> None:
-        """Close the connection (a later call reconnects)."""
+        """Close the connection and those `act_batch` opened (a later call reconnects)."""
         with self._lock:
-            self._drop()
+            self._drop(abort=False)
+            peers, self._peers = self._peers, []
+        for peer in peers:
+            peer.close()
 
     def __enter__(self) -> Self:
         return self
@@ -203,7 +232,8 @@ class RemotePolicy:
             frame = self._ws.recv(timeout=timeout)
         except TimeoutError:
             raise ServerTimeoutError(
-                f"no {what} from {self.url} within {timeout} s: the server may be loading, overloaded or wedged"
+                f"no {what} from {self.url} within {timeout} s: the server may be loading, overloaded or wedged "
+                "(see its GET /readyz and log; a slow model needs a larger read_timeout_s). The next call reconnects."
             ) from None
         except websockets.ConnectionClosed as exc:
             raise self._closed_error(exc, what) from None
@@ -215,10 +245,14 @@ class RemotePolicy:
             reply = unpackb(frame, self.limits)
         except CodecError as exc:
             raise UnreadableReplyError(
-                f"unreadable {what} from {self.url} ({len(frame)} bytes, starts {bytes(frame[:60])!r}): {exc}"
+                f"unreadable {what} from {self.url} ({len(frame)} bytes, starts {bytes(frame[:60])!r}): {exc}; "
+                "is it an openpi-wire (msgpack-numpy) policy server?"
             ) from None
         if not isinstance(reply, dict):
-            raise UnreadableReplyError(f"{what} from {self.url} is a {type(reply).__name__}, expected a map")
+            raise UnreadableReplyError(
+                f"the {what} from {self.url} is a {type(reply).__name__}, expected a map; "
+                "is it an openpi-wire (msgpack-numpy) policy server?"
+            )
         return reply
 
     def _close_code_after_error(self) -> int | None:
@@ -230,15 +264,32 @@ class RemotePolicy:
             pass
         return None
 
-    def _closed_error(self, exc: websockets.ConnectionClosed, what: str) -> ServerClosedError:
-        code = exc.rcvd.code if exc.rcvd else (exc.sent.code if exc.sent else None)
-        reason = exc.rcvd.reason if exc.rcvd else ""
-        hint = ""
+    def _closed_error(self, exc: websockets.ConnectionClosed, what: str) -> RemotePolicyError:
+        if exc.rcvd is None and exc.sent is not None:  # this client closed: the server sent something it refuses
+            if exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
+                return UnreadableReplyError(
+                    f"the {what} from {self.url} exceeds this client's max_message_bytes="
+                    f"{self.limits.max_message_bytes}; pass RemotePolicy(limits=Limits(max_message_bytes=...)) or "
+                    "ask for less (decode_video=False)"
+                )
+            return UnreadableReplyError(
+                f"{self.url} broke the WebSocket protocol before the {what} ({exc.sent.code} {exc.sent.reason}); "
+                "is it a WebSocket policy server?"
+            )
+        if exc.rcvd is None:
+            return ServerClosedError(
+                f"{self.url} dropped the connection before the {what} (no close frame: crashed or network lost); "
+                "the next call reconnects"
+            )
+        code, reason = exc.rcvd.code, exc.rcvd.reason
+        hint = "; the next call reconnects"
         if code == CloseCode.MESSAGE_TOO_BIG:
-            hint = " (the request exceeds the server's max_message_bytes)"
+            hint = " (the request exceeds the server's max_message_bytes: send smaller images or raise its limit)"
         elif code == CloseCode.GOING_AWAY:
-            hint = " (the server is shutting down)"
-        return ServerClosedError(f"{self.url} closed the connection before {what}: code {code} {reason}{hint}", code)
+            hint = " (the server is shutting down: the next call reconnects, to another replica behind a balancer)"
+        return ServerClosedError(
+            f"{self.url} closed the connection before the {what}: code {code} {reason}".rstrip() + hint, code
+        )
 
     # ------------------------------------------------------------------------------------------- exchange
     def metadata(self) -> dict[str, Any]:
@@ -249,14 +300,18 @@ class RemotePolicy:
 
     def infer(self, obs: Mapping[str, Any]) -> dict[str, Any]:
         """One raw request/reply exchange (the openpi `BasePolicy.infer` contract)."""
+        message = packb(dict(obs))  # an input that cannot be encoded fails here, before any network traffic
         with self._lock:
-            ws = self._connect()
             try:
-                ws.send(packb(dict(obs)))
-                return self._receive(self.read_timeout_s, what="a reply")
+                try:
+                    self._open_connection().send(message)
+                except websockets.ConnectionClosed:  # closed while idle, so the request never left: send it again
+                    self._drop()
+                    self._connect().send(message)
+                return self._receive(self.read_timeout_s, what="reply")
             except websockets.ConnectionClosed as exc:
                 self._drop()
-                raise self._closed_error(exc, "a reply") from None
+                raise self._closed_error(exc, "reply") from None
             except BaseException:
                 self._drop()  # an incomplete exchange: never reuse this connection
                 raise
@@ -264,11 +319,61 @@ class RemotePolicy:
     def reset(self) -> None:
         """openpi compatibility: the wire has no episode state."""
 
-    def _predict(self, request: dict[str, Any], **options: Any) -> Prediction:
-        request.update({k: v for k, v in options.items() if v is not None and v is not False})
+    def _wire_request(self, r: PolicyRequest) -> dict[str, Any]:
+        """A `PolicyRequest` as wire keys (docs/serving.md), checked here so bad input fails before any traffic.
+        Sampling knobs travel only when set, and `decode_video` only when it differs from the mode's default, so an
+        openpi server sees a plain observation."""
+        if not isinstance(r, PolicyRequest):
+            raise TypeError(f"expected a PolicyRequest, got {type(r).__name__}")
+        if r.mode not in MODES:
+            raise ValueError(f"mode={r.mode!r} is not supported; accepted: {', '.join(MODES)}")
+        if r.mode == "inverse_dynamics":
+            video = r.observation
+            if isinstance(video, (str, os.PathLike)):
+                from ..processing.video import read_video
+
+                video, _ = read_video(video)
+            request: dict[str, Any] = {"video": np.asarray(video), "mode": r.mode}
+        else:
+            request = self._observation(r.observation)
+            if r.mode == "forward_dynamics":
+                request["mode"] = r.mode
+                request["actions"], space = self._actions(r.actions, r.actions_space)
+                if space != "physical":
+                    request["actions_space"] = space
+        if r.actions is not None and r.mode != "forward_dynamics":
+            raise ValueError(f"actions were given but mode={r.mode!r} generates them; use imagine() instead")
+        request["prompt"] = r.prompt
+        options = {"seed": r.seed, "steps": r.steps, "guidance": r.guidance, "negative_prompt": r.negative_prompt}
+        request.update({k: v for k, v in options.items() if v is not None})
+        if r.state is not None:
+            request["state"] = np.asarray(r.state, dtype=np.float64).reshape(-1)
+        if r.decode_video != (r.mode == "forward_dynamics"):  # the server decodes the rollout of imagine() only
+            request["decode_video"] = bool(r.decode_video)
+        return request
+
+    def _actions(self, actions: Any, space: str) -> tuple[np.ndarray, str]:
+        """Forward-dynamics actions for the wire: arrays as given; files read here (the server cannot see them)."""
+        if space not in ACTION_SPACES:
+            raise ValueError(f"actions_space={space!r}; accepted: {', '.join(ACTION_SPACES)}")
+        if actions is None:
+            raise ValueError("actions are required for forward dynamics (imagine)")
+        if isinstance(actions, (str, os.PathLike)):
+            e = self.embodiment
+            if e is None:
+                raise ValueError(
+                    f"reading actions from {str(actions)!r} needs the embodiment (its columns and units): pass "
+                    "RemotePolicy(embodiment=...) or an array"
+                )
+            return load_actions(actions, e, space), "normalized"  # model space, which 'normalized' means
+        if hasattr(actions, "detach"):  # torch tensor, without importing torch
+            actions = actions.detach().cpu().numpy()
+        return np.asarray(actions, dtype=np.float64), space
+
+    def _run(self, wire: dict[str, Any]) -> Prediction:
         t0 = time.perf_counter()
-        reply = self.infer(request)
-        return self._prediction(reply, request.get("mode", "policy"), time.perf_counter() - t0)
+        reply = self.infer(wire)
+        return self._prediction(reply, wire.get("mode", "policy"), time.perf_counter() - t0)
 
     @staticmethod
     def _observation(observation: Any) -> dict[str, Any]:
@@ -276,52 +381,93 @@ class RemotePolicy:
             return {k: _image_array(v) if hasattr(v, "detach") else v for k, v in observation.items()}
         return {IMAGE_KEY: _image_array(observation)}
 
-    def act(
-        self,
-        observation: Any,
-        prompt: str,
-        *,
-        seed: int | None = None,
-        steps: int | None = None,
-        guidance: float | None = None,
-        decode_video: bool = False,
-    ) -> Prediction:
-        """Policy mode: observation (image or openpi key dict) + instruction → action chunk."""
-        request = {**self._observation(observation), "prompt": prompt}
-        return self._predict(request, seed=seed, steps=steps, guidance=guidance, decode_video=decode_video)
+    def act(self, observation: Any, prompt: str, **options: Any) -> Prediction:
+        """Policy mode: observation (image or openpi key dict) + instruction → action chunk. Options as the local
+        `Policy.act`: seed, steps, guidance, negative_prompt, state, decode_video."""
+        return self._run(self._wire_request(PolicyRequest(observation, prompt, mode="policy", **options)))
 
     def imagine(
-        self,
-        observation: Any,
-        actions: Any,
-        prompt: str,
-        *,
-        seed: int | None = None,
-        steps: int | None = None,
-        guidance: float | None = None,
-        decode_video: bool = True,
+        self, observation: Any, actions: Any, prompt: str, decode_video: bool = True, **options: Any
     ) -> Prediction:
-        """Forward dynamics: observation + action chunk [chunk, action_dim] → imagined rollout."""
-        request = {**self._observation(observation), "prompt": prompt, "mode": "forward_dynamics"}
-        request["actions"] = np.asarray(actions, dtype=np.float64)
-        return self._predict(request, seed=seed, steps=steps, guidance=guidance, decode_video=decode_video)
+        """Forward dynamics: observation + action chunk [chunk, action_dim] (array or file; physical units unless
+        `actions_space="normalized"`) → imagined rollout."""
+        request = PolicyRequest(
+            observation, prompt, mode="forward_dynamics", actions=actions, decode_video=decode_video, **options
+        )
+        return self._run(self._wire_request(request))
 
-    def infer_actions(
-        self,
-        video: Any,
-        prompt: str,
-        *,
-        seed: int | None = None,
-        steps: int | None = None,
-        guidance: float | None = None,
-    ) -> Prediction:
+    def infer_actions(self, video: Any, prompt: str, **options: Any) -> Prediction:
         """Inverse dynamics: clip uint8 [T, H, W, 3] (or an mp4 path) → the actions that explain it."""
-        if isinstance(video, (str, os.PathLike)):
-            from ..processing.video import read_video
+        return self._run(self._wire_request(PolicyRequest(video, prompt, mode="inverse_dynamics", **options)))
 
-            video, _ = read_video(video)
-        request = {"video": np.asarray(video), "prompt": prompt, "mode": "inverse_dynamics"}
-        return self._predict(request, seed=seed, steps=steps, guidance=guidance)
+    def act_batch(
+        self,
+        requests: list[PolicyRequest],
+        progress: Callable[[int, int], None] | None = None,
+        *,
+        connections: int | None = None,
+    ) -> list[Prediction]:
+        """Several requests at once, over up to `connections` connections (default: the server's `max_batch` from its
+        metadata, 1 for a server that does not batch), so the server fuses them into shared forward passes. Results
+        come in request order; if any request fails, the first failure is raised once all have finished.
+        `progress(done, total)` is called after each reply."""
+        if not isinstance(requests, (list, tuple)) or not all(isinstance(r, PolicyRequest) for r in requests):
+            raise TypeError("act_batch expects a list of PolicyRequest")
+        if connections is not None and (isinstance(connections, bool) or not isinstance(connections, int)
+                                        or connections < 1):
+            raise ValueError(f"connections={connections!r} must be an int >= 1")
+        wires = [self._wire_request(r) for r in requests]
+        if connections is None:
+            server_batch = self.metadata().get("max_batch")
+            connections = server_batch if isinstance(server_batch, int) and server_batch >= 1 else 1
+        width = min(connections, len(wires))
+        with self._lock:
+            while len(self._peers) < width - 1:
+                self._peers.append(self._spawn())
+            clients = [self, *self._peers[: width - 1]]
+        todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for i in range(len(wires)):
+            todo.put(i)
+        results: list[Prediction | BaseException | None] = [None] * len(wires)
+        done, done_lock = [0], threading.Lock()
+
+        def work(client: RemotePolicy) -> None:
+            while True:
+                try:
+                    i = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    results[i] = client._run(wires[i])
+                except Exception as exc:  # noqa: BLE001 - raised below, after the other requests finish
+                    results[i] = exc
+                with done_lock:
+                    done[0] += 1
+                    if progress is not None:
+                        progress(done[0], len(wires))
+
+        threads = [threading.Thread(target=work, args=(c,), daemon=True) for c in clients[1:]]
+        for thread in threads:
+            thread.start()
+        work(clients[0])
+        for thread in threads:
+            thread.join()
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return results  # type: ignore[return-value]
+
+    def _spawn(self) -> RemotePolicy:
+        """Another connection to the same server, with the same settings (for `act_batch`)."""
+        return RemotePolicy(
+            self.url,
+            api_key=self._api_key,
+            embodiment=self._embodiment,
+            connect_timeout_s=self.connect_timeout_s,
+            read_timeout_s=self.read_timeout_s,
+            limits=self.limits,
+            connect_now=False,
+        )
 
     # ------------------------------------------------------------------------------------------- results
     @property

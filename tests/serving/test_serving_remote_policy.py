@@ -1,0 +1,90 @@
+"""RemotePolicy has the local Policy's interface: act_batch, the same options by the same names, the same results."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from serving_standins import StandInPolicy, droid_request, expected_actions
+
+from worldpolicy import get_embodiment
+from worldpolicy.policy import PolicyRequest
+from worldpolicy.processing.actions import to_model
+from worldpolicy.serving import RemotePolicy, ServerError
+
+
+def test_act_batch_spreads_requests_over_connections_so_the_server_fuses_them(serve):
+    policy = StandInPolicy(batch_cost_s=0.2)
+    t = serve(policy, max_batch=4, max_wait_ms=100)
+    joints = [np.full(7, i / 10) for i in range(6)]
+    requests = [PolicyRequest(droid_request(j), f"task {i}", seed=i) for i, j in enumerate(joints)]
+    seen = []
+    with RemotePolicy(t.url) as remote:
+        preds = remote.act_batch(requests, progress=lambda done, total: seen.append((done, total)))
+    for i, pred in enumerate(preds):  # in request order, each its own answer
+        np.testing.assert_allclose(pred.actions, expected_actions(joints[i], f"task {i}", seed=i), rtol=1e-6)
+    assert max(policy.batch_sizes) > 1  # four connections (the server's max_batch) shared forward passes
+    assert seen[-1] == (6, 6) and len(seen) == 6
+    assert remote._peers == [] and remote._ws is None  # close() closed the extra connections too
+
+
+def test_act_batch_raises_the_first_failure_after_the_rest_finish(serve):
+    policy = StandInPolicy()
+    t = serve(policy, max_batch=1)  # a server that does not batch: one connection
+    requests = [PolicyRequest(droid_request(np.zeros(7)), p) for p in ("a", "raise", "c")]
+    with RemotePolicy(t.url) as remote:
+        with pytest.raises(ServerError, match="stand-in failure"):
+            remote.act_batch(requests)
+        assert remote._peers == []
+        with pytest.raises(TypeError, match="list of PolicyRequest"):
+            remote.act_batch([droid_request(np.zeros(7))])
+        with pytest.raises(ValueError, match="connections=0"):
+            remote.act_batch(requests, connections=0)
+        with pytest.raises(ValueError, match="actions were given but mode='policy'"):
+            remote.act_batch([PolicyRequest(droid_request(np.zeros(7)), "a", actions=np.zeros((32, 8)))])
+    assert policy.calls == 3  # the failure did not stop "c"; the bad inputs above never left the client
+
+
+def test_local_options_reach_the_policy(serve):
+    policy = StandInPolicy(batching=False)
+    t = serve(policy)
+    image = np.zeros((64, 64, 3), np.uint8)
+    with RemotePolicy(t.url) as remote:
+        remote.act(droid_request(np.zeros(7)), "a", negative_prompt="blurry")
+        assert policy.options[-1] == {"negative_prompt": "blurry"}
+        remote.act({"observation/image": image}, "a", state=np.arange(8.0))  # state instead of the state keys
+        np.testing.assert_array_equal(policy.options[-1]["state"], np.arange(8.0))
+        chunk = np.zeros((32, 8))
+        fd = remote.imagine(droid_request(np.zeros(7)), chunk, "push", decode_video=False, actions_space="normalized")
+        assert fd.video is None and policy.options[-1] == {"actions_space": "normalized"}
+        assert remote.imagine(droid_request(np.zeros(7)), chunk, "push").video.shape == (5, 8, 8, 3)
+        with pytest.raises(TypeError, match="unexpected keyword argument 'sed'"):
+            remote.act(droid_request(np.zeros(7)), "a", sed=3)
+
+
+def test_imagine_reads_an_actions_file_on_the_client(serve, tmp_path):
+    t = serve()
+    e = get_embodiment("droid")
+    physical = np.tile(np.linspace(0, 1, 8), (32, 1))
+    path = tmp_path / "actions.json"
+    path.write_text(json.dumps({"actions": physical.tolist(), "columns": list(e.columns)}))
+    with RemotePolicy(t.url) as remote:
+        fd = remote.imagine(droid_request(np.zeros(7)), path, "push")
+    np.testing.assert_allclose(fd.actions, to_model(e, physical))  # the stand-in echoes what it received
+    with pytest.raises(ValueError, match="needs the embodiment"):
+        RemotePolicy("ws://127.0.0.1:9", connect_now=False).imagine(droid_request(np.zeros(7)), path, "push")
+
+
+def test_a_connection_closed_while_idle_is_reopened_and_the_request_sent_once(serve):
+    t = serve()
+    remote = RemotePolicy(t.url)
+    remote.act(droid_request(np.zeros(7)), "a")
+    port = t.server.port
+    t.stop()  # a restart: the server drains and closes the idle connection with 1001
+    policy = StandInPolicy()
+    serve(policy, port=port)
+    pred = remote.act(droid_request(np.ones(7)), "b")
+    np.testing.assert_allclose(pred.actions, expected_actions(np.ones(7), "b"), rtol=1e-6)
+    assert policy.calls == 1
+    remote.close()
