@@ -92,6 +92,7 @@ def _array_map(data: bytes, dtype, shape) -> bytes:
         (_array_map(b"\0" * 8, "<f4", [3]), "needs 12"),  # too short
         (_array_map(b"\0" * 16, "<f4", [3]), "needs 12"),  # too long (openpi would accept this silently)
         (_array_map(b"\0" * 8, "<f4", [-2]), "non-negative"),
+        (_array_map(b"\xff" * 4, "<U1", [1]), "beyond U\\+10FFFF"),  # str() of it would fail later, anywhere
         (_array_map(b"\0" * 8, "<f4", "2"), "shape"),
         (_array_map("text", "<f4", [1]), "bin"),
         (msgpack.packb({b"__ndarray__": True, b"data": b""}), "lacks"),
@@ -123,6 +124,9 @@ def test_limits():
         unpackb(b"\x91" * 5000 + b"\x00")  # beyond msgpack's own stack: still a CodecError
     with pytest.raises(CodecError, match="malformed"):
         unpackb(packb(list(range(100))), Limits(max_items=99))
+    with pytest.raises(CodecError, match="more than max_objects=100 values"):  # in all, across containers
+        unpackb(packb([[0] * 40] * 3), Limits(max_objects=100))
+    assert unpackb(packb([[0] * 40] * 2), Limits(max_objects=100)) == [[0] * 40] * 2
     with pytest.raises(CodecError, match="malformed"):
         unpackb(packb("x" * 100), Limits(max_str_bytes=99))
     with pytest.raises(ValueError, match="max_depth"):

@@ -19,7 +19,7 @@ import websockets
 from serving_standins import StandInPolicy, droid_request, expected_actions
 from websockets.sync.client import connect
 
-from worldpolicy.serving import Limits, RemotePolicy, ServerClosedError, packb, unpackb
+from worldpolicy.serving import Limits, RemotePolicy, ServerClosedError, ServerError, packb, unpackb
 
 
 def _exchange(url: str, frame: bytes | str) -> tuple[str, int]:
@@ -58,6 +58,12 @@ BAD_FRAMES = [
     (packb({k: v for k, v in droid_request(np.zeros(7)).items() if k != "prompt"}), "missing or empty key 'prompt'"),
     (packb({k: v for k, v in droid_request(np.zeros(7)).items() if "wrist" not in k}), "missing camera key"),
     (packb(_with(mode="forward_dynamics", actions=np.zeros((32, 3)))), "actions has shape (32, 3)"),
+    (packb(_with(observation__joint_position=[[1.0], [2.0, 3.0]])), "numeric array, got a ragged list"),
+    (packb(_with(mode=np.array(["policy", "policy"]))), "mode=array(['policy', 'policy']"),
+    (msgpack.packb({**droid_request(np.zeros(7)), "seed": _raw_array(np.zeros(1, "<u4") + 0xFFFFFFFF, "<U1")},
+                   default=packb), "beyond U+10FFFF"),
+    # a small frame of nested empty lists would expand into ~70x its size in Python objects
+    (b"\x81\xa1x\x92" + (b"\xdc\xff\xff" + b"\x90" * 65535) * 2, "more than max_objects"),
 ]
 
 
@@ -163,3 +169,42 @@ def test_sigterm_drains_inflight_requests_then_exits(tmp_path):
             os.kill(proc.pid, signal.SIGKILL)
     log = proc.stderr.read()
     assert '"event": "draining"' in log and '"event": "stopped"' in log
+
+
+class _BadOutputPolicy(StandInPolicy):
+    """Answers the prompt "nan" with NaN actions and "narrow" with 3 columns where the embodiment has 8."""
+
+    def act(self, observation, prompt, **options):
+        pred = super().act(observation, prompt, **options)
+        if prompt == "nan":
+            pred.actions[3, 2] = np.nan
+        elif prompt == "narrow":
+            pred.actions = pred.actions[:, :3]
+        return pred
+
+
+def test_actions_no_robot_should_run_are_refused(serve):
+    t = serve(_BadOutputPolicy(batching=False))
+    with RemotePolicy(t.url) as policy:
+        with pytest.raises(ServerError, match=r"unusable policy result \(actions contain NaN or inf\)"):
+            policy.act(droid_request(np.zeros(7)), "nan")
+        with pytest.raises(ServerError, match=r"actions float64 \(32, 3\) do not match the 8 columns"):
+            policy.act(droid_request(np.zeros(7)), "narrow")
+        assert policy.act(droid_request(np.zeros(7)), "fine").actions.shape == (32, 8)
+
+
+def test_shutdown_does_not_wait_on_peers_that_never_answer_the_close_frame(serve):
+    t = serve(drain_timeout_s=0.2)
+    silent = []
+    for _ in range(3):  # complete the WebSocket handshake, then read nothing and never answer
+        s = socket.create_connection(("127.0.0.1", t.server.port))
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        assert b"101" in s.recv(4096)
+        silent.append(s)
+    t0 = time.monotonic()
+    t.stop()
+    assert time.monotonic() - t0 < 4  # closed together, stragglers aborted (was ~10 s each, one after another)
+    assert not t._thread.is_alive()
+    for s in silent:
+        s.close()

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+import websockets
 from serving_standins import StandInPolicy, droid_request, expected_actions
 from websockets.sync.client import connect
 
@@ -215,6 +216,9 @@ def test_api_key(serve):
         assert policy.act(droid_request(np.zeros(7)), "a").actions.shape == (32, 8)
     with connect(t.url, additional_headers={"Authorization": "Bearer s3cret-key-123"}) as ws:  # RoboLab's scheme
         assert unpackb(ws.recv())["embodiment"] == "droid/joint_pos"
+    both = [("Authorization", "Api-Key s3cret-key-123")] * 2
+    with pytest.raises(websockets.InvalidStatus, match="401"):  # two headers: refused, not an internal error
+        connect(t.url, additional_headers=both).close()
     assert _http(t, "/healthz")[0] == 200  # probes need no key
     assert _http(t, "/metrics")[0] == 401
     assert _http(t, "/metrics", {"Authorization": "Api-Key s3cret-key-123"})[0] == 200

@@ -78,11 +78,15 @@ def _check_numeric(key: str, value: Any, *, ndim: tuple[int, ...], width: int | 
     if isinstance(value, np.ndarray):
         array = value
     elif isinstance(value, (int, float, list, np.generic)):
-        array = np.asarray(value)
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError, OverflowError):  # ragged nested lists, ints beyond int64
+            array = None
     else:
         array = None
     if array is None or array.dtype.kind not in "biuf":
-        raise RequestError(f"{key} must be a numeric array, got {type(value).__name__}")
+        got = "a ragged list" if isinstance(value, list) and array is None else type(value).__name__
+        raise RequestError(f"{key} must be a numeric array, got {got}")
     shape = array.shape
     if len(shape) not in ndim or (width is not None and shape and shape[-1] != width):
         want = f"last axis {width}, " if width is not None else ""
@@ -114,8 +118,8 @@ class ObservationAdapter:
         if not isinstance(message, dict):
             raise RequestError(f"request must be a msgpack map of observation keys, got {type(message).__name__}")
         mode = message.get("mode", "policy")
-        if mode not in MODES:
-            raise RequestError(f"mode={mode!r} is not supported; accepted: {', '.join(MODES)}")
+        if not isinstance(mode, str) or mode not in MODES:
+            raise RequestError(f"mode={mode!r:.60} is not supported; accepted: {', '.join(MODES)}")
         prompt = self._get(message, PROMPT_KEY)
         if isinstance(prompt, bytes):
             prompt = prompt.decode("utf-8", errors="replace")

@@ -2,8 +2,9 @@
 
 An array travels as a msgpack map with the bin keys `__ndarray__`, `data` (C-order bytes), `dtype` (`dtype.str`) and
 `shape`; a numpy scalar as `__npgeneric__`, `data` (native value), `dtype`. Decoding checks every size before it
-allocates: message bytes, bin/str/array/map lengths, nesting depth, and that `data` holds exactly `shape × itemsize`
-bytes. Decoded arrays alias the decoded bin payload (read-only, no further copy): copy before writing in place.
+allocates: message bytes, bin/str/array/map lengths, the number of decoded values in all, nesting depth, and that
+`data` holds exactly `shape × itemsize` bytes. Decoded arrays alias the decoded bin payload (read-only, no further
+copy): copy before writing in place.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class Limits:
     max_array_bytes: int = 64 * 2**20
     max_str_bytes: int = 2**20
     max_items: int = 2**16  # entries of one map or list
+    max_objects: int = 2**17  # maps, lists and their entries in all: a small frame of nested empty lists cannot
+    # expand into gigabytes of Python objects (arrays travel as one bin each, so real requests hold a few dozen)
     max_depth: int = 32
 
     def __post_init__(self) -> None:
@@ -138,6 +141,10 @@ def _decode_array(obj: dict) -> np.ndarray:
         raise CodecError(
             f"array data has {len(data)} bytes but shape {tuple(shape)} of dtype {dtype.str!r} needs {expected}"
         )
+    if dtype.kind == "U" and data:  # numpy stores str as UTF-32 code points; beyond U+10FFFF breaks str()
+        code_points = np.frombuffer(data, np.dtype("u4").newbyteorder(dtype.byteorder))
+        if code_points.max() > 0x10FFFF:
+            raise CodecError(f"unicode array of dtype {dtype.str!r} holds values beyond U+10FFFF")
     # aliases the bin's bytes object: no copy, read-only, aligned (CPython bytes payloads start 16-byte aligned)
     return np.ndarray(shape, dtype, data)
 
@@ -161,10 +168,27 @@ def unpackb(data: bytes | bytearray | memoryview, limits: Limits = DEFAULT_LIMIT
     size = memoryview(data).nbytes
     if size > limits.max_message_bytes:
         raise CodecError(f"message is {size} bytes; max_message_bytes={limits.max_message_bytes}")
+    budget = limits.max_objects
+
+    def spend(count: int) -> None:
+        nonlocal budget
+        budget -= count
+        if budget < 0:
+            raise CodecError(f"message holds more than max_objects={limits.max_objects} values (send arrays as numpy)")
+
+    def counted_list(items: list) -> list:
+        spend(len(items) + 1)
+        return items
+
+    def counted_map(obj: dict) -> Any:
+        spend(len(obj) + 1)
+        return _decode_map(obj)
+
     try:
         obj = msgpack.unpackb(
             data,
-            object_hook=_decode_map,
+            object_hook=counted_map,
+            list_hook=counted_list,
             raw=False,
             strict_map_key=True,
             max_bin_len=limits.max_array_bytes,

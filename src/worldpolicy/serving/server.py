@@ -247,7 +247,10 @@ class PolicyServer:
 
     # ----------------------------------------------------------------------------------------------- HTTP side
     def _authorized(self, request: Request) -> bool:
-        return self.config.api_key is None or api_key_matches(request.headers.get("Authorization"), self.config.api_key)
+        if self.config.api_key is None:
+            return True
+        given = request.headers.get_all("Authorization")  # exactly one header: two are refused, not a crash
+        return len(given) == 1 and api_key_matches(given[0], self.config.api_key)
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
@@ -320,9 +323,9 @@ class PolicyServer:
                 return None
             try:
                 reply = packb(self._reply(job, result, t0, prev_total_ms))
-            except Exception as exc:  # the policy returned something that is not a Prediction
+            except Exception as exc:  # not a Prediction, or actions no robot should run
                 logger.exception("cannot build the reply")
-                text = f"internal server error: cannot encode the policy's result ({exc})"
+                text = f"internal server error: unusable policy result ({exc})"
                 await self._refuse(ws, conn, text, CloseCode.INTERNAL_ERROR, "error")
                 return None
             await ws.send(reply)
@@ -344,6 +347,9 @@ class PolicyServer:
             request = self.adapter.parse(unpackb(message, self.config.limits))
         except (CodecError, RequestError) as exc:
             raise _Refusal(f"bad request: {exc}", CloseCode.INTERNAL_ERROR, "bad_request") from None
+        except Exception as exc:  # a request our checks missed: still this client's error text, and a log entry
+            logger.exception("unexpected error while reading a request")
+            raise _Refusal(f"bad request: {error_text(exc)}", CloseCode.INTERNAL_ERROR, "bad_request") from None
         queued = self._queue.qsize()
         if queued >= self.config.max_queue:
             raise _Refusal(
@@ -507,8 +513,15 @@ class PolicyServer:
         deadline = time.perf_counter() + self.config.drain_timeout_s
         while self._active and time.perf_counter() < deadline:  # every admitted request gets its reply
             await asyncio.sleep(0.01)
-        for ws in list(self._connections):
-            await ws.close(CloseCode.GOING_AWAY, "server shutting down")
+        # all at once, within the drain deadline (at least 1 s): a peer that never answers the close frame must not
+        # hold the shutdown for websockets' close_timeout, one connection after another
+        closing = {asyncio.ensure_future(ws.close(CloseCode.GOING_AWAY, "server shutting down")): ws
+                   for ws in self._connections}
+        if closing:
+            _, stuck = await asyncio.wait(closing, timeout=max(deadline - time.perf_counter(), 1.0))
+            for task in stuck:
+                task.cancel()
+                closing[task].transport.abort()
         _log(logging.INFO, "stopped")
 
     def run(self) -> None:
@@ -590,8 +603,13 @@ def run_batch(policy: Any, requests: list[WireRequest]) -> list[Prediction | Bas
 
 
 def reply_fields(pred: Prediction) -> dict[str, Any]:
-    """A Prediction as reply keys: `action` (RoboLab) and `actions` (openpi), columns, units, timings in ms."""
+    """A Prediction as reply keys: `action` (RoboLab) and `actions` (openpi), columns, units, timings in ms. Raises
+    ValueError for actions no robot should run: not [chunk, one per column], or NaN/inf."""
     actions = np.asarray(pred.actions)
+    if actions.ndim != 2 or actions.shape[1] != len(pred.columns) or actions.dtype.kind not in "biuf":
+        raise ValueError(f"actions {actions.dtype} {actions.shape} do not match the {len(pred.columns)} columns")
+    if not np.isfinite(actions).all():
+        raise ValueError("actions contain NaN or inf")
     reply: dict[str, Any] = {
         "action": actions,
         "actions": actions,
