@@ -1,7 +1,8 @@
 """A fast stand-in with the Policy interface, for transport tests (the real engine is exercised in test_serving_engine).
 
 Its actions are a deterministic function of the request (joint state, prompt, seed), so a test can check that every
-client received the answer to its own request and not a neighbour's.
+client received the answer to its own request and not a neighbour's. The prompts "raise", "nan" and "narrow" make it
+fail, return NaN actions, or return 3 columns where the embodiment has 8.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ class StandInPolicy:
         if prompt == "raise":
             raise RuntimeError("stand-in failure requested by the prompt")
         actions = expected_actions(joints, prompt, seed or 0, e.chunk_size)
+        if prompt == "nan":  # actions no robot should run: the server must refuse to send them
+            actions[3, 2] = np.nan
+        elif prompt == "narrow":
+            actions = actions[:, :3]
         video = np.zeros((5, 8, 8, 3), np.uint8) if decode_video else None
         return Prediction(
             mode=mode, embodiment=e.key, columns=list(e.columns), units=list(e.units), actions=actions,

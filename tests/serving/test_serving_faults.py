@@ -171,20 +171,8 @@ def test_sigterm_drains_inflight_requests_then_exits(tmp_path):
     assert '"event": "draining"' in log and '"event": "stopped"' in log
 
 
-class _BadOutputPolicy(StandInPolicy):
-    """Answers the prompt "nan" with NaN actions and "narrow" with 3 columns where the embodiment has 8."""
-
-    def act(self, observation, prompt, **options):
-        pred = super().act(observation, prompt, **options)
-        if prompt == "nan":
-            pred.actions[3, 2] = np.nan
-        elif prompt == "narrow":
-            pred.actions = pred.actions[:, :3]
-        return pred
-
-
 def test_actions_no_robot_should_run_are_refused(serve):
-    t = serve(_BadOutputPolicy(batching=False))
+    t = serve(StandInPolicy(batching=False))
     with RemotePolicy(t.url) as policy:
         with pytest.raises(ServerError, match=r"unusable policy result \(actions contain NaN or inf\)"):
             policy.act(droid_request(np.zeros(7)), "nan")

@@ -6,6 +6,7 @@ Runs in the default suite: CI installs the `ray` extra through `all`, so a missi
 from __future__ import annotations
 
 import socket
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -67,6 +68,37 @@ def test_two_replicas_behind_one_endpoint(ray_endpoint):
     assert [good for good, _ in results] == [6] * 8  # every client got its own answers
     assert len(set().union(*(r for _, r in results))) == 2  # both replicas served
     with RemotePolicy(ray_endpoint, api_key="ray-key-0001") as policy:
-        assert policy.metadata()["embodiment"] == "droid/joint_pos"
+        meta = policy.metadata()
+        assert meta["embodiment"] == "droid/joint_pos"
+        assert meta["max_message_bytes"] == 16 * 2**20  # what Serve's proxy accepts, not the 64 MiB asked for
         with pytest.raises(ServerError, match="bad request: .*'prompt'"):
             policy.infer({k: v for k, v in droid_request(np.zeros(7)).items() if k != "prompt"})
+
+
+def test_one_bad_request_fails_alone_and_probes_answer(ray_endpoint):
+    from worldpolicy.serving import RemotePolicy, ServerError
+
+    http = ray_endpoint.replace("ws://", "http://")
+    assert urllib.request.urlopen(http + "/readyz", timeout=10).read() == b"ready\n"
+    bad = {**droid_request(np.zeros(7)), "observation/joint_position": [[1.0], [2.0, 3.0]]}
+
+    def send(request):
+        with RemotePolicy(ray_endpoint, api_key="ray-key-0001", read_timeout_s=60) as policy:
+            try:
+                return policy.infer(request)["actions"]
+            except ServerError as exc:
+                return str(exc)
+
+    good = [{**droid_request(np.full(7, k)), "prompt": "fine"} for k in range(3)]
+    requests = [bad, *good, {**droid_request(np.zeros(7)), "prompt": "nan"}]
+    with ThreadPoolExecutor(len(requests)) as pool:  # concurrent: they share batches
+        results = list(pool.map(send, requests))
+    assert "bad request: observation/joint_position must be a numeric array, got a ragged list" in results[0]
+    for k, actions in enumerate(results[1:4]):
+        np.testing.assert_allclose(actions, expected_actions(np.full(7, k), "fine"))
+    assert "unusable policy result (actions contain NaN or inf)" in results[4]
+    with pytest.raises(urllib.error.HTTPError, match="401"):
+        urllib.request.urlopen(http + "/metrics", timeout=10)
+    request = urllib.request.Request(http + "/metrics", headers={"Authorization": "Api-Key ray-key-0001"})
+    text = urllib.request.urlopen(request, timeout=10).read().decode()
+    assert 'worldpolicy_requests_total{status="bad_request"}' in text and "worldpolicy_request_latency" in text

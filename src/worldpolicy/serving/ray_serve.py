@@ -6,11 +6,16 @@ errors as text + close 1011) through a FastAPI WebSocket route and forwards each
 one `policy.act_batch`. Frames are decoded and validated in the replica by the same codec and adapter as
 `worldpolicy serve`, so both front ends answer identically. Inside the cluster Ray moves bytes between its own
 processes; clients only ever reach the msgpack wire.
+
+Differences from the single-process server: messages are capped at 16 MiB (`RAY_PROXY_MAX_MESSAGE_BYTES`, the
+WebSocket limit of Serve's uvicorn proxy, which Serve does not expose), and `/metrics` counts the ingress's requests
+and latencies; batch sizes and queue lengths are in Ray's own metrics (`ray_serve_*`).
 """
 
 # No `from __future__ import annotations` here: FastAPI must see the real `WebSocket` annotation of the route through
 # Ray's class-based view, else it validates the argument as a query parameter and closes every socket with 1008.
 import asyncio
+import dataclasses
 import logging
 import signal
 import threading
@@ -18,16 +23,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import PlainTextResponse
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from ray import serve
+from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
 from .adapters import ObservationAdapter, RequestError, warmup_message
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
-from .server import ServerConfig, _log, api_key_matches, error_text, reply_fields, run_batch, server_metadata
+from .server import ServerConfig, _log, api_key_matches, error_text, logger, reply_fields, run_batch, server_metadata
 
-__all__ = ["PolicyReplica", "WireIngress", "build_app", "run", "serve_until_signal"]
+__all__ = ["RAY_PROXY_MAX_MESSAGE_BYTES", "PolicyReplica", "WireIngress", "build_app", "run", "serve_until_signal"]
+
+RAY_PROXY_MAX_MESSAGE_BYTES = 16 * 2**20  # uvicorn's default `ws_max_size`; Serve's proxy refuses more with 1009
 
 _app = FastAPI(title="worldpolicy", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -69,6 +78,9 @@ class PolicyReplica:
                 valid.append((i, self.adapter.parse(unpackb(frame, self.limits))))
             except (CodecError, RequestError) as exc:
                 out[i] = (False, f"bad request: {exc}")
+            except Exception as exc:  # noqa: BLE001 - a request our checks missed fails alone, not its batch
+                logger.exception("unexpected error while reading a request")
+                out[i] = (False, f"bad request: {error_text(exc)}")
         started = time.perf_counter()
         results = await asyncio.to_thread(run_batch, self.policy, [r for _, r in valid]) if valid else []
         infer_ms = (time.perf_counter() - started) * 1000
@@ -77,28 +89,66 @@ class PolicyReplica:
             if isinstance(result, BaseException):
                 out[i] = (False, error_text(result))
                 continue
-            reply = reply_fields(result)
-            reply["server_timing"] = {"infer_ms": infer_ms, "batch_size": len(valid), "replica": replica}
-            out[i] = (True, packb(reply))
+            try:
+                reply = reply_fields(result)
+                reply["server_timing"] = {"infer_ms": infer_ms, "batch_size": len(valid), "replica": replica}
+                out[i] = (True, packb(reply))
+            except Exception as exc:  # noqa: BLE001 - not a Prediction, or unsafe actions: this request only
+                logger.exception("cannot build the reply")
+                out[i] = (False, f"internal server error: unusable policy result ({exc})")
         return out  # type: ignore[return-value]
 
 
 @serve.ingress(_app)
 class WireIngress:
-    """The openpi wire on `ws://host:port/` plus `GET /healthz`, in front of the replicas."""
+    """The openpi wire on `ws://host:port/` plus `GET /healthz`, `/readyz` and `/metrics`, in front of the replicas."""
 
     def __init__(self, replicas: DeploymentHandle, api_key: str | None, max_message_bytes: int) -> None:
         self.replicas = replicas
         self.api_key = api_key
         self.max_message_bytes = max_message_bytes
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter("worldpolicy_requests", "Requests by outcome", ["status"], registry=r)
+        self.latency = Histogram(
+            "worldpolicy_request_latency_seconds",
+            "Ingress time per request (frame in to reply out)",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+
+    def _authorized(self, headers: Any) -> bool:
+        given = headers.getlist("authorization")  # exactly one header
+        return self.api_key is None or (len(given) == 1 and api_key_matches(given[0], self.api_key))
 
     @_app.get("/healthz")
     def healthz(self) -> PlainTextResponse:
         return PlainTextResponse("OK\n")
 
+    @_app.get("/readyz")
+    async def readyz(self) -> PlainTextResponse:
+        """200 once a replica answers (each has loaded and warmed up its policy before it takes requests)."""
+        try:
+            await asyncio.wait_for(self.replicas.metadata.remote(), timeout=5)
+        except Exception:  # noqa: BLE001 - no replica up (yet): not ready
+            return PlainTextResponse("loading\n", status_code=503)
+        return PlainTextResponse("ready\n")
+
+    @_app.get("/metrics")
+    def metrics(self, request: Request) -> PlainTextResponse:
+        if not self._authorized(request.headers):
+            self.requests.labels("unauthorized").inc()
+            return PlainTextResponse("missing or wrong API key (send 'Authorization: Api-Key <key>')\n", 401)
+        return PlainTextResponse(generate_latest(self.registry).decode(), media_type="text/plain; version=0.0.4")
+
+    async def _refuse(self, ws: WebSocket, text: str, code: int, status: str) -> None:
+        self.requests.labels(status).inc()
+        await ws.send_text(text)
+        await ws.close(code=code)
+
     @_app.websocket("/")
     async def wire(self, ws: WebSocket) -> None:
-        if self.api_key is not None and not api_key_matches(ws.headers.get("authorization"), self.api_key):
+        if not self._authorized(ws.headers):
+            self.requests.labels("unauthorized").inc()
             await ws.close(code=1008)  # before accept: the handshake is refused (HTTP 403)
             return
         await ws.accept()
@@ -107,20 +157,32 @@ class WireIngress:
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
                 return
+            t0 = time.perf_counter()
             frame = message.get("bytes")
             if frame is None:
-                await ws.send_text("bad request: expected a binary msgpack frame, got a text frame")
-                await ws.close(code=1011)
+                await self._refuse(ws, "bad request: expected a binary msgpack frame, got a text frame", 1011,
+                                   "bad_request")
                 return
             if len(frame) > self.max_message_bytes:
+                self.requests.labels("too_big").inc()
                 await ws.close(code=1009, reason=f"message over max_message_bytes={self.max_message_bytes}")
                 return
-            ok, payload = await self.replicas.infer.remote(frame)
+            try:
+                ok, payload = await self.replicas.infer.remote(frame)
+            except BackPressureError:
+                await self._refuse(ws, "server busy: every replica's queue is full; retry later", 1013, "busy")
+                return
+            except Exception as exc:  # noqa: BLE001 - a replica died or failed: this client gets the text
+                logger.exception("replica call failed")
+                await self._refuse(ws, f"internal server error: {error_text(exc)[:500]}", 1011, "error")
+                return
             if not ok:
-                await ws.send_text(payload)
-                await ws.close(code=1011)
+                status = "bad_request" if payload.startswith("bad request") else "error"
+                await self._refuse(ws, payload, 1011, status)
                 return
             await ws.send_bytes(payload)
+            self.requests.labels("ok").inc()
+            self.latency.observe(time.perf_counter() - t0)
 
 
 def build_app(
@@ -133,18 +195,29 @@ def build_app(
     key_map: dict[str, str] | None = None,
     limits: Limits = DEFAULT_LIMITS,
     warmup_requests: int = 0,
+    max_queue: int = 64,
     replica_actor_options: dict[str, Any] | None = None,
     ingress_actor_options: dict[str, Any] | None = None,
 ) -> serve.Application:
     """The Ray Serve application: `loader()` runs once in every replica (e.g. `Policy.from_pretrained(...)` on its
-    GPU, `replica_actor_options={"num_gpus": 1}`). Deploy with `run(app, port=...)` or `serve.run`."""
-    ServerConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, api_key=api_key, limits=limits)  # validate early
+    GPU, `replica_actor_options={"num_gpus": 1}`). Deploy with `run(app, port=...)` or `serve.run`. `max_queue`
+    requests may wait per replica before clients get "server busy" (close 1013)."""
+    ServerConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, api_key=api_key, limits=limits, max_queue=max_queue)
     if not isinstance(num_replicas, int) or num_replicas < 1:
         raise ValueError(f"num_replicas={num_replicas!r} must be an int >= 1")
+    if limits.max_message_bytes > RAY_PROXY_MAX_MESSAGE_BYTES:
+        _log(logging.WARNING, "max_message_bytes_capped", asked=limits.max_message_bytes,
+             used=RAY_PROXY_MAX_MESSAGE_BYTES, why="Ray Serve's proxy refuses larger WebSocket messages")
+        limits = dataclasses.replace(
+            limits,
+            max_message_bytes=RAY_PROXY_MAX_MESSAGE_BYTES,
+            max_array_bytes=min(limits.max_array_bytes, RAY_PROXY_MAX_MESSAGE_BYTES),
+        )
     replica = serve.deployment(
         PolicyReplica,
         num_replicas=num_replicas,
-        max_ongoing_requests=4 * max_batch,
+        max_ongoing_requests=2 * max_batch,  # one batch running, the next one filling; the rest wait in Serve's queue
+        max_queued_requests=max_queue * num_replicas,
         ray_actor_options=replica_actor_options or {},
     )
     ingress = serve.deployment(WireIngress, ray_actor_options=ingress_actor_options or {})
