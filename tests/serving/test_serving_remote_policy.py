@@ -39,6 +39,7 @@ def test_act_batch_raises_the_first_failure_after_the_rest_finish(serve):
         assert remote._peers == []
         with pytest.raises(TypeError, match="list of PolicyRequest"):
             remote.act_batch([droid_request(np.zeros(7))])
+        assert remote.act_batch([]) == []
         with pytest.raises(ValueError, match="connections=0"):
             remote.act_batch(requests, connections=0)
         with pytest.raises(ValueError, match="actions were given but mode='policy'"):

@@ -417,6 +417,8 @@ class RemotePolicy:
                                         or connections < 1):
             raise ValueError(f"connections={connections!r} must be an int >= 1")
         wires = [self._wire_request(r) for r in requests]
+        if not wires:
+            return []
         if connections is None:
             server_batch = self.metadata().get("max_batch")
             connections = server_batch if isinstance(server_batch, int) and server_batch >= 1 else 1
