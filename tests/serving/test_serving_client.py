@@ -48,6 +48,8 @@ class FakeServer:
                 ws.send(b"\xc1\xc1 not msgpack at all")
             elif behaviour == "no_actions":
                 ws.send(packb({"result": 1}))
+            elif behaviour == "error_reply":  # RoboLab-style proxies answer a failure with a reply map
+                ws.send(packb({"type": "error", "message": "model not loaded"}))
             elif behaviour == "close":
                 ws.close(1011, "boom")
                 return
@@ -118,6 +120,15 @@ def test_unreadable_reply(fake):
             policy.act(droid_request(np.zeros(7)), "a")
         assert policy.act(droid_request(np.zeros(7)), "a").actions.shape == (4, 8)
     assert server.connections == 2  # a complete but useless reply leaves the stream in sync: kept
+
+
+def test_error_reply_map_is_a_server_error(fake):
+    server = fake(r0="error_reply")
+    with RemotePolicy(server.url) as policy:
+        with pytest.raises(ServerError, match="error from ws://.*: model not loaded"):
+            policy.act(droid_request(np.zeros(7)), "a")
+        assert policy.act(droid_request(np.zeros(7)), "a").actions.shape == (4, 8)
+    assert server.connections == 1  # a complete exchange: the connection stays in sync
 
 
 def test_closed_and_server_error(fake):

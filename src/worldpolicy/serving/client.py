@@ -484,6 +484,8 @@ class RemotePolicy:
         return self._embodiment
 
     def _prediction(self, reply: dict[str, Any], mode: str, roundtrip_s: float) -> Prediction:
+        if reply.get("type") == "error":  # how RoboLab-style proxies (vLLM-Omni, Cosmos reference) report a failure
+            raise ServerError(f"error from {self.url}: {reply.get('message', reply)!s:.2000}")
         raw = reply.get("actions", reply.get("action"))
         if not isinstance(raw, np.ndarray) or raw.ndim != 2 or raw.dtype.kind not in "biuf":
             got = f"{raw.dtype} {raw.shape}" if isinstance(raw, np.ndarray) else type(raw).__name__
