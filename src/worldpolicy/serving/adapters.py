@@ -24,7 +24,7 @@ from ..embodiments import Embodiment
 from ..processing.actions import ACTION_SPACES
 from ..results import MODES
 
-__all__ = ["IMAGE_KEY", "ObservationAdapter", "RequestError", "WireRequest", "warmup_message"]
+__all__ = ["IMAGE_KEY", "ObservationAdapter", "RequestError", "WireRequest", "all_finite", "warmup_message"]
 
 IMAGE_KEY = "observation/image"
 PROMPT_KEY = "prompt"
@@ -48,14 +48,15 @@ class WireRequest:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-_SMALL = 64  # values; up to this many, `_all_finite` loops over Python floats
+_SMALL = 1024  # values; up to this many, `all_finite` sums Python floats
 
 
-def _all_finite(array: np.ndarray) -> bool:
-    """No NaN/inf in a float array. Small ones (joint state, a gripper value) go through Python floats: on the serving
-    path numpy's ufunc and reduction set-up cost more than the check itself (docs/serving.md, "Measured")."""
-    if array.size <= _SMALL:
-        return all(map(math.isfinite, array.ravel().tolist()))
+def all_finite(array: np.ndarray) -> bool:
+    """No NaN/inf in a float array. Small ones (joint state, an action chunk) are summed as Python floats: on the
+    serving path numpy's ufunc and reduction set-up cost more than the check itself (docs/serving.md, "Measured").
+    NaN and inf survive a sum; only huge finite values could overflow it, and that case asks numpy."""
+    if array.size <= _SMALL and math.isfinite(sum(array.ravel().tolist())):
+        return True
     return bool(np.isfinite(array).all())
 
 
@@ -69,7 +70,7 @@ def _check_image(key: str, value: Any) -> np.ndarray:
         raise RequestError(f"{key} has shape {shape}; accepted: [H, W, 3], [3, H, W] or frames [T, H, W, 3]")
     if max(shape) > MAX_IMAGE_SIDE:
         raise RequestError(f"{key} has shape {shape}; each side must be at most {MAX_IMAGE_SIDE}")
-    if kind == "f" and not _all_finite(value):
+    if kind == "f" and not all_finite(value):
         raise RequestError(f"{key} contains NaN or inf values")
     return value
 
@@ -92,7 +93,7 @@ def _check_numeric(key: str, value: Any, *, ndim: tuple[int, ...], width: int | 
         want = f"last axis {width}, " if width is not None else ""
         raise RequestError(f"{key} has shape {shape}; accepted: {want}ndim in {ndim}")
     array = array.astype(np.float64)  # a writable copy, whatever the wire dtype
-    if not _all_finite(array):
+    if not all_finite(array):
         raise RequestError(f"{key} contains NaN or inf values")
     return array
 

@@ -36,7 +36,7 @@ from websockets.http11 import Request, Response
 
 from .. import __version__
 from ..results import Prediction
-from .adapters import ObservationAdapter, RequestError, WireRequest, warmup_message
+from .adapters import ObservationAdapter, RequestError, WireRequest, all_finite, warmup_message
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
 
 __all__ = [
@@ -608,7 +608,7 @@ def reply_fields(pred: Prediction) -> dict[str, Any]:
     actions = np.asarray(pred.actions)
     if actions.ndim != 2 or actions.shape[1] != len(pred.columns) or actions.dtype.kind not in "biuf":
         raise ValueError(f"actions {actions.dtype} {actions.shape} do not match the {len(pred.columns)} columns")
-    if not np.isfinite(actions).all():
+    if not all_finite(actions):
         raise ValueError("actions contain NaN or inf")
     reply: dict[str, Any] = {
         "action": actions,
