@@ -102,3 +102,18 @@ def test_one_bad_request_fails_alone_and_probes_answer(ray_endpoint):
     request = urllib.request.Request(http + "/metrics", headers={"Authorization": "Api-Key ray-key-0001"})
     text = urllib.request.urlopen(request, timeout=10).read().decode()
     assert 'worldpolicy_requests_total{status="bad_request"}' in text and "worldpolicy_request_latency" in text
+    assert 'worldpolicy_requests_total{status="error"} 1.0' in text  # the NaN reply, as the single server counts it
+
+
+def test_more_open_connections_than_serve_default_slots(ray_endpoint):
+    from worldpolicy.serving import RemotePolicy
+
+    # Serve counts an open WebSocket as one ongoing request of the ingress (its default limit is 5)
+    clients = [RemotePolicy(ray_endpoint, api_key="ray-key-0001", connect_timeout_s=5) for _ in range(8)]
+    try:
+        for k, client in enumerate(clients):
+            raw = client.infer({**droid_request(np.full(7, k)), "prompt": "many"})
+            np.testing.assert_allclose(raw["actions"], expected_actions(np.full(7, k), "many"))
+    finally:
+        for client in clients:
+            client.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from serving_standins import StandInPolicy, droid_request, expected_actions
 from worldpolicy import get_embodiment
 from worldpolicy.policy import PolicyRequest
 from worldpolicy.processing.actions import to_model
-from worldpolicy.serving import RemotePolicy, ServerError
+from worldpolicy.serving import RemotePolicy, RemotePolicyError, ServerError
 
 
 def test_act_batch_spreads_requests_over_connections_so_the_server_fuses_them(serve):
@@ -89,3 +91,44 @@ def test_a_connection_closed_while_idle_is_reopened_and_the_request_sent_once(se
     np.testing.assert_allclose(pred.actions, expected_actions(np.ones(7), "b"), rtol=1e-6)
     assert policy.calls == 1
     remote.close()
+
+
+def test_act_batch_stops_on_a_failing_progress_callback(serve):
+    policy = StandInPolicy(batch_cost_s=0.05, batching=False)
+    t = serve(policy)
+    requests = [PolicyRequest(droid_request(np.full(7, k)), "a") for k in range(8)]
+
+    def progress(done: int, total: int) -> None:
+        raise RuntimeError("progress bar broke")
+
+    with RemotePolicy(t.url) as remote:
+        with pytest.raises(RuntimeError, match="progress bar broke"):
+            remote.act_batch(requests, progress=progress, connections=2)
+        assert policy.calls <= 3  # the requests in flight finish; no new ones are sent
+        assert remote.act(droid_request(np.zeros(7)), "still usable").actions.shape == (32, 8)
+
+
+def test_close_during_act_batch_stops_it_and_leaves_no_connection_open(serve):
+    policy = StandInPolicy(batch_cost_s=0.3, batching=False)
+    t = serve(policy, max_batch=2)
+    remote = RemotePolicy(t.url)
+    requests = [PolicyRequest(droid_request(np.full(7, k)), "a") for k in range(8)]
+    outcome = []
+    runner = threading.Thread(target=lambda: outcome.append(_raised(remote.act_batch, requests)))
+    runner.start()
+    assert policy.running.wait(5)
+    remote.close()
+    runner.join(10)
+    assert isinstance(outcome[0], RemotePolicyError) and "close() was called during act_batch" in str(outcome[0])
+    deadline = time.monotonic() + 5
+    while t.server._connections and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not t.server._connections and policy.calls < 8
+
+
+def _raised(fn, *args):
+    try:
+        fn(*args)
+    except Exception as exc:  # noqa: BLE001 - the test inspects it
+        return exc
+    return None

@@ -144,6 +144,7 @@ class RemotePolicy:
         self._metadata: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._peers: list[RemotePolicy] = []  # extra connections of `act_batch`
+        self._closes = 0  # counts close() calls: an `act_batch` running across one stops taking requests
         if connect_now:
             with self._lock:
                 self._connect()
@@ -214,6 +215,7 @@ class RemotePolicy:
 
     def close(self) -> None:
         """Close the connection and those `act_batch` opened (a later call reconnects)."""
+        self._closes += 1  # before waiting for the lock: an act_batch in progress stops taking requests
         with self._lock:
             self._drop(abort=False)
             peers, self._peers = self._peers, []
@@ -295,7 +297,7 @@ class RemotePolicy:
     def metadata(self) -> dict[str, Any]:
         """The server's metadata frame (embodiment, chunk, columns, model... on our server; often {} on openpi's)."""
         with self._lock:
-            self._connect()
+            self._open_connection()
             return dict(self._metadata)
 
     def infer(self, obs: Mapping[str, Any]) -> dict[str, Any]:
@@ -426,15 +428,16 @@ class RemotePolicy:
         with self._lock:
             while len(self._peers) < width - 1:
                 self._peers.append(self._spawn())
-            clients = [self, *self._peers[: width - 1]]
+            clients, closes = [self, *self._peers[: width - 1]], self._closes
         todo: queue.SimpleQueue[int] = queue.SimpleQueue()
         for i in range(len(wires)):
             todo.put(i)
         results: list[Prediction | BaseException | None] = [None] * len(wires)
         done, done_lock = [0], threading.Lock()
+        callback_error: list[BaseException] = []
 
         def work(client: RemotePolicy) -> None:
-            while True:
+            while not callback_error and self._closes == closes:  # stop after a failed callback or a close()
                 try:
                     i = todo.get_nowait()
                 except queue.Empty:
@@ -445,15 +448,26 @@ class RemotePolicy:
                     results[i] = exc
                 with done_lock:
                     done[0] += 1
-                    if progress is not None:
-                        progress(done[0], len(wires))
+                    if progress is not None and not callback_error:
+                        try:
+                            progress(done[0], len(wires))
+                        except BaseException as exc:  # noqa: BLE001 - raised below, once every thread is back
+                            callback_error.append(exc)
 
         threads = [threading.Thread(target=work, args=(c,), daemon=True) for c in clients[1:]]
         for thread in threads:
             thread.start()
-        work(clients[0])
-        for thread in threads:
-            thread.join()
+        try:
+            work(clients[0])
+        finally:
+            for thread in threads:
+                thread.join()
+        if callback_error:
+            raise callback_error[0]
+        if self._closes != closes:  # close() ran meanwhile: the peers may have reconnected since, so close them
+            for peer in clients[1:]:
+                peer.close()
+            raise RemotePolicyError(f"close() was called during act_batch: {done[0]} of {len(wires)} requests done")
         for result in results:
             if isinstance(result, BaseException):
                 raise result

@@ -32,7 +32,17 @@ from ray.serve.handle import DeploymentHandle
 
 from .adapters import ObservationAdapter, RequestError, warmup_message
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
-from .server import ServerConfig, _log, api_key_matches, error_text, logger, reply_fields, run_batch, server_metadata
+from .server import (
+    ServerConfig,
+    _log,
+    api_key_matches,
+    error_text,
+    failure_status,
+    logger,
+    reply_fields,
+    run_batch,
+    server_metadata,
+)
 
 __all__ = ["RAY_PROXY_MAX_MESSAGE_BYTES", "PolicyReplica", "WireIngress", "build_app", "run", "serve_until_signal"]
 
@@ -69,33 +79,33 @@ class PolicyReplica:
         return self._metadata
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
-    async def infer(self, frames: list[bytes]) -> list[tuple[bool, bytes | str]]:
-        """Frames → (True, packed reply) or (False, error text), one per frame, in order."""
-        out: list[tuple[bool, bytes | str] | None] = [None] * len(frames)
+    async def infer(self, frames: list[bytes]) -> list[tuple[str, bytes | str]]:
+        """Frames → ("ok", packed reply) or (metrics status, error text), one per frame, in order."""
+        out: list[tuple[str, bytes | str] | None] = [None] * len(frames)
         valid = []
         for i, frame in enumerate(frames):
             try:
                 valid.append((i, self.adapter.parse(unpackb(frame, self.limits))))
             except (CodecError, RequestError) as exc:
-                out[i] = (False, f"bad request: {exc}")
+                out[i] = ("bad_request", f"bad request: {exc}")
             except Exception as exc:  # noqa: BLE001 - a request our checks missed fails alone, not its batch
                 logger.exception("unexpected error while reading a request")
-                out[i] = (False, f"bad request: {error_text(exc)}")
+                out[i] = ("bad_request", f"bad request: {error_text(exc)}")
         started = time.perf_counter()
         results = await asyncio.to_thread(run_batch, self.policy, [r for _, r in valid]) if valid else []
         infer_ms = (time.perf_counter() - started) * 1000
         replica = serve.get_replica_context().replica_id.unique_id
         for (i, _), result in zip(valid, results):
             if isinstance(result, BaseException):
-                out[i] = (False, error_text(result))
+                out[i] = (failure_status(result), error_text(result))
                 continue
             try:
                 reply = reply_fields(result)
                 reply["server_timing"] = {"infer_ms": infer_ms, "batch_size": len(valid), "replica": replica}
-                out[i] = (True, packb(reply))
+                out[i] = ("ok", packb(reply))
             except Exception as exc:  # noqa: BLE001 - not a Prediction, or unsafe actions: this request only
                 logger.exception("cannot build the reply")
-                out[i] = (False, f"internal server error: unusable policy result ({exc})")
+                out[i] = ("error", f"internal server error: unusable policy result ({exc})")
         return out  # type: ignore[return-value]
 
 
@@ -168,7 +178,7 @@ class WireIngress:
                 await ws.close(code=1009, reason=f"message over max_message_bytes={self.max_message_bytes}")
                 return
             try:
-                ok, payload = await self.replicas.infer.remote(frame)
+                status, payload = await self.replicas.infer.remote(frame)
             except BackPressureError:
                 await self._refuse(ws, "server busy: every replica's queue is full; retry later", 1013, "busy")
                 return
@@ -176,8 +186,7 @@ class WireIngress:
                 logger.exception("replica call failed")
                 await self._refuse(ws, f"internal server error: {error_text(exc)[:500]}", 1011, "error")
                 return
-            if not ok:
-                status = "bad_request" if payload.startswith("bad request") else "error"
+            if status != "ok":
                 await self._refuse(ws, payload, 1011, status)
                 return
             await ws.send_bytes(payload)
@@ -196,15 +205,18 @@ def build_app(
     limits: Limits = DEFAULT_LIMITS,
     warmup_requests: int = 0,
     max_queue: int = 64,
+    max_connections: int = 1024,
     replica_actor_options: dict[str, Any] | None = None,
     ingress_actor_options: dict[str, Any] | None = None,
 ) -> serve.Application:
     """The Ray Serve application: `loader()` runs once in every replica (e.g. `Policy.from_pretrained(...)` on its
     GPU, `replica_actor_options={"num_gpus": 1}`). Deploy with `run(app, port=...)` or `serve.run`. `max_queue`
-    requests may wait per replica before clients get "server busy" (close 1013)."""
+    requests may wait per replica before clients get "server busy" (close 1013); `max_connections` WebSocket
+    connections may be open at once (Ray counts each as one ongoing request of the ingress)."""
     ServerConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, api_key=api_key, limits=limits, max_queue=max_queue)
-    if not isinstance(num_replicas, int) or num_replicas < 1:
-        raise ValueError(f"num_replicas={num_replicas!r} must be an int >= 1")
+    for name, value in (("num_replicas", num_replicas), ("max_connections", max_connections)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}={value!r} must be an int >= 1")
     if limits.max_message_bytes > RAY_PROXY_MAX_MESSAGE_BYTES:
         _log(logging.WARNING, "max_message_bytes_capped", asked=limits.max_message_bytes,
              used=RAY_PROXY_MAX_MESSAGE_BYTES, why="Ray Serve's proxy refuses larger WebSocket messages")
@@ -220,7 +232,10 @@ def build_app(
         max_queued_requests=max_queue * num_replicas,
         ray_actor_options=replica_actor_options or {},
     )
-    ingress = serve.deployment(WireIngress, ray_actor_options=ingress_actor_options or {})
+    # every open WebSocket holds one of the ingress's ongoing-request slots for as long as it stays open
+    ingress = serve.deployment(
+        WireIngress, max_ongoing_requests=max_connections, ray_actor_options=ingress_actor_options or {}
+    )
     replicas = replica.bind(loader, key_map, limits, max_batch, max_wait_ms, warmup_requests)
     return ingress.bind(replicas, api_key, limits.max_message_bytes)
 

@@ -47,6 +47,7 @@ __all__ = [
     "api_key_matches",
     "error_text",
     "event_loop_factory",
+    "failure_status",
     "keep_freed_memory",
     "reply_fields",
     "run_batch",
@@ -318,8 +319,7 @@ class PolicyServer:
                 _log(logging.INFO, "vanished", conn=conn)
                 return None
             if isinstance(result, BaseException):
-                status = "bad_request" if isinstance(result, (ValueError, TypeError, KeyError)) else "error"
-                await self._refuse(ws, conn, error_text(result), CloseCode.INTERNAL_ERROR, status)
+                await self._refuse(ws, conn, error_text(result), CloseCode.INTERNAL_ERROR, failure_status(result))
                 return None
             try:
                 reply = packb(self._reply(job, result, t0, prev_total_ms))
@@ -625,6 +625,11 @@ def reply_fields(pred: Prediction) -> dict[str, Any]:
     if pred.video is not None:
         reply["video"] = np.asarray(pred.video)
     return reply
+
+
+def failure_status(error: BaseException) -> str:
+    """The metrics status of a request the policy failed: the request's fault (bad_request) or the server's (error)."""
+    return "bad_request" if isinstance(error, (ValueError, TypeError, KeyError)) else "error"
 
 
 def error_text(error: BaseException) -> str:
