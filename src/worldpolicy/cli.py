@@ -47,12 +47,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (UsageError, ValueError, KeyError, FileNotFoundError, TypeError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, _user_errors()):
+            raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"worldpolicy {args.command}: error: {message}", file=sys.stderr)
         if args.verbose:
             raise
         return 2
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors shown as one line: bad input, and a policy server that is down, refuses or fails (the client module is
+    only imported by commands that talk to one, so a plain run never imports it here)."""
+    errors: tuple[type[Exception], ...] = (UsageError, ValueError, KeyError, FileNotFoundError, TypeError)
+    client = sys.modules.get("worldpolicy.serving.client")
+    return errors + (client.RemotePolicyError,) if client is not None else errors
 
 
 if __name__ == "__main__":

@@ -106,8 +106,48 @@ class Policy:
         `droid/joint_pos`), else `preset`, else 4 steps / CFG 3 on the checkpoint's schedule; explicit args win.
         `seed` makes the per-request seeds a deterministic sequence (RoboLab's `--deterministic-seed`).
         `embodiment=None` uses the checkpoint's own (`embodiment.json`, written by `worldpolicy train`), else droid."""
-        from .engine import Engine, SamplingConfig
-        from .engine.loading import check_compile_options, load_components, resolve_device, resolve_dtype
+        from .engine import Engine
+        from .engine.loading import load_components
+
+        emb, sampling, torch_device, torch_dtype = cls.check_pretrained(
+            path_or_id, embodiment, variant=variant, device=device, dtype=dtype, preset=preset, steps=steps,
+            guidance=guidance, schedule=schedule, shift=shift, native_grid=native_grid, chunk_size=chunk_size,
+            resolution_tier=resolution_tier, compile=compile, cuda_graphs=cuda_graphs,
+        )
+        parts = load_components(path_or_id, torch_device, torch_dtype)
+        engine = Engine(
+            parts["transformer"], parts["vae"], parts["tokenizer"], parts["scheduler"],
+            use_native_flow_schedule=parts["use_native_flow_schedule"],
+            default_use_system_prompt=parts["default_use_system_prompt"],
+            compile=compile, cuda_graphs=cuda_graphs,
+        )
+        return cls(engine, emb, sampling, chunk_size=chunk_size, resolution_tier=resolution_tier,
+                   source=str(path_or_id), seed=seed)
+
+    @staticmethod
+    def check_pretrained(
+        path_or_id: str | Path,
+        embodiment: str | Embodiment | None = None,
+        *,
+        variant: str | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        preset: str | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        schedule: str | None = None,
+        shift: float | None = None,
+        native_grid: bool | None = None,
+        chunk_size: int | None = None,
+        resolution_tier: int | None = None,
+        compile: bool = False,
+        cuda_graphs: bool = False,
+    ) -> tuple[Embodiment, Any, Any, Any]:
+        """Every check `from_pretrained` makes before it reads weights; returns (embodiment, sampling, device, dtype).
+        A caller that loads later (a server opening its port first) calls it up front, so a bad argument fails at
+        once and names itself."""
+        from .engine import SamplingConfig
+        from .engine.loading import check_checkpoint_source, check_compile_options, resolve_device, resolve_dtype
 
         emb = get_embodiment(checkpoint_embodiment(path_or_id, embodiment), variant)
         overrides = dict(steps=steps, guidance=guidance, schedule=schedule, shift=shift, native_grid=native_grid)
@@ -124,15 +164,8 @@ class Policy:
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
         check_compile_options(torch_device, compile, cuda_graphs)
-        parts = load_components(path_or_id, torch_device, torch_dtype)
-        engine = Engine(
-            parts["transformer"], parts["vae"], parts["tokenizer"], parts["scheduler"],
-            use_native_flow_schedule=parts["use_native_flow_schedule"],
-            default_use_system_prompt=parts["default_use_system_prompt"],
-            compile=compile, cuda_graphs=cuda_graphs,
-        )
-        return cls(engine, emb, sampling, chunk_size=chunk_size, resolution_tier=resolution_tier,
-                   source=str(path_or_id), seed=seed)
+        check_checkpoint_source(path_or_id)
+        return emb, sampling, torch_device, torch_dtype
 
     # -- public API -----------------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import worldpolicy
-from worldpolicy.embodiments import register_embodiment
+from worldpolicy.embodiments import embodiment_from_dict, list_embodiments, register_embodiment
 from worldpolicy.embodiments.normalization import denormalize, normalize
 from worldpolicy.processing.actions import fit_to_chunk, load_actions, to_model, to_physical
 from worldpolicy.processing.observations import check_chunk_size, load_frames, prepare_canvas
@@ -130,6 +130,24 @@ def test_register_embodiment_from_file_with_lerobot_stats(tmp_path):
                                ("fps", True, "a number"), ("execute_steps", [1], "an integer")):
         with pytest.raises(ValueError, match=rf"embodiment 'bad_{field}': {field}=.*; expected {wanted}"):
             register_embodiment(dict(spec, name=f"bad_{field}", normalization="none", stats_file=None, **{field: bad}))
+
+
+def test_an_embodiment_travels_as_its_dict_without_registering():
+    from worldpolicy.models import shipped_model
+
+    shipped = register_embodiment(shipped_model() / "embodiment.json", overwrite=True)
+    for e in [*(worldpolicy.get_embodiment(k) for k in list_embodiments()), shipped,
+              worldpolicy.get_embodiment("droid/relative_pose")]:
+        assert embodiment_from_dict(json.loads(json.dumps(e.to_dict()))) == e  # through JSON, as over the wire
+    spec = dict(shipped.to_dict(), name="arm_from_a_server", execute_steps=2)
+    arm = embodiment_from_dict(spec)
+    assert arm.key == "arm_from_a_server" and arm.execute_steps == 2 and arm.stats == shipped.stats
+    with pytest.raises(KeyError):
+        worldpolicy.get_embodiment("arm_from_a_server")  # built, not registered
+    with pytest.raises(ValueError, match="chunk_size='8'; expected an integer"):
+        embodiment_from_dict(dict(spec, chunk_size="8"))
+    with pytest.raises(ValueError, match="needs at least name, variant and domain"):
+        embodiment_from_dict({"name": "x"})
 
 
 def test_actions_in_every_format(tmp_path):

@@ -109,6 +109,22 @@ def test_serve_command_refuses_bad_settings_before_loading(tmp_path):
         (["--embodiment", "hexapod"], "embodiment='hexapod' is not registered"),
         (["--key-map", "nonsense"], "--key-map 'nonsense' must look like CANONICAL=CLIENT_KEY"),
         (["--max-batch", "0"], "ServerConfig.max_batch=0 is invalid"),
+        ([], "is a path but has no model_index.json"),  # checked before the port opens, as are the next ones
+        (["--steps", "0"], "steps=0 must be an integer in [1, 1000]"),
+        (["--device", "abacus"], "device='abacus' is not a torch device"),
     ]:
         done = subprocess.run(base + extra, env=env, capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 2 and message in done.stderr, (extra, done.stderr)
+
+
+def test_serve_command_port_in_use_is_a_one_line_error(tiny_checkpoint):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        argv = [sys.executable, "-m", "worldpolicy.cli", "serve", "--checkpoint", str(tiny_checkpoint), "--device",
+                "cpu", "--host", "127.0.0.1", "--port", str(port), "--embodiment", "droid/relative_pose"]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2, done.stderr
+    assert f"serve: error: --host 127.0.0.1 --port {port}: cannot listen there" in done.stderr
+    assert "Traceback" not in done.stderr

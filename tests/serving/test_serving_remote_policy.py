@@ -11,6 +11,7 @@ import pytest
 from serving_standins import StandInPolicy, droid_request, expected_actions
 
 from worldpolicy import get_embodiment
+from worldpolicy.embodiments import embodiment_from_dict
 from worldpolicy.policy import PolicyRequest
 from worldpolicy.processing.actions import to_model
 from worldpolicy.serving import RemotePolicy, RemotePolicyError, ServerError
@@ -132,3 +133,16 @@ def _raised(fn, *args):
     except Exception as exc:  # noqa: BLE001 - the test inspects it
         return exc
     return None
+
+
+def test_the_server_embodiment_reaches_clients_where_it_is_not_registered(serve):
+    policy = StandInPolicy()
+    policy.embodiment = embodiment_from_dict(dict(get_embodiment("droid").to_dict(), name="lab_arm", execute_steps=2))
+    t = serve(policy)
+    with pytest.raises(KeyError):
+        get_embodiment("lab_arm")
+    with RemotePolicy(t.url) as remote:
+        e = remote.embodiment
+        assert e == policy.embodiment and e.key == "lab_arm/joint_pos" and e.execute_steps == 2
+        pred = remote.act(droid_request(np.zeros(7)), "a")
+    assert pred.embodiment == "lab_arm/joint_pos" and pred.columns == list(e.columns)

@@ -43,6 +43,18 @@ def test_sim_cli_bad_input(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+def test_sim_cli_server_down_is_a_one_line_error(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once the socket closes
+    argv = ["sim", "--policy", f"ws://127.0.0.1:{port}", "--task", "reach", "--episodes", "1", "--no-progress",
+            "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    assert f"sim: error: cannot connect to ws://127.0.0.1:{port}" in capsys.readouterr().err
+
+
 def test_task_names_agree():
     assert set(TASK_NAMES) == set(list_tasks())
 

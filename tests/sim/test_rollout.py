@@ -95,3 +95,16 @@ def test_make_policy_errors(tmp_path):
         make_policy(str(tmp_path / "missing"))
     with pytest.raises(ValueError, match="needs the env"):
         make_policy("scripted")
+
+
+def test_an_embodiment_known_only_to_the_backend_decodes_and_sets_the_chunk_steps():
+    """A ws:// server's embodiment arrives as a spec, unregistered here: the rollout decodes with it as it is."""
+    from worldpolicy import get_embodiment
+    from worldpolicy.embodiments import embodiment_from_dict
+
+    lab = embodiment_from_dict(dict(get_embodiment("droid/relative_pose").to_dict(), name="lab_arm", execute_steps=4))
+    with pytest.raises(KeyError):
+        get_embodiment("lab_arm")
+    env = TabletopEnv("reach", image_size=None, max_steps=8)
+    result = Rollout(env, RandomPolicy(lab, seed=0)).run(seed=0)
+    assert result.steps == 8 and result.chunks == 2  # execute_steps=4 from the backend's own embodiment

@@ -8,6 +8,7 @@ Address a variant as `"droid/relative_pose"` or with `variant=`.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ __all__ = [
     "PROMPT_FORMATS",
     "Embodiment",
     "domain_table",
+    "embodiment_from_dict",
     "free_domain_id",
     "get_embodiment",
     "list_embodiments",
@@ -281,6 +283,16 @@ def get_embodiment(name: str | Embodiment, variant: str | None = None) -> Embodi
 
 def list_embodiments() -> list[str]:
     return sorted(_specs())
+
+
+def embodiment_from_dict(spec: Mapping[str, Any]) -> Embodiment:
+    """An `Embodiment` from its `to_dict()` (e.g. a policy server's metadata frame), validated like a registered one
+    but not registered: a client can decode a server's actions without the server's embodiment files."""
+    if not isinstance(spec, Mapping) or not {"name", "variant", "domain"} <= spec.keys():
+        raise ValueError("an embodiment dict needs at least name, variant and domain (as Embodiment.to_dict() gives)")
+    fields = {k: v for k, v in spec.items() if k not in ("name", "variant", "variants", "key")}
+    built = _build(str(spec["name"]), fields, None)
+    return dataclasses.replace(built, variant=str(spec["variant"]), variants=tuple(spec.get("variants") or ()))
 
 
 def register_embodiment(source: str | Path | Mapping[str, Any], overwrite: bool = False) -> Embodiment:

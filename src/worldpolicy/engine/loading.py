@@ -45,10 +45,8 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     return DTYPES[dtype]
 
 
-def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
-    """Returns transformer, vae, tokenizer, scheduler and the pipeline flags, on `device` in `dtype`."""
-    from diffusers import Cosmos3OmniPipeline
-
+def check_checkpoint_source(path_or_id: str | Path) -> None:
+    """A diffusers-format folder, or a string shaped like a hub id (fetched later): checked before anything loads."""
     source = str(path_or_id)
     local = Path(source)
     if local.exists():
@@ -61,6 +59,15 @@ def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.d
         raise FileNotFoundError(
             f"checkpoint={source!r} is neither an existing folder nor a hub id like 'nvidia/Cosmos3-Nano-Policy-DROID'"
         )
+
+
+def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
+    """Returns transformer, vae, tokenizer, scheduler and the pipeline flags, on `device` in `dtype`."""
+    check_checkpoint_source(path_or_id)
+    from diffusers import Cosmos3OmniPipeline
+
+    source = str(path_or_id)
+    local = Path(source)
     try:
         pipe = Cosmos3OmniPipeline.from_pretrained(source, enable_safety_checker=False, dtype=dtype)
     except OSError as exc:

@@ -11,6 +11,7 @@ connection the server closed while it sat idle (restart, drain) is sent once mor
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import queue
 import threading
@@ -26,7 +27,7 @@ from websockets.frames import CloseCode
 from websockets.protocol import State
 from websockets.sync.client import ClientConnection, connect
 
-from ..embodiments import Embodiment, get_embodiment
+from ..embodiments import Embodiment, embodiment_from_dict, get_embodiment
 from ..policy import PolicyRequest
 from ..processing.actions import ACTION_SPACES, load_actions
 from ..results import MODES, Prediction
@@ -45,6 +46,8 @@ __all__ = [
     "UnreadableReplyError",
 ]
 
+
+logger = logging.getLogger("worldpolicy.serving")
 
 # websockets >= 15 warns unless a direct (non-context-manager) connection is asked for explicitly
 _DIRECT = {"legacy": True} if "legacy" in inspect.signature(connect).parameters else {}
@@ -142,6 +145,7 @@ class RemotePolicy:
         self.limits = limits
         self._ws: ClientConnection | None = None
         self._metadata: dict[str, Any] = {}
+        self._served_embodiment: Embodiment | None = None
         self._lock = threading.Lock()
         self._peers: list[RemotePolicy] = []  # extra connections of `act_batch`
         self._closes = 0  # counts close() calls: an `act_batch` running across one stops taking requests
@@ -193,6 +197,7 @@ class RemotePolicy:
         self._ws = ws
         try:
             self._metadata = self._receive(self.connect_timeout_s, what="metadata frame")
+            self._served_embodiment = self._embodiment_from_metadata()
         except RemotePolicyError:
             self._drop()
             raise
@@ -488,14 +493,24 @@ class RemotePolicy:
     # ------------------------------------------------------------------------------------------- results
     @property
     def embodiment(self) -> Embodiment | None:
-        """The embodiment the server announces (if registered here), else the one given to the constructor."""
+        """The embodiment the server announces: its full spec (our server), else its name if registered here, else
+        the one given to the constructor."""
+        return self._served_embodiment or self._embodiment
+
+    def _embodiment_from_metadata(self) -> Embodiment | None:
+        spec = self._metadata.get("embodiment_spec")
+        if isinstance(spec, dict):
+            try:
+                return embodiment_from_dict(spec)
+            except (ValueError, KeyError, TypeError) as exc:  # an older or foreign server: fall back to the name
+                logger.warning("ignoring the server's embodiment_spec (%s)", exc)
         name = self._metadata.get("embodiment")
         if isinstance(name, str):
             try:
                 return get_embodiment(name)
             except KeyError:
                 pass
-        return self._embodiment
+        return None
 
     def _prediction(self, reply: dict[str, Any], mode: str, roundtrip_s: float) -> Prediction:
         if reply.get("type") == "error":  # how RoboLab-style proxies (vLLM-Omni, Cosmos reference) report a failure

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import socket
+
+_BIND_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -13,8 +17,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Serve a Cosmos3 checkpoint to openpi-speaking robots and simulators (ws://HOST:PORT), with "
         "cross-connection batching, GET /healthz, /readyz, /metrics and an optional API key. SIGTERM drains.",
     )
-    p.add_argument("--checkpoint", required=True, help="diffusers-format checkpoint folder or hub id")
-    p.add_argument("--embodiment", default="droid", help="embodiment name or alias (default: droid)")
+    p.add_argument(
+        "--checkpoint", default="shipped",
+        help="shipped (default: the model in the package) | diffusers-format checkpoint folder | hub id",
+    )
+    p.add_argument(
+        "--embodiment", help="embodiment name or alias (default: the checkpoint's own embodiment.json, else droid)"
+    )
     p.add_argument("--variant", help="embodiment variant, e.g. joint_pos or relative_pose")
     p.add_argument("--host", default="0.0.0.0", help="bind address (default: 0.0.0.0, all interfaces)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
@@ -79,11 +88,15 @@ def _check_replicas(replicas: int) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ..embodiments import get_embodiment
+    from ..policy import Policy
     from .codec import Limits
     from .server import PolicyServer, ServerConfig
 
     _check_replicas(args.replicas)
+    if args.checkpoint == "shipped":
+        from ..models import shipped_model
+
+        args.checkpoint = str(shipped_model())
     api_key = None
     if args.api_key_env:
         api_key = os.environ.get(args.api_key_env)
@@ -105,17 +118,15 @@ def _serve(args: argparse.Namespace) -> int:
         drain_timeout_s=args.drain_timeout_s,
         event_loop=args.event_loop,
     )
-    get_embodiment(args.embodiment, args.variant)  # a bad name fails now, not after minutes of loading
     key_map = _key_map(args.key_map)
+    options = dict(
+        embodiment=args.embodiment, variant=args.variant, device=args.device, dtype=args.dtype, steps=args.steps,
+        guidance=args.guidance, chunk_size=args.chunk_size, resolution_tier=args.resolution_tier, compile=args.compile,
+    )
+    Policy.check_pretrained(args.checkpoint, **options)  # a bad flag fails now, before the port opens
 
     def load():
-        from ..policy import Policy
-
-        return Policy.from_pretrained(
-            args.checkpoint, embodiment=args.embodiment, variant=args.variant, device=args.device, dtype=args.dtype,
-            steps=args.steps, guidance=args.guidance, chunk_size=args.chunk_size,
-            resolution_tier=args.resolution_tier, seed=args.seed, compile=args.compile,
-        )
+        return Policy.from_pretrained(args.checkpoint, seed=args.seed, **options)
 
     if args.replicas > 1:
         from .ray_serve import serve_until_signal
@@ -127,5 +138,10 @@ def _serve(args: argparse.Namespace) -> int:
             warmup_requests=args.warmup, max_queue=args.max_queue,
         )
         return 0
-    PolicyServer(loader=load, config=config, key_map=key_map, warmup_requests=args.warmup).run()
+    try:
+        PolicyServer(loader=load, config=config, key_map=key_map, warmup_requests=args.warmup).run()
+    except OSError as exc:  # the address: in use, not on this machine, no such host, or a privileged port
+        if not (isinstance(exc, socket.gaierror) or exc.errno in _BIND_ERRORS):
+            raise
+        raise ValueError(f"--host {args.host} --port {args.port}: cannot listen there ({exc.strerror or exc})") from None
     return 0

@@ -140,6 +140,7 @@ def server_metadata(policy: Any, config: ServerConfig) -> dict[str, Any]:
     }
     if hasattr(policy, "metadata"):
         meta.update(policy.metadata())  # the policy knows its chunk size, model and version best
+    meta["embodiment_spec"] = e.to_dict()  # clients decode with it even where this embodiment is not registered
     meta.update(
         server="worldpolicy",
         server_version=__version__,

@@ -88,7 +88,8 @@ class Rollout:
 
     def decoder(self, key: str) -> ActionDecoder:
         if key not in self._decoders:
-            self._decoders[key] = ActionDecoder(key, self.env.robot)
+            own = getattr(self.policy, "embodiment", None)  # the backend's own, e.g. a server's not registered here
+            self._decoders[key] = ActionDecoder(own if own is not None and own.key == key else key, self.env.robot)
         return self._decoders[key]
 
     def _request(self, obs: dict) -> tuple:
