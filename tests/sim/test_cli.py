@@ -55,6 +55,28 @@ def test_sim_cli_server_down_is_a_one_line_error(tmp_path, capsys):
     assert f"sim: error: cannot connect to ws://127.0.0.1:{port}" in capsys.readouterr().err
 
 
+def test_sim_cli_keeps_the_finished_episodes_when_a_later_one_fails(tmp_path, capsys, monkeypatch):
+    from worldpolicy.sim.rollout import Rollout
+
+    real_run, calls = Rollout.run, []
+
+    def run_then_fail(self, seed, **kwargs):
+        calls.append(seed)
+        if len(calls) == 2:
+            raise ValueError("the policy server went away")  # as a ws:// backend does mid-evaluation
+        return real_run(self, seed, **kwargs)
+
+    monkeypatch.setattr(Rollout, "run", run_then_fail)
+    out = tmp_path / "run"
+    argv = ["sim", "--policy", "scripted", "--task", "reach", "--episodes", "3", "--no-progress", "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "1 of 3 episodes finished before the failure" in err and "the policy server went away" in err
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["n_episodes"] == 1 and doc["episodes_requested"] == 3 and doc["episodes"][0]["seed"] == 0
+    assert "Incomplete: 1 of 3 episodes ran." in (out / "report.md").read_text()
+
+
 def test_task_names_agree():
     assert set(TASK_NAMES) == set(list_tasks())
 

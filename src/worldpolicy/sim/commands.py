@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -90,11 +91,23 @@ def run(args: argparse.Namespace) -> int:
         api_key=args.api_key or os.environ.get("WORLDPOLICY_API_KEY"), **local,
     )
     name = args.policy if args.policy in ("scripted", "random") or args.policy.startswith("ws") else Path(args.policy).name
+    finished: list[int] = []
+
+    def keep(partial) -> None:  # after every episode: a failure later loses none of the finished ones
+        write_report(partial, args.out, plots=False)
+        finished[:] = [len(partial.episodes)]
+
     try:
         report = evaluate(
             env, policy, policy_name=name, episodes=args.episodes, seed=args.seed, strategy=strategy,
             video_dir=args.out / "videos", videos=args.videos if record_size else 0, progress=not args.no_progress,
+            on_episode=keep,
         )
+    except BaseException:
+        if finished:
+            print(f"worldpolicy sim: {finished[0]} of {args.episodes} episodes finished before the failure; their "
+                  f"report: {args.out / 'report.json'}", file=sys.stderr)
+        raise
     finally:
         close = getattr(policy, "close", None)
         if close is not None:

@@ -41,6 +41,7 @@ class EvalReport:
     control_hz: float
     seed: int
     episodes: list[EpisodeResult] = field(default_factory=list)
+    requested: int = 0  # episodes asked for; more than len(episodes) in a report written while it runs
 
     @property
     def successes(self) -> int:
@@ -58,7 +59,8 @@ class EvalReport:
             "schema": "worldpolicy.sim_eval/v1",
             "task": self.task, "policy": self.policy, "robot": self.robot, "strategy": self.strategy,
             "control_hz": self.control_hz, "seed": self.seed,
-            "n_episodes": len(self.episodes), "successes": self.successes, "success_rate": self.success_rate,
+            "n_episodes": len(self.episodes), "episodes_requested": max(self.requested, len(self.episodes)),
+            "successes": self.successes, "success_rate": self.success_rate,
             "ci95": [lo, hi],
             "mean_steps_to_success": float(np.mean(steps)) if steps else None,
             "mean_final_distance_m": float(np.mean([e.final_distance_m for e in self.episodes])),
@@ -79,6 +81,8 @@ class EvalReport:
                 f"strategy `{self.strategy['kind']}`, seeds {self.seed}..{self.seed + len(self.episodes) - 1}."
             ),
             "",
+            *([f"**Incomplete: {len(self.episodes)} of {self.requested} episodes ran.**", ""]
+              if self.requested > len(self.episodes) else []),
             "| seed | success | steps | final distance (cm) | chunks | policy s | IK mean/max mm | clipped | prompt |",
             "|---:|:---:|---:|---:|---:|---:|---:|---:|---|",
         ]
@@ -102,9 +106,10 @@ def evaluate(
     video_dir: Path | None = None,
     videos: int = 0,
     progress: bool = True,
-    on_episode: Callable[[EpisodeResult], None] | None = None,
+    on_episode: Callable[[EvalReport], None] | None = None,
 ) -> EvalReport:
-    """Run `episodes` seeded episodes; record side-by-side mp4s for the first `videos` into `video_dir`."""
+    """Run `episodes` seeded episodes; record side-by-side mp4s for the first `videos` into `video_dir`.
+    `on_episode(report so far)` runs after each episode (e.g. to write it, so a failure loses no finished episode)."""
     if episodes < 1:
         raise ValueError(f"episodes: expected >= 1, got {episodes}")
     from tqdm.auto import tqdm
@@ -113,7 +118,7 @@ def evaluate(
     strategy = rollout.strategy
     report = EvalReport(env.task.name, policy_name, env.robot.name,
                         {"kind": strategy.kind, "execute_steps": strategy.execute_steps,
-                         "ensemble_decay": strategy.ensemble_decay}, env.control_hz, seed)
+                         "ensemble_decay": strategy.ensemble_decay}, env.control_hz, seed, requested=episodes)
     bar = tqdm(range(episodes), desc=f"{env.task.name}/{policy_name}", disable=not progress, unit="ep")
     for i in bar:
         record = video_dir is not None and i < videos
@@ -126,7 +131,7 @@ def evaluate(
         report.episodes.append(result)
         bar.set_postfix(success=f"{report.successes}/{i + 1}")
         if on_episode is not None:
-            on_episode(result)
+            on_episode(report)
     return report
 
 
