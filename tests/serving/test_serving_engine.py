@@ -103,12 +103,14 @@ def test_serve_command_end_to_end(tiny_checkpoint, tiny_policy):
 
 def test_serve_command_refuses_bad_settings_before_loading(tmp_path):
     base = [sys.executable, "-m", "worldpolicy.cli", "serve", "--checkpoint", str(tmp_path)]
-    env = {k: v for k, v in os.environ.items() if k != "WP_UNSET_KEY"}
+    env = {**{k: v for k, v in os.environ.items() if k != "WP_UNSET_KEY"}, "WP_SHORT_KEY": "abc"}
     for extra, message in [
         (["--api-key-env", "WP_UNSET_KEY"], "WP_UNSET_KEY: that environment variable is unset or empty"),
+        (["--api-key-env", "WP_SHORT_KEY"], "WP_SHORT_KEY: the key has 3 characters; use at least 8"),
         (["--embodiment", "hexapod"], "embodiment='hexapod' is not registered"),
         (["--key-map", "nonsense"], "--key-map 'nonsense' must look like CANONICAL=CLIENT_KEY"),
-        (["--max-batch", "0"], "ServerConfig.max_batch=0 is invalid"),
+        (["--max-batch", "0"], "serve: error: --max-batch=0 is invalid; accepted: an int >= 1"),
+        (["--event-loop", "tokio"], "--event-loop='tokio' is invalid; accepted: auto, asyncio, uvloop"),
         ([], "is a path but has no model_index.json"),  # checked before the port opens, as are the next ones
         (["--steps", "0"], "steps=0 must be an integer in [1, 1000]"),
         (["--device", "abacus"], "device='abacus' is not a torch device"),

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import re
 import socket
 
 _BIND_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
+_CONFIG_FIELD = re.compile(r"ServerConfig\.(\w+)")
+_FLAG_OF = {f: "--" + f.replace("_", "-") for f in (
+    "port", "max_batch", "max_wait_ms", "max_queue", "drain_timeout_s", "event_loop")}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -102,22 +106,27 @@ def _serve(args: argparse.Namespace) -> int:
         api_key = os.environ.get(args.api_key_env)
         if not api_key:
             raise ValueError(f"--api-key-env {args.api_key_env}: that environment variable is unset or empty")
+        if len(api_key) < 8:
+            raise ValueError(f"--api-key-env {args.api_key_env}: the key has {len(api_key)} characters; use at least 8")
     if not args.max_message_mb > 0:
         raise ValueError(f"--max-message-mb {args.max_message_mb} must be > 0")
     if args.warmup < 0:
         raise ValueError(f"--warmup {args.warmup} must be >= 0")
     size = int(args.max_message_mb * 2**20)
-    config = ServerConfig(
-        host=args.host,
-        port=args.port,
-        api_key=api_key,
-        max_batch=args.max_batch,
-        max_wait_ms=args.max_wait_ms,
-        max_queue=args.max_queue,
-        limits=Limits(max_message_bytes=size, max_array_bytes=size),
-        drain_timeout_s=args.drain_timeout_s,
-        event_loop=args.event_loop,
-    )
+    try:
+        config = ServerConfig(
+            host=args.host,
+            port=args.port,
+            api_key=api_key,
+            max_batch=args.max_batch,
+            max_wait_ms=args.max_wait_ms,
+            max_queue=args.max_queue,
+            limits=Limits(max_message_bytes=size, max_array_bytes=size),
+            drain_timeout_s=args.drain_timeout_s,
+            event_loop=args.event_loop,
+        )
+    except ValueError as exc:  # name the flag the user typed, not the config field behind it
+        raise ValueError(_CONFIG_FIELD.sub(lambda m: _FLAG_OF.get(m[1], m[0]), str(exc))) from None
     key_map = _key_map(args.key_map)
     options = dict(
         embodiment=args.embodiment, variant=args.variant, device=args.device, dtype=args.dtype, steps=args.steps,
