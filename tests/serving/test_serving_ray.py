@@ -117,3 +117,60 @@ def test_more_open_connections_than_serve_default_slots(ray_endpoint):
     finally:
         for client in clients:
             client.close()
+
+
+class _FakeSocket:
+    """One binary frame, then a disconnect; records what the ingress sends (no Ray cluster needed)."""
+
+    headers = type("Headers", (), {"getlist": lambda self, key: []})()
+
+    def __init__(self) -> None:
+        self.sent, self.frames = [], [{"type": "websocket.receive", "bytes": b"\x80"}]
+
+    async def accept(self) -> None:
+        pass
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    async def send_text(self, text: str) -> None:
+        self.sent.append(text)
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        self.sent.append(("close", code))
+
+    async def receive(self) -> dict:
+        return self.frames.pop(0) if self.frames else {"type": "websocket.disconnect"}
+
+
+@pytest.mark.parametrize(
+    "failure, text, code, status",
+    [
+        (serve.exceptions.BackPressureError(num_queued_requests=9, max_queued_requests=8),
+         "server busy: every replica's queue is full; retry later", 1013, "busy"),
+        (RuntimeError("replica died"), "internal server error: RuntimeError: replica died", 1011, "error"),
+    ],
+)
+def test_a_full_queue_or_a_failed_replica_reaches_the_client_as_text(failure, text, code, status):
+    import asyncio
+
+    from prometheus_client import generate_latest
+
+    from worldpolicy.serving.ray_serve import WireIngress
+
+    class Replicas:  # mirrors the DeploymentHandle attributes the ingress calls
+        class metadata:
+            @staticmethod
+            async def remote():
+                return b"\x80"
+
+        class infer:
+            @staticmethod
+            async def remote(frame):
+                raise failure
+
+    ingress = WireIngress.__mro__[1](Replicas(), None, 2**20)  # the class as written, without Serve's ASGI wrapper
+    ws = _FakeSocket()
+    asyncio.run(ingress.wire(ws))
+    assert ws.sent == [b"\x80", text, ("close", code)]  # metadata frame, the error text, the close
+    assert f'worldpolicy_requests_total{{status="{status}"}} 1.0' in generate_latest(ingress.registry).decode()
