@@ -57,6 +57,16 @@ def test_forward_and_inverse_dynamics_requests():
     video = np.zeros((9, 16, 16, 3), np.uint8)
     inv = adapter.parse({"mode": "inverse_dynamics", "video": video, "prompt": "x", "seed": 3, "steps": 2})
     assert inv.video is video and inv.observation is None and inv.options == {"seed": 3, "steps": 2}
+    float_chw = np.zeros((9, 3, 16, 16), np.float32)  # what the local Policy reads too: float [0, 1], channels first
+    assert adapter.parse({"mode": "inverse_dynamics", "video": float_chw, "prompt": "x"}).video is float_chw
+
+
+def test_a_single_camera_embodiment_reads_its_first_camera_present():
+    e = get_embodiment("droid/relative_pose")  # no composite: the local Policy reads the first camera it finds
+    wrist = np.zeros((8, 8, 3), np.uint8)
+    obs = ObservationAdapter(e).parse({"observation/wrist_image_left": wrist, "prompt": "go"}).observation
+    assert set(obs) == {"observation/wrist_image_left"}
+    assert ObservationAdapter(e).parse({"image": wrist, "prompt": "go"}).observation["image"] is wrist
 
 
 def test_options_are_typed():
@@ -127,7 +137,8 @@ def _one_bad_value(shape: tuple[int, ...]) -> np.ndarray:
         (_with(mode="forward_dynamics"), "actions must be a numeric array"),
         (_with(mode="forward_dynamics", actions=np.ones((32, 7))), "last axis 8"),
         (_with(mode="forward_dynamics", actions=np.full((32, 8), np.nan)), "actions contains NaN"),
-        (_with(mode="inverse_dynamics", video=np.zeros((2, 4, 4, 3), np.float32)), "'video' as uint8"),
+        (_with(mode="inverse_dynamics", video=np.zeros((4, 4, 3), np.uint8)), r"'video' as frames \[T, H, W, 3\]"),
+        (_with(mode="inverse_dynamics", video=np.full((2, 4, 4, 3), np.nan, np.float32)), "video contains NaN"),
         (_with(seed=-1), "seed=-1"),
         (_with(seed=True), "seed=True"),
         (_with(steps=0), "steps=0"),

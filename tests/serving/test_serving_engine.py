@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from worldpolicy.serving import PolicyServer, RemotePolicy, ServerConfig, ServerError, ServerThread
+from worldpolicy.serving import PolicyServer, RemotePolicy, ServerConfig, ServerThread
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_real_policy_over_the_wire_matches_local_calls(tiny_policy):
             meta = remote.metadata()
             assert meta["embodiment"] == "droid/relative_pose" and meta["chunk_size"] == 8
             got = remote.act(_cameras(0), "pick up the cup", seed=11)
-            with pytest.raises(ServerError, match="prompt"):
+            with pytest.raises(ValueError, match="prompt is empty"):  # as the local Policy says, before sending
                 remote.act(_cameras(0), "")
         want = tiny_policy.act(_cameras(0), "pick up the cup", seed=11)
         assert got.actions.shape == (8, 10) and got.columns == list(want.columns) and got.units == list(want.units)

@@ -14,7 +14,7 @@ from worldpolicy import get_embodiment
 from worldpolicy.embodiments import embodiment_from_dict
 from worldpolicy.policy import PolicyRequest
 from worldpolicy.processing.actions import to_model
-from worldpolicy.serving import RemotePolicy, RemotePolicyError, ServerError
+from worldpolicy.serving import BadRequestError, RemotePolicy, RemotePolicyError, ServerError
 
 
 def test_act_batch_spreads_requests_over_connections_so_the_server_fuses_them(serve):
@@ -29,7 +29,11 @@ def test_act_batch_spreads_requests_over_connections_so_the_server_fuses_them(se
         np.testing.assert_allclose(pred.actions, expected_actions(joints[i], f"task {i}", seed=i), rtol=1e-6)
     assert max(policy.batch_sizes) > 1  # four connections (the server's max_batch) shared forward passes
     assert seen[-1] == (6, 6) and len(seen) == 6
-    assert remote._peers == [] and remote._ws is None  # close() closed the extra connections too
+    assert remote._ws is None
+    deadline = time.monotonic() + 5
+    while t.server._connections and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not t.server._connections  # the extra connections closed with the call: none left idle on the server
 
 
 def test_act_batch_raises_the_first_failure_after_the_rest_finish(serve):
@@ -39,7 +43,6 @@ def test_act_batch_raises_the_first_failure_after_the_rest_finish(serve):
     with RemotePolicy(t.url) as remote:
         with pytest.raises(ServerError, match="stand-in failure"):
             remote.act_batch(requests)
-        assert remote._peers == []
         with pytest.raises(TypeError, match="list of PolicyRequest"):
             remote.act_batch([droid_request(np.zeros(7))])
         assert remote.act_batch([]) == []
@@ -146,3 +149,29 @@ def test_the_server_embodiment_reaches_clients_where_it_is_not_registered(serve)
         assert e == policy.embodiment and e.key == "lab_arm/joint_pos" and e.execute_steps == 2
         pred = remote.act(droid_request(np.zeros(7)), "a")
     assert pred.embodiment == "lab_arm/joint_pos" and pred.columns == list(e.columns)
+
+
+def test_inputs_are_read_as_the_local_policy_reads_them(serve, tmp_path):
+    from PIL import Image
+
+    from worldpolicy.processing.video import write_video
+
+    policy = StandInPolicy(batching=False)
+    t = serve(policy)
+    palette = Image.fromarray(np.arange(48, dtype=np.uint8).reshape(6, 8)).convert("P")
+    clip = tmp_path / "clip.mp4"
+    write_video(clip, np.full((5, 16, 16, 3), 128, np.uint8), 15)
+    wire = RemotePolicy._observation({"observation/image": palette, "session_id": "abc"})
+    assert wire["observation/image"].shape == (6, 8, 3) and wire["session_id"] == "abc"  # RGB, as load_frames
+    assert RemotePolicy._observation(str(clip))["observation/image"].shape == (5, 16, 16, 3)
+    with RemotePolicy(t.url) as remote:
+        with pytest.raises(TypeError, match="prompt must be a string"):  # refused here, before any traffic
+            remote.act(droid_request(np.zeros(7)), 123)
+        assert policy.calls == 0
+        fd = remote.imagine(droid_request(np.zeros(7)), np.zeros(8), "push")  # one row, as load_actions takes it
+        assert fd.actions.shape == (1, 8)
+        inv = remote.infer_actions(np.zeros((9, 3, 16, 16), np.float32), "push")  # float, channels first
+        assert (inv.actions[:, 0] == 9).all()
+        with pytest.raises(BadRequestError, match="seed=-1") as info:
+            remote.act(droid_request(np.zeros(7)), "a", seed=-1)
+        assert isinstance(info.value, ValueError)  # what the local Policy raises for the same input

@@ -23,6 +23,7 @@ _EXPORTS = {
     "RemotePolicy": "client",
     "RemotePolicyError": "client",
     "AuthenticationError": "client",
+    "BadRequestError": "client",
     "ServerBusyError": "client",
     "ServerClosedError": "client",
     "ServerError": "client",

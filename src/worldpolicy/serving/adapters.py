@@ -149,6 +149,8 @@ class ObservationAdapter:
         e = self.embodiment
         if self._has(message, IMAGE_KEY):
             images = {IMAGE_KEY: _check_image(IMAGE_KEY, self._get(message, IMAGE_KEY))}
+        elif e.composite is None and (present := self._single_camera(message)) is not None:
+            images = {present: _check_image(present, self._get(message, present))}  # one camera: the first present
         else:
             missing = [k for k in e.camera_keys if not self._has(message, k)]
             if missing:
@@ -173,13 +175,26 @@ class ObservationAdapter:
             return images[IMAGE_KEY]
         return {**images, **state}
 
+    def _single_camera(self, message: Mapping[str, Any]) -> str | None:
+        """The camera an embodiment without a composite reads: its first camera key present, else `image`."""
+        for key in (*self.embodiment.camera_keys, "image"):
+            if self._has(message, key):
+                return key
+        return None
+
     def _video(self, message: Mapping[str, Any]) -> np.ndarray:
         video = message.get("video")
-        if not isinstance(video, np.ndarray) or video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
+        ok = isinstance(video, np.ndarray) and video.dtype.kind in "buif" and video.ndim == 4 and 3 in video.shape[1::2]
+        if not ok:
             got = f"{video.dtype} {video.shape}" if isinstance(video, np.ndarray) else type(video).__name__
-            raise RequestError(f"inverse_dynamics needs key 'video' as uint8 [T, H, W, 3], got {got}")
-        if max(video.shape[1:3]) > MAX_IMAGE_SIDE:
-            raise RequestError(f"video frames of {video.shape[1:3]} exceed {MAX_IMAGE_SIDE} pixels per side")
+            raise RequestError(
+                f"inverse_dynamics needs key 'video' as frames [T, H, W, 3] or [T, 3, H, W] (uint8, or float in "
+                f"[0, 1]), got {got}"
+            )
+        if max(video.shape[1:]) > MAX_IMAGE_SIDE:
+            raise RequestError(f"video frames of {video.shape[1:]} exceed {MAX_IMAGE_SIDE} pixels per side")
+        if video.dtype.kind == "f" and not all_finite(video):
+            raise RequestError("video contains NaN or inf values")
         return video
 
     @staticmethod

@@ -30,12 +30,15 @@ from websockets.sync.client import ClientConnection, connect
 from ..embodiments import Embodiment, embodiment_from_dict, get_embodiment
 from ..policy import PolicyRequest
 from ..processing.actions import ACTION_SPACES, load_actions
+from ..processing.observations import VIDEO_SUFFIXES, frames_from_mapping
+from ..processing.prompts import check_task
 from ..results import MODES, Prediction
 from .adapters import IMAGE_KEY
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
 
 __all__ = [
     "AuthenticationError",
+    "BadRequestError",
     "RemotePolicy",
     "RemotePolicyError",
     "ServerBusyError",
@@ -48,6 +51,9 @@ __all__ = [
 
 
 logger = logging.getLogger("worldpolicy.serving")
+
+# error texts that blame the request: the server's own checks, and the policy's input errors (server.failure_status)
+_REQUEST_FAULTS = ("bad request:", "ValueError:", "TypeError:", "KeyError:")
 
 # websockets >= 15 warns unless a direct (non-context-manager) connection is asked for explicitly
 _DIRECT = {"legacy": True} if "legacy" in inspect.signature(connect).parameters else {}
@@ -90,6 +96,11 @@ class ServerError(RemotePolicyError):
         self.code = code
 
 
+class BadRequestError(ServerError, ValueError):
+    """The server refused what the request holds (a key, shape, value or option): a ValueError, as the local `Policy`
+    raises for the same input."""
+
+
 class ServerBusyError(ServerError):
     """The server's queue is full (close 1013); retry later or add replicas."""
 
@@ -104,16 +115,39 @@ def _normalise_url(url: str) -> str:
     return url
 
 
-def _image_array(image: Any) -> np.ndarray:
-    """Path / PIL image / numpy / torch tensor → numpy array, sent as-is (the server validates it)."""
-    if isinstance(image, (str, Path)):
+def _image_array(image: Any, param: str = "observation") -> np.ndarray:
+    """Image/video path, PIL image, torch tensor or list of frames → the numpy array the local `Policy` would read,
+    without loss (uint8 stays uint8); the server runs the same processing on it."""
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        if not path.is_file():
+            raise FileNotFoundError(f"{param}: file {str(path)!r} does not exist")
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            from ..processing.video import read_video
+
+            return read_video(path)[0]
         from PIL import Image
 
-        with Image.open(image) as img:
+        with Image.open(path) as img:
             return np.asarray(img.convert("RGB"))
+    if type(image).__module__.startswith("PIL."):
+        return np.asarray(image.convert("RGB"))  # palette and greyscale images as RGB, as `load_frames` does
     if hasattr(image, "detach"):  # torch tensor, without importing torch
         return image.detach().cpu().numpy()
+    if isinstance(image, (list, tuple)) and image and not isinstance(image[0], (int, float)):
+        frames = [_image_array(f, f"{param}[{i}]") for i, f in enumerate(image)]
+        if len({f.shape for f in frames}) != 1:
+            raise ValueError(f"{param}: all frames must share one size, got {sorted({f.shape for f in frames})}")
+        return np.stack(frames)
+    if image is None or isinstance(image, (str, bytes, dict)):
+        raise TypeError(f"{param}: unsupported type {type(image).__name__}; accepted: image/video path, PIL image, "
+                        "numpy or torch array, a list of frames, or an openpi-style dict of camera keys")
     return np.asarray(image)
+
+
+def _is_camera_key(key: str) -> bool:
+    """openpi names cameras `.../<something>image<something>` (`observation/wrist_image_left`, `observation/image`)."""
+    return "image" in key.rsplit("/", 1)[-1]
 
 
 class RemotePolicy:
@@ -147,7 +181,6 @@ class RemotePolicy:
         self._metadata: dict[str, Any] = {}
         self._served_embodiment: Embodiment | None = None
         self._lock = threading.Lock()
-        self._peers: list[RemotePolicy] = []  # extra connections of `act_batch`
         self._closes = 0  # counts close() calls: an `act_batch` running across one stops taking requests
         if connect_now:
             with self._lock:
@@ -219,13 +252,10 @@ class RemotePolicy:
             ws.close()
 
     def close(self) -> None:
-        """Close the connection and those `act_batch` opened (a later call reconnects)."""
-        self._closes += 1  # before waiting for the lock: an act_batch in progress stops taking requests
+        """Close the connection (a later call reconnects); an `act_batch` in progress stops taking requests."""
+        self._closes += 1  # before waiting for the lock, which an exchange in progress holds
         with self._lock:
             self._drop(abort=False)
-            peers, self._peers = self._peers, []
-        for peer in peers:
-            peer.close()
 
     def __enter__(self) -> Self:
         return self
@@ -247,6 +277,8 @@ class RemotePolicy:
         if isinstance(frame, str):
             code = self._close_code_after_error()
             cls = ServerBusyError if code == CloseCode.TRY_AGAIN_LATER else ServerError
+            if cls is ServerError and frame.startswith(_REQUEST_FAULTS):
+                cls = BadRequestError
             raise cls(f"error from {self.url}: {frame}", code)
         try:
             reply = unpackb(frame, self.limits)
@@ -334,13 +366,9 @@ class RemotePolicy:
             raise TypeError(f"expected a PolicyRequest, got {type(r).__name__}")
         if r.mode not in MODES:
             raise ValueError(f"mode={r.mode!r} is not supported; accepted: {', '.join(MODES)}")
+        check_task(r.prompt)
         if r.mode == "inverse_dynamics":
-            video = r.observation
-            if isinstance(video, (str, os.PathLike)):
-                from ..processing.video import read_video
-
-                video, _ = read_video(video)
-            request: dict[str, Any] = {"video": np.asarray(video), "mode": r.mode}
+            request: dict[str, Any] = {"video": self._video(r.observation), "mode": r.mode}
         else:
             request = self._observation(r.observation)
             if r.mode == "forward_dynamics":
@@ -360,22 +388,37 @@ class RemotePolicy:
         return request
 
     def _actions(self, actions: Any, space: str) -> tuple[np.ndarray, str]:
-        """Forward-dynamics actions for the wire: arrays as given; files read here (the server cannot see them)."""
+        """Forward-dynamics actions for the wire, read here exactly as the local `Policy` reads them (files, lists,
+        one row, columns) and sent in model space; without a known embodiment, arrays go as given."""
         if space not in ACTION_SPACES:
             raise ValueError(f"actions_space={space!r}; accepted: {', '.join(ACTION_SPACES)}")
         if actions is None:
             raise ValueError("actions are required for forward dynamics (imagine)")
-        if isinstance(actions, (str, os.PathLike)):
-            e = self.embodiment
-            if e is None:
-                raise ValueError(
-                    f"reading actions from {str(actions)!r} needs the embodiment (its columns and units): pass "
-                    "RemotePolicy(embodiment=...) or an array"
-                )
+        e = self.embodiment
+        if e is not None:
             return load_actions(actions, e, space), "normalized"  # model space, which 'normalized' means
+        if isinstance(actions, (str, os.PathLike)):
+            raise ValueError(
+                f"reading actions from {str(actions)!r} needs the embodiment (its columns and units): pass "
+                "RemotePolicy(embodiment=...) or an array"
+            )
         if hasattr(actions, "detach"):  # torch tensor, without importing torch
             actions = actions.detach().cpu().numpy()
-        return np.asarray(actions, dtype=np.float64), space
+        try:
+            values = np.asarray(actions, dtype=np.float64)
+        except (ValueError, TypeError):
+            raise ValueError("actions must be a rectangular numeric [T, action_dim] array") from None
+        return (values[None] if values.ndim == 1 else values), space
+
+    def _video(self, video: Any) -> np.ndarray:
+        """Inverse-dynamics input for the wire: a path, frames or a per-camera dict, as the local `Policy` reads it."""
+        if isinstance(video, Mapping):
+            e = self.embodiment
+            if e is None:
+                raise ValueError("a per-camera video dict needs the embodiment (its cameras): pass RemotePolicy("
+                                 "embodiment=...) or one composed video")
+            return frames_from_mapping(video, e.camera_keys, e.composite)  # float [0, 1], as the engine composes it
+        return _image_array(video, "video")
 
     def _run(self, wire: dict[str, Any]) -> Prediction:
         t0 = time.perf_counter()
@@ -385,7 +428,8 @@ class RemotePolicy:
     @staticmethod
     def _observation(observation: Any) -> dict[str, Any]:
         if isinstance(observation, Mapping):
-            return {k: _image_array(v) if hasattr(v, "detach") else v for k, v in observation.items()}
+            return {k: _image_array(v, k) if _is_camera_key(k) and not isinstance(v, np.ndarray) else
+                    (v.detach().cpu().numpy() if hasattr(v, "detach") else v) for k, v in observation.items()}
         return {IMAGE_KEY: _image_array(observation)}
 
     def act(self, observation: Any, prompt: str, **options: Any) -> Prediction:
@@ -416,8 +460,10 @@ class RemotePolicy:
     ) -> list[Prediction]:
         """Several requests at once, over up to `connections` connections (default: the server's `max_batch` from its
         metadata, 1 for a server that does not batch), so the server fuses them into shared forward passes. Results
-        come in request order; if any request fails, the first failure is raised once all have finished.
-        `progress(done, total)` is called after each reply."""
+        come in request order; if any request fails, the first failure is raised once all have finished. The extra
+        connections close when it returns.
+        `progress(done, total)` is called after each reply (requests done; the local `Policy` counts denoising steps,
+        which happen on the server here)."""
         if not isinstance(requests, (list, tuple)) or not all(isinstance(r, PolicyRequest) for r in requests):
             raise TypeError("act_batch expects a list of PolicyRequest")
         if connections is not None and (isinstance(connections, bool) or not isinstance(connections, int)
@@ -430,10 +476,9 @@ class RemotePolicy:
             server_batch = self.metadata().get("max_batch")
             connections = server_batch if isinstance(server_batch, int) and server_batch >= 1 else 1
         width = min(connections, len(wires))
-        with self._lock:
-            while len(self._peers) < width - 1:
-                self._peers.append(self._spawn())
-            clients, closes = [self, *self._peers[: width - 1]], self._closes
+        # extra connections for this call only: left open, they would make the server wait for requests from them
+        peers = [self._spawn() for _ in range(width - 1)]
+        closes = self._closes
         todo: queue.SimpleQueue[int] = queue.SimpleQueue()
         for i in range(len(wires)):
             todo.put(i)
@@ -459,19 +504,19 @@ class RemotePolicy:
                         except BaseException as exc:  # noqa: BLE001 - raised below, once every thread is back
                             callback_error.append(exc)
 
-        threads = [threading.Thread(target=work, args=(c,), daemon=True) for c in clients[1:]]
+        threads = [threading.Thread(target=work, args=(peer,), daemon=True) for peer in peers]
         for thread in threads:
             thread.start()
         try:
-            work(clients[0])
+            work(self)
         finally:
             for thread in threads:
                 thread.join()
+            for peer in peers:
+                peer.close()
         if callback_error:
             raise callback_error[0]
-        if self._closes != closes:  # close() ran meanwhile: the peers may have reconnected since, so close them
-            for peer in clients[1:]:
-                peer.close()
+        if self._closes != closes:
             raise RemotePolicyError(f"close() was called during act_batch: {done[0]} of {len(wires)} requests done")
         for result in results:
             if isinstance(result, BaseException):
@@ -544,7 +589,8 @@ class RemotePolicy:
         for group in ("server_timing", "policy_timing"):
             for key, value in (reply.get(group) or {}).items():
                 if isinstance(key, str) and key.endswith("_ms") and isinstance(value, (int, float)):
-                    timings[f"{'server' if group == 'server_timing' else 'policy'}_{key[:-3]}"] = value / 1000
+                    # the policy's own stages keep the local Policy's names; the server's are prefixed
+                    timings[f"server_{key[:-3]}" if group == "server_timing" else key[:-3]] = value / 1000
         settings = dict(reply.get("settings")) if isinstance(reply.get("settings"), dict) else {}
         batch_size = (reply.get("server_timing") or {}).get("batch_size")
         if isinstance(batch_size, int):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import os
 import re
 import socket
@@ -97,6 +98,7 @@ def _serve(args: argparse.Namespace) -> int:
     from .server import PolicyServer, ServerConfig
 
     _check_replicas(args.replicas)
+    logging.getLogger("websockets.server").setLevel(logging.WARNING)  # one INFO line per probe; ours log connects
     if args.checkpoint == "shipped":
         from ..models import shipped_model
 

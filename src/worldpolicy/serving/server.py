@@ -509,11 +509,14 @@ class PolicyServer:
     async def _drain(self, server: Any) -> None:
         self._ready, self._draining = False, True
         self._metrics.ready.set(0)
-        server.close(close_connections=False)  # stop accepting connections
+        # still listening while requests finish: /healthz answers 200, /readyz 503 draining, new WebSocket handshakes
+        # get 503 and new requests on open connections 1001 (probes of an orchestrator see a draining server, not a
+        # closed port)
         _log(logging.INFO, "draining", queued=self._queue.qsize(), connections=len(self._connections))
         deadline = time.perf_counter() + self.config.drain_timeout_s
         while self._active and time.perf_counter() < deadline:  # every admitted request gets its reply
             await asyncio.sleep(0.01)
+        server.close(close_connections=False)
         # all at once, within the drain deadline (at least 1 s): a peer that never answers the close frame must not
         # hold the shutdown for websockets' close_timeout, one connection after another
         closing = {asyncio.ensure_future(ws.close(CloseCode.GOING_AWAY, "server shutting down")): ws
