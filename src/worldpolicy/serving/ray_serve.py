@@ -25,7 +25,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import PlainTextResponse
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from ray import serve
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
@@ -35,11 +35,12 @@ from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
 from .server import (
     ServerConfig,
     _log,
-    api_key_matches,
+    authorized,
     error_text,
     failure_status,
     logger,
     reply_fields,
+    request_metrics,
     run_batch,
     server_metadata,
 )
@@ -117,18 +118,11 @@ class WireIngress:
         self.replicas = replicas
         self.api_key = api_key
         self.max_message_bytes = max_message_bytes
-        r = self.registry = CollectorRegistry()
-        self.requests = Counter("worldpolicy_requests", "Requests by outcome", ["status"], registry=r)
-        self.latency = Histogram(
-            "worldpolicy_request_latency_seconds",
-            "Ingress time per request (frame in to reply out)",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-            registry=r,
-        )
+        self.registry = CollectorRegistry()
+        self.requests, self.latency = request_metrics(self.registry, "Ingress time per request (frame in to reply out)")
 
     def _authorized(self, headers: Any) -> bool:
-        given = headers.getlist("authorization")  # exactly one header
-        return self.api_key is None or (len(given) == 1 and api_key_matches(given[0], self.api_key))
+        return authorized(headers.getlist("authorization"), self.api_key)
 
     @_app.get("/healthz")
     def healthz(self) -> PlainTextResponse:

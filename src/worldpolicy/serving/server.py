@@ -45,11 +45,13 @@ __all__ = [
     "ServerConfig",
     "ServerThread",
     "api_key_matches",
+    "authorized",
     "error_text",
     "event_loop_factory",
     "failure_status",
     "keep_freed_memory",
     "reply_fields",
+    "request_metrics",
     "run_batch",
     "server_metadata",
 ]
@@ -71,6 +73,23 @@ def api_key_matches(authorization: str | None, api_key: str) -> bool:
     # compare_digest takes the same time wherever the strings differ: no guessing the key byte by byte from timings
     ok = hmac.compare_digest(given.strip().encode(), api_key.encode())
     return ok and scheme.lower() in _SCHEMES
+
+
+def authorized(headers: list[str], api_key: str | None) -> bool:
+    """A request's `Authorization` headers against the server's key (None: open): exactly one, and it matches."""
+    return api_key is None or (len(headers) == 1 and api_key_matches(headers[0], api_key))
+
+
+_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+def request_metrics(registry: CollectorRegistry, latency_help: str) -> tuple[Counter, Histogram]:
+    """Requests by outcome and their latency, under the same names on the single server and the Ray ingress."""
+    requests = Counter("worldpolicy_requests", "Requests by outcome", ["status"], registry=registry)
+    latency = Histogram(
+        "worldpolicy_request_latency_seconds", latency_help, buckets=_SECONDS_BUCKETS, registry=registry
+    )
+    return requests, latency
 
 
 @dataclass(frozen=True)
@@ -166,18 +185,9 @@ class _Metrics:
 
     def __init__(self, queue_depth: Callable[[], int]) -> None:
         r = self.registry = CollectorRegistry()
-        self.requests = Counter("worldpolicy_requests", "Requests by outcome", ["status"], registry=r)
-        self.latency = Histogram(
-            "worldpolicy_request_latency_seconds",
-            "Server time per request (decode to reply)",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-            registry=r,
-        )
+        self.requests, self.latency = request_metrics(r, "Server time per request (decode to reply)")
         self.inference = Histogram(
-            "worldpolicy_batch_inference_seconds",
-            "Policy time per batch",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-            registry=r,
+            "worldpolicy_batch_inference_seconds", "Policy time per batch", buckets=_SECONDS_BUCKETS, registry=r
         )
         self.batch_size = Histogram(
             "worldpolicy_batch_size", "Requests per batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r
@@ -249,10 +259,7 @@ class PolicyServer:
 
     # ----------------------------------------------------------------------------------------------- HTTP side
     def _authorized(self, request: Request) -> bool:
-        if self.config.api_key is None:
-            return True
-        given = request.headers.get_all("Authorization")  # exactly one header: two are refused, not a crash
-        return len(given) == 1 and api_key_matches(given[0], self.config.api_key)
+        return authorized(request.headers.get_all("Authorization"), self.config.api_key)
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
