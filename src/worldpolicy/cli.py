@@ -47,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        if args.verbose:
+            raise
+        print(f"worldpolicy {args.command}: interrupted", file=sys.stderr)
+        return 130  # the shell's code for Ctrl-C
     except Exception as exc:
         if not isinstance(exc, _user_errors()):
             raise

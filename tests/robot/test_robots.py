@@ -34,8 +34,13 @@ def test_menagerie_layout_loads_with_added_tcp(menagerie_root):
     shipped, menagerie = IKSolver("panda"), IKSolver(robot)
     q = np.array(robot.home)
     np.testing.assert_allclose(menagerie.fk(q), shipped.fk(q), atol=1e-9)
-    # Also reachable by path.
+    # Also reachable by path, whatever the file is called.
     assert get_robot(menagerie_root / "franka_emika_panda" / "panda.xml").mjcf.endswith("panda.xml")
+    renamed = menagerie_root / "my_panda.xml"
+    renamed.write_text((menagerie_root / "franka_emika_panda" / "panda.xml").read_text())
+    assert get_robot(renamed).mjcf == str(renamed)
+    with pytest.raises(FileNotFoundError, match="missing.xml' does not exist"):
+        get_robot(menagerie_root / "missing.xml")
 
 
 def test_overrides_and_validation():

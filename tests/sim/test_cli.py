@@ -36,11 +36,57 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
         (["--episodes", "0"], "--episodes: expected >= 1"),
         (["--image-size", "big"], "--image-size: expected HxW"),
         (["--robot", "ur5"], "robot: unknown name 'ur5'"),
+        (["--seed", "-1"], "--seed: expected >= 0"),
+        (["--max-steps", "0"], "--max-steps: expected >= 1"),
+        (["--image-size", "none", "--videos", "2"], "--image-size none renders no cameras, so --videos 2"),
+        (["--execute-steps", "100"], "--execute-steps: 100 exceeds what a 32-step chunk allows"),
+        (["--control-hz", "1000"], "control_hz: 1000 Hz is not a whole number"),
     ],
 )
-def test_sim_cli_bad_input(argv, message, capsys):
-    assert main(["sim", "--policy", "random", *argv]) == 2
+def test_sim_cli_bad_input(argv, message, capsys, tmp_path):
+    assert main(["sim", "--policy", "random", "--out", str(tmp_path / "run"), *argv]) == 2
     assert message in capsys.readouterr().err
+    assert not (tmp_path / "run" / "report.json").exists()  # refused before any episode ran
+
+
+def test_sim_cli_out_must_be_a_folder(tmp_path, capsys):
+    taken = tmp_path / "file"
+    taken.write_text("mine")
+    assert main(["sim", "--policy", "random", "--out", str(taken)]) == 2
+    assert "--out: " in capsys.readouterr().err and taken.read_text() == "mine"
+
+
+def test_sim_cli_rerun_into_the_same_folder_leaves_no_stale_artefacts(tmp_path):
+    out = tmp_path / "run"
+    common = ["sim", "--task", "reach", "--image-size", "48x64", "--no-progress", "--out", str(out)]
+    assert main([*common, "--policy", "scripted", "--episodes", "2", "--videos", "2", "--max-steps", "3"]) == 0
+    assert (out / "report.png").exists() and (out / "videos" / "episode_0001.mp4").exists()
+    assert main([*common, "--policy", "random", "--episodes", "1", "--videos", "0", "--no-plots"]) == 0
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["policy"] == "random" and doc["max_steps"] == 60 and doc["actual_control_hz"] == pytest.approx(15.15, abs=0.01)
+    assert doc["strategy"]["execute_steps"] == 32  # the k used: random's whole chunk
+    assert not (out / "report.png").exists() and not list((out / "videos").glob("*.mp4"))
+
+
+def test_sim_cli_ctrl_c_is_one_line_and_keeps_the_finished_episodes(tmp_path, capsys, monkeypatch):
+    from worldpolicy.sim.rollout import Rollout
+
+    real_run, calls = Rollout.run, []
+
+    def run_then_interrupt(self, seed, **kwargs):
+        calls.append(seed)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_run(self, seed, **kwargs)
+
+    monkeypatch.setattr(Rollout, "run", run_then_interrupt)
+    out = tmp_path / "run"
+    argv = ["sim", "--policy", "random", "--task", "reach", "--episodes", "3", "--no-progress", "--out", str(out)]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "1 of 3 episodes finished before the interruption" in err and "sim: interrupted" in err
+    assert "Traceback" not in err
+    assert json.loads((out / "report.json").read_text())["n_episodes"] == 1
 
 
 def test_sim_cli_server_down_is_a_one_line_error(tmp_path, capsys):

@@ -103,8 +103,11 @@ def test_step_moves_the_arm_and_validates(env):
         env.step(np.zeros(7))
     with pytest.raises(ValueError, match="NaN"):
         env.step(np.append(target, np.nan))
+    ctrl, command = env.data.ctrl.copy(), env.gripper_command
     with pytest.raises(ValueError, match="gripper"):
-        env.step(np.append(target, 2.0))
+        env.step(np.append(target + 0.3, 2.0))
+    np.testing.assert_array_equal(env.data.ctrl, ctrl)  # a refused action changes nothing
+    assert env.gripper_command == command
 
 
 def test_unknown_names():
@@ -115,6 +118,27 @@ def test_unknown_names():
     assert set(list_tasks()) == {"reach", "push", "pick_place"}
     with pytest.raises(ValueError, match="control_hz"):
         TabletopEnv("reach", control_hz=0, image_size=None)
+
+
+def test_control_rate_and_episode_length_are_checked():
+    env = TabletopEnv("reach", control_hz=15, image_size=None)
+    assert env.n_substeps == 33 and env.actual_control_hz == pytest.approx(15.15, abs=0.01)
+    assert TabletopEnv("reach", control_hz=250, image_size=None).actual_control_hz == pytest.approx(250)
+    with pytest.raises(ValueError, match=r"control_hz: 1000 Hz is not a whole number of 2 ms physics steps .*500"):
+        TabletopEnv("reach", control_hz=1000, image_size=None)
+    for bad in (0, -5, 2.5):
+        with pytest.raises(ValueError, match=f"max_steps: expected an int >= 1.*got {bad}"):
+            TabletopEnv("reach", max_steps=bad, image_size=None)
+
+
+def test_joint_observations_at_the_limits_stay_in_the_observation_space():
+    env = TabletopEnv("reach", image_size=None)
+    env.reset(seed=0)
+    space = env.observation_space["observation/joint_position"]
+    for target in (env.lower, env.upper):
+        for _ in range(15):
+            obs, *_ = env.step(np.append(target, 0.0))
+            assert space.contains(obs["observation/joint_position"]), obs["observation/joint_position"] - target
 
 
 def test_reach_upper_share_draws_more_high_balls_and_leaves_the_default_unchanged():

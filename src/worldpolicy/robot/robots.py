@@ -89,16 +89,22 @@ def _shipped_panda() -> RobotConfig:
 
 
 def _menagerie_panda(root: str | os.PathLike | None = None) -> RobotConfig:
+    """Menagerie's Panda from a checkout (`root`, else $MENAGERIE_ROOT), its folder, or the MJCF file itself."""
     root = root or os.environ.get("MENAGERIE_ROOT")
     if not root:
         raise FileNotFoundError(
             "robot 'menagerie_panda' needs the MuJoCo Menagerie checkout: set MENAGERIE_ROOT or pass a path to panda.xml"
         )
-    path = Path(root) / "franka_emika_panda" / "panda.xml"
-    if not path.is_file():
-        path = Path(root) / "panda.xml"
-    if not path.is_file():
-        raise FileNotFoundError(f"robot 'menagerie_panda': no franka_emika_panda/panda.xml under {root}")
+    if Path(root).suffix == ".xml":
+        path = Path(root)
+        if not path.is_file():
+            raise FileNotFoundError(f"robot: MJCF file {str(path)!r} does not exist")
+    else:
+        path = Path(root) / "franka_emika_panda" / "panda.xml"
+        if not path.is_file():
+            path = Path(root) / "panda.xml"
+        if not path.is_file():
+            raise FileNotFoundError(f"robot 'menagerie_panda': no franka_emika_panda/panda.xml under {root}")
     return replace(
         _shipped_panda(),
         name="menagerie_panda",
@@ -124,10 +130,7 @@ def get_robot(name_or_path: str | os.PathLike | RobotConfig, **overrides) -> Rob
     elif str(name_or_path).lower() in _ROBOTS:
         robot = _ROBOTS[str(name_or_path).lower()]()
     elif str(name_or_path).endswith(".xml") or os.path.isdir(name_or_path):
-        path = Path(name_or_path)
-        robot = _menagerie_panda(path.parent if path.suffix == ".xml" else path)
-        if path.suffix == ".xml":
-            robot = dataclasses.replace(robot, mjcf=str(path))
+        robot = _menagerie_panda(name_or_path)  # a Menagerie-layout Panda, whatever its file is called
     else:
         raise KeyError(f"robot: unknown name {str(name_or_path)!r}; known: {list_robots()} or a path to an MJCF file")
     return dataclasses.replace(robot, **overrides) if overrides else robot

@@ -56,6 +56,23 @@ def _image_size(text: str) -> tuple[int, int] | None:
     return h, w
 
 
+def _prepare_out(out: Path) -> None:
+    """Create the output folder up front (a bad --out fails before anything loads) and remove what an earlier sim run
+    left there that this run may not rewrite (its plot and episode videos), so the folder describes one run."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out: {str(out)!r} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--out: cannot create {str(out)!r}: {exc.strerror}") from None
+    stale = [out / "report.png", *sorted((out / "videos").glob("episode_*.mp4"))]
+    if (out / "report.json").is_file():
+        for path in stale:
+            if path.is_file():
+                path.unlink()
+        logger.info("--out %s: replaced the previous sim run's report", out)
+
+
 def run(args: argparse.Namespace) -> int:
     import os
 
@@ -69,10 +86,20 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--task: unknown task {args.task!r}; accepted: {', '.join(TASK_NAMES)}")
     if args.episodes < 1:
         raise ValueError(f"--episodes: expected >= 1, got {args.episodes}")
+    if args.seed < 0:
+        raise ValueError(f"--seed: expected >= 0 (episode i uses seed + i), got {args.seed}")
+    if args.max_steps is not None and args.max_steps < 1:
+        raise ValueError(f"--max-steps: expected >= 1 (or leave it out for the task's default), got {args.max_steps}")
+    if args.videos < 0:
+        raise ValueError(f"--videos: expected >= 0, got {args.videos}")
     image_size = _image_size(args.image_size)
     needs_images = args.policy not in ("scripted", "random")
     if needs_images and image_size is None:
         raise ValueError("--image-size none: a model policy needs camera images")
+    if image_size is None and args.videos > 0:
+        raise ValueError(f"--image-size none renders no cameras, so --videos {args.videos} cannot record; "
+                         "pass --videos 0 or an image size")
+    _prepare_out(args.out)
 
     from worldpolicy.sim.env import TabletopEnv
     from worldpolicy.sim.evaluate import evaluate, write_report
@@ -91,6 +118,13 @@ def run(args: argparse.Namespace) -> int:
         api_key=args.api_key or os.environ.get("WORLDPOLICY_API_KEY"), **local,
     )
     name = args.policy if args.policy in ("scripted", "random") or args.policy.startswith("ws") else Path(args.policy).name
+    try:  # a chunk too short for --execute-steps: say so now, not after the first inference
+        chunk = getattr(policy, "chunk_size", None) or policy.embodiment.chunk_size
+        strategy.for_policy(policy).steps_for(chunk)
+    except ValueError as exc:
+        getattr(policy, "close", lambda: None)()
+        env.close()
+        raise ValueError(f"--execute-steps: {exc}".replace("execute_steps: ", "")) from None
     finished: list[int] = []
 
     def keep(partial) -> None:  # after every episode: a failure later loses none of the finished ones
@@ -103,9 +137,10 @@ def run(args: argparse.Namespace) -> int:
             video_dir=args.out / "videos", videos=args.videos if record_size else 0, progress=not args.no_progress,
             on_episode=keep,
         )
-    except BaseException:
+    except BaseException as exc:
         if finished:
-            print(f"worldpolicy sim: {finished[0]} of {args.episodes} episodes finished before the failure; their "
+            why = "the interruption" if isinstance(exc, KeyboardInterrupt) else "the failure"
+            print(f"worldpolicy sim: {finished[0]} of {args.episodes} episodes finished before {why}; their "
                   f"report: {args.out / 'report.json'}", file=sys.stderr)
         raise
     finally:

@@ -43,6 +43,9 @@ class TabletopEnv(gym.Env):
     ) -> None:
         if not np.isfinite(control_hz) or control_hz <= 0:
             raise ValueError(f"control_hz: expected a positive frequency, got {control_hz!r}")
+        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer))
+                                      or max_steps < 1):
+            raise ValueError(f"max_steps: expected an int >= 1 (or None: the task's default), got {max_steps!r}")
         if image_size is not None and (len(image_size) != 2 or min(image_size) < 16):
             raise ValueError(f"image_size: expected (height, width) >= 16 pixels or None, got {image_size!r}")
         self.task = get_task(task)
@@ -52,7 +55,17 @@ class TabletopEnv(gym.Env):
         self.model = build_scene(self.robot, self.task.objects(), image_size=self.image_size or (180, 320))
         self.data = mujoco.MjData(self.model)
         self.control_hz = float(control_hz)
-        self.n_substeps = max(1, round(1.0 / (self.control_hz * self.model.opt.timestep)))
+        timestep = self.model.opt.timestep
+        self.n_substeps = max(1, round(1.0 / (self.control_hz * timestep)))
+        # the rate the physics can run: whole physics steps per control period (15 Hz: 33 x 2 ms = 15.15 Hz)
+        self.actual_control_hz = 1.0 / (self.n_substeps * timestep)
+        if abs(self.actual_control_hz / self.control_hz - 1) > 0.02:
+            near = sorted({round(1 / (n * timestep), 2) for n in (self.n_substeps - 1, self.n_substeps,
+                                                                    self.n_substeps + 1) if n >= 1})
+            raise ValueError(
+                f"control_hz: {control_hz:g} Hz is not a whole number of {timestep * 1000:g} ms physics steps "
+                f"(it would run at {self.actual_control_hz:.2f} Hz); nearby rates that are: {near}"
+            )
         self.max_steps = int(max_steps or self.task.max_steps)
         m = self.model
         self._arm_qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in self.robot.arm_joints])
@@ -75,8 +88,11 @@ class TabletopEnv(gym.Env):
         self.action_space = gym.spaces.Box(
             np.append(self.lower, 0.0), np.append(self.upper, 1.0), dtype=np.float64
         )
+        # measured joints: the limits are soft constraints in MuJoCo, so a servo pushing at one overshoots slightly
+        # (up to 0.034 rad seen when driving every joint to its limit)
+        margin = _JOINT_OBS_MARGIN_RAD
         spaces = {
-            "observation/joint_position": gym.spaces.Box(self.lower, self.upper, dtype=np.float64),
+            "observation/joint_position": gym.spaces.Box(self.lower - margin, self.upper + margin, dtype=np.float64),
             "observation/gripper_position": gym.spaces.Box(0.0, 1.0, (1,), dtype=np.float64),
             "prompt": gym.spaces.Text(max_length=256, charset="".join(sorted(gym.spaces.text.alphanumeric)) + " ,.'-"),
         }
@@ -138,12 +154,13 @@ class TabletopEnv(gym.Env):
         if not np.all(np.isfinite(action)):
             raise ValueError(f"action: contains NaN/inf: {action}")
         joints = action[:dof]
+        gripper_ctrl = self.robot.gripper_to_ctrl(action[dof])  # raises for g outside [0, 1]: before anything moves
         outside = (joints < self.lower - 1e-9) | (joints > self.upper + 1e-9)
         if outside.any():
             logger.warning("action: joints %s outside limits; clipped", np.flatnonzero(outside).tolist())
         self.data.ctrl[self._arm_act] = np.clip(joints, self.lower, self.upper)
         self.gripper_command = float(action[dof])
-        self.data.ctrl[self._grip_act] = self.robot.gripper_to_ctrl(self.gripper_command)
+        self.data.ctrl[self._grip_act] = gripper_ctrl
         mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
         self.steps += 1
 
@@ -208,4 +225,5 @@ class TabletopEnv(gym.Env):
                 "prompt": self.episode.prompt if self.episode else ""}
 
 
+_JOINT_OBS_MARGIN_RAD = 0.1
 _OBJ = {"site": mujoco.mjtObj.mjOBJ_SITE, "body": mujoco.mjtObj.mjOBJ_BODY, "geom": mujoco.mjtObj.mjOBJ_GEOM}

@@ -42,6 +42,8 @@ class EvalReport:
     seed: int
     episodes: list[EpisodeResult] = field(default_factory=list)
     requested: int = 0  # episodes asked for; more than len(episodes) in a report written while it runs
+    actual_control_hz: float | None = None  # whole physics steps per control period (15 Hz runs at 15.15 Hz)
+    max_steps: int | None = None
 
     @property
     def successes(self) -> int:
@@ -58,7 +60,8 @@ class EvalReport:
         return {
             "schema": "worldpolicy.sim_eval/v1",
             "task": self.task, "policy": self.policy, "robot": self.robot, "strategy": self.strategy,
-            "control_hz": self.control_hz, "seed": self.seed,
+            "control_hz": self.control_hz, "actual_control_hz": self.actual_control_hz, "max_steps": self.max_steps,
+            "seed": self.seed,
             "n_episodes": len(self.episodes), "episodes_requested": max(self.requested, len(self.episodes)),
             "successes": self.successes, "success_rate": self.success_rate,
             "ci95": [lo, hi],
@@ -118,11 +121,13 @@ def evaluate(
     strategy = rollout.strategy
     report = EvalReport(env.task.name, policy_name, env.robot.name,
                         {"kind": strategy.kind, "execute_steps": strategy.execute_steps,
-                         "ensemble_decay": strategy.ensemble_decay}, env.control_hz, seed, requested=episodes)
+                         "ensemble_decay": strategy.ensemble_decay}, env.control_hz, seed, requested=episodes,
+                        actual_control_hz=env.actual_control_hz, max_steps=env.max_steps)
     bar = tqdm(range(episodes), desc=f"{env.task.name}/{policy_name}", disable=not progress, unit="ep")
     for i in bar:
         record = video_dir is not None and i < videos
         result = rollout.run(seed + i, record=record)
+        report.strategy["execute_steps"] = rollout.execute_steps  # the k used, once the first chunk told the size
         if record and result.frames is not None:
             from worldpolicy.processing.video import write_video
 

@@ -19,6 +19,7 @@ from worldpolicy.robot.kinematics import IKSolver
 
 __all__ = ["PolicyBackend", "RandomPolicy", "ScriptedPolicy", "make_policy", "wrap_policy"]
 
+_STATE_KEY = "privileged/state"  # ScriptedPolicy.snapshot: sim state taken with the observation
 DOWN = np.diag([1.0, -1.0, -1.0])  # TCP pointing at the table, hand x along world x
 
 
@@ -52,9 +53,16 @@ class ScriptedPolicy:
         self.ik = IKSolver(env.robot)
         self.max_yaw_rate = max_yaw_rate
 
+    def snapshot(self, observation: dict[str, Any]) -> dict[str, Any]:
+        """The observation plus the privileged state as of now (the rollout calls this when it takes the observation,
+        so an `async` request computed in the background plans from the same moment, run after run)."""
+        return {**observation, _STATE_KEY: self.env.state()}
+
     def act(self, observation: dict[str, Any], prompt: str) -> Prediction:
         t0 = time.perf_counter()
-        state = self.env.state()
+        state = observation.get(_STATE_KEY)
+        if state is None:
+            state = self.env.state()
         waypoints = self.env.task.expert_waypoints(state)
         q = np.asarray(observation["observation/joint_position"], dtype=np.float64)
         dt = 1.0 / self.env.control_hz
@@ -101,6 +109,11 @@ class RandomPolicy:
         self.rng = np.random.default_rng(seed)
         self.chunk_size = int(chunk_size or self.embodiment.chunk_size)
 
+    def reset(self, seed: int | None = None) -> None:
+        """New episode: sampling restarts from the episode's seed, so an episode replays alone with that seed."""
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+
     def act(self, observation: dict[str, Any], prompt: str) -> Prediction:
         normalized = self.rng.uniform(-1.0, 1.0, size=(self.chunk_size, self.embodiment.action_dim))
         e = self.embodiment
@@ -118,6 +131,10 @@ class _Seeded:
         self.policy, self.embodiment, self.decode_video = policy, embodiment, decode_video
         self.seed = seed
         self.calls = 0
+
+    @property
+    def chunk_size(self) -> int:
+        return getattr(self.policy, "chunk_size", None) or self.embodiment.chunk_size
 
     def act(self, observation: dict[str, Any], prompt: str) -> Prediction:
         seed = None if self.seed is None else self.seed + self.calls

@@ -84,6 +84,7 @@ class Rollout:
 
     def __init__(self, env: TabletopEnv, policy, strategy: ChunkStrategy | None = None) -> None:
         self.env, self.policy, self.strategy = env, policy, (strategy or ChunkStrategy()).for_policy(policy)
+        self.execute_steps: int | None = self.strategy.execute_steps  # k actually used, known after the first chunk
         self._decoders: dict[str, ActionDecoder] = {}
 
     def decoder(self, key: str) -> ActionDecoder:
@@ -91,6 +92,13 @@ class Rollout:
             own = getattr(self.policy, "embodiment", None)  # the backend's own, e.g. a server's not registered here
             self._decoders[key] = ActionDecoder(own if own is not None and own.key == key else key, self.env.robot)
         return self._decoders[key]
+
+    def _observe(self) -> dict:
+        """The observation for the next request, taken now: a backend that reads privileged sim state (the scripted
+        expert) gets it as of now too, not as of whenever a background request runs."""
+        obs = self.env.observe()
+        snapshot = getattr(self.policy, "snapshot", None)
+        return snapshot(obs) if snapshot is not None else obs
 
     def _request(self, obs: dict) -> tuple:
         t0 = time.perf_counter()
@@ -122,11 +130,11 @@ class Rollout:
                         pred, dt = pending.result()
                         skip = k
                     else:
-                        pred, dt = self._request(env.observe())
+                        pred, dt = self._request(self._observe())
                         skip = 0
                     policy_s += dt
                     if k is None:
-                        k = strategy.steps_for(pred.chunk_size)
+                        k = self.execute_steps = strategy.steps_for(pred.chunk_size)
                     cmd = self._decode(pred, skip)
                     chunks += 1
                     clipped += cmd.clipped
@@ -137,11 +145,10 @@ class Rollout:
                     for i in range(len(cmd)):
                         plan.setdefault(t + i, []).append((chunks, np.append(cmd.qpos[i], cmd.gripper[i])))
                     if record and pred.video is not None:
-                        for i in range(len(cmd)):
-                            src = min(len(pred.video) - 1, int((i + skip) * len(pred.video) / pred.chunk_size))
-                            imagined[t + i] = pred.video[src]
+                        for i in range(len(cmd)):  # shown after action i+skip ran: the frame it leads into
+                            imagined[t + i] = pred.video[_frame_after(i + skip, len(pred.video), pred.chunk_size)]
                     if pool is not None:
-                        pending = pool.submit(self._request, env.observe())
+                        pending = pool.submit(self._request, self._observe())
                 action = self._blend(plan.pop(t))
                 for old in [s for s in plan if s < t]:
                     plan.pop(old)
@@ -184,3 +191,11 @@ class Rollout:
         width = max(1, round(img.shape[1] * h / img.shape[0]))
         cols = (np.arange(width) * img.shape[1] / width).astype(int)
         return np.concatenate([sim, img[rows][:, cols, :3].astype(np.uint8)], axis=1)
+
+
+def _frame_after(action: int, frames: int, chunk: int) -> int:
+    """Index of the imagined frame that action `action` of a `chunk`-action chunk leads into. Frame 0 is the
+    observation the chunk was asked for and the last frame the end of the chunk (Cosmos3: action i → frame i+1 when
+    there are chunk + 1 frames; fewer frames, e.g. temporally compressed, spread over the same span: the first frame
+    at or after the action's end)."""
+    return min(frames - 1, -(-(action + 1) * (frames - 1) // chunk))
