@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors shown as one line: bad input, and a policy server that is down, refuses or fails (the client module is
     only imported by commands that talk to one, so a plain run never imports it here)."""
-    errors: tuple[type[Exception], ...] = (UsageError, ValueError, KeyError, FileNotFoundError, TypeError)
+    errors: tuple[type[Exception], ...] = (
+        UsageError, ValueError, KeyError, FileNotFoundError, FileExistsError, TypeError
+    )
     client = sys.modules.get("worldpolicy.serving.client")
     return errors + (client.RemotePolicyError,) if client is not None else errors
 

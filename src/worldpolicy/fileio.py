@@ -27,6 +27,15 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
             os.unlink(tmp)
 
 
+def share_like_mkdir(path: str | Path) -> Path:
+    """Give a folder made by `tempfile.mkdtemp` (always 0700) the mode `mkdir` would, under the process umask: a
+    dataset or checkpoint staged privately and renamed into place must end up readable like any other output."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o777 & ~umask)
+    return Path(path)
+
+
 def write_bytes_atomic(path: str | Path, data: str | bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)

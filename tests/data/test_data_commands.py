@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from worldpolicy.data import commands
@@ -32,6 +34,15 @@ def test_info_and_check(small_dataset, capsys):
     assert summary["episode_length"] == {"min": 7, "mean": 28 / 3, "max": 12}
     assert run(["dataset", "check", str(ds.root)]) == 0
     assert "ok: 3 episodes, 28 frames" in capsys.readouterr().out
+
+    data_file = next((ds.root / "data").rglob("*.parquet"))
+    table = pq.read_table(data_file)
+    actions = table.column("action").to_pylist()
+    actions[9][0] = float("nan")  # row 9 of the first file: frame 9 of episode 0
+    pq.write_table(table.set_column(table.column_names.index("action"), "action",
+                                    pa.array(actions, table.schema.field("action").type)), data_file)
+    assert run(["dataset", "check", str(ds.root)]) == 1
+    assert "episode 0: 'action' holds NaN or inf in 1 frames (first: frame 9)" in capsys.readouterr().err
 
     (ds.root / "videos/observation.images.front/chunk-000/file-000.mp4").unlink()
     assert run(["dataset", "check", str(ds.root)]) == 1
@@ -62,7 +73,7 @@ def test_from_sim(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["episodes"] == 1 and out["frames"] == 3 and out["seeds"] == [0] and out["fps"] == 15
     assert out["features"]["observation.image.wrist_image_left"] == {"dtype": "video", "shape": [24, 24, 3]}
-    with pytest.raises(FileExistsError):
+    with pytest.raises(FileExistsError, match="holds a dataset; pass --overwrite to replace it"):
         run(argv)
     with pytest.raises(ValueError, match="--image-size='24'"):
         run([*argv[:7], "--image-size", "24", "--overwrite"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +171,19 @@ def test_writes_are_atomic(tmp_path):
     second = writer.finalize()
     assert first.root == second.root and second.tasks == ["new"] and second.num_frames == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # no staging or replaced folders left behind
+
+
+def test_overwrite_replaces_datasets_only_and_outputs_are_shared(tmp_path):
+    mine = tmp_path / "mine"
+    (mine / "other_dataset").mkdir(parents=True)
+    (mine / "notes.txt").write_text("precious")
+    with pytest.raises(FileExistsError, match="is not a LeRobot dataset .*overwrite only replaces an existing dataset"):
+        write_episodes(mine, [dict(make_episode(5, seed=0), task="t")], fps=10, overwrite=True)
+    assert (mine / "notes.txt").read_text() == "precious" and (mine / "other_dataset").is_dir()
+    ds = write_episodes(tmp_path / "ds", [dict(make_episode(5, seed=0), task="t")], fps=10)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert ds.root.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's private 0700
 
 
 def test_a_root_created_while_writing_is_not_clobbered(tmp_path):
@@ -360,6 +374,10 @@ def test_reads_pandas_unnamed_index_variable_lists_and_embedded_images(small_dat
             r"videos\['observation.images.front'\] .* uint8",
         ),
         (lambda e: e.update(task=""), "task=''"),
+        (
+            lambda e: e["frames"]["action"].__setitem__((2, 1), np.nan),
+            r"frames\['action'\] of episode 0 holds NaN or inf \(first at frame 2\)",
+        ),
     ],
 )
 def test_writer_rejects_bad_episodes(tmp_path, mutate, match):

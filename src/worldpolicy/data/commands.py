@@ -79,12 +79,19 @@ def _info(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     import sys
 
+    import numpy as np
+
     from worldpolicy.data import DatasetFormatError, LeRobotDataset
 
     try:
         ds = LeRobotDataset.open(args.root)
         for i in range(ds.num_episodes):
-            ds.episode(i)
+            for key, values in ds.episode(i).frames.items():
+                bad = ~np.isfinite(values).reshape(len(values), -1).all(axis=1) if values.dtype.kind == "f" else None
+                if bad is not None and bad.any():  # readable, but no policy can learn from it
+                    print(f"worldpolicy dataset check: episode {i}: {key!r} holds NaN or inf in {int(bad.sum())} "
+                          f"frames (first: frame {int(np.flatnonzero(bad)[0])})", file=sys.stderr)
+                    return 1
         stats = ds.stats
     except DatasetFormatError as exc:
         print(f"worldpolicy dataset check: {exc}", file=sys.stderr)
@@ -112,24 +119,27 @@ def _from_sim(args: argparse.Namespace) -> int:
             task_options[name] = json.loads(value)
         except json.JSONDecodeError:
             task_options[name] = value
-    result = sim_to_dataset(
-        args.root,
-        args.task,
-        args.episodes,
-        seed=args.seed,
-        task_options=task_options,
-        video_codec=args.video_codec,
-        overwrite=args.overwrite,
-        image_size=(height, width),
-        cameras=args.cameras,
-        max_steps=args.max_steps,
-        chunk_size=args.chunk_size,
-        keep_failures=args.keep_failures,
-        start_jitter=args.start_jitter,
-        settle_steps=args.settle_steps,
-        action_noise=args.action_noise,
-        workers=args.workers,
-    )
+    try:
+        result = sim_to_dataset(
+            args.root,
+            args.task,
+            args.episodes,
+            seed=args.seed,
+            task_options=task_options,
+            video_codec=args.video_codec,
+            overwrite=args.overwrite,
+            image_size=(height, width),
+            cameras=args.cameras,
+            max_steps=args.max_steps,
+            chunk_size=args.chunk_size,
+            keep_failures=args.keep_failures,
+            start_jitter=args.start_jitter,
+            settle_steps=args.settle_steps,
+            action_noise=args.action_noise,
+            workers=args.workers,
+        )
+    except FileExistsError as exc:  # the writer speaks Python (overwrite=True); this is the command line
+        raise FileExistsError(str(exc).replace("pass overwrite=True", "pass --overwrite")) from None
     out = _summary(result.dataset)
     out.update(seeds=result.seeds, failed_seeds=result.failed_seeds, wall_s=round(result.wall_s, 2))
     print(json.dumps(out, indent=2))

@@ -30,7 +30,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("worldpolicy.data needs pyarrow: pip install 'worldpolicy[train]'") from exc
 
-from ..fileio import write_json_atomic
+from ..fileio import share_like_mkdir, write_json_atomic
 from ..processing.video import CODECS, VideoFileWriter
 from .layout import (
     AUTO_FEATURES,
@@ -527,8 +527,7 @@ class LeRobotDatasetWriter:
         if not isinstance(chunks_size, int) or chunks_size < 1:
             raise ValueError(f"chunks_size={chunks_size!r} must be an int >= 1")
         self.root = Path(root)
-        if self.root.exists() and (not self.root.is_dir() or any(self.root.iterdir())) and not overwrite:
-            raise FileExistsError(f"root={str(self.root)!r} exists and is not empty; pass overwrite=True to replace it")
+        _check_replaceable(self.root, overwrite)
         self.fps, self.robot_type, self.overwrite = fps, robot_type, overwrite
         self.video_codec, self.video_gop, self.chunks_size = video_codec, video_gop, chunks_size
         self._data_limit = data_files_size_in_mb * 1024**2
@@ -536,7 +535,7 @@ class LeRobotDatasetWriter:
         self._data_mb, self._video_mb = data_files_size_in_mb, video_files_size_in_mb
         self.features = _check_user_features(features, "features") if features is not None else None
         self.root.parent.mkdir(parents=True, exist_ok=True)
-        self._stage = Path(tempfile.mkdtemp(dir=self.root.parent, prefix=f".{self.root.name}.writing-"))
+        self._stage = share_like_mkdir(tempfile.mkdtemp(dir=self.root.parent, prefix=f".{self.root.name}.writing-"))
         self._tasks: dict[str, int] = {}
         self._rows: list[dict[str, Any]] = []
         self._total_frames = 0
@@ -671,6 +670,12 @@ class LeRobotDatasetWriter:
                     f"feature's {spec['dtype']}"
                 )
             columns[key] = arr.astype(spec["dtype"], copy=False)
+            if columns[key].dtype.kind == "f" and not np.isfinite(columns[key]).all():
+                frame = int(np.flatnonzero(~np.isfinite(columns[key].reshape(length, -1)).all(axis=1))[0])
+                raise ValueError(
+                    f"frames[{key!r}] of {where} holds NaN or inf (first at frame {frame}); a policy cannot learn "
+                    "from it: drop or repair those frames"
+                )
         clips = {}
         for key in video_keys:
             arr = np.asarray(videos[key])
@@ -775,10 +780,7 @@ class LeRobotDatasetWriter:
     def _publish(self) -> None:
         old = None
         if self.root.exists() and (not self.root.is_dir() or any(self.root.iterdir())):
-            if not self.overwrite:
-                raise FileExistsError(
-                    f"root={str(self.root)!r} appeared while writing; pass overwrite=True to replace it"
-                )
+            _check_replaceable(self.root, self.overwrite, "appeared while writing")
             old = self.root.with_name(f".{self.root.name}.replaced-{uuid.uuid4().hex[:8]}")
             os.replace(self.root, old)
         elif self.root.is_dir():
@@ -789,6 +791,20 @@ class LeRobotDatasetWriter:
                 shutil.rmtree(old)
             else:
                 old.unlink()
+
+
+def _check_replaceable(root: Path, overwrite: bool, state: str = "exists") -> None:
+    """A dataset is written only into a missing or empty folder, or over an existing *dataset* with `overwrite`:
+    never over a file or a folder of other things (`overwrite` replaces datasets, not whatever `root` names)."""
+    if not root.exists() or (root.is_dir() and not any(root.iterdir())):
+        return
+    if not (root / INFO_PATH).is_file():
+        raise FileExistsError(
+            f"root={str(root)!r} {state} and is not a LeRobot dataset (no {INFO_PATH}); choose a new or empty folder "
+            "(overwrite only replaces an existing dataset)"
+        )
+    if not overwrite:
+        raise FileExistsError(f"root={str(root)!r} {state} and holds a dataset; pass overwrite=True to replace it")
 
 
 def write_episodes(
