@@ -76,6 +76,7 @@ def write_run(prediction, out: Path, plots: bool = True) -> list[Path]:
     from .processing.video import write_video
 
     out.mkdir(parents=True, exist_ok=True)
+    _remove_stale(out, video=prediction.video is not None, plots=plots)
     doc = prediction.to_json()
     written = [out / "actions.json", out / "settings.json"]
     write_json_atomic(written[0], doc)
@@ -92,12 +93,29 @@ def write_run(prediction, out: Path, plots: bool = True) -> list[Path]:
     return written
 
 
+def _remove_stale(out: Path, *, video: bool, plots: bool) -> None:
+    """An earlier run's outputs that this one does not rewrite would describe the wrong run (an old rollout.mp4 next
+    to new actions): remove them."""
+    import shutil
+
+    stale = ([] if video else ["rollout.mp4"]) + ([] if plots else ["index.html", "plots"])
+    for name in stale:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
 def _progress(desc: str):
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=None, desc=desc, unit="step", leave=False)
+    bar = None  # made on the first step, so an error while preparing is not printed on a progress-bar line
 
     def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=desc, unit="step", leave=False)
         bar.total = total
         bar.n = done
         bar.refresh()
@@ -105,6 +123,51 @@ def _progress(desc: str):
             bar.close()
 
     return update
+
+
+_RUN_OUTPUTS = ("actions.json", "settings.json", "rollout.mp4", "index.html", "plots")  # what write_run may write
+
+
+def _checked_out(out: Path, inputs: dict[str, Path | None]) -> Path:
+    """--out, created now (a bad folder fails before any work), and never one of this run's own inputs' places."""
+    from .cli import UsageError
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {str(out)!r} exists and is not a folder")
+    for flag, path in inputs.items():
+        if path is None:
+            continue
+        for name in _RUN_OUTPUTS:
+            target = (out / name).resolve()
+            if path.resolve() == target or target in path.resolve().parents:
+                raise UsageError(f"{flag} {str(path)!r} is where this run writes its {name}; choose another --out "
+                                 "(or move the input) so it is not overwritten")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {str(out)!r} cannot be created: {exc.strerror}") from None
+    return out
+
+
+def _check_inputs(args: argparse.Namespace, source_flag: str, source: Path, state: list[float] | None) -> None:
+    """Read what the run will read (frames, actions, prompt, state width) against the checkpoint's embodiment."""
+    from .policy import Policy
+    from .processing.actions import load_actions
+    from .processing.observations import load_frames
+    from .processing.prompts import check_task
+
+    check_task(args.prompt, "--prompt")
+    embodiment = Policy.check_pretrained(
+        args.checkpoint, args.embodiment, device=args.device, dtype=args.dtype, preset=args.preset, steps=args.steps,
+        guidance=args.guidance, schedule=args.schedule, shift=args.shift, chunk_size=args.chunk_size,
+        resolution_tier=args.resolution_tier,
+    )[0]
+    load_frames(source, source_flag, max_frames=2)
+    if args.actions:
+        load_actions(args.actions, embodiment, args.actions_space)
+    if state is not None and len(state) != embodiment.action_dim:
+        raise ValueError(f"--state has {len(state)} values but embodiment {embodiment.key!r} expects "
+                         f"{embodiment.action_dim} ({', '.join(embodiment.columns)})")
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -118,17 +181,20 @@ def _predict(args: argparse.Namespace) -> int:
         raise UsageError(f"--actions is only used with --mode forward_dynamics (got --mode {args.mode})")
     if args.mode == "inverse_dynamics" and not args.video:
         raise UsageError("--mode inverse_dynamics needs --video (the clip whose actions to recover)")
+    source_flag = "--image" if args.image else "--video"
     source = Path(args.image or args.video)
-    if not source.is_file():
-        raise UsageError(f"--{'image' if args.image else 'video'} {str(source)!r} does not exist")
+    if not source.exists():
+        raise UsageError(f"{source_flag} {str(source)!r} does not exist")
     if args.actions and not Path(args.actions).is_file():
-        raise UsageError(f"--actions {args.actions!r} does not exist")
+        raise UsageError(f"--actions {args.actions!r} does not exist" + (" as a file" if Path(args.actions).exists() else ""))
     state = None
     if args.state:
         try:
             state = [float(v) for v in args.state.split(",")]
         except ValueError:
             raise UsageError(f"--state {args.state!r} must be comma-separated numbers") from None
+    out = _checked_out(Path(args.out), {source_flag: source, "--actions": args.actions and Path(args.actions)})
+    _check_inputs(args, source_flag, source, state)  # before the weights load: a bad file fails in a second
     policy = load_policy(
         args.checkpoint, embodiment=args.embodiment, device=args.device, dtype=args.dtype, preset=args.preset,
         steps=args.steps, guidance=args.guidance, schedule=args.schedule, shift=args.shift,
@@ -140,7 +206,7 @@ def _predict(args: argparse.Namespace) -> int:
         decode_video=args.decode_video or args.mode == "forward_dynamics",
     )
     prediction = policy.act_batch([request], progress=_progress(f"{args.mode} ({policy.embodiment.key})"))[0]
-    written = write_run(prediction, Path(args.out), plots=not args.no_plots)
+    written = write_run(prediction, out, plots=not args.no_plots)
     print(f"{args.mode}: {prediction.chunk_size} x {len(prediction.columns)} actions "
           f"({', '.join(prediction.columns)}) in {prediction.timings['total']:.2f} s")
     for path in written:

@@ -236,7 +236,8 @@ class Policy:
             if missing:
                 raise KeyError(
                     f"observation is missing state keys {missing}; embodiment {e.key!r} conditions on the current "
-                    f"state ({', '.join(e.columns)}); pass them in the observation dict or as state=[...]"
+                    f"state ({', '.join(e.columns)}); pass them in the observation dict or as state=[...] (--state on the "
+                    "command line)"
                 )
             joints = np.asarray(request.observation[keys["joints"]], dtype=np.float64)
             gripper = np.asarray(request.observation[keys["gripper"]], dtype=np.float64)
@@ -244,8 +245,8 @@ class Policy:
             state = np.concatenate([joints, gripper.reshape(-1)[-1:]])
         if state is None:
             raise ValueError(
-                f"state is required for embodiment {e.key!r} ({', '.join(e.columns)}): pass state=[...] or an "
-                f"observation dict with {sorted(e.state_keys.values())}"
+                f"state is required for embodiment {e.key!r} ({', '.join(e.columns)}): pass state=[...] (--state on "
+                f"the command line) or an observation dict with {sorted(e.state_keys.values())}"
             )
         state = np.asarray(state, dtype=np.float64).reshape(-1)
         if state.shape[0] != e.action_dim:
@@ -274,17 +275,25 @@ class Policy:
             raise ValueError(f"actions were given but mode={request.mode!r} generates them; use imagine() instead")
         state_row = self._state_row(request)
         obs = request.observation
-        frames = frames_from_mapping(obs, e.camera_keys, e.composite) if isinstance(obs, Mapping) else load_frames(obs)
         num_frames = self.chunk_size + 1
+        if isinstance(obs, Mapping):
+            frames = frames_from_mapping(obs, e.camera_keys, e.composite)
+        else:
+            # inverse dynamics reads chunk_size + 1 frames; one more tells a longer clip apart without decoding it whole
+            frames = load_frames(obs, max_frames=num_frames + 1 if request.mode == "inverse_dynamics" else None)
         if request.mode == "inverse_dynamics":
             if frames.shape[0] < 2:
                 raise ValueError(f"inverse dynamics needs a video (chunk_size+1 = {num_frames} frames), got 1 frame")
-            if frames.shape[0] != num_frames:
-                logger.warning("video has %d frames; using %d (chunk_size+1), repeating the last if short",
-                               frames.shape[0], num_frames)
+            if frames.shape[0] > num_frames:
+                logger.warning("video has more than %d frames; using the first %d (chunk_size+1)", num_frames,
+                               num_frames)
+            elif frames.shape[0] < num_frames:
+                logger.warning("video has %d frames; using %d (chunk_size+1), repeating the last", frames.shape[0],
+                               num_frames)
             canvas, info = prepare_canvas(frames, self.resolution_tier, num_frames, e.snap_to_16)
         else:
-            canvas, info = prepare_canvas(frames[:1], self.resolution_tier, 1, e.snap_to_16)
+            # the current frame: the last of an observation with history, as the state row takes the last state
+            canvas, info = prepare_canvas(frames[-1:], self.resolution_tier, 1, e.snap_to_16)
         caption = build_caption(e.prompt_format, request.prompt, e.view_point, num_frames, e.fps,
                                 info.canvas_h, info.canvas_w, e.view_description)
         tokenizer = self.engine.tokenizer

@@ -47,13 +47,50 @@ def test_predict_writes_actions_video_and_plots(tiny_checkpoint, image_file, tmp
         (["--steps", "0"], "steps=0"),
         (["--embodiment", "ur5e"], "known:"),
         (["--chunk-size", "10"], "multiple of 4"),
+        (["--prompt", " "], "--prompt is empty"),
+        (["--mode", "forward_dynamics", "--actions", "BAD_ACTIONS"], "width 3 does not match"),
+        (["--embodiment", "droid", "--state", "1,2"], "--state has 2 values but embodiment 'droid/joint_pos'"),
     ],
 )
-def test_predict_bad_input_is_one_clear_line(tiny_checkpoint, image_file, tmp_path, capsys, extra, message):
-    rc = main(["predict", "--checkpoint", str(tiny_checkpoint), "--image", str(image_file), "--prompt", "x",
+def test_predict_bad_input_is_one_clear_line(tiny_checkpoint, image_file, tmp_path, capsys, monkeypatch, extra,
+                                             message):
+    import worldpolicy
+
+    (tmp_path / "bad.json").write_text(json.dumps([[0.0, 0.0, 0.0]]))
+    extra = [str(tmp_path / "bad.json") if a == "BAD_ACTIONS" else a for a in extra]
+    extra = extra if "--prompt" in extra else ["--prompt", "x", *extra]
+    loads = []
+    monkeypatch.setattr(worldpolicy, "load_policy", lambda *a, **k: loads.append(1))
+    rc = main(["predict", "--checkpoint", str(tiny_checkpoint), "--image", str(image_file),
                "--out", str(tmp_path / "o"), *extra])
     err = capsys.readouterr().err
     assert rc == 2 and message in err and "Traceback" not in err
+    assert not loads  # refused before any weights load
+
+
+def test_predict_out_is_checked_first_and_never_overwrites_an_input(tiny_checkpoint, image_file, tmp_path, capsys):
+    base = ["predict", "--checkpoint", str(tiny_checkpoint), "--prompt", "x"]
+    (tmp_path / "afile").write_text("mine")
+    assert main([*base, "--image", str(image_file), "--out", str(tmp_path / "afile")]) == 2
+    assert "--out " in capsys.readouterr().err and (tmp_path / "afile").read_text() == "mine"
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "rollout.mp4").write_bytes(b"the user's own clip")
+    argv = [*base, "--mode", "inverse_dynamics", "--video", str(run / "rollout.mp4"), "--out", str(run)]
+    assert main(argv) == 2
+    assert "is where this run writes its rollout.mp4" in capsys.readouterr().err
+    assert (run / "rollout.mp4").read_bytes() == b"the user's own clip"
+
+
+def test_a_rerun_into_the_same_folder_drops_outputs_it_does_not_rewrite(tiny_checkpoint, image_file, tmp_path):
+    out = tmp_path / "run"
+    base = ["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose", "--chunk-size", "8",
+            "--resolution-tier", "256", "--image", str(image_file), "--prompt", "x", "--steps", "1", "--out", str(out)]
+    assert main([*base, "--decode-video"]) == 0
+    assert (out / "rollout.mp4").is_file() and (out / "index.html").is_file()
+    assert main([*base, "--no-plots"]) == 0
+    assert json.loads((out / "actions.json").read_text())["video_frames"] is None
+    assert not (out / "rollout.mp4").exists() and not (out / "index.html").exists() and not (out / "plots").exists()
 
 
 def test_missing_checkpoint_is_clear(image_file, tmp_path, capsys):

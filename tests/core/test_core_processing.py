@@ -46,6 +46,36 @@ def test_every_observation_form_gives_the_same_frames(rgb, tmp_path):
     assert decoded.shape == (5, 48, 64, 3) and np.abs(decoded - load_frames(smooth)).mean() < 0.02  # lossy codec
 
 
+def test_image_files_of_every_kind_load_their_pixels(tmp_path):
+    """16-bit and float images keep their values (PIL's RGB conversion made them all white or black); an animated GIF
+    gives all its frames, a folder its images in name order, a corrupt file a clear error, a bool mask black/white."""
+    from PIL import Image
+
+    ramp = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (32, 1))
+    Image.fromarray((ramp * 65535).astype(np.uint16)).save(tmp_path / "deep.png")
+    Image.fromarray(ramp, mode="F").save(tmp_path / "float.tif")
+    for name in ("deep.png", "float.tif"):
+        frames = load_frames(tmp_path / name)
+        assert frames.shape == (1, 32, 64, 3)
+        np.testing.assert_allclose(frames[0, :, :, 0], ramp, atol=1e-3, err_msg=name)
+    gif = [Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)) for i in range(5)]
+    gif[0].save(tmp_path / "clip.gif", save_all=True, append_images=gif[1:], duration=66)
+    assert load_frames(tmp_path / "clip.gif").shape[0] == 5
+    (tmp_path / "frames").mkdir()
+    for i in (2, 0, 1):
+        Image.fromarray(np.full((16, 16, 3), 100 * i, np.uint8)).save(tmp_path / "frames" / f"{i:03d}.png")
+    np.testing.assert_allclose(load_frames(tmp_path / "frames")[:, 0, 0, 0] * 255, [0, 100, 200], atol=0.01)
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    with pytest.raises(ValueError, match="observation: cannot read image .*broken.png"):
+        load_frames(tmp_path / "broken.png")
+    np.testing.assert_array_equal(load_frames(np.eye(4, dtype=bool))[0, :, :, 0], np.eye(4))
+
+
+def test_images_under_16_pixels_a_side_are_refused_before_resizing():
+    with pytest.raises(ValueError, match="observation of 10x1000 pixels is too small"):
+        prepare_canvas(np.zeros((1, 10, 1000, 3), np.float32), 256, 1)
+
+
 @pytest.mark.parametrize(
     "bad, match",
     [
@@ -162,6 +192,11 @@ def test_actions_in_every_format(tmp_path):
     (tmp_path / "v1.json").write_text(json.dumps(v1))
     for src in ("bare.json", "obj.json", "a.npy", "v1.json"):
         np.testing.assert_allclose(load_actions(tmp_path / src, e), model, atol=1e-9, err_msg=src)
+    # an actions.json is read from its physical actions: what a user edits, and what another embodiment can take
+    edited = physical.copy()
+    edited[:, 2] = 0.0
+    (tmp_path / "edited.json").write_text(json.dumps({**v1, "actions": edited.tolist(), "embodiment": "other"}))
+    np.testing.assert_allclose(load_actions(tmp_path / "edited.json", e), to_model(e, edited), atol=1e-9)
     np.testing.assert_allclose(load_actions(model, e, space="normalized"), model)
     np.testing.assert_allclose(to_physical(e, model), physical, atol=1e-12)
 
@@ -178,6 +213,28 @@ def test_bad_actions_are_rejected_clearly(tmp_path):
         load_actions(tmp_path / "c.json", e)
     with pytest.raises(ValueError, match="space="):
         load_actions(np.zeros((2, 10)), e, space="meters")
+    for schema in (1, None):  # a malformed tag is read like any object with actions
+        (tmp_path / "s.json").write_text(json.dumps({"schema": schema, "actions": [[0.0] * 10]}))
+        assert load_actions(tmp_path / "s.json", e).shape == (1, 10)
+
+
+def test_actions_far_outside_the_training_range_are_warned(caplog):
+    e = worldpolicy.get_embodiment("droid/relative_pose")
+    physical = e.denormalize(np.zeros((4, 10)))
+    load_actions(physical, e)
+    assert "far outside" not in caplog.text
+    physical[:, 0] *= 1000  # millimetres where metres are expected
+    load_actions(physical, e)
+    assert "tx (|x| up to" in caplog.text and "check the units" in caplog.text and "tx [m]" in caplog.text
+
+
+def test_sampling_accepts_numpy_scalars():
+    from worldpolicy.engine import SamplingConfig
+
+    config = SamplingConfig(steps=np.int64(2), guidance=np.float32(2.0))
+    assert config.steps == 2 and type(config.steps) is int and type(config.guidance) is float
+    with pytest.raises(ValueError, match="steps=True"):
+        SamplingConfig(steps=True)
 
 
 def test_fit_to_chunk_trims_or_repeats():
@@ -211,3 +268,12 @@ def test_cuda_graphs_without_cuda_fails_before_loading(tmp_path):
     # the folder does not exist: reaching the loader would raise FileNotFoundError instead
     with pytest.raises(ValueError, match="cuda_graphs=True needs a CUDA device"):
         worldpolicy.load_policy(tmp_path / "never-loaded", device="cpu", cuda_graphs=True)
+
+
+def test_an_observation_with_history_conditions_on_its_latest_frame(tiny_policy):
+    """The state row takes the last state of a history; the image must come from the same (latest) step."""
+    from worldpolicy.policy import PolicyRequest
+
+    history = np.stack([np.zeros((64, 64, 3), np.uint8), np.full((64, 64, 3), 255, np.uint8)])  # [t-1 black, t white]
+    engine_request, _ = tiny_policy._prepare(PolicyRequest(history, "Reach the target"))
+    assert float(engine_request.canvas.min()) > 0.99  # all white, in [-1, 1]

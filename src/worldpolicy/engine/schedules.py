@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -41,9 +42,14 @@ class SamplingConfig:
     use_system_prompt: bool | None = None
 
     def __post_init__(self) -> None:
+        # numpy scalars (from np.arange / linspace sweeps) count as the numbers they are; stored as Python ones
+        if isinstance(self.steps, numbers.Integral) and not isinstance(self.steps, (bool, np.bool_)):
+            object.__setattr__(self, "steps", int(self.steps))
+        if isinstance(self.guidance, numbers.Real) and not isinstance(self.guidance, (bool, np.bool_)):
+            object.__setattr__(self, "guidance", float(self.guidance))
         if not isinstance(self.steps, int) or isinstance(self.steps, bool) or not 1 <= self.steps <= 1000:
             raise ValueError(f"steps={self.steps!r} must be an integer in [1, 1000] (released DROID policy: 4)")
-        if not isinstance(self.guidance, (int, float)) or not math.isfinite(self.guidance) or self.guidance < 0:
+        if not isinstance(self.guidance, float) or not math.isfinite(self.guidance) or self.guidance < 0:
             raise ValueError(f"guidance={self.guidance!r} must be a finite number >= 0 (1.0 disables CFG)")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule={self.schedule!r}; accepted: {', '.join(SCHEDULES)}")

@@ -51,8 +51,10 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical") -
     """Read actions for forward dynamics and return them in **model space**, [T, action_dim] float64.
 
     Accepted: a `.npy` file; a JSON file holding either a bare nested list `[[...], ...]` or an object with
-    `"actions"` (and optionally `"columns"`; a `worldpolicy.actions/v1` file contributes its `actions_normalized`);
-    a numpy/torch array or nested list. `space` says whether bare values are `physical` (default) or `normalized`.
+    `"actions"` (and optionally `"columns"`); a numpy/torch array or nested list. `space` says whether bare values are
+    `physical` (default) or `normalized`. A `worldpolicy.actions/v1` file is read from its physical `actions` (what a
+    user edits, and what carries over to another embodiment with the same columns), normalised with `embodiment`'s
+    stats. Values far outside the range the model was trained on (wrong units?) are logged as a warning.
     """
     if space not in ACTION_SPACES:
         raise ValueError(f"actions space={space!r}; accepted: {', '.join(ACTION_SPACES)}")
@@ -71,14 +73,17 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical") -
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{where} is not valid JSON: {exc}") from None
             if isinstance(doc, dict):
-                if doc.get("schema", "").startswith("worldpolicy.actions/") and "actions_normalized" in doc:
-                    values, space = doc["actions_normalized"], "normalized"
-                elif "actions" in doc:
-                    values = doc["actions"]
-                else:
+                if "actions" not in doc:
                     raise ValueError(f"{where}: a JSON object needs an 'actions' field; found {sorted(doc)}")
+                values = doc["actions"]
                 columns = doc.get("columns")
-                if doc.get("normalized") is True:
+                if str(doc.get("schema") or "").startswith("worldpolicy.actions/"):
+                    space = "physical"  # the file says what its `actions` are
+                    source_key = doc.get("embodiment")
+                    if source_key is not None and source_key != embodiment.key:
+                        logger.info("%s: written for %r, read as %r by column name (physical units)", where,
+                                    source_key, embodiment.key)
+                elif doc.get("normalized") is True:
                     space = "normalized"
             elif isinstance(doc, list):
                 values = doc
@@ -108,7 +113,23 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical") -
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(f"{where}: NaN or inf at row {bad[0]}, column {embodiment.columns[bad[1]]!r}")
-    return arr if space == "normalized" else to_model(embodiment, arr)
+    model = arr if space == "normalized" else to_model(embodiment, arr)
+    _warn_out_of_range(model, embodiment, where)
+    return model
+
+
+_FAR_OUT = 3.0  # model-space magnitude; the stats map the training data's 1st..99th percentiles to [-1, 1]
+
+
+def _warn_out_of_range(model: np.ndarray, embodiment: Embodiment, where: str) -> None:
+    far = np.abs(model).max(axis=0) > _FAR_OUT
+    if far.any():
+        cols = [f"{c} (|x| up to {v:.3g})" for c, v, f in zip(embodiment.columns, np.abs(model).max(axis=0), far) if f]
+        logger.warning(
+            "%s: %s far outside what embodiment %r was trained on (model space, where its data spans [-1, 1]); "
+            "check the units (%s)", where, ", ".join(cols), embodiment.key,
+            ", ".join(f"{c} [{u}]" for c, u in zip(embodiment.columns, embodiment.units)),
+        )
 
 
 def fit_to_chunk(actions: np.ndarray, chunk_size: int) -> np.ndarray:

@@ -61,7 +61,9 @@ def _array_to_frames(arr: np.ndarray, param: str) -> np.ndarray:
         raise ValueError(f"{param}: empty image of shape {arr.shape}")
     if arr.dtype == np.uint8:
         return arr.astype(np.float32) / 255.0
-    if np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool:
+    if arr.dtype == bool:  # a mask: False black, True white
+        return arr.astype(np.float32)
+    if np.issubdtype(arr.dtype, np.integer):
         if arr.min() < 0 or arr.max() > 255:
             raise ValueError(f"{param}: integer pixels must lie in [0, 255], got [{arr.min()}, {arr.max()}]")
         return arr.astype(np.float32) / 255.0
@@ -79,29 +81,56 @@ def _array_to_frames(arr: np.ndarray, param: str) -> np.ndarray:
     )
 
 
-def load_frames(obs: Any, param: str = "observation") -> np.ndarray:
-    """Any supported image/video input → float32 frames [T, H, W, 3] in [0, 1]."""
+def _pil_to_frames(im: Any, param: str) -> np.ndarray:
+    """One PIL frame → frames. 16-bit and float modes go through their values (PIL's RGB conversion clips them to
+    white or black); palette, greyscale and alpha images through RGB."""
+    if im.mode == "F":  # float pixels: [0, 1] or [-1, 1], checked like a float array
+        return _array_to_frames(np.asarray(im), param)
+    if im.mode.startswith("I"):  # 16-bit PNG/TIFF (PIL reads some as 32-bit "I"): 0..65535, or 0..255 if that fits
+        values = np.asarray(im).astype(np.float32)
+        full_scale = 255.0 if im.mode == "I" and values.max() <= 255 else 65535.0
+        return _array_to_frames(values / full_scale, param)
+    return _array_to_frames(np.asarray(im.convert("RGB")), param)
+
+
+def _read_image_file(path: Path, param: str) -> np.ndarray:
+    """An image file → frames (every frame of an animated GIF/WebP/TIFF); unreadable files are a clear error."""
+    from PIL import Image, ImageSequence, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            frames = [_pil_to_frames(frame, param) for frame in ImageSequence.Iterator(im)]
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:  # PIL raises SyntaxError for some broken headers
+        raise ValueError(f"{param}: cannot read image {str(path)!r}: {exc}") from None
+    return np.concatenate(frames, axis=0)
+
+
+def load_frames(obs: Any, param: str = "observation", max_frames: int | None = None) -> np.ndarray:
+    """Any supported image/video input → float32 frames [T, H, W, 3] in [0, 1]. `max_frames` stops decoding a video
+    file early (inverse dynamics reads chunk_size + 1 frames: a long clip need not be decoded whole)."""
     if isinstance(obs, (str, Path)):
         path = Path(obs)
+        if path.is_dir():
+            frames = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not frames:
+                raise ValueError(f"{param}: folder {str(path)!r} holds no image files ({sorted(IMAGE_SUFFIXES)})")
+            return load_frames(frames, param)  # a folder of frames, in file-name order
         if not path.is_file():
             raise FileNotFoundError(f"{param}: file {str(path)!r} does not exist")
         suffix = path.suffix.lower()
         if suffix in VIDEO_SUFFIXES:
             from .video import read_video
 
-            frames, _ = read_video(path)
+            frames, _ = read_video(path, max_frames=max_frames)
             return _array_to_frames(frames, param)
         if suffix in IMAGE_SUFFIXES:
-            from PIL import Image
-
-            with Image.open(path) as im:
-                return _array_to_frames(np.asarray(im.convert("RGB")), param)
+            return _read_image_file(path, param)
         raise ValueError(
             f"{param}: unsupported file type {suffix!r}; accepted images {sorted(IMAGE_SUFFIXES)}, "
             f"videos {sorted(VIDEO_SUFFIXES)}"
         )
     if type(obs).__module__.startswith("PIL."):
-        return _array_to_frames(np.asarray(obs.convert("RGB")), param)
+        return _pil_to_frames(obs, param)
     if type(obs).__module__.startswith("torch"):
         return _array_to_frames(obs.detach().cpu().float().numpy() if obs.is_floating_point() else obs.cpu().numpy(), param)
     if isinstance(obs, np.ndarray):
@@ -143,6 +172,7 @@ def stack_views(views: Sequence[np.ndarray]) -> np.ndarray:
     than a side-by-side one at the same resolution tier."""
     h, w = views[0].shape[1:3]
     n = min(len(v) for v in views)
+    views = [v[-n:] for v in views]  # the latest n: histories of unequal length end together
     return np.stack([np.concatenate([_resize(v[i], h, w) for v in views], axis=0) for i in range(n)])
 
 
@@ -170,7 +200,7 @@ def frames_from_mapping(obs: Mapping[str, Any], camera_keys: Sequence[str], comp
             )
         cams = [load_frames(obs[k], k) for k in camera_keys]
         n = min(len(c) for c in cams)
-        return compose_droid(*(c[:n] for c in cams))
+        return compose_droid(*(c[-n:] for c in cams))  # the latest n: histories of unequal length end together
     for key in (*camera_keys, "observation/image", "image"):
         if key in obs:
             return load_frames(obs[key], key)
@@ -204,14 +234,14 @@ def prepare_canvas(frames: np.ndarray, tier: int, num_frames: int, snap_to_16: b
     from diffusers.video_processor import VideoProcessor
 
     bins = resolution_bins(tier)
+    if min(frames.shape[1:3]) < 16:  # before diffusers' resize to multiples of 16, which would make it empty
+        raise ValueError(f"observation of {frames.shape[1]}x{frames.shape[2]} pixels is too small (min 16 per side)")
     if snap_to_16:
         processor = VideoProcessor(vae_scale_factor=16, resample="bilinear")
         video = processor.preprocess_video(np.ascontiguousarray(frames, dtype=np.float32))
     else:
         video = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).permute(3, 0, 1, 2)[None] * 2.0 - 1.0
     source_h, source_w = video.shape[-2:]
-    if source_h < 1 or source_w < 1:
-        raise ValueError(f"observation of {frames.shape[1]}x{frames.shape[2]} is too small (min 16x16)")
     target_h, target_w = VideoProcessor.classify_height_width_bin(source_h, source_w, ratios=bins)
     if video.shape[2] < num_frames:
         pad = video[:, :, -1:].expand(-1, -1, num_frames - video.shape[2], -1, -1)
