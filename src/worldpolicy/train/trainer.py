@@ -378,18 +378,20 @@ class Trainer:
             tick = time.perf_counter()
             examples, objectives, sigmas, generator = self._batch(step)
             loss, parts = self.model(examples, objectives, sigmas, generator)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.optim.grad_clip > 0:
-                parts["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, cfg.optim.grad_clip))
-            self.optimizer.step()
-            lr = self.lr_schedule.get_last_lr()[0]
-            self.lr_schedule.step()
             value = float(loss.detach())
             if self.world > 1:
                 reduced = torch.tensor([value])
                 torch.distributed.all_reduce(reduced)
                 value = float(reduced) / self.world
+            self._refuse_non_finite(step + 1, "loss", value)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.optim.grad_clip > 0:
+                parts["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, cfg.optim.grad_clip))
+                self._refuse_non_finite(step + 1, "gradient norm", parts["grad_norm"])
+            self.optimizer.step()
+            lr = self.lr_schedule.get_last_lr()[0]
+            self.lr_schedule.step()
             record = StepRecord(step + 1, value, lr, parts, time.perf_counter() - tick)
             records.append(record)
             if self.on_step is not None:
@@ -411,6 +413,14 @@ class Trainer:
                 _barrier(self.world)
         bar.close()
         return records
+
+    def _refuse_non_finite(self, step: int, what: str, value: float) -> None:
+        """Stop before a NaN/inf reaches the weights: saving it would rotate the good checkpoints away."""
+        if not math.isfinite(value):
+            newest = self._checkpoints()
+            kept = f"the newest checkpoint, {newest[-1]}, is from before" if newest else "no checkpoint was saved"
+            raise ValueError(f"step {step}: the {what} is {value}; stopped without saving ({kept}); lower optim.lr or "
+                             "check the data")
 
     def _evaluate(self, step: int, metrics_path: Path) -> dict[str, Any]:
         """The periodic sim evaluation: the live weights as a `Policy` on `eval.task`, success rate to the log."""
