@@ -133,6 +133,37 @@ class TrainConfig:
         return self
 
 
+# What a resumed run may change: how far it trains, where and how often it logs, evaluates, saves and keeps checkpoints.
+# Everything else (model, data, chunk, seed, LR and its schedule, objectives, finetune mode...) shapes the weights.
+RESUMABLE = ("optim.steps", "output_dir", "device", "log_every", "save_every", "keep_checkpoints", "data.cache_dir",
+             "eval.*")
+
+
+def changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """`name: old -> new` for each setting of `saved` (a run's stored config) that `current` changes and a resume may
+    not (`RESUMABLE`). Settings a run from an older version did not store are not compared."""
+    old, new = _flat(saved), _flat(json.loads(json.dumps(current, default=str)))
+    changes = []
+    for name, value in old.items():
+        if any(name == r or (r.endswith(".*") and name.startswith(r[:-1])) for r in RESUMABLE):
+            continue
+        if name not in new:
+            changes.append(f"{name}: {value!r} -> unset")
+        elif new[name] != value:
+            changes.append(f"{name}: {value!r} -> {new[name]!r}")
+    return changes
+
+
+def _flat(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
 def _build(cls, raw: dict[str, Any], where: str):
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(raw) - set(known))

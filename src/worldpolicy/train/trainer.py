@@ -27,7 +27,7 @@ from torch import nn
 
 from ..embodiments import Embodiment, domain_table, free_domain_id, get_embodiment, register_embodiment
 from ..fileio import write_json_atomic
-from .config import TrainConfig
+from .config import RESUMABLE, TrainConfig, changed_settings
 from .data import LatentCache, WindowSpec
 from .flow import OBJECTIVES, ModelExample, TimestepSampler, batch_losses, draw_noise
 
@@ -353,10 +353,11 @@ class Trainer:
         from tqdm.auto import tqdm
 
         cfg = self.config
+        checkpoints = self._checkpoints()
+        self._check_previous_run(checkpoints)
         self._load()
         self._model()
         start = 0
-        checkpoints = self._checkpoints()
         if checkpoints:
             start = self._restore(checkpoints[-1])
             logger.info("resumed from %s (step %d)", checkpoints[-1], start)
@@ -413,6 +414,30 @@ class Trainer:
                 _barrier(self.world)
         bar.close()
         return records
+
+    def _check_previous_run(self, checkpoints: list[Path]) -> None:
+        """One folder holds one run: continue it only with the settings it was trained with (a changed LR would be
+        overridden by the restored schedule, a changed seed or chunk would not be the run its log describes), and never
+        write over another run's config.json or metrics.jsonl."""
+        config_file, metrics = self.out / "config.json", self.out / "metrics.jsonl"
+        if checkpoints:
+            state = json.loads((checkpoints[-1] / STATE_FILE).read_text())
+            saved, where, step = state["config"], checkpoints[-1], int(state["step"])
+        elif config_file.is_file():
+            saved, where, step = json.loads(config_file.read_text()), config_file, 0
+        elif metrics.exists():
+            raise ValueError(f"output_dir {str(self.out)!r} holds a metrics.jsonl but no config.json or checkpoint "
+                             "(another run's log?): choose a new --out / output_dir, or move the file away")
+        else:
+            return
+        changes = changed_settings(saved, self.config.to_dict())
+        if changes:
+            raise ValueError(f"output_dir {str(self.out)!r} holds a run ({where}, step {step}) with other settings: "
+                             f"{'; '.join(changes)}. Put them back to resume it, or choose a new --out / output_dir "
+                             f"(a resume may change only {', '.join(RESUMABLE)})")
+        if self.config.optim.steps < step:
+            raise ValueError(f"optim.steps={self.config.optim.steps} (--steps) is below step {step}, where the run in "
+                             f"{str(self.out)!r} already is: pass at least {step}, or choose a new --out / output_dir")
 
     def _refuse_non_finite(self, step: int, what: str, value: float) -> None:
         """Stop before a NaN/inf reaches the weights: saving it would rotate the good checkpoints away."""
