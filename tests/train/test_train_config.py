@@ -68,6 +68,7 @@ def test_unknown_keys_are_named(valid, raw_change, field):
     ("optim", {"lr": 0.0}, ValueError, "optim.lr"),
     ("finetune", {"mode": "qlora"}, ValueError, "finetune.mode"),
     (None, {"save_every": 0}, ValueError, "save_every"),
+    ("eval", {"task": "rech"}, ValueError, "eval.task"),
 ])
 def test_bad_values_name_the_field(valid, section, values, error, field):
     from worldpolicy.train.trainer import Trainer

@@ -406,12 +406,12 @@ class Trainer:
                 history.append(line)
                 with open(metrics_path, "a") as f:
                     f.write(json.dumps(line) + "\n")
-            if cfg.eval.every and done % cfg.eval.every == 0 and self.rank == 0:
-                self._evaluate(done, metrics_path)
             if done % cfg.save_every == 0 or done == cfg.optim.steps:
                 if self.rank == 0:
                     self._save(done, history)
                 _barrier(self.world)
+            if cfg.eval.every and done % cfg.eval.every == 0 and self.rank == 0:  # after the save: a failure keeps it
+                self._evaluate(done, metrics_path)
         bar.close()
         return records
 
