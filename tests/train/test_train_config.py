@@ -38,6 +38,16 @@ def test_valid_config_checks_and_resolves_paths_against_its_file(tmp_path, tiny_
     assert load_config(_with(valid, None, checkpoint="nvidia/some-model")).checkpoint == "nvidia/some-model"
 
 
+def test_command_line_paths_are_relative_to_the_working_directory(tmp_path, tiny_dataset, monkeypatch):
+    path = tmp_path / "conf" / "train.toml"
+    path.parent.mkdir()
+    path.write_text(f'checkpoint = "some/hub-id"\noutput_dir = "out"\n[data]\ndataset = "{tiny_dataset}"\n')
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    assert load_config(path, output_dir="runs/cli").output_dir == str(tmp_path / "work" / "runs" / "cli")
+    assert load_config(path).output_dir == str(path.parent / "out")  # the file's own value: next to the file
+
+
 @pytest.mark.parametrize("raw_change, field", [
     ({"optimm": {}}, "optimm"),
     ({"optim": {"stepz": 3}}, "stepz"),

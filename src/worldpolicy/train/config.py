@@ -186,7 +186,8 @@ def _build(cls, raw: dict[str, Any], where: str):
 
 
 def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainConfig:
-    """A TOML/JSON file or dict → checked `TrainConfig`. Relative paths in a file resolve against its folder."""
+    """A TOML/JSON file or dict → checked `TrainConfig`. Relative paths in a file resolve against its folder, those
+    in `overrides` (command-line values) against the working directory, as a shell user means them."""
     if isinstance(source, dict):
         raw, base = dict(source), Path.cwd()
     else:
@@ -199,13 +200,15 @@ def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
         except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
             raise ValueError(f"config {str(path)!r} is not valid {path.suffix[1:].upper() or 'JSON'}: {exc}") from None
         base = path.parent
-    raw.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    raw.update(given)
     config = _build(TrainConfig, raw, "config")
     for holder, name in ((config, "output_dir"), (config, "checkpoint"), (config.data, "dataset"),
                          (config.data, "cache_dir")):
         value = getattr(holder, name)
         if not value or Path(value).is_absolute():
             continue
-        if name != "checkpoint" or (base / value).exists():  # a checkpoint may be a hub id
-            setattr(holder, name, str(base / value))
+        root = Path.cwd() if holder is config and name in given else base
+        if name != "checkpoint" or (root / value).exists():  # a checkpoint may be a hub id
+            setattr(holder, name, str(root / value))
     return config.check()
