@@ -108,6 +108,8 @@ class Trainer:
         from ..engine.loading import load_components, resolve_device
 
         cfg = self.config
+        layout = self._embodiment(stats=None)
+        self._check_data_fits(layout)
         self.device = resolve_device(cfg.device)
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -123,7 +125,6 @@ class Trainer:
             video_keys=tuple(cfg.data.video_keys) if cfg.data.video_keys else None,
             action_conversion=cfg.data.action_conversion, robot=cfg.data.robot, stride=cfg.data.stride,
         )
-        layout = self._embodiment(stats=None)
         cache_dir = cfg.data.cache_dir or str(self.out / "cache")
         if self.rank == 0:
             cache = LatentCache.build_or_load(spec, layout, self.vae, self.tokenizer, cache_dir, progress=self.progress,
@@ -155,6 +156,21 @@ class Trainer:
             spec["stats"] = stats
         self.embodiment_spec = spec
         return register_embodiment(spec, overwrite=True)
+
+    def _check_data_fits(self, emb: Embodiment) -> None:
+        """The embodiment is what the checkpoint predicts with: chunks of its chunk_size at its fps, so the training
+        windows must be exactly that."""
+        from ..data import LeRobotDataset
+
+        data = self.config.data
+        if emb.chunk_size != data.chunk_size:
+            raise ValueError(f"embodiment {emb.key!r} has chunk_size={emb.chunk_size} but data.chunk_size="
+                             f"{data.chunk_size}: the checkpoint would predict chunks it never trained on; set one to "
+                             "the other")
+        fps = LeRobotDataset.open(data.dataset).fps
+        if not math.isclose(fps, emb.fps):
+            raise ValueError(f"data.dataset {data.dataset!r} is recorded at {fps:g} fps but embodiment {emb.key!r} has "
+                             f"fps={emb.fps:g}: set the embodiment's fps to {fps:g} (or resample the dataset)")
 
     def _domain_id(self, domain: str) -> int:
         """A new embodiment's action-head slot, fixed once per run and the same in every process (ranks, resumes):
