@@ -89,6 +89,29 @@ def _barrier(world: int) -> None:
         torch.distributed.barrier()
 
 
+def _trim_metrics(path: Path, step: int) -> None:
+    """Drop the lines a killed run wrote past its last checkpoint. A kill mid-write tears only the last line: that
+    one is dropped with a warning; any other unreadable line is an error naming it."""
+    lines = path.read_text().splitlines()
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    kept = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            entry_step = int(entry["step"])
+        except (json.JSONDecodeError, TypeError, KeyError, ValueError) as exc:
+            if i == last:
+                logger.warning("%s: dropped its torn last line %r", path, line[:80])
+                continue
+            raise ValueError(f"{path}:{i + 1} is not a metrics line ({type(exc).__name__}: {exc}); fix or delete that "
+                             "line to resume") from None
+        if entry_step <= step:
+            kept.append(line)
+    path.write_text("".join(line + "\n" for line in kept))
+
+
 class Trainer:
     """Runs one `TrainConfig`. `run()` resumes from the newest checkpoint in `output_dir` when there is one."""
 
@@ -371,6 +394,9 @@ class Trainer:
         cfg = self.config
         checkpoints = self._checkpoints()
         self._check_previous_run(checkpoints)
+        if self.rank == 0:
+            for staging in (self.out / "checkpoints").glob(".step-*"):  # a save a kill interrupted
+                shutil.rmtree(staging, ignore_errors=True)
         self._load()
         self._model()
         start = 0
@@ -381,9 +407,8 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             write_json_atomic(self.out / "config.json", cfg.to_dict())
         metrics_path = self.out / "metrics.jsonl"
-        if self.rank == 0 and metrics_path.exists():  # drop lines a killed run wrote past its last checkpoint
-            kept = [line for line in metrics_path.read_text().splitlines() if line and json.loads(line)["step"] <= start]
-            metrics_path.write_text("".join(line + "\n" for line in kept))
+        if self.rank == 0 and metrics_path.exists():
+            _trim_metrics(metrics_path, start)
         records: list[StepRecord] = []
         history: list[dict[str, Any]] = []
         bar = tqdm(total=cfg.optim.steps, initial=start, desc="training", unit="step",
