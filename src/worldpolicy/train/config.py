@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import tomllib
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -119,6 +121,15 @@ class TrainConfig:
                 raise ValueError(f"{name}={value!r}: must be an integer >= 1")
         if not (math.isfinite(self.optim.lr) and self.optim.lr > 0):
             raise ValueError(f"optim.lr={self.optim.lr!r}: must be > 0")
+        for name, value, low, high in (("optim.min_lr_ratio", self.optim.min_lr_ratio, 0.0, 1.0),
+                                       ("optim.weight_decay", self.optim.weight_decay, 0.0, math.inf),
+                                       ("optim.grad_clip", self.optim.grad_clip, 0.0, math.inf),
+                                       ("optim.warmup_steps", self.optim.warmup_steps, 0, math.inf),
+                                       ("objectives.action_loss_weight", self.objectives.action_loss_weight, 0.0,
+                                        math.inf)):
+            if not low <= value <= high or not math.isfinite(value):
+                raise ValueError(f"{name}={value!r}: must be in [{low}, {high}]" if high < math.inf
+                                 else f"{name}={value!r}: must be >= {low} and finite")
         if self.finetune.mode not in ("full", "lora"):
             raise ValueError(f"finetune.mode={self.finetune.mode!r}; accepted: full, lora")
         if self.timesteps.kind not in TIMESTEP_SAMPLING:
@@ -181,8 +192,32 @@ def _build(cls, raw: dict[str, Any], where: str):
             if not isinstance(value, dict):
                 raise ValueError(f"{where}.{name}: expected a table, got {type(value).__name__}")
             value = _build(sub, value, f"{where}.{name}" if where != "config" else name)
+        else:
+            value = _typed(value, typing.get_type_hints(cls)[name], name if where == "config" else f"{where}.{name}")
         kwargs[name] = value
     return cls(**kwargs)
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", type(None): "null"}
+
+
+def _typed(value: Any, hint: Any, name: str) -> Any:
+    """`value` as the field's type takes it (an integer where a number goes, one string where a list of strings goes),
+    else an error naming the setting, what was given and what is accepted."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for option in options:
+        if option is float and type(value) in (int, float):
+            return float(value)
+        if option in _TYPE_NAMES and type(value) is option:
+            return value
+        if typing.get_origin(option) is list and (isinstance(value, str) or (
+                isinstance(value, list) and all(isinstance(item, str) for item in value))):
+            return [value] if isinstance(value, str) else value
+        if typing.get_origin(option) is dict and isinstance(value, dict):
+            return value
+    accepted = " or ".join(_TYPE_NAMES.get(o) or ("a table" if typing.get_origin(o) is dict else "a list of strings")
+                           for o in options)
+    raise ValueError(f"{name}={value!r}: expected {accepted}, got {type(value).__name__}")
 
 
 def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainConfig:
