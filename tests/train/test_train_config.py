@@ -38,6 +38,16 @@ def test_valid_config_checks_and_resolves_paths_against_its_file(tmp_path, tiny_
     assert load_config(_with(valid, None, checkpoint="nvidia/some-model")).checkpoint == "nvidia/some-model"
 
 
+def test_command_line_paths_are_relative_to_the_working_directory(tmp_path, tiny_dataset, monkeypatch):
+    path = tmp_path / "conf" / "train.toml"
+    path.parent.mkdir()
+    path.write_text(f'checkpoint = "some/hub-id"\noutput_dir = "out"\n[data]\ndataset = "{tiny_dataset}"\n')
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    assert load_config(path, output_dir="runs/cli").output_dir == str(tmp_path / "work" / "runs" / "cli")
+    assert load_config(path).output_dir == str(path.parent / "out")  # the file's own value: next to the file
+
+
 @pytest.mark.parametrize("raw_change, field", [
     ({"optimm": {}}, "optimm"),
     ({"optim": {"stepz": 3}}, "stepz"),
@@ -68,6 +78,7 @@ def test_unknown_keys_are_named(valid, raw_change, field):
     ("optim", {"lr": 0.0}, ValueError, "optim.lr"),
     ("finetune", {"mode": "qlora"}, ValueError, "finetune.mode"),
     (None, {"save_every": 0}, ValueError, "save_every"),
+    ("eval", {"task": "rech"}, ValueError, "eval.task"),
 ])
 def test_bad_values_name_the_field(valid, section, values, error, field):
     from worldpolicy.train.trainer import Trainer
@@ -120,3 +131,28 @@ def test_cli_unreadable_and_missing_configs(tmp_path, capsys, valid):
     good = tmp_path / "good.json"
     good.write_text(json.dumps(valid))
     assert "--steps=0" in _cli_error(capsys, ["train", str(good), "--steps", "0"])
+
+
+@pytest.mark.parametrize("section, values, message", [
+    ("optim", {"lr": "1e-3"}, "optim.lr='1e-3': expected a number, got str"),
+    ("data", {"chunk_size": "4"}, "data.chunk_size='4': expected an integer, got str"),
+    ("eval", {"every": "2"}, "eval.every='2': expected an integer, got str"),
+    (None, {"seed": 1.5}, "seed=1.5: expected an integer, got float"),
+    (None, {"embodiment": 3}, "embodiment=3: expected a string or a table, got int"),
+    ("data", {"video_keys": [1, 2]}, "data.video_keys=[1, 2]: expected a list of strings or null, got list"),
+    ("optim", {"steps": True}, "optim.steps=True: expected an integer, got bool"),
+    ("optim", {"min_lr_ratio": -3}, r"optim.min_lr_ratio=-3.0: must be in [0.0, 1.0]"),
+    ("optim", {"warmup_steps": -1}, "optim.warmup_steps=-1: must be >= 0"),
+    ("objectives", {"action_loss_weight": -1}, "objectives.action_loss_weight=-1.0: must be >= 0.0"),
+])
+def test_wrong_types_and_ranges_name_the_field(valid, section, values, message):
+    with pytest.raises(ValueError) as error:
+        load_config(_with(valid, section, **values))
+    assert message in str(error.value)
+
+
+def test_one_string_is_a_list_of_one_and_integers_are_numbers(valid):
+    config = load_config(_with(_with(valid, "data", video_keys="observation.image.exterior_image_1_left"),
+                               "optim", lr=1, grad_clip=2))
+    assert config.data.video_keys == ["observation.image.exterior_image_1_left"]
+    assert config.optim.lr == 1.0 and isinstance(config.optim.lr, float) and config.optim.grad_clip == 2.0

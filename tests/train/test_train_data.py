@@ -164,3 +164,19 @@ def test_start_jitter_moves_the_arm_but_not_the_scene():
         assert offset.max() > 0.01 and offset.max() <= 0.5 + 0.02
     # different seeds, different jitter
     assert not np.allclose(runs[11, 0.5][0]["frames"][STATE_KEYS[0]][0], runs[12, 0.5][0]["frames"][STATE_KEYS[0]][0])
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"chunk_size": 8}, r"has chunk_size=8 but data.chunk_size=4: the checkpoint would predict chunks"),
+    ({"fps": 30}, r"recorded at 15 fps but embodiment '.*' has fps=30: set the embodiment's fps to 15"),
+])
+def test_an_embodiment_that_does_not_fit_the_data_is_refused(train_config, tmp_path, change, message):
+    from train_setup import TINY_EMBODIMENT
+
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    raw = train_config(tmp_path / "run", embodiment={**TINY_EMBODIMENT, "name": "tiny_panda_misfit", **change})
+    with pytest.raises(ValueError, match=message):
+        Trainer(load_config(raw), progress=False).run()
+    assert not (tmp_path / "run").exists()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import tomllib
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -119,6 +121,15 @@ class TrainConfig:
                 raise ValueError(f"{name}={value!r}: must be an integer >= 1")
         if not (math.isfinite(self.optim.lr) and self.optim.lr > 0):
             raise ValueError(f"optim.lr={self.optim.lr!r}: must be > 0")
+        for name, value, low, high in (("optim.min_lr_ratio", self.optim.min_lr_ratio, 0.0, 1.0),
+                                       ("optim.weight_decay", self.optim.weight_decay, 0.0, math.inf),
+                                       ("optim.grad_clip", self.optim.grad_clip, 0.0, math.inf),
+                                       ("optim.warmup_steps", self.optim.warmup_steps, 0, math.inf),
+                                       ("objectives.action_loss_weight", self.objectives.action_loss_weight, 0.0,
+                                        math.inf)):
+            if not low <= value <= high or not math.isfinite(value):
+                raise ValueError(f"{name}={value!r}: must be in [{low}, {high}]" if high < math.inf
+                                 else f"{name}={value!r}: must be >= {low} and finite")
         if self.finetune.mode not in ("full", "lora"):
             raise ValueError(f"finetune.mode={self.finetune.mode!r}; accepted: full, lora")
         if self.timesteps.kind not in TIMESTEP_SAMPLING:
@@ -130,7 +141,42 @@ class TrainConfig:
             raise ValueError(f"objectives: weights must be >= 0 with a positive sum, got {weights}")
         if self.eval.every < 0 or self.eval.episodes < 1:
             raise ValueError(f"eval.every={self.eval.every} must be >= 0 and eval.episodes={self.eval.episodes} >= 1")
+        from ..sim.commands import TASK_NAMES
+
+        if self.eval.task not in TASK_NAMES:
+            raise ValueError(f"eval.task={self.eval.task!r}; accepted: {', '.join(TASK_NAMES)}")
         return self
+
+
+# What a resumed run may change: how far it trains, where and how often it logs, evaluates, saves and keeps checkpoints.
+# Everything else (model, data, chunk, seed, LR and its schedule, objectives, finetune mode...) shapes the weights.
+RESUMABLE = ("optim.steps", "output_dir", "device", "log_every", "save_every", "keep_checkpoints", "data.cache_dir",
+             "eval.*")
+
+
+def changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """`name: old -> new` for each setting of `saved` (a run's stored config) that `current` changes and a resume may
+    not (`RESUMABLE`). Settings a run from an older version did not store are not compared."""
+    old, new = _flat(saved), _flat(json.loads(json.dumps(current, default=str)))
+    changes = []
+    for name, value in old.items():
+        if any(name == r or (r.endswith(".*") and name.startswith(r[:-1])) for r in RESUMABLE):
+            continue
+        if name not in new:
+            changes.append(f"{name}: {value!r} -> unset")
+        elif new[name] != value:
+            changes.append(f"{name}: {value!r} -> {new[name]!r}")
+    return changes
+
+
+def _flat(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
 
 
 def _build(cls, raw: dict[str, Any], where: str):
@@ -146,12 +192,37 @@ def _build(cls, raw: dict[str, Any], where: str):
             if not isinstance(value, dict):
                 raise ValueError(f"{where}.{name}: expected a table, got {type(value).__name__}")
             value = _build(sub, value, f"{where}.{name}" if where != "config" else name)
+        else:
+            value = _typed(value, typing.get_type_hints(cls)[name], name if where == "config" else f"{where}.{name}")
         kwargs[name] = value
     return cls(**kwargs)
 
 
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", type(None): "null"}
+
+
+def _typed(value: Any, hint: Any, name: str) -> Any:
+    """`value` as the field's type takes it (an integer where a number goes, one string where a list of strings goes),
+    else an error naming the setting, what was given and what is accepted."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for option in options:
+        if option is float and type(value) in (int, float):
+            return float(value)
+        if option in _TYPE_NAMES and type(value) is option:
+            return value
+        if typing.get_origin(option) is list and (isinstance(value, str) or (
+                isinstance(value, list) and all(isinstance(item, str) for item in value))):
+            return [value] if isinstance(value, str) else value
+        if typing.get_origin(option) is dict and isinstance(value, dict):
+            return value
+    accepted = " or ".join(_TYPE_NAMES.get(o) or ("a table" if typing.get_origin(o) is dict else "a list of strings")
+                           for o in options)
+    raise ValueError(f"{name}={value!r}: expected {accepted}, got {type(value).__name__}")
+
+
 def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainConfig:
-    """A TOML/JSON file or dict → checked `TrainConfig`. Relative paths in a file resolve against its folder."""
+    """A TOML/JSON file or dict → checked `TrainConfig`. Relative paths in a file resolve against its folder, those
+    in `overrides` (command-line values) against the working directory, as a shell user means them."""
     if isinstance(source, dict):
         raw, base = dict(source), Path.cwd()
     else:
@@ -164,13 +235,15 @@ def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
         except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
             raise ValueError(f"config {str(path)!r} is not valid {path.suffix[1:].upper() or 'JSON'}: {exc}") from None
         base = path.parent
-    raw.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    raw.update(given)
     config = _build(TrainConfig, raw, "config")
     for holder, name in ((config, "output_dir"), (config, "checkpoint"), (config.data, "dataset"),
                          (config.data, "cache_dir")):
         value = getattr(holder, name)
         if not value or Path(value).is_absolute():
             continue
-        if name != "checkpoint" or (base / value).exists():  # a checkpoint may be a hub id
-            setattr(holder, name, str(base / value))
+        root = Path.cwd() if holder is config and name in given else base
+        if name != "checkpoint" or (root / value).exists():  # a checkpoint may be a hub id
+            setattr(holder, name, str(root / value))
     return config.check()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,10 +92,29 @@ def iter_windows(spec: WindowSpec, target: Embodiment) -> Iterator[RawWindow]:
         stride=spec.stride,
         pad=spec.pad,
     )
+    keys = list(spec.action_keys) + (list(spec.state_keys) if source.state_history else [])
+    check_finite(dataset, keys, spec.episodes if spec.episodes is not None else range(dataset.num_episodes))
     for ex in examples:
         frames = frames_from_mapping(ex.wire_views, target.camera_keys, target.composite)
         actions, state = convert(ex.actions.astype(np.float64), ex.state)
         yield RawWindow(frames, actions, state, ~ex.action_is_pad, ex.task, ex.episode_index, ex.start)
+
+
+def check_finite(dataset, keys: list[str], episodes: Iterable[int]) -> None:
+    """One NaN/inf action or state turns every loss and then every checkpoint NaN: refuse the data before anything is
+    encoded, naming the key, episode and frame."""
+    for episode in episodes:
+        frames = dataset.episode(int(episode), videos=False).frames
+        for key in keys:
+            values = np.asarray(frames[key], dtype=np.float64).reshape(len(frames[key]), -1)
+            bad = np.argwhere(~np.isfinite(values))
+            if len(bad):
+                frame, column = (int(i) for i in bad[0])
+                raise ValueError(
+                    f"data.dataset {str(dataset.root)!r}: {key} is {values[frame, column]} in episode {episode} "
+                    f"(frame {frame}, column {column}; {len(bad)} non-finite values in that episode); training needs "
+                    "finite actions and states: fix or drop the episode"
+                )
 
 
 def _converter(spec: WindowSpec, source: Embodiment, target: Embodiment) -> Callable:
@@ -209,7 +228,14 @@ class LatentCache:
         path = Path(cache_dir) / f"latents-{key}.safetensors"
         if path.exists():
             logger.info("latent cache hit: %s", path)
-            return cls.load(path)
+            cache = cls.load(path)
+            rows = [(i, a) for i, a in enumerate(cache.actions) if not np.isfinite(a).all()]
+            rows += [(i, s) for i, s in enumerate(cache.states or []) if not np.isfinite(s).all()]
+            if rows:  # written before non-finite data was refused
+                episode, start = cache.index[rows[0][0]]
+                raise ValueError(f"latent cache {str(path)!r} holds non-finite actions/states (episode {episode}, "
+                                 f"window at frame {start}): fix the dataset and delete that file")
+            return cache
         cache = cls._build(spec, embodiment, vae, tokenizer, tier, use_system_prompt, batch_size, progress)
         cache.meta["fingerprint"] = key
         cache.save(path)

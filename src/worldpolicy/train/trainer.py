@@ -27,7 +27,7 @@ from torch import nn
 
 from ..embodiments import Embodiment, domain_table, free_domain_id, get_embodiment, register_embodiment
 from ..fileio import write_json_atomic
-from .config import TrainConfig
+from .config import RESUMABLE, TrainConfig, changed_settings
 from .data import LatentCache, WindowSpec
 from .flow import OBJECTIVES, ModelExample, TimestepSampler, batch_losses, draw_noise
 
@@ -89,6 +89,29 @@ def _barrier(world: int) -> None:
         torch.distributed.barrier()
 
 
+def _trim_metrics(path: Path, step: int) -> None:
+    """Drop the lines a killed run wrote past its last checkpoint. A kill mid-write tears only the last line: that
+    one is dropped with a warning; any other unreadable line is an error naming it."""
+    lines = path.read_text().splitlines()
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    kept = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            entry_step = int(entry["step"])
+        except (json.JSONDecodeError, TypeError, KeyError, ValueError) as exc:
+            if i == last:
+                logger.warning("%s: dropped its torn last line %r", path, line[:80])
+                continue
+            raise ValueError(f"{path}:{i + 1} is not a metrics line ({type(exc).__name__}: {exc}); fix or delete that "
+                             "line to resume") from None
+        if entry_step <= step:
+            kept.append(line)
+    path.write_text("".join(line + "\n" for line in kept))
+
+
 class Trainer:
     """Runs one `TrainConfig`. `run()` resumes from the newest checkpoint in `output_dir` when there is one."""
 
@@ -108,6 +131,8 @@ class Trainer:
         from ..engine.loading import load_components, resolve_device
 
         cfg = self.config
+        layout = self._embodiment(stats=None)
+        self._check_data_fits(layout)
         self.device = resolve_device(cfg.device)
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -123,7 +148,6 @@ class Trainer:
             video_keys=tuple(cfg.data.video_keys) if cfg.data.video_keys else None,
             action_conversion=cfg.data.action_conversion, robot=cfg.data.robot, stride=cfg.data.stride,
         )
-        layout = self._embodiment(stats=None)
         cache_dir = cfg.data.cache_dir or str(self.out / "cache")
         if self.rank == 0:
             cache = LatentCache.build_or_load(spec, layout, self.vae, self.tokenizer, cache_dir, progress=self.progress,
@@ -155,6 +179,21 @@ class Trainer:
             spec["stats"] = stats
         self.embodiment_spec = spec
         return register_embodiment(spec, overwrite=True)
+
+    def _check_data_fits(self, emb: Embodiment) -> None:
+        """The embodiment is what the checkpoint predicts with: chunks of its chunk_size at its fps, so the training
+        windows must be exactly that."""
+        from ..data import LeRobotDataset
+
+        data = self.config.data
+        if emb.chunk_size != data.chunk_size:
+            raise ValueError(f"embodiment {emb.key!r} has chunk_size={emb.chunk_size} but data.chunk_size="
+                             f"{data.chunk_size}: the checkpoint would predict chunks it never trained on; set one to "
+                             "the other")
+        fps = LeRobotDataset.open(data.dataset).fps
+        if not math.isclose(fps, emb.fps):
+            raise ValueError(f"data.dataset {data.dataset!r} is recorded at {fps:g} fps but embodiment {emb.key!r} has "
+                             f"fps={emb.fps:g}: set the embodiment's fps to {fps:g} (or resample the dataset)")
 
     def _domain_id(self, domain: str) -> int:
         """A new embodiment's action-head slot, fixed once per run and the same in every process (ranks, resumes):
@@ -353,10 +392,14 @@ class Trainer:
         from tqdm.auto import tqdm
 
         cfg = self.config
+        checkpoints = self._checkpoints()
+        self._check_previous_run(checkpoints)
+        if self.rank == 0:
+            for staging in (self.out / "checkpoints").glob(".step-*"):  # a save a kill interrupted
+                shutil.rmtree(staging, ignore_errors=True)
         self._load()
         self._model()
         start = 0
-        checkpoints = self._checkpoints()
         if checkpoints:
             start = self._restore(checkpoints[-1])
             logger.info("resumed from %s (step %d)", checkpoints[-1], start)
@@ -364,9 +407,8 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             write_json_atomic(self.out / "config.json", cfg.to_dict())
         metrics_path = self.out / "metrics.jsonl"
-        if self.rank == 0 and metrics_path.exists():  # drop lines a killed run wrote past its last checkpoint
-            kept = [line for line in metrics_path.read_text().splitlines() if line and json.loads(line)["step"] <= start]
-            metrics_path.write_text("".join(line + "\n" for line in kept))
+        if self.rank == 0 and metrics_path.exists():
+            _trim_metrics(metrics_path, start)
         records: list[StepRecord] = []
         history: list[dict[str, Any]] = []
         bar = tqdm(total=cfg.optim.steps, initial=start, desc="training", unit="step",
@@ -378,18 +420,20 @@ class Trainer:
             tick = time.perf_counter()
             examples, objectives, sigmas, generator = self._batch(step)
             loss, parts = self.model(examples, objectives, sigmas, generator)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.optim.grad_clip > 0:
-                parts["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, cfg.optim.grad_clip))
-            self.optimizer.step()
-            lr = self.lr_schedule.get_last_lr()[0]
-            self.lr_schedule.step()
             value = float(loss.detach())
             if self.world > 1:
                 reduced = torch.tensor([value])
                 torch.distributed.all_reduce(reduced)
                 value = float(reduced) / self.world
+            self._refuse_non_finite(step + 1, "loss", value)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.optim.grad_clip > 0:
+                parts["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, cfg.optim.grad_clip))
+                self._refuse_non_finite(step + 1, "gradient norm", parts["grad_norm"])
+            self.optimizer.step()
+            lr = self.lr_schedule.get_last_lr()[0]
+            self.lr_schedule.step()
             record = StepRecord(step + 1, value, lr, parts, time.perf_counter() - tick)
             records.append(record)
             if self.on_step is not None:
@@ -403,14 +447,46 @@ class Trainer:
                 history.append(line)
                 with open(metrics_path, "a") as f:
                     f.write(json.dumps(line) + "\n")
-            if cfg.eval.every and done % cfg.eval.every == 0 and self.rank == 0:
-                self._evaluate(done, metrics_path)
             if done % cfg.save_every == 0 or done == cfg.optim.steps:
                 if self.rank == 0:
                     self._save(done, history)
                 _barrier(self.world)
+            if cfg.eval.every and done % cfg.eval.every == 0 and self.rank == 0:  # after the save: a failure keeps it
+                self._evaluate(done, metrics_path)
         bar.close()
         return records
+
+    def _check_previous_run(self, checkpoints: list[Path]) -> None:
+        """One folder holds one run: continue it only with the settings it was trained with (a changed LR would be
+        overridden by the restored schedule, a changed seed or chunk would not be the run its log describes), and never
+        write over another run's config.json or metrics.jsonl."""
+        config_file, metrics = self.out / "config.json", self.out / "metrics.jsonl"
+        if checkpoints:
+            state = json.loads((checkpoints[-1] / STATE_FILE).read_text())
+            saved, where, step = state["config"], checkpoints[-1], int(state["step"])
+        elif config_file.is_file():
+            saved, where, step = json.loads(config_file.read_text()), config_file, 0
+        elif metrics.exists():
+            raise ValueError(f"output_dir {str(self.out)!r} holds a metrics.jsonl but no config.json or checkpoint "
+                             "(another run's log?): choose a new --out / output_dir, or move the file away")
+        else:
+            return
+        changes = changed_settings(saved, self.config.to_dict())
+        if changes:
+            raise ValueError(f"output_dir {str(self.out)!r} holds a run ({where}, step {step}) with other settings: "
+                             f"{'; '.join(changes)}. Put them back to resume it, or choose a new --out / output_dir "
+                             f"(a resume may change only {', '.join(RESUMABLE)})")
+        if self.config.optim.steps < step:
+            raise ValueError(f"optim.steps={self.config.optim.steps} (--steps) is below step {step}, where the run in "
+                             f"{str(self.out)!r} already is: pass at least {step}, or choose a new --out / output_dir")
+
+    def _refuse_non_finite(self, step: int, what: str, value: float) -> None:
+        """Stop before a NaN/inf reaches the weights: saving it would rotate the good checkpoints away."""
+        if not math.isfinite(value):
+            newest = self._checkpoints()
+            kept = f"the newest checkpoint, {newest[-1]}, is from before" if newest else "no checkpoint was saved"
+            raise ValueError(f"step {step}: the {what} is {value}; stopped without saving ({kept}); lower optim.lr or "
+                             "check the data")
 
     def _evaluate(self, step: int, metrics_path: Path) -> dict[str, Any]:
         """The periodic sim evaluation: the live weights as a `Policy` on `eval.task`, success rate to the log."""

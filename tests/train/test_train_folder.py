@@ -1,0 +1,53 @@
+"""What a run leaves in its folder: the checkpoint of an evaluated step survives a failed evaluation, a kill's staging
+folders are cleared, a torn last log line does not block the resume, and --out is relative to the working directory."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def _run(raw, **kwargs):
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    return Trainer(load_config(raw), progress=False).run(**kwargs)
+
+
+def test_the_checkpoint_is_saved_before_the_evaluation(train_config, tmp_path, monkeypatch):
+    from worldpolicy.train.trainer import Trainer
+
+    def failing(self, step, metrics_path):
+        raise RuntimeError("the simulator failed")
+
+    monkeypatch.setattr(Trainer, "_evaluate", failing)
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="simulator"):
+        _run(train_config(out, eval={"every": 2}))
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-0000002"]
+
+
+def test_a_kill_during_a_save_or_a_log_write_does_not_block_the_resume(train_config, tmp_path, caplog):
+    import json
+    import logging
+
+    out = tmp_path / "run"
+    _run(train_config(out), stop_after=3)
+    staging = out / "checkpoints" / ".step-0000004.x1y2"  # what a kill in the middle of `_save` leaves
+    (staging / "transformer").mkdir(parents=True)
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write('{"step": 4, "lo')  # and in the middle of a log write
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.train.trainer"):
+        assert [r.step for r in _run(train_config(out))] == [3, 4, 5, 6]
+    assert "metrics.jsonl: dropped its torn last line" in caplog.text
+    assert not staging.exists() and sorted(p.name for p in (out / "checkpoints").iterdir()) == [
+        "step-0000004", "step-0000006"]
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_damaged_log_line_is_named(train_config, tmp_path):
+    out = tmp_path / "run"
+    _run(train_config(out), stop_after=3)
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    (out / "metrics.jsonl").write_text("\n".join([lines[0], "{oops", *lines[1:]]) + "\n")
+    with pytest.raises(ValueError, match=r"metrics.jsonl:2 is not a metrics line \(JSONDecodeError"):
+        _run(train_config(out))

@@ -1,0 +1,79 @@
+"""A folder holds one run: a resume with settings that shape the weights is refused (naming them) before anything is
+written, settings that only say how far and how often are accepted, and another run's files are never replaced."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+def _run(raw, **kwargs):
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    return Trainer(load_config(raw), progress=False).run(**kwargs)
+
+
+def _files(out):
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, train_config):
+    out = tmp_path_factory.mktemp("finished") / "run"
+    _run(train_config(out, optim={"steps": 4}))
+    return out
+
+
+@pytest.mark.parametrize("overrides, named", [
+    ({"optim": {"steps": 4, "lr": 1e-2}}, ["optim.lr: 0.001 -> 0.01"]),
+    ({"optim": {"steps": 4}, "seed": 4, "finetune": {"mode": "lora"}}, ["seed: 3 -> 4", "finetune.mode: 'full' -> 'lora'"]),
+    ({"optim": {"steps": 4, "warmup_steps": 3}}, ["optim.warmup_steps: 2 -> 3"]),
+])
+def test_resume_with_other_settings_is_refused_before_anything_is_written(finished, train_config, overrides, named):
+    before = _files(finished)
+    with pytest.raises(ValueError, match="holds a run .*step-0000004.* with other settings") as error:
+        _run(train_config(finished, **overrides))
+    assert all(n in str(error.value) for n in named) and "new --out" in str(error.value)
+    assert _files(finished) == before  # config.json still describes the run that happened
+
+
+def test_steps_below_the_checkpoint_are_refused(finished, train_config):
+    with pytest.raises(ValueError, match=r"optim.steps=2 \(--steps\) is below step 4"):
+        _run(train_config(finished, optim={"steps": 2}))
+
+
+def test_a_run_is_extended_with_more_steps_and_other_cadences(finished, train_config, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    records = _run(train_config(out, optim={"steps": 6}, keep_checkpoints=3, log_every=2, eval={"episodes": 2}))
+    assert [r.step for r in records] == [5, 6]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000002", "step-0000004", "step-0000006"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["optim"]["steps"] == 6 and config["keep_checkpoints"] == 3
+
+
+def test_another_runs_log_and_config_are_never_replaced(train_config, tmp_path):
+    out = tmp_path / "prev"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
+    with pytest.raises(ValueError, match="holds a metrics.jsonl but no config.json or checkpoint"):
+        _run(train_config(out))
+    assert _files(out) == {"metrics.jsonl": b'{"step": 1, "loss": 0.5}\n'}
+    (out / "config.json").write_text(json.dumps(train_config(out, seed=11)))
+    before = _files(out)
+    with pytest.raises(ValueError, match="config.json, step 0.* seed: 11 -> 3"):
+        _run(train_config(out))
+    assert _files(out) == before
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again(train_config, tmp_path):
+    out = tmp_path / "run"
+    _run(train_config(out, optim={"steps": 4}), stop_after=1)
+    assert not (out / "checkpoints").exists() and (out / "config.json").is_file()
+    assert [r.step for r in _run(train_config(out, optim={"steps": 4}))] == [1, 2, 3, 4]
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
