@@ -27,13 +27,28 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
             os.unlink(tmp)
 
 
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def share_like_mkdir(path: str | Path) -> Path:
     """Give a folder made by `tempfile.mkdtemp` (always 0700) the mode `mkdir` would, under the process umask: a
     dataset or checkpoint staged privately and renamed into place must end up readable like any other output."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o777 & ~umask)
+    os.chmod(path, 0o777 & ~_umask())
     return Path(path)
+
+
+def share_tree(root: str | Path) -> Path:
+    """`share_like_mkdir` for a staged folder and everything in it (files get `open`'s mode: some writers, e.g.
+    safetensors, create theirs private)."""
+    umask = _umask()
+    for folder, _, files in os.walk(root):
+        os.chmod(folder, 0o777 & ~umask)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o666 & ~umask)
+    return Path(root)
 
 
 def write_bytes_atomic(path: str | Path, data: str | bytes) -> Path:

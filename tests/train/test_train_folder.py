@@ -51,3 +51,18 @@ def test_a_damaged_log_line_is_named(train_config, tmp_path):
     (out / "metrics.jsonl").write_text("\n".join([lines[0], "{oops", *lines[1:]]) + "\n")
     with pytest.raises(ValueError, match=r"metrics.jsonl:2 is not a metrics line \(JSONDecodeError"):
         _run(train_config(out))
+
+
+def test_checkpoints_are_readable_like_any_other_output(train_config, tmp_path):
+    """Staged in a private mkdtemp folder (0700, and safetensors writes 0600 files), published with mkdir/open modes."""
+    import os
+
+    out = tmp_path / "run"
+    _run(train_config(out))
+    umask = os.umask(0)
+    os.umask(umask)
+    checkpoint = sorted((out / "checkpoints").iterdir())[-1]
+    assert checkpoint.stat().st_mode & 0o777 == 0o777 & ~umask
+    for path in checkpoint.rglob("*"):
+        expected = (0o777 if path.is_dir() else 0o666) & ~umask
+        assert path.stat().st_mode & 0o777 == expected, path

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..embodiments import Embodiment, domain_table, free_domain_id, get_embodiment, register_embodiment
-from ..fileio import write_json_atomic
+from ..fileio import share_tree, write_json_atomic
 from .config import RESUMABLE, TrainConfig, changed_settings
 from .data import LatentCache, WindowSpec
 from .flow import OBJECTIVES, ModelExample, TimestepSampler, batch_losses, draw_noise
@@ -339,6 +339,7 @@ class Trainer:
                 "params": [names[id(p)] for p in self.params], "history": history[-50:],
             }
             (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
+            share_tree(tmp)  # staged privately (mkdtemp); published like any other output
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
