@@ -61,7 +61,7 @@ def test_checkpoints_are_readable_like_any_other_output(train_config, tmp_path):
     _run(train_config(out))
     umask = os.umask(0)
     os.umask(umask)
-    checkpoint = sorted((out / "checkpoints").iterdir())[-1]
+    checkpoint = max((out / "checkpoints").iterdir())
     assert checkpoint.stat().st_mode & 0o777 == 0o777 & ~umask
     for path in checkpoint.rglob("*"):
         expected = (0o777 if path.is_dir() else 0o666) & ~umask
