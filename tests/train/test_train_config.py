@@ -77,6 +77,9 @@ def test_unknown_keys_are_named(valid, raw_change, field):
     ("optim", {"batch_size": 2.5}, ValueError, "optim.batch_size"),
     ("optim", {"lr": 0.0}, ValueError, "optim.lr"),
     ("finetune", {"mode": "qlora"}, ValueError, "finetune.mode"),
+    ("finetune", {"mode": "lora", "lora_rank": 0}, ValueError, "finetune.lora_rank"),
+    ("finetune", {"mode": "lora", "lora_alpha": 0.0}, ValueError, "finetune.lora_alpha"),
+    ("finetune", {"mode": "lora", "lora_targets": []}, ValueError, "finetune.lora_targets"),
     (None, {"save_every": 0}, ValueError, "save_every"),
     ("eval", {"task": "rech"}, ValueError, "eval.task"),
 ])

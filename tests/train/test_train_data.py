@@ -180,3 +180,14 @@ def test_an_embodiment_that_does_not_fit_the_data_is_refused(train_config, tmp_p
     with pytest.raises(ValueError, match=message):
         Trainer(load_config(raw), progress=False).run()
     assert not (tmp_path / "run").exists()
+
+
+def test_a_width_mismatch_says_which_setting_fixes_it():
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.train.data import WindowSpec, _converter
+
+    spec = WindowSpec(dataset="unused", chunk_size=4)
+    target = get_embodiment("droid/relative_pose")
+    with pytest.raises(ValueError, match=r"set data.source_embodiment = 'droid/relative_pose'; else convert them with "
+                                         r"data.action_conversion"):
+        _converter(spec, get_embodiment(spec.source_embodiment), target)

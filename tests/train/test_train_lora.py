@@ -101,3 +101,13 @@ def test_lora_export_is_a_merged_pipeline(lora_runs, tiny_checkpoint):
     }
     prediction = policy.act(obs, "move the gripper to the blue ball")
     assert prediction.actions.shape == (4, 8) and np.all(np.isfinite(prediction.actions))
+
+
+def test_unknown_lora_targets_are_refused_before_the_latent_cache(train_config, tmp_path):
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    raw = train_config(tmp_path / "run", finetune={"mode": "lora", "lora_targets": ["add_q_proj", "q_projj"]})
+    with pytest.raises(ValueError, match=r"finetune.lora_targets \['q_projj'\] name no module .* linear layers: .*add_q_proj"):
+        Trainer(load_config(raw), progress=False).run()
+    assert not (tmp_path / "run" / "cache").exists()

@@ -132,6 +132,13 @@ class TrainConfig:
                                  else f"{name}={value!r}: must be >= {low} and finite")
         if self.finetune.mode not in ("full", "lora"):
             raise ValueError(f"finetune.mode={self.finetune.mode!r}; accepted: full, lora")
+        if self.finetune.mode == "lora":
+            if self.finetune.lora_rank < 1:
+                raise ValueError(f"finetune.lora_rank={self.finetune.lora_rank!r}: must be an int >= 1")
+            if not self.finetune.lora_alpha > 0:
+                raise ValueError(f"finetune.lora_alpha={self.finetune.lora_alpha!r}: must be > 0")
+            if not self.finetune.lora_targets:
+                raise ValueError("finetune.lora_targets is empty: name the transformer modules to adapt")
         if self.timesteps.kind not in TIMESTEP_SAMPLING:
             raise ValueError(f"timesteps.kind={self.timesteps.kind!r}; accepted: {', '.join(TIMESTEP_SAMPLING)}")
         if self.objectives.preset not in (None, "cosmos_policy"):

@@ -121,9 +121,10 @@ def _converter(spec: WindowSpec, source: Embodiment, target: Embodiment) -> Call
     if spec.action_conversion == "none":
         if source.action_dim != target.action_dim:
             raise ValueError(
-                f"data.source_embodiment {source.key!r} has {source.action_dim} columns but the trained embodiment "
-                f"{target.key!r} has {target.action_dim}; set data.action_conversion (accepted: "
-                f"{', '.join(ACTION_CONVERSIONS)})"
+                f"data.source_embodiment {source.key!r} (the dataset's action layout) has {source.action_dim} columns "
+                f"but the trained embodiment {target.key!r} has {target.action_dim}: if the dataset's actions already "
+                f"are in {target.key!r}'s columns, set data.source_embodiment = {target.key!r}; else convert them "
+                f"with data.action_conversion (accepted: {', '.join(ACTION_CONVERSIONS)})"
             )
         return lambda actions, state: (actions, state if target.state_history else None)
     if target.layout != "relative_pose" or source.layout != "joint_position" or not source.state_history:

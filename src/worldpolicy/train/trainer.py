@@ -58,6 +58,7 @@ class FlowMatchingLoss(nn.Module):
             if vision is not None:
                 loss = loss + vision
                 parts.setdefault("loss_video", []).append(float(vision.detach()))
+                parts.setdefault(f"loss_video_{objective}", []).append(float(vision.detach()))
             if action is not None:
                 loss = loss + self.action_loss_weight * action
                 parts.setdefault("loss_action", []).append(float(action.detach()))
@@ -141,6 +142,7 @@ class Trainer:
         self.tokenizer, self.scheduler = parts["tokenizer"], parts["scheduler"]
         self.pipeline_flags = {k: parts[k] for k in ("use_native_flow_schedule", "default_use_system_prompt")}
         self.vae.requires_grad_(False)
+        self._check_model_fits(layout)  # before the latent cache: encoding it can take long
 
         spec = WindowSpec(
             dataset=cfg.data.dataset, chunk_size=cfg.data.chunk_size, source_embodiment=cfg.data.source_embodiment,
@@ -158,9 +160,20 @@ class Trainer:
                                               use_system_prompt=self.pipeline_flags["default_use_system_prompt"])
         self.embodiment = self._embodiment(stats=cache.action_stats()) if isinstance(cfg.embodiment, dict) else layout
         self.examples = cache.model_examples(self.embodiment)
-        if self.embodiment.domain_id >= self.transformer.config.num_embodiment_domains:
-            raise ValueError(f"embodiment domain id {self.embodiment.domain_id} exceeds the checkpoint's "
+
+    def _check_model_fits(self, emb: Embodiment) -> None:
+        """What needs the loaded transformer: the embodiment's action-head slot and the LoRA target modules."""
+        if emb.domain_id >= self.transformer.config.num_embodiment_domains:
+            raise ValueError(f"embodiment domain id {emb.domain_id} exceeds the checkpoint's "
                              f"{self.transformer.config.num_embodiment_domains} action-head slots")
+        if self.config.finetune.mode == "lora":
+            names = {name.rsplit(".", 1)[-1] for name, _ in self.transformer.named_modules()}
+            unknown = [t for t in self.config.finetune.lora_targets if t not in names]
+            if unknown:
+                linear = sorted({name.rsplit(".", 1)[-1] for name, module in self.transformer.named_modules()
+                                 if isinstance(module, torch.nn.Linear)})
+                raise ValueError(f"finetune.lora_targets {unknown} name no module of this transformer; its linear "
+                                 f"layers: {', '.join(linear)}")
 
     def _embodiment(self, stats: dict[str, list[float]] | None) -> Embodiment:
         """The trained embodiment: a registered one, or the config's new spec (free domain slot, data stats)."""
