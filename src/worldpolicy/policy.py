@@ -228,6 +228,8 @@ class Policy:
         """Model-space state for variants conditioned on a clean state row (RoboLab DROID: joints + flipped gripper)."""
         e = self.embodiment
         if not e.state_history:
+            if request.state is not None:
+                logger.warning("state is ignored: embodiment %r does not condition on the robot state", e.key)
             return None
         state = request.state
         if state is None and isinstance(request.observation, Mapping):
@@ -282,6 +284,7 @@ class Policy:
             # inverse dynamics reads chunk_size + 1 frames; one more tells a longer clip apart without decoding it whole
             frames = load_frames(obs, max_frames=num_frames + 1 if request.mode == "inverse_dynamics" else None)
         if request.mode == "inverse_dynamics":
+            _warn_frame_rate(obs, e.fps)
             if frames.shape[0] < 2:
                 raise ValueError(f"inverse dynamics needs a video (chunk_size+1 = {num_frames} frames), got 1 frame")
             if frames.shape[0] > num_frames:
@@ -336,3 +339,18 @@ class Policy:
             actions=to_physical(e, model_actions), actions_normalized=np.asarray(model_actions, dtype=np.float64),
             fps=e.fps, video=video, timings=timings, settings=meta["settings"],
         )
+
+
+def _warn_frame_rate(video: Any, fps: float) -> None:
+    """A clip recorded at another rate than the embodiment's spans another stretch of time per action: say so."""
+    from .processing.observations import VIDEO_SUFFIXES
+
+    if not isinstance(video, (str, Path)) or Path(video).suffix.lower() not in VIDEO_SUFFIXES:
+        return
+    from .processing.video import read_video
+
+    clip_fps = read_video(video, max_frames=1)[1]
+    if clip_fps and abs(clip_fps / fps - 1) > 0.1:
+        logger.warning("video %s is %.3g fps but embodiment actions are at %.3g fps: each recovered action spans "
+                       "%.2f of its steps (resample the clip to %.3g fps for actions at the embodiment's rate)",
+                       video, clip_fps, fps, clip_fps / fps, fps)

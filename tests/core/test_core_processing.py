@@ -277,3 +277,15 @@ def test_an_observation_with_history_conditions_on_its_latest_frame(tiny_policy)
     history = np.stack([np.zeros((64, 64, 3), np.uint8), np.full((64, 64, 3), 255, np.uint8)])  # [t-1 black, t white]
     engine_request, _ = tiny_policy._prepare(PolicyRequest(history, "Reach the target"))
     assert float(engine_request.canvas.min()) > 0.99  # all white, in [-1, 1]
+
+
+def test_ignored_state_and_off_rate_clips_are_warned(tiny_policy, tmp_path, caplog):
+    from worldpolicy.policy import PolicyRequest
+    from worldpolicy.processing.video import write_video
+
+    image = np.zeros((64, 64, 3), np.uint8)
+    tiny_policy._prepare(PolicyRequest(image, "Reach the target", state=[0.0] * 10))
+    assert "state is ignored: embodiment 'droid/relative_pose'" in caplog.text
+    write_video(tmp_path / "clip.mp4", np.zeros((17, 64, 64, 3), np.uint8), 30)
+    tiny_policy._prepare(PolicyRequest(tmp_path / "clip.mp4", "Reach the target", mode="inverse_dynamics"))
+    assert "is 30 fps but embodiment actions are at 15 fps" in caplog.text
