@@ -113,6 +113,32 @@ def test_plot_prediction_rejects_bad_input(tmp_path, joint_chunk, actions_json, 
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("key, files", [
+    ("agibot", ["actions.png", "ee_path_ego.png", "ee_path_left.png", "ee_path_right.png"]),
+    ("robomind_franka_dual", ["actions.png", "ee_path_left.png", "ee_path_right.png"]),
+])
+def test_multi_arm_layouts_get_one_path_per_arm(tmp_path, actions_json, key, files):
+    e = get_embodiment(key)
+    chunk = np.zeros((8, e.action_dim))
+    for prefix in ("ego_", "left_", "right_"):
+        if prefix + "r0" in e.columns:  # identity rotation (rot6d = first two columns of I)
+            chunk[:, list(e.columns).index(prefix + "r0")] = chunk[:, list(e.columns).index(prefix + "r4")] = 1.0
+            chunk[:, list(e.columns).index(prefix + "tx")] = 0.01
+    written = plots.plot_prediction(actions_json(key, chunk), tmp_path)
+    assert [p.name for p in written] == files and all(_non_white_fraction(_png(p)) > 0.01 for p in written)
+
+
+def test_names_with_dollar_signs_are_drawn_literally_and_numpy_rates_accepted(tmp_path, actions_json, joint_chunk):
+    doc = actions_json("droid", joint_chunk)
+    doc.update(embodiment="my_robot", columns=[f"cost_$x{i}" for i in range(7)] + ["gripper"],
+               units=["$\\theta$"] * 7 + ["1"])
+    assert [p.name for p in plots.plot_prediction(doc, tmp_path)] == ["actions.png"]
+    assert plots.plot_action_timeseries(joint_chunk, doc["columns"], doc["units"], np.float32(10),
+                                        path=tmp_path / "np.png").is_file()
+    with pytest.raises(ValueError, match="fps=True"):
+        plots.plot_action_timeseries(joint_chunk, doc["columns"], doc["units"], True, path=tmp_path / "b.png")
+
+
 def test_ee_path_needs_pose_columns(joint_chunk):
     with pytest.raises(ValueError, match="tx,ty,tz"):
         plots.ee_path_figure(joint_chunk, get_embodiment("droid").columns)

@@ -98,14 +98,33 @@ def test_report_is_self_contained_and_shows_the_run(run_dir):
     assert len(re.findall(r"<tr><td>\d+</td>", out.read_text())) == 32
     # settings are escaped, not injected
     assert "put the &lt;cup&gt; away" in out.read_text() and "<cup>" not in out.read_text()
-    assert {"actions.json", "settings.json", "rollout.mp4", "plots/actions.png"} <= set(page.links)
+    assert {"./actions.json", "./settings.json", "./rollout.mp4", "./plots/actions.png"} <= set(page.links)
     assert "predict run" in page.text
 
 
 def test_report_links_large_videos_instead_of_embedding(run_dir, monkeypatch):
     monkeypatch.setattr(report, "MAX_EMBED_VIDEO_BYTES", 10)
     page = _parse(report.write_report(run_dir))
-    assert page.videos == ["rollout.mp4"]
+    assert page.videos == ["./rollout.mp4"]
+
+
+def test_report_links_are_relative_paths_and_a_bad_file_is_a_note(tmp_path):
+    """A file named like a URL scheme or holding '#'/'?' stays a link to that file; a field the report cannot use
+    becomes a note naming the file, and the rest of the page is still written."""
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("javascript:alert(1)", "clip #1.txt", "50% done?.txt"):
+        (run / name).write_text("x")
+    (run / "actions.json").write_text(json.dumps({"schema": "worldpolicy.actions/v1", "mode": "policy",
+                                                  "columns": ["a", "b"], "units": ["m", "m"], "fps": 10,
+                                                  "actions": [[0.0, 1.0], [2.0]], "timings_s": {"total": None}}))
+    (run / "metrics.jsonl").write_bytes(b"\xff\xfe\x00binary")
+    (run / "settings.json").write_text(json.dumps({"caption": "the 香蕉"}, ensure_ascii=True))
+    page = _parse(report.write_report(run))
+    assert {"./javascript%3Aalert%281%29", "./clip%20%231.txt", "./50%25%20done%3F.txt"} <= set(page.links)
+    html = (run / "index.html").read_text()
+    assert "actions.json" in html and "could not be" in html and "metrics.jsonl could not be plotted" in html
+    assert "the 香蕉" in html
 
 
 def test_report_for_train_and_sim_runs(tmp_path):

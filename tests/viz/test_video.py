@@ -77,3 +77,41 @@ def test_side_by_side_layout_and_hold(tmp_path):
 def test_side_by_side_bad_input(videos, labels, match):
     with pytest.raises(ValueError, match=match):
         vv.side_by_side_frames(videos, labels, height=32)
+
+
+def test_viz_never_overwrites_its_inputs_and_reads_the_video_first(tmp_path, joint_chunk, actions_json, capsys):
+    import json
+
+    from worldpolicy.cli import main
+    from worldpolicy.processing.video import write_video
+
+    run, mine = tmp_path / "run", tmp_path / "mine"
+    run.mkdir()
+    mine.mkdir()
+    (run / "actions.json").write_text(json.dumps(actions_json("droid", joint_chunk)))
+    write_video(mine / "animation.mp4", np.zeros((5, 32, 32, 3), np.uint8), 15)
+    before = (mine / "animation.mp4").read_bytes()
+    assert main(["viz", str(run), "--video", str(mine / "animation.mp4"), "--out", str(mine)]) == 2
+    assert "video=" in capsys.readouterr().err and (mine / "animation.mp4").read_bytes() == before
+    (mine / "broken.mp4").write_bytes(b"not a video")
+    assert main(["viz", str(run), "--video", str(mine / "broken.mp4"), "--out", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()  # nothing drawn before the video was read
+    assert main(["viz", str(run), "--video", str(mine / "animation.mp4"), "--out", str(tmp_path / "ok")]) == 0
+
+
+def test_a_user_clip_is_labelled_video_not_imagined(joint_chunk):
+    e = get_embodiment("droid")
+    clip = np.zeros((4, 32, 32, 3), np.uint8)
+    frames, _ = vv.animation_frames(joint_chunk, e.columns, e.units, e.fps, video=clip, video_fps=15,
+                                    video_label="video")
+    imagined, _ = vv.animation_frames(joint_chunk, e.columns, e.units, e.fps, video=clip, video_fps=15)
+    assert frames.shape == imagined.shape and not np.array_equal(frames[0], imagined[0])  # the caption differs
+    with pytest.raises(ValueError, match="video_fps=0"):
+        vv.animation_frames(joint_chunk, e.columns, e.units, e.fps, video=clip, video_fps=0)
+
+
+def test_report_serve_on_a_bad_port_is_one_line(tmp_path, capsys):
+    from worldpolicy.cli import main
+
+    assert main(["report", str(tmp_path), "--serve", "--port", "99999"]) == 2
+    assert "--port 99999: expected 0..65535" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import tempfile
 from collections.abc import Iterable
@@ -127,21 +128,29 @@ class VideoFileWriter:
 
 
 def write_video(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], fps: float) -> Path:
-    """Encode uint8 RGB frames to an H.264 MP4, atomically. Odd sizes are padded to even (edge pixels)."""
-    frames = [np.asarray(f) for f in frames]
-    if not frames:
-        raise ValueError("write_video: no frames given")
-    h, w = frames[0].shape[:2]
-    if any(f.shape != frames[0].shape or f.ndim != 3 or f.shape[2] != 3 for f in frames):
-        raise ValueError("write_video: all frames must share one [H, W, 3] shape")
+    """Encode uint8 RGB frames to an H.264 MP4, atomically. Odd sizes are padded to even (edge pixels). `frames` may
+    be a generator: frames are encoded as they come, so a long clip never sits in memory whole."""
     if fps <= 0:
         raise ValueError(f"write_video: fps={fps} must be > 0")
-    clip = np.stack(frames).astype(np.uint8, copy=False)
-    if h % 2 or w % 2:
-        clip = np.pad(clip, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    writer = VideoFileWriter(Path(path), fps, clip.shape[1], clip.shape[2])
+    iterator = iter(frames)
+    first = next(iterator, None)
+    if first is None:
+        raise ValueError("write_video: no frames given")
+    first = np.asarray(first)
+    if first.ndim != 3 or first.shape[2] != 3:
+        raise ValueError(f"write_video: frames must be [H, W, 3], got {first.shape}")
+    h, w = first.shape[:2]
+    writer = VideoFileWriter(Path(path), fps, h + h % 2, w + w % 2)
     try:
-        writer.append(clip)
+        for frame in itertools.chain([first], iterator):
+            frame = np.asarray(frame)
+            if frame.shape != first.shape:
+                raise ValueError(f"write_video: all frames must share one [H, W, 3] shape ({first.shape}), got "
+                                 f"{frame.shape}")
+            frame = frame.astype(np.uint8, copy=False)[None]
+            if h % 2 or w % 2:
+                frame = np.pad(frame, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+            writer.append(frame)
     except BaseException:
         writer.abort()
         raise

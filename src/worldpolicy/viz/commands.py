@@ -33,8 +33,13 @@ def _viz(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from .report import serve_report, write_report
 
+    if args.serve and not 0 <= args.port <= 65535:
+        raise ValueError(f"--port {args.port}: expected 0..65535 (0 picks a free port)")
     out = write_report(args.run_dir, args.title)
     print(out)
     if args.serve:
-        serve_report(args.run_dir, args.host, args.port)
+        try:
+            serve_report(args.run_dir, args.host, args.port)
+        except OSError as exc:  # port in use, address not on this machine...
+            raise ValueError(f"--host {args.host} --port {args.port}: cannot serve there: {exc.strerror or exc}") from None
     return 0

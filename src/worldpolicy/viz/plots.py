@@ -7,6 +7,7 @@ embodiment registry; `plot_prediction` picks the right plots for a `worldpolicy.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,12 @@ GRIPPER_COLOR = "#d62728"
 LINE_COLOR = "#1f77b4"
 SHADE_COLOR = "#f4a582"
 DPI = 100
+
+
+def _literal(text: str) -> str:
+    """Column names, units and titles drawn as written: a `$` in them is not the start of matplotlib mathtext (an
+    unpaired one is a parse error at save time). Escaping, unlike rcParams, is safe across threads."""
+    return str(text).replace("$", r"\$")
 
 
 def _new_figure(width_in: float, height_in: float):
@@ -88,9 +95,9 @@ def _check_actions(
     return a
 
 
-def _check_fps(fps: float) -> float:
-    if not isinstance(fps, (int, float)) or not np.isfinite(fps) or fps <= 0:
-        raise ValueError(f"fps={fps!r} must be a positive number")
+def _check_fps(fps: float, name: str = "fps") -> float:
+    if isinstance(fps, (bool, np.bool_)) or not isinstance(fps, numbers.Real) or not np.isfinite(fps) or fps <= 0:
+        raise ValueError(f"{name}={fps!r} must be a positive number")
     return float(fps)
 
 
@@ -125,7 +132,7 @@ def _shade_closed(ax, gripper: np.ndarray, fps: float, label: bool) -> None:
 
 
 def axis_label(column: str, unit: str) -> str:
-    return f"{column} [{unit}]"
+    return _literal(f"{column} [{unit}]")
 
 
 def plot_action_timeseries(
@@ -187,7 +194,7 @@ def action_timeseries_figure(
     for ax in axes[max(0, d - ncols) : d]:
         ax.set_xlabel("time [s]", fontsize=8)
         ax.xaxis.set_tick_params(labelbottom=True)
-    fig.suptitle(title or f"action chunk: {a.shape[0]} steps × {d} dims @ {fps:g} Hz", fontsize=10)
+    fig.suptitle(_literal(title or f"action chunk: {a.shape[0]} steps × {d} dims @ {fps:g} Hz"), fontsize=10)
     return fig
 
 
@@ -274,7 +281,7 @@ def ee_path_figure(
     ax.legend(fontsize=7, loc="upper left")
     travel = float(np.sum(np.linalg.norm(np.diff(p, axis=0), axis=1)))
     fig.suptitle(
-        title
+        _literal(title)
         or f"end-effector path: {len(poses) - 1} steps, travel {travel * 100:.1f} cm (frames: x red, y green, z blue)",
         fontsize=10,
     )
@@ -319,11 +326,11 @@ def joints_figure(
     cmap = colormaps["tab10"]
     g = a[:, list(columns).index(gripper_column)] if gripper_column is not None else None
     for k, i in enumerate(joint_idx):
-        axes[0].plot(t, a[:, i], lw=1.4, color=cmap(k % 10), label=columns[i])
+        axes[0].plot(t, a[:, i], lw=1.4, color=cmap(k % 10), label=_literal(columns[i]))
         vel = np.gradient(a[:, i], 1.0 / fps) if a.shape[0] > 1 else np.zeros(1)
         axes[1].plot(t, vel, lw=1.2, color=cmap(k % 10))
-    axes[0].set_ylabel(f"joint position [{unit}]", fontsize=8)
-    axes[1].set_ylabel(f"joint velocity [{unit}/s]", fontsize=8)
+    axes[0].set_ylabel(_literal(f"joint position [{unit}]"), fontsize=8)
+    axes[1].set_ylabel(_literal(f"joint velocity [{unit}/s]"), fontsize=8)
     axes[0].legend(fontsize=7, ncol=min(4, len(joint_idx)), loc="best")
     if g is not None:
         gi = list(columns).index(gripper_column)
@@ -337,7 +344,7 @@ def joints_figure(
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=7)
     axes[-1].set_xlabel("time [s]", fontsize=8)
-    fig.suptitle(title or f"joint trajectory: {a.shape[0]} steps @ {fps:g} Hz", fontsize=10)
+    fig.suptitle(_literal(title or f"joint trajectory: {a.shape[0]} steps @ {fps:g} Hz"), fontsize=10)
     return fig
 
 
@@ -387,10 +394,23 @@ def check_prediction_json(prediction: Any) -> None:
         raise ValueError(f"prediction is missing the keys {missing} required by {ACTIONS_SCHEMA}")
 
 
+def pose_groups(columns: Sequence[str]) -> dict[str, list[int]]:
+    """Column indexes of each relative pose in `columns` by prefix: '' for `tx..r5`, 'left_' for `left_tx..left_r5`
+    (multi-arm layouts: one end-effector path per arm)."""
+    groups = {}
+    for column in columns:
+        if column.endswith("tx"):
+            prefix = column[: -len("tx")]
+            if all(prefix + c in columns for c in POSE_COLUMNS):
+                groups[prefix] = [list(columns).index(prefix + c) for c in POSE_COLUMNS]
+    return groups
+
+
 def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path) -> list[Path]:
     """Write the plots that suit a `worldpolicy.actions/v1` dict into `out_dir`; returns the PNG paths.
 
-    Always `actions.png` (time series); plus `ee_path.png` for relative-pose layouts or `joints.png` for joint layouts.
+    Always `actions.png` (time series); plus `ee_path.png` for relative-pose layouts (`ee_path_<arm>.png` per arm of
+    a multi-arm one) or `joints.png` for joint layouts. Every figure is drawn before the first file is written.
     """
     check_prediction_json(prediction_json)
     columns = list(prediction_json["columns"])
@@ -400,11 +420,19 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path) -> 
     layout, gripper = resolve_layout(prediction_json, columns)
     out_dir = Path(out_dir)
     name = f"{prediction_json.get('mode', 'actions')} · {prediction_json.get('embodiment', '?')}"
-    paths = [
-        plot_action_timeseries(actions, columns, units, fps, gripper, out_dir / "actions.png", title=f"{name}: actions")
-    ]
+    figures = {"actions.png": action_timeseries_figure(actions, columns, units, fps, gripper, title=f"{name}: actions")}
     if layout == "relative_pose":
-        paths.append(plot_ee_path(actions, columns, out_dir / "ee_path.png", gripper_column=gripper))
+        for prefix, indexes in pose_groups(columns).items():
+            arm_gripper = next((prefix + g for g in ("gripper", "grasp") if prefix + g in columns), None)
+            arm = actions[:, indexes]
+            grip = None
+            if arm_gripper is not None:
+                arm = np.concatenate([arm, actions[:, [columns.index(arm_gripper)]]], axis=1)
+                grip = "gripper"
+            arm_columns = [*POSE_COLUMNS, *(["gripper"] if grip else [])]
+            file = f"ee_path_{prefix.rstrip('_')}.png" if prefix else "ee_path.png"
+            title = f"{name}: {prefix.rstrip('_')} end-effector path" if prefix else ""
+            figures[file] = ee_path_figure(arm, arm_columns, gripper_column=grip, title=title)
     elif layout == "joint_position":
-        paths.append(plot_joints(actions, columns, units, fps, out_dir / "joints.png", gripper_column=gripper))
-    return paths
+        figures["joints.png"] = joints_figure(actions, columns, units, fps, gripper)
+    return [save_figure(fig, out_dir / file) for file, fig in figures.items()]

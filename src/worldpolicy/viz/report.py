@@ -202,6 +202,18 @@ def _log_curves(path: Path) -> tuple[bytes | None, int]:
     return buf.getvalue(), len(rows)
 
 
+# a file that parses but holds values the report cannot use (ragged rows, nulls, bytes that are not text)
+_UNUSABLE = (ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError)
+
+
+def _href(relative_path: str) -> str:
+    """A run file as a relative URL: percent-encoded ('#', '?', '%' in names stay part of the path) and prefixed with
+    './' (a file named 'javascript:...' is a file, not a scheme)."""
+    import urllib.parse
+
+    return _esc("./" + urllib.parse.quote(relative_path))
+
+
 def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
     """The report page for `run_dir` as a string (see the module docstring for what is picked up)."""
     run_dir = Path(run_dir)
@@ -225,16 +237,19 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
                 notes.append(f"{name} could not be read: {exc}")
 
     if isinstance(actions, Mapping):
-        sections.append(f"<section id=summary><h2>Summary</h2>{_summary_cards(actions)}</section>")
+        try:
+            sections.append(f"<section id=summary><h2>Summary</h2>{_summary_cards(actions)}</section>")
+        except _UNUSABLE as exc:
+            notes.append(f"actions.json summary could not be shown: {exc}")
 
     videos = []
     for i, path in enumerate(_files(run_dir, "*.mp4")):
         rel = path.relative_to(run_dir).as_posix()
         size = path.stat().st_size
-        src = _data_uri(path, "video/mp4") if size <= MAX_EMBED_VIDEO_BYTES else _esc(rel)
+        src = _data_uri(path, "video/mp4") if size <= MAX_EMBED_VIDEO_BYTES else _href(rel)
         videos.append(
             f"<figure><video id=video-{i} controls muted loop playsinline preload=metadata src='{src}'></video>"
-            f"<figcaption><a href='{_esc(rel)}'>{_esc(rel)}</a> ({size / 1e6:.2f} MB"
+            f"<figcaption><a href='{_href(rel)}'>{_esc(rel)}</a> ({size / 1e6:.2f} MB"
             f"{'' if size <= MAX_EMBED_VIDEO_BYTES else ', linked, not embedded'}) "
             f"<span class=video-meta id=video-{i}-meta data-state=pending>not decoded yet</span></figcaption></figure>"
         )
@@ -246,10 +261,14 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
         rel = path.relative_to(run_dir).as_posix()
         images.append(
             f"<figure><img alt='{_esc(rel)}' src='{_data_uri(path, 'image/png')}'>"
-            f"<figcaption><a href='{_esc(rel)}'>{_esc(rel)}</a></figcaption></figure>"
+            f"<figcaption><a href='{_href(rel)}'>{_esc(rel)}</a></figcaption></figure>"
         )
     for path in sorted(run_dir.glob("*.jsonl")):
-        png, n = _log_curves(path)
+        try:
+            png, n = _log_curves(path)
+        except _UNUSABLE as exc:
+            notes.append(f"{path.name} could not be plotted: {exc}")
+            continue
         if png is not None:
             uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
             images.append(
@@ -262,14 +281,17 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
     if metrics is not None:
         sections.append(f"<section id=metrics><h2>Metrics</h2>{_kv_table(_flatten(metrics), 'metrics')}</section>")
     if isinstance(actions, Mapping) and actions.get("actions"):
-        sections.append(
-            f"<section id=actions><h2>Actions (physical units)</h2><details open><summary>"
-            f"{len(actions['actions'])} steps × {len(actions.get('columns', []))} dims</summary>"
-            f"{_action_table(actions)}</details></section>"
-        )
+        try:
+            sections.append(
+                f"<section id=actions><h2>Actions (physical units)</h2><details open><summary>"
+                f"{len(actions['actions'])} steps × {len(actions.get('columns', []))} dims</summary>"
+                f"{_action_table(actions)}</details></section>"
+            )
+        except _UNUSABLE as exc:
+            notes.append(f"actions.json actions could not be shown: {exc}")
     if (run_dir / "settings.json").is_file():
         try:
-            settings = json.dumps(_read_json(run_dir / "settings.json"), indent=2, sort_keys=True)
+            settings = json.dumps(_read_json(run_dir / "settings.json"), indent=2, sort_keys=True, ensure_ascii=False)
             sections.append(f"<section id=settings><h2>Settings</h2><pre>{_esc(settings)}</pre></section>")
         except ValueError as exc:
             notes.append(f"settings.json could not be read: {exc}")
@@ -277,7 +299,7 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
     files = [p for p in sorted(run_dir.rglob("*")) if p.is_file() and not p.name.startswith(".")]
     listed = files[:MAX_LISTED_FILES]
     rows = "".join(
-        f"<tr><td class=k><a href='{_esc(p.relative_to(run_dir).as_posix())}'>{_esc(p.relative_to(run_dir).as_posix())}"
+        f"<tr><td class=k><a href='{_href(p.relative_to(run_dir).as_posix())}'>{_esc(p.relative_to(run_dir).as_posix())}"
         f"</a></td><td>{p.stat().st_size:,}</td></tr>"
         for p in listed
         if p.relative_to(run_dir).as_posix() != REPORT_FILE

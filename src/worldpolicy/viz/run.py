@@ -40,10 +40,13 @@ def visualize(
     prediction = load_actions_file(actions_path)
     run_dir = actions_path.parent
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "plots"
+    video_path = Path(video) if video is not None else run_dir / ROLLOUT_VIDEO
+    _refuse_overwriting_inputs(out_dir, {"path": actions_path, "video": video_path if video is not None else None})
+    frames, video_fps = None, None
+    if animate and (video is not None or video_path.is_file()):  # read before anything is written
+        frames, video_fps = read_video(video_path)
     written = plot_prediction(prediction, out_dir)
     if animate:
-        video_path = Path(video) if video is not None else run_dir / ROLLOUT_VIDEO
-        frames, video_fps = read_video(video_path) if (video is not None or video_path.is_file()) else (None, None)
         _, gripper = resolve_layout(prediction, prediction["columns"])
         written.append(
             animate_actions(
@@ -56,6 +59,18 @@ def visualize(
                 video=frames,
                 video_fps=video_fps,
                 title=f"{prediction.get('mode', 'actions')} · {prediction.get('embodiment', '?')}",
+                video_label="imagined video" if video is None else "video",
             )
         )
     return written
+
+
+def _refuse_overwriting_inputs(out_dir: Path, inputs: dict[str, Path | None]) -> None:
+    """The plots and animation go to fixed names in `out_dir`: an input stored under one of them would be lost."""
+    for name, given in inputs.items():
+        if given is None:
+            continue
+        target = given.resolve()
+        if target.parent == out_dir.resolve() and (target.suffix == ".png" or target.name == ANIMATION_FILE):
+            raise ValueError(f"{name}={str(given)!r} is in the output folder {str(out_dir)!r}, where this writes "
+                             f"{ANIMATION_FILE} and the plot PNGs; choose another out_dir (or move the input)")

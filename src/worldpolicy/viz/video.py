@@ -64,12 +64,19 @@ def animation_frames(
     video: np.ndarray | None = None,
     video_fps: float | None = None,
     title: str = "",
+    video_label: str = "imagined video",
 ) -> tuple[np.ndarray, float]:
     """Frames [N, H, W, 3] and their rate: the time-series plot with a moving playhead, the video (if any) at left.
 
     With a video, there is one output frame per video frame, frame k at time k / video_fps (the video's frame 0 is
     the observation, i.e. t = 0); without one, one frame per action step at `fps`.
     """
+    frames, rate = _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label)
+    return np.stack(list(frames)), rate
+
+
+def _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label):
+    """`animation_frames` as (a generator of frames, rate): checked and drawn up front, frames made one at a time."""
     a = _check_actions(actions, columns, units)
     fps = _check_fps(fps)
     fig = action_timeseries_figure(a, columns, units, fps, gripper_column, title)
@@ -86,25 +93,29 @@ def animation_frames(
 
     if video is not None:
         video = _check_video(video, "video")
-        rate = _check_fps(video_fps if video_fps is not None else fps)
+        rate = _check_fps(video_fps if video_fps is not None else fps, "video_fps" if video_fps is not None else "fps")
         times = np.arange(video.shape[0]) / rate
-        panels = [_resize(f, height - LABEL_HEIGHT) for f in video]
     else:
-        rate, times, panels = fps, np.arange(a.shape[0]) / fps, None
+        rate, times = fps, np.arange(a.shape[0]) / fps
     t_end = (a.shape[0] - 1) / fps
-    frames = []
-    for k, t in enumerate(times):
+
+    def frames():
+        for k, t in enumerate(times):
+            yield _frame(k, t)
+
+    def _frame(k: int, t: float) -> np.ndarray:
         frame = plot.copy()
         tt = min(t, t_end)
         for x0, px_per_s, top, bottom, left, right in geometry:
             x = round(x0 + tt * px_per_s)
             if left <= x < right:
                 frame[top:bottom, max(x - 1, 0) : x + 1] = PLAYHEAD_RGB
-        if panels is not None:
-            panel = _label(panels[k], f"imagined video  t = {t:.2f} s  frame {k}")
+        if video is not None:  # each video frame resized as it is drawn
+            panel = _label(_resize(video[k], height - LABEL_HEIGHT), f"{video_label}  t = {t:.2f} s  frame {k}")
             frame = np.concatenate([panel, frame], axis=1)
-        frames.append(frame)
-    return np.stack(frames), rate
+        return frame
+
+    return frames(), rate
 
 
 def animate_actions(
@@ -117,9 +128,10 @@ def animate_actions(
     video: np.ndarray | None = None,
     video_fps: float | None = None,
     title: str = "",
+    video_label: str = "imagined video",
 ) -> Path:
-    """Write `animation_frames` as an H.264 mp4 (atomically)."""
-    frames, rate = animation_frames(actions, columns, units, fps, gripper_column, video, video_fps, title)
+    """Write `animation_frames` as an H.264 mp4 (atomically), encoding each frame as it is drawn."""
+    frames, rate = _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label)
     return write_video(path, frames, rate)
 
 
