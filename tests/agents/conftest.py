@@ -24,6 +24,7 @@ def inputs_dir(tmp_path_factory):
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (72, 96, 3), dtype=np.uint8)).save(d / "obs.png")
     (d / "notes.txt").write_text("not an image")
+    (d / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 16)
     return d
 
 

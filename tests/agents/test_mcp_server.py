@@ -205,6 +205,16 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
         ),
         ("infer_actions", {"prompt": "go", "embodiment": "bridge", "video": "gone.mp4"}, "video", "does not exist"),
         ("visualize_actions", {"path": "nowhere"}, "path", "does not exist"),
+        ("predict_actions", {"prompt": "go", "embodiment": "bridge", "image": "corrupt.png"}, "image", "cannot read"),
+        (
+            "predict_actions",
+            {"prompt": "go", "embodiment": "droid/relative_pose",
+             "images": {"observation/wrist_image_left": "corrupt.png", "observation/exterior_image_1_left": "obs.png",
+                        "observation/exterior_image_2_left": "obs.png"}},
+            "images[observation/wrist_image_left]",
+            "cannot read",
+        ),
+        ("evaluate_in_sim", {"policy": "nonexistent"}, "policy", "not a checkpoint"),
     ],
 )
 def test_bad_inputs_are_structured_errors(server, toolbox, inputs_dir, tool, args, parameter, fragment):
@@ -217,6 +227,24 @@ def test_bad_inputs_are_structured_errors(server, toolbox, inputs_dir, tool, arg
     assert error["type"] == "invalid_input" and error["parameter"] == parameter, error
     assert fragment in error["message"], error
     assert list(toolbox._policies) == loaded_before  # rejected before any checkpoint was loaded
+
+
+def test_visualize_reads_a_users_folder_but_writes_a_new_run(server, toolbox, inputs_dir, tmp_path):
+    from worldpolicy.embodiments import get_embodiment
+
+    e = get_embodiment("bridge")
+    user_run = inputs_dir / "my_run"
+    (user_run / "plots").mkdir(parents=True, exist_ok=True)
+    (user_run / "plots" / "actions.png").write_bytes(b"the user's own picture")
+    doc = {"schema": "worldpolicy.actions/v1", "mode": "policy", "embodiment": e.key, "fps": e.fps,
+           "columns": list(e.columns), "units": list(e.units), "actions": np.zeros((4, e.action_dim)).tolist()}
+    (user_run / "actions.json").write_text(json.dumps(doc))
+    (inputs_dir / "broken.mp4").write_bytes(b"not a video")
+    error = err(server, "visualize_actions", {"path": str(user_run), "video": str(inputs_dir / "broken.mp4")})
+    assert error["parameter"] == "video" and "cannot read the video" in error["message"]
+    vis = ok(server, "visualize_actions", {"path": str(user_run), "animate": False})
+    assert (user_run / "plots" / "actions.png").read_bytes() == b"the user's own picture"
+    assert all(Path(p).parent.parent == toolbox.config.output_dir for p in vis["plots"])
 
 
 def test_wrong_width_error_says_what_is_accepted(server, inputs_dir):
@@ -267,4 +295,4 @@ def test_short_sim_evaluation(server):
     page = Path(result["files"]["report"]).read_text()
     assert "sim run" in page and "success_rate" in page
     error = err(server, "evaluate_in_sim", {"policy": "no-such-checkpoint"})
-    assert error["parameter"] == "checkpoint"
+    assert error["parameter"] == "policy" and "scripted" in error["accepted"]  # the tool's own argument

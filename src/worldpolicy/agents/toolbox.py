@@ -226,8 +226,6 @@ class Toolbox:
             raise ToolInputError("guidance", "must be a number in [0, 50]", guidance)
 
     def _observation(self, emb, image: str | None, images: dict[str, str] | None, state: Any):
-        from PIL import Image
-
         if (image is None) == (images is None):
             raise ToolInputError(
                 "image",
@@ -237,6 +235,7 @@ class Toolbox:
             )
         if image is not None:
             obs: Any = self._input_file("image", image, IMAGE_SUFFIXES)
+            _readable_image(obs, "image", image)  # before any model loads
         else:
             if not isinstance(images, dict) or not images:
                 raise ToolInputError("images", "expected a mapping camera key → image path", images)
@@ -250,7 +249,7 @@ class Toolbox:
                     list(emb.camera_keys),
                 )
             obs = {
-                k: np.asarray(Image.open(self._input_file(f"images[{k}]", v, IMAGE_SUFFIXES)).convert("RGB"))
+                k: _readable_image(self._input_file(f"images[{k}]", v, IMAGE_SUFFIXES), f"images[{k}]", v)
                 for k, v in images.items()
             }
         if emb.state_history:
@@ -542,17 +541,26 @@ class Toolbox:
             target = target / "actions.json"
         actions_path = self._input_file("path", str(target), (".json",))
         video_path = self._input_file("video", video, VIDEO_SUFFIXES) if video is not None else None
+        if video_path is not None:
+            from ..processing.video import read_video
+
+            try:
+                read_video(video_path, max_frames=1)
+            except (ValueError, OSError) as exc:
+                raise ToolInputError("video", f"cannot read the video: {exc}", video) from None
+        run_dir = actions_path.parent
+        ours = run_dir == self.config.output_dir or self.config.output_dir in run_dir.parents
+        # a run this server made gets its plots beside it; anything else (the user's folders) is only read
+        out_dir = run_dir / "plots" if ours else self._new_run_dir("viz")
         try:
-            written = visualize(actions_path, animate=animate, video=video_path)
+            written = visualize(actions_path, out_dir, animate=animate, video=video_path)
         except (ValueError, TypeError) as exc:
             raise ToolInputError("path", str(exc), path) from None
-        run_dir = actions_path.parent
         out: dict[str, Any] = {
             "plots": [str(p) for p in written if p.suffix == ".png"],
             "animation": next((str(p) for p in written if p.suffix == ".mp4"), None),
         }
-        if run_dir == self.config.output_dir or self.config.output_dir in run_dir.parents:
-            out["report"] = str(write_report(run_dir))
+        out["report"] = str(write_report(run_dir if ours else out_dir))
         return out
 
     def evaluate_sim(
@@ -585,7 +593,11 @@ class Toolbox:
             raise ToolInputError("max_steps", "must be a positive integer", max_steps)
         if embodiment is not None:
             embodiment = self._embodiment(embodiment).key
-        spec = policy if policy in ("scripted", "random") else str(self.resolve_checkpoint(policy))
+        try:
+            spec = policy if policy in ("scripted", "random") else str(self.resolve_checkpoint(policy))
+        except ToolInputError as exc:  # this tool's argument is `policy`
+            accepted = ["scripted", "random", *(exc.accepted or [])]
+            raise ToolInputError("policy", str(exc).split(": ", 1)[-1], policy, accepted) from None
         report = progress or (lambda *_: None)
         report(0, episodes, f"simulating {episodes} episodes of {task}")
         out = self._new_run_dir("sim")
@@ -625,6 +637,16 @@ class Toolbox:
             "run_dir": str(out),
             "files": {"report": str(page), "outputs": [str(p) for p in paths]},
         }
+
+
+def _readable_image(path: Path, parameter: str, given: Any) -> np.ndarray:
+    """The image as RGB uint8, or a ToolInputError naming the parameter (a corrupt file is the caller's input)."""
+    from ..processing.observations import load_frames
+
+    try:
+        return (load_frames(path, parameter)[0] * 255.0 + 0.5).astype(np.uint8)
+    except (ValueError, TypeError) as exc:
+        raise ToolInputError(parameter, str(exc), given) from None
 
 
 def _numeric_list(x: Any) -> bool:
