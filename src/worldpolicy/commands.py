@@ -70,6 +70,10 @@ def _embodiments(args: argparse.Namespace) -> int:
     return 0
 
 
+_RUN_OUTPUTS = ("actions.json", "settings.json", "rollout.mp4", "index.html", "plots")  # what write_run may write
+_PLOT_FILES = ("actions.png", "ee_path*.png", "joints.png", "animation.mp4")  # what it writes under plots/
+
+
 def write_run(prediction, out: Path, plots: bool = True) -> list[Path]:
     """Write a prediction's artifacts: actions.json (schema v1), settings.json, rollout.mp4, plots/, index.html."""
     from .fileio import write_json_atomic
@@ -94,17 +98,24 @@ def write_run(prediction, out: Path, plots: bool = True) -> list[Path]:
 
 
 def _remove_stale(out: Path, *, video: bool, plots: bool) -> None:
-    """An earlier run's outputs that this one does not rewrite would describe the wrong run (an old rollout.mp4 next
-    to new actions): remove them."""
-    import shutil
+    """An earlier predict run's outputs that this one does not rewrite would describe the wrong run (an old
+    rollout.mp4 next to new actions): remove them, and only them. A folder that holds no earlier predict run
+    (`actions.json` of our schema) is left as it is, and so is anything in it we did not write."""
+    from .viz.plots import load_actions_file
 
-    stale = ([] if video else ["rollout.mp4"]) + ([] if plots else ["index.html", "plots"])
-    for name in stale:
-        path = out / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
+    try:
+        load_actions_file(out / "actions.json")
+    except (OSError, ValueError):
+        return
+    stale = [] if video else [out / "rollout.mp4"]
+    if not plots:
+        stale.append(out / "index.html")
+        stale.extend(p for pattern in _PLOT_FILES for p in (out / "plots").glob(pattern))
+    for path in stale:
+        if path.is_file():
             path.unlink()
+    if not plots and (out / "plots").is_dir() and not any((out / "plots").iterdir()):
+        (out / "plots").rmdir()
 
 
 def _progress(desc: str):
@@ -125,7 +136,6 @@ def _progress(desc: str):
     return update
 
 
-_RUN_OUTPUTS = ("actions.json", "settings.json", "rollout.mp4", "index.html", "plots")  # what write_run may write
 
 
 def _checked_out(out: Path, inputs: dict[str, Path | None]) -> Path:
@@ -164,7 +174,7 @@ def _check_inputs(args: argparse.Namespace, source_flag: str, source: Path, stat
     )[0]
     load_frames(source, source_flag, max_frames=2)
     if args.actions:
-        load_actions(args.actions, embodiment, args.actions_space)
+        load_actions(args.actions, embodiment, args.actions_space, warn=False)  # the run itself warns, once
     if state is not None and len(state) != embodiment.action_dim:
         raise ValueError(f"--state has {len(state)} values but embodiment {embodiment.key!r} expects "
                          f"{embodiment.action_dim} ({', '.join(embodiment.columns)})")

@@ -88,9 +88,18 @@ def test_a_rerun_into_the_same_folder_drops_outputs_it_does_not_rewrite(tiny_che
             "--resolution-tier", "256", "--image", str(image_file), "--prompt", "x", "--steps", "1", "--out", str(out)]
     assert main([*base, "--decode-video"]) == 0
     assert (out / "rollout.mp4").is_file() and (out / "index.html").is_file()
+    (out / "plots" / "my_notes.txt").write_text("mine")
     assert main([*base, "--no-plots"]) == 0
     assert json.loads((out / "actions.json").read_text())["video_frames"] is None
-    assert not (out / "rollout.mp4").exists() and not (out / "index.html").exists() and not (out / "plots").exists()
+    assert not (out / "rollout.mp4").exists() and not (out / "index.html").exists()
+    assert [p.name for p in (out / "plots").iterdir()] == ["my_notes.txt"]  # only our own plots went
+    # a folder that holds no earlier predict run is not cleaned at all
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    for name in ("index.html", "rollout.mp4"):
+        (theirs / name).write_text("the user's")
+    assert main([*base[:-1], str(theirs), "--no-plots"]) == 0
+    assert (theirs / "index.html").read_text() == (theirs / "rollout.mp4").read_text() == "the user's"
 
 
 def test_missing_checkpoint_is_clear(image_file, tmp_path, capsys):

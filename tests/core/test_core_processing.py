@@ -162,6 +162,12 @@ def test_register_embodiment_from_file_with_lerobot_stats(tmp_path):
             register_embodiment(dict(spec, name=f"bad_{field}", normalization="none", stats_file=None, **{field: bad}))
 
 
+def test_an_embodiment_spec_with_an_unknown_key_is_refused():
+    spec = {**worldpolicy.get_embodiment("bridge").to_dict(), "name": "typo_bot", "camera_key": ["cam"]}
+    with pytest.raises(ValueError, match=r"embodiment 'typo_bot': unknown keys \['camera_key'\]; accepted: .*camera_keys"):
+        embodiment_from_dict(spec)
+
+
 def test_an_embodiment_travels_as_its_dict_without_registering():
     from worldpolicy.models import shipped_model
 

@@ -68,6 +68,16 @@ def test_sim_cli_rerun_into_the_same_folder_leaves_no_stale_artefacts(tmp_path):
     assert not (out / "report.png").exists() and not list((out / "videos").glob("*.mp4"))
 
 
+def test_sim_cli_a_refused_run_leaves_the_previous_one_alone(tmp_path):
+    out = tmp_path / "run"
+    common = ["sim", "--task", "reach", "--image-size", "48x64", "--no-progress", "--out", str(out)]
+    assert main([*common, "--policy", "scripted", "--episodes", "1", "--videos", "1", "--max-steps", "3"]) == 0
+    kept = sorted(p.relative_to(out) for p in out.rglob("*"))
+    for bad in (["--control-hz", "200"], ["--robot", "ur5"], ["--execute-steps", "100"]):
+        assert main([*common, "--policy", "random", *bad]) == 2
+        assert sorted(p.relative_to(out) for p in out.rglob("*")) == kept
+
+
 def test_sim_cli_ctrl_c_is_one_line_and_keeps_the_finished_episodes(tmp_path, capsys, monkeypatch):
     from worldpolicy.sim.rollout import Rollout
 

@@ -66,3 +66,12 @@ def test_checkpoints_are_readable_like_any_other_output(train_config, tmp_path):
     for path in checkpoint.rglob("*"):
         expected = (0o777 if path.is_dir() else 0o666) & ~umask
         assert path.stat().st_mode & 0o777 == expected, path
+
+
+def test_an_output_dir_under_a_file_is_refused_with_the_config(train_config, tmp_path):
+    from worldpolicy.train.config import load_config
+
+    (tmp_path / "afile").write_text("x")
+    for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+        with pytest.raises(ValueError, match=r"output_dir .*afile' is a file, not a folder"):
+            load_config(train_config(out))

@@ -152,6 +152,7 @@ def _resolve_name(name: str) -> str:
 
 
 def _build(name: str, spec: Mapping[str, Any], variant: str | None) -> Embodiment:
+    """An embodiment from its registry/JSON spec (`variants` merged over the base)."""
     base = {k: v for k, v in spec.items() if k not in ("variants", "default_variant")}
     variants = spec.get("variants") or {}
     if variants:
@@ -164,6 +165,9 @@ def _build(name: str, spec: Mapping[str, Any], variant: str | None) -> Embodimen
             raise KeyError(f"variant={variant!r} given but embodiment {name!r} has no variants")
         chosen = "default"
     where = f"embodiment {name!r}"
+    unknown = sorted(set(base) - _SPEC_KEYS)
+    if unknown:  # a typo (camera_key for camera_keys) would otherwise be dropped without a word
+        raise ValueError(f"{where}: unknown keys {unknown}; accepted: {', '.join(sorted(_SPEC_KEYS))}")
     domains = domain_table()
     domain = base["domain"]
     if domain in domains:
@@ -222,6 +226,9 @@ def _number(where: str, base: Mapping[str, Any], key: str, kind: type, default: 
     if isinstance(value, bool) or not isinstance(value, (int, float)) or fractional:
         raise ValueError(f"{where}: {key}={value!r}; expected {wanted}")
     return kind(value)
+
+
+_SPEC_KEYS = {f.name for f in dataclasses.fields(Embodiment)} | {"key"}  # `key` as `to_dict` writes it
 
 
 def _validated(e: Embodiment) -> Embodiment:
@@ -322,11 +329,10 @@ def register_embodiment(source: str | Path | Mapping[str, Any], overwrite: bool 
     name = str(spec.pop("name"))
     if not overwrite and name.lower() in (n.lower() for n in _builtin_table()["embodiments"]):
         raise ValueError(f"embodiment {name!r} is built in; pass overwrite=True to shadow it")
-    if spec.get("stats_file"):
+    stats_file, stats_feature = spec.pop("stats_file", None), spec.pop("stats_feature", "action")
+    if stats_file:
         kind = spec.get("normalization", "quantile")
-        spec["stats"] = extract_stats(
-            json.loads((base_dir / spec.pop("stats_file")).read_text()), kind, feature=spec.get("stats_feature", "action")
-        )
+        spec["stats"] = extract_stats(json.loads((base_dir / stats_file).read_text()), kind, feature=stats_feature)
         spec["normalization"] = kind
     if spec.get("normalization", "none") not in NORMALIZATION_KINDS:
         raise ValueError(f"normalization={spec['normalization']!r}; accepted: {', '.join(NORMALIZATION_KINDS)}")

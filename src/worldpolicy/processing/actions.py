@@ -47,14 +47,14 @@ def _from_columns(values: np.ndarray, columns: Sequence[str], embodiment: Embodi
     return values[:, order]
 
 
-def load_actions(source: Any, embodiment: Embodiment, space: str = "physical") -> np.ndarray:
+def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", warn: bool = True) -> np.ndarray:
     """Read actions for forward dynamics and return them in **model space**, [T, action_dim] float64.
 
     Accepted: a `.npy` file; a JSON file holding either a bare nested list `[[...], ...]` or an object with
     `"actions"` (and optionally `"columns"`); a numpy/torch array or nested list. `space` says whether bare values are
     `physical` (default) or `normalized`. A `worldpolicy.actions/v1` file is read from its physical `actions` (what a
     user edits, and what carries over to another embodiment with the same columns), normalised with `embodiment`'s
-    stats. Values far outside the range the model was trained on (wrong units?) are logged as a warning.
+    stats. Values far outside the range the model was trained on (wrong units?) are logged as a warning (`warn`).
     """
     if space not in ACTION_SPACES:
         raise ValueError(f"actions space={space!r}; accepted: {', '.join(ACTION_SPACES)}")
@@ -114,7 +114,8 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical") -
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(f"{where}: NaN or inf at row {bad[0]}, column {embodiment.columns[bad[1]]!r}")
     model = arr if space == "normalized" else to_model(embodiment, arr)
-    _warn_out_of_range(model, embodiment, where)
+    if warn:
+        _warn_out_of_range(model, embodiment, where)
     return model
 
 

@@ -112,7 +112,7 @@ class ActionDecoder:
         outside = (g < -1e-6) | (g > 1 + 1e-6)  # float dust from (de)normalisation is not worth a warning
         if outside.any():
             logger.warning(
-                "actions: %d gripper values outside [0, 1] (range [%.3f, %.3f]); clipped", int(outside.sum()), g.min(), g.max()
+                "actions: %d gripper values outside [0, 1] (range [%.3g, %.3g]); clipped", int(outside.sum()), g.min(), g.max()
             )
         return np.clip(g, 0.0, 1.0), int(outside.sum())
 

@@ -56,21 +56,31 @@ def _image_size(text: str) -> tuple[int, int] | None:
     return h, w
 
 
-def _prepare_out(out: Path) -> None:
-    """Create the output folder up front (a bad --out fails before anything loads) and remove what an earlier sim run
-    left there that this run may not rewrite (its plot and episode videos), so the folder describes one run."""
+def _check_out(out: Path) -> None:
+    """Create the output folder up front, so a bad --out fails before anything loads."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out: {str(out)!r} exists and is not a folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ValueError(f"--out: cannot create {str(out)!r}: {exc.strerror}") from None
-    stale = [out / "report.png", *sorted((out / "videos").glob("episode_*.mp4"))]
-    if (out / "report.json").is_file():
-        for path in stale:
-            if path.is_file():
-                path.unlink()
-        logger.info("--out %s: replaced the previous sim run's report", out)
+
+
+def _clear_previous_run(out: Path) -> None:
+    """Remove what an earlier sim run left in `out` that this run may not rewrite (its plot and episode videos), so
+    the folder describes one run. Called once every check has passed; a folder without a sim report is left alone."""
+    import json
+
+    try:
+        previous = json.loads((out / "report.json").read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(previous, dict) or previous.get("schema") != "worldpolicy.sim_eval/v1":
+        return
+    for path in [out / "report.png", *sorted((out / "videos").glob("episode_*.mp4"))]:
+        if path.is_file():
+            path.unlink()
+    logger.info("--out %s: replacing the previous sim run there", out)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if image_size is None and args.videos > 0:
         raise ValueError(f"--image-size none renders no cameras, so --videos {args.videos} cannot record; "
                          "pass --videos 0 or an image size")
-    _prepare_out(args.out)
+    _check_out(args.out)
 
     from worldpolicy.sim.env import TabletopEnv
     from worldpolicy.sim.evaluate import evaluate, write_report
@@ -125,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         getattr(policy, "close", lambda: None)()
         env.close()
         raise ValueError(f"--execute-steps: {exc}".replace("execute_steps: ", "")) from None
+    _clear_previous_run(args.out)
     finished: list[int] = []
 
     def keep(partial) -> None:  # after every episode: a failure later loses none of the finished ones
