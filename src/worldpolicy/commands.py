@@ -19,7 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=MODES, default="policy")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", help="observation image (policy / forward dynamics)")
-    src.add_argument("--video", help="observation video (inverse dynamics; frame 0 for the other modes)")
+    src.add_argument("--video", help="clip, animated GIF or folder of frames (inverse dynamics; the other modes "
+                                    "condition on its last frame, the current one)")
     p.add_argument("--prompt", required=True, help="task description, e.g. 'Pick up the banana.'")
     p.add_argument("--actions", help="actions file for forward dynamics (.json or .npy)")
     p.add_argument("--actions-space", choices=("physical", "normalized"), default="physical")
@@ -108,9 +109,9 @@ def _remove_stale(out: Path, *, video: bool, plots: bool) -> None:
     except (OSError, ValueError):
         return
     stale = [] if video else [out / "rollout.mp4"]
+    stale.extend(p for pattern in _PLOT_FILES for p in (out / "plots").glob(pattern))  # this run draws its own
     if not plots:
         stale.append(out / "index.html")
-        stale.extend(p for pattern in _PLOT_FILES for p in (out / "plots").glob(pattern))
     for path in stale:
         if path.is_file():
             path.unlink()
@@ -203,7 +204,7 @@ def _predict(args: argparse.Namespace) -> int:
             state = [float(v) for v in args.state.split(",")]
         except ValueError:
             raise UsageError(f"--state {args.state!r} must be comma-separated numbers") from None
-    out = _checked_out(Path(args.out), {source_flag: source, "--actions": args.actions and Path(args.actions)})
+    out = _checked_out(Path(args.out), {source_flag: source, "--actions": Path(args.actions) if args.actions else None})
     _check_inputs(args, source_flag, source, state)  # before the weights load: a bad file fails in a second
     policy = load_policy(
         args.checkpoint, embodiment=args.embodiment, device=args.device, dtype=args.dtype, preset=args.preset,

@@ -48,6 +48,7 @@ def test_predict_writes_actions_video_and_plots(tiny_checkpoint, image_file, tmp
         (["--embodiment", "ur5e"], "known:"),
         (["--chunk-size", "10"], "multiple of 4"),
         (["--prompt", " "], "--prompt is empty"),
+        (["--mode", "forward_dynamics", "--actions", ""], "--actions FILE is required"),
         (["--mode", "forward_dynamics", "--actions", "BAD_ACTIONS"], "width 3 does not match"),
         (["--embodiment", "droid", "--state", "1,2"], "--state has 2 values but embodiment 'droid/joint_pos'"),
     ],
@@ -88,6 +89,10 @@ def test_a_rerun_into_the_same_folder_drops_outputs_it_does_not_rewrite(tiny_che
             "--resolution-tier", "256", "--image", str(image_file), "--prompt", "x", "--steps", "1", "--out", str(out)]
     assert main([*base, "--decode-video"]) == 0
     assert (out / "rollout.mp4").is_file() and (out / "index.html").is_file()
+    assert sorted(p.name for p in (out / "plots").iterdir()) == ["actions.png", "ee_path.png"]
+    joint_base = [*base[:4], "droid/joint_pos", *base[5:], "--state", ",".join(["0"] * 8)]
+    assert main(joint_base) == 0  # a joint layout: its plots replace the pose layout's
+    assert sorted(p.name for p in (out / "plots").iterdir()) == ["actions.png", "joints.png"]
     (out / "plots" / "my_notes.txt").write_text("mine")
     assert main([*base, "--no-plots"]) == 0
     assert json.loads((out / "actions.json").read_text())["video_frames"] is None

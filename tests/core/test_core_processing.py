@@ -62,9 +62,13 @@ def test_image_files_of_every_kind_load_their_pixels(tmp_path):
     gif[0].save(tmp_path / "clip.gif", save_all=True, append_images=gif[1:], duration=66)
     assert load_frames(tmp_path / "clip.gif").shape[0] == 5
     (tmp_path / "frames").mkdir()
-    for i in (2, 0, 1):
-        Image.fromarray(np.full((16, 16, 3), 100 * i, np.uint8)).save(tmp_path / "frames" / f"{i:03d}.png")
-    np.testing.assert_allclose(load_frames(tmp_path / "frames")[:, 0, 0, 0] * 255, [0, 100, 200], atol=0.01)
+    for i in (2, 10, 1):  # unpadded numbers, as ffmpeg's %d.png writes them
+        Image.fromarray(np.full((16, 16, 3), 20 * i, np.uint8)).save(tmp_path / "frames" / f"frame_{i}.png")
+    (tmp_path / "frames" / "._frame_3.png").write_bytes(b"macOS metadata")  # dot-files are not frames
+    np.testing.assert_allclose(load_frames(tmp_path / "frames")[:, 0, 0, 0] * 255, [20, 40, 200], atol=0.01)
+    pages = [Image.fromarray(np.full((64, 96, 3), 90, np.uint8)), Image.fromarray(np.zeros((16, 24, 3), np.uint8))]
+    pages[0].save(tmp_path / "thumb.tif", save_all=True, append_images=pages[1:])  # a page plus its thumbnail
+    assert load_frames(tmp_path / "thumb.tif").shape == (1, 64, 96, 3)
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
     with pytest.raises(ValueError, match="observation: cannot read image .*broken.png"):
         load_frames(tmp_path / "broken.png")

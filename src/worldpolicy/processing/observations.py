@@ -102,7 +102,16 @@ def _read_image_file(path: Path, param: str) -> np.ndarray:
             frames = [_pil_to_frames(frame, param) for frame in ImageSequence.Iterator(im)]
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:  # PIL raises SyntaxError for some broken headers
         raise ValueError(f"{param}: cannot read image {str(path)!r}: {exc}") from None
+    if any(f.shape != frames[0].shape for f in frames):  # pages of other sizes (TIFF thumbnails): not a clip
+        return frames[0]
     return np.concatenate(frames, axis=0)
+
+
+def _natural_key(path: Path) -> list:
+    """'frame_2.png' before 'frame_10.png': digit runs compare as numbers."""
+    import re
+
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
 def load_frames(obs: Any, param: str = "observation", max_frames: int | None = None) -> np.ndarray:
@@ -111,10 +120,11 @@ def load_frames(obs: Any, param: str = "observation", max_frames: int | None = N
     if isinstance(obs, (str, Path)):
         path = Path(obs)
         if path.is_dir():
-            frames = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            frames = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                             and not p.name.startswith(".")), key=_natural_key)
             if not frames:
                 raise ValueError(f"{param}: folder {str(path)!r} holds no image files ({sorted(IMAGE_SUFFIXES)})")
-            return load_frames(frames, param)  # a folder of frames, in file-name order
+            return load_frames(frames, param)  # a folder of frames, in natural name order (frame_2 before frame_10)
         if not path.is_file():
             raise FileNotFoundError(f"{param}: file {str(path)!r} does not exist")
         suffix = path.suffix.lower()

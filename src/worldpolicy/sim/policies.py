@@ -134,7 +134,12 @@ class _Seeded:
 
     @property
     def chunk_size(self) -> int:
-        return getattr(self.policy, "chunk_size", None) or self.embodiment.chunk_size
+        """The chunk the backend returns: a local Policy's own, a server's from its metadata frame (either may differ
+        from the embodiment's default)."""
+        own = getattr(self.policy, "chunk_size", None)
+        if own is None and callable(getattr(self.policy, "metadata", None)):
+            own = self.policy.metadata().get("chunk_size")
+        return int(own or self.embodiment.chunk_size)
 
     def act(self, observation: dict[str, Any], prompt: str) -> Prediction:
         seed = None if self.seed is None else self.seed + self.calls
