@@ -137,14 +137,12 @@ def _progress(desc: str):
     return update
 
 
-
-
 def _checked_out(out: Path, inputs: dict[str, Path | None]) -> Path:
     """--out, created now (a bad folder fails before any work), and never one of this run's own inputs' places."""
     from .cli import UsageError
+    from .fileio import output_folder
 
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {str(out)!r} exists and is not a folder")
+    output_folder(out, "--out", create=False)
     for flag, path in inputs.items():
         if path is None:
             continue
@@ -153,11 +151,7 @@ def _checked_out(out: Path, inputs: dict[str, Path | None]) -> Path:
             if path.resolve() == target or target in path.resolve().parents:
                 raise UsageError(f"{flag} {str(path)!r} is where this run writes its {name}; choose another --out "
                                  "(or move the input) so it is not overwritten")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--out {str(out)!r} cannot be created: {exc.strerror}") from None
-    return out
+    return output_folder(out, "--out")
 
 
 def _check_inputs(args: argparse.Namespace, source_flag: str, source: Path, state: list[float] | None) -> None:

@@ -27,22 +27,39 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
             os.unlink(tmp)
 
 
+def file_in_the_way(path: str | Path) -> Path | None:
+    """`path` itself or the nearest parent that exists as a file: a folder can never be made there."""
+    path = Path(path)
+    return next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+
+
+def output_folder(path: str | Path, flag: str, create: bool = True) -> Path:
+    """A command's output folder, checked before any work starts and named by its flag in errors; with `create`,
+    made now, so one that cannot be made fails here rather than after a model has loaded."""
+    path = Path(path)
+    blocking = file_in_the_way(path)
+    if blocking == path:
+        raise ValueError(f"{flag}: {str(path)!r} exists and is not a folder (give {flag} a folder path)")
+    if blocking is not None:
+        raise ValueError(f"{flag}: {str(path)!r} is under {str(blocking)!r}, which is a file")
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"{flag}: cannot create {str(path)!r}: {exc.strerror or exc}") from None
+    return path
+
+
 def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return umask
 
 
-def share_like_mkdir(path: str | Path) -> Path:
-    """Give a folder made by `tempfile.mkdtemp` (always 0700) the mode `mkdir` would, under the process umask: a
-    dataset or checkpoint staged privately and renamed into place must end up readable like any other output."""
-    os.chmod(path, 0o777 & ~_umask())
-    return Path(path)
-
-
 def share_tree(root: str | Path) -> Path:
-    """`share_like_mkdir` for a staged folder and everything in it (files get `open`'s mode: some writers, e.g.
-    safetensors, create theirs private)."""
+    """Give a folder staged with `tempfile.mkdtemp` (always 0700), and everything in it, the modes `mkdir` and `open`
+    would under the process umask (some writers, e.g. safetensors, make their files 0600): a dataset or checkpoint
+    renamed into place ends up readable like any other output."""
     umask = _umask()
     for folder, _, files in os.walk(root):
         os.chmod(folder, 0o777 & ~umask)

@@ -74,6 +74,8 @@ def test_predict_out_is_checked_first_and_never_overwrites_an_input(tiny_checkpo
     (tmp_path / "afile").write_text("mine")
     assert main([*base, "--image", str(image_file), "--out", str(tmp_path / "afile")]) == 2
     assert "--out " in capsys.readouterr().err and (tmp_path / "afile").read_text() == "mine"
+    assert main([*base, "--image", str(image_file), "--out", str(tmp_path / "afile" / "sub")]) == 2
+    assert "is under" in capsys.readouterr().err and (tmp_path / "afile").read_text() == "mine"
     run = tmp_path / "run"
     run.mkdir()
     (run / "rollout.mp4").write_bytes(b"the user's own clip")

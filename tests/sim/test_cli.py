@@ -78,18 +78,22 @@ def test_sim_cli_a_refused_run_leaves_the_previous_one_alone(tmp_path):
         assert sorted(p.relative_to(out) for p in out.rglob("*")) == kept
 
 
-def test_sim_cli_ctrl_c_is_one_line_and_keeps_the_finished_episodes(tmp_path, capsys, monkeypatch):
+def _fail_on_the_second_episode(monkeypatch, error: BaseException) -> None:
     from worldpolicy.sim.rollout import Rollout
 
     real_run, calls = Rollout.run, []
 
-    def run_then_interrupt(self, seed, **kwargs):
+    def run_then_fail(self, seed, **kwargs):
         calls.append(seed)
         if len(calls) == 2:
-            raise KeyboardInterrupt
+            raise error
         return real_run(self, seed, **kwargs)
 
-    monkeypatch.setattr(Rollout, "run", run_then_interrupt)
+    monkeypatch.setattr(Rollout, "run", run_then_fail)
+
+
+def test_sim_cli_ctrl_c_is_one_line_and_keeps_the_finished_episodes(tmp_path, capsys, monkeypatch):
+    _fail_on_the_second_episode(monkeypatch, KeyboardInterrupt())
     out = tmp_path / "run"
     argv = ["sim", "--policy", "random", "--task", "reach", "--episodes", "3", "--no-progress", "--out", str(out)]
     assert main(argv) == 130
@@ -112,17 +116,7 @@ def test_sim_cli_server_down_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_sim_cli_keeps_the_finished_episodes_when_a_later_one_fails(tmp_path, capsys, monkeypatch):
-    from worldpolicy.sim.rollout import Rollout
-
-    real_run, calls = Rollout.run, []
-
-    def run_then_fail(self, seed, **kwargs):
-        calls.append(seed)
-        if len(calls) == 2:
-            raise ValueError("the policy server went away")  # as a ws:// backend does mid-evaluation
-        return real_run(self, seed, **kwargs)
-
-    monkeypatch.setattr(Rollout, "run", run_then_fail)
+    _fail_on_the_second_episode(monkeypatch, ValueError("the policy server went away"))  # as a ws:// backend does
     out = tmp_path / "run"
     argv = ["sim", "--policy", "scripted", "--task", "reach", "--episodes", "3", "--no-progress", "--out", str(out)]
     assert main(argv) == 2

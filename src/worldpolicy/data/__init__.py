@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from .layout import DatasetFormatError
-from .stats import QUANTILES, aggregate_stats, compute_stats
+from .stats import QUANTILES, NonFinite, aggregate_stats, compute_stats, first_non_finite
 
 __all__ = [
     "QUANTILES",
@@ -21,9 +21,11 @@ __all__ = [
     "Episode",
     "LeRobotDataset",
     "LeRobotDatasetWriter",
+    "NonFinite",
     "TrainingExample",
     "aggregate_stats",
     "compute_stats",
+    "first_non_finite",
     "sample_training_examples",
     "window_starts",
     "write_episodes",

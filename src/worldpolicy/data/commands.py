@@ -79,19 +79,15 @@ def _info(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     import sys
 
-    import numpy as np
-
-    from worldpolicy.data import DatasetFormatError, LeRobotDataset
+    from worldpolicy.data import DatasetFormatError, LeRobotDataset, first_non_finite
 
     try:
         ds = LeRobotDataset.open(args.root)
         for i in range(ds.num_episodes):
-            for key, values in ds.episode(i).frames.items():
-                bad = ~np.isfinite(values).reshape(len(values), -1).all(axis=1) if values.dtype.kind == "f" else None
-                if bad is not None and bad.any():  # readable, but no policy can learn from it
-                    print(f"worldpolicy dataset check: episode {i}: {key!r} holds NaN or inf in {int(bad.sum())} "
-                          f"frames (first: frame {int(np.flatnonzero(bad)[0])})", file=sys.stderr)
-                    return 1
+            if (bad := first_non_finite(ds.episode(i).frames)) is not None:  # readable, but nothing can learn from it
+                print(f"worldpolicy dataset check: episode {i}: {bad.key!r} holds NaN or inf in {bad.frames} frames "
+                      f"(first: frame {bad.frame})", file=sys.stderr)
+                return 1
         stats = ds.stats
     except DatasetFormatError as exc:
         print(f"worldpolicy dataset check: {exc}", file=sys.stderr)

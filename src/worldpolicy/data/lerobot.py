@@ -30,7 +30,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("worldpolicy.data needs pyarrow: pip install 'worldpolicy[train]'") from exc
 
-from ..fileio import share_like_mkdir, write_json_atomic
+from ..fileio import share_tree, write_json_atomic
 from ..processing.video import CODECS, VideoFileWriter
 from .layout import (
     AUTO_FEATURES,
@@ -54,7 +54,7 @@ from .layout import (
     image_hw,
     read_json,
 )
-from .stats import STAT_NAMES, aggregate_stats, compute_stats, stats_from_json, stats_to_json
+from .stats import STAT_NAMES, aggregate_stats, compute_stats, first_non_finite, stats_from_json, stats_to_json
 from .video import read_segment
 
 __all__ = ["Episode", "LeRobotDataset", "LeRobotDatasetWriter", "write_episodes"]
@@ -535,7 +535,7 @@ class LeRobotDatasetWriter:
         self._data_mb, self._video_mb = data_files_size_in_mb, video_files_size_in_mb
         self.features = _check_user_features(features, "features") if features is not None else None
         self.root.parent.mkdir(parents=True, exist_ok=True)
-        self._stage = share_like_mkdir(tempfile.mkdtemp(dir=self.root.parent, prefix=f".{self.root.name}.writing-"))
+        self._stage = Path(tempfile.mkdtemp(dir=self.root.parent, prefix=f".{self.root.name}.writing-"))
         self._tasks: dict[str, int] = {}
         self._rows: list[dict[str, Any]] = []
         self._total_frames = 0
@@ -670,10 +670,9 @@ class LeRobotDatasetWriter:
                     f"feature's {spec['dtype']}"
                 )
             columns[key] = arr.astype(spec["dtype"], copy=False)
-            if columns[key].dtype.kind == "f" and not np.isfinite(columns[key]).all():
-                frame = int(np.flatnonzero(~np.isfinite(columns[key].reshape(length, -1)).all(axis=1))[0])
+            if (bad := first_non_finite(columns, [key])) is not None:
                 raise ValueError(
-                    f"frames[{key!r}] of {where} holds NaN or inf (first at frame {frame}); a policy cannot learn "
+                    f"frames[{key!r}] of {where} holds NaN or inf (first at frame {bad.frame}); a policy cannot learn "
                     "from it: drop or repair those frames"
                 )
         clips = {}
@@ -785,6 +784,7 @@ class LeRobotDatasetWriter:
             os.replace(self.root, old)
         elif self.root.is_dir():
             self.root.rmdir()
+        share_tree(self._stage)  # staged privately; published like any other output
         os.replace(self._stage, self.root)
         if old is not None:
             if old.is_dir():

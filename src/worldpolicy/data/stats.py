@@ -7,13 +7,41 @@ are summarised per channel in [0, 1] and shaped (3, 1, 1) like LeRobot's; across
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
 STAT_NAMES = ("min", "max", "mean", "std", "count") + tuple(f"q{round(q * 100):02d}" for q in QUANTILES)
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    """The first NaN/inf of an episode's float features: which key, frame and column, its value, and how many frames
+    of that episode hold one."""
+
+    key: str
+    frame: int
+    column: int
+    value: float
+    frames: int
+
+
+def first_non_finite(frames: Mapping[str, Any], keys: Iterable[str] | None = None) -> NonFinite | None:
+    """The first NaN/inf among `keys` (default: every float feature) of one episode's per-frame arrays [T, ...]:
+    readable data no policy can learn from (the dataset writer refuses it, `dataset check` and training report it)."""
+    for key in frames if keys is None else keys:
+        values = np.asarray(frames[key])
+        if values.dtype.kind != "f":
+            continue
+        bad = ~np.isfinite(values.reshape(len(values), -1))
+        if bad.any():
+            frame, column = (int(i) for i in np.argwhere(bad)[0])
+            value = float(values.reshape(len(values), -1)[frame, column])
+            return NonFinite(key, frame, column, value, int(bad.any(axis=1).sum()))
+    return None
 
 
 def compute_stats(values: np.ndarray, image: bool = False) -> dict[str, np.ndarray]:

@@ -56,16 +56,6 @@ def _image_size(text: str) -> tuple[int, int] | None:
     return h, w
 
 
-def _check_out(out: Path) -> None:
-    """Create the output folder up front, so a bad --out fails before anything loads."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out: {str(out)!r} exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(f"--out: cannot create {str(out)!r}: {exc.strerror}") from None
-
-
 def _clear_previous_run(out: Path) -> None:
     """Remove what an earlier sim run left in `out` that this run may not rewrite (its plot and episode videos), so
     the folder describes one run. Called once every check has passed; a folder without a sim report is left alone."""
@@ -85,6 +75,8 @@ def _clear_previous_run(out: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import os
+
+    from worldpolicy.fileio import output_folder
 
     if args.policy == "shipped":
         from worldpolicy.models import shipped_model
@@ -109,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if image_size is None and args.videos > 0:
         raise ValueError(f"--image-size none renders no cameras, so --videos {args.videos} cannot record; "
                          "pass --videos 0 or an image size")
-    _check_out(args.out)
+    output_folder(args.out, "--out")  # before anything loads
 
     from worldpolicy.sim.env import TabletopEnv
     from worldpolicy.sim.evaluate import evaluate, write_report
@@ -117,25 +109,14 @@ def run(args: argparse.Namespace) -> int:
     from worldpolicy.sim.rollout import ChunkStrategy
 
     strategy = ChunkStrategy(args.strategy, args.execute_steps, args.ensemble_decay)
-    record_size = image_size if (needs_images or args.videos > 0) else None
-    env = TabletopEnv(args.task, args.robot, control_hz=args.control_hz, image_size=record_size,
-                      max_steps=args.max_steps)
     local = {k: v for k, v in (("steps", args.steps), ("device", args.device)) if v is not None}
     if local and (args.policy in ("scripted", "random") or args.policy.startswith("ws")):
         raise ValueError(f"--steps/--device apply to checkpoint policies only, not {args.policy!r}")
-    policy = make_policy(
-        args.policy, env=env, embodiment=args.embodiment, seed=args.seed, decode_video=args.imagine,
-        api_key=args.api_key or os.environ.get("WORLDPOLICY_API_KEY"), **local,
-    )
+    record_size = image_size if (needs_images or args.videos > 0) else None
+    env = TabletopEnv(args.task, args.robot, control_hz=args.control_hz, image_size=record_size,
+                      max_steps=args.max_steps)
     name = args.policy if args.policy in ("scripted", "random") or args.policy.startswith("ws") else Path(args.policy).name
-    try:  # a chunk too short for --execute-steps: say so now, not after the first inference
-        chunk = getattr(policy, "chunk_size", None) or policy.embodiment.chunk_size
-        strategy.for_policy(policy).steps_for(chunk)
-    except ValueError as exc:
-        getattr(policy, "close", lambda: None)()
-        env.close()
-        raise ValueError(f"--execute-steps: {exc}".replace("execute_steps: ", "")) from None
-    _clear_previous_run(args.out)
+    policy = None
     finished: list[int] = []
 
     def keep(partial) -> None:  # after every episode: a failure later loses none of the finished ones
@@ -143,6 +124,14 @@ def run(args: argparse.Namespace) -> int:
         finished[:] = [len(partial.episodes)]
 
     try:
+        policy = make_policy(
+            args.policy, env=env, embodiment=args.embodiment, seed=args.seed, decode_video=args.imagine,
+            api_key=args.api_key or os.environ.get("WORLDPOLICY_API_KEY"), **local,
+        )
+        # a chunk too short for --execute-steps: say so now, not after the first inference
+        chunk = getattr(policy, "chunk_size", None) or policy.embodiment.chunk_size
+        strategy.for_policy(policy).steps_for(chunk, "--execute-steps")
+        _clear_previous_run(args.out)  # every check passed: this run replaces the previous one
         report = evaluate(
             env, policy, policy_name=name, episodes=args.episodes, seed=args.seed, strategy=strategy,
             video_dir=args.out / "videos", videos=args.videos if record_size else 0, progress=not args.no_progress,
@@ -155,9 +144,7 @@ def run(args: argparse.Namespace) -> int:
                   f"report: {args.out / 'report.json'}", file=sys.stderr)
         raise
     finally:
-        close = getattr(policy, "close", None)
-        if close is not None:
-            close()
+        getattr(policy, "close", lambda: None)()
         env.close()
     paths = write_report(report, args.out, plots=not args.no_plots)
     doc = report.to_json()

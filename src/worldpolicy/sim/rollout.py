@@ -49,11 +49,12 @@ class ChunkStrategy:
             return replace(self, execute_steps=preferred)
         return self
 
-    def steps_for(self, chunk: int) -> int:
+    def steps_for(self, chunk: int, setting: str = "execute_steps") -> int:
+        """k for `chunk`-step chunks; `setting` names k in the error (a CLI says --execute-steps)."""
         k = self.execute_steps or {"execute": chunk, "ensemble": 1, "async": max(1, chunk // 2)}[self.kind]
         if k > chunk or (self.kind == "async" and 2 * k > chunk):
             limit = chunk if self.kind != "async" else chunk // 2
-            raise ValueError(f"execute_steps: {k} exceeds what a {chunk}-step chunk allows for {self.kind!r} ({limit})")
+            raise ValueError(f"{setting}: {k} exceeds what a {chunk}-step chunk allows for {self.kind!r} ({limit})")
         return k
 
 

@@ -110,10 +110,10 @@ class TrainConfig:
             raise ValueError("checkpoint: required (a diffusers-format Cosmos3 folder or hub id to start from)")
         if not self.data.dataset:
             raise ValueError("data.dataset: required (a LeRobot v3 dataset folder)")
-        out = Path(self.output_dir)
-        blocking = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
-        if blocking is not None:  # found now, not after the model loads (or as a NotADirectoryError traceback)
-            raise ValueError(f"output_dir {str(out)!r}: {str(blocking)!r} is a file, not a folder")
+        from ..fileio import file_in_the_way
+
+        if (blocking := file_in_the_way(self.output_dir)) is not None:  # now, not after the model loads
+            raise ValueError(f"output_dir {self.output_dir!r}: {str(blocking)!r} is a file, not a folder")
         if not (Path(self.data.dataset) / "meta" / "info.json").is_file():
             raise FileNotFoundError(f"data.dataset={self.data.dataset!r} has no meta/info.json (not a LeRobot v3 dataset)")
         if self.data.chunk_size < 4 or self.data.chunk_size % 4:

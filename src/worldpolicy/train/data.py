@@ -103,18 +103,16 @@ def iter_windows(spec: WindowSpec, target: Embodiment) -> Iterator[RawWindow]:
 def check_finite(dataset, keys: list[str], episodes: Iterable[int]) -> None:
     """One NaN/inf action or state turns every loss and then every checkpoint NaN: refuse the data before anything is
     encoded, naming the key, episode and frame."""
+    from ..data import first_non_finite
+
     for episode in episodes:
-        frames = dataset.episode(int(episode), videos=False).frames
-        for key in keys:
-            values = np.asarray(frames[key], dtype=np.float64).reshape(len(frames[key]), -1)
-            bad = np.argwhere(~np.isfinite(values))
-            if len(bad):
-                frame, column = (int(i) for i in bad[0])
-                raise ValueError(
-                    f"data.dataset {str(dataset.root)!r}: {key} is {values[frame, column]} in episode {episode} "
-                    f"(frame {frame}, column {column}; {len(bad)} non-finite values in that episode); training needs "
-                    "finite actions and states: fix or drop the episode"
-                )
+        bad = first_non_finite(dataset.episode(int(episode), videos=False).frames, keys)
+        if bad is not None:
+            raise ValueError(
+                f"data.dataset {str(dataset.root)!r}: {bad.key} is {bad.value} in episode {episode} (frame {bad.frame}, "
+                f"column {bad.column}; {bad.frames} frames of that episode hold NaN or inf); training needs finite "
+                "actions and states: fix or drop the episode"
+            )
 
 
 def _converter(spec: WindowSpec, source: Embodiment, target: Embodiment) -> Callable:

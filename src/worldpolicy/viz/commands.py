@@ -23,12 +23,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _viz(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    from ..fileio import output_folder
     from .run import visualize
 
-    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
-        raise ValueError(f"--out {args.out!r} exists and is not a folder")
+    if args.out is not None:
+        output_folder(args.out, "--out", create=False)  # made once the inputs have been read
 
     for path in visualize(args.path, args.out, animate=not args.no_animation, video=args.video):
         print(path)
