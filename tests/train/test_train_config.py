@@ -72,6 +72,7 @@ def test_unknown_keys_are_named(valid, raw_change, field):
     ("objectives", {"policy": 0.0}, ValueError, "objectives"),
     ("objectives", {"forward_dynamics": float("nan")}, ValueError, "objectives"),
     ("objectives", {"preset": "pi0"}, ValueError, "objectives.preset"),
+    ("objectives", {"preset": "cosmos_policy", "forward_dynamics": 0.6}, ValueError, "objectives.forward_dynamics"),
     ("timesteps", {"kind": "beta"}, ValueError, "timesteps.kind"),
     ("optim", {"steps": 0}, ValueError, "optim.steps"),
     ("optim", {"batch_size": 2.5}, ValueError, "optim.batch_size"),
@@ -159,3 +160,12 @@ def test_one_string_is_a_list_of_one_and_integers_are_numbers(valid):
                                "optim", lr=1, grad_clip=2))
     assert config.data.video_keys == ["observation.image.exterior_image_1_left"]
     assert config.optim.lr == 1.0 and isinstance(config.optim.lr, float) and config.optim.grad_clip == 2.0
+
+
+def test_preset_accepts_its_own_weights_and_a_saved_config(valid, tmp_path):
+    """A run's config.json stores the preset beside the weight fields (defaults or the preset's own): it loads again."""
+    mix = {"preset": "cosmos_policy", "policy": 0.5, "forward_dynamics": 0.25, "inverse_dynamics": 0.25}
+    assert load_config(_with(valid, "objectives", **mix)).objectives.weights() == {
+        "policy": 0.5, "forward_dynamics": 0.25, "inverse_dynamics": 0.25}
+    saved = load_config(_with(valid, "objectives", preset="cosmos_policy")).to_dict()
+    assert load_config(saved).objectives.weights()["forward_dynamics"] == 0.25

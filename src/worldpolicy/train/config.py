@@ -147,6 +147,16 @@ class TrainConfig:
             raise ValueError(f"timesteps.kind={self.timesteps.kind!r}; accepted: {', '.join(TIMESTEP_SAMPLING)}")
         if self.objectives.preset not in (None, "cosmos_policy"):
             raise ValueError(f"objectives.preset={self.objectives.preset!r}; accepted: cosmos_policy (or unset)")
+        if self.objectives.preset is not None:
+            defaults = ObjectiveConfig()
+            for name, weight in COSMOS_POLICY_MIX.items():
+                value = getattr(self.objectives, name)
+                if value not in (getattr(defaults, name), weight):  # a default could be the file's, not the user's
+                    mix = ", ".join(f"{k} = {v}" for k, v in COSMOS_POLICY_MIX.items())
+                    raise ValueError(
+                        f"objectives.{name}={value!r} contradicts objectives.preset={self.objectives.preset!r} "
+                        f"(which sets {mix}): remove the preset to choose the weights, or remove the weights"
+                    )
         weights = self.objectives.weights()
         if any(not math.isfinite(w) or w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
             raise ValueError(f"objectives: weights must be >= 0 with a positive sum, got {weights}")
