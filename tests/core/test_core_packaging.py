@@ -1,0 +1,33 @@
+"""`pip install worldpolicy` must carry every data file the code reads (registry, shipped model, robot assets,
+recipes): a file left out of `package-data` works in the editable checkout and fails only for users."""
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_wheel_ships_every_package_file(tmp_path):
+    files = ["git", "ls-files", "src", "pyproject.toml", "README.md"]
+    tracked = subprocess.run(files, cwd=ROOT, capture_output=True, text=True, check=True)
+    source = tmp_path / "source"  # the tracked files only: a stale build/ folder in the checkout would hide a gap
+    for name in tracked.stdout.split():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, source / name)
+    wanted = {Path(p).relative_to("src").as_posix() for p in tracked.stdout.split() if p.startswith("src/")}
+    assert "worldpolicy/embodiments/registry.json" in wanted
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), "."],
+        cwd=source, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert build.returncode == 0, build.stderr[-2000:]
+    (wheel,) = tmp_path.glob("worldpolicy-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = set(archive.namelist())
+        metadata = next(archive.read(n).decode() for n in shipped if n.endswith(".dist-info/METADATA"))
+    assert sorted(wanted - shipped) == []
+    assert "License-Expression: Apache-2.0" in metadata
+    assert any(line.startswith("Provides-Extra: serve") for line in metadata.splitlines())
