@@ -53,12 +53,24 @@ def checkpoint_embodiment(path_or_id: str | Path, embodiment: str | Embodiment |
     return "droid" if embodiment is None else embodiment
 
 
+def _numbers(value: Any, name: str) -> np.ndarray:
+    """A state value as float64, or an error naming where it came from."""
+    try:
+        array = None if value is None else np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        array = None
+    if array is None or array.size == 0:
+        raise ValueError(f"{name}={value!r:.80} must be a list or array of numbers")
+    return array
+
+
 class Policy:
     """A loaded Cosmos3 checkpoint bound to one embodiment (action space, stats, cameras, prompt format)."""
 
     def __init__(self, engine, embodiment: Embodiment, sampling, *, chunk_size: int | None = None,
                  resolution_tier: int | None = None, source: str = "", seed: int | None = None):
         from .engine import SamplingConfig
+        from .engine.loading import check_action_head
 
         self.engine = engine
         self.embodiment = embodiment
@@ -69,17 +81,7 @@ class Policy:
         resolution_bins(self.resolution_tier)
         self.source = source
         self._next_seed = seed
-        cfg = engine.transformer.config
-        if embodiment.action_dim > cfg.action_dim:
-            raise ValueError(
-                f"embodiment {embodiment.key!r} has {embodiment.action_dim} action columns but the checkpoint's action "
-                f"head holds {cfg.action_dim}"
-            )
-        if embodiment.domain_id >= cfg.num_embodiment_domains:
-            raise ValueError(
-                f"embodiment {embodiment.key!r} uses domain id {embodiment.domain_id} but the checkpoint has "
-                f"{cfg.num_embodiment_domains} domains"
-            )
+        check_action_head(engine.transformer.config, source, embodiment)
 
     @classmethod
     def from_pretrained(
@@ -102,8 +104,8 @@ class Policy:
         compile: bool = False,
         cuda_graphs: bool = False,
     ) -> Policy:
-        """Load `path_or_id` for `embodiment`. Sampling: the embodiment's preset (e.g. the released DROID settings for
-        `droid/joint_pos`), else `preset`, else 4 steps / CFG 3 on the checkpoint's schedule; explicit args win.
+        """Load `path_or_id` for `embodiment`. Sampling: `preset`, else the embodiment's preset (e.g. the released DROID
+        settings for `droid/joint_pos`), else 4 steps / CFG 3 on the checkpoint's schedule; explicit args win.
         `seed` makes the per-request seeds a deterministic sequence (RoboLab's `--deterministic-seed`).
         `embodiment=None` uses the checkpoint's own (`embodiment.json`, written by `worldpolicy train`), else droid."""
         from .engine import Engine
@@ -147,7 +149,14 @@ class Policy:
         A caller that loads later (a server opening its port first) calls it up front, so a bad argument fails at
         once and names itself."""
         from .engine import SamplingConfig
-        from .engine.loading import check_checkpoint_source, check_compile_options, resolve_device, resolve_dtype
+        from .engine.loading import (
+            check_action_head,
+            check_checkpoint_source,
+            check_compile_options,
+            local_transformer_config,
+            resolve_device,
+            resolve_dtype,
+        )
 
         emb = get_embodiment(checkpoint_embodiment(path_or_id, embodiment), variant)
         overrides = dict(steps=steps, guidance=guidance, schedule=schedule, shift=shift, native_grid=native_grid)
@@ -165,6 +174,9 @@ class Policy:
         torch_dtype = resolve_dtype(dtype, torch_device)
         check_compile_options(torch_device, compile, cuda_graphs)
         check_checkpoint_source(path_or_id)
+        transformer_config = local_transformer_config(path_or_id)
+        if transformer_config is not None:
+            check_action_head(transformer_config, str(path_or_id), emb)
         return emb, sampling, torch_device, torch_dtype
 
     # -- public API -----------------------------------------------------------------------------------------------
@@ -189,7 +201,16 @@ class Policy:
         if not isinstance(requests, (list, tuple)) or not all(isinstance(r, PolicyRequest) for r in requests):
             raise TypeError("act_batch expects a list of PolicyRequest")
         started = time.perf_counter()
-        prepared = [self._prepare(r) for r in requests]
+        next_seed = self._next_seed
+        prepared = []
+        for i, request in enumerate(requests):
+            try:
+                prepared.append(self._prepare(request))
+            except Exception as exc:
+                self._next_seed = next_seed  # a refused batch draws no seeds: the next call gets the same ones
+                if len(requests) > 1:
+                    exc.add_note(f"(in requests[{i}] of the batch)")
+                raise
         results: list[Prediction | None] = [None] * len(requests)
         groups: dict[int, list[int]] = {}
         for i, (engine_req, _) in enumerate(prepared):
@@ -241,16 +262,26 @@ class Policy:
                     f"state ({', '.join(e.columns)}); pass them in the observation dict or as state=[...] (--state on the "
                     "command line)"
                 )
-            joints = np.asarray(request.observation[keys["joints"]], dtype=np.float64)
-            gripper = np.asarray(request.observation[keys["gripper"]], dtype=np.float64)
-            joints = joints.reshape(-1, joints.shape[-1])[-1] if joints.ndim > 1 else joints.reshape(-1)
-            state = np.concatenate([joints, gripper.reshape(-1)[-1:]])
+            # the state the chunk starts from: the current one, or the first frame's for a clip to explain
+            at = 0 if request.mode == "inverse_dynamics" else -1
+            joints = _numbers(request.observation[keys["joints"]], f"observation[{keys['joints']!r}]")
+            gripper = _numbers(request.observation[keys["gripper"]], f"observation[{keys['gripper']!r}]")
+            joints = joints.reshape(-1, joints.shape[-1])[at] if joints.ndim > 1 else joints.reshape(-1)
+            gripper = gripper.reshape(-1, gripper.shape[-1])[at] if gripper.ndim > 1 else gripper.reshape(-1)[at:][:1]
+            n_joints = e.action_dim - 1
+            if joints.shape[0] != n_joints or gripper.shape[0] != 1:
+                raise ValueError(
+                    f"observation[{keys['joints']!r}] has {joints.shape[0]} values and observation[{keys['gripper']!r}] "
+                    f"{gripper.shape[0]}; embodiment {e.key!r} expects {n_joints} joints and 1 gripper value "
+                    f"({', '.join(e.columns)})"
+                )
+            state = np.concatenate([joints, gripper])
         if state is None:
             raise ValueError(
                 f"state is required for embodiment {e.key!r} ({', '.join(e.columns)}): pass state=[...] (--state on "
                 f"the command line) or an observation dict with {sorted(e.state_keys.values())}"
             )
-        state = np.asarray(state, dtype=np.float64).reshape(-1)
+        state = _numbers(state, "state").reshape(-1)
         if state.shape[0] != e.action_dim:
             raise ValueError(f"state has {state.shape[0]} values but embodiment {e.key!r} expects {e.action_dim} "
                              f"({', '.join(e.columns)})")

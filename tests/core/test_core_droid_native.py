@@ -74,3 +74,36 @@ def test_missing_camera_is_a_clear_error(droid_policy):
     del obs["observation/exterior_image_2_left"]
     with pytest.raises(KeyError, match="exterior_image_2_left"):
         droid_policy.act(obs, "Pick up the banana")
+
+
+def test_bad_state_values_name_their_key(droid_policy):
+    obs = droid_obs(np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"state='0,0,0' must be a list or array of numbers"):
+        droid_policy.act(obs, "x", state="0,0,0")
+    with pytest.raises(ValueError, match=r"observation\['observation/joint_position'\] has 8 values"):
+        droid_policy.act(dict(obs, **{"observation/joint_position": np.zeros(8)}), "x")
+    with pytest.raises(ValueError, match=r"observation\['observation/joint_position'\]=None"):
+        droid_policy.act(dict(obs, **{"observation/joint_position": None}), "x")
+
+
+def test_inverse_dynamics_starts_from_the_clips_first_state(droid_policy):
+    """A joint history beside a clip: the recovered chunk starts at frame 0, so the state row is frame 0's."""
+    rng = np.random.default_rng(6)
+    cams = {k: (rng.random((9, 36, 64, 3)) * 255).astype(np.uint8) for k in droid_policy.embodiment.camera_keys}
+    joints = np.cumsum(rng.normal(0, 0.1, (9, 7)), axis=0)
+    obs = dict(cams, **{"observation/joint_position": joints, "observation/gripper_position": np.full((9, 1), 0.2)})
+    recovered = droid_policy.infer_actions(obs, "x", seed=1, steps=1).actions
+    first = droid_policy.infer_actions(obs, "x", seed=1, steps=1, state=np.r_[joints[0], 0.2]).actions
+    np.testing.assert_allclose(recovered, first)
+
+
+def test_a_refused_batch_draws_no_seeds(tiny_checkpoint):
+    from worldpolicy.policy import PolicyRequest
+
+    policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid/relative_pose", chunk_size=8,
+                                     resolution_tier=256, seed=100)
+    image = np.zeros((64, 64, 3), np.uint8)
+    with pytest.raises(ValueError, match="prompt") as refused:
+        policy.act_batch([PolicyRequest(image, "reach"), PolicyRequest(image, "reach"), PolicyRequest(image, " ")])
+    assert "requests[2]" in "".join(getattr(refused.value, "__notes__", []))
+    assert policy.act(image, "reach", steps=1).settings["seed"] == 100

@@ -89,6 +89,7 @@ def test_images_under_16_pixels_a_side_are_refused_before_resizing():
         (np.array(["a"]), "not numeric"),
         ("missing.png", "does not exist"),
         (42, "unsupported type"),
+        ([], "empty list"),
     ],
 )
 def test_bad_observations_name_the_problem(bad, match):
@@ -245,6 +246,49 @@ def test_sampling_accepts_numpy_scalars():
     assert config.steps == 2 and type(config.steps) is int and type(config.guidance) is float
     with pytest.raises(ValueError, match="steps=True"):
         SamplingConfig(steps=True)
+
+
+@pytest.mark.parametrize("setting", [{"shift": "5"}, {"shift": True}, {"native_grid": "no"}, {"use_system_prompt": 1}])
+def test_sampling_settings_of_the_wrong_type_name_themselves(setting):
+    from worldpolicy.engine import SamplingConfig
+
+    (name,) = setting
+    with pytest.raises(ValueError, match=f"^{name}="):  # "no" used to switch the native grid on
+        SamplingConfig(**setting)
+
+
+def test_karras_replaces_a_presets_shift_but_refuses_a_given_one():
+    from worldpolicy.engine import SamplingConfig
+
+    config = SamplingConfig.from_preset("droid_native", schedule="karras")  # the preset's linear-flow shift 5
+    assert (config.schedule, config.shift, config.steps) == ("karras", None, 4)
+    assert SamplingConfig.from_preset("droid_native").updated(schedule="karras").shift is None
+    with pytest.raises(ValueError, match="shift has no effect"):
+        SamplingConfig.from_preset("droid_native", schedule="karras", shift=3.0)
+
+
+def test_load_checks_read_the_checkpoints_action_head_first(tmp_path):
+    """A head narrower than the embodiment fails in check_pretrained (from transformer/config.json), before weights."""
+    from worldpolicy.policy import Policy
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    checkpoint = make_tiny_checkpoint(tmp_path / "ckpt", action_dim=8)
+    (checkpoint / "transformer" / "diffusion_pytorch_model.safetensors").write_bytes(b"not weights")
+    with pytest.raises(ValueError, match="10 action columns but the action head of checkpoint .* holds 8"):
+        Policy.check_pretrained(checkpoint, "droid/relative_pose")
+    assert Policy.check_pretrained(checkpoint, "droid")[0].action_dim == 8
+
+
+@pytest.mark.parametrize("device, match", [("meta", "cannot run a model"), ("mps", "mps is not available"),
+                                           ("cuda:0", "CUDA|cuda is not available")])
+def test_devices_this_machine_cannot_use_fail_before_loading(tmp_path, device, match):
+    if device.startswith("cuda") and torch.cuda.is_available():
+        device = f"cuda:{torch.cuda.device_count()}"
+        match = "CUDA device"
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    with pytest.raises(ValueError, match=f"device='{device}'.*({match})"):
+        worldpolicy.load_policy(tmp_path / "never-loaded", device=device)
 
 
 def test_fit_to_chunk_trims_or_repeats():

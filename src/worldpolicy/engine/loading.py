@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,18 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         resolved = torch.device(device)
     except (RuntimeError, TypeError):
         raise ValueError(f"device={device!r} is not a torch device; accepted e.g. 'cpu', 'cuda', 'cuda:1'") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was asked for but CUDA is not available here; use device='cpu'")
+    available = {
+        "cpu": lambda: True,
+        "cuda": torch.cuda.is_available,
+        "mps": lambda: torch.backends.mps.is_available(),
+        "xpu": lambda: hasattr(torch, "xpu") and torch.xpu.is_available(),
+    }
+    if resolved.type not in available:
+        raise ValueError(f"device={device!r} cannot run a model; accepted: {', '.join(available)} (e.g. 'cuda:1')")
+    if not available[resolved.type]():
+        raise ValueError(f"device={device!r} was asked for but {resolved.type} is not available here; use device='cpu'")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise ValueError(f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return resolved
 
 
@@ -61,6 +72,37 @@ def check_checkpoint_source(path_or_id: str | Path) -> None:
         )
 
 
+def check_action_head(transformer_config: Any, source: str = "", embodiment: Any = None) -> None:
+    """The checkpoint must have an action head, holding `embodiment`'s columns and domain id when one is given (read
+    from `transformer/config.json` before any weights load, and again from the loaded model)."""
+    name = f"checkpoint {source!r}" if source else "the checkpoint"
+    head, domains = transformer_config.get("action_dim"), transformer_config.get("num_embodiment_domains")
+    if not transformer_config.get("action_gen", False) or head is None:
+        raise ValueError(f"{name} has no action head (transformer action_gen=False); it cannot act")
+    if embodiment is None:
+        return
+    if embodiment.action_dim > head:
+        raise ValueError(
+            f"embodiment {embodiment.key!r} has {embodiment.action_dim} action columns but the action head of {name} "
+            f"holds {head}: use an embodiment of at most {head} columns (the one it was trained for)"
+        )
+    if domains is not None and embodiment.domain_id >= domains:
+        raise ValueError(
+            f"embodiment {embodiment.key!r} uses domain id {embodiment.domain_id} but {name} has {domains} domains"
+        )
+
+
+def local_transformer_config(path_or_id: str | Path) -> dict[str, Any] | None:
+    """A local checkpoint's `transformer/config.json` (None for a hub id or a folder without one)."""
+    config = Path(str(path_or_id)) / "transformer" / "config.json"
+    if not config.is_file():
+        return None
+    try:
+        return json.loads(config.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"checkpoint {str(path_or_id)!r}: transformer/config.json is unreadable ({exc})") from None
+
+
 def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
     """Returns transformer, vae, tokenizer, scheduler and the pipeline flags, on `device` in `dtype`."""
     check_checkpoint_source(path_or_id)
@@ -78,8 +120,7 @@ def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.d
             f"{str(exc).splitlines()[0] if str(exc) else ''}). Offline? Download it elsewhere and pass the local folder."
         ) from exc
     transformer = pipe.transformer
-    if not getattr(transformer.config, "action_gen", False):
-        raise ValueError(f"checkpoint {source!r} has no action head (transformer action_gen=False); it cannot act")
+    check_action_head(transformer.config, source)
     pipe.to(device)
     return {
         "transformer": transformer.eval(),

@@ -53,8 +53,18 @@ class SamplingConfig:
             raise ValueError(f"guidance={self.guidance!r} must be a finite number >= 0 (1.0 disables CFG)")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule={self.schedule!r}; accepted: {', '.join(SCHEDULES)}")
-        if self.shift is not None and (not math.isfinite(self.shift) or self.shift <= 0):
-            raise ValueError(f"shift={self.shift!r} must be a finite number > 0")
+        if self.shift is not None:
+            if not isinstance(self.shift, numbers.Real) or isinstance(self.shift, (bool, np.bool_)):
+                raise ValueError(f"shift={self.shift!r} must be a number > 0 (or None for the checkpoint's)")
+            object.__setattr__(self, "shift", float(self.shift))
+            if not math.isfinite(self.shift) or self.shift <= 0:
+                raise ValueError(f"shift={self.shift!r} must be a finite number > 0")
+        for name in ("native_grid", "use_system_prompt"):  # a string such as "no" would count as True
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"{name}={value!r} must be True, False or None (the checkpoint's)")
+            if value is not None:
+                object.__setattr__(self, name, bool(value))
         if self.schedule == "karras" and self.shift is not None:
             raise ValueError("shift has no effect with schedule='karras' (Karras sigmas ignore flow_shift); drop one")
         if not isinstance(self.negative_prompt, str):
@@ -65,13 +75,23 @@ class SamplingConfig:
         return self.guidance != 1.0
 
     def updated(self, **overrides: Any) -> SamplingConfig:
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        return replace(self, **_merged(vars(self), overrides))
 
     @classmethod
     def from_preset(cls, preset: str, **overrides: Any) -> SamplingConfig:
         if preset not in PRESETS:
             raise ValueError(f"preset={preset!r} is not known; accepted: {', '.join(PRESETS)}")
-        return cls(**{**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}})
+        return cls(**_merged(PRESETS[preset], overrides))
+
+
+def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`base` with the given (non-None) overrides. Asking for the Karras schedule drops a shift that came from the
+    base (a preset's linear-flow shift means nothing to it); a shift given beside it is still refused."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    merged = {**base, **given}
+    if given.get("schedule") == "karras" and "shift" not in given:
+        merged["shift"] = None
+    return merged
 
 
 def make_scheduler(base, sampling: SamplingConfig, use_native_flow_schedule: bool):

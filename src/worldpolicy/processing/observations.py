@@ -145,7 +145,9 @@ def load_frames(obs: Any, param: str = "observation", max_frames: int | None = N
         return _array_to_frames(obs.detach().cpu().float().numpy() if obs.is_floating_point() else obs.cpu().numpy(), param)
     if isinstance(obs, np.ndarray):
         return _array_to_frames(obs, param)
-    if isinstance(obs, Sequence) and not isinstance(obs, (bytes, str)) and len(obs) > 0:
+    if isinstance(obs, Sequence) and not isinstance(obs, (bytes, str)):
+        if len(obs) == 0:
+            raise ValueError(f"{param}: an empty {type(obs).__name__}; give at least one frame")
         frames = [load_frames(f, f"{param}[{i}]") for i, f in enumerate(obs)]
         shapes = {f.shape[1:] for f in frames}
         if len(shapes) != 1:
