@@ -43,6 +43,11 @@ class PolicyRequest:
     decode_video: bool = False
 
 
+def expand_home(path_or_id: str | Path) -> str | Path:
+    """`~/ckpt` as the shell would expand it (a hub id never starts with `~`)."""
+    return Path(path_or_id).expanduser() if str(path_or_id).startswith("~") else path_or_id
+
+
 def checkpoint_embodiment(path_or_id: str | Path, embodiment: str | Embodiment | None) -> str | Embodiment:
     """The embodiment a checkpoint is used with: the one asked for, else the one it ships (registered here), else droid."""
     spec_file = Path(str(path_or_id)) / "embodiment.json"
@@ -111,6 +116,7 @@ class Policy:
         from .engine import Engine
         from .engine.loading import load_components
 
+        path_or_id = expand_home(path_or_id)
         emb, sampling, torch_device, torch_dtype = cls.check_pretrained(
             path_or_id, embodiment, variant=variant, device=device, dtype=dtype, preset=preset, steps=steps,
             guidance=guidance, schedule=schedule, shift=shift, native_grid=native_grid, chunk_size=chunk_size,
@@ -158,6 +164,7 @@ class Policy:
             resolve_dtype,
         )
 
+        path_or_id = expand_home(path_or_id)
         emb = get_embodiment(checkpoint_embodiment(path_or_id, embodiment), variant)
         overrides = dict(steps=steps, guidance=guidance, schedule=schedule, shift=shift, native_grid=native_grid)
         if preset is not None:

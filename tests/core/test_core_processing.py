@@ -343,3 +343,10 @@ def test_ignored_state_and_off_rate_clips_are_warned(tiny_policy, tmp_path, capl
     write_video(tmp_path / "clip.mp4", np.zeros((17, 64, 64, 3), np.uint8), 30)
     tiny_policy._prepare(PolicyRequest(tmp_path / "clip.mp4", "Reach the target", mode="inverse_dynamics"))
     assert "is 30 fps but embodiment actions are at 15 fps" in caplog.text
+
+
+def test_a_home_relative_checkpoint_is_the_folder(tiny_checkpoint, monkeypatch):
+    from worldpolicy.policy import Policy
+
+    monkeypatch.setenv("HOME", str(tiny_checkpoint.parent))
+    assert Policy.check_pretrained(f"~/{tiny_checkpoint.name}", "droid/relative_pose")[0].action_dim == 10

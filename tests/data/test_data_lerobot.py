@@ -497,3 +497,9 @@ def test_lossy_segments_seek_to_the_right_frames(tmp_path, codec):
         for t in range(lengths[i]):
             errors = [np.mean((got[t] - src) ** 2) for src in clips[i]]
             assert int(np.argmin(errors)) == t and 10 * np.log10(255**2 / errors[t]) > 28
+
+
+def test_a_home_relative_root_opens_as_the_shell_would(small_dataset, monkeypatch):
+    ds, _ = small_dataset
+    monkeypatch.setenv("HOME", str(ds.root.parent))
+    assert LeRobotDataset.open(f"~/{ds.root.name}").num_episodes == 3

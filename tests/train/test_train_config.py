@@ -33,7 +33,7 @@ def test_valid_config_checks_and_resolves_paths_against_its_file(tmp_path, tiny_
     path.write_text(f'checkpoint = "../runs"\noutput_dir = "out"\n[data]\ndataset = "{tiny_dataset}"\n'
                     '[optim]\nsteps = 7\n[objectives]\npreset = "cosmos_policy"\n')
     config = load_config(path, output_dir=None).check()
-    assert config.output_dir == str(path.parent / "out") and config.checkpoint == str(path.parent / "../runs")
+    assert config.output_dir == str(path.parent / "out") and config.checkpoint == str(tmp_path / "runs")
     assert config.optim.steps == 7 and config.objectives.weights()["inverse_dynamics"] == 0.25
     assert load_config(_with(valid, None, checkpoint="nvidia/some-model")).checkpoint == "nvidia/some-model"
 
@@ -169,3 +169,24 @@ def test_preset_accepts_its_own_weights_and_a_saved_config(valid, tmp_path):
         "policy": 0.5, "forward_dynamics": 0.25, "inverse_dynamics": 0.25}
     saved = load_config(_with(valid, "objectives", preset="cosmos_policy")).to_dict()
     assert load_config(saved).objectives.weights()["forward_dynamics"] == 0.25
+
+
+def test_a_resume_from_another_folder_or_spelling_is_the_same_run(tmp_path, tiny_dataset, monkeypatch):
+    """Paths are stored absolute; a run stored with relative ones still matches when they name the same folders."""
+    from worldpolicy.train.config import changed_settings
+
+    (tmp_path / "ckpt").mkdir()
+    path = tmp_path / "conf" / "train.toml"
+    path.parent.mkdir()
+    path.write_text(f'checkpoint = "../ckpt"\noutput_dir = "out"\n[data]\ndataset = "{tiny_dataset}"\n')
+    monkeypatch.chdir(path.parent)
+    first = load_config("train.toml").to_dict()
+    assert first["checkpoint"] == str(tmp_path / "ckpt")
+    monkeypatch.chdir(tmp_path)
+    assert changed_settings(first, load_config(path).to_dict()) == []
+    older = dict(first, checkpoint="ckpt")  # an older version stored what the file said, relative to where it ran
+    assert changed_settings(older, load_config(path).to_dict()) == []
+    other = tmp_path / "other"
+    other.mkdir()
+    assert changed_settings(first, load_config(path, checkpoint=str(other)).to_dict()) == [
+        f"checkpoint: {str(tmp_path / 'ckpt')!r} -> {str(other)!r}"]

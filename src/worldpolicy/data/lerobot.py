@@ -98,7 +98,7 @@ class LeRobotDataset:
 
     @classmethod
     def open(cls, root: str | Path) -> LeRobotDataset:
-        root = Path(root)
+        root = Path(root).expanduser()
         if not root.is_dir():
             raise FileNotFoundError(f"dataset root {str(root)!r} is not a directory")
         info = check_info(read_json(root / INFO_PATH, "info.json"), root / INFO_PATH)
@@ -526,7 +526,7 @@ class LeRobotDatasetWriter:
                 raise ValueError(f"{name}={value!r} must be > 0")
         if not isinstance(chunks_size, int) or chunks_size < 1:
             raise ValueError(f"chunks_size={chunks_size!r} must be an int >= 1")
-        self.root = Path(root)
+        self.root = Path(root).expanduser()
         _check_replaceable(self.root, overwrite)
         self.fps, self.robot_type, self.overwrite = fps, robot_type, overwrite
         self.video_codec, self.video_gop, self.chunks_size = video_codec, video_gop, chunks_size

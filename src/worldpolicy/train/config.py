@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tomllib
 import types
 import typing
@@ -185,9 +186,18 @@ def changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[str
             continue
         if name not in new:
             changes.append(f"{name}: {value!r} -> unset")
+        elif name in _PATHS and isinstance(value, str) and _absolute(value) == _absolute(new[name]):
+            continue  # the same folder, spelled from another working directory or as an absolute path
         elif new[name] != value:
             changes.append(f"{name}: {value!r} -> {new[name]!r}")
     return changes
+
+
+_PATHS = ("checkpoint", "data.dataset")
+
+
+def _absolute(path: Any) -> Any:
+    return os.path.abspath(Path(path).expanduser()) if isinstance(path, str) and path else path
 
 
 def _flat(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -262,9 +272,10 @@ def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
     for holder, name in ((config, "output_dir"), (config, "checkpoint"), (config.data, "dataset"),
                          (config.data, "cache_dir")):
         value = getattr(holder, name)
-        if not value or Path(value).is_absolute():
+        if not value:
             continue
         root = Path.cwd() if holder is config and name in given else base
-        if name != "checkpoint" or (root / value).exists():  # a checkpoint may be a hub id
-            setattr(holder, name, str(root / value))
+        local = root / Path(value).expanduser()  # stored absolute, so a resume from elsewhere names the same folder
+        if name != "checkpoint" or local.exists():  # a checkpoint may be a hub id
+            setattr(holder, name, os.path.abspath(local))
     return config.check()
