@@ -142,7 +142,7 @@ def test_cli_unreadable_and_missing_configs(tmp_path, capsys, valid):
     ("data", {"chunk_size": "4"}, "data.chunk_size='4': expected an integer, got str"),
     ("eval", {"every": "2"}, "eval.every='2': expected an integer, got str"),
     (None, {"seed": 1.5}, "seed=1.5: expected an integer, got float"),
-    (None, {"embodiment": 3}, "embodiment=3: expected a string or a table, got int"),
+    (None, {"embodiment": 3}, "embodiment=3: expected a string or a table or null, got int"),
     ("data", {"video_keys": [1, 2]}, "data.video_keys=[1, 2]: expected a list of strings or null, got list"),
     ("optim", {"steps": True}, "optim.steps=True: expected an integer, got bool"),
     ("optim", {"min_lr_ratio": -3}, r"optim.min_lr_ratio=-3.0: must be in [0.0, 1.0]"),

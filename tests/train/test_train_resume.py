@@ -107,3 +107,31 @@ def test_checkpoint_loads_as_a_policy_with_its_embodiment(runs):
     # the checkpoint's own stats turn the model's output into physical units
     np.testing.assert_allclose(policy.embodiment.denormalize(prediction.actions_normalized), prediction.actions)
     assert not np.allclose(prediction.actions, prediction.actions_normalized)
+
+
+def test_fine_tuning_a_trained_checkpoint_keeps_its_embodiment_and_stats(runs, train_config, tmp_path):
+    """Its embodiment.json is the default (as predict/serve/sim use it), and a table re-describing it keeps its stats:
+    new data must not silently change the action space the checkpoint learned."""
+    from train_setup import CAMERAS, IMAGE_SIZE, TINY_EMBODIMENT, make_episode
+
+    from worldpolicy.data import write_episodes
+    from worldpolicy.data.from_sim import sim_features
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    start = runs["root"] / "a" / "checkpoints" / "step-0000006"
+    own = json.loads((start / "embodiment.json").read_text())
+    data = write_episodes(tmp_path / "one", [make_episode(1)], fps=15, robot_type="panda", video_codec="libx264rgb",
+                          features=sim_features("panda", IMAGE_SIZE, CAMERAS)).root
+    for name, embodiment in (("default", None), ("table", dict(TINY_EMBODIMENT)),
+                             ("file", str(start / "embodiment.json"))):
+        raw = train_config(tmp_path / name, checkpoint=str(start), embodiment=embodiment, optim={"steps": 2})
+        raw["data"] = dict(raw["data"], dataset=str(data))
+        Trainer(load_config(raw), progress=False).run()
+        tuned = json.loads((tmp_path / name / "checkpoints" / "step-0000002" / "embodiment.json").read_text())
+        assert (tuned["name"], tuned["domain_id"], tuned["stats"]) == (own["name"], own["domain_id"], own["stats"]), name
+    renamed = train_config(tmp_path / "new", checkpoint=str(start), embodiment=dict(TINY_EMBODIMENT, name="other"))
+    renamed["data"] = dict(renamed["data"], dataset=str(data))
+    trainer = Trainer(load_config(renamed), progress=False)
+    trainer._load()  # a new embodiment on the same data: stats from these actions
+    assert trainer.embodiment.stats["q99"] != tuple(own["stats"]["q99"])

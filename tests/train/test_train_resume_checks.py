@@ -77,3 +77,25 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(train_config, tmp
     assert [r.step for r in _run(train_config(out, optim={"steps": 4}))] == [1, 2, 3, 4]
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4]
+
+
+def test_a_resume_on_changed_data_is_refused_before_encoding(train_config, tiny_dataset, tmp_path, monkeypatch):
+    """The same dataset path, re-recorded: the run's windows and stats would change mid-run."""
+    import shutil
+
+    from train_setup import CAMERAS, IMAGE_SIZE, make_episode
+
+    from worldpolicy.data import write_episodes
+    from worldpolicy.data.from_sim import sim_features
+    from worldpolicy.train import data as train_data
+
+    out, dataset = tmp_path / "run", tmp_path / "data"
+    shutil.copytree(tiny_dataset, dataset)
+    raw = train_config(out, optim={"steps": 2})
+    raw["data"] = dict(raw["data"], dataset=str(dataset), cache_dir=str(tmp_path / "cache"))
+    _run(raw)
+    write_episodes(dataset, (make_episode(s) for s in (1, 0)), fps=15, robot_type="panda", overwrite=True,
+                   features=sim_features("panda", IMAGE_SIZE, CAMERAS), video_codec="libx264rgb")
+    monkeypatch.setattr(train_data.LatentCache, "_build", lambda *a, **k: pytest.fail("encoded the changed data"))
+    with pytest.raises(ValueError, match="not the data this run trained on"):
+        _run(dict(raw, optim=dict(raw["optim"], steps=4)))

@@ -89,7 +89,8 @@ class EvalConfig:
 class TrainConfig:
     output_dir: str = "runs/train"
     checkpoint: str = ""  # diffusers-format Cosmos3 folder (or hub id) to start from
-    embodiment: str | dict[str, Any] = "droid"  # a registered name, or a new embodiment spec (stats from the data)
+    # a registered name, a new embodiment spec (stats from the data), or unset: the checkpoint's own, else droid
+    embodiment: str | dict[str, Any] | None = None
     seed: int = 0
     log_every: int = 10
     save_every: int = 500
@@ -278,4 +279,10 @@ def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
         local = root / Path(value).expanduser()  # stored absolute, so a resume from elsewhere names the same folder
         if name != "checkpoint" or local.exists():  # a checkpoint may be a hub id
             setattr(holder, name, os.path.abspath(local))
+    if isinstance(config.embodiment, str) and config.embodiment.endswith(".json"):  # a spec file, e.g. embodiment.json
+        spec_file = (Path.cwd() if "embodiment" in given else base) / Path(config.embodiment).expanduser()
+        try:
+            config.embodiment = json.loads(spec_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"embodiment={config.embodiment!r}: cannot read the spec file ({exc})") from None
     return config.check()

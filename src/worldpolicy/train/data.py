@@ -221,9 +221,18 @@ class LatentCache:
         use_system_prompt: bool = False,
         batch_size: int = 8,
         progress: bool = True,
+        expect: str | None = None,
     ) -> LatentCache:
+        """The cache of these windows, encoded now or read back. `expect` (a resumed run's fingerprint) refuses data
+        that changed since the run began, before anything is encoded."""
         tier = int(tier or embodiment.resolution_tier)
         key = fingerprint(spec, embodiment, vae, tokenizer, tier)
+        if expect is not None and key != expect:
+            raise ValueError(
+                f"data.dataset {spec.dataset!r} is not the data this run trained on (its files, or the layout, VAE or "
+                "tokenizer they are encoded with, changed since the run began): a resume needs the same data; restore "
+                "it, or choose a new --out / output_dir"
+            )
         path = Path(cache_dir) / f"latents-{key}.safetensors"
         if path.exists():
             logger.info("latent cache hit: %s", path)

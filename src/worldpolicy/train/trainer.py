@@ -123,6 +123,7 @@ class Trainer:
         self.on_step = on_step
         self.rank, self.world = _distributed()
         self.out = Path(config.output_dir)
+        self._resumed_data: str | None = None
         if config.optim.batch_size % self.world:
             raise ValueError(f"optim.batch_size={config.optim.batch_size} must divide by the {self.world} processes")
 
@@ -151,14 +152,17 @@ class Trainer:
             action_conversion=cfg.data.action_conversion, robot=cfg.data.robot, stride=cfg.data.stride,
         )
         cache_dir = cfg.data.cache_dir or str(self.out / "cache")
+        options = dict(use_system_prompt=self.pipeline_flags["default_use_system_prompt"], expect=self._resumed_data)
         if self.rank == 0:
             cache = LatentCache.build_or_load(spec, layout, self.vae, self.tokenizer, cache_dir, progress=self.progress,
-                                              use_system_prompt=self.pipeline_flags["default_use_system_prompt"])
+                                              **options)
         _barrier(self.world)
         if self.rank != 0:
             cache = LatentCache.build_or_load(spec, layout, self.vae, self.tokenizer, cache_dir, progress=False,
-                                              use_system_prompt=self.pipeline_flags["default_use_system_prompt"])
-        self.embodiment = self._embodiment(stats=cache.action_stats()) if isinstance(cfg.embodiment, dict) else layout
+                                              **options)
+        self.data_fingerprint = cache.meta.get("fingerprint")
+        trained = self._trained_spec()
+        self.embodiment = self._embodiment(stats=cache.action_stats()) if isinstance(trained, dict) else layout
         self.examples = cache.model_examples(self.embodiment)
 
     def _check_model_fits(self, emb: Embodiment) -> None:
@@ -175,9 +179,30 @@ class Trainer:
                 raise ValueError(f"finetune.lora_targets {unknown} name no module of this transformer; its linear "
                                  f"layers: {', '.join(linear)}")
 
-    def _embodiment(self, stats: dict[str, list[float]] | None) -> Embodiment:
-        """The trained embodiment: a registered one, or the config's new spec (free domain slot, data stats)."""
+    def _trained_spec(self) -> str | dict[str, Any]:
+        """What the run trains: a registered name, or a spec. Unset (or the starting checkpoint's own name), it is the
+        checkpoint's `embodiment.json`, stats included, as `predict`/`serve`/`sim` use it; a table re-describing that
+        embodiment without stats keeps its stats and slot: the action space the checkpoint learned."""
         spec = self.config.embodiment
+        own = self._starting_spec()
+        if own is None:
+            return "droid" if spec is None else spec
+        own_name = own["name"] if own.get("variant", "default") == "default" else f"{own['name']}/{own['variant']}"
+        if spec is None or spec == own_name:
+            return own
+        if isinstance(spec, dict) and spec.get("stats") is None and spec.get("name") == own.get("name"):
+            kept = {k: own[k] for k in ("normalization", "stats", "domain", "domain_id") if own.get(k) is not None}
+            return {**spec, **kept}
+        return spec
+
+    def _starting_spec(self) -> dict[str, Any] | None:
+        """The starting checkpoint's own embodiment (`embodiment.json`, written by an earlier `worldpolicy train`)."""
+        spec_file = Path(self.config.checkpoint) / EMBODIMENT_FILE
+        return json.loads(spec_file.read_text()) if spec_file.is_file() else None
+
+    def _embodiment(self, stats: dict[str, list[float]] | None) -> Embodiment:
+        """The trained embodiment: a registered one, or a spec (free domain slot, data stats unless it has its own)."""
+        spec = self._trained_spec()
         if isinstance(spec, str):
             return get_embodiment(spec)
         spec = dict(spec)
@@ -185,7 +210,7 @@ class Trainer:
         spec.setdefault("domain", f"worldpolicy_{spec.get('name', 'custom')}")
         if "domain_id" not in spec:
             spec["domain_id"] = self._domain_id(spec["domain"])
-        if stats is None:
+        if stats is None:  # the layout, for the data checks and the latent cache (which keeps physical actions)
             spec["normalization"], spec["stats"] = "none", None
         elif spec.get("stats") is None:
             spec.setdefault("normalization", "quantile")
@@ -202,7 +227,8 @@ class Trainer:
         if emb.chunk_size != data.chunk_size:
             raise ValueError(f"embodiment {emb.key!r} has chunk_size={emb.chunk_size} but data.chunk_size="
                              f"{data.chunk_size}: the checkpoint would predict chunks it never trained on; set one to "
-                             "the other")
+                             "the other" + (" (droid is the default when the checkpoint has no embodiment.json: set "
+                                            "`embodiment` to the robot's)" if self.config.embodiment is None else ""))
         fps = LeRobotDataset.open(data.dataset).fps
         if not math.isclose(fps, emb.fps):
             raise ValueError(f"data.dataset {data.dataset!r} is recorded at {fps:g} fps but embodiment {emb.key!r} has "
@@ -350,6 +376,7 @@ class Trainer:
             state = {
                 "step": step, "config": self.config.to_dict(), "lr_schedule": self.lr_schedule.state_dict(),
                 "params": [names[id(p)] for p in self.params], "history": history[-50:],
+                "data_fingerprint": self.data_fingerprint,
             }
             (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
             share_tree(tmp)  # staged privately (mkdtemp); published like any other output
@@ -475,9 +502,11 @@ class Trainer:
         overridden by the restored schedule, a changed seed or chunk would not be the run its log describes), and never
         write over another run's config.json or metrics.jsonl."""
         config_file, metrics = self.out / "config.json", self.out / "metrics.jsonl"
+        self._resumed_data = None  # the fingerprint of the data the resumed run trained on (older runs: not stored)
         if checkpoints:
             state = json.loads((checkpoints[-1] / STATE_FILE).read_text())
             saved, where, step = state["config"], checkpoints[-1], int(state["step"])
+            self._resumed_data = state.get("data_fingerprint")
         elif config_file.is_file():
             saved, where, step = json.loads(config_file.read_text()), config_file, 0
         elif metrics.exists():
