@@ -55,6 +55,11 @@ def checkpoint_embodiment(path_or_id: str | Path, embodiment: str | Embodiment |
         shipped = register_embodiment(spec_file, overwrite=True)
         if embodiment is None:
             return shipped
+        asked = embodiment.key if isinstance(embodiment, Embodiment) else str(embodiment)
+        if asked.split("/")[0] != shipped.name:
+            logger.warning("checkpoint %s was trained for embodiment %r, not %r: unless its base model learned %r, "
+                           "expect meaningless actions (leave the embodiment out to use the checkpoint's own)",
+                           path_or_id, shipped.key, asked, asked)
     return "droid" if embodiment is None else embodiment
 
 

@@ -135,3 +135,14 @@ def test_fine_tuning_a_trained_checkpoint_keeps_its_embodiment_and_stats(runs, t
     trainer = Trainer(load_config(renamed), progress=False)
     trainer._load()  # a new embodiment on the same data: stats from these actions
     assert trainer.embodiment.stats["q99"] != tuple(own["stats"]["q99"])
+
+
+def test_another_embodiment_than_the_checkpoints_own_is_warned(runs, caplog):
+    from worldpolicy import Policy
+
+    ckpt = runs["root"] / "a" / "checkpoints" / "step-0000006"
+    with caplog.at_level("WARNING", logger="worldpolicy.policy"):
+        Policy.check_pretrained(ckpt)
+        assert not caplog.records
+        Policy.check_pretrained(ckpt, "droid")
+    assert "trained for embodiment 'tiny_panda', not 'droid'" in caplog.text
