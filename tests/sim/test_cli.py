@@ -17,7 +17,7 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
                "--image-size", "48x64", "--out", str(out), "--no-progress"])
     assert rc == 0
     doc = json.loads((out / "report.json").read_text())
-    assert doc["schema"] == "worldpolicy.sim_eval/v1" and doc["n_episodes"] == 2
+    assert doc["schema"] == "worldpolicy.sim_eval/v1" and doc["n_episodes"] == 2 and doc["embodiment"] == "droid/joint_pos"
     assert doc["success_rate"] == 1.0 and doc["ci95"][0] < 1.0 <= doc["ci95"][1] + 1e-12
     assert "| 0 | yes |" in (out / "report.md").read_text()
     assert (out / "report.png").stat().st_size > 1000

@@ -43,7 +43,7 @@ def _episode(env, policy):
     return result, np.stack(chunks), seen
 
 
-def test_local_and_ws_backends_give_identical_episodes(local_policy):
+def test_local_and_ws_backends_give_identical_episodes(local_policy, caplog):
     from worldpolicy.serving import PolicyServer, ServerConfig, ServerThread
 
     env = TabletopEnv("reach", image_size=(64, 96), max_steps=12)
@@ -61,6 +61,9 @@ def test_local_and_ws_backends_give_identical_episodes(local_policy):
             ws, a_ws, _ = _episode(env, remote)
         finally:
             remote.close()
+        with caplog.at_level("WARNING", logger="worldpolicy.sim.policies"):
+            make_policy(server.url, embodiment="droid/relative_pose").close()
+        assert "--embodiment droid/relative_pose is not used: the server" in caplog.text
     assert a_local.shape == (2, 32, 8)
     np.testing.assert_allclose(a_local, a_ws, rtol=0, atol=1e-6)
     assert not np.allclose(a_local[0], a_local[1])  # per-chunk seeds differ (seed + call index)

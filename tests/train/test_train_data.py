@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -61,12 +63,16 @@ def test_relative_pose_encoding_round_trips_through_the_decoder():
 def test_joint_dataset_converts_to_relative_pose_windows(tiny_dataset):
     pytest.importorskip("mink")
     from worldpolicy.embodiments import get_embodiment
-    from worldpolicy.train.data import WindowSpec, iter_windows
+    from worldpolicy.train.data import WindowSpec, count_windows, iter_windows
 
     spec = WindowSpec(dataset=str(tiny_dataset), chunk_size=CHUNK, video_keys=tuple(VIDEO_KEYS),
                       action_conversion="joint_to_relative_pose")
-    window = next(iter_windows(spec, get_embodiment("droid/relative_pose")))
+    windows = list(iter_windows(spec, get_embodiment("droid/relative_pose")))
+    window = windows[0]
     assert window.actions.shape == (CHUNK, 10) and window.state is None
+    for stride, pad in ((1, True), (3, False)):  # what the encoding bar counts to
+        counted = replace(spec, stride=stride, pad=pad)
+        assert count_windows(counted) == len(list(iter_windows(counted, get_embodiment("droid/relative_pose"))))
     assert np.all(np.isfinite(window.actions)) and np.abs(window.actions[:, :3]).max() < 0.1
     with pytest.raises(ValueError, match="action_conversion"):
         next(iter_windows(WindowSpec(dataset=str(tiny_dataset), chunk_size=CHUNK, video_keys=tuple(VIDEO_KEYS)),

@@ -44,6 +44,7 @@ class EvalReport:
     requested: int = 0  # episodes asked for; more than len(episodes) in a report written while it runs
     actual_control_hz: float | None = None  # whole physics steps per control period (15 Hz runs at 15.15 Hz)
     max_steps: int | None = None
+    embodiment: str | None = None  # the action space the policy's chunks were decoded in
 
     @property
     def successes(self) -> int:
@@ -59,7 +60,8 @@ class EvalReport:
         ik = [e.ik_mean_mm for e in self.episodes if e.ik_mean_mm is not None]
         return {
             "schema": "worldpolicy.sim_eval/v1",
-            "task": self.task, "policy": self.policy, "robot": self.robot, "strategy": self.strategy,
+            "task": self.task, "policy": self.policy, "embodiment": self.embodiment, "robot": self.robot,
+            "strategy": self.strategy,
             "control_hz": self.control_hz, "actual_control_hz": self.actual_control_hz, "max_steps": self.max_steps,
             "seed": self.seed,
             "n_episodes": len(self.episodes), "episodes_requested": max(self.requested, len(self.episodes)),
@@ -122,7 +124,8 @@ def evaluate(
     report = EvalReport(env.task.name, policy_name, env.robot.name,
                         {"kind": strategy.kind, "execute_steps": strategy.execute_steps,
                          "ensemble_decay": strategy.ensemble_decay}, env.control_hz, seed, requested=episodes,
-                        actual_control_hz=env.actual_control_hz, max_steps=env.max_steps)
+                        actual_control_hz=env.actual_control_hz, max_steps=env.max_steps,
+                        embodiment=getattr(getattr(policy, "embodiment", None), "key", None))
     bar = tqdm(range(episodes), desc=f"{env.task.name}/{policy_name}", disable=not progress, unit="ep")
     for i in bar:
         record = video_dir is not None and i < videos

@@ -7,6 +7,7 @@ when asked for, so the simulator never needs torch or websockets.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Protocol, runtime_checkable
 
@@ -16,6 +17,8 @@ from worldpolicy.embodiments import Embodiment, get_embodiment
 from worldpolicy.processing.actions import to_model, to_physical
 from worldpolicy.results import Prediction
 from worldpolicy.robot.kinematics import IKSolver
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["PolicyBackend", "RandomPolicy", "ScriptedPolicy", "make_policy", "wrap_policy"]
 
@@ -178,6 +181,9 @@ def make_policy(spec: str, *, env=None, embodiment: str | None = None, seed: int
 
         remote = RemotePolicy(spec, api_key=api_key, embodiment=embodiment or "droid")
         emb = remote.embodiment or get_embodiment(embodiment or "droid")
+        if embodiment is not None and emb.key != get_embodiment(embodiment).key:
+            logger.warning("--embodiment %s is not used: the server at %s serves %r, whose columns and stats decode "
+                           "its actions", embodiment, spec, emb.key)
         return _Seeded(remote, emb, seed, decode_video)
     from pathlib import Path
 

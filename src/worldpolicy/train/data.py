@@ -100,6 +100,17 @@ def iter_windows(spec: WindowSpec, target: Embodiment) -> Iterator[RawWindow]:
         yield RawWindow(frames, actions, state, ~ex.action_is_pad, ex.task, ex.episode_index, ex.start)
 
 
+def count_windows(spec: WindowSpec) -> int:
+    """How many windows `iter_windows(spec)` yields (one per start frame), from the episode lengths alone."""
+    from ..data import LeRobotDataset
+    from ..data.sampling import window_starts
+
+    dataset = LeRobotDataset.open(spec.dataset)
+    lengths = dataset.episode_lengths
+    chosen = range(dataset.num_episodes) if spec.episodes is None else spec.episodes
+    return sum(len(window_starts(int(lengths[i]), spec.chunk_size, spec.stride, spec.pad)) for i in chosen)
+
+
 def check_finite(dataset, keys: list[str], episodes: Iterable[int]) -> None:
     """One NaN/inf action or state turns every loss and then every checkpoint NaN: refuse the data before anything is
     encoded, naming the key, episode and frame."""
@@ -267,7 +278,7 @@ class LatentCache:
                 latents.extend(encoded[:, :, :, : latent_hw[0], : latent_hw[1]].cpu().unbind(0))
                 pending.clear()
 
-        bar = tqdm(desc="encoding windows", unit="win", disable=not progress)
+        bar = tqdm(total=count_windows(spec), desc="encoding windows", unit="win", disable=not progress)
         for window in iter_windows(spec, emb):
             canvas, info = prepare_canvas(window.frames, tier, spec.chunk_size + 1, emb.snap_to_16)
             latent_hw = (info.latent_h, info.latent_w)

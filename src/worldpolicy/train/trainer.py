@@ -551,7 +551,7 @@ class Trainer:
             env = TabletopEnv(cfg.task)
             try:
                 report = evaluate(env, wrap_policy(policy, seed=cfg.seed), policy_name=f"step-{step}",
-                                  episodes=cfg.episodes, seed=cfg.seed, progress=False)
+                                  episodes=cfg.episodes, seed=cfg.seed, progress=self.progress)
             finally:
                 env.close()
         finally:
