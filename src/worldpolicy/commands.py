@@ -138,11 +138,12 @@ def _progress(desc: str):
 
 
 def _checked_out(out: Path, inputs: dict[str, Path | None]) -> Path:
-    """--out, created now (a bad folder fails before any work), and never one of this run's own inputs' places."""
+    """--out, created now (a bad folder fails before any work), never a folder of another kind (a checkpoint, a dataset,
+    another command's run), and never one of this run's own inputs' places."""
     from .cli import UsageError
     from .fileio import output_folder
 
-    output_folder(out, "--out", create=False)
+    output_folder(out, "--out", create=False, writer="predict")
     for flag, path in inputs.items():
         if path is None:
             continue

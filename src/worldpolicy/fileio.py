@@ -1,12 +1,14 @@
-"""Atomic file writes: readers see the old file or the new one, never half of one; a failure leaves nothing behind."""
+"""Atomic file writes (readers see the old file or the new one, never half of one; a failure leaves nothing behind),
+and the checks every command makes on its output folder before any work starts."""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +35,76 @@ def file_in_the_way(path: str | Path) -> Path | None:
     return next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
 
 
-def output_folder(path: str | Path, flag: str, create: bool = True) -> Path:
-    """A command's output folder, checked before any work starts and named by its flag in errors; with `create`,
-    made now, so one that cannot be made fails here rather than after a model has loaded."""
+@dataclass(frozen=True)
+class FolderKind:
+    """A kind of thing a folder can hold, told by the names at its top (any one marker is enough). `writer` is the
+    command that writes such folders (a rerun may write there again); None for what no command may write into."""
+
+    what: str
+    writer: str | None
+    markers: tuple[str, ...]
+
+
+# The one place that says which kind of thing a folder holds: each command's output folder is checked against it,
+# so a run never lands in a checkpoint, a dataset or another command's run (mixing their files, replacing some).
+FOLDER_KINDS: tuple[FolderKind, ...] = (
+    FolderKind("a diffusers checkpoint", None, ("model_index.json",)),
+    FolderKind("a LeRobot dataset", None, ("meta/info.json",)),
+    FolderKind("a training run", "train", ("config.json", "metrics.jsonl", "checkpoints")),
+    FolderKind("a from-scratch recipe run", "recipe", ("summary.json",)),
+    FolderKind("a sim run", "sim", ("report.json",)),
+    FolderKind("a predict run", "predict", ("actions.json", "settings.json")),
+    FolderKind("viz plots", "viz", ("animation.mp4", "actions.png")),
+)
+RUN_WRITERS = tuple(kind.writer for kind in FOLDER_KINDS if kind.writer is not None)
+
+
+def folder_kind(path: str | Path) -> tuple[FolderKind, str] | None:
+    """What `path` holds and the marker that says so; None for a missing or empty folder, or one with no marker."""
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    for kind in FOLDER_KINDS:
+        for marker in kind.markers:
+            if (path / marker).exists():
+                return kind, marker
+    return None
+
+
+def refuse_foreign_folder(path: str | Path, flag: str, writer: str | Collection[str]) -> None:
+    """Refuse an output folder that holds another kind of thing than `writer` writes, or lies inside a checkpoint or
+    dataset: the run would mix its files with theirs and replace some (an index.html, a settings.json). A new or
+    empty folder, one of no known kind, and an earlier run of the same command are accepted."""
+    accepted = {writer} if isinstance(writer, str) else set(writer)
+    path = Path(path)
+    for parent in path.absolute().parents:  # e.g. a checkpoint's transformer/ folder
+        found = folder_kind(parent)
+        if found is not None and found[0].writer is None:
+            kind, marker = found
+            raise ValueError(f"{flag}: {str(path)!r} is inside {str(parent)!r}, which holds {kind.what} ({marker}); "
+                             f"choose another {flag} outside it")
+    found = folder_kind(path)
+    if found is not None and found[0].writer not in accepted:
+        kind, marker = found
+        wanted = [k.what for k in FOLDER_KINDS if k.writer in accepted]
+        expected = wanted[0] if len(wanted) == 1 else f"{', '.join(wanted[:-1])} or {wanted[-1]}"
+        fix = f"choose another {flag}" + (" (a new or empty folder)" if len(accepted) == 1 else "")
+        raise ValueError(f"{flag}: {str(path)!r} holds {kind.what} ({marker}), not {expected}; writing there would "
+                         f"mix this run's files into it and could replace some of its own: {fix}")
+
+
+def output_folder(path: str | Path, flag: str, create: bool = True, writer: str | None = None) -> Path:
+    """A command's output folder, checked before any work starts and named by its flag in errors; with `writer`, one
+    that holds another kind of thing is refused (`refuse_foreign_folder`); with `create`, made now, so one that cannot
+    be made fails here rather than after a model has loaded."""
     path = Path(path)
     blocking = file_in_the_way(path)
     if blocking == path:
         raise ValueError(f"{flag}: {str(path)!r} exists and is not a folder (give {flag} a folder path)")
     if blocking is not None:
         raise ValueError(f"{flag}: {str(path)!r} is under {str(blocking)!r}, which is a file")
+    if writer is not None:
+        refuse_foreign_folder(path, flag, writer)
     if create:
         try:
             path.mkdir(parents=True, exist_ok=True)

@@ -85,6 +85,41 @@ def test_predict_out_is_checked_first_and_never_overwrites_an_input(tiny_checkpo
     assert (run / "rollout.mp4").read_bytes() == b"the user's own clip"
 
 
+def test_predict_refuses_an_out_that_holds_another_kind_of_thing(tiny_checkpoint, image_file, tmp_path, capsys,
+                                                                monkeypatch):
+    """A checkpoint (even the one being run), a dataset, a training or sim run: refused before any weights load, and
+    nothing in them changes."""
+    from worldpolicy.policy import Policy
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the checkpoint was read before --out was checked")
+
+    monkeypatch.setattr(Policy, "check_pretrained", no_loading)
+    dataset, train_run, sim_run = tmp_path / "ds", tmp_path / "train", tmp_path / "sim"
+    (dataset / "meta").mkdir(parents=True)
+    (dataset / "meta" / "info.json").write_text("{}")
+    train_run.mkdir()
+    for name in ("config.json", "index.html"):
+        (train_run / name).write_text("the training run's")
+    sim_run.mkdir()
+    (sim_run / "report.json").write_text("{}")
+    cases = {tiny_checkpoint: "a diffusers checkpoint (model_index.json)", dataset: "a LeRobot dataset (meta/info.json)",
+             train_run: "a training run (config.json)", sim_run: "a sim run (report.json)"}
+    for out, what in cases.items():
+        before = sorted(p.relative_to(out) for p in out.rglob("*"))
+        assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--image", str(image_file), "--prompt", "x",
+                     "--out", str(out)]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"worldpolicy predict: error: --out: {str(out)!r} holds {what}, not a predict run; writing there would mix "
+            "this run's files into it and could replace some of its own: choose another --out (a new or empty folder)")
+        assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert (train_run / "index.html").read_text() == "the training run's"
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--image", str(image_file), "--prompt", "x",
+                 "--out", str(tiny_checkpoint / "transformer" / "run")]) == 2
+    assert f"is inside {str(tiny_checkpoint)!r}, which holds a diffusers checkpoint" in capsys.readouterr().err
+    assert not (tiny_checkpoint / "transformer" / "run").exists()
+
+
 def test_a_rerun_into_the_same_folder_drops_outputs_it_does_not_rewrite(tiny_checkpoint, image_file, tmp_path):
     out = tmp_path / "run"
     base = ["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose", "--chunk-size", "8",

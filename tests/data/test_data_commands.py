@@ -82,3 +82,36 @@ def test_from_sim(tmp_path, capsys):
     with pytest.raises(ValueError, match=r"task 'reach': upper_share='high'; expected a number in \[0, 1\]"):
         run([*argv, "--overwrite", "--task-option", "upper_share=high"])
     assert run([*argv, "--overwrite", "--task-option", "upper_share=1"]) == 0
+
+
+def test_from_sim_shows_progress_and_says_what_ctrl_c_kept(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("mujoco", reason="the sim extra (MuJoCo) is not installed")
+    pytest.importorskip("worldpolicy.sim.policies", reason="worldpolicy.sim has no scripted expert here")
+    from worldpolicy.data import from_sim
+
+    root = tmp_path / "sim"
+    argv = ["dataset", "from-sim", str(root), "--task", "reach", "--episodes", "3", "--image-size", "24x24",
+            "--max-steps", "3", "--cameras", "observation/wrist_image_left", "--keep-failures"]
+    assert run([*argv, "--episodes", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "recording reach" in captured.err and "2/2" in captured.err and "solved" in captured.err
+    assert json.loads(captured.out)["episodes"] == 2
+
+    real = from_sim._Recorder.record
+
+    def record(self, seed: int):
+        if seed == 1:
+            raise KeyboardInterrupt
+        return real(self, seed)
+
+    monkeypatch.setattr(from_sim._Recorder, "record", record)
+    assert run([*argv, "--overwrite", "--no-progress"]) == 130
+    captured = capsys.readouterr()
+    assert captured.out == "" and "recording reach" not in captured.err
+    assert captured.err.strip().endswith(f"1 of 3 episodes; they were discarded and the dataset already in {root} is "
+                                         "unchanged (a dataset is replaced only by a complete recording); rerun with "
+                                         "--overwrite to replace it with all 3")
+    assert run([*argv[:2], str(tmp_path / "new"), *argv[3:], "--no-progress"]) == 130
+    assert capsys.readouterr().err.strip() == (f"worldpolicy dataset from-sim: interrupted: 1 of 3 episodes kept in "
+                                               f"{tmp_path / 'new'} (a complete dataset); rerun with --overwrite to "
+                                               "record all 3")

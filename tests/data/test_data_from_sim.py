@@ -140,3 +140,78 @@ def test_bad_converter_arguments(tmp_path):
         expert_episodes("reach", 1, action_noise=0.5)
     with pytest.raises(ValueError, match=r"task 'reach': unknown option\(s\) \['upper'\]"):
         expert_episodes("reach", 1, task_options={"upper": 0.5})
+
+
+_TINY = {"image_size": (24, 24), "max_steps": 3, "keep_failures": True, "cameras": ["observation/wrist_image_left"]}
+
+
+def _ctrl_c_at(monkeypatch, seed: int) -> None:
+    """Recording the episode of `seed` is interrupted, as Ctrl-C in the middle of a rollout would."""
+    from worldpolicy.data import from_sim
+
+    real = from_sim._Recorder.record
+
+    def record(self, episode_seed: int):
+        if episode_seed == seed:
+            raise KeyboardInterrupt
+        return real(self, episode_seed)
+
+    monkeypatch.setattr(from_sim._Recorder, "record", record)
+
+
+def _staged(folder) -> list[str]:
+    return [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_ctrl_c_keeps_the_finished_episodes_as_a_complete_dataset(tmp_path, monkeypatch):
+    from worldpolicy.data import LeRobotDataset
+    from worldpolicy.data.from_sim import RecordingInterrupted, sim_to_dataset
+
+    root = tmp_path / "sim"
+    _ctrl_c_at(monkeypatch, 2)
+    with pytest.raises(RecordingInterrupted) as caught:
+        sim_to_dataset(root, "reach", 4, **_TINY)
+    assert isinstance(caught.value, KeyboardInterrupt)  # callers that only know Ctrl-C still stop
+    assert caught.value.kept == 2 and caught.value.result.seeds == [0, 1]
+    assert caught.value.describe("--overwrite") == (
+        f"interrupted: 2 of 4 episodes kept in {root} (a complete dataset); rerun with --overwrite to record all 4")
+    ds = LeRobotDataset.open(root)
+    assert ds.num_episodes == 2 and ds.episode(1).videos["observation.image.wrist_image_left"].shape == (3, 24, 24, 3)
+    assert _staged(tmp_path) == []
+
+    # an existing dataset is replaced only by a complete recording: Ctrl-C during --overwrite leaves it as it was
+    _ctrl_c_at(monkeypatch, 1)
+    with pytest.raises(RecordingInterrupted) as caught:
+        sim_to_dataset(root, "reach", 4, overwrite=True, **_TINY)
+    assert caught.value.result is None and caught.value.recorded == 1
+    assert "they were discarded and the dataset already in" in str(caught.value)
+    assert LeRobotDataset.open(root).num_episodes == 2 and _staged(tmp_path) == []
+
+    # nothing finished: nothing written, nothing staged
+    _ctrl_c_at(monkeypatch, 0)
+    with pytest.raises(RecordingInterrupted, match="before the first of 4 episodes was finished; nothing was written"):
+        sim_to_dataset(tmp_path / "other", "reach", 4, **_TINY)
+    assert not (tmp_path / "other").exists() and _staged(tmp_path) == []
+
+
+def test_a_ctrl_c_while_an_episode_is_written_lets_it_finish(tmp_path, monkeypatch):
+    """The real signal: held while the writer takes an episode, so the one being written is kept whole."""
+    import os
+    import signal
+
+    from worldpolicy.data import LeRobotDataset
+    from worldpolicy.data.from_sim import RecordingInterrupted, sim_to_dataset
+    from worldpolicy.data.lerobot import LeRobotDatasetWriter
+
+    real = LeRobotDatasetWriter.add_episode
+
+    def add_episode(self, *args, **kwargs):
+        if self.num_episodes == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(LeRobotDatasetWriter, "add_episode", add_episode)
+    with pytest.raises(RecordingInterrupted) as caught:
+        sim_to_dataset(tmp_path / "sim", "reach", 4, **_TINY)
+    assert caught.value.kept == 2 and LeRobotDataset.open(tmp_path / "sim").num_episodes == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back

@@ -56,6 +56,27 @@ def test_sim_cli_out_must_be_a_folder(tmp_path, capsys):
     assert "--out: " in capsys.readouterr().err and taken.read_text() == "mine"
 
 
+def test_sim_cli_refuses_an_out_that_holds_another_kind_of_run(tmp_path, capsys, monkeypatch):
+    """A predict or training run is not replaced or mixed into, and the refusal comes before the scene loads."""
+    import worldpolicy.sim.env
+
+    def no_scene(*args, **kwargs):
+        raise AssertionError("the scene was built before --out was checked")
+
+    monkeypatch.setattr(worldpolicy.sim.env, "TabletopEnv", no_scene)
+    predict_run, train_run = tmp_path / "predict", tmp_path / "train"
+    for folder, files in ((predict_run, ("actions.json", "settings.json", "index.html")),
+                          (train_run, ("config.json", "metrics.jsonl"))):
+        folder.mkdir()
+        for name in files:
+            (folder / name).write_text("theirs")
+    for out, what in ((predict_run, "a predict run (actions.json)"), (train_run, "a training run (config.json)")):
+        before = sorted(p.name for p in out.iterdir())
+        assert main(["sim", "--policy", "random", "--task", "reach", "--no-progress", "--out", str(out)]) == 2
+        assert f"--out: {str(out)!r} holds {what}, not a sim run; " in capsys.readouterr().err
+        assert sorted(p.name for p in out.iterdir()) == before
+
+
 def test_sim_cli_rerun_into_the_same_folder_leaves_no_stale_artefacts(tmp_path):
     out = tmp_path / "run"
     common = ["sim", "--task", "reach", "--image-size", "48x64", "--no-progress", "--out", str(out)]

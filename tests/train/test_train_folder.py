@@ -75,3 +75,29 @@ def test_an_output_dir_under_a_file_is_refused_with_the_config(train_config, tmp
     for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):
         with pytest.raises(ValueError, match=r"output_dir .*afile' is a file, not a folder"):
             load_config(train_config(out))
+
+
+def test_an_output_dir_that_holds_another_kind_of_thing_is_refused_with_the_config(train_config, tmp_path,
+                                                                                    tiny_checkpoint, tiny_dataset):
+    """A predict or sim run, a dataset, a checkpoint (or a folder inside one): refused before anything loads."""
+    from worldpolicy.train.config import load_config
+
+    predict_run, sim_run = tmp_path / "predict", tmp_path / "sim"
+    for folder, name in ((predict_run, "actions.json"), (sim_run, "report.json")):
+        folder.mkdir()
+        (folder / name).write_text("{}")
+    cases = {predict_run: "holds a predict run", sim_run: "holds a sim run", tiny_dataset: "holds a LeRobot dataset",
+             tiny_checkpoint: "holds a diffusers checkpoint", tiny_checkpoint / "vae": "is inside"}
+    for out, what in cases.items():
+        with pytest.raises(ValueError, match=rf"--out / output_dir: '.*' {what} .*choose another --out / output_dir"):
+            load_config(train_config(out))
+    assert [p.name for p in predict_run.iterdir()] == ["actions.json"]
+
+
+def test_a_recipe_refuses_an_out_that_holds_another_kind_of_run(tmp_path):
+    from worldpolicy.train.scratch import run_recipe
+
+    (tmp_path / "report.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"holds a sim run \(report.json\), not a from-scratch recipe run"):
+        run_recipe("reach-from-scratch", tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]

@@ -156,3 +156,17 @@ def test_report_command(run_dir, capsys):
     assert main(["report", str(run_dir), "--title", "my run"]) == 0
     assert capsys.readouterr().out.strip().endswith("index.html")
     assert "<title>my run</title>" in (run_dir / "index.html").read_text()
+
+
+def test_report_refuses_a_checkpoint_or_a_dataset(tmp_path, capsys):
+    """Their index.html (a model card, a dataset page) is not ours to replace, and they are no run to report on."""
+    for marker in ("model_index.json", "meta/info.json"):
+        folder = tmp_path / marker.split("/")[0].split(".")[0]
+        (folder / marker).parent.mkdir(parents=True)
+        (folder / marker).write_text("{}")
+        (folder / "index.html").write_text("theirs")
+        assert main(["report", str(folder)]) == 2
+        assert f"run_dir: {str(folder)!r} holds a " in capsys.readouterr().err
+        assert (folder / "index.html").read_text() == "theirs"
+        with pytest.raises(ValueError, match=rf"\({marker}\), not a training run"):
+            report.write_report(folder)

@@ -115,3 +115,22 @@ def test_report_serve_on_a_bad_port_is_one_line(tmp_path, capsys):
 
     assert main(["report", str(tmp_path), "--serve", "--port", "99999"]) == 2
     assert "--port 99999: expected 0..65535" in capsys.readouterr().err
+
+
+def test_viz_refuses_an_out_that_holds_another_run(tmp_path, joint_chunk, actions_json, capsys):
+    import json
+
+    from worldpolicy.cli import main
+
+    run, sim = tmp_path / "run", tmp_path / "sim"
+    run.mkdir()
+    sim.mkdir()
+    (run / "actions.json").write_text(json.dumps(actions_json("droid", joint_chunk)))
+    (sim / "report.json").write_text("{}")
+    assert main(["viz", str(run), "--no-animation", "--out", str(sim)]) == 2
+    assert f"--out: {str(sim)!r} holds a sim run (report.json), not viz plots" in capsys.readouterr().err
+    assert [p.name for p in sim.iterdir()] == ["report.json"]
+    assert main(["viz", str(run), "--no-animation", "--out", str(run)]) == 2  # the predict run itself
+    assert "holds a predict run (actions.json), not viz plots" in capsys.readouterr().err
+    assert main(["viz", str(run), "--no-animation", "--out", str(run / "plots")]) == 0  # the default place
+    assert main(["viz", str(run), "--no-animation", "--out", str(run / "plots")]) == 0  # and again

@@ -47,6 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--workers", type=int, default=1, help="recording processes (default: 1; output is the same)")
     sim.add_argument("--video-codec", default="libx264rgb", help="libx264rgb (lossless, default), libx264, libsvtav1")
     sim.add_argument("--overwrite", action="store_true", help="replace an existing dataset at ROOT")
+    sim.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     sim.set_defaults(func=_from_sim)
 
 
@@ -100,7 +101,9 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _from_sim(args: argparse.Namespace) -> int:
-    from worldpolicy.data.from_sim import sim_to_dataset
+    import sys
+
+    from worldpolicy.data.from_sim import RecordingInterrupted, sim_to_dataset
 
     try:
         height, width = (int(v) for v in args.image_size.lower().split("x"))
@@ -133,7 +136,11 @@ def _from_sim(args: argparse.Namespace) -> int:
             settle_steps=args.settle_steps,
             action_noise=args.action_noise,
             workers=args.workers,
+            progress=not args.no_progress,
         )
+    except RecordingInterrupted as exc:  # Ctrl-C: say what became of the episodes recorded so far
+        print(f"worldpolicy dataset from-sim: {exc.describe('--overwrite')}", file=sys.stderr)
+        return 130  # the shell's code for Ctrl-C
     except FileExistsError as exc:  # the writer speaks Python (overwrite=True); this is the command line
         raise FileExistsError(str(exc).replace("pass overwrite=True", "pass --overwrite")) from None
     out = _summary(result.dataset)

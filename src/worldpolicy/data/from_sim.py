@@ -10,18 +10,22 @@ Row t pairs the observation before step t with the action of step t. Needs the `
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
 
-from .lerobot import LeRobotDataset, write_episodes
+from .lerobot import LeRobotDataset, LeRobotDatasetWriter
 
-__all__ = ["ACTION_KEYS", "STATE_KEYS", "SimConversion", "expert_episodes", "sim_features", "sim_to_dataset"]
+__all__ = ["ACTION_KEYS", "STATE_KEYS", "RecordingInterrupted", "SimConversion", "expert_episodes", "sim_features",
+           "sim_to_dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +42,33 @@ class SimConversion:
     seeds: list[int]
     failed_seeds: list[int] = field(default_factory=list)
     wall_s: float = 0.0
+
+
+class RecordingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped `sim_to_dataset`. The episodes finished before it are kept as a complete dataset at `root`
+    (`result`), unless none was finished or `root` already held a dataset: a dataset is replaced only by a complete
+    recording, so then `result` is None and nothing at `root` changed. Still a KeyboardInterrupt, so callers that
+    do not know this class stop as before."""
+
+    def __init__(self, root: Path, requested: int, recorded: int, result: SimConversion | None):
+        self.root, self.requested, self.recorded, self.result = root, requested, recorded, result
+        super().__init__(self.describe())
+
+    @property
+    def kept(self) -> int:
+        return self.result.dataset.num_episodes if self.result is not None else 0
+
+    def describe(self, overwrite: str = "overwrite=True") -> str:
+        """What happened to the recorded episodes; `overwrite` names the option as the caller knows it."""
+        root, n = str(self.root), self.requested
+        if self.result is not None:
+            return (f"interrupted: {self.kept} of {n} episodes kept in {root} (a complete dataset); rerun with "
+                    f"{overwrite} to record all {n}")
+        if self.recorded == 0:
+            return f"interrupted before the first of {n} episodes was finished; nothing was written to {root}"
+        return (f"interrupted after {self.recorded} of {n} episodes; they were discarded and the dataset already in "
+                f"{root} is unchanged (a dataset is replaced only by a complete recording); rerun with {overwrite} to "
+                f"replace it with all {n}")
 
 
 def camera_feature(camera_key: str) -> str:
@@ -87,7 +118,8 @@ def expert_episodes(
     max_attempts: int | None = None,
     workers: int = 1,
     failed_seeds: list[int] | None = None,
-) -> Iterator[dict[str, Any]]:
+    on_attempt: Callable[[int, bool], None] | None = None,
+) -> Generator[dict[str, Any], None, None]:
     """`num_episodes` expert episodes ({"frames", "videos", "task", "seed", "success"}) from seeds seed, seed+1, ….
 
     Failed episodes are skipped (their seeds appended to `failed_seeds`) unless `keep_failures`; after
@@ -100,6 +132,7 @@ def expert_episodes(
     get back from the small mistakes a learned policy makes. `task_options` go to the task's constructor (e.g.
     reach's `upper_share`, which draws more of the hard high balls). `workers` > 1 records
     episodes in that many processes (rendering is CPU-bound and single-threaded); the output does not depend on it.
+    `on_attempt(seed, success)` is called after every recorded episode, kept or not (progress display).
     """
     from worldpolicy.sim.scenes import CAMERAS
 
@@ -137,7 +170,7 @@ def expert_episodes(
         "start_jitter": float(start_jitter),
         "action_noise": float(action_noise),
     }
-    return _episodes(settings, workers, num_episodes, seed, attempts_allowed, keep_failures, failed_seeds)
+    return _episodes(settings, workers, num_episodes, seed, attempts_allowed, keep_failures, failed_seeds, on_attempt)
 
 
 def _episodes(
@@ -148,7 +181,8 @@ def _episodes(
     attempts_allowed: int,
     keep_failures: bool,
     failed_seeds: list[int] | None,
-) -> Iterator[dict[str, Any]]:
+    on_attempt: Callable[[int, bool], None] | None = None,
+) -> Generator[dict[str, Any], None, None]:
     task = settings["task"]
     with _Recorders(settings, workers) as recorders:
         kept = attempts = 0
@@ -167,6 +201,8 @@ def _episodes(
                 next_seed += 1
             episode = pending.popleft().result()
             attempts += 1
+            if on_attempt is not None:
+                on_attempt(episode["seed"], bool(episode["success"]))
             if episode["success"] or keep_failures:
                 kept += 1
                 yield episode
@@ -208,9 +244,14 @@ class _Recorders:
         future.set_result(self._local.record(seed))
         return future
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            if exc_type is None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+            else:  # Ctrl-C or a failure: do not wait minutes for episodes nobody will keep
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+                    process.terminate()
         if self._local is not None:
             self._local.close()
 
@@ -251,6 +292,7 @@ _WORKER: _Recorder | None = None
 
 def _init_worker(settings: dict[str, Any]) -> None:
     global _WORKER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
     _WORKER = _Recorder(settings)
 
 
@@ -267,38 +309,93 @@ def sim_to_dataset(
     seed: int = 0,
     video_codec: str = "libx264rgb",
     overwrite: bool = False,
+    progress: bool = False,
     **episode_options: Any,
 ) -> SimConversion:
     """Record `num_episodes` seeded expert episodes of `task` into a LeRobot v3 dataset at `root`.
 
     Videos default to lossless (`libx264rgb`): sim frames are small and colour-coded, chroma subsampling would blur
-    exactly what the task is about. `episode_options` go to `expert_episodes`.
+    exactly what the task is about. `progress` shows a bar over the episodes on stderr (a recording takes minutes).
+    Ctrl-C raises `RecordingInterrupted`, which keeps the episodes finished so far as a complete dataset at `root`
+    when that replaces no existing dataset. `episode_options` go to `expert_episodes`.
     """
+    from tqdm.auto import tqdm
+
     from worldpolicy.sim.scenes import CAMERAS
 
     t0 = time.perf_counter()
+    root = Path(root).expanduser()
     seeds: list[int] = []
     failed: list[int] = []
     control_hz = float(episode_options.get("control_hz", 15.0))
     robot = episode_options.get("robot", "panda")
     cameras = episode_options.get("cameras") or list(CAMERAS)
     features = sim_features(robot, tuple(episode_options.get("image_size", (180, 320))), cameras)
+    tries = [0, 0]  # episodes recorded, of which the expert solved
 
-    def tracked() -> Iterator[dict[str, Any]]:
-        for ep in expert_episodes(task, num_episodes, seed=seed, failed_seeds=failed, **episode_options):
-            seeds.append(ep["seed"])
-            yield ep
+    def attempted(_seed: int, success: bool) -> None:
+        tries[0] += 1
+        tries[1] += success
+        if not success:  # a kept one is shown once it is written
+            bar.set_postfix_str(f"solved {tries[1]}/{tries[0]}")
 
-    dataset = write_episodes(
-        root,
-        tracked(),
-        fps=control_hz,
-        features=features,
-        robot_type=robot,
-        video_codec=video_codec,
-        overwrite=overwrite,
-    )
+    episodes = expert_episodes(task, num_episodes, seed=seed, failed_seeds=failed, on_attempt=attempted,
+                               **episode_options)
+    writer = LeRobotDatasetWriter(root, control_hz, features, robot, video_codec=video_codec, overwrite=overwrite)
+    bar = tqdm(total=num_episodes, desc=f"recording {task}", unit="ep", disable=not progress)
+    try:
+        for episode in episodes:
+            with _sigint_held() as caught:  # an episode half added to the writer could not be published
+                writer.add_episode(episode["frames"], episode["videos"], episode["task"])
+                seeds.append(episode["seed"])
+                bar.set_postfix_str(f"solved {tries[1]}/{tries[0]}", refresh=False)
+                bar.update(1)
+            if caught:
+                raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        with _sigint_held():  # a second Ctrl-C must not leave the staged episodes behind
+            episodes.close()  # stops the recorders (and worker processes) before the dataset is written
+            bar.close()
+            kept = _keep_finished(writer, root)
+        result = None if kept is None else SimConversion(kept, seeds, failed, time.perf_counter() - t0)
+        raise RecordingInterrupted(root, num_episodes, len(seeds), result) from None
+    except BaseException:
+        episodes.close()
+        bar.close()
+        writer.abort()
+        raise
+    bar.close()
+    with _sigint_held():  # every episode is recorded: a late Ctrl-C must not throw them away
+        dataset = writer.finalize()
     return SimConversion(dataset=dataset, seeds=seeds, failed_seeds=failed, wall_s=time.perf_counter() - t0)
+
+
+def _keep_finished(writer: LeRobotDatasetWriter, root: Path) -> LeRobotDataset | None:
+    """After Ctrl-C: publish the finished episodes as a dataset, unless there are none or `root` already holds a
+    dataset (an existing dataset is replaced only by a complete recording); then discard them."""
+    if not writer.num_episodes or (root.exists() and (not root.is_dir() or any(root.iterdir()))):
+        writer.abort()
+        return None
+    return writer.finalize()
+
+
+@contextmanager
+def _sigint_held() -> Iterator[list[int]]:
+    """Hold Ctrl-C until the block ends, and say whether it came: the block then finishes what it started. Only the
+    main thread receives signals, so elsewhere this holds nothing."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is None:  # a handler not set from Python: leave it alone
+        yield caught
+        return
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield caught
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _record(env, expert, seed: int, cameras: list[str], settle_steps: int, start_jitter: float = 0.0,

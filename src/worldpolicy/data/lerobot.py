@@ -547,6 +547,11 @@ class LeRobotDatasetWriter:
         self._done = False
 
     # -- public API
+    @property
+    def num_episodes(self) -> int:
+        """Episodes added so far (what `finalize` would publish)."""
+        return len(self._rows)
+
     def add_episode(self, frames: Mapping[str, Any], videos: Mapping[str, Any] | None = None, task: str = "") -> int:
         """Append one episode: per-frame arrays [T, *shape] and uint8 videos [T, H, W, 3]. Returns its index."""
         if self._done:

@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if image_size is None and args.videos > 0:
         raise ValueError(f"--image-size none renders no cameras, so --videos {args.videos} cannot record; "
                          "pass --videos 0 or an image size")
-    output_folder(args.out, "--out")  # before anything loads
+    output_folder(args.out, "--out", writer="sim")  # before anything loads
 
     from worldpolicy.sim.env import TabletopEnv
     from worldpolicy.sim.evaluate import evaluate, write_report

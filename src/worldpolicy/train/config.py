@@ -112,10 +112,11 @@ class TrainConfig:
             raise ValueError("checkpoint: required (a diffusers-format Cosmos3 folder or hub id to start from)")
         if not self.data.dataset:
             raise ValueError("data.dataset: required (a LeRobot v3 dataset folder)")
-        from ..fileio import file_in_the_way
+        from ..fileio import file_in_the_way, refuse_foreign_folder
 
         if (blocking := file_in_the_way(self.output_dir)) is not None:  # now, not after the model loads
             raise ValueError(f"output_dir {self.output_dir!r}: {str(blocking)!r} is a file, not a folder")
+        refuse_foreign_folder(self.output_dir, "--out / output_dir", "train")  # a checkpoint, dataset, other run
         if not (Path(self.data.dataset) / "meta" / "info.json").is_file():
             raise FileNotFoundError(f"data.dataset={self.data.dataset!r} has no meta/info.json (not a LeRobot v3 dataset)")
         if self.data.chunk_size < 4 or self.data.chunk_size % 4:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..fileio import write_json_atomic
+from ..fileio import output_folder, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -278,7 +278,7 @@ def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, instal
     scratch = ScratchConfig(**raw.pop("scratch", {}))
     out = Path(output_dir or raw.get("output_dir", "runs/reach_from_scratch")).resolve()
     raw["output_dir"] = str(out / "train")
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out, "--out / output_dir", writer="recipe")  # never a checkpoint, dataset or another command's run
     summary: dict[str, Any] = {"recipe": str(path), "scratch": asdict(scratch), "stages": {}}
     started = time.perf_counter()
 

@@ -27,7 +27,7 @@ def _viz(args: argparse.Namespace) -> int:
     from .run import visualize
 
     if args.out is not None:
-        output_folder(args.out, "--out", create=False)  # made once the inputs have been read
+        output_folder(args.out, "--out", create=False, writer="viz")  # made once the inputs have been read
 
     for path in visualize(args.path, args.out, animate=not args.no_animation, video=args.video):
         print(path)

@@ -329,8 +329,12 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
 
 
 def write_report(run_dir: str | Path, title: str | None = None) -> Path:
-    """Write `<run_dir>/index.html` atomically and return its path."""
+    """Write `<run_dir>/index.html` atomically and return its path; a checkpoint or dataset folder is refused (its
+    index.html, if any, is not ours to replace)."""
+    from ..fileio import RUN_WRITERS, refuse_foreign_folder
+
     run_dir = Path(run_dir)
+    refuse_foreign_folder(run_dir, "run_dir", RUN_WRITERS)
     page = build_report_html(run_dir, title)
     return write_bytes_atomic(run_dir / REPORT_FILE, page.encode("utf-8"))
 

@@ -1,0 +1,71 @@
+"""Output folders: which kind of thing a folder holds, and the refusal of one that holds another kind."""
+
+from __future__ import annotations
+
+import pytest
+
+from worldpolicy.fileio import RUN_WRITERS, folder_kind, output_folder, refuse_foreign_folder
+
+KINDS = {  # a marker each command (or checkpoint/dataset) leaves → what the folder is called
+    "model_index.json": "a diffusers checkpoint",
+    "meta/info.json": "a LeRobot dataset",
+    "config.json": "a training run",
+    "metrics.jsonl": "a training run",
+    "checkpoints/": "a training run",
+    "summary.json": "a from-scratch recipe run",
+    "report.json": "a sim run",
+    "actions.json": "a predict run",
+    "settings.json": "a predict run",
+    "animation.mp4": "viz plots",
+}
+
+
+def _make(folder, marker: str):
+    path = folder / marker
+    if marker.endswith("/"):
+        path.mkdir(parents=True)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+    return folder
+
+
+@pytest.mark.parametrize("marker,what", KINDS.items())
+def test_each_kind_is_told_by_its_marker(tmp_path, marker, what):
+    found = folder_kind(_make(tmp_path / "f", marker))
+    assert found is not None and found[0].what == what and found[1] == marker.rstrip("/")
+
+
+def test_new_empty_and_unknown_folders_have_no_kind(tmp_path):
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    for path in (tmp_path / "missing", tmp_path, tmp_path / "other", tmp_path / "other" / "notes.txt"):
+        assert folder_kind(path) is None
+
+
+def test_a_command_writes_into_its_own_kind_only(tmp_path):
+    sim = _make(tmp_path / "sim", "report.json")
+    assert output_folder(sim, "--out", writer="sim") == sim  # a rerun into its own folder
+    assert output_folder(tmp_path / "new", "--out", writer="sim").is_dir()  # a new one is made
+    with pytest.raises(ValueError) as refused:
+        output_folder(sim, "--out", writer="predict")
+    assert str(refused.value) == (
+        f"--out: {str(sim)!r} holds a sim run (report.json), not a predict run; writing there would mix this run's "
+        "files into it and could replace some of its own: choose another --out (a new or empty folder)")
+    assert not (sim / "actions.json").exists()
+
+
+def test_nothing_is_written_inside_a_checkpoint_or_a_dataset(tmp_path):
+    checkpoint = _make(tmp_path / "ckpt", "model_index.json")
+    _make(checkpoint / "transformer", "config.json")  # looks like a training run by itself
+    for writer in RUN_WRITERS:
+        with pytest.raises(ValueError, match=r"--out: '.*transformer' is inside '.*ckpt', which holds a diffusers "
+                                             r"checkpoint \(model_index.json\); choose another --out outside it"):
+            output_folder(checkpoint / "transformer", "--out", writer=writer)
+    dataset = _make(tmp_path / "ds", "meta/info.json")
+    with pytest.raises(ValueError, match="which holds a LeRobot dataset"):
+        output_folder(dataset / "plots", "--out", writer="viz")
+    assert not (dataset / "plots").exists()
+    with pytest.raises(ValueError, match=r"holds a LeRobot dataset \(meta/info.json\), not a training run, .* or viz "
+                                         r"plots; .*: choose another run_dir$"):
+        refuse_foreign_folder(dataset, "run_dir", RUN_WRITERS)
