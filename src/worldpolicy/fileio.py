@@ -37,8 +37,9 @@ def file_in_the_way(path: str | Path) -> Path | None:
 
 @dataclass(frozen=True)
 class FolderKind:
-    """A kind of thing a folder can hold, told by the names at its top (any one marker is enough). `writer` is the
-    command that writes such folders (a rerun may write there again); None for what no command may write into."""
+    """A kind of thing a folder can hold, told by names (glob patterns) under it, any one marker enough: names only
+    that kind writes, so a user's folder with a config.json is not taken for a run. `writer` is the command that
+    writes such folders (a rerun may write there again); None for what no command may write into."""
 
     what: str
     writer: str | None
@@ -50,10 +51,10 @@ class FolderKind:
 FOLDER_KINDS: tuple[FolderKind, ...] = (
     FolderKind("a diffusers checkpoint", None, ("model_index.json",)),
     FolderKind("a LeRobot dataset", None, ("meta/info.json",)),
-    FolderKind("a training run", "train", ("config.json", "metrics.jsonl", "checkpoints")),
+    FolderKind("a training run", "train", ("metrics.jsonl", "checkpoints/step-*/trainer_state.json")),
     FolderKind("a from-scratch recipe run", "recipe", ("summary.json",)),
     FolderKind("a sim run", "sim", ("report.json",)),
-    FolderKind("a predict run", "predict", ("actions.json", "settings.json")),
+    FolderKind("a predict run", "predict", ("actions.json",)),
     FolderKind("viz plots", "viz", ("animation.mp4", "actions.png")),
 )
 RUN_WRITERS = tuple(kind.writer for kind in FOLDER_KINDS if kind.writer is not None)
@@ -66,7 +67,7 @@ def folder_kind(path: str | Path) -> tuple[FolderKind, str] | None:
         return None
     for kind in FOLDER_KINDS:
         for marker in kind.markers:
-            if (path / marker).exists():
+            if next(path.glob(marker), None) is not None:
                 return kind, marker
     return None
 
@@ -77,7 +78,7 @@ def refuse_foreign_folder(path: str | Path, flag: str, writer: str | Collection[
     empty folder, one of no known kind, and an earlier run of the same command are accepted."""
     accepted = {writer} if isinstance(writer, str) else set(writer)
     path = Path(path)
-    for parent in path.absolute().parents:  # e.g. a checkpoint's transformer/ folder
+    for parent in Path(os.path.abspath(path)).parents:  # `..` collapsed: ckpt/../out is not inside ckpt  # e.g. a checkpoint's transformer/ folder
         found = folder_kind(parent)
         if found is not None and found[0].writer is None:
             kind, marker = found

@@ -7,6 +7,7 @@ the VAE or transformer runs.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import time
@@ -55,12 +56,19 @@ def checkpoint_embodiment(path_or_id: str | Path, embodiment: str | Embodiment |
         shipped = register_embodiment(spec_file, overwrite=True)
         if embodiment is None:
             return shipped
-        asked = embodiment.key if isinstance(embodiment, Embodiment) else str(embodiment)
-        if asked.split("/")[0] != shipped.name:
-            logger.warning("checkpoint %s was trained for embodiment %r, not %r: unless its base model learned %r, "
-                           "expect meaningless actions (leave the embodiment out to use the checkpoint's own)",
-                           path_or_id, shipped.key, asked, asked)
     return "droid" if embodiment is None else embodiment
+
+
+def _warn_foreign_embodiment(path_or_id: str | Path, embodiment: Embodiment) -> None:
+    """A checkpoint `worldpolicy train` made knows its embodiment; another one's action head may never have learned."""
+    spec_file = Path(str(path_or_id)) / "embodiment.json"
+    if not spec_file.is_file():
+        return
+    own = json.loads(spec_file.read_text()).get("name")
+    if own is not None and embodiment.name.lower() != str(own).lower():
+        logger.warning("checkpoint %s was trained for embodiment %r, not %r: unless its base model learned %r, expect "
+                       "meaningless actions (leave the embodiment out to use the checkpoint's own)",
+                       path_or_id, own, embodiment.key, embodiment.key)
 
 
 def _numbers(value: Any, name: str) -> np.ndarray:
@@ -127,6 +135,7 @@ class Policy:
             guidance=guidance, schedule=schedule, shift=shift, native_grid=native_grid, chunk_size=chunk_size,
             resolution_tier=resolution_tier, compile=compile, cuda_graphs=cuda_graphs,
         )
+        _warn_foreign_embodiment(path_or_id, emb)
         parts = load_components(path_or_id, torch_device, torch_dtype)
         engine = Engine(
             parts["transformer"], parts["vae"], parts["tokenizer"], parts["scheduler"],

@@ -23,6 +23,9 @@ def test_predict_writes_actions_video_and_plots(tiny_checkpoint, image_file, tmp
                "--chunk-size", "16", "--resolution-tier", "256", "--image", str(image_file), "--prompt", "Reach the target",
                "--steps", "2", "--decode-video", "--out", str(out)])
     assert rc == 0
+    from worldpolicy.fileio import folder_kind
+
+    assert folder_kind(out)[0].writer == "predict"  # what the output-folder checks recognise
     doc = json.loads((out / "actions.json").read_text())
     assert doc["schema"] == "worldpolicy.actions/v1" and doc["columns"][-1] == "grasp" and doc["units"][0] == "m"
     assert np.array(doc["actions"]).shape == (16, 10) and doc["settings"]["steps"] == 2
@@ -99,12 +102,12 @@ def test_predict_refuses_an_out_that_holds_another_kind_of_thing(tiny_checkpoint
     (dataset / "meta").mkdir(parents=True)
     (dataset / "meta" / "info.json").write_text("{}")
     train_run.mkdir()
-    for name in ("config.json", "index.html"):
+    for name in ("config.json", "metrics.jsonl", "index.html"):
         (train_run / name).write_text("the training run's")
     sim_run.mkdir()
     (sim_run / "report.json").write_text("{}")
     cases = {tiny_checkpoint: "a diffusers checkpoint (model_index.json)", dataset: "a LeRobot dataset (meta/info.json)",
-             train_run: "a training run (config.json)", sim_run: "a sim run (report.json)"}
+             train_run: "a training run (metrics.jsonl)", sim_run: "a sim run (report.json)"}
     for out, what in cases.items():
         before = sorted(p.relative_to(out) for p in out.rglob("*"))
         assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--image", str(image_file), "--prompt", "x",

@@ -9,19 +9,17 @@ from worldpolicy.fileio import RUN_WRITERS, folder_kind, output_folder, refuse_f
 KINDS = {  # a marker each command (or checkpoint/dataset) leaves → what the folder is called
     "model_index.json": "a diffusers checkpoint",
     "meta/info.json": "a LeRobot dataset",
-    "config.json": "a training run",
     "metrics.jsonl": "a training run",
-    "checkpoints/": "a training run",
+    "checkpoints/step-*/trainer_state.json": "a training run",
     "summary.json": "a from-scratch recipe run",
     "report.json": "a sim run",
     "actions.json": "a predict run",
-    "settings.json": "a predict run",
     "animation.mp4": "viz plots",
 }
 
 
 def _make(folder, marker: str):
-    path = folder / marker
+    path = folder / marker.replace("*", "0000002")
     if marker.endswith("/"):
         path.mkdir(parents=True)
     else:
@@ -41,6 +39,17 @@ def test_new_empty_and_unknown_folders_have_no_kind(tmp_path):
     (tmp_path / "other" / "notes.txt").write_text("mine")
     for path in (tmp_path / "missing", tmp_path, tmp_path / "other", tmp_path / "other" / "notes.txt"):
         assert folder_kind(path) is None
+    # a user's project: its own config.json, settings.json and checkpoints/ are no run of ours
+    project = _make(_make(_make(tmp_path / "project", "config.json"), "settings.json"), "checkpoints/")
+    assert folder_kind(project) is None
+    assert output_folder(project, "--out", writer="sim") == project
+
+
+def test_a_folder_next_to_a_checkpoint_spelled_with_dotdot_is_not_inside_it(tmp_path, monkeypatch):
+    checkpoint = _make(tmp_path / "ckpt", "model_index.json")
+    monkeypatch.chdir(checkpoint)
+    assert output_folder("../pred", "--out", writer="predict").resolve() == tmp_path / "pred"
+    assert output_folder(checkpoint / ".." / "sim", "--out", writer="sim").is_dir()
 
 
 def test_a_command_writes_into_its_own_kind_only(tmp_path):

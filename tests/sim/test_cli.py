@@ -18,6 +18,9 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
     assert rc == 0
     doc = json.loads((out / "report.json").read_text())
     assert doc["schema"] == "worldpolicy.sim_eval/v1" and doc["n_episodes"] == 2 and doc["embodiment"] == "droid/joint_pos"
+    from worldpolicy.fileio import folder_kind
+
+    assert folder_kind(out)[0].writer == "sim"  # what the output-folder checks recognise
     assert doc["success_rate"] == 1.0 and doc["ci95"][0] < 1.0 <= doc["ci95"][1] + 1e-12
     assert "| 0 | yes |" in (out / "report.md").read_text()
     assert (out / "report.png").stat().st_size > 1000
@@ -70,7 +73,7 @@ def test_sim_cli_refuses_an_out_that_holds_another_kind_of_run(tmp_path, capsys,
         folder.mkdir()
         for name in files:
             (folder / name).write_text("theirs")
-    for out, what in ((predict_run, "a predict run (actions.json)"), (train_run, "a training run (config.json)")):
+    for out, what in ((predict_run, "a predict run (actions.json)"), (train_run, "a training run (metrics.jsonl)")):
         before = sorted(p.name for p in out.iterdir())
         assert main(["sim", "--policy", "random", "--task", "reach", "--no-progress", "--out", str(out)]) == 2
         assert f"--out: {str(out)!r} holds {what}, not a sim run; " in capsys.readouterr().err

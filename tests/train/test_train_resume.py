@@ -70,10 +70,12 @@ def test_metrics_have_one_line_per_step_after_resume(runs):
 
 
 def test_checkpoints_are_complete_diffusers_folders(runs):
+    from worldpolicy.fileio import folder_kind
     from worldpolicy.train.trainer import EMBODIMENT_FILE, OPTIMIZER_FILE, STATE_FILE
 
     folder = runs["root"] / "b" / "checkpoints"
     assert sorted(p.name for p in folder.iterdir()) == ["step-0000004", "step-0000006"]  # keep_checkpoints = 2
+    assert folder_kind(runs["root"] / "b")[0].writer == "train"  # what the output-folder checks recognise
     for ckpt in folder.iterdir():
         index = json.loads((ckpt / "model_index.json").read_text())
         assert {"transformer", "vae", "text_tokenizer", "scheduler"} <= set(index)
@@ -142,7 +144,26 @@ def test_another_embodiment_than_the_checkpoints_own_is_warned(runs, caplog):
 
     ckpt = runs["root"] / "a" / "checkpoints" / "step-0000006"
     with caplog.at_level("WARNING", logger="worldpolicy.policy"):
-        Policy.check_pretrained(ckpt)
+        Policy.from_pretrained(ckpt, device="cpu")
+        Policy.from_pretrained(ckpt, "TINY_PANDA", device="cpu")  # names are matched without case
         assert not caplog.records
-        Policy.check_pretrained(ckpt, "droid")
-    assert "trained for embodiment 'tiny_panda', not 'droid'" in caplog.text
+        Policy.from_pretrained(ckpt, "droid", device="cpu")
+    assert [r.getMessage().count("trained for embodiment 'tiny_panda', not 'droid/joint_pos'")
+            for r in caplog.records] == [1]
+
+
+def test_an_unset_embodiment_is_stored_as_what_it_resolves_to(runs, train_config, tmp_path):
+    """config.json names what was trained; a run an older version stored with "droid" resumes with it unset."""
+    from worldpolicy.train.config import changed_settings, load_config
+    from worldpolicy.train.trainer import Trainer
+
+    plain = train_config(tmp_path / "plain")
+    del plain["embodiment"]
+    trainer = Trainer(load_config(plain), progress=False)
+    assert trainer.config.embodiment == "droid"
+    assert changed_settings(dict(trainer.config.to_dict(), embodiment="droid"), trainer.config.to_dict()) == []
+    start = runs["root"] / "a" / "checkpoints" / "step-0000006"
+    tuned = train_config(tmp_path / "tuned", checkpoint=str(start))
+    del tuned["embodiment"]
+    assert Trainer(load_config(tuned), progress=False).config.embodiment == json.loads(
+        (start / "embodiment.json").read_text())

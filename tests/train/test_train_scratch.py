@@ -62,3 +62,28 @@ def test_vae_clips_come_from_the_chosen_episodes_only(tiny_dataset, monkeypatch)
     everything = _clips(spec, emb, count=1000, seed=0)
     assert everything.shape[0] == sum(1 for _ in iter_windows(spec, emb))
     assert np.isfinite(everything.float().numpy()).all()
+
+
+def test_an_interrupted_recording_is_recorded_again_not_trained_on(tiny_dataset, tmp_path, monkeypatch):
+    """Ctrl-C keeps the finished episodes as a dataset; the recipe's rerun must not train on that part."""
+    import shutil
+
+    from worldpolicy.data import from_sim
+    from worldpolicy.train.scratch import ScratchConfig, make_dataset
+
+    class Recorded(Exception):
+        pass
+
+    calls = []
+
+    def record(*args, **kwargs):
+        calls.append(args)
+        raise Recorded
+
+    root = tmp_path / "dataset"
+    shutil.copytree(tiny_dataset, root)  # 2 episodes
+    monkeypatch.setattr(from_sim, "sim_to_dataset", record)
+    assert make_dataset(ScratchConfig(episodes=2), root) == {"reused": str(root)} and calls == []
+    with pytest.raises(Recorded):
+        make_dataset(ScratchConfig(episodes=5), root)
+    assert calls == [(root, "reach", 5)]

@@ -73,6 +73,9 @@ def test_viz_command_writes_plots_and_animation_beside_rollout(run_dir, capsys):
     assert [p.rsplit("/", 1)[-1] for p in printed] == ["actions.png", "joints.png", "animation.mp4"]
     frames, fps = read_video(run_dir / "plots" / "animation.mp4")
     assert frames.shape[0] == 9 and fps == pytest.approx(15)  # one frame per rollout frame
+    from worldpolicy.fileio import folder_kind
+
+    assert folder_kind(run_dir / "plots")[0].writer == "viz"  # what the output-folder checks recognise
     # the rollout's green sits in the left panel
     assert frames[0, 60:, 5:40, 1].mean() > 150 and frames[0, 60:, 5:40, 0].mean() < 60
 

@@ -89,10 +89,15 @@ def corpus_for(prompts: list[str]) -> list[str]:
 
 
 def make_dataset(cfg: ScratchConfig, root: Path) -> dict[str, Any]:
+    from ..data import LeRobotDataset
     from ..data.from_sim import sim_to_dataset
 
     if (root / "meta" / "info.json").is_file():
-        return {"reused": str(root)}
+        held = LeRobotDataset.open(root).num_episodes
+        if held == cfg.episodes:
+            return {"reused": str(root)}
+        logger.info("%s holds %d of the recipe's %d episodes (an interrupted recording): recording them again", root,
+                    held, cfg.episodes)
     result = sim_to_dataset(root, cfg.task, cfg.episodes, seed=cfg.seed, task_options=cfg.task_options,
                             cameras=cfg.cameras, start_jitter=cfg.start_jitter, settle_steps=cfg.settle_steps,
                             action_noise=cfg.action_noise, workers=cfg.workers, overwrite=True)

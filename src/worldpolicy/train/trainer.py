@@ -119,6 +119,9 @@ class Trainer:
     def __init__(self, config: TrainConfig, *, progress: bool = True,
                  on_step: Callable[[StepRecord], None] | None = None):
         self.config = config.check()
+        self._embodiment_defaulted = config.embodiment is None
+        if config.embodiment is None:  # stored resolved: config.json names what was trained (older runs: "droid")
+            config.embodiment = self._starting_spec() or "droid"
         self.progress = progress
         self.on_step = on_step
         self.rank, self.world = _distributed()
@@ -186,9 +189,9 @@ class Trainer:
         spec = self.config.embodiment
         own = self._starting_spec()
         if own is None:
-            return "droid" if spec is None else spec
+            return spec
         own_name = own["name"] if own.get("variant", "default") == "default" else f"{own['name']}/{own['variant']}"
-        if spec is None or spec == own_name:
+        if spec == own_name:
             return own
         if isinstance(spec, dict) and spec.get("stats") is None and spec.get("name") == own.get("name"):
             kept = {k: own[k] for k in ("normalization", "stats", "domain", "domain_id") if own.get(k) is not None}
@@ -228,7 +231,8 @@ class Trainer:
             raise ValueError(f"embodiment {emb.key!r} has chunk_size={emb.chunk_size} but data.chunk_size="
                              f"{data.chunk_size}: the checkpoint would predict chunks it never trained on; set one to "
                              "the other" + (" (droid is the default when the checkpoint has no embodiment.json: set "
-                                            "`embodiment` to the robot's)" if self.config.embodiment is None else ""))
+                                            "`embodiment` to the robot's)" if self._embodiment_defaulted
+                                           and self.config.embodiment == "droid" else ""))
         fps = LeRobotDataset.open(data.dataset).fps
         if not math.isclose(fps, emb.fps):
             raise ValueError(f"data.dataset {data.dataset!r} is recorded at {fps:g} fps but embodiment {emb.key!r} has "
