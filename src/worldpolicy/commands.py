@@ -171,6 +171,9 @@ def _check_inputs(args: argparse.Namespace, source_flag: str, source: Path, stat
     load_frames(source, source_flag, max_frames=2)
     if args.actions:
         load_actions(args.actions, embodiment, args.actions_space, warn=False)  # the run itself warns, once
+    if state is None and embodiment.state_history:  # an image or clip carries no joint state
+        raise ValueError(f"--state is required for embodiment {embodiment.key!r}, which conditions on the robot state: "
+                         f"{embodiment.action_dim} comma-separated values ({', '.join(embodiment.columns)})")
     if state is not None and len(state) != embodiment.action_dim:
         raise ValueError(f"--state has {len(state)} values but embodiment {embodiment.key!r} expects "
                          f"{embodiment.action_dim} ({', '.join(embodiment.columns)})")

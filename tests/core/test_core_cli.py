@@ -54,6 +54,7 @@ def test_predict_writes_actions_video_and_plots(tiny_checkpoint, image_file, tmp
         (["--mode", "forward_dynamics", "--actions", ""], "--actions FILE is required"),
         (["--mode", "forward_dynamics", "--actions", "BAD_ACTIONS"], "width 3 does not match"),
         (["--embodiment", "droid", "--state", "1,2"], "--state has 2 values but embodiment 'droid/joint_pos'"),
+        (["--embodiment", "droid"], "--state is required for embodiment 'droid/joint_pos'"),
     ],
 )
 def test_predict_bad_input_is_one_clear_line(tiny_checkpoint, image_file, tmp_path, capsys, monkeypatch, extra,
@@ -156,7 +157,7 @@ def test_missing_checkpoint_is_clear(image_file, tmp_path, capsys):
 def test_unreachable_hub_checkpoint_is_clear(image_file, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     rc = main(["predict", "--checkpoint", "nvidia/no-such-checkpoint", "--image", str(image_file), "--prompt", "x",
-               "--out", str(tmp_path / "o")])
+               "--state", ",".join(["0"] * 8), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert rc == 2 and "could not fetch checkpoint" in err and "Traceback" not in err
 
