@@ -78,7 +78,7 @@ def refuse_foreign_folder(path: str | Path, flag: str, writer: str | Collection[
     empty folder, one of no known kind, and an earlier run of the same command are accepted."""
     accepted = {writer} if isinstance(writer, str) else set(writer)
     path = Path(path)
-    for parent in Path(os.path.abspath(path)).parents:  # `..` collapsed: ckpt/../out is not inside ckpt  # e.g. a checkpoint's transformer/ folder
+    for parent in Path(os.path.abspath(path)).parents:  # a checkpoint's transformer/; `..` collapsed (ckpt/../out)
         found = folder_kind(parent)
         if found is not None and found[0].writer is None:
             kind, marker = found

@@ -191,7 +191,7 @@ class Trainer:
         if own is None:
             return spec
         own_name = own["name"] if own.get("variant", "default") == "default" else f"{own['name']}/{own['variant']}"
-        if spec == own_name:
+        if isinstance(spec, str) and spec.lower() == own_name.lower():
             return own
         if isinstance(spec, dict) and spec.get("stats") is None and spec.get("name") == own.get("name"):
             kept = {k: own[k] for k in ("normalization", "stats", "domain", "domain_id") if own.get(k) is not None}
