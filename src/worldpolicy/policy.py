@@ -44,6 +44,9 @@ class PolicyRequest:
     decode_video: bool = False
 
 
+EMBODIMENT_FILE = "embodiment.json"  # a checkpoint's own embodiment, written by `worldpolicy train`
+
+
 def expand_home(path_or_id: str | Path) -> str | Path:
     """`~/ckpt` as the shell would expand it (a hub id never starts with `~`)."""
     return Path(path_or_id).expanduser() if str(path_or_id).startswith("~") else path_or_id
@@ -51,7 +54,7 @@ def expand_home(path_or_id: str | Path) -> str | Path:
 
 def checkpoint_embodiment(path_or_id: str | Path, embodiment: str | Embodiment | None) -> str | Embodiment:
     """The embodiment a checkpoint is used with: the one asked for, else the one it ships (registered here), else droid."""
-    spec_file = Path(str(path_or_id)) / "embodiment.json"
+    spec_file = Path(str(path_or_id)) / EMBODIMENT_FILE
     if spec_file.is_file():
         shipped = register_embodiment(spec_file, overwrite=True)
         if embodiment is None:
@@ -59,12 +62,15 @@ def checkpoint_embodiment(path_or_id: str | Path, embodiment: str | Embodiment |
     return "droid" if embodiment is None else embodiment
 
 
+def checkpoint_spec(path_or_id: str | Path) -> dict[str, Any] | None:
+    """A checkpoint's own embodiment spec (`embodiment.json`), or None (a hub id, a checkpoint without one)."""
+    spec_file = Path(str(path_or_id)) / EMBODIMENT_FILE
+    return json.loads(spec_file.read_text()) if spec_file.is_file() else None
+
+
 def _warn_foreign_embodiment(path_or_id: str | Path, embodiment: Embodiment) -> None:
     """A checkpoint `worldpolicy train` made knows its embodiment; another one's action head may never have learned."""
-    spec_file = Path(str(path_or_id)) / "embodiment.json"
-    if not spec_file.is_file():
-        return
-    own = json.loads(spec_file.read_text()).get("name")
+    own = (checkpoint_spec(path_or_id) or {}).get("name")
     if own is not None and embodiment.name.lower() != str(own).lower():
         logger.warning("checkpoint %s was trained for embodiment %r, not %r: unless its base model learned %r, expect "
                        "meaningless actions (leave the embodiment out to use the checkpoint's own)",

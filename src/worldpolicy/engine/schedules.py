@@ -61,10 +61,11 @@ class SamplingConfig:
                 raise ValueError(f"shift={self.shift!r} must be a finite number > 0")
         for name in ("native_grid", "use_system_prompt"):  # a string such as "no" would count as True
             value = getattr(self, name)
-            if value is not None and not isinstance(value, (bool, np.bool_)):
+            if value is None:
+                continue
+            if not isinstance(value, (bool, np.bool_)):
                 raise ValueError(f"{name}={value!r} must be True, False or None (the checkpoint's)")
-            if value is not None:
-                object.__setattr__(self, name, bool(value))
+            object.__setattr__(self, name, bool(value))
         if self.schedule == "karras" and self.shift is not None:
             raise ValueError("shift has no effect with schedule='karras' (Karras sigmas ignore flow_shift); drop one")
         if not isinstance(self.negative_prompt, str):

@@ -188,14 +188,16 @@ def changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[str
             continue
         if name not in new:
             changes.append(f"{name}: {value!r} -> unset")
-        elif name in _PATHS and isinstance(value, str) and _absolute(value) == _absolute(new[name]):
+        elif name in PATH_SETTINGS and isinstance(value, str) and _absolute(value) == _absolute(new[name]):
             continue  # the same folder, spelled from another working directory or as an absolute path
         elif new[name] != value:
             changes.append(f"{name}: {value!r} -> {new[name]!r}")
     return changes
 
 
-_PATHS = ("checkpoint", "data.dataset")
+# Settings that name files or folders: resolved against the config file (or the working directory, for command-line
+# values) and stored absolute; compared as folders on resume.
+PATH_SETTINGS = ("output_dir", "checkpoint", "data.dataset", "data.cache_dir")
 
 
 def _absolute(path: Any) -> Any:
@@ -271,8 +273,9 @@ def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
     given = {k: v for k, v in overrides.items() if v is not None}
     raw.update(given)
     config = _build(TrainConfig, raw, "config")
-    for holder, name in ((config, "output_dir"), (config, "checkpoint"), (config.data, "dataset"),
-                         (config.data, "cache_dir")):
+    for setting in PATH_SETTINGS:
+        section, _, name = setting.rpartition(".")
+        holder = getattr(config, section) if section else config
         value = getattr(holder, name)
         if not value:
             continue

@@ -27,13 +27,13 @@ from torch import nn
 
 from ..embodiments import Embodiment, domain_table, free_domain_id, get_embodiment, register_embodiment
 from ..fileio import share_tree, write_json_atomic
+from ..policy import EMBODIMENT_FILE, checkpoint_spec
 from .config import RESUMABLE, TrainConfig, changed_settings
 from .data import LatentCache, WindowSpec
 from .flow import OBJECTIVES, ModelExample, TimestepSampler, batch_losses, draw_noise
 
 logger = logging.getLogger(__name__)
 
-EMBODIMENT_FILE = "embodiment.json"  # a checkpoint's own embodiment; `Policy.from_pretrained` registers it
 STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
 
@@ -121,7 +121,7 @@ class Trainer:
         self.config = config.check()
         self._embodiment_defaulted = config.embodiment is None
         if config.embodiment is None:  # stored resolved: config.json names what was trained (older runs: "droid")
-            config.embodiment = self._starting_spec() or "droid"
+            config.embodiment = checkpoint_spec(config.checkpoint) or "droid"
         self.progress = progress
         self.on_step = on_step
         self.rank, self.world = _distributed()
@@ -187,7 +187,7 @@ class Trainer:
         checkpoint's `embodiment.json`, stats included, as `predict`/`serve`/`sim` use it; a table re-describing that
         embodiment without stats keeps its stats and slot: the action space the checkpoint learned."""
         spec = self.config.embodiment
-        own = self._starting_spec()
+        own = checkpoint_spec(self.config.checkpoint)
         if own is None:
             return spec
         own_name = own["name"] if own.get("variant", "default") == "default" else f"{own['name']}/{own['variant']}"
@@ -197,11 +197,6 @@ class Trainer:
             kept = {k: own[k] for k in ("normalization", "stats", "domain", "domain_id") if own.get(k) is not None}
             return {**spec, **kept}
         return spec
-
-    def _starting_spec(self) -> dict[str, Any] | None:
-        """The starting checkpoint's own embodiment (`embodiment.json`, written by an earlier `worldpolicy train`)."""
-        spec_file = Path(self.config.checkpoint) / EMBODIMENT_FILE
-        return json.loads(spec_file.read_text()) if spec_file.is_file() else None
 
     def _embodiment(self, stats: dict[str, list[float]] | None) -> Embodiment:
         """The trained embodiment: a registered one, or a spec (free domain slot, data stats unless it has its own)."""
@@ -244,10 +239,10 @@ class Trainer:
         (set `domain_id` in the spec to choose another)."""
         if not hasattr(self, "_slot"):
             checkpoints = self._checkpoints()
-            spec_file = checkpoints[-1] / EMBODIMENT_FILE if checkpoints else None
+            newest = checkpoint_spec(checkpoints[-1]) if checkpoints else None
             known = domain_table(include_user=False)
-            if spec_file is not None and spec_file.is_file():
-                self._slot = int(json.loads(spec_file.read_text())["domain_id"])
+            if newest is not None:
+                self._slot = int(newest["domain_id"])
             elif domain in known:
                 self._slot = int(known[domain]["id"])
             else:
