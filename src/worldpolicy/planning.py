@@ -1,8 +1,8 @@
 """Best-of-N planning with the model's own forward dynamics (cosmos-policy.md §8, depth 1).
 
 Per call: sample N action chunks from the policy (seeds s..s+N-1, one batched pass), imagine each chunk's future with
-forward dynamics (one batched pass, video decoded), score the imagined last frame with a task-progress scorer, and
-return the best chunk. The scorer is any `(video [T,H,W,3] uint8, prompt) -> float` (higher is better).
+forward dynamics (seeds s+N..s+2N-1, one batched pass, video decoded), score the imagined last frame with a
+task-progress scorer, and return the best chunk. The scorer is any `(video [T,H,W,3] uint8, prompt) -> float` (higher is better).
 When every score ties (the scorer found nothing to tell the imagined futures apart) the first candidate, which is
 exactly the plain policy's sample, is returned and `settings["tied"]` says so: planning then bought nothing.
 """
@@ -25,26 +25,40 @@ class BestOfNPlanner:
     """Wraps a `Policy`; `act` has the policy's signature and returns the chosen chunk with the scores in `settings`."""
 
     def __init__(self, policy: Policy, scorer: Scorer, num_candidates: int = 4):
-        if not isinstance(num_candidates, int) or isinstance(num_candidates, bool) or num_candidates < 1:
+        if not callable(getattr(policy, "act_batch", None)):
+            raise TypeError(f"policy: expected a worldpolicy Policy (with act_batch), got {type(policy).__name__}")
+        if not callable(scorer):
+            raise TypeError(f"scorer: expected a callable (video [T,H,W,3] uint8, prompt) -> float, got {scorer!r}")
+        if not isinstance(num_candidates, (int, np.integer)) or isinstance(num_candidates, bool) or num_candidates < 1:
             raise ValueError(f"num_candidates={num_candidates!r} must be an integer >= 1")
         self.policy = policy
         self.embodiment = policy.embodiment
         self.scorer = scorer
-        self.num_candidates = num_candidates
+        self.num_candidates = int(num_candidates)
 
     def act(self, observation: Any, prompt: str, *, seed: int | None = None, **kwargs: Any) -> Prediction:
+        """`kwargs` (state, steps, guidance, negative_prompt...) go to the proposals and to their rollouts alike."""
         started = time.perf_counter()
-        base = self.policy._seed(seed)
         n = self.num_candidates
-        proposals = self.policy.act_batch(
-            [PolicyRequest(observation, prompt, seed=base + i, **kwargs) for i in range(n)]
-        )
+        next_seed = self.policy._next_seed
+        seeds = self._seeds(seed, 2 * n)
+        try:
+            proposals = self.policy.act_batch(
+                [PolicyRequest(observation, prompt, seed=seeds[i], **kwargs) for i in range(n)]
+            )
+        except Exception:
+            self.policy._next_seed = next_seed  # a refused call draws no seeds, as `Policy.act_batch`
+            raise
+        rollout_kwargs = {**kwargs, "decode_video": True}
         futures = self.policy.act_batch([
             PolicyRequest(observation, prompt, mode="forward_dynamics", actions=p.actions_normalized,
-                          actions_space="normalized", seed=base + n + i, decode_video=True)
+                          actions_space="normalized", seed=seeds[n + i], **rollout_kwargs)
             for i, p in enumerate(proposals)
         ])
         scores = [float(self.scorer(f.video, prompt)) for f in futures]
+        if not all(np.isfinite(scores)):
+            bad = next(i for i, s in enumerate(scores) if not np.isfinite(s))
+            raise ValueError(f"scorer {self.scorer!r} returned {scores[bad]} for candidate {bad}; scores must be finite")
         best = int(np.argmax(scores))
         chosen = proposals[best]
         chosen.video = futures[best].video
@@ -52,3 +66,13 @@ class BestOfNPlanner:
                            "chosen": best, "tied": len(set(scores)) == 1}
         chosen.timings = {**chosen.timings, "planning_total": time.perf_counter() - started}
         return chosen
+
+    def _seeds(self, seed: int | None, count: int) -> list[int]:
+        """`seed`..`seed+count-1`, or `count` draws from the policy's own sequence (so calls never share seeds)."""
+        if seed is None:
+            return [self.policy._seed(None) for _ in range(count)]
+        base = self.policy._seed(seed)
+        if base + count > 2**63:
+            raise ValueError(f"seed={seed!r}: planning uses seeds seed..seed+{count - 1} (2 x num_candidates), which "
+                             "must stay below 2**63")
+        return [base + i for i in range(count)]

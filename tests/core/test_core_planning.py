@@ -1,0 +1,80 @@
+"""Best-of-N planning passes the caller's settings to every pass, never reuses seeds, and refuses unusable scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from worldpolicy.planning import BestOfNPlanner
+
+IMAGE = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+STATE = [0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.7854, 0.0]
+
+
+@pytest.fixture(scope="module")
+def droid_policy(tiny_checkpoint):
+    import worldpolicy
+
+    return worldpolicy.load_policy(tiny_checkpoint, embodiment="droid", chunk_size=4, resolution_tier=256, steps=1)
+
+
+class _Spy:
+    """A Policy stand-in that records every request and answers through the real policy."""
+
+    def __init__(self, policy):
+        self.policy, self.requests = policy, []
+        self.embodiment = policy.embodiment
+
+    def __getattr__(self, name):
+        return getattr(self.policy, name)
+
+    def act_batch(self, requests):
+        self.requests += requests
+        return self.policy.act_batch(requests)
+
+
+def test_settings_and_state_reach_the_rollouts_too(droid_policy):
+    spy = _Spy(droid_policy)
+    planned = BestOfNPlanner(spy, lambda video, prompt: float(video[-1].mean()), 2).act(
+        IMAGE, "reach the ball", seed=5, state=STATE, steps=2, guidance=1.5, negative_prompt="blurry")
+    assert [r.mode for r in spy.requests] == ["policy"] * 2 + ["forward_dynamics"] * 2
+    for r in spy.requests:
+        assert (r.steps, r.guidance, r.negative_prompt, r.state) == (2, 1.5, "blurry", STATE)
+    assert [r.seed for r in spy.requests] == [5, 6, 7, 8]
+    assert planned.actions.shape == (4, 8) and planned.settings["chosen"] in (0, 1)
+
+
+def test_a_seed_sequence_is_never_reused_across_calls(tiny_checkpoint):
+    import worldpolicy
+
+    policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid/relative_pose", chunk_size=4,
+                                     resolution_tier=256, steps=1, seed=0)
+    spy = _Spy(policy)
+    planner = BestOfNPlanner(spy, lambda video, prompt: 0.0, 2)
+    planner.act(IMAGE, "reach the ball")
+    planner.act(IMAGE, "reach the ball")
+    assert [r.seed for r in spy.requests] == list(range(8))  # the second call used to start again at seed 1
+    assert policy.act(IMAGE, "reach the ball").settings["seed"] == 8
+
+
+def test_a_refused_call_draws_no_seeds(tiny_checkpoint):
+    import worldpolicy
+
+    policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid", chunk_size=4, resolution_tier=256, steps=1,
+                                     seed=0)
+    with pytest.raises(ValueError, match="state"):
+        BestOfNPlanner(policy, lambda video, prompt: 0.0, 2).act(IMAGE, "reach the ball")  # no state
+    assert policy.act(IMAGE, "reach the ball", state=STATE).settings["seed"] == 0
+
+
+def test_unusable_scores_and_arguments_are_refused(droid_policy):
+    scores = iter([0.1, float("nan")])
+    with pytest.raises(ValueError, match="returned nan for candidate 1"):
+        BestOfNPlanner(droid_policy, lambda video, prompt: next(scores), 2).act(IMAGE, "reach", seed=1, state=STATE)
+    with pytest.raises(TypeError, match="scorer: expected a callable"):
+        BestOfNPlanner(droid_policy, None)
+    with pytest.raises(TypeError, match="policy: expected a worldpolicy Policy"):
+        BestOfNPlanner(None, lambda video, prompt: 0.0)
+    assert BestOfNPlanner(droid_policy, lambda video, prompt: 0.0, np.int64(3)).num_candidates == 3
+    with pytest.raises(ValueError, match=r"seed=9223372036854775806: planning uses seeds seed\.\.seed\+3"):
+        BestOfNPlanner(droid_policy, lambda video, prompt: 0.0, 2).act(IMAGE, "reach", seed=2**63 - 2, state=STATE)
