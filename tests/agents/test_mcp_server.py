@@ -215,6 +215,7 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
             "cannot read",
         ),
         ("evaluate_in_sim", {"policy": "nonexistent"}, "policy", "not a checkpoint"),
+        ("predict_actions", {"prompt": "go", "image": "obs.png", "checkpoint": "nope"}, "checkpoint", "not a checkpoint"),
     ],
 )
 def test_bad_inputs_are_structured_errors(server, toolbox, inputs_dir, tool, args, parameter, fragment):
@@ -296,3 +297,22 @@ def test_short_sim_evaluation(server):
     assert "sim run" in page and "success_rate" in page
     error = err(server, "evaluate_in_sim", {"policy": "no-such-checkpoint"})
     assert error["parameter"] == "policy" and "scripted" in error["accepted"]  # the tool's own argument
+
+
+def test_a_checkpoint_with_its_own_embodiment_is_used_with_it(tmp_path, inputs_dir):
+    """Leaving `embodiment` out means the checkpoint's own (as Policy.from_pretrained and the CLI), not droid."""
+    from worldpolicy.agents import Toolbox, ToolboxConfig
+    from worldpolicy.models import shipped_model
+
+    toolbox = Toolbox(ToolboxConfig(output_dir=tmp_path, checkpoint_dirs=[shipped_model().parent],
+                                    input_roots=[inputs_dir], device="cpu"))
+    server = build_server(toolbox)
+    assert [(c["name"], c["embodiment"]) for c in ok(server, "list_checkpoints", {})["checkpoints"]] == [
+        ("panda_reach", "panda_reach")]
+    assert "panda_reach" in {e["key"] for e in ok(server, "list_embodiments", {})["embodiments"]}
+    pred = ok(server, "predict_actions", {"prompt": "move the gripper to the red ball", "seed": 0, "steps": 1,
+                                          "image": str(inputs_dir / "obs.png")})
+    assert pred["embodiment"] == "panda_reach" and np.asarray(pred["actions"]).shape == (4, 10)
+    explicit = ok(server, "predict_actions", {"prompt": "move the gripper to the red ball", "seed": 0, "steps": 1,
+                                              "image": str(inputs_dir / "obs.png"), "embodiment": "panda_reach"})
+    np.testing.assert_allclose(explicit["actions"], pred["actions"])

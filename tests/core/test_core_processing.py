@@ -350,3 +350,23 @@ def test_a_home_relative_checkpoint_is_the_folder(tiny_checkpoint, monkeypatch):
 
     monkeypatch.setenv("HOME", str(tiny_checkpoint.parent))
     assert Policy.check_pretrained(f"~/{tiny_checkpoint.name}", "droid/relative_pose")[0].action_dim == 10
+
+
+def test_pickled_weights_are_refused_not_loaded(tiny_checkpoint, tmp_path, monkeypatch):
+    """A checkpoint with `.bin` weights (pickles) is refused with the fix; torch.load is never called."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    import worldpolicy
+
+    checkpoint = tmp_path / "pickled"
+    shutil.copytree(tiny_checkpoint, checkpoint)
+    for part in ("transformer", "vae"):
+        weights = checkpoint / part / "diffusion_pytorch_model.safetensors"
+        torch.save(load_file(str(weights)), checkpoint / part / "diffusion_pytorch_model.bin")
+        weights.unlink()
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("a pickle was loaded"))
+    with pytest.raises(ValueError, match=r"\.bin weights: pickles, which worldpolicy never loads"):
+        worldpolicy.load_policy(checkpoint, embodiment="droid/relative_pose")

@@ -67,6 +67,7 @@ class CheckpointInfo(BaseModel):
     name: str
     path: str
     size_mb: float
+    embodiment: str = Field(description="the embodiment used when a call leaves `embodiment` out")
 
 
 class LoadedPolicy(BaseModel):
@@ -149,7 +150,11 @@ class WorldModels(BaseModel):
 # -- server ---------------------------------------------------------------------------------------------------
 
 Prompt = Annotated[str, Field(description="task description, e.g. 'put the cup in the sink'")]
-EmbodimentName = Annotated[str, Field(description="embodiment key from list_embodiments, e.g. 'droid', 'bridge'")]
+EmbodimentName = Annotated[
+    str | None,
+    Field(description="embodiment key from list_embodiments, e.g. 'droid', 'bridge' (default: the checkpoint's own, "
+          "shown by list_checkpoints)"),
+]
 CheckpointName = Annotated[
     str | None, Field(description="checkpoint name from list_checkpoints (optional when only one exists)")
 ]
@@ -237,7 +242,7 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
     async def predict_actions(
         prompt: Prompt,
         ctx: Context,
-        embodiment: EmbodimentName = "droid",
+        embodiment: EmbodimentName = None,
         checkpoint: CheckpointName = None,
         image: ImagePath = None,
         images: Images = None,
@@ -271,7 +276,7 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
     async def imagine_rollout(
         prompt: Prompt,
         ctx: Context,
-        embodiment: EmbodimentName = "droid",
+        embodiment: EmbodimentName = None,
         checkpoint: CheckpointName = None,
         image: ImagePath = None,
         images: Images = None,
@@ -310,7 +315,7 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         prompt: Prompt,
         video: Annotated[str, Field(description="video file (mp4) whose actions to recover")],
         ctx: Context,
-        embodiment: EmbodimentName = "droid",
+        embodiment: EmbodimentName = None,
         checkpoint: CheckpointName = None,
         state: State = None,
         seed: Seed = None,

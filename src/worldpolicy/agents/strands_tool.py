@@ -55,7 +55,7 @@ def _current() -> Toolbox:
 def worldpolicy_tool(
     action: ActionName,
     prompt: str | None = None,
-    embodiment: str = "droid",
+    embodiment: str | None = None,
     checkpoint: str | None = None,
     image: str | None = None,
     images: dict[str, str] | None = None,
@@ -82,7 +82,8 @@ def worldpolicy_tool(
             video); visualize: plot an actions file or run directory (path [+ video]); evaluate_sim: short MuJoCo
             evaluation (task, policy, episodes).
         prompt: task description, e.g. "put the cup in the sink".
-        embodiment: embodiment key from list_embodiments, e.g. "droid" or "bridge".
+        embodiment: embodiment key from list_embodiments, e.g. "droid" or "bridge" (default: the checkpoint's own,
+            shown by list_checkpoints).
         checkpoint: checkpoint name from list_checkpoints (optional when there is only one).
         image: observation image file (single camera).
         images: camera key to image file, for multi-camera embodiments.
@@ -117,7 +118,7 @@ def worldpolicy_tool(
         ),
         "visualize": lambda: tb.visualize(path, video, animate=animate or video is not None),
         "evaluate_sim": lambda: tb.evaluate_sim(
-            task, policy, None if embodiment == "droid" else embodiment, episodes, seed or 0
+            task, policy, embodiment, episodes, seed or 0
         ),
     }
     try:

@@ -135,13 +135,19 @@ class Toolbox:
         return {"embodiments": rows}
 
     def list_checkpoints(self) -> dict[str, Any]:
+        from ..embodiments import Embodiment, get_embodiment
+        from ..policy import checkpoint_embodiment
+
         found = []
         for root in self.config.checkpoint_dirs:
             candidates = [root] + (sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else [])
             for path in candidates:
                 if _is_checkpoint(path):
                     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-                    found.append({"name": path.name, "path": str(path), "size_mb": round(size / 1e6, 2)})
+                    own = checkpoint_embodiment(path, None)  # registered, so list_embodiments shows it too
+                    default = own.key if isinstance(own, Embodiment) else get_embodiment(own).key
+                    found.append({"name": path.name, "path": str(path), "size_mb": round(size / 1e6, 2),
+                                  "embodiment": default})
         with self._cache_lock:
             loaded = [{"checkpoint": k[0], "embodiment": k[1]} for k in self._policies]
         return {
@@ -167,6 +173,16 @@ class Toolbox:
             known = [r["key"] for r in self.list_embodiments()["embodiments"]]
             message = exc.args[0] if exc.args else str(exc)
             raise ToolInputError("embodiment", str(message), embodiment, known or list_embodiments()) from None
+
+    def _model(self, checkpoint: str | None, embodiment: str | None):
+        """The checkpoint, and the embodiment asked for or else the checkpoint's own (droid for one without), as
+        `Policy.from_pretrained` and the command line choose."""
+        from ..embodiments import Embodiment
+        from ..policy import checkpoint_embodiment
+
+        ckpt = self.resolve_checkpoint(checkpoint)
+        chosen = checkpoint_embodiment(ckpt, embodiment)  # registers the checkpoint's own embodiment
+        return ckpt, chosen if isinstance(chosen, Embodiment) else self._embodiment(chosen)
 
     def resolve_checkpoint(self, checkpoint: str | None) -> Path:
         """A checkpoint name from `list_checkpoints`, or a path inside one of the checkpoint directories."""
@@ -351,14 +367,11 @@ class Toolbox:
         path.mkdir(parents=True, exist_ok=False)
         return path
 
-    def _run(
-        self, mode: str, checkpoint: str | None, emb, animate: bool, progress: Progress | None, **request: Any
-    ) -> dict[str, Any]:
+    def _run(self, mode: str, ckpt: Path, emb, animate: bool, progress: Progress | None, **request: Any) -> dict[str, Any]:
         from ..commands import write_run
         from ..policy import PolicyRequest
 
         report = progress or (lambda *_: None)
-        ckpt = self.resolve_checkpoint(checkpoint)
         report(0, None, f"loading {ckpt.name} for {emb.key}")
         policy = self.policy(ckpt, emb)
         report(0, None, "sampling")
@@ -412,7 +425,7 @@ class Toolbox:
     def predict(
         self,
         prompt: str,
-        embodiment: str = "droid",
+        embodiment: str | None = None,
         checkpoint: str | None = None,
         image: str | None = None,
         images: dict[str, str] | None = None,
@@ -425,13 +438,13 @@ class Toolbox:
         progress: Progress | None = None,
     ) -> dict[str, Any]:
         """Policy: the action chunk for an observation and a task (plus the imagined video if asked)."""
-        emb = self._embodiment(embodiment)
+        ckpt, emb = self._model(checkpoint, embodiment)
         prompt = self._prompt(prompt)
         self._sampling(seed, steps, guidance)
         obs, state = self._observation(emb, image, images, state)
         return self._run(
             "policy",
-            checkpoint,
+            ckpt,
             emb,
             animate,
             progress,
@@ -447,7 +460,7 @@ class Toolbox:
     def imagine(
         self,
         prompt: str,
-        embodiment: str = "droid",
+        embodiment: str | None = None,
         checkpoint: str | None = None,
         image: str | None = None,
         images: dict[str, str] | None = None,
@@ -461,14 +474,14 @@ class Toolbox:
         progress: Progress | None = None,
     ) -> dict[str, Any]:
         """Forward dynamics: the video of what happens when the robot executes `actions` from the observation."""
-        emb = self._embodiment(embodiment)
+        ckpt, emb = self._model(checkpoint, embodiment)
         prompt = self._prompt(prompt)
         self._sampling(seed, steps, guidance)
         a = self._actions(emb, actions, actions_file)
         obs, state = self._observation(emb, image, images, state)
         return self._run(
             "forward_dynamics",
-            checkpoint,
+            ckpt,
             emb,
             animate,
             progress,
@@ -486,7 +499,7 @@ class Toolbox:
         self,
         prompt: str,
         video: str,
-        embodiment: str = "droid",
+        embodiment: str | None = None,
         checkpoint: str | None = None,
         state: Sequence[float] | None = None,
         seed: int | None = None,
@@ -498,7 +511,7 @@ class Toolbox:
         """Inverse dynamics: the actions that explain a video."""
         from ..processing.video import read_video
 
-        emb = self._embodiment(embodiment)
+        ckpt, emb = self._model(checkpoint, embodiment)
         prompt = self._prompt(prompt)
         self._sampling(seed, steps, guidance)
         path = self._input_file("video", video, VIDEO_SUFFIXES)
@@ -519,7 +532,7 @@ class Toolbox:
             raise ToolInputError("state", f"embodiment {emb.key!r} does not take a state", state, None)
         return self._run(
             "inverse_dynamics",
-            checkpoint,
+            ckpt,
             emb,
             animate,
             progress,

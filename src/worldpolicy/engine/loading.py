@@ -111,8 +111,14 @@ def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.d
     source = str(path_or_id)
     local = Path(source)
     try:
-        pipe = Cosmos3OmniPipeline.from_pretrained(source, enable_safety_checker=False, dtype=dtype)
+        # safetensors only: a `.bin` checkpoint would be unpickled (never on our loading path)
+        pipe = Cosmos3OmniPipeline.from_pretrained(source, enable_safety_checker=False, dtype=dtype, use_safetensors=True)
     except OSError as exc:
+        if local.is_dir() and next(local.glob("*/*.bin"), None) is not None:
+            raise ValueError(
+                f"checkpoint {source!r}: {exc} (it has .bin weights: pickles, which worldpolicy never loads; save the "
+                "model with safe_serialization=True or convert the .bin files to .safetensors)"
+            ) from None
         if local.exists():
             raise
         raise FileNotFoundError(
