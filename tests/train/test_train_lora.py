@@ -89,6 +89,18 @@ def test_lora_export_is_a_merged_pipeline(lora_runs, tiny_checkpoint):
     assert {"embed_tokens.weight", "layers.0.self_attn.to_q.weight"} <= frozen
     assert all(torch.equal(merged[k], base[k]) for k in frozen)
 
+    # diffusers' own loader reads the adapter with its rank and alpha (from the file's metadata) and reproduces the
+    # merged attention weights; the fully trained action heads live in the merged weights only
+    from diffusers import Cosmos3OmniTransformer
+
+    reloaded = Cosmos3OmniTransformer.from_pretrained(tiny_checkpoint, subfolder="transformer")
+    reloaded.load_lora_adapter(str(ckpt), weight_name="adapter.safetensors", adapter_name="run", prefix=None)
+    assert (reloaded.peft_config["run"].r, reloaded.peft_config["run"].lora_alpha) == (RANK, ALPHA)
+    reloaded.fuse_lora(adapter_names=["run"])
+    fused = {k.replace(".base_layer", ""): v for k, v in reloaded.state_dict().items() if ".lora_" not in k}
+    for key in changed:
+        torch.testing.assert_close(fused[key], merged[key], rtol=1e-5, atol=1e-6)
+
     spec = json.loads((ckpt / "embodiment.json").read_text())
     policy = Policy.from_pretrained(ckpt, device="cpu", steps=2, seed=0)
     assert policy.embodiment.name == spec["name"]

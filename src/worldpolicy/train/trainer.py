@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
+ADAPTER_FILE = "adapter.safetensors"  # LoRA runs: diffusers `load_lora_adapter(ckpt, weight_name=..., prefix=None)`
 
 
 class FlowMatchingLoss(nn.Module):
@@ -366,11 +367,8 @@ class Trainer:
             for index, state in self.optimizer.state_dict()["state"].items():
                 for key, value in state.items():
                     tensors[f"{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
-            if self.config.finetune.mode == "lora":
-                from peft.utils import get_peft_model_state_dict
-
-                save_file({k: v.contiguous() for k, v in get_peft_model_state_dict(self.transformer).items()},
-                          str(tmp / "adapter.safetensors"))
+            if self.config.finetune.mode == "lora":  # diffusers' format: its LoRA config (rank, alpha) in the metadata
+                self.transformer.save_lora_adapter(tmp, weight_name=ADAPTER_FILE, safe_serialization=True)
             save_file(tensors, str(tmp / OPTIMIZER_FILE))
             state = {
                 "step": step, "config": self.config.to_dict(), "lr_schedule": self.lr_schedule.state_dict(),
@@ -399,7 +397,7 @@ class Trainer:
         if self.config.finetune.mode == "lora":
             from peft.utils import set_peft_model_state_dict
 
-            set_peft_model_state_dict(self.transformer, load_file(str(folder / "adapter.safetensors")))
+            set_peft_model_state_dict(self.transformer, load_file(str(folder / ADAPTER_FILE)))
             # modules trained fully next to the adapters (the action head) are saved in the merged weights
             with torch.no_grad():
                 for name, param in self.transformer.named_parameters():
