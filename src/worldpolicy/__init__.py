@@ -41,3 +41,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(policy, name)
     raise AttributeError(f"module 'worldpolicy' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "Policy", "PolicyRequest"})

@@ -227,6 +227,7 @@ def test_bad_inputs_are_structured_errors(server, toolbox, inputs_dir, tool, arg
     error = err(server, tool, args)
     assert error["type"] == "invalid_input" and error["parameter"] == parameter, error
     assert fragment in error["message"], error
+    assert not error["message"].startswith(f"{parameter}: {parameter}:"), error  # the parameter is named once
     assert list(toolbox._policies) == loaded_before  # rejected before any checkpoint was loaded
 
 
@@ -316,3 +317,7 @@ def test_a_checkpoint_with_its_own_embodiment_is_used_with_it(tmp_path, inputs_d
     explicit = ok(server, "predict_actions", {"prompt": "move the gripper to the red ball", "seed": 0, "steps": 1,
                                               "image": str(inputs_dir / "obs.png"), "embodiment": "panda_reach"})
     np.testing.assert_allclose(explicit["actions"], pred["actions"])
+    # the output directory is readable beside explicit input roots: one call's actions feed the next
+    fd = ok(server, "imagine_rollout", {"prompt": "move the gripper to the red ball", "seed": 0, "steps": 1,
+                                        "image": str(inputs_dir / "obs.png"), "actions_file": pred["files"]["actions"]})
+    assert fd["embodiment"] == "panda_reach" and Path(fd["files"]["video"]).is_file()

@@ -370,3 +370,14 @@ def test_pickled_weights_are_refused_not_loaded(tiny_checkpoint, tmp_path, monke
     monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("a pickle was loaded"))
     with pytest.raises(ValueError, match=r"\.bin weights: pickles, which worldpolicy never loads"):
         worldpolicy.load_policy(checkpoint, embodiment="droid/relative_pose")
+
+
+def test_register_embodiment_names_a_wrong_source_type():
+    with pytest.raises(TypeError, match="expected a JSON file path or a dict spec, got int"):
+        register_embodiment(42)
+
+
+def test_the_lazy_names_are_listed():
+    import worldpolicy
+
+    assert {"Policy", "PolicyRequest", "load_policy"} <= set(dir(worldpolicy))

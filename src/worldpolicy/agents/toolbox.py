@@ -75,7 +75,7 @@ class ToolboxConfig:
 
     output_dir: Path = Path("worldpolicy_runs")
     checkpoint_dirs: Sequence[Path] = ()
-    input_roots: Sequence[Path] = ()  # empty: the current directory and output_dir
+    input_roots: Sequence[Path] = ()  # empty: the current directory; output_dir is always one (chained calls)
     max_loaded: int = 2
     device: str | None = None
     dtype: str | None = None
@@ -86,7 +86,7 @@ class ToolboxConfig:
     def __post_init__(self) -> None:
         self.output_dir = Path(self.output_dir).resolve()
         self.checkpoint_dirs = tuple(Path(p).resolve() for p in self.checkpoint_dirs)
-        roots = self.input_roots or (Path.cwd(), self.output_dir)
+        roots = (*self.input_roots, self.output_dir) if self.input_roots else (Path.cwd(), self.output_dir)
         self.input_roots = tuple(Path(p).resolve() for p in roots)
         if not isinstance(self.max_loaded, int) or self.max_loaded < 1:
             raise ValueError(f"max_loaded={self.max_loaded!r} must be an integer >= 1")
@@ -659,7 +659,7 @@ def _readable_image(path: Path, parameter: str, given: Any) -> np.ndarray:
     try:
         return (load_frames(path, parameter)[0] * 255.0 + 0.5).astype(np.uint8)
     except (ValueError, TypeError) as exc:
-        raise ToolInputError(parameter, str(exc), given) from None
+        raise ToolInputError(parameter, str(exc).removeprefix(f"{parameter}: "), given) from None
 
 
 def _numeric_list(x: Any) -> bool:

@@ -318,8 +318,10 @@ def register_embodiment(source: str | Path | Mapping[str, Any], overwrite: bool 
         except json.JSONDecodeError as exc:
             raise ValueError(f"embodiment file {str(path)!r} is not valid JSON: {exc}") from None
         base_dir = path.parent
-    else:
+    elif isinstance(source, Mapping):
         spec, base_dir = dict(source), Path.cwd()
+    else:
+        raise TypeError(f"register_embodiment: expected a JSON file path or a dict spec, got {type(source).__name__}")
     if not isinstance(spec, dict):
         raise ValueError("an embodiment spec must be a JSON object")
     missing = [k for k in ("name", "domain", "action_dim", "columns", "chunk_size", "fps") if k not in spec]
