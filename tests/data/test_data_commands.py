@@ -49,6 +49,48 @@ def test_info_and_check(small_dataset, capsys):
     assert "videos/observation.images.front/chunk-000/file-000.mp4: video file is missing" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name, corrupt, message", [
+    ("no root", lambda root: root.rename(root.with_name("gone")), "is not a directory"),
+    ("a file", lambda root: root.with_name("file").write_text("x"), "is not a directory"),
+    ("stats width", lambda root: (root / "meta/stats.json").write_text('{"action": {"mean": [1, 2]}}'),
+     "meta/stats.json: field 'action.mean': holds 2 int64 values; action needs 3 numbers"),
+    ("unlisted file", lambda root: pq.write_table(pq.read_table(root / "data/chunk-000/file-000.parquet"),
+                                                  root / "data/chunk-000/file-001.parquet"),
+     "data/chunk-000/file-001.parquet: no episode in meta/episodes places its frames in this file"),
+])
+def test_check_exits_1_naming_what_is_wrong(small_dataset, capsys, name, corrupt, message):
+    ds, _ = small_dataset
+    corrupt(ds.root)
+    root = ds.root.with_name("file") if name == "a file" else ds.root
+    assert run(["dataset", "check", str(root)]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_from_sim_names_the_flags_before_recording(tmp_path, monkeypatch):
+    pytest.importorskip("mujoco", reason="the sim extra (MuJoCo) is not installed")
+    pytest.importorskip("worldpolicy.sim.policies", reason="worldpolicy.sim has no scripted expert here")
+    from worldpolicy.data import from_sim
+
+    def record(self, seed: int):
+        raise AssertionError("an episode was recorded before the settings were checked")
+
+    monkeypatch.setattr(from_sim._Recorder, "record", record)
+    argv = ["dataset", "from-sim", str(tmp_path / "sim"), "--task", "reach", "--image-size", "24x24", "--max-steps",
+            "3", "--cameras", "observation/wrist_image_left", "--no-progress"]
+    for extra, match in (
+        (["--episodes", "0"], r"^--episodes=0 must be an int >= 1$"),
+        (["--workers", "0"], r"^--workers=0 must be an int >= 1$"),
+        (["--video-codec", "h265"], r"^--video-codec='h265'; accepted: libx264, libx264rgb, libsvtav1$"),
+        (["--image-size", "0x64"], r"^--image-size='0x64'; expected HxW in pixels, e.g. 180x320$"),
+        (["--image-size", "47x64", "--video-codec", "libx264"],
+         (r"^--image-size='47x64': --video-codec='libx264' needs even frame sizes; choose even ones or "
+          r"--video-codec libx264rgb$")),
+    ):
+        with pytest.raises(ValueError, match=match):
+            run([*argv, *extra])
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_from_sim(tmp_path, capsys):
     pytest.importorskip("mujoco", reason="the sim extra (MuJoCo) is not installed")
     pytest.importorskip("worldpolicy.sim.policies", reason="worldpolicy.sim has no scripted expert here")

@@ -194,6 +194,20 @@ def test_ctrl_c_keeps_the_finished_episodes_as_a_complete_dataset(tmp_path, monk
     assert not (tmp_path / "other").exists() and _staged(tmp_path) == []
 
 
+def test_a_frame_size_the_codec_cannot_encode_is_refused_before_recording(tmp_path, monkeypatch):
+    from worldpolicy.data import from_sim
+
+    def record(self, seed: int):
+        raise AssertionError("an episode was recorded before the frame size was checked")
+
+    monkeypatch.setattr(from_sim._Recorder, "record", record)
+    with pytest.raises(ValueError, match=r"features\['observation.image.wrist_image_left'\]: video_codec='libx264' "
+                                         "needs even frame sizes, got 47x64"):
+        from_sim.sim_to_dataset(tmp_path / "sim", "reach", 1, video_codec="libx264", image_size=(47, 64),
+                                cameras=["observation/wrist_image_left"])
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_ctrl_c_while_an_episode_is_written_lets_it_finish(tmp_path, monkeypatch):
     """The real signal: held while the writer takes an episode, so the one being written is kept whole."""
     import os

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from dataset_factory import frame_ramp, make_episode
@@ -144,12 +145,25 @@ def test_files_roll_over_into_new_files_and_chunks(tmp_path):
     assert ds.tasks == ["task 0", "task 1", "task 2"]
 
 
-def test_copy_a_dataset_through_episode_objects(small_dataset, tmp_path):
-    ds, _ = small_dataset
-    features = {k: ds.features[k] for k in ds.feature_keys + ds.video_keys}
-    copy = write_episodes(tmp_path / "copy", ds.episodes(), fps=ds.fps, features=features, video_codec="libx264rgb")
-    for a, b in zip(ds.episodes(), copy.episodes()):
-        assert isinstance(b, Episode) and a.tasks == b.tasks
+def test_copy_keeps_every_frames_task_the_names_and_the_robot(tmp_path):
+    episodes = [
+        dict(make_episode(5, seed=0), task="pick"),
+        dict(make_episode(7, seed=1), task=["place"] * 3 + ["pick"] * 4),  # the task changes mid-episode
+    ]
+    first = write_episodes(tmp_path / "src", episodes, fps=10, robot_type="testbot", video_codec="libx264rgb")
+    assert first.episode(1).frame_tasks == ("place",) * 3 + ("pick",) * 4
+    # other writers list an episode's tasks in any order (LeRobot: set order), and name the columns
+    _rewrite_parquet(first.root / EPISODES, lambda t: t.set_column(
+        t.column_names.index("tasks"), "tasks", pa.array([["pick"], ["pick", "place"]])))
+    _edit_info(first.root, lambda i: i["features"]["action"].update(names=["x", "y", "z"]))
+    src = LeRobotDataset.open(first.root)
+    assert src.episode(1).task == "place"  # frame 0's, whatever the order of `tasks`
+
+    copy = write_episodes(tmp_path / "copy", src.episodes(), fps=src.fps, features=src.features,
+                          robot_type=src.robot_type, video_codec="libx264rgb")
+    assert copy.robot_type == "testbot" and copy.features["action"]["names"] == ["x", "y", "z"]
+    for a, b in zip(src.episodes(), copy.episodes()):
+        assert isinstance(b, Episode) and b.frame_tasks == a.frame_tasks and b.task == a.task
         for key in a.frames:
             np.testing.assert_array_equal(a.frames[key], b.frames[key])
         np.testing.assert_array_equal(a.videos["observation.images.front"], b.videos["observation.images.front"])
@@ -209,6 +223,10 @@ def test_episodes_without_videos(tmp_path):
 
 def _rewrite_parquet(path: Path, edit) -> None:
     pq.write_table(edit(pq.read_table(path)), path)
+
+
+def _set_column(path: Path, name: str, make) -> None:
+    _rewrite_parquet(path, lambda t: t.set_column(t.column_names.index(name), name, make(t.num_rows)))
 
 
 def _edit_info(root: Path, edit) -> None:
@@ -281,6 +299,21 @@ LAZY_CORRUPTIONS = {  # found when the episode is loaded
     "data rows": (lambda r: _rewrite_parquet(r / DATA, lambda t: t.slice(0, 15)), DATA, "episode_index"),
     "no data file": (lambda r: (r / DATA).unlink(), DATA, None),
     "no video": (lambda r: (r / VIDEO).unlink(), VIDEO, None),
+    "bool stored as strings": (lambda r: _set_column(r / DATA, "next.done", lambda n: pa.array(["False"] * n)), DATA,
+                               "next.done"),
+    "int stored as floats": (lambda r: _set_column(r / DATA, "next.reward", lambda n: pa.array(np.linspace(0, 0.9, n))),
+                             DATA, "next.reward"),
+    "index column": (lambda r: _set_column(r / DATA, "index", lambda n: pa.array(np.zeros(n, np.int64))), DATA, "index"),
+    "timestamps": (lambda r: _set_column(r / DATA, "timestamp", lambda n: pa.array(np.zeros(n, np.float32))), DATA,
+                   "timestamp"),
+    "rows of an unlisted episode": (  # a crash before the metadata was rewritten: episode 2 is in no table
+        lambda r: (
+            _rewrite_parquet(r / EPISODES, lambda t: t.slice(0, 2)),
+            _edit_info(r, lambda i: i.update(total_episodes=2, total_frames=19)),
+        ),
+        DATA,
+        "episode_index",
+    ),
     "short video segment": (
         lambda r: _rewrite_parquet(
             r / EPISODES,
@@ -307,6 +340,87 @@ def test_malformed_dataset_names_file_and_field(small_dataset, name):
     assert err.path.endswith(rel), str(err)
     assert err.field == field, str(err)
     assert rel in str(err) and (field is None or repr(field) in str(err))
+
+
+def test_missing_video_names_the_fields_that_place_it(small_dataset):
+    ds, _ = small_dataset
+    (ds.root / VIDEO).unlink()
+    with pytest.raises(DatasetFormatError, match="named by videos/observation.images.front/chunk_index and file_index "
+                                                 "of episode 0"):
+        ds.episode(0)
+
+
+def test_columns_are_read_as_declared_only_where_no_value_changes(small_dataset):
+    ds, written = small_dataset
+    _set_column(ds.root / DATA, "action", lambda n: pa.array(np.concatenate([w["frames"]["action"] for w in written])
+                                                            .astype(np.float64).tolist(), pa.list_(pa.float64(), 3)))
+    _set_column(ds.root / DATA, "next.done", lambda n: pa.array(np.arange(n) % 2))  # 0/1 ints for a bool
+    _edit_info(ds.root, lambda i: i["features"]["next.reward"].update(dtype="float32"))  # ints for a float
+    _edit_info(ds.root, lambda i: i["features"]["observation.state"].update(dtype="float16"))  # float64 -> float16
+    ep = LeRobotDataset.open(ds.root).episode(1, videos=False)
+    np.testing.assert_array_equal(ep.frames["action"], written[1]["frames"]["action"])
+    assert ep.frames["next.done"][:, 0].tolist() == [i % 2 == 1 for i in range(12, 19)]
+    assert ep.frames["next.reward"].dtype == np.float32
+    np.testing.assert_array_equal(ep.frames["next.reward"][:, 0], written[1]["frames"]["next.reward"])
+
+    _set_column(ds.root / DATA, "next.done", lambda n: pa.array(np.arange(n) % 3))  # 2 is no bool
+    with pytest.raises(DatasetFormatError, match="'next.done': column is int64 but meta/info.json gives dtype bool"):
+        LeRobotDataset.open(ds.root).episode(1)
+    _edit_info(ds.root, lambda i: i["features"]["next.done"].update(dtype="int8"))
+    _set_column(ds.root / DATA, "next.done", lambda n: pa.array(np.arange(n) * 10))  # 270 does not fit int8
+    with pytest.raises(DatasetFormatError, match="column is int64 but meta/info.json gives dtype int8"):
+        LeRobotDataset.open(ds.root).episode(2)
+
+
+def test_timestamps_pass_at_float32_precision_and_29_97_fps(tmp_path):
+    """Day-long float32 timestamps and a 29.97 fps info.json over 30000/1001 fps timestamps still pass."""
+    n = 100_000
+    ds = write_episodes(tmp_path / "ds", [{"frames": {"x": np.zeros(n, np.float32)}, "task": "t"}], fps=29.97)
+    assert ds.episode(0).length == n
+    _set_column(ds.root / DATA, "timestamp", lambda _: pa.array((np.arange(n) * 1001 / 30000).astype(np.float32)))
+    assert LeRobotDataset.open(ds.root).episode(0).length == n
+    _set_column(ds.root / DATA, "timestamp", lambda _: pa.array((np.arange(n) / 30).astype(np.float32)))  # 30 fps
+    with pytest.raises(DatasetFormatError, match="frame 250 of episode 0 has timestamp 8.33333 s but frame_index / "
+                                                 "fps is 8.34168 s"):
+        LeRobotDataset.open(ds.root).episode(0)
+
+
+def test_stats_must_fit_the_features(small_dataset):
+    ds, _ = small_dataset
+    stats = json.loads(ds.stats_path.read_text())
+    stats["action"]["mean"] = [1, 2]
+    ds.stats_path.write_text(json.dumps(stats))
+    with pytest.raises(DatasetFormatError, match=r"stats.json: field 'action.mean': holds 2 int64 values; action "
+                                                 r"needs 3 numbers"):
+        _ = ds.stats
+    stats["action"]["mean"] = [0.0, 0.0, 0.0]
+    stats["observation.images.front"]["count"] = [1, 2]
+    ds.stats_path.write_text(json.dumps(stats))
+    with pytest.raises(DatasetFormatError, match="'observation.images.front.count': holds 2 int64 values"):
+        _ = ds.stats
+    ds.stats_path.write_text(json.dumps({"action": {"q01": [[1, 2], [3]]}}))
+    with pytest.raises(DatasetFormatError, match="stats.json: holds a list numpy cannot read"):
+        _ = ds.stats
+
+
+def test_check_files_finds_frames_no_episode_lists(small_dataset):
+    ds, _ = small_dataset
+    ds.check_files()
+    # a crash before the metadata was rewritten: the last episode's rows and frames are on disk, but listed nowhere
+    table = pq.read_table(ds.root / DATA)
+    last = pc.equal(table.column("episode_index"), 2)
+    pq.write_table(table.filter(pc.invert(last)), ds.root / DATA)
+    pq.write_table(table.filter(last), ds.root / "data/chunk-000/file-001.parquet")
+    _rewrite_parquet(ds.root / EPISODES, lambda t: t.slice(0, 2))
+    _edit_info(ds.root, lambda i: i.update(total_episodes=2, total_frames=19))
+    reopened = LeRobotDataset.open(ds.root)
+    assert [reopened.episode(i).length for i in range(2)] == [12, 7]
+    with pytest.raises(DatasetFormatError, match="data/chunk-000/file-001.parquet: no episode in meta/episodes places"):
+        reopened.check_files()
+    (ds.root / "data/chunk-000/file-001.parquet").unlink()
+    with pytest.raises(DatasetFormatError, match=f"{VIDEO}: holds 28 frames but the episodes meta/episodes places in "
+                                                 "it end at frame 19"):
+        LeRobotDataset.open(ds.root).check_files()
 
 
 def test_open_missing_root(tmp_path):
@@ -374,6 +488,8 @@ def test_reads_pandas_unnamed_index_variable_lists_and_embedded_images(small_dat
             r"videos\['observation.images.front'\] .* uint8",
         ),
         (lambda e: e.update(task=""), "task=''"),
+        (lambda e: e.update(task=["t", "", "t", "t", "t"]), r"task\[1\]=''"),
+        (lambda e: e.update(task=["t"] * 4), "task of episode 0 holds 4 strings for 5 frames"),
         (
             lambda e: e["frames"]["action"].__setitem__((2, 1), np.nan),
             r"frames\['action'\] of episode 0 holds NaN or inf \(first at frame 2\)",
@@ -402,7 +518,15 @@ def test_writer_rejects_bad_episodes(tmp_path, mutate, match):
     [
         ({"fps": 0}, "fps=0"),
         ({"video_codec": "mjpeg"}, "video_codec='mjpeg'; accepted: libx264, libx264rgb, libsvtav1"),
-        ({"features": {"timestamp": {"dtype": "float32", "shape": [1]}}}, r"features\['timestamp'\]"),
+        (
+            {"features": {"a": {"dtype": "float32", "shape": [1]}, "timestamp": {"dtype": "float64", "shape": [1]}}},
+            r"features\['timestamp'\] is .*writer fills in itself, as dtype 'float32' shape \[1\]",
+        ),
+        ({"features": {"timestamp": {"dtype": "float32", "shape": [1]}}}, "names only the columns the writer fills"),
+        (
+            {"features": {"cam": {"dtype": "video", "shape": [15, 16, 3]}}},
+            r"features\['cam'\]: video_codec='libx264' needs even frame sizes, got 15x16",
+        ),
         ({"features": {"a": {"dtype": "float32", "shape": [2, 2]}}}, r"features.a.shape: only 1-D"),
         ({"features": {"a/b": {"dtype": "float32", "shape": [2]}}}, "without '/'"),
         ({"chunks_size": 0}, "chunks_size=0"),

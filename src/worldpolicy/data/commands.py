@@ -4,6 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+
+# sim_to_dataset's parameters as from-sim spells them: its errors name the parameter, the user typed the flag
+FLAGS = {
+    "num_episodes": "--episodes",
+    "video_codec": "--video-codec",
+    "image_size": "--image-size",
+    "cameras": "--cameras",
+    "max_steps": "--max-steps",
+    "chunk_size": "--chunk-size",
+    "start_jitter": "--start-jitter",
+    "settle_steps": "--settle-steps",
+    "action_noise": "--action-noise",
+    "workers": "--workers",
+}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -89,8 +104,9 @@ def _check(args: argparse.Namespace) -> int:
                 print(f"worldpolicy dataset check: episode {i}: {bad.key!r} holds NaN or inf in {bad.frames} frames "
                       f"(first: frame {bad.frame})", file=sys.stderr)
                 return 1
+        ds.check_files()
         stats = ds.stats
-    except DatasetFormatError as exc:
+    except (DatasetFormatError, FileNotFoundError) as exc:  # FileNotFoundError: no dataset folder at `root`
         print(f"worldpolicy dataset check: {exc}", file=sys.stderr)
         return 1
     print(
@@ -104,11 +120,22 @@ def _from_sim(args: argparse.Namespace) -> int:
     import sys
 
     from worldpolicy.data.from_sim import RecordingInterrupted, sim_to_dataset
+    from worldpolicy.processing.video import CODECS
 
     try:
         height, width = (int(v) for v in args.image_size.lower().split("x"))
     except ValueError:
-        raise ValueError(f"--image-size={args.image_size!r}; expected HxW, e.g. 180x320") from None
+        height = width = 0
+    if min(height, width) < 1:
+        raise ValueError(f"--image-size={args.image_size!r}; expected HxW in pixels, e.g. 180x320")
+    if args.video_codec in CODECS:  # an unknown codec is named by the writer, before anything is recorded
+        try:
+            CODECS[args.video_codec].check_frame_size(height, width)
+        except ValueError:
+            raise ValueError(
+                f"--image-size={args.image_size!r}: --video-codec={args.video_codec!r} needs even frame sizes; "
+                "choose even ones or --video-codec libx264rgb"
+            ) from None
     task_options = {}
     for text in args.task_option:
         name, sep, value = text.partition("=")
@@ -143,6 +170,8 @@ def _from_sim(args: argparse.Namespace) -> int:
         return 130  # the shell's code for Ctrl-C
     except FileExistsError as exc:  # the writer speaks Python (overwrite=True); this is the command line
         raise FileExistsError(str(exc).replace("pass overwrite=True", "pass --overwrite")) from None
+    except ValueError as exc:
+        raise ValueError(re.sub(rf"\b({'|'.join(FLAGS)})=", lambda m: f"{FLAGS[m[1]]}=", str(exc))) from None
     out = _summary(result.dataset)
     out.update(seeds=result.seeds, failed_seeds=result.failed_seeds, wall_s=round(result.wall_s, 2))
     print(json.dumps(out, indent=2))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -61,11 +62,19 @@ __all__ = ["Episode", "LeRobotDataset", "LeRobotDatasetWriter", "write_episodes"
 
 VIDEO_STATS_FRAMES = 100  # frames sampled per episode for video stats (LeRobot samples too)
 VIDEO_STATS_SIDE = 150  # spatial stride so the sampled frames are about this many pixels on a side
+# How far (in frames) a stored timestamp may sit from frame_index / fps. LeRobot finds video frames at
+# from_timestamp + timestamp, so a quarter frame still names one frame, and it passes float32 timestamps of day-long
+# episodes and a 29.97 fps info.json over 30000/1001 fps timestamps for hours.
+TIMESTAMP_TOLERANCE_FRAMES = 0.25
 
 
 @dataclass
 class Episode:
-    """One episode in memory. `frames[key]` is [T, *shape] per feature; `videos[key]` is uint8 [T, H, W, 3]."""
+    """One episode in memory. `frames[key]` is [T, *shape] per feature; `videos[key]` is uint8 [T, H, W, 3].
+
+    `tasks` are the episode's tasks as the episodes table lists them (in no particular order); `frame_tasks` is the
+    task of every frame, since a task may change mid-episode (empty for an episode built in memory).
+    """
 
     index: int
     tasks: tuple[str, ...]
@@ -74,6 +83,7 @@ class Episode:
     timestamp: np.ndarray | None = None
     task_index: np.ndarray | None = None
     dataset_from_index: int = 0
+    frame_tasks: tuple[str, ...] = ()
 
     @property
     def length(self) -> int:
@@ -83,6 +93,9 @@ class Episode:
 
     @property
     def task(self) -> str:
+        """The task at frame 0 (the episodes table's order of `tasks` says nothing about which came first)."""
+        if self.frame_tasks:
+            return self.frame_tasks[0]
         return self.tasks[0] if self.tasks else ""
 
 
@@ -155,7 +168,24 @@ class LeRobotDataset:
         raw = read_json(self.stats_path, "stats.json")
         if not isinstance(raw, dict):
             raise DatasetFormatError(self.stats_path, None, "must hold a JSON object")
-        return stats_from_json(raw)
+        try:
+            stats = stats_from_json(raw)
+        except ValueError as exc:  # ragged lists
+            raise DatasetFormatError(self.stats_path, None, f"holds a list numpy cannot read: {exc}") from None
+        for key, part in stats.items():  # normalisation reads these: a wrong width must not reach a model
+            spec = self.features.get(key)
+            if spec is None or spec["dtype"] == "string":
+                continue
+            width = 3 if spec["dtype"] in ("video", "image") else spec["shape"][0]  # video stats are per channel
+            for name in STAT_NAMES:
+                wanted = 1 if name == "count" else width
+                if name in part and (part[name].dtype.kind not in "biuf" or part[name].size != wanted):
+                    raise DatasetFormatError(
+                        self.stats_path,
+                        f"{key}.{name}",
+                        f"holds {part[name].size} {part[name].dtype} values; {key} needs {wanted} numbers",
+                    )
+        return stats
 
     def feature_stats(self, keys: str | Sequence[str]) -> dict[str, np.ndarray]:
         """Stats of several 1-D features side by side (e.g. joints + gripper as one action vector).
@@ -169,14 +199,6 @@ class LeRobotDataset:
             part = stored.get(key)
             if part is None or any(name not in part for name in STAT_NAMES):
                 part = compute_stats(self.column(key))
-            width = self.features[key]["shape"][0]
-            for name in STAT_NAMES:
-                if name != "count" and np.asarray(part[name]).size != width:
-                    raise DatasetFormatError(
-                        self.stats_path,
-                        f"{key}.{name}",
-                        f"has {np.asarray(part[name]).size} values, the feature has {width}",
-                    )
             parts.append(part)
         out = {
             name: np.concatenate([np.asarray(p[name], dtype=np.float64).reshape(-1) for p in parts])
@@ -218,10 +240,7 @@ class LeRobotDataset:
         i = int(index) % n
         ep = {k: v[i] for k, v in self._episodes.items()}
         length = int(ep["length"])
-        data_path = self.root / self.info["data_path"].format(
-            chunk_index=int(ep["data/chunk_index"]), file_index=int(ep["data/file_index"])
-        )
-        table = self._episode_rows(data_path, i, length)
+        data_path, table = self._episode_rows(i)
         frames = {k: _column_array(table, k, self.features[k], data_path) for k in self.feature_keys}
         timestamp = _column_array(table, "timestamp", AUTO_FEATURES["timestamp"], data_path)[:, 0]
         task_index = _column_array(table, "task_index", AUTO_FEATURES["task_index"], data_path)[:, 0]
@@ -238,18 +257,14 @@ class LeRobotDataset:
             if self.features[key]["dtype"] == "image":
                 decoded[key] = _image_column(table, key, data_path, self.root)
                 continue
-            video_path = self.root / self.info["video_path"].format(
-                video_key=key,
-                chunk_index=int(ep[f"videos/{key}/chunk_index"]),
-                file_index=int(ep[f"videos/{key}/file_index"]),
-            )
+            video_path = self._video_path(key, i)
             clip = read_segment(
                 video_path,
                 float(ep[f"videos/{key}/from_timestamp"]),
                 float(ep[f"videos/{key}/to_timestamp"]),
                 self.fps,
                 length,
-                f"videos/{key}/to_timestamp",
+                key,
                 f" of episode {i} (from {EPISODES_DIR})",
             )
             h, w = image_hw(self.features[key])
@@ -260,15 +275,16 @@ class LeRobotDataset:
                     f"frames are {clip.shape[1]}x{clip.shape[2]} but info.json says {h}x{w}",
                 )
             decoded[key] = clip
-        tasks = tuple(ep["tasks"]) or (self.tasks[int(task_index[0])],)
+        frame_tasks = tuple(self.tasks[t] for t in task_index.tolist())
         return Episode(
             index=i,
-            tasks=tasks,
+            tasks=tuple(ep["tasks"]) or tuple(dict.fromkeys(frame_tasks)),
             frames=frames,
             videos=decoded,
             timestamp=timestamp,
             task_index=task_index,
             dataset_from_index=int(ep["dataset_from_index"]),
+            frame_tasks=frame_tasks,
         )
 
     def episodes(self, videos: bool | list[str] = True) -> Iterator[Episode]:
@@ -281,33 +297,94 @@ class LeRobotDataset:
             raise KeyError(f"key={key!r} is not a parquet feature; known: {self.feature_keys + list(AUTO_FEATURES)}")
         parts = []
         for i in range(self.num_episodes):
-            ep = {k: v[i] for k, v in self._episodes.items()}
-            path = self.root / self.info["data_path"].format(
-                chunk_index=int(ep["data/chunk_index"]), file_index=int(ep["data/file_index"])
-            )
-            parts.append(_column_array(self._episode_rows(path, i, int(ep["length"])), key, self.features[key], path))
+            path, rows = self._episode_rows(i)
+            parts.append(_column_array(rows, key, self.features[key], path))
         return np.concatenate(parts)
 
-    def _episode_rows(self, path: Path, episode_index: int, length: int) -> pa.Table:
-        table = self._table(path)
-        rows = table.filter(pc.equal(table.column("episode_index"), episode_index))
+    def _episode_rows(self, i: int) -> tuple[Path, pa.Table]:
+        """Episode i's rows of its data file in frame order, with the index columns checked against meta/episodes
+        (LeRobot locates a frame's video by from_timestamp + timestamp and its row by index)."""
+        length, start = int(self._episodes["length"][i]), int(self._episodes["dataset_from_index"][i])
+        path = self._data_path(i)
+        table = self._table(path, i)
+        rows = table.filter(pc.equal(table.column("episode_index"), i))
         if rows.num_rows != length:
             raise DatasetFormatError(
-                path,
-                "episode_index",
-                f"holds {rows.num_rows} rows of episode {episode_index} but {EPISODES_DIR} gives length {length}",
+                path, "episode_index", f"holds {rows.num_rows} rows of episode {i} but {EPISODES_DIR} gives length {length}"
             )
         frame_index = rows.column("frame_index").to_numpy()
         if not np.array_equal(frame_index, np.arange(length)):
             order = np.argsort(frame_index, kind="stable")
             if not np.array_equal(frame_index[order], np.arange(length)):
-                raise DatasetFormatError(
-                    path, "frame_index", f"episode {episode_index} does not number its frames 0..{length - 1}"
-                )
+                raise DatasetFormatError(path, "frame_index", f"episode {i} does not number its frames 0..{length - 1}")
             rows = rows.take(pa.array(order))
-        return rows
+        index = _column_array(rows, "index", AUTO_FEATURES["index"], path)[:, 0]
+        if (bad := np.flatnonzero(index != start + np.arange(length))).size:
+            raise DatasetFormatError(
+                path,
+                "index",
+                f"frame {bad[0]} of episode {i} has index {index[bad[0]]}; {EPISODES_DIR} gives dataset_from_index "
+                f"{start}, so frame t must have index {start} + t",
+            )
+        timestamp = _column_array(rows, "timestamp", AUTO_FEATURES["timestamp"], path)[:, 0]
+        off = np.abs(timestamp.astype(np.float64) * self.fps - np.arange(length))
+        if (bad := np.flatnonzero(off > TIMESTAMP_TOLERANCE_FRAMES)).size:
+            t = bad[0]
+            raise DatasetFormatError(
+                path,
+                "timestamp",
+                f"frame {t} of episode {i} has timestamp {float(timestamp[t]):g} s but frame_index / fps is "
+                f"{t / self.fps:g} s; accepted: within {TIMESTAMP_TOLERANCE_FRAMES:g} frame of it",
+            )
+        return path, rows
 
-    def _table(self, path: Path) -> pa.Table:
+    def check_files(self) -> None:
+        """Refuse data and video files, and video frames past the last episode of a file, that no episode in
+        meta/episodes places there. A crash before the metadata was written, or a hand edit, leaves such episodes:
+        LeRobot never sees them. `worldpolicy dataset check` runs this; `episode` checks the data files it reads."""
+        import av
+
+        ends: dict[Path, float] = {}  # video file -> where its last listed episode ends (s)
+        for key in (k for k in self.video_keys if self.features[k]["dtype"] == "video"):
+            for i in range(self.num_episodes):
+                path = self._video_path(key, i)
+                ends[path] = max(ends.get(path, 0.0), float(self._episodes[f"videos/{key}/to_timestamp"][i]))
+        listed = {self._data_path(i) for i in range(self.num_episodes)} | set(ends)
+        templates = [self.info["data_path"]] + ([self.info["video_path"]] if self.info.get("video_path") else [])
+        for template in templates:
+            for path in sorted(self.root.glob(re.sub(r"\{[^}]*\}", "*", template))):
+                if path not in listed:
+                    raise DatasetFormatError(
+                        path, None, f"no episode in {EPISODES_DIR} places its frames in this file; it holds unlisted ones"
+                    )
+        for path, end in ends.items():
+            try:
+                with av.open(str(path)) as container:
+                    frames = container.streams.video[0].frames if container.streams.video else 0
+            except (av.error.FFmpegError, OSError):
+                continue  # missing or undecodable: `episode` names it
+            if frames > round(end * self.fps):
+                raise DatasetFormatError(
+                    path,
+                    None,
+                    f"holds {frames} frames but the episodes {EPISODES_DIR} places in it end at frame "
+                    f"{round(end * self.fps)}; the rest belong to no listed episode",
+                )
+
+    def _video_path(self, key: str, i: int) -> Path:
+        return self.root / self.info["video_path"].format(
+            video_key=key,
+            chunk_index=int(self._episodes[f"videos/{key}/chunk_index"][i]),
+            file_index=int(self._episodes[f"videos/{key}/file_index"][i]),
+        )
+
+    def _data_path(self, i: int) -> Path:
+        return self.root / self.info["data_path"].format(
+            chunk_index=int(self._episodes["data/chunk_index"][i]), file_index=int(self._episodes["data/file_index"][i])
+        )
+
+    def _table(self, path: Path, i: int) -> pa.Table:
+        """The data file at `path` (episode i's), checked to hold the rows of exactly the episodes placed in it."""
         if path in self._tables:
             self._tables.move_to_end(path)
             return self._tables[path]
@@ -327,6 +404,19 @@ class LeRobotDataset:
                     if key not in AUTO_FEATURES
                     else "column is missing",
                 )
+        chunk, file = self._episodes["data/chunk_index"], self._episodes["data/file_index"]
+        placed = np.flatnonzero((chunk == chunk[i]) & (file == file[i]))
+        listed = int(self._episodes["length"][placed].sum())
+        if table.num_rows != listed:
+            held = set(pc.unique(table.column("episode_index")).to_pylist())
+            extra, missing = sorted(held - set(placed.tolist())), sorted(set(placed.tolist()) - held)
+            raise DatasetFormatError(
+                path,
+                "episode_index",
+                f"holds {table.num_rows} rows but the episodes {EPISODES_DIR} places in it have {listed}"
+                + (f"; it holds rows of episodes {extra[:10]}, which {EPISODES_DIR} does not place here" if extra else "")
+                + (f"; it has no rows of episodes {missing[:10]}" if missing else ""),
+            )
         self._tables[path] = table
         while len(self._tables) > 2:
             self._tables.popitem(last=False)
@@ -442,11 +532,13 @@ def _column_array(table: pa.Table, key: str, spec: Mapping[str, Any], path: Path
     n = len(col)
     if col.null_count:
         raise DatasetFormatError(path, key, f"has {col.null_count} null values")
+    kind = col.type
     if spec["dtype"] == "string":
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            raise DatasetFormatError(path, key, f"column is {kind} but {INFO_PATH} gives dtype string")
         arr = np.empty((n, 1), dtype=object)
         arr[:, 0] = col.to_pylist()
         return arr
-    kind = col.type
     if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
         lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
         if np.any(lengths != width):
@@ -458,10 +550,31 @@ def _column_array(table: pa.Table, key: str, spec: Mapping[str, Any], path: Path
         if width != 1:
             raise DatasetFormatError(path, key, f"is a scalar column but info.json shape says [{width}]")
         values = col.to_numpy(zero_copy_only=False).reshape(n, 1)
-    try:
-        return values.astype(np.dtype(spec["dtype"]), copy=False)
-    except (TypeError, ValueError) as exc:
-        raise DatasetFormatError(path, key, f"cannot be read as {spec['dtype']}: {exc}") from None
+    return _as_declared(values, np.dtype(spec["dtype"]), kind, key, path)
+
+
+def _as_declared(values: np.ndarray, dtype: np.dtype, arrow_type: pa.DataType, key: str, path: Path) -> np.ndarray:
+    """Cast a column to info.json's dtype only where no value changes: a bare astype would read the strings "False"
+    as True and floats 0.18..0.9 as int 0, silently."""
+    source = values.dtype
+    if source == dtype:
+        return values
+    fits = dtype.kind == "f" and source.kind in "biuf"  # int -> float and float64 -> float32 are accepted widenings
+    if dtype.kind in "iu" and source.kind in "biu":
+        fits = np.can_cast(source, dtype) or not values.size or (
+            np.iinfo(dtype).min <= values.min() and values.max() <= np.iinfo(dtype).max
+        )
+    if dtype.kind == "b" and source.kind in "iu":
+        fits = bool(np.isin(values, (0, 1)).all())
+    if not fits:
+        raise DatasetFormatError(
+            path,
+            key,
+            f"column is {arrow_type} but {INFO_PATH} gives dtype {dtype.name}, and reading it as {dtype.name} would "
+            "change its values; accepted: the same type, ints or floats for a float dtype, ints in range for an int "
+            "dtype, 0/1 ints for bool",
+        )
+    return values.astype(dtype)
 
 
 def _image_column(table: pa.Table, key: str, path: Path, root: Path) -> np.ndarray:
@@ -533,7 +646,10 @@ class LeRobotDatasetWriter:
         self._data_limit = data_files_size_in_mb * 1024**2
         self._video_limit = video_files_size_in_mb * 1024**2
         self._data_mb, self._video_mb = data_files_size_in_mb, video_files_size_in_mb
-        self.features = _check_user_features(features, "features") if features is not None else None
+        self.features = None
+        if features is not None:
+            self.features = _check_user_features(features, "features")
+            _check_video_sizes(self.features, video_codec, "features")
         self.root.parent.mkdir(parents=True, exist_ok=True)
         self._stage = Path(tempfile.mkdtemp(dir=self.root.parent, prefix=f".{self.root.name}.writing-"))
         self._tasks: dict[str, int] = {}
@@ -552,33 +668,46 @@ class LeRobotDatasetWriter:
         """Episodes added so far (what `finalize` would publish)."""
         return len(self._rows)
 
-    def add_episode(self, frames: Mapping[str, Any], videos: Mapping[str, Any] | None = None, task: str = "") -> int:
-        """Append one episode: per-frame arrays [T, *shape] and uint8 videos [T, H, W, 3]. Returns its index."""
+    def add_episode(
+        self, frames: Mapping[str, Any], videos: Mapping[str, Any] | None = None, task: str | Sequence[str] = ""
+    ) -> int:
+        """Append one episode: per-frame arrays [T, *shape] and uint8 videos [T, H, W, 3]. Returns its index.
+
+        `task` is one string for the whole episode, or one per frame for an episode whose task changes mid-way.
+        """
         if self._done:
             raise RuntimeError("this writer was finalised or aborted; open a new LeRobotDatasetWriter")
-        if not isinstance(task, str) or not task.strip():
-            raise ValueError(f"task={task!r} must be a non-empty string describing the episode")
+        texts = _check_task(task)
         frames, videos = dict(frames or {}), dict(videos or {})
         episode_index = len(self._rows)
         where = f"episode {episode_index}"
         inferred = self.features is None
         if inferred:
-            self.features = _infer_features(frames, videos)
+            features = _infer_features(frames, videos)
+            _check_video_sizes(features, self.video_codec, "videos")
+            self.features = features
         try:
             columns, clips, length = self._checked_episode(frames, videos, where)
+            if isinstance(task, str):
+                texts *= length
+            elif len(texts) != length:
+                raise ValueError(
+                    f"task of {where} holds {len(texts)} strings for {length} frames; give one string, or one per frame"
+                )
         except ValueError:
             if inferred:  # a rejected first episode must not fix the schema
                 self.features = None
             raise
-        task_index = self._tasks.setdefault(task, len(self._tasks))
+        names = list(dict.fromkeys(texts))  # the episode's tasks, in the order they first occur
+        lookup = {name: self._tasks.setdefault(name, len(self._tasks)) for name in names}
         auto = {
             "timestamp": (np.arange(length) / self.fps).astype(np.float32),
             "frame_index": np.arange(length, dtype=np.int64),
             "episode_index": np.full(length, episode_index, dtype=np.int64),
             "index": np.arange(self._total_frames, self._total_frames + length, dtype=np.int64),
-            "task_index": np.full(length, task_index, dtype=np.int64),
+            "task_index": np.array([lookup[t] for t in texts], dtype=np.int64),
         }
-        row: dict[str, Any] = {"episode_index": episode_index, "tasks": [task], "length": length}
+        row: dict[str, Any] = {"episode_index": episode_index, "tasks": names, "length": length}
         row.update(self._append_data(columns, auto))
         row["dataset_from_index"], row["dataset_to_index"] = self._total_frames, self._total_frames + length
         for key, clip in clips.items():
@@ -822,12 +951,14 @@ def write_episodes(
 ) -> LeRobotDataset:
     """Write an iterable of episodes as one dataset; each is an `Episode` or {"frames", "videos", "task"}.
 
-    This is the seam for converters (sim rollouts, other formats): produce episodes lazily, one at a time.
+    This is the seam for converters (sim rollouts, other formats): produce episodes lazily, one at a time. An
+    `Episode` read from a dataset keeps the task of every frame. Copying a dataset:
+    `write_episodes(dst, src.episodes(), fps=src.fps, features=src.features, robot_type=src.robot_type)`.
     """
     with LeRobotDatasetWriter(root, fps, features, robot_type, **writer_options) as writer:
         for n, ep in enumerate(episodes):
             if isinstance(ep, Episode):
-                writer.add_episode(ep.frames, ep.videos, ep.task)
+                writer.add_episode(ep.frames, ep.videos, ep.frame_tasks or ep.task)
             elif isinstance(ep, Mapping) and "frames" in ep and "task" in ep:
                 writer.add_episode(ep["frames"], ep.get("videos"), ep["task"])
             else:
@@ -842,12 +973,23 @@ def write_episodes(
 
 
 def _check_user_features(features: Mapping[str, Mapping[str, Any]], param: str) -> dict[str, dict[str, Any]]:
+    """Checked features; the automatic columns are dropped when given as the writer writes them (as a dataset's
+    `features` lists them, so `features=src.features` copies), and refused otherwise."""
     if not isinstance(features, Mapping) or not features:
         raise ValueError(f"{param} must be a non-empty mapping of feature name -> {{dtype, shape, names}}")
     out = {}
     for name, spec in features.items():
         if name in AUTO_FEATURES:
-            raise ValueError(f"{param}[{name!r}] is a column the writer fills in itself; remove it")
+            auto = AUTO_FEATURES[name]
+            if isinstance(spec, Mapping) and spec.get("dtype") == auto["dtype"] and spec.get("shape") in (
+                auto["shape"],
+                tuple(auto["shape"]),
+            ):
+                continue
+            raise ValueError(
+                f"{param}[{name!r}] is {spec!r}, but {name!r} is a column the writer fills in itself, as "
+                f"dtype {auto['dtype']!r} shape {auto['shape']}; remove it"
+            )
         try:
             spec = check_feature(name, spec, param, field_prefix=param)
         except DatasetFormatError as exc:
@@ -855,7 +997,29 @@ def _check_user_features(features: Mapping[str, Mapping[str, Any]], param: str) 
         if spec["dtype"] == "image":
             raise ValueError(f"{param}[{name!r}]: dtype 'image' is read but not written; use dtype 'video'")
         out[name] = {"dtype": spec["dtype"], "shape": spec["shape"], "names": spec.get("names")}
+    if not out:
+        raise ValueError(f"{param} names only the columns the writer fills in itself ({', '.join(AUTO_FEATURES)})")
     return out
+
+
+def _check_video_sizes(features: Mapping[str, Mapping[str, Any]], codec: str, param: str) -> None:
+    """Refuse a frame size the codec cannot encode before anything is recorded or written."""
+    for key, spec in features.items():
+        if spec["dtype"] == "video":
+            try:
+                CODECS[codec].check_frame_size(*image_hw(spec))
+            except ValueError as exc:
+                raise ValueError(f"{param}[{key!r}]: {exc}") from None
+
+
+def _check_task(task: Any) -> list[str]:
+    """An episode's task strings: one for every frame, or one per frame."""
+    texts = [task] if isinstance(task, str) else list(task) if isinstance(task, (Sequence, np.ndarray)) else []
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
+    if not texts or bad:
+        shown = f"task={task!r}" if isinstance(task, str) or not texts else f"task[{bad[0]}]={texts[bad[0]]!r}"
+        raise ValueError(f"{shown}: give a non-empty string describing the episode, or one such string per frame")
+    return texts
 
 
 def _infer_features(frames: Mapping[str, Any], videos: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -19,17 +19,20 @@ def read_segment(
     to_timestamp: float,
     fps: float,
     expected: int | None,
-    field: str,
+    key: str,
     context: str = "",
 ) -> np.ndarray:
-    """Decode the frames of [from_timestamp, to_timestamp) as uint8 [T, H, W, 3].
+    """Decode the frames of video feature `key` in [from_timestamp, to_timestamp) as uint8 [T, H, W, 3].
 
     Frames are matched by index round(t · fps), which tolerates the float rounding of stored timestamps.
     """
     import av
 
     if not path.is_file():
-        raise DatasetFormatError(path, None, f"video file is missing (referenced by {field}{context})")
+        raise DatasetFormatError(
+            path, None, f"video file is missing (named by videos/{key}/chunk_index and file_index{context})"
+        )
+    field = f"videos/{key}/to_timestamp"
     first = round(from_timestamp * fps)
     last = round(to_timestamp * fps)
     frames = []

@@ -49,6 +49,14 @@ class VideoCodec:
     name: str  # the codec name as LeRobot's info.json records it (`video.codec`)
     lossless: bool = False
 
+    def check_frame_size(self, height: int, width: int) -> None:
+        """yuv420p stores colour at half resolution, so its encoders refuse odd sizes: say so before encoding."""
+        if self.pix_fmt == "yuv420p" and (height % 2 or width % 2):
+            raise ValueError(
+                f"video_codec={self.encoder!r} needs even frame sizes, got {height}x{width}; "
+                f"use video_codec='libx264rgb' for odd sizes"
+            )
+
 
 CODECS = {
     "libx264": VideoCodec("libx264", "yuv420p", (("crf", "18"), ("preset", "veryfast")), "h264"),
@@ -75,11 +83,7 @@ class VideoFileWriter:
         if fps <= 0:
             raise ValueError(f"fps={fps} must be > 0")
         spec = CODECS[codec]
-        if spec.pix_fmt == "yuv420p" and (height % 2 or width % 2):
-            raise ValueError(
-                f"video_codec={codec!r} needs even frame sizes, got {height}x{width}; "
-                f"use video_codec='libx264rgb' for odd sizes"
-            )
+        spec.check_frame_size(height, width)
         self.path, self.fps, self.shape = Path(path), fps_fraction(fps), (height, width, 3)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".mp4")
