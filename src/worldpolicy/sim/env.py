@@ -71,6 +71,7 @@ class TabletopEnv(gym.Env):
         self._arm_qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in self.robot.arm_joints])
         self._finger_qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in self.robot.gripper_joints])
         self._arm_act = np.array([m.actuator(a).id for a in self.robot.arm_actuators])
+        self._arm_dofadr = np.array([m.jnt_dofadr[m.joint(j).id] for j in self.robot.arm_joints])
         self._grip_act = m.actuator(self.robot.gripper_actuator).id
         jids = [m.joint(j).id for j in self.robot.arm_joints]
         self.lower, self.upper = m.jnt_range[jids, 0].copy(), m.jnt_range[jids, 1].copy()
@@ -83,6 +84,7 @@ class TabletopEnv(gym.Env):
         self.episode = None
         self.steps = 0
         self.gripper_command = 0.0
+        self.peak_joint_speed = np.zeros(self.robot.dof)  # max |qvel| (rad/s) per arm joint over the last act()
 
         dof = self.robot.dof
         self.action_space = gym.spaces.Box(
@@ -125,6 +127,7 @@ class TabletopEnv(gym.Env):
         for _ in range(self.n_substeps):  # let objects settle on the table
             mujoco.mj_step(self.model, self.data)
         self.steps = 0
+        self.peak_joint_speed = np.zeros(self.robot.dof)
         return self.observe(), self._info()
 
     def step(self, action):
@@ -144,7 +147,8 @@ class TabletopEnv(gym.Env):
 
     # --- lower-level API used by rollouts ------------------------------------------------------------------------
     def act(self, action: np.ndarray) -> None:
-        """Advance one control period with arm joint targets + gripper g (validated; out-of-limit joints warned)."""
+        """Advance one control period with arm joint targets + gripper g (validated; out-of-limit joints warned).
+        `peak_joint_speed` then holds each arm joint's fastest |velocity| during the period."""
         if self.episode is None:
             raise RuntimeError("call reset() before act()/step()")
         action = np.asarray(action, dtype=np.float64)
@@ -161,7 +165,11 @@ class TabletopEnv(gym.Env):
         self.data.ctrl[self._arm_act] = np.clip(joints, self.lower, self.upper)
         self.gripper_command = float(action[dof])
         self.data.ctrl[self._grip_act] = gripper_ctrl
-        mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
+        peak = np.zeros(dof)
+        for _ in range(self.n_substeps):  # one at a time: a speed peak inside the period counts too
+            mujoco.mj_step(self.model, self.data)
+            np.maximum(peak, np.abs(self.data.qvel[self._arm_dofadr]), out=peak)
+        self.peak_joint_speed = peak
         self.steps += 1
 
     def set_arm(self, q: np.ndarray) -> None:

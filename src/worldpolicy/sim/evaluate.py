@@ -71,6 +71,7 @@ class EvalReport:
             "mean_final_distance_m": float(np.mean([e.final_distance_m for e in self.episodes])),
             "mean_policy_s_per_episode": float(np.mean([e.policy_s for e in self.episodes])),
             "mean_ik_error_mm": float(np.mean(ik)) if ik else None,
+            "over_velocity_steps": sum(e.over_velocity_steps for e in self.episodes),
             "episodes": [e.to_json() for e in self.episodes],
         }
 
@@ -88,14 +89,14 @@ class EvalReport:
             "",
             *([f"**Incomplete: {len(self.episodes)} of {self.requested} episodes ran.**", ""]
               if self.requested > len(self.episodes) else []),
-            "| seed | success | steps | final distance (cm) | chunks | policy s | IK mean/max mm | clipped | prompt |",
-            "|---:|:---:|---:|---:|---:|---:|---:|---:|---|",
+            "| seed | success | steps | final distance (cm) | chunks | policy s | IK mean/max mm | clipped | too fast | prompt |",
+            "|---:|:---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for e in self.episodes:
             ik = "-" if e.ik_mean_mm is None else f"{e.ik_mean_mm:.2f}/{e.ik_max_mm:.2f}"
             lines.append(
                 f"| {e.seed} | {'yes' if e.success else 'no'} | {e.steps} | {100 * e.final_distance_m:.1f} | "
-                f"{e.chunks} | {e.policy_s:.2f} | {ik} | {e.clipped} | {e.prompt} |"
+                f"{e.chunks} | {e.policy_s:.2f} | {ik} | {e.clipped} | {e.over_velocity_steps} | {e.prompt} |"
             )
         return "\n".join(lines) + "\n"
 
