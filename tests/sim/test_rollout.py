@@ -195,3 +195,26 @@ def test_steps_above_the_joint_velocity_limit_are_counted_and_warned_once(caplog
         fast = Rollout(env, _Fixed("droid", np.tile(jump, (32, 1)))).run(seed=0)
     assert 1 <= fast.over_velocity_steps <= fast.steps and fast.to_json()["over_velocity_steps"] == fast.over_velocity_steps
     assert caplog.text.count("joint velocity:") == 1 and "at step 0 joint1, joint7 moved" in caplog.text  # once per episode
+
+
+def test_sampling_seeds_differ_across_episodes_and_replay_alone():
+    """Episode s's request c used seed s + c, so episode 1's chunks reused episode 0's seeds from its second call on."""
+    from worldpolicy.sim.policies import call_seed, wrap_policy
+
+    seen = []
+
+    class Recorder(_Fixed):
+        def act(self, observation, prompt, seed=None, decode_video=False):
+            seen.append(seed)
+            return super().act(observation, prompt)
+
+    env = TabletopEnv("reach", image_size=None, max_steps=12)
+    still = np.tile(np.append(env.robot.home, 0.0), (4, 1))
+    rollout = Rollout(env, wrap_policy(Recorder("droid", still), seed=0), ChunkStrategy("execute", 4))
+    for seed in range(3):
+        rollout.run(seed)
+    assert len(seen) == 9 and len(set(seen)) == 9 and all(0 <= s < 2**63 for s in seen)
+    in_run = seen[6:]
+    seen.clear()
+    Rollout(env, wrap_policy(Recorder("droid", still), seed=2), ChunkStrategy("execute", 4)).run(2)
+    assert seen == in_run == [call_seed(2, c) for c in range(3)]

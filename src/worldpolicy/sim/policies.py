@@ -20,7 +20,7 @@ from worldpolicy.robot.kinematics import IKSolver
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PolicyBackend", "RandomPolicy", "ScriptedPolicy", "make_policy", "wrap_policy"]
+__all__ = ["PolicyBackend", "RandomPolicy", "ScriptedPolicy", "call_seed", "make_policy", "wrap_policy"]
 
 _STATE_KEY = "privileged/state"  # ScriptedPolicy.snapshot: sim state taken with the observation
 DOWN = np.diag([1.0, -1.0, -1.0])  # TCP pointing at the table, hand x along world x
@@ -127,8 +127,16 @@ class RandomPolicy:
         )
 
 
+def call_seed(episode_seed: int, call: int) -> int:
+    """The sampling seed of request `call` (0, 1, ...) in the episode seeded `episode_seed`: a hash of the pair, so
+    neighbouring episodes share none (`episode_seed + call` gave episode s's call 1 the seed of episode s+1's call 0);
+    below 2**63, the range `Policy.act` and our server accept."""
+    return int(np.random.SeedSequence([episode_seed, call]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
 class _Seeded:
-    """Adapts `Policy` / `RemotePolicy` to the backend protocol, passing a deterministic per-call seed."""
+    """Adapts `Policy` / `RemotePolicy` to the backend protocol, passing a deterministic per-call seed (`call_seed`):
+    the same on a local and a ws:// backend, and the same for an episode run alone or inside a longer run."""
 
     def __init__(self, policy: Any, embodiment: Embodiment, seed: int | None, decode_video: bool) -> None:
         self.policy, self.embodiment, self.decode_video = policy, embodiment, decode_video
@@ -145,7 +153,7 @@ class _Seeded:
         return int(own or self.embodiment.chunk_size)
 
     def act(self, observation: dict[str, Any], prompt: str) -> Prediction:
-        seed = None if self.seed is None else self.seed + self.calls
+        seed = None if self.seed is None else call_seed(self.seed, self.calls)
         self.calls += 1
         obs = {k: v for k, v in observation.items() if k != "prompt"}
         return self.policy.act(obs, prompt, seed=seed, decode_video=self.decode_video)
