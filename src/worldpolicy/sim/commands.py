@@ -32,7 +32,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--execute-steps", type=int, default=None,
                    help="k actions per chunk (default: the model's execute_steps for execute, else per strategy)")
     p.add_argument("--ensemble-decay", type=float, default=0.1)
-    p.add_argument("--control-hz", type=float, default=15.0)
+    p.add_argument("--control-hz", type=float, default=15.0,
+                   help="control rate; match the policy's fps (warned when they differ: bridge is 5)")
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--image-size", default="180x320", help="HxW of each camera image")
     p.add_argument("--videos", type=int, default=1, help="record mp4s for the first N episodes")
@@ -73,6 +74,14 @@ def _clear_previous_run(out: Path) -> None:
     logger.info("--out %s: replacing the previous sim run there", out)
 
 
+def _warn_rate_mismatch(fps: float | None, control_hz: float, policy: str) -> None:
+    """A policy run faster or slower than its actions' rate moves the arm at the wrong speed: say so before the run."""
+    if fps is not None and abs(control_hz / fps - 1) > 0.02:
+        logger.warning("--policy %s acts at %g fps but --control-hz is %g: each action runs for %.3g s instead of %.3g "
+                       "s; pass --control-hz %g to run it at its own rate", policy, fps, control_hz, 1 / control_hz,
+                       1 / fps, fps)
+
+
 def run(args: argparse.Namespace) -> int:
     import os
 
@@ -105,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
     from worldpolicy.sim.env import TabletopEnv
     from worldpolicy.sim.evaluate import evaluate, write_report
-    from worldpolicy.sim.policies import make_policy
+    from worldpolicy.sim.policies import make_policy, policy_fps
     from worldpolicy.sim.rollout import ChunkStrategy
 
     strategy = ChunkStrategy(args.strategy, args.execute_steps, args.ensemble_decay)
@@ -131,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         # a chunk too short for --execute-steps: say so now, not after the first inference
         chunk = getattr(policy, "chunk_size", None) or policy.embodiment.chunk_size
         strategy.for_policy(policy).steps_for(chunk, "--execute-steps")
+        _warn_rate_mismatch(policy_fps(policy), env.control_hz, args.policy)
         _clear_previous_run(args.out)  # every check passed: this run replaces the previous one
         report = evaluate(
             env, policy, policy_name=name, episodes=args.episodes, seed=args.seed, strategy=strategy,

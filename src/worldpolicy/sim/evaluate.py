@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from worldpolicy.fileio import write_bytes_atomic
+from worldpolicy.sim.policies import policy_fps
 from worldpolicy.sim.rollout import ChunkStrategy, EpisodeResult, Rollout
 
 __all__ = ["EvalReport", "evaluate", "wilson_interval", "write_report"]
@@ -45,6 +46,7 @@ class EvalReport:
     actual_control_hz: float | None = None  # whole physics steps per control period (15 Hz runs at 15.15 Hz)
     max_steps: int | None = None
     embodiment: str | None = None  # the action space the policy's chunks were decoded in
+    policy_fps: float | None = None  # the rate the policy's actions are meant to run at (compare control_hz)
 
     @property
     def successes(self) -> int:
@@ -62,7 +64,8 @@ class EvalReport:
             "schema": "worldpolicy.sim_eval/v1",
             "task": self.task, "policy": self.policy, "embodiment": self.embodiment, "robot": self.robot,
             "strategy": self.strategy,
-            "control_hz": self.control_hz, "actual_control_hz": self.actual_control_hz, "max_steps": self.max_steps,
+            "control_hz": self.control_hz, "actual_control_hz": self.actual_control_hz, "policy_fps": self.policy_fps,
+            "max_steps": self.max_steps,
             "seed": self.seed,
             "n_episodes": len(self.episodes), "episodes_requested": max(self.requested, len(self.episodes)),
             "successes": self.successes, "success_rate": self.success_rate,
@@ -126,7 +129,8 @@ def evaluate(
                         {"kind": strategy.kind, "execute_steps": strategy.execute_steps,
                          "ensemble_decay": strategy.ensemble_decay}, env.control_hz, seed, requested=episodes,
                         actual_control_hz=env.actual_control_hz, max_steps=env.max_steps,
-                        embodiment=getattr(getattr(policy, "embodiment", None), "key", None))
+                        embodiment=getattr(getattr(policy, "embodiment", None), "key", None),
+                        policy_fps=policy_fps(policy))
     bar = tqdm(range(episodes), desc=f"{env.task.name}/{policy_name}", disable=not progress, unit="ep")
     for i in bar:
         record = video_dir is not None and i < videos
