@@ -179,3 +179,39 @@ def test_sim_cli_warns_when_the_policy_rate_is_not_the_control_rate(argv, fps, w
     else:
         assert "fps but --control-hz" not in err
     assert json.loads((out / "report.json").read_text())["policy_fps"] == fps
+
+
+def test_sim_cli_a_rerun_that_fails_in_its_first_episode_leaves_no_stale_report(tmp_path, capsys, monkeypatch):
+    """The old report.json/.md stayed (describing the previous run) while its plot and videos were gone."""
+    out = tmp_path / "run"
+    common = ["sim", "--task", "reach", "--image-size", "48x64", "--no-progress", "--out", str(out)]
+    assert main([*common, "--policy", "scripted", "--episodes", "1", "--videos", "1", "--max-steps", "3"]) == 0
+    from worldpolicy.sim.rollout import Rollout
+
+    def fail(self, seed, **kwargs):
+        raise ValueError("the policy server went away")
+
+    monkeypatch.setattr(Rollout, "run", fail)
+    assert main([*common, "--policy", "random", "--episodes", "2"]) == 2
+    assert "the policy server went away" in capsys.readouterr().err
+    assert [p.name for p in out.rglob("*") if p.is_file()] == []
+
+
+def test_sim_cli_no_offscreen_rendering_is_one_line_and_leaves_the_previous_run(tmp_path, capsys, monkeypatch):
+    """MUJOCO_GL=glfw without a display printed a 43-line traceback ending in RenderingUnavailable."""
+    import worldpolicy.sim.env
+    from worldpolicy.sim.rendering import RenderingUnavailable
+
+    out = tmp_path / "run"
+    common = ["sim", "--task", "reach", "--image-size", "48x64", "--no-progress", "--out", str(out)]
+    assert main([*common, "--policy", "scripted", "--episodes", "1", "--videos", "1", "--max-steps", "3"]) == 0
+    kept = sorted(p.relative_to(out) for p in out.rglob("*"))
+
+    def no_gl(*args, **kwargs):
+        raise RenderingUnavailable("offscreen rendering failed with MUJOCO_GL=glfw (no display)")
+
+    monkeypatch.setattr(worldpolicy.sim.env, "make_renderer", no_gl)
+    assert main([*common, "--policy", "scripted", "--episodes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "sim: error: offscreen rendering failed with MUJOCO_GL=glfw" in err and "Traceback" not in err
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == kept

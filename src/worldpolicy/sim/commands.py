@@ -58,8 +58,9 @@ def _image_size(text: str) -> tuple[int, int] | None:
 
 
 def _clear_previous_run(out: Path) -> None:
-    """Remove what an earlier sim run left in `out` that this run may not rewrite (its plot and episode videos), so
-    the folder describes one run. Called once every check has passed; a folder without a sim report is left alone."""
+    """Remove what an earlier sim run left in `out` (its reports, plot and episode videos), so the folder describes one
+    run even if this one fails before its first report. Called once every check has passed; a folder without a sim
+    report is left alone."""
     import json
 
     try:
@@ -68,7 +69,8 @@ def _clear_previous_run(out: Path) -> None:
         return
     if not isinstance(previous, dict) or previous.get("schema") != "worldpolicy.sim_eval/v1":
         return
-    for path in [out / "report.png", *sorted((out / "videos").glob("episode_*.mp4"))]:
+    for path in [out / "report.png", out / "report.md", *sorted((out / "videos").glob("episode_*.mp4")),
+                 out / "report.json"]:  # the marker last: an interrupted clear is still recognised as a sim run
         if path.is_file():
             path.unlink()
     logger.info("--out %s: replacing the previous sim run there", out)
@@ -124,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
     record_size = image_size if (needs_images or args.videos > 0) else None
     env = TabletopEnv(args.task, args.robot, control_hz=args.control_hz, image_size=record_size,
                       max_steps=args.max_steps)
+    if record_size is not None:
+        env.open_renderer()  # a machine that cannot render says so now, before a checkpoint loads or --out is cleared
     name = args.policy if args.policy in ("scripted", "random") or args.policy.startswith("ws") else Path(args.policy).name
     policy = None
     finished: list[int] = []

@@ -201,12 +201,17 @@ class TabletopEnv(gym.Env):
                 obs[key] = self.render_camera(key)
         return obs
 
-    def render_camera(self, key: str) -> np.ndarray:
-        if key not in CAMERAS:
-            raise KeyError(f"camera: unknown key {key!r}; known: {list(CAMERAS)}")
+    def open_renderer(self) -> None:
+        """Create the offscreen GL context now rather than at the first image, so a machine that cannot render fails
+        before any other work (`RenderingUnavailable`)."""
         if self._renderer is None:
             h, w = self.image_size or (180, 320)
             self._renderer = make_renderer(self.model, h, w)
+
+    def render_camera(self, key: str) -> np.ndarray:
+        if key not in CAMERAS:
+            raise KeyError(f"camera: unknown key {key!r}; known: {list(CAMERAS)}")
+        self.open_renderer()
         self._renderer.update_scene(self.data, camera=CAMERAS[key])
         return self._renderer.render().copy()
 
