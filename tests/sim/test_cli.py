@@ -215,3 +215,24 @@ def test_sim_cli_no_offscreen_rendering_is_one_line_and_leaves_the_previous_run(
     err = capsys.readouterr().err
     assert "sim: error: offscreen rendering failed with MUJOCO_GL=glfw" in err and "Traceback" not in err
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == kept
+
+
+def test_sim_cli_mujoco_gl_osmesa_without_the_library_is_one_line(tmp_path):
+    """`import mujoco` failed with "'NoneType' object has no attribute 'glGetError'" and a 25-line traceback."""
+    import ctypes.util
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import worldpolicy
+
+    if ctypes.util.find_library("OSMesa"):
+        pytest.skip("libOSMesa is installed here")
+    env = {k: v for k, v in os.environ.items() if k != "PYOPENGL_PLATFORM"}  # set by this process's EGL context
+    env.update(MUJOCO_GL="osmesa", PYTHONPATH=str(Path(worldpolicy.__file__).parents[1]))
+    argv = [sys.executable, "-m", "worldpolicy.cli", "sim", "--policy", "scripted", "--out", str(tmp_path / "run")]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+    expected = ("worldpolicy sim: error: MUJOCO_GL=osmesa but libOSMesa is not installed: `apt-get install -y "
+                "libosmesa6`, or unset MUJOCO_GL to use whichever of egl and osmesa is installed")
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [expected]

@@ -164,3 +164,25 @@ def test_task_options_are_checked_by_name():
         get_task("reach", height=0.3)
     with pytest.raises(ValueError, match=r"task 'push': unknown option\(s\) \['upper_share'\]; accepted: none"):
         get_task("push", upper_share=0.5)
+
+
+def test_an_explicit_gl_backend_without_its_library_is_a_clear_error(monkeypatch):
+    import sys
+
+    from worldpolicy.sim import rendering
+
+    monkeypatch.delitem(sys.modules, "mujoco")  # as before mujoco's first import, when the check runs
+    monkeypatch.delenv("PYOPENGL_PLATFORM", raising=False)
+    monkeypatch.setenv("MUJOCO_GL", "osmesa")
+    monkeypatch.setattr(rendering, "_loads", lambda library: False)
+    with pytest.raises(rendering.RenderingUnavailable,
+                       match=r"MUJOCO_GL=osmesa but libOSMesa is not installed: `apt-get install -y libosmesa6`"):
+        rendering.require_gl_library()
+    monkeypatch.setenv("PYOPENGL_PLATFORM", "egl")  # mujoco does not load libOSMesa then: nothing to refuse
+    rendering.require_gl_library()
+    monkeypatch.delenv("PYOPENGL_PLATFORM")
+    monkeypatch.setenv("MUJOCO_GL", "glfw")  # no library of ours to check
+    rendering.require_gl_library()
+    monkeypatch.setenv("MUJOCO_GL", "egl")
+    monkeypatch.setattr(rendering, "_loads", lambda library: library == "EGL")
+    rendering.require_gl_library()

@@ -12,12 +12,14 @@ import logging
 from typing import ClassVar
 
 import gymnasium as gym
-import mujoco
 import numpy as np
 
-import worldpolicy.sim  # noqa: F401  (picks the GL backend before anything renders)
+from worldpolicy.sim.rendering import make_renderer, require_gl_library  # worldpolicy.sim picks the GL backend
+
+require_gl_library()  # before mujoco's import binds that backend (and fails obscurely without its library)
+import mujoco
+
 from worldpolicy.robot.robots import RobotConfig, get_robot
-from worldpolicy.sim.rendering import make_renderer
 from worldpolicy.sim.scenes import CAMERAS, build_scene
 from worldpolicy.sim.tasks import COLORS, SimState, Task, get_task
 
