@@ -43,7 +43,9 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
         (["--max-steps", "0"], "--max-steps: expected >= 1"),
         (["--image-size", "none", "--videos", "2"], "--image-size none renders no cameras, so --videos 2"),
         (["--execute-steps", "100"], "--execute-steps: 100 exceeds what a 32-step chunk allows"),
-        (["--control-hz", "1000"], "control_hz: 1000 Hz is not a whole number"),
+        (["--control-hz", "1000"], "sim: error: --control-hz: 1000 Hz is not a whole number"),
+        (["--execute-steps", "0"], "sim: error: --execute-steps: expected >= 1, got 0"),
+        (["--ensemble-decay", "-1"], "sim: error: --ensemble-decay: expected >= 0, got -1.0"),
     ],
 )
 def test_sim_cli_bad_input(argv, message, capsys, tmp_path):

@@ -101,8 +101,8 @@ def test_step_moves_the_arm_and_validates(env):
     assert reward == 0.0 and not terminated
     with pytest.raises(ValueError, match=r"action: expected shape \(8,\)"):
         env.step(np.zeros(7))
-    with pytest.raises(ValueError, match="NaN"):
-        env.step(np.append(target, np.nan))
+    with pytest.raises(ValueError, match=r"action: NaN/inf in \['joint2', 'gripper'\]"):
+        env.step(np.array([target[0], np.inf, *target[2:], np.nan]))
     ctrl, command = env.data.ctrl.copy(), env.gripper_command
     with pytest.raises(ValueError, match="gripper"):
         env.step(np.append(target + 0.3, 2.0))
@@ -186,3 +186,11 @@ def test_an_explicit_gl_backend_without_its_library_is_a_clear_error(monkeypatch
     monkeypatch.setenv("MUJOCO_GL", "egl")
     monkeypatch.setattr(rendering, "_loads", lambda library: library == "EGL")
     rendering.require_gl_library()
+
+
+def test_render_mode_is_checked_and_the_render_rate_declared():
+    for bad in ("human", "bogus"):
+        with pytest.raises(ValueError, match=rf"render_mode: '{bad}' is not supported; accepted: \[None, 'rgb_array'\]"):
+            TabletopEnv("reach", image_size=None, render_mode=bad)
+    env = TabletopEnv("reach", control_hz=5, image_size=None, render_mode=None)
+    assert env.metadata["render_fps"] == 5.0 and TabletopEnv.metadata.get("render_fps") is None  # per env, its rate

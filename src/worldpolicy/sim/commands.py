@@ -57,6 +57,16 @@ def _image_size(text: str) -> tuple[int, int] | None:
     return h, w
 
 
+FLAGS = {"control_hz": "--control-hz", "max_steps": "--max-steps", "image_size": "--image-size",
+         "execute_steps": "--execute-steps", "ensemble_decay": "--ensemble-decay"}
+
+
+def _as_flag(exc: ValueError) -> ValueError:
+    """The API's error names its parameter first (`control_hz: ...`); on the command line the flag is what to fix."""
+    name, sep, rest = str(exc).partition(": ")
+    return ValueError(f"{FLAGS[name]}: {rest}") if sep and name in FLAGS else exc
+
+
 def _clear_previous_run(out: Path) -> None:
     """Remove what an earlier sim run left in `out` (its reports, plot and episode videos), so the folder describes one
     run even if this one fails before its first report. Called once every check has passed; a folder without a sim
@@ -119,13 +129,19 @@ def run(args: argparse.Namespace) -> int:
     from worldpolicy.sim.policies import make_policy, policy_fps
     from worldpolicy.sim.rollout import ChunkStrategy
 
-    strategy = ChunkStrategy(args.strategy, args.execute_steps, args.ensemble_decay)
+    try:
+        strategy = ChunkStrategy(args.strategy, args.execute_steps, args.ensemble_decay)
+    except ValueError as exc:
+        raise _as_flag(exc) from None
     local = {k: v for k, v in (("steps", args.steps), ("device", args.device)) if v is not None}
     if local and (args.policy in ("scripted", "random") or args.policy.startswith("ws")):
         raise ValueError(f"--steps/--device apply to checkpoint policies only, not {args.policy!r}")
     record_size = image_size if (needs_images or args.videos > 0) else None
-    env = TabletopEnv(args.task, args.robot, control_hz=args.control_hz, image_size=record_size,
-                      max_steps=args.max_steps)
+    try:
+        env = TabletopEnv(args.task, args.robot, control_hz=args.control_hz, image_size=record_size,
+                          max_steps=args.max_steps)
+    except ValueError as exc:
+        raise _as_flag(exc) from None
     if record_size is not None:
         env.open_renderer()  # a machine that cannot render says so now, before a checkpoint loads or --out is cleared
     name = args.policy if args.policy in ("scripted", "random") or args.policy.startswith("ws") else Path(args.policy).name

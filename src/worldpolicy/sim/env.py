@@ -50,6 +50,9 @@ class TabletopEnv(gym.Env):
             raise ValueError(f"max_steps: expected an int >= 1 (or None: the task's default), got {max_steps!r}")
         if image_size is not None and (len(image_size) != 2 or min(image_size) < 16):
             raise ValueError(f"image_size: expected (height, width) >= 16 pixels or None, got {image_size!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode: {render_mode!r} is not supported; accepted: "
+                             f"{[None, *self.metadata['render_modes']]}")
         self.task = get_task(task)
         self.robot = get_robot(robot)
         self.image_size = tuple(image_size) if image_size is not None else None
@@ -68,6 +71,7 @@ class TabletopEnv(gym.Env):
                 f"control_hz: {control_hz:g} Hz is not a whole number of {timestep * 1000:g} ms physics steps "
                 f"(it would run at {self.actual_control_hz:.2f} Hz); nearby rates that are: {near}"
             )
+        self.metadata = {**self.metadata, "render_fps": self.control_hz}  # frames come one per control step
         self.max_steps = int(max_steps or self.task.max_steps)
         m = self.model
         self._arm_qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in self.robot.arm_joints])
@@ -157,8 +161,10 @@ class TabletopEnv(gym.Env):
         dof = self.robot.dof
         if action.shape != (dof + 1,):
             raise ValueError(f"action: expected shape ({dof + 1},) = {dof} joint targets + gripper, got {action.shape}")
-        if not np.all(np.isfinite(action)):
-            raise ValueError(f"action: contains NaN/inf: {action}")
+        bad = ~np.isfinite(action)
+        if bad.any():
+            columns = [*self.robot.arm_joints, "gripper"]
+            raise ValueError(f"action: NaN/inf in {[columns[i] for i in np.flatnonzero(bad)]}: {action}")
         joints = action[:dof]
         gripper_ctrl = self.robot.gripper_to_ctrl(action[dof])  # raises for g outside [0, 1]: before anything moves
         outside = (joints < self.lower - 1e-9) | (joints > self.upper + 1e-9)
