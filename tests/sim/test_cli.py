@@ -46,6 +46,7 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
         (["--control-hz", "1000"], "sim: error: --control-hz: 1000 Hz is not a whole number"),
         (["--execute-steps", "0"], "sim: error: --execute-steps: expected >= 1, got 0"),
         (["--ensemble-decay", "-1"], "sim: error: --ensemble-decay: expected >= 0, got -1.0"),
+        (["--image-size", "8x8"], "sim: error: --image-size: expected (height, width) >= 16 pixels"),
     ],
 )
 def test_sim_cli_bad_input(argv, message, capsys, tmp_path):
