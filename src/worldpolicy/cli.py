@@ -65,13 +65,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
-    """Errors shown as one line: bad input, and a policy server that is down, refuses or fails (the client module is
-    only imported by commands that talk to one, so a plain run never imports it here)."""
+    """Errors shown as one line: bad input, a policy server that is down, refuses or fails, and no offscreen rendering
+    (those modules are only imported by commands that use them, so a plain run never imports them here)."""
     errors: tuple[type[Exception], ...] = (
         UsageError, ValueError, KeyError, FileNotFoundError, FileExistsError, TypeError
     )
     client = sys.modules.get("worldpolicy.serving.client")
-    return errors + (client.RemotePolicyError,) if client is not None else errors
+    rendering = sys.modules.get("worldpolicy.sim.rendering")
+    return (errors + ((client.RemotePolicyError,) if client is not None else ())
+            + ((rendering.RenderingUnavailable,) if rendering is not None else ()))
 
 
 if __name__ == "__main__":

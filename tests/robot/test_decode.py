@@ -37,12 +37,14 @@ def test_relative_pose_chunk_moves_the_ee(rel):
 def test_joint_position_passthrough_clips_with_warning(joints, caplog):
     q = np.tile(np.array([*joints.robot.home, 0.3]), (4, 1))
     q[2, 3] = 0.5  # joint4 limit is [-3.07, -0.07]
+    q[2, 7] = 1.5  # and the gripper above 1 in the same step
     with caplog.at_level(logging.WARNING):
         cmd = joints.decode(q, np.array(joints.robot.home))
-    assert cmd.clipped == 1 and "outside the limits" in caplog.text
+    assert cmd.clipped == 2 and "outside the limits" in caplog.text
+    assert cmd.clipped_steps.tolist() == [0, 0, 2, 0]  # per step: a caller running part of the chunk counts that part
     assert cmd.qpos[2, 3] == pytest.approx(-0.0698)
     np.testing.assert_allclose(cmd.qpos[0], joints.robot.home)
-    np.testing.assert_allclose(cmd.gripper, 0.3)
+    np.testing.assert_allclose(cmd.gripper, [0.3, 0.3, 1.0, 0.3])
 
 
 @pytest.mark.parametrize("shape", [(32, 9), (32,), (0, 10)])

@@ -50,3 +50,6 @@ def test_overrides_and_validation():
         get_robot("panda", home=(0.0,) * 6)
     with pytest.raises(ValueError, match="ee_frame_type"):
         get_robot("panda", ee_frame_type="joint")
+    with pytest.raises(ValueError, match=r"max_joint_velocity needs 7 positive rad/s values, got \(1.0,\)"):
+        get_robot("panda", max_joint_velocity=(1.0,))
+    assert get_robot("panda").max_joint_velocity == (2.175,) * 4 + (2.61,) * 3  # Franka's datasheet

@@ -43,7 +43,10 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
         (["--max-steps", "0"], "--max-steps: expected >= 1"),
         (["--image-size", "none", "--videos", "2"], "--image-size none renders no cameras, so --videos 2"),
         (["--execute-steps", "100"], "--execute-steps: 100 exceeds what a 32-step chunk allows"),
-        (["--control-hz", "1000"], "control_hz: 1000 Hz is not a whole number"),
+        (["--control-hz", "1000"], "sim: error: --control-hz: 1000 Hz is not a whole number"),
+        (["--execute-steps", "0"], "sim: error: --execute-steps: expected >= 1, got 0"),
+        (["--ensemble-decay", "-1"], "sim: error: --ensemble-decay: expected >= 0, got -1.0"),
+        (["--image-size", "8x8"], "sim: error: --image-size: expected (height, width) >= 16 pixels"),
     ],
 )
 def test_sim_cli_bad_input(argv, message, capsys, tmp_path):
@@ -162,3 +165,77 @@ def test_wilson_interval():
     assert np.isclose(sum(wilson_interval(5, 10)), 1.0)
     with pytest.raises(ValueError, match="n"):
         wilson_interval(0, 0)
+
+
+@pytest.mark.parametrize("argv, fps, warned", [
+    (["--policy", "random", "--embodiment", "bridge"], 5.0, "--policy random acts at 5 fps but --control-hz is 15"),
+    (["--policy", "random", "--embodiment", "bridge", "--control-hz", "5"], 5.0, None),
+    (["--policy", "scripted", "--control-hz", "5"], 5.0, None),  # the expert plans at the control rate
+])
+def test_sim_cli_warns_when_the_policy_rate_is_not_the_control_rate(argv, fps, warned, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["sim", "--task", "reach", "--episodes", "1", "--max-steps", "2", "--image-size", "none",
+                 "--videos", "0", "--no-plots", "--no-progress", "--out", str(out), *argv]) == 0
+    err = capsys.readouterr().err
+    if warned:
+        assert warned in err and "pass --control-hz 5 " in err
+    else:
+        assert "fps but --control-hz" not in err
+    assert json.loads((out / "report.json").read_text())["policy_fps"] == fps
+
+
+def test_sim_cli_a_rerun_that_fails_in_its_first_episode_leaves_no_stale_report(tmp_path, capsys, monkeypatch):
+    """The old report.json/.md stayed (describing the previous run) while its plot and videos were gone."""
+    out = tmp_path / "run"
+    common = ["sim", "--task", "reach", "--image-size", "48x64", "--no-progress", "--out", str(out)]
+    assert main([*common, "--policy", "scripted", "--episodes", "1", "--videos", "1", "--max-steps", "3"]) == 0
+    from worldpolicy.sim.rollout import Rollout
+
+    def fail(self, seed, **kwargs):
+        raise ValueError("the policy server went away")
+
+    monkeypatch.setattr(Rollout, "run", fail)
+    assert main([*common, "--policy", "random", "--episodes", "2"]) == 2
+    assert "the policy server went away" in capsys.readouterr().err
+    assert [p.name for p in out.rglob("*") if p.is_file()] == []
+
+
+def test_sim_cli_no_offscreen_rendering_is_one_line_and_leaves_the_previous_run(tmp_path, capsys, monkeypatch):
+    """MUJOCO_GL=glfw without a display printed a 43-line traceback ending in RenderingUnavailable."""
+    import worldpolicy.sim.env
+    from worldpolicy.sim.rendering import RenderingUnavailable
+
+    out = tmp_path / "run"
+    common = ["sim", "--task", "reach", "--image-size", "48x64", "--no-progress", "--out", str(out)]
+    assert main([*common, "--policy", "scripted", "--episodes", "1", "--videos", "1", "--max-steps", "3"]) == 0
+    kept = sorted(p.relative_to(out) for p in out.rglob("*"))
+
+    def no_gl(*args, **kwargs):
+        raise RenderingUnavailable("offscreen rendering failed with MUJOCO_GL=glfw (no display)")
+
+    monkeypatch.setattr(worldpolicy.sim.env, "make_renderer", no_gl)
+    assert main([*common, "--policy", "scripted", "--episodes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "sim: error: offscreen rendering failed with MUJOCO_GL=glfw" in err and "Traceback" not in err
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == kept
+
+
+def test_sim_cli_mujoco_gl_osmesa_without_the_library_is_one_line(tmp_path):
+    """`import mujoco` failed with "'NoneType' object has no attribute 'glGetError'" and a 25-line traceback."""
+    import ctypes.util
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import worldpolicy
+
+    if ctypes.util.find_library("OSMesa"):
+        pytest.skip("libOSMesa is installed here")
+    env = {k: v for k, v in os.environ.items() if k != "PYOPENGL_PLATFORM"}  # set by this process's EGL context
+    env.update(MUJOCO_GL="osmesa", PYTHONPATH=str(Path(worldpolicy.__file__).parents[1]))
+    argv = [sys.executable, "-m", "worldpolicy.cli", "sim", "--policy", "scripted", "--out", str(tmp_path / "run")]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+    expected = ("worldpolicy sim: error: MUJOCO_GL=osmesa but libOSMesa is not installed: `apt-get install -y "
+                "libosmesa6`, or unset MUJOCO_GL to use whichever of egl and osmesa is installed")
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [expected]

@@ -66,5 +66,5 @@ def test_local_and_ws_backends_give_identical_episodes(local_policy, caplog):
         assert "--embodiment droid/relative_pose is not used: the server" in caplog.text
     assert a_local.shape == (2, 32, 8)
     np.testing.assert_allclose(a_local, a_ws, rtol=0, atol=1e-6)
-    assert not np.allclose(a_local[0], a_local[1])  # per-chunk seeds differ (seed + call index)
+    assert not np.allclose(a_local[0], a_local[1])  # per-chunk seeds differ (call_seed(episode seed, call))
     assert (local.final_distance_m, local.clipped, local.chunks) == (ws.final_distance_m, ws.clipped, ws.chunks)

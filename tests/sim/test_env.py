@@ -101,8 +101,8 @@ def test_step_moves_the_arm_and_validates(env):
     assert reward == 0.0 and not terminated
     with pytest.raises(ValueError, match=r"action: expected shape \(8,\)"):
         env.step(np.zeros(7))
-    with pytest.raises(ValueError, match="NaN"):
-        env.step(np.append(target, np.nan))
+    with pytest.raises(ValueError, match=r"action: NaN/inf in \['joint2', 'gripper'\]"):
+        env.step(np.array([target[0], np.inf, *target[2:], np.nan]))
     ctrl, command = env.data.ctrl.copy(), env.gripper_command
     with pytest.raises(ValueError, match="gripper"):
         env.step(np.append(target + 0.3, 2.0))
@@ -164,3 +164,33 @@ def test_task_options_are_checked_by_name():
         get_task("reach", height=0.3)
     with pytest.raises(ValueError, match=r"task 'push': unknown option\(s\) \['upper_share'\]; accepted: none"):
         get_task("push", upper_share=0.5)
+
+
+def test_an_explicit_gl_backend_without_its_library_is_a_clear_error(monkeypatch):
+    import sys
+
+    from worldpolicy.sim import rendering
+
+    monkeypatch.delitem(sys.modules, "mujoco")  # as before mujoco's first import, when the check runs
+    monkeypatch.delenv("PYOPENGL_PLATFORM", raising=False)
+    monkeypatch.setenv("MUJOCO_GL", "osmesa")
+    monkeypatch.setattr(rendering, "_loads", lambda library: False)
+    with pytest.raises(rendering.RenderingUnavailable,
+                       match=r"MUJOCO_GL=osmesa but libOSMesa is not installed: `apt-get install -y libosmesa6`"):
+        rendering.require_gl_library()
+    monkeypatch.setenv("PYOPENGL_PLATFORM", "egl")  # mujoco does not load libOSMesa then: nothing to refuse
+    rendering.require_gl_library()
+    monkeypatch.delenv("PYOPENGL_PLATFORM")
+    monkeypatch.setenv("MUJOCO_GL", "glfw")  # no library of ours to check
+    rendering.require_gl_library()
+    monkeypatch.setenv("MUJOCO_GL", "egl")
+    monkeypatch.setattr(rendering, "_loads", lambda library: library == "EGL")
+    rendering.require_gl_library()
+
+
+def test_render_mode_is_checked_and_the_render_rate_declared():
+    for bad in ("human", "bogus"):
+        with pytest.raises(ValueError, match=rf"render_mode: '{bad}' is not supported; accepted: \[None, 'rgb_array'\]"):
+            TabletopEnv("reach", image_size=None, render_mode=bad)
+    env = TabletopEnv("reach", control_hz=5, image_size=None, render_mode=None)
+    assert env.metadata["render_fps"] == 5.0 and TabletopEnv.metadata.get("render_fps") is None  # per env, its rate

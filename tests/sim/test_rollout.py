@@ -141,3 +141,80 @@ def test_an_embodiment_known_only_to_the_backend_decodes_and_sets_the_chunk_step
     env = TabletopEnv("reach", image_size=None, max_steps=8)
     result = Rollout(env, RandomPolicy(lab, seed=0)).run(seed=0)
     assert result.steps == 8 and result.chunks == 2  # execute_steps=4 from the backend's own embodiment
+
+
+class _Fixed:
+    """Returns the same physical chunk every call."""
+
+    def __init__(self, embodiment: str, chunk: np.ndarray):
+        from worldpolicy import get_embodiment
+
+        self.embodiment, self.chunk = get_embodiment(embodiment), chunk
+
+    def act(self, observation, prompt):
+        from worldpolicy.processing.actions import to_model
+
+        e = self.embodiment
+        return Prediction("policy", e.key, list(e.columns), list(e.units), self.chunk.copy(),
+                          to_model(e, self.chunk), e.fps)
+
+
+@pytest.mark.parametrize("strategy, expected", [(ChunkStrategy("execute", 8), 8), (ChunkStrategy("execute", 1), 8),
+                                                (ChunkStrategy("ensemble", 4), 4 + 2 * 4)])
+def test_clipped_counts_only_the_actions_that_ran(strategy, expected):
+    """32-step chunks with joint 4 above its limit in every action, 8 steps: execute runs 8 of them (it counted 32 per
+    chunk); ensemble blends 1 chunk into steps 0-3 and 2 into steps 4-7."""
+    env = TabletopEnv("reach", image_size=None, max_steps=8)
+    chunk = np.tile(np.append(env.robot.home, 0.0), (32, 1))
+    chunk[:, 3] = 0.5
+    result = Rollout(env, _Fixed("droid", chunk), strategy).run(seed=0)
+    assert result.steps == 8 and result.clipped == expected
+
+
+def test_ik_error_covers_only_the_actions_that_ran(caplog):
+    """A relative chunk that stays put for 8 steps and then jumps 1 m: with k = 8 the jump never runs, so it neither
+    counts in the IK error nor warns."""
+    env = TabletopEnv("reach", image_size=None, max_steps=8)
+    chunk = np.tile([0, 0, 0, 1, 0, 0, 0, 1, 0, 0.0], (32, 1))
+    chunk[8:, 0] = 1.0
+    with caplog.at_level("WARNING"):
+        result = Rollout(env, _Fixed("droid/relative_pose", chunk), ChunkStrategy("execute", 8)).run(seed=0)
+    assert result.chunks == 1 and result.ik_max_mm < 1.0
+    assert "unreachable" not in caplog.text
+
+
+def test_steps_above_the_joint_velocity_limit_are_counted_and_warned_once(caplog):
+    """A 2 rad jump of joints 1 and 7 drives them far past Franka's 2.175 / 2.61 rad/s; the dynamics stay as they are."""
+    env = TabletopEnv("reach", image_size=None, max_steps=8)
+    home = np.append(env.robot.home, 0.0)
+    still = Rollout(env, _Fixed("droid", np.tile(home, (32, 1)))).run(seed=0)
+    assert still.over_velocity_steps == 0
+    jump = home.copy()
+    jump[0], jump[6] = 2.0, -2.0
+    with caplog.at_level("WARNING", logger="worldpolicy.sim.rollout"):
+        fast = Rollout(env, _Fixed("droid", np.tile(jump, (32, 1)))).run(seed=0)
+    assert 1 <= fast.over_velocity_steps <= fast.steps and fast.to_json()["over_velocity_steps"] == fast.over_velocity_steps
+    assert caplog.text.count("joint velocity:") == 1 and "at step 0 joint1, joint7 moved" in caplog.text  # once per episode
+
+
+def test_sampling_seeds_differ_across_episodes_and_replay_alone():
+    """Episode s's request c used seed s + c, so episode 1's chunks reused episode 0's seeds from its second call on."""
+    from worldpolicy.sim.policies import call_seed, wrap_policy
+
+    seen = []
+
+    class Recorder(_Fixed):
+        def act(self, observation, prompt, seed=None, decode_video=False):
+            seen.append(seed)
+            return super().act(observation, prompt)
+
+    env = TabletopEnv("reach", image_size=None, max_steps=12)
+    still = np.tile(np.append(env.robot.home, 0.0), (4, 1))
+    rollout = Rollout(env, wrap_policy(Recorder("droid", still), seed=0), ChunkStrategy("execute", 4))
+    for seed in range(3):
+        rollout.run(seed)
+    assert len(seen) == 9 and len(set(seen)) == 9 and all(0 <= s < 2**63 for s in seen)
+    in_run = seen[6:]
+    seen.clear()
+    Rollout(env, wrap_policy(Recorder("droid", still), seed=2), ChunkStrategy("execute", 4)).run(2)
+    assert seen == in_run == [call_seed(2, c) for c in range(3)]

@@ -3,7 +3,8 @@
 Two action spaces exist in the registry: `relative_pose` (per-step EE deltas `tx,ty,tz,r0..r5,grasp`, right-multiplied
 and re-anchored on the achieved pose) and `joint_position` (absolute joints + gripper, e.g. DROID RoboLab output).
 Gripper values leave the decoder in the DROID convention (0 open, 1 closed); `RobotConfig.gripper_to_ctrl` maps them to
-actuator units. Anything outside the valid range is clipped *with a warning* and counted in `RobotCommand.clipped`.
+actuator units. Anything outside the valid range is clipped *with a warning* and counted per step in
+`RobotCommand.clipped_steps` (so a caller that runs only part of a chunk counts only what ran).
 """
 
 from __future__ import annotations
@@ -25,13 +26,23 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class RobotCommand:
-    """One decoded chunk: arm joint targets [T, dof], gripper g [T] (0 open, 1 closed), EE targets when IK ran."""
+    """One decoded chunk: arm joint targets [T, dof], gripper g [T] (0 open, 1 closed), EE targets when IK ran, and
+    how many values of each step were clipped [T]."""
 
     qpos: np.ndarray
     gripper: np.ndarray
     poses: np.ndarray | None = None
     tracking: TrackingReport | None = None
-    clipped: int = 0
+    clipped_steps: np.ndarray | None = None  # None: nothing clipped
+
+    def __post_init__(self) -> None:
+        if self.clipped_steps is None:
+            self.clipped_steps = np.zeros(len(self), dtype=int)
+
+    @property
+    def clipped(self) -> int:
+        """Clipped values over the whole chunk."""
+        return int(self.clipped_steps.sum())
 
     def __len__(self) -> int:
         return int(self.qpos.shape[0])
@@ -101,20 +112,21 @@ class ActionDecoder:
                     "actions: %d joint targets outside the limits of robot %r (worst by %.3f rad); clipped to limits",
                     int(outside.sum()), self.robot.name, float(np.max(np.maximum(lo - joints, joints - hi))),
                 )
-            return RobotCommand(np.clip(joints, lo, hi), gripper, clipped=clipped + int(outside.sum()))
+            return RobotCommand(np.clip(joints, lo, hi), gripper, clipped_steps=clipped + outside.sum(axis=1))
         qs, targets, report = self.ik.solve_relative(actions[:, :9], q_arm, reanchor=self.reanchor)
-        return RobotCommand(qs, gripper, poses=targets, tracking=report, clipped=clipped)
+        return RobotCommand(qs, gripper, poses=targets, tracking=report, clipped_steps=clipped)
 
-    def _gripper(self, actions: np.ndarray) -> tuple[np.ndarray, int]:
+    def _gripper(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """g clipped to [0, 1], and per step whether it had to be (0 or 1)."""
         if self._grip is None:
-            return np.zeros(len(actions)), 0
+            return np.zeros(len(actions)), np.zeros(len(actions), dtype=int)
         g = actions[:, self._grip]
         outside = (g < -1e-6) | (g > 1 + 1e-6)  # float dust from (de)normalisation is not worth a warning
         if outside.any():
             logger.warning(
                 "actions: %d gripper values outside [0, 1] (range [%.3g, %.3g]); clipped", int(outside.sum()), g.min(), g.max()
             )
-        return np.clip(g, 0.0, 1.0), int(outside.sum())
+        return np.clip(g, 0.0, 1.0), outside.astype(int)
 
 
 def encode_relative_pose(q_start: np.ndarray, joint_targets: np.ndarray, gripper: np.ndarray, ik: IKSolver) -> np.ndarray:

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PANDA_ASSET", "RobotConfig", "get_robot", "list_robots"]
+__all__ = ["FRANKA_MAX_JOINT_VELOCITY", "PANDA_ASSET", "RobotConfig", "get_robot", "list_robots"]
 
 PANDA_ASSET = "assets/panda/panda.xml"
+# Franka's datasheet joint velocity limits (rad/s), joints 1-7; MJCF files carry none.
+FRANKA_MAX_JOINT_VELOCITY = (2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61)
 
 
 @dataclass(frozen=True)
@@ -43,12 +45,16 @@ class RobotConfig:
     home: tuple[float, ...]
     tcp_offset: tuple[float, ...] | None = None  # (frame body, x, y, z): add a TCP site when the MJCF has none
     camera_body: str = "hand"
+    max_joint_velocity: tuple[float, ...] = FRANKA_MAX_JOINT_VELOCITY  # rad/s per arm joint; the sim counts excess
 
     def __post_init__(self) -> None:
         if len(self.home) != len(self.arm_joints):
             raise ValueError(f"robot {self.name!r}: home has {len(self.home)} values for {len(self.arm_joints)} arm joints")
         if len(self.arm_actuators) != len(self.arm_joints):
             raise ValueError(f"robot {self.name!r}: {len(self.arm_actuators)} arm actuators for {len(self.arm_joints)} joints")
+        if len(self.max_joint_velocity) != len(self.arm_joints) or not all(v > 0 for v in self.max_joint_velocity):
+            raise ValueError(f"robot {self.name!r}: max_joint_velocity needs {len(self.arm_joints)} positive rad/s "
+                             f"values, got {self.max_joint_velocity}")
         if self.ee_frame_type not in ("body", "site", "geom"):
             raise ValueError(f"robot {self.name!r}: ee_frame_type must be body, site or geom, got {self.ee_frame_type!r}")
 

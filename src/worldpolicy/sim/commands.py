@@ -32,7 +32,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--execute-steps", type=int, default=None,
                    help="k actions per chunk (default: the model's execute_steps for execute, else per strategy)")
     p.add_argument("--ensemble-decay", type=float, default=0.1)
-    p.add_argument("--control-hz", type=float, default=15.0)
+    p.add_argument("--control-hz", type=float, default=15.0,
+                   help="control rate; match the policy's fps (warned when they differ: bridge is 5)")
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--image-size", default="180x320", help="HxW of each camera image")
     p.add_argument("--videos", type=int, default=1, help="record mp4s for the first N episodes")
@@ -56,9 +57,20 @@ def _image_size(text: str) -> tuple[int, int] | None:
     return h, w
 
 
+FLAGS = {"control_hz": "--control-hz", "image_size": "--image-size", "execute_steps": "--execute-steps",
+         "ensemble_decay": "--ensemble-decay"}  # what TabletopEnv and ChunkStrategy check that run() does not
+
+
+def _as_flag(exc: ValueError) -> ValueError:
+    """The API's error names its parameter first (`control_hz: ...`); on the command line the flag is what to fix."""
+    name, sep, rest = str(exc).partition(": ")
+    return ValueError(f"{FLAGS[name]}: {rest}") if sep and name in FLAGS else exc
+
+
 def _clear_previous_run(out: Path) -> None:
-    """Remove what an earlier sim run left in `out` that this run may not rewrite (its plot and episode videos), so
-    the folder describes one run. Called once every check has passed; a folder without a sim report is left alone."""
+    """Remove what an earlier sim run left in `out` (its reports, plot and episode videos), so the folder describes one
+    run even if this one fails before its first report. Called once every check has passed; a folder without a sim
+    report is left alone."""
     import json
 
     try:
@@ -67,10 +79,19 @@ def _clear_previous_run(out: Path) -> None:
         return
     if not isinstance(previous, dict) or previous.get("schema") != "worldpolicy.sim_eval/v1":
         return
-    for path in [out / "report.png", *sorted((out / "videos").glob("episode_*.mp4"))]:
+    for path in [out / "report.png", out / "report.md", *sorted((out / "videos").glob("episode_*.mp4")),
+                 out / "report.json"]:  # the marker last: an interrupted clear is still recognised as a sim run
         if path.is_file():
             path.unlink()
     logger.info("--out %s: replacing the previous sim run there", out)
+
+
+def _warn_rate_mismatch(fps: float | None, control_hz: float, policy: str) -> None:
+    """A policy run faster or slower than its actions' rate moves the arm at the wrong speed: say so before the run."""
+    if fps is not None and abs(control_hz / fps - 1) > 0.02:
+        logger.warning("--policy %s acts at %g fps but --control-hz is %g: each action runs for %.3g s instead of %.3g "
+                       "s; pass --control-hz %g to run it at its own rate", policy, fps, control_hz, 1 / control_hz,
+                       1 / fps, fps)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,16 +126,24 @@ def run(args: argparse.Namespace) -> int:
 
     from worldpolicy.sim.env import TabletopEnv
     from worldpolicy.sim.evaluate import evaluate, write_report
-    from worldpolicy.sim.policies import make_policy
+    from worldpolicy.sim.policies import make_policy, policy_fps
     from worldpolicy.sim.rollout import ChunkStrategy
 
-    strategy = ChunkStrategy(args.strategy, args.execute_steps, args.ensemble_decay)
+    try:
+        strategy = ChunkStrategy(args.strategy, args.execute_steps, args.ensemble_decay)
+    except ValueError as exc:
+        raise _as_flag(exc) from None
     local = {k: v for k, v in (("steps", args.steps), ("device", args.device)) if v is not None}
     if local and (args.policy in ("scripted", "random") or args.policy.startswith("ws")):
         raise ValueError(f"--steps/--device apply to checkpoint policies only, not {args.policy!r}")
     record_size = image_size if (needs_images or args.videos > 0) else None
-    env = TabletopEnv(args.task, args.robot, control_hz=args.control_hz, image_size=record_size,
-                      max_steps=args.max_steps)
+    try:
+        env = TabletopEnv(args.task, args.robot, control_hz=args.control_hz, image_size=record_size,
+                          max_steps=args.max_steps)
+    except ValueError as exc:
+        raise _as_flag(exc) from None
+    if record_size is not None:
+        env.open_renderer()  # a machine that cannot render says so now, before a checkpoint loads or --out is cleared
     name = args.policy if args.policy in ("scripted", "random") or args.policy.startswith("ws") else Path(args.policy).name
     policy = None
     finished: list[int] = []
@@ -131,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
         # a chunk too short for --execute-steps: say so now, not after the first inference
         chunk = getattr(policy, "chunk_size", None) or policy.embodiment.chunk_size
         strategy.for_policy(policy).steps_for(chunk, "--execute-steps")
+        _warn_rate_mismatch(policy_fps(policy), env.control_hz, args.policy)
         _clear_previous_run(args.out)  # every check passed: this run replaces the previous one
         report = evaluate(
             env, policy, policy_name=name, episodes=args.episodes, seed=args.seed, strategy=strategy,

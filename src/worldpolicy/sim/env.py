@@ -12,12 +12,14 @@ import logging
 from typing import ClassVar
 
 import gymnasium as gym
-import mujoco
 import numpy as np
 
-import worldpolicy.sim  # noqa: F401  (picks the GL backend before anything renders)
+from worldpolicy.sim.rendering import make_renderer, require_gl_library  # worldpolicy.sim picks the GL backend
+
+require_gl_library()  # before mujoco's import binds that backend (and fails obscurely without its library)
+import mujoco
+
 from worldpolicy.robot.robots import RobotConfig, get_robot
-from worldpolicy.sim.rendering import make_renderer
 from worldpolicy.sim.scenes import CAMERAS, build_scene
 from worldpolicy.sim.tasks import COLORS, SimState, Task, get_task
 
@@ -48,6 +50,9 @@ class TabletopEnv(gym.Env):
             raise ValueError(f"max_steps: expected an int >= 1 (or None: the task's default), got {max_steps!r}")
         if image_size is not None and (len(image_size) != 2 or min(image_size) < 16):
             raise ValueError(f"image_size: expected (height, width) >= 16 pixels or None, got {image_size!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode: {render_mode!r} is not supported; accepted: "
+                             f"{[None, *self.metadata['render_modes']]}")
         self.task = get_task(task)
         self.robot = get_robot(robot)
         self.image_size = tuple(image_size) if image_size is not None else None
@@ -66,11 +71,13 @@ class TabletopEnv(gym.Env):
                 f"control_hz: {control_hz:g} Hz is not a whole number of {timestep * 1000:g} ms physics steps "
                 f"(it would run at {self.actual_control_hz:.2f} Hz); nearby rates that are: {near}"
             )
+        self.metadata = {**self.metadata, "render_fps": self.control_hz}  # frames come one per control step
         self.max_steps = int(max_steps or self.task.max_steps)
         m = self.model
         self._arm_qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in self.robot.arm_joints])
         self._finger_qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in self.robot.gripper_joints])
         self._arm_act = np.array([m.actuator(a).id for a in self.robot.arm_actuators])
+        self._arm_dofadr = np.array([m.jnt_dofadr[m.joint(j).id] for j in self.robot.arm_joints])
         self._grip_act = m.actuator(self.robot.gripper_actuator).id
         jids = [m.joint(j).id for j in self.robot.arm_joints]
         self.lower, self.upper = m.jnt_range[jids, 0].copy(), m.jnt_range[jids, 1].copy()
@@ -83,6 +90,7 @@ class TabletopEnv(gym.Env):
         self.episode = None
         self.steps = 0
         self.gripper_command = 0.0
+        self.peak_joint_speed = np.zeros(self.robot.dof)  # max |qvel| (rad/s) per arm joint over the last act()
 
         dof = self.robot.dof
         self.action_space = gym.spaces.Box(
@@ -125,6 +133,7 @@ class TabletopEnv(gym.Env):
         for _ in range(self.n_substeps):  # let objects settle on the table
             mujoco.mj_step(self.model, self.data)
         self.steps = 0
+        self.peak_joint_speed = np.zeros(self.robot.dof)
         return self.observe(), self._info()
 
     def step(self, action):
@@ -144,15 +153,18 @@ class TabletopEnv(gym.Env):
 
     # --- lower-level API used by rollouts ------------------------------------------------------------------------
     def act(self, action: np.ndarray) -> None:
-        """Advance one control period with arm joint targets + gripper g (validated; out-of-limit joints warned)."""
+        """Advance one control period with arm joint targets + gripper g (validated; out-of-limit joints warned).
+        `peak_joint_speed` then holds each arm joint's fastest |velocity| during the period."""
         if self.episode is None:
             raise RuntimeError("call reset() before act()/step()")
         action = np.asarray(action, dtype=np.float64)
         dof = self.robot.dof
         if action.shape != (dof + 1,):
             raise ValueError(f"action: expected shape ({dof + 1},) = {dof} joint targets + gripper, got {action.shape}")
-        if not np.all(np.isfinite(action)):
-            raise ValueError(f"action: contains NaN/inf: {action}")
+        bad = ~np.isfinite(action)
+        if bad.any():
+            columns = [*self.robot.arm_joints, "gripper"]
+            raise ValueError(f"action: NaN/inf in {[columns[i] for i in np.flatnonzero(bad)]}: {action}")
         joints = action[:dof]
         gripper_ctrl = self.robot.gripper_to_ctrl(action[dof])  # raises for g outside [0, 1]: before anything moves
         outside = (joints < self.lower - 1e-9) | (joints > self.upper + 1e-9)
@@ -161,7 +173,11 @@ class TabletopEnv(gym.Env):
         self.data.ctrl[self._arm_act] = np.clip(joints, self.lower, self.upper)
         self.gripper_command = float(action[dof])
         self.data.ctrl[self._grip_act] = gripper_ctrl
-        mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
+        peak = np.zeros(dof)
+        for _ in range(self.n_substeps):  # one at a time: a speed peak inside the period counts too
+            mujoco.mj_step(self.model, self.data)
+            np.maximum(peak, np.abs(self.data.qvel[self._arm_dofadr]), out=peak)
+        self.peak_joint_speed = peak
         self.steps += 1
 
     def set_arm(self, q: np.ndarray) -> None:
@@ -193,12 +209,17 @@ class TabletopEnv(gym.Env):
                 obs[key] = self.render_camera(key)
         return obs
 
-    def render_camera(self, key: str) -> np.ndarray:
-        if key not in CAMERAS:
-            raise KeyError(f"camera: unknown key {key!r}; known: {list(CAMERAS)}")
+    def open_renderer(self) -> None:
+        """Create the offscreen GL context now rather than at the first image, so a machine that cannot render fails
+        before any other work (`RenderingUnavailable`)."""
         if self._renderer is None:
             h, w = self.image_size or (180, 320)
             self._renderer = make_renderer(self.model, h, w)
+
+    def render_camera(self, key: str) -> np.ndarray:
+        if key not in CAMERAS:
+            raise KeyError(f"camera: unknown key {key!r}; known: {list(CAMERAS)}")
+        self.open_renderer()
         self._renderer.update_scene(self.data, camera=CAMERAS[key])
         return self._renderer.render().copy()
 

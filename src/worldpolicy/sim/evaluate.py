@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from worldpolicy.fileio import write_bytes_atomic
+from worldpolicy.sim.policies import policy_fps
 from worldpolicy.sim.rollout import ChunkStrategy, EpisodeResult, Rollout
 
 __all__ = ["EvalReport", "evaluate", "wilson_interval", "write_report"]
@@ -45,6 +46,7 @@ class EvalReport:
     actual_control_hz: float | None = None  # whole physics steps per control period (15 Hz runs at 15.15 Hz)
     max_steps: int | None = None
     embodiment: str | None = None  # the action space the policy's chunks were decoded in
+    policy_fps: float | None = None  # the rate the policy's actions are meant to run at (compare control_hz)
 
     @property
     def successes(self) -> int:
@@ -62,7 +64,8 @@ class EvalReport:
             "schema": "worldpolicy.sim_eval/v1",
             "task": self.task, "policy": self.policy, "embodiment": self.embodiment, "robot": self.robot,
             "strategy": self.strategy,
-            "control_hz": self.control_hz, "actual_control_hz": self.actual_control_hz, "max_steps": self.max_steps,
+            "control_hz": self.control_hz, "actual_control_hz": self.actual_control_hz, "policy_fps": self.policy_fps,
+            "max_steps": self.max_steps,
             "seed": self.seed,
             "n_episodes": len(self.episodes), "episodes_requested": max(self.requested, len(self.episodes)),
             "successes": self.successes, "success_rate": self.success_rate,
@@ -71,6 +74,7 @@ class EvalReport:
             "mean_final_distance_m": float(np.mean([e.final_distance_m for e in self.episodes])),
             "mean_policy_s_per_episode": float(np.mean([e.policy_s for e in self.episodes])),
             "mean_ik_error_mm": float(np.mean(ik)) if ik else None,
+            "over_velocity_steps": sum(e.over_velocity_steps for e in self.episodes),
             "episodes": [e.to_json() for e in self.episodes],
         }
 
@@ -88,14 +92,14 @@ class EvalReport:
             "",
             *([f"**Incomplete: {len(self.episodes)} of {self.requested} episodes ran.**", ""]
               if self.requested > len(self.episodes) else []),
-            "| seed | success | steps | final distance (cm) | chunks | policy s | IK mean/max mm | clipped | prompt |",
-            "|---:|:---:|---:|---:|---:|---:|---:|---:|---|",
+            "| seed | success | steps | final distance (cm) | chunks | policy s | IK mean/max mm | clipped | too fast | prompt |",
+            "|---:|:---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for e in self.episodes:
             ik = "-" if e.ik_mean_mm is None else f"{e.ik_mean_mm:.2f}/{e.ik_max_mm:.2f}"
             lines.append(
                 f"| {e.seed} | {'yes' if e.success else 'no'} | {e.steps} | {100 * e.final_distance_m:.1f} | "
-                f"{e.chunks} | {e.policy_s:.2f} | {ik} | {e.clipped} | {e.prompt} |"
+                f"{e.chunks} | {e.policy_s:.2f} | {ik} | {e.clipped} | {e.over_velocity_steps} | {e.prompt} |"
             )
         return "\n".join(lines) + "\n"
 
@@ -125,7 +129,8 @@ def evaluate(
                         {"kind": strategy.kind, "execute_steps": strategy.execute_steps,
                          "ensemble_decay": strategy.ensemble_decay}, env.control_hz, seed, requested=episodes,
                         actual_control_hz=env.actual_control_hz, max_steps=env.max_steps,
-                        embodiment=getattr(getattr(policy, "embodiment", None), "key", None))
+                        embodiment=getattr(getattr(policy, "embodiment", None), "key", None),
+                        policy_fps=policy_fps(policy))
     bar = tqdm(range(episodes), desc=f"{env.task.name}/{policy_name}", disable=not progress, unit="ep")
     for i in bar:
         record = video_dir is not None and i < videos

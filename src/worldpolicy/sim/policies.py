@@ -20,7 +20,8 @@ from worldpolicy.robot.kinematics import IKSolver
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PolicyBackend", "RandomPolicy", "ScriptedPolicy", "make_policy", "wrap_policy"]
+__all__ = ["PolicyBackend", "RandomPolicy", "ScriptedPolicy", "call_seed", "make_policy", "policy_fps",
+           "wrap_policy"]
 
 _STATE_KEY = "privileged/state"  # ScriptedPolicy.snapshot: sim state taken with the observation
 DOWN = np.diag([1.0, -1.0, -1.0])  # TCP pointing at the table, hand x along world x
@@ -55,6 +56,11 @@ class ScriptedPolicy:
         self.chunk_size = int(chunk_size)
         self.ik = IKSolver(env.robot)
         self.max_yaw_rate = max_yaw_rate
+
+    @property
+    def fps(self) -> float:
+        """It plans its waypoints at whatever rate the env runs."""
+        return self.env.control_hz
 
     def snapshot(self, observation: dict[str, Any]) -> dict[str, Any]:
         """The observation plus the privileged state as of now (the rollout calls this when it takes the observation,
@@ -127,8 +133,26 @@ class RandomPolicy:
         )
 
 
+def policy_fps(policy: Any) -> float | None:
+    """The rate a backend's actions are meant to run at: its own `fps` (scripted: the env's, a server: its metadata's),
+    else its embodiment's; None for a backend with neither."""
+    own = getattr(policy, "fps", None)
+    if own:
+        return float(own)
+    embodiment = getattr(policy, "embodiment", None)
+    return float(embodiment.fps) if embodiment is not None else None
+
+
+def call_seed(episode_seed: int, call: int) -> int:
+    """The sampling seed of request `call` (0, 1, ...) in the episode seeded `episode_seed`: a hash of the pair, so
+    neighbouring episodes share none (`episode_seed + call` gave episode s's call 1 the seed of episode s+1's call 0);
+    below 2**63, the range `Policy.act` and our server accept."""
+    return int(np.random.SeedSequence([episode_seed, call]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
 class _Seeded:
-    """Adapts `Policy` / `RemotePolicy` to the backend protocol, passing a deterministic per-call seed."""
+    """Adapts `Policy` / `RemotePolicy` to the backend protocol, passing a deterministic per-call seed (`call_seed`):
+    the same on a local and a ws:// backend, and the same for an episode run alone or inside a longer run."""
 
     def __init__(self, policy: Any, embodiment: Embodiment, seed: int | None, decode_video: bool) -> None:
         self.policy, self.embodiment, self.decode_video = policy, embodiment, decode_video
@@ -144,8 +168,16 @@ class _Seeded:
             own = self.policy.metadata().get("chunk_size")
         return int(own or self.embodiment.chunk_size)
 
+    @property
+    def fps(self) -> float:
+        """The rate the backend's actions are meant to run at: a server's from its metadata frame, else the
+        embodiment's."""
+        meta = self.policy.metadata() if callable(getattr(self.policy, "metadata", None)) else {}
+        own = meta.get("fps")
+        return float(own) if isinstance(own, (int, float)) and own > 0 else float(self.embodiment.fps)
+
     def act(self, observation: dict[str, Any], prompt: str) -> Prediction:
-        seed = None if self.seed is None else self.seed + self.calls
+        seed = None if self.seed is None else call_seed(self.seed, self.calls)
         self.calls += 1
         obs = {k: v for k, v in observation.items() if k != "prompt"}
         return self.policy.act(obs, prompt, seed=seed, decode_video=self.decode_video)

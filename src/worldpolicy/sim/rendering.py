@@ -2,7 +2,8 @@
 
 MuJoCo binds its GL context class from `MUJOCO_GL` when first imported, so the choice happens in `worldpolicy.sim`'s
 import: an explicit `MUJOCO_GL` wins; otherwise EGL if `libEGL` is present, else OSMesa if `libOSMesa` is. Renderer creation failures
-are re-raised with what to install instead of PyOpenGL's bare traceback.
+are re-raised with what to install instead of PyOpenGL's bare traceback, and so is a `MUJOCO_GL=egl|osmesa` whose library
+does not load (`require_gl_library`, before `import mujoco` fails on it with an AttributeError).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import importlib
 import os
 import sys
 
-__all__ = ["RenderingUnavailable", "make_renderer", "select_gl_backend"]
+__all__ = ["RenderingUnavailable", "make_renderer", "require_gl_library", "select_gl_backend"]
 
 HEADLESS = ("egl", "osmesa")
+LIBRARIES = {"egl": ("EGL", "libegl1 libgl1-mesa-dri"), "osmesa": ("OSMesa", "libosmesa6")}  # backend: library, apt
 INSTALL_HINT = (
     "install Mesa's EGL (`apt-get install -y libegl1 libgl1-mesa-dri`) or OSMesa (`apt-get install -y libosmesa6`), "
     "or set MUJOCO_GL=egl|osmesa|glfw explicitly"
@@ -44,6 +46,34 @@ def select_gl_backend() -> str | None:
                 importlib.reload(module)
             return backend
     return None
+
+
+def _loads(library: str) -> bool:
+    """Whether PyOpenGL will load `library`: it tries lib<name>.so, then .so.9 down to .so.0 (LD_LIBRARY_PATH too)."""
+    for name in (f"lib{library}.so", *(f"lib{library}.so.{i}" for i in range(9, -1, -1))):
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            continue
+        return True
+    return False
+
+
+def require_gl_library() -> None:
+    """Raise `RenderingUnavailable` saying what to install when MUJOCO_GL names egl or osmesa and its library does not
+    load: `import mujoco` would fail on it (osmesa: "'NoneType' object has no attribute 'glGetError'"). Nothing to
+    check for other backends, when PYOPENGL_PLATFORM names another one (mujoco then skips loading it), or once mujoco
+    is imported."""
+    backend = os.environ.get("MUJOCO_GL", "").strip().lower()
+    platform = os.environ.get("PYOPENGL_PLATFORM", backend).strip().lower()
+    if backend not in LIBRARIES or platform != backend or "mujoco" in sys.modules:
+        return
+    library, packages = LIBRARIES[backend]
+    if not _loads(library):
+        raise RenderingUnavailable(
+            f"MUJOCO_GL={backend} but lib{library} is not installed: `apt-get install -y {packages}`, or unset "
+            f"MUJOCO_GL to use whichever of {' and '.join(HEADLESS)} is installed"
+        )
 
 
 def make_renderer(model, height: int, width: int):

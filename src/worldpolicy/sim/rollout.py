@@ -8,6 +8,10 @@ Chunk strategies (`ChunkStrategy`):
 - `async`: while chunk n executes, chunk n+1 is computed in a background thread from the observation taken when
   chunk n started; chunk n+1 starts k steps later, skipping its first k (already elapsed) actions. Deterministic:
   the hand-over step is fixed, not "whenever the reply lands".
+
+Per-episode `clipped` and IK error count only chunk actions that ran: k per chunk for execute/async; for ensemble every
+chunk action blended into a step that ran (so one step can add several). Each episode also counts the control steps in
+which a joint moved faster than the robot's velocity limit (`over_velocity_steps`), without limiting it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -72,12 +77,22 @@ class EpisodeResult:
     ik_mean_mm: float | None = None
     ik_max_mm: float | None = None
     clipped: int = 0
+    over_velocity_steps: int = 0  # control steps in which a joint exceeded the robot's velocity limit
     frames: np.ndarray | None = field(default=None, repr=False)
 
     def to_json(self) -> dict:
         out = asdict(self)
         out.pop("frames")
         return out
+
+
+class _Planned(NamedTuple):
+    """One decoded chunk action for one step, with what counts if it runs."""
+
+    chunk: int
+    target: np.ndarray  # joint targets + g
+    clipped: int
+    tracking_mm: float | None  # IK position error (relative_pose chunks)
 
 
 class Rollout:
@@ -106,8 +121,11 @@ class Rollout:
         pred = self.policy.act(obs, obs["prompt"])
         return pred, time.perf_counter() - t0
 
-    def _decode(self, pred, skip: int = 0) -> RobotCommand:
-        actions = np.asarray(pred.actions, dtype=np.float64)[skip:]
+    def _decode(self, pred, skip: int, steps: int) -> RobotCommand:
+        """The `steps` actions after the `skip` already elapsed: only those that can still run, so IK, clip counts and
+        their warnings cover no action that never executes. Decoding is sequential (each step from the one before),
+        so a prefix decodes exactly as it does inside the whole chunk."""
+        actions = np.asarray(pred.actions, dtype=np.float64)[skip:skip + steps]
         return self.decoder(pred.embodiment).decode(actions, self.env.joint_positions())
 
     def run(self, seed: int, *, record: bool = False) -> EpisodeResult:
@@ -116,8 +134,8 @@ class Rollout:
         obs, _ = env.reset(seed=seed)
         if hasattr(self.policy, "reset"):
             self.policy.reset(seed)
-        plan: dict[int, list[tuple[int, np.ndarray]]] = {}  # step → [(chunk index, joint targets + g)]
-        frames, tracking, clipped, policy_s, chunks = [], [], 0, 0.0, 0
+        plan: dict[int, list[_Planned]] = {}  # step → the decoded chunk actions meant for it
+        frames, tracking, clipped, policy_s, chunks, too_fast = [], [], 0, 0.0, 0, 0
         imagined: dict[int, np.ndarray] = {}
         pending = None
         pool = ThreadPoolExecutor(1) if strategy.kind == "async" else None
@@ -136,24 +154,31 @@ class Rollout:
                     policy_s += dt
                     if k is None:
                         k = self.execute_steps = strategy.steps_for(pred.chunk_size)
-                    cmd = self._decode(pred, skip)
+                    # execute/async run k actions of a chunk (the next chunk replaces the rest); ensemble blends all
+                    left = env.max_steps - t
+                    cmd = self._decode(pred, skip, left if strategy.kind == "ensemble" else min(k, left))
                     chunks += 1
-                    clipped += cmd.clipped
-                    if cmd.tracking is not None:
-                        tracking.append(cmd.tracking.position_mm)
                     if strategy.kind != "ensemble":
                         plan = {}
+                    track = cmd.tracking.position_mm if cmd.tracking is not None else [None] * len(cmd)
                     for i in range(len(cmd)):
-                        plan.setdefault(t + i, []).append((chunks, np.append(cmd.qpos[i], cmd.gripper[i])))
+                        target = np.append(cmd.qpos[i], cmd.gripper[i])
+                        plan.setdefault(t + i, []).append(_Planned(chunks, target, int(cmd.clipped_steps[i]), track[i]))
                     if record and pred.video is not None:
                         for i in range(len(cmd)):  # shown after action i+skip ran: the frame it leads into
                             imagined[t + i] = pred.video[_frame_after(i + skip, len(pred.video), pred.chunk_size)]
                     if pool is not None:
                         pending = pool.submit(self._request, self._observe())
-                action = self._blend(plan.pop(t))
+                entries = plan.pop(t)
+                action = self._blend(entries)
                 for old in [s for s in plan if s < t]:
                     plan.pop(old)
                 env.act(action)
+                # what ran: every chunk action blended into this step (one outside ensemble); a chunk cut short by a
+                # new one, or by the episode's end, adds nothing for the actions it never ran
+                clipped += sum(e.clipped for e in entries)
+                tracking += [e.tracking_mm for e in entries if e.tracking_mm is not None]
+                too_fast += self._check_speed(t, first=too_fast == 0)
                 if record:
                     frames.append(self._frame(imagined.pop(t, None)))
                 if env.success():
@@ -163,22 +188,37 @@ class Rollout:
             if pool is not None:
                 pool.shutdown(wait=True)
         state = env.state()
-        track = np.concatenate(tracking) if tracking else None
         return EpisodeResult(
             seed=seed, success=success_step is not None, steps=env.steps, success_step=success_step,
             prompt=obs["prompt"], chunks=chunks, final_distance_m=env.task.distance(state), policy_s=policy_s,
             wall_s=time.perf_counter() - wall0,
-            ik_mean_mm=None if track is None else float(track.mean()),
-            ik_max_mm=None if track is None else float(track.max()),
-            clipped=clipped, frames=np.stack(frames) if frames else None,
+            ik_mean_mm=float(np.mean(tracking)) if tracking else None,
+            ik_max_mm=float(np.max(tracking)) if tracking else None,
+            clipped=clipped, over_velocity_steps=too_fast, frames=np.stack(frames) if frames else None,
         )
 
-    def _blend(self, entries: list[tuple[int, np.ndarray]]) -> np.ndarray:
-        if len(entries) == 1 or self.strategy.kind != "ensemble":
-            return entries[-1][1]
-        entries = sorted(entries, key=lambda e: e[0])  # oldest first
+    def _check_speed(self, t: int, first: bool) -> int:
+        """1 when a joint moved faster than the robot's velocity limit during step `t` (warned once per episode: the
+        servos are not rate-limited, as the published figures were measured, but a real arm would fault)."""
+        speed, limit = self.env.peak_joint_speed, np.asarray(self.env.robot.max_joint_velocity)
+        fast = np.flatnonzero(speed > limit)
+        if fast.size and first:
+            names = self.env.robot.arm_joints
+            worst = int(fast[np.argmax(speed[fast] / limit[fast])])
+            logger.warning(
+                "joint velocity: at step %d %s moved faster than robot %r allows (%s at %.2f rad/s, limit %g); the "
+                "sim does not rate-limit its servos, a real arm would stop. Counted per episode in "
+                "over_velocity_steps, warned once per episode", t, ", ".join(names[j] for j in fast),
+                self.env.robot.name, names[worst], speed[worst], limit[worst],
+            )
+        return int(fast.size > 0)
+
+    def _blend(self, entries: list[_Planned]) -> np.ndarray:
+        if len(entries) == 1:
+            return entries[0].target
+        entries = sorted(entries, key=lambda e: e.chunk)  # oldest first
         weights = np.exp(-self.strategy.ensemble_decay * np.arange(len(entries)))
-        stacked = np.stack([a for _, a in entries])
+        stacked = np.stack([e.target for e in entries])
         return (weights[:, None] * stacked).sum(axis=0) / weights.sum()
 
     def _frame(self, imagined: np.ndarray | None) -> np.ndarray:
