@@ -381,3 +381,20 @@ def test_the_lazy_names_are_listed():
     import worldpolicy
 
     assert {"Policy", "PolicyRequest", "load_policy"} <= set(dir(worldpolicy))
+
+
+@pytest.mark.parametrize("steps", [4, 201, 1000])
+def test_every_accepted_step_count_steps_through_its_schedule(tiny_checkpoint, steps):
+    """Past ~200 steps the shifted grid rounds two timesteps to one integer; the scheduler then started a step late and
+    failed on the last one (after the whole compute)."""
+    import torch
+    from diffusers import UniPCMultistepScheduler
+
+    from worldpolicy.engine.schedules import SamplingConfig, make_scheduler
+
+    base = UniPCMultistepScheduler.from_pretrained(tiny_checkpoint, subfolder="scheduler")
+    scheduler = make_scheduler(base, SamplingConfig(steps=steps, shift=5.0), use_native_flow_schedule=False)
+    sample = torch.ones(1, 2, 3)
+    for t in scheduler.timesteps:
+        sample = scheduler.step(-sample, t, sample, return_dict=False)[0]
+    assert scheduler.step_index == steps and torch.isfinite(sample).all()

@@ -115,4 +115,8 @@ def make_scheduler(base, sampling: SamplingConfig, use_native_flow_schedule: boo
         scheduler.set_timesteps(sampling.steps, sigmas=sigmas)
     else:
         scheduler.set_timesteps(sampling.steps)
+    # Sampling starts at the first timestep. Left unset, the scheduler looks its start up by timestep value, and past
+    # ~200 steps the shifted grid rounds two timesteps to one integer: it then started one step late and failed on the
+    # last step (`assert self.this_order > 0`). Where timesteps are distinct the start is the same either way.
+    scheduler.set_begin_index(0)
     return scheduler
