@@ -398,3 +398,14 @@ def test_every_accepted_step_count_steps_through_its_schedule(tiny_checkpoint, s
     for t in scheduler.timesteps:
         sample = scheduler.step(-sample, t, sample, return_dict=False)[0]
     assert scheduler.step_index == steps and torch.isfinite(sample).all()
+
+
+def test_prompts_are_bounded_where_every_route_checks_them():
+    from worldpolicy.engine.schedules import SamplingConfig
+    from worldpolicy.processing.prompts import MAX_PROMPT_CHARS, check_task
+
+    assert check_task("a" * MAX_PROMPT_CHARS) == "a" * MAX_PROMPT_CHARS
+    with pytest.raises(ValueError, match="prompt is 2001 characters long; at most 2000 are accepted"):
+        check_task("a" * 2001)
+    with pytest.raises(ValueError, match="negative_prompt is 2001 characters long"):
+        SamplingConfig(negative_prompt="n" * 2001)

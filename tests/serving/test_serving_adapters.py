@@ -118,6 +118,8 @@ def _one_bad_value(shape: tuple[int, ...]) -> np.ndarray:
         (_without("prompt"), "'prompt'"),
         (_with(prompt="  "), "'prompt'"),
         (_with(prompt=3), "'prompt'"),
+        (_with(prompt="reach " * 400), "prompt is 2400 characters long; at most 2000"),
+        (_with(negative_prompt="blur " * 500), "negative_prompt is 2500 characters long; at most 2000"),
         (_without("observation/wrist_image_left"), r"missing camera key\(s\) \['observation/wrist_image_left'\]"),
         (_without("observation/joint_position"), "missing state key 'observation/joint_position'"),
         (_with(observation__wrist_image_left="pixels"), "wrist_image_left must be a numeric image array"),

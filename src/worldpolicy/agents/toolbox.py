@@ -21,12 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from ..processing.prompts import MAX_PROMPT_CHARS
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["Progress", "ToolInputError", "Toolbox", "ToolboxConfig", "error_payload"]
 
 Progress = Callable[[float, "float | None", str], None]
-MAX_PROMPT_CHARS = 2000
 MAX_STEPS = 100
 MAX_SIM_EPISODES = 20
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")

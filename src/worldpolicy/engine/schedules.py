@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from ..processing.prompts import check_length
+
 SCHEDULES = ("checkpoint", "linear", "karras")
 
 # Named presets; an embodiment variant names its default in the registry (`sampling_preset`).
@@ -70,6 +72,7 @@ class SamplingConfig:
             raise ValueError("shift has no effect with schedule='karras' (Karras sigmas ignore flow_shift); drop one")
         if not isinstance(self.negative_prompt, str):
             raise TypeError(f"negative_prompt must be a string, got {type(self.negative_prompt).__name__}")
+        check_length(self.negative_prompt, "negative_prompt")
 
     @property
     def uses_cfg(self) -> bool:

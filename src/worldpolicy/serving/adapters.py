@@ -22,6 +22,7 @@ import numpy as np
 
 from ..embodiments import Embodiment
 from ..processing.actions import ACTION_SPACES
+from ..processing.prompts import check_length
 from ..results import MODES
 
 __all__ = ["IMAGE_KEY", "ObservationAdapter", "RequestError", "WireRequest", "all_finite", "warmup_message"]
@@ -126,6 +127,7 @@ class ObservationAdapter:
             prompt = prompt.decode("utf-8", errors="replace")
         if not isinstance(prompt, str) or not prompt.strip():
             raise RequestError(f"missing or empty key {PROMPT_KEY!r}: a non-empty task instruction string is required")
+        _check_length(prompt, PROMPT_KEY)
         request = WireRequest(mode=mode, prompt=prompt, options=self._options(message))
         if "state" in message:
             state = _check_numeric("state", message["state"], ndim=(1,), width=self.embodiment.action_dim)
@@ -223,6 +225,7 @@ class ObservationAdapter:
                 negative_prompt = negative_prompt.decode("utf-8", errors="replace")
             if not isinstance(negative_prompt, str):
                 raise RequestError(f"negative_prompt must be a string, got {type(negative_prompt).__name__}")
+            _check_length(negative_prompt, "negative_prompt")
             options["negative_prompt"] = negative_prompt
         decode_video = message.get("decode_video")
         if decode_video is not None:
@@ -240,3 +243,10 @@ def warmup_message(embodiment: Embodiment, prompt: str = "warm up", side: int = 
         message[key] = np.zeros(width, np.float32)
     message[PROMPT_KEY] = prompt
     return message
+
+
+def _check_length(text: str, key: str) -> None:
+    try:
+        check_length(text, key)
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
