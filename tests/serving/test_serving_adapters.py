@@ -7,7 +7,7 @@ import pytest
 from serving_standins import droid_request
 
 from worldpolicy import get_embodiment
-from worldpolicy.serving.adapters import IMAGE_KEY, ObservationAdapter, RequestError, all_finite
+from worldpolicy.serving.adapters import IMAGE_KEY, ObservationAdapter, RequestError, all_finite, warmup_message
 
 DROID = get_embodiment("droid")
 
@@ -160,3 +160,35 @@ def test_refusals_name_the_key(message, match):
 def test_bad_key_map_is_refused_at_construction():
     with pytest.raises(ValueError, match="key_map"):
         ObservationAdapter(DROID, {"observation/image": 3})
+
+
+CLIENT_NAMES = {"prompt": "task", "observation/wrist_image_left": "wrist", "observation/joint_position": "q",
+                "observation/gripper_position": "g"}
+
+
+def _renamed(message: dict) -> dict:
+    return {CLIENT_NAMES.get(k, k): v for k, v in message.items()}
+
+
+@pytest.mark.parametrize(
+    ("message", "match"),
+    [
+        ({k: v for k, v in _renamed(droid_request(np.zeros(7))).items() if k != "task"}, "missing or empty key 'task'"),
+        ({k: v for k, v in _renamed(droid_request(np.zeros(7))).items() if k != "wrist"},
+         r"missing camera key\(s\) \['wrist'\] .* send all of \['wrist', 'observation/exterior_image_1_left'"),
+        ({k: v for k, v in _renamed(droid_request(np.zeros(7))).items() if k != "q"}, "missing state key 'q'"),
+        ({**_renamed(droid_request(np.zeros(7))), "wrist": "pixels"}, "^wrist must be a numeric image array"),
+        ({**_renamed(droid_request(np.zeros(7))), "q": np.full(7, np.nan)}, "^q contains NaN"),
+        ({**_renamed(droid_request(np.zeros(7))), "g": np.zeros((3, 2))}, r"^g has shape \(3, 2\)"),
+    ],
+)
+def test_refusals_under_a_key_map_name_the_client_key(message, match):
+    with pytest.raises(RequestError, match=match):
+        ObservationAdapter(DROID, CLIENT_NAMES).parse(message)
+
+
+def test_warmup_message_takes_the_client_names_of_a_key_map():
+    message = warmup_message(DROID, key_map=CLIENT_NAMES)
+    assert {"task", "wrist", "q", "g"} <= set(message) and not set(CLIENT_NAMES) & set(message)
+    request = ObservationAdapter(DROID, CLIENT_NAMES).parse(message)
+    assert request.prompt == "warm up" and set(request.observation) == {*DROID.camera_keys, *DROID.state_keys.values()}

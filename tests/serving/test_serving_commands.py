@@ -108,3 +108,43 @@ def test_serve_two_replicas_end_to_end(tmp_path):
                 proc.wait(60)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+@pytest.mark.parametrize("mb", ["inf", "nan", "1e-9", "0", "4097"])
+def test_max_message_mb_out_of_range_names_the_flag(tmp_path, capsys, mb):
+    assert main(_serve(tmp_path, "--max-message-mb", mb)) == 2
+    err = capsys.readouterr().err
+    assert f"serve: error: --max-message-mb {float(mb)} is invalid; accepted: a number of MiB in (0, 4096]" in err
+
+
+def _checked_checkpoint(tmp_path) -> None:
+    (tmp_path / "never-loaded").mkdir()
+    (tmp_path / "never-loaded" / "model_index.json").write_text("{}")  # passes the checks made before loading
+
+
+def test_api_key_env_is_stripped_as_a_secret_file_leaves_it(tmp_path, monkeypatch):
+    from worldpolicy.serving.server import PolicyServer
+
+    _checked_checkpoint(tmp_path)
+    keys = []
+    monkeypatch.setattr(PolicyServer, "run", lambda self: keys.append(self.config.api_key) or 0)
+    monkeypatch.setenv("WP_FILE_KEY", "s3cret-key-123\n")
+    assert main(_serve(tmp_path, "--api-key-env", "WP_FILE_KEY", "--device", "cpu")) == 0
+    assert keys == ["s3cret-key-123"]
+
+
+@pytest.mark.parametrize(("key", "why"), [("   \n", "has 0 characters; use at least 8"),
+                                          ("s3cret key-123", "contains whitespace")])
+def test_api_key_env_no_client_could_send_is_refused(tmp_path, capsys, monkeypatch, key, why):
+    monkeypatch.setenv("WP_BAD_KEY", key)
+    assert main(_serve(tmp_path, "--api-key-env", "WP_BAD_KEY")) == 2
+    err = capsys.readouterr().err
+    assert f"serve: error: --api-key-env WP_BAD_KEY: the key {why}" in err and "key-123" not in err
+
+
+def test_serve_exits_with_the_servers_code(tmp_path, monkeypatch):
+    from worldpolicy.serving.server import PolicyServer
+
+    _checked_checkpoint(tmp_path)
+    monkeypatch.setattr(PolicyServer, "run", lambda self: 1)  # requests abandoned at the drain deadline
+    assert main(_serve(tmp_path, "--device", "cpu")) == 1

@@ -101,6 +101,39 @@ def test_serve_command_end_to_end(tiny_checkpoint, tiny_policy):
     assert '"event": "ready"' in proc.stderr.read()
 
 
+def test_serve_command_stopped_during_warmup_exits_0_without_aborting(tiny_checkpoint):
+    """SIGTERM while the worker is inside torch: interpreter shutdown used to abort the process (exit -6)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [
+        sys.executable, "-m", "worldpolicy.cli", "serve", "--checkpoint", str(tiny_checkpoint), "--embodiment",
+        "droid/relative_pose", "--chunk-size", "8", "--resolution-tier", "256", "--steps", "50", "--device", "cpu",
+        "--host", "127.0.0.1", "--port", str(port), "--warmup", "8",  # a warm-up of several seconds
+    ]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2)
+                pytest.fail("the warm-up finished before the signal")
+            except urllib.error.HTTPError as exc:  # 503 loading: listening, loading or warming up
+                assert exc.code == 503
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert proc.poll() is None and time.monotonic() < deadline, "server never listened"
+                time.sleep(0.1)
+        time.sleep(1.0)  # into the load / warm-up
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = proc.stderr.read()
+    assert '"worker": "loading"' in log and "terminate called" not in log
+
+
 def test_serve_command_refuses_bad_settings_before_loading(tmp_path):
     base = [sys.executable, "-m", "worldpolicy.cli", "serve", "--checkpoint", str(tmp_path)]
     env = {**{k: v for k, v in os.environ.items() if k != "WP_UNSET_KEY"}, "WP_SHORT_KEY": "abc"}

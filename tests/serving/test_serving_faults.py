@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -127,12 +128,15 @@ def test_32_clients_x_20_requests_each_get_their_own_answers(serve):
 
 SERVER_SCRIPT = textwrap.dedent(
     """
-    import logging, sys
+    import logging, sys, time
     sys.path.insert(0, {tests!r})
     from serving_standins import StandInPolicy
     from worldpolicy.serving import PolicyServer, ServerConfig
     logging.basicConfig(level=logging.INFO)
-    PolicyServer(StandInPolicy(batch_cost_s=1.0), ServerConfig(host="127.0.0.1", port={port})).run()
+    config = ServerConfig(host="127.0.0.1", port={port}, drain_timeout_s={drain_timeout_s})
+    policy = StandInPolicy(batch_cost_s={batch_cost_s})
+    loader = (lambda: time.sleep(60)) if {slow_load} else None  # a load SIGTERM cannot interrupt
+    sys.exit(PolicyServer(None if loader else policy, config, loader=loader).run())
     """
 )
 
@@ -143,22 +147,31 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_sigterm_drains_inflight_requests_then_exits(tmp_path):
+def _server_process(tmp_path: Path, batch_cost_s: float = 1.0, drain_timeout_s: float = 30.0,
+                    slow_load: bool = False) -> tuple[subprocess.Popen, int]:
+    """`PolicyServer.run()` in a process of its own (it owns the process: signals, exit code), once ready (once
+    listening, with `slow_load`)."""
     port = _free_port()
     script = tmp_path / "server.py"
-    script.write_text(SERVER_SCRIPT.format(tests=str(Path(__file__).parent), port=port))
+    script.write_text(SERVER_SCRIPT.format(tests=str(Path(__file__).parent), port=port, batch_cost_s=batch_cost_s,
+                                           drain_timeout_s=drain_timeout_s, slow_load=slow_load))
     proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/{'healthz' if slow_load else 'readyz'}", timeout=1)
+            return proc, port
+        except OSError:  # not listening yet, or 503 loading
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise
+            time.sleep(0.1)
+
+
+def test_sigterm_drains_inflight_requests_then_exits(tmp_path):
+    proc, port = _server_process(tmp_path)
     try:
-        deadline = time.monotonic() + 30
-        policy = None
-        while policy is None:
-            try:
-                policy = RemotePolicy(f"ws://127.0.0.1:{port}", connect_timeout_s=2)
-            except ConnectionError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.1)
-        with ThreadPoolExecutor(1) as pool, policy:
+        with ThreadPoolExecutor(1) as pool, RemotePolicy(f"ws://127.0.0.1:{port}", connect_timeout_s=2) as policy:
             pending = pool.submit(policy.act, droid_request(np.zeros(7)), "drain me")
             time.sleep(0.4)  # the request is inside the 1 s inference
             proc.send_signal(signal.SIGTERM)
@@ -168,7 +181,39 @@ def test_sigterm_drains_inflight_requests_then_exits(tmp_path):
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
     log = proc.stderr.read()
-    assert '"event": "draining"' in log and '"event": "stopped"' in log
+    assert '"event": "draining"' in log and '"event": "stopped"' in log and "abandoned" not in log
+
+
+def test_a_request_outliving_the_drain_timeout_is_abandoned_and_the_exit_code_says_so(tmp_path):
+    proc, port = _server_process(tmp_path, batch_cost_s=30.0, drain_timeout_s=0.3)
+    try:
+        with ThreadPoolExecutor(1) as pool, RemotePolicy(f"ws://127.0.0.1:{port}", connect_timeout_s=2) as policy:
+            pending = pool.submit(policy.act, droid_request(np.zeros(7)), "too slow")
+            time.sleep(0.4)  # the request is inside the 30 s inference
+            proc.send_signal(signal.SIGTERM)
+            t0 = time.monotonic()
+            with pytest.raises(ServerClosedError, match="1001"):
+                pending.result(10)
+        assert proc.wait(10) == 1  # ended at the drain deadline, without waiting for (or aborting inside) the policy
+        assert time.monotonic() - t0 < 5
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+    log = proc.stderr.read()
+    assert '{"event": "abandoned", "requests": 1, "drain_timeout_s": 0.3, "worker": "busy"}' in log
+    assert '"event": "stopped"' in log  # the log handlers were flushed before os._exit
+
+
+def test_sigterm_while_loading_exits_0_at_once(tmp_path):
+    proc, _ = _server_process(tmp_path, slow_load=True)
+    try:
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0  # nothing was admitted, so nothing was lost; the 60 s load is not waited for
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+    assert '{"event": "abandoned", "requests": 0, "drain_timeout_s": 30.0, "worker": "loading"}' in proc.stderr.read()
 
 
 def test_actions_no_robot_should_run_are_refused(serve):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
 import urllib.error
@@ -17,13 +19,16 @@ from websockets.sync.client import connect
 from worldpolicy.processing.actions import to_model
 from worldpolicy.serving import (
     AuthenticationError,
+    Limits,
     PolicyServer,
     RemotePolicy,
     ServerBusyError,
+    ServerClosedError,
     ServerConfig,
     ServerError,
     ServerRefusedError,
     ServerThread,
+    ServerTimeoutError,
     packb,
     unpackb,
 )
@@ -226,6 +231,93 @@ def test_api_key(serve):
     assert _http(t, "/metrics", {"Authorization": "Api-Key s3cret-key-123"})[0] == 200
     with pytest.raises(ValueError, match="api_key"):
         ServerConfig(api_key="short")
+
+
+def test_api_key_surrounding_whitespace_is_stripped_and_inner_whitespace_refused(serve):
+    t = serve(api_key="s3cret-key-123\n")  # as read from a file or a Kubernetes secret
+    assert t.server.config.api_key == "s3cret-key-123"
+    with RemotePolicy(t.url, api_key="s3cret-key-123") as policy:
+        assert policy.metadata()["embodiment"] == "droid/joint_pos"
+    for bad, why in [(" \n", "has 0 characters; use at least 8"), ("s3cret key-123", "contains whitespace")]:
+        with pytest.raises(ValueError, match=f"ServerConfig.api_key {why}") as refused:
+            ServerConfig(api_key=bad)
+        assert "key-123" not in str(refused.value)  # the key itself is never shown
+
+
+def test_warmup_runs_under_the_key_map():
+    key_map = {"observation/wrist_image_left": "wrist", "prompt": "task"}
+    server = PolicyServer(StandInPolicy(), ServerConfig(host="127.0.0.1", port=0), key_map=key_map, warmup_requests=2)
+    with ServerThread(server) as t:
+        assert t.server.policy.batch_sizes == [2]
+        message = droid_request(np.zeros(7))
+        message["wrist"], message["task"] = message.pop("observation/wrist_image_left"), message.pop("prompt")
+        with RemotePolicy(t.url) as policy:
+            assert policy.infer(message)["actions"].shape == (32, 8)
+
+
+def test_a_message_over_the_limit_is_closed_1009_and_counted(serve):
+    t = serve(limits=Limits(max_message_bytes=4096, max_array_bytes=4096))
+    with connect(t.url, compression=None, max_size=None) as ws:
+        unpackb(ws.recv())
+        ws.send(packb(droid_request(np.zeros(7))))  # three 32x32 images: ~9 kB
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+    assert closed.value.rcvd.code == 1009
+    deadline = time.monotonic() + 5
+    while _metric(t, 'worldpolicy_requests_total{status="too_big"}') < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _metric(t, 'worldpolicy_requests_total{status="too_big"}') == 1.0
+
+
+def test_failures_are_logged_as_one_json_object_and_an_empty_message_still_says_something(serve, caplog):
+    class Silent(StandInPolicy):
+        def act(self, observation, prompt, **options):
+            if prompt == "assert":
+                raise AssertionError
+            return super().act(observation, prompt, **options)
+
+    t = serve(Silent(batching=False))
+    with caplog.at_level(logging.INFO, logger="worldpolicy.serving"), RemotePolicy(t.url) as policy:
+        with pytest.raises(ServerError, match=r"AssertionError: \(no message; see the server log\)"):
+            policy.act(droid_request(np.zeros(7)), "assert")
+        with pytest.raises(ServerError, match="unusable policy result"):
+            policy.act(droid_request(np.zeros(7)), "nan")
+    records = [r for r in caplog.records if r.name == "worldpolicy.serving"]
+    assert all(r.exc_info is None for r in records)  # no traceback lines after the JSON object
+    entries = {e["event"]: e for e in (json.loads(r.getMessage()) for r in records)}
+    assert entries["policy_failed"]["mode"] == "policy" and "raise AssertionError" in entries["policy_failed"]["traceback"]
+    assert entries["reply_failed"]["error"] == "ValueError: actions contain NaN or inf"
+    assert "Traceback (most recent call last)" in entries["reply_failed"]["traceback"]
+
+
+def test_drain_waits_for_the_batch_of_a_client_that_left(serve):
+    stand_in = StandInPolicy(batch_cost_s=1.0)
+    t = serve(stand_in)
+    with RemotePolicy(t.url, read_timeout_s=0.2) as policy, pytest.raises(ServerTimeoutError):
+        policy.act(droid_request(np.zeros(7)), "gone")
+    assert stand_in.running.is_set()
+    t.stop()
+    # the worker finished its batch and stopped before serve() returned: no thread left inside the policy
+    assert not stand_in.running.is_set() and not t.server._worker.is_alive()
+    requests = t.server._metrics.requests
+    assert requests.labels("vanished")._value.get() == 1 and requests.labels("abandoned")._value.get() == 0
+
+
+def test_a_request_outliving_the_drain_timeout_is_abandoned(serve, caplog):
+    stand_in = StandInPolicy(batch_cost_s=2.0)
+    t = serve(stand_in, drain_timeout_s=0.2)
+    with ThreadPoolExecutor(1) as pool, RemotePolicy(t.url) as policy:
+        pending = pool.submit(policy.act, droid_request(np.zeros(7)), "too slow")
+        assert stand_in.running.wait(5)
+        t0 = time.monotonic()
+        with caplog.at_level(logging.INFO, logger="worldpolicy.serving"):
+            t.stop()
+        assert time.monotonic() - t0 < 1.5  # the drain timeout, not the batch: the daemon worker finishes on its own
+        with pytest.raises(ServerClosedError, match="1001"):
+            pending.result(5)
+    requests = t.server._metrics.requests
+    assert requests.labels("abandoned")._value.get() == 1 and requests.labels("vanished")._value.get() == 0
+    assert '{"event": "abandoned", "requests": 1, "drain_timeout_s": 0.2, "worker": "busy"}' in caplog.text
 
 
 def test_graceful_shutdown_finishes_inflight_requests(serve):

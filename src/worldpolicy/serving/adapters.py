@@ -109,6 +109,10 @@ class ObservationAdapter:
             if not isinstance(canonical, str) or not isinstance(wire, str):
                 raise ValueError(f"key_map must map str → str, got {canonical!r}: {wire!r}")
 
+    def _wire(self, key: str) -> str:
+        """The client's name for a canonical key: what its errors name."""
+        return self.key_map.get(key, key)
+
     def _get(self, message: Mapping[str, Any], key: str) -> Any:
         return message.get(self.key_map.get(key, key))
 
@@ -126,8 +130,10 @@ class ObservationAdapter:
         if isinstance(prompt, bytes):
             prompt = prompt.decode("utf-8", errors="replace")
         if not isinstance(prompt, str) or not prompt.strip():
-            raise RequestError(f"missing or empty key {PROMPT_KEY!r}: a non-empty task instruction string is required")
-        _check_length(prompt, PROMPT_KEY)
+            raise RequestError(
+                f"missing or empty key {self._wire(PROMPT_KEY)!r}: a non-empty task instruction string is required"
+            )
+        _check_length(prompt, self._wire(PROMPT_KEY))
         request = WireRequest(mode=mode, prompt=prompt, options=self._options(message))
         if "state" in message:
             state = _check_numeric("state", message["state"], ndim=(1,), width=self.embodiment.action_dim)
@@ -150,28 +156,29 @@ class ObservationAdapter:
     def _observation(self, message: Mapping[str, Any], state_given: bool = False) -> Any:
         e = self.embodiment
         if self._has(message, IMAGE_KEY):
-            images = {IMAGE_KEY: _check_image(IMAGE_KEY, self._get(message, IMAGE_KEY))}
+            images = {IMAGE_KEY: _check_image(self._wire(IMAGE_KEY), self._get(message, IMAGE_KEY))}
         elif e.composite is None and (present := self._single_camera(message)) is not None:
-            images = {present: _check_image(present, self._get(message, present))}  # one camera: the first present
+            # one camera: the first present
+            images = {present: _check_image(self._wire(present), self._get(message, present))}
         else:
-            missing = [k for k in e.camera_keys if not self._has(message, k)]
+            missing = [self._wire(k) for k in e.camera_keys if not self._has(message, k)]
             if missing:
+                wanted = [self._wire(k) for k in e.camera_keys]
                 raise RequestError(
-                    f"missing camera key(s) {missing} for embodiment {e.key!r}; send all of {list(e.camera_keys)} "
-                    f"or a pre-composed {IMAGE_KEY!r} (a server key map can rename keys)"
+                    f"missing camera key(s) {missing} for embodiment {e.key!r}; send all of {wanted} "
+                    f"or a pre-composed {self._wire(IMAGE_KEY)!r} (a server key map can rename keys)"
                 )
-            images = {k: _check_image(k, self._get(message, k)) for k in e.camera_keys}
+            images = {k: _check_image(self._wire(k), self._get(message, k)) for k in e.camera_keys}
         state = {}
         for role, key in e.state_keys.items():
             if not self._has(message, key):
                 if e.state_history > 0 and not state_given:
-                    raise RequestError(
-                        f"missing state key {key!r} ({role}) required by embodiment {e.key!r} (or send 'state')"
-                    )
+                    raise RequestError(f"missing state key {self._wire(key)!r} ({role}) required by embodiment "
+                                       f"{e.key!r} (or send 'state')")
                 continue
-            value = _check_numeric(key, self._get(message, key), ndim=(0, 1, 2))
+            value = _check_numeric(self._wire(key), self._get(message, key), ndim=(0, 1, 2))
             if role == "gripper" and value.ndim == 2 and value.shape[-1] != 1:
-                raise RequestError(f"{key} has shape {value.shape}; accepted: scalar, [T] or [T, 1]")
+                raise RequestError(f"{self._wire(key)} has shape {value.shape}; accepted: scalar, [T] or [T, 1]")
             state[key] = value
         if not state and list(images) == [IMAGE_KEY]:
             return images[IMAGE_KEY]
@@ -235,14 +242,17 @@ class ObservationAdapter:
         return options
 
 
-def warmup_message(embodiment: Embodiment, prompt: str = "warm up", side: int = 224) -> dict[str, Any]:
-    """A well-formed wire request of black frames and zero state, to warm the server up before it reports ready."""
+def warmup_message(
+    embodiment: Embodiment, prompt: str = "warm up", side: int = 224, key_map: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A well-formed wire request of black frames and zero state, to warm the server up before it reports ready; under
+    the client's key names when a `key_map` renames them, so it takes the same adapter path as real requests."""
     message: dict[str, Any] = {k: np.zeros((side, side, 3), np.uint8) for k in embodiment.camera_keys}
     for role, key in embodiment.state_keys.items():
         width = 1 if role == "gripper" else embodiment.action_dim - (embodiment.gripper_column is not None)
         message[key] = np.zeros(width, np.float32)
     message[PROMPT_KEY] = prompt
-    return message
+    return {(key_map or {}).get(k, k): v for k, v in message.items()}
 
 
 def _check_length(text: str, key: str) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import math
 import os
 import re
 import socket
 
 _BIND_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
 _CONFIG_FIELD = re.compile(r"ServerConfig\.(\w+)")
+_MAX_MESSAGE_MB = 4096  # msgpack's bin32 carries less than 4 GiB per array
 _FLAG_OF = {f: "--" + f.replace("_", "-") for f in (
     "port", "max_batch", "max_wait_ms", "max_queue", "drain_timeout_s", "event_loop")}
 
@@ -95,7 +97,7 @@ def _check_replicas(replicas: int) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from ..policy import Policy
     from .codec import Limits
-    from .server import PolicyServer, ServerConfig
+    from .server import PolicyServer, ServerConfig, checked_api_key
 
     _check_replicas(args.replicas)
     logging.getLogger("websockets.server").setLevel(logging.WARNING)  # one INFO line per probe; ours log connects
@@ -108,13 +110,13 @@ def _serve(args: argparse.Namespace) -> int:
         api_key = os.environ.get(args.api_key_env)
         if not api_key:
             raise ValueError(f"--api-key-env {args.api_key_env}: that environment variable is unset or empty")
-        if len(api_key) < 8:
-            raise ValueError(f"--api-key-env {args.api_key_env}: the key has {len(api_key)} characters; use at least 8")
-    if not args.max_message_mb > 0:
-        raise ValueError(f"--max-message-mb {args.max_message_mb} must be > 0")
+        api_key = checked_api_key(api_key, f"--api-key-env {args.api_key_env}: the key")
+    size = int(args.max_message_mb * 2**20) if math.isfinite(args.max_message_mb) else 0
+    if not (size >= 1 and args.max_message_mb <= _MAX_MESSAGE_MB):
+        raise ValueError(f"--max-message-mb {args.max_message_mb} is invalid; accepted: a number of MiB in (0, "
+                         f"{_MAX_MESSAGE_MB}], at least one byte")
     if args.warmup < 0:
         raise ValueError(f"--warmup {args.warmup} must be >= 0")
-    size = int(args.max_message_mb * 2**20)
     try:
         config = ServerConfig(
             host=args.host,
@@ -150,9 +152,8 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 0
     try:
-        PolicyServer(loader=load, config=config, key_map=key_map, warmup_requests=args.warmup).run()
+        return PolicyServer(loader=load, config=config, key_map=key_map, warmup_requests=args.warmup).run()
     except OSError as exc:  # the address: in use, not on this machine, no such host, or a privileged port
         if not (isinstance(exc, socket.gaierror) or exc.errno in _BIND_ERRORS):
             raise
         raise ValueError(f"--host {args.host} --port {args.port}: cannot listen there ({exc.strerror or exc})") from None
-    return 0

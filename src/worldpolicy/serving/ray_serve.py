@@ -38,7 +38,7 @@ from .server import (
     authorized,
     error_text,
     failure_status,
-    logger,
+    log_failure,
     reply_fields,
     request_metrics,
     run_batch,
@@ -71,7 +71,7 @@ class PolicyReplica:
         self.infer.set_max_batch_size(max_batch)
         self.infer.set_batch_wait_timeout_s(max_wait_ms / 1000)
         if warmup_requests:
-            request = self.adapter.parse(warmup_message(self.policy.embodiment))
+            request = self.adapter.parse(warmup_message(self.policy.embodiment, key_map=self.adapter.key_map))
             for result in run_batch(self.policy, [request] * warmup_requests):
                 if isinstance(result, BaseException):
                     raise RuntimeError(f"warm-up request failed: {result}") from result
@@ -90,7 +90,7 @@ class PolicyReplica:
             except (CodecError, RequestError) as exc:
                 out[i] = ("bad_request", f"bad request: {exc}")
             except Exception as exc:  # noqa: BLE001 - a request our checks missed fails alone, not its batch
-                logger.exception("unexpected error while reading a request")
+                log_failure("request_failed", exc)
                 out[i] = ("bad_request", f"bad request: {error_text(exc)}")
         started = time.perf_counter()
         results = await asyncio.to_thread(run_batch, self.policy, [r for _, r in valid]) if valid else []
@@ -105,7 +105,7 @@ class PolicyReplica:
                 reply["server_timing"] = {"infer_ms": infer_ms, "batch_size": len(valid), "replica": replica}
                 out[i] = ("ok", packb(reply))
             except Exception as exc:  # noqa: BLE001 - not a Prediction, or unsafe actions: this request only
-                logger.exception("cannot build the reply")
+                log_failure("reply_failed", exc)
                 out[i] = ("error", f"internal server error: unusable policy result ({exc})")
         return out  # type: ignore[return-value]
 
@@ -177,7 +177,7 @@ class WireIngress:
                 await self._refuse(ws, "server busy: every replica's queue is full; retry later", 1013, "busy")
                 return
             except Exception as exc:  # noqa: BLE001 - a replica died or failed: this client gets the text
-                logger.exception("replica call failed")
+                log_failure("replica_failed", exc)
                 await self._refuse(ws, f"internal server error: {error_text(exc)[:500]}", 1011, "error")
                 return
             if status != "ok":
@@ -207,7 +207,8 @@ def build_app(
     GPU, `replica_actor_options={"num_gpus": 1}`). Deploy with `run(app, port=...)` or `serve.run`. `max_queue`
     requests may wait per replica before clients get "server busy" (close 1013); `max_connections` WebSocket
     connections may be open at once (Ray counts each as one ongoing request of the ingress)."""
-    ServerConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, api_key=api_key, limits=limits, max_queue=max_queue)
+    config = ServerConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, api_key=api_key, limits=limits,
+                          max_queue=max_queue)
     for name, value in (("num_replicas", num_replicas), ("max_connections", max_connections)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name}={value!r} must be an int >= 1")
@@ -231,7 +232,7 @@ def build_app(
         WireIngress, max_ongoing_requests=max_connections, ray_actor_options=ingress_actor_options or {}
     )
     replicas = replica.bind(loader, key_map, limits, max_batch, max_wait_ms, warmup_requests)
-    return ingress.bind(replicas, api_key, limits.max_message_bytes)
+    return ingress.bind(replicas, config.api_key, limits.max_message_bytes)  # the key as checked: stripped
 
 
 def run(app: serve.Application, host: str = "0.0.0.0", port: int = 8000, name: str = "worldpolicy") -> DeploymentHandle:

@@ -17,12 +17,14 @@ import importlib.util
 import itertools
 import json
 import logging
+import os
 import platform
 import queue
 import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -46,10 +48,12 @@ __all__ = [
     "ServerThread",
     "api_key_matches",
     "authorized",
+    "checked_api_key",
     "error_text",
     "event_loop_factory",
     "failure_status",
     "keep_freed_memory",
+    "log_failure",
     "reply_fields",
     "request_metrics",
     "run_batch",
@@ -67,12 +71,33 @@ def _log(level: int, event: str, **fields: Any) -> None:
         logger.log(level, "%s", json.dumps({"event": event, **fields}, default=str))
 
 
+def log_failure(event: str, error: BaseException, **fields: Any) -> None:
+    """An unexpected failure, still one JSON object: the traceback is a field, not lines of its own."""
+    text, trace = f"{type(error).__name__}: {error}", "".join(traceback.format_exception(error))
+    _log(logging.ERROR, event, **fields, error=text, traceback=trace)
+
+
 def api_key_matches(authorization: str | None, api_key: str) -> bool:
     """`Authorization: Api-Key <key>` (or `Bearer <key>`) against the server's key, in constant time."""
     scheme, _, given = (authorization or "").strip().partition(" ")
     # compare_digest takes the same time wherever the strings differ: no guessing the key byte by byte from timings
     ok = hmac.compare_digest(given.strip().encode(), api_key.encode())
     return ok and scheme.lower() in _SCHEMES
+
+
+def checked_api_key(key: str | None, name: str) -> str | None:
+    """The key without surrounding whitespace (a key read from a file or a Kubernetes secret often ends in a newline,
+    which no client sends); ValueError naming `name` for a key no client could send."""
+    if key is None:
+        return None
+    if not isinstance(key, str):
+        raise ValueError(f"{name} must be a string, got {type(key).__name__}")
+    key = key.strip()
+    if len(key) < 8:
+        raise ValueError(f"{name} has {len(key)} characters; use at least 8 (surrounding whitespace does not count)")
+    if any(c.isspace() for c in key):
+        raise ValueError(f"{name} contains whitespace; accepted: one token of >= 8 characters, no spaces or newlines")
+    return key
 
 
 def authorized(headers: list[str], api_key: str | None) -> bool:
@@ -107,6 +132,7 @@ class ServerConfig:
     event_loop: str = "auto"  # one of EVENT_LOOPS; see `event_loop_factory`
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "api_key", checked_api_key(self.api_key, "ServerConfig.api_key"))
         if self.event_loop not in EVENT_LOOPS:
             accepted = ", ".join(EVENT_LOOPS)
             raise ValueError(f"ServerConfig.event_loop={self.event_loop!r} is invalid; accepted: {accepted}")
@@ -121,7 +147,6 @@ class ServerConfig:
             ("max_wait_ms", self.max_wait_ms, 0 <= self.max_wait_ms <= 10_000, "a number in [0, 10000]"),
             ("max_queue", self.max_queue, isinstance(self.max_queue, int) and self.max_queue >= 1, "an int >= 1"),
             ("drain_timeout_s", self.drain_timeout_s, self.drain_timeout_s >= 0, "a number >= 0"),
-            ("api_key", "<hidden>", self.api_key is None or len(self.api_key) >= 8, "None or a string of >= 8 chars"),
         ]
         for name, value, ok, accepted in checks:
             if not ok:
@@ -247,6 +272,8 @@ class PolicyServer:
         self._ready = False
         self._draining = False
         self._active = 0  # admitted requests whose reply is not sent yet
+        self._abandoned = 0  # requests still unanswered at the drain deadline (their connections close with 1001)
+        self._worker: threading.Thread | None = None
         self._metadata: dict[str, Any] = {}
         self._ids = itertools.count(1)
         self._connections: set[ServerConnection] = set()
@@ -299,8 +326,10 @@ class PolicyServer:
             await ws.send(packb(self._metadata))
             while (prev_total_ms := await self._exchange(ws, conn, await ws.recv(), closed, prev_total_ms)) is not None:
                 pass
-        except websockets.ConnectionClosed:
-            pass
+        except websockets.ConnectionClosed as exc:
+            if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:  # websockets refused the frame
+                self._metrics.requests.labels("too_big").inc()
+                _log(logging.WARNING, "refused", conn=conn, status="too_big", reason=exc.sent.reason)
         finally:
             closed.cancel()
             self._connections.discard(ws)
@@ -323,16 +352,17 @@ class PolicyServer:
         try:
             result = await _outcome(job, closed)
             if job.vanished:  # the worker skips the job, or its result is dropped
-                self._metrics.requests.labels("vanished").inc()
-                _log(logging.INFO, "vanished", conn=conn)
+                if not self._abandoned:  # else: closed at the drain deadline, counted as abandoned there
+                    self._metrics.requests.labels("vanished").inc()
+                    _log(logging.INFO, "vanished", conn=conn)
                 return None
             if isinstance(result, BaseException):
                 await self._refuse(ws, conn, error_text(result), CloseCode.INTERNAL_ERROR, failure_status(result))
                 return None
             try:
                 reply = packb(self._reply(job, result, t0, prev_total_ms))
-            except Exception as exc:  # not a Prediction, or actions no robot should run
-                logger.exception("cannot build the reply")
+            except Exception as exc:  # noqa: BLE001 - logged; not a Prediction, or actions no robot should run
+                log_failure("reply_failed", exc, conn=conn)
                 text = f"internal server error: unusable policy result ({exc})"
                 await self._refuse(ws, conn, text, CloseCode.INTERNAL_ERROR, "error")
                 return None
@@ -355,8 +385,8 @@ class PolicyServer:
             request = self.adapter.parse(unpackb(message, self.config.limits))
         except (CodecError, RequestError) as exc:
             raise _Refusal(f"bad request: {exc}", CloseCode.INTERNAL_ERROR, "bad_request") from None
-        except Exception as exc:  # a request our checks missed: still this client's error text, and a log entry
-            logger.exception("unexpected error while reading a request")
+        except Exception as exc:  # noqa: BLE001 - a request our checks missed: this client's error text, and logged
+            log_failure("request_failed", exc)
             raise _Refusal(f"bad request: {error_text(exc)}", CloseCode.INTERNAL_ERROR, "bad_request") from None
         queued = self._queue.qsize()
         if queued >= self.config.max_queue:
@@ -410,8 +440,8 @@ class PolicyServer:
             started = time.perf_counter()
             try:
                 results = run_batch(self.policy, [job.request for job in batch])
-            except Exception as exc:  # run_batch isolates policy failures; a bug here fails the batch, not the thread
-                logger.exception("batch failed")
+            except Exception as exc:  # noqa: BLE001 - logged; a bug past run_batch fails the batch, not the thread
+                log_failure("batch_crashed", exc, size=len(batch))
                 results = [exc] * len(batch)
             last_finished = time.perf_counter()
             if not self._call_on_loop(self._deliver, batch, results, started, last_finished):
@@ -477,7 +507,7 @@ class PolicyServer:
         if self.adapter is None:
             self.adapter = ObservationAdapter(self.policy.embodiment, self.key_map)
         if self.warmup_requests:
-            request = self.adapter.parse(warmup_message(self.policy.embodiment))
+            request = self.adapter.parse(warmup_message(self.policy.embodiment, key_map=self.adapter.key_map))
             for result in run_batch(self.policy, [request] * self.warmup_requests):
                 if isinstance(result, BaseException):
                     raise RuntimeError(f"warm-up request failed: {result}") from result
@@ -501,7 +531,9 @@ class PolicyServer:
             if started is not None:
                 started(self.port)
             loaded = loop.create_future()
-            threading.Thread(target=self._work, args=(loaded,), name="worldpolicy-infer", daemon=True).start()
+            # a daemon: serve() never waits past the drain deadline for a policy call it cannot interrupt
+            self._worker = threading.Thread(target=self._work, args=(loaded,), name="worldpolicy-infer", daemon=True)
+            self._worker.start()
             try:
                 await asyncio.wait((loaded, stop), return_when=asyncio.FIRST_COMPLETED)
                 if loaded.done():
@@ -509,20 +541,30 @@ class PolicyServer:
                     self._ready = True
                     self._metrics.ready.set(1)
                     await stop
-                await self._drain(server)
+                await self._drain(server, loading=not loaded.done())
             finally:
                 self._queue.put(None)  # the worker finishes its batch (if any) and exits; a load in progress runs out
 
-    async def _drain(self, server: Any) -> None:
+    async def _drain(self, server: Any, loading: bool) -> None:
+        """Refuse new requests, answer the admitted ones and let the worker finish its batch, all within the drain
+        timeout; then close every connection with 1001. A load is not waited for: no request needs it."""
         self._ready, self._draining = False, True
         self._metrics.ready.set(0)
         # still listening while requests finish: /healthz answers 200, /readyz 503 draining, new WebSocket handshakes
         # get 503 and new requests on open connections 1001 (probes of an orchestrator see a draining server, not a
         # closed port)
         _log(logging.INFO, "draining", queued=self._queue.qsize(), connections=len(self._connections))
+        self._queue.put(None)  # behind the queued requests: the worker runs them, then stops
         deadline = time.perf_counter() + self.config.drain_timeout_s
-        while self._active and time.perf_counter() < deadline:  # every admitted request gets its reply
+        # every admitted request gets its reply, and the worker also finishes a batch whose clients left: a thread still
+        # inside the policy when the interpreter shuts down aborts the process
+        while (self._active or (self._worker.is_alive() and not loading)) and time.perf_counter() < deadline:
             await asyncio.sleep(0.01)
+        if self._active or self._worker.is_alive():
+            self._abandoned = self._active
+            self._metrics.requests.labels("abandoned").inc(self._active)
+            _log(logging.WARNING, "abandoned", requests=self._active, drain_timeout_s=self.config.drain_timeout_s,
+                 worker="loading" if loading else "busy" if self._worker.is_alive() else "stopped")
         server.close(close_connections=False)
         # all at once, within the drain deadline (at least 1 s): a peer that never answers the close frame must not
         # hold the shutdown for websockets' close_timeout, one connection after another
@@ -535,8 +577,11 @@ class PolicyServer:
                 closing[task].transport.abort()
         _log(logging.INFO, "stopped")
 
-    def run(self) -> None:
-        """Blocking entry point for the CLI (it owns the process): serve until SIGTERM/SIGINT, then drain and return."""
+    def run(self) -> int:
+        """Blocking entry point for the CLI (it owns the process): serve until SIGTERM/SIGINT, then drain. Returns the
+        exit code: 0, or 1 when requests were abandoned at the drain deadline. If the worker thread is still inside
+        the policy or the load by then, ends the process at once with that code (`os._exit`): interpreter shutdown
+        under a thread in native code aborts it ("terminate called without an active exception")."""
         keep_freed_memory()
 
         async def main() -> None:
@@ -548,6 +593,13 @@ class PolicyServer:
 
         with asyncio.Runner(loop_factory=event_loop_factory(self.config.event_loop)) as runner:
             runner.run(main())
+        code = 1 if self._abandoned else 0
+        if self._worker is not None and self._worker.is_alive():
+            logging.shutdown()  # flush the log handlers: os._exit skips what interpreter shutdown would do
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
 
 
 async def _outcome(job: _Job, closed: asyncio.Future) -> Any:
@@ -606,9 +658,9 @@ def run_batch(policy: Any, requests: list[WireRequest]) -> list[Prediction | Bas
                 results.append(policy.imagine(r.observation, r.actions, r.prompt, **r.options))
             else:
                 results.append(policy.infer_actions(r.video, r.prompt, **r.options))
-        except Exception as exc:
-            if not isinstance(exc, (ValueError, TypeError, KeyError)):
-                logger.exception("policy failed (mode=%s)", r.mode)
+        except Exception as exc:  # noqa: BLE001 - this request's result, logged unless the client is told why
+            if failure_status(exc) == "error" or not str(exc):
+                log_failure("policy_failed", exc, mode=r.mode)
             results.append(exc)
     return results
 
@@ -645,7 +697,7 @@ def failure_status(error: BaseException) -> str:
 
 def error_text(error: BaseException) -> str:
     """What a client sees for a failed request: the exception's type and message, never a traceback."""
-    return f"{type(error).__name__}: {error}"
+    return f"{type(error).__name__}: {str(error) or '(no message; see the server log)'}"
 
 
 def _policy_request(r: WireRequest) -> Any:
