@@ -25,8 +25,9 @@ class BestOfNPlanner:
     """Wraps a `Policy`; `act` has the policy's signature and returns the chosen chunk with the scores in `settings`."""
 
     def __init__(self, policy: Policy, scorer: Scorer, num_candidates: int = 4):
-        if not callable(getattr(policy, "act_batch", None)):
-            raise TypeError(f"policy: expected a worldpolicy Policy (with act_batch), got {type(policy).__name__}")
+        if not callable(getattr(policy, "act_batch", None)) or not callable(getattr(policy, "_seed", None)):
+            raise TypeError(f"policy: expected a local worldpolicy Policy (planning draws from its seed sequence), got "
+                            f"{type(policy).__name__}")
         if not callable(scorer):
             raise TypeError(f"scorer: expected a callable (video [T,H,W,3] uint8, prompt) -> float, got {scorer!r}")
         if not isinstance(num_candidates, (int, np.integer)) or isinstance(num_candidates, bool) or num_candidates < 1:

@@ -310,7 +310,6 @@ def test_a_checkpoint_with_its_own_embodiment_is_used_with_it(tmp_path, inputs_d
     server = build_server(toolbox)
     assert [(c["name"], c["embodiment"]) for c in ok(server, "list_checkpoints", {})["checkpoints"]] == [
         ("panda_reach", "panda_reach")]
-    assert "panda_reach" in {e["key"] for e in ok(server, "list_embodiments", {})["embodiments"]}
     pred = ok(server, "predict_actions", {"prompt": "move the gripper to the red ball", "seed": 0, "steps": 1,
                                           "image": str(inputs_dir / "obs.png")})
     assert pred["embodiment"] == "panda_reach" and np.asarray(pred["actions"]).shape == (4, 10)
@@ -321,3 +320,24 @@ def test_a_checkpoint_with_its_own_embodiment_is_used_with_it(tmp_path, inputs_d
     fd = ok(server, "imagine_rollout", {"prompt": "move the gripper to the red ball", "seed": 0, "steps": 1,
                                         "image": str(inputs_dir / "obs.png"), "actions_file": pred["files"]["actions"]})
     assert fd["embodiment"] == "panda_reach" and Path(fd["files"]["video"]).is_file()
+
+
+def test_a_broken_embodiment_json_affects_its_checkpoint_only(tiny_checkpoint_dir, inputs_dir, tmp_path):
+    import shutil
+
+    from worldpolicy.agents import Toolbox, ToolboxConfig
+
+    root = tmp_path / "ckpts"
+    shutil.copytree(tiny_checkpoint_dir / "tiny", root / "good")
+    shutil.copytree(tiny_checkpoint_dir / "tiny", root / "broken")
+    (root / "broken" / "embodiment.json").write_text("{not json")
+    server = build_server(Toolbox(ToolboxConfig(output_dir=tmp_path / "out", checkpoint_dirs=[root],
+                                                input_roots=[inputs_dir], chunk_size=4, resolution_tier=256)))
+    listed = {c["name"]: c for c in ok(server, "list_checkpoints", {})["checkpoints"]}
+    assert listed["good"]["embodiment"] == "droid/joint_pos" and listed["good"].get("problem") is None
+    assert listed["broken"]["embodiment"] is None and "not valid JSON" in listed["broken"]["problem"]
+    good = ok(server, "predict_actions", {"prompt": "go", "checkpoint": "good", "embodiment": "bridge", "steps": 1,
+                                          "image": str(inputs_dir / "obs.png")})
+    assert good["embodiment"] == "bridge"
+    error = err(server, "predict_actions", {"prompt": "go", "checkpoint": "broken", "image": str(inputs_dir / "obs.png")})
+    assert error["parameter"] == "checkpoint" and "embodiment.json is unusable" in error["message"]

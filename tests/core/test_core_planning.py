@@ -73,7 +73,7 @@ def test_unusable_scores_and_arguments_are_refused(droid_policy):
         BestOfNPlanner(droid_policy, lambda video, prompt: next(scores), 2).act(IMAGE, "reach", seed=1, state=STATE)
     with pytest.raises(TypeError, match="scorer: expected a callable"):
         BestOfNPlanner(droid_policy, None)
-    with pytest.raises(TypeError, match="policy: expected a worldpolicy Policy"):
+    with pytest.raises(TypeError, match="policy: expected a local worldpolicy Policy"):
         BestOfNPlanner(None, lambda video, prompt: 0.0)
     assert BestOfNPlanner(droid_policy, lambda video, prompt: 0.0, np.int64(3)).num_candidates == 3
     with pytest.raises(ValueError, match=r"seed=9223372036854775806: planning uses seeds seed\.\.seed\+3"):

@@ -108,8 +108,8 @@ def test_serve_command_stopped_during_warmup_exits_0_without_aborting(tiny_check
         port = s.getsockname()[1]
     command = [
         sys.executable, "-m", "worldpolicy.cli", "serve", "--checkpoint", str(tiny_checkpoint), "--embodiment",
-        "droid/relative_pose", "--chunk-size", "8", "--resolution-tier", "256", "--steps", "50", "--device", "cpu",
-        "--host", "127.0.0.1", "--port", str(port), "--warmup", "8",  # a warm-up of several seconds
+        "droid/relative_pose", "--chunk-size", "8", "--resolution-tier", "256", "--steps", "200", "--device", "cpu",
+        "--host", "127.0.0.1", "--port", str(port), "--warmup", "100",  # a warm-up of a minute or more
     ]
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:

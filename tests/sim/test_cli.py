@@ -168,17 +168,19 @@ def test_wilson_interval():
 
 
 @pytest.mark.parametrize("argv, fps, warned", [
-    (["--policy", "random", "--embodiment", "bridge"], 5.0, "--policy random acts at 5 fps but --control-hz is 15"),
-    (["--policy", "random", "--embodiment", "bridge", "--control-hz", "5"], 5.0, None),
+    (["--control-hz", "5", "--steps", "1"], 15.0, "acts at 15 fps but --control-hz is 5"),  # the shipped model
+    (["--control-hz", "15", "--steps", "1"], 15.0, None),
     (["--policy", "scripted", "--control-hz", "5"], 5.0, None),  # the expert plans at the control rate
+    (["--policy", "random", "--embodiment", "bridge"], None, None),  # noise has no rate
 ])
 def test_sim_cli_warns_when_the_policy_rate_is_not_the_control_rate(argv, fps, warned, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["sim", "--task", "reach", "--episodes", "1", "--max-steps", "2", "--image-size", "none",
+    image_size = "none" if "--policy" in argv else "48x64"  # the shipped model sees its cameras
+    assert main(["sim", "--task", "reach", "--episodes", "1", "--max-steps", "2", "--image-size", image_size,
                  "--videos", "0", "--no-plots", "--no-progress", "--out", str(out), *argv]) == 0
     err = capsys.readouterr().err
     if warned:
-        assert warned in err and "pass --control-hz 5 " in err
+        assert warned in err and "pass --control-hz 15 " in err
     else:
         assert "fps but --control-hz" not in err
     assert json.loads((out / "report.json").read_text())["policy_fps"] == fps

@@ -67,7 +67,8 @@ class CheckpointInfo(BaseModel):
     name: str
     path: str
     size_mb: float
-    embodiment: str = Field(description="the embodiment used when a call leaves `embodiment` out")
+    embodiment: str | None = Field(description="the embodiment used when a call leaves `embodiment` out")
+    problem: str | None = Field(default=None, description="why this checkpoint cannot be used, if it cannot")
 
 
 class LoadedPolicy(BaseModel):

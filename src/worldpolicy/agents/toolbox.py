@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..processing.prompts import MAX_PROMPT_CHARS
+from ..processing.prompts import check_length
 
 logger = logging.getLogger(__name__)
 
@@ -136,19 +136,14 @@ class Toolbox:
         return {"embodiments": rows}
 
     def list_checkpoints(self) -> dict[str, Any]:
-        from ..embodiments import Embodiment, get_embodiment
-        from ..policy import checkpoint_embodiment
-
         found = []
         for root in self.config.checkpoint_dirs:
             candidates = [root] + (sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else [])
             for path in candidates:
                 if _is_checkpoint(path):
                     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-                    own = checkpoint_embodiment(path, None)  # registered, so list_embodiments shows it too
-                    default = own.key if isinstance(own, Embodiment) else get_embodiment(own).key
                     found.append({"name": path.name, "path": str(path), "size_mb": round(size / 1e6, 2),
-                                  "embodiment": default})
+                                  **_default_embodiment(path)})
         with self._cache_lock:
             loaded = [{"checkpoint": k[0], "embodiment": k[1]} for k in self._policies]
         return {
@@ -182,7 +177,10 @@ class Toolbox:
         from ..policy import checkpoint_embodiment
 
         ckpt = self.resolve_checkpoint(checkpoint)
-        chosen = checkpoint_embodiment(ckpt, embodiment)  # registers the checkpoint's own embodiment
+        try:
+            chosen = checkpoint_embodiment(ckpt, embodiment)  # registers this checkpoint's own embodiment
+        except (OSError, ValueError, TypeError) as exc:
+            raise ToolInputError("checkpoint", f"its embodiment.json is unusable: {exc}", checkpoint) from None
         return ckpt, chosen if isinstance(chosen, Embodiment) else self._embodiment(chosen)
 
     def resolve_checkpoint(self, checkpoint: str | None) -> Path:
@@ -229,8 +227,10 @@ class Toolbox:
     def _prompt(prompt: Any) -> str:
         if not isinstance(prompt, str) or not prompt.strip():
             raise ToolInputError("prompt", "expected a non-empty task description", prompt)
-        if len(prompt) > MAX_PROMPT_CHARS:
-            raise ToolInputError("prompt", f"longer than {MAX_PROMPT_CHARS} characters", len(prompt))
+        try:
+            check_length(prompt, "prompt")
+        except ValueError as exc:
+            raise ToolInputError("prompt", str(exc).removeprefix("prompt "), len(prompt)) from None
         return prompt
 
     @staticmethod
@@ -651,6 +651,20 @@ class Toolbox:
             "run_dir": str(out),
             "files": {"report": str(page), "outputs": [str(p) for p in paths]},
         }
+
+
+def _default_embodiment(checkpoint: Path) -> dict[str, Any]:
+    """What a call without `embodiment` uses with this checkpoint, read without registering anything (listing must not
+    change what other checkpoints run with); a broken embodiment.json is reported on its checkpoint only."""
+    from ..embodiments import embodiment_from_spec, get_embodiment
+    from ..policy import EMBODIMENT_FILE
+
+    spec_file = checkpoint / EMBODIMENT_FILE
+    try:
+        own = embodiment_from_spec(spec_file) if spec_file.is_file() else get_embodiment("droid")
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        return {"embodiment": None, "problem": f"{EMBODIMENT_FILE} is unusable: {exc}"}
+    return {"embodiment": own.key, "problem": None}
 
 
 def _readable_image(path: Path, parameter: str, given: Any) -> np.ndarray:

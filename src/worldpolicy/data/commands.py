@@ -171,7 +171,8 @@ def _from_sim(args: argparse.Namespace) -> int:
     except FileExistsError as exc:  # the writer speaks Python (overwrite=True); this is the command line
         raise FileExistsError(str(exc).replace("pass overwrite=True", "pass --overwrite")) from None
     except ValueError as exc:
-        raise ValueError(re.sub(rf"\b({'|'.join(FLAGS)})=", lambda m: f"{FLAGS[m[1]]}=", str(exc))) from None
+        # "num_episodes=0 ..." (from_sim) and "image_size: ..." (the env) alike
+        raise ValueError(re.sub(rf"\b({'|'.join(FLAGS)})(=|: )", lambda m: FLAGS[m[1]] + m[2], str(exc))) from None
     out = _summary(result.dataset)
     out.update(seeds=result.seeds, failed_seeds=result.failed_seeds, wall_s=round(result.wall_s, 2))
     print(json.dumps(out, indent=2))

@@ -27,6 +27,7 @@ __all__ = [
     "Embodiment",
     "domain_table",
     "embodiment_from_dict",
+    "embodiment_from_spec",
     "free_domain_id",
     "get_embodiment",
     "list_embodiments",
@@ -309,6 +310,18 @@ def register_embodiment(source: str | Path | Mapping[str, Any], overwrite: bool 
     `chunk_size`, `fps`. Optional: everything else an `Embodiment` has, plus `stats` inline or `stats_file` (any format
     `load_stats_file` reads) with `normalization`.
     """
+    name, spec, built = _user_spec(source, overwrite)
+    _USER[name] = spec
+    return built
+
+
+def embodiment_from_spec(source: str | Path | Mapping[str, Any]) -> Embodiment:
+    """The embodiment a `register_embodiment` spec describes, validated the same way but not registered (a listing
+    must not change what other checkpoints run with)."""
+    return _user_spec(source, overwrite=True)[2]
+
+
+def _user_spec(source: str | Path | Mapping[str, Any], overwrite: bool) -> tuple[str, dict[str, Any], Embodiment]:
     if isinstance(source, (str, Path)):
         path = Path(source)
         try:
@@ -341,5 +354,4 @@ def register_embodiment(source: str | Path | Mapping[str, Any], overwrite: bool 
     built = _build(name, spec, spec.get("variant"))
     if spec["domain"] not in _builtin_table()["domains"]:
         spec["domain_id"] = built.domain_id
-    _USER[name] = spec
-    return built
+    return name, spec, built

@@ -87,7 +87,8 @@ def api_key_matches(authorization: str | None, api_key: str) -> bool:
 
 def checked_api_key(key: str | None, name: str) -> str | None:
     """The key without surrounding whitespace (a key read from a file or a Kubernetes secret often ends in a newline,
-    which no client sends); ValueError naming `name` for a key no client could send."""
+    which no client sends); ValueError naming `name` for a key no client could send (control characters cannot be
+    in an HTTP header; inner spaces can, the header is split at its first space)."""
     if key is None:
         return None
     if not isinstance(key, str):
@@ -95,8 +96,8 @@ def checked_api_key(key: str | None, name: str) -> str | None:
     key = key.strip()
     if len(key) < 8:
         raise ValueError(f"{name} has {len(key)} characters; use at least 8 (surrounding whitespace does not count)")
-    if any(c.isspace() for c in key):
-        raise ValueError(f"{name} contains whitespace; accepted: one token of >= 8 characters, no spaces or newlines")
+    if any(not c.isprintable() for c in key):
+        raise ValueError(f"{name} contains a control character (newline, tab...); accepted: >= 8 printable characters")
     return key
 
 

@@ -135,7 +135,9 @@ class RandomPolicy:
 
 def policy_fps(policy: Any) -> float | None:
     """The rate a backend's actions are meant to run at: its own `fps` (scripted: the env's, a server: its metadata's),
-    else its embodiment's; None for a backend with neither."""
+    else its embodiment's; None for a backend with neither, and for random actions (noise has no rate)."""
+    if isinstance(policy, RandomPolicy):
+        return None
     own = getattr(policy, "fps", None)
     if own:
         return float(own)
