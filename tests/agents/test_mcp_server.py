@@ -205,6 +205,7 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
         ),
         ("infer_actions", {"prompt": "go", "embodiment": "bridge", "video": "gone.mp4"}, "video", "does not exist"),
         ("visualize_actions", {"path": "nowhere"}, "path", "does not exist"),
+        ("visualize_actions", {"path": "/etc"}, "path", "outside"),  # a folder: its actions.json is looked for
         ("predict_actions", {"prompt": "go", "embodiment": "bridge", "image": "corrupt.png"}, "image", "cannot read"),
         (
             "predict_actions",
@@ -228,6 +229,8 @@ def test_bad_inputs_are_structured_errors(server, toolbox, inputs_dir, tool, arg
     assert error["type"] == "invalid_input" and error["parameter"] == parameter, error
     assert fragment in error["message"], error
     assert not error["message"].startswith(f"{parameter}: {parameter}:"), error  # the parameter is named once
+    if isinstance(args.get(parameter), str):
+        assert error.get("given") in (None, args[parameter]), error  # what the caller wrote
     assert list(toolbox._policies) == loaded_before  # rejected before any checkpoint was loaded
 
 

@@ -553,7 +553,11 @@ class Toolbox:
         target = self._resolve(path, "path")
         if target.is_dir():
             target = target / "actions.json"
-        actions_path = self._input_file("path", str(target), (".json",))
+        try:
+            actions_path = self._input_file("path", str(target), (".json",))
+        except ToolInputError as exc:
+            exc.given = path  # what the caller wrote, not the actions.json looked for inside it
+            raise
         video_path = self._input_file("video", video, VIDEO_SUFFIXES) if video is not None else None
         if video_path is not None:
             from ..processing.video import read_video
