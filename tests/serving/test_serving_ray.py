@@ -174,3 +174,51 @@ def test_a_full_queue_or_a_failed_replica_reaches_the_client_as_text(failure, te
     asyncio.run(ingress.wire(ws))
     assert ws.sent == [b"\x80", text, ("close", code)]  # metadata frame, the error text, the close
     assert f'worldpolicy_requests_total{{status="{status}"}} 1.0' in generate_latest(ingress.registry).decode()
+
+
+def _ingress(metadata_failures: list, infer=None):
+    """A bare WireIngress whose replica handle raises `metadata_failures` one by one, then answers b"\\x80"."""
+    from worldpolicy.serving.ray_serve import WireIngress
+
+    calls = []
+
+    class Replicas:
+        class metadata:
+            @staticmethod
+            async def remote():
+                calls.append("metadata")
+                if metadata_failures:
+                    raise metadata_failures.pop(0)
+                return b"\x80"
+
+        class infer:
+            @staticmethod
+            async def remote(frame):
+                return await infer(frame)
+
+    return WireIngress.__mro__[1](Replicas(), None, 2**20), calls
+
+
+def test_metadata_is_fetched_once_and_a_full_queue_at_connect_is_busy():
+    import asyncio
+
+    from prometheus_client import generate_latest
+
+    busy = serve.exceptions.BackPressureError(num_queued_requests=9, max_queued_requests=8)
+    ingress, calls = _ingress([busy])
+
+    async def ok(frame):
+        return "ok", b"reply"
+
+    ingress.replicas.infer.remote = staticmethod(ok)
+    ws = _FakeSocket()
+    asyncio.run(ingress.wire(ws))  # the first metadata fetch finds every queue full: busy text + 1013, not a drop
+    assert ws.sent == ["server busy: every replica's queue is full; retry later", ("close", 1013)]
+    assert 'worldpolicy_requests_total{status="busy"} 1.0' in generate_latest(ingress.registry).decode()
+    assert asyncio.run(ingress.readyz()).status_code == 200  # fetched now
+    for _ in range(2):
+        ws = _FakeSocket()
+        asyncio.run(ingress.wire(ws))
+        assert ws.sent == [b"\x80", b"reply"]
+    assert asyncio.run(ingress.readyz()).status_code == 200
+    assert calls == ["metadata", "metadata"]  # once refused, once fetched; then from the cache

@@ -120,6 +120,17 @@ class WireIngress:
         self.max_message_bytes = max_message_bytes
         self.registry = CollectorRegistry()
         self.requests, self.latency = request_metrics(self.registry, "Ingress time per request (frame in to reply out)")
+        # the metadata frame is the same from every replica: fetched once (through the replicas' bounded queue, so the
+        # first fetch can be refused as busy), then every connection and /readyz answer from this copy
+        self._metadata: bytes | None = None
+        self._metadata_lock = asyncio.Lock()
+
+    async def _fetch_metadata(self) -> bytes:
+        if self._metadata is None:
+            async with self._metadata_lock:
+                if self._metadata is None:
+                    self._metadata = await self.replicas.metadata.remote()
+        return self._metadata
 
     def _authorized(self, headers: Any) -> bool:
         return authorized(headers.getlist("authorization"), self.api_key)
@@ -130,11 +141,13 @@ class WireIngress:
 
     @_app.get("/readyz")
     async def readyz(self) -> PlainTextResponse:
-        """200 once a replica answers (each has loaded and warmed up its policy before it takes requests)."""
-        try:
-            await asyncio.wait_for(self.replicas.metadata.remote(), timeout=5)
-        except Exception:  # noqa: BLE001 - no replica up (yet): not ready
-            return PlainTextResponse("loading\n", status_code=503)
+        """200 once a replica has answered the metadata call (each has loaded and warmed up its policy before it takes
+        requests); after that from the cached metadata, never through the replicas' (possibly full) queue."""
+        if self._metadata is None:
+            try:
+                await asyncio.wait_for(self._fetch_metadata(), timeout=5)
+            except Exception:  # noqa: BLE001 - no replica up (yet), or their queues are full: not ready yet
+                return PlainTextResponse("loading\n", status_code=503)
         return PlainTextResponse("ready\n")
 
     @_app.get("/metrics")
@@ -149,6 +162,17 @@ class WireIngress:
         await ws.send_text(text)
         await ws.close(code=code)
 
+    async def _call(self, ws: WebSocket, call: Any) -> Any:
+        """Await a replica call; on failure refuse the client (busy: 1013, a failed replica: 1011) and return None."""
+        try:
+            return await call
+        except BackPressureError:
+            await self._refuse(ws, "server busy: every replica's queue is full; retry later", 1013, "busy")
+        except Exception as exc:  # noqa: BLE001 - a replica died or failed: this client gets the text
+            log_failure("replica_failed", exc)
+            await self._refuse(ws, f"internal server error: {error_text(exc)[:500]}", 1011, "error")
+        return None
+
     @_app.websocket("/")
     async def wire(self, ws: WebSocket) -> None:
         if not self._authorized(ws.headers):
@@ -156,7 +180,10 @@ class WireIngress:
             await ws.close(code=1008)  # before accept: the handshake is refused (HTTP 403)
             return
         await ws.accept()
-        await ws.send_bytes(await self.replicas.metadata.remote())
+        metadata = await self._call(ws, self._fetch_metadata())
+        if metadata is None:
+            return
+        await ws.send_bytes(metadata)
         while True:
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
@@ -171,15 +198,10 @@ class WireIngress:
                 self.requests.labels("too_big").inc()
                 await ws.close(code=1009, reason=f"message over max_message_bytes={self.max_message_bytes}")
                 return
-            try:
-                status, payload = await self.replicas.infer.remote(frame)
-            except BackPressureError:
-                await self._refuse(ws, "server busy: every replica's queue is full; retry later", 1013, "busy")
+            result = await self._call(ws, self.replicas.infer.remote(frame))
+            if result is None:
                 return
-            except Exception as exc:  # noqa: BLE001 - a replica died or failed: this client gets the text
-                log_failure("replica_failed", exc)
-                await self._refuse(ws, f"internal server error: {error_text(exc)[:500]}", 1011, "error")
-                return
+            status, payload = result
             if status != "ok":
                 await self._refuse(ws, payload, 1011, status)
                 return
