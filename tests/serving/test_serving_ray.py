@@ -123,6 +123,7 @@ class _FakeSocket:
     """One binary frame, then a disconnect; records what the ingress sends (no Ray cluster needed)."""
 
     headers = type("Headers", (), {"getlist": lambda self, key: []})()
+    client = None
 
     def __init__(self) -> None:
         self.sent, self.frames = [], [{"type": "websocket.receive", "bytes": b"\x80"}]
@@ -149,6 +150,7 @@ class _FakeSocket:
         (serve.exceptions.BackPressureError(num_queued_requests=9, max_queued_requests=8),
          "server busy: every replica's queue is full; retry later", 1013, "busy"),
         (RuntimeError("replica died"), "internal server error: RuntimeError: replica died", 1011, "error"),
+        (ray.exceptions.ActorDiedError(), "internal server error: a replica failed; retry", 1011, "error"),
     ],
 )
 def test_a_full_queue_or_a_failed_replica_reaches_the_client_as_text(failure, text, code, status):
@@ -222,3 +224,47 @@ def test_metadata_is_fetched_once_and_a_full_queue_at_connect_is_busy():
         assert ws.sent == [b"\x80", b"reply"]
     assert asyncio.run(ingress.readyz()).status_code == 200
     assert calls == ["metadata", "metadata"]  # once refused, once fetched; then from the cache
+
+
+def test_a_client_gone_mid_request_is_vanished_and_refusals_are_logged(caplog):
+    import asyncio
+    import logging
+
+    from prometheus_client import generate_latest
+
+    async def slow(frame):
+        await asyncio.sleep(0.2)
+        return "ok", b"reply"
+
+    ingress, _ = _ingress([], infer=slow)
+    ws = _FakeSocket()  # one frame, then the client leaves while the replica still works on it
+    with caplog.at_level(logging.INFO, logger="worldpolicy.serving"):
+        asyncio.run(ingress.wire(ws))
+        asyncio.run(_FakeSocketText().run(ingress))
+    assert ws.sent == [b"\x80"]
+    text = generate_latest(ingress.registry).decode()
+    assert 'status="vanished"} 1.0' in text and 'status="ok"' not in text
+    events = [r.getMessage() for r in caplog.records]
+    assert any('"event": "vanished"' in e for e in events) and any('"event": "connect"' in e for e in events)
+    assert any('"event": "refused"' in e and '"status": "bad_request"' in e for e in events)
+    assert any('"event": "disconnect"' in e for e in events)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.serving"):
+        ingress.api_key = "ray-key-0001"
+
+        class Req:
+            headers = _FakeSocket.headers
+            client = None
+
+        response = ingress.metrics(Req())
+    assert response.status_code == 401 and response.headers["WWW-Authenticate"] == "Api-Key"
+    assert any('"event": "auth_refused"' in r.getMessage() for r in caplog.records)
+
+
+class _FakeSocketText(_FakeSocket):
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames = [{"type": "websocket.receive", "text": "hello"}]
+
+    async def run(self, ingress) -> None:
+        await ingress.wire(self)

@@ -16,6 +16,7 @@ and latencies; batch sizes and queue lengths are in Ray's own metrics (`ray_serv
 # Ray's class-based view, else it validates the argument as a query parameter and closes every socket with 1008.
 import asyncio
 import dataclasses
+import itertools
 import logging
 import signal
 import threading
@@ -27,6 +28,7 @@ from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry, generate_latest
 from ray import serve
+from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
@@ -47,6 +49,7 @@ from .server import (
 
 __all__ = ["RAY_PROXY_MAX_MESSAGE_BYTES", "PolicyReplica", "WireIngress", "build_app", "run", "serve_until_signal"]
 
+REPLICA_FAILED_TEXT = "internal server error: a replica failed; retry"
 RAY_PROXY_MAX_MESSAGE_BYTES = 16 * 2**20  # uvicorn's default `ws_max_size`; Serve's proxy refuses more with 1009
 
 _app = FastAPI(title="worldpolicy", docs_url=None, redoc_url=None, openapi_url=None)
@@ -110,6 +113,10 @@ class PolicyReplica:
         return out  # type: ignore[return-value]
 
 
+def _peer(conn: Request | WebSocket) -> str | None:
+    return f"{conn.client.host}:{conn.client.port}" if conn.client else None
+
+
 @serve.ingress(_app)
 class WireIngress:
     """The openpi wire on `ws://host:port/` plus `GET /healthz`, `/readyz` and `/metrics`, in front of the replicas."""
@@ -124,6 +131,7 @@ class WireIngress:
         # first fetch can be refused as busy), then every connection and /readyz answer from this copy
         self._metadata: bytes | None = None
         self._metadata_lock = asyncio.Lock()
+        self._ids = itertools.count(1)
 
     async def _fetch_metadata(self) -> bytes:
         if self._metadata is None:
@@ -153,61 +161,108 @@ class WireIngress:
     @_app.get("/metrics")
     def metrics(self, request: Request) -> PlainTextResponse:
         if not self._authorized(request.headers):
+            _log(logging.WARNING, "auth_refused", path="/metrics", peer=_peer(request))
             self.requests.labels("unauthorized").inc()
-            return PlainTextResponse("missing or wrong API key (send 'Authorization: Api-Key <key>')\n", 401)
+            return PlainTextResponse("missing or wrong API key (send 'Authorization: Api-Key <key>')\n", 401,
+                                     headers={"WWW-Authenticate": "Api-Key"})
         return PlainTextResponse(generate_latest(self.registry).decode(), media_type="text/plain; version=0.0.4")
 
-    async def _refuse(self, ws: WebSocket, text: str, code: int, status: str) -> None:
+    async def _refuse(self, ws: WebSocket, conn: int, text: str, code: int, status: str) -> int:
+        """openpi error convention: one text frame, then the close; logged like the single server's refusals."""
         self.requests.labels(status).inc()
-        await ws.send_text(text)
-        await ws.close(code=code)
+        _log(logging.WARNING, "refused", conn=conn, status=status, reason=text[:500])
+        try:
+            await ws.send_text(text)
+            await ws.close(code=code)
+        except Exception:  # noqa: BLE001, S110 - the client is already gone
+            pass
+        return code
 
-    async def _call(self, ws: WebSocket, call: Any) -> Any:
+    async def _call(self, ws: WebSocket, conn: int, call: Any) -> Any:
         """Await a replica call; on failure refuse the client (busy: 1013, a failed replica: 1011) and return None."""
         try:
             return await call
         except BackPressureError:
-            await self._refuse(ws, "server busy: every replica's queue is full; retry later", 1013, "busy")
+            await self._refuse(ws, conn, "server busy: every replica's queue is full; retry later", 1013, "busy")
         except Exception as exc:  # noqa: BLE001 - a replica died or failed: this client gets the text
-            log_failure("replica_failed", exc)
-            await self._refuse(ws, f"internal server error: {error_text(exc)[:500]}", 1011, "error")
+            log_failure("replica_failed", exc, conn=conn)
+            # a dead replica's error names its actor, pid and node: those stay in the log
+            text = REPLICA_FAILED_TEXT if isinstance(exc, RayActorError) else f"internal server error: {error_text(exc)}"
+            await self._refuse(ws, conn, text[:500], 1011, "error")
         return None
 
     @_app.websocket("/")
     async def wire(self, ws: WebSocket) -> None:
+        conn = next(self._ids)
         if not self._authorized(ws.headers):
+            _log(logging.WARNING, "auth_refused", path="/", peer=_peer(ws))
             self.requests.labels("unauthorized").inc()
             await ws.close(code=1008)  # before accept: the handshake is refused (HTTP 403)
             return
         await ws.accept()
-        metadata = await self._call(ws, self._fetch_metadata())
+        _log(logging.INFO, "connect", conn=conn, peer=_peer(ws))
+        code = None
+        try:
+            code = await self._session(ws, conn)
+        finally:
+            _log(logging.INFO, "disconnect", conn=conn, code=code)
+
+    async def _session(self, ws: WebSocket, conn: int) -> int | None:
+        """Metadata, then one reply per request; returns the close code (the client's, or ours), None if unknown."""
+        metadata = await self._call(ws, conn, self._fetch_metadata())
         if metadata is None:
-            return
-        await ws.send_bytes(metadata)
-        while True:
-            message = await ws.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            t0 = time.perf_counter()
-            frame = message.get("bytes")
-            if frame is None:
-                await self._refuse(ws, "bad request: expected a binary msgpack frame, got a text frame", 1011,
-                                   "bad_request")
-                return
-            if len(frame) > self.max_message_bytes:
-                self.requests.labels("too_big").inc()
-                await ws.close(code=1009, reason=f"message over max_message_bytes={self.max_message_bytes}")
-                return
-            result = await self._call(ws, self.replicas.infer.remote(frame))
-            if result is None:
-                return
-            status, payload = result
-            if status != "ok":
-                await self._refuse(ws, payload, 1011, status)
-                return
-            await ws.send_bytes(payload)
-            self.requests.labels("ok").inc()
-            self.latency.observe(time.perf_counter() - t0)
+            return None
+        if not await self._send(ws, conn, metadata):
+            return None
+        pending = asyncio.ensure_future(ws.receive())
+        try:
+            while True:
+                message = await pending
+                if message["type"] == "websocket.disconnect":
+                    return message.get("code")
+                t0 = time.perf_counter()
+                frame = message.get("bytes")
+                if frame is None:
+                    text = "bad request: expected a binary msgpack frame, got a text frame"
+                    return await self._refuse(ws, conn, text, 1011, "bad_request")
+                if len(frame) > self.max_message_bytes:
+                    self.requests.labels("too_big").inc()
+                    reason = f"message over max_message_bytes={self.max_message_bytes}"
+                    _log(logging.WARNING, "refused", conn=conn, status="too_big", reason=reason)
+                    await ws.close(code=1009, reason=reason)
+                    return 1009
+                # listen while the replica works: a client that leaves mid-request is `vanished`, not `ok`
+                pending = asyncio.ensure_future(ws.receive())
+                call = asyncio.ensure_future(self._call(ws, conn, self.replicas.infer.remote(frame)))
+                await asyncio.wait((call, pending), return_when=asyncio.FIRST_COMPLETED)
+                if not call.done() and pending.result()["type"] == "websocket.disconnect":
+                    call.add_done_callback(lambda c: c.cancelled() or c.exception())
+                    self._vanished(conn)
+                    return pending.result().get("code")
+                result = await call
+                if result is None:
+                    return 1011
+                status, payload = result
+                if status != "ok":
+                    return await self._refuse(ws, conn, payload, 1011, status)
+                if not await self._send(ws, conn, payload):
+                    return None
+                self.requests.labels("ok").inc()
+                self.latency.observe(time.perf_counter() - t0)
+        finally:
+            pending.cancel()
+
+    async def _send(self, ws: WebSocket, conn: int, data: bytes) -> bool:
+        try:
+            await ws.send_bytes(data)
+        except Exception:  # noqa: BLE001 - the peer is gone (Starlette raises several kinds for that)
+            self._vanished(conn)
+            return False
+        return True
+
+    def _vanished(self, conn: int) -> None:
+        self.requests.labels("vanished").inc()
+        _log(logging.INFO, "vanished", conn=conn)
 
 
 def build_app(
