@@ -38,7 +38,7 @@ def test_replicas_go_to_ray_serve(tmp_path, monkeypatch):
     (tmp_path / "never-loaded").mkdir()
     (tmp_path / "never-loaded" / "model_index.json").write_text("{}")  # passes the checks made before loading
     calls = []
-    monkeypatch.setattr(worldpolicy.serving.ray_serve, "serve_until_signal", lambda loader, **kw: calls.append(kw))
+    monkeypatch.setattr(worldpolicy.serving.ray_serve, "serve_until_signal", lambda loader, **kw: calls.append(kw) or 0)
     argv = _serve(tmp_path, "--replicas", "3", "--port", "8123", "--max-batch", "4", "--device", "cpu")
     assert main(argv) == 0
     [kw] = calls  # nothing loaded here: the replicas load the checkpoint

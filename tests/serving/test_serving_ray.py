@@ -268,3 +268,24 @@ class _FakeSocketText(_FakeSocket):
 
     async def run(self, ingress) -> None:
         await ingress.wire(self)
+
+
+def test_startup_checks_are_one_line_errors():
+    from worldpolicy.serving.ray_serve import check_capacity, check_http_options, check_listen
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ValueError, match=rf"^--host 127.0.0.1 --port {port}: cannot listen there \(Address"):
+            check_listen("127.0.0.1", port)
+    check_listen("127.0.0.1", port)  # free again
+    with pytest.raises(ValueError, match="^--host 0.0.0.0 --port 8000: Ray Serve already runs .* 127.0.0.1:8001"):
+        check_http_options("0.0.0.0", 8000, "127.0.0.1", 8001)
+    check_http_options("0.0.0.0", 8000, "0.0.0.0", 8000)
+    with pytest.raises(ValueError, match=r"^--replicas 3 needs 3 CPU \(1 per replica\) but the Ray cluster has 2 CPU"):
+        check_capacity(3, {"num_gpus": 0}, {"CPU": 2.0})
+    with pytest.raises(ValueError, match=r"^--replicas 4 needs 4 GPU .* has 2 GPU"):
+        check_capacity(4, {"num_gpus": 1}, {"CPU": 64.0, "GPU": 2.0})
+    check_capacity(2, {"num_gpus": 1}, {"CPU": 1.0, "GPU": 2.0})
+    check_capacity(2, {"num_gpus": 0}, {"CPU": 2.0})

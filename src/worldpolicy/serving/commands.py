@@ -144,13 +144,12 @@ def _serve(args: argparse.Namespace) -> int:
     if args.replicas > 1:
         from .ray_serve import serve_until_signal
 
-        serve_until_signal(
+        return serve_until_signal(
             load, num_replicas=args.replicas, host=args.host, port=args.port,
             gpus_per_replica=0 if args.device == "cpu" else None, max_batch=args.max_batch,
             max_wait_ms=args.max_wait_ms, api_key=api_key, key_map=key_map, limits=config.limits,
             warmup_requests=args.warmup, max_queue=args.max_queue,
         )
-        return 0
     try:
         return PolicyServer(loader=load, config=config, key_map=key_map, warmup_requests=args.warmup).run()
     except OSError as exc:  # the address: in use, not on this machine, no such host, or a privileged port

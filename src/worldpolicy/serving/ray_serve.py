@@ -19,6 +19,7 @@ import dataclasses
 import itertools
 import logging
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -318,6 +319,41 @@ def run(app: serve.Application, host: str = "0.0.0.0", port: int = 8000, name: s
     return serve.run(app, name=name, route_prefix="/")
 
 
+def check_listen(host: str, port: int) -> None:
+    """ValueError in the single server's words when host:port cannot be listened on (in use, not this machine's...):
+    checked before Serve starts its proxy, whose failure is pages of actor tracebacks and no clear exit."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in infos[:1]:
+            with socket.socket(family, kind, proto) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(address)
+    except OSError as exc:
+        raise ValueError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
+
+
+def check_http_options(host: str, port: int, actual_host: str, actual_port: int) -> None:
+    """Serve already running on the cluster keeps its own proxy address (serve.start ignores new http_options)."""
+    if (actual_host, actual_port) != (host, port):
+        raise ValueError(
+            f"--host {host} --port {port}: Ray Serve already runs on this cluster with its HTTP proxy on "
+            f"{actual_host}:{actual_port}, which it cannot move; pass --host {actual_host} --port {actual_port}, "
+            "or serve on another Ray cluster"
+        )
+
+
+def check_capacity(num_replicas: int, actor_options: dict[str, Any], cluster: dict[str, float]) -> None:
+    """ValueError naming --replicas when the cluster cannot place every replica (Serve would wait for ever)."""
+    gpus = actor_options.get("num_gpus") or 0
+    resource, each = ("GPU", gpus) if gpus else ("CPU", actor_options.get("num_cpus", 1))
+    have = cluster.get(resource, 0)
+    if each and num_replicas * each > have:
+        raise ValueError(
+            f"--replicas {num_replicas} needs {num_replicas * each:g} {resource} ({each:g} per replica) but the Ray "
+            f"cluster has {have:g} {resource}; lower --replicas{' or use --device cpu' if gpus else ''}, or add nodes"
+        )
+
+
 def serve_until_signal(
     loader: Callable[[], Any],
     *,
@@ -325,29 +361,62 @@ def serve_until_signal(
     host: str,
     port: int,
     gpus_per_replica: float | None = None,
+    name: str = "worldpolicy",
     **options: Any,
-) -> None:
+) -> int:
     """`worldpolicy serve --replicas N`: join the Ray cluster this machine belongs to (`RAY_ADDRESS` or a local
     `ray start`), else start a local one; deploy N replicas (`gpus_per_replica`, default one GPU each when the cluster
-    has GPUs) behind ws://host:port; serve until SIGTERM/SIGINT, then shut the deployment down."""
+    has GPUs) behind ws://host:port; serve until SIGTERM/SIGINT (also effective while deploying), then delete this
+    application (Serve and Ray themselves only when this process started them). Returns the exit code."""
     import ray
+    from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
 
     ray.init()
-    if gpus_per_replica is None:
-        gpus_per_replica = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+    started_serve = deployed = False
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):  # after ray.init, which installs its own
         signal.signal(sig, lambda *_: stop.set())
     try:
+        if gpus_per_replica is None:
+            gpus_per_replica = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        replica_options = {"num_gpus": gpus_per_replica}
+        check_capacity(num_replicas, replica_options, ray.cluster_resources())
         app = build_app(
-            loader, num_replicas=num_replicas, replica_actor_options={"num_gpus": gpus_per_replica},
+            loader, num_replicas=num_replicas, replica_actor_options=replica_options,
             ingress_actor_options={"num_cpus": 0}, **options,  # the router reserves no CPU a replica could use
         )
-        run(app, host=host, port=port)
+        try:
+            controller = ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+        except ValueError:
+            controller = None
+        if controller is None:
+            check_listen(host, port)
+            started_serve = True
+            serve.start(http_options={"host": host, "port": port})
+        else:
+            http = ray.get(controller.get_http_config.remote())
+            check_http_options(host, port, http.host, http.port)
+        deployed = True
+        serve._run(app, name=name, route_prefix="/", _blocking=False)  # a stop signal must work while it deploys
+        while not stop.wait(0.5):
+            status = serve.status().applications.get(name)
+            if status is not None and status.status == "RUNNING":
+                break
+            if status is not None and status.status == "DEPLOY_FAILED":
+                raise RuntimeError(f"the deployment failed: {status.message[:2000]}")
+        else:
+            _log(logging.INFO, "stopped_while_deploying", replicas=num_replicas)
+            return 0
         _log(logging.INFO, "ready", replicas=num_replicas, gpus_per_replica=gpus_per_replica, host=host, port=port)
         stop.wait()
         _log(logging.INFO, "draining", replicas=num_replicas)
+        return 0
     finally:
-        serve.shutdown()
-        ray.shutdown()
-    _log(logging.INFO, "stopped")
+        try:
+            if deployed:
+                serve.delete(name)  # this application only: others on a shared cluster keep running
+            if started_serve:
+                serve.shutdown()
+        finally:
+            ray.shutdown()  # stops the local instance this process started; from a joined cluster it only disconnects
+        _log(logging.INFO, "stopped")
