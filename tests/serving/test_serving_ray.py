@@ -289,3 +289,54 @@ def test_startup_checks_are_one_line_errors():
         check_capacity(4, {"num_gpus": 1}, {"CPU": 64.0, "GPU": 2.0})
     check_capacity(2, {"num_gpus": 1}, {"CPU": 1.0, "GPU": 2.0})
     check_capacity(2, {"num_gpus": 0}, {"CPU": 2.0})
+
+
+class _HeldSocket(_FakeSocket):
+    """One binary frame, then stays open until the server closes it (a robot between requests)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = None
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await super().close(code, reason)
+        self.closed.set()
+
+    async def receive(self) -> dict:
+        if self.frames:
+            return self.frames.pop(0)
+        await self.closed.wait()
+        return {"type": "websocket.disconnect", "code": 1001}
+
+
+@pytest.mark.parametrize("timeout_s, abandoned", [(5.0, 0), (0.05, 1)])
+def test_drain_answers_requests_in_flight_then_closes_with_1001(timeout_s, abandoned):
+    """Deleting the application drops every socket at once: SIGTERM drains the ingress first."""
+    import asyncio
+
+    from prometheus_client import generate_latest
+
+    async def slow(frame):
+        await asyncio.sleep(0.3)
+        return "ok", b"reply"
+
+    ingress, _ = _ingress([], infer=slow)
+
+    async def scenario():
+        ws = _HeldSocket()
+        ws.closed = asyncio.Event()
+        session = asyncio.create_task(ingress.wire(ws))
+        await asyncio.sleep(0.05)  # the request is with a replica
+        left = await ingress.drain(timeout_s)
+        late = _FakeSocket()
+        await ingress.wire(late)  # a connection after the drain began
+        session.cancel() if abandoned else await session
+        return ws, left, late, await ingress.readyz()
+
+    ws, left, late, ready = asyncio.run(scenario())
+    assert left == abandoned and late.sent == [("close", 1001)] and ready.status_code == 503
+    if abandoned:
+        assert ws.sent == [b"\x80", ("close", 1001)]
+        assert 'status="abandoned"} 1.0' in generate_latest(ingress.registry).decode()
+    else:
+        assert ws.sent == [b"\x80", b"reply", ("close", 1001)]  # answered, then closed going away

@@ -148,7 +148,7 @@ def _serve(args: argparse.Namespace) -> int:
             load, num_replicas=args.replicas, host=args.host, port=args.port,
             gpus_per_replica=0 if args.device == "cpu" else None, max_batch=args.max_batch,
             max_wait_ms=args.max_wait_ms, api_key=api_key, key_map=key_map, limits=config.limits,
-            warmup_requests=args.warmup, max_queue=args.max_queue,
+            warmup_requests=args.warmup, max_queue=args.max_queue, drain_timeout_s=args.drain_timeout_s,
         )
     try:
         return PolicyServer(loader=load, config=config, key_map=key_map, warmup_requests=args.warmup).run()

@@ -133,6 +133,29 @@ class WireIngress:
         self._metadata: bytes | None = None
         self._metadata_lock = asyncio.Lock()
         self._ids = itertools.count(1)
+        self._draining = False
+        self._active = 0  # requests read and not yet answered
+        self._sockets: set[WebSocket] = set()
+
+    async def drain(self, timeout_s: float) -> int:
+        """SIGTERM, before the application is deleted (which drops every socket at once): refuse new work, give the
+        requests in flight up to `timeout_s` to be answered, then close every connection with 1001. Returns how many
+        requests were still unanswered (abandoned)."""
+        self._draining = True
+        _log(logging.INFO, "draining", active=self._active, connections=len(self._sockets))
+        deadline = time.perf_counter() + timeout_s
+        while self._active and time.perf_counter() < deadline:
+            await asyncio.sleep(0.02)
+        abandoned = self._active
+        if abandoned:
+            self.requests.labels("abandoned").inc(abandoned)
+            _log(logging.WARNING, "abandoned", requests=abandoned, drain_timeout_s=timeout_s)
+        for ws in list(self._sockets):
+            try:
+                await ws.close(code=1001, reason="worldpolicy: draining")
+            except Exception:  # noqa: BLE001, S110 - already closed
+                pass
+        return abandoned
 
     async def _fetch_metadata(self) -> bytes:
         if self._metadata is None:
@@ -152,6 +175,8 @@ class WireIngress:
     async def readyz(self) -> PlainTextResponse:
         """200 once a replica has answered the metadata call (each has loaded and warmed up its policy before it takes
         requests); after that from the cached metadata, never through the replicas' (possibly full) queue."""
+        if self._draining:
+            return PlainTextResponse("draining\n", status_code=503)
         if self._metadata is None:
             try:
                 await asyncio.wait_for(self._fetch_metadata(), timeout=5)
@@ -200,12 +225,18 @@ class WireIngress:
             self.requests.labels("unauthorized").inc()
             await ws.close(code=1008)  # before accept: the handshake is refused (HTTP 403)
             return
+        if self._draining:  # before accept: the handshake is refused; the client reconnects elsewhere
+            self.requests.labels("draining").inc()
+            await ws.close(code=1001)
+            return
         await ws.accept()
         _log(logging.INFO, "connect", conn=conn, peer=_peer(ws))
+        self._sockets.add(ws)
         code = None
         try:
             code = await self._session(ws, conn)
         finally:
+            self._sockets.discard(ws)
             _log(logging.INFO, "disconnect", conn=conn, code=code)
 
     async def _session(self, ws: WebSocket, conn: int) -> int | None:
@@ -226,6 +257,9 @@ class WireIngress:
                 if frame is None:
                     text = "bad request: expected a binary msgpack frame, got a text frame"
                     return await self._refuse(ws, conn, text, 1011, "bad_request")
+                if self._draining:
+                    text = "server is shutting down; reconnect to another replica"
+                    return await self._refuse(ws, conn, text, 1001, "draining")
                 if len(frame) > self.max_message_bytes:
                     self.requests.labels("too_big").inc()
                     reason = f"message over max_message_bytes={self.max_message_bytes}"
@@ -234,20 +268,24 @@ class WireIngress:
                     return 1009
                 # listen while the replica works: a client that leaves mid-request is `vanished`, not `ok`
                 pending = asyncio.ensure_future(ws.receive())
-                call = asyncio.ensure_future(self._call(ws, conn, self.replicas.infer.remote(frame)))
-                await asyncio.wait((call, pending), return_when=asyncio.FIRST_COMPLETED)
-                if not call.done() and pending.result()["type"] == "websocket.disconnect":
-                    call.add_done_callback(lambda c: c.cancelled() or c.exception())
-                    self._vanished(conn)
-                    return pending.result().get("code")
-                result = await call
-                if result is None:
-                    return 1011
-                status, payload = result
-                if status != "ok":
-                    return await self._refuse(ws, conn, payload, 1011, status)
-                if not await self._send(ws, conn, payload):
-                    return None
+                self._active += 1
+                try:
+                    call = asyncio.ensure_future(self._call(ws, conn, self.replicas.infer.remote(frame)))
+                    await asyncio.wait((call, pending), return_when=asyncio.FIRST_COMPLETED)
+                    if not call.done() and pending.result()["type"] == "websocket.disconnect":
+                        call.add_done_callback(lambda c: c.cancelled() or c.exception())
+                        self._vanished(conn)
+                        return pending.result().get("code")
+                    result = await call
+                    if result is None:
+                        return 1011
+                    status, payload = result
+                    if status != "ok":
+                        return await self._refuse(ws, conn, payload, 1011, status)
+                    if not await self._send(ws, conn, payload):
+                        return None
+                finally:
+                    self._active -= 1
                 self.requests.labels("ok").inc()
                 self.latency.observe(time.perf_counter() - t0)
         finally:
@@ -362,6 +400,7 @@ def serve_until_signal(
     port: int,
     gpus_per_replica: float | None = None,
     name: str = "worldpolicy",
+    drain_timeout_s: float = 30.0,
     **options: Any,
 ) -> int:
     """`worldpolicy serve --replicas N`: join the Ray cluster this machine belongs to (`RAY_ADDRESS` or a local
@@ -409,8 +448,9 @@ def serve_until_signal(
             return 0
         _log(logging.INFO, "ready", replicas=num_replicas, gpus_per_replica=gpus_per_replica, host=host, port=port)
         stop.wait()
-        _log(logging.INFO, "draining", replicas=num_replicas)
-        return 0
+        # deleting the application drops every socket at once: the ingress drains first (as the single server does)
+        abandoned = serve.get_app_handle(name).drain.remote(drain_timeout_s).result(timeout_s=drain_timeout_s + 30)
+        return 1 if abandoned else 0
     finally:
         try:
             if deployed:
