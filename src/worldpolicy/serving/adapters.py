@@ -114,10 +114,10 @@ class ObservationAdapter:
         return self.key_map.get(key, key)
 
     def _get(self, message: Mapping[str, Any], key: str) -> Any:
-        return message.get(self.key_map.get(key, key))
+        return message.get(self._wire(key))
 
     def _has(self, message: Mapping[str, Any], key: str) -> bool:
-        return self.key_map.get(key, key) in message
+        return self._wire(key) in message
 
     def parse(self, message: Any) -> WireRequest:
         """Validate one decoded request and build the policy inputs; raises `RequestError` naming the bad key."""

@@ -36,6 +36,7 @@ from ray.serve.handle import DeploymentHandle
 from .adapters import ObservationAdapter, RequestError, warmup_message
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
 from .server import (
+    DRAINING_TEXT,
     ServerConfig,
     _log,
     authorized,
@@ -135,6 +136,7 @@ class WireIngress:
         self._ids = itertools.count(1)
         self._draining = False
         self._active = 0  # requests read and not yet answered
+        self._abandoned = 0  # unanswered at the drain deadline: their connections close there, not vanish
         self._sockets: set[WebSocket] = set()
 
     async def drain(self, timeout_s: float) -> int:
@@ -146,7 +148,7 @@ class WireIngress:
         deadline = time.perf_counter() + timeout_s
         while self._active and time.perf_counter() < deadline:
             await asyncio.sleep(0.02)
-        abandoned = self._active
+        abandoned = self._abandoned = self._active
         if abandoned:
             self.requests.labels("abandoned").inc(abandoned)
             _log(logging.WARNING, "abandoned", requests=abandoned, drain_timeout_s=timeout_s)
@@ -258,8 +260,7 @@ class WireIngress:
                     text = "bad request: expected a binary msgpack frame, got a text frame"
                     return await self._refuse(ws, conn, text, 1011, "bad_request")
                 if self._draining:
-                    text = "server is shutting down; reconnect to another replica"
-                    return await self._refuse(ws, conn, text, 1001, "draining")
+                    return await self._refuse(ws, conn, DRAINING_TEXT, 1001, "draining")
                 if len(frame) > self.max_message_bytes:
                     self.requests.labels("too_big").inc()
                     reason = f"message over max_message_bytes={self.max_message_bytes}"
@@ -300,6 +301,8 @@ class WireIngress:
         return True
 
     def _vanished(self, conn: int) -> None:
+        if self._abandoned:  # closed by the drain: counted as abandoned there
+            return
         self.requests.labels("vanished").inc()
         _log(logging.INFO, "vanished", conn=conn)
 
@@ -361,11 +364,12 @@ def check_listen(host: str, port: int) -> None:
     """ValueError in the single server's words when host:port cannot be listened on (in use, not this machine's...):
     checked before Serve starts its proxy, whose failure is pages of actor tracebacks and no clear exit."""
     try:
-        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        for family, kind, proto, _, address in infos[:1]:
-            with socket.socket(family, kind, proto) as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind(address)
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(address)
     except OSError as exc:
         raise ValueError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
 

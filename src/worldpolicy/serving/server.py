@@ -42,6 +42,7 @@ from .adapters import ObservationAdapter, RequestError, WireRequest, all_finite,
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
 
 __all__ = [
+    "DRAINING_TEXT",
     "EVENT_LOOPS",
     "PolicyServer",
     "ServerConfig",
@@ -69,6 +70,9 @@ def _log(level: int, event: str, **fields: Any) -> None:
     """One JSON object per log line: easy to grep by eye, trivial to ship to a log pipeline."""
     if logger.isEnabledFor(level):
         logger.log(level, "%s", json.dumps({"event": event, **fields}, default=str))
+
+
+DRAINING_TEXT = "server is shutting down; reconnect to another replica"  # a request that arrives while draining
 
 
 def log_failure(event: str, error: BaseException, **fields: Any) -> None:
@@ -379,7 +383,7 @@ class PolicyServer:
     def _admit(self, message: str | bytes, t0: float) -> _Job:
         """Decode and validate one frame and queue it, or raise `_Refusal` with the client-facing reason."""
         if self._draining:
-            raise _Refusal("server is shutting down; reconnect to another replica", CloseCode.GOING_AWAY, "draining")
+            raise _Refusal(DRAINING_TEXT, CloseCode.GOING_AWAY, "draining")
         if isinstance(message, str):
             raise _Refusal("bad request: expected a binary msgpack frame, got a text frame", 1011, "bad_request")
         try:
