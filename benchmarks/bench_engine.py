@@ -1,16 +1,21 @@
 """Latency per action chunk: worldpolicy's engine vs diffusers' Cosmos3OmniPipeline, side by side in one run.
 
-Same checkpoint, same seed, same settings (4 steps, CFG 3, policy mode, chunk 16); the engine decodes no video, the
-pipeline uses output_type="latent" (skips its decode). Prints the speed ratio, the max action difference, and where the
-engine's time goes (VAE encode, text tower, denoising steps).
+Same weights, same seed, same settings (4 steps, CFG 3, policy mode); the engine decodes no video, the pipeline uses
+output_type="latent" (skips its decode). Prints the speed ratio, the max action difference, and where the engine's
+time goes (VAE encode, text tower, denoising steps). Settings: `tiny` (hidden 64, 2 layers, 64x64 observation) and
+`wide` (hidden 512, 4 layers, 480x832) load from a saved checkpoint as users load one; `nano` is Cosmos3-Nano's
+geometry (36 layers at hidden 4096, the Wan2.2 VAE) with random weights built in memory on the device, a GPU's job.
 
-    python benchmarks/bench_engine.py            # both settings
-    python benchmarks/bench_engine.py --quick    # fewer repeats
+    python benchmarks/bench_engine.py                      # CPU, fp32: tiny and wide
+    python benchmarks/bench_engine.py --quick              # fewer repeats
+    python benchmarks/bench_engine.py --device cuda --dtype bfloat16 --settings nano --chunks 16,32 \\
+        --variants eager,cuda_graphs                       # GPU; variants: eager, compile, cuda_graphs
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -19,61 +24,159 @@ from pathlib import Path
 import numpy as np
 import torch
 
+EMBODIMENT = "droid/relative_pose"
+TASK = "Pick up the banana and place it in the bowl."
+SETTINGS = {  # name: (observation height x width, resolution tier)
+    "tiny": ((64, 64), 256),
+    "wide": ((480, 832), 480),
+    "nano": ((480, 832), 480),
+}
 
-def run_setting(name, ckpt, obs_hw, tier, repeats):
-    from diffusers import Cosmos3OmniPipeline, CosmosActionCondition
+
+def load_setting(name: str, device: str, dtype: str, chunk: int, tmp: Path):
+    """The pipeline and our eager policy on the same weights."""
+    from diffusers import Cosmos3OmniPipeline
 
     import worldpolicy
+    from worldpolicy.engine import Engine, SamplingConfig
+    from worldpolicy.policy import Policy
+    from worldpolicy.testing import NANO, WIDE, TinySizes, build_components, make_tiny_checkpoint
 
-    pipe = Cosmos3OmniPipeline.from_pretrained(ckpt, enable_safety_checker=False)
+    tier = SETTINGS[name][1]
+    if name == "nano":
+        transformer, vae, tokenizer, scheduler = build_components(NANO, device=device, dtype=dtype)
+        pipe = Cosmos3OmniPipeline(transformer=transformer, text_tokenizer=tokenizer, vae=vae, scheduler=scheduler,
+                                   safety_checker=None, enable_safety_checker=False, default_use_system_prompt=False)
+        engine = Engine(transformer, vae, tokenizer, scheduler)
+        policy = Policy(engine, worldpolicy.get_embodiment(EMBODIMENT), SamplingConfig(), chunk_size=chunk,
+                        resolution_tier=tier, source="random weights, Cosmos3-Nano geometry")
+    else:
+        ckpt = tmp / name
+        if not ckpt.exists():
+            make_tiny_checkpoint(ckpt, WIDE if name == "wide" else TinySizes())
+        pipe = Cosmos3OmniPipeline.from_pretrained(ckpt, enable_safety_checker=False, dtype=getattr(torch, dtype))
+        pipe.to(device)
+        policy = worldpolicy.load_policy(ckpt, embodiment=EMBODIMENT, chunk_size=chunk, resolution_tier=tier,
+                                         device=device, dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
-    policy = worldpolicy.load_policy(ckpt, embodiment="droid/relative_pose", chunk_size=16, resolution_tier=tier)
+    return pipe, policy
+
+
+def variant_of(policy, variant: str):
+    """The same weights behind an engine compiled as `variant` (eager, compile, cuda_graphs)."""
+    from worldpolicy.engine import Engine
+    from worldpolicy.policy import Policy
+
+    if variant == "eager":
+        return policy
+    e = policy.engine
+    engine = Engine(e.transformer, e.vae, e.tokenizer, e.scheduler, use_native_flow_schedule=e.use_native_flow_schedule,
+                    default_use_system_prompt=e.default_use_system_prompt, compile=variant == "compile",
+                    cuda_graphs=variant == "cuda_graphs")
+    return Policy(engine, policy.embodiment, policy.sampling, chunk_size=policy.chunk_size,
+                  resolution_tier=policy.resolution_tier, source=policy.source)
+
+
+def run_setting(name: str, device: str, dtype: str, chunk: int, variants: list[str], repeats: int, tmp: Path) -> dict:
+    from diffusers import CosmosActionCondition
+
+    obs_hw, tier = SETTINGS[name]
+    cuda = device.startswith("cuda")
+    tick = time.perf_counter()
+    pipe, policy = load_setting(name, device, dtype, chunk, tmp)
+    load_s = time.perf_counter() - tick
+    policies = {v: variant_of(policy, v) for v in variants}
     image = np.random.default_rng(0).random((*obs_hw, 3)).astype(np.float32)
-    task = "Pick up the banana and place it in the bowl."
 
     def pipeline_call():
-        cond = CosmosActionCondition(mode="policy", chunk_size=16, domain_name="droid_lerobot", image=image,
+        cond = CosmosActionCondition(mode="policy", chunk_size=chunk, domain_name="droid_lerobot", image=image,
                                      resolution_tier=tier, view_point="concat_view")
-        out = pipe(prompt=task, action=cond, num_inference_steps=4, guidance_scale=3.0, fps=15.0,
+        out = pipe(prompt=TASK, action=cond, num_inference_steps=4, guidance_scale=3.0, fps=15.0,
                    generator=torch.Generator().manual_seed(0), output_type="latent")
-        return out.action[0].numpy()
+        return out.action[0].float().cpu().numpy()
 
-    def engine_call():
-        return policy.act(image, task, seed=0, steps=4, guidance=3.0)
-
-    pipeline_call(), engine_call()  # warm-up
-    t_pipe, t_eng, stages = [], [], []
-    for _ in range(repeats):  # interleaved so machine noise hits both alike
-        tick = time.perf_counter(); a_pipe = pipeline_call(); t_pipe.append(time.perf_counter() - tick)
-        policy.engine._texts.clear()  # a new caption per request: no cross-request text reuse in the comparison
-        tick = time.perf_counter(); pred = engine_call(); t_eng.append(time.perf_counter() - tick)
-        stages.append(pred.timings)
-    diff = float(np.abs(a_pipe - pred.actions_normalized).max() / np.abs(a_pipe).max())
-    mp, me = statistics.median(t_pipe), statistics.median(t_eng)
-    print(f"\n== {name}: observation {obs_hw[0]}x{obs_hw[1]}, tier {tier}, canvas {pred.settings['canvas_hw']}, "
-          f"latent {pred.settings['latent_hw']}, {repeats} repeats")
-    print(f"pipeline (output_type=latent): median {mp * 1000:8.1f} ms")
-    print(f"worldpolicy engine           : median {me * 1000:8.1f} ms")
-    print(f"speed-up                     : {mp / me:6.2f}x   (max relative action difference {diff:.2e})")
+    first_call = {}
+    tick = time.perf_counter()
+    pipeline_call()
+    first_call["pipeline"] = time.perf_counter() - tick
+    for v, p in policies.items():  # the first call compiles (compile, cuda_graphs) and captures graphs
+        tick = time.perf_counter()
+        p.act(image, TASK, seed=0, steps=4, guidance=3.0)
+        first_call[v] = time.perf_counter() - tick
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    times = {"pipeline": [], **{v: [] for v in variants}}
+    stages, outputs = {v: [] for v in variants}, {}
+    for _ in range(repeats):  # interleaved so machine noise hits all alike
+        tick = time.perf_counter(); a_pipe = pipeline_call(); times["pipeline"].append(time.perf_counter() - tick)
+        for v, p in policies.items():
+            p.engine._texts.clear()  # a new caption per request: no cross-request text reuse in the comparison
+            tick = time.perf_counter(); pred = p.act(image, TASK, seed=0, steps=4, guidance=3.0)
+            times[v].append(time.perf_counter() - tick)
+            stages[v].append(pred.timings)
+            outputs[v] = pred
+    scale = float(np.abs(a_pipe).max())
+    med = {k: statistics.median(t) for k, t in times.items()}
+    settings = outputs[variants[0]].settings
+    print(f"\n== {name}: {device} {dtype}, observation {obs_hw[0]}x{obs_hw[1]}, tier {tier}, chunk {chunk}, canvas "
+          f"{settings['canvas_hw']}, latent {settings['latent_hw']}, {repeats} repeats (loaded in {load_s:.1f} s)")
+    print(f"pipeline (output_type=latent): median {med['pipeline'] * 1000:9.1f} ms   first call "
+          f"{first_call['pipeline']:.1f} s")
+    result = {"setting": name, "device": device, "dtype": dtype, "chunk": chunk, "repeats": repeats,
+              "pipeline_ms": med["pipeline"] * 1000, "variants": {}}
     keys = ["preprocess", "vae_encode", "text", "denoise", "postprocess"]
-    med = {k: statistics.median(s.get(k, 0.0) for s in stages) for k in keys}
-    print("engine time by stage (median): " + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in med.items()))
-    return mp / me
+    for v in variants:
+        diff = float(np.abs(a_pipe - outputs[v].actions_normalized).max()) / scale
+        stage = {k: statistics.median(s.get(k, 0.0) for s in stages[v]) * 1000 for k in keys}
+        print(f"engine, {v:<12}          : median {med[v] * 1000:9.1f} ms   first call {first_call[v]:.1f} s   "
+              f"speed-up {med['pipeline'] / med[v]:6.2f}x   max relative action difference {diff:.2e}")
+        print("    by stage (median): " + ", ".join(f"{k} {ms:.1f} ms" for k, ms in stage.items()))
+        result["variants"][v] = {"ms": med[v] * 1000, "speedup": med["pipeline"] / med[v], "max_rel_diff": diff,
+                                 "first_call_s": first_call[v], "stages_ms": stage}
+    if cuda:
+        result["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        print(f"peak GPU memory while timing: {result['peak_memory_gib']:.1f} GiB")
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--settings", default="tiny,wide", help=f"comma-separated, from {', '.join(SETTINGS)}")
+    parser.add_argument("--chunks", default="16", help="comma-separated action chunk sizes (default 16)")
+    parser.add_argument("--variants", default="eager", help="comma-separated, from eager, compile, cuda_graphs")
+    parser.add_argument("--repeats", type=int, help="timed repeats per setting (default 7 tiny, 3 otherwise)")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args()
+    names = args.settings.split(",")
+    variants = args.variants.split(",")
+    for flag, values, accepted in (("--settings", names, SETTINGS), ("--variants", variants,
+                                                                       ("eager", "compile", "cuda_graphs"))):
+        unknown = [v for v in values if v not in accepted]
+        if unknown:
+            parser.error(f"{flag}: unknown {', '.join(unknown)}; accepted: {', '.join(accepted)}")
+    if "nano" in names and not args.device.startswith("cuda"):
+        parser.error("--settings nano needs --device cuda (a 15-billion-parameter model)")
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    from worldpolicy.testing import WIDE, make_tiny_checkpoint
 
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
-        tiny = make_tiny_checkpoint(Path(tmp) / "tiny")
-        wide = make_tiny_checkpoint(Path(tmp) / "wide", sizes=WIDE)
-        r1 = run_setting("tiny model (hidden 64, 2 layers)", tiny, (64, 64), 256, 3 if args.quick else 7)
-        r2 = run_setting("wider tiny model (hidden 512, 4 layers)", wide, (480, 832), 480, 2 if args.quick else 3)
-    print(f"\nSUMMARY speed-up: 64x64 tiny {r1:.2f}x (target >= 5x), 480x832 wide {r2:.2f}x (target >= 1.5x)")
+        for name in names:
+            for chunk in (int(c) for c in args.chunks.split(",")):
+                default = (3 if args.quick else 7) if name == "tiny" else (2 if args.quick else 3)
+                repeats = args.repeats or default
+                results.append(run_setting(name, args.device, args.dtype, chunk, variants, repeats, Path(tmp)))
+                if args.device.startswith("cuda"):
+                    torch.cuda.empty_cache()  # the setting's weights are unreferenced now
+                if args.json:
+                    args.json.write_text(json.dumps(results, indent=1))
+    print("\nSUMMARY (targets on CPU: tiny >= 5x, wide >= 1.5x)")
+    for r in results:
+        for v, x in r["variants"].items():
+            print(f"  {r['setting']:>5} chunk {r['chunk']:>2} {v:<12}: pipeline {r['pipeline_ms']:9.1f} ms, engine "
+                  f"{x['ms']:9.1f} ms, {x['speedup']:5.2f}x, max relative action difference {x['max_rel_diff']:.1e}")
 
 
 if __name__ == "__main__":

@@ -53,6 +53,9 @@ class TinySizes:
     action_dim: int = 64
     hidden_act: str = "silu"
     vae_base_dim: int = 8
+    vae_decoder_base_dim: int | None = None  # None: vae_base_dim
+    vae_dim_mult: tuple[int, ...] = (1, 1, 1, 1)
+    vae_res_blocks: int = 1
     vocab_size: int = 1024
     flow_shift: float = 5.0
 
@@ -60,6 +63,15 @@ class TinySizes:
 WIDE = TinySizes(
     hidden_size=512, num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=2, head_dim=64,
     intermediate_size=1536, rope_axes_dim=(12, 10, 10),
+)
+
+# Cosmos3-Nano's compute geometry (fact sheet §2, §5) with random weights, for GPU benchmarks: the transformer's 36
+# layers at hidden 4096 and the Wan2.2 VAE. The embedding table has the tiny tokenizer's 1024 rows (a lookup, no compute)
+# so captions tokenise to the ~130 tokens a real one has.
+NANO = TinySizes(
+    hidden_size=4096, num_hidden_layers=36, num_attention_heads=32, num_key_value_heads=8, head_dim=128,
+    intermediate_size=12288, rope_axes_dim=(24, 20, 20), latent_channel=48, vae_base_dim=160, vae_decoder_base_dim=256,
+    vae_dim_mult=(1, 2, 4, 4), vae_res_blocks=2,
 )
 
 
@@ -89,15 +101,38 @@ def build_tokenizer(vocab_size: int = 1024, corpus: list[str] | None = None):
     return fast
 
 
-def build_components(sizes: TinySizes = TinySizes(), seed: int = 0):
-    """Random transformer, VAE, tokenizer and scheduler (in memory)."""
+def build_components(sizes: TinySizes = TinySizes(), seed: int = 0, device: str | None = None, dtype: str | None = None):
+    """Random transformer, VAE, tokenizer and scheduler (in memory), built on `device` (NANO needs a GPU's memory) and
+    cast to `dtype` as `from_pretrained(dtype=...)` casts: the transformer's time embedder stays fp32."""
     import torch
-    from diffusers import AutoencoderKLWan, Cosmos3OmniTransformer, UniPCMultistepScheduler
+    from diffusers import UniPCMultistepScheduler
 
     if sum(sizes.rope_axes_dim) != sizes.head_dim // 2:
         raise ValueError(f"rope_axes_dim={sizes.rope_axes_dim} must sum to head_dim // 2 = {sizes.head_dim // 2}")
     tokenizer = build_tokenizer(sizes.vocab_size)
     torch.manual_seed(seed)
+    with torch.device(device or "cpu"):
+        transformer, vae = _random_modules(sizes, len(tokenizer))
+    if dtype is not None:
+        for module in (transformer, vae):
+            keep = set(module._keep_in_fp32_modules or ())
+            for name, param in module.named_parameters():
+                if name.split(".")[0] not in keep:
+                    param.data = param.data.to(getattr(torch, dtype))
+    scheduler = UniPCMultistepScheduler(
+        prediction_type="flow_prediction",
+        use_flow_sigmas=True,
+        flow_shift=sizes.flow_shift,
+        use_karras_sigmas=False,
+        solver_order=2,
+    )
+    return transformer.eval(), vae.eval(), tokenizer, scheduler
+
+
+def _random_modules(sizes: TinySizes, tokenizer_size: int):
+    import torch
+    from diffusers import AutoencoderKLWan, Cosmos3OmniTransformer
+
     transformer = Cosmos3OmniTransformer(
         hidden_size=sizes.hidden_size,
         intermediate_size=sizes.intermediate_size,
@@ -114,7 +149,7 @@ def build_components(sizes: TinySizes = TinySizes(), seed: int = 0):
         action_gen=True,
         action_dim=sizes.action_dim,
         num_embodiment_domains=32,
-        vocab_size=max(sizes.vocab_size, len(tokenizer)),
+        vocab_size=max(sizes.vocab_size, tokenizer_size),
     )
     # Random init leaves action_modality_embed and norms at trivial values; perturb everything so parity tests
     # exercise every weight (a zero vector would hide a wrong add).
@@ -124,10 +159,10 @@ def build_components(sizes: TinySizes = TinySizes(), seed: int = 0):
                 param.add_(0.05 * torch.randn_like(param))
     vae = AutoencoderKLWan(
         base_dim=sizes.vae_base_dim,
-        decoder_base_dim=sizes.vae_base_dim,
+        decoder_base_dim=sizes.vae_decoder_base_dim or sizes.vae_base_dim,
         z_dim=sizes.latent_channel,
-        dim_mult=[1, 1, 1, 1],
-        num_res_blocks=1,
+        dim_mult=list(sizes.vae_dim_mult),
+        num_res_blocks=sizes.vae_res_blocks,
         temperal_downsample=[False, True, True],
         is_residual=True,
         in_channels=12,
@@ -138,14 +173,7 @@ def build_components(sizes: TinySizes = TinySizes(), seed: int = 0):
         latents_mean=[0.1 * i for i in range(sizes.latent_channel)],
         latents_std=[1.0 + 0.1 * i for i in range(sizes.latent_channel)],
     )
-    scheduler = UniPCMultistepScheduler(
-        prediction_type="flow_prediction",
-        use_flow_sigmas=True,
-        flow_shift=sizes.flow_shift,
-        use_karras_sigmas=False,
-        solver_order=2,
-    )
-    return transformer.eval(), vae.eval(), tokenizer, scheduler
+    return transformer, vae
 
 
 def make_tiny_checkpoint(path: str | Path, sizes: TinySizes | None = None, seed: int = 0, **overrides) -> Path:
