@@ -10,6 +10,11 @@ geometry (36 layers at hidden 4096, the Wan2.2 VAE) with random weights built in
     python benchmarks/bench_engine.py --quick              # fewer repeats
     python benchmarks/bench_engine.py --device cuda --dtype bfloat16 --settings nano --chunks 16,32 \\
         --variants eager,cuda_graphs                       # GPU; variants: eager, compile, cuda_graphs
+
+In bf16 the pipeline and the engine round differently (the engine packs CFG's branches, caches the text tower, encodes
+one frame), so `--fp32-reference` also runs both in fp32 on the same weights and reports each bf16 result's distance to
+the pipeline's fp32 actions: faithful means the engine lands as close to that reference as the pipeline itself does.
+`--profile` prints the CUDA kernels of one engine call.
 """
 
 from __future__ import annotations
@@ -77,23 +82,49 @@ def variant_of(policy, variant: str):
                   resolution_tier=policy.resolution_tier, source=policy.source)
 
 
-def run_setting(name: str, device: str, dtype: str, chunk: int, variants: list[str], repeats: int, tmp: Path) -> dict:
+def pipeline_actions(pipe, image: np.ndarray, chunk: int, tier: int) -> np.ndarray:
     from diffusers import CosmosActionCondition
 
+    cond = CosmosActionCondition(mode="policy", chunk_size=chunk, domain_name="droid_lerobot", image=image,
+                                 resolution_tier=tier, view_point="concat_view")
+    out = pipe(prompt=TASK, action=cond, num_inference_steps=4, guidance_scale=3.0, fps=15.0,
+               generator=torch.Generator().manual_seed(0), output_type="latent")
+    return out.action[0].float().cpu().numpy()
+
+
+def fp32_reference(name: str, device: str, chunk: int, image: np.ndarray, tmp: Path) -> dict[str, np.ndarray]:
+    """The pipeline's and the engine's actions in fp32 on the same weights."""
+    pipe, policy = load_setting(name, device, "float32", chunk, tmp)
+    tier = SETTINGS[name][1]
+    reference = {"pipeline": pipeline_actions(pipe, image, chunk, tier),
+                 "engine": policy.act(image, TASK, seed=0, steps=4, guidance=3.0).actions_normalized}
+    del pipe, policy
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    return reference
+
+
+def print_profile(policy, image: np.ndarray) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        policy.act(image, TASK, seed=0, steps=4, guidance=3.0)
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=60))
+
+
+def run_setting(name: str, device: str, dtype: str, chunk: int, variants: list[str], repeats: int, tmp: Path,
+                reference: bool = False, profile: bool = False) -> dict:
     obs_hw, tier = SETTINGS[name]
     cuda = device.startswith("cuda")
+    image = np.random.default_rng(0).random((*obs_hw, 3)).astype(np.float32)
+    ref = fp32_reference(name, device, chunk, image, tmp) if reference else None
     tick = time.perf_counter()
     pipe, policy = load_setting(name, device, dtype, chunk, tmp)
     load_s = time.perf_counter() - tick
     policies = {v: variant_of(policy, v) for v in variants}
-    image = np.random.default_rng(0).random((*obs_hw, 3)).astype(np.float32)
 
     def pipeline_call():
-        cond = CosmosActionCondition(mode="policy", chunk_size=chunk, domain_name="droid_lerobot", image=image,
-                                     resolution_tier=tier, view_point="concat_view")
-        out = pipe(prompt=TASK, action=cond, num_inference_steps=4, guidance_scale=3.0, fps=15.0,
-                   generator=torch.Generator().manual_seed(0), output_type="latent")
-        return out.action[0].float().cpu().numpy()
+        return pipeline_actions(pipe, image, chunk, tier)
 
     first_call = {}
     tick = time.perf_counter()
@@ -133,9 +164,18 @@ def run_setting(name: str, device: str, dtype: str, chunk: int, variants: list[s
         print("    by stage (median): " + ", ".join(f"{k} {ms:.1f} ms" for k, ms in stage.items()))
         result["variants"][v] = {"ms": med[v] * 1000, "speedup": med["pipeline"] / med[v], "max_rel_diff": diff,
                                  "first_call_s": first_call[v], "stages_ms": stage}
+    if ref is not None:
+        scale = float(np.abs(ref["pipeline"]).max())
+        distance = {"engine fp32": ref["engine"], f"pipeline {dtype}": a_pipe,
+                    **{f"engine {v} {dtype}": outputs[v].actions_normalized for v in variants}}
+        result["vs_fp32_pipeline"] = {k: float(np.abs(a - ref["pipeline"]).max()) / scale for k, a in distance.items()}
+        print("max relative action difference to the pipeline in fp32: "
+              + ", ".join(f"{k} {d:.2e}" for k, d in result["vs_fp32_pipeline"].items()))
     if cuda:
         result["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
         print(f"peak GPU memory while timing: {result['peak_memory_gib']:.1f} GiB")
+    if profile:
+        print_profile(policies[variants[0]], image)
     return result
 
 
@@ -148,6 +188,8 @@ def main() -> None:
     parser.add_argument("--chunks", default="16", help="comma-separated action chunk sizes (default 16)")
     parser.add_argument("--variants", default="eager", help="comma-separated, from eager, compile, cuda_graphs")
     parser.add_argument("--repeats", type=int, help="timed repeats per setting (default 7 tiny, 3 otherwise)")
+    parser.add_argument("--fp32-reference", action="store_true", help="also measure each result's distance to fp32")
+    parser.add_argument("--profile", action="store_true", help="print the CUDA kernels of one engine call")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args()
     names = args.settings.split(",")
@@ -167,7 +209,8 @@ def main() -> None:
             for chunk in (int(c) for c in args.chunks.split(",")):
                 default = (3 if args.quick else 7) if name == "tiny" else (2 if args.quick else 3)
                 repeats = args.repeats or default
-                results.append(run_setting(name, args.device, args.dtype, chunk, variants, repeats, Path(tmp)))
+                results.append(run_setting(name, args.device, args.dtype, chunk, variants, repeats, Path(tmp),
+                                           reference=args.fp32_reference, profile=args.profile))
                 if args.device.startswith("cuda"):
                     torch.cuda.empty_cache()  # the setting's weights are unreferenced now
                 if args.json:

@@ -29,7 +29,7 @@ step env 30 bash -c "nvidia-smi --query-gpu=name,driver_version,memory.used,memo
   torch.cuda.get_device_name()); from diffusers import Cosmos3OmniPipeline; import worldpolicy.policy'"
 bench="$PY benchmarks/bench_engine.py --device cuda --repeats 5"
 step small 60 $bench --settings tiny,wide --json "$OUT/small.json"
-step nano 120 $bench --dtype bfloat16 --settings nano --chunks 16,32 --json "$OUT/nano.json"
+step nano 150 $bench --dtype bfloat16 --settings nano --chunks 16,32 --fp32-reference --json "$OUT/nano.json"
 step compiled 120 $bench --settings tiny --variants eager,compile,cuda_graphs --json "$OUT/compiled.json"
 step nano_graphs 150 $bench --dtype bfloat16 --settings nano --chunks 32 --variants eager,cuda_graphs \
   --json "$OUT/nano_graphs.json"
