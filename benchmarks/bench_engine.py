@@ -20,6 +20,7 @@ the pipeline's fp32 actions: faithful means the engine lands as close to that re
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import tempfile
@@ -99,9 +100,15 @@ def fp32_reference(name: str, device: str, chunk: int, image: np.ndarray, tmp: P
     reference = {"pipeline": pipeline_actions(pipe, image, chunk, tier),
                  "engine": policy.act(image, TASK, seed=0, steps=4, guidance=3.0).actions_normalized}
     del pipe, policy
+    free_device_memory(device)
+    return reference
+
+
+def free_device_memory(device: str) -> None:
+    """Pipelines hold reference cycles: collect them, so the next setting's peak memory is its own."""
+    gc.collect()
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
-    return reference
 
 
 def print_profile(policy, image: np.ndarray) -> None:
@@ -211,8 +218,7 @@ def main() -> None:
                 repeats = args.repeats or default
                 results.append(run_setting(name, args.device, args.dtype, chunk, variants, repeats, Path(tmp),
                                            reference=args.fp32_reference, profile=args.profile))
-                if args.device.startswith("cuda"):
-                    torch.cuda.empty_cache()  # the setting's weights are unreferenced now
+                free_device_memory(args.device)
                 if args.json:
                     args.json.write_text(json.dumps(results, indent=1))
     print("\nSUMMARY (targets on CPU: tiny >= 5x, wide >= 1.5x)")

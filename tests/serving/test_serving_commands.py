@@ -148,3 +148,28 @@ def test_serve_exits_with_the_servers_code(tmp_path, monkeypatch):
     _checked_checkpoint(tmp_path)
     monkeypatch.setattr(PolicyServer, "run", lambda self: 1)  # requests abandoned at the drain deadline
     assert main(_serve(tmp_path, "--device", "cpu")) == 1
+
+
+def test_cuda_graphs_needs_cuda_before_the_port_opens(tmp_path, capsys, monkeypatch):
+    from worldpolicy.serving.server import PolicyServer
+
+    _checked_checkpoint(tmp_path)
+    monkeypatch.setattr(PolicyServer, "run", lambda self: pytest.fail("the server started"))
+    assert main(_serve(tmp_path, "--cuda-graphs", "--device", "cpu")) == 2
+    assert "cuda_graphs=True needs a CUDA device, but device='cpu'" in capsys.readouterr().err
+
+
+def test_compiling_with_batches_warns_that_shapes_compile_on_first_use(tmp_path, capsys, monkeypatch):
+    from worldpolicy.serving.server import PolicyServer
+
+    _checked_checkpoint(tmp_path)
+    options = []
+    monkeypatch.setattr(PolicyServer, "run", lambda self: 0)
+    monkeypatch.setattr("worldpolicy.policy.Policy.check_pretrained",
+                        staticmethod(lambda checkpoint, **kw: options.append(kw)))
+    assert main(_serve(tmp_path, "--compile", "--device", "cpu")) == 0
+    assert options[0]["compile"] and not options[0]["cuda_graphs"]
+    warning = "--compile with --max-batch 8: the first batch of each new size and each new prompt length compiles"
+    assert warning in capsys.readouterr().err
+    assert main(_serve(tmp_path, "--compile", "--max-batch", "1", "--device", "cpu")) == 0
+    assert "compiles" not in capsys.readouterr().err
