@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The checks that need a GPU, as one run on a lent CUDA machine (CI has none): the engine against the pipeline on
-# CUDA in fp32 (parity; torch.compile and CUDA graphs too) and in bf16 at Cosmos3-Nano's geometry (speed), and
-# `worldpolicy serve --device cuda` under 8 concurrent clients. Each step has its own time limit; logs and JSON go
-# to $OUT. Packages the machine lacks can ride along as wheels in .whl/ (installed to /tmp/site first).
+# CUDA in fp32 (parity; torch.compile and CUDA graphs too) and in bf16 at Cosmos3-Nano's geometry (speed, distance to
+# fp32), every mode on CUDA against CPU, `worldpolicy serve --device cuda` under 8 concurrent clients, and
+# fine-tuning on CUDA against CPU. Each step has its own time limit; logs and JSON go to $OUT. Packages the machine
+# lacks (diffusers, websockets, av, ...) can ride along as wheels in .whl/ (installed to /tmp/site first).
 #
 #     OUT=/tmp/gpu_check bash scripts/gpu_check.sh
 set -o pipefail
@@ -33,4 +34,6 @@ step nano 150 $bench --dtype bfloat16 --settings nano --chunks 16,32 --fp32-refe
 step compiled 120 $bench --settings tiny --variants eager,compile,cuda_graphs --json "$OUT/compiled.json"
 step nano_graphs 150 $bench --dtype bfloat16 --settings nano --chunks 32 --variants eager,cuda_graphs \
   --json "$OUT/nano_graphs.json"
+step modes 90 $PY scripts/gpu_modes_check.py
 step serve 60 $PY scripts/gpu_serve_check.py
+step train 90 $PY scripts/gpu_train_check.py
