@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.utils.checkpoint
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import get_3d_mrope_ids_text_tokens, get_3d_mrope_ids_vae_tokens
 
@@ -58,8 +59,9 @@ def encode_text(transformer, input_ids: torch.Tensor) -> TextCache:
     return text_kv(transformer, input_ids)
 
 
-def text_kv(transformer, input_ids: torch.Tensor) -> TextCache:
-    """`encode_text` with autograd: training shares one text pass among the examples of a batch with one caption."""
+def text_kv(transformer, input_ids: torch.Tensor, recompute: bool = False) -> TextCache:
+    """`encode_text` with autograd: training shares one text pass among the examples of a batch with one caption.
+    `recompute` (gradient checkpointing) keeps each layer's input and its K/V, and recomputes the rest in backward."""
     cfg = transformer.config
     length = int(input_ids.shape[0])
     hidden = transformer.embed_tokens(input_ids)
@@ -68,19 +70,30 @@ def text_kv(transformer, input_ids: torch.Tensor) -> TextCache:
     kv = []
     last = len(transformer.layers) - 1
     for index, layer in enumerate(transformer.layers):
-        attn = layer.self_attn
-        x = layer.input_layernorm(hidden)
-        q = attn.norm_q(attn.to_q(x).view(-1, attn.num_attention_heads, attn.head_dim))
-        k = attn.norm_k(attn.to_k(x).view(-1, attn.num_key_value_heads, attn.head_dim))
-        v = attn.to_v(x).view(-1, attn.num_key_value_heads, attn.head_dim)
-        k_for_gen = attn.k_norm_und_for_gen(k) if attn.k_norm_und_for_gen is not None else k
-        kv.append((_rope(k_for_gen, cos, sin), v))
-        if index == last:  # the last layer's text output is never read
-            break
-        q, k = _rope(q, cos, sin), _rope(k, cos, sin)
-        hidden = hidden + attn.to_out(_attend(attn, q, k, v, causal=True))
-        hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+        if recompute and torch.is_grad_enabled():
+            k, v, hidden = torch.utils.checkpoint.checkpoint(_text_layer, layer, hidden, cos, sin, index == last,
+                                                             use_reentrant=False)
+        else:
+            k, v, hidden = _text_layer(layer, hidden, cos, sin, index == last)
+        kv.append((k, v))
     return TextCache(kv=kv, length=length)
+
+
+def _text_layer(layer, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, last: bool):
+    """One understanding layer: (roped K as the gen tower sees it, V, the next hidden state; the last layer's output
+    is never read, so it is not computed)."""
+    attn = layer.self_attn
+    x = layer.input_layernorm(hidden)
+    q = attn.norm_q(attn.to_q(x).view(-1, attn.num_attention_heads, attn.head_dim))
+    k = attn.norm_k(attn.to_k(x).view(-1, attn.num_key_value_heads, attn.head_dim))
+    v = attn.to_v(x).view(-1, attn.num_key_value_heads, attn.head_dim)
+    k_for_gen = attn.k_norm_und_for_gen(k) if attn.k_norm_und_for_gen is not None else k
+    k_for_gen = _rope(k_for_gen, cos, sin)
+    if last:
+        return k_for_gen, v, hidden
+    q, k = _rope(q, cos, sin), _rope(k, cos, sin)
+    hidden = hidden + attn.to_out(_attend(attn, q, k, v, causal=True))
+    return k_for_gen, v, hidden + layer.mlp(layer.post_attention_layernorm(hidden))
 
 
 def generate(
@@ -90,25 +103,36 @@ def generate(
     sin: torch.Tensor,
     spans: list[tuple[int, int]],
     texts: list[TextCache],
+    recompute: bool = False,
 ) -> torch.Tensor:
     """Generation tower over packed sequences. `hidden` [N_total, D]; `spans[i]` = rows of sequence i; returns the
-    final-normed hidden states [N_total, D]."""
+    final-normed hidden states [N_total, D]. `recompute` (training) keeps only each layer's input for the backward
+    pass and recomputes the rest: the same gradients for a fraction of the activation memory."""
     for index, layer in enumerate(transformer.layers):
-        attn = layer.self_attn
-        x = layer.input_layernorm_moe_gen(hidden)
-        q = attn.norm_added_q(attn.add_q_proj(x).view(-1, attn.num_attention_heads, attn.head_dim))
-        k = attn.norm_added_k(attn.add_k_proj(x).view(-1, attn.num_key_value_heads, attn.head_dim))
-        v = attn.add_v_proj(x).view(-1, attn.num_key_value_heads, attn.head_dim)
-        q, k = _rope(q, cos, sin), _rope(k, cos, sin)
-        outs = []
-        for (start, end), text in zip(spans, texts):
-            k_text, v_text = text.kv[index]
-            all_k = torch.cat([k_text, k[start:end]], dim=0)
-            all_v = torch.cat([v_text, v[start:end]], dim=0)
-            outs.append(_attend(attn, q[start:end], all_k, all_v, causal=False))
-        hidden = hidden + attn.to_add_out(torch.cat(outs, dim=0) if len(outs) > 1 else outs[0])
-        hidden = hidden + layer.mlp_moe_gen(layer.post_attention_layernorm_moe_gen(hidden))
+        if recompute and torch.is_grad_enabled():
+            hidden = torch.utils.checkpoint.checkpoint(_gen_layer, layer, index, hidden, cos, sin, spans, texts,
+                                                       use_reentrant=False)
+        else:
+            hidden = _gen_layer(layer, index, hidden, cos, sin, spans, texts)
     return transformer.norm_moe_gen(hidden)
+
+
+def _gen_layer(layer, index: int, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+               spans: list[tuple[int, int]], texts: list[TextCache]) -> torch.Tensor:
+    attn = layer.self_attn
+    x = layer.input_layernorm_moe_gen(hidden)
+    q = attn.norm_added_q(attn.add_q_proj(x).view(-1, attn.num_attention_heads, attn.head_dim))
+    k = attn.norm_added_k(attn.add_k_proj(x).view(-1, attn.num_key_value_heads, attn.head_dim))
+    v = attn.add_v_proj(x).view(-1, attn.num_key_value_heads, attn.head_dim)
+    q, k = _rope(q, cos, sin), _rope(k, cos, sin)
+    outs = []
+    for (start, end), text in zip(spans, texts):
+        k_text, v_text = text.kv[index]
+        all_k = torch.cat([k_text, k[start:end]], dim=0)
+        all_v = torch.cat([v_text, v[start:end]], dim=0)
+        outs.append(_attend(attn, q[start:end], all_k, all_v, causal=False))
+    hidden = hidden + attn.to_add_out(torch.cat(outs, dim=0) if len(outs) > 1 else outs[0])
+    return hidden + layer.mlp_moe_gen(layer.post_attention_layernorm_moe_gen(hidden))
 
 
 def generation_positions(
@@ -159,12 +183,12 @@ def gen_tokens(
         embed = timestep_embedding(transformer, float(timestep), dtype, device)
     if noisy_frames.numel():
         vision = vision.view(latents.shape[2], -1, vision.shape[-1])
-        vision[noisy_frames] = vision[noisy_frames] + embed
+        vision[noisy_frames] = vision[noisy_frames] + embed.to(vision.dtype)  # (autocast computes vision in bf16)
         vision = vision.view(-1, vision.shape[-1])
     domain = torch.full((actions.shape[0],), domain_id, dtype=torch.long, device=device)
     rows = transformer.action_proj_in(actions.to(dtype), domain) + transformer.action_modality_embed
     if noisy_rows.numel():
-        rows[noisy_rows] = rows[noisy_rows] + embed
+        rows[noisy_rows] = rows[noisy_rows] + embed.to(rows.dtype)
     return torch.cat([vision, rows], dim=0)
 
 

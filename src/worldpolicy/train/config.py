@@ -55,6 +55,9 @@ class TimestepConfig:
     shift: float = 5.0
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
 @dataclass
 class OptimConfig:
     steps: int = 1000
@@ -64,6 +67,11 @@ class OptimConfig:
     warmup_steps: int = 100
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0
+    # bf16: the forward runs under bf16 autocast (weights, gradients and AdamW state stay fp32), as the Cosmos Policy
+    # recipe trains; fp32 is exact against the reference forward and the default
+    precision: str = "fp32"
+    # recompute each layer (both towers) in the backward pass instead of keeping its activations (same gradients)
+    gradient_checkpointing: bool = False
 
 
 @dataclass
@@ -137,6 +145,8 @@ class TrainConfig:
             if not low <= value <= high or not math.isfinite(value):
                 raise ValueError(f"{name}={value!r}: must be in [{low}, {high}]" if high < math.inf
                                  else f"{name}={value!r}: must be >= {low} and finite")
+        if self.optim.precision not in PRECISIONS:
+            raise ValueError(f"optim.precision={self.optim.precision!r}; accepted: {', '.join(PRECISIONS)}")
         if self.finetune.mode not in ("full", "lora"):
             raise ValueError(f"finetune.mode={self.finetune.mode!r}; accepted: full, lora")
         if self.finetune.mode == "lora":
@@ -172,10 +182,11 @@ class TrainConfig:
         return self
 
 
-# What a resumed run may change: how far it trains, where and how often it logs, evaluates, saves and keeps checkpoints.
+# What a resumed run may change: how far it trains, where and how often it logs, evaluates, saves and keeps checkpoints,
+# and whether activations are recomputed (the same gradients: a run resumed on a smaller GPU may need it).
 # Everything else (model, data, chunk, seed, LR and its schedule, objectives, finetune mode...) shapes the weights.
 RESUMABLE = ("optim.steps", "output_dir", "device", "log_every", "save_every", "keep_checkpoints", "data.cache_dir",
-             "eval.*")
+             "eval.*", "optim.gradient_checkpointing")
 
 
 def changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -233,7 +244,7 @@ def _build(cls, raw: dict[str, Any], where: str):
     return cls(**kwargs)
 
 
-_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", type(None): "null"}
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
 
 
 def _typed(value: Any, hint: Any, name: str) -> Any:

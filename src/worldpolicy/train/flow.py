@@ -195,6 +195,7 @@ def batch_losses(
     sigmas: list[float],
     generator: torch.Generator,
     num_train_timesteps: int = 1000,
+    recompute: bool = False,
 ) -> list[tuple[torch.Tensor | None, torch.Tensor | None]]:
     """`example_loss` of every example from one packed pass (the engine's split of the forward, with autograd).
 
@@ -202,7 +203,8 @@ def batch_losses(
     the text tower once per distinct caption. A tiny model is dominated by per-call overhead, so this is faster than
     one `Cosmos3OmniTransformer.forward` per example (1.75x for the shipped recipe, `benchmarks/bench_train_step.py`);
     the losses and gradients are the same (test).
-    Noise is drawn example by example in batch order, as `example_loss` draws it.
+    Noise is drawn example by example in batch order, as `example_loss` draws it. `recompute`: gradient
+    checkpointing of both towers' layers (`engine.forward.text_kv`, `generate`).
     """
     device = next(transformer.parameters()).device
     dtype = transformer.dtype
@@ -215,7 +217,8 @@ def batch_losses(
     for example, item in zip(examples, noisy):
         key = tuple(example.token_ids)
         if key not in texts:
-            texts[key] = text_kv(transformer, torch.tensor(example.token_ids, dtype=torch.long, device=device))
+            texts[key] = text_kv(transformer, torch.tensor(example.token_ids, dtype=torch.long, device=device),
+                                 recompute=recompute)
         _, _, latent_t, h, w = item.xt.shape
         grid = (latent_t, -(-h // p), -(-w // p))
         rows = item.at.shape[0]
@@ -230,7 +233,8 @@ def batch_losses(
         seq_texts.append(texts[key])
         grids.append(grid)
         start += seq.shape[0]
-    hidden = generate(transformer, torch.cat(tokens), torch.cat(cos_parts), torch.cat(sin_parts), spans, seq_texts)
+    hidden = generate(transformer, torch.cat(tokens), torch.cat(cos_parts), torch.cat(sin_parts), spans, seq_texts,
+                      recompute=recompute)
     losses = []
     for example, item, grid, (s, e) in zip(examples, noisy, grids, spans):
         frames, rows = item.noisy_frames.to(device), item.noisy_rows.to(device)

@@ -42,18 +42,23 @@ ADAPTER_FILE = "adapter.safetensors"  # LoRA runs: diffusers `load_lora_adapter(
 class FlowMatchingLoss(nn.Module):
     """Mean loss of a batch of examples (one packed pass, `flow.batch_losses`) — one module so DDP sees one forward."""
 
-    def __init__(self, transformer, action_loss_weight: float, num_train_timesteps: int):
+    def __init__(self, transformer, action_loss_weight: float, num_train_timesteps: int, precision: str = "fp32",
+                 recompute: bool = False):
         super().__init__()
         self.transformer = transformer
         self.action_loss_weight = action_loss_weight
         self.num_train_timesteps = num_train_timesteps
+        self.precision = precision
+        self.recompute = recompute
 
     def forward(self, examples: list[ModelExample], objectives: list[str], sigmas: torch.Tensor,
                 generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         total = 0.0
         parts: dict[str, list[float]] = {}
-        losses = batch_losses(self.transformer, examples, objectives, sigmas.tolist(), generator,
-                              self.num_train_timesteps)
+        device_type = next(self.transformer.parameters()).device.type
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            losses = batch_losses(self.transformer, examples, objectives, sigmas.tolist(), generator,
+                                  self.num_train_timesteps, recompute=self.recompute)
         for objective, (vision, action) in zip(objectives, losses):
             loss = 0.0
             if vision is not None:
@@ -267,7 +272,8 @@ class Trainer:
             for module in (self.transformer.action_proj_in, self.transformer.action_proj_out):
                 module.requires_grad_(True)
         self.loss_module = FlowMatchingLoss(self.transformer, cfg.objectives.action_loss_weight,
-                                            int(self.scheduler.config.num_train_timesteps))
+                                            int(self.scheduler.config.num_train_timesteps), cfg.optim.precision,
+                                            cfg.optim.gradient_checkpointing)
         self.model = self.loss_module
         if self.world > 1:
             self.model = nn.parallel.DistributedDataParallel(self.loss_module, find_unused_parameters=True)

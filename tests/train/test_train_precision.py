@@ -1,0 +1,92 @@
+"""Memory options for large models: gradient checkpointing (the same gradients, fewer kept activations) and bf16
+autocast (Cosmos Policy's precision; fp32 weights, gradients and optimizer state)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from worldpolicy.train.flow import batch_losses
+
+
+def _losses_and_grads(trainer, recompute: bool, saved: list[int] | None = None):
+    transformer = trainer.transformer
+    transformer.zero_grad(set_to_none=True)
+    examples = trainer.examples[:3]
+    objectives = ["policy", "forward_dynamics", "inverse_dynamics"]
+
+    def keep(tensor):  # bytes the forward keeps for the backward pass
+        if saved is not None:
+            saved.append(tensor.numel() * tensor.element_size())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+        terms = batch_losses(transformer, examples, objectives, [0.3, 0.6, 0.9], torch.Generator().manual_seed(0),
+                             recompute=recompute)
+    loss = sum(t for pair in terms for t in pair if t is not None)
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in transformer.named_parameters() if p.grad is not None}
+    transformer.zero_grad(set_to_none=True)
+    return float(loss.detach()), grads
+
+
+def test_gradient_checkpointing_gives_the_same_gradients_for_fewer_kept_activations(loaded_trainer):
+    kept_plain, kept_recompute = [], []
+    loss, grads = _losses_and_grads(loaded_trainer, recompute=False, saved=kept_plain)
+    loss_r, grads_r = _losses_and_grads(loaded_trainer, recompute=True, saved=kept_recompute)
+    assert loss_r == loss and grads_r.keys() == grads.keys() and grads
+    for name, grad in grads.items():
+        torch.testing.assert_close(grads_r[name], grad, rtol=1e-6, atol=1e-9, msg=name)
+    assert sum(kept_recompute) < 0.6 * sum(kept_plain), (sum(kept_recompute), sum(kept_plain))
+
+
+def test_bf16_trains_close_to_fp32_and_keeps_fp32_weights(train_config, tmp_path):
+    from safetensors import safe_open
+
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        raw = train_config(tmp_path / precision, optim={"steps": 3, "batch_size": 2, "precision": precision},
+                           save_every=3)
+        trainer = Trainer(load_config(raw), progress=False)
+        runs[precision] = (trainer, np.array([r.loss for r in trainer.run()]))
+    (trainer, bf16), (_, fp32) = runs["bf16"], runs["fp32"]
+    assert np.isfinite(bf16).all() and not np.array_equal(bf16, fp32)  # autocast ran: the numbers moved...
+    np.testing.assert_allclose(bf16, fp32, rtol=5e-2)  # ...by bf16 rounding, not more
+    assert {p.dtype for p in trainer.transformer.parameters()} == {torch.float32}
+    assert {v.dtype for state in trainer.optimizer.state.values() for v in state.values() if v.dim()} == {torch.float32}
+    weights = trainer._checkpoints()[-1] / "transformer" / "diffusion_pytorch_model.safetensors"
+    with safe_open(str(weights), "pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F32"}
+    saved = json.loads((trainer._checkpoints()[-1] / "trainer_state.json").read_text())
+    assert saved["config"]["optim"]["precision"] == "bf16"
+
+
+def test_precision_is_checked_and_resume_may_switch_only_checkpointing(train_config, tmp_path):
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    with pytest.raises(ValueError, match=r"optim.precision='fp16'; accepted: fp32, bf16"):
+        load_config(train_config(tmp_path / "x", optim={"precision": "fp16"}))
+    base = {"steps": 2, "batch_size": 2}
+    Trainer(load_config(train_config(tmp_path / "run", optim=base, save_every=2)), progress=False).run()
+    more = {**base, "steps": 3, "gradient_checkpointing": True}
+    records = Trainer(load_config(train_config(tmp_path / "run", optim=more, save_every=2)), progress=False).run()
+    assert [r.step for r in records] == [3] and np.isfinite(records[0].loss)
+    switched = {**more, "steps": 4, "precision": "bf16"}
+    with pytest.raises(ValueError, match=r"optim.precision: 'fp32' -> 'bf16'"):
+        Trainer(load_config(train_config(tmp_path / "run", optim=switched, save_every=2)), progress=False).run()
+
+
+def test_gradient_checkpointing_takes_a_boolean(train_config, tmp_path):
+    from worldpolicy.train.config import load_config
+
+    with pytest.raises(ValueError, match=r"optim.gradient_checkpointing='yes': expected true or false, got str"):
+        load_config(train_config(tmp_path / "x", optim={"gradient_checkpointing": "yes"}))
+    with pytest.raises(ValueError, match=r"optim.gradient_checkpointing=1: expected true or false, got int"):
+        load_config(train_config(tmp_path / "x", optim={"gradient_checkpointing": 1}))
