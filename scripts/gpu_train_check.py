@@ -1,6 +1,6 @@
 """Fine-tuning on CUDA against the same run on CPU: the trainer tests' tiny checkpoint and two-episode dataset, 6 full
-fine-tuning steps on each device (same seed: the losses should agree to fp32 rounding), 3 LoRA steps on CUDA, then the
-trained checkpoint loaded on CUDA acts. Part of scripts/gpu_check.sh; `python scripts/gpu_train_check.py cpu` compares
+fine-tuning steps on each device (same seed: the losses should agree to fp32 rounding), 3 LoRA steps and 6 bf16 steps
+with gradient checkpointing on CUDA, then the trained checkpoint loaded on CUDA acts. Part of scripts/gpu_check.sh; `python scripts/gpu_train_check.py cpu` compares
 CPU with itself (a dry run without a GPU)."""
 
 import sys
@@ -47,6 +47,10 @@ trainer, gpu = train("full_gpu", DEVICE, 6)
 print(f"largest loss difference {DEVICE} vs cpu over 6 steps: {np.abs(gpu - cpu).max():.2e} (relative "
       f"{(np.abs(gpu - cpu) / np.abs(cpu)).max():.2e})")
 train("lora_gpu", DEVICE, 3, finetune={"mode": "lora", "lora_rank": 4, "lora_alpha": 8})
+_, bf16 = train("bf16_checkpointing_gpu", DEVICE, 6, optim={"steps": 6, "batch_size": 2, "lr": 1e-3, "warmup_steps": 2,
+                                                              "precision": "bf16", "gradient_checkpointing": True})
+print(f"bf16 + gradient checkpointing on {DEVICE} vs fp32: largest relative loss difference "
+      f"{(np.abs(bf16 - gpu) / np.abs(gpu)).max():.2e}")
 
 from worldpolicy.policy import Policy
 
