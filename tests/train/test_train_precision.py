@@ -90,3 +90,77 @@ def test_gradient_checkpointing_takes_a_boolean(train_config, tmp_path):
         load_config(train_config(tmp_path / "x", optim={"gradient_checkpointing": "yes"}))
     with pytest.raises(ValueError, match=r"optim.gradient_checkpointing=1: expected true or false, got int"):
         load_config(train_config(tmp_path / "x", optim={"gradient_checkpointing": 1}))
+
+
+LORA = {"mode": "lora", "lora_rank": 4, "lora_alpha": 8.0}
+
+
+@pytest.fixture(scope="module")
+def bf16_lora(train_config, tmp_path_factory):
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    pytest.importorskip("peft", reason="LoRA needs peft (the train extra)")
+    root = tmp_path_factory.mktemp("bf16_lora")
+
+    def make(out, precision="bf16", **optim):
+        raw = train_config(root / out, finetune=LORA, save_every=1,
+                           optim={"steps": 3, "batch_size": 2, "precision": precision, **optim})
+        return Trainer(load_config(raw), progress=False)
+
+    full = make("a")
+    records = full.run()
+    killed = make("b").run(stop_after=2)
+    resumed = make("b").run()
+    fp32 = make("fp32", precision="fp32").run()
+    return {"root": root, "trainer": full, "records": records, "killed": killed, "resumed": resumed, "fp32": fp32}
+
+
+def test_bf16_lora_keeps_frozen_weights_in_bf16_and_trains_close_to_fp32(bf16_lora):
+    trainer = bf16_lora["trainer"]
+    dtypes = {n: p.dtype for n, p in trainer.transformer.named_parameters()}
+    trainable = {n for n, p in trainer.transformer.named_parameters() if p.requires_grad}
+    assert trainable and all(dtypes[n] == torch.float32 for n in trainable)
+    assert {dtypes[n] for n in dtypes if n not in trainable and not n.startswith("time_embedder.")} == {torch.bfloat16}
+    assert {dtypes[n] for n in dtypes if n.startswith("time_embedder.")} == {torch.float32}
+    bf16, fp32 = (np.array([r.loss for r in bf16_lora[k]]) for k in ("records", "fp32"))
+    assert np.isfinite(bf16).all() and not np.array_equal(bf16, fp32)
+    np.testing.assert_allclose(bf16, fp32, rtol=5e-2)
+    assert [r.loss for r in bf16_lora["killed"] + bf16_lora["resumed"]] == [r.loss for r in bf16_lora["records"]]
+
+
+def test_bf16_lora_merges_in_fp32(bf16_lora):
+    """The saved weight is the bf16 base plus the LoRA update computed in fp32: merging in bf16 would round away
+    most of a small update."""
+    from safetensors.torch import load_file
+
+    trainer = bf16_lora["trainer"]
+    ckpt = trainer._checkpoints()[-1]
+    saved = load_file(str(ckpt / "transformer" / "diffusion_pytorch_model.safetensors"))
+    assert {v.dtype for v in saved.values()} == {torch.float32}
+    module = trainer.transformer.layers[0].self_attn.add_q_proj
+    base = module.base_layer.weight
+    assert base.dtype == torch.bfloat16  # the live weights were restored after the merge
+    update = (module.lora_B["default"].weight @ module.lora_A["default"].weight) * LORA["lora_alpha"] / LORA["lora_rank"]
+    expected = base.float() + update.detach()
+    torch.testing.assert_close(saved["layers.0.self_attn.add_q_proj.weight"], expected, rtol=1e-6, atol=1e-7)
+    assert (expected - base.float()).abs().max() > 0
+
+
+def test_bf16_lora_evaluation_samples_under_autocast(bf16_lora, monkeypatch):
+    """The periodic evaluation runs the live mixed-precision weights (bf16 base, fp32 adapters and heads)."""
+    pytest.importorskip("mujoco", reason="evaluation runs the simulator (the sim extra)")
+    import worldpolicy.sim.evaluate as sim_evaluate
+
+    trainer = bf16_lora["trainer"]
+    seen = {}
+
+    def first_chunk_only(env, policy, **kwargs):  # one policy call is enough to exercise the sampler
+        observation, _ = env.reset(seed=kwargs["seed"])
+        seen["chunk"] = policy.act(observation, "reach the ball").actions
+        return type("Report", (), {"success_rate": 0.0})()
+
+    monkeypatch.setattr(sim_evaluate, "evaluate", first_chunk_only)
+    trainer.config.eval.episodes = 1
+    trainer._evaluate(3, bf16_lora["root"] / "metrics.jsonl")
+    assert seen["chunk"].shape == (4, 8) and np.isfinite(seen["chunk"]).all()

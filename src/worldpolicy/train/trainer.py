@@ -271,6 +271,11 @@ class Trainer:
             # a new embodiment's action head is new weights: train it fully alongside the adapters
             for module in (self.transformer.action_proj_in, self.transformer.action_proj_out):
                 module.requires_grad_(True)
+            if cfg.optim.precision == "bf16":  # frozen weights need no fp32 master copy: half their memory
+                keep = set(self.transformer._keep_in_fp32_modules or ())
+                for name, param in self.transformer.named_parameters():
+                    if not param.requires_grad and name.split(".")[0] not in keep:
+                        param.data = param.data.to(torch.bfloat16)
         self.loss_module = FlowMatchingLoss(self.transformer, cfg.objectives.action_loss_weight,
                                             int(self.scheduler.config.num_train_timesteps), cfg.optim.precision,
                                             cfg.optim.gradient_checkpointing)
@@ -336,18 +341,21 @@ class Trainer:
         transformer = self.transformer
         if self.config.finetune.mode == "lora":
             merged = Cosmos3OmniTransformer.from_config(transformer.config)
-            # fuse → unfuse is not exact in floating point: keep the frozen base weights bit-identical across saves
+            # fuse → unfuse is not exact in floating point: keep the frozen base weights bit-identical across saves;
+            # merge in fp32 (bf16 runs keep the base in bf16, where the small LoRA update would round away)
             frozen = {n: p.detach().clone() for n, p in transformer.named_parameters() if ".base_layer." in n}
+            for name, param in transformer.named_parameters():
+                if name in frozen:
+                    param.data = param.data.float()
             self.transformer.fuse_lora()
             try:
                 state = {k.replace(".base_layer", ""): v for k, v in transformer.state_dict().items() if "lora_" not in k}
-                merged.load_state_dict(state)
+                merged.load_state_dict(state)  # into fp32 parameters: a checkpoint is fp32 whatever the run's precision
             finally:
                 self.transformer.unfuse_lora()
-                with torch.no_grad():
-                    for name, param in transformer.named_parameters():
-                        if name in frozen:
-                            param.copy_(frozen[name])
+                for name, param in transformer.named_parameters():
+                    if name in frozen:
+                        param.data = frozen[name]
             transformer = merged
         pipe = Cosmos3OmniPipeline(
             transformer=transformer, text_tokenizer=self.tokenizer, vae=self.vae, scheduler=self.scheduler,
@@ -552,9 +560,11 @@ class Trainer:
                 else SamplingConfig()
             policy = Policy(engine, self.embodiment, sampling.updated(steps=cfg.steps), source=f"step-{step}")
             env = TabletopEnv(cfg.task)
-            try:
-                report = evaluate(env, wrap_policy(policy, seed=cfg.seed), policy_name=f"step-{step}",
-                                  episodes=cfg.episodes, seed=cfg.seed, progress=self.progress)
+            try:  # a bf16 run's weights mix bf16 and fp32 (LoRA): sample under the autocast it trains with
+                with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                    enabled=self.config.optim.precision == "bf16"):
+                    report = evaluate(env, wrap_policy(policy, seed=cfg.seed), policy_name=f"step-{step}",
+                                      episodes=cfg.episodes, seed=cfg.seed, progress=self.progress)
             finally:
                 env.close()
         finally:
