@@ -225,7 +225,12 @@ def test_a_ctrl_c_while_an_episode_is_written_lets_it_finish(tmp_path, monkeypat
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(LeRobotDatasetWriter, "add_episode", add_episode)
-    with pytest.raises(RecordingInterrupted) as caught:
-        sim_to_dataset(tmp_path / "sim", "reach", 4, **_TINY)
-    assert caught.value.kept == 2 and LeRobotDataset.open(tmp_path / "sim").num_episodes == 2
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    # Python's own Ctrl-C handler, as in a terminal (a test run started in the background inherits SIGINT ignored)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(RecordingInterrupted) as caught:
+            sim_to_dataset(tmp_path / "sim", "reach", 4, **_TINY)
+        assert caught.value.kept == 2 and LeRobotDataset.open(tmp_path / "sim").num_episodes == 2
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    finally:
+        signal.signal(signal.SIGINT, inherited)
