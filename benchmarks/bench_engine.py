@@ -187,6 +187,9 @@ def run_setting(name: str, device: str, dtype: str, chunk: int, variants: list[s
 
 
 def main() -> None:
+    from worldpolicy.engine.loading import check_compile_options, resolve_device
+    from worldpolicy.processing.observations import check_chunk_size
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -206,14 +209,26 @@ def main() -> None:
         unknown = [v for v in values if v not in accepted]
         if unknown:
             parser.error(f"{flag}: unknown {', '.join(unknown)}; accepted: {', '.join(accepted)}")
+    try:
+        chunks = [int(c) for c in args.chunks.split(",")]
+        for chunk in chunks:
+            check_chunk_size(chunk)
+    except ValueError as exc:
+        parser.error(f"--chunks {args.chunks}: {exc}")
+    try:
+        check_compile_options(resolve_device(args.device), False, "cuda_graphs" in variants)
+    except ValueError as exc:
+        parser.error(f"--device {args.device}: {exc}")
     if "nano" in names and not args.device.startswith("cuda"):
         parser.error("--settings nano needs --device cuda (a 15-billion-parameter model)")
+    if args.repeats is not None and args.repeats < 1:
+        parser.error(f"--repeats {args.repeats}: must be >= 1")
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            for chunk in (int(c) for c in args.chunks.split(",")):
+            for chunk in chunks:
                 default = (3 if args.quick else 7) if name == "tiny" else (2 if args.quick else 3)
                 repeats = args.repeats or default
                 results.append(run_setting(name, args.device, args.dtype, chunk, variants, repeats, Path(tmp),
@@ -221,7 +236,7 @@ def main() -> None:
                 free_device_memory(args.device)
                 if args.json:
                     args.json.write_text(json.dumps(results, indent=1))
-    print("\nSUMMARY (targets on CPU: tiny >= 5x, wide >= 1.5x)")
+    print("\nSUMMARY" + (" (targets on CPU: tiny >= 5x, wide >= 1.5x)" if args.device == "cpu" else ""))
     for r in results:
         for v, x in r["variants"].items():
             print(f"  {r['setting']:>5} chunk {r['chunk']:>2} {v:<12}: pipeline {r['pipeline_ms']:9.1f} ms, engine "

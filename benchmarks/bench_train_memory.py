@@ -5,7 +5,7 @@ Kept activations are counted exactly: every tensor autograd saves for the backwa
 weights themselves excluded (they are resident anyway; autocast's bf16 copies of them are counted: they are kept
 too). `--geometry nano` counts Cosmos3-Nano's (36 layers at hidden 4096, random
 weights on the CPU): forward passes with 1 and 2 of its layers, extrapolated per layer to 36, so any machine can size a
-GPU run (a few minutes on 2 cores, ~4 GB of memory).
+GPU run (about 4 minutes on 2 cores, ~18 GB of memory at its peak).
 
     python benchmarks/bench_train_memory.py                    # wide tiny model, 480x832 chunk-16 examples, timed
     python benchmarks/bench_train_memory.py --geometry nano    # bytes only, Nano geometry
@@ -49,7 +49,7 @@ def step(transformer, examples, precision: str, recompute: bool, count: bool,
     tick = time.perf_counter()
     device_type = next(transformer.parameters()).device.type
     with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t), \
-            torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=False):
         terms = batch_losses(transformer, examples, [objectives[i % 3] for i in range(len(examples))],
                              [0.5] * len(examples), torch.Generator().manual_seed(0), recompute=recompute)
     loss = sum(t for pair in terms for t in pair if t is not None)

@@ -17,12 +17,15 @@ if compgen -G ".whl/*.whl" >/dev/null; then
 fi
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
 
+failed=()
 step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to $OUT/NAME.log, go on whatever happens
-  local name=$1 limit=$2
+  local name=$1 limit=$2 status
   shift 2
   echo "### $name (limit ${limit} s)"
   timeout "$limit" "$@" 2>&1 | grep -v --line-buffered "Loading pipeline components" | tee "$OUT/$name.log"
-  echo "### $name: exit ${PIPESTATUS[0]}"
+  status=${PIPESTATUS[0]}
+  echo "### $name: exit $status"
+  [ "$status" = 0 ] || failed+=("$name")
 }
 
 step env 30 bash -c "nvidia-smi --query-gpu=name,driver_version,memory.used,memory.total,clocks.sm --format=csv;
@@ -30,10 +33,15 @@ step env 30 bash -c "nvidia-smi --query-gpu=name,driver_version,memory.used,memo
   torch.cuda.get_device_name()); from diffusers import Cosmos3OmniPipeline; import worldpolicy.policy'"
 bench="$PY benchmarks/bench_engine.py --device cuda --repeats 5"
 step small 60 $bench --settings tiny,wide --json "$OUT/small.json"
-step nano 150 $bench --dtype bfloat16 --settings nano --chunks 16,32 --fp32-reference --json "$OUT/nano.json"
+step nano 200 $bench --dtype bfloat16 --settings nano --chunks 16,32 --fp32-reference --profile --json "$OUT/nano.json"
 step compiled 120 $bench --settings tiny --variants eager,compile,cuda_graphs --json "$OUT/compiled.json"
 step nano_graphs 150 $bench --dtype bfloat16 --settings nano --chunks 32 --variants eager,cuda_graphs \
   --json "$OUT/nano_graphs.json"
 step modes 90 $PY scripts/gpu_modes_check.py
 step serve 60 $PY scripts/gpu_serve_check.py
 step train 90 $PY scripts/gpu_train_check.py
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "### failed: ${failed[*]}"
+  exit 1
+fi
+echo "### all steps passed"

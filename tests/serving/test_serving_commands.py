@@ -170,6 +170,7 @@ def test_compiling_with_batches_warns_that_shapes_compile_on_first_use(tmp_path,
     assert main(_serve(tmp_path, "--compile", "--device", "cpu")) == 0
     assert options[0]["compile"] and not options[0]["cuda_graphs"]
     warning = "--compile with --max-batch 8: the first batch of each new size and each new prompt length compiles"
-    assert warning in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert warning in err and '{"event": "compiles_per_shape", "flag": "--compile", "max_batch": 8' in err
     assert main(_serve(tmp_path, "--compile", "--max-batch", "1", "--device", "cpu")) == 0
     assert "compiles" not in capsys.readouterr().err

@@ -164,3 +164,31 @@ def test_bf16_lora_evaluation_samples_under_autocast(bf16_lora, monkeypatch):
     trainer.config.eval.episodes = 1
     trainer._evaluate(3, bf16_lora["root"] / "metrics.jsonl")
     assert seen["chunk"].shape == (4, 8) and np.isfinite(seen["chunk"]).all()
+
+
+def test_a_run_stored_before_precision_existed_is_fp32_on_resume():
+    from worldpolicy.train.config import changed_settings
+
+    old_run = {"optim": {"lr": 1e-3}}  # what a run from before optim.precision stored
+    assert changed_settings(old_run, {"optim": {"lr": 1e-3, "precision": "bf16"}}) == [
+        "optim.precision: 'fp32' -> 'bf16'"]
+    assert changed_settings(old_run, {"optim": {"lr": 1e-3, "precision": "fp32"}}) == []
+
+
+def test_bf16_forward_runs_without_the_autocast_weight_cache(loaded_trainer, monkeypatch):
+    """The cast cache would keep every layer's bf16 weight copy alive until the forward ends, undoing what gradient
+    checkpointing saves."""
+    import worldpolicy.train.trainer as trainer_module
+
+    seen = []
+    real = trainer_module.batch_losses
+
+    def spy(*args, **kwargs):
+        seen.append((torch.is_autocast_enabled("cpu"), torch.is_autocast_cache_enabled()))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "batch_losses", spy)
+    module = trainer_module.FlowMatchingLoss(loaded_trainer.transformer, 1.0, 1000, "bf16", recompute=True)
+    module(loaded_trainer.examples[:2], ["policy", "inverse_dynamics"], torch.tensor([0.4, 0.7]),
+           torch.Generator().manual_seed(0))
+    assert seen == [(True, False)]

@@ -102,7 +102,7 @@ def _check_replicas(replicas: int) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from ..policy import Policy
     from .codec import Limits
-    from .server import PolicyServer, ServerConfig, checked_api_key
+    from .server import PolicyServer, ServerConfig, _log, checked_api_key
 
     _check_replicas(args.replicas)
     logging.getLogger("websockets.server").setLevel(logging.WARNING)  # one INFO line per probe; ours log connects
@@ -145,10 +145,10 @@ def _serve(args: argparse.Namespace) -> int:
     Policy.check_pretrained(args.checkpoint, **options)  # a bad flag fails now, before the port opens
     if (args.compile or args.cuda_graphs) and args.max_batch > 1:
         flag = "--cuda-graphs" if args.cuda_graphs else "--compile"
-        logging.getLogger("worldpolicy.serving").warning(
-            "%s with --max-batch %d: the first batch of each new size and each new prompt length compiles (tens of "
-            "seconds at Cosmos3-Nano size) while later requests wait; --max-batch 1 and fixed prompts keep it to one "
-            "compile per prompt", flag, args.max_batch)
+        _log(logging.WARNING, "compiles_per_shape", flag=flag, max_batch=args.max_batch,
+             detail=f"{flag} with --max-batch {args.max_batch}: the first batch of each new size and each new prompt "
+             "length compiles (tens of seconds at Cosmos3-Nano size) while later requests wait; --max-batch 1 and "
+             "fixed prompts keep it to one compile per prompt")
 
     def load():
         return Policy.from_pretrained(args.checkpoint, seed=args.seed, **options)

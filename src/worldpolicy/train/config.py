@@ -189,10 +189,16 @@ RESUMABLE = ("optim.steps", "output_dir", "device", "log_every", "save_every", "
              "eval.*", "optim.gradient_checkpointing")
 
 
+# Settings added after runs were first stored, with the behaviour those runs had: compared as if stored.
+IMPLIED_BEFORE = {"optim.precision": "fp32"}
+
+
 def changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """`name: old -> new` for each setting of `saved` (a run's stored config) that `current` changes and a resume may
-    not (`RESUMABLE`). Settings a run from an older version did not store are not compared."""
+    not (`RESUMABLE`). Settings a run from an older version did not store are not compared, except those whose old
+    behaviour is known (`IMPLIED_BEFORE`)."""
     old, new = _flat(saved), _flat(json.loads(json.dumps(current, default=str)))
+    old = {**IMPLIED_BEFORE, **old}
     changes = []
     for name, value in old.items():
         if any(name == r or (r.endswith(".*") and name.startswith(r[:-1])) for r in RESUMABLE):

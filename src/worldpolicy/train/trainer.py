@@ -56,7 +56,8 @@ class FlowMatchingLoss(nn.Module):
         total = 0.0
         parts: dict[str, list[float]] = {}
         device_type = next(self.transformer.parameters()).device.type
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+        # no cast cache: it would hold every layer's bf16 weight copy until the forward ends, checkpointed or not
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16", cache_enabled=False):
             losses = batch_losses(self.transformer, examples, objectives, sigmas.tolist(), generator,
                                   self.num_train_timesteps, recompute=self.recompute)
         for objective, (vision, action) in zip(objectives, losses):
@@ -305,7 +306,8 @@ class Trainer:
         """This rank's slice of step `step`'s global batch: examples, objectives, σ and the noise generator.
 
         Every rank replays the global batch's draws (objectives and σ for all of it, then the noise of the slices
-        before its own), so N processes compute exactly the examples, noise and losses of one process.
+        before its own), so N processes compute exactly the examples, noise and losses of one process (in fp32;
+        bf16 rounds each rank's gradients before they are averaged).
         """
         cfg = self.config
         n = len(self.examples)
