@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .embodiments import Embodiment, get_embodiment, register_embodiment
+from .embodiments import Embodiment, embodiment_from_spec, get_embodiment
 from .processing.actions import fit_to_chunk, load_actions, to_model, to_physical
 from .processing.observations import check_chunk_size, frames_from_mapping, load_frames, prepare_canvas, resolution_bins
 from .processing.prompts import build_caption, check_task, tokenize
@@ -53,11 +53,15 @@ def expand_home(path_or_id: str | Path) -> str | Path:
 
 
 def checkpoint_embodiment(path_or_id: str | Path, embodiment: str | Embodiment | None) -> str | Embodiment:
-    """The embodiment a checkpoint is used with: the one asked for, else the one it ships (registered here), else droid."""
+    """The embodiment a checkpoint is used with: the one it ships when none is asked for or it is asked for by its
+    name (or name/variant), else the one asked for, else droid. The shipped spec is not registered: a checkpoint
+    fine-tuned from `droid/relative_pose` ships a `droid` spec, and loading it must not change what `droid` means to
+    every later load in the process."""
     spec_file = Path(str(path_or_id)) / EMBODIMENT_FILE
     if spec_file.is_file():
-        shipped = register_embodiment(spec_file, overwrite=True)
-        if embodiment is None:
+        shipped = embodiment_from_spec(spec_file)
+        if embodiment is None or (isinstance(embodiment, str) and embodiment.strip().lower() in (
+                shipped.name.lower(), shipped.key.lower())):
             return shipped
     return "droid" if embodiment is None else embodiment
 

@@ -409,3 +409,25 @@ def test_prompts_are_bounded_where_every_route_checks_them():
         check_task("a" * 2001)
     with pytest.raises(ValueError, match="negative_prompt is 2001 characters long"):
         SamplingConfig(negative_prompt="n" * 2001)
+
+
+def test_a_checkpoints_embodiment_is_used_without_changing_the_registry(tmp_path):
+    """A checkpoint's `embodiment.json` is what it runs with when no other is asked for (or it is asked for by name);
+    loading it registers nothing, so a spec named like a built-in cannot change what that name means later."""
+    import json
+
+    from worldpolicy.policy import Policy
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    ckpt = make_tiny_checkpoint(tmp_path / "ckpt")
+    before = list_embodiments()
+    for name in ("tiny_bot", "droid"):
+        spec = {"name": name, "domain": f"worldpolicy_{name}", "domain_id": 20, "action_dim": 3,
+                "columns": ["x", "y", "grip"], "units": ["m", "m", "1"], "chunk_size": 16, "fps": 15}
+        (ckpt / "embodiment.json").write_text(json.dumps(spec))
+        own = Policy.check_pretrained(ckpt)[0]
+        assert (own.name, own.action_dim) == (name, 3)
+        assert Policy.check_pretrained(ckpt, name)[0].action_dim == 3  # asked for by its own name
+        assert Policy.check_pretrained(ckpt, "droid/relative_pose")[0].action_dim == 10  # the built-in
+        assert list_embodiments() == before
+        assert worldpolicy.get_embodiment("droid").action_dim == 8

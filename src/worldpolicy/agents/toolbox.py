@@ -178,7 +178,7 @@ class Toolbox:
 
         ckpt = self.resolve_checkpoint(checkpoint)
         try:
-            chosen = checkpoint_embodiment(ckpt, embodiment)  # registers this checkpoint's own embodiment
+            chosen = checkpoint_embodiment(ckpt, embodiment)  # this checkpoint's own embodiment, unless another is asked
         except (OSError, ValueError, TypeError) as exc:
             raise ToolInputError("checkpoint", f"its embodiment.json is unusable: {exc}", checkpoint) from None
         return ckpt, chosen if isinstance(chosen, Embodiment) else self._embodiment(chosen)
