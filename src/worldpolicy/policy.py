@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .embodiments import Embodiment, embodiment_from_spec, get_embodiment
-from .processing.actions import fit_to_chunk, load_actions, to_model, to_physical
+from .processing.actions import ACTION_SPACES, fit_to_chunk, load_actions, to_model, to_physical
 from .processing.observations import check_chunk_size, frames_from_mapping, load_frames, prepare_canvas, resolution_bins
 from .processing.prompts import build_caption, check_task, tokenize
 from .results import MODES, Prediction
@@ -45,6 +45,13 @@ class PolicyRequest:
 
 
 EMBODIMENT_FILE = "embodiment.json"  # a checkpoint's own embodiment, written by `worldpolicy train`
+
+
+def check_seed(seed: Any, param: str = "seed") -> int:
+    """Seeds are what torch generators take: integers in [0, 2**63)."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+        raise ValueError(f"{param}={seed!r} must be an integer in [0, 2**63)")
+    return int(seed)
 
 
 def expand_home(path_or_id: str | Path) -> str | Path:
@@ -108,7 +115,7 @@ class Policy:
         self.resolution_tier = int(resolution_tier if resolution_tier is not None else embodiment.resolution_tier)
         resolution_bins(self.resolution_tier)
         self.source = source
-        self._next_seed = seed
+        self._next_seed = None if seed is None else check_seed(seed)
         check_action_head(engine.transformer.config, source, embodiment)
 
     @classmethod
@@ -140,6 +147,8 @@ class Policy:
         from .engine.loading import load_components
 
         path_or_id = expand_home(path_or_id)
+        if seed is not None:
+            check_seed(seed)
         emb, sampling, torch_device, torch_dtype = cls.check_pretrained(
             path_or_id, embodiment, variant=variant, device=device, dtype=dtype, preset=preset, steps=steps,
             guidance=guidance, schedule=schedule, shift=shift, native_grid=native_grid, chunk_size=chunk_size,
@@ -197,10 +206,8 @@ class Policy:
             sampling = SamplingConfig.from_preset(emb.sampling_preset, **overrides)
         else:
             sampling = SamplingConfig().updated(**overrides)
-        if chunk_size is not None:
-            check_chunk_size(chunk_size)
-        if resolution_tier is not None:
-            resolution_bins(resolution_tier)
+        check_chunk_size(chunk_size if chunk_size is not None else emb.chunk_size)
+        resolution_bins(resolution_tier if resolution_tier is not None else emb.resolution_tier)
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
         check_compile_options(torch_device, compile, cuda_graphs)
@@ -268,12 +275,10 @@ class Policy:
 
     def _seed(self, seed: int | None) -> int:
         if seed is not None:
-            if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**63:
-                raise ValueError(f"seed={seed!r} must be an integer in [0, 2**63)")
-            return int(seed)
+            return check_seed(seed)
         if self._next_seed is not None:
-            self._next_seed += 1
-            return self._next_seed - 1
+            self._next_seed = (self._next_seed + 1) % 2**63
+            return (self._next_seed - 1) % 2**63
         return secrets.randbits(63)
 
     def _state_row(self, request: PolicyRequest) -> np.ndarray | None:
@@ -326,6 +331,10 @@ class Policy:
         tick = time.perf_counter()
         if request.mode not in MODES:
             raise ValueError(f"mode={request.mode!r} is not supported; accepted: {', '.join(MODES)}")
+        if not isinstance(request.decode_video, (bool, np.bool_)):
+            raise ValueError(f"decode_video={request.decode_video!r} must be True or False")
+        if request.actions_space not in ACTION_SPACES:
+            raise ValueError(f"actions_space={request.actions_space!r}; accepted: {', '.join(ACTION_SPACES)}")
         check_task(request.prompt)
         e = self.embodiment
         sampling = self.sampling.updated(steps=request.steps, guidance=request.guidance,

@@ -202,6 +202,9 @@ def make_tiny_checkpoint(path: str | Path, sizes: TinySizes | None = None, seed:
         default_use_system_prompt=False,
     )
     path = Path(path)
+    if path.exists() and not (path.is_dir() and (not any(path.iterdir()) or (path / "model_index.json").is_file())):
+        raise FileExistsError(f"path={str(path)!r} holds something other than a checkpoint; it is replaced only when "
+                              "empty or a diffusers-format folder (model_index.json): choose another path")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:

@@ -431,3 +431,71 @@ def test_a_checkpoints_embodiment_is_used_without_changing_the_registry(tmp_path
         assert Policy.check_pretrained(ckpt, "droid/relative_pose")[0].action_dim == 10  # the built-in
         assert list_embodiments() == before
         assert worldpolicy.get_embodiment("droid").action_dim == 8
+
+
+def test_policy_seeds_are_checked_before_loading_and_stay_in_range(tiny_checkpoint, monkeypatch):
+    import worldpolicy.engine.loading as loading
+    from worldpolicy.policy import Policy
+
+    monkeypatch.setattr(loading, "load_components", lambda *a, **k: pytest.fail("weights loaded"))
+    for bad in (-1, 1.5, "abc", True, 2**63):
+        with pytest.raises(ValueError, match=r"seed=.* must be an integer in \[0, 2\*\*63\)"):
+            worldpolicy.load_policy(tiny_checkpoint, embodiment="droid/relative_pose", seed=bad)
+    monkeypatch.undo()
+    policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid/relative_pose", seed=2**63 - 1)
+    first, second = (policy._seed(None) for _ in range(2))
+    assert (first, second) == (2**63 - 1, 0)  # the sequence wraps instead of leaving the accepted range
+    with pytest.raises(ValueError, match=r"seed=-3 must be an integer"):
+        Policy(policy.engine, policy.embodiment, policy.sampling, seed=-3)
+
+
+def test_decode_video_and_actions_space_are_checked_in_every_mode(tiny_policy):
+    image = np.zeros((64, 64, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"decode_video='no' must be True or False"):
+        tiny_policy.act(image, "pick", decode_video="no")
+    with pytest.raises(ValueError, match=r"actions_space='bogus'; accepted: physical, normalized"):
+        tiny_policy.act(image, "pick", actions_space="bogus")
+
+
+def test_an_embodiments_own_chunk_is_checked_before_loading(tiny_checkpoint, monkeypatch):
+    import worldpolicy.engine.loading as loading
+    from worldpolicy.embodiments import embodiment_from_spec
+    from worldpolicy.policy import Policy
+
+    odd = embodiment_from_spec({"name": "odd_bot", "domain": "worldpolicy_odd_bot", "domain_id": 21, "action_dim": 3,
+                                "columns": ["x", "y", "g"], "chunk_size": 30, "fps": 15})
+    monkeypatch.setattr(loading, "load_components", lambda *a, **k: pytest.fail("weights loaded"))
+    with pytest.raises(ValueError, match=r"chunk_size=30 is not accepted"):
+        Policy.from_pretrained(tiny_checkpoint, odd)
+
+
+def test_make_tiny_checkpoint_never_replaces_a_folder_that_is_not_a_checkpoint(tmp_path):
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="holds something other than a checkpoint"):
+        make_tiny_checkpoint(precious)
+    assert (precious / "notes.txt").read_text() == "keep me"
+    again = make_tiny_checkpoint(make_tiny_checkpoint(tmp_path / "ckpt"))  # a checkpoint is rebuilt in place
+    assert (again / "model_index.json").is_file()
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("camera_keys", "observation/wrist", "camera_keys='observation/wrist'; expected a list of strings"),
+    ("columns", "xyg", "columns='xyg'; expected a list of strings"),
+    ("aliases", "robo", "aliases='robo'; expected a list of strings"),
+    ("gripper_flip", "no", "gripper_flip='no'; expected true or false"),
+    ("snap_to_16", "false", "snap_to_16='false'; expected true or false"),
+    ("fps", float("nan"), "fps=nan must be a finite number > 0"),
+    ("fps", float("inf"), "fps=inf must be a finite number > 0"),
+])
+def test_an_embodiment_spec_field_of_the_wrong_kind_is_refused(key, value, message):
+    """A bare string where a list goes used to become its characters; "no" became True; NaN fps passed."""
+    from worldpolicy.embodiments import embodiment_from_spec
+
+    spec = {"name": "kind_bot", "domain": "worldpolicy_kind_bot", "domain_id": 21, "action_dim": 3,
+            "columns": ["x", "y", "g"], "chunk_size": 16, "fps": 15, key: value}
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        embodiment_from_spec(spec)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -185,25 +186,25 @@ def _build(name: str, spec: Mapping[str, Any], variant: str | None) -> Embodimen
             domain=domain,
             domain_id=domain_id,
             action_dim=action_dim,
-            columns=tuple(base["columns"]),
-            units=tuple(base.get("units") or ["1"] * action_dim),
+            columns=_strings(where, base, "columns", _REQUIRED),
+            units=_strings(where, base, "units", None) or ("1",) * action_dim,
             chunk_size=_number(where, base, "chunk_size", int),
             fps=_number(where, base, "fps", float),
-            camera_keys=tuple(base.get("camera_keys", ("observation/image",))),
+            camera_keys=_strings(where, base, "camera_keys", ("observation/image",)),
             view_point=base.get("view_point", "ego_view"),
             layout=base.get("layout", "generic"),
             normalization=base.get("normalization", "none"),
             stats={k: tuple(float(x) for x in v) for k, v in base["stats"].items()} if base.get("stats") else None,
-            aliases=tuple(base.get("aliases", ())),
+            aliases=_strings(where, base, "aliases", ()),
             resolution_tier=_number(where, base, "resolution_tier", int, 480),
             prompt_format=base.get("prompt_format", "json"),
             view_description=base.get("view_description", ""),
             gripper_column=base.get("gripper_column"),
-            gripper_flip=bool(base.get("gripper_flip", False)),
+            gripper_flip=_flag(where, base, "gripper_flip", False),
             state_history=_number(where, base, "state_history", int, 0),
             state_keys=dict(base.get("state_keys", {})),
             composite=base.get("composite"),
-            snap_to_16=bool(base.get("snap_to_16", True)),
+            snap_to_16=_flag(where, base, "snap_to_16", True),
             sampling_preset=base.get("sampling_preset"),
             execute_steps=_number(where, base, "execute_steps", int, None),
             description=base.get("description", ""),
@@ -229,6 +230,25 @@ def _number(where: str, base: Mapping[str, Any], key: str, kind: type, default: 
     return kind(value)
 
 
+def _strings(where: str, base: Mapping[str, Any], key: str, default: Any) -> Any:
+    """A list of strings as a tuple: one bare string would otherwise become a tuple of its characters."""
+    value = base.get(key)
+    if value is None:
+        if default is _REQUIRED:
+            raise ValueError(f"{where}: missing required field {key}")
+        return default
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{where}: {key}={value!r}; expected a list of strings")
+    return tuple(value)
+
+
+def _flag(where: str, base: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = base.get(key, default)
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{where}: {key}={value!r}; expected true or false")
+    return bool(value)
+
+
 _SPEC_KEYS = {f.name for f in dataclasses.fields(Embodiment)} | {"key"}  # `key` as `to_dict` writes it
 
 
@@ -246,8 +266,8 @@ def _validated(e: Embodiment) -> Embodiment:
         raise ValueError(f"{where}: chunk_size={e.chunk_size} must be >= 1")
     if e.execute_steps is not None and not 1 <= e.execute_steps <= e.chunk_size:
         raise ValueError(f"{where}: execute_steps={e.execute_steps}; accepted: 1..chunk_size ({e.chunk_size}) or none")
-    if e.fps <= 0:
-        raise ValueError(f"{where}: fps={e.fps} must be > 0")
+    if not (math.isfinite(e.fps) and e.fps > 0):
+        raise ValueError(f"{where}: fps={e.fps} must be a finite number > 0")
     if e.layout not in LAYOUTS:
         raise ValueError(f"{where}: layout={e.layout!r}; accepted: {', '.join(LAYOUTS)}")
     if e.view_point not in view_point_sentences():
