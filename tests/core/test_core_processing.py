@@ -499,3 +499,29 @@ def test_an_embodiment_spec_field_of_the_wrong_kind_is_refused(key, value, messa
             "columns": ["x", "y", "g"], "chunk_size": 16, "fps": 15, key: value}
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         embodiment_from_spec(spec)
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    ({"actions": [[0.5] + [0.0] * 10] * 4, "columns": ["tx", "ty", "tz", "r0", "r1", "r2", "r3", "r4", "r5", "grasp"]},
+     r"'columns' has 10 names \(10 distinct\) but rows have 11 values"),
+    ({"actions": [[0.0] * 9] * 4, "columns": ["tx", "ty", "tz", "r0", "r1", "r2", "r3", "r4", "r5", "grasp"]},
+     r"'columns' has 10 names \(10 distinct\) but rows have 9 values"),
+    ({"actions": [[0.0] * 10] * 4, "columns": ["tx"] * 10}, r"'columns' has 10 names \(1 distinct\)"),
+    ({"actions": [[1.0] * 10] * 4, "columns": ["tx", "ty", "tz", "r0", "r1", "r2", "r3", "r4", "r5", "grasp"],
+      "units": ["mm", "mm", "mm", "1", "1", "1", "1", "1", "1", "1"]},
+     r"tx in 'mm' \(expected 'm'\), ty in 'mm' \(expected 'm'\), tz in 'mm' \(expected 'm'\); convert"),
+    ({"actions": [[0.0] * 10] * 4, "columns": "tx,ty"}, r"'columns' must be a list of strings"),
+])
+def test_an_actions_file_is_read_by_its_columns_and_units_or_refused(tmp_path, doc, message):
+    """A row one value wider than its names was read shifted by a column; a file in mm was read as metres."""
+    path = tmp_path / "actions.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=message):
+        load_actions(path, worldpolicy.get_embodiment("droid/relative_pose"))
+
+
+def test_a_broken_npy_actions_file_names_itself(tmp_path):
+    path = tmp_path / "bad.npy"
+    path.write_bytes(b"not numpy at all" * 4)
+    with pytest.raises(ValueError, match=r"actions file '.*bad.npy' is not a numeric .npy array"):
+        load_actions(path, worldpolicy.get_embodiment("droid/relative_pose"))

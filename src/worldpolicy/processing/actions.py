@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +36,32 @@ def to_model(embodiment: Embodiment, physical: np.ndarray) -> np.ndarray:
     return embodiment.normalize(x)
 
 
-def _from_columns(values: np.ndarray, columns: Sequence[str], embodiment: Embodiment, where: str) -> np.ndarray:
-    columns = list(columns)
+def _from_columns(values: np.ndarray, columns: Any, units: Any, embodiment: Embodiment, where: str) -> np.ndarray:
+    """The file's columns reordered to the embodiment's, after checking that each row has one value per named column
+    and that every declared unit is the embodiment's (a file in mm read as m would be 1000x off)."""
+    for field, names in (("columns", columns), ("units", units)):
+        if names is not None and (isinstance(names, str) or not isinstance(names, list)
+                                  or not all(isinstance(n, str) for n in names)):
+            raise ValueError(f"{where}: '{field}' must be a list of strings, got {names!r}")
+    if columns is None:
+        columns = list(embodiment.columns)
+        if units is not None and len(units) != values.shape[1]:
+            raise ValueError(f"{where}: 'units' has {len(units)} names but rows have {values.shape[1]} values")
+    elif len(columns) != values.shape[1] or len(set(columns)) != len(columns):
+        raise ValueError(f"{where}: 'columns' has {len(columns)} names ({len(set(columns))} distinct) but rows have "
+                         f"{values.shape[1]} values; one unique name per value")
     if sorted(columns) != sorted(embodiment.columns):
         raise ValueError(
             f"{where}: columns {columns} do not match embodiment {embodiment.key!r} columns {list(embodiment.columns)}"
         )
+    if units is not None:
+        if len(units) != len(columns):
+            raise ValueError(f"{where}: 'units' has {len(units)} names but 'columns' has {len(columns)}")
+        expected = dict(zip(embodiment.columns, embodiment.units))
+        wrong = [f"{c} in {u!r} (expected {expected[c]!r})" for c, u in zip(columns, units) if u != expected[c]]
+        if wrong:
+            raise ValueError(f"{where}: {', '.join(wrong)}; convert the values to embodiment {embodiment.key!r}'s "
+                             "units, or drop 'units' if they already are")
     order = [columns.index(c) for c in embodiment.columns]
     return values[:, order]
 
@@ -58,7 +77,7 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
     """
     if space not in ACTION_SPACES:
         raise ValueError(f"actions space={space!r}; accepted: {', '.join(ACTION_SPACES)}")
-    columns = None
+    columns = units = None
     where = "actions"
     if isinstance(source, (str, Path)):
         path = Path(source)
@@ -66,7 +85,10 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
         if not path.is_file():
             raise FileNotFoundError(f"{where} does not exist")
         if path.suffix.lower() == ".npy":
-            values = np.load(path, allow_pickle=False)
+            try:
+                values = np.load(path, allow_pickle=False)
+            except (ValueError, OSError, EOFError) as exc:
+                raise ValueError(f"{where} is not a numeric .npy array ({str(exc).split('.')[0]})") from None
         elif path.suffix.lower() == ".json":
             try:
                 doc = json.loads(path.read_text())
@@ -76,7 +98,7 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
                 if "actions" not in doc:
                     raise ValueError(f"{where}: a JSON object needs an 'actions' field; found {sorted(doc)}")
                 values = doc["actions"]
-                columns = doc.get("columns")
+                columns, units = doc.get("columns"), doc.get("units")
                 if str(doc.get("schema") or "").startswith("worldpolicy.actions/"):
                     space = "physical"  # the file says what its `actions` are
                     source_key = doc.get("embodiment")
@@ -103,8 +125,8 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
         arr = arr[None]
     if arr.ndim != 2 or arr.shape[0] < 1:
         raise ValueError(f"{where}: expected shape [T, {embodiment.action_dim}], got {arr.shape}")
-    if columns is not None:
-        arr = _from_columns(arr, columns, embodiment, where)
+    if columns is not None or units is not None:
+        arr = _from_columns(arr, columns, units, embodiment, where)
     if arr.shape[1] != embodiment.action_dim:
         raise ValueError(
             f"{where}: width {arr.shape[1]} does not match embodiment {embodiment.key!r} "
