@@ -72,7 +72,6 @@ def _embodiments(args: argparse.Namespace) -> int:
 
 
 _RUN_OUTPUTS = ("actions.json", "settings.json", "rollout.mp4", "index.html", "plots")  # what write_run may write
-_PLOT_FILES = ("actions.png", "ee_path*.png", "joints.png", "animation.mp4")  # what it writes under plots/
 
 
 def write_run(prediction, out: Path, plots: bool = True) -> list[Path]:
@@ -103,13 +102,14 @@ def _remove_stale(out: Path, *, video: bool, plots: bool) -> None:
     rollout.mp4 next to new actions): remove them, and only them. A folder that holds no earlier predict run
     (`actions.json` of our schema) is left as it is, and so is anything in it we did not write."""
     from .viz.plots import load_actions_file
+    from .viz.run import PLOT_FILES
 
     try:
         load_actions_file(out / "actions.json")
     except (OSError, ValueError):
         return
     stale = [] if video else [out / "rollout.mp4"]
-    stale.extend(p for pattern in _PLOT_FILES for p in (out / "plots").glob(pattern))  # this run draws its own
+    stale.extend(p for pattern in PLOT_FILES for p in (out / "plots").glob(pattern))  # this run draws its own
     if not plots:
         stale.append(out / "index.html")
     for path in stale:

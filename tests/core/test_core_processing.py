@@ -434,7 +434,7 @@ def test_a_checkpoints_embodiment_is_used_without_changing_the_registry(tmp_path
 
 
 def test_policy_seeds_are_checked_before_loading_and_stay_in_range(tiny_checkpoint, monkeypatch):
-    import worldpolicy.engine.loading as loading
+    from worldpolicy.engine import loading
     from worldpolicy.policy import Policy
 
     monkeypatch.setattr(loading, "load_components", lambda *a, **k: pytest.fail("weights loaded"))
@@ -458,8 +458,8 @@ def test_decode_video_and_actions_space_are_checked_in_every_mode(tiny_policy):
 
 
 def test_an_embodiments_own_chunk_is_checked_before_loading(tiny_checkpoint, monkeypatch):
-    import worldpolicy.engine.loading as loading
     from worldpolicy.embodiments import embodiment_from_spec
+    from worldpolicy.engine import loading
     from worldpolicy.policy import Policy
 
     odd = embodiment_from_spec({"name": "odd_bot", "domain": "worldpolicy_odd_bot", "domain_id": 21, "action_dim": 3,

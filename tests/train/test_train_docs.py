@@ -11,7 +11,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "training.md"
 def test_the_documented_run_file_loads(tmp_path, tiny_dataset):
     from worldpolicy.train.config import load_config
 
-    block = re.search(r"```toml\n(# my_run\.toml.*?)```", DOC.read_text(), re.S)
+    block = re.search(r"```toml\n(# my_run\.toml.*?)```", DOC.read_text(), re.DOTALL)
     assert block, "docs/training.md lost its example run file"
     path = tmp_path / "my_run.toml"
     path.write_text(block.group(1))

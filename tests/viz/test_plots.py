@@ -103,6 +103,9 @@ def test_plot_prediction_picks_layout_plots(tmp_path, joint_chunk, pose_chunk, a
         ({"columns": ["a"]}, "columns has 1 names"),
         ({"fps": 0}, "fps=0"),
         ({"actions": [[float("nan")] * 8]}, "NaN"),
+        ({"columns": list(range(8))}, r"columns=\[0, 1, .*expected a list of strings"),
+        ({"columns": None}, "columns=None: expected a list of strings"),
+        ({"units": "rad"}, "units='rad': expected a list of strings"),
     ],
 )
 def test_plot_prediction_rejects_bad_input(tmp_path, joint_chunk, actions_json, change, match):

@@ -173,3 +173,19 @@ def test_report_refuses_a_checkpoint_or_a_dataset(tmp_path, capsys):
         assert (folder / "index.html").read_text() == "theirs"
         with pytest.raises(ValueError, match=rf"\({marker}\), not a training run"):
             report.write_report(folder)
+
+
+def test_viz_rerun_into_the_same_folder_keeps_no_figure_of_the_earlier_input(tmp_path, actions_json, joint_chunk,
+                                                                               pose_chunk):
+    """A pose run's ee_path.png and animation stayed beside a joint run's plots drawn into the same folder."""
+    from worldpolicy.viz.run import visualize
+
+    pose, joints = tmp_path / "pose.json", tmp_path / "joints.json"
+    pose.write_text(json.dumps(actions_json("droid/relative_pose", pose_chunk)))
+    joints.write_text(json.dumps(actions_json("droid", joint_chunk)))
+    out = tmp_path / "figs"
+    first = {p.name for p in visualize(pose, out)}
+    assert {"ee_path.png", "animation.mp4"} <= first
+    (out / "notes.txt").write_text("mine")
+    second = {p.name for p in visualize(joints, out, animate=False)}
+    assert {p.name for p in out.iterdir()} == second | {"notes.txt"} and "joints.png" in second

@@ -392,6 +392,10 @@ def check_prediction_json(prediction: Any) -> None:
     missing = [k for k in ("columns", "units", "actions", "fps") if k not in prediction]
     if missing:
         raise ValueError(f"prediction is missing the keys {missing} required by {ACTIONS_SCHEMA}")
+    for field in ("columns", "units"):
+        names = prediction[field]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"prediction {field}={names!r}: expected a list of strings ({ACTIONS_SCHEMA})")
 
 
 def pose_groups(columns: Sequence[str]) -> dict[str, list[int]]:

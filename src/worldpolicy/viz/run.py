@@ -6,11 +6,12 @@ from pathlib import Path
 
 from .plots import load_actions_file, plot_prediction, resolve_layout
 
-__all__ = ["ACTIONS_FILE", "ANIMATION_FILE", "ROLLOUT_VIDEO", "resolve_actions_path", "visualize"]
+__all__ = ["ACTIONS_FILE", "ANIMATION_FILE", "PLOT_FILES", "ROLLOUT_VIDEO", "resolve_actions_path", "visualize"]
 
 ACTIONS_FILE = "actions.json"
 ROLLOUT_VIDEO = "rollout.mp4"  # the imagined clip a predict run writes
 ANIMATION_FILE = "animation.mp4"
+PLOT_FILES = ("actions.png", "ee_path*.png", "joints.png", ANIMATION_FILE)  # what `visualize` may write in its folder
 
 
 def resolve_actions_path(path: str | Path) -> Path:
@@ -62,6 +63,8 @@ def visualize(
                 video_label="imagined video" if video is None else "video",
             )
         )
+    for stale in {p for pattern in PLOT_FILES for p in out_dir.glob(pattern)} - set(written):
+        stale.unlink()  # an earlier run's figure this one does not redraw would sit beside it as if it belonged
     return written
 
 
