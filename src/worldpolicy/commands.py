@@ -159,7 +159,7 @@ def _check_inputs(args: argparse.Namespace, source_flag: str, source: Path, stat
     """Read what the run will read (frames, actions, prompt, state width) against the checkpoint's embodiment."""
     from .policy import Policy
     from .processing.actions import load_actions
-    from .processing.observations import load_frames
+    from .processing.observations import MIN_SIDE, load_frames
     from .processing.prompts import check_task
 
     check_task(args.prompt, "--prompt")
@@ -168,7 +168,13 @@ def _check_inputs(args: argparse.Namespace, source_flag: str, source: Path, stat
         guidance=args.guidance, schedule=args.schedule, shift=args.shift, chunk_size=args.chunk_size,
         resolution_tier=args.resolution_tier,
     )[0]
-    load_frames(source, source_flag, max_frames=2)
+    frames = load_frames(source, source_flag, max_frames=2)
+    if min(frames.shape[1:3]) < MIN_SIDE:
+        raise ValueError(f"{source_flag} {str(source)!r} is {frames.shape[1]}x{frames.shape[2]} pixels; the model needs "
+                         f"at least {MIN_SIDE} per side")
+    if args.mode == "inverse_dynamics" and frames.shape[0] < 2:
+        raise ValueError(f"--video {str(source)!r} has 1 frame; inverse dynamics needs at least 2 (chunk_size+1 are "
+                         "used; a shorter clip repeats its last frame)")
     if args.actions:
         load_actions(args.actions, embodiment, args.actions_space, warn=False)  # the run itself warns, once
     if state is None and embodiment.state_history:  # an image or clip carries no joint state

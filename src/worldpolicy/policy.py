@@ -357,7 +357,8 @@ class Policy:
         if request.mode == "inverse_dynamics":
             _warn_frame_rate(obs, e.fps)
             if frames.shape[0] < 2:
-                raise ValueError(f"inverse dynamics needs a video (chunk_size+1 = {num_frames} frames), got 1 frame")
+                raise ValueError(f"inverse dynamics needs a video of at least 2 frames (chunk_size+1 = {num_frames} are "
+                                 "used; a shorter clip repeats its last frame), got 1 frame")
             if frames.shape[0] > num_frames:
                 logger.warning("video has more than %d frames; using the first %d (chunk_size+1)", num_frames,
                                num_frames)

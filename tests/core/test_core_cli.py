@@ -196,3 +196,24 @@ def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_pa
 def test_demo_rejects_zero_episodes(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--episodes", "0"]) == 2
     assert "--episodes=0" in capsys.readouterr().err
+
+
+def test_predict_checks_frame_size_and_count_before_loading(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    """A 7x5 image and a one-frame clip for inverse dynamics used to fail only after the weights had loaded."""
+    from PIL import Image
+
+    import worldpolicy
+
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(np.zeros((5, 7, 3), np.uint8)).save(tiny)
+    one_frame = tmp_path / "frames"
+    one_frame.mkdir()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(one_frame / "0.png")
+    monkeypatch.setattr(worldpolicy, "load_policy", lambda *a, **k: pytest.fail("weights loaded"))
+    for extra, message in ((["--image", str(tiny)], "is 5x7 pixels; the model needs at least 16 per side"),
+                           (["--mode", "inverse_dynamics", "--video", str(one_frame)],
+                            "has 1 frame; inverse dynamics needs at least 2")):
+        rc = main(["predict", "--checkpoint", str(tiny_checkpoint), "--prompt", "x", "--out", str(tmp_path / "o"),
+                   *extra])
+        err = capsys.readouterr().err
+        assert rc == 2 and message in err and "Traceback" not in err

@@ -114,6 +114,9 @@ def _natural_key(path: Path) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
+MIN_SIDE = 16  # pixels: diffusers resizes frames to multiples of 16, so a smaller side would vanish
+
+
 def load_frames(obs: Any, param: str = "observation", max_frames: int | None = None) -> np.ndarray:
     """Any supported image/video input → float32 frames [T, H, W, 3] in [0, 1]. `max_frames` stops decoding a video
     file early (inverse dynamics reads chunk_size + 1 frames: a long clip need not be decoded whole)."""
@@ -246,8 +249,9 @@ def prepare_canvas(frames: np.ndarray, tier: int, num_frames: int, snap_to_16: b
     from diffusers.video_processor import VideoProcessor
 
     bins = resolution_bins(tier)
-    if min(frames.shape[1:3]) < 16:  # before diffusers' resize to multiples of 16, which would make it empty
-        raise ValueError(f"observation of {frames.shape[1]}x{frames.shape[2]} pixels is too small (min 16 per side)")
+    if min(frames.shape[1:3]) < MIN_SIDE:  # before diffusers' resize to multiples of 16, which would make it empty
+        raise ValueError(f"observation of {frames.shape[1]}x{frames.shape[2]} pixels is too small "
+                         f"(min {MIN_SIDE} per side)")
     if snap_to_16:
         processor = VideoProcessor(vae_scale_factor=16, resample="bilinear")
         video = processor.preprocess_video(np.ascontiguousarray(frames, dtype=np.float32))
