@@ -12,7 +12,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,17 @@ class PolicyRequest:
     guidance: float | None = None
     negative_prompt: str | None = None
     decode_video: bool = False
+
+
+def _request(method: str, observation: Any, prompt: str, fixed: dict[str, Any], options: dict[str, Any]) -> PolicyRequest:
+    """A `PolicyRequest` for one of the single-call methods: `fixed` is what the method sets itself (mode, actions),
+    `options` the caller's keywords; an unknown or conflicting one is named with the options accepted."""
+    accepted = [f.name for f in fields(PolicyRequest) if f.name not in ("observation", "prompt", *fixed)]
+    for key, value in options.items():
+        if key not in accepted:
+            why = f"{method}() sets {key} itself" if key in fixed else f"{method}() got an unknown option {key}={value!r}"
+            raise TypeError(f"{why}; accepted: {', '.join(accepted)}")
+    return PolicyRequest(observation, prompt, **fixed, **options)
 
 
 EMBODIMENT_FILE = "embodiment.json"  # a checkpoint's own embodiment, written by `worldpolicy train`
@@ -222,17 +233,18 @@ class Policy:
     def act(self, observation: Any, prompt: str, **kwargs: Any) -> Prediction:
         """Policy: the action chunk for `observation` and task `prompt` (video of the imagined future if
         `decode_video=True`). `observation`: image/video input or an openpi-style dict with camera and state keys."""
-        return self.act_batch([PolicyRequest(observation, prompt, mode="policy", **kwargs)])[0]
+        return self.act_batch([_request("act", observation, prompt, {"mode": "policy"}, kwargs)])[0]
 
     def imagine(self, observation: Any, actions: Any, prompt: str, decode_video: bool = True, **kwargs: Any) -> Prediction:
         """Forward dynamics: roll the world forward from `observation` under `actions` (file, array; physical units
         unless `actions_space="normalized"`)."""
-        req = PolicyRequest(observation, prompt, mode="forward_dynamics", actions=actions, decode_video=decode_video, **kwargs)
+        req = _request("imagine", observation, prompt, {"mode": "forward_dynamics", "actions": actions},
+                       {"decode_video": decode_video, **kwargs})
         return self.act_batch([req])[0]
 
     def infer_actions(self, video: Any, prompt: str, **kwargs: Any) -> Prediction:
         """Inverse dynamics: the actions that explain `video` (chunk_size+1 frames; shorter clips repeat the last)."""
-        return self.act_batch([PolicyRequest(video, prompt, mode="inverse_dynamics", **kwargs)])[0]
+        return self.act_batch([_request("infer_actions", video, prompt, {"mode": "inverse_dynamics"}, kwargs)])[0]
 
     def act_batch(self, requests: list[PolicyRequest], progress: Callable[[int, int], None] | None = None) -> list[Prediction]:
         """Run several requests together: their denoising steps share forward passes (grouped by step count)."""

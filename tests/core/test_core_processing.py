@@ -525,3 +525,13 @@ def test_a_broken_npy_actions_file_names_itself(tmp_path):
     path.write_bytes(b"not numpy at all" * 4)
     with pytest.raises(ValueError, match=r"actions file '.*bad.npy' is not a numeric .npy array"):
         load_actions(path, worldpolicy.get_embodiment("droid/relative_pose"))
+
+
+def test_an_unknown_or_conflicting_option_is_named_with_the_accepted_ones(tiny_policy):
+    image = np.zeros((64, 64, 3), np.uint8)
+    with pytest.raises(TypeError, match=r"act\(\) got an unknown option step=2; accepted: .*steps, guidance"):
+        tiny_policy.act(image, "pick", step=2)
+    with pytest.raises(TypeError, match=r"imagine\(\) sets mode itself; accepted: actions_space"):
+        tiny_policy.imagine(image, np.zeros((16, 10)), "pick", mode="policy")
+    with pytest.raises(TypeError, match=r"infer_actions\(\) sets mode itself"):
+        tiny_policy.infer_actions(image, "pick", mode="policy")

@@ -159,6 +159,7 @@ def _build(name: str, spec: Mapping[str, Any], variant: str | None) -> Embodimen
     variants = spec.get("variants") or {}
     if variants:
         chosen = variant or spec.get("default_variant") or next(iter(variants))
+        chosen = next((v for v in variants if v.lower() == str(chosen).lower()), chosen)  # case-insensitive, as names
         if chosen not in variants:
             raise KeyError(f"variant={chosen!r} is not defined for embodiment {name!r}; known: {', '.join(variants)}")
         base.update(variants[chosen])
@@ -303,7 +304,7 @@ def get_embodiment(name: str | Embodiment, variant: str | None = None) -> Embodi
     if "/" in name:
         name, _, from_name = name.partition("/")
         if variant not in (None, from_name):
-            raise ValueError(f"embodiment={name}/{from_name!r} conflicts with variant={variant!r}")
+            raise ValueError(f"embodiment={name + '/' + from_name!r} conflicts with variant={variant!r}")
         variant = from_name
     key = _resolve_name(name)
     return _build(key, _specs()[key], variant)
