@@ -535,3 +535,28 @@ def test_an_unknown_or_conflicting_option_is_named_with_the_accepted_ones(tiny_p
         tiny_policy.imagine(image, np.zeros((16, 10)), "pick", mode="policy")
     with pytest.raises(TypeError, match=r"infer_actions\(\) sets mode itself"):
         tiny_policy.infer_actions(image, "pick", mode="policy")
+
+
+def test_registry_names_are_one_per_spelling_and_never_hidden(monkeypatch):
+    """A name equal to a built-in alias could be registered but never looked up; MyBot and mybot were two entries;
+    overwrite=True with "DROID" reported success and shadowed nothing; clashing aliases were dropped silently."""
+    from worldpolicy import embodiments
+
+    monkeypatch.setattr(embodiments, "_USER", {})
+    base = {"domain": "worldpolicy_reg_bot", "domain_id": 22, "action_dim": 3, "columns": ["x", "y", "g"],
+            "chunk_size": 16, "fps": 15}
+    with pytest.raises(ValueError, match=r"embodiment 'franka' is built in \(as 'droid'\); pass overwrite=True"):
+        register_embodiment({**base, "name": "franka"})
+    register_embodiment({**base, "name": "MyBot"})
+    register_embodiment({**base, "name": "mybot", "action_dim": 4, "columns": ["a", "b", "c", "d"]})
+    assert [n for n in list_embodiments() if n.lower() == "mybot"] == ["mybot"]
+    assert worldpolicy.get_embodiment("MYBOT").action_dim == 4
+    register_embodiment({**base, "name": "DROID"}, overwrite=True)
+    assert worldpolicy.get_embodiment("droid").action_dim == 3  # shadowed, as asked
+    with pytest.raises(ValueError, match=r"aliases \['bridge'\] already name \['bridge'\]"):
+        register_embodiment({**base, "name": "robo", "aliases": ["bridge"]})
+    for bad in ("my/robot", "", " pad", None):
+        with pytest.raises(ValueError, match="expected a non-empty name without '/'"):
+            register_embodiment({**base, "name": bad})
+    monkeypatch.setattr(embodiments, "_USER", {})
+    assert worldpolicy.get_embodiment("droid").action_dim == 8

@@ -143,10 +143,15 @@ def _specs() -> dict[str, dict[str, Any]]:
 
 
 def _resolve_name(name: str) -> str:
+    """Names before aliases, and a user's entry before a built-in one (`overwrite=True` shadows it), ignoring case."""
     wanted = name.strip().lower()
-    for key, spec in _specs().items():
-        if wanted == key.lower() or wanted in (a.lower() for a in spec.get("aliases", ())):
-            return key
+    tables = (_USER, _builtin_table()["embodiments"])
+    for matches in (lambda key, spec: wanted == key.lower(),
+                    lambda key, spec: wanted in (a.lower() for a in spec.get("aliases", ()))):
+        for table in tables:
+            for key, spec in table.items():
+                if matches(key, spec):
+                    return key
     raise KeyError(
         f"embodiment={name!r} is not registered; known: {', '.join(list_embodiments())} "
         f"(register your own with worldpolicy.embodiments.register_embodiment(path))"
@@ -332,6 +337,8 @@ def register_embodiment(source: str | Path | Mapping[str, Any], overwrite: bool 
     `load_stats_file` reads) with `normalization`.
     """
     name, spec, built = _user_spec(source, overwrite)
+    for key in [k for k in _USER if k.lower() == name.lower()]:  # one entry per name, whatever its case
+        del _USER[key]
     _USER[name] = spec
     return built
 
@@ -362,9 +369,21 @@ def _user_spec(source: str | Path | Mapping[str, Any], overwrite: bool) -> tuple
     if missing:
         raise ValueError(f"embodiment spec is missing required keys {missing}")
     spec = dict(spec)
-    name = str(spec.pop("name"))
-    if not overwrite and name.lower() in (n.lower() for n in _builtin_table()["embodiments"]):
-        raise ValueError(f"embodiment {name!r} is built in; pass overwrite=True to shadow it")
+    name = spec.pop("name")
+    if not isinstance(name, str) or not name.strip() or "/" in name or name != name.strip():
+        raise ValueError(f"embodiment name={name!r}: expected a non-empty name without '/' or surrounding spaces "
+                         "('/' separates a variant: 'droid/joint_pos')")
+    builtin = _builtin_table()["embodiments"]
+    if not overwrite:
+        taken = {n.lower(): n for n in builtin} | {a.lower(): n for n, b in builtin.items() for a in b.get("aliases", ())}
+        if name.lower() in taken:
+            raise ValueError(f"embodiment {name!r} is built in (as {taken[name.lower()]!r}); pass overwrite=True to "
+                             "shadow it")
+    others = {**builtin, **{k: v for k, v in _USER.items() if k.lower() != name.lower()}}
+    names = {n.lower(): n for n in others} | {a.lower(): n for n, o in others.items() for a in o.get("aliases", ())}
+    clashes = [a for a in spec.get("aliases") or () if isinstance(a, str) and a.lower() in names]
+    if clashes:
+        raise ValueError(f"embodiment {name!r}: aliases {clashes} already name {sorted({names[a.lower()] for a in clashes})}")
     stats_file, stats_feature = spec.pop("stats_file", None), spec.pop("stats_feature", "action")
     if stats_file:
         kind = spec.get("normalization", "quantile")
