@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 MODES = ("policy", "forward_dynamics", "inverse_dynamics")
+ACTIONS_SCHEMA = "worldpolicy.actions/v1"  # the actions file format (docs/actions-schema.md)
 
 
 @dataclass
@@ -41,7 +42,7 @@ class Prediction:
     def to_json(self) -> dict[str, Any]:
         """The documented actions-file schema (docs/actions-schema.md), version 1."""
         return {
-            "schema": "worldpolicy.actions/v1",
+            "schema": ACTIONS_SCHEMA,
             "mode": self.mode,
             "embodiment": self.embodiment,
             "fps": self.fps,

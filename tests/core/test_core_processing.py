@@ -560,3 +560,17 @@ def test_registry_names_are_one_per_spelling_and_never_hidden(monkeypatch):
             register_embodiment({**base, "name": bad})
     monkeypatch.setattr(embodiments, "_USER", {})
     assert worldpolicy.get_embodiment("droid").action_dim == 8
+
+
+def test_an_actions_file_of_another_schema_version_is_refused(tmp_path, caplog):
+    emb = worldpolicy.get_embodiment("droid/relative_pose")
+    doc = {"schema": "worldpolicy.actions/v2", "actions": [[0.0] * 10] * 4, "columns": list(emb.columns)}
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=r"schema 'worldpolicy.actions/v2' is not supported; accepted: "
+                                         r"'worldpolicy.actions/v1'"):
+        load_actions(path, emb)
+    path.write_text(json.dumps({**doc, "schema": "worldpolicy.actions/v1"}))
+    with caplog.at_level("WARNING"):
+        load_actions(path, emb, space="normalized")
+    assert "holds physical actions; reading them as physical, not normalized" in caplog.text

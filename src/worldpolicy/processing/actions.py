@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..embodiments import Embodiment
+from ..results import ACTIONS_SCHEMA
 
 logger = logging.getLogger(__name__)
 ACTION_SPACES = ("physical", "normalized")
@@ -99,7 +100,13 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
                     raise ValueError(f"{where}: a JSON object needs an 'actions' field; found {sorted(doc)}")
                 values = doc["actions"]
                 columns, units = doc.get("columns"), doc.get("units")
-                if str(doc.get("schema") or "").startswith("worldpolicy.actions/"):
+                schema = str(doc.get("schema") or "")
+                if schema.startswith("worldpolicy.actions/"):
+                    if schema != ACTIONS_SCHEMA:
+                        raise ValueError(f"{where}: schema {schema!r} is not supported; accepted: {ACTIONS_SCHEMA!r}")
+                    if space == "normalized":
+                        logger.warning("%s: a %s file holds physical actions; reading them as physical, not "
+                                       "normalized", where, ACTIONS_SCHEMA)
                     space = "physical"  # the file says what its `actions` are
                     source_key = doc.get("embodiment")
                     if source_key is not None and source_key != embodiment.key:

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..embodiments import get_embodiment
 from ..processing.video import write_video
+from ..results import ACTIONS_SCHEMA
 from ..robot.se3 import matrix_to_rot6d
 from .report import write_report
 from .run import visualize
@@ -64,7 +65,7 @@ def _write_run(run: Path, embodiment: str, actions: np.ndarray, prompt: str) -> 
     e = get_embodiment(embodiment)
     run.mkdir(parents=True, exist_ok=True)
     doc = {
-        "schema": "worldpolicy.actions/v1",
+        "schema": ACTIONS_SCHEMA,
         "mode": "policy",
         "embodiment": e.key,
         "fps": e.fps,

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..fileio import atomic_path
+from ..results import ACTIONS_SCHEMA
 
 __all__ = [
     "GRIPPER_CLOSED_THRESHOLD",
@@ -348,7 +349,6 @@ def joints_figure(
     return fig
 
 
-ACTIONS_SCHEMA = "worldpolicy.actions/v1"
 
 
 def resolve_layout(prediction: Mapping[str, Any], columns: Sequence[str]) -> tuple[str, str | None]:
@@ -378,9 +378,12 @@ def load_actions_file(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"actions file {str(path)!r} does not exist")
     try:
         data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"actions file {str(path)!r} is not valid JSON: {exc}") from None
-    check_prediction_json(data)
+    try:
+        check_prediction_json(data)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"actions file {str(path)!r}: {exc}") from None
     return data
 
 
