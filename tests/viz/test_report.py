@@ -189,3 +189,17 @@ def test_viz_rerun_into_the_same_folder_keeps_no_figure_of_the_earlier_input(tmp
     (out / "notes.txt").write_text("mine")
     second = {p.name for p in visualize(joints, out, animate=False)}
     assert {p.name for p in out.iterdir()} == second | {"notes.txt"} and "joints.png" in second
+
+
+def test_viz_refreshes_the_runs_page_it_draws_for(run_dir, capsys):
+    """index.html embeds the plots: redrawing them left the page showing the old figures and action table."""
+    assert main(["report", str(run_dir)]) == 0
+    doc = json.loads((run_dir / "actions.json").read_text())
+    doc["actions"][0][0] = 0.98765
+    (run_dir / "actions.json").write_text(json.dumps(doc))
+    capsys.readouterr()
+    assert main(["viz", str(run_dir), "--no-animation"]) == 0
+    assert capsys.readouterr().out.split()[-1].endswith("index.html")
+    assert "0.98765" in (run_dir / "index.html").read_text()
+    assert main(["viz", str(run_dir), "--no-animation", "--out", str(run_dir.parent / "elsewhere")]) == 0
+    assert not capsys.readouterr().out.split()[-1].endswith("index.html")  # plots drawn elsewhere: the page stays

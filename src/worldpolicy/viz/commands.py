@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,13 +25,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _viz(args: argparse.Namespace) -> int:
     from ..fileio import output_folder
-    from .run import visualize
+    from .report import REPORT_FILE, write_report
+    from .run import resolve_actions_path, visualize
 
     if args.out is not None:
         output_folder(args.out, "--out", create=False, writer="viz")  # made once the inputs have been read
 
     for path in visualize(args.path, args.out, animate=not args.no_animation, video=args.video):
         print(path)
+    run_dir = resolve_actions_path(args.path).parent
+    page = run_dir / REPORT_FILE
+    if page.is_file() and (args.out is None or Path(args.out).resolve() == (run_dir / "plots").resolve()):
+        print(write_report(run_dir))  # the run's page embeds these plots: keep it in step with them
     return 0
 
 
