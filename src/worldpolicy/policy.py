@@ -329,7 +329,10 @@ class Policy:
                 f"state is required for embodiment {e.key!r} ({', '.join(e.columns)}): pass state=[...] (--state on "
                 f"the command line) or an observation dict with {sorted(e.state_keys.values())}"
             )
-        state = _numbers(state, "state").reshape(-1)
+        state = _numbers(state, "state")
+        if state.ndim == 2 and state.shape[1] == e.action_dim:  # a history [T, dim]: the row the chunk starts from
+            state = state[0 if request.mode == "inverse_dynamics" else -1]
+        state = state.reshape(-1)
         if state.shape[0] != e.action_dim:
             raise ValueError(f"state has {state.shape[0]} values but embodiment {e.key!r} expects {e.action_dim} "
                              f"({', '.join(e.columns)})")

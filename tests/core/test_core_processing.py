@@ -574,3 +574,15 @@ def test_an_actions_file_of_another_schema_version_is_refused(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         load_actions(path, emb, space="normalized")
     assert "holds physical actions; reading them as physical, not normalized" in caplog.text
+
+
+def test_a_state_history_conditions_on_the_row_the_chunk_starts_from(tiny_checkpoint):
+    """state=[T, dim] was refused as "state has 2*dim values"; it now reads like an observation's history rows."""
+    policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid", chunk_size=16)
+    rows = np.array([[0.1] * 7 + [0.0], [0.3] * 7 + [1.0]])
+    image = np.zeros((64, 64, 3), np.uint8)
+    latest = policy._state_row(worldpolicy.PolicyRequest(image, "x", state=rows[-1]))
+    np.testing.assert_array_equal(policy._state_row(worldpolicy.PolicyRequest(image, "x", state=rows)), latest)
+    first = policy._state_row(worldpolicy.PolicyRequest(image, "x", mode="inverse_dynamics", state=rows[0]))
+    np.testing.assert_array_equal(
+        policy._state_row(worldpolicy.PolicyRequest(image, "x", mode="inverse_dynamics", state=rows)), first)
