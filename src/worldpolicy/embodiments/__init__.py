@@ -379,11 +379,12 @@ def _user_spec(source: str | Path | Mapping[str, Any], overwrite: bool) -> tuple
         if name.lower() in taken:
             raise ValueError(f"embodiment {name!r} is built in (as {taken[name.lower()]!r}); pass overwrite=True to "
                              "shadow it")
-    others = {**builtin, **{k: v for k, v in _USER.items() if k.lower() != name.lower()}}
-    names = {n.lower(): n for n in others} | {a.lower(): n for n, o in others.items() for a in o.get("aliases", ())}
-    clashes = [a for a in spec.get("aliases") or () if isinstance(a, str) and a.lower() in names]
-    if clashes:
-        raise ValueError(f"embodiment {name!r}: aliases {clashes} already name {sorted({names[a.lower()] for a in clashes})}")
+        others = {**builtin, **{k: v for k, v in _USER.items() if k.lower() != name.lower()}}
+        names = {n.lower(): n for n in others} | {a.lower(): n for n, o in others.items() for a in o.get("aliases", ())}
+        clashes = [a for a in spec.get("aliases") or () if isinstance(a, str) and a.lower() in names]
+        if clashes:
+            raise ValueError(f"embodiment {name!r}: aliases {clashes} already name "
+                             f"{sorted({names[a.lower()] for a in clashes})}; pass overwrite=True to shadow them")
     stats_file, stats_feature = spec.pop("stats_file", None), spec.pop("stats_feature", "action")
     if stats_file:
         kind = spec.get("normalization", "quantile")
