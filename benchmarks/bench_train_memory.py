@@ -3,9 +3,9 @@ with and without gradient checkpointing (`optim.precision`, `optim.gradient_chec
 
 Kept activations are counted exactly: every tensor autograd saves for the backward pass, each storage once, the
 weights themselves excluded (they are resident anyway; autocast's bf16 copies of them are counted: they are kept
-too). `--geometry nano` counts Cosmos3-Nano's (36 layers at hidden 4096, random
-weights on the CPU): forward passes with 1 and 2 of its layers, extrapolated per layer to 36, so any machine can size a
-GPU run (about 4 minutes on 2 cores, ~18 GB of memory at its peak).
+too). `--geometry nano` counts Cosmos3-Nano's (36 layers at hidden 4096, random weights on the CPU): forward passes
+with 1 and 2 of its layers, extrapolated per layer to 36, so any machine can size a GPU run (about 4 minutes on 2
+cores, ~18 GB of memory at its peak).
 
     python benchmarks/bench_train_memory.py                    # wide tiny model, 480x832 chunk-16 examples, timed
     python benchmarks/bench_train_memory.py --geometry nano    # bytes only, Nano geometry
@@ -33,8 +33,8 @@ def examples_for(latent_channel: int, batch: int, chunk: int, latent_hw: tuple[i
 
 def step(transformer, examples, precision: str, recompute: bool, count: bool,
          backward: bool = True) -> tuple[int, float]:
-    """One forward (+ backward); returns (bytes kept for the backward pass, seconds)."""
-    from worldpolicy.train.flow import batch_losses
+    """One forward (+ backward) of the trainer's own loss module; returns (bytes kept for the backward pass, seconds)."""
+    from worldpolicy.train.trainer import FlowMatchingLoss
 
     params = {p.untyped_storage().data_ptr() for p in transformer.parameters()}
     storages: dict[int, int] = {}
@@ -46,13 +46,11 @@ def step(transformer, examples, precision: str, recompute: bool, count: bool,
         return tensor
 
     objectives = ["policy", "forward_dynamics", "inverse_dynamics"]
+    loss_module = FlowMatchingLoss(transformer, 1.0, 1000, precision, recompute)
     tick = time.perf_counter()
-    device_type = next(transformer.parameters()).device.type
-    with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t), \
-            torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=False):
-        terms = batch_losses(transformer, examples, [objectives[i % 3] for i in range(len(examples))],
-                             [0.5] * len(examples), torch.Generator().manual_seed(0), recompute=recompute)
-    loss = sum(t for pair in terms for t in pair if t is not None)
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+        loss, _ = loss_module(examples, [objectives[i % 3] for i in range(len(examples))],
+                              torch.full((len(examples),), 0.5), torch.Generator().manual_seed(0))
     if backward:
         loss.backward()
         transformer.zero_grad(set_to_none=True)

@@ -1,5 +1,5 @@
-"""`worldpolicy serve --device cuda` (or argv[1]) on a tiny checkpoint: 8 concurrent clients x 5 requests (one seed), then SIGTERM.
-Prints the batch sizes the server formed, the spread of the chunks (same seed: equal up to batch-shape rounding),
+"""`worldpolicy serve --device cuda` (or argv[1]) on a tiny checkpoint: 8 concurrent clients x 5 requests (one seed),
+then SIGTERM. Prints the batch sizes the server formed, the spread of the chunks (same seed: equal up to batch-shape rounding),
 one reply's timings and the exit code. Part of scripts/gpu_check.sh."""
 
 import signal

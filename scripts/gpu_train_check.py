@@ -1,7 +1,7 @@
 """Fine-tuning on CUDA against the same run on CPU: the trainer tests' tiny checkpoint and two-episode dataset, 6 full
 fine-tuning steps on each device (same seed: the losses should agree to fp32 rounding), 3 LoRA steps and 6 bf16 steps
-with gradient checkpointing on CUDA, then the trained checkpoint loaded on CUDA acts. Part of scripts/gpu_check.sh; `python scripts/gpu_train_check.py cpu` compares
-CPU with itself (a dry run without a GPU)."""
+with gradient checkpointing on CUDA, then the trained checkpoint loaded on CUDA acts. Part of scripts/gpu_check.sh;
+`python scripts/gpu_train_check.py cpu` compares CPU with itself (a dry run without a GPU)."""
 
 import sys
 import tempfile

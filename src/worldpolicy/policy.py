@@ -58,10 +58,10 @@ def _request(method: str, observation: Any, prompt: str, fixed: dict[str, Any], 
 EMBODIMENT_FILE = "embodiment.json"  # a checkpoint's own embodiment, written by `worldpolicy train`
 
 
-def check_seed(seed: Any, param: str = "seed") -> int:
+def check_seed(seed: Any) -> int:
     """Seeds are what torch generators take: integers in [0, 2**63)."""
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**63:
-        raise ValueError(f"{param}={seed!r} must be an integer in [0, 2**63)")
+        raise ValueError(f"seed={seed!r} must be an integer in [0, 2**63)")
     return int(seed)
 
 
@@ -289,8 +289,8 @@ class Policy:
         if seed is not None:
             return check_seed(seed)
         if self._next_seed is not None:
-            self._next_seed = (self._next_seed + 1) % 2**63
-            return (self._next_seed - 1) % 2**63
+            seed, self._next_seed = self._next_seed, (self._next_seed + 1) % 2**63
+            return seed
         return secrets.randbits(63)
 
     def _state_row(self, request: PolicyRequest) -> np.ndarray | None:

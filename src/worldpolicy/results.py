@@ -11,6 +11,11 @@ MODES = ("policy", "forward_dynamics", "inverse_dynamics")
 ACTIONS_SCHEMA = "worldpolicy.actions/v1"  # the actions file format (docs/actions-schema.md)
 
 
+def is_string_list(value: Any) -> bool:
+    """What an actions file's `columns` and `units` must be (a bare string would be read as its characters)."""
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
 @dataclass
 class Prediction:
     """What a policy call returns.

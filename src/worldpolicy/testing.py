@@ -107,6 +107,8 @@ def build_components(sizes: TinySizes = TinySizes(), seed: int = 0, device: str 
     import torch
     from diffusers import UniPCMultistepScheduler
 
+    from .engine.loading import cast_like_pretrained
+
     if sum(sizes.rope_axes_dim) != sizes.head_dim // 2:
         raise ValueError(f"rope_axes_dim={sizes.rope_axes_dim} must sum to head_dim // 2 = {sizes.head_dim // 2}")
     tokenizer = build_tokenizer(sizes.vocab_size)
@@ -114,7 +116,8 @@ def build_components(sizes: TinySizes = TinySizes(), seed: int = 0, device: str 
     with torch.device(device or "cpu"):
         transformer, vae = _random_modules(sizes, len(tokenizer))
     if dtype is not None:
-        cast_like_pretrained(transformer, vae, dtype=dtype)
+        for module in (transformer, vae):
+            cast_like_pretrained(module, getattr(torch, dtype))
     scheduler = UniPCMultistepScheduler(
         prediction_type="flow_prediction",
         use_flow_sigmas=True,
@@ -123,17 +126,6 @@ def build_components(sizes: TinySizes = TinySizes(), seed: int = 0, device: str 
         solver_order=2,
     )
     return transformer.eval(), vae.eval(), tokenizer, scheduler
-
-
-def cast_like_pretrained(*modules, dtype: str) -> None:
-    """Cast in place as `from_pretrained(dtype=...)` loads: modules listed in `_keep_in_fp32_modules` stay fp32."""
-    import torch
-
-    for module in modules:
-        keep = set(module._keep_in_fp32_modules or ())
-        for name, param in module.named_parameters():
-            if name.split(".")[0] not in keep:
-                param.data = param.data.to(getattr(torch, dtype))
 
 
 def _random_modules(sizes: TinySizes, tokenizer_size: int):

@@ -414,8 +414,6 @@ def test_prompts_are_bounded_where_every_route_checks_them():
 def test_a_checkpoints_embodiment_is_used_without_changing_the_registry(tmp_path):
     """A checkpoint's `embodiment.json` is what it runs with when no other is asked for (or it is asked for by name);
     loading it registers nothing, so a spec named like a built-in cannot change what that name means later."""
-    import json
-
     from worldpolicy.policy import Policy
     from worldpolicy.testing import make_tiny_checkpoint
 

@@ -142,16 +142,20 @@ def _specs() -> dict[str, dict[str, Any]]:
     return {**_builtin_table()["embodiments"], **_USER}
 
 
+def _names(table: Mapping[str, Mapping[str, Any]], aliases: bool = True) -> dict[str, str]:
+    """Lower-cased name (and alias) → the key it names in `table`; a name wins over another entry's alias."""
+    found = {a.lower(): key for key, spec in table.items() for a in spec.get("aliases", ())} if aliases else {}
+    return found | {key.lower(): key for key in table}
+
+
 def _resolve_name(name: str) -> str:
     """Names before aliases, and a user's entry before a built-in one (`overwrite=True` shadows it), ignoring case."""
     wanted = name.strip().lower()
-    tables = (_USER, _builtin_table()["embodiments"])
-    for matches in (lambda key, spec: wanted == key.lower(),
-                    lambda key, spec: wanted in (a.lower() for a in spec.get("aliases", ()))):
-        for table in tables:
-            for key, spec in table.items():
-                if matches(key, spec):
-                    return key
+    builtin = _builtin_table()["embodiments"]
+    for table, aliases in ((_USER, False), (builtin, False), (_USER, True), (builtin, True)):
+        key = _names(table, aliases).get(wanted)
+        if key is not None:
+            return key
     raise KeyError(
         f"embodiment={name!r} is not registered; known: {', '.join(list_embodiments())} "
         f"(register your own with worldpolicy.embodiments.register_embodiment(path))"
@@ -375,12 +379,11 @@ def _user_spec(source: str | Path | Mapping[str, Any], overwrite: bool) -> tuple
                          "('/' separates a variant: 'droid/joint_pos')")
     builtin = _builtin_table()["embodiments"]
     if not overwrite:
-        taken = {n.lower(): n for n in builtin} | {a.lower(): n for n, b in builtin.items() for a in b.get("aliases", ())}
+        taken = _names(builtin)
         if name.lower() in taken:
             raise ValueError(f"embodiment {name!r} is built in (as {taken[name.lower()]!r}); pass overwrite=True to "
                              "shadow it")
-        others = {**builtin, **{k: v for k, v in _USER.items() if k.lower() != name.lower()}}
-        names = {n.lower(): n for n in others} | {a.lower(): n for n, o in others.items() for a in o.get("aliases", ())}
+        names = _names({**builtin, **{k: v for k, v in _USER.items() if k.lower() != name.lower()}})
         clashes = [a for a in spec.get("aliases") or () if isinstance(a, str) and a.lower() in names]
         if clashes:
             raise ValueError(f"embodiment {name!r}: aliases {clashes} already name "

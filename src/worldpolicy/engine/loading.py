@@ -56,6 +56,15 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     return DTYPES[dtype]
 
 
+def cast_like_pretrained(module, dtype: torch.dtype, frozen_only: bool = False) -> None:
+    """Cast parameters in place as `from_pretrained(dtype=...)` loads them: those of `_keep_in_fp32_modules` stay
+    fp32 (`frozen_only`: and so do trainable ones, which keep an fp32 master copy)."""
+    keep = set(module._keep_in_fp32_modules or ())
+    for name, param in module.named_parameters():
+        if name.split(".")[0] not in keep and not (frozen_only and param.requires_grad):
+            param.data = param.data.to(dtype)
+
+
 def check_checkpoint_source(path_or_id: str | Path) -> None:
     """A diffusers-format folder, or a string shaped like a hub id (fetched later): checked before anything loads."""
     source = str(path_or_id)

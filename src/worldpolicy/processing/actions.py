@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..embodiments import Embodiment
-from ..results import ACTIONS_SCHEMA
+from ..results import ACTIONS_SCHEMA, is_string_list
 
 logger = logging.getLogger(__name__)
 ACTION_SPACES = ("physical", "normalized")
@@ -41,13 +41,12 @@ def _from_columns(values: np.ndarray, columns: Any, units: Any, embodiment: Embo
     """The file's columns reordered to the embodiment's, after checking that each row has one value per named column
     and that every declared unit is the embodiment's (a file in mm read as m would be 1000x off)."""
     for field, names in (("columns", columns), ("units", units)):
-        if names is not None and (isinstance(names, str) or not isinstance(names, list)
-                                  or not all(isinstance(n, str) for n in names)):
+        if names is not None and not is_string_list(names):
             raise ValueError(f"{where}: '{field}' must be a list of strings, got {names!r}")
-    if columns is None:
+    if columns is None:  # bare rows in the embodiment's order
         columns = list(embodiment.columns)
-        if units is not None and len(units) != values.shape[1]:
-            raise ValueError(f"{where}: 'units' has {len(units)} names but rows have {values.shape[1]} values")
+        if values.shape[1] != len(columns):
+            return values  # the width check that follows names the embodiment's columns
     elif len(columns) != values.shape[1] or len(set(columns)) != len(columns):
         raise ValueError(f"{where}: 'columns' has {len(columns)} names ({len(set(columns))} distinct) but rows have "
                          f"{values.shape[1]} values; one unique name per value")
@@ -57,7 +56,7 @@ def _from_columns(values: np.ndarray, columns: Any, units: Any, embodiment: Embo
         )
     if units is not None:
         if len(units) != len(columns):
-            raise ValueError(f"{where}: 'units' has {len(units)} names but 'columns' has {len(columns)}")
+            raise ValueError(f"{where}: 'units' has {len(units)} names for {len(columns)} columns")
         expected = dict(zip(embodiment.columns, embodiment.units))
         wrong = [f"{c} in {u!r} (expected {expected[c]!r})" for c, u in zip(columns, units) if u != expected[c]]
         if wrong:

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..embodiments import Embodiment, domain_table, free_domain_id, get_embodiment, register_embodiment
+from ..engine.loading import cast_like_pretrained
 from ..fileio import share_tree, write_json_atomic
 from ..policy import EMBODIMENT_FILE, checkpoint_spec
 from .config import RESUMABLE, TrainConfig, changed_settings
@@ -273,10 +274,7 @@ class Trainer:
             for module in (self.transformer.action_proj_in, self.transformer.action_proj_out):
                 module.requires_grad_(True)
             if cfg.optim.precision == "bf16":  # frozen weights need no fp32 master copy: half their memory
-                keep = set(self.transformer._keep_in_fp32_modules or ())
-                for name, param in self.transformer.named_parameters():
-                    if not param.requires_grad and name.split(".")[0] not in keep:
-                        param.data = param.data.to(torch.bfloat16)
+                cast_like_pretrained(self.transformer, torch.bfloat16, frozen_only=True)
         self.loss_module = FlowMatchingLoss(self.transformer, cfg.objectives.action_loss_weight,
                                             int(self.scheduler.config.num_train_timesteps), cfg.optim.precision,
                                             cfg.optim.gradient_checkpointing)

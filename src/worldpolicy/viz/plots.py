@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..fileio import atomic_path
-from ..results import ACTIONS_SCHEMA
+from ..results import ACTIONS_SCHEMA, is_string_list
 
 __all__ = [
     "GRIPPER_CLOSED_THRESHOLD",
@@ -349,8 +349,6 @@ def joints_figure(
     return fig
 
 
-
-
 def resolve_layout(prediction: Mapping[str, Any], columns: Sequence[str]) -> tuple[str, str | None]:
     """(layout, gripper_column) from the registry, or inferred from the column names for unregistered embodiments."""
     from ..embodiments import get_embodiment
@@ -397,7 +395,7 @@ def check_prediction_json(prediction: Any) -> None:
         raise ValueError(f"prediction is missing the keys {missing} required by {ACTIONS_SCHEMA}")
     for field in ("columns", "units"):
         names = prediction[field]
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        if not is_string_list(names):
             raise ValueError(f"prediction {field}={names!r}: expected a list of strings ({ACTIONS_SCHEMA})")
 
 
