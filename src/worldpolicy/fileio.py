@@ -50,6 +50,7 @@ class FolderKind:
 # so a run never lands in a checkpoint, a dataset or another command's run (mixing their files, replacing some).
 FOLDER_KINDS: tuple[FolderKind, ...] = (
     FolderKind("a diffusers checkpoint", None, ("model_index.json",)),
+    FolderKind("a LoRA adapter checkpoint", None, ("base_model.json",)),
     FolderKind("a LeRobot dataset", None, ("meta/info.json",)),
     FolderKind("a training run", "train", ("metrics.jsonl", "checkpoints/step-*/trainer_state.json")),
     FolderKind("a from-scratch recipe run", "recipe", ("summary.json",)),

@@ -8,6 +8,7 @@ from worldpolicy.fileio import RUN_WRITERS, folder_kind, output_folder, refuse_f
 
 KINDS = {  # a marker each command (or checkpoint/dataset) leaves → what the folder is called
     "model_index.json": "a diffusers checkpoint",
+    "base_model.json": "a LoRA adapter checkpoint",
     "meta/info.json": "a LeRobot dataset",
     "metrics.jsonl": "a training run",
     "checkpoints/step-*/trainer_state.json": "a training run",

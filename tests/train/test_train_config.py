@@ -81,6 +81,8 @@ def test_unknown_keys_are_named(valid, raw_change, field):
     ("finetune", {"mode": "lora", "lora_rank": 0}, ValueError, "finetune.lora_rank"),
     ("finetune", {"mode": "lora", "lora_alpha": 0.0}, ValueError, "finetune.lora_alpha"),
     ("finetune", {"mode": "lora", "lora_targets": []}, ValueError, "finetune.lora_targets"),
+    ("finetune", {"mode": "lora", "lora_save": "adapters"}, ValueError, "finetune.lora_save='adapters'; accepted"),
+    ("finetune", {"lora_save": "adapter"}, ValueError, "finetune.lora_save='adapter' saves LoRA adapters, but finetune.mode"),
     (None, {"save_every": 0}, ValueError, "save_every"),
     ("eval", {"task": "rech"}, ValueError, "eval.task"),
 ])

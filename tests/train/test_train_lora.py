@@ -1,5 +1,6 @@
 """LoRA fine-tuning trains only the adapters and the action head, resumes exactly, and exports a merged diffusers
-checkpoint (W + α/r·B·A) that `Policy` loads."""
+checkpoint (W + α/r·B·A) that `Policy` loads, or an adapter-only checkpoint that loads onto its base as the same
+model."""
 
 from __future__ import annotations
 
@@ -36,7 +37,11 @@ def lora_runs(tmp_path_factory, train_config):
     records = full.run()
     killed = Trainer(load_config(train_config(root / "b", **overrides)), progress=False).run(stop_after=2)
     resumed = Trainer(load_config(train_config(root / "b", **overrides)), progress=False).run()
-    return {"root": root, "trainer": full, "records": records, "killed": killed, "resumed": resumed}
+    adapter = {**overrides, "finetune": {**overrides["finetune"], "lora_save": "adapter"}}
+    adapter_killed = Trainer(load_config(train_config(root / "c", **adapter)), progress=False).run(stop_after=2)
+    adapter_resumed = Trainer(load_config(train_config(root / "c", **adapter)), progress=False).run()
+    return {"root": root, "trainer": full, "records": records, "killed": killed, "resumed": resumed,
+            "adapter_records": adapter_killed + adapter_resumed}
 
 
 def test_lora_trains_only_adapters_and_the_action_head(lora_runs):
@@ -123,3 +128,97 @@ def test_unknown_lora_targets_are_refused_before_the_latent_cache(train_config, 
     with pytest.raises(ValueError, match=r"finetune.lora_targets \['q_projj'\] name no module .* linear layers: .*add_q_proj"):
         Trainer(load_config(raw), progress=False).run()
     assert not (tmp_path / "run" / "cache").exists()
+
+
+def _transformer_weights(policy):
+    return {k: v.detach().clone() for k, v in policy.engine.transformer.state_dict().items()}
+
+
+def test_an_adapter_checkpoint_is_small_resumes_exactly_and_loads_as_the_merged_model(lora_runs, tiny_checkpoint):
+    from worldpolicy import Policy
+
+    merged = lora_runs["root"] / "a" / "checkpoints" / "step-0000003"
+    adapter = lora_runs["root"] / "c" / "checkpoints" / "step-0000003"
+    # resumed from an adapter checkpoint at step 2, the run computes the losses of the uninterrupted merged-saving run
+    assert [r.loss for r in lora_runs["adapter_records"]] == [r.loss for r in lora_runs["records"]]
+    names = {p.name for p in adapter.iterdir()}
+    assert names == {"adapter.safetensors", "trained.safetensors", "base_model.json", "embodiment.json",
+                     "optimizer.safetensors", "trainer_state.json"}
+    base = json.loads((adapter / "base_model.json").read_text())
+    assert base["base_model_name_or_path"] == str(tiny_checkpoint)
+    from safetensors.torch import load_file
+
+    # no frozen weight is copied: the adapters and the fully trained action heads only
+    trained = load_file(str(adapter / "trained.safetensors"))
+    assert set(trained) == {n for n in _weights(merged) if n.startswith(("action_proj_in.", "action_proj_out."))}
+    assert all(".lora_" in n for n in load_file(str(adapter / "adapter.safetensors")))
+    size = sum(p.stat().st_size for p in adapter.iterdir() if p.name != "optimizer.safetensors")
+    assert size < sum(p.stat().st_size for p in (merged / "transformer").iterdir()) / 2
+
+    from_merged = Policy.from_pretrained(merged, device="cpu", steps=2, seed=0)
+    from_adapter = Policy.from_pretrained(adapter, device="cpu", steps=2, seed=0)
+    assert from_adapter.embodiment == from_merged.embodiment
+    a, b = _transformer_weights(from_merged), _transformer_weights(from_adapter)
+    assert a.keys() == b.keys()  # no peft wrappers left: the plain Cosmos3 transformer
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6)
+    rng = np.random.default_rng(2)
+    obs = {
+        "observation/exterior_image_1_left": rng.integers(0, 255, (64, 96, 3), dtype=np.uint8),
+        "observation/exterior_image_2_left": rng.integers(0, 255, (64, 96, 3), dtype=np.uint8),
+        "observation/joint_position": np.array([0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.7854]),
+        "observation/gripper_position": np.array([0.0]),
+    }
+    np.testing.assert_allclose(from_adapter.act(obs, "reach the ball").actions,
+                               from_merged.act(obs, "reach the ball").actions, atol=1e-5)
+
+    # in bf16 the base W is rounded as it loads and again with the update fused (W' = W + α/r·B·A); the merged
+    # checkpoint's W' is rounded once: they agree to bf16's unit roundoff u = 2^-8, u·(|W| + 2|W'|)
+    half_merged = _transformer_weights(Policy.from_pretrained(merged, device="cpu", dtype="bfloat16"))
+    half_adapter = _transformer_weights(Policy.from_pretrained(adapter, device="cpu", dtype="bfloat16"))
+    base = _weights(tiny_checkpoint)
+    differ = 0
+    for key, value in half_merged.items():
+        assert half_adapter[key].dtype == value.dtype
+        bound = 2 ** -8 * (base[key].abs() + 2 * a[key].abs())
+        assert torch.all((half_adapter[key].float() - value.float()).abs() <= bound), key
+        differ += not torch.equal(half_adapter[key], value)
+    assert differ == 2 * len(TARGETS)  # the fused attention projections of both layers; everything else is equal
+
+
+def test_an_adapter_checkpoint_refuses_a_missing_or_changed_base(lora_runs, tiny_checkpoint, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from worldpolicy import Policy
+
+    adapter = tmp_path / "adapter"
+    shutil.copytree(lora_runs["root"] / "c" / "checkpoints" / "step-0000003", adapter)
+    base_file = adapter / "base_model.json"
+    info = json.loads(base_file.read_text())
+
+    base_file.write_text(json.dumps({**info, "base_model_name_or_path": str(tmp_path / "gone")}))
+    with pytest.raises(FileNotFoundError, match=r"LoRA adapter on the base .*gone.* cannot be found .*base_model_name_or_path"):
+        Policy.check_pretrained(adapter)
+
+    other = tmp_path / "other_base"
+    shutil.copytree(tiny_checkpoint, other)
+    shard = next((other / "transformer").glob("*.safetensors"))
+    weights = load_file(str(shard))
+    weights["layers.1.mlp.down_proj.weight"] = weights["layers.1.mlp.down_proj.weight"] * 1.01
+    save_file(weights, str(shard))
+    base_file.write_text(json.dumps({**info, "base_model_name_or_path": "../other_base"}))  # relative to the folder
+    with pytest.raises(ValueError, match=r"trained on other base weights .*1 weights differ, e.g. 'layers.1.mlp.down_proj.weight'"):
+        Policy.from_pretrained(adapter, device="cpu")
+
+    base_file.write_text(json.dumps({**info, "base_model_name_or_path": str(adapter)}))
+    with pytest.raises(ValueError, match="form a loop"):
+        Policy.check_pretrained(adapter)
+    base_file.write_text("{}")
+    with pytest.raises(ValueError, match="base_model.json is unreadable"):
+        Policy.check_pretrained(adapter)
+    (adapter / "trained.safetensors").unlink()
+    base_file.write_text(json.dumps(info))
+    with pytest.raises(FileNotFoundError, match="lacks trained.safetensors"):
+        Policy.check_pretrained(adapter)

@@ -94,7 +94,10 @@ class ToolboxConfig:
 
 
 def _is_checkpoint(path: Path) -> bool:
-    return (path / "model_index.json").is_file()
+    """A diffusers-format folder or a LoRA adapter checkpoint (loaded onto the base it names)."""
+    from ..engine.loading import BASE_FILE
+
+    return (path / "model_index.json").is_file() or (path / BASE_FILE).is_file()
 
 
 class Toolbox:
@@ -197,7 +200,7 @@ class Toolbox:
             return path
         raise ToolInputError(
             "checkpoint",
-            "not a checkpoint folder (with model_index.json) inside the checkpoint directories",
+            "not a checkpoint folder (with model_index.json or base_model.json) inside the checkpoint directories",
             checkpoint,
             sorted(by_name),
         )

@@ -1,4 +1,5 @@
-"""Load a diffusers-format Cosmos3 checkpoint (local folder or hub id) into diffusers' own classes."""
+"""Load a diffusers-format Cosmos3 checkpoint (local folder or hub id) into diffusers' own classes, or a LoRA adapter
+checkpoint (`worldpolicy train` with `finetune.lora_save = "adapter"`) onto the base it names."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+ADAPTER_FILE = "adapter.safetensors"  # diffusers' LoRA format: `load_lora_adapter(folder, weight_name=..., prefix=None)`
+TRAINED_FILE = "trained.safetensors"  # an adapter checkpoint's fully trained weights (the action heads), fp32
+BASE_FILE = "base_model.json"  # marks an adapter checkpoint: the base it applies to and samples of the base's weights
+SAMPLES_PER_TENSOR = 4
 
 DTYPES = {
     "float32": torch.float32, "fp32": torch.float32,
@@ -65,20 +71,121 @@ def cast_like_pretrained(module, dtype: torch.dtype, frozen_only: bool = False) 
             param.data = param.data.to(dtype)
 
 
-def check_checkpoint_source(path_or_id: str | Path) -> None:
-    """A diffusers-format folder, or a string shaped like a hub id (fetched later): checked before anything loads."""
+def adapter_base(folder: str | Path) -> tuple[str, dict[str, list[float]]] | None:
+    """An adapter checkpoint's base (an absolute path or a hub id; a relative path is relative to the checkpoint)
+    and the base weight samples it was trained on; None for any other folder."""
+    folder = Path(str(folder))
+    file = folder / BASE_FILE
+    if not file.is_file():
+        return None
+    try:
+        info = json.loads(file.read_text())
+        base, samples = info["base_model_name_or_path"], info["weight_samples"]
+        if not (isinstance(base, str) and base.strip() and isinstance(samples, dict)):
+            raise ValueError("base_model_name_or_path must be a non-empty string, weight_samples an object")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"checkpoint {str(folder)!r}: {BASE_FILE} is unreadable ({exc}); it names the base model "
+                         "this LoRA adapter checkpoint applies to") from None
+    local = Path(base).expanduser()
+    if not local.is_absolute() and (folder / local).exists():
+        return str(folder / local), samples
+    return (str(local) if base.startswith("~") else base), samples
+
+
+def check_checkpoint_source(path_or_id: str | Path, _chain: tuple[str, ...] = ()) -> None:
+    """A diffusers-format folder, an adapter checkpoint whose base is one, or a string shaped like a hub id (fetched
+    later): checked before anything loads."""
     source = str(path_or_id)
     local = Path(source)
     if local.exists():
+        base = adapter_base(local)
+        if base is not None:
+            missing = [name for name in (ADAPTER_FILE, TRAINED_FILE) if not (local / name).is_file()]
+            if missing:
+                raise FileNotFoundError(f"checkpoint={source!r} is a LoRA adapter checkpoint ({BASE_FILE}) but lacks "
+                                        f"{', '.join(missing)}: it was not written whole; use another checkpoint")
+            chain = (*_chain, str(local.resolve()))
+            if len(chain) > 8 or str(Path(base[0]).resolve()) in chain:
+                raise ValueError(f"checkpoint={source!r}: the bases named by {BASE_FILE} files form a loop or a chain "
+                                 f"over 8 deep ({' -> '.join(chain)} -> {base[0]})")
+            try:
+                check_checkpoint_source(base[0], chain)
+            except FileNotFoundError as exc:
+                raise FileNotFoundError(
+                    f"checkpoint={source!r} is a LoRA adapter on the base {base[0]!r}, which cannot be found ({exc}); "
+                    f"put the base back there, or set base_model_name_or_path in {str(local / BASE_FILE)!r}"
+                ) from None
+            return
         if not (local / "model_index.json").is_file():
             raise FileNotFoundError(
                 f"checkpoint={source!r} is a path but has no model_index.json; expected a diffusers-format Cosmos3 "
-                "folder (transformer/, vae/, text_tokenizer/, scheduler/)"
+                f"folder (transformer/, vae/, text_tokenizer/, scheduler/) or a LoRA adapter checkpoint ({BASE_FILE})"
             )
     elif source.startswith((".", "/", "~")) or source.count("/") != 1:
         raise FileNotFoundError(
             f"checkpoint={source!r} is neither an existing folder nor a hub id like 'nvidia/Cosmos3-Nano-Policy-DROID'"
         )
+
+
+def weight_samples(transformer, exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, list[float]]:
+    """A few values of every weight (names without peft's `.base_layer`): which base an adapter was trained on,
+    cheap to store and to compare in whatever dtype the base is loaded in."""
+    samples = {}
+    for name, param in transformer.state_dict().items():
+        name = name.replace(".base_layer", "")
+        if ".lora_" in name or name in exclude or param.numel() == 0:
+            continue
+        flat = param.detach().reshape(-1)
+        picks = torch.linspace(0, flat.numel() - 1, SAMPLES_PER_TENSOR).long().unique().to(flat.device)
+        samples[name] = [float(v) for v in flat[picks].float().cpu()]
+    return samples
+
+
+def samples_differ(transformer, samples: dict[str, list[float]], exclude: set[str]) -> list[str]:
+    """Weights whose values are not `samples` rounded to their dtype (or that one side lacks)."""
+    found = weight_samples(transformer, exclude)
+    dtypes = {name.replace(".base_layer", ""): value.dtype for name, value in transformer.state_dict().items()}
+    differ = sorted(set(found) ^ set(samples))
+    for name in sorted(set(found) & set(samples)):
+        expected = torch.tensor(samples[name], dtype=torch.float32).to(dtypes[name]).float()
+        if len(samples[name]) != len(found[name]) or not torch.equal(expected, torch.tensor(found[name])):
+            differ.append(name)
+    return differ
+
+
+def apply_adapter_checkpoint(transformer, folder: str | Path) -> None:
+    """Fuse an adapter checkpoint's LoRA into its loaded base and set the weights it trained fully: the result is the
+    transformer a merged checkpoint of the same step would load."""
+    from peft.utils import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    folder = Path(str(folder))
+    base, samples = adapter_base(folder)
+    trained = load_file(str(folder / TRAINED_FILE))
+    params = dict(transformer.named_parameters())
+    unknown = sorted(set(trained) - set(params))
+    if unknown:
+        raise ValueError(f"checkpoint {str(folder)!r}: {TRAINED_FILE} holds weights its base {base!r} lacks "
+                         f"({', '.join(unknown[:3])}): the base is another model")
+    differ = samples_differ(transformer, samples, set(trained))
+    if differ:
+        raise ValueError(
+            f"checkpoint {str(folder)!r} is a LoRA adapter trained on other base weights than {base!r} holds now "
+            f"({len(differ)} weights differ, e.g. {differ[0]!r}): point base_model_name_or_path in {BASE_FILE} at the "
+            "base it was trained on"
+        )
+    transformer.load_lora_adapter(str(folder), weight_name=ADAPTER_FILE, adapter_name="worldpolicy", prefix=None)
+    # fuse the fp32 adapters, as a merged checkpoint is written: a bf16 base's copy of them rounds B·A past bf16's
+    # rounding of the fused weight
+    for name, param in transformer.named_parameters():
+        if ".lora_" in name:
+            param.data = param.data.float()
+    set_peft_model_state_dict(transformer, load_file(str(folder / ADAPTER_FILE)), adapter_name="worldpolicy")
+    transformer.fuse_lora(adapter_names=["worldpolicy"])
+    transformer.unload_lora()  # peft's wrappers go; the fused weights stay
+    with torch.no_grad():
+        for name, value in trained.items():
+            params[name].copy_(value)
 
 
 def check_action_head(transformer_config: Any, source: str = "", embodiment: Any = None) -> None:
@@ -102,7 +209,11 @@ def check_action_head(transformer_config: Any, source: str = "", embodiment: Any
 
 
 def local_transformer_config(path_or_id: str | Path) -> dict[str, Any] | None:
-    """A local checkpoint's `transformer/config.json` (None for a hub id or a folder without one)."""
+    """A local checkpoint's `transformer/config.json`, an adapter checkpoint's base's (None for a hub id or a folder
+    without one)."""
+    base = adapter_base(path_or_id) if Path(str(path_or_id)).is_dir() else None
+    if base is not None:
+        return local_transformer_config(base[0])
     config = Path(str(path_or_id)) / "transformer" / "config.json"
     if not config.is_file():
         return None
@@ -119,6 +230,11 @@ def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.d
 
     source = str(path_or_id)
     local = Path(source)
+    base = adapter_base(local) if local.is_dir() else None
+    if base is not None:
+        parts = load_components(base[0], device, dtype)
+        apply_adapter_checkpoint(parts["transformer"], local)
+        return parts
     try:
         # safetensors only: a `.bin` checkpoint would be unpickled (never on our loading path)
         pipe = Cosmos3OmniPipeline.from_pretrained(source, enable_safety_checker=False, dtype=dtype, use_safetensors=True)

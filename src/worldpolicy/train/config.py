@@ -56,6 +56,7 @@ class TimestepConfig:
 
 
 PRECISIONS = ("fp32", "bf16")
+LORA_SAVES = ("merged", "adapter")
 
 
 @dataclass
@@ -77,6 +78,9 @@ class OptimConfig:
 @dataclass
 class FinetuneConfig:
     mode: str = "full"  # full | lora
+    # LoRA checkpoints: "merged" = a complete pipeline folder; "adapter" = the adapters, the fully trained weights and
+    # the base's name (megabytes instead of the model's size; loaded onto the base)
+    lora_save: str = "merged"
     lora_rank: int = 16
     lora_alpha: float = 16.0
     lora_targets: list[str] = field(
@@ -149,6 +153,11 @@ class TrainConfig:
             raise ValueError(f"optim.precision={self.optim.precision!r}; accepted: {', '.join(PRECISIONS)}")
         if self.finetune.mode not in ("full", "lora"):
             raise ValueError(f"finetune.mode={self.finetune.mode!r}; accepted: full, lora")
+        if self.finetune.lora_save not in LORA_SAVES:
+            raise ValueError(f"finetune.lora_save={self.finetune.lora_save!r}; accepted: {', '.join(LORA_SAVES)}")
+        if self.finetune.lora_save == "adapter" and self.finetune.mode != "lora":
+            raise ValueError(f"finetune.lora_save='adapter' saves LoRA adapters, but finetune.mode="
+                             f"{self.finetune.mode!r}: set finetune.mode = 'lora', or drop lora_save")
         if self.finetune.mode == "lora":
             if self.finetune.lora_rank < 1:
                 raise ValueError(f"finetune.lora_rank={self.finetune.lora_rank!r}: must be an int >= 1")
@@ -183,10 +192,11 @@ class TrainConfig:
 
 
 # What a resumed run may change: how far it trains, where and how often it logs, evaluates, saves and keeps checkpoints,
-# and whether activations are recomputed (the same gradients: a run resumed on a smaller GPU may need it).
+# whether activations are recomputed (the same gradients: a run resumed on a smaller GPU may need it) and how LoRA
+# checkpoints are written (merged or adapter-only: the same weights).
 # Everything else (model, data, chunk, seed, LR and its schedule, objectives, finetune mode...) shapes the weights.
 RESUMABLE = ("optim.steps", "output_dir", "device", "log_every", "save_every", "keep_checkpoints", "data.cache_dir",
-             "eval.*", "optim.gradient_checkpointing")
+             "eval.*", "optim.gradient_checkpointing", "finetune.lora_save")
 
 
 # Settings added after runs were first stored, with the behaviour those runs had: compared as if stored.

@@ -26,7 +26,15 @@ import torch
 from torch import nn
 
 from ..embodiments import Embodiment, domain_table, free_domain_id, get_embodiment, register_embodiment
-from ..engine.loading import cast_like_pretrained
+from ..engine.loading import (
+    ADAPTER_FILE,
+    BASE_FILE,
+    TRAINED_FILE,
+    adapter_base,
+    cast_like_pretrained,
+    samples_differ,
+    weight_samples,
+)
 from ..fileio import share_tree, write_json_atomic
 from ..policy import EMBODIMENT_FILE, checkpoint_spec
 from .config import RESUMABLE, TrainConfig, changed_settings
@@ -37,7 +45,6 @@ logger = logging.getLogger(__name__)
 
 STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
-ADAPTER_FILE = "adapter.safetensors"  # LoRA runs: diffusers `load_lora_adapter(ckpt, weight_name=..., prefix=None)`
 
 
 class FlowMatchingLoss(nn.Module):
@@ -264,6 +271,7 @@ class Trainer:
             from peft import LoraConfig
 
             self.transformer.requires_grad_(False)
+            self.base_samples = weight_samples(self.transformer)  # as loaded (fp32), before any bf16 cast
             with torch.random.fork_rng():  # lora_A starts random: from the config's seed, not the global RNG state
                 torch.manual_seed(cfg.seed)
                 self.transformer.add_adapter(LoraConfig(
@@ -364,6 +372,24 @@ class Trainer:
             use_native_flow_schedule=self.pipeline_flags["use_native_flow_schedule"],
         )
         pipe.save_pretrained(target, safe_serialization=True)
+        self._write_embodiment(target)
+
+    def export_adapter(self, target: Path) -> None:
+        """Write a LoRA adapter checkpoint: the adapters (diffusers' format), the weights trained fully (fp32) and the
+        base's name with samples of its weights; `Policy.from_pretrained(target)` loads the base and fuses them."""
+        from safetensors.torch import save_file
+
+        trained = {name: param.detach().float().cpu().contiguous()
+                   for name, param in self.transformer.named_parameters() if param.requires_grad and "lora_" not in name}
+        save_file(trained, str(target / TRAINED_FILE))
+        base = self.config.checkpoint
+        if Path(base).expanduser().exists():  # a local base is named absolutely: the checkpoint may move
+            base = os.path.abspath(Path(base).expanduser())
+        samples = {name: values for name, values in self.base_samples.items() if name not in trained}
+        write_json_atomic(target / BASE_FILE, {"base_model_name_or_path": base, "weight_samples": samples})
+        self._write_embodiment(target)
+
+    def _write_embodiment(self, target: Path) -> None:
         if hasattr(self, "embodiment_spec"):
             write_json_atomic(target / EMBODIMENT_FILE, self.embodiment_spec, indent=1)
 
@@ -375,7 +401,10 @@ class Trainer:
         final = folder / f"step-{step:07d}"
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=folder))
         try:
-            self.export_pipeline(tmp)
+            if self.config.finetune.lora_save == "adapter":
+                self.export_adapter(tmp)
+            else:
+                self.export_pipeline(tmp)
             tensors = {}
             names = {id(p): n for n, p in self.transformer.named_parameters()}
             for index, state in self.optimizer.state_dict()["state"].items():
@@ -406,6 +435,12 @@ class Trainer:
 
         state = json.loads((folder / STATE_FILE).read_text())
         weights = {}
+        if (folder / TRAINED_FILE).is_file():  # an adapter checkpoint: on this run's base, if it is still the same
+            weights = load_file(str(folder / TRAINED_FILE))
+            differ = samples_differ(self.transformer, adapter_base(folder)[1], set(weights))
+            if differ:
+                raise ValueError(f"checkpoint {folder}: the base {self.config.checkpoint!r} holds other weights than "
+                                 f"when the run saved it ({len(differ)} differ, e.g. {differ[0]!r}): put that base back")
         for shard in sorted((folder / "transformer").glob("*.safetensors")):
             weights.update(load_file(str(shard)))
         if self.config.finetune.mode == "lora":
