@@ -9,6 +9,7 @@ exactly the plain policy's sample, is returned and `settings["tied"]` says so: p
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,22 @@ from .results import Prediction
 Scorer = Callable[[np.ndarray, str], float]
 
 
+def _check_scorer(scorer: Any) -> None:
+    """Up front: a scorer that cannot take (video, prompt) would otherwise fail only after both sampling passes."""
+    accepted = ("expected a callable scorer(video [T,H,W,3] uint8, prompt) -> float, e.g. "
+                "worldpolicy.sim.progress.reach_scorer(policy.embodiment.camera_keys)")
+    if not callable(scorer):
+        raise TypeError(f"scorer: {accepted}; got {scorer!r}")
+    try:
+        signature = inspect.signature(scorer)
+    except (TypeError, ValueError):  # some builtins have none: they are called as given
+        return
+    try:
+        signature.bind(None, None)
+    except TypeError as exc:
+        raise TypeError(f"scorer={scorer!r} cannot be called as scorer(video, prompt) ({exc}); {accepted}") from None
+
+
 class BestOfNPlanner:
     """Wraps a `Policy`; `act` has the policy's signature and returns the chosen chunk with the scores in `settings`."""
 
@@ -28,8 +45,7 @@ class BestOfNPlanner:
         if not callable(getattr(policy, "act_batch", None)) or not callable(getattr(policy, "_seed", None)):
             raise TypeError(f"policy: expected a local worldpolicy Policy (planning draws from its seed sequence), got "
                             f"{type(policy).__name__}")
-        if not callable(scorer):
-            raise TypeError(f"scorer: expected a callable (video [T,H,W,3] uint8, prompt) -> float, got {scorer!r}")
+        _check_scorer(scorer)
         if not isinstance(num_candidates, (int, np.integer)) or isinstance(num_candidates, bool) or num_candidates < 1:
             raise ValueError(f"num_candidates={num_candidates!r} must be an integer >= 1")
         self.policy = policy
@@ -56,7 +72,7 @@ class BestOfNPlanner:
                           actions_space="normalized", seed=seeds[n + i], **rollout_kwargs)
             for i, p in enumerate(proposals)
         ])
-        scores = [float(self.scorer(f.video, prompt)) for f in futures]
+        scores = [self._score(f.video, prompt, i) for i, f in enumerate(futures)]
         if not all(np.isfinite(scores)):
             bad = next(i for i, s in enumerate(scores) if not np.isfinite(s))
             raise ValueError(f"scorer {self.scorer!r} returned {scores[bad]} for candidate {bad}; scores must be finite")
@@ -67,6 +83,17 @@ class BestOfNPlanner:
                            "chosen": best, "tied": len(set(scores)) == 1}
         chosen.timings = {**chosen.timings, "planning_total": time.perf_counter() - started}
         return chosen
+
+    def _score(self, video: np.ndarray, prompt: str, candidate: int) -> float:
+        """One number per candidate: a string ("0.5") or an array would otherwise be read as one or fail unnamed."""
+        value = self.scorer(video, prompt)
+        if not isinstance(value, (str, bytes)) and np.ndim(value) == 0:
+            try:
+                return float(value)
+            except (TypeError, ValueError):  # None, or an object that is no number
+                pass
+        raise TypeError(f"scorer {self.scorer!r} returned {value!r} for candidate {candidate}; expected one number "
+                        "(higher is better)")
 
     def _seeds(self, seed: int | None, count: int) -> list[int]:
         """`seed`..`seed+count-1`, or `count` draws from the policy's own sequence (so calls never share seeds)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,19 @@ def test_unusable_scores_and_arguments_are_refused(droid_policy):
     assert BestOfNPlanner(droid_policy, lambda video, prompt: 0.0, np.int64(3)).num_candidates == 3
     with pytest.raises(ValueError, match=r"seed=9223372036854775806: planning uses seeds seed\.\.seed\+3"):
         BestOfNPlanner(droid_policy, lambda video, prompt: 0.0, 2).act(IMAGE, "reach", seed=2**63 - 2, state=STATE)
+
+
+def test_a_scorer_is_checked_before_sampling_and_its_scores_are_numbers(droid_policy):
+    """A scorer that cannot take (video, prompt) — the `reach_scorer` factory itself, a one-argument function — failed
+    only after both sampling passes; a string score ("0.5") was read as a number, None failed without naming it."""
+    from worldpolicy.sim.progress import reach_scorer
+
+    for scorer, why in ((reach_scorer, "too many positional arguments"), (lambda video: 0.0, "too many positional"),
+                        (lambda video, prompt, *, views: 0.0, "missing a required argument: 'views'")):
+        with pytest.raises(TypeError, match=rf"scorer=.* cannot be called as scorer\(video, prompt\) \({why}.*\); "
+                                            r"expected a callable scorer\(video \[T,H,W,3\] uint8, prompt\) -> float"):
+            BestOfNPlanner(droid_policy, scorer, 2)
+    BestOfNPlanner(droid_policy, reach_scorer(droid_policy.embodiment.camera_keys))  # what the factory builds fits
+    for score in ("0.5", None, [0.1, 0.2]):
+        with pytest.raises(TypeError, match=re.escape(f"returned {score!r} for candidate 0; expected one number")):
+            BestOfNPlanner(droid_policy, lambda video, prompt, s=score: s, 2).act(IMAGE, "reach", seed=1, state=STATE)

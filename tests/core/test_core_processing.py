@@ -584,3 +584,43 @@ def test_a_state_history_conditions_on_the_row_the_chunk_starts_from(tiny_checkp
     first = policy._state_row(worldpolicy.PolicyRequest(image, "x", mode="inverse_dynamics", state=rows[0]))
     np.testing.assert_array_equal(
         policy._state_row(worldpolicy.PolicyRequest(image, "x", mode="inverse_dynamics", state=rows)), first)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"stats": {"q01": [0.0, 1.0, 0.0], "q99": [1.0, -1.0, 1.0]}},
+     r"stats: q01 > q99 in column y \(q01=1, q99=-1\); accepted: q01 <= q99 in every column"),
+    ({"normalization": "minmax", "stats": {"min": [2.0, 0.0, 0.0], "max": [1.0, 1.0, 1.0]}},
+     r"stats: min > max in column x \(min=2, max=1\); accepted: min <= max"),
+    ({"normalization": "meanstd", "stats": {"mean": [0.0] * 3, "std": [1.0, 1.0, -0.5]}},
+     r"stats.std: g=-0.5; accepted: std >= 0"),
+    ({"stats": {"q01": [0.0] * 3, "q99": [1.0, float("nan"), 1.0]}}, r"stats.q99: y=nan; accepted: finite numbers"),
+    ({"stats": {"q01": [0.0] * 2, "q99": [1.0] * 3}},
+     r"stats.q01 has 2 values; accepted: one per column \(3: x, y, g\)"),
+    ({"stats": {"q01": 0.0, "q99": [1.0] * 3}}, r"stats.q01=0.0; expected a list of numbers \(one per column\)"),
+    ({"stats": {"q01": "000", "q99": [1.0] * 3}}, r"stats.q01='000'; expected a list of numbers"),
+    ({"domain": "pusht", "domain_id": 9, "action_dim": 2, "columns": ["x", "y"], "normalization": "none"},
+     r"domain_id=9 but domain 'pusht' is action-head slot 4 \(registry.json\); accepted: 4 or no domain_id"),
+    ({"domain": "umi", "domain_id": None, "normalization": "none"},
+     r"action_dim=3 but domain 'umi' carries actions 10 wide \(registry.json\); accepted: 10"),
+    ({"domain": "droid_lerobot", "domain_id": None, "normalization": "none"},
+     r"action_dim=3 but domain 'droid_lerobot' carries actions 8 or 10 wide"),
+])
+def test_an_embodiment_spec_with_unusable_stats_or_a_foreign_domain_slot_is_refused(tmp_path, monkeypatch, change,
+                                                                                      message):
+    """q01 > q99, min > max and a negative std passed and flipped or blew up every action; a bare number failed with a
+    TypeError and a string became its digits; a known domain took any id (another robot's head row) or width."""
+    from worldpolicy.embodiments import embodiment_from_spec
+    from worldpolicy.engine import loading
+    from worldpolicy.policy import Policy
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    spec = {"name": "stats_bot", "domain": "worldpolicy_stats_bot", "domain_id": 21, "action_dim": 3,
+            "columns": ["x", "y", "g"], "chunk_size": 16, "fps": 15, "normalization": "quantile", **change}
+    spec = {k: v for k, v in spec.items() if v is not None}
+    with pytest.raises(ValueError, match=r"embodiment 'stats_bot'.*" + message):
+        embodiment_from_spec(spec)
+    ckpt = make_tiny_checkpoint(tmp_path / "ckpt")
+    (ckpt / "embodiment.json").write_text(json.dumps(spec))
+    monkeypatch.setattr(loading, "load_components", lambda *a, **k: pytest.fail("weights loaded"))
+    with pytest.raises(ValueError, match=message):
+        Policy.from_pretrained(ckpt)

@@ -145,3 +145,20 @@ def test_names_with_dollar_signs_are_drawn_literally_and_numpy_rates_accepted(tm
 def test_ee_path_needs_pose_columns(joint_chunk):
     with pytest.raises(ValueError, match="tx,ty,tz"):
         plots.ee_path_figure(joint_chunk, get_embodiment("droid").columns)
+
+
+def test_ee_path_draws_a_files_translation_units_in_metres(tmp_path, pose_chunk, actions_json):
+    """A file in mm was drawn as metres: the same motion 1000x longer ("travel 3200 cm") on axes labelled [m]."""
+    e = get_embodiment("bridge")
+    metres = plots.plot_prediction(actions_json("bridge", pose_chunk), tmp_path / "m")[1]
+    for unit, scale in (("mm", 1000.0), ("cm", 100.0)):
+        doc = actions_json("bridge", pose_chunk * np.r_[[scale] * 3, [1.0] * 7])
+        doc["units"] = [unit] * 3 + list(e.units[3:])
+        drawn = plots.plot_prediction(doc, tmp_path / unit)[1]
+        assert drawn.name == "ee_path.png" and np.array_equal(_png(drawn), _png(metres)), unit
+    mm = ["mm"] * 3 + list(e.units[3:])
+    fig = plots.ee_path_figure(pose_chunk * np.r_[[1000.0] * 3, [1.0] * 7], e.columns, units=mm)
+    assert fig.axes[0].get_xlabel() == "x [m]" and "travel 32.0 cm" in fig.get_suptitle()
+    with pytest.raises(ValueError, match=r"units: 'tx' is in 'in'; an end-effector path needs a length unit, "
+                                         r"accepted: m, cm, mm"):
+        plots.ee_poses(pose_chunk, e.columns, units=["in", *mm[1:]])

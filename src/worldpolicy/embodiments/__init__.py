@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import json
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .normalization import NORMALIZATION_KINDS, check_stats, denormalize, extract_stats, normalize
+from .normalization import NORMALIZATION_KINDS, check_stats, denormalize, load_stats_file, normalize
 
 __all__ = [
     "LAYOUTS",
@@ -86,7 +87,7 @@ class Embodiment:
         return self.columns.index(self.gripper_column) if self.gripper_column else None
 
     def _stats_arrays(self) -> dict[str, np.ndarray]:
-        return check_stats(self.normalization, self.stats, self.action_dim, where=f"embodiment {self.key!r} stats")
+        return check_stats(self.normalization, self.stats, self.columns, where=f"embodiment {self.key!r} stats")
 
     def denormalize(self, actions: np.ndarray) -> np.ndarray:
         """Model-space actions [..., action_dim] → physical units (float64)."""
@@ -204,7 +205,7 @@ def _build(name: str, spec: Mapping[str, Any], variant: str | None) -> Embodimen
             view_point=base.get("view_point", "ego_view"),
             layout=base.get("layout", "generic"),
             normalization=base.get("normalization", "none"),
-            stats={k: tuple(float(x) for x in v) for k, v in base["stats"].items()} if base.get("stats") else None,
+            stats=_stats(where, base),
             aliases=_strings(where, base, "aliases", ()),
             resolution_tier=_number(where, base, "resolution_tier", int, 480),
             prompt_format=base.get("prompt_format", "json"),
@@ -252,6 +253,24 @@ def _strings(where: str, base: Mapping[str, Any], key: str, default: Any) -> Any
     return tuple(value)
 
 
+def _stats(where: str, base: Mapping[str, Any]) -> dict[str, tuple[float, ...]] | None:
+    """The stats map as tuples of floats; a bare number or string would otherwise fail obscurely or become digits."""
+    stats = base.get("stats")
+    if not stats:
+        return None
+    if not isinstance(stats, Mapping):
+        raise ValueError(f"{where}: stats={stats!r}; expected a map of field name to a list of numbers (one per "
+                         "column)")
+    out = {}
+    for key, values in stats.items():
+        values = values.tolist() if isinstance(values, np.ndarray) else values
+        if not isinstance(values, (list, tuple)) or not all(
+                isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
+            raise ValueError(f"{where}: stats.{key}={values!r}; expected a list of numbers (one per column)")
+        out[key] = tuple(float(v) for v in values)
+    return out
+
+
 def _flag(where: str, base: Mapping[str, Any], key: str, default: bool) -> bool:
     value = base.get(key, default)
     if not isinstance(value, (bool, np.bool_)):
@@ -290,8 +309,32 @@ def _validated(e: Embodiment) -> Embodiment:
         raise ValueError(f"{where}: state_history={e.state_history}; accepted: 0 or 1")
     if e.composite is not None and e.composite not in COMPOSITES:
         raise ValueError(f"{where}: composite={e.composite!r}; accepted: {', '.join(COMPOSITES)} (or none)")
-    check_stats(e.normalization, e.stats, e.action_dim, where=f"{where} stats")
+    _check_known_domain(e)
+    check_stats(e.normalization, e.stats, e.columns, where=f"{where} stats")
     return e
+
+
+def _check_known_domain(e: Embodiment) -> None:
+    """A domain of registry.json names an action-head row trained on actions of its width: another id or width would
+    silently drive another robot's row or read columns it never learned. Accepted widths: the table's (diffusers')
+    and those of the built-in embodiments on that domain (droid/joint_pos: 8 in droid_lerobot's row)."""
+    known = _builtin_table()["domains"].get(e.domain)
+    if known is None:
+        return
+    where = f"embodiment {e.key!r}"
+    if e.domain_id != known["id"]:
+        raise ValueError(f"{where}: domain_id={e.domain_id} but domain {e.domain!r} is action-head slot {known['id']} "
+                         f"(registry.json); accepted: {known['id']} or no domain_id (another slot needs another domain "
+                         "name)")
+    if known["width"] is None:  # no_action, libero: no fixed width
+        return
+    merged = [{**spec, **variant} for spec in _builtin_table()["embodiments"].values()
+              for variant in (spec.get("variants") or {"default": {}}).values()]
+    widths = sorted({known["width"], *(m["action_dim"] for m in merged if m["domain"] == e.domain)})
+    if e.action_dim not in widths:
+        raise ValueError(f"{where}: action_dim={e.action_dim} but domain {e.domain!r} carries actions "
+                         f"{' or '.join(map(str, widths))} wide (registry.json); accepted: "
+                         f"{', '.join(map(str, widths))} (a robot of another width needs its own domain name)")
 
 
 def free_domain_id(taken: set[int] | None = None, include_user: bool = True) -> int:
@@ -391,7 +434,7 @@ def _user_spec(source: str | Path | Mapping[str, Any], overwrite: bool) -> tuple
     stats_file, stats_feature = spec.pop("stats_file", None), spec.pop("stats_feature", "action")
     if stats_file:
         kind = spec.get("normalization", "quantile")
-        spec["stats"] = extract_stats(json.loads((base_dir / stats_file).read_text()), kind, feature=stats_feature)
+        spec["stats"] = load_stats_file(base_dir / stats_file, kind, feature=stats_feature)  # names a missing file
         spec["normalization"] = kind
     if spec.get("normalization", "none") not in NORMALIZATION_KINDS:
         raise ValueError(f"normalization={spec['normalization']!r}; accepted: {', '.join(NORMALIZATION_KINDS)}")

@@ -7,7 +7,7 @@ grasp included. Pure numpy so the server and robot bridge can use it without tor
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,10 @@ REQUIRED_STATS = {
 }
 
 
-def check_stats(kind: str, stats: Mapping[str, Any] | None, width: int, where: str = "stats") -> dict[str, np.ndarray]:
-    """Validate stats for a normalisation kind and return them as float64 arrays of length `width`."""
+def check_stats(kind: str, stats: Mapping[str, Any] | None, columns: Sequence[str],
+                where: str = "stats") -> dict[str, np.ndarray]:
+    """Validate stats for a normalisation kind and return them as float64 arrays, one value per column. Disordered
+    bounds (q01 > q99, min > max) or a negative std would turn every action into nonsense without an error."""
     if kind not in NORMALIZATION_KINDS:
         raise ValueError(f"normalization={kind!r} is not supported; accepted: {', '.join(NORMALIZATION_KINDS)}")
     needed = REQUIRED_STATS[kind]
@@ -37,12 +39,26 @@ def check_stats(kind: str, stats: Mapping[str, Any] | None, width: int, where: s
         if field not in stats:
             raise ValueError(f"{where}: normalization {kind!r} needs field {field!r}; present: {sorted(stats)}")
         values = np.asarray(stats[field], dtype=np.float64).reshape(-1)
-        if values.shape[0] != width:
-            raise ValueError(f"{where}.{field} has {values.shape[0]} values but the action width is {width}")
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"{where}.{field} contains NaN or inf")
+        if values.shape[0] != len(columns):
+            raise ValueError(f"{where}.{field} has {values.shape[0]} values; accepted: one per column "
+                             f"({len(columns)}: {', '.join(columns)})")
+        _refuse_columns(values, ~np.isfinite(values), columns, f"{where}.{field}", "finite numbers")
         out[field] = values
+    if kind == "meanstd":
+        _refuse_columns(out["std"], out["std"] < 0, columns, f"{where}.std", "std >= 0")
+    else:
+        lo, hi = needed
+        flipped = np.flatnonzero(out[lo] > out[hi])
+        if flipped.size:
+            given = ", ".join(f"{columns[i]} ({lo}={out[lo][i]:g}, {hi}={out[hi][i]:g})" for i in flipped)
+            raise ValueError(f"{where}: {lo} > {hi} in column {given}; accepted: {lo} <= {hi} in every column")
     return out
+
+
+def _refuse_columns(values: np.ndarray, bad: np.ndarray, columns: Sequence[str], where: str, accepted: str) -> None:
+    if bad.any():
+        given = ", ".join(f"{columns[i]}={values[i]:g}" for i in np.flatnonzero(bad))
+        raise ValueError(f"{where}: {given}; accepted: {accepted}")
 
 
 def _lo_hi(kind: str, stats: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

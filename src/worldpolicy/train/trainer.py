@@ -25,7 +25,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..embodiments import Embodiment, domain_table, free_domain_id, get_embodiment, register_embodiment
+from ..embodiments import (
+    Embodiment,
+    domain_table,
+    embodiment_from_spec,
+    free_domain_id,
+    get_embodiment,
+    register_embodiment,
+)
 from ..engine.loading import (
     ADAPTER_FILE,
     BASE_FILE,
@@ -224,6 +231,8 @@ class Trainer:
         if "domain_id" not in spec:
             spec["domain_id"] = self._domain_id(spec["domain"])
         if stats is None:  # the layout, for the data checks and the latent cache (which keeps physical actions)
+            if spec.get("stats") is not None:  # the table's own stats: refused now, not after the weights and latents
+                embodiment_from_spec(spec)
             spec["normalization"], spec["stats"] = "none", None
         elif spec.get("stats") is None:
             spec.setdefault("normalization", "quantile")

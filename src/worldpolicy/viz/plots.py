@@ -19,6 +19,7 @@ from ..results import ACTIONS_SCHEMA, is_string_list
 
 __all__ = [
     "GRIPPER_CLOSED_THRESHOLD",
+    "LENGTH_UNITS",
     "POSE_COLUMNS",
     "action_timeseries_figure",
     "ee_path_figure",
@@ -34,6 +35,9 @@ __all__ = [
 ]
 
 POSE_COLUMNS = ("tx", "ty", "tz", "r0", "r1", "r2", "r3", "r4", "r5")
+# Metres per unit of a translation column: paths are drawn in metres whatever a file was written in, like the registry,
+# a robot's anchor pose and ROS (REP 103), so the same motion gives the same plot.
+LENGTH_UNITS = {"m": 1.0, "cm": 0.01, "mm": 0.001}
 # Gripper values are in [0, 1] with 1 = closed (DROID robot convention, robot-bridge.md §5; RAW10 grasp ≈ [0, 1]).
 GRIPPER_CLOSED_THRESHOLD = 0.5
 GRIPPER_COLOR = "#d62728"
@@ -208,12 +212,30 @@ def _pose_indices(columns: Sequence[str]) -> list[int]:
     return [list(columns).index(c) for c in POSE_COLUMNS]
 
 
-def ee_poses(actions: Any, columns: Sequence[str], anchor: Any = None) -> np.ndarray:
-    """Integrate per-step relative pose deltas to end-effector poses [T+1, 4, 4] (index 0 = anchor)."""
+def _metres_per_unit(columns: Sequence[str], units: Sequence[str]) -> np.ndarray:
+    """The factor of tx, ty, tz to metres (a path in mm drawn as metres was 1000x too long)."""
+    factors = []
+    for column in POSE_COLUMNS[:3]:
+        unit = units[list(columns).index(column)]
+        if unit not in LENGTH_UNITS:
+            raise ValueError(f"units: {column!r} is in {unit!r}; an end-effector path needs a length unit, accepted: "
+                             f"{', '.join(LENGTH_UNITS)}")
+        factors.append(LENGTH_UNITS[unit])
+    return np.array(factors)
+
+
+def ee_poses(
+    actions: Any, columns: Sequence[str], anchor: Any = None, units: Sequence[str] | None = None
+) -> np.ndarray:
+    """Integrate per-step relative pose deltas to end-effector poses [T+1, 4, 4] in metres (index 0 = anchor).
+    `units` (one per column) says what tx, ty, tz are in; None: metres."""
     from ..robot.se3 import integrate_relative_poses
 
-    a = _check_actions(actions, columns)
-    return integrate_relative_poses(a[:, _pose_indices(columns)], anchor=anchor)
+    a = _check_actions(actions, columns, units)
+    deltas = a[:, _pose_indices(columns)]
+    if units is not None:
+        deltas[:, :3] *= _metres_per_unit(columns, units)
+    return integrate_relative_poses(deltas, anchor=anchor)
 
 
 def plot_ee_path(
@@ -224,14 +246,16 @@ def plot_ee_path(
     gripper_column: str | None = None,
     title: str = "",
     max_frames: int = 12,
+    units: Sequence[str] | None = None,
 ) -> Path:
     """3-D end-effector path in metres with small RGB (x, y, z) orientation frames along it.
 
-    Deltas are integrated with `robot.se3.integrate_relative_poses` from `anchor` (identity by default). Points where
-    the gripper is closed are drawn red.
+    Deltas are integrated with `robot.se3.integrate_relative_poses` from `anchor` (identity by default, a pose in
+    metres). `units` (one per column) converts tx, ty, tz given in cm or mm to metres; None: they are metres. Points
+    where the gripper is closed are drawn red.
     """
     path = _require_path(path, "plot_ee_path")
-    return save_figure(ee_path_figure(actions, columns, anchor, gripper_column, title, max_frames), path)
+    return save_figure(ee_path_figure(actions, columns, anchor, gripper_column, title, max_frames, units), path)
 
 
 def ee_path_figure(
@@ -241,9 +265,10 @@ def ee_path_figure(
     gripper_column: str | None = None,
     title: str = "",
     max_frames: int = 12,
+    units: Sequence[str] | None = None,
 ):
     """The `plot_ee_path` figure."""
-    poses = ee_poses(actions, columns, anchor)
+    poses = ee_poses(actions, columns, anchor, units)
     a = _check_actions(actions, columns, gripper_column=gripper_column)
     p = poses[:, :3, 3]
     span = float(np.max(np.ptp(p, axis=0))) if len(p) > 1 else 0.0
@@ -429,15 +454,15 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path) -> 
     if layout == "relative_pose":
         for prefix, indexes in pose_groups(columns).items():
             arm_gripper = next((prefix + g for g in ("gripper", "grasp") if prefix + g in columns), None)
-            arm = actions[:, indexes]
             grip = None
             if arm_gripper is not None:
-                arm = np.concatenate([arm, actions[:, [columns.index(arm_gripper)]]], axis=1)
+                indexes = [*indexes, columns.index(arm_gripper)]
                 grip = "gripper"
             arm_columns = [*POSE_COLUMNS, *(["gripper"] if grip else [])]
             file = f"ee_path_{prefix.rstrip('_')}.png" if prefix else "ee_path.png"
             title = f"{name}: {prefix.rstrip('_')} end-effector path" if prefix else ""
-            figures[file] = ee_path_figure(arm, arm_columns, gripper_column=grip, title=title)
+            figures[file] = ee_path_figure(actions[:, indexes], arm_columns, gripper_column=grip, title=title,
+                                           units=[units[i] for i in indexes])
     elif layout == "joint_position":
         figures["joints.png"] = joints_figure(actions, columns, units, fps, gripper)
     return [save_figure(fig, out_dir / file) for file, fig in figures.items()]
