@@ -364,11 +364,15 @@ class Policy:
         state_row = self._state_row(request)
         obs = request.observation
         num_frames = self.chunk_size + 1
-        if isinstance(obs, Mapping):
+        if request.mode != "inverse_dynamics":
+            # only the current frame is used: a clip is decoded through, holding its last frame alone
+            frames = (frames_from_mapping(obs, e.camera_keys, e.composite, last=1) if isinstance(obs, Mapping)
+                      else load_frames(obs, last=1))
+        elif isinstance(obs, Mapping):  # cameras' clips are aligned at their ends, so each is read whole to find the start
             frames = frames_from_mapping(obs, e.camera_keys, e.composite)
         else:
             # inverse dynamics reads chunk_size + 1 frames; one more tells a longer clip apart without decoding it whole
-            frames = load_frames(obs, max_frames=num_frames + 1 if request.mode == "inverse_dynamics" else None)
+            frames = load_frames(obs, max_frames=num_frames + 1)
         if request.mode == "inverse_dynamics":
             _warn_frame_rate(obs, e.fps)
             if frames.shape[0] < 2:

@@ -75,6 +75,92 @@ def test_image_files_of_every_kind_load_their_pixels(tmp_path):
     np.testing.assert_array_equal(load_frames(np.eye(4, dtype=bool))[0, :, :, 0], np.eye(4))
 
 
+def _lossless_clip(path, frames, fps=15):
+    """An mp4 that decodes to exactly `frames` (libx264rgb), so which frames were read can be told apart."""
+    from worldpolicy.processing.video import VideoFileWriter
+
+    writer = VideoFileWriter(path, fps, *frames.shape[1:3], codec="libx264rgb")
+    writer.append(frames)
+    writer.close()
+    return path
+
+
+@pytest.fixture
+def clip(tmp_path):
+    frames = np.random.default_rng(3).integers(0, 256, (24, 64, 64, 3), dtype=np.uint8)
+    return _lossless_clip(tmp_path / "clip.mp4", frames), frames
+
+
+def test_read_video_keeps_only_the_frames_asked_for(clip):
+    from worldpolicy.processing.video import iter_video, read_video
+
+    path, frames = clip
+    for bounds, expected in [({}, frames), ({"last": 1}, frames[-1:]), ({"last": 5}, frames[-5:]),
+                             ({"last": 100}, frames), ({"max_frames": 3}, frames[:3]), ({"max_frames": 100}, frames)]:
+        decoded, fps = read_video(path, **bounds)
+        np.testing.assert_array_equal(decoded, expected, err_msg=str(bounds))
+        assert fps == pytest.approx(15)
+    np.testing.assert_array_equal(np.stack(list(iter_video(path))), frames)
+    np.testing.assert_array_equal(load_frames(path, last=2), frames[-2:] / np.float32(255.0))
+    np.testing.assert_array_equal(load_frames(path, max_frames=2), frames[:2] / np.float32(255.0))
+
+
+def test_a_folder_of_frames_is_bounded_like_a_clip(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "frames").mkdir()
+    for i in range(1, 6):
+        Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(tmp_path / "frames" / f"frame_{i}.png")
+    np.testing.assert_allclose(load_frames(tmp_path / "frames", last=2)[:, 0, 0, 0] * 255, [160, 200], atol=0.01)
+    np.testing.assert_allclose(load_frames(tmp_path / "frames", max_frames=2)[:, 0, 0, 0] * 255, [40, 80], atol=0.01)
+
+
+@pytest.mark.parametrize(
+    "bounds, match",
+    [
+        ({"last": 0}, "last=0 must be a positive integer"),
+        ({"last": -2}, "last=-2 must be a positive integer"),
+        ({"last": 1.5}, "last=1.5 must be a positive integer"),
+        ({"last": True}, "last=True must be a positive integer"),
+        ({"max_frames": 0}, "max_frames=0 must be a positive integer"),
+        ({"max_frames": 2, "last": 1}, "max_frames=2 and last=1 were both given"),
+    ],
+)
+def test_bad_frame_bounds_name_the_parameter(clip, bounds, match):
+    from worldpolicy.processing.video import read_video
+
+    with pytest.raises(ValueError, match=match):
+        read_video(clip[0], **bounds)
+    with pytest.raises(ValueError, match=match):
+        load_frames(clip[0], **bounds)
+
+
+def test_unreadable_and_missing_videos_keep_their_messages(tmp_path):
+    from worldpolicy.processing.video import iter_video, read_video
+
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    for bounds in ({}, {"last": 1}, {"max_frames": 1}):
+        with pytest.raises(ValueError, match=r"video file '.*broken.mp4' could not be decoded"):
+            read_video(tmp_path / "broken.mp4", **bounds)
+    with pytest.raises(ValueError, match="could not be decoded"):
+        next(iter_video(tmp_path / "broken.mp4"))
+    with pytest.raises(FileNotFoundError, match="video file '.*gone.mp4' does not exist"):
+        read_video(tmp_path / "gone.mp4", last=1)
+
+
+def test_camera_clips_give_their_last_frames_to_the_composite(tmp_path):
+    """`last=1` per camera makes the same current composite frame as reading every camera's clip whole."""
+    from worldpolicy.processing.observations import frames_from_mapping
+
+    rng = np.random.default_rng(4)
+    keys = ("wrist", "left", "right")
+    obs = {key: _lossless_clip(tmp_path / f"{key}.mp4", rng.integers(0, 256, (n, 32, 48, 3), dtype=np.uint8))
+           for key, n in zip(keys, (6, 9, 4))}
+    for composite in ("droid_wrist_top", "stacked"):
+        whole = frames_from_mapping(obs, keys, composite)
+        np.testing.assert_array_equal(frames_from_mapping(obs, keys, composite, last=1), whole[-1:], err_msg=composite)
+
+
 def test_images_under_16_pixels_a_side_are_refused_before_resizing():
     with pytest.raises(ValueError, match="observation of 10x1000 pixels is too small"):
         prepare_canvas(np.zeros((1, 10, 1000, 3), np.float32), 256, 1)
@@ -331,6 +417,37 @@ def test_an_observation_with_history_conditions_on_its_latest_frame(tiny_policy)
     history = np.stack([np.zeros((64, 64, 3), np.uint8), np.full((64, 64, 3), 255, np.uint8)])  # [t-1 black, t white]
     engine_request, _ = tiny_policy._prepare(PolicyRequest(history, "Reach the target"))
     assert float(engine_request.canvas.min()) > 0.99  # all white, in [-1, 1]
+
+
+def test_each_mode_decodes_only_the_frames_it_uses(tiny_policy, clip, monkeypatch):
+    """Policy and forward dynamics condition on a clip's last frame and hold no other; inverse dynamics reads the first
+    chunk_size+1 (and one more, to warn about a longer clip)."""
+    from worldpolicy.policy import PolicyRequest
+    from worldpolicy.processing import observations
+
+    path, frames = clip
+    decoded = []
+    read_video = observations.read_video
+
+    def counted(*args, **kwargs):
+        clip_frames, fps = read_video(*args, **kwargs)
+        decoded.append(len(clip_frames))
+        return clip_frames, fps
+
+    monkeypatch.setattr(observations, "read_video", counted)
+
+    def canvas(observation, mode="policy"):
+        actions = np.zeros((16, 10)) if mode == "forward_dynamics" else None
+        return tiny_policy._prepare(PolicyRequest(observation, "Reach the target", mode=mode, actions=actions))[0].canvas
+
+    for mode in ("policy", "forward_dynamics"):
+        torch.testing.assert_close(canvas(path, mode), canvas(frames[-1], mode), rtol=0, atol=0)
+        assert decoded[-1] == 1
+        torch.testing.assert_close(canvas({"observation/image": path}, mode), canvas(frames[-1], mode), rtol=0, atol=0)
+        assert decoded[-1] == 1
+    torch.testing.assert_close(canvas(path, "inverse_dynamics"), canvas(frames[:17], "inverse_dynamics"), rtol=0,
+                               atol=0)
+    assert decoded[-1] == 18
 
 
 def test_ignored_state_and_off_rate_clips_are_warned(tiny_policy, tmp_path, caplog):

@@ -160,10 +160,12 @@ def test_inputs_are_read_as_the_local_policy_reads_them(serve, tmp_path):
     t = serve(policy)
     palette = Image.fromarray(np.arange(48, dtype=np.uint8).reshape(6, 8)).convert("P")
     clip = tmp_path / "clip.mp4"
-    write_video(clip, np.full((5, 16, 16, 3), 128, np.uint8), 15)
+    write_video(clip, np.stack([np.full((16, 16, 3), 40 * k, np.uint8) for k in range(5)]), 15)
     wire = RemotePolicy._observation({"observation/image": palette, "session_id": "abc"})
     assert wire["observation/image"].shape == (6, 8, 3) and wire["session_id"] == "abc"  # RGB, as load_frames
-    assert RemotePolicy._observation(str(clip))["observation/image"].shape == (5, 16, 16, 3)
+    sent = RemotePolicy._observation(str(clip))["observation/image"]  # only the current frame, the one the server uses
+    assert sent.shape == (1, 16, 16, 3) and abs(int(sent.mean()) - 160) <= 2
+    assert RemotePolicy._observation({"observation/image": clip})["observation/image"].shape == (1, 16, 16, 3)
     with RemotePolicy(t.url) as remote:
         with pytest.raises(TypeError, match="prompt must be a string"):  # refused here, before any traffic
             remote.act(droid_request(np.zeros(7)), 123)

@@ -52,6 +52,25 @@ def test_animate_writes_mp4_with_frame_count(tmp_path, pose_chunk):
     assert frames.std() > 10  # not blank
 
 
+def test_a_streamed_video_animates_as_the_array_does(tmp_path, joint_chunk):
+    """viz streams `--video` (every frame is drawn, none held): the frames are the array's, a bad one is named."""
+    from worldpolicy.processing.video import iter_video, write_video
+
+    e = get_embodiment("droid")
+    clip = np.stack([_clip(1, 48, 64, (30 * k, 100, 200 - 30 * k))[0] for k in range(6)])
+    write_video(tmp_path / "clip.mp4", clip, 15)
+    decoded, _ = read_video(tmp_path / "clip.mp4")
+    whole, _ = vv.animation_frames(joint_chunk, e.columns, e.units, e.fps, video=decoded, video_fps=15)
+    streamed, _ = vv.animation_frames(joint_chunk, e.columns, e.units, e.fps, video=iter_video(tmp_path / "clip.mp4"),
+                                      video_fps=15)
+    np.testing.assert_array_equal(streamed, whole)
+    bad = iter([clip[0], clip[1].astype(np.float32)])
+    with pytest.raises(ValueError, match=r"video frame 1 must be uint8 \[H, W, 3\], got float32"):
+        vv.animation_frames(joint_chunk, e.columns, e.units, e.fps, video=bad, video_fps=15)
+    with pytest.raises(ValueError, match="the stream gave no frames"):
+        vv.animation_frames(joint_chunk, e.columns, e.units, e.fps, video=iter([]), video_fps=15)
+
+
 def test_side_by_side_layout_and_hold(tmp_path):
     a = _clip(6, 64, 80, (255, 0, 0))
     b = _clip(3, 128, 128, (0, 0, 255))

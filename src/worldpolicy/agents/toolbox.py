@@ -520,7 +520,7 @@ class Toolbox:
         self._sampling(seed, steps, guidance)
         path = self._input_file("video", video, VIDEO_SUFFIXES)
         try:
-            frames, _ = read_video(path)
+            frames, _ = read_video(path, max_frames=2)  # the policy reads the clip itself, only the frames it uses
         except ValueError as exc:
             raise ToolInputError("video", str(exc), video) from None
         if frames.shape[0] < 2:
@@ -540,7 +540,7 @@ class Toolbox:
             emb,
             animate,
             progress,
-            observation=frames,
+            observation=path,
             prompt=prompt,
             state=state,
             seed=seed,

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .video import check_frame_bounds, read_video
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
 DROID_COMPOSITE_SIZE = (540, 640)  # RoboLab: wrist 360x640 on top, two 180x320 exteriors side by side below
@@ -117,9 +119,15 @@ def _natural_key(path: Path) -> list:
 MIN_SIDE = 16  # pixels: diffusers resizes frames to multiples of 16, so a smaller side would vanish
 
 
-def load_frames(obs: Any, param: str = "observation", max_frames: int | None = None) -> np.ndarray:
-    """Any supported image/video input → float32 frames [T, H, W, 3] in [0, 1]. `max_frames` stops decoding a video
-    file early (inverse dynamics reads chunk_size + 1 frames: a long clip need not be decoded whole)."""
+def load_frames(obs: Any, param: str = "observation", max_frames: int | None = None,
+                last: int | None = None) -> np.ndarray:
+    """Any supported image/video input → float32 frames [T, H, W, 3] in [0, 1].
+
+    `max_frames` (the first ones) or `last` (the latest ones) bound what is read of a video file or a folder of frames,
+    so a long clip is neither held whole nor converted to float: inverse dynamics reads chunk_size + 1 frames from the
+    start, a policy or forward-dynamics observation only its current (last) frame. Other inputs are already in memory
+    and come back whole."""
+    check_frame_bounds(max_frames, last)
     if isinstance(obs, (str, Path)):
         path = Path(obs)
         if path.is_dir():
@@ -127,14 +135,13 @@ def load_frames(obs: Any, param: str = "observation", max_frames: int | None = N
                              and not p.name.startswith(".")), key=_natural_key)
             if not frames:
                 raise ValueError(f"{param}: folder {str(path)!r} holds no image files ({sorted(IMAGE_SUFFIXES)})")
-            return load_frames(frames, param)  # a folder of frames, in natural name order (frame_2 before frame_10)
+            # a folder of frames, in natural name order (frame_2 before frame_10)
+            return load_frames(frames[-last:] if last else frames[:max_frames], param)
         if not path.is_file():
             raise FileNotFoundError(f"{param}: file {str(path)!r} does not exist")
         suffix = path.suffix.lower()
         if suffix in VIDEO_SUFFIXES:
-            from .video import read_video
-
-            frames, _ = read_video(path, max_frames=max_frames)
+            frames, _ = read_video(path, max_frames=max_frames, last=last)
             return _array_to_frames(frames, param)
         if suffix in IMAGE_SUFFIXES:
             return _read_image_file(path, param)
@@ -191,34 +198,37 @@ def stack_views(views: Sequence[np.ndarray]) -> np.ndarray:
     return np.stack([np.concatenate([_resize(v[i], h, w) for v in views], axis=0) for i in range(n)])
 
 
-def frames_from_mapping(obs: Mapping[str, Any], camera_keys: Sequence[str], composite: str | None) -> np.ndarray:
-    """openpi-style observation dict → frames. Multi-camera embodiments are composed; others use their one camera."""
+def frames_from_mapping(obs: Mapping[str, Any], camera_keys: Sequence[str], composite: str | None,
+                        last: int | None = None) -> np.ndarray:
+    """openpi-style observation dict → frames. Multi-camera embodiments are composed; others use their one camera.
+    `last` bounds what is read of each camera's clip (`load_frames`); histories end together, so each camera's last
+    frame makes the last composite frame."""
     present = [k for k in camera_keys if k in obs]
     if composite == "stacked":
         missing = [k for k in camera_keys if k not in obs]
         if missing and "observation/image" in obs:
-            return load_frames(obs["observation/image"], "observation/image")
+            return load_frames(obs["observation/image"], "observation/image", last=last)
         if missing:
             raise KeyError(
                 f"observation is missing camera keys {missing}; this embodiment needs {list(camera_keys)} "
                 "(or a pre-composed 'observation/image')"
             )
-        return stack_views([load_frames(obs[k], k) for k in camera_keys])
+        return stack_views([load_frames(obs[k], k, last=last) for k in camera_keys])
     if composite == "droid_wrist_top":
         if len(present) != 3 and "observation/image" in obs:
-            return load_frames(obs["observation/image"], "observation/image")
+            return load_frames(obs["observation/image"], "observation/image", last=last)
         missing = [k for k in camera_keys if k not in obs]
         if missing:
             raise KeyError(
                 f"observation is missing camera keys {missing}; this embodiment needs {list(camera_keys)} "
                 "(or a pre-composed 'observation/image')"
             )
-        cams = [load_frames(obs[k], k) for k in camera_keys]
+        cams = [load_frames(obs[k], k, last=last) for k in camera_keys]
         n = min(len(c) for c in cams)
         return compose_droid(*(c[-n:] for c in cams))  # the latest n: histories of unequal length end together
     for key in (*camera_keys, "observation/image", "image"):
         if key in obs:
-            return load_frames(obs[key], key)
+            return load_frames(obs[key], key, last=last)
     raise KeyError(
         f"observation has no camera key; expected one of {list(camera_keys) + ['observation/image']}, "
         f"got keys {sorted(obs)}"

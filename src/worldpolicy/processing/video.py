@@ -6,7 +6,8 @@ import contextlib
 import itertools
 import os
 import tempfile
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -14,29 +15,57 @@ from pathlib import Path
 import numpy as np
 
 
-def read_video(path: str | Path, max_frames: int | None = None) -> tuple[np.ndarray, float]:
-    """Decode a video file to uint8 RGB frames [T, H, W, 3] and its frame rate."""
+def check_frame_bounds(max_frames: int | None, last: int | None) -> None:
+    """The first `max_frames` or the `last` frames of a clip: each a positive count, at most one of them."""
+    for name, value in (("max_frames", max_frames), ("last", last)):
+        if value is not None and (not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1):
+            raise ValueError(f"{name}={value!r} must be a positive integer (a number of frames) or None")
+    if max_frames is not None and last is not None:
+        raise ValueError(f"max_frames={max_frames} and last={last} were both given; ask for one of them")
+
+
+@contextlib.contextmanager
+def _video_stream(path: Path) -> Iterator:
+    """`path`'s container and first video stream; FFmpeg's errors, while open or decoding, as ValueErrors naming it."""
     import av
 
-    path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"video file {str(path)!r} does not exist")
-    frames = []
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise ValueError(f"video file {str(path)!r} has no video stream")
-            stream = container.streams.video[0]
-            fps = float(stream.average_rate or stream.guessed_rate or 0.0)
-            for frame in container.decode(stream):
-                frames.append(frame.to_ndarray(format="rgb24"))
-                if max_frames is not None and len(frames) >= max_frames:
-                    break
+            yield container, container.streams.video[0]
     except av.error.FFmpegError as exc:
         raise ValueError(f"video file {str(path)!r} could not be decoded: {exc}") from None
-    if not frames:
-        raise ValueError(f"video file {str(path)!r} contains no frames")
-    return np.stack(frames), fps
+
+
+def read_video(path: str | Path, max_frames: int | None = None, last: int | None = None) -> tuple[np.ndarray, float]:
+    """Decode a video file to uint8 RGB frames [T, H, W, 3] and its frame rate: all of them, the first `max_frames`
+    (decoding stops there) or the `last` ones. Seeking to the end is unreliable (H.264 keyframes), so `last` decodes
+    through the clip but keeps only a window of that many frames, converted to RGB at the end."""
+    check_frame_bounds(max_frames, last)
+    path = Path(path)
+    with _video_stream(path) as (container, stream):
+        fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+        kept: deque = deque(maxlen=last)
+        for frame in container.decode(stream):
+            kept.append(frame)
+            if max_frames is not None and len(kept) >= max_frames:
+                break
+        if not kept:
+            raise ValueError(f"video file {str(path)!r} contains no frames")
+        frames = np.empty((len(kept), kept[0].height, kept[0].width, 3), np.uint8)
+        for i in range(len(frames)):  # each decoded frame is dropped as it is converted: one copy of the clip at a time
+            frames[i] = kept.popleft().to_ndarray(format="rgb24")
+    return frames, fps
+
+
+def iter_video(path: str | Path) -> Iterator[np.ndarray]:
+    """Decoded uint8 RGB frames [H, W, 3] one at a time, for a consumer that uses every frame but holds none."""
+    with _video_stream(Path(path)) as (container, stream):
+        for frame in container.decode(stream):
+            yield frame.to_ndarray(format="rgb24")
 
 
 @dataclass(frozen=True)

@@ -115,9 +115,10 @@ def _normalise_url(url: str) -> str:
     return url
 
 
-def _image_array(image: Any, param: str = "observation") -> np.ndarray:
+def _image_array(image: Any, param: str = "observation", last: int | None = None) -> np.ndarray:
     """Image/video path, PIL image, torch tensor or list of frames → the numpy array the local `Policy` would read,
-    without loss (uint8 stays uint8); the server runs the same processing on it."""
+    without loss (uint8 stays uint8); the server runs the same processing on it. `last` bounds what is read of a
+    video file, as the local `Policy` reads it (`load_frames`): what is not used does not travel."""
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
         if not path.is_file():
@@ -125,7 +126,7 @@ def _image_array(image: Any, param: str = "observation") -> np.ndarray:
         if path.suffix.lower() in VIDEO_SUFFIXES:
             from ..processing.video import read_video
 
-            return read_video(path)[0]
+            return read_video(path, last=last)[0]
         from PIL import Image
 
         with Image.open(path) as img:
@@ -427,10 +428,12 @@ class RemotePolicy:
 
     @staticmethod
     def _observation(observation: Any) -> dict[str, Any]:
+        """A policy or forward-dynamics observation for the wire; of a video file only the current (last) frame, the
+        one the server uses."""
         if isinstance(observation, Mapping):
-            return {k: _image_array(v, k) if _is_camera_key(k) and not isinstance(v, np.ndarray) else
+            return {k: _image_array(v, k, last=1) if _is_camera_key(k) and not isinstance(v, np.ndarray) else
                     (v.detach().cpu().numpy() if hasattr(v, "detach") else v) for k, v in observation.items()}
-        return {IMAGE_KEY: _image_array(observation)}
+        return {IMAGE_KEY: _image_array(observation, last=1)}
 
     def act(self, observation: Any, prompt: str, **options: Any) -> Prediction:
         """Policy mode: observation (image or openpi key dict) + instruction → action chunk. Options as the local

@@ -34,7 +34,7 @@ def visualize(
     The animation puts a playhead on the time series beside `video` (default: `rollout.mp4` next to the actions
     file, if present); without any video it animates the plot alone.
     """
-    from ..processing.video import read_video
+    from ..processing.video import iter_video, read_video
     from .video import animate_actions
 
     actions_path = resolve_actions_path(path)
@@ -45,7 +45,8 @@ def visualize(
     _refuse_overwriting_inputs(out_dir, {"path": actions_path, "video": video_path if video is not None else None})
     frames, video_fps = None, None
     if animate and (video is not None or video_path.is_file()):  # read before anything is written
-        frames, video_fps = read_video(video_path)
+        video_fps = read_video(video_path, max_frames=1)[1]
+        frames = iter_video(video_path)  # every frame is drawn, decoded as it is: a long clip is never held whole
     written = plot_prediction(prediction, out_dir)
     if animate:
         _, gripper = resolve_layout(prediction, prediction["columns"])

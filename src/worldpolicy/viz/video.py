@@ -6,7 +6,7 @@ All mp4 I/O goes through `worldpolicy.processing.video`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,18 @@ def _check_video(video: Any, param: str) -> np.ndarray:
     return v
 
 
+def _streamed(video: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """A stream's frames (e.g. `processing.video.iter_video`), each checked as it comes: the clip is never held whole."""
+    count = 0
+    for count, frame in enumerate(video, 1):
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"video frame {count - 1} must be uint8 [H, W, 3], got {frame.dtype} {frame.shape}")
+        yield frame
+    if not count:
+        raise ValueError("video: the stream gave no frames")
+
+
 def _resize(frame: np.ndarray, height: int) -> np.ndarray:
     from PIL import Image
 
@@ -61,7 +73,7 @@ def animation_frames(
     units: Sequence[str],
     fps: float,
     gripper_column: str | None = None,
-    video: np.ndarray | None = None,
+    video: np.ndarray | Iterator[np.ndarray] | None = None,
     video_fps: float | None = None,
     title: str = "",
     video_label: str = "imagined video",
@@ -69,7 +81,8 @@ def animation_frames(
     """Frames [N, H, W, 3] and their rate: the time-series plot with a moving playhead, the video (if any) at left.
 
     With a video, there is one output frame per video frame, frame k at time k / video_fps (the video's frame 0 is
-    the observation, i.e. t = 0); without one, one frame per action step at `fps`.
+    the observation, i.e. t = 0); without one, one frame per action step at `fps`. `video` is uint8 frames
+    [T, H, W, 3], or an iterator of [H, W, 3] frames (`processing.video.iter_video`) drawn as they come.
     """
     frames, rate = _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label)
     return np.stack(list(frames)), rate
@@ -92,26 +105,29 @@ def _animation(actions, columns, units, fps, gripper_column, video, video_fps, t
         geometry.append((x0, x1 - x0, int(height - bbox.y1), int(height - bbox.y0), bbox.x0, bbox.x1))
 
     if video is not None:
-        video = _check_video(video, "video")
+        video = _streamed(video) if isinstance(video, Iterator) else iter(_check_video(video, "video"))
         rate = _check_fps(video_fps if video_fps is not None else fps, "video_fps" if video_fps is not None else "fps")
-        times = np.arange(video.shape[0]) / rate
     else:
-        rate, times = fps, np.arange(a.shape[0]) / fps
+        rate = fps
     t_end = (a.shape[0] - 1) / fps
 
     def frames():
-        for k, t in enumerate(times):
-            yield _frame(k, t)
+        if video is None:
+            for k in range(a.shape[0]):
+                yield _frame(k, k / rate, None)
+        else:
+            for k, image in enumerate(video):
+                yield _frame(k, k / rate, image)
 
-    def _frame(k: int, t: float) -> np.ndarray:
+    def _frame(k: int, t: float, image: np.ndarray | None) -> np.ndarray:
         frame = plot.copy()
         tt = min(t, t_end)
         for x0, px_per_s, top, bottom, left, right in geometry:
             x = round(x0 + tt * px_per_s)
             if left <= x < right:
                 frame[top:bottom, max(x - 1, 0) : x + 1] = PLAYHEAD_RGB
-        if video is not None:  # each video frame resized as it is drawn
-            panel = _label(_resize(video[k], height - LABEL_HEIGHT), f"{video_label}  t = {t:.2f} s  frame {k}")
+        if image is not None:  # each video frame resized as it is drawn
+            panel = _label(_resize(image, height - LABEL_HEIGHT), f"{video_label}  t = {t:.2f} s  frame {k}")
             frame = np.concatenate([panel, frame], axis=1)
         return frame
 
@@ -125,12 +141,13 @@ def animate_actions(
     fps: float,
     path: str | Path,
     gripper_column: str | None = None,
-    video: np.ndarray | None = None,
+    video: np.ndarray | Iterator[np.ndarray] | None = None,
     video_fps: float | None = None,
     title: str = "",
     video_label: str = "imagined video",
 ) -> Path:
-    """Write `animation_frames` as an H.264 mp4 (atomically), encoding each frame as it is drawn."""
+    """Write `animation_frames` as an H.264 mp4 (atomically), encoding each frame as it is drawn (a streamed `video`
+    is decoded as it is drawn too: neither clip is held whole)."""
     frames, rate = _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label)
     return write_video(path, frames, rate)
 
