@@ -222,3 +222,28 @@ def test_an_adapter_checkpoint_refuses_a_missing_or_changed_base(lora_runs, tiny
     base_file.write_text(json.dumps(info))
     with pytest.raises(FileNotFoundError, match="lacks trained.safetensors"):
         Policy.check_pretrained(adapter)
+
+
+def test_merge_adapter_writes_the_merged_checkpoint(lora_runs, tmp_path, capsys):
+    from worldpolicy import Policy
+    from worldpolicy.cli import main
+
+    merged = lora_runs["root"] / "a" / "checkpoints" / "step-0000003"
+    adapter = lora_runs["root"] / "c" / "checkpoints" / "step-0000003"
+    out = tmp_path / "merged"
+    assert main(["merge-adapter", str(adapter), "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["merged"] == str(out)
+    written, trained = _weights(out), _weights(merged)
+    assert written.keys() == trained.keys() and all(v.dtype == torch.float32 for v in written.values())
+    for key in trained:
+        torch.testing.assert_close(written[key], trained[key], rtol=1e-5, atol=1e-6)
+    assert (out / "embodiment.json").read_text() == (adapter / "embodiment.json").read_text()
+    assert not (out / "base_model.json").exists()
+    assert Policy.from_pretrained(out, device="cpu").embodiment.name == json.loads(
+        (adapter / "embodiment.json").read_text())["name"]
+
+    assert main(["merge-adapter", str(adapter), "--out", str(out)]) == 2  # never over a folder with files
+    assert "exists and is not an empty folder" in capsys.readouterr().err
+    assert main(["merge-adapter", str(merged), "--out", str(tmp_path / "again")]) == 2
+    assert "is not a LoRA adapter checkpoint (no base_model.json)" in capsys.readouterr().err
+    assert not (tmp_path / "again").exists() and [p.name for p in tmp_path.iterdir()] == ["merged"]

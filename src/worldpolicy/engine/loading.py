@@ -261,3 +261,17 @@ def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.d
         "use_native_flow_schedule": bool(pipe.config.use_native_flow_schedule),
         "default_use_system_prompt": bool(pipe.config.default_use_system_prompt),
     }
+
+
+def save_components(target: str | Path, transformer, vae, tokenizer, scheduler, use_native_flow_schedule: bool,
+                    default_use_system_prompt: bool) -> None:
+    """Write components as a diffusers-format Cosmos3 pipeline folder (safetensors), loadable by `load_components`
+    and by `Cosmos3OmniPipeline.from_pretrained`."""
+    from diffusers import Cosmos3OmniPipeline
+
+    pipe = Cosmos3OmniPipeline(
+        transformer=transformer, text_tokenizer=tokenizer, vae=vae, scheduler=scheduler, safety_checker=None,
+        enable_safety_checker=False, default_use_system_prompt=default_use_system_prompt,
+        use_native_flow_schedule=use_native_flow_schedule,
+    )
+    pipe.save_pretrained(target, safe_serialization=True)

@@ -22,6 +22,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_train)
 
+    m = sub.add_parser(
+        "merge-adapter",
+        help="write a LoRA adapter checkpoint and its base as one complete checkpoint folder",
+        description="CHECKPOINT is a LoRA adapter checkpoint (`[finetune] lora_save = \"adapter\"`). Its base is "
+        "loaded on the CPU, the adapters fused and the trained weights set, and the result written to --out as a "
+        "diffusers-format folder with the checkpoint's embodiment.json: it serves without the base. Needs the host "
+        "memory of the model in --dtype (~60 GB for Cosmos3-Nano in float32).",
+    )
+    m.add_argument("checkpoint", help="LoRA adapter checkpoint folder (holds base_model.json)")
+    m.add_argument("--out", required=True, help="new or empty folder for the merged checkpoint")
+    m.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                   help="weights of the written checkpoint (default float32, as training writes merged checkpoints)")
+    m.set_defaults(func=_merge_adapter)
+
 
 def _train(args: argparse.Namespace) -> int:
     from .scratch import recipe_path, run_recipe
@@ -52,4 +66,43 @@ def _train(args: argparse.Namespace) -> int:
         print(json.dumps({"steps_run": len(records), "last_loss": records[-1].loss if records else None,
                           "checkpoint": str(final) if final else None,
                           "wall_s": round(time.perf_counter() - started, 1)}, indent=1))
+    return 0
+
+
+def _merge_adapter(args: argparse.Namespace) -> int:
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from ..engine.loading import BASE_FILE, DTYPES, check_checkpoint_source, load_components, save_components
+    from ..fileio import output_folder, share_tree
+    from ..policy import EMBODIMENT_FILE, expand_home
+
+    source = Path(expand_home(args.checkpoint))
+    if not (source / BASE_FILE).is_file():
+        raise ValueError(f"checkpoint={str(source)!r} is not a LoRA adapter checkpoint (no {BASE_FILE}); a merged or "
+                         "full checkpoint is complete already")
+    check_checkpoint_source(source)
+    out = Path(args.out).expanduser()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"--out: {str(out)!r} exists and is not an empty folder; give a new or empty folder")
+    output_folder(out.parent, "--out")
+    parts = load_components(source, torch.device("cpu"), DTYPES[args.dtype])
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        save_components(staging, parts["transformer"], parts["vae"], parts["tokenizer"], parts["scheduler"],
+                        parts["use_native_flow_schedule"], parts["default_use_system_prompt"])
+        if (source / EMBODIMENT_FILE).is_file():
+            shutil.copyfile(source / EMBODIMENT_FILE, staging / EMBODIMENT_FILE)
+        share_tree(staging)
+        if out.exists():
+            out.rmdir()
+        os.replace(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    print(json.dumps({"merged": str(out), "from": str(source), "dtype": args.dtype}, indent=1))
     return 0

@@ -40,6 +40,7 @@ from ..engine.loading import (
     adapter_base,
     cast_like_pretrained,
     samples_differ,
+    save_components,
     weight_samples,
 )
 from ..fileio import share_tree, write_json_atomic
@@ -353,7 +354,7 @@ class Trainer:
 
     def export_pipeline(self, target: Path) -> None:
         """Write a diffusers-format Cosmos3 folder (LoRA merged) plus the embodiment it was trained for."""
-        from diffusers import Cosmos3OmniPipeline, Cosmos3OmniTransformer
+        from diffusers import Cosmos3OmniTransformer
 
         transformer = self.transformer
         if self.config.finetune.mode == "lora":
@@ -374,13 +375,7 @@ class Trainer:
                     if name in frozen:
                         param.data = frozen[name]
             transformer = merged
-        pipe = Cosmos3OmniPipeline(
-            transformer=transformer, text_tokenizer=self.tokenizer, vae=self.vae, scheduler=self.scheduler,
-            safety_checker=None, enable_safety_checker=False,
-            default_use_system_prompt=self.pipeline_flags["default_use_system_prompt"],
-            use_native_flow_schedule=self.pipeline_flags["use_native_flow_schedule"],
-        )
-        pipe.save_pretrained(target, safe_serialization=True)
+        save_components(target, transformer, self.vae, self.tokenizer, self.scheduler, **self.pipeline_flags)
         self._write_embodiment(target)
 
     def export_adapter(self, target: Path) -> None:
