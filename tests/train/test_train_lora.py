@@ -5,6 +5,7 @@ model."""
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -40,8 +41,20 @@ def lora_runs(tmp_path_factory, train_config):
     adapter = {**overrides, "finetune": {**overrides["finetune"], "lora_save": "adapter"}}
     adapter_killed = Trainer(load_config(train_config(root / "c", **adapter)), progress=False).run(stop_after=2)
     adapter_resumed = Trainer(load_config(train_config(root / "c", **adapter)), progress=False).run()
+    # fine-tuned again from that adapter checkpoint, as adapters: a chain of two adapters on the tiny base
+    chained = {**adapter, "optim": {"steps": 1, "batch_size": 2}}
+    chain = train_config(root / "d", **chained)
+    chain["checkpoint"] = str(root / "c" / "checkpoints" / "step-0000003")
+    warnings = []
+    handler = logging.Handler()
+    handler.emit = lambda record: warnings.append(record.getMessage())
+    logging.getLogger("worldpolicy.train.trainer").addHandler(handler)
+    try:
+        Trainer(load_config(chain), progress=False).run()
+    finally:
+        logging.getLogger("worldpolicy.train.trainer").removeHandler(handler)
     return {"root": root, "trainer": full, "records": records, "killed": killed, "resumed": resumed,
-            "adapter_records": adapter_killed + adapter_resumed}
+            "adapter_records": adapter_killed + adapter_resumed, "chain_warnings": warnings}
 
 
 def test_lora_trains_only_adapters_and_the_action_head(lora_runs):
@@ -201,6 +214,10 @@ def test_an_adapter_checkpoint_refuses_a_missing_or_changed_base(lora_runs, tiny
     base_file.write_text(json.dumps({**info, "base_model_name_or_path": str(tmp_path / "gone")}))
     with pytest.raises(FileNotFoundError, match=r"LoRA adapter on the base .*gone.* cannot be found .*base_model_name_or_path"):
         Policy.check_pretrained(adapter)
+    from worldpolicy.agents.toolbox import Toolbox, ToolboxConfig
+
+    listed = Toolbox(ToolboxConfig(output_dir=tmp_path / "mcp", checkpoint_dirs=[tmp_path])).list_checkpoints()
+    assert [(c["name"], "cannot be found" in c["problem"]) for c in listed["checkpoints"]] == [("adapter", True)]
 
     other = tmp_path / "other_base"
     shutil.copytree(tiny_checkpoint, other)
@@ -209,7 +226,7 @@ def test_an_adapter_checkpoint_refuses_a_missing_or_changed_base(lora_runs, tiny
     weights["layers.1.mlp.down_proj.weight"] = weights["layers.1.mlp.down_proj.weight"] * 1.01
     save_file(weights, str(shard))
     base_file.write_text(json.dumps({**info, "base_model_name_or_path": "../other_base"}))  # relative to the folder
-    with pytest.raises(ValueError, match=r"trained on other base weights .*1 weights differ, e.g. 'layers.1.mlp.down_proj.weight'"):
+    with pytest.raises(ValueError, match=r"trained on another base .*1 weights differ, e.g. 'layers.1.mlp.down_proj.weight'"):
         Policy.from_pretrained(adapter, device="cpu")
 
     base_file.write_text(json.dumps({**info, "base_model_name_or_path": str(adapter)}))
@@ -247,3 +264,34 @@ def test_merge_adapter_writes_the_merged_checkpoint(lora_runs, tmp_path, capsys)
     assert main(["merge-adapter", str(merged), "--out", str(tmp_path / "again")]) == 2
     assert "is not a LoRA adapter checkpoint (no base_model.json)" in capsys.readouterr().err
     assert not (tmp_path / "again").exists() and [p.name for p in tmp_path.iterdir()] == ["merged"]
+
+
+def test_an_adapter_on_an_adapter_checkpoint_loads_in_any_dtype_and_refuses_another_base_adapter(lora_runs, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from worldpolicy import Policy
+
+    chained = lora_runs["root"] / "d" / "checkpoints" / "step-0000001"
+    first = lora_runs["root"] / "c" / "checkpoints" / "step-0000003"
+    info = json.loads((chained / "base_model.json").read_text())
+    assert info["base_model_name_or_path"] == str(first) and len(info["base_adapter_sha256"]) == 64
+    # the first adapter is fused into the base in each dtype before the sampled weights are compared: its fused
+    # weights differ from the fp32 ones the second run sampled, and are checked by the first adapter's digest
+    for dtype in ("float32", "bfloat16"):
+        Policy.from_pretrained(chained, device="cpu", dtype=dtype)
+    # its base is a training run's checkpoint, which that run's rotation would delete: said when training starts
+    assert any("is a training run's checkpoint" in w and "merge-adapter" in w for w in lora_runs["chain_warnings"])
+
+    copy = tmp_path / "first"
+    shutil.copytree(first, copy)
+    trained = load_file(str(copy / "trained.safetensors"))
+    name = next(iter(trained))
+    trained[name] = trained[name] + 1e-3  # a sibling adapter run: same tiny base, other trained weights
+    save_file(trained, str(copy / "trained.safetensors"))
+    moved = tmp_path / "chained"
+    shutil.copytree(chained, moved)
+    (moved / "base_model.json").write_text(json.dumps({**info, "base_model_name_or_path": str(copy)}))
+    with pytest.raises(ValueError, match=r"trained on another base than .*first.* \(its adapters or trained weights differ\)"):
+        Policy.from_pretrained(moved, device="cpu")

@@ -145,8 +145,10 @@ class Toolbox:
             for path in candidates:
                 if _is_checkpoint(path):
                     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-                    found.append({"name": path.name, "path": str(path), "size_mb": round(size / 1e6, 2),
-                                  **_default_embodiment(path)})
+                    row = {"name": path.name, "path": str(path), "size_mb": round(size / 1e6, 2),
+                           **_default_embodiment(path)}
+                    row["problem"] = row["problem"] or _base_problem(path)
+                    found.append(row)
         with self._cache_lock:
             loaded = [{"checkpoint": k[0], "embodiment": k[1]} for k in self._policies]
         return {
@@ -672,6 +674,17 @@ def _default_embodiment(checkpoint: Path) -> dict[str, Any]:
     except (OSError, ValueError, TypeError, KeyError) as exc:
         return {"embodiment": None, "problem": f"{EMBODIMENT_FILE} is unusable: {exc}"}
     return {"embodiment": own.key, "problem": None}
+
+
+def _base_problem(checkpoint: Path) -> str | None:
+    """An adapter checkpoint whose base is gone or unreadable cannot load: said in the listing, not on first use."""
+    from ..engine.loading import check_checkpoint_source
+
+    try:
+        check_checkpoint_source(checkpoint)
+    except (FileNotFoundError, ValueError) as exc:
+        return str(exc)
+    return None
 
 
 def _readable_image(path: Path, parameter: str, given: Any) -> np.ndarray:

@@ -3,9 +3,10 @@ checkpoint (`worldpolicy train` with `finetune.lora_save = "adapter"`) onto the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -71,25 +72,48 @@ def cast_like_pretrained(module, dtype: torch.dtype, frozen_only: bool = False) 
             param.data = param.data.to(dtype)
 
 
-def adapter_base(folder: str | Path) -> tuple[str, dict[str, list[float]]] | None:
-    """An adapter checkpoint's base (an absolute path or a hub id; a relative path is relative to the checkpoint)
-    and the base weight samples it was trained on; None for any other folder."""
+class AdapterBase(NamedTuple):
+    """What an adapter checkpoint's `base_model.json` says about the base it applies to."""
+
+    path: str  # an absolute path or a hub id (a relative path in the file is relative to the checkpoint)
+    samples: dict[str, list[float]]  # `weight_samples` of the base as trained on
+    adapter_sha256: str | None  # when the base is itself an adapter checkpoint: `adapter_digest` of it
+
+
+def adapter_base(folder: str | Path) -> AdapterBase | None:
+    """An adapter checkpoint's base; None for any other folder."""
     folder = Path(str(folder))
     file = folder / BASE_FILE
     if not file.is_file():
         return None
     try:
         info = json.loads(file.read_text())
-        base, samples = info["base_model_name_or_path"], info["weight_samples"]
-        if not (isinstance(base, str) and base.strip() and isinstance(samples, dict)):
+        base, samples, digest = info["base_model_name_or_path"], info["weight_samples"], info.get("base_adapter_sha256")
+        if not (isinstance(base, str) and base.strip() and isinstance(samples, dict)
+                and isinstance(digest, (str, type(None)))):
             raise ValueError("base_model_name_or_path must be a non-empty string, weight_samples an object")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"checkpoint {str(folder)!r}: {BASE_FILE} is unreadable ({exc}); it names the base model "
                          "this LoRA adapter checkpoint applies to") from None
     local = Path(base).expanduser()
     if not local.is_absolute() and (folder / local).exists():
-        return str(folder / local), samples
-    return (str(local) if base.startswith("~") else base), samples
+        base = str(folder / local)
+    elif base.startswith("~"):
+        base = str(local)
+    return AdapterBase(base, samples, digest)
+
+
+def adapter_digest(path_or_id: str | Path) -> str | None:
+    """sha256 of an adapter checkpoint's adapters and trained weights (None for any other checkpoint): which one an
+    adapter trained on it needs, whose fused weights differ by device and dtype in their last bits."""
+    folder = Path(str(path_or_id))
+    if not (folder / BASE_FILE).is_file():
+        return None
+    digest = hashlib.sha256()
+    for name in (ADAPTER_FILE, TRAINED_FILE):
+        with open(folder / name, "rb") as f:
+            digest.update(hashlib.file_digest(f, "sha256").digest())
+    return digest.hexdigest()
 
 
 def check_checkpoint_source(path_or_id: str | Path, _chain: tuple[str, ...] = ()) -> None:
@@ -105,14 +129,14 @@ def check_checkpoint_source(path_or_id: str | Path, _chain: tuple[str, ...] = ()
                 raise FileNotFoundError(f"checkpoint={source!r} is a LoRA adapter checkpoint ({BASE_FILE}) but lacks "
                                         f"{', '.join(missing)}: it was not written whole; use another checkpoint")
             chain = (*_chain, str(local.resolve()))
-            if len(chain) > 8 or str(Path(base[0]).resolve()) in chain:
+            if len(chain) > 8 or str(Path(base.path).resolve()) in chain:
                 raise ValueError(f"checkpoint={source!r}: the bases named by {BASE_FILE} files form a loop or a chain "
-                                 f"over 8 deep ({' -> '.join(chain)} -> {base[0]})")
+                                 f"over 8 deep ({' -> '.join(chain)} -> {base.path})")
             try:
-                check_checkpoint_source(base[0], chain)
+                check_checkpoint_source(base.path, chain)
             except FileNotFoundError as exc:
                 raise FileNotFoundError(
-                    f"checkpoint={source!r} is a LoRA adapter on the base {base[0]!r}, which cannot be found ({exc}); "
+                    f"checkpoint={source!r} is a LoRA adapter on the base {base.path!r}, which cannot be found ({exc}); "
                     f"put the base back there, or set base_model_name_or_path in {str(local / BASE_FILE)!r}"
                 ) from None
             return
@@ -144,6 +168,7 @@ def weight_samples(transformer, exclude: set[str] | frozenset[str] = frozenset()
 def samples_differ(transformer, samples: dict[str, list[float]], exclude: set[str]) -> list[str]:
     """Weights whose values are not `samples` rounded to their dtype (or that one side lacks)."""
     found = weight_samples(transformer, exclude)
+    samples = {name: values for name, values in samples.items() if name not in exclude}
     dtypes = {name.replace(".base_layer", ""): value.dtype for name, value in transformer.state_dict().items()}
     differ = sorted(set(found) ^ set(samples))
     for name in sorted(set(found) & set(samples)):
@@ -153,6 +178,28 @@ def samples_differ(transformer, samples: dict[str, list[float]], exclude: set[st
     return differ
 
 
+def fused_by_adapters(path_or_id: str | Path) -> set[str]:
+    """The weights adapter checkpoints fuse into, along the chain of bases from `path_or_id` (empty for any other
+    checkpoint): their last bits depend on the device and dtype the fusing ran in, so an adapter trained on such a
+    base is checked by the base's digest and its other weights (exact after a cast)."""
+    base = adapter_base(path_or_id) if Path(str(path_or_id)).is_dir() else None
+    if base is None:
+        return set()
+    from safetensors import safe_open
+
+    with safe_open(str(Path(str(path_or_id)) / ADAPTER_FILE), framework="pt") as adapter:
+        fused = {key.split(".lora_")[0] + ".weight" for key in adapter.keys() if ".lora_" in key}
+    return fused | fused_by_adapters(base.path)
+
+
+def base_mismatch(transformer, base: AdapterBase, trained: set[str]) -> str | None:
+    """How the loaded base differs from the one an adapter checkpoint was trained on (None: it is that base)."""
+    if base.adapter_sha256 is not None and adapter_digest(base.path) != base.adapter_sha256:
+        return "its adapters or trained weights differ"
+    differ = samples_differ(transformer, base.samples, trained | fused_by_adapters(base.path))
+    return f"{len(differ)} weights differ, e.g. {differ[0]!r}" if differ else None
+
+
 def apply_adapter_checkpoint(transformer, folder: str | Path) -> None:
     """Fuse an adapter checkpoint's LoRA into its loaded base and set the weights it trained fully: the result is the
     transformer a merged checkpoint of the same step would load."""
@@ -160,19 +207,18 @@ def apply_adapter_checkpoint(transformer, folder: str | Path) -> None:
     from safetensors.torch import load_file
 
     folder = Path(str(folder))
-    base, samples = adapter_base(folder)
+    base = adapter_base(folder)
     trained = load_file(str(folder / TRAINED_FILE))
     params = dict(transformer.named_parameters())
     unknown = sorted(set(trained) - set(params))
     if unknown:
-        raise ValueError(f"checkpoint {str(folder)!r}: {TRAINED_FILE} holds weights its base {base!r} lacks "
+        raise ValueError(f"checkpoint {str(folder)!r}: {TRAINED_FILE} holds weights its base {base.path!r} lacks "
                          f"({', '.join(unknown[:3])}): the base is another model")
-    differ = samples_differ(transformer, samples, set(trained))
-    if differ:
+    mismatch = base_mismatch(transformer, base, set(trained))
+    if mismatch:
         raise ValueError(
-            f"checkpoint {str(folder)!r} is a LoRA adapter trained on other base weights than {base!r} holds now "
-            f"({len(differ)} weights differ, e.g. {differ[0]!r}): point base_model_name_or_path in {BASE_FILE} at the "
-            "base it was trained on"
+            f"checkpoint {str(folder)!r} is a LoRA adapter trained on another base than {base.path!r} holds now "
+            f"({mismatch}): point base_model_name_or_path in {BASE_FILE} at the base it was trained on"
         )
     transformer.load_lora_adapter(str(folder), weight_name=ADAPTER_FILE, adapter_name="worldpolicy", prefix=None)
     # fuse the fp32 adapters, as a merged checkpoint is written: a bf16 base's copy of them rounds B·A past bf16's
@@ -213,7 +259,7 @@ def local_transformer_config(path_or_id: str | Path) -> dict[str, Any] | None:
     without one)."""
     base = adapter_base(path_or_id) if Path(str(path_or_id)).is_dir() else None
     if base is not None:
-        return local_transformer_config(base[0])
+        return local_transformer_config(base.path)
     config = Path(str(path_or_id)) / "transformer" / "config.json"
     if not config.is_file():
         return None
@@ -232,7 +278,7 @@ def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.d
     local = Path(source)
     base = adapter_base(local) if local.is_dir() else None
     if base is not None:
-        parts = load_components(base[0], device, dtype)
+        parts = load_components(base.path, device, dtype)
         apply_adapter_checkpoint(parts["transformer"], local)
         return parts
     try:

@@ -38,8 +38,9 @@ from ..engine.loading import (
     BASE_FILE,
     TRAINED_FILE,
     adapter_base,
+    adapter_digest,
+    base_mismatch,
     cast_like_pretrained,
-    samples_differ,
     save_components,
     weight_samples,
 )
@@ -282,6 +283,12 @@ class Trainer:
 
             self.transformer.requires_grad_(False)
             self.base_samples = weight_samples(self.transformer)  # as loaded (fp32), before any bf16 cast
+            self.base_digest = adapter_digest(cfg.checkpoint)
+            if cfg.finetune.lora_save == "adapter" and (Path(cfg.checkpoint) / STATE_FILE).is_file():
+                logger.warning("finetune.lora_save='adapter': the base %s is a training run's checkpoint, which that "
+                               "run deletes when it saves newer ones (keep_checkpoints), and these adapter checkpoints "
+                               "load onto it: copy it out of the run (or `worldpolicy merge-adapter` it) and point "
+                               "`checkpoint` there", cfg.checkpoint)
             with torch.random.fork_rng():  # lora_A starts random: from the config's seed, not the global RNG state
                 torch.manual_seed(cfg.seed)
                 self.transformer.add_adapter(LoraConfig(
@@ -390,7 +397,10 @@ class Trainer:
         if Path(base).expanduser().exists():  # a local base is named absolutely: the checkpoint may move
             base = os.path.abspath(Path(base).expanduser())
         samples = {name: values for name, values in self.base_samples.items() if name not in trained}
-        write_json_atomic(target / BASE_FILE, {"base_model_name_or_path": base, "weight_samples": samples})
+        info = {"base_model_name_or_path": base, "weight_samples": samples}
+        if self.base_digest is not None:
+            info["base_adapter_sha256"] = self.base_digest
+        write_json_atomic(target / BASE_FILE, info)
         self._write_embodiment(target)
 
     def _write_embodiment(self, target: Path) -> None:
@@ -441,10 +451,10 @@ class Trainer:
         weights = {}
         if (folder / TRAINED_FILE).is_file():  # an adapter checkpoint: on this run's base, if it is still the same
             weights = load_file(str(folder / TRAINED_FILE))
-            differ = samples_differ(self.transformer, adapter_base(folder)[1], set(weights))
-            if differ:
-                raise ValueError(f"checkpoint {folder}: the base {self.config.checkpoint!r} holds other weights than "
-                                 f"when the run saved it ({len(differ)} differ, e.g. {differ[0]!r}): put that base back")
+            mismatch = base_mismatch(self.transformer, adapter_base(folder), set(weights))
+            if mismatch:
+                raise ValueError(f"checkpoint {folder}: the base {self.config.checkpoint!r} is not the one the run saved "
+                                 f"it on ({mismatch}): put that base back")
         for shard in sorted((folder / "transformer").glob("*.safetensors")):
             weights.update(load_file(str(shard)))
         if self.config.finetune.mode == "lora":
