@@ -15,7 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_embodiments)
 
     p = sub.add_parser("predict", help="run a Cosmos3 checkpoint once: policy, forward or inverse dynamics")
-    p.add_argument("--checkpoint", required=True, help="diffusers-format Cosmos3 folder or hub id")
+    p.add_argument("--checkpoint", required=True, help="diffusers-format Cosmos3 folder, LoRA adapter checkpoint "
+                   "folder (holds base_model.json: `worldpolicy train` with lora_save = \"adapter\") or hub id")
     p.add_argument("--mode", choices=MODES, default="policy")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", help="observation image (policy / forward dynamics)")

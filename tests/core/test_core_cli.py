@@ -148,6 +148,22 @@ def test_a_rerun_into_the_same_folder_drops_outputs_it_does_not_rewrite(tiny_che
     assert (theirs / "index.html").read_text() == (theirs / "rollout.mp4").read_text() == "the user's"
 
 
+def test_predict_plots_a_pose_embodiment_registered_without_units(tiny_checkpoint, image_file, tmp_path, capsys):
+    """Its units default to "1": the end-effector path refused them, after inference, and no plot or index.html came."""
+    from worldpolicy.embodiments import register_embodiment
+
+    cols = ["tx", "ty", "tz", "r0", "r1", "r2", "r3", "r4", "r5", "grasp"]
+    register_embodiment({"name": "cli_unitless_arm", "layout": "relative_pose", "action_dim": 10, "columns": cols,
+                         "gripper_column": "grasp", "fps": 15, "domain": "cli_unitless_arm", "domain_id": 30,
+                         "chunk_size": 4, "camera_keys": ["observation/image"], "resolution_tier": 256,
+                         "prompt_format": "plain"}, overwrite=True)
+    out = tmp_path / "run"
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "cli_unitless_arm", "--image",
+                 str(image_file), "--prompt", "x", "--steps", "1", "--out", str(out)]) == 0
+    assert sorted(p.name for p in (out / "plots").iterdir()) == ["actions.png", "ee_path.png"]
+    assert (out / "index.html").is_file()
+
+
 def test_missing_checkpoint_is_clear(image_file, tmp_path, capsys):
     rc = main(["predict", "--checkpoint", str(tmp_path / "nope"), "--image", str(image_file), "--prompt", "x",
                "--out", str(tmp_path / "o")])

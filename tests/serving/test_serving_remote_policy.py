@@ -177,3 +177,23 @@ def test_inputs_are_read_as_the_local_policy_reads_them(serve, tmp_path):
         with pytest.raises(BadRequestError, match="seed=-1") as info:
             remote.act(droid_request(np.zeros(7)), "a", seed=-1)
         assert isinstance(info.value, ValueError)  # what the local Policy raises for the same input
+
+
+def test_inverse_dynamics_sends_only_the_frames_the_server_reads(serve, tmp_path, monkeypatch):
+    """A 60-frame clip was decoded and sent whole, though the server uses chunk_size + 1 frames: the local Policy reads
+    chunk_size + 2 (one more tells a longer clip apart), and so does the client now."""
+    import worldpolicy.processing.video as video_io
+
+    t = serve(StandInPolicy())  # droid: chunk_size 32
+    clip = tmp_path / "long.mp4"
+    frames = np.zeros((40, 16, 16, 3), np.uint8)
+    video_io.write_video(clip, frames, 15)
+    reads = []
+    read_video = video_io.read_video
+    monkeypatch.setattr(video_io, "read_video", lambda *a, **k: reads.append(k) or read_video(*a, **k))
+    with RemotePolicy(t.url) as remote:
+        assert remote.metadata()["chunk_size"] == 32
+        for long in (clip, frames, list(frames)):
+            assert (remote.infer_actions(long, "push").actions[:, 0] == 34).all()
+        assert reads[0]["max_frames"] == 34
+        assert (remote.infer_actions(frames[:5], "push").actions[:, 0] == 5).all()  # a short clip goes whole

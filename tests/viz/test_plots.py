@@ -1,3 +1,5 @@
+import logging
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -159,6 +161,26 @@ def test_ee_path_draws_a_files_translation_units_in_metres(tmp_path, pose_chunk,
     mm = ["mm"] * 3 + list(e.units[3:])
     fig = plots.ee_path_figure(pose_chunk * np.r_[[1000.0] * 3, [1.0] * 7], e.columns, units=mm)
     assert fig.axes[0].get_xlabel() == "x [m]" and "travel 32.0 cm" in fig.get_suptitle()
-    with pytest.raises(ValueError, match=r"units: 'tx' is in 'in'; an end-effector path needs a length unit, "
-                                         r"accepted: m, cm, mm"):
-        plots.ee_poses(pose_chunk, e.columns, units=["in", *mm[1:]])
+
+
+def test_ee_path_takes_a_unit_that_is_not_a_length_as_metres(tmp_path, pose_chunk, actions_json, caplog):
+    """A spec without units gets "1" for every column: refusing it lost every figure (and index.html) of a run."""
+    metres = plots.plot_prediction(actions_json("bridge", pose_chunk), tmp_path / "m")
+    doc = actions_json("bridge", pose_chunk)
+    doc.update(embodiment="my_arm", units=["1"] * 10)
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.viz.plots"):
+        drawn = plots.plot_prediction(doc, tmp_path / "1")
+    assert [p.name for p in drawn] == ["actions.png", "ee_path.png"]
+    assert np.array_equal(_png(drawn[1]), _png(metres[1]))
+    assert "'tx' in '1', 'ty' in '1', 'tz' in '1', not a length unit (m, cm, mm)" in caplog.text
+    caplog.clear()
+    e = get_embodiment("agibot")
+    chunk = np.zeros((4, e.action_dim))
+    chunk[:, [i for i, c in enumerate(e.columns) if c.endswith(("r0", "r4"))]] = 1.0  # identity rotations
+    arms = actions_json("agibot", chunk)
+    arms["units"] = ["1" if c == "left_ty" else u for c, u in zip(e.columns, e.units)]
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.viz.plots"):
+        assert "ee_path_left.png" in [p.name for p in plots.plot_prediction(arms, tmp_path / "arms")]
+    assert "'left_ty' in '1'" in caplog.text and "'ty'" not in caplog.text
+    units = ["in", *get_embodiment("bridge").units[1:]]
+    assert np.allclose(plots.ee_poses(pose_chunk, doc["columns"], units=units), plots.ee_poses(pose_chunk, doc["columns"]))

@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=Path,
         default=[],
         metavar="DIR",
-        help="a checkpoint folder, or a folder of them (repeatable)",
+        help="a checkpoint folder (diffusers-format or LoRA adapter), or a folder of them (repeatable)",
     )
     p.add_argument("--output-dir", type=Path, default=Path("worldpolicy_runs"), help="where run folders are written")
     p.add_argument(

@@ -115,10 +115,12 @@ def _normalise_url(url: str) -> str:
     return url
 
 
-def _image_array(image: Any, param: str = "observation", last: int | None = None) -> np.ndarray:
+def _image_array(
+    image: Any, param: str = "observation", last: int | None = None, first: int | None = None
+) -> np.ndarray:
     """Image/video path, PIL image, torch tensor or list of frames → the numpy array the local `Policy` would read,
-    without loss (uint8 stays uint8); the server runs the same processing on it. `last` bounds what is read of a
-    video file, as the local `Policy` reads it (`load_frames`): what is not used does not travel."""
+    without loss (uint8 stays uint8); the server runs the same processing on it. `last` or `first` bound what is read
+    of a video file, as the local `Policy` reads it (`load_frames`): what is not used does not travel."""
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
         if not path.is_file():
@@ -126,7 +128,7 @@ def _image_array(image: Any, param: str = "observation", last: int | None = None
         if path.suffix.lower() in VIDEO_SUFFIXES:
             from ..processing.video import read_video
 
-            return read_video(path, last=last)[0]
+            return read_video(path, max_frames=first, last=last)[0]
         from PIL import Image
 
         with Image.open(path) as img:
@@ -412,14 +414,28 @@ class RemotePolicy:
         return (values[None] if values.ndim == 1 else values), space
 
     def _video(self, video: Any) -> np.ndarray:
-        """Inverse-dynamics input for the wire: a path, frames or a per-camera dict, as the local `Policy` reads it."""
+        """Inverse-dynamics input for the wire: a path, frames or a per-camera dict, as the local `Policy` reads it,
+        and no more frames than it reads (`_clip_frames`)."""
+        limit = self._clip_frames()
         if isinstance(video, Mapping):
             e = self.embodiment
             if e is None:
                 raise ValueError("a per-camera video dict needs the embodiment (its cameras): pass RemotePolicy("
                                  "embodiment=...) or one composed video")
-            return frames_from_mapping(video, e.camera_keys, e.composite)  # float [0, 1], as the engine composes it
-        return _image_array(video, "video")
+            # read whole, as the local Policy does, to align the cameras' clips at their ends
+            frames = frames_from_mapping(video, e.camera_keys, e.composite)  # float [0, 1], as the engine composes it
+        else:
+            if isinstance(video, (list, tuple)):
+                video = video[:limit]  # a list of frame files: only the frames that travel are read
+            frames = _image_array(video, "video", first=limit)
+        return frames[:limit] if frames.ndim == 4 else frames  # another shape is the server's to refuse, as sent
+
+    def _clip_frames(self) -> int | None:
+        """How many frames of a clip the server's inverse dynamics reads: chunk_size + 1, and one more so it still
+        tells a longer clip apart (and warns, as the local `Policy`). None, all of them, for a server whose metadata
+        names no chunk size (openpi's)."""
+        chunk = self.metadata().get("chunk_size")
+        return chunk + 2 if isinstance(chunk, int) and not isinstance(chunk, bool) and chunk > 0 else None
 
     def _run(self, wire: dict[str, Any]) -> Prediction:
         t0 = time.perf_counter()

@@ -26,7 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--checkpoint", default="shipped",
-        help="shipped (default: the model in the package) | diffusers-format checkpoint folder | hub id",
+        help="shipped (default: the model in the package) | diffusers-format checkpoint folder | LoRA adapter "
+        "checkpoint folder (base_model.json, loaded onto its base) | hub id",
     )
     p.add_argument(
         "--embodiment", help="embodiment name or alias (default: the checkpoint's own embodiment.json, else droid)"

@@ -20,7 +20,8 @@ def add_parser(subparsers) -> None:
         "report.json/.md/.png and side-by-side mp4s (sim cameras | imagined video).",
     )
     p.add_argument("--policy", default="shipped",
-                   help="shipped (default: the model in the package) | CHECKPOINT dir | ws://HOST:PORT | scripted | random")
+                   help="shipped (default: the model in the package) | CHECKPOINT dir (diffusers-format or LoRA "
+                   "adapter) | ws://HOST:PORT | scripted | random")
     p.add_argument("--task", default=None,
                    help=f"one of {', '.join(TASK_NAMES)} (default: reach for the shipped model, else pick_place)")
     p.add_argument("--episodes", type=int, default=10)

@@ -100,7 +100,7 @@ class EvalConfig:
 @dataclass
 class TrainConfig:
     output_dir: str = "runs/train"
-    checkpoint: str = ""  # diffusers-format Cosmos3 folder (or hub id) to start from
+    checkpoint: str = ""  # diffusers-format Cosmos3 folder, LoRA adapter checkpoint or hub id to start from
     # a registered name, a new embodiment spec (stats from the data), or unset: the checkpoint's own, else droid
     embodiment: str | dict[str, Any] | None = None
     seed: int = 0
@@ -121,7 +121,8 @@ class TrainConfig:
     def check(self) -> TrainConfig:
         """Every field that can be wrong, named, before any weights or data load."""
         if not self.checkpoint:
-            raise ValueError("checkpoint: required (a diffusers-format Cosmos3 folder or hub id to start from)")
+            raise ValueError("checkpoint: required (a diffusers-format Cosmos3 folder, LoRA adapter checkpoint or hub "
+                             "id to start from)")
         if not self.data.dataset:
             raise ValueError("data.dataset: required (a LeRobot v3 dataset folder)")
         from ..fileio import file_in_the_way, refuse_foreign_folder

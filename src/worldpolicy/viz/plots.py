@@ -7,6 +7,7 @@ embodiment registry; `plot_prediction` picks the right plots for a `worldpolicy.
 
 from __future__ import annotations
 
+import logging
 import numbers
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,6 +17,8 @@ import numpy as np
 
 from ..fileio import atomic_path
 from ..results import ACTIONS_SCHEMA, is_string_list
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "GRIPPER_CLOSED_THRESHOLD",
@@ -213,28 +216,29 @@ def _pose_indices(columns: Sequence[str]) -> list[int]:
 
 
 def _metres_per_unit(columns: Sequence[str], units: Sequence[str]) -> np.ndarray:
-    """The factor of tx, ty, tz to metres (a path in mm drawn as metres was 1000x too long)."""
-    factors = []
-    for column in POSE_COLUMNS[:3]:
-        unit = units[list(columns).index(column)]
-        if unit not in LENGTH_UNITS:
-            raise ValueError(f"units: {column!r} is in {unit!r}; an end-effector path needs a length unit, accepted: "
-                             f"{', '.join(LENGTH_UNITS)}")
-        factors.append(LENGTH_UNITS[unit])
-    return np.array(factors)
+    """The factor of each translation column to metres (a path in mm drawn as metres was 1000x too long).
+
+    A unit that is not a length, such as the registry's "1" for a spec that declares none, is taken as metres (the
+    registry's convention) with a warning: refusing it lost every figure of a run, after the model had run."""
+    odd = [f"{c!r} in {u!r}" for c, u in zip(columns, units) if u not in LENGTH_UNITS]
+    if odd:
+        logger.warning("end-effector path: %s, not a length unit (%s); drawn taking the values as metres",
+                       ", ".join(odd), ", ".join(LENGTH_UNITS))
+    return np.array([LENGTH_UNITS.get(u, 1.0) for u in units])
 
 
 def ee_poses(
     actions: Any, columns: Sequence[str], anchor: Any = None, units: Sequence[str] | None = None
 ) -> np.ndarray:
     """Integrate per-step relative pose deltas to end-effector poses [T+1, 4, 4] in metres (index 0 = anchor).
-    `units` (one per column) says what tx, ty, tz are in; None: metres."""
+    `units` (one per column) says what tx, ty, tz are in; None, or a unit that is not m/cm/mm: metres."""
     from ..robot.se3 import integrate_relative_poses
 
     a = _check_actions(actions, columns, units)
-    deltas = a[:, _pose_indices(columns)]
+    indexes = _pose_indices(columns)
+    deltas = a[:, indexes]
     if units is not None:
-        deltas[:, :3] *= _metres_per_unit(columns, units)
+        deltas[:, :3] *= _metres_per_unit(POSE_COLUMNS[:3], [units[i] for i in indexes[:3]])
     return integrate_relative_poses(deltas, anchor=anchor)
 
 
@@ -251,8 +255,8 @@ def plot_ee_path(
     """3-D end-effector path in metres with small RGB (x, y, z) orientation frames along it.
 
     Deltas are integrated with `robot.se3.integrate_relative_poses` from `anchor` (identity by default, a pose in
-    metres). `units` (one per column) converts tx, ty, tz given in cm or mm to metres; None: they are metres. Points
-    where the gripper is closed are drawn red.
+    metres). `units` (one per column) converts tx, ty, tz given in cm or mm to metres; None, or another unit (with a
+    warning): they are taken as metres. Points where the gripper is closed are drawn red.
     """
     path = _require_path(path, "plot_ee_path")
     return save_figure(ee_path_figure(actions, columns, anchor, gripper_column, title, max_frames, units), path)
@@ -461,8 +465,9 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path) -> 
             arm_columns = [*POSE_COLUMNS, *(["gripper"] if grip else [])]
             file = f"ee_path_{prefix.rstrip('_')}.png" if prefix else "ee_path.png"
             title = f"{name}: {prefix.rstrip('_')} end-effector path" if prefix else ""
-            figures[file] = ee_path_figure(actions[:, indexes], arm_columns, gripper_column=grip, title=title,
-                                           units=[units[i] for i in indexes])
+            arm = actions[:, indexes]  # a copy: scaled to metres here, so a warning names the file's own columns
+            arm[:, :3] *= _metres_per_unit([columns[i] for i in indexes[:3]], [units[i] for i in indexes[:3]])
+            figures[file] = ee_path_figure(arm, arm_columns, gripper_column=grip, title=title)
     elif layout == "joint_position":
         figures["joints.png"] = joints_figure(actions, columns, units, fps, gripper)
     return [save_figure(fig, out_dir / file) for file, fig in figures.items()]
