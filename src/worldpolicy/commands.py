@@ -77,6 +77,8 @@ _RUN_OUTPUTS = ("actions.json", "settings.json", "rollout.mp4", "index.html", "p
 
 def write_run(prediction, out: Path, plots: bool = True) -> list[Path]:
     """Write a prediction's artifacts: actions.json (schema v1), settings.json, rollout.mp4, plots/, index.html."""
+    import numpy as np
+
     from .fileio import write_json_atomic
     from .processing.video import write_video
 
@@ -88,6 +90,12 @@ def write_run(prediction, out: Path, plots: bool = True) -> list[Path]:
     write_json_atomic(written[1], prediction.settings)
     if prediction.video is not None:
         written.append(write_video(out / "rollout.mp4", prediction.video, prediction.fps))
+    actions = np.asarray(prediction.actions, dtype=np.float64)
+    if not np.isfinite(actions).all():  # kept for inspection, but nothing to plot and nothing a robot should run
+        columns = [c for c, bad in zip(prediction.columns, ~np.isfinite(actions).all(axis=0)) if bad]
+        raise ValueError(f"the model returned NaN or inf in {int((~np.isfinite(actions)).sum())} of {actions.size} "
+                         f"action values (columns {', '.join(columns)}); {str(written[0])!r} keeps them, no plots were "
+                         "drawn. A broken checkpoint, or float16 overflow: try --dtype bfloat16 or float32")
     if plots:
         from .viz.plots import plot_prediction
 

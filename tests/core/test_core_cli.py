@@ -164,6 +164,31 @@ def test_predict_plots_a_pose_embodiment_registered_without_units(tiny_checkpoin
     assert (out / "index.html").is_file()
 
 
+def test_predict_with_non_finite_actions_keeps_them_and_says_what_happened(tiny_checkpoint, image_file, tmp_path,
+                                                                           capsys, monkeypatch):
+    """A model that returns NaN (a broken checkpoint, fp16 overflow) failed in the plots with 'actions contain NaN or
+    inf values', as if the input were wrong."""
+    import numpy as np
+
+    from worldpolicy.policy import Policy
+
+    finish = Policy._finish
+
+    def nan_in_tz(self, prepared, out, started):
+        prediction = finish(self, prepared, out, started)
+        prediction.actions[1:, 2] = np.nan
+        return prediction
+
+    monkeypatch.setattr(Policy, "_finish", nan_in_tz)
+    out = tmp_path / "run"
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose", "--image",
+                 str(image_file), "--prompt", "x", "--steps", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "the model returned NaN or inf in 31 of 320 action values (columns tz)" in err
+    assert "actions.json' keeps them, no plots were drawn" in err and "--dtype bfloat16 or float32" in err
+    assert sorted(p.name for p in out.iterdir()) == ["actions.json", "settings.json"]
+
+
 def test_missing_checkpoint_is_clear(image_file, tmp_path, capsys):
     rc = main(["predict", "--checkpoint", str(tmp_path / "nope"), "--image", str(image_file), "--prompt", "x",
                "--out", str(tmp_path / "o")])

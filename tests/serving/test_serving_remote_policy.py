@@ -197,3 +197,25 @@ def test_inverse_dynamics_sends_only_the_frames_the_server_reads(serve, tmp_path
             assert (remote.infer_actions(long, "push").actions[:, 0] == 34).all()
         assert reads[0]["max_frames"] == 34
         assert (remote.infer_actions(frames[:5], "push").actions[:, 0] == 5).all()  # a short clip goes whole
+
+
+def test_a_folder_of_frames_and_an_animated_gif_travel_as_the_local_policy_reads_them(serve, tmp_path):
+    """A folder of frames was refused ('file does not exist') and an animated GIF sent as its first frame only, though
+    the local Policy reads both as clips (inverse dynamics: the first chunk_size + 2 frames)."""
+    from PIL import Image
+
+    t = serve(StandInPolicy())  # droid: chunk_size 32
+    frames = [Image.fromarray(np.full((16, 16, 3), 5 * i, np.uint8)) for i in range(40)]
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(frames):
+        frame.save(folder / f"frame_{i}.png")
+    (folder / ".hidden.png").write_bytes(b"not an image")
+    gif = tmp_path / "clip.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:3], duration=66, loop=0)
+    with RemotePolicy(t.url) as remote:
+        assert (remote.infer_actions(folder, "push").actions[:, 0] == 34).all()
+        assert (remote.infer_actions(gif, "push").actions[:, 0] == 3).all()
+        wire = remote._observation(folder)["observation/image"]
+        assert wire.shape == (1, 16, 16, 3) and wire[0, 0, 0, 0] == 5 * 39  # the current (last) frame only
+        assert remote._observation(gif)["observation/image"][0, 0, 0, 0] == 10

@@ -116,6 +116,15 @@ def _natural_key(path: Path) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
+def image_files(folder: Path, param: str) -> list[Path]:
+    """A folder of frames: its image files in natural name order (frame_2 before frame_10), hidden files skipped."""
+    frames = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")),
+                    key=_natural_key)
+    if not frames:
+        raise ValueError(f"{param}: folder {str(folder)!r} holds no image files ({sorted(IMAGE_SUFFIXES)})")
+    return frames
+
+
 MIN_SIDE = 16  # pixels: diffusers resizes frames to multiples of 16, so a smaller side would vanish
 
 
@@ -131,11 +140,7 @@ def load_frames(obs: Any, param: str = "observation", max_frames: int | None = N
     if isinstance(obs, (str, Path)):
         path = Path(obs)
         if path.is_dir():
-            frames = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
-                             and not p.name.startswith(".")), key=_natural_key)
-            if not frames:
-                raise ValueError(f"{param}: folder {str(path)!r} holds no image files ({sorted(IMAGE_SUFFIXES)})")
-            # a folder of frames, in natural name order (frame_2 before frame_10)
+            frames = image_files(path, param)
             return load_frames(frames[-last:] if last else frames[:max_frames], param)
         if not path.is_file():
             raise FileNotFoundError(f"{param}: file {str(path)!r} does not exist")

@@ -30,7 +30,7 @@ from websockets.sync.client import ClientConnection, connect
 from ..embodiments import Embodiment, embodiment_from_dict, get_embodiment
 from ..policy import PolicyRequest
 from ..processing.actions import ACTION_SPACES, load_actions
-from ..processing.observations import VIDEO_SUFFIXES, frames_from_mapping
+from ..processing.observations import VIDEO_SUFFIXES, frames_from_mapping, image_files
 from ..processing.prompts import check_task
 from ..results import MODES, Prediction
 from .adapters import IMAGE_KEY
@@ -123,16 +123,22 @@ def _image_array(
     of a video file, as the local `Policy` reads it (`load_frames`): what is not used does not travel."""
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
+        if path.is_dir():  # a folder of frames, in the local Policy's order
+            files = image_files(path, param)
+            return _image_array(files[-last:] if last else files[:first], param)
         if not path.is_file():
             raise FileNotFoundError(f"{param}: file {str(path)!r} does not exist")
         if path.suffix.lower() in VIDEO_SUFFIXES:
             from ..processing.video import read_video
 
             return read_video(path, max_frames=first, last=last)[0]
-        from PIL import Image
+        from PIL import Image, ImageSequence
 
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
+        with Image.open(path) as img:  # every frame of an animated GIF/WebP, as the local Policy reads it
+            frames = [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(img)]
+        if len(frames) == 1 or any(f.shape != frames[0].shape for f in frames):
+            return frames[0]
+        return np.stack(frames[-last:] if last else frames[:first])
     if type(image).__module__.startswith("PIL."):
         return np.asarray(image.convert("RGB"))  # palette and greyscale images as RGB, as `load_frames` does
     if hasattr(image, "detach"):  # torch tensor, without importing torch
