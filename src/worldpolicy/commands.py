@@ -92,6 +92,9 @@ def write_run(prediction, out: Path, plots: bool = True) -> list[Path]:
         written.append(write_video(out / "rollout.mp4", prediction.video, prediction.fps))
     actions = np.asarray(prediction.actions, dtype=np.float64)
     if not np.isfinite(actions).all():  # kept for inspection, but nothing to plot and nothing a robot should run
+        (out / "index.html").unlink(missing_ok=True)  # an earlier run's page would show its actions as this run's
+        if (out / "plots").is_dir() and not any((out / "plots").iterdir()):
+            (out / "plots").rmdir()
         columns = [c for c, bad in zip(prediction.columns, ~np.isfinite(actions).all(axis=0)) if bad]
         raise ValueError(f"the model returned NaN or inf in {int((~np.isfinite(actions)).sum())} of {actions.size} "
                          f"action values (columns {', '.join(columns)}); {str(written[0])!r} keeps them, no plots were "

@@ -179,14 +179,17 @@ def test_predict_with_non_finite_actions_keeps_them_and_says_what_happened(tiny_
         prediction.actions[1:, 2] = np.nan
         return prediction
 
-    monkeypatch.setattr(Policy, "_finish", nan_in_tz)
     out = tmp_path / "run"
+    args = ["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose", "--image",
+            str(image_file), "--prompt", "x", "--steps", "1", "--out", str(out)]
+    assert main(args) == 0 and (out / "index.html").is_file()  # an earlier run in the same folder
+    monkeypatch.setattr(Policy, "_finish", nan_in_tz)
     assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose", "--image",
                  str(image_file), "--prompt", "x", "--steps", "1", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "the model returned NaN or inf in 31 of 320 action values (columns tz)" in err
     assert "actions.json' keeps them, no plots were drawn" in err and "--dtype bfloat16 or float32" in err
-    assert sorted(p.name for p in out.iterdir()) == ["actions.json", "settings.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["actions.json", "settings.json"]  # no page of the earlier run
 
 
 def test_missing_checkpoint_is_clear(image_file, tmp_path, capsys):

@@ -716,7 +716,7 @@ def test_a_state_history_conditions_on_the_row_the_chunk_starts_from(tiny_checkp
     ({"stats": {"q01": 0.0, "q99": [1.0] * 3}}, r"stats.q01=0.0; expected a list of numbers \(one per column\)"),
     ({"stats": {"q01": "000", "q99": [1.0] * 3}}, r"stats.q01='000'; expected a list of numbers"),
     ({"normalization": None, "stats": {"q01": [0.0] * 3, "q99": [1.0] * 3}},
-     r"stats are given \(q01, q99\) but normalization is 'none' .* set normalization to 'quantile' or 'quantile_rot'"),
+     r"stats are given \(q01, q99\) but no normalization, .* set normalization to 'quantile' or 'quantile_rot'"),
     ({"domain": "pusht", "domain_id": 9, "action_dim": 2, "columns": ["x", "y"], "normalization": "none"},
      r"domain_id=9 but domain 'pusht' is action-head slot 4 \(registry.json\); accepted: 4 or no domain_id"),
     ({"domain": "umi", "domain_id": None, "normalization": "none"},

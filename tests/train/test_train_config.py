@@ -208,3 +208,23 @@ def test_an_embodiment_tables_own_stats_are_checked_before_the_weights_load(vali
     with pytest.raises(ValueError, match=r"embodiment 'tiny_panda' stats: q01 > q99 in column gripper "
                                          r"\(q01=2, q99=1\)"):
         Trainer(load_config(raw), progress=False)._load()
+
+
+def test_a_new_embodiment_with_normalization_none_trains_on_raw_actions(train_config, tmp_path):
+    """The trainer attached the data's stats to a table that asked for normalization 'none'; once stats without a
+    normalization were refused, such a run failed after encoding its data."""
+    from train_setup import TINY_EMBODIMENT
+
+    from worldpolicy import Policy
+    from worldpolicy.train.trainer import Trainer
+
+    raw = train_config(tmp_path / "run", embodiment=dict(TINY_EMBODIMENT, normalization="none"),
+                       optim={"steps": 1, "batch_size": 2})
+    Trainer(load_config(raw), progress=False).run()
+    ckpt = tmp_path / "run" / "checkpoints" / "step-0000001"
+    spec = json.loads((ckpt / "embodiment.json").read_text())
+    assert spec["normalization"] == "none" and not spec.get("stats")
+    assert Policy.from_pretrained(ckpt, device="cpu").embodiment.normalization == "none"
+    # a checkpoint written before (normalization 'none' named, stats attached) still loads: the stats are unused
+    (ckpt / "embodiment.json").write_text(json.dumps({**spec, "stats": {"q01": [0.0] * 8, "q99": [1.0] * 8}}))
+    Policy.check_pretrained(ckpt)

@@ -199,7 +199,7 @@ def test_an_adapter_checkpoint_is_small_resumes_exactly_and_loads_as_the_merged_
     assert differ == 2 * len(TARGETS)  # the fused attention projections of both layers; everything else is equal
 
 
-def test_an_adapter_checkpoint_refuses_a_missing_or_changed_base(lora_runs, tiny_checkpoint, tmp_path):
+def test_an_adapter_checkpoint_refuses_a_missing_or_changed_base(lora_runs, tiny_checkpoint, tmp_path, monkeypatch):
     import shutil
 
     from safetensors.torch import load_file, save_file
@@ -232,8 +232,23 @@ def test_an_adapter_checkpoint_refuses_a_missing_or_changed_base(lora_runs, tiny
     base_file.write_text(json.dumps({**info, "base_model_name_or_path": str(adapter)}))
     with pytest.raises(ValueError, match="form a loop"):
         Policy.check_pretrained(adapter)
+    # trained on the plain tiny base, pointed at an adapter checkpoint of the same base: its fused weights are not
+    # compared by value, so the kind of base is
+    sibling = lora_runs["root"] / "c" / "checkpoints" / "step-0000002"
+    base_file.write_text(json.dumps({**info, "base_model_name_or_path": str(sibling)}))
+    with pytest.raises(ValueError, match="trained on a complete folder and this is a LoRA adapter checkpoint"):
+        Policy.from_pretrained(adapter, device="cpu")
+    base_file.write_text(json.dumps({**info, "base_model_name_or_path": "nvidia/no-such-base"}))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match=r"is a LoRA adapter on the base 'nvidia/no-such-base': could not "
+                                                r"fetch .* set base_model_name_or_path in its base_model.json"):
+        Policy.from_pretrained(adapter, device="cpu")
+    fewer = dict(info["weight_samples"])
+    fewer.pop("layers.0.mlp.up_proj.weight")  # a weight a newer diffusers adds is not in the samples: not a mismatch
+    base_file.write_text(json.dumps({**info, "weight_samples": fewer}))
+    Policy.from_pretrained(adapter, device="cpu")
     base_file.write_text("{}")
-    with pytest.raises(ValueError, match="base_model.json is unreadable"):
+    with pytest.raises(ValueError, match="base_model.json is unreadable .missing base_model_name_or_path, weight_samples"):
         Policy.check_pretrained(adapter)
     (adapter / "trained.safetensors").unlink()
     base_file.write_text(json.dumps(info))
@@ -241,7 +256,7 @@ def test_an_adapter_checkpoint_refuses_a_missing_or_changed_base(lora_runs, tiny
         Policy.check_pretrained(adapter)
 
 
-def test_merge_adapter_writes_the_merged_checkpoint(lora_runs, tmp_path, capsys):
+def test_merge_adapter_writes_the_merged_checkpoint(lora_runs, tmp_path, capsys, monkeypatch):
     from worldpolicy import Policy
     from worldpolicy.cli import main
 
@@ -264,6 +279,26 @@ def test_merge_adapter_writes_the_merged_checkpoint(lora_runs, tmp_path, capsys)
     assert main(["merge-adapter", str(merged), "--out", str(tmp_path / "again")]) == 2
     assert "is not a LoRA adapter checkpoint (no base_model.json)" in capsys.readouterr().err
     assert not (tmp_path / "again").exists() and [p.name for p in tmp_path.iterdir()] == ["merged"]
+
+    # in bf16: fused in fp32 and cast once, the merged fp32 checkpoint cast to bf16 (to fp32 fusing's last bits)
+    assert main(["merge-adapter", str(adapter), "--out", str(tmp_path / "half"), "--dtype", "bfloat16"]) == 0
+    capsys.readouterr()
+    half = _weights(tmp_path / "half")
+    for key in trained:  # the transformer's `_keep_in_fp32_modules` stay fp32, as from_pretrained(dtype=) keeps them
+        expected = trained[key].to(half[key].dtype)
+        torch.testing.assert_close(half[key].float(), expected.float(), rtol=2 ** -8, atol=1e-6)
+    assert sum(v.dtype == torch.bfloat16 for v in half.values()) > 0.9 * len(half)
+
+    # refused before anything loads: a link, the working directory
+    from worldpolicy.engine import loading
+
+    monkeypatch.setattr(loading, "load_components", lambda *a, **k: pytest.fail("loaded"))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "empty")
+    monkeypatch.chdir(tmp_path / "empty")
+    for target, problem in ((str(tmp_path / "link"), "is a symbolic link"), (".", "is the working directory")):
+        assert main(["merge-adapter", str(adapter), "--out", target]) == 2
+        assert f"--out: {target!r} {problem}; give a new or empty folder" in capsys.readouterr().err
 
 
 def test_an_adapter_on_an_adapter_checkpoint_loads_in_any_dtype_and_refuses_another_base_adapter(lora_runs, tmp_path):
@@ -295,3 +330,14 @@ def test_an_adapter_on_an_adapter_checkpoint_loads_in_any_dtype_and_refuses_anot
     (moved / "base_model.json").write_text(json.dumps({**info, "base_model_name_or_path": str(copy)}))
     with pytest.raises(ValueError, match=r"trained on another base than .*first.* \(its adapters or trained weights differ\)"):
         Policy.from_pretrained(moved, device="cpu")
+    merged = lora_runs["root"] / "a" / "checkpoints" / "step-0000003"  # the same model, merged: another base
+    (moved / "base_model.json").write_text(json.dumps({**info, "base_model_name_or_path": str(merged)}))
+    with pytest.raises(ValueError, match=r"trained on a LoRA adapter checkpoint \(sha256 \w{12}...\) and this is a "
+                                         r"complete folder; a merged copy is another base"):
+        Policy.from_pretrained(moved, device="cpu")
+
+    # a complete folder holding a stray base_model.json is still a complete checkpoint
+    stray = tmp_path / "complete"
+    shutil.copytree(merged, stray)
+    shutil.copyfile(chained / "base_model.json", stray / "base_model.json")
+    Policy.from_pretrained(stray, device="cpu")

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .normalization import NORMALIZATION_KINDS, check_stats, denormalize, load_stats_file, normalize
+from .normalization import NORMALIZATION_KINDS, REQUIRED_STATS, check_stats, denormalize, load_stats_file, normalize
 
 __all__ = [
     "LAYOUTS",
@@ -258,6 +258,11 @@ def _stats(where: str, base: Mapping[str, Any]) -> dict[str, tuple[float, ...]] 
     stats = base.get("stats")
     if not stats:
         return None
+    if "normalization" not in base:  # e.g. q01/q99 given, kind forgotten: actions would go out in model units
+        fits = [k for k, fields in REQUIRED_STATS.items() if fields and all(f in stats for f in fields)]
+        raise ValueError(f"{where}: stats are given ({', '.join(sorted(map(str, stats)))}) but no normalization, so "
+                         f"they would be ignored (normalization 'none' is the default); set normalization to "
+                         f"{' or '.join(map(repr, fits)) or 'the kind they are for'}, or drop the stats")
     if not isinstance(stats, Mapping):
         raise ValueError(f"{where}: stats={stats!r}; expected a map of field name to a list of numbers (one per "
                          "column)")

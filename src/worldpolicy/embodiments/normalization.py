@@ -31,11 +31,6 @@ def check_stats(kind: str, stats: Mapping[str, Any] | None, columns: Sequence[st
         raise ValueError(f"normalization={kind!r} is not supported; accepted: {', '.join(NORMALIZATION_KINDS)}")
     needed = REQUIRED_STATS[kind]
     if not needed:
-        if stats:  # e.g. a spec with q01/q99 that forgot `normalization`: actions would go out in model units
-            fits = [k for k, fields in REQUIRED_STATS.items() if fields and all(f in stats for f in fields)]
-            raise ValueError(f"{where}: stats are given ({', '.join(sorted(stats))}) but normalization is 'none' (the "
-                             f"default when a spec does not name one), so they would be ignored; set normalization to "
-                             f"{' or '.join(map(repr, fits)) or 'the kind they are for'}, or drop the stats")
         return {}
     if not stats:
         raise ValueError(f"{where}: normalization {kind!r} needs stats fields {list(needed)}, but no stats were given")

@@ -84,15 +84,21 @@ def adapter_base(folder: str | Path) -> AdapterBase | None:
     """An adapter checkpoint's base; None for any other folder."""
     folder = Path(str(folder))
     file = folder / BASE_FILE
-    if not file.is_file():
+    if not file.is_file() or (folder / "model_index.json").is_file():  # a complete folder is one, whatever else it holds
         return None
     try:
         info = json.loads(file.read_text())
+        if not isinstance(info, dict):
+            raise ValueError("expected a JSON object")
+        missing = [key for key in ("base_model_name_or_path", "weight_samples") if key not in info]
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)}")
         base, samples, digest = info["base_model_name_or_path"], info["weight_samples"], info.get("base_adapter_sha256")
         if not (isinstance(base, str) and base.strip() and isinstance(samples, dict)
                 and isinstance(digest, (str, type(None)))):
-            raise ValueError("base_model_name_or_path must be a non-empty string, weight_samples an object")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError("accepted: base_model_name_or_path a non-empty string, weight_samples an object, "
+                             "base_adapter_sha256 a string if present")
+    except (OSError, ValueError) as exc:
         raise ValueError(f"checkpoint {str(folder)!r}: {BASE_FILE} is unreadable ({exc}); it names the base model "
                          "this LoRA adapter checkpoint applies to") from None
     local = Path(base).expanduser()
@@ -166,11 +172,12 @@ def weight_samples(transformer, exclude: set[str] | frozenset[str] = frozenset()
 
 
 def samples_differ(transformer, samples: dict[str, list[float]], exclude: set[str]) -> list[str]:
-    """Weights whose values are not `samples` rounded to their dtype (or that one side lacks)."""
+    """Sampled weights whose values are not `samples` rounded to their dtype, or that the model lacks (weights the
+    samples lack, e.g. added by a newer diffusers, are not compared)."""
     found = weight_samples(transformer, exclude)
     samples = {name: values for name, values in samples.items() if name not in exclude}
     dtypes = {name.replace(".base_layer", ""): value.dtype for name, value in transformer.state_dict().items()}
-    differ = sorted(set(found) ^ set(samples))
+    differ = sorted(set(samples) - set(found))
     for name in sorted(set(found) & set(samples)):
         expected = torch.tensor(samples[name], dtype=torch.float32).to(dtypes[name]).float()
         if len(samples[name]) != len(found[name]) or not torch.equal(expected, torch.tensor(found[name])):
@@ -194,7 +201,13 @@ def fused_by_adapters(path_or_id: str | Path) -> set[str]:
 
 def base_mismatch(transformer, base: AdapterBase, trained: set[str]) -> str | None:
     """How the loaded base differs from the one an adapter checkpoint was trained on (None: it is that base)."""
-    if base.adapter_sha256 is not None and adapter_digest(base.path) != base.adapter_sha256:
+    digest = adapter_digest(base.path) if Path(base.path).is_dir() else None
+    if digest != base.adapter_sha256:
+        if digest is None:
+            return (f"it was trained on a LoRA adapter checkpoint (sha256 {base.adapter_sha256[:12]}...) and this is a "
+                    "complete folder; a merged copy is another base: point it at that adapter checkpoint")
+        if base.adapter_sha256 is None:
+            return "it was trained on a complete folder and this is a LoRA adapter checkpoint"
         return "its adapters or trained weights differ"
     differ = samples_differ(transformer, base.samples, trained | fused_by_adapters(base.path))
     return f"{len(differ)} weights differ, e.g. {differ[0]!r}" if differ else None
@@ -278,7 +291,11 @@ def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.d
     local = Path(source)
     base = adapter_base(local) if local.is_dir() else None
     if base is not None:
-        parts = load_components(base.path, device, dtype)
+        try:
+            parts = load_components(base.path, device, dtype)
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"checkpoint {source!r} is a LoRA adapter on the base {base.path!r}: {exc} (with "
+                                    f"a local copy of the base, set base_model_name_or_path in its {BASE_FILE})") from None
         apply_adapter_checkpoint(parts["transformer"], local)
         return parts
     try:

@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="CHECKPOINT is a LoRA adapter checkpoint (`[finetune] lora_save = \"adapter\"`). Its base is "
         "loaded on the CPU, the adapters fused and the trained weights set, and the result written to --out as a "
         "diffusers-format folder with the checkpoint's embodiment.json: it serves without the base. Needs the host "
-        "memory of the model in --dtype (~60 GB for Cosmos3-Nano in float32).",
+        "memory of the model in float32 (~60 GB for Cosmos3-Nano), whatever --dtype.",
     )
     m.add_argument("checkpoint", help="LoRA adapter checkpoint folder (holds base_model.json)")
     m.add_argument("--out", required=True, help="new or empty folder for the merged checkpoint")
@@ -77,7 +77,14 @@ def _merge_adapter(args: argparse.Namespace) -> int:
 
     import torch
 
-    from ..engine.loading import BASE_FILE, DTYPES, check_checkpoint_source, load_components, save_components
+    from ..engine.loading import (
+        BASE_FILE,
+        DTYPES,
+        cast_like_pretrained,
+        check_checkpoint_source,
+        load_components,
+        save_components,
+    )
     from ..fileio import output_folder, share_tree
     from ..policy import EMBODIMENT_FILE, expand_home
 
@@ -86,11 +93,19 @@ def _merge_adapter(args: argparse.Namespace) -> int:
         raise ValueError(f"checkpoint={str(source)!r} is not a LoRA adapter checkpoint (no {BASE_FILE}); a merged or "
                          "full checkpoint is complete already")
     check_checkpoint_source(source)
-    out = Path(args.out).expanduser()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"--out: {str(out)!r} exists and is not an empty folder; give a new or empty folder")
+    given = Path(args.out).expanduser()
+    out = given.resolve()
+    problem = ("is a symbolic link" if given.is_symlink() else "is the working directory" if out == Path.cwd().resolve()
+               else "exists and is not an empty folder" if out.exists() and (not out.is_dir() or any(out.iterdir()))
+               else None)
+    if problem:  # the result is renamed into place: it needs a path of its own
+        raise ValueError(f"--out: {args.out!r} {problem}; give a new or empty folder")
     output_folder(out.parent, "--out")
-    parts = load_components(source, torch.device("cpu"), DTYPES[args.dtype])
+    # fused and cast once, in fp32 (a bf16 base would round the fused weights twice)
+    parts = load_components(source, torch.device("cpu"), torch.float32)
+    if args.dtype != "float32":
+        for module in (parts["transformer"], parts["vae"]):
+            cast_like_pretrained(module, DTYPES[args.dtype])
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         save_components(staging, parts["transformer"], parts["vae"], parts["tokenizer"], parts["scheduler"],

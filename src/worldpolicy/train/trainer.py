@@ -238,7 +238,8 @@ class Trainer:
             spec["normalization"], spec["stats"] = "none", None
         elif spec.get("stats") is None:
             spec.setdefault("normalization", "quantile")
-            spec["stats"] = stats
+            if spec["normalization"] != "none":  # a robot trained on raw actions keeps none
+                spec["stats"] = stats
         self.embodiment_spec = spec
         return register_embodiment(spec, overwrite=True)
 
