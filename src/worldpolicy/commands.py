@@ -15,8 +15,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_embodiments)
 
     p = sub.add_parser("predict", help="run a Cosmos3 checkpoint once: policy, forward or inverse dynamics")
-    p.add_argument("--checkpoint", required=True, help="diffusers-format Cosmos3 folder, LoRA adapter checkpoint "
-                   "folder (holds base_model.json: `worldpolicy train` with lora_save = \"adapter\") or hub id")
+    p.add_argument("--checkpoint", required=True, help="shipped (the model in the package), a diffusers-format Cosmos3 "
+                   "folder, a LoRA adapter checkpoint folder (holds base_model.json: `worldpolicy train` with lora_save "
+                   "= \"adapter\") or a hub id")
     p.add_argument("--mode", choices=MODES, default="policy")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", help="observation image (policy / forward dynamics)")
@@ -200,8 +201,10 @@ def _check_inputs(args: argparse.Namespace, source_flag: str, source: Path, stat
 def _predict(args: argparse.Namespace) -> int:
     from . import load_policy
     from .cli import UsageError
+    from .models import resolve_checkpoint
     from .policy import PolicyRequest
 
+    args.checkpoint = resolve_checkpoint(args.checkpoint)
     if args.mode == "forward_dynamics" and not args.actions:
         raise UsageError("--actions FILE is required with --mode forward_dynamics")
     if args.mode != "forward_dynamics" and args.actions:

@@ -192,10 +192,24 @@ def test_predict_with_non_finite_actions_keeps_them_and_says_what_happened(tiny_
     assert sorted(p.name for p in out.iterdir()) == ["actions.json", "settings.json"]  # no page of the earlier run
 
 
-def test_missing_checkpoint_is_clear(image_file, tmp_path, capsys):
+def test_missing_checkpoint_is_clear(image_file, tmp_path, capsys, monkeypatch):
     rc = main(["predict", "--checkpoint", str(tmp_path / "nope"), "--image", str(image_file), "--prompt", "x",
                "--out", str(tmp_path / "o")])
     assert rc == 2 and "hub id" in capsys.readouterr().err
+    # shaped like a hub id but a mistyped path from here: it surfaced as droid's "--state is required"
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    rc = main(["predict", "--checkpoint", "runs/my_adaptr", "--image", str(image_file), "--prompt", "x",
+               "--out", str(tmp_path / "o")])
+    assert rc == 2 and "checkpoint='runs/my_adaptr' does not exist: 'runs' is a folder here without 'my_adaptr'" in (
+        capsys.readouterr().err)
+
+
+def test_predict_takes_the_shipped_model_by_name(image_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["predict", "--checkpoint", "shipped", "--image", str(image_file), "--prompt", "reach the ball",
+                 "--steps", "1", "--no-plots", "--out", str(out)]) == 0
+    assert json.loads((out / "actions.json").read_text())["embodiment"] == "panda_reach"
 
 
 def test_unreachable_hub_checkpoint_is_clear(image_file, tmp_path, capsys, monkeypatch):

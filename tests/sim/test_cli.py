@@ -241,3 +241,22 @@ def test_sim_cli_mujoco_gl_osmesa_without_the_library_is_one_line(tmp_path):
     expected = ("worldpolicy sim: error: MUJOCO_GL=osmesa but libOSMesa is not installed: `apt-get install -y "
                 "libosmesa6`, or unset MUJOCO_GL to use whichever of egl and osmesa is installed")
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [expected]
+
+
+def test_a_checkpoint_is_evaluated_on_its_embodiments_task_by_default(tmp_path):
+    """The shipped model given by its path, or a checkpoint fine-tuned from it (its embodiment.json), ran pick_place."""
+    import shutil
+
+    from worldpolicy.models import resolve_checkpoint, shipped_model
+    from worldpolicy.sim.commands import _default_task
+
+    assert resolve_checkpoint("shipped") == str(shipped_model()) and resolve_checkpoint("x/y") == "x/y"
+    assert _default_task(str(shipped_model())) == "reach"
+    fine_tuned = tmp_path / "step-0000002"
+    fine_tuned.mkdir()
+    shutil.copyfile(shipped_model() / "embodiment.json", fine_tuned / "embodiment.json")
+    assert _default_task(str(fine_tuned)) == "reach"
+    (fine_tuned / "embodiment.json").write_text('{"name": "other_arm"}')
+    assert _default_task(str(fine_tuned)) == "pick_place"
+    (fine_tuned / "embodiment.json").write_text("{broken")
+    assert _default_task(str(fine_tuned)) == "pick_place"  # the load reports it

@@ -28,6 +28,7 @@ def _with(raw, section, **values):
 def test_valid_config_checks_and_resolves_paths_against_its_file(tmp_path, tiny_dataset, valid):
     assert load_config(valid).check().data.chunk_size == 4
     (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "model_index.json").write_text("{}")  # a checkpoint folder, as far as the checks read
     path = tmp_path / "conf" / "train.toml"
     path.parent.mkdir()
     path.write_text(f'checkpoint = "../runs"\noutput_dir = "out"\n[data]\ndataset = "{tiny_dataset}"\n'
@@ -36,6 +37,12 @@ def test_valid_config_checks_and_resolves_paths_against_its_file(tmp_path, tiny_
     assert config.output_dir == str(path.parent / "out") and config.checkpoint == str(tmp_path / "runs")
     assert config.optim.steps == 7 and config.objectives.weights()["inverse_dynamics"] == 0.25
     assert load_config(_with(valid, None, checkpoint="nvidia/some-model")).checkpoint == "nvidia/some-model"
+    from worldpolicy.models import shipped_model
+
+    assert load_config(_with(valid, None, checkpoint="shipped")).checkpoint == str(shipped_model())
+    # a missing folder is named first, not as the default embodiment's chunk size not fitting the data
+    with pytest.raises(FileNotFoundError, match=r"checkpoint='nothere_base' is neither an existing folder nor a hub id"):
+        load_config(_with(valid, None, checkpoint="nothere_base"))
 
 
 def test_command_line_paths_are_relative_to_the_working_directory(tmp_path, tiny_dataset, monkeypatch):
@@ -177,7 +184,9 @@ def test_a_resume_from_another_folder_or_spelling_is_the_same_run(tmp_path, tiny
     """Paths are stored absolute; a run stored with relative ones still matches when they name the same folders."""
     from worldpolicy.train.config import changed_settings
 
-    (tmp_path / "ckpt").mkdir()
+    for folder in ("ckpt", "other"):  # checkpoint folders, as far as the checks read
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "model_index.json").write_text("{}")
     path = tmp_path / "conf" / "train.toml"
     path.parent.mkdir()
     path.write_text(f'checkpoint = "../ckpt"\noutput_dir = "out"\n[data]\ndataset = "{tiny_dataset}"\n')
@@ -189,7 +198,6 @@ def test_a_resume_from_another_folder_or_spelling_is_the_same_run(tmp_path, tiny
     older = dict(first, checkpoint="ckpt")  # an older version stored what the file said, relative to where it ran
     assert changed_settings(older, load_config(path).to_dict()) == []
     other = tmp_path / "other"
-    other.mkdir()
     assert changed_settings(first, load_config(path, checkpoint=str(other)).to_dict()) == [
         f"checkpoint: {str(tmp_path / 'ckpt')!r} -> {str(other)!r}"]
 

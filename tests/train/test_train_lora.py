@@ -278,6 +278,11 @@ def test_merge_adapter_writes_the_merged_checkpoint(lora_runs, tmp_path, capsys,
     assert "exists and is not an empty folder" in capsys.readouterr().err
     assert main(["merge-adapter", str(merged), "--out", str(tmp_path / "again")]) == 2
     assert "is not a LoRA adapter checkpoint (no base_model.json)" in capsys.readouterr().err
+    assert main(["merge-adapter", str(tmp_path / "nope"), "--out", str(tmp_path / "again")]) == 2
+    assert "is neither an existing folder nor a hub id" in capsys.readouterr().err
+    # inside the checkpoint it came from: rotating the run's checkpoints would delete it
+    assert main(["merge-adapter", str(adapter), "--out", str(adapter / "merged")]) == 2
+    assert "is inside" in capsys.readouterr().err and not (adapter / "merged").exists()
     assert not (tmp_path / "again").exists() and [p.name for p in tmp_path.iterdir()] == ["merged"]
 
     # in bf16: fused in fp32 and cast once, the merged fp32 checkpoint cast to bf16 (to fp32 fusing's last bits)

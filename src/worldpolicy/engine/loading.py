@@ -155,6 +155,9 @@ def check_checkpoint_source(path_or_id: str | Path, _chain: tuple[str, ...] = ()
         raise FileNotFoundError(
             f"checkpoint={source!r} is neither an existing folder nor a hub id like 'nvidia/Cosmos3-Nano-Policy-DROID'"
         )
+    elif Path(source.split("/")[0]).is_dir():  # `runs/step-x`: shaped like a hub id, but a path from here
+        raise FileNotFoundError(f"checkpoint={source!r} does not exist: {str(local.parent)!r} is a folder here without "
+                                f"{local.name!r} (a hub id's owner is not a local folder)")
 
 
 def weight_samples(transformer, exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, list[float]]:

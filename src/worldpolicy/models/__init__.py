@@ -19,3 +19,8 @@ def shipped_model(name: str = "panda_reach") -> Path:
             "`worldpolicy train reach-from-scratch --install`"
         )
     return path
+
+
+def resolve_checkpoint(value: str) -> str:
+    """What a command's checkpoint argument names: `shipped` is the shipped model's folder, anything else itself."""
+    return str(shipped_model()) if value == "shipped" else value

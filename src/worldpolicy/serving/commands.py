@@ -107,10 +107,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     _check_replicas(args.replicas)
     logging.getLogger("websockets.server").setLevel(logging.WARNING)  # one INFO line per probe; ours log connects
-    if args.checkpoint == "shipped":
-        from ..models import shipped_model
+    from ..models import resolve_checkpoint
 
-        args.checkpoint = str(shipped_model())
+    args.checkpoint = resolve_checkpoint(args.checkpoint)
     api_key = None
     if args.api_key_env:
         api_key = os.environ.get(args.api_key_env)

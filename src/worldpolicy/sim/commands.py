@@ -23,7 +23,8 @@ def add_parser(subparsers) -> None:
                    help="shipped (default: the model in the package) | CHECKPOINT dir (diffusers-format or LoRA "
                    "adapter) | ws://HOST:PORT | scripted | random")
     p.add_argument("--task", default=None,
-                   help=f"one of {', '.join(TASK_NAMES)} (default: reach for the shipped model, else pick_place)")
+                   help=f"one of {', '.join(TASK_NAMES)} (default: the task of the checkpoint's embodiment, reach for "
+                   "the shipped model and checkpoints fine-tuned from it, else pick_place)")
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seed", type=int, default=0, help="episode i uses seed + i (scene and sampling)")
     p.add_argument("--robot", default="panda", help="panda | menagerie_panda | path to a Menagerie panda.xml")
@@ -95,17 +96,29 @@ def _warn_rate_mismatch(fps: float | None, control_hz: float, policy: str) -> No
                        1 / fps, fps)
 
 
+# The task an embodiment was made for, where the simulator has it: a checkpoint fine-tuned from the shipped model keeps
+# its embodiment.json, so it is evaluated on the task it learned unless --task says otherwise.
+EMBODIMENT_TASKS = {"panda_reach": "reach"}
+
+
+def _default_task(policy: str) -> str:
+    from worldpolicy.policy import checkpoint_spec
+
+    try:
+        spec = checkpoint_spec(policy) if Path(policy).is_dir() else None
+    except (OSError, ValueError):  # an unreadable embodiment.json is reported when the checkpoint loads
+        spec = None
+    return EMBODIMENT_TASKS.get(spec.get("name") if isinstance(spec, dict) else None, "pick_place")
+
+
 def run(args: argparse.Namespace) -> int:
     import os
 
     from worldpolicy.fileio import output_folder
+    from worldpolicy.models import resolve_checkpoint
 
-    if args.policy == "shipped":
-        from worldpolicy.models import shipped_model
-
-        args.policy = str(shipped_model())
-        args.task = args.task or "reach"
-    args.task = args.task or "pick_place"
+    args.policy = resolve_checkpoint(args.policy)
+    args.task = args.task or _default_task(args.policy)
     if args.task not in TASK_NAMES:
         raise ValueError(f"--task: unknown task {args.task!r}; accepted: {', '.join(TASK_NAMES)}")
     if args.episodes < 1:

@@ -80,19 +80,20 @@ def _merge_adapter(args: argparse.Namespace) -> int:
     from ..engine.loading import (
         BASE_FILE,
         DTYPES,
+        adapter_base,
         cast_like_pretrained,
         check_checkpoint_source,
         load_components,
         save_components,
     )
-    from ..fileio import output_folder, share_tree
+    from ..fileio import output_folder, refuse_foreign_folder, share_tree
     from ..policy import EMBODIMENT_FILE, expand_home
 
     source = Path(expand_home(args.checkpoint))
-    if not (source / BASE_FILE).is_file():
+    check_checkpoint_source(source)  # a missing folder or a run's folder is named as such
+    if adapter_base(source) is None:
         raise ValueError(f"checkpoint={str(source)!r} is not a LoRA adapter checkpoint (no {BASE_FILE}); a merged or "
                          "full checkpoint is complete already")
-    check_checkpoint_source(source)
     given = Path(args.out).expanduser()
     out = given.resolve()
     problem = ("is a symbolic link" if given.is_symlink() else "is the working directory" if out == Path.cwd().resolve()
@@ -100,6 +101,7 @@ def _merge_adapter(args: argparse.Namespace) -> int:
                else None)
     if problem:  # the result is renamed into place: it needs a path of its own
         raise ValueError(f"--out: {args.out!r} {problem}; give a new or empty folder")
+    refuse_foreign_folder(out, "--out", ())  # not inside a checkpoint (rotated away with it) or a dataset
     output_folder(out.parent, "--out")
     # fused and cast once, in fp32 (a bf16 base would round the fused weights twice)
     parts = load_components(source, torch.device("cpu"), torch.float32)

@@ -100,7 +100,7 @@ class EvalConfig:
 @dataclass
 class TrainConfig:
     output_dir: str = "runs/train"
-    checkpoint: str = ""  # diffusers-format Cosmos3 folder, LoRA adapter checkpoint or hub id to start from
+    checkpoint: str = ""  # shipped, a diffusers-format Cosmos3 folder, LoRA adapter checkpoint or hub id
     # a registered name, a new embodiment spec (stats from the data), or unset: the checkpoint's own, else droid
     embodiment: str | dict[str, Any] | None = None
     seed: int = 0
@@ -121,8 +121,13 @@ class TrainConfig:
     def check(self) -> TrainConfig:
         """Every field that can be wrong, named, before any weights or data load."""
         if not self.checkpoint:
-            raise ValueError("checkpoint: required (a diffusers-format Cosmos3 folder, LoRA adapter checkpoint or hub "
-                             "id to start from)")
+            raise ValueError("checkpoint: required (shipped, a diffusers-format Cosmos3 folder, a LoRA adapter "
+                             "checkpoint or a hub id to start from)")
+        from ..engine.loading import check_checkpoint_source
+        from ..models import resolve_checkpoint
+
+        self.checkpoint = resolve_checkpoint(self.checkpoint)
+        check_checkpoint_source(self.checkpoint)  # before the embodiment and data checks that read it
         if not self.data.dataset:
             raise ValueError("data.dataset: required (a LeRobot v3 dataset folder)")
         from ..fileio import file_in_the_way, refuse_foreign_folder
