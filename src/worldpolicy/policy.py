@@ -209,7 +209,6 @@ class Policy:
         )
 
         path_or_id = expand_home(path_or_id)
-        check_checkpoint_source(path_or_id)  # a mistyped path must not surface as the default embodiment's error
         emb = get_embodiment(checkpoint_embodiment(path_or_id, embodiment), variant)
         overrides = dict(steps=steps, guidance=guidance, schedule=schedule, shift=shift, native_grid=native_grid)
         if preset is not None:
@@ -223,6 +222,7 @@ class Policy:
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
         check_compile_options(torch_device, compile, cuda_graphs)
+        check_checkpoint_source(path_or_id)
         transformer_config = local_transformer_config(path_or_id)
         if transformer_config is not None:
             check_action_head(transformer_config, str(path_or_id), emb)
