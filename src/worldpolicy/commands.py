@@ -84,20 +84,19 @@ def write_run(prediction, out: Path, plots: bool = True) -> list[Path]:
     from .processing.video import write_video
 
     out.mkdir(parents=True, exist_ok=True)
-    _remove_stale(out, video=prediction.video is not None, plots=plots)
+    bad = ~np.isfinite(np.asarray(prediction.actions, dtype=np.float64))
+    # non-finite actions are kept for inspection, but there is nothing to plot (and an earlier page would show its
+    # actions as this run's): cleaned up as a run without plots
+    _remove_stale(out, video=prediction.video is not None, plots=plots and not bad.any())
     doc = prediction.to_json()
     written = [out / "actions.json", out / "settings.json"]
     write_json_atomic(written[0], doc)
     write_json_atomic(written[1], prediction.settings)
     if prediction.video is not None:
         written.append(write_video(out / "rollout.mp4", prediction.video, prediction.fps))
-    actions = np.asarray(prediction.actions, dtype=np.float64)
-    if not np.isfinite(actions).all():  # kept for inspection, but nothing to plot and nothing a robot should run
-        (out / "index.html").unlink(missing_ok=True)  # an earlier run's page would show its actions as this run's
-        if (out / "plots").is_dir() and not any((out / "plots").iterdir()):
-            (out / "plots").rmdir()
-        columns = [c for c, bad in zip(prediction.columns, ~np.isfinite(actions).all(axis=0)) if bad]
-        raise ValueError(f"the model returned NaN or inf in {int((~np.isfinite(actions)).sum())} of {actions.size} "
+    if bad.any():
+        columns = [c for c, column_bad in zip(prediction.columns, bad.any(axis=0)) if column_bad]
+        raise ValueError(f"the model returned NaN or inf in {int(bad.sum())} of {bad.size} "
                          f"action values (columns {', '.join(columns)}); {str(written[0])!r} keeps them, no plots were "
                          "drawn. A broken checkpoint, or float16 overflow: try --dtype bfloat16 or float32")
     if plots:

@@ -10,6 +10,7 @@ import logging
 import numpy as np
 import pytest
 import torch
+from train_setup import tiny_observation
 
 pytest.importorskip("peft", reason="LoRA needs peft (the train extra)")
 
@@ -122,13 +123,7 @@ def test_lora_export_is_a_merged_pipeline(lora_runs, tiny_checkpoint):
     spec = json.loads((ckpt / "embodiment.json").read_text())
     policy = Policy.from_pretrained(ckpt, device="cpu", steps=2, seed=0)
     assert policy.embodiment.name == spec["name"]
-    rng = np.random.default_rng(1)
-    obs = {
-        "observation/exterior_image_1_left": rng.integers(0, 255, (64, 96, 3), dtype=np.uint8),
-        "observation/exterior_image_2_left": rng.integers(0, 255, (64, 96, 3), dtype=np.uint8),
-        "observation/joint_position": np.array([0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.7854]),
-        "observation/gripper_position": np.array([0.0]),
-    }
+    obs = tiny_observation(1)
     prediction = policy.act(obs, "move the gripper to the blue ball")
     assert prediction.actions.shape == (4, 8) and np.all(np.isfinite(prediction.actions))
 
@@ -175,13 +170,7 @@ def test_an_adapter_checkpoint_is_small_resumes_exactly_and_loads_as_the_merged_
     assert a.keys() == b.keys()  # no peft wrappers left: the plain Cosmos3 transformer
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6)
-    rng = np.random.default_rng(2)
-    obs = {
-        "observation/exterior_image_1_left": rng.integers(0, 255, (64, 96, 3), dtype=np.uint8),
-        "observation/exterior_image_2_left": rng.integers(0, 255, (64, 96, 3), dtype=np.uint8),
-        "observation/joint_position": np.array([0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.7854]),
-        "observation/gripper_position": np.array([0.0]),
-    }
+    obs = tiny_observation(2)
     np.testing.assert_allclose(from_adapter.act(obs, "reach the ball").actions,
                                from_merged.act(obs, "reach the ball").actions, atol=1e-5)
 

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from train_setup import tiny_observation
 
 
 def _weights(folder):
@@ -96,13 +97,7 @@ def test_checkpoint_loads_as_a_policy_with_its_embodiment(runs):
     policy = Policy.from_pretrained(ckpt, device="cpu", steps=2, seed=0)
     assert policy.embodiment.name == "tiny_panda" and policy.embodiment.domain_id == spec["domain_id"]
     assert policy.chunk_size == 4 and policy.embodiment.stats["q99"] == tuple(spec["stats"]["q99"])
-    rng = np.random.default_rng(0)
-    obs = {
-        "observation/exterior_image_1_left": rng.integers(0, 255, (64, 96, 3), dtype=np.uint8),
-        "observation/exterior_image_2_left": rng.integers(0, 255, (64, 96, 3), dtype=np.uint8),
-        "observation/joint_position": np.array([0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.7854]),
-        "observation/gripper_position": np.array([0.0]),
-    }
+    obs = tiny_observation(0)
     prediction = policy.act(obs, "move the gripper to the red ball")
     assert prediction.actions.shape == (4, 8) and np.all(np.isfinite(prediction.actions))
     assert prediction.columns == spec["columns"]

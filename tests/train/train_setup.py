@@ -67,3 +67,14 @@ def make_episode(seed: int) -> dict[str, Any]:
         "videos": videos,
         "task": ["move the gripper to the red ball", "move the gripper to the blue ball"][seed % 2],
     }
+
+
+def tiny_observation(seed: int) -> dict[str, Any]:
+    """One openpi-keyed observation for `TINY_EMBODIMENT`: two random camera images and a joint/gripper state."""
+    rng = np.random.default_rng(seed)
+    return {
+        "observation/exterior_image_1_left": rng.integers(0, 255, (64, 96, 3), dtype=np.uint8),
+        "observation/exterior_image_2_left": rng.integers(0, 255, (64, 96, 3), dtype=np.uint8),
+        "observation/joint_position": np.array([0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.7854]),
+        "observation/gripper_position": np.array([0.0]),
+    }

@@ -96,11 +96,11 @@ def _merge_adapter(args: argparse.Namespace) -> int:
                          "full checkpoint is complete already")
     given = Path(args.out).expanduser()
     out = given.resolve()
-    problem = ("is a symbolic link" if given.is_symlink() else "is the working directory" if out == Path.cwd().resolve()
-               else "exists and is not an empty folder" if out.exists() and (not out.is_dir() or any(out.iterdir()))
-               else None)
-    if problem:  # the result is renamed into place: it needs a path of its own
-        raise ValueError(f"--out: {args.out!r} {problem}; give a new or empty folder")
+    for problem, found in (("is a symbolic link", given.is_symlink()),  # the result is renamed into place there
+                           ("is the working directory", out == Path.cwd().resolve()),
+                           ("exists and is not an empty folder", out.exists() and not _empty_folder(out))):
+        if found:
+            raise ValueError(f"--out: {args.out!r} {problem}; give a new or empty folder")
     refuse_foreign_folder(out, "--out", ())  # not inside a checkpoint (rotated away with it) or a dataset
     output_folder(out.parent, "--out")
     # fused and cast once, in fp32 (a bf16 base would round the fused weights twice)
@@ -123,3 +123,7 @@ def _merge_adapter(args: argparse.Namespace) -> int:
             shutil.rmtree(staging)
     print(json.dumps({"merged": str(out), "from": str(source), "dtype": args.dtype}, indent=1))
     return 0
+
+
+def _empty_folder(path) -> bool:
+    return path.is_dir() and not any(path.iterdir())
