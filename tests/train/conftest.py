@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from train_setup import CAMERAS, CHUNK, IMAGE_SIZE, TINY_EMBODIMENT, VIDEO_KEYS, make_episode
+from train_setup import CAMERAS, CHUNK, IMAGE_SIZE, REACH_CAMERAS, TINY_EMBODIMENT, VIDEO_KEYS, make_episode
 
 pytest.importorskip("pyarrow", reason="worldpolicy.data needs the train extra (pyarrow)")
 
@@ -42,6 +42,18 @@ def tiny_dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("train_data") / "ds"
     write_episodes(root, (make_episode(s) for s in range(2)), fps=15, features=sim_features("panda", IMAGE_SIZE, CAMERAS),
                    robot_type="panda", video_codec="libx264rgb")
+    return root
+
+
+@pytest.fixture(scope="session")
+def reach_dataset(tmp_path_factory) -> Path:
+    """What `worldpolicy dataset from-sim` writes with the shipped model's two cameras: joint targets, two videos."""
+    from worldpolicy.data import write_episodes
+    from worldpolicy.data.from_sim import sim_features
+
+    root = tmp_path_factory.mktemp("reach_data") / "ds"
+    write_episodes(root, (make_episode(s, REACH_CAMERAS) for s in range(2)), fps=15, robot_type="panda",
+                   features=sim_features("panda", IMAGE_SIZE, REACH_CAMERAS), video_codec="libx264rgb")
     return root
 
 

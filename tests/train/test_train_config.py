@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -236,3 +237,31 @@ def test_a_new_embodiment_with_normalization_none_trains_on_raw_actions(train_co
     # a checkpoint written before (normalization 'none' named, stats attached) still loads: the stats are unused
     (ckpt / "embodiment.json").write_text(json.dumps({**spec, "stats": {"q01": [0.0] * 8, "q99": [1.0] * 8}}))
     Policy.check_pretrained(ckpt)
+
+
+def test_lora_settings_on_a_full_fine_tune_are_refused(valid):
+    """`mode = "full"` with lora_rank set was accepted and the rank silently unused: the user meant one or the other."""
+    for values, named in (({"lora_rank": 8}, "finetune.lora_rank=8"),
+                          ({"lora_alpha": 32, "lora_targets": ["to_q"]},
+                           "finetune.lora_alpha=32.0, finetune.lora_targets=['to_q']")):
+        with pytest.raises(ValueError, match=rf"finetune.mode='full' trains every weight and adds no adapters, but LoRA "
+                                             rf"settings are set \({re.escape(named)}\): set finetune.mode = 'lora'"):
+            load_config(_with(valid, "finetune", **values))
+        assert load_config(_with(valid, "finetune", mode="lora", **values)).finetune.mode == "lora"
+    stored = load_config(valid).to_dict()  # a full run's config.json lists the LoRA settings at their defaults
+    assert load_config(stored).finetune.lora_rank == 16
+
+
+def test_a_full_run_stored_with_lora_settings_resumes_once_they_are_removed(valid):
+    """Older versions stored a full run's unused lora_rank: removing it (as the refusal asks) must not read as a
+    changed setting; for a LoRA run the rank shapes the weights and stays compared."""
+    from worldpolicy.train.config import changed_settings
+
+    current = load_config(valid).to_dict()
+    stored = json.loads(json.dumps(current))
+    stored["finetune"].update(lora_rank=8, lora_targets=["to_q"])
+    assert changed_settings(stored, current) == []
+    lora = load_config(_with(valid, "finetune", mode="lora")).to_dict()
+    stored_lora = json.loads(json.dumps(lora))
+    stored_lora["finetune"]["lora_rank"] = 8
+    assert changed_settings(stored_lora, lora) == ["finetune.lora_rank: 8 -> 16"]

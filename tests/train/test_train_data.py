@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -193,7 +194,143 @@ def test_a_width_mismatch_says_which_setting_fixes_it():
     from worldpolicy.train.data import WindowSpec, _converter
 
     spec = WindowSpec(dataset="unused", chunk_size=4)
-    target = get_embodiment("droid/relative_pose")
-    with pytest.raises(ValueError, match=r"set data.source_embodiment = 'droid/relative_pose'; else convert them with "
-                                         r"data.action_conversion"):
-        _converter(spec, get_embodiment(spec.source_embodiment), target)
+    with pytest.raises(ValueError, match=r"set data.source_embodiment = 'pusht'; else convert them with "
+                                         r"data.action_conversion \(accepted: none, joint_to_relative_pose\)"):
+        _converter(spec, get_embodiment(spec.source_embodiment), get_embodiment("pusht"))
+    # where the one conversion fits, it is named
+    with pytest.raises(ValueError, match=r"set data.source_embodiment = 'droid/relative_pose'; the dataset's joint "
+                                         r"targets convert to 'droid/relative_pose''s columns with data.action_conversion "
+                                         r"= 'joint_to_relative_pose' \(or leave it unset\)"):
+        _converter(spec, get_embodiment(spec.source_embodiment), get_embodiment("droid/relative_pose"))
+
+
+# -- [data] settings read from the dataset, or refused before any weights load ----------------------------------------
+
+def _shipped_config(out, dataset, **data):
+    return {"output_dir": str(out), "checkpoint": "shipped", "device": "cpu", "seed": 0,
+            "data": {"dataset": str(dataset), "chunk_size": 4, **data},
+            "optim": {"steps": 1, "batch_size": 2, "warmup_steps": 0}}
+
+
+def test_sim_data_fine_tunes_the_shipped_model_with_nothing_but_the_dataset_named(reach_dataset, tmp_path):
+    """A first fine-tune of the shipped model on recorded sim data: the dataset's joint targets can only reach
+    panda_reach's end-effector deltas by joint_to_relative_pose, and its two videos are the model's two cameras by
+    name. Both settings had to be given, and a missing one was refused only after the weights had loaded."""
+    pytest.importorskip("mink")
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    out = tmp_path / "run"
+    records = Trainer(load_config(_shipped_config(out, reach_dataset)), progress=False).run()
+    assert len(records) == 1 and np.isfinite(records[0].loss)
+    stored = json.loads((out / "config.json").read_text())["data"]  # what was trained, for a reader and a resume
+    assert (stored["source_embodiment"], stored["action_conversion"], stored["video_keys"]) == (
+        "droid/joint_pos", "joint_to_relative_pose", None)
+    spelled_out = _shipped_config(out, reach_dataset, action_conversion="joint_to_relative_pose",
+                                  source_embodiment="droid/joint_pos")
+    assert Trainer(load_config(spelled_out), progress=False).run() == []  # the same run: it resumes, at its end
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"video_keys": ["observation.image.wrist_image_left"]},
+     (r"data.video_keys=\['observation.image.wrist_image_left'\] \(data.dataset has \[.*\]\): embodiment "
+      r"'panda_reach' needs its cameras "
+      r"observation/exterior_image_1_left \(a video key ending in .exterior_image_1_left\), "
+      r"observation/wrist_image_left .*, composed 'stacked'")),
+    ({"video_keys": ["observation.image.front"]}, (r"data.video_keys=\['observation.image.front'\]: "
+                                                   r"\['observation.image.front'\] are not video features")),
+    ({"action_conversion": "none"}, (r"data.source_embodiment 'droid/joint_pos' .* has 8 columns but the trained "
+                                     r"embodiment 'panda_reach' has 10.*data.action_conversion = "
+                                     r"'joint_to_relative_pose' \(or leave it unset\)")),
+    ({"source_embodiment": "panda_reach"}, (r"data.action_keys=\[.*\] give 8 values per frame but embodiment "
+                                            r"'panda_reach' has action_dim 10")),
+    ({"source_embodiment": "nobody"}, r"data.source_embodiment='nobody': embodiment='nobody' is not registered"),
+    ({"action_keys": ["action.joint_position"]},
+     (r"data.source_embodiment is unset and data.action_keys=\['action.joint_position'\] hold 7 columns \(joint_0, "
+      r".*neither 'droid/joint_pos''s 8 \(the default\) nor embodiment 'panda_reach''s \(tx, ty")),
+    ({"action_keys": ["action.joints"], "source_embodiment": "droid/joint_pos"},
+     r"data.action_keys=\['action.joints'\]: \['action.joints'\] not among the dataset's features"),
+    ({"state_keys": ["observation.state.joint_positions"]},
+     r"data.state_keys=\['observation.state.joint_positions'\] give 7 values per frame"),
+    ({"action_conversion": "joint_to_pose"}, (r"data.action_conversion='joint_to_pose'; accepted: none, "
+                                              r"joint_to_relative_pose \(or unset")),
+])
+def test_data_settings_that_cannot_work_are_refused_before_the_weights_load(reach_dataset, tmp_path, monkeypatch,
+                                                                            data, message):
+    from worldpolicy.engine import loading
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    monkeypatch.setattr(loading, "load_components", lambda *a, **k: pytest.fail("weights loaded"))
+    with pytest.raises(ValueError, match=message):
+        Trainer(load_config(_shipped_config(tmp_path / "run", reach_dataset, **data)), progress=False).run()
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_dataset_in_the_trained_embodiments_own_columns_needs_no_conversion(tmp_path):
+    """Actions recorded as panda_reach's columns (info.json names them) are its own: no source or conversion to set.
+    Unnamed columns of that width could be anything: refused, naming the setting."""
+    from worldpolicy.data import write_episodes
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.models import shipped_model
+    from worldpolicy.policy import checkpoint_spec
+    from worldpolicy.train.config import DataConfig
+    from worldpolicy.train.data import iter_windows, window_spec
+
+    own = get_embodiment("droid/relative_pose")  # 10 columns, as panda_reach: only the names tell them apart
+    reach = checkpoint_spec(shipped_model())
+    rng = np.random.default_rng(0)
+    frames = np.zeros((6, 32, 32, 3), np.uint8)
+    for names, root in ((reach["columns"], tmp_path / "named"), (None, tmp_path / "unnamed")):
+        write_episodes(root, [{"frames": {"action": rng.normal(size=(6, 10)).astype(np.float32)},
+                               "videos": {"observation.image": frames}, "task": "reach"}], fps=15,
+                       features={"action": {"dtype": "float32", "shape": [10], "names": names},
+                                 "observation.image": {"dtype": "video", "shape": [32, 32, 3]}},
+                       video_codec="libx264rgb")
+    from worldpolicy.embodiments import register_embodiment
+
+    target = register_embodiment(reach, overwrite=True)
+    spec = window_spec(DataConfig(dataset=str(tmp_path / "named"), chunk_size=4, action_keys=["action"]), target)
+    assert (spec.source_embodiment, spec.action_conversion) == ("panda_reach", "none")
+    window = next(iter_windows(spec, target))  # the one pre-composed video stands for both cameras
+    assert window.actions.shape == (4, 10) and window.state is None
+    with pytest.raises(ValueError, match=r"data.source_embodiment is unset and data.action_keys=\['action'\] hold 10 "
+                                         r"columns \(action_0, .*set data.source_embodiment to the registered"):
+        window_spec(DataConfig(dataset=str(tmp_path / "unnamed"), chunk_size=4, action_keys=["action"]), own)
+
+
+def test_cameras_are_found_by_name_and_a_lone_video_serves_a_one_camera_embodiment():
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.train.data import camera_sources
+
+    droid, joint = get_embodiment("droid/relative_pose"), get_embodiment("droid/joint_pos")
+    three = [f"observation.image.{c}" for c in ("exterior_image_1_left", "exterior_image_2_left", "wrist_image_left")]
+    # a composite takes every camera by name, whatever their order in the dataset
+    assert camera_sources(three, None, joint) == {f"observation/{k.rsplit('.', 1)[1]}": k for k in three}
+    # one camera: the first of the embodiment's own order (as inference takes it), or the only video there is
+    assert camera_sources(three, None, droid) == {"observation/wrist_image_left": "observation.image.wrist_image_left"}
+    assert camera_sources(["observation.images.top"], None, get_embodiment("bridge")) == {
+        "observation/image": "observation.images.top"}
+    assert camera_sources(["observation.image"], None, joint) == {"observation/image": "observation.image"}
+    with pytest.raises(ValueError, match=r"data.dataset's videos \['observation.images.top', 'observation.images.side'"
+                                         r"\]: embodiment 'bridge' needs one of its cameras observation/image .*; name "
+                                         r"the videos to train on in data.video_keys"):
+        camera_sources(["observation.images.top", "observation.images.side"], None, get_embodiment("bridge"))
+    assert camera_sources(["observation.images.top", "observation.images.side"], ["observation.images.side"],
+                          get_embodiment("bridge")) == {"observation/image": "observation.images.side"}
+    with pytest.raises(ValueError, match=r"feed the same camera of embodiment 'droid/relative_pose'"):
+        camera_sources(["observation.image.wrist_image_left", "observation.images.wrist_image_left"], None, droid)
+
+
+def test_settings_that_trained_before_resolve_as_they_were_stored(train_config, tmp_path):
+    """A run stored before these settings could be unset holds 'droid/joint_pos' and 'none': the same config resolves
+    to them, so it resumes, and its latent cache keeps its fingerprint (the window spec is the one it had)."""
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.data import WindowSpec
+    from worldpolicy.train.trainer import Trainer
+
+    raw = train_config(tmp_path / "run")
+    trainer = Trainer(load_config(raw), progress=False)
+    spec, _ = trainer._data()
+    assert (trainer.config.data.source_embodiment, trainer.config.data.action_conversion) == ("droid/joint_pos", "none")
+    assert spec == WindowSpec(dataset=raw["data"]["dataset"], chunk_size=CHUNK, video_keys=tuple(VIDEO_KEYS))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 DOC = Path(__file__).resolve().parents[2] / "docs" / "training.md"
 
 
@@ -21,3 +23,23 @@ def test_the_documented_run_file_loads(tmp_path, tiny_dataset):
     assert (config.optim.precision, config.optim.gradient_checkpointing, config.finetune.mode) == ("bf16", True, "lora")
     assert config.data.chunk_size == 32 and config.objectives.weights()["policy"] == 0.5
     assert Path(config.output_dir) == tmp_path / "runs" / "droid_lora"  # resolved against the file's folder
+
+
+def test_the_documented_shipped_model_fine_tune_resolves_its_data_before_loading(tmp_path, reach_dataset, monkeypatch):
+    """The short run file for sim data and the shipped model: nothing more is needed (the rest is read from the data)."""
+    from worldpolicy.engine import loading
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    block = re.search(r"```toml\n(# my_reach\.toml.*?)```", DOC.read_text(), re.DOTALL)
+    assert block, "docs/training.md lost its shipped-model run file"
+    path = tmp_path / "my_reach.toml"
+    path.write_text(block.group(1))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "my_reach").symlink_to(reach_dataset, target_is_directory=True)
+    monkeypatch.setattr(loading, "load_components", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("loading")))
+    trainer = Trainer(load_config(path), progress=False)
+    with pytest.raises(RuntimeError, match="loading"):  # every data check passed: the weights were next
+        trainer.run()
+    assert (trainer.config.data.action_conversion, trainer.embodiment_spec["name"]) == ("joint_to_relative_pose",
+                                                                                        "panda_reach")

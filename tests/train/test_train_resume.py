@@ -162,3 +162,46 @@ def test_an_unset_embodiment_is_stored_as_what_it_resolves_to(runs, train_config
     del tuned["embodiment"]
     assert Trainer(load_config(tuned), progress=False).config.embodiment == json.loads(
         (start / "embodiment.json").read_text())
+
+
+def test_a_new_embodiment_takes_no_head_the_starting_weights_hold(runs, train_config, tmp_path, monkeypatch, caplog):
+    """A spec's domain_id took any slot: fractal's (20, built in) or the starting checkpoint's own robot's, whose head
+    training then overwrote. Such a slot is taken only by naming its domain; left out, a new robot gets a free one
+    (the starting checkpoint's own slot was handed out again)."""
+    from train_setup import TINY_EMBODIMENT
+
+    from worldpolicy.engine import loading
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    monkeypatch.setattr(loading, "load_components", lambda *a, **k: pytest.fail("weights loaded"))
+
+    def trainer(out, spec, **overrides):
+        return Trainer(load_config(train_config(tmp_path / out, embodiment=spec, **overrides)), progress=False)
+
+    with pytest.raises(ValueError, match=r"embodiment 'tiny_panda': domain_id=20 is the action-head slot of domain "
+                                         r"'fractal' \(built in, registry.json\), which training domain "
+                                         r"'worldpolicy_tiny_panda' there would overwrite: leave domain_id out \(a free "
+                                         r"slot: 10\), or set domain = 'fractal'"):
+        trainer("fractal", dict(TINY_EMBODIMENT, domain_id=20)).run()
+    assert not (tmp_path / "fractal").exists()
+
+    start = runs["root"] / "a" / "checkpoints" / "step-0000006"
+    own = json.loads((start / "embodiment.json").read_text())
+    other = dict(TINY_EMBODIMENT, name="other")
+    assert trainer("free", other, checkpoint=str(start))._embodiment(stats=None).domain_id == own["domain_id"] + 1
+    with pytest.raises(ValueError, match=rf"domain_id={own['domain_id']} is the action-head slot of domain "
+                                         rf"'{own['domain']}' \(the starting checkpoint's 'tiny_panda'\)"):
+        trainer("taken", dict(other, domain_id=own["domain_id"]), checkpoint=str(start))._embodiment(stats=None)
+    named = dict(other, domain_id=own["domain_id"], domain=own["domain"])  # on purpose: its head goes on learning
+    assert trainer("named", named, checkpoint=str(start))._embodiment(stats=None).domain_id == own["domain_id"]
+
+    # a run an older version started on fractal's slot resumes there, warned
+    folder = tmp_path / "older" / "checkpoints" / "step-0000002"
+    folder.mkdir(parents=True)
+    (folder / "trainer_state.json").write_text("{}")
+    (folder / "embodiment.json").write_text(json.dumps({**TINY_EMBODIMENT, "domain": "worldpolicy_tiny_panda",
+                                                        "domain_id": 20}))
+    with caplog.at_level("WARNING", logger="worldpolicy.train.trainer"):
+        assert trainer("older", dict(TINY_EMBODIMENT, domain_id=20))._embodiment(stats=None).domain_id == 20
+    assert "this run has trained there from its start, so it resumes" in caplog.text

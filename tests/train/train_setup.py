@@ -8,6 +8,7 @@ import numpy as np
 
 CAMERAS = ["observation/exterior_image_1_left", "observation/exterior_image_2_left"]
 VIDEO_KEYS = ["observation.image.exterior_image_1_left", "observation.image.exterior_image_2_left"]
+REACH_CAMERAS = ["observation/exterior_image_1_left", "observation/wrist_image_left"]  # the shipped model's
 CHUNK = 4
 EPISODE_LENGTH = 10
 IMAGE_SIZE = (64, 96)
@@ -34,7 +35,7 @@ TINY_EMBODIMENT: dict[str, Any] = {
 
 
 
-def make_episode(seed: int) -> dict[str, Any]:
+def make_episode(seed: int, cameras: list[str] = CAMERAS) -> dict[str, Any]:
     """A smooth joint-space reach near the Panda's home pose (gripper closes half-way), and two camera videos of a
     square that moves with the arm — small, deterministic, and shaped exactly like `from_sim` output."""
     from worldpolicy.data.from_sim import ACTION_KEYS, STATE_KEYS, camera_feature
@@ -48,7 +49,7 @@ def make_episode(seed: int) -> dict[str, Any]:
     grip = (t[:, 0] > 0.5).astype(np.float32)
     h, w = IMAGE_SIZE
     videos = {}
-    for c, camera in enumerate(CAMERAS):
+    for c, camera in enumerate(cameras):
         frames = np.full((EPISODE_LENGTH, h, w, 3), 40 + 60 * c, dtype=np.uint8)
         for i in range(EPISODE_LENGTH):
             y = int(8 + 40 * t[i, 0] * (1 + c) / 2)

@@ -70,6 +70,7 @@ def sample_training_examples(
     seed: int = 0,
     caption_sep: str | None = " | ",
     limit: int | None = None,
+    prefix: str = "",
 ) -> Iterator[TrainingExample]:
     """Training examples, decoding each episode once. Arguments are checked here, before anything is decoded.
 
@@ -78,27 +79,28 @@ def sample_training_examples(
     the embodiment's. `action_keys` (and `state_keys`, used when the embodiment conditions on a state row) are
     concatenated to the embodiment's action width. Captions holding several variants split by `caption_sep` yield one
     at random. `shuffle` permutes episodes and the windows within each; everything random draws from `seed`.
+    `prefix` goes before the argument names in errors (`data.` names them as a training config's settings).
     """
     emb = get_embodiment(embodiment)
     modes, weights = _check_mode(mode)
     chunk = emb.chunk_size if chunk_size is None else chunk_size
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        raise ValueError(f"chunk_size={chunk_size!r} must be an int >= 1")
+        raise ValueError(f"{prefix}chunk_size={chunk_size!r} must be an int >= 1")
     if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-        raise ValueError(f"stride={stride!r} must be an int >= 1")
+        raise ValueError(f"{prefix}stride={stride!r} must be an int >= 1")
     if limit is not None and (not isinstance(limit, int) or limit < 0):
         raise ValueError(f"limit={limit!r} must be None or an int >= 0")
-    action_keys = _check_keys(dataset, action_keys, emb, "action_keys")
+    action_keys = _check_keys(dataset, action_keys, emb, f"{prefix}action_keys")
     if emb.state_history:
         if state_keys is None:
             if "observation.state" not in dataset.features:
                 raise ValueError(
-                    f"embodiment {emb.key!r} conditions on a state row: pass state_keys (the dataset has "
+                    f"embodiment {emb.key!r} conditions on a state row: pass {prefix}state_keys (the dataset has "
                     f"no 'observation.state'; features: {dataset.feature_keys})"
                 )
             state_keys = "observation.state"
-        state_keys = _check_keys(dataset, state_keys, emb, "state_keys")
-    cameras = _check_videos(dataset, video_keys)
+        state_keys = _check_keys(dataset, state_keys, emb, f"{prefix}state_keys")
+    cameras = _check_videos(dataset, video_keys, f"{prefix}video_keys")
     chosen = list(range(dataset.num_episodes)) if episodes is None else [int(i) for i in episodes]
     bad = [i for i in chosen if not 0 <= i < dataset.num_episodes]
     if bad:
@@ -108,7 +110,7 @@ def sample_training_examples(
         longest = max((int(lengths[i]) for i in chosen), default=0)
         need = 2 if pad else chunk + 1
         raise ValueError(
-            f"chunk_size={chunk} needs episodes of at least {need} frames; the longest selected episode "
+            f"{prefix}chunk_size={chunk} needs episodes of at least {need} frames; the longest selected episode "
             f"has {longest} (pass pad=True or a smaller chunk_size)"
         )
 
@@ -225,16 +227,16 @@ def _check_keys(dataset: LeRobotDataset, keys: str | Sequence[str], emb: Embodim
     return keys
 
 
-def _check_videos(dataset: LeRobotDataset, video_keys: str | Sequence[str] | None) -> list[str]:
+def _check_videos(dataset: LeRobotDataset, video_keys: str | Sequence[str] | None, param: str) -> list[str]:
     available = dataset.video_keys
     if video_keys is None:
         if len(available) != 1:
-            raise ValueError(f"video_keys=None is ambiguous: the dataset has video features {available}; name them")
+            raise ValueError(f"{param}=None is ambiguous: the dataset has video features {available}; name them")
         return available
     keys = [video_keys] if isinstance(video_keys, str) else list(video_keys)
     missing = [k for k in keys if k not in available]
     if not keys or missing:
         raise ValueError(
-            f"video_keys={keys!r}: {missing or 'none given'} not among the dataset's video features {available}"
+            f"{param}={keys!r}: {missing or 'none given'} not among the dataset's video features {available}"
         )
     return keys

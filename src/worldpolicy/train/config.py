@@ -14,18 +14,22 @@ from typing import Any
 
 from .flow import COSMOS_POLICY_MIX, OBJECTIVES, TIMESTEP_SAMPLING
 
+ACTION_CONVERSIONS = ("none", "joint_to_relative_pose")
+
 
 @dataclass
 class DataConfig:
     dataset: str = ""
     chunk_size: int = 16
-    source_embodiment: str = "droid/joint_pos"
+    # the dataset's action layout and its conversion to the trained embodiment's; unset: read from the dataset where
+    # that is unambiguous (`data.window_spec`), and stored resolved
+    source_embodiment: str | None = None
     action_keys: list[str] = field(default_factory=lambda: ["action.joint_position", "action.gripper_position"])
     state_keys: list[str] = field(
         default_factory=lambda: ["observation.state.joint_positions", "observation.state.gripper_position"]
     )
-    video_keys: list[str] | None = None
-    action_conversion: str = "none"
+    video_keys: list[str] | None = None  # unset: the videos named as the embodiment's cameras (`data.camera_sources`)
+    action_conversion: str | None = None
     robot: str = "panda"
     stride: int = 1
     cache_dir: str | None = None  # default: <output_dir>/cache
@@ -139,6 +143,9 @@ class TrainConfig:
             raise FileNotFoundError(f"data.dataset={self.data.dataset!r} has no meta/info.json (not a LeRobot v3 dataset)")
         if self.data.chunk_size < 4 or self.data.chunk_size % 4:
             raise ValueError(f"data.chunk_size={self.data.chunk_size}: must be a positive multiple of 4 (1+4k frames)")
+        if self.data.action_conversion not in (None, *ACTION_CONVERSIONS):
+            raise ValueError(f"data.action_conversion={self.data.action_conversion!r}; accepted: "
+                             f"{', '.join(ACTION_CONVERSIONS)} (or unset: read from the dataset)")
         for name, value in (("optim.steps", self.optim.steps), ("optim.batch_size", self.optim.batch_size),
                             ("data.stride", self.data.stride), ("save_every", self.save_every),
                             ("log_every", self.log_every), ("keep_checkpoints", self.keep_checkpoints)):
@@ -164,6 +171,9 @@ class TrainConfig:
         if self.finetune.lora_save == "adapter" and self.finetune.mode != "lora":
             raise ValueError(f"finetune.lora_save='adapter' saves LoRA adapters, but finetune.mode="
                              f"{self.finetune.mode!r}: set finetune.mode = 'lora', or drop lora_save")
+        if self.finetune.mode == "full" and (lora_set := _lora_only_settings(self.finetune)):
+            raise ValueError(f"finetune.mode='full' trains every weight and adds no adapters, but LoRA settings are set "
+                             f"({', '.join(lora_set)}): set finetune.mode = 'lora' to train adapters, or remove them")
         if self.finetune.mode == "lora":
             if self.finetune.lora_rank < 1:
                 raise ValueError(f"finetune.lora_rank={self.finetune.lora_rank!r}: must be an int >= 1")
@@ -205,6 +215,19 @@ RESUMABLE = ("optim.steps", "output_dir", "device", "log_every", "save_every", "
              "eval.*", "optim.gradient_checkpointing", "finetune.lora_save")
 
 
+# Settings only a LoRA run reads: a full fine-tune that sets them is refused (`check`), and they are not compared
+# when resuming a full run (they never shaped its weights; older versions accepted them silently).
+LORA_ONLY = ("lora_rank", "lora_alpha", "lora_targets")
+
+
+def _lora_only_settings(finetune: FinetuneConfig) -> list[str]:
+    """`finetune.NAME=value` for each LoRA-only setting that is not its default (a default may be a stored config's,
+    not the user's: config.json lists every setting)."""
+    defaults = FinetuneConfig()
+    return [f"finetune.{name}={getattr(finetune, name)!r}" for name in LORA_ONLY
+            if getattr(finetune, name) != getattr(defaults, name)]
+
+
 # Settings added after runs were first stored, with the behaviour those runs had: compared as if stored.
 IMPLIED_BEFORE = {"optim.precision": "fp32"}
 
@@ -212,12 +235,14 @@ IMPLIED_BEFORE = {"optim.precision": "fp32"}
 def changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """`name: old -> new` for each setting of `saved` (a run's stored config) that `current` changes and a resume may
     not (`RESUMABLE`). Settings a run from an older version did not store are not compared, except those whose old
-    behaviour is known (`IMPLIED_BEFORE`)."""
+    behaviour is known (`IMPLIED_BEFORE`); nor are a full run's LoRA-only settings (`LORA_ONLY`)."""
     old, new = _flat(saved), _flat(json.loads(json.dumps(current, default=str)))
     old = {**IMPLIED_BEFORE, **old}
+    unused = {f"finetune.{n}" for n in LORA_ONLY} if old.get("finetune.mode") == new.get("finetune.mode") == "full" \
+        else set()
     changes = []
     for name, value in old.items():
-        if any(name == r or (r.endswith(".*") and name.startswith(r[:-1])) for r in RESUMABLE):
+        if name in unused or any(name == r or (r.endswith(".*") and name.startswith(r[:-1])) for r in RESUMABLE):
             continue
         if name not in new:
             changes.append(f"{name}: {value!r} -> unset")

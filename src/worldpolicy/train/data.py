@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +24,13 @@ from ..embodiments import Embodiment, get_embodiment
 from ..fileio import atomic_path
 from ..processing.observations import frames_from_mapping, prepare_canvas
 from ..processing.prompts import build_caption, tokenize
+from .config import ACTION_CONVERSIONS, DataConfig
 from .flow import ModelExample
 
 logger = logging.getLogger(__name__)
 
-ACTION_CONVERSIONS = ("none", "joint_to_relative_pose")
 CACHE_VERSION = 1
+DEFAULT_SOURCE = "droid/joint_pos"  # the action layout `dataset from-sim` writes (DROID's joint targets + gripper)
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class WindowSpec:
 
     dataset: str
     chunk_size: int
-    source_embodiment: str = "droid/joint_pos"
+    source_embodiment: str = DEFAULT_SOURCE
     action_keys: tuple[str, ...] = ("action.joint_position", "action.gripper_position")
     state_keys: tuple[str, ...] = ("observation.state.joint_positions", "observation.state.gripper_position")
     video_keys: tuple[str, ...] | None = None
@@ -73,13 +74,89 @@ class RawWindow:
     start: int
 
 
-def iter_windows(spec: WindowSpec, target: Embodiment) -> Iterator[RawWindow]:
-    """Windows of `spec.dataset` with actions in `target`'s columns (physical units)."""
+def window_spec(data: DataConfig, target: Embodiment) -> WindowSpec:
+    """`[data]`'s windows for `target`, checked against the dataset's metadata now: a wrong key, width, camera or
+    conversion would otherwise be found only after the weights load. `source_embodiment` and `action_conversion`
+    left unset are read from the dataset where that is unambiguous (`DEFAULT_SOURCE` for 8-wide actions, the
+    target's own columns by name; `joint_to_relative_pose` where only it fits), else refused naming the setting."""
+    from ..data import LeRobotDataset
+
+    dataset = LeRobotDataset.open(data.dataset)
+    source = data.source_embodiment or _default_source(dataset, data.action_keys, target)
+    conversion = data.action_conversion or _default_conversion(_source(source), target)
+    spec = WindowSpec(
+        dataset=data.dataset, chunk_size=data.chunk_size, source_embodiment=source, action_keys=tuple(data.action_keys),
+        state_keys=tuple(data.state_keys), video_keys=tuple(data.video_keys) if data.video_keys else None,
+        action_conversion=conversion, robot=data.robot, stride=data.stride,
+    )
+    _plan(spec, target, dataset)
+    for name, given, used in (("source_embodiment", data.source_embodiment, source),
+                              ("action_conversion", data.action_conversion, conversion)):
+        if given is None:
+            logger.info("data.%s unset: %r (from data.dataset's action columns and embodiment %r)", name, used,
+                        target.key)
+    return spec
+
+
+def _default_source(dataset, action_keys: list[str], target: Embodiment) -> str:
+    """The dataset's action layout when `data.source_embodiment` is unset: `DEFAULT_SOURCE` for 8 values per frame
+    (as before the setting could be unset), the target itself when the dataset names its columns as the target's."""
+    if not all(k in dataset.feature_keys for k in action_keys):
+        return DEFAULT_SOURCE  # the missing key is named by the sampler's check
+    names = dataset.feature_names(action_keys)
+    if len(names) == _source(DEFAULT_SOURCE).action_dim:
+        return DEFAULT_SOURCE
+    if names == list(target.columns):
+        return target.key
+    raise ValueError(
+        f"data.source_embodiment is unset and data.action_keys={list(action_keys)} hold {len(names)} columns "
+        f"({', '.join(names)}): neither {DEFAULT_SOURCE!r}'s {_source(DEFAULT_SOURCE).action_dim} (the default) nor "
+        f"embodiment {target.key!r}'s ({', '.join(target.columns)}); set data.source_embodiment to the registered "
+        "embodiment whose columns these are, or data.action_keys to the keys that hold them"
+    )
+
+
+def _default_conversion(source: Embodiment, target: Embodiment) -> str:
+    """`none` where the widths agree (as before the setting could be unset); `joint_to_relative_pose` where it is the
+    one conversion that fits; else `none`, which `_converter` refuses naming the settings."""
+    return "joint_to_relative_pose" if source.action_dim != target.action_dim and _joints_to_pose(source, target) \
+        else "none"
+
+
+def _source(name: str) -> Embodiment:
+    try:
+        return get_embodiment(name)
+    except KeyError as exc:
+        raise ValueError(f"data.source_embodiment={name!r}: {exc.args[0]}") from None
+
+
+def _joints_to_pose(source: Embodiment, target: Embodiment) -> bool:
+    """`encode_relative_pose` turns joint targets plus a gripper column, from the state row's start pose, into
+    `RELATIVE_POSE_DIM`-wide per-step end-effector deltas."""
+    return (source.layout == "joint_position" and bool(source.state_history) and source.gripper_index is not None
+            and target.layout == "relative_pose" and target.action_dim == RELATIVE_POSE_DIM)
+
+
+RELATIVE_POSE_DIM = 10  # translation (3), rotation as two matrix columns (6), gripper (1)
+
+
+@dataclass
+class _Plan:
+    """What `iter_windows` needs, every part checked: the examples are lazy, nothing is decoded yet."""
+
+    dataset: Any
+    source: Embodiment
+    examples: Iterator[Any]
+    convert: Callable
+    cameras: dict[str, str]  # the target's camera (wire key) -> the dataset video that feeds it
+
+
+def _plan(spec: WindowSpec, target: Embodiment, dataset=None) -> _Plan:
     from ..data import LeRobotDataset, sample_training_examples
 
-    dataset = LeRobotDataset.open(spec.dataset)
-    source = get_embodiment(spec.source_embodiment)
-    convert = _converter(spec, source, target)
+    dataset = dataset or LeRobotDataset.open(spec.dataset)
+    source = _source(spec.source_embodiment)
+    cameras = camera_sources(dataset.video_keys, spec.video_keys, target)
     examples = sample_training_examples(
         dataset,
         source,
@@ -87,16 +164,64 @@ def iter_windows(spec: WindowSpec, target: Embodiment) -> Iterator[RawWindow]:
         spec.chunk_size,
         action_keys=list(spec.action_keys),
         state_keys=list(spec.state_keys) if source.state_history else None,
-        video_keys=list(spec.video_keys) if spec.video_keys else None,
+        video_keys=list(dict.fromkeys(cameras.values())),
         episodes=list(spec.episodes) if spec.episodes is not None else None,
         stride=spec.stride,
         pad=spec.pad,
+        prefix="data.",
     )
-    keys = list(spec.action_keys) + (list(spec.state_keys) if source.state_history else [])
+    return _Plan(dataset, source, examples, _converter(spec, source, target), cameras)
+
+
+def camera_sources(videos: list[str], video_keys: Sequence[str] | None, target: Embodiment) -> dict[str, str]:
+    """Which dataset video feeds each camera `target` composes: by name (`observation.image.wrist_image_left` is
+    `observation/wrist_image_left`), else a pre-composed `observation.image`; an embodiment of one camera also takes
+    the only video there is. Among `video_keys` when given, else among all the dataset's videos; anything else is
+    refused now, naming the cameras needed and the videos there are."""
+    from ..data.sampling import wire_key
+
+    given = list(video_keys) if video_keys else None
+    if given is not None and (unknown := [k for k in given if k not in videos]):
+        raise ValueError(f"data.video_keys={given}: {unknown} are not video features of data.dataset; it has {videos}")
+    candidates = given or list(videos)
+    where = f"data.video_keys={given} (data.dataset has {videos})" if given else f"data.dataset's videos {candidates}"
+    by_name: dict[str, list[str]] = {}
+    for key in candidates:
+        by_name.setdefault(wire_key(key), []).append(key)
+    wanted = [c for c in target.camera_keys if c in by_name]
+    if target.composite is None:
+        wanted = wanted[:1]  # the first camera found, as inference (`frames_from_mapping`) takes it
+    else:
+        wanted = wanted if len(wanted) == len(target.camera_keys) else []
+    if not wanted and "observation/image" in by_name:
+        wanted = ["observation/image"]  # one pre-composed view
+    twins = {c: by_name[c] for c in wanted if len(by_name[c]) > 1}
+    if twins:
+        raise ValueError(f"{where}: {twins} feed the same camera of embodiment {target.key!r}; name the ones to train "
+                         "on in data.video_keys")
+    if wanted:
+        return {c: by_name[c][0] for c in wanted}
+    if target.composite is None and len(candidates) == 1:
+        return {target.camera_keys[0]: candidates[0]}
+    cameras = ", ".join(f"{c} (a video key ending in .{c.rsplit('/', 1)[-1]})" for c in target.camera_keys)
+    if target.composite is None:
+        need = f"one of its cameras {cameras}, or one video to use as its camera"
+    else:
+        need = f"its cameras {cameras}, composed {target.composite!r}, or one pre-composed observation.image"
+    raise ValueError(f"{where}: embodiment {target.key!r} needs {need}"
+                     + ("" if given else "; name the videos to train on in data.video_keys"))
+
+
+def iter_windows(spec: WindowSpec, target: Embodiment) -> Iterator[RawWindow]:
+    """Windows of `spec.dataset` with actions in `target`'s columns (physical units)."""
+    plan = _plan(spec, target)
+    keys = list(spec.action_keys) + (list(spec.state_keys) if plan.source.state_history else [])
+    dataset = plan.dataset
     check_finite(dataset, keys, spec.episodes if spec.episodes is not None else range(dataset.num_episodes))
-    for ex in examples:
-        frames = frames_from_mapping(ex.wire_views, target.camera_keys, target.composite)
-        actions, state = convert(ex.actions.astype(np.float64), ex.state)
+    for ex in plan.examples:
+        views = {camera: ex.views[key] for camera, key in plan.cameras.items()}
+        frames = frames_from_mapping(views, target.camera_keys, target.composite)
+        actions, state = plan.convert(ex.actions.astype(np.float64), ex.state)
         yield RawWindow(frames, actions, state, ~ex.action_is_pad, ex.task, ex.episode_index, ex.start)
 
 
@@ -129,23 +254,33 @@ def check_finite(dataset, keys: list[str], episodes: Iterable[int]) -> None:
 def _converter(spec: WindowSpec, source: Embodiment, target: Embodiment) -> Callable:
     if spec.action_conversion == "none":
         if source.action_dim != target.action_dim:
+            hint = (f"; the dataset's joint targets convert to {target.key!r}'s columns with "
+                    "data.action_conversion = 'joint_to_relative_pose' (or leave it unset)"
+                    if _joints_to_pose(source, target) else
+                    f"; else convert them with data.action_conversion (accepted: {', '.join(ACTION_CONVERSIONS)})")
             raise ValueError(
                 f"data.source_embodiment {source.key!r} (the dataset's action layout) has {source.action_dim} columns "
                 f"but the trained embodiment {target.key!r} has {target.action_dim}: if the dataset's actions already "
-                f"are in {target.key!r}'s columns, set data.source_embodiment = {target.key!r}; else convert them "
-                f"with data.action_conversion (accepted: {', '.join(ACTION_CONVERSIONS)})"
+                f"are in {target.key!r}'s columns, set data.source_embodiment = {target.key!r}{hint}"
             )
         return lambda actions, state: (actions, state if target.state_history else None)
-    if target.layout != "relative_pose" or source.layout != "joint_position" or not source.state_history:
+    if not _joints_to_pose(source, target):
         raise ValueError(
             "data.action_conversion='joint_to_relative_pose' needs a joint_position source embodiment with a state "
-            f"row (got {source.key!r}) and a relative_pose target (got {target.key!r})"
+            f"row and a gripper column (got {source.key!r}: {source.layout}, state row {bool(source.state_history)}, "
+            f"gripper {source.gripper_column}) and a relative_pose target {RELATIVE_POSE_DIM} columns wide (got "
+            f"{target.key!r}: {target.layout}, {target.action_dim} columns)"
         )
     from ..robot.decode import encode_relative_pose
     from ..robot.kinematics import IKSolver
     from ..robot.robots import get_robot
 
-    ik = IKSolver(get_robot(spec.robot))
+    robot = get_robot(spec.robot)
+    if robot.dof != source.action_dim - 1:
+        raise ValueError(f"data.robot={spec.robot!r} has {robot.dof} joints but data.source_embodiment "
+                         f"{source.key!r} holds {source.action_dim - 1} joint columns and the gripper: set data.robot to "
+                         "the robot the dataset was recorded on")
+    ik = IKSolver(robot)
     grip = source.gripper_index
 
     def convert(actions: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, None]:

@@ -13,7 +13,7 @@ import math
 import shutil
 import time
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -110,8 +110,6 @@ def _clips(spec, embodiment, count: int, seed: int) -> torch.Tensor:
     Drawn uniformly (reservoir sampling) from the windows of `count` random episodes: only those episodes are
     decoded, so the cost does not grow with the dataset, and only the kept canvases are held.
     """
-    from dataclasses import replace
-
     from ..data import LeRobotDataset
     from ..processing.observations import prepare_canvas
     from .data import iter_windows
@@ -275,7 +273,7 @@ def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, instal
     """Every stage of a from-scratch recipe; returns (and writes to `summary.json`) wall times and results."""
     from ..embodiments import free_domain_id, register_embodiment
     from .config import load_config
-    from .data import WindowSpec
+    from .data import window_spec
     from .trainer import Trainer
 
     path = recipe_path(str(path))
@@ -304,9 +302,7 @@ def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, instal
                                   "domain_id": free_domain_id(include_user=False), **config.embodiment,
                                   "normalization": "none", "stats": None, "chunk_size": config.data.chunk_size},
                                  overwrite=True)
-    spec = WindowSpec(dataset=str(dataset), chunk_size=config.data.chunk_size,
-                      video_keys=tuple(config.data.video_keys) if config.data.video_keys else None,
-                      action_conversion=config.data.action_conversion, robot=config.data.robot)
+    spec = replace(window_spec(config.data, layout), stride=1)  # the VAE draws from every window
     if not (out / "base" / "model_index.json").is_file():
         tick = time.perf_counter()
         vae, vae_info = train_vae(scratch, spec, layout, progress=progress)

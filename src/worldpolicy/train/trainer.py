@@ -47,7 +47,7 @@ from ..engine.loading import (
 from ..fileio import share_tree, write_json_atomic
 from ..policy import EMBODIMENT_FILE, checkpoint_spec
 from .config import RESUMABLE, TrainConfig, changed_settings
-from .data import LatentCache, WindowSpec
+from .data import LatentCache, WindowSpec, window_spec
 from .flow import OBJECTIVES, ModelExample, TimestepSampler, batch_losses, draw_noise
 
 logger = logging.getLogger(__name__)
@@ -151,17 +151,30 @@ class Trainer:
         self.rank, self.world = _distributed()
         self.out = Path(config.output_dir)
         self._resumed_data: str | None = None
+        self._windows: tuple[WindowSpec, Embodiment] | None = None
         if config.optim.batch_size % self.world:
             raise ValueError(f"optim.batch_size={config.optim.batch_size} must divide by the {self.world} processes")
 
     # -- set-up ---------------------------------------------------------------------------------------------------
 
+    def _data(self) -> tuple[WindowSpec, Embodiment]:
+        """The training windows and the embodiment layout they are cut for, checked against the dataset before any
+        weights load. What `[data]` leaves unset and the dataset settles is written into the config: config.json and
+        the checkpoints name what was trained, and a resume compares it."""
+        if self._windows is None:
+            layout = self._embodiment(stats=None)
+            self._check_data_fits(layout)
+            spec = window_spec(self.config.data, layout)
+            self.config.data.source_embodiment = spec.source_embodiment
+            self.config.data.action_conversion = spec.action_conversion
+            self._windows = spec, layout
+        return self._windows
+
     def _load(self) -> None:
         from ..engine.loading import load_components, resolve_device
 
         cfg = self.config
-        layout = self._embodiment(stats=None)
-        self._check_data_fits(layout)
+        spec, layout = self._data()
         self.device = resolve_device(cfg.device)
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -172,12 +185,6 @@ class Trainer:
         self.vae.requires_grad_(False)
         self._check_model_fits(layout)  # before the latent cache: encoding it can take long
 
-        spec = WindowSpec(
-            dataset=cfg.data.dataset, chunk_size=cfg.data.chunk_size, source_embodiment=cfg.data.source_embodiment,
-            action_keys=tuple(cfg.data.action_keys), state_keys=tuple(cfg.data.state_keys),
-            video_keys=tuple(cfg.data.video_keys) if cfg.data.video_keys else None,
-            action_conversion=cfg.data.action_conversion, robot=cfg.data.robot, stride=cfg.data.stride,
-        )
         cache_dir = cfg.data.cache_dir or str(self.out / "cache")
         options = dict(use_system_prompt=self.pipeline_flags["default_use_system_prompt"], expect=self._resumed_data)
         if self.rank == 0:
@@ -232,6 +239,8 @@ class Trainer:
         spec.setdefault("domain", f"worldpolicy_{spec.get('name', 'custom')}")
         if "domain_id" not in spec:
             spec["domain_id"] = self._domain_id(spec["domain"])
+        elif stats is None:  # the first (layout) pass, before any weights load
+            self._check_slot(spec)
         if stats is None:  # the layout, for the data checks and the latent cache (which keeps physical actions)
             if spec.get("stats") is not None:  # the table's own stats: refused now, not after the weights and latents
                 embodiment_from_spec(spec)
@@ -262,19 +271,51 @@ class Trainer:
 
     def _domain_id(self, domain: str) -> int:
         """A new embodiment's action-head slot, fixed once per run and the same in every process (ranks, resumes):
-        the newest checkpoint's, else its domain's built-in slot, else the lowest slot no built-in domain uses
-        (set `domain_id` in the spec to choose another)."""
+        the newest checkpoint's, else its domain's slot (built in, or the starting checkpoint's own), else the lowest
+        slot that holds no head yet (`_held_slots`; set `domain_id` in the spec to choose another)."""
         if not hasattr(self, "_slot"):
             checkpoints = self._checkpoints()
             newest = checkpoint_spec(checkpoints[-1]) if checkpoints else None
-            known = domain_table(include_user=False)
+            held = self._held_slots()
+            mine = [slot for slot, domains in held.items() if domain in domains]  # built in, or the checkpoint's
             if newest is not None:
                 self._slot = int(newest["domain_id"])
-            elif domain in known:
-                self._slot = int(known[domain]["id"])
+            elif mine:
+                self._slot = mine[0]
             else:
-                self._slot = free_domain_id(include_user=False)
+                self._slot = free_domain_id(set(held), include_user=False)
         return self._slot
+
+    def _held_slots(self) -> dict[int, dict[str, str]]:
+        """Action-head slot -> {domain: whose head it is} for the heads the starting weights hold: the built-in
+        domains (registry.json: what Cosmos3 learned) and the starting checkpoint's own embodiment (`embodiment.json`)."""
+        held: dict[int, dict[str, str]] = {}
+        for name, domain in domain_table(include_user=False).items():
+            held.setdefault(int(domain["id"]), {})[name] = "built in, registry.json"
+        own = checkpoint_spec(self.config.checkpoint)
+        if own is not None and own.get("domain_id") is not None:
+            held.setdefault(int(own["domain_id"]), {})[own["domain"]] = f"the starting checkpoint's {own['name']!r}"
+        return held
+
+    def _check_slot(self, spec: dict[str, Any]) -> None:
+        """A spec's `domain_id` must not take over a head the starting weights hold for another domain: training
+        overwrites it, and the checkpoint drives this robot with a head learned for another. A spec takes such a slot
+        by naming its domain. A run that already trained there (older versions allowed it) resumes, warned."""
+        slot, domain = int(spec["domain_id"]), spec["domain"]
+        holders = self._held_slots().get(slot, {})
+        if not holders or domain in holders:
+            return
+        checkpoints = self._checkpoints()
+        newest = checkpoint_spec(checkpoints[-1]) if checkpoints else None
+        named = " and ".join(f"{name!r} ({origin})" for name, origin in holders.items())
+        problem = (f"embodiment {spec.get('name')!r}: domain_id={slot} is the action-head slot of domain {named}, "
+                   f"which training domain {domain!r} there would overwrite")
+        if newest is not None and (newest.get("domain"), newest.get("domain_id")) == (domain, slot):
+            logger.warning("%s; this run has trained there from its start, so it resumes", problem)
+            return
+        raise ValueError(f"{problem}: leave domain_id out (a free slot: "
+                         f"{free_domain_id(set(self._held_slots()), include_user=False)}), or set domain = "
+                         f"{next(iter(holders))!r} to train that head on purpose")
 
     def _model(self) -> None:
         cfg = self.config
@@ -495,6 +536,7 @@ class Trainer:
 
         cfg = self.config
         checkpoints = self._checkpoints()
+        self._data()  # before the comparison with a stored run: it stores what unset data settings resolve to
         self._check_previous_run(checkpoints)
         if self.rank == 0:
             for staging in (self.out / "checkpoints").glob(".step-*"):  # a save a kill interrupted
