@@ -80,10 +80,10 @@ def write_run(prediction, out: Path, plots: bool = True) -> list[Path]:
     """Write a prediction's artifacts: actions.json (schema v1), settings.json, rollout.mp4, plots/, index.html."""
     import numpy as np
 
-    from .fileio import write_json_atomic
+    from .fileio import make_folder, write_json_atomic
     from .processing.video import write_video
 
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     bad = ~np.isfinite(np.asarray(prediction.actions, dtype=np.float64))
     # non-finite actions are kept for inspection, but there is nothing to plot (and an earlier page would show its
     # actions as this run's): cleaned up as a run without plots

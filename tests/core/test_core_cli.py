@@ -275,3 +275,32 @@ def test_predict_checks_frame_size_and_count_before_loading(tiny_checkpoint, tmp
                    *extra])
         err = capsys.readouterr().err
         assert rc == 2 and message in err and "Traceback" not in err
+
+
+def test_a_failed_predict_leaves_no_empty_out_behind(tiny_checkpoint, image_file, tmp_path, capsys, monkeypatch):
+    """--out is made before the inputs are read (a folder that cannot be made fails first); a run that then fails,
+    on bad input or mid-run, left it behind empty. A folder the user had is kept, empty or not."""
+    from worldpolicy.policy import Policy
+
+    base = ["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose", "--image",
+            str(image_file), "--prompt", "x", "--steps", "1"]
+    assert main([*base[:-1], "0", "--out", str(tmp_path / "new" / "run")]) == 2
+    assert "steps=0" in capsys.readouterr().err and not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()
+    assert main([*base[:-1], "0", "--out", str(tmp_path / "mine")]) == 2
+    assert (tmp_path / "mine").is_dir()
+
+    def fails(self, requests, progress=None):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(Policy, "act_batch", fails)
+    with pytest.raises(RuntimeError, match="out of memory"):  # not a user error: the traceback is kept
+        main([*base, "--out", str(tmp_path / "crashed")])
+    assert not (tmp_path / "crashed").exists()
+
+    def interrupted(self, requests, progress=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Policy, "act_batch", interrupted)
+    assert main([*base, "--out", str(tmp_path / "stopped")]) == 130
+    assert not (tmp_path / "stopped").exists()
