@@ -304,3 +304,62 @@ def test_a_failed_predict_leaves_no_empty_out_behind(tiny_checkpoint, image_file
     monkeypatch.setattr(Policy, "act_batch", interrupted)
     assert main([*base, "--out", str(tmp_path / "stopped")]) == 130
     assert not (tmp_path / "stopped").exists()
+
+
+@pytest.fixture(scope="module")
+def two_cameras(tmp_path_factory):
+    """The shipped model's two cameras (exterior above wrist) as files, and their stacked composite."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("cameras")
+    rng = np.random.default_rng(1)
+    views = {key: rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+             for key in ("observation/exterior_image_1_left", "observation/wrist_image_left")}
+    files = {}
+    for key, view in views.items():
+        files[key] = folder / f"{key.split('/')[1]}.png"
+        Image.fromarray(view).save(files[key])
+    Image.fromarray(np.concatenate(list(views.values()), axis=0)).save(folder / "composite.png")
+    return files, folder / "composite.png"
+
+
+def test_one_camera_for_a_two_camera_model_is_warned_and_each_camera_can_be_passed(two_cameras, tmp_path, capsys,
+                                                                                    monkeypatch):
+    """The shipped model sees an exterior camera stacked above the wrist camera; one camera's image was taken as
+    that composite without a word."""
+    files, composite = two_cameras
+    base = ["predict", "--checkpoint", "shipped", "--prompt", "reach the ball", "--steps", "1", "--no-plots"]
+    one = files["observation/exterior_image_1_left"]
+    assert main([*base, "--image", str(one), "--out", str(tmp_path / "one")]) == 0
+    err = capsys.readouterr().err
+    assert (f"--image {str(one)!r} is taken as the composite the model was trained on, the 2 cameras of embodiment "
+            "'panda_reach' (observation/exterior_image_1_left, observation/wrist_image_left, stacked top to bottom), "
+            "but it looks like one camera's view: it is 48x64 pixels") in err
+    assert ("Pass each camera instead: --camera observation/exterior_image_1_left=FILE "
+            "--camera observation/wrist_image_left=FILE") in err
+    # a pre-composed image is a valid observation: no warning, and the same actions as the cameras composed here
+    assert main([*base, "--image", str(composite), "--out", str(tmp_path / "composite")]) == 0
+    assert "looks like one camera" not in capsys.readouterr().err
+    cameras = [arg for key, path in files.items() for arg in ("--camera", f"{key}={path}")]
+    assert main([*base, *cameras, "--out", str(tmp_path / "cameras")]) == 0
+    assert "looks like one camera" not in capsys.readouterr().err
+    composed, given = (json.loads((tmp_path / run / "actions.json").read_text()) for run in ("cameras", "composite"))
+    np.testing.assert_array_equal(composed["actions"], given["actions"])
+    # --camera names each of the model's cameras once, checked before the weights load
+    import worldpolicy
+
+    monkeypatch.setattr(worldpolicy, "load_policy", lambda *a, **k: pytest.fail("weights loaded"))
+    for extra, message in (
+        (cameras[:2], ("--camera: embodiment 'panda_reach' has the cameras observation/exterior_image_1_left, "
+                       "observation/wrist_image_left (missing observation/wrist_image_left); pass one --camera "
+                       "KEY=FILE for each")),
+        ([*cameras, "--camera", f"wrist={one}"], "(unknown wrist)"),
+        ([*cameras[:3], f"{cameras[1]}"], "--camera observation/exterior_image_1_left is given twice"),
+        (["--camera", str(one)], "expected KEY=FILE"),
+        (["--camera", "observation/wrist_image_left=nope.png", *cameras[:2]],
+         "--camera observation/wrist_image_left 'nope.png' does not exist"),
+    ):
+        assert main([*base, *extra, "--out", str(tmp_path / "refused")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+    assert not (tmp_path / "refused").exists()
