@@ -344,3 +344,16 @@ def test_a_broken_embodiment_json_affects_its_checkpoint_only(tiny_checkpoint_di
     assert good["embodiment"] == "bridge"
     error = err(server, "predict_actions", {"prompt": "go", "checkpoint": "broken", "image": str(inputs_dir / "obs.png")})
     assert error["parameter"] == "checkpoint" and "embodiment.json is unusable" in error["message"]
+
+
+def test_an_actions_file_with_non_finite_values_is_refused_as_such(server, toolbox, inputs_dir):
+    """actions.json writes a non-finite value as null (strict JSON); it was refused as 'not a list of numbers'."""
+    from worldpolicy.embodiments import get_embodiment
+
+    rows = [[0.0] * get_embodiment("bridge").action_dim for _ in range(4)]
+    rows[2][3] = None
+    path = toolbox.config.output_dir / "nan_actions.json"
+    path.write_text(json.dumps({"actions": rows}))
+    error = err(server, "imagine_rollout", {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs.png"),
+                                            "actions_file": str(path)})
+    assert error["parameter"] == "actions_file" and "contains NaN or inf" in error["message"], error

@@ -363,3 +363,38 @@ def test_one_camera_for_a_two_camera_model_is_warned_and_each_camera_can_be_pass
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, err
     assert not (tmp_path / "refused").exists()
+
+
+def test_non_finite_actions_are_written_as_strict_json_and_read_back_as_nan(tmp_path, capsys):
+    """actions.json held Python's NaN/Infinity tokens, which are not JSON: jq, browsers and strict parsers refused it."""
+    from worldpolicy.commands import write_run
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.processing.actions import load_actions
+    from worldpolicy.results import Prediction
+    from worldpolicy.viz.plots import load_actions_file
+    from worldpolicy.viz.report import write_report
+
+    emb = get_embodiment("droid/relative_pose")
+    actions = np.zeros((4, emb.action_dim))
+    actions[1, 2], actions[2, 0], actions[3, 1] = np.nan, np.inf, -np.inf
+    prediction = Prediction(mode="policy", embodiment=emb.key, columns=list(emb.columns), units=list(emb.units),
+                            actions=actions, actions_normalized=actions[::-1].copy(), fps=emb.fps)
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match="NaN or inf in 3 of 40 action values"):
+        write_run(prediction, out)
+
+    def refuse(token):
+        raise AssertionError(f"{token} is not JSON")
+
+    doc = json.loads((out / "actions.json").read_text(), parse_constant=refuse)
+    assert [doc["actions"][1][2], doc["actions"][2][0], doc["actions"][3][1]] == [None, None, None]
+    assert doc["actions"][0] == [0.0] * emb.action_dim and doc["actions_normalized"][0][1] is None
+    read = load_actions_file(out / "actions.json")  # viz and the report read it back as NaN
+    for field, expected in (("actions", actions), ("actions_normalized", actions[::-1])):
+        np.testing.assert_array_equal(np.isnan(np.asarray(read[field], dtype=np.float64)), ~np.isfinite(expected))
+    with pytest.raises(ValueError, match=r"NaN or inf at row 1, column 'tz'"):  # forward dynamics' --actions
+        load_actions(out / "actions.json", emb)
+    assert main(["viz", str(out)]) == 2
+    assert "actions contain NaN or inf values" in capsys.readouterr().err
+    page = write_report(out).read_text()
+    assert "could not be" not in page and "<td>nan</td>" in page

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..processing.prompts import check_length
+from ..results import actions_from_json
 
 logger = logging.getLogger(__name__)
 
@@ -318,7 +319,7 @@ class Toolbox:
                         list(emb.columns),
                     )
                 doc = doc["actions"]
-            actions, parameter = doc, "actions_file"
+            actions, parameter = actions_from_json(doc), "actions_file"  # null: a non-finite value, refused below
         else:
             parameter = "actions"
         try:
