@@ -47,8 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from .fileio import removing_empty_folders_on_failure
+
     try:
-        return int(args.func(args) or 0)
+        with removing_empty_folders_on_failure():  # a failed run leaves no empty --out (or subfolder) it made
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         if args.verbose:
             raise

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .results import MODES
+
+if TYPE_CHECKING:
+    from .embodiments import Embodiment
+
+logger = logging.getLogger(__name__)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,9 +27,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "= \"adapter\") or a hub id")
     p.add_argument("--mode", choices=MODES, default="policy")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--image", help="observation image (policy / forward dynamics)")
+    src.add_argument("--image", help="observation image (policy / forward dynamics); for an embodiment that composes "
+                     "several cameras, their composite (or give each with --camera)")
     src.add_argument("--video", help="clip, animated GIF or folder of frames (inverse dynamics; the other modes "
                                     "condition on its last frame, the current one)")
+    src.add_argument("--camera", action="append", metavar="KEY=FILE",
+                     help="one camera's image or clip, repeated for each of a multi-camera embodiment's camera keys "
+                     "(`worldpolicy embodiments --json`: camera_keys); composed as the model was trained")
     p.add_argument("--prompt", required=True, help="task description, e.g. 'Pick up the banana.'")
     p.add_argument("--actions", help="actions file for forward dynamics (.json or .npy)")
     p.add_argument("--actions-space", choices=("physical", "normalized"), default="physical")
@@ -80,10 +91,10 @@ def write_run(prediction, out: Path, plots: bool = True) -> list[Path]:
     """Write a prediction's artifacts: actions.json (schema v1), settings.json, rollout.mp4, plots/, index.html."""
     import numpy as np
 
-    from .fileio import write_json_atomic
+    from .fileio import make_folder, write_json_atomic
     from .processing.video import write_video
 
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     bad = ~np.isfinite(np.asarray(prediction.actions, dtype=np.float64))
     # non-finite actions are kept for inspection, but there is nothing to plot (and an earlier page would show its
     # actions as this run's): cleaned up as a run without plots
@@ -167,7 +178,48 @@ def _checked_out(out: Path, inputs: dict[str, Path | None]) -> Path:
     return output_folder(out, "--out")
 
 
-def _check_inputs(args: argparse.Namespace, source_flag: str, source: Path, state: list[float] | None) -> None:
+def _camera_files(values: list[str]) -> dict[str, Path]:
+    """--camera KEY=FILE values → {camera key: file}, in the order given."""
+    from .cli import UsageError
+
+    cameras: dict[str, Path] = {}
+    for value in values:
+        key, sep, file = value.partition("=")
+        if not (sep and key and file):
+            raise UsageError(f"--camera {value!r}: expected KEY=FILE, e.g. --camera observation/wrist_image_left=w.png")
+        if key in cameras:
+            raise UsageError(f"--camera {key} is given twice; give each camera once")
+        cameras[key] = Path(file)
+    return cameras
+
+
+def _check_cameras(embodiment: Embodiment, cameras: tuple[str, ...]) -> None:
+    """--camera names each of the embodiment's cameras once (what the model composes, as in training)."""
+    keys = embodiment.camera_keys
+    unknown, missing = [k for k in cameras if k not in keys], [k for k in keys if k not in cameras]
+    if unknown or missing:
+        problems = "; ".join(f"{what} {', '.join(found)}" for what, found in (("unknown", unknown),
+                                                                               ("missing", missing)) if found)
+        raise ValueError(f"--camera: embodiment {embodiment.key!r} has the cameras {', '.join(keys)} ({problems}); "
+                         "pass one --camera KEY=FILE for each")
+
+
+def _warn_single_view(embodiment: Embodiment, flag: str, source: Path, height: int, width: int) -> None:
+    """One --image/--video for an embodiment that composes several cameras is taken as that composite (a pre-composed
+    image is valid); one that looks like a single camera's view is worth a warning that says how to pass each."""
+    from .processing.observations import COMPOSITE_LAYOUTS, composite_mismatch
+
+    keys = embodiment.camera_keys
+    why = composite_mismatch(height, width, keys, embodiment.composite)
+    if why is not None:
+        logger.warning("%s %r is taken as the composite the model was trained on, the %d cameras of embodiment %r "
+                       "(%s, %s), but it looks like one camera's view: %s. Pass each camera instead: %s", flag,
+                       str(source), len(keys), embodiment.key, ", ".join(keys), COMPOSITE_LAYOUTS[embodiment.composite],
+                       why, " ".join(f"--camera {k}=FILE" for k in keys))
+
+
+def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: tuple[str, ...],
+                  state: list[float] | None) -> None:
     """Read what the run will read (frames, actions, prompt, state width) against the checkpoint's embodiment."""
     from .policy import Policy
     from .processing.actions import load_actions
@@ -180,13 +232,18 @@ def _check_inputs(args: argparse.Namespace, source_flag: str, source: Path, stat
         guidance=args.guidance, schedule=args.schedule, shift=args.shift, chunk_size=args.chunk_size,
         resolution_tier=args.resolution_tier,
     )[0]
-    frames = load_frames(source, source_flag, max_frames=2)
-    if min(frames.shape[1:3]) < MIN_SIDE:
-        raise ValueError(f"{source_flag} {str(source)!r} is {frames.shape[1]}x{frames.shape[2]} pixels; the model needs "
-                         f"at least {MIN_SIDE} per side")
-    if args.mode == "inverse_dynamics" and frames.shape[0] < 2:
-        raise ValueError(f"--video {str(source)!r} has 1 frame; inverse dynamics needs at least 2 (chunk_size+1 are "
-                         "used; a shorter clip repeats its last frame)")
+    if cameras:
+        _check_cameras(embodiment, cameras)
+    for flag, source in sources.items():
+        frames = load_frames(source, flag, max_frames=2)
+        if min(frames.shape[1:3]) < MIN_SIDE:
+            raise ValueError(f"{flag} {str(source)!r} is {frames.shape[1]}x{frames.shape[2]} pixels; the model needs "
+                             f"at least {MIN_SIDE} per side")
+        if args.mode == "inverse_dynamics" and frames.shape[0] < 2:
+            raise ValueError(f"{flag} {str(source)!r} has 1 frame; inverse dynamics needs at least 2 (chunk_size+1 are "
+                             "used; a shorter clip repeats its last frame)")
+        if not cameras:
+            _warn_single_view(embodiment, flag, source, *frames.shape[1:3])
     if args.actions:
         load_actions(args.actions, embodiment, args.actions_space, warn=False)  # the run itself warns, once
     if state is None and embodiment.state_history:  # an image or clip carries no joint state
@@ -208,12 +265,15 @@ def _predict(args: argparse.Namespace) -> int:
         raise UsageError("--actions FILE is required with --mode forward_dynamics")
     if args.mode != "forward_dynamics" and args.actions:
         raise UsageError(f"--actions is only used with --mode forward_dynamics (got --mode {args.mode})")
-    if args.mode == "inverse_dynamics" and not args.video:
-        raise UsageError("--mode inverse_dynamics needs --video (the clip whose actions to recover)")
-    source_flag = "--image" if args.image else "--video"
-    source = Path(args.image or args.video)
-    if not source.exists():
-        raise UsageError(f"{source_flag} {str(source)!r} does not exist")
+    if args.mode == "inverse_dynamics" and args.image:
+        raise UsageError("--mode inverse_dynamics needs --video (the clip whose actions to recover), or --camera "
+                         "KEY=CLIP for each camera")
+    cameras = _camera_files(args.camera) if args.camera else {}
+    sources = ({f"--camera {key}": path for key, path in cameras.items()} if cameras
+               else {"--image" if args.image else "--video": Path(args.image or args.video)})
+    for flag, source in sources.items():
+        if not source.exists():
+            raise UsageError(f"{flag} {str(source)!r} does not exist")
     if args.actions and not Path(args.actions).is_file():
         raise UsageError(f"--actions {args.actions!r} does not exist" + (" as a file" if Path(args.actions).exists() else ""))
     state = None
@@ -222,17 +282,17 @@ def _predict(args: argparse.Namespace) -> int:
             state = [float(v) for v in args.state.split(",")]
         except ValueError:
             raise UsageError(f"--state {args.state!r} must be comma-separated numbers") from None
-    out = _checked_out(Path(args.out), {source_flag: source, "--actions": Path(args.actions) if args.actions else None})
-    _check_inputs(args, source_flag, source, state)  # before the weights load: a bad file fails in a second
+    out = _checked_out(Path(args.out), {**sources, "--actions": Path(args.actions) if args.actions else None})
+    _check_inputs(args, sources, tuple(cameras), state)  # before the weights load: a bad file fails in a second
     policy = load_policy(
         args.checkpoint, embodiment=args.embodiment, device=args.device, dtype=args.dtype, preset=args.preset,
         steps=args.steps, guidance=args.guidance, schedule=args.schedule, shift=args.shift,
         chunk_size=args.chunk_size, resolution_tier=args.resolution_tier,
     )
     request = PolicyRequest(
-        observation=str(source), prompt=args.prompt, mode=args.mode, actions=args.actions,
-        actions_space=args.actions_space, state=state, seed=args.seed,
-        decode_video=args.decode_video or args.mode == "forward_dynamics",
+        observation={key: str(path) for key, path in cameras.items()} or str(next(iter(sources.values()))),
+        prompt=args.prompt, mode=args.mode, actions=args.actions, actions_space=args.actions_space, state=state,
+        seed=args.seed, decode_video=args.decode_video or args.mode == "forward_dynamics",
     )
     prediction = policy.act_batch([request], progress=_progress(f"{args.mode} ({policy.embodiment.key})"))[0]
     written = write_run(prediction, out, plots=not args.no_plots)

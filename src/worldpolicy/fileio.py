@@ -1,5 +1,6 @@
 """Atomic file writes (readers see the old file or the new one, never half of one; a failure leaves nothing behind),
-and the checks every command makes on its output folder before any work starts."""
+the checks every command makes on its output folder before any work starts, and the removal of the folders a failed
+command made and left empty."""
 
 from __future__ import annotations
 
@@ -8,16 +9,56 @@ import os
 import tempfile
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+# The folders `make_folder` made inside `removing_empty_folders_on_failure`, outermost first; None outside it.
+_made_folders: ContextVar[list[Path] | None] = ContextVar("worldpolicy_made_folders", default=None)
+
+
+def make_folder(path: str | Path) -> Path:
+    """`mkdir -p` for outputs: inside `removing_empty_folders_on_failure` the folders it made are remembered, so a
+    command that fails leaves none of them behind empty."""
+    path = Path(path)
+    missing = []
+    for folder in (Path(os.path.abspath(path)), *Path(os.path.abspath(path)).parents):  # `..` collapsed
+        if folder.exists():
+            break
+        missing.append(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    made = _made_folders.get()
+    if made is not None:
+        made.extend(folder for folder in reversed(missing) if folder.is_dir() and folder not in made)
+    return path
+
+
+@contextmanager
+def removing_empty_folders_on_failure() -> Iterator[None]:
+    """Run a command; if it fails (an error, Ctrl-C), remove every folder it made with `make_folder` that is still
+    empty, innermost first: a run that produced nothing leaves nothing. A folder that existed before, or that holds
+    anything (a partial run's report), is kept."""
+    made: list[Path] = []
+    token = _made_folders.set(made)
+    try:
+        yield
+    except BaseException:
+        for folder in reversed(made):
+            try:
+                folder.rmdir()  # only ever removes an empty folder
+            except OSError:
+                pass
+        raise
+    finally:
+        _made_folders.reset(token)
 
 
 @contextmanager
 def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temp path beside `path`; when the block succeeds it replaces `path`, otherwise it is removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     try:
@@ -109,7 +150,7 @@ def output_folder(path: str | Path, flag: str, create: bool = True, writer: str 
         refuse_foreign_folder(path, flag, writer)
     if create:
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            make_folder(path)
         except OSError as exc:
             raise ValueError(f"{flag}: cannot create {str(path)!r}: {exc.strerror or exc}") from None
     return path

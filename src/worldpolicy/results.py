@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,23 @@ ACTIONS_SCHEMA = "worldpolicy.actions/v1"  # the actions file format (docs/actio
 def is_string_list(value: Any) -> bool:
     """What an actions file's `columns` and `units` must be (a bare string would be read as its characters)."""
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def actions_to_json(values: Any) -> list:
+    """Rows of an actions file. Strict JSON (jq, browsers, most parsers) has no NaN or Infinity, so a non-finite value
+    is written as null; `actions_from_json` reads it back as NaN."""
+    a = np.asarray(values, dtype=np.float64)
+    return np.where(np.isfinite(a), a, None).tolist()
+
+
+def actions_from_json(rows: Any) -> Any:
+    """Rows read from an actions file, with null (a non-finite value, `actions_to_json`) as NaN; anything else is
+    returned as it is, for the reader's own checks to name."""
+    if rows is None:
+        return math.nan
+    if isinstance(rows, list):
+        return [actions_from_json(row) for row in rows]
+    return rows
 
 
 @dataclass
@@ -45,7 +63,8 @@ class Prediction:
         return {name: self.actions[:, i] for i, name in enumerate(self.columns)}
 
     def to_json(self) -> dict[str, Any]:
-        """The documented actions-file schema (docs/actions-schema.md), version 1."""
+        """The documented actions-file schema (docs/actions-schema.md), version 1: strict JSON, a non-finite action
+        as null."""
         return {
             "schema": ACTIONS_SCHEMA,
             "mode": self.mode,
@@ -54,8 +73,8 @@ class Prediction:
             "chunk_size": self.chunk_size,
             "columns": list(self.columns),
             "units": list(self.units),
-            "actions": np.asarray(self.actions, dtype=np.float64).tolist(),
-            "actions_normalized": np.asarray(self.actions_normalized, dtype=np.float64).tolist(),
+            "actions": actions_to_json(self.actions),
+            "actions_normalized": actions_to_json(self.actions_normalized),
             "video_frames": None if self.video is None else int(self.video.shape[0]),
             "timings_s": {k: float(v) for k, v in self.timings.items()},
             "settings": self.settings,

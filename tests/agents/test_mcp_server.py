@@ -344,3 +344,41 @@ def test_a_broken_embodiment_json_affects_its_checkpoint_only(tiny_checkpoint_di
     assert good["embodiment"] == "bridge"
     error = err(server, "predict_actions", {"prompt": "go", "checkpoint": "broken", "image": str(inputs_dir / "obs.png")})
     assert error["parameter"] == "checkpoint" and "embodiment.json is unusable" in error["message"]
+
+
+def test_checkpoints_of_the_same_name_in_two_directories_are_listed_apart(tiny_checkpoint_dir, inputs_dir, tmp_path):
+    """Two `final` folders were both listed as `final`, and that name loaded whichever came last."""
+    import shutil
+
+    from worldpolicy.agents import Toolbox, ToolboxConfig
+
+    for run in ("run_a", "run_b"):
+        shutil.copytree(tiny_checkpoint_dir / "tiny", tmp_path / run / "final")
+    shutil.copytree(tiny_checkpoint_dir / "tiny", tmp_path / "elsewhere" / "run_a" / "final")
+    dirs = [tmp_path / "run_a", tmp_path / "run_b", tmp_path / "run_a", tmp_path / "elsewhere" / "run_a"]
+    server = build_server(Toolbox(ToolboxConfig(output_dir=tmp_path / "out", checkpoint_dirs=dirs,
+                                                input_roots=[inputs_dir], chunk_size=4, resolution_tier=256)))
+    listed = ok(server, "list_checkpoints", {})["checkpoints"]
+    assert [(c["name"], c["path"]) for c in listed] == [
+        (f"{tmp_path.name}/run_a/final", str(tmp_path / "run_a" / "final")),
+        ("run_b/final", str(tmp_path / "run_b" / "final")),
+        ("elsewhere/run_a/final", str(tmp_path / "elsewhere" / "run_a" / "final")),
+    ]  # a directory given twice is listed once
+    pred = ok(server, "predict_actions", {"prompt": "go", "checkpoint": "run_b/final", "embodiment": "bridge",
+                                          "steps": 1, "image": str(inputs_dir / "obs.png")})
+    assert pred["checkpoint"] == str(tmp_path / "run_b" / "final")
+    error = err(server, "predict_actions", {"prompt": "go", "checkpoint": "final", "image": str(inputs_dir / "obs.png")})
+    assert error["parameter"] == "checkpoint" and error["accepted"] == sorted(c["name"] for c in listed)
+
+
+def test_an_actions_file_with_non_finite_values_is_refused_as_such(server, toolbox, inputs_dir):
+    """actions.json writes a non-finite value as null (strict JSON); it was refused as 'not a list of numbers'."""
+    from worldpolicy.embodiments import get_embodiment
+
+    rows = [[0.0] * get_embodiment("bridge").action_dim for _ in range(4)]
+    rows[2][3] = None
+    path = toolbox.config.output_dir / "nan_actions.json"
+    path.write_text(json.dumps({"actions": rows}))
+    error = err(server, "imagine_rollout", {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs.png"),
+                                            "actions_file": str(path)})
+    assert error["parameter"] == "actions_file" and "contains NaN or inf" in error["message"], error

@@ -275,3 +275,126 @@ def test_predict_checks_frame_size_and_count_before_loading(tiny_checkpoint, tmp
                    *extra])
         err = capsys.readouterr().err
         assert rc == 2 and message in err and "Traceback" not in err
+
+
+def test_a_failed_predict_leaves_no_empty_out_behind(tiny_checkpoint, image_file, tmp_path, capsys, monkeypatch):
+    """--out is made before the inputs are read (a folder that cannot be made fails first); a run that then fails,
+    on bad input or mid-run, left it behind empty. A folder the user had is kept, empty or not."""
+    from worldpolicy.policy import Policy
+
+    base = ["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose", "--image",
+            str(image_file), "--prompt", "x", "--steps", "1"]
+    assert main([*base[:-1], "0", "--out", str(tmp_path / "new" / "run")]) == 2
+    assert "steps=0" in capsys.readouterr().err and not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()
+    assert main([*base[:-1], "0", "--out", str(tmp_path / "mine")]) == 2
+    assert (tmp_path / "mine").is_dir()
+
+    def fails(self, requests, progress=None):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(Policy, "act_batch", fails)
+    with pytest.raises(RuntimeError, match="out of memory"):  # not a user error: the traceback is kept
+        main([*base, "--out", str(tmp_path / "crashed")])
+    assert not (tmp_path / "crashed").exists()
+
+    def interrupted(self, requests, progress=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Policy, "act_batch", interrupted)
+    assert main([*base, "--out", str(tmp_path / "stopped")]) == 130
+    assert not (tmp_path / "stopped").exists()
+
+
+@pytest.fixture(scope="module")
+def two_cameras(tmp_path_factory):
+    """The shipped model's two cameras (exterior above wrist) as files, and their stacked composite."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("cameras")
+    rng = np.random.default_rng(1)
+    views = {key: rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+             for key in ("observation/exterior_image_1_left", "observation/wrist_image_left")}
+    files = {}
+    for key, view in views.items():
+        files[key] = folder / f"{key.split('/')[1]}.png"
+        Image.fromarray(view).save(files[key])
+    Image.fromarray(np.concatenate(list(views.values()), axis=0)).save(folder / "composite.png")
+    return files, folder / "composite.png"
+
+
+def test_one_camera_for_a_two_camera_model_is_warned_and_each_camera_can_be_passed(two_cameras, tmp_path, capsys,
+                                                                                    monkeypatch):
+    """The shipped model sees an exterior camera stacked above the wrist camera; one camera's image was taken as
+    that composite without a word."""
+    files, composite = two_cameras
+    base = ["predict", "--checkpoint", "shipped", "--prompt", "reach the ball", "--steps", "1", "--no-plots"]
+    one = files["observation/exterior_image_1_left"]
+    assert main([*base, "--image", str(one), "--out", str(tmp_path / "one")]) == 0
+    err = capsys.readouterr().err
+    assert (f"--image {str(one)!r} is taken as the composite the model was trained on, the 2 cameras of embodiment "
+            "'panda_reach' (observation/exterior_image_1_left, observation/wrist_image_left, stacked top to bottom), "
+            "but it looks like one camera's view: it is 48x64 pixels") in err
+    assert ("Pass each camera instead: --camera observation/exterior_image_1_left=FILE "
+            "--camera observation/wrist_image_left=FILE") in err
+    # a pre-composed image is a valid observation: no warning, and the same actions as the cameras composed here
+    assert main([*base, "--image", str(composite), "--out", str(tmp_path / "composite")]) == 0
+    assert "looks like one camera" not in capsys.readouterr().err
+    cameras = [arg for key, path in files.items() for arg in ("--camera", f"{key}={path}")]
+    assert main([*base, *cameras, "--out", str(tmp_path / "cameras")]) == 0
+    assert "looks like one camera" not in capsys.readouterr().err
+    composed, given = (json.loads((tmp_path / run / "actions.json").read_text()) for run in ("cameras", "composite"))
+    np.testing.assert_array_equal(composed["actions"], given["actions"])
+    # --camera names each of the model's cameras once, checked before the weights load
+    import worldpolicy
+
+    monkeypatch.setattr(worldpolicy, "load_policy", lambda *a, **k: pytest.fail("weights loaded"))
+    for extra, message in (
+        (cameras[:2], ("--camera: embodiment 'panda_reach' has the cameras observation/exterior_image_1_left, "
+                       "observation/wrist_image_left (missing observation/wrist_image_left); pass one --camera "
+                       "KEY=FILE for each")),
+        ([*cameras, "--camera", f"wrist={one}"], "(unknown wrist)"),
+        ([*cameras[:3], f"{cameras[1]}"], "--camera observation/exterior_image_1_left is given twice"),
+        (["--camera", str(one)], "expected KEY=FILE"),
+        (["--camera", "observation/wrist_image_left=nope.png", *cameras[:2]],
+         "--camera observation/wrist_image_left 'nope.png' does not exist"),
+    ):
+        assert main([*base, *extra, "--out", str(tmp_path / "refused")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+    assert not (tmp_path / "refused").exists()
+
+
+def test_non_finite_actions_are_written_as_strict_json_and_read_back_as_nan(tmp_path, capsys):
+    """actions.json held Python's NaN/Infinity tokens, which are not JSON: jq, browsers and strict parsers refused it."""
+    from worldpolicy.commands import write_run
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.processing.actions import load_actions
+    from worldpolicy.results import Prediction
+    from worldpolicy.viz.plots import load_actions_file
+    from worldpolicy.viz.report import write_report
+
+    emb = get_embodiment("droid/relative_pose")
+    actions = np.zeros((4, emb.action_dim))
+    actions[1, 2], actions[2, 0], actions[3, 1] = np.nan, np.inf, -np.inf
+    prediction = Prediction(mode="policy", embodiment=emb.key, columns=list(emb.columns), units=list(emb.units),
+                            actions=actions, actions_normalized=actions[::-1].copy(), fps=emb.fps)
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match="NaN or inf in 3 of 40 action values"):
+        write_run(prediction, out)
+
+    def refuse(token):
+        raise AssertionError(f"{token} is not JSON")
+
+    doc = json.loads((out / "actions.json").read_text(), parse_constant=refuse)
+    assert [doc["actions"][1][2], doc["actions"][2][0], doc["actions"][3][1]] == [None, None, None]
+    assert doc["actions"][0] == [0.0] * emb.action_dim and doc["actions_normalized"][0][1] is None
+    read = load_actions_file(out / "actions.json")  # viz and the report read it back as NaN
+    for field, expected in (("actions", actions), ("actions_normalized", actions[::-1])):
+        np.testing.assert_array_equal(np.isnan(np.asarray(read[field], dtype=np.float64)), ~np.isfinite(expected))
+    with pytest.raises(ValueError, match=r"NaN or inf at row 1, column 'tz'"):  # forward dynamics' --actions
+        load_actions(out / "actions.json", emb)
+    assert main(["viz", str(out)]) == 2
+    assert "actions contain NaN or inf values" in capsys.readouterr().err
+    page = write_report(out).read_text()
+    assert "could not be" not in page and "<td>nan</td>" in page

@@ -79,3 +79,22 @@ def test_nothing_is_written_inside_a_checkpoint_or_a_dataset(tmp_path):
     with pytest.raises(ValueError, match=r"holds a LeRobot dataset \(meta/info.json\), not a training run, .* or viz "
                                          r"plots; .*: choose another run_dir$"):
         refuse_foreign_folder(dataset, "run_dir", RUN_WRITERS)
+
+
+def test_a_failed_command_removes_only_the_empty_folders_it_made(tmp_path):
+    from worldpolicy.fileio import make_folder, removing_empty_folders_on_failure, write_json_atomic
+
+    (tmp_path / "theirs").mkdir()  # the user's, empty: kept
+    with pytest.raises(RuntimeError), removing_empty_folders_on_failure():
+        output_folder(tmp_path / "new" / "deep" / "run", "--out")
+        make_folder(tmp_path / "new" / "deep" / "run" / "videos")
+        output_folder(tmp_path / "theirs", "--out")
+        write_json_atomic(tmp_path / "partial" / "report.json", {"episodes": 1})  # a partial result: kept
+        raise RuntimeError("failed mid-run")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["partial", "theirs"]
+    assert (tmp_path / "partial" / "report.json").is_file()
+    with removing_empty_folders_on_failure():  # a run that succeeds keeps what it made, even empty
+        output_folder(tmp_path / "ok", "--out")
+    assert (tmp_path / "ok").is_dir()
+    make_folder(tmp_path / "outside")  # outside a command nothing is tracked or removed
+    assert (tmp_path / "outside").is_dir()

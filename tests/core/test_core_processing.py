@@ -161,6 +161,25 @@ def test_camera_clips_give_their_last_frames_to_the_composite(tmp_path):
         np.testing.assert_array_equal(frames_from_mapping(obs, keys, composite, last=1), whole[-1:], err_msg=composite)
 
 
+def test_one_image_for_a_multi_camera_composite_is_told_from_the_composite_by_its_shape():
+    """What `predict --image` warns about: a single camera's view given where the model was trained on a composite."""
+    from worldpolicy.processing.observations import compose_droid, composite_mismatch, stack_views
+
+    droid = ("wrist", "left", "right")
+    views = [np.zeros((1, 180, 320, 3), np.float32)] * 3
+    assert composite_mismatch(*compose_droid(*views).shape[1:3], droid, "droid_wrist_top") is None
+    assert composite_mismatch(270, 320, droid, "droid_wrist_top") is None  # the composite at half size
+    assert composite_mismatch(180, 320, droid, "droid_wrist_top") == (
+        "it is 180x320 pixels, not of the composite's 540x640 shape")
+    assert composite_mismatch(*stack_views(views[:2]).shape[1:3], droid[:2], "stacked") is None
+    assert composite_mismatch(*stack_views([v[:, :64, :64] for v in views[:2]]).shape[1:3], droid[:2], "stacked") is None
+    assert composite_mismatch(180, 320, droid[:2], "stacked") == (
+        "it is 180x320 pixels, not taller than wide as 2 stacked cameras are")
+    assert composite_mismatch(64, 64, droid[:2], "stacked") is not None
+    assert composite_mismatch(180, 320, droid, None) is None  # one camera used (droid/relative_pose: the wrist)
+    assert composite_mismatch(180, 320, ("observation/image",), "stacked") is None
+
+
 def test_images_under_16_pixels_a_side_are_refused_before_resizing():
     with pytest.raises(ValueError, match="observation of 10x1000 pixels is too small"):
         prepare_canvas(np.zeros((1, 10, 1000, 3), np.float32), 256, 1)

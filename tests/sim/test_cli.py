@@ -52,7 +52,7 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
 def test_sim_cli_bad_input(argv, message, capsys, tmp_path):
     assert main(["sim", "--policy", "random", "--out", str(tmp_path / "run"), *argv]) == 2
     assert message in capsys.readouterr().err
-    assert not (tmp_path / "run" / "report.json").exists()  # refused before any episode ran
+    assert not (tmp_path / "run").exists()  # refused before any episode ran, and the folder made for it removed
 
 
 def test_sim_cli_out_must_be_a_folder(tmp_path, capsys):
@@ -140,6 +140,7 @@ def test_sim_cli_server_down_is_a_one_line_error(tmp_path, capsys):
             "--out", str(tmp_path / "run")]
     assert main(argv) == 2
     assert f"sim: error: cannot connect to ws://127.0.0.1:{port}" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # made when --out was checked; nothing ran, so nothing is left
 
 
 def test_sim_cli_keeps_the_finished_episodes_when_a_later_one_fails(tmp_path, capsys, monkeypatch):

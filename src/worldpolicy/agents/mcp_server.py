@@ -64,7 +64,8 @@ class EmbodimentList(BaseModel):
 
 
 class CheckpointInfo(BaseModel):
-    name: str
+    name: str = Field(description="what the tools' `checkpoint` takes: the folder name, with its parent folders when "
+                      "another listed checkpoint has the same name (a/final, b/final)")
     path: str
     size_mb: float
     embodiment: str | None = Field(description="the embodiment used when a call leaves `embodiment` out")

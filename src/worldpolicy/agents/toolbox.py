@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..processing.prompts import check_length
+from ..results import actions_from_json
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,21 @@ class ToolboxConfig:
             raise ValueError(f"max_loaded={self.max_loaded!r} must be an integer >= 1")
 
 
+def _unique_names(paths: Sequence[Path]) -> list[str]:
+    """Each checkpoint's folder name, qualified by as many of its parent folders as it takes to tell it apart from
+    another listed checkpoint of the same name (`/models/a/final`, `/models/b/final`: `a/final`, `b/final`): a
+    client names the one it means, and the tools resolve that name. `paths` are distinct absolute paths."""
+    depth = [1] * len(paths)
+    while True:
+        names = [Path(*path.parts[-depth[i]:]).as_posix() for i, path in enumerate(paths)]
+        clashing = {name for name in names if names.count(name) > 1}
+        if not clashing:
+            return names
+        for i, name in enumerate(names):
+            if name in clashing:
+                depth[i] += 1
+
+
 def _is_checkpoint(path: Path) -> bool:
     """A diffusers-format folder or a LoRA adapter checkpoint (loaded onto the base it names)."""
     from ..engine.loading import BASE_FILE
@@ -139,16 +155,16 @@ class Toolbox:
         return {"embodiments": rows}
 
     def list_checkpoints(self) -> dict[str, Any]:
-        found = []
+        paths: list[Path] = []
         for root in self.config.checkpoint_dirs:
             candidates = [root] + (sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else [])
-            for path in candidates:
-                if _is_checkpoint(path):
-                    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-                    row = {"name": path.name, "path": str(path), "size_mb": round(size / 1e6, 2),
-                           **_default_embodiment(path)}
-                    row["problem"] = row["problem"] or _base_problem(path)
-                    found.append(row)
+            paths.extend(p for p in candidates if _is_checkpoint(p) and p not in paths)  # a dir given twice: once
+        found = []
+        for name, path in zip(_unique_names(paths), paths):
+            size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            row = {"name": name, "path": str(path), "size_mb": round(size / 1e6, 2), **_default_embodiment(path)}
+            row["problem"] = row["problem"] or _base_problem(path)
+            found.append(row)
         with self._cache_lock:
             loaded = [{"checkpoint": k[0], "embodiment": k[1]} for k in self._policies]
         return {
@@ -318,7 +334,7 @@ class Toolbox:
                         list(emb.columns),
                     )
                 doc = doc["actions"]
-            actions, parameter = doc, "actions_file"
+            actions, parameter = actions_from_json(doc), "actions_file"  # null: a non-finite value, refused below
         else:
             parameter = "actions"
         try:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..embodiments import Embodiment
-from ..results import ACTIONS_SCHEMA, is_string_list
+from ..results import ACTIONS_SCHEMA, actions_from_json, is_string_list
 
 logger = logging.getLogger(__name__)
 ACTION_SPACES = ("physical", "normalized")
@@ -97,7 +97,7 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
             if isinstance(doc, dict):
                 if "actions" not in doc:
                     raise ValueError(f"{where}: a JSON object needs an 'actions' field; found {sorted(doc)}")
-                values = doc["actions"]
+                values = actions_from_json(doc["actions"])  # null: a non-finite value, refused below by name
                 columns, units = doc.get("columns"), doc.get("units")
                 schema = str(doc.get("schema") or "")
                 if schema.startswith("worldpolicy.actions/"):
@@ -114,7 +114,7 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
                 elif doc.get("normalized") is True:
                     space = "normalized"
             elif isinstance(doc, list):
-                values = doc
+                values = actions_from_json(doc)
             else:
                 raise ValueError(f"{where}: expected a list of rows or an object with 'actions'")
         else:

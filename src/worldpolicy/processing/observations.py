@@ -203,6 +203,27 @@ def stack_views(views: Sequence[np.ndarray]) -> np.ndarray:
     return np.stack([np.concatenate([_resize(v[i], h, w) for v in views], axis=0) for i in range(n)])
 
 
+COMPOSITE_LAYOUTS = {"droid_wrist_top": "the wrist camera on top, the other two side by side below",
+                     "stacked": "stacked top to bottom"}  # how each composite places the cameras, in words
+
+
+def composite_mismatch(height: int, width: int, camera_keys: Sequence[str], composite: str | None) -> str | None:
+    """Why one image of `height` x `width` given to an embodiment that composes several cameras looks like a single
+    camera's view rather than that composite; None where it may be the composite (a pre-composed image is a valid
+    observation) or the embodiment has one camera. A DROID composite has the 540x640 shape; N views stacked are N
+    times as tall as one, so taller than wide for any camera no wider than N:1."""
+    if composite is None or len(camera_keys) < 2:
+        return None
+    if composite == "droid_wrist_top":
+        composite_h, composite_w = DROID_COMPOSITE_SIZE
+        if abs(height * composite_w / (width * composite_h) - 1) <= 0.02:
+            return None
+        return f"it is {height}x{width} pixels, not of the composite's {composite_h}x{composite_w} shape"
+    if height > width:
+        return None
+    return f"it is {height}x{width} pixels, not taller than wide as {len(camera_keys)} stacked cameras are"
+
+
 def frames_from_mapping(obs: Mapping[str, Any], camera_keys: Sequence[str], composite: str | None,
                         last: int | None = None) -> np.ndarray:
     """openpi-style observation dict → frames. Multi-camera embodiments are composed; others use their one camera.

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fileio import make_folder
+
 
 def check_frame_bounds(max_frames: int | None, last: int | None) -> None:
     """The first `max_frames` or the `last` frames of a clip: each a positive count, at most one of them."""
@@ -114,7 +116,7 @@ class VideoFileWriter:
         spec = CODECS[codec]
         spec.check_frame_size(height, width)
         self.path, self.fps, self.shape = Path(path), fps_fraction(fps), (height, width, 3)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(self.path.parent)
         fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".mp4")
         os.close(fd)
         self._container = av.open(self._tmp, mode="w", format="mp4")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..fileio import atomic_path
-from ..results import ACTIONS_SCHEMA, is_string_list
+from ..results import ACTIONS_SCHEMA, actions_from_json, is_string_list
 
 logger = logging.getLogger(__name__)
 
@@ -411,6 +411,9 @@ def load_actions_file(path: str | Path) -> dict[str, Any]:
         check_prediction_json(data)
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"actions file {str(path)!r}: {exc}") from None
+    for field in ("actions", "actions_normalized"):  # null: a non-finite value (strict JSON has no NaN)
+        if field in data:
+            data[field] = actions_from_json(data[field])
     return data
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..fileio import write_bytes_atomic
+from ..results import actions_from_json
 
 __all__ = ["MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html", "serve_report", "write_report"]
 
@@ -146,7 +147,7 @@ def _summary_cards(actions: Mapping[str, Any]) -> str:
 
 def _action_table(actions: Mapping[str, Any]) -> str:
     cols, units = list(actions.get("columns", [])), list(actions.get("units", []))
-    values = np.asarray(actions.get("actions", []), dtype=np.float64)
+    values = np.asarray(actions_from_json(actions.get("actions", [])), dtype=np.float64)  # null: non-finite
     fps = float(actions.get("fps") or 1.0)
     head = (
         "<tr><th>step</th><th>t [s]</th>"
