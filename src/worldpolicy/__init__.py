@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 
 
 def load_policy(path_or_id: str, embodiment: str | None = None, **kwargs: Any) -> Policy:
-    """Load a diffusers-format Cosmos3 checkpoint (local folder or hub id), or a LoRA adapter checkpoint onto its base,
-    as a `Policy` for `embodiment` (default: the one the checkpoint ships, else droid). See `Policy.from_pretrained`."""
+    """Load a diffusers-format Cosmos3 checkpoint (local folder, hub id, or `shipped`: the model in the package), or a
+    LoRA adapter checkpoint onto its base, as a `Policy` for `embodiment` (default: the one the checkpoint ships, else
+    droid). See `Policy.from_pretrained`."""
     from .policy import Policy
 
     return Policy.from_pretrained(path_or_id, embodiment=embodiment, **kwargs)

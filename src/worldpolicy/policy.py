@@ -70,6 +70,13 @@ def expand_home(path_or_id: str | Path) -> str | Path:
     return Path(path_or_id).expanduser() if str(path_or_id).startswith("~") else path_or_id
 
 
+def _checkpoint_source(path_or_id: str | Path) -> str | Path:
+    """What a checkpoint argument names in Python as on the command line: `shipped` is the model in the package."""
+    from .models import resolve_checkpoint
+
+    return expand_home(resolve_checkpoint(path_or_id))
+
+
 def checkpoint_embodiment(path_or_id: str | Path, embodiment: str | Embodiment | None) -> str | Embodiment:
     """The embodiment a checkpoint is used with: the one it ships when none is asked for or it is asked for by its
     name (or name/variant), else the one asked for, else droid. The shipped spec is not registered: a checkpoint
@@ -150,14 +157,14 @@ class Policy:
         compile: bool = False,
         cuda_graphs: bool = False,
     ) -> Policy:
-        """Load `path_or_id` for `embodiment`. Sampling: `preset`, else the embodiment's preset (e.g. the released DROID
+        """Load `path_or_id` (a folder, a hub id, or `shipped`: the model in the package) for `embodiment`. Sampling: `preset`, else the embodiment's preset (e.g. the released DROID
         settings for `droid/joint_pos`), else 4 steps / CFG 3 on the checkpoint's schedule; explicit args win.
         `seed` makes the per-request seeds a deterministic sequence (RoboLab's `--deterministic-seed`).
         `embodiment=None` uses the checkpoint's own (`embodiment.json`, written by `worldpolicy train`), else droid."""
         from .engine import Engine
         from .engine.loading import load_components
 
-        path_or_id = expand_home(path_or_id)
+        path_or_id = _checkpoint_source(path_or_id)
         if seed is not None:
             check_seed(seed)
         emb, sampling, torch_device, torch_dtype = cls.check_pretrained(
@@ -208,7 +215,7 @@ class Policy:
             resolve_dtype,
         )
 
-        path_or_id = expand_home(path_or_id)
+        path_or_id = _checkpoint_source(path_or_id)
         emb = get_embodiment(checkpoint_embodiment(path_or_id, embodiment), variant)
         overrides = dict(steps=steps, guidance=guidance, schedule=schedule, shift=shift, native_grid=native_grid)
         if preset is not None:

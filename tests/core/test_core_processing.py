@@ -488,6 +488,16 @@ def test_a_home_relative_checkpoint_is_the_folder(tiny_checkpoint, monkeypatch):
     assert Policy.check_pretrained(f"~/{tiny_checkpoint.name}", "droid/relative_pose")[0].action_dim == 10
 
 
+def test_the_shipped_model_loads_by_name_in_python_as_on_the_command_line():
+    """README: a checkpoint argument may be `shipped`; `load_policy("shipped")` said it was neither folder nor hub id."""
+    import worldpolicy
+    from worldpolicy.models import shipped_model
+    from worldpolicy.policy import Policy
+
+    assert Policy.check_pretrained("shipped")[0].name == "panda_reach"
+    assert worldpolicy.load_policy("shipped", device="cpu").source == str(shipped_model())
+
+
 def test_pickled_weights_are_refused_not_loaded(tiny_checkpoint, tmp_path, monkeypatch):
     """A checkpoint with `.bin` weights (pickles) is refused with the fix; torch.load is never called."""
     import shutil

@@ -21,6 +21,6 @@ def shipped_model(name: str = "panda_reach") -> Path:
     return path
 
 
-def resolve_checkpoint(value: str) -> str:
+def resolve_checkpoint(value: str | Path) -> str | Path:
     """What a command's checkpoint argument names: `shipped` is the shipped model's folder, anything else itself."""
     return str(shipped_model()) if value == "shipped" else value
