@@ -60,6 +60,22 @@ def test_nan_actions_refused(rel):
         rel.decode(a, np.array(rel.robot.home))
 
 
+@pytest.mark.parametrize("still", [True, False])
+def test_measured_joints_in_degrees_are_refused_naming_them(rel, still):
+    """IK seeded with joints in degrees returned them as targets (a still chunk: -126 "rad", nothing clipped, 0 mm
+    error) or jumped to another configuration reported as an unreachable target (a moving chunk)."""
+    a = np.tile([0 if still else 0.01, 0, 0, 1, 0, 0, 0, 1, 0, 0.5], (4, 1))
+    with pytest.raises(ValueError, match=r"q_arm: joint2=-17.19 \(limits \[-1.76, 1.76\]\), joint4=-126.1 .*"
+                                         r"joint6=108.9 .*radians \(joints in degrees\? np.radians"):
+        rel.decode(a, np.degrees(rel.robot.home))
+    with pytest.raises(ValueError, match=r"q_arm: expected the 7 measured arm joint angles of robot 'panda'"):
+        rel.decode(a, [*rel.robot.home, 0.0])  # the gripper appended
+    # a measured joint a little past its (soft) limit is what the sim reports: accepted, as the env's space allows
+    q = np.array(rel.robot.home)
+    q[3] = rel.ik.upper[3] + 0.05
+    assert rel.decode(a, q).qpos.shape == (4, 7)
+
+
 def test_gripper_out_of_range_warns(rel, caplog):
     a = np.tile([0, 0, 0, 1, 0, 0, 0, 1, 0, 1.2], (2, 1))
     with caplog.at_level(logging.WARNING):

@@ -16,7 +16,7 @@ import numpy as np
 
 from worldpolicy.embodiments import Embodiment, get_embodiment
 from worldpolicy.robot.kinematics import IKSolver, TrackingReport
-from worldpolicy.robot.robots import RobotConfig, get_robot
+from worldpolicy.robot.robots import MEASURED_JOINT_MARGIN_RAD, RobotConfig, get_robot
 from worldpolicy.robot.se3 import relative_poses
 
 __all__ = ["ActionDecoder", "RobotCommand", "encode_relative_pose"]
@@ -98,10 +98,32 @@ class ActionDecoder:
             )
         return actions
 
-    def decode(self, actions: np.ndarray, q_arm: np.ndarray) -> RobotCommand:
-        """Physical chunk [T, action_dim] + current arm joints → joint targets, gripper and (for poses) IK report."""
+    def check_joints(self, q_arm: np.ndarray) -> np.ndarray:
+        """The measured arm joints a relative chunk starts from, in radians within the robot's limits (give or take
+        `MEASURED_JOINT_MARGIN_RAD`). IK seeded from joints in degrees returned them unchanged for a still chunk and
+        jumped to another configuration ("unreachable") for a moving one, so they are refused, naming the joints."""
+        dof, names = self.robot.dof, self.robot.arm_joints
+        try:
+            q = np.asarray(q_arm, dtype=np.float64)
+        except (TypeError, ValueError):
+            q = None
+        if q is None or q.shape != (dof,) or not np.all(np.isfinite(q)):
+            raise ValueError(f"q_arm: expected the {dof} measured arm joint angles of robot {self.robot.name!r} "
+                             f"({', '.join(names)}) in rad, got {q_arm!r}")
+        lo, hi = self.ik.lower - MEASURED_JOINT_MARGIN_RAD, self.ik.upper + MEASURED_JOINT_MARGIN_RAD
+        outside = np.flatnonzero((q < lo) | (q > hi))
+        if outside.size:
+            given = ", ".join(f"{names[i]}={q[i]:.4g} (limits [{self.ik.lower[i]:.3g}, {self.ik.upper[i]:.3g}])"
+                              for i in outside)
+            raise ValueError(f"q_arm: {given} outside robot {self.robot.name!r}'s joint limits; q_arm is the measured "
+                             "arm joints in radians (joints in degrees? np.radians converts them)")
+        return q
+
+    def decode(self, actions: np.ndarray, q_arm: np.ndarray | None) -> RobotCommand:
+        """Physical chunk [T, action_dim] + current arm joints (rad; used by relative_pose chunks, which start from
+        them) → joint targets, gripper and (for poses) IK report."""
         actions = self.check(actions)
-        q_arm = np.asarray(q_arm, dtype=np.float64)
+        q_arm = self.check_joints(q_arm) if self.embodiment.layout == "relative_pose" else None
         gripper, clipped = self._gripper(actions)
         if self.embodiment.layout == "joint_position":
             joints = np.delete(actions, self._grip, axis=1) if self._grip is not None else actions

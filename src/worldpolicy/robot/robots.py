@@ -15,9 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FRANKA_MAX_JOINT_VELOCITY", "PANDA_ASSET", "RobotConfig", "get_robot", "list_robots"]
+__all__ = ["FRANKA_MAX_JOINT_VELOCITY", "MEASURED_JOINT_MARGIN_RAD", "PANDA_ASSET", "RobotConfig", "get_robot",
+           "list_robots"]
 
 PANDA_ASSET = "assets/panda/panda.xml"
+# How far a measured joint may sit past its limit: MuJoCo's limits are soft, so a servo pushing at one overshoots
+# slightly (up to 0.034 rad seen when driving every joint to its limit). Further out is not a joint angle in radians.
+MEASURED_JOINT_MARGIN_RAD = 0.1
 # Franka's datasheet joint velocity limits (rad/s), joints 1-7; MJCF files carry none.
 FRANKA_MAX_JOINT_VELOCITY = (2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61)
 

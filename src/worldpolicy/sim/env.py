@@ -19,7 +19,7 @@ from worldpolicy.sim.rendering import make_renderer, require_gl_library  # world
 require_gl_library()  # before mujoco's import binds that backend (and fails obscurely without its library)
 import mujoco
 
-from worldpolicy.robot.robots import RobotConfig, get_robot
+from worldpolicy.robot.robots import MEASURED_JOINT_MARGIN_RAD, RobotConfig, get_robot
 from worldpolicy.sim.scenes import CAMERAS, build_scene
 from worldpolicy.sim.tasks import COLORS, SimState, Task, get_task
 
@@ -96,9 +96,7 @@ class TabletopEnv(gym.Env):
         self.action_space = gym.spaces.Box(
             np.append(self.lower, 0.0), np.append(self.upper, 1.0), dtype=np.float64
         )
-        # measured joints: the limits are soft constraints in MuJoCo, so a servo pushing at one overshoots slightly
-        # (up to 0.034 rad seen when driving every joint to its limit)
-        margin = _JOINT_OBS_MARGIN_RAD
+        margin = MEASURED_JOINT_MARGIN_RAD  # measured joints overshoot a (soft) limit slightly
         spaces = {
             "observation/joint_position": gym.spaces.Box(self.lower - margin, self.upper + margin, dtype=np.float64),
             "observation/gripper_position": gym.spaces.Box(0.0, 1.0, (1,), dtype=np.float64),
@@ -246,5 +244,4 @@ class TabletopEnv(gym.Env):
                 "prompt": self.episode.prompt if self.episode else ""}
 
 
-_JOINT_OBS_MARGIN_RAD = 0.1
 _OBJ = {"site": mujoco.mjtObj.mjOBJ_SITE, "body": mujoco.mjtObj.mjOBJ_BODY, "geom": mujoco.mjtObj.mjOBJ_GEOM}
