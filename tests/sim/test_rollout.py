@@ -218,3 +218,28 @@ def test_sampling_seeds_differ_across_episodes_and_replay_alone():
     seen.clear()
     Rollout(env, wrap_policy(Recorder("droid", still), seed=2), ChunkStrategy("execute", 4)).run(2)
     assert seen == in_run == [call_seed(2, c) for c in range(3)]
+
+
+def test_a_loaded_policy_given_as_it_is_gets_the_episodes_sampling_seeds():
+    """`evaluate(env, policy, seed=0)` with a `Policy` from `load_policy` sent no seed, so each request drew a random
+    one and the same call twice gave different episodes; it now samples as `worldpolicy sim` does."""
+    from worldpolicy.policy import Policy
+    from worldpolicy.sim.evaluate import evaluate
+    from worldpolicy.sim.policies import call_seed
+
+    seen = []
+
+    class Loaded(Policy):  # a Policy without weights: what matters is its class and how it is called
+        def __init__(self, chunk):
+            self.fixed = _Fixed("droid", chunk)
+            self.embodiment = self.fixed.embodiment
+
+        def act(self, observation, prompt, seed=None, decode_video=False):
+            seen.append(seed)
+            return self.fixed.act(observation, prompt)
+
+    env = TabletopEnv("reach", image_size=None, max_steps=8)
+    report = evaluate(env, Loaded(np.tile(np.append(env.robot.home, 0.0), (4, 1))), policy_name="loaded", episodes=2,
+                      seed=5, strategy=ChunkStrategy("execute", 4), progress=False)
+    assert seen == [call_seed(s, c) for s in (5, 6) for c in (0, 1)]
+    assert report.embodiment == "droid/joint_pos" and report.policy_fps == 15

@@ -8,6 +8,7 @@ when asked for, so the simulator never needs torch or websockets.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from typing import Any, Protocol, runtime_checkable
 
@@ -20,7 +21,7 @@ from worldpolicy.robot.kinematics import IKSolver
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PolicyBackend", "RandomPolicy", "ScriptedPolicy", "call_seed", "make_policy", "policy_fps",
+__all__ = ["PolicyBackend", "RandomPolicy", "ScriptedPolicy", "as_backend", "call_seed", "make_policy", "policy_fps",
            "wrap_policy"]
 
 _STATE_KEY = "privileged/state"  # ScriptedPolicy.snapshot: sim state taken with the observation
@@ -199,6 +200,17 @@ class _Seeded:
 def wrap_policy(policy: Any, *, seed: int | None = None, decode_video: bool = False) -> _Seeded:
     """A loaded `Policy` (or `RemotePolicy`) as a rollout backend with the per-episode seed sequence."""
     return _Seeded(policy, policy.embodiment, seed, decode_video)
+
+
+def as_backend(policy: Any) -> Any:
+    """What a rollout runs: a loaded `Policy` or `RemotePolicy` given as it is gets the per-episode seed sequence
+    (`wrap_policy`; the rollout's `reset(seed)` sets it), so `evaluate(..., seed=s)` replays as `worldpolicy sim` does;
+    without it every request drew a fresh random sampling seed. Anything else is already a backend."""
+    for module, name in (("worldpolicy.policy", "Policy"), ("worldpolicy.serving.client", "RemotePolicy")):
+        cls = getattr(sys.modules.get(module), name, None)  # a loaded one's module is imported; no import here
+        if cls is not None and isinstance(policy, cls):
+            return wrap_policy(policy)
+    return policy
 
 
 def make_policy(spec: str, *, env=None, embodiment: str | None = None, seed: int | None = None,

@@ -26,6 +26,7 @@ import numpy as np
 
 from worldpolicy.robot.decode import ActionDecoder, RobotCommand
 from worldpolicy.sim.env import TabletopEnv
+from worldpolicy.sim.policies import as_backend
 
 __all__ = ["ChunkStrategy", "EpisodeResult", "Rollout"]
 
@@ -99,6 +100,7 @@ class Rollout:
     """Runs episodes of one policy on one env with one chunk strategy."""
 
     def __init__(self, env: TabletopEnv, policy, strategy: ChunkStrategy | None = None) -> None:
+        policy = as_backend(policy)  # a bare Policy / RemotePolicy gets seeds from the episode's
         self.env, self.policy, self.strategy = env, policy, (strategy or ChunkStrategy()).for_policy(policy)
         self.execute_steps: int | None = self.strategy.execute_steps  # k actually used, known after the first chunk
         self._decoders: dict[str, ActionDecoder] = {}
