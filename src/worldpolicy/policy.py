@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .embodiments import Embodiment, embodiment_from_spec, get_embodiment
-from .processing.actions import ACTION_SPACES, fit_to_chunk, load_actions, to_model, to_physical
+from .processing.actions import ACTION_SPACES, fit_to_chunk, load_actions, to_model, to_physical, warn_out_of_range
 from .processing.observations import check_chunk_size, frames_from_mapping, load_frames, prepare_canvas, resolution_bins
 from .processing.prompts import build_caption, check_task, tokenize
 from .results import MODES, Prediction
@@ -345,7 +345,10 @@ class Policy:
                              f"({', '.join(e.columns)})")
         if not np.all(np.isfinite(state)):
             raise ValueError("state contains NaN or inf")
-        return to_model(e, state[None])[0]
+        model = to_model(e, state[None])
+        warn_out_of_range(model, e, "state" if request.state is not None else
+                          f"state (observation[{e.state_keys['joints']!r}], observation[{e.state_keys['gripper']!r}])")
+        return model[0]
 
     def _prepare(self, request: PolicyRequest):
         from .engine import EngineRequest

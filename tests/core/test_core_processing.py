@@ -732,6 +732,37 @@ def test_a_state_history_conditions_on_the_row_the_chunk_starts_from(tiny_checkp
         policy._state_row(worldpolicy.PolicyRequest(image, "x", mode="inverse_dynamics", state=rows)), first)
 
 
+def test_a_state_in_the_wrong_units_is_warned_like_actions(tiny_checkpoint, caplog):
+    """Joints in degrees or a 0-255 gripper conditioned the DROID policy without a word (actions were warned)."""
+    policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid", chunk_size=16)
+    image = np.zeros((64, 64, 3), np.uint8)
+    home = [0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.7854]
+    with caplog.at_level("WARNING", logger="worldpolicy.processing.actions"):
+        policy._state_row(worldpolicy.PolicyRequest(image, "x", state=[*home, 0.5]))
+        assert "far outside" not in caplog.text
+        policy._state_row(worldpolicy.PolicyRequest(image, "x", state=[*np.degrees(home), 0.5]))
+        assert "state: joint_1 (|x| up to" in caplog.text and "joint_3 (" in caplog.text
+        assert "check the units (joint_0 [rad]" in caplog.text and "gripper (" not in caplog.text
+        caplog.clear()
+        policy._state_row(worldpolicy.PolicyRequest({"observation/joint_position": home,
+                                                     "observation/gripper_position": [255.0]}, "x"))
+    assert ("state (observation['observation/joint_position'], observation['observation/gripper_position']): "
+            "gripper (|x| up to 254) beyond what embodiment 'droid/joint_pos'") in caplog.text
+
+
+def test_unnormalised_values_are_warned_by_what_their_units_allow(caplog):
+    """droid's joints are raw radians: joint 4 at its limit (-3.07) was "far outside" (|x| > 3, as for normalised
+    embodiments), and pusht's pixels always were."""
+    droid = worldpolicy.get_embodiment("droid")
+    with caplog.at_level("WARNING", logger="worldpolicy.processing.actions"):
+        load_actions(np.array([[0.0, -1.76, 0.0, -3.07, 0.0, 3.75, 2.9, 1.0]]), droid)
+        load_actions(np.array([[480.0, 320.0]]), worldpolicy.get_embodiment("pusht"))
+        assert caplog.text == ""
+        load_actions(np.array([[0.0, -100.0, 0.0, -120.0, 0.0, 90.0, 45.0, 0.0]]), droid)
+    assert "actions: joint_1 (|x| up to 100), joint_3 (|x| up to 120), joint_5 (|x| up to 90), joint_6 (|x| up to 45) " \
+           "beyond what embodiment 'droid/joint_pos'" in caplog.text
+
+
 @pytest.mark.parametrize(("change", "message"), [
     ({"stats": {"q01": [0.0, 1.0, 0.0], "q99": [1.0, -1.0, 1.0]}},
      r"stats: q01 > q99 in column y \(q01=1, q99=-1\); accepted: q01 <= q99 in every column"),

@@ -143,20 +143,37 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
         raise ValueError(f"{where}: NaN or inf at row {bad[0]}, column {embodiment.columns[bad[1]]!r}")
     model = arr if space == "normalized" else to_model(embodiment, arr)
     if warn:
-        _warn_out_of_range(model, embodiment, where)
+        warn_out_of_range(model, embodiment, where)
     return model
 
 
 _FAR_OUT = 3.0  # model-space magnitude; the stats map the training data's 1st..99th percentiles to [-1, 1]
+_GRIPPER_FAR = 1.5  # |g| past this is not a gripper value in [0, 1] (a 0-255 or percent reading)
 
 
-def _warn_out_of_range(model: np.ndarray, embodiment: Embodiment, where: str) -> None:
-    far = np.abs(model).max(axis=0) > _FAR_OUT
+def _far_bounds(embodiment: Embodiment) -> tuple[np.ndarray, str]:
+    """Per column, the model-space magnitude past which a value cannot be meant, and why. Normalised embodiments have
+    the training data's range; an unnormalised one (droid's raw joints, pusht's pixels) only what its units allow: an
+    angle within one turn, a gripper value in [0, 1]; other columns are not bounded."""
+    if embodiment.normalization != "none":
+        why = f"far outside what embodiment {embodiment.key!r} was trained on (model space, where its data spans [-1, 1])"
+        return np.full(embodiment.action_dim, _FAR_OUT), why
+    bounds = np.array([2 * np.pi if unit == "rad" else np.inf for unit in embodiment.units])
+    if embodiment.gripper_index is not None:
+        bounds[embodiment.gripper_index] = _GRIPPER_FAR
+    return bounds, f"beyond what embodiment {embodiment.key!r}'s columns hold (angles in rad, the gripper in [0, 1])"
+
+
+def warn_out_of_range(model: np.ndarray, embodiment: Embodiment, where: str) -> None:
+    """Model-space rows (actions, or the state a policy conditions on) that cannot be meant: wrong units (degrees, a
+    0-255 gripper, millimetres) give meaningless results without any error, so they are named."""
+    bounds, why = _far_bounds(embodiment)
+    peak = np.abs(model).max(axis=0)
+    far = peak > bounds
     if far.any():
-        cols = [f"{c} (|x| up to {v:.3g})" for c, v, f in zip(embodiment.columns, np.abs(model).max(axis=0), far) if f]
+        cols = [f"{c} (|x| up to {v:.3g})" for c, v, f in zip(embodiment.columns, peak, far) if f]
         logger.warning(
-            "%s: %s far outside what embodiment %r was trained on (model space, where its data spans [-1, 1]); "
-            "check the units (%s)", where, ", ".join(cols), embodiment.key,
+            "%s: %s %s; check the units (%s)", where, ", ".join(cols), why,
             ", ".join(f"{c} [{u}]" for c, u in zip(embodiment.columns, embodiment.units)),
         )
 
