@@ -53,3 +53,22 @@ def test_overrides_and_validation():
     with pytest.raises(ValueError, match=r"max_joint_velocity needs 7 positive rad/s values, got \(1.0,\)"):
         get_robot("panda", max_joint_velocity=(1.0,))
     assert get_robot("panda").max_joint_velocity == (2.175,) * 4 + (2.61,) * 3  # Franka's datasheet
+
+
+def test_a_panda_mjcf_of_another_layout_is_named_with_the_fix(tmp_path):
+    """A copy of the shipped panda.xml by path is read with Menagerie's names: the decoder built (the IK uses no
+    gripper actuator) and the env failed with MuJoCo's bare "Invalid name 'actuator8'" KeyError."""
+    from worldpolicy.sim.env import TabletopEnv
+
+    path = tmp_path / "my_panda.xml"
+    path.write_text(Path(get_robot("panda").mjcf).read_text())
+    with pytest.raises(ValueError, match=r"robot 'menagerie_panda': gripper_actuator names actuator 'actuator8', "
+                                         r"which .*my_panda.xml does not have; its actuators: \['actuator1', .*"
+                                         r"'gripper'\]. Name the MJCF's own: get_robot\(path, gripper_actuator=...\)"):
+        IKSolver(get_robot(path))
+    with pytest.raises(ValueError, match="gripper_actuator names actuator 'actuator8'"):
+        TabletopEnv("reach", robot=str(path), image_size=None)
+    with pytest.raises(ValueError, match=r"ee_frame names site 'flange', .* its sites: \['tcp'"):
+        load_robot_spec(get_robot("panda", ee_frame="flange"))
+    mine = get_robot(path, gripper_actuator="gripper", gripper_ctrl_open=0.04)
+    assert TabletopEnv("reach", robot=mine, image_size=None).reset(seed=0)[1]["steps"] == 0

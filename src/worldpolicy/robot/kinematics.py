@@ -37,7 +37,28 @@ def load_robot_spec(robot: RobotConfig | str) -> mujoco.MjSpec:
             raise ValueError(f"robot {robot.name!r}: tcp_offset body {body_name!r} not in {robot.mjcf}")
         if spec.site(robot.ee_frame) is None:
             body.add_site(name=robot.ee_frame, pos=list(xyz), size=[0.005, 0, 0], group=3)
+    _check_names(robot, spec)
     return spec
+
+
+def _check_names(robot: RobotConfig, spec: mujoco.MjSpec) -> None:
+    """Every name the config reads must be in the MJCF: a Panda file of another layout (the shipped one's copy has
+    `gripper`, not Menagerie's `actuator8`) failed inside the env with MuJoCo's bare "Invalid name" KeyError."""
+    kinds = {"joint": (spec.joint, spec.joints), "actuator": (spec.actuator, spec.actuators),
+             "body": (spec.body, spec.bodies), "site": (spec.site, spec.sites), "geom": (spec.geom, spec.geoms)}
+    wanted = [*(("arm_joints", "joint", n) for n in robot.arm_joints),
+              *(("gripper_joints", "joint", n) for n in robot.gripper_joints),
+              *(("arm_actuators", "actuator", n) for n in robot.arm_actuators),
+              ("gripper_actuator", "actuator", robot.gripper_actuator),
+              ("ee_frame", robot.ee_frame_type, robot.ee_frame), ("camera_body", "body", robot.camera_body)]
+    for field_name, kind, name in wanted:
+        find, every = kinds[kind]
+        if find(name) is None:
+            present = [item.name for item in every if item.name]
+            raise ValueError(
+                f"robot {robot.name!r}: {field_name} names {kind} {name!r}, which {robot.mjcf} does not have; its "
+                f"{kind}s: {present}. Name the MJCF's own: get_robot(path, {field_name}=...) or a RobotConfig"
+            )
 
 
 def pick_qp_solver(name: str | None = None) -> str:
