@@ -135,6 +135,18 @@ def test_bad_frame_bounds_name_the_parameter(clip, bounds, match):
         load_frames(clip[0], **bounds)
 
 
+def test_write_video_with_frames_and_path_swapped_says_so(tmp_path):
+    """write_video(frames, path, fps) iterated the path's characters: "frames must be [H, W, 3], got ()"."""
+    from worldpolicy.processing.video import write_video
+
+    frames = np.zeros((2, 16, 16, 3), np.uint8)
+    with pytest.raises(TypeError, match=r"write_video\(path, frames, fps\): path=ndarray, frames=str; the path comes "
+                                        r"first"):
+        write_video(frames, str(tmp_path / "a.mp4"), 15)
+    assert not list(tmp_path.iterdir())
+    assert write_video(tmp_path / "a.mp4", frames, 15).is_file()
+
+
 def test_unreadable_and_missing_videos_keep_their_messages(tmp_path):
     from worldpolicy.processing.video import iter_video, read_video
 

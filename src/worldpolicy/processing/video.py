@@ -165,6 +165,9 @@ class VideoFileWriter:
 def write_video(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], fps: float) -> Path:
     """Encode uint8 RGB frames to an H.264 MP4, atomically. Odd sizes are padded to even (edge pixels). `frames` may
     be a generator: frames are encoded as they come, so a long clip never sits in memory whole."""
+    if isinstance(frames, (str, os.PathLike)) or not isinstance(path, (str, os.PathLike)):  # swapped: read the name
+        raise TypeError(f"write_video(path, frames, fps): path={type(path).__name__}, frames={type(frames).__name__}; "
+                        "the path comes first, then the uint8 frames [T, H, W, 3]")
     if fps <= 0:
         raise ValueError(f"write_video: fps={fps} must be > 0")
     iterator = iter(frames)
