@@ -20,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="a checkpoint folder (diffusers-format or LoRA adapter), or a folder of them (repeatable)",
     )
-    p.add_argument("--output-dir", type=Path, default=Path("worldpolicy_runs"), help="where run folders are written")
+    p.add_argument("--output-dir", type=Path, default=Path("worldpolicy_runs"),
+                   help="where run folders are written (default: worldpolicy_runs)")
     p.add_argument(
         "--input-root",
         action="append",

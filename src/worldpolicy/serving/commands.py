@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="longest wait to fill a batch (default: 5)")
     p.add_argument("--max-queue", type=int, default=64, help="queued requests before 'busy' (default: 64)")
     p.add_argument("--max-message-mb", type=float, default=64.0, help="largest request accepted (default: 64)")
-    p.add_argument("--drain-timeout-s", type=float, default=30.0, help="SIGTERM: time to finish queued requests")
+    p.add_argument("--drain-timeout-s", type=float, default=30.0, help="SIGTERM: time to finish queued requests (default: 30)")
     p.add_argument(
         "--event-loop", default="auto",
         help="auto (default: uvloop when installed, else asyncio's own loop), asyncio or uvloop",

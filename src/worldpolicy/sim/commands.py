@@ -25,25 +25,26 @@ def add_parser(subparsers) -> None:
     p.add_argument("--task", default=None,
                    help=f"one of {', '.join(TASK_NAMES)} (default: the task of the checkpoint's embodiment, reach for "
                    "the shipped model and checkpoints fine-tuned from it, else pick_place)")
-    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--episodes", type=int, default=10, help="episodes to run (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="episode i uses seed + i (scene and sampling)")
     p.add_argument("--robot", default="panda", help="panda | menagerie_panda | path to a Menagerie panda.xml")
     p.add_argument("--embodiment", default=None,
-                   help="action space for checkpoint/ws/random policies (default droid; random: droid/relative_pose)")
+                   help="action space (default: a checkpoint's own embodiment.json, a ws:// server's metadata, else "
+                   "droid; random: droid/relative_pose)")
     p.add_argument("--strategy", choices=("execute", "ensemble", "async"), default="execute")
     p.add_argument("--execute-steps", type=int, default=None,
                    help="k actions per chunk (default: the model's execute_steps for execute, else per strategy)")
     p.add_argument("--ensemble-decay", type=float, default=0.1)
     p.add_argument("--control-hz", type=float, default=15.0,
-                   help="control rate; match the policy's fps (warned when they differ: bridge is 5)")
-    p.add_argument("--max-steps", type=int, default=None)
-    p.add_argument("--image-size", default="180x320", help="HxW of each camera image")
-    p.add_argument("--videos", type=int, default=1, help="record mp4s for the first N episodes")
+                   help="control rate (default: 15); match the policy's fps (warned when they differ: bridge is 5)")
+    p.add_argument("--max-steps", type=int, default=None, help="episode step limit (default: the task's)")
+    p.add_argument("--image-size", default="180x320", help="HxW of each camera image (default: 180x320)")
+    p.add_argument("--videos", type=int, default=1, help="record mp4s for the first N episodes (default: 1)")
     p.add_argument("--imagine", action="store_true", help="ask the policy for its imagined video (side-by-side)")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (checkpoint policies)")
     p.add_argument("--device", default=None, help="torch device for checkpoint policies (default: auto)")
     p.add_argument("--api-key", default=None, help="for ws:// servers (or WORLDPOLICY_API_KEY)")
-    p.add_argument("--out", type=Path, default=Path("sim_runs"), help="output folder")
+    p.add_argument("--out", type=Path, default=Path("sim_runs"), help="output folder (default: sim_runs)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)

@@ -1,0 +1,211 @@
+"""The docs name real things: commands and flags parse, Python names resolve and take the arguments the snippets
+pass, repository paths exist, help texts quote the defaults the code has. Nothing is run, so this stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import inspect
+import re
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from worldpolicy.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = [ROOT / "README.md", ROOT / "benchmarks" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# `worldpolicy SUBCOMMAND` where a shell would run it: at a line's start, after a space or a path (.venv/bin/)
+INVOCATION = re.compile(r"(?:^|(?<=[\s/]))worldpolicy\s+(?=[a-z])")
+FLAG = re.compile(r"(?<![\w-])--[a-z][\w-]*")
+SHELL_END = {"&&", "||", "|", ";"}
+
+
+def _doc_id(doc: Path) -> str:
+    return str(doc.relative_to(ROOT))
+
+
+def _shell_lines(text: str) -> Iterator[str]:
+    """Each command line of the ```bash blocks, continuations joined."""
+    for block in re.findall(r"```(?:bash|sh)\n(.*?)```", text, re.DOTALL):
+        yield from block.replace("\\\n", " ").splitlines()
+
+
+def _inline_spans(text: str) -> Iterator[str]:
+    """Inline `code` of the prose (fenced blocks removed)."""
+    yield from re.findall(r"`([^`\n]*(?:\n[^`\n]*)?)`", re.sub(r"```.*?```", "", text, flags=re.DOTALL))
+
+
+def _invocations(text: str) -> Iterator[str]:
+    """What follows `worldpolicy` in every command line and inline span that calls it."""
+    for chunk in (*_shell_lines(text), *_inline_spans(text)):
+        for match in INVOCATION.finditer(chunk):
+            yield chunk[match.end():]
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _command(words: list[str]) -> tuple[str, argparse.ArgumentParser]:
+    """The (sub)command the words name and its parser (`dataset from-sim` is two words)."""
+    commands = _subparsers(build_parser())
+    assert words and words[0] in commands, f"no subcommand {words[:1]}; there are {sorted(commands)}"
+    name, parser = words[0], commands[words[0]]
+    actions = _subparsers(parser)
+    if actions and len(words) > 1 and words[1] in actions:
+        name, parser = f"{name} {words[1]}", actions[words[1]]
+    return name, parser
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=_doc_id)
+def test_every_documented_flag_belongs_to_its_subcommand(doc):
+    problems = []
+    for call in _invocations(doc.read_text()):
+        words = call.split()
+        try:
+            name, parser = _command(words)
+        except AssertionError as exc:
+            problems.append(f"worldpolicy {call.strip()!r}: {exc}")
+            continue
+        options = {option for action in parser._actions for option in action.option_strings}
+        problems += [f"worldpolicy {call.strip()!r}: {flag} is not a flag of `worldpolicy {name}`"
+                     for flag in FLAG.findall(call.split("#")[0]) if flag not in options]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=_doc_id)
+def test_every_documented_command_line_parses(doc):
+    """A command in a ```bash block is one a user copies: it must parse as written (placeholders included)."""
+    problems = []
+    for line in _shell_lines(doc.read_text()):
+        match = INVOCATION.search(line)
+        if match is None:
+            continue
+        argv = []
+        for word in shlex.split(line[match.end():], comments=True):
+            if word in SHELL_END:
+                break
+            argv.append(word)
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit:
+            problems.append(f"worldpolicy {' '.join(argv)}")
+    assert not problems, "these documented commands do not parse:\n" + "\n".join(problems)
+
+
+def _resolve(dotted: str) -> Any:
+    """The object a dotted name names: the longest importable module prefix, then attributes."""
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not ".".join(parts[:i]).startswith(exc.name):
+                raise  # a dependency of an existing module is missing: that is not the doc's fault, show it
+            continue
+        for part in parts[i:]:
+            obj = getattr(obj, part)
+        return obj
+    raise ModuleNotFoundError(dotted)
+
+
+def _python_blocks(text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=_doc_id)
+def test_every_documented_python_name_exists(doc):
+    text = doc.read_text()
+    names = set(re.findall(r"\bworldpolicy(?:\.[A-Za-z_]\w*)+(?![\w/-])", text))
+    for block in _python_blocks(text):
+        for module, imported in re.findall(r"^from (worldpolicy[\w.]*) import ([\w, ]+)$", block, re.MULTILINE):
+            names |= {f"{module}.{name.strip()}" for name in imported.split(",")}
+    problems = []
+    for name in sorted(names):
+        try:
+            _resolve(name)
+        except (ImportError, AttributeError) as exc:
+            problems.append(f"{name}: {exc}")
+    assert not problems, "\n".join(problems)
+
+
+def _callee(func: ast.expr, imported: dict[str, str]) -> str | None:
+    """The dotted worldpolicy name a call's function is (`f` imported from worldpolicy, `worldpolicy.x.f`,
+    `Cls.method`), or None for anything else (methods of objects the snippet made)."""
+    parts = []
+    while isinstance(func, ast.Attribute):
+        parts.insert(0, func.attr)
+        func = func.value
+    if not isinstance(func, ast.Name):
+        return None
+    if func.id == "worldpolicy":
+        return ".".join(["worldpolicy", *parts])
+    return ".".join([imported[func.id], *parts]) if func.id in imported else None
+
+
+@pytest.mark.parametrize("doc", [doc for doc in DOCS if _python_blocks(doc.read_text())], ids=_doc_id)
+def test_documented_python_snippets_parse_and_call_with_accepted_arguments(doc):
+    """Each snippet is valid Python, and every call of a worldpolicy function or class in it passes a number of
+    positional arguments and keyword names that its signature accepts."""
+    problems = []
+    for block in _python_blocks(doc.read_text()):
+        tree = ast.parse(block)  # a SyntaxError names the snippet's line
+        imported = {alias.asname or alias.name: f"{node.module}.{alias.name}" for node in ast.walk(tree)
+                    if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("worldpolicy")
+                    for alias in node.names}
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or (name := _callee(node.func, imported)) is None:
+                continue
+            if any(isinstance(arg, ast.Starred) for arg in node.args) or any(k.arg is None for k in node.keywords):
+                continue
+            try:
+                inspect.signature(_resolve(name)).bind_partial(*node.args, **{k.arg: k.value for k in node.keywords})
+            except TypeError as exc:
+                problems.append(f"{ast.unparse(node)}: {exc}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=_doc_id)
+def test_every_documented_repository_path_exists(doc):
+    paths = re.findall(r"(?<![\w/.-])((?:src|tests|benchmarks|scripts|docs|worldpolicy)/[\w/.-]*\w)", doc.read_text())
+    missing = sorted({p for p in paths if not (ROOT / p).exists() and not (ROOT / "src" / p).exists()})
+    assert not missing, f"{_doc_id(doc)} names paths that do not exist: {missing}"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=_doc_id)
+def test_documented_benchmark_flags_exist(doc):
+    problems = []
+    for chunk in (*_shell_lines(doc.read_text()), *_inline_spans(doc.read_text())):
+        for script, args in re.findall(r"python (benchmarks/\w+\.py)([^`\n]*)", chunk):
+            source = (ROOT / script).read_text()
+            problems += [f"{script} {flag}" for flag in FLAG.findall(args.split("#")[0]) if f'"{flag}"' not in source]
+    assert not problems, "flags these benchmark scripts do not define:\n" + "\n".join(problems)
+
+
+def test_help_texts_quote_the_defaults_the_code_has():
+    """`(default: 8)` in a flag's help is read by users as the truth: it must be the argparse default."""
+    problems = []
+    commands = _subparsers(build_parser())
+    parsers = [(name, parser) for name, parser in commands.items()]
+    parsers += [(f"{name} {sub}", p) for name, parser in commands.items() for sub, p in _subparsers(parser).items()]
+    for name, parser in parsers:
+        for action in parser._actions:
+            match = re.search(r"\bdefault:?\s+([^\s,;)]+)", action.help or "")
+            if match is None or action.default is None:
+                continue
+            try:
+                quoted = float(match.group(1))
+            except ValueError:
+                continue  # words: "the checkpoint's own", "cuda if available", ...
+            if not isinstance(action.default, (int, float)) or float(action.default) != quoted:
+                problems.append(f"worldpolicy {name} {action.option_strings[-1]}: help says default "
+                                f"{match.group(1)}, the code's is {action.default!r}")
+    assert not problems, "\n".join(problems)
