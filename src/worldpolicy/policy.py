@@ -308,7 +308,7 @@ class Policy:
                 logger.warning("state is ignored: embodiment %r does not condition on the robot state", e.key)
             return None
         state = request.state
-        if state is None and isinstance(request.observation, Mapping):
+        if state is None and isinstance(request.observation, Mapping) and e.state_keys:
             keys = e.state_keys
             missing = [k for k in (keys.get("joints"), keys.get("gripper")) if k and k not in request.observation]
             if missing:
@@ -334,7 +334,8 @@ class Policy:
         if state is None:
             raise ValueError(
                 f"state is required for embodiment {e.key!r} ({', '.join(e.columns)}): pass state=[...] (--state on "
-                f"the command line) or an observation dict with {sorted(e.state_keys.values())}"
+                "the command line)" + (f" or an observation dict with {sorted(e.state_keys.values())}" if e.state_keys
+                                       else "; the embodiment names no state_keys an observation could carry it in")
             )
         state = _numbers(state, "state")
         if state.ndim == 2 and state.shape[1] == e.action_dim:  # a history [T, dim]: the row the chunk starts from
@@ -438,7 +439,8 @@ class Policy:
         return Prediction(
             mode=engine_request.mode, embodiment=e.key, columns=list(e.columns), units=list(e.units),
             actions=to_physical(e, model_actions), actions_normalized=np.asarray(model_actions, dtype=np.float64),
-            fps=e.fps, video=video, timings=timings, settings=meta["settings"],
+            fps=e.fps, video=video, timings=timings, settings=meta["settings"], layout=e.layout,
+            gripper_column=e.gripper_column,
         )
 
 

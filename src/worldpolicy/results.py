@@ -53,6 +53,10 @@ class Prediction:
     video: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    # the embodiment's layout and gripper column, so plots of an unregistered (a checkpoint's own) embodiment draw its
+    # gripper and joints; None: unknown (viz infers them from the column names)
+    layout: str | None = None
+    gripper_column: str | None = None
 
     @property
     def chunk_size(self) -> int:
@@ -65,7 +69,7 @@ class Prediction:
     def to_json(self) -> dict[str, Any]:
         """The documented actions-file schema (docs/actions-schema.md), version 1: strict JSON, a non-finite action
         as null."""
-        return {
+        out = {
             "schema": ACTIONS_SCHEMA,
             "mode": self.mode,
             "embodiment": self.embodiment,
@@ -79,3 +83,6 @@ class Prediction:
             "timings_s": {k: float(v) for k, v in self.timings.items()},
             "settings": self.settings,
         }
+        if self.layout is not None:
+            out.update(layout=self.layout, gripper_column=self.gripper_column)
+        return out

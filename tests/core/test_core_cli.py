@@ -29,6 +29,7 @@ def test_predict_writes_actions_video_and_plots(tiny_checkpoint, image_file, tmp
     doc = json.loads((out / "actions.json").read_text())
     assert doc["schema"] == "worldpolicy.actions/v1" and doc["columns"][-1] == "grasp" and doc["units"][0] == "m"
     assert np.array(doc["actions"]).shape == (16, 10) and doc["settings"]["steps"] == 2
+    assert (doc["layout"], doc["gripper_column"]) == ("relative_pose", "grasp")  # viz needs no registry to plot it
     assert (out / "rollout.mp4").stat().st_size > 1000 and (out / "plots" / "actions.png").is_file()
     assert (out / "plots" / "ee_path.png").is_file()
     # forward dynamics from the policy's own actions file

@@ -815,3 +815,44 @@ def test_an_embodiment_spec_with_unusable_stats_or_a_foreign_domain_slot_is_refu
     monkeypatch.setattr(loading, "load_components", lambda *a, **k: pytest.fail("weights loaded"))
     with pytest.raises(ValueError, match=message):
         Policy.from_pretrained(ckpt)
+
+
+def test_a_missing_camera_names_the_keys_given_and_how_lerobot_keys_are_named(rgb):
+    """An observation keyed like the LeRobot dataset it came from ('observation.images.front') was told only which keys
+    it lacked; a single-camera embodiment's default key was listed twice ('observation/image', 'observation/image')."""
+    from worldpolicy.processing.observations import frames_from_mapping
+
+    keys = ["observation/front", "observation/wrist"]
+    with pytest.raises(KeyError, match=r"is missing camera keys \['observation/front', 'observation/wrist'\].*got keys "
+                                       r"\['observation.images.front', 'observation.images.wrist'\] \(LeRobot camera "
+                                       r"keys go by their last part under 'observation/': 'observation.images.front' "
+                                       r"-> 'observation/front', 'observation.images.wrist' -> 'observation/wrist'\)"):
+        frames_from_mapping({"observation.images.front": rgb, "observation.images.wrist": rgb}, keys, "stacked")
+    with pytest.raises(KeyError, match=r"has no camera key; expected one of \['observation/image'\], got keys "
+                                       r"\['observation/front'\]\"$"):
+        frames_from_mapping({"observation/front": rgb}, ["observation/image"], None)
+    # a pre-composed image stands for the composite when a camera is missing
+    assert frames_from_mapping({"observation/image": rgb, keys[0]: rgb}, keys, "stacked").shape == (1, 48, 64, 3)
+    assert frames_from_mapping({k: rgb for k in keys}, keys, "stacked").shape == (1, 96, 64, 3)
+
+
+def test_state_keys_are_the_two_roles_and_a_state_row_without_them_asks_for_state(tiny_policy, rgb):
+    """A state-conditioned robot without `state_keys` (its state comes as state=[...]) failed with a bare
+    KeyError('joints') when called with an observation dict; a state_keys list or other roles passed registration."""
+    import copy
+
+    from worldpolicy.policy import PolicyRequest
+
+    base = {"name": "stateful_arm", "domain": "stateful_arm", "domain_id": 21, "action_dim": 3, "columns": ["a", "b", "g"],
+            "chunk_size": 4, "fps": 10, "state_history": 1}
+    for bad in (["observation/state"], {"state": "observation/state"}, {"joints": "observation/q"}):
+        with pytest.raises(ValueError, match=r"embodiment 'stateful_arm': state_keys=.*; accepted: a map of joints and "
+                                             r"gripper to the observation keys"):
+            embodiment_from_dict(dict(base, variant="default", state_keys=bad))
+    policy = copy.copy(tiny_policy)
+    policy.embodiment = embodiment_from_dict(dict(base, variant="default"))
+    with pytest.raises(ValueError, match=r"state is required for embodiment 'stateful_arm' \(a, b, g\): pass "
+                                         r"state=\[...\] \(--state on the command line\); the embodiment names no "
+                                         r"state_keys"):
+        policy._state_row(PolicyRequest({"observation/image": rgb}, "x"))
+    assert policy._state_row(PolicyRequest({"observation/image": rgb}, "x", state=[0.0, 0.0, 0.0])) is not None

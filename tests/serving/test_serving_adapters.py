@@ -192,3 +192,21 @@ def test_warmup_message_takes_the_client_names_of_a_key_map():
     assert {"task", "wrist", "q", "g"} <= set(message) and not set(CLIENT_NAMES) & set(message)
     request = ObservationAdapter(DROID, CLIENT_NAMES).parse(message)
     assert request.prompt == "warm up" and set(request.observation) == {*DROID.camera_keys, *DROID.state_keys.values()}
+
+
+def test_a_state_row_embodiment_without_state_keys_needs_state_on_the_wire():
+    """Such a request reached the policy and failed there as 'KeyError: joints' (close 1011, not a bad request), and
+    the server's warm-up request, which carried no state, failed the same way."""
+    from worldpolicy.embodiments import embodiment_from_dict
+
+    e = embodiment_from_dict({"name": "stateful_arm", "variant": "default", "domain": "stateful_arm", "domain_id": 21,
+                              "action_dim": 3, "columns": ["a", "b", "g"], "chunk_size": 4, "fps": 10,
+                              "state_history": 1})
+    image = np.zeros((32, 32, 3), np.uint8)
+    with pytest.raises(RequestError, match=r"missing key 'state' \(3 values: a, b, g\) required by embodiment "
+                                           r"'stateful_arm'"):
+        ObservationAdapter(e).parse({IMAGE_KEY: image, "prompt": "go"})
+    request = ObservationAdapter(e).parse({IMAGE_KEY: image, "prompt": "go", "state": np.zeros(3)})
+    assert request.options["state"].shape == (3,)
+    warm = ObservationAdapter(e).parse(warmup_message(e))
+    np.testing.assert_array_equal(warm.options["state"], np.zeros(3))

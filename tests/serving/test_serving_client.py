@@ -149,8 +149,10 @@ def test_openpi_reply_fills_columns_from_the_embodiment(fake):
         pred = policy.act(droid_request(np.zeros(7)), "a")
     assert pred.columns[-1] == "gripper" and pred.units[0] == "rad" and pred.fps == 15.0
     assert pred.actions.dtype == np.float64 and pred.embodiment == "droid/joint_pos"
-    with RemotePolicy(server.url) as policy:  # unknown embodiment: generic names
-        assert policy.act(droid_request(np.zeros(7)), "a").columns == [f"a{i}" for i in range(8)]
+    assert (pred.layout, pred.gripper_column) == ("joint_position", "gripper")  # for the plots of its actions.json
+    with RemotePolicy(server.url) as policy:  # unknown embodiment: generic names, no layout to tell
+        pred = policy.act(droid_request(np.zeros(7)), "a")
+    assert pred.columns == [f"a{i}" for i in range(8)] and "layout" not in pred.to_json()
 
 
 def test_bad_arguments():

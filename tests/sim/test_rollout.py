@@ -123,6 +123,12 @@ def test_random_policy_episode_replays_alone_from_its_seed():
     assert alone == in_sequence[2]
 
 
+def test_random_actions_for_an_unregistered_embodiment_keep_its_layout_for_the_plots():
+    own = dataclasses.replace(RandomPolicy().embodiment, name="sim_own_arm", variant="default")
+    doc = RandomPolicy(own, seed=0).act({}, "x").to_json()
+    assert (doc["embodiment"], doc["layout"], doc["gripper_column"]) == ("sim_own_arm", own.layout, own.gripper_column)
+
+
 def test_make_policy_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="not 'scripted', 'random', a ws:// URL"):
         make_policy(str(tmp_path / "missing"))

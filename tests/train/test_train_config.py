@@ -265,3 +265,59 @@ def test_a_full_run_stored_with_lora_settings_resumes_once_they_are_removed(vali
     stored_lora = json.loads(json.dumps(lora))
     stored_lora["finetune"]["lora_rank"] = 8
     assert changed_settings(stored_lora, lora) == ["finetune.lora_rank: 8 -> 16"]
+
+
+def test_a_config_files_relative_inputs_are_from_its_folder_not_the_shells(tmp_path, tiny_dataset, monkeypatch):
+    """`checkpoint = "ckpt/tiny"` in conf/train.toml, with ckpt/tiny beside conf/: it was kept as a hub id and found
+    from the working directory, stored so, and a resume from another folder went to the hub for 'ckpt/tiny'. A dataset
+    written so was reported missing without a word on why."""
+    (tmp_path / "ds").symlink_to(tiny_dataset)
+    (tmp_path / "ckpt" / "tiny").mkdir(parents=True)
+    (tmp_path / "ckpt" / "tiny" / "model_index.json").write_text("{}")
+    conf = tmp_path / "conf" / "train.toml"
+    (conf.parent / "runs").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+
+    def load(checkpoint: str, dataset: str):
+        conf.write_text(f'checkpoint = "{checkpoint}"\n[data]\ndataset = "{dataset}"\nchunk_size = 4\n')
+        return load_config(conf)
+
+    with pytest.raises(FileNotFoundError, match=r"checkpoint='ckpt/tiny': relative paths in a config file resolve "
+                                                r"against its folder.* write '../ckpt/tiny' or an absolute path"):
+        load("ckpt/tiny", "../ds")
+    with pytest.raises(FileNotFoundError, match=r"data.dataset='ds': .* write '../ds' or an absolute path"):
+        load("../ckpt/tiny", "ds")
+    with pytest.raises(FileNotFoundError, match=r"checkpoint='runs/x' does not exist: .*conf/runs' .* holds no 'x'"):
+        load("runs/x", "../ds")  # `runs` beside the config: a missing path there, not a hub id
+    config = load("../ckpt/tiny", "../ds")
+    assert config.checkpoint == str(tmp_path / "ckpt" / "tiny") and config.data.dataset == str(tmp_path / "ds")
+    assert load("nvidia/some-model", "../ds").checkpoint == "nvidia/some-model"
+
+
+def test_an_embodiments_stats_file_is_read_from_its_spec_and_kept_inline(tmp_path, valid, monkeypatch):
+    """A spec file's relative `stats_file` was read from the working directory when a training config named the spec
+    (register_embodiment(path) reads it from the spec's folder), and the checkpoints' embodiment.json kept the path,
+    so a checkpoint moved without that file did not load."""
+    from train_setup import TINY_EMBODIMENT
+
+    from worldpolicy.embodiments import embodiment_from_spec
+
+    stats = {"action": {"q01": [-1.0] * 8, "q99": [2.0] * 8}}
+    (tmp_path / "robot").mkdir()
+    (tmp_path / "robot" / "stats.json").write_text(json.dumps(stats))
+    spec = dict(TINY_EMBODIMENT, stats_file="stats.json")
+    (tmp_path / "robot" / "spec.json").write_text(json.dumps(spec))
+    monkeypatch.chdir(tmp_path)  # no stats.json here
+    config = load_config(_with(valid, None, embodiment=str(tmp_path / "robot" / "spec.json")))
+    assert "stats_file" not in config.embodiment and config.embodiment["normalization"] == "quantile"
+    spec_alone = dict(config.embodiment, domain="tiny_panda", domain_id=20, chunk_size=4)
+    assert embodiment_from_spec(spec_alone).stats["q99"] == (2.0,) * 8
+    # a table in the config file: its stats file from the config's folder
+    conf = tmp_path / "robot" / "train.toml"
+    conf.write_text(f'checkpoint = "some/hub-id"\n[data]\ndataset = "{valid["data"]["dataset"]}"\nchunk_size = 4\n'
+                    '[embodiment]\n' + "".join(f"{k} = {json.dumps(v)}\n" for k, v in spec.items()
+                                               if not isinstance(v, dict)) +
+                    '[embodiment.state_keys]\njoints = "observation/joint_position"\n'
+                    'gripper = "observation/gripper_position"\n')
+    assert load_config(conf).embodiment["stats"]["q01"] == [-1.0] * 8
+

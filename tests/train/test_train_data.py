@@ -322,6 +322,24 @@ def test_cameras_are_found_by_name_and_a_lone_video_serves_a_one_camera_embodime
         camera_sources(["observation.image.wrist_image_left", "observation.images.wrist_image_left"], None, droid)
 
 
+def test_a_camera_no_video_feeds_is_refused_naming_the_cameras_the_videos_are():
+    """A new embodiment's camera_keys that match no video (a typo, or the dataset's own dotted names) were refused
+    naming the cameras needed, not which cameras the videos are, i.e. what camera_keys could say."""
+    from train_setup import TINY_EMBODIMENT
+
+    from worldpolicy.embodiments import embodiment_from_dict
+    from worldpolicy.train.data import camera_sources
+
+    typo = embodiment_from_dict(dict(TINY_EMBODIMENT, variant="default", domain="tiny_panda", domain_id=21, chunk_size=4,
+                                     camera_keys=["observation/exterior_image_1_left", "observation/exterior_imag_2_left"]))
+    with pytest.raises(ValueError, match=r"needs its cameras .*observation/exterior_imag_2_left \(a video key "
+                                         r"ending in .exterior_imag_2_left\).*; by name, those videos are the cameras "
+                                         r"'observation.image.exterior_image_1_left' -> 'observation/exterior_image_1_"
+                                         r"left', 'observation.image.exterior_image_2_left' -> 'observation/exterior_"
+                                         r"image_2_left' \(a new embodiment's camera_keys may name these\)"):
+        camera_sources(VIDEO_KEYS, VIDEO_KEYS, typo)
+
+
 def test_settings_that_trained_before_resolve_as_they_were_stored(train_config, tmp_path):
     """A run stored before these settings could be unset holds 'droid/joint_pos' and 'none': the same config resolves
     to them, so it resumes, and its latent cache keeps its fingerprint (the window spec is the one it had)."""

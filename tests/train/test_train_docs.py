@@ -43,3 +43,46 @@ def test_the_documented_shipped_model_fine_tune_resolves_its_data_before_loading
         trainer.run()
     assert (trainer.config.data.action_conversion, trainer.embodiment_spec["name"]) == ("joint_to_relative_pose",
                                                                                         "panda_reach")
+
+
+def test_the_documented_own_robot_run_file_passes_every_check_before_the_weights(tmp_path, monkeypatch):
+    """The new-robot example: a dataset shaped as the text says (actions named as the table's columns) passes every
+    check that runs before the weights load, with and without the state row the text describes, and its actions are
+    read as the robot's own with nothing more in [data]."""
+    import tomllib
+
+    import numpy as np
+
+    from worldpolicy.data import LeRobotDatasetWriter
+    from worldpolicy.engine import loading
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    block = re.search(r"```toml\n(# my_robot\.toml.*?)```", DOC.read_text(), re.DOTALL)
+    assert block, "docs/training.md lost its own-robot run file"
+    path = tmp_path / "my_robot.toml"
+    path.write_text(block.group(1))
+    columns = tomllib.loads(block.group(1))["embodiment"]["columns"]
+    video = np.zeros((12, 32, 48, 3), np.uint8)
+    features = {"action": {"dtype": "float32", "shape": [len(columns)], "names": columns},
+                "observation.state": {"dtype": "float32", "shape": [len(columns)], "names": columns},
+                **{key: {"dtype": "video", "shape": [32, 48, 3]}
+                   for key in ("observation.images.front", "observation.images.wrist")}}
+    with LeRobotDatasetWriter(tmp_path / "data" / "my_robot", fps=10, features=features,
+                              video_codec="libx264rgb") as writer:
+        for _ in range(2):
+            writer.add_episode(frames={"action": np.zeros((12, len(columns)), np.float32),
+                                       "observation.state": np.zeros((12, len(columns)), np.float32)},
+                               videos={"observation.images.front": video, "observation.images.wrist": video},
+                               task="pick up the block")
+    monkeypatch.setattr(loading, "load_components", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("loading")))
+    states = {"state_history": 1, "state_keys": {"joints": "observation/joint_position",
+                                                 "gripper": "observation/gripper_position"}}
+    for table, data in (({}, {}), (states, {"state_keys": ["observation.state"]})):
+        config = load_config(path)
+        config.embodiment.update(table)
+        config.data.state_keys = data.get("state_keys", config.data.state_keys)
+        trainer = Trainer(config, progress=False)
+        with pytest.raises(RuntimeError, match="loading"):  # every data check passed: the weights were next
+            trainer.run()
+        assert (trainer.config.data.source_embodiment, trainer.config.data.action_conversion) == ("my_robot", "none")

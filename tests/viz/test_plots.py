@@ -184,3 +184,23 @@ def test_ee_path_takes_a_unit_that_is_not_a_length_as_metres(tmp_path, pose_chun
     assert "'left_ty' in '1'" in caplog.text and "'ty'" not in caplog.text
     units = ["in", *get_embodiment("bridge").units[1:]]
     assert np.allclose(plots.ee_poses(pose_chunk, doc["columns"], units=units), plots.ee_poses(pose_chunk, doc["columns"]))
+
+
+def test_a_checkpoints_own_embodiment_keeps_its_gripper_and_layout_in_the_plots(tmp_path, joint_chunk):
+    """A checkpoint's embodiment is not registered, so its actions.json (columns j0..j6, grip) was plotted as a
+    generic layout without a gripper: no joints plot, no red gripper line, no closed spans."""
+    from worldpolicy.results import Prediction
+
+    columns = [f"j{i}" for i in range(7)] + ["grip"]
+    prediction = Prediction(mode="policy", embodiment="my_own_arm", columns=columns, units=["rad"] * 7 + ["1"],
+                            actions=joint_chunk, actions_normalized=joint_chunk, fps=15.0, layout="joint_position",
+                            gripper_column="grip")
+    doc = prediction.to_json()
+    assert (doc["layout"], doc["gripper_column"]) == ("joint_position", "grip")
+    assert [p.name for p in plots.plot_prediction(doc, tmp_path)] == ["actions.png", "joints.png"]
+    assert plots.resolve_layout(doc, columns) == ("joint_position", "grip")
+    fig = plots.action_timeseries_figure(joint_chunk, columns, doc["units"], 15.0, "grip")
+    assert len(fig.axes[0].patches) == 1  # the closed span, shaded
+    # a file without them (older, or hand-written) is read as before: from the registry or the column names
+    older = {k: v for k, v in doc.items() if k not in ("layout", "gripper_column")}
+    assert plots.resolve_layout(older, columns) == ("generic", None)

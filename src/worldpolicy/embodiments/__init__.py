@@ -32,7 +32,9 @@ __all__ = [
     "embodiment_from_spec",
     "free_domain_id",
     "get_embodiment",
+    "inline_stats_file",
     "list_embodiments",
+    "read_spec_file",
     "register_embodiment",
     "view_point_sentences",
 ]
@@ -40,6 +42,7 @@ __all__ = [
 LAYOUTS = ("relative_pose", "joint_position", "generic")
 PROMPT_FORMATS = ("json", "plain")
 COMPOSITES = ("droid_wrist_top", "stacked")  # how several cameras become one canvas (processing.observations)
+STATE_ROLES = ("joints", "gripper")  # what an observation's state keys carry (`Policy` concatenates them in this order)
 MAX_DOMAIN_ID = 32  # DomainAwareLinear has nn.Embedding(32, ...) rows
 
 
@@ -213,7 +216,7 @@ def _build(name: str, spec: Mapping[str, Any], variant: str | None) -> Embodimen
             gripper_column=base.get("gripper_column"),
             gripper_flip=_flag(where, base, "gripper_flip", False),
             state_history=_number(where, base, "state_history", int, 0),
-            state_keys=dict(base.get("state_keys", {})),
+            state_keys=_state_keys(where, base),
             composite=base.get("composite"),
             snap_to_16=_flag(where, base, "snap_to_16", True),
             sampling_preset=base.get("sampling_preset"),
@@ -274,6 +277,17 @@ def _stats(where: str, base: Mapping[str, Any]) -> dict[str, tuple[float, ...]] 
             raise ValueError(f"{where}: stats.{key}={values!r}; expected a list of numbers (one per column)")
         out[key] = tuple(float(v) for v in values)
     return out
+
+
+def _state_keys(where: str, base: Mapping[str, Any]) -> dict[str, str]:
+    """The observation keys of the state's parts: exactly `STATE_ROLES`, or none (the state then comes as `state=`)."""
+    value = base.get("state_keys") or {}
+    if not isinstance(value, Mapping) or (value and (set(value) != set(STATE_ROLES) or not all(
+            isinstance(v, str) and v for v in value.values()))):
+        raise ValueError(f"{where}: state_keys={value!r}; accepted: a map of {' and '.join(STATE_ROLES)} to the "
+                         "observation keys that carry them (e.g. {'joints': 'observation/joint_position', 'gripper': "
+                         "'observation/gripper_position'}), or none (the state then comes as state=[...])")
+    return dict(value)
 
 
 def _flag(where: str, base: Mapping[str, Any], key: str, default: bool) -> bool:
@@ -401,18 +415,41 @@ def embodiment_from_spec(source: str | Path | Mapping[str, Any]) -> Embodiment:
     return _user_spec(source, overwrite=True)[2]
 
 
+def inline_stats_file(spec: Mapping[str, Any], base_dir: str | Path = ".") -> dict[str, Any]:
+    """`spec` with `stats_file` (and `stats_feature`, default `action`) replaced by the stats that file holds, under
+    `normalization` (default quantile): a spec that stands alone, as a checkpoint's embodiment.json must (it travels
+    without the file). A relative file is taken from `base_dir`."""
+    spec = dict(spec)
+    stats_file, feature = spec.pop("stats_file", None), spec.pop("stats_feature", "action")
+    if stats_file:
+        kind = spec.get("normalization", "quantile")
+        if kind not in NORMALIZATION_KINDS:
+            raise ValueError(f"normalization={kind!r}; accepted: {', '.join(NORMALIZATION_KINDS)}")
+        spec["stats"] = load_stats_file(Path(base_dir) / Path(stats_file).expanduser(), kind, feature=feature)
+        spec["normalization"] = kind
+    return spec
+
+
+def read_spec_file(path: str | Path) -> Any:
+    """An embodiment spec file's JSON, its `stats_file` made absolute against the file's folder: a spec read here and
+    registered elsewhere (a training config names it) reads the stats the file's author meant."""
+    path = Path(path).expanduser()
+    try:
+        spec = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"embodiment file {str(path)!r} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"embodiment file {str(path)!r} is not valid JSON: {exc}") from None
+    if isinstance(spec, dict) and isinstance(spec.get("stats_file"), str):
+        spec["stats_file"] = str((path.parent / Path(spec["stats_file"]).expanduser()).absolute())
+    return spec
+
+
 def _user_spec(source: str | Path | Mapping[str, Any], overwrite: bool) -> tuple[str, dict[str, Any], Embodiment]:
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        try:
-            spec = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise FileNotFoundError(f"embodiment file {str(path)!r} does not exist") from None
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"embodiment file {str(path)!r} is not valid JSON: {exc}") from None
-        base_dir = path.parent
+        spec = read_spec_file(source)
     elif isinstance(source, Mapping):
-        spec, base_dir = dict(source), Path.cwd()
+        spec = dict(source)  # a relative stats_file is taken from the working directory
     else:
         raise TypeError(f"register_embodiment: expected a JSON file path or a dict spec, got {type(source).__name__}")
     if not isinstance(spec, dict):
@@ -436,11 +473,7 @@ def _user_spec(source: str | Path | Mapping[str, Any], overwrite: bool) -> tuple
         if clashes:
             raise ValueError(f"embodiment {name!r}: aliases {clashes} already name "
                              f"{sorted({names[a.lower()] for a in clashes})}; pass overwrite=True to shadow them")
-    stats_file, stats_feature = spec.pop("stats_file", None), spec.pop("stats_feature", "action")
-    if stats_file:
-        kind = spec.get("normalization", "quantile")
-        spec["stats"] = load_stats_file(base_dir / stats_file, kind, feature=stats_feature)  # names a missing file
-        spec["normalization"] = kind
+    spec = inline_stats_file(spec)  # names a missing file
     if spec.get("normalization", "none") not in NORMALIZATION_KINDS:
         raise ValueError(f"normalization={spec['normalization']!r}; accepted: {', '.join(NORMALIZATION_KINDS)}")
     built = _build(name, spec, spec.get("variant"))

@@ -7,7 +7,7 @@ resolution-bin, downscale-only resize and pad rules (cosmos3-model.md §9) by ca
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,41 +224,44 @@ def composite_mismatch(height: int, width: int, camera_keys: Sequence[str], comp
     return f"it is {height}x{width} pixels, not taller than wide as {len(camera_keys)} stacked cameras are"
 
 
+def _frame_keys(keys: Collection[str], camera_keys: Sequence[str], composite: str | None) -> list[str]:
+    """Which of an observation's `keys` make its frames: every camera of a composite (else a pre-composed
+    'observation/image'), or the one camera, 'observation/image' or 'image' for a single-camera embodiment. A
+    `KeyError` names what is missing, the keys given and, for keys named as in a LeRobot dataset, their wire names."""
+    if composite is not None:
+        missing = [k for k in camera_keys if k not in keys]
+        if not missing:
+            return list(camera_keys)
+        if "observation/image" in keys:
+            return ["observation/image"]
+        need = (f"is missing camera keys {missing}; this embodiment needs {list(camera_keys)} (or a pre-composed "
+                "'observation/image')")
+    else:
+        found = next((k for k in (*camera_keys, "observation/image", "image") if k in keys), None)
+        if found is not None:
+            return [found]
+        need = f"has no camera key; expected one of {list(dict.fromkeys([*camera_keys, 'observation/image']))}"
+    from ..data.sampling import wire_key  # the dataset -> wire naming rule, in one place
+
+    named = {wire_key(k): k for k in keys if "." in k}
+    hint = [f"{named[k]!r} -> {k!r}" for k in camera_keys if k in named]
+    raise KeyError(f"observation {need}, got keys {sorted(keys)}" + (
+        f" (LeRobot camera keys go by their last part under 'observation/': {', '.join(hint)})" if hint else ""))
+
+
 def frames_from_mapping(obs: Mapping[str, Any], camera_keys: Sequence[str], composite: str | None,
                         last: int | None = None) -> np.ndarray:
     """openpi-style observation dict → frames. Multi-camera embodiments are composed; others use their one camera.
     `last` bounds what is read of each camera's clip (`load_frames`); histories end together, so each camera's last
     frame makes the last composite frame."""
-    present = [k for k in camera_keys if k in obs]
+    sources = _frame_keys(obs.keys(), camera_keys, composite)
+    cams = [load_frames(obs[k], k, last=last) for k in sources]
+    if composite is None or sources == ["observation/image"] and list(camera_keys) != sources:
+        return cams[0]  # one camera, or a pre-composed canvas
     if composite == "stacked":
-        missing = [k for k in camera_keys if k not in obs]
-        if missing and "observation/image" in obs:
-            return load_frames(obs["observation/image"], "observation/image", last=last)
-        if missing:
-            raise KeyError(
-                f"observation is missing camera keys {missing}; this embodiment needs {list(camera_keys)} "
-                "(or a pre-composed 'observation/image')"
-            )
-        return stack_views([load_frames(obs[k], k, last=last) for k in camera_keys])
-    if composite == "droid_wrist_top":
-        if len(present) != 3 and "observation/image" in obs:
-            return load_frames(obs["observation/image"], "observation/image", last=last)
-        missing = [k for k in camera_keys if k not in obs]
-        if missing:
-            raise KeyError(
-                f"observation is missing camera keys {missing}; this embodiment needs {list(camera_keys)} "
-                "(or a pre-composed 'observation/image')"
-            )
-        cams = [load_frames(obs[k], k, last=last) for k in camera_keys]
-        n = min(len(c) for c in cams)
-        return compose_droid(*(c[-n:] for c in cams))  # the latest n: histories of unequal length end together
-    for key in (*camera_keys, "observation/image", "image"):
-        if key in obs:
-            return load_frames(obs[key], key, last=last)
-    raise KeyError(
-        f"observation has no camera key; expected one of {list(camera_keys) + ['observation/image']}, "
-        f"got keys {sorted(obs)}"
-    )
+        return stack_views(cams)
+    n = min(len(c) for c in cams)
+    return compose_droid(*(c[-n:] for c in cams))  # the latest n: histories of unequal length end together
 
 
 def resolution_bins(tier: int) -> dict[str, tuple[int, int]]:

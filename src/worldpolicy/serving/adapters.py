@@ -180,6 +180,9 @@ class ObservationAdapter:
             if role == "gripper" and value.ndim == 2 and value.shape[-1] != 1:
                 raise RequestError(f"{self._wire(key)} has shape {value.shape}; accepted: scalar, [T] or [T, 1]")
             state[key] = value
+        if e.state_history and not e.state_keys and not state_given:
+            raise RequestError(f"missing key 'state' ({e.action_dim} values: {', '.join(e.columns)}) required by "
+                               f"embodiment {e.key!r}, which conditions on the robot state and names no state keys")
         if not state and list(images) == [IMAGE_KEY]:
             return images[IMAGE_KEY]
         return {**images, **state}
@@ -251,6 +254,8 @@ def warmup_message(
     for role, key in embodiment.state_keys.items():
         width = 1 if role == "gripper" else embodiment.action_dim - (embodiment.gripper_column is not None)
         message[key] = np.zeros(width, np.float32)
+    if embodiment.state_history and not embodiment.state_keys:
+        message["state"] = np.zeros(embodiment.action_dim, np.float32)
     message[PROMPT_KEY] = prompt
     return {(key_map or {}).get(k, k): v for k, v in message.items()}
 

@@ -631,4 +631,6 @@ class RemotePolicy:
             video=np.array(video) if isinstance(video, np.ndarray) else None,
             timings=timings,
             settings={**settings, "server": self.url},
+            layout=e.layout if known and list(e.columns) == columns else None,
+            gripper_column=e.gripper_column if known and list(e.columns) == columns else None,
         )

@@ -107,6 +107,7 @@ class ScriptedPolicy:
             mode="policy", embodiment=self.embodiment.key, columns=list(self.embodiment.columns),
             units=list(self.embodiment.units), actions=actions, actions_normalized=to_model(self.embodiment, actions),
             fps=self.env.control_hz, timings={"total": time.perf_counter() - t0}, settings={"backend": "scripted"},
+            layout=self.embodiment.layout, gripper_column=self.embodiment.gripper_column,
         )
 
 
@@ -130,7 +131,7 @@ class RandomPolicy:
         return Prediction(
             mode="policy", embodiment=e.key, columns=list(e.columns), units=list(e.units),
             actions=to_physical(e, normalized), actions_normalized=normalized, fps=e.fps,
-            settings={"backend": "random"},
+            settings={"backend": "random"}, layout=e.layout, gripper_column=e.gripper_column,
         )
 
 

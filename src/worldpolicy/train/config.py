@@ -339,12 +339,47 @@ def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
             continue
         root = Path.cwd() if holder is config and name in given else base
         local = root / Path(value).expanduser()  # stored absolute, so a resume from elsewhere names the same folder
-        if name != "checkpoint" or local.exists():  # a checkpoint may be a hub id
-            setattr(holder, name, os.path.abspath(local))
+        if setting in INPUT_SETTINGS and not local.exists():
+            _refuse_misplaced(setting, value, root, source)
+            if name == "checkpoint":
+                continue  # `shipped` or a hub id (`check` names a missing folder)
+        setattr(holder, name, os.path.abspath(local))
+    from ..embodiments import inline_stats_file, read_spec_file
+
     if isinstance(config.embodiment, str) and config.embodiment.endswith(".json"):  # a spec file, e.g. embodiment.json
         spec_file = (Path.cwd() if "embodiment" in given else base) / Path(config.embodiment).expanduser()
         try:
-            config.embodiment = json.loads(spec_file.read_text())
+            config.embodiment = inline_stats_file(read_spec_file(spec_file))
         except (OSError, ValueError) as exc:
             raise ValueError(f"embodiment={config.embodiment!r}: cannot read the spec file ({exc})") from None
+    elif isinstance(config.embodiment, dict) and config.embodiment.get("stats_file"):  # a table: from the config's folder
+        try:
+            # the stats themselves, so the checkpoints' embodiment.json stands alone
+            config.embodiment = inline_stats_file(config.embodiment, base)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"embodiment.stats_file={config.embodiment['stats_file']!r}: {exc}") from None
     return config.check()
+
+
+# Path settings that name inputs (they must exist, or the checkpoint be `shipped` or a hub id).
+INPUT_SETTINGS = ("checkpoint", "data.dataset")
+
+
+def _refuse_misplaced(setting: str, value: str, root: Path, source: Any) -> None:
+    """A config file's relative path that does not exist from the file's folder but does from the working directory
+    was written from the shell's point of view: say so, rather than report a missing dataset or (for a checkpoint
+    shaped like a hub id) read the working directory's folder now and a hub id on a resume from elsewhere. A
+    checkpoint `runs/x` whose `runs` is a folder beside the config is a missing path there, not a hub id."""
+    here = Path(value).expanduser()
+    if here.is_absolute() or root.resolve() == Path.cwd().resolve():
+        return
+    first = value.split("/")[0]
+    if setting == "checkpoint" and not here.exists() and value.count("/") == 1 and (root / first).is_dir():
+        raise FileNotFoundError(f"checkpoint={value!r} does not exist: {str(root / first)!r} (relative paths in "
+                                f"{str(source)!r} resolve against its folder) holds no {value.split('/')[1]!r}")
+    if not here.exists():
+        return
+    raise FileNotFoundError(
+        f"{setting}={value!r}: relative paths in a config file resolve against its folder, and "
+        f"{str(root / here)!r} does not exist; {value!r} exists from the working directory, which {str(source)!r} "
+        f"does not use: write {os.path.relpath(here.absolute(), root.absolute())!r} or an absolute path")

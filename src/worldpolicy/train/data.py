@@ -208,7 +208,9 @@ def camera_sources(videos: list[str], video_keys: Sequence[str] | None, target: 
         need = f"one of its cameras {cameras}, or one video to use as its camera"
     else:
         need = f"its cameras {cameras}, composed {target.composite!r}, or one pre-composed observation.image"
-    raise ValueError(f"{where}: embodiment {target.key!r} needs {need}"
+    named = ", ".join(f"{k!r} -> {wire_key(k)!r}" for k in candidates)
+    raise ValueError(f"{where}: embodiment {target.key!r} needs {need}; by name, those videos are the cameras {named} "
+                     "(a new embodiment's camera_keys may name these)"
                      + ("" if given else "; name the videos to train on in data.video_keys"))
 
 

@@ -379,9 +379,13 @@ def joints_figure(
 
 
 def resolve_layout(prediction: Mapping[str, Any], columns: Sequence[str]) -> tuple[str, str | None]:
-    """(layout, gripper_column) from the registry, or inferred from the column names for unregistered embodiments."""
-    from ..embodiments import get_embodiment
+    """(layout, gripper_column): the file's own (written since they were added), else the registry's, else inferred
+    from the column names."""
+    from ..embodiments import LAYOUTS, get_embodiment
 
+    layout, gripper = prediction.get("layout"), prediction.get("gripper_column")
+    if layout in LAYOUTS and (gripper is None or gripper in columns):
+        return layout, gripper
     try:
         emb = get_embodiment(str(prediction.get("embodiment", "")))
     except (KeyError, TypeError, ValueError):
