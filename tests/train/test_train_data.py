@@ -352,3 +352,24 @@ def test_settings_that_trained_before_resolve_as_they_were_stored(train_config, 
     spec, _ = trainer._data()
     assert (trainer.config.data.source_embodiment, trainer.config.data.action_conversion) == ("droid/joint_pos", "none")
     assert spec == WindowSpec(dataset=raw["data"]["dataset"], chunk_size=CHUNK, video_keys=tuple(VIDEO_KEYS))
+
+
+def test_a_resumed_run_keeps_the_data_settings_it_resolved(train_config, tmp_path, monkeypatch):
+    """Unset `source_embodiment`/`action_conversion` resume as the stored run resolved them (what a later version
+    would infer from the same dataset may differ): the resume is not refused as a changed setting."""
+    from worldpolicy.engine import loading
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    raw = train_config(tmp_path / "run")
+    stored = Trainer(load_config(raw), progress=False)
+    stored._data()
+    saved = stored.config.to_dict()
+    saved["data"]["source_embodiment"] = "droid"  # the same 8 columns under another registered name
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps(saved))
+    monkeypatch.setattr(loading, "load_components", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("loading")))
+    trainer = Trainer(load_config(raw), progress=False)
+    with pytest.raises(RuntimeError, match="loading"):  # the stored run's settings were accepted: the weights were next
+        trainer.run()
+    assert (trainer.config.data.source_embodiment, trainer.config.data.action_conversion) == ("droid", "none")

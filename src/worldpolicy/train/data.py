@@ -99,15 +99,17 @@ def window_spec(data: DataConfig, target: Embodiment) -> WindowSpec:
 
 
 def _default_source(dataset, action_keys: list[str], target: Embodiment) -> str:
-    """The dataset's action layout when `data.source_embodiment` is unset: `DEFAULT_SOURCE` for 8 values per frame
-    (as before the setting could be unset), the target itself when the dataset names its columns as the target's."""
+    """The dataset's action layout when `data.source_embodiment` is unset: the target itself when the dataset names
+    its columns as the target's (a 7-joint robot's own 8 columns are not DROID's), else `DEFAULT_SOURCE` for 8 values
+    per frame (as before the setting could be unset; a resumed run keeps what it stored: `Trainer.run`)."""
     if not all(k in dataset.feature_keys for k in action_keys):
         return DEFAULT_SOURCE  # the missing key is named by the sampler's check
     names = dataset.feature_names(action_keys)
-    if len(names) == _source(DEFAULT_SOURCE).action_dim:
-        return DEFAULT_SOURCE
+    default = _source(DEFAULT_SOURCE)
     if names == list(target.columns):
-        return target.key
+        return DEFAULT_SOURCE if names == list(default.columns) else target.key
+    if len(names) == default.action_dim:
+        return DEFAULT_SOURCE
     raise ValueError(
         f"data.source_embodiment is unset and data.action_keys={list(action_keys)} hold {len(names)} columns "
         f"({', '.join(names)}): neither {DEFAULT_SOURCE!r}'s {_source(DEFAULT_SOURCE).action_dim} (the default) nor "

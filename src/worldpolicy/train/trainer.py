@@ -536,8 +536,13 @@ class Trainer:
 
         cfg = self.config
         checkpoints = self._checkpoints()
+        previous = self._previous_run(checkpoints)
+        if previous is not None:  # unset data settings resume as the run resolved them (an older version's defaults)
+            for name in ("source_embodiment", "action_conversion"):
+                if getattr(cfg.data, name) is None and isinstance(previous[0].get("data", {}).get(name), str):
+                    setattr(cfg.data, name, previous[0]["data"][name])
         self._data()  # before the comparison with a stored run: it stores what unset data settings resolve to
-        self._check_previous_run(checkpoints)
+        self._check_previous_run(previous)
         if self.rank == 0:
             for staging in (self.out / "checkpoints").glob(".step-*"):  # a save a kill interrupted
                 shutil.rmtree(staging, ignore_errors=True)
@@ -600,23 +605,28 @@ class Trainer:
         bar.close()
         return records
 
-    def _check_previous_run(self, checkpoints: list[Path]) -> None:
-        """One folder holds one run: continue it only with the settings it was trained with (a changed LR would be
-        overridden by the restored schedule, a changed seed or chunk would not be the run its log describes), and never
-        write over another run's config.json or metrics.jsonl."""
+    def _previous_run(self, checkpoints: list[Path]) -> tuple[dict[str, Any], Path, int] | None:
+        """The settings of the run `output_dir` already holds, where they were read and its step; None for a new run."""
         config_file, metrics = self.out / "config.json", self.out / "metrics.jsonl"
         self._resumed_data = None  # the fingerprint of the data the resumed run trained on (older runs: not stored)
         if checkpoints:
             state = json.loads((checkpoints[-1] / STATE_FILE).read_text())
-            saved, where, step = state["config"], checkpoints[-1], int(state["step"])
             self._resumed_data = state.get("data_fingerprint")
-        elif config_file.is_file():
-            saved, where, step = json.loads(config_file.read_text()), config_file, 0
-        elif metrics.exists():
+            return state["config"], checkpoints[-1], int(state["step"])
+        if config_file.is_file():
+            return json.loads(config_file.read_text()), config_file, 0
+        if metrics.exists():
             raise ValueError(f"output_dir {str(self.out)!r} holds a metrics.jsonl but no config.json or checkpoint "
                              "(another run's log?): choose a new --out / output_dir, or move the file away")
-        else:
+        return None
+
+    def _check_previous_run(self, previous: tuple[dict[str, Any], Path, int] | None) -> None:
+        """One folder holds one run: continue it only with the settings it was trained with (a changed LR would be
+        overridden by the restored schedule, a changed seed or chunk would not be the run its log describes), and never
+        write over another run's config.json or metrics.jsonl."""
+        if previous is None:
             return
+        saved, where, step = previous
         changes = changed_settings(saved, self.config.to_dict())
         if changes:
             raise ValueError(f"output_dir {str(self.out)!r} holds a run ({where}, step {step}) with other settings: "
