@@ -33,7 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                     "condition on its last frame, the current one)")
     src.add_argument("--camera", action="append", metavar="KEY=FILE",
                      help="one camera's image or clip, repeated for each of a multi-camera embodiment's camera keys "
-                     "(`worldpolicy embodiments --json`: camera_keys); composed as the model was trained")
+                     "(`worldpolicy embodiments --json`: camera_keys); composed as the model was trained (an "
+                     "embodiment with no composite sees one: name which)")
     p.add_argument("--prompt", required=True, help="task description, e.g. 'Pick up the banana.'")
     p.add_argument("--actions", help="actions file for forward dynamics (.json or .npy)")
     p.add_argument("--actions-space", choices=("physical", "normalized"), default="physical")
@@ -194,14 +195,17 @@ def _camera_files(values: list[str]) -> dict[str, Path]:
 
 
 def _check_cameras(embodiment: Embodiment, cameras: tuple[str, ...]) -> None:
-    """--camera names each of the embodiment's cameras once (what the model composes, as in training)."""
-    keys = embodiment.camera_keys
-    unknown, missing = [k for k in cameras if k not in keys], [k for k in keys if k not in cameras]
-    if unknown or missing:
-        problems = "; ".join(f"{what} {', '.join(found)}" for what, found in (("unknown", unknown),
-                                                                               ("missing", missing)) if found)
+    """--camera names each of the embodiment's cameras once (what the model composes, as in training); an embodiment
+    that composes none sees one camera (`frames_from_mapping`), so one of its cameras is named, and only one."""
+    keys, composed = embodiment.camera_keys, embodiment.composite is not None
+    unknown = [k for k in cameras if k not in keys]
+    missing = [k for k in keys if k not in cameras] if composed else []
+    extra = list(cameras) if not composed and len(cameras) > 1 else []
+    if unknown or missing or extra:
+        problems = "; ".join(f"{what} {', '.join(found)}" for what, found in (
+            ("unknown", unknown), ("missing", missing), ("it sees one camera, not a composite; given", extra)) if found)
         raise ValueError(f"--camera: embodiment {embodiment.key!r} has the cameras {', '.join(keys)} ({problems}); "
-                         "pass one --camera KEY=FILE for each")
+                         + ("pass one --camera KEY=FILE for each" if composed else "pass one --camera KEY=FILE"))
 
 
 def _warn_single_view(embodiment: Embodiment, flag: str, source: Path, height: int, width: int) -> None:

@@ -366,6 +366,29 @@ def test_one_camera_for_a_two_camera_model_is_warned_and_each_camera_can_be_pass
     assert not (tmp_path / "refused").exists()
 
 
+def test_an_embodiment_that_sees_one_of_several_cameras_takes_one_camera(tiny_checkpoint, image_file, tmp_path, capsys,
+                                                                          monkeypatch):
+    """droid/relative_pose lists three cameras and sees the first present: --camera naming one was refused as missing
+    the other two, and given all three the model silently saw one."""
+    base = ["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose", "--prompt", "x",
+            "--steps", "1", "--chunk-size", "16", "--resolution-tier", "256", "--no-plots"]
+    assert main([*base, "--camera", f"observation/exterior_image_1_left={image_file}", "--out",
+                 str(tmp_path / "one")]) == 0
+    assert main([*base, "--image", str(image_file), "--out", str(tmp_path / "image")]) == 0
+    one, image = (json.loads((tmp_path / run / "actions.json").read_text()) for run in ("one", "image"))
+    np.testing.assert_array_equal(one["actions"], image["actions"])
+    capsys.readouterr()
+    import worldpolicy
+
+    monkeypatch.setattr(worldpolicy, "load_policy", lambda *a, **k: pytest.fail("weights loaded"))
+    two = ["--camera", f"observation/exterior_image_1_left={image_file}",
+           "--camera", f"observation/wrist_image_left={image_file}"]
+    assert main([*base, *two, "--out", str(tmp_path / "two")]) == 2
+    err = capsys.readouterr().err
+    assert ("(it sees one camera, not a composite; given observation/exterior_image_1_left, "
+            "observation/wrist_image_left); pass one --camera KEY=FILE") in err, err
+
+
 def test_non_finite_actions_are_written_as_strict_json_and_read_back_as_nan(tmp_path, capsys):
     """actions.json held Python's NaN/Infinity tokens, which are not JSON: jq, browsers and strict parsers refused it."""
     from worldpolicy.commands import write_run

@@ -182,7 +182,11 @@ def test_one_image_for_a_multi_camera_composite_is_told_from_the_composite_by_it
     assert composite_mismatch(*compose_droid(*views).shape[1:3], droid, "droid_wrist_top") is None
     assert composite_mismatch(270, 320, droid, "droid_wrist_top") is None  # the composite at half size
     assert composite_mismatch(180, 320, droid, "droid_wrist_top") == (
-        "it is 180x320 pixels, not of the composite's 540x640 shape")
+        "it is 180x320 pixels, not of about the composite's 540x640 shape")
+    # the model's own decoded composite (rollout.mp4, cut to whole latent cells) is one: fed back, it was warned about
+    for shape in ((528, 640), (256, 320), (128, 160)):
+        assert composite_mismatch(*shape, droid, "droid_wrist_top") is None, shape
+    assert composite_mismatch(480, 640, droid, "droid_wrist_top") is not None  # a 4:3 camera
     assert composite_mismatch(*stack_views(views[:2]).shape[1:3], droid[:2], "stacked") is None
     assert composite_mismatch(*stack_views([v[:, :64, :64] for v in views[:2]]).shape[1:3], droid[:2], "stacked") is None
     assert composite_mismatch(180, 320, droid[:2], "stacked") == (
@@ -760,6 +764,28 @@ def test_a_state_in_the_wrong_units_is_warned_like_actions(tiny_checkpoint, capl
                                                      "observation/gripper_position": [255.0]}, "x"))
     assert ("state (observation['observation/joint_position'], observation['observation/gripper_position']): "
             "gripper (|x| up to 254) beyond what embodiment 'droid/joint_pos'") in caplog.text
+
+
+def test_a_state_column_the_training_data_held_constant_is_not_warned_about(tiny_checkpoint, caplog):
+    """A joint-position robot trained on reach data: the gripper never closes, so q01 = q99 = 0 and the gripper the
+    sim measures (1e-4) was 'far outside what it was trained on; check the units' at every call."""
+    from worldpolicy.embodiments import embodiment_from_spec
+
+    home = [0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.7854]
+    emb = embodiment_from_spec({
+        "name": "reach_joints", "layout": "joint_position", "action_dim": 8, "gripper_column": "gripper",
+        "columns": [f"joint_{i}" for i in range(7)] + ["gripper"], "units": ["rad"] * 7 + ["1"], "state_history": 1,
+        "state_keys": {"joints": "observation/joint_position", "gripper": "observation/gripper_position"},
+        "fps": 15, "chunk_size": 16, "camera_keys": ["observation/image"], "domain": "worldpolicy_reach_joints",
+        "domain_id": 11, "normalization": "quantile",
+        "stats": {"q01": [v - 0.2 for v in home] + [0.0], "q99": [v + 0.2 for v in home] + [0.0]}})
+    policy = worldpolicy.load_policy(tiny_checkpoint, embodiment=emb)
+    image = np.zeros((64, 64, 3), np.uint8)
+    with caplog.at_level("WARNING", logger="worldpolicy.processing.actions"):
+        policy._state_row(worldpolicy.PolicyRequest(image, "x", state=[*home, 1.1e-4]))
+        assert caplog.text == ""
+        policy._state_row(worldpolicy.PolicyRequest(image, "x", state=[*np.degrees(home), 1.1e-4]))
+    assert "state: joint_1 (|x| up to" in caplog.text and "gripper (" not in caplog.text
 
 
 def test_unnormalised_values_are_warned_by_what_their_units_allow(caplog):

@@ -21,7 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from .normalization import NORMALIZATION_KINDS, REQUIRED_STATS, check_stats, denormalize, load_stats_file, normalize
+from .normalization import (
+    NORMALIZATION_KINDS,
+    REQUIRED_STATS,
+    check_stats,
+    constant_columns,
+    denormalize,
+    load_stats_file,
+    normalize,
+)
 
 __all__ = [
     "LAYOUTS",
@@ -101,6 +109,12 @@ class Embodiment:
         """Physical actions [..., action_dim] → model space (float64)."""
         _check_width(actions, self.action_dim, "actions", self.key)
         return normalize(actions, self.normalization, self._stats_arrays(), clip=clip)
+
+    def constant_columns(self) -> np.ndarray:
+        """Per column, whether the stats hold it constant (`normalization.constant_columns`); none without stats."""
+        if self.normalization == "none":
+            return np.zeros(self.action_dim, dtype=bool)
+        return constant_columns(self.normalization, self._stats_arrays())
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}

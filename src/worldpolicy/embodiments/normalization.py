@@ -61,12 +61,23 @@ def _refuse_columns(values: np.ndarray, bad: np.ndarray, columns: Sequence[str],
         raise ValueError(f"{where}: {given}; accepted: {accepted}")
 
 
+_MIN_SPAN, _MIN_STD = 1e-6, 1e-8  # floors of a column's spread: one the data held constant divides by these
+
+
 def _lo_hi(kind: str, stats: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     if kind == "minmax":
         lo, hi = stats["min"], stats["max"]
     else:
         lo, hi = stats["q01"], stats["q99"]
-    return lo, np.maximum(hi - lo, 1e-6)
+    return lo, np.maximum(hi - lo, _MIN_SPAN)
+
+
+def constant_columns(kind: str, stats: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Per column, whether the stats' spread is at its floor (the data held it constant, e.g. a gripper a reach never
+    closes): there any departure from that value is huge in model space, whatever its units."""
+    if kind == "meanstd":
+        return np.asarray(stats["std"]) <= _MIN_STD
+    return _lo_hi(kind, stats)[1] <= _MIN_SPAN
 
 
 def denormalize(actions: np.ndarray, kind: str, stats: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -75,7 +86,7 @@ def denormalize(actions: np.ndarray, kind: str, stats: Mapping[str, np.ndarray])
     if kind == "none":
         return a.copy()
     if kind == "meanstd":
-        return a * np.maximum(stats["std"], 1e-8) + stats["mean"]
+        return a * np.maximum(stats["std"], _MIN_STD) + stats["mean"]
     lo, span = _lo_hi(kind, stats)
     return 0.5 * (a + 1.0) * span + lo
 
@@ -86,7 +97,7 @@ def normalize(actions: np.ndarray, kind: str, stats: Mapping[str, np.ndarray], c
     if kind == "none":
         return x.copy()
     if kind == "meanstd":
-        return (x - stats["mean"]) / np.maximum(stats["std"], 1e-8)
+        return (x - stats["mean"]) / np.maximum(stats["std"], _MIN_STD)
     lo, span = _lo_hi(kind, stats)
     a = 2.0 * (x - lo) / span - 1.0
     return np.clip(a, -1.0, 1.0) if clip else a

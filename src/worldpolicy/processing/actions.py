@@ -154,10 +154,12 @@ _GRIPPER_FAR = 1.5  # |g| past this is not a gripper value in [0, 1] (a 0-255 or
 def _far_bounds(embodiment: Embodiment) -> tuple[np.ndarray, str]:
     """Per column, the model-space magnitude past which a value cannot be meant, and why. Normalised embodiments have
     the training data's range; an unnormalised one (droid's raw joints, pusht's pixels) only what its units allow: an
-    angle within one turn, a gripper value in [0, 1]; other columns are not bounded."""
+    angle within one turn, a gripper value in [0, 1]; other columns are not bounded. Nor is a column the training
+    data held constant: its stats give no scale, so a legit reading (a reach-trained gripper measured at 1e-4) is
+    hundreds in model space."""
     if embodiment.normalization != "none":
         why = f"far outside what embodiment {embodiment.key!r} was trained on (model space, where its data spans [-1, 1])"
-        return np.full(embodiment.action_dim, _FAR_OUT), why
+        return np.where(embodiment.constant_columns(), np.inf, _FAR_OUT), why
     bounds = np.array([2 * np.pi if unit == "rad" else np.inf for unit in embodiment.units])
     if embodiment.gripper_index is not None:
         bounds[embodiment.gripper_index] = _GRIPPER_FAR

@@ -203,6 +203,9 @@ def stack_views(views: Sequence[np.ndarray]) -> np.ndarray:
     return np.stack([np.concatenate([_resize(v[i], h, w) for v in views], axis=0) for i in range(n)])
 
 
+# How far (relative aspect ratio) a DROID composite may be from 540x640: the model's own decoded videos are cut to
+# whole latent cells, 528x640 or 256x320 (5% off), and are valid observations; one camera (180x320, 4:3) is further.
+_DROID_SHAPE_TOLERANCE = 0.08
 COMPOSITE_LAYOUTS = {"droid_wrist_top": "the wrist camera on top, the other two side by side below",
                      "stacked": "stacked top to bottom"}  # how each composite places the cameras, in words
 
@@ -210,15 +213,16 @@ COMPOSITE_LAYOUTS = {"droid_wrist_top": "the wrist camera on top, the other two 
 def composite_mismatch(height: int, width: int, camera_keys: Sequence[str], composite: str | None) -> str | None:
     """Why one image of `height` x `width` given to an embodiment that composes several cameras looks like a single
     camera's view rather than that composite; None where it may be the composite (a pre-composed image is a valid
-    observation) or the embodiment has one camera. A DROID composite has the 540x640 shape; N views stacked are N
-    times as tall as one, so taller than wide for any camera no wider than N:1."""
+    observation) or the embodiment has one camera. A DROID composite has about the 540x640 shape
+    (`_DROID_SHAPE_TOLERANCE`); N views stacked are N times as tall as one, so taller than wide for any camera no wider
+    than N:1."""
     if composite is None or len(camera_keys) < 2:
         return None
     if composite == "droid_wrist_top":
         composite_h, composite_w = DROID_COMPOSITE_SIZE
-        if abs(height * composite_w / (width * composite_h) - 1) <= 0.02:
+        if abs(height * composite_w / (width * composite_h) - 1) <= _DROID_SHAPE_TOLERANCE:
             return None
-        return f"it is {height}x{width} pixels, not of the composite's {composite_h}x{composite_w} shape"
+        return f"it is {height}x{width} pixels, not of about the composite's {composite_h}x{composite_w} shape"
     if height > width:
         return None
     return f"it is {height}x{width} pixels, not taller than wide as {len(camera_keys)} stacked cameras are"
