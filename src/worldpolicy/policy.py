@@ -134,6 +134,7 @@ class Policy:
         resolution_bins(self.resolution_tier)
         self.source = source
         self._next_seed = None if seed is None else check_seed(seed)
+        self._state_warnings: set[tuple[str, ...]] = set()  # a control loop sends the same wrong state every call
         check_action_head(engine.transformer.config, source, embodiment)
 
     @classmethod
@@ -348,7 +349,8 @@ class Policy:
             raise ValueError("state contains NaN or inf")
         model = to_model(e, state[None])
         warn_out_of_range(model, e, "state" if request.state is not None else
-                          f"state (observation[{e.state_keys['joints']!r}], observation[{e.state_keys['gripper']!r}])")
+                          f"state (observation[{e.state_keys['joints']!r}], observation[{e.state_keys['gripper']!r}])",
+                          said=self._state_warnings)
         return model[0]
 
     def _prepare(self, request: PolicyRequest):

@@ -760,6 +760,8 @@ def test_a_state_in_the_wrong_units_is_warned_like_actions(tiny_checkpoint, capl
         assert "state: joint_1 (|x| up to" in caplog.text and "joint_3 (" in caplog.text
         assert "check the units (joint_0 [rad]" in caplog.text and "gripper (" not in caplog.text
         caplog.clear()
+        policy._state_row(worldpolicy.PolicyRequest(image, "x", state=[*np.degrees(home), 0.5]))
+        assert caplog.text == ""  # a control loop's next call with the same mistake: said once
         policy._state_row(worldpolicy.PolicyRequest({"observation/joint_position": home,
                                                      "observation/gripper_position": [255.0]}, "x"))
     assert ("state (observation['observation/joint_position'], observation['observation/gripper_position']): "

@@ -166,18 +166,27 @@ def _far_bounds(embodiment: Embodiment) -> tuple[np.ndarray, str]:
     return bounds, f"beyond what embodiment {embodiment.key!r}'s columns hold (angles in rad, the gripper in [0, 1])"
 
 
-def warn_out_of_range(model: np.ndarray, embodiment: Embodiment, where: str) -> None:
+def warn_out_of_range(model: np.ndarray, embodiment: Embodiment, where: str,
+                      said: set[tuple[str, ...]] | None = None) -> None:
     """Model-space rows (actions, or the state a policy conditions on) that cannot be meant: wrong units (degrees, a
-    0-255 gripper, millimetres) give meaningless results without any error, so they are named."""
+    0-255 gripper, millimetres) give meaningless results without any error, so they are named. With `said`, each set
+    of such columns is named once (the columns are added to it): a loop repeats the same mistake every call."""
     bounds, why = _far_bounds(embodiment)
     peak = np.abs(model).max(axis=0)
     far = peak > bounds
-    if far.any():
-        cols = [f"{c} (|x| up to {v:.3g})" for c, v, f in zip(embodiment.columns, peak, far) if f]
-        logger.warning(
-            "%s: %s %s; check the units (%s)", where, ", ".join(cols), why,
-            ", ".join(f"{c} [{u}]" for c, u in zip(embodiment.columns, embodiment.units)),
-        )
+    if not far.any():
+        return
+    names = tuple(c for c, f in zip(embodiment.columns, far) if f)
+    if said is not None:
+        if names in said:
+            return
+        said.add(names)
+    cols = [f"{c} (|x| up to {v:.3g})" for c, v, f in zip(embodiment.columns, peak, far) if f]
+    logger.warning(
+        "%s: %s %s; check the units (%s)%s", where, ", ".join(cols), why,
+        ", ".join(f"{c} [{u}]" for c, u in zip(embodiment.columns, embodiment.units)),
+        "; said once for these columns" if said is not None else "",
+    )
 
 
 def fit_to_chunk(actions: np.ndarray, chunk_size: int) -> np.ndarray:
