@@ -207,15 +207,12 @@ def _check_cameras(embodiment: Embodiment, cameras: tuple[str, ...]) -> None:
 def _warn_single_view(embodiment: Embodiment, flag: str, source: Path, height: int, width: int) -> None:
     """One --image/--video for an embodiment that composes several cameras is taken as that composite (a pre-composed
     image is valid); one that looks like a single camera's view is worth a warning that says how to pass each."""
-    from .processing.observations import COMPOSITE_LAYOUTS, composite_mismatch
+    from .processing.observations import single_view_warning
 
-    keys = embodiment.camera_keys
-    why = composite_mismatch(height, width, keys, embodiment.composite)
-    if why is not None:
-        logger.warning("%s %r is taken as the composite the model was trained on, the %d cameras of embodiment %r "
-                       "(%s, %s), but it looks like one camera's view: %s. Pass each camera instead: %s", flag,
-                       str(source), len(keys), embodiment.key, ", ".join(keys), COMPOSITE_LAYOUTS[embodiment.composite],
-                       why, " ".join(f"--camera {k}=FILE" for k in keys))
+    message = single_view_warning(embodiment, f"{flag} {str(source)!r}", height, width,
+                                  " ".join(f"--camera {k}=FILE" for k in embodiment.camera_keys))
+    if message is not None:
+        logger.warning("%s", message)
 
 
 def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: tuple[str, ...],
