@@ -315,6 +315,20 @@ def _shipped_success(checkpoint: Path) -> str:
             f"{evaluation['episodes']} seeded episodes")
 
 
+_DEMO_RUNS = {"policy": "predict", "forward_dynamics": "predict", "inverse_dynamics": "predict", "sim": "sim"}
+
+
+def _demo_out(out: Path) -> Path:
+    """The demo's --out holds a predict run per mode and a sim run (`_DEMO_RUNS`): each checked as those commands
+    check their --out (never in a checkpoint or dataset, nor another kind of run), and --out made, before the model
+    loads. Unchecked, a checkpoint folder got the policy run's files before a later step refused it."""
+    from .fileio import output_folder
+
+    for sub, writer in _DEMO_RUNS.items():
+        output_folder(out / sub, "--out", create=False, writer=writer)
+    return output_folder(out, "--out")
+
+
 def _demo(args: argparse.Namespace) -> int:
     """The shipped model (trained from scratch by `worldpolicy train reach-from-scratch`) on a simulated reach task:
     one observation through all three modes, then closed-loop episodes in the simulator."""
@@ -326,7 +340,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     if args.episodes < 1:
         raise ValueError(f"--episodes={args.episodes}: must be >= 1")
-    out = Path(args.out)
+    out = _demo_out(Path(args.out))
     checkpoint = shipped_model()
     policy = load_policy(checkpoint, seed=args.seed)
     env = TabletopEnv("reach")
@@ -343,7 +357,7 @@ def _demo(args: argparse.Namespace) -> int:
         runs["forward_dynamics"] = policy.imagine(cameras, runs["policy"].actions, task)
         runs["inverse_dynamics"] = policy.infer_actions(runs["forward_dynamics"].video, task)
         for mode, prediction in runs.items():
-            paths = write_run(prediction, out / mode)
+            paths = write_run(prediction, out / mode)  # the _DEMO_RUNS folders
             print(f"{mode:>17}: {prediction.chunk_size}x{len(prediction.columns)} actions, "
                   f"{'no video' if prediction.video is None else f'{len(prediction.video)} frames'}, "
                   f"{prediction.timings['total']:.2f} s -> {paths[0].parent}")
