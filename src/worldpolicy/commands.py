@@ -211,15 +211,12 @@ def _check_cameras(embodiment: Embodiment, cameras: tuple[str, ...]) -> None:
 def _warn_single_view(embodiment: Embodiment, flag: str, source: Path, height: int, width: int) -> None:
     """One --image/--video for an embodiment that composes several cameras is taken as that composite (a pre-composed
     image is valid); one that looks like a single camera's view is worth a warning that says how to pass each."""
-    from .processing.observations import COMPOSITE_LAYOUTS, composite_mismatch
+    from .processing.observations import single_view_warning
 
-    keys = embodiment.camera_keys
-    why = composite_mismatch(height, width, keys, embodiment.composite)
-    if why is not None:
-        logger.warning("%s %r is taken as the composite the model was trained on, the %d cameras of embodiment %r "
-                       "(%s, %s), but it looks like one camera's view: %s. Pass each camera instead: %s", flag,
-                       str(source), len(keys), embodiment.key, ", ".join(keys), COMPOSITE_LAYOUTS[embodiment.composite],
-                       why, " ".join(f"--camera {k}=FILE" for k in keys))
+    message = single_view_warning(embodiment, f"{flag} {str(source)!r}", height, width,
+                                  " ".join(f"--camera {k}=FILE" for k in embodiment.camera_keys))
+    if message is not None:
+        logger.warning("%s", message)
 
 
 def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: tuple[str, ...],
@@ -322,6 +319,20 @@ def _shipped_success(checkpoint: Path) -> str:
             f"{evaluation['episodes']} seeded episodes")
 
 
+_DEMO_RUNS = {"policy": "predict", "forward_dynamics": "predict", "inverse_dynamics": "predict", "sim": "sim"}
+
+
+def _demo_out(out: Path) -> Path:
+    """The demo's --out holds a predict run per mode and a sim run (`_DEMO_RUNS`): each checked as those commands
+    check their --out (never in a checkpoint or dataset, nor another kind of run), and --out made, before the model
+    loads. Unchecked, a checkpoint folder got the policy run's files before a later step refused it."""
+    from .fileio import output_folder
+
+    for sub, writer in _DEMO_RUNS.items():
+        output_folder(out / sub, "--out", create=False, writer=writer)
+    return output_folder(out, "--out")
+
+
 def _demo(args: argparse.Namespace) -> int:
     """The shipped model (trained from scratch by `worldpolicy train reach-from-scratch`) on a simulated reach task:
     one observation through all three modes, then closed-loop episodes in the simulator."""
@@ -333,7 +344,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     if args.episodes < 1:
         raise ValueError(f"--episodes={args.episodes}: must be >= 1")
-    out = Path(args.out)
+    out = _demo_out(Path(args.out))
     checkpoint = shipped_model()
     policy = load_policy(checkpoint, seed=args.seed)
     env = TabletopEnv("reach")
@@ -350,7 +361,7 @@ def _demo(args: argparse.Namespace) -> int:
         runs["forward_dynamics"] = policy.imagine(cameras, runs["policy"].actions, task)
         runs["inverse_dynamics"] = policy.infer_actions(runs["forward_dynamics"].video, task)
         for mode, prediction in runs.items():
-            paths = write_run(prediction, out / mode)
+            paths = write_run(prediction, out / mode)  # the _DEMO_RUNS folders
             print(f"{mode:>17}: {prediction.chunk_size}x{len(prediction.columns)} actions, "
                   f"{'no video' if prediction.video is None else f'{len(prediction.video)} frames'}, "
                   f"{prediction.timings['total']:.2f} s -> {paths[0].parent}")

@@ -382,3 +382,24 @@ def test_an_actions_file_with_non_finite_values_is_refused_as_such(server, toolb
     error = err(server, "imagine_rollout", {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs.png"),
                                             "actions_file": str(path)})
     assert error["parameter"] == "actions_file" and "contains NaN or inf" in error["message"], error
+
+
+def test_one_cameras_image_for_a_multi_camera_model_is_warned_in_the_result(server, inputs_dir):
+    """`image` for droid (three cameras composed) took one camera's picture as the composite without a word; the
+    command line warned. The result carries the same warning, saying how to pass each camera."""
+    from worldpolicy.embodiments import get_embodiment
+
+    emb = get_embodiment("droid/joint_pos")
+    state = [0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.78, 0.0]
+    base = {"prompt": "go", "embodiment": "droid/joint_pos", "state": state, "seed": 0, "steps": 1}
+    one = ok(server, "predict_actions", {**base, "image": str(inputs_dir / "obs.png")})
+    assert one["warnings"] == [
+        f"image {str(inputs_dir / 'obs.png')!r} is taken as the composite the model was trained on, the 3 cameras of "
+        f"embodiment 'droid/joint_pos' ({', '.join(emb.camera_keys)}, the wrist camera on top, the other two side by "
+        "side below), but it looks like one camera's view: it is 72x96 pixels, not of the composite's 540x640 shape. "
+        "Pass each camera instead: images={" + ", ".join(f'"{k}": FILE' for k in emb.camera_keys) + "}"]
+    each = ok(server, "predict_actions", {**base, "images": {k: str(inputs_dir / "obs.png") for k in emb.camera_keys}})
+    assert each["warnings"] == []
+    bridge = ok(server, "predict_actions", {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs.png"),
+                                            "steps": 1})
+    assert bridge["warnings"] == []  # one camera: nothing to compose

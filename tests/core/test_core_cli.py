@@ -257,6 +257,29 @@ def test_demo_rejects_zero_episodes(tmp_path, capsys):
     assert "--episodes=0" in capsys.readouterr().err
 
 
+def test_demo_refuses_an_out_where_its_runs_do_not_belong_before_loading(tmp_path, capsys, monkeypatch):
+    """demo --out was never checked: in a checkpoint folder the policy run's files were written (after the model had
+    run) before a later step refused it as 'run_dir'. It is checked like every other --out, before the weights load."""
+    import worldpolicy
+
+    monkeypatch.setattr(worldpolicy, "load_policy", lambda *a, **k: pytest.fail("weights loaded"))
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    (checkpoint / "model_index.json").write_text("{}")
+    assert main(["demo", "--out", str(checkpoint), "--episodes", "1"]) == 2
+    assert (f"--out: {str(checkpoint / 'policy')!r} is inside {str(checkpoint)!r}, which holds a diffusers checkpoint "
+            "(model_index.json)") in capsys.readouterr().err
+    assert [p.name for p in checkpoint.iterdir()] == ["model_index.json"]
+    sim_as_policy = tmp_path / "demo" / "policy"  # a sim run where the demo writes its policy run
+    sim_as_policy.mkdir(parents=True)
+    (sim_as_policy / "report.json").write_text("{}")
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--episodes", "1"]) == 2
+    assert "holds a sim run (report.json), not a predict run" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert main(["demo", "--out", str(tmp_path / "file"), "--episodes", "1"]) == 2
+    assert "which is a file" in capsys.readouterr().err
+
+
 def test_predict_checks_frame_size_and_count_before_loading(tiny_checkpoint, tmp_path, capsys, monkeypatch):
     """A 7x5 image and a one-frame clip for inverse dynamics used to fail only after the weights had loaded."""
     from PIL import Image

@@ -147,6 +147,23 @@ def test_write_video_with_frames_and_path_swapped_says_so(tmp_path):
     assert write_video(tmp_path / "a.mp4", frames, 15).is_file()
 
 
+def test_write_video_scales_float_frames_and_refuses_other_ranges(tmp_path):
+    """Float frames in [0, 1] were cast to uint8 (all 0): a black video without a word. They are scaled as imageio and
+    PIL read them; floats outside [0, 1], NaN and integers outside [0, 255] are refused naming the range found."""
+    from worldpolicy.processing.video import read_video, write_video
+
+    grey = np.full((3, 16, 16, 3), 0.5, np.float32)
+    decoded, _ = read_video(write_video(tmp_path / "grey.mp4", grey, 15))
+    assert abs(float(decoded.mean()) - 128) < 3
+    with pytest.raises(ValueError, match=r"write_video: frame 1: float pixels must lie in \[0, 1\], got \[255, 255\]"):
+        write_video(tmp_path / "a.mp4", [grey[0], np.full((16, 16, 3), 255.0)], 15)
+    with pytest.raises(ValueError, match=r"frame 0: float pixels contain NaN"):
+        write_video(tmp_path / "a.mp4", np.full((2, 16, 16, 3), np.nan), 15)
+    with pytest.raises(ValueError, match=r"frame 0: integer pixels must lie in \[0, 255\], got \[0, 256\]"):
+        write_video(tmp_path / "a.mp4", np.arange(2 * 16 * 16 * 3).reshape(2, 16, 16, 3) % 257, 15)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grey.mp4"]
+
+
 def test_unreadable_and_missing_videos_keep_their_messages(tmp_path):
     from worldpolicy.processing.video import iter_video, read_video
 

@@ -43,6 +43,24 @@ def test_menagerie_layout_loads_with_added_tcp(menagerie_root):
         get_robot(menagerie_root / "missing.xml")
 
 
+def test_a_robot_by_path_is_named_by_that_path(menagerie_root, tmp_path):
+    """A robot given by path was named `menagerie_panda` (the shipped config's name) in errors and the sim report."""
+    import json
+
+    from worldpolicy.cli import main
+
+    renamed = menagerie_root / "my_panda.xml"
+    renamed.write_text((menagerie_root / "franka_emika_panda" / "panda.xml").read_text())
+    assert get_robot(renamed).name == str(renamed)
+    assert get_robot("menagerie_panda").name == "menagerie_panda"
+    with pytest.raises(ValueError, match=r"robot '.*my_panda.xml': home has 6 values"):
+        get_robot(renamed, home=(0.0,) * 6)
+    out = tmp_path / "run"
+    assert main(["sim", "--policy", "scripted", "--task", "reach", "--episodes", "1", "--videos", "0", "--no-plots",
+                 "--image-size", "32x32", "--robot", str(renamed), "--out", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "report.json").read_text())["robot"] == str(renamed)
+
+
 def test_overrides_and_validation():
     robot = get_robot("panda", home=(0.0,) * 7)
     assert robot.home == (0.0,) * 7
@@ -62,7 +80,7 @@ def test_a_panda_mjcf_of_another_layout_is_named_with_the_fix(tmp_path):
 
     path = tmp_path / "my_panda.xml"
     path.write_text(Path(get_robot("panda").mjcf).read_text())
-    with pytest.raises(ValueError, match=r"robot 'menagerie_panda': gripper_actuator names actuator 'actuator8', "
+    with pytest.raises(ValueError, match=r"robot '.*my_panda.xml': gripper_actuator names actuator 'actuator8', "
                                          r"which .*my_panda.xml does not have; its actuators: \['actuator1', .*"
                                          r"'gripper'\]. Name the MJCF's own: get_robot\(path, gripper_actuator=...\)"):
         IKSolver(get_robot(path))

@@ -110,6 +110,37 @@ def test_step_moves_the_arm_and_validates(env):
     assert env.gripper_command == command
 
 
+def test_steps_after_the_episode_ended_are_refused_until_reset():
+    """step() after it returned terminated or truncated kept moving the arm without a word; gymnasium leaves such
+    steps undefined. They raise, as a step before reset() does; reset() starts the next episode."""
+    env = TabletopEnv("reach", image_size=None, max_steps=2)
+    env.reset(seed=0)
+    hold = np.append(env.joint_positions(), 0.0)
+    assert not env.step(hold)[3] and env.step(hold)[3]
+    q = env.joint_positions()
+    with pytest.raises(RuntimeError, match=r"step\(\): the episode has ended \(truncated: max_steps=2 reached\); call "
+                                           r"reset\(\) to start the next one"):
+        env.step(hold)
+    np.testing.assert_array_equal(env.joint_positions(), q)  # refused before anything moved
+    env.reset(seed=0)
+    env.success = lambda: True  # the task succeeds at the first step
+    assert env.step(hold)[2]
+    with pytest.raises(RuntimeError, match=r"the episode has ended \(terminated: the task succeeded at step 1\)"):
+        env.step(hold)
+    env.act(hold)  # the lower-level API rollouts drive has no episode end of its own
+    assert env.steps == 2
+
+
+def test_render_without_a_render_mode_warns_and_returns_none_as_gymnasium_does():
+    """render_mode=None rendered anyway; gymnasium's own environments warn and return None. Rollout videos come from
+    `views()`, whatever the render_mode."""
+    env = TabletopEnv("reach", image_size=(32, 48), render_mode=None)
+    env.reset(seed=0)
+    with pytest.warns(UserWarning, match="You are calling render method without specifying any render mode"):
+        assert env.render() is None
+    assert env.views().shape == (32, 3 * 48, 3)
+
+
 def test_unknown_names():
     with pytest.raises(KeyError, match="task: unknown name 'stack'"):
         get_task("stack")

@@ -321,3 +321,33 @@ def test_an_embodiments_stats_file_is_read_from_its_spec_and_kept_inline(tmp_pat
                     'gripper = "observation/gripper_position"\n')
     assert load_config(conf).embodiment["stats"]["q01"] == [-1.0] * 8
 
+
+def test_the_checkpoints_action_head_is_checked_before_the_weights_load(train_config, tiny_checkpoint, tmp_path,
+                                                                         monkeypatch):
+    """An embodiment wider than the checkpoint's action head failed in the first training step with torch's "expanded
+    size of the tensor (6) must match the existing size (8)", and a domain slot past the head's was refused only once
+    the weights had loaded: both are read from transformer/config.json first."""
+    import shutil
+
+    from worldpolicy.engine import loading
+    from worldpolicy.train.trainer import Trainer
+
+    monkeypatch.setattr(loading, "load_components", lambda *a, **k: pytest.fail("weights loaded"))
+
+    def checkpoint(name, **config):
+        folder = tmp_path / name
+        (folder / "transformer").mkdir(parents=True)
+        shutil.copy(tiny_checkpoint / "model_index.json", folder)
+        doc = json.loads((tiny_checkpoint / "transformer" / "config.json").read_text())
+        (folder / "transformer" / "config.json").write_text(json.dumps({**doc, **config}))
+        return str(folder)
+
+    narrow = load_config(train_config(tmp_path / "a", checkpoint=checkpoint("narrow", action_dim=6)))
+    with pytest.raises(ValueError, match=r"embodiment 'tiny_panda' has 8 action columns but the action head of "
+                                         r"checkpoint '.*narrow' holds 6"):
+        Trainer(narrow, progress=False).run()
+    few = load_config(train_config(tmp_path / "b", checkpoint=checkpoint("few", num_embodiment_domains=8)))
+    with pytest.raises(ValueError, match=r"embodiment 'tiny_panda' uses domain id 10 but checkpoint '.*few' has 8 "
+                                         r"domains"):
+        Trainer(few, progress=False).run()
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

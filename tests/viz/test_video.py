@@ -64,8 +64,8 @@ def test_a_streamed_video_animates_as_the_array_does(tmp_path, joint_chunk):
     streamed, _ = vv.animation_frames(joint_chunk, e.columns, e.units, e.fps, video=iter_video(tmp_path / "clip.mp4"),
                                       video_fps=15)
     np.testing.assert_array_equal(streamed, whole)
-    bad = iter([clip[0], clip[1].astype(np.float32)])
-    with pytest.raises(ValueError, match=r"video frame 1 must be uint8 \[H, W, 3\], got float32"):
+    bad = iter([clip[0], clip[1].astype(np.float32)])  # 0..255 floats: not the [0, 1] a float frame means
+    with pytest.raises(ValueError, match=r"video frame 1: float pixels must lie in \[0, 1\], got \[30, 225\]"):
         vv.animation_frames(joint_chunk, e.columns, e.units, e.fps, video=bad, video_fps=15)
     with pytest.raises(ValueError, match="the stream gave no frames"):
         vv.animation_frames(joint_chunk, e.columns, e.units, e.fps, video=iter([]), video_fps=15)
@@ -84,13 +84,19 @@ def test_side_by_side_layout_and_hold(tmp_path):
     assert decoded.shape[0] == 6 and fps == pytest.approx(10)
 
 
+def test_side_by_side_of_float_clips_is_the_uint8_one(tmp_path):
+    """Float clips in [0, 1] (as imageio and PIL users hold them) were refused; they lay out as their uint8 pixels."""
+    a = _clip(3, 64, 80, (255, 0, 0))
+    np.testing.assert_array_equal(vv.side_by_side_frames([a / 255.0], ["sim"]), vv.side_by_side_frames([a], ["sim"]))
+
+
 @pytest.mark.parametrize(
     "videos, labels, match",
     [
         ([], [], "at least one"),
         ([np.zeros((2, 8, 8, 3), np.uint8)], ["a", "b"], "labels has 2"),
         ([np.zeros((2, 8, 8), np.uint8)], ["a"], r"videos\[0\]"),
-        ([np.zeros((2, 8, 8, 3), np.float32)], ["a"], "uint8"),
+        ([np.full((2, 8, 8, 3), 255.0, np.float32)], ["a"], r"videos\[0\]: float pixels must lie in \[0, 1\], got \[255"),
     ],
 )
 def test_side_by_side_bad_input(videos, labels, match):

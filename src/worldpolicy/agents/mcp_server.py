@@ -107,6 +107,8 @@ class PredictionResult(BaseModel):
     video_frames: int | None
     seed: int | None
     timings_s: dict[str, float]
+    warnings: list[str] = Field(default_factory=list, description="what about the inputs may make the result wrong, "
+                                "and how to fix it (e.g. one camera's image for a multi-camera embodiment)")
 
 
 class VisualizationResult(BaseModel):

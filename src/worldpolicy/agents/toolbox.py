@@ -271,9 +271,11 @@ class Toolbox:
                 {"image": image, "images": images},
                 {"images keys": list(emb.camera_keys)},
             )
+        warnings: list[str] = []
         if image is not None:
             obs: Any = self._input_file("image", image, IMAGE_SUFFIXES)
-            _readable_image(obs, "image", image)  # before any model loads
+            height, width = _readable_image(obs, "image", image).shape[:2]  # before any model loads
+            warnings += _single_view(emb, image, height, width)
         else:
             if not isinstance(images, dict) or not images:
                 raise ToolInputError("images", "expected a mapping camera key → image path", images)
@@ -309,7 +311,7 @@ class Toolbox:
             state = values
         elif state is not None:
             raise ToolInputError("state", f"embodiment {emb.key!r} does not take a state", state, None)
-        return obs, state
+        return obs, state, warnings
 
     def _actions(self, emb, actions: Any, actions_file: str | None) -> np.ndarray:
         if (actions is None) == (actions_file is None):
@@ -389,7 +391,10 @@ class Toolbox:
         path.mkdir(parents=True, exist_ok=False)
         return path
 
-    def _run(self, mode: str, ckpt: Path, emb, animate: bool, progress: Progress | None, **request: Any) -> dict[str, Any]:
+    def _run(self, mode: str, ckpt: Path, emb, animate: bool, progress: Progress | None, warnings: list[str],
+             **request: Any) -> dict[str, Any]:
+        """Run one request and write its run folder; `warnings` about the inputs (as the CLI logs them) go in the
+        result, where an agent reads them."""
         from ..commands import write_run
         from ..policy import PolicyRequest
 
@@ -427,6 +432,7 @@ class Toolbox:
             "video_frames": None if prediction.video is None else int(prediction.video.shape[0]),
             "seed": prediction.settings.get("seed"),
             "timings_s": {k: round(float(v), 4) for k, v in prediction.timings.items()},
+            "warnings": warnings,
         }
 
     @staticmethod
@@ -463,13 +469,14 @@ class Toolbox:
         ckpt, emb = self._model(checkpoint, embodiment)
         prompt = self._prompt(prompt)
         self._sampling(seed, steps, guidance)
-        obs, state = self._observation(emb, image, images, state)
+        obs, state, warnings = self._observation(emb, image, images, state)
         return self._run(
             "policy",
             ckpt,
             emb,
             animate,
             progress,
+            warnings,
             observation=obs,
             prompt=prompt,
             state=state,
@@ -500,13 +507,14 @@ class Toolbox:
         prompt = self._prompt(prompt)
         self._sampling(seed, steps, guidance)
         a = self._actions(emb, actions, actions_file)
-        obs, state = self._observation(emb, image, images, state)
+        obs, state, warnings = self._observation(emb, image, images, state)
         return self._run(
             "forward_dynamics",
             ckpt,
             emb,
             animate,
             progress,
+            warnings,
             observation=obs,
             prompt=prompt,
             actions=a,
@@ -558,6 +566,7 @@ class Toolbox:
             emb,
             animate,
             progress,
+            [],
             observation=path,
             prompt=prompt,
             state=state,
@@ -701,6 +710,16 @@ def _base_problem(checkpoint: Path) -> str | None:
     except (FileNotFoundError, ValueError) as exc:
         return str(exc)
     return None
+
+
+def _single_view(emb, given: str, height: int, width: int) -> list[str]:
+    """The command line's warning for one `image` given to an embodiment that composes several cameras and looking
+    like one camera's view, worded for the tools' `images`."""
+    from ..processing.observations import single_view_warning
+
+    message = single_view_warning(emb, f"image {given!r}", height, width,
+                                  "images={" + ", ".join(f'"{k}": FILE' for k in emb.camera_keys) + "}")
+    return [] if message is None else [message]
 
 
 def _readable_image(path: Path, parameter: str, given: Any) -> np.ndarray:

@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .video import check_frame_bounds, read_video
+
+if TYPE_CHECKING:
+    from ..embodiments import Embodiment
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
@@ -251,6 +254,19 @@ def _frame_keys(keys: Collection[str], camera_keys: Sequence[str], composite: st
     hint = [f"{named[k]!r} -> {k!r}" for k in camera_keys if k in named]
     raise KeyError(f"observation {need}, got keys {sorted(keys)}" + (
         f" (LeRobot camera keys go by their last part under 'observation/': {', '.join(hint)})" if hint else ""))
+
+
+def single_view_warning(embodiment: Embodiment, source: str, height: int, width: int, pass_each: str) -> str | None:
+    """The warning for one image or clip (`source`, e.g. "--image 'a.png'") of `height` x `width` given to an
+    embodiment that composes several cameras, when it looks like one camera's view (`composite_mismatch`); None
+    otherwise. `pass_each` says how the caller's interface takes each camera (CLI flags, the agents' `images`)."""
+    keys = embodiment.camera_keys
+    why = composite_mismatch(height, width, keys, embodiment.composite)
+    if why is None:
+        return None
+    return (f"{source} is taken as the composite the model was trained on, the {len(keys)} cameras of embodiment "
+            f"{embodiment.key!r} ({', '.join(keys)}, {COMPOSITE_LAYOUTS[embodiment.composite]}), but it looks like "
+            f"one camera's view: {why}. Pass each camera instead: {pass_each}")
 
 
 def frames_from_mapping(obs: Mapping[str, Any], camera_keys: Sequence[str], composite: str | None,

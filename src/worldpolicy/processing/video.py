@@ -1,4 +1,5 @@
-"""MP4 read/write through PyAV (bundled FFmpeg, in-process). Frames are uint8 [T, H, W, 3]."""
+"""MP4 read/write through PyAV (bundled FFmpeg, in-process). Frames are uint8 [T, H, W, 3]; writers also take floats
+in [0, 1] (see `to_uint8`)."""
 
 from __future__ import annotations
 
@@ -162,8 +163,33 @@ class VideoFileWriter:
             os.unlink(self._tmp)
 
 
+def to_uint8(pixels: np.ndarray, param: str) -> np.ndarray:
+    """Pixels (a frame or a clip) as uint8 for encoding: uint8 as given, integers in [0, 255] cast, booleans 0/255,
+    floats in [0, 1] scaled as imageio and PIL users expect. A plain cast made [0, 1] floats a black video; floats
+    outside [0, 1] (a 0..255 float clip, a [-1, 1] model output) or NaN are refused with the range found, not guessed."""
+    pixels = np.asarray(pixels)
+    if pixels.dtype == np.uint8:
+        return pixels
+    if pixels.dtype == bool:
+        return pixels.astype(np.uint8) * np.uint8(255)
+    if np.issubdtype(pixels.dtype, np.integer):
+        lo, hi = (int(pixels.min()), int(pixels.max())) if pixels.size else (0, 0)
+        if lo < 0 or hi > 255:
+            raise ValueError(f"{param}: integer pixels must lie in [0, 255], got [{lo}, {hi}]")
+        return pixels.astype(np.uint8)
+    if not np.issubdtype(pixels.dtype, np.floating):
+        raise TypeError(f"{param}: pixels of dtype {pixels.dtype}; pass uint8 [0, 255] or float [0, 1] pixels")
+    if not np.all(np.isfinite(pixels)):
+        raise ValueError(f"{param}: float pixels contain NaN or inf; pass float pixels in [0, 1] or uint8")
+    lo, hi = (float(pixels.min()), float(pixels.max())) if pixels.size else (0.0, 0.0)
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(f"{param}: float pixels must lie in [0, 1], got [{lo:.4g}, {hi:.4g}]; scale them to [0, 1] "
+                         "(e.g. (x + 1) / 2 for [-1, 1]) or pass uint8 for 0..255 pixels")
+    return (pixels.astype(np.float32) * 255.0 + 0.5).astype(np.uint8)
+
+
 def write_video(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], fps: float) -> Path:
-    """Encode uint8 RGB frames to an H.264 MP4, atomically. Odd sizes are padded to even (edge pixels). `frames` may
+    """Encode RGB frames (uint8, or float in [0, 1]: `to_uint8`) to an H.264 MP4, atomically. Odd sizes are padded to even (edge pixels). `frames` may
     be a generator: frames are encoded as they come, so a long clip never sits in memory whole."""
     if isinstance(frames, (str, os.PathLike)) or not isinstance(path, (str, os.PathLike)):  # swapped: read the name
         raise TypeError(f"write_video(path, frames, fps): path={type(path).__name__}, frames={type(frames).__name__}; "
@@ -180,12 +206,12 @@ def write_video(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], fps
     h, w = first.shape[:2]
     writer = VideoFileWriter(Path(path), fps, h + h % 2, w + w % 2)
     try:
-        for frame in itertools.chain([first], iterator):
+        for k, frame in enumerate(itertools.chain([first], iterator)):
             frame = np.asarray(frame)
             if frame.shape != first.shape:
                 raise ValueError(f"write_video: all frames must share one [H, W, 3] shape ({first.shape}), got "
                                  f"{frame.shape}")
-            frame = frame.astype(np.uint8, copy=False)[None]
+            frame = to_uint8(frame, f"write_video: frame {k}")[None]
             if h % 2 or w % 2:
                 frame = np.pad(frame, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
             writer.append(frame)

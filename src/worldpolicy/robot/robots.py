@@ -98,8 +98,9 @@ def _shipped_panda() -> RobotConfig:
     )
 
 
-def _menagerie_panda(root: str | os.PathLike | None = None) -> RobotConfig:
-    """Menagerie's Panda from a checkout (`root`, else $MENAGERIE_ROOT), its folder, or the MJCF file itself."""
+def _menagerie_panda(root: str | os.PathLike | None = None, name: str = "menagerie_panda") -> RobotConfig:
+    """Menagerie's Panda from a checkout (`root`, else $MENAGERIE_ROOT), its folder, or the MJCF file itself; `name` is
+    what errors and reports call it."""
     root = root or os.environ.get("MENAGERIE_ROOT")
     if not root:
         raise FileNotFoundError(
@@ -117,7 +118,7 @@ def _menagerie_panda(root: str | os.PathLike | None = None) -> RobotConfig:
             raise FileNotFoundError(f"robot 'menagerie_panda': no franka_emika_panda/panda.xml under {root}")
     return replace(
         _shipped_panda(),
-        name="menagerie_panda",
+        name=name,
         mjcf=str(path),
         gripper_actuator="actuator8",
         gripper_ctrl_open=255.0,
@@ -134,13 +135,14 @@ def list_robots() -> list[str]:
 
 
 def get_robot(name_or_path: str | os.PathLike | RobotConfig, **overrides) -> RobotConfig:
-    """Robot by name (`panda`, `menagerie_panda`) or a path to a Menagerie-layout Panda MJCF; `overrides` replace fields."""
+    """Robot by name (`panda`, `menagerie_panda`) or a path to a Menagerie-layout Panda MJCF, named by that path as given
+    (errors and sim reports then say which file, not `menagerie_panda`); `overrides` replace fields."""
     if isinstance(name_or_path, RobotConfig):
         robot = name_or_path
     elif str(name_or_path).lower() in _ROBOTS:
         robot = _ROBOTS[str(name_or_path).lower()]()
     elif str(name_or_path).endswith(".xml") or os.path.isdir(name_or_path):
-        robot = _menagerie_panda(name_or_path)  # a Menagerie-layout Panda, whatever its file is called
+        robot = _menagerie_panda(name_or_path, name=os.fspath(name_or_path))  # a Menagerie-layout Panda, any file
     else:
         raise KeyError(f"robot: unknown name {str(name_or_path)!r}; known: {list_robots()} or a path to an MJCF file")
     return dataclasses.replace(robot, **overrides) if overrides else robot

@@ -88,6 +88,7 @@ class TabletopEnv(gym.Env):
         self._object_qadr = {name: m.jnt_qposadr[m.joint(f"{name}_joint").id] for name in self.task.object_names}
         self._renderer = None
         self.episode = None
+        self._ended: str | None = None  # how the episode ended (step() returned terminated or truncated), until reset
         self.steps = 0
         self.gripper_command = 0.0
         self.peak_joint_speed = np.zeros(self.robot.dof)  # max |qvel| (rad/s) per arm joint over the last act()
@@ -131,17 +132,35 @@ class TabletopEnv(gym.Env):
         for _ in range(self.n_substeps):  # let objects settle on the table
             mujoco.mj_step(self.model, self.data)
         self.steps = 0
+        self._ended = None
         self.peak_joint_speed = np.zeros(self.robot.dof)
         return self.observe(), self._info()
 
     def step(self, action):
+        """gymnasium's step. After one that returned terminated or truncated it raises, as before `reset()`: gymnasium
+        leaves further steps undefined, and here they kept going silently (the lower-level `act` still does)."""
+        if self._ended is not None:
+            raise RuntimeError(f"step(): the episode has ended ({self._ended}); call reset() to start the next one")
         self.act(action)
         success = self.success()
         truncated = self.steps >= self.max_steps
+        if success or truncated:
+            self._ended = (f"terminated: the task succeeded at step {self.steps}" if success else
+                           f"truncated: max_steps={self.max_steps} reached")
         return self.observe(), float(success), success, truncated, self._info(success)
 
     def render(self):
-        """The three DROID views side by side (exterior 1 | exterior 2 | wrist)."""
+        """gymnasium's render: `views()` for render_mode 'rgb_array'; with render_mode=None, gymnasium's warning and
+        None, as its own environments do."""
+        if self.render_mode is None:
+            gym.logger.warn("You are calling render method without specifying any render mode. You can specify the "
+                            "render_mode at initialization, e.g. TabletopEnv(..., render_mode='rgb_array')")
+            return None
+        return self.views()
+
+    def views(self) -> np.ndarray:
+        """The three DROID views side by side (exterior 1 | exterior 2 | wrist), whatever the render_mode: the sim
+        half of rollout videos."""
         return np.concatenate([self.render_camera(key) for key in CAMERAS], axis=1)
 
     def close(self):

@@ -225,7 +225,7 @@ class Rollout:
 
     def _frame(self, imagined: np.ndarray | None) -> np.ndarray:
         """Sim cameras side by side, and the model's imagined frame for this step when it returned video."""
-        sim = self.env.render()
+        sim = self.env.views()
         if imagined is None:
             return sim
         h = sim.shape[0]

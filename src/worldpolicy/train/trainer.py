@@ -41,6 +41,8 @@ from ..engine.loading import (
     adapter_digest,
     base_mismatch,
     cast_like_pretrained,
+    check_action_head,
+    local_transformer_config,
     save_components,
     weight_samples,
 )
@@ -158,11 +160,15 @@ class Trainer:
     # -- set-up ---------------------------------------------------------------------------------------------------
 
     def _data(self) -> tuple[WindowSpec, Embodiment]:
-        """The training windows and the embodiment layout they are cut for, checked against the dataset before any
-        weights load. What `[data]` leaves unset and the dataset settles is written into the config: config.json and
-        the checkpoints name what was trained, and a resume compares it."""
+        """The training windows and the embodiment layout they are cut for, checked against the dataset and the
+        checkpoint's action head (its `transformer/config.json`: columns, domain slot) before any weights load. What
+        `[data]` leaves unset and the dataset settles is written into the config: config.json and the checkpoints
+        name what was trained, and a resume compares it."""
         if self._windows is None:
             layout = self._embodiment(stats=None)
+            transformer_config = local_transformer_config(self.config.checkpoint)
+            if transformer_config is not None:  # a hub id's is read once it loads (`_check_model_fits`)
+                check_action_head(transformer_config, self.config.checkpoint, layout)
             self._check_data_fits(layout)
             spec = window_spec(self.config.data, layout)
             self.config.data.source_embodiment = spec.source_embodiment
@@ -200,10 +206,9 @@ class Trainer:
         self.examples = cache.model_examples(self.embodiment)
 
     def _check_model_fits(self, emb: Embodiment) -> None:
-        """What needs the loaded transformer: the embodiment's action-head slot and the LoRA target modules."""
-        if emb.domain_id >= self.transformer.config.num_embodiment_domains:
-            raise ValueError(f"embodiment domain id {emb.domain_id} exceeds the checkpoint's "
-                             f"{self.transformer.config.num_embodiment_domains} action-head slots")
+        """What needs the loaded transformer: the LoRA target modules (its config.json names none), and the action
+        head for a hub id (a local checkpoint's config.json was read before the weights loaded, in `_data`)."""
+        check_action_head(self.transformer.config, self.config.checkpoint, emb)
         if self.config.finetune.mode == "lora":
             names = {name.rsplit(".", 1)[-1] for name, _ in self.transformer.named_modules()}
             unknown = [t for t in self.config.finetune.lora_targets if t not in names]

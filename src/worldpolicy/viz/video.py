@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..processing.video import write_video
+from ..processing.video import to_uint8, write_video
 from .plots import _check_actions, _check_fps, action_timeseries_figure
 
 __all__ = ["animate_actions", "animation_frames", "figure_to_array", "side_by_side_frames", "write_side_by_side"]
@@ -30,10 +30,8 @@ def figure_to_array(fig) -> np.ndarray:
 def _check_video(video: Any, param: str) -> np.ndarray:
     v = np.asarray(video)
     if v.ndim != 4 or v.shape[-1] != 3 or v.shape[0] < 1:
-        raise ValueError(f"{param} must be uint8 frames [T, H, W, 3] with T >= 1, got shape {v.shape}")
-    if v.dtype != np.uint8:
-        raise ValueError(f"{param} must have dtype uint8, got {v.dtype}")
-    return v
+        raise ValueError(f"{param} must be frames [T, H, W, 3] with T >= 1, got shape {v.shape}")
+    return to_uint8(v, param)
 
 
 def _streamed(video: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
@@ -41,9 +39,9 @@ def _streamed(video: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
     count = 0
     for count, frame in enumerate(video, 1):
         frame = np.asarray(frame)
-        if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
-            raise ValueError(f"video frame {count - 1} must be uint8 [H, W, 3], got {frame.dtype} {frame.shape}")
-        yield frame
+        if frame.ndim != 3 or frame.shape[-1] != 3:
+            raise ValueError(f"video frame {count - 1} must be [H, W, 3], got {frame.shape}")
+        yield to_uint8(frame, f"video frame {count - 1}")
     if not count:
         raise ValueError("video: the stream gave no frames")
 
@@ -81,8 +79,8 @@ def animation_frames(
     """Frames [N, H, W, 3] and their rate: the time-series plot with a moving playhead, the video (if any) at left.
 
     With a video, there is one output frame per video frame, frame k at time k / video_fps (the video's frame 0 is
-    the observation, i.e. t = 0); without one, one frame per action step at `fps`. `video` is uint8 frames
-    [T, H, W, 3], or an iterator of [H, W, 3] frames (`processing.video.iter_video`) drawn as they come.
+    the observation, i.e. t = 0); without one, one frame per action step at `fps`. `video` is frames
+    [T, H, W, 3] (uint8, or float in [0, 1]), or an iterator of [H, W, 3] frames (`processing.video.iter_video`) drawn as they come.
     """
     frames, rate = _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label)
     return np.stack(list(frames)), rate
@@ -155,7 +153,8 @@ def animate_actions(
 def side_by_side_frames(
     videos: Sequence[np.ndarray], labels: Sequence[str], height: int | None = None, gap: int = 4
 ) -> np.ndarray:
-    """Clips resized to one height and placed left to right with captions; shorter clips hold their last frame."""
+    """Clips (uint8, or float in [0, 1]) resized to one height and placed left to right with captions; shorter clips
+    hold their last frame."""
     if len(videos) < 1:
         raise ValueError("videos: give at least one clip")
     if len(labels) != len(videos):
