@@ -396,7 +396,7 @@ def test_one_cameras_image_for_a_multi_camera_model_is_warned_in_the_result(serv
     assert one["warnings"] == [
         f"image {str(inputs_dir / 'obs.png')!r} is taken as the composite the model was trained on, the 3 cameras of "
         f"embodiment 'droid/joint_pos' ({', '.join(emb.camera_keys)}, the wrist camera on top, the other two side by "
-        "side below), but it looks like one camera's view: it is 72x96 pixels, not of the composite's 540x640 shape. "
+        "side below), but it looks like one camera's view: it is 72x96 pixels, not near the composite's 540x640 shape. "
         "Pass each camera instead: images={" + ", ".join(f'"{k}": FILE' for k in emb.camera_keys) + "}"]
     each = ok(server, "predict_actions", {**base, "images": {k: str(inputs_dir / "obs.png") for k in emb.camera_keys}})
     assert each["warnings"] == []

@@ -199,7 +199,7 @@ def test_one_image_for_a_multi_camera_composite_is_told_from_the_composite_by_it
     assert composite_mismatch(*compose_droid(*views).shape[1:3], droid, "droid_wrist_top") is None
     assert composite_mismatch(270, 320, droid, "droid_wrist_top") is None  # the composite at half size
     assert composite_mismatch(180, 320, droid, "droid_wrist_top") == (
-        "it is 180x320 pixels, not of about the composite's 540x640 shape")
+        "it is 180x320 pixels, not near the composite's 540x640 shape")
     # the model's own decoded composite (rollout.mp4, cut to whole latent cells) is one: fed back, it was warned about
     for shape in ((528, 640), (256, 320), (128, 160)):
         assert composite_mismatch(*shape, droid, "droid_wrist_top") is None, shape

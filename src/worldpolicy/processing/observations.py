@@ -225,7 +225,7 @@ def composite_mismatch(height: int, width: int, camera_keys: Sequence[str], comp
         composite_h, composite_w = DROID_COMPOSITE_SIZE
         if abs(height * composite_w / (width * composite_h) - 1) <= _DROID_SHAPE_TOLERANCE:
             return None
-        return f"it is {height}x{width} pixels, not of about the composite's {composite_h}x{composite_w} shape"
+        return f"it is {height}x{width} pixels, not near the composite's {composite_h}x{composite_w} shape"
     if height > width:
         return None
     return f"it is {height}x{width} pixels, not taller than wide as {len(camera_keys)} stacked cameras are"
