@@ -864,6 +864,40 @@ def test_a_missing_camera_names_the_keys_given_and_how_lerobot_keys_are_named(rg
     assert frames_from_mapping({k: rgb for k in keys}, keys, "stacked").shape == (1, 96, 64, 3)
 
 
+def test_inverse_dynamics_pairs_the_cameras_clips_from_their_first_frames(tmp_path, caplog):
+    """The shipped model's exterior and wrist clips of different lengths were aligned at their ends without a word:
+    a 22-frame exterior clip and a 5-frame wrist clip made frames 17..21 of one beside 0..4 of the other. A camera
+    file at another frame rate than the embodiment's was not warned about (only a single video was)."""
+    import logging
+
+    from worldpolicy.policy import PolicyRequest
+    from worldpolicy.processing.observations import clip_from_mapping
+    from worldpolicy.processing.video import write_video
+
+    policy = worldpolicy.load_policy("shipped")
+    ext, wrist = policy.embodiment.camera_keys  # chunk 4: 5 frames are used, 6 read
+    clip = np.repeat(np.arange(0, 220, 10, dtype=np.uint8)[:, None, None, None], 48, axis=1)
+    clip = np.broadcast_to(clip, (22, 48, 64, 3))  # frame i is grey level 10 i
+    composed = clip_from_mapping({ext: clip, wrist: clip[:6]}, (ext, wrist), "stacked", max_frames=6)
+    np.testing.assert_allclose(composed[:, 0, 0, 0] * 255, composed[:, -1, 0, 0] * 255)  # frame i beside frame i
+    np.testing.assert_allclose(composed[:, 0, 0, 0] * 255, np.arange(0, 60, 10), atol=1e-3)
+    for given, held in (({ext: clip, wrist: clip[:5]}, f"{ext}: 6 or more, {wrist}: 5"),
+                        ({ext: clip[:3], wrist: clip[:5]}, f"{ext}: 3, {wrist}: 5")):
+        with pytest.raises(ValueError, match=f"the cameras' clips hold different numbers of frames \\({held}\\); "
+                                             "inverse dynamics composes frame i of each camera, from the first"):
+            policy._prepare(PolicyRequest(given, "reach", mode="inverse_dynamics"))
+    write_video(tmp_path / "ext.mp4", clip[:6], 15)
+    write_video(tmp_path / "wrist.mp4", clip[:12], 30)  # the same 0.4 s at twice the rate
+    with pytest.raises(ValueError, match=f"{ext}: 6, {wrist}: 12"):
+        clip_from_mapping({ext: tmp_path / "ext.mp4", wrist: tmp_path / "wrist.mp4"}, (ext, wrist), "stacked")
+    write_video(tmp_path / "wrist.mp4", clip[:6], 30)
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.policy"):
+        policy._prepare(PolicyRequest({ext: tmp_path / "ext.mp4", wrist: tmp_path / "wrist.mp4"}, "reach",
+                                      mode="inverse_dynamics"))
+    assert f"video {tmp_path / 'wrist.mp4'} is 30 fps but embodiment actions are at 15 fps" in caplog.text
+    assert "ext.mp4 is" not in caplog.text
+
+
 def test_state_keys_are_the_two_roles_and_a_state_row_without_them_asks_for_state(tiny_policy, rgb):
     """A state-conditioned robot without `state_keys` (its state comes as state=[...]) failed with a bare
     KeyError('joints') when called with an observation dict; a state_keys list or other roles passed registration."""
