@@ -333,6 +333,28 @@ def test_actions_in_every_format(tmp_path):
     np.testing.assert_allclose(to_physical(e, model), physical, atol=1e-12)
 
 
+def test_a_prediction_or_an_actions_object_in_memory_is_read_as_its_file(tmp_path):
+    """policy -> forward dynamics: `imagine(obs, pred, ...)` (or `pred.to_json()`) failed as 'values must be a
+    rectangular numeric [T, 10] array', not saying what was given, though written to a file it was read."""
+    from worldpolicy.commands import write_run
+    from worldpolicy.results import Prediction
+
+    e = worldpolicy.get_embodiment("droid/relative_pose")
+    physical = e.denormalize(np.random.default_rng(0).uniform(-1, 1, (6, 10)))
+    pred = Prediction(mode="policy", embodiment=e.key, columns=list(e.columns), units=list(e.units), actions=physical,
+                      actions_normalized=to_model(e, physical), fps=e.fps)
+    write_run(pred, tmp_path / "run", plots=False)
+    from_file = load_actions(tmp_path / "run" / "actions.json", e)
+    for given in (pred, pred.to_json(), {"columns": list(e.columns)[::-1], "actions": physical[:, ::-1].tolist()}):
+        np.testing.assert_array_equal(load_actions(given, e), from_file)
+    np.testing.assert_allclose(load_actions({"actions": pred.actions_normalized, "normalized": True}, e), from_file,
+                               atol=1e-12)
+    with pytest.raises(ValueError, match=r"actions: an object needs an 'actions' field; found \['rows'\]"):
+        load_actions({"rows": physical}, e)
+    with pytest.raises(ValueError, match=r"values must be a rectangular numeric \[T, 10\] array, got set"):
+        load_actions({1.0, 2.0}, e)
+
+
 def test_bad_actions_are_rejected_clearly(tmp_path):
     e = worldpolicy.get_embodiment("droid/relative_pose")
     with pytest.raises(ValueError, match="width 7 does not match"):
