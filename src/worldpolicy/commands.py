@@ -224,7 +224,7 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
     """Read what the run will read (frames, actions, prompt, state width) against the checkpoint's embodiment."""
     from .policy import Policy
     from .processing.actions import load_actions
-    from .processing.observations import MIN_SIDE, load_frames
+    from .processing.observations import MIN_SIDE, clip_from_mapping, load_frames
     from .processing.prompts import check_task
 
     check_task(args.prompt, "--prompt")
@@ -245,6 +245,9 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
                              "used; a shorter clip repeats its last frame)")
         if not cameras:
             _warn_single_view(embodiment, flag, source, *frames.shape[1:3])
+    if cameras and args.mode == "inverse_dynamics":  # the cameras' clips start together: as many frames each
+        clip_from_mapping({key: sources[f"--camera {key}"] for key in cameras}, embodiment.camera_keys,
+                          embodiment.composite, max_frames=(args.chunk_size or embodiment.chunk_size) + 2)
     if args.actions:
         load_actions(args.actions, embodiment, args.actions_space, warn=False)  # the run itself warns, once
     if state is None and embodiment.state_history:  # an image or clip carries no joint state

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .policy import Policy, PolicyRequest
+from .policy import Policy, PolicyRequest, _request
 from .results import Prediction
 
 Scorer = Callable[[np.ndarray, str], float]
@@ -56,6 +56,9 @@ class BestOfNPlanner:
     def act(self, observation: Any, prompt: str, *, seed: int | None = None, **kwargs: Any) -> Prediction:
         """`kwargs` (state, steps, guidance, negative_prompt...) go to the proposals and to their rollouts alike."""
         started = time.perf_counter()
+        # what the planner sets itself (mode, the rollouts' actions) or no request takes is named with what is accepted
+        _request("BestOfNPlanner.act", observation, prompt, {"mode": "policy", "actions": None, "actions_space": None},
+                 kwargs)
         n = self.num_candidates
         next_seed = self.policy._next_seed
         seeds = self._seeds(seed, 2 * n)

@@ -20,7 +20,14 @@ import numpy as np
 
 from .embodiments import Embodiment, embodiment_from_spec, get_embodiment
 from .processing.actions import ACTION_SPACES, fit_to_chunk, load_actions, to_model, to_physical, warn_out_of_range
-from .processing.observations import check_chunk_size, frames_from_mapping, load_frames, prepare_canvas, resolution_bins
+from .processing.observations import (
+    check_chunk_size,
+    clip_from_mapping,
+    frames_from_mapping,
+    load_frames,
+    prepare_canvas,
+    resolution_bins,
+)
 from .processing.prompts import build_caption, check_task, tokenize
 from .results import MODES, Prediction
 
@@ -56,6 +63,7 @@ def _request(method: str, observation: Any, prompt: str, fixed: dict[str, Any], 
 
 
 EMBODIMENT_FILE = "embodiment.json"  # a checkpoint's own embodiment, written by `worldpolicy train`
+TRAINER_STATE_FILE = "trainer_state.json"  # the run's step and config (its objectives), in each checkpoint it saves
 
 
 def check_seed(seed: Any) -> int:
@@ -106,6 +114,28 @@ def _warn_foreign_embodiment(path_or_id: str | Path, embodiment: Embodiment) -> 
                        path_or_id, own, embodiment.key, embodiment.key)
 
 
+def untrained_modes(path_or_id: str | Path) -> dict[str, str]:
+    """Mode → why to distrust it, for each mode a checkpoint's own training run gave objective weight 0
+    (`trainer_state.json`: `worldpolicy train`'s default is policy alone). Its forward or inverse dynamics is then only
+    what the starting checkpoint learned, if anything, and nothing else says so: the outputs look like any others."""
+    state_file = Path(str(path_or_id)) / TRAINER_STATE_FILE
+    if not state_file.is_file():
+        return {}
+    from .train.config import ObjectiveConfig
+
+    try:
+        config = json.loads(state_file.read_text())["config"]
+        weights = ObjectiveConfig(**config["objectives"]).weights()
+    except (OSError, ValueError, KeyError, TypeError):  # not a run's state as this version writes it: nothing to say
+        return {}
+    mix = ", ".join(f"{name} {weight:g}" for name, weight in weights.items())
+    return {mode: (f"checkpoint {path_or_id} was trained with no {mode} objective (its {TRAINER_STATE_FILE}: {mix}), "
+                   f"so its {mode} is what its starting checkpoint {config.get('checkpoint')!r} learned, if anything: "
+                   f"expect meaningless {'actions' if mode == 'inverse_dynamics' else 'futures'} unless it did; train "
+                   f"with objectives.{mode} > 0 (or preset = \"cosmos_policy\") for this mode")
+            for mode, weight in weights.items() if mode != "policy" and weight <= 0}
+
+
 def _numbers(value: Any, name: str) -> np.ndarray:
     """A state value as float64, or an error naming where it came from."""
     try:
@@ -135,6 +165,7 @@ class Policy:
         self.source = source
         self._next_seed = None if seed is None else check_seed(seed)
         self._state_warnings: set[tuple[str, ...]] = set()  # a control loop sends the same wrong state every call
+        self._untrained = untrained_modes(source) if source else {}  # each warned about once, at its first request
         check_action_head(engine.transformer.config, source, embodiment)
 
     @classmethod
@@ -364,6 +395,8 @@ class Policy:
         if request.actions_space not in ACTION_SPACES:
             raise ValueError(f"actions_space={request.actions_space!r}; accepted: {', '.join(ACTION_SPACES)}")
         check_task(request.prompt)
+        if request.mode in self._untrained:
+            logger.warning(self._untrained.pop(request.mode))
         e = self.embodiment
         sampling = self.sampling.updated(steps=request.steps, guidance=request.guidance,
                                          negative_prompt=request.negative_prompt)
@@ -381,13 +414,14 @@ class Policy:
             # only the current frame is used: a clip is decoded through, holding its last frame alone
             frames = (frames_from_mapping(obs, e.camera_keys, e.composite, last=1) if isinstance(obs, Mapping)
                       else load_frames(obs, last=1))
-        elif isinstance(obs, Mapping):  # cameras' clips are aligned at their ends, so each is read whole to find the start
-            frames = frames_from_mapping(obs, e.camera_keys, e.composite)
+            # the current frame: the last of an observation with history, as the state row takes the last state
+            canvas, info = prepare_canvas(frames[-1:], self.resolution_tier, 1, e.snap_to_16)
         else:
             # inverse dynamics reads chunk_size + 1 frames; one more tells a longer clip apart without decoding it whole
-            frames = load_frames(obs, max_frames=num_frames + 1)
-        if request.mode == "inverse_dynamics":
-            _warn_frame_rate(obs, e.fps)
+            frames = (clip_from_mapping(obs, e.camera_keys, e.composite, max_frames=num_frames + 1)
+                      if isinstance(obs, Mapping) else load_frames(obs, max_frames=num_frames + 1))
+            for clip in obs.values() if isinstance(obs, Mapping) else [obs]:
+                _warn_frame_rate(clip, e.fps)
             if frames.shape[0] < 2:
                 raise ValueError(f"inverse dynamics needs a video of at least 2 frames (chunk_size+1 = {num_frames} are "
                                  "used; a shorter clip repeats its last frame), got 1 frame")
@@ -398,9 +432,6 @@ class Policy:
                 logger.warning("video has %d frames; using %d (chunk_size+1), repeating the last", frames.shape[0],
                                num_frames)
             canvas, info = prepare_canvas(frames, self.resolution_tier, num_frames, e.snap_to_16)
-        else:
-            # the current frame: the last of an observation with history, as the state row takes the last state
-            canvas, info = prepare_canvas(frames[-1:], self.resolution_tier, 1, e.snap_to_16)
         caption = build_caption(e.prompt_format, request.prompt, e.view_point, num_frames, e.fps,
                                 info.canvas_h, info.canvas_w, e.view_description)
         tokenizer = self.engine.tokenizer

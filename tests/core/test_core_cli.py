@@ -445,3 +445,23 @@ def test_non_finite_actions_are_written_as_strict_json_and_read_back_as_nan(tmp_
     assert "actions contain NaN or inf values" in capsys.readouterr().err
     page = write_report(out).read_text()
     assert "could not be" not in page and "<td>nan</td>" in page
+
+
+def test_inverse_dynamics_camera_clips_of_different_lengths_are_refused_before_the_weights_load(tmp_path, capsys,
+                                                                                              monkeypatch):
+    """--camera clips were aligned at their ends: a 3-frame wrist clip beside a longer exterior one was explained as
+    the exterior's last frames beside the wrist's first, without a word."""
+    import worldpolicy
+    from worldpolicy.processing.video import write_video
+
+    frames = np.random.default_rng(0).integers(0, 255, (8, 48, 64, 3), dtype=np.uint8)
+    write_video(tmp_path / "ext.mp4", frames, 15)
+    write_video(tmp_path / "wrist.mp4", frames[:3], 15)
+    monkeypatch.setattr(worldpolicy, "load_policy", lambda *a, **k: pytest.fail("weights loaded"))
+    assert main(["predict", "--checkpoint", "shipped", "--mode", "inverse_dynamics", "--prompt", "reach",
+                 "--camera", f"observation/exterior_image_1_left={tmp_path / 'ext.mp4'}",
+                 "--camera", f"observation/wrist_image_left={tmp_path / 'wrist.mp4'}", "--out", str(tmp_path / "id")]) == 2
+    err = capsys.readouterr().err
+    assert ("the cameras' clips hold different numbers of frames (observation/exterior_image_1_left: 6 or more, "
+            "observation/wrist_image_left: 3)") in err and "Traceback" not in err, err
+    assert not (tmp_path / "id").exists()

@@ -82,6 +82,32 @@ def test_unusable_scores_and_arguments_are_refused(droid_policy):
         BestOfNPlanner(droid_policy, lambda video, prompt: 0.0, 2).act(IMAGE, "reach", seed=2**63 - 2, state=STATE)
 
 
+def test_options_the_planner_sets_itself_or_does_not_know_are_named_before_sampling(droid_policy):
+    """mode='inverse_dynamics' failed as 'inverse dynamics needs a video of at least 2 frames', actions=... as 'use
+    imagine() instead', and a misspelt option as PolicyRequest.__init__()'s unexpected keyword, with no list of what
+    the planner takes."""
+    planner = BestOfNPlanner(_Refusing(droid_policy), lambda video, prompt: 0.0, 2)
+    accepted = "accepted: state, seed, steps, guidance, negative_prompt, decode_video"
+    for option, why in (({"mode": "inverse_dynamics"}, "BestOfNPlanner.act() sets mode itself"),
+                        ({"actions": np.zeros((4, 8))}, "BestOfNPlanner.act() sets actions itself"),
+                        ({"stpes": 2}, "BestOfNPlanner.act() got an unknown option stpes=2")):
+        with pytest.raises(TypeError, match=re.escape(f"{why}; {accepted}")):
+            planner.act(IMAGE, "reach", state=STATE, **option)
+
+
+class _Refusing:
+    """A Policy stand-in that fails the test if anything is sampled."""
+
+    def __init__(self, policy):
+        self.policy, self.embodiment = policy, policy.embodiment
+
+    def __getattr__(self, name):
+        return getattr(self.policy, name)
+
+    def act_batch(self, requests):
+        pytest.fail("sampled before the options were checked")
+
+
 def test_a_scorer_is_checked_before_sampling_and_its_scores_are_numbers(droid_policy):
     """A scorer that cannot take (video, prompt) — the `reach_scorer` factory itself, a one-argument function — failed
     only after both sampling passes; a string score ("0.5") was read as a number, None failed without naming it."""

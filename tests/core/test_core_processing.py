@@ -350,6 +350,28 @@ def test_actions_in_every_format(tmp_path):
     np.testing.assert_allclose(to_physical(e, model), physical, atol=1e-12)
 
 
+def test_a_prediction_or_an_actions_object_in_memory_is_read_as_its_file(tmp_path):
+    """policy -> forward dynamics: `imagine(obs, pred, ...)` (or `pred.to_json()`) failed as 'values must be a
+    rectangular numeric [T, 10] array', not saying what was given, though written to a file it was read."""
+    from worldpolicy.commands import write_run
+    from worldpolicy.results import Prediction
+
+    e = worldpolicy.get_embodiment("droid/relative_pose")
+    physical = e.denormalize(np.random.default_rng(0).uniform(-1, 1, (6, 10)))
+    pred = Prediction(mode="policy", embodiment=e.key, columns=list(e.columns), units=list(e.units), actions=physical,
+                      actions_normalized=to_model(e, physical), fps=e.fps)
+    write_run(pred, tmp_path / "run", plots=False)
+    from_file = load_actions(tmp_path / "run" / "actions.json", e)
+    for given in (pred, pred.to_json(), {"columns": list(e.columns)[::-1], "actions": physical[:, ::-1].tolist()}):
+        np.testing.assert_array_equal(load_actions(given, e), from_file)
+    np.testing.assert_allclose(load_actions({"actions": pred.actions_normalized, "normalized": True}, e), from_file,
+                               atol=1e-12)
+    with pytest.raises(ValueError, match=r"actions: an object needs an 'actions' field; found \['rows'\]"):
+        load_actions({"rows": physical}, e)
+    with pytest.raises(ValueError, match=r"values must be a rectangular numeric \[T, 10\] array, got set"):
+        load_actions({1.0, 2.0}, e)
+
+
 def test_bad_actions_are_rejected_clearly(tmp_path):
     e = worldpolicy.get_embodiment("droid/relative_pose")
     with pytest.raises(ValueError, match="width 7 does not match"):
@@ -879,6 +901,40 @@ def test_a_missing_camera_names_the_keys_given_and_how_lerobot_keys_are_named(rg
     # a pre-composed image stands for the composite when a camera is missing
     assert frames_from_mapping({"observation/image": rgb, keys[0]: rgb}, keys, "stacked").shape == (1, 48, 64, 3)
     assert frames_from_mapping({k: rgb for k in keys}, keys, "stacked").shape == (1, 96, 64, 3)
+
+
+def test_inverse_dynamics_pairs_the_cameras_clips_from_their_first_frames(tmp_path, caplog):
+    """The shipped model's exterior and wrist clips of different lengths were aligned at their ends without a word:
+    a 22-frame exterior clip and a 5-frame wrist clip made frames 17..21 of one beside 0..4 of the other. A camera
+    file at another frame rate than the embodiment's was not warned about (only a single video was)."""
+    import logging
+
+    from worldpolicy.policy import PolicyRequest
+    from worldpolicy.processing.observations import clip_from_mapping
+    from worldpolicy.processing.video import write_video
+
+    policy = worldpolicy.load_policy("shipped")
+    ext, wrist = policy.embodiment.camera_keys  # chunk 4: 5 frames are used, 6 read
+    clip = np.repeat(np.arange(0, 220, 10, dtype=np.uint8)[:, None, None, None], 48, axis=1)
+    clip = np.broadcast_to(clip, (22, 48, 64, 3))  # frame i is grey level 10 i
+    composed = clip_from_mapping({ext: clip, wrist: clip[:6]}, (ext, wrist), "stacked", max_frames=6)
+    np.testing.assert_allclose(composed[:, 0, 0, 0] * 255, composed[:, -1, 0, 0] * 255)  # frame i beside frame i
+    np.testing.assert_allclose(composed[:, 0, 0, 0] * 255, np.arange(0, 60, 10), atol=1e-3)
+    for given, held in (({ext: clip, wrist: clip[:5]}, f"{ext}: 6 or more, {wrist}: 5"),
+                        ({ext: clip[:3], wrist: clip[:5]}, f"{ext}: 3, {wrist}: 5")):
+        with pytest.raises(ValueError, match=f"the cameras' clips hold different numbers of frames \\({held}\\); "
+                                             "inverse dynamics composes frame i of each camera, from the first"):
+            policy._prepare(PolicyRequest(given, "reach", mode="inverse_dynamics"))
+    write_video(tmp_path / "ext.mp4", clip[:6], 15)
+    write_video(tmp_path / "wrist.mp4", clip[:12], 30)  # the same 0.4 s at twice the rate
+    with pytest.raises(ValueError, match=f"{ext}: 6, {wrist}: 12"):
+        clip_from_mapping({ext: tmp_path / "ext.mp4", wrist: tmp_path / "wrist.mp4"}, (ext, wrist), "stacked")
+    write_video(tmp_path / "wrist.mp4", clip[:6], 30)
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.policy"):
+        policy._prepare(PolicyRequest({ext: tmp_path / "ext.mp4", wrist: tmp_path / "wrist.mp4"}, "reach",
+                                      mode="inverse_dynamics"))
+    assert f"video {tmp_path / 'wrist.mp4'} is 30 fps but embodiment actions are at 15 fps" in caplog.text
+    assert "ext.mp4 is" not in caplog.text
 
 
 def test_state_keys_are_the_two_roles_and_a_state_row_without_them_asks_for_state(tiny_policy, rgb):

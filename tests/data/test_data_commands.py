@@ -159,3 +159,18 @@ def test_from_sim_shows_progress_and_says_what_ctrl_c_kept(tmp_path, capsys, mon
     assert capsys.readouterr().err.strip() == (f"worldpolicy dataset from-sim: interrupted: 1 of 3 episodes kept in "
                                                f"{tmp_path / 'new'} (a complete dataset); rerun with --overwrite to "
                                                "record all 3")
+
+
+def test_from_sim_cameras_given_with_one_flag_each_are_all_recorded(tmp_path, monkeypatch):
+    """`--cameras A --cameras B` recorded B alone without a word (argparse kept the last flag's list), so a dataset
+    meant for the shipped two-camera model lacked its exterior camera."""
+    from worldpolicy.data import from_sim
+
+    def parsed(root, task, episodes, **settings):
+        raise LookupError(settings["cameras"])  # what the flags said, before anything is recorded
+
+    monkeypatch.setattr(from_sim, "sim_to_dataset", parsed)
+    ext, wrist = "observation/exterior_image_1_left", "observation/wrist_image_left"
+    with pytest.raises(LookupError) as info:
+        run(["dataset", "from-sim", str(tmp_path / "sim"), "--cameras", ext, "--cameras", wrist])
+    assert info.value.args[0] == [ext, wrist]

@@ -134,6 +134,8 @@ def test_bad_converter_arguments(tmp_path):
         expert_episodes("reach", 0)
     with pytest.raises(ValueError, match=r"cameras=\['observation/top'\]"):
         expert_episodes("reach", 1, cameras=["observation/top"])
+    with pytest.raises(ValueError, match=r"names \['observation/wrist_image_left'\] more than once; give each camera"):
+        expert_episodes("reach", 1, cameras=["observation/wrist_image_left", "observation/wrist_image_left"])
     with pytest.raises(ValueError, match="workers=0"):
         expert_episodes("reach", 1, workers=0)
     with pytest.raises(ValueError, match="action_noise=0.5"):

@@ -199,6 +199,29 @@ def test_inverse_dynamics_sends_only_the_frames_the_server_reads(serve, tmp_path
         assert (remote.infer_actions(frames[:5], "push").actions[:, 0] == 5).all()  # a short clip goes whole
 
 
+def test_per_camera_clips_travel_from_their_first_frames_as_the_local_policy_reads_them(serve):
+    """A dict of camera clips was read whole and aligned at the clips' ends: cameras of different lengths made a
+    composite of different instants, sent without a word. The composite travelled as float32: 34 DROID frames of
+    540x640 are 141 MB, past the server's default message limit (64 MiB), so the call failed."""
+    from worldpolicy.processing.observations import frames_from_mapping
+    from worldpolicy.serving.client import _as_uint8_if_exact
+
+    t = serve(StandInPolicy())  # droid: chunk_size 32, three cameras composed
+    keys = get_embodiment("droid").camera_keys
+    clip = np.random.default_rng(0).integers(0, 255, (40, 32, 32, 3), dtype=np.uint8)
+    with RemotePolicy(t.url) as remote:
+        sent = remote._video(dict.fromkeys(keys, clip))
+        assert sent.dtype == np.uint8 and sent.shape == (34, 540, 640, 3)
+        np.testing.assert_array_equal(sent / np.float32(255), frames_from_mapping(dict.fromkeys(keys, clip[:34]), keys,
+                                                                                   "droid_wrist_top"))
+        assert (remote.infer_actions(dict.fromkeys(keys, clip), "push").actions[:, 0] == 34).all()
+        floats = np.full((2, 4, 4, 3), 0.3, np.float32)  # not a uint8 image's values: sent as given
+        assert _as_uint8_if_exact(floats) is floats
+        with pytest.raises(ValueError, match=f"different numbers of frames \\({keys[0]}: 34 or more, {keys[1]}: 34 "
+                                             f"or more, {keys[2]}: 5\\)"):
+            remote.infer_actions({keys[0]: clip, keys[1]: clip, keys[2]: clip[:5]}, "push")
+
+
 def test_a_folder_of_frames_and_an_animated_gif_travel_as_the_local_policy_reads_them(serve, tmp_path):
     """A folder of frames was refused ('file does not exist') and an animated GIF sent as its first frame only, though
     the local Policy reads both as clips (inverse dynamics: the first chunk_size + 2 frames)."""

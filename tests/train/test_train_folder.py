@@ -101,3 +101,46 @@ def test_a_recipe_refuses_an_out_that_holds_another_kind_of_run(tmp_path):
     with pytest.raises(ValueError, match=r"holds a sim run \(report.json\), not a from-scratch recipe run"):
         run_recipe("reach-from-scratch", tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_a_mode_the_run_never_trained_is_warned_about_at_its_first_request(train_config, tmp_path, caplog):
+    """`worldpolicy train`'s default objectives are policy alone: such a checkpoint's imagine / infer_actions gave
+    futures and actions that looked like any others, with nothing to say the run never trained them."""
+    import logging
+
+    import numpy as np
+    from train_setup import tiny_observation
+
+    import worldpolicy
+    from worldpolicy.policy import PolicyRequest
+
+    def requests(policy):
+        obs = tiny_observation(0)
+        clip = {k: np.stack([v] * 5) if k.startswith("observation/ext") else v for k, v in obs.items()}
+        return {"policy": PolicyRequest(obs, "reach"),
+                "forward_dynamics": PolicyRequest(obs, "reach", mode="forward_dynamics", actions=np.zeros((4, 8))),
+                "inverse_dynamics": PolicyRequest(clip, "reach", mode="inverse_dynamics")}
+
+    out = tmp_path / "policy_only"
+    _run(train_config(out, objectives={"preset": None, "policy": 1.0}, optim={"steps": 2}))
+    checkpoint = out / "checkpoints" / "step-0000002"
+    policy = worldpolicy.load_policy(checkpoint)
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.policy"):
+        for mode, request in requests(policy).items():
+            caplog.clear()
+            policy._prepare(request)
+            said = f"checkpoint {checkpoint} was trained with no {mode} objective" in caplog.text
+            assert said == (mode != "policy"), (mode, caplog.text)
+            if said:
+                assert "(its trainer_state.json: policy 1, forward_dynamics 0, inverse_dynamics 0)" in caplog.text
+                assert f"train with objectives.{mode} > 0" in caplog.text
+            caplog.clear()
+            policy._prepare(request)  # once per loaded policy: a loop would repeat it every call
+            assert "was trained with no" not in caplog.text
+    trained = tmp_path / "all_modes"  # the fixture's cosmos_policy mix trains every mode
+    _run(train_config(trained, optim={"steps": 2}))
+    policy = worldpolicy.load_policy(trained / "checkpoints" / "step-0000002")
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.policy"):
+        for request in requests(policy).values():
+            policy._prepare(request)
+    assert "was trained with no" not in caplog.text

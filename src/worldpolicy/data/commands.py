@@ -48,7 +48,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--episodes", type=int, default=10, help="episodes to keep (default: 10)")
     sim.add_argument("--seed", type=int, default=0, help="first env seed; later episodes use seed+1, … (default: 0)")
     sim.add_argument("--image-size", default="180x320", metavar="HxW", help="camera size (default: 180x320)")
-    sim.add_argument("--cameras", nargs="+", help="DROID camera keys to record (default: all three)")
+    sim.add_argument("--cameras", nargs="+", action="extend",
+                     help="DROID camera keys to record, one or more per flag (default: all three)")
     sim.add_argument("--max-steps", type=int, help="episode step limit (default: the task's)")
     sim.add_argument("--chunk-size", type=int, default=8, help="expert re-plan interval in steps (default: 8)")
     sim.add_argument("--start-jitter", type=float, default=0.0, metavar="RAD",

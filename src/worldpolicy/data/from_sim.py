@@ -152,6 +152,9 @@ def expert_episodes(
     unknown = [c for c in cameras if c not in CAMERAS]
     if not cameras or unknown:
         raise ValueError(f"cameras={cameras!r}: {unknown or 'none given'}; known: {list(CAMERAS)}")
+    if len(set(cameras)) != len(cameras):  # one video each: a repeat would record its frames twice into one video
+        raise ValueError(f"cameras={cameras!r} names {sorted({c for c in cameras if cameras.count(c) > 1})} more than "
+                         "once; give each camera once")
     from worldpolicy.sim.tasks import get_task
 
     task_options = dict(task_options or {})

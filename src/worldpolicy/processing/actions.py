@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..embodiments import Embodiment
-from ..results import ACTIONS_SCHEMA, actions_from_json, is_string_list
+from ..results import ACTIONS_SCHEMA, Prediction, actions_from_json, is_string_list
 
 logger = logging.getLogger(__name__)
 ACTION_SPACES = ("physical", "normalized")
@@ -70,7 +71,8 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
     """Read actions for forward dynamics and return them in **model space**, [T, action_dim] float64.
 
     Accepted: a `.npy` file; a JSON file holding either a bare nested list `[[...], ...]` or an object with
-    `"actions"` (and optionally `"columns"`); a numpy/torch array or nested list. `space` says whether bare values are
+    `"actions"` (and optionally `"columns"`); such an object or a `Prediction` in memory; a numpy/torch array or nested
+    list. `space` says whether bare values are
     `physical` (default) or `normalized`. A `worldpolicy.actions/v1` file is read from its physical `actions` (what a
     user edits, and what carries over to another embodiment with the same columns), normalised with `embodiment`'s
     stats. Values far outside the range the model was trained on (wrong units?) are logged as a warning (`warn`).
@@ -95,30 +97,17 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{where} is not valid JSON: {exc}") from None
             if isinstance(doc, dict):
-                if "actions" not in doc:
-                    raise ValueError(f"{where}: a JSON object needs an 'actions' field; found {sorted(doc)}")
-                values = actions_from_json(doc["actions"])  # null: a non-finite value, refused below by name
-                columns, units = doc.get("columns"), doc.get("units")
-                schema = str(doc.get("schema") or "")
-                if schema.startswith("worldpolicy.actions/"):
-                    if schema != ACTIONS_SCHEMA:
-                        raise ValueError(f"{where}: schema {schema!r} is not supported; accepted: {ACTIONS_SCHEMA!r}")
-                    if space == "normalized":
-                        logger.warning("%s: a %s file holds physical actions; reading them as physical, not "
-                                       "normalized", where, ACTIONS_SCHEMA)
-                    space = "physical"  # the file says what its `actions` are
-                    source_key = doc.get("embodiment")
-                    if source_key is not None and source_key != embodiment.key:
-                        logger.info("%s: written for %r, read as %r by column name (physical units)", where,
-                                    source_key, embodiment.key)
-                elif doc.get("normalized") is True:
-                    space = "normalized"
+                values, columns, units, space = _from_object(doc, embodiment, space, where)
             elif isinstance(doc, list):
                 values = actions_from_json(doc)
             else:
                 raise ValueError(f"{where}: expected a list of rows or an object with 'actions'")
         else:
             raise ValueError(f"{where}: unsupported suffix {path.suffix!r}; accepted: .json, .npy")
+    elif isinstance(source, Prediction):  # policy -> forward dynamics: a call's result, read as its file would be
+        values, columns, units, space = _from_object(source.to_json(), embodiment, space, where)
+    elif isinstance(source, Mapping):  # an actions file's object, in memory
+        values, columns, units, space = _from_object(source, embodiment, space, where)
     elif type(source).__module__.startswith("torch"):
         values = source.detach().cpu().double().numpy()
     else:
@@ -126,7 +115,8 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"{where}: values must be a rectangular numeric [T, {embodiment.action_dim}] array") from None
+        raise ValueError(f"{where}: values must be a rectangular numeric [T, {embodiment.action_dim}] array, got "
+                         f"{type(values).__name__}") from None
     if arr.ndim == 1:
         arr = arr[None]
     if arr.ndim != 2 or arr.shape[0] < 1:
@@ -145,6 +135,29 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
     if warn:
         warn_out_of_range(model, embodiment, where)
     return model
+
+
+def _from_object(doc: Mapping[str, Any], embodiment: Embodiment, space: str, where: str) -> tuple[Any, Any, Any, str]:
+    """An actions object (a JSON file's, `Prediction.to_json()`): its rows, columns, units and space. A
+    `worldpolicy.actions/v1` object is read from its physical `actions`."""
+    if "actions" not in doc:
+        raise ValueError(f"{where}: an object needs an 'actions' field; found {sorted(doc)}")
+    values = actions_from_json(doc["actions"])  # null: a non-finite value, refused later by name
+    schema = str(doc.get("schema") or "")
+    if schema.startswith("worldpolicy.actions/"):
+        if schema != ACTIONS_SCHEMA:
+            raise ValueError(f"{where}: schema {schema!r} is not supported; accepted: {ACTIONS_SCHEMA!r}")
+        if space == "normalized":
+            logger.warning("%s: a %s object holds physical actions; reading them as physical, not normalized", where,
+                           ACTIONS_SCHEMA)
+        space = "physical"  # the object says what its `actions` are
+        source_key = doc.get("embodiment")
+        if source_key is not None and source_key != embodiment.key:
+            logger.info("%s: written for %r, read as %r by column name (physical units)", where, source_key,
+                        embodiment.key)
+    elif doc.get("normalized") is True:
+        space = "normalized"
+    return values, doc.get("columns"), doc.get("units"), space
 
 
 _FAR_OUT = 3.0  # model-space magnitude; the stats map the training data's 1st..99th percentiles to [-1, 1]

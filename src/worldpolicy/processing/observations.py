@@ -275,7 +275,29 @@ def frames_from_mapping(obs: Mapping[str, Any], camera_keys: Sequence[str], comp
     `last` bounds what is read of each camera's clip (`load_frames`); histories end together, so each camera's last
     frame makes the last composite frame."""
     sources = _frame_keys(obs.keys(), camera_keys, composite)
-    cams = [load_frames(obs[k], k, last=last) for k in sources]
+    return _compose([load_frames(obs[k], k, last=last) for k in sources], sources, camera_keys, composite)
+
+
+def clip_from_mapping(obs: Mapping[str, Any], camera_keys: Sequence[str], composite: str | None,
+                      max_frames: int | None = None) -> np.ndarray:
+    """openpi-style dict of camera clips → the clip inverse dynamics explains, composed as `frames_from_mapping` does.
+    A clip to explain starts at its first frame, in every camera, so frame i of each camera is composed with frame i
+    of the others, and cameras holding different numbers of frames (a camera cut elsewhere, or recorded at another
+    rate) are refused: paired at either end, one camera would show another instant than the rest. `max_frames` bounds
+    what is read of each (the first ones, `load_frames`) and what is compared."""
+    sources = _frame_keys(obs.keys(), camera_keys, composite)
+    cams = [load_frames(obs[k], k, max_frames=max_frames)[:max_frames] for k in sources]  # arrays come back whole
+    counts = [len(c) for c in cams]
+    if len(set(counts)) > 1:
+        held = ", ".join(f"{k}: {n}{' or more' if n == max_frames else ''}" for k, n in zip(sources, counts))
+        raise ValueError(f"the cameras' clips hold different numbers of frames ({held}); inverse dynamics composes "
+                         "frame i of each camera, from the first, so give every camera the same frames (same start, "
+                         "rate and length)")
+    return _compose(cams, sources, camera_keys, composite)
+
+
+def _compose(cams: list[np.ndarray], sources: list[str], camera_keys: Sequence[str], composite: str | None) -> np.ndarray:
+    """The frames of `sources` (`_frame_keys`) as the model sees them: composed, or the one camera or canvas."""
     if composite is None or sources == ["observation/image"] and list(camera_keys) != sources:
         return cams[0]  # one camera, or a pre-composed canvas
     if composite == "stacked":

@@ -48,13 +48,13 @@ from ..engine.loading import (
 )
 from ..fileio import share_tree, write_json_atomic
 from ..policy import EMBODIMENT_FILE, checkpoint_spec
+from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from .config import RESUMABLE, TrainConfig, changed_settings
 from .data import LatentCache, WindowSpec, window_spec
 from .flow import OBJECTIVES, ModelExample, TimestepSampler, batch_losses, draw_noise
 
 logger = logging.getLogger(__name__)
 
-STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
 
 
