@@ -54,7 +54,8 @@ class BestOfNPlanner:
         self.num_candidates = int(num_candidates)
 
     def act(self, observation: Any, prompt: str, *, seed: int | None = None, **kwargs: Any) -> Prediction:
-        """`kwargs` (state, steps, guidance, negative_prompt...) go to the proposals and to their rollouts alike."""
+        """`kwargs` (state, steps, guidance, negative_prompt...) go to the proposals and to their rollouts alike; only
+        the rollouts decode video (the chosen chunk carries its rollout's)."""
         started = time.perf_counter()
         # what the planner sets itself (mode, the rollouts' actions) or no request takes is named with what is accepted
         _request("BestOfNPlanner.act", observation, prompt, {"mode": "policy", "actions": None, "actions_space": None},
@@ -63,8 +64,8 @@ class BestOfNPlanner:
         next_seed = self.policy._next_seed
         seeds = self._seeds(seed, 2 * n)
         try:
-            proposals = self.policy.act_batch(
-                [PolicyRequest(observation, prompt, seed=seeds[i], **kwargs) for i in range(n)]
+            proposals = self.policy.act_batch(  # their futures come from the rollouts: no video decoded here
+                [PolicyRequest(observation, prompt, seed=seeds[i], **{**kwargs, "decode_video": False}) for i in range(n)]
             )
         except Exception:
             self.policy._next_seed = next_seed  # a refused call draws no seeds, as `Policy.act_batch`

@@ -46,6 +46,15 @@ def test_settings_and_state_reach_the_rollouts_too(droid_policy):
     assert planned.actions.shape == (4, 8) and planned.settings["chosen"] in (0, 1)
 
 
+def test_only_the_rollouts_decode_video(droid_policy):
+    """`decode_video=True` reached the proposals too, whose videos were thrown away: one wasted VAE decode each."""
+    spy = _Spy(droid_policy)
+    planned = BestOfNPlanner(spy, lambda video, prompt: float(video[-1].mean()), 2).act(
+        IMAGE, "reach the ball", seed=5, state=STATE, decode_video=True)
+    assert [r.decode_video for r in spy.requests] == [False, False, True, True]
+    assert planned.video is not None and planned.video.shape[0] > 1
+
+
 def test_a_seed_sequence_is_never_reused_across_calls(tiny_checkpoint):
     import worldpolicy
 
