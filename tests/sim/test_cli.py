@@ -27,7 +27,10 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
     from worldpolicy.processing.video import read_video
 
     frames, fps = read_video(out / "videos" / "episode_0000.mp4")
-    assert fps == pytest.approx(15.0) and frames.shape[1:] == (48, 3 * 64, 3) and frames.std() > 5
+    from worldpolicy.viz.video import GAP, label_height
+
+    assert fps == pytest.approx(15.0) and frames.std() > 5
+    assert frames.shape[1] == 48 + label_height(48) and frames.shape[2] >= 3 * 64 + 2 * GAP  # captioned cameras
     assert not (out / "videos" / "episode_0001.mp4").exists()
     assert "success 2/2" in capsys.readouterr().out
 

@@ -11,6 +11,7 @@ from worldpolicy.results import Prediction
 from worldpolicy.sim.env import TabletopEnv
 from worldpolicy.sim.policies import PolicyBackend, RandomPolicy, make_policy
 from worldpolicy.sim.rollout import ChunkStrategy, Rollout
+from worldpolicy.viz.video import GAP, label_height
 
 
 @pytest.mark.parametrize("task", ["reach", "push", "pick_place"])
@@ -86,8 +87,18 @@ def test_recording_with_imagined_video(caplog):
             return pred
 
     result = Rollout(env, Dreamer(seed=0)).run(seed=0, record=True)
-    assert result.frames.shape == (6, 48, 3 * 64 + 64, 3)
-    assert (result.frames[:, :, -64:] == 200).all()
+    strip = label_height(48)
+    assert result.frames.shape[:2] == (6, 48 + strip) and result.frames.shape[2] >= 4 * 64 + 3 * GAP
+    imagined = np.flatnonzero(np.all(result.frames[:, -1] == 200, axis=-1).all(axis=0))
+    assert imagined.size >= 60 and imagined.min() > 3 * 64  # the imagined frame, last, at the cameras' height
+    # every panel is captioned (which is the sim's, which the model's): dark text in the white strip above each
+    row = result.frames[0, strip:].astype(int)
+    panel = np.any(row != 255, axis=(0, 2))
+    starts = np.flatnonzero(np.diff(np.r_[0, panel.astype(int)]) == 1)
+    ends = np.flatnonzero(np.diff(np.r_[panel.astype(int), 0]) == -1) + 1
+    assert len(starts) == 4
+    for a, b in zip(starts, ends):
+        assert (result.frames[0, :strip, a:b] < 100).any()
 
 
 @pytest.mark.parametrize("frames, expected", [(5, [1, 2, 3, 4]), (3, [1, 1, 2, 2])])
@@ -102,7 +113,8 @@ def test_each_step_shows_the_imagined_frame_its_action_leads_into(frames, expect
             return pred
 
     result = Rollout(env, Dreamer(seed=0, chunk_size=4)).run(seed=0, record=True)
-    shown = [int(frame[0, -1, 0]) // 10 for frame in result.frames]
+    shown = [int(frame[-1, np.flatnonzero(np.any(frame[-1] != 255, axis=-1)).max(), 0]) // 10
+             for frame in result.frames]  # the rightmost panel's last pixel that is not its caption's white margin
     assert shown == expected  # 3 frames span the same 4 actions: the first frame at or after each action's end
 
 

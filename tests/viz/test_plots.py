@@ -1,4 +1,5 @@
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -165,7 +166,9 @@ def test_ee_path_draws_a_files_translation_units_in_metres(tmp_path, pose_chunk,
 
 def test_ee_path_takes_a_unit_that_is_not_a_length_as_metres(tmp_path, pose_chunk, actions_json, caplog):
     """A spec without units gets "1" for every column: refusing it lost every figure (and index.html) of a run."""
-    metres = plots.plot_prediction(actions_json("bridge", pose_chunk), tmp_path / "m")
+    in_metres = actions_json("bridge", pose_chunk)
+    in_metres["embodiment"] = "my_arm"  # the title names the embodiment: the same name, the same pixels
+    metres = plots.plot_prediction(in_metres, tmp_path / "m")
     doc = actions_json("bridge", pose_chunk)
     doc.update(embodiment="my_arm", units=["1"] * 10)
     with caplog.at_level(logging.WARNING, logger="worldpolicy.viz.plots"):
@@ -204,3 +207,89 @@ def test_a_checkpoints_own_embodiment_keeps_its_gripper_and_layout_in_the_plots(
     # a file without them (older, or hand-written) is read as before: from the registry or the column names
     older = {k: v for k, v in doc.items() if k not in ("layout", "gripper_column")}
     assert plots.resolve_layout(older, columns) == ("generic", None)
+
+
+def _captured_figures(monkeypatch) -> dict:
+    """plot_prediction's figures by file name, kept as matplotlib objects instead of written."""
+    figures = {}
+
+    def keep(fig, path):
+        figures[Path(path).name] = fig
+        return Path(path)
+
+    monkeypatch.setattr(plots, "save_figure", keep)
+    return figures
+
+
+@pytest.mark.parametrize("key", ["agibot", "hand_pose", "droid"])
+def test_the_title_sits_above_every_axes_of_a_tall_figure(key):
+    """The suptitle sat at 98 % of the height: 0.9 in down a 29-row figure, inside the first row of subplots."""
+    e = get_embodiment(key)
+    chunk = np.random.default_rng(0).normal(size=(16, e.action_dim))
+    fig = plots.action_timeseries_figure(chunk, e.columns, e.units, e.fps, title=f"policy · {key}: actions")
+    fig.canvas.draw()
+    title = fig.get_suptitle()
+    assert title.startswith(f"policy · {key}: actions\n16 steps × {e.action_dim} dims")
+    title_bottom = fig._suptitle.get_window_extent().y0
+    assert all(title_bottom > ax.get_tightbbox().y1 for ax in fig.axes if ax.get_visible())
+    width, height = fig.canvas.get_width_height()
+    assert height < 2400 and width <= 2000  # 57 dims: 4 columns of subplots, not 29 rows of 2
+
+
+def test_each_arms_gripper_is_drawn_as_one_and_shades_its_own_arm(actions_json):
+    """agibot's left_grasp / right_grasp were plain blue lines in actions.png (red points in ee_path_left.png)."""
+    e = get_embodiment("agibot")
+    chunk = np.zeros((10, e.action_dim))
+    columns = list(e.columns)
+    chunk[6:, columns.index("left_grasp")] = 1.0  # left closes at step 6, right at step 2
+    chunk[2:, columns.index("right_grasp")] = 1.0
+    doc = actions_json("agibot", chunk)
+    assert plots.gripper_columns(doc, columns) == ["left_grasp", "right_grasp"]
+    fig = plots.action_timeseries_figure(chunk, columns, e.units, e.fps, plots.gripper_columns(doc, columns))
+    axes = dict(zip(columns, fig.axes))
+    assert axes["left_grasp"].lines[0].get_color() == axes["right_grasp"].lines[0].get_color() == plots.GRIPPER_COLOR
+    assert axes["left_tx"].lines[0].get_color() == plots.LINE_COLOR
+    assert axes["left_tx"].patches[0].get_x() == pytest.approx(5.5 / e.fps)  # its own arm's gripper
+    assert axes["right_r3"].patches[0].get_x() == pytest.approx(1.5 / e.fps)
+    assert not axes["ego_tx"].patches  # the ego frame has no gripper
+    with pytest.raises(ValueError, match=r"gripper_column=\['left_grasp', 'claw'\]: \['claw'\] not among"):
+        plots.action_timeseries_figure(chunk, columns, e.units, e.fps, ["left_grasp", "claw"])
+
+
+def test_joint_legend_hides_no_line_and_no_joint_is_gripper_red(joint_chunk):
+    e = get_embodiment("droid")
+    fig = plots.joints_figure(joint_chunk, e.columns, e.units, e.fps, gripper_column="gripper")
+    fig.canvas.draw()
+    positions = fig.axes[0]
+    legend = positions.get_legend().get_window_extent()
+    assert legend.x0 >= positions.get_window_extent().x1  # beside the axes (loc="best" sat on joint_5's line)
+    assert legend.x1 <= fig.canvas.get_width_height()[0]  # and not cut off
+    colours = [line.get_color() for line in positions.lines]
+    assert plots.GRIPPER_COLOR not in colours and len(set(colours)) == 7  # joint_3 was the gripper's red
+    many = np.tile(joint_chunk[:, :1], (1, 12))
+    fig = plots.joints_figure(many, [f"j{i}" for i in range(12)], ["rad"] * 12, 15.0)
+    styles = {(line.get_color(), line.get_linestyle()) for line in fig.axes[0].lines}
+    assert len(styles) == 12  # more joints than colours: repeated colours are dashed
+
+
+def test_every_figure_names_the_run(monkeypatch, tmp_path, joint_chunk, pose_chunk, actions_json):
+    """joints.png and a single arm's ee_path.png said only 'joint trajectory' / 'end-effector path'."""
+    figures = _captured_figures(monkeypatch)
+    doc = actions_json("droid", joint_chunk)
+    doc["settings"]["prompt"] = "pick up the marker and put it in the mug " * 3
+    plots.plot_prediction(doc, tmp_path)
+    doc = actions_json("bridge", pose_chunk, mode="inverse_dynamics")
+    plots.plot_prediction(doc, tmp_path / "b")
+    titles = {name: fig.get_suptitle() for name, fig in figures.items()}
+    assert titles["joints.png"].startswith('policy · droid/joint_pos · "pick up the marker and put it in the mug pick')
+    assert "…\": joints\n32 steps @ 15 Hz" in titles["joints.png"]  # a long prompt is cut
+    assert titles["actions.png"].startswith("inverse_dynamics · bridge: actions")
+    assert titles["ee_path.png"].startswith("inverse_dynamics · bridge: end-effector path\n32 steps, travel 32.0 cm")
+
+
+def test_ee_path_legend_explains_the_point_colours(pose_chunk):
+    e = get_embodiment("bridge")
+    labels = plots.ee_path_figure(pose_chunk, e.columns, gripper_column="grasp").axes[0].get_legend_handles_labels()[1]
+    assert {"gripper open", "gripper closed"} <= set(labels)
+    labels = plots.ee_path_figure(pose_chunk[:, :9], e.columns[:9]).axes[0].get_legend_handles_labels()[1]
+    assert "pose after each step" in labels and "gripper closed" not in labels

@@ -72,7 +72,8 @@ def test_viz_command_writes_plots_and_animation_beside_rollout(run_dir, capsys):
     printed = capsys.readouterr().out.split()
     assert [p.rsplit("/", 1)[-1] for p in printed] == ["actions.png", "joints.png", "animation.mp4"]
     frames, fps = read_video(run_dir / "plots" / "animation.mp4")
-    assert frames.shape[0] == 9 and fps == pytest.approx(15)  # one frame per rollout frame
+    # one frame per rollout frame (9), then the last one held while the playhead runs to the 32nd action
+    assert frames.shape[0] == 32 and fps == pytest.approx(15)
     from worldpolicy.fileio import folder_kind
 
     assert folder_kind(run_dir / "plots")[0].writer == "viz"  # what the output-folder checks recognise
@@ -203,3 +204,38 @@ def test_viz_refreshes_the_runs_page_it_draws_for(run_dir, capsys):
     assert "0.98765" in (run_dir / "index.html").read_text()
     assert main(["viz", str(run_dir), "--no-animation", "--out", str(run_dir.parent / "elsewhere")]) == 0
     assert not capsys.readouterr().out.split()[-1].endswith("index.html")  # plots drawn elsewhere: the page stays
+
+
+def test_a_sim_reports_episodes_are_a_table_not_a_count(tmp_path):
+    """The page showed `episodes [2 items]`: seeds, outcomes, lengths and prompts were only in report.md."""
+    sim = tmp_path / "sim"
+    sim.mkdir()
+    episodes = [{"seed": 0, "success": True, "steps": 26, "final_distance_m": 0.0277, "prompt": "reach the <red> ball"},
+                {"seed": 1, "success": False, "steps": 60, "final_distance_m": 0.21, "prompt": "reach the blue ball"}]
+    (sim / "report.json").write_text(json.dumps({"schema": "worldpolicy.sim_eval/v1", "success_rate": 0.5,
+                                                 "episodes": episodes}))
+    page = _parse(report.write_report(sim))
+    assert page.sections[:2] == ["metrics", "records-episodes"]
+    assert page.th[:5] == ["seed", "success", "steps", "final_distance_m", "prompt"]
+    html = (sim / "index.html").read_text()
+    assert "<tr><td>1</td><td>False</td><td>60</td><td>0.21</td>" in html and "reach the &lt;red&gt; ball" in html
+    assert "[2 items]" not in html and "success_rate" in html
+
+
+def test_training_curves_name_each_field_above_its_panel(tmp_path):
+    """Long names as y labels ran into the tick labels, the title sat inside the first panel, a constant world_size
+    took a flat panel, and an 80 → 1 loss was a flat line after its first tenth."""
+    run = tmp_path / "lora_run"
+    run.mkdir()
+    lines = [{"step": s, "loss": 80.0 / s, "loss_action_inverse_dynamics": 40.0 / s, "lr": 1e-4 * min(1, s / 10),
+              "world_size": 1} for s in range(1, 101)]
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
+    fig, n = report.log_curves_figure(run / "metrics.jsonl")
+    assert n == 100
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title(loc="left") for ax in axes] == [
+        "loss (log scale)", "loss_action_inverse_dynamics (log scale)", "lr"]
+    assert all(ax.get_ylabel() == "" for ax in axes) and axes[-1].get_xlabel() == "training step"
+    assert fig.get_suptitle() == "lora_run: metrics.jsonl\n100 records; constant: world_size = 1"
+    fig.canvas.draw()
+    assert fig._suptitle.get_window_extent().y0 > max(ax.get_tightbbox().y1 for ax in axes)

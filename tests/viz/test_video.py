@@ -25,9 +25,10 @@ def test_playhead_moves_right_and_video_sits_left(joint_chunk):
     frames, rate = vv.animation_frames(joint_chunk[:8], e.columns, e.units, e.fps, "gripper", video, video_fps=15)
     assert rate == 15 and frames.shape[0] == 9
     h = frames.shape[1]
-    panel_w = round(128 * (h - vv.LABEL_HEIGHT) / 96)
+    strip = vv.label_height(h)
+    panel_w = round(128 * (h - strip) / 96)
     # the video panel is on the left: mostly the clip's green below the caption strip
-    left = frames[0, vv.LABEL_HEIGHT :, panel_w - 10 : panel_w - 2]
+    left = frames[0, strip:, panel_w - 10 : panel_w - 2]
     assert np.mean(np.all(left == (0, 160, 0), axis=-1)) > 0.9
     plot0, plot_last = frames[0, :, panel_w:], frames[-1, :, panel_w:]
     cols0, cols_last = _playhead_columns(plot0, plot_last), _playhead_columns(plot_last, plot0)
@@ -72,13 +73,13 @@ def test_a_streamed_video_animates_as_the_array_does(tmp_path, joint_chunk):
 
 
 def test_side_by_side_layout_and_hold(tmp_path):
-    a = _clip(6, 64, 80, (255, 0, 0))
-    b = _clip(3, 128, 128, (0, 0, 255))
+    a = _clip(6, 64, 160, (255, 0, 0))
+    b = _clip(3, 128, 256, (0, 0, 255))
     frames = vv.side_by_side_frames([a, b], ["sim", "imagined"])
-    assert frames.shape == (6, 64 + vv.LABEL_HEIGHT, 80 + 4 + 64, 3)
+    assert frames.shape == (6, 64 + vv.LABEL_HEIGHT, 160 + vv.GAP + 128, 3)
     # right clip ended after 3 frames: it holds its last frame
-    assert np.array_equal(frames[5, vv.LABEL_HEIGHT :, 84:], frames[2, vv.LABEL_HEIGHT :, 84:])
-    assert np.all(frames[0, -1, 70] == (255, 0, 0)) and np.all(frames[0, -1, 140] == (0, 0, 255))
+    assert np.array_equal(frames[5, vv.LABEL_HEIGHT :, 164:], frames[2, vv.LABEL_HEIGHT :, 164:])
+    assert np.all(frames[0, -1, 150] == (255, 0, 0)) and np.all(frames[0, -1, 280] == (0, 0, 255))
     out = vv.write_side_by_side([a, b], ["sim", "imagined"], 10, tmp_path / "sbs.mp4")
     decoded, fps = read_video(out)
     assert decoded.shape[0] == 6 and fps == pytest.approx(10)
@@ -159,3 +160,32 @@ def test_viz_refuses_an_out_that_holds_another_run(tmp_path, joint_chunk, action
     assert "holds a predict run (actions.json), not viz plots" in capsys.readouterr().err
     assert main(["viz", str(run), "--no-animation", "--out", str(run / "plots")]) == 0  # the default place
     assert main(["viz", str(run), "--no-animation", "--out", str(run / "plots")]) == 0  # and again
+
+
+def test_a_clip_shorter_than_the_chunk_holds_its_last_frame_while_the_playhead_runs_on(joint_chunk):
+    """A 3-frame clip beside a 12-step chunk stopped the animation at 0.13 s of 0.73 s: 9 actions never animated."""
+    e = get_embodiment("droid")
+    clip = _clip(3, 48, 64, (0, 160, 0))
+    frames, rate = vv.animation_frames(joint_chunk[:12], e.columns, e.units, e.fps, "gripper", clip, video_fps=15)
+    assert rate == 15 and frames.shape[0] == 12  # frame k at k / 15 s until the last action, 11 / 15 s
+    strip = vv.label_height(frames.shape[1])
+    panel_w = round(64 * (frames.shape[1] - strip) / 48)
+    held = [frames[k, strip:, :panel_w] for k in (2, 7, 11)]
+    assert np.array_equal(held[0], held[1]) and np.array_equal(held[0], held[2])
+    assert not np.array_equal(frames[2, :strip], frames[7, :strip])  # the caption still counts time ("ended")
+    plot = frames[:, :, panel_w:]
+    assert _playhead_columns(plot[11], plot[2])[0] > _playhead_columns(plot[2], plot[11])[0] + 100
+
+
+def test_captions_grow_with_the_clip_and_are_never_cut():
+    """A fixed 10-pixel caption was unreadable on an 800-pixel animation, and a long one was cut at a narrow clip's
+    edge ("simulated  frame" of "simulated  frame 2 (ended)")."""
+    from PIL import ImageFont
+
+    assert vv.label_height(96) == vv.LABEL_HEIGHT and vv.label_height(826) > 1.5 * vv.LABEL_HEIGHT
+    narrow, wide = _clip(3, 60, 40, (0, 200, 0)), _clip(8, 60, 200, (200, 0, 0))
+    frames = vv.side_by_side_frames([narrow, wide], ["simulated", "imagined"])
+    caption = "simulated  frame 2 (ended)"
+    narrow_panel = frames.shape[2] - vv.GAP - 200
+    assert narrow_panel >= ImageFont.load_default(size=9).getlength(caption) + 12
+    assert np.array_equal(frames[0, vv.LABEL_HEIGHT :, narrow_panel // 2], np.full((60, 3), (0, 200, 0)))  # centred

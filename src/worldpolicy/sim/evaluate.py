@@ -19,7 +19,7 @@ from worldpolicy.fileio import write_bytes_atomic
 from worldpolicy.sim.policies import policy_fps
 from worldpolicy.sim.rollout import ChunkStrategy, EpisodeResult, Rollout
 
-__all__ = ["EvalReport", "evaluate", "wilson_interval", "write_report"]
+__all__ = ["EvalReport", "evaluate", "report_figure", "wilson_interval", "write_report"]
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -157,29 +157,59 @@ def write_report(report: EvalReport, out: Path, *, plots: bool = True) -> list[P
     write_bytes_atomic(written[0], json.dumps(report.to_json(), indent=1))
     write_bytes_atomic(written[1], report.markdown())
     if plots:
-        import io
+        from worldpolicy.viz.plots import save_figure
 
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        eps = report.episodes
-        n = np.arange(1, len(eps) + 1)
-        wins = np.cumsum([e.success for e in eps])
-        band = np.array([wilson_interval(int(w), int(k)) for w, k in zip(wins, n)])
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
-        ax1.plot(n, wins / n, label="success rate")
-        ax1.fill_between(n, band[:, 0], band[:, 1], alpha=0.25, label="95 % Wilson CI")
-        ax1.set(xlabel="episodes", ylabel="success rate", ylim=(-0.02, 1.02), title=f"{report.task} · {report.policy}")
-        ax1.legend(loc="lower right")
-        colors = ["tab:green" if e.success else "tab:red" for e in eps]
-        ax2.bar([e.seed for e in eps], [e.steps for e in eps], color=colors)
-        ax2.set(xlabel="episode seed", ylabel="control steps", title="episode length (green = success)")
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110)
-        plt.close(fig)
-        written.append(out / "report.png")
-        write_bytes_atomic(written[-1], buf.getvalue())
+        written.append(save_figure(report_figure(report), out / "report.png"))
     return written
+
+
+def report_figure(report: EvalReport):
+    """The report.png figure, drawn like the viz figures (a private Agg figure: switching pyplot's backend closed a
+    notebook's open figures). Episodes and seeds are whole numbers on the axes; the step limit is drawn."""
+    from matplotlib.ticker import MaxNLocator
+
+    from worldpolicy.viz.plots import (
+        FAILURE_COLOR,
+        LABEL_FONTSIZE,
+        LEGEND_FONTSIZE,
+        LINE_COLOR,
+        SUCCESS_COLOR,
+        TICK_FONTSIZE,
+        _grid_margins,
+        _new_figure,
+        figure_title,
+        plural,
+    )
+
+    eps = report.episodes
+    n = np.arange(1, len(eps) + 1)
+    wins = np.cumsum([e.success for e in eps])
+    band = np.array([wilson_interval(int(w), int(k)) for w, k in zip(wins, n)])
+    fig = _new_figure(10.0, 4.2)
+    top = figure_title(
+        fig, f"{report.task} · {report.policy}",
+        f"success {report.successes}/{plural(len(eps), 'episode')} at {report.control_hz:g} Hz, "
+        f"strategy {report.strategy['kind']}",
+    )
+    _grid_margins(fig, 1, 2, top=top, bottom=0.95, wgap=0.9)
+    ax1, ax2 = fig.subplots(1, 2)
+    ax1.fill_between(n, band[:, 0], band[:, 1], color=LINE_COLOR, alpha=0.2, lw=0, label="95 % Wilson CI")
+    ax1.plot(n, wins / n, color=LINE_COLOR, marker="." if len(eps) <= 64 else None, label="success rate")
+    ax1.set_ylim(-0.02, 1.02)
+    ax1.set_xlabel("episodes run", fontsize=LABEL_FONTSIZE)
+    ax1.set_ylabel("cumulative success rate", fontsize=LABEL_FONTSIZE)
+    for success, color, label in ((True, SUCCESS_COLOR, "success"), (False, FAILURE_COLOR, "failure")):
+        shown = [e for e in eps if e.success == success]
+        if shown:  # an empty group's legend entry came out in the default blue
+            ax2.bar([e.seed for e in shown], [e.steps for e in shown], color=color, label=label)
+    if report.max_steps is not None:
+        ax2.axhline(report.max_steps, color="0.3", lw=0.8, ls="--", label=f"step limit ({report.max_steps})")
+    ax2.set_xlabel("episode seed", fontsize=LABEL_FONTSIZE)
+    ax2.set_ylabel(f"episode length [control steps at {report.control_hz:g} Hz]", fontsize=LABEL_FONTSIZE)
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.tick_params(labelsize=TICK_FONTSIZE)
+        ax.grid(alpha=0.3)
+        # below the axes: over them, the legend hid the CI band it explains
+        ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
+    return fig

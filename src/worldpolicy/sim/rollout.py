@@ -27,6 +27,7 @@ import numpy as np
 from worldpolicy.robot.decode import ActionDecoder, RobotCommand
 from worldpolicy.sim.env import TabletopEnv
 from worldpolicy.sim.policies import as_backend
+from worldpolicy.sim.scenes import CAMERAS
 
 __all__ = ["ChunkStrategy", "EpisodeResult", "Rollout"]
 
@@ -224,16 +225,16 @@ class Rollout:
         return (weights[:, None] * stacked).sum(axis=0) / weights.sum()
 
     def _frame(self, imagined: np.ndarray | None) -> np.ndarray:
-        """Sim cameras side by side, and the model's imagined frame for this step when it returned video."""
-        sim = self.env.views()
-        if imagined is None:
-            return sim
-        h = sim.shape[0]
-        img = np.asarray(imagined)
-        rows = (np.arange(h) * img.shape[0] / h).astype(int)
-        width = max(1, round(img.shape[1] * h / img.shape[0]))
-        cols = (np.arange(width) * img.shape[1] / width).astype(int)
-        return np.concatenate([sim, img[rows][:, cols, :3].astype(np.uint8)], axis=1)
+        """Sim cameras side by side, and the model's imagined frame for this step when it returned video, each
+        captioned (`sim: <camera>`, `model: imagined`): uncaptioned, the imagined panel passed for a fourth camera."""
+        from worldpolicy.viz.video import labelled_row
+
+        views = [self.env.render_camera(key) for key in CAMERAS]
+        labels = [f"sim: {name}" for name in CAMERAS.values()]
+        if imagined is not None:
+            views.append(np.asarray(imagined)[..., :3].astype(np.uint8))
+            labels.append("model: imagined")
+        return labelled_row(views, labels, height=views[0].shape[0])
 
 
 def _frame_after(action: int, frames: int, chunk: int) -> int:

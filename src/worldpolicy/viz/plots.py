@@ -22,18 +22,22 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "GRIPPER_CLOSED_THRESHOLD",
+    "GRIPPER_NAMES",
     "LENGTH_UNITS",
     "POSE_COLUMNS",
     "action_timeseries_figure",
     "ee_path_figure",
     "ee_poses",
+    "figure_title",
     "gripper_closed_mask",
+    "gripper_columns",
     "joints_figure",
     "load_actions_file",
     "plot_action_timeseries",
     "plot_ee_path",
     "plot_joints",
     "plot_prediction",
+    "run_title",
     "save_figure",
 ]
 
@@ -43,10 +47,23 @@ POSE_COLUMNS = ("tx", "ty", "tz", "r0", "r1", "r2", "r3", "r4", "r5")
 LENGTH_UNITS = {"m": 1.0, "cm": 0.01, "mm": 0.001}
 # Gripper values are in [0, 1] with 1 = closed (DROID robot convention, robot-bridge.md §5; RAW10 grasp ≈ [0, 1]).
 GRIPPER_CLOSED_THRESHOLD = 0.5
+GRIPPER_NAMES = ("gripper", "grasp")  # a gripper column's name, alone or after an arm's prefix (`left_grasp`)
+# Styling facts shared by every figure and video of the package (sim and training reports too). In action figures red
+# is the gripper's and nothing else's.
 GRIPPER_COLOR = "#d62728"
 LINE_COLOR = "#1f77b4"
 SHADE_COLOR = "#f4a582"
+SUCCESS_COLOR = "#2ca02c"
+FAILURE_COLOR = "#d62728"
+# tab10 without its red: one colour per joint, none mistaken for the gripper (more joints repeat them dashed)
+SERIES_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+TITLE_FONTSIZE = 10
+LABEL_FONTSIZE = 8
+TICK_FONTSIZE = 7
+LEGEND_FONTSIZE = 7
 DPI = 100
+_TITLE_GAP_IN = 0.1  # from the figure's top edge to the title
+_TITLE_LINE_IN = 0.2  # one title line at TITLE_FONTSIZE
 
 
 def _literal(text: str) -> str:
@@ -64,8 +81,28 @@ def _new_figure(width_in: float, height_in: float):
     return fig
 
 
+def series_style(k: int) -> dict[str, str]:
+    """Colour and line style of the k-th of several overlaid series (joints, training losses)."""
+    return {"color": SERIES_COLORS[k % len(SERIES_COLORS)], "ls": "-" if k < len(SERIES_COLORS) else "--"}
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def figure_title(fig, heading: str, detail: str = "") -> float:
+    """Draw the heading (what and which run) and a detail line at a fixed distance in inches from the top edge, and
+    return the top margin they need. A title placed at a fraction of the height (matplotlib's default) sat inside
+    the first row of axes of a tall figure (a 29-column chunk, a training log with many fields)."""
+    lines = [line for line in (heading, detail) if line]
+    height = fig.get_size_inches()[1]
+    fig.suptitle(_literal("\n".join(lines)), y=1 - _TITLE_GAP_IN / height, va="top", fontsize=TITLE_FONTSIZE)
+    return _TITLE_GAP_IN + _TITLE_LINE_IN * len(lines) + 0.15
+
+
 def _grid_margins(fig, nrows: int, ncols: int, left=0.8, right=0.2, top=0.45, bottom=0.5, wgap=0.85, hgap=0.25):
-    """Fixed margins in inches: a constrained layout would cost more than the drawing itself for small figures."""
+    """Fixed margins in inches (`top` from `figure_title`): a constrained layout would cost more than the drawing
+    itself for small figures."""
     w, h = fig.get_size_inches()
     axis_w = (w - left - right - wgap * (ncols - 1)) / ncols
     axis_h = (h - top - bottom - hgap * (nrows - 1)) / nrows
@@ -89,8 +126,9 @@ def save_figure(fig, path: str | Path) -> Path:
 def _check_actions(
     actions: Any, columns: Sequence[str], units: Sequence[str] | None = None, gripper_column: str | None = None
 ) -> np.ndarray:
-    if gripper_column is not None and gripper_column not in columns:
-        raise ValueError(f"gripper_column={gripper_column!r} is not one of the columns {list(columns)}")
+    unknown = [g for g in _gripper_list(gripper_column) if g not in columns]
+    if unknown:
+        raise ValueError(f"gripper_column={gripper_column!r}: {unknown} not among the columns {list(columns)}")
     a = np.asarray(actions, dtype=np.float64)
     if a.ndim != 2 or a.shape[0] < 1:
         raise ValueError(f"actions must be a 2-D array [T, D] with T >= 1, got shape {a.shape}")
@@ -113,6 +151,29 @@ def _require_path(path: str | Path | None, fn: str) -> Path:
     if path is None:
         raise TypeError(f"{fn}: path is required (where to write the PNG)")
     return Path(path)
+
+
+def _gripper_list(gripper_column: str | Sequence[str] | None) -> list[str]:
+    if gripper_column is None:
+        return []
+    return [gripper_column] if isinstance(gripper_column, str) else list(gripper_column)
+
+
+def _arm_prefix(column: str) -> str:
+    """`left_` for `left_grasp` / `left_tx`; '' for an unprefixed name."""
+    return column[: column.rfind("_") + 1]
+
+
+def _shading_gripper(columns: Sequence[str], grippers: Sequence[str]) -> list[str | None]:
+    """The gripper whose closed spans each column's subplot shades: the only one, or (one per arm) the gripper of the
+    column's arm, by name prefix (`left_tx` → `left_grasp`); None for a column of no arm with a gripper (`ego_tx`)."""
+    if len(grippers) == 1:
+        return [grippers[0]] * len(columns)
+    out = []
+    for column in columns:
+        matches = [g for g in grippers if _arm_prefix(g) and column.startswith(_arm_prefix(g))]
+        out.append(max(matches, key=len) if matches else None)
+    return out
 
 
 def gripper_closed_mask(values: np.ndarray) -> np.ndarray:
@@ -148,7 +209,7 @@ def plot_action_timeseries(
     columns: Sequence[str],
     units: Sequence[str],
     fps: float,
-    gripper_column: str | None = None,
+    gripper_column: str | Sequence[str] | None = None,
     path: str | Path | None = None,
     title: str = "",
 ) -> Path:
@@ -157,33 +218,45 @@ def plot_action_timeseries(
     return save_figure(action_timeseries_figure(actions, columns, units, fps, gripper_column, title), path)
 
 
+def _grid_shape(d: int) -> tuple[int, int]:
+    """(rows, columns) of subplots for d dimensions: wider grids for wide chunks (57 columns in 2 were 29 rows)."""
+    ncols = 1 if d <= 4 else 2 if d <= 16 else 3 if d <= 36 else 4
+    return int(np.ceil(d / ncols)), ncols
+
+
 def action_timeseries_figure(
     actions: Any,
     columns: Sequence[str],
     units: Sequence[str],
     fps: float,
-    gripper_column: str | None = None,
+    gripper_column: str | Sequence[str] | None = None,
     title: str = "",
 ):
-    """The `plot_action_timeseries` figure (a matplotlib Figure on the Agg canvas), for callers that draw on it."""
+    """The `plot_action_timeseries` figure (a matplotlib Figure on the Agg canvas), for callers that draw on it.
+
+    `gripper_column` is the gripper's column, or one per arm (`["left_grasp", "right_grasp"]`): each is drawn red and
+    its closed spans are shaded on its arm's subplots (the columns with its prefix; a single gripper: all of them).
+    `title` (e.g. which run) heads the figure above what it shows."""
     a = _check_actions(actions, columns, units, gripper_column)
     fps = _check_fps(fps)
     columns = list(columns)
+    grippers = _gripper_list(gripper_column)
+    shading = _shading_gripper(columns, grippers)
     t = np.arange(a.shape[0]) / fps
     d = a.shape[1]
-    ncols = 1 if d <= 4 else 2
-    nrows = int(np.ceil(d / ncols))
+    nrows, ncols = _grid_shape(d)
     fig = _new_figure(5.0 * ncols, 1.0 + 1.45 * nrows)
-    _grid_margins(fig, nrows, ncols)
+    detail = f"{plural(a.shape[0], 'step')} × {plural(d, 'dim')} @ {fps:g} Hz"
+    top = figure_title(fig, title or "action chunk", detail)
+    _grid_margins(fig, nrows, ncols, top=top)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, squeeze=False)).ravel()
-    g = a[:, columns.index(gripper_column)] if gripper_column is not None else None
     for i, ax in enumerate(axes):
         if i >= d:
             ax.set_visible(False)
             continue
-        is_gripper = columns[i] == gripper_column
-        if g is not None:
-            _shade_closed(ax, g, fps, label=is_gripper)
+        is_gripper = columns[i] in grippers
+        if shading[i] is not None:
+            _shade_closed(ax, a[:, columns.index(shading[i])], fps, label=is_gripper)
         ax.plot(
             t,
             a[:, i],
@@ -192,17 +265,16 @@ def action_timeseries_figure(
             lw=1.4,
             color=GRIPPER_COLOR if is_gripper else LINE_COLOR,
         )
-        ax.set_ylabel(axis_label(columns[i], units[i]), fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.set_ylabel(axis_label(columns[i], units[i]), fontsize=LABEL_FONTSIZE)
+        ax.tick_params(labelsize=TICK_FONTSIZE)
         ax.grid(alpha=0.3)
         if is_gripper:
             ax.axhline(GRIPPER_CLOSED_THRESHOLD, color=GRIPPER_COLOR, lw=0.6, ls=":")
             if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize=7, loc="best")
+                ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
     for ax in axes[max(0, d - ncols) : d]:
-        ax.set_xlabel("time [s]", fontsize=8)
+        ax.set_xlabel("time [s]", fontsize=LABEL_FONTSIZE)
         ax.xaxis.set_tick_params(labelbottom=True)
-    fig.suptitle(_literal(title or f"action chunk: {a.shape[0]} steps × {d} dims @ {fps:g} Hz"), fontsize=10)
     return fig
 
 
@@ -271,7 +343,7 @@ def ee_path_figure(
     max_frames: int = 12,
     units: Sequence[str] | None = None,
 ):
-    """The `plot_ee_path` figure."""
+    """The `plot_ee_path` figure; `title` (e.g. which run) heads it above the path's length and travel."""
     poses = ee_poses(actions, columns, anchor, units)
     a = _check_actions(actions, columns, gripper_column=gripper_column)
     p = poses[:, :3, 3]
@@ -281,7 +353,10 @@ def ee_path_figure(
     frame_len = half * 0.18
 
     fig = _new_figure(6.4, 5.6)
-    fig.subplots_adjust(left=0.02, right=0.95, top=0.93, bottom=0.04)
+    travel = float(np.sum(np.linalg.norm(np.diff(p, axis=0), axis=1)))
+    detail = f"{plural(len(poses) - 1, 'step')}, travel {travel * 100:.1f} cm; frames: x red, y green, z blue"
+    top = figure_title(fig, title or "end-effector path", detail)
+    fig.subplots_adjust(left=0.02, right=0.95, top=1 - top / 5.6, bottom=0.04)
     ax = fig.add_subplot(projection="3d")
     ax.plot(p[:, 0], p[:, 1], p[:, 2], color="0.35", lw=1.5, label="end-effector path")
     if gripper_column is not None:
@@ -289,9 +364,10 @@ def ee_path_figure(
         # pose i+1 is reached by action i: colour the point by the gripper command that produced it
         colors = np.where(np.concatenate([[False], closed]), GRIPPER_COLOR, LINE_COLOR)
         ax.scatter(p[:, 0], p[:, 1], p[:, 2], c=colors, s=10, depthshade=False)
+        ax.scatter([], [], [], c=LINE_COLOR, s=10, label="gripper open")
         ax.scatter([], [], [], c=GRIPPER_COLOR, s=10, label="gripper closed")
     else:
-        ax.scatter(p[:, 0], p[:, 1], p[:, 2], c=LINE_COLOR, s=10, depthshade=False)
+        ax.scatter(p[:, 0], p[:, 1], p[:, 2], c=LINE_COLOR, s=10, depthshade=False, label="pose after each step")
     ax.scatter(*p[0], color="black", s=40, marker="o", label="start (anchor)")
     ax.scatter(*p[-1], color="black", s=50, marker="X", label="end")
     step = max(1, int(np.ceil(len(poses) / max_frames)))
@@ -304,17 +380,11 @@ def ee_path_figure(
     for setter, c in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), centre):
         setter(c - half, c + half)
     ax.set_box_aspect((1, 1, 1))
-    ax.set_xlabel("x [m]", fontsize=8)
-    ax.set_ylabel("y [m]", fontsize=8)
-    ax.set_zlabel("z [m]", fontsize=8)
-    ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7, loc="upper left")
-    travel = float(np.sum(np.linalg.norm(np.diff(p, axis=0), axis=1)))
-    fig.suptitle(
-        _literal(title)
-        or f"end-effector path: {len(poses) - 1} steps, travel {travel * 100:.1f} cm (frames: x red, y green, z blue)",
-        fontsize=10,
-    )
+    ax.set_xlabel("x [m]", fontsize=LABEL_FONTSIZE)
+    ax.set_ylabel("y [m]", fontsize=LABEL_FONTSIZE)
+    ax.set_zlabel("z [m]", fontsize=LABEL_FONTSIZE)
+    ax.tick_params(labelsize=TICK_FONTSIZE)
+    ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper left")
     return fig
 
 
@@ -340,7 +410,8 @@ def joints_figure(
     gripper_column: str | None = None,
     title: str = "",
 ):
-    """The `plot_joints` figure."""
+    """The `plot_joints` figure; `title` (e.g. which run) heads it. The joints' legend sits right of the axes, where
+    it hides no line."""
     a = _check_actions(actions, columns, units, gripper_column)
     fps = _check_fps(fps)
     joint_idx = [i for i, c in enumerate(columns) if c != gripper_column]
@@ -348,33 +419,34 @@ def joints_figure(
     unit = joint_units[0] if len(joint_units) == 1 else "mixed"
     t = np.arange(a.shape[0]) / fps
     nrows = 3 if gripper_column is not None else 2
-    fig = _new_figure(7.0, 1.2 + 2.0 * nrows)
-    _grid_margins(fig, nrows, 1, hgap=0.2)
+    legend_columns = int(np.ceil(len(joint_idx) / 12))
+    right = 0.3 + 1.2 * legend_columns
+    fig = _new_figure(6.8 + right, 1.2 + 2.0 * nrows)
+    top = figure_title(fig, title or "joint trajectory", f"{plural(a.shape[0], 'step')} @ {fps:g} Hz")
+    _grid_margins(fig, nrows, 1, top=top, right=right, hgap=0.2)
     axes = fig.subplots(nrows, 1, sharex=True, squeeze=False)[:, 0]
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10"]
     g = a[:, list(columns).index(gripper_column)] if gripper_column is not None else None
     for k, i in enumerate(joint_idx):
-        axes[0].plot(t, a[:, i], lw=1.4, color=cmap(k % 10), label=_literal(columns[i]))
+        axes[0].plot(t, a[:, i], lw=1.4, label=_literal(columns[i]), **series_style(k))
         vel = np.gradient(a[:, i], 1.0 / fps) if a.shape[0] > 1 else np.zeros(1)
-        axes[1].plot(t, vel, lw=1.2, color=cmap(k % 10))
-    axes[0].set_ylabel(_literal(f"joint position [{unit}]"), fontsize=8)
-    axes[1].set_ylabel(_literal(f"joint velocity [{unit}/s]"), fontsize=8)
-    axes[0].legend(fontsize=7, ncol=min(4, len(joint_idx)), loc="best")
+        axes[1].plot(t, vel, lw=1.2, **series_style(k))
+    axes[0].set_ylabel(_literal(f"joint position [{unit}]"), fontsize=LABEL_FONTSIZE)
+    axes[1].set_ylabel(_literal(f"joint velocity [{unit}/s]"), fontsize=LABEL_FONTSIZE)
+    axes[0].legend(fontsize=LEGEND_FONTSIZE, ncol=legend_columns, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                   borderaxespad=0)
     if g is not None:
         gi = list(columns).index(gripper_column)
         for ax in axes:
             _shade_closed(ax, g, fps, label=ax is axes[2])
         axes[2].plot(t, g, color=GRIPPER_COLOR, lw=1.6, marker=".", ms=3)
         axes[2].axhline(GRIPPER_CLOSED_THRESHOLD, color=GRIPPER_COLOR, lw=0.6, ls=":")
-        axes[2].set_ylabel(axis_label(gripper_column, units[gi]), fontsize=8)
-        axes[2].legend(fontsize=7, loc="best")
+        axes[2].set_ylabel(axis_label(gripper_column, units[gi]), fontsize=LABEL_FONTSIZE)
+        if axes[2].get_legend_handles_labels()[0]:
+            axes[2].legend(fontsize=LEGEND_FONTSIZE, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.tick_params(labelsize=7)
-    axes[-1].set_xlabel("time [s]", fontsize=8)
-    fig.suptitle(_literal(title or f"joint trajectory: {a.shape[0]} steps @ {fps:g} Hz"), fontsize=10)
+        ax.tick_params(labelsize=TICK_FONTSIZE)
+    axes[-1].set_xlabel("time [s]", fontsize=LABEL_FONTSIZE)
     return fig
 
 
@@ -392,7 +464,7 @@ def resolve_layout(prediction: Mapping[str, Any], columns: Sequence[str]) -> tup
         emb = None
     if emb is not None and list(emb.columns) == list(columns):
         return emb.layout, emb.gripper_column
-    gripper = next((c for c in ("gripper", "grasp") if c in columns), None)
+    gripper = _arm_gripper("", columns)
     if all(c in columns for c in POSE_COLUMNS):
         return "relative_pose", gripper
     if any(c.startswith("joint") for c in columns):
@@ -447,11 +519,40 @@ def pose_groups(columns: Sequence[str]) -> dict[str, list[int]]:
     return groups
 
 
+def _arm_gripper(prefix: str, columns: Sequence[str]) -> str | None:
+    return next((prefix + g for g in GRIPPER_NAMES if prefix + g in columns), None)
+
+
+def gripper_columns(prediction: Mapping[str, Any], columns: Sequence[str]) -> list[str]:
+    """Every gripper column of a prediction: the layout's own, else one per arm of a multi-arm pose layout
+    (`left_grasp`, `right_grasp`), so each arm's gripper is drawn as one in the time series as in its path."""
+    _, gripper = resolve_layout(prediction, columns)
+    if gripper is not None:
+        return [gripper]
+    return [g for g in (_arm_gripper(prefix, columns) for prefix in pose_groups(columns)) if g is not None]
+
+
+MAX_TITLE_PROMPT = 60
+
+
+def run_title(prediction: Mapping[str, Any]) -> str:
+    """Which run a figure shows: `mode · embodiment · "prompt"` (a long prompt cut with an ellipsis)."""
+    name = f"{prediction.get('mode', 'actions')} · {prediction.get('embodiment', '?')}"
+    settings = prediction.get("settings")
+    prompt = settings.get("prompt") if isinstance(settings, Mapping) else None
+    if isinstance(prompt, str) and prompt.strip():
+        prompt = " ".join(prompt.split())
+        cut = prompt if len(prompt) <= MAX_TITLE_PROMPT else prompt[: MAX_TITLE_PROMPT - 1].rstrip() + "…"
+        name += f' · "{cut}"'
+    return name
+
+
 def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path) -> list[Path]:
     """Write the plots that suit a `worldpolicy.actions/v1` dict into `out_dir`; returns the PNG paths.
 
     Always `actions.png` (time series); plus `ee_path.png` for relative-pose layouts (`ee_path_<arm>.png` per arm of
-    a multi-arm one) or `joints.png` for joint layouts. Every figure is drawn before the first file is written.
+    a multi-arm one) or `joints.png` for joint layouts. Every figure is headed by `run_title`, and drawn before the
+    first file is written.
     """
     check_prediction_json(prediction_json)
     columns = list(prediction_json["columns"])
@@ -459,22 +560,23 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path) -> 
     actions = _check_actions(prediction_json["actions"], columns, units)
     fps = _check_fps(prediction_json["fps"])
     layout, gripper = resolve_layout(prediction_json, columns)
+    grippers = gripper_columns(prediction_json, columns)
     out_dir = Path(out_dir)
-    name = f"{prediction_json.get('mode', 'actions')} · {prediction_json.get('embodiment', '?')}"
-    figures = {"actions.png": action_timeseries_figure(actions, columns, units, fps, gripper, title=f"{name}: actions")}
+    name = run_title(prediction_json)
+    figures = {"actions.png": action_timeseries_figure(actions, columns, units, fps, grippers, title=f"{name}: actions")}
     if layout == "relative_pose":
         for prefix, indexes in pose_groups(columns).items():
-            arm_gripper = next((prefix + g for g in ("gripper", "grasp") if prefix + g in columns), None)
+            arm_gripper = _arm_gripper(prefix, columns)
             grip = None
             if arm_gripper is not None:
                 indexes = [*indexes, columns.index(arm_gripper)]
                 grip = "gripper"
             arm_columns = [*POSE_COLUMNS, *(["gripper"] if grip else [])]
             file = f"ee_path_{prefix.rstrip('_')}.png" if prefix else "ee_path.png"
-            title = f"{name}: {prefix.rstrip('_')} end-effector path" if prefix else ""
+            title = f"{name}: {prefix.rstrip('_')} end-effector path" if prefix else f"{name}: end-effector path"
             arm = actions[:, indexes]  # a copy: scaled to metres here, so a warning names the file's own columns
             arm[:, :3] *= _metres_per_unit([columns[i] for i in indexes[:3]], [units[i] for i in indexes[:3]])
             figures[file] = ee_path_figure(arm, arm_columns, gripper_column=grip, title=title)
     elif layout == "joint_position":
-        figures["joints.png"] = joints_figure(actions, columns, units, fps, gripper)
+        figures["joints.png"] = joints_figure(actions, columns, units, fps, gripper, title=f"{name}: joints")
     return [save_figure(fig, out_dir / file) for file, fig in figures.items()]

@@ -25,7 +25,7 @@ import numpy as np
 from ..fileio import write_bytes_atomic
 from ..results import actions_from_json
 
-__all__ = ["MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html", "serve_report", "write_report"]
+__all__ = ["MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html", "log_curves_figure", "serve_report", "write_report"]
 
 REPORT_FILE = "index.html"
 MAX_EMBED_VIDEO_BYTES = 8 * 1024 * 1024
@@ -33,6 +33,7 @@ MAX_TABLE_ROWS = 200
 MAX_LOG_LINES = 100_000
 MAX_JSON_BYTES = 32 * 1024 * 1024
 MAX_LISTED_FILES = 500
+LOG_SCALE_SPAN = 30  # a loss whose largest value is this many times its smallest is drawn on a log scale
 METRICS_FILES = ("metrics.json", "report.json")  # report.json: `worldpolicy sim` evaluation (worldpolicy.sim_eval/v1)
 
 _CSS = """
@@ -100,6 +101,28 @@ def _kv_table(pairs: Iterable[tuple[str, Any]], cls: str = "") -> str:
     return f"<table class='{cls}'>{rows}</table>"
 
 
+def _record_lists(metrics: Any) -> list[tuple[str, list[Mapping[str, Any]]]]:
+    """Top-level lists of records in a metrics file (a sim report's `episodes`): shown as tables, one row each,
+    rather than as "[N items]"."""
+    if not isinstance(metrics, Mapping):
+        return []
+    return [(str(k), v) for k, v in metrics.items()
+            if isinstance(v, list) and v and all(isinstance(r, Mapping) for r in v)]
+
+
+def _records_table(records: list[Mapping[str, Any]]) -> str:
+    columns = list(dict.fromkeys(k for r in records for k in r))
+    head = "<tr>" + "".join(f"<th>{_esc(c)}</th>" for c in columns) + "</tr>"
+
+    def cell(value: Any) -> str:
+        text = _fmt(value) if not isinstance(value, (dict, list)) else json.dumps(value, ensure_ascii=False)
+        return f"<td class=k>{_esc(text)}</td>" if isinstance(value, str) else f"<td>{_esc(text)}</td>"
+
+    body = "".join("<tr>" + "".join(cell(r.get(c, "")) for c in columns) + "</tr>" for r in records[:MAX_TABLE_ROWS])
+    more = f"<p class=muted>first {MAX_TABLE_ROWS} of {len(records)} rows</p>" if len(records) > MAX_TABLE_ROWS else ""
+    return f"<table>{head}{body}</table>{more}"
+
+
 def _data_uri(path: Path, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
 
@@ -162,9 +185,33 @@ def _action_table(actions: Mapping[str, Any]) -> str:
     return f"<table id=actions-table>{head}{body}</table>{more}"
 
 
+def _curve_order(key: str) -> tuple[int, str]:
+    """`loss` first, then the other losses, then everything else, each alphabetically."""
+    return (0 if key == "loss" else 1 if "loss" in key else 2, key)
+
+
 def _log_curves(path: Path) -> tuple[bytes | None, int]:
-    """PNG of the numeric fields of a JSON-lines log against `step` (or line number); (None, n) when nothing numeric."""
-    from .plots import _grid_margins, _new_figure
+    """PNG of `log_curves_figure`; (None, n) when the log holds nothing numeric."""
+    import io
+
+    from .plots import DPI
+
+    fig, n = log_curves_figure(path)
+    if fig is None:
+        return None, n
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    return buf.getvalue(), n
+
+
+def log_curves_figure(path: Path) -> tuple[Any, int]:
+    """(figure, records): the numeric fields of a JSON-lines log (training metrics) against `step` (or line number);
+    (None, records) when nothing is numeric.
+
+    One small panel per field, named above it (a long name as a y label ran into the tick labels), losses first and
+    on a log scale when they span more than LOG_SCALE_SPAN; a field with one value throughout (`world_size`) is
+    named with its value in the heading instead of a flat panel."""
+    from .plots import LABEL_FONTSIZE, LINE_COLOR, TICK_FONTSIZE, _grid_margins, _new_figure, figure_title, plural
 
     rows = []
     with path.open() as fh:
@@ -180,27 +227,41 @@ def _log_curves(path: Path) -> tuple[bytes | None, int]:
                 if isinstance(obj, Mapping):
                     rows.append(obj)
     keys = sorted(
-        {k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)} - {"step"}
+        {k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)} - {"step"},
+        key=_curve_order,
     )
     if not keys:
         return None, len(rows)
-    fig = _new_figure(7.0, 1.0 + 1.6 * len(keys))
-    _grid_margins(fig, len(keys), 1)
-    axes = fig.subplots(len(keys), 1, sharex=True, squeeze=False)[:, 0]
-    for ax, key in zip(axes, keys):
-        pts = [(r.get("step", i), r[key]) for i, r in enumerate(rows) if isinstance(r.get(key), (int, float))]
-        x, y = zip(*pts)
-        ax.plot(x, y, lw=1.2)
-        ax.set_ylabel(key, fontsize=8)
+    series = {
+        key: [(r.get("step", i), r[key]) for i, r in enumerate(rows) if isinstance(r.get(key), (int, float))]
+        for key in keys
+    }
+    constant = {key: pts[0][1] for key, pts in series.items() if len({y for _, y in pts}) == 1}
+    shown = [key for key in keys if key not in constant] or keys
+    ncols = 1 if len(shown) <= 6 else 2
+    nrows = int(np.ceil(len(shown) / ncols))
+    fig = _new_figure(6.0 * ncols + 1.0, 0.8 + 1.7 * nrows)
+    fixed = ", ".join(f"{k} = {_fmt(v)}" for k, v in constant.items() if k not in shown)
+    detail = plural(len(rows), "record") + (f"; constant: {fixed}" if fixed else "")
+    top = figure_title(fig, f"{path.parent.name}: {path.name}", detail)
+    _grid_margins(fig, nrows, ncols, top=top + 0.15, hgap=0.45)
+    axes = fig.subplots(nrows, ncols, sharex=True, squeeze=False).ravel()
+    for ax, key in zip(axes, shown):
+        x, y = zip(*series[key])
+        ax.plot(x, y, lw=1.2, color=LINE_COLOR, marker="." if len(x) <= 64 else None, ms=3)
+        name = key
+        if "loss" in key and min(y) > 0 and max(y) / min(y) > LOG_SCALE_SPAN:
+            ax.set_yscale("log")
+            name += " (log scale)"
+        ax.set_title(name, loc="left", fontsize=LABEL_FONTSIZE)
         ax.grid(alpha=0.3)
-        ax.tick_params(labelsize=7)
-    axes[-1].set_xlabel("step", fontsize=8)
-    fig.suptitle(path.name, fontsize=10)
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue(), len(rows)
+        ax.tick_params(which="both", labelsize=TICK_FONTSIZE)  # a log axis labels minor ticks too
+    for ax in axes[len(shown):]:
+        ax.set_visible(False)
+    for ax in axes[max(0, len(shown) - ncols) : len(shown)]:
+        ax.set_xlabel("training step" if any("step" in r for r in rows) else "record", fontsize=LABEL_FONTSIZE)
+        ax.xaxis.set_tick_params(labelbottom=True)
+    return fig, len(rows)
 
 
 # a file that parses but holds values the report cannot use (ragged rows, nulls, bytes that are not text)
@@ -280,7 +341,12 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
         sections.append(f"<section id=plots><h2>Plots</h2>{''.join(images)}</section>")
 
     if metrics is not None:
-        sections.append(f"<section id=metrics><h2>Metrics</h2>{_kv_table(_flatten(metrics), 'metrics')}</section>")
+        tables = dict(_record_lists(metrics))
+        scalars = {k: v for k, v in metrics.items() if k not in tables} if tables else metrics
+        sections.append(f"<section id=metrics><h2>Metrics</h2>{_kv_table(_flatten(scalars), 'metrics')}</section>")
+        for key, rows in tables.items():
+            sections.append(f"<section id='records-{_esc(key)}'><h2>{_esc(key.capitalize())}</h2>"
+                            f"{_records_table(rows)}</section>")
     if isinstance(actions, Mapping) and actions.get("actions"):
         try:
             sections.append(

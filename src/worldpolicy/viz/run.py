@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .plots import load_actions_file, plot_prediction, resolve_layout
+from .plots import gripper_columns, load_actions_file, plot_prediction, run_title
 
 __all__ = ["ACTIONS_FILE", "ANIMATION_FILE", "PLOT_FILES", "ROLLOUT_VIDEO", "resolve_actions_path", "visualize"]
 
@@ -49,7 +49,6 @@ def visualize(
         frames = iter_video(video_path)  # every frame is drawn, decoded as it is: a long clip is never held whole
     written = plot_prediction(prediction, out_dir)
     if animate:
-        _, gripper = resolve_layout(prediction, prediction["columns"])
         written.append(
             animate_actions(
                 prediction["actions"],
@@ -57,10 +56,10 @@ def visualize(
                 prediction["units"],
                 prediction["fps"],
                 out_dir / ANIMATION_FILE,
-                gripper_column=gripper,
+                gripper_column=gripper_columns(prediction, prediction["columns"]),
                 video=frames,
                 video_fps=video_fps,
-                title=f"{prediction.get('mode', 'actions')} · {prediction.get('embodiment', '?')}",
+                title=run_title(prediction),
                 video_label="imagined video" if video is None else "video",
             )
         )

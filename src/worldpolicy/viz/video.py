@@ -15,10 +15,20 @@ import numpy as np
 from ..processing.video import to_uint8, write_video
 from .plots import _check_actions, _check_fps, action_timeseries_figure
 
-__all__ = ["animate_actions", "animation_frames", "figure_to_array", "side_by_side_frames", "write_side_by_side"]
+__all__ = [
+    "animate_actions",
+    "animation_frames",
+    "figure_to_array",
+    "labelled_row",
+    "side_by_side_frames",
+    "write_side_by_side",
+]
 
 PLAYHEAD_RGB = (20, 20, 20)
-LABEL_HEIGHT = 22
+LABEL_HEIGHT = 22  # the caption strip above a clip of up to LABEL_SCALE_FROM pixels; taller clips get a taller one
+LABEL_SCALE_FROM = 528
+MAX_LABEL_HEIGHT = 48
+GAP = 4  # white pixels between clips placed side by side
 
 
 def figure_to_array(fig) -> np.ndarray:
@@ -56,13 +66,49 @@ def _resize(frame: np.ndarray, height: int) -> np.ndarray:
     return np.asarray(Image.fromarray(frame).resize((width, height), Image.BILINEAR))
 
 
-def _label(frame: np.ndarray, text: str) -> np.ndarray:
-    """Put a white caption strip with `text` above the frame."""
-    from PIL import Image, ImageDraw
+def label_height(frame_height: int) -> int:
+    """The caption strip's height for a clip `frame_height` pixels tall: LABEL_HEIGHT, growing with taller clips (a
+    fixed strip was a 10-pixel line on an 800-pixel animation) up to MAX_LABEL_HEIGHT."""
+    return min(MAX_LABEL_HEIGHT, max(LABEL_HEIGHT, round(LABEL_HEIGHT * frame_height / LABEL_SCALE_FROM)))
 
-    strip = Image.new("RGB", (frame.shape[1], LABEL_HEIGHT), (255, 255, 255))
-    ImageDraw.Draw(strip).text((6, 5), text, fill=(0, 0, 0))
+
+def _label(frame: np.ndarray, text: str, widest: str | None = None, strip_height: int | None = None) -> np.ndarray:
+    """Put a white caption strip with `text` above the frame. A caption wider than the frame is drawn smaller, and if
+    it still does not fit the frame is widened with white on both sides (a cut caption hid which clip was which);
+    both are sized for `widest` (default `text`), so every frame of a clip captioned with it has one geometry.
+    `strip_height` defaults to `label_height` of the frame."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    strip_h = strip_height or label_height(frame.shape[0])
+    size = round(strip_h * 0.6)
+    font = ImageFont.load_default(size=size)
+    while size > 9 and font.getlength(widest or text) + 12 > frame.shape[1]:
+        size -= 1
+        font = ImageFont.load_default(size=size)
+    pad = max(0, int(np.ceil(font.getlength(widest or text))) + 12 - frame.shape[1])
+    if pad:
+        frame = np.pad(frame, ((0, 0), (pad // 2, pad - pad // 2), (0, 0)), constant_values=255)
+    strip = Image.new("RGB", (frame.shape[1], strip_h), (255, 255, 255))
+    ImageDraw.Draw(strip).text((6, strip_h / 2), text, fill=(0, 0, 0), font=font, anchor="lm")
     return np.concatenate([np.asarray(strip), frame], axis=0)
+
+
+def labelled_row(
+    images: Sequence[np.ndarray],
+    labels: Sequence[str],
+    height: int | None = None,
+    gap: int = GAP,
+    widest: Sequence[str] | None = None,
+) -> np.ndarray:
+    """Images [H, W, 3] resized to one height (default: the smallest), each captioned, left to right with `gap` white
+    pixels between: one frame of a side-by-side clip, so a viewer sees which panel is real and which imagined.
+    `widest[i]`: the longest caption panel i shows in the clip (its frames keep one size)."""
+    height = int(height or min(image.shape[0] for image in images))
+    row = []
+    for i, (image, label) in enumerate(zip(images, labels)):
+        row.append(_label(_resize(image, height), label, widest[i] if widest is not None else None))
+        row.append(np.full((row[-1].shape[0], gap, 3), 255, np.uint8))
+    return np.concatenate(row[:-1], axis=1)
 
 
 def animation_frames(
@@ -70,7 +116,7 @@ def animation_frames(
     columns: Sequence[str],
     units: Sequence[str],
     fps: float,
-    gripper_column: str | None = None,
+    gripper_column: str | Sequence[str] | None = None,
     video: np.ndarray | Iterator[np.ndarray] | None = None,
     video_fps: float | None = None,
     title: str = "",
@@ -79,8 +125,11 @@ def animation_frames(
     """Frames [N, H, W, 3] and their rate: the time-series plot with a moving playhead, the video (if any) at left.
 
     With a video, there is one output frame per video frame, frame k at time k / video_fps (the video's frame 0 is
-    the observation, i.e. t = 0); without one, one frame per action step at `fps`. `video` is frames
-    [T, H, W, 3] (uint8, or float in [0, 1]), or an iterator of [H, W, 3] frames (`processing.video.iter_video`) drawn as they come.
+    the observation, i.e. t = 0), and a video that ends before the chunk holds its last frame (captioned "ended")
+    until the playhead reaches the last action; without one, one frame per action step at `fps`. `video` is frames
+    [T, H, W, 3] (uint8, or float in [0, 1]), or an iterator of [H, W, 3] frames (`processing.video.iter_video`)
+    drawn as they come.
+    `gripper_column`: the gripper's column, or one per arm (see `action_timeseries_figure`).
     """
     frames, rate = _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label)
     return np.stack(list(frames)), rate
@@ -108,16 +157,23 @@ def _animation(actions, columns, units, fps, gripper_column, video, video_fps, t
     else:
         rate = fps
     t_end = (a.shape[0] - 1) / fps
+    strip = label_height(height)
+    widest = f"{video_label}  t = 0000.00 s  frame 00000 (ended)"  # one caption size for every frame
 
     def frames():
         if video is None:
             for k in range(a.shape[0]):
-                yield _frame(k, k / rate, None)
-        else:
-            for k, image in enumerate(video):
-                yield _frame(k, k / rate, image)
+                yield _frame(k / rate, None, "")
+            return
+        k = -1
+        for k, image in enumerate(video):
+            yield _frame(k / rate, image, f"frame {k}")
+        last = k
+        while (k + 1) / rate <= t_end + 1e-9:  # a clip shorter than the chunk: the playhead still runs to its end
+            k += 1
+            yield _frame(k / rate, image, f"frame {last} (ended)")
 
-    def _frame(k: int, t: float, image: np.ndarray | None) -> np.ndarray:
+    def _frame(t: float, image: np.ndarray | None, shown: str) -> np.ndarray:
         frame = plot.copy()
         tt = min(t, t_end)
         for x0, px_per_s, top, bottom, left, right in geometry:
@@ -125,7 +181,7 @@ def _animation(actions, columns, units, fps, gripper_column, video, video_fps, t
             if left <= x < right:
                 frame[top:bottom, max(x - 1, 0) : x + 1] = PLAYHEAD_RGB
         if image is not None:  # each video frame resized as it is drawn
-            panel = _label(_resize(image, height - LABEL_HEIGHT), f"{video_label}  t = {t:.2f} s  frame {k}")
+            panel = _label(_resize(image, height - strip), f"{video_label}  t = {t:.2f} s  {shown}", widest, strip)
             frame = np.concatenate([panel, frame], axis=1)
         return frame
 
@@ -138,7 +194,7 @@ def animate_actions(
     units: Sequence[str],
     fps: float,
     path: str | Path,
-    gripper_column: str | None = None,
+    gripper_column: str | Sequence[str] | None = None,
     video: np.ndarray | Iterator[np.ndarray] | None = None,
     video_fps: float | None = None,
     title: str = "",
@@ -151,7 +207,7 @@ def animate_actions(
 
 
 def side_by_side_frames(
-    videos: Sequence[np.ndarray], labels: Sequence[str], height: int | None = None, gap: int = 4
+    videos: Sequence[np.ndarray], labels: Sequence[str], height: int | None = None, gap: int = GAP
 ) -> np.ndarray:
     """Clips (uint8, or float in [0, 1]) resized to one height and placed left to right with captions; shorter clips
     hold their last frame."""
@@ -164,15 +220,13 @@ def side_by_side_frames(
     if height < 16:
         raise ValueError(f"height={height} must be >= 16 pixels")
     n = max(c.shape[0] for c in clips)
+    widest = [f"{label}  frame {c.shape[0] - 1}{' (ended)' if c.shape[0] < n else ''}" for label, c in zip(labels, clips)]
     frames = []
     for k in range(n):
-        row = []
-        for c, label in zip(clips, labels):
-            idx = min(k, c.shape[0] - 1)
-            suffix = "" if k < c.shape[0] else " (ended)"
-            row.append(_label(_resize(c[idx], height), f"{label}  frame {idx}{suffix}"))
-            row.append(np.full((height + LABEL_HEIGHT, gap, 3), 255, np.uint8))
-        frames.append(np.concatenate(row[:-1], axis=1))
+        shown = [min(k, c.shape[0] - 1) for c in clips]
+        captions = [f"{label}  frame {i}{'' if k < c.shape[0] else ' (ended)'}"
+                    for label, c, i in zip(labels, clips, shown)]
+        frames.append(labelled_row([c[i] for c, i in zip(clips, shown)], captions, height, gap, widest))
     return np.stack(frames)
 
 

@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+
+pytest.importorskip("mujoco")
+
+from worldpolicy.sim.evaluate import EvalReport, report_figure, write_report
+from worldpolicy.sim.rollout import EpisodeResult
+
+
+def _report(outcomes: list[bool]) -> EvalReport:
+    episodes = [EpisodeResult(seed=i, success=ok, steps=20 + i if ok else 60, success_step=20 + i if ok else None,
+                              prompt="reach the ball", chunks=3, final_distance_m=0.02, policy_s=0.1, wall_s=0.2)
+                for i, ok in enumerate(outcomes)]
+    return EvalReport("reach", "panda_reach", "panda", {"kind": "execute"}, 15.0, 0, episodes=episodes, max_steps=60)
+
+
+def test_report_png_leaves_pyplot_alone(tmp_path, monkeypatch):
+    """write_report called matplotlib.use("Agg"): in a notebook that switches pyplot's backend and closes its figures."""
+    import matplotlib
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("matplotlib.use was called")
+
+    monkeypatch.setattr(matplotlib, "use", refuse)
+    written = write_report(_report([True, False]), tmp_path)
+    assert (tmp_path / "report.png") in written and (tmp_path / "report.png").stat().st_size > 1000
+
+
+def test_report_figure_counts_in_whole_episodes_and_keeps_its_legends_off_the_data():
+    """Episodes and seeds were ticked 1.2, 1.4 / -0.25, 0.5; the legend sat on the CI band; no step limit."""
+    fig = report_figure(_report([True, False]))
+    fig.canvas.draw()
+    rate, lengths = fig.axes
+    for ax in (rate, lengths):
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks)
+        assert ax.get_legend().get_window_extent().y1 < ax.get_window_extent().y0  # below the axes
+    assert "step limit (60)" in lengths.get_legend_handles_labels()[1]
+    assert lengths.get_ylabel() == "episode length [control steps at 15 Hz]"
+    assert fig.get_suptitle() == "reach · panda_reach\nsuccess 1/2 episodes at 15 Hz, strategy execute"
+    bars = [p for p in lengths.patches]
+    assert len(bars) == 2 and not np.allclose(bars[0].get_facecolor(), bars[1].get_facecolor())
