@@ -195,17 +195,15 @@ def _camera_files(values: list[str]) -> dict[str, Path]:
 
 
 def _check_cameras(embodiment: Embodiment, cameras: tuple[str, ...]) -> None:
-    """--camera names each of the embodiment's cameras once (what the model composes, as in training); an embodiment
-    that composes none sees one camera (`frames_from_mapping`), so one of its cameras is named, and only one."""
-    keys, composed = embodiment.camera_keys, embodiment.composite is not None
-    unknown = [k for k in cameras if k not in keys]
-    missing = [k for k in keys if k not in cameras] if composed else []
-    extra = list(cameras) if not composed and len(cameras) > 1 else []
-    if unknown or missing or extra:
-        problems = "; ".join(f"{what} {', '.join(found)}" for what, found in (
-            ("unknown", unknown), ("missing", missing), ("it sees one camera, not a composite; given", extra)) if found)
-        raise ValueError(f"--camera: embodiment {embodiment.key!r} has the cameras {', '.join(keys)} ({problems}); "
-                         + ("pass one --camera KEY=FILE for each" if composed else "pass one --camera KEY=FILE"))
+    """--camera names each of the embodiment's cameras once (what the model composes, as in training), or the one an
+    embodiment that composes none sees (`processing.observations.camera_key_problems`)."""
+    from .processing.observations import camera_key_problems
+
+    problems = camera_key_problems(embodiment, cameras)
+    if problems:
+        raise ValueError(f"--camera: embodiment {embodiment.key!r} has the cameras {', '.join(embodiment.camera_keys)} "
+                         f"({problems}); pass one --camera KEY=FILE"
+                         + (" for each" if embodiment.composite is not None else ""))
 
 
 def _warn_single_view(embodiment: Embodiment, flag: str, source: Path, height: int, width: int) -> None:

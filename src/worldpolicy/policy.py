@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .embodiments import Embodiment, embodiment_from_spec, get_embodiment
+from .embodiments import Embodiment, embodiment_from_spec, get_embodiment, read_spec_file
 from .processing.actions import ACTION_SPACES, fit_to_chunk, load_actions, to_model, to_physical, warn_out_of_range
 from .processing.observations import (
     check_chunk_size,
@@ -100,9 +100,10 @@ def checkpoint_embodiment(path_or_id: str | Path, embodiment: str | Embodiment |
 
 
 def checkpoint_spec(path_or_id: str | Path) -> dict[str, Any] | None:
-    """A checkpoint's own embodiment spec (`embodiment.json`), or None (a hub id, a checkpoint without one)."""
+    """A checkpoint's own embodiment spec (`embodiment.json`, a `stats_file` in it from its folder as
+    `embodiment_from_spec` reads it: `read_spec_file`), or None (a hub id, a checkpoint without one)."""
     spec_file = Path(str(path_or_id)) / EMBODIMENT_FILE
-    return json.loads(spec_file.read_text()) if spec_file.is_file() else None
+    return read_spec_file(spec_file) if spec_file.is_file() else None
 
 
 def _warn_foreign_embodiment(path_or_id: str | Path, embodiment: Embodiment) -> None:

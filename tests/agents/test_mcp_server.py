@@ -209,7 +209,7 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
         ("predict_actions", {"prompt": "go", "embodiment": "bridge", "image": "corrupt.png"}, "image", "cannot read"),
         (
             "predict_actions",
-            {"prompt": "go", "embodiment": "droid/relative_pose",
+            {"prompt": "go", "embodiment": "droid/joint_pos", "state": [0.0] * 8,
              "images": {"observation/wrist_image_left": "corrupt.png", "observation/exterior_image_1_left": "obs.png",
                         "observation/exterior_image_2_left": "obs.png"}},
             "images[observation/wrist_image_left]",
@@ -403,3 +403,17 @@ def test_one_cameras_image_for_a_multi_camera_model_is_warned_in_the_result(serv
     bridge = ok(server, "predict_actions", {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs.png"),
                                             "steps": 1})
     assert bridge["warnings"] == []  # one camera: nothing to compose
+
+
+def test_images_for_an_embodiment_without_a_composite_name_the_one_camera_it_sees(server, inputs_dir):
+    """droid/relative_pose has three cameras and no composite: the model sees one. `images` with one of them was
+    refused as missing the other two, and all three were accepted while the model silently saw only the first; the
+    command line's --camera takes one (and refuses more), and so do the tools."""
+    from worldpolicy.embodiments import get_embodiment
+
+    keys = get_embodiment("droid/relative_pose").camera_keys
+    base = {"prompt": "go", "embodiment": "droid/relative_pose", "seed": 0, "steps": 1}
+    one = ok(server, "predict_actions", {**base, "images": {keys[1]: str(inputs_dir / "obs.png")}})
+    assert one["chunk_size"] == 4 and one["warnings"] == []
+    error = err(server, "predict_actions", {**base, "images": {k: str(inputs_dir / "obs.png") for k in keys}})
+    assert error["parameter"] == "images" and "it sees one camera, not a composite; given" in error["message"], error

@@ -322,6 +322,54 @@ def test_an_embodiments_stats_file_is_read_from_its_spec_and_kept_inline(tmp_pat
     assert load_config(conf).embodiment["stats"]["q01"] == [-1.0] * 8
 
 
+def test_a_run_stored_with_a_stats_file_resumes_now_that_the_stats_are_inlined(tmp_path, valid, monkeypatch):
+    """Older versions stored an embodiment's `stats_file` as written; load_config now stores the stats it holds, so
+    resuming such a run was refused as "embodiment.stats_file: 'stats.json' -> unset". Other changes still count."""
+    from train_setup import TINY_EMBODIMENT
+
+    from worldpolicy.train.config import changed_settings
+
+    (tmp_path / "stats.json").write_text(json.dumps({"action": {"q01": [-1.0] * 8, "q99": [2.0] * 8}}))
+    monkeypatch.chdir(tmp_path)
+    table = dict(TINY_EMBODIMENT, stats_file="stats.json", stats_feature="action")
+    current = load_config(_with(valid, None, embodiment=table)).to_dict()
+    assert "stats_file" not in current["embodiment"]
+    stored = dict(json.loads(json.dumps(current)), embodiment=table)  # what an older version wrote
+    assert changed_settings(stored, current) == []
+    stored["embodiment"] = dict(table, fps=30)
+    assert changed_settings(stored, current) == ["embodiment.fps: 30 -> 15"]
+
+
+def test_a_starting_checkpoints_stats_file_is_read_from_its_folder_and_kept_inline(train_config, tiny_checkpoint,
+                                                                                    tmp_path, monkeypatch):
+    """A checkpoint an older version wrote with its embodiment.json naming `stats_file` loads as a Policy with the
+    file beside it (read from the checkpoint's folder); fine-tuning from it read the file from the working directory
+    (missing there, or another file), and the new checkpoints' embodiment.json kept the path."""
+    import shutil
+
+    from train_setup import TINY_EMBODIMENT
+
+    from worldpolicy.train.trainer import Trainer
+
+    start = tmp_path / "start"
+    (start / "transformer").mkdir(parents=True)
+    shutil.copy(tiny_checkpoint / "model_index.json", start)
+    shutil.copy(tiny_checkpoint / "transformer" / "config.json", start / "transformer")
+    (start / "embodiment.json").write_text(json.dumps(dict(
+        TINY_EMBODIMENT, stats_file="stats.json", normalization="quantile", domain="worldpolicy_tiny_panda",
+        domain_id=20, chunk_size=4)))
+    (start / "stats.json").write_text(json.dumps({"action": {"q01": [-1.0] * 8, "q99": [2.0] * 8}}))
+    monkeypatch.chdir(tmp_path)  # no stats.json here
+    raw = train_config(tmp_path / "run", checkpoint=str(start))
+    del raw["embodiment"]
+    trainer = Trainer(load_config(raw), progress=False)
+    assert "stats_file" not in trainer.config.embodiment  # config.json stands alone too
+    assert trainer._data()[1].key == "tiny_panda"
+    trained = trainer._embodiment(stats={"q01": [0.0] * 8, "q99": [1.0] * 8})  # the data's: the checkpoint's win
+    assert trained.stats["q99"] == (2.0,) * 8
+    assert "stats_file" not in trainer.embodiment_spec and trainer.embodiment_spec["stats"]["q99"] == [2.0] * 8
+
+
 def test_the_checkpoints_action_head_is_checked_before_the_weights_load(train_config, tiny_checkpoint, tmp_path,
                                                                          monkeypatch):
     """An embodiment wider than the checkpoint's action head failed in the first training step with torch's "expanded

@@ -164,7 +164,7 @@ CheckpointName = Annotated[
 ]
 ImagePath = Annotated[str | None, Field(description="observation image file (single camera)")]
 Images = Annotated[
-    dict[str, str] | None, Field(description="camera key → image file, for multi-camera embodiments (see camera_keys)")
+    dict[str, str] | None, Field(description="camera key → image file, for multi-camera embodiments (see camera_keys): each camera of a composite, or the one camera an embodiment without a composite sees")
 ]
 State = Annotated[list[float] | None, Field(description="current state for state-conditioned embodiments (columns)")]
 Seed = Annotated[int | None, Field(description="sampling seed for reproducible results")]

@@ -279,12 +279,14 @@ class Toolbox:
         else:
             if not isinstance(images, dict) or not images:
                 raise ToolInputError("images", "expected a mapping camera key → image path", images)
-            unknown = sorted(set(images) - set(emb.camera_keys))
-            missing = sorted(set(emb.camera_keys) - set(images))
-            if unknown or missing:
+            from ..processing.observations import camera_key_problems
+
+            problems = camera_key_problems(emb, list(images))
+            if problems:  # as --camera: every camera of a composite, or the one an uncomposed embodiment sees
                 raise ToolInputError(
                     "images",
-                    f"camera keys do not match embodiment {emb.key!r} (unknown {unknown}, missing {missing})",
+                    f"camera keys do not match embodiment {emb.key!r} ({problems}); give "
+                    + ("each camera's image" if emb.composite is not None else "one camera's image (it sees one)"),
                     sorted(images),
                     list(emb.camera_keys),
                 )

@@ -256,6 +256,19 @@ def _frame_keys(keys: Collection[str], camera_keys: Sequence[str], composite: st
         f" (LeRobot camera keys go by their last part under 'observation/': {', '.join(hint)})" if hint else ""))
 
 
+def camera_key_problems(embodiment: Embodiment, given: Sequence[str]) -> str | None:
+    """What is wrong with the camera keys of per-camera files (`--camera`, the agents' `images`), or None. A composite
+    takes each of the embodiment's cameras (`_frame_keys`); an embodiment that composes none sees one camera, so one
+    of its cameras is named, and only one (the model would see one of several, the rest silently unused)."""
+    keys, composed = embodiment.camera_keys, embodiment.composite is not None
+    unknown = [k for k in given if k not in keys]
+    missing = [k for k in keys if k not in given] if composed else []
+    extra = list(given) if not composed and len(given) > 1 else []
+    problems = "; ".join(f"{what} {', '.join(found)}" for what, found in (
+        ("unknown", unknown), ("missing", missing), ("it sees one camera, not a composite; given", extra)) if found)
+    return problems or None
+
+
 def single_view_warning(embodiment: Embodiment, source: str, height: int, width: int, pass_each: str) -> str | None:
     """The warning for one image or clip (`source`, e.g. "--image 'a.png'") of `height` x `width` given to an
     embodiment that composes several cameras, when it looks like one camera's view (`composite_mismatch`); None

@@ -231,11 +231,17 @@ def _lora_only_settings(finetune: FinetuneConfig) -> list[str]:
 # Settings added after runs were first stored, with the behaviour those runs had: compared as if stored.
 IMPLIED_BEFORE = {"optim.precision": "fp32"}
 
+# What older versions stored as written and `load_config` now replaces by what it names: an embodiment's `stats_file`
+# (and its feature) is now the stats that file holds (`embodiments.inline_stats_file`). A run stored with the file's
+# name is not compared on them: its stats were the file's, as the resumed run's are.
+INLINED_SINCE = ("embodiment.stats_file", "embodiment.stats_feature")
+
 
 def changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """`name: old -> new` for each setting of `saved` (a run's stored config) that `current` changes and a resume may
     not (`RESUMABLE`). Settings a run from an older version did not store are not compared, except those whose old
-    behaviour is known (`IMPLIED_BEFORE`); nor are a full run's LoRA-only settings (`LORA_ONLY`)."""
+    behaviour is known (`IMPLIED_BEFORE`); nor are a full run's LoRA-only settings (`LORA_ONLY`), nor a stats file
+    now stored as its stats (`INLINED_SINCE`)."""
     old, new = _flat(saved), _flat(json.loads(json.dumps(current, default=str)))
     old = {**IMPLIED_BEFORE, **old}
     unused = {f"finetune.{n}" for n in LORA_ONLY} if old.get("finetune.mode") == new.get("finetune.mode") == "full" \
@@ -245,6 +251,8 @@ def changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[str
         if name in unused or any(name == r or (r.endswith(".*") and name.startswith(r[:-1])) for r in RESUMABLE):
             continue
         if name not in new:
+            if name in INLINED_SINCE:
+                continue
             changes.append(f"{name}: {value!r} -> unset")
         elif name in PATH_SETTINGS and isinstance(value, str) and _absolute(value) == _absolute(new[name]):
             continue  # the same folder, spelled from another working directory or as an absolute path

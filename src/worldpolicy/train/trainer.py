@@ -31,6 +31,7 @@ from ..embodiments import (
     embodiment_from_spec,
     free_domain_id,
     get_embodiment,
+    inline_stats_file,
     register_embodiment,
 )
 from ..engine.loading import (
@@ -147,7 +148,7 @@ class Trainer:
         self.config = config.check()
         self._embodiment_defaulted = config.embodiment is None
         if config.embodiment is None:  # stored resolved: config.json names what was trained (older runs: "droid")
-            config.embodiment = checkpoint_spec(config.checkpoint) or "droid"
+            config.embodiment = self._starting_spec() or "droid"
         self.progress = progress
         self.on_step = on_step
         self.rank, self.world = _distributed()
@@ -223,7 +224,7 @@ class Trainer:
         checkpoint's `embodiment.json`, stats included, as `predict`/`serve`/`sim` use it; a table re-describing that
         embodiment without stats keeps its stats and slot: the action space the checkpoint learned."""
         spec = self.config.embodiment
-        own = checkpoint_spec(self.config.checkpoint)
+        own = self._starting_spec()
         if own is None:
             return spec
         own_name = own["name"] if own.get("variant", "default") == "default" else f"{own['name']}/{own['variant']}"
@@ -233,6 +234,13 @@ class Trainer:
             kept = {k: own[k] for k in ("normalization", "stats", "domain", "domain_id") if own.get(k) is not None}
             return {**spec, **kept}
         return spec
+
+    def _starting_spec(self) -> dict[str, Any] | None:
+        """The starting checkpoint's `embodiment.json` standing alone: a `stats_file` an older version kept there is
+        read now, from the checkpoint's folder as `Policy` reads it, so this run trains on those stats and its own
+        checkpoints hold them (not a path, which then named the cwd's file or broke once the start moved)."""
+        own = checkpoint_spec(self.config.checkpoint)
+        return None if own is None else inline_stats_file(own)
 
     def _embodiment(self, stats: dict[str, list[float]] | None) -> Embodiment:
         """The trained embodiment: a registered one, or a spec (free domain slot, data stats unless it has its own)."""
