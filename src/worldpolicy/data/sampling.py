@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..embodiments import Embodiment, get_embodiment
+from ..processing.observations import wire_key
 from ..results import MODES
 from .lerobot import LeRobotDataset
 
@@ -41,11 +42,6 @@ class TrainingExample:
         so training composes cameras exactly as inference does.
         """
         return {wire_key(k): v for k, v in self.views.items()}
-
-
-def wire_key(dataset_key: str) -> str:
-    """LeRobot camera key → openpi wire key: the last dotted part under `observation/`."""
-    return "observation/" + dataset_key.rsplit(".", 1)[-1]
 
 
 def window_starts(length: int, chunk_size: int, stride: int = 1, pad: bool = False) -> range:

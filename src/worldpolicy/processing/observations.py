@@ -231,6 +231,11 @@ def composite_mismatch(height: int, width: int, camera_keys: Sequence[str], comp
     return f"it is {height}x{width} pixels, not taller than wide as {len(camera_keys)} stacked cameras are"
 
 
+def wire_key(dataset_key: str) -> str:
+    """LeRobot camera key → openpi wire key: the last dotted part under `observation/`."""
+    return "observation/" + dataset_key.rsplit(".", 1)[-1]
+
+
 def _frame_keys(keys: Collection[str], camera_keys: Sequence[str], composite: str | None) -> list[str]:
     """Which of an observation's `keys` make its frames: every camera of a composite (else a pre-composed
     'observation/image'), or the one camera, 'observation/image' or 'image' for a single-camera embodiment. A
@@ -248,8 +253,6 @@ def _frame_keys(keys: Collection[str], camera_keys: Sequence[str], composite: st
         if found is not None:
             return [found]
         need = f"has no camera key; expected one of {list(dict.fromkeys([*camera_keys, 'observation/image']))}"
-    from ..data.sampling import wire_key  # the dataset -> wire naming rule, in one place
-
     named = {wire_key(k): k for k in keys if "." in k}
     hint = [f"{named[k]!r} -> {k!r}" for k in camera_keys if k in named]
     raise KeyError(f"observation {need}, got keys {sorted(keys)}" + (

@@ -22,7 +22,7 @@ import torch
 
 from ..embodiments import Embodiment, get_embodiment
 from ..fileio import atomic_path
-from ..processing.observations import frames_from_mapping, prepare_canvas
+from ..processing.observations import frames_from_mapping, prepare_canvas, wire_key
 from ..processing.prompts import build_caption, tokenize
 from .config import ACTION_CONVERSIONS, DataConfig
 from .flow import ModelExample
@@ -180,8 +180,6 @@ def camera_sources(videos: list[str], video_keys: Sequence[str] | None, target: 
     `observation/wrist_image_left`), else a pre-composed `observation.image`; an embodiment of one camera also takes
     the only video there is. Among `video_keys` when given, else among all the dataset's videos; anything else is
     refused now, naming the cameras needed and the videos there are."""
-    from ..data.sampling import wire_key
-
     given = list(video_keys) if video_keys else None
     if given is not None and (unknown := [k for k in given if k not in videos]):
         raise ValueError(f"data.video_keys={given}: {unknown} are not video features of data.dataset; it has {videos}")
