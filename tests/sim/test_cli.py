@@ -24,6 +24,8 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
     assert doc["success_rate"] == 1.0 and doc["ci95"][0] < 1.0 <= doc["ci95"][1] + 1e-12
     assert "| 0 | yes |" in (out / "report.md").read_text()
     assert (out / "report.png").stat().st_size > 1000
+    page = (out / "index.html").read_text()  # one page to open, with the episodes and the video in it
+    assert "episode_0000.mp4" in page and "<table" in page
     from worldpolicy.processing.video import read_video
 
     frames, fps = read_video(out / "videos" / "episode_0000.mp4")

@@ -17,7 +17,7 @@ def add_parser(subparsers) -> None:
         "sim",
         help="evaluate a policy (checkpoint, ws:// server, scripted, random) on a simulated Franka Panda",
         description="Roll out a policy on a MuJoCo Panda tabletop task seen by DROID-placed cameras; writes "
-        "report.json/.md/.png and side-by-side mp4s (sim cameras | imagined video).",
+        "report.json/.md/.png, index.html and side-by-side mp4s (sim cameras | imagined video).",
     )
     p.add_argument("--policy", default="shipped",
                    help="shipped (default: the model in the package) | CHECKPOINT dir (diffusers-format or LoRA "
@@ -82,8 +82,8 @@ def _clear_previous_run(out: Path) -> None:
         return
     if not isinstance(previous, dict) or previous.get("schema") != "worldpolicy.sim_eval/v1":
         return
-    for path in [out / "report.png", out / "report.md", *sorted((out / "videos").glob("episode_*.mp4")),
-                 out / "report.json"]:  # the marker last: an interrupted clear is still recognised as a sim run
+    for path in [out / "index.html", out / "report.png", out / "report.md",
+                 *sorted((out / "videos").glob("episode_*.mp4")), out / "report.json"]:  # the marker last: an interrupted clear is still recognised as a sim run
         if path.is_file():
             path.unlink()
     logger.info("--out %s: replacing the previous sim run there", out)
@@ -192,6 +192,10 @@ def run(args: argparse.Namespace) -> int:
         getattr(policy, "close", lambda: None)()
         env.close()
     paths = write_report(report, args.out, plots=not args.no_plots)
+    if not args.no_plots:  # one page to open, as predict writes: the report, its figure and the episode videos
+        from worldpolicy.viz.report import write_report as write_html
+
+        paths.append(write_html(args.out))
     doc = report.to_json()
     lo, hi = doc["ci95"]
     print(f"{args.task} · {name}: success {report.successes}/{args.episodes} = {100 * report.success_rate:.1f} % "
