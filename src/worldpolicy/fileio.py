@@ -174,6 +174,16 @@ def share_tree(root: str | Path) -> Path:
     return Path(root)
 
 
+def read_json(path: str | Path, what: str) -> Any:
+    """A JSON file's document; a missing or unreadable file is named by `what` (e.g. "stats file 'x.json'")."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{what} is not valid JSON: {exc}") from None
+
+
 def write_bytes_atomic(path: str | Path, data: str | bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)

@@ -98,3 +98,22 @@ def test_a_failed_command_removes_only_the_empty_folders_it_made(tmp_path):
     assert (tmp_path / "ok").is_dir()
     make_folder(tmp_path / "outside")  # outside a command nothing is tracked or removed
     assert (tmp_path / "outside").is_dir()
+
+
+def test_json_files_are_named_when_missing_broken_or_binary(tmp_path):
+    """Spec, stats and actions files share one reader (`fileio.read_json`); a binary file was an unnamed
+    UnicodeDecodeError from the spec, stats and --actions readers."""
+    from worldpolicy.embodiments import get_embodiment, read_spec_file
+    from worldpolicy.embodiments.normalization import load_stats_file
+    from worldpolicy.processing.actions import load_actions
+
+    (tmp_path / "broken.json").write_text("{")
+    (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(FileNotFoundError, match=r"embodiment file '.*gone.json' does not exist"):
+        read_spec_file(tmp_path / "gone.json")
+    with pytest.raises(ValueError, match=r"stats file '.*broken.json' is not valid JSON"):
+        load_stats_file(tmp_path / "broken.json", "quantile")
+    with pytest.raises(ValueError, match=r"embodiment file '.*binary.json' is not valid JSON"):
+        read_spec_file(tmp_path / "binary.json")
+    with pytest.raises(ValueError, match=r"actions file '.*binary.json' is not valid JSON"):
+        load_actions(str(tmp_path / "binary.json"), get_embodiment("bridge"))

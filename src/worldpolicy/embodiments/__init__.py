@@ -447,13 +447,10 @@ def inline_stats_file(spec: Mapping[str, Any], base_dir: str | Path = ".") -> di
 def read_spec_file(path: str | Path) -> Any:
     """An embodiment spec file's JSON, its `stats_file` made absolute against the file's folder: a spec read here and
     registered elsewhere (a training config names it) reads the stats the file's author meant."""
+    from ..fileio import read_json
+
     path = Path(path).expanduser()
-    try:
-        spec = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"embodiment file {str(path)!r} does not exist") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"embodiment file {str(path)!r} is not valid JSON: {exc}") from None
+    spec = read_json(path, f"embodiment file {str(path)!r}")
     if isinstance(spec, dict) and isinstance(spec.get("stats_file"), str):
         spec["stats_file"] = str((path.parent / Path(spec["stats_file"]).expanduser()).absolute())
     return spec

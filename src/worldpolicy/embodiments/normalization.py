@@ -6,7 +6,6 @@ grasp included. Pure numpy so the server and robot bridge can use it without tor
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -110,13 +109,9 @@ def load_stats_file(path: str | Path, kind: str, feature: str = "action") -> dic
     `"global_raw"` block; a LeRobot `meta/stats.json` (`{feature: {...}}`); Cosmos Policy `actions_min` / `actions_max` /
     `actions_mean` / `actions_std`.
     """
-    path = Path(path)
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"stats file {str(path)!r} does not exist") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"stats file {str(path)!r} is not valid JSON: {exc}") from None
+    from ..fileio import read_json
+
+    raw = read_json(path, f"stats file {str(path)!r}")
     if not isinstance(raw, dict):
         raise ValueError(f"stats file {str(path)!r} must hold a JSON object, got {type(raw).__name__}")
     return extract_stats(raw, kind, feature=feature, where=str(path))

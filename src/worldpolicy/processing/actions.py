@@ -6,7 +6,6 @@ gripper is flipped, g' = 1 - g). Physical space is what a robot runs, in the reg
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..embodiments import Embodiment
+from ..fileio import read_json
 from ..results import ACTIONS_SCHEMA, Prediction, actions_from_json, is_string_list
 
 logger = logging.getLogger(__name__)
@@ -92,10 +92,7 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
             except (ValueError, OSError, EOFError) as exc:
                 raise ValueError(f"{where} is not a numeric .npy array ({str(exc).split('.')[0]})") from None
         elif path.suffix.lower() == ".json":
-            try:
-                doc = json.loads(path.read_text())
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{where} is not valid JSON: {exc}") from None
+            doc = read_json(path, where)
             if isinstance(doc, dict):
                 values, columns, units, space = _from_object(doc, embodiment, space, where)
             elif isinstance(doc, list):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..fileio import atomic_path
+from ..fileio import atomic_path, read_json
 from ..results import ACTIONS_SCHEMA, actions_from_json, is_string_list
 
 logger = logging.getLogger(__name__)
@@ -474,15 +474,10 @@ def resolve_layout(prediction: Mapping[str, Any], columns: Sequence[str]) -> tup
 
 def load_actions_file(path: str | Path) -> dict[str, Any]:
     """Read and check an actions file (`worldpolicy.actions/v1`)."""
-    import json
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"actions file {str(path)!r} does not exist")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"actions file {str(path)!r} is not valid JSON: {exc}") from None
+    data = read_json(path, f"actions file {str(path)!r}")
     try:
         check_prediction_json(data)
     except (TypeError, ValueError) as exc:
