@@ -59,7 +59,7 @@ def test_ee_path_matches_integrated_geometry(pose_chunk):
     assert p[-1, 1] > 0.05  # yaw to +y
     fig = plots.ee_path_figure(pose_chunk, e.columns, gripper_column="grasp")
     ax = fig.axes[0]
-    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_zlabel()) == ("x [m]", "y [m]", "z [m]")
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_zlabel()) == ("x [cm]", "y [cm]", "z [cm]")  # a 32 cm path
     colours = [ln.get_color() for ln in ax.lines]
     # an RGB frame triple at every sampled pose (12 or 13 of them) plus the path line
     assert colours.count("r") == colours.count("g") == colours.count("b") >= 12
@@ -150,7 +150,7 @@ def test_ee_path_needs_pose_columns(joint_chunk):
         plots.ee_path_figure(joint_chunk, get_embodiment("droid").columns)
 
 
-def test_ee_path_draws_a_files_translation_units_in_metres(tmp_path, pose_chunk, actions_json):
+def test_ee_path_draws_a_files_translation_units_as_lengths(tmp_path, pose_chunk, actions_json):
     """A file in mm was drawn as metres: the same motion 1000x longer ("travel 3200 cm") on axes labelled [m]."""
     e = get_embodiment("bridge")
     metres = plots.plot_prediction(actions_json("bridge", pose_chunk), tmp_path / "m")[1]
@@ -161,7 +161,43 @@ def test_ee_path_draws_a_files_translation_units_in_metres(tmp_path, pose_chunk,
         assert drawn.name == "ee_path.png" and np.array_equal(_png(drawn), _png(metres)), unit
     mm = ["mm"] * 3 + list(e.units[3:])
     fig = plots.ee_path_figure(pose_chunk * np.r_[[1000.0] * 3, [1.0] * 7], e.columns, units=mm)
-    assert fig.axes[0].get_xlabel() == "x [m]" and "travel 32.0 cm" in fig.get_suptitle()
+    assert fig.axes[0].get_xlabel() == "x [cm]" and "travel 32.0 cm" in fig.get_suptitle()
+
+
+@pytest.mark.parametrize("metres_per_step, unit, travel", [(40.0, "m", "travel 1280.0 m"), (0.01, "cm", "travel 32.0 cm"),
+                                                           (0.0001, "mm", "travel 3.2 mm")])
+def test_ee_path_is_drawn_in_a_unit_for_its_size(pose_chunk, metres_per_step, unit, travel):
+    """The travel was always in cm ("27787.4 cm" from random weights) on axes always in metres (a 3 mm path ticked in
+    0.0025 m steps): axes and travel now share mm, cm or m, whichever suits the path."""
+    e = get_embodiment("bridge")
+    chunk = pose_chunk.copy()
+    chunk[:, 0] = metres_per_step
+    fig = plots.ee_path_figure(chunk, e.columns, gripper_column="grasp")
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_zlabel()) == (f"x [{unit}]", f"y [{unit}]", f"z [{unit}]")
+    assert f"32 steps, {travel};" in fig.get_suptitle()
+    drawn = np.stack(ax.lines[0].get_data_3d(), axis=1)  # the path line, in the axes' unit
+    metres = plots.ee_poses(chunk, e.columns)[:, :3, 3]
+    np.testing.assert_allclose(drawn, metres / plots.LENGTH_UNITS[unit])
+    assert 1 <= abs(np.diff(ax.get_xlim())[0]) <= 1000  # ticks a person reads: not 0.0025 m, not 55000 cm
+
+
+def test_a_one_step_chunk_is_drawn_readably(joint_chunk, pose_chunk):
+    """One step got matplotlib's ±0.05 s axis of meaningless ticks, a dot 3 px wide, and in joints.png nothing at
+    all (a line through one point draws nothing) over a velocity of 0."""
+    e = get_embodiment("droid")
+    for fig in (plots.action_timeseries_figure(joint_chunk[:1], e.columns, e.units, e.fps, e.gripper_column),
+                plots.joints_figure(joint_chunk[:1], e.columns, e.units, e.fps, e.gripper_column)):
+        shown = [ax for ax in fig.axes if ax.get_visible()]
+        for ax in shown:
+            assert ax.get_xlim() == pytest.approx((-1 / 15, 1 / 15)) and list(ax.get_xticks()) == [0.0]
+        points = [line for ax in shown for line in ax.lines if len(line.get_xdata()) == 1]
+        assert len(points) == 8 and {line.get_marker() for line in points} == {"o"}
+    velocity = fig.axes[1]
+    assert len(velocity.lines) == 0 and velocity.texts[0].get_text() == "one step: no velocity"
+    ee = get_embodiment("droid/relative_pose")
+    fig = plots.action_timeseries_figure(pose_chunk[:2], ee.columns, ee.units, ee.fps, "grasp")
+    assert fig.axes[0].get_xlim()[1] > 1 / 15  # two steps keep matplotlib's axis
 
 
 def test_ee_path_takes_a_unit_that_is_not_a_length_as_metres(tmp_path, pose_chunk, actions_json, caplog):

@@ -239,3 +239,38 @@ def test_training_curves_name_each_field_above_its_panel(tmp_path):
     assert fig.get_suptitle() == "lora_run: metrics.jsonl\n100 records; constant: world_size = 1"
     fig.canvas.draw()
     assert fig._suptitle.get_window_extent().y0 > max(ax.get_tightbbox().y1 for ax in axes)
+
+
+def _video_captions(page: str) -> dict[str, str]:
+    """{video path: what its caption says it is}."""
+    found = re.findall(r"<figcaption><b class=video-what>([^<]*)</b>: ([^<]*)<br><a href='\./([^']*)'", page)
+    return {path: f"{what}: {html.unescape(explanation)}" for what, explanation, path in found}
+
+
+def test_each_video_in_a_report_says_what_it_shows(run_dir, actions_json, joint_chunk, monkeypatch):
+    """The report captioned rollout.mp4 with its file name only: nothing said the clip was imagined by the model, not
+    recorded (the animation's own caption did), nor which videos were simulated."""
+    from worldpolicy.viz import video as viz_video
+
+    main(["viz", str(run_dir)])
+    (run_dir / "videos").mkdir()
+    clip = np.zeros((3, 32, 32, 3), np.uint8)
+    write_video(run_dir / "videos" / "episode_0003.mp4", clip, 15)
+    write_video(run_dir / "phone.mp4", clip, 15)
+    captions = _video_captions(report.build_report_html(run_dir))
+    assert captions["rollout.mp4"].startswith("imagined video: imagined by the model: the future it predicts from the "
+                                              "observation (frame 0) and the prompt, not recorded")
+    assert captions["plots/animation.mp4"].startswith("action animation: the action plot with a playhead")
+    assert captions["videos/episode_0003.mp4"].startswith("simulated episode: the simulator's cameras")
+    assert "(model: imagined)" in captions["videos/episode_0003.mp4"]
+    assert captions["phone.mp4"] == ("video: not a file worldpolicy writes: whether it is recorded, simulated or "
+                                     "imagined is not known")
+    # inverse dynamics is given every frame: its rollout.mp4 is them re-decoded, in the report and the animation
+    (run_dir / "actions.json").write_text(json.dumps(actions_json("droid", joint_chunk, mode="inverse_dynamics")))
+    captions = _video_captions(report.build_report_html(run_dir))
+    assert captions["rollout.mp4"].startswith("re-decoded input video: the frames the model was given")
+    labels = []
+    monkeypatch.setattr(viz_video, "animate_actions", lambda *a, **k: labels.append(k["video_label"]) or a[4])
+    main(["viz", str(run_dir)])
+    main(["viz", str(run_dir), "--video", str(run_dir / "phone.mp4")])
+    assert labels == ["re-decoded input video", "video"]

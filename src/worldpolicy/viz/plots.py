@@ -24,6 +24,7 @@ __all__ = [
     "GRIPPER_CLOSED_THRESHOLD",
     "GRIPPER_NAMES",
     "LENGTH_UNITS",
+    "PATH_UNITS",
     "POSE_COLUMNS",
     "action_timeseries_figure",
     "ee_path_figure",
@@ -33,18 +34,23 @@ __all__ = [
     "gripper_columns",
     "joints_figure",
     "load_actions_file",
+    "path_unit",
     "plot_action_timeseries",
     "plot_ee_path",
     "plot_joints",
     "plot_prediction",
     "run_title",
     "save_figure",
+    "step_markers",
 ]
 
 POSE_COLUMNS = ("tx", "ty", "tz", "r0", "r1", "r2", "r3", "r4", "r5")
-# Metres per unit of a translation column: paths are drawn in metres whatever a file was written in, like the registry,
-# a robot's anchor pose and ROS (REP 103), so the same motion gives the same plot.
+# Metres per unit of a translation column: paths are integrated in metres whatever a file was written in, like the
+# registry, a robot's anchor pose and ROS (REP 103), so the same motion gives the same plot.
 LENGTH_UNITS = {"m": 1.0, "cm": 0.01, "mm": 0.001}
+# The unit a path is drawn in, by its size in metres (the larger of its travel and its axes' span): the first whose
+# bound it reaches. A random-weights chunk travelled "27787.4 cm"; a 3 mm nudge had axes ticked in 0.0025 m steps.
+PATH_UNITS = (("m", 1.0), ("cm", 0.1), ("mm", 0.0))
 # Gripper values are in [0, 1] with 1 = closed (DROID robot convention, robot-bridge.md §5; RAW10 grasp ≈ [0, 1]).
 GRIPPER_CLOSED_THRESHOLD = 0.5
 GRIPPER_NAMES = ("gripper", "grasp")  # a gripper column's name, alone or after an arm's prefix (`left_grasp`)
@@ -62,6 +68,7 @@ LABEL_FONTSIZE = 8
 TICK_FONTSIZE = 7
 LEGEND_FONTSIZE = 7
 DPI = 100
+MARKED_STEPS = 64  # series of up to this many points mark each one; a single point is marked larger, or nothing shows
 _TITLE_GAP_IN = 0.1  # from the figure's top edge to the title
 _TITLE_LINE_IN = 0.2  # one title line at TITLE_FONTSIZE
 
@@ -200,6 +207,22 @@ def _shade_closed(ax, gripper: np.ndarray, fps: float, label: bool) -> None:
         )
 
 
+def step_markers(n: int) -> dict[str, Any]:
+    """Marker style for a series of n points: each marked up to MARKED_STEPS; a lone point (a one-step chunk) larger,
+    as a line through one point draws nothing."""
+    if n == 1:
+        return {"marker": "o", "ms": 5}
+    return {"marker": ".", "ms": 3} if n <= MARKED_STEPS else {"marker": None}
+
+
+def _time_axis(ax, steps: int, fps: float) -> None:
+    """A one-step chunk's axis spans a control period either side of its one step, ticked at 0 only: matplotlib's
+    default for a single x was ±0.05 s of ticks that meant nothing."""
+    if steps == 1:
+        ax.set_xlim(-1.0 / fps, 1.0 / fps)
+        ax.set_xticks([0.0])
+
+
 def axis_label(column: str, unit: str) -> str:
     return _literal(f"{column} [{unit}]")
 
@@ -257,14 +280,7 @@ def action_timeseries_figure(
         is_gripper = columns[i] in grippers
         if shading[i] is not None:
             _shade_closed(ax, a[:, columns.index(shading[i])], fps, label=is_gripper)
-        ax.plot(
-            t,
-            a[:, i],
-            marker="." if a.shape[0] <= 64 else None,
-            ms=3,
-            lw=1.4,
-            color=GRIPPER_COLOR if is_gripper else LINE_COLOR,
-        )
+        ax.plot(t, a[:, i], lw=1.4, color=GRIPPER_COLOR if is_gripper else LINE_COLOR, **step_markers(len(t)))
         ax.set_ylabel(axis_label(columns[i], units[i]), fontsize=LABEL_FONTSIZE)
         ax.tick_params(labelsize=TICK_FONTSIZE)
         ax.grid(alpha=0.3)
@@ -272,6 +288,7 @@ def action_timeseries_figure(
             ax.axhline(GRIPPER_CLOSED_THRESHOLD, color=GRIPPER_COLOR, lw=0.6, ls=":")
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
+    _time_axis(axes[0], a.shape[0], fps)  # the axes share x
     for ax in axes[max(0, d - ncols) : d]:
         ax.set_xlabel("time [s]", fontsize=LABEL_FONTSIZE)
         ax.xaxis.set_tick_params(labelbottom=True)
@@ -299,6 +316,11 @@ def _metres_per_unit(columns: Sequence[str], units: Sequence[str]) -> np.ndarray
     return np.array([LENGTH_UNITS.get(u, 1.0) for u in units])
 
 
+def path_unit(metres: float) -> str:
+    """The length unit (a key of LENGTH_UNITS) a person reads a path of this size in, by PATH_UNITS."""
+    return next(unit for unit, at_least in PATH_UNITS if metres >= at_least)
+
+
 def ee_poses(
     actions: Any, columns: Sequence[str], anchor: Any = None, units: Sequence[str] | None = None
 ) -> np.ndarray:
@@ -324,7 +346,7 @@ def plot_ee_path(
     max_frames: int = 12,
     units: Sequence[str] | None = None,
 ) -> Path:
-    """3-D end-effector path in metres with small RGB (x, y, z) orientation frames along it.
+    """3-D end-effector path with small RGB (x, y, z) orientation frames along it, drawn in mm, cm or m by its size.
 
     Deltas are integrated with `robot.se3.integrate_relative_poses` from `anchor` (identity by default, a pose in
     metres). `units` (one per column) converts tx, ty, tz given in cm or mm to metres; None, or another unit (with a
@@ -343,18 +365,22 @@ def ee_path_figure(
     max_frames: int = 12,
     units: Sequence[str] | None = None,
 ):
-    """The `plot_ee_path` figure; `title` (e.g. which run) heads it above the path's length and travel."""
+    """The `plot_ee_path` figure; `title` (e.g. which run) heads it above the path's length and travel. Axes and
+    travel are in one unit, mm, cm or m as `path_unit` picks for the path's size."""
     poses = ee_poses(actions, columns, anchor, units)
     a = _check_actions(actions, columns, gripper_column=gripper_column)
     p = poses[:, :3, 3]
     span = float(np.max(np.ptp(p, axis=0))) if len(p) > 1 else 0.0
     half = max(span / 2 * 1.15, 0.01)
+    travel = float(np.sum(np.linalg.norm(np.diff(p, axis=0), axis=1)))
+    unit = path_unit(max(travel, 2 * half))
+    scale = 1.0 / LENGTH_UNITS[unit]  # metres to the drawn unit
+    p, half = p * scale, half * scale
     centre = (p.max(axis=0) + p.min(axis=0)) / 2
     frame_len = half * 0.18
 
     fig = _new_figure(6.4, 5.6)
-    travel = float(np.sum(np.linalg.norm(np.diff(p, axis=0), axis=1)))
-    detail = f"{plural(len(poses) - 1, 'step')}, travel {travel * 100:.1f} cm; frames: x red, y green, z blue"
+    detail = f"{plural(len(poses) - 1, 'step')}, travel {travel * scale:.1f} {unit}; frames: x red, y green, z blue"
     top = figure_title(fig, title or "end-effector path", detail)
     fig.subplots_adjust(left=0.02, right=0.95, top=1 - top / 5.6, bottom=0.04)
     ax = fig.add_subplot(projection="3d")
@@ -373,16 +399,16 @@ def ee_path_figure(
     step = max(1, int(np.ceil(len(poses) / max_frames)))
     idx = sorted(set(range(0, len(poses), step)) | {len(poses) - 1})
     for i in idx:
-        origin, rot = poses[i, :3, 3], poses[i, :3, :3]
+        origin, rot = p[i], poses[i, :3, :3]
         for axis, color in zip(range(3), ("r", "g", "b")):
             tip = origin + rot[:, axis] * frame_len
             ax.plot(*zip(origin, tip), color=color, lw=1.6)
     for setter, c in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), centre):
         setter(c - half, c + half)
     ax.set_box_aspect((1, 1, 1))
-    ax.set_xlabel("x [m]", fontsize=LABEL_FONTSIZE)
-    ax.set_ylabel("y [m]", fontsize=LABEL_FONTSIZE)
-    ax.set_zlabel("z [m]", fontsize=LABEL_FONTSIZE)
+    ax.set_xlabel(f"x [{unit}]", fontsize=LABEL_FONTSIZE)
+    ax.set_ylabel(f"y [{unit}]", fontsize=LABEL_FONTSIZE)
+    ax.set_zlabel(f"z [{unit}]", fontsize=LABEL_FONTSIZE)
     ax.tick_params(labelsize=TICK_FONTSIZE)
     ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper left")
     return fig
@@ -426,10 +452,14 @@ def joints_figure(
     _grid_margins(fig, nrows, 1, top=top, right=right, hgap=0.2)
     axes = fig.subplots(nrows, 1, sharex=True, squeeze=False)[:, 0]
     g = a[:, list(columns).index(gripper_column)] if gripper_column is not None else None
+    markers = step_markers(len(t))
     for k, i in enumerate(joint_idx):
-        axes[0].plot(t, a[:, i], lw=1.4, label=_literal(columns[i]), **series_style(k))
-        vel = np.gradient(a[:, i], 1.0 / fps) if a.shape[0] > 1 else np.zeros(1)
-        axes[1].plot(t, vel, lw=1.2, **series_style(k))
+        axes[0].plot(t, a[:, i], lw=1.4, label=_literal(columns[i]), **series_style(k), **markers)
+        if a.shape[0] > 1:
+            axes[1].plot(t, np.gradient(a[:, i], 1.0 / fps), lw=1.2, **series_style(k), **markers)
+    if a.shape[0] == 1:  # a velocity needs two steps: drawn as 0 it read as "standing still"
+        axes[1].text(0.5, 0.5, "one step: no velocity", transform=axes[1].transAxes, ha="center", va="center",
+                     fontsize=LABEL_FONTSIZE, color="0.4")
     axes[0].set_ylabel(_literal(f"joint position [{unit}]"), fontsize=LABEL_FONTSIZE)
     axes[1].set_ylabel(_literal(f"joint velocity [{unit}/s]"), fontsize=LABEL_FONTSIZE)
     axes[0].legend(fontsize=LEGEND_FONTSIZE, ncol=legend_columns, loc="upper left", bbox_to_anchor=(1.01, 1.0),
@@ -438,7 +468,7 @@ def joints_figure(
         gi = list(columns).index(gripper_column)
         for ax in axes:
             _shade_closed(ax, g, fps, label=ax is axes[2])
-        axes[2].plot(t, g, color=GRIPPER_COLOR, lw=1.6, marker=".", ms=3)
+        axes[2].plot(t, g, color=GRIPPER_COLOR, lw=1.6, **step_markers(len(t)))
         axes[2].axhline(GRIPPER_CLOSED_THRESHOLD, color=GRIPPER_COLOR, lw=0.6, ls=":")
         axes[2].set_ylabel(axis_label(gripper_column, units[gi]), fontsize=LABEL_FONTSIZE)
         if axes[2].get_legend_handles_labels()[0]:
@@ -446,6 +476,7 @@ def joints_figure(
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=TICK_FONTSIZE)
+    _time_axis(axes[0], a.shape[0], fps)  # the axes share x
     axes[-1].set_xlabel("time [s]", fontsize=LABEL_FONTSIZE)
     return fig
 

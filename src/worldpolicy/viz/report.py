@@ -7,13 +7,15 @@ page links to. What a run directory may hold (all optional):
 - `actions.json` (`worldpolicy.actions/v1`): summary, timings and an action table with units
 - `settings.json`: the run's settings; `metrics.json` or a sim `report.json` (any JSON object): a metrics table
 - `*.jsonl` logs (one JSON object per line, e.g. training metrics): numeric fields plotted against `step`
-- `*.mp4` videos and `*.png` images (the folder itself and one level below, e.g. `plots/`)
+- `*.mp4` videos and `*.png` images (the folder itself and one level below, e.g. `plots/`); each video is captioned
+  with what it shows (imagined by the model, simulated, ...), as `describe_video` tells from its name
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as _dt
+import fnmatch
 import html
 import json
 from collections.abc import Iterable, Mapping
@@ -24,8 +26,10 @@ import numpy as np
 
 from ..fileio import write_bytes_atomic
 from ..results import actions_from_json
+from .run import ANIMATION_FILE, ROLLOUT_VIDEO, describe_rollout_video
 
-__all__ = ["MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html", "log_curves_figure", "serve_report", "write_report"]
+__all__ = ["MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html", "describe_video", "log_curves_figure",
+           "serve_report", "write_report"]
 
 REPORT_FILE = "index.html"
 MAX_EMBED_VIDEO_BYTES = 8 * 1024 * 1024
@@ -35,6 +39,7 @@ MAX_JSON_BYTES = 32 * 1024 * 1024
 MAX_LISTED_FILES = 500
 LOG_SCALE_SPAN = 30  # a loss whose largest value is this many times its smallest is drawn on a log scale
 METRICS_FILES = ("metrics.json", "report.json")  # report.json: `worldpolicy sim` evaluation (worldpolicy.sim_eval/v1)
+SIM_EPISODE_VIDEOS = "videos/episode_*.mp4"  # what `worldpolicy sim` records (sim.evaluate)
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
@@ -44,7 +49,8 @@ main{padding:8px 28px 40px;max-width:1500px}section{background:#fff;border-radiu
 box-shadow:0 1px 3px rgba(0,0,0,.08)}h2{font-size:17px;margin:4px 0 10px}
 .cards{display:flex;flex-wrap:wrap;gap:10px}.card{border:1px solid #e1e4ea;border-radius:6px;padding:8px 12px;min-width:120px}
 .card b{display:block;font-size:11px;color:#6b7385;text-transform:uppercase}.card span{font-size:16px}
-figure{display:inline-block;margin:8px 12px 8px 0;vertical-align:top}figcaption{font-size:12px;color:#555}
+figure{display:inline-table;margin:8px 12px 8px 0;vertical-align:top}
+figcaption{font-size:12px;color:#555;display:table-caption;caption-side:bottom}
 img,video{max-width:100%;border:1px solid #e1e4ea;border-radius:4px}
 table{border-collapse:collapse;font-size:12px;font-variant-numeric:tabular-nums}
 td,th{border:1px solid #e1e4ea;padding:3px 7px;text-align:right}th{background:#f0f2f5}td.k,th.k{text-align:left}
@@ -132,6 +138,22 @@ def _files(run_dir: Path, pattern: str) -> list[Path]:
     return [p for p in found if p.is_file() and not p.name.startswith(".")]
 
 
+def describe_video(relative_path: str, mode: str | None = None) -> tuple[str, str]:
+    """(what, explanation) of a video in a run folder, by the name worldpolicy writes it under: a predict run's
+    rollout.mp4 (`mode`: the run's, from actions.json), viz's animation, sim's episode videos. A viewer could not
+    tell an imagined clip from a recorded one by its caption."""
+    if relative_path == ROLLOUT_VIDEO:
+        return describe_rollout_video(mode)
+    if relative_path.rsplit("/", 1)[-1] == ANIMATION_FILE:
+        explanation = "the action plot with a playhead, beside the run's video when there is one (captioned in the frame)"
+        return "action animation", explanation
+    if fnmatch.fnmatch(relative_path, SIM_EPISODE_VIDEOS):
+        explanation = ("the simulator's cameras (captioned sim: <camera>), beside the frame the model imagined when "
+                       "the policy returned video (model: imagined)")
+        return "simulated episode", explanation
+    return "video", "not a file worldpolicy writes: whether it is recorded, simulated or imagined is not known"
+
+
 def _run_kind(run_dir: Path, actions: Mapping[str, Any] | None, metrics: Any) -> str:
     settings = run_dir / "settings.json"
     if settings.is_file():
@@ -211,7 +233,16 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
     One small panel per field, named above it (a long name as a y label ran into the tick labels), losses first and
     on a log scale when they span more than LOG_SCALE_SPAN; a field with one value throughout (`world_size`) is
     named with its value in the heading instead of a flat panel."""
-    from .plots import LABEL_FONTSIZE, LINE_COLOR, TICK_FONTSIZE, _grid_margins, _new_figure, figure_title, plural
+    from .plots import (
+        LABEL_FONTSIZE,
+        LINE_COLOR,
+        TICK_FONTSIZE,
+        _grid_margins,
+        _new_figure,
+        figure_title,
+        plural,
+        step_markers,
+    )
 
     rows = []
     with path.open() as fh:
@@ -248,7 +279,7 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
     axes = fig.subplots(nrows, ncols, sharex=True, squeeze=False).ravel()
     for ax, key in zip(axes, shown):
         x, y = zip(*series[key])
-        ax.plot(x, y, lw=1.2, color=LINE_COLOR, marker="." if len(x) <= 64 else None, ms=3)
+        ax.plot(x, y, lw=1.2, color=LINE_COLOR, **step_markers(len(x)))
         name = key
         if "loss" in key and min(y) > 0 and max(y) / min(y) > LOG_SCALE_SPAN:
             ax.set_yscale("log")
@@ -305,13 +336,16 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
             notes.append(f"actions.json summary could not be shown: {exc}")
 
     videos = []
+    mode = actions.get("mode") if isinstance(actions, Mapping) else None
     for i, path in enumerate(_files(run_dir, "*.mp4")):
         rel = path.relative_to(run_dir).as_posix()
         size = path.stat().st_size
         src = _data_uri(path, "video/mp4") if size <= MAX_EMBED_VIDEO_BYTES else _href(rel)
+        what, explanation = describe_video(rel, mode if isinstance(mode, str) else None)
         videos.append(
             f"<figure><video id=video-{i} controls muted loop playsinline preload=metadata src='{src}'></video>"
-            f"<figcaption><a href='{_href(rel)}'>{_esc(rel)}</a> ({size / 1e6:.2f} MB"
+            f"<figcaption><b class=video-what>{_esc(what)}</b>: {_esc(explanation)}<br>"
+            f"<a href='{_href(rel)}'>{_esc(rel)}</a> ({size / 1e6:.2f} MB"
             f"{'' if size <= MAX_EMBED_VIDEO_BYTES else ', linked, not embedded'}) "
             f"<span class=video-meta id=video-{i}-meta data-state=pending>not decoded yet</span></figcaption></figure>"
         )

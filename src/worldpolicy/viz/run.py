@@ -6,12 +6,26 @@ from pathlib import Path
 
 from .plots import gripper_columns, load_actions_file, plot_prediction, run_title
 
-__all__ = ["ACTIONS_FILE", "ANIMATION_FILE", "PLOT_FILES", "ROLLOUT_VIDEO", "resolve_actions_path", "visualize"]
+__all__ = ["ACTIONS_FILE", "ANIMATION_FILE", "PLOT_FILES", "ROLLOUT_VIDEO", "describe_rollout_video",
+           "resolve_actions_path", "visualize"]
 
 ACTIONS_FILE = "actions.json"
-ROLLOUT_VIDEO = "rollout.mp4"  # the imagined clip a predict run writes
+ROLLOUT_VIDEO = "rollout.mp4"  # the model's clip a predict run writes (`describe_rollout_video` says what it shows)
 ANIMATION_FILE = "animation.mp4"
 PLOT_FILES = ("actions.png", "ee_path*.png", "joints.png", ANIMATION_FILE)  # what `visualize` may write in its folder
+
+
+def describe_rollout_video(mode: str | None) -> tuple[str, str]:
+    """(caption, explanation) of a predict run's rollout.mp4 made in `mode`: the animation shows the caption, the
+    report both. The model imagines the clip from the observation, except in inverse dynamics, which is given every
+    frame: its clip is those frames re-decoded."""
+    if mode == "inverse_dynamics":
+        explanation = ("the frames the model was given, passed through its video autoencoder (inverse dynamics "
+                       "imagines none)")
+        return "re-decoded input video", explanation
+    explanation = ("imagined by the model: the future it predicts from the observation (frame 0) and the prompt, not "
+                   "recorded")
+    return "imagined video", explanation
 
 
 def resolve_actions_path(path: str | Path) -> Path:
@@ -60,7 +74,7 @@ def visualize(
                 video=frames,
                 video_fps=video_fps,
                 title=run_title(prediction),
-                video_label="imagined video" if video is None else "video",
+                video_label=describe_rollout_video(prediction.get("mode"))[0] if video is None else "video",
             )
         )
     for stale in {p for pattern in PLOT_FILES for p in out_dir.glob(pattern)} - set(written):
