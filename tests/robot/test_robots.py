@@ -74,8 +74,8 @@ def test_overrides_and_validation():
 
 
 def test_a_panda_mjcf_of_another_layout_is_named_with_the_fix(tmp_path):
-    """A copy of the shipped panda.xml by path is read with Menagerie's names: the decoder built (the IK uses no
-    gripper actuator) and the env failed with MuJoCo's bare "Invalid name 'actuator8'" KeyError."""
+    """A copy of the shipped panda.xml by path is read with Menagerie's names: the env failed with MuJoCo's bare
+    "Invalid name 'actuator8'" KeyError. The scene names it; IK, which drives no actuator, works."""
     from worldpolicy.sim.env import TabletopEnv
 
     path = tmp_path / "my_panda.xml"
@@ -83,10 +83,54 @@ def test_a_panda_mjcf_of_another_layout_is_named_with_the_fix(tmp_path):
     with pytest.raises(ValueError, match=r"robot '.*my_panda.xml': gripper_actuator names actuator 'actuator8', "
                                          r"which .*my_panda.xml does not have; its actuators: \['actuator1', .*"
                                          r"'gripper'\]. Name the MJCF's own: get_robot\(path, gripper_actuator=...\)"):
-        IKSolver(get_robot(path))
-    with pytest.raises(ValueError, match="gripper_actuator names actuator 'actuator8'"):
         TabletopEnv("reach", robot=str(path), image_size=None)
     with pytest.raises(ValueError, match=r"ee_frame names site 'flange', .* its sites: \['tcp'"):
         load_robot_spec(get_robot("panda", ee_frame="flange"))
+    with pytest.raises(ValueError, match=r"arm_joints names joint 'joint_7', .* its joints: \['joint1', .*'finger_joint2'\]"):
+        IKSolver(get_robot("panda", arm_joints=(*get_robot("panda").arm_joints[:6], "joint_7")))
     mine = get_robot(path, gripper_actuator="gripper", gripper_ctrl_open=0.04)
     assert TabletopEnv("reach", robot=mine, image_size=None).reset(seed=0)[1]["steps"] == 0
+
+
+@pytest.mark.parametrize("field, name, kind", [("gripper_actuator", "actuator8", "actuators"),
+                                               ("gripper_joints", ("left", "right"), "joints"),
+                                               ("arm_actuators", tuple(f"a{i}" for i in range(7)), "actuators"),
+                                               ("camera_body", "panda_hand", "bodies")])
+def test_names_only_a_scene_uses_do_not_stop_ik(field, name, kind):
+    """A config whose gripper actuator or camera body the MJCF lacks was refused by IKSolver too, though IK/FK (a
+    real arm's bridge, the joint-to-pose training conversion) never touch them; the scene still names them."""
+    from worldpolicy.robot.decode import ActionDecoder
+    from worldpolicy.sim.scenes import build_scene
+
+    robot = get_robot("panda", **{field: name})
+    q = np.array(robot.home)
+    np.testing.assert_allclose(IKSolver(robot).fk(q), IKSolver("panda").fk(q))
+    deltas = np.tile([0.005, 0, 0, 1, 0, 0, 0, 1, 0, 0.0], (3, 1))
+    assert ActionDecoder("droid/relative_pose", robot).decode(deltas, q).tracking.max_mm < 1
+    with pytest.raises(ValueError, match=rf"robot 'panda': {field} names .* its {kind}: .* get_robot\(path, {field}="):
+        build_scene(robot, [])
+
+
+def test_joint_limits_are_the_configs_and_reach_every_use():
+    """The Panda's limits are data in its config, the same as the shipped MJCF's; a config's own (an FR3's) replace
+    the MJCF's ranges for IK, the decoder and the sim alike."""
+    import mujoco
+
+    from worldpolicy.robot.robots import FR3_JOINT_LIMITS, PANDA_JOINT_LIMITS
+    from worldpolicy.sim.env import TabletopEnv
+
+    panda = get_robot("panda")
+    assert panda.joint_limits == PANDA_JOINT_LIMITS
+    mjcf = mujoco.MjModel.from_xml_path(panda.mjcf)
+    np.testing.assert_array_equal([mjcf.joint(j).range for j in panda.arm_joints], PANDA_JOINT_LIMITS)
+    fr3 = get_robot("panda", joint_limits=[list(pair) for pair in FR3_JOINT_LIMITS])
+    assert fr3.joint_limits == FR3_JOINT_LIMITS  # lists are kept as the config's tuples
+    ik = IKSolver(fr3)
+    np.testing.assert_array_equal(np.stack([ik.lower, ik.upper], 1), FR3_JOINT_LIMITS)
+    env = TabletopEnv("reach", robot=fr3, image_size=None)
+    np.testing.assert_array_equal(env.action_space.high[:7], [hi for _, hi in FR3_JOINT_LIMITS])
+    servo_ranges = [env.model.actuator(a).ctrlrange for a in fr3.arm_actuators]
+    np.testing.assert_array_equal(servo_ranges, FR3_JOINT_LIMITS)  # a target past the Panda's is not cut there
+    for bad in ((0.0, 1.0),) * 6, ((1.0, -1.0),) + FR3_JOINT_LIMITS[1:], ((0.0, np.nan),) + FR3_JOINT_LIMITS[1:]:
+        with pytest.raises(ValueError, match=r"robot 'panda': joint_limits needs 7 \(lower, upper\) pairs in rad"):
+            get_robot("panda", joint_limits=bad)

@@ -101,7 +101,8 @@ class ActionDecoder:
     def check_joints(self, q_arm: np.ndarray) -> np.ndarray:
         """The measured arm joints a relative chunk starts from, in radians within the robot's limits (give or take
         `MEASURED_JOINT_MARGIN_RAD`). IK seeded from joints in degrees returned them unchanged for a still chunk and
-        jumped to another configuration ("unreachable") for a moving one, so they are refused, naming the joints."""
+        jumped to another configuration ("unreachable") for a moving one, so they are refused, naming the joints.
+        The limits are the robot config's `joint_limits`: an arm with others (a Franka FR3) is given its own."""
         dof, names = self.robot.dof, self.robot.arm_joints
         try:
             q = np.asarray(q_arm, dtype=np.float64)
@@ -115,8 +116,11 @@ class ActionDecoder:
         if outside.size:
             given = ", ".join(f"{names[i]}={q[i]:.4g} (limits [{self.ik.lower[i]:.3g}, {self.ik.upper[i]:.3g}])"
                               for i in outside)
-            raise ValueError(f"q_arm: {given} outside robot {self.robot.name!r}'s joint limits; q_arm is the measured "
-                             "arm joints in radians (joints in degrees? np.radians converts them)")
+            raise ValueError(
+                f"q_arm: {given} outside robot {self.robot.name!r}'s joint limits; q_arm is the measured arm joints in "
+                "radians (joints in degrees? np.radians converts them). If the arm's limits are others, give them in "
+                f"its config: get_robot({self.robot.name!r}, joint_limits=[(lower, upper), ...]) (a Franka FR3: "
+                "worldpolicy.robot.robots.FR3_JOINT_LIMITS)")
         return q
 
     def decode(self, actions: np.ndarray, q_arm: np.ndarray | None) -> RobotCommand:

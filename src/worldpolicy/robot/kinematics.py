@@ -16,16 +16,21 @@ import numpy as np
 from worldpolicy.robot.robots import RobotConfig, get_robot
 from worldpolicy.robot.se3 import integrate_relative_poses, rotation_angle
 
-__all__ = ["IKSolver", "TrackingReport", "load_robot_spec", "pick_qp_solver"]
+__all__ = ["IK_NAMES", "IKSolver", "TrackingReport", "check_names", "load_robot_spec", "pick_qp_solver"]
 
 logger = logging.getLogger(__name__)
 
 # Past this per-step position error a target counts as unreachable (logged; the solver returns its closest pose).
 UNREACHABLE_M = 0.02
+# The RobotConfig fields naming MJCF elements that FK/IK read; the rest (actuators, gripper, camera body) only a scene
+# uses, and `sim.scenes` checks them there: a wrong gripper actuator refused an IK-only user (a real arm's bridge, the
+# joint-to-pose training conversion) who never drives it.
+IK_NAMES = ("arm_joints", "ee_frame")
 
 
 def load_robot_spec(robot: RobotConfig | str) -> mujoco.MjSpec:
-    """The robot's MJCF as an editable spec: keyframes dropped (scenes add joints), TCP site added if configured."""
+    """The robot's MJCF as an editable spec: keyframes dropped (scenes add joints), TCP site added if configured, the
+    names IK reads checked (`IK_NAMES`) and the config's `joint_limits` set as the arm joints' ranges."""
     robot = get_robot(robot)
     spec = mujoco.MjSpec.from_file(robot.mjcf)
     for key in list(spec.keys):
@@ -37,28 +42,34 @@ def load_robot_spec(robot: RobotConfig | str) -> mujoco.MjSpec:
             raise ValueError(f"robot {robot.name!r}: tcp_offset body {body_name!r} not in {robot.mjcf}")
         if spec.site(robot.ee_frame) is None:
             body.add_site(name=robot.ee_frame, pos=list(xyz), size=[0.005, 0, 0], group=3)
-    _check_names(robot, spec)
+    check_names(robot, spec, IK_NAMES)
+    if robot.joint_limits is not None:
+        for joint, limits in zip(robot.arm_joints, robot.joint_limits):
+            spec.joint(joint).range = list(limits)
     return spec
 
 
-def _check_names(robot: RobotConfig, spec: mujoco.MjSpec) -> None:
-    """Every name the config reads must be in the MJCF: a Panda file of another layout (the shipped one's copy has
-    `gripper`, not Menagerie's `actuator8`) failed inside the env with MuJoCo's bare "Invalid name" KeyError."""
-    kinds = {"joint": (spec.joint, spec.joints), "actuator": (spec.actuator, spec.actuators),
-             "body": (spec.body, spec.bodies), "site": (spec.site, spec.sites), "geom": (spec.geom, spec.geoms)}
-    wanted = [*(("arm_joints", "joint", n) for n in robot.arm_joints),
-              *(("gripper_joints", "joint", n) for n in robot.gripper_joints),
-              *(("arm_actuators", "actuator", n) for n in robot.arm_actuators),
-              ("gripper_actuator", "actuator", robot.gripper_actuator),
-              ("ee_frame", robot.ee_frame_type, robot.ee_frame), ("camera_body", "body", robot.camera_body)]
-    for field_name, kind, name in wanted:
-        find, every = kinds[kind]
-        if find(name) is None:
-            present = [item.name for item in every if item.name]
-            raise ValueError(
-                f"robot {robot.name!r}: {field_name} names {kind} {name!r}, which {robot.mjcf} does not have; its "
-                f"{kind}s: {present}. Name the MJCF's own: get_robot(path, {field_name}=...) or a RobotConfig"
-            )
+# what each name field of RobotConfig names in the MJCF (ee_frame: its ee_frame_type) and the plural of each kind
+_NAME_KINDS = {"arm_joints": "joint", "gripper_joints": "joint", "arm_actuators": "actuator",
+               "gripper_actuator": "actuator", "camera_body": "body"}
+_PLURALS = {"joint": "joints", "actuator": "actuators", "body": "bodies", "site": "sites", "geom": "geoms"}
+
+
+def check_names(robot: RobotConfig, spec: mujoco.MjSpec, fields: tuple[str, ...]) -> None:
+    """The names these config fields give must be in the MJCF: a Panda file of another layout (the shipped one's copy
+    has `gripper`, not Menagerie's `actuator8`) failed inside the env with MuJoCo's bare "Invalid name" KeyError."""
+    for field_name in fields:
+        kind = robot.ee_frame_type if field_name == "ee_frame" else _NAME_KINDS[field_name]
+        value = getattr(robot, field_name)
+        find, every = getattr(spec, kind), getattr(spec, _PLURALS[kind])
+        for name in (value,) if isinstance(value, str) else value:
+            if find(name) is None:
+                present = [item.name for item in every if item.name]
+                raise ValueError(
+                    f"robot {robot.name!r}: {field_name} names {kind} {name!r}, which {robot.mjcf} does not have; its "
+                    f"{_PLURALS[kind]}: {present}. Name the MJCF's own: get_robot(path, {field_name}=...) or a "
+                    "RobotConfig"
+                )
 
 
 def pick_qp_solver(name: str | None = None) -> str:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FRANKA_MAX_JOINT_VELOCITY", "MEASURED_JOINT_MARGIN_RAD", "PANDA_ASSET", "RobotConfig", "get_robot",
-           "list_robots"]
+__all__ = ["FR3_JOINT_LIMITS", "FRANKA_MAX_JOINT_VELOCITY", "MEASURED_JOINT_MARGIN_RAD", "PANDA_ASSET",
+           "PANDA_JOINT_LIMITS", "RobotConfig", "get_robot", "list_robots"]
 
 PANDA_ASSET = "assets/panda/panda.xml"
 # How far a measured joint may sit past its limit: MuJoCo's limits are soft, so a servo pushing at one overshoots
@@ -24,6 +24,15 @@ PANDA_ASSET = "assets/panda/panda.xml"
 MEASURED_JOINT_MARGIN_RAD = 0.1
 # Franka's datasheet joint velocity limits (rad/s), joints 1-7; MJCF files carry none.
 FRANKA_MAX_JOINT_VELOCITY = (2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61)
+# (lower, upper) rad, joints 1-7, from Franka's FCI docs ("Limits for Panda"; the shipped MJCF's ranges are the same).
+PANDA_JOINT_LIMITS = ((-2.8973, 2.8973), (-1.7628, 1.7628), (-2.8973, 2.8973), (-3.0718, -0.0698),
+                      (-2.8973, 2.8973), (-0.0175, 3.7525), (-2.8973, 2.8973))
+# A Franka Research 3 (DROID records FR3s too) has the Panda's kinematics but other limits (FCI docs, "Limits for
+# Franka Research 3"): joint 6 spans [0.5445, 4.5169] where a Panda's spans [-0.0175, 3.7525], joint 7 ±3.0159 against
+# ±2.8973, joints 2 and 3 a little wider, joints 1, 4 and 5 tighter. franka_description's URDF and Menagerie's fr3.xml
+# give the mechanical ranges, a little wider still. Use them as get_robot("panda", joint_limits=FR3_JOINT_LIMITS).
+FR3_JOINT_LIMITS = ((-2.7437, 2.7437), (-1.7837, 1.7837), (-2.9007, 2.9007), (-3.0421, -0.1518),
+                    (-2.8065, 2.8065), (0.5445, 4.5169), (-3.0159, 3.0159))
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,10 @@ class RobotConfig:
     `gripper_ctrl_open` / `gripper_ctrl_closed` are actuator values for g = 0 and g = 1 (linear in between), so a robot
     whose actuator counts 255 = open (Menagerie) and one in finger metres (shipped Panda) share the DROID convention.
     `finger_open` is the finger joint travel (m) at g = 0, used to read the gripper state back as g.
+    `joint_limits` ((lower, upper) rad per arm joint) replace the MJCF's joint ranges wherever the robot is loaded:
+    IK, the decoder's checks of measured joints and its clipping, the sim; None keeps the MJCF's own.
+    Only `arm_joints`, `ee_frame` (and `tcp_offset`'s body) are needed for IK/FK; the actuators, gripper joints and
+    camera body are checked where a scene is built (`worldpolicy.sim`).
     """
 
     name: str
@@ -50,6 +63,7 @@ class RobotConfig:
     tcp_offset: tuple[float, ...] | None = None  # (frame body, x, y, z): add a TCP site when the MJCF has none
     camera_body: str = "hand"
     max_joint_velocity: tuple[float, ...] = FRANKA_MAX_JOINT_VELOCITY  # rad/s per arm joint; the sim counts excess
+    joint_limits: tuple[tuple[float, float], ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.home) != len(self.arm_joints):
@@ -59,6 +73,12 @@ class RobotConfig:
         if len(self.max_joint_velocity) != len(self.arm_joints) or not all(v > 0 for v in self.max_joint_velocity):
             raise ValueError(f"robot {self.name!r}: max_joint_velocity needs {len(self.arm_joints)} positive rad/s "
                              f"values, got {self.max_joint_velocity}")
+        if self.joint_limits is not None:
+            limits = np.asarray(self.joint_limits, dtype=np.float64)
+            if limits.shape != (self.dof, 2) or not np.all(np.isfinite(limits)) or np.any(limits[:, 0] >= limits[:, 1]):
+                raise ValueError(f"robot {self.name!r}: joint_limits needs {self.dof} (lower, upper) pairs in rad with "
+                                 f"lower < upper, one per arm joint, or None (the MJCF's ranges); got {self.joint_limits}")
+            object.__setattr__(self, "joint_limits", tuple((float(lo), float(hi)) for lo, hi in limits))
         if self.ee_frame_type not in ("body", "site", "geom"):
             raise ValueError(f"robot {self.name!r}: ee_frame_type must be body, site or geom, got {self.ee_frame_type!r}")
 
@@ -95,6 +115,7 @@ def _shipped_panda() -> RobotConfig:
         gripper_ctrl_closed=0.0,
         finger_open=0.04,
         home=(0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.7854),  # TCP pointing straight down, 0.48 m in front of the base
+        joint_limits=PANDA_JOINT_LIMITS,
     )
 
 

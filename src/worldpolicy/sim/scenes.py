@@ -12,11 +12,14 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from worldpolicy.robot.kinematics import load_robot_spec
+from worldpolicy.robot.kinematics import check_names, load_robot_spec
 from worldpolicy.robot.robots import RobotConfig, get_robot
 
-__all__ = ["CAMERAS", "TABLE_TOP", "ObjectSpec", "build_scene", "look_at_quat"]
+__all__ = ["CAMERAS", "SCENE_NAMES", "TABLE_TOP", "ObjectSpec", "build_scene", "look_at_quat"]
 
+# The RobotConfig name fields a scene uses beyond IK's (`kinematics.IK_NAMES`): the env drives the actuators and reads
+# the fingers, and the wrist camera hangs on the camera body.
+SCENE_NAMES = ("arm_actuators", "gripper_joints", "gripper_actuator", "camera_body")
 # DROID observation key → camera name in the scene.
 CAMERAS = {
     "observation/exterior_image_1_left": "exterior_1_left",
@@ -56,6 +59,10 @@ def build_scene(robot: RobotConfig | str, objects: list[ObjectSpec], *, image_si
     """Compile robot + table + lights + the three DROID cameras + task objects into one model."""
     robot = get_robot(robot)
     spec = load_robot_spec(robot)
+    check_names(robot, spec, SCENE_NAMES)
+    if robot.joint_limits is not None:  # the arm's position servos take joint targets: their range is the joint's
+        for actuator, limits in zip(robot.arm_actuators, robot.joint_limits):
+            spec.actuator(actuator).ctrlrange = list(limits)
     spec.modelname = f"tabletop_{robot.name}"
     height, width = image_size
     spec.visual.global_.offheight = max(int(height), 480)
@@ -102,10 +109,7 @@ def build_scene(robot: RobotConfig | str, objects: list[ObjectSpec], *, image_si
     # fisheye-ish wrist cameras of real arms): from the home pose it sees 94 of 100 reach targets, 76 at 75 deg; the
     # reach model trained with the 75 deg lens solved 80 % of the targets it saw at the start, 58 % of the others.
     # Retrained on this scene: 76 % against 75 % overall (benchmarks/README.md).
-    hand = spec.body(robot.camera_body)
-    if hand is None:
-        raise ValueError(f"robot {robot.name!r}: camera_body {robot.camera_body!r} not in {robot.mjcf}")
-    hand.add_camera(name="wrist_left", pos=[0.05, 0.0, 0.065], xyaxes=[0, 1, 0, 0.94, 0, 0.342], fovy=100)
+    spec.body(robot.camera_body).add_camera(name="wrist_left", pos=[0.05, 0.0, 0.065], xyaxes=[0, 1, 0, 0.94, 0, 0.342], fovy=100)
 
     for obj in objects:
         if obj.kind == "box":
