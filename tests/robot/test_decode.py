@@ -79,15 +79,13 @@ def test_measured_joints_in_degrees_are_refused_naming_them(rel, still):
 def test_fr3_readings_need_the_fr3s_limits_and_the_error_says_how():
     """A Franka FR3 (DROID records FR3s) reaches joint 6 = 4.0 and joint 7 = 3.0 rad; robot `panda` refused them with
     the Panda MJCF's limits and no way out. Its error names the config field; with FR3 limits the chunk decodes."""
-    from worldpolicy.robot.robots import FR3_JOINT_LIMITS
-
     q = np.array([0.0, -0.3, 0.0, -2.2, 0.0, 4.0, 3.0])
     a = np.tile([0.005, 0, 0, 1, 0, 0, 0, 1, 0, 0.0], (4, 1))
     with pytest.raises(ValueError, match=r"joint6=4 \(limits \[-0.0175, 3.75\]\), joint7=3 .* give them in its "
                                          r"config: get_robot\('panda', joint_limits=\[\(lower, upper\), ...\]\) "
-                                         r"\(a Franka FR3: worldpolicy.robot.robots.FR3_JOINT_LIMITS\)"):
+                                         r"\(a Franka FR3: robot 'fr3'\)"):
         ActionDecoder("droid/relative_pose", "panda").decode(a, q)
-    fr3 = ActionDecoder("droid/relative_pose", get_robot("panda", joint_limits=FR3_JOINT_LIMITS))
+    fr3 = ActionDecoder("droid/relative_pose", "fr3")
     cmd = fr3.decode(a, q)
     assert cmd.tracking.max_mm < 1 and cmd.qpos[:, 5].max() > 3.9  # tracked, joint 6 past where a Panda stops
 

@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("mink")
 
 from worldpolicy.robot.kinematics import IKSolver, load_robot_spec
-from worldpolicy.robot.robots import get_robot
+from worldpolicy.robot.robots import get_robot, list_robots
 
 
 @pytest.fixture
@@ -134,3 +134,20 @@ def test_joint_limits_are_the_configs_and_reach_every_use():
     for bad in ((0.0, 1.0),) * 6, ((1.0, -1.0),) + FR3_JOINT_LIMITS[1:], ((0.0, np.nan),) + FR3_JOINT_LIMITS[1:]:
         with pytest.raises(ValueError, match=r"robot 'panda': joint_limits needs 7 \(lower, upper\) pairs in rad"):
             get_robot("panda", joint_limits=bad)
+
+
+def test_robot_fr3_is_the_panda_model_with_the_fr3s_limits():
+    """`--robot fr3` / get_robot("fr3"): an FR3 needs no hand-written config; its home pose is inside its limits and an
+    episode runs with the FR3's velocity limits judging joint speed."""
+    from worldpolicy.robot.robots import FR3_JOINT_LIMITS, FR3_MAX_JOINT_VELOCITY
+    from worldpolicy.sim.env import TabletopEnv
+
+    fr3 = get_robot("FR3")
+    assert (fr3.name, fr3.mjcf) == ("fr3", get_robot("panda").mjcf) and "fr3" in list_robots()
+    assert fr3.joint_limits == FR3_JOINT_LIMITS and fr3.max_joint_velocity == FR3_MAX_JOINT_VELOCITY
+    lower, upper = np.array(FR3_JOINT_LIMITS).T
+    assert np.all((lower < fr3.home) & (np.array(fr3.home) < upper))
+    env = TabletopEnv("reach", robot="fr3", image_size=None)
+    obs, _ = env.reset(seed=0)
+    assert np.all(obs["observation/joint_position"] >= lower - 0.01)
+    np.testing.assert_array_equal(env.action_space.high[:7], upper)

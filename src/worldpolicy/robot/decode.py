@@ -119,8 +119,8 @@ class ActionDecoder:
             raise ValueError(
                 f"q_arm: {given} outside robot {self.robot.name!r}'s joint limits; q_arm is the measured arm joints in "
                 "radians (joints in degrees? np.radians converts them). If the arm's limits are others, give them in "
-                f"its config: get_robot({self.robot.name!r}, joint_limits=[(lower, upper), ...]) (a Franka FR3: "
-                "worldpolicy.robot.robots.FR3_JOINT_LIMITS)")
+                f"its config: get_robot({self.robot.name!r}, joint_limits=[(lower, upper), ...]) (a Franka FR3: robot "
+                "'fr3')")
         return q
 
     def decode(self, actions: np.ndarray, q_arm: np.ndarray | None) -> RobotCommand:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FR3_JOINT_LIMITS", "FRANKA_MAX_JOINT_VELOCITY", "MEASURED_JOINT_MARGIN_RAD", "PANDA_ASSET",
-           "PANDA_JOINT_LIMITS", "RobotConfig", "get_robot", "list_robots"]
+__all__ = ["FR3_JOINT_LIMITS", "FR3_MAX_JOINT_VELOCITY", "FRANKA_MAX_JOINT_VELOCITY", "MEASURED_JOINT_MARGIN_RAD",
+           "PANDA_ASSET", "PANDA_JOINT_LIMITS", "RobotConfig", "get_robot", "list_robots"]
 
 PANDA_ASSET = "assets/panda/panda.xml"
 # How far a measured joint may sit past its limit: MuJoCo's limits are soft, so a servo pushing at one overshoots
@@ -30,9 +30,11 @@ PANDA_JOINT_LIMITS = ((-2.8973, 2.8973), (-1.7628, 1.7628), (-2.8973, 2.8973), (
 # A Franka Research 3 (DROID records FR3s too) has the Panda's kinematics but other limits (FCI docs, "Limits for
 # Franka Research 3"): joint 6 spans [0.5445, 4.5169] where a Panda's spans [-0.0175, 3.7525], joint 7 ±3.0159 against
 # ±2.8973, joints 2 and 3 a little wider, joints 1, 4 and 5 tighter. franka_description's URDF and Menagerie's fr3.xml
-# give the mechanical ranges, a little wider still. Use them as get_robot("panda", joint_limits=FR3_JOINT_LIMITS).
+# give the mechanical ranges, a little wider still. Robot `fr3` is the shipped Panda model with these limits.
 FR3_JOINT_LIMITS = ((-2.7437, 2.7437), (-1.7837, 1.7837), (-2.9007, 2.9007), (-3.0421, -0.1518),
                     (-2.8065, 2.8065), (0.5445, 4.5169), (-3.0159, 3.0159))
+# The FR3's joint velocity limits (rad/s, same table); its joints 5-7 are faster than a Panda's.
+FR3_MAX_JOINT_VELOCITY = (2.62, 2.62, 2.62, 2.62, 5.26, 4.18, 5.26)
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,12 @@ def _menagerie_panda(root: str | os.PathLike | None = None, name: str = "menager
     )
 
 
-_ROBOTS = {"panda": _shipped_panda, "menagerie_panda": _menagerie_panda}
+def _shipped_fr3() -> RobotConfig:
+    """A Franka Research 3: the Panda's kinematics (same DH table, same MJCF), the FR3's joint and velocity limits."""
+    return replace(_shipped_panda(), name="fr3", joint_limits=FR3_JOINT_LIMITS, max_joint_velocity=FR3_MAX_JOINT_VELOCITY)
+
+
+_ROBOTS = {"panda": _shipped_panda, "fr3": _shipped_fr3, "menagerie_panda": _menagerie_panda}
 
 
 def list_robots() -> list[str]:
@@ -156,7 +163,7 @@ def list_robots() -> list[str]:
 
 
 def get_robot(name_or_path: str | os.PathLike | RobotConfig, **overrides) -> RobotConfig:
-    """Robot by name (`panda`, `menagerie_panda`) or a path to a Menagerie-layout Panda MJCF, named by that path as given
+    """Robot by name (`panda`, `fr3`, `menagerie_panda`) or a path to a Menagerie-layout Panda MJCF, named by that path
     (errors and sim reports then say which file, not `menagerie_panda`); `overrides` replace fields."""
     if isinstance(name_or_path, RobotConfig):
         robot = name_or_path

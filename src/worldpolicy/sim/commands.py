@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
                    "the shipped model and checkpoints fine-tuned from it, else pick_place)")
     p.add_argument("--episodes", type=int, default=10, help="episodes to run (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="episode i uses seed + i (scene and sampling)")
-    p.add_argument("--robot", default="panda", help="panda | menagerie_panda | path to a Menagerie panda.xml")
+    p.add_argument("--robot", default="panda", help="panda | fr3 | menagerie_panda | path to a Menagerie panda.xml")
     p.add_argument("--embodiment", default=None,
                    help="action space (default: a checkpoint's own embodiment.json, a ws:// server's metadata, else "
                    "droid; random: droid/relative_pose)")
