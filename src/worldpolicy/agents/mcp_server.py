@@ -87,7 +87,8 @@ class CheckpointList(BaseModel):
 class RunFiles(BaseModel):
     actions: str | None = Field(description="actions.json (schema worldpolicy.actions/v1)")
     settings: str | None
-    video: str | None = Field(description="rollout.mp4: the imagined video, when decoded")
+    video: str | None = Field(description="rollout.mp4, when decoded: the imagined video (inverse dynamics: the "
+                                           "input frames re-decoded)")
     report: str | None = Field(description="index.html: self-contained run report")
     plots: list[str]
     animation: str | None = None
