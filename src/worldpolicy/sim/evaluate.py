@@ -179,6 +179,7 @@ def report_figure(report: EvalReport):
         _new_figure,
         figure_title,
         plural,
+        step_markers,
     )
 
     eps = report.episodes
@@ -194,7 +195,7 @@ def report_figure(report: EvalReport):
     _grid_margins(fig, 1, 2, top=top, bottom=0.95, wgap=0.9)
     ax1, ax2 = fig.subplots(1, 2)
     ax1.fill_between(n, band[:, 0], band[:, 1], color=LINE_COLOR, alpha=0.2, lw=0, label="95 % Wilson CI")
-    ax1.plot(n, wins / n, color=LINE_COLOR, marker="." if len(eps) <= 64 else None, label="success rate")
+    ax1.plot(n, wins / n, color=LINE_COLOR, **step_markers(len(eps)), label="success rate")
     ax1.set_ylim(-0.02, 1.02)
     ax1.set_xlabel("episodes run", fontsize=LABEL_FONTSIZE)
     ax1.set_ylabel("cumulative success rate", fontsize=LABEL_FONTSIZE)
