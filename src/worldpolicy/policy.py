@@ -23,6 +23,7 @@ from .processing.actions import ACTION_SPACES, fit_to_chunk, load_actions, to_mo
 from .processing.observations import (
     check_chunk_size,
     clip_from_mapping,
+    frame_keys,
     frames_from_mapping,
     load_frames,
     prepare_canvas,
@@ -421,17 +422,23 @@ class Policy:
             # inverse dynamics reads chunk_size + 1 frames; one more tells a longer clip apart without decoding it whole
             frames = (clip_from_mapping(obs, e.camera_keys, e.composite, max_frames=num_frames + 1)
                       if isinstance(obs, Mapping) else load_frames(obs, max_frames=num_frames + 1))
-            for clip in obs.values() if isinstance(obs, Mapping) else [obs]:
+            # the clips composed: another key's (a camera the embodiment does not use) is not judged
+            used = ([obs[k] for k in frame_keys(obs.keys(), e.camera_keys, e.composite)]
+                    if isinstance(obs, Mapping) else [obs])
+            for clip in used:
                 _warn_frame_rate(clip, e.fps)
             if frames.shape[0] < 2:
                 raise ValueError(f"inverse dynamics needs a video of at least 2 frames (chunk_size+1 = {num_frames} are "
                                  "used; a shorter clip repeats its last frame), got 1 frame")
+            # action i takes frame i to frame i+1: past the clip's last frame, rows explain copies of it
+            real_rows = min(frames.shape[0], num_frames) - 1
             if frames.shape[0] > num_frames:
                 logger.warning("video has more than %d frames; using the first %d (chunk_size+1)", num_frames,
                                num_frames)
             elif frames.shape[0] < num_frames:
-                logger.warning("video has %d frames; using %d (chunk_size+1), repeating the last", frames.shape[0],
-                               num_frames)
+                logger.warning("video has %d frames; using %d (chunk_size+1), repeating the last: only the first %d "
+                               "action rows explain frames of the clip (settings real_rows)", frames.shape[0],
+                               num_frames, real_rows)
             canvas, info = prepare_canvas(frames, self.resolution_tier, num_frames, e.snap_to_16)
         caption = build_caption(e.prompt_format, request.prompt, e.view_point, num_frames, e.fps,
                                 info.canvas_h, info.canvas_w, e.view_description)
@@ -457,6 +464,8 @@ class Policy:
             "prompt_format": e.prompt_format, "negative_prompt": sampling.negative_prompt,
             "use_system_prompt": use_system, "device": str(self.engine.device), "dtype": str(self.engine.dtype),
         }
+        if request.mode == "inverse_dynamics":
+            settings["real_rows"] = real_rows
         return engine_request, {"settings": settings, "preprocess": time.perf_counter() - tick}
 
     def _finish(self, prepared, out, started: float) -> Prediction:

@@ -524,6 +524,86 @@ def test_each_mode_decodes_only_the_frames_it_uses(tiny_policy, clip, monkeypatc
     assert decoded[-1] == 18
 
 
+def test_animated_images_and_frame_lists_are_read_only_as_far_as_they_are_used(tmp_path, monkeypatch):
+    """A per-camera dict of clips (and a single clip) given as an animated GIF or a list of frame files was read and
+    converted whole, where a video file is read only as far as it is used: of a 30-frame GIF, inverse dynamics
+    converted all 30 frames of each camera to float."""
+    from PIL import Image
+
+    from worldpolicy.policy import PolicyRequest
+    from worldpolicy.processing import observations
+    from worldpolicy.processing.observations import image_pages
+
+    grey = (np.arange(64)[None, None, :, None] * 3 + np.arange(30)[:, None, None, None] * 5) % 256  # GIF-exact
+    frames = np.broadcast_to(grey, (30, 48, 64, 3)).astype(np.uint8)
+    pages = [Image.fromarray(f) for f in frames]
+    pages[0].save(tmp_path / "clip.gif", save_all=True, append_images=pages[1:], duration=66, loop=0)
+    with Image.open(tmp_path / "clip.gif") as im:
+        assert [page.tell() for page in image_pages(im, max_frames=3)] == [0, 1, 2]
+        assert [page.tell() for page in image_pages(im, last=2)] == [28, 29]
+        assert [page.tell() for page in image_pages(im)] == list(range(30))
+    pages[0].save(tmp_path / "thumb.tif", save_all=True, append_images=[pages[1].resize((8, 8)), pages[2]])
+    with Image.open(tmp_path / "thumb.tif") as im:  # pages of other sizes are not a clip: the first page alone
+        assert [page.tell() for page in image_pages(im, last=1)] == [0]
+
+    policy = worldpolicy.load_policy("shipped")  # two cameras stacked, chunk 4: 5 frames used, 6 read
+    for i in range(6):  # the frames inverse dynamics reads; the rest do not exist
+        pages[i].save(tmp_path / f"frame_{i}.png")
+    files = [tmp_path / f"frame_{i}.png" for i in range(30)]
+    assert load_frames(files, max_frames=6).shape[0] == 6
+    assert load_frames(files[::-1], last=1).shape[0] == 1
+    with pytest.raises(FileNotFoundError, match="frame_6.png"):
+        load_frames(files)
+    converted = []
+    to_frames = observations._pil_to_frames
+    monkeypatch.setattr(observations, "_pil_to_frames", lambda im, param: converted.append(1) or to_frames(im, param))
+    cameras = policy.embodiment.camera_keys
+    want = policy._prepare(PolicyRequest(dict.fromkeys(cameras, frames[:6]), "reach", mode="inverse_dynamics"))[0]
+    for clip in (tmp_path / "clip.gif", files):
+        converted.clear()
+        got = policy._prepare(PolicyRequest(dict.fromkeys(cameras, clip), "reach", mode="inverse_dynamics"))[0]
+        assert len(converted) == 6 * len(cameras)
+        torch.testing.assert_close(got.canvas, want.canvas, rtol=0, atol=0)
+    converted.clear()
+    policy._prepare(PolicyRequest(tmp_path / "clip.gif", "reach"))
+    assert len(converted) == 1  # the current (last) frame alone
+
+
+def test_a_short_inverse_dynamics_clip_says_which_action_rows_its_frames_explain(tiny_policy, caplog):
+    """A clip shorter than chunk_size+1 frames has its last frame repeated (a warning said so), but the result did not
+    say which rows came from real frames: action i takes frame i to frame i+1, so rows past the clip's last frame
+    explain copies of it. `settings["real_rows"]` says how many lead rows to trust."""
+    from worldpolicy.policy import PolicyRequest
+
+    clip = np.random.default_rng(5).integers(0, 256, (30, 64, 64, 3), dtype=np.uint8)  # chunk_size 16: 17 used
+
+    def settings(frames, mode="inverse_dynamics"):
+        return tiny_policy._prepare(PolicyRequest(frames, "Reach the target", mode=mode))[1]["settings"]
+
+    assert [settings(clip[:n])["real_rows"] for n in (2, 5, 17, 18, 30)] == [1, 4, 16, 16, 16]
+    assert "video has 5 frames; using 17 (chunk_size+1), repeating the last: only the first 4 action rows" in caplog.text
+    assert "real_rows" not in settings(clip[0], "policy")
+
+
+def test_only_the_cameras_composed_have_their_frame_rate_judged(tiny_policy, tmp_path, caplog):
+    """A dict's clip at another frame rate was warned about even when the embodiment does not use it (an extra
+    camera, or a pre-composed 'observation/image' beside all of the embodiment's cameras)."""
+    from worldpolicy.policy import PolicyRequest
+    from worldpolicy.processing.video import write_video
+
+    frames = np.zeros((18, 64, 64, 3), np.uint8)
+    write_video(tmp_path / "used.mp4", frames, tiny_policy.embodiment.fps)
+    write_video(tmp_path / "other.mp4", frames, 2 * tiny_policy.embodiment.fps)
+    cameras = dict.fromkeys(tiny_policy.embodiment.camera_keys, tmp_path / "used.mp4")
+    for extra in ("observation/image", "observation/extra_image"):
+        tiny_policy._prepare(PolicyRequest({**cameras, extra: tmp_path / "other.mp4"}, "Reach the target",
+                                           mode="inverse_dynamics"))
+    assert "fps but embodiment actions are at" not in caplog.text
+    used = {**cameras, tiny_policy.embodiment.camera_keys[0]: tmp_path / "other.mp4"}
+    tiny_policy._prepare(PolicyRequest(used, "Reach the target", mode="inverse_dynamics"))
+    assert f"video {tmp_path / 'other.mp4'} is 30 fps but embodiment actions are at 15 fps" in caplog.text
+
+
 def test_ignored_state_and_off_rate_clips_are_warned(tiny_policy, tmp_path, caplog):
     from worldpolicy.policy import PolicyRequest
     from worldpolicy.processing.video import write_video

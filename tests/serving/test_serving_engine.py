@@ -68,6 +68,22 @@ def test_real_policy_over_the_wire_matches_local_calls(tiny_policy):
             np.testing.assert_allclose(pred.actions, local.actions, rtol=1e-4, atol=1e-5)
 
 
+def test_which_inverse_dynamics_rows_real_frames_explain_survives_the_wire(tiny_policy, tmp_path):
+    """A clip shorter than chunk_size+1 frames has its last frame repeated; `settings["real_rows"]` (the lead rows its
+    own frames explain) reaches a RemotePolicy's result and the actions file, as the local result has it."""
+    from worldpolicy.commands import write_run
+    from worldpolicy.fileio import read_json
+
+    clip = np.random.default_rng(6).integers(0, 255, (5, 48, 64, 3), dtype=np.uint8)  # chunk_size 8: 9 used
+    server = PolicyServer(loader=lambda: tiny_policy, config=ServerConfig(host="127.0.0.1", port=0))
+    with ServerThread(server) as t, RemotePolicy(t.url) as remote:
+        got = remote.infer_actions(clip, "open the drawer", seed=2)
+    assert got.settings["real_rows"] == tiny_policy.infer_actions(clip, "open the drawer", seed=2).settings[
+        "real_rows"] == 4
+    write_run(got, tmp_path / "run", plots=False)
+    assert read_json(tmp_path / "run" / "actions.json", "actions.json")["settings"]["real_rows"] == 4
+
+
 def test_serve_command_end_to_end(tiny_checkpoint, tiny_policy):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -222,6 +222,58 @@ def test_per_camera_clips_travel_from_their_first_frames_as_the_local_policy_rea
             remote.infer_actions({keys[0]: clip, keys[1]: clip, keys[2]: clip[:5]}, "push")
 
 
+def test_imagine_rolls_a_prediction_forward_on_a_server_without_an_embodiment_spec(serve, monkeypatch):
+    """An openpi server, or one older than `embodiment_spec` running an embodiment not registered here, leaves the
+    client without an embodiment: `imagine(obs, prediction)` failed with an unnamed "actions must be a rectangular
+    numeric [T, action_dim] array", though the local Policy rolls a call's result forward."""
+    from worldpolicy.serving import server
+
+    announce = server.server_metadata
+
+    def older(policy, config):
+        meta = announce(policy, config)
+        del meta["embodiment_spec"]
+        return {**meta, "embodiment": "my_robot"}
+
+    monkeypatch.setattr(server, "server_metadata", older)
+    policy = StandInPolicy()
+    t = serve(policy)
+    obs = droid_request(np.zeros(7))
+    with RemotePolicy(t.url) as remote:
+        assert remote.embodiment is None
+        pred = remote.act(obs, "push")
+        for given in (pred, pred.to_json()):  # the stand-in echoes the actions it received
+            np.testing.assert_allclose(remote.imagine(obs, given, "push").actions, pred.actions)
+        normalized = {"actions": pred.actions_normalized.tolist(), "normalized": True}
+        np.testing.assert_allclose(remote.imagine(obs, normalized, "push").actions, pred.actions_normalized)
+        assert policy.options[-1] == {"actions_space": "normalized"}  # in the space the object names
+        with pytest.raises(ValueError, match=r"actions: columns \[.*\] are not the server's \[.*\], and without its "
+                                             r"embodiment .* pass RemotePolicy\(embodiment=...\)"):
+            remote.imagine(obs, {**pred.to_json(), "columns": pred.columns[::-1]}, "push")
+        with pytest.raises(ValueError, match=r"actions: units .* are not the server's"), \
+                RemotePolicy(t.url, connect_now=False) as fresh:  # checked against what it announces once connected
+            fresh.imagine(obs, {**pred.to_json(), "units": ["mm"] * 8}, "push")
+        with pytest.raises(ValueError, match=r"actions: a set is not a rectangular numeric \[T, action_dim\] array; "
+                                             r"accepted without the server's embodiment: .*a Prediction"):
+            remote.imagine(obs, {1.0, 2.0}, "push")
+
+
+def test_frame_lists_travel_only_as_far_as_they_are_used(serve, tmp_path):
+    """A dict of camera clips given as lists of frame files was read whole (and an observation's list of frames for
+    act/imagine too), where a video file is read only as far as the server uses it."""
+    from PIL import Image
+
+    t = serve(StandInPolicy())  # droid: chunk_size 32, 34 frames travel
+    for i in range(34):  # the frames that travel; the rest do not exist
+        Image.fromarray(np.full((16, 16, 3), i, np.uint8)).save(tmp_path / f"frame_{i}.png")
+    files = [tmp_path / f"frame_{i}.png" for i in range(40)]
+    with RemotePolicy(t.url) as remote:
+        keys = remote.embodiment.camera_keys
+        assert (remote.infer_actions(dict.fromkeys(keys, files), "push").actions[:, 0] == 34).all()
+        wire = remote._observation({"observation/image": files[::-1]})["observation/image"]
+        assert wire.shape == (1, 16, 16, 3) and wire[0, 0, 0, 0] == 0  # the current (last) frame only
+
+
 def test_a_folder_of_frames_and_an_animated_gif_travel_as_the_local_policy_reads_them(serve, tmp_path):
     """A folder of frames was refused ('file does not exist') and an animated GIF sent as its first frame only, though
     the local Policy reads both as clips (inverse dynamics: the first chunk_size + 2 frames)."""

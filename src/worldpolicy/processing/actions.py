@@ -94,7 +94,7 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
         elif path.suffix.lower() == ".json":
             doc = read_json(path, where)
             if isinstance(doc, dict):
-                values, columns, units, space = _from_object(doc, embodiment, space, where)
+                values, columns, units, space = actions_object(doc, space, where, embodiment)
             elif isinstance(doc, list):
                 values = actions_from_json(doc)
             else:
@@ -102,9 +102,9 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
         else:
             raise ValueError(f"{where}: unsupported suffix {path.suffix!r}; accepted: .json, .npy")
     elif isinstance(source, Prediction):  # policy -> forward dynamics: a call's result, read as its file would be
-        values, columns, units, space = _from_object(source.to_json(), embodiment, space, where)
+        values, columns, units, space = actions_object(source.to_json(), space, where, embodiment)
     elif isinstance(source, Mapping):  # an actions file's object, in memory
-        values, columns, units, space = _from_object(source, embodiment, space, where)
+        values, columns, units, space = actions_object(source, space, where, embodiment)
     elif type(source).__module__.startswith("torch"):
         values = source.detach().cpu().double().numpy()
     else:
@@ -134,9 +134,11 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
     return model
 
 
-def _from_object(doc: Mapping[str, Any], embodiment: Embodiment, space: str, where: str) -> tuple[Any, Any, Any, str]:
+def actions_object(doc: Mapping[str, Any], space: str, where: str,
+                   embodiment: Embodiment | None = None) -> tuple[Any, Any, Any, str]:
     """An actions object (a JSON file's, `Prediction.to_json()`): its rows, columns, units and space. A
-    `worldpolicy.actions/v1` object is read from its physical `actions`."""
+    `worldpolicy.actions/v1` object is read from its physical `actions`. `embodiment`: the one it is read for, if
+    known (a client without the server's reads the rows as they are named)."""
     if "actions" not in doc:
         raise ValueError(f"{where}: an object needs an 'actions' field; found {sorted(doc)}")
     values = actions_from_json(doc["actions"])  # null: a non-finite value, refused later by name
@@ -149,7 +151,7 @@ def _from_object(doc: Mapping[str, Any], embodiment: Embodiment, space: str, whe
                            ACTIONS_SCHEMA)
         space = "physical"  # the object says what its `actions` are
         source_key = doc.get("embodiment")
-        if source_key is not None and source_key != embodiment.key:
+        if embodiment is not None and source_key is not None and source_key != embodiment.key:
             logger.info("%s: written for %r, read as %r by column name (physical units)", where, source_key,
                         embodiment.key)
     elif doc.get("normalized") is True:

@@ -7,7 +7,7 @@ resolution-bin, downscale-only resize and pad rules (cosmos3-model.md §9) by ca
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,17 +98,30 @@ def _pil_to_frames(im: Any, param: str) -> np.ndarray:
     return _array_to_frames(np.asarray(im.convert("RGB")), param)
 
 
-def _read_image_file(path: Path, param: str) -> np.ndarray:
-    """An image file → frames (every frame of an animated GIF/WebP/TIFF); unreadable files are a clear error."""
-    from PIL import Image, ImageSequence, UnidentifiedImageError
+def image_pages(im: Any, max_frames: int | None = None, last: int | None = None) -> Iterator[Any]:
+    """The pages of an open PIL image that are used, each as `im` seeked to it (valid until the next): every frame of
+    an animated GIF/WebP/TIFF, the first `max_frames` or the `last` ones (`load_frames`), so a long animation is not
+    converted whole; the first page alone when pages differ in size (TIFF thumbnails: not a clip)."""
+    count = getattr(im, "n_frames", 1)
+    sizes = set()
+    for i in range(count):  # every page's size, none converted
+        im.seek(i)
+        sizes.add(im.size)
+    for i in [0] if len(sizes) > 1 else range(count)[-last:] if last else range(count)[:max_frames]:
+        im.seek(i)
+        yield im
+
+
+def _read_image_file(path: Path, param: str, max_frames: int | None = None, last: int | None = None) -> np.ndarray:
+    """An image file → frames (those of an animated GIF/WebP/TIFF that are used: `image_pages`); unreadable files are
+    a clear error."""
+    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
-            frames = [_pil_to_frames(frame, param) for frame in ImageSequence.Iterator(im)]
+            frames = [_pil_to_frames(page, param) for page in image_pages(im, max_frames, last)]
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:  # PIL raises SyntaxError for some broken headers
         raise ValueError(f"{param}: cannot read image {str(path)!r}: {exc}") from None
-    if any(f.shape != frames[0].shape for f in frames):  # pages of other sizes (TIFF thumbnails): not a clip
-        return frames[0]
     return np.concatenate(frames, axis=0)
 
 
@@ -135,10 +148,10 @@ def load_frames(obs: Any, param: str = "observation", max_frames: int | None = N
                 last: int | None = None) -> np.ndarray:
     """Any supported image/video input → float32 frames [T, H, W, 3] in [0, 1].
 
-    `max_frames` (the first ones) or `last` (the latest ones) bound what is read of a video file or a folder of frames,
-    so a long clip is neither held whole nor converted to float: inverse dynamics reads chunk_size + 1 frames from the
-    start, a policy or forward-dynamics observation only its current (last) frame. Other inputs are already in memory
-    and come back whole."""
+    `max_frames` (the first ones) or `last` (the latest ones) bound what is read of a video file, an animated image, a
+    folder or a list of frames, so a long clip is neither held whole nor converted to float: inverse dynamics reads
+    chunk_size + 1 frames from the start, a policy or forward-dynamics observation only its current (last) frame.
+    Arrays are already in memory and come back whole."""
     check_frame_bounds(max_frames, last)
     if isinstance(obs, (str, Path)):
         path = Path(obs)
@@ -152,7 +165,7 @@ def load_frames(obs: Any, param: str = "observation", max_frames: int | None = N
             frames, _ = read_video(path, max_frames=max_frames, last=last)
             return _array_to_frames(frames, param)
         if suffix in IMAGE_SUFFIXES:
-            return _read_image_file(path, param)
+            return _read_image_file(path, param, max_frames, last)
         raise ValueError(
             f"{param}: unsupported file type {suffix!r}; accepted images {sorted(IMAGE_SUFFIXES)}, "
             f"videos {sorted(VIDEO_SUFFIXES)}"
@@ -166,11 +179,18 @@ def load_frames(obs: Any, param: str = "observation", max_frames: int | None = N
     if isinstance(obs, Sequence) and not isinstance(obs, (bytes, str)):
         if len(obs) == 0:
             raise ValueError(f"{param}: an empty {type(obs).__name__}; give at least one frame")
-        frames = [load_frames(f, f"{param}[{i}]") for i, f in enumerate(obs)]
+        # items are read from the end for `last`, from the start otherwise, until the bound's frames are in (an item
+        # is one frame, or several: a clip file)
+        frames, held, wanted = [], 0, last or max_frames or float("inf")
+        for i in reversed(range(len(obs))) if last else range(len(obs)):
+            frames.append(load_frames(obs[i], f"{param}[{i}]"))
+            held += len(frames[-1])
+            if held >= wanted:
+                break
         shapes = {f.shape[1:] for f in frames}
         if len(shapes) != 1:
             raise ValueError(f"{param}: all frames must share one size, got {sorted(shapes)}")
-        return np.concatenate(frames, axis=0)
+        return np.concatenate(frames[::-1], axis=0)[-last:] if last else np.concatenate(frames, axis=0)[:max_frames]
     raise TypeError(
         f"{param}: unsupported type {_describe(obs)}; accepted: image/video path, PIL image, numpy or torch array "
         "(HWC/CHW, uint8 or float), a list of frames, or an openpi-style dict of camera keys"
@@ -236,7 +256,7 @@ def wire_key(dataset_key: str) -> str:
     return "observation/" + dataset_key.rsplit(".", 1)[-1]
 
 
-def _frame_keys(keys: Collection[str], camera_keys: Sequence[str], composite: str | None) -> list[str]:
+def frame_keys(keys: Collection[str], camera_keys: Sequence[str], composite: str | None) -> list[str]:
     """Which of an observation's `keys` make its frames: every camera of a composite (else a pre-composed
     'observation/image'), or the one camera, 'observation/image' or 'image' for a single-camera embodiment. A
     `KeyError` names what is missing, the keys given and, for keys named as in a LeRobot dataset, their wire names."""
@@ -261,7 +281,7 @@ def _frame_keys(keys: Collection[str], camera_keys: Sequence[str], composite: st
 
 def camera_key_problems(embodiment: Embodiment, given: Sequence[str]) -> str | None:
     """What is wrong with the camera keys of per-camera files (`--camera`, the agents' `images`), or None. A composite
-    takes each of the embodiment's cameras (`_frame_keys`); an embodiment that composes none sees one camera, so one
+    takes each of the embodiment's cameras (`frame_keys`); an embodiment that composes none sees one camera, so one
     of its cameras is named, and only one (the model would see one of several, the rest silently unused)."""
     keys, composed = embodiment.camera_keys, embodiment.composite is not None
     unknown = [k for k in given if k not in keys]
@@ -290,7 +310,7 @@ def frames_from_mapping(obs: Mapping[str, Any], camera_keys: Sequence[str], comp
     """openpi-style observation dict → frames. Multi-camera embodiments are composed; others use their one camera.
     `last` bounds what is read of each camera's clip (`load_frames`); histories end together, so each camera's last
     frame makes the last composite frame."""
-    sources = _frame_keys(obs.keys(), camera_keys, composite)
+    sources = frame_keys(obs.keys(), camera_keys, composite)
     return _compose([load_frames(obs[k], k, last=last) for k in sources], sources, camera_keys, composite)
 
 
@@ -301,7 +321,7 @@ def clip_from_mapping(obs: Mapping[str, Any], camera_keys: Sequence[str], compos
     of the others, and cameras holding different numbers of frames (a camera cut elsewhere, or recorded at another
     rate) are refused: paired at either end, one camera would show another instant than the rest. `max_frames` bounds
     what is read of each (the first ones, `load_frames`) and what is compared."""
-    sources = _frame_keys(obs.keys(), camera_keys, composite)
+    sources = frame_keys(obs.keys(), camera_keys, composite)
     cams = [load_frames(obs[k], k, max_frames=max_frames)[:max_frames] for k in sources]  # arrays come back whole
     counts = [len(c) for c in cams]
     if len(set(counts)) > 1:
@@ -313,7 +333,7 @@ def clip_from_mapping(obs: Mapping[str, Any], camera_keys: Sequence[str], compos
 
 
 def _compose(cams: list[np.ndarray], sources: list[str], camera_keys: Sequence[str], composite: str | None) -> np.ndarray:
-    """The frames of `sources` (`_frame_keys`) as the model sees them: composed, or the one camera or canvas."""
+    """The frames of `sources` (`frame_keys`) as the model sees them: composed, or the one camera or canvas."""
     if composite is None or sources == ["observation/image"] and list(camera_keys) != sources:
         return cams[0]  # one camera, or a pre-composed canvas
     if composite == "stacked":

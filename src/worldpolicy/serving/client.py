@@ -29,10 +29,10 @@ from websockets.sync.client import ClientConnection, connect
 
 from ..embodiments import Embodiment, embodiment_from_dict, get_embodiment
 from ..policy import PolicyRequest
-from ..processing.actions import ACTION_SPACES, load_actions
-from ..processing.observations import VIDEO_SUFFIXES, clip_from_mapping, image_files
+from ..processing.actions import ACTION_SPACES, actions_object, load_actions
+from ..processing.observations import VIDEO_SUFFIXES, clip_from_mapping, image_files, image_pages
 from ..processing.prompts import check_task
-from ..results import MODES, Prediction
+from ..results import MODES, Prediction, is_string_list
 from .adapters import IMAGE_KEY
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
 
@@ -128,31 +128,31 @@ def _image_array(
 ) -> np.ndarray:
     """Image/video path, PIL image, torch tensor or list of frames → the numpy array the local `Policy` would read,
     without loss (uint8 stays uint8); the server runs the same processing on it. `last` or `first` bound what is read
-    of a video file, as the local `Policy` reads it (`load_frames`): what is not used does not travel."""
+    of a video file, an animated image, a folder or a list of frames, as the local `Policy` reads it (`load_frames`):
+    what is not used does not travel."""
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
         if path.is_dir():  # a folder of frames, in the local Policy's order
-            files = image_files(path, param)
-            return _image_array(files[-last:] if last else files[:first], param)
+            return _image_array(image_files(path, param), param, last, first)
         if not path.is_file():
             raise FileNotFoundError(f"{param}: file {str(path)!r} does not exist")
         if path.suffix.lower() in VIDEO_SUFFIXES:
             from ..processing.video import read_video
 
             return read_video(path, max_frames=first, last=last)[0]
-        from PIL import Image, ImageSequence
+        from PIL import Image
 
-        with Image.open(path) as img:  # every frame of an animated GIF/WebP, as the local Policy reads it
-            frames = [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(img)]
-        if len(frames) == 1 or any(f.shape != frames[0].shape for f in frames):
-            return frames[0]
-        return np.stack(frames[-last:] if last else frames[:first])
+        with Image.open(path) as img:  # the frames of an animated GIF/WebP the local Policy reads, and only those
+            frames = [np.asarray(page.convert("RGB")) for page in image_pages(img, first, last)]
+            animated = getattr(img, "n_frames", 1) > 1
+        return np.stack(frames) if animated else frames[0]
     if type(image).__module__.startswith("PIL."):
         return np.asarray(image.convert("RGB"))  # palette and greyscale images as RGB, as `load_frames` does
     if hasattr(image, "detach"):  # torch tensor, without importing torch
         return image.detach().cpu().numpy()
     if isinstance(image, (list, tuple)) and image and not isinstance(image[0], (int, float)):
-        frames = [_image_array(f, f"{param}[{i}]") for i, f in enumerate(image)]
+        used = range(len(image))[-last:] if last else range(len(image))[:first]  # a frame each: read only those used
+        frames = [_image_array(image[i], f"{param}[{i}]") for i in used]
         if len({f.shape for f in frames}) != 1:
             raise ValueError(f"{param}: all frames must share one size, got {sorted({f.shape for f in frames})}")
         return np.stack(frames)
@@ -406,11 +406,16 @@ class RemotePolicy:
 
     def _actions(self, actions: Any, space: str) -> tuple[np.ndarray, str]:
         """Forward-dynamics actions for the wire, read here exactly as the local `Policy` reads them (files, lists,
-        one row, columns) and sent in model space; without a known embodiment, arrays go as given."""
+        one row, columns, a `Prediction`) and sent in model space. Without a known embodiment (an openpi server, or an
+        older one whose metadata carries no `embodiment_spec`), arrays go as given, and a `Prediction` or actions
+        object as its rows in the space it names, once its columns and units are the ones the server announces."""
         if space not in ACTION_SPACES:
             raise ValueError(f"actions_space={space!r}; accepted: {', '.join(ACTION_SPACES)}")
         if actions is None:
             raise ValueError("actions are required for forward dynamics (imagine)")
+        named = isinstance(actions, (Prediction, Mapping))  # a call's result or an actions object: rows named
+        if named and self.embodiment is None:
+            self.metadata()  # connected, for the embodiment (or the columns) the server announces to match them to
         e = self.embodiment
         if e is not None:
             return load_actions(actions, e, space), "normalized"  # model space, which 'normalized' means
@@ -419,13 +424,33 @@ class RemotePolicy:
                 f"reading actions from {str(actions)!r} needs the embodiment (its columns and units): pass "
                 "RemotePolicy(embodiment=...) or an array"
             )
+        if named:  # policy -> forward dynamics: a call's result rolls forward
+            doc = actions.to_json() if isinstance(actions, Prediction) else actions
+            actions, columns, units, space = actions_object(doc, space, "actions")
+            self._check_named(columns, units)
         if hasattr(actions, "detach"):  # torch tensor, without importing torch
             actions = actions.detach().cpu().numpy()
         try:
             values = np.asarray(actions, dtype=np.float64)
         except (ValueError, TypeError):
-            raise ValueError("actions must be a rectangular numeric [T, action_dim] array") from None
+            raise ValueError(
+                f"actions: a {type(actions).__name__} is not a rectangular numeric [T, action_dim] array; accepted "
+                "without the server's embodiment: an array, nested list or torch tensor, a Prediction or an actions "
+                "object (pass RemotePolicy(embodiment=...) to read files)"
+            ) from None
         return (values[None] if values.ndim == 1 else values), space
+
+    def _check_named(self, columns: Any, units: Any) -> None:
+        """Rows named by an actions object go in their order: with no embodiment here to reorder them by name, they
+        must be in the order, and units, the server announces (when it does; openpi's announces none)."""
+        for field, given in (("columns", columns), ("units", units)):
+            served = self._metadata.get(field)
+            if given is not None and is_string_list(served) and given != served:
+                raise ValueError(
+                    f"actions: {field} {given!r} are not the server's {served}, and without its embodiment this "
+                    f"client cannot match them by column name: pass RemotePolicy(embodiment=...), or rows in the "
+                    f"server's order and units"
+                )
 
     def _video(self, video: Any) -> np.ndarray:
         """Inverse-dynamics input for the wire: a path, frames or a per-camera dict, as the local `Policy` reads it,
@@ -439,8 +464,6 @@ class RemotePolicy:
             # the cameras' first frames, composed and checked as the local Policy does
             frames = _as_uint8_if_exact(clip_from_mapping(video, e.camera_keys, e.composite, max_frames=limit))
         else:
-            if isinstance(video, (list, tuple)):
-                video = video[:limit]  # a list of frame files: only the frames that travel are read
             frames = _image_array(video, "video", first=limit)
         return frames[:limit] if frames.ndim == 4 else frames  # another shape is the server's to refuse, as sent
 
