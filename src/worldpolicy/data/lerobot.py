@@ -1,4 +1,4 @@
-"""Read and write LeRobotDataset v3.0 with pyarrow + JSON + PyAV (no `lerobot` package: it needs Python >= 3.12).
+"""Read and write LeRobotDataset v3.0 with pyarrow + JSON + PyAV (no `lerobot` package: its pins clash with ours).
 
 ds = LeRobotDataset.open("path/to/dataset")
 ep = ds.episode(0)                    # ep.frames["action"] [T, 7], ep.videos["observation.images.front"] [T, H, W, 3]
