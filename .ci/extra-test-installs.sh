@@ -2,3 +2,9 @@
 # openpi-client / openpi-server declare numpy<2 in metadata only (shared/reference/wire-protocol.md §8).
 pip install --no-deps "openpi-client==0.1.2" "openpi-server==0.1.0"
 pip install "dm-tree>=0.1.8" "typing_extensions>=4"
+# tests/data/test_data_lerobot_interop.py: lerobot 0.4.4 is the last release for Python 3.11 (LeRobotDataset v3.0).
+# --no-deps: lerobot pins torch<2.11, av<16 and huggingface-hub<0.36, datasets 4.x pins huggingface-hub<2; the
+# dataset code the test runs works on this stack's newer versions. torchcodec 0.13 is the newest release that loads
+# beside CPU torch (0.14+ need CUDA libraries); it decodes lerobot's videos with the system FFmpeg (apt-packages.txt).
+pip install -q --no-deps "lerobot==0.4.4" "datasets==4.8.5" "torchcodec==0.13.0"
+pip install -q "pandas==3.1.1" "dill==0.4.1" "multiprocess==0.70.19" "xxhash==4.1.0"

@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -s .ci/apt-packages.txt ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   (apt-get update -qq && xargs -a .ci/apt-packages.txt apt-get install -y -qq --no-install-recommends) >/dev/null \
-    || echo "setup: system packages for offscreen rendering could not be installed"
+    || echo "setup: system packages (offscreen rendering, FFmpeg for torchcodec) could not be installed"
 fi
 if [ ! -x .venv/bin/python ]; then
   python3.11 -m venv .venv 2>/dev/null || python3 -m venv .venv

@@ -77,6 +77,21 @@ def test_layout_matches_lerobot_v3(small_dataset):
     }
 
 
+@pytest.mark.parametrize("spec", [
+    {"dtype": "video", "shape": [16, 24, 3]},  # as docs/data.md shows: no axis names
+    {"dtype": "video", "shape": [3, 16, 24], "names": ["channels", "height", "width"]},  # a channels-first source
+])
+def test_video_features_are_described_as_lerobot_writes_them(tmp_path, spec):
+    # LeRobot's policies read the layout from names[2]: without names they fail on the dataset (TypeError)
+    frames = np.zeros((4, 16, 24, 3), np.uint8)
+    episode = {"frames": {"action": np.zeros((4, 2))}, "videos": {"cam": frames}, "task": "t"}
+    ds = write_episodes(tmp_path / "ds", [episode], fps=10, video_codec="libx264rgb",
+                        features={"action": {"dtype": "float64", "shape": [2]}, "cam": spec})
+    video = json.loads((ds.root / "meta/info.json").read_text())["features"]["cam"]
+    assert video["shape"] == [16, 24, 3] and video["names"] == ["height", "width", "channels"]
+    np.testing.assert_array_equal(ds.episode(0).videos["cam"], frames)
+
+
 def test_stats_match_numpy(small_dataset):
     ds, written = small_dataset
     stats = ds.stats

@@ -22,6 +22,7 @@ from typing import Any, Self
 
 import numpy as np
 
+from .layout import VIDEO_NAMES
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
 
 __all__ = ["ACTION_KEYS", "STATE_KEYS", "RecordingInterrupted", "SimConversion", "expert_episodes", "sim_features",
@@ -91,11 +92,7 @@ def sim_features(robot: str, image_size: tuple[int, int], cameras: Sequence[str]
         "next.done": {"dtype": "bool", "shape": [1], "names": None},
     }
     for camera in cameras:
-        features[camera_feature(camera)] = {
-            "dtype": "video",
-            "shape": [height, width, 3],
-            "names": ["height", "width", "channels"],
-        }
+        features[camera_feature(camera)] = {"dtype": "video", "shape": [height, width, 3], "names": list(VIDEO_NAMES)}
     return features
 
 

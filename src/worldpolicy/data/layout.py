@@ -32,6 +32,9 @@ AUTO_FEATURES: dict[str, dict[str, Any]] = {
     "index": {"dtype": "int64", "shape": [1], "names": None},
     "task_index": {"dtype": "int64", "shape": [1], "names": None},
 }
+# How LeRobot writes a video feature: shape [H, W, 3] with these axis names. Its policies read the layout from
+# names[2] ("channels" → channels last); a video without them cannot be turned into a policy input.
+VIDEO_NAMES = ("height", "width", "channels")
 NUMERIC_DTYPES = ("float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
 FEATURE_DTYPES = NUMERIC_DTYPES + ("string", "video", "image")
 EPISODE_COLUMNS = (

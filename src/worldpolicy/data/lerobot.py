@@ -1,4 +1,4 @@
-"""Read and write LeRobotDataset v3.0 with pyarrow + JSON + PyAV (no `lerobot` package: it needs Python >= 3.12).
+"""Read and write LeRobotDataset v3.0 with pyarrow + JSON + PyAV (no `lerobot` package: its pins clash with ours).
 
 ds = LeRobotDataset.open("path/to/dataset")
 ep = ds.episode(0)                    # ep.frames["action"] [T, 7], ep.videos["observation.images.front"] [T, H, W, 3]
@@ -48,6 +48,7 @@ from .layout import (
     STATS_PATH,
     TASKS_PATH,
     VIDEO_EPISODE_FIELDS,
+    VIDEO_NAMES,
     VIDEO_PATH,
     DatasetFormatError,
     check_feature,
@@ -996,6 +997,9 @@ def _check_user_features(features: Mapping[str, Mapping[str, Any]], param: str) 
             raise ValueError(f"{exc.field}: {exc.problem}") from None
         if spec["dtype"] == "image":
             raise ValueError(f"{param}[{name!r}]: dtype 'image' is read but not written; use dtype 'video'")
+        if spec["dtype"] == "video":  # frames are stored [H, W, 3]: say so as LeRobot does, whatever layout was given
+            out[name] = {"dtype": "video", "shape": [*image_hw(spec), 3], "names": list(VIDEO_NAMES)}
+            continue
         out[name] = {"dtype": spec["dtype"], "shape": spec["shape"], "names": spec.get("names")}
     if not out:
         raise ValueError(f"{param} names only the columns the writer fills in itself ({', '.join(AUTO_FEATURES)})")
@@ -1039,11 +1043,7 @@ def _infer_features(frames: Mapping[str, Any], videos: Mapping[str, Any]) -> dic
         arr = np.asarray(value)
         if arr.ndim != 4 or arr.shape[-1] != 3:
             raise ValueError(f"videos[{key!r}] has shape {arr.shape}; expected uint8 [T, H, W, 3]")
-        features[key] = {
-            "dtype": "video",
-            "shape": [arr.shape[1], arr.shape[2], 3],
-            "names": ["height", "width", "channels"],
-        }
+        features[key] = {"dtype": "video", "shape": [arr.shape[1], arr.shape[2], 3]}
     return _check_user_features(features, "features (inferred from the first episode)")
 
 

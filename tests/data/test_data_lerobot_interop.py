@@ -1,0 +1,174 @@
+"""Interop with the real `lerobot` package: our datasets open in its `LeRobotDataset`, and its datasets open in ours.
+
+lerobot 0.4.4 is the last release for Python 3.11 that writes LeRobotDataset v3.0. `.ci/extra-test-installs.sh`
+installs it with `--no-deps` (its pins clash with this stack), with torchcodec to decode videos.
+lerobot imports torchvision at module level, only for `image` features and its pyav decoding backend. PyPI has no
+CPU torchvision for the CPU torch we pin, so when torchvision is absent a stand-in that fails on any use is in place
+while lerobot is imported. Videos are then decoded by torchcodec inside lerobot.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.machinery
+import importlib.util
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from worldpolicy.cli import main
+from worldpolicy.data import LeRobotDataset, LeRobotDatasetWriter
+
+
+class _NoTorchvision(types.ModuleType):
+    """Stands in for torchvision while lerobot is imported: any use names the missing package."""
+
+    def __getattr__(self, name: str):
+        raise AttributeError(f"{self.__name__}.{name}: torchvision is not installed (stand-in to import lerobot)")
+
+
+def _import_lerobot() -> types.ModuleType:
+    pytest.importorskip("lerobot", reason="pip install --no-deps lerobot==0.4.4 (see .ci/extra-test-installs.sh)")
+    if importlib.util.find_spec("torchvision") is not None:
+        return importlib.import_module("lerobot.datasets.lerobot_dataset")
+    import datasets  # noqa: F401  (it looks for torchvision on import: it must not find the stand-in)
+
+    names = ("torchvision", "torchvision.transforms")
+    for name in names:
+        sys.modules[name] = _NoTorchvision(name)
+        sys.modules[name].__spec__ = importlib.machinery.ModuleSpec(name, None)
+    try:  # lerobot is installed: a dependency missing from here on is an error, not a skip
+        return importlib.import_module("lerobot.datasets.lerobot_dataset")
+    finally:
+        for name in names:
+            del sys.modules[name]
+
+
+lerobot_dataset = _import_lerobot()
+
+FPS = 10
+H, W = 48, 64
+CAM = "observation.images.front"
+NAMES = {"action": ["dx", "dy"], "observation.state": ["x", "y", "z"]}
+
+
+@pytest.fixture(autouse=True)
+def _no_hub(monkeypatch, tmp_path):
+    """Both directions are local: any call to the Hub fails the test; `datasets` caches under tmp_path."""
+    import datasets
+    from lerobot.datasets import utils
+
+    def hub(*args, **kwargs):
+        raise AssertionError("lerobot tried to reach the Hugging Face Hub")
+
+    monkeypatch.setattr(lerobot_dataset, "snapshot_download", hub)
+    monkeypatch.setattr(lerobot_dataset, "HfApi", hub)
+    monkeypatch.setattr(utils, "HfApi", hub)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets-cache")
+
+
+def _frames(length: int, offset: int) -> np.ndarray:
+    """Flat frames whose value encodes the frame, so codec error stays small and frames cannot be confused."""
+    values = (10 * (np.arange(length) + offset)) % 256
+    return np.broadcast_to(values[:, None, None, None], (length, H, W, 3)).astype(np.uint8).copy()
+
+
+def _episodes() -> list[dict]:
+    rng = np.random.default_rng(0)
+    out = []
+    for length, offset, task in ((12, 0, "pick the cube"), (9, 12, ["push the cube"] * 4 + ["place the cube"] * 5)):
+        out.append({
+            "frames": {"action": rng.normal(size=(length, 2)).astype(np.float32),
+                       "observation.state": rng.normal(size=(length, 3)).astype(np.float32)},
+            "videos": {CAM: _frames(length, offset)},
+            "task": task,
+        })
+    return out
+
+
+def _frame_tasks(ep: dict) -> list[str]:
+    n = len(ep["frames"]["action"])
+    return [ep["task"]] * n if isinstance(ep["task"], str) else list(ep["task"])
+
+
+def test_lerobot_opens_a_dataset_we_wrote(tmp_path: Path):
+    from lerobot.datasets.utils import dataset_to_policy_features
+
+    episodes = _episodes()
+    for ep in episodes:  # scalar columns too (lerobot 0.4.4 itself cannot write them under numpy >= 2.4)
+        length = len(ep["frames"]["action"])
+        ep["frames"].update({"next.done": np.arange(length) == length - 1, "next.reward": np.arange(length) % 3})
+    features = {key: {"dtype": "float32", "shape": [len(names)], "names": names} for key, names in NAMES.items()}
+    features[CAM] = {"dtype": "video", "shape": [H, W, 3]}  # no axis names, as docs/data.md shows
+    features.update({"next.done": {"dtype": "bool", "shape": [1]}, "next.reward": {"dtype": "int64", "shape": [1]}})
+    with LeRobotDatasetWriter(tmp_path / "ours", fps=FPS, robot_type="panda", features=features) as writer:
+        for ep in episodes:
+            writer.add_episode(**ep)
+
+    theirs = lerobot_dataset.LeRobotDataset("local/ours", root=tmp_path / "ours")
+    assert (theirs.num_episodes, theirs.num_frames, theirs.fps) == (2, 21, FPS)
+    assert theirs.meta.robot_type == "panda" and theirs.meta.video_keys == [CAM]
+    for key, names in NAMES.items():
+        assert theirs.features[key]["names"] == names and tuple(theirs.features[key]["shape"]) == (len(names),)
+    # what a lerobot policy is built from: it reads the video layout from the feature's names
+    policy_features = dataset_to_policy_features(theirs.meta.features)
+    assert policy_features[CAM].shape == (3, H, W) and policy_features["action"].shape == (2,)
+    assert list(theirs.meta.tasks.index) == ["pick the cube", "push the cube", "place the cube"]
+    table = theirs.meta.episodes
+    assert list(table["dataset_from_index"]) == [0, 12] and list(table["dataset_to_index"]) == [12, 21]
+    assert list(table["length"]) == [12, 9]
+    assert sorted(table["tasks"][1]) == ["place the cube", "push the cube"]
+    np.testing.assert_allclose(theirs.meta.stats["action"]["mean"],
+                               np.concatenate([ep["frames"]["action"] for ep in episodes]).mean(0), rtol=1e-5)
+
+    index = 0
+    for e, ep in enumerate(episodes):
+        for t, task in enumerate(_frame_tasks(ep)):
+            item = theirs[index]
+            assert (item["episode_index"].item(), item["frame_index"].item(), item["index"].item()) == (e, t, index)
+            assert item["task"] == task
+            assert item["timestamp"].item() == pytest.approx(t / FPS)
+            for key in NAMES:
+                np.testing.assert_array_equal(item[key].numpy(), ep["frames"][key][t])
+            assert item["next.done"].item() == ep["frames"]["next.done"][t]
+            assert item["next.reward"].item() == ep["frames"]["next.reward"][t]
+            frame = item[CAM]  # float CHW in [0, 1], decoded by lerobot (torchcodec)
+            assert frame.shape == (3, H, W)
+            got = np.round(frame.permute(1, 2, 0).numpy() * 255)
+            np.testing.assert_allclose(got, ep["videos"][CAM][t], atol=3)  # libx264 yuv420p, CRF 18
+            index += 1
+
+
+def test_we_open_a_dataset_lerobot_wrote(tmp_path: Path, capsys):
+    episodes = _episodes()
+    features = {key: {"dtype": "float32", "shape": (len(names),), "names": names} for key, names in NAMES.items()}
+    features[CAM] = {"dtype": "video", "shape": (H, W, 3), "names": ["height", "width", "channels"]}
+    made = lerobot_dataset.LeRobotDataset.create("local/made", fps=FPS, features=features, root=tmp_path / "made",
+                                                 robot_type="so100", use_videos=True)  # AV1, lerobot's default
+    for ep in episodes:
+        for t, task in enumerate(_frame_tasks(ep)):
+            made.add_frame({CAM: ep["videos"][CAM][t], **{k: ep["frames"][k][t] for k in NAMES}, "task": task})
+        made.save_episode()
+    made.finalize()
+
+    ds = LeRobotDataset.open(tmp_path / "made")
+    assert (ds.num_episodes, ds.num_frames, ds.fps, ds.robot_type) == (2, 21, FPS, "so100")
+    assert list(ds.episode_lengths) == [12, 9] and ds.video_keys == [CAM]
+    for key, names in NAMES.items():
+        assert ds.feature_names(key) == names
+    for e, ep in enumerate(episodes):
+        got = ds.episode(e)
+        assert list(got.frame_tasks) == _frame_tasks(ep) and got.dataset_from_index == 12 * e
+        for key in NAMES:
+            np.testing.assert_array_equal(got.frames[key], ep["frames"][key])
+        np.testing.assert_allclose(got.timestamp, np.arange(len(ep["frames"]["action"])) / FPS, atol=1e-6)
+        np.testing.assert_allclose(got.videos[CAM].astype(int), ep["videos"][CAM], atol=3)  # AV1, CRF 30
+    np.testing.assert_allclose(ds.stats["observation.state"]["mean"],
+                               np.concatenate([ep["frames"]["observation.state"] for ep in episodes]).mean(0),
+                               rtol=1e-5)
+
+    assert main(["dataset", "check", str(tmp_path / "made")]) == 0
+    assert "ok: 2 episodes, 21 frames, 1 video features, with stats" in capsys.readouterr().out
