@@ -94,9 +94,7 @@ def _frame_tasks(ep: dict) -> list[str]:
     return [ep["task"]] * n if isinstance(ep["task"], str) else list(ep["task"])
 
 
-def test_lerobot_opens_a_dataset_we_wrote(tmp_path: Path):
-    from lerobot.datasets.utils import dataset_to_policy_features
-
+def _write_ours(root: Path) -> list[dict]:
     episodes = _episodes()
     for ep in episodes:  # scalar columns too (lerobot 0.4.4 itself cannot write them under numpy >= 2.4)
         length = len(ep["frames"]["action"])
@@ -104,10 +102,25 @@ def test_lerobot_opens_a_dataset_we_wrote(tmp_path: Path):
     features = {key: {"dtype": "float32", "shape": [len(names)], "names": names} for key, names in NAMES.items()}
     features[CAM] = {"dtype": "video", "shape": [H, W, 3]}  # no axis names, as docs/data.md shows
     features.update({"next.done": {"dtype": "bool", "shape": [1]}, "next.reward": {"dtype": "int64", "shape": [1]}})
-    with LeRobotDatasetWriter(tmp_path / "ours", fps=FPS, robot_type="panda", features=features) as writer:
+    with LeRobotDatasetWriter(root, fps=FPS, robot_type="panda", features=features) as writer:
         for ep in episodes:
             writer.add_episode(**ep)
+    return episodes
 
+
+def _torchcodec_problem() -> str | None:
+    """Why lerobot cannot decode videos here (torchcodec loads the system FFmpeg: apt-packages.txt), or None."""
+    try:
+        importlib.import_module("torchcodec.decoders")
+    except Exception as exc:  # noqa: BLE001 - any load failure is the reason given
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def test_lerobot_opens_a_dataset_we_wrote(tmp_path: Path):
+    from lerobot.datasets.utils import dataset_to_policy_features
+
+    episodes = _write_ours(tmp_path / "ours")
     theirs = lerobot_dataset.LeRobotDataset("local/ours", root=tmp_path / "ours")
     assert (theirs.num_episodes, theirs.num_frames, theirs.fps) == (2, 21, FPS)
     assert theirs.meta.robot_type == "panda" and theirs.meta.video_keys == [CAM]
@@ -127,14 +140,27 @@ def test_lerobot_opens_a_dataset_we_wrote(tmp_path: Path):
     index = 0
     for e, ep in enumerate(episodes):
         for t, task in enumerate(_frame_tasks(ep)):
-            item = theirs[index]
-            assert (item["episode_index"].item(), item["frame_index"].item(), item["index"].item()) == (e, t, index)
-            assert item["task"] == task
-            assert item["timestamp"].item() == pytest.approx(t / FPS)
+            row = theirs.hf_dataset[index]  # the frame's columns as lerobot reads them (videos apart)
+            assert (row["episode_index"].item(), row["frame_index"].item(), row["index"].item()) == (e, t, index)
+            assert theirs.meta.tasks.iloc[row["task_index"].item()].name == task
+            assert row["timestamp"].item() == pytest.approx(t / FPS)
             for key in NAMES:
-                np.testing.assert_array_equal(item[key].numpy(), ep["frames"][key][t])
-            assert item["next.done"].item() == ep["frames"]["next.done"][t]
-            assert item["next.reward"].item() == ep["frames"]["next.reward"][t]
+                np.testing.assert_array_equal(row[key].numpy(), ep["frames"][key][t])
+            assert row["next.done"].item() == ep["frames"]["next.done"][t]
+            assert row["next.reward"].item() == ep["frames"]["next.reward"][t]
+            index += 1
+
+
+def test_lerobot_decodes_the_frames_we_wrote(tmp_path: Path):
+    if (problem := _torchcodec_problem()) is not None:
+        pytest.skip(f"lerobot decodes videos with torchcodec, which cannot load here ({problem[:200]})")
+    episodes = _write_ours(tmp_path / "ours")
+    theirs = lerobot_dataset.LeRobotDataset("local/ours", root=tmp_path / "ours")
+    index = 0
+    for ep in episodes:
+        for t, task in enumerate(_frame_tasks(ep)):
+            item = theirs[index]
+            assert item["task"] == task and item["frame_index"].item() == t
             frame = item[CAM]  # float CHW in [0, 1], decoded by lerobot (torchcodec)
             assert frame.shape == (3, H, W)
             got = np.round(frame.permute(1, 2, 0).numpy() * 255)
