@@ -1,9 +1,11 @@
 """gymnasium registration: `gymnasium.make("worldpolicy/<Task>-v0")`, its step limit, make_vec, and our evaluation on
 what make returns."""
 
+import re
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +20,8 @@ from worldpolicy.sim.evaluate import evaluate
 from worldpolicy.sim.policies import make_policy
 from worldpolicy.sim.registration import ENTRY_POINT, ENV_IDS
 from worldpolicy.sim.tasks import TASKS
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _python(code: str) -> str:
@@ -40,6 +44,12 @@ def test_one_id_per_task_with_its_horizon(capsys):
         assert spec.max_episode_steps == cls.max_steps
     gym.pprint_registry()
     assert "worldpolicy/PickPlace-v0" in capsys.readouterr().out
+
+
+def test_documented_ids_are_registered():
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    documented = {m for doc in docs for m in re.findall(r"worldpolicy/[A-Z]\w*-v\d+", doc.read_text())}
+    assert documented and documented <= set(ENV_IDS.values())
 
 
 def test_importing_worldpolicy_sim_registers_without_mujoco():
