@@ -461,7 +461,7 @@ def test_import_is_light():
     import subprocess
     import sys
 
-    code = "import sys, worldpolicy; worldpolicy.get_embodiment('droid'); print(sorted(m for m in ('torch', 'diffusers', 'mujoco') if m in sys.modules))"
+    code = "import sys, worldpolicy; worldpolicy.get_embodiment('droid'); print(sorted(m for m in ('torch', 'diffusers', 'mujoco', 'gymnasium') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
 

@@ -625,16 +625,16 @@ class Toolbox:
     ) -> dict[str, Any]:
         """A short MuJoCo evaluation: success rate and report files. `policy`: a checkpoint name, scripted or random."""
         try:
-            from ..sim.commands import TASK_NAMES
             from ..sim.env import TabletopEnv
             from ..sim.evaluate import evaluate
             from ..sim.evaluate import write_report as write_sim_report
             from ..sim.policies import make_policy
             from ..sim.rollout import ChunkStrategy
+            from ..sim.tasks import list_tasks
         except ImportError as exc:
             raise ToolInputError("policy", f"simulation needs the sim extra (pip install 'worldpolicy[sim]'): {exc}")
-        if task not in TASK_NAMES:
-            raise ToolInputError("task", "unknown task", task, list(TASK_NAMES))
+        if task not in list_tasks():
+            raise ToolInputError("task", "unknown task", task, list_tasks())
         if not isinstance(episodes, int) or not 1 <= episodes <= MAX_SIM_EPISODES:
             raise ToolInputError("episodes", f"must be an integer in [1, {MAX_SIM_EPISODES}]", episodes)
         if not isinstance(seed, int) or seed < 0:

@@ -7,9 +7,9 @@ import logging
 import sys
 from pathlib import Path
 
-logger = logging.getLogger(__name__)
+from worldpolicy.sim.tasks import list_tasks
 
-TASK_NAMES = ("reach", "push", "pick_place")  # checked against worldpolicy.sim.tasks.TASKS in the tests
+logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> None:
@@ -23,7 +23,7 @@ def add_parser(subparsers) -> None:
                    help="shipped (default: the model in the package) | CHECKPOINT dir (diffusers-format or LoRA "
                    "adapter) | ws://HOST:PORT | scripted | random")
     p.add_argument("--task", default=None,
-                   help=f"one of {', '.join(TASK_NAMES)} (default: the task of the checkpoint's embodiment, reach for "
+                   help=f"one of {', '.join(list_tasks())} (default: the task of the checkpoint's embodiment, reach for "
                    "the shipped model and checkpoints fine-tuned from it, else pick_place)")
     p.add_argument("--episodes", type=int, default=10, help="episodes to run (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="episode i uses seed + i (scene and sampling)")
@@ -120,8 +120,8 @@ def run(args: argparse.Namespace) -> int:
 
     args.policy = resolve_checkpoint(args.policy)
     args.task = args.task or _default_task(args.policy)
-    if args.task not in TASK_NAMES:
-        raise ValueError(f"--task: unknown task {args.task!r}; accepted: {', '.join(TASK_NAMES)}")
+    if args.task not in list_tasks():
+        raise ValueError(f"--task: unknown task {args.task!r}; accepted: {', '.join(list_tasks())}")
     if args.episodes < 1:
         raise ValueError(f"--episodes: expected >= 1, got {args.episodes}")
     if args.seed < 0:

@@ -23,7 +23,7 @@ from worldpolicy.robot.robots import MEASURED_JOINT_MARGIN_RAD, RobotConfig, get
 from worldpolicy.sim.scenes import CAMERAS, build_scene
 from worldpolicy.sim.tasks import COLORS, SimState, Task, get_task
 
-__all__ = ["SimState", "TabletopEnv"]
+__all__ = ["GymTabletopEnv", "SimState", "TabletopEnv", "step_limit", "unwrap_tabletop"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class TabletopEnv(gym.Env):
                 f"(it would run at {self.actual_control_hz:.2f} Hz); nearby rates that are: {near}"
             )
         self.metadata = {**self.metadata, "render_fps": self.control_hz}  # frames come one per control step
-        self.max_steps = int(max_steps or self.task.max_steps)
+        self.max_steps: int | None = int(max_steps or self.task.max_steps)  # None: a wrapper's (GymTabletopEnv)
         m = self.model
         self._arm_qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in self.robot.arm_joints])
         self._finger_qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in self.robot.gripper_joints])
@@ -143,7 +143,7 @@ class TabletopEnv(gym.Env):
             raise RuntimeError(f"step(): the episode has ended ({self._ended}); call reset() to start the next one")
         self.act(action)
         success = self.success()
-        truncated = self.steps >= self.max_steps
+        truncated = self.max_steps is not None and self.steps >= self.max_steps
         if success or truncated:
             self._ended = (f"terminated: the task succeeded at step {self.steps}" if success else
                            f"truncated: max_steps={self.max_steps} reached")
@@ -261,6 +261,55 @@ class TabletopEnv(gym.Env):
     def _info(self, success: bool | None = None) -> dict:
         return {"success": self.success() if success is None else success, "steps": self.steps,
                 "prompt": self.episode.prompt if self.episode else ""}
+
+
+class GymTabletopEnv(TabletopEnv):
+    """`TabletopEnv` as `gymnasium.make("worldpolicy/<Task>-v0")` builds it (`worldpolicy.sim.registration`).
+
+    Its step limit is gymnasium's TimeLimit (`max_episode_steps`, registered as the task's `max_steps`), not one of its
+    own: with both, `make(..., max_episode_steps=N)` above the task's horizon still ended episodes at the horizon.
+    `render_mode` defaults to None, as in gymnasium's own environments (camera observations do not depend on it)."""
+
+    def __init__(
+        self,
+        task: str | Task,
+        robot: str | RobotConfig = "panda",
+        *,
+        control_hz: float = 15.0,
+        image_size: tuple[int, int] | None = (180, 320),
+        render_mode: str | None = None,
+        max_steps: int | None = None,
+    ) -> None:
+        if max_steps is not None:
+            raise ValueError(
+                f"max_steps: an env made by gymnasium.make takes its step limit from gymnasium's TimeLimit: pass "
+                f"gymnasium.make(..., max_episode_steps={max_steps!r}) instead (-1: none); got max_steps={max_steps!r}"
+            )
+        super().__init__(task, robot, control_hz=control_hz, image_size=image_size, render_mode=render_mode)
+        self.max_steps = None
+
+
+def unwrap_tabletop(env: gym.Env) -> TabletopEnv:
+    """The `TabletopEnv` under `env`'s gymnasium wrappers (`gymnasium.make` adds TimeLimit, OrderEnforcing,
+    PassiveEnvChecker). Rollouts and the scripted expert drive it through its lower-level API (`act`, `observe`,
+    `state`), so no wrapper acts on them; `step_limit` says how long their episodes run."""
+    base = env.unwrapped if isinstance(env, gym.Env) else env
+    if not isinstance(base, TabletopEnv):
+        raise TypeError(f"env: expected a worldpolicy TabletopEnv, or an env made by gymnasium.make from a "
+                        f"'worldpolicy/...' id (worldpolicy.sim registers them), got {type(base).__name__}")
+    return base
+
+
+def step_limit(env: gym.Env) -> int:
+    """The step limit `env`'s episodes run to: its TabletopEnv's own `max_steps`, or, made by `gymnasium.make`, the
+    TimeLimit's (`env.spec.max_episode_steps`)."""
+    limit = unwrap_tabletop(env).max_steps
+    if limit is None:
+        limit = env.spec.max_episode_steps if env.spec is not None else None
+        if limit is None:
+            raise ValueError(f"env: {env} has no step limit (made with max_episode_steps=-1, or unwrapped); rollouts "
+                             f"need one: gymnasium.make(..., max_episode_steps=N)")
+    return limit
 
 
 _OBJ = {"site": mujoco.mjtObj.mjOBJ_SITE, "body": mujoco.mjtObj.mjOBJ_BODY, "geom": mujoco.mjtObj.mjOBJ_GEOM}

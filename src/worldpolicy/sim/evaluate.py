@@ -117,19 +117,20 @@ def evaluate(
     progress: bool = True,
     on_episode: Callable[[EvalReport], None] | None = None,
 ) -> EvalReport:
-    """Run `episodes` seeded episodes (`policy`: a backend, or a loaded `Policy` / `RemotePolicy`, which gets the
-    episodes' sampling seeds); record side-by-side mp4s for the first `videos` into `video_dir`.
+    """Run `episodes` seeded episodes (`env`: a `TabletopEnv`, or one made by `gymnasium.make("worldpolicy/...")`;
+    `policy`: a backend, or a loaded `Policy` / `RemotePolicy`, which gets the episodes' sampling seeds); record
+    side-by-side mp4s for the first `videos` into `video_dir`.
     `on_episode(report so far)` runs after each episode (e.g. to write it, so a failure loses no finished episode)."""
     if episodes < 1:
         raise ValueError(f"episodes: expected >= 1, got {episodes}")
     from tqdm.auto import tqdm
 
     rollout = Rollout(env, policy, strategy)
-    policy, strategy = rollout.policy, rollout.strategy
+    env, policy, strategy = rollout.env, rollout.policy, rollout.strategy
     report = EvalReport(env.task.name, policy_name, env.robot.name,
                         {"kind": strategy.kind, "execute_steps": strategy.execute_steps,
                          "ensemble_decay": strategy.ensemble_decay}, env.control_hz, seed, requested=episodes,
-                        actual_control_hz=env.actual_control_hz, max_steps=env.max_steps,
+                        actual_control_hz=env.actual_control_hz, max_steps=rollout.max_steps,
                         embodiment=getattr(getattr(policy, "embodiment", None), "key", None),
                         policy_fps=policy_fps(policy))
     bar = tqdm(range(episodes), desc=f"{env.task.name}/{policy_name}", disable=not progress, unit="ep")

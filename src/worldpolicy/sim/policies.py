@@ -18,6 +18,7 @@ from worldpolicy.embodiments import Embodiment, get_embodiment
 from worldpolicy.processing.actions import to_model, to_physical
 from worldpolicy.results import Prediction
 from worldpolicy.robot.kinematics import IKSolver
+from worldpolicy.sim.env import unwrap_tabletop
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class ScriptedPolicy:
     """
 
     def __init__(self, env, *, chunk_size: int = 8, max_yaw_rate: float = 2.0) -> None:
-        self.env = env
+        self.env = env = unwrap_tabletop(env)  # one made by gymnasium.make too
         self.embodiment = get_embodiment("droid", "joint_pos")
         if env.robot.dof + 1 != self.embodiment.action_dim:
             raise ValueError(f"scripted: robot {env.robot.name!r} has {env.robot.dof} joints; DROID joint_pos needs 7")

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from worldpolicy.robot.decode import ActionDecoder, RobotCommand
-from worldpolicy.sim.env import TabletopEnv
+from worldpolicy.sim.env import step_limit, unwrap_tabletop
 from worldpolicy.sim.policies import as_backend
 from worldpolicy.sim.scenes import CAMERAS
 
@@ -98,11 +98,14 @@ class _Planned(NamedTuple):
 
 
 class Rollout:
-    """Runs episodes of one policy on one env with one chunk strategy."""
+    """Runs episodes of one policy on one env with one chunk strategy. `env`: a `TabletopEnv`, or one made by
+    `gymnasium.make("worldpolicy/...")`, whose TabletopEnv runs for the TimeLimit's `max_episode_steps`
+    (`step_limit`)."""
 
-    def __init__(self, env: TabletopEnv, policy, strategy: ChunkStrategy | None = None) -> None:
+    def __init__(self, env, policy, strategy: ChunkStrategy | None = None) -> None:
+        self.env, self.max_steps = unwrap_tabletop(env), step_limit(env)
         policy = as_backend(policy)  # a bare Policy / RemotePolicy gets seeds from the episode's
-        self.env, self.policy, self.strategy = env, policy, (strategy or ChunkStrategy()).for_policy(policy)
+        self.policy, self.strategy = policy, (strategy or ChunkStrategy()).for_policy(policy)
         self.execute_steps: int | None = self.strategy.execute_steps  # k actually used, known after the first chunk
         self._decoders: dict[str, ActionDecoder] = {}
 
@@ -145,7 +148,7 @@ class Rollout:
         k = None
         success_step = None
         try:
-            for t in range(env.max_steps):
+            for t in range(self.max_steps):
                 need = k is None or (t % k == 0) or t not in plan
                 if need:
                     if pending is not None:
@@ -158,7 +161,7 @@ class Rollout:
                     if k is None:
                         k = self.execute_steps = strategy.steps_for(pred.chunk_size)
                     # execute/async run k actions of a chunk (the next chunk replaces the rest); ensemble blends all
-                    left = env.max_steps - t
+                    left = self.max_steps - t
                     cmd = self._decode(pred, skip, left if strategy.kind == "ensemble" else min(k, left))
                     chunks += 1
                     if strategy.kind != "ensemble":

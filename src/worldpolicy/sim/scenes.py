@@ -3,17 +3,22 @@
 DROID records two exterior stereo cameras on either side of the table looking at the workspace and one wrist camera on
 the gripper looking along it (fingers at the bottom of the image). Their left images are what a DROID client sends, so
 the cameras are named after those observation keys.
+
+MuJoCo (and the robot's kinematics) load in the functions that build: the names and sizes here (cameras, table top,
+object specs) are what `worldpolicy.sim.tasks`, and through it the gymnasium registration, import, without MuJoCo.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import mujoco
 import numpy as np
 
-from worldpolicy.robot.kinematics import check_names, load_robot_spec
 from worldpolicy.robot.robots import RobotConfig, get_robot
+
+if TYPE_CHECKING:
+    import mujoco
 
 __all__ = ["CAMERAS", "SCENE_NAMES", "TABLE_TOP", "ObjectSpec", "build_scene", "look_at_quat"]
 
@@ -44,6 +49,8 @@ class ObjectSpec:
 
 def look_at_quat(pos: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 1.0)) -> np.ndarray:
     """Quaternion (w, x, y, z) of a MuJoCo camera at `pos` looking at `target` (cameras look along -z, y up)."""
+    import mujoco
+
     forward = np.asarray(target, float) - np.asarray(pos, float)
     forward /= np.linalg.norm(forward)
     right = np.cross(forward, up)
@@ -57,6 +64,10 @@ def look_at_quat(pos: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 1.0)) -> np.
 
 def build_scene(robot: RobotConfig | str, objects: list[ObjectSpec], *, image_size: tuple[int, int] = (180, 320)) -> mujoco.MjModel:
     """Compile robot + table + lights + the three DROID cameras + task objects into one model."""
+    import mujoco
+
+    from worldpolicy.robot.kinematics import check_names, load_robot_spec
+
     robot = get_robot(robot)
     spec = load_robot_spec(robot)
     check_names(robot, spec, SCENE_NAMES)

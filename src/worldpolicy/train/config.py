@@ -200,10 +200,10 @@ class TrainConfig:
             raise ValueError(f"objectives: weights must be >= 0 with a positive sum, got {weights}")
         if self.eval.every < 0 or self.eval.episodes < 1:
             raise ValueError(f"eval.every={self.eval.every} must be >= 0 and eval.episodes={self.eval.episodes} >= 1")
-        from ..sim.commands import TASK_NAMES
+        from ..sim.tasks import list_tasks
 
-        if self.eval.task not in TASK_NAMES:
-            raise ValueError(f"eval.task={self.eval.task!r}; accepted: {', '.join(TASK_NAMES)}")
+        if self.eval.task not in list_tasks():
+            raise ValueError(f"eval.task={self.eval.task!r}; accepted: {', '.join(list_tasks())}")
         return self
 
 

@@ -1,0 +1,35 @@
+"""gymnasium ids for the tabletop tasks, one per `tasks.TASKS` entry: `worldpolicy/Reach-v0`, `worldpolicy/Push-v0`,
+`worldpolicy/PickPlace-v0`.
+
+`import worldpolicy.sim` registers them when gymnasium (the sim extra) is installed: `gymnasium.make(...)` works after
+it, and `gymnasium.make("worldpolicy.sim:worldpolicy/Reach-v0")` imports it first. gymnasium >= 1.0 loads no plugins
+from package entry points (0.26's `gymnasium.envs` group is gone), so an import is what registers. Registering stays
+cheap: the entry point is a string, so MuJoCo loads when the first env is made, not here.
+"""
+
+from __future__ import annotations
+
+import gymnasium
+
+from worldpolicy.sim.tasks import TASKS
+
+__all__ = ["ENTRY_POINT", "ENV_IDS", "NAMESPACE", "env_id", "register_envs"]
+
+NAMESPACE = "worldpolicy"
+ENTRY_POINT = "worldpolicy.sim.env:GymTabletopEnv"
+
+
+def env_id(task: str) -> str:
+    """`pick_place` -> `worldpolicy/PickPlace-v0`: gymnasium's CamelCase, versioned names in our namespace."""
+    return f"{NAMESPACE}/{''.join(part.capitalize() for part in task.split('_'))}-v0"
+
+
+ENV_IDS = {task: env_id(task) for task in TASKS}
+
+
+def register_envs() -> None:
+    """Register each task's id: `kwargs` pick the task, `max_episode_steps` is its horizon (the TimeLimit that
+    `GymTabletopEnv` leaves its step limit to)."""
+    for task, cls in TASKS.items():
+        gymnasium.register(id=ENV_IDS[task], entry_point=ENTRY_POINT, kwargs={"task": task},
+                           max_episode_steps=cls.max_steps)

@@ -1,0 +1,176 @@
+"""gymnasium registration: `gymnasium.make("worldpolicy/<Task>-v0")`, its step limit, make_vec, and our evaluation on
+what make returns."""
+
+import re
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mink")
+gym = pytest.importorskip("gymnasium")
+
+from gymnasium.utils.env_checker import check_env
+
+from worldpolicy.sim.env import GymTabletopEnv, TabletopEnv
+from worldpolicy.sim.evaluate import evaluate
+from worldpolicy.sim.policies import make_policy
+from worldpolicy.sim.registration import ENTRY_POINT, ENV_IDS
+from worldpolicy.sim.tasks import TASKS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _python(code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def _hold(env) -> np.ndarray:
+    """An action that keeps the arm at home with the gripper open: no task succeeds by it, so episodes truncate."""
+    return np.append(env.unwrapped.robot.home, 0.0)
+
+
+def test_one_id_per_task_with_its_horizon(capsys):
+    assert ENV_IDS == {"reach": "worldpolicy/Reach-v0", "push": "worldpolicy/Push-v0",
+                       "pick_place": "worldpolicy/PickPlace-v0"}
+    for task, cls in TASKS.items():
+        spec = gym.spec(ENV_IDS[task])
+        assert spec.entry_point == ENTRY_POINT and spec.kwargs == {"task": task}
+        assert spec.max_episode_steps == cls.max_steps
+    gym.pprint_registry()
+    assert "worldpolicy/PickPlace-v0" in capsys.readouterr().out
+
+
+def test_documented_ids_are_registered():
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    documented = {m for doc in docs for m in re.findall(r"worldpolicy/[A-Z]\w*-v\d+", doc.read_text())}
+    assert documented and documented <= set(ENV_IDS.values())
+
+
+def test_importing_worldpolicy_sim_registers_without_mujoco():
+    """Registration reads the task list (sim.tasks), which no longer pulls MuJoCo in through sim.scenes."""
+    out = _python("import sys, gymnasium, worldpolicy.sim; "
+                  "print(gymnasium.spec('worldpolicy/Reach-v0').max_episode_steps, 'mujoco' in sys.modules)")
+    assert out == "60 False"
+
+
+def test_module_form_of_make_needs_no_prior_import():
+    out = _python("import gymnasium; "
+                  "env = gymnasium.make('worldpolicy.sim:worldpolicy/Push-v0', image_size=None); "
+                  "print(type(env.unwrapped).__name__, env.spec.max_episode_steps)")
+    assert out == "GymTabletopEnv 150"
+
+
+def test_worldpolicy_sim_imports_without_gymnasium():
+    """gymnasium is the sim extra's: the CLI imports worldpolicy.sim.commands (and so worldpolicy.sim) without it."""
+    out = _python("import sys; sys.modules['gymnasium'] = None; "
+                  "import worldpolicy.sim; from worldpolicy.cli import build_parser; build_parser(); print('ok')")
+    assert out == "ok"
+
+
+@pytest.mark.parametrize(("limit", "expected"), [(None, 60), (5, 5), (70, 70)])
+def test_make_truncates_where_max_episode_steps_says(limit, expected):
+    """The env's own limit (the task's 60 steps) ended episodes before a TimeLimit above it: `max_episode_steps=70`
+    gave 60-step episodes. A made env leaves the limit to gymnasium's TimeLimit alone."""
+    env = gym.make("worldpolicy/Reach-v0", image_size=None, **({} if limit is None else {"max_episode_steps": limit}))
+    assert env.spec.max_episode_steps == expected
+    env.reset(seed=0)
+    steps, terminated, truncated = 0, False, False
+    while not (terminated or truncated):
+        _, _, terminated, truncated, _ = env.step(_hold(env))
+        steps += 1
+    assert (steps, terminated, truncated) == (expected, False, True)
+    env.close()
+
+
+def test_make_passes_kwargs_through_and_renders_as_gymnasium_does():
+    env = gym.make("worldpolicy/Reach-v0", robot="panda", image_size=(16, 24), control_hz=10.0)
+    base = env.unwrapped
+    assert isinstance(base, GymTabletopEnv) and base.image_size == (16, 24) and base.control_hz == 10.0
+    assert base.robot.name == "panda" and env.metadata["render_fps"] == 10.0
+    obs, _ = env.reset(seed=1)
+    assert obs["observation/wrist_image_left"].shape == (16, 24, 3)
+    assert env.render_mode is None  # gymnasium's default: render() warns and returns None
+    env.close()
+    env = gym.make("worldpolicy/Reach-v0", image_size=(16, 24), render_mode="rgb_array_list")  # RenderCollection
+    env.reset(seed=1)
+    env.step(_hold(env))
+    frames = env.render()
+    assert len(frames) == 2 and frames[0].shape == (16, 72, 3)
+    env.close()
+
+
+def test_max_steps_is_refused_naming_max_episode_steps():
+    with pytest.raises(ValueError, match=r"max_steps: .*gymnasium.make\(\.\.\., max_episode_steps=30\)"):
+        gym.make("worldpolicy/Reach-v0", max_steps=30)
+
+
+def test_env_checker_passes_on_what_make_returns():
+    env = gym.make("worldpolicy/Push-v0", image_size=(16, 16), render_mode="rgb_array")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the PassiveEnvChecker make adds warns on anything off
+        env.reset(seed=0)
+        env.step(_hold(env))
+        assert env.render().shape == (16, 48, 3)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error")
+        warnings.filterwarnings("ignore", message=".*symmetric and normalized space")  # joint targets in radians
+        check_env(env.unwrapped, skip_render_check=False)
+    env.close()
+
+
+def test_make_vec_sync_batches_and_autoresets():
+    envs = gym.make_vec("worldpolicy/Reach-v0", num_envs=2, vectorization_mode="sync", image_size=(16, 16),
+                        max_episode_steps=2)
+    obs, _ = envs.reset(seed=3)
+    assert obs["observation/exterior_image_1_left"].shape == (2, 16, 16, 3)
+    assert obs["observation/joint_position"].shape == (2, 7) and len(obs["prompt"]) == 2
+    hold = np.tile(np.append(envs.envs[0].unwrapped.robot.home, 0.0), (2, 1))
+    truncated = [envs.step(hold)[3] for _ in range(3)]
+    # the second step ends both episodes; the third resets them (gymnasium's next-step autoreset), not step them
+    assert [t.tolist() for t in truncated] == [[False, False], [True, True], [False, False]]
+    assert [e.unwrapped.steps for e in envs.envs] == [0, 0]
+    envs.close()
+
+
+def test_make_vec_async():
+    """Spawned workers (a fork of a process that has rendered hangs in EGL); without shared memory, as gymnasium
+    decodes a Text observation (the prompt) from it once, at construction."""
+    envs = gym.make_vec("worldpolicy/Reach-v0", num_envs=2, vectorization_mode="async", image_size=(16, 16),
+                        vector_kwargs={"context": "spawn", "shared_memory": False})
+    obs, info = envs.reset(seed=3)
+    assert list(obs["prompt"]) == list(info["prompt"]) and obs["prompt"][0].startswith("move the gripper")
+    assert obs["observation/wrist_image_left"].shape == (2, 16, 16, 3)
+    envs.close()
+
+
+@pytest.mark.parametrize(("limit", "steps"), [(None, None), (5, 5)])
+def test_evaluate_runs_on_a_made_env_for_its_time_limit(limit, steps):
+    """evaluate (Rollout, the scripted expert) read TabletopEnv attributes that gymnasium's wrappers do not forward
+    (AttributeError: 'TimeLimit' object has no attribute 'task'); they run on the env underneath, for as many steps as
+    the TimeLimit allows."""
+    env = gym.make("worldpolicy/Reach-v0", image_size=None, **({} if limit is None else {"max_episode_steps": limit}))
+    report = evaluate(env, make_policy("scripted", env=env), policy_name="scripted", episodes=1, progress=False)
+    assert report.task == "reach" and report.max_steps == (limit or 60)
+    episode = report.episodes[0]
+    assert episode.success is (limit is None) and (steps is None or episode.steps == steps)
+
+
+def test_evaluate_refuses_an_env_without_a_limit_or_not_ours():
+    env = gym.make("worldpolicy/Reach-v0", image_size=None, max_episode_steps=-1)
+    with pytest.raises(ValueError, match="no step limit"):
+        evaluate(env, make_policy("random", seed=0), policy_name="random", episodes=1, progress=False)
+    with pytest.raises(TypeError, match="env: expected a worldpolicy TabletopEnv.*got CartPoleEnv"):
+        evaluate(gym.make("CartPole-v1"), make_policy("random", seed=0), policy_name="random", episodes=1,
+                 progress=False)
+
+
+def test_direct_env_keeps_its_own_limit():
+    env = TabletopEnv("reach", image_size=None, max_steps=3)
+    env.reset(seed=0)
+    assert [env.step(_hold(env))[3] for _ in range(3)] == [False, False, True]
