@@ -241,6 +241,9 @@ def test_sampling_seeds_differ_across_episodes_and_replay_alone():
 def test_a_loaded_policy_given_as_it_is_gets_the_episodes_sampling_seeds():
     """`evaluate(env, policy, seed=0)` with a `Policy` from `load_policy` sent no seed, so each request drew a random
     one and the same call twice gave different episodes; it now samples as `worldpolicy sim` does."""
+    from types import SimpleNamespace
+
+    from worldpolicy.engine import SamplingConfig
     from worldpolicy.policy import Policy
     from worldpolicy.sim.evaluate import evaluate
     from worldpolicy.sim.policies import call_seed
@@ -251,6 +254,9 @@ def test_a_loaded_policy_given_as_it_is_gets_the_episodes_sampling_seeds():
         def __init__(self, chunk):
             self.fixed = _Fixed("droid", chunk)
             self.embodiment = self.fixed.embodiment
+            # what the report records of a Policy (`policies.policy_settings`)
+            self.source, self.sampling, self.chunk_size, self.resolution_tier = "", SamplingConfig(), len(chunk), 480
+            self.engine = SimpleNamespace(device="cpu", dtype="float32")
 
         def act(self, observation, prompt, seed=None, decode_video=False):
             seen.append(seed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -19,6 +20,11 @@ def add_parser(subparsers) -> None:
         description="Roll out a policy on a MuJoCo Panda tabletop task seen by DROID-placed cameras; writes "
         "report.json/.md/.png, index.html and side-by-side mp4s (sim cameras | imagined video).",
     )
+    _add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", default="shipped",
                    help="shipped (default: the model in the package) | CHECKPOINT dir (diffusers-format or LoRA "
                    "adapter) | ws://HOST:PORT | scripted | random")
@@ -47,7 +53,23 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", type=Path, default=Path("sim_runs"), help="output folder (default: sim_runs)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=run)
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out (interrupted, or to more --episodes): only the episodes it has not "
+                   "finished run; every setting must be the stored run's")
+
+
+def _resume_command(args: argparse.Namespace) -> str:
+    """The command line that continues this run: its flags as given (defaults left out; --api-key too, a secret is not
+    printed), plus --resume."""
+    parser = argparse.ArgumentParser(add_help=False)
+    _add_arguments(parser)
+    words = ["worldpolicy", "sim"]
+    for action in parser._actions:
+        value = getattr(args, action.dest)
+        if action.dest in ("api_key", "resume") or value == action.default:
+            continue
+        words += [action.option_strings[0]] + ([] if action.nargs == 0 else [str(value)])
+    return shlex.join([*words, "--resume"])
 
 
 def _image_size(text: str) -> tuple[int, int] | None:
@@ -61,7 +83,8 @@ def _image_size(text: str) -> tuple[int, int] | None:
 
 
 FLAGS = {"control_hz": "--control-hz", "image_size": "--image-size", "execute_steps": "--execute-steps",
-         "ensemble_decay": "--ensemble-decay"}  # what TabletopEnv and ChunkStrategy check that run() does not
+         "ensemble_decay": "--ensemble-decay",  # what TabletopEnv and ChunkStrategy check that run() does not
+         "episodes": "--episodes"}  # what evaluate.episodes_left checks for --resume
 
 
 def _as_flag(exc: ValueError) -> ValueError:
@@ -89,6 +112,56 @@ def _clear_previous_run(out: Path) -> None:
     logger.info("--out %s: replacing the previous sim run there", out)
 
 
+# The flag that sets each setting a resume compares (`EvalReport.settings`); the other policy settings come with the
+# policy (its chunk, dtype...) and are named as the policy's
+RESUME_FLAGS = {
+    "task": "--task", "policy": "--policy", "robot": "--robot", "embodiment": "--embodiment",
+    "control_hz": "--control-hz", "max_steps": "--max-steps", "seed": "--seed", "strategy.kind": "--strategy",
+    "strategy.execute_steps": "--execute-steps", "strategy.ensemble_decay": "--ensemble-decay",
+    "policy_settings.kind": "--policy", "policy_settings.path": "--policy", "policy_settings.model": "--policy",
+    "policy_settings.files": "--policy's files (names, sizes, modification times)",
+    "policy_settings.sampling.steps": "--steps", "policy_settings.device": "--device",
+    "policy_settings.decode_video": "--imagine", "policy_settings.image_size": "--image-size",
+}
+
+
+def _flag_of(setting: str) -> str:
+    return RESUME_FLAGS.get(setting, setting.replace("policy_settings.", "--policy's ", 1))
+
+
+def _stored_run(out: Path):
+    """The report --resume continues, read before anything loads."""
+    from worldpolicy.sim.evaluate import read_report
+
+    try:
+        return read_report(out / "report.json")
+    except FileNotFoundError:
+        raise ValueError(f"--resume: {str(out)!r} holds no sim report (report.json) to continue; drop --resume to "
+                         "start a run there") from None
+    except ValueError as exc:
+        raise ValueError(f"--resume: {exc}; drop --resume to start over there") from None
+
+
+def _episodes_left(args: argparse.Namespace, previous, current) -> range:
+    """The episodes --resume runs: refused, naming each flag, old -> new, when the stored run differs (`current`: the
+    new run's `start_report`)."""
+    from worldpolicy.sim.evaluate import episodes_left, resume_conflicts
+
+    report = args.out / "report.json"
+    try:
+        changes = resume_conflicts(previous, current.settings())
+    except ValueError as exc:
+        raise ValueError(f"--resume: {report}: {exc}; drop --resume to start over (replacing it)") from None
+    if changes:
+        shown = "; ".join(dict.fromkeys(f"{_flag_of(name)}: {old!r} -> {new!r}" for name, old, new in changes))
+        raise ValueError(f"--resume: the run in {str(args.out)!r} ran with other settings ({report}), old -> new: "
+                         f"{shown}. Pass the old values to continue it, or drop --resume to start over (replacing it)")
+    try:
+        return episodes_left(previous, current.settings(), args.episodes)
+    except ValueError as exc:
+        raise _as_flag(exc) from None
+
+
 def _warn_rate_mismatch(fps: float | None, control_hz: float, policy: str) -> None:
     """A policy run faster or slower than its actions' rate moves the arm at the wrong speed: say so before the run."""
     if fps is not None and abs(control_hz / fps - 1) > 0.02:
@@ -112,12 +185,26 @@ def _default_task(policy: str) -> str:
     return EMBODIMENT_TASKS.get(spec.get("name") if isinstance(spec, dict) else None, "pick_place")
 
 
+def _unloaded_checkpoint(args: argparse.Namespace, image_size: tuple[int, int] | None):
+    """A checkpoint's embodiment and `policy_settings` before its weights load (what `Policy.check_pretrained`
+    resolves), so --resume refuses another run's settings without loading a model."""
+    from worldpolicy.policy import Policy
+    from worldpolicy.sim.policies import checkpoint_settings
+
+    emb, sampling, device, dtype = Policy.check_pretrained(args.policy, args.embodiment, steps=args.steps,
+                                                           device=args.device)
+    return emb, checkpoint_settings(args.policy, sampling, chunk_size=emb.chunk_size,
+                                    resolution_tier=emb.resolution_tier, device=device, dtype=dtype,
+                                    decode_video=args.imagine, image_size=image_size)
+
+
 def run(args: argparse.Namespace) -> int:
     import os
 
     from worldpolicy.fileio import output_folder
     from worldpolicy.models import resolve_checkpoint
 
+    again = _resume_command(args)  # before any value is resolved: the command as given
     args.policy = resolve_checkpoint(args.policy)
     args.task = args.task or _default_task(args.policy)
     if args.task not in list_tasks():
@@ -138,10 +225,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--image-size none renders no cameras, so --videos {args.videos} cannot record; "
                          "pass --videos 0 or an image size")
     output_folder(args.out, "--out", writer="sim")  # before anything loads
+    previous = _stored_run(args.out) if args.resume else None
 
     from worldpolicy.sim.env import TabletopEnv
-    from worldpolicy.sim.evaluate import evaluate, write_report
-    from worldpolicy.sim.policies import make_policy, policy_fps
+    from worldpolicy.sim.evaluate import evaluate, start_report, write_report
+    from worldpolicy.sim.policies import chunk_size, make_policy, policy_fps, policy_settings
     from worldpolicy.sim.rollout import ChunkStrategy
 
     try:
@@ -149,7 +237,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise _as_flag(exc) from None
     local = {k: v for k, v in (("steps", args.steps), ("device", args.device)) if v is not None}
-    if local and (args.policy in ("scripted", "random") or args.policy.startswith("ws")):
+    checkpoint = args.policy not in ("scripted", "random") and not args.policy.startswith("ws")
+    if local and not checkpoint:
         raise ValueError(f"--steps/--device apply to checkpoint policies only, not {args.policy!r}")
     record_size = image_size if (needs_images or args.videos > 0) else None
     try:
@@ -159,34 +248,58 @@ def run(args: argparse.Namespace) -> int:
         raise _as_flag(exc) from None
     if record_size is not None:
         env.open_renderer()  # a machine that cannot render says so now, before a checkpoint loads or --out is cleared
-    name = args.policy if args.policy in ("scripted", "random") or args.policy.startswith("ws") else Path(args.policy).name
+    name = Path(args.policy).name if checkpoint else args.policy
     policy = None
     finished: list[int] = []
+    left: range | None = None  # with --resume: the episodes still to run
 
     def keep(partial) -> None:  # after every episode: a failure later loses none of the finished ones
         write_report(partial, args.out, plots=False)
         finished[:] = [len(partial.episodes)]
 
+    def header(embodiment, chunk: int, settings: dict):  # the new run's settings, as --resume compares them
+        try:
+            return start_report(env, policy_name=name, seed=args.seed, strategy=strategy.for_embodiment(embodiment),
+                                episodes=args.episodes, embodiment=embodiment, chunk=chunk, policy_fps=None,
+                                policy_settings=settings)
+        except ValueError as exc:
+            raise _as_flag(exc) from None
+
     try:
-        policy = make_policy(
-            args.policy, env=env, embodiment=args.embodiment, seed=args.seed, decode_video=args.imagine,
-            api_key=args.api_key or os.environ.get("WORLDPOLICY_API_KEY"), **local,
-        )
-        # a chunk too short for --execute-steps: say so now, not after the first inference
-        chunk = getattr(policy, "chunk_size", None) or policy.embodiment.chunk_size
-        strategy.for_policy(policy).steps_for(chunk, "--execute-steps")
-        _warn_rate_mismatch(policy_fps(policy), env.control_hz, args.policy)
-        _clear_previous_run(args.out)  # every check passed: this run replaces the previous one
-        report = evaluate(
-            env, policy, policy_name=name, episodes=args.episodes, seed=args.seed, strategy=strategy,
-            video_dir=args.out / "videos", videos=args.videos if record_size else 0, progress=not args.no_progress,
-            on_episode=keep,
-        )
+        if previous is not None and checkpoint:  # compared before the weights load
+            emb, settings = _unloaded_checkpoint(args, image_size)
+            left = _episodes_left(args, previous, header(emb, emb.chunk_size, settings))
+        if left is None or left:  # a finished run resumed to as many episodes loads no policy
+            policy = make_policy(
+                args.policy, env=env, embodiment=args.embodiment, seed=args.seed, decode_video=args.imagine,
+                api_key=args.api_key or os.environ.get("WORLDPOLICY_API_KEY"), **local,
+            )
+            # a chunk too short for --execute-steps: say so now, not after the first inference
+            chunk = chunk_size(policy)
+            strategy.for_policy(policy).steps_for(chunk, "--execute-steps")
+            _warn_rate_mismatch(policy_fps(policy), env.control_hz, args.policy)
+            if previous is None:
+                _clear_previous_run(args.out)  # every check passed: this run replaces the previous one
+            elif left is None:
+                left = _episodes_left(args, previous,
+                                      header(policy.embodiment, chunk, policy_settings(policy, env.image_size)))
+        if left is not None and not left:
+            print(f"--resume: the run in {args.out} already has its {len(previous.episodes)} episodes; nothing to "
+                  "run (a larger --episodes extends it)")
+            previous.requested = args.episodes
+            report = previous
+        else:
+            finished[:] = [len(previous.episodes)] if previous is not None else []
+            report = evaluate(
+                env, policy, policy_name=name, episodes=args.episodes, seed=args.seed, strategy=strategy,
+                video_dir=args.out / "videos", videos=args.videos if record_size else 0,
+                progress=not args.no_progress, on_episode=keep, resume=previous,
+            )
     except BaseException as exc:
         if finished:
             why = "the interruption" if isinstance(exc, KeyboardInterrupt) else "the failure"
             print(f"worldpolicy sim: {finished[0]} of {args.episodes} episodes finished before {why}; their "
-                  f"report: {args.out / 'report.json'}", file=sys.stderr)
+                  f"report: {args.out / 'report.json'}; to continue: {again}", file=sys.stderr)
         raise
     finally:
         getattr(policy, "close", lambda: None)()

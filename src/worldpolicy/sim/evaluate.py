@@ -9,17 +9,20 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from worldpolicy.fileio import write_bytes_atomic
-from worldpolicy.sim.policies import policy_fps
+from worldpolicy.sim.policies import chunk_size, policy_fps, policy_settings
 from worldpolicy.sim.rollout import ChunkStrategy, EpisodeResult, Rollout
 
-__all__ = ["EvalReport", "evaluate", "report_figure", "wilson_interval", "write_report"]
+__all__ = ["EvalReport", "episodes_left", "evaluate", "read_report", "report_figure", "resume_conflicts",
+           "start_report", "wilson_interval", "write_report"]
+
+SCHEMA = "worldpolicy.sim_eval/v1"
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -47,6 +50,9 @@ class EvalReport:
     max_steps: int | None = None
     embodiment: str | None = None  # the action space the policy's chunks were decoded in
     policy_fps: float | None = None  # the rate the policy's actions are meant to run at (compare control_hz)
+    # what else shapes the actions (`policies.policy_settings`: checkpoint files, sampling, device, camera size...);
+    # None in a report written before it was recorded
+    policy_settings: dict[str, Any] | None = None
 
     @property
     def successes(self) -> int:
@@ -61,10 +67,11 @@ class EvalReport:
         steps = [e.success_step for e in self.episodes if e.success]
         ik = [e.ik_mean_mm for e in self.episodes if e.ik_mean_mm is not None]
         return {
-            "schema": "worldpolicy.sim_eval/v1",
+            "schema": SCHEMA,
             "task": self.task, "policy": self.policy, "embodiment": self.embodiment, "robot": self.robot,
             "strategy": self.strategy,
             "control_hz": self.control_hz, "actual_control_hz": self.actual_control_hz, "policy_fps": self.policy_fps,
+            "policy_settings": self.policy_settings,
             "max_steps": self.max_steps,
             "seed": self.seed,
             "n_episodes": len(self.episodes), "episodes_requested": max(self.requested, len(self.episodes)),
@@ -77,6 +84,33 @@ class EvalReport:
             "over_velocity_steps": sum(e.over_velocity_steps for e in self.episodes),
             "episodes": [e.to_json() for e in self.episodes],
         }
+
+    @classmethod
+    def from_json(cls, doc: Any, where: str = "report") -> EvalReport:
+        """A report read back from its `to_json` (to continue the run: `evaluate(..., resume=...)`); `where` names it in
+        errors."""
+        if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+            found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
+            raise ValueError(f"{where}: not a sim report (schema {found!r}, expected {SCHEMA!r})")
+        known = {f.name for f in fields(EpisodeResult)}
+        try:
+            episodes = [EpisodeResult(**{k: v for k, v in e.items() if k in known}) for e in doc["episodes"]]
+            return cls(doc["task"], doc["policy"], doc["robot"], dict(doc["strategy"]), doc["control_hz"], doc["seed"],
+                       episodes, requested=doc.get("episodes_requested", len(episodes)),
+                       actual_control_hz=doc.get("actual_control_hz"), max_steps=doc.get("max_steps"),
+                       embodiment=doc.get("embodiment"), policy_fps=doc.get("policy_fps"),
+                       policy_settings=doc.get("policy_settings"))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{where}: a sim report with missing or malformed fields ({exc!r})") from None
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting that changes what an episode does, by flat name (`strategy.kind`,
+        `policy_settings.sampling.steps`...), as report.json stores them: what a resumed run must share with it."""
+        flat = {"task": self.task, "policy": self.policy, "robot": self.robot, "embodiment": self.embodiment,
+                "control_hz": self.control_hz, "max_steps": self.max_steps, "seed": self.seed}
+        flat.update(_flat(self.strategy, "strategy."))
+        flat.update(_flat(self.policy_settings or {}, "policy_settings."))
+        return json.loads(json.dumps(flat))  # a tuple compares as the list it is stored as
 
     def markdown(self) -> str:
         doc = self.to_json()
@@ -104,6 +138,80 @@ class EvalReport:
         return "\n".join(lines) + "\n"
 
 
+def _flat(table: dict[str, Any], prefix: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value})
+    return out
+
+
+def read_report(path: str | Path) -> EvalReport:
+    """The report of a sim run (its report.json, or the folder holding it), e.g. to continue the run:
+    `evaluate(..., resume=read_report(out))`."""
+    path = Path(path)
+    file = path / "report.json" if path.is_dir() else path
+    try:
+        text = file.read_text()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{file}: no sim report there") from None
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{file}: not a sim report (unreadable JSON: {exc})") from None
+    return EvalReport.from_json(doc, str(file))
+
+
+def start_report(env, *, policy_name: str, seed: int, strategy: ChunkStrategy, episodes: int, embodiment,
+                 chunk: int, policy_fps: float | None, policy_settings: dict[str, Any],
+                 max_steps: int | None = None) -> EvalReport:
+    """The report a run of `episodes` starts from, holding every setting it records; k (`strategy.execute_steps`) is
+    resolved for `chunk`-action chunks now (a resume compares it) and set to the k used as episodes run.
+    `worldpolicy sim --resume` builds it before a checkpoint loads, `evaluate` from the loaded backend; `env` is the
+    `TabletopEnv` itself, `max_steps` the episodes' step limit (default: the env's own; a made env's is its TimeLimit's)."""
+    return EvalReport(env.task.name, policy_name, env.robot.name,
+                      {"kind": strategy.kind, "execute_steps": strategy.steps_for(chunk),
+                       "ensemble_decay": strategy.ensemble_decay}, env.control_hz, seed, requested=episodes,
+                      actual_control_hz=env.actual_control_hz, max_steps=max_steps or env.max_steps,
+                      embodiment=getattr(embodiment, "key", None), policy_fps=policy_fps,
+                      policy_settings=policy_settings)
+
+
+def resume_conflicts(previous: EvalReport, current: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(setting, stored, now) for each setting of `current` (flat names, as `EvalReport.settings`; a caller that does
+    not know one yet leaves it out) that differs from the run `previous` stored; when the policy's kind differs, its
+    other policy settings are not listed. A report from before `policy_settings` were recorded is refused: whether
+    the same checkpoint, sampling and device would continue it cannot be checked."""
+    if previous.policy_settings is None:
+        raise ValueError("it was written by an older worldpolicy, which did not record the policy's settings "
+                         "(checkpoint files, sampling, device, camera size), so whether this run continues it cannot "
+                         "be checked")
+    stored = previous.settings()
+    changes = [(name, stored.get(name), value) for name, value in json.loads(json.dumps(current)).items()
+               if stored.get(name) != value]
+    if any(name == "policy_settings.kind" for name, _, _ in changes):
+        changes = [c for c in changes if not c[0].startswith("policy_settings.") or c[0] == "policy_settings.kind"]
+    return changes
+
+
+def episodes_left(previous: EvalReport, current: dict[str, Any], episodes: int) -> range:
+    """The episodes a run with settings `current` (`EvalReport.settings`) runs to continue `previous` up to
+    `episodes` in all: those after the stored ones (episode i is seed + i whether run in one go or not). Refused when a
+    setting differs (`resume_conflicts`) or `episodes` is fewer than the stored ones."""
+    changes = resume_conflicts(previous, current)
+    if changes:
+        raise ValueError("resume: the stored run has other settings: "
+                         + "; ".join(f"{name}: {old!r} -> {new!r}" for name, old, new in changes)
+                         + ". Continue it with the env, policy, strategy and seed it ran with, or start a new report")
+    done = len(previous.episodes)
+    if [e.seed for e in previous.episodes] != list(range(previous.seed, previous.seed + done)):
+        raise ValueError(f"resume: the stored episodes are not seeds {previous.seed}..{previous.seed + done - 1} in "
+                         "order, as evaluate writes them")
+    if episodes < done:
+        raise ValueError(f"episodes: {episodes} is fewer than the {done} the stored run already finished; pass at "
+                         f"least {done}")
+    return range(done, episodes)
+
+
 def evaluate(
     env,
     policy,
@@ -116,24 +224,30 @@ def evaluate(
     videos: int = 0,
     progress: bool = True,
     on_episode: Callable[[EvalReport], None] | None = None,
+    resume: EvalReport | None = None,
 ) -> EvalReport:
     """Run `episodes` seeded episodes (`env`: a `TabletopEnv`, or one made by `gymnasium.make("worldpolicy/...")`;
     `policy`: a backend, or a loaded `Policy` / `RemotePolicy`, which gets the episodes' sampling seeds); record
     side-by-side mp4s for the first `videos` into `video_dir`.
-    `on_episode(report so far)` runs after each episode (e.g. to write it, so a failure loses no finished episode)."""
+    `on_episode(report so far)` runs after each episode (e.g. to write it, so a failure loses no finished episode).
+    `resume` (a stored report: `read_report`) continues that run: refused unless every setting is the same
+    (`episodes_left`), its episodes are kept and only the rest run, so the result is the uninterrupted run's."""
     if episodes < 1:
         raise ValueError(f"episodes: expected >= 1, got {episodes}")
     from tqdm.auto import tqdm
 
     rollout = Rollout(env, policy, strategy)
-    env, policy, strategy = rollout.env, rollout.policy, rollout.strategy
-    report = EvalReport(env.task.name, policy_name, env.robot.name,
-                        {"kind": strategy.kind, "execute_steps": strategy.execute_steps,
-                         "ensemble_decay": strategy.ensemble_decay}, env.control_hz, seed, requested=episodes,
-                        actual_control_hz=env.actual_control_hz, max_steps=rollout.max_steps,
-                        embodiment=getattr(getattr(policy, "embodiment", None), "key", None),
-                        policy_fps=policy_fps(policy))
-    bar = tqdm(range(episodes), desc=f"{env.task.name}/{policy_name}", disable=not progress, unit="ep")
+    env, policy = rollout.env, rollout.policy
+    report = start_report(env, policy_name=policy_name, seed=seed, strategy=rollout.strategy, episodes=episodes,
+                          embodiment=getattr(policy, "embodiment", None), chunk=chunk_size(policy),
+                          policy_fps=policy_fps(policy), policy_settings=policy_settings(policy, env.image_size),
+                          max_steps=rollout.max_steps)
+    todo = range(episodes)
+    if resume is not None:
+        todo = episodes_left(resume, report.settings(), episodes)
+        report.episodes = list(resume.episodes)
+    bar = tqdm(todo, initial=todo.start, total=episodes, desc=f"{env.task.name}/{policy_name}", disable=not progress,
+               unit="ep")
     for i in bar:
         record = video_dir is not None and i < videos
         result = rollout.run(seed + i, record=record)

@@ -7,9 +7,13 @@ when asked for, so the simulator never needs torch or websockets.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import sys
 import time
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -22,8 +26,8 @@ from worldpolicy.sim.env import unwrap_tabletop
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PolicyBackend", "RandomPolicy", "ScriptedPolicy", "as_backend", "call_seed", "make_policy", "policy_fps",
-           "wrap_policy"]
+__all__ = ["PolicyBackend", "RandomPolicy", "ScriptedPolicy", "as_backend", "call_seed", "checkpoint_settings",
+           "chunk_size", "make_policy", "policy_fps", "policy_settings", "wrap_policy"]
 
 _STATE_KEY = "privileged/state"  # ScriptedPolicy.snapshot: sim state taken with the observation
 DOWN = np.diag([1.0, -1.0, -1.0])  # TCP pointing at the table, hand x along world x
@@ -148,6 +152,69 @@ def policy_fps(policy: Any) -> float | None:
     return float(embodiment.fps) if embodiment is not None else None
 
 
+def chunk_size(policy: Any) -> int:
+    """The chunk a backend returns: its own `chunk_size` where it has one, else its embodiment's."""
+    return int(getattr(policy, "chunk_size", None) or policy.embodiment.chunk_size)
+
+
+def checkpoint_files(path: str | Path) -> dict[str, str]:
+    """A checkpoint folder's identity, cheap enough for every run: its resolved path and a digest of each file's name,
+    size and modification time (whole seconds: filesystems keep them at different precisions), so a checkpoint saved
+    again at the same path is told apart without reading gigabytes of weights. Names starting with a dot (caches,
+    editor files) do not count. A source that is no folder (a hub id; none for a `Policy` built in code) is its
+    name."""
+    if not path or not Path(path).is_dir():
+        return {"path": str(path), "files": None}
+    root = Path(path).resolve()
+    digest = hashlib.sha256()
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        for name in sorted(n for n in names if not n.startswith(".")):
+            file = Path(folder) / name
+            stat = file.stat()
+            digest.update(f"{file.relative_to(root).as_posix()}\0{stat.st_size}\0{int(stat.st_mtime)}\n".encode())
+    return {"path": str(root), "files": digest.hexdigest()[:16]}
+
+
+def checkpoint_settings(source: str | Path, sampling: Any, *, chunk_size: int, resolution_tier: int, device: Any,
+                        dtype: Any, decode_video: bool, image_size: tuple[int, int] | None) -> dict[str, Any]:
+    """What a local checkpoint's actions depend on besides the observation and the seed: which checkpoint (path and
+    files), how it samples, at which chunk and resolution, on what kind of device in which dtype (a CPU's fp32 and a
+    GPU's bf16 sample different numbers; which GPU does not matter), whether it decodes video, the camera size.
+    Described from a loaded `Policy` (`policy_settings`) or, before loading, from what `Policy.check_pretrained`
+    resolves (`worldpolicy sim --resume` compares it before a model loads)."""
+    import torch
+
+    return {"kind": "checkpoint", **checkpoint_files(source), "sampling": asdict(sampling), "chunk_size": chunk_size,
+            "resolution_tier": resolution_tier, "device": torch.device(device).type,
+            "dtype": str(dtype).removeprefix("torch."), "decode_video": bool(decode_video),
+            "image_size": list(image_size) if image_size is not None else None}
+
+
+def policy_settings(policy: Any, image_size: tuple[int, int] | None) -> dict[str, Any]:
+    """What shapes a backend's actions besides the scene and the seeds, as `evaluate` records it for a resumed run to
+    compare: the scripted expert and random actions are their kind and chunk; a checkpoint `checkpoint_settings`; a
+    server the model its metadata frame names (its address where it names none: openpi's), chunk, whether it decodes
+    video and the camera size (`image_size`: the env's); any other backend its class and the camera size (and, wrapped
+    by `wrap_policy`, its chunk and whether it decodes video)."""
+    if isinstance(policy, (ScriptedPolicy, RandomPolicy)):
+        return {"kind": "scripted" if isinstance(policy, ScriptedPolicy) else "random", "chunk_size": policy.chunk_size}
+    size = list(image_size) if image_size is not None else None
+    if not isinstance(policy, _Seeded):
+        return {"kind": type(policy).__qualname__, "image_size": size}
+    inner = policy.policy
+    local = getattr(sys.modules.get("worldpolicy.policy"), "Policy", None)
+    if local is not None and isinstance(inner, local):
+        return checkpoint_settings(inner.source, inner.sampling, chunk_size=inner.chunk_size,
+                                   resolution_tier=inner.resolution_tier, device=inner.engine.device,
+                                   dtype=inner.engine.dtype, decode_video=policy.decode_video, image_size=image_size)
+    wrapped = {"chunk_size": policy.chunk_size, "decode_video": policy.decode_video, "image_size": size}
+    if not hasattr(inner, "url"):  # another wrapped policy (a best-of-N planner...)
+        return {"kind": type(inner).__qualname__, **wrapped}
+    meta = inner.metadata() if callable(getattr(inner, "metadata", None)) else {}
+    return {"kind": "server", "model": meta.get("model") or inner.url, **wrapped}
+
+
 def call_seed(episode_seed: int, call: int) -> int:
     """The sampling seed of request `call` (0, 1, ...) in the episode seeded `episode_seed`: a hash of the pair, so
     neighbouring episodes share none (`episode_seed + call` gave episode s's call 1 the seed of episode s+1's call 0);
@@ -233,8 +300,6 @@ def make_policy(spec: str, *, env=None, embodiment: str | None = None, seed: int
             logger.warning("--embodiment %s is not used: the server at %s serves %r, whose columns and stats decode "
                            "its actions", embodiment, spec, emb.key)
         return _Seeded(remote, emb, seed, decode_video)
-    from pathlib import Path
-
     if not Path(spec).exists():
         raise FileNotFoundError(
             f"policy: {spec!r} is not 'scripted', 'random', a ws:// URL or an existing checkpoint directory"

@@ -51,7 +51,11 @@ class ChunkStrategy:
 
     def for_policy(self, policy) -> ChunkStrategy:
         """`execute` with no k takes the k the policy's embodiment recommends (its `execute_steps`), if any."""
-        preferred = getattr(getattr(policy, "embodiment", None), "execute_steps", None)
+        return self.for_embodiment(getattr(policy, "embodiment", None))
+
+    def for_embodiment(self, embodiment) -> ChunkStrategy:
+        """`for_policy` before the policy loads: from the embodiment it will have."""
+        preferred = getattr(embodiment, "execute_steps", None)
         if self.kind == "execute" and self.execute_steps is None and preferred is not None:
             return replace(self, execute_steps=preferred)
         return self

@@ -1,0 +1,233 @@
+"""`worldpolicy sim --resume` / `evaluate(..., resume=)`: an interrupted or shorter run continues to the episodes an
+uninterrupted run would have given, and a run with other settings is refused before anything loads."""
+
+import json
+import os
+import shlex
+import shutil
+
+import pytest
+
+pytest.importorskip("mink")
+
+from worldpolicy.cli import main
+
+FAST = ["--task", "reach", "--image-size", "none", "--videos", "0", "--max-steps", "2", "--no-progress", "--no-plots"]
+TIMING = ("wall_s", "policy_s")  # measured, not computed: the only per-episode numbers a resume may change
+
+
+def _episodes(out):
+    """What each episode did (everything but its timings)."""
+    doc = json.loads((out / "report.json").read_text())
+    return [{k: v for k, v in e.items() if k not in TIMING} for e in doc["episodes"]]
+
+
+def _interrupt_episode(monkeypatch, n: int) -> None:
+    """Ctrl-C during the n-th episode (1-based) of the next run, once."""
+    from worldpolicy.sim.rollout import Rollout
+
+    real_run, calls = Rollout.run, []
+
+    def run(self, seed, **kwargs):
+        calls.append(seed)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real_run(self, seed, **kwargs)
+
+    monkeypatch.setattr(Rollout, "run", run)
+
+
+def test_an_interrupted_run_continued_with_the_printed_command_is_the_uninterrupted_run(tmp_path, capsys, monkeypatch):
+    common = ["--policy", "scripted", "--task", "reach", "--episodes", "4", "--image-size", "none", "--videos", "0",
+              "--max-steps", "12"]
+    assert main(["sim", *common, "--out", str(tmp_path / "whole"), "--no-progress"]) == 0
+    out = tmp_path / "resumed"
+    _interrupt_episode(monkeypatch, 3)
+    assert main(["sim", *common, "--out", str(out), "--no-progress"]) == 130
+    err = capsys.readouterr().err
+    again = shlex.join(["worldpolicy", "sim", "--policy", "scripted", "--task", "reach", "--episodes", "4",
+                        "--max-steps", "12", "--image-size", "none", "--videos", "0", "--out", str(out),
+                        "--no-progress", "--resume"])  # flags in --help's order
+    assert f"2 of 4 episodes finished before the interruption; their report: {out / 'report.json'}; to continue: " \
+           f"{again}\n" in err
+    assert len(_episodes(out)) == 2
+    assert main(shlex.split(again)[1:]) == 0
+    assert _episodes(out) == _episodes(tmp_path / "whole") and [e["seed"] for e in _episodes(out)] == [0, 1, 2, 3]
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["n_episodes"] == doc["episodes_requested"] == 4 and "Incomplete" not in (out / "report.md").read_text()
+
+
+def test_the_continue_command_leaves_out_defaults_and_the_api_key():
+    from worldpolicy.cli import build_parser
+    from worldpolicy.sim.commands import _resume_command
+
+    args = build_parser().parse_args(["sim", "--policy", "ws://box:8000", "--api-key", "s3cret", "--imagine",
+                                      "--out", "my run"])
+    assert _resume_command(args) == "worldpolicy sim --policy ws://box:8000 --imagine --out 'my run' --resume"
+
+
+@pytest.fixture(scope="module")
+def two_random_episodes(tmp_path_factory):
+    out = tmp_path_factory.mktemp("stored") / "run"
+    assert main(["sim", "--policy", "random", *FAST, "--episodes", "2", "--out", str(out)]) == 0
+    return out
+
+
+def _copy(run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    return out, (out / "report.json").read_bytes()
+
+
+@pytest.mark.parametrize("change, message", [
+    (["--task", "push"], "--task: 'reach' -> 'push'"),
+    (["--seed", "1"], "--seed: 0 -> 1"),
+    (["--robot", "fr3"], "--robot: 'panda' -> 'fr3'"),
+    (["--control-hz", "10"], "--control-hz: 15.0 -> 10.0"),
+    (["--max-steps", "3"], "--max-steps: 2 -> 3"),
+    (["--strategy", "async"], "--strategy: 'execute' -> 'async'; --execute-steps: 32 -> 16"),
+    (["--execute-steps", "8"], "--execute-steps: 32 -> 8"),
+    (["--ensemble-decay", "0.5"], "--ensemble-decay: 0.1 -> 0.5"),
+    (["--embodiment", "bridge"],  # its chunk is 16 actions: the default k follows
+     "--embodiment: 'droid/relative_pose' -> 'bridge'; --execute-steps: 32 -> 16; --policy's chunk_size: 32 -> 16"),
+    (["--policy", "scripted"],  # named once (by name and by kind), no other policy setting listed
+     ("--policy: 'random' -> 'scripted'; --embodiment: 'droid/relative_pose' -> 'droid/joint_pos'; "
+      "--execute-steps: 32 -> 8")),
+])
+def test_a_resume_with_other_settings_is_refused_naming_each(change, message, two_random_episodes, tmp_path, capsys):
+    out, stored = _copy(two_random_episodes, tmp_path)
+    argv = ["sim", "--policy", "random", *FAST, "--episodes", "3", "--out", str(out), *change, "--resume"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"error: --resume: the run in {str(out)!r} ran with other settings ({out / 'report.json'}), old -> new: " \
+           f"{message}. Pass the old values to continue it, or drop --resume to start over (replacing it)\n" in err
+    assert (out / "report.json").read_bytes() == stored
+
+
+def test_a_resume_needs_a_report_of_this_version_and_no_fewer_episodes(two_random_episodes, tmp_path, capsys):
+    resume = ["sim", "--policy", "random", *FAST, "--resume"]
+    empty = tmp_path / "empty"
+    assert main([*resume, "--out", str(empty)]) == 2
+    assert (f"--resume: {str(empty)!r} holds no sim report (report.json) to continue; drop --resume to start a run "
+            "there") in capsys.readouterr().err
+    assert not empty.exists()  # made when --out was checked, removed with the refusal
+
+    out, stored = _copy(two_random_episodes, tmp_path)
+    assert main([*resume, "--episodes", "1", "--out", str(out)]) == 2
+    assert ("--episodes: 1 is fewer than the 2 the stored run already finished; pass at least 2"
+            in capsys.readouterr().err)
+
+    doc = json.loads(stored)
+    del doc["policy_settings"]  # as a report of an older version
+    (out / "report.json").write_text(json.dumps(doc))
+    assert main([*resume, "--episodes", "3", "--out", str(out)]) == 2
+    assert (f"--resume: {out / 'report.json'}: it was written by an older worldpolicy, which did not record the "
+            "policy's settings") in capsys.readouterr().err
+    (out / "report.json").write_text(json.dumps({"schema": "worldpolicy.other/v1"}))
+    assert main([*resume, "--episodes", "3", "--out", str(out)]) == 2
+    assert (f"--resume: {out / 'report.json'}: not a sim report (schema 'worldpolicy.other/v1', expected "
+            "'worldpolicy.sim_eval/v1'); drop --resume to start over there") in capsys.readouterr().err
+
+
+def test_a_resume_keeps_the_recorded_videos_and_plots_every_episode(tmp_path):
+    out = tmp_path / "run"
+    common = ["sim", "--policy", "random", "--task", "reach", "--image-size", "16x24", "--videos", "2",
+              "--max-steps", "2", "--no-progress", "--out", str(out)]
+    assert main([*common, "--episodes", "1"]) == 0
+    first = out / "videos" / "episode_0000.mp4"
+    stamp = first.stat().st_mtime_ns
+    os.utime(first, ns=(stamp - 10**9, stamp - 10**9))  # a rewrite would set it to now
+    assert main([*common, "--episodes", "3", "--resume"]) == 0
+    assert first.stat().st_mtime_ns == stamp - 10**9
+    assert sorted(p.name for p in (out / "videos").iterdir()) == ["episode_0000.mp4", "episode_0001.mp4"]
+    page = (out / "index.html").read_text()
+    assert "episode_0000.mp4" in page and "episode_0001.mp4" in page
+    assert (out / "report.png").is_file() and len(_episodes(out)) == 3
+
+
+def test_evaluate_resume_continues_a_report_read_back(tmp_path):
+    from worldpolicy.sim.env import TabletopEnv
+    from worldpolicy.sim.evaluate import evaluate, read_report, write_report
+    from worldpolicy.sim.policies import RandomPolicy
+
+    env = TabletopEnv("reach", image_size=None, max_steps=2)
+    whole = evaluate(env, RandomPolicy(), policy_name="random", episodes=3, seed=4, progress=False)
+    write_report(evaluate(env, RandomPolicy(), policy_name="random", episodes=1, seed=4, progress=False), tmp_path,
+                 plots=False)
+    stored = read_report(tmp_path)
+    assert stored.to_json() == json.loads((tmp_path / "report.json").read_text())  # read back as written
+    resumed = evaluate(env, RandomPolicy(), policy_name="random", episodes=3, seed=4, progress=False, resume=stored)
+    assert resumed.episodes[0] is stored.episodes[0] and resumed.requested == 3  # kept, not rerun
+    assert _results(resumed) == _results(whole)
+
+    with pytest.raises(ValueError, match=r"resume: the stored run has other settings: seed: 4 -> 5\. Continue it"):
+        evaluate(env, RandomPolicy(), policy_name="random", episodes=3, seed=5, progress=False, resume=stored)
+    done = evaluate(env, RandomPolicy(), policy_name="random", episodes=3, seed=4, progress=False, resume=resumed)
+    assert _results(done) == _results(whole) and done.episodes[2] is resumed.episodes[2]  # nothing left to run
+
+
+def _results(report):
+    return [{k: v for k, v in e.to_json().items() if k not in TIMING} for e in report.episodes]
+
+
+def test_a_checkpoint_run_resumed_is_the_uninterrupted_run_and_is_checked_before_it_loads(tmp_path, capsys,
+                                                                                          monkeypatch):
+    pytest.importorskip("diffusers")
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    ckpt = make_tiny_checkpoint(tmp_path / "tiny")
+    common = ["sim", "--policy", str(ckpt), "--task", "reach", "--image-size", "48x64", "--steps", "1", "--videos",
+              "0", "--max-steps", "2", "--no-progress", "--no-plots"]
+    assert main([*common, "--episodes", "4", "--out", str(tmp_path / "whole")]) == 0
+    out = tmp_path / "resumed"
+    assert main([*common, "--episodes", "2", "--out", str(out)]) == 0
+    assert main([*common, "--episodes", "4", "--out", str(out), "--resume"]) == 0
+    assert _episodes(out) == _episodes(tmp_path / "whole")
+    settings = json.loads((out / "report.json").read_text())["policy_settings"]
+    assert settings["path"] == str(ckpt.resolve()) and settings["sampling"]["steps"] == 1
+    assert (settings["device"], settings["dtype"], settings["image_size"]) == ("cpu", "float32", [48, 64])
+
+    from worldpolicy.policy import Policy
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the checkpoint loaded")
+
+    monkeypatch.setattr(Policy, "from_pretrained", no_load)
+    stored = (out / "report.json").read_bytes()
+    capsys.readouterr()
+    # finished: nothing runs, nothing loads, the report stays as it is (--device cpu: what the run resolved)
+    assert main([*common, "--episodes", "4", "--device", "cpu", "--out", str(out), "--resume"]) == 0
+    assert "already has its 4 episodes; nothing to run" in capsys.readouterr().out
+    assert (out / "report.json").read_bytes() == stored
+    for change, message in ((["--steps", "2", "--imagine"], "--steps: 1 -> 2; --imagine: False -> True"),
+                            (["--image-size", "64x64"], "--image-size: [48, 64] -> [64, 64]")):
+        assert main([*common, *change, "--episodes", "5", "--out", str(out), "--resume"]) == 2
+        assert message in capsys.readouterr().err
+    weights = next((ckpt / "transformer").glob("*.safetensors"))
+    later = weights.stat().st_mtime + 10
+    os.utime(weights, (later, later))  # saved again at the same path
+    assert main([*common, "--episodes", "5", "--out", str(out), "--resume"]) == 2
+    assert "--policy's files (names, sizes, modification times): '" in capsys.readouterr().err
+    assert (out / "report.json").read_bytes() == stored
+
+
+def test_policy_settings_of_a_server_and_of_a_checkpoint_without_a_folder():
+    """A server is the model its metadata frame names (its address when it names none, as openpi's); a source that is
+    no folder (a hub id, a `Policy` built in code) is its name, and no folder is walked for it."""
+    from types import SimpleNamespace
+
+    from worldpolicy import get_embodiment
+    from worldpolicy.sim.policies import checkpoint_files, policy_settings, wrap_policy
+
+    emb = get_embodiment("droid")
+
+    def server(meta):
+        return wrap_policy(SimpleNamespace(embodiment=emb, url="ws://box:8000", metadata=lambda: meta),
+                           decode_video=True)
+
+    ours = policy_settings(server({"model": "/srv/ckpt", "chunk_size": 16}), (48, 64))
+    assert ours == {"kind": "server", "model": "/srv/ckpt", "chunk_size": 16, "decode_video": True,
+                    "image_size": [48, 64]}
+    assert policy_settings(server({}), None)["model"] == "ws://box:8000"
+    assert checkpoint_files("") == {"path": "", "files": None}
+    assert checkpoint_files("nvidia/some-model") == {"path": "nvidia/some-model", "files": None}
