@@ -203,11 +203,22 @@ def test_a_checkpoint_run_resumed_is_the_uninterrupted_run_and_is_checked_before
                             (["--image-size", "64x64"], "--image-size: [48, 64] -> [64, 64]")):
         assert main([*common, *change, "--episodes", "5", "--out", str(out), "--resume"]) == 2
         assert message in capsys.readouterr().err
-    weights = next((ckpt / "transformer").glob("*.safetensors"))
-    later = weights.stat().st_mtime + 10
-    os.utime(weights, (later, later))  # saved again at the same path
+    # the same checkpoint copied elsewhere (new modification times, another folder name) continues the run
+    copy = shutil.copytree(ckpt, tmp_path / "moved" / "tiny_copy", copy_function=shutil.copyfile)
+    moved = [str(copy) if arg == str(ckpt) else arg for arg in common]
+    assert main([*moved, "--episodes", "4", "--out", str(out), "--resume"]) == 0
+    assert "nothing to run" in capsys.readouterr().out  # its settings were compared first (`episodes_left`)
+    assert (out / "report.json").read_bytes() == stored
+    config = ckpt / "transformer" / "config.json"  # saved again at the same path: other content
+    config.write_text(config.read_text().replace("{", '{"_note": "retrained", ', 1))
     assert main([*common, "--episodes", "5", "--out", str(out), "--resume"]) == 2
-    assert "--policy's files (names, sizes, modification times): '" in capsys.readouterr().err
+    assert "--policy's files (names, sizes, content): '" in capsys.readouterr().err
+    weights = next((copy / "transformer").glob("*.safetensors"))
+    with open(weights, "r+b") as f:  # same name and size, other weights
+        f.seek(weights.stat().st_size - 4)
+        f.write(b"\x01\x02\x03\x04")
+    assert main([*moved, "--episodes", "5", "--out", str(out), "--resume"]) == 2
+    assert "--policy's files (names, sizes, content): '" in capsys.readouterr().err
     assert (out / "report.json").read_bytes() == stored
 
 

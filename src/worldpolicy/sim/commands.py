@@ -119,7 +119,7 @@ RESUME_FLAGS = {
     "control_hz": "--control-hz", "max_steps": "--max-steps", "seed": "--seed", "strategy.kind": "--strategy",
     "strategy.execute_steps": "--execute-steps", "strategy.ensemble_decay": "--ensemble-decay",
     "policy_settings.kind": "--policy", "policy_settings.path": "--policy", "policy_settings.model": "--policy",
-    "policy_settings.files": "--policy's files (names, sizes, modification times)",
+    "policy_settings.files": "--policy's files (names, sizes, content)",
     "policy_settings.sampling.steps": "--steps", "policy_settings.device": "--device",
     "policy_settings.decode_video": "--imagine", "policy_settings.image_size": "--image-size",
 }

@@ -110,6 +110,8 @@ class EvalReport:
                 "control_hz": self.control_hz, "max_steps": self.max_steps, "seed": self.seed}
         flat.update(_flat(self.strategy, "strategy."))
         flat.update(_flat(self.policy_settings or {}, "policy_settings."))
+        if flat.get("policy_settings.files"):  # a checkpoint folder is its content: it may have been moved or copied
+            del flat["policy"], flat["policy_settings.path"]
         return json.loads(json.dumps(flat))  # a tuple compares as the list it is stored as
 
     def markdown(self) -> str:

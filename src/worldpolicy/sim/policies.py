@@ -157,12 +157,17 @@ def chunk_size(policy: Any) -> int:
     return int(getattr(policy, "chunk_size", None) or policy.embodiment.chunk_size)
 
 
+_WHOLE_FILE_BYTES = 1 << 20  # configs, tokenizers, trainer state: read whole
+_SAMPLE_BYTES, _SAMPLES = 1 << 16, 16  # weights: the start (a safetensors header) and 16 spread blocks
+
+
 def checkpoint_files(path: str | Path) -> dict[str, str]:
-    """A checkpoint folder's identity, cheap enough for every run: its resolved path and a digest of each file's name,
-    size and modification time (whole seconds: filesystems keep them at different precisions), so a checkpoint saved
-    again at the same path is told apart without reading gigabytes of weights. Names starting with a dot (caches,
-    editor files) do not count. A source that is no folder (a hub id; none for a `Policy` built in code) is its
-    name."""
+    """A checkpoint folder's identity, cheap enough for every run and independent of where it lies: its resolved path
+    (recorded, not compared) and a digest of each file's name, size and content, small files whole and large ones by
+    16 blocks spread through them, so a copy or a reinstall of the same checkpoint is the same and one saved again
+    (new weights, a trainer state one step on) is not, without reading gigabytes of weights. Names starting with a dot
+    (caches, editor files) do not count. A source that is no folder (a hub id; none for a `Policy` built in code) is
+    its name."""
     if not path or not Path(path).is_dir():
         return {"path": str(path), "files": None}
     root = Path(path).resolve()
@@ -171,8 +176,15 @@ def checkpoint_files(path: str | Path) -> dict[str, str]:
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
         for name in sorted(n for n in names if not n.startswith(".")):
             file = Path(folder) / name
-            stat = file.stat()
-            digest.update(f"{file.relative_to(root).as_posix()}\0{stat.st_size}\0{int(stat.st_mtime)}\n".encode())
+            size = file.stat().st_size
+            digest.update(f"{file.relative_to(root).as_posix()}\0{size}\n".encode())
+            with open(file, "rb") as f:
+                if size <= _WHOLE_FILE_BYTES:
+                    digest.update(f.read())
+                    continue
+                for offset in np.linspace(0, size - _SAMPLE_BYTES, _SAMPLES, dtype=np.int64):
+                    f.seek(int(offset))
+                    digest.update(f.read(_SAMPLE_BYTES))
     return {"path": str(root), "files": digest.hexdigest()[:16]}
 
 
