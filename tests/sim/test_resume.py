@@ -85,14 +85,13 @@ def _copy(run, tmp_path):
     (["--robot", "fr3"], "--robot: 'panda' -> 'fr3'"),
     (["--control-hz", "10"], "--control-hz: 15.0 -> 10.0"),
     (["--max-steps", "3"], "--max-steps: 2 -> 3"),
-    (["--strategy", "async"], "--strategy: 'execute' -> 'async'; --execute-steps: 32 -> 16"),
-    (["--execute-steps", "8"], "--execute-steps: 32 -> 8"),
+    (["--strategy", "async"], "--strategy: 'execute' -> 'async'"),
+    (["--execute-steps", "8"], "--execute-steps: None -> 8"),  # None: not asked for (k from the chunk)
     (["--ensemble-decay", "0.5"], "--ensemble-decay: 0.1 -> 0.5"),
-    (["--embodiment", "bridge"],  # its chunk is 16 actions: the default k follows
-     "--embodiment: 'droid/relative_pose' -> 'bridge'; --execute-steps: 32 -> 16; --policy's chunk_size: 32 -> 16"),
+    (["--embodiment", "bridge"],  # its chunk is 16 actions (the default k follows from the chunk)
+     "--embodiment: 'droid/relative_pose' -> 'bridge'; --policy's chunk_size: 32 -> 16"),
     (["--policy", "scripted"],  # named once (by name and by kind), no other policy setting listed
-     ("--policy: 'random' -> 'scripted'; --embodiment: 'droid/relative_pose' -> 'droid/joint_pos'; "
-      "--execute-steps: 32 -> 8")),
+     "--policy: 'random' -> 'scripted'; --embodiment: 'droid/relative_pose' -> 'droid/joint_pos'"),
 ])
 def test_a_resume_with_other_settings_is_refused_naming_each(change, message, two_random_episodes, tmp_path, capsys):
     out, stored = _copy(two_random_episodes, tmp_path)
@@ -242,3 +241,44 @@ def test_policy_settings_of_a_server_and_of_a_checkpoint_without_a_folder():
     assert policy_settings(server({}), None)["model"] == "ws://box:8000"
     assert checkpoint_files("") == {"path": "", "files": None}
     assert checkpoint_files("nvidia/some-model") == {"path": "nvidia/some-model", "files": None}
+
+
+class _UnannouncedChunks:
+    """A backend as an openpi server is to the client: it announces no chunk (its embodiment's 32 is assumed) and
+    returns 6-action chunks."""
+
+    def __init__(self) -> None:
+        from worldpolicy.sim.policies import RandomPolicy
+
+        self.random = RandomPolicy(chunk_size=6)
+        self.embodiment = self.random.embodiment
+
+    def reset(self, seed: int | None = None) -> None:
+        self.random.reset(seed)
+
+    def act(self, observation, prompt):
+        return self.random.act(observation, prompt)
+
+
+@pytest.mark.parametrize("kind", ["execute", "async"])
+def test_a_resume_compares_the_k_asked_for_not_the_k_a_chunk_of_another_size_gave(kind, tmp_path):
+    """The k used follows from the chunk the policy returns; the resume compared it with the k the announced chunk
+    gives, so a run against an openpi server (15-action chunks, droid's 32 assumed) could not be continued with its
+    own flags: "--execute-steps: 15 -> 32"."""
+    from worldpolicy.sim.env import TabletopEnv
+    from worldpolicy.sim.evaluate import evaluate, read_report, write_report
+    from worldpolicy.sim.rollout import ChunkStrategy
+
+    env = TabletopEnv("reach", image_size=None, max_steps=7)
+
+    def run(episodes, resume=None, execute_steps=None):
+        return evaluate(env, _UnannouncedChunks(), policy_name="server", episodes=episodes, progress=False,
+                        strategy=ChunkStrategy(kind, execute_steps=execute_steps), resume=resume)
+
+    whole = run(3)
+    assert whole.strategy["execute_steps"] == {"execute": 6, "async": 3}[kind]
+    write_report(run(1), tmp_path, plots=False)
+    resumed = run(3, read_report(tmp_path))
+    assert _results(resumed) == _results(whole) and resumed.strategy == whole.strategy
+    with pytest.raises(ValueError, match=r"other settings: strategy\.execute_steps_requested: None -> 2\. "):
+        run(3, read_report(tmp_path), execute_steps=2)

@@ -117,7 +117,8 @@ def _clear_previous_run(out: Path) -> None:
 RESUME_FLAGS = {
     "task": "--task", "policy": "--policy", "robot": "--robot", "embodiment": "--embodiment",
     "control_hz": "--control-hz", "max_steps": "--max-steps", "seed": "--seed", "strategy.kind": "--strategy",
-    "strategy.execute_steps": "--execute-steps", "strategy.ensemble_decay": "--ensemble-decay",
+    "strategy.execute_steps": "--execute-steps", "strategy.execute_steps_requested": "--execute-steps",
+    "strategy.ensemble_decay": "--ensemble-decay",
     "policy_settings.kind": "--policy", "policy_settings.path": "--policy", "policy_settings.model": "--policy",
     "policy_settings.files": "--policy's files (names, sizes, content)",
     "policy_settings.sampling.steps": "--steps", "policy_settings.device": "--device",

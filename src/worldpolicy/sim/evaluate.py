@@ -167,12 +167,16 @@ def start_report(env, *, policy_name: str, seed: int, strategy: ChunkStrategy, e
                  chunk: int, policy_fps: float | None, policy_settings: dict[str, Any],
                  max_steps: int | None = None) -> EvalReport:
     """The report a run of `episodes` starts from, holding every setting it records; k (`strategy.execute_steps`) is
-    resolved for `chunk`-action chunks now (a resume compares it) and set to the k used as episodes run.
+    resolved for `chunk`-action chunks now and set to the k used as episodes run. A resume compares the k asked for
+    (`execute_steps_requested`: the strategy's, else the embodiment's; None: from the chunk) instead: the k used also
+    follows from the chunk the policy returns, which a server's may make other than the one it announces (openpi's
+    announce none: the embodiment's chunk_size is assumed)
     `worldpolicy sim --resume` builds it before a checkpoint loads, `evaluate` from the loaded backend; `env` is the
     `TabletopEnv` itself, `max_steps` the episodes' step limit (default: the env's own; a made env's is its TimeLimit's)."""
     return EvalReport(env.task.name, policy_name, env.robot.name,
                       {"kind": strategy.kind, "execute_steps": strategy.steps_for(chunk),
-                       "ensemble_decay": strategy.ensemble_decay}, env.control_hz, seed, requested=episodes,
+                       "ensemble_decay": strategy.ensemble_decay, "execute_steps_requested": strategy.execute_steps},
+                      env.control_hz, seed, requested=episodes,
                       actual_control_hz=env.actual_control_hz, max_steps=max_steps or env.max_steps,
                       embodiment=getattr(embodiment, "key", None), policy_fps=policy_fps,
                       policy_settings=policy_settings)
@@ -188,8 +192,11 @@ def resume_conflicts(previous: EvalReport, current: dict[str, Any]) -> list[tupl
                          "(checkpoint files, sampling, device, camera size), so whether this run continues it cannot "
                          "be checked")
     stored = previous.settings()
+    # the k asked for where the report has it (`start_report`), else (written before it was) the k used
+    asked = "strategy.execute_steps_requested"
+    skip = "strategy.execute_steps" if asked in stored else asked
     changes = [(name, stored.get(name), value) for name, value in json.loads(json.dumps(current)).items()
-               if stored.get(name) != value]
+               if name != skip and stored.get(name) != value]
     if any(name == "policy_settings.kind" for name, _, _ in changes):
         changes = [c for c in changes if not c[0].startswith("policy_settings.") or c[0] == "policy_settings.kind"]
     return changes
