@@ -76,11 +76,12 @@ def test_imagine_reads_an_actions_file_on_the_client(serve, tmp_path):
     physical = np.tile(np.linspace(0, 1, 8), (32, 1))
     path = tmp_path / "actions.json"
     path.write_text(json.dumps({"actions": physical.tolist(), "columns": list(e.columns)}))
-    with RemotePolicy(t.url) as remote:
-        fd = remote.imagine(droid_request(np.zeros(7)), path, "push")
-    np.testing.assert_allclose(fd.actions, to_model(e, physical))  # the stand-in echoes what it received
-    with pytest.raises(ValueError, match="needs the embodiment"):
-        RemotePolicy("ws://127.0.0.1:9", connect_now=False).imagine(droid_request(np.zeros(7)), path, "push")
+    # not connected yet, a client read the file without the embodiment the server announces: refused, "needs the
+    # embodiment"
+    for connect_now in (True, False):
+        with RemotePolicy(t.url, connect_now=connect_now) as remote:
+            fd = remote.imagine(droid_request(np.zeros(7)), path, "push")
+        np.testing.assert_allclose(fd.actions, to_model(e, physical))  # the stand-in echoes what it received
 
 
 def test_a_connection_closed_while_idle_is_reopened_and_the_request_sent_once(serve):
@@ -222,7 +223,7 @@ def test_per_camera_clips_travel_from_their_first_frames_as_the_local_policy_rea
             remote.infer_actions({keys[0]: clip, keys[1]: clip, keys[2]: clip[:5]}, "push")
 
 
-def test_imagine_rolls_a_prediction_forward_on_a_server_without_an_embodiment_spec(serve, monkeypatch):
+def test_imagine_rolls_a_prediction_forward_on_a_server_without_an_embodiment_spec(serve, monkeypatch, tmp_path):
     """An openpi server, or one older than `embodiment_spec` running an embodiment not registered here, leaves the
     client without an embodiment: `imagine(obs, prediction)` failed with an unnamed "actions must be a rectangular
     numeric [T, action_dim] array", though the local Policy rolls a call's result forward."""
@@ -242,7 +243,8 @@ def test_imagine_rolls_a_prediction_forward_on_a_server_without_an_embodiment_sp
     with RemotePolicy(t.url) as remote:
         assert remote.embodiment is None
         pred = remote.act(obs, "push")
-        for given in (pred, pred.to_json()):  # the stand-in echoes the actions it received
+        (tmp_path / "actions.json").write_text(json.dumps(pred.to_json()))  # a run's file (refused: no embodiment)
+        for given in (pred, pred.to_json(), tmp_path / "actions.json"):  # the stand-in echoes the actions it received
             np.testing.assert_allclose(remote.imagine(obs, given, "push").actions, pred.actions)
         normalized = {"actions": pred.actions_normalized.tolist(), "normalized": True}
         np.testing.assert_allclose(remote.imagine(obs, normalized, "push").actions, pred.actions_normalized)

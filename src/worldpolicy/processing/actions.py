@@ -82,25 +82,9 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
     columns = units = None
     where = "actions"
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        where = f"actions file {str(path)!r}"
-        if not path.is_file():
-            raise FileNotFoundError(f"{where} does not exist")
-        if path.suffix.lower() == ".npy":
-            try:
-                values = np.load(path, allow_pickle=False)
-            except (ValueError, OSError, EOFError) as exc:
-                raise ValueError(f"{where} is not a numeric .npy array ({str(exc).split('.')[0]})") from None
-        elif path.suffix.lower() == ".json":
-            doc = read_json(path, where)
-            if isinstance(doc, dict):
-                values, columns, units, space = actions_object(doc, space, where, embodiment)
-            elif isinstance(doc, list):
-                values = actions_from_json(doc)
-            else:
-                raise ValueError(f"{where}: expected a list of rows or an object with 'actions'")
-        else:
-            raise ValueError(f"{where}: unsupported suffix {path.suffix!r}; accepted: .json, .npy")
+        values, where = read_actions_file(source)
+        if isinstance(values, Mapping):
+            values, columns, units, space = actions_object(values, space, where, embodiment)
     elif isinstance(source, Prediction):  # policy -> forward dynamics: a call's result, read as its file would be
         values, columns, units, space = actions_object(source.to_json(), space, where, embodiment)
     elif isinstance(source, Mapping):  # an actions file's object, in memory
@@ -132,6 +116,29 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
     if warn:
         warn_out_of_range(model, embodiment, where)
     return model
+
+
+def read_actions_file(source: str | Path) -> tuple[Any, str]:
+    """An actions file's content and its name for errors: a `.json` object (an actions object: `actions_object`), the
+    rows of a `.json` list or a `.npy` array. One reader for `load_actions` and a client without the server's
+    embodiment, which sends an actions object's rows in the order it names them."""
+    path = Path(source)
+    where = f"actions file {str(path)!r}"
+    if not path.is_file():
+        raise FileNotFoundError(f"{where} does not exist")
+    if path.suffix.lower() == ".npy":
+        try:
+            return np.load(path, allow_pickle=False), where
+        except (ValueError, OSError, EOFError) as exc:
+            raise ValueError(f"{where} is not a numeric .npy array ({str(exc).split('.')[0]})") from None
+    if path.suffix.lower() != ".json":
+        raise ValueError(f"{where}: unsupported suffix {path.suffix!r}; accepted: .json, .npy")
+    doc = read_json(path, where)
+    if isinstance(doc, dict):
+        return doc, where
+    if isinstance(doc, list):
+        return actions_from_json(doc), where
+    raise ValueError(f"{where}: expected a list of rows or an object with 'actions'")
 
 
 def actions_object(doc: Mapping[str, Any], space: str, where: str,

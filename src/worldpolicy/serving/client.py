@@ -29,7 +29,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from ..embodiments import Embodiment, embodiment_from_dict, get_embodiment
 from ..policy import PolicyRequest
-from ..processing.actions import ACTION_SPACES, actions_object, load_actions
+from ..processing.actions import ACTION_SPACES, actions_object, load_actions, read_actions_file
 from ..processing.observations import VIDEO_SUFFIXES, clip_from_mapping, image_files, image_pages
 from ..processing.prompts import check_task
 from ..results import MODES, Prediction, is_string_list
@@ -408,25 +408,26 @@ class RemotePolicy:
         """Forward-dynamics actions for the wire, read here exactly as the local `Policy` reads them (files, lists,
         one row, columns, a `Prediction`) and sent in model space. Without a known embodiment (an openpi server, or an
         older one whose metadata carries no `embodiment_spec`), arrays go as given, and a `Prediction` or actions
-        object as its rows in the space it names, once its columns and units are the ones the server announces."""
+        object (or file) as its rows in the space it names, once its columns and units are the ones the server
+        announces."""
         if space not in ACTION_SPACES:
             raise ValueError(f"actions_space={space!r}; accepted: {', '.join(ACTION_SPACES)}")
         if actions is None:
             raise ValueError("actions are required for forward dynamics (imagine)")
         named = isinstance(actions, (Prediction, Mapping))  # a call's result or an actions object: rows named
-        if named and self.embodiment is None:
+        path = isinstance(actions, (str, os.PathLike))
+        if (named or path) and self.embodiment is None:
             self.metadata()  # connected, for the embodiment (or the columns) the server announces to match them to
         e = self.embodiment
         if e is not None:
             return load_actions(actions, e, space), "normalized"  # model space, which 'normalized' means
-        if isinstance(actions, (str, os.PathLike)):
-            raise ValueError(
-                f"reading actions from {str(actions)!r} needs the embodiment (its columns and units): pass "
-                "RemotePolicy(embodiment=...) or an array"
-            )
+        where = "actions"
+        if path:  # an actions file (a run's actions.json) goes on as its object, its rows as an array
+            actions, where = read_actions_file(actions)
+            named = isinstance(actions, Mapping)
         if named:  # policy -> forward dynamics: a call's result rolls forward
             doc = actions.to_json() if isinstance(actions, Prediction) else actions
-            actions, columns, units, space = actions_object(doc, space, "actions")
+            actions, columns, units, space = actions_object(doc, space, where)
             self._check_named(columns, units)
         if hasattr(actions, "detach"):  # torch tensor, without importing torch
             actions = actions.detach().cpu().numpy()
@@ -435,8 +436,8 @@ class RemotePolicy:
         except (ValueError, TypeError):
             raise ValueError(
                 f"actions: a {type(actions).__name__} is not a rectangular numeric [T, action_dim] array; accepted "
-                "without the server's embodiment: an array, nested list or torch tensor, a Prediction or an actions "
-                "object (pass RemotePolicy(embodiment=...) to read files)"
+                "without the server's embodiment: an array, nested list or torch tensor, a Prediction, an actions "
+                "object or an actions file (.json, .npy)"
             ) from None
         return (values[None] if values.ndim == 1 else values), space
 
