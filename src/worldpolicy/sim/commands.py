@@ -270,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
         if previous is not None and checkpoint:  # compared before the weights load
             emb, settings = _unloaded_checkpoint(args, image_size)
             left = _episodes_left(args, previous, header(emb, emb.chunk_size, settings))
-        if left is None or left:  # a finished run resumed to as many episodes loads no policy
+        if left is None or left:  # a finished checkpoint run resumed to as many episodes loads no model
             policy = make_policy(
                 args.policy, env=env, embodiment=args.embodiment, seed=args.seed, decode_video=args.imagine,
                 api_key=args.api_key or os.environ.get("WORLDPOLICY_API_KEY"), **local,
