@@ -58,9 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"worldpolicy {args.command}: interrupted", file=sys.stderr)
         return 130  # the shell's code for Ctrl-C
     except Exception as exc:
-        if not isinstance(exc, _user_errors()):
+        from .extras import missing_extra
+
+        shown = missing_extra(exc) if isinstance(exc, ImportError) else None
+        if shown is None and not isinstance(exc, _user_errors()):
             raise
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        message = shown or (exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
         print(f"worldpolicy {args.command}: error: {message}", file=sys.stderr)
         if args.verbose:
             raise
@@ -68,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
-    """Errors shown as one line: bad input, a policy server that is down, refuses or fails, and no offscreen rendering
-    (those modules are only imported by commands that use them, so a plain run never imports them here)."""
+    """Errors shown as one line (besides a missing extra's module, `extras.missing_extra`): bad input, a policy server
+    that is down, refuses or fails, and no offscreen rendering (those modules are only imported by commands that use
+    them, so a plain run never imports them here)."""
     errors: tuple[type[Exception], ...] = (
         UsageError, ValueError, KeyError, FileNotFoundError, FileExistsError, TypeError
     )

@@ -30,8 +30,8 @@ def test_replicas_without_ray_names_the_extra(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray.serve", None)  # `import ray.serve` now raises ImportError
     assert main(_serve(tmp_path, "--replicas", "2")) == 2
     err = capsys.readouterr().err
-    assert "--replicas 2 runs the replicas on Ray Serve, which is not installed" in err
-    assert "pip install 'worldpolicy[ray]'" in err
+    assert err == ("worldpolicy serve: error: --replicas 2 runs the replicas on Ray Serve: ray is not installed; "
+                   "it comes with the 'ray' extra: pip install 'worldpolicy[ray]'\n")
 
 
 def test_replicas_go_to_ray_serve(tmp_path, monkeypatch):

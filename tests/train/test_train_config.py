@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 import pytest
 
 from worldpolicy.cli import main
+from worldpolicy.extras import MissingExtraError
 from worldpolicy.train.config import load_config
 
 
@@ -399,3 +401,18 @@ def test_the_checkpoints_action_head_is_checked_before_the_weights_load(train_co
                                          r"domains"):
         Trainer(few, progress=False).run()
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_evaluating_without_the_sim_extra_fails_at_the_check(monkeypatch, valid):
+    """It trained until its first evaluation, then failed on `No module named 'mujoco'`."""
+    import worldpolicy.sim
+
+    assert load_config(_with(valid, "eval", every=5)).check().eval.every == 5
+    monkeypatch.setitem(sys.modules, "mujoco", None)  # `import mujoco` now fails, as without the sim extra
+    monkeypatch.delitem(sys.modules, "worldpolicy.sim.env", raising=False)
+    monkeypatch.delattr(worldpolicy.sim, "env", raising=False)
+    load_config(valid).check()  # no evaluation: no simulator needed
+    with pytest.raises(MissingExtraError) as caught:
+        load_config(_with(valid, "eval", every=5)).check()
+    assert str(caught.value) == ("eval.every=5 evaluates in the simulator (0: never): mujoco is not installed; it "
+                                 "comes with the 'sim' extra: pip install 'worldpolicy[sim]'")

@@ -44,11 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _mcp(args: argparse.Namespace) -> int:
     from ..cli import UsageError
-
-    try:
-        from .mcp_server import run_server
-    except ImportError as exc:
-        raise UsageError(f"the MCP server needs the agents extra: pip install 'worldpolicy[agents]' ({exc})") from None
+    from .mcp_server import run_server  # a missing agents extra is one line (`extras`)
     from .toolbox import ToolboxConfig
 
     missing = [str(p) for p in args.checkpoint_dir if not p.is_dir()]

@@ -15,12 +15,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import anyio
-import anyio.from_thread
-import anyio.to_thread
-from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import CallToolResult, ImageContent, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from ..extras import extra_imports
+
+with extra_imports():  # before anyio, pydantic and mcp_types, which mcp brings: a missing mcp names its extra
+    from mcp.server.mcpserver import Context, MCPServer
+with extra_imports():
+    import anyio
+    import anyio.from_thread
+    import anyio.to_thread
+    from mcp_types import CallToolResult, ImageContent, TextContent, ToolAnnotations
+    from pydantic import BaseModel, Field
 
 from .toolbox import Toolbox, ToolboxConfig, error_payload
 

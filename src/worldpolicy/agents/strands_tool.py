@@ -12,7 +12,10 @@ import threading
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from strands import tool
+from ..extras import extra_imports
+
+with extra_imports():
+    from strands import tool
 
 from .toolbox import Toolbox, ToolboxConfig, ToolInputError, error_payload
 

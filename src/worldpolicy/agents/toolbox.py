@@ -632,7 +632,7 @@ class Toolbox:
             from ..sim.rollout import ChunkStrategy
             from ..sim.tasks import list_tasks
         except ImportError as exc:
-            raise ToolInputError("policy", f"simulation needs the sim extra (pip install 'worldpolicy[sim]'): {exc}")
+            raise ToolInputError("policy", f"simulation is unavailable: {exc}") from None  # names a missing extra
         if task not in list_tasks():
             raise ToolInputError("task", "unknown task", task, list_tasks())
         if not isinstance(episodes, int) or not 1 <= episodes <= MAX_SIM_EPISODES:

@@ -152,6 +152,9 @@ def expert_episodes(
     if len(set(cameras)) != len(cameras):  # one video each: a repeat would record its frames twice into one video
         raise ValueError(f"cameras={cameras!r} names {sorted({c for c in cameras if cameras.count(c) > 1})} more than "
                          "once; give each camera once")
+    # the env's module imported here, not only where recording starts: a missing sim extra is one error now, not a
+    # broken process pool (workers > 1) later
+    from worldpolicy.sim import env  # noqa: F401
     from worldpolicy.sim.tasks import get_task
 
     task_options = dict(task_options or {})

@@ -24,12 +24,12 @@ from typing import Any, Self
 
 import numpy as np
 
-try:
+from ..extras import extra_imports
+
+with extra_imports():
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("worldpolicy.data needs pyarrow: pip install 'worldpolicy[train]'") from exc
 
 from ..fileio import share_tree, write_json_atomic
 from ..processing.video import CODECS, VideoFileWriter

@@ -134,6 +134,10 @@ def check_checkpoint_source(path_or_id: str | Path, _chain: tuple[str, ...] = ()
             if missing:
                 raise FileNotFoundError(f"checkpoint={source!r} is a LoRA adapter checkpoint ({BASE_FILE}) but lacks "
                                         f"{', '.join(missing)}: it was not written whole; use another checkpoint")
+            from ..extras import extra_imports
+
+            with extra_imports(f"checkpoint={source!r} is a LoRA adapter checkpoint"):  # its base would load first
+                import peft  # noqa: F401  (`apply_adapter_checkpoint`)
             chain = (*_chain, str(local.resolve()))
             if len(chain) > 8 or str(Path(base.path).resolve()) in chain:
                 raise ValueError(f"checkpoint={source!r}: the bases named by {BASE_FILE} files form a loop or a chain "

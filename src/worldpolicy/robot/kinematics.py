@@ -9,9 +9,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-import mink
-import mujoco
 import numpy as np
+
+from worldpolicy.extras import extra_imports
+
+with extra_imports():
+    import mink
+    import mujoco
 
 from worldpolicy.robot.robots import RobotConfig, get_robot
 from worldpolicy.robot.se3 import integrate_relative_poses, rotation_angle

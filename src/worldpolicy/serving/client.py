@@ -21,11 +21,15 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
-import websockets
-from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
-from websockets.frames import CloseCode
-from websockets.protocol import State
-from websockets.sync.client import ClientConnection, connect
+
+from ..extras import extra_imports
+
+with extra_imports():
+    import websockets
+    from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+    from websockets.frames import CloseCode
+    from websockets.protocol import State
+    from websockets.sync.client import ClientConnection, connect
 
 from ..embodiments import Embodiment, embodiment_from_dict, get_embodiment
 from ..policy import PolicyRequest

@@ -14,8 +14,12 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-import msgpack
 import numpy as np
+
+from ..extras import extra_imports
+
+with extra_imports():
+    import msgpack
 
 __all__ = ["ACCEPTED_DTYPE_KINDS", "CodecError", "Limits", "packb", "unpackb"]
 

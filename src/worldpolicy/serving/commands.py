@@ -91,13 +91,10 @@ def _check_replicas(replicas: int) -> None:
     if replicas < 1:
         raise ValueError(f"--replicas {replicas} must be >= 1 (1: this process; N >= 2: N replicas on Ray Serve)")
     if replicas > 1:
-        try:
+        from ..extras import extra_imports
+
+        with extra_imports(f"--replicas {replicas} runs the replicas on Ray Serve"):
             import ray.serve  # noqa: F401
-        except ImportError as exc:
-            raise ValueError(
-                f"--replicas {replicas} runs the replicas on Ray Serve, which is not installed ({exc}); "
-                "pip install 'worldpolicy[ray]'"
-            ) from None
 
 
 def _serve(args: argparse.Namespace) -> int:

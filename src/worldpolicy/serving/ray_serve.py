@@ -25,13 +25,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI, Request, WebSocket
-from fastapi.responses import PlainTextResponse
-from prometheus_client import CollectorRegistry, generate_latest
-from ray import serve
-from ray.exceptions import RayActorError
-from ray.serve.exceptions import BackPressureError
-from ray.serve.handle import DeploymentHandle
+from ..extras import extra_imports
+
+with extra_imports():  # before fastapi, which ray[serve] brings: a missing ray names its extra
+    from ray import serve
+with extra_imports():
+    from fastapi import FastAPI, Request, WebSocket
+    from fastapi.responses import PlainTextResponse
+    from prometheus_client import CollectorRegistry, generate_latest
+    from ray.exceptions import RayActorError
+    from ray.serve.exceptions import BackPressureError
+    from ray.serve.handle import DeploymentHandle
 
 from .adapters import ObservationAdapter, RequestError, warmup_message
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb

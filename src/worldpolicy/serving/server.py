@@ -30,13 +30,17 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 import numpy as np
-import websockets
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.frames import CloseCode
-from websockets.http11 import Request, Response
 
 from .. import __version__
+from ..extras import extra_imports
+
+with extra_imports():
+    import websockets
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+    from websockets.asyncio.server import ServerConnection, serve
+    from websockets.frames import CloseCode
+    from websockets.http11 import Request, Response
+
 from ..results import Prediction
 from .adapters import ObservationAdapter, RequestError, WireRequest, all_finite, warmup_message
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb

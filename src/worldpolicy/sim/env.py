@@ -11,13 +11,18 @@ from __future__ import annotations
 import logging
 from typing import ClassVar
 
-import gymnasium as gym
 import numpy as np
+
+from worldpolicy.extras import extra_imports
+
+with extra_imports():
+    import gymnasium as gym
 
 from worldpolicy.sim.rendering import make_renderer, require_gl_library  # worldpolicy.sim picks the GL backend
 
 require_gl_library()  # before mujoco's import binds that backend (and fails obscurely without its library)
-import mujoco
+with extra_imports():
+    import mujoco
 
 from worldpolicy.robot.robots import MEASURED_JOINT_MARGIN_RAD, RobotConfig, get_robot
 from worldpolicy.sim.scenes import CAMERAS, build_scene

@@ -9,9 +9,11 @@ cheap: the entry point is a string, so MuJoCo loads when the first env is made, 
 
 from __future__ import annotations
 
-import gymnasium
-
+from worldpolicy.extras import extra_imports
 from worldpolicy.sim.tasks import TASKS
+
+with extra_imports():
+    import gymnasium
 
 __all__ = ["ENTRY_POINT", "ENV_IDS", "NAMESPACE", "env_id", "register_envs"]
 

@@ -204,6 +204,11 @@ class TrainConfig:
 
         if self.eval.task not in list_tasks():
             raise ValueError(f"eval.task={self.eval.task!r}; accepted: {', '.join(list_tasks())}")
+        if self.eval.every:  # before the model loads, not at the first evaluation
+            from ..extras import extra_imports
+
+            with extra_imports(f"eval.every={self.eval.every} evaluates in the simulator (0: never)"):
+                from ..sim import env  # noqa: F401
         return self
 
 

@@ -1,0 +1,167 @@
+"""A user with only the core install (or one extra) who runs a command needing another extra gets one line naming
+the extra and its pip command, not a `No module named 'mujoco'` traceback. Every extra is installed here, so the
+tests hide modules (`sys.modules[name] = None` makes `import name` fail) in a fresh interpreter."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from worldpolicy.extras import MissingExtraError, extra_imports, extra_of, missing_extra
+
+ROOT = Path(__file__).resolve().parents[2]
+# What each extra installs, as imported: hidden together, they make this interpreter a core-only install.
+EXTRA_MODULES = {
+    "sim": ("mujoco", "mink", "qpsolvers", "gymnasium"),
+    "serve": ("websockets", "msgpack", "prometheus_client", "uvloop"),
+    "train": ("pyarrow", "peft"),
+    "agents": ("mcp",),
+    "strands": ("strands",),
+    "ray": ("ray",),
+}
+
+
+def _message(module: str, extra: str) -> str:
+    return f"{module} is not installed; it comes with the '{extra}' extra: pip install 'worldpolicy[{extra}]'"
+
+
+def _line(command: str, module: str, extra: str) -> str:
+    return f"worldpolicy {command}: error: {_message(module, extra)}\n"
+
+
+def _run_hidden(hidden: list[str], code: str) -> dict:
+    """`code` (which sets `out`, a JSON-able dict) run in a fresh interpreter where the `hidden` modules are missing."""
+    script = f"import json, sys\nfor name in {hidden!r}:\n    sys.modules[name] = None\n{code}\nprint(json.dumps(out))"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(("module", "extra"), [
+    ("mujoco", "sim"), ("mujoco.viewer", "sim"), ("qpsolvers", "sim"), ("gymnasium", "sim"),
+    ("websockets", "serve"), ("prometheus_client", "serve"), ("pyarrow", "train"), ("peft", "train"),
+    ("mcp", "agents"), ("strands", "strands"), ("ray.serve", "ray"),
+    ("numpy", None), ("torch", None), ("worldpolicy", None), ("no_such_module", None),
+])
+def test_extra_of_reads_the_installed_metadata(module, extra):
+    assert extra_of(module) == extra
+
+
+def test_every_hidden_module_is_in_the_table():
+    assert {m: extra_of(m) for ms in EXTRA_MODULES.values() for m in ms} == {
+        m: extra for extra, ms in EXTRA_MODULES.items() for m in ms}
+
+
+def test_extra_imports_turns_a_missing_extra_module_into_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    with pytest.raises(MissingExtraError) as caught, extra_imports("reading a dataset"):
+        import pyarrow  # noqa: F401
+    assert str(caught.value) == f"reading a dataset: {_message('pyarrow', 'train')}"
+    assert isinstance(caught.value, ModuleNotFoundError) and caught.value.name == "pyarrow"
+    with pytest.raises(ModuleNotFoundError) as other, extra_imports():  # not an extra's: shown as it is
+        import no_such_module_anywhere  # noqa: F401
+    assert not isinstance(other.value, MissingExtraError) and missing_extra(other.value) is None
+
+
+def test_core_only_commands_and_imports_name_the_extra(tmp_path):
+    """The commands and documented imports of README/docs, as a `pip install worldpolicy` user runs them."""
+    out = _run_hidden([m for ms in EXTRA_MODULES.values() for m in ms], f"""
+import contextlib, importlib, io
+from worldpolicy.cli import main
+tmp = {str(tmp_path)!r}
+out = {{}}
+for argv in (["embodiments"], ["serve", "--checkpoint", "shipped"], ["sim", "--policy", "scripted", "--out", tmp + "/sim"],
+             ["demo", "--out", tmp + "/demo"], ["dataset", "info", tmp], ["dataset", "from-sim", tmp + "/ds", "--episodes", "1"],
+             ["train", "reach-from-scratch", "--out", tmp + "/train"], ["mcp"]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(argv)
+    out[" ".join(argv[:2])] = [code, err.getvalue()]
+for statement in ("from worldpolicy.serving import RemotePolicy", "from worldpolicy.data import LeRobotDataset",
+                  "import worldpolicy.robot.kinematics", "from worldpolicy.serving.ray_serve import build_app",
+                  "from worldpolicy.agents.strands_tool import worldpolicy_tool", "import worldpolicy.sim"):
+    try:
+        exec(statement)
+        out[statement] = "ok"
+    except ImportError as exc:
+        out[statement] = [type(exc).__name__, str(exc)]
+""")
+    assert out.pop("embodiments") == [0, ""]  # the core's commands work
+    assert out.pop("import worldpolicy.sim") == "ok"  # `sim --help` needs it
+    lines = {
+        "serve --checkpoint": _line("serve", "msgpack", "serve"),
+        "sim --policy": _line("sim", "gymnasium", "sim"),
+        "demo --out": _line("demo", "gymnasium", "sim"),
+        "dataset info": _line("dataset", "pyarrow", "train"),
+        "dataset from-sim": _line("dataset", "pyarrow", "train"),
+        "train reach-from-scratch": _line("train", "pyarrow", "train"),
+        "mcp": _line("mcp", "mcp", "agents"),
+    }
+    assert {k: v for k, v in out.items() if k in lines} == {k: [2, v] for k, v in lines.items()}
+    imports = {k: v for k, v in out.items() if k not in lines}
+    assert imports == {
+        "from worldpolicy.serving import RemotePolicy": ["MissingExtraError", _message("websockets", "serve")],
+        "from worldpolicy.data import LeRobotDataset": ["MissingExtraError", _message("pyarrow", "train")],
+        "import worldpolicy.robot.kinematics": ["MissingExtraError", _message("mink", "sim")],
+        "from worldpolicy.serving.ray_serve import build_app": ["MissingExtraError", _message("ray", "ray")],
+        "from worldpolicy.agents.strands_tool import worldpolicy_tool": ["MissingExtraError",
+                                                                         _message("strands", "strands")],
+    }
+
+
+def test_without_sim_fails_before_any_work():
+    """The sim extra alone missing (mujoco hidden): gymnasium's module form of make, and a recording whose episodes
+    are made in worker processes (the import used to happen only there: a broken process pool) name the extra when
+    called, before any episode."""
+    out = _run_hidden(["mujoco"], """
+out = {}
+import gymnasium
+from worldpolicy.data.from_sim import expert_episodes
+for name, call in (("make", lambda: gymnasium.make("worldpolicy.sim:worldpolicy/Reach-v0", image_size=None)),
+                   ("expert_episodes", lambda: expert_episodes("reach", 1, workers=2))):
+    try:
+        call()
+        out[name] = "no error"
+    except ImportError as exc:
+        out[name] = [type(exc).__name__, str(exc)]
+""")
+    assert out == {name: ["MissingExtraError", _message("mujoco", "sim")] for name in ("make", "expert_episodes")}
+
+
+def test_an_adapter_checkpoint_without_peft_fails_before_its_base_loads(tmp_path, monkeypatch):
+    """Applying LoRA adapters needs peft (the train extra), imported only after the base had loaded."""
+    from worldpolicy.engine.loading import check_checkpoint_source
+    from worldpolicy.policy import Policy
+
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "model_index.json").write_text("{}")
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "base_model.json").write_text(json.dumps({"base_model_name_or_path": "../base", "weight_samples": {}}))
+    for name in ("adapter.safetensors", "trained.safetensors"):
+        (adapter / name).write_bytes(b"")
+    check_checkpoint_source(adapter)
+    monkeypatch.setitem(sys.modules, "peft", None)
+    loads = []
+    monkeypatch.setattr("worldpolicy.engine.loading.load_components", lambda *a, **k: loads.append(a))
+    with pytest.raises(MissingExtraError) as caught:
+        Policy.from_pretrained(str(adapter), device="cpu")
+    assert str(caught.value) == f"checkpoint={str(adapter)!r} is a LoRA adapter checkpoint: {_message('peft', 'train')}"
+    assert loads == []
+
+
+def test_module_level_imports_of_an_extra_go_through_extra_imports():
+    """A module importing an extra's module at its top does it inside `with extra_imports()`: importing it directly
+    (`from worldpolicy.sim.env import TabletopEnv`, gymnasium's entry point) names the extra too."""
+    bare = []
+    for path in sorted((ROOT / "src" / "worldpolicy").rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            bare += [f"{path.relative_to(ROOT)}:{node.lineno} {n}" for n in names if extra_of(n)]
+    assert bare == []
