@@ -329,3 +329,47 @@ def test_ee_path_legend_explains_the_point_colours(pose_chunk):
     assert {"gripper open", "gripper closed"} <= set(labels)
     labels = plots.ee_path_figure(pose_chunk[:, :9], e.columns[:9]).axes[0].get_legend_handles_labels()[1]
     assert "pose after each step" in labels and "gripper closed" not in labels
+
+
+def _hatched(ax) -> list:
+    return [p for p in ax.patches if p.get_hatch() == plots.PADDED_HATCH]
+
+
+def test_inverse_dynamics_rows_past_the_clip_are_marked_in_every_figure(monkeypatch, tmp_path, joint_chunk, pose_chunk,
+                                                                        actions_json):
+    """settings.real_rows said only the first rows explain the clip's frames; the plots drew the rest as equals."""
+    figures = _captured_figures(monkeypatch)
+    doc = actions_json("bridge", pose_chunk, mode="inverse_dynamics")
+    doc["settings"]["real_rows"] = 20
+    plots.plot_prediction(doc, tmp_path)
+    fps = doc["fps"]
+    series = [ax for ax in figures["actions.png"].axes if ax.get_visible()]
+    for ax in series:
+        (span,) = _hatched(ax)  # rows 20..31: from half a step before row 20 to half a step after row 31
+        assert (span.get_x(), span.get_x() + span.get_width()) == pytest.approx((19.5 / fps, 31.5 / fps))
+    label = "rows 20-31: past the clip's end (its last frame repeated)"
+    assert label in series[0].get_legend_handles_labels()[1]
+    assert figures["actions.png"].get_suptitle().endswith(f"@ 5 Hz; hatched: {label}")
+    path = figures["ee_path.png"].axes[0]
+    (dashed,) = [line for line in path.lines if line.get_label() == label]
+    assert dashed.get_linestyle() == "--" and len(dashed.get_data_3d()[0]) == 13  # poses 20..32
+    assert figures["ee_path.png"].get_suptitle().endswith(f"\ndashed: {label}")
+
+    doc = actions_json("droid", joint_chunk, mode="inverse_dynamics")
+    doc["settings"]["real_rows"] = 31
+    plots.plot_prediction(doc, tmp_path / "j")
+    joints = figures["joints.png"]
+    assert all(len(_hatched(ax)) == 1 for ax in joints.axes)
+    assert "row 31: past the clip's end (its last frame repeated)" in joints.axes[0].get_legend_handles_labels()[1]
+
+    for mode, rows in (("inverse_dynamics", 32), ("policy", 20)):  # a full clip, or not inverse dynamics: no mark
+        doc = actions_json("bridge", pose_chunk, mode=mode)
+        doc["settings"]["real_rows"] = rows
+        plots.plot_prediction(doc, tmp_path / "n")
+        assert not any(_hatched(ax) for ax in figures["actions.png"].axes)
+        assert "dashed" not in figures["ee_path.png"].get_suptitle()
+    doc = actions_json("bridge", pose_chunk, mode="inverse_dynamics")
+    doc["settings"]["real_rows"] = 40
+    with pytest.raises(ValueError, match=r"settings.real_rows=40: expected a whole number of rows from 0 to the "
+                                         r"chunk's 32"):
+        plots.plot_prediction(doc, tmp_path / "bad")

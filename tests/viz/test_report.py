@@ -251,7 +251,6 @@ def test_each_video_in_a_report_says_what_it_shows(run_dir, actions_json, joint_
     """The report captioned rollout.mp4 with its file name only: nothing said the clip was imagined by the model, not
     recorded (the animation's own caption did), nor which videos were simulated."""
     from worldpolicy.viz import video as viz_video
-
     main(["viz", str(run_dir)])
     (run_dir / "videos").mkdir()
     clip = np.zeros((3, 32, 32, 3), np.uint8)
@@ -274,3 +273,31 @@ def test_each_video_in_a_report_says_what_it_shows(run_dir, actions_json, joint_
     main(["viz", str(run_dir)])
     main(["viz", str(run_dir), "--video", str(run_dir / "phone.mp4")])
     assert labels == ["re-decoded input video", "video"]
+
+
+def test_inverse_dynamics_rows_past_the_clip_are_marked_in_the_report(tmp_path, joint_chunk, actions_json, monkeypatch):
+    """The action table showed every row alike, though settings.real_rows said the last ones explain no frame."""
+    doc = actions_json("droid", joint_chunk, mode="inverse_dynamics")
+    doc["settings"]["real_rows"] = 29
+    (tmp_path / "actions.json").write_text(json.dumps(doc))
+    page = report.build_report_html(tmp_path)
+    rows = re.findall(r"<tr( class=padded)?><td>(\d+)</td>", page.split("id=actions-table>")[1])
+    assert [int(step) for padded, step in rows if padded] == [29, 30, 31]
+    assert len(rows) == 32
+    assert "rows 29-31: past the clip&#x27;s end (its last frame repeated). The clip had 30 frames" in page
+    assert "<b>rows from the clip</b><span>29 of 32</span>" in page
+    doc["mode"] = "policy"
+    (tmp_path / "actions.json").write_text(json.dumps(doc))
+    page = report.build_report_html(tmp_path)
+    assert "class=padded" not in page and "rows from the clip" not in page
+    # viz's animation hatches them too
+    from worldpolicy.viz import video as viz_video
+    doc["mode"] = "inverse_dynamics"
+    (tmp_path / "actions.json").write_text(json.dumps(doc))
+    frames, _ = viz_video.animation_frames(joint_chunk, doc["columns"], doc["units"], 15.0, "gripper", real_rows=29)
+    plain, _ = viz_video.animation_frames(joint_chunk, doc["columns"], doc["units"], 15.0, "gripper")
+    assert frames.shape == plain.shape and not np.array_equal(frames[0], plain[0])
+    asked = []
+    monkeypatch.setattr(viz_video, "animate_actions", lambda *a, **k: asked.append(k["real_rows"]) or a[4])
+    main(["viz", str(tmp_path)])
+    assert asked == [29]

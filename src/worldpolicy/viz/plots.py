@@ -39,6 +39,7 @@ __all__ = [
     "plot_ee_path",
     "plot_joints",
     "plot_prediction",
+    "real_rows_of",
     "run_title",
     "save_figure",
     "step_markers",
@@ -59,6 +60,10 @@ GRIPPER_NAMES = ("gripper", "grasp")  # a gripper column's name, alone or after 
 GRIPPER_COLOR = "#d62728"
 LINE_COLOR = "#1f77b4"
 SHADE_COLOR = "#f4a582"
+# Inverse dynamics rows past `settings["real_rows"]` explain copies of a short clip's last frame, not motion seen:
+# hatched grey, apart from the gripper's orange spans and drawn in every figure of the run.
+PADDED_COLOR = "0.6"
+PADDED_HATCH = "//"
 SUCCESS_COLOR = "#2ca02c"
 FAILURE_COLOR = "#d62728"
 # tab10 without its red: one colour per joint, none mistaken for the gripper (more joints repeat them dashed)
@@ -101,10 +106,10 @@ def figure_title(fig, heading: str, detail: str = "") -> float:
     """Draw the heading (what and which run) and a detail line at a fixed distance in inches from the top edge, and
     return the top margin they need. A title placed at a fraction of the height (matplotlib's default) sat inside
     the first row of axes of a tall figure (a 29-column chunk, a training log with many fields)."""
-    lines = [line for line in (heading, detail) if line]
+    text = "\n".join(line for line in (heading, detail) if line)
     height = fig.get_size_inches()[1]
-    fig.suptitle(_literal("\n".join(lines)), y=1 - _TITLE_GAP_IN / height, va="top", fontsize=TITLE_FONTSIZE)
-    return _TITLE_GAP_IN + _TITLE_LINE_IN * len(lines) + 0.15
+    fig.suptitle(_literal(text), y=1 - _TITLE_GAP_IN / height, va="top", fontsize=TITLE_FONTSIZE)
+    return _TITLE_GAP_IN + _TITLE_LINE_IN * len(text.splitlines()) + 0.15
 
 
 def _grid_margins(fig, nrows: int, ncols: int, left=0.8, right=0.2, top=0.45, bottom=0.5, wgap=0.85, hgap=0.25):
@@ -207,6 +212,39 @@ def _shade_closed(ax, gripper: np.ndarray, fps: float, label: bool) -> None:
         )
 
 
+def real_rows_of(prediction: Mapping[str, Any]) -> int | None:
+    """How many leading rows of an inverse dynamics result its clip's own frames explain (`settings["real_rows"]`),
+    when that is fewer than its rows: the clip held fewer than chunk_size+1 frames and the rows after these explain
+    copies of its last frame. None for every other result (the figures then mark nothing)."""
+    settings = prediction.get("settings")
+    if prediction.get("mode") != "inverse_dynamics" or not isinstance(settings, Mapping) or "real_rows" not in settings:
+        return None
+    return _check_real_rows(settings["real_rows"], len(prediction["actions"]), "settings.real_rows")
+
+
+def _check_real_rows(real_rows: Any, steps: int, name: str = "real_rows") -> int | None:
+    """`real_rows` as an int below `steps`, or None when it marks no row."""
+    if real_rows is None:
+        return None
+    if isinstance(real_rows, bool) or not isinstance(real_rows, numbers.Integral) or not 0 <= real_rows <= steps:
+        raise ValueError(f"{name}={real_rows!r}: expected a whole number of rows from 0 to the chunk's {steps}")
+    return int(real_rows) if real_rows < steps else None
+
+
+def padded_label(real_rows: int, steps: int) -> str:
+    """The legend entry of the rows after `real_rows`: which rows, and why they are not to be trusted."""
+    rows = f"row {real_rows}" if real_rows == steps - 1 else f"rows {real_rows}-{steps - 1}"
+    return f"{rows}: past the clip's end (its last frame repeated)"
+
+
+def _shade_padded(ax, real_rows: int | None, steps: int, fps: float, label: bool) -> None:
+    """Hatch the steps from `real_rows` on: they explain copies of the clip's last frame (inverse dynamics)."""
+    if real_rows is None:
+        return
+    ax.axvspan((real_rows - 0.5) / fps, (steps - 0.5) / fps, facecolor="none", edgecolor=PADDED_COLOR,
+               hatch=PADDED_HATCH, lw=0, label=padded_label(real_rows, steps) if label else None)
+
+
 def step_markers(n: int) -> dict[str, Any]:
     """Marker style for a series of n points: each marked up to MARKED_STEPS; a lone point (a one-step chunk) larger,
     as a line through one point draws nothing."""
@@ -235,10 +273,12 @@ def plot_action_timeseries(
     gripper_column: str | Sequence[str] | None = None,
     path: str | Path | None = None,
     title: str = "",
+    real_rows: int | None = None,
 ) -> Path:
-    """One subplot per action dimension over time (seconds); the gripper line is red and its closed spans shaded."""
+    """One subplot per action dimension over time (seconds); the gripper line is red and its closed spans shaded;
+    steps from `real_rows` on (an inverse dynamics result of a short clip) hatched."""
     path = _require_path(path, "plot_action_timeseries")
-    return save_figure(action_timeseries_figure(actions, columns, units, fps, gripper_column, title), path)
+    return save_figure(action_timeseries_figure(actions, columns, units, fps, gripper_column, title, real_rows), path)
 
 
 def _grid_shape(d: int) -> tuple[int, int]:
@@ -254,14 +294,18 @@ def action_timeseries_figure(
     fps: float,
     gripper_column: str | Sequence[str] | None = None,
     title: str = "",
+    real_rows: int | None = None,
 ):
     """The `plot_action_timeseries` figure (a matplotlib Figure on the Agg canvas), for callers that draw on it.
 
     `gripper_column` is the gripper's column, or one per arm (`["left_grasp", "right_grasp"]`): each is drawn red and
     its closed spans are shaded on its arm's subplots (the columns with its prefix; a single gripper: all of them).
-    `title` (e.g. which run) heads the figure above what it shows."""
+    `title` (e.g. which run) heads the figure above what it shows. `real_rows` (`real_rows_of`): the steps from it on
+    explain copies of a short clip's last frame; they are hatched on every subplot, and named in the legend of the
+    first and in the heading."""
     a = _check_actions(actions, columns, units, gripper_column)
     fps = _check_fps(fps)
+    real_rows = _check_real_rows(real_rows, a.shape[0])
     columns = list(columns)
     grippers = _gripper_list(gripper_column)
     shading = _shading_gripper(columns, grippers)
@@ -270,6 +314,8 @@ def action_timeseries_figure(
     nrows, ncols = _grid_shape(d)
     fig = _new_figure(5.0 * ncols, 1.0 + 1.45 * nrows)
     detail = f"{plural(a.shape[0], 'step')} × {plural(d, 'dim')} @ {fps:g} Hz"
+    if real_rows is not None:
+        detail += f"; hatched: {padded_label(real_rows, a.shape[0])}"
     top = figure_title(fig, title or "action chunk", detail)
     _grid_margins(fig, nrows, ncols, top=top)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, squeeze=False)).ravel()
@@ -280,14 +326,15 @@ def action_timeseries_figure(
         is_gripper = columns[i] in grippers
         if shading[i] is not None:
             _shade_closed(ax, a[:, columns.index(shading[i])], fps, label=is_gripper)
+        _shade_padded(ax, real_rows, a.shape[0], fps, label=i == 0)
         ax.plot(t, a[:, i], lw=1.4, color=GRIPPER_COLOR if is_gripper else LINE_COLOR, **step_markers(len(t)))
         ax.set_ylabel(axis_label(columns[i], units[i]), fontsize=LABEL_FONTSIZE)
         ax.tick_params(labelsize=TICK_FONTSIZE)
         ax.grid(alpha=0.3)
         if is_gripper:
             ax.axhline(GRIPPER_CLOSED_THRESHOLD, color=GRIPPER_COLOR, lw=0.6, ls=":")
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
     _time_axis(axes[0], a.shape[0], fps)  # the axes share x
     for ax in axes[max(0, d - ncols) : d]:
         ax.set_xlabel("time [s]", fontsize=LABEL_FONTSIZE)
@@ -345,15 +392,18 @@ def plot_ee_path(
     title: str = "",
     max_frames: int = 12,
     units: Sequence[str] | None = None,
+    real_rows: int | None = None,
 ) -> Path:
     """3-D end-effector path with small RGB (x, y, z) orientation frames along it, drawn in mm, cm or m by its size.
 
     Deltas are integrated with `robot.se3.integrate_relative_poses` from `anchor` (identity by default, a pose in
     metres). `units` (one per column) converts tx, ty, tz given in cm or mm to metres; None, or another unit (with a
-    warning): they are taken as metres. Points where the gripper is closed are drawn red.
+    warning): they are taken as metres. Points where the gripper is closed are drawn red. The path that steps from
+    `real_rows` on lead along (an inverse dynamics result of a short clip) is dashed.
     """
     path = _require_path(path, "plot_ee_path")
-    return save_figure(ee_path_figure(actions, columns, anchor, gripper_column, title, max_frames, units), path)
+    return save_figure(ee_path_figure(actions, columns, anchor, gripper_column, title, max_frames, units, real_rows),
+                       path)
 
 
 def ee_path_figure(
@@ -364,11 +414,15 @@ def ee_path_figure(
     title: str = "",
     max_frames: int = 12,
     units: Sequence[str] | None = None,
+    real_rows: int | None = None,
 ):
     """The `plot_ee_path` figure; `title` (e.g. which run) heads it above the path's length and travel. Axes and
-    travel are in one unit, mm, cm or m as `path_unit` picks for the path's size."""
+    travel are in one unit, mm, cm or m as `path_unit` picks for the path's size. `real_rows`: pose i+1 is reached
+    by row i, so the path from pose `real_rows` on, which rows explaining copies of a short clip's last frame lead
+    along, is dashed grey and named in the legend and the heading."""
     poses = ee_poses(actions, columns, anchor, units)
     a = _check_actions(actions, columns, gripper_column=gripper_column)
+    real_rows = _check_real_rows(real_rows, a.shape[0])
     p = poses[:, :3, 3]
     span = float(np.max(np.ptp(p, axis=0))) if len(p) > 1 else 0.0
     half = max(span / 2 * 1.15, 0.01)
@@ -381,10 +435,16 @@ def ee_path_figure(
 
     fig = _new_figure(6.4, 5.6)
     detail = f"{plural(len(poses) - 1, 'step')}, travel {travel * scale:.1f} {unit}; frames: x red, y green, z blue"
+    if real_rows is not None:
+        detail += f"\ndashed: {padded_label(real_rows, a.shape[0])}"
     top = figure_title(fig, title or "end-effector path", detail)
     fig.subplots_adjust(left=0.02, right=0.95, top=1 - top / 5.6, bottom=0.04)
     ax = fig.add_subplot(projection="3d")
-    ax.plot(p[:, 0], p[:, 1], p[:, 2], color="0.35", lw=1.5, label="end-effector path")
+    seen = len(p) if real_rows is None else real_rows + 1
+    ax.plot(p[:seen, 0], p[:seen, 1], p[:seen, 2], color="0.35", lw=1.5, label="end-effector path")
+    if real_rows is not None:
+        ax.plot(p[real_rows:, 0], p[real_rows:, 1], p[real_rows:, 2], color=PADDED_COLOR, lw=1.5, ls="--",
+                label=padded_label(real_rows, a.shape[0]))
     if gripper_column is not None:
         closed = gripper_closed_mask(a[:, list(columns).index(gripper_column)])
         # pose i+1 is reached by action i: colour the point by the gripper command that produced it
@@ -422,10 +482,12 @@ def plot_joints(
     path: str | Path | None = None,
     gripper_column: str | None = None,
     title: str = "",
+    real_rows: int | None = None,
 ) -> Path:
-    """Joint positions overlaid, joint velocities (finite differences) and the gripper, over time in seconds."""
+    """Joint positions overlaid, joint velocities (finite differences) and the gripper, over time in seconds; steps
+    from `real_rows` on hatched as in `action_timeseries_figure`."""
     path = _require_path(path, "plot_joints")
-    return save_figure(joints_figure(actions, columns, units, fps, gripper_column, title), path)
+    return save_figure(joints_figure(actions, columns, units, fps, gripper_column, title, real_rows), path)
 
 
 def joints_figure(
@@ -435,11 +497,13 @@ def joints_figure(
     fps: float,
     gripper_column: str | None = None,
     title: str = "",
+    real_rows: int | None = None,
 ):
     """The `plot_joints` figure; `title` (e.g. which run) heads it. The joints' legend sits right of the axes, where
-    it hides no line."""
+    it hides no line. `real_rows`: as in `action_timeseries_figure`, the steps from it on hatched and named."""
     a = _check_actions(actions, columns, units, gripper_column)
     fps = _check_fps(fps)
+    real_rows = _check_real_rows(real_rows, a.shape[0])
     joint_idx = [i for i, c in enumerate(columns) if c != gripper_column]
     joint_units = sorted({units[i] for i in joint_idx})
     unit = joint_units[0] if len(joint_units) == 1 else "mixed"
@@ -448,11 +512,16 @@ def joints_figure(
     legend_columns = int(np.ceil(len(joint_idx) / 12))
     right = 0.3 + 1.2 * legend_columns
     fig = _new_figure(6.8 + right, 1.2 + 2.0 * nrows)
-    top = figure_title(fig, title or "joint trajectory", f"{plural(a.shape[0], 'step')} @ {fps:g} Hz")
+    detail = f"{plural(a.shape[0], 'step')} @ {fps:g} Hz"
+    if real_rows is not None:
+        detail += f"; hatched: {padded_label(real_rows, a.shape[0])}"
+    top = figure_title(fig, title or "joint trajectory", detail)
     _grid_margins(fig, nrows, 1, top=top, right=right, hgap=0.2)
     axes = fig.subplots(nrows, 1, sharex=True, squeeze=False)[:, 0]
     g = a[:, list(columns).index(gripper_column)] if gripper_column is not None else None
     markers = step_markers(len(t))
+    for ax in axes:
+        _shade_padded(ax, real_rows, a.shape[0], fps, label=ax is axes[0])
     for k, i in enumerate(joint_idx):
         axes[0].plot(t, a[:, i], lw=1.4, label=_literal(columns[i]), **series_style(k), **markers)
         if a.shape[0] > 1:
@@ -577,8 +646,8 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path) -> 
     """Write the plots that suit a `worldpolicy.actions/v1` dict into `out_dir`; returns the PNG paths.
 
     Always `actions.png` (time series); plus `ee_path.png` for relative-pose layouts (`ee_path_<arm>.png` per arm of
-    a multi-arm one) or `joints.png` for joint layouts. Every figure is headed by `run_title`, and drawn before the
-    first file is written.
+    a multi-arm one) or `joints.png` for joint layouts. Every figure is headed by `run_title`, marks the rows after
+    `real_rows_of` (an inverse dynamics result of a short clip), and is drawn before the first file is written.
     """
     check_prediction_json(prediction_json)
     columns = list(prediction_json["columns"])
@@ -589,7 +658,8 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path) -> 
     grippers = gripper_columns(prediction_json, columns)
     out_dir = Path(out_dir)
     name = run_title(prediction_json)
-    figures = {"actions.png": action_timeseries_figure(actions, columns, units, fps, grippers, title=f"{name}: actions")}
+    rows = real_rows_of(prediction_json)
+    figures = {"actions.png": action_timeseries_figure(actions, columns, units, fps, grippers, f"{name}: actions", rows)}
     if layout == "relative_pose":
         for prefix, indexes in pose_groups(columns).items():
             arm_gripper = _arm_gripper(prefix, columns)
@@ -602,7 +672,7 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path) -> 
             title = f"{name}: {prefix.rstrip('_')} end-effector path" if prefix else f"{name}: end-effector path"
             arm = actions[:, indexes]  # a copy: scaled to metres here, so a warning names the file's own columns
             arm[:, :3] *= _metres_per_unit([columns[i] for i in indexes[:3]], [units[i] for i in indexes[:3]])
-            figures[file] = ee_path_figure(arm, arm_columns, gripper_column=grip, title=title)
+            figures[file] = ee_path_figure(arm, arm_columns, gripper_column=grip, title=title, real_rows=rows)
     elif layout == "joint_position":
-        figures["joints.png"] = joints_figure(actions, columns, units, fps, gripper, title=f"{name}: joints")
+        figures["joints.png"] = joints_figure(actions, columns, units, fps, gripper, f"{name}: joints", rows)
     return [save_figure(fig, out_dir / file) for file, fig in figures.items()]

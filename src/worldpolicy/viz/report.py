@@ -26,6 +26,7 @@ import numpy as np
 
 from ..fileio import write_bytes_atomic
 from ..results import actions_from_json
+from .plots import padded_label, real_rows_of
 from .run import ANIMATION_FILE, ROLLOUT_VIDEO, describe_rollout_video
 
 __all__ = ["MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html", "describe_video", "log_curves_figure",
@@ -54,6 +55,7 @@ figcaption{font-size:12px;color:#555;display:table-caption;caption-side:bottom}
 img,video{max-width:100%;border:1px solid #e1e4ea;border-radius:4px}
 table{border-collapse:collapse;font-size:12px;font-variant-numeric:tabular-nums}
 td,th{border:1px solid #e1e4ea;padding:3px 7px;text-align:right}th{background:#f0f2f5}td.k,th.k{text-align:left}
+tr.padded td{color:#8a8f9c;background:repeating-linear-gradient(135deg,#fff 0 6px,#eceef2 6px 8px)}
 pre{background:#f0f2f5;padding:10px;border-radius:6px;overflow:auto;font-size:12px;max-height:420px}
 video{min-width:320px}a{color:#2457c5}.muted{color:#6b7385;font-size:12px}
 """
@@ -174,6 +176,7 @@ def _run_kind(run_dir: Path, actions: Mapping[str, Any] | None, metrics: Any) ->
 
 
 def _summary_cards(actions: Mapping[str, Any]) -> str:
+    real_rows = real_rows_of(actions)
     cards = [
         ("mode", actions.get("mode")),
         ("embodiment", actions.get("embodiment")),
@@ -182,6 +185,8 @@ def _summary_cards(actions: Mapping[str, Any]) -> str:
         ("rate", f"{_fmt(actions.get('fps'))} Hz"),
         ("video frames", actions.get("video_frames")),
     ]
+    if real_rows is not None:
+        cards.append(("rows from the clip", f"{real_rows} of {len(actions['actions'])}"))
     cards += [(f"time: {k}", f"{float(v):.3f} s") for k, v in (actions.get("timings_s") or {}).items()]
     return (
         "<div class=cards>"
@@ -191,20 +196,27 @@ def _summary_cards(actions: Mapping[str, Any]) -> str:
 
 
 def _action_table(actions: Mapping[str, Any]) -> str:
+    """The actions with their units, one row per step; the rows after `real_rows_of` hatched grey, and said why."""
     cols, units = list(actions.get("columns", [])), list(actions.get("units", []))
     values = np.asarray(actions_from_json(actions.get("actions", [])), dtype=np.float64)  # null: non-finite
     fps = float(actions.get("fps") or 1.0)
+    real_rows = real_rows_of(actions)
+    note = "" if real_rows is None else (
+        f"<p class=muted id=padded-note>Hatched: {_esc(padded_label(real_rows, len(values)))}. The clip had "
+        f"{real_rows + 1} frames, fewer than chunk_size + 1 = {len(values) + 1}; row i takes frame i to frame i + 1, "
+        f"so only the first {real_rows} rows explain motion in it (settings.real_rows = {real_rows}).</p>")
     head = (
         "<tr><th>step</th><th>t [s]</th>"
         + "".join(f"<th>{_esc(c)} [{_esc(u)}]</th>" for c, u in zip(cols, units))
         + "</tr>"
     )
     body = "".join(
-        f"<tr><td>{i}</td><td>{i / fps:.3f}</td>" + "".join(f"<td>{v:.5g}</td>" for v in row) + "</tr>"
+        f"<tr{' class=padded' if real_rows is not None and i >= real_rows else ''}><td>{i}</td><td>{i / fps:.3f}</td>"
+        + "".join(f"<td>{v:.5g}</td>" for v in row) + "</tr>"
         for i, row in enumerate(values[:MAX_TABLE_ROWS])
     )
     more = f"<p class=muted>first {MAX_TABLE_ROWS} of {len(values)} rows</p>" if len(values) > MAX_TABLE_ROWS else ""
-    return f"<table id=actions-table>{head}{body}</table>{more}"
+    return f"{note}<table id=actions-table>{head}{body}</table>{more}"
 
 
 def _curve_order(key: str) -> tuple[int, str]:

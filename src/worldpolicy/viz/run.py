@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .plots import gripper_columns, load_actions_file, plot_prediction, run_title
+from .plots import gripper_columns, load_actions_file, plot_prediction, real_rows_of, run_title
 
 __all__ = ["ACTIONS_FILE", "ANIMATION_FILE", "PLOT_FILES", "ROLLOUT_VIDEO", "describe_rollout_video",
            "resolve_actions_path", "visualize"]
@@ -75,6 +75,7 @@ def visualize(
                 video_fps=video_fps,
                 title=run_title(prediction),
                 video_label=describe_rollout_video(prediction.get("mode"))[0] if video is None else "video",
+                real_rows=real_rows_of(prediction),
             )
         )
     for stale in {p for pattern in PLOT_FILES for p in out_dir.glob(pattern)} - set(written):

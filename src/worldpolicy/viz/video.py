@@ -121,6 +121,7 @@ def animation_frames(
     video_fps: float | None = None,
     title: str = "",
     video_label: str = "imagined video",
+    real_rows: int | None = None,
 ) -> tuple[np.ndarray, float]:
     """Frames [N, H, W, 3] and their rate: the time-series plot with a moving playhead, the video (if any) at left.
 
@@ -129,17 +130,19 @@ def animation_frames(
     until the playhead reaches the last action; without one, one frame per action step at `fps`. `video` is frames
     [T, H, W, 3] (uint8, or float in [0, 1]), or an iterator of [H, W, 3] frames (`processing.video.iter_video`)
     drawn as they come.
-    `gripper_column`: the gripper's column, or one per arm (see `action_timeseries_figure`).
+    `gripper_column`: the gripper's column, or one per arm (see `action_timeseries_figure`); `real_rows`: the steps
+    from it on are hatched there too (an inverse dynamics result of a short clip, `plots.real_rows_of`).
     """
-    frames, rate = _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label)
+    frames, rate = _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label,
+                              real_rows)
     return np.stack(list(frames)), rate
 
 
-def _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label):
+def _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label, real_rows):
     """`animation_frames` as (a generator of frames, rate): checked and drawn up front, frames made one at a time."""
     a = _check_actions(actions, columns, units)
     fps = _check_fps(fps)
-    fig = action_timeseries_figure(a, columns, units, fps, gripper_column, title)
+    fig = action_timeseries_figure(a, columns, units, fps, gripper_column, title, real_rows)
     plot = figure_to_array(fig)
     height = plot.shape[0]
     axes = [ax for ax in fig.axes if ax.get_visible()]
@@ -199,10 +202,12 @@ def animate_actions(
     video_fps: float | None = None,
     title: str = "",
     video_label: str = "imagined video",
+    real_rows: int | None = None,
 ) -> Path:
     """Write `animation_frames` as an H.264 mp4 (atomically), encoding each frame as it is drawn (a streamed `video`
     is decoded as it is drawn too: neither clip is held whole)."""
-    frames, rate = _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label)
+    frames, rate = _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label,
+                              real_rows)
     return write_video(path, frames, rate)
 
 
