@@ -40,3 +40,16 @@ def test_report_figure_counts_in_whole_episodes_and_keeps_its_legends_off_the_da
     assert fig.get_suptitle() == "reach · panda_reach\nsuccess 1/2 episodes at 15 Hz, strategy execute"
     bars = [p for p in lengths.patches]
     assert len(bars) == 2 and not np.allclose(bars[0].get_facecolor(), bars[1].get_facecolor())
+
+
+def test_a_one_episode_report_shows_its_interval_and_whole_number_axes():
+    """One episode: the CI band (one x) drew nothing, episodes were ticked 0.945..1.05 and the seed -0.4..0.4."""
+    fig = report_figure(_report([False]))
+    fig.canvas.draw()
+    rate, lengths = fig.axes
+    for ax in (rate, lengths):
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks)
+    (band,) = rate.collections[:1]
+    extent = band.get_paths()[0].get_extents()
+    assert extent.width > 0 and (extent.y0, extent.y1) == pytest.approx((0.0, 0.7935), abs=1e-3)  # Wilson 0/1

@@ -318,7 +318,11 @@ def report_figure(report: EvalReport):
     )
     _grid_margins(fig, 1, 2, top=top, bottom=0.95, wgap=0.9)
     ax1, ax2 = fig.subplots(1, 2)
-    ax1.fill_between(n, band[:, 0], band[:, 1], color=LINE_COLOR, alpha=0.2, lw=0, label="95 % Wilson CI")
+    # half an episode past either end: a one-episode run's band was a line of no width, which draws nothing
+    edges = np.r_[n[0] - 0.5, n, n[-1] + 0.5]
+    band = np.vstack([band[:1], band, band[-1:]])
+    ax1.fill_between(edges, band[:, 0], band[:, 1], color=LINE_COLOR, alpha=0.2, lw=0, label="95 % Wilson CI")
+    ax1.set_xlim(edges[0], edges[-1])
     ax1.plot(n, wins / n, color=LINE_COLOR, **step_markers(len(eps)), label="success rate")
     ax1.set_ylim(-0.02, 1.02)
     ax1.set_xlabel("episodes run", fontsize=LABEL_FONTSIZE)
@@ -332,7 +336,8 @@ def report_figure(report: EvalReport):
     ax2.set_xlabel("episode seed", fontsize=LABEL_FONTSIZE)
     ax2.set_ylabel(f"episode length [control steps at {report.control_hz:g} Hz]", fontsize=LABEL_FONTSIZE)
     for ax in (ax1, ax2):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        # one integer in view is enough: with the default two, one episode's axes fell back to 0.945, 0.96, ...
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.tick_params(labelsize=TICK_FONTSIZE)
         ax.grid(alpha=0.3)
         # below the axes: over them, the legend hid the CI band it explains
