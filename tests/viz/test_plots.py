@@ -373,3 +373,15 @@ def test_inverse_dynamics_rows_past_the_clip_are_marked_in_every_figure(monkeypa
     with pytest.raises(ValueError, match=r"settings.real_rows=40: expected a whole number of rows from 0 to the "
                                          r"chunk's 32"):
         plots.plot_prediction(doc, tmp_path / "bad")
+
+
+def test_ee_path_heading_says_which_frame_its_axes_are(pose_chunk):
+    """Without an anchor the path is in the start end-effector frame (z down on a Panda over a table), but the axes
+    read as x, y, z of the room."""
+    e = get_embodiment("bridge")
+    title = plots.ee_path_figure(pose_chunk, e.columns).get_suptitle()
+    assert title.endswith("\naxes: the end-effector frame at the start (no anchor pose given)")
+    anchor = np.eye(4)
+    anchor[:3, 3] = [0.5, 0.0, 0.4]
+    title = plots.ee_path_figure(pose_chunk, e.columns, anchor=anchor).get_suptitle()
+    assert title.endswith("\naxes: the frame the anchor pose is given in")

@@ -417,7 +417,8 @@ def ee_path_figure(
     real_rows: int | None = None,
 ):
     """The `plot_ee_path` figure; `title` (e.g. which run) heads it above the path's length and travel. Axes and
-    travel are in one unit, mm, cm or m as `path_unit` picks for the path's size. `real_rows`: pose i+1 is reached
+    travel are in one unit, mm, cm or m as `path_unit` picks for the path's size, in the frame the heading names
+    (the start end-effector frame without `anchor`, else the anchor's). `real_rows`: pose i+1 is reached
     by row i, so the path from pose `real_rows` on, which rows explaining copies of a short clip's last frame lead
     along, is dashed grey and named in the legend and the heading."""
     poses = ee_poses(actions, columns, anchor, units)
@@ -435,6 +436,10 @@ def ee_path_figure(
 
     fig = _new_figure(6.4, 5.6)
     detail = f"{plural(len(poses) - 1, 'step')}, travel {travel * scale:.1f} {unit}; frames: x red, y green, z blue"
+    # Deltas live in the end-effector frame: without an anchor the axes are the start pose's, whose z points down on
+    # a Panda reaching for a table, so "up" in the plot is down in the room.
+    detail += ("\naxes: the end-effector frame at the start (no anchor pose given)" if anchor is None
+               else "\naxes: the frame the anchor pose is given in")
     if real_rows is not None:
         detail += f"\ndashed: {padded_label(real_rows, a.shape[0])}"
     top = figure_title(fig, title or "end-effector path", detail)
