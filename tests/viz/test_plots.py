@@ -347,11 +347,11 @@ def test_inverse_dynamics_rows_past_the_clip_are_marked_in_every_figure(monkeypa
     for ax in series:
         (span,) = _hatched(ax)  # rows 20..31: from half a step before row 20 to half a step after row 31
         assert (span.get_x(), span.get_x() + span.get_width()) == pytest.approx((19.5 / fps, 31.5 / fps))
-    label = "rows 20-31: past the clip's end (its last frame repeated)"
-    assert label in series[0].get_legend_handles_labels()[1]
+    label, legend = "rows 20-31: past the clip's end (its last frame repeated)", "rows 20-31:\npast the clip's end"
+    assert legend in series[0].get_legend_handles_labels()[1]
     assert figures["actions.png"].get_suptitle().endswith(f"@ 5 Hz; hatched: {label}")
     path = figures["ee_path.png"].axes[0]
-    (dashed,) = [line for line in path.lines if line.get_label() == label]
+    (dashed,) = [line for line in path.lines if line.get_label() == legend]
     assert dashed.get_linestyle() == "--" and len(dashed.get_data_3d()[0]) == 13  # poses 20..32
     assert figures["ee_path.png"].get_suptitle().endswith(f"\ndashed: {label}")
 
@@ -360,7 +360,10 @@ def test_inverse_dynamics_rows_past_the_clip_are_marked_in_every_figure(monkeypa
     plots.plot_prediction(doc, tmp_path / "j")
     joints = figures["joints.png"]
     assert all(len(_hatched(ax)) == 1 for ax in joints.axes)
-    assert "row 31: past the clip's end (its last frame repeated)" in joints.axes[0].get_legend_handles_labels()[1]
+    assert "row 31:\npast the clip's end" in joints.axes[0].get_legend_handles_labels()[1]
+    assert joints.get_suptitle().endswith("hatched: row 31: past the clip's end (its last frame repeated)")
+    joints.canvas.draw()  # the legend beside the axes fits in the figure
+    assert joints.axes[0].get_legend().get_window_extent().x1 <= joints.canvas.get_width_height()[0]
 
     for mode, rows in (("inverse_dynamics", 32), ("policy", 20)):  # a full clip, or not inverse dynamics: no mark
         doc = actions_json("bridge", pose_chunk, mode=mode)

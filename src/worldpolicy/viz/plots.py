@@ -231,10 +231,18 @@ def _check_real_rows(real_rows: Any, steps: int, name: str = "real_rows") -> int
     return int(real_rows) if real_rows < steps else None
 
 
+def _padded_rows(real_rows: int, steps: int) -> str:
+    return f"row {real_rows}" if real_rows == steps - 1 else f"rows {real_rows}-{steps - 1}"
+
+
 def padded_label(real_rows: int, steps: int) -> str:
-    """The legend entry of the rows after `real_rows`: which rows, and why they are not to be trusted."""
-    rows = f"row {real_rows}" if real_rows == steps - 1 else f"rows {real_rows}-{steps - 1}"
-    return f"{rows}: past the clip's end (its last frame repeated)"
+    """What the rows after `real_rows` are, for headings and the report: which rows, and why they are not to be
+    trusted (legends, beside narrow axes, say it in two short lines)."""
+    return f"{_padded_rows(real_rows, steps)}: past the clip's end (its last frame repeated)"
+
+
+def _padded_legend(real_rows: int, steps: int) -> str:
+    return f"{_padded_rows(real_rows, steps)}:\npast the clip's end"
 
 
 def _shade_padded(ax, real_rows: int | None, steps: int, fps: float, label: bool) -> None:
@@ -242,7 +250,7 @@ def _shade_padded(ax, real_rows: int | None, steps: int, fps: float, label: bool
     if real_rows is None:
         return
     ax.axvspan((real_rows - 0.5) / fps, (steps - 0.5) / fps, facecolor="none", edgecolor=PADDED_COLOR,
-               hatch=PADDED_HATCH, lw=0, label=padded_label(real_rows, steps) if label else None)
+               hatch=PADDED_HATCH, lw=0, label=_padded_legend(real_rows, steps) if label else None)
 
 
 def step_markers(n: int) -> dict[str, Any]:
@@ -449,7 +457,7 @@ def ee_path_figure(
     ax.plot(p[:seen, 0], p[:seen, 1], p[:seen, 2], color="0.35", lw=1.5, label="end-effector path")
     if real_rows is not None:
         ax.plot(p[real_rows:, 0], p[real_rows:, 1], p[real_rows:, 2], color=PADDED_COLOR, lw=1.5, ls="--",
-                label=padded_label(real_rows, a.shape[0]))
+                label=_padded_legend(real_rows, a.shape[0]))
     if gripper_column is not None:
         closed = gripper_closed_mask(a[:, list(columns).index(gripper_column)])
         # pose i+1 is reached by action i: colour the point by the gripper command that produced it
