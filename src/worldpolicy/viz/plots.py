@@ -61,7 +61,7 @@ GRIPPER_COLOR = "#d62728"
 LINE_COLOR = "#1f77b4"
 SHADE_COLOR = "#f4a582"
 # Inverse dynamics rows past `settings["real_rows"]` explain copies of a short clip's last frame, not motion seen:
-# hatched grey, apart from the gripper's orange spans and drawn in every figure of the run.
+# every figure of the run hatches them grey (a dashed grey path in 3-D), unlike the gripper's filled orange spans.
 PADDED_COLOR = "0.6"
 PADDED_HATCH = "//"
 SUCCESS_COLOR = "#2ca02c"
