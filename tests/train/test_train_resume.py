@@ -70,6 +70,34 @@ def test_metrics_have_one_line_per_step_after_resume(runs):
     assert all(line["world_size"] == 1 and np.isfinite(line["loss"]) for line in lines)
 
 
+def test_ctrl_c_finishes_the_step_saves_it_and_the_resumed_run_goes_on_exactly(runs, train_config, caplog):
+    """Ctrl-C used to drop every step since the last checkpoint (all of them before the first save). It now waits for
+    the step it came in, saves that step, and stops; the same command resumes from there with run A's losses."""
+    import os
+    import signal
+
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    out = runs["root"] / "ctrl_c"
+    config = train_config(out, save_every=100)  # no periodic save before the interruption
+
+    def ctrl_c_in_step_3(record):
+        if record.step == 3:  # mid-step: the metrics line and the bar are still to come
+            os.kill(os.getpid(), signal.SIGINT)
+
+    trainer = Trainer(load_config(config), progress=False, on_step=ctrl_c_in_step_3)
+    with caplog.at_level("WARNING", logger="worldpolicy.train.trainer"), pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000003"]
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    assert "interrupted after step 3: saved " in caplog.text and "step-0000003" in caplog.text
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C stops anything after the run
+    resumed = Trainer(load_config(config), progress=False).run()
+    assert [r.step for r in resumed] == [4, 5, 6]
+    assert [r.loss for r in resumed] == [r.loss for r in runs["a"][3:]]
+
+
 def test_checkpoints_are_complete_diffusers_folders(runs):
     from worldpolicy.fileio import folder_kind
     from worldpolicy.train.trainer import EMBODIMENT_FILE, OPTIMIZER_FILE, STATE_FILE

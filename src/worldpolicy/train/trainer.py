@@ -9,6 +9,7 @@ noise as one process) and gradients are averaged.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -47,7 +48,7 @@ from ..engine.loading import (
     save_components,
     weight_samples,
 )
-from ..fileio import share_tree, write_json_atomic
+from ..fileio import share_tree, sigint_held, write_json_atomic
 from ..policy import EMBODIMENT_FILE, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from .config import RESUMABLE, TrainConfig, changed_settings
@@ -579,40 +580,48 @@ class Trainer:
         for step in range(start, cfg.optim.steps):
             if stop_after is not None and step - start >= stop_after:
                 break
-            tick = time.perf_counter()
-            examples, objectives, sigmas, generator = self._batch(step)
-            loss, parts = self.model(examples, objectives, sigmas, generator)
-            value = float(loss.detach())
-            if self.world > 1:
-                reduced = torch.tensor([value])
-                torch.distributed.all_reduce(reduced)
-                value = float(reduced) / self.world
-            self._refuse_non_finite(step + 1, "loss", value)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.optim.grad_clip > 0:
-                parts["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, cfg.optim.grad_clip))
-                self._refuse_non_finite(step + 1, "gradient norm", parts["grad_norm"])
-            self.optimizer.step()
-            lr = self.lr_schedule.get_last_lr()[0]
-            self.lr_schedule.step()
-            record = StepRecord(step + 1, value, lr, parts, time.perf_counter() - tick)
-            records.append(record)
-            if self.on_step is not None:
-                self.on_step(record)
-            bar.update(1)
-            bar.set_postfix(loss=f"{value:.4f}")
-            done = step + 1
-            if self.rank == 0 and (done % cfg.log_every == 0 or done == cfg.optim.steps):
-                line = {"step": done, "loss": value, "lr": lr, **parts, "world_size": self.world,
-                        "step_s": record.seconds, "elapsed_s": time.perf_counter() - started}
-                history.append(line)
-                with open(metrics_path, "a") as f:
-                    f.write(json.dumps(line) + "\n")
-            if done % cfg.save_every == 0 or done == cfg.optim.steps:
-                if self.rank == 0:
-                    self._save(done, history)
+            # Ctrl-C (one process) waits for the step to finish, which is then saved: a step cut short would leave
+            # the weights half updated, and dropping every step since the last save can be hours of work.
+            with sigint_held() if self.world == 1 else contextlib.nullcontext([]) as interrupted:
+                tick = time.perf_counter()
+                examples, objectives, sigmas, generator = self._batch(step)
+                loss, parts = self.model(examples, objectives, sigmas, generator)
+                value = float(loss.detach())
+                if self.world > 1:
+                    reduced = torch.tensor([value])
+                    torch.distributed.all_reduce(reduced)
+                    value = float(reduced) / self.world
+                self._refuse_non_finite(step + 1, "loss", value)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.optim.grad_clip > 0:
+                    parts["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, cfg.optim.grad_clip))
+                    self._refuse_non_finite(step + 1, "gradient norm", parts["grad_norm"])
+                self.optimizer.step()
+                lr = self.lr_schedule.get_last_lr()[0]
+                self.lr_schedule.step()
+                record = StepRecord(step + 1, value, lr, parts, time.perf_counter() - tick)
+                records.append(record)
+                if self.on_step is not None:
+                    self.on_step(record)
+                bar.update(1)
+                bar.set_postfix(loss=f"{value:.4f}")
+                done = step + 1
+                if self.rank == 0 and (done % cfg.log_every == 0 or done == cfg.optim.steps):
+                    line = {"step": done, "loss": value, "lr": lr, **parts, "world_size": self.world,
+                            "step_s": record.seconds, "elapsed_s": time.perf_counter() - started}
+                    history.append(line)
+                    with open(metrics_path, "a") as f:
+                        f.write(json.dumps(line) + "\n")
+            if done % cfg.save_every == 0 or done == cfg.optim.steps or interrupted:
+                if self.rank == 0:  # a second Ctrl-C here stops the save (atomic: the older checkpoints stay)
+                    saved = self._save(done, history)
                 _barrier(self.world)
+            if interrupted:
+                bar.close()
+                logger.warning("interrupted after step %d: saved %s; the same `worldpolicy train` command resumes "
+                               "from it", done, saved)
+                raise KeyboardInterrupt
             if cfg.eval.every and done % cfg.eval.every == 0 and self.rank == 0:  # after the save: a failure keeps it
                 self._evaluate(done, metrics_path)
         bar.close()
