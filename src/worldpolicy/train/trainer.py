@@ -481,7 +481,15 @@ class Trainer:
                 for key, value in state.items():
                     tensors[f"{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
             if self.config.finetune.mode == "lora":  # diffusers' format: its LoRA config (rank, alpha) in the metadata
-                self.transformer.save_lora_adapter(tmp, weight_name=ADAPTER_FILE, safe_serialization=True)
+                # it calls `.to(dtype=None)`, which casts nothing but warns that a cast to a dtype can break the
+                # float32 modules: at every checkpoint, read as a problem with the weights
+                modeling = logging.getLogger("diffusers.models.modeling_utils")
+                level = modeling.level
+                modeling.setLevel(logging.ERROR)
+                try:
+                    self.transformer.save_lora_adapter(tmp, weight_name=ADAPTER_FILE, safe_serialization=True)
+                finally:
+                    modeling.setLevel(level)
             save_file(tensors, str(tmp / OPTIMIZER_FILE))
             state = {
                 "step": step, "config": self.config.to_dict(), "lr_schedule": self.lr_schedule.state_dict(),
