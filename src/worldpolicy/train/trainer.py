@@ -204,7 +204,7 @@ class Trainer:
                                               **options)
         self.data_fingerprint = cache.meta.get("fingerprint")
         trained = self._trained_spec()
-        self.embodiment = self._embodiment(stats=cache.action_stats()) if isinstance(trained, dict) else layout
+        self.embodiment = self._embodiment(stats=cache.action_stats(layout)) if isinstance(trained, dict) else layout
         self.examples = cache.model_examples(self.embodiment)
 
     def _check_model_fits(self, emb: Embodiment) -> None:
