@@ -99,6 +99,10 @@ def test_unknown_keys_are_named(valid, raw_change, field):
     ("finetune", {"lora_save": "adapter"}, ValueError, "finetune.lora_save='adapter' saves LoRA adapters, but finetune.mode"),
     (None, {"save_every": 0}, ValueError, "save_every"),
     ("eval", {"task": "rech"}, ValueError, "eval.task"),
+    # refused at the first batch or evaluation, after the latent cache was encoded (and without the setting's name)
+    (None, {"seed": -1}, ValueError, "seed=-1 must be an integer"),
+    ("eval", {"seed": -1}, ValueError, "eval.seed: seed=-1 must be an integer"),
+    ("eval", {"steps": 0}, ValueError, "eval.steps: steps=0 must be an integer"),
 ])
 def test_bad_values_name_the_field(valid, section, values, error, field):
     from worldpolicy.train.trainer import Trainer

@@ -199,6 +199,17 @@ class TrainConfig:
             raise ValueError(f"objectives: weights must be >= 0 with a positive sum, got {weights}")
         if self.eval.every < 0 or self.eval.episodes < 1:
             raise ValueError(f"eval.every={self.eval.every} must be >= 0 and eval.episodes={self.eval.episodes} >= 1")
+        # used at the first batch and the first evaluation: checked now, not after the latent cache is encoded
+        from ..engine import SamplingConfig
+        from ..policy import check_seed
+
+        check_seed(self.seed)
+        for name, check in (("eval.seed", lambda: check_seed(self.eval.seed)),
+                            ("eval.steps", lambda: SamplingConfig().updated(steps=self.eval.steps))):
+            try:
+                check()
+            except ValueError as exc:  # its message names `seed=` / `steps=`: say which of the settings
+                raise ValueError(f"{name}: {exc}") from None
         from ..sim.tasks import list_tasks
 
         if self.eval.task not in list_tasks():
