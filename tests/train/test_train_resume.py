@@ -98,6 +98,27 @@ def test_ctrl_c_finishes_the_step_saves_it_and_the_resumed_run_goes_on_exactly(r
     assert [r.loss for r in resumed] == [r.loss for r in runs["a"][3:]]
 
 
+def test_ctrl_c_during_an_evaluation_keeps_that_step(runs, train_config, monkeypatch):
+    """The periodic evaluation runs the policy in the simulator for minutes, where a Ctrl-C is likely; the weights are
+    that step's, so it is saved like a Ctrl-C in a step (it used to be lost with every step since the last save)."""
+    pytest.importorskip("mujoco", reason="eval.every needs the sim extra")
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    def ctrl_c(self, step, metrics_path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_evaluate", ctrl_c)
+    out = runs["root"] / "ctrl_c_eval"
+    config = train_config(out, save_every=100, eval={"every": 3})
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(load_config(config), progress=False).run()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000003"]
+    monkeypatch.undo()
+    resumed = Trainer(load_config(dict(config, eval={"every": 0})), progress=False).run()  # eval.* may change
+    assert [r.loss for r in resumed] == [r.loss for r in runs["a"][3:]]
+
+
 def test_checkpoints_are_complete_diffusers_folders(runs):
     from worldpolicy.fileio import folder_kind
     from worldpolicy.train.trainer import EMBODIMENT_FILE, OPTIMIZER_FILE, STATE_FILE

@@ -621,19 +621,30 @@ class Trainer:
                     history.append(line)
                     with open(metrics_path, "a") as f:
                         f.write(json.dumps(line) + "\n")
+            saved = None
             if done % cfg.save_every == 0 or done == cfg.optim.steps or interrupted:
                 if self.rank == 0:  # a second Ctrl-C here stops the save (atomic: the older checkpoints stay)
                     saved = self._save(done, history)
                 _barrier(self.world)
             if interrupted:
                 bar.close()
-                logger.warning("interrupted after step %d: saved %s; the same `worldpolicy train` command resumes "
-                               "from it", done, saved)
-                raise KeyboardInterrupt
+                self._stop_interrupted(done, saved)
             if cfg.eval.every and done % cfg.eval.every == 0 and self.rank == 0:  # after the save: a failure keeps it
-                self._evaluate(done, metrics_path)
+                try:
+                    self._evaluate(done, metrics_path)
+                except KeyboardInterrupt:  # the weights are the step's (evaluation changes none): keep that step too
+                    bar.close()
+                    if self.world > 1:
+                        raise
+                    self._stop_interrupted(done, saved or self._save(done, history))
         bar.close()
         return records
+
+    @staticmethod
+    def _stop_interrupted(step: int, saved: Path) -> None:
+        logger.warning("interrupted after step %d: saved %s; the same `worldpolicy train` command resumes from it",
+                       step, saved)
+        raise KeyboardInterrupt
 
     def _previous_run(self, checkpoints: list[Path]) -> tuple[dict[str, Any], Path, int] | None:
         """The settings of the run `output_dir` already holds, where they were read and its step; None for a new run."""
