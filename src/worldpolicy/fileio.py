@@ -1,12 +1,14 @@
 """Atomic file writes (readers see the old file or the new one, never half of one; a failure leaves nothing behind),
-the checks every command makes on its output folder before any work starts, and the removal of the folders a failed
-command made and left empty."""
+the checks every command makes on its output folder before any work starts, the removal of the folders a failed
+command made and left empty, and holding Ctrl-C while a command finishes an output it started."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -52,6 +54,26 @@ def removing_empty_folders_on_failure() -> Iterator[None]:
         raise
     finally:
         _made_folders.reset(token)
+
+
+@contextmanager
+def sigint_held() -> Iterator[list[int]]:
+    """Hold Ctrl-C until the block ends, and say whether it came: the block then finishes what it started (an episode
+    being written, a training step), and the caller keeps it. Only the main thread receives signals, so elsewhere
+    this holds nothing."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is None:  # a handler not set from Python: leave it alone
+        yield caught
+        return
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield caught
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager

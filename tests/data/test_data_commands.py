@@ -49,6 +49,16 @@ def test_info_and_check(small_dataset, capsys):
     assert "videos/observation.images.front/chunk-000/file-000.mp4: video file is missing" in capsys.readouterr().err
 
 
+def test_check_shows_its_progress_over_the_episodes(small_dataset, capsys):
+    """`check` decodes every video, which takes long on a real dataset: a bar on stderr counts the episodes."""
+    ds, _ = small_dataset
+    assert run(["dataset", "check", str(ds.root)]) == 0
+    out = capsys.readouterr()
+    assert "checking episodes" in out.err and "3/3" in out.err and out.out.startswith("ok: 3 episodes")
+    assert run(["dataset", "check", "--no-progress", str(ds.root)]) == 0
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize("name, corrupt, message", [
     ("no root", lambda root: root.rename(root.with_name("gone")), "is not a directory"),
     ("a file", lambda root: root.with_name("file").write_text("x"), "is not a directory"),

@@ -84,6 +84,10 @@ def test_unknown_keys_are_named(valid, raw_change, field):
     ("objectives", {"preset": "pi0"}, ValueError, "objectives.preset"),
     ("objectives", {"preset": "cosmos_policy", "forward_dynamics": 0.6}, ValueError, "objectives.forward_dynamics"),
     ("timesteps", {"kind": "beta"}, ValueError, "timesteps.kind"),
+    # refused once the latent cache was encoded, minutes to hours in
+    ("timesteps", {"std": 0.0}, ValueError, "timesteps.std=0.0 must be > 0"),
+    ("timesteps", {"shift": -1.0}, ValueError, "timesteps.shift=-1.0 must be > 0"),
+    ("timesteps", {"mean": float("nan")}, ValueError, "timesteps.mean=nan must be finite"),
     ("optim", {"steps": 0}, ValueError, "optim.steps"),
     ("optim", {"batch_size": 2.5}, ValueError, "optim.batch_size"),
     ("optim", {"lr": 0.0}, ValueError, "optim.lr"),
@@ -95,6 +99,10 @@ def test_unknown_keys_are_named(valid, raw_change, field):
     ("finetune", {"lora_save": "adapter"}, ValueError, "finetune.lora_save='adapter' saves LoRA adapters, but finetune.mode"),
     (None, {"save_every": 0}, ValueError, "save_every"),
     ("eval", {"task": "rech"}, ValueError, "eval.task"),
+    # refused at the first batch or evaluation, after the latent cache was encoded (and without the setting's name)
+    (None, {"seed": -1}, ValueError, "seed=-1 must be an integer"),
+    ("eval", {"seed": -1}, ValueError, "eval.seed: seed=-1 must be an integer"),
+    ("eval", {"steps": 0}, ValueError, "eval.steps: steps=0 must be an integer"),
 ])
 def test_bad_values_name_the_field(valid, section, values, error, field):
     from worldpolicy.train.trainer import Trainer

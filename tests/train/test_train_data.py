@@ -373,3 +373,27 @@ def test_a_resumed_run_keeps_the_data_settings_it_resolved(train_config, tmp_pat
     with pytest.raises(RuntimeError, match="loading"):  # the stored run's settings were accepted: the weights were next
         trainer.run()
     assert (trainer.config.data.source_embodiment, trainer.config.data.action_conversion) == ("droid", "none")
+
+
+def test_cached_examples_are_in_the_model_space_inference_reads_gripper_flip_included():
+    """The released DROID policy learned the gripper reversed (droid/joint_pos: `gripper_flip`): inference maps a
+    physical gripper g to 1 - g and back (`processing.actions`). Training fed g itself, so fine-tuning it on DROID data
+    (0 open ... 1 closed) taught the opposite, and the tuned checkpoint then closed where it should open."""
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.processing.actions import to_model
+    from worldpolicy.train.data import LatentCache
+
+    droid = get_embodiment("droid")
+    assert droid.gripper_flip and droid.state_history == 1
+    actions = np.zeros((CHUNK, 8))
+    actions[:, 7] = [0.0, 0.2, 0.9, 0.95]  # closing
+    state = np.full(8, 0.1)
+    cache = LatentCache([torch.zeros(16, 2, 2, 2)], [actions], [np.ones(CHUNK, bool)], [state], [[1, 2]], [(0, 0)], {})
+    rows = cache.model_examples(droid)[0].actions.numpy()
+    expected = to_model(droid, np.concatenate([state[None], actions]))
+    np.testing.assert_allclose(rows, expected, atol=1e-7)
+    np.testing.assert_allclose(rows[:, 7], [0.9, 1.0, 0.8, 0.1, 0.05], atol=1e-7)  # state row, then the chunk
+
+    # a new embodiment's stats come from the data in the space they normalise: the flipped gripper's
+    stats = cache.action_stats(replace(droid, name="flipped_robot"))
+    assert (stats["min"][7], stats["max"][7], stats["mean"][7]) == pytest.approx((0.05, 1.0, 1 - 0.5125))

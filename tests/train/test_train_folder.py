@@ -144,3 +144,15 @@ def test_a_mode_the_run_never_trained_is_warned_about_at_its_first_request(train
         for request in requests(policy).values():
             policy._prepare(request)
     assert "was trained with no" not in caplog.text
+
+
+def test_no_progress_means_no_progress_bar_while_the_model_loads(train_config, tmp_path, capsys):
+    """`worldpolicy train --no-progress` (`progress=False`) still showed diffusers' "Loading pipeline components" bar."""
+    from diffusers.utils import logging as diffusers_logging
+
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    Trainer(load_config(train_config(tmp_path / "quiet")), progress=False)._load()
+    assert "Loading pipeline components" not in capsys.readouterr().err
+    assert diffusers_logging.is_progress_bar_enabled()  # and other loads still show theirs

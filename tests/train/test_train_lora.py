@@ -74,6 +74,28 @@ def test_lora_trains_only_adapters_and_the_action_head(lora_runs):
     assert len(lora_runs["records"]) == 3 and all(np.isfinite(r.loss) for r in lora_runs["records"])
 
 
+def test_saving_a_lora_checkpoint_prints_no_spurious_dtype_warning(lora_runs, tmp_path):
+    """diffusers' `save_lora_adapter` calls `.to(dtype=None)`, a no-op that logs "modules ... should be kept in
+    float32. Casting directly with `to()` can lead to inconsistent results" at every LoRA checkpoint: users read it
+    as a problem with their weights, though nothing was cast."""
+    trainer = lora_runs["trainer"]
+    dtypes = {n: p.dtype for n, p in trainer.transformer.named_parameters()}
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    diffusers_logger = logging.getLogger("diffusers")  # its own handler, bound to the stderr of its import
+    diffusers_logger.addHandler(handler)
+    out, trainer.out = trainer.out, tmp_path  # not into the run's folder: its checkpoints would rotate
+    try:
+        saved = trainer._save(99, [])
+    finally:
+        trainer.out = out
+        diffusers_logger.removeHandler(handler)
+    assert (saved / "adapter.safetensors").is_file()
+    assert not [m for m in messages if "kept in float32" in m]
+    assert {n: p.dtype for n, p in trainer.transformer.named_parameters()} == dtypes  # and indeed nothing was cast
+
+
 def test_lora_resume_is_exact(lora_runs):
     records, killed, resumed = lora_runs["records"], lora_runs["killed"], lora_runs["resumed"]
     assert [r.step for r in resumed] == [3]

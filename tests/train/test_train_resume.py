@@ -70,6 +70,55 @@ def test_metrics_have_one_line_per_step_after_resume(runs):
     assert all(line["world_size"] == 1 and np.isfinite(line["loss"]) for line in lines)
 
 
+def test_ctrl_c_finishes_the_step_saves_it_and_the_resumed_run_goes_on_exactly(runs, train_config, caplog):
+    """Ctrl-C used to drop every step since the last checkpoint (all of them before the first save). It now waits for
+    the step it came in, saves that step, and stops; the same command resumes from there with run A's losses."""
+    import os
+    import signal
+
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    out = runs["root"] / "ctrl_c"
+    config = train_config(out, save_every=100)  # no periodic save before the interruption
+
+    def ctrl_c_in_step_3(record):
+        if record.step == 3:  # mid-step: the metrics line and the bar are still to come
+            os.kill(os.getpid(), signal.SIGINT)
+
+    trainer = Trainer(load_config(config), progress=False, on_step=ctrl_c_in_step_3)
+    with caplog.at_level("WARNING", logger="worldpolicy.train.trainer"), pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000003"]
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    assert "interrupted after step 3: saved " in caplog.text and "step-0000003" in caplog.text
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C stops anything after the run
+    resumed = Trainer(load_config(config), progress=False).run()
+    assert [r.step for r in resumed] == [4, 5, 6]
+    assert [r.loss for r in resumed] == [r.loss for r in runs["a"][3:]]
+
+
+def test_ctrl_c_during_an_evaluation_keeps_that_step(runs, train_config, monkeypatch):
+    """The periodic evaluation runs the policy in the simulator for minutes, where a Ctrl-C is likely; the weights are
+    that step's, so it is saved like a Ctrl-C in a step (it used to be lost with every step since the last save)."""
+    pytest.importorskip("mujoco", reason="eval.every needs the sim extra")
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    def ctrl_c(self, step, metrics_path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_evaluate", ctrl_c)
+    out = runs["root"] / "ctrl_c_eval"
+    config = train_config(out, save_every=100, eval={"every": 3})
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(load_config(config), progress=False).run()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000003"]
+    monkeypatch.undo()
+    resumed = Trainer(load_config(dict(config, eval={"every": 0})), progress=False).run()  # eval.* may change
+    assert [r.loss for r in resumed] == [r.loss for r in runs["a"][3:]]
+
+
 def test_checkpoints_are_complete_diffusers_folders(runs):
     from worldpolicy.fileio import folder_kind
     from worldpolicy.train.trainer import EMBODIMENT_FILE, OPTIMIZER_FILE, STATE_FILE

@@ -35,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     check = cmds.add_parser("check", help="load every episode and video; exit 1 naming the first bad file/field")
     check.add_argument("root", help="dataset folder (holds meta/info.json)")
+    check.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     check.set_defaults(func=_check)
 
     sim = cmds.add_parser(
@@ -96,18 +97,28 @@ def _info(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     import sys
 
+    from tqdm.auto import tqdm
+
     from worldpolicy.data import DatasetFormatError, LeRobotDataset, first_non_finite
 
+    bar = None
     try:
         ds = LeRobotDataset.open(args.root)
+        # decoding every video of a real dataset takes minutes to hours: show how far it is
+        bar = tqdm(total=ds.num_episodes, desc="checking episodes", unit="ep", disable=args.no_progress)
         for i in range(ds.num_episodes):
             if (bad := first_non_finite(ds.episode(i).frames)) is not None:  # readable, but nothing can learn from it
+                bar.close()
                 print(f"worldpolicy dataset check: episode {i}: {bad.key!r} holds NaN or inf in {bad.frames} frames "
                       f"(first: frame {bad.frame})", file=sys.stderr)
                 return 1
+            bar.update(1)
+        bar.close()
         ds.check_files()
         stats = ds.stats
     except (DatasetFormatError, FileNotFoundError) as exc:  # FileNotFoundError: no dataset folder at `root`
+        if bar is not None:
+            bar.close()
         print(f"worldpolicy dataset check: {exc}", file=sys.stderr)
         return 1
     print(

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
 
+from ..fileio import sigint_held
 from .layout import VIDEO_NAMES
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
 
@@ -348,7 +347,7 @@ def sim_to_dataset(
     bar = tqdm(total=num_episodes, desc=f"recording {task}", unit="ep", disable=not progress)
     try:
         for episode in episodes:
-            with _sigint_held() as caught:  # an episode half added to the writer could not be published
+            with sigint_held() as caught:  # an episode half added to the writer could not be published
                 writer.add_episode(episode["frames"], episode["videos"], episode["task"])
                 seeds.append(episode["seed"])
                 bar.set_postfix_str(f"solved {tries[1]}/{tries[0]}", refresh=False)
@@ -356,7 +355,7 @@ def sim_to_dataset(
             if caught:
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
-        with _sigint_held():  # a second Ctrl-C must not leave the staged episodes behind
+        with sigint_held():  # a second Ctrl-C must not leave the staged episodes behind
             episodes.close()  # stops the recorders (and worker processes) before the dataset is written
             bar.close()
             kept = _keep_finished(writer, root)
@@ -368,7 +367,7 @@ def sim_to_dataset(
         writer.abort()
         raise
     bar.close()
-    with _sigint_held():  # every episode is recorded: a late Ctrl-C must not throw them away
+    with sigint_held():  # every episode is recorded: a late Ctrl-C must not throw them away
         dataset = writer.finalize()
     return SimConversion(dataset=dataset, seeds=seeds, failed_seeds=failed, wall_s=time.perf_counter() - t0)
 
@@ -380,25 +379,6 @@ def _keep_finished(writer: LeRobotDatasetWriter, root: Path) -> LeRobotDataset |
         writer.abort()
         return None
     return writer.finalize()
-
-
-@contextmanager
-def _sigint_held() -> Iterator[list[int]]:
-    """Hold Ctrl-C until the block ends, and say whether it came: the block then finishes what it started. Only the
-    main thread receives signals, so elsewhere this holds nothing."""
-    caught: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield caught
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is None:  # a handler not set from Python: leave it alone
-        yield caught
-        return
-    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
-    try:
-        yield caught
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _record(env, expert, seed: int, cameras: list[str], settle_steps: int, start_jitter: float = 0.0,

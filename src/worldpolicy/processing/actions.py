@@ -24,18 +24,23 @@ ACTION_SPACES = ("physical", "normalized")
 def to_physical(embodiment: Embodiment, model_actions: np.ndarray) -> np.ndarray:
     """Model-space [T, >=action_dim] → physical [T, action_dim] float64 (extra padded columns are dropped)."""
     a = np.asarray(model_actions, dtype=np.float64)[..., : embodiment.action_dim]
-    x = embodiment.denormalize(a)
+    return flip_gripper(embodiment, embodiment.denormalize(a))
+
+
+def to_model(embodiment: Embodiment, physical: np.ndarray, clip: bool = False) -> np.ndarray:
+    """Physical [T, action_dim] → model space (inverse of `to_physical`); `clip` clamps to the normalised range, as
+    training does."""
+    return embodiment.normalize(flip_gripper(embodiment, physical), clip=clip)
+
+
+def flip_gripper(embodiment: Embodiment, actions: np.ndarray) -> np.ndarray:
+    """A float64 copy of `actions` [..., action_dim] with the gripper as the model holds it, before normalisation:
+    1 - g for an embodiment whose model learned it reversed (`gripper_flip`), else unchanged. Its own inverse. Training
+    goes through it too (`train.data`), so a fine-tuned model keeps the convention inference reads."""
+    x = np.array(actions, dtype=np.float64)
     if embodiment.gripper_flip and embodiment.gripper_index is not None:
         x[..., embodiment.gripper_index] = 1.0 - x[..., embodiment.gripper_index]
     return x
-
-
-def to_model(embodiment: Embodiment, physical: np.ndarray) -> np.ndarray:
-    """Physical [T, action_dim] → model space (inverse of `to_physical`)."""
-    x = np.array(physical, dtype=np.float64)
-    if embodiment.gripper_flip and embodiment.gripper_index is not None:
-        x[..., embodiment.gripper_index] = 1.0 - x[..., embodiment.gripper_index]
-    return embodiment.normalize(x)
 
 
 def _from_columns(values: np.ndarray, columns: Any, units: Any, embodiment: Embodiment, where: str) -> np.ndarray:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .flow import COSMOS_POLICY_MIX, OBJECTIVES, TIMESTEP_SAMPLING
+from .flow import COSMOS_POLICY_MIX, OBJECTIVES, TimestepSampler
 
 ACTION_CONVERSIONS = ("none", "joint_to_relative_pose")
 
@@ -181,8 +181,7 @@ class TrainConfig:
                 raise ValueError(f"finetune.lora_alpha={self.finetune.lora_alpha!r}: must be > 0")
             if not self.finetune.lora_targets:
                 raise ValueError("finetune.lora_targets is empty: name the transformer modules to adapt")
-        if self.timesteps.kind not in TIMESTEP_SAMPLING:
-            raise ValueError(f"timesteps.kind={self.timesteps.kind!r}; accepted: {', '.join(TIMESTEP_SAMPLING)}")
+        TimestepSampler(**vars(self.timesteps))  # its checks now, not once the latent cache is encoded
         if self.objectives.preset not in (None, "cosmos_policy"):
             raise ValueError(f"objectives.preset={self.objectives.preset!r}; accepted: cosmos_policy (or unset)")
         if self.objectives.preset is not None:
@@ -200,6 +199,17 @@ class TrainConfig:
             raise ValueError(f"objectives: weights must be >= 0 with a positive sum, got {weights}")
         if self.eval.every < 0 or self.eval.episodes < 1:
             raise ValueError(f"eval.every={self.eval.every} must be >= 0 and eval.episodes={self.eval.episodes} >= 1")
+        # used at the first batch and the first evaluation: checked now, not after the latent cache is encoded
+        from ..engine import SamplingConfig
+        from ..policy import check_seed
+
+        check_seed(self.seed)
+        for name, check in (("eval.seed", lambda: check_seed(self.eval.seed)),
+                            ("eval.steps", lambda: SamplingConfig().updated(steps=self.eval.steps))):
+            try:
+                check()
+            except ValueError as exc:  # its message names `seed=` / `steps=`: say which of the settings
+                raise ValueError(f"{name}: {exc}") from None
         from ..sim.tasks import list_tasks
 
         if self.eval.task not in list_tasks():

@@ -22,6 +22,7 @@ import torch
 
 from ..embodiments import Embodiment, get_embodiment
 from ..fileio import atomic_path
+from ..processing.actions import flip_gripper, to_model
 from ..processing.observations import frames_from_mapping, prepare_canvas, wire_key
 from ..processing.prompts import build_caption, tokenize
 from .config import ACTION_CONVERSIONS, DataConfig
@@ -337,19 +338,20 @@ class LatentCache:
     def model_examples(self, emb: Embodiment) -> list[ModelExample]:
         out = []
         for i, (lat, act, ok, tok) in enumerate(zip(self.latents, self.actions, self.valid, self.token_ids)):
-            rows, ok_rows = emb.normalize(act, clip=True), ok
+            rows, ok_rows = to_model(emb, act, clip=True), ok  # as inference reads them, gripper flip included
             if emb.state_history:
                 if self.states is None:
                     raise ValueError(f"embodiment {emb.key!r} conditions on a state row but the cache holds no states")
-                rows = np.concatenate([emb.normalize(self.states[i][None], clip=True), rows], axis=0)
+                rows = np.concatenate([to_model(emb, self.states[i][None], clip=True), rows], axis=0)
                 ok_rows = np.concatenate([[True], ok])
             out.append(ModelExample(lat, torch.as_tensor(rows, dtype=torch.float32), torch.as_tensor(ok_rows),
                                     list(tok), emb.domain_id, emb.state_history, float(emb.fps)))
         return out
 
-    def action_stats(self) -> dict[str, list[float]]:
-        """q01/q99, min/max, mean/std over every valid action row — what a new embodiment is registered with."""
-        rows = np.concatenate([a[v] for a, v in zip(self.actions, self.valid)], axis=0)
+    def action_stats(self, emb: Embodiment) -> dict[str, list[float]]:
+        """q01/q99, min/max, mean/std over every valid action row — what a new embodiment `emb` is registered with —
+        of the values its normalisation reads (a `gripper_flip` embodiment's gripper reversed)."""
+        rows = flip_gripper(emb, np.concatenate([a[v] for a, v in zip(self.actions, self.valid)], axis=0))
         return {
             "q01": np.quantile(rows, 0.01, axis=0).tolist(), "q99": np.quantile(rows, 0.99, axis=0).tolist(),
             "min": rows.min(axis=0).tolist(), "max": rows.max(axis=0).tolist(),

@@ -48,6 +48,8 @@ class TimestepSampler:
     def __post_init__(self) -> None:
         if self.kind not in TIMESTEP_SAMPLING:
             raise ValueError(f"timesteps.kind={self.kind!r}; accepted: {', '.join(TIMESTEP_SAMPLING)}")
+        if not math.isfinite(self.mean):
+            raise ValueError(f"timesteps.mean={self.mean!r} must be finite")
         if not (math.isfinite(self.std) and self.std > 0):
             raise ValueError(f"timesteps.std={self.std!r} must be > 0")
         if not (math.isfinite(self.shift) and self.shift > 0):

@@ -9,6 +9,7 @@ noise as one process) and gradients are averaged.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -47,7 +48,7 @@ from ..engine.loading import (
     save_components,
     weight_samples,
 )
-from ..fileio import share_tree, write_json_atomic
+from ..fileio import share_tree, sigint_held, write_json_atomic
 from ..policy import EMBODIMENT_FILE, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from .config import RESUMABLE, TrainConfig, changed_settings
@@ -185,7 +186,16 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        parts = load_components(cfg.checkpoint, self.device, torch.float32)
+        from diffusers.utils import logging as diffusers_logging
+
+        shown = diffusers_logging.is_progress_bar_enabled()
+        if not self.progress:  # `--no-progress`: diffusers' "Loading pipeline components" bar too
+            diffusers_logging.disable_progress_bar()
+        try:
+            parts = load_components(cfg.checkpoint, self.device, torch.float32)
+        finally:
+            if shown:
+                diffusers_logging.enable_progress_bar()
         self.transformer, self.vae = parts["transformer"], parts["vae"]
         self.tokenizer, self.scheduler = parts["tokenizer"], parts["scheduler"]
         self.pipeline_flags = {k: parts[k] for k in ("use_native_flow_schedule", "default_use_system_prompt")}
@@ -203,7 +213,7 @@ class Trainer:
                                               **options)
         self.data_fingerprint = cache.meta.get("fingerprint")
         trained = self._trained_spec()
-        self.embodiment = self._embodiment(stats=cache.action_stats()) if isinstance(trained, dict) else layout
+        self.embodiment = self._embodiment(stats=cache.action_stats(layout)) if isinstance(trained, dict) else layout
         self.examples = cache.model_examples(self.embodiment)
 
     def _check_model_fits(self, emb: Embodiment) -> None:
@@ -480,7 +490,15 @@ class Trainer:
                 for key, value in state.items():
                     tensors[f"{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
             if self.config.finetune.mode == "lora":  # diffusers' format: its LoRA config (rank, alpha) in the metadata
-                self.transformer.save_lora_adapter(tmp, weight_name=ADAPTER_FILE, safe_serialization=True)
+                # it calls `.to(dtype=None)`, which casts nothing but warns that a cast to a dtype can break the
+                # float32 modules: at every checkpoint, read as a problem with the weights
+                modeling = logging.getLogger("diffusers.models.modeling_utils")
+                level = modeling.level
+                modeling.setLevel(logging.ERROR)
+                try:
+                    self.transformer.save_lora_adapter(tmp, weight_name=ADAPTER_FILE, safe_serialization=True)
+                finally:
+                    modeling.setLevel(level)
             save_file(tensors, str(tmp / OPTIMIZER_FILE))
             state = {
                 "step": step, "config": self.config.to_dict(), "lr_schedule": self.lr_schedule.state_dict(),
@@ -579,44 +597,63 @@ class Trainer:
         for step in range(start, cfg.optim.steps):
             if stop_after is not None and step - start >= stop_after:
                 break
-            tick = time.perf_counter()
-            examples, objectives, sigmas, generator = self._batch(step)
-            loss, parts = self.model(examples, objectives, sigmas, generator)
-            value = float(loss.detach())
-            if self.world > 1:
-                reduced = torch.tensor([value])
-                torch.distributed.all_reduce(reduced)
-                value = float(reduced) / self.world
-            self._refuse_non_finite(step + 1, "loss", value)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.optim.grad_clip > 0:
-                parts["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, cfg.optim.grad_clip))
-                self._refuse_non_finite(step + 1, "gradient norm", parts["grad_norm"])
-            self.optimizer.step()
-            lr = self.lr_schedule.get_last_lr()[0]
-            self.lr_schedule.step()
-            record = StepRecord(step + 1, value, lr, parts, time.perf_counter() - tick)
-            records.append(record)
-            if self.on_step is not None:
-                self.on_step(record)
-            bar.update(1)
-            bar.set_postfix(loss=f"{value:.4f}")
-            done = step + 1
-            if self.rank == 0 and (done % cfg.log_every == 0 or done == cfg.optim.steps):
-                line = {"step": done, "loss": value, "lr": lr, **parts, "world_size": self.world,
-                        "step_s": record.seconds, "elapsed_s": time.perf_counter() - started}
-                history.append(line)
-                with open(metrics_path, "a") as f:
-                    f.write(json.dumps(line) + "\n")
-            if done % cfg.save_every == 0 or done == cfg.optim.steps:
-                if self.rank == 0:
-                    self._save(done, history)
+            # Ctrl-C (one process) waits for the step to finish, which is then saved: a step cut short would leave
+            # the weights half updated, and dropping every step since the last save can be hours of work.
+            with sigint_held() if self.world == 1 else contextlib.nullcontext([]) as interrupted:
+                tick = time.perf_counter()
+                examples, objectives, sigmas, generator = self._batch(step)
+                loss, parts = self.model(examples, objectives, sigmas, generator)
+                value = float(loss.detach())
+                if self.world > 1:
+                    reduced = torch.tensor([value])
+                    torch.distributed.all_reduce(reduced)
+                    value = float(reduced) / self.world
+                self._refuse_non_finite(step + 1, "loss", value)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.optim.grad_clip > 0:
+                    parts["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, cfg.optim.grad_clip))
+                    self._refuse_non_finite(step + 1, "gradient norm", parts["grad_norm"])
+                self.optimizer.step()
+                lr = self.lr_schedule.get_last_lr()[0]
+                self.lr_schedule.step()
+                record = StepRecord(step + 1, value, lr, parts, time.perf_counter() - tick)
+                records.append(record)
+                if self.on_step is not None:
+                    self.on_step(record)
+                bar.update(1)
+                bar.set_postfix(loss=f"{value:.4f}")
+                done = step + 1
+                if self.rank == 0 and (done % cfg.log_every == 0 or done == cfg.optim.steps):
+                    line = {"step": done, "loss": value, "lr": lr, **parts, "world_size": self.world,
+                            "step_s": record.seconds, "elapsed_s": time.perf_counter() - started}
+                    history.append(line)
+                    with open(metrics_path, "a") as f:
+                        f.write(json.dumps(line) + "\n")
+            saved = None
+            if done % cfg.save_every == 0 or done == cfg.optim.steps or interrupted:
+                if self.rank == 0:  # a second Ctrl-C here stops the save (atomic: the older checkpoints stay)
+                    saved = self._save(done, history)
                 _barrier(self.world)
+            if interrupted:
+                bar.close()
+                self._stop_interrupted(done, saved)
             if cfg.eval.every and done % cfg.eval.every == 0 and self.rank == 0:  # after the save: a failure keeps it
-                self._evaluate(done, metrics_path)
+                try:
+                    self._evaluate(done, metrics_path)
+                except KeyboardInterrupt:  # the weights are the step's (evaluation changes none): keep that step too
+                    bar.close()
+                    if self.world > 1:
+                        raise
+                    self._stop_interrupted(done, saved or self._save(done, history))
         bar.close()
         return records
+
+    @staticmethod
+    def _stop_interrupted(step: int, saved: Path) -> None:
+        logger.warning("interrupted after step %d: saved %s; the same `worldpolicy train` command resumes from it",
+                       step, saved)
+        raise KeyboardInterrupt
 
     def _previous_run(self, checkpoints: list[Path]) -> tuple[dict[str, Any], Path, int] | None:
         """The settings of the run `output_dir` already holds, where they were read and its step; None for a new run."""
