@@ -25,6 +25,9 @@ def inputs_dir(tmp_path_factory):
     Image.fromarray(rng.integers(0, 255, (72, 96, 3), dtype=np.uint8)).save(d / "obs.png")
     (d / "notes.txt").write_text("not an image")
     (d / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 16)
+    from worldpolicy.processing.video import write_video
+
+    write_video(d / "clip.mp4", rng.integers(0, 255, (5, 64, 96, 3), dtype=np.uint8), fps=15)
     return d
 
 

@@ -204,6 +204,14 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
             "equal-length",
         ),
         ("infer_actions", {"prompt": "go", "embodiment": "bridge", "video": "gone.mp4"}, "video", "does not exist"),
+        # a state-conditioned embodiment's state is checked before the model loads, as predict_actions checks it
+        ("infer_actions", {"prompt": "go", "embodiment": "droid", "video": "clip.mp4", "state": [0.0] * 7}, "state",
+         "has 7 values"),
+        ("infer_actions", {"prompt": "go", "embodiment": "droid", "video": "clip.mp4"}, "state", "conditions on"),
+        ("infer_actions", {"prompt": "go", "embodiment": "bridge", "video": "clip.mp4", "state": [0.0] * 8}, "state",
+         "does not take"),
+        ("predict_actions", {"prompt": "go", "embodiment": "droid", "image": "obs.png", "state": [0.0] * 7}, "state",
+         "has 7 values"),
         ("visualize_actions", {"path": "nowhere"}, "path", "does not exist"),
         ("visualize_actions", {"path": "/etc"}, "path", "outside"),  # a folder: its actions.json is looked for
         ("predict_actions", {"prompt": "go", "embodiment": "bridge", "image": "corrupt.png"}, "image", "cannot read"),

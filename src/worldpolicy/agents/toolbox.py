@@ -294,26 +294,31 @@ class Toolbox:
                 k: _readable_image(self._input_file(f"images[{k}]", v, IMAGE_SUFFIXES), f"images[{k}]", v)
                 for k, v in images.items()
             }
-        if emb.state_history:
-            if state is None:
-                raise ToolInputError(
-                    "state",
-                    f"embodiment {emb.key!r} conditions on the current state",
-                    None,
-                    f"{emb.action_dim} numbers: {', '.join(emb.columns)}",
-                )
-            try:
-                values = np.asarray(state, dtype=np.float64).reshape(-1) if _numeric_list(state) else None
-            except ValueError:
-                values = None
-            if values is None or values.shape[0] != emb.action_dim or not np.all(np.isfinite(values)):
-                raise ToolInputError(
-                    "state", "wrong state", state, f"{emb.action_dim} finite numbers: {', '.join(emb.columns)}"
-                )
-            state = values
-        elif state is not None:
-            raise ToolInputError("state", f"embodiment {emb.key!r} does not take a state", state, None)
-        return obs, state, warnings
+        return obs, self._state(emb, state), warnings
+
+    @staticmethod
+    def _state(emb, state: Any) -> np.ndarray | None:
+        """The robot state a state-conditioned embodiment needs (and one that is not must not get), checked as every
+        other argument is: before a model loads, naming what was given and what is accepted."""
+        accepted = f"{emb.action_dim} finite numbers: {', '.join(emb.columns)}"
+        if not emb.state_history:
+            if state is not None:
+                raise ToolInputError("state", f"embodiment {emb.key!r} does not take a state", state, None)
+            return None
+        if state is None:
+            raise ToolInputError("state", f"embodiment {emb.key!r} conditions on the current state", None, accepted)
+        try:
+            values = np.asarray(state, dtype=np.float64).reshape(-1) if _numeric_list(state) else None
+        except ValueError:
+            values = None
+        if values is None:
+            raise ToolInputError("state", "expected a list of numbers", state, accepted)
+        if values.shape[0] != emb.action_dim:
+            raise ToolInputError("state", f"has {values.shape[0]} values, embodiment {emb.key!r} takes "
+                                 f"{emb.action_dim}", state, accepted)
+        if not np.all(np.isfinite(values)):
+            raise ToolInputError("state", "contains NaN or inf", state, accepted)
+        return values
 
     def _actions(self, emb, actions: Any, actions_file: str | None) -> np.ndarray:
         if (actions is None) == (actions_file is None):
@@ -553,15 +558,7 @@ class Toolbox:
             raise ToolInputError("video", str(exc), video) from None
         if frames.shape[0] < 2:
             raise ToolInputError("video", "inverse dynamics needs at least 2 frames", int(frames.shape[0]))
-        if emb.state_history and state is None:
-            raise ToolInputError(
-                "state",
-                f"embodiment {emb.key!r} conditions on the current state",
-                None,
-                f"{emb.action_dim} numbers: {', '.join(emb.columns)}",
-            )
-        if state is not None and not emb.state_history:
-            raise ToolInputError("state", f"embodiment {emb.key!r} does not take a state", state, None)
+        state = self._state(emb, state)
         return self._run(
             "inverse_dynamics",
             ckpt,
