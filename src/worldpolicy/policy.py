@@ -374,10 +374,11 @@ class Policy:
         state = _numbers(state, "state")
         if state.ndim == 2 and state.shape[1] == e.action_dim:  # a history [T, dim]: the row the chunk starts from
             state = state[0 if request.mode == "inverse_dynamics" else -1]
+        if state.size != e.action_dim:
+            # rows of joints alone ([T, 7] for droid) read as "21 values" said nothing of the shape that was wrong
+            raise ValueError(f"state has shape {tuple(state.shape)} but embodiment {e.key!r} expects {e.action_dim} "
+                             f"values ({', '.join(e.columns)}) or rows [T, {e.action_dim}]")
         state = state.reshape(-1)
-        if state.shape[0] != e.action_dim:
-            raise ValueError(f"state has {state.shape[0]} values but embodiment {e.key!r} expects {e.action_dim} "
-                             f"({', '.join(e.columns)})")
         if not np.all(np.isfinite(state)):
             raise ValueError("state contains NaN or inf")
         model = to_model(e, state[None])

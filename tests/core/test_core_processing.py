@@ -1,6 +1,7 @@
 """Processing rules: observation inputs, canvas bins, chunk sizes, prompts, actions in/out, the registry."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -865,6 +866,17 @@ def test_a_state_history_conditions_on_the_row_the_chunk_starts_from(tiny_checkp
     first = policy._state_row(worldpolicy.PolicyRequest(image, "x", mode="inverse_dynamics", state=rows[0]))
     np.testing.assert_array_equal(
         policy._state_row(worldpolicy.PolicyRequest(image, "x", mode="inverse_dynamics", state=rows)), first)
+
+
+@pytest.mark.parametrize("state", [np.zeros(7), np.zeros((3, 7)), np.zeros((8, 3)), np.zeros((2, 1, 8))])
+def test_a_state_of_the_wrong_shape_is_named_by_its_shape(tiny_checkpoint, state):
+    """Joint rows without the gripper ([T, 7]) were refused as "state has 21 values": the shape given and the two
+    accepted (a row, or rows) are named."""
+    policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid", chunk_size=16)
+    image = np.zeros((64, 64, 3), np.uint8)
+    with pytest.raises(ValueError, match=rf"state has shape {re.escape(str(state.shape))} but embodiment "
+                                         r"'droid/joint_pos' expects 8 values \(joint_0.*gripper\) or rows \[T, 8\]"):
+        policy._state_row(worldpolicy.PolicyRequest(image, "x", state=state))
 
 
 def test_a_state_in_the_wrong_units_is_warned_like_actions(tiny_checkpoint, caplog):
