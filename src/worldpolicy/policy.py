@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -28,6 +29,7 @@ from .processing.observations import (
     load_frames,
     prepare_canvas,
     resolution_bins,
+    single_view_warning,
 )
 from .processing.prompts import build_caption, check_task, tokenize
 from .results import MODES, Prediction
@@ -167,6 +169,7 @@ class Policy:
         self.source = source
         self._next_seed = None if seed is None else check_seed(seed)
         self._state_warnings: set[tuple[str, ...]] = set()  # a control loop sends the same wrong state every call
+        self._view_warnings: set[tuple[int, int]] = set()  # ... and the same one-camera image: said once per shape
         self._untrained = untrained_modes(source) if source else {}  # each warned about once, at its first request
         check_action_head(engine.transformer.config, source, embodiment)
 
@@ -387,6 +390,19 @@ class Policy:
                           said=self._state_warnings)
         return model[0]
 
+    def _warn_single_view(self, height: int, width: int) -> None:
+        """An in-memory image for an embodiment that composes several cameras is taken as that composite; one shaped
+        like a single camera's view is said once per shape, as the command line and the agent tools say it of a file
+        (they read files before the model loads, so a file path is left to them)."""
+        if (height, width) in self._view_warnings:
+            return
+        e = self.embodiment
+        message = single_view_warning(e, "the observation", height, width,
+                                      "an observation dict {" + ", ".join(f"{k!r}: image" for k in e.camera_keys) + "}")
+        if message is not None:
+            self._view_warnings.add((height, width))
+            logger.warning("%s", message)
+
     def _prepare(self, request: PolicyRequest):
         from .engine import EngineRequest
 
@@ -441,6 +457,8 @@ class Policy:
                                "action rows explain frames of the clip (settings real_rows)", frames.shape[0],
                                num_frames, real_rows)
             canvas, info = prepare_canvas(frames, self.resolution_tier, num_frames, e.snap_to_16)
+        if not isinstance(obs, (Mapping, str, os.PathLike)):  # a file: the CLI and agent tools said it
+            self._warn_single_view(*frames.shape[1:3])
         caption = build_caption(e.prompt_format, request.prompt, e.view_point, num_frames, e.fps,
                                 info.canvas_h, info.canvas_w, e.view_description)
         tokenizer = self.engine.tokenizer

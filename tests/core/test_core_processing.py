@@ -879,6 +879,28 @@ def test_a_state_of_the_wrong_shape_is_named_by_its_shape(tiny_checkpoint, state
         policy._state_row(worldpolicy.PolicyRequest(image, "x", state=state))
 
 
+def test_one_cameras_image_in_memory_is_warned_about_once_as_the_cli_warns_of_a_file(tiny_checkpoint, tmp_path, caplog):
+    """policy.act(one camera's array) on a model that composes several cameras (DROID, the shipped model) ran on it as
+    if it were the composite, without the warning the command line and the agent tools give for such a file."""
+    from PIL import Image
+
+    policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid", chunk_size=16)
+    one_camera = np.zeros((90, 320, 3), np.uint8)
+    state = [0.0] * 8
+    with caplog.at_level("WARNING", logger="worldpolicy.policy"):
+        policy._prepare(worldpolicy.PolicyRequest(one_camera, "x", state=state))
+        assert ("the observation is taken as the composite the model was trained on, the 3 cameras of embodiment "
+                "'droid/joint_pos'") in caplog.text
+        assert "it is 90x320 pixels" in caplog.text
+        assert "Pass each camera instead: an observation dict {'observation/wrist_image_left': image, " in caplog.text
+        caplog.clear()
+        policy._prepare(worldpolicy.PolicyRequest(one_camera, "x", state=state))  # a control loop: said once
+        policy._prepare(worldpolicy.PolicyRequest(np.zeros((540, 640, 3), np.uint8), "x", state=state))  # composite
+        Image.fromarray(one_camera).save(tmp_path / "one.png")
+        policy._prepare(worldpolicy.PolicyRequest(str(tmp_path / "one.png"), "x", state=state))  # the CLI's: it warns
+    assert caplog.text == ""
+
+
 def test_a_state_in_the_wrong_units_is_warned_like_actions(tiny_checkpoint, caplog):
     """Joints in degrees or a 0-255 gripper conditioned the DROID policy without a word (actions were warned)."""
     policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid", chunk_size=16)
