@@ -28,6 +28,8 @@ def inputs_dir(tmp_path_factory):
     from worldpolicy.processing.video import write_video
 
     write_video(d / "clip.mp4", rng.integers(0, 255, (5, 64, 96, 3), dtype=np.uint8), fps=15)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(d / "tiny.png")
+    write_video(d / "tiny.mp4", np.zeros((5, 8, 8, 3), np.uint8), fps=15)
     return d
 
 

@@ -212,6 +212,17 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
          "does not take"),
         ("predict_actions", {"prompt": "go", "embodiment": "droid", "image": "obs.png", "state": [0.0] * 7}, "state",
          "has 7 values"),
+        # frames too small for the model are refused before it loads, naming the argument, as a corrupt file is
+        ("predict_actions", {"prompt": "go", "embodiment": "bridge", "image": "tiny.png"}, "image", "is 8x8 pixels"),
+        ("infer_actions", {"prompt": "go", "embodiment": "bridge", "video": "tiny.mp4"}, "video", "is 8x8 pixels"),
+        (
+            "predict_actions",
+            {"prompt": "go", "embodiment": "droid/joint_pos", "state": [0.0] * 8,
+             "images": {"observation/wrist_image_left": "tiny.png", "observation/exterior_image_1_left": "obs.png",
+                        "observation/exterior_image_2_left": "obs.png"}},
+            "images[observation/wrist_image_left]",
+            "is 8x8 pixels",
+        ),
         ("visualize_actions", {"path": "nowhere"}, "path", "does not exist"),
         ("visualize_actions", {"path": "/etc"}, "path", "outside"),  # a folder: its actions.json is looked for
         ("predict_actions", {"prompt": "go", "embodiment": "bridge", "image": "corrupt.png"}, "image", "cannot read"),
@@ -425,3 +436,15 @@ def test_images_for_an_embodiment_without_a_composite_name_the_one_camera_it_see
     assert one["chunk_size"] == 4 and one["warnings"] == []
     error = err(server, "predict_actions", {**base, "images": {k: str(inputs_dir / "obs.png") for k in keys}})
     assert error["parameter"] == "images" and "it sees one camera, not a composite; given" in error["message"], error
+
+
+def test_a_boolean_guidance_is_refused_before_a_model_loads(toolbox, inputs_dir):
+    """guidance=True (a Strands or Python caller) passed the toolbox's number check and was refused by the policy only
+    after the checkpoint loaded, naming no parameter."""
+    from worldpolicy.agents import ToolInputError
+
+    loaded_before = list(toolbox._policies)
+    with pytest.raises(ToolInputError) as caught:
+        toolbox.predict("go", embodiment="bridge", image=str(inputs_dir / "obs.png"), guidance=True)
+    assert caught.value.parameter == "guidance" and caught.value.given is True
+    assert list(toolbox._policies) == loaded_before

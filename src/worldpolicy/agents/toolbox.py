@@ -260,7 +260,8 @@ class Toolbox:
             raise ToolInputError("seed", "must be an integer in [0, 2**63)", seed)
         if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= MAX_STEPS):
             raise ToolInputError("steps", f"must be an integer in [1, {MAX_STEPS}]", steps)
-        if guidance is not None and (not isinstance(guidance, (int, float)) or not 0 <= guidance <= 50):
+        if guidance is not None and (not isinstance(guidance, (int, float)) or isinstance(guidance, bool)
+                                     or not 0 <= guidance <= 50):
             raise ToolInputError("guidance", "must be a number in [0, 50]", guidance)
 
     def _observation(self, emb, image: str | None, images: dict[str, str] | None, state: Any):
@@ -558,6 +559,7 @@ class Toolbox:
             raise ToolInputError("video", str(exc), video) from None
         if frames.shape[0] < 2:
             raise ToolInputError("video", "inverse dynamics needs at least 2 frames", int(frames.shape[0]))
+        _check_size(frames, "video", video)
         state = self._state(emb, state)
         return self._run(
             "inverse_dynamics",
@@ -726,9 +728,22 @@ def _readable_image(path: Path, parameter: str, given: Any) -> np.ndarray:
     from ..processing.observations import load_frames
 
     try:
-        return (load_frames(path, parameter)[0] * 255.0 + 0.5).astype(np.uint8)
+        frames = load_frames(path, parameter)
     except (ValueError, TypeError) as exc:
         raise ToolInputError(parameter, str(exc).removeprefix(f"{parameter}: "), given) from None
+    _check_size(frames, parameter, given)
+    return (frames[0] * 255.0 + 0.5).astype(np.uint8)
+
+
+def _check_size(frames: np.ndarray, parameter: str, given: Any) -> None:
+    """The policy refuses frames too small for the model, but only once it is loaded, naming no argument: checked
+    here first, as a corrupt file is."""
+    from ..processing.observations import MIN_SIDE
+
+    height, width = frames.shape[1:3]
+    if min(height, width) < MIN_SIDE:
+        raise ToolInputError(parameter, f"is {height}x{width} pixels; the model needs at least {MIN_SIDE} per side",
+                             given, f"frames of at least {MIN_SIDE}x{MIN_SIDE} pixels")
 
 
 def _numeric_list(x: Any) -> bool:
