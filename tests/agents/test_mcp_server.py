@@ -448,3 +448,22 @@ def test_a_boolean_guidance_is_refused_before_a_model_loads(toolbox, inputs_dir)
         toolbox.predict("go", embodiment="bridge", image=str(inputs_dir / "obs.png"), guidance=True)
     assert caught.value.parameter == "guidance" and caught.value.given is True
     assert list(toolbox._policies) == loaded_before
+
+
+def test_a_model_that_returns_nan_is_an_internal_error_not_the_callers_input(server, inputs_dir, monkeypatch):
+    """Non-finite actions from the model (a broken checkpoint, float16 overflow) came back as invalid_input, telling
+    the agent to change arguments that were fine."""
+    from worldpolicy.policy import Policy
+
+    finish = Policy._finish
+
+    def nan_actions(self, prepared, out, started):
+        prediction = finish(self, prepared, out, started)
+        prediction.actions[:, 0] = np.nan
+        return prediction
+
+    monkeypatch.setattr(Policy, "_finish", nan_actions)
+    error = err(server, "predict_actions", {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs.png"),
+                                            "steps": 1})
+    assert error["type"] == "internal_error" and "parameter" not in error, error
+    assert "the model returned NaN or inf" in error["message"] and "keeps them" in error["message"], error

@@ -416,7 +416,10 @@ class Toolbox:
                 progress=lambda done, total: report(done, total, f"denoising step {done}/{total}"),
             )[0]
         run_dir = self._new_run_dir(mode)
-        write_run(prediction, run_dir)
+        try:
+            write_run(prediction, run_dir)
+        except ValueError as exc:  # what the model returned (NaN actions) is unwritable: not the caller's input
+            raise RuntimeError(str(exc)) from exc
         files = self._run_files(run_dir)
         if animate:
             from ..viz.report import write_report
