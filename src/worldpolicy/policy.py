@@ -65,6 +65,19 @@ def _request(method: str, observation: Any, prompt: str, fixed: dict[str, Any], 
     return PolicyRequest(observation, prompt, **fixed, **options)
 
 
+def check_requests(requests: Any) -> None:
+    """`act_batch`'s argument (local or remote): a list of `PolicyRequest`; a lone request, the likeliest slip, is
+    named with how to pass it."""
+    if isinstance(requests, PolicyRequest):
+        raise TypeError("requests must be a list of PolicyRequest, got one PolicyRequest: pass [request]")
+    if not isinstance(requests, (list, tuple)):
+        raise TypeError(f"requests must be a list of PolicyRequest, got {type(requests).__name__}")
+    wrong = [(i, type(r).__name__) for i, r in enumerate(requests) if not isinstance(r, PolicyRequest)]
+    if wrong:
+        raise TypeError(f"requests must be a list of PolicyRequest, got requests[{wrong[0][0]}] of type "
+                        f"{wrong[0][1]}" + (f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""))
+
+
 EMBODIMENT_FILE = "embodiment.json"  # a checkpoint's own embodiment, written by `worldpolicy train`
 TRAINER_STATE_FILE = "trainer_state.json"  # the run's step and config (its objectives), in each checkpoint it saves
 
@@ -292,8 +305,7 @@ class Policy:
 
     def act_batch(self, requests: list[PolicyRequest], progress: Callable[[int, int], None] | None = None) -> list[Prediction]:
         """Run several requests together: their denoising steps share forward passes (grouped by step count)."""
-        if not isinstance(requests, (list, tuple)) or not all(isinstance(r, PolicyRequest) for r in requests):
-            raise TypeError("act_batch expects a list of PolicyRequest")
+        check_requests(requests)
         started = time.perf_counter()
         next_seed = self._next_seed
         prepared = []

@@ -1071,3 +1071,15 @@ def test_state_keys_are_the_two_roles_and_a_state_row_without_them_asks_for_stat
                                          r"state_keys"):
         policy._state_row(PolicyRequest({"observation/image": rgb}, "x"))
     assert policy._state_row(PolicyRequest({"observation/image": rgb}, "x", state=[0.0, 0.0, 0.0])) is not None
+
+
+@pytest.mark.parametrize(("requests", "message"), [
+    (worldpolicy.PolicyRequest(np.zeros((64, 64, 3), np.uint8), "x"), "got one PolicyRequest: pass [request]"),
+    ({"observation": None, "prompt": "x"}, "got dict"),
+    ([worldpolicy.PolicyRequest(np.zeros((64, 64, 3), np.uint8), "x"), {"prompt": "x"}], "got requests[1] of type dict"),
+])
+def test_act_batch_names_what_it_was_given_instead_of_a_list_of_requests(tiny_policy, requests, message):
+    """'act_batch expects a list of PolicyRequest' said neither what was given nor, for the likeliest slip (one
+    request), how to pass it."""
+    with pytest.raises(TypeError, match=re.escape(f"requests must be a list of PolicyRequest, {message}")):
+        tiny_policy.act_batch(requests)
