@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import anyio
@@ -467,3 +468,18 @@ def test_a_model_that_returns_nan_is_an_internal_error_not_the_callers_input(ser
                                             "steps": 1})
     assert error["type"] == "internal_error" and "parameter" not in error, error
     assert "the model returned NaN or inf" in error["message"] and "keeps them" in error["message"], error
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("dtype", "float8", "dtype='float8' is not supported; accepted: float32"),
+    ("device", "tpu", "device='tpu' is not a torch device"),
+    ("chunk_size", 6, "chunk_size=6 is not accepted"),
+    ("resolution_tier", 300, "resolution_tier=300 is not supported; accepted: [256,"),
+])
+def test_a_bad_load_option_fails_when_the_server_is_configured(tmp_path, option, value, message):
+    """`worldpolicy mcp --dtype float8` started serving, and every tool call then failed as an invalid_input naming
+    none of the agent's arguments."""
+    from worldpolicy.agents import ToolboxConfig
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ToolboxConfig(output_dir=tmp_path, **{option: value})

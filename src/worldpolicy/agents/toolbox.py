@@ -92,6 +92,18 @@ class ToolboxConfig:
         self.input_roots = tuple(Path(p).resolve() for p in roots)
         if not isinstance(self.max_loaded, int) or self.max_loaded < 1:
             raise ValueError(f"max_loaded={self.max_loaded!r} must be an integer >= 1")
+        # how every checkpoint loads: a bad value would otherwise fail each tool call once the server is up, as an
+        # invalid_input naming none of the agent's arguments
+        from ..processing.observations import check_chunk_size, resolution_bins
+
+        if self.chunk_size is not None:
+            check_chunk_size(self.chunk_size)
+        if self.resolution_tier is not None:
+            resolution_bins(self.resolution_tier)
+        if self.device is not None or self.dtype is not None:
+            from ..engine.loading import resolve_device, resolve_dtype
+
+            resolve_dtype(self.dtype, resolve_device(self.device))
 
 
 def _unique_names(paths: Sequence[Path]) -> list[str]:
