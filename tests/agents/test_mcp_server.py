@@ -483,3 +483,20 @@ def test_a_bad_load_option_fails_when_the_server_is_configured(tmp_path, option,
 
     with pytest.raises(ValueError, match=re.escape(message)):
         ToolboxConfig(output_dir=tmp_path, **{option: value})
+
+
+def test_the_server_takes_shipped_as_a_checkpoint_dir_as_predict_takes_it(tmp_path, monkeypatch):
+    """`worldpolicy mcp --checkpoint-dir shipped` was refused as a folder that does not exist, so trying the agent
+    tools without weights of one's own meant finding the package's folder."""
+    from worldpolicy.agents import mcp_server
+    from worldpolicy.cli import main
+    from worldpolicy.models import shipped_model
+
+    served = []
+    monkeypatch.setattr(mcp_server, "run_server", lambda config, *args: served.append(config))
+    assert main(["mcp", "--checkpoint-dir", "shipped", "--output-dir", str(tmp_path / "runs")]) == 0
+    from worldpolicy.agents import Toolbox
+
+    listed = Toolbox(served[0]).list_checkpoints()["checkpoints"]
+    assert [(c["name"], c["path"], c["embodiment"]) for c in listed] == [
+        ("panda_reach", str(shipped_model().resolve()), "panda_reach")]
