@@ -500,3 +500,18 @@ def test_the_server_takes_shipped_as_a_checkpoint_dir_as_predict_takes_it(tmp_pa
     listed = Toolbox(served[0]).list_checkpoints()["checkpoints"]
     assert [(c["name"], c["path"], c["embodiment"]) for c in listed] == [
         ("panda_reach", str(shipped_model().resolve()), "panda_reach")]
+
+
+def test_what_the_cli_would_log_about_a_call_is_in_its_warnings(server, inputs_dir):
+    """A clip shorter than chunk_size+1 frames (its last frame repeated: the later action rows explain copies of it)
+    and actions far outside the training range were logged on the server only; the agent's result said `[]`."""
+    short = ok(server, "infer_actions", {"prompt": "go", "embodiment": "bridge", "video": str(inputs_dir / "short.mp4"),
+                                         "steps": 1})
+    assert any("video has 2 frames; using 5 (chunk_size+1), repeating the last: only the first 1 action rows" in w
+               for w in short["warnings"]), short["warnings"]
+    far = ok(server, "imagine_rollout", {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs.png"),
+                                         "actions": [[1000.0] * 10] * 4, "steps": 1})
+    assert any("far outside what embodiment 'bridge' was trained on" in w for w in far["warnings"]), far["warnings"]
+    clean = ok(server, "infer_actions", {"prompt": "go", "embodiment": "bridge", "video": str(inputs_dir / "clip.mp4"),
+                                         "steps": 1})
+    assert clean["warnings"] == []

@@ -14,7 +14,8 @@ import logging
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -420,13 +421,15 @@ class Toolbox:
 
         report = progress or (lambda *_: None)
         report(0, None, f"loading {ckpt.name} for {emb.key}")
-        policy = self.policy(ckpt, emb)
-        report(0, None, "sampling")
-        with self._run_lock:
-            prediction = policy.act_batch(
-                [PolicyRequest(mode=mode, **request)],
-                progress=lambda done, total: report(done, total, f"denoising step {done}/{total}"),
-            )[0]
+        with _logged_warnings() as logged:  # what the CLI would log about this call: a short clip, units, ...
+            policy = self.policy(ckpt, emb)
+            report(0, None, "sampling")
+            with self._run_lock:
+                prediction = policy.act_batch(
+                    [PolicyRequest(mode=mode, **request)],
+                    progress=lambda done, total: report(done, total, f"denoising step {done}/{total}"),
+                )[0]
+        warnings = [*warnings, *(w for w in logged if w not in warnings)]
         run_dir = self._new_run_dir(mode)
         try:
             write_run(prediction, run_dir)
@@ -701,6 +704,29 @@ class Toolbox:
             "run_dir": str(out),
             "files": {"report": str(page), "outputs": [str(p) for p in paths]},
         }
+
+
+@contextmanager
+def _logged_warnings() -> Iterator[list[str]]:
+    """The warnings worldpolicy logs in this thread while the block runs (loading the checkpoint, preparing the
+    request: a clip shorter than chunk_size+1 frames, actions or a state far outside the training range, a clip at
+    another frame rate, a checkpoint trained for another embodiment). The command line shows them on stderr; an agent
+    reads only the result, so they go in its `warnings`."""
+    said: list[str] = []
+    thread = threading.get_ident()
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.thread == thread:
+                said.append(record.getMessage())
+
+    handler = Collect(logging.WARNING)
+    package = logging.getLogger("worldpolicy")
+    package.addHandler(handler)
+    try:
+        yield said
+    finally:
+        package.removeHandler(handler)
 
 
 def _default_embodiment(checkpoint: Path) -> dict[str, Any]:
