@@ -515,3 +515,13 @@ def test_what_the_cli_would_log_about_a_call_is_in_its_warnings(server, inputs_d
     clean = ok(server, "infer_actions", {"prompt": "go", "embodiment": "bridge", "video": str(inputs_dir / "clip.mp4"),
                                          "steps": 1})
     assert clean["warnings"] == []
+
+
+@pytest.mark.parametrize("option", ["episodes", "seed", "max_steps"])
+def test_a_boolean_sim_count_is_refused(toolbox, option):
+    """evaluate_sim(episodes=True) ran one episode and reported `episodes: true`."""
+    from worldpolicy.agents import ToolInputError
+
+    with pytest.raises(ToolInputError) as caught:
+        toolbox.evaluate_sim("reach", "scripted", **{option: True})
+    assert caught.value.parameter == option and caught.value.given is True

@@ -269,9 +269,9 @@ class Toolbox:
 
     @staticmethod
     def _sampling(seed: Any, steps: Any, guidance: Any) -> None:
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63):
+        if seed is not None and (not _integer(seed) or not 0 <= seed < 2**63):
             raise ToolInputError("seed", "must be an integer in [0, 2**63)", seed)
-        if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= MAX_STEPS):
+        if steps is not None and (not _integer(steps) or not 1 <= steps <= MAX_STEPS):
             raise ToolInputError("steps", f"must be an integer in [1, {MAX_STEPS}]", steps)
         if guidance is not None and (not isinstance(guidance, (int, float)) or isinstance(guidance, bool)
                                      or not 0 <= guidance <= 50):
@@ -652,11 +652,11 @@ class Toolbox:
             raise ToolInputError("policy", f"simulation is unavailable: {exc}") from None  # names a missing extra
         if task not in list_tasks():
             raise ToolInputError("task", "unknown task", task, list_tasks())
-        if not isinstance(episodes, int) or not 1 <= episodes <= MAX_SIM_EPISODES:
+        if not _integer(episodes) or not 1 <= episodes <= MAX_SIM_EPISODES:
             raise ToolInputError("episodes", f"must be an integer in [1, {MAX_SIM_EPISODES}]", episodes)
-        if not isinstance(seed, int) or seed < 0:
+        if not _integer(seed) or seed < 0:
             raise ToolInputError("seed", "must be a non-negative integer", seed)
-        if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
+        if max_steps is not None and (not _integer(max_steps) or max_steps < 1):
             raise ToolInputError("max_steps", "must be a positive integer", max_steps)
         if embodiment is not None:
             embodiment = self._embodiment(embodiment).key
@@ -785,6 +785,11 @@ def _check_size(frames: np.ndarray, parameter: str, given: Any) -> None:
     if min(height, width) < MIN_SIDE:
         raise ToolInputError(parameter, f"is {height}x{width} pixels; the model needs at least {MIN_SIDE} per side",
                              given, f"frames of at least {MIN_SIDE}x{MIN_SIDE} pixels")
+
+
+def _integer(x: Any) -> bool:
+    """An int that is not a bool (True would run one episode, with seed 1)."""
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 def _numeric_list(x: Any) -> bool:
