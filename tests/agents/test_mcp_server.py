@@ -401,7 +401,42 @@ def test_an_actions_file_with_non_finite_values_is_refused_as_such(server, toolb
     path.write_text(json.dumps({"actions": rows}))
     error = err(server, "imagine_rollout", {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs.png"),
                                             "actions_file": str(path)})
-    assert error["parameter"] == "actions_file" and "contains NaN or inf" in error["message"], error
+    assert error["parameter"] == "actions_file" and "NaN or inf at row 2, column 'r0'" in error["message"], error
+
+
+def test_an_actions_file_is_read_as_every_other_reader_reads_it(server, toolbox, inputs_dir):
+    """The tools read an actions file themselves: `"normalized": true` values were taken as physical, millimetres as
+    metres and a future schema as this one, and columns in another order were refused (the CLI matches them by name)."""
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.processing.actions import to_physical
+
+    e = get_embodiment("bridge")
+    columns = list(e.columns)
+    model = np.linspace(-0.5, 0.5, 4 * e.action_dim).reshape(4, e.action_dim)
+
+    def imagine(name, doc):
+        path = toolbox.config.output_dir / f"{name}.json"
+        path.write_text(json.dumps(doc))
+        args = {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs.png"), "actions_file": str(path),
+                "steps": 1}
+        return call(server, "imagine_rollout", args)[1]
+
+    normalized = imagine("normalized", {"actions": model.tolist(), "columns": columns, "normalized": True})
+    assert not normalized.is_error
+    np.testing.assert_allclose(normalized.structured_content["actions"], to_physical(e, model), atol=1e-6)
+    reordered = imagine("reordered", {"actions": model[:, ::-1].tolist(), "columns": columns[::-1],
+                                      "normalized": True})
+    np.testing.assert_allclose(reordered.structured_content["actions"], to_physical(e, model), atol=1e-6)
+    for name, doc, fragment in [
+        ("millimetres", {"actions": model.tolist(), "columns": columns, "units": ["mm"] * 3 + list(e.units[3:])},
+         "tx in 'mm' (expected 'm')"),
+        ("future", {"schema": "worldpolicy.actions/v2", "actions": model.tolist(), "columns": columns},
+         "schema 'worldpolicy.actions/v2' is not supported"),
+    ]:
+        result = imagine(name, doc)
+        assert result.is_error, name
+        error = result.structured_content["error"]
+        assert error["parameter"] == "actions_file" and fragment in error["message"], error
 
 
 def test_one_cameras_image_for_a_multi_camera_model_is_warned_in_the_result(server, inputs_dir):

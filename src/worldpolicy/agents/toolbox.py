@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from ..processing.prompts import check_length
-from ..results import actions_from_json
 
 logger = logging.getLogger(__name__)
 
@@ -334,48 +333,34 @@ class Toolbox:
             raise ToolInputError("state", "contains NaN or inf", state, accepted)
         return values
 
-    def _actions(self, emb, actions: Any, actions_file: str | None) -> np.ndarray:
+    def _actions(self, emb, actions: Any, actions_file: str | None) -> tuple[np.ndarray, str]:
+        """The actions to roll forward and their space: `actions` rows in physical units, or an actions file read as
+        every other reader reads it (`processing.actions.load_actions`: its columns by name, its units, `normalized`,
+        the schema version), into model space."""
+        accepted = f"[T, {emb.action_dim}] with columns {list(emb.columns)}"
         if (actions is None) == (actions_file is None):
             raise ToolInputError(
-                "actions",
-                "give exactly one of actions ([[...], ...] physical units) or actions_file",
-                None,
-                f"[T, {emb.action_dim}] columns {list(emb.columns)}",
+                "actions", "give exactly one of actions ([[...], ...] physical units) or actions_file", None, accepted
             )
         if actions_file is not None:
+            from ..processing.actions import load_actions
+
             path = self._input_file("actions_file", actions_file, (".json",))
-            try:
-                doc = json.loads(path.read_text())
-            except json.JSONDecodeError as exc:
-                raise ToolInputError("actions_file", f"not valid JSON: {exc}", actions_file) from None
-            if isinstance(doc, dict) and "actions" in doc:
-                if doc.get("columns") not in (None, list(emb.columns)):
-                    raise ToolInputError(
-                        "actions_file",
-                        f"its columns do not match embodiment {emb.key!r}",
-                        doc.get("columns"),
-                        list(emb.columns),
-                    )
-                doc = doc["actions"]
-            actions, parameter = actions_from_json(doc), "actions_file"  # null: a non-finite value, refused below
-        else:
-            parameter = "actions"
+            try:  # the run warns of values far outside the training range, once, in the result
+                return load_actions(path, emb, warn=False), "normalized"
+            except ValueError as exc:
+                raise ToolInputError("actions_file", str(exc), actions_file, accepted) from None
         try:
             a = np.asarray(actions, dtype=np.float64) if _numeric_list(actions) else None
         except ValueError:  # ragged rows
             a = None
         if a is None:
-            raise ToolInputError(parameter, "expected a list of equal-length rows of numbers", _jsonable(actions))
+            raise ToolInputError("actions", "expected a list of equal-length rows of numbers", _jsonable(actions))
         if a.ndim != 2 or a.shape[1] != emb.action_dim or a.shape[0] < 1:
-            raise ToolInputError(
-                parameter,
-                f"wrong action width for embodiment {emb.key!r}",
-                list(a.shape),
-                f"[T, {emb.action_dim}] with columns {list(emb.columns)}",
-            )
+            raise ToolInputError("actions", f"wrong action width for embodiment {emb.key!r}", list(a.shape), accepted)
         if not np.all(np.isfinite(a)):
-            raise ToolInputError(parameter, "contains NaN or inf", None)
-        return a
+            raise ToolInputError("actions", "contains NaN or inf", None)
+        return a, "physical"
 
     # -- policies ---------------------------------------------------------------------------------------------
 
@@ -532,7 +517,7 @@ class Toolbox:
         ckpt, emb = self._model(checkpoint, embodiment)
         prompt = self._prompt(prompt)
         self._sampling(seed, steps, guidance)
-        a = self._actions(emb, actions, actions_file)
+        a, space = self._actions(emb, actions, actions_file)
         obs, state, warnings = self._observation(emb, image, images, state)
         return self._run(
             "forward_dynamics",
@@ -544,6 +529,7 @@ class Toolbox:
             observation=obs,
             prompt=prompt,
             actions=a,
+            actions_space=space,
             state=state,
             seed=seed,
             steps=steps,
