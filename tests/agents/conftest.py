@@ -31,6 +31,7 @@ def inputs_dir(tmp_path_factory):
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(d / "tiny.png")
     write_video(d / "tiny.mp4", np.zeros((5, 8, 8, 3), np.uint8), fps=15)
     write_video(d / "short.mp4", rng.integers(0, 255, (2, 64, 96, 3), dtype=np.uint8), fps=15)
+    Image.fromarray(rng.integers(0, 65535, (72, 96), dtype=np.uint16)).save(d / "obs16.tif")
     return d
 
 

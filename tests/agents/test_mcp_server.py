@@ -560,3 +560,12 @@ def test_a_boolean_sim_count_is_refused(toolbox, option):
     with pytest.raises(ToolInputError) as caught:
         toolbox.evaluate_sim("reach", "scripted", **{option: True})
     assert caught.value.parameter == option and caught.value.given is True
+
+
+def test_image_files_are_the_ones_the_command_line_reads(server, inputs_dir):
+    """The tools had their own list of image suffixes, without the TIFF (16-bit, float) `--image` takes."""
+    result = ok(server, "predict_actions", {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs16.tif"),
+                                            "steps": 1})
+    assert result["mode"] == "policy"
+    error = err(server, "predict_actions", {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "notes.txt")})
+    assert ".tif" in error["accepted"] and ".png" in error["accepted"], error

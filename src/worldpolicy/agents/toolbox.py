@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..processing import observations
 from ..processing.prompts import check_length
 
 logger = logging.getLogger(__name__)
@@ -31,8 +32,9 @@ __all__ = ["Progress", "ToolInputError", "Toolbox", "ToolboxConfig", "error_payl
 Progress = Callable[[float, "float | None", str], None]
 MAX_STEPS = 100
 MAX_SIM_EPISODES = 20
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
+# the files the command line reads (TIFF, 16-bit and float included), as the accepted list an error names
+IMAGE_SUFFIXES = tuple(sorted(observations.IMAGE_SUFFIXES))
+VIDEO_SUFFIXES = tuple(sorted(observations.VIDEO_SUFFIXES))
 
 
 class ToolInputError(ValueError):
