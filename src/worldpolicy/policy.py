@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -28,6 +29,7 @@ from .processing.observations import (
     load_frames,
     prepare_canvas,
     resolution_bins,
+    single_view_warning,
 )
 from .processing.prompts import build_caption, check_task, tokenize
 from .results import MODES, Prediction
@@ -61,6 +63,19 @@ def _request(method: str, observation: Any, prompt: str, fixed: dict[str, Any], 
             why = f"{method}() sets {key} itself" if key in fixed else f"{method}() got an unknown option {key}={value!r}"
             raise TypeError(f"{why}; accepted: {', '.join(accepted)}")
     return PolicyRequest(observation, prompt, **fixed, **options)
+
+
+def check_requests(requests: Any) -> None:
+    """`act_batch`'s argument (local or remote): a list of `PolicyRequest`; a lone request, the likeliest slip, is
+    named with how to pass it."""
+    if isinstance(requests, PolicyRequest):
+        raise TypeError("requests must be a list of PolicyRequest, got one PolicyRequest: pass [request]")
+    if not isinstance(requests, (list, tuple)):
+        raise TypeError(f"requests must be a list of PolicyRequest, got {type(requests).__name__}")
+    wrong = [(i, type(r).__name__) for i, r in enumerate(requests) if not isinstance(r, PolicyRequest)]
+    if wrong:
+        raise TypeError(f"requests must be a list of PolicyRequest, got requests[{wrong[0][0]}] of type "
+                        f"{wrong[0][1]}" + (f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""))
 
 
 EMBODIMENT_FILE = "embodiment.json"  # a checkpoint's own embodiment, written by `worldpolicy train`
@@ -167,6 +182,7 @@ class Policy:
         self.source = source
         self._next_seed = None if seed is None else check_seed(seed)
         self._state_warnings: set[tuple[str, ...]] = set()  # a control loop sends the same wrong state every call
+        self._view_warnings: set[tuple[int, int]] = set()  # ... and the same one-camera image: said once per shape
         self._untrained = untrained_modes(source) if source else {}  # each warned about once, at its first request
         check_action_head(engine.transformer.config, source, embodiment)
 
@@ -289,8 +305,7 @@ class Policy:
 
     def act_batch(self, requests: list[PolicyRequest], progress: Callable[[int, int], None] | None = None) -> list[Prediction]:
         """Run several requests together: their denoising steps share forward passes (grouped by step count)."""
-        if not isinstance(requests, (list, tuple)) or not all(isinstance(r, PolicyRequest) for r in requests):
-            raise TypeError("act_batch expects a list of PolicyRequest")
+        check_requests(requests)
         started = time.perf_counter()
         next_seed = self._next_seed
         prepared = []
@@ -374,10 +389,11 @@ class Policy:
         state = _numbers(state, "state")
         if state.ndim == 2 and state.shape[1] == e.action_dim:  # a history [T, dim]: the row the chunk starts from
             state = state[0 if request.mode == "inverse_dynamics" else -1]
+        if state.size != e.action_dim:
+            # rows of joints alone ([T, 7] for droid) read as "21 values" said nothing of the shape that was wrong
+            raise ValueError(f"state has shape {tuple(state.shape)} but embodiment {e.key!r} expects {e.action_dim} "
+                             f"values ({', '.join(e.columns)}) or rows [T, {e.action_dim}]")
         state = state.reshape(-1)
-        if state.shape[0] != e.action_dim:
-            raise ValueError(f"state has {state.shape[0]} values but embodiment {e.key!r} expects {e.action_dim} "
-                             f"({', '.join(e.columns)})")
         if not np.all(np.isfinite(state)):
             raise ValueError("state contains NaN or inf")
         model = to_model(e, state[None])
@@ -385,6 +401,19 @@ class Policy:
                           f"state (observation[{e.state_keys['joints']!r}], observation[{e.state_keys['gripper']!r}])",
                           said=self._state_warnings)
         return model[0]
+
+    def _warn_single_view(self, height: int, width: int) -> None:
+        """An in-memory image for an embodiment that composes several cameras is taken as that composite; one shaped
+        like a single camera's view is said once per shape, as the command line and the agent tools say it of a file
+        (they read files before the model loads, so a file path is left to them)."""
+        if (height, width) in self._view_warnings:
+            return
+        e = self.embodiment
+        message = single_view_warning(e, "the observation", height, width,
+                                      "an observation dict {" + ", ".join(f"{k!r}: image" for k in e.camera_keys) + "}")
+        if message is not None:
+            self._view_warnings.add((height, width))
+            logger.warning("%s", message)
 
     def _prepare(self, request: PolicyRequest):
         from .engine import EngineRequest
@@ -440,6 +469,8 @@ class Policy:
                                "action rows explain frames of the clip (settings real_rows)", frames.shape[0],
                                num_frames, real_rows)
             canvas, info = prepare_canvas(frames, self.resolution_tier, num_frames, e.snap_to_16)
+        if not isinstance(obs, (Mapping, str, os.PathLike)):  # a file: the CLI and agent tools said it
+            self._warn_single_view(*frames.shape[1:3])
         caption = build_caption(e.prompt_format, request.prompt, e.view_point, num_frames, e.fps,
                                 info.canvas_h, info.canvas_w, e.view_description)
         tokenizer = self.engine.tokenizer

@@ -25,6 +25,13 @@ def inputs_dir(tmp_path_factory):
     Image.fromarray(rng.integers(0, 255, (72, 96, 3), dtype=np.uint8)).save(d / "obs.png")
     (d / "notes.txt").write_text("not an image")
     (d / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 16)
+    from worldpolicy.processing.video import write_video
+
+    write_video(d / "clip.mp4", rng.integers(0, 255, (5, 64, 96, 3), dtype=np.uint8), fps=5)  # bridge's rate
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(d / "tiny.png")
+    write_video(d / "tiny.mp4", np.zeros((5, 8, 8, 3), np.uint8), fps=15)
+    write_video(d / "short.mp4", rng.integers(0, 255, (2, 64, 96, 3), dtype=np.uint8), fps=15)
+    Image.fromarray(rng.integers(0, 65535, (72, 96), dtype=np.uint16)).save(d / "obs16.tif")
     return d
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import anyio
@@ -204,6 +205,25 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
             "equal-length",
         ),
         ("infer_actions", {"prompt": "go", "embodiment": "bridge", "video": "gone.mp4"}, "video", "does not exist"),
+        # a state-conditioned embodiment's state is checked before the model loads, as predict_actions checks it
+        ("infer_actions", {"prompt": "go", "embodiment": "droid", "video": "clip.mp4", "state": [0.0] * 7}, "state",
+         "has 7 values"),
+        ("infer_actions", {"prompt": "go", "embodiment": "droid", "video": "clip.mp4"}, "state", "conditions on"),
+        ("infer_actions", {"prompt": "go", "embodiment": "bridge", "video": "clip.mp4", "state": [0.0] * 8}, "state",
+         "does not take"),
+        ("predict_actions", {"prompt": "go", "embodiment": "droid", "image": "obs.png", "state": [0.0] * 7}, "state",
+         "has 7 values"),
+        # frames too small for the model are refused before it loads, naming the argument, as a corrupt file is
+        ("predict_actions", {"prompt": "go", "embodiment": "bridge", "image": "tiny.png"}, "image", "is 8x8 pixels"),
+        ("infer_actions", {"prompt": "go", "embodiment": "bridge", "video": "tiny.mp4"}, "video", "is 8x8 pixels"),
+        (
+            "predict_actions",
+            {"prompt": "go", "embodiment": "droid/joint_pos", "state": [0.0] * 8,
+             "images": {"observation/wrist_image_left": "tiny.png", "observation/exterior_image_1_left": "obs.png",
+                        "observation/exterior_image_2_left": "obs.png"}},
+            "images[observation/wrist_image_left]",
+            "is 8x8 pixels",
+        ),
         ("visualize_actions", {"path": "nowhere"}, "path", "does not exist"),
         ("visualize_actions", {"path": "/etc"}, "path", "outside"),  # a folder: its actions.json is looked for
         ("predict_actions", {"prompt": "go", "embodiment": "bridge", "image": "corrupt.png"}, "image", "cannot read"),
@@ -381,7 +401,42 @@ def test_an_actions_file_with_non_finite_values_is_refused_as_such(server, toolb
     path.write_text(json.dumps({"actions": rows}))
     error = err(server, "imagine_rollout", {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs.png"),
                                             "actions_file": str(path)})
-    assert error["parameter"] == "actions_file" and "contains NaN or inf" in error["message"], error
+    assert error["parameter"] == "actions_file" and "NaN or inf at row 2, column 'r0'" in error["message"], error
+
+
+def test_an_actions_file_is_read_as_every_other_reader_reads_it(server, toolbox, inputs_dir):
+    """The tools read an actions file themselves: `"normalized": true` values were taken as physical, millimetres as
+    metres and a future schema as this one, and columns in another order were refused (the CLI matches them by name)."""
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.processing.actions import to_physical
+
+    e = get_embodiment("bridge")
+    columns = list(e.columns)
+    model = np.linspace(-0.5, 0.5, 4 * e.action_dim).reshape(4, e.action_dim)
+
+    def imagine(name, doc):
+        path = toolbox.config.output_dir / f"{name}.json"
+        path.write_text(json.dumps(doc))
+        args = {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs.png"), "actions_file": str(path),
+                "steps": 1}
+        return call(server, "imagine_rollout", args)[1]
+
+    normalized = imagine("normalized", {"actions": model.tolist(), "columns": columns, "normalized": True})
+    assert not normalized.is_error
+    np.testing.assert_allclose(normalized.structured_content["actions"], to_physical(e, model), atol=1e-6)
+    reordered = imagine("reordered", {"actions": model[:, ::-1].tolist(), "columns": columns[::-1],
+                                      "normalized": True})
+    np.testing.assert_allclose(reordered.structured_content["actions"], to_physical(e, model), atol=1e-6)
+    for name, doc, fragment in [
+        ("millimetres", {"actions": model.tolist(), "columns": columns, "units": ["mm"] * 3 + list(e.units[3:])},
+         "tx in 'mm' (expected 'm')"),
+        ("future", {"schema": "worldpolicy.actions/v2", "actions": model.tolist(), "columns": columns},
+         "schema 'worldpolicy.actions/v2' is not supported"),
+    ]:
+        result = imagine(name, doc)
+        assert result.is_error, name
+        error = result.structured_content["error"]
+        assert error["parameter"] == "actions_file" and fragment in error["message"], error
 
 
 def test_one_cameras_image_for_a_multi_camera_model_is_warned_in_the_result(server, inputs_dir):
@@ -417,3 +472,100 @@ def test_images_for_an_embodiment_without_a_composite_name_the_one_camera_it_see
     assert one["chunk_size"] == 4 and one["warnings"] == []
     error = err(server, "predict_actions", {**base, "images": {k: str(inputs_dir / "obs.png") for k in keys}})
     assert error["parameter"] == "images" and "it sees one camera, not a composite; given" in error["message"], error
+
+
+def test_a_boolean_guidance_is_refused_before_a_model_loads(toolbox, inputs_dir):
+    """guidance=True (a Strands or Python caller) passed the toolbox's number check and was refused by the policy only
+    after the checkpoint loaded, naming no parameter."""
+    from worldpolicy.agents import ToolInputError
+
+    loaded_before = list(toolbox._policies)
+    with pytest.raises(ToolInputError) as caught:
+        toolbox.predict("go", embodiment="bridge", image=str(inputs_dir / "obs.png"), guidance=True)
+    assert caught.value.parameter == "guidance" and caught.value.given is True
+    assert list(toolbox._policies) == loaded_before
+
+
+def test_a_model_that_returns_nan_is_an_internal_error_not_the_callers_input(server, inputs_dir, monkeypatch):
+    """Non-finite actions from the model (a broken checkpoint, float16 overflow) came back as invalid_input, telling
+    the agent to change arguments that were fine."""
+    from worldpolicy.policy import Policy
+
+    finish = Policy._finish
+
+    def nan_actions(self, prepared, out, started):
+        prediction = finish(self, prepared, out, started)
+        prediction.actions[:, 0] = np.nan
+        return prediction
+
+    monkeypatch.setattr(Policy, "_finish", nan_actions)
+    error = err(server, "predict_actions", {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs.png"),
+                                            "steps": 1})
+    assert error["type"] == "internal_error" and "parameter" not in error, error
+    assert "the model returned NaN or inf" in error["message"] and "keeps them" in error["message"], error
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("dtype", "float8", "dtype='float8' is not supported; accepted: float32"),
+    ("device", "tpu", "device='tpu' is not a torch device"),
+    ("chunk_size", 6, "chunk_size=6 is not accepted"),
+    ("resolution_tier", 300, "resolution_tier=300 is not supported; accepted: [256,"),
+])
+def test_a_bad_load_option_fails_when_the_server_is_configured(tmp_path, option, value, message):
+    """`worldpolicy mcp --dtype float8` started serving, and every tool call then failed as an invalid_input naming
+    none of the agent's arguments."""
+    from worldpolicy.agents import ToolboxConfig
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ToolboxConfig(output_dir=tmp_path, **{option: value})
+
+
+def test_the_server_takes_shipped_as_a_checkpoint_dir_as_predict_takes_it(tmp_path, monkeypatch):
+    """`worldpolicy mcp --checkpoint-dir shipped` was refused as a folder that does not exist, so trying the agent
+    tools without weights of one's own meant finding the package's folder."""
+    from worldpolicy.agents import mcp_server
+    from worldpolicy.cli import main
+    from worldpolicy.models import shipped_model
+
+    served = []
+    monkeypatch.setattr(mcp_server, "run_server", lambda config, *args: served.append(config))
+    assert main(["mcp", "--checkpoint-dir", "shipped", "--output-dir", str(tmp_path / "runs")]) == 0
+    from worldpolicy.agents import Toolbox
+
+    listed = Toolbox(served[0]).list_checkpoints()["checkpoints"]
+    assert [(c["name"], c["path"], c["embodiment"]) for c in listed] == [
+        ("panda_reach", str(shipped_model().resolve()), "panda_reach")]
+
+
+def test_what_the_cli_would_log_about_a_call_is_in_its_warnings(server, inputs_dir):
+    """A clip shorter than chunk_size+1 frames (its last frame repeated: the later action rows explain copies of it)
+    and actions far outside the training range were logged on the server only; the agent's result said `[]`."""
+    short = ok(server, "infer_actions", {"prompt": "go", "embodiment": "bridge", "video": str(inputs_dir / "short.mp4"),
+                                         "steps": 1})
+    assert any("video has 2 frames; using 5 (chunk_size+1), repeating the last: only the first 1 action rows" in w
+               for w in short["warnings"]), short["warnings"]
+    far = ok(server, "imagine_rollout", {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs.png"),
+                                         "actions": [[1000.0] * 10] * 4, "steps": 1})
+    assert any("far outside what embodiment 'bridge' was trained on" in w for w in far["warnings"]), far["warnings"]
+    clean = ok(server, "infer_actions", {"prompt": "go", "embodiment": "bridge", "video": str(inputs_dir / "clip.mp4"),
+                                         "steps": 1})
+    assert clean["warnings"] == []
+
+
+@pytest.mark.parametrize("option", ["episodes", "seed", "max_steps"])
+def test_a_boolean_sim_count_is_refused(toolbox, option):
+    """evaluate_sim(episodes=True) ran one episode and reported `episodes: true`."""
+    from worldpolicy.agents import ToolInputError
+
+    with pytest.raises(ToolInputError) as caught:
+        toolbox.evaluate_sim("reach", "scripted", **{option: True})
+    assert caught.value.parameter == option and caught.value.given is True
+
+
+def test_image_files_are_the_ones_the_command_line_reads(server, inputs_dir):
+    """The tools had their own list of image suffixes, without the TIFF (16-bit, float) `--image` takes."""
+    result = ok(server, "predict_actions", {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs16.tif"),
+                                            "steps": 1})
+    assert result["mode"] == "policy"
+    error = err(server, "predict_actions", {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "notes.txt")})
+    assert ".tif" in error["accepted"] and ".png" in error["accepted"], error

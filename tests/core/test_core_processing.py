@@ -1,6 +1,7 @@
 """Processing rules: observation inputs, canvas bins, chunk sizes, prompts, actions in/out, the registry."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -867,6 +868,39 @@ def test_a_state_history_conditions_on_the_row_the_chunk_starts_from(tiny_checkp
         policy._state_row(worldpolicy.PolicyRequest(image, "x", mode="inverse_dynamics", state=rows)), first)
 
 
+@pytest.mark.parametrize("state", [np.zeros(7), np.zeros((3, 7)), np.zeros((8, 3)), np.zeros((2, 1, 8))])
+def test_a_state_of_the_wrong_shape_is_named_by_its_shape(tiny_checkpoint, state):
+    """Joint rows without the gripper ([T, 7]) were refused as "state has 21 values": the shape given and the two
+    accepted (a row, or rows) are named."""
+    policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid", chunk_size=16)
+    image = np.zeros((64, 64, 3), np.uint8)
+    with pytest.raises(ValueError, match=rf"state has shape {re.escape(str(state.shape))} but embodiment "
+                                         r"'droid/joint_pos' expects 8 values \(joint_0.*gripper\) or rows \[T, 8\]"):
+        policy._state_row(worldpolicy.PolicyRequest(image, "x", state=state))
+
+
+def test_one_cameras_image_in_memory_is_warned_about_once_as_the_cli_warns_of_a_file(tiny_checkpoint, tmp_path, caplog):
+    """policy.act(one camera's array) on a model that composes several cameras (DROID, the shipped model) ran on it as
+    if it were the composite, without the warning the command line and the agent tools give for such a file."""
+    from PIL import Image
+
+    policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid", chunk_size=16)
+    one_camera = np.zeros((90, 320, 3), np.uint8)
+    state = [0.0] * 8
+    with caplog.at_level("WARNING", logger="worldpolicy.policy"):
+        policy._prepare(worldpolicy.PolicyRequest(one_camera, "x", state=state))
+        assert ("the observation is taken as the composite the model was trained on, the 3 cameras of embodiment "
+                "'droid/joint_pos'") in caplog.text
+        assert "it is 90x320 pixels" in caplog.text
+        assert "Pass each camera instead: an observation dict {'observation/wrist_image_left': image, " in caplog.text
+        caplog.clear()
+        policy._prepare(worldpolicy.PolicyRequest(one_camera, "x", state=state))  # a control loop: said once
+        policy._prepare(worldpolicy.PolicyRequest(np.zeros((540, 640, 3), np.uint8), "x", state=state))  # composite
+        Image.fromarray(one_camera).save(tmp_path / "one.png")
+        policy._prepare(worldpolicy.PolicyRequest(str(tmp_path / "one.png"), "x", state=state))  # the CLI's: it warns
+    assert caplog.text == ""
+
+
 def test_a_state_in_the_wrong_units_is_warned_like_actions(tiny_checkpoint, caplog):
     """Joints in degrees or a 0-255 gripper conditioned the DROID policy without a word (actions were warned)."""
     policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid", chunk_size=16)
@@ -1037,3 +1071,15 @@ def test_state_keys_are_the_two_roles_and_a_state_row_without_them_asks_for_stat
                                          r"state_keys"):
         policy._state_row(PolicyRequest({"observation/image": rgb}, "x"))
     assert policy._state_row(PolicyRequest({"observation/image": rgb}, "x", state=[0.0, 0.0, 0.0])) is not None
+
+
+@pytest.mark.parametrize(("requests", "message"), [
+    (worldpolicy.PolicyRequest(np.zeros((64, 64, 3), np.uint8), "x"), "got one PolicyRequest: pass [request]"),
+    ({"observation": None, "prompt": "x"}, "got dict"),
+    ([worldpolicy.PolicyRequest(np.zeros((64, 64, 3), np.uint8), "x"), {"prompt": "x"}], "got requests[1] of type dict"),
+])
+def test_act_batch_names_what_it_was_given_instead_of_a_list_of_requests(tiny_policy, requests, message):
+    """'act_batch expects a list of PolicyRequest' said neither what was given nor, for the likeliest slip (one
+    request), how to pass it."""
+    with pytest.raises(TypeError, match=re.escape(f"requests must be a list of PolicyRequest, {message}")):
+        tiny_policy.act_batch(requests)

@@ -18,7 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=Path,
         default=[],
         metavar="DIR",
-        help="a checkpoint folder (diffusers-format or LoRA adapter), or a folder of them (repeatable)",
+        help="a checkpoint folder (diffusers-format or LoRA adapter), a folder of them, or shipped (the model in the "
+        "package); repeatable",
     )
     p.add_argument("--output-dir", type=Path, default=Path("worldpolicy_runs"),
                    help="where run folders are written (default: worldpolicy_runs)")
@@ -44,15 +45,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _mcp(args: argparse.Namespace) -> int:
     from ..cli import UsageError
+    from ..models import resolve_checkpoint
     from .mcp_server import run_server  # a missing agents extra is one line (`extras`)
     from .toolbox import ToolboxConfig
 
-    missing = [str(p) for p in args.checkpoint_dir if not p.is_dir()]
+    checkpoint_dirs = [Path(resolve_checkpoint(str(p))) for p in args.checkpoint_dir]  # `shipped`, as --checkpoint
+    missing = [str(p) for p in checkpoint_dirs if not p.is_dir()]
     if missing:
         raise UsageError(f"--checkpoint-dir {missing} does not exist")
     config = ToolboxConfig(
         output_dir=args.output_dir,
-        checkpoint_dirs=args.checkpoint_dir,
+        checkpoint_dirs=checkpoint_dirs,
         input_roots=args.input_root,
         max_loaded=args.max_loaded,
         device=args.device,

@@ -14,15 +14,16 @@ import logging
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..processing import observations
 from ..processing.prompts import check_length
-from ..results import actions_from_json
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +32,9 @@ __all__ = ["Progress", "ToolInputError", "Toolbox", "ToolboxConfig", "error_payl
 Progress = Callable[[float, "float | None", str], None]
 MAX_STEPS = 100
 MAX_SIM_EPISODES = 20
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
+# the files the command line reads (TIFF, 16-bit and float included), as the accepted list an error names
+IMAGE_SUFFIXES = tuple(sorted(observations.IMAGE_SUFFIXES))
+VIDEO_SUFFIXES = tuple(sorted(observations.VIDEO_SUFFIXES))
 
 
 class ToolInputError(ValueError):
@@ -92,6 +94,18 @@ class ToolboxConfig:
         self.input_roots = tuple(Path(p).resolve() for p in roots)
         if not isinstance(self.max_loaded, int) or self.max_loaded < 1:
             raise ValueError(f"max_loaded={self.max_loaded!r} must be an integer >= 1")
+        # how every checkpoint loads: a bad value would otherwise fail each tool call once the server is up, as an
+        # invalid_input naming none of the agent's arguments
+        from ..processing.observations import check_chunk_size, resolution_bins
+
+        if self.chunk_size is not None:
+            check_chunk_size(self.chunk_size)
+        if self.resolution_tier is not None:
+            resolution_bins(self.resolution_tier)
+        if self.device is not None or self.dtype is not None:
+            from ..engine.loading import resolve_device, resolve_dtype
+
+            resolve_dtype(self.dtype, resolve_device(self.device))
 
 
 def _unique_names(paths: Sequence[Path]) -> list[str]:
@@ -256,11 +270,12 @@ class Toolbox:
 
     @staticmethod
     def _sampling(seed: Any, steps: Any, guidance: Any) -> None:
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63):
+        if seed is not None and (not _integer(seed) or not 0 <= seed < 2**63):
             raise ToolInputError("seed", "must be an integer in [0, 2**63)", seed)
-        if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= MAX_STEPS):
+        if steps is not None and (not _integer(steps) or not 1 <= steps <= MAX_STEPS):
             raise ToolInputError("steps", f"must be an integer in [1, {MAX_STEPS}]", steps)
-        if guidance is not None and (not isinstance(guidance, (int, float)) or not 0 <= guidance <= 50):
+        if guidance is not None and (not isinstance(guidance, (int, float)) or isinstance(guidance, bool)
+                                     or not 0 <= guidance <= 50):
             raise ToolInputError("guidance", "must be a number in [0, 50]", guidance)
 
     def _observation(self, emb, image: str | None, images: dict[str, str] | None, state: Any):
@@ -294,69 +309,60 @@ class Toolbox:
                 k: _readable_image(self._input_file(f"images[{k}]", v, IMAGE_SUFFIXES), f"images[{k}]", v)
                 for k, v in images.items()
             }
-        if emb.state_history:
-            if state is None:
-                raise ToolInputError(
-                    "state",
-                    f"embodiment {emb.key!r} conditions on the current state",
-                    None,
-                    f"{emb.action_dim} numbers: {', '.join(emb.columns)}",
-                )
-            try:
-                values = np.asarray(state, dtype=np.float64).reshape(-1) if _numeric_list(state) else None
-            except ValueError:
-                values = None
-            if values is None or values.shape[0] != emb.action_dim or not np.all(np.isfinite(values)):
-                raise ToolInputError(
-                    "state", "wrong state", state, f"{emb.action_dim} finite numbers: {', '.join(emb.columns)}"
-                )
-            state = values
-        elif state is not None:
-            raise ToolInputError("state", f"embodiment {emb.key!r} does not take a state", state, None)
-        return obs, state, warnings
+        return obs, self._state(emb, state), warnings
 
-    def _actions(self, emb, actions: Any, actions_file: str | None) -> np.ndarray:
+    @staticmethod
+    def _state(emb, state: Any) -> np.ndarray | None:
+        """The robot state a state-conditioned embodiment needs (and one that is not must not get), checked as every
+        other argument is: before a model loads, naming what was given and what is accepted."""
+        accepted = f"{emb.action_dim} finite numbers: {', '.join(emb.columns)}"
+        if not emb.state_history:
+            if state is not None:
+                raise ToolInputError("state", f"embodiment {emb.key!r} does not take a state", state, None)
+            return None
+        if state is None:
+            raise ToolInputError("state", f"embodiment {emb.key!r} conditions on the current state", None, accepted)
+        try:
+            values = np.asarray(state, dtype=np.float64).reshape(-1) if _numeric_list(state) else None
+        except ValueError:
+            values = None
+        if values is None:
+            raise ToolInputError("state", "expected a list of numbers", state, accepted)
+        if values.shape[0] != emb.action_dim:
+            raise ToolInputError("state", f"has {values.shape[0]} values, embodiment {emb.key!r} takes "
+                                 f"{emb.action_dim}", state, accepted)
+        if not np.all(np.isfinite(values)):
+            raise ToolInputError("state", "contains NaN or inf", state, accepted)
+        return values
+
+    def _actions(self, emb, actions: Any, actions_file: str | None) -> tuple[np.ndarray, str]:
+        """The actions to roll forward and their space: `actions` rows in physical units, or an actions file read as
+        every other reader reads it (`processing.actions.load_actions`: its columns by name, its units, `normalized`,
+        the schema version), into model space."""
+        accepted = f"[T, {emb.action_dim}] with columns {list(emb.columns)}"
         if (actions is None) == (actions_file is None):
             raise ToolInputError(
-                "actions",
-                "give exactly one of actions ([[...], ...] physical units) or actions_file",
-                None,
-                f"[T, {emb.action_dim}] columns {list(emb.columns)}",
+                "actions", "give exactly one of actions ([[...], ...] physical units) or actions_file", None, accepted
             )
         if actions_file is not None:
+            from ..processing.actions import load_actions
+
             path = self._input_file("actions_file", actions_file, (".json",))
-            try:
-                doc = json.loads(path.read_text())
-            except json.JSONDecodeError as exc:
-                raise ToolInputError("actions_file", f"not valid JSON: {exc}", actions_file) from None
-            if isinstance(doc, dict) and "actions" in doc:
-                if doc.get("columns") not in (None, list(emb.columns)):
-                    raise ToolInputError(
-                        "actions_file",
-                        f"its columns do not match embodiment {emb.key!r}",
-                        doc.get("columns"),
-                        list(emb.columns),
-                    )
-                doc = doc["actions"]
-            actions, parameter = actions_from_json(doc), "actions_file"  # null: a non-finite value, refused below
-        else:
-            parameter = "actions"
+            try:  # the run warns of values far outside the training range, once, in the result
+                return load_actions(path, emb, warn=False), "normalized"
+            except ValueError as exc:
+                raise ToolInputError("actions_file", str(exc), actions_file, accepted) from None
         try:
             a = np.asarray(actions, dtype=np.float64) if _numeric_list(actions) else None
         except ValueError:  # ragged rows
             a = None
         if a is None:
-            raise ToolInputError(parameter, "expected a list of equal-length rows of numbers", _jsonable(actions))
+            raise ToolInputError("actions", "expected a list of equal-length rows of numbers", _jsonable(actions))
         if a.ndim != 2 or a.shape[1] != emb.action_dim or a.shape[0] < 1:
-            raise ToolInputError(
-                parameter,
-                f"wrong action width for embodiment {emb.key!r}",
-                list(a.shape),
-                f"[T, {emb.action_dim}] with columns {list(emb.columns)}",
-            )
+            raise ToolInputError("actions", f"wrong action width for embodiment {emb.key!r}", list(a.shape), accepted)
         if not np.all(np.isfinite(a)):
-            raise ToolInputError(parameter, "contains NaN or inf", None)
-        return a
+            raise ToolInputError("actions", "contains NaN or inf", None)
+        return a, "physical"
 
     # -- policies ---------------------------------------------------------------------------------------------
 
@@ -402,15 +408,20 @@ class Toolbox:
 
         report = progress or (lambda *_: None)
         report(0, None, f"loading {ckpt.name} for {emb.key}")
-        policy = self.policy(ckpt, emb)
-        report(0, None, "sampling")
-        with self._run_lock:
-            prediction = policy.act_batch(
-                [PolicyRequest(mode=mode, **request)],
-                progress=lambda done, total: report(done, total, f"denoising step {done}/{total}"),
-            )[0]
+        with _logged_warnings() as logged:  # what the CLI would log about this call: a short clip, units, ...
+            policy = self.policy(ckpt, emb)
+            report(0, None, "sampling")
+            with self._run_lock:
+                prediction = policy.act_batch(
+                    [PolicyRequest(mode=mode, **request)],
+                    progress=lambda done, total: report(done, total, f"denoising step {done}/{total}"),
+                )[0]
+        warnings = [*warnings, *(w for w in logged if w not in warnings)]
         run_dir = self._new_run_dir(mode)
-        write_run(prediction, run_dir)
+        try:
+            write_run(prediction, run_dir)
+        except ValueError as exc:  # what the model returned (NaN actions) is unwritable: not the caller's input
+            raise RuntimeError(str(exc)) from exc
         files = self._run_files(run_dir)
         if animate:
             from ..viz.report import write_report
@@ -508,7 +519,7 @@ class Toolbox:
         ckpt, emb = self._model(checkpoint, embodiment)
         prompt = self._prompt(prompt)
         self._sampling(seed, steps, guidance)
-        a = self._actions(emb, actions, actions_file)
+        a, space = self._actions(emb, actions, actions_file)
         obs, state, warnings = self._observation(emb, image, images, state)
         return self._run(
             "forward_dynamics",
@@ -520,6 +531,7 @@ class Toolbox:
             observation=obs,
             prompt=prompt,
             actions=a,
+            actions_space=space,
             state=state,
             seed=seed,
             steps=steps,
@@ -553,15 +565,8 @@ class Toolbox:
             raise ToolInputError("video", str(exc), video) from None
         if frames.shape[0] < 2:
             raise ToolInputError("video", "inverse dynamics needs at least 2 frames", int(frames.shape[0]))
-        if emb.state_history and state is None:
-            raise ToolInputError(
-                "state",
-                f"embodiment {emb.key!r} conditions on the current state",
-                None,
-                f"{emb.action_dim} numbers: {', '.join(emb.columns)}",
-            )
-        if state is not None and not emb.state_history:
-            raise ToolInputError("state", f"embodiment {emb.key!r} does not take a state", state, None)
+        _check_size(frames, "video", video)
+        state = self._state(emb, state)
         return self._run(
             "inverse_dynamics",
             ckpt,
@@ -635,11 +640,11 @@ class Toolbox:
             raise ToolInputError("policy", f"simulation is unavailable: {exc}") from None  # names a missing extra
         if task not in list_tasks():
             raise ToolInputError("task", "unknown task", task, list_tasks())
-        if not isinstance(episodes, int) or not 1 <= episodes <= MAX_SIM_EPISODES:
+        if not _integer(episodes) or not 1 <= episodes <= MAX_SIM_EPISODES:
             raise ToolInputError("episodes", f"must be an integer in [1, {MAX_SIM_EPISODES}]", episodes)
-        if not isinstance(seed, int) or seed < 0:
+        if not _integer(seed) or seed < 0:
             raise ToolInputError("seed", "must be a non-negative integer", seed)
-        if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
+        if max_steps is not None and (not _integer(max_steps) or max_steps < 1):
             raise ToolInputError("max_steps", "must be a positive integer", max_steps)
         if embodiment is not None:
             embodiment = self._embodiment(embodiment).key
@@ -689,6 +694,29 @@ class Toolbox:
         }
 
 
+@contextmanager
+def _logged_warnings() -> Iterator[list[str]]:
+    """The warnings worldpolicy logs in this thread while the block runs (loading the checkpoint, preparing the
+    request: a clip shorter than chunk_size+1 frames, actions or a state far outside the training range, a clip at
+    another frame rate, a checkpoint trained for another embodiment). The command line shows them on stderr; an agent
+    reads only the result, so they go in its `warnings`."""
+    said: list[str] = []
+    thread = threading.get_ident()
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.thread == thread:
+                said.append(record.getMessage())
+
+    handler = Collect(logging.WARNING)
+    package = logging.getLogger("worldpolicy")
+    package.addHandler(handler)
+    try:
+        yield said
+    finally:
+        package.removeHandler(handler)
+
+
 def _default_embodiment(checkpoint: Path) -> dict[str, Any]:
     """What a call without `embodiment` uses with this checkpoint, read without registering anything (listing must not
     change what other checkpoints run with); a broken embodiment.json is reported on its checkpoint only."""
@@ -729,9 +757,27 @@ def _readable_image(path: Path, parameter: str, given: Any) -> np.ndarray:
     from ..processing.observations import load_frames
 
     try:
-        return (load_frames(path, parameter)[0] * 255.0 + 0.5).astype(np.uint8)
+        frames = load_frames(path, parameter)
     except (ValueError, TypeError) as exc:
         raise ToolInputError(parameter, str(exc).removeprefix(f"{parameter}: "), given) from None
+    _check_size(frames, parameter, given)
+    return (frames[0] * 255.0 + 0.5).astype(np.uint8)
+
+
+def _check_size(frames: np.ndarray, parameter: str, given: Any) -> None:
+    """The policy refuses frames too small for the model, but only once it is loaded, naming no argument: checked
+    here first, as a corrupt file is."""
+    from ..processing.observations import MIN_SIDE
+
+    height, width = frames.shape[1:3]
+    if min(height, width) < MIN_SIDE:
+        raise ToolInputError(parameter, f"is {height}x{width} pixels; the model needs at least {MIN_SIDE} per side",
+                             given, f"frames of at least {MIN_SIDE}x{MIN_SIDE} pixels")
+
+
+def _integer(x: Any) -> bool:
+    """An int that is not a bool (True would run one episode, with seed 1)."""
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 def _numeric_list(x: Any) -> bool:

@@ -32,7 +32,7 @@ with extra_imports():
     from websockets.sync.client import ClientConnection, connect
 
 from ..embodiments import Embodiment, embodiment_from_dict, get_embodiment
-from ..policy import PolicyRequest
+from ..policy import PolicyRequest, check_requests
 from ..processing.actions import ACTION_SPACES, actions_object, load_actions, read_actions_file
 from ..processing.observations import VIDEO_SUFFIXES, clip_from_mapping, image_files, image_pages
 from ..processing.prompts import check_task
@@ -525,8 +525,7 @@ class RemotePolicy:
         connections close when it returns.
         `progress(done, total)` is called after each reply (requests done; the local `Policy` counts denoising steps,
         which happen on the server here)."""
-        if not isinstance(requests, (list, tuple)) or not all(isinstance(r, PolicyRequest) for r in requests):
-            raise TypeError("act_batch expects a list of PolicyRequest")
+        check_requests(requests)
         if connections is not None and (isinstance(connections, bool) or not isinstance(connections, int)
                                         or connections < 1):
             raise ValueError(f"connections={connections!r} must be an int >= 1")
