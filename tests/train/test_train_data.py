@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from train_setup import CHUNK, VIDEO_KEYS
+from train_setup import CAMERAS, CHUNK, IMAGE_SIZE, VIDEO_KEYS
 
 
 def test_stacked_composite_puts_cameras_one_above_the_other():
@@ -119,7 +119,7 @@ def test_latent_cache_is_reused_and_invalidated_by_new_vae_weights(cache_parts, 
     assert calls == []  # read from disk, nothing encoded
     assert second.meta["fingerprint"] == first.meta["fingerprint"]
     assert all(torch.equal(a, b) for a, b in zip(first.latents, second.latents))
-    assert second.token_ids == first.token_ids and second.index == first.index
+    assert second.captions == first.captions and second.index == first.index
     assert all(np.array_equal(a, b) for a, b in zip(first.actions, second.actions))
     assert all(np.array_equal(a, b) for a, b in zip(first.states, second.states))
 
@@ -388,7 +388,7 @@ def test_cached_examples_are_in_the_model_space_inference_reads_gripper_flip_inc
     actions = np.zeros((CHUNK, 8))
     actions[:, 7] = [0.0, 0.2, 0.9, 0.95]  # closing
     state = np.full(8, 0.1)
-    cache = LatentCache([torch.zeros(16, 2, 2, 2)], [actions], [np.ones(CHUNK, bool)], [state], [[1, 2]], [(0, 0)], {})
+    cache = LatentCache([torch.zeros(16, 2, 2, 2)], [actions], [np.ones(CHUNK, bool)], [state], [[[1, 2]]], [(0, 0)], {})
     rows = cache.model_examples(droid)[0].actions.numpy()
     expected = to_model(droid, np.concatenate([state[None], actions]))
     np.testing.assert_allclose(rows, expected, atol=1e-7)
@@ -397,3 +397,28 @@ def test_cached_examples_are_in_the_model_space_inference_reads_gripper_flip_inc
     # a new embodiment's stats come from the data in the space they normalise: the flipped gripper's
     stats = cache.action_stats(replace(droid, name="flipped_robot"))
     assert (stats["min"][7], stats["max"][7], stats["mean"][7]) == pytest.approx((0.05, 1.0, 1 - 0.5125))
+
+
+def test_every_phrasing_of_a_caption_is_cached(cache_parts, tmp_path):
+    """A task holding phrasings split by " | " (Cosmos3-DROID's) was cached with one drawn per window, kept for every
+    epoch; the cache now keeps them all (the trainer draws one per batch position: test_train_timesteps)."""
+    from train_setup import make_episode
+
+    from worldpolicy.data import write_episodes
+    from worldpolicy.data.from_sim import sim_features
+    from worldpolicy.train.data import LatentCache
+
+    parts, layout, spec = cache_parts
+    phrasings = ["pick up the cup", "grab the cup", "lift the cup"]
+    episode = dict(make_episode(0), task=" | ".join(phrasings))
+    root = tmp_path / "ds"
+    write_episodes(root, [episode], fps=15, features=sim_features("panda", IMAGE_SIZE, CAMERAS), robot_type="panda",
+                   video_codec="libx264rgb")
+    cache = LatentCache.build_or_load(replace(spec, dataset=str(root)), layout, parts["vae"], parts["tokenizer"],
+                                      tmp_path / "cache", progress=False)
+    expected = cache.captions[0]
+    assert len(cache) > 1 and all(captions == expected for captions in cache.captions)
+    assert [p in parts["tokenizer"].decode(ids) for ids, p in zip(expected, phrasings)] == [True] * 3
+    assert " | " not in parts["tokenizer"].decode(expected[0])
+    assert LatentCache.load(next((tmp_path / "cache").glob("latents-*.safetensors"))).captions == cache.captions
+    assert [list(e.token_ids) for e in cache.model_examples(layout)] == [expected[0]] * len(cache)

@@ -99,3 +99,24 @@ def test_a_resume_on_changed_data_is_refused_before_encoding(train_config, tiny_
     monkeypatch.setattr(train_data.LatentCache, "_build", lambda *a, **k: pytest.fail("encoded the changed data"))
     with pytest.raises(ValueError, match="not the data this run trained on"):
         _run(dict(raw, optim=dict(raw["optim"], steps=4)))
+
+
+def test_trimming_the_metrics_of_a_killed_run_never_leaves_half_a_file(tmp_path, monkeypatch):
+    """A resume drops the lines past the checkpoint by rewriting metrics.jsonl: a kill during the rewrite used to leave
+    it truncated (every earlier step's metrics lost); it is now replaced whole or not at all."""
+    from worldpolicy.train.trainer import _trim_metrics
+
+    path = tmp_path / "metrics.jsonl"
+    original = "".join(json.dumps({"step": s, "loss": 1 / s}) + "\n" for s in range(1, 6)) + '{"step": 6, "lo'
+    path.write_text(original)
+
+    def killed(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("worldpolicy.fileio.os.replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _trim_metrics(path, 3)
+    assert path.read_text() == original and [p.name for p in tmp_path.iterdir()] == ["metrics.jsonl"]
+    monkeypatch.undo()
+    _trim_metrics(path, 3)
+    assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [1, 2, 3]

@@ -114,3 +114,28 @@ def test_batches_cover_each_epoch_and_ranks_take_slices_of_one_global_batch(batc
     for example in whole[0][:4]:
         draw_noise(example, trainer.transformer.config.action_dim, whole[3])
     assert torch.equal(torch.randn(16, generator=whole[3]), torch.randn(16, generator=halves[1][3]))
+
+
+def test_a_window_with_several_phrasings_gets_one_drawn_per_batch_position(batching_trainer, monkeypatch):
+    """Drawn from (seed, position) only: the same on a rerun, on a resume and split across ranks, and the noise
+    stream is untouched (so the objectives, sigmas and noise are those of a single phrasing)."""
+    trainer = batching_trainer
+    before = trainer._batch(3)
+    phrasings = [[5, 6, 7], [8, 9], [10, 11, 12, 13]]
+    monkeypatch.setattr(trainer, "captions", [phrasings] * len(trainer.examples))
+    drawn = [tuple(e.token_ids) for step in range(4) for e in trainer._batch(step)[0]]
+    assert set(drawn) == {tuple(p) for p in phrasings}
+    assert drawn == [tuple(e.token_ids) for step in range(4) for e in trainer._batch(step)[0]]
+    whole = trainer._batch(3)
+    assert whole[1] == before[1] and torch.equal(whole[2], before[2])
+    assert torch.equal(torch.randn(8, generator=whole[3]), torch.randn(8, generator=before[3]))
+    assert [e.latents is b.latents for e, b in zip(whole[0], before[0])] == [True] * len(before[0])
+    try:
+        trainer.world = 2
+        halves = []
+        for rank in (0, 1):
+            trainer.rank = rank
+            halves.append(trainer._batch(3))
+    finally:
+        trainer.world, trainer.rank = 1, 0
+    assert [e.token_ids for e in whole[0]] == [e.token_ids for h in halves for e in h[0]]

@@ -44,6 +44,15 @@ class TrainingExample:
         return {wire_key(k): v for k, v in self.views.items()}
 
 
+CAPTION_SEP = " | "  # how Cosmos3-DROID task strings hold several phrasings of one instruction
+
+
+def caption_variants(task: str, sep: str | None = CAPTION_SEP) -> list[str]:
+    """The phrasings a task string holds (split by `sep`, blanks dropped); the string itself when it holds one."""
+    options = [c.strip() for c in task.split(sep) if c.strip()] if sep and sep in task else []
+    return options or [task]
+
+
 def window_starts(length: int, chunk_size: int, stride: int = 1, pad: bool = False) -> range:
     """First frames of the windows an episode of `length` frames yields (full windows unless `pad`)."""
     last = length - 2 if pad else length - 1 - chunk_size
@@ -64,7 +73,7 @@ def sample_training_examples(
     pad: bool = False,
     shuffle: bool = False,
     seed: int = 0,
-    caption_sep: str | None = " | ",
+    caption_sep: str | None = CAPTION_SEP,
     limit: int | None = None,
     prefix: str = "",
 ) -> Iterator[TrainingExample]:
@@ -74,7 +83,8 @@ def sample_training_examples(
     {"policy": 0.5, "forward_dynamics": 0.25, "inverse_dynamics": 0.25} drawn per example. `chunk_size` defaults to
     the embodiment's. `action_keys` (and `state_keys`, used when the embodiment conditions on a state row) are
     concatenated to the embodiment's action width. Captions holding several variants split by `caption_sep` yield one
-    at random. `shuffle` permutes episodes and the windows within each; everything random draws from `seed`.
+    at random (`caption_sep=None`: the caption as stored). `shuffle` permutes episodes and the windows within each;
+    everything random draws from `seed`.
     `prefix` goes before the argument names in errors (`data.` names them as a training config's settings).
     """
     emb = get_embodiment(embodiment)
@@ -173,10 +183,8 @@ def _examples(
             frame_rows = np.minimum(np.arange(t, t + chunk + 1), ep.length - 1)
             action_rows = np.arange(t, t + chunk)
             views = {k: ep.videos[k][frame_rows] for k in cameras}
-            task = dataset.tasks[int(ep.task_index[t])]
-            if caption_sep and caption_sep in task:
-                options = [c.strip() for c in task.split(caption_sep) if c.strip()]
-                task = options[int(rng.integers(len(options)))] if options else task
+            options = caption_variants(dataset.tasks[int(ep.task_index[t])], caption_sep)
+            task = options[int(rng.integers(len(options)))] if len(options) > 1 else options[0]
             yield TrainingExample(
                 mode=modes[0] if len(modes) == 1 else modes[int(rng.choice(len(modes), p=weights))],
                 frames=views[cameras[0]],

@@ -30,7 +30,8 @@ from .flow import ModelExample
 
 logger = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 1  # in the fingerprint: what the cached numbers mean (a change makes resumed runs refuse old data)
+CACHE_FORMAT = 2  # in the file name only: how they are stored (2: every phrasing of a caption)
 DEFAULT_SOURCE = "droid/joint_pos"  # the action layout `dataset from-sim` writes (DROID's joint targets + gripper)
 
 
@@ -171,6 +172,7 @@ def _plan(spec: WindowSpec, target: Embodiment, dataset=None) -> _Plan:
         episodes=list(spec.episodes) if spec.episodes is not None else None,
         stride=spec.stride,
         pad=spec.pad,
+        caption_sep=None,  # the cache keeps every phrasing; the trainer draws one per step (`LatentCache.captions`)
         prefix="data.",
     )
     return _Plan(dataset, source, examples, _converter(spec, source, target), cameras)
@@ -323,21 +325,24 @@ class LatentCache:
     """Encoded windows of one (dataset, embodiment layout, VAE): latents, physical actions, caption ids.
 
     Actions stay physical in the cache; `model_examples(embodiment)` normalises them, so a new embodiment's stats
-    (computed from these very actions) never invalidate the encoded latents.
+    (computed from these very actions) never invalidate the encoded latents. `captions[i]` holds the token ids of
+    every phrasing window i's task has (`data.sampling.caption_variants`): the trainer draws one per step, so a
+    caption-augmented dataset keeps its variety over epochs instead of one phrasing frozen per window.
     """
 
     def __init__(self, latents: list[torch.Tensor], actions: list[np.ndarray], valid: list[np.ndarray],
-                 states: list[np.ndarray] | None, token_ids: list[list[int]], index: list[tuple[int, int]],
+                 states: list[np.ndarray] | None, captions: list[list[list[int]]], index: list[tuple[int, int]],
                  meta: dict[str, Any]):
         self.latents, self.actions, self.valid, self.states = latents, actions, valid, states
-        self.token_ids, self.index, self.meta = token_ids, index, meta
+        self.captions, self.index, self.meta = captions, index, meta
 
     def __len__(self) -> int:
         return len(self.latents)
 
     def model_examples(self, emb: Embodiment) -> list[ModelExample]:
+        """One example per window, captioned with its first phrasing (the trainer swaps in the one it draws)."""
         out = []
-        for i, (lat, act, ok, tok) in enumerate(zip(self.latents, self.actions, self.valid, self.token_ids)):
+        for i, (lat, act, ok, captions) in enumerate(zip(self.latents, self.actions, self.valid, self.captions)):
             rows, ok_rows = to_model(emb, act, clip=True), ok  # as inference reads them, gripper flip included
             if emb.state_history:
                 if self.states is None:
@@ -345,7 +350,7 @@ class LatentCache:
                 rows = np.concatenate([to_model(emb, self.states[i][None], clip=True), rows], axis=0)
                 ok_rows = np.concatenate([[True], ok])
             out.append(ModelExample(lat, torch.as_tensor(rows, dtype=torch.float32), torch.as_tensor(ok_rows),
-                                    list(tok), emb.domain_id, emb.state_history, float(emb.fps)))
+                                    list(captions[0]), emb.domain_id, emb.state_history, float(emb.fps)))
         return out
 
     def action_stats(self, emb: Embodiment) -> dict[str, list[float]]:
@@ -383,7 +388,7 @@ class LatentCache:
                 "tokenizer they are encoded with, changed since the run began): a resume needs the same data; restore "
                 "it, or choose a new --out / output_dir"
             )
-        path = Path(cache_dir) / f"latents-{key}.safetensors"
+        path = Path(cache_dir) / f"latents-{key}-v{CACHE_FORMAT}.safetensors"
         if path.exists():
             logger.info("latent cache hit: %s", path)
             cache = cls.load(path)
@@ -403,13 +408,14 @@ class LatentCache:
     def _build(cls, spec, emb, vae, tokenizer, tier, use_system_prompt, batch_size, progress) -> LatentCache:
         from tqdm.auto import tqdm
 
+        from ..data.sampling import caption_variants
         from ..engine.sampler import encode_latents
 
         latents: list[torch.Tensor] = []
         actions, valid, states, ids, index = [], [], [], [], []
         pending: list[torch.Tensor] = []
         latent_hw = (0, 0)
-        caption_ids: dict[tuple[str, int, int], list[int]] = {}
+        caption_ids: dict[tuple[str, int, int], list[list[int]]] = {}
 
         def flush() -> None:
             if pending:
@@ -423,9 +429,12 @@ class LatentCache:
             latent_hw = (info.latent_h, info.latent_w)
             key = (window.task, info.canvas_h, info.canvas_w)
             if key not in caption_ids:
-                caption = build_caption(emb.prompt_format, window.task, emb.view_point, spec.chunk_size + 1, emb.fps,
-                                        info.canvas_h, info.canvas_w, emb.view_description)
-                caption_ids[key] = tokenize(tokenizer, caption, use_system_prompt)
+                caption_ids[key] = [
+                    tokenize(tokenizer, build_caption(emb.prompt_format, task, emb.view_point, spec.chunk_size + 1,
+                                                      emb.fps, info.canvas_h, info.canvas_w, emb.view_description),
+                             use_system_prompt)
+                    for task in caption_variants(window.task)
+                ]
             pending.append(canvas)
             actions.append(window.actions)
             valid.append(window.valid)
@@ -445,9 +454,10 @@ class LatentCache:
     def save(self, path: Path) -> None:
         from safetensors.torch import save_file
 
-        lengths = [len(t) for t in self.token_ids]
+        rows = [tok for captions in self.captions for tok in captions]  # every phrasing of every window, in order
+        lengths = [len(t) for t in rows]
         ids = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
-        for i, tok in enumerate(self.token_ids):
+        for i, tok in enumerate(rows):
             ids[i, : lengths[i]] = torch.tensor(tok)
         tensors = {
             "latents": torch.stack(self.latents).contiguous(),
@@ -456,6 +466,7 @@ class LatentCache:
             "index": torch.tensor(self.index, dtype=torch.long),
             "token_ids": ids,
             "token_lengths": torch.tensor(lengths),
+            "caption_counts": torch.tensor([len(c) for c in self.captions]),
         }
         if self.states is not None:
             tensors["states"] = torch.from_numpy(np.stack(self.states).astype(np.float64))
@@ -470,7 +481,8 @@ class LatentCache:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads(f.metadata()["worldpolicy"])
             t = {k: f.get_tensor(k) for k in f.keys()}
-        ids = [row[:n].tolist() for row, n in zip(t["token_ids"], t["token_lengths"].tolist())]
+        rows = iter(row[:n].tolist() for row, n in zip(t["token_ids"], t["token_lengths"].tolist()))
+        captions = [[next(rows) for _ in range(count)] for count in t["caption_counts"].tolist()]
         states = list(t["states"].numpy()) if "states" in t else None
         return cls(list(t["latents"].unbind(0)), list(t["actions"].numpy()), list(t["valid"].bool().numpy()),
-                   states, ids, [tuple(x) for x in t["index"].tolist()], meta)
+                   states, captions, [tuple(x) for x in t["index"].tolist()], meta)

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ from ..engine.loading import (
     save_components,
     weight_samples,
 )
-from ..fileio import share_tree, sigint_held, write_json_atomic
+from ..fileio import share_tree, sigint_held, write_bytes_atomic, write_json_atomic
 from ..policy import EMBODIMENT_FILE, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from .config import RESUMABLE, TrainConfig, changed_settings
@@ -138,7 +138,7 @@ def _trim_metrics(path: Path, step: int) -> None:
                              "line to resume") from None
         if entry_step <= step:
             kept.append(line)
-    path.write_text("".join(line + "\n" for line in kept))
+    write_bytes_atomic(path, "".join(line + "\n" for line in kept))  # a kill now leaves the old file, not half of it
 
 
 class Trainer:
@@ -215,6 +215,7 @@ class Trainer:
         trained = self._trained_spec()
         self.embodiment = self._embodiment(stats=cache.action_stats(layout)) if isinstance(trained, dict) else layout
         self.examples = cache.model_examples(self.embodiment)
+        self.captions = cache.captions
 
     def _check_model_fits(self, emb: Embodiment) -> None:
         """What needs the loaded transformer: the LoRA target modules (its config.json names none), and the action
@@ -414,7 +415,18 @@ class Trainer:
         for i in picks[:first]:  # the earlier ranks' noise
             draw_noise(self.examples[i], self.transformer.config.action_dim, generator)
         keep = slice(first, first + local)
-        return [self.examples[i] for i in picks[keep]], objectives[keep], sigmas[keep], generator
+        examples = [self._captioned(i, position) for i, position in
+                    zip(picks[keep], range(step * size + first, step * size + first + local))]
+        return examples, objectives[keep], sigmas[keep], generator
+
+    def _captioned(self, window: int, position: int) -> ModelExample:
+        """Window `window`'s example with the phrasing of its caption drawn for batch position `position` (from
+        (seed, position) alone: the same on every rank and on resume, and no draw is taken from the noise stream)."""
+        example, captions = self.examples[window], self.captions[window]
+        if len(captions) == 1:
+            return example
+        choice = int(np.random.default_rng([self.config.seed, position, 1]).integers(len(captions)))
+        return replace(example, token_ids=list(captions[choice]))
 
     # -- checkpoints ----------------------------------------------------------------------------------------------
 
