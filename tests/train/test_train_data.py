@@ -399,7 +399,7 @@ def test_cached_examples_are_in_the_model_space_inference_reads_gripper_flip_inc
     assert (stats["min"][7], stats["max"][7], stats["mean"][7]) == pytest.approx((0.05, 1.0, 1 - 0.5125))
 
 
-def test_every_phrasing_of_a_caption_is_cached(cache_parts, tmp_path):
+def test_every_phrasing_of_a_caption_is_cached(cache_parts, tmp_path, caplog):
     """A task holding phrasings split by " | " (Cosmos3-DROID's) was cached with one drawn per window, kept for every
     epoch; the cache now keeps them all (the trainer draws one per batch position: test_train_timesteps)."""
     from train_setup import make_episode
@@ -420,5 +420,12 @@ def test_every_phrasing_of_a_caption_is_cached(cache_parts, tmp_path):
     assert len(cache) > 1 and all(captions == expected for captions in cache.captions)
     assert [p in parts["tokenizer"].decode(ids) for ids, p in zip(expected, phrasings)] == [True] * 3
     assert " | " not in parts["tokenizer"].decode(expected[0])
-    assert LatentCache.load(next((tmp_path / "cache").glob("latents-*.safetensors"))).captions == cache.captions
+    [path] = (tmp_path / "cache").glob("latents-*.safetensors")
+    assert LatentCache.load(path).captions == cache.captions
+    older = path.with_name(path.name.replace("-v2.", "."))  # an older worldpolicy's: one phrasing per window
+    older.write_bytes(b"")
+    with caplog.at_level("WARNING", logger="worldpolicy.train.data"):
+        again = LatentCache.build_or_load(replace(spec, dataset=str(root)), layout, parts["vae"], parts["tokenizer"],
+                                          tmp_path / "cache", progress=False)
+    assert again.captions == cache.captions and f"{older}: a latent cache of an older worldpolicy" in caplog.text
     assert [list(e.token_ids) for e in cache.model_examples(layout)] == [expected[0]] * len(cache)

@@ -389,6 +389,10 @@ class LatentCache:
                 "it, or choose a new --out / output_dir"
             )
         path = Path(cache_dir) / f"latents-{key}-v{CACHE_FORMAT}.safetensors"
+        older = Path(cache_dir) / f"latents-{key}.safetensors"
+        if older.exists():
+            logger.warning("%s: a latent cache of an older worldpolicy (one phrasing per caption), not read; delete it "
+                           "to free its space", older)
         if path.exists():
             logger.info("latent cache hit: %s", path)
             cache = cls.load(path)
