@@ -267,3 +267,30 @@ def test_a_loaded_policy_given_as_it_is_gets_the_episodes_sampling_seeds():
                       seed=5, strategy=ChunkStrategy("execute", 4), progress=False)
     assert seen == [call_seed(s, c) for s in (5, 6) for c in (0, 1)]
     assert report.embodiment == "droid/joint_pos" and report.policy_fps == 15
+
+
+def test_the_progress_bar_counts_the_steps_of_the_running_episode(monkeypatch):
+    """The bar counted episodes only: one episode of a checkpoint policy on CPU sat at 0/1 for minutes."""
+    import tqdm.auto
+
+    from worldpolicy.sim.evaluate import evaluate
+
+    env = TabletopEnv("reach", image_size=None, max_steps=6)
+    steps = []
+    result = Rollout(env, RandomPolicy(seed=0)).run(0, on_step=steps.append)
+    assert steps == list(range(1, result.steps + 1)) and result.steps == 6
+
+    shown = []
+
+    class Recording(tqdm.auto.tqdm):
+        def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):
+            shown.append(kwargs)
+            super().set_postfix(ordered_dict, refresh, **kwargs)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recording)
+    evaluate(env, RandomPolicy(seed=0), policy_name="random", episodes=2, seed=0, progress=True)
+    assert [s["step"] for s in shown if "step" in s] == [f"{t}/6" for t in range(1, 7)] * 2
+    assert [s["success"] for s in shown if "step" in s] == ["0/0"] * 6 + ["0/1"] * 6
+    shown.clear()
+    evaluate(env, RandomPolicy(seed=0), policy_name="random", episodes=1, seed=0, progress=False)
+    assert shown == [{"success": "0/1"}]  # a bar turned off is told nothing per step

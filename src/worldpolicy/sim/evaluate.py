@@ -257,9 +257,15 @@ def evaluate(
         report.episodes = list(resume.episodes)
     bar = tqdm(todo, initial=todo.start, total=episodes, desc=f"{env.task.name}/{policy_name}", disable=not progress,
                unit="ep")
+
+    def show_step(done: int) -> None:  # redrawn at tqdm's usual rate (`update(0)`), not at every step
+        bar.set_postfix(success=f"{report.successes}/{len(report.episodes)}", step=f"{done}/{rollout.max_steps}",
+                        refresh=False)
+        bar.update(0)
+
     for i in bar:
         record = video_dir is not None and i < videos
-        result = rollout.run(seed + i, record=record)
+        result = rollout.run(seed + i, record=record, on_step=show_step if progress else None)
         report.strategy["execute_steps"] = rollout.execute_steps  # the k used, once the first chunk told the size
         if record and result.frames is not None:
             from worldpolicy.processing.video import write_video

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import NamedTuple
@@ -138,7 +139,9 @@ class Rollout:
         actions = np.asarray(pred.actions, dtype=np.float64)[skip:skip + steps]
         return self.decoder(pred.embodiment).decode(actions, self.env.joint_positions())
 
-    def run(self, seed: int, *, record: bool = False) -> EpisodeResult:
+    def run(self, seed: int, *, record: bool = False, on_step: Callable[[int], None] | None = None) -> EpisodeResult:
+        """One episode seeded `seed` (`record`: keep side-by-side frames); `on_step(steps run so far)` after each
+        step (a progress display: one episode of a checkpoint policy on CPU can take minutes)."""
         env, strategy = self.env, self.strategy
         wall0 = time.perf_counter()
         obs, _ = env.reset(seed=seed)
@@ -191,6 +194,8 @@ class Rollout:
                 too_fast += self._check_speed(t, first=too_fast == 0)
                 if record:
                     frames.append(self._frame(imagined.pop(t, None)))
+                if on_step is not None:
+                    on_step(t + 1)
                 if env.success():
                     success_step = t + 1
                     break
