@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Collection, Iterator
@@ -57,10 +58,11 @@ def removing_empty_folders_on_failure() -> Iterator[None]:
 
 
 @contextmanager
-def sigint_held() -> Iterator[list[int]]:
+def sigint_held(notice: str | None = None) -> Iterator[list[int]]:
     """Hold Ctrl-C until the block ends, and say whether it came: the block then finishes what it started (an episode
-    being written, a training step), and the caller keeps it. Only the main thread receives signals, so elsewhere
-    this holds nothing."""
+    being written, a training step), and the caller keeps it. `notice` is printed (stderr) when the first Ctrl-C comes,
+    so a block that takes a while does not look hung. Only the main thread receives signals, so elsewhere this holds
+    nothing."""
     caught: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield caught
@@ -69,7 +71,13 @@ def sigint_held() -> Iterator[list[int]]:
     if previous is None:  # a handler not set from Python: leave it alone
         yield caught
         return
-    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+
+    def hold(signum: int, frame: object) -> None:
+        if notice and not caught:
+            print(notice, file=sys.stderr, flush=True)
+        caught.append(signum)
+
+    signal.signal(signal.SIGINT, hold)
     try:
         yield caught
     finally:

@@ -70,7 +70,7 @@ def test_metrics_have_one_line_per_step_after_resume(runs):
     assert all(line["world_size"] == 1 and np.isfinite(line["loss"]) for line in lines)
 
 
-def test_ctrl_c_finishes_the_step_saves_it_and_the_resumed_run_goes_on_exactly(runs, train_config, caplog):
+def test_ctrl_c_finishes_the_step_saves_it_and_the_resumed_run_goes_on_exactly(runs, train_config, caplog, capsys):
     """Ctrl-C used to drop every step since the last checkpoint (all of them before the first save). It now waits for
     the step it came in, saves that step, and stops; the same command resumes from there with run A's losses."""
     import os
@@ -92,6 +92,7 @@ def test_ctrl_c_finishes_the_step_saves_it_and_the_resumed_run_goes_on_exactly(r
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000003"]
     assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
     assert "interrupted after step 3: saved " in caplog.text and "step-0000003" in caplog.text
+    assert "Ctrl-C: finishing step 3, then saving it\n" in capsys.readouterr().err  # said at once, not after the step
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C stops anything after the run
     resumed = Trainer(load_config(config), progress=False).run()
     assert [r.step for r in resumed] == [4, 5, 6]
