@@ -189,3 +189,16 @@ def test_captions_grow_with_the_clip_and_are_never_cut():
     narrow_panel = frames.shape[2] - vv.GAP - 200
     assert narrow_panel >= ImageFont.load_default(size=9).getlength(caption) + 12
     assert np.array_equal(frames[0, vv.LABEL_HEIGHT :, narrow_panel // 2], np.full((60, 3), (0, 200, 0)))  # centred
+
+
+def test_inverse_dynamics_input_frames_past_the_clip_are_captioned_as_copies(joint_chunk):
+    """The padded input of a 3-frame clip (chunk 4: real_rows 2) showed frames 3 and 4 as if the clip had them."""
+    e = get_embodiment("droid")
+    clip = _clip(5, 48, 64, (0, 160, 0))  # frames 3 and 4: copies of frame 2, as the engine pads
+    plain, _ = vv.animation_frames(joint_chunk[:4], e.columns, e.units, e.fps, "gripper", clip, video_fps=e.fps)
+    marked, _ = vv.animation_frames(joint_chunk[:4], e.columns, e.units, e.fps, "gripper", clip, video_fps=e.fps,
+                                    real_rows=2)
+    strip = vv.label_height(plain.shape[1])
+    panel_w = round(64 * (plain.shape[1] - strip) / 48)
+    same = [np.array_equal(plain[k, :strip, :panel_w], marked[k, :strip, :panel_w]) for k in range(5)]
+    assert same == [True, True, True, False, False]

@@ -123,7 +123,7 @@ class EvalReport:
             (
                 f"**Success {self.successes}/{len(self.episodes)} = {100 * self.success_rate:.1f} %** "
                 f"(95 % Wilson CI {100 * lo:.1f}-{100 * hi:.1f} %), robot `{self.robot}`, {self.control_hz:g} Hz, "
-                f"strategy `{self.strategy['kind']}`, seeds {self.seed}..{self.seed + len(self.episodes) - 1}."
+                f"strategy `{self.strategy['kind']}`, {_seed_range(self.seed, len(self.episodes))}."
             ),
             "",
             *([f"**Incomplete: {len(self.episodes)} of {self.requested} episodes ran.**", ""]
@@ -180,6 +180,10 @@ def start_report(env, *, policy_name: str, seed: int, strategy: ChunkStrategy, e
                       actual_control_hz=env.actual_control_hz, max_steps=max_steps or env.max_steps,
                       embodiment=getattr(embodiment, "key", None), policy_fps=policy_fps,
                       policy_settings=policy_settings)
+
+
+def _seed_range(first: int, count: int) -> str:
+    return f"seed {first}" if count == 1 else f"seeds {first}..{first + count - 1}"
 
 
 def resume_conflicts(previous: EvalReport, current: dict[str, Any]) -> list[tuple[str, Any, Any]]:

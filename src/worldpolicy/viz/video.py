@@ -131,7 +131,8 @@ def animation_frames(
     [T, H, W, 3] (uint8, or float in [0, 1]), or an iterator of [H, W, 3] frames (`processing.video.iter_video`)
     drawn as they come.
     `gripper_column`: the gripper's column, or one per arm (see `action_timeseries_figure`); `real_rows`: the steps
-    from it on are hatched there too (an inverse dynamics result of a short clip, `plots.real_rows_of`).
+    from it on are hatched there too (an inverse dynamics result of a short clip, `plots.real_rows_of`), and the
+    video's frames after the one that row leads into are captioned as copies of it (the input padded past its end).
     """
     frames, rate = _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label,
                               real_rows)
@@ -161,7 +162,10 @@ def _animation(actions, columns, units, fps, gripper_column, video, video_fps, t
         rate = fps
     t_end = (a.shape[0] - 1) / fps
     strip = label_height(height)
-    widest = f"{video_label}  t = 0000.00 s  frame 00000 (ended)"  # one caption size for every frame
+    # an inverse dynamics input padded past the clip's end: its frames after the one row `real_rows` leads into
+    last_real = None if real_rows is None else int(np.floor(real_rows * rate / fps + 1e-9))
+    longest = "(ended)" if last_real is None else "(copy of frame 00000)"
+    widest = f"{video_label}  t = 0000.00 s  frame 00000 {longest}"  # one caption size for every frame
 
     def frames():
         if video is None:
@@ -170,7 +174,8 @@ def _animation(actions, columns, units, fps, gripper_column, video, video_fps, t
             return
         k = -1
         for k, image in enumerate(video):
-            yield _frame(k / rate, image, f"frame {k}")
+            copy = last_real is not None and k > last_real
+            yield _frame(k / rate, image, f"frame {k} (copy of frame {last_real})" if copy else f"frame {k}")
         last = k
         while (k + 1) / rate <= t_end + 1e-9:  # a clip shorter than the chunk: the playhead still runs to its end
             k += 1
