@@ -429,3 +429,112 @@ def test_every_phrasing_of_a_caption_is_cached(cache_parts, tmp_path, caplog):
                                           tmp_path / "cache", progress=False)
     assert again.captions == cache.captions and f"{older}: a latent cache of an older worldpolicy" in caplog.text
     assert [list(e.token_ids) for e in cache.model_examples(layout)] == [expected[0]] * len(cache)
+
+
+def test_an_interrupted_latent_cache_build_continues_where_it_stopped(cache_parts, tmp_path, monkeypatch, caplog):
+    """Encoding a real dataset takes hours and a Ctrl-C, crash or kill part-way lost all of it: the next run encoded
+    from window 0. The windows encoded so far are now kept in shards, and a rerun encodes only the rest, into the very
+    file an uninterrupted build writes."""
+    from safetensors import safe_open
+
+    from worldpolicy.data import LeRobotDataset
+    from worldpolicy.engine import sampler
+    from worldpolicy.train.data import LatentCache, count_windows
+
+    parts, layout, spec = cache_parts
+    total = count_windows(spec)
+    assert total == 18  # two episodes of 9 windows: the first interruption below ends inside the second
+
+    def build(where, **options):
+        return LatentCache.build_or_load(spec, layout, parts["vae"], parts["tokenizer"], tmp_path / where,
+                                         batch_size=2, progress=False, **options)
+
+    build("whole")
+    [reference] = (tmp_path / "whole").glob("latents-*.safetensors")
+    real = sampler.encode_latents
+    calls, stop = [], {}
+
+    def encode(vae, canvas):
+        if len(calls) == stop.get("after"):
+            raise stop["error"]
+        calls.append(canvas.shape[0])
+        return real(vae, canvas)
+
+    monkeypatch.setattr(sampler, "encode_latents", encode)
+    decoded = []
+    episode = LeRobotDataset.episode
+
+    def decoding(self, index, videos=True):
+        if videos:  # False: actions and states alone (the finite check)
+            decoded.append(index)
+        return episode(self, index, videos=videos)
+
+    monkeypatch.setattr(LeRobotDataset, "episode", decoding)
+    cut = tmp_path / "cut"
+    partial = cut / reference.name.replace(".safetensors", ".partial")
+
+    # Ctrl-C during the 6th batch: the 5 encoded (10 windows) are kept, in shards of 4 windows and the rest
+    stop.update(after=5, error=KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        build("cut", shard_windows=4)
+    assert sorted(p.name for p in partial.iterdir()) == [f"windows-{n:09d}.safetensors" for n in (0, 4, 8)]
+    assert not list(cut.glob("latents-*.safetensors"))
+
+    # a crash two batches into the rerun: it went on from window 10 (episode 0 not decoded again) and kept 4 more
+    calls.clear(), decoded.clear()
+    stop.update(after=2, error=RuntimeError("CUDA out of memory"))
+    with caplog.at_level("INFO", logger="worldpolicy.train.data"), pytest.raises(RuntimeError, match="CUDA"):
+        build("cut")
+    assert f"continuing the latent cache: 10 of {total} windows already encoded" in caplog.text
+    assert calls == [2, 2] and 0 not in decoded and decoded
+    assert sorted(p.name for p in partial.iterdir()) == [f"windows-{n:09d}.safetensors" for n in (0, 4, 8, 10)]
+
+    # the last rerun encodes the 4 windows left, and writes what an uninterrupted build wrote, byte for byte
+    calls.clear(), caplog.clear()
+    stop.clear()
+    with caplog.at_level("INFO", logger="worldpolicy.train.data"):
+        cache = build("cut")
+    assert f"continuing the latent cache: 14 of {total} windows already encoded" in caplog.text
+    assert sum(calls) == total - 14 and len(cache) == total
+    [built] = cut.glob("latents-*.safetensors")
+    assert built.name == reference.name and not partial.exists()
+    whole, again = LatentCache.load(reference), LatentCache.load(built)
+    assert all(torch.equal(a, b) for a, b in zip(whole.latents, again.latents))
+    assert all(np.array_equal(a, b) for a, b in zip(whole.actions, again.actions))
+    assert all(np.array_equal(a, b) for a, b in zip(whole.states, again.states))
+    assert (again.captions, again.index, again.meta) == (whole.captions, whole.index, whole.meta)
+    with safe_open(str(reference), "pt") as a, safe_open(str(built), "pt") as b:
+        assert a.metadata() == b.metadata() and set(a.keys()) == set(b.keys())
+    assert built.read_bytes() == reference.read_bytes()
+    assert [c.tolist() for c in cache.latents] == [c.tolist() for c in whole.latents]  # what this run trains on
+
+
+def test_a_latent_cache_build_refuses_shards_that_are_not_its_windows_in_order(cache_parts, tmp_path, monkeypatch):
+    """Shards follow the dataset's window order from window 0; one out of place (a gap, another build's) is named
+    rather than mixed in."""
+    from worldpolicy.engine import sampler
+    from worldpolicy.train.data import LatentCache
+
+    parts, layout, spec = cache_parts
+    real = sampler.encode_latents
+    calls = []
+
+    def encode(vae, canvas):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(vae, canvas)
+
+    monkeypatch.setattr(sampler, "encode_latents", encode)
+
+    def build():
+        return LatentCache.build_or_load(spec, layout, parts["vae"], parts["tokenizer"], tmp_path, batch_size=2,
+                                         progress=False, shard_windows=2)
+
+    with pytest.raises(KeyboardInterrupt):
+        build()
+    [partial] = tmp_path.glob("latents-*.partial")
+    (partial / "windows-000000002.safetensors").rename(partial / "windows-000000004.safetensors")  # a gap
+    with pytest.raises(ValueError, match=r"windows-000000004.safetensors is not the next windows of data.dataset after "
+                                         r"the 2 before it .*delete that folder to encode from the start"):
+        build()

@@ -2,7 +2,9 @@
 
 The VAE is frozen during fine-tuning, so each window is encoded once and kept on disk as one safetensors file keyed
 by a fingerprint of everything that shapes it (dataset files, embodiment, chunk, stride, canvas, VAE weights,
-tokenizer). A second run, a resumed run, or another rank reads the file instead of re-encoding.
+tokenizer). A second run, a resumed run, or another rank reads the file instead of re-encoding. Encoding a real dataset
+takes hours, so the windows encoded so far are kept in shards as they go (`LatentCache.build_or_load`): a build cut
+short by Ctrl-C, a crash or a kill continues where it stopped.
 Cameras are composed exactly as at inference (`processing.observations.frames_from_mapping`), captions are built by
 `processing.prompts`, and actions go through the embodiment's normalisation.
 """
@@ -10,10 +12,13 @@ Cameras are composed exactly as at inference (`processing.observations.frames_fr
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
+import shutil
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +26,7 @@ import numpy as np
 import torch
 
 from ..embodiments import Embodiment, get_embodiment
-from ..fileio import atomic_path
+from ..fileio import atomic_path, sigint_held
 from ..processing.actions import flip_gripper, to_model
 from ..processing.observations import frames_from_mapping, prepare_canvas, wire_key
 from ..processing.prompts import build_caption, tokenize
@@ -33,6 +38,8 @@ logger = logging.getLogger(__name__)
 CACHE_VERSION = 1  # in the fingerprint: what the cached numbers mean (a change makes resumed runs refuse old data)
 CACHE_FORMAT = 2  # in the file name only: how they are stored (2: every phrasing of a caption)
 DEFAULT_SOURCE = "droid/joint_pos"  # the action layout `dataset from-sim` writes (DROID's joint targets + gripper)
+SHARD_WINDOWS = 256  # a partial build's windows are kept after this many new ones, or
+SHARD_SECONDS = 60.0  # after this long, whichever comes first (and always when the build stops on an error or Ctrl-C)
 
 
 @dataclass(frozen=True)
@@ -217,28 +224,52 @@ def camera_sources(videos: list[str], video_keys: Sequence[str] | None, target: 
                      + ("" if given else "; name the videos to train on in data.video_keys"))
 
 
-def iter_windows(spec: WindowSpec, target: Embodiment) -> Iterator[RawWindow]:
-    """Windows of `spec.dataset` with actions in `target`'s columns (physical units)."""
+def iter_windows(spec: WindowSpec, target: Embodiment, skip: int = 0) -> Iterator[RawWindow]:
+    """Windows of `spec.dataset` with actions in `target`'s columns (physical units), in `window_order`.
+
+    `skip` leaves out the first windows (a latent cache continuing a build) without decoding the episodes they fill:
+    only the episode the skipped windows end in is decoded, its first windows then dropped before composing."""
+    episodes = _episode_starts(spec)
+    whole = 0  # episodes every window of which is skipped
+    while whole < len(episodes) and skip and skip >= len(episodes[whole][1]):
+        skip -= len(episodes[whole][1])
+        whole += 1
+    if whole and whole == len(episodes):  # every window skipped
+        return
+    if whole:
+        spec = replace(spec, episodes=tuple(i for i, _ in episodes[whole:]))
     plan = _plan(spec, target)
     keys = list(spec.action_keys) + (list(spec.state_keys) if plan.source.state_history else [])
     dataset = plan.dataset
     check_finite(dataset, keys, spec.episodes if spec.episodes is not None else range(dataset.num_episodes))
-    for ex in plan.examples:
+    for ex in itertools.islice(plan.examples, skip, None):
         views = {camera: ex.views[key] for camera, key in plan.cameras.items()}
         frames = frames_from_mapping(views, target.camera_keys, target.composite)
         actions, state = plan.convert(ex.actions.astype(np.float64), ex.state)
         yield RawWindow(frames, actions, state, ~ex.action_is_pad, ex.task, ex.episode_index, ex.start)
 
 
-def count_windows(spec: WindowSpec) -> int:
-    """How many windows `iter_windows(spec)` yields (one per start frame), from the episode lengths alone."""
+def _episode_starts(spec: WindowSpec) -> list[tuple[int, range]]:
+    """The episodes `iter_windows(spec)` reads, in its order, with the start frames of their windows (from the episode
+    lengths alone, nothing decoded)."""
     from ..data import LeRobotDataset
     from ..data.sampling import window_starts
 
     dataset = LeRobotDataset.open(spec.dataset)
     lengths = dataset.episode_lengths
     chosen = range(dataset.num_episodes) if spec.episodes is None else spec.episodes
-    return sum(len(window_starts(int(lengths[i]), spec.chunk_size, spec.stride, spec.pad)) for i in chosen)
+    return [(int(i), window_starts(int(lengths[i]), spec.chunk_size, spec.stride, spec.pad)) for i in chosen]
+
+
+def window_order(spec: WindowSpec) -> list[tuple[int, int]]:
+    """(episode, start frame) of every window `iter_windows(spec)` yields, in its order: what a continued latent
+    cache checks the windows it kept against."""
+    return [(i, t) for i, starts in _episode_starts(spec) for t in starts]
+
+
+def count_windows(spec: WindowSpec) -> int:
+    """How many windows `iter_windows(spec)` yields (one per start frame), from the episode lengths alone."""
+    return sum(len(starts) for _, starts in _episode_starts(spec))
 
 
 def check_finite(dataset, keys: list[str], episodes: Iterable[int]) -> None:
@@ -377,9 +408,14 @@ class LatentCache:
         batch_size: int = 8,
         progress: bool = True,
         expect: str | None = None,
+        shard_windows: int = SHARD_WINDOWS,
     ) -> LatentCache:
         """The cache of these windows, encoded now or read back. `expect` (a resumed run's fingerprint) refuses data
-        that changed since the run began, before anything is encoded."""
+        that changed since the run began, before anything is encoded.
+
+        Encoding keeps its windows as it goes in shards under `latents-<fingerprint>-v2.partial/` (`_build`), so a
+        build stopped by Ctrl-C, an error or a kill is continued by the next call with the same fingerprint; the
+        shards become the one cache file at the end, the same file an uninterrupted build writes."""
         tier = int(tier or embodiment.resolution_tier)
         key = fingerprint(spec, embodiment, vae, tokenizer, tier)
         if expect is not None and key != expect:
@@ -389,12 +425,14 @@ class LatentCache:
                 "it, or choose a new --out / output_dir"
             )
         path = Path(cache_dir) / f"latents-{key}-v{CACHE_FORMAT}.safetensors"
+        partial = path.with_suffix(".partial")  # the fingerprint in the name: another fingerprint's shards never mix in
         older = Path(cache_dir) / f"latents-{key}.safetensors"
         if older.exists():
             logger.warning("%s: a latent cache of an older worldpolicy (one phrasing per caption), not read; delete it "
                            "to free its space", older)
         if path.exists():
             logger.info("latent cache hit: %s", path)
+            shutil.rmtree(partial, ignore_errors=True)  # a build killed between writing the file and removing these
             cache = cls.load(path)
             rows = [(i, a) for i, a in enumerate(cache.actions) if not np.isfinite(a).all()]
             rows += [(i, s) for i, s in enumerate(cache.states or []) if not np.isfinite(s).all()]
@@ -403,23 +441,33 @@ class LatentCache:
                 raise ValueError(f"latent cache {str(path)!r} holds non-finite actions/states (episode {episode}, "
                                  f"window at frame {start}): fix the dataset and delete that file")
             return cache
-        cache = cls._build(spec, embodiment, vae, tokenizer, tier, use_system_prompt, batch_size, progress)
+        cache = cls._build(spec, embodiment, vae, tokenizer, tier, use_system_prompt, batch_size, progress, partial,
+                           shard_windows)
         cache.meta["fingerprint"] = key
         cache.save(path)
+        shutil.rmtree(partial, ignore_errors=True)
         return cache
 
     @classmethod
-    def _build(cls, spec, emb, vae, tokenizer, tier, use_system_prompt, batch_size, progress) -> LatentCache:
+    def _build(cls, spec, emb, vae, tokenizer, tier, use_system_prompt, batch_size, progress, partial: Path,
+               shard_windows: int) -> LatentCache:
+        """Encode the windows `partial` does not hold yet, after those it does. Every `shard_windows` new windows or
+        `SHARD_SECONDS`, whichever comes first, and when the build stops on any error or Ctrl-C, the windows encoded
+        since the last shard are written to a new one (atomically, Ctrl-C held until it is written): a kill loses at
+        most that much, anything else nothing but the batch being encoded. Shards end where a batch does, so a
+        continued build encodes the very batches an uninterrupted one would (the same `batch_size`)."""
         from tqdm.auto import tqdm
 
         from ..data.sampling import caption_variants
         from ..engine.sampler import encode_latents
 
-        latents: list[torch.Tensor] = []
-        actions, valid, states, ids, index = [], [], [], [], []
+        kept = cls._kept(partial, spec)
+        latents, actions, valid, states, ids, index = (kept.latents, kept.actions, kept.valid, kept.states,
+                                                       kept.captions, kept.index)
         pending: list[torch.Tensor] = []
         latent_hw = (0, 0)
         caption_ids: dict[tuple[str, int, int], list[list[int]]] = {}
+        saved, last = len(kept), time.monotonic()  # windows in shards; when the last shard was written
 
         def flush() -> None:
             if pending:
@@ -427,33 +475,85 @@ class LatentCache:
                 latents.extend(encoded[:, :, :, : latent_hw[0], : latent_hw[1]].cpu().unbind(0))
                 pending.clear()
 
-        bar = tqdm(total=count_windows(spec), desc="encoding windows", unit="win", disable=not progress)
-        for window in iter_windows(spec, emb):
-            canvas, info = prepare_canvas(window.frames, tier, spec.chunk_size + 1, emb.snap_to_16)
-            latent_hw = (info.latent_h, info.latent_w)
-            key = (window.task, info.canvas_h, info.canvas_w)
-            if key not in caption_ids:
-                caption_ids[key] = [
-                    tokenize(tokenizer, build_caption(emb.prompt_format, task, emb.view_point, spec.chunk_size + 1,
-                                                      emb.fps, info.canvas_h, info.canvas_w, emb.view_description),
-                             use_system_prompt)
-                    for task in caption_variants(window.task)
-                ]
-            pending.append(canvas)
-            actions.append(window.actions)
-            valid.append(window.valid)
-            states.append(window.state)
-            ids.append(caption_ids[key])
-            index.append((window.episode, window.start))
-            if len(pending) >= batch_size:
-                flush()
-            bar.update(1)
-        flush()
-        bar.close()
+        def write_shard() -> None:
+            nonlocal saved, last
+            done = len(latents)  # the windows queued for the batch being encoded have actions but no latents yet
+            if done > saved:
+                shard = cls(latents[saved:done], actions[saved:done], valid[saved:done],
+                            states[saved:done] if emb.state_history else None, ids[saved:done], index[saved:done], {})
+                with sigint_held() as interrupted:
+                    shard.save(partial / f"windows-{saved:09d}.safetensors")
+                saved = done
+                if interrupted:
+                    raise KeyboardInterrupt
+            last = time.monotonic()
+
+        total = count_windows(spec)
+        if saved:
+            logger.info("continuing the latent cache: %d of %d windows already encoded (kept in %s)", saved, total,
+                        partial)
+        bar = tqdm(total=total, initial=saved, desc="encoding windows", unit="win", disable=not progress)
+        try:
+            for window in iter_windows(spec, emb, skip=saved):
+                canvas, info = prepare_canvas(window.frames, tier, spec.chunk_size + 1, emb.snap_to_16)
+                latent_hw = (info.latent_h, info.latent_w)
+                key = (window.task, info.canvas_h, info.canvas_w)
+                if key not in caption_ids:
+                    caption_ids[key] = [
+                        tokenize(tokenizer, build_caption(emb.prompt_format, task, emb.view_point, spec.chunk_size + 1,
+                                                          emb.fps, info.canvas_h, info.canvas_w, emb.view_description),
+                                 use_system_prompt)
+                        for task in caption_variants(window.task)
+                    ]
+                pending.append(canvas)
+                actions.append(window.actions)
+                valid.append(window.valid)
+                states.append(window.state)
+                ids.append(caption_ids[key])
+                index.append((window.episode, window.start))
+                if len(pending) >= batch_size:
+                    flush()
+                    if len(latents) - saved >= shard_windows or time.monotonic() - last >= SHARD_SECONDS:
+                        write_shard()
+                bar.update(1)
+            flush()
+            write_shard()  # the last windows too: a Ctrl-C while the cache file is written then loses nothing
+        except BaseException:
+            write_shard()  # what was encoded before it stopped: the next build continues after it
+            if saved:
+                logger.warning("latent cache stopped at %d of %d windows encoded: they are kept in %s, and a rerun on "
+                               "the same data continues from them", saved, total, partial)
+            raise
+        finally:
+            bar.close()
         if not latents:
             raise ValueError(f"data.dataset {spec.dataset!r} yielded no training windows of chunk {spec.chunk_size}")
         meta = {"embodiment": emb.key, "chunk_size": spec.chunk_size, "tier": tier, "windows": len(latents)}
         return cls(latents, actions, valid, states if emb.state_history else None, ids, index, meta)
+
+    @classmethod
+    def _kept(cls, partial: Path, spec: WindowSpec) -> LatentCache:
+        """The windows an interrupted build kept in `partial` (its shards in order; none when there are none), checked
+        to be the first windows of `window_order(spec)`. `states` holds None per window for a layout without them."""
+        kept = cls([], [], [], [], [], [], {})
+        order: list[tuple[int, int]] | None = None
+        for shard in sorted(partial.glob("windows-*.safetensors")):
+            part = cls.load(shard)
+            order = order if order is not None else window_order(spec)
+            expected = order[len(kept):len(kept) + len(part)]
+            if shard.name != f"windows-{len(kept):09d}.safetensors" or part.index != expected:
+                raise ValueError(
+                    f"{str(partial)!r} holds an interrupted latent-cache build whose {shard.name} is not the next "
+                    f"windows of data.dataset after the {len(kept)} before it (windows in shards follow the dataset's "
+                    "order); delete that folder to encode from the start"
+                )
+            kept.latents += part.latents
+            kept.actions += part.actions
+            kept.valid += part.valid
+            kept.states += part.states if part.states is not None else [None] * len(part)
+            kept.captions += part.captions
+            kept.index += part.index
+        return kept
 
     def save(self, path: Path) -> None:
         from safetensors.torch import save_file
