@@ -402,6 +402,8 @@ def test_an_actions_file_with_non_finite_values_is_refused_as_such(server, toolb
     error = err(server, "imagine_rollout", {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs.png"),
                                             "actions_file": str(path)})
     assert error["parameter"] == "actions_file" and "NaN or inf at row 2, column 'r0'" in error["message"], error
+    # the parameter names the file and `given` its path: the message said "actions_file: actions file '…': …"
+    assert error["message"] == "actions_file: NaN or inf at row 2, column 'r0'" and error["given"] == str(path), error
 
 
 def test_an_actions_file_is_read_as_every_other_reader_reads_it(server, toolbox, inputs_dir):

@@ -350,8 +350,9 @@ class Toolbox:
             path = self._input_file("actions_file", actions_file, (".json",))
             try:  # the run warns of values far outside the training range, once, in the result
                 return load_actions(path, emb, warn=False), "normalized"
-            except ValueError as exc:
-                raise ToolInputError("actions_file", str(exc), actions_file, accepted) from None
+            except ValueError as exc:  # "actions file '…': why": the parameter names the file, and `given` its path
+                why = str(exc).removeprefix(f"actions file {str(path)!r}").removeprefix(":").strip()
+                raise ToolInputError("actions_file", why, actions_file, accepted) from None
         try:
             a = np.asarray(actions, dtype=np.float64) if _numeric_list(actions) else None
         except ValueError:  # ragged rows
