@@ -322,7 +322,8 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
     @srv.tool(annotations=writes)
     async def infer_actions(
         prompt: Prompt,
-        video: Annotated[str, Field(description="video file (mp4) whose actions to recover")],
+        video: Annotated[str, Field(description="the clip whose actions to recover: a video file (mp4, mov, mkv, "
+                                    "avi, webm), an animated GIF/WebP/TIFF or a folder of frames (name order)")],
         ctx: Context,
         embodiment: EmbodimentName = None,
         checkpoint: CheckpointName = None,
@@ -333,7 +334,8 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         animate: Animate = False,
         show_plots: ShowPlots = False,
     ) -> PredictionResult:
-        """Which actions produced this video? Inverse dynamics from a clip."""
+        """Which actions produced this video? Inverse dynamics from a clip (video file, animated GIF or folder of
+        frames)."""
         result = await _call(
             ctx, tb.infer_actions, prompt, video, embodiment, checkpoint, state, seed, steps, guidance, animate
         )

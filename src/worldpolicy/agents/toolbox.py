@@ -35,6 +35,8 @@ MAX_SIM_EPISODES = 20
 # the files the command line reads (TIFF, 16-bit and float included), as the accepted list an error names
 IMAGE_SUFFIXES = tuple(sorted(observations.IMAGE_SUFFIXES))
 VIDEO_SUFFIXES = tuple(sorted(observations.VIDEO_SUFFIXES))
+# what `infer_actions` reads, as `--video` does: a clip, an animated image (GIF/WebP/TIFF) or a folder of frames
+CLIP_SUFFIXES = tuple(sorted(observations.VIDEO_SUFFIXES | observations.IMAGE_SUFFIXES))
 
 
 class ToolInputError(ValueError):
@@ -243,7 +245,9 @@ class Toolbox:
         path = Path(value).expanduser()
         return (path if path.is_absolute() else self.config.input_roots[0] / path).resolve()
 
-    def _input_file(self, parameter: str, value: Any, suffixes: Sequence[str]) -> Path:
+    def _input_file(self, parameter: str, value: Any, suffixes: Sequence[str], folder: bool = False) -> Path:
+        """A file inside the readable folders with one of `suffixes`; or, with `folder`, a folder there (of frames:
+        what is in it is read by `processing.observations.image_files`)."""
         path = self._resolve(value, parameter)
         if not any(path == r or r in path.parents for r in self.config.input_roots):
             raise ToolInputError(
@@ -252,10 +256,14 @@ class Toolbox:
                 value,
                 [str(r) for r in self.config.input_roots],
             )
+        if folder and path.is_dir():
+            return path
         if not path.is_file():
-            raise ToolInputError(parameter, f"file {str(path)!r} does not exist", value)
+            raise ToolInputError(parameter, f"{'file or folder' if folder else 'file'} {str(path)!r} does not exist",
+                                 value)
         if path.suffix.lower() not in suffixes:
-            raise ToolInputError(parameter, f"unsupported file type {path.suffix!r}", value, list(suffixes))
+            raise ToolInputError(parameter, f"unsupported file type {path.suffix!r}", value,
+                                 [*suffixes, "a folder of frames"] if folder else list(suffixes))
         return path
 
     @staticmethod
@@ -279,6 +287,7 @@ class Toolbox:
             raise ToolInputError("guidance", "must be a number in [0, 50]", guidance)
 
     def _observation(self, emb, image: str | None, images: dict[str, str] | None, state: Any):
+        """(observation, state, warnings, the shape warned about as one camera's view or None), checked."""
         if (image is None) == (images is None):
             raise ToolInputError(
                 "image",
@@ -287,10 +296,13 @@ class Toolbox:
                 {"images keys": list(emb.camera_keys)},
             )
         warnings: list[str] = []
+        said = None
         if image is not None:
             obs: Any = self._input_file("image", image, IMAGE_SUFFIXES)
             height, width = _readable_image(obs, "image", image).shape[:2]  # before any model loads
-            warnings += _single_view(emb, image, height, width)
+            warnings += _single_view(emb, f"image {image!r}", height, width,
+                                     "images={" + ", ".join(f'"{k}": FILE' for k in emb.camera_keys) + "}")
+            said = (height, width) if warnings else None
         else:
             if not isinstance(images, dict) or not images:
                 raise ToolInputError("images", "expected a mapping camera key → image path", images)
@@ -309,7 +321,7 @@ class Toolbox:
                 k: _readable_image(self._input_file(f"images[{k}]", v, IMAGE_SUFFIXES), f"images[{k}]", v)
                 for k, v in images.items()
             }
-        return obs, self._state(emb, state), warnings
+        return obs, self._state(emb, state), warnings, said
 
     @staticmethod
     def _state(emb, state: Any) -> np.ndarray | None:
@@ -401,9 +413,10 @@ class Toolbox:
         return path
 
     def _run(self, mode: str, ckpt: Path, emb, animate: bool, progress: Progress | None, warnings: list[str],
-             **request: Any) -> dict[str, Any]:
+             said_view: tuple[int, int] | None, **request: Any) -> dict[str, Any]:
         """Run one request and write its run folder; `warnings` about the inputs (as the CLI logs them) go in the
-        result, where an agent reads them."""
+        result, where an agent reads them. `said_view`: the (height, width) of an image or clip they already warn of
+        as one camera's view, which the policy is told so that it does not say it again in its own terms."""
         from ..commands import write_run
         from ..policy import PolicyRequest
 
@@ -411,6 +424,8 @@ class Toolbox:
         report(0, None, f"loading {ckpt.name} for {emb.key}")
         with _logged_warnings() as logged:  # what the CLI would log about this call: a short clip, units, ...
             policy = self.policy(ckpt, emb)
+            if said_view is not None:
+                policy.single_view_said(*said_view)
             report(0, None, "sampling")
             with self._run_lock:
                 prediction = policy.act_batch(
@@ -483,7 +498,7 @@ class Toolbox:
         ckpt, emb = self._model(checkpoint, embodiment)
         prompt = self._prompt(prompt)
         self._sampling(seed, steps, guidance)
-        obs, state, warnings = self._observation(emb, image, images, state)
+        obs, state, warnings, said = self._observation(emb, image, images, state)
         return self._run(
             "policy",
             ckpt,
@@ -491,6 +506,7 @@ class Toolbox:
             animate,
             progress,
             warnings,
+            said,
             observation=obs,
             prompt=prompt,
             state=state,
@@ -521,7 +537,7 @@ class Toolbox:
         prompt = self._prompt(prompt)
         self._sampling(seed, steps, guidance)
         a, space = self._actions(emb, actions, actions_file)
-        obs, state, warnings = self._observation(emb, image, images, state)
+        obs, state, warnings, said = self._observation(emb, image, images, state)
         return self._run(
             "forward_dynamics",
             ckpt,
@@ -529,6 +545,7 @@ class Toolbox:
             animate,
             progress,
             warnings,
+            said,
             observation=obs,
             prompt=prompt,
             actions=a,
@@ -553,20 +570,22 @@ class Toolbox:
         animate: bool = False,
         progress: Progress | None = None,
     ) -> dict[str, Any]:
-        """Inverse dynamics: the actions that explain a video."""
-        from ..processing.video import read_video
+        """Inverse dynamics: the actions that explain a clip: a video file, an animated image (GIF/WebP/TIFF) or a
+        folder of frames (name order), as `worldpolicy predict --video` and `Policy.infer_actions` take it."""
+        from ..processing.observations import check_source
 
         ckpt, emb = self._model(checkpoint, embodiment)
         prompt = self._prompt(prompt)
         self._sampling(seed, steps, guidance)
-        path = self._input_file("video", video, VIDEO_SUFFIXES)
-        try:
-            frames, _ = read_video(path, max_frames=2)  # the policy reads the clip itself, only the frames it uses
+        path = self._input_file("video", video, CLIP_SUFFIXES, folder=True)
+        try:  # read as the command line reads --video; the policy reads the clip itself, only the frames it uses
+            height, width = check_source(path, "video", min_frames=2)
         except ValueError as exc:
-            raise ToolInputError("video", str(exc), video) from None
-        if frames.shape[0] < 2:
-            raise ToolInputError("video", "inverse dynamics needs at least 2 frames", int(frames.shape[0]))
-        _check_size(frames, "video", video)
+            raise ToolInputError("video", str(exc).removeprefix("video: "), video) from None
+        # the tools take one clip: a multi-camera model's cameras come composed, in the layout the warning names
+        warnings = _single_view(emb, f"video {video!r}", height, width,
+                                "compose their clips into one in that layout (infer_actions takes one clip; the "
+                                "command line's --camera KEY=CLIP composes them)")
         state = self._state(emb, state)
         return self._run(
             "inverse_dynamics",
@@ -574,7 +593,8 @@ class Toolbox:
             emb,
             animate,
             progress,
-            [],
+            warnings,
+            (height, width) if warnings else None,
             observation=path,
             prompt=prompt,
             state=state,
@@ -743,13 +763,12 @@ def _base_problem(checkpoint: Path) -> str | None:
     return None
 
 
-def _single_view(emb, given: str, height: int, width: int) -> list[str]:
-    """The command line's warning for one `image` given to an embodiment that composes several cameras and looking
-    like one camera's view, worded for the tools' `images`."""
+def _single_view(emb, source: str, height: int, width: int, pass_each: str) -> list[str]:
+    """The command line's warning for one `image` or `video` given to an embodiment that composes several cameras and
+    looking like one camera's view, worded for the tools (`pass_each`: how they take each camera)."""
     from ..processing.observations import single_view_warning
 
-    message = single_view_warning(emb, f"image {given!r}", height, width,
-                                  "images={" + ", ".join(f'"{k}": FILE' for k in emb.camera_keys) + "}")
+    message = single_view_warning(emb, source, height, width, pass_each)
     return [] if message is None else [message]
 
 
