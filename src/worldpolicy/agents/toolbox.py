@@ -27,11 +27,13 @@ from ..processing.prompts import check_length
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Progress", "ToolInputError", "Toolbox", "ToolboxConfig", "error_payload"]
+__all__ = ["Progress", "ToolInputError", "Toolbox", "ToolboxConfig", "error_payload", "plot_images"]
 
 Progress = Callable[[float, "float | None", str], None]
 MAX_STEPS = 100
 MAX_SIM_EPISODES = 20
+MAX_INLINE_PLOTS = 3  # show_plots: the first plots, each at most this large, travel in the result
+MAX_INLINE_PLOT_BYTES = 2 * 1024 * 1024
 # the files the command line reads (TIFF, 16-bit and float included), as the accepted list an error names
 IMAGE_SUFFIXES = tuple(sorted(observations.IMAGE_SUFFIXES))
 VIDEO_SUFFIXES = tuple(sorted(observations.VIDEO_SUFFIXES))
@@ -53,6 +55,18 @@ class ToolInputError(ValueError):
         if self.accepted is not None:
             out["accepted"] = _jsonable(self.accepted)
         return out
+
+
+def plot_images(result: Any) -> list[bytes]:
+    """The PNG bytes of a result's plots (a prediction's `files.plots`, a visualization's `plots`) that `show_plots`
+    returns as image content, so an agent that can see looks at them without reading files (the paths are not
+    reachable from another machine over HTTP): the first MAX_INLINE_PLOTS, each up to MAX_INLINE_PLOT_BYTES. One
+    selection for the MCP server and the Strands tool, which wrap the bytes as their frameworks want."""
+    if not isinstance(result, dict):
+        return []
+    plots = result.get("plots") or (result.get("files") or {}).get("plots") or []
+    images = (Path(path).read_bytes() for path in plots[:MAX_INLINE_PLOTS])
+    return [data for data in images if len(data) <= MAX_INLINE_PLOT_BYTES]
 
 
 def _jsonable(x: Any) -> Any:
