@@ -206,23 +206,26 @@ def _check_cameras(embodiment: Embodiment, cameras: tuple[str, ...]) -> None:
                          + (" for each" if embodiment.composite is not None else ""))
 
 
-def _warn_single_view(embodiment: Embodiment, flag: str, source: Path, height: int, width: int) -> None:
+def _warn_single_view(embodiment: Embodiment, flag: str, source: Path, height: int, width: int) -> bool:
     """One --image/--video for an embodiment that composes several cameras is taken as that composite (a pre-composed
-    image is valid); one that looks like a single camera's view is worth a warning that says how to pass each."""
+    image is valid); one that looks like a single camera's view is worth a warning that says how to pass each. True if
+    it was said (the run is told: `Policy.single_view_said`)."""
     from .processing.observations import single_view_warning
 
     message = single_view_warning(embodiment, f"{flag} {str(source)!r}", height, width,
                                   " ".join(f"--camera {k}=FILE" for k in embodiment.camera_keys))
     if message is not None:
         logger.warning("%s", message)
+    return message is not None
 
 
 def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: tuple[str, ...],
-                  state: list[float] | None) -> None:
-    """Read what the run will read (frames, actions, prompt, state width) against the checkpoint's embodiment."""
+                  state: list[float] | None) -> list[tuple[int, int]]:
+    """Read what the run will read (frames, actions, prompt, state width) against the checkpoint's embodiment. Returns
+    the (height, width) of each image or clip warned about as one camera's view."""
     from .policy import Policy
     from .processing.actions import load_actions
-    from .processing.observations import MIN_SIDE, clip_from_mapping, load_frames
+    from .processing.observations import check_source, clip_from_mapping
     from .processing.prompts import check_task
 
     check_task(args.prompt, "--prompt")
@@ -233,16 +236,11 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
     )[0]
     if cameras:
         _check_cameras(embodiment, cameras)
+    said = []
     for flag, source in sources.items():
-        frames = load_frames(source, flag, max_frames=2)
-        if min(frames.shape[1:3]) < MIN_SIDE:
-            raise ValueError(f"{flag} {str(source)!r} is {frames.shape[1]}x{frames.shape[2]} pixels; the model needs "
-                             f"at least {MIN_SIDE} per side")
-        if args.mode == "inverse_dynamics" and frames.shape[0] < 2:
-            raise ValueError(f"{flag} {str(source)!r} has 1 frame; inverse dynamics needs at least 2 (chunk_size+1 are "
-                             "used; a shorter clip repeats its last frame)")
-        if not cameras:
-            _warn_single_view(embodiment, flag, source, *frames.shape[1:3])
+        shape = check_source(source, flag, min_frames=2 if args.mode == "inverse_dynamics" else 1)
+        if not cameras and _warn_single_view(embodiment, flag, source, *shape):
+            said.append(shape)
     if cameras and args.mode == "inverse_dynamics":  # the cameras' clips start together: as many frames each
         clip_from_mapping({key: sources[f"--camera {key}"] for key in cameras}, embodiment.camera_keys,
                           embodiment.composite, max_frames=(args.chunk_size or embodiment.chunk_size) + 2)
@@ -254,6 +252,7 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
     if state is not None and len(state) != embodiment.action_dim:
         raise ValueError(f"--state has {len(state)} values but embodiment {embodiment.key!r} expects "
                          f"{embodiment.action_dim} ({', '.join(embodiment.columns)})")
+    return said
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -285,12 +284,14 @@ def _predict(args: argparse.Namespace) -> int:
         except ValueError:
             raise UsageError(f"--state {args.state!r} must be comma-separated numbers") from None
     out = _checked_out(Path(args.out), {**sources, "--actions": Path(args.actions) if args.actions else None})
-    _check_inputs(args, sources, tuple(cameras), state)  # before the weights load: a bad file fails in a second
+    said = _check_inputs(args, sources, tuple(cameras), state)  # before the weights load: a bad file fails in a second
     policy = load_policy(
         args.checkpoint, embodiment=args.embodiment, device=args.device, dtype=args.dtype, preset=args.preset,
         steps=args.steps, guidance=args.guidance, schedule=args.schedule, shift=args.shift,
         chunk_size=args.chunk_size, resolution_tier=args.resolution_tier,
     )
+    for shape in said:  # warned above, in the command line's terms
+        policy.single_view_said(*shape)
     request = PolicyRequest(
         observation={key: str(path) for key, path in cameras.items()} or str(next(iter(sources.values()))),
         prompt=args.prompt, mode=args.mode, actions=args.actions, actions_space=args.actions_space, state=state,

@@ -402,14 +402,22 @@ class Policy:
                           said=self._state_warnings)
         return model[0]
 
-    def _warn_single_view(self, height: int, width: int) -> None:
-        """An in-memory image for an embodiment that composes several cameras is taken as that composite; one shaped
-        like a single camera's view is said once per shape, as the command line and the agent tools say it of a file
-        (they read files before the model loads, so a file path is left to them)."""
+    def single_view_said(self, height: int, width: int) -> None:
+        """Note that one image or clip of `height` x `width` was warned about as one camera's view already, so a run
+        does not say it again: the command line and the agent tools read a file before the model loads and say it in
+        their own terms (`--camera`, `images`). This set is the one place that decides whether a run says it."""
+        self._view_warnings.add((height, width))
+
+    def _warn_single_view(self, observation: Any, height: int, width: int) -> None:
+        """One image or clip (in memory or a file) for an embodiment that composes several cameras is taken as that
+        composite; one shaped like a single camera's view is said once per shape (a control loop sends the same
+        camera's image every call), unless a front end said it first (`single_view_said`)."""
         if (height, width) in self._view_warnings:
             return
         e = self.embodiment
-        message = single_view_warning(e, "the observation", height, width,
+        source = (f"the observation {os.fspath(observation)!r}" if isinstance(observation, (str, os.PathLike))
+                  else "the observation")
+        message = single_view_warning(e, source, height, width,
                                       "an observation dict {" + ", ".join(f"{k!r}: image" for k in e.camera_keys) + "}")
         if message is not None:
             self._view_warnings.add((height, width))
@@ -469,8 +477,8 @@ class Policy:
                                "action rows explain frames of the clip (settings real_rows)", frames.shape[0],
                                num_frames, real_rows)
             canvas, info = prepare_canvas(frames, self.resolution_tier, num_frames, e.snap_to_16)
-        if not isinstance(obs, (Mapping, str, os.PathLike)):  # a file: the CLI and agent tools said it
-            self._warn_single_view(*frames.shape[1:3])
+        if not isinstance(obs, Mapping):  # a dict names each camera: it is composed as trained
+            self._warn_single_view(obs, *frames.shape[1:3])
         caption = build_caption(e.prompt_format, request.prompt, e.view_point, num_frames, e.fps,
                                 info.canvas_h, info.canvas_w, e.view_description)
         tokenizer = self.engine.tokenizer

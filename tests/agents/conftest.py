@@ -32,6 +32,12 @@ def inputs_dir(tmp_path_factory):
     write_video(d / "tiny.mp4", np.zeros((5, 8, 8, 3), np.uint8), fps=15)
     write_video(d / "short.mp4", rng.integers(0, 255, (2, 64, 96, 3), dtype=np.uint8), fps=15)
     Image.fromarray(rng.integers(0, 65535, (72, 96), dtype=np.uint16)).save(d / "obs16.tif")
+    # one clip as an animated GIF and as a folder of frames (few colours: the GIF palette holds them exactly)
+    pages = [Image.fromarray(np.full((64, 96, 3), (40 * i, 255 - 40 * i, 90), np.uint8)) for i in range(3)]
+    pages[0].save(d / "clip.gif", save_all=True, append_images=pages[1:], duration=66, loop=0)
+    (d / "frames").mkdir()
+    for i, page in enumerate(pages):
+        page.save(d / "frames" / f"frame_{i}.png")
     return d
 
 

@@ -402,6 +402,8 @@ def test_an_actions_file_with_non_finite_values_is_refused_as_such(server, toolb
     error = err(server, "imagine_rollout", {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs.png"),
                                             "actions_file": str(path)})
     assert error["parameter"] == "actions_file" and "NaN or inf at row 2, column 'r0'" in error["message"], error
+    # the parameter names the file and `given` its path: the message said "actions_file: actions file '…': …"
+    assert error["message"] == "actions_file: NaN or inf at row 2, column 'r0'" and error["given"] == str(path), error
 
 
 def test_an_actions_file_is_read_as_every_other_reader_reads_it(server, toolbox, inputs_dir):
@@ -569,3 +571,31 @@ def test_image_files_are_the_ones_the_command_line_reads(server, inputs_dir):
     assert result["mode"] == "policy"
     error = err(server, "predict_actions", {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "notes.txt")})
     assert ".tif" in error["accepted"] and ".png" in error["accepted"], error
+
+
+def test_infer_actions_takes_an_animated_gif_and_a_folder_of_frames_as_the_command_line_does(server, inputs_dir):
+    """`video` took video files only, where `worldpolicy predict --video` and `Policy.infer_actions` also read an
+    animated GIF and a folder of frames; the same frames in either give the same actions."""
+    from worldpolicy.processing.observations import load_frames
+
+    np.testing.assert_array_equal(load_frames(inputs_dir / "clip.gif"), load_frames(inputs_dir / "frames"))
+    base = {"prompt": "go", "embodiment": "bridge", "seed": 0, "steps": 1}
+    gif = ok(server, "infer_actions", {**base, "video": str(inputs_dir / "clip.gif")})
+    folder = ok(server, "infer_actions", {**base, "video": str(inputs_dir / "frames")})
+    assert gif["mode"] == folder["mode"] == "inverse_dynamics"
+    np.testing.assert_allclose(gif["actions"], folder["actions"], atol=1e-6)
+    one = err(server, "infer_actions", {**base, "video": str(inputs_dir / "obs.png")})
+    assert one["parameter"] == "video" and "has 1 frame; inverse dynamics needs at least 2" in one["message"], one
+    other = err(server, "infer_actions", {**base, "video": str(inputs_dir / "notes.txt")})
+    assert {".mp4", ".gif", "a folder of frames"} <= set(other["accepted"]), other
+
+
+def test_one_cameras_clip_for_a_multi_camera_model_is_warned_once_in_the_result(server, inputs_dir):
+    """infer_actions with one camera's clip for droid (three cameras composed) said nothing, where `predict --video`
+    warns; the policy now warns of files too, and the result carries the warning once, in the tools' terms."""
+    state = [0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.78, 0.0]
+    result = ok(server, "infer_actions", {"prompt": "go", "embodiment": "droid/joint_pos", "state": state, "seed": 0,
+                                          "steps": 1, "video": str(inputs_dir / "clip.gif")})
+    views = [w for w in result["warnings"] if "looks like one camera's view" in w]
+    assert len(views) == 1 and views[0].startswith(f"video {str(inputs_dir / 'clip.gif')!r} is taken as the composite")
+    assert "infer_actions takes one clip" in views[0], views

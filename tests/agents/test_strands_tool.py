@@ -62,3 +62,22 @@ def test_agent_calls_the_tool_without_a_model(configured):
     assert result["status"] == "success"
     keys = [e["key"] for e in result["content"][0]["json"]["embodiments"]]
     assert "droid/joint_pos" in keys and "bridge" in keys
+
+
+def test_the_tool_animates_plots_and_caps_sim_steps_as_the_mcp_tools_do(configured, inputs_dir):
+    """visualize animated only when a video was given (the MCP tool animates by default), and `show_plots` and
+    evaluate_sim's `max_steps` were missing."""
+    pred = _json(strands_tool.worldpolicy_tool(action="predict", prompt="push", embodiment="bridge",
+                                               image=str(inputs_dir / "obs.png"), seed=0, steps=1))
+    assert "animation" not in pred["files"]  # predict does not animate unless asked
+    shown = strands_tool.worldpolicy_tool(action="visualize", path=pred["run_dir"], show_plots=True)
+    assert shown["status"] == "success", shown
+    vis = shown["content"][0]["json"]
+    assert vis["animation"] is not None and vis["animation"].endswith(".mp4")
+    images = shown["content"][1:]
+    assert len(images) == len(vis["plots"]) >= 1
+    assert all(i["image"]["format"] == "png" and i["image"]["source"]["bytes"].startswith(b"\x89PNG") for i in images)
+    plain = strands_tool.worldpolicy_tool(action="visualize", path=pred["run_dir"], animate=False)
+    assert _json(plain)["animation"] is None and len(plain["content"]) == 1
+    capped = strands_tool.worldpolicy_tool(action="evaluate_sim", max_steps=0)
+    assert capped["status"] == "error" and _json(capped)["error"]["parameter"] == "max_steps", capped

@@ -359,6 +359,7 @@ def test_one_camera_for_a_two_camera_model_is_warned_and_each_camera_can_be_pass
     assert (f"--image {str(one)!r} is taken as the composite the model was trained on, the 2 cameras of embodiment "
             "'panda_reach' (observation/exterior_image_1_left, observation/wrist_image_left, stacked top to bottom), "
             "but it looks like one camera's view: it is 48x64 pixels") in err
+    assert err.count("looks like one camera's view") == 1, err  # said before the weights load; the run says no more
     assert ("Pass each camera instead: --camera observation/exterior_image_1_left=FILE "
             "--camera observation/wrist_image_left=FILE") in err
     # a pre-composed image is a valid observation: no warning, and the same actions as the cameras composed here

@@ -879,11 +879,9 @@ def test_a_state_of_the_wrong_shape_is_named_by_its_shape(tiny_checkpoint, state
         policy._state_row(worldpolicy.PolicyRequest(image, "x", state=state))
 
 
-def test_one_cameras_image_in_memory_is_warned_about_once_as_the_cli_warns_of_a_file(tiny_checkpoint, tmp_path, caplog):
+def test_one_cameras_image_in_memory_is_warned_about_once_as_the_cli_warns_of_a_file(tiny_checkpoint, caplog):
     """policy.act(one camera's array) on a model that composes several cameras (DROID, the shipped model) ran on it as
     if it were the composite, without the warning the command line and the agent tools give for such a file."""
-    from PIL import Image
-
     policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid", chunk_size=16)
     one_camera = np.zeros((90, 320, 3), np.uint8)
     state = [0.0] * 8
@@ -896,8 +894,28 @@ def test_one_cameras_image_in_memory_is_warned_about_once_as_the_cli_warns_of_a_
         caplog.clear()
         policy._prepare(worldpolicy.PolicyRequest(one_camera, "x", state=state))  # a control loop: said once
         policy._prepare(worldpolicy.PolicyRequest(np.zeros((540, 640, 3), np.uint8), "x", state=state))  # composite
-        Image.fromarray(one_camera).save(tmp_path / "one.png")
-        policy._prepare(worldpolicy.PolicyRequest(str(tmp_path / "one.png"), "x", state=state))  # the CLI's: it warns
+    assert caplog.text == ""
+
+
+def test_one_cameras_image_file_is_warned_about_by_the_policy_unless_a_front_end_said_it(tiny_checkpoint, tmp_path,
+                                                                                          caplog):
+    """policy.act("one_camera.png") on a multi-camera model said nothing, where the same image in memory was warned
+    about: the file was left to the command line and the agent tools, which say it before the model loads. A front
+    end that said it tells the policy (`single_view_said`), so it is said once."""
+    from PIL import Image
+
+    policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid", chunk_size=16)
+    state = [0.0] * 8
+    Image.fromarray(np.zeros((90, 320, 3), np.uint8)).save(tmp_path / "one.png")
+    Image.fromarray(np.zeros((120, 160, 3), np.uint8)).save(tmp_path / "said.png")
+    with caplog.at_level("WARNING", logger="worldpolicy.policy"):
+        policy._prepare(worldpolicy.PolicyRequest(str(tmp_path / "one.png"), "x", state=state))
+        assert (f"the observation {str(tmp_path / 'one.png')!r} is taken as the composite the model was trained on"
+                in caplog.text)
+        assert "it is 90x320 pixels" in caplog.text
+        caplog.clear()
+        policy.single_view_said(120, 160)  # what the command line and the tools do after warning in their terms
+        policy._prepare(worldpolicy.PolicyRequest(tmp_path / "said.png", "x", state=state))
     assert caplog.text == ""
 
 

@@ -12,7 +12,6 @@ import base64
 import json
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from ..extras import extra_imports
@@ -26,15 +25,13 @@ with extra_imports():
     from mcp_types import CallToolResult, ImageContent, TextContent, ToolAnnotations
     from pydantic import BaseModel, Field
 
-from .toolbox import Toolbox, ToolboxConfig, error_payload
+from .toolbox import Toolbox, ToolboxConfig, error_payload, plot_images
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["MAX_REQUEST_BODY_BYTES", "build_server", "run_server"]
 
 MAX_REQUEST_BODY_BYTES = 4 * 1024 * 1024
-MAX_INLINE_PLOTS = 3
-MAX_INLINE_PLOT_BYTES = 2 * 1024 * 1024
 INSTRUCTIONS = (
     "Video world-model robot policies (Cosmos3). list_embodiments gives action columns/units and the camera/state "
     "keys an observation needs; list_checkpoints the models. predict_actions answers 'what should the robot do?', "
@@ -180,17 +177,12 @@ ShowPlots = Annotated[bool, Field(description="also return the plot images in th
 
 
 def _with_plots(result: Any, show: bool) -> Any:
-    """Attach the result's plot PNGs as image content, so an agent that can see looks at them directly."""
+    """Attach the result's plot PNGs (`toolbox.plot_images`) as image content, so an agent that can see looks at them
+    directly. An error result passes through as it is."""
     if not show or not isinstance(result, dict):
         return result
-    plots = result.get("plots") or (result.get("files") or {}).get("plots") or []
-    images = []
-    for path in plots[:MAX_INLINE_PLOTS]:
-        data = Path(path).read_bytes()
-        if len(data) <= MAX_INLINE_PLOT_BYTES:
-            images.append(
-                ImageContent(type="image", data=base64.b64encode(data).decode("ascii"), mime_type="image/png")
-            )
+    images = [ImageContent(type="image", data=base64.b64encode(data).decode("ascii"), mime_type="image/png")
+              for data in plot_images(result)]
     return CallToolResult(
         content=[TextContent(type="text", text=json.dumps(result)), *images], structured_content=result
     )
@@ -322,7 +314,8 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
     @srv.tool(annotations=writes)
     async def infer_actions(
         prompt: Prompt,
-        video: Annotated[str, Field(description="video file (mp4) whose actions to recover")],
+        video: Annotated[str, Field(description="the clip whose actions to recover: a video file (mp4, mov, mkv, "
+                                    "avi, webm), an animated GIF/WebP/TIFF or a folder of frames (name order)")],
         ctx: Context,
         embodiment: EmbodimentName = None,
         checkpoint: CheckpointName = None,
@@ -333,7 +326,8 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         animate: Animate = False,
         show_plots: ShowPlots = False,
     ) -> PredictionResult:
-        """Which actions produced this video? Inverse dynamics from a clip."""
+        """Which actions produced this video? Inverse dynamics from a clip (video file, animated GIF or folder of
+        frames)."""
         result = await _call(
             ctx, tb.infer_actions, prompt, video, embodiment, checkpoint, state, seed, steps, guidance, animate
         )

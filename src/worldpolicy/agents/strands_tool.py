@@ -17,7 +17,7 @@ from ..extras import extra_imports
 with extra_imports():
     from strands import tool
 
-from .toolbox import Toolbox, ToolboxConfig, ToolInputError, error_payload
+from .toolbox import Toolbox, ToolboxConfig, ToolInputError, error_payload, plot_images
 
 __all__ = ["ACTIONS", "configure", "worldpolicy_tool"]
 
@@ -70,11 +70,13 @@ def worldpolicy_tool(
     steps: int | None = None,
     guidance: float | None = None,
     decode_video: bool = False,
-    animate: bool = False,
+    animate: bool | None = None,
+    show_plots: bool = False,
     path: str | None = None,
     task: str = "reach",
     policy: str = "scripted",
     episodes: int = 2,
+    max_steps: int | None = None,
 ) -> dict[str, Any]:
     """Robot world-model tools (Cosmos3): predict actions, imagine rollouts, infer actions from video, plot them.
 
@@ -82,15 +84,17 @@ def worldpolicy_tool(
         action: what to do. list_embodiments / list_checkpoints / list_world_models: discover; predict: what should
             the robot do (prompt + image or images [+ state]); imagine: what happens if it executes actions
             (prompt + image + actions or actions_file); infer_actions: which actions produced a video (prompt +
-            video); visualize: plot an actions file or run directory (path [+ video]); evaluate_sim: short MuJoCo
-            evaluation (task, policy, episodes).
+            video: a clip, animated GIF or folder of frames); visualize: plot an actions file or run directory
+            (path [+ video]); evaluate_sim: short MuJoCo evaluation (task, policy, episodes [+ max_steps]).
         prompt: task description, e.g. "put the cup in the sink".
         embodiment: embodiment key from list_embodiments, e.g. "droid" or "bridge" (default: the checkpoint's own,
             shown by list_checkpoints).
         checkpoint: checkpoint name from list_checkpoints (optional when there is only one).
         image: observation image file (single camera).
         images: camera key to image file, for multi-camera embodiments.
-        video: video file for infer_actions, or to animate beside the plot for visualize.
+        video: infer_actions: the clip, a video file (mp4, mov, mkv, avi, webm), an animated GIF/WebP/TIFF or a
+            folder of frames (name order); visualize: a video to animate beside the plot (default: the run's
+            rollout.mp4).
         actions: [T, action_dim] actions in physical units for imagine.
         actions_file: actions.json from an earlier call, for imagine.
         state: current state for state-conditioned embodiments (e.g. DROID joints + gripper).
@@ -98,36 +102,41 @@ def worldpolicy_tool(
         steps: denoising steps.
         guidance: classifier-free guidance scale.
         decode_video: predict: also decode the imagined future video.
-        animate: also write an mp4 with a playhead on the action plot beside the video.
+        animate: also write an mp4 with a playhead on the action plot beside the video (default: yes for visualize,
+            no for predict, imagine and infer_actions).
+        show_plots: predict, imagine, infer_actions, visualize: also return the plot images, to look at them.
         path: actions.json or run directory for visualize.
         task: evaluate_sim task: reach, push or pick_place.
         policy: evaluate_sim policy: checkpoint name, scripted or random.
         episodes: evaluate_sim episode count (1-20).
+        max_steps: evaluate_sim cap on control steps per episode.
     """
     tb = _current()
     sampling = {"seed": seed, "steps": steps, "guidance": guidance}
+    # left out: each operation's own default (visualize animates, the others do not), as the MCP tools have it
+    animation = {} if animate is None else {"animate": animate}
     calls = {
         "list_embodiments": lambda: tb.list_embodiments(),
         "list_checkpoints": lambda: tb.list_checkpoints(),
         "list_world_models": lambda: tb.list_world_models(),
         "predict": lambda: tb.predict(
-            prompt, embodiment, checkpoint, image, images, state, **sampling, decode_video=decode_video, animate=animate
+            prompt, embodiment, checkpoint, image, images, state, **sampling, decode_video=decode_video,
+            **animation
         ),
-        "imagine": lambda: tb.imagine(
-            prompt, embodiment, checkpoint, image, images, actions, actions_file, state, **sampling, animate=animate
-        ),
-        "infer_actions": lambda: tb.infer_actions(
-            prompt, video, embodiment, checkpoint, state, **sampling, animate=animate
-        ),
-        "visualize": lambda: tb.visualize(path, video, animate=animate or video is not None),
-        "evaluate_sim": lambda: tb.evaluate_sim(
-            task, policy, embodiment, episodes, seed or 0
-        ),
+        "imagine": lambda: tb.imagine(prompt, embodiment, checkpoint, image, images, actions, actions_file, state,
+                                      **sampling, **animation),
+        "infer_actions": lambda: tb.infer_actions(prompt, video, embodiment, checkpoint, state, **sampling,
+                                                        **animation),
+        "visualize": lambda: tb.visualize(path, video, **animation),
+        "evaluate_sim": lambda: tb.evaluate_sim(task, policy, embodiment, episodes, seed or 0, max_steps),
     }
     try:
         if action not in calls:
             raise ToolInputError("action", "unknown action", action, list(ACTIONS))
         result: dict[str, Any] = calls[action]()
-        return {"status": "success", "content": [{"json": result}]}
+        images = plot_images(result) if show_plots else []
+        return {"status": "success", "content": [{"json": result},
+                                                 *({"image": {"format": "png", "source": {"bytes": data}}}
+                                                   for data in images)]}
     except Exception as exc:  # noqa: BLE001 - any failure becomes a structured tool error
         return {"status": "error", "content": [{"json": {"error": error_payload(exc)}}]}

@@ -27,14 +27,18 @@ from ..processing.prompts import check_length
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Progress", "ToolInputError", "Toolbox", "ToolboxConfig", "error_payload"]
+__all__ = ["Progress", "ToolInputError", "Toolbox", "ToolboxConfig", "error_payload", "plot_images"]
 
 Progress = Callable[[float, "float | None", str], None]
 MAX_STEPS = 100
 MAX_SIM_EPISODES = 20
+MAX_INLINE_PLOTS = 3  # show_plots: the first plots, each at most this large, travel in the result
+MAX_INLINE_PLOT_BYTES = 2 * 1024 * 1024
 # the files the command line reads (TIFF, 16-bit and float included), as the accepted list an error names
 IMAGE_SUFFIXES = tuple(sorted(observations.IMAGE_SUFFIXES))
 VIDEO_SUFFIXES = tuple(sorted(observations.VIDEO_SUFFIXES))
+# what `infer_actions` reads, as `--video` does: a clip, an animated image (GIF/WebP/TIFF) or a folder of frames
+CLIP_SUFFIXES = tuple(sorted(observations.VIDEO_SUFFIXES | observations.IMAGE_SUFFIXES))
 
 
 class ToolInputError(ValueError):
@@ -51,6 +55,18 @@ class ToolInputError(ValueError):
         if self.accepted is not None:
             out["accepted"] = _jsonable(self.accepted)
         return out
+
+
+def plot_images(result: Any) -> list[bytes]:
+    """The PNG bytes of a result's plots (a prediction's `files.plots`, a visualization's `plots`) that `show_plots`
+    returns as image content, so an agent that can see looks at them without reading files (the paths are not
+    reachable from another machine over HTTP): the first MAX_INLINE_PLOTS, each up to MAX_INLINE_PLOT_BYTES. One
+    selection for the MCP server and the Strands tool, which wrap the bytes as their frameworks want."""
+    if not isinstance(result, dict):
+        return []
+    plots = result.get("plots") or (result.get("files") or {}).get("plots") or []
+    images = (Path(path).read_bytes() for path in plots[:MAX_INLINE_PLOTS])
+    return [data for data in images if len(data) <= MAX_INLINE_PLOT_BYTES]
 
 
 def _jsonable(x: Any) -> Any:
@@ -243,7 +259,9 @@ class Toolbox:
         path = Path(value).expanduser()
         return (path if path.is_absolute() else self.config.input_roots[0] / path).resolve()
 
-    def _input_file(self, parameter: str, value: Any, suffixes: Sequence[str]) -> Path:
+    def _input_file(self, parameter: str, value: Any, suffixes: Sequence[str], folder: bool = False) -> Path:
+        """A file inside the readable folders with one of `suffixes`; or, with `folder`, a folder there (of frames:
+        what is in it is read by `processing.observations.image_files`)."""
         path = self._resolve(value, parameter)
         if not any(path == r or r in path.parents for r in self.config.input_roots):
             raise ToolInputError(
@@ -252,10 +270,14 @@ class Toolbox:
                 value,
                 [str(r) for r in self.config.input_roots],
             )
+        if folder and path.is_dir():
+            return path
         if not path.is_file():
-            raise ToolInputError(parameter, f"file {str(path)!r} does not exist", value)
+            raise ToolInputError(parameter, f"{'file or folder' if folder else 'file'} {str(path)!r} does not exist",
+                                 value)
         if path.suffix.lower() not in suffixes:
-            raise ToolInputError(parameter, f"unsupported file type {path.suffix!r}", value, list(suffixes))
+            raise ToolInputError(parameter, f"unsupported file type {path.suffix!r}", value,
+                                 [*suffixes, "a folder of frames"] if folder else list(suffixes))
         return path
 
     @staticmethod
@@ -279,6 +301,7 @@ class Toolbox:
             raise ToolInputError("guidance", "must be a number in [0, 50]", guidance)
 
     def _observation(self, emb, image: str | None, images: dict[str, str] | None, state: Any):
+        """(observation, state, warnings, the shape warned about as one camera's view or None), checked."""
         if (image is None) == (images is None):
             raise ToolInputError(
                 "image",
@@ -287,10 +310,13 @@ class Toolbox:
                 {"images keys": list(emb.camera_keys)},
             )
         warnings: list[str] = []
+        said = None
         if image is not None:
             obs: Any = self._input_file("image", image, IMAGE_SUFFIXES)
             height, width = _readable_image(obs, "image", image).shape[:2]  # before any model loads
-            warnings += _single_view(emb, image, height, width)
+            warnings += _single_view(emb, f"image {image!r}", height, width,
+                                     "images={" + ", ".join(f'"{k}": FILE' for k in emb.camera_keys) + "}")
+            said = (height, width) if warnings else None
         else:
             if not isinstance(images, dict) or not images:
                 raise ToolInputError("images", "expected a mapping camera key → image path", images)
@@ -309,7 +335,7 @@ class Toolbox:
                 k: _readable_image(self._input_file(f"images[{k}]", v, IMAGE_SUFFIXES), f"images[{k}]", v)
                 for k, v in images.items()
             }
-        return obs, self._state(emb, state), warnings
+        return obs, self._state(emb, state), warnings, said
 
     @staticmethod
     def _state(emb, state: Any) -> np.ndarray | None:
@@ -350,8 +376,9 @@ class Toolbox:
             path = self._input_file("actions_file", actions_file, (".json",))
             try:  # the run warns of values far outside the training range, once, in the result
                 return load_actions(path, emb, warn=False), "normalized"
-            except ValueError as exc:
-                raise ToolInputError("actions_file", str(exc), actions_file, accepted) from None
+            except ValueError as exc:  # "actions file '…': why": the parameter names the file, and `given` its path
+                why = str(exc).removeprefix(f"actions file {str(path)!r}").removeprefix(":").strip()
+                raise ToolInputError("actions_file", why, actions_file, accepted) from None
         try:
             a = np.asarray(actions, dtype=np.float64) if _numeric_list(actions) else None
         except ValueError:  # ragged rows
@@ -400,9 +427,10 @@ class Toolbox:
         return path
 
     def _run(self, mode: str, ckpt: Path, emb, animate: bool, progress: Progress | None, warnings: list[str],
-             **request: Any) -> dict[str, Any]:
+             said_view: tuple[int, int] | None, **request: Any) -> dict[str, Any]:
         """Run one request and write its run folder; `warnings` about the inputs (as the CLI logs them) go in the
-        result, where an agent reads them."""
+        result, where an agent reads them. `said_view`: the (height, width) of an image or clip they already warn of
+        as one camera's view, which the policy is told so that it does not say it again in its own terms."""
         from ..commands import write_run
         from ..policy import PolicyRequest
 
@@ -410,6 +438,8 @@ class Toolbox:
         report(0, None, f"loading {ckpt.name} for {emb.key}")
         with _logged_warnings() as logged:  # what the CLI would log about this call: a short clip, units, ...
             policy = self.policy(ckpt, emb)
+            if said_view is not None:
+                policy.single_view_said(*said_view)
             report(0, None, "sampling")
             with self._run_lock:
                 prediction = policy.act_batch(
@@ -482,7 +512,7 @@ class Toolbox:
         ckpt, emb = self._model(checkpoint, embodiment)
         prompt = self._prompt(prompt)
         self._sampling(seed, steps, guidance)
-        obs, state, warnings = self._observation(emb, image, images, state)
+        obs, state, warnings, said = self._observation(emb, image, images, state)
         return self._run(
             "policy",
             ckpt,
@@ -490,6 +520,7 @@ class Toolbox:
             animate,
             progress,
             warnings,
+            said,
             observation=obs,
             prompt=prompt,
             state=state,
@@ -520,7 +551,7 @@ class Toolbox:
         prompt = self._prompt(prompt)
         self._sampling(seed, steps, guidance)
         a, space = self._actions(emb, actions, actions_file)
-        obs, state, warnings = self._observation(emb, image, images, state)
+        obs, state, warnings, said = self._observation(emb, image, images, state)
         return self._run(
             "forward_dynamics",
             ckpt,
@@ -528,6 +559,7 @@ class Toolbox:
             animate,
             progress,
             warnings,
+            said,
             observation=obs,
             prompt=prompt,
             actions=a,
@@ -552,20 +584,22 @@ class Toolbox:
         animate: bool = False,
         progress: Progress | None = None,
     ) -> dict[str, Any]:
-        """Inverse dynamics: the actions that explain a video."""
-        from ..processing.video import read_video
+        """Inverse dynamics: the actions that explain a clip: a video file, an animated image (GIF/WebP/TIFF) or a
+        folder of frames (name order), as `worldpolicy predict --video` and `Policy.infer_actions` take it."""
+        from ..processing.observations import check_source
 
         ckpt, emb = self._model(checkpoint, embodiment)
         prompt = self._prompt(prompt)
         self._sampling(seed, steps, guidance)
-        path = self._input_file("video", video, VIDEO_SUFFIXES)
-        try:
-            frames, _ = read_video(path, max_frames=2)  # the policy reads the clip itself, only the frames it uses
+        path = self._input_file("video", video, CLIP_SUFFIXES, folder=True)
+        try:  # read as the command line reads --video; the policy reads the clip itself, only the frames it uses
+            height, width = check_source(path, "video", min_frames=2)
         except ValueError as exc:
-            raise ToolInputError("video", str(exc), video) from None
-        if frames.shape[0] < 2:
-            raise ToolInputError("video", "inverse dynamics needs at least 2 frames", int(frames.shape[0]))
-        _check_size(frames, "video", video)
+            raise ToolInputError("video", str(exc).removeprefix("video: "), video) from None
+        # the tools take one clip: a multi-camera model's cameras come composed, in the layout the warning names
+        warnings = _single_view(emb, f"video {video!r}", height, width,
+                                "compose their clips into one in that layout (infer_actions takes one clip; the "
+                                "command line's --camera KEY=CLIP composes them)")
         state = self._state(emb, state)
         return self._run(
             "inverse_dynamics",
@@ -573,7 +607,8 @@ class Toolbox:
             emb,
             animate,
             progress,
-            [],
+            warnings,
+            (height, width) if warnings else None,
             observation=path,
             prompt=prompt,
             state=state,
@@ -742,13 +777,12 @@ def _base_problem(checkpoint: Path) -> str | None:
     return None
 
 
-def _single_view(emb, given: str, height: int, width: int) -> list[str]:
-    """The command line's warning for one `image` given to an embodiment that composes several cameras and looking
-    like one camera's view, worded for the tools' `images`."""
+def _single_view(emb, source: str, height: int, width: int, pass_each: str) -> list[str]:
+    """The command line's warning for one `image` or `video` given to an embodiment that composes several cameras and
+    looking like one camera's view, worded for the tools (`pass_each`: how they take each camera)."""
     from ..processing.observations import single_view_warning
 
-    message = single_view_warning(emb, f"image {given!r}", height, width,
-                                  "images={" + ", ".join(f'"{k}": FILE' for k in emb.camera_keys) + "}")
+    message = single_view_warning(emb, source, height, width, pass_each)
     return [] if message is None else [message]
 
 
