@@ -280,17 +280,27 @@ def test_the_progress_bar_counts_the_steps_of_the_running_episode(monkeypatch):
     result = Rollout(env, RandomPolicy(seed=0)).run(0, on_step=steps.append)
     assert steps == list(range(1, result.steps + 1)) and result.steps == 6
 
-    shown = []
+    shown, drawn = [], []
 
     class Recording(tqdm.auto.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.mininterval = 0  # every step redrawn: what is drawn is what a slow episode shows
+
         def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):
             shown.append(kwargs)
             super().set_postfix(ordered_dict, refresh, **kwargs)
 
+        def refresh(self, *args, **kwargs):
+            drawn.append(self.postfix)
+            return super().refresh(*args, **kwargs)
+
     monkeypatch.setattr(tqdm.auto, "tqdm", Recording)
-    evaluate(env, RandomPolicy(seed=0), policy_name="random", episodes=2, seed=0, progress=True)
-    assert [s["step"] for s in shown if "step" in s] == [f"{t}/6" for t in range(1, 7)] * 2
-    assert [s["success"] for s in shown if "step" in s] == ["0/0"] * 6 + ["0/1"] * 6
+    evaluate(env, RandomPolicy(seed=0), policy_name="random", episodes=3, seed=0, progress=True)
+    assert [s["step"] for s in shown if "step" in s] == [f"{t}/6" for t in range(1, 7)] * 3
+    assert [s["success"] for s in shown if "step" in s] == ["0/0"] * 6 + ["0/1"] * 6 + ["0/2"] * 6
+    # drawn in every episode, not only the first (tqdm skipped redraws of `update(0)` once an episode had ended)
+    assert [f"step={t}/6, success=0/{e}" for e in range(3) for t in range(1, 7)] == [d for d in drawn if d and "step" in d]
     shown.clear()
     evaluate(env, RandomPolicy(seed=0), policy_name="random", episodes=1, seed=0, progress=False)
     assert shown == [{"success": "0/1"}]  # a bar turned off is told nothing per step

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -262,10 +263,15 @@ def evaluate(
     bar = tqdm(todo, initial=todo.start, total=episodes, desc=f"{env.task.name}/{policy_name}", disable=not progress,
                unit="ep")
 
-    def show_step(done: int) -> None:  # redrawn at tqdm's usual rate (`update(0)`), not at every step
+    shown_at = [0.0]
+
+    def show_step(done: int) -> None:  # redrawn at most every `mininterval`, not at every step
         bar.set_postfix(success=f"{report.successes}/{len(report.episodes)}", step=f"{done}/{rollout.max_steps}",
                         refresh=False)
-        bar.update(0)
+        # not `update(0)`: once an episode has ended, tqdm's dynamic miniters (1) skip every redraw of a 0 increment
+        if time.monotonic() - shown_at[0] >= bar.mininterval:
+            shown_at[0] = time.monotonic()
+            bar.refresh()
 
     for i in bar:
         record = video_dir is not None and i < videos
