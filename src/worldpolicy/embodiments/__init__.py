@@ -34,6 +34,7 @@ from .normalization import (
 __all__ = [
     "LAYOUTS",
     "PROMPT_FORMATS",
+    "SPEC_FILE_SUFFIX",
     "Embodiment",
     "domain_table",
     "embodiment_from_dict",
@@ -52,6 +53,7 @@ PROMPT_FORMATS = ("json", "plain")
 # how several cameras become one canvas (processing.observations) → how many cameras it composes (fewest, most)
 COMPOSITES: dict[str, tuple[int, int | None]] = {"droid_wrist_top": (3, 3), "stacked": (2, None)}
 STATE_ROLES = ("joints", "gripper")  # what an observation's state keys carry (`Policy` concatenates them in this order)
+SPEC_FILE_SUFFIX = ".json"  # an embodiment named so is a spec file (`get_embodiment`, a training config's path)
 MAX_DOMAIN_ID = 32  # DomainAwareLinear has nn.Embedding(32, ...) rows
 
 
@@ -177,7 +179,7 @@ def _resolve_name(name: str) -> str:
             return key
     raise KeyError(
         f"embodiment={name!r} is not registered; known: {', '.join(list_embodiments())} "
-        f"(register your own with worldpolicy.embodiments.register_embodiment(path))"
+        f"(or a spec file of your own robot, *{SPEC_FILE_SUFFIX}: worldpolicy.embodiments.register_embodiment)"
     )
 
 
@@ -424,10 +426,18 @@ def free_domain_id(taken: set[int] | None = None, include_user: bool = True) -> 
     raise ValueError(f"all {MAX_DOMAIN_ID} action-head domain slots are taken")
 
 
-def get_embodiment(name: str | Embodiment, variant: str | None = None) -> Embodiment:
-    """Look up an embodiment by name or alias (case-insensitive); `"name/variant"` selects a variant."""
+def get_embodiment(name: str | Path | Embodiment, variant: str | None = None) -> Embodiment:
+    """Look up an embodiment by name or alias (case-insensitive); `"name/variant"` selects a variant. A spec file
+    (`*.json`, as `register_embodiment` reads it) is built and not registered, as a training config's `embodiment`
+    path is: a robot of one's own reaches `predict`, `serve` and `sim` without a Python call to register it."""
     if isinstance(name, Embodiment):
         return name if variant in (None, name.variant) else get_embodiment(name.name, variant)
+    if isinstance(name, Path) or isinstance(name, str) and name.strip().endswith(SPEC_FILE_SUFFIX):
+        built = embodiment_from_spec(Path(name))
+        if variant not in (None, built.variant):
+            raise ValueError(f"variant={variant!r} given with the spec file {str(name)!r}, which describes one "
+                             f"action space ({built.key!r}); accepted: no variant")
+        return built
     if not isinstance(name, str) or not name.strip():
         raise TypeError(f"embodiment must be a non-empty name, got {name!r}; known: {', '.join(list_embodiments())}")
     if "/" in name:
