@@ -39,8 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--actions", help="actions file for forward dynamics (.json or .npy)")
     p.add_argument("--actions-space", choices=("physical", "normalized"), default="physical")
     p.add_argument("--state", help="comma-separated current state for state-conditioned embodiments (droid joints)")
-    p.add_argument("--embodiment", default=None, help="name[/variant] from `worldpolicy embodiments` (default: the "
-                   "checkpoint's own embodiment.json, else droid)")
+    p.add_argument("--embodiment", default=None, help="name[/variant] from `worldpolicy embodiments`, or a spec file of "
+                   "your own robot (*.json, as register_embodiment reads it) (default: the checkpoint's own "
+                   "embodiment.json, else droid)")
     p.add_argument("--steps", type=int)
     p.add_argument("--guidance", type=float)
     p.add_argument("--schedule", choices=("checkpoint", "linear", "karras"))

@@ -165,6 +165,44 @@ def test_predict_plots_a_pose_embodiment_registered_without_units(tiny_checkpoin
     assert (out / "index.html").is_file()
 
 
+def test_predict_takes_an_embodiment_spec_file_without_registering_it(tiny_checkpoint, tmp_path, capsys):
+    """A researcher's own robot as a spec file (as a training config's `embodiment = "x.json"` takes it): --embodiment
+    read 'arm.json' as a name ("embodiment='arm.json' is not registered ... register_embodiment(path)", a Python call
+    the command line cannot make) and a path with a folder as the variant of an empty name (embodiment='')."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from worldpolicy.embodiments import get_embodiment, list_embodiments
+
+    spec = {"name": "cli_file_arm", "domain": "cli_file_arm", "domain_id": 29, "action_dim": 7,
+            "columns": [f"j{i}" for i in range(6)] + ["gripper"], "units": ["rad"] * 6 + ["1"], "chunk_size": 4,
+            "fps": 30, "layout": "joint_position", "gripper_column": "gripper", "resolution_tier": 256,
+            "camera_keys": ["observation/scene", "observation/wrist"], "composite": "stacked",
+            "normalization": "minmax", "stats_file": "stats.json"}
+    folder = tmp_path / "robot"
+    folder.mkdir()
+    (folder / "arm.json").write_text(json.dumps(spec))
+    (folder / "stats.json").write_text(json.dumps({"min": [-3.0] * 6 + [0.0], "max": [3.0] * 6 + [1.0]}))
+    cameras = []
+    for key, shade in (("scene", 40), ("wrist", 200)):
+        Image.fromarray(np.full((48, 64, 3), shade, np.uint8)).save(tmp_path / f"{key}.png")
+        cameras += ["--camera", f"observation/{key}={tmp_path / f'{key}.png'}"]
+    out = tmp_path / "run"
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", str(folder / "arm.json"), *cameras,
+                 "--prompt", "x", "--steps", "1", "--out", str(out)]) == 0
+    written = json.loads((out / "actions.json").read_text())
+    assert (written["embodiment"], written["columns"], written["units"], written["fps"]) == (
+        "cli_file_arm", spec["columns"], spec["units"], 30.0)
+    assert "cli_file_arm" not in list_embodiments()  # built, not registered: a later name lookup is unchanged
+    assert get_embodiment(folder / "arm.json").stats["max"][0] == 3.0  # its stats_file read from the spec's folder
+    missing = tmp_path / "nope" / "arm.json"
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", str(missing), *cameras,
+                 "--prompt", "x", "--out", str(tmp_path / "run2")]) == 2
+    assert f"embodiment file {str(missing)!r} does not exist" in capsys.readouterr().err
+
+
 def test_predict_with_non_finite_actions_keeps_them_and_says_what_happened(tiny_checkpoint, image_file, tmp_path,
                                                                            capsys, monkeypatch):
     """A model that returns NaN (a broken checkpoint, fp16 overflow) failed in the plots with 'actions contain NaN or

@@ -34,6 +34,7 @@ from .normalization import (
 __all__ = [
     "LAYOUTS",
     "PROMPT_FORMATS",
+    "SPEC_FILE_SUFFIX",
     "Embodiment",
     "domain_table",
     "embodiment_from_dict",
@@ -49,8 +50,10 @@ __all__ = [
 
 LAYOUTS = ("relative_pose", "joint_position", "generic")
 PROMPT_FORMATS = ("json", "plain")
-COMPOSITES = ("droid_wrist_top", "stacked")  # how several cameras become one canvas (processing.observations)
+# how several cameras become one canvas (processing.observations) → how many cameras it composes (fewest, most)
+COMPOSITES: dict[str, tuple[int, int | None]] = {"droid_wrist_top": (3, 3), "stacked": (2, None)}
 STATE_ROLES = ("joints", "gripper")  # what an observation's state keys carry (`Policy` concatenates them in this order)
+SPEC_FILE_SUFFIX = ".json"  # an embodiment named so is a spec file (`get_embodiment`, a training config's path)
 MAX_DOMAIN_ID = 32  # DomainAwareLinear has nn.Embedding(32, ...) rows
 
 
@@ -176,7 +179,7 @@ def _resolve_name(name: str) -> str:
             return key
     raise KeyError(
         f"embodiment={name!r} is not registered; known: {', '.join(list_embodiments())} "
-        f"(register your own with worldpolicy.embodiments.register_embodiment(path))"
+        f"(or a spec file of your own robot, *{SPEC_FILE_SUFFIX}: worldpolicy.embodiments.register_embodiment)"
     )
 
 
@@ -199,13 +202,15 @@ def _build(name: str, spec: Mapping[str, Any], variant: str | None) -> Embodimen
     if unknown:  # a typo (camera_key for camera_keys) would otherwise be dropped without a word
         raise ValueError(f"{where}: unknown keys {unknown}; accepted: {', '.join(sorted(_SPEC_KEYS))}")
     domains = domain_table()
-    domain = base["domain"]
+    domain = _text(where, base, "domain", _REQUIRED)
     if domain in domains:
         domain_id = _number(where, base, "domain_id", int, domains[domain]["id"])
     elif "domain_id" in base:
         domain_id = _number(where, base, "domain_id", int)
     else:
-        raise ValueError(f"{where}: domain {domain!r} is unknown and no domain_id was given")
+        raise ValueError(f"{where}: domain {domain!r} is unknown and no domain_id was given; accepted: a domain of "
+                         f"registry.json ({', '.join(sorted(_builtin_table()['domains']))}), or domain_id set to a "
+                         f"free action-head slot (the lowest: {free_domain_id()})")
     action_dim = _number(where, base, "action_dim", int)
     return _validated(
         Embodiment(
@@ -219,23 +224,23 @@ def _build(name: str, spec: Mapping[str, Any], variant: str | None) -> Embodimen
             chunk_size=_number(where, base, "chunk_size", int),
             fps=_number(where, base, "fps", float),
             camera_keys=_strings(where, base, "camera_keys", ("observation/image",)),
-            view_point=base.get("view_point", "ego_view"),
-            layout=base.get("layout", "generic"),
-            normalization=base.get("normalization", "none"),
+            view_point=_text(where, base, "view_point", "ego_view"),
+            layout=_text(where, base, "layout", "generic"),
+            normalization=_text(where, base, "normalization", "none"),
             stats=_stats(where, base),
             aliases=_strings(where, base, "aliases", ()),
             resolution_tier=_number(where, base, "resolution_tier", int, 480),
-            prompt_format=base.get("prompt_format", "json"),
-            view_description=base.get("view_description", ""),
-            gripper_column=base.get("gripper_column"),
+            prompt_format=_text(where, base, "prompt_format", "json"),
+            view_description=_text(where, base, "view_description", ""),
+            gripper_column=_text(where, base, "gripper_column", None),
             gripper_flip=_flag(where, base, "gripper_flip", False),
             state_history=_number(where, base, "state_history", int, 0),
             state_keys=_state_keys(where, base),
-            composite=base.get("composite"),
+            composite=_text(where, base, "composite", None),
             snap_to_16=_flag(where, base, "snap_to_16", True),
-            sampling_preset=base.get("sampling_preset"),
+            sampling_preset=_text(where, base, "sampling_preset", None),
             execute_steps=_number(where, base, "execute_steps", int, None),
-            description=base.get("description", ""),
+            description=_text(where, base, "description", ""),
             variants=tuple(variants),
         )
     )
@@ -256,6 +261,19 @@ def _number(where: str, base: Mapping[str, Any], key: str, kind: type, default: 
     if isinstance(value, bool) or not isinstance(value, (int, float)) or fractional:
         raise ValueError(f"{where}: {key}={value!r}; expected {wanted}")
     return kind(value)
+
+
+def _text(where: str, base: Mapping[str, Any], key: str, default: Any) -> Any:
+    """`base[key]` as a string (the default when absent): a list or number would otherwise fail as an unhashable
+    lookup or a name no list of accepted ones holds, without saying a string was wanted."""
+    value = base.get(key)
+    if value is None:
+        if default is _REQUIRED:
+            raise ValueError(f"{where}: missing required field {key}")
+        return default
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: {key}={value!r}; expected a string")
+    return value
 
 
 def _strings(where: str, base: Mapping[str, Any], key: str, default: Any) -> Any:
@@ -324,6 +342,9 @@ def _validated(e: Embodiment) -> Embodiment:
         )
     if len(set(e.columns)) != len(e.columns):
         raise ValueError(f"{where}: column names must be unique, got {list(e.columns)}")
+    for key, values, what in (("columns", e.columns, "name"), ("units", e.units, "unit")):
+        if not all(v.strip() for v in values):  # a plot's axis or an actions.json column that names nothing
+            raise ValueError(f"{where}: {key}={list(values)} has an empty {what}; accepted: non-empty {key}")
     if e.chunk_size < 1:
         raise ValueError(f"{where}: chunk_size={e.chunk_size} must be >= 1")
     if e.execute_steps is not None and not 1 <= e.execute_steps <= e.chunk_size:
@@ -338,13 +359,38 @@ def _validated(e: Embodiment) -> Embodiment:
         raise ValueError(f"{where}: prompt_format={e.prompt_format!r}; accepted: {', '.join(PROMPT_FORMATS)}")
     if e.gripper_column is not None and e.gripper_column not in e.columns:
         raise ValueError(f"{where}: gripper_column={e.gripper_column!r} is not one of the columns {list(e.columns)}")
+    if e.gripper_flip and e.gripper_column is None:  # the flip needs a column: without one nothing would be flipped
+        raise ValueError(f"{where}: gripper_flip=true but no gripper_column; accepted: a gripper_column naming the "
+                         f"column to flip (one of {', '.join(e.columns)}), or gripper_flip=false")
     if e.state_history not in (0, 1):
         raise ValueError(f"{where}: state_history={e.state_history}; accepted: 0 or 1")
-    if e.composite is not None and e.composite not in COMPOSITES:
-        raise ValueError(f"{where}: composite={e.composite!r}; accepted: {', '.join(COMPOSITES)} (or none)")
+    _check_cameras(e, where)
     _check_known_domain(e)
     check_stats(e.normalization, e.stats, e.columns, where=f"{where} stats")
     return e
+
+
+def _check_cameras(e: Embodiment, where: str) -> None:
+    """Cameras the composite can place: a DROID composite of two cameras, or the same camera twice, would otherwise
+    register and fail (or compose nonsense) only once the weights have loaded and a frame arrives."""
+    keys = e.camera_keys
+    if not keys or not all(k.strip() for k in keys):
+        raise ValueError(f"{where}: camera_keys={list(keys)}; accepted: one or more camera keys (non-empty), e.g. "
+                         "['observation/image']")
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise ValueError(f"{where}: camera_keys={list(keys)} names {', '.join(twice)} twice; accepted: each camera "
+                         "once")
+    if e.composite is None:
+        return
+    if e.composite not in COMPOSITES:
+        raise ValueError(f"{where}: composite={e.composite!r}; accepted: {', '.join(COMPOSITES)} (or none)")
+    fewest, most = COMPOSITES[e.composite]
+    if len(keys) < fewest or (most is not None and len(keys) > most):
+        count = f"{fewest}" if fewest == most else f"{fewest} or more"
+        raise ValueError(f"{where}: composite={e.composite!r} composes {count} cameras but camera_keys has "
+                         f"{len(keys)} ({', '.join(keys)}); accepted: {count} camera_keys"
+                         + ("" if fewest == most else ", or no composite (one camera)"))
 
 
 def _check_known_domain(e: Embodiment) -> None:
@@ -380,10 +426,18 @@ def free_domain_id(taken: set[int] | None = None, include_user: bool = True) -> 
     raise ValueError(f"all {MAX_DOMAIN_ID} action-head domain slots are taken")
 
 
-def get_embodiment(name: str | Embodiment, variant: str | None = None) -> Embodiment:
-    """Look up an embodiment by name or alias (case-insensitive); `"name/variant"` selects a variant."""
+def get_embodiment(name: str | Path | Embodiment, variant: str | None = None) -> Embodiment:
+    """Look up an embodiment by name or alias (case-insensitive); `"name/variant"` selects a variant. A spec file
+    (`*.json`, as `register_embodiment` reads it) is built and not registered, as a training config's `embodiment`
+    path is: a robot of one's own reaches `predict`, `serve` and `sim` without a Python call to register it."""
     if isinstance(name, Embodiment):
         return name if variant in (None, name.variant) else get_embodiment(name.name, variant)
+    if isinstance(name, Path) or isinstance(name, str) and name.strip().endswith(SPEC_FILE_SUFFIX):
+        built = embodiment_from_spec(Path(name))
+        if variant not in (None, built.variant):
+            raise ValueError(f"variant={variant!r} given with the spec file {str(name)!r}, which describes one "
+                             f"action space ({built.key!r}); accepted: no variant")
+        return built
     if not isinstance(name, str) or not name.strip():
         raise TypeError(f"embodiment must be a non-empty name, got {name!r}; known: {', '.join(list_embodiments())}")
     if "/" in name:

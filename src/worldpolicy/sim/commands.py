@@ -35,8 +35,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="episode i uses seed + i (scene and sampling)")
     p.add_argument("--robot", default="panda", help="panda | fr3 | menagerie_panda | path to a Menagerie panda.xml")
     p.add_argument("--embodiment", default=None,
-                   help="action space (default: a checkpoint's own embodiment.json, a ws:// server's metadata, else "
-                   "droid; random: droid/relative_pose)")
+                   help="action space: a name from `worldpolicy embodiments` or a spec file (*.json) (default: a "
+                   "checkpoint's own embodiment.json, a ws:// server's metadata, else droid; random: "
+                   "droid/relative_pose)")
     p.add_argument("--strategy", choices=("execute", "ensemble", "async"), default="execute")
     p.add_argument("--execute-steps", type=int, default=None,
                    help="k actions per chunk (default: the model's execute_steps for execute, else per strategy)")

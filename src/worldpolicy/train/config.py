@@ -367,9 +367,9 @@ def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
             if name == "checkpoint":
                 continue  # `shipped` or a hub id (`check` names a missing folder)
         setattr(holder, name, os.path.abspath(local))
-    from ..embodiments import inline_stats_file, read_spec_file
+    from ..embodiments import SPEC_FILE_SUFFIX, inline_stats_file, read_spec_file
 
-    if isinstance(config.embodiment, str) and config.embodiment.endswith(".json"):  # a spec file, e.g. embodiment.json
+    if isinstance(config.embodiment, str) and config.embodiment.endswith(SPEC_FILE_SUFFIX):  # e.g. embodiment.json
         spec_file = (Path.cwd() if "embodiment" in given else base) / Path(config.embodiment).expanduser()
         try:
             config.embodiment = inline_stats_file(read_spec_file(spec_file))
