@@ -162,6 +162,13 @@ def test_bad_key_map_is_refused_at_construction():
         ObservationAdapter(DROID, {"observation/image": 3})
 
 
+def test_key_map_of_a_key_the_embodiment_never_reads_is_refused_at_construction():
+    with pytest.raises(ValueError, match=r"key_map observation/exterior_image_3_left=cam: .* accepted: prompt, "
+                                         r"observation/image, observation/wrist_image_left"):
+        ObservationAdapter(DROID, {"observation/exterior_image_3_left": "cam"})
+    ObservationAdapter(DROID, {"observation/joint_position": "q", "observation/image": "img", "prompt": "task"})
+
+
 CLIENT_NAMES = {"prompt": "task", "observation/wrist_image_left": "wrist", "observation/joint_position": "q",
                 "observation/gripper_position": "g"}
 

@@ -8,6 +8,7 @@ import pytest
 
 import worldpolicy.serving.ray_serve
 from worldpolicy.cli import main
+from worldpolicy.embodiments import get_embodiment
 
 
 def _serve(tmp_path, *extra: str) -> list[str]:
@@ -150,6 +151,28 @@ def test_serve_exits_with_the_servers_code(tmp_path, monkeypatch):
     assert main(_serve(tmp_path, "--device", "cpu")) == 1
 
 
+def test_key_map_of_a_key_nothing_reads_fails_before_the_port_opens(tmp_path, capsys, monkeypatch):
+    """A typo in the canonical name was ignored: the server came up, and every robot request was refused."""
+    from worldpolicy.serving.server import PolicyServer
+
+    _checked_checkpoint(tmp_path)
+    monkeypatch.setattr(PolicyServer, "run", lambda self: pytest.fail("the server started"))
+    typo = "observation/exterior_image_1=cam"
+    assert main(_serve(tmp_path, "--device", "cpu", "--embodiment", "droid", "--key-map", typo)) == 2
+    err = capsys.readouterr().err
+    assert (f"--key-map {typo}: 'observation/exterior_image_1' is not a key embodiment 'droid/joint_pos' reads; "
+            "accepted: prompt, observation/image, observation/wrist_image_left") in err
+
+
+def test_bad_seed_fails_before_the_port_opens(tmp_path, capsys, monkeypatch):
+    from worldpolicy.serving.server import PolicyServer
+
+    _checked_checkpoint(tmp_path)
+    monkeypatch.setattr(PolicyServer, "run", lambda self: pytest.fail("the server started"))
+    assert main(_serve(tmp_path, "--device", "cpu", "--seed", "-1")) == 2
+    assert "seed=-1 must be an integer in [0, 2**63)" in capsys.readouterr().err
+
+
 def test_cuda_graphs_needs_cuda_before_the_port_opens(tmp_path, capsys, monkeypatch):
     from worldpolicy.serving.server import PolicyServer
 
@@ -166,7 +189,7 @@ def test_compiling_with_batches_warns_that_shapes_compile_on_first_use(tmp_path,
     options = []
     monkeypatch.setattr(PolicyServer, "run", lambda self: 0)
     monkeypatch.setattr("worldpolicy.policy.Policy.check_pretrained",
-                        staticmethod(lambda checkpoint, **kw: options.append(kw)))
+                        staticmethod(lambda checkpoint, **kw: options.append(kw) or (get_embodiment("droid"),)))
     assert main(_serve(tmp_path, "--compile", "--device", "cpu")) == 0
     assert options[0]["compile"] and not options[0]["cuda_graphs"]
     warning = "--compile with --max-batch 8: the first batch of each new size and each new prompt length compiles"

@@ -25,7 +25,9 @@ from ..processing.actions import ACTION_SPACES
 from ..processing.prompts import check_length
 from ..results import MODES
 
-__all__ = ["IMAGE_KEY", "ObservationAdapter", "RequestError", "WireRequest", "all_finite", "warmup_message"]
+__all__ = [
+    "IMAGE_KEY", "ObservationAdapter", "RequestError", "WireRequest", "all_finite", "check_key_map", "warmup_message",
+]
 
 IMAGE_KEY = "observation/image"
 PROMPT_KEY = "prompt"
@@ -99,15 +101,27 @@ def _check_numeric(key: str, value: Any, *, ndim: tuple[int, ...], width: int | 
     return array
 
 
+def check_key_map(embodiment: Embodiment, key_map: Mapping[str, str], what: str = "key_map") -> None:
+    """Startup check: every canonical key a `key_map` renames is one the adapter reads for this embodiment. A typo
+    (`observation/exterior_image_1=...`) would otherwise be ignored, and the robot's requests refused one by one."""
+    readable = [PROMPT_KEY, IMAGE_KEY, *embodiment.camera_keys, *embodiment.state_keys.values()]
+    if embodiment.composite is None:
+        readable.append("image")
+    for canonical, wire in key_map.items():
+        if not isinstance(canonical, str) or not isinstance(wire, str):
+            raise ValueError(f"key_map must map str → str, got {canonical!r}: {wire!r}")
+        if canonical not in readable:
+            raise ValueError(f"{what} {canonical}={wire}: {canonical!r} is not a key embodiment {embodiment.key!r} "
+                             f"reads; accepted: {', '.join(readable)}")
+
+
 class ObservationAdapter:
     """Validates wire requests for one embodiment; `key_map` maps canonical key → the client's key."""
 
     def __init__(self, embodiment: Embodiment, key_map: Mapping[str, str] | None = None) -> None:
         self.embodiment = embodiment
         self.key_map = dict(key_map or {})
-        for canonical, wire in self.key_map.items():
-            if not isinstance(canonical, str) or not isinstance(wire, str):
-                raise ValueError(f"key_map must map str → str, got {canonical!r}: {wire!r}")
+        check_key_map(embodiment, self.key_map)
 
     def _wire(self, key: str) -> str:
         """The client's name for a canonical key: what its errors name."""

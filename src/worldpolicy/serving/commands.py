@@ -98,7 +98,8 @@ def _check_replicas(replicas: int) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ..policy import Policy
+    from ..policy import Policy, check_seed
+    from .adapters import check_key_map
     from .codec import Limits
     from .server import PolicyServer, ServerConfig, _log, checked_api_key
 
@@ -139,7 +140,11 @@ def _serve(args: argparse.Namespace) -> int:
         guidance=args.guidance, chunk_size=args.chunk_size, resolution_tier=args.resolution_tier, compile=args.compile,
         cuda_graphs=args.cuda_graphs,
     )
-    Policy.check_pretrained(args.checkpoint, **options)  # a bad flag fails now, before the port opens
+    # a bad flag fails now, before the port opens
+    embodiment = Policy.check_pretrained(args.checkpoint, **options)[0]
+    check_key_map(embodiment, key_map, "--key-map")
+    if args.seed is not None:
+        check_seed(args.seed)
     if (args.compile or args.cuda_graphs) and args.max_batch > 1:
         flag = "--cuda-graphs" if args.cuda_graphs else "--compile"
         _log(logging.WARNING, "compiles_per_shape", flag=flag, max_batch=args.max_batch,
