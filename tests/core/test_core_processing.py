@@ -286,6 +286,16 @@ def test_registry_lookup_and_unknown_names():
         worldpolicy.get_embodiment("droid", "nope")
 
 
+def test_unknown_variant_of_an_unregistered_embodiment_names_the_variant():
+    """A checkpoint's own embodiment (`serve --checkpoint shipped --variant foo`) was reported as 'not registered'."""
+    from worldpolicy.embodiments import embodiment_from_dict
+
+    own = embodiment_from_dict({**worldpolicy.get_embodiment("pusht").to_dict(), "name": "my_arm"})
+    assert worldpolicy.get_embodiment(own, own.variant) is own
+    with pytest.raises(KeyError, match=rf"variant='foo' is not defined for embodiment 'my_arm'; known: {own.variant}\W$"):
+        worldpolicy.get_embodiment(own, "foo")
+
+
 def test_register_embodiment_from_file_with_lerobot_stats(tmp_path):
     stats = {"action": {"min": [-1, -2], "max": [1, 2], "mean": [0, 0], "std": [1, 1], "q01": [-0.5, -1], "q99": [0.5, 1]}}
     (tmp_path / "stats.json").write_text(json.dumps(stats))

@@ -431,7 +431,14 @@ def get_embodiment(name: str | Path | Embodiment, variant: str | None = None) ->
     (`*.json`, as `register_embodiment` reads it) is built and not registered, as a training config's `embodiment`
     path is: a robot of one's own reaches `predict`, `serve` and `sim` without a Python call to register it."""
     if isinstance(name, Embodiment):
-        return name if variant in (None, name.variant) else get_embodiment(name.name, variant)
+        if variant in (None, name.variant):
+            return name
+        try:  # another variant comes from the registry; an unregistered spec (a checkpoint's own) has only its own
+            _resolve_name(name.name)
+        except KeyError:
+            known = ", ".join(name.variants) or name.variant
+            raise KeyError(f"variant={variant!r} is not defined for embodiment {name.name!r}; known: {known}") from None
+        return get_embodiment(name.name, variant)
     if isinstance(name, Path) or isinstance(name, str) and name.strip().endswith(SPEC_FILE_SUFFIX):
         built = embodiment_from_spec(Path(name))
         if variant not in (None, built.variant):
