@@ -136,7 +136,7 @@ def _one_bad_value(shape: tuple[int, ...]) -> np.ndarray:
         (_with(observation__joint_position=np.array(["a"] * 7)), "joint_position must be a numeric array"),
         (_with(observation__gripper_position=np.zeros((3, 2))), r"accepted: scalar, \[T\] or \[T, 1\]"),
         (_with(mode="dream"), "mode='dream' is not supported"),
-        (_with(mode="forward_dynamics"), "actions must be a numeric array"),
+        (_with(mode="forward_dynamics"), r"missing key 'actions': a numeric array is required; accepted: last axis 8"),
         (_with(mode="forward_dynamics", actions=np.ones((32, 7))), "last axis 8"),
         (_with(mode="forward_dynamics", actions=np.full((32, 8), np.nan)), "actions contains NaN"),
         (_with(mode="inverse_dynamics", video=np.zeros((4, 4, 3), np.uint8)), r"'video' as frames \[T, H, W, 3\]"),

@@ -78,6 +78,10 @@ def _check_image(key: str, value: Any) -> np.ndarray:
     return value
 
 
+def _shapes(ndim: tuple[int, ...], width: int | None) -> str:
+    return (f"last axis {width}, " if width is not None else "") + f"ndim in {ndim}"
+
+
 def _check_numeric(key: str, value: Any, *, ndim: tuple[int, ...], width: int | None = None) -> np.ndarray:
     if isinstance(value, np.ndarray):
         array = value
@@ -89,12 +93,13 @@ def _check_numeric(key: str, value: Any, *, ndim: tuple[int, ...], width: int | 
     else:
         array = None
     if array is None or array.dtype.kind not in "biuf":
+        if value is None:  # absent (forward dynamics without `actions`) or nil
+            raise RequestError(f"missing key {key!r}: a numeric array is required; accepted: {_shapes(ndim, width)}")
         got = "a ragged list" if isinstance(value, list) and array is None else type(value).__name__
         raise RequestError(f"{key} must be a numeric array, got {got}")
     shape = array.shape
     if len(shape) not in ndim or (width is not None and shape and shape[-1] != width):
-        want = f"last axis {width}, " if width is not None else ""
-        raise RequestError(f"{key} has shape {shape}; accepted: {want}ndim in {ndim}")
+        raise RequestError(f"{key} has shape {shape}; accepted: {_shapes(ndim, width)}")
     array = array.astype(np.float64)  # a writable copy, whatever the wire dtype
     if not all_finite(array):
         raise RequestError(f"{key} contains NaN or inf values")
