@@ -46,18 +46,19 @@ def _array_to_frames(arr: np.ndarray, param: str) -> np.ndarray:
     """numpy [H,W,C] / [C,H,W] / [T,H,W,C] / [T,C,H,W] (C in 1,3,4) → float32 [T,H,W,3] in [0,1]."""
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise TypeError(f"{param}: array dtype {arr.dtype} is not numeric; pass uint8 or float pixels")
+    given = arr.shape  # errors show the shape the caller passed, not the one padded to 4-D below
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.ndim == 3:
         arr = arr[None]
     if arr.ndim != 4:
-        raise ValueError(f"{param}: expected an image [H,W,C]/[C,H,W] or frames [T,H,W,C]/[T,C,H,W], got {arr.shape}")
+        raise ValueError(f"{param}: expected an image [H,W,C]/[C,H,W] or frames [T,H,W,C]/[T,C,H,W], got {given}")
     if arr.shape[-1] in (1, 3, 4):
         pass
     elif arr.shape[1] in (1, 3, 4):
         arr = np.moveaxis(arr, 1, -1)
     else:
-        raise ValueError(f"{param}: cannot find a channel axis of size 1, 3 or 4 in shape {arr.shape}")
+        raise ValueError(f"{param}: cannot find a channel axis of size 1, 3 or 4 in shape {given}")
     if arr.shape[-1] == 1:
         arr = np.repeat(arr, 3, axis=-1)
     elif arr.shape[-1] == 4:
