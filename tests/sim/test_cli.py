@@ -146,6 +146,32 @@ def test_sim_cli_server_down_is_a_one_line_error(tmp_path, capsys):
     assert not (tmp_path / "run").exists()  # made when --out was checked; nothing ran, so nothing is left
 
 
+def test_sim_cli_wrong_api_key_says_how_to_send_one(tmp_path, capsys, monkeypatch):
+    import threading
+
+    from worldpolicy.serving import PolicyServer, ServerConfig, ServerThread
+
+    monkeypatch.delenv("WORLDPOLICY_API_KEY", raising=False)
+    done = threading.Event()
+
+    def load():  # the key is checked at the handshake, before readiness: no policy is needed
+        done.wait(60)
+        raise RuntimeError("not loaded in this test")
+
+    config = ServerConfig(host="127.0.0.1", port=0, api_key="s3cret-key-123")
+    t = ServerThread(PolicyServer(loader=load, config=config, warmup_requests=0)).start(wait_ready=False)
+    try:
+        argv = ["sim", "--policy", t.url, "--task", "reach", "--episodes", "1", "--no-progress",
+                "--out", str(tmp_path / "run")]
+        assert main(argv) == 2
+    finally:
+        done.set()
+        t.stop()
+    err = capsys.readouterr().err
+    assert f"sim: error: {t.url} refused the API key (HTTP 401)" in err
+    assert err.rstrip().endswith("give sim the server's key with --api-key KEY or WORLDPOLICY_API_KEY")
+
+
 def test_sim_cli_keeps_the_finished_episodes_when_a_later_one_fails(tmp_path, capsys, monkeypatch):
     _fail_on_the_second_episode(monkeypatch, ValueError("the policy server went away"))  # as a ws:// backend does
     out = tmp_path / "run"

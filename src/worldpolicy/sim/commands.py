@@ -94,6 +94,14 @@ def _as_flag(exc: ValueError) -> ValueError:
     return ValueError(f"{FLAGS[name]}: {rest}") if sep and name in FLAGS else exc
 
 
+def _with_key_hint(exc: ConnectionError) -> ConnectionError:
+    """A server that refused the API key: say how this command sends one (the server's text speaks of headers)."""
+    client = sys.modules.get("worldpolicy.serving.client")
+    if client is None or not isinstance(exc, client.AuthenticationError):
+        return exc
+    return client.AuthenticationError(f"{exc}; give sim the server's key with --api-key KEY or WORLDPOLICY_API_KEY")
+
+
 def _clear_previous_run(out: Path) -> None:
     """Remove what an earlier sim run left in `out` (its reports, plot and episode videos), so the folder describes one
     run even if this one fails before its first report. Called once every check has passed; a folder without a sim
@@ -272,10 +280,13 @@ def run(args: argparse.Namespace) -> int:
             emb, settings = _unloaded_checkpoint(args, image_size)
             left = _episodes_left(args, previous, header(emb, emb.chunk_size, settings))
         if left is None or left:  # a finished checkpoint run resumed to as many episodes loads no model
-            policy = make_policy(
-                args.policy, env=env, embodiment=args.embodiment, seed=args.seed, decode_video=args.imagine,
-                api_key=args.api_key or os.environ.get("WORLDPOLICY_API_KEY"), **local,
-            )
+            try:
+                policy = make_policy(
+                    args.policy, env=env, embodiment=args.embodiment, seed=args.seed, decode_video=args.imagine,
+                    api_key=args.api_key or os.environ.get("WORLDPOLICY_API_KEY"), **local,
+                )
+            except ConnectionError as exc:
+                raise _with_key_hint(exc) from None
             # a chunk too short for --execute-steps: say so now, not after the first inference
             chunk = chunk_size(policy)
             strategy.for_policy(policy).steps_for(chunk, "--execute-steps")
