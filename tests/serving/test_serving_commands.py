@@ -123,6 +123,15 @@ def _checked_checkpoint(tmp_path) -> None:
     (tmp_path / "never-loaded" / "model_index.json").write_text("{}")  # passes the checks made before loading
 
 
+@pytest.mark.parametrize("flag", [["--api-key", "mysecretkey123"], ["--api-key=mysecretkey123"]])
+def test_a_key_on_the_command_line_is_refused_without_showing_it(tmp_path, capsys, flag):
+    """argparse read `--api-key KEY` as an abbreviation of `--api-key-env` and echoed the key as a variable name."""
+    assert main(_serve(tmp_path, *flag)) == 2
+    err = capsys.readouterr().err
+    assert "--api-key: serve takes the key from an environment variable" in err and "--api-key-env WP_KEY" in err
+    assert "mysecretkey123" not in err
+
+
 def test_api_key_env_is_stripped_as_a_secret_file_leaves_it(tmp_path, monkeypatch):
     from worldpolicy.serving.server import PolicyServer
 

@@ -39,6 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--api-key-env", metavar="VAR", help="environment variable holding the API key clients must send "
         "as 'Authorization: Api-Key <key>' (keeps the key out of the process list)"
     )
+    # not a way in: without it argparse reads `--api-key KEY` (sim's and openpi's flag) as `--api-key-env KEY` and
+    # echoes the key in its "unset variable" error
+    p.add_argument("--api-key", dest="api_key_on_command_line", nargs="?", const="", help=argparse.SUPPRESS)
     p.add_argument("--max-batch", type=int, default=8, help="most requests fused into one forward (default: 8)")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="longest wait to fill a batch (default: 5)")
     p.add_argument("--max-queue", type=int, default=64, help="queued requests before 'busy' (default: 64)")
@@ -103,6 +106,10 @@ def _serve(args: argparse.Namespace) -> int:
     from .codec import Limits
     from .server import PolicyServer, ServerConfig, _log, checked_api_key
 
+    if args.api_key_on_command_line is not None:  # the key itself is never shown
+        raise ValueError("--api-key: serve takes the key from an environment variable, which keeps it out of the "
+                         "process list and shell history: export WP_KEY=...; worldpolicy serve --api-key-env WP_KEY "
+                         "(clients send it with --api-key or api_key=)")
     _check_replicas(args.replicas)
     logging.getLogger("websockets.server").setLevel(logging.WARNING)  # one INFO line per probe; ours log connects
     from ..models import resolve_checkpoint
