@@ -167,9 +167,9 @@ def test_sim_cli_wrong_api_key_says_how_to_send_one(tmp_path, capsys, monkeypatc
     finally:
         done.set()
         t.stop()
-    err = capsys.readouterr().err
-    assert f"sim: error: {t.url} refused the API key (HTTP 401)" in err
-    assert err.rstrip().endswith("give sim the server's key with --api-key KEY or WORLDPOLICY_API_KEY")
+    [line] = [line for line in capsys.readouterr().err.splitlines() if "sim: error:" in line]  # not the server's log
+    assert f"sim: error: {t.url} refused the API key (HTTP 401)" in line
+    assert line.endswith("give sim the server's key with --api-key KEY or WORLDPOLICY_API_KEY")
 
 
 def test_sim_cli_keeps_the_finished_episodes_when_a_later_one_fails(tmp_path, capsys, monkeypatch):
