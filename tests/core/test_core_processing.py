@@ -1009,15 +1009,21 @@ def test_an_embodiment_spec_with_unusable_stats_or_a_foreign_domain_slot_is_refu
                                                                                       message):
     """q01 > q99, min > max and a negative std passed and flipped or blew up every action; a bare number failed with a
     TypeError and a string became its digits; a known domain took any id (another robot's head row) or width."""
+    spec = {"name": "stats_bot", "domain": "worldpolicy_stats_bot", "domain_id": 21, "action_dim": 3,
+            "columns": ["x", "y", "g"], "chunk_size": 16, "fps": 15, "normalization": "quantile", **change}
+    _refused_as_spec_and_checkpoint(spec, r"embodiment 'stats_bot'.*", message, tmp_path, monkeypatch)
+
+
+def _refused_as_spec_and_checkpoint(spec, prefix, message, tmp_path, monkeypatch):
+    """`spec` (None values dropped) is refused when built, with `prefix` + `message`, and as a checkpoint's
+    embodiment.json before any weights load."""
     from worldpolicy.embodiments import embodiment_from_spec
     from worldpolicy.engine import loading
     from worldpolicy.policy import Policy
     from worldpolicy.testing import make_tiny_checkpoint
 
-    spec = {"name": "stats_bot", "domain": "worldpolicy_stats_bot", "domain_id": 21, "action_dim": 3,
-            "columns": ["x", "y", "g"], "chunk_size": 16, "fps": 15, "normalization": "quantile", **change}
     spec = {k: v for k, v in spec.items() if v is not None}
-    with pytest.raises(ValueError, match=r"embodiment 'stats_bot'.*" + message):
+    with pytest.raises(ValueError, match=prefix + message):
         embodiment_from_spec(spec)
     ckpt = make_tiny_checkpoint(tmp_path / "ckpt")
     (ckpt / "embodiment.json").write_text(json.dumps(spec))
@@ -1054,23 +1060,11 @@ def test_an_embodiment_spec_whose_cameras_gripper_or_names_cannot_work_is_refuse
     required positional argument'); duplicate or no camera keys, a gripper flip with no gripper column (no flip at
     all), empty column names or units, and a list or number where a name goes were taken (or failed as
     'unhashable type'); a new domain without a slot was not told which slots are free."""
-    from worldpolicy.embodiments import embodiment_from_spec
-    from worldpolicy.engine import loading
-    from worldpolicy.policy import Policy
-    from worldpolicy.testing import make_tiny_checkpoint
-
     spec = {"name": "arm_bot", "domain": "arm_bot", "domain_id": 25, "action_dim": 3, "columns": ["j0", "j1", "gripper"],
             "units": ["rad", "rad", "1"], "chunk_size": 16, "fps": 30, "layout": "joint_position",
             "camera_keys": ["observation/scene", "observation/wrist"], "composite": "stacked",
             "gripper_column": "gripper", "gripper_flip": True, **change}
-    spec = {k: v for k, v in spec.items() if v is not None}
-    with pytest.raises(ValueError, match=r"embodiment 'arm_bot': " + message):
-        embodiment_from_spec(spec)
-    ckpt = make_tiny_checkpoint(tmp_path / "ckpt")
-    (ckpt / "embodiment.json").write_text(json.dumps(spec))
-    monkeypatch.setattr(loading, "load_components", lambda *a, **k: pytest.fail("weights loaded"))
-    with pytest.raises(ValueError, match=message):
-        Policy.from_pretrained(ckpt)
+    _refused_as_spec_and_checkpoint(spec, r"embodiment 'arm_bot': ", message, tmp_path, monkeypatch)
 
 
 def test_a_missing_camera_names_the_keys_given_and_how_lerobot_keys_are_named(rgb):

@@ -97,14 +97,7 @@ def test_batches_cover_each_epoch_and_ranks_take_slices_of_one_global_batch(batc
     seen = [ids[id(e)] for step in range(-(-n // 8)) for e in trainer._batch(step)[0]][:n]
     assert sorted(seen) == list(range(n))
     whole = trainer._batch(5)
-    try:
-        trainer.world = 2
-        halves = []
-        for rank in (0, 1):
-            trainer.rank = rank
-            halves.append(trainer._batch(5))
-    finally:
-        trainer.world, trainer.rank = 1, 0
+    halves = _on_two_ranks(trainer, 5)
     assert [id(e) for e in whole[0]] == [id(e) for h in halves for e in h[0]]
     assert whole[1] == halves[0][1] + halves[1][1]
     assert torch.equal(whole[2], torch.cat([halves[0][2], halves[1][2]]))
@@ -130,12 +123,18 @@ def test_a_window_with_several_phrasings_gets_one_drawn_per_batch_position(batch
     assert whole[1] == before[1] and torch.equal(whole[2], before[2])
     assert torch.equal(torch.randn(8, generator=whole[3]), torch.randn(8, generator=before[3]))
     assert [e.latents is b.latents for e, b in zip(whole[0], before[0])] == [True] * len(before[0])
+    halves = _on_two_ranks(trainer, 3)
+    assert [e.token_ids for e in whole[0]] == [e.token_ids for h in halves for e in h[0]]
+
+
+def _on_two_ranks(trainer, step: int) -> list:
+    """Step `step`'s batch as ranks 0 and 1 of two processes draw it (the trainer is left as one process)."""
     try:
         trainer.world = 2
         halves = []
         for rank in (0, 1):
             trainer.rank = rank
-            halves.append(trainer._batch(3))
+            halves.append(trainer._batch(step))
     finally:
         trainer.world, trainer.rank = 1, 0
-    assert [e.token_ids for e in whole[0]] == [e.token_ids for h in halves for e in h[0]]
+    return halves

@@ -801,12 +801,10 @@ def _readable_image(path: Path, parameter: str, given: Any) -> np.ndarray:
 def _check_size(frames: np.ndarray, parameter: str, given: Any) -> None:
     """The policy refuses frames too small for the model, but only once it is loaded, naming no argument: checked
     here first, as a corrupt file is."""
-    from ..processing.observations import MIN_SIDE
+    from ..processing.observations import MIN_SIDE, size_problem
 
-    height, width = frames.shape[1:3]
-    if min(height, width) < MIN_SIDE:
-        raise ToolInputError(parameter, f"is {height}x{width} pixels; the model needs at least {MIN_SIDE} per side",
-                             given, f"frames of at least {MIN_SIDE}x{MIN_SIDE} pixels")
+    if (problem := size_problem(*frames.shape[1:3])) is not None:
+        raise ToolInputError(parameter, problem, given, f"frames of at least {MIN_SIDE}x{MIN_SIDE} pixels")
 
 
 def _integer(x: Any) -> bool:

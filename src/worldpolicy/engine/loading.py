@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -287,6 +289,22 @@ def local_transformer_config(path_or_id: str | Path) -> dict[str, Any] | None:
         return json.loads(config.read_text())
     except (OSError, ValueError) as exc:
         raise ValueError(f"checkpoint {str(path_or_id)!r}: transformer/config.json is unreadable ({exc})") from None
+
+
+@contextmanager
+def quiet_loading(quiet: bool = True) -> Iterator[None]:
+    """Without diffusers' "Loading pipeline components" bar while the block loads (when `quiet`), as it was after:
+    for `train --no-progress` and for a server, whose log is JSON lines."""
+    from diffusers.utils import logging as diffusers_logging
+
+    shown = diffusers_logging.is_progress_bar_enabled()
+    if quiet:
+        diffusers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            diffusers_logging.enable_progress_bar()
 
 
 def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:

@@ -198,6 +198,13 @@ def load_frames(obs: Any, param: str = "observation", max_frames: int | None = N
     )
 
 
+def size_problem(height: int, width: int) -> str | None:
+    """What is wrong with frames of this size for the model (too small a side), said before it loads; else None."""
+    if min(height, width) < MIN_SIDE:
+        return f"is {height}x{width} pixels; the model needs at least {MIN_SIDE} per side"
+    return None
+
+
 def check_source(source: str | Path, param: str, min_frames: int = 1) -> tuple[int, int]:
     """An image, clip, animated image or folder of frames read as a run reads it (`load_frames`, its first two frames
     only), checked before a model loads, for the command line and the agent tools alike: readable, at least MIN_SIDE
@@ -205,9 +212,8 @@ def check_source(source: str | Path, param: str, min_frames: int = 1) -> tuple[i
     `single_view_warning` judges. Errors are `ValueError`s (`FileNotFoundError` for a missing path) naming `param`."""
     frames = load_frames(source, param, max_frames=2)
     height, width = frames.shape[1:3]
-    if min(height, width) < MIN_SIDE:
-        raise ValueError(f"{param}: {str(source)!r} is {height}x{width} pixels; the model needs at least {MIN_SIDE} "
-                         "per side")
+    if (problem := size_problem(height, width)) is not None:
+        raise ValueError(f"{param}: {str(source)!r} {problem}")
     if frames.shape[0] < min_frames:
         raise ValueError(f"{param}: {str(source)!r} has 1 frame; inverse dynamics needs at least 2 (chunk_size+1 are "
                          "used; a shorter clip repeats its last frame)")

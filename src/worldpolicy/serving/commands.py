@@ -161,11 +161,10 @@ def _serve(args: argparse.Namespace) -> int:
              "fixed prompts keep it to one compile per prompt")
 
     def load():
-        from diffusers.utils import logging as diffusers_logging
+        from ..engine.loading import quiet_loading
 
-        # a server's log is JSON lines: no "Loading pipeline components" progress bar (carriage returns) in it
-        diffusers_logging.disable_progress_bar()
-        return Policy.from_pretrained(args.checkpoint, seed=args.seed, **options)
+        with quiet_loading():  # a server's log is JSON lines: no progress bar (carriage returns) in it
+            return Policy.from_pretrained(args.checkpoint, seed=args.seed, **options)
 
     if args.replicas > 1:
         from .ray_serve import serve_until_signal

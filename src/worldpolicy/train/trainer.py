@@ -45,6 +45,7 @@ from ..engine.loading import (
     cast_like_pretrained,
     check_action_head,
     local_transformer_config,
+    quiet_loading,
     save_components,
     weight_samples,
 )
@@ -186,16 +187,8 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        from diffusers.utils import logging as diffusers_logging
-
-        shown = diffusers_logging.is_progress_bar_enabled()
-        if not self.progress:  # `--no-progress`: diffusers' "Loading pipeline components" bar too
-            diffusers_logging.disable_progress_bar()
-        try:
+        with quiet_loading(not self.progress):  # `--no-progress`: diffusers' loading bar too
             parts = load_components(cfg.checkpoint, self.device, torch.float32)
-        finally:
-            if shown:
-                diffusers_logging.enable_progress_bar()
         self.transformer, self.vae = parts["transformer"], parts["vae"]
         self.tokenizer, self.scheduler = parts["tokenizer"], parts["scheduler"]
         self.pipeline_flags = {k: parts[k] for k in ("use_native_flow_schedule", "default_use_system_prompt")}
