@@ -171,10 +171,14 @@ class Policy:
                  resolution_tier: int | None = None, source: str = "", seed: int | None = None):
         from .engine import SamplingConfig
         from .engine.loading import check_action_head
+        from .engine.schedules import make_scheduler
 
         self.engine = engine
         self.embodiment = embodiment
         self.sampling: SamplingConfig = sampling
+        # a schedule the checkpoint's scheduler cannot build (a native grid on its Karras sigmas) fails here, not
+        # after a request's VAE encode
+        make_scheduler(engine.scheduler, sampling, engine.use_native_flow_schedule)
         self.chunk_size = int(chunk_size if chunk_size is not None else embodiment.chunk_size)
         check_chunk_size(self.chunk_size)
         self.resolution_tier = int(resolution_tier if resolution_tier is not None else embodiment.resolution_tier)

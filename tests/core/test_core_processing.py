@@ -438,6 +438,38 @@ def test_karras_replaces_a_presets_shift_but_refuses_a_given_one():
         SamplingConfig.from_preset("droid_native", schedule="karras", shift=3.0)
 
 
+def test_karras_never_runs_on_the_native_grid():
+    """diffusers reads a grid passed to Karras only for its ends, reversed: the droid preset's native grid under
+    `schedule="karras"` (e.g. `predict --schedule karras` for droid) made the noise levels rise 0.20 → 0.50 from pure
+    noise. A preset's grid is dropped, a given one refused, a checkpoint's flag left out (a no-op wherever diffusers'
+    Karras schedule is sane: sigma_min/max set)."""
+    import copy
+
+    from diffusers import UniPCMultistepScheduler
+
+    from worldpolicy.engine import SamplingConfig
+    from worldpolicy.engine.schedules import make_scheduler
+    from worldpolicy.testing import build_components
+
+    *_, linear = build_components()
+    from_preset = SamplingConfig.from_preset("droid_native", schedule="karras")
+    assert from_preset.native_grid is None
+    for native_flag in (False, True):
+        sigmas = make_scheduler(linear, from_preset, use_native_flow_schedule=native_flag).sigmas
+        assert sigmas[0] > 0.99 and bool((sigmas[1:] < sigmas[:-1]).all()), sigmas
+    with pytest.raises(ValueError, match="native_grid=True does not apply to schedule='karras'"):
+        SamplingConfig(schedule="karras", native_grid=True)
+
+    bounded = UniPCMultistepScheduler.from_config(linear.config, use_karras_sigmas=True, sigma_min=0.147,
+                                                  sigma_max=200.0)  # the reference's Karras (cosmos3-model.md §11)
+    with pytest.raises(ValueError, match="checkpoint's Karras schedule.*schedule='linear'"):
+        make_scheduler(bounded, SamplingConfig(native_grid=True), use_native_flow_schedule=False)
+    pipeline = copy.deepcopy(bounded)  # what Cosmos3OmniPipeline does with use_native_flow_schedule=True
+    pipeline.set_timesteps(4, sigmas=np.linspace(1 - 1 / 1000, 0, 5)[:-1])
+    ours = make_scheduler(bounded, SamplingConfig(steps=4), use_native_flow_schedule=True)
+    assert torch.equal(ours.sigmas, pipeline.sigmas) and torch.equal(ours.timesteps, pipeline.timesteps)
+
+
 def test_load_checks_read_the_checkpoints_action_head_first(tmp_path):
     """A head narrower than the embodiment fails in check_pretrained (from transformer/config.json), before weights."""
     from worldpolicy.policy import Policy

@@ -2,7 +2,8 @@
 
 Defaults come from the checkpoint (`scheduler/scheduler_config.json` and `model_index.json`'s
 `use_native_flow_schedule`), exactly as `Cosmos3OmniPipeline` would use them. Overrides: `schedule` ("linear" flow
-with `shift`, or "karras" — which ignores shift), and `native_grid` (the reference base grid linspace(1-1/1000, 0)).
+with `shift`, or "karras" — which ignores shift), and `native_grid` (the reference base grid linspace(1-1/1000, 0),
+for linear flow only: `KARRAS_NATIVE_GRID`).
 Named presets (`PRESETS`) hold the released DROID settings; embodiment variants name theirs in the registry.
 """
 
@@ -19,6 +20,11 @@ import numpy as np
 from ..processing.prompts import check_length
 
 SCHEDULES = ("checkpoint", "linear", "karras")
+# Why the native grid is never applied to Karras sigmas (diffusers would): Karras builds its own ramp and reads a grid
+# passed to it only for its ends, taken from the grid reversed, so without sigma_min/max in the scheduler config the
+# noise levels rise (4 steps: 0.20, 0.29, 0.39, 0.50, starting from pure noise) and with them the grid changes nothing.
+KARRAS_NATIVE_GRID = ("the native grid is a linear-flow grid; Karras sigmas build their own ramp (given the grid, "
+                      "diffusers' noise levels rise instead of falling from 1)")
 
 # Named presets; an embodiment variant names its default in the registry (`sampling_preset`).
 # droid_native = the released Cosmos3-Nano-Policy-DROID (RoboLab server, cosmos3-model.md §11/§20): 4 steps, CFG 3,
@@ -70,6 +76,8 @@ class SamplingConfig:
             object.__setattr__(self, name, bool(value))
         if self.schedule == "karras" and self.shift is not None:
             raise ValueError("shift has no effect with schedule='karras' (Karras sigmas ignore flow_shift); drop one")
+        if self.schedule == "karras" and self.native_grid:
+            raise ValueError(f"native_grid=True does not apply to schedule='karras': {KARRAS_NATIVE_GRID}; drop one")
         if not isinstance(self.negative_prompt, str):
             raise TypeError(f"negative_prompt must be a string, got {type(self.negative_prompt).__name__}")
         check_length(self.negative_prompt, "negative_prompt")
@@ -89,12 +97,14 @@ class SamplingConfig:
 
 
 def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """`base` with the given (non-None) overrides. Asking for the Karras schedule drops a shift that came from the
-    base (a preset's linear-flow shift means nothing to it); a shift given beside it is still refused."""
+    """`base` with the given (non-None) overrides. Asking for the Karras schedule drops a shift and a native grid that
+    came from the base (a preset's linear-flow settings mean nothing to it); either given beside it is still refused."""
     given = {k: v for k, v in overrides.items() if v is not None}
     merged = {**base, **given}
-    if given.get("schedule") == "karras" and "shift" not in given:
-        merged["shift"] = None
+    if given.get("schedule") == "karras":
+        for linear_only in ("shift", "native_grid"):
+            if linear_only not in given:
+                merged[linear_only] = None
     return merged
 
 
@@ -111,8 +121,14 @@ def make_scheduler(base, sampling: SamplingConfig, use_native_flow_schedule: boo
         overrides["flow_shift"] = float(sampling.shift)
     if overrides:
         scheduler = type(base).from_config(base.config, **overrides)
+    karras = bool(scheduler.config.get("use_karras_sigmas", False))
+    if karras and sampling.native_grid:
+        raise ValueError(f"native_grid=True does not apply to the checkpoint's Karras schedule: {KARRAS_NATIVE_GRID}; "
+                         "drop native_grid, or pass schedule='linear'")
+    # The checkpoint's `use_native_flow_schedule` under Karras: where diffusers' result is sane (sigma_min/max set),
+    # the grid changes nothing, so leaving it out keeps parity; elsewhere it would make the noise levels rise.
     native = use_native_flow_schedule if sampling.native_grid is None else sampling.native_grid
-    if native:
+    if native and not karras:
         n_train = scheduler.config.num_train_timesteps
         sigmas = np.linspace(1.0 - 1.0 / n_train, 0.0, sampling.steps + 1)[:-1]
         scheduler.set_timesteps(sampling.steps, sigmas=sigmas)
