@@ -155,8 +155,8 @@ def untrained_modes(path_or_id: str | Path) -> dict[str, str]:
 
 def _numbers(value: Any, name: str) -> np.ndarray:
     """A state value as float64, or an error naming where it came from."""
-    try:
-        array = None if value is None else np.asarray(value, dtype=np.float64)
+    try:  # complex values would lose their imaginary parts with only a warning
+        array = None if value is None or np.iscomplexobj(value) else np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
         array = None
     if array is None or array.size == 0:

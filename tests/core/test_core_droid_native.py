@@ -84,6 +84,8 @@ def test_bad_state_values_name_their_key(droid_policy):
         droid_policy.act(dict(obs, **{"observation/joint_position": np.zeros(8)}), "x")
     with pytest.raises(ValueError, match=r"observation\['observation/joint_position'\]=None"):
         droid_policy.act(dict(obs, **{"observation/joint_position": None}), "x")
+    with pytest.raises(ValueError, match=r"state=array\(\[0\.\+0\.j"):  # was cast, the imaginary parts dropped
+        droid_policy.act(obs, "x", state=np.zeros(8, complex))
 
 
 def test_inverse_dynamics_starts_from_the_clips_first_state(droid_policy):

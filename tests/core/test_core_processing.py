@@ -229,11 +229,21 @@ def test_images_under_16_pixels_a_side_are_refused_before_resizing():
         ("missing.png", "does not exist"),
         (42, "unsupported type"),
         ([], "empty list"),
+        (np.zeros((0, 64, 80, 3), np.uint8), r"empty array of shape \(0, 64, 80, 3\)"),  # was numpy's "zero-size"
+        (torch.zeros(3, 0, 80), r"empty array of shape \(3, 0, 80\)"),
+        (np.zeros((8, 8, 3), np.complex64), "complex"),  # was cast, the imaginary parts dropped with a warning
     ],
 )
 def test_bad_observations_name_the_problem(bad, match):
     with pytest.raises((ValueError, TypeError, FileNotFoundError), match=match):
         load_frames(bad)
+
+
+@pytest.mark.parametrize("values", [np.zeros((4, 10), complex), torch.zeros(4, 10, dtype=torch.complex64)])
+def test_complex_actions_are_refused_not_cast(values):
+    e = worldpolicy.get_embodiment("droid/relative_pose")
+    with pytest.raises(ValueError, match=r"actions: values must be a rectangular numeric \[T, 10\] array, got .*complex"):
+        load_actions(values, e, "normalized")
 
 
 def test_canvas_rules_downscale_only_and_pad():

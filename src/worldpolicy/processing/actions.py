@@ -95,14 +95,17 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
     elif isinstance(source, Mapping):  # an actions file's object, in memory
         values, columns, units, space = actions_object(source, space, where, embodiment)
     elif type(source).__module__.startswith("torch"):
-        values = source.detach().cpu().double().numpy()
+        values = source.detach().cpu()
+        values = values.numpy() if values.is_complex() else values.double().numpy()
     else:
         values = source
     try:
+        if np.iscomplexobj(values):  # numpy would drop the imaginary parts with only a warning
+            raise TypeError
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"{where}: values must be a rectangular numeric [T, {embodiment.action_dim}] array, got "
-                         f"{type(values).__name__}") from None
+                         f"{type(values).__name__}" + (f" of {values.dtype}" if hasattr(values, "dtype") else "")) from None
     if arr.ndim == 1:
         arr = arr[None]
     if arr.ndim != 2 or arr.shape[0] < 1:

@@ -46,6 +46,8 @@ def _array_to_frames(arr: np.ndarray, param: str) -> np.ndarray:
     """numpy [H,W,C] / [C,H,W] / [T,H,W,C] / [T,C,H,W] (C in 1,3,4) → float32 [T,H,W,3] in [0,1]."""
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise TypeError(f"{param}: array dtype {arr.dtype} is not numeric; pass uint8 or float pixels")
+    if np.iscomplexobj(arr):  # numpy would drop the imaginary parts with only a warning
+        raise TypeError(f"{param}: array dtype {arr.dtype} is complex; pass uint8 or float pixels")
     given = arr.shape  # errors show the shape the caller passed, not the one padded to 4-D below
     if arr.ndim == 2:
         arr = arr[..., None]
@@ -63,8 +65,9 @@ def _array_to_frames(arr: np.ndarray, param: str) -> np.ndarray:
         arr = np.repeat(arr, 3, axis=-1)
     elif arr.shape[-1] == 4:
         arr = arr[..., :3]
-    if arr.shape[1] < 1 or arr.shape[2] < 1:
-        raise ValueError(f"{param}: empty image of shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{param}: empty array of shape {given}; give at least one frame of at least "
+                         f"{MIN_SIDE}x{MIN_SIDE} pixels")
     if arr.dtype == np.uint8:
         return arr.astype(np.float32) / 255.0
     if arr.dtype == bool:  # a mask: False black, True white
