@@ -474,6 +474,9 @@ def test_karras_never_runs_on_the_native_grid():
                                                   sigma_max=200.0)  # the reference's Karras (cosmos3-model.md §11)
     with pytest.raises(ValueError, match="checkpoint's Karras schedule.*schedule='linear'"):
         make_scheduler(bounded, SamplingConfig(native_grid=True), use_native_flow_schedule=False)
+    with pytest.raises(ValueError, match="shift=5.0 has no effect on the checkpoint's Karras schedule"):  # was silent
+        make_scheduler(bounded, SamplingConfig(shift=5.0), use_native_flow_schedule=False)
+    assert make_scheduler(bounded, SamplingConfig(schedule="linear", shift=5.0), False).sigmas[1] < 0.95  # 0.9376
     pipeline = copy.deepcopy(bounded)  # what Cosmos3OmniPipeline does with use_native_flow_schedule=True
     pipeline.set_timesteps(4, sigmas=np.linspace(1 - 1 / 1000, 0, 5)[:-1])
     ours = make_scheduler(bounded, SamplingConfig(steps=4), use_native_flow_schedule=True)

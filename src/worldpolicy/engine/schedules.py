@@ -122,6 +122,9 @@ def make_scheduler(base, sampling: SamplingConfig, use_native_flow_schedule: boo
     if overrides:
         scheduler = type(base).from_config(base.config, **overrides)
     karras = bool(scheduler.config.get("use_karras_sigmas", False))
+    if karras and sampling.shift is not None:  # schedule="checkpoint" on a Karras checkpoint: it would do nothing
+        raise ValueError(f"shift={sampling.shift} has no effect on the checkpoint's Karras schedule (Karras sigmas "
+                         "ignore flow_shift); drop shift, or pass schedule='linear' to use it")
     if karras and sampling.native_grid:
         raise ValueError(f"native_grid=True does not apply to the checkpoint's Karras schedule: {KARRAS_NATIVE_GRID}; "
                          "drop native_grid, or pass schedule='linear'")
