@@ -176,8 +176,8 @@ class Policy:
         self.engine = engine
         self.embodiment = embodiment
         self.sampling: SamplingConfig = sampling
-        # a schedule the checkpoint's scheduler cannot build (a native grid on its Karras sigmas) fails here, not
-        # after a request's VAE encode
+        # a schedule the checkpoint's scheduler cannot honour (a shift or native grid on its Karras sigmas) fails
+        # here, not after a request's VAE encode (`check_pretrained` says it before a local checkpoint's weights load)
         make_scheduler(engine.scheduler, sampling, engine.use_native_flow_schedule)
         self.chunk_size = int(chunk_size if chunk_size is not None else embodiment.chunk_size)
         check_chunk_size(self.chunk_size)
@@ -264,10 +264,12 @@ class Policy:
             check_action_head,
             check_checkpoint_source,
             check_compile_options,
+            local_scheduler,
             local_transformer_config,
             resolve_device,
             resolve_dtype,
         )
+        from .engine.schedules import make_scheduler
 
         path_or_id = _checkpoint_source(path_or_id)
         emb = get_embodiment(checkpoint_embodiment(path_or_id, embodiment), variant)
@@ -287,6 +289,10 @@ class Policy:
         transformer_config = local_transformer_config(path_or_id)
         if transformer_config is not None:
             check_action_head(transformer_config, str(path_or_id), emb)
+        local = local_scheduler(path_or_id)
+        if local is not None:  # e.g. a shift on Karras sigmas (a hub checkpoint: checked once it is loaded)
+            scheduler, native = local
+            make_scheduler(scheduler, sampling, native)
         return emb, sampling, torch_device, torch_dtype
 
     # -- public API -----------------------------------------------------------------------------------------------

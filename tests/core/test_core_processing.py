@@ -483,6 +483,21 @@ def test_karras_never_runs_on_the_native_grid():
     assert torch.equal(ours.sigmas, pipeline.sigmas) and torch.equal(ours.timesteps, pipeline.timesteps)
 
 
+def test_a_shift_on_a_karras_checkpoint_is_refused_before_weights_load(tmp_path):
+    from worldpolicy.policy import Policy
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    checkpoint = make_tiny_checkpoint(tmp_path / "ckpt")
+    config_file = checkpoint / "scheduler" / "scheduler_config.json"
+    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "use_karras_sigmas": True}))
+    (checkpoint / "transformer" / "diffusion_pytorch_model.safetensors").write_bytes(b"not weights")
+    with pytest.raises(ValueError, match="shift=5.0 has no effect on the checkpoint's Karras schedule"):
+        Policy.check_pretrained(checkpoint, "droid/relative_pose", shift=5.0)
+    with pytest.raises(ValueError, match="native_grid=True does not apply to the checkpoint's Karras schedule"):
+        worldpolicy.load_policy(checkpoint, "droid/relative_pose", native_grid=True)
+    Policy.check_pretrained(checkpoint, "droid/relative_pose", schedule="linear", shift=5.0)  # linear flow uses it
+
+
 def test_load_checks_read_the_checkpoints_action_head_first(tmp_path):
     """A head narrower than the embodiment fails in check_pretrained (from transformer/config.json), before weights."""
     from worldpolicy.policy import Policy

@@ -276,19 +276,38 @@ def check_action_head(transformer_config: Any, source: str = "", embodiment: Any
         )
 
 
-def local_transformer_config(path_or_id: str | Path) -> dict[str, Any] | None:
-    """A local checkpoint's `transformer/config.json`, an adapter checkpoint's base's (None for a hub id or a folder
-    without one)."""
+def _local_json(path_or_id: str | Path, relative: str) -> dict[str, Any] | None:
+    """A local checkpoint's JSON file `relative` (e.g. `transformer/config.json`), an adapter checkpoint's base's
+    (None for a hub id or a folder without one)."""
     base = adapter_base(path_or_id) if Path(str(path_or_id)).is_dir() else None
     if base is not None:
-        return local_transformer_config(base.path)
-    config = Path(str(path_or_id)) / "transformer" / "config.json"
+        return _local_json(base.path, relative)
+    config = Path(str(path_or_id)) / relative
     if not config.is_file():
         return None
     try:
         return json.loads(config.read_text())
     except (OSError, ValueError) as exc:
-        raise ValueError(f"checkpoint {str(path_or_id)!r}: transformer/config.json is unreadable ({exc})") from None
+        raise ValueError(f"checkpoint {str(path_or_id)!r}: {relative} is unreadable ({exc})") from None
+
+
+def local_transformer_config(path_or_id: str | Path) -> dict[str, Any] | None:
+    """A local checkpoint's `transformer/config.json` (None for a hub id or a folder without one)."""
+    return _local_json(path_or_id, "transformer/config.json")
+
+
+def local_scheduler(path_or_id: str | Path) -> tuple[Any, bool] | None:
+    """A local checkpoint's scheduler (built from `scheduler/scheduler_config.json`) and `model_index.json`'s
+    `use_native_flow_schedule`, as loading gives them, without the weights; None for a hub id or a folder without
+    them. Sampling settings the scheduler cannot honour are refused with these before anything loads."""
+    config = _local_json(path_or_id, "scheduler/scheduler_config.json")
+    index = _local_json(path_or_id, "model_index.json")
+    if config is None or index is None:
+        return None
+    import diffusers
+
+    scheduler_class = getattr(diffusers, str(config.get("_class_name")), diffusers.UniPCMultistepScheduler)
+    return scheduler_class.from_config(config), bool(index.get("use_native_flow_schedule", False))
 
 
 @contextmanager
