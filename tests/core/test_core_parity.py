@@ -141,3 +141,33 @@ def test_bf16_engine_matches_bf16_pipeline(tiny_checkpoint, inputs):
                     generator=torch.Generator().manual_seed(7), output_type="latent").action[0].float().numpy()
     ours = policy.act(inputs["image"], TASK, seed=7, steps=4, guidance=3.0).actions_normalized
     assert rel_err(expected, ours) < 1e-3  # measured 0 on CPU; bf16 rounding is ~4e-3 per operation
+
+
+def test_a_seed_gives_one_result_wherever_the_request_runs(tiny_checkpoint, inputs):
+    """Same seed, same chunk: alone or in a batch, at either end of it (both sharing one cached text K/V), with its
+    caption's K/V from the cache or recomputed after eviction, and from a policy's seed sequence via act() or
+    act_batch(). A sampler that wrote into cached K/V, or let one request's state reach another, fails this."""
+    def load():
+        return worldpolicy.load_policy(tiny_checkpoint, embodiment="droid/relative_pose", chunk_size=8,
+                                       resolution_tier=256, seed=40)
+
+    policy = load()
+    request = PolicyRequest(inputs["image"], TASK, seed=5, steps=2)
+    other = PolicyRequest(inputs["image"][:48], "Push the red cube to the green target.", seed=6, steps=2,
+                          guidance=1.0)
+    alone = policy.act_batch([request])[0].actions  # text K/V computed
+    first, middle, last = policy.act_batch([request, other, request])  # cached, shared by both ends
+    again = policy.act_batch([request])[0].actions  # cached
+    policy.engine._text_cache_size = 1
+    policy.act_batch([other])  # pushes TASK's caption out
+    evicted = policy.act_batch([request])[0].actions  # recomputed
+    for got in (first.actions, last.actions, again, evicted):
+        np.testing.assert_allclose(got, alone, rtol=0, atol=1e-6)
+    assert not np.allclose(middle.actions, alone)
+
+    unseeded = PolicyRequest(inputs["image"], TASK, steps=2)
+    sequence = [policy.act(inputs["image"], TASK, steps=2) for _ in range(2)]
+    batched = load().act_batch([unseeded, unseeded])
+    assert [p.settings["seed"] for p in sequence] == [p.settings["seed"] for p in batched] == [40, 41]
+    for one, other_run in zip(sequence, batched):
+        np.testing.assert_allclose(one.actions, other_run.actions, rtol=0, atol=1e-6)
