@@ -316,6 +316,8 @@ class Policy:
     def act_batch(self, requests: list[PolicyRequest], progress: Callable[[int, int], None] | None = None) -> list[Prediction]:
         """Run several requests together: their denoising steps share forward passes (grouped by step count)."""
         check_requests(requests)
+        if progress is not None and not callable(progress):  # else it fails after the first step's work
+            raise TypeError(f"progress must be a callable (step, total) or None, got {type(progress).__name__}")
         started = time.perf_counter()
         next_seed = self._next_seed
         prepared = []

@@ -1212,3 +1212,11 @@ def test_act_batch_names_what_it_was_given_instead_of_a_list_of_requests(tiny_po
     request), how to pass it."""
     with pytest.raises(TypeError, match=re.escape(f"requests must be a list of PolicyRequest, {message}")):
         tiny_policy.act_batch(requests)
+
+
+def test_act_batch_refuses_a_progress_it_cannot_call_before_any_work(tiny_policy, monkeypatch):
+    """A progress that is not callable failed only after the VAE encode and the first denoising step."""
+    monkeypatch.setattr(tiny_policy.engine, "encode_video", lambda canvas: pytest.fail("encoded before the check"))
+    request = worldpolicy.PolicyRequest(np.zeros((64, 64, 3), np.uint8), "x", steps=1)
+    with pytest.raises(TypeError, match=r"progress must be a callable \(step, total\) or None, got bool"):
+        tiny_policy.act_batch([request], progress=True)
