@@ -224,17 +224,22 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
                   state: list[float] | None) -> list[tuple[int, int]]:
     """Read what the run will read (frames, actions, prompt, state width) against the checkpoint's embodiment. Returns
     the (height, width) of each image or clip warned about as one camera's view."""
-    from .policy import Policy
+    from .cli import LOAD_FLAGS, flag_named
+    from .policy import Policy, check_seed
     from .processing.actions import load_actions
     from .processing.observations import check_source, clip_from_mapping
     from .processing.prompts import check_task
 
     check_task(args.prompt, "--prompt")
-    embodiment = Policy.check_pretrained(
-        args.checkpoint, args.embodiment, device=args.device, dtype=args.dtype, preset=args.preset, steps=args.steps,
-        guidance=args.guidance, schedule=args.schedule, shift=args.shift, chunk_size=args.chunk_size,
-        resolution_tier=args.resolution_tier,
-    )[0]
+    try:
+        embodiment = Policy.check_pretrained(
+            args.checkpoint, args.embodiment, device=args.device, dtype=args.dtype, preset=args.preset,
+            steps=args.steps, guidance=args.guidance, schedule=args.schedule, shift=args.shift,
+            chunk_size=args.chunk_size, resolution_tier=args.resolution_tier,
+        )[0]
+        check_seed(args.seed)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        raise flag_named(exc, LOAD_FLAGS) from None
     if cameras:
         _check_cameras(embodiment, cameras)
     said = []
@@ -340,13 +345,19 @@ def _demo(args: argparse.Namespace) -> int:
     """The shipped model (trained from scratch by `worldpolicy train reach-from-scratch`) on a simulated reach task:
     one observation through all three modes, then closed-loop episodes in the simulator."""
     from . import load_policy
+    from .cli import LOAD_FLAGS, flag_named
     from .models import shipped_model
+    from .policy import check_seed
     from .sim.env import TabletopEnv
     from .sim.evaluate import evaluate, write_report
     from .sim.policies import wrap_policy
 
     if args.episodes < 1:
         raise ValueError(f"--episodes={args.episodes}: must be >= 1")
+    try:
+        check_seed(args.seed)  # the policy's and the scene's: before the model loads
+    except ValueError as exc:
+        raise flag_named(exc, LOAD_FLAGS) from None
     out = _demo_out(Path(args.out))
     checkpoint = shipped_model()
     policy = load_policy(checkpoint, seed=args.seed)

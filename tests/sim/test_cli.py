@@ -41,7 +41,8 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
         (["--task", "stack"], "--task: unknown task 'stack'"),
         (["--episodes", "0"], "--episodes: expected >= 1"),
         (["--image-size", "big"], "--image-size: expected HxW"),
-        (["--robot", "ur5"], "robot: unknown name 'ur5'"),
+        (["--robot", "ur5"], "sim: error: --robot: unknown name 'ur5'"),
+        (["--policy", "no_such_checkpoint"], "sim: error: --policy: 'no_such_checkpoint' is not 'scripted'"),
         (["--seed", "-1"], "--seed: expected >= 0"),
         (["--max-steps", "0"], "--max-steps: expected >= 1"),
         (["--image-size", "none", "--videos", "2"], "--image-size none renders no cameras, so --videos 2"),
@@ -56,6 +57,13 @@ def test_sim_cli_bad_input(argv, message, capsys, tmp_path):
     assert main(["sim", "--policy", "random", "--out", str(tmp_path / "run"), *argv]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # refused before any episode ran, and the folder made for it removed
+
+
+def test_sim_cli_refuses_an_embodiment_the_scripted_expert_would_ignore(tmp_path, capsys):
+    """The expert acts in droid/joint_pos whatever --embodiment says: the run used to go ahead and succeed."""
+    assert main(["sim", "--policy", "scripted", "--embodiment", "bridge", "--out", str(tmp_path / "run")]) == 2
+    assert "--embodiment bridge does not apply to --policy scripted" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_sim_cli_out_must_be_a_folder(tmp_path, capsys):

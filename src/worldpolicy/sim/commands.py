@@ -84,14 +84,18 @@ def _image_size(text: str) -> tuple[int, int] | None:
 
 
 FLAGS = {"control_hz": "--control-hz", "image_size": "--image-size", "execute_steps": "--execute-steps",
-         "ensemble_decay": "--ensemble-decay",  # what TabletopEnv and ChunkStrategy check that run() does not
-         "episodes": "--episodes"}  # what evaluate.episodes_left checks for --resume
+         "ensemble_decay": "--ensemble-decay", "robot": "--robot",  # what TabletopEnv and ChunkStrategy check
+         "episodes": "--episodes",  # what evaluate.episodes_left checks for --resume
+         # what make_policy and Policy.check_pretrained check (the checkpoint is --policy here)
+         "policy": "--policy", "checkpoint": "--policy", "embodiment": "--embodiment", "steps": "--steps",
+         "device": "--device"}
 
 
-def _as_flag(exc: ValueError) -> ValueError:
+def _as_flag(exc: Exception) -> Exception:
     """The API's error names its parameter first (`control_hz: ...`); on the command line the flag is what to fix."""
-    name, sep, rest = str(exc).partition(": ")
-    return ValueError(f"{FLAGS[name]}: {rest}") if sep and name in FLAGS else exc
+    from worldpolicy.cli import flag_named
+
+    return flag_named(exc, FLAGS)
 
 
 def _with_key_hint(exc: ConnectionError) -> ConnectionError:
@@ -201,8 +205,11 @@ def _unloaded_checkpoint(args: argparse.Namespace, image_size: tuple[int, int] |
     from worldpolicy.policy import Policy
     from worldpolicy.sim.policies import checkpoint_settings
 
-    emb, sampling, device, dtype = Policy.check_pretrained(args.policy, args.embodiment, steps=args.steps,
-                                                           device=args.device)
+    try:
+        emb, sampling, device, dtype = Policy.check_pretrained(args.policy, args.embodiment, steps=args.steps,
+                                                               device=args.device)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        raise _as_flag(exc) from None
     return emb, checkpoint_settings(args.policy, sampling, chunk_size=emb.chunk_size,
                                     resolution_tier=emb.resolution_tier, device=device, dtype=dtype,
                                     decode_video=args.imagine, image_size=image_size)
@@ -250,11 +257,14 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = args.policy not in ("scripted", "random") and not args.policy.startswith("ws")
     if local and not checkpoint:
         raise ValueError(f"--steps/--device apply to checkpoint policies only, not {args.policy!r}")
+    if args.embodiment is not None and args.policy == "scripted":  # it would be ignored, and the run look as asked
+        raise ValueError(f"--embodiment {args.embodiment} does not apply to --policy scripted: the expert always acts "
+                         "in droid/joint_pos (absolute joints); leave --embodiment out")
     record_size = image_size if (needs_images or args.videos > 0) else None
     try:
         env = TabletopEnv(args.task, args.robot, control_hz=args.control_hz, image_size=record_size,
                           max_steps=args.max_steps)
-    except ValueError as exc:
+    except (ValueError, KeyError) as exc:  # KeyError: an unknown --robot
         raise _as_flag(exc) from None
     if record_size is not None:
         env.open_renderer()  # a machine that cannot render says so now, before a checkpoint loads or --out is cleared
@@ -287,6 +297,8 @@ def run(args: argparse.Namespace) -> int:
                 )
             except ConnectionError as exc:
                 raise _with_key_hint(exc) from None
+            except (ValueError, KeyError, FileNotFoundError) as exc:  # a bad checkpoint, embodiment or sampling setting
+                raise _as_flag(exc) from None
             # a chunk too short for --execute-steps: say so now, not after the first inference
             chunk = chunk_size(policy)
             strategy.for_policy(policy).steps_for(chunk, "--execute-steps")
