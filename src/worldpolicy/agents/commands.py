@@ -62,8 +62,8 @@ def _mcp(args: argparse.Namespace) -> int:
     missing = [str(p) for p in args.input_root if not p.is_dir()]
     if missing:  # every tool call reading from it would be refused, naming no flag
         raise UsageError(f"--input-root {missing} is not an existing folder")
-    if args.transport == "http" and not 0 <= args.port <= 65535:
-        raise UsageError(f"--port {args.port}: expected 0..65535")
+    if args.transport == "http":
+        _check_address(args.host, args.port)
     output_folder(args.output_dir, "--output-dir", create=False)  # a file there fails now, not at the first tool call
     try:
         config = ToolboxConfig(
@@ -80,6 +80,24 @@ def _mcp(args: argparse.Namespace) -> int:
         raise flag_named(exc, FLAGS) from None
     run_server(config, args.transport, args.host, args.port)
     return 0
+
+
+def _check_address(host: str, port: int) -> None:
+    """Bind --host/--port once before the server starts: uvicorn reports an address it cannot use as log lines and
+    exit code 3, naming neither flag. (Another process may still take the port in between; then uvicorn says so.)"""
+    import socket
+
+    from ..cli import UsageError
+
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port {port}: expected 0..65535 (0 picks a free port)")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as exc:  # an unknown host (gaierror), a port in use or privileged, an address not on this machine
+        raise UsageError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
 
 
 def _world_models(args: argparse.Namespace) -> int:
