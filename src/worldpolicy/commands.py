@@ -255,6 +255,9 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
     if state is None and embodiment.state_history:  # an image or clip carries no joint state
         raise ValueError(f"--state is required for embodiment {embodiment.key!r}, which conditions on the robot state: "
                          f"{embodiment.action_dim} comma-separated values ({', '.join(embodiment.columns)})")
+    if state is not None and not embodiment.state_history:  # the policy would ignore it, with a warning
+        raise ValueError(f"--state: embodiment {embodiment.key!r} does not condition on the robot state; leave --state "
+                         "out (state-conditioned embodiments, e.g. droid, take it)")
     if state is not None and len(state) != embodiment.action_dim:
         raise ValueError(f"--state has {len(state)} values but embodiment {embodiment.key!r} expects "
                          f"{embodiment.action_dim} ({', '.join(embodiment.columns)})")
@@ -272,6 +275,8 @@ def _predict(args: argparse.Namespace) -> int:
         raise UsageError("--actions FILE is required with --mode forward_dynamics")
     if args.mode != "forward_dynamics" and args.actions:
         raise UsageError(f"--actions is only used with --mode forward_dynamics (got --mode {args.mode})")
+    if args.actions_space != "physical" and not args.actions:
+        raise UsageError(f"--actions-space {args.actions_space} says how to read --actions, and no --actions is given")
     if args.mode == "inverse_dynamics" and args.image:
         raise UsageError("--mode inverse_dynamics needs --video (the clip whose actions to recover), or --camera "
                          "KEY=CLIP for each camera")

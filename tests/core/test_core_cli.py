@@ -60,6 +60,10 @@ def test_predict_writes_actions_video_and_plots(tiny_checkpoint, image_file, tmp
         (["--mode", "forward_dynamics", "--actions", "BAD_ACTIONS"], "width 3 does not match"),
         (["--embodiment", "droid", "--state", "1,2"], "--state has 2 values but embodiment 'droid/joint_pos'"),
         (["--embodiment", "droid"], "--state is required for embodiment 'droid/joint_pos'"),
+        # it was checked against the action width, then ignored
+        (["--embodiment", "droid/relative_pose", "--state", "1,2"], ("--state: embodiment 'droid/relative_pose' does "
+         "not condition on the robot state")),
+        (["--actions-space", "normalized"], "--actions-space normalized says how to read --actions"),
     ],
 )
 def test_predict_bad_input_is_one_clear_line(tiny_checkpoint, image_file, tmp_path, capsys, monkeypatch, extra,
