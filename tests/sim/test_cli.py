@@ -43,6 +43,8 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
         (["--image-size", "big"], "--image-size: expected HxW"),
         (["--robot", "ur5"], "sim: error: --robot: unknown name 'ur5'"),
         (["--policy", "no_such_checkpoint"], "sim: error: --policy: 'no_such_checkpoint' is not 'scripted'"),
+        (["--imagine"], "sim: error: --imagine asks a model for its imagined video; --policy random has none"),
+        (["--api-key", "k"], "sim: error: --api-key is sent to a ws:// policy server, not to --policy 'random'"),
         (["--seed", "-1"], "--seed: expected >= 0"),
         (["--max-steps", "0"], "--max-steps: expected >= 1"),
         (["--image-size", "none", "--videos", "2"], "--image-size none renders no cameras, so --videos 2"),

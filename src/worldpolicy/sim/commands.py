@@ -257,6 +257,10 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = args.policy not in ("scripted", "random") and not args.policy.startswith("ws")
     if local and not checkpoint:
         raise ValueError(f"--steps/--device apply to checkpoint policies only, not {args.policy!r}")
+    if args.imagine and args.policy in ("scripted", "random"):  # they imagine nothing: no side-by-side would show it
+        raise ValueError(f"--imagine asks a model for its imagined video; --policy {args.policy} has none")
+    if args.api_key is not None and not args.policy.startswith(("ws://", "wss://")):
+        raise ValueError(f"--api-key is sent to a ws:// policy server, not to --policy {args.policy!r}")
     if args.embodiment is not None and args.policy == "scripted":  # it would be ignored, and the run look as asked
         raise ValueError(f"--embodiment {args.embodiment} does not apply to --policy scripted: the expert always acts "
                          "in droid/joint_pos (absolute joints); leave --embodiment out")
