@@ -235,3 +235,10 @@ def test_architecture_names_every_module_and_only_modules_that_exist():
     gone = sorted(name for name in set(re.findall(r"(?<![\w/.*-])([\w/]+\.py)\b", text))
                   if not ((package / name).is_file() or (ROOT / name).is_file() or name[:-3] in stems))
     assert not gone, f"docs/architecture.md names modules that do not exist: {gone}"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=_doc_id)
+def test_no_figure_cites_a_script_outside_the_repository(doc):
+    """A figure sits beside the command that reproduces it; a script under /tmp is one no reader has."""
+    scratch = sorted(set(re.findall(r"/tmp/[\w/.-]+\.(?:py|sh)\b", doc.read_text())))
+    assert not scratch, f"{_doc_id(doc)} cites scripts outside the repository: {scratch}"
