@@ -61,6 +61,14 @@ def test_sim_cli_bad_input(argv, message, capsys, tmp_path):
     assert not (tmp_path / "run").exists()  # refused before any episode ran, and the folder made for it removed
 
 
+def test_sim_cli_execute_steps_beyond_a_checkpoints_chunk_is_refused_before_it_loads(tmp_path, capsys, monkeypatch):
+    from worldpolicy.policy import Policy
+
+    monkeypatch.setattr(Policy, "from_pretrained", lambda *a, **k: pytest.fail("the weights loaded"))
+    assert main(["sim", "--policy", "shipped", "--execute-steps", "100", "--out", str(tmp_path / "run")]) == 2
+    assert "sim: error: --execute-steps: 100 exceeds what a 4-step chunk allows" in capsys.readouterr().err
+
+
 def test_sim_cli_refuses_an_embodiment_the_scripted_expert_would_ignore(tmp_path, capsys):
     """The expert acts in droid/joint_pos whatever --embodiment says: the run used to go ahead and succeed."""
     assert main(["sim", "--policy", "scripted", "--embodiment", "bridge", "--out", str(tmp_path / "run")]) == 2

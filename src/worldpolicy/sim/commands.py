@@ -199,17 +199,23 @@ def _default_task(policy: str) -> str:
     return EMBODIMENT_TASKS.get(spec.get("name") if isinstance(spec, dict) else None, "pick_place")
 
 
+def _checked_checkpoint(args: argparse.Namespace):
+    """`Policy.check_pretrained` of --policy CHECKPOINT (embodiment, sampling, device, dtype), its errors naming the
+    flags: what sim can know of a checkpoint before its weights load."""
+    from worldpolicy.policy import Policy
+
+    try:
+        return Policy.check_pretrained(args.policy, args.embodiment, steps=args.steps, device=args.device)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        raise _as_flag(exc) from None
+
+
 def _unloaded_checkpoint(args: argparse.Namespace, image_size: tuple[int, int] | None):
     """A checkpoint's embodiment and `policy_settings` before its weights load (what `Policy.check_pretrained`
     resolves), so --resume refuses another run's settings without loading a model."""
-    from worldpolicy.policy import Policy
     from worldpolicy.sim.policies import checkpoint_settings
 
-    try:
-        emb, sampling, device, dtype = Policy.check_pretrained(args.policy, args.embodiment, steps=args.steps,
-                                                               device=args.device)
-    except (ValueError, KeyError, FileNotFoundError) as exc:
-        raise _as_flag(exc) from None
+    emb, sampling, device, dtype = _checked_checkpoint(args)
     return emb, checkpoint_settings(args.policy, sampling, chunk_size=emb.chunk_size,
                                     resolution_tier=emb.resolution_tier, device=device, dtype=dtype,
                                     decode_video=args.imagine, image_size=image_size)
@@ -294,6 +300,11 @@ def run(args: argparse.Namespace) -> int:
             emb, settings = _unloaded_checkpoint(args, image_size)
             left = _episodes_left(args, previous, header(emb, emb.chunk_size, settings))
         if left is None or left:  # a finished checkpoint run resumed to as many episodes loads no model
+            # a chunk too short for --execute-steps: said before the weights load (minutes at Nano size); a path that
+            # is not there is make_policy's to name
+            if checkpoint and Path(args.policy).exists():
+                emb = _checked_checkpoint(args)[0]
+                strategy.for_embodiment(emb).steps_for(emb.chunk_size, "--execute-steps")
             try:
                 policy = make_policy(
                     args.policy, env=env, embodiment=args.embodiment, seed=args.seed, decode_video=args.imagine,
