@@ -25,7 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True, help="shipped (the model in the package), a diffusers-format Cosmos3 "
                    "folder, a LoRA adapter checkpoint folder (holds base_model.json: `worldpolicy train` with lora_save "
                    "= \"adapter\") or a hub id")
-    p.add_argument("--mode", choices=MODES, default="policy")
+    p.add_argument("--mode", choices=MODES, default="policy",
+                   help="policy (default): actions for --prompt from the observation; forward_dynamics: the video "
+                   "--actions lead to; inverse_dynamics: the actions a --video shows")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", help="observation image (policy / forward dynamics); for an embodiment that composes "
                      "several cameras, their composite (or give each with --camera)")
@@ -37,29 +39,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      "embodiment with no composite sees one: name which)")
     p.add_argument("--prompt", required=True, help="task description, e.g. 'Pick up the banana.'")
     p.add_argument("--actions", help="actions file for forward dynamics (.json or .npy)")
-    p.add_argument("--actions-space", choices=("physical", "normalized"), default="physical")
+    p.add_argument("--actions-space", choices=("physical", "normalized"), default="physical",
+                   help="units of --actions: physical (default: the embodiment's units) or normalized (model space)")
     p.add_argument("--state", help="comma-separated current state for state-conditioned embodiments (droid joints)")
     p.add_argument("--embodiment", default=None, help="name[/variant] from `worldpolicy embodiments`, or a spec file of "
                    "your own robot (*.json, as register_embodiment reads it) (default: the checkpoint's own "
                    "embodiment.json, else droid)")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--guidance", type=float)
-    p.add_argument("--schedule", choices=("checkpoint", "linear", "karras"))
-    p.add_argument("--shift", type=float)
+    p.add_argument("--steps", type=int, help="denoising steps (default: the embodiment's sampling preset, else 4)")
+    p.add_argument("--guidance", type=float,
+                   help="classifier-free guidance; 1 turns it off (default: the embodiment's preset, else 3)")
+    p.add_argument("--schedule", choices=("checkpoint", "linear", "karras"),
+                   help="noise schedule (default: the preset's, else the checkpoint's own scheduler)")
+    p.add_argument("--shift", type=float, help="schedule shift (default: the preset's, else the scheduler's own)")
     p.add_argument("--preset", help="named sampling preset, e.g. droid_native")
-    p.add_argument("--chunk-size", type=int)
-    p.add_argument("--resolution-tier", type=int)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device")
-    p.add_argument("--dtype")
+    p.add_argument("--chunk-size", type=int, help="actions per chunk, a multiple of 4 (default: the embodiment's)")
+    p.add_argument("--resolution-tier", type=int, help="canvas tier: 256, 480, 704 or 720 (default: the embodiment's)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--dtype", help="bfloat16 | float16 | float32 (default: per device)")
     p.add_argument("--decode-video", action="store_true", help="also decode the imagined video (always on for FD)")
-    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--no-plots", action="store_true", help="no plots/ or index.html: actions and settings only")
     p.add_argument("--out", required=True, help="output run directory")
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("demo", help="run the shipped model through all three modes and in the simulator")
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="scene and sampling seed (default: 0)")
     p.add_argument("--episodes", type=int, default=3, help="closed-loop simulator episodes (default 3)")
     p.set_defaults(func=_demo)
 

@@ -38,10 +38,15 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="action space: a name from `worldpolicy embodiments` or a spec file (*.json) (default: a "
                    "checkpoint's own embodiment.json, a ws:// server's metadata, else droid; random: "
                    "droid/relative_pose)")
-    p.add_argument("--strategy", choices=("execute", "ensemble", "async"), default="execute")
+    p.add_argument("--strategy", choices=("execute", "ensemble", "async"), default="execute",
+                   help="execute (default): k actions of each chunk, then ask again; ensemble: a chunk every k "
+                   "steps (k = 1 unless --execute-steps says), the actions of those covering a step blended; async: the "
+                   "next chunk computed while this one runs")
     p.add_argument("--execute-steps", type=int, default=None,
                    help="k actions per chunk (default: the model's execute_steps for execute, else per strategy)")
-    p.add_argument("--ensemble-decay", type=float, default=0.1)
+    p.add_argument("--ensemble-decay", type=float, default=0.1,
+                   help="ensemble: weight exp(-decay * i) of the i-th oldest chunk covering a step, as ACT "
+                   "(default: 0.1)")
     p.add_argument("--control-hz", type=float, default=15.0,
                    help="control rate (default: 15); match the policy's fps (warned when they differ: bridge is 5)")
     p.add_argument("--max-steps", type=int, default=None, help="episode step limit (default: the task's)")
@@ -52,8 +57,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="torch device for checkpoint policies (default: auto)")
     p.add_argument("--api-key", default=None, help="for ws:// servers (or WORLDPOLICY_API_KEY)")
     p.add_argument("--out", type=Path, default=Path("sim_runs"), help="output folder (default: sim_runs)")
-    p.add_argument("--no-plots", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-plots", action="store_true", help="no report.png or index.html")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out (interrupted, or to more --episodes): only the episodes it has not "
                    "finished run; every setting must be the stored run's")
