@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
+from collections.abc import Mapping
 
 # Modules that contribute subcommands via `add_parser(subparsers)`; each keeps heavy imports inside its handlers.
 COMMAND_MODULES = (
@@ -21,6 +23,23 @@ COMMAND_MODULES = (
 
 class UsageError(Exception):
     """A bad command-line value, reported as one line without a traceback."""
+
+
+# The parameters of `Policy.check_pretrained` / `from_pretrained` (and `check_seed`) as the commands spell them
+LOAD_FLAGS = {name: "--" + name.replace("_", "-") for name in (
+    "checkpoint", "embodiment", "variant", "device", "dtype", "preset", "steps", "guidance", "schedule", "shift",
+    "chunk_size", "resolution_tier", "seed")}
+
+
+def flag_named(exc: Exception, flags: Mapping[str, str]) -> Exception:
+    """The error with its flag's name: the Python API names the parameter first (`steps=0 must be ...`,
+    `control_hz: ...`), while on the command line the flag is what to fix. `flags` maps parameters to flags; an error
+    that does not start with one of them is returned as it is."""
+    text = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+    match = re.match(r"(\w+)(?==|: )", text)
+    if match is None or match[1] not in flags:
+        return exc
+    return type(exc)(flags[match[1]] + text[match.end():])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if args.verbose:
             raise
-        print(f"worldpolicy {args.command}: interrupted", file=sys.stderr)
+        print(f"worldpolicy {_command_name(args)}: interrupted", file=sys.stderr)
         return 130  # the shell's code for Ctrl-C
     except Exception as exc:
         from .extras import missing_extra
@@ -64,10 +83,16 @@ def main(argv: list[str] | None = None) -> int:
         if shown is None and not isinstance(exc, _user_errors()):
             raise
         message = shown or (exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
-        print(f"worldpolicy {args.command}: error: {message}", file=sys.stderr)
+        print(f"worldpolicy {_command_name(args)}: error: {message}", file=sys.stderr)
         if args.verbose:
             raise
         return 2
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    """What the user ran, with the action of a command that has them (`dataset from-sim`), so an error names it."""
+    action = getattr(args, f"{args.command}_command", None)
+    return f"{args.command} {action}" if action else args.command
 
 
 def _user_errors() -> tuple[type[Exception], ...]:

@@ -25,7 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True, help="shipped (the model in the package), a diffusers-format Cosmos3 "
                    "folder, a LoRA adapter checkpoint folder (holds base_model.json: `worldpolicy train` with lora_save "
                    "= \"adapter\") or a hub id")
-    p.add_argument("--mode", choices=MODES, default="policy")
+    p.add_argument("--mode", choices=MODES, default="policy",
+                   help="policy (default): actions for --prompt from the observation; forward_dynamics: the video "
+                   "--actions lead to; inverse_dynamics: the actions a --video shows")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", help="observation image (policy / forward dynamics); for an embodiment that composes "
                      "several cameras, their composite (or give each with --camera)")
@@ -37,29 +39,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      "embodiment with no composite sees one: name which)")
     p.add_argument("--prompt", required=True, help="task description, e.g. 'Pick up the banana.'")
     p.add_argument("--actions", help="actions file for forward dynamics (.json or .npy)")
-    p.add_argument("--actions-space", choices=("physical", "normalized"), default="physical")
+    p.add_argument("--actions-space", choices=("physical", "normalized"), default="physical",
+                   help="units of --actions: physical (default: the embodiment's units) or normalized (model space)")
     p.add_argument("--state", help="comma-separated current state for state-conditioned embodiments (droid joints)")
     p.add_argument("--embodiment", default=None, help="name[/variant] from `worldpolicy embodiments`, or a spec file of "
                    "your own robot (*.json, as register_embodiment reads it) (default: the checkpoint's own "
                    "embodiment.json, else droid)")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--guidance", type=float)
-    p.add_argument("--schedule", choices=("checkpoint", "linear", "karras"))
-    p.add_argument("--shift", type=float)
+    p.add_argument("--steps", type=int, help="denoising steps (default: the embodiment's sampling preset, else 4)")
+    p.add_argument("--guidance", type=float,
+                   help="classifier-free guidance; 1 turns it off (default: the embodiment's preset, else 3)")
+    p.add_argument("--schedule", choices=("checkpoint", "linear", "karras"),
+                   help="noise schedule (default: the preset's, else the checkpoint's own scheduler)")
+    p.add_argument("--shift", type=float, help="schedule shift (default: the preset's, else the scheduler's own)")
     p.add_argument("--preset", help="named sampling preset, e.g. droid_native")
-    p.add_argument("--chunk-size", type=int)
-    p.add_argument("--resolution-tier", type=int)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device")
-    p.add_argument("--dtype")
+    p.add_argument("--chunk-size", type=int, help="actions per chunk, a multiple of 4 (default: the embodiment's)")
+    p.add_argument("--resolution-tier", type=int, help="canvas tier: 256, 480, 704 or 720 (default: the embodiment's)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--dtype", help="bfloat16 | float16 | float32 (default: per device)")
     p.add_argument("--decode-video", action="store_true", help="also decode the imagined video (always on for FD)")
-    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--no-plots", action="store_true", help="no plots/ or index.html: actions and settings only")
     p.add_argument("--out", required=True, help="output run directory")
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("demo", help="run the shipped model through all three modes and in the simulator")
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="scene and sampling seed (default: 0)")
     p.add_argument("--episodes", type=int, default=3, help="closed-loop simulator episodes (default 3)")
     p.set_defaults(func=_demo)
 
@@ -224,17 +229,22 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
                   state: list[float] | None) -> list[tuple[int, int]]:
     """Read what the run will read (frames, actions, prompt, state width) against the checkpoint's embodiment. Returns
     the (height, width) of each image or clip warned about as one camera's view."""
-    from .policy import Policy
+    from .cli import LOAD_FLAGS, flag_named
+    from .policy import Policy, check_seed
     from .processing.actions import load_actions
     from .processing.observations import check_source, clip_from_mapping
     from .processing.prompts import check_task
 
     check_task(args.prompt, "--prompt")
-    embodiment = Policy.check_pretrained(
-        args.checkpoint, args.embodiment, device=args.device, dtype=args.dtype, preset=args.preset, steps=args.steps,
-        guidance=args.guidance, schedule=args.schedule, shift=args.shift, chunk_size=args.chunk_size,
-        resolution_tier=args.resolution_tier,
-    )[0]
+    try:
+        embodiment = Policy.check_pretrained(
+            args.checkpoint, args.embodiment, device=args.device, dtype=args.dtype, preset=args.preset,
+            steps=args.steps, guidance=args.guidance, schedule=args.schedule, shift=args.shift,
+            chunk_size=args.chunk_size, resolution_tier=args.resolution_tier,
+        )[0]
+        check_seed(args.seed)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        raise flag_named(exc, LOAD_FLAGS) from None
     if cameras:
         _check_cameras(embodiment, cameras)
     said = []
@@ -250,6 +260,9 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
     if state is None and embodiment.state_history:  # an image or clip carries no joint state
         raise ValueError(f"--state is required for embodiment {embodiment.key!r}, which conditions on the robot state: "
                          f"{embodiment.action_dim} comma-separated values ({', '.join(embodiment.columns)})")
+    if state is not None and not embodiment.state_history:  # the policy would ignore it, with a warning
+        raise ValueError(f"--state: embodiment {embodiment.key!r} does not condition on the robot state; leave --state "
+                         "out (state-conditioned embodiments, e.g. droid, take it)")
     if state is not None and len(state) != embodiment.action_dim:
         raise ValueError(f"--state has {len(state)} values but embodiment {embodiment.key!r} expects "
                          f"{embodiment.action_dim} ({', '.join(embodiment.columns)})")
@@ -267,6 +280,8 @@ def _predict(args: argparse.Namespace) -> int:
         raise UsageError("--actions FILE is required with --mode forward_dynamics")
     if args.mode != "forward_dynamics" and args.actions:
         raise UsageError(f"--actions is only used with --mode forward_dynamics (got --mode {args.mode})")
+    if args.actions_space != "physical" and not args.actions:
+        raise UsageError(f"--actions-space {args.actions_space} says how to read --actions, and no --actions is given")
     if args.mode == "inverse_dynamics" and args.image:
         raise UsageError("--mode inverse_dynamics needs --video (the clip whose actions to recover), or --camera "
                          "KEY=CLIP for each camera")
@@ -340,13 +355,19 @@ def _demo(args: argparse.Namespace) -> int:
     """The shipped model (trained from scratch by `worldpolicy train reach-from-scratch`) on a simulated reach task:
     one observation through all three modes, then closed-loop episodes in the simulator."""
     from . import load_policy
+    from .cli import LOAD_FLAGS, flag_named
     from .models import shipped_model
+    from .policy import check_seed
     from .sim.env import TabletopEnv
     from .sim.evaluate import evaluate, write_report
     from .sim.policies import wrap_policy
 
     if args.episodes < 1:
         raise ValueError(f"--episodes={args.episodes}: must be >= 1")
+    try:
+        check_seed(args.seed)  # the policy's and the scene's: before the model loads
+    except ValueError as exc:
+        raise flag_named(exc, LOAD_FLAGS) from None
     out = _demo_out(Path(args.out))
     checkpoint = shipped_model()
     policy = load_policy(checkpoint, seed=args.seed)

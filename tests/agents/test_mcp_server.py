@@ -599,3 +599,23 @@ def test_one_cameras_clip_for_a_multi_camera_model_is_warned_once_in_the_result(
     views = [w for w in result["warnings"] if "looks like one camera's view" in w]
     assert len(views) == 1 and views[0].startswith(f"video {str(inputs_dir / 'clip.gif')!r} is taken as the composite")
     assert "infer_actions takes one clip" in views[0], views
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--transport", "http", "--port", "-1"], "--port -1: expected 0..65535"),  # was bind()'s OverflowError traceback
+    # an address not on this machine (TEST-NET-1: no lookup); was uvicorn's log lines and exit code 3
+    (["--transport", "http", "--host", "192.0.2.1"], "--host 192.0.2.1 --port 8020: cannot listen there"),
+    (["--output-dir", "A_FILE"], "--output-dir: "),  # was accepted: every tool call failed later
+    (["--input-root", "MISSING"], "--input-root ["),  # was accepted: every read from it was refused later
+    (["--max-loaded", "0"], "--max-loaded=0 must be an integer >= 1"),
+    (["--chunk-size", "3"], "--chunk-size=3 is not accepted"),
+])
+def test_mcp_bad_flags_are_one_line_before_the_server_starts(tmp_path, capsys, monkeypatch, argv, message):
+    from worldpolicy.agents import mcp_server
+    from worldpolicy.cli import main
+
+    (tmp_path / "afile").write_text("x")
+    argv = [{"A_FILE": str(tmp_path / "afile"), "MISSING": str(tmp_path / "missing")}.get(a, a) for a in argv]
+    monkeypatch.setattr(mcp_server, "run_server", lambda *a, **k: pytest.fail("the server started"))
+    assert main(["mcp", "--output-dir", str(tmp_path / "runs"), *argv]) == 2
+    assert f"worldpolicy mcp: error: {message}" in capsys.readouterr().err

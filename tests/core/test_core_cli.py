@@ -48,14 +48,22 @@ def test_predict_writes_actions_video_and_plots(tiny_checkpoint, image_file, tmp
     [
         (["--mode", "forward_dynamics"], "--actions FILE is required"),
         (["--mode", "inverse_dynamics"], "needs --video"),
-        (["--steps", "0"], "steps=0"),
-        (["--embodiment", "ur5e"], "known:"),
+        (["--steps", "0"], "error: --steps=0 must be"),  # the flag, not the Python parameter
+        (["--resolution-tier", "123"], "error: --resolution-tier=123 is not supported"),
+        (["--seed", "-1"], "error: --seed=-1 must be an integer"),  # was checked after the weights loaded
+        (["--embodiment", "ur5e"], "error: --embodiment='ur5e' is not registered; known:"),
+        (["--embodiment", "BAD_ACTIONS"], "embodiment file "),  # a spec file of the wrong shape is named
+        (["--checkpoint", "NO_SUCH_DIR"], "error: --checkpoint="),
         (["--chunk-size", "10"], "multiple of 4"),
         (["--prompt", " "], "--prompt is empty"),
         (["--mode", "forward_dynamics", "--actions", ""], "--actions FILE is required"),
         (["--mode", "forward_dynamics", "--actions", "BAD_ACTIONS"], "width 3 does not match"),
         (["--embodiment", "droid", "--state", "1,2"], "--state has 2 values but embodiment 'droid/joint_pos'"),
         (["--embodiment", "droid"], "--state is required for embodiment 'droid/joint_pos'"),
+        # it was checked against the action width, then ignored
+        (["--embodiment", "droid/relative_pose", "--state", "1,2"], ("--state: embodiment 'droid/relative_pose' does "
+         "not condition on the robot state")),
+        (["--actions-space", "normalized"], "--actions-space normalized says how to read --actions"),
     ],
 )
 def test_predict_bad_input_is_one_clear_line(tiny_checkpoint, image_file, tmp_path, capsys, monkeypatch, extra,
@@ -64,11 +72,12 @@ def test_predict_bad_input_is_one_clear_line(tiny_checkpoint, image_file, tmp_pa
 
     (tmp_path / "bad.json").write_text(json.dumps([[0.0, 0.0, 0.0]]))
     extra = [str(tmp_path / "bad.json") if a == "BAD_ACTIONS" else a for a in extra]
+    extra = [str(tmp_path / "no_such_dir") if a == "NO_SUCH_DIR" else a for a in extra]
     extra = extra if "--prompt" in extra else ["--prompt", "x", *extra]
+    extra = extra if "--checkpoint" in extra else ["--checkpoint", str(tiny_checkpoint), *extra]
     loads = []
     monkeypatch.setattr(worldpolicy, "load_policy", lambda *a, **k: loads.append(1))
-    rc = main(["predict", "--checkpoint", str(tiny_checkpoint), "--image", str(image_file),
-               "--out", str(tmp_path / "o"), *extra])
+    rc = main(["predict", "--image", str(image_file), "--out", str(tmp_path / "o"), *extra])
     err = capsys.readouterr().err
     assert rc == 2 and message in err and "Traceback" not in err
     assert not loads  # refused before any weights load
@@ -504,3 +513,25 @@ def test_inverse_dynamics_camera_clips_of_different_lengths_are_refused_before_t
     assert ("the cameras' clips hold different numbers of frames (observation/exterior_image_1_left: 6 or more, "
             "observation/wrist_image_left: 3)") in err and "Traceback" not in err, err
     assert not (tmp_path / "id").exists()
+
+
+def test_demo_bad_seed_is_refused_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    import worldpolicy
+
+    monkeypatch.setattr(worldpolicy, "load_policy", lambda *a, **k: pytest.fail("the model loaded"))
+    assert main(["demo", "--seed", "-1", "--out", str(tmp_path / "demo")]) == 2
+    assert "worldpolicy demo: error: --seed=-1 must be an integer in [0, 2**63)" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.parametrize("error, named", [
+    (ValueError("steps=0 must be >= 1"), "--steps=0 must be >= 1"),
+    (KeyError("robot: unknown name 'x'"), "--robot: unknown name 'x'"),  # a KeyError's text, not its repr
+    (ValueError("stepsize=3 is not a parameter we map"), "stepsize=3 is not a parameter we map"),
+    (ValueError("the steps=0 further in are left alone"), "the steps=0 further in are left alone"),
+])
+def test_flag_named_renames_a_leading_parameter_only(error, named):
+    from worldpolicy.cli import flag_named
+
+    renamed = flag_named(error, {"steps": "--steps", "robot": "--robot"})
+    assert type(renamed) is type(error) and renamed.args[0] == named

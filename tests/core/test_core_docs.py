@@ -211,3 +211,34 @@ def test_help_texts_quote_the_defaults_the_code_has():
                 problems.append(f"worldpolicy {name} {action.option_strings[-1]}: help says default "
                                 f"{match.group(1)}, the code's is {action.default!r}")
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=_doc_id)
+def test_relative_links_and_images_resolve(doc):
+    """`![..](images/x.png)`, `[..](data.md#...)`: relative to the doc, as a browser or GitHub resolves them."""
+    targets = re.findall(r"\]\(([^)\s]+)\)", doc.read_text())
+    missing = sorted({t for t in targets if not re.match(r"[a-z]+:|#", t)
+                      and not (doc.parent / t.split("#")[0]).exists()})
+    assert not missing, f"{_doc_id(doc)} links to files that do not exist: {missing}"
+
+
+def test_architecture_names_every_module_and_only_modules_that_exist():
+    """docs/architecture.md is where a newcomer looks for a module: each one is named there (`name.py`, or
+    `name.attribute`), and each `name.py` it names exists."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    package = ROOT / "src" / "worldpolicy"
+    modules = {p for p in package.rglob("*.py") if p.name != "__init__.py"}
+    unnamed = sorted(str(p.relative_to(package)) for p in modules
+                     if not re.search(rf"\b{p.stem}\.(py\b|[A-Za-z_])", text))
+    assert not unnamed, f"docs/architecture.md does not name these modules: {unnamed}"
+    stems = {p.stem for p in package.rglob("*.py")}
+    gone = sorted(name for name in set(re.findall(r"(?<![\w/.*-])([\w/]+\.py)\b", text))
+                  if not ((package / name).is_file() or (ROOT / name).is_file() or name[:-3] in stems))
+    assert not gone, f"docs/architecture.md names modules that do not exist: {gone}"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=_doc_id)
+def test_no_figure_cites_a_script_outside_the_repository(doc):
+    """A figure sits beside the command that reproduces it; a script under /tmp is one no reader has."""
+    scratch = sorted(set(re.findall(r"/tmp/[\w/.-]+\.(?:py|sh)\b", doc.read_text())))
+    assert not scratch, f"{_doc_id(doc)} cites scripts outside the repository: {scratch}"

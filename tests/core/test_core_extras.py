@@ -97,8 +97,8 @@ for statement in ("from worldpolicy.serving import RemotePolicy", "from worldpol
         "serve --checkpoint": _line("serve", "msgpack", "serve"),
         "sim --policy": _line("sim", "gymnasium", "sim"),
         "demo --out": _line("demo", "gymnasium", "sim"),
-        "dataset info": _line("dataset", "pyarrow", "train"),
-        "dataset from-sim": _line("dataset", "pyarrow", "train"),
+        "dataset info": _line("dataset info", "pyarrow", "train"),
+        "dataset from-sim": _line("dataset from-sim", "pyarrow", "train"),
         "train reach-from-scratch": _line("train", "pyarrow", "train"),
         "mcp": _line("mcp", "mcp", "agents"),
     }

@@ -25,6 +25,14 @@ def test_registered_with_the_cli():
     assert "worldpolicy.data.commands" in COMMAND_MODULES
 
 
+def test_an_error_names_the_action_run(tmp_path, capsys):
+    """`worldpolicy dataset from-sim: error: ...`: the action too, as the usage line names it."""
+    from worldpolicy.cli import main
+
+    assert main(["dataset", "info", str(tmp_path / "missing")]) == 2
+    assert capsys.readouterr().err.startswith("worldpolicy dataset info: error: ")
+
+
 def test_info_and_check(small_dataset, capsys):
     ds, _ = small_dataset
     assert run(["dataset", "info", str(ds.root)]) == 0
@@ -89,6 +97,9 @@ def test_from_sim_names_the_flags_before_recording(tmp_path, monkeypatch):
             "3", "--cameras", "observation/wrist_image_left", "--no-progress"]
     for extra, match in (
         (["--episodes", "0"], r"^--episodes=0 must be an int >= 1$"),
+        (["--seed", "-1"], r"^--seed=-1 must be an int >= 0$"),  # gymnasium's traceback mid-recording, before
+        (["--task", "stack"], r"^--task: unknown task 'stack'; accepted: reach, push, pick_place$"),
+        (["--task-option", "height=3"], r"^--task-option: task 'reach': unknown option\(s\) \['height'\]"),
         (["--workers", "0"], r"^--workers=0 must be an int >= 1$"),
         (["--video-codec", "h265"], r"^--video-codec='h265'; accepted: libx264, libx264rgb, libsvtav1$"),
         (["--image-size", "0x64"], r"^--image-size='0x64'; expected HxW in pixels, e.g. 180x320$"),

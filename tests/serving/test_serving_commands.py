@@ -197,7 +197,7 @@ def test_bad_seed_fails_before_the_port_opens(tmp_path, capsys, monkeypatch):
     _checked_checkpoint(tmp_path)
     monkeypatch.setattr(PolicyServer, "run", lambda self: pytest.fail("the server started"))
     assert main(_serve(tmp_path, "--device", "cpu", "--seed", "-1")) == 2
-    assert "seed=-1 must be an integer in [0, 2**63)" in capsys.readouterr().err
+    assert "serve: error: --seed=-1 must be an integer in [0, 2**63)" in capsys.readouterr().err
 
 
 def test_cuda_graphs_needs_cuda_before_the_port_opens(tmp_path, capsys, monkeypatch):

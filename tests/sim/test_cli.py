@@ -41,7 +41,10 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
         (["--task", "stack"], "--task: unknown task 'stack'"),
         (["--episodes", "0"], "--episodes: expected >= 1"),
         (["--image-size", "big"], "--image-size: expected HxW"),
-        (["--robot", "ur5"], "robot: unknown name 'ur5'"),
+        (["--robot", "ur5"], "sim: error: --robot: unknown name 'ur5'"),
+        (["--policy", "no_such_checkpoint"], "sim: error: --policy: 'no_such_checkpoint' is not 'scripted'"),
+        (["--imagine"], "sim: error: --imagine asks a model for its imagined video; --policy random has none"),
+        (["--api-key", "k"], "sim: error: --api-key is sent to a ws:// policy server, not to --policy 'random'"),
         (["--seed", "-1"], "--seed: expected >= 0"),
         (["--max-steps", "0"], "--max-steps: expected >= 1"),
         (["--image-size", "none", "--videos", "2"], "--image-size none renders no cameras, so --videos 2"),
@@ -56,6 +59,21 @@ def test_sim_cli_bad_input(argv, message, capsys, tmp_path):
     assert main(["sim", "--policy", "random", "--out", str(tmp_path / "run"), *argv]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # refused before any episode ran, and the folder made for it removed
+
+
+def test_sim_cli_execute_steps_beyond_a_checkpoints_chunk_is_refused_before_it_loads(tmp_path, capsys, monkeypatch):
+    from worldpolicy.policy import Policy
+
+    monkeypatch.setattr(Policy, "from_pretrained", lambda *a, **k: pytest.fail("the weights loaded"))
+    assert main(["sim", "--policy", "shipped", "--execute-steps", "100", "--out", str(tmp_path / "run")]) == 2
+    assert "sim: error: --execute-steps: 100 exceeds what a 4-step chunk allows" in capsys.readouterr().err
+
+
+def test_sim_cli_refuses_an_embodiment_the_scripted_expert_would_ignore(tmp_path, capsys):
+    """The expert acts in droid/joint_pos whatever --embodiment says: the run used to go ahead and succeed."""
+    assert main(["sim", "--policy", "scripted", "--embodiment", "bridge", "--out", str(tmp_path / "run")]) == 2
+    assert "--embodiment bridge does not apply to --policy scripted" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_sim_cli_out_must_be_a_folder(tmp_path, capsys):

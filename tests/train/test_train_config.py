@@ -152,6 +152,9 @@ def test_cli_unreadable_and_missing_configs(tmp_path, capsys, valid):
     path.write_text("{not json")
     assert "is not valid JSON" in _cli_error(capsys, ["train", str(path)])
     assert "not a file and not a recipe name" in _cli_error(capsys, ["train", str(tmp_path / "nope.toml")])
+    (tmp_path / "run.txt").write_text("[optim]\nsteps = 3\n")  # was read as JSON: "is not valid TXT"
+    assert "config " + repr(str(tmp_path / "run.txt")) + ": expected a TrainConfig file ending in .toml or .json" in \
+        _cli_error(capsys, ["train", str(tmp_path / "run.txt")])
     good = tmp_path / "good.json"
     good.write_text(json.dumps(valid))
     assert "--steps=0" in _cli_error(capsys, ["train", str(good), "--steps", "0"])

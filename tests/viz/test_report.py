@@ -154,6 +154,9 @@ def test_report_notes_broken_json_and_missing_dir(tmp_path):
     assert page.sections[0] == "notes" and "actions.json could not be read" in page.text
     with pytest.raises(FileNotFoundError, match="does not exist"):
         report.write_report(tmp_path / "nope")
+    (tmp_path / "afile").write_text("x")  # was "does not exist" too
+    with pytest.raises(FileNotFoundError, match="afile' is a file, not a folder"):
+        report.write_report(tmp_path / "afile")
 
 
 def test_report_command(run_dir, capsys):

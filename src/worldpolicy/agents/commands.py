@@ -43,8 +43,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     w.set_defaults(func=_world_models)
 
 
+# ToolboxConfig's fields as `mcp` spells them: its errors name the field, the user typed the flag
+FLAGS = {"max_loaded": "--max-loaded", "device": "--device", "dtype": "--dtype", "chunk_size": "--chunk-size",
+         "resolution_tier": "--resolution-tier"}
+
+
 def _mcp(args: argparse.Namespace) -> int:
-    from ..cli import UsageError
+    from ..cli import UsageError, flag_named
+    from ..fileio import output_folder
     from ..models import resolve_checkpoint
     from .mcp_server import run_server  # a missing agents extra is one line (`extras`)
     from .toolbox import ToolboxConfig
@@ -53,18 +59,45 @@ def _mcp(args: argparse.Namespace) -> int:
     missing = [str(p) for p in checkpoint_dirs if not p.is_dir()]
     if missing:
         raise UsageError(f"--checkpoint-dir {missing} does not exist")
-    config = ToolboxConfig(
-        output_dir=args.output_dir,
-        checkpoint_dirs=checkpoint_dirs,
-        input_roots=args.input_root,
-        max_loaded=args.max_loaded,
-        device=args.device,
-        dtype=args.dtype,
-        chunk_size=args.chunk_size,
-        resolution_tier=args.resolution_tier,
-    )
+    missing = [str(p) for p in args.input_root if not p.is_dir()]
+    if missing:  # every tool call reading from it would be refused, naming no flag
+        raise UsageError(f"--input-root {missing} is not an existing folder")
+    if args.transport == "http":
+        _check_address(args.host, args.port)
+    output_folder(args.output_dir, "--output-dir", create=False)  # a file there fails now, not at the first tool call
+    try:
+        config = ToolboxConfig(
+            output_dir=args.output_dir,
+            checkpoint_dirs=checkpoint_dirs,
+            input_roots=args.input_root,
+            max_loaded=args.max_loaded,
+            device=args.device,
+            dtype=args.dtype,
+            chunk_size=args.chunk_size,
+            resolution_tier=args.resolution_tier,
+        )
+    except ValueError as exc:
+        raise flag_named(exc, FLAGS) from None
     run_server(config, args.transport, args.host, args.port)
     return 0
+
+
+def _check_address(host: str, port: int) -> None:
+    """Bind --host/--port once before the server starts: uvicorn reports an address it cannot use as log lines and
+    exit code 3, naming neither flag. (Another process may still take the port in between; then uvicorn says so.)"""
+    import socket
+
+    from ..cli import UsageError
+
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port {port}: expected 0..65535 (0 picks a free port)")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as exc:  # an unknown host (gaierror), a port in use or privileged, an address not on this machine
+        raise UsageError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
 
 
 def _world_models(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ import re
 # sim_to_dataset's parameters as from-sim spells them: its errors name the parameter, the user typed the flag
 FLAGS = {
     "num_episodes": "--episodes",
+    "seed": "--seed",
     "video_codec": "--video-codec",
     "image_size": "--image-size",
     "cameras": "--cameras",
@@ -128,6 +129,18 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_task(task: str, options: dict) -> None:
+    """--task and --task-option, named as flags (the task table speaks of `task` and options)."""
+    from worldpolicy.sim.tasks import get_task, list_tasks
+
+    if task not in list_tasks():
+        raise ValueError(f"--task: unknown task {task!r}; accepted: {', '.join(list_tasks())}")
+    try:
+        get_task(task, **options)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"--task-option: {exc}") from None
+
+
 def _from_sim(args: argparse.Namespace) -> int:
     import sys
 
@@ -157,6 +170,7 @@ def _from_sim(args: argparse.Namespace) -> int:
             task_options[name] = json.loads(value)
         except json.JSONDecodeError:
             task_options[name] = value
+    _check_task(args.task, task_options)
     try:
         result = sim_to_dataset(
             args.root,

@@ -134,6 +134,7 @@ def expert_episodes(
 
     for name, value, low in (
         ("num_episodes", num_episodes, 1),
+        ("seed", seed, 0),  # gymnasium refuses a negative seed, in the middle of a recording
         ("chunk_size", chunk_size, 1),
         ("settle_steps", settle_steps, 0),
         ("workers", workers, 1),

@@ -520,15 +520,17 @@ def read_spec_file(path: str | Path) -> Any:
 def _user_spec(source: str | Path | Mapping[str, Any], overwrite: bool) -> tuple[str, dict[str, Any], Embodiment]:
     if isinstance(source, (str, Path)):
         spec = read_spec_file(source)
+        what = f"embodiment file {str(source)!r}"  # the CLI's --embodiment my_robot.json: say which file is wrong
     elif isinstance(source, Mapping):
         spec = dict(source)  # a relative stats_file is taken from the working directory
+        what = "embodiment spec"
     else:
         raise TypeError(f"register_embodiment: expected a JSON file path or a dict spec, got {type(source).__name__}")
     if not isinstance(spec, dict):
-        raise ValueError("an embodiment spec must be a JSON object")
+        raise ValueError(f"{what} must hold a JSON object, not {type(spec).__name__}")
     missing = [k for k in ("name", "domain", "action_dim", "columns", "chunk_size", "fps") if k not in spec]
     if missing:
-        raise ValueError(f"embodiment spec is missing required keys {missing}")
+        raise ValueError(f"{what} is missing required keys {missing}")
     spec = dict(spec)
     name = spec.pop("name")
     if not isinstance(name, str) or not name.strip() or "/" in name or name != name.strip():

@@ -102,6 +102,7 @@ def _check_replicas(replicas: int) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from ..cli import LOAD_FLAGS, flag_named
     from ..policy import Policy, check_seed
     from .adapters import check_key_map
     from .codec import Limits
@@ -148,11 +149,13 @@ def _serve(args: argparse.Namespace) -> int:
         guidance=args.guidance, chunk_size=args.chunk_size, resolution_tier=args.resolution_tier, compile=args.compile,
         cuda_graphs=args.cuda_graphs,
     )
-    # a bad flag fails now, before the port opens
-    embodiment = Policy.check_pretrained(args.checkpoint, **options)[0]
+    try:  # a bad flag fails now, before the port opens
+        embodiment = Policy.check_pretrained(args.checkpoint, **options)[0]
+        if args.seed is not None:
+            check_seed(args.seed)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        raise flag_named(exc, LOAD_FLAGS) from None
     check_key_map(embodiment, key_map, "--key-map")
-    if args.seed is not None:
-        check_seed(args.seed)
     if (args.compile or args.cuda_graphs) and args.max_batch > 1:
         flag = "--cuda-graphs" if args.cuda_graphs else "--compile"
         _log(logging.WARNING, "compiles_per_shape", flag=flag, max_batch=args.max_batch,

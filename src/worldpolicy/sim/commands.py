@@ -38,10 +38,15 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="action space: a name from `worldpolicy embodiments` or a spec file (*.json) (default: a "
                    "checkpoint's own embodiment.json, a ws:// server's metadata, else droid; random: "
                    "droid/relative_pose)")
-    p.add_argument("--strategy", choices=("execute", "ensemble", "async"), default="execute")
+    p.add_argument("--strategy", choices=("execute", "ensemble", "async"), default="execute",
+                   help="execute (default): k actions of each chunk, then ask again; ensemble: a chunk every k "
+                   "steps (k = 1 unless --execute-steps says), the actions of those covering a step blended; async: the "
+                   "next chunk computed while this one runs")
     p.add_argument("--execute-steps", type=int, default=None,
                    help="k actions per chunk (default: the model's execute_steps for execute, else per strategy)")
-    p.add_argument("--ensemble-decay", type=float, default=0.1)
+    p.add_argument("--ensemble-decay", type=float, default=0.1,
+                   help="ensemble: weight exp(-decay * i) of the i-th oldest chunk covering a step, as ACT "
+                   "(default: 0.1)")
     p.add_argument("--control-hz", type=float, default=15.0,
                    help="control rate (default: 15); match the policy's fps (warned when they differ: bridge is 5)")
     p.add_argument("--max-steps", type=int, default=None, help="episode step limit (default: the task's)")
@@ -52,8 +57,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="torch device for checkpoint policies (default: auto)")
     p.add_argument("--api-key", default=None, help="for ws:// servers (or WORLDPOLICY_API_KEY)")
     p.add_argument("--out", type=Path, default=Path("sim_runs"), help="output folder (default: sim_runs)")
-    p.add_argument("--no-plots", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-plots", action="store_true", help="no report.png or index.html")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out (interrupted, or to more --episodes): only the episodes it has not "
                    "finished run; every setting must be the stored run's")
@@ -84,14 +89,18 @@ def _image_size(text: str) -> tuple[int, int] | None:
 
 
 FLAGS = {"control_hz": "--control-hz", "image_size": "--image-size", "execute_steps": "--execute-steps",
-         "ensemble_decay": "--ensemble-decay",  # what TabletopEnv and ChunkStrategy check that run() does not
-         "episodes": "--episodes"}  # what evaluate.episodes_left checks for --resume
+         "ensemble_decay": "--ensemble-decay", "robot": "--robot",  # what TabletopEnv and ChunkStrategy check
+         "episodes": "--episodes",  # what evaluate.episodes_left checks for --resume
+         # what make_policy and Policy.check_pretrained check (the checkpoint is --policy here)
+         "policy": "--policy", "checkpoint": "--policy", "embodiment": "--embodiment", "steps": "--steps",
+         "device": "--device"}
 
 
-def _as_flag(exc: ValueError) -> ValueError:
+def _as_flag(exc: Exception) -> Exception:
     """The API's error names its parameter first (`control_hz: ...`); on the command line the flag is what to fix."""
-    name, sep, rest = str(exc).partition(": ")
-    return ValueError(f"{FLAGS[name]}: {rest}") if sep and name in FLAGS else exc
+    from worldpolicy.cli import flag_named
+
+    return flag_named(exc, FLAGS)
 
 
 def _with_key_hint(exc: ConnectionError) -> ConnectionError:
@@ -195,14 +204,23 @@ def _default_task(policy: str) -> str:
     return EMBODIMENT_TASKS.get(spec.get("name") if isinstance(spec, dict) else None, "pick_place")
 
 
+def _checked_checkpoint(args: argparse.Namespace):
+    """`Policy.check_pretrained` of --policy CHECKPOINT (embodiment, sampling, device, dtype), its errors naming the
+    flags: what sim can know of a checkpoint before its weights load."""
+    from worldpolicy.policy import Policy
+
+    try:
+        return Policy.check_pretrained(args.policy, args.embodiment, steps=args.steps, device=args.device)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        raise _as_flag(exc) from None
+
+
 def _unloaded_checkpoint(args: argparse.Namespace, image_size: tuple[int, int] | None):
     """A checkpoint's embodiment and `policy_settings` before its weights load (what `Policy.check_pretrained`
     resolves), so --resume refuses another run's settings without loading a model."""
-    from worldpolicy.policy import Policy
     from worldpolicy.sim.policies import checkpoint_settings
 
-    emb, sampling, device, dtype = Policy.check_pretrained(args.policy, args.embodiment, steps=args.steps,
-                                                           device=args.device)
+    emb, sampling, device, dtype = _checked_checkpoint(args)
     return emb, checkpoint_settings(args.policy, sampling, chunk_size=emb.chunk_size,
                                     resolution_tier=emb.resolution_tier, device=device, dtype=dtype,
                                     decode_video=args.imagine, image_size=image_size)
@@ -250,11 +268,18 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = args.policy not in ("scripted", "random") and not args.policy.startswith("ws")
     if local and not checkpoint:
         raise ValueError(f"--steps/--device apply to checkpoint policies only, not {args.policy!r}")
+    if args.imagine and args.policy in ("scripted", "random"):  # they imagine nothing: no side-by-side would show it
+        raise ValueError(f"--imagine asks a model for its imagined video; --policy {args.policy} has none")
+    if args.api_key is not None and not args.policy.startswith(("ws://", "wss://")):
+        raise ValueError(f"--api-key is sent to a ws:// policy server, not to --policy {args.policy!r}")
+    if args.embodiment is not None and args.policy == "scripted":  # it would be ignored, and the run look as asked
+        raise ValueError(f"--embodiment {args.embodiment} does not apply to --policy scripted: the expert always acts "
+                         "in droid/joint_pos (absolute joints); leave --embodiment out")
     record_size = image_size if (needs_images or args.videos > 0) else None
     try:
         env = TabletopEnv(args.task, args.robot, control_hz=args.control_hz, image_size=record_size,
                           max_steps=args.max_steps)
-    except ValueError as exc:
+    except (ValueError, KeyError) as exc:  # KeyError: an unknown --robot
         raise _as_flag(exc) from None
     if record_size is not None:
         env.open_renderer()  # a machine that cannot render says so now, before a checkpoint loads or --out is cleared
@@ -280,6 +305,11 @@ def run(args: argparse.Namespace) -> int:
             emb, settings = _unloaded_checkpoint(args, image_size)
             left = _episodes_left(args, previous, header(emb, emb.chunk_size, settings))
         if left is None or left:  # a finished checkpoint run resumed to as many episodes loads no model
+            # a chunk too short for --execute-steps: said before the weights load (minutes at Nano size); a path that
+            # is not there is make_policy's to name
+            if checkpoint and Path(args.policy).exists():
+                emb = _checked_checkpoint(args)[0]
+                strategy.for_embodiment(emb).steps_for(emb.chunk_size, "--execute-steps")
             try:
                 policy = make_policy(
                     args.policy, env=env, embodiment=args.embodiment, seed=args.seed, decode_video=args.imagine,
@@ -287,6 +317,8 @@ def run(args: argparse.Namespace) -> int:
                 )
             except ConnectionError as exc:
                 raise _with_key_hint(exc) from None
+            except (ValueError, KeyError, FileNotFoundError) as exc:  # a bad checkpoint, embodiment or sampling setting
+                raise _as_flag(exc) from None
             # a chunk too short for --execute-steps: say so now, not after the first inference
             chunk = chunk_size(policy)
             strategy.for_policy(policy).steps_for(chunk, "--execute-steps")

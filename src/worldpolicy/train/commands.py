@@ -38,9 +38,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .scratch import recipe_path, run_recipe
+    from .scratch import RECIPES, recipe_path, run_recipe
 
     path = recipe_path(args.config)
+    if path.suffix not in (".toml", ".json"):  # read as JSON otherwise: a TOML file named .txt failed as "not JSON"
+        raise ValueError(f"config {args.config!r}: expected a TrainConfig file ending in .toml or .json, or a recipe "
+                         f"name ({', '.join(RECIPES)})")
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps={args.steps}: must be >= 1")
     is_recipe = path.suffix == ".toml" and "[scratch]" in path.read_text()

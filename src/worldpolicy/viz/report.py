@@ -323,7 +323,8 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
     """The report page for `run_dir` as a string (see the module docstring for what is picked up)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"run directory {str(run_dir)!r} does not exist")
+        raise FileNotFoundError(f"run directory {str(run_dir)!r} "
+                                + ("is a file, not a folder" if run_dir.exists() else "does not exist"))
     sections: list[str] = []
     notes: list[str] = []
 
