@@ -36,10 +36,18 @@ from .results import MODES, Prediction
 
 logger = logging.getLogger(__name__)
 
+# The modes whose video is decoded unless a request says decode_video=False: forward dynamics' answer is its imagined
+# rollout; policy and inverse dynamics answer with actions, and a decode would cost a VAE pass nobody asked for.
+DECODE_VIDEO_MODES = ("forward_dynamics",)
+
 
 @dataclass
 class PolicyRequest:
-    """One call's inputs, for `Policy.act_batch` (several requests share the model's forward passes)."""
+    """One call's inputs, for `Policy.act_batch` (several requests share the model's forward passes).
+
+    `decode_video=None` follows the mode (`decodes_video`): forward dynamics returns its imagined video, as
+    `Policy.imagine` and the server do, unless `decode_video=False`; the other modes only when `decode_video=True`.
+    """
 
     observation: Any
     prompt: str
@@ -51,7 +59,14 @@ class PolicyRequest:
     steps: int | None = None
     guidance: float | None = None
     negative_prompt: str | None = None
-    decode_video: bool = False
+    decode_video: bool | None = None
+
+    @property
+    def decodes_video(self) -> bool:
+        """Whether this request returns video: `decode_video` when given, else its mode's default
+        (`DECODE_VIDEO_MODES`). Read when the request runs, so a request whose mode is set after construction (or by
+        `dataclasses.replace`) gets that mode's default."""
+        return self.mode in DECODE_VIDEO_MODES if self.decode_video is None else bool(self.decode_video)
 
 
 def _request(method: str, observation: Any, prompt: str, fixed: dict[str, Any], options: dict[str, Any]) -> PolicyRequest:
@@ -302,9 +317,10 @@ class Policy:
         `decode_video=True`). `observation`: image/video input or an openpi-style dict with camera and state keys."""
         return self.act_batch([_request("act", observation, prompt, {"mode": "policy"}, kwargs)])[0]
 
-    def imagine(self, observation: Any, actions: Any, prompt: str, decode_video: bool = True, **kwargs: Any) -> Prediction:
+    def imagine(self, observation: Any, actions: Any, prompt: str, decode_video: bool | None = None,
+                **kwargs: Any) -> Prediction:
         """Forward dynamics: roll the world forward from `observation` under `actions` (file, array; physical units
-        unless `actions_space="normalized"`)."""
+        unless `actions_space="normalized"`); the imagined video is decoded unless `decode_video=False`."""
         req = _request("imagine", observation, prompt, {"mode": "forward_dynamics", "actions": actions},
                        {"decode_video": decode_video, **kwargs})
         return self.act_batch([req])[0]
@@ -441,8 +457,9 @@ class Policy:
         tick = time.perf_counter()
         if request.mode not in MODES:
             raise ValueError(f"mode={request.mode!r} is not supported; accepted: {', '.join(MODES)}")
-        if not isinstance(request.decode_video, (bool, np.bool_)):
-            raise ValueError(f"decode_video={request.decode_video!r} must be True or False")
+        if request.decode_video is not None and not isinstance(request.decode_video, (bool, np.bool_)):
+            raise ValueError(f"decode_video={request.decode_video!r} must be True, False or None (the mode's default: "
+                             f"decoded for {', '.join(DECODE_VIDEO_MODES)})")
         if request.actions_space not in ACTION_SPACES:
             raise ValueError(f"actions_space={request.actions_space!r}; accepted: {', '.join(ACTION_SPACES)}")
         check_task(request.prompt)
@@ -504,7 +521,7 @@ class Policy:
             uncond_ids=tokenize(tokenizer, sampling.negative_prompt, use_system),
             domain_id=e.domain_id, raw_dim=e.action_dim, chunk_size=self.chunk_size, fps=e.fps,
             sampling=sampling, seed=seed, clean_actions=clean_actions, state_row=state_row,
-            decode_video=bool(request.decode_video),
+            decode_video=request.decodes_video,
         )
         settings = {
             "checkpoint": self.source, "mode": request.mode, "steps": sampling.steps, "guidance": sampling.guidance,

@@ -801,10 +801,27 @@ def test_policy_seeds_are_checked_before_loading_and_stay_in_range(tiny_checkpoi
 
 def test_decode_video_and_actions_space_are_checked_in_every_mode(tiny_policy):
     image = np.zeros((64, 64, 3), np.uint8)
-    with pytest.raises(ValueError, match=r"decode_video='no' must be True or False"):
+    with pytest.raises(ValueError, match=r"decode_video='no' must be True, False or None"):
         tiny_policy.act(image, "pick", decode_video="no")
     with pytest.raises(ValueError, match=r"actions_space='bogus'; accepted: physical, normalized"):
         tiny_policy.act(image, "pick", actions_space="bogus")
+
+
+def test_forward_dynamics_decodes_its_rollout_unless_told_not_to(tiny_policy):
+    """`act_batch([PolicyRequest(mode="forward_dynamics", ...)])` ran the whole rollout and returned no video, while
+    `imagine()` and the server decoded it: the default now follows the mode wherever a request is made."""
+    from worldpolicy.policy import PolicyRequest
+
+    image = np.zeros((64, 64, 3), np.uint8)
+    fd = dict(mode="forward_dynamics", actions=np.zeros((16, 10)), actions_space="normalized", steps=1)
+    default, declined, policy, asked = tiny_policy.act_batch([
+        PolicyRequest(image, "push", **fd), PolicyRequest(image, "push", **fd, decode_video=False),
+        PolicyRequest(image, "push", steps=1), PolicyRequest(image, "push", steps=1, decode_video=True)])
+    assert default.video is not None and declined.video is None
+    assert policy.video is None and asked.video is not None  # policy (and inverse dynamics) as before
+    assert tiny_policy.imagine(image, fd["actions"], "push", actions_space="normalized", steps=1).video is not None
+    assert tiny_policy.imagine(image, fd["actions"], "push", actions_space="normalized", steps=1,
+                               decode_video=False).video is None
 
 
 def test_an_embodiments_own_chunk_is_checked_before_loading(tiny_checkpoint, monkeypatch):

@@ -80,9 +80,9 @@ class StandInPolicy:
             extra = {"negative_prompt": r.negative_prompt, "state": r.state, "actions_space": r.actions_space}
             self.options.append({k: v for k, v in extra.items() if v is not None and v != "physical"})
             if r.mode == "policy":
-                out.append(self._predict(r.observation, r.prompt, r.seed, r.decode_video, "policy"))
+                out.append(self._predict(r.observation, r.prompt, r.seed, r.decodes_video, "policy"))
             elif r.mode == "forward_dynamics":
-                out.append(self._imagined(r.observation, r.actions, r.prompt, r.seed, r.decode_video))
+                out.append(self._imagined(r.observation, r.actions, r.prompt, r.seed, r.decodes_video))
             else:
                 out.append(self._inverse(r.observation, r.prompt, r.seed))
         return out

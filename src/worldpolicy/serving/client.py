@@ -32,7 +32,7 @@ with extra_imports():
     from websockets.sync.client import ClientConnection, connect
 
 from ..embodiments import Embodiment, embodiment_from_dict, get_embodiment
-from ..policy import PolicyRequest, check_requests
+from ..policy import DECODE_VIDEO_MODES, PolicyRequest, check_requests
 from ..processing.actions import ACTION_SPACES, actions_object, load_actions, read_actions_file
 from ..processing.observations import VIDEO_SUFFIXES, clip_from_mapping, image_files, image_pages
 from ..processing.prompts import check_task
@@ -404,8 +404,10 @@ class RemotePolicy:
         request.update({k: v for k, v in options.items() if v is not None})
         if r.state is not None:
             request["state"] = np.asarray(r.state, dtype=np.float64).reshape(-1)
-        if r.decode_video != (r.mode == "forward_dynamics"):  # the server decodes the rollout of imagine() only
-            request["decode_video"] = bool(r.decode_video)
+        if r.decode_video is not None and not isinstance(r.decode_video, (bool, np.bool_)):
+            raise ValueError(f"decode_video={r.decode_video!r} must be True, False or None (the mode's default)")
+        if r.decodes_video != (r.mode in DECODE_VIDEO_MODES):  # the server applies the same default
+            request["decode_video"] = r.decodes_video
         return request
 
     def _actions(self, actions: Any, space: str) -> tuple[np.ndarray, str]:
@@ -499,10 +501,10 @@ class RemotePolicy:
         return self._run(self._wire_request(PolicyRequest(observation, prompt, mode="policy", **options)))
 
     def imagine(
-        self, observation: Any, actions: Any, prompt: str, decode_video: bool = True, **options: Any
+        self, observation: Any, actions: Any, prompt: str, decode_video: bool | None = None, **options: Any
     ) -> Prediction:
         """Forward dynamics: observation + action chunk [chunk, action_dim] (array or file; physical units unless
-        `actions_space="normalized"`) → imagined rollout."""
+        `actions_space="normalized"`) → imagined rollout, its video decoded unless `decode_video=False`."""
         request = PolicyRequest(
             observation, prompt, mode="forward_dynamics", actions=actions, decode_video=decode_video, **options
         )

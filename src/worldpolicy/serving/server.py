@@ -712,11 +712,8 @@ def error_text(error: BaseException) -> str:
 def _policy_request(r: WireRequest) -> Any:
     from ..policy import PolicyRequest
 
-    options = dict(r.options)
-    if r.mode == "forward_dynamics":
-        options.setdefault("decode_video", True)  # as `Policy.imagine`: the rollout is the point
-    source = r.video if r.mode == "inverse_dynamics" else r.observation
-    return PolicyRequest(source, r.prompt, mode=r.mode, actions=r.actions, **options)
+    source = r.video if r.mode == "inverse_dynamics" else r.observation  # no decode_video: the mode's default
+    return PolicyRequest(source, r.prompt, mode=r.mode, actions=r.actions, **r.options)
 
 
 class ServerThread:
