@@ -194,6 +194,7 @@ class Policy:
         # a schedule the checkpoint's scheduler cannot honour (a shift or native grid on its Karras sigmas) fails
         # here, not after a request's VAE encode (`check_pretrained` says it before a local checkpoint's weights load)
         make_scheduler(engine.scheduler, sampling, engine.use_native_flow_schedule)
+        self._schedules: dict[tuple[Any, ...], dict[str, Any]] = {}  # `_schedule_used`, per distinct schedule
         self.chunk_size = int(chunk_size if chunk_size is not None else embodiment.chunk_size)
         check_chunk_size(self.chunk_size)
         self.resolution_tier = int(resolution_tier if resolution_tier is not None else embodiment.resolution_tier)
@@ -377,6 +378,19 @@ class Policy:
             return seed
         return secrets.randbits(63)
 
+    def _schedule_used(self, sampling) -> dict[str, Any]:
+        """The schedule a request with `sampling` runs (`schedule_in_effect`), for its settings: worked out once per
+        distinct schedule and step count (a control loop asks for the same one every call), a fresh copy each time
+        so a caller editing one result's settings changes no other."""
+        from .engine.schedules import schedule_in_effect
+
+        key = (sampling.schedule, sampling.shift, sampling.native_grid, sampling.steps)
+        if key not in self._schedules:
+            self._schedules[key] = schedule_in_effect(self.engine.scheduler, sampling,
+                                                      self.engine.use_native_flow_schedule)
+        used = self._schedules[key]
+        return {**used, "sigmas": list(used["sigmas"])}
+
     def _state_row(self, request: PolicyRequest) -> np.ndarray | None:
         """Model-space state for variants conditioned on a clean state row (RoboLab DROID: joints + flipped gripper)."""
         e = self.embodiment
@@ -526,6 +540,7 @@ class Policy:
         settings = {
             "checkpoint": self.source, "mode": request.mode, "steps": sampling.steps, "guidance": sampling.guidance,
             "schedule": sampling.schedule, "shift": sampling.shift, "native_grid": sampling.native_grid,
+            **self._schedule_used(sampling),
             "seed": seed, "chunk_size": self.chunk_size, "fps": e.fps, "resolution_tier": self.resolution_tier,
             "canvas_hw": [info.canvas_h, info.canvas_w], "content_hw": [info.content_h, info.content_w],
             "latent_hw": [info.latent_h, info.latent_w], "prompt": request.prompt, "caption": caption,

@@ -824,6 +824,36 @@ def test_forward_dynamics_decodes_its_rollout_unless_told_not_to(tiny_policy):
                                decode_video=False).video is None
 
 
+@pytest.mark.parametrize("options, ran", [
+    ({}, {"schedule_used": "linear", "shift_used": 5.0, "native_grid_used": False,
+          "sigmas": [1.0, 0.9376, 0.8336, 0.6259, 0.0]}),  # the checkpoint's own: linear flow, its shift 5
+    ({"preset": "droid_native"}, {"schedule_used": "linear", "shift_used": 5.0, "native_grid_used": True,
+                                  "sigmas": [0.9998, 0.9373, 0.8331, 0.6247, 0.0]}),  # cosmos3-model.md §11
+    ({"schedule": "karras"}, {"schedule_used": "karras", "shift_used": None, "native_grid_used": False}),
+])
+def test_settings_record_the_schedule_that_ran(tiny_checkpoint, monkeypatch, options, ran):
+    """The settings held the schedule asked for, often None ("the checkpoint's"): not enough to reproduce a result.
+    They now say what the sampler stepped through, worked out once per schedule, and stay JSON-safe."""
+    from worldpolicy.engine import sampler, schedules
+
+    policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid/relative_pose", chunk_size=16,
+                                     resolution_tier=256, **options)
+    used, described = [], []
+    make = sampler.make_scheduler
+    monkeypatch.setattr(sampler, "make_scheduler", lambda *a: used.append(make(*a)) or used[-1])
+    describe = schedules.schedule_in_effect
+    monkeypatch.setattr(schedules, "schedule_in_effect", lambda *a: described.append(a) or describe(*a))
+    image = np.zeros((64, 64, 3), np.uint8)
+    first, second = (policy.act(image, "push", steps=4) for _ in range(2))
+    settings = json.loads(json.dumps(first.settings, allow_nan=False))
+    assert {k: settings[k] for k in ran} == ran
+    assert settings["sigmas"] == pytest.approx(used[0].sigmas.tolist(), rel=1e-3) and len(settings["sigmas"]) == 5
+    assert len(described) == 1 and second.settings == {**first.settings, "seed": second.settings["seed"]}
+    first.settings["sigmas"].clear()  # one result's settings are its own
+    assert len(policy.act(image, "push", steps=4).settings["sigmas"]) == 5
+    assert len(policy.act(image, "push", steps=2).settings["sigmas"]) == 3 and len(described) == 2
+
+
 def test_an_embodiments_own_chunk_is_checked_before_loading(tiny_checkpoint, monkeypatch):
     from worldpolicy.embodiments import embodiment_from_spec
     from worldpolicy.engine import loading

@@ -84,6 +84,30 @@ def test_which_inverse_dynamics_rows_real_frames_explain_survives_the_wire(tiny_
     assert read_json(tmp_path / "run" / "actions.json", "actions.json")["settings"]["real_rows"] == 4
 
 
+def test_forward_dynamics_requests_fused_on_the_server_return_their_rollout_and_schedule(tiny_policy):
+    """`act_batch([PolicyRequest(mode="forward_dynamics")])` computed the rollout and returned no video: the client
+    sent decode_video=False (the dataclass default) and only the server's own default decoded it. Two such requests,
+    fused into one `act_batch` on the server, each come back with video and with the schedule that ran, as locally."""
+    from worldpolicy.policy import PolicyRequest
+
+    chunk = np.zeros((8, 10))
+    server = PolicyServer(loader=lambda: tiny_policy, config=ServerConfig(host="127.0.0.1", port=0, max_wait_ms=1000))
+    with ServerThread(server) as t:
+        remotes = [RemotePolicy(t.url) for _ in range(2)]  # both connected before either sends
+        request = [PolicyRequest(_cameras(i), "push", mode="forward_dynamics", actions=chunk,
+                                 actions_space="normalized", seed=i) for i in range(2)]
+        with ThreadPoolExecutor(2) as pool:
+            fused = list(pool.map(lambda i: remotes[i].act_batch([request[i]])[0], range(2)))
+        for remote in remotes:
+            remote.close()
+    assert [p.settings["server_batch_size"] for p in fused] == [2, 2]
+    local = tiny_policy.act_batch(request[:1])[0]
+    assert local.video is not None and all(p.video is not None and p.video.shape == local.video.shape for p in fused)
+    ran = ("schedule_used", "shift_used", "native_grid_used", "sigmas")
+    assert {k: fused[0].settings[k] for k in ran} == {k: local.settings[k] for k in ran}
+    assert fused[0].settings["sigmas"] == [1.0, 0.8336, 0.0]  # the tiny checkpoint's linear flow, shift 5, 2 steps
+
+
 def test_serve_command_end_to_end(tiny_checkpoint, tiny_policy):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

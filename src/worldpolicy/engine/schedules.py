@@ -110,6 +110,33 @@ def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 
 def make_scheduler(base, sampling: SamplingConfig, use_native_flow_schedule: bool):
     """A fresh scheduler with timesteps set, from the checkpoint's scheduler and the sampling overrides."""
+    return _build_scheduler(base, sampling, use_native_flow_schedule)[0]
+
+
+def schedule_in_effect(base, sampling: SamplingConfig, use_native_flow_schedule: bool) -> dict[str, Any]:
+    """What `make_scheduler` runs for `sampling`, as JSON-safe values for `Prediction.settings`: the requested
+    `schedule`/`shift`/`native_grid` are often None ("the checkpoint's"), which does not say what sampled. Keys:
+    `schedule_used` ("linear" flow, "karras", or the scheduler's class name for another sigma spacing), `shift_used`
+    (the flow shift applied; None where none is: Karras and other spacings), `native_grid_used`, and `sigmas` (the
+    noise levels stepped through, ending at the final one; 4 significant digits, finer than the integer timesteps the
+    model is fed)."""
+    scheduler, native = _build_scheduler(base, sampling, use_native_flow_schedule)
+    config = scheduler.config
+    if config.get("use_karras_sigmas", False):
+        kind = "karras"
+    elif config.get("use_flow_sigmas", False) and not (config.get("use_exponential_sigmas", False)
+                                                        or config.get("use_beta_sigmas", False)):
+        kind = "linear"
+    else:
+        kind = type(scheduler).__name__
+    shifted = kind == "linear" and not config.get("use_dynamic_shifting", False)
+    return {"schedule_used": kind, "shift_used": float(config.flow_shift) if shifted else None,
+            "native_grid_used": native,
+            "sigmas": [float(f"{sigma:.4g}") for sigma in np.asarray(scheduler.sigmas, dtype=np.float64)]}
+
+
+def _build_scheduler(base, sampling: SamplingConfig, use_native_flow_schedule: bool) -> tuple[Any, bool]:
+    """`make_scheduler`'s scheduler and whether it runs on the native grid (`schedule_in_effect` records it)."""
     scheduler = copy.deepcopy(base)
     overrides: dict[str, Any] = {}
     if sampling.schedule == "linear":
@@ -141,4 +168,4 @@ def make_scheduler(base, sampling: SamplingConfig, use_native_flow_schedule: boo
     # ~200 steps the shifted grid rounds two timesteps to one integer: it then started one step late and failed on the
     # last step (`assert self.this_order > 0`). Where timesteps are distinct the start is the same either way.
     scheduler.set_begin_index(0)
-    return scheduler
+    return scheduler, bool(native and not karras)
