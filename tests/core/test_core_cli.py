@@ -277,6 +277,32 @@ def test_embodiments_lists_the_registry(capsys):
     assert {r["key"] for r in rows} >= {"droid/joint_pos", "droid/relative_pose", "bridge"}
 
 
+def test_embodiments_lists_the_shipped_models_own_embodiment_without_torch():
+    """`worldpolicy demo` runs `panda_reach`, which comes with the shipped checkpoint, not the registry: the listing
+    left it out. It is read from the checkpoint's embodiment.json, no weights (nor torch) loaded, and not registered."""
+    import subprocess
+    import sys
+
+    code = ("import contextlib, io, json, sys\n"
+            "from worldpolicy.cli import main\n"
+            "table, doc = io.StringIO(), io.StringIO()\n"
+            "with contextlib.redirect_stdout(table):\n    main(['embodiments'])\n"
+            "with contextlib.redirect_stdout(doc):\n    main(['embodiments', '--json'])\n"
+            "from worldpolicy.embodiments import list_embodiments\n"
+            "print(json.dumps([table.getvalue(), json.loads(doc.getvalue()), 'torch' in sys.modules, "
+            "list_embodiments()]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    table, rows, torch_loaded, registry = json.loads(done.stdout.strip().splitlines()[-1])
+    assert not torch_loaded and "panda_reach" not in registry
+    line = next(row for row in table.splitlines() if row.startswith("panda_reach "))
+    assert line.endswith("shipped model panda_reach (use --checkpoint shipped)") and "worldpolicy_panda_reach" in line
+    assert next(row for row in table.splitlines() if row.startswith("bridge ")).endswith(" registry")
+    shipped = [r for r in rows if r["source"] != "registry"]
+    assert [(r["key"], r["source"]) for r in shipped] == [("panda_reach",
+                                                           "shipped model panda_reach (use --checkpoint shipped)")]
+    assert shipped[0]["camera_keys"] == ["observation/exterior_image_1_left", "observation/wrist_image_left"]
+
+
 def test_a_single_valued_flag_given_twice_is_refused_naming_both_values(capsys):
     """argparse kept the last: `--image a.png --image b.png` ran on b.png, `--steps 4 --steps 8` sampled 8 steps."""
     from worldpolicy.cli import build_parser
