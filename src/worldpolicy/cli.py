@@ -6,6 +6,7 @@ import argparse
 import importlib
 import logging
 import re
+import shlex
 import sys
 from collections.abc import Mapping
 
@@ -42,8 +43,46 @@ def flag_named(exc: Exception, flags: Mapping[str, str]) -> Exception:
     return type(exc)(flags[match[1]] + text[match.end():])
 
 
+_GIVEN = "_single_valued_options_given"  # what `_StoreOnce` saw during one parse; removed before the parse returns
+
+
+class _StoreOnce(argparse._StoreAction):
+    """The `store` action of every worldpolicy parser: a single-valued option given twice is refused, naming both
+    values. argparse keeps the last one silently, so `predict --image a.png --image b.png` ran on b.png and `--steps 4
+    --steps 8` sampled 8 steps. Options meant to repeat say so with `append`/`extend`, which this leaves alone."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string is not None:  # a positional is consumed once by construction
+            given = namespace.__dict__.setdefault(_GIVEN, {})
+            if self.dest in given:
+                raise argparse.ArgumentError(None, f"{option_string} is given twice ({given[self.dest]}, then "
+                                                   f"{_typed(option_string, values)}); give it once")
+            given[self.dest] = _typed(option_string, values)
+        super().__call__(parser, namespace, values, option_string)
+
+
+def _typed(option: str, values) -> str:
+    """An option and its value(s) as a shell would show them."""
+    return shlex.join([option, *map(str, values if isinstance(values, list) else [values])])
+
+
+class _Parser(argparse.ArgumentParser):
+    """The command line's parsers (subcommands' too: `add_subparsers` makes parsers of its parent's class), with
+    `_StoreOnce` as their plain option action."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _StoreOnce)
+        self.register("action", "store", _StoreOnce)
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        vars(namespace).pop(_GIVEN, None)  # the parse's own bookkeeping, not a command's argument
+        return namespace, extras
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="worldpolicy",
         description="Video world-model robot policies (Cosmos3): predict, serve, simulate, train, visualise.",
     )

@@ -17,8 +17,9 @@ logger = logging.getLogger(__name__)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("embodiments", help="list the embodiment registry")
-    p.add_argument("--json", action="store_true", help="print the full registry as JSON")
+    p = sub.add_parser("embodiments", help="list the embodiment registry and the shipped models' own embodiments")
+    p.add_argument("--json", action="store_true",
+                   help="print them in full as JSON (each with its source: registry or shipped model)")
     p.set_defaults(func=_embodiments)
 
     p = sub.add_parser("predict", help="run a Cosmos3 checkpoint once: policy, forward or inverse dynamics")
@@ -70,23 +71,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _embodiments(args: argparse.Namespace) -> int:
+    """The registry, then each shipped model's own embodiment, which comes with its checkpoint rather than the
+    registry: a user who ran `worldpolicy demo` looks for `panda_reach` here."""
     from .embodiments import get_embodiment, list_embodiments
+    from .models import resolve_checkpoint, shipped_embodiments, shipped_model
 
     rows = []
     for name in list_embodiments():
         base = get_embodiment(name)
         for variant in base.variants or (base.variant,):
-            rows.append(get_embodiment(name, variant if base.variants else None))
+            rows.append((get_embodiment(name, variant if base.variants else None), "registry"))
+    for name, e in shipped_embodiments().items():
+        folder = str(shipped_model(name))
+        use = "shipped" if folder == resolve_checkpoint("shipped") else folder  # the name the commands take for it
+        rows.append((e, f"shipped model {name} (use --checkpoint {use})"))
     if args.json:
-        print(json.dumps([e.to_dict() for e in rows], indent=1))
+        print(json.dumps([{**e.to_dict(), "source": source} for e, source in rows], indent=1))
         return 0
-    header = f"{'embodiment':<28} {'domain':<22} {'id':>3} {'dim':>4} {'chunk':>5} {'fps':>5}  {'norm':<9} layout"
+    header = (f"{'embodiment':<28} {'domain':<24} {'id':>3} {'dim':>4} {'chunk':>5} {'fps':>5}  {'norm':<9} "
+              f"{'layout':<14} source")
     print(header)
     print("-" * len(header))
-    for e in rows:
+    for e, source in rows:
         print(
-            f"{e.key:<28} {e.domain:<22} {e.domain_id:>3} {e.action_dim:>4} {e.chunk_size:>5} {e.fps:>5g}  "
-            f"{e.normalization:<9} {e.layout}"
+            f"{e.key:<28} {e.domain:<24} {e.domain_id:>3} {e.action_dim:>4} {e.chunk_size:>5} {e.fps:>5g}  "
+            f"{e.normalization:<9} {e.layout:<14} {source}"
         )
     return 0
 

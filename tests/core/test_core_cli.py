@@ -277,6 +277,76 @@ def test_embodiments_lists_the_registry(capsys):
     assert {r["key"] for r in rows} >= {"droid/joint_pos", "droid/relative_pose", "bridge"}
 
 
+def test_embodiments_lists_the_shipped_models_own_embodiment_without_torch():
+    """`worldpolicy demo` runs `panda_reach`, which comes with the shipped checkpoint, not the registry: the listing
+    left it out. It is read from the checkpoint's embodiment.json, no weights (nor torch) loaded, and not registered."""
+    import subprocess
+    import sys
+
+    code = ("import contextlib, io, json, sys\n"
+            "from worldpolicy.cli import main\n"
+            "table, doc = io.StringIO(), io.StringIO()\n"
+            "with contextlib.redirect_stdout(table):\n    main(['embodiments'])\n"
+            "with contextlib.redirect_stdout(doc):\n    main(['embodiments', '--json'])\n"
+            "from worldpolicy.embodiments import list_embodiments\n"
+            "print(json.dumps([table.getvalue(), json.loads(doc.getvalue()), 'torch' in sys.modules, "
+            "list_embodiments()]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    table, rows, torch_loaded, registry = json.loads(done.stdout.strip().splitlines()[-1])
+    assert not torch_loaded and "panda_reach" not in registry
+    line = next(row for row in table.splitlines() if row.startswith("panda_reach "))
+    assert line.endswith("shipped model panda_reach (use --checkpoint shipped)") and "worldpolicy_panda_reach" in line
+    assert next(row for row in table.splitlines() if row.startswith("bridge ")).endswith(" registry")
+    shipped = [r for r in rows if r["source"] != "registry"]
+    assert [(r["key"], r["source"]) for r in shipped] == [("panda_reach",
+                                                           "shipped model panda_reach (use --checkpoint shipped)")]
+    assert shipped[0]["camera_keys"] == ["observation/exterior_image_1_left", "observation/wrist_image_left"]
+
+
+def test_a_single_valued_flag_given_twice_is_refused_naming_both_values(capsys):
+    """argparse kept the last: `--image a.png --image b.png` ran on b.png, `--steps 4 --steps 8` sampled 8 steps."""
+    from worldpolicy.cli import build_parser
+
+    predict = ["predict", "--checkpoint", "shipped", "--prompt", "p", "--out", "o"]
+    for argv, message in [
+        ([*predict, "--image", "a.png", "--image", "b.png"],
+         "worldpolicy predict: error: --image is given twice (--image a.png, then --image b.png); give it once"),
+        ([*predict, "--image", "a.png", "--steps", "4", "--steps", "8"], ("--steps is given twice (--steps 4, then "
+                                                                         "--steps 8)")),
+        (["sim", "--out", "a", "--out", "b c"], "sim: error: --out is given twice (--out a, then --out 'b c')"),
+        (["dataset", "from-sim", "root", "--max-steps", "3", "--max-steps", "4"],
+         "dataset from-sim: error: --max-steps is given twice (--max-steps 3, then --max-steps 4)"),
+    ]:
+        with pytest.raises(SystemExit) as refused:
+            main(argv)
+        assert refused.value.code == 2 and message in capsys.readouterr().err
+    # flags meant to repeat still do
+    args = build_parser().parse_args([*predict, "--camera", "a=1.png", "--camera", "b=2.png"])
+    assert args.camera == ["a=1.png", "b=2.png"] and not any(name.startswith("_") for name in vars(args))
+    args = build_parser().parse_args(["dataset", "from-sim", "root", "--task-option", "a=1", "--task-option", "b=2",
+                                      "--cameras", "x", "--cameras", "y"])
+    assert args.task_option == ["a=1", "b=2"] and args.cameras == ["x", "y"]
+
+
+def test_every_subcommands_single_valued_options_refuse_a_repeat():
+    """One place for the rule (the parsers' `store` action): a subcommand's parser of another class would lose it."""
+    import argparse
+
+    from worldpolicy.cli import _StoreOnce, build_parser
+
+    def parsers(parser, name="worldpolicy"):
+        yield name, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, child in action.choices.items():
+                    yield from parsers(child, f"{name} {sub}")
+
+    found = [(name, a.option_strings[0], type(a).__name__) for name, parser in parsers(build_parser())
+             for a in parser._actions if a.option_strings and isinstance(a, argparse._StoreAction)]
+    assert len(found) > 80 and {n for n, *_ in found} >= {"worldpolicy predict", "worldpolicy dataset from-sim"}
+    assert [f for f in found if f[2] != _StoreOnce.__name__] == []
+
+
 def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--episodes", "1"]) == 0
     out = capsys.readouterr().out

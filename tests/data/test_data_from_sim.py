@@ -144,6 +144,21 @@ def test_bad_converter_arguments(tmp_path):
         expert_episodes("reach", 1, task_options={"upper": 0.5})
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--max-steps", "0"], "--max-steps: expected an int >= 1 (or None: the task's default), got 0"),
+    (["--image-size", "8x8"], "--image-size: expected (height, width) >= 16 pixels or None, got (8, 8)"),
+    (["--settle-steps", "-1"], "--settle-steps=-1 must be an int >= 0"),
+])
+def test_from_sim_refuses_a_bad_number_before_the_progress_bar(tmp_path, capsys, argv, message):
+    """--max-steps 0 was refused by the env, built once the progress bar was up: the error followed a bar line."""
+    from worldpolicy.cli import main
+
+    assert main(["dataset", "from-sim", str(tmp_path / "ds"), "--task", "reach", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err == f"worldpolicy dataset from-sim: error: {message}\n"  # no "recording reach: 0%|" before it
+    assert list(tmp_path.iterdir()) == []
+
+
 _TINY = {"image_size": (24, 24), "max_steps": 3, "keep_failures": True, "cameras": ["observation/wrist_image_left"]}
 
 

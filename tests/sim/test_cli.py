@@ -51,14 +51,32 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
         (["--execute-steps", "100"], "--execute-steps: 100 exceeds what a 32-step chunk allows"),
         (["--control-hz", "1000"], "sim: error: --control-hz: 1000 Hz is not a whole number"),
         (["--execute-steps", "0"], "sim: error: --execute-steps: expected >= 1, got 0"),
-        (["--ensemble-decay", "-1"], "sim: error: --ensemble-decay: expected >= 0, got -1.0"),
+        (["--strategy", "ensemble", "--ensemble-decay", "-1"], "sim: error: --ensemble-decay: expected >= 0, got -1.0"),
+        # ignored by the other strategies: the run looked as asked (was silently ignored)
+        (["--ensemble-decay", "0.5"], ("sim: error: --ensemble-decay 0.5 weighs the chunks --strategy ensemble blends; "
+                                      "--strategy execute blends none: add --strategy ensemble or leave --ensemble-decay out")),
+        (["--strategy", "async", "--ensemble-decay", "0.1"], "--strategy async blends none"),
         (["--image-size", "8x8"], "sim: error: --image-size: expected (height, width) >= 16 pixels"),
     ],
 )
 def test_sim_cli_bad_input(argv, message, capsys, tmp_path):
-    assert main(["sim", "--policy", "random", "--out", str(tmp_path / "run"), *argv]) == 2
+    policy = [] if "--policy" in argv else ["--policy", "random"]  # a flag given twice is refused by the parser
+    assert main(["sim", *policy, "--out", str(tmp_path / "run"), *argv]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # refused before any episode ran, and the folder made for it removed
+
+
+def test_sim_cli_ensemble_decay_help_quotes_the_strategys_default():
+    """The flag's argparse default is None (given or not), so the docs test cannot compare its help with it."""
+    import re
+
+    from worldpolicy.cli import build_parser
+    from worldpolicy.sim.rollout import ChunkStrategy
+
+    sim = next(a for a in build_parser()._actions if a.dest == "command").choices["sim"]
+    action = next(a for a in sim._actions if a.dest == "ensemble_decay")
+    assert action.default is None
+    assert float(re.search(r"\(default: ([\d.]+)\)", action.help)[1]) == ChunkStrategy().ensemble_decay
 
 
 def test_sim_cli_execute_steps_beyond_a_checkpoints_chunk_is_refused_before_it_loads(tmp_path, capsys, monkeypatch):

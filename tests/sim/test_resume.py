@@ -16,6 +16,20 @@ FAST = ["--task", "reach", "--image-size", "none", "--videos", "0", "--max-steps
 TIMING = ("wall_s", "policy_s")  # measured, not computed: the only per-episode numbers a resume may change
 
 
+def _changed(argv: list[str], change: list[str]) -> list[str]:
+    """`argv` with each flag of `change` set to the value given there (a flag given twice is refused), others added."""
+    argv = list(argv)
+    for i, word in enumerate(change):
+        if not word.startswith("--"):
+            continue
+        value = change[i + 1:i + 2] if i + 1 < len(change) and not change[i + 1].startswith("--") else []
+        if word in argv and value:
+            argv[argv.index(word) + 1] = value[0]
+        elif word not in argv:
+            argv += [word, *value]
+    return argv
+
+
 def _episodes(out):
     """What each episode did (everything but its timings)."""
     doc = json.loads((out / "report.json").read_text())
@@ -87,7 +101,8 @@ def _copy(run, tmp_path):
     (["--max-steps", "3"], "--max-steps: 2 -> 3"),
     (["--strategy", "async"], "--strategy: 'execute' -> 'async'"),
     (["--execute-steps", "8"], "--execute-steps: None -> 8"),  # None: not asked for (k from the chunk)
-    (["--ensemble-decay", "0.5"], "--ensemble-decay: 0.1 -> 0.5"),
+    (["--strategy", "ensemble", "--ensemble-decay", "0.5"],  # the default (0.1) was stored: it round-trips
+     "--strategy: 'execute' -> 'ensemble'; --ensemble-decay: 0.1 -> 0.5"),
     (["--embodiment", "bridge"],  # its chunk is 16 actions (the default k follows from the chunk)
      "--embodiment: 'droid/relative_pose' -> 'bridge'; --policy's chunk_size: 32 -> 16"),
     (["--policy", "scripted"],  # named once (by name and by kind), no other policy setting listed
@@ -95,12 +110,30 @@ def _copy(run, tmp_path):
 ])
 def test_a_resume_with_other_settings_is_refused_naming_each(change, message, two_random_episodes, tmp_path, capsys):
     out, stored = _copy(two_random_episodes, tmp_path)
-    argv = ["sim", "--policy", "random", *FAST, "--episodes", "3", "--out", str(out), *change, "--resume"]
+    argv = _changed(["sim", "--policy", "random", *FAST, "--episodes", "3", "--out", str(out), "--resume"], change)
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert f"error: --resume: the run in {str(out)!r} ran with other settings ({out / 'report.json'}), old -> new: " \
            f"{message}. Pass the old values to continue it, or drop --resume to start over (replacing it)\n" in err
     assert (out / "report.json").read_bytes() == stored
+
+
+def test_a_resume_of_a_run_that_stored_an_unused_ensemble_decay_goes_ahead(two_random_episodes, tmp_path, capsys):
+    """Before --ensemble-decay was refused outside --strategy ensemble, a run could store one it never used; the
+    decay it would now have to be given to continue is refused, so it is not compared unless a run blends chunks."""
+    out, stored = _copy(two_random_episodes, tmp_path)
+    doc = json.loads(stored)
+    assert doc["strategy"]["kind"] == "execute" and doc["strategy"]["ensemble_decay"] == 0.1  # stored all the same
+    doc["strategy"]["ensemble_decay"] = 0.5
+    (out / "report.json").write_text(json.dumps(doc))
+    assert main(["sim", "--policy", "random", *FAST, "--episodes", "2", "--out", str(out), "--resume"]) == 0
+    assert "already has its 2 episodes; nothing to run" in capsys.readouterr().out
+    doc["strategy"]["kind"] = "ensemble"  # where it weighs the chunks, it is compared
+    (out / "report.json").write_text(json.dumps(doc))
+    argv = ["sim", "--policy", "random", *FAST, "--episodes", "2", "--out", str(out), "--strategy", "ensemble"]
+    assert main([*argv, "--resume"]) == 2
+    assert "--ensemble-decay: 0.5 -> 0.1" in capsys.readouterr().err
+    assert main([*argv, "--ensemble-decay", "0.5", "--resume"]) == 0
 
 
 def test_a_resume_needs_a_report_of_this_version_and_no_fewer_episodes(two_random_episodes, tmp_path, capsys):
@@ -200,7 +233,7 @@ def test_a_checkpoint_run_resumed_is_the_uninterrupted_run_and_is_checked_before
     assert (out / "report.json").read_bytes() == stored
     for change, message in ((["--steps", "2", "--imagine"], "--steps: 1 -> 2; --imagine: False -> True"),
                             (["--image-size", "64x64"], "--image-size: [48, 64] -> [64, 64]")):
-        assert main([*common, *change, "--episodes", "5", "--out", str(out), "--resume"]) == 2
+        assert main([*_changed(common, change), "--episodes", "5", "--out", str(out), "--resume"]) == 2
         assert message in capsys.readouterr().err
     # the same checkpoint copied elsewhere (new modification times, another folder name) continues the run
     copy = shutil.copytree(ckpt, tmp_path / "moved" / "tiny_copy", copy_function=shutil.copyfile)

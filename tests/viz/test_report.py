@@ -179,6 +179,26 @@ def test_report_refuses_a_checkpoint_or_a_dataset(tmp_path, capsys):
             report.write_report(folder)
 
 
+def test_report_refuses_a_folder_that_holds_no_run(tmp_path, capsys):
+    """An empty or unrelated folder (the wrong path given) got an index.html listing its files, and exit 0."""
+    photos = tmp_path / "photos"
+    for name in ("cat.png", "notes.txt", "plots/dog.png", "clips/walk.mp4"):
+        (photos / name).parent.mkdir(parents=True, exist_ok=True)
+        (photos / name).write_bytes(b"x")
+    (tmp_path / "empty").mkdir()
+    for folder in (tmp_path / "empty", photos):
+        before = sorted(folder.rglob("*"))
+        assert main(["report", str(folder)]) == 2
+        err = capsys.readouterr().err
+        assert f"report: error: run_dir: {str(folder)!r} holds no run output to report on; a run directory holds " in err
+        assert "actions.json (a predict run)" in err and "report.json (a sim run)" in err and "*.jsonl" in err
+        assert sorted(folder.rglob("*")) == before  # nothing written
+        with pytest.raises(ValueError, match="holds no run output"):
+            report.write_report(folder)
+    (photos / "train.jsonl").write_text('{"step": 0, "loss": 1.0}\n')  # a log the page plots: a run
+    assert main(["report", str(photos)]) == 0 and (photos / "index.html").is_file()
+
+
 def test_viz_rerun_into_the_same_folder_keeps_no_figure_of_the_earlier_input(tmp_path, actions_json, joint_chunk,
                                                                                pose_chunk):
     """A pose run's ee_path.png and animation stayed beside a joint run's plots drawn into the same folder."""

@@ -154,8 +154,12 @@ def expert_episodes(
                          "once; give each camera once")
     # the env's module imported here, not only where recording starts: a missing sim extra is one error now, not a
     # broken process pool (workers > 1) later
-    from worldpolicy.sim import env  # noqa: F401
+    from worldpolicy.sim.env import check_env_settings
     from worldpolicy.sim.tasks import get_task
+
+    # the env's numbers (max_steps, image_size, control_hz) now: the env is built where recording starts, after the
+    # progress bar is up (or in a worker)
+    check_env_settings(control_hz=control_hz, image_size=tuple(image_size), max_steps=max_steps)
 
     task_options = dict(task_options or {})
     get_task(task, **task_options)  # a bad option fails here, not in a worker

@@ -44,9 +44,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    "next chunk computed while this one runs")
     p.add_argument("--execute-steps", type=int, default=None,
                    help="k actions per chunk (default: the model's execute_steps for execute, else per strategy)")
-    p.add_argument("--ensemble-decay", type=float, default=0.1,
-                   help="ensemble: weight exp(-decay * i) of the i-th oldest chunk covering a step, as ACT "
-                   "(default: 0.1)")
+    p.add_argument("--ensemble-decay", type=float, default=None,  # None: ChunkStrategy's, and not given
+                   help="with --strategy ensemble: weight exp(-decay * i) of the i-th oldest chunk covering a step, "
+                   "as ACT (default: 0.1)")
     p.add_argument("--control-hz", type=float, default=15.0,
                    help="control rate (default: 15); match the policy's fps (warned when they differ: bridge is 5)")
     p.add_argument("--max-steps", type=int, default=None, help="episode step limit (default: the task's)")
@@ -245,6 +245,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-steps: expected >= 1 (or leave it out for the task's default), got {args.max_steps}")
     if args.videos < 0:
         raise ValueError(f"--videos: expected >= 0, got {args.videos}")
+    if args.ensemble_decay is not None and args.strategy != "ensemble":  # it would be ignored, and the run look as asked
+        raise ValueError(f"--ensemble-decay {args.ensemble_decay:g} weighs the chunks --strategy ensemble blends; "
+                         f"--strategy {args.strategy} blends none: add --strategy ensemble or leave --ensemble-decay out")
     image_size = _image_size(args.image_size)
     needs_images = args.policy not in ("scripted", "random")
     if needs_images and image_size is None:
@@ -261,7 +264,8 @@ def run(args: argparse.Namespace) -> int:
     from worldpolicy.sim.rollout import ChunkStrategy
 
     try:
-        strategy = ChunkStrategy(args.strategy, args.execute_steps, args.ensemble_decay)
+        decay = {} if args.ensemble_decay is None else {"ensemble_decay": args.ensemble_decay}
+        strategy = ChunkStrategy(args.strategy, args.execute_steps, **decay)
     except ValueError as exc:
         raise _as_flag(exc) from None
     local = {k: v for k, v in (("steps", args.steps), ("device", args.device)) if v is not None}

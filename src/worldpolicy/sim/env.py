@@ -28,9 +28,22 @@ from worldpolicy.robot.robots import MEASURED_JOINT_MARGIN_RAD, RobotConfig, get
 from worldpolicy.sim.scenes import CAMERAS, build_scene
 from worldpolicy.sim.tasks import COLORS, SimState, Task, get_task
 
-__all__ = ["GymTabletopEnv", "SimState", "TabletopEnv", "step_limit", "unwrap_tabletop"]
+__all__ = ["GymTabletopEnv", "SimState", "TabletopEnv", "check_env_settings", "step_limit", "unwrap_tabletop"]
 
 logger = logging.getLogger(__name__)
+
+
+def check_env_settings(*, control_hz: float, image_size: tuple[int, int] | None, max_steps: int | None) -> None:
+    """The numbers a `TabletopEnv` takes, checked without building one (no scene, no renderer): a recording made
+    in worker processes or behind a progress bar refuses a bad one before it starts. Whether `control_hz` is a whole
+    number of physics steps needs the built scene; the env checks that."""
+    if not np.isfinite(control_hz) or control_hz <= 0:
+        raise ValueError(f"control_hz: expected a positive frequency, got {control_hz!r}")
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer))
+                                  or max_steps < 1):
+        raise ValueError(f"max_steps: expected an int >= 1 (or None: the task's default), got {max_steps!r}")
+    if image_size is not None and (len(image_size) != 2 or min(image_size) < 16):
+        raise ValueError(f"image_size: expected (height, width) >= 16 pixels or None, got {image_size!r}")
 
 
 class TabletopEnv(gym.Env):
@@ -48,13 +61,7 @@ class TabletopEnv(gym.Env):
         max_steps: int | None = None,
         render_mode: str | None = "rgb_array",
     ) -> None:
-        if not np.isfinite(control_hz) or control_hz <= 0:
-            raise ValueError(f"control_hz: expected a positive frequency, got {control_hz!r}")
-        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer))
-                                      or max_steps < 1):
-            raise ValueError(f"max_steps: expected an int >= 1 (or None: the task's default), got {max_steps!r}")
-        if image_size is not None and (len(image_size) != 2 or min(image_size) < 16):
-            raise ValueError(f"image_size: expected (height, width) >= 16 pixels or None, got {image_size!r}")
+        check_env_settings(control_hz=control_hz, image_size=image_size, max_steps=max_steps)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode: {render_mode!r} is not supported; accepted: "
                              f"{[None, *self.metadata['render_modes']]}")

@@ -199,9 +199,11 @@ def resume_conflicts(previous: EvalReport, current: dict[str, Any]) -> list[tupl
     stored = previous.settings()
     # the k asked for where the report has it (`start_report`), else (written before it was) the k used
     asked = "strategy.execute_steps_requested"
-    skip = "strategy.execute_steps" if asked in stored else asked
+    skip = {"strategy.execute_steps" if asked in stored else asked}
+    if "ensemble" not in (stored.get("strategy.kind"), current.get("strategy.kind")):
+        skip.add("strategy.ensemble_decay")  # weighs nothing outside the ensemble strategy (stored all the same)
     changes = [(name, stored.get(name), value) for name, value in json.loads(json.dumps(current)).items()
-               if name != skip and stored.get(name) != value]
+               if name not in skip and stored.get(name) != value]
     if any(name == "policy_settings.kind" for name, _, _ in changes):
         changes = [c for c in changes if not c[0].startswith("policy_settings.") or c[0] == "policy_settings.kind"]
     return changes

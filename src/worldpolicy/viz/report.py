@@ -2,7 +2,8 @@
 
 The page needs nothing outside itself to show plots (PNG data URIs, inline CSS/JS); videos are embedded up to
 `MAX_EMBED_VIDEO_BYTES` each and otherwise referenced relative to the run directory, which also holds the raw files the
-page links to. What a run directory may hold (all optional):
+page links to. What a run directory may hold (each optional, but a folder with no run output is refused: none of the
+markers of the runs worldpolicy writes, `fileio.FOLDER_KINDS`, nor a metrics file or log, `RUN_FILES`):
 
 - `actions.json` (`worldpolicy.actions/v1`): summary, timings and an action table with units
 - `settings.json`: the run's settings; `metrics.json` or a sim `report.json` (any JSON object): a metrics table
@@ -41,6 +42,9 @@ MAX_LISTED_FILES = 500
 LOG_SCALE_SPAN = 30  # a loss whose largest value is this many times its smallest is drawn on a log scale
 METRICS_FILES = ("metrics.json", "report.json")  # report.json: `worldpolicy sim` evaluation (worldpolicy.sim_eval/v1)
 SIM_EPISODE_VIDEOS = "videos/episode_*.mp4"  # what `worldpolicy sim` records (sim.evaluate)
+# Besides the markers of the runs worldpolicy writes (`fileio.FOLDER_KINDS`), what makes a folder a run to report on:
+# the metrics and logs this page reads. Media alone (a folder of PNGs or clips) is not a run.
+RUN_FILES = (*METRICS_FILES, "*.jsonl")
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
@@ -319,12 +323,29 @@ def _href(relative_path: str) -> str:
     return _esc("./" + urllib.parse.quote(relative_path))
 
 
+def _check_run_output(run_dir: Path) -> None:
+    """Refuse a folder that holds no run: a page of an empty or unrelated folder (the wrong path given) is no report,
+    and an index.html written into it would be one more file there that is not the user's."""
+    from ..fileio import FOLDER_KINDS, folder_kind
+
+    found = folder_kind(run_dir)
+    if (found is not None and found[0].writer is not None) or any(next(run_dir.glob(p), None) for p in RUN_FILES):
+        return
+    kinds = [f"{' or '.join(k.markers)} ({k.what})" for k in FOLDER_KINDS if k.writer is not None]
+    markers = {m for k in FOLDER_KINDS for m in k.markers}
+    others = [p for p in RUN_FILES if p not in markers]
+    raise ValueError(f"run_dir: {str(run_dir)!r} holds no run output to report on; a run directory holds "
+                     f"{', '.join(kinds)}, or {' or '.join(others)} (metrics, logs)")
+
+
 def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
-    """The report page for `run_dir` as a string (see the module docstring for what is picked up)."""
+    """The report page for `run_dir` as a string (see the module docstring for what is picked up); a folder with none
+    of the files a run writes (`RUN_FILES`, `fileio.FOLDER_KINDS`' run markers) is refused."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run directory {str(run_dir)!r} "
                                 + ("is a file, not a folder" if run_dir.exists() else "does not exist"))
+    _check_run_output(run_dir)
     sections: list[str] = []
     notes: list[str] = []
 
