@@ -320,7 +320,7 @@ def _predict(args: argparse.Namespace) -> int:
     request = PolicyRequest(
         observation={key: str(path) for key, path in cameras.items()} or str(next(iter(sources.values()))),
         prompt=args.prompt, mode=args.mode, actions=args.actions, actions_space=args.actions_space, state=state,
-        seed=args.seed, decode_video=args.decode_video or args.mode == "forward_dynamics",
+        seed=args.seed, decode_video=args.decode_video or None,  # None: the mode's default (FD decodes)
     )
     prediction = policy.act_batch([request], progress=_progress(f"{args.mode} ({policy.embodiment.key})"))[0]
     written = write_run(prediction, out, plots=not args.no_plots)
