@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ..embodiments import Embodiment
 
 SHIPPED = {"panda_reach": "Franka Panda reaching a coloured ball in the MuJoCo tabletop (relative EE deltas, 4-step chunks)"}
 
@@ -29,19 +25,3 @@ def resolve_checkpoint(value: str | Path) -> str | Path:
     """What a command's checkpoint argument names: `shipped` is the shipped model's folder, anything else itself."""
     return str(shipped_model()) if value == "shipped" else value
 
-
-def shipped_embodiments() -> dict[str, Embodiment]:
-    """Each shipped model's own embodiment (its `embodiment.json`), read without loading weights or torch. They are
-    not in the registry (`policy.checkpoint_embodiment`: a checkpoint's spec is used with it, never registered), so
-    `worldpolicy embodiments` lists them from here; a model this install lacks is left out."""
-    from ..embodiments import embodiment_from_spec
-    from ..policy import EMBODIMENT_FILE
-
-    found = {}
-    for name in SHIPPED:
-        try:
-            spec = shipped_model(name) / EMBODIMENT_FILE
-        except FileNotFoundError:
-            continue
-        found[name] = embodiment_from_spec(spec)
-    return found

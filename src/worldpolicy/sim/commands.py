@@ -304,6 +304,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise _as_flag(exc) from None
 
+    emb = None  # a checkpoint's embodiment, once `Policy.check_pretrained` has resolved it
     try:
         if previous is not None and checkpoint:  # compared before the weights load
             emb, settings = _unloaded_checkpoint(args, image_size)
@@ -312,7 +313,7 @@ def run(args: argparse.Namespace) -> int:
             # a chunk too short for --execute-steps: said before the weights load (minutes at Nano size); a path that
             # is not there is make_policy's to name
             if checkpoint and Path(args.policy).exists():
-                emb = _checked_checkpoint(args)[0]
+                emb = emb or _checked_checkpoint(args)[0]
                 strategy.for_embodiment(emb).steps_for(emb.chunk_size, "--execute-steps")
             try:
                 policy = make_policy(
