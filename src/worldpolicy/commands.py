@@ -95,6 +95,7 @@ def _embodiments(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{**e.to_dict(), "source": source} for e, source in rows], indent=1))
         return 0
+    # "no stats": actions in model space (units MODEL_SPACE_UNIT), not physical as "none" would say
     header = (f"{'embodiment':<28} {'domain':<24} {'id':>3} {'dim':>4} {'chunk':>5} {'fps':>5}  {'norm':<9} "
               f"{'layout':<14} source")
     print(header)
@@ -102,7 +103,7 @@ def _embodiments(args: argparse.Namespace) -> int:
     for e, source in rows:
         print(
             f"{e.key:<28} {e.domain:<24} {e.domain_id:>3} {e.action_dim:>4} {e.chunk_size:>5} {e.fps:>5g}  "
-            f"{e.normalization:<9} {e.layout:<14} {source}"
+            f"{'no stats' if e.in_model_space else e.normalization:<9} {e.layout:<14} {source}"
         )
     return 0
 

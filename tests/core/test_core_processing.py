@@ -1080,15 +1080,17 @@ def test_a_state_column_the_training_data_held_constant_is_not_warned_about(tiny
 
 def test_unnormalised_values_are_warned_by_what_their_units_allow(caplog):
     """droid's joints are raw radians: joint 4 at its limit (-3.07) was "far outside" (|x| > 3, as for normalised
-    embodiments), and pusht's pixels always were."""
-    droid = worldpolicy.get_embodiment("droid")
+    embodiments). pusht's values are the model's own (its stats are not published): pixels given there are far out."""
+    droid, pusht = worldpolicy.get_embodiment("droid"), worldpolicy.get_embodiment("pusht")
     with caplog.at_level("WARNING", logger="worldpolicy.processing.actions"):
         load_actions(np.array([[0.0, -1.76, 0.0, -3.07, 0.0, 3.75, 2.9, 1.0]]), droid)
-        load_actions(np.array([[480.0, 320.0]]), worldpolicy.get_embodiment("pusht"))
+        load_actions(np.array([[0.9, -2.5]]), pusht)
         assert caplog.text == ""
         load_actions(np.array([[0.0, -100.0, 0.0, -120.0, 0.0, 90.0, 45.0, 0.0]]), droid)
+        load_actions(np.array([[480.0, 0.5]]), pusht)
     assert "actions: joint_1 (|x| up to 100), joint_3 (|x| up to 120), joint_5 (|x| up to 90), joint_6 (|x| up to 45) " \
            "beyond what embodiment 'droid/joint_pos'" in caplog.text
+    assert "actions: x (|x| up to 480) beyond what embodiment 'pusht'" in caplog.text and "y (" not in caplog.text
 
 
 @pytest.mark.parametrize(("change", "message"), [

@@ -1,3 +1,4 @@
+import json
 import logging
 
 import numpy as np
@@ -5,7 +6,7 @@ import pytest
 
 pytest.importorskip("mink")
 
-from worldpolicy.embodiments import get_embodiment
+from worldpolicy.embodiments import embodiment_from_spec, get_embodiment
 from worldpolicy.robot.decode import ActionDecoder
 from worldpolicy.robot.robots import get_robot, list_robots
 
@@ -112,6 +113,22 @@ def test_unknown_names():
     assert "panda" in list_robots()
     with pytest.raises(ValueError, match="layout"):
         ActionDecoder(get_embodiment("pusht"), "panda")
+
+
+def test_model_space_actions_are_refused_until_stats_and_units_are_registered(tmp_path):
+    """umi's normalised deltas were integrated as metres: a value of 0.5 moved the target half a metre per step."""
+    with pytest.raises(ValueError, match=r"embodiment 'umi' gives its actions in model space \(units 'normalized'"):
+        ActionDecoder("umi", "panda")
+    stats = tmp_path / "stats.json"
+    stats.write_text(json.dumps({"action": {"q01": [-0.01] * 3 + [0.9] + [-0.1] * 3 + [0.9, -0.1, 0.0],
+                                            "q99": [0.01] * 3 + [1.0] + [0.1] * 3 + [1.0, 0.1, 1.0]}}))
+    spec = {**get_embodiment("umi").to_dict(), "name": "test_decode_umi", "normalization": "quantile",
+            "stats_file": str(stats)}
+    with pytest.raises(ValueError, match=r"units say 'normalized' \(model space\) for tx, ty, tz, r0, r1, r2, r3, "
+                                         r"r4, r5, grasp, but normalization 'quantile' turns actions into physical"):
+        embodiment_from_spec(spec)
+    mine = embodiment_from_spec({**spec, "units": ["m"] * 3 + ["1"] * 7})
+    assert not mine.in_model_space and ActionDecoder(mine, "panda").embodiment is mine
 
 
 def test_menagerie_without_root(monkeypatch):

@@ -94,6 +94,25 @@ def test_sim_cli_refuses_an_embodiment_the_scripted_expert_would_ignore(tmp_path
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("embodiment, said", [
+    ("umi", "embodiment 'umi' gives its actions in model space (units 'normalized'"),
+    ("pusht", "embodiment 'pusht' has layout 'generic'; a robot can only execute"),
+])
+def test_sim_cli_refuses_actions_no_robot_can_run_before_any_episode(tmp_path, capsys, monkeypatch, embodiment, said):
+    """Normalised deltas would have moved the arm up to a metre per step; a generic layout was refused only once the
+    first chunk came, after a checkpoint's weights had loaded and the previous run was cleared."""
+    from worldpolicy.policy import Policy
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "report.json").write_text("{}")  # an earlier run's: kept when the new one is refused
+    assert main(["sim", "--policy", "random", "--embodiment", embodiment, "--out", str(out)]) == 2
+    assert said in capsys.readouterr().err and (out / "report.json").read_text() == "{}"
+    monkeypatch.setattr(Policy, "from_pretrained", lambda *a, **k: pytest.fail("the weights loaded"))
+    assert main(["sim", "--policy", "shipped", "--embodiment", embodiment, "--out", str(out)]) == 2
+    assert said in capsys.readouterr().err and (out / "report.json").read_text() == "{}"
+
+
 def test_sim_cli_out_must_be_a_folder(tmp_path, capsys):
     taken = tmp_path / "file"
     taken.write_text("mine")

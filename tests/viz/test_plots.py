@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from worldpolicy.embodiments import get_embodiment
+from worldpolicy.embodiments import MODEL_SPACE_UNIT, get_embodiment
 from worldpolicy.viz import plots
 
 
@@ -130,8 +130,24 @@ def test_multi_arm_layouts_get_one_path_per_arm(tmp_path, actions_json, key, fil
         if prefix + "r0" in e.columns:  # identity rotation (rot6d = first two columns of I)
             chunk[:, list(e.columns).index(prefix + "r0")] = chunk[:, list(e.columns).index(prefix + "r4")] = 1.0
             chunk[:, list(e.columns).index(prefix + "tx")] = 0.01
-    written = plots.plot_prediction(actions_json(key, chunk), tmp_path)
+    doc = actions_json(key, chunk)
+    assert set(doc["units"]) == {MODEL_SPACE_UNIT}  # the registry's head: no published stats
+    # as registered with stats: physical units
+    doc["units"] = ["m" if c.split("_")[-1] in ("tx", "ty", "tz") else "1" for c in doc["columns"]]
+    written = plots.plot_prediction(doc, tmp_path / "physical")
     assert [p.name for p in written] == files and all(_non_white_fraction(_png(p)) > 0.01 for p in written)
+
+
+@pytest.mark.parametrize("key", ["umi", "agibot"])
+def test_model_space_actions_draw_no_path(tmp_path, actions_json, key, caplog):
+    """Normalised deltas integrated as metres drew a path of about a metre per step that no arm would take."""
+    e = get_embodiment(key)
+    chunk = np.zeros((8, e.action_dim))
+    chunk[:, list(e.columns).index(next(c for c in e.columns if c.endswith("tx")))] = 0.5
+    with caplog.at_level(logging.INFO, logger="worldpolicy.viz.plots"):
+        written = plots.plot_prediction(actions_json(key, chunk), tmp_path)
+    assert [p.name for p in written] == ["actions.png"]
+    assert "end-effector path not drawn" in caplog.text and "model space" in caplog.text
 
 
 def test_names_with_dollar_signs_are_drawn_literally_and_numpy_rates_accepted(tmp_path, actions_json, joint_chunk):
@@ -217,7 +233,7 @@ def test_ee_path_takes_a_unit_that_is_not_a_length_as_metres(tmp_path, pose_chun
     chunk = np.zeros((4, e.action_dim))
     chunk[:, [i for i, c in enumerate(e.columns) if c.endswith(("r0", "r4"))]] = 1.0  # identity rotations
     arms = actions_json("agibot", chunk)
-    arms["units"] = ["1" if c == "left_ty" else u for c, u in zip(e.columns, e.units)]
+    arms["units"] = ["m" if c.split("_")[-1] in ("tx", "tz") else "1" for c in e.columns]  # left_ty in '1'
     with caplog.at_level(logging.WARNING, logger="worldpolicy.viz.plots"):
         assert "ee_path_left.png" in [p.name for p in plots.plot_prediction(arms, tmp_path / "arms")]
     assert "'left_ty' in '1'" in caplog.text and "'ty'" not in caplog.text

@@ -33,6 +33,8 @@ from .normalization import (
 
 __all__ = [
     "LAYOUTS",
+    "MODEL_SPACE_UNIT",
+    "POSE_COLUMNS",
     "PROMPT_FORMATS",
     "SPEC_FILE_SUFFIX",
     "Embodiment",
@@ -49,12 +51,17 @@ __all__ = [
 ]
 
 LAYOUTS = ("relative_pose", "joint_position", "generic")
+POSE_COLUMNS = ("tx", "ty", "tz", "r0", "r1", "r2", "r3", "r4", "r5")  # a relative_pose arm's first columns, in order
 PROMPT_FORMATS = ("json", "plain")
 # how several cameras become one canvas (processing.observations) → how many cameras it composes (fewest, most)
 COMPOSITES: dict[str, tuple[int, int | None]] = {"droid_wrist_top": (3, 3), "stacked": (2, None)}
 STATE_ROLES = ("joints", "gripper")  # what an observation's state keys carry (`Policy` concatenates them in this order)
 SPEC_FILE_SUFFIX = ".json"  # an embodiment named so is a spec file (`get_embodiment`, a training config's path)
 MAX_DOMAIN_ID = 32  # DomainAwareLinear has nn.Embedding(32, ...) rows
+# The unit of a column whose actions stay in the model's normalised space: the general Cosmos3-Nano heads whose stats
+# are not published (umi, av, ...; robot-bridge.md s2). Their values span about [-1, 1] whatever they measure, so
+# nothing may take them for metres or radians: a robot refuses them, a plot draws no end-effector path from them.
+MODEL_SPACE_UNIT = "normalized"
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,11 @@ class Embodiment:
     @property
     def key(self) -> str:
         return f"{self.name}/{self.variant}" if self.variant != "default" else self.name
+
+    @property
+    def in_model_space(self) -> bool:
+        """Whether its actions come out in model space (units `MODEL_SPACE_UNIT`): no stats turn them physical."""
+        return MODEL_SPACE_UNIT in self.units
 
     @property
     def gripper_index(self) -> int | None:
@@ -345,6 +357,11 @@ def _validated(e: Embodiment) -> Embodiment:
     for key, values, what in (("columns", e.columns, "name"), ("units", e.units, "unit")):
         if not all(v.strip() for v in values):  # a plot's axis or an actions.json column that names nothing
             raise ValueError(f"{where}: {key}={list(values)} has an empty {what}; accepted: non-empty {key}")
+    if e.in_model_space and e.normalization != "none":  # e.g. umi's registry entry given stats, units left as they were
+        cols = [c for c, u in zip(e.columns, e.units) if u == MODEL_SPACE_UNIT]
+        raise ValueError(f"{where}: units say {MODEL_SPACE_UNIT!r} (model space) for {', '.join(cols)}, but "
+                         f"normalization {e.normalization!r} turns actions into physical units; accepted: each "
+                         "column's physical unit in units (e.g. 'm' for tx, ty, tz; '1' for rot6d and grasp)")
     if e.chunk_size < 1:
         raise ValueError(f"{where}: chunk_size={e.chunk_size} must be >= 1")
     if e.execute_steps is not None and not 1 <= e.execute_steps <= e.chunk_size:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..embodiments import Embodiment
+from ..embodiments import MODEL_SPACE_UNIT, Embodiment
 from ..fileio import read_json
 from ..results import ACTIONS_SCHEMA, Prediction, actions_from_json, is_string_list
 
@@ -180,17 +180,20 @@ _GRIPPER_FAR = 1.5  # |g| past this is not a gripper value in [0, 1] (a 0-255 or
 
 def _far_bounds(embodiment: Embodiment) -> tuple[np.ndarray, str]:
     """Per column, the model-space magnitude past which a value cannot be meant, and why. Normalised embodiments have
-    the training data's range; an unnormalised one (droid's raw joints, pusht's pixels) only what its units allow: an
-    angle within one turn, a gripper value in [0, 1]; other columns are not bounded. Nor is a column the training
-    data held constant: its stats give no scale, so a legit reading (a reach-trained gripper measured at 1e-4) is
-    hundreds in model space."""
+    the training data's range; an unnormalised one (droid's raw joints) only what its units allow: an angle within one
+    turn, a gripper value in [0, 1], a value in model space (umi's, whose stats are not published) the same as a
+    normalised one; other columns are not bounded. Nor is a column the training data held constant: its stats give no
+    scale, so a legit reading (a reach-trained gripper measured at 1e-4) is hundreds in model space."""
     if embodiment.normalization != "none":
         why = f"far outside what embodiment {embodiment.key!r} was trained on (model space, where its data spans [-1, 1])"
         return np.where(embodiment.constant_columns(), np.inf, _FAR_OUT), why
-    bounds = np.array([2 * np.pi if unit == "rad" else np.inf for unit in embodiment.units])
-    if embodiment.gripper_index is not None:
-        bounds[embodiment.gripper_index] = _GRIPPER_FAR
-    return bounds, f"beyond what embodiment {embodiment.key!r}'s columns hold (angles in rad, the gripper in [0, 1])"
+    per_unit = {"rad": 2 * np.pi, MODEL_SPACE_UNIT: _FAR_OUT}
+    bounds = np.array([per_unit.get(unit, np.inf) for unit in embodiment.units])
+    grip = embodiment.gripper_index
+    if grip is not None and embodiment.units[grip] != MODEL_SPACE_UNIT:
+        bounds[grip] = _GRIPPER_FAR
+    return bounds, (f"beyond what embodiment {embodiment.key!r}'s columns hold (angles in rad, the gripper in [0, 1], "
+                    "model-space values in about [-1, 1])")
 
 
 def warn_out_of_range(model: np.ndarray, embodiment: Embodiment, where: str,

@@ -14,14 +14,30 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from worldpolicy.embodiments import Embodiment, get_embodiment
+from worldpolicy.embodiments import MODEL_SPACE_UNIT, POSE_COLUMNS, Embodiment, get_embodiment
 from worldpolicy.robot.kinematics import IKSolver, TrackingReport
 from worldpolicy.robot.robots import MEASURED_JOINT_MARGIN_RAD, RobotConfig, get_robot
 from worldpolicy.robot.se3 import relative_poses
 
-__all__ = ["ActionDecoder", "RobotCommand", "encode_relative_pose"]
+__all__ = ["ActionDecoder", "RobotCommand", "check_executable", "encode_relative_pose"]
 
 logger = logging.getLogger(__name__)
+
+
+def check_executable(embodiment: Embodiment) -> None:
+    """Refuse an embodiment whose chunks no robot can run, before a model loads or an episode starts. Actions in model
+    space (`Embodiment.in_model_space`) would be integrated as metres: up to a metre per step."""
+    key = embodiment.key
+    if embodiment.layout not in ("relative_pose", "joint_position"):
+        raise ValueError(f"embodiment {key!r} has layout {embodiment.layout!r}; a robot can only execute "
+                         "'relative_pose' or 'joint_position' chunks")
+    if embodiment.layout == "relative_pose" and embodiment.columns[:9] != POSE_COLUMNS:
+        raise ValueError(f"embodiment {key!r}: relative_pose needs columns {', '.join(POSE_COLUMNS)} first, got "
+                         f"{list(embodiment.columns)}")
+    if embodiment.in_model_space:
+        raise ValueError(f"embodiment {key!r} gives its actions in model space (units {MODEL_SPACE_UNIT!r}: no stats "
+                         "are published for it), which a robot cannot run; register it with the stats of your data "
+                         "(normalization and stats or stats_file) and its physical units, as docs/robot.md shows")
 
 
 @dataclass
@@ -60,18 +76,12 @@ class ActionDecoder:
         reanchor: bool = True,
     ) -> None:
         self.embodiment = embodiment if isinstance(embodiment, Embodiment) else get_embodiment(embodiment)
-        if self.embodiment.layout not in ("relative_pose", "joint_position"):
-            raise ValueError(
-                f"embodiment {self.embodiment.key!r} has layout {self.embodiment.layout!r}; a robot can only execute "
-                "'relative_pose' or 'joint_position' chunks"
-            )
+        check_executable(self.embodiment)
         self.robot = get_robot(robot)
         self.ik = ik if ik is not None else IKSolver(self.robot)
         self.reanchor = reanchor
         cols = self.embodiment.columns
         self._grip = self.embodiment.gripper_index
-        if self.embodiment.layout == "relative_pose" and tuple(cols[:9]) != ("tx", "ty", "tz", "r0", "r1", "r2", "r3", "r4", "r5"):
-            raise ValueError(f"embodiment {self.embodiment.key!r}: relative_pose needs columns tx..r5 first, got {cols}")
         if self.embodiment.layout == "joint_position":
             n_joints = len(cols) - (self._grip is not None)
             if n_joints != self.robot.dof:

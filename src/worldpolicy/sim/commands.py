@@ -258,6 +258,7 @@ def run(args: argparse.Namespace) -> int:
     output_folder(args.out, "--out", writer="sim")  # before anything loads
     previous = _stored_run(args.out) if args.resume else None
 
+    from worldpolicy.robot.decode import check_executable
     from worldpolicy.sim.env import TabletopEnv
     from worldpolicy.sim.evaluate import evaluate, start_report, write_report
     from worldpolicy.sim.policies import chunk_size, make_policy, policy_fps, policy_settings
@@ -314,6 +315,7 @@ def run(args: argparse.Namespace) -> int:
             # is not there is make_policy's to name
             if checkpoint and Path(args.policy).exists():
                 emb = emb or _checked_checkpoint(args)[0]
+                check_executable(emb)
                 strategy.for_embodiment(emb).steps_for(emb.chunk_size, "--execute-steps")
             try:
                 policy = make_policy(
@@ -324,6 +326,8 @@ def run(args: argparse.Namespace) -> int:
                 raise _with_key_hint(exc) from None
             except (ValueError, KeyError, FileNotFoundError) as exc:  # a bad checkpoint, embodiment or sampling setting
                 raise _as_flag(exc) from None
+            if getattr(policy, "embodiment", None) is not None:  # e.g. --embodiment pusht: said before any episode
+                check_executable(policy.embodiment)
             # a chunk too short for --execute-steps: say so now, not after the first inference
             chunk = chunk_size(policy)
             strategy.for_policy(policy).steps_for(chunk, "--execute-steps")

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..embodiments import LAYOUTS, MODEL_SPACE_UNIT, POSE_COLUMNS, get_embodiment
 from ..fileio import atomic_path, read_json
 from ..results import ACTIONS_SCHEMA, actions_from_json, is_string_list
 
@@ -45,7 +46,6 @@ __all__ = [
     "step_markers",
 ]
 
-POSE_COLUMNS = ("tx", "ty", "tz", "r0", "r1", "r2", "r3", "r4", "r5")
 # Metres per unit of a translation column: paths are integrated in metres whatever a file was written in, like the
 # registry, a robot's anchor pose and ROS (REP 103), so the same motion gives the same plot.
 LENGTH_UNITS = {"m": 1.0, "cm": 0.01, "mm": 0.001}
@@ -566,8 +566,6 @@ def joints_figure(
 def resolve_layout(prediction: Mapping[str, Any], columns: Sequence[str]) -> tuple[str, str | None]:
     """(layout, gripper_column): the file's own (written since they were added), else the registry's, else inferred
     from the column names."""
-    from ..embodiments import LAYOUTS, get_embodiment
-
     layout, gripper = prediction.get("layout"), prediction.get("gripper_column")
     if layout in LAYOUTS and (gripper is None or gripper in columns):
         return layout, gripper
@@ -659,7 +657,7 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path) -> 
     """Write the plots that suit a `worldpolicy.actions/v1` dict into `out_dir`; returns the PNG paths.
 
     Always `actions.png` (time series); plus `ee_path.png` for relative-pose layouts (`ee_path_<arm>.png` per arm of
-    a multi-arm one) or `joints.png` for joint layouts. Every figure is headed by `run_title`, marks the rows after
+    a multi-arm one; none for an arm whose actions are in model space) or `joints.png` for joint layouts. Every figure is headed by `run_title`, marks the rows after
     `real_rows_of` (an inverse dynamics result of a short clip), and is drawn before the first file is written.
     """
     check_prediction_json(prediction_json)
@@ -675,6 +673,10 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path) -> 
     figures = {"actions.png": action_timeseries_figure(actions, columns, units, fps, grippers, f"{name}: actions", rows)}
     if layout == "relative_pose":
         for prefix, indexes in pose_groups(columns).items():
+            if any(units[i] == MODEL_SPACE_UNIT for i in indexes):  # normalised deltas integrate to no real path
+                logger.info("%send-effector path not drawn: its columns are in model space (units %r)",
+                            f"{prefix.rstrip('_')} " if prefix else "", MODEL_SPACE_UNIT)
+                continue
             arm_gripper = _arm_gripper(prefix, columns)
             grip = None
             if arm_gripper is not None:
