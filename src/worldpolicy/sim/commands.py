@@ -258,7 +258,6 @@ def run(args: argparse.Namespace) -> int:
     output_folder(args.out, "--out", writer="sim")  # before anything loads
     previous = _stored_run(args.out) if args.resume else None
 
-    from worldpolicy.robot.decode import check_executable
     from worldpolicy.sim.env import TabletopEnv
     from worldpolicy.sim.evaluate import evaluate, start_report, write_report
     from worldpolicy.sim.policies import chunk_size, make_policy, policy_fps, policy_settings
@@ -304,6 +303,8 @@ def run(args: argparse.Namespace) -> int:
                                 policy_settings=settings)
         except ValueError as exc:
             raise _as_flag(exc) from None
+
+    from worldpolicy.robot.decode import check_executable  # after sim.env, which picks MuJoCo's GL before it loads
 
     emb = None  # a checkpoint's embodiment, once `Policy.check_pretrained` has resolved it
     try:
