@@ -239,6 +239,26 @@ def test_bad_observations_name_the_problem(bad, match):
         load_frames(bad)
 
 
+def test_float_pixels_a_resize_pushed_past_their_range_keep_that_range(rgb):
+    """A bicubic resize of a [0, 1] image under- and overshoots at hard edges: one pixel at -1e-6 read the whole
+    image as [-1, 1] (brightened, contrast halved), one at 1 + 1e-6 was refused."""
+    ref = load_frames(rgb)
+    step = torch.zeros(1, 3, 48, 64)
+    step[..., 32:] = 1.0
+    up = torch.nn.functional.interpolate(step, size=(96, 128), mode="bicubic", align_corners=False)[0]
+    assert float(up.min()) < -0.05 and float(up.max()) > 1.05  # the overshoot this is about
+    np.testing.assert_allclose(load_frames(up), load_frames(up.clamp(0, 1)), atol=1e-6)
+    for edge in (-1e-6, 1 + 1e-6):
+        frame = rgb / 255.0
+        frame[0, 0, 0] = edge
+        np.testing.assert_allclose(load_frames(frame)[0, 1:], ref[0, 1:], atol=1e-6)
+    signed = rgb / 127.5 - 1.0
+    signed[0, 0, 0] = -1.01
+    np.testing.assert_allclose(load_frames(signed)[0, 1:], ref[0, 1:], atol=1e-6)  # [-1, 1] keeps its reading
+    with pytest.raises(ValueError, match=r"float pixels must lie in \[0, 1\] or \[-1, 1\], got \[0, 1\.5\]"):
+        load_frames(np.full((16, 16, 3), 1.5) * (np.arange(3) > 0))  # past any resize's overshoot: refused
+
+
 @pytest.mark.parametrize("values", [np.zeros((4, 10), complex), torch.zeros(4, 10, dtype=torch.complex64)])
 def test_complex_actions_are_refused_not_cast(values):
     e = worldpolicy.get_embodiment("droid/relative_pose")
