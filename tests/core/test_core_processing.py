@@ -346,6 +346,16 @@ def test_register_embodiment_from_file_with_lerobot_stats(tmp_path):
             register_embodiment(dict(spec, name=f"bad_{field}", normalization="none", stats_file=None, **{field: bad}))
 
 
+@pytest.mark.parametrize("bad", [["a", 1.0], None, {"x": 1.0}, [True, 1.0]])
+def test_a_stats_file_field_that_is_not_numbers_names_the_file_and_field(tmp_path, bad):
+    """Was numpy's "could not convert string to float: 'a'" (no file, no field), or null read as NaN."""
+    (tmp_path / "stats.json").write_text(json.dumps({"action": {"q01": bad, "q99": [1.0, 2.0]}}))
+    spec = {"name": "my_pusher2", "domain": "pusht", "action_dim": 2, "columns": ["x", "y"], "chunk_size": 8,
+            "fps": 10, "normalization": "quantile", "stats_file": str(tmp_path / "stats.json")}
+    with pytest.raises(ValueError, match=r"stats\.json: q01=.*; accepted: a list of numbers, one per column"):
+        worldpolicy.embodiments.embodiment_from_spec(spec)
+
+
 def test_an_embodiment_spec_with_an_unknown_key_is_refused():
     spec = {**worldpolicy.get_embodiment("bridge").to_dict(), "name": "typo_bot", "camera_key": ["cam"]}
     with pytest.raises(ValueError, match=r"embodiment 'typo_bot': unknown keys \['camera_key'\]; accepted: .*camera_keys"):

@@ -6,6 +6,7 @@ grasp included. Pure numpy so the server and robot bridge can use it without tor
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,16 @@ def load_stats_file(path: str | Path, kind: str, feature: str = "action") -> dic
     return extract_stats(raw, kind, feature=feature, where=str(path))
 
 
+def _stat_values(values: Any, where: str) -> list[float]:
+    """One stats field as floats, one per column (nested lists flattened). A string, null or object in a stats file
+    otherwise failed as numpy's "could not convert string to float" naming neither file nor field, or became NaN."""
+    leaves = np.asarray(values, dtype=object).reshape(-1).tolist() if isinstance(values, (list, tuple, np.ndarray)) \
+        else [values]
+    if not leaves or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in leaves):
+        raise ValueError(f"{where}={values!r}; accepted: a list of numbers, one per column")
+    return [float(v) for v in leaves]
+
+
 def extract_stats(raw: Mapping[str, Any], kind: str, feature: str = "action", where: str = "stats") -> dict[str, list]:
     needed = REQUIRED_STATS.get(kind)
     if needed is None:
@@ -132,7 +143,7 @@ def extract_stats(raw: Mapping[str, Any], kind: str, feature: str = "action", wh
     candidates.append({k.removeprefix("actions_"): v for k, v in raw.items() if k.startswith("actions_")})
     for block in candidates:
         if all(field in block for field in needed):
-            return {field: [float(v) for v in np.asarray(block[field], dtype=np.float64).reshape(-1)] for field in needed}
+            return {field: _stat_values(block[field], f"{where}: {field}") for field in needed}
     raise ValueError(
         f"{where}: no {list(needed)} found for normalization {kind!r} (looked at top level, 'global', "
         f"'global_raw', feature {feature!r} and 'actions_*' keys)"
