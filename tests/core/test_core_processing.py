@@ -356,6 +356,28 @@ def test_a_stats_file_field_that_is_not_numbers_names_the_file_and_field(tmp_pat
         worldpolicy.embodiments.embodiment_from_spec(spec)
 
 
+@pytest.mark.parametrize("kind", ["quantile", "minmax", "meanstd"])
+def test_a_stats_files_gripper_is_mirrored_for_an_embodiment_that_flips_it(tmp_path, kind):
+    """A stats file describes the gripper as recorded (0 open .. 0.8 closed here); a `gripper_flip` embodiment
+    normalises 1 - g, so the file's gripper bounds were applied to the reversed values: [-0.5, 1.5], not [-1, 1]."""
+    stats = {"q01": [-1.0, 0.0], "q99": [1.0, 0.8], "min": [-1.0, 0.0], "max": [1.0, 0.8], "mean": [0.0, 0.2],
+             "std": [1.0, 0.3]}
+    (tmp_path / "stats.json").write_text(json.dumps({"action": stats}))
+    spec = {"name": "flip_bot", "domain": "flip_bot", "domain_id": 30, "action_dim": 2, "columns": ["j0", "gripper"],
+            "units": ["rad", "1"], "chunk_size": 8, "fps": 10, "gripper_column": "gripper", "gripper_flip": True,
+            "normalization": kind, "stats_file": str(tmp_path / "stats.json")}
+    e = worldpolicy.embodiments.embodiment_from_spec(spec)
+    physical = np.array([[0.5, 0.0], [0.5, 0.8], [0.5, 0.2]])  # open, closed, the mean
+    model = to_model(e, physical)
+    np.testing.assert_allclose(to_physical(e, model), physical, atol=1e-12)
+    if kind == "meanstd":
+        np.testing.assert_allclose(model[2, 1], 0.0, atol=1e-12)  # the recorded mean is the model's mean
+    else:
+        np.testing.assert_allclose(model[:2, 1], [1.0, -1.0], atol=1e-12)  # 1 - g spans [-1, 1]
+    unflipped = worldpolicy.embodiments.embodiment_from_spec({**spec, "name": "plain_bot", "gripper_flip": False})
+    assert unflipped.stats == {k: tuple(v) for k, v in stats.items() if k in e.stats}  # as the file says
+
+
 def test_an_embodiment_spec_with_an_unknown_key_is_refused():
     spec = {**worldpolicy.get_embodiment("bridge").to_dict(), "name": "typo_bot", "camera_key": ["cam"]}
     with pytest.raises(ValueError, match=r"embodiment 'typo_bot': unknown keys \['camera_key'\]; accepted: .*camera_keys"):

@@ -103,6 +103,19 @@ def normalize(actions: np.ndarray, kind: str, stats: Mapping[str, np.ndarray], c
     return np.clip(a, -1.0, 1.0) if clip else a
 
 
+def mirror_column(kind: str, stats: Mapping[str, Sequence[float]], index: int) -> dict[str, list[float]]:
+    """`stats` with column `index` describing 1 - x instead of x: what a gripper recorded 0 open .. 1 closed has once
+    an embodiment with `gripper_flip` reverses it before normalising (`processing.actions.to_model`). The bounds swap
+    (q01' = 1 - q99, min' = 1 - max, ...), the mean mirrors, the std stays."""
+    out = {field: [float(v) for v in values] for field, values in stats.items()}
+    if kind == "meanstd":
+        out["mean"][index] = 1.0 - out["mean"][index]
+    elif kind != "none":
+        lo, hi = REQUIRED_STATS[kind]
+        out[lo][index], out[hi][index] = 1.0 - out[hi][index], 1.0 - out[lo][index]
+    return out
+
+
 def load_stats_file(path: str | Path, kind: str, feature: str = "action") -> dict[str, list[float]]:
     """Read stats in any of the formats seen in the field (robot-bridge.md §2).
 
