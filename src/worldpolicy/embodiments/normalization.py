@@ -92,7 +92,8 @@ def denormalize(actions: np.ndarray, kind: str, stats: Mapping[str, np.ndarray])
 
 
 def normalize(actions: np.ndarray, kind: str, stats: Mapping[str, np.ndarray], clip: bool = False) -> np.ndarray:
-    """Physical units → model space. `clip` mirrors recent upstream quantile processors (clamp to [-1, 1])."""
+    """Physical units → model space. `clip` mirrors recent upstream quantile processors (clamp to [-1, 1]: values past
+    the bounds held at them); it leaves meanstd alone, whose [-1, 1] is one std and not the data's range."""
     x = np.asarray(actions, dtype=np.float64)
     if kind == "none":
         return x.copy()
