@@ -84,7 +84,10 @@ def _array_to_frames(arr: np.ndarray, param: str) -> np.ndarray:
         return arr.astype(np.float32)
     if np.issubdtype(arr.dtype, np.integer):
         if arr.min() < 0 or arr.max() > 255:
-            raise ValueError(f"{param}: integer pixels must lie in [0, 255], got [{arr.min()}, {arr.max()}]")
+            wide = np.iinfo(arr.dtype).max
+            raise ValueError(f"{param}: integer pixels must lie in [0, 255], got {arr.dtype} in [{arr.min()}, "
+                             f"{arr.max()}]; pass uint8 [0, 255] or float [0, 1] pixels (e.g. x / {wide} for a "
+                             f"full-range {arr.dtype} image), or the image file itself (16-bit files are read)")
         return arr.astype(np.float32) / 255.0
     arr = arr.astype(np.float32)
     if not np.all(np.isfinite(arr)):
