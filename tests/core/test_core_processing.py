@@ -224,6 +224,7 @@ def test_images_under_16_pixels_a_side_are_refused_before_resizing():
     [
         (np.zeros((5, 5, 7)), r"channel axis of size 1, 3 or 4 in shape \(5, 5, 7\)$"),  # as given, not padded
         (np.full((8, 8, 3), 2.5), r"\[0, 1\] or \[-1, 1\]"),
+        (np.full((8, 8, 3), 40000, np.uint16), r"uint16 in \[40000, 40000\]; pass .* float \[0, 1\] .* x / 65535"),
         (np.full((8, 8, 3), np.nan), "NaN"),
         (np.array(["a"]), "not numeric"),
         ("missing.png", "does not exist"),
@@ -237,6 +238,26 @@ def test_images_under_16_pixels_a_side_are_refused_before_resizing():
 def test_bad_observations_name_the_problem(bad, match):
     with pytest.raises((ValueError, TypeError, FileNotFoundError), match=match):
         load_frames(bad)
+
+
+def test_float_pixels_a_resize_pushed_past_their_range_keep_that_range(rgb):
+    """A bicubic resize of a [0, 1] image under- and overshoots at hard edges: one pixel at -1e-6 read the whole
+    image as [-1, 1] (brightened, contrast halved), one at 1 + 1e-6 was refused."""
+    ref = load_frames(rgb)
+    step = torch.zeros(1, 3, 48, 64)
+    step[..., 32:] = 1.0
+    up = torch.nn.functional.interpolate(step, size=(96, 128), mode="bicubic", align_corners=False)[0]
+    assert float(up.min()) < -0.05 and float(up.max()) > 1.05  # the overshoot this is about
+    np.testing.assert_allclose(load_frames(up), load_frames(up.clamp(0, 1)), atol=1e-6)
+    for edge in (-1e-6, 1 + 1e-6):
+        frame = rgb / 255.0
+        frame[0, 0, 0] = edge
+        np.testing.assert_allclose(load_frames(frame)[0, 1:], ref[0, 1:], atol=1e-6)
+    signed = rgb / 127.5 - 1.0
+    signed[0, 0, 0] = -1.01
+    np.testing.assert_allclose(load_frames(signed)[0, 1:], ref[0, 1:], atol=1e-6)  # [-1, 1] keeps its reading
+    with pytest.raises(ValueError, match=r"float pixels must lie in \[0, 1\] or \[-1, 1\], got \[0, 1\.5\]"):
+        load_frames(np.full((16, 16, 3), 1.5) * (np.arange(3) > 0))  # past any resize's overshoot: refused
 
 
 @pytest.mark.parametrize("values", [np.zeros((4, 10), complex), torch.zeros(4, 10, dtype=torch.complex64)])
@@ -324,6 +345,38 @@ def test_register_embodiment_from_file_with_lerobot_stats(tmp_path):
                                ("fps", True, "a number"), ("execute_steps", [1], "an integer")):
         with pytest.raises(ValueError, match=rf"embodiment 'bad_{field}': {field}=.*; expected {wanted}"):
             register_embodiment(dict(spec, name=f"bad_{field}", normalization="none", stats_file=None, **{field: bad}))
+
+
+@pytest.mark.parametrize("bad", [["a", 1.0], None, {"x": 1.0}, [True, 1.0]])
+def test_a_stats_file_field_that_is_not_numbers_names_the_file_and_field(tmp_path, bad):
+    """Was numpy's "could not convert string to float: 'a'" (no file, no field), or null read as NaN."""
+    (tmp_path / "stats.json").write_text(json.dumps({"action": {"q01": bad, "q99": [1.0, 2.0]}}))
+    spec = {"name": "my_pusher2", "domain": "pusht", "action_dim": 2, "columns": ["x", "y"], "chunk_size": 8,
+            "fps": 10, "normalization": "quantile", "stats_file": str(tmp_path / "stats.json")}
+    with pytest.raises(ValueError, match=r"stats\.json: q01=.*; accepted: a list of numbers, one per column"):
+        worldpolicy.embodiments.embodiment_from_spec(spec)
+
+
+@pytest.mark.parametrize("kind", ["quantile", "minmax", "meanstd"])
+def test_a_stats_files_gripper_is_mirrored_for_an_embodiment_that_flips_it(tmp_path, kind):
+    """A stats file describes the gripper as recorded (0 open .. 0.8 closed here); a `gripper_flip` embodiment
+    normalises 1 - g, so the file's gripper bounds were applied to the reversed values: [-0.5, 1.5], not [-1, 1]."""
+    stats = {"q01": [-1.0, 0.0], "q99": [1.0, 0.8], "min": [-1.0, 0.0], "max": [1.0, 0.8], "mean": [0.0, 0.2],
+             "std": [1.0, 0.3]}
+    (tmp_path / "stats.json").write_text(json.dumps({"action": stats}))
+    spec = {"name": "flip_bot", "domain": "flip_bot", "domain_id": 30, "action_dim": 2, "columns": ["j0", "gripper"],
+            "units": ["rad", "1"], "chunk_size": 8, "fps": 10, "gripper_column": "gripper", "gripper_flip": True,
+            "normalization": kind, "stats_file": str(tmp_path / "stats.json")}
+    e = worldpolicy.embodiments.embodiment_from_spec(spec)
+    physical = np.array([[0.5, 0.0], [0.5, 0.8], [0.5, 0.2]])  # open, closed, the mean
+    model = to_model(e, physical)
+    np.testing.assert_allclose(to_physical(e, model), physical, atol=1e-12)
+    if kind == "meanstd":
+        np.testing.assert_allclose(model[2, 1], 0.0, atol=1e-12)  # the recorded mean is the model's mean
+    else:
+        np.testing.assert_allclose(model[:2, 1], [1.0, -1.0], atol=1e-12)  # 1 - g spans [-1, 1]
+    unflipped = worldpolicy.embodiments.embodiment_from_spec({**spec, "name": "plain_bot", "gripper_flip": False})
+    assert unflipped.stats == {k: tuple(v) for k, v in stats.items() if k in e.stats}  # as the file says
 
 
 def test_an_embodiment_spec_with_an_unknown_key_is_refused():

@@ -28,6 +28,7 @@ from .normalization import (
     constant_columns,
     denormalize,
     load_stats_file,
+    mirror_column,
     normalize,
 )
 
@@ -510,14 +511,21 @@ def embodiment_from_spec(source: str | Path | Mapping[str, Any]) -> Embodiment:
 def inline_stats_file(spec: Mapping[str, Any], base_dir: str | Path = ".") -> dict[str, Any]:
     """`spec` with `stats_file` (and `stats_feature`, default `action`) replaced by the stats that file holds, under
     `normalization` (default quantile): a spec that stands alone, as a checkpoint's embodiment.json must (it travels
-    without the file). A relative file is taken from `base_dir`."""
+    without the file). A relative file is taken from `base_dir`. A file describes the data as recorded; inline stats
+    describe what normalisation reads, so with `gripper_flip` the file's gripper column is mirrored to 1 - g
+    (`normalization.mirror_column`): else a gripper recorded over [0, 0.8] would be normalised to [-0.5, 1.5]."""
     spec = dict(spec)
     stats_file, feature = spec.pop("stats_file", None), spec.pop("stats_feature", "action")
     if stats_file:
         kind = spec.get("normalization", "quantile")
         if kind not in NORMALIZATION_KINDS:
             raise ValueError(f"normalization={kind!r}; accepted: {', '.join(NORMALIZATION_KINDS)}")
-        spec["stats"] = load_stats_file(Path(base_dir) / Path(stats_file).expanduser(), kind, feature=feature)
+        stats = load_stats_file(Path(base_dir) / Path(stats_file).expanduser(), kind, feature=feature)
+        columns, gripper = spec.get("columns"), spec.get("gripper_column")
+        if (spec.get("gripper_flip") is True and isinstance(columns, list) and gripper in columns
+                and all(len(v) == len(columns) for v in stats.values())):  # otherwise validation names what is wrong
+            stats = mirror_column(kind, stats, columns.index(gripper))
+        spec["stats"] = stats
         spec["normalization"] = kind
     return spec
 

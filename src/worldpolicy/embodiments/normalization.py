@@ -6,6 +6,7 @@ grasp included. Pure numpy so the server and robot bridge can use it without tor
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,8 @@ def denormalize(actions: np.ndarray, kind: str, stats: Mapping[str, np.ndarray])
 
 
 def normalize(actions: np.ndarray, kind: str, stats: Mapping[str, np.ndarray], clip: bool = False) -> np.ndarray:
-    """Physical units → model space. `clip` mirrors recent upstream quantile processors (clamp to [-1, 1])."""
+    """Physical units → model space. `clip` mirrors recent upstream quantile processors (clamp to [-1, 1]: values past
+    the bounds held at them); it leaves meanstd alone, whose [-1, 1] is one std and not the data's range."""
     x = np.asarray(actions, dtype=np.float64)
     if kind == "none":
         return x.copy()
@@ -100,6 +102,19 @@ def normalize(actions: np.ndarray, kind: str, stats: Mapping[str, np.ndarray], c
     lo, span = _lo_hi(kind, stats)
     a = 2.0 * (x - lo) / span - 1.0
     return np.clip(a, -1.0, 1.0) if clip else a
+
+
+def mirror_column(kind: str, stats: Mapping[str, Sequence[float]], index: int) -> dict[str, list[float]]:
+    """`stats` with column `index` describing 1 - x instead of x: what a gripper recorded 0 open .. 1 closed has once
+    an embodiment with `gripper_flip` reverses it before normalising (`processing.actions.to_model`). The bounds swap
+    (q01' = 1 - q99, min' = 1 - max, ...), the mean mirrors, the std stays."""
+    out = {field: [float(v) for v in values] for field, values in stats.items()}
+    if kind == "meanstd":
+        out["mean"][index] = 1.0 - out["mean"][index]
+    elif kind != "none":
+        lo, hi = REQUIRED_STATS[kind]
+        out[lo][index], out[hi][index] = 1.0 - out[hi][index], 1.0 - out[lo][index]
+    return out
 
 
 def load_stats_file(path: str | Path, kind: str, feature: str = "action") -> dict[str, list[float]]:
@@ -117,6 +132,16 @@ def load_stats_file(path: str | Path, kind: str, feature: str = "action") -> dic
     return extract_stats(raw, kind, feature=feature, where=str(path))
 
 
+def _stat_values(values: Any, where: str) -> list[float]:
+    """One stats field as floats, one per column (nested lists flattened). A string, null or object in a stats file
+    otherwise failed as numpy's "could not convert string to float" naming neither file nor field, or became NaN."""
+    leaves = np.asarray(values, dtype=object).reshape(-1).tolist() if isinstance(values, (list, tuple, np.ndarray)) \
+        else [values]
+    if not leaves or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in leaves):
+        raise ValueError(f"{where}={values!r}; accepted: a list of numbers, one per column")
+    return [float(v) for v in leaves]
+
+
 def extract_stats(raw: Mapping[str, Any], kind: str, feature: str = "action", where: str = "stats") -> dict[str, list]:
     needed = REQUIRED_STATS.get(kind)
     if needed is None:
@@ -132,7 +157,7 @@ def extract_stats(raw: Mapping[str, Any], kind: str, feature: str = "action", wh
     candidates.append({k.removeprefix("actions_"): v for k, v in raw.items() if k.startswith("actions_")})
     for block in candidates:
         if all(field in block for field in needed):
-            return {field: [float(v) for v in np.asarray(block[field], dtype=np.float64).reshape(-1)] for field in needed}
+            return {field: _stat_values(block[field], f"{where}: {field}") for field in needed}
     raise ValueError(
         f"{where}: no {list(needed)} found for normalization {kind!r} (looked at top level, 'global', "
         f"'global_raw', feature {feature!r} and 'actions_*' keys)"

@@ -1,7 +1,8 @@
 """Observations → the conditioning canvas the model sees.
 
 Everything a user may hold (paths, PIL, numpy/torch in HWC/CHW, uint8 or float in [0,1]/[-1,1], frame lists, mp4
-files, openpi-style dicts) becomes float32 frames in [0, 1]; `prepare_canvas` then applies the pipeline's exact
+files, openpi-style dicts) becomes float32 frames in [0, 1] (floats a resize pushed a little past their range are
+clipped: `FLOAT_PIXEL_SLACK`); `prepare_canvas` then applies the pipeline's exact
 resolution-bin, downscale-only resize and pad rules (cosmos3-model.md §9) by calling diffusers' own video processor.
 """
 
@@ -42,6 +43,15 @@ def _describe(x: Any) -> str:
     return f"{type(x).__name__}" + (f" shape={tuple(shape)} dtype={dtype}" if shape is not None else "")
 
 
+# How far float pixels may stray past their range by rounding and resampling alone: they are read as that range and
+# clipped. A bicubic resize of a [0, 1] image under- and overshoots at hard edges (by up to 0.11 in torch, 0.07 in
+# PIL); without the slack one pixel at -1e-6 made a whole [0, 1] image read as [-1, 1] (every pixel brightened,
+# contrast halved) and one at 1 + 1e-6 was refused. The cost: a [-1, 1] image with no pixel darker than this below
+# zero (none darker than 44 % grey) is read as [0, 1], as one with no negative pixel always was (the ranges overlap;
+# camera images have dark pixels).
+FLOAT_PIXEL_SLACK = 0.125
+
+
 def _array_to_frames(arr: np.ndarray, param: str) -> np.ndarray:
     """numpy [H,W,C] / [C,H,W] / [T,H,W,C] / [T,C,H,W] (C in 1,3,4) → float32 [T,H,W,3] in [0,1]."""
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
@@ -74,18 +84,21 @@ def _array_to_frames(arr: np.ndarray, param: str) -> np.ndarray:
         return arr.astype(np.float32)
     if np.issubdtype(arr.dtype, np.integer):
         if arr.min() < 0 or arr.max() > 255:
-            raise ValueError(f"{param}: integer pixels must lie in [0, 255], got [{arr.min()}, {arr.max()}]")
+            wide = np.iinfo(arr.dtype).max
+            raise ValueError(f"{param}: integer pixels must lie in [0, 255], got {arr.dtype} in [{arr.min()}, "
+                             f"{arr.max()}]; pass uint8 [0, 255] or float [0, 1] pixels (e.g. x / {wide} for a "
+                             f"full-range {arr.dtype} image), or the image file itself (16-bit files are read)")
         return arr.astype(np.float32) / 255.0
     arr = arr.astype(np.float32)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{param}: pixels contain NaN or inf")
     lo, hi = float(arr.min()), float(arr.max())
-    if lo >= 0.0 and hi <= 1.0:
-        return arr
-    if lo >= -1.0 and hi <= 1.0:
-        return (arr + 1.0) * 0.5
+    if lo >= -FLOAT_PIXEL_SLACK and hi <= 1.0 + FLOAT_PIXEL_SLACK:
+        return np.clip(arr, 0.0, 1.0)
+    if lo >= -1.0 - FLOAT_PIXEL_SLACK and hi <= 1.0 + FLOAT_PIXEL_SLACK:
+        return np.clip((arr + 1.0) * 0.5, 0.0, 1.0)
     raise ValueError(
-        f"{param}: float pixels must lie in [0, 1] or [-1, 1], got [{lo:.3g}, {hi:.3g}] "
+        f"{param}: float pixels must lie in [0, 1] or [-1, 1], got [{lo:.4g}, {hi:.4g}] "
         "(pass uint8 for 0..255 images)"
     )
 
