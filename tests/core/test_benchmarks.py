@@ -1,0 +1,53 @@
+"""The benchmark scripts run from a checkout with their documented commands: each at its smallest settings prints the
+ratio lines its README section quotes, and a bad value is refused naming the flag. No timing is asserted (the figures
+are the scripts' job; these tests keep the scripts from rotting between the runs that produce them)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(script: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH"))
+                                                       if p)}
+    return subprocess.run([sys.executable, f"benchmarks/{script}", *args], check=False, cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _ran(script: str, *args: str, timeout: float = 300) -> str:
+    done = _run(script, *args, timeout=timeout)
+    assert done.returncode == 0, f"{script} {' '.join(args)} exited {done.returncode}:\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def test_serving_prints_the_load_and_overhead_ratios():
+    pytest.importorskip("openpi_server")  # .ci/extra-test-installs.sh installs the reference server
+    out = _ran("bench_serving.py", "--cost-ms", "5", "--clients", "2", "--requests", "2", "--overhead-requests", "3",
+               "--repeats", "1")
+    assert "throughput ratio batched / ours (max_batch=1):" in out and "throughput ratio batched / openpi:" in out
+    for other in ("ours, asyncio loop", "openpi", "openpi + our allocator", "openpi + allocator + uvloop"):
+        assert re.search(rf"ours / {re.escape(other)}: round-trip p50 \d+\.\d+ \(95 % CI", out), out
+    assert "inf" not in out and "nan" not in out  # a few requests may take no clock tick of server CPU: n/a, not inf
+
+
+def test_serving_servers_run_this_checkouts_worldpolicy(monkeypatch):
+    """The server processes import worldpolicy from this checkout even when PYTHONPATH does not name it (an
+    editable install of another checkout would otherwise serve the requests being measured)."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # restores sys.path, which bench_serving also extends
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    import bench_serving
+
+    with bench_serving.ServerProcess("ours", 0.0, 1) as server:
+        environ = Path(f"/proc/{server.proc.pid}/environ").read_bytes().split(b"\0")
+    (path,) = [v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"PYTHONPATH=")]
+    assert path.split(os.pathsep)[0] == str(ROOT / "src")
+    with pytest.raises(RuntimeError, match=r"(?s)ours \(max_batch=0\) server did not start: .*max_batch=0 is invalid"):
+        bench_serving.ServerProcess("ours", 0.0, 0)  # why a server did not start is shown, not swallowed
