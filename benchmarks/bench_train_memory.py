@@ -19,6 +19,7 @@ import time
 from dataclasses import replace
 
 import torch
+from _args import at_least
 
 
 def examples_for(latent_channel: int, batch: int, chunk: int, latent_hw: tuple[int, int]):
@@ -60,8 +61,8 @@ def step(transformer, examples, precision: str, recompute: bool, count: bool,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--geometry", choices=["wide", "nano"], default="wide")
-    parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--batch", type=at_least(1), default=2, help="examples per step (default 2)")
+    parser.add_argument("--repeats", type=at_least(1), default=2, help="wide: timed steps per variant (default 2)")
     args = parser.parse_args()
     from worldpolicy.testing import NANO, WIDE, build_components
 

@@ -18,12 +18,13 @@ import time
 import tomllib
 
 import torch
+from _args import at_least
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=at_least(1), default=20, help="timed rounds after one warm-up (default 20)")
+    parser.add_argument("--threads", type=at_least(1), default=2, help="torch threads (default 2)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 

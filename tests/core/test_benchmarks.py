@@ -51,3 +51,27 @@ def test_serving_servers_run_this_checkouts_worldpolicy(monkeypatch):
     assert path.split(os.pathsep)[0] == str(ROOT / "src")
     with pytest.raises(RuntimeError, match=r"(?s)ours \(max_batch=0\) server did not start: .*max_batch=0 is invalid"):
         bench_serving.ServerProcess("ours", 0.0, 0)  # why a server did not start is shown, not swallowed
+
+
+@pytest.mark.parametrize(("script", "args", "refusal"), [
+    ("bench_engine.py", ["--repeats", "0"], "argument --repeats: expected an integer >= 1, got '0'"),
+    ("bench_engine.py", ["--settings", "huge"], "--settings: unknown huge"),
+    ("bench_serving.py", ["--clients", "0"], "argument --clients: expected an integer >= 1, got '0'"),
+    ("bench_serving.py", ["--overhead-requests", "-5"], "argument --overhead-requests: expected an integer >= 1"),
+    ("bench_serving.py", ["--cost-ms", "nan"], "argument --cost-ms: expected a number >= 0, got 'nan'"),
+    ("bench_train_step.py", ["--rounds", "0"], "argument --rounds: expected an integer >= 1, got '0'"),
+    ("bench_train_memory.py", ["--repeats", "0"], "argument --repeats: expected an integer >= 1, got '0'"),
+    ("bench_video_decode.py", ["--frames", "34"], "argument --frames: expected an integer >= 35, got '34'"),
+    ("bench_video_decode.py", ["--size", "8x64"], "--size='8x64': each side must be >= 16"),
+    ("lora_checkpoint_sizes.py", ["--rank", "0"], "argument --rank: expected an integer >= 1, got '0'"),
+    ("bench_ik.py", ["--chunks", "0"], "argument --chunks: expected an integer >= 1, got '0'"),
+    ("bench_ik.py", ["--robot", "nope"], "--robot nope: robot: unknown name 'nope'"),
+    ("bench_sim_baselines.py", ["--episodes", "0"], "argument --episodes: expected an integer >= 1, got '0'"),
+    ("bench_sim_baselines.py", ["--tasks", "nope"], "argument --tasks: invalid choice: 'nope'"),
+    ("bench_world_model.py", ["--stride", "0"], "argument --stride: expected an integer >= 1, got '0'"),
+    ("bench_planning.py", ["--execute-steps", "0"], "argument --execute-steps: expected an integer >= 1, got '0'"),
+])
+def test_bad_values_are_refused_naming_the_flag(script, args, refusal):
+    """Counts of zero used to run into a division by zero or an empty median after the setup work."""
+    done = _run(script, *args, timeout=120)
+    assert done.returncode == 2 and refusal in done.stderr, done.stderr[-2000:]
