@@ -194,10 +194,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    parser.add_argument("--settings", default="tiny,wide", help=f"comma-separated, from {', '.join(SETTINGS)}")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                        help="both the pipeline's and the engine's (default float32)")
+    parser.add_argument("--settings", default="tiny,wide",
+                        help=f"comma-separated, from {', '.join(SETTINGS)} (default tiny,wide)")
     parser.add_argument("--chunks", default="16", help="comma-separated action chunk sizes (default 16)")
-    parser.add_argument("--variants", default="eager", help="comma-separated, from eager, compile, cuda_graphs")
+    parser.add_argument("--variants", default="eager",
+                        help="comma-separated engine variants, from eager, compile, cuda_graphs (default eager)")
     parser.add_argument("--repeats", type=at_least(1),
                         help="timed repeats per setting (default 7 tiny, 3 otherwise; --quick: 3 tiny, 2 otherwise)")
     parser.add_argument("--fp32-reference", action="store_true", help="also measure each result's distance to fp32")

@@ -60,7 +60,9 @@ def step(transformer, examples, precision: str, recompute: bool, count: bool,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--geometry", choices=["wide", "nano"], default="wide")
+    parser.add_argument("--geometry", choices=["wide", "nano"], default="wide",
+                        help="wide: the wide tiny model, kept bytes and step times; nano: Cosmos3-Nano's geometry, "
+                             "kept bytes only (default wide)")
     parser.add_argument("--batch", type=at_least(1), default=2, help="examples per step (default 2)")
     parser.add_argument("--repeats", type=at_least(1), default=2,
                         help="wide: timed steps per variant, interleaved across the variants (default 2)")

@@ -42,7 +42,10 @@ def main() -> None:
     from worldpolicy.robot.robots import get_robot
 
     checkpoint = args.checkpoint or shipped_model()
-    policy = load_policy(checkpoint, seed=args.seed)
+    try:
+        policy = load_policy(checkpoint, seed=args.seed)
+    except (FileNotFoundError, ValueError) as exc:
+        parser.error(f"--checkpoint {args.checkpoint}: {exc}")
     emb = policy.embodiment
     chunk = policy.chunk_size
     mean_action = np.asarray(emb.stats["mean"]) if emb.stats and "mean" in emb.stats else None

@@ -125,7 +125,9 @@ def test_planning_prints_both_arms_and_the_ties():
     ("bench_sim_baselines.py", ["--episodes", "0"], "argument --episodes: expected an integer >= 1, got '0'"),
     ("bench_sim_baselines.py", ["--tasks", "nope"], "argument --tasks: invalid choice: 'nope'"),
     ("bench_world_model.py", ["--stride", "0"], "argument --stride: expected an integer >= 1, got '0'"),
+    ("bench_world_model.py", ["--checkpoint", "/nonexistent"], "--checkpoint /nonexistent: checkpoint='/nonexistent'"),
     ("bench_planning.py", ["--execute-steps", "0"], "argument --execute-steps: expected an integer >= 1, got '0'"),
+    ("bench_planning.py", ["--checkpoint", "/nonexistent"], "--checkpoint /nonexistent: checkpoint='/nonexistent'"),
 ])
 def test_bad_values_are_refused_naming_the_flag(script, args, refusal):
     """Counts of zero used to run into a division by zero or an empty median after the setup work."""
