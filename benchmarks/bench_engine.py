@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import statistics
 import tempfile
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _args import at_least
 
 EMBODIMENT = "droid/relative_pose"
 TASK = "Pick up the banana and place it in the bowl."
@@ -188,16 +188,21 @@ def run_setting(name: str, device: str, dtype: str, chunk: int, variants: list[s
 
 def main() -> None:
     from worldpolicy.engine.loading import check_compile_options, resolve_device
+    from worldpolicy.fileio import write_json_atomic
     from worldpolicy.processing.observations import check_chunk_size
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    parser.add_argument("--settings", default="tiny,wide", help=f"comma-separated, from {', '.join(SETTINGS)}")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                        help="both the pipeline's and the engine's (default float32)")
+    parser.add_argument("--settings", default="tiny,wide",
+                        help=f"comma-separated, from {', '.join(SETTINGS)} (default tiny,wide)")
     parser.add_argument("--chunks", default="16", help="comma-separated action chunk sizes (default 16)")
-    parser.add_argument("--variants", default="eager", help="comma-separated, from eager, compile, cuda_graphs")
-    parser.add_argument("--repeats", type=int, help="timed repeats per setting (default 7 tiny, 3 otherwise)")
+    parser.add_argument("--variants", default="eager",
+                        help="comma-separated engine variants, from eager, compile, cuda_graphs (default eager)")
+    parser.add_argument("--repeats", type=at_least(1),
+                        help="timed repeats per setting (default 7 tiny, 3 otherwise; --quick: 3 tiny, 2 otherwise)")
     parser.add_argument("--fp32-reference", action="store_true", help="also measure each result's distance to fp32")
     parser.add_argument("--profile", action="store_true", help="print the CUDA kernels of one engine call")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
@@ -221,9 +226,6 @@ def main() -> None:
         parser.error(f"--device {args.device}: {exc}")
     if "nano" in names and not args.device.startswith("cuda"):
         parser.error("--settings nano needs --device cuda (a 15-billion-parameter model)")
-    if args.repeats is not None and args.repeats < 1:
-        parser.error(f"--repeats {args.repeats}: must be >= 1")
-    torch.set_num_threads(max(1, torch.get_num_threads()))
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -234,8 +236,8 @@ def main() -> None:
                 results.append(run_setting(name, args.device, args.dtype, chunk, variants, repeats, Path(tmp),
                                            reference=args.fp32_reference, profile=args.profile))
                 free_device_memory(args.device)
-                if args.json:
-                    args.json.write_text(json.dumps(results, indent=1))
+                if args.json:  # after every setting, so a later setting's failure keeps what was measured
+                    write_json_atomic(args.json, results)
     print("\nSUMMARY" + (" (targets on CPU: tiny >= 5x, wide >= 1.5x)" if args.device == "cpu" else ""))
     for r in results:
         for v, x in r["variants"].items():

@@ -12,19 +12,29 @@ import json
 import time
 
 import numpy as np
+from _args import at_least
 
 from worldpolicy.embodiments import get_embodiment
-from worldpolicy.robot.kinematics import IKSolver
+from worldpolicy.robot.kinematics import IKSolver, pick_qp_solver
+from worldpolicy.robot.robots import get_robot
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--robot", default="panda")
-    parser.add_argument("--solver", default=None)
-    parser.add_argument("--chunks", type=int, default=20)
+    parser.add_argument("--robot", default="panda", help="a robot name or an MJCF file (default panda)")
+    parser.add_argument("--solver", default=None, help="a qpsolvers backend (default: the first installed)")
+    parser.add_argument("--chunks", type=at_least(1), default=20, help="random-delta chunks (default 20)")
     args = parser.parse_args()
 
-    ik = IKSolver(args.robot, solver=args.solver)
+    try:
+        robot = get_robot(args.robot)
+    except (KeyError, OSError, ValueError) as exc:
+        parser.error(f"--robot {args.robot}: {exc.args[0]}")
+    try:
+        solver = pick_qp_solver(args.solver)
+    except (ValueError, ImportError) as exc:
+        parser.error(f"--solver {args.solver}: {exc}")
+    ik = IKSolver(robot, solver=solver)
     q0 = np.array(ik.robot.home)
     start = ik.fk(q0)
     results: dict[str, dict] = {}

@@ -18,15 +18,20 @@ import argparse
 import json
 import time
 
+from _args import at_least
+
+from worldpolicy.sim.tasks import list_tasks
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", help="trained checkpoint folder (default: the shipped model)")
-    parser.add_argument("--episodes", type=int, default=50)
-    parser.add_argument("--candidates", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=200_000)
-    parser.add_argument("--task", default="reach")
-    parser.add_argument("--execute-steps", type=int, help="actions per chunk before asking again (default: the model's)")
+    parser.add_argument("--episodes", type=at_least(1), default=50, help="seeded episodes per arm (default 50)")
+    parser.add_argument("--candidates", type=at_least(1), default=4, help="chunks the planner samples (default 4)")
+    parser.add_argument("--seed", type=at_least(0), default=200_000, help="first episode's seed (default 200000)")
+    parser.add_argument("--task", default="reach", choices=list_tasks(), help="simulator task (default reach)")
+    parser.add_argument("--execute-steps", type=at_least(1),
+                        help="actions per chunk before asking again (default: the model's)")
     args = parser.parse_args()
 
     from worldpolicy import load_policy
@@ -38,7 +43,10 @@ def main() -> None:
     from worldpolicy.sim.progress import reach_scorer
     from worldpolicy.sim.rollout import ChunkStrategy
 
-    policy = load_policy(args.checkpoint or shipped_model())
+    try:
+        policy = load_policy(args.checkpoint or shipped_model())
+    except (FileNotFoundError, ValueError) as exc:
+        parser.error(f"--checkpoint {args.checkpoint}: {exc}")
 
     class TieCountingPlanner(BestOfNPlanner):
         """Counts the decisions where every imagined future scored the same."""

@@ -21,6 +21,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,12 @@ from pathlib import Path
 from typing import Self
 
 import numpy as np
+from _args import at_least
+
+# This checkout's worldpolicy, in this process and in each server process (`ServerProcess` puts it on PYTHONPATH): an
+# installed worldpolicy, for example an editable install of another checkout, would otherwise serve the requests.
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+sys.path.insert(0, SRC)
 
 CHUNK, DIM = 32, 8
 
@@ -104,10 +111,13 @@ class ServerProcess:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         args = [sys.executable, __file__, "--serve", impl, "--port", str(self.port), "--cost-ms", str(cost_s * 1000)]
+        # kept out of the measurement, shown if the server does not start; closed in __exit__
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115
         self.proc = subprocess.Popen(
             [*args, "--max-batch", str(max_batch), "--event-loop", event_loop],
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
+            stderr=self.stderr,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p),
+                 **(env or {})},
         )
         self.name = f"{impl}" + (f" (max_batch={max_batch})" if impl == "ours" else "")
         deadline = time.monotonic() + 60
@@ -117,7 +127,12 @@ class ServerProcess:
                 break
             except OSError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError(f"{self.name} server did not start") from None
+                    self.proc.terminate()
+                    self.proc.wait(30)
+                    self.stderr.seek(0)
+                    said = self.stderr.read().decode(errors="replace").strip()[-2000:] or "(nothing on stderr)"
+                    self.stderr.close()
+                    raise RuntimeError(f"{self.name} server did not start: {said}") from None
                 time.sleep(0.1)
 
     def __enter__(self) -> Self:
@@ -126,6 +141,7 @@ class ServerProcess:
     def __exit__(self, *exc: object) -> None:
         self.proc.terminate()
         self.proc.wait(30)
+        self.stderr.close()
 
 
 def _request(i: int, side: int) -> dict:
@@ -250,8 +266,11 @@ def part_overhead(n: int, repeats: int) -> None:
     for name in names[1:]:
         low, high = _paired_ratio_ci(np.asarray(lat["ours"]), np.asarray(lat[name]))
         note = notes.get(name, "")
+        # /proc counts CPU in clock ticks (10 ms): a few requests may show none, and no ratio is then a measurement
+        cpu_ratio = f"{cpu['ours'][0] / cpu[name][0]:.3f}" if cpu["ours"][0] and cpu[name][0] else (
+            f"n/a (under one {1000 / os.sysconf('SC_CLK_TCK'):g} ms clock tick of CPU: more requests)")
         print(f"  ours / {name}: round-trip p50 {p50['ours'] / p50[name]:.3f} (95 % CI {low:.3f}-{high:.3f}), "
-              f"server CPU per request {cpu['ours'][0] / cpu[name][0]:.3f}{note}")
+              f"server CPU per request {cpu_ratio}{note}")
 
 
 def _paired_ratio_ci(ours: np.ndarray, ref: np.ndarray, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
@@ -268,11 +287,14 @@ def _paired_ratio_ci(ours: np.ndarray, ref: np.ndarray, resamples: int = 1000, s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=("load", "overhead", "all"), default="all")
-    parser.add_argument("--cost-ms", type=float, default=50.0, help="load: policy cost per batch")
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--requests", type=int, default=40, help="load: requests per client")
-    parser.add_argument("--overhead-requests", type=int, default=500)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cost-ms", type=at_least(0, float), default=50.0,
+                        help="load: policy cost per batch (default 50)")
+    parser.add_argument("--clients", type=at_least(1), default=8, help="load: concurrent clients (default 8)")
+    parser.add_argument("--requests", type=at_least(1), default=40, help="load: requests per client (default 40)")
+    parser.add_argument("--overhead-requests", type=at_least(1), default=500,
+                        help="overhead: requests per server in each repeat (default 500)")
+    parser.add_argument("--repeats", type=at_least(1), default=3,
+                        help="overhead: interleaved repeats, each with its own CPU count (default 3)")
     parser.add_argument("--serve", choices=("ours", "openpi"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--max-batch", type=int, default=8, help=argparse.SUPPRESS)
@@ -281,7 +303,6 @@ def main() -> None:
     if args.serve:
         _serve(args.serve, args.port, args.cost_ms / 1000, args.max_batch, args.event_loop)
         return
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     if args.part in ("load", "all"):
         part_load(args.cost_ms, args.clients, args.requests)
     if args.part in ("overhead", "all"):

@@ -7,9 +7,11 @@ look at images). Run: python benchmarks/bench_sim_baselines.py [--episodes 100] 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
+from _args import at_least
+
+from worldpolicy.fileio import write_json_atomic
 from worldpolicy.sim.env import TabletopEnv
 from worldpolicy.sim.evaluate import evaluate, wilson_interval
 from worldpolicy.sim.policies import make_policy
@@ -20,8 +22,8 @@ BARS = {"scripted": (">=", 0.95), "random": ("<=", 0.10)}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--episodes", type=int, default=100)
-    parser.add_argument("--tasks", nargs="+", default=list_tasks())
+    parser.add_argument("--episodes", type=at_least(1), default=100, help="episodes per task and policy (default 100)")
+    parser.add_argument("--tasks", nargs="+", default=list_tasks(), choices=list_tasks(), help="default: every task")
     parser.add_argument("--out", default=None, help="also write the table as JSON here")
     args = parser.parse_args()
 
@@ -44,8 +46,7 @@ def main() -> None:
         env.close()
     print("all pass" if all(r["pass"] for r in rows) else "SOME FAIL")
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(rows, f, indent=1)
+        write_json_atomic(args.out, rows)
 
 
 if __name__ == "__main__":

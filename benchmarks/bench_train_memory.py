@@ -19,6 +19,7 @@ import time
 from dataclasses import replace
 
 import torch
+from _args import at_least
 
 
 def examples_for(latent_channel: int, batch: int, chunk: int, latent_hw: tuple[int, int]):
@@ -59,9 +60,12 @@ def step(transformer, examples, precision: str, recompute: bool, count: bool,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--geometry", choices=["wide", "nano"], default="wide")
-    parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--geometry", choices=["wide", "nano"], default="wide",
+                        help="wide: the wide tiny model, kept bytes and step times; nano: Cosmos3-Nano's geometry, "
+                             "kept bytes only (default wide)")
+    parser.add_argument("--batch", type=at_least(1), default=2, help="examples per step (default 2)")
+    parser.add_argument("--repeats", type=at_least(1), default=2,
+                        help="wide: timed steps per variant, interleaved across the variants (default 2)")
     args = parser.parse_args()
     from worldpolicy.testing import NANO, WIDE, build_components
 
@@ -69,11 +73,13 @@ def main() -> None:
     if args.geometry == "wide":
         transformer = build_components(WIDE)[0].train()
         examples = examples_for(WIDE.latent_channel, args.batch, 16, (30, 52))  # 480x832, chunk 16
-        kept, seconds = {}, {}
-        for variant in variants:
-            kept[variant] = step(transformer, examples, *variant, count=True)[0]
-            seconds[variant] = statistics.median(step(transformer, examples, *variant, count=False)[1]
-                                                 for _ in range(args.repeats))
+        # the counting step is also each variant's warm-up; timed steps are interleaved so drift hits all alike
+        kept = {variant: step(transformer, examples, *variant, count=True)[0] for variant in variants}
+        times = {variant: [] for variant in variants}
+        for _ in range(args.repeats):
+            for variant in variants:
+                times[variant].append(step(transformer, examples, *variant, count=False)[1])
+        seconds = {variant: statistics.median(t) for variant, t in times.items()}
         params = sum(p.numel() for p in transformer.parameters())
     else:  # every layer is alike: measure 1 and 2 of Nano's layers, extrapolate to 36
         examples = examples_for(NANO.latent_channel, args.batch, 16, (30, 52))

@@ -2,8 +2,9 @@
 
 The shipped recipe's transformer (`reach-from-scratch`: hidden 128, 4 layers) at its batch size, on synthetic cached
 examples of the recipe's shapes (2 latent frames of 16x16, 4 action rows, ~40-token captions in 6 colours, the recipe's
-objective mix and timesteps). Both arms take the same AdamW steps on copies of one model, interleaved, in one run;
-prints the median step time of each, the ratio, and the largest loss difference between them.
+objective mix and timesteps). Both arms take the same AdamW steps on copies of one model, interleaved (alternating
+which goes first), in one run; prints the median step time of each, the ratio, and the largest loss difference between
+them.
 
     python benchmarks/bench_train_step.py              # 20 interleaved rounds
     python benchmarks/bench_train_step.py --rounds 5
@@ -18,12 +19,13 @@ import time
 import tomllib
 
 import torch
+from _args import at_least
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=at_least(1), default=20, help="timed rounds after one warm-up (default 20)")
+    parser.add_argument("--threads", type=at_least(1), default=2, help="torch threads (default 2)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -65,7 +67,8 @@ def main() -> None:
 
     for step in range(args.rounds + 1):  # round 0 warms up and is not timed
         examples, objectives, sigmas = draw_batch(step)
-        for fn, model, optimizer, times, losses in arms.values():
+        order = list(arms.values())  # alternate which arm goes first, so neither always runs on the other's caches
+        for fn, model, optimizer, times, losses in order if step % 2 else order[::-1]:
             tick = time.perf_counter()
             terms = fn(model, examples, objectives, sigmas, torch.Generator().manual_seed(step))
             loss = sum((v if v is not None else 0) + (action_weight * a if a is not None else 0) for v, a in terms)

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _args import at_least
 
 READS = {"whole clip": {}, "last frame": {"last": 1}, "first 34 frames": {"max_frames": 34}}
 
@@ -45,8 +46,9 @@ def _measure(clip: str, bounds: dict[str, int]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=400)
-    parser.add_argument("--size", default="480x832", help="HxW")
+    parser.add_argument("--frames", type=at_least(35), default=400,
+                        help="clip length (default 400; at least 35: the first-34-frames read needs a longer clip)")
+    parser.add_argument("--size", default="480x832", help="HxW, each side >= 16 (default 480x832)")
     parser.add_argument("--child", nargs=2, metavar=("CLIP", "BOUNDS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -56,8 +58,8 @@ def main() -> None:
         height, width = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
         parser.error(f"--size={args.size!r}: expected HxW, e.g. 480x832")
-    if args.frames < 35 or height < 16 or width < 16:
-        parser.error("--frames must be >= 35 and each side >= 16")
+    if height < 16 or width < 16:
+        parser.error(f"--size={args.size!r}: each side must be >= 16")
 
     from worldpolicy.processing.video import write_video
 

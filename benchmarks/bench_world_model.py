@@ -16,6 +16,7 @@ import json
 import time
 
 import numpy as np
+from _args import at_least
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -26,9 +27,10 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", help="trained checkpoint folder (default: the shipped model)")
-    parser.add_argument("--episodes", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=50_000, help="held-out env seeds start here (training used 0..)")
-    parser.add_argument("--stride", type=int, default=4, help="window stride within an episode")
+    parser.add_argument("--episodes", type=at_least(1), default=10, help="held-out episodes (default 10)")
+    parser.add_argument("--seed", type=at_least(0), default=50_000,
+                        help="held-out env seeds start here (default 50000; training used 0..)")
+    parser.add_argument("--stride", type=at_least(1), default=4, help="window stride within an episode (default 4)")
     args = parser.parse_args()
 
     from worldpolicy import load_policy
@@ -40,7 +42,10 @@ def main() -> None:
     from worldpolicy.robot.robots import get_robot
 
     checkpoint = args.checkpoint or shipped_model()
-    policy = load_policy(checkpoint, seed=args.seed)
+    try:
+        policy = load_policy(checkpoint, seed=args.seed)
+    except (FileNotFoundError, ValueError) as exc:
+        parser.error(f"--checkpoint {args.checkpoint}: {exc}")
     emb = policy.embodiment
     chunk = policy.chunk_size
     mean_action = np.asarray(emb.stats["mean"]) if emb.stats and "mean" in emb.stats else None
@@ -73,6 +78,8 @@ def main() -> None:
             latents = policy.engine.encode_video(real_canvas)[:, :, :, : info.latent_h, : info.latent_w]
             recon = np.clip(np.round(policy.engine.decode_video(latents) * 255), 0, 255).astype(np.uint8)
             rows["vae_psnr"].append(np.mean([psnr(recon[i, :h, :w], real[i, :h, :w]) for i in range(1, chunk + 1)]))
+    if not rows["id"]:
+        raise SystemExit(f"no window to measure: every episode is {chunk} steps or shorter (the model's chunk size)")
     out = {k: float(np.mean(v)) for k, v in rows.items() if v}
     out["windows"] = len(rows["id"])
     out["episodes"] = args.episodes

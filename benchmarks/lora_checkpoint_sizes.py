@@ -11,14 +11,13 @@ import argparse
 import json
 
 import torch
+from _args import at_least
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rank", type=int, default=16, help="finetune.lora_rank")
+    parser.add_argument("--rank", type=at_least(1), default=16, help="finetune.lora_rank (default 16)")
     args = parser.parse_args()
-    if args.rank < 1:
-        parser.error(f"--rank={args.rank}: must be >= 1")
 
     from peft import LoraConfig
 

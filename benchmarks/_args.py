@@ -1,0 +1,27 @@
+"""Argument checks shared by the benchmark scripts (run as `python benchmarks/X.py`, so this folder is on sys.path).
+
+A count of zero or a negative cost used to get past argparse and fail later as a division by zero or an empty
+median; as an argparse `type` the check names the flag, the value given and what is accepted, before any work runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+
+def at_least(minimum: float, kind: type = int) -> Callable[[str], float]:
+    """An argparse `type`: `kind(text)`, refused unless it is >= `minimum`."""
+
+    def parse(text: str):
+        refusal = argparse.ArgumentTypeError(
+            f"expected {'an integer' if kind is int else 'a number'} >= {minimum:g}, got {text!r}")
+        try:
+            value = kind(text)
+        except ValueError:
+            raise refusal from None
+        if not value >= minimum:  # `not >=` also refuses NaN
+            raise refusal
+        return value
+
+    return parse

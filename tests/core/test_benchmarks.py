@@ -1,0 +1,135 @@
+"""The benchmark scripts run from a checkout with their documented commands: each at its smallest settings prints the
+ratio lines its README section quotes, and a bad value is refused naming the flag. No timing is asserted (the figures
+are the scripts' job; these tests keep the scripts from rotting between the runs that produce them)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(script: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH"))
+                                                       if p)}
+    return subprocess.run([sys.executable, f"benchmarks/{script}", *args], check=False, cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _ran(script: str, *args: str, timeout: float = 300) -> str:
+    done = _run(script, *args, timeout=timeout)
+    assert done.returncode == 0, f"{script} {' '.join(args)} exited {done.returncode}:\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def test_engine_against_the_pipeline_prints_its_speed_up_and_action_difference(tmp_path):
+    out = _ran("bench_engine.py", "--settings", "tiny", "--repeats", "1", "--json", str(tmp_path / "r.json"))
+    assert re.search(r"engine, eager .* speed-up +\d+\.\d+x +max relative action difference \d", out), out
+    assert re.search(r"tiny chunk 16 eager +: pipeline .* ms, engine .* ms, +\d+\.\d+x", out), out
+    (result,) = json.loads((tmp_path / "r.json").read_text())
+    assert result["variants"]["eager"]["max_rel_diff"] < 1e-4  # the same work as the pipeline: the same actions
+
+
+def test_serving_prints_the_load_and_overhead_ratios():
+    pytest.importorskip("openpi_server")  # .ci/extra-test-installs.sh installs the reference server
+    out = _ran("bench_serving.py", "--cost-ms", "5", "--clients", "2", "--requests", "2", "--overhead-requests", "3",
+               "--repeats", "1")
+    assert "throughput ratio batched / ours (max_batch=1):" in out and "throughput ratio batched / openpi:" in out
+    for other in ("ours, asyncio loop", "openpi", "openpi + our allocator", "openpi + allocator + uvloop"):
+        assert re.search(rf"ours / {re.escape(other)}: round-trip p50 \d+\.\d+ \(95 % CI", out), out
+    assert "inf" not in out and "nan" not in out  # a few requests may take no clock tick of server CPU: n/a, not inf
+
+
+def test_serving_servers_run_this_checkouts_worldpolicy(monkeypatch):
+    """The server processes import worldpolicy from this checkout even when PYTHONPATH does not name it (an
+    editable install of another checkout would otherwise serve the requests being measured)."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # restores sys.path, which bench_serving also extends
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    import bench_serving
+
+    with bench_serving.ServerProcess("ours", 0.0, 1) as server:
+        environ = Path(f"/proc/{server.proc.pid}/environ").read_bytes().split(b"\0")
+    (path,) = [v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"PYTHONPATH=")]
+    assert path.split(os.pathsep)[0] == str(ROOT / "src")
+    with pytest.raises(RuntimeError, match=r"(?s)ours \(max_batch=0\) server did not start: .*max_batch=0 is invalid"):
+        bench_serving.ServerProcess("ours", 0.0, 0)  # why a server did not start is shown, not swallowed
+
+
+def test_train_step_prints_the_speed_up_and_loss_difference():
+    out = _ran("bench_train_step.py", "--rounds", "1")
+    assert re.search(r"speed-up: \d+\.\d+x", out) and "largest loss difference over 1 steps:" in out, out
+
+
+def test_video_decode_prints_each_read_against_the_whole_clip():
+    out = _ran("bench_video_decode.py", "--frames", "35", "--size", "32x32")
+    assert re.search(r"last frame: +1 frames, peak RSS .*\(whole clip / this: \d+x\)", out), out
+    assert re.search(r"first 34 frames: +34 frames", out), out
+
+
+def test_lora_checkpoint_sizes_prints_the_adapter_share():
+    sizes = json.loads(_ran("lora_checkpoint_sizes.py", "--rank", "1"))
+    assert 0 < sizes["adapter_checkpoint_vs_merged"] < 0.01 and sizes["transformer_parameters"] > 1e10
+
+
+def test_ik_prints_tracking_and_solve_time():
+    report = json.loads(_ran("bench_ik.py", "--chunks", "1"))
+    assert {"line_17cm_32", "circle_r8cm_64", "droid_random_reanchored", "solve_time_ms", "pass"} <= set(report)
+
+
+def test_sim_baselines_print_each_bar_and_write_the_table(tmp_path):
+    out = _ran("bench_sim_baselines.py", "--tasks", "reach", "--episodes", "1", "--out", str(tmp_path / "t.json"))
+    assert re.search(r"reach +scripted +\d/1 .* bar >= 95%", out) and re.search(r"reach +random +\d/1 .* bar <= 10%", out)
+    assert [row["policy"] for row in json.loads((tmp_path / "t.json").read_text())] == ["scripted", "random"]
+
+
+@pytest.mark.slow
+def test_train_memory_prints_each_variant_against_fp32():
+    out = _ran("bench_train_memory.py", "--batch", "1", "--repeats", "1", timeout=900)
+    for variant in ("fp32 plain", "fp32 checkpointing", "bf16 plain", "bf16 checkpointing"):
+        assert re.search(rf"{variant} *: activations kept +\d+\.\d+ GiB \(\d\.\d+x\), step .*x\)", out), out
+
+
+@pytest.mark.slow
+def test_world_model_prints_model_against_baselines():
+    out = _ran("bench_world_model.py", "--episodes", "1", "--stride", "100")
+    assert re.search(r"inverse dynamics: .* \(\d+\.\d+x better\)", out) and "static-frame baseline" in out, out
+
+
+@pytest.mark.slow
+def test_planning_prints_both_arms_and_the_ties():
+    out = _ran("bench_planning.py", "--episodes", "1", "--candidates", "2", "--execute-steps", "4", timeout=1200)
+    assert re.search(r"best-of-2: \d+ % success, .*x the compute\)", out), out
+    assert re.search(r"the scores tied in \d+ of \d+ decisions", out), out
+
+
+@pytest.mark.parametrize(("script", "args", "refusal"), [
+    ("bench_engine.py", ["--repeats", "0"], "argument --repeats: expected an integer >= 1, got '0'"),
+    ("bench_engine.py", ["--settings", "huge"], "--settings: unknown huge"),
+    ("bench_serving.py", ["--clients", "0"], "argument --clients: expected an integer >= 1, got '0'"),
+    ("bench_serving.py", ["--overhead-requests", "-5"], "argument --overhead-requests: expected an integer >= 1"),
+    ("bench_serving.py", ["--cost-ms", "nan"], "argument --cost-ms: expected a number >= 0, got 'nan'"),
+    ("bench_train_step.py", ["--rounds", "0"], "argument --rounds: expected an integer >= 1, got '0'"),
+    ("bench_train_memory.py", ["--repeats", "0"], "argument --repeats: expected an integer >= 1, got '0'"),
+    ("bench_video_decode.py", ["--frames", "34"], "argument --frames: expected an integer >= 35, got '34'"),
+    ("bench_video_decode.py", ["--size", "8x64"], "--size='8x64': each side must be >= 16"),
+    ("lora_checkpoint_sizes.py", ["--rank", "0"], "argument --rank: expected an integer >= 1, got '0'"),
+    ("bench_ik.py", ["--chunks", "0"], "argument --chunks: expected an integer >= 1, got '0'"),
+    ("bench_ik.py", ["--robot", "nope"], "--robot nope: robot: unknown name 'nope'"),
+    ("bench_sim_baselines.py", ["--episodes", "0"], "argument --episodes: expected an integer >= 1, got '0'"),
+    ("bench_sim_baselines.py", ["--tasks", "nope"], "argument --tasks: invalid choice: 'nope'"),
+    ("bench_world_model.py", ["--stride", "0"], "argument --stride: expected an integer >= 1, got '0'"),
+    ("bench_world_model.py", ["--checkpoint", "/nonexistent"], "--checkpoint /nonexistent: checkpoint='/nonexistent'"),
+    ("bench_planning.py", ["--execute-steps", "0"], "argument --execute-steps: expected an integer >= 1, got '0'"),
+    ("bench_planning.py", ["--checkpoint", "/nonexistent"], "--checkpoint /nonexistent: checkpoint='/nonexistent'"),
+])
+def test_bad_values_are_refused_naming_the_flag(script, args, refusal):
+    """Counts of zero used to run into a division by zero or an empty median after the setup work."""
+    done = _run(script, *args, timeout=120)
+    assert done.returncode == 2 and refusal in done.stderr, done.stderr[-2000:]
