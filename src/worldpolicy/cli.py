@@ -105,16 +105,18 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from .fileio import removing_empty_folders_on_failure
+    from .fileio import Terminated, exit_status, removing_empty_folders_on_failure, terminating_as_interrupt
 
     try:
-        with removing_empty_folders_on_failure():  # a failed run leaves no empty --out (or subfolder) it made
+        # SIGTERM (a cluster job's time limit) stops a command as Ctrl-C does, keeping what it finished
+        with terminating_as_interrupt(), removing_empty_folders_on_failure():  # ... and no empty --out it made
             return int(args.func(args) or 0)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         if args.verbose:
             raise
-        print(f"worldpolicy {_command_name(args)}: interrupted", file=sys.stderr)
-        return 130  # the shell's code for Ctrl-C
+        how = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+        print(f"worldpolicy {_command_name(args)}: {how}", file=sys.stderr)
+        return exit_status(stop)  # the shell's code: 130 for Ctrl-C, 143 for SIGTERM
     except Exception as exc:
         from .extras import missing_extra
 

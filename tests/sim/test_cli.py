@@ -169,6 +169,35 @@ def test_sim_cli_ctrl_c_is_one_line_and_keeps_the_finished_episodes(tmp_path, ca
     assert json.loads((out / "report.json").read_text())["n_episodes"] == 1
 
 
+def test_sim_cli_sigterm_stops_like_ctrl_c_and_says_how_to_continue(tmp_path, capsys, monkeypatch):
+    """A cluster's SIGTERM (time limit, preemption) killed the run at once: the finished episodes were in report.json,
+    but nothing said so, nor how to continue. It now stops the run as Ctrl-C does, with the shell's 143."""
+    import os
+    import signal
+
+    from worldpolicy.sim.rollout import Rollout
+
+    real_run, calls = Rollout.run, []
+
+    def run_then_sigterm(self, seed, **kwargs):
+        calls.append(seed)
+        if len(calls) == 2:
+            if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # it would kill the test run itself
+                raise AssertionError("the command line left SIGTERM to kill the process")
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_run(self, seed, **kwargs)
+
+    monkeypatch.setattr(Rollout, "run", run_then_sigterm)
+    out = tmp_path / "run"
+    argv = ["sim", "--policy", "random", "--task", "reach", "--episodes", "3", "--no-progress", "--out", str(out)]
+    assert main(argv) == 143
+    err = capsys.readouterr().err
+    assert "1 of 3 episodes finished before the interruption" in err and "--resume" in err
+    assert "sim: terminated (SIGTERM)" in err and "Traceback" not in err
+    assert json.loads((out / "report.json").read_text())["n_episodes"] == 1
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # put back after the command
+
+
 def test_sim_cli_server_down_is_a_one_line_error(tmp_path, capsys):
     import socket
 

@@ -20,7 +20,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from ..fileio import sigint_held
+from ..fileio import Terminated, interruption, sigint_held
 from .layout import VIDEO_NAMES
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
 
@@ -50,8 +50,10 @@ class RecordingInterrupted(KeyboardInterrupt):
     recording, so then `result` is None and nothing at `root` changed. Still a KeyboardInterrupt, so callers that
     do not know this class stop as before."""
 
-    def __init__(self, root: Path, requested: int, recorded: int, result: SimConversion | None):
+    def __init__(self, root: Path, requested: int, recorded: int, result: SimConversion | None,
+                 terminated: bool = False):
         self.root, self.requested, self.recorded, self.result = root, requested, recorded, result
+        self.terminated = terminated  # SIGTERM (`fileio.Terminated`), not Ctrl-C: the command exits 143
         super().__init__(self.describe())
 
     @property
@@ -358,14 +360,14 @@ def sim_to_dataset(
                 bar.set_postfix_str(f"solved {tries[1]}/{tries[0]}", refresh=False)
                 bar.update(1)
             if caught:
-                raise KeyboardInterrupt
-    except KeyboardInterrupt:
+                raise interruption(caught)
+    except KeyboardInterrupt as stop:
         with sigint_held():  # a second Ctrl-C must not leave the staged episodes behind
             episodes.close()  # stops the recorders (and worker processes) before the dataset is written
             bar.close()
             kept = _keep_finished(writer, root)
         result = None if kept is None else SimConversion(kept, seeds, failed, time.perf_counter() - t0)
-        raise RecordingInterrupted(root, num_episodes, len(seeds), result) from None
+        raise RecordingInterrupted(root, num_episodes, len(seeds), result, isinstance(stop, Terminated)) from None
     except BaseException:
         episodes.close()
         bar.close()

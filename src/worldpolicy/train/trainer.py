@@ -49,7 +49,7 @@ from ..engine.loading import (
     save_components,
     weight_samples,
 )
-from ..fileio import share_tree, sigint_held, write_bytes_atomic, write_json_atomic
+from ..fileio import interruption, share_tree, sigint_held, write_bytes_atomic, write_json_atomic
 from ..policy import EMBODIMENT_FILE, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from .config import RESUMABLE, TrainConfig, changed_settings
@@ -602,7 +602,7 @@ class Trainer:
         for step in range(start, cfg.optim.steps):
             if stop_after is not None and step - start >= stop_after:
                 break
-            # Ctrl-C (one process) waits for the step to finish, which is then saved: a step cut short would leave
+            # Ctrl-C or SIGTERM (one process) waits for the step to finish, which is then saved: a step cut short would leave
             # the weights half updated, and dropping every step since the last save can be hours of work.
             notice = f"Ctrl-C: finishing step {step + 1}, then saving it"
             with sigint_held(notice) if self.world == 1 else contextlib.nullcontext([]) as interrupted:
@@ -643,23 +643,23 @@ class Trainer:
                 _barrier(self.world)
             if interrupted:
                 bar.close()
-                self._stop_interrupted(done, saved)
+                self._stop_interrupted(done, saved, interruption(interrupted))
             if cfg.eval.every and done % cfg.eval.every == 0 and self.rank == 0:  # after the save: a failure keeps it
                 try:
                     self._evaluate(done, metrics_path)
-                except KeyboardInterrupt:  # the weights are the step's (evaluation changes none): keep that step too
+                except KeyboardInterrupt as stop:  # the weights are the step's (evaluation changes none): keep it too
                     bar.close()
                     if self.world > 1:
                         raise
-                    self._stop_interrupted(done, saved or self._save(done, history))
+                    self._stop_interrupted(done, saved or self._save(done, history), stop)
         bar.close()
         return records
 
     @staticmethod
-    def _stop_interrupted(step: int, saved: Path) -> None:
+    def _stop_interrupted(step: int, saved: Path, stop: KeyboardInterrupt) -> None:
         logger.warning("interrupted after step %d: saved %s; the same `worldpolicy train` command resumes from it",
                        step, saved)
-        raise KeyboardInterrupt
+        raise stop
 
     def _previous_run(self, checkpoints: list[Path]) -> tuple[dict[str, Any], Path, int] | None:
         """The settings of the run `output_dir` already holds, where they were read and its step; None for a new run."""
