@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import re
@@ -121,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         from .extras import missing_extra
 
         shown = missing_extra(exc) if isinstance(exc, ImportError) else None
+        if shown is None and isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+            shown = f"{exc.strerror}: {str(exc.filename)!r}" if exc.filename else exc.strerror
         if shown is None and not isinstance(exc, _user_errors()):
             raise
         message = shown or (exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
@@ -128,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             raise
         return 2
+
+
+# What the file system a command writes to says, not a bug: a full disk, a reached quota, a read-only or another user's
+# folder. Shown as one line (what the command kept is said before it, e.g. sim's finished episodes), not a traceback.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES})
 
 
 def _command_name(args: argparse.Namespace) -> str:

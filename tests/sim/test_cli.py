@@ -216,6 +216,32 @@ def test_sim_cli_sigterm_stops_like_ctrl_c_and_says_how_to_continue(tmp_path, ca
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # put back after the command
 
 
+def test_sim_cli_a_full_disk_is_one_line_and_keeps_the_finished_episodes(tmp_path, capsys, monkeypatch):
+    """A full disk (or quota) while the report was rewritten after an episode ended in a traceback wall; the episodes
+    finished before are kept (the report is replaced atomically: the earlier one stays whole) and it is one line."""
+    import errno
+
+    import worldpolicy.sim.evaluate
+
+    real_write, calls = worldpolicy.sim.evaluate.write_report, []
+
+    def disk_fills(report, out, **kwargs):
+        calls.append(len(report.episodes))
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(out / ".report.json.x1.tmp"))
+        return real_write(report, out, **kwargs)
+
+    monkeypatch.setattr(worldpolicy.sim.evaluate, "write_report", disk_fills)
+    out = tmp_path / "run"
+    argv = ["sim", "--policy", "random", "--task", "reach", "--episodes", "3", "--no-progress", "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "1 of 3 episodes finished before the failure" in err and "--resume" in err
+    assert f"sim: error: No space left on device: '{out / '.report.json.x1.tmp'}'\n" in err
+    assert "Traceback" not in err
+    assert json.loads((out / "report.json").read_text())["n_episodes"] == 1
+
+
 def test_sim_cli_server_down_is_a_one_line_error(tmp_path, capsys):
     import socket
 
