@@ -99,8 +99,8 @@ def interruption(caught: Collection[int]) -> KeyboardInterrupt:
 def sigint_held(notice: str | None = None) -> Iterator[list[int]]:
     """Hold Ctrl-C (and SIGTERM where `terminating_as_interrupt` made it one) until the block ends, and say which came:
     the block then finishes what it started (an episode being written, a training step), the caller keeps it and
-    stops with `interruption(caught)`. `notice` is printed (stderr) when the first signal comes, so a block that takes
-    a while does not look hung. A signal that is ignored, or handled outside Python, is left alone; only the main
+    stops with `interruption(caught)`. `notice` is printed (stderr) when the first signal comes, after its name
+    ("Ctrl-C: ..."), so a block that takes a while does not look hung. A signal that is ignored, or handled outside Python, is left alone; only the main
     thread receives signals, so elsewhere this holds nothing."""
     caught: list[int] = []
     held = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -111,7 +111,7 @@ def sigint_held(notice: str | None = None) -> Iterator[list[int]]:
 
     def hold(signum: int, frame: object) -> None:
         if notice and not caught:
-            print(notice, file=sys.stderr, flush=True)
+            print(f"{'SIGTERM' if signum == signal.SIGTERM else 'Ctrl-C'}: {notice}", file=sys.stderr, flush=True)
         caught.append(signum)
 
     for sig in held:

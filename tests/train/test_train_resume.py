@@ -99,7 +99,7 @@ def test_ctrl_c_finishes_the_step_saves_it_and_the_resumed_run_goes_on_exactly(r
     assert [r.loss for r in resumed] == [r.loss for r in runs["a"][3:]]
 
 
-def test_sigterm_saves_the_step_it_came_in_like_ctrl_c(tmp_path, train_config):
+def test_sigterm_saves_the_step_it_came_in_like_ctrl_c(tmp_path, train_config, capsys):
     """A cluster's SIGTERM (time limit, preemption) killed the run at once, losing every step since the last save.
     On the command line (`terminating_as_interrupt`) it is now held like Ctrl-C: the step finishes and is saved, and
     the run stops with `Terminated` (exit 143); the same command resumes from that step."""
@@ -119,6 +119,7 @@ def test_sigterm_saves_the_step_it_came_in_like_ctrl_c(tmp_path, train_config):
     with terminating_as_interrupt(), pytest.raises(Terminated):
         Trainer(load_config(config), progress=False, on_step=sigterm_in_step_2).run()
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step-0000002"]
+    assert "SIGTERM: finishing step 2, then saving it\n" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # put back once the command is done
     assert [r.step for r in Trainer(load_config(config), progress=False).run()] == [3, 4]
 

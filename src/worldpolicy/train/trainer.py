@@ -604,7 +604,7 @@ class Trainer:
                 break
             # Ctrl-C or SIGTERM (one process) waits for the step to finish, which is then saved: a step cut short would leave
             # the weights half updated, and dropping every step since the last save can be hours of work.
-            notice = f"Ctrl-C: finishing step {step + 1}, then saving it"
+            notice = f"finishing step {step + 1}, then saving it"
             with sigint_held(notice) if self.world == 1 else contextlib.nullcontext([]) as interrupted:
                 tick = time.perf_counter()
                 examples, objectives, sigmas, generator = self._batch(step)
