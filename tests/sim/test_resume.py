@@ -71,12 +71,12 @@ def test_an_interrupted_run_continued_with_the_printed_command_is_the_uninterrup
     assert doc["n_episodes"] == doc["episodes_requested"] == 4 and "Incomplete" not in (out / "report.md").read_text()
 
 
-def test_the_continue_command_leaves_out_defaults_and_the_api_key():
+def test_the_continue_command_leaves_out_defaults_the_api_key_and_overwrite():
     from worldpolicy.cli import build_parser
     from worldpolicy.sim.commands import _resume_command
 
     args = build_parser().parse_args(["sim", "--policy", "ws://box:8000", "--api-key", "s3cret", "--imagine",
-                                      "--out", "my run"])
+                                      "--out", "my run", "--overwrite"])  # --resume with it is refused
     assert _resume_command(args) == "worldpolicy sim --policy ws://box:8000 --imagine --out 'my run' --resume"
 
 
