@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -137,6 +138,26 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextmanager
+def staged_folder(path: str | Path) -> Iterator[Path]:
+    """`atomic_path` for a whole folder (a checkpoint, a model): yield a new folder beside `path` to write into; when
+    the block succeeds it gets the modes `mkdir` would give (`share_tree`) and replaces `path` (an earlier one is removed
+    first), otherwise it is removed. An error or Ctrl-C never leaves a half folder under the final name; a SIGKILL
+    leaves a `.NAME.*` folder beside it, which the writer removes on its next run."""
+    path = Path(path)
+    make_folder(path.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        share_tree(tmp)  # mkdtemp makes 0700, some writers (safetensors) 0600 files
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 def file_in_the_way(path: str | Path) -> Path | None:

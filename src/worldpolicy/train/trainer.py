@@ -15,7 +15,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -49,7 +48,7 @@ from ..engine.loading import (
     save_components,
     weight_samples,
 )
-from ..fileio import interruption, share_tree, sigint_held, write_bytes_atomic, write_json_atomic
+from ..fileio import interruption, sigint_held, staged_folder, write_bytes_atomic, write_json_atomic
 from ..policy import EMBODIMENT_FILE, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from .config import RESUMABLE, TrainConfig, changed_settings
@@ -480,11 +479,8 @@ class Trainer:
     def _save(self, step: int, history: list[dict[str, Any]]) -> Path:
         from safetensors.torch import save_file
 
-        folder = self.out / "checkpoints"
-        folder.mkdir(parents=True, exist_ok=True)
-        final = folder / f"step-{step:07d}"
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=folder))
-        try:
+        final = self.out / "checkpoints" / f"step-{step:07d}"
+        with staged_folder(final) as tmp:  # a kill during the save leaves the older checkpoints, no half one
             if self.config.finetune.lora_save == "adapter":
                 self.export_adapter(tmp)
             else:
@@ -511,13 +507,6 @@ class Trainer:
                 "data_fingerprint": self.data_fingerprint,
             }
             (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
-            share_tree(tmp)  # staged privately (mkdtemp); published like any other output
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
         for old in self._checkpoints()[: -self.config.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
         return final
