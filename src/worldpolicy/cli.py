@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import re
@@ -105,20 +106,24 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from .fileio import removing_empty_folders_on_failure
+    from .fileio import Terminated, exit_status, removing_empty_folders_on_failure, terminating_as_interrupt
 
     try:
-        with removing_empty_folders_on_failure():  # a failed run leaves no empty --out (or subfolder) it made
+        # SIGTERM (a cluster job's time limit) stops a command as Ctrl-C does, keeping what it finished
+        with terminating_as_interrupt(), removing_empty_folders_on_failure():  # ... and no empty --out it made
             return int(args.func(args) or 0)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         if args.verbose:
             raise
-        print(f"worldpolicy {_command_name(args)}: interrupted", file=sys.stderr)
-        return 130  # the shell's code for Ctrl-C
+        how = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+        print(f"worldpolicy {_command_name(args)}: {how}", file=sys.stderr)
+        return exit_status(stop)  # the shell's code: 130 for Ctrl-C, 143 for SIGTERM
     except Exception as exc:
         from .extras import missing_extra
 
         shown = missing_extra(exc) if isinstance(exc, ImportError) else None
+        if shown is None and isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+            shown = f"{exc.strerror}: {str(exc.filename)!r}" if exc.filename else exc.strerror
         if shown is None and not isinstance(exc, _user_errors()):
             raise
         message = shown or (exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
@@ -126,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             raise
         return 2
+
+
+# What the file system a command writes to says, not a bug: a full disk, a reached quota, a read-only or another user's
+# folder. Shown as one line (what the command kept is said before it, e.g. sim's finished episodes), not a traceback.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES})
 
 
 def _command_name(args: argparse.Namespace) -> str:

@@ -1,11 +1,12 @@
 """Atomic file writes (readers see the old file or the new one, never half of one; a failure leaves nothing behind),
 the checks every command makes on its output folder before any work starts, the removal of the folders a failed
-command made and left empty, and holding Ctrl-C while a command finishes an output it started."""
+command made and left empty, and holding Ctrl-C (or SIGTERM) while a command finishes an output it started."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -57,31 +58,70 @@ def removing_empty_folders_on_failure() -> Iterator[None]:
         _made_folders.reset(token)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM on the command line (`terminating_as_interrupt`): a cluster's scheduler ending a job at its time limit
+    or preempting it, `kill`, `docker stop`. It stops a command as Ctrl-C does, so what the command finished is kept
+    (a training step saved as a checkpoint, the sim episodes in report.json) and it says how to continue; untouched,
+    SIGTERM killed the process at once, with no word of where its work was. A KeyboardInterrupt, so code that stops on
+    Ctrl-C stops on it too; only the exit status differs (`exit_status`)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextmanager
+def terminating_as_interrupt() -> Iterator[None]:
+    """Inside the block SIGTERM raises `Terminated` in the main thread, as Ctrl-C raises KeyboardInterrupt (the
+    command line runs every command in one). Elsewhere, or where SIGTERM is ignored (nohup-like launchers), nothing
+    changes."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def exit_status(stop: KeyboardInterrupt) -> int:
+    """The shell's exit status for a command a signal stopped: 128 + the signal (130 Ctrl-C, 143 SIGTERM), so a job
+    script or scheduler sees which one it was."""
+    return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
+
+
+def interruption(caught: Collection[int]) -> KeyboardInterrupt:
+    """The exception that stops a command once the block of `sigint_held` that held `caught` has finished."""
+    return Terminated() if signal.SIGTERM in caught else KeyboardInterrupt()
+
+
 @contextmanager
 def sigint_held(notice: str | None = None) -> Iterator[list[int]]:
-    """Hold Ctrl-C until the block ends, and say whether it came: the block then finishes what it started (an episode
-    being written, a training step), and the caller keeps it. `notice` is printed (stderr) when the first Ctrl-C comes,
-    so a block that takes a while does not look hung. Only the main thread receives signals, so elsewhere this holds
-    nothing."""
+    """Hold Ctrl-C (and SIGTERM where `terminating_as_interrupt` made it one) until the block ends, and say which came:
+    the block then finishes what it started (an episode being written, a training step), the caller keeps it and
+    stops with `interruption(caught)`. `notice` is printed (stderr) when the first signal comes, after its name
+    ("Ctrl-C: ..."), so a block that takes a while does not look hung. A signal that is ignored, or handled outside Python, is left alone; only the main
+    thread receives signals, so elsewhere this holds nothing."""
     caught: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield caught
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is None:  # a handler not set from Python: leave it alone
+    held = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    held = {sig: handler for sig, handler in held.items() if callable(handler)}  # not SIG_IGN, SIG_DFL or None
+    if threading.current_thread() is not threading.main_thread() or not held:
         yield caught
         return
 
     def hold(signum: int, frame: object) -> None:
         if notice and not caught:
-            print(notice, file=sys.stderr, flush=True)
+            print(f"{'SIGTERM' if signum == signal.SIGTERM else 'Ctrl-C'}: {notice}", file=sys.stderr, flush=True)
         caught.append(signum)
 
-    signal.signal(signal.SIGINT, hold)
+    for sig in held:
+        signal.signal(sig, hold)
     try:
         yield caught
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in held.items():
+            signal.signal(sig, handler)
 
 
 @contextmanager
@@ -98,6 +138,26 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextmanager
+def staged_folder(path: str | Path) -> Iterator[Path]:
+    """`atomic_path` for a whole folder (a checkpoint, a model): yield a new folder beside `path` to write into; when
+    the block succeeds it gets the modes `mkdir` would give (`share_tree`) and replaces `path` (an earlier one is removed
+    first), otherwise it is removed. An error or Ctrl-C never leaves a half folder under the final name; a SIGKILL
+    leaves a `.NAME.*` folder beside it, which the writer removes on its next run."""
+    path = Path(path)
+    make_folder(path.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        share_tree(tmp)  # mkdtemp makes 0700, some writers (safetensors) 0600 files
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 def file_in_the_way(path: str | Path) -> Path | None:

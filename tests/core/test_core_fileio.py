@@ -117,3 +117,54 @@ def test_json_files_are_named_when_missing_broken_or_binary(tmp_path):
         read_spec_file(tmp_path / "binary.json")
     with pytest.raises(ValueError, match=r"actions file '.*binary.json' is not valid JSON"):
         load_actions(str(tmp_path / "binary.json"), get_embodiment("bridge"))
+
+
+def test_a_staged_folder_replaces_the_old_one_only_when_it_is_complete(tmp_path):
+    """A checkpoint or the recipe's model/ is written whole or not at all: a failure (an error, Ctrl-C, SIGTERM)
+    mid-write keeps the earlier folder as it was and leaves no staging folder; a success replaces it, shared like
+    any other output (not mkdtemp's 0700). The recipe's model/ was exported in place, half written when stopped."""
+    import os
+    import stat
+
+    from worldpolicy.fileio import staged_folder
+
+    final = tmp_path / "model"
+    final.mkdir()
+    (final / "old.json").write_text("{}")
+    with pytest.raises(KeyboardInterrupt), staged_folder(final) as staging:
+        (staging / "half.safetensors").write_bytes(b"\0" * 8)
+        raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert sorted(p.name for p in final.iterdir()) == ["old.json"]
+    with staged_folder(final) as staging:
+        (staging / "sub").mkdir()
+        (staging / "sub" / "new.json").write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert sorted(str(p.relative_to(final)) for p in final.rglob("*")) == ["sub", "sub/new.json"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(final.stat().st_mode) == 0o777 & ~umask
+
+
+def test_held_signals_are_ctrl_c_and_the_command_lines_sigterm_never_an_ignored_one():
+    """`sigint_held` holds Ctrl-C, and SIGTERM where the command line made it one (`terminating_as_interrupt`); a
+    SIGINT that is ignored (a job started in the background, nohup) was held too and then stopped the command."""
+    import os
+    import signal
+
+    from worldpolicy.fileio import Terminated, interruption, sigint_held, terminating_as_interrupt
+
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with terminating_as_interrupt(), sigint_held() as caught:
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGINT)
+        assert caught == [signal.SIGTERM, signal.SIGINT] and isinstance(interruption(caught), Terminated)
+        assert type(interruption([signal.SIGINT])) is KeyboardInterrupt
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with sigint_held() as caught:
+            os.kill(os.getpid(), signal.SIGINT)
+        assert caught == [] and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGINT, inherited)

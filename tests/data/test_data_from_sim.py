@@ -211,6 +211,44 @@ def test_ctrl_c_keeps_the_finished_episodes_as_a_complete_dataset(tmp_path, monk
     assert not (tmp_path / "other").exists() and _staged(tmp_path) == []
 
 
+def test_an_error_while_recording_keeps_the_finished_episodes(tmp_path, monkeypatch, caplog):
+    """A simulator or worker crash in episode k threw away episodes 0..k-1 (hours of recording); they are now kept as
+    a complete dataset, as Ctrl-C keeps them, and the error is raised as it came. An error while an episode is being
+    added to the dataset keeps nothing: part of that episode may be in it."""
+    from worldpolicy.data import LeRobotDataset, from_sim
+    from worldpolicy.data.lerobot import LeRobotDatasetWriter
+
+    real = from_sim._Recorder.record
+
+    def crash_at_2(self, episode_seed: int):
+        if episode_seed == 2:
+            raise RuntimeError("MuJoCo: simulation unstable")
+        return real(self, episode_seed)
+
+    monkeypatch.setattr(from_sim._Recorder, "record", crash_at_2)
+    root = tmp_path / "sim"
+    with caplog.at_level("WARNING", logger="worldpolicy.data.from_sim"), \
+            pytest.raises(RuntimeError, match="simulation unstable"):
+        from_sim.sim_to_dataset(root, "reach", 4, **_TINY)
+    assert LeRobotDataset.open(root).num_episodes == 2
+    assert f"2 of 4 episodes recorded before the error are kept in {root}" in caplog.text
+    assert _staged(tmp_path) == []
+
+    monkeypatch.setattr(from_sim._Recorder, "record", real)
+    real_add, added = LeRobotDatasetWriter.add_episode, []
+
+    def bad_second_episode(self, *args, **kwargs):
+        added.append(1)
+        if len(added) == 2:
+            raise ValueError("episode 1: NaN in observation/joint_position")
+        return real_add(self, *args, **kwargs)
+
+    monkeypatch.setattr(LeRobotDatasetWriter, "add_episode", bad_second_episode)
+    with pytest.raises(ValueError, match="NaN"):
+        from_sim.sim_to_dataset(tmp_path / "bad", "reach", 3, **_TINY)
+    assert not (tmp_path / "bad").exists() and _staged(tmp_path) == []
+
+
 def test_a_frame_size_the_codec_cannot_encode_is_refused_before_recording(tmp_path, monkeypatch):
     from worldpolicy.data import from_sim
 

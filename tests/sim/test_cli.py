@@ -146,7 +146,7 @@ def test_sim_cli_rerun_into_the_same_folder_leaves_no_stale_artefacts(tmp_path):
     common = ["sim", "--task", "reach", "--image-size", "48x64", "--no-progress", "--out", str(out)]
     assert main([*common, "--policy", "scripted", "--episodes", "2", "--videos", "2", "--max-steps", "3"]) == 0
     assert (out / "report.png").exists() and (out / "videos" / "episode_0001.mp4").exists()
-    assert main([*common, "--policy", "random", "--episodes", "1", "--videos", "0", "--no-plots"]) == 0
+    assert main([*common, "--policy", "random", "--episodes", "1", "--videos", "0", "--no-plots", "--overwrite"]) == 0
     doc = json.loads((out / "report.json").read_text())
     assert doc["policy"] == "random" and doc["max_steps"] == 60 and doc["actual_control_hz"] == pytest.approx(15.15, abs=0.01)
     assert doc["strategy"]["execute_steps"] == 32  # the k used: random's whole chunk
@@ -159,8 +159,26 @@ def test_sim_cli_a_refused_run_leaves_the_previous_one_alone(tmp_path):
     assert main([*common, "--policy", "scripted", "--episodes", "1", "--videos", "1", "--max-steps", "3"]) == 0
     kept = sorted(p.relative_to(out) for p in out.rglob("*"))
     for bad in (["--control-hz", "200"], ["--robot", "ur5"], ["--execute-steps", "100"]):
-        assert main([*common, "--policy", "random", *bad]) == 2
+        assert main([*common, "--policy", "random", "--overwrite", *bad]) == 2
         assert sorted(p.relative_to(out) for p in out.rglob("*")) == kept
+
+
+def test_sim_cli_a_rerun_without_resume_or_overwrite_keeps_the_previous_run(tmp_path, capsys):
+    """Rerunning the command as first typed (the --resume left off after an interruption, or an --out reused by
+    mistake) replaced the run there, throwing away its finished episodes; it is now refused, naming both flags."""
+    out = tmp_path / "run"
+    argv = ["sim", "--policy", "scripted", "--task", "reach", "--episodes", "2", "--max-steps", "3", "--image-size",
+            "48x64", "--videos", "1", "--no-progress", "--out", str(out)]
+    assert main(argv) == 0
+    kept = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert (f"error: --out: {str(out)!r} holds a sim run (2 of 2 episodes of reach · scripted); pass --resume to "
+            "continue it, --overwrite to replace it, or choose another --out\n") in capsys.readouterr().err
+    assert main([*argv, "--resume", "--overwrite"]) == 2
+    assert "--resume continues the run in --out, --overwrite replaces it: pass one of them" in capsys.readouterr().err
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == kept
+    assert main([*argv, "--overwrite"]) == 0
 
 
 def _fail_on_the_second_episode(monkeypatch, error: BaseException) -> None:
@@ -184,6 +202,61 @@ def test_sim_cli_ctrl_c_is_one_line_and_keeps_the_finished_episodes(tmp_path, ca
     assert main(argv) == 130
     err = capsys.readouterr().err
     assert "1 of 3 episodes finished before the interruption" in err and "sim: interrupted" in err
+    assert "Traceback" not in err
+    assert json.loads((out / "report.json").read_text())["n_episodes"] == 1
+
+
+def test_sim_cli_sigterm_stops_like_ctrl_c_and_says_how_to_continue(tmp_path, capsys, monkeypatch):
+    """A cluster's SIGTERM (time limit, preemption) killed the run at once: the finished episodes were in report.json,
+    but nothing said so, nor how to continue. It now stops the run as Ctrl-C does, with the shell's 143."""
+    import os
+    import signal
+
+    from worldpolicy.sim.rollout import Rollout
+
+    real_run, calls = Rollout.run, []
+
+    def run_then_sigterm(self, seed, **kwargs):
+        calls.append(seed)
+        if len(calls) == 2:
+            if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # it would kill the test run itself
+                raise AssertionError("the command line left SIGTERM to kill the process")
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_run(self, seed, **kwargs)
+
+    monkeypatch.setattr(Rollout, "run", run_then_sigterm)
+    out = tmp_path / "run"
+    argv = ["sim", "--policy", "random", "--task", "reach", "--episodes", "3", "--no-progress", "--out", str(out)]
+    assert main(argv) == 143
+    err = capsys.readouterr().err
+    assert "1 of 3 episodes finished before the interruption" in err and "--resume" in err
+    assert "sim: terminated (SIGTERM)" in err and "Traceback" not in err
+    assert json.loads((out / "report.json").read_text())["n_episodes"] == 1
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # put back after the command
+
+
+def test_sim_cli_a_full_disk_is_one_line_and_keeps_the_finished_episodes(tmp_path, capsys, monkeypatch):
+    """A full disk (or quota) while the report was rewritten after an episode ended in a traceback wall; the episodes
+    finished before are kept (the report is replaced atomically: the earlier one stays whole) and it is one line."""
+    import errno
+
+    import worldpolicy.sim.evaluate
+
+    real_write, calls = worldpolicy.sim.evaluate.write_report, []
+
+    def disk_fills(report, out, **kwargs):
+        calls.append(len(report.episodes))
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(out / ".report.json.x1.tmp"))
+        return real_write(report, out, **kwargs)
+
+    monkeypatch.setattr(worldpolicy.sim.evaluate, "write_report", disk_fills)
+    out = tmp_path / "run"
+    argv = ["sim", "--policy", "random", "--task", "reach", "--episodes", "3", "--no-progress", "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "1 of 3 episodes finished before the failure" in err and "--resume" in err
+    assert f"sim: error: No space left on device: '{out / '.report.json.x1.tmp'}'\n" in err
     assert "Traceback" not in err
     assert json.loads((out / "report.json").read_text())["n_episodes"] == 1
 
@@ -279,7 +352,7 @@ def test_sim_cli_a_rerun_that_fails_in_its_first_episode_leaves_no_stale_report(
         raise ValueError("the policy server went away")
 
     monkeypatch.setattr(Rollout, "run", fail)
-    assert main([*common, "--policy", "random", "--episodes", "2"]) == 2
+    assert main([*common, "--policy", "random", "--episodes", "2", "--overwrite"]) == 2
     assert "the policy server went away" in capsys.readouterr().err
     assert [p.name for p in out.rglob("*") if p.is_file()] == []
 
@@ -298,7 +371,7 @@ def test_sim_cli_no_offscreen_rendering_is_one_line_and_leaves_the_previous_run(
         raise RenderingUnavailable("offscreen rendering failed with MUJOCO_GL=glfw (no display)")
 
     monkeypatch.setattr(worldpolicy.sim.env, "make_renderer", no_gl)
-    assert main([*common, "--policy", "scripted", "--episodes", "1"]) == 2
+    assert main([*common, "--policy", "scripted", "--episodes", "1", "--overwrite"]) == 2
     err = capsys.readouterr().err
     assert "sim: error: offscreen rendering failed with MUJOCO_GL=glfw" in err and "Traceback" not in err
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == kept

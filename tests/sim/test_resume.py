@@ -71,12 +71,12 @@ def test_an_interrupted_run_continued_with_the_printed_command_is_the_uninterrup
     assert doc["n_episodes"] == doc["episodes_requested"] == 4 and "Incomplete" not in (out / "report.md").read_text()
 
 
-def test_the_continue_command_leaves_out_defaults_and_the_api_key():
+def test_the_continue_command_leaves_out_defaults_the_api_key_and_overwrite():
     from worldpolicy.cli import build_parser
     from worldpolicy.sim.commands import _resume_command
 
     args = build_parser().parse_args(["sim", "--policy", "ws://box:8000", "--api-key", "s3cret", "--imagine",
-                                      "--out", "my run"])
+                                      "--out", "my run", "--overwrite"])  # --resume with it is refused
     assert _resume_command(args) == "worldpolicy sim --policy ws://box:8000 --imagine --out 'my run' --resume"
 
 
@@ -114,7 +114,7 @@ def test_a_resume_with_other_settings_is_refused_naming_each(change, message, tw
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert f"error: --resume: the run in {str(out)!r} ran with other settings ({out / 'report.json'}), old -> new: " \
-           f"{message}. Pass the old values to continue it, or drop --resume to start over (replacing it)\n" in err
+           f"{message}. Pass the old values to continue it, or --overwrite instead of --resume to start over (replacing it)\n" in err
     assert (out / "report.json").read_bytes() == stored
 
 
@@ -158,7 +158,7 @@ def test_a_resume_needs_a_report_of_this_version_and_no_fewer_episodes(two_rando
     (out / "report.json").write_text(json.dumps({"schema": "worldpolicy.other/v1"}))
     assert main([*resume, "--episodes", "3", "--out", str(out)]) == 2
     assert (f"--resume: {out / 'report.json'}: not a sim report (schema 'worldpolicy.other/v1', expected "
-            "'worldpolicy.sim_eval/v1'); drop --resume to start over there") in capsys.readouterr().err
+            "'worldpolicy.sim_eval/v1'); pass --overwrite instead of --resume to start over there") in capsys.readouterr().err
 
 
 def test_a_resume_keeps_the_recorded_videos_and_plots_every_episode(tmp_path):

@@ -99,6 +99,31 @@ def test_ctrl_c_finishes_the_step_saves_it_and_the_resumed_run_goes_on_exactly(r
     assert [r.loss for r in resumed] == [r.loss for r in runs["a"][3:]]
 
 
+def test_sigterm_saves_the_step_it_came_in_like_ctrl_c(tmp_path, train_config, capsys):
+    """A cluster's SIGTERM (time limit, preemption) killed the run at once, losing every step since the last save.
+    On the command line (`terminating_as_interrupt`) it is now held like Ctrl-C: the step finishes and is saved, and
+    the run stops with `Terminated` (exit 143); the same command resumes from that step."""
+    import os
+    import signal
+
+    from worldpolicy.fileio import Terminated, terminating_as_interrupt
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    config = train_config(tmp_path / "run", save_every=100, optim={"steps": 4})
+
+    def sigterm_in_step_2(record):
+        if record.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with terminating_as_interrupt(), pytest.raises(Terminated):
+        Trainer(load_config(config), progress=False, on_step=sigterm_in_step_2).run()
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step-0000002"]
+    assert "SIGTERM: finishing step 2, then saving it\n" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # put back once the command is done
+    assert [r.step for r in Trainer(load_config(config), progress=False).run()] == [3, 4]
+
+
 def test_ctrl_c_during_an_evaluation_keeps_that_step(runs, train_config, monkeypatch):
     """The periodic evaluation runs the policy in the simulator for minutes, where a Ctrl-C is likely; the weights are
     that step's, so it is saved like a Ctrl-C in a step (it used to be lost with every step since the last save)."""

@@ -193,7 +193,7 @@ def _from_sim(args: argparse.Namespace) -> int:
         )
     except RecordingInterrupted as exc:  # Ctrl-C: say what became of the episodes recorded so far
         print(f"worldpolicy dataset from-sim: {exc.describe('--overwrite')}", file=sys.stderr)
-        return 130  # the shell's code for Ctrl-C
+        return 143 if exc.terminated else 130  # the shell's codes for SIGTERM and Ctrl-C (`fileio.exit_status`)
     except FileExistsError as exc:  # the writer speaks Python (overwrite=True); this is the command line
         raise FileExistsError(str(exc).replace("pass overwrite=True", "pass --overwrite")) from None
     except ValueError as exc:

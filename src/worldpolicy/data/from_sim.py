@@ -20,7 +20,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from ..fileio import sigint_held
+from ..fileio import Terminated, interruption, sigint_held
 from .layout import VIDEO_NAMES
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
 
@@ -50,8 +50,10 @@ class RecordingInterrupted(KeyboardInterrupt):
     recording, so then `result` is None and nothing at `root` changed. Still a KeyboardInterrupt, so callers that
     do not know this class stop as before."""
 
-    def __init__(self, root: Path, requested: int, recorded: int, result: SimConversion | None):
+    def __init__(self, root: Path, requested: int, recorded: int, result: SimConversion | None,
+                 terminated: bool = False):
         self.root, self.requested, self.recorded, self.result = root, requested, recorded, result
+        self.terminated = terminated  # SIGTERM (`fileio.Terminated`), not Ctrl-C: the command exits 143
         super().__init__(self.describe())
 
     @property
@@ -324,7 +326,9 @@ def sim_to_dataset(
     Videos default to lossless (`libx264rgb`): sim frames are small and colour-coded, chroma subsampling would blur
     exactly what the task is about. `progress` shows a bar over the episodes on stderr (a recording takes minutes).
     Ctrl-C raises `RecordingInterrupted`, which keeps the episodes finished so far as a complete dataset at `root`
-    when that replaces no existing dataset. `episode_options` go to `expert_episodes`.
+    when that replaces no existing dataset; an error while recording keeps them the same way (logged) and is raised
+    as it came, an error while an episode is added to the dataset keeps none. `episode_options` go to
+    `expert_episodes`.
     """
     from tqdm.auto import tqdm
 
@@ -350,26 +354,44 @@ def sim_to_dataset(
                                **episode_options)
     writer = LeRobotDatasetWriter(root, control_hz, features, robot, video_codec=video_codec, overwrite=overwrite)
     bar = tqdm(total=num_episodes, desc=f"recording {task}", unit="ep", disable=not progress)
+    adding = False  # an episode is being added to the writer (it may hold part of it)
     try:
         for episode in episodes:
             with sigint_held() as caught:  # an episode half added to the writer could not be published
+                adding = True
                 writer.add_episode(episode["frames"], episode["videos"], episode["task"])
+                adding = False
                 seeds.append(episode["seed"])
                 bar.set_postfix_str(f"solved {tries[1]}/{tries[0]}", refresh=False)
                 bar.update(1)
             if caught:
-                raise KeyboardInterrupt
-    except KeyboardInterrupt:
+                raise interruption(caught)
+    except KeyboardInterrupt as stop:
         with sigint_held():  # a second Ctrl-C must not leave the staged episodes behind
             episodes.close()  # stops the recorders (and worker processes) before the dataset is written
             bar.close()
             kept = _keep_finished(writer, root)
         result = None if kept is None else SimConversion(kept, seeds, failed, time.perf_counter() - t0)
-        raise RecordingInterrupted(root, num_episodes, len(seeds), result) from None
+        raise RecordingInterrupted(root, num_episodes, len(seeds), result, isinstance(stop, Terminated)) from None
     except BaseException:
         episodes.close()
         bar.close()
-        writer.abort()
+        if adding:  # part of an episode may be in the writer: nothing of it can be published
+            writer.abort()
+            raise
+        # a recording that failed (a worker or the simulator crashed, the disk filled) keeps its finished episodes,
+        # as Ctrl-C does: they may be hours of work
+        try:
+            with sigint_held():
+                kept = _keep_finished(writer, root)
+        except (OSError, ValueError) as exc:  # the disk still full, a dataset appeared at root meanwhile
+            writer.abort()
+            logger.warning("the %d episodes recorded before the error could not be kept either: %s", len(seeds), exc)
+            kept = None
+        if kept is not None:
+            logger.warning("%d of %d episodes recorded before the error are kept in %s (a complete dataset); a rerun "
+                           "with overwrite (--overwrite) records all %d", kept.num_episodes, num_episodes, root,
+                           num_episodes)
         raise
     bar.close()
     with sigint_held():  # every episode is recorded: a late Ctrl-C must not throw them away

@@ -62,6 +62,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out (interrupted, or to more --episodes): only the episodes it has not "
                    "finished run; every setting must be the stored run's")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the sim run already in --out (its reports, plot and videos); without it (or "
+                   "--resume) such a folder is refused, so a rerun never throws away finished episodes")
 
 
 def _resume_command(args: argparse.Namespace) -> str:
@@ -72,7 +75,7 @@ def _resume_command(args: argparse.Namespace) -> str:
     words = ["worldpolicy", "sim"]
     for action in parser._actions:
         value = getattr(args, action.dest)
-        if action.dest in ("api_key", "resume") or value == action.default:
+        if action.dest in ("api_key", "resume", "overwrite") or value == action.default:
             continue
         words += [action.option_strings[0]] + ([] if action.nargs == 0 else [str(value)])
     return shlex.join([*words, "--resume"])
@@ -109,6 +112,24 @@ def _with_key_hint(exc: ConnectionError) -> ConnectionError:
     if client is None or not isinstance(exc, client.AuthenticationError):
         return exc
     return client.AuthenticationError(f"{exc}; give sim the server's key with --api-key KEY or WORLDPOLICY_API_KEY")
+
+
+def _refuse_previous_run(out: Path) -> None:
+    """A folder that holds a sim run is written again only with --resume or --overwrite: a rerun of the command as
+    first typed (the --resume left off after an interruption, or a reused --out) replaced it, throwing away episodes
+    that may have taken hours."""
+    import json
+
+    report = out / "report.json"
+    if not report.is_file():
+        return
+    try:
+        doc = json.loads(report.read_text())
+        held = f"{doc['n_episodes']} of {doc['episodes_requested']} episodes of {doc['task']} · {doc['policy']}"
+    except (OSError, ValueError, TypeError, KeyError):
+        held = "report.json"
+    raise ValueError(f"--out: {str(out)!r} holds a sim run ({held}); pass --resume to continue it, --overwrite to "
+                     "replace it, or choose another --out")
 
 
 def _clear_previous_run(out: Path) -> None:
@@ -158,7 +179,7 @@ def _stored_run(out: Path):
         raise ValueError(f"--resume: {str(out)!r} holds no sim report (report.json) to continue; drop --resume to "
                          "start a run there") from None
     except ValueError as exc:
-        raise ValueError(f"--resume: {exc}; drop --resume to start over there") from None
+        raise ValueError(f"--resume: {exc}; pass --overwrite instead of --resume to start over there") from None
 
 
 def _episodes_left(args: argparse.Namespace, previous, current) -> range:
@@ -170,11 +191,13 @@ def _episodes_left(args: argparse.Namespace, previous, current) -> range:
     try:
         changes = resume_conflicts(previous, current.settings())
     except ValueError as exc:
-        raise ValueError(f"--resume: {report}: {exc}; drop --resume to start over (replacing it)") from None
+        raise ValueError(f"--resume: {report}: {exc}; pass --overwrite instead of --resume to start over "
+                         "(replacing it)") from None
     if changes:
         shown = "; ".join(dict.fromkeys(f"{_flag_of(name)}: {old!r} -> {new!r}" for name, old, new in changes))
         raise ValueError(f"--resume: the run in {str(args.out)!r} ran with other settings ({report}), old -> new: "
-                         f"{shown}. Pass the old values to continue it, or drop --resume to start over (replacing it)")
+                         f"{shown}. Pass the old values to continue it, or --overwrite instead of --resume to start "
+                         "over (replacing it)")
     try:
         return episodes_left(previous, current.settings(), args.episodes)
     except ValueError as exc:
@@ -255,7 +278,11 @@ def run(args: argparse.Namespace) -> int:
     if image_size is None and args.videos > 0:
         raise ValueError(f"--image-size none renders no cameras, so --videos {args.videos} cannot record; "
                          "pass --videos 0 or an image size")
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues the run in --out, --overwrite replaces it: pass one of them")
     output_folder(args.out, "--out", writer="sim")  # before anything loads
+    if not (args.resume or args.overwrite):
+        _refuse_previous_run(args.out)
     previous = _stored_run(args.out) if args.resume else None
 
     from worldpolicy.sim.env import TabletopEnv
@@ -334,7 +361,7 @@ def run(args: argparse.Namespace) -> int:
             strategy.for_policy(policy).steps_for(chunk, "--execute-steps")
             _warn_rate_mismatch(policy_fps(policy), env.control_hz, args.policy)
             if previous is None:
-                _clear_previous_run(args.out)  # every check passed: this run replaces the previous one
+                _clear_previous_run(args.out)  # every check passed: --overwrite replaces the previous run
             elif left is None:
                 left = _episodes_left(args, previous,
                                       header(policy.embodiment, chunk, policy_settings(policy, env.image_size)))

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..embodiments import Embodiment, get_embodiment
-from ..fileio import atomic_path, sigint_held
+from ..fileio import atomic_path, interruption, sigint_held
 from ..processing.actions import flip_gripper, to_model
 from ..processing.observations import frames_from_mapping, prepare_canvas, wire_key
 from ..processing.prompts import build_caption, tokenize
@@ -485,7 +485,7 @@ class LatentCache:
                     shard.save(partial / f"windows-{saved:09d}.safetensors")
                 saved = done
                 if interrupted:
-                    raise KeyboardInterrupt
+                    raise interruption(interrupted)
             last = time.monotonic()
 
         total = count_windows(spec)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..fileio import output_folder, write_json_atomic
+from ..fileio import output_folder, staged_folder, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -316,9 +316,8 @@ def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, instal
     trainer = Trainer(config, progress=progress)
     trainer.run()
     final = out / "model"
-    if final.exists():
-        shutil.rmtree(final)
-    trainer.export_pipeline(final)
+    with staged_folder(final) as staging:  # an interrupted export used to leave a half model/ (no model_index.json)
+        trainer.export_pipeline(staging)
     stage("transformer", tick, steps=config.optim.steps)
 
     tick = time.perf_counter()

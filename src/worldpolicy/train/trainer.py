@@ -15,7 +15,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -49,7 +48,7 @@ from ..engine.loading import (
     save_components,
     weight_samples,
 )
-from ..fileio import share_tree, sigint_held, write_bytes_atomic, write_json_atomic
+from ..fileio import interruption, sigint_held, staged_folder, write_bytes_atomic, write_json_atomic
 from ..policy import EMBODIMENT_FILE, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from .config import RESUMABLE, TrainConfig, changed_settings
@@ -480,11 +479,8 @@ class Trainer:
     def _save(self, step: int, history: list[dict[str, Any]]) -> Path:
         from safetensors.torch import save_file
 
-        folder = self.out / "checkpoints"
-        folder.mkdir(parents=True, exist_ok=True)
-        final = folder / f"step-{step:07d}"
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=folder))
-        try:
+        final = self.out / "checkpoints" / f"step-{step:07d}"
+        with staged_folder(final) as tmp:  # a kill during the save leaves the older checkpoints, no half one
             if self.config.finetune.lora_save == "adapter":
                 self.export_adapter(tmp)
             else:
@@ -511,13 +507,6 @@ class Trainer:
                 "data_fingerprint": self.data_fingerprint,
             }
             (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
-            share_tree(tmp)  # staged privately (mkdtemp); published like any other output
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
         for old in self._checkpoints()[: -self.config.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
         return final
@@ -602,9 +591,9 @@ class Trainer:
         for step in range(start, cfg.optim.steps):
             if stop_after is not None and step - start >= stop_after:
                 break
-            # Ctrl-C (one process) waits for the step to finish, which is then saved: a step cut short would leave
+            # Ctrl-C or SIGTERM (one process) waits for the step to finish, which is then saved: a step cut short would leave
             # the weights half updated, and dropping every step since the last save can be hours of work.
-            notice = f"Ctrl-C: finishing step {step + 1}, then saving it"
+            notice = f"finishing step {step + 1}, then saving it"
             with sigint_held(notice) if self.world == 1 else contextlib.nullcontext([]) as interrupted:
                 tick = time.perf_counter()
                 examples, objectives, sigmas, generator = self._batch(step)
@@ -643,23 +632,23 @@ class Trainer:
                 _barrier(self.world)
             if interrupted:
                 bar.close()
-                self._stop_interrupted(done, saved)
+                self._stop_interrupted(done, saved, interruption(interrupted))
             if cfg.eval.every and done % cfg.eval.every == 0 and self.rank == 0:  # after the save: a failure keeps it
                 try:
                     self._evaluate(done, metrics_path)
-                except KeyboardInterrupt:  # the weights are the step's (evaluation changes none): keep that step too
+                except KeyboardInterrupt as stop:  # the weights are the step's (evaluation changes none): keep it too
                     bar.close()
                     if self.world > 1:
                         raise
-                    self._stop_interrupted(done, saved or self._save(done, history))
+                    self._stop_interrupted(done, saved or self._save(done, history), stop)
         bar.close()
         return records
 
     @staticmethod
-    def _stop_interrupted(step: int, saved: Path) -> None:
+    def _stop_interrupted(step: int, saved: Path, stop: KeyboardInterrupt) -> None:
         logger.warning("interrupted after step %d: saved %s; the same `worldpolicy train` command resumes from it",
                        step, saved)
-        raise KeyboardInterrupt
+        raise stop
 
     def _previous_run(self, checkpoints: list[Path]) -> tuple[dict[str, Any], Path, int] | None:
         """The settings of the run `output_dir` already holds, where they were read and its step; None for a new run."""

@@ -6,13 +6,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from ..embodiments import get_embodiment
+from ..fileio import write_json_atomic
 from ..processing.video import write_video
 from ..results import ACTIONS_SCHEMA
 from ..robot.se3 import matrix_to_rot6d
@@ -78,8 +78,8 @@ def _write_run(run: Path, embodiment: str, actions: np.ndarray, prompt: str) -> 
         "timings_s": {},
         "settings": {"prompt": prompt, "synthetic": True},
     }
-    (run / "actions.json").write_text(json.dumps(doc, indent=1))
-    (run / "settings.json").write_text(json.dumps({"command": "predict", "prompt": prompt, "synthetic": True}))
+    write_json_atomic(run / "actions.json", doc)
+    write_json_atomic(run / "settings.json", {"command": "predict", "prompt": prompt, "synthetic": True})
     write_video(run / "rollout.mp4", synthetic_rollout(actions.shape[0] + 1), e.fps)
     visualize(run)
     write_report(run, title=f"example {e.key} run (synthetic actions)")
