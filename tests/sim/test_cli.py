@@ -105,11 +105,11 @@ def test_sim_cli_refuses_actions_no_robot_can_run_before_any_episode(tmp_path, c
 
     out = tmp_path / "run"
     out.mkdir()
-    (out / "report.json").write_text("{}")  # an earlier run's: kept when the new one is refused
-    assert main(["sim", "--policy", "random", "--embodiment", embodiment, "--out", str(out)]) == 2
+    (out / "report.json").write_text("{}")  # an earlier run's: kept when the new one, told to replace it, is refused
+    assert main(["sim", "--policy", "random", "--embodiment", embodiment, "--out", str(out), "--overwrite"]) == 2
     assert said in capsys.readouterr().err and (out / "report.json").read_text() == "{}"
     monkeypatch.setattr(Policy, "from_pretrained", lambda *a, **k: pytest.fail("the weights loaded"))
-    assert main(["sim", "--policy", "shipped", "--embodiment", embodiment, "--out", str(out)]) == 2
+    assert main(["sim", "--policy", "shipped", "--embodiment", embodiment, "--out", str(out), "--overwrite"]) == 2
     assert said in capsys.readouterr().err and (out / "report.json").read_text() == "{}"
 
 
