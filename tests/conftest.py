@@ -19,3 +19,15 @@ def _restore_root_logging():
             handler.close()
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture
+def default_sigterm():
+    """SIGTERM's disposition as a shell starts a command (default: terminate), for a test that sends one to this
+    process: a handler an earlier test left behind (ray.init installs its own) would otherwise decide what it does,
+    up to ending the test run."""
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

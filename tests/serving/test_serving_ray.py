@@ -5,6 +5,7 @@ Runs in the default suite: CI installs the `ray` extra through `all`, so a missi
 
 from __future__ import annotations
 
+import signal
 import socket
 import urllib.error
 import urllib.request
@@ -32,6 +33,7 @@ def ray_endpoint():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     tests = str(Path(__file__).parent)
+    sigterm = signal.getsignal(signal.SIGTERM)  # ray.init installs its own, which would outlive this module's tests
     ray.init(num_cpus=4, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": tests}})
     try:
         app = build_app(
@@ -43,6 +45,7 @@ def ray_endpoint():
     finally:
         serve.shutdown()
         ray.shutdown()
+        signal.signal(signal.SIGTERM, sigterm)
 
 
 def test_two_replicas_behind_one_endpoint(ray_endpoint):

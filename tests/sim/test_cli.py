@@ -206,7 +206,7 @@ def test_sim_cli_ctrl_c_is_one_line_and_keeps_the_finished_episodes(tmp_path, ca
     assert json.loads((out / "report.json").read_text())["n_episodes"] == 1
 
 
-def test_sim_cli_sigterm_stops_like_ctrl_c_and_says_how_to_continue(tmp_path, capsys, monkeypatch):
+def test_sim_cli_sigterm_stops_like_ctrl_c_and_says_how_to_continue(tmp_path, capsys, monkeypatch, default_sigterm):
     """A cluster's SIGTERM (time limit, preemption) killed the run at once: the finished episodes were in report.json,
     but nothing said so, nor how to continue. It now stops the run as Ctrl-C does, with the shell's 143."""
     import os

@@ -99,7 +99,7 @@ def test_ctrl_c_finishes_the_step_saves_it_and_the_resumed_run_goes_on_exactly(r
     assert [r.loss for r in resumed] == [r.loss for r in runs["a"][3:]]
 
 
-def test_sigterm_saves_the_step_it_came_in_like_ctrl_c(tmp_path, train_config, capsys):
+def test_sigterm_saves_the_step_it_came_in_like_ctrl_c(tmp_path, train_config, capsys, default_sigterm):
     """A cluster's SIGTERM (time limit, preemption) killed the run at once, losing every step since the last save.
     On the command line (`terminating_as_interrupt`) it is now held like Ctrl-C: the step finishes and is saved, and
     the run stops with `Terminated` (exit 143); the same command resumes from that step."""

@@ -418,10 +418,11 @@ def serve_until_signal(
     import ray
     from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
 
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}  # put back when it returns
     ray.init()
     started_serve = deployed = False
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):  # after ray.init, which installs its own
+    for sig in before:  # after ray.init, which installs its own
         signal.signal(sig, lambda *_: stop.set())
     try:
         if gpus_per_replica is None:
@@ -467,4 +468,6 @@ def serve_until_signal(
                 serve.shutdown()
         finally:
             ray.shutdown()  # stops the local instance this process started; from a joined cluster it only disconnects
+            for sig, handler in before.items():
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
         _log(logging.INFO, "stopped")
