@@ -415,3 +415,23 @@ def test_a_checkpoint_is_evaluated_on_its_embodiments_task_by_default(tmp_path):
     assert _default_task(str(fine_tuned)) == "pick_place"
     (fine_tuned / "embodiment.json").write_text("{broken")
     assert _default_task(str(fine_tuned)) == "pick_place"  # the load reports it
+
+
+def test_a_ws_server_is_evaluated_on_its_embodiments_task_by_default(tmp_path, capsys):
+    """`sim --policy ws://...` against a server of the shipped model (or one fine-tuned from it) ran pick_place: the
+    task was chosen before the server said which model it serves."""
+    pytest.importorskip("websockets")
+    pytest.importorskip("diffusers")
+    import worldpolicy
+    from worldpolicy.serving import PolicyServer, ServerConfig, ServerThread
+
+    policy = worldpolicy.load_policy("shipped", device="cpu")
+    with ServerThread(PolicyServer(policy, ServerConfig(host="127.0.0.1", port=0))) as server:
+        rc = main(["sim", "--policy", server.url, "--episodes", "1", "--max-steps", "1", "--videos", "0",
+                   "--no-plots", "--no-progress", "--out", str(tmp_path / "run")])
+        assert rc == 0
+        doc = json.loads((tmp_path / "run" / "report.json").read_text())
+        assert doc["task"] == "reach" and capsys.readouterr().out.startswith("reach · ws://")
+        rc = main(["sim", "--policy", server.url, "--task", "push", "--episodes", "1", "--max-steps", "1",
+                   "--videos", "0", "--no-plots", "--no-progress", "--out", str(tmp_path / "push")])
+        assert rc == 0 and json.loads((tmp_path / "push" / "report.json").read_text())["task"] == "push"  # as given

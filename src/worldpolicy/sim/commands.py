@@ -29,8 +29,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="shipped (default: the model in the package) | CHECKPOINT dir (diffusers-format or LoRA "
                    "adapter) | ws://HOST:PORT | scripted | random")
     p.add_argument("--task", default=None,
-                   help=f"one of {', '.join(list_tasks())} (default: the task of the checkpoint's embodiment, reach for "
-                   "the shipped model and checkpoints fine-tuned from it, else pick_place)")
+                   help=f"one of {', '.join(list_tasks())} (default: the task of the policy's embodiment, a checkpoint's "
+                   "or a ws:// server's: reach for the shipped model and checkpoints fine-tuned from it, else "
+                   "pick_place)")
     p.add_argument("--episodes", type=int, default=10, help="episodes to run (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="episode i uses seed + i (scene and sampling)")
     p.add_argument("--robot", default="panda", help="panda | fr3 | menagerie_panda | path to a Menagerie panda.xml")
@@ -227,6 +228,21 @@ def _default_task(policy: str) -> str:
     return EMBODIMENT_TASKS.get(spec.get("name") if isinstance(spec, dict) else None, "pick_place")
 
 
+def _open_env(args: argparse.Namespace, image_size: tuple[int, int] | None):
+    """The task's env, its renderer opened: a machine that cannot render says so now, before a checkpoint loads or
+    --out is cleared."""
+    from worldpolicy.sim.env import TabletopEnv
+
+    try:
+        env = TabletopEnv(args.task, args.robot, control_hz=args.control_hz, image_size=image_size,
+                          max_steps=args.max_steps)
+    except (ValueError, KeyError) as exc:  # KeyError: an unknown --robot
+        raise _as_flag(exc) from None
+    if image_size is not None:
+        env.open_renderer()
+    return env
+
+
 def _checked_checkpoint(args: argparse.Namespace):
     """`Policy.check_pretrained` of --policy CHECKPOINT (embodiment, sampling, device, dtype), its errors naming the
     flags: what sim can know of a checkpoint before its weights load."""
@@ -257,6 +273,7 @@ def run(args: argparse.Namespace) -> int:
 
     again = _resume_command(args)  # before any value is resolved: the command as given
     args.policy = resolve_checkpoint(args.policy)
+    task_given = args.task is not None
     args.task = args.task or _default_task(args.policy)
     if args.task not in list_tasks():
         raise ValueError(f"--task: unknown task {args.task!r}; accepted: {', '.join(list_tasks())}")
@@ -285,7 +302,7 @@ def run(args: argparse.Namespace) -> int:
         _refuse_previous_run(args.out)
     previous = _stored_run(args.out) if args.resume else None
 
-    from worldpolicy.sim.env import TabletopEnv
+    import worldpolicy.sim.env  # noqa: F401  first: it picks MuJoCo's GL before the modules below import mujoco
     from worldpolicy.sim.evaluate import evaluate, start_report, write_report
     from worldpolicy.sim.policies import chunk_size, make_policy, policy_fps, policy_settings
     from worldpolicy.sim.rollout import ChunkStrategy
@@ -307,13 +324,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--embodiment {args.embodiment} does not apply to --policy scripted: the expert always acts "
                          "in droid/joint_pos (absolute joints); leave --embodiment out")
     record_size = image_size if (needs_images or args.videos > 0) else None
-    try:
-        env = TabletopEnv(args.task, args.robot, control_hz=args.control_hz, image_size=record_size,
-                          max_steps=args.max_steps)
-    except (ValueError, KeyError) as exc:  # KeyError: an unknown --robot
-        raise _as_flag(exc) from None
-    if record_size is not None:
-        env.open_renderer()  # a machine that cannot render says so now, before a checkpoint loads or --out is cleared
+    env = _open_env(args, record_size)
     name = Path(args.policy).name if checkpoint else args.policy
     policy = None
     finished: list[int] = []
@@ -356,6 +367,12 @@ def run(args: argparse.Namespace) -> int:
                 raise _as_flag(exc) from None
             if getattr(policy, "embodiment", None) is not None:  # e.g. --embodiment pusht: said before any episode
                 check_executable(policy.embodiment)
+            served_task = EMBODIMENT_TASKS.get(getattr(getattr(policy, "embodiment", None), "name", None))
+            if not task_given and args.policy.startswith(("ws://", "wss://")) and served_task not in (None, args.task):
+                # a server's model is known once connected: its task, as a checkpoint's is before it loads
+                env.close()
+                args.task = served_task
+                env = _open_env(args, record_size)
             # a chunk too short for --execute-steps: say so now, not after the first inference
             chunk = chunk_size(policy)
             strategy.for_policy(policy).steps_for(chunk, "--execute-steps")
