@@ -324,3 +324,16 @@ def test_inverse_dynamics_rows_past_the_clip_are_marked_in_the_report(tmp_path, 
     monkeypatch.setattr(viz_video, "animate_actions", lambda *a, **k: asked.append(k["real_rows"]) or a[4])
     main(["viz", str(tmp_path)])
     assert asked == [29]
+
+
+def test_a_run_that_decoded_no_video_says_so_in_its_summary(tmp_path, joint_chunk, actions_json):
+    """A policy run without --decode-video showed the card "video frames: None"."""
+    run = tmp_path / "run"
+    run.mkdir()
+    doc = dict(actions_json("droid", joint_chunk), video_frames=None)
+    (run / "actions.json").write_text(json.dumps(doc))
+    text = _parse(report.write_report(run)).text
+    assert "video framesnone decoded" in text and "None" not in text
+    doc["video_frames"] = 9
+    (run / "actions.json").write_text(json.dumps(doc))
+    assert "video frames9" in _parse(report.write_report(run)).text

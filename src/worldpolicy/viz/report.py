@@ -187,7 +187,7 @@ def _summary_cards(actions: Mapping[str, Any]) -> str:
         ("chunk", f"{actions.get('chunk_size', len(actions.get('actions', [])))} steps"),
         ("action dim", len(actions.get("columns", []))),
         ("rate", f"{_fmt(actions.get('fps'))} Hz"),
-        ("video frames", actions.get("video_frames")),
+        ("video frames", "none decoded" if actions.get("video_frames") is None else actions["video_frames"]),
     ]
     if real_rows is not None:
         cards.append(("rows from the clip", f"{real_rows} of {len(actions['actions'])}"))
