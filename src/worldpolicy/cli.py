@@ -6,6 +6,7 @@ import argparse
 import errno
 import importlib
 import logging
+import os
 import re
 import shlex
 import sys
@@ -111,7 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # SIGTERM (a cluster job's time limit) stops a command as Ctrl-C does, keeping what it finished
         with terminating_as_interrupt(), removing_empty_folders_on_failure():  # ... and no empty --out it made
-            return int(args.func(args) or 0)
+            status = int(args.func(args) or 0)
+            sys.stdout.flush()  # a reader that left fails the flush here, not in the interpreter's exit
+            return status
+    except BrokenPipeError:  # `worldpolicy dataset info ROOT | head`: the reader took what it wanted and left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is still buffered cannot fail the exit
+        return 141  # 128 + SIGPIPE: what a shell reports for a command whose pipe's reader ended
     except KeyboardInterrupt as stop:
         if args.verbose:
             raise

@@ -607,3 +607,23 @@ def test_flag_named_renames_a_leading_parameter_only(error, named):
 
     renamed = flag_named(error, {"steps": "--steps", "robot": "--robot"})
     assert type(renamed) is type(error) and renamed.args[0] == named
+
+
+def test_output_piped_into_a_reader_that_left_ends_quietly(tmp_path):
+    """`worldpolicy dataset info ROOT | head -5` ended in a BrokenPipeError traceback once head had read its lines."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import worldpolicy
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has already gone when the command writes: every write fails with EPIPE
+    try:
+        env = {**os.environ, "PYTHONPATH": str(Path(worldpolicy.__file__).parents[1])}
+        done = subprocess.run([sys.executable, "-m", "worldpolicy", "embodiments", "--json"], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, env=env, timeout=120, check=False)
+    finally:
+        os.close(write_end)
+    assert done.stderr == "" and done.returncode == 141  # a shell's code for a command its pipe's reader ended
