@@ -40,7 +40,10 @@ def test_resume_with_other_settings_is_refused_before_anything_is_written(finish
 
 
 def test_steps_below_the_checkpoint_are_refused(finished, train_config):
-    with pytest.raises(ValueError, match=r"optim.steps=2 \(--steps\) is below step 4"):
+    """A run extended with --steps and resumed with the plain command (its config's smaller optim.steps) was told
+    "optim.steps=2 (--steps)", naming a flag it had not been given, and "pass at least 4" without saying how."""
+    with pytest.raises(ValueError, match=r"optim.steps=2 \(the config's, or --steps\) is below step 4.*: pass "
+                                         r"--steps 4 or more \(or set optim.steps\)"):
         _run(train_config(finished, optim={"steps": 2}))
 
 

@@ -678,8 +678,9 @@ class Trainer:
                              f"{'; '.join(changes)}. Put them back to resume it, or choose a new --out / output_dir "
                              f"(a resume may change only {', '.join(RESUMABLE)})")
         if self.config.optim.steps < step:
-            raise ValueError(f"optim.steps={self.config.optim.steps} (--steps) is below step {step}, where the run in "
-                             f"{str(self.out)!r} already is: pass at least {step}, or choose a new --out / output_dir")
+            raise ValueError(f"optim.steps={self.config.optim.steps} (the config's, or --steps) is below step {step}, "
+                             f"where the run in {str(self.out)!r} already is: pass --steps {step} or more (or set "
+                             f"optim.steps), or choose a new --out / output_dir")
 
     def _refuse_non_finite(self, step: int, what: str, value: float) -> None:
         """Stop before a NaN/inf reaches the weights: saving it would rotate the good checkpoints away."""
