@@ -173,8 +173,8 @@ def _progress(desc: str):
 
     def update(done: int, total: int) -> None:
         nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, desc=desc, unit="step", leave=False)
+        if bar is None:  # counted from this step: the ones already done took no time the bar saw
+            bar = tqdm(total=total, desc=desc, unit="step", leave=False, initial=done)
         bar.total = total
         bar.n = done
         bar.refresh()

@@ -627,3 +627,15 @@ def test_output_piped_into_a_reader_that_left_ends_quietly(tmp_path):
     finally:
         os.close(write_end)
     assert done.stderr == "" and done.returncode == 141  # a shell's code for a command its pipe's reader ended
+
+
+def test_predicts_progress_bar_gives_no_rate_before_it_has_timed_a_step(capsys):
+    """The bar is made at the first finished step, and showed it done in no time: "1/12 [00:00, 149796.57step/s]"."""
+    from worldpolicy.commands import _progress
+
+    update = _progress("policy (droid)")
+    update(1, 12)
+    shown = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    last = [line for line in shown if "/12" in line][-1]
+    assert "1/12" in last and "?step/s" in last
+    update(12, 12)
