@@ -103,6 +103,34 @@ def test_a_recipe_refuses_an_out_that_holds_another_kind_of_run(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
 
 
+def test_a_recipe_summary_names_a_shipped_recipe_not_this_machines_path(tmp_path, monkeypatch):
+    """The summary ships with the installed model: it recorded the absolute path of the package it was trained from."""
+    import json
+    import shutil
+
+    from worldpolicy.train import config, scratch
+
+    class Stop(Exception):
+        pass
+
+    def stop(raw):
+        raise Stop
+
+    monkeypatch.setattr(scratch, "make_dataset", lambda cfg, root: {})
+    monkeypatch.setattr(config, "load_config", stop)  # after the first stage wrote summary.json
+    own = shutil.copy(scratch.recipe_path("reach-from-scratch"), tmp_path / "mine.toml")
+    for given, recorded in ((str(scratch.recipe_path("reach-from-scratch")), "reach-from-scratch"),
+                            ("reach-from-scratch", "reach-from-scratch"), (own, str(own))):
+        out = tmp_path / f"run_{len(list(tmp_path.iterdir()))}"
+        with pytest.raises(Stop):
+            scratch.run_recipe(given, out)
+        assert json.loads((out / "summary.json").read_text())["recipe"] == recorded
+    from worldpolicy.models import shipped_model
+
+    shipped = json.loads((shipped_model() / "training_summary.json").read_text())
+    assert shipped["recipe"] in scratch.RECIPES
+
+
 def test_a_mode_the_run_never_trained_is_warned_about_at_its_first_request(train_config, tmp_path, caplog):
     """`worldpolicy train`'s default objectives are policy alone: such a checkpoint's imagine / infer_actions gave
     futures and actions that looked like any others, with nothing to say the run never trained them."""

@@ -77,6 +77,15 @@ def recipe_path(name_or_path: str) -> Path:
     return path
 
 
+def recipe_label(path: Path) -> str:
+    """How a summary names its recipe: a shipped recipe by its name, since the path of the installed package is one
+    machine's (and a summary ships with the model); any other file by the path it was given as."""
+    for name in RECIPES:
+        if path.resolve() == recipe_path(name).resolve():
+            return name
+    return str(path)
+
+
 def corpus_for(prompts: list[str]) -> list[str]:
     """Sentences a tiny tokenizer is trained on: the task prompts and every caption sentence the model will see."""
     from ..embodiments import view_point_sentences
@@ -282,7 +291,7 @@ def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, instal
     out = Path(output_dir or raw.get("output_dir", "runs/reach_from_scratch")).resolve()
     raw["output_dir"] = str(out / "train")
     output_folder(out, "--out / output_dir", writer="recipe")  # never a checkpoint, dataset or another command's run
-    summary: dict[str, Any] = {"recipe": str(path), "scratch": asdict(scratch), "stages": {}}
+    summary: dict[str, Any] = {"recipe": recipe_label(path), "scratch": asdict(scratch), "stages": {}}
     started = time.perf_counter()
 
     def stage(name: str, tick: float, **info: Any) -> None:
