@@ -262,18 +262,16 @@ def evaluate_checkpoint(checkpoint: Path, task: str, episodes: int, seed: int, o
 
 
 def install_model(model: Path, summary: dict[str, Any], name: str = "panda_reach") -> Path:
-    """Copy a trained pipeline into `worldpolicy/models/<name>` with the run's summary beside it."""
+    """Copy a trained pipeline into `worldpolicy/models/<name>` with the run's summary beside it, whole or not at all
+    (`staged_folder`); the staging folder a killed install left is removed first: it could ship with the package."""
     from .. import models
 
     target = Path(str(resources.files(models))) / name
-    tmp = target.with_name(f".{name}.installing")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(model, tmp)
-    write_json_atomic(tmp / "training_summary.json", summary)
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
+    for stale in target.parent.glob(f".{name}.*"):
+        shutil.rmtree(stale)
+    with staged_folder(target) as staging:
+        shutil.copytree(model, staging, dirs_exist_ok=True)
+        write_json_atomic(staging / "training_summary.json", summary)
     return target
 
 
