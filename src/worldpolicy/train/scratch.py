@@ -246,14 +246,14 @@ def base_pipeline(cfg: ScratchConfig, vae, prompts: list[str], target: Path) -> 
 def evaluate_checkpoint(checkpoint: Path, task: str, episodes: int, seed: int, out: Path, steps: int | None = None,
                         progress: bool = True) -> dict[str, Any]:
     from ..sim.env import TabletopEnv
-    from ..sim.evaluate import evaluate, write_report
+    from ..sim.evaluate import evaluate, keep_report, write_report
     from ..sim.policies import make_policy
 
     env = TabletopEnv(task)
     policy = make_policy(str(checkpoint), env=env, seed=seed, **({"steps": steps} if steps else {}))
     try:
         report = evaluate(env, policy, policy_name=checkpoint.name, episodes=episodes, seed=seed,
-                          video_dir=out / "videos", videos=2, progress=progress)
+                          video_dir=out / "videos", videos=2, progress=progress, on_episode=keep_report(out))
     finally:
         env.close()
     write_report(report, out)
