@@ -376,7 +376,7 @@ def _demo(args: argparse.Namespace) -> int:
     from .models import shipped_model
     from .policy import check_seed
     from .sim.env import TabletopEnv
-    from .sim.evaluate import evaluate, write_report
+    from .sim.evaluate import evaluate, keep_report, write_report
     from .sim.policies import wrap_policy
 
     if args.episodes < 1:
@@ -408,7 +408,7 @@ def _demo(args: argparse.Namespace) -> int:
                   f"{prediction.timings['total']:.2f} s -> {paths[0].parent}")
         report = evaluate(env, wrap_policy(policy, seed=args.seed, decode_video=True), policy_name=checkpoint.name,
                           episodes=args.episodes, seed=args.seed, video_dir=out / "sim" / "videos",
-                          videos=args.episodes, progress=True)
+                          videos=args.episodes, progress=True, on_episode=keep_report(out / "sim"))
     finally:
         env.close()
     write_report(report, out / "sim")

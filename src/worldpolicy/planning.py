@@ -67,15 +67,17 @@ class BestOfNPlanner:
             proposals = self.policy.act_batch(  # their futures come from the rollouts: no video decoded here
                 [PolicyRequest(observation, prompt, seed=seeds[i], **{**kwargs, "decode_video": False}) for i in range(n)]
             )
+            rollout_kwargs = {**kwargs, "decode_video": True}
+            futures = self.policy.act_batch([
+                PolicyRequest(observation, prompt, mode="forward_dynamics", actions=p.actions_normalized,
+                              actions_space="normalized", seed=seeds[n + i], **rollout_kwargs)
+                for i, p in enumerate(proposals)
+            ])
         except Exception:
-            self.policy._next_seed = next_seed  # a refused call draws no seeds, as `Policy.act_batch`
+            # a refused call draws no seeds, as `Policy.act_batch`: the seeds were drawn for both stages up front, so
+            # a failed rollout stage gives them back too (the retried call samples what the failed one would have)
+            self.policy._next_seed = next_seed
             raise
-        rollout_kwargs = {**kwargs, "decode_video": True}
-        futures = self.policy.act_batch([
-            PolicyRequest(observation, prompt, mode="forward_dynamics", actions=p.actions_normalized,
-                          actions_space="normalized", seed=seeds[n + i], **rollout_kwargs)
-            for i, p in enumerate(proposals)
-        ])
         scores = [self._score(f.video, prompt, i) for i, f in enumerate(futures)]
         if not all(np.isfinite(scores)):
             bad = next(i for i, s in enumerate(scores) if not np.isfinite(s))

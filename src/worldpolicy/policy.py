@@ -19,16 +19,21 @@ from typing import Any
 
 import numpy as np
 
-from .embodiments import Embodiment, embodiment_from_spec, get_embodiment, read_spec_file
+from .embodiments import (
+    Embodiment,
+    check_chunk_size,
+    check_resolution_tier,
+    embodiment_from_spec,
+    get_embodiment,
+    read_spec_file,
+)
 from .processing.actions import ACTION_SPACES, fit_to_chunk, load_actions, to_model, to_physical, warn_out_of_range
 from .processing.observations import (
-    check_chunk_size,
     clip_from_mapping,
     frame_keys,
     frames_from_mapping,
     load_frames,
     prepare_canvas,
-    resolution_bins,
     single_view_warning,
 )
 from .processing.prompts import build_caption, check_task, tokenize
@@ -198,7 +203,7 @@ class Policy:
         self.chunk_size = int(chunk_size if chunk_size is not None else embodiment.chunk_size)
         check_chunk_size(self.chunk_size)
         self.resolution_tier = int(resolution_tier if resolution_tier is not None else embodiment.resolution_tier)
-        resolution_bins(self.resolution_tier)
+        check_resolution_tier(self.resolution_tier)
         self.source = source
         self._next_seed = None if seed is None else check_seed(seed)
         self._state_warnings: set[tuple[str, ...]] = set()  # a control loop sends the same wrong state every call
@@ -297,7 +302,7 @@ class Policy:
         else:
             sampling = SamplingConfig().updated(**overrides)
         check_chunk_size(chunk_size if chunk_size is not None else emb.chunk_size)
-        resolution_bins(resolution_tier if resolution_tier is not None else emb.resolution_tier)
+        check_resolution_tier(resolution_tier if resolution_tier is not None else emb.resolution_tier)
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
         check_compile_options(torch_device, compile, cuda_graphs)

@@ -78,6 +78,27 @@ def test_a_refused_call_draws_no_seeds(tiny_checkpoint):
     assert policy.act(IMAGE, "reach the ball", state=STATE).settings["seed"] == 0
 
 
+def test_a_call_whose_rollouts_fail_draws_no_seeds_either(tiny_checkpoint):
+    """Only a failed proposal stage gave its seeds back; a failed rollout stage kept all 2N drawn."""
+    import worldpolicy
+
+    policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid", chunk_size=4, resolution_tier=256, steps=1,
+                                     seed=0)
+
+    sample = policy.act_batch
+
+    def rollouts_fail(requests):
+        if requests[0].mode == "forward_dynamics":
+            raise RuntimeError("out of memory in the rollouts")
+        return sample(requests)
+
+    policy.act_batch = rollouts_fail  # on the policy itself: the planner gives the seeds back to its policy
+    with pytest.raises(RuntimeError, match="out of memory in the rollouts"):
+        BestOfNPlanner(policy, lambda video, prompt: 0.0, 2).act(IMAGE, "reach the ball", state=STATE)
+    del policy.act_batch
+    assert policy.act(IMAGE, "reach the ball", state=STATE).settings["seed"] == 0
+
+
 def test_unusable_scores_and_arguments_are_refused(droid_policy):
     scores = iter([0.1, float("nan")])
     with pytest.raises(ValueError, match="returned nan for candidate 1"):

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import worldpolicy
-from worldpolicy.embodiments import embodiment_from_dict, list_embodiments, register_embodiment
+from worldpolicy.embodiments import check_chunk_size, embodiment_from_dict, list_embodiments, register_embodiment
 from worldpolicy.embodiments.normalization import denormalize, normalize
 from worldpolicy.processing.actions import fit_to_chunk, load_actions, to_model, to_physical
-from worldpolicy.processing.observations import check_chunk_size, load_frames, prepare_canvas
+from worldpolicy.processing.observations import load_frames, prepare_canvas
 
 
 @pytest.fixture(scope="module")
@@ -907,16 +907,35 @@ def test_settings_record_the_schedule_that_ran(tiny_checkpoint, monkeypatch, opt
     assert len(policy.act(image, "push", steps=2).settings["sigmas"]) == 3 and len(described) == 2
 
 
-def test_an_embodiments_own_chunk_is_checked_before_loading(tiny_checkpoint, monkeypatch):
+@pytest.mark.parametrize(("field", "value", "accepted"), [
+    ("chunk_size", 30, "is not accepted: the video VAE needs chunk_size+1 = 1+4k frames"),
+    ("resolution_tier", 500, "is not supported; accepted: [256, 480, 704, 720]"),
+])
+def test_an_embodiments_chunk_and_tier_are_checked_when_it_is_built(tmp_path, field, value, accepted):
+    """They were caught only by `load_policy` (or a request's canvas), in an error that did not say the value came
+    from the embodiment: a registry entry, a user spec or a checkpoint's embodiment.json."""
     from worldpolicy.embodiments import embodiment_from_spec
-    from worldpolicy.engine import loading
-    from worldpolicy.policy import Policy
+    from worldpolicy.policy import checkpoint_embodiment
 
-    odd = embodiment_from_spec({"name": "odd_bot", "domain": "worldpolicy_odd_bot", "domain_id": 21, "action_dim": 3,
-                                "columns": ["x", "y", "g"], "chunk_size": 30, "fps": 15})
-    monkeypatch.setattr(loading, "load_components", lambda *a, **k: pytest.fail("weights loaded"))
-    with pytest.raises(ValueError, match=r"chunk_size=30 is not accepted"):
-        Policy.from_pretrained(tiny_checkpoint, odd)
+    spec = {"name": "odd_bot", "domain": "worldpolicy_odd_bot", "domain_id": 21, "action_dim": 3,
+            "columns": ["x", "y", "g"], "chunk_size": 16, "fps": 15, field: value}
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    (checkpoint / "embodiment.json").write_text(json.dumps(spec))
+    for build in (lambda: embodiment_from_spec(spec), lambda: register_embodiment(spec),
+                  lambda: checkpoint_embodiment(checkpoint, None)):
+        with pytest.raises(ValueError, match=re.escape(f"embodiment 'odd_bot': {field}={value} {accepted}")):
+            build()
+    assert "odd_bot" not in list_embodiments()
+
+
+def test_the_resolution_tiers_are_the_pipelines():
+    """`RESOLUTION_TIERS` lets embodiments check a tier without diffusers: it must stay the pipeline's own list."""
+    from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import _ACTION_RESOLUTION_BINS
+
+    from worldpolicy.embodiments import RESOLUTION_TIERS
+
+    assert sorted(RESOLUTION_TIERS) == sorted(int(k) for k in _ACTION_RESOLUTION_BINS)
 
 
 def test_make_tiny_checkpoint_never_replaces_a_folder_that_is_not_a_checkpoint(tmp_path):

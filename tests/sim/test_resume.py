@@ -315,3 +315,25 @@ def test_a_resume_compares_the_k_asked_for_not_the_k_a_chunk_of_another_size_gav
     assert _results(resumed) == _results(whole) and resumed.strategy == whole.strategy
     with pytest.raises(ValueError, match=r"other settings: strategy\.execute_steps_requested: None -> 2\. "):
         run(3, read_report(tmp_path), execute_steps=2)
+
+
+def test_the_demo_and_the_recipe_evaluation_keep_the_episodes_finished_before_an_interruption(tmp_path, monkeypatch):
+    """Both wrote their report only at the end (as `worldpolicy sim` writes it after every episode), so an
+    interruption lost every episode run. (A stand-in episode, then Ctrl-C: the shipped model's real ones take minutes.)"""
+    from worldpolicy.models import shipped_model
+    from worldpolicy.sim.rollout import EpisodeResult, Rollout
+    from worldpolicy.train.scratch import evaluate_checkpoint
+
+    def run(self, seed, **kwargs):  # each run's first episode ends, its second is interrupted
+        if calls and calls[-1] == seed - 1:
+            raise KeyboardInterrupt
+        calls.append(seed)
+        return EpisodeResult(seed, False, 1, None, "reach", 1, 0.1, 0.0, 0.0)
+
+    calls: list[int] = []
+    monkeypatch.setattr(Rollout, "run", run)
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--episodes", "3"]) == 130
+    assert [e["seed"] for e in _episodes(tmp_path / "demo" / "sim")] == [0]
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_checkpoint(shipped_model(), "reach", 3, 7, tmp_path / "eval", progress=False)
+    assert [e["seed"] for e in _episodes(tmp_path / "eval")] == [7]

@@ -103,6 +103,58 @@ def test_a_recipe_refuses_an_out_that_holds_another_kind_of_run(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
 
 
+def test_a_recipe_summary_names_a_shipped_recipe_not_this_machines_path(tmp_path, monkeypatch):
+    """The summary ships with the installed model: it recorded the absolute path of the package it was trained from."""
+    import json
+    import shutil
+
+    from worldpolicy.train import config, scratch
+
+    class Stop(Exception):
+        pass
+
+    def stop(raw):
+        raise Stop
+
+    monkeypatch.setattr(scratch, "make_dataset", lambda cfg, root: {})
+    monkeypatch.setattr(config, "load_config", stop)  # after the first stage wrote summary.json
+    own = shutil.copy(scratch.recipe_path("reach-from-scratch"), tmp_path / "mine.toml")
+    for given, recorded in ((str(scratch.recipe_path("reach-from-scratch")), "reach-from-scratch"),
+                            ("reach-from-scratch", "reach-from-scratch"), (own, str(own))):
+        out = tmp_path / f"run_{len(list(tmp_path.iterdir()))}"
+        with pytest.raises(Stop):
+            scratch.run_recipe(given, out)
+        assert json.loads((out / "summary.json").read_text())["recipe"] == recorded
+    from worldpolicy.models import shipped_model
+
+    shipped = json.loads((shipped_model() / "training_summary.json").read_text())
+    assert shipped["recipe"] in scratch.RECIPES
+
+
+def test_install_model_replaces_the_installed_model_whole_and_leaves_no_staging(tmp_path, monkeypatch):
+    import json
+    import types
+
+    from worldpolicy.train import scratch
+
+    models = tmp_path / "models"
+    monkeypatch.setattr(scratch, "resources", types.SimpleNamespace(files=lambda package: models))
+    (models / ".panda_reach.killed" / "transformer").mkdir(parents=True)  # what a killed install left
+    for run in ("first", "second"):
+        trained = tmp_path / run
+        (trained / "transformer").mkdir(parents=True)
+        (trained / "model_index.json").write_text(json.dumps({"run": run}))
+        (trained / "transformer" / "weights.bin").write_text(run)
+        if run == "first":
+            (trained / "only_in_first.txt").write_text("gone with the next install")
+        assert scratch.install_model(trained, {"run": run}) == models / "panda_reach"
+    installed = models / "panda_reach"
+    assert sorted(p.name for p in models.iterdir()) == ["panda_reach"]
+    assert sorted(p.name for p in installed.iterdir()) == ["model_index.json", "training_summary.json", "transformer"]
+    assert json.loads((installed / "training_summary.json").read_text()) == {"run": "second"}
+    assert (installed / "transformer" / "weights.bin").read_text() == "second"
+
+
 def test_a_mode_the_run_never_trained_is_warned_about_at_its_first_request(train_config, tmp_path, caplog):
     """`worldpolicy train`'s default objectives are policy alone: such a checkpoint's imagine / infer_actions gave
     futures and actions that looked like any others, with nothing to say the run never trained them."""

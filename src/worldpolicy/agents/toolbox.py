@@ -112,12 +112,12 @@ class ToolboxConfig:
             raise ValueError(f"max_loaded={self.max_loaded!r} must be an integer >= 1")
         # how every checkpoint loads: a bad value would otherwise fail each tool call once the server is up, as an
         # invalid_input naming none of the agent's arguments
-        from ..processing.observations import check_chunk_size, resolution_bins
+        from ..embodiments import check_chunk_size, check_resolution_tier
 
         if self.chunk_size is not None:
             check_chunk_size(self.chunk_size)
         if self.resolution_tier is not None:
-            resolution_bins(self.resolution_tier)
+            check_resolution_tier(self.resolution_tier)
         if self.device is not None or self.dtype is not None:
             from ..engine.loading import resolve_device, resolve_dtype
 

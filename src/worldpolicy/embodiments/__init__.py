@@ -37,8 +37,11 @@ __all__ = [
     "MODEL_SPACE_UNIT",
     "POSE_COLUMNS",
     "PROMPT_FORMATS",
+    "RESOLUTION_TIERS",
     "SPEC_FILE_SUFFIX",
     "Embodiment",
+    "check_chunk_size",
+    "check_resolution_tier",
     "domain_table",
     "embodiment_from_dict",
     "embodiment_from_spec",
@@ -63,6 +66,26 @@ MAX_DOMAIN_ID = 32  # DomainAwareLinear has nn.Embedding(32, ...) rows
 # are not published (umi, av, ...; robot-bridge.md s2). Their values span about [-1, 1] whatever they measure, so
 # nothing may take them for metres or radians: a robot refuses them, a plot draws no end-effector path from them.
 MODEL_SPACE_UNIT = "normalized"
+# The canvas tiers Cosmos3's action pipeline has bins for (the keys of diffusers' `_ACTION_RESOLUTION_BINS`, which
+# `processing.observations.resolution_bins` reads; a test holds the two equal). Here, not there, so that a registered
+# embodiment's tier is checked when it is built without importing diffusers.
+RESOLUTION_TIERS = (256, 480, 704, 720)
+
+
+def check_chunk_size(chunk_size: int) -> None:
+    """The causal VAE maps 1+4k frames to k+1 latents; other lengths are silently floored by diffusers."""
+    if not isinstance(chunk_size, (int, np.integer)) or isinstance(chunk_size, bool) or chunk_size < 4 or chunk_size % 4:
+        lower = max(4, (int(chunk_size) // 4) * 4) if isinstance(chunk_size, (int, float)) else 16
+        raise ValueError(
+            f"chunk_size={chunk_size!r} is not accepted: the video VAE needs chunk_size+1 = 1+4k frames, so chunk_size "
+            f"must be a positive multiple of 4 (e.g. {lower} or {lower + 4}; released DROID uses 32)"
+        )
+
+
+def check_resolution_tier(tier: int) -> None:
+    """A tier with no canvas bins would otherwise fail only at the first request, after the weights have loaded."""
+    if not isinstance(tier, (int, np.integer)) or isinstance(tier, bool) or tier not in RESOLUTION_TIERS:
+        raise ValueError(f"resolution_tier={tier!r} is not supported; accepted: {list(RESOLUTION_TIERS)}")
 
 
 @dataclass(frozen=True)
@@ -363,8 +386,11 @@ def _validated(e: Embodiment) -> Embodiment:
         raise ValueError(f"{where}: units say {MODEL_SPACE_UNIT!r} (model space) for {', '.join(cols)}, but "
                          f"normalization {e.normalization!r} turns actions into physical units; accepted: each "
                          "column's physical unit in units (e.g. 'm' for tx, ty, tz; '1' for rot6d and grasp)")
-    if e.chunk_size < 1:
-        raise ValueError(f"{where}: chunk_size={e.chunk_size} must be >= 1")
+    for check, value in ((check_chunk_size, e.chunk_size), (check_resolution_tier, e.resolution_tier)):
+        try:  # here, naming the embodiment, not when a policy is loaded with it
+            check(value)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
     if e.execute_steps is not None and not 1 <= e.execute_steps <= e.chunk_size:
         raise ValueError(f"{where}: execute_steps={e.execute_steps}; accepted: 1..chunk_size ({e.chunk_size}) or none")
     if not (math.isfinite(e.fps) and e.fps > 0):

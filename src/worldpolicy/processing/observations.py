@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..embodiments import check_resolution_tier
 from .video import check_frame_bounds, read_video
 
 if TYPE_CHECKING:
@@ -384,12 +385,8 @@ def _compose(cams: list[np.ndarray], sources: list[str], camera_keys: Sequence[s
 def resolution_bins(tier: int) -> dict[str, tuple[int, int]]:
     from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import _ACTION_RESOLUTION_BINS
 
-    key = str(tier)
-    if key not in _ACTION_RESOLUTION_BINS:
-        raise ValueError(
-            f"resolution_tier={tier!r} is not supported; accepted: {sorted(int(k) for k in _ACTION_RESOLUTION_BINS)}"
-        )
-    return _ACTION_RESOLUTION_BINS[key]
+    check_resolution_tier(tier)
+    return _ACTION_RESOLUTION_BINS[str(int(tier))]
 
 
 def prepare_canvas(frames: np.ndarray, tier: int, num_frames: int, snap_to_16: bool = True):
@@ -440,14 +437,3 @@ def prepare_canvas(frames: np.ndarray, tier: int, num_frames: int, snap_to_16: b
         latent_w=max(content_w // 16, 1),
     )
     return canvas.contiguous(), info
-
-
-def check_chunk_size(chunk_size: int) -> None:
-    """The causal VAE maps 1+4k frames to k+1 latents; other lengths are silently floored by diffusers."""
-    if not isinstance(chunk_size, (int, np.integer)) or isinstance(chunk_size, bool) or chunk_size < 4 or chunk_size % 4:
-        lower = max(4, (int(chunk_size) // 4) * 4) if isinstance(chunk_size, (int, float)) else 16
-        raise ValueError(
-            f"chunk_size={chunk_size!r} is not accepted: the video VAE needs chunk_size+1 = 1+4k frames, so chunk_size "
-            f"must be a positive multiple of 4 (e.g. {lower} or {lower + 4}; released DROID uses 32)"
-        )
-

@@ -303,7 +303,7 @@ def run(args: argparse.Namespace) -> int:
     previous = _stored_run(args.out) if args.resume else None
 
     import worldpolicy.sim.env  # noqa: F401  first: it picks MuJoCo's GL before the modules below import mujoco
-    from worldpolicy.sim.evaluate import evaluate, start_report, write_report
+    from worldpolicy.sim.evaluate import evaluate, keep_report, start_report, write_report
     from worldpolicy.sim.policies import chunk_size, make_policy, policy_fps, policy_settings
     from worldpolicy.sim.rollout import ChunkStrategy
 
@@ -330,8 +330,10 @@ def run(args: argparse.Namespace) -> int:
     finished: list[int] = []
     left: range | None = None  # with --resume: the episodes still to run
 
+    write_partial = keep_report(args.out)
+
     def keep(partial) -> None:  # after every episode: a failure later loses none of the finished ones
-        write_report(partial, args.out, plots=False)
+        write_partial(partial)
         finished[:] = [len(partial.episodes)]
 
     def header(embodiment, chunk: int, settings: dict):  # the new run's settings, as --resume compares them

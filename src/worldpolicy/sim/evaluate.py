@@ -20,8 +20,8 @@ from worldpolicy.fileio import write_bytes_atomic
 from worldpolicy.sim.policies import chunk_size, policy_fps, policy_settings
 from worldpolicy.sim.rollout import ChunkStrategy, EpisodeResult, Rollout
 
-__all__ = ["EvalReport", "episodes_left", "evaluate", "read_report", "report_figure", "resume_conflicts",
-           "start_report", "wilson_interval", "write_report"]
+__all__ = ["EvalReport", "episodes_left", "evaluate", "keep_report", "read_report", "report_figure",
+           "resume_conflicts", "start_report", "wilson_interval", "write_report"]
 
 SCHEMA = "worldpolicy.sim_eval/v1"
 
@@ -303,6 +303,13 @@ def write_report(report: EvalReport, out: Path, *, plots: bool = True) -> list[P
 
         written.append(save_figure(report_figure(report), out / "report.png"))
     return written
+
+
+def keep_report(out: Path) -> Callable[[EvalReport], None]:
+    """An `evaluate(on_episode=...)` that writes the report so far into `out` after every episode (report.json and
+    report.md; the figure is drawn once, at the end), so an interruption or a later failure loses none of the finished
+    episodes: `worldpolicy sim --resume` continues such a run."""
+    return lambda partial: write_report(partial, out, plots=False)
 
 
 def report_figure(report: EvalReport):

@@ -134,6 +134,7 @@ class TrainConfig:
         check_checkpoint_source(self.checkpoint)  # before the embodiment and data checks that read it
         if not self.data.dataset:
             raise ValueError("data.dataset: required (a LeRobot v3 dataset folder)")
+        from ..embodiments import check_chunk_size
         from ..fileio import file_in_the_way, refuse_foreign_folder
 
         if (blocking := file_in_the_way(self.output_dir)) is not None:  # now, not after the model loads
@@ -141,8 +142,10 @@ class TrainConfig:
         refuse_foreign_folder(self.output_dir, "--out / output_dir", "train")  # a checkpoint, dataset, other run
         if not (Path(self.data.dataset) / "meta" / "info.json").is_file():
             raise FileNotFoundError(f"data.dataset={self.data.dataset!r} has no meta/info.json (not a LeRobot v3 dataset)")
-        if self.data.chunk_size < 4 or self.data.chunk_size % 4:
-            raise ValueError(f"data.chunk_size={self.data.chunk_size}: must be a positive multiple of 4 (1+4k frames)")
+        try:
+            check_chunk_size(self.data.chunk_size)
+        except ValueError as exc:
+            raise ValueError(f"data.{exc}") from None
         if self.data.action_conversion not in (None, *ACTION_CONVERSIONS):
             raise ValueError(f"data.action_conversion={self.data.action_conversion!r}; accepted: "
                              f"{', '.join(ACTION_CONVERSIONS)} (or unset: read from the dataset)")

@@ -77,6 +77,15 @@ def recipe_path(name_or_path: str) -> Path:
     return path
 
 
+def recipe_label(path: Path) -> str:
+    """How a summary names its recipe: a shipped recipe by its name, since the path of the installed package is one
+    machine's (and a summary ships with the model); any other file by the path it was given as."""
+    for name in RECIPES:
+        if path.resolve() == recipe_path(name).resolve():
+            return name
+    return str(path)
+
+
 def corpus_for(prompts: list[str]) -> list[str]:
     """Sentences a tiny tokenizer is trained on: the task prompts and every caption sentence the model will see."""
     from ..embodiments import view_point_sentences
@@ -237,14 +246,14 @@ def base_pipeline(cfg: ScratchConfig, vae, prompts: list[str], target: Path) -> 
 def evaluate_checkpoint(checkpoint: Path, task: str, episodes: int, seed: int, out: Path, steps: int | None = None,
                         progress: bool = True) -> dict[str, Any]:
     from ..sim.env import TabletopEnv
-    from ..sim.evaluate import evaluate, write_report
+    from ..sim.evaluate import evaluate, keep_report, write_report
     from ..sim.policies import make_policy
 
     env = TabletopEnv(task)
     policy = make_policy(str(checkpoint), env=env, seed=seed, **({"steps": steps} if steps else {}))
     try:
         report = evaluate(env, policy, policy_name=checkpoint.name, episodes=episodes, seed=seed,
-                          video_dir=out / "videos", videos=2, progress=progress)
+                          video_dir=out / "videos", videos=2, progress=progress, on_episode=keep_report(out))
     finally:
         env.close()
     write_report(report, out)
@@ -253,18 +262,16 @@ def evaluate_checkpoint(checkpoint: Path, task: str, episodes: int, seed: int, o
 
 
 def install_model(model: Path, summary: dict[str, Any], name: str = "panda_reach") -> Path:
-    """Copy a trained pipeline into `worldpolicy/models/<name>` with the run's summary beside it."""
+    """Copy a trained pipeline into `worldpolicy/models/<name>` with the run's summary beside it, whole or not at all
+    (`staged_folder`); the staging folder a killed install left is removed first: it could ship with the package."""
     from .. import models
 
     target = Path(str(resources.files(models))) / name
-    tmp = target.with_name(f".{name}.installing")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(model, tmp)
-    write_json_atomic(tmp / "training_summary.json", summary)
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
+    for stale in target.parent.glob(f".{name}.*"):
+        shutil.rmtree(stale)
+    with staged_folder(target) as staging:
+        shutil.copytree(model, staging, dirs_exist_ok=True)
+        write_json_atomic(staging / "training_summary.json", summary)
     return target
 
 
@@ -282,7 +289,7 @@ def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, instal
     out = Path(output_dir or raw.get("output_dir", "runs/reach_from_scratch")).resolve()
     raw["output_dir"] = str(out / "train")
     output_folder(out, "--out / output_dir", writer="recipe")  # never a checkpoint, dataset or another command's run
-    summary: dict[str, Any] = {"recipe": str(path), "scratch": asdict(scratch), "stages": {}}
+    summary: dict[str, Any] = {"recipe": recipe_label(path), "scratch": asdict(scratch), "stages": {}}
     started = time.perf_counter()
 
     def stage(name: str, tick: float, **info: Any) -> None:
