@@ -187,9 +187,9 @@ def run_setting(name: str, device: str, dtype: str, chunk: int, variants: list[s
 
 
 def main() -> None:
+    from worldpolicy.embodiments import check_chunk_size
     from worldpolicy.engine.loading import check_compile_options, resolve_device
     from worldpolicy.fileio import write_json_atomic
-    from worldpolicy.processing.observations import check_chunk_size
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
