@@ -101,8 +101,8 @@ def sigint_held(notice: str | None = None) -> Iterator[list[int]]:
     """Hold Ctrl-C (and SIGTERM where `terminating_as_interrupt` made it one) until the block ends, and say which came:
     the block then finishes what it started (an episode being written, a training step), the caller keeps it and
     stops with `interruption(caught)`. `notice` is printed (stderr) when the first signal comes, after its name
-    ("Ctrl-C: ..."), so a block that takes a while does not look hung. A signal that is ignored, or handled outside Python, is left alone; only the main
-    thread receives signals, so elsewhere this holds nothing."""
+    ("Ctrl-C: ..."), so a block that takes a while does not look hung. A signal that is ignored, or handled outside
+    Python, is left alone; only the main thread receives signals, so elsewhere this holds nothing."""
     caught: list[int] = []
     held = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     held = {sig: handler for sig, handler in held.items() if callable(handler)}  # not SIG_IGN, SIG_DFL or None
@@ -143,8 +143,8 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
 @contextmanager
 def staged_folder(path: str | Path) -> Iterator[Path]:
     """`atomic_path` for a whole folder (a checkpoint, a model): yield a new folder beside `path` to write into; when
-    the block succeeds it gets the modes `mkdir` would give (`share_tree`) and replaces `path` (an earlier one is removed
-    first), otherwise it is removed. An error or Ctrl-C never leaves a half folder under the final name; a SIGKILL
+    the block succeeds it gets the modes `mkdir` would give (`share_tree`) and replaces `path` (an earlier one is
+    removed first), otherwise it is removed. An error or Ctrl-C never leaves a half folder under the final name; a SIGKILL
     leaves a `.NAME.*` folder beside it, which the writer removes on its next run."""
     path = Path(path)
     make_folder(path.parent)

@@ -153,6 +153,7 @@ def test_from_sim_shows_progress_and_says_what_ctrl_c_kept(tmp_path, capsys, mon
     pytest.importorskip("mujoco", reason="the sim extra (MuJoCo) is not installed")
     pytest.importorskip("worldpolicy.sim.policies", reason="worldpolicy.sim has no scripted expert here")
     from worldpolicy.data import from_sim
+    from worldpolicy.fileio import Terminated
 
     root = tmp_path / "sim"
     argv = ["dataset", "from-sim", str(root), "--task", "reach", "--episodes", "3", "--image-size", "24x24",
@@ -180,6 +181,15 @@ def test_from_sim_shows_progress_and_says_what_ctrl_c_kept(tmp_path, capsys, mon
     assert capsys.readouterr().err.strip() == (f"worldpolicy dataset from-sim: interrupted: 1 of 3 episodes kept in "
                                                f"{tmp_path / 'new'} (a complete dataset); rerun with --overwrite to "
                                                "record all 3")
+
+    def terminated(self, seed: int):  # SIGTERM as the command line raises it (`fileio.terminating_as_interrupt`)
+        if seed == 1:
+            raise Terminated
+        return real(self, seed)
+
+    monkeypatch.setattr(from_sim._Recorder, "record", terminated)
+    assert run([*argv[:2], str(tmp_path / "term"), *argv[3:], "--no-progress"]) == 143
+    assert "1 of 3 episodes kept in" in capsys.readouterr().err
 
 
 def test_from_sim_cameras_given_with_one_flag_each_are_all_recorded(tmp_path, monkeypatch):

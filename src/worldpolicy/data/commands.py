@@ -145,6 +145,7 @@ def _from_sim(args: argparse.Namespace) -> int:
     import sys
 
     from worldpolicy.data.from_sim import RecordingInterrupted, sim_to_dataset
+    from worldpolicy.fileio import Terminated, exit_status
     from worldpolicy.processing.video import CODECS
 
     try:
@@ -193,7 +194,7 @@ def _from_sim(args: argparse.Namespace) -> int:
         )
     except RecordingInterrupted as exc:  # Ctrl-C: say what became of the episodes recorded so far
         print(f"worldpolicy dataset from-sim: {exc.describe('--overwrite')}", file=sys.stderr)
-        return 143 if exc.terminated else 130  # the shell's codes for SIGTERM and Ctrl-C (`fileio.exit_status`)
+        return exit_status(Terminated() if exc.terminated else exc)  # 143 for SIGTERM, 130 for Ctrl-C
     except FileExistsError as exc:  # the writer speaks Python (overwrite=True); this is the command line
         raise FileExistsError(str(exc).replace("pass overwrite=True", "pass --overwrite")) from None
     except ValueError as exc:

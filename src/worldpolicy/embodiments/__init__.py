@@ -74,7 +74,8 @@ RESOLUTION_TIERS = (256, 480, 704, 720)
 
 def check_chunk_size(chunk_size: int) -> None:
     """The causal VAE maps 1+4k frames to k+1 latents; other lengths are silently floored by diffusers."""
-    if not isinstance(chunk_size, (int, np.integer)) or isinstance(chunk_size, bool) or chunk_size < 4 or chunk_size % 4:
+    if (not isinstance(chunk_size, (int, np.integer)) or isinstance(chunk_size, bool) or chunk_size < 4
+            or chunk_size % 4):
         lower = max(4, (int(chunk_size) // 4) * 4) if isinstance(chunk_size, (int, float)) else 16
         raise ValueError(
             f"chunk_size={chunk_size!r} is not accepted: the video VAE needs chunk_size+1 = 1+4k frames, so chunk_size "

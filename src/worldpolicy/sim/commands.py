@@ -29,9 +29,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="shipped (default: the model in the package) | CHECKPOINT dir (diffusers-format or LoRA "
                    "adapter) | ws://HOST:PORT | scripted | random")
     p.add_argument("--task", default=None,
-                   help=f"one of {', '.join(list_tasks())} (default: the task of the policy's embodiment, a checkpoint's "
-                   "or a ws:// server's: reach for the shipped model and checkpoints fine-tuned from it, else "
-                   "pick_place)")
+                   help=f"one of {', '.join(list_tasks())} (default: the task of the policy's embodiment, a "
+                   "checkpoint's or a ws:// server's: reach for the shipped model and checkpoints fine-tuned from "
+                   "it, else pick_place)")
     p.add_argument("--episodes", type=int, default=10, help="episodes to run (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="episode i uses seed + i (scene and sampling)")
     p.add_argument("--robot", default="panda", help="panda | fr3 | menagerie_panda | path to a Menagerie panda.xml")
@@ -303,6 +303,7 @@ def run(args: argparse.Namespace) -> int:
     previous = _stored_run(args.out) if args.resume else None
 
     import worldpolicy.sim.env  # noqa: F401  first: it picks MuJoCo's GL before the modules below import mujoco
+    from worldpolicy.robot.decode import check_executable
     from worldpolicy.sim.evaluate import evaluate, keep_report, start_report, write_report
     from worldpolicy.sim.policies import chunk_size, make_policy, policy_fps, policy_settings
     from worldpolicy.sim.rollout import ChunkStrategy
@@ -343,8 +344,6 @@ def run(args: argparse.Namespace) -> int:
                                 policy_settings=settings)
         except ValueError as exc:
             raise _as_flag(exc) from None
-
-    from worldpolicy.robot.decode import check_executable  # after sim.env, which picks MuJoCo's GL before it loads
 
     emb = None  # a checkpoint's embodiment, once `Policy.check_pretrained` has resolved it
     try:

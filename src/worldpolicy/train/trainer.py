@@ -591,8 +591,8 @@ class Trainer:
         for step in range(start, cfg.optim.steps):
             if stop_after is not None and step - start >= stop_after:
                 break
-            # Ctrl-C or SIGTERM (one process) waits for the step to finish, which is then saved: a step cut short would leave
-            # the weights half updated, and dropping every step since the last save can be hours of work.
+            # Ctrl-C or SIGTERM (one process) waits for the step to finish, which is then saved: a step cut short
+            # would leave the weights half updated, and dropping every step since the last save can be hours of work.
             notice = f"finishing step {step + 1}, then saving it"
             with sigint_held(notice) if self.world == 1 else contextlib.nullcontext([]) as interrupted:
                 tick = time.perf_counter()

@@ -657,8 +657,9 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path) -> 
     """Write the plots that suit a `worldpolicy.actions/v1` dict into `out_dir`; returns the PNG paths.
 
     Always `actions.png` (time series); plus `ee_path.png` for relative-pose layouts (`ee_path_<arm>.png` per arm of
-    a multi-arm one; none for an arm whose actions are in model space) or `joints.png` for joint layouts. Every figure is headed by `run_title`, marks the rows after
-    `real_rows_of` (an inverse dynamics result of a short clip), and is drawn before the first file is written.
+    a multi-arm one; none for an arm whose actions are in model space) or `joints.png` for joint layouts. Every figure
+    is headed by `run_title`, marks the rows after `real_rows_of` (an inverse dynamics result of a short clip), and is
+    drawn before the first file is written.
     """
     check_prediction_json(prediction_json)
     columns = list(prediction_json["columns"])
