@@ -7,11 +7,10 @@ outputs exercise every code path but mean nothing.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from .fileio import staged_folder
 
 _CORPUS = [
     "Pick up the banana and place it in the bowl.",
@@ -197,14 +196,6 @@ def make_tiny_checkpoint(path: str | Path, sizes: TinySizes | None = None, seed:
     if path.exists() and not (path.is_dir() and (not any(path.iterdir()) or (path / "model_index.json").is_file())):
         raise FileExistsError(f"path={str(path)!r} holds something other than a checkpoint; it is replaced only when "
                               "empty or a diffusers-format folder (model_index.json): choose another path")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        pipe.save_pretrained(tmp, safe_serialization=True)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    with staged_folder(path) as staging:  # whole or not at all, as every checkpoint is written
+        pipe.save_pretrained(staging, safe_serialization=True)
     return path
