@@ -38,6 +38,20 @@ def test_round_trip_returns_identical_arrays(small_dataset):
     assert ds.episode(-1).index == 2
 
 
+def test_camera_frames_decodes_any_part_of_an_episode(small_dataset):
+    """Parts that start past a keyframe (GOP 8), in an episode that starts mid-file, and one that ends the episode
+    (at its stored to_timestamp) are exactly those frames; a part outside the episode is refused, naming its length."""
+    ds, written = small_dataset
+    key = "observation.images.front"
+    for episode, start, stop in ((0, 9, 12), (2, 3, 4), (2, 0, 9), (1, 6, 7)):
+        np.testing.assert_array_equal(ds.camera_frames(episode, key, start, stop),
+                                      written[episode]["videos"][key][start:stop])
+    with pytest.raises(IndexError, match=r"frames \[5, 8\) are out of range for episode 1 of 7 frames"):
+        ds.camera_frames(1, key, 5, 8)
+    with pytest.raises(KeyError, match="not a video feature of this dataset; known: \\['observation.images.front'\\]"):
+        ds.camera_frames(0, "action", 0, 1)
+
+
 def test_layout_matches_lerobot_v3(small_dataset):
     ds, _ = small_dataset
     root = ds.root
@@ -485,6 +499,9 @@ def test_reads_pandas_unnamed_index_variable_lists_and_embedded_images(small_dat
     ep = reopened.episode(1)
     np.testing.assert_array_equal(ep.frames["action"], written[1]["frames"]["action"])
     np.testing.assert_array_equal(ep.videos["observation.images.wrist"], frame_ramp(28, 4, 6)[12:19])
+    # part of an episode, as `dataset frame` reads it: the image cells of those rows only
+    np.testing.assert_array_equal(reopened.camera_frames(1, "observation.images.wrist", 2, 5),
+                                  frame_ramp(28, 4, 6)[14:17])
 
 
 # ------------------------------------------------------------------------------------------------------ bad input

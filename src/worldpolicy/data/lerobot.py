@@ -253,29 +253,7 @@ class LeRobotDataset:
         unknown = [k for k in wanted if k not in self.video_keys]
         if unknown:
             raise KeyError(f"videos={unknown} are not video features of this dataset; known: {self.video_keys}")
-        decoded = {}
-        for key in wanted:
-            if self.features[key]["dtype"] == "image":
-                decoded[key] = _image_column(table, key, data_path, self.root)
-                continue
-            video_path = self._video_path(key, i)
-            clip = read_segment(
-                video_path,
-                float(ep[f"videos/{key}/from_timestamp"]),
-                float(ep[f"videos/{key}/to_timestamp"]),
-                self.fps,
-                length,
-                key,
-                f" of episode {i} (from {EPISODES_DIR})",
-            )
-            h, w = image_hw(self.features[key])
-            if clip.shape[1:3] != (h, w):
-                raise DatasetFormatError(
-                    video_path,
-                    f"features.{key}.shape",
-                    f"frames are {clip.shape[1]}x{clip.shape[2]} but info.json says {h}x{w}",
-                )
-            decoded[key] = clip
+        decoded = {key: self._camera_frames(i, key, 0, length, (data_path, table)) for key in wanted}
         frame_tasks = tuple(self.tasks[t] for t in task_index.tolist())
         return Episode(
             index=i,
@@ -287,6 +265,48 @@ class LeRobotDataset:
             dataset_from_index=int(ep["dataset_from_index"]),
             frame_tasks=frame_tasks,
         )
+
+    def camera_frames(self, index: int, key: str, start: int, stop: int) -> np.ndarray:
+        """Frames [start, stop) of camera `key` in episode `index`, uint8 [stop - start, H, W, 3], decoding only from
+        the keyframe before `start` to `stop` (a frame out of a long episode without decoding all of it)."""
+        n = self.num_episodes
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < n:
+            raise IndexError(f"episode index={index!r} is out of range for {n} episodes")
+        if key not in self.video_keys:
+            raise KeyError(f"key={key!r} is not a video feature of this dataset; known: {self.video_keys}")
+        length = int(self._episodes["length"][index])
+        if not 0 <= start < stop <= length:
+            raise IndexError(f"frames [{start}, {stop}) are out of range for episode {index} of {length} frames")
+        return self._camera_frames(int(index), key, start, stop)
+
+    def _camera_frames(
+        self, i: int, key: str, start: int, stop: int, rows: tuple[Path, pa.Table] | None = None
+    ) -> np.ndarray:
+        """`camera_frames` once its arguments are checked; `rows` are the episode's (`_episode_rows`), when read."""
+        if self.features[key]["dtype"] == "image":  # stored in the data file
+            data_path, table = rows or self._episode_rows(i)
+            return _image_column(table.slice(start, stop - start), key, data_path, self.root)
+        video_path = self._video_path(key, i)
+        begin = float(self._episodes[f"videos/{key}/from_timestamp"][i])
+        length = int(self._episodes["length"][i])
+        clip = read_segment(
+            video_path,
+            begin + start / self.fps,
+            # the whole episode ends at the stored to_timestamp (what LeRobot reads), a part of it at its frame
+            float(self._episodes[f"videos/{key}/to_timestamp"][i]) if stop == length else begin + stop / self.fps,
+            self.fps,
+            stop - start,
+            key,
+            f" of episode {i} (from {EPISODES_DIR})",
+        )
+        h, w = image_hw(self.features[key])
+        if clip.shape[1:3] != (h, w):
+            raise DatasetFormatError(
+                video_path,
+                f"features.{key}.shape",
+                f"frames are {clip.shape[1]}x{clip.shape[2]} but info.json says {h}x{w}",
+            )
+        return clip
 
     def episodes(self, videos: bool | list[str] = True) -> Iterator[Episode]:
         for i in range(self.num_episodes):
