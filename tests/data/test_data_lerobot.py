@@ -317,6 +317,26 @@ CORRUPTIONS = {
         EPISODES,
         "videos/observation.images.front/to_timestamp",
     ),
+    # columns of another type were cast blindly: a length of 12.5 read as 12, a task string as its letters
+    "length stored as floats": (lambda r: _set_column(r / EPISODES, "length", lambda n: pa.array([12.5, 7.0, 9.0])),
+                                EPISODES, "length"),
+    "tasks stored as a string": (lambda r: _set_column(r / EPISODES, "tasks", lambda n: pa.array(["pick the cube"] * n)),
+                                 EPISODES, "tasks"),
+    "timestamps stored as strings": (
+        lambda r: _set_column(r / EPISODES, "videos/observation.images.front/from_timestamp",
+                              lambda n: pa.array(["0"] * n)),
+        EPISODES,
+        "videos/observation.images.front/from_timestamp",
+    ),
+    # a v2.1 template: its {episode_index} was a KeyError when the first video was looked up
+    "video path per episode": (
+        lambda r: _edit_info(r, lambda i: i.update(video_path="videos/{video_key}/chunk-{chunk_index:03d}/"
+                                                              "file-{file_index:03d}/episode_{episode_index:06d}.mp4")),
+        "meta/info.json",
+        "video_path",
+    ),
+    "data path brace": (lambda r: _edit_info(r, lambda i: i.update(data_path="data/{chunk_index}/{file_index.parquet")),
+                        "meta/info.json", "data_path"),
 }
 LAZY_CORRUPTIONS = {  # found when the episode is loaded
     "data column": (lambda r: _rewrite_parquet(r / DATA, lambda t: t.drop(["action"])), DATA, "action"),
@@ -429,6 +449,10 @@ def test_stats_must_fit_the_features(small_dataset):
         _ = ds.stats
     ds.stats_path.write_text(json.dumps({"action": {"q01": [[1, 2], [3]]}}))
     with pytest.raises(DatasetFormatError, match="stats.json: holds a list numpy cannot read"):
+        _ = ds.stats
+    ds.stats_path.write_text(json.dumps({"action": [0.0, 1.0, 2.0]}))  # was dropped: the dataset looked stat-less
+    with pytest.raises(DatasetFormatError, match="stats.json: field 'action': must be an object of statistics "
+                                                 r"\(min, max, mean, .*\), got list"):
         _ = ds.stats
 
 

@@ -106,7 +106,9 @@ def _summary(ds) -> dict:
         "fps": ds.fps,
         "episodes": ds.num_episodes,
         "frames": ds.num_frames,
-        "episode_length": {"min": int(lengths.min()), "mean": float(lengths.mean()), "max": int(lengths.max())},
+        "episode_length": (  # None for a dataset of no episodes (yet)
+            {"min": int(lengths.min()), "mean": float(lengths.mean()), "max": int(lengths.max())} if lengths.size else None
+        ),
         "tasks": len(ds.tasks),
         "features": {
             k: {"dtype": ds.features[k]["dtype"], "shape": ds.features[k]["shape"]}

@@ -169,6 +169,10 @@ class LeRobotDataset:
         raw = read_json(self.stats_path, "stats.json")
         if not isinstance(raw, dict):
             raise DatasetFormatError(self.stats_path, None, "must hold a JSON object")
+        for key, part in raw.items():  # stats_from_json would drop it: the feature would look as if it had none
+            if not isinstance(part, dict):
+                raise DatasetFormatError(self.stats_path, key, f"must be an object of statistics ({', '.join(STAT_NAMES)}), "
+                                         f"got {type(part).__name__}")
         try:
             stats = stats_from_json(raw)
         except ValueError as exc:  # ragged lists
@@ -496,6 +500,7 @@ def _read_episodes(root: Path, info: dict[str, Any], tasks: list[str]) -> dict[s
         for key in needed:
             if key not in table.column_names:
                 raise DatasetFormatError(path, key, "column is missing")
+            _check_episodes_column(table.schema.field(key).type, key, path)
             values = table.column(key).to_pylist()
             if key != "tasks" and any(v is None for v in values):
                 raise DatasetFormatError(path, key, "has null values")
@@ -542,6 +547,21 @@ def _read_episodes(root: Path, info: dict[str, Any], tasks: list[str]) -> dict[s
                 sources[i], "tasks", f"episode {i} names {unknown}, which {TASKS_PATH} does not list"
             )
     return out
+
+
+def _check_episodes_column(kind: pa.DataType, key: str, path: Path) -> None:
+    """A meta/episodes column holds what LeRobot writes there: `tasks` a list of strings per episode, timestamps
+    numbers, the rest ints. Cast blindly, a float length of 12.5 was read as 12 and a string `tasks` as its letters."""
+    if key == "tasks":
+        lists = pa.types.is_list(kind) or pa.types.is_large_list(kind)
+        if pa.types.is_null(kind) or (lists and (pa.types.is_string(kind.value_type)
+                                                 or pa.types.is_large_string(kind.value_type)
+                                                 or pa.types.is_null(kind.value_type))):
+            return
+        raise DatasetFormatError(path, key, f"column is {kind}; expected a list of task strings per episode")
+    if pa.types.is_integer(kind) or (key.endswith("timestamp") and pa.types.is_floating(kind)):
+        return
+    raise DatasetFormatError(path, key, f"column is {kind}; expected {'numbers' if key.endswith('timestamp') else 'ints'}")
 
 
 def _column_array(table: pa.Table, key: str, spec: Mapping[str, Any], path: Path) -> np.ndarray:
