@@ -450,6 +450,9 @@ def test_stats_must_fit_the_features(small_dataset):
     ds.stats_path.write_text(json.dumps({"action": {"q01": [[1, 2], [3]]}}))
     with pytest.raises(DatasetFormatError, match="stats.json: holds a list numpy cannot read"):
         _ = ds.stats
+    ds.stats_path.write_text('{"action": {"q99": [1.0, NaN, 2.0]}}')  # JSON's NaN, as Python's json writes it
+    with pytest.raises(DatasetFormatError, match=r"stats.json: field 'action.q99': holds NaN or inf: \[1.0, nan, 2.0\]"):
+        _ = ds.stats
     ds.stats_path.write_text(json.dumps({"action": [0.0, 1.0, 2.0]}))  # was dropped: the dataset looked stat-less
     with pytest.raises(DatasetFormatError, match="stats.json: field 'action': must be an object of statistics "
                                                  r"\(min, max, mean, .*\), got list"):
@@ -526,6 +529,14 @@ def test_reads_pandas_unnamed_index_variable_lists_and_embedded_images(small_dat
     # part of an episode, as `dataset frame` reads it: the image cells of those rows only
     np.testing.assert_array_equal(reopened.camera_frames(1, "observation.images.wrist", 2, 5),
                                   frame_ramp(28, 4, 6)[14:17])
+    # an image of another size than info.json's is named by its frame (np.stack failed on it, or it passed)
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((5, 6, 3), np.uint8)).save(buf, format="PNG")
+    pngs[15] = {"bytes": buf.getvalue(), "path": None}
+    _set_column(root / DATA, "observation.images.wrist", lambda n: pa.array(pngs))
+    with pytest.raises(DatasetFormatError, match=r"field 'observation.images.wrist': the image of frame 3 is 5x6 but "
+                                                 "info.json says 4x6"):
+        LeRobotDataset.open(root).episode(1)
 
 
 # ------------------------------------------------------------------------------------------------------ bad input

@@ -190,6 +190,10 @@ class LeRobotDataset:
                         f"{key}.{name}",
                         f"holds {part[name].size} {part[name].dtype} values; {key} needs {wanted} numbers",
                     )
+                if name in part and not np.isfinite(part[name]).all():  # JSON's NaN/Infinity: normalising with it
+                    raise DatasetFormatError(  # turns every action into NaN
+                        self.stats_path, f"{key}.{name}", f"holds NaN or inf: {part[name].tolist()}"
+                    )
         return stats
 
     def feature_stats(self, keys: str | Sequence[str]) -> dict[str, np.ndarray]:
@@ -289,7 +293,8 @@ class LeRobotDataset:
         """`camera_frames` once its arguments are checked; `rows` are the episode's (`_episode_rows`), when read."""
         if self.features[key]["dtype"] == "image":  # stored in the data file
             data_path, table = rows or self._episode_rows(i)
-            return _image_column(table.slice(start, stop - start), key, data_path, self.root)
+            return _image_column(table.slice(start, stop - start), key, data_path, self.root,
+                                 image_hw(self.features[key]), start)
         video_path = self._video_path(key, i)
         begin = float(self._episodes[f"videos/{key}/from_timestamp"][i])
         length = int(self._episodes["length"][i])
@@ -618,8 +623,11 @@ def _as_declared(values: np.ndarray, dtype: np.dtype, arrow_type: pa.DataType, k
     return values.astype(dtype)
 
 
-def _image_column(table: pa.Table, key: str, path: Path, root: Path) -> np.ndarray:
-    """Images embedded in parquet as struct<bytes, path> (LeRobot's `image` dtype), decoded with Pillow."""
+def _image_column(
+    table: pa.Table, key: str, path: Path, root: Path, hw: tuple[int, int], first: int = 0
+) -> np.ndarray:
+    """Images embedded in parquet as struct<bytes, path> (LeRobot's `image` dtype), decoded with Pillow; each must be
+    info.json's `hw` (a video is checked the same way). `first` is the episode frame of the first row, for errors."""
     import io
 
     from PIL import Image
@@ -627,7 +635,7 @@ def _image_column(table: pa.Table, key: str, path: Path, root: Path) -> np.ndarr
     if key not in table.column_names:
         raise DatasetFormatError(path, key, "column is missing")
     frames = []
-    for item in table.column(key).to_pylist():
+    for t, item in enumerate(table.column(key).to_pylist(), start=first):
         if not isinstance(item, dict) or not (item.get("bytes") or item.get("path")):
             raise DatasetFormatError(path, key, "image cells must be structs with 'bytes' or 'path'")
         source = io.BytesIO(item["bytes"]) if item.get("bytes") else root / item["path"]
@@ -636,6 +644,9 @@ def _image_column(table: pa.Table, key: str, path: Path, root: Path) -> np.ndarr
                 frames.append(np.asarray(img.convert("RGB")))
         except (OSError, ValueError) as exc:
             raise DatasetFormatError(path, key, f"holds an undecodable image: {exc}") from None
+        if frames[-1].shape[:2] != hw:
+            raise DatasetFormatError(path, key, f"the image of frame {t} is {frames[-1].shape[0]}x{frames[-1].shape[1]} "
+                                                f"but info.json says {hw[0]}x{hw[1]}")
     return np.stack(frames)
 
 
