@@ -130,6 +130,27 @@ def test_cameras_are_passed_as_the_embodiment_takes_them(droid_dataset, small_da
     assert single[single.index("--image") + 1] == str(tmp_path / "d" / "observation.images.front.png")
 
 
+def test_a_state_holding_nan_is_refused_for_a_state_conditioned_embodiment(droid_dataset, tmp_path):
+    """The command would hand predict `--state=nan,...`: said here, naming the frame, before anything is written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from worldpolicy.data import LeRobotDataset
+
+    ds, _ = droid_dataset
+    data = ds.root / "data/chunk-000/file-000.parquet"
+    table = pq.read_table(data)
+    grip = table.column("observation.state.gripper_position").to_pylist()
+    grip[2] = float("nan")  # episode 0, frame 2
+    column = table.column_names.index("observation.state.gripper_position")
+    pq.write_table(table.set_column(column, "observation.state.gripper_position", pa.array(grip, pa.float32())), data)
+    ds = LeRobotDataset.open(ds.root)
+    with pytest.raises(ValueError, match=r"frame 2 of episode 0 holds NaN or inf in its state \(\[.*nan\]\)"):
+        extract_frame(ds, tmp_path / "obs", frame=2, checkpoint="ck", embodiment="droid/joint_pos")
+    assert not (tmp_path / "obs").exists()
+    extract_frame(ds, tmp_path / "obs", frame=3, checkpoint="ck", embodiment="droid/joint_pos")  # its neighbour is fine
+
+
 def test_the_printed_predict_command_runs(droid_dataset, tmp_path, capsys):
     pytest.importorskip("diffusers")
     from worldpolicy.cli import build_parser

@@ -126,6 +126,10 @@ def extract_frame(
         images=images, clips=clips, state_keys=tuple(keys),
         state=np.concatenate([rows.frames[k][frame].reshape(-1) for k in keys]) if keys else None,
     )
+    if emb is not None and emb.state_history and not np.isfinite(result.state.astype(np.float64)).all():
+        raise ValueError(f"state_keys={keys}: frame {frame} of episode {episode} holds NaN or inf in its state "
+                         f"({result.state.tolist()}), which no policy can take; `worldpolicy dataset check` lists such "
+                         "frames")
     if emb is not None:
         result.commands = _predict_commands(result, emb, checkpoint, embodiment)
     output_folder(out, "out")
