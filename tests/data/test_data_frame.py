@@ -92,6 +92,9 @@ def test_refuses_to_overwrite_unless_asked_and_never_writes_into_a_dataset(small
     ds, _ = small_dataset
     out = tmp_path / "obs"
     assert main(["dataset", "frame", str(ds.root), "--out", str(out), "--frame", "3"]) == 0
+    printed = capsys.readouterr()
+    assert f"wrote {out / 'dataset_frame.json'}" in printed.out and "worldpolicy predict" not in printed.out
+    assert "pass --checkpoint to get the `worldpolicy predict` command" in printed.err
     before = (out / "observation.images.front.png").read_bytes()
     assert main(["dataset", "frame", str(ds.root), "--out", str(out), "--frame", "4"]) == 2
     assert (f"error: --out: {str(out)!r} already holds observation.images.front.png, dataset_frame.json; choose "
