@@ -187,6 +187,7 @@ FOLDER_KINDS: tuple[FolderKind, ...] = (
     FolderKind("a from-scratch recipe run", "recipe", ("summary.json",)),
     FolderKind("a sim run", "sim", ("report.json",)),
     FolderKind("a predict run", "predict", ("actions.json",)),
+    FolderKind("a dataset frame's predict inputs", "dataset frame", ("dataset_frame.json",)),
     FolderKind("viz plots", "viz", ("animation.mp4", "actions.png")),
 )
 RUN_WRITERS = tuple(kind.writer for kind in FOLDER_KINDS if kind.writer is not None)

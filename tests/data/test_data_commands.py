@@ -57,6 +57,18 @@ def test_info_and_check(small_dataset, capsys):
     assert "videos/observation.images.front/chunk-000/file-000.mp4: video file is missing" in capsys.readouterr().err
 
 
+def test_info_on_a_dataset_of_no_episodes(small_dataset, capsys):
+    """Its episode lengths are none (a numpy error about a zero-size reduction, exit 2, before)."""
+    ds, _ = small_dataset
+    episodes = ds.root / "meta/episodes/chunk-000/file-000.parquet"
+    pq.write_table(pq.read_table(episodes).slice(0, 0), episodes)
+    info = json.loads((ds.root / "meta/info.json").read_text())
+    (ds.root / "meta/info.json").write_text(json.dumps({**info, "total_episodes": 0, "total_frames": 0}))
+    assert run(["dataset", "info", str(ds.root)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["episodes"], summary["frames"], summary["episode_length"]) == (0, 0, None)
+
+
 def test_check_shows_its_progress_over_the_episodes(small_dataset, capsys):
     """`check` decodes every video, which takes long on a real dataset: a bar on stderr counts the episodes."""
     ds, _ = small_dataset

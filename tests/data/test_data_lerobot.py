@@ -38,6 +38,20 @@ def test_round_trip_returns_identical_arrays(small_dataset):
     assert ds.episode(-1).index == 2
 
 
+def test_camera_frames_decodes_any_part_of_an_episode(small_dataset):
+    """Parts that start past a keyframe (GOP 8), in an episode that starts mid-file, and one that ends the episode
+    (at its stored to_timestamp) are exactly those frames; a part outside the episode is refused, naming its length."""
+    ds, written = small_dataset
+    key = "observation.images.front"
+    for episode, start, stop in ((0, 9, 12), (2, 3, 4), (2, 0, 9), (1, 6, 7)):
+        np.testing.assert_array_equal(ds.camera_frames(episode, key, start, stop),
+                                      written[episode]["videos"][key][start:stop])
+    with pytest.raises(IndexError, match=r"frames \[5, 8\) are out of range for episode 1 of 7 frames"):
+        ds.camera_frames(1, key, 5, 8)
+    with pytest.raises(KeyError, match="not a video feature of this dataset; known: \\['observation.images.front'\\]"):
+        ds.camera_frames(0, "action", 0, 1)
+
+
 def test_layout_matches_lerobot_v3(small_dataset):
     ds, _ = small_dataset
     root = ds.root
@@ -303,6 +317,26 @@ CORRUPTIONS = {
         EPISODES,
         "videos/observation.images.front/to_timestamp",
     ),
+    # columns of another type were cast blindly: a length of 12.5 read as 12, a task string as its letters
+    "length stored as floats": (lambda r: _set_column(r / EPISODES, "length", lambda n: pa.array([12.5, 7.0, 9.0])),
+                                EPISODES, "length"),
+    "tasks stored as a string": (lambda r: _set_column(r / EPISODES, "tasks", lambda n: pa.array(["pick the cube"] * n)),
+                                 EPISODES, "tasks"),
+    "timestamps stored as strings": (
+        lambda r: _set_column(r / EPISODES, "videos/observation.images.front/from_timestamp",
+                              lambda n: pa.array(["0"] * n)),
+        EPISODES,
+        "videos/observation.images.front/from_timestamp",
+    ),
+    # a v2.1 template: its {episode_index} was a KeyError when the first video was looked up
+    "video path per episode": (
+        lambda r: _edit_info(r, lambda i: i.update(video_path="videos/{video_key}/chunk-{chunk_index:03d}/"
+                                                              "file-{file_index:03d}/episode_{episode_index:06d}.mp4")),
+        "meta/info.json",
+        "video_path",
+    ),
+    "data path brace": (lambda r: _edit_info(r, lambda i: i.update(data_path="data/{chunk_index}/{file_index.parquet")),
+                        "meta/info.json", "data_path"),
 }
 LAZY_CORRUPTIONS = {  # found when the episode is loaded
     "data column": (lambda r: _rewrite_parquet(r / DATA, lambda t: t.drop(["action"])), DATA, "action"),
@@ -416,6 +450,13 @@ def test_stats_must_fit_the_features(small_dataset):
     ds.stats_path.write_text(json.dumps({"action": {"q01": [[1, 2], [3]]}}))
     with pytest.raises(DatasetFormatError, match="stats.json: holds a list numpy cannot read"):
         _ = ds.stats
+    ds.stats_path.write_text('{"action": {"q99": [1.0, NaN, 2.0]}}')  # JSON's NaN, as Python's json writes it
+    with pytest.raises(DatasetFormatError, match=r"stats.json: field 'action.q99': holds NaN or inf: \[1.0, nan, 2.0\]"):
+        _ = ds.stats
+    ds.stats_path.write_text(json.dumps({"action": [0.0, 1.0, 2.0]}))  # was dropped: the dataset looked stat-less
+    with pytest.raises(DatasetFormatError, match="stats.json: field 'action': must be an object of statistics "
+                                                 r"\(min, max, mean, .*\), got list"):
+        _ = ds.stats
 
 
 def test_check_files_finds_frames_no_episode_lists(small_dataset):
@@ -485,6 +526,17 @@ def test_reads_pandas_unnamed_index_variable_lists_and_embedded_images(small_dat
     ep = reopened.episode(1)
     np.testing.assert_array_equal(ep.frames["action"], written[1]["frames"]["action"])
     np.testing.assert_array_equal(ep.videos["observation.images.wrist"], frame_ramp(28, 4, 6)[12:19])
+    # part of an episode, as `dataset frame` reads it: the image cells of those rows only
+    np.testing.assert_array_equal(reopened.camera_frames(1, "observation.images.wrist", 2, 5),
+                                  frame_ramp(28, 4, 6)[14:17])
+    # an image of another size than info.json's is named by its frame (np.stack failed on it, or it passed)
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((5, 6, 3), np.uint8)).save(buf, format="PNG")
+    pngs[15] = {"bytes": buf.getvalue(), "path": None}
+    _set_column(root / DATA, "observation.images.wrist", lambda n: pa.array(pngs))
+    with pytest.raises(DatasetFormatError, match=r"field 'observation.images.wrist': the image of frame 3 is 5x6 but "
+                                                 "info.json says 4x6"):
+        LeRobotDataset.open(root).episode(1)
 
 
 # ------------------------------------------------------------------------------------------------------ bad input

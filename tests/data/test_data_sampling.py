@@ -149,6 +149,13 @@ def test_bad_arguments_fail_before_decoding(ramp_dataset, kwargs, match):
         sample_training_examples(ramp_dataset, **args)  # raised at the call, before any decoding
 
 
+def test_a_dataset_without_cameras_is_named_as_such(tmp_path):
+    ds = write_episodes(tmp_path / "ds", [{"frames": {"action": np.zeros((6, 2), np.float32)}, "task": "t"}], fps=10)
+    with pytest.raises(ValueError, match="video_keys: the dataset has no video or image features; a training example "
+                                         "needs frames"):
+        sample_training_examples(ds, "pusht", chunk_size=4)
+
+
 def test_window_starts():
     assert list(window_starts(10, 4)) == [0, 1, 2, 3, 4, 5]
     assert list(window_starts(10, 4, stride=2)) == [0, 2, 4]

@@ -1,9 +1,10 @@
 """Datasets: LeRobotDataset v3.0 read/write, statistics, and Cosmos3 training examples.
 
-    from worldpolicy.data import LeRobotDataset, sample_training_examples
+    from worldpolicy.data import LeRobotDataset, extract_frame, sample_training_examples
     ds = LeRobotDataset.open("my_dataset")
     for ex in sample_training_examples(ds, "bridge", mode="policy"):
         ex.frames, ex.actions, ex.task          # uint8 [chunk+1, H, W, 3], float32 [chunk, dim], str
+    extract_frame(ds, "obs", episode=0, frame=10, checkpoint="shipped").command_lines   # predict's inputs
 
 Reading and writing need pyarrow (`pip install 'worldpolicy[train]'`); it is imported on first use.
 """
@@ -18,6 +19,7 @@ from .stats import QUANTILES, NonFinite, aggregate_stats, compute_stats, first_n
 __all__ = [
     "QUANTILES",
     "DatasetFormatError",
+    "DatasetFrame",
     "Episode",
     "LeRobotDataset",
     "LeRobotDatasetWriter",
@@ -25,6 +27,7 @@ __all__ = [
     "TrainingExample",
     "aggregate_stats",
     "compute_stats",
+    "extract_frame",
     "first_non_finite",
     "sample_training_examples",
     "window_starts",
@@ -32,6 +35,8 @@ __all__ = [
 ]
 
 _LAZY = {
+    "DatasetFrame": "frame",
+    "extract_frame": "frame",
     "Episode": "lerobot",
     "LeRobotDataset": "lerobot",
     "LeRobotDatasetWriter": "lerobot",

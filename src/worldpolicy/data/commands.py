@@ -1,4 +1,5 @@
-"""`worldpolicy dataset info|check|from-sim`: inspect LeRobot v3 datasets and record scripted-expert sim data."""
+"""`worldpolicy dataset info|check|frame|from-sim`: inspect LeRobot v3 datasets, take one observation out of one as
+`worldpolicy predict`'s inputs, and record scripted-expert sim data."""
 
 from __future__ import annotations
 
@@ -39,6 +40,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     check.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     check.set_defaults(func=_check)
 
+    frame = cmds.add_parser(
+        "frame",
+        help="write one frame's camera images, state and task as `worldpolicy predict` inputs, and print the command",
+        description="Write frame FRAME of episode EPISODE as predict's inputs: a PNG per camera, optionally a folder "
+        "of the last N frames per camera (--clip, for inverse dynamics), and dataset_frame.json (task, state, files). "
+        "With --checkpoint, print the predict command for it, built for its embodiment (cameras as --camera KEY=FILE, "
+        "--state for state-conditioned ones).",
+    )
+    frame.add_argument("root", help="dataset folder (holds meta/info.json)")
+    frame.add_argument("--out", required=True, help="folder for the files (made if missing)")
+    frame.add_argument("--episode", type=int, default=0, help="episode index; negative counts from the end (default: 0)")
+    frame.add_argument("--frame", type=int, default=0,
+                       help="frame index within the episode; negative counts from the end (default: 0)")
+    frame.add_argument("--checkpoint", help="print the predict command for this checkpoint (as predict takes it: "
+                       "shipped, a folder or a hub id); only its embodiment.json is read")
+    frame.add_argument("--embodiment", help="the embodiment to run it as (as predict takes it; default: the "
+                       "checkpoint's own, else droid)")
+    frame.add_argument("--cameras", nargs="+", action="extend", metavar="KEY",
+                       help="dataset camera keys to write (default: all)")
+    frame.add_argument("--clip", type=int, metavar="N",
+                       help="also write the N frames ending at --frame per camera, as a folder of PNGs (N >= 2)")
+    frame.add_argument("--state-keys", nargs="+", action="extend", metavar="KEY",
+                       help="features that make the state vector, side by side (default: observation.state, else the "
+                       "observation.state.* features)")
+    frame.add_argument("--overwrite", action="store_true", help="replace files an earlier run wrote in --out")
+    frame.set_defaults(func=_frame)
+
     sim = cmds.add_parser(
         "from-sim",
         help="record seeded scripted-expert episodes from the simulator",
@@ -78,7 +106,9 @@ def _summary(ds) -> dict:
         "fps": ds.fps,
         "episodes": ds.num_episodes,
         "frames": ds.num_frames,
-        "episode_length": {"min": int(lengths.min()), "mean": float(lengths.mean()), "max": int(lengths.max())},
+        "episode_length": (  # None for a dataset of no episodes (yet)
+            {"min": int(lengths.min()), "mean": float(lengths.mean()), "max": int(lengths.max())} if lengths.size else None
+        ),
         "tasks": len(ds.tasks),
         "features": {
             k: {"dtype": ds.features[k]["dtype"], "shape": ds.features[k]["shape"]}
@@ -126,6 +156,36 @@ def _check(args: argparse.Namespace) -> int:
         f"ok: {ds.num_episodes} episodes, {ds.num_frames} frames, {len(ds.video_keys)} video features, "
         f"{'with' if stats else 'no'} stats"
     )
+    return 0
+
+
+# extract_frame's parameters as `dataset frame` spells them (`cli.flag_named`)
+FRAME_FLAGS = {name: "--" + name.replace("_", "-") for name in (
+    "out", "episode", "frame", "checkpoint", "embodiment", "cameras", "clip", "state_keys")}
+
+
+def _frame(args: argparse.Namespace) -> int:
+    import sys
+
+    from worldpolicy.cli import flag_named
+    from worldpolicy.data.frame import FRAME_FILE, extract_frame
+
+    try:
+        obs = extract_frame(
+            args.root, args.out, args.episode, args.frame, checkpoint=args.checkpoint, embodiment=args.embodiment,
+            cameras=args.cameras, clip=args.clip, state_keys=args.state_keys, overwrite=args.overwrite,
+        )
+    except FileExistsError as exc:  # the Python API's overwrite=True is this command's --overwrite
+        raise FileExistsError(flag_named(exc, FRAME_FLAGS).args[0].replace("overwrite=True", "--overwrite")) from None
+    except (ValueError, KeyError) as exc:
+        raise flag_named(exc, FRAME_FLAGS) from None
+    print(f"episode {obs.episode}, frame {obs.frame} of {obs.root}: task {obs.task!r}")
+    for path in [*obs.images.values(), *obs.clips.values(), obs.out / FRAME_FILE]:  # the last holds task and state
+        print(f"  wrote {path}")
+    for line in obs.command_lines.values():
+        print(line)
+    if not obs.commands:
+        print("pass --checkpoint to get the `worldpolicy predict` command for these files", file=sys.stderr)
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import string
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ EPISODE_COLUMNS = (
     "dataset_to_index",
 )
 VIDEO_EPISODE_FIELDS = ("chunk_index", "file_index", "from_timestamp", "to_timestamp")
+# The fields info.json's path templates may name (what the reader fills in: `LeRobotDataset._data_path`, `_video_path`)
+TEMPLATE_FIELDS = {"data_path": {"chunk_index", "file_index"}, "video_path": {"video_key", "chunk_index", "file_index"}}
 
 
 class DatasetFormatError(ValueError):
@@ -117,17 +120,29 @@ def check_info(info: Any, path: str | Path) -> dict[str, Any]:
     if not isinstance(info["features"], dict) or not info["features"]:
         raise DatasetFormatError(path, "features", "must be a non-empty object")
     features = {name: check_feature(name, spec, path) for name, spec in info["features"].items()}
-    for template_key in ("data_path", "video_path"):
+    for template_key, fields in TEMPLATE_FIELDS.items():
         template = info.get(template_key)
-        if template is not None and (
-            not isinstance(template, str) or "{chunk_index" not in template or "{file_index" not in template
-        ):
+        if template is None:
+            continue
+        named = _template_fields(template)
+        if named is None or not {"chunk_index", "file_index"} <= named or not named <= fields:
             raise DatasetFormatError(
-                path, template_key, f"must be a path template with chunk/file indices, got {template!r}"
+                path, template_key, f"must be a path template with chunk/file indices, got {template!r}; accepted "
+                f"fields: {', '.join(sorted(fields))} (v3.0 places episodes by file, not by episode_index)"
             )
     if any(f["dtype"] == "video" for f in features.values()) and not info.get("video_path"):
         raise DatasetFormatError(path, "video_path", "is missing although the dataset has video features")
     return {**info, "features": features}
+
+
+def _template_fields(template: Any) -> set[str] | None:
+    """The fields a `str.format` path template names, or None when it is not one."""
+    if not isinstance(template, str):
+        return None
+    try:
+        return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError:  # an unmatched brace
+        return None
 
 
 def read_json(path: Path, what: str) -> Any:

@@ -169,6 +169,10 @@ class LeRobotDataset:
         raw = read_json(self.stats_path, "stats.json")
         if not isinstance(raw, dict):
             raise DatasetFormatError(self.stats_path, None, "must hold a JSON object")
+        for key, part in raw.items():  # stats_from_json would drop it: the feature would look as if it had none
+            if not isinstance(part, dict):
+                raise DatasetFormatError(self.stats_path, key, f"must be an object of statistics ({', '.join(STAT_NAMES)}), "
+                                         f"got {type(part).__name__}")
         try:
             stats = stats_from_json(raw)
         except ValueError as exc:  # ragged lists
@@ -185,6 +189,10 @@ class LeRobotDataset:
                         self.stats_path,
                         f"{key}.{name}",
                         f"holds {part[name].size} {part[name].dtype} values; {key} needs {wanted} numbers",
+                    )
+                if name in part and not np.isfinite(part[name]).all():  # JSON's NaN/Infinity: normalising with it
+                    raise DatasetFormatError(  # turns every action into NaN
+                        self.stats_path, f"{key}.{name}", f"holds NaN or inf: {part[name].tolist()}"
                     )
         return stats
 
@@ -253,29 +261,7 @@ class LeRobotDataset:
         unknown = [k for k in wanted if k not in self.video_keys]
         if unknown:
             raise KeyError(f"videos={unknown} are not video features of this dataset; known: {self.video_keys}")
-        decoded = {}
-        for key in wanted:
-            if self.features[key]["dtype"] == "image":
-                decoded[key] = _image_column(table, key, data_path, self.root)
-                continue
-            video_path = self._video_path(key, i)
-            clip = read_segment(
-                video_path,
-                float(ep[f"videos/{key}/from_timestamp"]),
-                float(ep[f"videos/{key}/to_timestamp"]),
-                self.fps,
-                length,
-                key,
-                f" of episode {i} (from {EPISODES_DIR})",
-            )
-            h, w = image_hw(self.features[key])
-            if clip.shape[1:3] != (h, w):
-                raise DatasetFormatError(
-                    video_path,
-                    f"features.{key}.shape",
-                    f"frames are {clip.shape[1]}x{clip.shape[2]} but info.json says {h}x{w}",
-                )
-            decoded[key] = clip
+        decoded = {key: self._camera_frames(i, key, 0, length, (data_path, table)) for key in wanted}
         frame_tasks = tuple(self.tasks[t] for t in task_index.tolist())
         return Episode(
             index=i,
@@ -287,6 +273,49 @@ class LeRobotDataset:
             dataset_from_index=int(ep["dataset_from_index"]),
             frame_tasks=frame_tasks,
         )
+
+    def camera_frames(self, index: int, key: str, start: int, stop: int) -> np.ndarray:
+        """Frames [start, stop) of camera `key` in episode `index`, uint8 [stop - start, H, W, 3], decoding only from
+        the keyframe before `start` to `stop` (a frame out of a long episode without decoding all of it)."""
+        n = self.num_episodes
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < n:
+            raise IndexError(f"episode index={index!r} is out of range for {n} episodes")
+        if key not in self.video_keys:
+            raise KeyError(f"key={key!r} is not a video feature of this dataset; known: {self.video_keys}")
+        length = int(self._episodes["length"][index])
+        if not 0 <= start < stop <= length:
+            raise IndexError(f"frames [{start}, {stop}) are out of range for episode {index} of {length} frames")
+        return self._camera_frames(int(index), key, start, stop)
+
+    def _camera_frames(
+        self, i: int, key: str, start: int, stop: int, rows: tuple[Path, pa.Table] | None = None
+    ) -> np.ndarray:
+        """`camera_frames` once its arguments are checked; `rows` are the episode's (`_episode_rows`), when read."""
+        if self.features[key]["dtype"] == "image":  # stored in the data file
+            data_path, table = rows or self._episode_rows(i)
+            return _image_column(table.slice(start, stop - start), key, data_path, self.root,
+                                 image_hw(self.features[key]), start)
+        video_path = self._video_path(key, i)
+        begin = float(self._episodes[f"videos/{key}/from_timestamp"][i])
+        length = int(self._episodes["length"][i])
+        clip = read_segment(
+            video_path,
+            begin + start / self.fps,
+            # the whole episode ends at the stored to_timestamp (what LeRobot reads), a part of it at its frame
+            float(self._episodes[f"videos/{key}/to_timestamp"][i]) if stop == length else begin + stop / self.fps,
+            self.fps,
+            stop - start,
+            key,
+            f" of episode {i} (from {EPISODES_DIR})",
+        )
+        h, w = image_hw(self.features[key])
+        if clip.shape[1:3] != (h, w):
+            raise DatasetFormatError(
+                video_path,
+                f"features.{key}.shape",
+                f"frames are {clip.shape[1]}x{clip.shape[2]} but info.json says {h}x{w}",
+            )
+        return clip
 
     def episodes(self, videos: bool | list[str] = True) -> Iterator[Episode]:
         for i in range(self.num_episodes):
@@ -476,6 +505,7 @@ def _read_episodes(root: Path, info: dict[str, Any], tasks: list[str]) -> dict[s
         for key in needed:
             if key not in table.column_names:
                 raise DatasetFormatError(path, key, "column is missing")
+            _check_episodes_column(table.schema.field(key).type, key, path)
             values = table.column(key).to_pylist()
             if key != "tasks" and any(v is None for v in values):
                 raise DatasetFormatError(path, key, "has null values")
@@ -522,6 +552,21 @@ def _read_episodes(root: Path, info: dict[str, Any], tasks: list[str]) -> dict[s
                 sources[i], "tasks", f"episode {i} names {unknown}, which {TASKS_PATH} does not list"
             )
     return out
+
+
+def _check_episodes_column(kind: pa.DataType, key: str, path: Path) -> None:
+    """A meta/episodes column holds what LeRobot writes there: `tasks` a list of strings per episode, timestamps
+    numbers, the rest ints. Cast blindly, a float length of 12.5 was read as 12 and a string `tasks` as its letters."""
+    if key == "tasks":
+        lists = pa.types.is_list(kind) or pa.types.is_large_list(kind)
+        if pa.types.is_null(kind) or (lists and (pa.types.is_string(kind.value_type)
+                                                 or pa.types.is_large_string(kind.value_type)
+                                                 or pa.types.is_null(kind.value_type))):
+            return
+        raise DatasetFormatError(path, key, f"column is {kind}; expected a list of task strings per episode")
+    if pa.types.is_integer(kind) or (key.endswith("timestamp") and pa.types.is_floating(kind)):
+        return
+    raise DatasetFormatError(path, key, f"column is {kind}; expected {'numbers' if key.endswith('timestamp') else 'ints'}")
 
 
 def _column_array(table: pa.Table, key: str, spec: Mapping[str, Any], path: Path) -> np.ndarray:
@@ -578,8 +623,11 @@ def _as_declared(values: np.ndarray, dtype: np.dtype, arrow_type: pa.DataType, k
     return values.astype(dtype)
 
 
-def _image_column(table: pa.Table, key: str, path: Path, root: Path) -> np.ndarray:
-    """Images embedded in parquet as struct<bytes, path> (LeRobot's `image` dtype), decoded with Pillow."""
+def _image_column(
+    table: pa.Table, key: str, path: Path, root: Path, hw: tuple[int, int], first: int = 0
+) -> np.ndarray:
+    """Images embedded in parquet as struct<bytes, path> (LeRobot's `image` dtype), decoded with Pillow; each must be
+    info.json's `hw` (a video is checked the same way). `first` is the episode frame of the first row, for errors."""
     import io
 
     from PIL import Image
@@ -587,7 +635,7 @@ def _image_column(table: pa.Table, key: str, path: Path, root: Path) -> np.ndarr
     if key not in table.column_names:
         raise DatasetFormatError(path, key, "column is missing")
     frames = []
-    for item in table.column(key).to_pylist():
+    for t, item in enumerate(table.column(key).to_pylist(), start=first):
         if not isinstance(item, dict) or not (item.get("bytes") or item.get("path")):
             raise DatasetFormatError(path, key, "image cells must be structs with 'bytes' or 'path'")
         source = io.BytesIO(item["bytes"]) if item.get("bytes") else root / item["path"]
@@ -596,6 +644,9 @@ def _image_column(table: pa.Table, key: str, path: Path, root: Path) -> np.ndarr
                 frames.append(np.asarray(img.convert("RGB")))
         except (OSError, ValueError) as exc:
             raise DatasetFormatError(path, key, f"holds an undecodable image: {exc}") from None
+        if frames[-1].shape[:2] != hw:
+            raise DatasetFormatError(path, key, f"the image of frame {t} is {frames[-1].shape[0]}x{frames[-1].shape[1]} "
+                                                f"but info.json says {hw[0]}x{hw[1]}")
     return np.stack(frames)
 
 

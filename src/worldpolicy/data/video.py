@@ -22,7 +22,8 @@ def read_segment(
     key: str,
     context: str = "",
 ) -> np.ndarray:
-    """Decode the frames of video feature `key` in [from_timestamp, to_timestamp) as uint8 [T, H, W, 3].
+    """Decode the frames of video feature `key` in [from_timestamp, to_timestamp) as uint8 [T, H, W, 3]; `expected`
+    is how many there must be (an episode's length, or the part of it asked for).
 
     Frames are matched by index round(t · fps), which tolerates the float rounding of stored timestamps.
     """
@@ -60,7 +61,7 @@ def read_segment(
             path,
             field,
             f"segment [{from_timestamp}, {to_timestamp}) s{context} holds {count} "
-            f"frames but the episode has {expected}",
+            f"frames but {expected} were expected",
         )
     if not frames:
         raise DatasetFormatError(path, field, f"segment [{from_timestamp}, {to_timestamp}) s{context} holds no frames")

@@ -1,0 +1,253 @@
+"""One observation out of a dataset, as `worldpolicy predict` takes it: each camera's image (and a clip of the frames up
+to it), the state vector and the task, with the predict command line that runs a checkpoint on them.
+
+    from worldpolicy.data import extract_frame
+    obs = extract_frame("data/pick_place", "obs", episode=2, frame=10, checkpoint="runs/x/final", clip=8)
+    obs.images, obs.clips, obs.state, obs.prompt   # files written under "obs", the values they hold
+    obs.commands["policy"]                         # ["worldpolicy", "predict", "--checkpoint", ...]
+
+The command is built for the checkpoint's embodiment (read from its embodiment.json, without loading weights): its
+cameras as `--camera KEY=FILE` (dataset key `observation.image.wrist_image_left` is camera
+`observation/wrist_image_left`, as in training), one camera as `--image`, and `--state` only for an embodiment that
+conditions on the robot state.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..embodiments import Embodiment, get_embodiment
+from ..fileio import atomic_path, output_folder, staged_folder, write_json_atomic
+from ..processing.observations import wire_key
+from .lerobot import LeRobotDataset
+from .sampling import caption_variants
+
+__all__ = ["FRAME_FILE", "DatasetFrame", "extract_frame"]
+
+FRAME_FILE = "dataset_frame.json"  # what the folder holds, for a person and for `fileio.FOLDER_KINDS`
+STATE_FEATURE = "observation.state"  # LeRobot's state feature; Cosmos3-DROID splits it as observation.state.<part>
+
+
+@dataclass
+class DatasetFrame:
+    """What `extract_frame` wrote. `images[key]` is camera `key`'s PNG at the frame, `clips[key]` a folder of the
+    frames `frame - clip + 1 .. frame` (empty without `clip`); `state` is the state vector (the `state_keys` side by
+    side); `prompt` is the first phrasing of the frame's `task` (a Cosmos3-DROID task holds several, split by " | ").
+    `commands` maps a predict mode to its argument list (empty without a checkpoint); `command_lines` are them as a
+    shell takes them."""
+
+    root: Path
+    episode: int
+    frame: int
+    out: Path
+    task: str
+    prompt: str
+    images: dict[str, Path]
+    clips: dict[str, Path] = field(default_factory=dict)
+    state_keys: tuple[str, ...] = ()
+    state: np.ndarray | None = None
+    commands: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def command_lines(self) -> dict[str, str]:
+        return {mode: shlex.join(argv) for mode, argv in self.commands.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dataset": str(self.root),
+            "episode": self.episode,
+            "frame": self.frame,
+            "task": self.task,
+            "prompt": self.prompt,
+            "images": {k: p.name for k, p in self.images.items()},
+            "clips": {k: p.name for k, p in self.clips.items()},
+            "state_keys": list(self.state_keys),
+            "state": None if self.state is None else self.state.tolist(),
+            "commands": self.command_lines,
+        }
+
+
+def extract_frame(
+    dataset: str | Path | LeRobotDataset,
+    out: str | Path,
+    episode: int = 0,
+    frame: int = 0,
+    *,
+    checkpoint: str | Path | None = None,
+    embodiment: str | Embodiment | None = None,
+    cameras: Sequence[str] | None = None,
+    clip: int | None = None,
+    state_keys: Sequence[str] | None = None,
+    overwrite: bool = False,
+) -> DatasetFrame:
+    """Write frame `frame` of episode `episode` (negative: from the end) under `out` as predict's inputs: a PNG per
+    camera (`cameras`, default all), a folder of the last `clip` frames per camera when given (what
+    `predict --mode inverse_dynamics` reads), and `dataset_frame.json` (task, state, files, commands).
+
+    With `checkpoint` (as `predict --checkpoint` takes it; `embodiment` as `--embodiment`), `commands` holds the
+    predict command for it (policy, and inverse dynamics on the clips), writing its run to `out/predict` (and
+    `out/predict_inverse_dynamics`). `state_keys` default to `observation.state`, else the `observation.state.*`
+    features in the dataset's order. Every argument, the episode and frame, and whether the embodiment's cameras and
+    state width fit the dataset, are checked before anything is decoded or written; existing files are replaced only
+    with `overwrite`.
+    """
+    ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
+    episode, frame = _check_position(ds, episode, frame)
+    chosen = _check_cameras(ds, cameras)
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, int) or clip < 2):
+        raise ValueError(f"clip={clip!r}: give the number of frames to write per camera, at least 2 (inverse dynamics "
+                         "reads the motion between frames)")
+    if clip is not None and frame + 1 < clip:
+        raise ValueError(f"clip={clip} needs {clip} frames ending at frame {frame}, and episode {episode} has "
+                         f"{frame + 1} up to it: choose frame >= {clip - 1} or clip <= {frame + 1}")
+    keys = _check_state_keys(ds, state_keys)
+    emb = _embodiment(checkpoint, embodiment) if checkpoint is not None else None
+    if emb is not None and emb.state_history:
+        _check_state_width(ds, keys, emb)
+    out = Path(out)
+    output_folder(out, "out", create=False, writer="dataset frame")
+    names = _file_names(chosen)
+    images = {key: out / f"{names[key]}.png" for key in chosen}
+    clips = {key: out / f"{names[key]}_clip" for key in chosen} if clip else {}
+    existing = [p.name for p in [*images.values(), *clips.values(), out / FRAME_FILE] if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"out: {str(out)!r} already holds {', '.join(existing)}; choose another folder or pass "
+                              "overwrite=True to replace them")
+    rows = ds.episode(episode, videos=False)  # the data file's rows: no video is decoded yet
+    task = rows.frame_tasks[frame]
+    result = DatasetFrame(
+        root=ds.root, episode=episode, frame=frame, out=out, task=task, prompt=caption_variants(task)[0],
+        images=images, clips=clips, state_keys=tuple(keys),
+        state=np.concatenate([rows.frames[k][frame].reshape(-1) for k in keys]) if keys else None,
+    )
+    if emb is not None and emb.state_history and not np.isfinite(result.state.astype(np.float64)).all():
+        raise ValueError(f"state_keys={keys}: frame {frame} of episode {episode} holds NaN or inf in its state "
+                         f"({result.state.tolist()}), which no policy can take; `worldpolicy dataset check` lists such "
+                         "frames")
+    if emb is not None:
+        result.commands = _predict_commands(result, emb, checkpoint, embodiment)
+    output_folder(out, "out")
+    from PIL import Image
+
+    first = frame - (clip or 1) + 1
+    for key in chosen:
+        frames = ds.camera_frames(episode, key, first, frame + 1)
+        with atomic_path(images[key], suffix=".png") as tmp:
+            Image.fromarray(frames[-1]).save(tmp, format="PNG")
+        if clip:
+            with staged_folder(clips[key]) as folder:
+                for t, pixels in enumerate(frames, start=first):
+                    Image.fromarray(pixels).save(folder / f"frame_{t:06d}.png")
+    write_json_atomic(out / FRAME_FILE, result.to_json(), indent=2, ensure_ascii=False)
+    return result
+
+
+def _check_position(ds: LeRobotDataset, episode: Any, frame: Any) -> tuple[int, int]:
+    """(episode, frame) as non-negative indices; negative ones count from the end, as Python's do."""
+    n = ds.num_episodes
+    if isinstance(episode, bool) or not isinstance(episode, (int, np.integer)) or not -n <= episode < n:
+        raise ValueError(f"episode={episode!r} is out of range: the dataset has {n} episodes (0..{n - 1})")
+    episode = int(episode) % n
+    length = int(ds.episode_lengths[episode])
+    if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or not -length <= frame < length:
+        raise ValueError(f"frame={frame!r} is out of range: episode {episode} has {length} frames (0..{length - 1})")
+    return episode, int(frame) % length
+
+
+def _check_cameras(ds: LeRobotDataset, cameras: Sequence[str] | None) -> list[str]:
+    if not ds.video_keys:
+        raise ValueError(f"dataset {str(ds.root)!r} has no camera (video or image) features; predict needs an image")
+    if cameras is None:
+        return list(ds.video_keys)
+    chosen = [cameras] if isinstance(cameras, str) else list(cameras)
+    unknown = [k for k in chosen if k not in ds.video_keys]
+    if not chosen or unknown:
+        raise KeyError(f"cameras={chosen!r}: " + (f"{', '.join(unknown)} not among" if unknown else "none of")
+                       + f" the dataset's cameras: {', '.join(ds.video_keys)}")
+    return list(dict.fromkeys(chosen))
+
+
+def _check_state_keys(ds: LeRobotDataset, state_keys: Sequence[str] | None) -> list[str]:
+    """The given keys (numeric features), else LeRobot's `observation.state`, else its parts (none: no state)."""
+    if state_keys is None:
+        if STATE_FEATURE in ds.feature_keys:
+            return [STATE_FEATURE]
+        return [k for k in ds.feature_keys if k.startswith(STATE_FEATURE + ".")
+                and ds.features[k]["dtype"] != "string"]
+    keys = [state_keys] if isinstance(state_keys, str) else list(state_keys)
+    numeric = [k for k in ds.feature_keys if ds.features[k]["dtype"] != "string"]
+    unknown = [k for k in keys if k not in numeric]
+    if not keys or unknown:
+        raise KeyError(f"state_keys={keys!r}: " + (f"{', '.join(unknown)} not among" if unknown else "none of")
+                       + f" the dataset's numeric features: {', '.join(numeric)}")
+    return keys
+
+
+def _file_names(keys: list[str]) -> dict[str, str]:
+    """A file name per camera: its key, with any '/' (not a LeRobot key's, but a folder separator) as '_'."""
+    return {key: key.replace("/", "_") for key in keys}
+
+
+def _embodiment(checkpoint: str | Path, embodiment: str | Embodiment | None) -> Embodiment:
+    """The embodiment `predict --checkpoint C [--embodiment E]` runs with (its embodiment.json read, no weights)."""
+    from ..models import resolve_checkpoint
+    from ..policy import checkpoint_embodiment
+
+    return get_embodiment(checkpoint_embodiment(resolve_checkpoint(checkpoint), embodiment))
+
+
+def _camera_flags(emb: Embodiment, files: dict[str, Path], single: str) -> list[str]:
+    """How predict takes these per-camera files for `emb`: `--camera KEY=FILE` for each camera a composite needs (or
+    the one camera of an embodiment that composes none); `single` (--image / --video) when only one camera was
+    written. Anything else is refused, naming which cameras the embodiment has and which were written."""
+    by_wire = {wire_key(key): path for key, path in files.items()}
+    found = [k for k in emb.camera_keys if k in by_wire]
+    if emb.composite is not None and len(found) == len(emb.camera_keys):
+        return [arg for k in found for arg in ("--camera", f"{k}={by_wire[k]}")]
+    if emb.composite is None and found:
+        return ["--camera", f"{found[0]}={by_wire[found[0]]}"]
+    if len(files) == 1:
+        return [single, str(next(iter(files.values())))]
+    need = "each of" if emb.composite is not None else "one of"
+    raise ValueError(
+        f"cameras: embodiment {emb.key!r} takes {need} the cameras {', '.join(emb.camera_keys)}, and the dataset "
+        f"cameras chosen are {', '.join(by_wire)} as predict names them: choose one camera (passed as {single}) or an "
+        "embodiment with these cameras"
+    )
+
+
+def _check_state_width(ds: LeRobotDataset, keys: list[str], emb: Embodiment) -> None:
+    """The state features hold the state a state-conditioned embodiment takes (read from info.json: nothing decoded)."""
+    if not keys:
+        raise ValueError(f"state_keys: embodiment {emb.key!r} conditions on the robot state ({emb.action_dim} values: "
+                         f"{', '.join(emb.columns)}) and the dataset has no {STATE_FEATURE!r} features; name the ones "
+                         f"that hold it (numeric features: {', '.join(ds.feature_keys)})")
+    width = sum(int(ds.features[k]["shape"][0]) for k in keys)
+    if width != emb.action_dim:
+        raise ValueError(f"state_keys={keys} hold {width} values; embodiment {emb.key!r} takes a state of "
+                         f"{emb.action_dim} ({', '.join(emb.columns)})")
+
+
+def _predict_commands(obs: DatasetFrame, emb: Embodiment, checkpoint: str | Path,
+                      embodiment: str | Embodiment | None) -> dict[str, list[str]]:
+    """The predict argument lists for `obs` on `emb`: policy on the images, inverse dynamics on the clips."""
+    base = ["worldpolicy", "predict", "--checkpoint", str(checkpoint)]
+    if embodiment is not None:
+        base += ["--embodiment", embodiment.key if isinstance(embodiment, Embodiment) else str(embodiment)]
+    commands = {"policy": base + _camera_flags(emb, obs.images, "--image")}
+    if obs.clips:
+        commands["inverse_dynamics"] = base + ["--mode", "inverse_dynamics"] + _camera_flags(emb, obs.clips, "--video")
+    for mode, argv in commands.items():
+        argv += ["--prompt", obs.prompt]
+        if emb.state_history and obs.state is not None:  # `_check_state_width` saw that it is
+            # `--state=V,...`: after a space, a first value of -0.5 would read as an option
+            values = obs.state if obs.state.dtype.kind == "f" else obs.state.astype(np.float64)
+            argv.append("--state=" + ",".join(np.format_float_positional(v, unique=True, trim="-") for v in values))
+        argv += ["--out", str(obs.out / ("predict" if mode == "policy" else f"predict_{mode}"))]
+    return commands

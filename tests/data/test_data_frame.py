@@ -1,0 +1,184 @@
+"""`worldpolicy dataset frame` / `extract_frame`: one observation out of a dataset as `worldpolicy predict`'s inputs."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dataset_factory import frame_ramp
+from PIL import Image
+
+from worldpolicy.cli import main
+from worldpolicy.data import extract_frame, write_episodes
+
+DROID_CAMERAS = ("exterior_image_1_left", "exterior_image_2_left", "wrist_image_left")
+
+
+def ramp_value(t: int, offset: int) -> int:
+    """The pixel value `frame_ramp` gives frame t."""
+    return 5 * (t + offset) % 256
+
+
+@pytest.fixture
+def droid_dataset(tmp_path):
+    """Two episodes with the Cosmos3-DROID keys `dataset from-sim` writes: three cameras (camera j of episode i a
+    ramp offset by 10 j + 20 i) and the 7 + 1 state, its first value negative."""
+    episodes = []
+    for i, length in enumerate((6, 9)):
+        rng = np.random.default_rng(i)
+        joints = rng.normal(size=(length, 7)).astype(np.float32)
+        joints[:, 0] = -np.abs(joints[:, 0]) - 0.5
+        episodes.append({
+            "frames": {"observation.state.joint_positions": joints,
+                       "observation.state.gripper_position": rng.random((length, 1)).astype(np.float32),
+                       "action.joint_position": rng.normal(size=(length, 7)).astype(np.float32)},
+            "videos": {f"observation.image.{c}": frame_ramp(length, offset=10 * j + 20 * i)
+                       for j, c in enumerate(DROID_CAMERAS)},
+            "task": "put the cube on the pad | place the cube",
+        })
+    return write_episodes(tmp_path / "droid", episodes, fps=15, video_codec="libx264rgb"), episodes
+
+
+def test_writes_the_frame_its_clip_state_and_task(small_dataset, tmp_path):
+    ds, episodes = small_dataset
+    # episode 2 starts mid-file (from_timestamp > 0) and frame 7 mid-GOP: only [5, 8) is decoded, and exactly that
+    obs = extract_frame(ds, tmp_path / "obs", episode=2, frame=7, clip=3)
+    image = np.asarray(Image.open(obs.images["observation.images.front"]))
+    assert image.shape == (16, 16, 3) and (image == ramp_value(7, 200)).all()
+    clip = sorted(obs.clips["observation.images.front"].iterdir())
+    assert [p.name for p in clip] == ["frame_000005.png", "frame_000006.png", "frame_000007.png"]
+    assert [int(np.asarray(Image.open(p))[0, 0, 0]) for p in clip] == [ramp_value(t, 200) for t in (5, 6, 7)]
+    np.testing.assert_array_equal(obs.state, episodes[2]["frames"]["observation.state"][7])  # float64, as written
+    assert obs.state_keys == ("observation.state",) and obs.commands == {}
+    doc = json.loads((tmp_path / "obs" / "dataset_frame.json").read_text())
+    assert (doc["episode"], doc["frame"], doc["task"]) == (2, 7, "pick the cube")
+    assert doc["state"] == obs.state.tolist() and doc["images"] == {"observation.images.front":
+                                                                     "observation.images.front.png"}
+    # negative indices count from the end; a task of several phrasings is prompted with the first
+    last = extract_frame(ds, tmp_path / "last", episode=-2, frame=-1)
+    assert (last.episode, last.frame, last.task, last.prompt) == (1, 6, "push the cube | shove the block",
+                                                                   "push the cube")
+    assert (np.asarray(Image.open(last.images["observation.images.front"])) == ramp_value(6, 100)).all()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--episode", "3"], "error: --episode=3 is out of range: the dataset has 3 episodes (0..2)"),
+    (["--episode", "1", "--frame", "7"], "error: --frame=7 is out of range: episode 1 has 7 frames (0..6)"),
+    (["--cameras", "observation.images.back"], ("error: --cameras=['observation.images.back']: "
+                                                "observation.images.back not among the dataset's cameras: "
+                                                "observation.images.front")),
+    (["--frame", "2", "--clip", "4"], ("error: --clip=4 needs 4 frames ending at frame 2, and episode 0 has 3 up to "
+                                       "it: choose frame >= 3 or clip <= 3")),
+    (["--clip", "1"], "error: --clip=1: give the number of frames"),
+    (["--state-keys", "next.rewards"], ("error: --state-keys=['next.rewards']: next.rewards not among the dataset's "
+                                        "numeric features: action, observation.state, next.done, next.reward")),
+    # a state-conditioned embodiment's state width is checked against info.json
+    (["--checkpoint", "ck", "--embodiment", "droid/joint_pos"],
+     "error: --state-keys=['observation.state'] hold 3 values; embodiment 'droid/joint_pos' takes a state of 8"),
+    (["--checkpoint", "ck", "--embodiment", "ur5e"], "error: --embodiment='ur5e' is not registered"),
+])
+def test_a_bad_argument_is_named_before_anything_is_written(small_dataset, tmp_path, capsys, argv, message):
+    ds, _ = small_dataset
+    out = tmp_path / "obs"
+    assert main(["dataset", "frame", str(ds.root), "--out", str(out), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_refuses_to_overwrite_unless_asked_and_never_writes_into_a_dataset(small_dataset, tmp_path, capsys):
+    ds, _ = small_dataset
+    out = tmp_path / "obs"
+    assert main(["dataset", "frame", str(ds.root), "--out", str(out), "--frame", "3"]) == 0
+    printed = capsys.readouterr()
+    assert f"wrote {out / 'dataset_frame.json'}" in printed.out and "worldpolicy predict" not in printed.out
+    assert "pass --checkpoint to get the `worldpolicy predict` command" in printed.err
+    before = (out / "observation.images.front.png").read_bytes()
+    assert main(["dataset", "frame", str(ds.root), "--out", str(out), "--frame", "4"]) == 2
+    assert (f"error: --out: {str(out)!r} already holds observation.images.front.png, dataset_frame.json; choose "
+            "another folder or pass --overwrite" in capsys.readouterr().err)
+    assert (out / "observation.images.front.png").read_bytes() == before
+    assert main(["dataset", "frame", str(ds.root), "--out", str(out), "--frame", "4", "--overwrite"]) == 0
+    assert json.loads((out / "dataset_frame.json").read_text())["frame"] == 4
+    assert sorted(p.name for p in out.iterdir()) == ["dataset_frame.json", "observation.images.front.png"]  # no temps
+    # a predict run's folder is not this command's, nor is anything inside the dataset
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "actions.json").write_text("{}")
+    for bad in (tmp_path / "run", ds.root / "frames"):
+        assert main(["dataset", "frame", str(ds.root), "--out", str(bad)]) == 2
+        assert "error: --out: " in capsys.readouterr().err
+    assert not (ds.root / "frames").exists()
+
+
+def test_cameras_are_passed_as_the_embodiment_takes_them(droid_dataset, small_dataset, tmp_path):
+    """A composite takes each camera by its wire key; one that composes none one camera; a one-camera dataset --image;
+    and cameras that fit neither are refused before anything is written."""
+    ds, _ = droid_dataset
+    composite = extract_frame(ds, tmp_path / "a", checkpoint="ck", embodiment="droid/joint_pos").commands["policy"]
+    assert [composite[i + 1].split("=")[0] for i, a in enumerate(composite) if a == "--camera"] == [
+        "observation/wrist_image_left", "observation/exterior_image_1_left", "observation/exterior_image_2_left"]
+    assert "--state" not in composite and composite[-3].startswith("--state=-")  # a negative first value: one token
+    one = extract_frame(ds, tmp_path / "b", checkpoint="ck", embodiment="droid/relative_pose").commands["policy"]
+    assert one[one.index("--camera") + 1] == f"observation/wrist_image_left={tmp_path}/b/observation.image." \
+                                             "wrist_image_left.png"
+    assert not any(a.startswith("--state") for a in one)  # relative_pose does not condition on the state
+    with pytest.raises(ValueError, match="cameras: embodiment 'droid/joint_pos' takes each of the cameras"):
+        extract_frame(ds, tmp_path / "c", checkpoint="ck", embodiment="droid/joint_pos",
+                      cameras=["observation.image.wrist_image_left", "observation.image.exterior_image_1_left"])
+    assert not (tmp_path / "c").exists()
+    small, _ = small_dataset
+    single = extract_frame(small, tmp_path / "d", checkpoint="ck", embodiment="droid/relative_pose").commands["policy"]
+    assert single[single.index("--image") + 1] == str(tmp_path / "d" / "observation.images.front.png")
+
+
+def test_a_state_holding_nan_is_refused_for_a_state_conditioned_embodiment(droid_dataset, tmp_path):
+    """The command would hand predict `--state=nan,...`: said here, naming the frame, before anything is written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from worldpolicy.data import LeRobotDataset
+
+    ds, _ = droid_dataset
+    data = ds.root / "data/chunk-000/file-000.parquet"
+    table = pq.read_table(data)
+    grip = table.column("observation.state.gripper_position").to_pylist()
+    grip[2] = float("nan")  # episode 0, frame 2
+    column = table.column_names.index("observation.state.gripper_position")
+    pq.write_table(table.set_column(column, "observation.state.gripper_position", pa.array(grip, pa.float32())), data)
+    ds = LeRobotDataset.open(ds.root)
+    with pytest.raises(ValueError, match=r"frame 2 of episode 0 holds NaN or inf in its state \(\[.*nan\]\)"):
+        extract_frame(ds, tmp_path / "obs", frame=2, checkpoint="ck", embodiment="droid/joint_pos")
+    assert not (tmp_path / "obs").exists()
+    extract_frame(ds, tmp_path / "obs", frame=3, checkpoint="ck", embodiment="droid/joint_pos")  # its neighbour is fine
+
+
+def test_the_printed_predict_command_runs(droid_dataset, tmp_path, capsys):
+    pytest.importorskip("diffusers")
+    from worldpolicy.cli import build_parser
+    from worldpolicy.processing.observations import check_source
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    ds, episodes = droid_dataset
+    checkpoint = make_tiny_checkpoint(tmp_path / "ck")  # droid/joint_pos: three cameras composed, and the state
+    out = tmp_path / "obs"
+    assert main(["dataset", "frame", str(ds.root), "--out", str(out), "--episode", "1", "--frame", "4", "--clip", "3",
+                 "--checkpoint", str(checkpoint)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("worldpolicy predict")]
+    assert len(lines) == 2
+    policy, inverse = (shlex.split(line)[1:] for line in lines)
+    state = [float(v) for v in policy[policy.index("--prompt") + 2].removeprefix("--state=").split(",")]
+    expected = np.concatenate([episodes[1]["frames"]["observation.state.joint_positions"][4],
+                               episodes[1]["frames"]["observation.state.gripper_position"][4]])
+    np.testing.assert_array_equal(np.float32(state), expected)
+    assert main(policy) == 0
+    actions = json.loads((out / "predict" / "actions.json").read_text())
+    assert np.array(actions["actions"]).shape == (32, 8)
+    # inverse dynamics reads each camera's clip folder (running it takes long on a CPU: its arguments and clips are
+    # checked as predict checks them)
+    args = build_parser().parse_args(inverse)
+    assert args.mode == "inverse_dynamics" and args.out == str(out / "predict_inverse_dynamics")
+    for value in args.camera:
+        key, _, folder = value.partition("=")
+        assert check_source(folder, key, min_frames=2) == (16, 16) and len(list(Path(folder).iterdir())) == 3
