@@ -52,7 +52,7 @@ from ..fileio import interruption, sigint_held, staged_folder, write_bytes_atomi
 from ..policy import EMBODIMENT_FILE, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from .config import RESUMABLE, TrainConfig, changed_settings
-from .data import LatentCache, WindowSpec, window_spec
+from .data import LatentCache, WindowSpec, trained_frames, window_spec
 from .flow import OBJECTIVES, ModelExample, TimestepSampler, batch_losses, draw_noise
 
 logger = logging.getLogger(__name__)
@@ -175,6 +175,7 @@ class Trainer:
             spec = window_spec(self.config.data, layout)
             self.config.data.source_embodiment = spec.source_embodiment
             self.config.data.action_conversion = spec.action_conversion
+            self.frames = trained_frames(spec, layout)
             self._windows = spec, layout
         return self._windows
 
@@ -504,7 +505,7 @@ class Trainer:
             state = {
                 "step": step, "config": self.config.to_dict(), "lr_schedule": self.lr_schedule.state_dict(),
                 "params": [names[id(p)] for p in self.params], "history": history[-50:],
-                "data_fingerprint": self.data_fingerprint,
+                "data_fingerprint": self.data_fingerprint, "frames": self.frames,
             }
             (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
         for old in self._checkpoints()[: -self.config.keep_checkpoints]:
