@@ -234,6 +234,8 @@ def test_frames_smaller_or_of_another_shape_than_trained_are_told_larger_ones_ar
     assert "camera observation/exterior_image_1_left is 240x320" in trained_size_warning(  # a 4:3 camera for 16:9
         trained, {cams[0]: (240, 320), cams[1]: (180, 320)}, "ckpt")
     assert "the observation is 180x160 where it was 360x320" in trained_size_warning(trained, {None: (180, 160)}, "c")
+    assert "the observation is 180x160" in trained_size_warning(trained, {"observation/image": (180, 160)}, "c")
+    assert trained_size_warning(trained, {"observation/left": (90, 160)}, "c") is None  # a camera it never had
     one = {"cameras": {"observation/image": [64, 96]}, "composed": [64, 96]}
     assert trained_size_warning(one, {"observation/image": (32, 48)}, "c").startswith(
         "checkpoint c was trained on frames of 64x96 per camera (observation/image), but camera observation/image is "

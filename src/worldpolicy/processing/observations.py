@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
 DROID_COMPOSITE_SIZE = (540, 640)  # RoboLab: wrist 360x640 on top, two 180x320 exteriors side by side below
+SINGLE_VIEW_KEYS = ("observation/image", "image")  # an observation dict's one image, not a named camera (`frame_keys`)
 
 
 @dataclass(frozen=True)
@@ -309,7 +310,7 @@ def frame_keys(keys: Collection[str], camera_keys: Sequence[str], composite: str
         need = (f"is missing camera keys {missing}; this embodiment needs {list(camera_keys)} (or a pre-composed "
                 "'observation/image')")
     else:
-        found = next((k for k in (*camera_keys, "observation/image", "image") if k in keys), None)
+        found = next((k for k in (*camera_keys, *SINGLE_VIEW_KEYS) if k in keys), None)
         if found is not None:
             return [found]
         need = f"has no camera key; expected one of {list(dict.fromkeys([*camera_keys, 'observation/image']))}"
@@ -360,17 +361,19 @@ def trained_size_warning(trained: Mapping[str, Any], given: Mapping[str | None, 
     """The warning for frames that differ materially from those `checkpoint` was trained on, or None.
 
     `trained` is the run's record of its frames (`train.data.trained_frames`: each camera's height and width, and the
-    composed frame's); `given` maps each camera key of an observation to its frames' (height, width), or None (or a
-    key the record has no camera for, a pre-composed 'observation/image') to the one image or clip given, judged
-    against the composed frame. Frames are only ever scaled down and padded onto the model's canvas (`prepare_canvas`),
-    so frames smaller than those trained on (by more than `TRAINED_SIZE_TOLERANCE` on a side) or of another shape show
-    the model a scene smaller or otherwise framed than it learned, with nothing else telling; larger frames of the
-    same shape are scaled down as the trained ones were, and are not reported."""
+    composed frame's); `given` maps each camera key of an observation to its frames' (height, width), and None (or
+    `SINGLE_VIEW_KEYS`, a pre-composed image in a dict) to the one image or clip given, judged against the composed
+    frame; a camera the run had none of (another embodiment's) is not judged. Frames are only ever scaled down and
+    padded onto the model's canvas (`prepare_canvas`), so frames smaller than those trained on (by more than
+    `TRAINED_SIZE_TOLERANCE` on a side) or of another shape show the model a scene smaller or otherwise framed than it
+    learned, with nothing else telling; larger frames of the same shape are scaled down as the trained ones were, and
+    are not reported."""
     cameras, composed = trained["cameras"], trained["composed"]
     off = []
     for key, (height, width) in given.items():
-        want = cameras.get(key) if key is not None else None
-        want = want if want is not None else composed
+        want = cameras.get(key, composed if key is None or key in SINGLE_VIEW_KEYS else None)
+        if want is None:
+            continue
         aspect = abs((height / width) / (want[0] / want[1]) - 1)
         smaller = max(1 - height / want[0], 1 - width / want[1])
         if aspect > TRAINED_SIZE_TOLERANCE or smaller > TRAINED_SIZE_TOLERANCE:
