@@ -29,12 +29,15 @@ from .embodiments import (
 )
 from .processing.actions import ACTION_SPACES, fit_to_chunk, load_actions, to_model, to_physical, warn_out_of_range
 from .processing.observations import (
-    clip_from_mapping,
+    camera_views,
+    clip_views,
+    compose_views,
+    composite_mismatch,
     frame_keys,
-    frames_from_mapping,
     load_frames,
     prepare_canvas,
     single_view_warning,
+    trained_size_warning,
 )
 from .processing.prompts import build_caption, check_task, tokenize
 from .results import MODES, Prediction
@@ -173,6 +176,24 @@ def untrained_modes(path_or_id: str | Path) -> dict[str, str]:
             for mode, weight in weights.items() if mode != "policy" and weight <= 0}
 
 
+def trained_frames(path_or_id: str | Path) -> dict[str, Any] | None:
+    """The frames a checkpoint's own training run saw (`trainer_state.json`'s `frames`, `train.data.trained_frames`:
+    each camera's and the composed frame's [height, width]), or None: a hub id, a folder no run saved, or a run from
+    before the record (those are used as they always were, unjudged)."""
+    state_file = Path(str(path_or_id)) / TRAINER_STATE_FILE
+    if not state_file.is_file():
+        return None
+    try:
+        frames = json.loads(state_file.read_text()).get("frames")
+        sizes = [*frames["cameras"].values(), frames["composed"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if not sizes[:-1] or not all(isinstance(hw, list) and len(hw) == 2 and all(isinstance(v, int) and v > 0 for v in hw)
+                                 for hw in sizes):
+        return None
+    return frames
+
+
 def _numbers(value: Any, name: str) -> np.ndarray:
     """A state value as float64, or an error naming where it came from."""
     try:  # complex values would lose their imaginary parts with only a warning
@@ -209,6 +230,8 @@ class Policy:
         self._state_warnings: set[tuple[str, ...]] = set()  # a control loop sends the same wrong state every call
         self._view_warnings: set[tuple[int, int]] = set()  # ... and the same one-camera image: said once per shape
         self._untrained = untrained_modes(source) if source else {}  # each warned about once, at its first request
+        self._trained_frames = trained_frames(source) if source else None
+        self._size_warnings: set[tuple[Any, ...]] = set()  # frames of another size: said once per set of sizes
         check_action_head(engine.transformer.config, source, embodiment)
 
     @classmethod
@@ -470,6 +493,28 @@ class Policy:
             self._view_warnings.add((height, width))
             logger.warning("%s", message)
 
+    def _warn_trained_size(self, views: Mapping[str, np.ndarray] | None, frames: np.ndarray) -> None:
+        """Frames of another size or shape than the checkpoint's training run saw (`trained_frames`) are said once per
+        set of sizes (a control loop sends the same every call): each camera of a dict, or the one image or clip
+        against the composed frame. One image a composite embodiment takes for a single camera's view is left to
+        `_warn_single_view`, which says what to do about it."""
+        if self._trained_frames is None:
+            return
+        e = self.embodiment
+        if views is None:
+            if composite_mismatch(*frames.shape[1:3], e.camera_keys, e.composite) is not None:
+                return
+            given: dict[str | None, tuple[int, int]] = {None: frames.shape[1:3]}
+        else:
+            given = {key: view.shape[1:3] for key, view in views.items()}
+        said = tuple(sorted((str(key), hw) for key, hw in given.items()))
+        if said in self._size_warnings:
+            return
+        self._size_warnings.add(said)
+        message = trained_size_warning(self._trained_frames, given, self.source)
+        if message is not None:
+            logger.warning("%s", message)
+
     def _prepare(self, request: PolicyRequest):
         from .engine import EngineRequest
 
@@ -499,14 +544,16 @@ class Policy:
         num_frames = self.chunk_size + 1
         if request.mode != "inverse_dynamics":
             # only the current frame is used: a clip is decoded through, holding its last frame alone
-            frames = (frames_from_mapping(obs, e.camera_keys, e.composite, last=1) if isinstance(obs, Mapping)
-                      else load_frames(obs, last=1))
+            views = camera_views(obs, e.camera_keys, e.composite, last=1) if isinstance(obs, Mapping) else None
+            frames = compose_views(views, e.camera_keys, e.composite) if views is not None else load_frames(obs, last=1)
             # the current frame: the last of an observation with history, as the state row takes the last state
             canvas, info = prepare_canvas(frames[-1:], self.resolution_tier, 1, e.snap_to_16)
         else:
             # inverse dynamics reads chunk_size + 1 frames; one more tells a longer clip apart without decoding it whole
-            frames = (clip_from_mapping(obs, e.camera_keys, e.composite, max_frames=num_frames + 1)
-                      if isinstance(obs, Mapping) else load_frames(obs, max_frames=num_frames + 1))
+            views = (clip_views(obs, e.camera_keys, e.composite, max_frames=num_frames + 1)
+                     if isinstance(obs, Mapping) else None)
+            frames = (compose_views(views, e.camera_keys, e.composite) if views is not None
+                      else load_frames(obs, max_frames=num_frames + 1))
             # the clips composed: another key's (a camera the embodiment does not use) is not judged
             used = ([obs[k] for k in frame_keys(obs.keys(), e.camera_keys, e.composite)]
                     if isinstance(obs, Mapping) else [obs])
@@ -527,6 +574,7 @@ class Policy:
             canvas, info = prepare_canvas(frames, self.resolution_tier, num_frames, e.snap_to_16)
         if not isinstance(obs, Mapping):  # a dict names each camera: it is composed as trained
             self._warn_single_view(obs, *frames.shape[1:3])
+        self._warn_trained_size(views, frames)
         caption = build_caption(e.prompt_format, request.prompt, e.view_point, num_frames, e.fps,
                                 info.canvas_h, info.canvas_w, e.view_description)
         tokenizer = self.engine.tokenizer

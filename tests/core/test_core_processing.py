@@ -214,6 +214,34 @@ def test_one_image_for_a_multi_camera_composite_is_told_from_the_composite_by_it
     assert composite_mismatch(180, 320, ("observation/image",), "stacked") is None
 
 
+def test_frames_smaller_or_of_another_shape_than_trained_are_told_larger_ones_are_not():
+    """The shipped model's trap: trained on 180x320 cameras, a 90x160 camera is padded onto the canvas (frames are
+    only scaled down) and the model sees the scene at half size. A few pixels off, or larger frames of the same shape
+    (scaled down as the trained ones were), are not worth a warning."""
+    from worldpolicy.processing.observations import trained_size_warning
+
+    cams = ("observation/exterior_image_1_left", "observation/wrist_image_left")
+    trained = {"cameras": {c: [180, 320] for c in cams}, "composed": [360, 320]}
+    for fine in ({cams[0]: (180, 320), cams[1]: (176, 320)}, {cams[0]: (360, 640), cams[1]: (720, 1280)},
+                 {None: (360, 320)}, {None: (720, 640)}, {"observation/image": (352, 320)}):
+        assert trained_size_warning(trained, fine, "ckpt") is None, fine
+    message = trained_size_warning(trained, {cams[0]: (180, 320), cams[1]: (90, 160)}, "ckpt")
+    assert message.startswith("checkpoint ckpt was trained on frames of 180x320 per camera (observation/exterior_image_1_"
+                              "left, observation/wrist_image_left), composed to 360x320, but camera "
+                              "observation/wrist_image_left is 90x160 where it was 180x320: frames are only scaled "
+                              "down and padded")
+    assert "Give frames of the trained size" in message
+    assert "camera observation/exterior_image_1_left is 240x320" in trained_size_warning(  # a 4:3 camera for 16:9
+        trained, {cams[0]: (240, 320), cams[1]: (180, 320)}, "ckpt")
+    assert "the observation is 180x160 where it was 360x320" in trained_size_warning(trained, {None: (180, 160)}, "c")
+    assert "the observation is 180x160" in trained_size_warning(trained, {"observation/image": (180, 160)}, "c")
+    assert trained_size_warning(trained, {"observation/left": (90, 160)}, "c") is None  # a camera it never had
+    one = {"cameras": {"observation/image": [64, 96]}, "composed": [64, 96]}
+    assert trained_size_warning(one, {"observation/image": (32, 48)}, "c").startswith(
+        "checkpoint c was trained on frames of 64x96 per camera (observation/image), but camera observation/image is "
+        "32x48")
+
+
 def test_images_under_16_pixels_a_side_are_refused_before_resizing():
     with pytest.raises(ValueError, match="observation of 10x1000 pixels is too small"):
         prepare_canvas(np.zeros((1, 10, 1000, 3), np.float32), 256, 1)

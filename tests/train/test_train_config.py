@@ -42,10 +42,32 @@ def test_valid_config_checks_and_resolves_paths_against_its_file(tmp_path, tiny_
     assert load_config(_with(valid, None, checkpoint="nvidia/some-model")).checkpoint == "nvidia/some-model"
     from worldpolicy.models import shipped_model
 
-    assert load_config(_with(valid, None, checkpoint="shipped")).checkpoint == str(shipped_model())
+    shipped = load_config(_with(valid, None, checkpoint="shipped"))  # kept by name, resolved where it is used
+    assert (shipped.checkpoint, shipped.checkpoint_source) == ("shipped", str(shipped_model()))
     # a missing folder is named first, not as the default embodiment's chunk size not fitting the data
     with pytest.raises(FileNotFoundError, match=r"checkpoint='nothere_base' is neither an existing folder nor a hub id"):
         load_config(_with(valid, None, checkpoint="nothere_base"))
+
+
+def test_the_shipped_model_is_stored_by_name_and_older_runs_stored_folders_read_as_it(valid, tmp_path):
+    """A run's config.json and trainer_state.json name `shipped`, not this install's folder for it, which a run moved
+    to another machine or environment would name after it is gone. Older versions stored that folder: read back (here
+    or from another install), it is `shipped`, and a resume compares it as the same setting."""
+    from worldpolicy.models import shipped_model
+    from worldpolicy.train.config import changed_settings
+
+    config = load_config(_with(valid, None, checkpoint="shipped"))
+    assert config.to_dict()["checkpoint"] == "shipped"
+    moved = "/elsewhere/venv/lib/python3.11/site-packages/worldpolicy/models/panda_reach"  # another install's, gone
+    for stored in (str(shipped_model()), moved):
+        assert load_config(_with(valid, None, checkpoint=stored)).checkpoint == "shipped", stored
+        assert changed_settings(dict(config.to_dict(), checkpoint=stored), config.to_dict()) == [], stored
+    other = tmp_path / "worldpolicy" / "models" / "panda_reach"  # an existing folder is itself, whatever its name
+    other.mkdir(parents=True)
+    (other / "model_index.json").write_text("{}")
+    assert load_config(_with(valid, None, checkpoint=str(other))).checkpoint == str(other)
+    assert changed_settings(dict(config.to_dict(), checkpoint=str(other)), config.to_dict()) == [
+        f"checkpoint: {str(other)!r} -> 'shipped'"]
 
 
 def test_command_line_paths_are_relative_to_the_working_directory(tmp_path, tiny_dataset, monkeypatch):

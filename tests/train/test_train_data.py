@@ -229,6 +229,18 @@ def test_sim_data_fine_tunes_the_shipped_model_with_nothing_but_the_dataset_name
     spelled_out = _shipped_config(out, reach_dataset, action_conversion="joint_to_relative_pose",
                                   source_embodiment="droid/joint_pos")
     assert Trainer(load_config(spelled_out), progress=False).run() == []  # the same run: it resumes, at its end
+    # the model by its name, not this install's folder: the run resumes after a move to another machine or venv
+    state_file = out / "checkpoints" / "step-0000001" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    assert json.loads((out / "config.json").read_text())["checkpoint"] == state["config"]["checkpoint"] == "shipped"
+    # as an older version stored it (this install's folder, or another's): the same setting, and it resumes
+    from worldpolicy.models import shipped_model
+
+    for stored in (str(shipped_model()), "/old/venv/lib/python3.11/site-packages/worldpolicy/models/panda_reach"):
+        state_file.write_text(json.dumps(dict(state, config=dict(state["config"], checkpoint=stored))))
+        more = _shipped_config(out, reach_dataset)
+        more["optim"]["steps"] = 2
+        assert [r.step for r in Trainer(load_config(more), progress=False).run(stop_after=0)] == [], stored
 
 
 @pytest.mark.parametrize("data, message", [

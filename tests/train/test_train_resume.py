@@ -181,6 +181,54 @@ def test_checkpoint_loads_as_a_policy_with_its_embodiment(runs):
     assert not np.allclose(prediction.actions, prediction.actions_normalized)
 
 
+def test_checkpoints_record_their_frames_and_policy_says_once_when_an_observation_differs(runs, tmp_path, caplog):
+    """A model trained on 64x96 cameras given a 32x48 one sees it padded onto its canvas, at half size: the checkpoint
+    records what it was trained on (trainer_state.json, the run's own record) and `Policy` says so, once per set of
+    sizes. A checkpoint saved before the record (no `frames`) is used as before, silently."""
+    import shutil
+
+    from train_setup import CAMERAS, VIDEO_KEYS
+
+    from worldpolicy import Policy
+    from worldpolicy.policy import TRAINER_STATE_FILE, trained_frames
+
+    ckpt = runs["root"] / "b" / "checkpoints" / "step-0000006"
+    record = json.loads((ckpt / TRAINER_STATE_FILE).read_text())["frames"]
+    assert record == {"cameras": {c: [64, 96] for c in CAMERAS}, "videos": dict(zip(CAMERAS, VIDEO_KEYS)),
+                      "composed": [128, 96]}  # the two cameras stacked
+    obs = tiny_observation(0)
+    small = dict(obs, **{CAMERAS[1]: obs[CAMERAS[1]][::2, ::2]})
+    prompt = "move the gripper to the red ball"
+    state = np.concatenate([obs["observation/joint_position"], obs["observation/gripper_position"]])
+
+    def said(policy, *observations):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="worldpolicy.policy"):
+            for observation in observations:  # one image carries no state: given beside it
+                policy.act(observation, prompt, state=None if isinstance(observation, dict) else state)
+        return [r.getMessage() for r in caplog.records if "was trained on frames" in r.getMessage()]
+
+    policy = Policy.from_pretrained(ckpt, device="cpu", steps=1, seed=0)
+    assert said(policy, obs, np.zeros((256, 192, 3), np.uint8)) == []  # as trained; a larger composite of its shape
+    warned = said(policy, small, small, obs)
+    assert len(warned) == 1 and warned[0].startswith(
+        f"checkpoint {ckpt} was trained on frames of 64x96 per camera ({CAMERAS[0]}, {CAMERAS[1]}), composed to "
+        f"128x96, but camera {CAMERAS[1]} is 32x48 where it was 64x96")
+    assert said(policy, np.zeros((100, 60, 3), np.uint8)) == [  # one pre-composed image of another shape
+        warned[0].split(", but")[0] + ", but the observation is 100x60 where it was 128x96: frames are only scaled down "
+        "and padded onto the model's canvas, so it sees the scene smaller or framed otherwise than it learned it, and "
+        "its actions and futures may be off. Give frames of the trained size (resize the camera images; `worldpolicy "
+        "sim --image-size`), or fine-tune on frames of this size"]
+
+    old = tmp_path / "old"
+    shutil.copytree(ckpt, old)
+    state = json.loads((old / TRAINER_STATE_FILE).read_text())
+    del state["frames"]
+    (old / TRAINER_STATE_FILE).write_text(json.dumps(state))
+    assert trained_frames(old) is None
+    assert said(Policy.from_pretrained(old, device="cpu", steps=1, seed=0), small) == []
+
+
 def test_fine_tuning_a_trained_checkpoint_keeps_its_embodiment_and_stats(runs, train_config, tmp_path):
     """Its embodiment.json is the default (as predict/serve/sim use it), and a table re-describing it keeps its stats:
     new data must not silently change the action space the checkpoint learned."""

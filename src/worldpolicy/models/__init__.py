@@ -5,10 +5,12 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+SHIPPED_NAME = "shipped"  # what `checkpoint` / `--checkpoint` say for the shipped model (`resolve_checkpoint`)
 SHIPPED = {"panda_reach": "Franka Panda reaching a coloured ball in the MuJoCo tabletop (relative EE deltas, 4-step chunks)"}
+SHIPPED_DEFAULT = "panda_reach"  # the one `shipped` names
 
 
-def shipped_model(name: str = "panda_reach") -> Path:
+def shipped_model(name: str = SHIPPED_DEFAULT) -> Path:
     """Folder of a shipped diffusers-format checkpoint; a clear error if this install lacks it."""
     if name not in SHIPPED:
         raise KeyError(f"shipped model {name!r} is unknown; shipped: {', '.join(SHIPPED)}")
@@ -23,5 +25,18 @@ def shipped_model(name: str = "panda_reach") -> Path:
 
 def resolve_checkpoint(value: str | Path) -> str | Path:
     """What a command's checkpoint argument names: `shipped` is the shipped model's folder, anything else itself."""
-    return str(shipped_model()) if value == "shipped" else value
+    return str(shipped_model()) if value == SHIPPED_NAME else value
 
+
+def portable_checkpoint(value: str | Path) -> str | Path:
+    """`value` as a saved setting names it: `shipped` for the shipped model, also where an older version stored its
+    folder (this install's, or, gone, another install's `.../worldpolicy/models/<name>`: a run moved to another machine
+    or environment), so the setting names the model wherever the run goes; anything else itself."""
+    if value == SHIPPED_NAME or not str(value):
+        return value
+    path = Path(str(value)).expanduser()
+    here = Path(str(resources.files(__package__))) / SHIPPED_DEFAULT
+    if path.is_absolute() and (path.resolve() == here.resolve() if path.exists()
+                               else path.parts[-3:] == ("worldpolicy", "models", SHIPPED_DEFAULT)):
+        return SHIPPED_NAME
+    return value

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
 DROID_COMPOSITE_SIZE = (540, 640)  # RoboLab: wrist 360x640 on top, two 180x320 exteriors side by side below
+SINGLE_VIEW_KEYS = ("observation/image", "image")  # an observation dict's one image, not a named camera (`frame_keys`)
 
 
 @dataclass(frozen=True)
@@ -309,7 +310,7 @@ def frame_keys(keys: Collection[str], camera_keys: Sequence[str], composite: str
         need = (f"is missing camera keys {missing}; this embodiment needs {list(camera_keys)} (or a pre-composed "
                 "'observation/image')")
     else:
-        found = next((k for k in (*camera_keys, "observation/image", "image") if k in keys), None)
+        found = next((k for k in (*camera_keys, *SINGLE_VIEW_KEYS) if k in keys), None)
         if found is not None:
             return [found]
         need = f"has no camera key; expected one of {list(dict.fromkeys([*camera_keys, 'observation/image']))}"
@@ -345,13 +346,70 @@ def single_view_warning(embodiment: Embodiment, source: str, height: int, width:
             f"one camera's view: {why}. Pass each camera instead: {pass_each}")
 
 
+# How far (relative, per side, and in aspect ratio) an observation's frames may be from those a checkpoint was trained
+# on before it is told: a few pixels cropped or snapped to a multiple of 16 stay within it; a half-size camera or a
+# 4:3 camera where 16:9 was trained do not.
+TRAINED_SIZE_TOLERANCE = 0.1
+
+
+def _size_text(hw: Sequence[int]) -> str:
+    return f"{int(hw[0])}x{int(hw[1])}"
+
+
+def trained_size_warning(trained: Mapping[str, Any], given: Mapping[str | None, tuple[int, int]],
+                         checkpoint: str) -> str | None:
+    """The warning for frames that differ materially from those `checkpoint` was trained on, or None.
+
+    `trained` is the run's record of its frames (`train.data.trained_frames`: each camera's height and width, and the
+    composed frame's); `given` maps each camera key of an observation to its frames' (height, width), and None (or
+    `SINGLE_VIEW_KEYS`, a pre-composed image in a dict) to the one image or clip given, judged against the composed
+    frame; a camera the run had none of (another embodiment's) is not judged. Frames are only ever scaled down and
+    padded onto the model's canvas (`prepare_canvas`), so frames smaller than those trained on (by more than
+    `TRAINED_SIZE_TOLERANCE` on a side) or of another shape show the model a scene smaller or otherwise framed than it
+    learned, with nothing else telling; larger frames of the same shape are scaled down as the trained ones were, and
+    are not reported."""
+    cameras, composed = trained["cameras"], trained["composed"]
+    off = []
+    for key, (height, width) in given.items():
+        want = cameras.get(key, composed if key is None or key in SINGLE_VIEW_KEYS else None)
+        if want is None:
+            continue
+        aspect = abs((height / width) / (want[0] / want[1]) - 1)
+        smaller = max(1 - height / want[0], 1 - width / want[1])
+        if aspect > TRAINED_SIZE_TOLERANCE or smaller > TRAINED_SIZE_TOLERANCE:
+            what = f"camera {key}" if key in cameras else "the observation"
+            off.append(f"{what} is {height}x{width} where it was {_size_text(want)}")
+    if not off:
+        return None
+    sizes = {_size_text(hw) for hw in cameras.values()}
+    per_camera = (f"{sizes.pop()} per camera ({', '.join(cameras)})" if len(sizes) == 1 else
+                  ", ".join(f"{key} {_size_text(hw)}" for key, hw in cameras.items()))
+    if len(cameras) > 1 or next(iter(cameras.values())) != list(composed):
+        per_camera += f", composed to {_size_text(composed)}"
+    return (f"checkpoint {checkpoint} was trained on frames of {per_camera}, but {'; '.join(off)}: frames are only "
+            "scaled down and padded onto the model's canvas, so it sees the scene smaller or framed otherwise than it "
+            "learned it, and its actions and futures may be off. Give frames of the trained size (resize the camera "
+            "images; `worldpolicy sim --image-size`), or fine-tune on frames of this size")
+
+
 def frames_from_mapping(obs: Mapping[str, Any], camera_keys: Sequence[str], composite: str | None,
                         last: int | None = None) -> np.ndarray:
     """openpi-style observation dict → frames. Multi-camera embodiments are composed; others use their one camera.
     `last` bounds what is read of each camera's clip (`load_frames`); histories end together, so each camera's last
     frame makes the last composite frame."""
-    sources = frame_keys(obs.keys(), camera_keys, composite)
-    return _compose([load_frames(obs[k], k, last=last) for k in sources], sources, camera_keys, composite)
+    return compose_views(camera_views(obs, camera_keys, composite, last), camera_keys, composite)
+
+
+def camera_views(obs: Mapping[str, Any], camera_keys: Sequence[str], composite: str | None,
+                 last: int | None = None) -> dict[str, np.ndarray]:
+    """The frames of each key of `obs` that makes its frames (`frame_keys`), before they are composed: what
+    `frames_from_mapping` composes, kept apart where each camera's own size is judged (`trained_size_warning`)."""
+    return {k: load_frames(obs[k], k, last=last) for k in frame_keys(obs.keys(), camera_keys, composite)}
+
+
+def compose_views(views: Mapping[str, np.ndarray], camera_keys: Sequence[str], composite: str | None) -> np.ndarray:
+    """`camera_views`' (or `clip_views`') frames as the model sees them: composed, or the one camera or canvas."""
+    return _compose(list(views.values()), list(views), camera_keys, composite)
 
 
 def clip_from_mapping(obs: Mapping[str, Any], camera_keys: Sequence[str], composite: str | None,
@@ -361,6 +419,12 @@ def clip_from_mapping(obs: Mapping[str, Any], camera_keys: Sequence[str], compos
     of the others, and cameras holding different numbers of frames (a camera cut elsewhere, or recorded at another
     rate) are refused: paired at either end, one camera would show another instant than the rest. `max_frames` bounds
     what is read of each (the first ones, `load_frames`) and what is compared."""
+    return compose_views(clip_views(obs, camera_keys, composite, max_frames), camera_keys, composite)
+
+
+def clip_views(obs: Mapping[str, Any], camera_keys: Sequence[str], composite: str | None,
+               max_frames: int | None = None) -> dict[str, np.ndarray]:
+    """`clip_from_mapping`'s camera clips before they are composed, each checked to hold as many frames as the rest."""
     sources = frame_keys(obs.keys(), camera_keys, composite)
     cams = [load_frames(obs[k], k, max_frames=max_frames)[:max_frames] for k in sources]  # arrays come back whole
     counts = [len(c) for c in cams]
@@ -369,7 +433,7 @@ def clip_from_mapping(obs: Mapping[str, Any], camera_keys: Sequence[str], compos
         raise ValueError(f"the cameras' clips hold different numbers of frames ({held}); inverse dynamics composes "
                          "frame i of each camera, from the first, so give every camera the same frames (same start, "
                          "rate and length)")
-    return _compose(cams, sources, camera_keys, composite)
+    return dict(zip(sources, cams))
 
 
 def _compose(cams: list[np.ndarray], sources: list[str], camera_keys: Sequence[str], composite: str | None) -> np.ndarray:

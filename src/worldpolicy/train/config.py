@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..models import portable_checkpoint
 from .flow import COSMOS_POLICY_MIX, OBJECTIVES, TimestepSampler
 
 ACTION_CONVERSIONS = ("none", "joint_to_relative_pose")
@@ -122,16 +123,25 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def checkpoint_source(self) -> str:
+        """The folder or hub id `checkpoint` names here and now: `shipped` is this install's shipped model. The
+        setting keeps the name (config.json, trainer_state.json), so a run moved to another machine or environment
+        still names the model and not the folder it had in the old one."""
+        from ..models import resolve_checkpoint
+
+        return str(resolve_checkpoint(self.checkpoint))
+
     def check(self) -> TrainConfig:
         """Every field that can be wrong, named, before any weights or data load."""
         if not self.checkpoint:
             raise ValueError("checkpoint: required (shipped, a diffusers-format Cosmos3 folder, a LoRA adapter "
                              "checkpoint or a hub id to start from)")
         from ..engine.loading import check_checkpoint_source
-        from ..models import resolve_checkpoint
+        from ..models import portable_checkpoint
 
-        self.checkpoint = resolve_checkpoint(self.checkpoint)
-        check_checkpoint_source(self.checkpoint)  # before the embodiment and data checks that read it
+        self.checkpoint = str(portable_checkpoint(self.checkpoint))  # an older version's stored folder: `shipped`
+        check_checkpoint_source(self.checkpoint_source)  # before the embodiment and data checks that read it
         if not self.data.dataset:
             raise ValueError("data.dataset: required (a LeRobot v3 dataset folder)")
         from ..embodiments import check_chunk_size
@@ -274,6 +284,8 @@ def changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[str
             changes.append(f"{name}: {value!r} -> unset")
         elif name in PATH_SETTINGS and isinstance(value, str) and _absolute(value) == _absolute(new[name]):
             continue  # the same folder, spelled from another working directory or as an absolute path
+        elif name == "checkpoint" and isinstance(value, str) and portable_checkpoint(value) == new[name]:
+            continue  # the shipped model, stored by an older version as its folder
         elif new[name] != value:
             changes.append(f"{name}: {value!r} -> {new[name]!r}")
     return changes

@@ -28,7 +28,7 @@ import torch
 from ..embodiments import Embodiment, get_embodiment
 from ..fileio import atomic_path, interruption, sigint_held
 from ..processing.actions import flip_gripper, to_model
-from ..processing.observations import frames_from_mapping, prepare_canvas, wire_key
+from ..processing.observations import compose_views, frames_from_mapping, prepare_canvas, wire_key
 from ..processing.prompts import build_caption, tokenize
 from .config import ACTION_CONVERSIONS, DataConfig
 from .flow import ModelExample
@@ -222,6 +222,23 @@ def camera_sources(videos: list[str], video_keys: Sequence[str] | None, target: 
     raise ValueError(f"{where}: embodiment {target.key!r} needs {need}; by name, those videos are the cameras {named} "
                      "(a new embodiment's camera_keys may name these)"
                      + ("" if given else "; name the videos to train on in data.video_keys"))
+
+
+def trained_frames(spec: WindowSpec, target: Embodiment) -> dict[str, Any]:
+    """What the run's frames are, for its checkpoints (`trainer_state.json`): each camera's [height, width] and the
+    dataset video that feeds it (`camera_sources`), and the composed frame's [height, width], from the dataset's
+    metadata (which decoding checks every video against). Inference reads it to say when an observation's frames
+    differ from these (`processing.observations.trained_size_warning`): frames are only scaled down and padded onto
+    the canvas, so other sizes are quietly seen otherwise than trained."""
+    from ..data import LeRobotDataset
+    from ..data.layout import image_hw
+
+    dataset = LeRobotDataset.open(spec.dataset)
+    videos = camera_sources(dataset.video_keys, spec.video_keys, target)
+    cameras = {camera: list(image_hw(dataset.features[key])) for camera, key in videos.items()}
+    blank = {camera: np.zeros((1, h, w, 3), dtype=np.float32) for camera, (h, w) in cameras.items()}
+    composed = compose_views(blank, target.camera_keys, target.composite).shape[1:3]
+    return {"cameras": cameras, "videos": videos, "composed": [int(composed[0]), int(composed[1])]}
 
 
 def iter_windows(spec: WindowSpec, target: Embodiment, skip: int = 0) -> Iterator[RawWindow]:

@@ -52,7 +52,7 @@ from ..fileio import interruption, sigint_held, staged_folder, write_bytes_atomi
 from ..policy import EMBODIMENT_FILE, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from .config import RESUMABLE, TrainConfig, changed_settings
-from .data import LatentCache, WindowSpec, window_spec
+from .data import LatentCache, WindowSpec, trained_frames, window_spec
 from .flow import OBJECTIVES, ModelExample, TimestepSampler, batch_losses, draw_noise
 
 logger = logging.getLogger(__name__)
@@ -168,13 +168,14 @@ class Trainer:
         name what was trained, and a resume compares it."""
         if self._windows is None:
             layout = self._embodiment(stats=None)
-            transformer_config = local_transformer_config(self.config.checkpoint)
+            transformer_config = local_transformer_config(self.config.checkpoint_source)
             if transformer_config is not None:  # a hub id's is read once it loads (`_check_model_fits`)
-                check_action_head(transformer_config, self.config.checkpoint, layout)
+                check_action_head(transformer_config, self.config.checkpoint_source, layout)
             self._check_data_fits(layout)
             spec = window_spec(self.config.data, layout)
             self.config.data.source_embodiment = spec.source_embodiment
             self.config.data.action_conversion = spec.action_conversion
+            self.frames = trained_frames(spec, layout)
             self._windows = spec, layout
         return self._windows
 
@@ -187,7 +188,7 @@ class Trainer:
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         with quiet_loading(not self.progress):  # `--no-progress`: diffusers' loading bar too
-            parts = load_components(cfg.checkpoint, self.device, torch.float32)
+            parts = load_components(cfg.checkpoint_source, self.device, torch.float32)
         self.transformer, self.vae = parts["transformer"], parts["vae"]
         self.tokenizer, self.scheduler = parts["tokenizer"], parts["scheduler"]
         self.pipeline_flags = {k: parts[k] for k in ("use_native_flow_schedule", "default_use_system_prompt")}
@@ -212,7 +213,7 @@ class Trainer:
     def _check_model_fits(self, emb: Embodiment) -> None:
         """What needs the loaded transformer: the LoRA target modules (its config.json names none), and the action
         head for a hub id (a local checkpoint's config.json was read before the weights loaded, in `_data`)."""
-        check_action_head(self.transformer.config, self.config.checkpoint, emb)
+        check_action_head(self.transformer.config, self.config.checkpoint_source, emb)
         if self.config.finetune.mode == "lora":
             names = {name.rsplit(".", 1)[-1] for name, _ in self.transformer.named_modules()}
             unknown = [t for t in self.config.finetune.lora_targets if t not in names]
@@ -242,7 +243,7 @@ class Trainer:
         """The starting checkpoint's `embodiment.json` standing alone: a `stats_file` an older version kept there is
         read now, from the checkpoint's folder as `Policy` reads it, so this run trains on those stats and its own
         checkpoints hold them (not a path, which then named the cwd's file or broke once the start moved)."""
-        own = checkpoint_spec(self.config.checkpoint)
+        own = checkpoint_spec(self.config.checkpoint_source)
         return None if own is None else inline_stats_file(own)
 
     def _embodiment(self, stats: dict[str, list[float]] | None) -> Embodiment:
@@ -308,7 +309,7 @@ class Trainer:
         held: dict[int, dict[str, str]] = {}
         for name, domain in domain_table(include_user=False).items():
             held.setdefault(int(domain["id"]), {})[name] = "built in, registry.json"
-        own = checkpoint_spec(self.config.checkpoint)
+        own = checkpoint_spec(self.config.checkpoint_source)
         if own is not None and own.get("domain_id") is not None:
             held.setdefault(int(own["domain_id"]), {})[own["domain"]] = f"the starting checkpoint's {own['name']!r}"
         return held
@@ -341,12 +342,12 @@ class Trainer:
 
             self.transformer.requires_grad_(False)
             self.base_samples = weight_samples(self.transformer)  # as loaded (fp32), before any bf16 cast
-            self.base_digest = adapter_digest(cfg.checkpoint)
-            if cfg.finetune.lora_save == "adapter" and (Path(cfg.checkpoint) / STATE_FILE).is_file():
+            self.base_digest = adapter_digest(cfg.checkpoint_source)
+            if cfg.finetune.lora_save == "adapter" and (Path(cfg.checkpoint_source) / STATE_FILE).is_file():
                 logger.warning("finetune.lora_save='adapter': the base %s is a training run's checkpoint, which that "
                                "run deletes when it saves newer ones (keep_checkpoints), and these adapter checkpoints "
                                "load onto it: copy it out of the run (or `worldpolicy merge-adapter` it) and point "
-                               "`checkpoint` there", cfg.checkpoint)
+                               "`checkpoint` there", cfg.checkpoint_source)
             with torch.random.fork_rng():  # lora_A starts random: from the config's seed, not the global RNG state
                 torch.manual_seed(cfg.seed)
                 self.transformer.add_adapter(LoraConfig(
@@ -462,7 +463,7 @@ class Trainer:
         trained = {name: param.detach().float().cpu().contiguous()
                    for name, param in self.transformer.named_parameters() if param.requires_grad and "lora_" not in name}
         save_file(trained, str(target / TRAINED_FILE))
-        base = self.config.checkpoint
+        base = self.config.checkpoint_source
         if Path(base).expanduser().exists():  # a local base is named absolutely: the checkpoint may move
             base = os.path.abspath(Path(base).expanduser())
         samples = {name: values for name, values in self.base_samples.items() if name not in trained}
@@ -504,7 +505,7 @@ class Trainer:
             state = {
                 "step": step, "config": self.config.to_dict(), "lr_schedule": self.lr_schedule.state_dict(),
                 "params": [names[id(p)] for p in self.params], "history": history[-50:],
-                "data_fingerprint": self.data_fingerprint,
+                "data_fingerprint": self.data_fingerprint, "frames": self.frames,
             }
             (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
         for old in self._checkpoints()[: -self.config.keep_checkpoints]:
