@@ -280,7 +280,8 @@ def test_merge_adapter_writes_the_merged_checkpoint(lora_runs, tmp_path, capsys,
     assert written.keys() == trained.keys() and all(v.dtype == torch.float32 for v in written.values())
     for key in trained:
         torch.testing.assert_close(written[key], trained[key], rtol=1e-5, atol=1e-6)
-    assert (out / "embodiment.json").read_text() == (adapter / "embodiment.json").read_text()
+    for record in ("embodiment.json", "trainer_state.json"):  # the run's record: embodiment, objectives, frames
+        assert (out / record).read_text() == (adapter / record).read_text()
     assert not (out / "base_model.json").exists()
     assert Policy.from_pretrained(out, device="cpu").embodiment.name == json.loads(
         (adapter / "embodiment.json").read_text())["name"]

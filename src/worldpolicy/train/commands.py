@@ -90,7 +90,7 @@ def _merge_adapter(args: argparse.Namespace) -> int:
         save_components,
     )
     from ..fileio import output_folder, refuse_foreign_folder, share_tree
-    from ..policy import EMBODIMENT_FILE, expand_home
+    from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, expand_home
 
     source = Path(expand_home(args.checkpoint))
     check_checkpoint_source(source)  # a missing folder or a run's folder is named as such
@@ -115,8 +115,11 @@ def _merge_adapter(args: argparse.Namespace) -> int:
     try:
         save_components(staging, parts["transformer"], parts["vae"], parts["tokenizer"], parts["scheduler"],
                         parts["use_native_flow_schedule"], parts["default_use_system_prompt"])
-        if (source / EMBODIMENT_FILE).is_file():
-            shutil.copyfile(source / EMBODIMENT_FILE, staging / EMBODIMENT_FILE)
+        # the run's record travels with the model: its embodiment, and the objectives and frames it was trained on
+        # (the warnings `Policy` gives from them: an untrained mode, frames of another size)
+        for name in (EMBODIMENT_FILE, TRAINER_STATE_FILE):
+            if (source / name).is_file():
+                shutil.copyfile(source / name, staging / name)
         share_tree(staging)
         if out.exists():
             out.rmdir()

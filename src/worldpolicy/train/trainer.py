@@ -343,7 +343,10 @@ class Trainer:
             self.transformer.requires_grad_(False)
             self.base_samples = weight_samples(self.transformer)  # as loaded (fp32), before any bf16 cast
             self.base_digest = adapter_digest(cfg.checkpoint_source)
-            if cfg.finetune.lora_save == "adapter" and (Path(cfg.checkpoint_source) / STATE_FILE).is_file():
+            # a checkpoint inside a run's checkpoints/ (a merged folder carries the run's record too, but stays)
+            base = Path(cfg.checkpoint_source)
+            in_run = base.parent.name == "checkpoints" and (base / STATE_FILE).is_file()
+            if cfg.finetune.lora_save == "adapter" and in_run:
                 logger.warning("finetune.lora_save='adapter': the base %s is a training run's checkpoint, which that "
                                "run deletes when it saves newer ones (keep_checkpoints), and these adapter checkpoints "
                                "load onto it: copy it out of the run (or `worldpolicy merge-adapter` it) and point "
