@@ -21,7 +21,7 @@ from typing import Any, Self
 import numpy as np
 
 from ..fileio import Terminated, interruption, sigint_held
-from .layout import VIDEO_NAMES
+from .layout import ACTION_KEYS, STATE_KEYS, VIDEO_NAMES
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
 
 __all__ = ["ACTION_KEYS", "STATE_KEYS", "RecordingInterrupted", "SimConversion", "expert_episodes", "sim_features",
@@ -29,8 +29,6 @@ __all__ = ["ACTION_KEYS", "STATE_KEYS", "RecordingInterrupted", "SimConversion",
 
 logger = logging.getLogger(__name__)
 
-ACTION_KEYS = ("action.joint_position", "action.gripper_position")
-STATE_KEYS = ("observation.state.joint_positions", "observation.state.gripper_position")
 IMAGE_PREFIX = "observation.image."
 
 

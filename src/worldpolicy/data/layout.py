@@ -36,6 +36,9 @@ AUTO_FEATURES: dict[str, dict[str, Any]] = {
 # How LeRobot writes a video feature: shape [H, W, 3] with these axis names. Its policies read the layout from
 # names[2] ("channels" → channels last); a video without them cannot be turned into a policy input.
 VIDEO_NAMES = ("height", "width", "channels")
+# The action and state columns `dataset from-sim` writes (DROID's names): training reads them unless told otherwise.
+ACTION_KEYS = ("action.joint_position", "action.gripper_position")
+STATE_KEYS = ("observation.state.joint_positions", "observation.state.gripper_position")
 NUMERIC_DTYPES = ("float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
 FEATURE_DTYPES = NUMERIC_DTYPES + ("string", "video", "image")
 EPISODE_COLUMNS = (

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..data.layout import ACTION_KEYS, STATE_KEYS
 from ..models import portable_checkpoint
 from .flow import COSMOS_POLICY_MIX, OBJECTIVES, TimestepSampler
 
@@ -25,10 +26,8 @@ class DataConfig:
     # the dataset's action layout and its conversion to the trained embodiment's; unset: read from the dataset where
     # that is unambiguous (`data.window_spec`), and stored resolved
     source_embodiment: str | None = None
-    action_keys: list[str] = field(default_factory=lambda: ["action.joint_position", "action.gripper_position"])
-    state_keys: list[str] = field(
-        default_factory=lambda: ["observation.state.joint_positions", "observation.state.gripper_position"]
-    )
+    action_keys: list[str] = field(default_factory=lambda: list(ACTION_KEYS))
+    state_keys: list[str] = field(default_factory=lambda: list(STATE_KEYS))
     video_keys: list[str] | None = None  # unset: the videos named as the embodiment's cameras (`data.camera_sources`)
     action_conversion: str | None = None
     robot: str = "panda"
@@ -138,7 +137,6 @@ class TrainConfig:
             raise ValueError("checkpoint: required (shipped, a diffusers-format Cosmos3 folder, a LoRA adapter "
                              "checkpoint or a hub id to start from)")
         from ..engine.loading import check_checkpoint_source
-        from ..models import portable_checkpoint
 
         self.checkpoint = str(portable_checkpoint(self.checkpoint))  # an older version's stored folder: `shipped`
         check_checkpoint_source(self.checkpoint_source)  # before the embodiment and data checks that read it

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..data.layout import ACTION_KEYS, STATE_KEYS
 from ..embodiments import Embodiment, get_embodiment
 from ..fileio import atomic_path, interruption, sigint_held
 from ..processing.actions import flip_gripper, to_model
@@ -54,8 +55,8 @@ class WindowSpec:
     dataset: str
     chunk_size: int
     source_embodiment: str = DEFAULT_SOURCE
-    action_keys: tuple[str, ...] = ("action.joint_position", "action.gripper_position")
-    state_keys: tuple[str, ...] = ("observation.state.joint_positions", "observation.state.gripper_position")
+    action_keys: tuple[str, ...] = ACTION_KEYS
+    state_keys: tuple[str, ...] = STATE_KEYS
     video_keys: tuple[str, ...] | None = None
     action_conversion: str = "none"
     robot: str = "panda"
