@@ -243,6 +243,30 @@ def test_sim_data_fine_tunes_the_shipped_model_with_nothing_but_the_dataset_name
         assert [r.step for r in Trainer(load_config(more), progress=False).run(stop_after=0)] == [], stored
 
 
+def test_an_adapter_on_the_shipped_model_names_it_shipped_and_loads_in_another_install(reach_dataset, tmp_path):
+    """An adapter checkpoint's base_model.json named this install's shipped-model folder: copied to another machine or
+    venv, the adapter looked for a base that is not there."""
+    pytest.importorskip("mink")
+    pytest.importorskip("peft")
+    from worldpolicy import Policy
+    from worldpolicy.engine.loading import adapter_base
+    from worldpolicy.models import shipped_model
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    raw = dict(_shipped_config(tmp_path / "run", reach_dataset), finetune={"mode": "lora", "lora_save": "adapter"})
+    Trainer(load_config(raw), progress=False).run()
+    checkpoint = tmp_path / "run" / "checkpoints" / "step-0000001"
+    base_file = checkpoint / "base_model.json"
+    info = json.loads(base_file.read_text())
+    assert info["base_model_name_or_path"] == "shipped"
+    for stored in ("shipped", "/old/venv/lib/python3.11/site-packages/worldpolicy/models/panda_reach"):
+        base_file.write_text(json.dumps(dict(info, base_model_name_or_path=stored)))
+        assert adapter_base(checkpoint).path == str(shipped_model()), stored
+    # the base loaded from this install, its weights checked against the samples the adapter was trained on
+    assert Policy.from_pretrained(checkpoint, device="cpu").embodiment.name == "panda_reach"
+
+
 @pytest.mark.parametrize("data, message", [
     ({"video_keys": ["observation.image.wrist_image_left"]},
      (r"data.video_keys=\['observation.image.wrist_image_left'\] \(data.dataset has \[.*\]\): embodiment "

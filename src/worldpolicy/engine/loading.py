@@ -103,6 +103,10 @@ def adapter_base(folder: str | Path) -> AdapterBase | None:
     except (OSError, ValueError) as exc:
         raise ValueError(f"checkpoint {str(folder)!r}: {BASE_FILE} is unreadable ({exc}); it names the base model "
                          "this LoRA adapter checkpoint applies to") from None
+    from ..models import portable_checkpoint, resolve_checkpoint
+
+    # `shipped` (or, from an older version, the shipped model's folder in this or another install) is this install's
+    base = str(resolve_checkpoint(portable_checkpoint(base)))
     local = Path(base).expanduser()
     if not local.is_absolute() and (folder / local).exists():
         base = str(folder / local)

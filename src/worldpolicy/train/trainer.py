@@ -49,6 +49,7 @@ from ..engine.loading import (
     weight_samples,
 )
 from ..fileio import interruption, sigint_held, staged_folder, write_bytes_atomic, write_json_atomic
+from ..models import SHIPPED_NAME
 from ..policy import EMBODIMENT_FILE, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from .config import RESUMABLE, TrainConfig, changed_settings
@@ -466,8 +467,8 @@ class Trainer:
         trained = {name: param.detach().float().cpu().contiguous()
                    for name, param in self.transformer.named_parameters() if param.requires_grad and "lora_" not in name}
         save_file(trained, str(target / TRAINED_FILE))
-        base = self.config.checkpoint_source
-        if Path(base).expanduser().exists():  # a local base is named absolutely: the checkpoint may move
+        base = self.config.checkpoint  # `shipped` keeps that name: the checkpoint may move to another install
+        if base != SHIPPED_NAME and Path(base).expanduser().exists():  # a local base is named absolutely: it may move
             base = os.path.abspath(Path(base).expanduser())
         samples = {name: values for name, values in self.base_samples.items() if name not in trained}
         info = {"base_model_name_or_path": base, "weight_samples": samples}
