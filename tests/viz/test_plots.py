@@ -288,6 +288,25 @@ def test_the_title_sits_above_every_axes_of_a_tall_figure(key):
     assert height < 2400 and width <= 2000  # 57 dims: 4 columns of subplots, not 29 rows of 2
 
 
+def test_a_long_run_name_is_wrapped_inside_a_narrow_figure(pose_chunk):
+    """A run's name with a 60-character prompt ran off both sides of ee_path.png (6.4 in) and of a 4-column chunk's
+    actions.png: the mode's first letters and the figure's subject were cut."""
+    name = plots.run_title({"mode": "forward_dynamics", "embodiment": "droid/joint_pos",
+                            "settings": {"prompt": "pick up the red marker from the table and put it in the blue mug"}})
+    e = get_embodiment("bridge")
+    figures = [
+        plots.ee_path_figure(pose_chunk, e.columns, gripper_column="grasp", title=f"{name}: left end-effector path"),
+        plots.action_timeseries_figure(pose_chunk[:, :4], e.columns[:4], e.units[:4], e.fps, title=f"{name}: actions"),
+    ]
+    for fig in figures:
+        fig.canvas.draw()
+        extent = fig._suptitle.get_window_extent()
+        assert 0 <= extent.x0 and extent.x1 <= fig.canvas.get_width_height()[0]
+        title = fig.get_suptitle()
+        assert title.count("\n") >= 2 and " ".join(title.split()).startswith(name)  # wrapped between words, all kept
+        assert extent.y0 > max(ax.get_tightbbox().y1 for ax in fig.axes if ax.get_visible())  # and above the axes
+
+
 def test_each_arms_gripper_is_drawn_as_one_and_shades_its_own_arm(actions_json):
     """agibot's left_grasp / right_grasp were plain blue lines in actions.png (red points in ee_path_left.png)."""
     e = get_embodiment("agibot")

@@ -102,11 +102,34 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def _wrap_to_width(fig, line: str, width_px: float) -> list[str]:
+    """`line` broken between words into lines no wider than `width_px` at TITLE_FONTSIZE (a word wider than that
+    stays whole), measured with the figure's own renderer."""
+    from matplotlib.font_manager import FontProperties
+
+    renderer, font = fig.canvas.get_renderer(), FontProperties(size=TITLE_FONTSIZE)
+
+    def width(text: str) -> float:
+        return renderer.get_text_width_height_descent(text, font, ismath=False)[0]
+
+    lines: list[str] = []
+    for word in line.split(" "):
+        if lines and width(f"{lines[-1]} {word}") <= width_px:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
 def figure_title(fig, heading: str, detail: str = "") -> float:
     """Draw the heading (what and which run) and a detail line at a fixed distance in inches from the top edge, and
     return the top margin they need. A title placed at a fraction of the height (matplotlib's default) sat inside
-    the first row of axes of a tall figure (a 29-column chunk, a training log with many fields)."""
-    text = "\n".join(line for line in (heading, detail) if line)
+    the first row of axes of a tall figure (a 29-column chunk, a training log with many fields). Lines wider than the
+    figure are wrapped between words: a run's name with its prompt ran off both sides of the 6.4-inch path figure."""
+    width_px = (fig.get_size_inches()[0] - 2 * _TITLE_GAP_IN) * fig.dpi
+    lines = [part for line in (heading, detail) if line for raw in line.split("\n")
+             for part in _wrap_to_width(fig, raw, width_px)]
+    text = "\n".join(lines)
     height = fig.get_size_inches()[1]
     fig.suptitle(_literal(text), y=1 - _TITLE_GAP_IN / height, va="top", fontsize=TITLE_FONTSIZE)
     return _TITLE_GAP_IN + _TITLE_LINE_IN * len(text.splitlines()) + 0.15
