@@ -112,6 +112,26 @@ def test_report_links_large_videos_instead_of_embedding(run_dir, monkeypatch):
     assert page.videos == ["./rollout.mp4"]
 
 
+def test_a_many_episode_sim_run_embeds_videos_up_to_a_page_budget(tmp_path, monkeypatch):
+    """Every episode of a sim run was embedded: 300 episodes made a page of tens of MB. The first ones stay embedded,
+    the rest are linked, and each caption says which and why."""
+    sim = tmp_path / "sim"
+    (sim / "videos").mkdir(parents=True)
+    (sim / "report.json").write_text(json.dumps({"schema": "worldpolicy.sim_eval/v1", "success_rate": 1.0}))
+    clip = np.zeros((4, 32, 32, 3), np.uint8)
+    for k in range(6):
+        write_video(sim / "videos" / f"episode_{k:04d}.mp4", clip + 40 * k, 15)
+    sizes = [(sim / "videos" / f"episode_{k:04d}.mp4").stat().st_size for k in range(6)]
+    monkeypatch.setattr(report, "MAX_EMBED_VIDEOS_TOTAL_BYTES", sizes[0] + sizes[1] + sizes[2] // 2)
+    page = _parse(report.write_report(sim))
+    assert [src.startswith("data:video/mp4;base64,") for src in page.videos] == [True, True] + [False] * 4
+    assert page.videos[2:] == [f"./videos/episode_{k:04d}.mp4" for k in range(2, 6)]
+    assert page.text.count("linked, not embedded: the page holds at most") == 4
+    monkeypatch.setattr(report, "MAX_EMBED_VIDEOS_TOTAL_BYTES", sum(sizes))
+    page = _parse(report.write_report(sim))
+    assert all(src.startswith("data:") for src in page.videos) and "linked, not embedded" not in page.text
+
+
 def test_report_links_are_relative_paths_and_a_bad_file_is_a_note(tmp_path):
     """A file named like a URL scheme or holding '#'/'?' stays a link to that file; a field the report cannot use
     becomes a note naming the file, and the rest of the page is still written."""

@@ -1,8 +1,9 @@
 """Self-contained HTML run reports: one `index.html` per run directory (predict, sim, train).
 
 The page needs nothing outside itself to show plots (PNG data URIs, inline CSS/JS); videos are embedded up to
-`MAX_EMBED_VIDEO_BYTES` each and otherwise referenced relative to the run directory, which also holds the raw files the
-page links to. What a run directory may hold (each optional, but a folder with no run output is refused: none of the
+`MAX_EMBED_VIDEO_BYTES` each and `MAX_EMBED_VIDEOS_TOTAL_BYTES` together (in name order: a predict run's own clips
+before a sim run's episodes), and otherwise referenced relative to the run directory, which also holds the raw files
+the page links to. What a run directory may hold (each optional, but a folder with no run output is refused: none of the
 markers of the runs worldpolicy writes, `fileio.FOLDER_KINDS`, nor a metrics file or log, `RUN_FILES`):
 
 - `actions.json` (`worldpolicy.actions/v1`): summary, timings and an action table with units
@@ -30,11 +31,13 @@ from ..results import actions_from_json
 from .plots import padded_label, real_rows_of
 from .run import ANIMATION_FILE, ROLLOUT_VIDEO, describe_rollout_video
 
-__all__ = ["MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html", "describe_video", "log_curves_figure",
-           "serve_report", "write_report"]
+__all__ = ["MAX_EMBED_VIDEOS_TOTAL_BYTES", "MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html", "describe_video",
+           "log_curves_figure", "serve_report", "write_report"]
 
 REPORT_FILE = "index.html"
 MAX_EMBED_VIDEO_BYTES = 8 * 1024 * 1024
+# All embedded videos together: a 300-episode sim run embedded every episode, a page of tens of MB of base64.
+MAX_EMBED_VIDEOS_TOTAL_BYTES = 24 * 1024 * 1024
 MAX_TABLE_ROWS = 200
 MAX_LOG_LINES = 100_000
 MAX_JSON_BYTES = 32 * 1024 * 1024
@@ -371,16 +374,22 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
 
     videos = []
     mode = actions.get("mode") if isinstance(actions, Mapping) else None
+    embedded = 0
     for i, path in enumerate(_files(run_dir, "*.mp4")):
         rel = path.relative_to(run_dir).as_posix()
         size = path.stat().st_size
-        src = _data_uri(path, "video/mp4") if size <= MAX_EMBED_VIDEO_BYTES else _href(rel)
+        if size > MAX_EMBED_VIDEO_BYTES:
+            linked = f", linked, not embedded: over {MAX_EMBED_VIDEO_BYTES / 1e6:.1f} MB"
+        elif embedded + size > MAX_EMBED_VIDEOS_TOTAL_BYTES:
+            linked = f", linked, not embedded: the page holds at most {MAX_EMBED_VIDEOS_TOTAL_BYTES / 1e6:.1f} MB of video"
+        else:
+            linked, embedded = "", embedded + size
+        src = _href(rel) if linked else _data_uri(path, "video/mp4")
         what, explanation = describe_video(rel, mode if isinstance(mode, str) else None)
         videos.append(
             f"<figure><video id=video-{i} controls muted loop playsinline preload=metadata src='{src}'></video>"
             f"<figcaption><b class=video-what>{_esc(what)}</b>: {_esc(explanation)}<br>"
-            f"<a href='{_href(rel)}'>{_esc(rel)}</a> ({size / 1e6:.2f} MB"
-            f"{'' if size <= MAX_EMBED_VIDEO_BYTES else ', linked, not embedded'}) "
+            f"<a href='{_href(rel)}'>{_esc(rel)}</a> ({size / 1e6:.2f} MB{_esc(linked)}) "
             f"<span class=video-meta id=video-{i}-meta data-state=pending>not decoded yet</span></figcaption></figure>"
         )
     if videos:
