@@ -284,6 +284,25 @@ def test_training_curves_name_each_field_above_its_panel(tmp_path):
     assert fig._suptitle.get_window_extent().y0 > max(ax.get_tightbbox().y1 for ax in axes)
 
 
+def test_a_long_training_log_is_drawn_from_its_first_step_to_its_last(tmp_path):
+    """Only the first 100 000 lines of a log were read: a longer run's curves ended there, as if training had. Every
+    line is read now, a long field thinned evenly to at most MAX_CURVE_POINTS, its last point kept; a sparse field
+    (evaluations) keeps all its points."""
+    run = tmp_path / "train"
+    run.mkdir()
+    last = report.MAX_CURVE_POINTS * 6 + 7
+    lines = [f'{{"step": {s}, "loss": {1.0 + 100.0 / s}}}' for s in range(1, last + 1)]
+    lines[999::1000] = [f'{{"step": {s}, "eval_success_rate": {s / last}}}' for s in range(1000, last + 1, 1000)]
+    (run / "metrics.jsonl").write_text("\n".join(lines))
+    fig, n = report.log_curves_figure(run / "metrics.jsonl")
+    assert n == last
+    loss, evals = (ax.lines[0].get_xdata() for ax in fig.axes if ax.get_visible())
+    assert loss[0] == 1 and loss[-1] == last and len(loss) <= report.MAX_CURVE_POINTS + 1
+    assert np.all(np.diff(loss) > 0)
+    assert list(evals) == list(range(1000, last + 1, 1000))
+    assert " ".join(fig.get_suptitle().split()).endswith("drawn at 1 point in 8, first to last")
+
+
 def _video_captions(page: str) -> dict[str, str]:
     """{video path: what its caption says it is}."""
     found = re.findall(r"<figcaption><b class=video-what>([^<]*)</b>: ([^<]*)<br><a href='\./([^']*)'", page)

@@ -21,6 +21,7 @@ import fnmatch
 import html
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ MAX_EMBED_VIDEO_BYTES = 8 * 1024 * 1024
 # All embedded videos together: a 300-episode sim run embedded every episode, a page of tens of MB of base64.
 MAX_EMBED_VIDEOS_TOTAL_BYTES = 24 * 1024 * 1024
 MAX_TABLE_ROWS = 200
-MAX_LOG_LINES = 100_000
+MAX_CURVE_POINTS = 20_000  # per field of a log: a longer series keeps every k-th point, from its first to its last
 MAX_JSON_BYTES = 32 * 1024 * 1024
 MAX_LISTED_FILES = 500
 LOG_SCALE_SPAN = 30  # a loss whose largest value is this many times its smallest is drawn on a log scale
@@ -263,41 +264,43 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
         step_markers,
     )
 
-    rows = []
+    records, has_step = 0, False
+    series: dict[str, _Series] = {}
     with path.open() as fh:
-        for i, line in enumerate(fh):
-            if i >= MAX_LOG_LINES:
-                break
+        for line in fh:
             line = line.strip()
-            if line:
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(obj, Mapping):
-                    rows.append(obj)
-    keys = sorted(
-        {k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)} - {"step"},
-        key=_curve_order,
-    )
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if not isinstance(obj, Mapping):
+                continue
+            has_step = has_step or "step" in obj
+            for key, value in obj.items():
+                if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    series.setdefault(key, _Series()).add(obj.get("step", records), value)
+            records += 1
+    keys = sorted(series, key=_curve_order)
     if not keys:
-        return None, len(rows)
-    series = {
-        key: [(r.get("step", i), r[key]) for i, r in enumerate(rows) if isinstance(r.get(key), (int, float))]
-        for key in keys
-    }
-    constant = {key: pts[0][1] for key, pts in series.items() if len({y for _, y in pts}) == 1}
+        return None, records
+    thinned = max(series[key].stride for key in keys)
+    points = {key: series[key].points() for key in keys}
+    constant = {key: pts[0][1] for key, pts in points.items() if len({y for _, y in pts}) == 1}
     shown = [key for key in keys if key not in constant] or keys
     ncols = 1 if len(shown) <= 6 else 2
     nrows = int(np.ceil(len(shown) / ncols))
     fig = _new_figure(6.0 * ncols + 1.0, 0.8 + 1.7 * nrows)
     fixed = ", ".join(f"{k} = {_fmt(v)}" for k, v in constant.items() if k not in shown)
-    detail = plural(len(rows), "record") + (f"; constant: {fixed}" if fixed else "")
+    detail = plural(records, "record") + (f"; constant: {fixed}" if fixed else "")
+    if thinned > 1:
+        detail += f"; fields of over {MAX_CURVE_POINTS} points drawn at 1 point in {thinned}, first to last"
     top = figure_title(fig, f"{path.parent.name}: {path.name}", detail)
     _grid_margins(fig, nrows, ncols, top=top + 0.15, hgap=0.45)
     axes = fig.subplots(nrows, ncols, sharex=True, squeeze=False).ravel()
     for ax, key in zip(axes, shown):
-        x, y = zip(*series[key])
+        x, y = zip(*points[key])
         ax.plot(x, y, lw=1.2, color=LINE_COLOR, **step_markers(len(x)))
         name = key
         if "loss" in key and min(y) > 0 and max(y) / min(y) > LOG_SCALE_SPAN:
@@ -309,9 +312,32 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
     for ax in axes[len(shown):]:
         ax.set_visible(False)
     for ax in axes[max(0, len(shown) - ncols) : len(shown)]:
-        ax.set_xlabel("training step" if any("step" in r for r in rows) else "record", fontsize=LABEL_FONTSIZE)
+        ax.set_xlabel("training step" if has_step else "record", fontsize=LABEL_FONTSIZE)
         ax.xaxis.set_tick_params(labelbottom=True)
-    return fig, len(rows)
+    return fig, records
+
+
+@dataclass
+class _Series:
+    """One field's (x, y) points of a log, at most MAX_CURVE_POINTS kept: past that every other one is dropped and
+    only every `stride`-th point is kept from then on, so a long run's curve spans all of it in bounded memory (a
+    line cap showed a million-line log's first tenth as if training had ended there). The last point is kept too."""
+
+    stride: int = 1
+    seen: int = 0
+    kept: list[tuple[Any, Any]] = field(default_factory=list)
+    last: tuple[Any, Any] | None = None
+
+    def add(self, x: Any, y: Any) -> None:
+        self.last = (x, y)
+        if self.seen % self.stride == 0:
+            self.kept.append(self.last)
+            if len(self.kept) > MAX_CURVE_POINTS:
+                self.kept, self.stride = self.kept[::2], self.stride * 2
+        self.seen += 1
+
+    def points(self) -> list[tuple[Any, Any]]:
+        return self.kept if self.kept[-1] is self.last else [*self.kept, self.last]
 
 
 # a file that parses but holds values the report cannot use (ragged rows, nulls, bytes that are not text)
