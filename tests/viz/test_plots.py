@@ -316,7 +316,8 @@ def test_each_arms_gripper_is_drawn_as_one_and_shades_its_own_arm(actions_json):
     chunk[2:, columns.index("right_grasp")] = 1.0
     doc = actions_json("agibot", chunk)
     assert plots.gripper_columns(doc, columns) == ["left_grasp", "right_grasp"]
-    fig = plots.action_timeseries_figure(chunk, columns, e.units, e.fps, plots.gripper_columns(doc, columns))
+    physical = ["1"] * len(columns)  # the registry's agibot is in model space, where nothing is shaded (test below)
+    fig = plots.action_timeseries_figure(chunk, columns, physical, e.fps, plots.gripper_columns(doc, columns))
     axes = dict(zip(columns, fig.axes))
     assert axes["left_grasp"].lines[0].get_color() == axes["right_grasp"].lines[0].get_color() == plots.GRIPPER_COLOR
     assert axes["left_tx"].lines[0].get_color() == plots.LINE_COLOR
@@ -325,6 +326,28 @@ def test_each_arms_gripper_is_drawn_as_one_and_shades_its_own_arm(actions_json):
     assert not axes["ego_tx"].patches  # the ego frame has no gripper
     with pytest.raises(ValueError, match=r"gripper_column=\['left_grasp', 'claw'\]: \['claw'\] not among"):
         plots.action_timeseries_figure(chunk, columns, e.units, e.fps, ["left_grasp", "claw"])
+
+
+def test_model_space_actions_are_named_so_and_shade_no_closed_gripper(pose_chunk, joint_chunk):
+    """fractal's normalised grasp (about [-1, 1]) was shaded "gripper closed (>= 0.5)", a threshold of the physical
+    [0, 1] gripper, and nothing said the values were not metres and radians."""
+    e = get_embodiment("fractal")
+    assert set(e.units) == {MODEL_SPACE_UNIT}
+    chunk = pose_chunk.copy()
+    chunk[:, 9] = np.linspace(-1.0, 1.0, len(chunk))  # above 0.5 for its last quarter
+    fig = plots.action_timeseries_figure(chunk, e.columns, e.units, e.fps, "grasp", "fractal: actions")
+    grasp = fig.axes[list(e.columns).index("grasp")]
+    assert grasp.lines[0].get_color() == plots.GRIPPER_COLOR and len(grasp.lines) == 1  # red, no threshold line
+    assert not any(ax.patches for ax in fig.axes)
+    assert "all dims in model space (normalized, about [-1, 1]), not physical units" in fig.get_suptitle()
+    bridge = get_embodiment("bridge")  # physical: shaded as before, nothing said
+    fig = plots.action_timeseries_figure(chunk.clip(0, 1), bridge.columns, bridge.units, bridge.fps, "grasp")
+    assert all(ax.patches for ax in fig.axes) and "model space" not in fig.get_suptitle()
+    droid = get_embodiment("droid")
+    fig = plots.joints_figure(joint_chunk, droid.columns, [MODEL_SPACE_UNIT] * 8, droid.fps, "gripper")
+    assert not any(ax.patches for ax in fig.axes) and "model space" in fig.get_suptitle()
+    fig = plots.joints_figure(joint_chunk, droid.columns, droid.units, droid.fps, "gripper")
+    assert all(ax.patches for ax in fig.axes)
 
 
 def test_joint_legend_hides_no_line_and_no_joint_is_gripper_red(joint_chunk):

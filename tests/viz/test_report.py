@@ -365,6 +365,17 @@ def test_inverse_dynamics_rows_past_the_clip_are_marked_in_the_report(tmp_path, 
     assert asked == [29]
 
 
+def test_the_action_table_of_a_model_space_head_is_not_called_physical(tmp_path, pose_chunk, actions_json):
+    """fractal's normalised actions were headed "Actions (physical units)"."""
+    model_space = "Actions (all dims in model space (normalized, about [-1, 1]), not physical units)"
+    for key, heading in (("fractal", model_space), ("bridge", "Actions (physical units)")):
+        run = tmp_path / key
+        run.mkdir()
+        (run / "actions.json").write_text(json.dumps(actions_json(key, pose_chunk)))
+        html = (report.write_report(run)).read_text()
+        assert f"<h2>{heading}</h2>" in html
+
+
 def test_a_run_that_decoded_no_video_says_so_in_its_summary(tmp_path, joint_chunk, actions_json):
     """A policy run without --decode-video showed the card "video frames: None"."""
     run = tmp_path / "run"

@@ -35,6 +35,7 @@ __all__ = [
     "gripper_columns",
     "joints_figure",
     "load_actions_file",
+    "model_space_note",
     "path_unit",
     "plot_action_timeseries",
     "plot_ee_path",
@@ -264,6 +265,17 @@ def padded_label(real_rows: int, steps: int) -> str:
     return f"{_padded_rows(real_rows, steps)}: past the clip's end (its last frame repeated)"
 
 
+def model_space_note(units: Sequence[str]) -> str:
+    """What a figure or table of these units must say when some are `MODEL_SPACE_UNIT`: the values are the model's
+    normalised ones (about [-1, 1]), not metres or radians, and a gripper among them has no "closed" threshold; ''
+    when every unit is physical. Most registered heads (fractal, umi, agibot...) publish no stats."""
+    odd = sum(u == MODEL_SPACE_UNIT for u in units)
+    if not odd:
+        return ""
+    which = "all dims" if odd == len(units) else f"{odd} of {len(units)} dims"
+    return f"{which} in model space ({MODEL_SPACE_UNIT}, about [-1, 1]), not physical units"
+
+
 def _padded_legend(real_rows: int, steps: int) -> str:
     return f"{_padded_rows(real_rows, steps)}:\npast the clip's end"
 
@@ -339,12 +351,16 @@ def action_timeseries_figure(
     real_rows = _check_real_rows(real_rows, a.shape[0])
     columns = list(columns)
     grippers = _gripper_list(gripper_column)
-    shading = _shading_gripper(columns, grippers)
+    # a gripper in model space has no closed threshold (0.5 of [-1, 1] is not "closed"): drawn red, nothing shaded
+    shading = [g if g is not None and units[columns.index(g)] != MODEL_SPACE_UNIT else None
+               for g in _shading_gripper(columns, grippers)]
     t = np.arange(a.shape[0]) / fps
     d = a.shape[1]
     nrows, ncols = _grid_shape(d)
     fig = _new_figure(5.0 * ncols, 1.0 + 1.45 * nrows)
     detail = f"{plural(a.shape[0], 'step')} × {plural(d, 'dim')} @ {fps:g} Hz"
+    if model_space_note(units):
+        detail += f"; {model_space_note(units)}"
     if real_rows is not None:
         detail += f"; hatched: {padded_label(real_rows, a.shape[0])}"
     top = figure_title(fig, title or "action chunk", detail)
@@ -362,7 +378,7 @@ def action_timeseries_figure(
         ax.set_ylabel(axis_label(columns[i], units[i]), fontsize=LABEL_FONTSIZE)
         ax.tick_params(labelsize=TICK_FONTSIZE)
         ax.grid(alpha=0.3)
-        if is_gripper:
+        if is_gripper and units[i] != MODEL_SPACE_UNIT:
             ax.axhline(GRIPPER_CLOSED_THRESHOLD, color=GRIPPER_COLOR, lw=0.6, ls=":")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
@@ -549,6 +565,8 @@ def joints_figure(
     right = 0.3 + 1.2 * legend_columns
     fig = _new_figure(6.8 + right, 1.2 + 2.0 * nrows)
     detail = f"{plural(a.shape[0], 'step')} @ {fps:g} Hz"
+    if model_space_note(units):
+        detail += f"; {model_space_note(units)}"
     if real_rows is not None:
         detail += f"; hatched: {padded_label(real_rows, a.shape[0])}"
     top = figure_title(fig, title or "joint trajectory", detail)
@@ -571,10 +589,12 @@ def joints_figure(
                    borderaxespad=0)
     if g is not None:
         gi = list(columns).index(gripper_column)
-        for ax in axes:
+        physical = units[gi] != MODEL_SPACE_UNIT  # a model-space gripper has no closed threshold
+        for ax in axes if physical else ():
             _shade_closed(ax, g, fps, label=ax is axes[2])
         axes[2].plot(t, g, color=GRIPPER_COLOR, lw=1.6, **step_markers(len(t)))
-        axes[2].axhline(GRIPPER_CLOSED_THRESHOLD, color=GRIPPER_COLOR, lw=0.6, ls=":")
+        if physical:
+            axes[2].axhline(GRIPPER_CLOSED_THRESHOLD, color=GRIPPER_COLOR, lw=0.6, ls=":")
         axes[2].set_ylabel(axis_label(gripper_column, units[gi]), fontsize=LABEL_FONTSIZE)
         if axes[2].get_legend_handles_labels()[0]:
             axes[2].legend(fontsize=LEGEND_FONTSIZE, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..fileio import write_bytes_atomic
 from ..results import actions_from_json
-from .plots import padded_label, real_rows_of
+from .plots import model_space_note, padded_label, real_rows_of
 from .run import ANIMATION_FILE, ROLLOUT_VIDEO, describe_rollout_video
 
 __all__ = ["MAX_EMBED_VIDEOS_TOTAL_BYTES", "MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html", "describe_video",
@@ -452,8 +452,9 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
                             f"{_records_table(rows)}</section>")
     if isinstance(actions, Mapping) and actions.get("actions"):
         try:
+            space = model_space_note([str(u) for u in actions.get("units", [])]) or "physical units"
             sections.append(
-                f"<section id=actions><h2>Actions (physical units)</h2><details open><summary>"
+                f"<section id=actions><h2>Actions ({_esc(space)})</h2><details open><summary>"
                 f"{len(actions['actions'])} steps × {len(actions.get('columns', []))} dims</summary>"
                 f"{_action_table(actions)}</details></section>"
             )
