@@ -258,11 +258,36 @@ def test_a_sim_reports_episodes_are_a_table_not_a_count(tmp_path):
     (sim / "report.json").write_text(json.dumps({"schema": "worldpolicy.sim_eval/v1", "success_rate": 0.5,
                                                  "episodes": episodes}))
     page = _parse(report.write_report(sim))
-    assert page.sections[:2] == ["metrics", "records-episodes"]
+    assert page.sections[:3] == ["summary", "metrics", "records-episodes"]
     assert page.th[:5] == ["seed", "success", "steps", "final_distance_m", "prompt"]
     html = (sim / "index.html").read_text()
     assert "<tr><td>1</td><td>False</td><td>60</td><td>0.21</td>" in html and "reach the &lt;red&gt; ball" in html
     assert "[2 items]" not in html and "success_rate" in html
+
+
+def test_a_sim_run_is_headed_by_its_outcome_and_each_episode_video_names_its_episode(tmp_path):
+    """A sim run's page opened on unnamed episode videos: which one failed, and that only 2 of the 3 requested
+    episodes ran (an interrupted run), was in the tables further down or nowhere."""
+    sim = tmp_path / "sim"
+    (sim / "videos").mkdir(parents=True)
+    episodes = [{"seed": 7, "success": True, "steps": 26, "final_distance_m": 0.0277, "prompt": "reach the <red> ball"},
+                {"seed": 8, "success": False, "steps": 60, "final_distance_m": 0.21, "prompt": "reach the blue ball"}]
+    (sim / "report.json").write_text(json.dumps({
+        "schema": "worldpolicy.sim_eval/v1", "task": "reach", "policy": "panda_reach", "robot": "panda",
+        "strategy": {"kind": "execute"}, "control_hz": 15.0, "successes": 1, "success_rate": 0.5,
+        "ci95": [0.094, 0.906], "episodes_requested": 3, "episodes": episodes}))
+    for seed in (7, 8):
+        write_video(sim / "videos" / f"episode_{seed:04d}.mp4", np.zeros((3, 32, 32, 3), np.uint8), 15)
+    page = _parse(report.write_report(sim))
+    assert page.sections[:2] == ["summary", "videos"]
+    html = (sim / "index.html").read_text()
+    cards = dict(re.findall(r"<div class=card><b>([^<]*)</b><span>([^<]*)</span></div>", html))
+    assert cards["success"] == "1/2" and cards["success rate"] == "50.0 % (95 % CI 9.4-90.6 %)"
+    assert cards["incomplete"] == "2 of 3 episodes ran" and cards["task"] == "reach"
+    outcomes = re.findall(r"<span class=episode>([^<]*)</span><br><a href='\./(videos/[^']*)'", html)
+    assert outcomes == [
+        ("seed 7 · success · 26 steps · final distance 2.8 cm · “reach the &lt;red&gt; ball”", "videos/episode_0007.mp4"),
+        ("seed 8 · failure · 60 steps · final distance 21.0 cm · “reach the blue ball”", "videos/episode_0008.mp4")]
 
 
 def test_training_curves_name_each_field_above_its_panel(tmp_path):

@@ -196,11 +196,55 @@ def _summary_cards(actions: Mapping[str, Any]) -> str:
     if real_rows is not None:
         cards.append(("rows from the clip", f"{real_rows} of {len(actions['actions'])}"))
     cards += [(f"time: {k}", f"{float(v):.3f} s") for k, v in (actions.get("timings_s") or {}).items()]
+    return _cards(cards)
+
+
+def _cards(cards: list[tuple[str, Any]]) -> str:
     return (
         "<div class=cards>"
         + "".join(f"<div class=card><b>{_esc(k)}</b><span>{_esc(v)}</span></div>" for k, v in cards)
         + "</div>"
     )
+
+
+def _is_sim_report(metrics: Any) -> bool:
+    return isinstance(metrics, Mapping) and str(metrics.get("schema", "")).startswith("worldpolicy.sim_eval")
+
+
+def _sim_summary_cards(report: Mapping[str, Any]) -> str:
+    """The headline of a sim run (`worldpolicy.sim_eval/v1`): what ran, how often it succeeded, and whether every
+    requested episode ran (an interrupted run's page looked complete)."""
+    done, requested = len(report.get("episodes", [])), report.get("episodes_requested")
+    lo, hi = report.get("ci95", (None, None))
+    cards = [("task", report.get("task")), ("policy", report.get("policy")), ("robot", report.get("robot")),
+             ("success", f"{report.get('successes')}/{done}")]
+    if isinstance(report.get("success_rate"), (int, float)) and isinstance(lo, (int, float)):
+        cards.append(("success rate", f"{100 * report['success_rate']:.1f} % (95 % CI {100 * lo:.1f}-{100 * hi:.1f} %)"))
+    if isinstance(requested, int) and requested > done:
+        cards.append(("incomplete", f"{done} of {requested} episodes ran"))
+    cards += [("control", f"{_fmt(report.get('control_hz'))} Hz"),
+              ("strategy", report["strategy"].get("kind") if isinstance(report.get("strategy"), Mapping) else None)]
+    return _cards(cards)
+
+
+def _episode_seed(relative_path: str) -> str:
+    """The seed a sim episode video is named by (`videos/episode_0012.mp4` → '12'), as its record's `seed` reads."""
+    number = relative_path.rsplit("/", 1)[-1].removesuffix(".mp4").removeprefix("episode_")
+    return str(int(number)) if number.isdigit() else number
+
+
+def _episode_caption(record: Mapping[str, Any]) -> str:
+    """One sim episode's outcome, for the caption of its video (`episode_<seed>.mp4`)."""
+    parts = [f"seed {record.get('seed')}"]
+    if "success" in record:
+        parts.append("success" if record["success"] else "failure")
+    if "steps" in record:
+        parts.append(f"{record['steps']} steps")
+    if isinstance(record.get("final_distance_m"), (int, float)):
+        parts.append(f"final distance {100 * record['final_distance_m']:.1f} cm")
+    if record.get("prompt"):
+        parts.append(f"“{record['prompt']}”")
+    return " · ".join(parts)
 
 
 def _action_table(actions: Mapping[str, Any]) -> str:
@@ -397,6 +441,13 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
             sections.append(f"<section id=summary><h2>Summary</h2>{_summary_cards(actions)}</section>")
         except _UNUSABLE as exc:
             notes.append(f"actions.json summary could not be shown: {exc}")
+    episodes: dict[str, Mapping[str, Any]] = {}  # a sim run's records by seed, which names each episode's video
+    if _is_sim_report(metrics):
+        try:
+            sections.append(f"<section id=summary><h2>Summary</h2>{_sim_summary_cards(metrics)}</section>")
+            episodes = {str(r.get("seed")): r for r in metrics.get("episodes", []) if isinstance(r, Mapping)}
+        except _UNUSABLE as exc:
+            notes.append(f"report.json summary could not be shown: {exc}")
 
     videos = []
     mode = actions.get("mode") if isinstance(actions, Mapping) else None
@@ -412,9 +463,11 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
             linked, embedded = "", embedded + size
         src = _href(rel) if linked else _data_uri(path, "video/mp4")
         what, explanation = describe_video(rel, mode if isinstance(mode, str) else None)
+        record = episodes.get(_episode_seed(rel)) if fnmatch.fnmatch(rel, SIM_EPISODE_VIDEOS) else None
+        outcome = "" if record is None else f"<br><span class=episode>{_esc(_episode_caption(record))}</span>"
         videos.append(
             f"<figure><video id=video-{i} controls muted loop playsinline preload=metadata src='{src}'></video>"
-            f"<figcaption><b class=video-what>{_esc(what)}</b>: {_esc(explanation)}<br>"
+            f"<figcaption><b class=video-what>{_esc(what)}</b>: {_esc(explanation)}{outcome}<br>"
             f"<a href='{_href(rel)}'>{_esc(rel)}</a> ({size / 1e6:.2f} MB{_esc(linked)}) "
             f"<span class=video-meta id=video-{i}-meta data-state=pending>not decoded yet</span></figcaption></figure>"
         )
