@@ -106,6 +106,16 @@ def test_report_is_self_contained_and_shows_the_run(run_dir):
     assert "predict run" in page.text
 
 
+def test_a_predict_runs_summary_names_its_prompt(tmp_path, joint_chunk, actions_json):
+    """The prompt was only in the settings at the foot of the page."""
+    doc = actions_json("droid", joint_chunk)
+    doc["settings"]["prompt"] = 'put the <cup> & "lid" away'
+    (tmp_path / "actions.json").write_text(json.dumps(doc))
+    html = report.write_report(tmp_path).read_text()
+    summary = html[html.index("<section id=summary>"):html.index("</section>")]
+    assert "<div class=card><b>prompt</b><span>put the &lt;cup&gt; &amp; &quot;lid&quot; away</span></div>" in summary
+
+
 def test_report_links_large_videos_instead_of_embedding(run_dir, monkeypatch):
     monkeypatch.setattr(report, "MAX_EMBED_VIDEO_BYTES", 10)
     page = _parse(report.write_report(run_dir))

@@ -184,10 +184,15 @@ def _run_kind(run_dir: Path, actions: Mapping[str, Any] | None, metrics: Any) ->
 
 
 def _summary_cards(actions: Mapping[str, Any]) -> str:
+    """A predict run's headline: what was asked (mode, embodiment, the prompt: only the settings at the page's foot
+    named it), what came back, and how long it took."""
     real_rows = real_rows_of(actions)
+    settings = actions.get("settings")
+    prompt = settings.get("prompt") if isinstance(settings, Mapping) else None
     cards = [
         ("mode", actions.get("mode")),
         ("embodiment", actions.get("embodiment")),
+        *([("prompt", prompt)] if isinstance(prompt, str) and prompt.strip() else []),
         ("chunk", f"{actions.get('chunk_size', len(actions.get('actions', [])))} steps"),
         ("action dim", len(actions.get("columns", []))),
         ("rate", f"{_fmt(actions.get('fps'))} Hz"),
