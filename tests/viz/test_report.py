@@ -178,6 +178,23 @@ def test_report_for_train_and_sim_runs(tmp_path):
     assert "per_episode.0" in page.text
 
 
+def test_a_recipe_run_shows_its_summary_and_is_named_for_what_wrote_it(tmp_path):
+    """A from-scratch recipe's folder was titled "run run · recipe" and its summary.json (stages, wall times, the
+    evaluation's success rate) was only a file in the list; a folder of another metrics file read "run run" too."""
+    recipe = tmp_path / "recipe"
+    recipe.mkdir()
+    (recipe / "summary.json").write_text(json.dumps({"recipe": "reach-from-scratch", "stages": {
+        "evaluation": {"wall_s": 300.0, "success_rate": 0.89}}, "total_wall_s": 4920.0}))
+    page = _parse(report.write_report(recipe))
+    assert "metrics" in page.sections and "recipe run · recipe" in page.text and "run run" not in page.text
+    assert "stages.evaluation.success_rate0.89" in page.text and "total_wall_s4920" in page.text
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "metrics.json").write_text(json.dumps({"accuracy": 0.5}))
+    assert "<h1>run · other</h1>" in report.write_report(other).read_text()
+    assert "<h1>mine</h1>" in report.write_report(other, "mine").read_text()
+
+
 def test_report_notes_broken_json_and_missing_dir(tmp_path):
     (tmp_path / "actions.json").write_text("{broken")
     page = _parse(report.write_report(tmp_path))

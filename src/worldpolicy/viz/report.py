@@ -44,7 +44,8 @@ MAX_CURVE_POINTS = 20_000  # per field of a log: a longer series keeps every k-t
 MAX_JSON_BYTES = 32 * 1024 * 1024
 MAX_LISTED_FILES = 500
 LOG_SCALE_SPAN = 30  # a loss whose largest value is this many times its smallest is drawn on a log scale
-METRICS_FILES = ("metrics.json", "report.json")  # report.json: `worldpolicy sim` evaluation (worldpolicy.sim_eval/v1)
+# report.json: `worldpolicy sim` evaluation (worldpolicy.sim_eval/v1); summary.json: a from-scratch recipe's stages
+METRICS_FILES = ("metrics.json", "report.json", "summary.json")
 SIM_EPISODE_VIDEOS = "videos/episode_*.mp4"  # what `worldpolicy sim` records (sim.evaluate)
 # Besides the markers of the runs worldpolicy writes (`fileio.FOLDER_KINDS`), what makes a folder a run to report on:
 # the metrics and logs this page reads. Media alone (a folder of PNGs or clips) is not a run.
@@ -165,6 +166,10 @@ def describe_video(relative_path: str, mode: str | None = None) -> tuple[str, st
 
 
 def _run_kind(run_dir: Path, actions: Mapping[str, Any] | None, metrics: Any) -> str:
+    """The command that wrote the run: its settings' `command`, else the folder's marker (`fileio.FOLDER_KINDS`: a
+    recipe run was "run", its summary's evaluation making it look like a sim run), else a guess from its files."""
+    from ..fileio import folder_kind
+
     settings = run_dir / "settings.json"
     if settings.is_file():
         try:
@@ -173,6 +178,9 @@ def _run_kind(run_dir: Path, actions: Mapping[str, Any] | None, metrics: Any) ->
                 return kind
         except (ValueError, AttributeError):
             pass
+    found = folder_kind(run_dir)
+    if found is not None and found[0].writer is not None:
+        return found[0].writer
     if list(run_dir.glob("*.jsonl")):
         return "train"
     if isinstance(metrics, Mapping) and (
@@ -545,7 +553,7 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
         )
 
     kind = _run_kind(run_dir, actions if isinstance(actions, Mapping) else None, metrics)
-    title = title or f"{kind} run · {run_dir.resolve().name}"
+    title = title or f"{kind if kind == 'run' else f'{kind} run'} · {run_dir.resolve().name}"
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return (
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
