@@ -7,7 +7,8 @@ the page links to. What a run directory may hold (each optional, but a folder wi
 markers of the runs worldpolicy writes, `fileio.FOLDER_KINDS`, nor a metrics file or log, `RUN_FILES`):
 
 - `actions.json` (`worldpolicy.actions/v1`): summary, timings and an action table with units
-- `settings.json`: the run's settings; `metrics.json` or a sim `report.json` (any JSON object): a metrics table
+- `settings.json`: the run's settings; `metrics.json`, a sim `report.json` or a recipe `summary.json` (any JSON
+  object): a metrics table
 - `*.jsonl` logs (one JSON object per line, e.g. training metrics): numeric fields plotted against `step`
 - `*.mp4` videos and `*.png` images (the folder itself and one level below, e.g. `plots/`); each video is captioned
   with what it shows (imagined by the model, simulated, ...), as `describe_video` tells from its name
