@@ -83,7 +83,10 @@ def test_viz_command_writes_plots_and_animation_beside_rollout(run_dir, capsys):
 
 def test_viz_command_reports_missing_input(tmp_path, capsys):
     assert main(["viz", str(tmp_path)]) == 2
-    assert "has no actions.json" in capsys.readouterr().err
+    assert "has no actions.json (a predict run's action chunk, what viz draws)\n" in capsys.readouterr().err
+    (tmp_path / "report.json").write_text("{}")  # a sim run: its page is `report`'s
+    assert main(["viz", str(tmp_path)]) == 2
+    assert f"it holds a sim run (report.json): `worldpolicy report {tmp_path}` writes its page" in capsys.readouterr().err
 
 
 def test_report_is_self_contained_and_shows_the_run(run_dir):

@@ -30,11 +30,17 @@ def describe_rollout_video(mode: str | None) -> tuple[str, str]:
 
 def resolve_actions_path(path: str | Path) -> Path:
     """`ACTIONS.json` or a run directory holding `actions.json` → the actions file path."""
+    from ..fileio import folder_kind
+
     path = Path(path)
     if path.is_dir():
         path = path / ACTIONS_FILE
         if not path.is_file():
-            raise FileNotFoundError(f"run directory {str(path.parent)!r} has no {ACTIONS_FILE}")
+            found = folder_kind(path.parent)  # a sim or training run has no chunk to draw, but a page of its own
+            other = (f"; it holds {found[0].what} ({found[1]}): `worldpolicy report {path.parent}` writes its page"
+                     if found is not None and found[0].writer not in (None, "predict", "viz") else "")
+            raise FileNotFoundError(f"run directory {str(path.parent)!r} has no {ACTIONS_FILE} (a predict run's action "
+                                    f"chunk, what viz draws){other}")
     elif not path.is_file():
         raise FileNotFoundError(f"{str(path)!r} is neither an actions file nor a run directory")
     return path
