@@ -164,6 +164,19 @@ def test_report_links_are_relative_paths_and_a_bad_file_is_a_note(tmp_path):
     assert "the 香蕉" in html
 
 
+def test_a_png_a_browser_cannot_show_is_a_note_not_a_broken_image(run_dir):
+    """A PNG cut short (an interrupted copy) was embedded as is: a broken-image icon, nothing saying which or why."""
+    main(["viz", str(run_dir), "--no-animation"])
+    whole = (run_dir / "plots" / "actions.png").read_bytes()
+    (run_dir / "plots" / "cut.png").write_bytes(whole[: len(whole) // 2])
+    (run_dir / "notes.png").write_text("not an image")
+    page = _parse(report.write_report(run_dir))
+    assert len(page.imgs) == 2 and page.sections[0] == "notes"  # actions.png and joints.png
+    assert "notes.png is not shown: not a readable image" in page.text
+    assert "plots/cut.png is not shown: not a readable image (image file is truncated" in page.text
+    assert {"./notes.png", "./plots/cut.png"} <= set(page.links)  # still listed with the run's files
+
+
 def test_report_for_train_and_sim_runs(tmp_path):
     train = tmp_path / "train"
     train.mkdir()

@@ -141,6 +141,19 @@ def _records_table(records: list[Mapping[str, Any]]) -> str:
     return f"<table>{head}{body}</table>{more}"
 
 
+def _unreadable_png(path: Path) -> str:
+    """Why a browser could not show this PNG (a copy cut short, not an image at all), or ''. Embedded unchecked, it
+    was a broken-image icon with nothing saying which file or why."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()  # decodes every byte: a truncated file fails here
+    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:  # UnidentifiedImageError is an OSError
+        return f"not a readable image ({exc})"
+    return ""
+
+
 def _data_uri(path: Path, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
 
@@ -491,6 +504,10 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
     images = []
     for path in _files(run_dir, "*.png"):
         rel = path.relative_to(run_dir).as_posix()
+        problem = _unreadable_png(path)
+        if problem:
+            notes.append(f"{rel} is not shown: {problem}")
+            continue
         images.append(
             f"<figure><img alt='{_esc(rel)}' src='{_data_uri(path, 'image/png')}'>"
             f"<figcaption><a href='{_href(rel)}'>{_esc(rel)}</a></figcaption></figure>"
