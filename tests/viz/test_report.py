@@ -1,6 +1,7 @@
 import base64
 import html.parser
 import json
+import os
 import re
 
 import numpy as np
@@ -175,6 +176,18 @@ def test_a_png_a_browser_cannot_show_is_a_note_not_a_broken_image(run_dir):
     assert "notes.png is not shown: not a readable image" in page.text
     assert "plots/cut.png is not shown: not a readable image (image file is truncated" in page.text
     assert {"./notes.png", "./plots/cut.png"} <= set(page.links)  # still listed with the run's files
+
+
+def test_a_file_name_that_is_not_utf8_and_a_lone_surrogate_in_json_are_shown_not_fatal(tmp_path):
+    """A file named with bytes that are not UTF-8 (or a JSON string holding a lone surrogate) stopped the report:
+    "'utf-8' codec can't encode character '\\udcff'... surrogates not allowed"."""
+    run = tmp_path / "run"
+    run.mkdir()
+    with open(os.path.join(os.fsencode(run), b"\xffclip.txt"), "w") as fh:
+        fh.write("x")
+    (run / "metrics.json").write_text('{"note": "half an emoji \\ud83d", "success_rate": 0.5}')
+    page = _parse(report.write_report(run))
+    assert "./%FFclip.txt" in page.links and "?clip.txt" in page.text and "half an emoji ?" in page.text
 
 
 def test_report_for_train_and_sim_runs(tmp_path):

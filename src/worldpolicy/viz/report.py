@@ -420,7 +420,7 @@ def _href(relative_path: str) -> str:
     './' (a file named 'javascript:...' is a file, not a scheme)."""
     import urllib.parse
 
-    return _esc("./" + urllib.parse.quote(relative_path))
+    return _esc("./" + urllib.parse.quote(relative_path, errors="surrogateescape"))  # a name's bytes, not UTF-8
 
 
 def _check_run_output(run_dir: Path) -> None:
@@ -591,7 +591,8 @@ def write_report(run_dir: str | Path, title: str | None = None) -> Path:
     run_dir = Path(run_dir)
     refuse_foreign_folder(run_dir, "run_dir", RUN_WRITERS)
     page = build_report_html(run_dir, title)
-    return write_bytes_atomic(run_dir / REPORT_FILE, page.encode("utf-8"))
+    # "?" for what UTF-8 cannot hold: a file name's bytes that are not UTF-8, a lone surrogate escaped in a JSON file
+    return write_bytes_atomic(run_dir / REPORT_FILE, page.encode("utf-8", errors="replace"))
 
 
 def serve_report(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765) -> None:
