@@ -407,6 +407,11 @@ def test_each_video_in_a_report_says_what_it_shows(run_dir, actions_json, joint_
     assert "(model: imagined)" in captions["videos/episode_0003.mp4"]
     assert captions["phone.mp4"] == ("video: not a file worldpolicy writes: whether it is recorded, simulated or "
                                      "imagined is not known")
+    # forward dynamics imagines the future of the actions it was given, not of the prompt alone
+    (run_dir / "actions.json").write_text(json.dumps(actions_json("droid", joint_chunk, mode="forward_dynamics")))
+    captions = _video_captions(report.build_report_html(run_dir))
+    assert captions["rollout.mp4"].startswith("imagined video: imagined by the model: the future it predicts from the "
+                                              "observation (frame 0) and the actions it was given, not recorded")
     # inverse dynamics is given every frame: its rollout.mp4 is them re-decoded, in the report and the animation
     (run_dir / "actions.json").write_text(json.dumps(actions_json("droid", joint_chunk, mode="inverse_dynamics")))
     captions = _video_captions(report.build_report_html(run_dir))

@@ -17,14 +17,14 @@ PLOT_FILES = ("actions.png", "ee_path*.png", "joints.png", ANIMATION_FILE)  # wh
 
 def describe_rollout_video(mode: str | None) -> tuple[str, str]:
     """(caption, explanation) of a predict run's rollout.mp4 made in `mode`: the animation shows the caption, the
-    report both. The model imagines the clip from the observation, except in inverse dynamics, which is given every
-    frame: its clip is those frames re-decoded."""
+    report both. The model imagines the clip from the observation and the prompt (policy) or the actions it was given
+    (forward dynamics), except in inverse dynamics, which is given every frame: its clip is those frames re-decoded."""
     if mode == "inverse_dynamics":
         explanation = ("the frames the model was given, passed through its video autoencoder (inverse dynamics "
                        "imagines none)")
         return "re-decoded input video", explanation
-    explanation = ("imagined by the model: the future it predicts from the observation (frame 0) and the prompt, not "
-                   "recorded")
+    given = "the actions it was given" if mode == "forward_dynamics" else "the prompt"  # what drives the imagined future
+    explanation = f"imagined by the model: the future it predicts from the observation (frame 0) and {given}, not recorded"
     return "imagined video", explanation
 
 
