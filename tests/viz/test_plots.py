@@ -307,6 +307,17 @@ def test_a_long_run_name_is_wrapped_inside_a_narrow_figure(pose_chunk):
         assert extent.y0 > max(ax.get_tightbbox().y1 for ax in fig.axes if ax.get_visible())  # and above the axes
 
 
+def test_a_y_label_longer_than_its_subplot_is_wrapped_not_run_into_the_next():
+    """hand_pose's `left_finger_2 [normalized]` was taller than its 1.2-inch subplot and ran into the label below."""
+    e = get_embodiment("hand_pose")
+    fig = plots.action_timeseries_figure(np.zeros((2, e.action_dim)), e.columns, e.units, e.fps)
+    fig.canvas.draw()
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert all(ax.yaxis.label.get_window_extent().height <= ax.get_window_extent().height for ax in axes)
+    labels = {ax.get_ylabel() for ax in axes}
+    assert "left_finger_2\n[normalized]" in labels and "ego_tx [normalized]" in labels  # a short one stays on one line
+
+
 def test_each_arms_gripper_is_drawn_as_one_and_shades_its_own_arm(actions_json):
     """agibot's left_grasp / right_grasp were plain blue lines in actions.png (red points in ee_path_left.png)."""
     e = get_embodiment("agibot")

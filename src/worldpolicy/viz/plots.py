@@ -103,12 +103,12 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def _wrap_to_width(fig, line: str, width_px: float) -> list[str]:
-    """`line` broken between words into lines no wider than `width_px` at TITLE_FONTSIZE (a word wider than that
-    stays whole), measured with the figure's own renderer."""
+def _wrap_to_width(fig, line: str, width_px: float, fontsize: float = TITLE_FONTSIZE) -> list[str]:
+    """`line` broken between words into lines no wider than `width_px` at `fontsize` (a word wider than that stays
+    whole), measured with the figure's own renderer."""
     from matplotlib.font_manager import FontProperties
 
-    renderer, font = fig.canvas.get_renderer(), FontProperties(size=TITLE_FONTSIZE)
+    renderer, font = fig.canvas.get_renderer(), FontProperties(size=fontsize)
 
     def width(text: str) -> float:
         return renderer.get_text_width_height_descent(text, font, ismath=False)[0]
@@ -304,8 +304,14 @@ def _time_axis(ax, steps: int, fps: float) -> None:
         ax.set_xticks([0.0])
 
 
-def axis_label(column: str, unit: str) -> str:
-    return _literal(f"{column} [{unit}]")
+def axis_label(column: str, unit: str, ax=None) -> str:
+    """`column [unit]`; given the axes it labels, broken between words to fit their height (a y label longer than its
+    subplot, `left_finger_2 [normalized]` of a 57-column chunk, ran into the next one's)."""
+    text = f"{column} [{unit}]"
+    if ax is not None:
+        height_px = ax.get_position().height * ax.figure.bbox.height
+        text = "\n".join(_wrap_to_width(ax.figure, text, height_px, LABEL_FONTSIZE))
+    return _literal(text)
 
 
 def plot_action_timeseries(
@@ -375,7 +381,7 @@ def action_timeseries_figure(
             _shade_closed(ax, a[:, columns.index(shading[i])], fps, label=is_gripper)
         _shade_padded(ax, real_rows, a.shape[0], fps, label=i == 0)
         ax.plot(t, a[:, i], lw=1.4, color=GRIPPER_COLOR if is_gripper else LINE_COLOR, **step_markers(len(t)))
-        ax.set_ylabel(axis_label(columns[i], units[i]), fontsize=LABEL_FONTSIZE)
+        ax.set_ylabel(axis_label(columns[i], units[i], ax), fontsize=LABEL_FONTSIZE)
         ax.tick_params(labelsize=TICK_FONTSIZE)
         ax.grid(alpha=0.3)
         if is_gripper and units[i] != MODEL_SPACE_UNIT:
