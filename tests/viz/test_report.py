@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from worldpolicy.cli import main
 from worldpolicy.processing.video import read_video, write_video
@@ -334,8 +335,9 @@ def test_a_sim_run_is_headed_by_its_outcome_and_each_episode_video_names_its_epi
         "ci95": [0.094, 0.906], "episodes_requested": 3, "episodes": episodes}))
     for seed in (7, 8):
         write_video(sim / "videos" / f"episode_{seed:04d}.mp4", np.zeros((3, 32, 32, 3), np.uint8), 15)
+    Image.new("RGB", (8, 8)).save(sim / "report.png")
     page = _parse(report.write_report(sim))
-    assert page.sections[:2] == ["summary", "videos"]
+    assert page.sections[:3] == ["summary", "plots", "videos"]  # its success plot above what may be 300 episodes
     html = (sim / "index.html").read_text()
     cards = dict(re.findall(r"<div class=card><b>([^<]*)</b><span>([^<]*)</span></div>", html))
     assert cards["success"] == "1/2" and cards["success rate"] == "50.0 % (95 % CI 9.4-90.6 %)"

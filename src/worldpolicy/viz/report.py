@@ -498,8 +498,7 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
             f"<a href='{_href(rel)}'>{_esc(rel)}</a> ({size / 1e6:.2f} MB{_esc(linked)}) "
             f"<span class=video-meta id=video-{i}-meta data-state=pending>not decoded yet</span></figcaption></figure>"
         )
-    if videos:
-        sections.append(f"<section id=videos><h2>Videos</h2>{''.join(videos)}</section>")
+    video_section = f"<section id=videos><h2>Videos</h2>{''.join(videos)}</section>" if videos else ""
 
     images = []
     for path in _files(run_dir, "*.png"):
@@ -524,8 +523,10 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
                 f"<figure><img alt='{_esc(path.name)} curves' src='{uri}'>"
                 f"<figcaption>{_esc(path.name)}: {n} records</figcaption></figure>"
             )
-    if images:
-        sections.append(f"<section id=plots><h2>Plots</h2>{''.join(images)}</section>")
+    plot_section = f"<section id=plots><h2>Plots</h2>{''.join(images)}</section>" if images else ""
+    # a sim run's success plot before its episodes, which may be hundreds of players; a predict run's clips first
+    order = (plot_section, video_section) if _is_sim_report(metrics) else (video_section, plot_section)
+    sections += [section for section in order if section]
 
     if metrics is not None:
         tables = dict(_record_lists(metrics))
