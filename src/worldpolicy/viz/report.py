@@ -39,7 +39,7 @@ __all__ = ["MAX_EMBED_VIDEOS_TOTAL_BYTES", "MAX_EMBED_VIDEO_BYTES", "REPORT_FILE
 REPORT_FILE = "index.html"
 MAX_EMBED_VIDEO_BYTES = 8 * 1024 * 1024
 # All embedded videos together: a 300-episode sim run embedded every episode, a page of tens of MB of base64.
-MAX_EMBED_VIDEOS_TOTAL_BYTES = 24 * 1024 * 1024
+MAX_EMBED_VIDEOS_TOTAL_BYTES = 16 * 1024 * 1024
 MAX_TABLE_ROWS = 200
 MAX_CURVE_POINTS = 20_000  # per field of a log: a longer series keeps every k-th point, from its first to its last
 MAX_JSON_BYTES = 32 * 1024 * 1024
