@@ -323,7 +323,8 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
 
     One small panel per field, named above it (a long name as a y label ran into the tick labels), losses first and
     on a log scale when they span more than LOG_SCALE_SPAN; a field with one value throughout (`world_size`) is
-    named with its value in the heading instead of a flat panel."""
+    named with its value in the heading instead of a flat panel. Every line is read; a field of more than
+    MAX_CURVE_POINTS points is drawn thinned evenly from its first to its last (`_Series`), and the heading says so."""
     from .plots import (
         LABEL_FONTSIZE,
         LINE_COLOR,
