@@ -378,6 +378,7 @@ def _demo(args: argparse.Namespace) -> int:
     from .sim.env import TabletopEnv
     from .sim.evaluate import evaluate, keep_report, write_report
     from .sim.policies import wrap_policy
+    from .viz.report import write_report as write_page
 
     if args.episodes < 1:
         raise ValueError(f"--episodes={args.episodes}: must be >= 1")
@@ -412,6 +413,7 @@ def _demo(args: argparse.Namespace) -> int:
     finally:
         env.close()
     write_report(report, out / "sim")
+    write_page(out / "sim")  # its index.html, as `worldpolicy sim` writes one: outcome, episodes and their videos
     print(f"       simulator: reach success {report.successes}/{args.episodes} closed-loop episodes "
           f"(videos: sim cameras | imagined future) -> {out / 'sim'}")
     print(f"open {out / 'policy' / 'index.html'} to look at the policy run")

@@ -374,6 +374,7 @@ def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_pa
     assert report["task"] == "reach" and len(report["episodes"]) == 1
     assert report["strategy"]["execute_steps"] == shipped["strategy"]["execute_steps"]
     assert list((tmp_path / "demo" / "sim" / "videos").glob("*.mp4"))
+    assert "<h1>sim run · sim</h1>" in (tmp_path / "demo" / "sim" / "index.html").read_text()  # a page, as sim writes
 
 
 def test_demo_rejects_zero_episodes(tmp_path, capsys):

@@ -288,6 +288,36 @@ def test_the_title_sits_above_every_axes_of_a_tall_figure(key):
     assert height < 2400 and width <= 2000  # 57 dims: 4 columns of subplots, not 29 rows of 2
 
 
+def test_a_long_run_name_is_wrapped_inside_a_narrow_figure(pose_chunk):
+    """A run's name with a 60-character prompt ran off both sides of ee_path.png (6.4 in) and of a 4-column chunk's
+    actions.png: the mode's first letters and the figure's subject were cut."""
+    name = plots.run_title({"mode": "forward_dynamics", "embodiment": "droid/joint_pos",
+                            "settings": {"prompt": "pick up the red marker from the table and put it in the blue mug"}})
+    e = get_embodiment("bridge")
+    figures = [
+        plots.ee_path_figure(pose_chunk, e.columns, gripper_column="grasp", title=f"{name}: left end-effector path"),
+        plots.action_timeseries_figure(pose_chunk[:, :4], e.columns[:4], e.units[:4], e.fps, title=f"{name}: actions"),
+    ]
+    for fig in figures:
+        fig.canvas.draw()
+        extent = fig._suptitle.get_window_extent()
+        assert 0 <= extent.x0 and extent.x1 <= fig.canvas.get_width_height()[0]
+        title = fig.get_suptitle()
+        assert title.count("\n") >= 2 and " ".join(title.split()).startswith(name)  # wrapped between words, all kept
+        assert extent.y0 > max(ax.get_tightbbox().y1 for ax in fig.axes if ax.get_visible())  # and above the axes
+
+
+def test_a_y_label_longer_than_its_subplot_is_wrapped_not_run_into_the_next():
+    """hand_pose's `left_finger_2 [normalized]` was taller than its 1.2-inch subplot and ran into the label below."""
+    e = get_embodiment("hand_pose")
+    fig = plots.action_timeseries_figure(np.zeros((2, e.action_dim)), e.columns, e.units, e.fps)
+    fig.canvas.draw()
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert all(ax.yaxis.label.get_window_extent().height <= ax.get_window_extent().height for ax in axes)
+    labels = {ax.get_ylabel() for ax in axes}
+    assert "left_finger_2\n[normalized]" in labels and "ego_tx [normalized]" in labels  # a short one stays on one line
+
+
 def test_each_arms_gripper_is_drawn_as_one_and_shades_its_own_arm(actions_json):
     """agibot's left_grasp / right_grasp were plain blue lines in actions.png (red points in ee_path_left.png)."""
     e = get_embodiment("agibot")
@@ -297,7 +327,8 @@ def test_each_arms_gripper_is_drawn_as_one_and_shades_its_own_arm(actions_json):
     chunk[2:, columns.index("right_grasp")] = 1.0
     doc = actions_json("agibot", chunk)
     assert plots.gripper_columns(doc, columns) == ["left_grasp", "right_grasp"]
-    fig = plots.action_timeseries_figure(chunk, columns, e.units, e.fps, plots.gripper_columns(doc, columns))
+    physical = ["1"] * len(columns)  # the registry's agibot is in model space, where nothing is shaded (test below)
+    fig = plots.action_timeseries_figure(chunk, columns, physical, e.fps, plots.gripper_columns(doc, columns))
     axes = dict(zip(columns, fig.axes))
     assert axes["left_grasp"].lines[0].get_color() == axes["right_grasp"].lines[0].get_color() == plots.GRIPPER_COLOR
     assert axes["left_tx"].lines[0].get_color() == plots.LINE_COLOR
@@ -306,6 +337,28 @@ def test_each_arms_gripper_is_drawn_as_one_and_shades_its_own_arm(actions_json):
     assert not axes["ego_tx"].patches  # the ego frame has no gripper
     with pytest.raises(ValueError, match=r"gripper_column=\['left_grasp', 'claw'\]: \['claw'\] not among"):
         plots.action_timeseries_figure(chunk, columns, e.units, e.fps, ["left_grasp", "claw"])
+
+
+def test_model_space_actions_are_named_so_and_shade_no_closed_gripper(pose_chunk, joint_chunk):
+    """fractal's normalised grasp (about [-1, 1]) was shaded "gripper closed (>= 0.5)", a threshold of the physical
+    [0, 1] gripper, and nothing said the values were not metres and radians."""
+    e = get_embodiment("fractal")
+    assert set(e.units) == {MODEL_SPACE_UNIT}
+    chunk = pose_chunk.copy()
+    chunk[:, 9] = np.linspace(-1.0, 1.0, len(chunk))  # above 0.5 for its last quarter
+    fig = plots.action_timeseries_figure(chunk, e.columns, e.units, e.fps, "grasp", "fractal: actions")
+    grasp = fig.axes[list(e.columns).index("grasp")]
+    assert grasp.lines[0].get_color() == plots.GRIPPER_COLOR and len(grasp.lines) == 1  # red, no threshold line
+    assert not any(ax.patches for ax in fig.axes)
+    assert "all dims in model space (normalized, about [-1, 1]), not physical units" in fig.get_suptitle()
+    bridge = get_embodiment("bridge")  # physical: shaded as before, nothing said
+    fig = plots.action_timeseries_figure(chunk.clip(0, 1), bridge.columns, bridge.units, bridge.fps, "grasp")
+    assert all(ax.patches for ax in fig.axes) and "model space" not in fig.get_suptitle()
+    droid = get_embodiment("droid")
+    fig = plots.joints_figure(joint_chunk, droid.columns, [MODEL_SPACE_UNIT] * 8, droid.fps, "gripper")
+    assert not any(ax.patches for ax in fig.axes) and "model space" in fig.get_suptitle()
+    fig = plots.joints_figure(joint_chunk, droid.columns, droid.units, droid.fps, "gripper")
+    assert all(ax.patches for ax in fig.axes)
 
 
 def test_joint_legend_hides_no_line_and_no_joint_is_gripper_red(joint_chunk):

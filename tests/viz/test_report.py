@@ -1,10 +1,12 @@
 import base64
 import html.parser
 import json
+import os
 import re
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from worldpolicy.cli import main
 from worldpolicy.processing.video import read_video, write_video
@@ -83,7 +85,10 @@ def test_viz_command_writes_plots_and_animation_beside_rollout(run_dir, capsys):
 
 def test_viz_command_reports_missing_input(tmp_path, capsys):
     assert main(["viz", str(tmp_path)]) == 2
-    assert "has no actions.json" in capsys.readouterr().err
+    assert "has no actions.json (a predict run's action chunk, what viz draws)\n" in capsys.readouterr().err
+    (tmp_path / "report.json").write_text("{}")  # a sim run: its page is `report`'s
+    assert main(["viz", str(tmp_path)]) == 2
+    assert f"it holds a sim run (report.json): `worldpolicy report {tmp_path}` writes its page" in capsys.readouterr().err
 
 
 def test_report_is_self_contained_and_shows_the_run(run_dir):
@@ -106,10 +111,40 @@ def test_report_is_self_contained_and_shows_the_run(run_dir):
     assert "predict run" in page.text
 
 
+def test_a_predict_runs_summary_names_its_prompt(tmp_path, joint_chunk, actions_json):
+    """The prompt was only in the settings at the foot of the page."""
+    doc = actions_json("droid", joint_chunk)
+    doc["settings"]["prompt"] = 'put the <cup> & "lid" away'
+    (tmp_path / "actions.json").write_text(json.dumps(doc))
+    html = report.write_report(tmp_path).read_text()
+    summary = html[html.index("<section id=summary>"):html.index("</section>")]
+    assert "<div class=card><b>prompt</b><span>put the &lt;cup&gt; &amp; &quot;lid&quot; away</span></div>" in summary
+
+
 def test_report_links_large_videos_instead_of_embedding(run_dir, monkeypatch):
     monkeypatch.setattr(report, "MAX_EMBED_VIDEO_BYTES", 10)
     page = _parse(report.write_report(run_dir))
     assert page.videos == ["./rollout.mp4"]
+
+
+def test_a_many_episode_sim_run_embeds_videos_up_to_a_page_budget(tmp_path, monkeypatch):
+    """Every episode of a sim run was embedded: 300 episodes made a page of tens of MB. The first ones stay embedded,
+    the rest are linked, and each caption says which and why."""
+    sim = tmp_path / "sim"
+    (sim / "videos").mkdir(parents=True)
+    (sim / "report.json").write_text(json.dumps({"schema": "worldpolicy.sim_eval/v1", "success_rate": 1.0}))
+    clip = np.zeros((4, 32, 32, 3), np.uint8)
+    for k in range(6):
+        write_video(sim / "videos" / f"episode_{k:04d}.mp4", clip + 40 * k, 15)
+    sizes = [(sim / "videos" / f"episode_{k:04d}.mp4").stat().st_size for k in range(6)]
+    monkeypatch.setattr(report, "MAX_EMBED_VIDEOS_TOTAL_BYTES", sizes[0] + sizes[1] + sizes[2] // 2)
+    page = _parse(report.write_report(sim))
+    assert [src.startswith("data:video/mp4;base64,") for src in page.videos] == [True, True] + [False] * 4
+    assert page.videos[2:] == [f"./videos/episode_{k:04d}.mp4" for k in range(2, 6)]
+    assert page.text.count("linked, not embedded: the page holds at most") == 4
+    monkeypatch.setattr(report, "MAX_EMBED_VIDEOS_TOTAL_BYTES", sum(sizes))
+    page = _parse(report.write_report(sim))
+    assert all(src.startswith("data:") for src in page.videos) and "linked, not embedded" not in page.text
 
 
 def test_report_links_are_relative_paths_and_a_bad_file_is_a_note(tmp_path):
@@ -131,6 +166,31 @@ def test_report_links_are_relative_paths_and_a_bad_file_is_a_note(tmp_path):
     assert "the 香蕉" in html
 
 
+def test_a_png_a_browser_cannot_show_is_a_note_not_a_broken_image(run_dir):
+    """A PNG cut short (an interrupted copy) was embedded as is: a broken-image icon, nothing saying which or why."""
+    main(["viz", str(run_dir), "--no-animation"])
+    whole = (run_dir / "plots" / "actions.png").read_bytes()
+    (run_dir / "plots" / "cut.png").write_bytes(whole[: len(whole) // 2])
+    (run_dir / "notes.png").write_text("not an image")
+    page = _parse(report.write_report(run_dir))
+    assert len(page.imgs) == 2 and page.sections[0] == "notes"  # actions.png and joints.png
+    assert "notes.png is not shown: not a readable image" in page.text
+    assert "plots/cut.png is not shown: not a readable image (image file is truncated" in page.text
+    assert {"./notes.png", "./plots/cut.png"} <= set(page.links)  # still listed with the run's files
+
+
+def test_a_file_name_that_is_not_utf8_and_a_lone_surrogate_in_json_are_shown_not_fatal(tmp_path):
+    """A file named with bytes that are not UTF-8 (or a JSON string holding a lone surrogate) stopped the report:
+    "'utf-8' codec can't encode character '\\udcff'... surrogates not allowed"."""
+    run = tmp_path / "run"
+    run.mkdir()
+    with open(os.path.join(os.fsencode(run), b"\xffclip.txt"), "w") as fh:
+        fh.write("x")
+    (run / "metrics.json").write_text('{"note": "half an emoji \\ud83d", "success_rate": 0.5}')
+    page = _parse(report.write_report(run))
+    assert "./%FFclip.txt" in page.links and "?clip.txt" in page.text and "half an emoji ?" in page.text
+
+
 def test_report_for_train_and_sim_runs(tmp_path):
     train = tmp_path / "train"
     train.mkdir()
@@ -146,6 +206,23 @@ def test_report_for_train_and_sim_runs(tmp_path):
     page = _parse(report.write_report(sim))
     assert "metrics" in page.sections and "success_rate" in page.text and "sim run" in page.text
     assert "per_episode.0" in page.text
+
+
+def test_a_recipe_run_shows_its_summary_and_is_named_for_what_wrote_it(tmp_path):
+    """A from-scratch recipe's folder was titled "run run · recipe" and its summary.json (stages, wall times, the
+    evaluation's success rate) was only a file in the list; a folder of another metrics file read "run run" too."""
+    recipe = tmp_path / "recipe"
+    recipe.mkdir()
+    (recipe / "summary.json").write_text(json.dumps({"recipe": "reach-from-scratch", "stages": {
+        "evaluation": {"wall_s": 300.0, "success_rate": 0.89}}, "total_wall_s": 4920.0}))
+    page = _parse(report.write_report(recipe))
+    assert "metrics" in page.sections and "recipe run · recipe" in page.text and "run run" not in page.text
+    assert "stages.evaluation.success_rate0.89" in page.text and "total_wall_s4920" in page.text
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "metrics.json").write_text(json.dumps({"accuracy": 0.5}))
+    assert "<h1>run · other</h1>" in report.write_report(other).read_text()
+    assert "<h1>mine</h1>" in report.write_report(other, "mine").read_text()
 
 
 def test_report_notes_broken_json_and_missing_dir(tmp_path):
@@ -238,11 +315,37 @@ def test_a_sim_reports_episodes_are_a_table_not_a_count(tmp_path):
     (sim / "report.json").write_text(json.dumps({"schema": "worldpolicy.sim_eval/v1", "success_rate": 0.5,
                                                  "episodes": episodes}))
     page = _parse(report.write_report(sim))
-    assert page.sections[:2] == ["metrics", "records-episodes"]
+    assert page.sections[:3] == ["summary", "metrics", "records-episodes"]
     assert page.th[:5] == ["seed", "success", "steps", "final_distance_m", "prompt"]
     html = (sim / "index.html").read_text()
     assert "<tr><td>1</td><td>False</td><td>60</td><td>0.21</td>" in html and "reach the &lt;red&gt; ball" in html
     assert "[2 items]" not in html and "success_rate" in html
+
+
+def test_a_sim_run_is_headed_by_its_outcome_and_each_episode_video_names_its_episode(tmp_path):
+    """A sim run's page opened on unnamed episode videos: which one failed, and that only 2 of the 3 requested
+    episodes ran (an interrupted run), was in the tables further down or nowhere."""
+    sim = tmp_path / "sim"
+    (sim / "videos").mkdir(parents=True)
+    episodes = [{"seed": 7, "success": True, "steps": 26, "final_distance_m": 0.0277, "prompt": "reach the <red> ball"},
+                {"seed": 8, "success": False, "steps": 60, "final_distance_m": 0.21, "prompt": "reach the blue ball"}]
+    (sim / "report.json").write_text(json.dumps({
+        "schema": "worldpolicy.sim_eval/v1", "task": "reach", "policy": "panda_reach", "robot": "panda",
+        "strategy": {"kind": "execute"}, "control_hz": 15.0, "successes": 1, "success_rate": 0.5,
+        "ci95": [0.094, 0.906], "episodes_requested": 3, "episodes": episodes}))
+    for seed in (7, 8):
+        write_video(sim / "videos" / f"episode_{seed:04d}.mp4", np.zeros((3, 32, 32, 3), np.uint8), 15)
+    Image.new("RGB", (8, 8)).save(sim / "report.png")
+    page = _parse(report.write_report(sim))
+    assert page.sections[:3] == ["summary", "plots", "videos"]  # its success plot above what may be 300 episodes
+    html = (sim / "index.html").read_text()
+    cards = dict(re.findall(r"<div class=card><b>([^<]*)</b><span>([^<]*)</span></div>", html))
+    assert cards["success"] == "1/2" and cards["success rate"] == "50.0 % (95 % CI 9.4-90.6 %)"
+    assert cards["incomplete"] == "2 of 3 episodes ran" and cards["task"] == "reach"
+    outcomes = re.findall(r"<span class=episode>([^<]*)</span><br><a href='\./(videos/[^']*)'", html)
+    assert outcomes == [
+        ("seed 7 · success · 26 steps · final distance 2.8 cm · “reach the &lt;red&gt; ball”", "videos/episode_0007.mp4"),
+        ("seed 8 · failure · 60 steps · final distance 21.0 cm · “reach the blue ball”", "videos/episode_0008.mp4")]
 
 
 def test_training_curves_name_each_field_above_its_panel(tmp_path):
@@ -262,6 +365,25 @@ def test_training_curves_name_each_field_above_its_panel(tmp_path):
     assert fig.get_suptitle() == "lora_run: metrics.jsonl\n100 records; constant: world_size = 1"
     fig.canvas.draw()
     assert fig._suptitle.get_window_extent().y0 > max(ax.get_tightbbox().y1 for ax in axes)
+
+
+def test_a_long_training_log_is_drawn_from_its_first_step_to_its_last(tmp_path):
+    """Only the first 100 000 lines of a log were read: a longer run's curves ended there, as if training had. Every
+    line is read now, a long field thinned evenly to at most MAX_CURVE_POINTS, its last point kept; a sparse field
+    (evaluations) keeps all its points."""
+    run = tmp_path / "train"
+    run.mkdir()
+    last = report.MAX_CURVE_POINTS * 6 + 7
+    lines = [f'{{"step": {s}, "loss": {1.0 + 100.0 / s}}}' for s in range(1, last + 1)]
+    lines[999::1000] = [f'{{"step": {s}, "eval_success_rate": {s / last}}}' for s in range(1000, last + 1, 1000)]
+    (run / "metrics.jsonl").write_text("\n".join(lines))
+    fig, n = report.log_curves_figure(run / "metrics.jsonl")
+    assert n == last
+    loss, evals = (ax.lines[0].get_xdata() for ax in fig.axes if ax.get_visible())
+    assert loss[0] == 1 and loss[-1] == last and len(loss) <= report.MAX_CURVE_POINTS + 1
+    assert np.all(np.diff(loss) > 0)
+    assert list(evals) == list(range(1000, last + 1, 1000))
+    assert " ".join(fig.get_suptitle().split()).endswith("drawn at 1 point in 8, first to last")
 
 
 def _video_captions(page: str) -> dict[str, str]:
@@ -287,6 +409,11 @@ def test_each_video_in_a_report_says_what_it_shows(run_dir, actions_json, joint_
     assert "(model: imagined)" in captions["videos/episode_0003.mp4"]
     assert captions["phone.mp4"] == ("video: not a file worldpolicy writes: whether it is recorded, simulated or "
                                      "imagined is not known")
+    # forward dynamics imagines the future of the actions it was given, not of the prompt alone
+    (run_dir / "actions.json").write_text(json.dumps(actions_json("droid", joint_chunk, mode="forward_dynamics")))
+    captions = _video_captions(report.build_report_html(run_dir))
+    assert captions["rollout.mp4"].startswith("imagined video: imagined by the model: the future it predicts from the "
+                                              "observation (frame 0) and the actions it was given, not recorded")
     # inverse dynamics is given every frame: its rollout.mp4 is them re-decoded, in the report and the animation
     (run_dir / "actions.json").write_text(json.dumps(actions_json("droid", joint_chunk, mode="inverse_dynamics")))
     captions = _video_captions(report.build_report_html(run_dir))
@@ -324,6 +451,17 @@ def test_inverse_dynamics_rows_past_the_clip_are_marked_in_the_report(tmp_path, 
     monkeypatch.setattr(viz_video, "animate_actions", lambda *a, **k: asked.append(k["real_rows"]) or a[4])
     main(["viz", str(tmp_path)])
     assert asked == [29]
+
+
+def test_the_action_table_of_a_model_space_head_is_not_called_physical(tmp_path, pose_chunk, actions_json):
+    """fractal's normalised actions were headed "Actions (physical units)"."""
+    model_space = "Actions (all dims in model space (normalized, about [-1, 1]), not physical units)"
+    for key, heading in (("fractal", model_space), ("bridge", "Actions (physical units)")):
+        run = tmp_path / key
+        run.mkdir()
+        (run / "actions.json").write_text(json.dumps(actions_json(key, pose_chunk)))
+        html = (report.write_report(run)).read_text()
+        assert f"<h2>{heading}</h2>" in html
 
 
 def test_a_run_that_decoded_no_video_says_so_in_its_summary(tmp_path, joint_chunk, actions_json):

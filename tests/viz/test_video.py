@@ -202,3 +202,21 @@ def test_inverse_dynamics_input_frames_past_the_clip_are_captioned_as_copies(joi
     panel_w = round(64 * (plain.shape[1] - strip) / 48)
     same = [np.array_equal(plain[k, :strip, :panel_w], marked[k, :strip, :panel_w]) for k in range(5)]
     assert same == [True, True, True, False, False]
+
+
+def test_an_animation_of_a_wide_chunk_beside_a_wide_clip_fits_what_players_decode(monkeypatch):
+    """57 columns beside a 16:9 clip made 6050x2276 frames (H.264 level 6), past the 4096x2304 that hardware decoders
+    and the Windows and macOS players take; the frame is scaled down whole, keeping its aspect."""
+    e = get_embodiment("hand_pose")
+    clip = _clip(2, 704, 1280, (0, 160, 0))
+
+    def size() -> tuple[int, int]:
+        frames, _ = vv.animation_frames(np.zeros((1, e.action_dim)), e.columns, e.units, e.fps, video=clip,
+                                        video_fps=e.fps)
+        return frames.shape[2], frames.shape[1]
+
+    width, height = size()
+    assert width == vv.MAX_FRAME_SIZE[0] and height <= vv.MAX_FRAME_SIZE[1]
+    monkeypatch.setattr(vv, "MAX_FRAME_SIZE", (10**5, 10**5))
+    whole_width, whole_height = size()
+    assert whole_width > 4096 and whole_width / whole_height == pytest.approx(width / height, rel=0.01)

@@ -35,6 +35,7 @@ __all__ = [
     "gripper_columns",
     "joints_figure",
     "load_actions_file",
+    "model_space_note",
     "path_unit",
     "plot_action_timeseries",
     "plot_ee_path",
@@ -102,11 +103,34 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def _wrap_to_width(fig, line: str, width_px: float, fontsize: float = TITLE_FONTSIZE) -> list[str]:
+    """`line` broken between words into lines no wider than `width_px` at `fontsize` (a word wider than that stays
+    whole), measured with the figure's own renderer."""
+    from matplotlib.font_manager import FontProperties
+
+    renderer, font = fig.canvas.get_renderer(), FontProperties(size=fontsize)
+
+    def width(text: str) -> float:
+        return renderer.get_text_width_height_descent(text, font, ismath=False)[0]
+
+    lines: list[str] = []
+    for word in line.split(" "):
+        if lines and width(f"{lines[-1]} {word}") <= width_px:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
 def figure_title(fig, heading: str, detail: str = "") -> float:
     """Draw the heading (what and which run) and a detail line at a fixed distance in inches from the top edge, and
     return the top margin they need. A title placed at a fraction of the height (matplotlib's default) sat inside
-    the first row of axes of a tall figure (a 29-column chunk, a training log with many fields)."""
-    text = "\n".join(line for line in (heading, detail) if line)
+    the first row of axes of a tall figure (a 29-column chunk, a training log with many fields). Lines wider than the
+    figure are wrapped between words: a run's name with its prompt ran off both sides of the 6.4-inch path figure."""
+    width_px = (fig.get_size_inches()[0] - 2 * _TITLE_GAP_IN) * fig.dpi
+    lines = [part for line in (heading, detail) if line for raw in line.split("\n")
+             for part in _wrap_to_width(fig, raw, width_px)]
+    text = "\n".join(lines)
     height = fig.get_size_inches()[1]
     fig.suptitle(_literal(text), y=1 - _TITLE_GAP_IN / height, va="top", fontsize=TITLE_FONTSIZE)
     return _TITLE_GAP_IN + _TITLE_LINE_IN * len(text.splitlines()) + 0.15
@@ -241,6 +265,17 @@ def padded_label(real_rows: int, steps: int) -> str:
     return f"{_padded_rows(real_rows, steps)}: past the clip's end (its last frame repeated)"
 
 
+def model_space_note(units: Sequence[str]) -> str:
+    """What a figure or table of these units must say when some are `MODEL_SPACE_UNIT`: the values are the model's
+    normalised ones (about [-1, 1]), not metres or radians, and a gripper among them has no "closed" threshold; ''
+    when every unit is physical. Most registered heads (fractal, umi, agibot...) publish no stats."""
+    odd = sum(u == MODEL_SPACE_UNIT for u in units)
+    if not odd:
+        return ""
+    which = "all dims" if odd == len(units) else f"{odd} of {len(units)} dims"
+    return f"{which} in model space ({MODEL_SPACE_UNIT}, about [-1, 1]), not physical units"
+
+
 def _padded_legend(real_rows: int, steps: int) -> str:
     return f"{_padded_rows(real_rows, steps)}:\npast the clip's end"
 
@@ -269,8 +304,14 @@ def _time_axis(ax, steps: int, fps: float) -> None:
         ax.set_xticks([0.0])
 
 
-def axis_label(column: str, unit: str) -> str:
-    return _literal(f"{column} [{unit}]")
+def axis_label(column: str, unit: str, ax=None) -> str:
+    """`column [unit]`; given the axes it labels, broken between words to fit their height (a y label longer than its
+    subplot, `left_finger_2 [normalized]` of a 57-column chunk, ran into the next one's)."""
+    text = f"{column} [{unit}]"
+    if ax is not None:
+        height_px = ax.get_position().height * ax.figure.bbox.height
+        text = "\n".join(_wrap_to_width(ax.figure, text, height_px, LABEL_FONTSIZE))
+    return _literal(text)
 
 
 def plot_action_timeseries(
@@ -316,12 +357,16 @@ def action_timeseries_figure(
     real_rows = _check_real_rows(real_rows, a.shape[0])
     columns = list(columns)
     grippers = _gripper_list(gripper_column)
-    shading = _shading_gripper(columns, grippers)
+    # a gripper in model space has no closed threshold (0.5 of [-1, 1] is not "closed"): drawn red, nothing shaded
+    shading = [g if g is not None and units[columns.index(g)] != MODEL_SPACE_UNIT else None
+               for g in _shading_gripper(columns, grippers)]
     t = np.arange(a.shape[0]) / fps
     d = a.shape[1]
     nrows, ncols = _grid_shape(d)
     fig = _new_figure(5.0 * ncols, 1.0 + 1.45 * nrows)
     detail = f"{plural(a.shape[0], 'step')} × {plural(d, 'dim')} @ {fps:g} Hz"
+    if model_space_note(units):
+        detail += f"; {model_space_note(units)}"
     if real_rows is not None:
         detail += f"; hatched: {padded_label(real_rows, a.shape[0])}"
     top = figure_title(fig, title or "action chunk", detail)
@@ -336,10 +381,10 @@ def action_timeseries_figure(
             _shade_closed(ax, a[:, columns.index(shading[i])], fps, label=is_gripper)
         _shade_padded(ax, real_rows, a.shape[0], fps, label=i == 0)
         ax.plot(t, a[:, i], lw=1.4, color=GRIPPER_COLOR if is_gripper else LINE_COLOR, **step_markers(len(t)))
-        ax.set_ylabel(axis_label(columns[i], units[i]), fontsize=LABEL_FONTSIZE)
+        ax.set_ylabel(axis_label(columns[i], units[i], ax), fontsize=LABEL_FONTSIZE)
         ax.tick_params(labelsize=TICK_FONTSIZE)
         ax.grid(alpha=0.3)
-        if is_gripper:
+        if is_gripper and units[i] != MODEL_SPACE_UNIT:
             ax.axhline(GRIPPER_CLOSED_THRESHOLD, color=GRIPPER_COLOR, lw=0.6, ls=":")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
@@ -526,6 +571,8 @@ def joints_figure(
     right = 0.3 + 1.2 * legend_columns
     fig = _new_figure(6.8 + right, 1.2 + 2.0 * nrows)
     detail = f"{plural(a.shape[0], 'step')} @ {fps:g} Hz"
+    if model_space_note(units):
+        detail += f"; {model_space_note(units)}"
     if real_rows is not None:
         detail += f"; hatched: {padded_label(real_rows, a.shape[0])}"
     top = figure_title(fig, title or "joint trajectory", detail)
@@ -548,10 +595,12 @@ def joints_figure(
                    borderaxespad=0)
     if g is not None:
         gi = list(columns).index(gripper_column)
-        for ax in axes:
+        physical = units[gi] != MODEL_SPACE_UNIT  # a model-space gripper has no closed threshold
+        for ax in axes if physical else ():
             _shade_closed(ax, g, fps, label=ax is axes[2])
         axes[2].plot(t, g, color=GRIPPER_COLOR, lw=1.6, **step_markers(len(t)))
-        axes[2].axhline(GRIPPER_CLOSED_THRESHOLD, color=GRIPPER_COLOR, lw=0.6, ls=":")
+        if physical:
+            axes[2].axhline(GRIPPER_CLOSED_THRESHOLD, color=GRIPPER_COLOR, lw=0.6, ls=":")
         axes[2].set_ylabel(axis_label(gripper_column, units[gi]), fontsize=LABEL_FONTSIZE)
         if axes[2].get_legend_handles_labels()[0]:
             axes[2].legend(fontsize=LEGEND_FONTSIZE, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)

@@ -1,12 +1,14 @@
 """Self-contained HTML run reports: one `index.html` per run directory (predict, sim, train).
 
 The page needs nothing outside itself to show plots (PNG data URIs, inline CSS/JS); videos are embedded up to
-`MAX_EMBED_VIDEO_BYTES` each and otherwise referenced relative to the run directory, which also holds the raw files the
-page links to. What a run directory may hold (each optional, but a folder with no run output is refused: none of the
+`MAX_EMBED_VIDEO_BYTES` each and `MAX_EMBED_VIDEOS_TOTAL_BYTES` together (in name order: a predict run's own clips
+before a sim run's episodes), and otherwise referenced relative to the run directory, which also holds the raw files
+the page links to. What a run directory may hold (each optional, but a folder with no run output is refused: none of the
 markers of the runs worldpolicy writes, `fileio.FOLDER_KINDS`, nor a metrics file or log, `RUN_FILES`):
 
 - `actions.json` (`worldpolicy.actions/v1`): summary, timings and an action table with units
-- `settings.json`: the run's settings; `metrics.json` or a sim `report.json` (any JSON object): a metrics table
+- `settings.json`: the run's settings; `metrics.json`, a sim `report.json` or a recipe `summary.json` (any JSON
+  object): a metrics table
 - `*.jsonl` logs (one JSON object per line, e.g. training metrics): numeric fields plotted against `step`
 - `*.mp4` videos and `*.png` images (the folder itself and one level below, e.g. `plots/`); each video is captioned
   with what it shows (imagined by the model, simulated, ...), as `describe_video` tells from its name
@@ -20,6 +22,7 @@ import fnmatch
 import html
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +30,23 @@ import numpy as np
 
 from ..fileio import write_bytes_atomic
 from ..results import actions_from_json
-from .plots import padded_label, real_rows_of
+from .plots import model_space_note, padded_label, real_rows_of
 from .run import ANIMATION_FILE, ROLLOUT_VIDEO, describe_rollout_video
 
-__all__ = ["MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html", "describe_video", "log_curves_figure",
-           "serve_report", "write_report"]
+__all__ = ["MAX_EMBED_VIDEOS_TOTAL_BYTES", "MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html", "describe_video",
+           "log_curves_figure", "serve_report", "write_report"]
 
 REPORT_FILE = "index.html"
 MAX_EMBED_VIDEO_BYTES = 8 * 1024 * 1024
+# All embedded videos together: a 300-episode sim run embedded every episode, a page of tens of MB of base64.
+MAX_EMBED_VIDEOS_TOTAL_BYTES = 16 * 1024 * 1024
 MAX_TABLE_ROWS = 200
-MAX_LOG_LINES = 100_000
+MAX_CURVE_POINTS = 20_000  # per field of a log: a longer series keeps every k-th point, from its first to its last
 MAX_JSON_BYTES = 32 * 1024 * 1024
 MAX_LISTED_FILES = 500
 LOG_SCALE_SPAN = 30  # a loss whose largest value is this many times its smallest is drawn on a log scale
-METRICS_FILES = ("metrics.json", "report.json")  # report.json: `worldpolicy sim` evaluation (worldpolicy.sim_eval/v1)
+# report.json: `worldpolicy sim` evaluation (worldpolicy.sim_eval/v1); summary.json: a from-scratch recipe's stages
+METRICS_FILES = ("metrics.json", "report.json", "summary.json")
 SIM_EPISODE_VIDEOS = "videos/episode_*.mp4"  # what `worldpolicy sim` records (sim.evaluate)
 # Besides the markers of the runs worldpolicy writes (`fileio.FOLDER_KINDS`), what makes a folder a run to report on:
 # the metrics and logs this page reads. Media alone (a folder of PNGs or clips) is not a run.
@@ -135,6 +141,19 @@ def _records_table(records: list[Mapping[str, Any]]) -> str:
     return f"<table>{head}{body}</table>{more}"
 
 
+def _unreadable_png(path: Path) -> str:
+    """Why a browser could not show this PNG (a copy cut short, not an image at all), or ''. Embedded unchecked, it
+    was a broken-image icon with nothing saying which file or why."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()  # decodes every byte: a truncated file fails here
+    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:  # UnidentifiedImageError is an OSError
+        return f"not a readable image ({exc})"
+    return ""
+
+
 def _data_uri(path: Path, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
 
@@ -161,6 +180,10 @@ def describe_video(relative_path: str, mode: str | None = None) -> tuple[str, st
 
 
 def _run_kind(run_dir: Path, actions: Mapping[str, Any] | None, metrics: Any) -> str:
+    """The command that wrote the run: its settings' `command`, else the folder's marker (`fileio.FOLDER_KINDS`: a
+    recipe run was "run", its summary's evaluation making it look like a sim run), else a guess from its files."""
+    from ..fileio import folder_kind
+
     settings = run_dir / "settings.json"
     if settings.is_file():
         try:
@@ -169,6 +192,9 @@ def _run_kind(run_dir: Path, actions: Mapping[str, Any] | None, metrics: Any) ->
                 return kind
         except (ValueError, AttributeError):
             pass
+    found = folder_kind(run_dir)
+    if found is not None and found[0].writer is not None:
+        return found[0].writer
     if list(run_dir.glob("*.jsonl")):
         return "train"
     if isinstance(metrics, Mapping) and (
@@ -180,10 +206,15 @@ def _run_kind(run_dir: Path, actions: Mapping[str, Any] | None, metrics: Any) ->
 
 
 def _summary_cards(actions: Mapping[str, Any]) -> str:
+    """A predict run's headline: what was asked (mode, embodiment, the prompt: only the settings at the page's foot
+    named it), what came back, and how long it took."""
     real_rows = real_rows_of(actions)
+    settings = actions.get("settings")
+    prompt = settings.get("prompt") if isinstance(settings, Mapping) else None
     cards = [
         ("mode", actions.get("mode")),
         ("embodiment", actions.get("embodiment")),
+        *([("prompt", prompt)] if isinstance(prompt, str) and prompt.strip() else []),
         ("chunk", f"{actions.get('chunk_size', len(actions.get('actions', [])))} steps"),
         ("action dim", len(actions.get("columns", []))),
         ("rate", f"{_fmt(actions.get('fps'))} Hz"),
@@ -192,11 +223,55 @@ def _summary_cards(actions: Mapping[str, Any]) -> str:
     if real_rows is not None:
         cards.append(("rows from the clip", f"{real_rows} of {len(actions['actions'])}"))
     cards += [(f"time: {k}", f"{float(v):.3f} s") for k, v in (actions.get("timings_s") or {}).items()]
+    return _cards(cards)
+
+
+def _cards(cards: list[tuple[str, Any]]) -> str:
     return (
         "<div class=cards>"
         + "".join(f"<div class=card><b>{_esc(k)}</b><span>{_esc(v)}</span></div>" for k, v in cards)
         + "</div>"
     )
+
+
+def _is_sim_report(metrics: Any) -> bool:
+    return isinstance(metrics, Mapping) and str(metrics.get("schema", "")).startswith("worldpolicy.sim_eval")
+
+
+def _sim_summary_cards(report: Mapping[str, Any]) -> str:
+    """The headline of a sim run (`worldpolicy.sim_eval/v1`): what ran, how often it succeeded, and whether every
+    requested episode ran (an interrupted run's page looked complete)."""
+    done, requested = len(report.get("episodes", [])), report.get("episodes_requested")
+    lo, hi = report.get("ci95", (None, None))
+    cards = [("task", report.get("task")), ("policy", report.get("policy")), ("robot", report.get("robot")),
+             ("success", f"{report.get('successes')}/{done}")]
+    if isinstance(report.get("success_rate"), (int, float)) and isinstance(lo, (int, float)):
+        cards.append(("success rate", f"{100 * report['success_rate']:.1f} % (95 % CI {100 * lo:.1f}-{100 * hi:.1f} %)"))
+    if isinstance(requested, int) and requested > done:
+        cards.append(("incomplete", f"{done} of {requested} episodes ran"))
+    cards += [("control", f"{_fmt(report.get('control_hz'))} Hz"),
+              ("strategy", report["strategy"].get("kind") if isinstance(report.get("strategy"), Mapping) else None)]
+    return _cards(cards)
+
+
+def _episode_seed(relative_path: str) -> str:
+    """The seed a sim episode video is named by (`videos/episode_0012.mp4` → '12'), as its record's `seed` reads."""
+    number = relative_path.rsplit("/", 1)[-1].removesuffix(".mp4").removeprefix("episode_")
+    return str(int(number)) if number.isdigit() else number
+
+
+def _episode_caption(record: Mapping[str, Any]) -> str:
+    """One sim episode's outcome, for the caption of its video (`episode_<seed>.mp4`)."""
+    parts = [f"seed {record.get('seed')}"]
+    if "success" in record:
+        parts.append("success" if record["success"] else "failure")
+    if "steps" in record:
+        parts.append(f"{record['steps']} steps")
+    if isinstance(record.get("final_distance_m"), (int, float)):
+        parts.append(f"final distance {100 * record['final_distance_m']:.1f} cm")
+    if record.get("prompt"):
+        parts.append(f"“{record['prompt']}”")
+    return " · ".join(parts)
 
 
 def _action_table(actions: Mapping[str, Any]) -> str:
@@ -248,7 +323,8 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
 
     One small panel per field, named above it (a long name as a y label ran into the tick labels), losses first and
     on a log scale when they span more than LOG_SCALE_SPAN; a field with one value throughout (`world_size`) is
-    named with its value in the heading instead of a flat panel."""
+    named with its value in the heading instead of a flat panel. Every line is read; a field of more than
+    MAX_CURVE_POINTS points is drawn thinned evenly from its first to its last (`_Series`), and the heading says so."""
     from .plots import (
         LABEL_FONTSIZE,
         LINE_COLOR,
@@ -260,41 +336,43 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
         step_markers,
     )
 
-    rows = []
+    records, has_step = 0, False
+    series: dict[str, _Series] = {}
     with path.open() as fh:
-        for i, line in enumerate(fh):
-            if i >= MAX_LOG_LINES:
-                break
+        for line in fh:
             line = line.strip()
-            if line:
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(obj, Mapping):
-                    rows.append(obj)
-    keys = sorted(
-        {k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)} - {"step"},
-        key=_curve_order,
-    )
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if not isinstance(obj, Mapping):
+                continue
+            has_step = has_step or "step" in obj
+            for key, value in obj.items():
+                if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    series.setdefault(key, _Series()).add(obj.get("step", records), value)
+            records += 1
+    keys = sorted(series, key=_curve_order)
     if not keys:
-        return None, len(rows)
-    series = {
-        key: [(r.get("step", i), r[key]) for i, r in enumerate(rows) if isinstance(r.get(key), (int, float))]
-        for key in keys
-    }
-    constant = {key: pts[0][1] for key, pts in series.items() if len({y for _, y in pts}) == 1}
+        return None, records
+    thinned = max(series[key].stride for key in keys)
+    points = {key: series[key].points() for key in keys}
+    constant = {key: pts[0][1] for key, pts in points.items() if len({y for _, y in pts}) == 1}
     shown = [key for key in keys if key not in constant] or keys
     ncols = 1 if len(shown) <= 6 else 2
     nrows = int(np.ceil(len(shown) / ncols))
     fig = _new_figure(6.0 * ncols + 1.0, 0.8 + 1.7 * nrows)
     fixed = ", ".join(f"{k} = {_fmt(v)}" for k, v in constant.items() if k not in shown)
-    detail = plural(len(rows), "record") + (f"; constant: {fixed}" if fixed else "")
+    detail = plural(records, "record") + (f"; constant: {fixed}" if fixed else "")
+    if thinned > 1:
+        detail += f"; fields of over {MAX_CURVE_POINTS} points drawn at 1 point in {thinned}, first to last"
     top = figure_title(fig, f"{path.parent.name}: {path.name}", detail)
     _grid_margins(fig, nrows, ncols, top=top + 0.15, hgap=0.45)
     axes = fig.subplots(nrows, ncols, sharex=True, squeeze=False).ravel()
     for ax, key in zip(axes, shown):
-        x, y = zip(*series[key])
+        x, y = zip(*points[key])
         ax.plot(x, y, lw=1.2, color=LINE_COLOR, **step_markers(len(x)))
         name = key
         if "loss" in key and min(y) > 0 and max(y) / min(y) > LOG_SCALE_SPAN:
@@ -306,9 +384,32 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
     for ax in axes[len(shown):]:
         ax.set_visible(False)
     for ax in axes[max(0, len(shown) - ncols) : len(shown)]:
-        ax.set_xlabel("training step" if any("step" in r for r in rows) else "record", fontsize=LABEL_FONTSIZE)
+        ax.set_xlabel("training step" if has_step else "record", fontsize=LABEL_FONTSIZE)
         ax.xaxis.set_tick_params(labelbottom=True)
-    return fig, len(rows)
+    return fig, records
+
+
+@dataclass
+class _Series:
+    """One field's (x, y) points of a log, at most MAX_CURVE_POINTS kept: past that every other one is dropped and
+    only every `stride`-th point is kept from then on, so a long run's curve spans all of it in bounded memory (a
+    line cap showed a million-line log's first tenth as if training had ended there). The last point is kept too."""
+
+    stride: int = 1
+    seen: int = 0
+    kept: list[tuple[Any, Any]] = field(default_factory=list)
+    last: tuple[Any, Any] | None = None
+
+    def add(self, x: Any, y: Any) -> None:
+        self.last = (x, y)
+        if self.seen % self.stride == 0:
+            self.kept.append(self.last)
+            if len(self.kept) > MAX_CURVE_POINTS:
+                self.kept, self.stride = self.kept[::2], self.stride * 2
+        self.seen += 1
+
+    def points(self) -> list[tuple[Any, Any]]:
+        return self.kept if self.kept[-1] is self.last else [*self.kept, self.last]
 
 
 # a file that parses but holds values the report cannot use (ragged rows, nulls, bytes that are not text)
@@ -320,7 +421,7 @@ def _href(relative_path: str) -> str:
     './' (a file named 'javascript:...' is a file, not a scheme)."""
     import urllib.parse
 
-    return _esc("./" + urllib.parse.quote(relative_path))
+    return _esc("./" + urllib.parse.quote(relative_path, errors="surrogateescape"))  # a name's bytes, not UTF-8
 
 
 def _check_run_output(run_dir: Path) -> None:
@@ -368,27 +469,45 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
             sections.append(f"<section id=summary><h2>Summary</h2>{_summary_cards(actions)}</section>")
         except _UNUSABLE as exc:
             notes.append(f"actions.json summary could not be shown: {exc}")
+    episodes: dict[str, Mapping[str, Any]] = {}  # a sim run's records by seed, which names each episode's video
+    if _is_sim_report(metrics):
+        try:
+            sections.append(f"<section id=summary><h2>Summary</h2>{_sim_summary_cards(metrics)}</section>")
+            episodes = {str(r.get("seed")): r for r in metrics.get("episodes", []) if isinstance(r, Mapping)}
+        except _UNUSABLE as exc:
+            notes.append(f"report.json summary could not be shown: {exc}")
 
     videos = []
     mode = actions.get("mode") if isinstance(actions, Mapping) else None
+    embedded = 0
     for i, path in enumerate(_files(run_dir, "*.mp4")):
         rel = path.relative_to(run_dir).as_posix()
         size = path.stat().st_size
-        src = _data_uri(path, "video/mp4") if size <= MAX_EMBED_VIDEO_BYTES else _href(rel)
+        if size > MAX_EMBED_VIDEO_BYTES:
+            linked = f", linked, not embedded: over {MAX_EMBED_VIDEO_BYTES / 1e6:.1f} MB"
+        elif embedded + size > MAX_EMBED_VIDEOS_TOTAL_BYTES:
+            linked = f", linked, not embedded: the page holds at most {MAX_EMBED_VIDEOS_TOTAL_BYTES / 1e6:.1f} MB of video"
+        else:
+            linked, embedded = "", embedded + size
+        src = _href(rel) if linked else _data_uri(path, "video/mp4")
         what, explanation = describe_video(rel, mode if isinstance(mode, str) else None)
+        record = episodes.get(_episode_seed(rel)) if fnmatch.fnmatch(rel, SIM_EPISODE_VIDEOS) else None
+        outcome = "" if record is None else f"<br><span class=episode>{_esc(_episode_caption(record))}</span>"
         videos.append(
             f"<figure><video id=video-{i} controls muted loop playsinline preload=metadata src='{src}'></video>"
-            f"<figcaption><b class=video-what>{_esc(what)}</b>: {_esc(explanation)}<br>"
-            f"<a href='{_href(rel)}'>{_esc(rel)}</a> ({size / 1e6:.2f} MB"
-            f"{'' if size <= MAX_EMBED_VIDEO_BYTES else ', linked, not embedded'}) "
+            f"<figcaption><b class=video-what>{_esc(what)}</b>: {_esc(explanation)}{outcome}<br>"
+            f"<a href='{_href(rel)}'>{_esc(rel)}</a> ({size / 1e6:.2f} MB{_esc(linked)}) "
             f"<span class=video-meta id=video-{i}-meta data-state=pending>not decoded yet</span></figcaption></figure>"
         )
-    if videos:
-        sections.append(f"<section id=videos><h2>Videos</h2>{''.join(videos)}</section>")
+    video_section = f"<section id=videos><h2>Videos</h2>{''.join(videos)}</section>" if videos else ""
 
     images = []
     for path in _files(run_dir, "*.png"):
         rel = path.relative_to(run_dir).as_posix()
+        problem = _unreadable_png(path)
+        if problem:
+            notes.append(f"{rel} is not shown: {problem}")
+            continue
         images.append(
             f"<figure><img alt='{_esc(rel)}' src='{_data_uri(path, 'image/png')}'>"
             f"<figcaption><a href='{_href(rel)}'>{_esc(rel)}</a></figcaption></figure>"
@@ -405,8 +524,10 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
                 f"<figure><img alt='{_esc(path.name)} curves' src='{uri}'>"
                 f"<figcaption>{_esc(path.name)}: {n} records</figcaption></figure>"
             )
-    if images:
-        sections.append(f"<section id=plots><h2>Plots</h2>{''.join(images)}</section>")
+    plot_section = f"<section id=plots><h2>Plots</h2>{''.join(images)}</section>" if images else ""
+    # a sim run's success plot before its episodes, which may be hundreds of players; a predict run's clips first
+    order = (plot_section, video_section) if _is_sim_report(metrics) else (video_section, plot_section)
+    sections += [section for section in order if section]
 
     if metrics is not None:
         tables = dict(_record_lists(metrics))
@@ -417,8 +538,9 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
                             f"{_records_table(rows)}</section>")
     if isinstance(actions, Mapping) and actions.get("actions"):
         try:
+            space = model_space_note([str(u) for u in actions.get("units", [])]) or "physical units"
             sections.append(
-                f"<section id=actions><h2>Actions (physical units)</h2><details open><summary>"
+                f"<section id=actions><h2>Actions ({_esc(space)})</h2><details open><summary>"
                 f"{len(actions['actions'])} steps × {len(actions.get('columns', []))} dims</summary>"
                 f"{_action_table(actions)}</details></section>"
             )
@@ -451,7 +573,7 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
         )
 
     kind = _run_kind(run_dir, actions if isinstance(actions, Mapping) else None, metrics)
-    title = title or f"{kind} run · {run_dir.resolve().name}"
+    title = title or f"{kind if kind == 'run' else f'{kind} run'} · {run_dir.resolve().name}"
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return (
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
@@ -471,7 +593,8 @@ def write_report(run_dir: str | Path, title: str | None = None) -> Path:
     run_dir = Path(run_dir)
     refuse_foreign_folder(run_dir, "run_dir", RUN_WRITERS)
     page = build_report_html(run_dir, title)
-    return write_bytes_atomic(run_dir / REPORT_FILE, page.encode("utf-8"))
+    # "?" for what UTF-8 cannot hold: a file name's bytes that are not UTF-8, a lone surrogate escaped in a JSON file
+    return write_bytes_atomic(run_dir / REPORT_FILE, page.encode("utf-8", errors="replace"))
 
 
 def serve_report(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765) -> None:

@@ -17,24 +17,30 @@ PLOT_FILES = ("actions.png", "ee_path*.png", "joints.png", ANIMATION_FILE)  # wh
 
 def describe_rollout_video(mode: str | None) -> tuple[str, str]:
     """(caption, explanation) of a predict run's rollout.mp4 made in `mode`: the animation shows the caption, the
-    report both. The model imagines the clip from the observation, except in inverse dynamics, which is given every
-    frame: its clip is those frames re-decoded."""
+    report both. The model imagines the clip from the observation and the prompt (policy) or the actions it was given
+    (forward dynamics), except in inverse dynamics, which is given every frame: its clip is those frames re-decoded."""
     if mode == "inverse_dynamics":
         explanation = ("the frames the model was given, passed through its video autoencoder (inverse dynamics "
                        "imagines none)")
         return "re-decoded input video", explanation
-    explanation = ("imagined by the model: the future it predicts from the observation (frame 0) and the prompt, not "
-                   "recorded")
+    given = "the actions it was given" if mode == "forward_dynamics" else "the prompt"  # what drives the imagined future
+    explanation = f"imagined by the model: the future it predicts from the observation (frame 0) and {given}, not recorded"
     return "imagined video", explanation
 
 
 def resolve_actions_path(path: str | Path) -> Path:
     """`ACTIONS.json` or a run directory holding `actions.json` → the actions file path."""
+    from ..fileio import folder_kind
+
     path = Path(path)
     if path.is_dir():
         path = path / ACTIONS_FILE
         if not path.is_file():
-            raise FileNotFoundError(f"run directory {str(path.parent)!r} has no {ACTIONS_FILE}")
+            found = folder_kind(path.parent)  # a sim or training run has no chunk to draw, but a page of its own
+            other = (f"; it holds {found[0].what} ({found[1]}): `worldpolicy report {path.parent}` writes its page"
+                     if found is not None and found[0].writer not in (None, "predict", "viz") else "")
+            raise FileNotFoundError(f"run directory {str(path.parent)!r} has no {ACTIONS_FILE} (a predict run's action "
+                                    f"chunk, what viz draws){other}")
     elif not path.is_file():
         raise FileNotFoundError(f"{str(path)!r} is neither an actions file nor a run directory")
     return path

@@ -29,6 +29,9 @@ LABEL_HEIGHT = 22  # the caption strip above a clip of up to LABEL_SCALE_FROM pi
 LABEL_SCALE_FROM = 528
 MAX_LABEL_HEIGHT = 48
 GAP = 4  # white pixels between clips placed side by side
+# The largest animation frame: H.264 level 5.1's 4096x2304, what hardware decoders and the Windows and macOS players
+# take. A 57-column chunk beside a 16:9 clip was 6050x2276 (level 6), a file a browser could not play everywhere.
+MAX_FRAME_SIZE = (4096, 2304)  # width, height
 
 
 def figure_to_array(fig) -> np.ndarray:
@@ -64,6 +67,18 @@ def _resize(frame: np.ndarray, height: int) -> np.ndarray:
         return frame
     width = max(1, round(w * height / h))
     return np.asarray(Image.fromarray(frame).resize((width, height), Image.BILINEAR))
+
+
+def _fit(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The frame scaled down, keeping its aspect, to fit within `size` (width, height); as it is when it fits."""
+    from PIL import Image
+
+    h, w = frame.shape[:2]
+    scale = min(1.0, size[0] / w, size[1] / h)
+    if scale == 1.0:
+        return frame
+    width, height = min(size[0], round(w * scale)), min(size[1], round(h * scale))
+    return np.asarray(Image.fromarray(frame).resize((width, height), Image.LANCZOS))
 
 
 def label_height(frame_height: int) -> int:
@@ -191,7 +206,7 @@ def _animation(actions, columns, units, fps, gripper_column, video, video_fps, t
         if image is not None:  # each video frame resized as it is drawn
             panel = _label(_resize(image, height - strip), f"{video_label}  t = {t:.2f} s  {shown}", widest, strip)
             frame = np.concatenate([panel, frame], axis=1)
-        return frame
+        return _fit(frame, MAX_FRAME_SIZE)
 
     return frames(), rate
 
