@@ -27,6 +27,7 @@ from .embodiments import (
     get_embodiment,
     read_spec_file,
 )
+from .logcapture import request_index
 from .processing.actions import ACTION_SPACES, fit_to_chunk, load_actions, to_model, to_physical, warn_out_of_range
 from .processing.observations import (
     camera_views,
@@ -368,7 +369,8 @@ class Policy:
         prepared = []
         for i, request in enumerate(requests):
             try:
-                prepared.append(self._prepare(request))
+                with request_index(i):  # what reading it warns about is this request's (a server tells its client)
+                    prepared.append(self._prepare(request))
             except Exception as exc:
                 self._next_seed = next_seed  # a refused batch draws no seeds: the next call gets the same ones
                 if len(requests) > 1:

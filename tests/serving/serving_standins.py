@@ -2,11 +2,13 @@
 
 Its actions are a deterministic function of the request (joint state, prompt, seed), so a test can check that every
 client received the answer to its own request and not a neighbour's. The prompts "raise", "nan" and "narrow" make it
-fail, return NaN actions, or return 3 columns where the embodiment has 8.
+fail, return NaN actions, or return 3 columns where the embodiment has 8; "warn" makes it log a warning, as the
+local Policy logs one about its inputs.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -47,6 +49,8 @@ class StandInPolicy:
             joints = np.zeros(7)
         if prompt == "raise":
             raise RuntimeError("stand-in failure requested by the prompt")
+        if prompt == "warn":
+            logging.getLogger("worldpolicy.policy").warning("stand-in: this request asked for a warning")
         actions = expected_actions(joints, prompt, seed or 0, e.chunk_size)
         if prompt == "nan":  # actions no robot should run: the server must refuse to send them
             actions[3, 2] = np.nan

@@ -296,3 +296,24 @@ def test_a_folder_of_frames_and_an_animated_gif_travel_as_the_local_policy_reads
         wire = remote._observation(folder)["observation/image"]
         assert wire.shape == (1, 16, 16, 3) and wire[0, 0, 0, 0] == 5 * 39  # the current (last) frame only
         assert remote._observation(gif)["observation/image"][0, 0, 0, 0] == 10
+
+
+def test_the_servers_warnings_about_a_request_are_logged_by_the_client(serve, caplog):
+    """A local Policy logs what may make a result wrong (actions or a state far outside the training range, a clip of
+    the wrong length); behind a server those lines stayed in the server's log and a robot's engineer saw nothing. The
+    reply carries them (`warnings`) and RemotePolicy logs them at WARNING, naming the server, for that request only."""
+    import logging
+
+    policy = StandInPolicy(batching=False)
+    t = serve(policy)
+    with RemotePolicy(t.url) as remote, caplog.at_level(logging.WARNING, logger="worldpolicy"):
+        remote.act(droid_request(np.zeros(7)), "warn")
+        said = [r for r in caplog.records if r.name == "worldpolicy.serving" and r.threadName == "MainThread"]
+        assert [r.getMessage() for r in said] == [f"server {t.url}: stand-in: this request asked for a warning"]
+        assert said[0].levelno == logging.WARNING
+        caplog.clear()
+        remote.act(droid_request(np.zeros(7)), "quiet")  # nothing to say: no warning, and no key in the reply
+        assert not [r for r in caplog.records if r.name == "worldpolicy.serving" and r.threadName == "MainThread"]
+        assert "warnings" not in remote.infer(droid_request(np.zeros(7), "quiet"))
+        assert remote.infer(droid_request(np.zeros(7), "warn"))["warnings"] == [
+            "stand-in: this request asked for a warning"]  # the raw openpi call returns them as they came

@@ -32,6 +32,7 @@ with extra_imports():
     from websockets.sync.client import ClientConnection, connect
 
 from ..embodiments import Embodiment, embodiment_from_dict, get_embodiment
+from ..logcapture import logged_warnings
 from ..policy import DECODE_VIDEO_MODES, PolicyRequest, check_requests
 from ..processing.actions import ACTION_SPACES, actions_object, load_actions, read_actions_file
 from ..processing.observations import VIDEO_SUFFIXES, clip_from_mapping, image_files, image_pages
@@ -481,10 +482,29 @@ class RemotePolicy:
         chunk = self.metadata().get("chunk_size")
         return chunk + 2 if isinstance(chunk, int) and not isinstance(chunk, bool) and chunk > 0 else None
 
-    def _run(self, wire: dict[str, Any]) -> Prediction:
+    def _prepared(self, request: PolicyRequest) -> tuple[dict[str, Any], list[str]]:
+        """The request's wire keys, and what reading its inputs here warned about: the server runs the same checks
+        on what it receives (actions far outside the training range), and says what this client already said only
+        once."""
+        with logged_warnings() as (said,):
+            return self._wire_request(request), said
+
+    def _run(self, wire: dict[str, Any], said: list[str]) -> Prediction:
         t0 = time.perf_counter()
         reply = self.infer(wire)
-        return self._prediction(reply, wire.get("mode", "policy"), time.perf_counter() - t0)
+        prediction = self._prediction(reply, wire.get("mode", "policy"), time.perf_counter() - t0)
+        self._say(reply, said)
+        return prediction
+
+    def _say(self, reply: dict[str, Any], said: list[str]) -> None:
+        """Log the server's warnings about this request (a reply's `warnings`), at WARNING as the local `Policy` logs
+        them, naming the server; those this client said itself while reading the inputs are not said twice."""
+        warnings = reply.get("warnings")
+        if not isinstance(warnings, list):
+            return
+        for text in warnings:
+            if isinstance(text, str) and text not in said:
+                logger.warning("server %s: %s", self.url, text)
 
     @staticmethod
     def _observation(observation: Any) -> dict[str, Any]:
@@ -498,7 +518,7 @@ class RemotePolicy:
     def act(self, observation: Any, prompt: str, **options: Any) -> Prediction:
         """Policy mode: observation (image or openpi key dict) + instruction → action chunk. Options as the local
         `Policy.act`: seed, steps, guidance, negative_prompt, state, decode_video."""
-        return self._run(self._wire_request(PolicyRequest(observation, prompt, mode="policy", **options)))
+        return self._run(*self._prepared(PolicyRequest(observation, prompt, mode="policy", **options)))
 
     def imagine(
         self, observation: Any, actions: Any, prompt: str, decode_video: bool | None = None, **options: Any
@@ -508,11 +528,11 @@ class RemotePolicy:
         request = PolicyRequest(
             observation, prompt, mode="forward_dynamics", actions=actions, decode_video=decode_video, **options
         )
-        return self._run(self._wire_request(request))
+        return self._run(*self._prepared(request))
 
     def infer_actions(self, video: Any, prompt: str, **options: Any) -> Prediction:
         """Inverse dynamics: clip uint8 [T, H, W, 3] (or an mp4 path) → the actions that explain it."""
-        return self._run(self._wire_request(PolicyRequest(video, prompt, mode="inverse_dynamics", **options)))
+        return self._run(*self._prepared(PolicyRequest(video, prompt, mode="inverse_dynamics", **options)))
 
     def act_batch(
         self,
@@ -531,7 +551,7 @@ class RemotePolicy:
         if connections is not None and (isinstance(connections, bool) or not isinstance(connections, int)
                                         or connections < 1):
             raise ValueError(f"connections={connections!r} must be an int >= 1")
-        wires = [self._wire_request(r) for r in requests]
+        wires = [self._prepared(r) for r in requests]
         if not wires:
             return []
         if connections is None:
@@ -555,7 +575,7 @@ class RemotePolicy:
                 except queue.Empty:
                     return
                 try:
-                    results[i] = client._run(wires[i])
+                    results[i] = client._run(*wires[i])
                 except Exception as exc:  # noqa: BLE001 - raised below, after the other requests finish
                     results[i] = exc
                 with done_lock:

@@ -1,0 +1,62 @@
+"""The warnings worldpolicy logs while a block of code runs, collected per request.
+
+A local `Policy` says what may make a result wrong (actions or a state far outside the training range, a clip of the
+wrong length, a single camera's view given for a composite) as WARNING log lines. A server's client sees no server
+log, so the server collects the lines logged for each request and sends them in its reply (`warnings`), where
+`RemotePolicy` logs them again on the robot's side.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+__all__ = ["logged_warnings", "request_index"]
+
+# the request of a batch whose inputs are being read: what is logged then is about that request alone
+_REQUEST_INDEX: ContextVar[int | None] = ContextVar("worldpolicy_request_index", default=None)
+
+# the servers' own log lines (connect, refused, batch_failed...) are about the server, not about a request
+_NOT_COLLECTED = "worldpolicy.serving"
+
+
+@contextmanager
+def request_index(index: int) -> Iterator[None]:
+    """Mark what runs in the block as the work of request `index` of a batch (`Policy.act_batch` reading each
+    request's inputs), so `logged_warnings` tells it to that request only."""
+    token = _REQUEST_INDEX.set(index)
+    try:
+        yield
+    finally:
+        _REQUEST_INDEX.reset(token)
+
+
+@contextmanager
+def logged_warnings(requests: int = 1) -> Iterator[list[list[str]]]:
+    """One list per request: the WARNING (and worse) messages `worldpolicy` loggers log in this thread while the block
+    runs, each once. A message logged inside `request_index(i)` belongs to request i; any other (a fused batch's
+    shared work) to every request of the batch. Other threads' lines, and the servers' own event lines, are not
+    collected."""
+    said: list[list[str]] = [[] for _ in range(requests)]
+    thread = threading.get_ident()
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.thread != thread or record.name.startswith(_NOT_COLLECTED):
+                return
+            index = _REQUEST_INDEX.get()
+            text = record.getMessage()
+            for own in [said[index]] if index is not None and 0 <= index < requests else said:
+                if text not in own:
+                    own.append(text)
+
+    handler = Collect(logging.WARNING)
+    package = logging.getLogger("worldpolicy")
+    package.addHandler(handler)
+    try:
+        yield said
+    finally:
+        package.removeHandler(handler)
