@@ -49,6 +49,8 @@ def test_real_policy_over_the_wire_matches_local_calls(tiny_policy):
             meta = remote.metadata()
             assert meta["embodiment"] == "droid/relative_pose" and meta["chunk_size"] == 8
             got = remote.act(_cameras(0), "pick up the cup", seed=11)
+            # the checkpoint by its name: where the server's disk keeps it is no client's business
+            assert meta["model"] == got.settings["checkpoint"] == "tiny"
             with pytest.raises(ValueError, match="prompt is empty"):  # as the local Policy says, before sending
                 remote.act(_cameras(0), "")
         want = tiny_policy.act(_cameras(0), "pick up the cup", seed=11)

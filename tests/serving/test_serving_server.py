@@ -373,3 +373,17 @@ def test_metadata_frame_is_first_and_wire_exact(serve):
         ws.send(packb(droid_request(np.zeros(7))))
         reply = unpackb(ws.recv())
         assert reply["actions"].shape == (32, 8)
+
+
+def test_the_checkpoint_is_announced_by_a_name_another_machine_can_use(tmp_path):
+    """The metadata frame announced the checkpoint's absolute path (`/home/<user>/...`): a detail of the server's
+    machine, of no use to a client, and what `sim --resume` compared, so the same checkpoint moved to another folder
+    read as another model."""
+    from worldpolicy.models import checkpoint_name, shipped_model
+
+    folder = tmp_path / "Cosmos3-Nano-Policy-DROID"
+    folder.mkdir()
+    assert checkpoint_name(str(folder)) == "Cosmos3-Nano-Policy-DROID"
+    assert checkpoint_name(str(tmp_path / "gone" / "step-0000300")) == "step-0000300"  # an absolute path, even gone
+    assert checkpoint_name(str(shipped_model())) == "shipped"  # what `--checkpoint` takes for it
+    assert checkpoint_name("nvidia/Cosmos3-Nano-Policy-DROID") == "nvidia/Cosmos3-Nano-Policy-DROID"  # a hub id

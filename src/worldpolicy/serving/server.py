@@ -42,6 +42,7 @@ with extra_imports():
     from websockets.http11 import Request, Response
 
 from ..logcapture import logged_warnings, request_index
+from ..models import checkpoint_name
 from ..results import Prediction
 from .adapters import ObservationAdapter, RequestError, WireRequest, all_finite, warmup_message
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
@@ -178,7 +179,8 @@ def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] |
 
 
 def server_metadata(policy: Any, config: ServerConfig) -> dict[str, Any]:
-    """The metadata frame: the policy's own metadata plus embodiment, chunk, columns and server identity."""
+    """The metadata frame: the policy's own metadata plus embodiment, chunk, columns and server identity; the model
+    by its portable name (`checkpoint_name`)."""
     e = policy.embodiment
     meta: dict[str, Any] = {
         "embodiment": e.key,
@@ -194,6 +196,8 @@ def server_metadata(policy: Any, config: ServerConfig) -> dict[str, Any]:
     }
     if hasattr(policy, "metadata"):
         meta.update(policy.metadata())  # the policy knows its chunk size, model and version best
+    if isinstance(meta.get("model"), str):
+        meta["model"] = checkpoint_name(meta["model"])  # the checkpoint's name, not where this machine keeps it
     meta["embodiment_spec"] = e.to_dict()  # clients decode with it even where this embodiment is not registered
     meta.update(
         server="worldpolicy",
@@ -694,6 +698,9 @@ def reply_fields(pred: Prediction, warnings: list[str] | None = None) -> dict[st
         raise ValueError(f"actions {actions.dtype} {actions.shape} do not match the {len(pred.columns)} columns")
     if not all_finite(actions):
         raise ValueError("actions contain NaN or inf")
+    settings = _wire_safe(pred.settings)
+    if isinstance(settings.get("checkpoint"), str):  # as the metadata frame names it, not by this machine's path
+        settings["checkpoint"] = checkpoint_name(settings["checkpoint"])
     reply: dict[str, Any] = {
         "action": actions,
         "actions": actions,
@@ -704,7 +711,7 @@ def reply_fields(pred: Prediction, warnings: list[str] | None = None) -> dict[st
         "units": list(pred.units),
         "fps": float(pred.fps),
         "policy_timing": {f"{k}_ms": float(v) * 1000 for k, v in pred.timings.items()},
-        "settings": _wire_safe(pred.settings),
+        "settings": settings,
     }
     if pred.video is not None:
         reply["video"] = np.asarray(pred.video)
