@@ -48,6 +48,10 @@ class FakeServer:
                 ws.send(b"\xc1\xc1 not msgpack at all")
             elif behaviour == "no_actions":
                 ws.send(packb({"result": 1}))
+            elif behaviour == "nan":  # a server that sends what no robot should run (ours refuses to)
+                ws.send(packb({"actions": np.where(np.eye(4, 8) > 0, np.inf, 1.0)}))
+            elif behaviour == "empty":
+                ws.send(packb({"actions": np.ones((0, 8))}))
             elif behaviour == "error_reply":  # RoboLab-style proxies answer a failure with a reply map
                 ws.send(packb({"type": "error", "message": "model not loaded"}))
             elif behaviour == "close":
@@ -120,6 +124,33 @@ def test_unreadable_reply(fake):
             policy.act(droid_request(np.zeros(7)), "a")
         assert policy.act(droid_request(np.zeros(7)), "a").actions.shape == (4, 8)
     assert server.connections == 2  # a complete but useless reply leaves the stream in sync: kept
+
+
+def test_actions_no_robot_should_run_are_refused_from_any_server(fake):
+    """Our server never sends NaN/inf actions; another openpi-wire server's went straight to the robot, as did an
+    empty chunk."""
+    server = fake(r0="nan", r1="empty")
+    with RemotePolicy(server.url) as policy:
+        with pytest.raises(ServerError, match=r"sent actions no robot should run: inf at row 0, column 0 of \(4, 8\)"):
+            policy.act(droid_request(np.zeros(7)), "a")
+        with pytest.raises(UnreadableReplyError, match=r"lacks an 'actions'/'action' array \[chunk, dim\] "
+                                                       r"\(float64 \(0, 8\)\)"):
+            policy.act(droid_request(np.zeros(7)), "a")
+        assert policy.act(droid_request(np.zeros(7)), "a").actions.shape == (4, 8)
+    assert server.connections == 1  # complete exchanges: the connection stays in sync
+
+
+def test_a_silent_metadata_frame_names_the_connect_timeout():
+    """The timeout error for a server that accepts the WebSocket but never sends its metadata frame told the user to
+    raise read_timeout_s, which does not apply there."""
+    server = sync_serve(lambda ws: time.sleep(2), "127.0.0.1", 0, compression=None)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(ServerTimeoutError, match=r"no metadata frame .* within connect_timeout_s=0.3 s: .* needs "
+                                                     r"a larger connect_timeout_s"):
+            RemotePolicy(f"ws://127.0.0.1:{server.socket.getsockname()[1]}", connect_timeout_s=0.3)
+    finally:
+        server.shutdown()
 
 
 def test_error_reply_map_is_a_server_error(fake):
@@ -212,7 +243,7 @@ def test_read_timeout_is_kept_when_the_server_is_wedged():
         policy = RemotePolicy(url, read_timeout_s=0.3)
         assert policy._ws.ping_timeout is None  # pings never end a connection: read_timeout_s alone means "silent"
         t0 = time.perf_counter()
-        with pytest.raises(ServerTimeoutError, match="within 0.3 s"):
+        with pytest.raises(ServerTimeoutError, match=r"within read_timeout_s=0.3 s: .* needs a larger read_timeout_s"):
             policy.act(droid_request(np.zeros(7)), "a")
         assert time.perf_counter() - t0 < 1.5  # no closing handshake with a server that cannot answer it
     finally:

@@ -251,7 +251,7 @@ class RemotePolicy:
             ) from None
         self._ws = ws
         try:
-            self._metadata = self._receive(self.connect_timeout_s, what="metadata frame")
+            self._metadata = self._receive("connect_timeout_s", what="metadata frame")
             self._served_embodiment = self._embodiment_from_metadata()
         except RemotePolicyError:
             self._drop()
@@ -285,14 +285,18 @@ class RemotePolicy:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _receive(self, timeout: float, what: str) -> dict[str, Any]:
+    def _receive(self, setting: str, what: str) -> dict[str, Any]:
+        """One frame, waited for as long as the timeout `setting` (connect_timeout_s, read_timeout_s) says, which a
+        timeout's error names."""
         assert self._ws is not None
+        timeout = getattr(self, setting)
         try:
             frame = self._ws.recv(timeout=timeout)
         except TimeoutError:
             raise ServerTimeoutError(
-                f"no {what} from {self.url} within {timeout} s: the server may be loading, overloaded or wedged "
-                "(see its GET /readyz and log; a slow model needs a larger read_timeout_s). The next call reconnects."
+                f"no {what} from {self.url} within {setting}={timeout} s: the server may be loading, overloaded or "
+                f"wedged (see its GET /readyz and log; a slow model needs a larger {setting}). The next call "
+                "reconnects."
             ) from None
         except websockets.ConnectionClosed as exc:
             raise self._closed_error(exc, what) from None
@@ -369,7 +373,7 @@ class RemotePolicy:
                 except websockets.ConnectionClosed:  # closed while idle, so the request never left: send it again
                     self._drop()
                     self._connect().send(message)
-                return self._receive(self.read_timeout_s, what="reply")
+                return self._receive("read_timeout_s", what="reply")
             except websockets.ConnectionClosed as exc:
                 self._drop()
                 raise self._closed_error(exc, "reply") from None
@@ -643,10 +647,14 @@ class RemotePolicy:
         if reply.get("type") == "error":  # how RoboLab-style proxies (vLLM-Omni, Cosmos reference) report a failure
             raise ServerError(f"error from {self.url}: {reply.get('message', reply)!s:.2000}")
         raw = reply.get("actions", reply.get("action"))
-        if not isinstance(raw, np.ndarray) or raw.ndim != 2 or raw.dtype.kind not in "biuf":
+        if not isinstance(raw, np.ndarray) or raw.ndim != 2 or 0 in raw.shape or raw.dtype.kind not in "biuf":
             got = f"{raw.dtype} {raw.shape}" if isinstance(raw, np.ndarray) else type(raw).__name__
             raise UnreadableReplyError(f"reply from {self.url} lacks an 'actions'/'action' array [chunk, dim] ({got})")
         actions = raw.astype(np.float64)
+        if not np.isfinite(actions).all():  # what our server never sends (reply_fields); another server may
+            row, column = np.argwhere(~np.isfinite(actions))[0]
+            raise ServerError(f"{self.url} sent actions no robot should run: {actions[row, column]} at row {row}, "
+                              f"column {column} of {actions.shape}")
         dim = actions.shape[1]
         e, meta = self.embodiment, self._metadata
 
