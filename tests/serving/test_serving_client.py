@@ -22,6 +22,7 @@ from worldpolicy.serving import (
     UnreadableReplyError,
     packb,
 )
+from worldpolicy.serving.server import DRAINING_TEXT
 
 REPLY = {"actions": np.ones((4, 8), np.float32)}  # what an openpi DROID server sends: no columns, no metadata
 
@@ -56,6 +57,10 @@ class FakeServer:
                 ws.send(packb({"type": "error", "message": "model not loaded"}))
             elif behaviour == "close":
                 ws.close(1011, "boom")
+                return
+            elif behaviour == "draining":  # what our servers answer a request that arrives while they shut down
+                ws.send(DRAINING_TEXT)
+                ws.close(1001, "worldpolicy: draining")
                 return
             elif behaviour == "text":
                 ws.send("Traceback: something broke")
@@ -172,6 +177,19 @@ def test_closed_and_server_error(fake):
             policy.act(droid_request(np.zeros(7)), "a")
         assert info.value.code == 1011
         assert policy.act(droid_request(np.zeros(7)), "a").actions.shape == (4, 8)
+
+
+def test_a_request_a_draining_server_refused_unread_is_sent_again_on_a_new_connection(fake):
+    """A request that reached a server (or a replica behind a balancer) as it began to shut down failed with "server
+    is shutting down; reconnect to another replica", though it was never run: the client now does what the text
+    says, once."""
+    server = fake(r0="draining", r2="draining", r3="draining")
+    with RemotePolicy(server.url) as policy:
+        assert policy.act(droid_request(np.zeros(7)), "a").actions.shape == (4, 8)
+        assert (server.requests, server.connections) == (2, 2)
+        with pytest.raises(ServerError, match="server is shutting down") as info:  # once only: not a retry loop
+            policy.act(droid_request(np.zeros(7)), "a")
+        assert info.value.code == 1001 and (server.requests, server.connections) == (4, 3)
 
 
 def test_openpi_reply_fills_columns_from_the_embodiment(fake):

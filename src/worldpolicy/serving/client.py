@@ -5,7 +5,8 @@ Every failure maps to one distinct error: nothing listening or not a WebSocket s
 client's limits (`UnreadableReplyError`), the connection closed mid-exchange (`ServerClosedError`), or the server's own
 error text (`ServerError`, `ServerBusyError`). After any incomplete exchange the connection is discarded without
 waiting on the server, so a late reply can never be read as the next chunk; the next call reconnects. A request whose
-connection the server closed while it sat idle (restart, drain) is sent once more on a new one: it never left.
+connection the server closed while it sat idle (restart, drain), or that a draining server refused unread, is sent once
+more on a new connection: it was never run.
 """
 
 from __future__ import annotations
@@ -369,17 +370,29 @@ class RemotePolicy:
         with self._lock:
             try:
                 try:
-                    self._open_connection().send(message)
-                except websockets.ConnectionClosed:  # closed while idle, so the request never left: send it again
+                    return self._exchange(message)
+                except ServerError as exc:
+                    if exc.code != CloseCode.GOING_AWAY:
+                        raise
+                    # a server shutting down refused it unread (its text, then 1001; a request it had taken would
+                    # have had its reply, or a bare 1001 at the drain deadline): another replica, or the server
+                    # restarted, may take it
                     self._drop()
-                    self._connect().send(message)
-                return self._receive("read_timeout_s", what="reply")
+                    return self._exchange(message)
             except websockets.ConnectionClosed as exc:
                 self._drop()
                 raise self._closed_error(exc, "reply") from None
             except BaseException:
                 self._drop()  # an incomplete exchange: never reuse this connection
                 raise
+
+    def _exchange(self, message: bytes) -> dict[str, Any]:
+        try:
+            self._open_connection().send(message)
+        except websockets.ConnectionClosed:  # closed while idle, so the request never left: send it again
+            self._drop()
+            self._connect().send(message)
+        return self._receive("read_timeout_s", what="reply")
 
     def reset(self) -> None:
         """openpi compatibility: the wire has no episode state."""
