@@ -275,3 +275,14 @@ def test_reply_over_the_client_limit_names_the_client_setting(fake):
         pytest.raises(UnreadableReplyError, match="exceeds this client's max_message_bytes=100"),
     ):
         policy.act(droid_request(np.zeros(7)), "a")
+
+
+def test_an_api_key_read_from_a_file_is_sent_without_its_newline_and_never_shown(serve):
+    """`api_key=Path("key").read_text()` kept the file's newline: websockets refused the header, reported as "answered
+    but is not a WebSocket policy server ... check the host and port", with the key in the message."""
+    t = serve(api_key="robot-key-0001")
+    with RemotePolicy(t.url, api_key="robot-key-0001\n") as policy:
+        assert policy.act(droid_request(np.zeros(7)), "a").actions.shape == (32, 8)
+    with pytest.raises(ValueError, match=r"api_key contains a control character \(newline, tab...\) inside") as info:
+        RemotePolicy(t.url, api_key="robot-key\n0001")
+    assert "robot" not in str(info.value)

@@ -121,6 +121,20 @@ def _normalise_url(url: str) -> str:
     return url
 
 
+def _api_key(key: str | None) -> str | None:
+    """The key as a header can carry it: without surrounding whitespace (a key read from a file or a Kubernetes secret
+    ends in a newline, which the server strips from its own key too); an empty one is none. Errors never show it."""
+    if key is None:
+        return None
+    if not isinstance(key, str):
+        raise ValueError(f"api_key must be a string, got {type(key).__name__}")
+    key = key.strip()
+    if any(not c.isprintable() for c in key):
+        raise ValueError("api_key contains a control character (newline, tab...) inside; accepted: printable "
+                         "characters, as the server's key")
+    return key or None
+
+
 def _as_uint8_if_exact(frames: np.ndarray) -> np.ndarray:
     """Composed float frames in [0, 1] as the uint8 they were made of, when they were (camera images are): a quarter
     of the bytes, the same pixels for the server (a DROID composite clip of 34 float frames is 141 MB, past a server's
@@ -195,7 +209,7 @@ class RemotePolicy:
         for name, value in (("connect_timeout_s", connect_timeout_s), ("read_timeout_s", read_timeout_s)):
             if not value > 0:
                 raise ValueError(f"{name}={value!r} must be > 0 seconds")
-        self._api_key = api_key
+        self._api_key = _api_key(api_key)
         self._embodiment = get_embodiment(embodiment) if isinstance(embodiment, str) else embodiment
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
