@@ -317,3 +317,14 @@ def test_the_servers_warnings_about_a_request_are_logged_by_the_client(serve, ca
         assert "warnings" not in remote.infer(droid_request(np.zeros(7), "quiet"))
         assert remote.infer(droid_request(np.zeros(7), "warn"))["warnings"] == [
             "stand-in: this request asked for a warning"]  # the raw openpi call returns them as they came
+
+
+def test_the_servers_warnings_name_its_checkpoint_as_the_metadata_frame_does(serve, tmp_path):
+    """A warning about a request that names the checkpoint (a mode its training never weighted) named it by the server
+    machine's path, which the metadata frame no longer shows."""
+    policy = StandInPolicy(batching=False)
+    policy.source = str(tmp_path / "runs" / "my-ckpt")
+    t = serve(policy)
+    with RemotePolicy(t.url) as remote:
+        assert remote.infer(droid_request(np.zeros(7), "warn"))["warnings"] == [
+            "stand-in: this request asked for a warning (checkpoint my-ckpt)"]

@@ -523,9 +523,9 @@ class RemotePolicy:
     def _run(self, wire: dict[str, Any], said: list[str]) -> Prediction:
         t0 = time.perf_counter()
         reply = self.infer(wire)
-        prediction = self._prediction(reply, wire.get("mode", "policy"), time.perf_counter() - t0)
-        self._say(reply, said)
-        return prediction
+        roundtrip = time.perf_counter() - t0
+        self._say(reply, said)  # also when the reply proves unusable: they may say why
+        return self._prediction(reply, wire.get("mode", "policy"), roundtrip)
 
     def _say(self, reply: dict[str, Any], said: list[str]) -> None:
         """Log the server's warnings about this request (a reply's `warnings`), at WARNING as the local `Policy` logs

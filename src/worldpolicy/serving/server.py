@@ -658,9 +658,15 @@ def keep_freed_memory() -> bool:
 def run_batch(policy: Any, requests: list[WireRequest]) -> tuple[list[Prediction | BaseException], list[list[str]]]:
     """One `policy.act_batch` for the whole batch; without it (or if the batch fails) one call per request, so a bad
     request only fails itself. Runs in a worker thread; returns a Prediction or the exception per request, and the
-    warnings the policy logged about each (`logged_warnings`), which its reply carries to the client."""
+    warnings the policy logged about each (`logged_warnings`), which its reply carries to the client: the checkpoint
+    in them by its name (`checkpoint_name`), as the metadata frame names it, not by this machine's path."""
     with logged_warnings(len(requests)) as said:
-        return _run_batch(policy, requests), said
+        results = _run_batch(policy, requests)
+    source = getattr(policy, "source", None)
+    if isinstance(source, str) and source and any(said):
+        name = checkpoint_name(source)
+        said = [[text.replace(source, name) for text in own] for own in said]
+    return results, said
 
 
 def _run_batch(policy: Any, requests: list[WireRequest]) -> list[Prediction | BaseException]:
