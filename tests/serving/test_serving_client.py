@@ -209,6 +209,12 @@ def test_bad_arguments():
         RemotePolicy("http://localhost:8000", connect_now=False)
     with pytest.raises(ValueError, match="read_timeout_s=0"):
         RemotePolicy("localhost:8000", read_timeout_s=0, connect_now=False)
+    # inf and a string failed only at the first call (OverflowError, TypeError from the socket layer)
+    for bad in (float("inf"), "5", None):
+        with pytest.raises(ValueError, match=rf"read_timeout_s={bad!r} must be a finite number of seconds > 0"):
+            RemotePolicy("localhost:8000", read_timeout_s=bad, connect_now=False)
+    with pytest.raises(TypeError, match=r"embodiment=\{'name': 'droid'\} must be a registered name"):
+        RemotePolicy("localhost:8000", embodiment={"name": "droid"}, connect_now=False)
 
 
 def test_not_a_websocket_server():

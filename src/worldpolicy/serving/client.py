@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import os
 import queue
 import threading
@@ -207,8 +208,12 @@ class RemotePolicy:
     ) -> None:
         self.url = _normalise_url(url)
         for name, value in (("connect_timeout_s", connect_timeout_s), ("read_timeout_s", read_timeout_s)):
-            if not value > 0:
-                raise ValueError(f"{name}={value!r} must be > 0 seconds")
+            # inf failed only on the first call, as an OverflowError from deep in the socket layer
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ValueError(f"{name}={value!r} must be a finite number of seconds > 0")
+        if not (embodiment is None or isinstance(embodiment, (str, Embodiment))):
+            raise TypeError(f"embodiment={embodiment!r:.80} must be a registered name ('droid', 'droid/relative_pose'), "
+                            "an Embodiment, or None (the one the server announces)")
         self._api_key = _api_key(api_key)
         self._embodiment = get_embodiment(embodiment) if isinstance(embodiment, str) else embodiment
         self.connect_timeout_s = connect_timeout_s
