@@ -384,6 +384,7 @@ def test_the_checkpoint_is_announced_by_a_name_another_machine_can_use(tmp_path)
     folder = tmp_path / "Cosmos3-Nano-Policy-DROID"
     folder.mkdir()
     assert checkpoint_name(str(folder)) == "Cosmos3-Nano-Policy-DROID"
+    assert checkpoint_name(str(folder / ".")) == checkpoint_name(str(folder / "sub" / "..")) == folder.name
     assert checkpoint_name(str(tmp_path / "gone" / "step-0000300")) == "step-0000300"  # an absolute path, even gone
     assert checkpoint_name(str(shipped_model())) == "shipped"  # what `--checkpoint` takes for it
     assert checkpoint_name("nvidia/Cosmos3-Nano-Policy-DROID") == "nvidia/Cosmos3-Nano-Policy-DROID"  # a hub id
