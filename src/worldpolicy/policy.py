@@ -560,7 +560,7 @@ class Policy:
             used = ([obs[k] for k in frame_keys(obs.keys(), e.camera_keys, e.composite)]
                     if isinstance(obs, Mapping) else [obs])
             for clip in used:
-                _warn_frame_rate(clip, e.fps)
+                warn_frame_rate(clip, e.fps)
             if frames.shape[0] < 2:
                 raise ValueError(f"inverse dynamics needs a video of at least 2 frames (chunk_size+1 = {num_frames} are "
                                  "used; a shorter clip repeats its last frame), got 1 frame")
@@ -625,7 +625,7 @@ class Policy:
         )
 
 
-def _warn_frame_rate(video: Any, fps: float) -> None:
+def warn_frame_rate(video: Any, fps: float) -> None:
     """A clip recorded at another rate than the embodiment's spans another stretch of time per action: say so."""
     from .processing.observations import VIDEO_SUFFIXES
 

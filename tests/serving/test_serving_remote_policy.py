@@ -328,3 +328,21 @@ def test_the_servers_warnings_name_its_checkpoint_as_the_metadata_frame_does(ser
     with RemotePolicy(t.url) as remote:
         assert remote.infer(droid_request(np.zeros(7), "warn"))["warnings"] == [
             "stand-in: this request asked for a warning (checkpoint my-ckpt)"]
+
+
+def test_a_clip_at_another_frame_rate_is_warned_about_as_the_local_policy_does(serve, tmp_path, caplog):
+    """The local Policy says when a clip's frame rate is not the embodiment's (each recovered action then spans another
+    stretch of time); the client sends the file's frames, so the server cannot tell, and nobody said it."""
+    import logging
+
+    from worldpolicy.processing.video import write_video
+
+    t = serve(StandInPolicy())  # droid: 15 fps
+    clip = tmp_path / "fast.mp4"
+    write_video(clip, np.zeros((6, 16, 16, 3), np.uint8), 30)
+    keys = get_embodiment("droid").camera_keys
+    with RemotePolicy(t.url) as remote, caplog.at_level(logging.WARNING, logger="worldpolicy"):
+        remote.infer_actions(clip, "push")
+        remote.infer_actions(dict.fromkeys(keys, clip), "push")  # each camera's clip, as the local Policy says it
+    said = [r.getMessage() for r in caplog.records if "fps but embodiment actions are at 15 fps" in r.getMessage()]
+    assert len(said) == 4 and all(m.startswith(f"video {clip} is 30 fps") for m in said)

@@ -35,9 +35,9 @@ with extra_imports():
 
 from ..embodiments import Embodiment, embodiment_from_dict, get_embodiment
 from ..logcapture import logged_warnings
-from ..policy import DECODE_VIDEO_MODES, PolicyRequest, check_requests
+from ..policy import DECODE_VIDEO_MODES, PolicyRequest, check_requests, warn_frame_rate
 from ..processing.actions import ACTION_SPACES, actions_object, load_actions, read_actions_file
-from ..processing.observations import VIDEO_SUFFIXES, clip_from_mapping, image_files, image_pages
+from ..processing.observations import VIDEO_SUFFIXES, clip_from_mapping, frame_keys, image_files, image_pages
 from ..processing.prompts import check_task
 from ..results import MODES, Prediction, is_string_list
 from .adapters import IMAGE_KEY
@@ -500,15 +500,20 @@ class RemotePolicy:
         """Inverse-dynamics input for the wire: a path, frames or a per-camera dict, as the local `Policy` reads it,
         and no more frames than it reads (`_clip_frames`)."""
         limit = self._clip_frames()
+        e = self.embodiment
         if isinstance(video, Mapping):
-            e = self.embodiment
             if e is None:
                 raise ValueError("a per-camera video dict needs the embodiment (its cameras): pass RemotePolicy("
                                  "embodiment=...) or one composed video")
             # the cameras' first frames, composed and checked as the local Policy does
             frames = _as_uint8_if_exact(clip_from_mapping(video, e.camera_keys, e.composite, max_frames=limit))
+            clips = [video[k] for k in frame_keys(video.keys(), e.camera_keys, e.composite)]
         else:
             frames = _image_array(video, "video", first=limit)
+            clips = [video]
+        if e is not None:  # a video file's frame rate: only here, the server receives its frames
+            for clip in clips:
+                warn_frame_rate(clip, e.fps)
         return frames[:limit] if frames.ndim == 4 else frames  # another shape is the server's to refuse, as sent
 
     def _clip_frames(self) -> int | None:
