@@ -13,6 +13,7 @@ from serving_standins import droid_request
 from websockets.sync.server import serve as sync_serve
 
 from worldpolicy.serving import (
+    BadRequestError,
     Limits,
     RemotePolicy,
     ServerClosedError,
@@ -292,3 +293,27 @@ def test_an_api_key_read_from_a_file_is_sent_without_its_newline_and_never_shown
     with pytest.raises(ValueError, match=r"api_key contains a control character \(newline, tab...\) inside") as info:
         RemotePolicy(t.url, api_key="robot-key\n0001")
     assert "robot" not in str(info.value)
+
+
+def test_a_request_over_the_servers_announced_limit_is_refused_before_it_travels():
+    """The metadata frame announces `max_message_bytes`; a larger request (a long clip) was uploaded whole, only for
+    the server to close with 1009."""
+    received = []
+
+    def handler(ws) -> None:
+        ws.send(packb({"max_message_bytes": 5000}))
+        for message in ws:
+            received.append(len(message))
+            ws.send(packb(REPLY))
+
+    server = sync_serve(handler, "127.0.0.1", 0, compression=None)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with RemotePolicy(f"ws://127.0.0.1:{server.socket.getsockname()[1]}") as policy:
+            with pytest.raises(BadRequestError, match=r"the request is \d+ bytes, over the 5000 \(0.00477 MiB\) the "
+                                                      r"server at ws://.* accepts \(its max_message_bytes\)"):
+                policy.act(droid_request(np.zeros(7)), "a")  # three 32x32 images: 9 kB
+            assert received == []
+            assert policy.act(droid_request(np.zeros(7), size=8), "a").actions.shape == (4, 8)
+    finally:
+        server.shutdown()

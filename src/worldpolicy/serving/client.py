@@ -406,12 +406,25 @@ class RemotePolicy:
                 raise
 
     def _exchange(self, message: bytes) -> dict[str, Any]:
+        ws = self._open_connection()
+        self._check_size(message)
         try:
-            self._open_connection().send(message)
+            ws.send(message)
         except websockets.ConnectionClosed:  # closed while idle, so the request never left: send it again
             self._drop()
             self._connect().send(message)
         return self._receive("read_timeout_s", what="reply")
+
+    def _check_size(self, message: bytes) -> None:
+        """A request larger than the server announces it accepts (`max_message_bytes`, our servers) is refused here,
+        before it travels: the server would read it all, then close with 1009."""
+        limit = self._metadata.get("max_message_bytes")
+        if isinstance(limit, int) and not isinstance(limit, bool) and len(message) > limit:
+            raise BadRequestError(
+                f"the request is {len(message)} bytes, over the {limit} ({limit / 2**20:.3g} MiB) the server at "
+                f"{self.url} accepts (its max_message_bytes): send smaller images or fewer frames, or raise the "
+                "server's --max-message-mb"
+            )
 
     def reset(self) -> None:
         """openpi compatibility: the wire has no episode state."""
