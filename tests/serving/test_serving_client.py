@@ -300,20 +300,33 @@ def test_a_request_over_the_servers_announced_limit_is_refused_before_it_travels
     the server to close with 1009."""
     received = []
 
-    def handler(ws) -> None:
-        ws.send(packb({"max_message_bytes": 5000}))
-        for message in ws:
-            received.append(len(message))
-            ws.send(packb(REPLY))
+    def serving(metadata: dict, **options) -> tuple[str, Callable[[], None]]:
+        def handler(ws) -> None:
+            ws.send(packb(metadata))
+            for message in ws:
+                received.append(len(message))
+                ws.send(packb(REPLY))
 
-    server = sync_serve(handler, "127.0.0.1", 0, compression=None)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+        server = sync_serve(handler, "127.0.0.1", 0, compression=None, **options)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return f"ws://127.0.0.1:{server.socket.getsockname()[1]}", server.shutdown
+
+    url, stop = serving({"max_message_bytes": 5000})
     try:
-        with RemotePolicy(f"ws://127.0.0.1:{server.socket.getsockname()[1]}") as policy:
+        with RemotePolicy(url) as policy:
             with pytest.raises(BadRequestError, match=r"the request is \d+ bytes, over the 5000 \(0.00477 MiB\) the "
                                                       r"server at ws://.* accepts \(its max_message_bytes\)"):
                 policy.act(droid_request(np.zeros(7)), "a")  # three 32x32 images: 9 kB
             assert received == []
             assert policy.act(droid_request(np.zeros(7), size=8), "a").actions.shape == (4, 8)
     finally:
-        server.shutdown()
+        stop()
+    # a server that announces no limit (openpi's, an older one) closes with 1009: the error says what to change
+    url, stop = serving({}, max_size=5000)
+    try:
+        with RemotePolicy(url) as policy:
+            with pytest.raises(ServerClosedError, match="code 1009 .* exceeds the server's max_message_bytes") as info:
+                policy.act(droid_request(np.zeros(7)), "a")
+            assert info.value.code == 1009
+    finally:
+        stop()
