@@ -26,7 +26,12 @@ _NOT_COLLECTED = "worldpolicy.serving"
 @contextmanager
 def request_index(index: int) -> Iterator[None]:
     """Mark what runs in the block as the work of request `index` of a batch (`Policy.act_batch` reading each
-    request's inputs), so `logged_warnings` tells it to that request only."""
+    request's inputs), so `logged_warnings` tells it to that request only. Inside a block already marked, the outer
+    mark stands: a server running request 3 alone calls `Policy.act`, whose batch of one would otherwise call it
+    request 0."""
+    if _REQUEST_INDEX.get() is not None:
+        yield
+        return
     token = _REQUEST_INDEX.set(index)
     try:
         yield

@@ -388,3 +388,37 @@ def test_the_checkpoint_is_announced_by_a_name_another_machine_can_use(tmp_path)
     assert checkpoint_name(str(tmp_path / "gone" / "step-0000300")) == "step-0000300"  # an absolute path, even gone
     assert checkpoint_name(str(shipped_model())) == "shipped"  # what `--checkpoint` takes for it
     assert checkpoint_name("nvidia/Cosmos3-Nano-Policy-DROID") == "nvidia/Cosmos3-Nano-Policy-DROID"  # a hub id
+
+
+class _PreparingPolicy(StandInPolicy):
+    """Shaped as the real Policy: `act` is a batch of one, and `act_batch` reads each request's inputs (warning about
+    them) under `request_index` before running any; the prompt "bad" fails that reading, and with it the batch."""
+
+    def act(self, observation, prompt, **options):
+        from worldpolicy.policy import PolicyRequest
+
+        return self.act_batch([PolicyRequest(observation, prompt, **options)])[0]
+
+    def act_batch(self, requests):
+        import logging
+
+        from worldpolicy.logcapture import request_index
+
+        for i, r in enumerate(requests):
+            with request_index(i):
+                logging.getLogger("worldpolicy.policy").warning("about the request %r", r.prompt)
+                if r.prompt == "bad":
+                    raise ValueError("a bad request")
+        return super().act_batch(requests)
+
+
+def test_warnings_reach_their_own_request_also_when_a_failed_batch_is_rerun_one_by_one():
+    """A fused batch that failed (one bad request) is rerun one request at a time: each rerun is `Policy.act`, a batch
+    of one, which marked its warnings as request 0's, so request 2's warning reached request 0's client."""
+    from worldpolicy.serving.adapters import WireRequest
+    from worldpolicy.serving.server import run_batch
+
+    requests = [WireRequest("policy", p, observation=droid_request(np.zeros(7))) for p in ("bad", "a", "b")]
+    results, said = run_batch(_PreparingPolicy(), requests)
+    assert isinstance(results[0], ValueError) and [r.mode for r in results[1:]] == ["policy", "policy"]
+    assert said == [["about the request 'bad'"], ["about the request 'a'"], ["about the request 'b'"]]
