@@ -39,26 +39,47 @@ def request_index(index: int) -> Iterator[None]:
         _REQUEST_INDEX.reset(token)
 
 
+class _Collect(logging.Handler):
+    """Collects one thread's worldpolicy warnings into per-request lists (`logged_warnings`)."""
+
+    def __init__(self, said: list[list[str]]) -> None:
+        super().__init__(logging.WARNING)
+        self.said, self.thread = said, threading.get_ident()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self.thread or record.name.startswith(_NOT_COLLECTED):
+            return
+        index, requests = _REQUEST_INDEX.get(), len(self.said)
+        text = record.getMessage()
+        for own in [self.said[index]] if index is not None and 0 <= index < requests else self.said:
+            if text not in own:
+                own.append(text)
+        _as_if_not_collected(record)
+
+
+def _as_if_not_collected(record: logging.LogRecord) -> None:
+    """What logging does with a record no handler takes (a script that configured none): print it on stderr through
+    `logging.lastResort`. A collector on the chain would otherwise count as a handler and silence it."""
+    last = logging.lastResort
+    if last is None or record.levelno < last.level or getattr(record, "_worldpolicy_last_resort", False):
+        return
+    node: logging.Logger | None = logging.getLogger(record.name)
+    while node is not None:
+        if any(not isinstance(h, _Collect) for h in node.handlers):
+            return  # someone else shows it
+        node = node.parent if node.propagate else None
+    record._worldpolicy_last_resort = True  # once, however many collectors see it
+    last.handle(record)
+
+
 @contextmanager
 def logged_warnings(requests: int = 1) -> Iterator[list[list[str]]]:
     """One list per request: the WARNING (and worse) messages `worldpolicy` loggers log in this thread while the block
     runs, each once. A message logged inside `request_index(i)` belongs to request i; any other (a fused batch's
     shared work) to every request of the batch. Other threads' lines, and the servers' own event lines, are not
-    collected."""
+    collected. Collecting changes nothing about where the lines are shown."""
     said: list[list[str]] = [[] for _ in range(requests)]
-    thread = threading.get_ident()
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if record.thread != thread or record.name.startswith(_NOT_COLLECTED):
-                return
-            index = _REQUEST_INDEX.get()
-            text = record.getMessage()
-            for own in [said[index]] if index is not None and 0 <= index < requests else said:
-                if text not in own:
-                    own.append(text)
-
-    handler = Collect(logging.WARNING)
+    handler = _Collect(said)
     package = logging.getLogger("worldpolicy")
     package.addHandler(handler)
     try:

@@ -346,3 +346,32 @@ def test_a_clip_at_another_frame_rate_is_warned_about_as_the_local_policy_does(s
         remote.infer_actions(dict.fromkeys(keys, clip), "push")  # each camera's clip, as the local Policy says it
     said = [r.getMessage() for r in caplog.records if "fps but embodiment actions are at 15 fps" in r.getMessage()]
     assert len(said) == 4 and all(m.startswith(f"video {clip} is 30 fps") for m in said)
+
+
+def test_warnings_still_reach_stderr_in_a_script_that_configured_no_logging():
+    """Collecting the warnings for a reply (server) or against repeats (client) put a handler on the `worldpolicy`
+    logger, so logging no longer fell back to printing them on stderr: a plain script saw neither the server's line
+    nor the client's own warning about its actions."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import worldpolicy
+
+    script = """
+import numpy as np
+from serving_standins import StandInPolicy, droid_request
+from worldpolicy.serving import PolicyServer, RemotePolicy, ServerConfig, ServerThread
+with ServerThread(PolicyServer(StandInPolicy(), ServerConfig(host="127.0.0.1", port=0))) as t, RemotePolicy(t.url) as p:
+    p.act(droid_request(np.zeros(7)), "warn")
+    p.imagine(droid_request(np.zeros(7)), np.full((32, 8), 50.0), "push", decode_video=False)
+"""
+    paths = [str(Path(worldpolicy.__file__).parents[1]), str(Path(__file__).parent)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    err = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
+                         check=True).stderr.splitlines()
+    assert "stand-in: this request asked for a warning" in err  # the server's log, in-process
+    assert any(line.startswith("server ws://") and line.endswith(": stand-in: this request asked for a warning")
+               for line in err)
+    assert sum(line.startswith("actions: joint_0 (|x| up to 50)") for line in err) == 1  # the client's, said once
