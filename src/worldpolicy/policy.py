@@ -27,6 +27,7 @@ from .embodiments import (
     get_embodiment,
     read_spec_file,
 )
+from .logcapture import request_index
 from .processing.actions import ACTION_SPACES, fit_to_chunk, load_actions, to_model, to_physical, warn_out_of_range
 from .processing.observations import (
     camera_views,
@@ -368,7 +369,8 @@ class Policy:
         prepared = []
         for i, request in enumerate(requests):
             try:
-                prepared.append(self._prepare(request))
+                with request_index(i):  # what reading it warns about is this request's (a server tells its client)
+                    prepared.append(self._prepare(request))
             except Exception as exc:
                 self._next_seed = next_seed  # a refused batch draws no seeds: the next call gets the same ones
                 if len(requests) > 1:
@@ -558,7 +560,7 @@ class Policy:
             used = ([obs[k] for k in frame_keys(obs.keys(), e.camera_keys, e.composite)]
                     if isinstance(obs, Mapping) else [obs])
             for clip in used:
-                _warn_frame_rate(clip, e.fps)
+                warn_frame_rate(clip, e.fps)
             if frames.shape[0] < 2:
                 raise ValueError(f"inverse dynamics needs a video of at least 2 frames (chunk_size+1 = {num_frames} are "
                                  "used; a shorter clip repeats its last frame), got 1 frame")
@@ -623,7 +625,7 @@ class Policy:
         )
 
 
-def _warn_frame_rate(video: Any, fps: float) -> None:
+def warn_frame_rate(video: Any, fps: float) -> None:
     """A clip recorded at another rate than the embodiment's spans another stretch of time per action: say so."""
     from .processing.observations import VIDEO_SUFFIXES
 

@@ -2,11 +2,13 @@
 
 Its actions are a deterministic function of the request (joint state, prompt, seed), so a test can check that every
 client received the answer to its own request and not a neighbour's. The prompts "raise", "nan" and "narrow" make it
-fail, return NaN actions, or return 3 columns where the embodiment has 8.
+fail, return NaN actions, or return 3 columns where the embodiment has 8; "warn" makes it log a warning, as the
+local Policy logs one about its inputs.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -32,6 +34,7 @@ class StandInPolicy:
         self.batch_sizes: list[int] = []
         self.running = threading.Event()  # set while a call is in progress (to kill clients mid-inference)
         self.calls = 0
+        self.source = ""  # where its checkpoint lies, as a loaded Policy says it
         self.options: list[dict[str, Any]] = []  # per request: the local-Policy options that reached it
         if not batching:
             self.act_batch = None  # type: ignore[assignment]  # what the server sees on a policy without it
@@ -47,6 +50,9 @@ class StandInPolicy:
             joints = np.zeros(7)
         if prompt == "raise":
             raise RuntimeError("stand-in failure requested by the prompt")
+        if prompt == "warn":
+            logging.getLogger("worldpolicy.policy").warning(
+                "stand-in: this request asked for a warning" + (f" (checkpoint {self.source})" if self.source else ""))
         actions = expected_actions(joints, prompt, seed or 0, e.chunk_size)
         if prompt == "nan":  # actions no robot should run: the server must refuse to send them
             actions[3, 2] = np.nan

@@ -13,6 +13,7 @@ from serving_standins import droid_request
 from websockets.sync.server import serve as sync_serve
 
 from worldpolicy.serving import (
+    BadRequestError,
     Limits,
     RemotePolicy,
     ServerClosedError,
@@ -22,6 +23,7 @@ from worldpolicy.serving import (
     UnreadableReplyError,
     packb,
 )
+from worldpolicy.serving.server import DRAINING_TEXT
 
 REPLY = {"actions": np.ones((4, 8), np.float32)}  # what an openpi DROID server sends: no columns, no metadata
 
@@ -48,10 +50,18 @@ class FakeServer:
                 ws.send(b"\xc1\xc1 not msgpack at all")
             elif behaviour == "no_actions":
                 ws.send(packb({"result": 1}))
+            elif behaviour == "nan":  # a server that sends what no robot should run (ours refuses to)
+                ws.send(packb({"actions": np.where(np.eye(4, 8) > 0, np.inf, 1.0)}))
+            elif behaviour == "empty":
+                ws.send(packb({"actions": np.ones((0, 8))}))
             elif behaviour == "error_reply":  # RoboLab-style proxies answer a failure with a reply map
                 ws.send(packb({"type": "error", "message": "model not loaded"}))
             elif behaviour == "close":
                 ws.close(1011, "boom")
+                return
+            elif behaviour == "draining":  # what our servers answer a request that arrives while they shut down
+                ws.send(DRAINING_TEXT)
+                ws.close(1001, "worldpolicy: draining")
                 return
             elif behaviour == "text":
                 ws.send("Traceback: something broke")
@@ -122,6 +132,33 @@ def test_unreadable_reply(fake):
     assert server.connections == 2  # a complete but useless reply leaves the stream in sync: kept
 
 
+def test_actions_no_robot_should_run_are_refused_from_any_server(fake):
+    """Our server never sends NaN/inf actions; another openpi-wire server's went straight to the robot, as did an
+    empty chunk."""
+    server = fake(r0="nan", r1="empty")
+    with RemotePolicy(server.url) as policy:
+        with pytest.raises(ServerError, match=r"sent actions no robot should run: inf at row 0, column 0 of \(4, 8\)"):
+            policy.act(droid_request(np.zeros(7)), "a")
+        with pytest.raises(UnreadableReplyError, match=r"lacks an 'actions'/'action' array \[chunk, dim\] "
+                                                       r"\(float64 \(0, 8\)\)"):
+            policy.act(droid_request(np.zeros(7)), "a")
+        assert policy.act(droid_request(np.zeros(7)), "a").actions.shape == (4, 8)
+    assert server.connections == 1  # complete exchanges: the connection stays in sync
+
+
+def test_a_silent_metadata_frame_names_the_connect_timeout():
+    """The timeout error for a server that accepts the WebSocket but never sends its metadata frame told the user to
+    raise read_timeout_s, which does not apply there."""
+    server = sync_serve(lambda ws: time.sleep(2), "127.0.0.1", 0, compression=None)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(ServerTimeoutError, match=r"no metadata frame .* within connect_timeout_s=0.3 s: .* needs "
+                                                     r"a larger connect_timeout_s"):
+            RemotePolicy(f"ws://127.0.0.1:{server.socket.getsockname()[1]}", connect_timeout_s=0.3)
+    finally:
+        server.shutdown()
+
+
 def test_error_reply_map_is_a_server_error(fake):
     server = fake(r0="error_reply")
     with RemotePolicy(server.url) as policy:
@@ -143,6 +180,19 @@ def test_closed_and_server_error(fake):
         assert policy.act(droid_request(np.zeros(7)), "a").actions.shape == (4, 8)
 
 
+def test_a_request_a_draining_server_refused_unread_is_sent_again_on_a_new_connection(fake):
+    """A request that reached a server (or a replica behind a balancer) as it began to shut down failed with "server
+    is shutting down; reconnect to another replica", though it was never run: the client now does what the text
+    says, once."""
+    server = fake(r0="draining", r2="draining", r3="draining")
+    with RemotePolicy(server.url) as policy:
+        assert policy.act(droid_request(np.zeros(7)), "a").actions.shape == (4, 8)
+        assert (server.requests, server.connections) == (2, 2)
+        with pytest.raises(ServerError, match="server is shutting down") as info:  # once only: not a retry loop
+            policy.act(droid_request(np.zeros(7)), "a")
+        assert info.value.code == 1001 and (server.requests, server.connections) == (4, 3)
+
+
 def test_openpi_reply_fills_columns_from_the_embodiment(fake):
     server = fake()
     with RemotePolicy(server.url, embodiment="droid") as policy:
@@ -160,6 +210,12 @@ def test_bad_arguments():
         RemotePolicy("http://localhost:8000", connect_now=False)
     with pytest.raises(ValueError, match="read_timeout_s=0"):
         RemotePolicy("localhost:8000", read_timeout_s=0, connect_now=False)
+    # inf and a string failed only at the first call (OverflowError, TypeError from the socket layer)
+    for bad in (float("inf"), "5", None):
+        with pytest.raises(ValueError, match=rf"read_timeout_s={bad!r} must be a finite number of seconds > 0"):
+            RemotePolicy("localhost:8000", read_timeout_s=bad, connect_now=False)
+    with pytest.raises(TypeError, match=r"embodiment=\{'name': 'droid'\} must be a registered name"):
+        RemotePolicy("localhost:8000", embodiment={"name": "droid"}, connect_now=False)
 
 
 def test_not_a_websocket_server():
@@ -212,7 +268,7 @@ def test_read_timeout_is_kept_when_the_server_is_wedged():
         policy = RemotePolicy(url, read_timeout_s=0.3)
         assert policy._ws.ping_timeout is None  # pings never end a connection: read_timeout_s alone means "silent"
         t0 = time.perf_counter()
-        with pytest.raises(ServerTimeoutError, match="within 0.3 s"):
+        with pytest.raises(ServerTimeoutError, match=r"within read_timeout_s=0.3 s: .* needs a larger read_timeout_s"):
             policy.act(droid_request(np.zeros(7)), "a")
         assert time.perf_counter() - t0 < 1.5  # no closing handshake with a server that cannot answer it
     finally:
@@ -226,3 +282,51 @@ def test_reply_over_the_client_limit_names_the_client_setting(fake):
         pytest.raises(UnreadableReplyError, match="exceeds this client's max_message_bytes=100"),
     ):
         policy.act(droid_request(np.zeros(7)), "a")
+
+
+def test_an_api_key_read_from_a_file_is_sent_without_its_newline_and_never_shown(serve):
+    """`api_key=Path("key").read_text()` kept the file's newline: websockets refused the header, reported as "answered
+    but is not a WebSocket policy server ... check the host and port", with the key in the message."""
+    t = serve(api_key="robot-key-0001")
+    with RemotePolicy(t.url, api_key="robot-key-0001\n") as policy:
+        assert policy.act(droid_request(np.zeros(7)), "a").actions.shape == (32, 8)
+    with pytest.raises(ValueError, match=r"api_key contains a control character \(newline, tab...\) inside") as info:
+        RemotePolicy(t.url, api_key="robot-key\n0001")
+    assert "robot" not in str(info.value)
+
+
+def test_a_request_over_the_servers_announced_limit_is_refused_before_it_travels():
+    """The metadata frame announces `max_message_bytes`; a larger request (a long clip) was uploaded whole, only for
+    the server to close with 1009."""
+    received = []
+
+    def serving(metadata: dict, **options) -> tuple[str, Callable[[], None]]:
+        def handler(ws) -> None:
+            ws.send(packb(metadata))
+            for message in ws:
+                received.append(len(message))
+                ws.send(packb(REPLY))
+
+        server = sync_serve(handler, "127.0.0.1", 0, compression=None, **options)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return f"ws://127.0.0.1:{server.socket.getsockname()[1]}", server.shutdown
+
+    url, stop = serving({"max_message_bytes": 5000})
+    try:
+        with RemotePolicy(url) as policy:
+            with pytest.raises(BadRequestError, match=r"the request is \d+ bytes, over the 5000 \(0.00477 MiB\) the "
+                                                      r"server at ws://.* accepts \(its max_message_bytes\)"):
+                policy.act(droid_request(np.zeros(7)), "a")  # three 32x32 images: 9 kB
+            assert received == []
+            assert policy.act(droid_request(np.zeros(7), size=8), "a").actions.shape == (4, 8)
+    finally:
+        stop()
+    # a server that announces no limit (openpi's, an older one) closes with 1009: the error says what to change
+    url, stop = serving({}, max_size=5000)
+    try:
+        with RemotePolicy(url) as policy:
+            with pytest.raises(ServerClosedError, match="code 1009 .* exceeds the server's max_message_bytes") as info:
+                policy.act(droid_request(np.zeros(7)), "a")
+            assert info.value.code == 1009
+    finally:
+        stop()

@@ -49,6 +49,8 @@ def test_real_policy_over_the_wire_matches_local_calls(tiny_policy):
             meta = remote.metadata()
             assert meta["embodiment"] == "droid/relative_pose" and meta["chunk_size"] == 8
             got = remote.act(_cameras(0), "pick up the cup", seed=11)
+            # the checkpoint by its name: where the server's disk keeps it is no client's business
+            assert meta["model"] == got.settings["checkpoint"] == "tiny"
             with pytest.raises(ValueError, match="prompt is empty"):  # as the local Policy says, before sending
                 remote.act(_cameras(0), "")
         want = tiny_policy.act(_cameras(0), "pick up the cup", seed=11)
@@ -106,6 +108,45 @@ def test_forward_dynamics_requests_fused_on_the_server_return_their_rollout_and_
     ran = ("schedule_used", "shift_used", "native_grid_used", "sigmas")
     assert {k: fused[0].settings[k] for k in ran} == {k: local.settings[k] for k in ran}
     assert fused[0].settings["sigmas"] == [1.0, 0.8336, 0.0]  # the tiny checkpoint's linear flow, shift 5, 2 steps
+
+
+def test_each_client_hears_the_warnings_about_its_own_request_once(tiny_policy, caplog):
+    """Two requests fused into one `act_batch`: the one whose state the embodiment ignores gets that warning, its
+    neighbour nothing; actions far outside the training range, which the client reads (and warns about) before
+    sending, are not said a second time when the server says the same."""
+    import logging
+    import threading
+
+    from worldpolicy import Prediction
+    from worldpolicy.policy import PolicyRequest
+
+    server = PolicyServer(loader=lambda: tiny_policy, config=ServerConfig(host="127.0.0.1", port=0, max_wait_ms=1000))
+    requests = [PolicyRequest(_cameras(0), "push", state=np.zeros(10), seed=0), PolicyRequest(_cameras(1), "push")]
+    threads = {}
+
+    def send(i: int) -> Prediction:
+        threads[i] = threading.get_ident()
+        return remotes[i].act_batch([requests[i]])[0]
+
+    def said_in(thread: int) -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.thread == thread and r.levelno == logging.WARNING]
+
+    with ServerThread(server) as t, caplog.at_level(logging.WARNING, logger="worldpolicy"):
+        remotes = [RemotePolicy(t.url) for _ in range(2)]  # both connected before either sends
+        with ThreadPoolExecutor(2) as pool:
+            fused = list(pool.map(send, range(2)))
+        assert [p.settings["server_batch_size"] for p in fused] == [2, 2]
+        ignored = "state is ignored: embodiment 'droid/relative_pose' does not condition on the robot state"
+        assert said_in(threads[0]) == [f"server {t.url}: {ignored}"]
+        assert said_in(threads[1]) == []
+        caplog.clear()
+        far = np.full((8, 10), 50.0)  # metres and radians no arm reaches: wrong units
+        remotes[0].imagine(_cameras(0), far, "push", decode_video=False)
+        for remote in remotes:
+            remote.close()
+    said = said_in(threading.get_ident())
+    assert len(said) == 1 and said[0].startswith("actions: tx (|x| up to")  # the client's own line only
+    assert [r.getMessage() for r in caplog.records if r.threadName == "worldpolicy-infer"] == said  # the server's
 
 
 def test_serve_command_end_to_end(tiny_checkpoint, tiny_policy):

@@ -20,7 +20,7 @@ import websockets
 from serving_standins import StandInPolicy, droid_request, expected_actions
 from websockets.sync.client import connect
 
-from worldpolicy.serving import Limits, RemotePolicy, ServerClosedError, ServerError, packb, unpackb
+from worldpolicy.serving import BadRequestError, Limits, RemotePolicy, ServerClosedError, ServerError, packb, unpackb
 
 
 def _exchange(url: str, frame: bytes | str) -> tuple[str, int]:
@@ -84,9 +84,10 @@ def test_bad_frames_get_a_clear_error_then_close_1011_and_the_server_keeps_servi
             ws.recv(timeout=5)
         assert closed.value.rcvd.code == 1009
     with RemotePolicy(t.url, limits=Limits(max_message_bytes=10**7, max_array_bytes=10**7)) as policy:
-        with pytest.raises(ServerClosedError, match="1009.*max_message_bytes"):
+        # the client knows the server's limit from its metadata frame: refused before it travels
+        with pytest.raises(BadRequestError, match="over the 200000 .* accepts \\(its max_message_bytes\\)"):
             policy.act(_with(observation__wrist_image_left=np.zeros((300, 300, 3), np.uint8)), "big")
-        pred = policy.act(droid_request(np.ones(7)), "still here")  # reconnects after the drop
+        pred = policy.act(droid_request(np.ones(7)), "still here")
     np.testing.assert_allclose(pred.actions, expected_actions(np.ones(7), "still here"))
 
 

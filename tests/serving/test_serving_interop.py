@@ -30,6 +30,9 @@ def test_openpi_client_gets_an_action_chunk_from_our_server(serve):
     reply = client.infer(droid_request(joints, prompt="put the marker in the cup"))
     np.testing.assert_allclose(reply["actions"], expected_actions(joints, "put the marker in the cup"))
     assert reply["action"].shape == (32, 8) and reply["server_timing"]["infer_ms"] >= 0
+    warned = client.infer(droid_request(joints, prompt="warn"))  # a reply with the policy's warnings: one more key
+    np.testing.assert_allclose(warned["actions"], expected_actions(joints, "warn"))
+    assert warned["warnings"] == ["stand-in: this request asked for a warning"]
     # the chunk broker (openpi's open-loop executor) steps through our chunk row by row
     broker = ActionChunkBroker(client, action_horizon=8)
     rows = [broker.infer(droid_request(joints, prompt="put the marker in the cup"))["actions"] for _ in range(3)]

@@ -5,6 +5,7 @@ Runs in the default suite: CI installs the `ray` extra through `all`, so a missi
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import urllib.error
@@ -18,6 +19,7 @@ import ray
 from ray import serve
 from serving_standins import droid_request, expected_actions
 
+import worldpolicy
 from worldpolicy.serving.ray_serve import build_app, run
 
 
@@ -32,9 +34,11 @@ def ray_endpoint():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    tests = str(Path(__file__).parent)
+    # the replicas import the stand-in from here, and worldpolicy from where this process does (a checkout's src/ run
+    # with PYTHONPATH, not the installed copy)
+    paths = [str(Path(__file__).parent), str(Path(worldpolicy.__file__).parents[1])]
     sigterm = signal.getsignal(signal.SIGTERM)  # ray.init installs its own, which would outlive this module's tests
-    ray.init(num_cpus=4, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": tests}})
+    ray.init(num_cpus=4, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}})
     try:
         app = build_app(
             _stand_in, num_replicas=2, max_batch=4, max_wait_ms=20, api_key="ray-key-0001",
@@ -74,6 +78,9 @@ def test_two_replicas_behind_one_endpoint(ray_endpoint):
         meta = policy.metadata()
         assert meta["embodiment"] == "droid/joint_pos"
         assert meta["max_message_bytes"] == 16 * 2**20  # what Serve's proxy accepts, not the 64 MiB asked for
+        # a replica's warnings about a request travel in its reply, as the single server's
+        assert policy.infer(droid_request(np.zeros(7), "warn"))["warnings"] == [
+            "stand-in: this request asked for a warning"]
         with pytest.raises(ServerError, match="bad request: .*'prompt'"):
             policy.infer({k: v for k, v in droid_request(np.zeros(7)).items() if k != "prompt"})
 

@@ -296,3 +296,82 @@ def test_a_folder_of_frames_and_an_animated_gif_travel_as_the_local_policy_reads
         wire = remote._observation(folder)["observation/image"]
         assert wire.shape == (1, 16, 16, 3) and wire[0, 0, 0, 0] == 5 * 39  # the current (last) frame only
         assert remote._observation(gif)["observation/image"][0, 0, 0, 0] == 10
+
+
+def test_the_servers_warnings_about_a_request_are_logged_by_the_client(serve, caplog):
+    """A local Policy logs what may make a result wrong (actions or a state far outside the training range, a clip of
+    the wrong length); behind a server those lines stayed in the server's log and a robot's engineer saw nothing. The
+    reply carries them (`warnings`) and RemotePolicy logs them at WARNING, naming the server, for that request only."""
+    import logging
+
+    policy = StandInPolicy(batching=False)
+    t = serve(policy)
+    with RemotePolicy(t.url) as remote, caplog.at_level(logging.WARNING, logger="worldpolicy"):
+        remote.act(droid_request(np.zeros(7)), "warn")
+        said = [r for r in caplog.records if r.name == "worldpolicy.serving" and r.threadName == "MainThread"]
+        assert [r.getMessage() for r in said] == [f"server {t.url}: stand-in: this request asked for a warning"]
+        assert said[0].levelno == logging.WARNING
+        caplog.clear()
+        remote.act(droid_request(np.zeros(7)), "quiet")  # nothing to say: no warning, and no key in the reply
+        assert not [r for r in caplog.records if r.name == "worldpolicy.serving" and r.threadName == "MainThread"]
+        assert "warnings" not in remote.infer(droid_request(np.zeros(7), "quiet"))
+        assert remote.infer(droid_request(np.zeros(7), "warn"))["warnings"] == [
+            "stand-in: this request asked for a warning"]  # the raw openpi call returns them as they came
+
+
+def test_the_servers_warnings_name_its_checkpoint_as_the_metadata_frame_does(serve, tmp_path):
+    """A warning about a request that names the checkpoint (a mode its training never weighted) named it by the server
+    machine's path, which the metadata frame no longer shows."""
+    policy = StandInPolicy(batching=False)
+    policy.source = str(tmp_path / "runs" / "my-ckpt")
+    t = serve(policy)
+    with RemotePolicy(t.url) as remote:
+        assert remote.infer(droid_request(np.zeros(7), "warn"))["warnings"] == [
+            "stand-in: this request asked for a warning (checkpoint my-ckpt)"]
+
+
+def test_a_clip_at_another_frame_rate_is_warned_about_as_the_local_policy_does(serve, tmp_path, caplog):
+    """The local Policy says when a clip's frame rate is not the embodiment's (each recovered action then spans another
+    stretch of time); the client sends the file's frames, so the server cannot tell, and nobody said it."""
+    import logging
+
+    from worldpolicy.processing.video import write_video
+
+    t = serve(StandInPolicy())  # droid: 15 fps
+    clip = tmp_path / "fast.mp4"
+    write_video(clip, np.zeros((6, 16, 16, 3), np.uint8), 30)
+    keys = get_embodiment("droid").camera_keys
+    with RemotePolicy(t.url) as remote, caplog.at_level(logging.WARNING, logger="worldpolicy"):
+        remote.infer_actions(clip, "push")
+        remote.infer_actions(dict.fromkeys(keys, clip), "push")  # each camera's clip, as the local Policy says it
+    said = [r.getMessage() for r in caplog.records if "fps but embodiment actions are at 15 fps" in r.getMessage()]
+    assert len(said) == 4 and all(m.startswith(f"video {clip} is 30 fps") for m in said)
+
+
+def test_warnings_still_reach_stderr_in_a_script_that_configured_no_logging():
+    """Collecting the warnings for a reply (server) or against repeats (client) put a handler on the `worldpolicy`
+    logger, so logging no longer fell back to printing them on stderr: a plain script saw neither the server's line
+    nor the client's own warning about its actions."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import worldpolicy
+
+    script = """
+import numpy as np
+from serving_standins import StandInPolicy, droid_request
+from worldpolicy.serving import PolicyServer, RemotePolicy, ServerConfig, ServerThread
+with ServerThread(PolicyServer(StandInPolicy(), ServerConfig(host="127.0.0.1", port=0))) as t, RemotePolicy(t.url) as p:
+    p.act(droid_request(np.zeros(7)), "warn")
+    p.imagine(droid_request(np.zeros(7)), np.full((32, 8), 50.0), "push", decode_video=False)
+"""
+    paths = [str(Path(worldpolicy.__file__).parents[1]), str(Path(__file__).parent)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    err = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
+                         check=True).stderr.splitlines()
+    assert "stand-in: this request asked for a warning" in err  # the server's log, in-process
+    assert any(line.startswith("server ws://") and line.endswith(": stand-in: this request asked for a warning")
+               for line in err)
+    assert sum(line.startswith("actions: joint_0 (|x| up to 50)") for line in err) == 1  # the client's, said once

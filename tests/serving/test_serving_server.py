@@ -373,3 +373,52 @@ def test_metadata_frame_is_first_and_wire_exact(serve):
         ws.send(packb(droid_request(np.zeros(7))))
         reply = unpackb(ws.recv())
         assert reply["actions"].shape == (32, 8)
+
+
+def test_the_checkpoint_is_announced_by_a_name_another_machine_can_use(tmp_path):
+    """The metadata frame announced the checkpoint's absolute path (`/home/<user>/...`): a detail of the server's
+    machine, of no use to a client, and what `sim --resume` compared, so the same checkpoint moved to another folder
+    read as another model."""
+    from worldpolicy.models import checkpoint_name, shipped_model
+
+    folder = tmp_path / "Cosmos3-Nano-Policy-DROID"
+    folder.mkdir()
+    assert checkpoint_name(str(folder)) == "Cosmos3-Nano-Policy-DROID"
+    assert checkpoint_name(str(folder / ".")) == checkpoint_name(str(folder / "sub" / "..")) == folder.name
+    assert checkpoint_name(str(tmp_path / "gone" / "step-0000300")) == "step-0000300"  # an absolute path, even gone
+    assert checkpoint_name(str(shipped_model())) == "shipped"  # what `--checkpoint` takes for it
+    assert checkpoint_name("nvidia/Cosmos3-Nano-Policy-DROID") == "nvidia/Cosmos3-Nano-Policy-DROID"  # a hub id
+
+
+class _PreparingPolicy(StandInPolicy):
+    """Shaped as the real Policy: `act` is a batch of one, and `act_batch` reads each request's inputs (warning about
+    them) under `request_index` before running any; the prompt "bad" fails that reading, and with it the batch."""
+
+    def act(self, observation, prompt, **options):
+        from worldpolicy.policy import PolicyRequest
+
+        return self.act_batch([PolicyRequest(observation, prompt, **options)])[0]
+
+    def act_batch(self, requests):
+        import logging
+
+        from worldpolicy.logcapture import request_index
+
+        for i, r in enumerate(requests):
+            with request_index(i):
+                logging.getLogger("worldpolicy.policy").warning("about the request %r", r.prompt)
+                if r.prompt == "bad":
+                    raise ValueError("a bad request")
+        return super().act_batch(requests)
+
+
+def test_warnings_reach_their_own_request_also_when_a_failed_batch_is_rerun_one_by_one():
+    """A fused batch that failed (one bad request) is rerun one request at a time: each rerun is `Policy.act`, a batch
+    of one, which marked its warnings as request 0's, so request 2's warning reached request 0's client."""
+    from worldpolicy.serving.adapters import WireRequest
+    from worldpolicy.serving.server import run_batch
+
+    requests = [WireRequest("policy", p, observation=droid_request(np.zeros(7))) for p in ("bad", "a", "b")]
+    results, said = run_batch(_PreparingPolicy(), requests)
+    assert isinstance(results[0], ValueError) and [r.mode for r in results[1:]] == ["policy", "policy"]
+    assert said == [["about the request 'bad'"], ["about the request 'a'"], ["about the request 'b'"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -40,3 +41,16 @@ def portable_checkpoint(value: str | Path) -> str | Path:
                                else path.parts[-3:] == ("worldpolicy", "models", SHIPPED_DEFAULT)):
         return SHIPPED_NAME
     return value
+
+
+@lru_cache(maxsize=64)
+def checkpoint_name(source: str) -> str:
+    """What a checkpoint is called where its folder is not: `shipped` for the shipped model (`portable_checkpoint`),
+    a local folder by its own name, anything else (a hub id) as given. A server announces this, not the path, which is
+    a detail of its machine (a user name, a mount point) that no client can use."""
+    if portable_checkpoint(source) == SHIPPED_NAME:
+        return SHIPPED_NAME
+    path = Path(source)
+    if not (path.is_absolute() or path.is_dir()):
+        return source  # a hub id, or a name a policy built in code was given
+    return path.resolve().name or source  # `.` or `../ckpt` by the folder's own name

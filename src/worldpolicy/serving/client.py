@@ -5,13 +5,15 @@ Every failure maps to one distinct error: nothing listening or not a WebSocket s
 client's limits (`UnreadableReplyError`), the connection closed mid-exchange (`ServerClosedError`), or the server's own
 error text (`ServerError`, `ServerBusyError`). After any incomplete exchange the connection is discarded without
 waiting on the server, so a late reply can never be read as the next chunk; the next call reconnects. A request whose
-connection the server closed while it sat idle (restart, drain) is sent once more on a new one: it never left.
+connection the server closed while it sat idle (restart, drain), or that a draining server refused unread, is sent once
+more on a new connection: it was never run.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import math
 import os
 import queue
 import threading
@@ -32,9 +34,10 @@ with extra_imports():
     from websockets.sync.client import ClientConnection, connect
 
 from ..embodiments import Embodiment, embodiment_from_dict, get_embodiment
-from ..policy import DECODE_VIDEO_MODES, PolicyRequest, check_requests
+from ..logcapture import logged_warnings
+from ..policy import DECODE_VIDEO_MODES, PolicyRequest, check_requests, warn_frame_rate
 from ..processing.actions import ACTION_SPACES, actions_object, load_actions, read_actions_file
-from ..processing.observations import VIDEO_SUFFIXES, clip_from_mapping, image_files, image_pages
+from ..processing.observations import VIDEO_SUFFIXES, clip_from_mapping, frame_keys, image_files, image_pages
 from ..processing.prompts import check_task
 from ..results import MODES, Prediction, is_string_list
 from .adapters import IMAGE_KEY
@@ -119,6 +122,20 @@ def _normalise_url(url: str) -> str:
     return url
 
 
+def _api_key(key: str | None) -> str | None:
+    """The key as a header can carry it: without surrounding whitespace (a key read from a file or a Kubernetes secret
+    ends in a newline, which the server strips from its own key too); an empty one is none. Errors never show it."""
+    if key is None:
+        return None
+    if not isinstance(key, str):
+        raise ValueError(f"api_key must be a string, got {type(key).__name__}")
+    key = key.strip()
+    if any(not c.isprintable() for c in key):
+        raise ValueError("api_key contains a control character (newline, tab...) inside; accepted: printable "
+                         "characters, as the server's key")
+    return key or None
+
+
 def _as_uint8_if_exact(frames: np.ndarray) -> np.ndarray:
     """Composed float frames in [0, 1] as the uint8 they were made of, when they were (camera images are): a quarter
     of the bytes, the same pixels for the server (a DROID composite clip of 34 float frames is 141 MB, past a server's
@@ -191,9 +208,13 @@ class RemotePolicy:
     ) -> None:
         self.url = _normalise_url(url)
         for name, value in (("connect_timeout_s", connect_timeout_s), ("read_timeout_s", read_timeout_s)):
-            if not value > 0:
-                raise ValueError(f"{name}={value!r} must be > 0 seconds")
-        self._api_key = api_key
+            # inf failed only on the first call, as an OverflowError from deep in the socket layer
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ValueError(f"{name}={value!r} must be a finite number of seconds > 0")
+        if not (embodiment is None or isinstance(embodiment, (str, Embodiment))):
+            raise TypeError(f"embodiment={embodiment!r:.80} must be a registered name ('droid', 'droid/relative_pose'), "
+                            "an Embodiment, or None (the one the server announces)")
+        self._api_key = _api_key(api_key)
         self._embodiment = get_embodiment(embodiment) if isinstance(embodiment, str) else embodiment
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
@@ -250,7 +271,7 @@ class RemotePolicy:
             ) from None
         self._ws = ws
         try:
-            self._metadata = self._receive(self.connect_timeout_s, what="metadata frame")
+            self._metadata = self._receive("connect_timeout_s", what="metadata frame")
             self._served_embodiment = self._embodiment_from_metadata()
         except RemotePolicyError:
             self._drop()
@@ -284,14 +305,18 @@ class RemotePolicy:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _receive(self, timeout: float, what: str) -> dict[str, Any]:
+    def _receive(self, setting: str, what: str) -> dict[str, Any]:
+        """One frame, waited for as long as the timeout `setting` (connect_timeout_s, read_timeout_s) says, which a
+        timeout's error names."""
         assert self._ws is not None
+        timeout = getattr(self, setting)
         try:
             frame = self._ws.recv(timeout=timeout)
         except TimeoutError:
             raise ServerTimeoutError(
-                f"no {what} from {self.url} within {timeout} s: the server may be loading, overloaded or wedged "
-                "(see its GET /readyz and log; a slow model needs a larger read_timeout_s). The next call reconnects."
+                f"no {what} from {self.url} within {setting}={timeout} s: the server may be loading, overloaded or "
+                f"wedged (see its GET /readyz and log; a slow model needs a larger {setting}). The next call "
+                "reconnects."
             ) from None
         except websockets.ConnectionClosed as exc:
             raise self._closed_error(exc, what) from None
@@ -364,17 +389,42 @@ class RemotePolicy:
         with self._lock:
             try:
                 try:
-                    self._open_connection().send(message)
-                except websockets.ConnectionClosed:  # closed while idle, so the request never left: send it again
+                    return self._exchange(message)
+                except ServerError as exc:
+                    if exc.code != CloseCode.GOING_AWAY:
+                        raise
+                    # a server shutting down refused it unread (its text, then 1001; a request it had taken would
+                    # have had its reply, or a bare 1001 at the drain deadline): another replica, or the server
+                    # restarted, may take it
                     self._drop()
-                    self._connect().send(message)
-                return self._receive(self.read_timeout_s, what="reply")
+                    return self._exchange(message)
             except websockets.ConnectionClosed as exc:
                 self._drop()
                 raise self._closed_error(exc, "reply") from None
             except BaseException:
                 self._drop()  # an incomplete exchange: never reuse this connection
                 raise
+
+    def _exchange(self, message: bytes) -> dict[str, Any]:
+        ws = self._open_connection()
+        self._check_size(message)
+        try:
+            ws.send(message)
+        except websockets.ConnectionClosed:  # closed while idle, so the request never left: send it again
+            self._drop()
+            self._connect().send(message)
+        return self._receive("read_timeout_s", what="reply")
+
+    def _check_size(self, message: bytes) -> None:
+        """A request larger than the server announces it accepts (`max_message_bytes`, our servers) is refused here,
+        before it travels: the server would read it all, then close with 1009."""
+        limit = self._metadata.get("max_message_bytes")
+        if isinstance(limit, int) and not isinstance(limit, bool) and len(message) > limit:
+            raise BadRequestError(
+                f"the request is {len(message)} bytes, over the {limit} ({limit / 2**20:.3g} MiB) the server at "
+                f"{self.url} accepts (its max_message_bytes): send smaller images or fewer frames, or raise the "
+                "server's --max-message-mb"
+            )
 
     def reset(self) -> None:
         """openpi compatibility: the wire has no episode state."""
@@ -463,15 +513,20 @@ class RemotePolicy:
         """Inverse-dynamics input for the wire: a path, frames or a per-camera dict, as the local `Policy` reads it,
         and no more frames than it reads (`_clip_frames`)."""
         limit = self._clip_frames()
+        e = self.embodiment
         if isinstance(video, Mapping):
-            e = self.embodiment
             if e is None:
                 raise ValueError("a per-camera video dict needs the embodiment (its cameras): pass RemotePolicy("
                                  "embodiment=...) or one composed video")
             # the cameras' first frames, composed and checked as the local Policy does
             frames = _as_uint8_if_exact(clip_from_mapping(video, e.camera_keys, e.composite, max_frames=limit))
+            clips = [video[k] for k in frame_keys(video.keys(), e.camera_keys, e.composite)]
         else:
             frames = _image_array(video, "video", first=limit)
+            clips = [video]
+        if e is not None:  # a video file's frame rate: only here, the server receives its frames
+            for clip in clips:
+                warn_frame_rate(clip, e.fps)
         return frames[:limit] if frames.ndim == 4 else frames  # another shape is the server's to refuse, as sent
 
     def _clip_frames(self) -> int | None:
@@ -481,10 +536,29 @@ class RemotePolicy:
         chunk = self.metadata().get("chunk_size")
         return chunk + 2 if isinstance(chunk, int) and not isinstance(chunk, bool) and chunk > 0 else None
 
-    def _run(self, wire: dict[str, Any]) -> Prediction:
+    def _prepared(self, request: PolicyRequest) -> tuple[dict[str, Any], list[str]]:
+        """The request's wire keys, and what reading its inputs here warned about: the server runs the same checks
+        on what it receives (actions far outside the training range), and says what this client already said only
+        once."""
+        with logged_warnings() as (said,):
+            return self._wire_request(request), said
+
+    def _run(self, wire: dict[str, Any], said: list[str]) -> Prediction:
         t0 = time.perf_counter()
         reply = self.infer(wire)
-        return self._prediction(reply, wire.get("mode", "policy"), time.perf_counter() - t0)
+        roundtrip = time.perf_counter() - t0
+        self._say(reply, said)  # also when the reply proves unusable: they may say why
+        return self._prediction(reply, wire.get("mode", "policy"), roundtrip)
+
+    def _say(self, reply: dict[str, Any], said: list[str]) -> None:
+        """Log the server's warnings about this request (a reply's `warnings`), at WARNING as the local `Policy` logs
+        them, naming the server; those this client said itself while reading the inputs are not said twice."""
+        warnings = reply.get("warnings")
+        if not isinstance(warnings, list):
+            return
+        for text in warnings:
+            if isinstance(text, str) and text not in said:
+                logger.warning("server %s: %s", self.url, text)
 
     @staticmethod
     def _observation(observation: Any) -> dict[str, Any]:
@@ -498,7 +572,7 @@ class RemotePolicy:
     def act(self, observation: Any, prompt: str, **options: Any) -> Prediction:
         """Policy mode: observation (image or openpi key dict) + instruction → action chunk. Options as the local
         `Policy.act`: seed, steps, guidance, negative_prompt, state, decode_video."""
-        return self._run(self._wire_request(PolicyRequest(observation, prompt, mode="policy", **options)))
+        return self._run(*self._prepared(PolicyRequest(observation, prompt, mode="policy", **options)))
 
     def imagine(
         self, observation: Any, actions: Any, prompt: str, decode_video: bool | None = None, **options: Any
@@ -508,11 +582,11 @@ class RemotePolicy:
         request = PolicyRequest(
             observation, prompt, mode="forward_dynamics", actions=actions, decode_video=decode_video, **options
         )
-        return self._run(self._wire_request(request))
+        return self._run(*self._prepared(request))
 
     def infer_actions(self, video: Any, prompt: str, **options: Any) -> Prediction:
         """Inverse dynamics: clip uint8 [T, H, W, 3] (or an mp4 path) → the actions that explain it."""
-        return self._run(self._wire_request(PolicyRequest(video, prompt, mode="inverse_dynamics", **options)))
+        return self._run(*self._prepared(PolicyRequest(video, prompt, mode="inverse_dynamics", **options)))
 
     def act_batch(
         self,
@@ -531,7 +605,7 @@ class RemotePolicy:
         if connections is not None and (isinstance(connections, bool) or not isinstance(connections, int)
                                         or connections < 1):
             raise ValueError(f"connections={connections!r} must be an int >= 1")
-        wires = [self._wire_request(r) for r in requests]
+        wires = [self._prepared(r) for r in requests]
         if not wires:
             return []
         if connections is None:
@@ -555,7 +629,7 @@ class RemotePolicy:
                 except queue.Empty:
                     return
                 try:
-                    results[i] = client._run(wires[i])
+                    results[i] = client._run(*wires[i])
                 except Exception as exc:  # noqa: BLE001 - raised below, after the other requests finish
                     results[i] = exc
                 with done_lock:
@@ -623,10 +697,14 @@ class RemotePolicy:
         if reply.get("type") == "error":  # how RoboLab-style proxies (vLLM-Omni, Cosmos reference) report a failure
             raise ServerError(f"error from {self.url}: {reply.get('message', reply)!s:.2000}")
         raw = reply.get("actions", reply.get("action"))
-        if not isinstance(raw, np.ndarray) or raw.ndim != 2 or raw.dtype.kind not in "biuf":
+        if not isinstance(raw, np.ndarray) or raw.ndim != 2 or 0 in raw.shape or raw.dtype.kind not in "biuf":
             got = f"{raw.dtype} {raw.shape}" if isinstance(raw, np.ndarray) else type(raw).__name__
             raise UnreadableReplyError(f"reply from {self.url} lacks an 'actions'/'action' array [chunk, dim] ({got})")
         actions = raw.astype(np.float64)
+        if not np.isfinite(actions).all():  # what our server never sends (reply_fields); another server may
+            row, column = np.argwhere(~np.isfinite(actions))[0]
+            raise ServerError(f"{self.url} sent actions no robot should run: {actions[row, column]} at row {row}, "
+                              f"column {column} of {actions.shape}")
         dim = actions.shape[1]
         e, meta = self.embodiment, self._metadata
 

@@ -81,7 +81,7 @@ class PolicyReplica:
         self.infer.set_batch_wait_timeout_s(max_wait_ms / 1000)
         if warmup_requests:
             request = self.adapter.parse(warmup_message(self.policy.embodiment, key_map=self.adapter.key_map))
-            for result in run_batch(self.policy, [request] * warmup_requests):
+            for result in run_batch(self.policy, [request] * warmup_requests)[0]:
                 if isinstance(result, BaseException):
                     raise RuntimeError(f"warm-up request failed: {result}") from result
 
@@ -102,15 +102,15 @@ class PolicyReplica:
                 log_failure("request_failed", exc)
                 out[i] = ("bad_request", f"bad request: {error_text(exc)}")
         started = time.perf_counter()
-        results = await asyncio.to_thread(run_batch, self.policy, [r for _, r in valid]) if valid else []
+        results, said = await asyncio.to_thread(run_batch, self.policy, [r for _, r in valid]) if valid else ([], [])
         infer_ms = (time.perf_counter() - started) * 1000
         replica = serve.get_replica_context().replica_id.unique_id
-        for (i, _), result in zip(valid, results):
+        for (i, _), result, warnings in zip(valid, results, said):
             if isinstance(result, BaseException):
                 out[i] = (failure_status(result), error_text(result))
                 continue
             try:
-                reply = reply_fields(result)
+                reply = reply_fields(result, warnings)
                 reply["server_timing"] = {"infer_ms": infer_ms, "batch_size": len(valid), "replica": replica}
                 out[i] = ("ok", packb(reply))
             except Exception as exc:  # noqa: BLE001 - not a Prediction, or unsafe actions: this request only

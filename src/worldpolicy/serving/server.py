@@ -41,6 +41,8 @@ with extra_imports():
     from websockets.frames import CloseCode
     from websockets.http11 import Request, Response
 
+from ..logcapture import logged_warnings, request_index
+from ..models import checkpoint_name
 from ..results import Prediction
 from .adapters import ObservationAdapter, RequestError, WireRequest, all_finite, warmup_message
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
@@ -177,7 +179,8 @@ def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] |
 
 
 def server_metadata(policy: Any, config: ServerConfig) -> dict[str, Any]:
-    """The metadata frame: the policy's own metadata plus embodiment, chunk, columns and server identity."""
+    """The metadata frame: the policy's own metadata plus embodiment, chunk, columns and server identity; the model
+    by its portable name (`checkpoint_name`)."""
     e = policy.embodiment
     meta: dict[str, Any] = {
         "embodiment": e.key,
@@ -193,6 +196,8 @@ def server_metadata(policy: Any, config: ServerConfig) -> dict[str, Any]:
     }
     if hasattr(policy, "metadata"):
         meta.update(policy.metadata())  # the policy knows its chunk size, model and version best
+    if isinstance(meta.get("model"), str):
+        meta["model"] = checkpoint_name(meta["model"])  # the checkpoint's name, not where this machine keeps it
     meta["embodiment_spec"] = e.to_dict()  # clients decode with it even where this embodiment is not registered
     meta.update(
         server="worldpolicy",
@@ -244,6 +249,7 @@ class _Job:
     started: float = 0.0
     finished: float = 0.0
     batch_size: int = 0
+    warnings: list[str] = field(default_factory=list)  # what the policy logged about this request, for its reply
     vanished: bool = False
 
 
@@ -420,7 +426,7 @@ class PolicyServer:
             pass
 
     def _reply(self, job: _Job, result: Prediction, t0: float, prev_total_ms: float | None) -> dict[str, Any]:
-        reply = reply_fields(result)
+        reply = reply_fields(result, job.warnings)
         timing = {
             "queue_ms": (job.started - job.enqueued) * 1000,
             "infer_ms": (job.finished - job.started) * 1000,
@@ -448,12 +454,12 @@ class PolicyServer:
         while (batch := self._next_batch(last_finished)) is not None:
             started = time.perf_counter()
             try:
-                results = run_batch(self.policy, [job.request for job in batch])
+                results, said = run_batch(self.policy, [job.request for job in batch])
             except Exception as exc:  # noqa: BLE001 - logged; a bug past run_batch fails the batch, not the thread
                 log_failure("batch_crashed", exc, size=len(batch))
-                results = [exc] * len(batch)
+                results, said = [exc] * len(batch), [[] for _ in batch]
             last_finished = time.perf_counter()
-            if not self._call_on_loop(self._deliver, batch, results, started, last_finished):
+            if not self._call_on_loop(self._deliver, batch, results, said, started, last_finished):
                 return
             del batch, results  # hold no frames while waiting for the next batch
 
@@ -498,12 +504,14 @@ class PolicyServer:
                 batch.append(job)
         return batch
 
-    def _deliver(self, batch: list[_Job], results: list[Any], started: float, finished: float) -> None:
-        """Event loop: resolve each job with its Prediction or exception."""
+    def _deliver(
+        self, batch: list[_Job], results: list[Any], said: list[list[str]], started: float, finished: float
+    ) -> None:
+        """Event loop: resolve each job with its Prediction or exception (and the warnings about it)."""
         self._metrics.batch_size.observe(len(batch))
         self._metrics.inference.observe(finished - started)
-        for job, result in zip(batch, results):
-            job.started, job.finished, job.batch_size = started, finished, len(batch)
+        for job, result, warnings in zip(batch, results, said):
+            job.started, job.finished, job.batch_size, job.warnings = started, finished, len(batch), warnings
             if not job.future.done():
                 job.future.set_result(result)
 
@@ -517,7 +525,7 @@ class PolicyServer:
             self.adapter = ObservationAdapter(self.policy.embodiment, self.key_map)
         if self.warmup_requests:
             request = self.adapter.parse(warmup_message(self.policy.embodiment, key_map=self.adapter.key_map))
-            for result in run_batch(self.policy, [request] * self.warmup_requests):
+            for result in run_batch(self.policy, [request] * self.warmup_requests)[0]:
                 if isinstance(result, BaseException):
                     raise RuntimeError(f"warm-up request failed: {result}") from result
         self._metadata = server_metadata(self.policy, self.config)
@@ -647,9 +655,21 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(m_trim_threshold, _KEEP_FREED_BYTES) and mallopt(m_mmap_threshold, _KEEP_FREED_BYTES))
 
 
-def run_batch(policy: Any, requests: list[WireRequest]) -> list[Prediction | BaseException]:
+def run_batch(policy: Any, requests: list[WireRequest]) -> tuple[list[Prediction | BaseException], list[list[str]]]:
     """One `policy.act_batch` for the whole batch; without it (or if the batch fails) one call per request, so a bad
-    request only fails itself. Runs in a worker thread; returns a Prediction or the exception, per request."""
+    request only fails itself. Runs in a worker thread; returns a Prediction or the exception per request, and the
+    warnings the policy logged about each (`logged_warnings`), which its reply carries to the client: the checkpoint
+    in them by its name (`checkpoint_name`), as the metadata frame names it, not by this machine's path."""
+    with logged_warnings(len(requests)) as said:
+        results = _run_batch(policy, requests)
+    source = getattr(policy, "source", None)
+    if isinstance(source, str) and source and any(said):
+        name = checkpoint_name(source)
+        said = [[text.replace(source, name) for text in own] for own in said]
+    return results, said
+
+
+def _run_batch(policy: Any, requests: list[WireRequest]) -> list[Prediction | BaseException]:
     if len(requests) > 1 and callable(getattr(policy, "act_batch", None)):
         try:
             predictions = policy.act_batch([_policy_request(r) for r in requests])
@@ -659,14 +679,15 @@ def run_batch(policy: Any, requests: list[WireRequest]) -> list[Prediction | Bas
         except Exception as exc:  # noqa: BLE001 - retried below, one request at a time
             _log(logging.WARNING, "batch_failed", size=len(requests), error=f"{type(exc).__name__}: {exc}"[:300])
     results: list[Prediction | BaseException] = []
-    for r in requests:
+    for i, r in enumerate(requests):
         try:
-            if r.mode == "policy":
-                results.append(policy.act(r.observation, r.prompt, **r.options))
-            elif r.mode == "forward_dynamics":
-                results.append(policy.imagine(r.observation, r.actions, r.prompt, **r.options))
-            else:
-                results.append(policy.infer_actions(r.video, r.prompt, **r.options))
+            with request_index(i):
+                if r.mode == "policy":
+                    results.append(policy.act(r.observation, r.prompt, **r.options))
+                elif r.mode == "forward_dynamics":
+                    results.append(policy.imagine(r.observation, r.actions, r.prompt, **r.options))
+                else:
+                    results.append(policy.infer_actions(r.video, r.prompt, **r.options))
         except Exception as exc:  # noqa: BLE001 - this request's result, logged unless the client is told why
             if failure_status(exc) == "error" or not str(exc):
                 log_failure("policy_failed", exc, mode=r.mode)
@@ -674,14 +695,18 @@ def run_batch(policy: Any, requests: list[WireRequest]) -> list[Prediction | Bas
     return results
 
 
-def reply_fields(pred: Prediction) -> dict[str, Any]:
-    """A Prediction as reply keys: `action` (RoboLab) and `actions` (openpi), columns, units, timings in ms. Raises
+def reply_fields(pred: Prediction, warnings: list[str] | None = None) -> dict[str, Any]:
+    """A Prediction as reply keys: `action` (RoboLab) and `actions` (openpi), columns, units, timings in ms, and the
+    `warnings` the policy logged about the request, only when there are any (openpi clients ignore the key). Raises
     ValueError for actions no robot should run: not [chunk, one per column], or NaN/inf."""
     actions = np.asarray(pred.actions)
     if actions.ndim != 2 or actions.shape[1] != len(pred.columns) or actions.dtype.kind not in "biuf":
         raise ValueError(f"actions {actions.dtype} {actions.shape} do not match the {len(pred.columns)} columns")
     if not all_finite(actions):
         raise ValueError("actions contain NaN or inf")
+    settings = _wire_safe(pred.settings)
+    if isinstance(settings.get("checkpoint"), str):  # as the metadata frame names it, not by this machine's path
+        settings["checkpoint"] = checkpoint_name(settings["checkpoint"])
     reply: dict[str, Any] = {
         "action": actions,
         "actions": actions,
@@ -692,10 +717,12 @@ def reply_fields(pred: Prediction) -> dict[str, Any]:
         "units": list(pred.units),
         "fps": float(pred.fps),
         "policy_timing": {f"{k}_ms": float(v) * 1000 for k, v in pred.timings.items()},
-        "settings": _wire_safe(pred.settings),
+        "settings": settings,
     }
     if pred.video is not None:
         reply["video"] = np.asarray(pred.video)
+    if warnings:
+        reply["warnings"] = list(warnings)
     return reply
 
 

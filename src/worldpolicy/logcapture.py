@@ -1,0 +1,88 @@
+"""The warnings worldpolicy logs while a block of code runs, collected per request.
+
+A local `Policy` says what may make a result wrong (actions or a state far outside the training range, a clip of the
+wrong length, a single camera's view given for a composite) as WARNING log lines. A server's client sees no server
+log, so the server collects the lines logged for each request and sends them in its reply (`warnings`), where
+`RemotePolicy` logs them again on the robot's side.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+__all__ = ["logged_warnings", "request_index"]
+
+# the request of a batch whose inputs are being read: what is logged then is about that request alone
+_REQUEST_INDEX: ContextVar[int | None] = ContextVar("worldpolicy_request_index", default=None)
+
+# the servers' own log lines (connect, refused, batch_failed...) are about the server, not about a request
+_NOT_COLLECTED = "worldpolicy.serving"
+
+
+@contextmanager
+def request_index(index: int) -> Iterator[None]:
+    """Mark what runs in the block as the work of request `index` of a batch (`Policy.act_batch` reading each
+    request's inputs), so `logged_warnings` tells it to that request only. Inside a block already marked, the outer
+    mark stands: a server running request 3 alone calls `Policy.act`, whose batch of one would otherwise call it
+    request 0."""
+    if _REQUEST_INDEX.get() is not None:
+        yield
+        return
+    token = _REQUEST_INDEX.set(index)
+    try:
+        yield
+    finally:
+        _REQUEST_INDEX.reset(token)
+
+
+class _Collect(logging.Handler):
+    """Collects one thread's worldpolicy warnings into per-request lists (`logged_warnings`)."""
+
+    def __init__(self, said: list[list[str]]) -> None:
+        super().__init__(logging.WARNING)
+        self.said, self.thread = said, threading.get_ident()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self.thread or record.name.startswith(_NOT_COLLECTED):
+            return
+        index, requests = _REQUEST_INDEX.get(), len(self.said)
+        text = record.getMessage()
+        for own in [self.said[index]] if index is not None and 0 <= index < requests else self.said:
+            if text not in own:
+                own.append(text)
+        _as_if_not_collected(record)
+
+
+def _as_if_not_collected(record: logging.LogRecord) -> None:
+    """What logging does with a record no handler takes (a script that configured none): print it on stderr through
+    `logging.lastResort`. A collector on the chain would otherwise count as a handler and silence it."""
+    last = logging.lastResort
+    if last is None or record.levelno < last.level or getattr(record, "_worldpolicy_last_resort", False):
+        return
+    node: logging.Logger | None = logging.getLogger(record.name)
+    while node is not None:
+        if any(not isinstance(h, _Collect) for h in node.handlers):
+            return  # someone else shows it
+        node = node.parent if node.propagate else None
+    record._worldpolicy_last_resort = True  # once, however many collectors see it
+    last.handle(record)
+
+
+@contextmanager
+def logged_warnings(requests: int = 1) -> Iterator[list[list[str]]]:
+    """One list per request: the WARNING (and worse) messages `worldpolicy` loggers log in this thread while the block
+    runs, each once. A message logged inside `request_index(i)` belongs to request i; any other (a fused batch's
+    shared work) to every request of the batch. Other threads' lines, and the servers' own event lines, are not
+    collected. Collecting changes nothing about where the lines are shown."""
+    said: list[list[str]] = [[] for _ in range(requests)]
+    handler = _Collect(said)
+    package = logging.getLogger("worldpolicy")
+    package.addHandler(handler)
+    try:
+        yield said
+    finally:
+        package.removeHandler(handler)
