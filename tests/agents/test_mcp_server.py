@@ -172,7 +172,7 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
             "predict_actions",
             {"prompt": "go", "embodiment": "marsrover", "image": "obs.png"},
             "embodiment",
-            "not registered",
+            "unknown embodiment",
         ),
         (
             "predict_actions",
@@ -620,3 +620,114 @@ def test_mcp_bad_flags_are_one_line_before_the_server_starts(tmp_path, capsys, m
     out = [] if "--output-dir" in argv else ["--output-dir", str(tmp_path / "runs")]  # a repeat is the parser's error
     assert main(["mcp", *out, *argv]) == 2
     assert f"worldpolicy mcp: error: {message}" in capsys.readouterr().err
+
+
+def test_list_embodiments_is_the_listing_worldpolicy_embodiments_prints(server, capsys):
+    """The tool listed the registry only, while `worldpolicy embodiments` also lists the shipped model's own
+    embodiment (`panda_reach`): an agent told to try the shipped model could not learn its columns or cameras."""
+    from worldpolicy.cli import main
+
+    assert main(["embodiments", "--json"]) == 0
+    cli = [(r["key"], r["source"]) for r in json.loads(capsys.readouterr().out)]
+    rows = ok(server, "list_embodiments", {})["embodiments"]
+    assert [r["key"] for r in rows] == [key for key, _ in cli] and ("panda_reach" in [key for key, _ in cli])
+    assert [r["source"] == "registry" for r in rows] == [source == "registry" for _, source in cli]
+    shipped = next(r for r in rows if r["key"] == "panda_reach")
+    assert shipped["camera_keys"] == ["observation/exterior_image_1_left", "observation/wrist_image_left"]
+    # this server serves `tiny` only: the row says how to serve the model the embodiment comes with
+    assert shipped["checkpoint"] is None and "--checkpoint-dir shipped" in shipped["source"], shipped
+    assert {r["checkpoint"] for r in rows} == {None}
+
+
+def test_list_embodiments_of_a_checkpoint_describes_a_robot_of_its_own(tiny_checkpoint_dir, inputs_dir, tmp_path):
+    """A checkpoint trained for a robot of its own runs with its embodiment.json, which no listing names: asked for
+    that checkpoint, list_embodiments gives its columns, cameras and state; a wrong name is told it as accepted."""
+    import shutil
+
+    from worldpolicy.agents import Toolbox, ToolboxConfig
+    from worldpolicy.models import shipped_model
+
+    root = tmp_path / "ckpts"
+    shutil.copytree(tiny_checkpoint_dir / "tiny", root / "mine")
+    spec = json.loads((shipped_model() / "embodiment.json").read_text())
+    (root / "mine" / "embodiment.json").write_text(json.dumps({**spec, "name": "my_arm"}))
+    shutil.copytree(tiny_checkpoint_dir / "tiny", root / "plain")
+    server = build_server(Toolbox(ToolboxConfig(output_dir=tmp_path / "out", checkpoint_dirs=[root],
+                                                input_roots=[inputs_dir], chunk_size=4, resolution_tier=256)))
+    assert "my_arm" not in [r["key"] for r in ok(server, "list_embodiments", {})["embodiments"]]
+    [mine] = ok(server, "list_embodiments", {"checkpoint": "mine"})["embodiments"]
+    assert (mine["key"], mine["checkpoint"], mine["source"]) == ("my_arm", "mine", "checkpoint mine (embodiment.json)")
+    assert mine["columns"] == spec["columns"] and mine["camera_keys"] == spec["camera_keys"]
+    [plain] = ok(server, "list_embodiments", {"checkpoint": "plain"})["embodiments"]
+    assert plain["key"] == "droid/joint_pos" and plain["needs_state"] and plain["source"].startswith("registry")
+    error = err(server, "list_embodiments", {"checkpoint": "nope"})
+    assert error["parameter"] == "checkpoint" and error["accepted"] == ["mine", "plain"], error
+    error = err(server, "predict_actions", {"prompt": "go", "checkpoint": "mine", "embodiment": "my_robot",
+                                            "image": str(inputs_dir / "obs.png")})
+    assert error["parameter"] == "embodiment" and error["message"] == "embodiment: unknown embodiment 'my_robot'"
+    assert error["accepted"][-1] == "my_arm" and "bridge" in error["accepted"], error  # its own, then the registry's
+
+
+def test_an_embodiment_spec_file_is_not_read_by_the_tools(server, toolbox, inputs_dir, tmp_path):
+    """A `*.json` embodiment was read from anywhere on disk (outside the input roots), then failed at load time as
+    an error naming no parameter: the tools take embodiment names; a robot of one's own comes with its checkpoint."""
+    from worldpolicy.models import shipped_model
+
+    outside = tmp_path / "robot.json"
+    outside.write_text((shipped_model() / "embodiment.json").read_text())
+    loaded_before = list(toolbox._policies)
+    error = err(server, "predict_actions", {"prompt": "go", "image": str(inputs_dir / "obs.png"),
+                                            "embodiment": str(outside)})
+    assert error["parameter"] == "embodiment" and "not a spec file" in error["message"], error
+    assert error["given"] == str(outside) and "bridge" in error["accepted"], error
+    assert list(toolbox._policies) == loaded_before
+
+
+@pytest.mark.parametrize(("args", "parameter", "fragment"), [
+    # the command line refuses it too: it would be ignored, and the run look as asked
+    ({"policy": "scripted", "embodiment": "bridge"}, "embodiment", "does not apply to policy 'scripted'"),
+    # no robot can execute it: refused before a run folder is made (one was left empty)
+    ({"policy": "random", "embodiment": "pusht"}, "embodiment", "layout 'generic'"),
+    # a random policy ends no episode early: the worker thread ran for as many steps, holding the model lock
+    ({"policy": "random", "max_steps": 1001}, "max_steps", "[1, 1000]"),
+])
+def test_sim_arguments_the_command_line_refuses_are_refused(server, toolbox, args, parameter, fragment):
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    runs_before = sorted(toolbox.config.output_dir.glob("sim-*"))
+    error = err(server, "evaluate_in_sim", {"episodes": 1, **args})
+    assert error["parameter"] == parameter and fragment in error["message"], error
+    assert sorted(toolbox.config.output_dir.glob("sim-*")) == runs_before
+
+
+def test_sim_takes_the_embodiment_a_checkpoint_comes_with(tmp_path):
+    """`evaluate_in_sim(policy="panda_reach", embodiment="panda_reach")` was refused as an unknown embodiment, though
+    list_checkpoints names it and predict_actions takes it."""
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    from worldpolicy.agents import Toolbox, ToolboxConfig
+    from worldpolicy.models import shipped_model
+
+    server = build_server(Toolbox(ToolboxConfig(output_dir=tmp_path, checkpoint_dirs=[shipped_model()], device="cpu")))
+    shipped = next(r for r in ok(server, "list_embodiments", {})["embodiments"] if r["key"] == "panda_reach")
+    assert (shipped["checkpoint"], shipped["source"]) == ("panda_reach", "shipped model panda_reach")
+    result = ok(server, "evaluate_in_sim", {"policy": "panda_reach", "embodiment": "panda_reach", "episodes": 1,
+                                            "max_steps": 2})
+    assert result["episodes"] == 1 and Path(result["files"]["report"]).is_file()
+
+
+def test_nan_actions_after_inputs_warned_of_name_those_warnings(server, inputs_dir, monkeypatch):
+    """The error blamed the checkpoint or float16 only; actions far outside the training range, warned of, are the
+    likelier cause, and the agent saw no warning (the result that would carry them is not returned)."""
+    from worldpolicy.policy import Policy
+
+    finish = Policy._finish
+
+    def nan_actions(self, prepared, out, started):
+        prediction = finish(self, prepared, out, started)
+        prediction.actions[:, 0] = np.nan
+        return prediction
+
+    monkeypatch.setattr(Policy, "_finish", nan_actions)
+    error = err(server, "imagine_rollout", {"prompt": "go", "embodiment": "bridge", "steps": 1,
+                                            "image": str(inputs_dir / "obs.png"), "actions": [[1e6] + [0.0] * 9] * 4})
+    assert error["type"] == "internal_error" and "the model returned NaN or inf" in error["message"], error
+    assert "the inputs were warned of: actions: tx" in error["message"] and "far outside" in error["message"], error

@@ -58,6 +58,10 @@ class EmbodimentInfo(BaseModel):
     state_keys: dict[str, str]
     needs_state: bool
     description: str
+    source: str = Field(description="registry; shipped model NAME (its own embodiment.json); or, asked for a "
+                        "checkpoint's, checkpoint NAME (embodiment.json)")
+    checkpoint: str | None = Field(description="the checkpoint this embodiment comes with, as list_checkpoints names "
+                                   "it (null: a registry entry, or a shipped model this server does not serve)")
 
 
 class EmbodimentList(BaseModel):
@@ -225,9 +229,13 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
     writes = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
 
     @srv.tool(annotations=read_only)
-    async def list_embodiments() -> EmbodimentList:
+    async def list_embodiments(
+        checkpoint: Annotated[str | None, Field(description="a checkpoint name from list_checkpoints: list only the "
+                                                "embodiment it runs with when `embodiment` is left out (a robot of "
+                                                "its own included)")] = None,
+    ) -> EmbodimentList:
         """List the robot embodiments: action columns with units, chunk size, rate, camera and state keys."""
-        return await _call(None, tb.list_embodiments)
+        return await _call(None, tb.list_embodiments, checkpoint)
 
     @srv.tool(annotations=read_only)
     async def list_checkpoints() -> CheckpointList:
