@@ -606,7 +606,8 @@ def test_one_cameras_clip_for_a_multi_camera_model_is_warned_once_in_the_result(
     # an address not on this machine (TEST-NET-1: no lookup); was uvicorn's log lines and exit code 3
     (["--transport", "http", "--host", "192.0.2.1"], "--host 192.0.2.1 --port 8020: cannot listen there"),
     (["--output-dir", "A_FILE"], "--output-dir: "),  # was accepted: every tool call failed later
-    (["--input-root", "MISSING"], "--input-root ["),  # was accepted: every read from it was refused later
+    (["--input-root", "MISSING"], "--input-root: ["),  # was accepted: every read from it was refused later
+    (["--checkpoint-dir", "MISSING"], "--checkpoint-dir: ["),
     (["--max-loaded", "0"], "--max-loaded=0 must be an integer >= 1"),
     (["--chunk-size", "3"], "--chunk-size=3 is not accepted"),
 ])

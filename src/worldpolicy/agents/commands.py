@@ -44,31 +44,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 # ToolboxConfig's fields as `mcp` spells them: its errors name the field, the user typed the flag
-FLAGS = {"max_loaded": "--max-loaded", "device": "--device", "dtype": "--dtype", "chunk_size": "--chunk-size",
-         "resolution_tier": "--resolution-tier"}
+FLAGS = {"checkpoint_dirs": "--checkpoint-dir", "input_roots": "--input-root", "max_loaded": "--max-loaded",
+         "device": "--device", "dtype": "--dtype", "chunk_size": "--chunk-size", "resolution_tier": "--resolution-tier"}
 
 
 def _mcp(args: argparse.Namespace) -> int:
-    from ..cli import UsageError, flag_named
+    from ..cli import flag_named
     from ..fileio import output_folder
-    from ..models import resolve_checkpoint
     from .mcp_server import run_server  # a missing agents extra is one line (`extras`)
     from .toolbox import ToolboxConfig
 
-    checkpoint_dirs = [Path(resolve_checkpoint(str(p))) for p in args.checkpoint_dir]  # `shipped`, as --checkpoint
-    missing = [str(p) for p in checkpoint_dirs if not p.is_dir()]
-    if missing:
-        raise UsageError(f"--checkpoint-dir {missing} does not exist")
-    missing = [str(p) for p in args.input_root if not p.is_dir()]
-    if missing:  # every tool call reading from it would be refused, naming no flag
-        raise UsageError(f"--input-root {missing} is not an existing folder")
     if args.transport == "http":
         _check_address(args.host, args.port)
     output_folder(args.output_dir, "--output-dir", create=False)  # a file there fails now, not at the first tool call
     try:
         config = ToolboxConfig(
             output_dir=args.output_dir,
-            checkpoint_dirs=checkpoint_dirs,
+            checkpoint_dirs=args.checkpoint_dir,
             input_roots=args.input_root,
             max_loaded=args.max_loaded,
             device=args.device,

@@ -112,7 +112,6 @@ def worldpolicy_tool(
         episodes: evaluate_sim episode count (1-20).
         max_steps: evaluate_sim cap on control steps per episode.
     """
-    tb = _current()
     sampling = {"seed": seed, "steps": steps, "guidance": guidance}
     # left out: each operation's own default (visualize animates, the others do not), as the MCP tools have it
     animation = {} if animate is None else {"animate": animate}
@@ -132,6 +131,7 @@ def worldpolicy_tool(
         "evaluate_sim": lambda: tb.evaluate_sim(task, policy, embodiment, episodes, seed or 0, max_steps),
     }
     try:
+        tb = _current()  # the calls above read it: a bad WORLDPOLICY_CHECKPOINTS is a tool error like any other
         if action not in calls:
             raise ToolInputError("action", "unknown action", action, list(ACTIONS))
         result: dict[str, Any] = calls[action]()

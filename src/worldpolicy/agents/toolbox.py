@@ -106,8 +106,18 @@ class ToolboxConfig:
     load_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from ..models import resolve_checkpoint
+
         self.output_dir = Path(self.output_dir).resolve()
-        self.checkpoint_dirs = tuple(Path(p).resolve() for p in self.checkpoint_dirs)
+        # `shipped` as a checkpoint argument names it; a folder that is not there would list no checkpoint, silently
+        self.checkpoint_dirs = tuple(Path(resolve_checkpoint(str(p))).resolve() for p in self.checkpoint_dirs)
+        missing = [str(p) for p in self.checkpoint_dirs if not p.is_dir()]
+        if missing:
+            raise ValueError(f"checkpoint_dirs: {missing} are not existing folders; accepted: a checkpoint folder, a "
+                             "folder of them, or shipped")
+        missing = [str(p) for p in self.input_roots if not Path(p).is_dir()]
+        if missing:  # every tool call reading from it would be refused, naming no setting
+            raise ValueError(f"input_roots: {missing} are not existing folders")
         roots = (*self.input_roots, self.output_dir) if self.input_roots else (Path.cwd(), self.output_dir)
         self.input_roots = tuple(Path(p).resolve() for p in roots)
         if not isinstance(self.max_loaded, int) or self.max_loaded < 1:
