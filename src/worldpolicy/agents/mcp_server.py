@@ -25,6 +25,7 @@ with extra_imports():
     from mcp_types import CallToolResult, ImageContent, TextContent, ToolAnnotations
     from pydantic import BaseModel, Field
 
+from ..embodiments import MODEL_SPACE_UNIT
 from .toolbox import Toolbox, ToolboxConfig, error_payload, plot_images
 
 logger = logging.getLogger(__name__)
@@ -45,18 +46,20 @@ INSTRUCTIONS = (
 
 
 class EmbodimentInfo(BaseModel):
-    key: str
+    key: str = Field(description="what the tools' `embodiment` takes")
     domain: str
-    layout: str
-    action_dim: int
-    chunk_size: int
-    fps: float
+    layout: str = Field(description="relative_pose (per-step end-effector deltas), joint_position, ...")
+    action_dim: int = Field(description="columns per action row")
+    chunk_size: int = Field(description="action rows per prediction")
+    fps: float = Field(description="action rows per second (Hz)")
     columns: list[str]
-    units: list[str]
+    units: list[str] = Field(description=f"each column's unit; {MODEL_SPACE_UNIT!r}: the model's own space (no "
+                             "published stats), which no robot can run")
     gripper_column: str | None
-    camera_keys: list[str]
+    camera_keys: list[str] = Field(description="the `images` keys of an observation (an embodiment that composes "
+                                   "its cameras also takes their composite as one `image`)")
     state_keys: dict[str, str]
-    needs_state: bool
+    needs_state: bool = Field(description="predict/imagine/infer need `state`: the current values of `columns`")
     description: str
     source: str = Field(description="registry; shipped model NAME (its own embodiment.json); or, asked for a "
                         "checkpoint's, checkpoint NAME (embodiment.json)")
