@@ -713,6 +713,9 @@ def test_sim_takes_the_embodiment_a_checkpoint_comes_with(tmp_path):
     result = ok(server, "evaluate_in_sim", {"policy": "panda_reach", "embodiment": "panda_reach", "episodes": 1,
                                             "max_steps": 2})
     assert result["episodes"] == 1 and Path(result["files"]["report"]).is_file()
+    assert result["embodiment"] == "panda_reach"  # the result says which action space ran
+    assert ok(server, "evaluate_in_sim", {"policy": "random", "episodes": 1, "max_steps": 2})["embodiment"] == (
+        "droid/relative_pose")
 
 
 def test_nan_actions_after_inputs_warned_of_name_those_warnings(server, inputs_dir, monkeypatch):

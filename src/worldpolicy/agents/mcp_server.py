@@ -134,6 +134,7 @@ class SimFiles(BaseModel):
 class SimResult(BaseModel):
     task: str
     policy: str
+    embodiment: str | None = Field(description="the action space the policy acted in (scripted: droid/joint_pos)")
     episodes: int
     successes: int
     success_rate: float

@@ -756,6 +756,7 @@ class Toolbox:
             finally:
                 getattr(sim_policy, "close", lambda: None)()
                 env.close()
+        ran_as = getattr(getattr(sim_policy, "embodiment", None), "key", None)  # the checkpoint's own, when left out
         paths = write_sim_report(result, out)
         from ..viz.report import write_report
 
@@ -765,6 +766,7 @@ class Toolbox:
         return {
             "task": task,
             "policy": spec,
+            "embodiment": ran_as,
             "episodes": episodes,
             "successes": result.successes,
             "success_rate": result.success_rate,
