@@ -735,3 +735,36 @@ def test_nan_actions_after_inputs_warned_of_name_those_warnings(server, inputs_d
                                             "image": str(inputs_dir / "obs.png"), "actions": [[1e6] + [0.0] * 9] * 4})
     assert error["type"] == "internal_error" and "the model returned NaN or inf" in error["message"], error
     assert "the inputs were warned of: actions: tx" in error["message"] and "far outside" in error["message"], error
+
+
+def test_listing_and_argument_checks_do_not_wait_for_a_checkpoint_loading(toolbox, inputs_dir, monkeypatch):
+    """Loading held the cache lock, which list_checkpoints reads and so every call naming a checkpoint: while one
+    checkpoint loaded (minutes at full size), listing and even a call refused for a bad argument waited for it."""
+    import threading
+
+    import worldpolicy
+    from worldpolicy.embodiments import get_embodiment
+
+    release, loading = threading.Event(), threading.Event()
+
+    def slow_load(*args, **kwargs):
+        loading.set()
+        release.wait(60)
+        return object()
+
+    monkeypatch.setattr(worldpolicy, "load_policy", slow_load)
+    ckpt = toolbox.resolve_checkpoint("tiny")
+    loader = threading.Thread(target=toolbox.policy, args=(ckpt, get_embodiment("fractal")))
+    loader.start()
+    try:
+        assert loading.wait(60)
+        answered: list = []
+        lister = threading.Thread(target=lambda: answered.append(toolbox.list_checkpoints()["checkpoints"]))
+        lister.start()
+        lister.join(30)  # a guard against hanging, not a timing: held by the load, it never answers before release
+        assert answered and answered[0][0]["name"] == "tiny"
+    finally:
+        release.set()
+        loader.join(60)
+    assert (str(ckpt), "fractal") in toolbox._policies
+    toolbox._policies.pop((str(ckpt), "fractal"))

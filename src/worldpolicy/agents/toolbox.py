@@ -164,7 +164,8 @@ class Toolbox:
     def __init__(self, config: ToolboxConfig | None = None):
         self.config = config or ToolboxConfig()
         self._policies: OrderedDict[tuple, Any] = OrderedDict()
-        self._cache_lock = threading.Lock()
+        self._cache_lock = threading.Lock()  # the cache's contents, held briefly
+        self._load_lock = threading.Lock()  # loading a checkpoint
         self._run_lock = threading.Lock()
 
     # -- listing ----------------------------------------------------------------------------------------------
@@ -427,15 +428,27 @@ class Toolbox:
         from .. import load_policy
 
         key = (str(checkpoint), emb.key)
-        with self._cache_lock:
-            if key in self._policies:
-                self._policies.move_to_end(key)
-                return self._policies[key]
+
+        def cached() -> Any:
+            with self._cache_lock:
+                if key in self._policies:
+                    self._policies.move_to_end(key)
+                    return self._policies[key]
+                return None
+
+        if (hit := cached()) is not None:
+            return hit
+        # one load at a time (one device, and one copy of a checkpoint), outside the cache lock: a load takes minutes
+        # at full size, and listing (which every checkpoint argument's check reads) must not wait for it
+        with self._load_lock:
+            if (hit := cached()) is not None:  # loaded while this call waited
+                return hit
             policy = load_policy(str(checkpoint), embodiment=emb.key, **self._load_options())
-            self._policies[key] = policy
-            while len(self._policies) > self.config.max_loaded:
-                evicted, _ = self._policies.popitem(last=False)
-                logger.info("policy cache full (%d): unloaded %s", self.config.max_loaded, evicted)
+            with self._cache_lock:
+                self._policies[key] = policy
+                while len(self._policies) > self.config.max_loaded:
+                    evicted, _ = self._policies.popitem(last=False)
+                    logger.info("policy cache full (%d): unloaded %s", self.config.max_loaded, evicted)
             return policy
 
     def _load_options(self) -> dict[str, Any]:
