@@ -98,3 +98,12 @@ def test_the_environment_takes_shipped_and_a_missing_folder_is_a_tool_error(monk
     bad = strands_tool.worldpolicy_tool(action="list_checkpoints")
     assert bad["status"] == "error", bad
     assert "checkpoint_dirs" in _json(bad)["error"]["message"] and "modles" in _json(bad)["error"]["message"]
+
+
+@pytest.mark.parametrize("action", ["list_embodiments", "predict"])
+def test_a_checkpoint_that_is_not_a_name_is_an_error_naming_it(configured, inputs_dir, action):
+    """The direct call is not checked against the schema: a list or a number for `checkpoint` came back as
+    "unhashable type: 'list'", naming no parameter."""
+    bad = strands_tool.worldpolicy_tool(action=action, prompt="go", image=str(inputs_dir / "obs.png"), checkpoint=["a"])
+    error = _json(bad)["error"]
+    assert bad["status"] == "error" and error["parameter"] == "checkpoint" and error["accepted"] == ["tiny"], error

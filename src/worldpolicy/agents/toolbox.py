@@ -267,6 +267,8 @@ class Toolbox:
     def resolve_checkpoint(self, checkpoint: str | None) -> Path:
         """A checkpoint name from `list_checkpoints`, or a path inside one of the checkpoint directories."""
         by_name = {c["name"]: Path(c["path"]) for c in self.list_checkpoints()["checkpoints"]}
+        if checkpoint is not None and not isinstance(checkpoint, str):  # the Strands tool's arguments are not typed
+            raise ToolInputError("checkpoint", "expected a checkpoint name", checkpoint, sorted(by_name))
         if not checkpoint:
             if len(by_name) != 1:
                 raise ToolInputError("checkpoint", "no checkpoint given", checkpoint, sorted(by_name))
