@@ -73,15 +73,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _embodiments(args: argparse.Namespace) -> int:
     """The registry, then each shipped model's own embodiment (`models.listed_embodiments`), with the checkpoint
     argument that runs it."""
-    from .models import listed_embodiments, resolve_checkpoint
+    from .models import SHIPPED_DEFAULT, SHIPPED_NAME, listed_embodiments
 
     rows = []
     for listed in listed_embodiments():
         if listed.shipped is None:
             rows.append((listed.embodiment, "registry"))
             continue
-        folder = str(listed.checkpoint)
-        use = "shipped" if folder == resolve_checkpoint("shipped") else folder  # the name the commands take for it
+        use = SHIPPED_NAME if listed.shipped == SHIPPED_DEFAULT else listed.checkpoint  # what --checkpoint takes
         rows.append((listed.embodiment, f"shipped model {listed.shipped} (use --checkpoint {use})"))
     if args.json:
         print(json.dumps([{**e.to_dict(), "source": source} for e, source in rows], indent=1))

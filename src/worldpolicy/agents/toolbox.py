@@ -174,7 +174,7 @@ class Toolbox:
         """The embodiments a call may name, as `worldpolicy embodiments` lists them (`models.listed_embodiments`: the
         registry's, then each shipped model's own); or, with `checkpoint`, the one that checkpoint runs with when a
         call leaves `embodiment` out, which may be a robot of its own that no listing names."""
-        from ..models import listed_embodiments
+        from ..models import SHIPPED_NAME, listed_embodiments
 
         if checkpoint is not None:
             path = self.resolve_checkpoint(checkpoint)
@@ -193,7 +193,7 @@ class Toolbox:
                 continue
             name = served.get(listed.checkpoint.resolve())
             source = f"shipped model {listed.shipped}" + (
-                "" if name else " (not served here: start the server with --checkpoint-dir shipped to use it)")
+                "" if name else f" (not served here: start the server with --checkpoint-dir {SHIPPED_NAME} to use it)")
             rows.append(_embodiment_row(listed.embodiment, source, name))
         return {"embodiments": rows}
 
