@@ -314,8 +314,13 @@ def test_cache_is_bounded_and_reused(toolbox):
 
 def test_short_sim_evaluation(server):
     pytest.importorskip("mujoco", reason="sim extra not installed")
-    result = ok(server, "evaluate_in_sim", {"task": "reach", "policy": "scripted", "episodes": 1, "max_steps": 40})
-    assert result["episodes"] == 1 and 0 <= result["success_rate"] <= 1
+    progress: list = []
+    result = ok(server, "evaluate_in_sim", {"task": "reach", "policy": "scripted", "episodes": 2, "max_steps": 20},
+                progress)
+    assert result["episodes"] == 2 and 0 <= result["success_rate"] <= 1
+    # each episode is reported as it ends (a long evaluation said nothing between its start and its end)
+    assert [m for _, _, m in progress] == ["simulating 2 episodes of reach", "episode 1/2 done", "episode 2/2 done",
+                                           "done"], progress
     assert Path(result["files"]["report"]).is_file()
     page = Path(result["files"]["report"]).read_text()
     assert "sim run" in page and "success_rate" in page

@@ -767,6 +767,8 @@ class Toolbox:
                     video_dir=out / "videos",
                     videos=0,
                     progress=False,
+                    on_episode=lambda so_far: report(len(so_far.episodes), episodes,
+                                                     f"episode {len(so_far.episodes)}/{episodes} done"),
                 )
             finally:
                 getattr(sim_policy, "close", lambda: None)()
