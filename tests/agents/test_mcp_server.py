@@ -773,3 +773,41 @@ def test_listing_and_argument_checks_do_not_wait_for_a_checkpoint_loading(toolbo
         loader.join(60)
     assert (str(ckpt), "fractal") in toolbox._policies
     toolbox._policies.pop((str(ckpt), "fractal"))
+
+
+def test_a_cancelled_call_stops_its_worker_at_the_next_progress_report():
+    """A call its client cancelled ran on to its end in the worker thread (the cancel waited for it), holding the
+    model: every later model call waited for a result nobody would read."""
+    import threading
+
+    from worldpolicy.agents.mcp_server import CallCancelled, _call
+
+    started, go_on, ended = threading.Event(), threading.Event(), threading.Event()
+    outcome: list = []
+
+    class Ctx:
+        async def report_progress(self, done, total, message):
+            pass
+
+    def operation(progress):
+        try:
+            started.set()
+            go_on.wait(60)  # until the call is cancelled
+            for step in range(200):
+                progress(step, 200, f"denoising step {step}/200")
+            outcome.append("ran to the end")
+        except CallCancelled as exc:
+            outcome.append(str(exc))
+        finally:
+            ended.set()
+
+    async def run():
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_call, Ctx(), operation)
+            await anyio.to_thread.run_sync(started.wait, 60)
+            tg.cancel_scope.cancel()  # as the SDK does on notifications/cancelled
+        go_on.set()
+
+    anyio.run(run)
+    assert ended.wait(60)  # a guard against hanging, not a timing
+    assert outcome == ["cancelled by the client at: denoising step 0/200"], outcome

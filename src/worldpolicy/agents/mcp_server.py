@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -204,12 +205,21 @@ def _error(exc: BaseException) -> CallToolResult:
     )
 
 
+class CallCancelled(Exception):
+    """Raised in the worker thread of a call its client cancelled, at its next progress report."""
+
+
 async def _call(ctx: Context | None, fn: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking toolbox operation in a worker thread; progress goes back to the client; errors become results."""
+    """Run a blocking toolbox operation in a worker thread; progress goes back to the client; errors become results.
+
+    A call the client cancels returns at once, and its worker stops at its next progress report (a denoising step,
+    a simulated episode; a checkpoint load runs to its end): else it ran to the end holding the model, and every
+    later model call waited for a result nobody would read."""
+    cancelled = threading.Event()
 
     def progress(done: float, total: float | None, message: str) -> None:
-        if ctx is None:
-            return
+        if cancelled.is_set():
+            raise CallCancelled(f"cancelled by the client at: {message}")
         try:
             anyio.from_thread.run(ctx.report_progress, float(done), None if total is None else float(total), message)
         except Exception:  # a client gone mid-call must not fail the computation
@@ -218,7 +228,10 @@ async def _call(ctx: Context | None, fn: Callable[..., dict[str, Any]], *args: A
     if ctx is not None:
         kwargs["progress"] = progress
     try:
-        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), abandon_on_cancel=True)
+    except anyio.get_cancelled_exc_class():
+        cancelled.set()
+        raise
     except Exception as exc:  # noqa: BLE001 - any failure becomes a tool error; the server keeps serving
         logger.info("tool %s failed: %s", getattr(fn, "__name__", fn), exc)
         return _error(exc)
