@@ -811,3 +811,17 @@ def test_a_cancelled_call_stops_its_worker_at_the_next_progress_report():
     anyio.run(run)
     assert ended.wait(60)  # a guard against hanging, not a timing
     assert outcome == ["cancelled by the client at: denoising step 0/200"], outcome
+
+
+@pytest.mark.parametrize(("host", "warned"), [("0.0.0.0", True), ("127.0.0.1", False), ("localhost", False)])
+def test_http_on_an_address_others_reach_is_warned_of(tmp_path, monkeypatch, capsys, host, warned):
+    """The MCP HTTP transport has no authentication: `--host 0.0.0.0` let anyone on the network read files under the
+    input roots and run models, and nothing said so."""
+    from worldpolicy.agents import mcp_server
+    from worldpolicy.cli import main
+
+    monkeypatch.setattr(mcp_server, "run_server", lambda *a, **k: None)
+    assert main(["mcp", "--transport", "http", "--host", host, "--port", "0", "--output-dir",
+                 str(tmp_path / "runs")]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "unauthenticated" in line]
+    assert bool(said) == warned and all(f"--host {host}: every client" in line for line in said), said

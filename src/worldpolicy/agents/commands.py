@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
+import logging
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -90,6 +94,10 @@ def _check_address(host: str, port: int) -> None:
             probe.bind(address)
     except OSError as exc:  # an unknown host (gaierror), a port in use or privileged, an address not on this machine
         raise UsageError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
+    if not ipaddress.ip_address(address[0].split("%")[0]).is_loopback:  # the MCP HTTP transport has no authentication
+        logger.warning("--host %s: every client that reaches this address may call the tools, unauthenticated: read "
+                       "files under the input roots, write runs, load checkpoints; 127.0.0.1 (the default) keeps them "
+                       "to this machine", host)
 
 
 def _world_models(args: argparse.Namespace) -> int:
