@@ -825,3 +825,22 @@ def test_http_on_an_address_others_reach_is_warned_of(tmp_path, monkeypatch, cap
                  str(tmp_path / "runs")]) == 0
     said = [line for line in capsys.readouterr().err.splitlines() if "unauthenticated" in line]
     assert bool(said) == warned and all(f"--host {host}: every client" in line for line in said), said
+
+
+def test_a_sim_policy_that_fails_to_load_closes_the_env(toolbox, monkeypatch):
+    """The env (and its renderer) was opened before the policy loaded and closed only after a load that succeeded."""
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    from worldpolicy.sim import env as sim_env
+    from worldpolicy.sim import policies
+
+    closed = []
+    close = sim_env.TabletopEnv.close
+    monkeypatch.setattr(sim_env.TabletopEnv, "close", lambda self: (closed.append(self), close(self)))
+
+    def fail(*args, **kwargs):
+        raise FileNotFoundError("weights missing")
+
+    monkeypatch.setattr(policies, "make_policy", fail)
+    with pytest.raises(FileNotFoundError, match="weights missing"):
+        toolbox.evaluate_sim("reach", "tiny", episodes=1, max_steps=2)
+    assert len(closed) == 1

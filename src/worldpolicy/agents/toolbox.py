@@ -753,9 +753,10 @@ class Toolbox:
         needs_images = spec not in ("scripted", "random")
         with self._run_lock:
             env = TabletopEnv(task, "panda", image_size=(180, 320) if needs_images else None, max_steps=max_steps)
-            options = self._load_options() if needs_images else {}  # checkpoint policies load like the others
-            sim_policy = make_policy(spec, env=env, embodiment=embodiment, seed=seed, **options)
-            try:
+            sim_policy = None
+            try:  # the env (its renderer) is closed however the policy's load or the episodes end
+                options = self._load_options() if needs_images else {}  # checkpoint policies load like the others
+                sim_policy = make_policy(spec, env=env, embodiment=embodiment, seed=seed, **options)
                 out = self._new_run_dir("sim")  # once the policy loads: a failure before leaves no empty folder
                 result = evaluate(
                     env,
