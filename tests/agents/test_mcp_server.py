@@ -844,3 +844,23 @@ def test_a_sim_policy_that_fails_to_load_closes_the_env(toolbox, monkeypatch):
     with pytest.raises(FileNotFoundError, match="weights missing"):
         toolbox.evaluate_sim("reach", "tiny", episodes=1, max_steps=2)
     assert len(closed) == 1
+
+
+def test_a_folder_of_frames_cannot_link_outside_the_input_roots(server, toolbox, inputs_dir, tmp_path):
+    """A frame given as a file was refused when it led outside the input roots; the same link inside a folder of
+    frames was read."""
+    import shutil
+
+    outside = tmp_path / "outside"
+    shutil.copytree(inputs_dir / "frames", outside)
+    linked = inputs_dir / "linked_frames"
+    linked.mkdir()
+    for frame in sorted(outside.iterdir()):
+        (linked / frame.name).symlink_to(frame)
+    loaded_before = list(toolbox._policies)
+    try:
+        error = err(server, "infer_actions", {"prompt": "go", "embodiment": "bridge", "video": str(linked)})
+    finally:
+        shutil.rmtree(linked)
+    assert error["parameter"] == "video" and "links to files outside" in error["message"], error
+    assert "frame_0.png" in error["message"] and list(toolbox._policies) == loaded_before

@@ -291,11 +291,15 @@ class Toolbox:
         path = Path(value).expanduser()
         return (path if path.is_absolute() else self.config.input_roots[0] / path).resolve()
 
+    def _readable(self, path: Path) -> bool:
+        """`path` (resolved: links followed) is inside one of the input roots."""
+        return any(path == r or r in path.parents for r in self.config.input_roots)
+
     def _input_file(self, parameter: str, value: Any, suffixes: Sequence[str], folder: bool = False) -> Path:
         """A file inside the readable folders with one of `suffixes`; or, with `folder`, a folder there (of frames:
         what is in it is read by `processing.observations.image_files`)."""
         path = self._resolve(value, parameter)
-        if not any(path == r or r in path.parents for r in self.config.input_roots):
+        if not self._readable(path):
             raise ToolInputError(
                 parameter,
                 "file is outside the folders this server may read",
@@ -303,6 +307,12 @@ class Toolbox:
                 [str(r) for r in self.config.input_roots],
             )
         if folder and path.is_dir():
+            # the frames the reader takes from it, each where it leads: a link in the folder is not a way out
+            outside = [p.name for p in path.iterdir() if p.is_symlink() and not self._readable(p.resolve())]
+            if outside:
+                raise ToolInputError(parameter, f"folder links to files outside the folders this server may read "
+                                     f"({', '.join(sorted(outside)[:5])})", value,
+                                     [str(r) for r in self.config.input_roots])
             return path
         if not path.is_file():
             raise ToolInputError(parameter, f"{'file or folder' if folder else 'file'} {str(path)!r} does not exist",
