@@ -71,27 +71,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _embodiments(args: argparse.Namespace) -> int:
-    """The registry, then each shipped model's own embodiment, which comes with its checkpoint rather than the
-    registry: a user who ran `worldpolicy demo` looks for `panda_reach` here."""
-    from .embodiments import get_embodiment, list_embodiments
-    from .models import SHIPPED, resolve_checkpoint, shipped_model
-    from .policy import checkpoint_embodiment
+    """The registry, then each shipped model's own embodiment (`models.listed_embodiments`), with the checkpoint
+    argument that runs it."""
+    from .models import SHIPPED_DEFAULT, SHIPPED_NAME, listed_embodiments
 
     rows = []
-    for name in list_embodiments():
-        base = get_embodiment(name)
-        for variant in base.variants or (base.variant,):
-            rows.append((get_embodiment(name, variant if base.variants else None), "registry"))
-    for name in SHIPPED:
-        try:
-            folder = str(shipped_model(name))
-        except FileNotFoundError:  # an install without it
+    for listed in listed_embodiments():
+        if listed.shipped is None:
+            rows.append((listed.embodiment, "registry"))
             continue
-        own = checkpoint_embodiment(folder, None)  # read as loading reads it: no weights, not registered
-        if isinstance(own, str):  # no embodiment.json: it runs as a registry entry, listed above
-            continue
-        use = "shipped" if folder == resolve_checkpoint("shipped") else folder  # the name the commands take for it
-        rows.append((own, f"shipped model {name} (use --checkpoint {use})"))
+        use = SHIPPED_NAME if listed.shipped == SHIPPED_DEFAULT else listed.checkpoint  # what --checkpoint takes
+        rows.append((listed.embodiment, f"shipped model {listed.shipped} (use --checkpoint {use})"))
     if args.json:
         print(json.dumps([{**e.to_dict(), "source": source} for e, source in rows], indent=1))
         return 0

@@ -172,7 +172,7 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
             "predict_actions",
             {"prompt": "go", "embodiment": "marsrover", "image": "obs.png"},
             "embodiment",
-            "not registered",
+            "unknown embodiment",
         ),
         (
             "predict_actions",
@@ -314,8 +314,13 @@ def test_cache_is_bounded_and_reused(toolbox):
 
 def test_short_sim_evaluation(server):
     pytest.importorskip("mujoco", reason="sim extra not installed")
-    result = ok(server, "evaluate_in_sim", {"task": "reach", "policy": "scripted", "episodes": 1, "max_steps": 40})
-    assert result["episodes"] == 1 and 0 <= result["success_rate"] <= 1
+    progress: list = []
+    result = ok(server, "evaluate_in_sim", {"task": "reach", "policy": "scripted", "episodes": 2, "max_steps": 20},
+                progress)
+    assert result["episodes"] == 2 and 0 <= result["success_rate"] <= 1
+    # each episode is reported as it ends (a long evaluation said nothing between its start and its end)
+    assert [m for _, _, m in progress] == ["simulating 2 episodes of reach", "episode 1/2 done", "episode 2/2 done",
+                                           "done"], progress
     assert Path(result["files"]["report"]).is_file()
     page = Path(result["files"]["report"]).read_text()
     assert "sim run" in page and "success_rate" in page
@@ -606,7 +611,8 @@ def test_one_cameras_clip_for_a_multi_camera_model_is_warned_once_in_the_result(
     # an address not on this machine (TEST-NET-1: no lookup); was uvicorn's log lines and exit code 3
     (["--transport", "http", "--host", "192.0.2.1"], "--host 192.0.2.1 --port 8020: cannot listen there"),
     (["--output-dir", "A_FILE"], "--output-dir: "),  # was accepted: every tool call failed later
-    (["--input-root", "MISSING"], "--input-root ["),  # was accepted: every read from it was refused later
+    (["--input-root", "MISSING"], "--input-root: ["),  # was accepted: every read from it was refused later
+    (["--checkpoint-dir", "MISSING"], "--checkpoint-dir: ["),
     (["--max-loaded", "0"], "--max-loaded=0 must be an integer >= 1"),
     (["--chunk-size", "3"], "--chunk-size=3 is not accepted"),
 ])
@@ -620,3 +626,241 @@ def test_mcp_bad_flags_are_one_line_before_the_server_starts(tmp_path, capsys, m
     out = [] if "--output-dir" in argv else ["--output-dir", str(tmp_path / "runs")]  # a repeat is the parser's error
     assert main(["mcp", *out, *argv]) == 2
     assert f"worldpolicy mcp: error: {message}" in capsys.readouterr().err
+
+
+def test_list_embodiments_is_the_listing_worldpolicy_embodiments_prints(server, capsys):
+    """The tool listed the registry only, while `worldpolicy embodiments` also lists the shipped model's own
+    embodiment (`panda_reach`): an agent told to try the shipped model could not learn its columns or cameras."""
+    from worldpolicy.cli import main
+
+    assert main(["embodiments", "--json"]) == 0
+    cli = [(r["key"], r["source"]) for r in json.loads(capsys.readouterr().out)]
+    rows = ok(server, "list_embodiments", {})["embodiments"]
+    assert [r["key"] for r in rows] == [key for key, _ in cli] and ("panda_reach" in [key for key, _ in cli])
+    assert [r["source"] == "registry" for r in rows] == [source == "registry" for _, source in cli]
+    shipped = next(r for r in rows if r["key"] == "panda_reach")
+    assert shipped["camera_keys"] == ["observation/exterior_image_1_left", "observation/wrist_image_left"]
+    # this server serves `tiny` only: the row says how to serve the model the embodiment comes with
+    assert shipped["checkpoint"] is None and "--checkpoint-dir shipped" in shipped["source"], shipped
+    assert {r["checkpoint"] for r in rows} == {None}
+
+
+def test_list_embodiments_of_a_checkpoint_describes_a_robot_of_its_own(tiny_checkpoint_dir, inputs_dir, tmp_path):
+    """A checkpoint trained for a robot of its own runs with its embodiment.json, which no listing names: asked for
+    that checkpoint, list_embodiments gives its columns, cameras and state; a wrong name is told it as accepted."""
+    import shutil
+
+    from worldpolicy.agents import Toolbox, ToolboxConfig
+    from worldpolicy.models import shipped_model
+
+    root = tmp_path / "ckpts"
+    shutil.copytree(tiny_checkpoint_dir / "tiny", root / "mine")
+    spec = json.loads((shipped_model() / "embodiment.json").read_text())
+    (root / "mine" / "embodiment.json").write_text(json.dumps({**spec, "name": "my_arm"}))
+    shutil.copytree(tiny_checkpoint_dir / "tiny", root / "plain")
+    server = build_server(Toolbox(ToolboxConfig(output_dir=tmp_path / "out", checkpoint_dirs=[root],
+                                                input_roots=[inputs_dir], chunk_size=4, resolution_tier=256)))
+    assert "my_arm" not in [r["key"] for r in ok(server, "list_embodiments", {})["embodiments"]]
+    [mine] = ok(server, "list_embodiments", {"checkpoint": "mine"})["embodiments"]
+    assert (mine["key"], mine["checkpoint"], mine["source"]) == ("my_arm", "mine", "checkpoint mine (embodiment.json)")
+    assert mine["columns"] == spec["columns"] and mine["camera_keys"] == spec["camera_keys"]
+    [plain] = ok(server, "list_embodiments", {"checkpoint": "plain"})["embodiments"]
+    assert plain["key"] == "droid/joint_pos" and plain["needs_state"] and plain["source"].startswith("registry")
+    error = err(server, "list_embodiments", {"checkpoint": "nope"})
+    assert error["parameter"] == "checkpoint" and error["accepted"] == ["mine", "plain"], error
+    error = err(server, "predict_actions", {"prompt": "go", "checkpoint": "mine", "embodiment": "my_robot",
+                                            "image": str(inputs_dir / "obs.png")})
+    assert error["parameter"] == "embodiment" and error["message"] == "embodiment: unknown embodiment 'my_robot'"
+    assert error["accepted"][-1] == "my_arm" and "bridge" in error["accepted"], error  # its own, then the registry's
+
+
+def test_an_embodiment_spec_file_is_not_read_by_the_tools(server, toolbox, inputs_dir, tmp_path):
+    """A `*.json` embodiment was read from anywhere on disk (outside the input roots), then failed at load time as
+    an error naming no parameter: the tools take embodiment names; a robot of one's own comes with its checkpoint."""
+    from worldpolicy.models import shipped_model
+
+    outside = tmp_path / "robot.json"
+    outside.write_text((shipped_model() / "embodiment.json").read_text())
+    loaded_before = list(toolbox._policies)
+    error = err(server, "predict_actions", {"prompt": "go", "image": str(inputs_dir / "obs.png"),
+                                            "embodiment": str(outside)})
+    assert error["parameter"] == "embodiment" and "not a spec file" in error["message"], error
+    assert error["given"] == str(outside) and "bridge" in error["accepted"], error
+    assert list(toolbox._policies) == loaded_before
+
+
+@pytest.mark.parametrize(("args", "parameter", "fragment"), [
+    # the command line refuses it too: it would be ignored, and the run look as asked
+    ({"policy": "scripted", "embodiment": "bridge"}, "embodiment", "does not apply to policy 'scripted'"),
+    # no robot can execute it: refused before a run folder is made (one was left empty)
+    ({"policy": "random", "embodiment": "pusht"}, "embodiment", "layout 'generic'"),
+    # a random policy ends no episode early: the worker thread ran for as many steps, holding the model lock
+    ({"policy": "random", "max_steps": 1001}, "max_steps", "[1, 1000]"),
+])
+def test_sim_arguments_the_command_line_refuses_are_refused(server, toolbox, args, parameter, fragment):
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    runs_before = sorted(toolbox.config.output_dir.glob("sim-*"))
+    error = err(server, "evaluate_in_sim", {"episodes": 1, **args})
+    assert error["parameter"] == parameter and fragment in error["message"], error
+    assert sorted(toolbox.config.output_dir.glob("sim-*")) == runs_before
+
+
+def test_sim_takes_the_embodiment_a_checkpoint_comes_with(tmp_path):
+    """`evaluate_in_sim(policy="panda_reach", embodiment="panda_reach")` was refused as an unknown embodiment, though
+    list_checkpoints names it and predict_actions takes it."""
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    from worldpolicy.agents import Toolbox, ToolboxConfig
+    from worldpolicy.models import shipped_model
+
+    server = build_server(Toolbox(ToolboxConfig(output_dir=tmp_path, checkpoint_dirs=[shipped_model()], device="cpu")))
+    shipped = next(r for r in ok(server, "list_embodiments", {})["embodiments"] if r["key"] == "panda_reach")
+    assert (shipped["checkpoint"], shipped["source"]) == ("panda_reach", "shipped model panda_reach")
+    result = ok(server, "evaluate_in_sim", {"policy": "panda_reach", "embodiment": "panda_reach", "episodes": 1,
+                                            "max_steps": 2})
+    assert result["episodes"] == 1 and Path(result["files"]["report"]).is_file()
+    assert result["embodiment"] == "panda_reach"  # the result says which action space ran
+    assert ok(server, "evaluate_in_sim", {"policy": "random", "episodes": 1, "max_steps": 2})["embodiment"] == (
+        "droid/relative_pose")
+
+
+def test_nan_actions_after_inputs_warned_of_name_those_warnings(server, inputs_dir, monkeypatch):
+    """The error blamed the checkpoint or float16 only; actions far outside the training range, warned of, are the
+    likelier cause, and the agent saw no warning (the result that would carry them is not returned)."""
+    from worldpolicy.policy import Policy
+
+    finish = Policy._finish
+
+    def nan_actions(self, prepared, out, started):
+        prediction = finish(self, prepared, out, started)
+        prediction.actions[:, 0] = np.nan
+        return prediction
+
+    monkeypatch.setattr(Policy, "_finish", nan_actions)
+    error = err(server, "imagine_rollout", {"prompt": "go", "embodiment": "bridge", "steps": 1,
+                                            "image": str(inputs_dir / "obs.png"), "actions": [[1e6] + [0.0] * 9] * 4})
+    assert error["type"] == "internal_error" and "the model returned NaN or inf" in error["message"], error
+    assert "the inputs were warned of: actions: tx" in error["message"] and "far outside" in error["message"], error
+
+
+def test_listing_and_argument_checks_do_not_wait_for_a_checkpoint_loading(toolbox, inputs_dir, monkeypatch):
+    """Loading held the cache lock, which list_checkpoints reads and so every call naming a checkpoint: while one
+    checkpoint loaded (minutes at full size), listing and even a call refused for a bad argument waited for it."""
+    import threading
+
+    import worldpolicy
+    from worldpolicy.embodiments import get_embodiment
+
+    release, loading = threading.Event(), threading.Event()
+
+    def slow_load(*args, **kwargs):
+        loading.set()
+        release.wait(60)
+        return object()
+
+    monkeypatch.setattr(worldpolicy, "load_policy", slow_load)
+    ckpt = toolbox.resolve_checkpoint("tiny")
+    loader = threading.Thread(target=toolbox.policy, args=(ckpt, get_embodiment("fractal")))
+    loader.start()
+    try:
+        assert loading.wait(60)
+        answered: list = []
+        lister = threading.Thread(target=lambda: answered.append(toolbox.list_checkpoints()["checkpoints"]))
+        lister.start()
+        lister.join(30)  # a guard against hanging, not a timing: held by the load, it never answers before release
+        assert answered and answered[0][0]["name"] == "tiny"
+    finally:
+        release.set()
+        loader.join(60)
+    assert (str(ckpt), "fractal") in toolbox._policies
+    toolbox._policies.pop((str(ckpt), "fractal"))
+
+
+def test_a_cancelled_call_stops_its_worker_at_the_next_progress_report():
+    """A call its client cancelled ran on to its end in the worker thread (the cancel waited for it), holding the
+    model: every later model call waited for a result nobody would read."""
+    import threading
+
+    from worldpolicy.agents.mcp_server import CallCancelled, _call
+
+    started, go_on, ended = threading.Event(), threading.Event(), threading.Event()
+    outcome: list = []
+
+    class Ctx:
+        async def report_progress(self, done, total, message):
+            pass
+
+    def operation(progress):
+        try:
+            started.set()
+            go_on.wait(60)  # until the call is cancelled
+            for step in range(200):
+                progress(step, 200, f"denoising step {step}/200")
+            outcome.append("ran to the end")
+        except CallCancelled as exc:
+            outcome.append(str(exc))
+        finally:
+            ended.set()
+
+    async def run():
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_call, Ctx(), operation)
+            await anyio.to_thread.run_sync(started.wait, 60)
+            tg.cancel_scope.cancel()  # as the SDK does on notifications/cancelled
+        go_on.set()
+
+    anyio.run(run)
+    assert ended.wait(60)  # a guard against hanging, not a timing
+    assert outcome == ["cancelled by the client at: denoising step 0/200"], outcome
+
+
+@pytest.mark.parametrize(("host", "warned"), [("0.0.0.0", True), ("127.0.0.1", False), ("localhost", False)])
+def test_http_on_an_address_others_reach_is_warned_of(tmp_path, monkeypatch, capsys, host, warned):
+    """The MCP HTTP transport has no authentication: `--host 0.0.0.0` let anyone on the network read files under the
+    input roots and run models, and nothing said so."""
+    from worldpolicy.agents import mcp_server
+    from worldpolicy.cli import main
+
+    monkeypatch.setattr(mcp_server, "run_server", lambda *a, **k: None)
+    assert main(["mcp", "--transport", "http", "--host", host, "--port", "0", "--output-dir",
+                 str(tmp_path / "runs")]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "unauthenticated" in line]
+    assert bool(said) == warned and all(f"--host {host}: every client" in line for line in said), said
+
+
+def test_a_sim_policy_that_fails_to_load_closes_the_env(toolbox, monkeypatch):
+    """The env (and its renderer) was opened before the policy loaded and closed only after a load that succeeded."""
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    from worldpolicy.sim import env as sim_env
+    from worldpolicy.sim import policies
+
+    closed = []
+    close = sim_env.TabletopEnv.close
+    monkeypatch.setattr(sim_env.TabletopEnv, "close", lambda self: (closed.append(self), close(self)))
+
+    def fail(*args, **kwargs):
+        raise FileNotFoundError("weights missing")
+
+    monkeypatch.setattr(policies, "make_policy", fail)
+    with pytest.raises(FileNotFoundError, match="weights missing"):
+        toolbox.evaluate_sim("reach", "tiny", episodes=1, max_steps=2)
+    assert len(closed) == 1
+
+
+def test_a_folder_of_frames_cannot_link_outside_the_input_roots(server, toolbox, inputs_dir, tmp_path):
+    """A frame given as a file was refused when it led outside the input roots; the same link inside a folder of
+    frames was read."""
+    import shutil
+
+    outside = tmp_path / "outside"
+    shutil.copytree(inputs_dir / "frames", outside)
+    linked = inputs_dir / "linked_frames"
+    linked.mkdir()
+    for frame in sorted(outside.iterdir()):
+        (linked / frame.name).symlink_to(frame)
+    loaded_before = list(toolbox._policies)
+    try:
+        error = err(server, "infer_actions", {"prompt": "go", "embodiment": "bridge", "video": str(linked)})
+    finally:
+        shutil.rmtree(linked)
+    assert error["parameter"] == "video" and "links to files outside" in error["message"], error
+    assert "frame_0.png" in error["message"] and list(toolbox._policies) == loaded_before

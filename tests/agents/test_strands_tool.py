@@ -81,3 +81,29 @@ def test_the_tool_animates_plots_and_caps_sim_steps_as_the_mcp_tools_do(configur
     assert _json(plain)["animation"] is None and len(plain["content"]) == 1
     capped = strands_tool.worldpolicy_tool(action="evaluate_sim", max_steps=0)
     assert capped["status"] == "error" and _json(capped)["error"]["parameter"] == "max_steps", capped
+
+
+def test_the_environment_takes_shipped_and_a_missing_folder_is_a_tool_error(monkeypatch, tmp_path):
+    """WORLDPOLICY_CHECKPOINTS=shipped (as `worldpolicy mcp --checkpoint-dir shipped`) and a mistyped folder both
+    listed no checkpoint, silently; a bad setting raised out of the tool instead of returning its error."""
+    monkeypatch.setattr(strands_tool, "_toolbox", None)
+    monkeypatch.setenv("WORLDPOLICY_OUTPUT_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("WORLDPOLICY_CHECKPOINTS", "shipped")
+    listing = _json(strands_tool.worldpolicy_tool(action="list_checkpoints"))
+    assert [(c["name"], c["embodiment"]) for c in listing["checkpoints"]] == [("panda_reach", "panda_reach")]
+    [own] = _json(strands_tool.worldpolicy_tool(action="list_embodiments", checkpoint="panda_reach"))["embodiments"]
+    assert own["key"] == "panda_reach" and own["units"][:3] == ["m", "m", "m"]
+    monkeypatch.setattr(strands_tool, "_toolbox", None)
+    monkeypatch.setenv("WORLDPOLICY_CHECKPOINTS", str(tmp_path / "modles"))
+    bad = strands_tool.worldpolicy_tool(action="list_checkpoints")
+    assert bad["status"] == "error", bad
+    assert "checkpoint_dirs" in _json(bad)["error"]["message"] and "modles" in _json(bad)["error"]["message"]
+
+
+@pytest.mark.parametrize("action", ["list_embodiments", "predict"])
+def test_a_checkpoint_that_is_not_a_name_is_an_error_naming_it(configured, inputs_dir, action):
+    """The direct call is not checked against the schema: a list or a number for `checkpoint` came back as
+    "unhashable type: 'list'", naming no parameter."""
+    bad = strands_tool.worldpolicy_tool(action=action, prompt="go", image=str(inputs_dir / "obs.png"), checkpoint=["a"])
+    error = _json(bad)["error"]
+    assert bad["status"] == "error" and error["parameter"] == "checkpoint" and error["accepted"] == ["tiny"], error

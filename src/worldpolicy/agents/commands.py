@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
+import logging
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -44,31 +48,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 # ToolboxConfig's fields as `mcp` spells them: its errors name the field, the user typed the flag
-FLAGS = {"max_loaded": "--max-loaded", "device": "--device", "dtype": "--dtype", "chunk_size": "--chunk-size",
-         "resolution_tier": "--resolution-tier"}
+FLAGS = {"checkpoint_dirs": "--checkpoint-dir", "input_roots": "--input-root", "max_loaded": "--max-loaded",
+         "device": "--device", "dtype": "--dtype", "chunk_size": "--chunk-size", "resolution_tier": "--resolution-tier"}
 
 
 def _mcp(args: argparse.Namespace) -> int:
-    from ..cli import UsageError, flag_named
+    from ..cli import flag_named
     from ..fileio import output_folder
-    from ..models import resolve_checkpoint
     from .mcp_server import run_server  # a missing agents extra is one line (`extras`)
     from .toolbox import ToolboxConfig
 
-    checkpoint_dirs = [Path(resolve_checkpoint(str(p))) for p in args.checkpoint_dir]  # `shipped`, as --checkpoint
-    missing = [str(p) for p in checkpoint_dirs if not p.is_dir()]
-    if missing:
-        raise UsageError(f"--checkpoint-dir {missing} does not exist")
-    missing = [str(p) for p in args.input_root if not p.is_dir()]
-    if missing:  # every tool call reading from it would be refused, naming no flag
-        raise UsageError(f"--input-root {missing} is not an existing folder")
     if args.transport == "http":
         _check_address(args.host, args.port)
     output_folder(args.output_dir, "--output-dir", create=False)  # a file there fails now, not at the first tool call
     try:
         config = ToolboxConfig(
             output_dir=args.output_dir,
-            checkpoint_dirs=checkpoint_dirs,
+            checkpoint_dirs=args.checkpoint_dir,
             input_roots=args.input_root,
             max_loaded=args.max_loaded,
             device=args.device,
@@ -98,6 +94,10 @@ def _check_address(host: str, port: int) -> None:
             probe.bind(address)
     except OSError as exc:  # an unknown host (gaierror), a port in use or privileged, an address not on this machine
         raise UsageError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
+    if not ipaddress.ip_address(address[0].split("%")[0]).is_loopback:  # the MCP HTTP transport has no authentication
+        logger.warning("--host %s: every client that reaches this address may call the tools, unauthenticated: read "
+                       "files under the input roots, write runs, load checkpoints; 127.0.0.1 (the default) keeps them "
+                       "to this machine", host)
 
 
 def _world_models(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -25,6 +26,7 @@ with extra_imports():
     from mcp_types import CallToolResult, ImageContent, TextContent, ToolAnnotations
     from pydantic import BaseModel, Field
 
+from ..embodiments import MODEL_SPACE_UNIT
 from .toolbox import Toolbox, ToolboxConfig, error_payload, plot_images
 
 logger = logging.getLogger(__name__)
@@ -34,10 +36,11 @@ __all__ = ["MAX_REQUEST_BODY_BYTES", "build_server", "run_server"]
 MAX_REQUEST_BODY_BYTES = 4 * 1024 * 1024
 INSTRUCTIONS = (
     "Video world-model robot policies (Cosmos3). list_embodiments gives action columns/units and the camera/state "
-    "keys an observation needs; list_checkpoints the models. predict_actions answers 'what should the robot do?', "
-    "imagine_rollout 'what happens if it does this?', infer_actions 'which actions produced this video?'. Results "
-    "name the files written (actions.json, rollout.mp4, plots, index.html report); visualize_actions plots any "
-    "actions file. Errors come back as {'error': {type, parameter, message, given, accepted}}."
+    "keys an observation needs (with checkpoint=NAME: the one that checkpoint uses); list_checkpoints the models. "
+    "predict_actions answers 'what should the robot do?', imagine_rollout 'what happens if it does this?', "
+    "infer_actions 'which actions produced this video?'. Results name the files written (actions.json, rollout.mp4, "
+    "plots, index.html report); visualize_actions plots any actions file. Errors come back as "
+    "{'error': {type, parameter, message, given, accepted}}."
 )
 
 
@@ -45,19 +48,25 @@ INSTRUCTIONS = (
 
 
 class EmbodimentInfo(BaseModel):
-    key: str
+    key: str = Field(description="what the tools' `embodiment` takes")
     domain: str
-    layout: str
-    action_dim: int
-    chunk_size: int
-    fps: float
+    layout: str = Field(description="relative_pose (per-step end-effector deltas), joint_position, ...")
+    action_dim: int = Field(description="columns per action row")
+    chunk_size: int = Field(description="action rows per prediction")
+    fps: float = Field(description="action rows per second (Hz)")
     columns: list[str]
-    units: list[str]
+    units: list[str] = Field(description=f"each column's unit; {MODEL_SPACE_UNIT!r}: the model's own space (no "
+                             "published stats), which no robot can run")
     gripper_column: str | None
-    camera_keys: list[str]
+    camera_keys: list[str] = Field(description="the `images` keys of an observation (an embodiment that composes "
+                                   "its cameras also takes their composite as one `image`)")
     state_keys: dict[str, str]
-    needs_state: bool
+    needs_state: bool = Field(description="predict/imagine/infer need `state`: the current values of `columns`")
     description: str
+    source: str = Field(description="registry; shipped model NAME (its own embodiment.json); or, asked for a "
+                        "checkpoint's, checkpoint NAME (embodiment.json)")
+    checkpoint: str | None = Field(description="the checkpoint this embodiment comes with, as list_checkpoints names "
+                                   "it (null: a registry entry, or a shipped model this server does not serve)")
 
 
 class EmbodimentList(BaseModel):
@@ -127,6 +136,7 @@ class SimFiles(BaseModel):
 class SimResult(BaseModel):
     task: str
     policy: str
+    embodiment: str | None = Field(description="the action space the policy acted in (scripted: droid/joint_pos)")
     episodes: int
     successes: int
     success_rate: float
@@ -195,12 +205,21 @@ def _error(exc: BaseException) -> CallToolResult:
     )
 
 
+class CallCancelled(Exception):
+    """Raised in the worker thread of a call its client cancelled, at its next progress report."""
+
+
 async def _call(ctx: Context | None, fn: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking toolbox operation in a worker thread; progress goes back to the client; errors become results."""
+    """Run a blocking toolbox operation in a worker thread; progress goes back to the client; errors become results.
+
+    A call the client cancels returns at once, and its worker stops at its next progress report (a denoising step,
+    a simulated episode; a checkpoint load runs to its end): else it ran to the end holding the model, and every
+    later model call waited for a result nobody would read."""
+    cancelled = threading.Event()
 
     def progress(done: float, total: float | None, message: str) -> None:
-        if ctx is None:
-            return
+        if cancelled.is_set():
+            raise CallCancelled(f"cancelled by the client at: {message}")
         try:
             anyio.from_thread.run(ctx.report_progress, float(done), None if total is None else float(total), message)
         except Exception:  # a client gone mid-call must not fail the computation
@@ -209,7 +228,10 @@ async def _call(ctx: Context | None, fn: Callable[..., dict[str, Any]], *args: A
     if ctx is not None:
         kwargs["progress"] = progress
     try:
-        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), abandon_on_cancel=True)
+    except anyio.get_cancelled_exc_class():
+        cancelled.set()
+        raise
     except Exception as exc:  # noqa: BLE001 - any failure becomes a tool error; the server keeps serving
         logger.info("tool %s failed: %s", getattr(fn, "__name__", fn), exc)
         return _error(exc)
@@ -225,9 +247,13 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
     writes = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
 
     @srv.tool(annotations=read_only)
-    async def list_embodiments() -> EmbodimentList:
+    async def list_embodiments(
+        checkpoint: Annotated[str | None, Field(description="a checkpoint name from list_checkpoints: list only the "
+                                                "embodiment it runs with when `embodiment` is left out (a robot of "
+                                                "its own included)")] = None,
+    ) -> EmbodimentList:
         """List the robot embodiments: action columns with units, chunk size, rate, camera and state keys."""
-        return await _call(None, tb.list_embodiments)
+        return await _call(None, tb.list_embodiments, checkpoint)
 
     @srv.tool(annotations=read_only)
     async def list_checkpoints() -> CheckpointList:

@@ -89,7 +89,8 @@ def worldpolicy_tool(
         prompt: task description, e.g. "put the cup in the sink".
         embodiment: embodiment key from list_embodiments, e.g. "droid" or "bridge" (default: the checkpoint's own,
             shown by list_checkpoints).
-        checkpoint: checkpoint name from list_checkpoints (optional when there is only one).
+        checkpoint: checkpoint name from list_checkpoints (optional when there is only one); list_embodiments: list
+            only the embodiment that checkpoint runs with by default.
         image: observation image file (single camera).
         images: camera key to image file, for multi-camera embodiments.
         video: infer_actions: the clip, a video file (mp4, mov, mkv, avi, webm), an animated GIF/WebP/TIFF or a
@@ -111,12 +112,11 @@ def worldpolicy_tool(
         episodes: evaluate_sim episode count (1-20).
         max_steps: evaluate_sim cap on control steps per episode.
     """
-    tb = _current()
     sampling = {"seed": seed, "steps": steps, "guidance": guidance}
     # left out: each operation's own default (visualize animates, the others do not), as the MCP tools have it
     animation = {} if animate is None else {"animate": animate}
     calls = {
-        "list_embodiments": lambda: tb.list_embodiments(),
+        "list_embodiments": lambda: tb.list_embodiments(checkpoint),
         "list_checkpoints": lambda: tb.list_checkpoints(),
         "list_world_models": lambda: tb.list_world_models(),
         "predict": lambda: tb.predict(
@@ -131,6 +131,7 @@ def worldpolicy_tool(
         "evaluate_sim": lambda: tb.evaluate_sim(task, policy, embodiment, episodes, seed or 0, max_steps),
     }
     try:
+        tb = _current()  # the calls above read it: a bad WORLDPOLICY_CHECKPOINTS is a tool error like any other
         if action not in calls:
             raise ToolInputError("action", "unknown action", action, list(ACTIONS))
         result: dict[str, Any] = calls[action]()

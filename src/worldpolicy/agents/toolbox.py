@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..policy import EMBODIMENT_FILE
 from ..processing import observations
 from ..processing.prompts import check_length
 
@@ -32,6 +33,7 @@ __all__ = ["Progress", "ToolInputError", "Toolbox", "ToolboxConfig", "error_payl
 Progress = Callable[[float, "float | None", str], None]
 MAX_STEPS = 100
 MAX_SIM_EPISODES = 20
+MAX_SIM_STEPS = 1000  # per episode; the tasks' own limits are 60-150. A random policy never ends an episode early
 MAX_INLINE_PLOTS = 3  # show_plots: the first plots, each at most this large, travel in the result
 MAX_INLINE_PLOT_BYTES = 2 * 1024 * 1024
 # the files the command line reads (TIFF, 16-bit and float included), as the accepted list an error names
@@ -104,8 +106,18 @@ class ToolboxConfig:
     load_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from ..models import resolve_checkpoint
+
         self.output_dir = Path(self.output_dir).resolve()
-        self.checkpoint_dirs = tuple(Path(p).resolve() for p in self.checkpoint_dirs)
+        # `shipped` as a checkpoint argument names it; a folder that is not there would list no checkpoint, silently
+        self.checkpoint_dirs = tuple(Path(resolve_checkpoint(str(p))).resolve() for p in self.checkpoint_dirs)
+        missing = [str(p) for p in self.checkpoint_dirs if not p.is_dir()]
+        if missing:
+            raise ValueError(f"checkpoint_dirs: {missing} are not existing folders; accepted: a checkpoint folder, a "
+                             "folder of them, or shipped")
+        missing = [str(p) for p in self.input_roots if not Path(p).is_dir()]
+        if missing:  # every tool call reading from it would be refused, naming no setting
+            raise ValueError(f"input_roots: {missing} are not existing folders")
         roots = (*self.input_roots, self.output_dir) if self.input_roots else (Path.cwd(), self.output_dir)
         self.input_roots = tuple(Path(p).resolve() for p in roots)
         if not isinstance(self.max_loaded, int) or self.max_loaded < 1:
@@ -152,36 +164,37 @@ class Toolbox:
     def __init__(self, config: ToolboxConfig | None = None):
         self.config = config or ToolboxConfig()
         self._policies: OrderedDict[tuple, Any] = OrderedDict()
-        self._cache_lock = threading.Lock()
+        self._cache_lock = threading.Lock()  # the cache's contents, held briefly
+        self._load_lock = threading.Lock()  # loading a checkpoint
         self._run_lock = threading.Lock()
 
     # -- listing ----------------------------------------------------------------------------------------------
 
-    def list_embodiments(self) -> dict[str, Any]:
-        from ..embodiments import get_embodiment, list_embodiments
+    def list_embodiments(self, checkpoint: str | None = None) -> dict[str, Any]:
+        """The embodiments a call may name, as `worldpolicy embodiments` lists them (`models.listed_embodiments`: the
+        registry's, then each shipped model's own); or, with `checkpoint`, the one that checkpoint runs with when a
+        call leaves `embodiment` out, which may be a robot of its own that no listing names."""
+        from ..models import SHIPPED_NAME, listed_embodiments
 
+        if checkpoint is not None:
+            path = self.resolve_checkpoint(checkpoint)
+            name = next((c["name"] for c in self.list_checkpoints()["checkpoints"] if Path(c["path"]) == path),
+                        checkpoint)  # a path to one inside the checkpoint directories, not listed by name
+            own = _own_embodiment(path, checkpoint)
+            if (path / EMBODIMENT_FILE).is_file():
+                return {"embodiments": [_embodiment_row(own, f"checkpoint {name} ({EMBODIMENT_FILE})", name)]}
+            return {"embodiments": [_embodiment_row(own, f"registry (checkpoint {name} has no {EMBODIMENT_FILE})",
+                                                    None)]}
+        served = {Path(c["path"]): c["name"] for c in self.list_checkpoints()["checkpoints"]}
         rows = []
-        for name in list_embodiments():
-            base = get_embodiment(name)
-            for variant in base.variants or (base.variant,):
-                e = get_embodiment(name, variant if base.variants else None)
-                rows.append(
-                    {
-                        "key": e.key,
-                        "domain": e.domain,
-                        "layout": e.layout,
-                        "action_dim": e.action_dim,
-                        "chunk_size": e.chunk_size,
-                        "fps": e.fps,
-                        "columns": list(e.columns),
-                        "units": list(e.units),
-                        "gripper_column": e.gripper_column,
-                        "camera_keys": list(e.camera_keys),
-                        "state_keys": dict(e.state_keys),
-                        "needs_state": bool(e.state_history),
-                        "description": e.description,
-                    }
-                )
+        for listed in listed_embodiments():
+            if listed.shipped is None:
+                rows.append(_embodiment_row(listed.embodiment, "registry", None))
+                continue
+            name = served.get(listed.checkpoint.resolve())
+            source = f"shipped model {listed.shipped}" + (
+                "" if name else f" (not served here: start the server with --checkpoint-dir {SHIPPED_NAME} to use it)")
+            rows.append(_embodiment_row(listed.embodiment, source, name))
         return {"embodiments": rows}
 
     def list_checkpoints(self) -> dict[str, Any]:
@@ -192,7 +205,11 @@ class Toolbox:
         found = []
         for name, path in zip(_unique_names(paths), paths):
             size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-            row = {"name": name, "path": str(path), "size_mb": round(size / 1e6, 2), **_default_embodiment(path)}
+            try:
+                row = {"embodiment": _own_embodiment(path, name).key, "problem": None}
+            except ToolInputError as exc:  # reported on its checkpoint only
+                row = {"embodiment": None, "problem": str(exc).removeprefix("checkpoint: ")}
+            row = {"name": name, "path": str(path), "size_mb": round(size / 1e6, 2), **row}
             row["problem"] = row["problem"] or _base_problem(path)
             found.append(row)
         with self._cache_lock:
@@ -211,32 +228,47 @@ class Toolbox:
 
     # -- checks -----------------------------------------------------------------------------------------------
 
-    def _embodiment(self, embodiment: str):
-        from ..embodiments import get_embodiment, list_embodiments
+    @staticmethod
+    def _embodiment(embodiment: Any, own: Any = None):
+        """A registry embodiment by name, or `own` (a checkpoint's own embodiment, which a call may name too). A
+        spec file is refused: tools read files only from the input roots, and the checkpoint that runs a robot of
+        one's own carries its spec (embodiment.json)."""
+        from ..embodiments import SPEC_FILE_SUFFIX, get_embodiment
+        from ..models import listed_embodiments
 
+        accepted = [r.embodiment.key for r in listed_embodiments() if r.shipped is None]
+        accepted += [own.key] if own is not None and own.key not in accepted else []  # droid's, for one without
+        if isinstance(embodiment, str) and embodiment.strip().endswith(SPEC_FILE_SUFFIX):
+            raise ToolInputError("embodiment", "the tools take an embodiment name, not a spec file (a robot of one's "
+                                 "own comes with its checkpoint, as embodiment.json)", embodiment, accepted)
         try:
             return get_embodiment(embodiment)
         except (KeyError, TypeError, ValueError) as exc:
-            known = [r["key"] for r in self.list_embodiments()["embodiments"]]
             message = exc.args[0] if exc.args else str(exc)
-            raise ToolInputError("embodiment", str(message), embodiment, known or list_embodiments()) from None
+            if isinstance(exc, KeyError) and "is not registered" in str(message):  # its hint names spec files
+                message = f"unknown embodiment {embodiment!r}"
+            raise ToolInputError("embodiment", str(message), embodiment, accepted) from None
 
     def _model(self, checkpoint: str | None, embodiment: str | None):
         """The checkpoint, and the embodiment asked for or else the checkpoint's own (droid for one without), as
         `Policy.from_pretrained` and the command line choose."""
+        ckpt = self.resolve_checkpoint(checkpoint)
+        return ckpt, self._checkpoint_embodiment(ckpt, embodiment, "checkpoint", checkpoint)
+
+    def _checkpoint_embodiment(self, ckpt: Path, embodiment: str | None, parameter: str, given: Any):
+        """The embodiment `ckpt` runs with for `embodiment` (None: its own); `parameter` names the checkpoint."""
         from ..embodiments import Embodiment
         from ..policy import checkpoint_embodiment
 
-        ckpt = self.resolve_checkpoint(checkpoint)
-        try:
-            chosen = checkpoint_embodiment(ckpt, embodiment)  # this checkpoint's own embodiment, unless another is asked
-        except (OSError, ValueError, TypeError) as exc:
-            raise ToolInputError("checkpoint", f"its embodiment.json is unusable: {exc}", checkpoint) from None
-        return ckpt, chosen if isinstance(chosen, Embodiment) else self._embodiment(chosen)
+        own = _own_embodiment(ckpt, given, parameter)
+        chosen = checkpoint_embodiment(ckpt, embodiment)  # this checkpoint's own embodiment, unless another is asked
+        return chosen if isinstance(chosen, Embodiment) else self._embodiment(chosen, own)
 
     def resolve_checkpoint(self, checkpoint: str | None) -> Path:
         """A checkpoint name from `list_checkpoints`, or a path inside one of the checkpoint directories."""
         by_name = {c["name"]: Path(c["path"]) for c in self.list_checkpoints()["checkpoints"]}
+        if checkpoint is not None and not isinstance(checkpoint, str):  # the Strands tool's arguments are not typed
+            raise ToolInputError("checkpoint", "expected a checkpoint name", checkpoint, sorted(by_name))
         if not checkpoint:
             if len(by_name) != 1:
                 raise ToolInputError("checkpoint", "no checkpoint given", checkpoint, sorted(by_name))
@@ -259,11 +291,15 @@ class Toolbox:
         path = Path(value).expanduser()
         return (path if path.is_absolute() else self.config.input_roots[0] / path).resolve()
 
+    def _readable(self, path: Path) -> bool:
+        """`path` (resolved: links followed) is inside one of the input roots."""
+        return any(path == r or r in path.parents for r in self.config.input_roots)
+
     def _input_file(self, parameter: str, value: Any, suffixes: Sequence[str], folder: bool = False) -> Path:
         """A file inside the readable folders with one of `suffixes`; or, with `folder`, a folder there (of frames:
         what is in it is read by `processing.observations.image_files`)."""
         path = self._resolve(value, parameter)
-        if not any(path == r or r in path.parents for r in self.config.input_roots):
+        if not self._readable(path):
             raise ToolInputError(
                 parameter,
                 "file is outside the folders this server may read",
@@ -271,6 +307,12 @@ class Toolbox:
                 [str(r) for r in self.config.input_roots],
             )
         if folder and path.is_dir():
+            # the frames the reader takes from it, each where it leads: a link in the folder is not a way out
+            outside = [p.name for p in path.iterdir() if p.is_symlink() and not self._readable(p.resolve())]
+            if outside:
+                raise ToolInputError(parameter, f"folder links to files outside the folders this server may read "
+                                     f"({', '.join(sorted(outside)[:5])})", value,
+                                     [str(r) for r in self.config.input_roots])
             return path
         if not path.is_file():
             raise ToolInputError(parameter, f"{'file or folder' if folder else 'file'} {str(path)!r} does not exist",
@@ -398,15 +440,27 @@ class Toolbox:
         from .. import load_policy
 
         key = (str(checkpoint), emb.key)
-        with self._cache_lock:
-            if key in self._policies:
-                self._policies.move_to_end(key)
-                return self._policies[key]
+
+        def cached() -> Any:
+            with self._cache_lock:
+                if key in self._policies:
+                    self._policies.move_to_end(key)
+                    return self._policies[key]
+                return None
+
+        if (hit := cached()) is not None:
+            return hit
+        # one load at a time (one device, and one copy of a checkpoint), outside the cache lock: a load takes minutes
+        # at full size, and listing (which every checkpoint argument's check reads) must not wait for it
+        with self._load_lock:
+            if (hit := cached()) is not None:  # loaded while this call waited
+                return hit
             policy = load_policy(str(checkpoint), embodiment=emb.key, **self._load_options())
-            self._policies[key] = policy
-            while len(self._policies) > self.config.max_loaded:
-                evicted, _ = self._policies.popitem(last=False)
-                logger.info("policy cache full (%d): unloaded %s", self.config.max_loaded, evicted)
+            with self._cache_lock:
+                self._policies[key] = policy
+                while len(self._policies) > self.config.max_loaded:
+                    evicted, _ = self._policies.popitem(last=False)
+                    logger.info("policy cache full (%d): unloaded %s", self.config.max_loaded, evicted)
             return policy
 
     def _load_options(self) -> dict[str, Any]:
@@ -450,8 +504,10 @@ class Toolbox:
         run_dir = self._new_run_dir(mode)
         try:
             write_run(prediction, run_dir)
-        except ValueError as exc:  # what the model returned (NaN actions) is unwritable: not the caller's input
-            raise RuntimeError(str(exc)) from exc
+        except ValueError as exc:  # what the model returned (NaN actions) is unwritable: not the caller's input,
+            # unless it is warned of (actions or a state far outside the training range): then that is the likely cause
+            said = f"; the inputs were warned of: {' | '.join(warnings)}" if warnings else ""
+            raise RuntimeError(f"{exc}{said}") from exc
         files = self._run_files(run_dir)
         if animate:
             from ..viz.report import write_report
@@ -665,6 +721,7 @@ class Toolbox:
     ) -> dict[str, Any]:
         """A short MuJoCo evaluation: success rate and report files. `policy`: a checkpoint name, scripted or random."""
         try:
+            from ..robot.decode import check_executable
             from ..sim.env import TabletopEnv
             from ..sim.evaluate import evaluate
             from ..sim.evaluate import write_report as write_sim_report
@@ -679,24 +736,38 @@ class Toolbox:
             raise ToolInputError("episodes", f"must be an integer in [1, {MAX_SIM_EPISODES}]", episodes)
         if not _integer(seed) or seed < 0:
             raise ToolInputError("seed", "must be a non-negative integer", seed)
-        if max_steps is not None and (not _integer(max_steps) or max_steps < 1):
-            raise ToolInputError("max_steps", "must be a positive integer", max_steps)
-        if embodiment is not None:
-            embodiment = self._embodiment(embodiment).key
-        try:
-            spec = policy if policy in ("scripted", "random") else str(self.resolve_checkpoint(policy))
-        except ToolInputError as exc:  # this tool's argument is `policy`
-            accepted = ["scripted", "random", *(exc.accepted or [])]
-            raise ToolInputError("policy", str(exc).split(": ", 1)[-1], policy, accepted) from None
+        if max_steps is not None and (not _integer(max_steps) or not 1 <= max_steps <= MAX_SIM_STEPS):
+            raise ToolInputError("max_steps", f"must be an integer in [1, {MAX_SIM_STEPS}]", max_steps)
+        if embodiment is not None and policy == "scripted":  # it would be ignored, and the run look as asked
+            raise ToolInputError("embodiment", "does not apply to policy 'scripted': the expert always acts in "
+                                 "droid/joint_pos (absolute joints); leave it out", embodiment)
+        if policy in ("scripted", "random"):
+            spec = policy
+            emb = self._embodiment(embodiment) if embodiment is not None else None
+        else:
+            try:
+                ckpt = self.resolve_checkpoint(policy)
+            except ToolInputError as exc:  # this tool's argument is `policy`
+                accepted = ["scripted", "random", *(exc.accepted or [])]
+                raise ToolInputError("policy", str(exc).split(": ", 1)[-1], policy, accepted) from None
+            spec = str(ckpt)
+            emb = self._checkpoint_embodiment(ckpt, embodiment, "policy", policy)  # its own unless another is named
+        if emb is not None:
+            try:  # as `worldpolicy sim` checks it: before a model loads or a run folder is made
+                check_executable(emb)
+            except ValueError as exc:
+                raise ToolInputError("embodiment" if embodiment is not None else "policy", str(exc),
+                                     embodiment or policy) from None
         report = progress or (lambda *_: None)
         report(0, episodes, f"simulating {episodes} episodes of {task}")
-        out = self._new_run_dir("sim")
         needs_images = spec not in ("scripted", "random")
         with self._run_lock:
             env = TabletopEnv(task, "panda", image_size=(180, 320) if needs_images else None, max_steps=max_steps)
-            options = self._load_options() if needs_images else {}  # checkpoint policies load like the others
-            sim_policy = make_policy(spec, env=env, embodiment=embodiment, seed=seed, **options)
-            try:
+            sim_policy = None
+            try:  # the env (its renderer) is closed however the policy's load or the episodes end
+                options = self._load_options() if needs_images else {}  # checkpoint policies load like the others
+                sim_policy = make_policy(spec, env=env, embodiment=embodiment, seed=seed, **options)
+                out = self._new_run_dir("sim")  # once the policy loads: a failure before leaves no empty folder
                 result = evaluate(
                     env,
                     sim_policy,
@@ -707,10 +778,13 @@ class Toolbox:
                     video_dir=out / "videos",
                     videos=0,
                     progress=False,
+                    on_episode=lambda so_far: report(len(so_far.episodes), episodes,
+                                                     f"episode {len(so_far.episodes)}/{episodes} done"),
                 )
             finally:
                 getattr(sim_policy, "close", lambda: None)()
                 env.close()
+        ran_as = getattr(getattr(sim_policy, "embodiment", None), "key", None)  # the checkpoint's own, when left out
         paths = write_sim_report(result, out)
         from ..viz.report import write_report
 
@@ -720,6 +794,7 @@ class Toolbox:
         return {
             "task": task,
             "policy": spec,
+            "embodiment": ran_as,
             "episodes": episodes,
             "successes": result.successes,
             "success_rate": result.success_rate,
@@ -752,18 +827,39 @@ def _logged_warnings() -> Iterator[list[str]]:
         package.removeHandler(handler)
 
 
-def _default_embodiment(checkpoint: Path) -> dict[str, Any]:
-    """What a call without `embodiment` uses with this checkpoint, read without registering anything (listing must not
-    change what other checkpoints run with); a broken embodiment.json is reported on its checkpoint only."""
-    from ..embodiments import embodiment_from_spec, get_embodiment
-    from ..policy import EMBODIMENT_FILE
+def _own_embodiment(checkpoint: Path, given: Any, parameter: str = "checkpoint"):
+    """What a call without `embodiment` runs this checkpoint with (`policy.checkpoint_embodiment`: its
+    embodiment.json, else droid), read without registering anything (listing must not change what other checkpoints
+    run with); an unusable embodiment.json is the checkpoint's problem, named by `parameter`."""
+    from ..embodiments import get_embodiment
+    from ..policy import checkpoint_embodiment
 
-    spec_file = checkpoint / EMBODIMENT_FILE
     try:
-        own = embodiment_from_spec(spec_file) if spec_file.is_file() else get_embodiment("droid")
+        own = checkpoint_embodiment(checkpoint, None)
     except (OSError, ValueError, TypeError, KeyError) as exc:
-        return {"embodiment": None, "problem": f"{EMBODIMENT_FILE} is unusable: {exc}"}
-    return {"embodiment": own.key, "problem": None}
+        raise ToolInputError(parameter, f"its {EMBODIMENT_FILE} is unusable: {exc}", given) from None
+    return get_embodiment(own) if isinstance(own, str) else own
+
+
+def _embodiment_row(e, source: str, checkpoint: str | None) -> dict[str, Any]:
+    """One `list_embodiments` row: what a call's actions, images and state must look like for this embodiment."""
+    return {
+        "key": e.key,
+        "domain": e.domain,
+        "layout": e.layout,
+        "action_dim": e.action_dim,
+        "chunk_size": e.chunk_size,
+        "fps": e.fps,
+        "columns": list(e.columns),
+        "units": list(e.units),
+        "gripper_column": e.gripper_column,
+        "camera_keys": list(e.camera_keys),
+        "state_keys": dict(e.state_keys),
+        "needs_state": bool(e.state_history),
+        "description": e.description,
+        "source": source,
+        "checkpoint": checkpoint,
+    }
 
 
 def _base_problem(checkpoint: Path) -> str | None:
