@@ -3,7 +3,8 @@
 A local `Policy` says what may make a result wrong (actions or a state far outside the training range, a clip of the
 wrong length, a single camera's view given for a composite) as WARNING log lines. A server's client sees no server
 log, so the server collects the lines logged for each request and sends them in its reply (`warnings`), where
-`RemotePolicy` logs them again on the robot's side.
+`RemotePolicy` logs them again on the robot's side; an agent reads only a tool's result, so the agents' toolbox puts
+them in its `warnings`.
 """
 
 from __future__ import annotations

@@ -14,14 +14,14 @@ import logging
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..logcapture import logged_warnings
 from ..policy import EMBODIMENT_FILE
 from ..processing import observations
 from ..processing.prompts import check_length
@@ -490,7 +490,8 @@ class Toolbox:
 
         report = progress or (lambda *_: None)
         report(0, None, f"loading {ckpt.name} for {emb.key}")
-        with _logged_warnings() as logged:  # what the CLI would log about this call: a short clip, units, ...
+        # what the CLI would log about this call (a short clip, units, ...): an agent reads only the result
+        with logged_warnings() as [logged]:
             policy = self.policy(ckpt, emb)
             if said_view is not None:
                 policy.single_view_said(*said_view)
@@ -802,29 +803,6 @@ class Toolbox:
             "run_dir": str(out),
             "files": {"report": str(page), "outputs": [str(p) for p in paths]},
         }
-
-
-@contextmanager
-def _logged_warnings() -> Iterator[list[str]]:
-    """The warnings worldpolicy logs in this thread while the block runs (loading the checkpoint, preparing the
-    request: a clip shorter than chunk_size+1 frames, actions or a state far outside the training range, a clip at
-    another frame rate, a checkpoint trained for another embodiment). The command line shows them on stderr; an agent
-    reads only the result, so they go in its `warnings`."""
-    said: list[str] = []
-    thread = threading.get_ident()
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if record.thread == thread:
-                said.append(record.getMessage())
-
-    handler = Collect(logging.WARNING)
-    package = logging.getLogger("worldpolicy")
-    package.addHandler(handler)
-    try:
-        yield said
-    finally:
-        package.removeHandler(handler)
 
 
 def _own_embodiment(checkpoint: Path, given: Any, parameter: str = "checkpoint"):
