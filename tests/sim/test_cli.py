@@ -56,7 +56,7 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
         (["--ensemble-decay", "0.5"], ("sim: error: --ensemble-decay 0.5 weighs the chunks --strategy ensemble blends; "
                                       "--strategy execute blends none: add --strategy ensemble or leave --ensemble-decay out")),
         (["--strategy", "async", "--ensemble-decay", "0.1"], "--strategy async blends none"),
-        (["--image-size", "8x8"], "sim: error: --image-size: expected (height, width) >= 16 pixels"),
+        (["--image-size", "8x8"], "sim: error: --image-size: expected (height, width), two ints of 16 to 4096 pixels"),
     ],
 )
 def test_sim_cli_bad_input(argv, message, capsys, tmp_path):
