@@ -326,3 +326,22 @@ def test_evaluate_takes_a_numpy_seed():
     report = evaluate(env, make_policy("random", seed=0), policy_name="random", episodes=2, seed=np.int64(3),
                       progress=False)
     assert [e.seed for e in report.episodes] == [3, 4] and type(report.seed) is int
+
+
+@pytest.mark.parametrize("k", [0, 2.5, True, "4"])
+def test_a_chunk_strategy_takes_a_whole_number_of_steps(k):
+    """k = 2.5 was accepted and planned chunks at steps where t % 2.5 == 0."""
+    with pytest.raises(ValueError, match=rf"execute_steps: expected an int >= 1, got {k!r}"):
+        ChunkStrategy("execute", k)
+    assert ChunkStrategy("execute", np.int64(4)).steps_for(8) == 4
+
+
+def test_evaluate_refuses_videos_it_has_no_folder_for():
+    from worldpolicy.sim.evaluate import evaluate
+
+    env = TabletopEnv("reach", image_size=None, max_steps=2)
+    with pytest.raises(ValueError, match=r"videos: 2 episodes to record, but video_dir is None"):
+        evaluate(env, make_policy("random", seed=0), policy_name="random", episodes=2, videos=2, progress=False)
+    with pytest.raises(ValueError, match=r"videos: expected an int >= 0 .*got -1"):
+        evaluate(env, make_policy("random", seed=0), policy_name="random", episodes=2, videos=-1, progress=False)
+    assert env.episode is None

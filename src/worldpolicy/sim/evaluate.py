@@ -258,6 +258,10 @@ def evaluate(
     if not _whole(seed) or seed < 0:
         raise ValueError(f"seed: expected an int >= 0 (episode i uses seed + i), got {seed!r}")
     episodes, seed = int(episodes), int(seed)  # gymnasium's reset takes a Python int only
+    if not _whole(videos) or videos < 0:
+        raise ValueError(f"videos: expected an int >= 0 (episodes to record), got {videos!r}")
+    if videos and video_dir is None:  # recorded nothing, silently
+        raise ValueError(f"videos: {videos} episodes to record, but video_dir is None; pass the folder for their mp4s")
     from tqdm.auto import tqdm
 
     rollout = Rollout(env, policy, strategy)
