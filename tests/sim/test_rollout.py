@@ -345,3 +345,12 @@ def test_evaluate_refuses_videos_it_has_no_folder_for():
     with pytest.raises(ValueError, match=r"videos: expected an int >= 0 .*got -1"):
         evaluate(env, make_policy("random", seed=0), policy_name="random", episodes=2, videos=-1, progress=False)
     assert env.episode is None
+
+
+@pytest.mark.parametrize("policy", ["scripted", "random"])
+def test_a_policy_chunk_of_no_actions_is_refused(policy):
+    """chunk_size=0: the scripted expert's rollout divided by zero; random fell back to its default silently."""
+    env = TabletopEnv("reach", image_size=None)
+    with pytest.raises(ValueError, match=rf"chunk_size: policy '{policy}' takes an int >= 1, got 0"):
+        make_policy(policy, env=env, chunk_size=0)
+    assert make_policy(policy, env=env, chunk_size=3).chunk_size == 3
