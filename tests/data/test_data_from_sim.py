@@ -146,7 +146,8 @@ def test_bad_converter_arguments(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["--max-steps", "0"], "--max-steps: expected an int >= 1 (or None: the task's default), got 0"),
-    (["--image-size", "8x8"], "--image-size: expected (height, width) >= 16 pixels or None, got (8, 8)"),
+    (["--image-size", "8x8"],
+     "--image-size: expected (height, width), two ints of 16 to 4096 pixels, or None (no cameras), got (8, 8)"),
     (["--settle-steps", "-1"], "--settle-steps=-1 must be an int >= 0"),
 ])
 def test_from_sim_refuses_a_bad_number_before_the_progress_bar(tmp_path, capsys, argv, message):

@@ -50,13 +50,13 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
         (["--image-size", "none", "--videos", "2"], "--image-size none renders no cameras, so --videos 2"),
         (["--execute-steps", "100"], "--execute-steps: 100 exceeds what a 32-step chunk allows"),
         (["--control-hz", "1000"], "sim: error: --control-hz: 1000 Hz is not a whole number"),
-        (["--execute-steps", "0"], "sim: error: --execute-steps: expected >= 1, got 0"),
+        (["--execute-steps", "0"], "sim: error: --execute-steps: expected an int >= 1, got 0"),
         (["--strategy", "ensemble", "--ensemble-decay", "-1"], "sim: error: --ensemble-decay: expected >= 0, got -1.0"),
         # ignored by the other strategies: the run looked as asked (was silently ignored)
         (["--ensemble-decay", "0.5"], ("sim: error: --ensemble-decay 0.5 weighs the chunks --strategy ensemble blends; "
                                       "--strategy execute blends none: add --strategy ensemble or leave --ensemble-decay out")),
         (["--strategy", "async", "--ensemble-decay", "0.1"], "--strategy async blends none"),
-        (["--image-size", "8x8"], "sim: error: --image-size: expected (height, width) >= 16 pixels"),
+        (["--image-size", "8x8"], "sim: error: --image-size: expected (height, width), two ints of 16 to 4096 pixels"),
     ],
 )
 def test_sim_cli_bad_input(argv, message, capsys, tmp_path):

@@ -225,3 +225,46 @@ def test_render_mode_is_checked_and_the_render_rate_declared():
             TabletopEnv("reach", image_size=None, render_mode=bad)
     env = TabletopEnv("reach", control_hz=5, image_size=None, render_mode=None)
     assert env.metadata["render_fps"] == 5.0 and TabletopEnv.metadata.get("render_fps") is None  # per env, its rate
+
+
+@pytest.mark.parametrize("bad", [180, "180x320", (180.5, 320), ("a", "b"), (True, 320), (180, 320, 3), (15, 32),
+                                 (17000, 32)])
+def test_a_bad_image_size_is_refused_before_the_scene_is_built(monkeypatch, bad):
+    """A float or a string passed the check and failed after the scene was built (inside gymnasium's Box, or as a
+    TypeError naming no parameter); 17000 rows built, then failed at the first render asking to install Mesa."""
+    import worldpolicy.sim.env as env_module
+
+    monkeypatch.setattr(env_module, "build_scene", lambda *a, **k: pytest.fail("the scene was built"))
+    with pytest.raises(ValueError, match=r"image_size: expected \(height, width\), two ints of 16 to 4096 pixels"):
+        TabletopEnv("reach", image_size=bad)
+    with pytest.raises(ValueError, match=r"control_hz: expected a positive frequency, got '15'"):
+        TabletopEnv("reach", control_hz="15", image_size=None)
+
+
+def test_a_numpy_image_size_is_kept_as_python_ints():
+    env = TabletopEnv("reach", image_size=np.array([16, 24]))
+    assert env.image_size == (16, 24) and all(type(v) is int for v in env.image_size)  # JSON-safe in reports
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    env.close()
+    env.close()  # idempotent
+
+
+def test_reset_refuses_options_it_would_ignore():
+    env = TabletopEnv("reach", image_size=None)
+    with pytest.raises(ValueError, match=r"options: reset\(\) takes none .*got \{'task': 'push'\}"):
+        env.reset(seed=0, options={"task": "push"})
+    for empty in (None, {}):
+        _, info = env.reset(seed=0, options=empty)
+        assert info["prompt"].startswith("move the gripper")
+
+
+def test_reward_is_one_on_the_step_that_succeeds_and_terminates_it():
+    env = TabletopEnv("reach", image_size=None)
+    env.reset(seed=0)
+    hold = np.append(env.robot.home, 0.0)
+    _, reward, terminated, truncated, info = env.step(hold)
+    assert (reward, terminated, truncated, info["success"]) == (0.0, False, False, False)
+    env.data.mocap_pos[env._goal_mocap] = env.state().tcp[:3, 3]  # the ball moved onto the gripper
+    _, reward, terminated, truncated, info = env.step(hold)
+    assert (reward, terminated, truncated, info["success"], info["steps"]) == (1.0, True, False, True, 2)

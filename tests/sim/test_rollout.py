@@ -304,3 +304,53 @@ def test_the_progress_bar_counts_the_steps_of_the_running_episode(monkeypatch):
     shown.clear()
     evaluate(env, RandomPolicy(seed=0), policy_name="random", episodes=1, seed=0, progress=False)
     assert shown == [{"success": "0/1"}]  # a bar turned off is told nothing per step
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "0"])
+def test_evaluate_refuses_a_bad_seed_before_any_episode(seed):
+    from worldpolicy.sim.evaluate import evaluate
+
+    env = TabletopEnv("reach", image_size=None, max_steps=2)
+    with pytest.raises(ValueError, match=r"seed: expected an int >= 0 \(episode i uses seed \+ i\)"):
+        evaluate(env, make_policy("random", seed=0), policy_name="random", episodes=1, seed=seed, progress=False)
+    assert env.episode is None  # refused before the first reset
+    with pytest.raises(ValueError, match=r"episodes: expected an int >= 1, got 1.5"):
+        evaluate(env, make_policy("random", seed=0), policy_name="random", episodes=1.5, progress=False)
+
+
+def test_evaluate_takes_a_numpy_seed():
+    """gymnasium's reset refuses a numpy integer (`np.arange` seeds); evaluate runs it as the int it is."""
+    from worldpolicy.sim.evaluate import evaluate
+
+    env = TabletopEnv("reach", image_size=None, max_steps=2)
+    report = evaluate(env, make_policy("random", seed=0), policy_name="random", episodes=2, seed=np.int64(3),
+                      progress=False)
+    assert [e.seed for e in report.episodes] == [3, 4] and type(report.seed) is int
+
+
+@pytest.mark.parametrize("k", [0, 2.5, True, "4"])
+def test_a_chunk_strategy_takes_a_whole_number_of_steps(k):
+    """k = 2.5 was accepted and planned chunks at steps where t % 2.5 == 0."""
+    with pytest.raises(ValueError, match=rf"execute_steps: expected an int >= 1, got {k!r}"):
+        ChunkStrategy("execute", k)
+    assert ChunkStrategy("execute", np.int64(4)).steps_for(8) == 4
+
+
+def test_evaluate_refuses_videos_it_has_no_folder_for():
+    from worldpolicy.sim.evaluate import evaluate
+
+    env = TabletopEnv("reach", image_size=None, max_steps=2)
+    with pytest.raises(ValueError, match=r"videos: 2 episodes to record, but video_dir is None"):
+        evaluate(env, make_policy("random", seed=0), policy_name="random", episodes=2, videos=2, progress=False)
+    with pytest.raises(ValueError, match=r"videos: expected an int >= 0 .*got -1"):
+        evaluate(env, make_policy("random", seed=0), policy_name="random", episodes=2, videos=-1, progress=False)
+    assert env.episode is None
+
+
+@pytest.mark.parametrize("policy", ["scripted", "random"])
+def test_a_policy_chunk_of_no_actions_is_refused(policy):
+    """chunk_size=0: the scripted expert's rollout divided by zero; random fell back to its default silently."""
+    env = TabletopEnv("reach", image_size=None)
+    with pytest.raises(ValueError, match=rf"chunk_size: policy '{policy}' takes an int >= 1, got 0"):
+        make_policy(policy, env=env, chunk_size=0)
+    assert make_policy(policy, env=env, chunk_size=3).chunk_size == 3

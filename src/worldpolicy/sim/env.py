@@ -28,22 +28,36 @@ from worldpolicy.robot.robots import MEASURED_JOINT_MARGIN_RAD, RobotConfig, get
 from worldpolicy.sim.scenes import CAMERAS, build_scene
 from worldpolicy.sim.tasks import COLORS, SimState, Task, get_task
 
-__all__ = ["GymTabletopEnv", "SimState", "TabletopEnv", "check_env_settings", "step_limit", "unwrap_tabletop"]
+__all__ = ["IMAGE_SIDE", "GymTabletopEnv", "SimState", "TabletopEnv", "check_env_settings", "step_limit",
+           "unwrap_tabletop"]
 
 logger = logging.getLogger(__name__)
+
+
+# Camera images, each side: 16 px or more, and at most 4096, below the offscreen framebuffer limit of common GL drivers
+# (Mesa's llvmpipe refuses 17000 rows), whose failure would otherwise surface at the first render as "install Mesa".
+IMAGE_SIDE = (16, 4096)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def check_env_settings(*, control_hz: float, image_size: tuple[int, int] | None, max_steps: int | None) -> None:
     """The numbers a `TabletopEnv` takes, checked without building one (no scene, no renderer): a recording made
     in worker processes or behind a progress bar refuses a bad one before it starts. Whether `control_hz` is a whole
     number of physics steps needs the built scene; the env checks that."""
-    if not np.isfinite(control_hz) or control_hz <= 0:
+    if (isinstance(control_hz, (bool, np.bool_)) or not isinstance(control_hz, (int, float, np.integer, np.floating))
+            or not np.isfinite(control_hz) or control_hz <= 0):
         raise ValueError(f"control_hz: expected a positive frequency, got {control_hz!r}")
-    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer))
-                                  or max_steps < 1):
+    if max_steps is not None and (not _is_int(max_steps) or max_steps < 1):
         raise ValueError(f"max_steps: expected an int >= 1 (or None: the task's default), got {max_steps!r}")
-    if image_size is not None and (len(image_size) != 2 or min(image_size) < 16):
-        raise ValueError(f"image_size: expected (height, width) >= 16 pixels or None, got {image_size!r}")
+    low, high = IMAGE_SIDE
+    if image_size is not None and (isinstance(image_size, (str, bytes)) or not hasattr(image_size, "__len__")
+                                   or len(image_size) != 2 or not all(_is_int(v) and low <= v <= high
+                                                                      for v in image_size)):
+        raise ValueError(f"image_size: expected (height, width), two ints of {low} to {high} pixels, or None (no "
+                         f"cameras), got {image_size!r}")
 
 
 class TabletopEnv(gym.Env):
@@ -67,7 +81,7 @@ class TabletopEnv(gym.Env):
                              f"{[None, *self.metadata['render_modes']]}")
         self.task = get_task(task)
         self.robot = get_robot(robot)
-        self.image_size = tuple(image_size) if image_size is not None else None
+        self.image_size = (int(image_size[0]), int(image_size[1])) if image_size is not None else None
         self.render_mode = render_mode
         self.model = build_scene(self.robot, self.task.objects(), image_size=self.image_size or (180, 320))
         self.data = mujoco.MjData(self.model)
@@ -123,6 +137,12 @@ class TabletopEnv(gym.Env):
 
     # --- gymnasium API -------------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """gymnasium's reset: `seed` draws the episode (object and goal poses, colours, prompt). It takes no `options`:
+        the task and its settings are the env's (`TabletopEnv(get_task("reach", upper_share=0.5))`), and options it
+        ignored (`{"task": "push"}`) left the run looking as asked while it was not; None or {} is accepted."""
+        if options:
+            raise ValueError(f"options: reset() takes none (None or {{}}), got {options!r}; the task and its settings "
+                             "are chosen when the env is made: TabletopEnv(task, ...) or gymnasium.make(id, ...)")
         super().reset(seed=seed)
         self.episode = self.task.sample(self.np_random)
         mujoco.mj_resetData(self.model, self.data)

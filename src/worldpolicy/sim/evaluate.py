@@ -183,6 +183,10 @@ def start_report(env, *, policy_name: str, seed: int, strategy: ChunkStrategy, e
                       policy_settings=policy_settings)
 
 
+def _whole(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def _seed_range(first: int, count: int) -> str:
     return f"seed {first}" if count == 1 else f"seeds {first}..{first + count - 1}"
 
@@ -248,8 +252,16 @@ def evaluate(
     `on_episode(report so far)` runs after each episode (e.g. to write it, so a failure loses no finished episode).
     `resume` (a stored report: `read_report`) continues that run: refused unless every setting is the same
     (`episodes_left`), its episodes are kept and only the rest run, so the result is the uninterrupted run's."""
-    if episodes < 1:
-        raise ValueError(f"episodes: expected >= 1, got {episodes}")
+    # checked before any episode: a negative or numpy seed failed inside gymnasium's reset, not naming `seed`
+    if not _whole(episodes) or episodes < 1:
+        raise ValueError(f"episodes: expected an int >= 1, got {episodes!r}")
+    if not _whole(seed) or seed < 0:
+        raise ValueError(f"seed: expected an int >= 0 (episode i uses seed + i), got {seed!r}")
+    episodes, seed = int(episodes), int(seed)  # gymnasium's reset takes a Python int only
+    if not _whole(videos) or videos < 0:
+        raise ValueError(f"videos: expected an int >= 0 (episodes to record), got {videos!r}")
+    if videos and video_dir is None:  # recorded nothing, silently
+        raise ValueError(f"videos: {videos} episodes to record, but video_dir is None; pass the folder for their mp4s")
     from tqdm.auto import tqdm
 
     rollout = Rollout(env, policy, strategy)

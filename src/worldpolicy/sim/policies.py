@@ -42,6 +42,13 @@ class PolicyBackend(Protocol):
     def act(self, observation: dict[str, Any], prompt: str) -> Prediction: ...
 
 
+def _chunk_size(policy: str, value: Any) -> int:
+    """A chunk of at least one action: 0 made a rollout divide by zero (random's fell back to the default)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"chunk_size: policy {policy!r} takes an int >= 1, got {value!r}")
+    return int(value)
+
+
 def _rot_z(yaw: float) -> np.ndarray:
     c, s = np.cos(yaw), np.sin(yaw)
     return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
@@ -59,7 +66,7 @@ class ScriptedPolicy:
         self.embodiment = get_embodiment("droid", "joint_pos")
         if env.robot.dof + 1 != self.embodiment.action_dim:
             raise ValueError(f"scripted: robot {env.robot.name!r} has {env.robot.dof} joints; DROID joint_pos needs 7")
-        self.chunk_size = int(chunk_size)
+        self.chunk_size = _chunk_size("scripted", chunk_size)
         self.ik = IKSolver(env.robot)
         self.max_yaw_rate = max_yaw_rate
 
@@ -123,7 +130,7 @@ class RandomPolicy:
                  chunk_size: int | None = None) -> None:
         self.embodiment = get_embodiment(embodiment) if isinstance(embodiment, str) else embodiment
         self.rng = np.random.default_rng(seed)
-        self.chunk_size = int(chunk_size or self.embodiment.chunk_size)
+        self.chunk_size = self.embodiment.chunk_size if chunk_size is None else _chunk_size("random", chunk_size)
 
     def reset(self, seed: int | None = None) -> None:
         """New episode: sampling restarts from the episode's seed, so an episode replays alone with that seed."""

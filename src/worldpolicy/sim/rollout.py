@@ -45,8 +45,10 @@ class ChunkStrategy:
     def __post_init__(self) -> None:
         if self.kind not in STRATEGIES:
             raise ValueError(f"strategy: unknown kind {self.kind!r}; accepted: {list(STRATEGIES)}")
-        if self.execute_steps is not None and self.execute_steps < 1:
-            raise ValueError(f"execute_steps: expected >= 1, got {self.execute_steps}")
+        k = self.execute_steps
+        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
+            # a float k ran: steps were planned at t % 2.5 == 0
+            raise ValueError(f"execute_steps: expected an int >= 1, got {k!r}")
         if not self.ensemble_decay >= 0:
             raise ValueError(f"ensemble_decay: expected >= 0, got {self.ensemble_decay}")
 
