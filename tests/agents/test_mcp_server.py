@@ -846,6 +846,24 @@ def test_a_sim_policy_that_fails_to_load_closes_the_env(toolbox, monkeypatch):
     assert len(closed) == 1
 
 
+@pytest.mark.parametrize("stop", [RuntimeError("renderer lost"), KeyboardInterrupt()])
+def test_a_sim_evaluation_that_stops_part_way_leaves_no_run_folder(toolbox, stop):
+    """Its sim-* folder is made once the policy loads; a call cancelled (raised at its next progress report, as
+    CallCancelled is) or failed after that left it behind, partial and named by no result."""
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    before = set(toolbox.config.output_dir.glob("sim-*"))
+
+    def progress(done, total, message):
+        if message == "episode 1/2 done":
+            raise stop
+
+    with pytest.raises(type(stop)):
+        toolbox.evaluate_sim("reach", "scripted", episodes=2, max_steps=5, progress=progress)
+    assert set(toolbox.config.output_dir.glob("sim-*")) == before
+    result = toolbox.evaluate_sim("reach", "scripted", episodes=1, max_steps=5)  # one that ends keeps its folder
+    assert set(toolbox.config.output_dir.glob("sim-*")) == before | {Path(result["run_dir"])}
+
+
 def test_a_folder_of_frames_cannot_link_outside_the_input_roots(server, toolbox, inputs_dir, tmp_path):
     """A frame given as a file was refused when it led outside the input roots; the same link inside a folder of
     frames was read."""

@@ -79,6 +79,35 @@ def test_check_shows_its_progress_over_the_episodes(small_dataset, capsys):
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.parametrize("error", [RuntimeError("decoder crashed"), KeyboardInterrupt()])
+def test_check_closes_its_bar_whatever_stops_it(small_dataset, monkeypatch, error):
+    """An error it does not report (a crashed decoder, Ctrl-C) propagates, but the bar is closed first: left open,
+    it stayed half-drawn on the terminal under the traceback."""
+    import tqdm.auto
+
+    from worldpolicy.data import LeRobotDataset
+
+    bars = []
+
+    class RecordingBar(tqdm.auto.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    def episode(self, index, videos=True):
+        if index == 1:
+            raise error
+        return real_episode(self, index, videos)
+
+    real_episode = LeRobotDataset.episode
+    monkeypatch.setattr(tqdm.auto, "tqdm", RecordingBar)
+    monkeypatch.setattr(LeRobotDataset, "episode", episode)
+    ds, _ = small_dataset
+    with pytest.raises(type(error)):
+        run(["dataset", "check", str(ds.root)])
+    assert len(bars) == 1 and bars[0].n == 1 and bars[0].disable  # tqdm marks a closed bar disabled
+
+
 @pytest.mark.parametrize("name, corrupt, message", [
     ("no root", lambda root: root.rename(root.with_name("gone")), "is not a directory"),
     ("a file", lambda root: root.with_name("file").write_text("x"), "is not a directory"),

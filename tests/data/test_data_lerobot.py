@@ -479,6 +479,32 @@ def test_check_files_finds_frames_no_episode_lists(small_dataset):
         LeRobotDataset.open(ds.root).check_files()
 
 
+def test_check_files_counts_the_frames_of_a_container_that_does_not_report_them(small_dataset):
+    """Matroska keeps no frame count in its header (PyAV reads 0): the trailing-frames check passed such a file
+    unchecked; it now counts the packets."""
+    import av
+
+    ds, _ = small_dataset
+    path = ds.root / VIDEO
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    frames += frames[-2:]  # two frames past the end of the last listed episode (frame 28)
+    with av.open(str(path), "w", format="matroska") as container:  # same name: PyAV probes the content
+        stream = container.add_stream("libx264rgb", rate=10)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "rgb24"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].frames == 0  # the premise: no count in the header
+    reopened = LeRobotDataset.open(ds.root)
+    assert reopened.episode(2).length == 9  # the file itself reads
+    with pytest.raises(DatasetFormatError, match=f"{VIDEO}: holds 30 frames but the episodes meta/episodes places in "
+                                                 "it end at frame 28"):
+        reopened.check_files()
+
+
 def test_open_missing_root(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a directory"):
         LeRobotDataset.open(tmp_path / "nope")

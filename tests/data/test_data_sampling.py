@@ -149,6 +149,27 @@ def test_bad_arguments_fail_before_decoding(ramp_dataset, kwargs, match):
         sample_training_examples(ramp_dataset, **args)  # raised at the call, before any decoding
 
 
+@pytest.mark.parametrize(
+    "embodiment, kwargs, param",
+    [
+        ("pusht", {"action_keys": ["action", "note"]}, "action_keys"),  # 1 number + a [1] string fill pusht's 2
+        ("droid", {"action_keys": "wide", "state_keys": ["note", "seven"]}, "state_keys"),  # droid: 8 = 1 + 7
+    ],
+)
+def test_a_string_feature_is_refused_at_the_call_naming_its_dtype(tmp_path, embodiment, kwargs, param):
+    # The widths add up, so only the dtype is wrong: without the check this failed inside the first next().
+    frames = {
+        "action": np.zeros((8, 1), np.float32),
+        "wide": np.zeros((8, 8), np.float32),
+        "seven": np.zeros((8, 7), np.float32),
+        "note": np.array(["a"] * 8),
+    }
+    ds = write_episodes(tmp_path / "ds", [{"frames": frames, "videos": {"cam": frame_ramp(8)}, "task": "t"}], fps=10,
+                        video_codec="libx264rgb")
+    with pytest.raises(ValueError, match=rf"{param}=.*'note' has dtype 'string'; accepted: numeric features \(float32"):
+        sample_training_examples(ds, embodiment, chunk_size=4, **kwargs)  # raised at the call, not while iterating
+
+
 def test_a_dataset_without_cameras_is_named_as_such(tmp_path):
     ds = write_episodes(tmp_path / "ds", [{"frames": {"action": np.zeros((6, 2), np.float32)}, "task": "t"}], fps=10)
     with pytest.raises(ValueError, match="video_keys: the dataset has no video or image features; a training example "

@@ -322,6 +322,32 @@ def test_a_sim_reports_episodes_are_a_table_not_a_count(tmp_path):
     assert "[2 items]" not in html and "success_rate" in html
 
 
+def test_a_long_sim_reports_table_keeps_every_failed_episode(tmp_path, monkeypatch):
+    """The table showed the first 200 episodes of 300: failures after episode 200 were on no page."""
+    sim = tmp_path / "sim"
+    sim.mkdir()
+    failed = {5, 250, 299}
+    episodes = [{"seed": i, "success": i not in failed, "steps": 30} for i in range(300)]
+    (sim / "report.json").write_text(json.dumps({"schema": "worldpolicy.sim_eval/v1", "episodes": episodes}))
+    html = report.write_report(sim).read_text()
+    table = html.split("<section id='records-episodes'>", 1)[1].split("</section>", 1)[0]
+    rows = re.findall(r"<tr><td>(\d+)</td><td>(True|False)</td>", table)
+    assert len(rows) == report.MAX_TABLE_ROWS
+    assert {int(seed) for seed, ok in rows if ok == "False"} == failed
+    assert [int(seed) for seed, _ in rows] == sorted(int(seed) for seed, _ in rows)  # episode order kept
+    assert "200 of 300 rows: all 3 with success false, and the first 197 of the other 297; the 100 left out include " \
+           "no failure" in table
+
+    monkeypatch.setattr(report, "MAX_TABLE_ROWS", 2)  # more failures than room: every one is still listed
+    html = report.build_report_html(sim)
+    assert len(re.findall(r"<tr><td>\d+</td><td>False</td>", html)) == 3
+    assert "3 of 300 rows: all 3 with success false, and the first 0 of the other 297" in html
+
+    (sim / "report.json").write_text(json.dumps({"schema": "worldpolicy.sim_eval/v1",
+                                                 "episodes": [{"seed": i} for i in range(300)]}))
+    assert "first 2 of 300 rows" in report.build_report_html(sim)  # no outcome column: the first rows, as before
+
+
 def test_a_sim_run_is_headed_by_its_outcome_and_each_episode_video_names_its_episode(tmp_path):
     """A sim run's page opened on unnamed episode videos: which one failed, and that only 2 of the 3 requested
     episodes ran (an interrupted run), was in the tables further down or nowhere."""

@@ -381,7 +381,8 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         seed: Annotated[int, Field(description="episode i uses seed + i")] = 0,
         max_steps: Annotated[int | None, Field(description="cap on control steps per episode")] = None,
     ) -> SimResult:
-        """Run a short MuJoCo evaluation (Franka Panda tabletop) and report the success rate."""
+        """Run a short MuJoCo evaluation (Franka Panda tabletop) and report the success rate. A cancelled or failed
+        call leaves no run folder (finished episodes are not kept: rerun it)."""
         return await _call(ctx, tb.evaluate_sim, task, policy, embodiment, episodes, seed, max_steps)
 
     return srv

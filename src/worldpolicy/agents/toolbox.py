@@ -12,6 +12,7 @@ import datetime as _dt
 import json
 import logging
 import secrets
+import shutil
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -720,7 +721,8 @@ class Toolbox:
         max_steps: int | None = None,
         progress: Progress | None = None,
     ) -> dict[str, Any]:
-        """A short MuJoCo evaluation: success rate and report files. `policy`: a checkpoint name, scripted or random."""
+        """A short MuJoCo evaluation: success rate and report files. `policy`: a checkpoint name, scripted or random.
+        A call that fails or is cancelled removes the run folder it began (why: at the `except` below)."""
         try:
             from ..robot.decode import check_executable
             from ..sim.env import TabletopEnv
@@ -762,34 +764,43 @@ class Toolbox:
         report = progress or (lambda *_: None)
         report(0, episodes, f"simulating {episodes} episodes of {task}")
         needs_images = spec not in ("scripted", "random")
-        with self._run_lock:
-            env = TabletopEnv(task, "panda", image_size=(180, 320) if needs_images else None, max_steps=max_steps)
-            sim_policy = None
-            try:  # the env (its renderer) is closed however the policy's load or the episodes end
-                options = self._load_options() if needs_images else {}  # checkpoint policies load like the others
-                sim_policy = make_policy(spec, env=env, embodiment=embodiment, seed=seed, **options)
-                out = self._new_run_dir("sim")  # once the policy loads: a failure before leaves no empty folder
-                result = evaluate(
-                    env,
-                    sim_policy,
-                    policy_name=Path(spec).name,
-                    episodes=episodes,
-                    seed=seed,
-                    strategy=ChunkStrategy("execute"),
-                    video_dir=out / "videos",
-                    videos=0,
-                    progress=False,
-                    on_episode=lambda so_far: report(len(so_far.episodes), episodes,
-                                                     f"episode {len(so_far.episodes)}/{episodes} done"),
-                )
-            finally:
-                getattr(sim_policy, "close", lambda: None)()
-                env.close()
-        ran_as = getattr(getattr(sim_policy, "embodiment", None), "key", None)  # the checkpoint's own, when left out
-        paths = write_sim_report(result, out)
-        from ..viz.report import write_report
+        out = None
+        try:
+            with self._run_lock:
+                env = TabletopEnv(task, "panda", image_size=(180, 320) if needs_images else None, max_steps=max_steps)
+                sim_policy = None
+                try:  # the env (its renderer) is closed however the policy's load or the episodes end
+                    options = self._load_options() if needs_images else {}  # checkpoint policies load like the others
+                    sim_policy = make_policy(spec, env=env, embodiment=embodiment, seed=seed, **options)
+                    out = self._new_run_dir("sim")  # once the policy loads: a failure before leaves no empty folder
+                    result = evaluate(
+                        env,
+                        sim_policy,
+                        policy_name=Path(spec).name,
+                        episodes=episodes,
+                        seed=seed,
+                        strategy=ChunkStrategy("execute"),
+                        video_dir=out / "videos",
+                        videos=0,
+                        progress=False,
+                        on_episode=lambda so_far: report(len(so_far.episodes), episodes,
+                                                         f"episode {len(so_far.episodes)}/{episodes} done"),
+                    )
+                finally:
+                    getattr(sim_policy, "close", lambda: None)()
+                    env.close()
+            ran_as = getattr(getattr(sim_policy, "embodiment", None), "key", None)  # the checkpoint's own, if left out
+            paths = write_sim_report(result, out)
+            from ..viz.report import write_report
 
-        page = write_report(out)
+            page = write_report(out)
+        except BaseException:
+            # Removed, not kept as `worldpolicy sim` keeps a partial run: the call's result is what names a run
+            # folder, and a failed or cancelled call returns none, so a partial folder would be one nobody was told
+            # of (and at most MAX_SIM_EPISODES short episodes are lost).
+            if out is not None:
+                shutil.rmtree(out, ignore_errors=True)
+            raise
         doc = result.to_json()
         report(episodes, episodes, "done")
         return {

@@ -132,24 +132,23 @@ def _check(args: argparse.Namespace) -> int:
 
     from worldpolicy.data import DatasetFormatError, LeRobotDataset, first_non_finite
 
-    bar = None
+    bad = None
     try:
         ds = LeRobotDataset.open(args.root)
-        # decoding every video of a real dataset takes minutes to hours: show how far it is
-        bar = tqdm(total=ds.num_episodes, desc="checking episodes", unit="ep", disable=args.no_progress)
-        for i in range(ds.num_episodes):
-            if (bad := first_non_finite(ds.episode(i).frames)) is not None:  # readable, but nothing can learn from it
-                bar.close()
-                print(f"worldpolicy dataset check: episode {i}: {bad.key!r} holds NaN or inf in {bad.frames} frames "
-                      f"(first: frame {bad.frame})", file=sys.stderr)
-                return 1
-            bar.update(1)
-        bar.close()
+        # decoding every video of a real dataset takes minutes to hours: show how far it is. The `with` closes the
+        # bar on every way out (an unexpected error or Ctrl-C too), so no half-drawn bar is left on the terminal.
+        with tqdm(total=ds.num_episodes, desc="checking episodes", unit="ep", disable=args.no_progress) as bar:
+            for i in range(ds.num_episodes):
+                if (bad := first_non_finite(ds.episode(i).frames)) is not None:  # readable, but nothing can learn
+                    break
+                bar.update(1)
+        if bad is not None:
+            print(f"worldpolicy dataset check: episode {i}: {bad.key!r} holds NaN or inf in {bad.frames} frames "
+                  f"(first: frame {bad.frame})", file=sys.stderr)
+            return 1
         ds.check_files()
         stats = ds.stats
     except (DatasetFormatError, FileNotFoundError) as exc:  # FileNotFoundError: no dataset folder at `root`
-        if bar is not None:
-            bar.close()
         print(f"worldpolicy dataset check: {exc}", file=sys.stderr)
         return 1
     print(

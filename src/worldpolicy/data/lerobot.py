@@ -57,7 +57,7 @@ from .layout import (
     read_json,
 )
 from .stats import STAT_NAMES, aggregate_stats, compute_stats, first_non_finite, stats_from_json, stats_to_json
-from .video import read_segment
+from .video import count_frames, read_segment
 
 __all__ = ["Episode", "LeRobotDataset", "LeRobotDatasetWriter", "write_episodes"]
 
@@ -389,8 +389,7 @@ class LeRobotDataset:
                     )
         for path, end in ends.items():
             try:
-                with av.open(str(path)) as container:
-                    frames = container.streams.video[0].frames if container.streams.video else 0
+                frames = count_frames(path)
             except (av.error.FFmpegError, OSError):
                 continue  # missing or undecodable: `episode` names it
             if frames > round(end * self.fps):

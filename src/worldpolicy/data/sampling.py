@@ -17,6 +17,7 @@ import numpy as np
 from ..embodiments import Embodiment, get_embodiment
 from ..processing.observations import wire_key
 from ..results import MODES
+from .layout import NUMERIC_DTYPES
 from .lerobot import LeRobotDataset
 
 
@@ -222,6 +223,15 @@ def _check_keys(dataset: LeRobotDataset, keys: str | Sequence[str], emb: Embodim
         raise ValueError(
             f"{param}={keys!r}: {missing or 'none given'} not among the dataset's features {dataset.feature_keys}"
         )
+    # A string or video column would pass the width check (a [1]-shaped string) and only fail once the first
+    # episode is decoded, mid-iteration; refuse it here, where the argument is named.
+    for k in keys:
+        dtype = dataset.features[k]["dtype"]
+        if dtype not in NUMERIC_DTYPES:
+            raise ValueError(
+                f"{param}={keys!r}: {k!r} has dtype {dtype!r}; accepted: numeric features "
+                f"({', '.join(NUMERIC_DTYPES)})"
+            )
     width = sum(dataset.features[k]["shape"][0] for k in keys)
     if width != emb.action_dim:
         raise ValueError(

@@ -13,6 +13,21 @@ import numpy as np
 from .layout import DatasetFormatError
 
 
+def count_frames(path: Path) -> int:
+    """Frames in the first video stream of `path` (0 without one). MP4 headers give the count; containers that don't
+    report it (Matroska/WebM, some fragmented MP4) read 0 there, which would pass any "too many frames" check
+    unchecked, so the packets are counted instead: demuxing reads the file but decodes nothing."""
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            return 0
+        stream = container.streams.video[0]
+        if stream.frames:
+            return stream.frames
+        return sum(1 for packet in container.demux(stream) if packet.pts is not None)  # the flush packet has none
+
+
 def read_segment(
     path: Path,
     from_timestamp: float,

@@ -136,9 +136,28 @@ def _records_table(records: list[Mapping[str, Any]]) -> str:
         text = _fmt(value) if not isinstance(value, (dict, list)) else json.dumps(value, ensure_ascii=False)
         return f"<td class=k>{_esc(text)}</td>" if isinstance(value, str) else f"<td>{_esc(text)}</td>"
 
-    body = "".join("<tr>" + "".join(cell(r.get(c, "")) for c in columns) + "</tr>" for r in records[:MAX_TABLE_ROWS])
-    more = f"<p class=muted>first {MAX_TABLE_ROWS} of {len(records)} rows</p>" if len(records) > MAX_TABLE_ROWS else ""
-    return f"<table>{head}{body}</table>{more}"
+    shown, left_out = _rows_shown(records)
+    body = "".join("<tr>" + "".join(cell(r.get(c, "")) for c in columns) + "</tr>" for r in shown)
+    more = f"<p class=muted>{_esc(left_out)}</p>" if left_out else ""  # above the table: read before 200 rows
+    return f"{more}<table>{head}{body}</table>"
+
+
+def _rows_shown(records: list[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], str]:
+    """The rows of a long table that go on the page, in their order, and what was left out ('' when nothing was).
+
+    Rows with `success` false (a sim run's failed episodes) are all kept, with as many of the others as fit in
+    `MAX_TABLE_ROWS`: cut at the first rows, a 300-episode run's page hid every failure after episode 200, the rows
+    one opens the page for."""
+    if len(records) <= MAX_TABLE_ROWS:
+        return records, ""
+    failed = {i for i, r in enumerate(records) if r.get("success") is False}
+    if not failed:
+        return records[:MAX_TABLE_ROWS], f"first {MAX_TABLE_ROWS} of {len(records)} rows"
+    others = [i for i in range(len(records)) if i not in failed]
+    kept = others[: max(MAX_TABLE_ROWS - len(failed), 0)]
+    note = (f"{len(failed) + len(kept)} of {len(records)} rows: all {len(failed)} with success false, and the first "
+            f"{len(kept)} of the other {len(others)}; the {len(others) - len(kept)} left out include no failure")
+    return [records[i] for i in sorted(failed.union(kept))], note
 
 
 def _unreadable_png(path: Path) -> str:
