@@ -493,9 +493,11 @@ def test_a_boolean_guidance_is_refused_before_a_model_loads(toolbox, inputs_dir)
     assert list(toolbox._policies) == loaded_before
 
 
-def test_a_model_that_returns_nan_is_an_internal_error_not_the_callers_input(server, inputs_dir, monkeypatch):
+def test_a_model_that_returns_nan_is_an_internal_error_not_the_callers_input(server, toolbox, inputs_dir,
+                                                                             monkeypatch):
     """Non-finite actions from the model (a broken checkpoint, float16 overflow) came back as invalid_input, telling
-    the agent to change arguments that were fine."""
+    the agent to change arguments that were fine; and the run folder made for them stayed, empty, where no result
+    pointed."""
     from worldpolicy.policy import Policy
 
     finish = Policy._finish
@@ -506,9 +508,11 @@ def test_a_model_that_returns_nan_is_an_internal_error_not_the_callers_input(ser
         return prediction
 
     monkeypatch.setattr(Policy, "_finish", nan_actions)
+    runs_before = sorted(toolbox.config.output_dir.glob("policy-*"))
     error = err(server, "predict_actions", {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs.png"),
                                             "steps": 1})
     assert error["type"] == "internal_error" and "parameter" not in error, error
+    assert sorted(toolbox.config.output_dir.glob("policy-*")) == runs_before
     assert "the model returned NaN or inf" in error["message"] and "keeps them" in error["message"], error
 
 

@@ -505,19 +505,23 @@ class Toolbox:
         warnings = [*warnings, *(w for w in logged if w not in warnings)]
         run_dir = self._new_run_dir(mode)
         try:
-            write_run(prediction, run_dir)
-        except ValueError as exc:  # what the model returned (NaN actions) is unwritable: not the caller's input,
-            # unless it is warned of (actions or a state far outside the training range): then that is the likely cause
-            said = f"; the inputs were warned of: {' | '.join(warnings)}" if warnings else ""
-            raise RuntimeError(f"{exc}{said}") from exc
-        files = self._run_files(run_dir)
-        if animate:
-            from ..viz.report import write_report
-            from ..viz.run import visualize
+            try:
+                write_run(prediction, run_dir)
+            except ValueError as exc:  # what the model returned (NaN actions) is unwritable: not the caller's input,
+                # unless it is warned of (actions or a state far outside the training range): the likely cause then
+                said = f"; the inputs were warned of: {' | '.join(warnings)}" if warnings else ""
+                raise RuntimeError(f"{exc}{said}") from exc
+            files = self._run_files(run_dir)
+            if animate:
+                from ..viz.report import write_report
+                from ..viz.run import visualize
 
-            files["animation"] = str(visualize(run_dir)[-1])
-            write_report(run_dir)
-            files = {**self._run_files(run_dir), "animation": files["animation"]}
+                files["animation"] = str(visualize(run_dir)[-1])
+                write_report(run_dir)
+                files = {**self._run_files(run_dir), "animation": files["animation"]}
+        except BaseException:  # the result names the run folder: a call that returns none leaves none (as a sim's)
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
         report(1, 1, "done")
         return {
             "mode": prediction.mode,
