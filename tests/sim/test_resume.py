@@ -337,3 +337,20 @@ def test_the_demo_and_the_recipe_evaluation_keep_the_episodes_finished_before_an
     with pytest.raises(KeyboardInterrupt):
         evaluate_checkpoint(shipped_model(), "reach", 3, 7, tmp_path / "eval", progress=False)
     assert [e["seed"] for e in _episodes(tmp_path / "eval")] == [7]
+
+
+def test_the_recipe_evaluation_writes_its_page_as_sim_does(tmp_path, monkeypatch):
+    """`out/eval` held report.json/md/png but no index.html, unlike `worldpolicy sim` and the demo's sim step.
+    (Stand-in episodes: the shipped model's real ones take minutes.)"""
+    from worldpolicy.models import shipped_model
+    from worldpolicy.sim.rollout import EpisodeResult, Rollout
+    from worldpolicy.train.scratch import evaluate_checkpoint
+
+    def run(self, seed, **kwargs):  # even seeds succeed at their one step
+        return EpisodeResult(seed, seed % 2 == 0, 1, 1 if seed % 2 == 0 else None, "reach", 1, 0.1, 0.0, 0.0)
+
+    monkeypatch.setattr(Rollout, "run", run)
+    result = evaluate_checkpoint(shipped_model(), "reach", 2, 4, tmp_path / "eval", progress=False)
+    assert result["successes"] == 1
+    page = (tmp_path / "eval" / "index.html").read_text()
+    assert "1/2" in page or "1 / 2" in page, page[:2000]

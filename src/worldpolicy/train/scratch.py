@@ -248,6 +248,7 @@ def evaluate_checkpoint(checkpoint: Path, task: str, episodes: int, seed: int, o
     from ..sim.env import TabletopEnv
     from ..sim.evaluate import evaluate, keep_report, write_report
     from ..sim.policies import make_policy
+    from ..viz.report import write_report as write_page
 
     env = TabletopEnv(task)
     policy = make_policy(str(checkpoint), env=env, seed=seed, **({"steps": steps} if steps else {}))
@@ -257,6 +258,7 @@ def evaluate_checkpoint(checkpoint: Path, task: str, episodes: int, seed: int, o
     finally:
         env.close()
     write_report(report, out)
+    write_page(out)  # its index.html, as `worldpolicy sim` writes one: outcome, episodes and their videos
     return {"task": task, "episodes": episodes, "seed": seed, "strategy": report.strategy,
             "success_rate": report.success_rate, "successes": report.successes}
 
