@@ -245,12 +245,10 @@ class _Seeded:
 
     @property
     def chunk_size(self) -> int:
-        """The chunk the backend returns: a local Policy's own, a server's from its metadata frame (either may differ
-        from the embodiment's default)."""
-        own = getattr(self.policy, "chunk_size", None)
-        if own is None and callable(getattr(self.policy, "metadata", None)):
-            own = self.policy.metadata().get("chunk_size")
-        return int(own or self.embodiment.chunk_size)
+        """The chunk the backend returns: its own `chunk_size` (a local Policy's; a server's as its metadata frame
+        announces it: either may differ from the embodiment's default), else the embodiment's (a server that announces
+        none, openpi's)."""
+        return int(getattr(self.policy, "chunk_size", None) or self.embodiment.chunk_size)
 
     @property
     def fps(self) -> float:
