@@ -294,7 +294,8 @@ def as_backend(policy: Any) -> Any:
 
 def make_policy(spec: str, *, env=None, embodiment: str | None = None, seed: int | None = None,
                 decode_video: bool = False, api_key: str | None = None, **kwargs: Any):
-    """`scripted` | `random` | `ws://host:port` | a checkpoint directory → a backend."""
+    """`scripted` | `random` | `ws://host:port` | a checkpoint directory → a backend. `kwargs` go to the backend's
+    constructor (`Policy.from_pretrained` for a checkpoint); a server takes none: its settings are the server's."""
     if spec == "scripted":
         if env is None:
             raise ValueError("policy 'scripted' needs the env (it reads privileged object state)")
@@ -302,6 +303,9 @@ def make_policy(spec: str, *, env=None, embodiment: str | None = None, seed: int
     if spec == "random":
         return RandomPolicy(embodiment or "droid/relative_pose", seed=seed, **kwargs)
     if spec.startswith(("ws://", "wss://")):
+        if kwargs:  # a checkpoint's load settings: dropped here, the run would look as asked and sample as served
+            raise ValueError(f"policy {spec}: {', '.join(f'{k}=' for k in sorted(kwargs))} load a local checkpoint; "
+                             "a server's model, chunk and sampling are set where it is served (`worldpolicy serve`)")
         from worldpolicy.serving import RemotePolicy
 
         remote = RemotePolicy(spec, api_key=api_key, embodiment=embodiment or "droid")
