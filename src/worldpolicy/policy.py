@@ -13,7 +13,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,26 @@ def check_requests(requests: Any) -> None:
     if wrong:
         raise TypeError(f"requests must be a list of PolicyRequest, got requests[{wrong[0][0]}] of type "
                         f"{wrong[0][1]}" + (f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""))
+
+
+def check_progress(progress: Any) -> None:
+    """`act_batch`'s `progress` (local or remote): a callable or None, refused before any work (else it fails only
+    after the first step's, or the first reply's)."""
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be a callable (step, total) or None, got {type(progress).__name__}")
+
+
+def check_decode_video(decode_video: Any) -> None:
+    """A request's `decode_video` (local or remote): True, False or None; a string such as "no" would count as True."""
+    if decode_video is not None and not isinstance(decode_video, (bool, np.bool_)):
+        raise ValueError(f"decode_video={decode_video!r} must be True, False or None (the mode's default: decoded "
+                         f"for {', '.join(DECODE_VIDEO_MODES)})")
+
+
+def start_row(mode: str) -> int:
+    """The row of a state history a chunk starts from: inverse dynamics explains a clip from its first frame's state;
+    the other modes act from the current, last one."""
+    return 0 if mode == "inverse_dynamics" else -1
 
 
 EMBODIMENT_FILE = "embodiment.json"  # a checkpoint's own embodiment, written by `worldpolicy train`
@@ -362,8 +382,7 @@ class Policy:
     def act_batch(self, requests: list[PolicyRequest], progress: Callable[[int, int], None] | None = None) -> list[Prediction]:
         """Run several requests together: their denoising steps share forward passes (grouped by step count)."""
         check_requests(requests)
-        if progress is not None and not callable(progress):  # else it fails after the first step's work
-            raise TypeError(f"progress must be a callable (step, total) or None, got {type(progress).__name__}")
+        check_progress(progress)
         started = time.perf_counter()
         next_seed = self._next_seed
         prepared = []
@@ -387,7 +406,9 @@ class Policy:
         return results  # type: ignore[return-value]
 
     def metadata(self) -> dict[str, Any]:
-        """What a server announces on connect: embodiment, chunk, columns, units, model."""
+        """What a server announces on connect: embodiment, chunk, columns, units, model, and the settings a
+        `RemotePolicy` reports as this policy's attributes (`resolution_tier`; `sampling`, the defaults a request's
+        steps, guidance and negative prompt override)."""
         from . import __version__
 
         e = self.embodiment
@@ -395,6 +416,7 @@ class Policy:
             "embodiment": e.key, "domain": e.domain, "action_dim": e.action_dim, "chunk_size": self.chunk_size,
             "fps": e.fps, "columns": list(e.columns), "units": list(e.units), "camera_keys": list(e.camera_keys),
             "state_keys": dict(e.state_keys), "layout": e.layout, "model": self.source,
+            "resolution_tier": self.resolution_tier, "sampling": asdict(self.sampling),
             "worldpolicy_version": __version__,
         }
 
@@ -439,7 +461,7 @@ class Policy:
                     "command line)"
                 )
             # the state the chunk starts from: the current one, or the first frame's for a clip to explain
-            at = 0 if request.mode == "inverse_dynamics" else -1
+            at = start_row(request.mode)
             joints = _numbers(request.observation[keys["joints"]], f"observation[{keys['joints']!r}]")
             gripper = _numbers(request.observation[keys["gripper"]], f"observation[{keys['gripper']!r}]")
             joints = joints.reshape(-1, joints.shape[-1])[at] if joints.ndim > 1 else joints.reshape(-1)
@@ -460,7 +482,7 @@ class Policy:
             )
         state = _numbers(state, "state")
         if state.ndim == 2 and state.shape[1] == e.action_dim:  # a history [T, dim]: the row the chunk starts from
-            state = state[0 if request.mode == "inverse_dynamics" else -1]
+            state = state[start_row(request.mode)]
         if state.size != e.action_dim:
             # rows of joints alone ([T, 7] for droid) read as "21 values" said nothing of the shape that was wrong
             raise ValueError(f"state has shape {tuple(state.shape)} but embodiment {e.key!r} expects {e.action_dim} "
@@ -523,9 +545,7 @@ class Policy:
         tick = time.perf_counter()
         if request.mode not in MODES:
             raise ValueError(f"mode={request.mode!r} is not supported; accepted: {', '.join(MODES)}")
-        if request.decode_video is not None and not isinstance(request.decode_video, (bool, np.bool_)):
-            raise ValueError(f"decode_video={request.decode_video!r} must be True, False or None (the mode's default: "
-                             f"decoded for {', '.join(DECODE_VIDEO_MODES)})")
+        check_decode_video(request.decode_video)
         if request.actions_space not in ACTION_SPACES:
             raise ValueError(f"actions_space={request.actions_space!r}; accepted: {', '.join(ACTION_SPACES)}")
         check_task(request.prompt)

@@ -66,7 +66,7 @@ def test_local_options_reach_the_policy(serve):
         fd = remote.imagine(droid_request(np.zeros(7)), chunk, "push", decode_video=False, actions_space="normalized")
         assert fd.video is None and policy.options[-1] == {"actions_space": "normalized"}
         assert remote.imagine(droid_request(np.zeros(7)), chunk, "push").video.shape == (5, 8, 8, 3)
-        with pytest.raises(TypeError, match="unexpected keyword argument 'sed'"):
+        with pytest.raises(TypeError, match="act\\(\\) got an unknown option sed=3; accepted: "):
             remote.act(droid_request(np.zeros(7)), "a", sed=3)
 
 
@@ -175,8 +175,12 @@ def test_inputs_are_read_as_the_local_policy_reads_them(serve, tmp_path):
         assert fd.actions.shape == (1, 8)
         inv = remote.infer_actions(np.zeros((9, 3, 16, 16), np.float32), "push")  # float, channels first
         assert (inv.actions[:, 0] == 9).all()
-        with pytest.raises(BadRequestError, match="seed=-1") as info:
+        calls = policy.calls
+        with pytest.raises(ValueError, match=r"seed=-1 must be an integer in \[0, 2\*\*63\)"):  # the local Policy's
             remote.act(droid_request(np.zeros(7)), "a", seed=-1)
+        assert policy.calls == calls  # refused here, before any traffic
+        with pytest.raises(BadRequestError, match="steps=0") as info:  # the server's check
+            remote.act(droid_request(np.zeros(7)), "a", steps=0)
         assert isinstance(info.value, ValueError)  # what the local Policy raises for the same input
 
 

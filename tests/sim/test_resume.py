@@ -264,9 +264,9 @@ def test_policy_settings_of_a_server_and_of_a_checkpoint_without_a_folder():
 
     emb = get_embodiment("droid")
 
-    def server(meta):
-        return wrap_policy(SimpleNamespace(embodiment=emb, url="ws://box:8000", metadata=lambda: meta),
-                           decode_video=True)
+    def server(meta):  # as a RemotePolicy: its chunk_size is what the metadata frame announces
+        return wrap_policy(SimpleNamespace(embodiment=emb, url="ws://box:8000", metadata=lambda: meta,
+                                           chunk_size=meta.get("chunk_size")), decode_video=True)
 
     ours = policy_settings(server({"model": "/srv/ckpt", "chunk_size": 16}), (48, 64))
     assert ours == {"kind": "server", "model": "/srv/ckpt", "chunk_size": 16, "decode_video": True,

@@ -146,6 +146,10 @@ def test_make_policy_errors(tmp_path):
         make_policy(str(tmp_path / "missing"))
     with pytest.raises(ValueError, match="needs the env"):
         make_policy("scripted")
+    # a checkpoint's load settings were dropped for a server (nothing listens here: refused before connecting)
+    with pytest.raises(ValueError, match=r"policy ws://127.0.0.1:9: chunk_size=, steps= load a local checkpoint; a "
+                                         r"server's model, chunk and sampling are set where it is served"):
+        make_policy("ws://127.0.0.1:9", steps=2, chunk_size=8)
 
 
 def test_an_embodiment_known_only_to_the_backend_decodes_and_sets_the_chunk_steps():

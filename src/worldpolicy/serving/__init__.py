@@ -24,6 +24,7 @@ _EXPORTS = {
     "RemotePolicyError": "client",
     "AuthenticationError": "client",
     "BadRequestError": "client",
+    "LocalOnlyError": "client",
     "ServerBusyError": "client",
     "ServerClosedError": "client",
     "ServerError": "client",

@@ -35,7 +35,18 @@ with extra_imports():
 
 from ..embodiments import Embodiment, embodiment_from_dict, get_embodiment
 from ..logcapture import logged_warnings
-from ..policy import DECODE_VIDEO_MODES, PolicyRequest, check_requests, warn_frame_rate
+from ..policy import (
+    DECODE_VIDEO_MODES,
+    PolicyRequest,
+    _numbers,
+    _request,
+    check_decode_video,
+    check_progress,
+    check_requests,
+    check_seed,
+    start_row,
+    warn_frame_rate,
+)
 from ..processing.actions import ACTION_SPACES, actions_object, load_actions, read_actions_file
 from ..processing.observations import VIDEO_SUFFIXES, clip_from_mapping, frame_keys, image_files, image_pages
 from ..processing.prompts import check_task
@@ -46,6 +57,7 @@ from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "LocalOnlyError",
     "RemotePolicy",
     "RemotePolicyError",
     "ServerBusyError",
@@ -110,6 +122,17 @@ class BadRequestError(ServerError, ValueError):
 
 class ServerBusyError(ServerError):
     """The server's queue is full (close 1013); retry later or add replicas."""
+
+
+class LocalOnlyError(AttributeError):
+    """A local `Policy` attribute or method a `RemotePolicy` cannot offer: the model, its engine and its load-time
+    checks live on the server. An AttributeError, so code that probes for one (`getattr(policy, "engine", None)`,
+    `hasattr`) takes a remote policy as lacking it, and code that uses one is told why (docs/serving.md, "The client")."""
+
+
+def _positive_int(value: Any) -> int | None:
+    """A metadata count (chunk size, resolution tier) as an int, or None where the server does not announce one."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _normalise_url(url: str) -> str:
@@ -221,6 +244,7 @@ class RemotePolicy:
         self.limits = limits
         self._ws: ClientConnection | None = None
         self._metadata: dict[str, Any] = {}
+        self._heard = False  # a metadata frame was read: what the server announces is known
         self._served_embodiment: Embodiment | None = None
         self._lock = threading.Lock()
         self._closes = 0  # counts close() calls: an `act_batch` running across one stops taking requests
@@ -273,6 +297,7 @@ class RemotePolicy:
         try:
             self._metadata = self._receive("connect_timeout_s", what="metadata frame")
             self._served_embodiment = self._embodiment_from_metadata()
+            self._heard = True
         except RemotePolicyError:
             self._drop()
             raise
@@ -437,7 +462,12 @@ class RemotePolicy:
             raise TypeError(f"expected a PolicyRequest, got {type(r).__name__}")
         if r.mode not in MODES:
             raise ValueError(f"mode={r.mode!r} is not supported; accepted: {', '.join(MODES)}")
+        check_decode_video(r.decode_video)
+        if r.actions_space not in ACTION_SPACES:  # in every mode, as the local Policy refuses it
+            raise ValueError(f"actions_space={r.actions_space!r}; accepted: {', '.join(ACTION_SPACES)}")
         check_task(r.prompt)
+        if r.seed is not None:
+            check_seed(r.seed)
         if r.mode == "inverse_dynamics":
             request: dict[str, Any] = {"video": self._video(r.observation), "mode": r.mode}
         else:
@@ -453,9 +483,9 @@ class RemotePolicy:
         options = {"seed": r.seed, "steps": r.steps, "guidance": r.guidance, "negative_prompt": r.negative_prompt}
         request.update({k: v for k, v in options.items() if v is not None})
         if r.state is not None:
-            request["state"] = np.asarray(r.state, dtype=np.float64).reshape(-1)
-        if r.decode_video is not None and not isinstance(r.decode_video, (bool, np.bool_)):
-            raise ValueError(f"decode_video={r.decode_video!r} must be True, False or None (the mode's default)")
+            state = _numbers(r.state, "state")
+            # a history [T, dim] as the local Policy takes it: the row the chunk starts from (the wire takes one row)
+            request["state"] = (state[start_row(r.mode)] if state.ndim == 2 else state).reshape(-1)
         if r.decodes_video != (r.mode in DECODE_VIDEO_MODES):  # the server applies the same default
             request["decode_video"] = r.decodes_video
         return request
@@ -465,16 +495,12 @@ class RemotePolicy:
         one row, columns, a `Prediction`) and sent in model space. Without a known embodiment (an openpi server, or an
         older one whose metadata carries no `embodiment_spec`), arrays go as given, and a `Prediction` or actions
         object (or file) as its rows in the space it names, once its columns and units are the ones the server
-        announces."""
-        if space not in ACTION_SPACES:
-            raise ValueError(f"actions_space={space!r}; accepted: {', '.join(ACTION_SPACES)}")
+        announces. `space` is one of ACTION_SPACES (`_wire_request` checked it)."""
         if actions is None:
             raise ValueError("actions are required for forward dynamics (imagine)")
         named = isinstance(actions, (Prediction, Mapping))  # a call's result or an actions object: rows named
         path = isinstance(actions, (str, os.PathLike))
-        if (named or path) and self.embodiment is None:
-            self.metadata()  # connected, for the embodiment (or the columns) the server announces to match them to
-        e = self.embodiment
+        e = self.embodiment  # connected: the embodiment (or the columns) the server announces, to match them to
         if e is not None:
             return load_actions(actions, e, space), "normalized"  # model space, which 'normalized' means
         where = "actions"
@@ -533,8 +559,8 @@ class RemotePolicy:
         """How many frames of a clip the server's inverse dynamics reads: chunk_size + 1, and one more so it still
         tells a longer clip apart (and warns, as the local `Policy`). None, all of them, for a server whose metadata
         names no chunk size (openpi's)."""
-        chunk = self.metadata().get("chunk_size")
-        return chunk + 2 if isinstance(chunk, int) and not isinstance(chunk, bool) and chunk > 0 else None
+        chunk = self.chunk_size
+        return chunk + 2 if chunk is not None else None
 
     def _prepared(self, request: PolicyRequest) -> tuple[dict[str, Any], list[str]]:
         """The request's wire keys, and what reading its inputs here warned about: the server runs the same checks
@@ -569,24 +595,24 @@ class RemotePolicy:
                     (v.detach().cpu().numpy() if hasattr(v, "detach") else v) for k, v in observation.items()}
         return {IMAGE_KEY: _image_array(observation, last=1)}
 
-    def act(self, observation: Any, prompt: str, **options: Any) -> Prediction:
+    def act(self, observation: Any, prompt: str, **kwargs: Any) -> Prediction:
         """Policy mode: observation (image or openpi key dict) + instruction → action chunk. Options as the local
-        `Policy.act`: seed, steps, guidance, negative_prompt, state, decode_video."""
-        return self._run(*self._prepared(PolicyRequest(observation, prompt, mode="policy", **options)))
+        `Policy.act`, refused as it refuses them: seed, steps, guidance, negative_prompt, state, decode_video."""
+        return self._run(*self._prepared(_request("act", observation, prompt, {"mode": "policy"}, kwargs)))
 
     def imagine(
-        self, observation: Any, actions: Any, prompt: str, decode_video: bool | None = None, **options: Any
+        self, observation: Any, actions: Any, prompt: str, decode_video: bool | None = None, **kwargs: Any
     ) -> Prediction:
         """Forward dynamics: observation + action chunk [chunk, action_dim] (array or file; physical units unless
         `actions_space="normalized"`) → imagined rollout, its video decoded unless `decode_video=False`."""
-        request = PolicyRequest(
-            observation, prompt, mode="forward_dynamics", actions=actions, decode_video=decode_video, **options
-        )
+        request = _request("imagine", observation, prompt, {"mode": "forward_dynamics", "actions": actions},
+                           {"decode_video": decode_video, **kwargs})
         return self._run(*self._prepared(request))
 
-    def infer_actions(self, video: Any, prompt: str, **options: Any) -> Prediction:
+    def infer_actions(self, video: Any, prompt: str, **kwargs: Any) -> Prediction:
         """Inverse dynamics: clip uint8 [T, H, W, 3] (or an mp4 path) → the actions that explain it."""
-        return self._run(*self._prepared(PolicyRequest(video, prompt, mode="inverse_dynamics", **options)))
+        return self._run(*self._prepared(_request("infer_actions", video, prompt, {"mode": "inverse_dynamics"},
+                                                  kwargs)))
 
     def act_batch(
         self,
@@ -602,6 +628,7 @@ class RemotePolicy:
         `progress(done, total)` is called after each reply (requests done; the local `Policy` counts denoising steps,
         which happen on the server here)."""
         check_requests(requests)
+        check_progress(progress)
         if connections is not None and (isinstance(connections, bool) or not isinstance(connections, int)
                                         or connections < 1):
             raise ValueError(f"connections={connections!r} must be an int >= 1")
@@ -675,8 +702,72 @@ class RemotePolicy:
     @property
     def embodiment(self) -> Embodiment | None:
         """The embodiment the server announces: its full spec (our server), else its name if registered here, else
-        the one given to the constructor."""
+        the one given to the constructor; None when neither says (openpi's server, no `embodiment=`). Like the other
+        attributes the server announces, read from its metadata frame: a client made with `connect_now=False`
+        connects for it."""
+        self._announced()
         return self._served_embodiment or self._embodiment
+
+    def _announced(self) -> dict[str, Any]:
+        """The metadata frame as read on connect, connecting for it first if none was read yet: what the server
+        announces, read without waiting for a call in progress on the connection."""
+        if not self._heard:
+            self.metadata()
+        return self._metadata
+
+    @property
+    def chunk_size(self) -> int | None:
+        """The rows of each action chunk, as the server announces it (its metadata frame, read on connect: a property
+        read on an unconnected client connects); None for a server that announces none (openpi's), whose chunk is
+        known only from a reply (`Prediction.chunk_size`)."""
+        return _positive_int(self._announced().get("chunk_size"))
+
+    @property
+    def resolution_tier(self) -> int | None:
+        """The resolution tier the server's policy composes frames at (metadata frame); None where not announced
+        (openpi's server, or a worldpolicy server from before it announced one)."""
+        return _positive_int(self._announced().get("resolution_tier"))
+
+    @property
+    def source(self) -> str:
+        """The served checkpoint by its portable name (`model` in the metadata frame, as replies' `settings`
+        name it), not where the server keeps it; "" where the server names none (openpi's), as for a local `Policy`
+        built in code."""
+        model = self._announced().get("model")
+        return model if isinstance(model, str) else ""
+
+    @property
+    def engine(self) -> Any:
+        """Local only (`LocalOnlyError`): the model runs on the server."""
+        raise LocalOnlyError(f"RemotePolicy has no engine: the model runs on the server at {self.url}")
+
+    @property
+    def sampling(self) -> Any:
+        """Local only (`LocalOnlyError`): the server's defaults are `metadata()["sampling"]`."""
+        raise LocalOnlyError(
+            "RemotePolicy has no sampling config (a SamplingConfig belongs to the server's engine): a worldpolicy "
+            "server announces its defaults as metadata()['sampling']; pass steps=, guidance= or negative_prompt= "
+            "with a request to override them"
+        )
+
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> RemotePolicy:
+        """Local only: a checkpoint is loaded where it is served (`worldpolicy serve --checkpoint ...`)."""
+        raise LocalOnlyError("RemotePolicy.from_pretrained: a RemotePolicy loads no checkpoint; serve it with "
+                             "`worldpolicy serve --checkpoint PATH` and connect with RemotePolicy(url)")
+
+    @staticmethod
+    def check_pretrained(*args: Any, **kwargs: Any) -> Any:
+        """Local only: the server checks its checkpoint and settings before its port opens."""
+        raise LocalOnlyError("RemotePolicy.check_pretrained: a checkpoint's settings are checked where it is served; "
+                             "`worldpolicy serve` checks them before its port opens")
+
+    def single_view_said(self, height: int, width: int) -> None:
+        """Local only: the server says its own warnings about the frames it receives, and this client relays them."""
+        raise LocalOnlyError(
+            "RemotePolicy.single_view_said: the server warns about the frames it receives and this client relays its "
+            "warnings; a front end's own warning cannot silence the server's"
+        )
 
     def _embodiment_from_metadata(self) -> Embodiment | None:
         spec = self._metadata.get("embodiment_spec")

@@ -252,12 +252,10 @@ class _Seeded:
 
     @property
     def chunk_size(self) -> int:
-        """The chunk the backend returns: a local Policy's own, a server's from its metadata frame (either may differ
-        from the embodiment's default)."""
-        own = getattr(self.policy, "chunk_size", None)
-        if own is None and callable(getattr(self.policy, "metadata", None)):
-            own = self.policy.metadata().get("chunk_size")
-        return int(own or self.embodiment.chunk_size)
+        """The chunk the backend returns: its own `chunk_size` (a local Policy's; a server's as its metadata frame
+        announces it: either may differ from the embodiment's default), else the embodiment's (a server that announces
+        none, openpi's)."""
+        return int(getattr(self.policy, "chunk_size", None) or self.embodiment.chunk_size)
 
     @property
     def fps(self) -> float:
@@ -303,7 +301,8 @@ def as_backend(policy: Any) -> Any:
 
 def make_policy(spec: str, *, env=None, embodiment: str | None = None, seed: int | None = None,
                 decode_video: bool = False, api_key: str | None = None, **kwargs: Any):
-    """`scripted` | `random` | `ws://host:port` | a checkpoint directory → a backend."""
+    """`scripted` | `random` | `ws://host:port` | a checkpoint directory → a backend. `kwargs` go to the backend's
+    constructor (`Policy.from_pretrained` for a checkpoint); a server takes none: its settings are the server's."""
     if spec == "scripted":
         if env is None:
             raise ValueError("policy 'scripted' needs the env (it reads privileged object state)")
@@ -311,6 +310,9 @@ def make_policy(spec: str, *, env=None, embodiment: str | None = None, seed: int
     if spec == "random":
         return RandomPolicy(embodiment or "droid/relative_pose", seed=seed, **kwargs)
     if spec.startswith(("ws://", "wss://")):
+        if kwargs:  # a checkpoint's load settings: dropped here, the run would look as asked and sample as served
+            raise ValueError(f"policy {spec}: {', '.join(f'{k}=' for k in sorted(kwargs))} load a local checkpoint; "
+                             "a server's model, chunk and sampling are set where it is served (`worldpolicy serve`)")
         from worldpolicy.serving import RemotePolicy
 
         remote = RemotePolicy(spec, api_key=api_key, embodiment=embodiment or "droid")
