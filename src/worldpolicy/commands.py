@@ -44,8 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="units of --actions: physical (default: the embodiment's units) or normalized (model space)")
     p.add_argument("--state", help="comma-separated current state for state-conditioned embodiments (droid joints)")
     p.add_argument("--embodiment", default=None, help="name[/variant] from `worldpolicy embodiments`, or a spec file of "
-                   "your own robot (*.json, as register_embodiment reads it) (default: the checkpoint's own "
-                   "embodiment.json, else droid)")
+                   "your own robot (*.json, as register_embodiment reads it) (default: the checkpoint's own, "
+                   "its embodiment.json or the registered one its trainer_state.json names, else droid)")
     p.add_argument("--steps", type=int, help="denoising steps (default: the embodiment's sampling preset, else 4)")
     p.add_argument("--guidance", type=float,
                    help="classifier-free guidance; 1 turns it off (default: the embodiment's preset, else 3)")

@@ -7,6 +7,7 @@ the VAE or transformer runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .embodiments import (
+    SPEC_FILE_SUFFIX,
     Embodiment,
     check_chunk_size,
     check_resolution_tier,
@@ -147,16 +149,45 @@ def _checkpoint_source(path_or_id: str | Path) -> str | Path:
 
 def checkpoint_embodiment(path_or_id: str | Path, embodiment: str | Embodiment | None) -> str | Embodiment:
     """The embodiment a checkpoint is used with: the one it ships when none is asked for or it is asked for by its
-    name (or name/variant), else the one asked for, else droid. The shipped spec is not registered: a checkpoint
-    fine-tuned from `droid/relative_pose` ships a `droid` spec, and loading it must not change what `droid` means to
-    every later load in the process."""
+    name (or name/variant), else the one asked for, else the registered one it was trained for (`trained_embodiment`),
+    else droid. The shipped spec is not registered: a checkpoint fine-tuned from `droid/relative_pose` ships a `droid`
+    spec, and loading it must not change what `droid` means to every later load in the process."""
     spec_file = Path(str(path_or_id)) / EMBODIMENT_FILE
     if spec_file.is_file():
         shipped = embodiment_from_spec(spec_file)
         if embodiment is None or (isinstance(embodiment, str) and embodiment.strip().lower() in (
                 shipped.name.lower(), shipped.key.lower())):
             return shipped
-    return "droid" if embodiment is None else embodiment
+    if embodiment is not None:
+        return embodiment
+    trained = trained_embodiment(path_or_id)
+    if trained is None:
+        return "droid"
+    try:
+        get_embodiment(trained)
+    except (KeyError, ValueError) as exc:  # e.g. a name its run registered in Python, which this process has not
+        raise ValueError(f"checkpoint {path_or_id} was trained for embodiment {trained!r} (its {TRAINER_STATE_FILE}), "
+                         f"which cannot be built here: {exc.args[0] if exc.args else exc}; register it "
+                         "(worldpolicy.embodiments.register_embodiment) or name the embodiment to use") from None
+    return trained
+
+
+def trained_embodiment(path_or_id: str | Path) -> str | None:
+    """The registered embodiment (`name` or `name/variant`) a checkpoint's own training run trained, as its
+    `trainer_state.json` records it (`config.embodiment`), or None: a hub id, a folder no run saved, a run on a spec
+    (its `embodiment.json` says which). `worldpolicy train` writes embodiment.json only for a spec: a run on a
+    registered entry (`bridge`, `droid/relative_pose`) is named by this record alone, which every checkpoint it saves
+    and `merge-adapter` carry, so the checkpoint runs with the action head, stats, caption and variant it learned."""
+    state_file = Path(str(path_or_id)) / TRAINER_STATE_FILE
+    if not state_file.is_file():
+        return None
+    try:
+        name = json.loads(state_file.read_text())["config"]["embodiment"]
+    except (OSError, ValueError, KeyError, TypeError):  # not a run's state as this version writes it: nothing to say
+        return None
+    if not isinstance(name, str) or not name.strip() or name.strip().endswith(SPEC_FILE_SUFFIX):
+        return None
+    return name.strip()
 
 
 def checkpoint_spec(path_or_id: str | Path) -> dict[str, Any] | None:
@@ -167,9 +198,18 @@ def checkpoint_spec(path_or_id: str | Path) -> dict[str, Any] | None:
 
 
 def _warn_foreign_embodiment(path_or_id: str | Path, embodiment: Embodiment) -> None:
-    """A checkpoint `worldpolicy train` made knows its embodiment; another one's action head may never have learned."""
-    own = (checkpoint_spec(path_or_id) or {}).get("name")
-    if own is not None and embodiment.name.lower() != str(own).lower():
+    """A checkpoint `worldpolicy train` made knows its embodiment; another one's action head may never have learned.
+    A spec of one's own is told apart by name (it has one action space); a registered entry by name and variant,
+    whose variants are different action spaces on one action head."""
+    spec = checkpoint_spec(path_or_id)
+    if spec is not None:
+        own, used = spec.get("name"), embodiment.name
+    else:
+        own, used = trained_embodiment(path_or_id), embodiment.key
+        if own is not None:
+            with contextlib.suppress(KeyError, ValueError):  # an alias, or a name without its variant: the key meant
+                own = get_embodiment(own).key
+    if own is not None and used.lower() != str(own).lower():
         logger.warning("checkpoint %s was trained for embodiment %r, not %r: unless its base model learned %r, expect "
                        "meaningless actions (leave the embodiment out to use the checkpoint's own)",
                        path_or_id, own, embodiment.key, embodiment.key)
@@ -279,7 +319,8 @@ class Policy:
         """Load `path_or_id` (a folder, a hub id, or `shipped`: the model in the package) for `embodiment`. Sampling: `preset`, else the embodiment's preset (e.g. the released DROID
         settings for `droid/joint_pos`), else 4 steps / CFG 3 on the checkpoint's schedule; explicit args win.
         `seed` makes the per-request seeds a deterministic sequence (RoboLab's `--deterministic-seed`).
-        `embodiment=None` uses the checkpoint's own (`embodiment.json`, written by `worldpolicy train`), else droid."""
+        `embodiment=None` uses the checkpoint's own (`checkpoint_embodiment`: the `embodiment.json` or the registered
+        name in `trainer_state.json` that `worldpolicy train` writes), else droid."""
         from .engine import Engine
         from .engine.loading import load_components
 
@@ -337,7 +378,10 @@ class Policy:
         from .engine.schedules import make_scheduler
 
         path_or_id = _checkpoint_source(path_or_id)
-        emb = get_embodiment(checkpoint_embodiment(path_or_id, embodiment), variant)
+        chosen = checkpoint_embodiment(path_or_id, embodiment)
+        if embodiment is None and variant is not None and isinstance(chosen, str):
+            chosen = chosen.partition("/")[0]  # the robot it was trained for, in the variant asked for
+        emb = get_embodiment(chosen, variant)
         overrides = dict(steps=steps, guidance=guidance, schedule=schedule, shift=shift, native_grid=native_grid)
         if preset is not None:
             sampling = SamplingConfig.from_preset(preset, **overrides)

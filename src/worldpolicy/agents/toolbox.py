@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..logcapture import logged_warnings
-from ..policy import EMBODIMENT_FILE
+from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, trained_embodiment
 from ..processing import observations
 from ..processing.prompts import check_length
 
@@ -184,8 +184,9 @@ class Toolbox:
             own = _own_embodiment(path, checkpoint)
             if (path / EMBODIMENT_FILE).is_file():
                 return {"embodiments": [_embodiment_row(own, f"checkpoint {name} ({EMBODIMENT_FILE})", name)]}
-            return {"embodiments": [_embodiment_row(own, f"registry (checkpoint {name} has no {EMBODIMENT_FILE})",
-                                                    None)]}
+            said = (f"was trained for it: its {TRAINER_STATE_FILE}" if trained_embodiment(path) is not None
+                    else "names none: the default")
+            return {"embodiments": [_embodiment_row(own, f"registry (checkpoint {name} {said})", None)]}
         served = {Path(c["path"]): c["name"] for c in self.list_checkpoints()["checkpoints"]}
         rows = []
         for listed in listed_embodiments():
@@ -822,15 +823,17 @@ class Toolbox:
 
 def _own_embodiment(checkpoint: Path, given: Any, parameter: str = "checkpoint"):
     """What a call without `embodiment` runs this checkpoint with (`policy.checkpoint_embodiment`: its
-    embodiment.json, else droid), read without registering anything (listing must not change what other checkpoints
-    run with); an unusable embodiment.json is the checkpoint's problem, named by `parameter`."""
+    embodiment.json, else the registered one its trainer_state.json names, else droid), read without registering
+    anything (listing must not change what other checkpoints run with); an unusable one is the checkpoint's problem,
+    named by `parameter`."""
     from ..embodiments import get_embodiment
     from ..policy import checkpoint_embodiment
 
     try:
         own = checkpoint_embodiment(checkpoint, None)
     except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise ToolInputError(parameter, f"its {EMBODIMENT_FILE} is unusable: {exc}", given) from None
+        what = EMBODIMENT_FILE if (checkpoint / EMBODIMENT_FILE).is_file() else "trained embodiment"
+        raise ToolInputError(parameter, f"its {what} is unusable: {exc}", given) from None
     return get_embodiment(own) if isinstance(own, str) else own
 
 

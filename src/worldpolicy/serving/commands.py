@@ -31,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--embodiment", help="embodiment name or alias from `worldpolicy embodiments`, or a spec file of your own "
-        "robot (*.json) (default: the checkpoint's own embodiment.json, else droid)"
+        "robot (*.json) (default: the checkpoint's own, its embodiment.json or the registered one its "
+        "trainer_state.json names, else droid)"
     )
     p.add_argument("--variant", help="embodiment variant, e.g. joint_pos or relative_pose")
     p.add_argument("--host", default="0.0.0.0", help="bind address (default: 0.0.0.0, all interfaces)")

@@ -50,7 +50,7 @@ from ..engine.loading import (
 )
 from ..fileio import interruption, sigint_held, staged_folder, write_bytes_atomic, write_json_atomic
 from ..models import SHIPPED_NAME
-from ..policy import EMBODIMENT_FILE, checkpoint_spec
+from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from .config import RESUMABLE, TrainConfig, changed_settings
 from .data import LatentCache, WindowSpec, trained_frames, window_spec
@@ -150,7 +150,8 @@ class Trainer:
         self.config = config.check()
         self._embodiment_defaulted = config.embodiment is None
         if config.embodiment is None:  # stored resolved: config.json names what was trained (older runs: "droid")
-            config.embodiment = self._starting_spec() or "droid"
+            # the starting checkpoint's spec, else the registered one it was trained for, else droid
+            config.embodiment = self._starting_spec() or checkpoint_embodiment(config.checkpoint_source, None)
         self.progress = progress
         self.on_step = on_step
         self.rank, self.world = _distributed()
@@ -279,7 +280,7 @@ class Trainer:
         if emb.chunk_size != data.chunk_size:
             raise ValueError(f"embodiment {emb.key!r} has chunk_size={emb.chunk_size} but data.chunk_size="
                              f"{data.chunk_size}: the checkpoint would predict chunks it never trained on; set one to "
-                             "the other" + (" (droid is the default when the checkpoint has no embodiment.json: set "
+                             "the other" + (" (droid is the default when the checkpoint names no embodiment: set "
                                             "`embodiment` to the robot's)" if self._embodiment_defaulted
                                            and self.config.embodiment == "droid" else ""))
         fps = LeRobotDataset.open(data.dataset).fps
@@ -478,6 +479,8 @@ class Trainer:
         self._write_embodiment(target)
 
     def _write_embodiment(self, target: Path) -> None:
+        """A spec's embodiment.json. A registered entry has none: the checkpoint's trainer_state.json names it
+        (`policy.trained_embodiment`), one record, not a copy of the registry's entry beside it."""
         if hasattr(self, "embodiment_spec"):
             write_json_atomic(target / EMBODIMENT_FILE, self.embodiment_spec, indent=1)
 
