@@ -31,3 +31,16 @@ def default_sigterm():
     previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
     yield
     signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+@pytest.fixture(autouse=True)
+def _restore_embodiment_registry():
+    """Training registers the embodiment it trains in the process registry (as a user's script would want); a test
+    that trains left it there, and a later test listing embodiments saw it (`panda_reach` as a registry entry),
+    depending on the order tests ran in. Registrations a module's fixtures made before the test stay."""
+    from worldpolicy import embodiments
+
+    registered = dict(embodiments._USER)
+    yield
+    embodiments._USER.clear()
+    embodiments._USER.update(registered)
