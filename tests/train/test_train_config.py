@@ -449,3 +449,25 @@ def test_evaluating_without_the_sim_extra_fails_at_the_check(monkeypatch, valid)
         load_config(_with(valid, "eval", every=5)).check()
     assert str(caught.value) == ("eval.every=5 evaluates in the simulator (0: never): mujoco is not installed; it "
                                  "comes with the 'sim' extra: pip install 'worldpolicy[sim]'")
+
+
+def test_a_spec_file_named_in_a_config_built_in_python_is_read_as_load_config_reads_it(tmp_path, tiny_dataset):
+    """`TrainConfig(embodiment="my_robot.json")` built in Python (not through `load_config`) kept the path as the
+    setting, so the run trained the spec but its checkpoints held no embodiment.json and loaded as droid."""
+    from train_setup import TINY_EMBODIMENT
+
+    from worldpolicy.train.config import DataConfig, TrainConfig
+
+    stats = {"action": {"q01": [-1.0] * 8, "q99": [1.0] * 8}}
+    (tmp_path / "stats.json").write_text(json.dumps(stats))
+    (tmp_path / "my_robot.json").write_text(json.dumps(dict(TINY_EMBODIMENT, stats_file="stats.json")))
+    config = TrainConfig(checkpoint="some/hub-id", output_dir=str(tmp_path / "out"), embodiment=str(
+        tmp_path / "my_robot.json"), data=DataConfig(dataset=str(tiny_dataset), chunk_size=4)).check()
+    assert isinstance(config.embodiment, dict) and config.embodiment["name"] == TINY_EMBODIMENT["name"]
+    assert config.embodiment["stats"]["q99"] == [1.0] * 8 and "stats_file" not in config.embodiment  # beside its file
+    assert load_config({"checkpoint": "some/hub-id", "output_dir": str(tmp_path / "out"),
+                        "embodiment": str(tmp_path / "my_robot.json"),
+                        "data": {"dataset": str(tiny_dataset), "chunk_size": 4}}).embodiment == config.embodiment
+    with pytest.raises(ValueError, match=r"embodiment='.*nowhere\.json': cannot read the spec file"):
+        TrainConfig(checkpoint="some/hub-id", output_dir=str(tmp_path / "out"), embodiment=str(tmp_path / "nowhere.json"),
+                    data=DataConfig(dataset=str(tiny_dataset), chunk_size=4)).check()

@@ -142,8 +142,16 @@ class TrainConfig:
         check_checkpoint_source(self.checkpoint_source)  # before the embodiment and data checks that read it
         if not self.data.dataset:
             raise ValueError("data.dataset: required (a LeRobot v3 dataset folder)")
-        from ..embodiments import check_chunk_size
+        from ..embodiments import SPEC_FILE_SUFFIX, check_chunk_size, inline_stats_file, read_spec_file
         from ..fileio import file_in_the_way, refuse_foreign_folder
+
+        if isinstance(self.embodiment, str) and self.embodiment.endswith(SPEC_FILE_SUFFIX):
+            # the spec itself (its stats inlined), so the checkpoints' embodiment.json names the robot trained; a path
+            # left as the setting wrote none, and the checkpoint loaded as droid
+            try:
+                self.embodiment = inline_stats_file(read_spec_file(Path(self.embodiment).expanduser()))
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"embodiment={self.embodiment!r}: cannot read the spec file ({exc})") from None
 
         if (blocking := file_in_the_way(self.output_dir)) is not None:  # now, not after the model loads
             raise ValueError(f"output_dir {self.output_dir!r}: {str(blocking)!r} is a file, not a folder")
@@ -380,14 +388,11 @@ def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
             if name == "checkpoint":
                 continue  # `shipped` or a hub id (`check` names a missing folder)
         setattr(holder, name, os.path.abspath(local))
-    from ..embodiments import SPEC_FILE_SUFFIX, inline_stats_file, read_spec_file
+    from ..embodiments import SPEC_FILE_SUFFIX, inline_stats_file
 
     if isinstance(config.embodiment, str) and config.embodiment.endswith(SPEC_FILE_SUFFIX):  # e.g. embodiment.json
-        spec_file = (Path.cwd() if "embodiment" in given else base) / Path(config.embodiment).expanduser()
-        try:
-            config.embodiment = inline_stats_file(read_spec_file(spec_file))
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"embodiment={config.embodiment!r}: cannot read the spec file ({exc})") from None
+        # from the config's folder unless given on the command line; `check` reads it
+        config.embodiment = str((Path.cwd() if "embodiment" in given else base) / Path(config.embodiment).expanduser())
     elif isinstance(config.embodiment, dict) and config.embodiment.get("stats_file"):  # a table: from the config's folder
         try:
             # the stats themselves, so the checkpoints' embodiment.json stands alone
