@@ -1,5 +1,6 @@
 """`pip install worldpolicy` must carry every data file the code reads (registry, shipped model, robot assets,
-recipes): a file left out of `package-data` works in the editable checkout and fails only for users."""
+recipes): a file left out of `package-data` works in the editable checkout and fails only for users. And nothing
+else: bytecode a checkout that has run leaves beside the data (`models/__pycache__`) must not ship."""
 
 import shutil
 import subprocess
@@ -19,6 +20,10 @@ def test_the_wheel_ships_every_package_file(tmp_path):
         shutil.copy2(ROOT / name, source / name)
     wanted = {Path(p).relative_to("src").as_posix() for p in tracked.stdout.split() if p.startswith("src/")}
     assert "worldpolicy/embodiments/registry.json" in wanted
+    for data in ("models", "robot/assets/panda"):  # where the package-data globs take every file
+        stale = source / "src" / "worldpolicy" / data / "__pycache__" / "__init__.cpython-311.pyc"
+        stale.parent.mkdir(exist_ok=True)
+        stale.write_bytes(b"")
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), "."],
         cwd=source, capture_output=True, text=True, timeout=300, check=False,
@@ -28,6 +33,7 @@ def test_the_wheel_ships_every_package_file(tmp_path):
     with zipfile.ZipFile(wheel) as archive:
         shipped = set(archive.namelist())
         metadata = next(archive.read(n).decode() for n in shipped if n.endswith(".dist-info/METADATA"))
-    assert sorted(wanted - shipped) == []
+    package = {name for name in shipped if not name.startswith("worldpolicy-")}
+    assert (sorted(wanted - package), sorted(package - wanted)) == ([], [])
     assert "License-Expression: Apache-2.0" in metadata
     assert any(line.startswith("Provides-Extra: serve") for line in metadata.splitlines())
