@@ -8,6 +8,11 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
+import worldpolicy
+from worldpolicy.cli import main
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -35,5 +40,13 @@ def test_the_wheel_ships_every_package_file(tmp_path):
         metadata = next(archive.read(n).decode() for n in shipped if n.endswith(".dist-info/METADATA"))
     package = {name for name in shipped if not name.startswith("worldpolicy-")}
     assert (sorted(wanted - package), sorted(package - wanted)) == ([], [])
+    assert f"Version: {worldpolicy.__version__}" in metadata.splitlines()
     assert "License-Expression: Apache-2.0" in metadata
     assert any(line.startswith("Provides-Extra: serve") for line in metadata.splitlines())
+
+
+def test_version_option_prints_the_package_version(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"worldpolicy {worldpolicy.__version__}\n"
