@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_wheel_ships_every_package_file(tmp_path):
-    files = ["git", "ls-files", "src", "pyproject.toml", "README.md"]
+    files = ["git", "ls-files", "src", "pyproject.toml", "README.md", "LICENSE"]
     tracked = subprocess.run(files, cwd=ROOT, capture_output=True, text=True, check=True)
     source = tmp_path / "source"  # the tracked files only: a stale build/ folder in the checkout would hide a gap
     for name in tracked.stdout.split():
@@ -42,6 +42,7 @@ def test_the_wheel_ships_every_package_file(tmp_path):
     assert (sorted(wanted - package), sorted(package - wanted)) == ([], [])
     assert f"Version: {worldpolicy.__version__}" in metadata.splitlines()
     assert "License-Expression: Apache-2.0" in metadata
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in shipped)
     assert any(line.startswith("Provides-Extra: serve") for line in metadata.splitlines())
 
 
