@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,10 @@ EXTRA_MODULES = {
     "strands": ("strands",),
     "ray": ("ray",),
 }
+
+# Modules the code imports that no requirement of pyproject.toml names, each with the requirement that brings it: the
+# MCP SDK's own types and its anyio and pydantic, and the FastAPI that ray[serve] serves through.
+BROUGHT_BY = {"anyio": "mcp", "mcp_types": "mcp", "pydantic": "mcp", "fastapi": "ray"}
 
 
 def _message(module: str, extra: str) -> str:
@@ -165,3 +171,34 @@ def test_module_level_imports_of_an_extra_go_through_extra_imports():
                      else [node.module] if isinstance(node, ast.ImportFrom) and not node.level else [])
             bare += [f"{path.relative_to(ROOT)}:{node.lineno} {n}" for n in names if extra_of(n)]
     assert bare == []
+
+
+def _distribution(requirement: str) -> str:
+    """The normalised distribution name a requirement line (`ray[serve]>=2.40; extra == "ray"`) names."""
+    return re.sub(r"[-_.]+", "-", re.split(r"[\s\[<>=!~(;]", requirement.strip(), maxsplit=1)[0]).lower()
+
+
+def test_every_third_party_import_is_a_declared_requirement():
+    """A package the code imports comes from a requirement of the core or of an extra, or is one that such a
+    requirement brings (`BROUGHT_BY`): one installed here only by the dev set-up or by chance fails for users."""
+    declared = {_distribution(r) for r in metadata.requires("worldpolicy")}
+    providers = metadata.packages_distributions()
+    imported: dict[str, str] = {}
+    for path in sorted((ROOT / "src" / "worldpolicy").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            for name in names:
+                top = name.partition(".")[0]
+                if top not in sys.stdlib_module_names and top != "worldpolicy":
+                    imported.setdefault(top, f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert "mujoco" in imported and "torch" in imported  # the walk sees imports inside functions and `with` blocks
+    undeclared = {}
+    for top, where in imported.items():
+        from_ = {_distribution(d) for d in providers.get(top, [])}
+        bringer = BROUGHT_BY.get(top)
+        brought = {_distribution(r) for r in metadata.requires(bringer) or []} if bringer in declared else set()
+        if not from_ & (declared | brought):
+            undeclared[top] = where
+    assert undeclared == {}
+    assert set(BROUGHT_BY) <= set(imported)  # no stale entry
