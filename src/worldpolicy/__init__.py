@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .embodiments import Embodiment, get_embodiment, list_embodiments, register_embodiment
 from .results import MODES, Prediction
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the package's version: pyproject.toml reads it from here
 __all__ = [
     "MODES",
     "Embodiment",

@@ -12,6 +12,8 @@ import shlex
 import sys
 from collections.abc import Mapping
 
+from . import __version__
+
 # Modules that contribute subcommands via `add_parser(subparsers)`; each keeps heavy imports inside its handlers.
 COMMAND_MODULES = (
     "worldpolicy.commands",
@@ -89,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Video world-model robot policies (Cosmos3): predict, serve, simulate, train, visualise.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         importlib.import_module(module).add_parser(sub)

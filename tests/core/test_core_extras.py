@@ -5,9 +5,14 @@ tests hide modules (`sys.modules[name] = None` makes `import name` fail) in a fr
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
+import re
 import subprocess
 import sys
+import tomllib
+from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -24,6 +29,10 @@ EXTRA_MODULES = {
     "strands": ("strands",),
     "ray": ("ray",),
 }
+
+# Modules the code imports that no requirement of pyproject.toml names, each with the requirement that brings it: the
+# MCP SDK's own types and its anyio and pydantic, and the FastAPI that ray[serve] serves through.
+BROUGHT_BY = {"anyio": "mcp", "mcp_types": "mcp", "pydantic": "mcp", "fastapi": "ray"}
 
 
 def _message(module: str, extra: str) -> str:
@@ -165,3 +174,98 @@ def test_module_level_imports_of_an_extra_go_through_extra_imports():
                      else [node.module] if isinstance(node, ast.ImportFrom) and not node.level else [])
             bare += [f"{path.relative_to(ROOT)}:{node.lineno} {n}" for n in names if extra_of(n)]
     assert bare == []
+
+
+def _distribution(requirement: str) -> str:
+    """The normalised distribution name a requirement line (`ray[serve]>=2.40; extra == "ray"`) names."""
+    return re.sub(r"[-_.]+", "-", re.split(r"[\s\[<>=!~(;]", requirement.strip(), maxsplit=1)[0]).lower()
+
+
+def test_every_third_party_import_is_a_declared_requirement():
+    """A package the code imports comes from a requirement of the core or of an extra, or is one that such a
+    requirement brings (`BROUGHT_BY`): one installed here only by the dev set-up or by chance fails for users."""
+    declared = {_distribution(r) for r in metadata.requires("worldpolicy")}
+    providers = metadata.packages_distributions()
+    imported: dict[str, str] = {}
+    for path in sorted((ROOT / "src" / "worldpolicy").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            for name in names:
+                top = name.partition(".")[0]
+                if top not in sys.stdlib_module_names and top != "worldpolicy":
+                    imported.setdefault(top, f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert "mujoco" in imported and "torch" in imported  # the walk sees imports inside functions and `with` blocks
+    undeclared = {}
+    for top, where in imported.items():
+        from_ = {_distribution(d) for d in providers.get(top, [])}
+        bringer = BROUGHT_BY.get(top)
+        brought = {_distribution(r) for r in metadata.requires(bringer) or []} if bringer in declared else set()
+        if not from_ & (declared | brought):
+            undeclared[top] = where
+    assert undeclared == {}
+    assert set(BROUGHT_BY) <= set(imported)  # no stale entry
+
+
+def _source(module: str) -> Path | None:
+    base = ROOT.joinpath("src", *module.split("."))
+    return next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None)
+
+
+def _import_time(body: list[ast.stmt]) -> Iterator[ast.Import | ast.ImportFrom]:
+    """The imports a module runs when imported: its top level and the `with`/`try`/`if` blocks there, not functions,
+    not `if TYPE_CHECKING`."""
+    for node in body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" not in ast.unparse(node.test):
+            yield from _import_time(node.body + node.orelse)
+        elif isinstance(node, ast.With):
+            yield from _import_time(node.body)
+        elif isinstance(node, ast.Try):
+            yield from _import_time(node.body + node.orelse + [s for h in node.handlers for s in h.body])
+
+
+def _extras_at_import(module: str, seen: set[str]) -> set[str]:
+    """The extras whose packages importing `module` imports, through the worldpolicy modules it imports."""
+    path = _source(module)
+    if module in seen or path is None:
+        return set()
+    seen.add(module)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    extras = set()
+    for node in _import_time(ast.parse(path.read_text()).body):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            base = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+            names = [base, *(f"{base}.{a.name}" for a in node.names)]  # `from . import policy` imports a module
+        for name in names:
+            if name.partition(".")[0] == "worldpolicy":
+                extras |= _extras_at_import(name, seen)
+            elif extra := extra_of(name):
+                extras.add(extra)
+    return extras
+
+
+def test_a_module_needing_several_extras_comes_with_one_of_them():
+    """A module that imports more than one extra's packages (Ray Serve replicas run the serve extra's server) is
+    installed by one extra that includes the others (`ray` includes `serve`, as `strands` includes `agents`): the
+    one pip command a missing module names is then enough."""
+    table = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+
+    def closure(extra: str) -> set[str]:
+        named = [m.group(1) for r in table[extra] if (m := re.fullmatch(r"worldpolicy\[([^]]+)]", r.strip()))]
+        return {extra}.union(*(closure(e.strip()) for group in named for e in group.split(",")))
+
+    uncovered, several = {}, []
+    for path in sorted((ROOT / "src" / "worldpolicy").rglob("*.py")):
+        parts = path.relative_to(ROOT / "src").with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        needed = _extras_at_import(module, set())
+        if len(needed) > 1:
+            several.append(module)
+            if not any(needed <= closure(e) for e in table if e != "all"):
+                uncovered[module] = sorted(needed)
+    assert "worldpolicy.serving.ray_serve" in several  # the walk follows imports across worldpolicy's modules
+    assert uncovered == {}
