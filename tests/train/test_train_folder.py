@@ -3,6 +3,9 @@ folders are cleared, a torn last log line does not block the resume, and --out i
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 
@@ -129,6 +132,22 @@ def test_a_recipe_summary_names_a_shipped_recipe_not_this_machines_path(tmp_path
 
     shipped = json.loads((shipped_model() / "training_summary.json").read_text())
     assert shipped["recipe"] in scratch.RECIPES
+
+
+def test_a_recipe_refuses_install_into_a_folder_it_cannot_write_before_any_stage(tmp_path, monkeypatch):
+    """A pip-installed package's models folder (site-packages, read-only) was found unwritable only at the very end,
+    after the whole recipe had trained."""
+    from worldpolicy.train import scratch
+
+    models = tmp_path / "models"
+    models.mkdir()
+    monkeypatch.setattr(scratch, "_models_folder", lambda: models)
+    monkeypatch.setattr(scratch, "make_dataset", lambda cfg, root: pytest.fail("a stage ran"))
+    access = os.access  # read-only to this user (root may write anywhere, so chmod alone would not show it)
+    monkeypatch.setattr(os, "access", lambda path, mode: False if Path(path) == models else access(path, mode))
+    with pytest.raises(PermissionError, match=r"--install: '.*models' is not writable .*run without --install"):
+        scratch.run_recipe("reach-from-scratch", tmp_path / "out", install=True)
+    assert not (tmp_path / "out").exists()
 
 
 def test_install_model_replaces_the_installed_model_whole_and_leaves_no_staging(tmp_path, monkeypatch):

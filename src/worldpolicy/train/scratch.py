@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import time
 import tomllib
@@ -266,15 +267,20 @@ def evaluate_checkpoint(checkpoint: Path, task: str, episodes: int, seed: int, o
 def install_model(model: Path, summary: dict[str, Any], name: str = "panda_reach") -> Path:
     """Copy a trained pipeline into `worldpolicy/models/<name>` with the run's summary beside it, whole or not at all
     (`staged_folder`); the staging folder a killed install left is removed first: it could ship with the package."""
-    from .. import models
-
-    target = Path(str(resources.files(models))) / name
+    target = _models_folder() / name
     for stale in target.parent.glob(f".{name}.*"):
         shutil.rmtree(stale)
     with staged_folder(target) as staging:
         shutil.copytree(model, staging, dirs_exist_ok=True)
         write_json_atomic(staging / "training_summary.json", summary)
     return target
+
+
+def _models_folder() -> Path:
+    """Where `--install` puts a model: the installed package's `worldpolicy/models`."""
+    from .. import models
+
+    return Path(str(resources.files(models)))
 
 
 def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, install: bool = False,
@@ -290,6 +296,10 @@ def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, instal
     scratch = ScratchConfig(**raw.pop("scratch", {}))
     out = Path(output_dir or raw.get("output_dir", "runs/reach_from_scratch")).resolve()
     raw["output_dir"] = str(out / "train")
+    if install and not os.access(_models_folder(), os.W_OK):  # found out now, not after an hour of training
+        raise PermissionError(f"--install: {str(_models_folder())!r} is not writable (an installed package's folder); "
+                              "run without --install and load OUT/model with --checkpoint, or install worldpolicy "
+                              "from a checkout you can write to (pip install -e .)")
     output_folder(out, "--out / output_dir", writer="recipe")  # never a checkpoint, dataset or another command's run
     summary: dict[str, Any] = {"recipe": recipe_label(path), "scratch": asdict(scratch), "stages": {}}
     started = time.perf_counter()
