@@ -42,6 +42,7 @@ from ..processing.prompts import check_task
 from ..results import MODES, Prediction, is_string_list
 from .adapters import IMAGE_KEY
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
+from .redaction import redact_credentials
 
 __all__ = [
     "AuthenticationError",
@@ -58,6 +59,7 @@ __all__ = [
 
 
 logger = logging.getLogger("worldpolicy.serving")
+redact_credentials("websockets.client")  # the handshake's Authorization header, at DEBUG
 
 # error texts that blame the request: the server's own checks, and the policy's input errors (server.failure_status)
 _REQUEST_FAULTS = ("bad request:", "ValueError:", "TypeError:", "KeyError:")

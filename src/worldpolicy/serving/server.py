@@ -47,6 +47,7 @@ from ..models import checkpoint_name
 from ..results import Prediction
 from .adapters import ObservationAdapter, RequestError, WireRequest, all_finite, warmup_message
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
+from .redaction import redact_credentials
 
 __all__ = [
     "DRAINING_TEXT",
@@ -70,6 +71,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger("worldpolicy.serving")
+redact_credentials("websockets.server")  # the handshake's Authorization header, at DEBUG
 EVENT_LOOPS = ("auto", "asyncio", "uvloop")  # auto: uvloop when installed
 _SCHEMES = ("api-key", "bearer")  # openpi clients send `Api-Key <key>`, RoboLab's transport `Bearer <key>`
 
