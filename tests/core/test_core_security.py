@@ -152,3 +152,24 @@ def test_an_input_image_over_pillows_pixel_limit_is_refused_naming_the_parameter
     bomb.write_bytes(_png_header(height, width))
     with pytest.raises(ValueError, match=rf"^image: {said}"):
         load_frames(bomb, "image")
+
+
+def test_sharing_a_staged_folder_leaves_what_a_link_in_it_points_to_alone(tmp_path):
+    """`share_tree` gives staged outputs the usual modes; chmod through a link loosened a 0600 file elsewhere."""
+    import os
+
+    from worldpolicy.fileio import share_tree
+
+    secret = tmp_path / "id_key"
+    secret.write_text("k")
+    secret.chmod(0o600)
+    staged = tmp_path / "staged"
+    (staged / "sub").mkdir(parents=True)
+    (staged / "sub" / "link").symlink_to(secret)
+    (staged / "weights").write_text("w")
+    (staged / "weights").chmod(0o600)
+    share_tree(staged)
+    assert secret.stat().st_mode & 0o777 == 0o600
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (staged / "weights").stat().st_mode & 0o777 == 0o666 & ~umask  # what it is for: still done
