@@ -154,6 +154,18 @@ def test_an_input_image_over_pillows_pixel_limit_is_refused_naming_the_parameter
         load_frames(bomb, "image")
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_remote_policy_refuses_an_image_over_pillows_pixel_limit_as_the_local_policy_does(tmp_path):
+    """`RemotePolicy` reads image paths itself (what the local `Policy` reads, and only that, travels)."""
+    pytest.importorskip("websockets")
+    from worldpolicy.serving.client import _image_array
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_header(9_000, 10_000))
+    with pytest.raises(ValueError, match=r"^image: image .* is 9000x10000 pixels; accepted: at most"):
+        _image_array(bomb, "image")
+
+
 def test_sharing_a_staged_folder_leaves_what_a_link_in_it_points_to_alone(tmp_path):
     """`share_tree` gives staged outputs the usual modes; chmod through a link loosened a 0600 file elsewhere."""
     import os

@@ -37,7 +37,14 @@ from ..embodiments import Embodiment, embodiment_from_dict, get_embodiment
 from ..logcapture import logged_warnings
 from ..policy import DECODE_VIDEO_MODES, PolicyRequest, check_requests, warn_frame_rate
 from ..processing.actions import ACTION_SPACES, actions_object, load_actions, read_actions_file
-from ..processing.observations import VIDEO_SUFFIXES, clip_from_mapping, frame_keys, image_files, image_pages
+from ..processing.observations import (
+    VIDEO_SUFFIXES,
+    check_pixel_count,
+    clip_from_mapping,
+    frame_keys,
+    image_files,
+    image_pages,
+)
 from ..processing.prompts import check_task
 from ..results import MODES, Prediction, is_string_list
 from .adapters import IMAGE_KEY
@@ -166,6 +173,7 @@ def _image_array(
         from PIL import Image
 
         with Image.open(path) as img:  # the frames of an animated GIF/WebP the local Policy reads, and only those
+            check_pixel_count(img, path, param)
             frames = [np.asarray(page.convert("RGB")) for page in image_pages(img, first, last)]
             animated = getattr(img, "n_frames", 1) > 1
         return np.stack(frames) if animated else frames[0]
