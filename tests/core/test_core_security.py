@@ -1,8 +1,9 @@
-"""The security rules that can be checked without running anything: no pickle-family module, no `torch.load` without
-`weights_only=True`, no `yaml.load`, no `eval`/`exec`/`compile`, no shell, no `allow_pickle=True`, no
-`trust_remote_code=True` anywhere in the shipped package (or the scripts and benchmarks beside it). A static scan, so a
-regression fails here whether or not a test happens to reach the line; plus the checks that bound what a checkpoint's
-data may name."""
+"""Security rules (docs/serving.md, Security). First a static scan of the shipped package (and the scripts and
+benchmarks beside it): no pickle-family module, no `torch.load` without `weights_only=True`, no `torch.save`, pandas
+pickles or `np.save` that may pickle, no `yaml.load`, no `eval`/`exec`/`compile`, no shell, no `allow_pickle=True`,
+no `trust_remote_code=True`; a regression fails here whether or not a test reaches the line. Then what data from
+others may not do: a checkpoint naming any class as its scheduler, an image declaring gigapixels, a link in a staged
+folder loosening a file elsewhere; and an open server saying so."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ SCANNED = [REPO / "src" / "worldpolicy", REPO / "scripts", REPO / "benchmarks"]
 PICKLE_MODULES = {"pickle", "_pickle", "cPickle", "marshal", "shelve", "joblib", "dill", "cloudpickle"}
 # calls that execute data, or read it with a loader that can
 FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__", "os.system", "os.popen", "yaml.load", "yaml.load_all",
-                   "yaml.unsafe_load", "yaml.full_load", "pd.read_pickle", "pandas.read_pickle", "torch.serialization.load"}
+                   "yaml.unsafe_load", "yaml.full_load", "torch.serialization.load", "torch.save"}
+PICKLE_METHODS = {"read_pickle", "to_pickle"}  # pandas, on the module or a frame
 
 
 def _dotted(node: ast.AST) -> str:
@@ -37,6 +39,10 @@ def _true(node: ast.AST | None) -> bool:
     return isinstance(node, ast.Constant) and node.value is True
 
 
+def _false(node: ast.AST | None) -> bool:
+    return isinstance(node, ast.Constant) and node.value is False
+
+
 def forbidden(source: str) -> list[str]:
     """`line: what` for each forbidden import or call in `source`."""
     found = []
@@ -47,8 +53,10 @@ def forbidden(source: str) -> list[str]:
         if not isinstance(node, ast.Call):
             continue
         name, keywords = _dotted(node.func), {k.arg: k.value for k in node.keywords}
-        if name in FORBIDDEN_CALLS:
+        if name in FORBIDDEN_CALLS or name.rpartition(".")[2] in PICKLE_METHODS:
             found.append(f"{node.lineno}: {name}()")
+        if name in ("np.save", "numpy.save") and not _false(keywords.get("allow_pickle")):  # pickles object arrays
+            found.append(f"{node.lineno}: {name}() without allow_pickle=False")
         if name == "torch.load" and not _true(keywords.get("weights_only")):
             found.append(f"{node.lineno}: torch.load() without weights_only=True")
         found += [f"{node.lineno}: {name or 'call'}({arg}=True)" for arg in ("shell", "allow_pickle", "trust_remote_code")
@@ -67,7 +75,8 @@ def test_the_package_scripts_and_benchmarks_hold_no_forbidden_call():
     "import pickle", "from joblib import load", "import dill.settings", "eval('1')", "exec(code)",
     "compile(s, 'f', 'exec')", "os.system('ls')", "yaml.load(f)", "torch.load(p)", "torch.load(p, weights_only=False)",
     "subprocess.run(c, shell=True)", "np.load(p, allow_pickle=True)",
-    "AutoTokenizer.from_pretrained(p, trust_remote_code=True)", "pd.read_pickle(p)",
+    "AutoTokenizer.from_pretrained(p, trust_remote_code=True)", "pd.read_pickle(p)", "frame.to_pickle(p)",
+    "torch.save(state, p)", "np.save(p, a)",
 ])
 def test_the_scan_catches_each_forbidden_form(line):
     assert forbidden(line), line
@@ -75,7 +84,8 @@ def test_the_scan_catches_each_forbidden_form(line):
 
 @pytest.mark.parametrize("line", [
     "model.eval()", "torch.load(p, weights_only=True)", "np.load(p, allow_pickle=False)", "re.compile('x')",
-    "torch.compile(m)", "subprocess.run(['ls'])", "yaml.safe_load(f)",
+    "torch.compile(m)", "subprocess.run(['ls'])", "yaml.safe_load(f)", "np.save(p, a, allow_pickle=False)",
+    "save_file(tensors, p)",
 ])
 def test_the_scan_passes_safe_forms(line):
     assert not forbidden(line), line
