@@ -54,3 +54,49 @@ def test_an_image_cell_cannot_name_a_file_outside_the_dataset(tmp_path):
     with pytest.raises(DatasetFormatError, match=r"the image of frame 0 names '\.\./outside\.png'; accepted: a path "
                                                  r"inside the dataset folder"):
         _image_column(table, "cam", root / "data.parquet", root, (4, 6))
+
+
+def test_video_frames_of_another_size_are_refused_before_any_is_converted(small_dataset, monkeypatch):
+    """A few KB of video may hold long runs of huge frames: the size info.json gives is checked on each decoded frame
+    before it becomes an RGB array, not on the whole clip after."""
+    import av
+
+    ds, _ = small_dataset
+    info = json.loads((ds.root / "meta/info.json").read_text())
+    info["features"]["observation.images.front"]["shape"] = [8, 8, 3]  # the video holds 16x16 frames
+    (ds.root / "meta/info.json").write_text(json.dumps(info))
+    converted = []
+
+    class Frame:
+        def __init__(self, frame):
+            self._frame = frame
+
+        def __getattr__(self, name):
+            return getattr(self._frame, name)
+
+        def to_ndarray(self, **kwargs):
+            converted.append(self._frame.time)
+            return self._frame.to_ndarray(**kwargs)
+
+    class Container:
+        def __init__(self, container):
+            self._container = container
+
+        def __getattr__(self, name):
+            return getattr(self._container, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self._container.__exit__(*exc)
+
+        def decode(self, *args, **kwargs):
+            return (Frame(f) for f in self._container.decode(*args, **kwargs))
+
+    real_open = av.open
+    monkeypatch.setattr(av, "open", lambda *a, **k: Container(real_open(*a, **k)))
+    with pytest.raises(DatasetFormatError, match=r"field 'features\.observation\.images\.front\.shape': frames are "
+                                                 r"16x16 but info\.json says 8x8"):
+        LeRobotDataset.open(ds.root).episode(0)
+    assert converted == []

@@ -299,7 +299,7 @@ class LeRobotDataset:
         video_path = self._video_path(key, i)
         begin = float(self._episodes[f"videos/{key}/from_timestamp"][i])
         length = int(self._episodes["length"][i])
-        clip = read_segment(
+        return read_segment(
             video_path,
             begin + start / self.fps,
             # the whole episode ends at the stored to_timestamp (what LeRobot reads), a part of it at its frame
@@ -307,16 +307,9 @@ class LeRobotDataset:
             self.fps,
             stop - start,
             key,
+            image_hw(self.features[key]),
             f" of episode {i} (from {EPISODES_DIR})",
         )
-        h, w = image_hw(self.features[key])
-        if clip.shape[1:3] != (h, w):
-            raise DatasetFormatError(
-                video_path,
-                f"features.{key}.shape",
-                f"frames are {clip.shape[1]}x{clip.shape[2]} but info.json says {h}x{w}",
-            )
-        return clip
 
     def episodes(self, videos: bool | list[str] = True) -> Iterator[Episode]:
         for i in range(self.num_episodes):
