@@ -256,12 +256,14 @@ def _umask() -> int:
 def share_tree(root: str | Path) -> Path:
     """Give a folder staged with `tempfile.mkdtemp` (always 0700), and everything in it, the modes `mkdir` and `open`
     would under the process umask (some writers, e.g. safetensors, make their files 0600): a dataset or checkpoint
-    renamed into place ends up readable like any other output."""
+    renamed into place ends up readable like any other output. A link is left alone: chmod follows it, and would
+    open up whatever it points to (a 0600 key file outside the folder)."""
     umask = _umask()
     for folder, _, files in os.walk(root):
         os.chmod(folder, 0o777 & ~umask)
         for name in files:
-            os.chmod(os.path.join(folder, name), 0o666 & ~umask)
+            if not os.path.islink(path := os.path.join(folder, name)):
+                os.chmod(path, 0o666 & ~umask)
     return Path(root)
 
 

@@ -9,7 +9,7 @@ import json
 import math
 import string
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 CODEBASE_VERSION = "v3.0"
@@ -67,8 +67,9 @@ class DatasetFormatError(ValueError):
 def check_feature(name: str, spec: Any, where: str | Path, field_prefix: str = "features") -> dict[str, Any]:
     """Validate one feature entry; returns it with `shape` as a list of ints."""
     field = f"{field_prefix}.{name}"
-    if not isinstance(name, str) or not name or "/" in name:
-        raise DatasetFormatError(where, field, "feature names must be non-empty strings without '/'")
+    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+        raise DatasetFormatError(where, field, "feature names must be non-empty strings without '/', not '.' or '..' "
+                                               "(a video feature's name is a folder name)")
     if not isinstance(spec, Mapping):
         raise DatasetFormatError(where, field, f"must be an object with dtype and shape, got {type(spec).__name__}")
     dtype = spec.get("dtype")
@@ -133,9 +134,19 @@ def check_info(info: Any, path: str | Path) -> dict[str, Any]:
                 path, template_key, f"must be a path template with chunk/file indices, got {template!r}; accepted "
                 f"fields: {', '.join(sorted(fields))} (v3.0 places episodes by file, not by episode_index)"
             )
+        if not inside_dataset(template):
+            raise DatasetFormatError(path, template_key, f"must be a path inside the dataset folder, got {template!r}; "
+                                                         "accepted: a relative path without '..' parts")
     if any(f["dtype"] == "video" for f in features.values()) and not info.get("video_path"):
         raise DatasetFormatError(path, "video_path", "is missing although the dataset has video features")
     return {**info, "features": features}
+
+
+def inside_dataset(relative: str) -> bool:
+    """A path a dataset's own files give (info.json's templates, an image cell's `path`) stays in the dataset's folder:
+    relative, no '..' part. Datasets come from others (the hub); what they hold must not read files elsewhere."""
+    parts = PurePosixPath(relative).parts
+    return not PurePosixPath(relative).is_absolute() and ".." not in parts
 
 
 def _template_fields(template: Any) -> set[str] | None:

@@ -54,6 +54,7 @@ from .layout import (
     check_feature,
     check_info,
     image_hw,
+    inside_dataset,
     read_json,
 )
 from .stats import STAT_NAMES, aggregate_stats, compute_stats, first_non_finite, stats_from_json, stats_to_json
@@ -298,7 +299,7 @@ class LeRobotDataset:
         video_path = self._video_path(key, i)
         begin = float(self._episodes[f"videos/{key}/from_timestamp"][i])
         length = int(self._episodes["length"][i])
-        clip = read_segment(
+        return read_segment(
             video_path,
             begin + start / self.fps,
             # the whole episode ends at the stored to_timestamp (what LeRobot reads), a part of it at its frame
@@ -306,16 +307,9 @@ class LeRobotDataset:
             self.fps,
             stop - start,
             key,
+            image_hw(self.features[key]),
             f" of episode {i} (from {EPISODES_DIR})",
         )
-        h, w = image_hw(self.features[key])
-        if clip.shape[1:3] != (h, w):
-            raise DatasetFormatError(
-                video_path,
-                f"features.{key}.shape",
-                f"frames are {clip.shape[1]}x{clip.shape[2]} but info.json says {h}x{w}",
-            )
-        return clip
 
     def episodes(self, videos: bool | list[str] = True) -> Iterator[Episode]:
         for i in range(self.num_episodes):
@@ -637,15 +631,20 @@ def _image_column(
     for t, item in enumerate(table.column(key).to_pylist(), start=first):
         if not isinstance(item, dict) or not (item.get("bytes") or item.get("path")):
             raise DatasetFormatError(path, key, "image cells must be structs with 'bytes' or 'path'")
+        if not item.get("bytes") and not (isinstance(item["path"], str) and inside_dataset(item["path"])):
+            raise DatasetFormatError(path, key, f"the image of frame {t} names {item['path']!r}; accepted: a path "
+                                                "inside the dataset folder (relative, without '..' parts)")
         source = io.BytesIO(item["bytes"]) if item.get("bytes") else root / item["path"]
         try:
             with Image.open(source) as img:
+                if img.size != (hw[1], hw[0]):  # from the header: a few bytes may declare gigapixels, never decoded
+                    raise DatasetFormatError(path, key, f"the image of frame {t} is {img.height}x{img.width} but "
+                                                        f"info.json says {hw[0]}x{hw[1]}")
                 frames.append(np.asarray(img.convert("RGB")))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:  # a bomb: more pixels than Pillow allows
+            if isinstance(exc, DatasetFormatError):
+                raise
             raise DatasetFormatError(path, key, f"holds an undecodable image: {exc}") from None
-        if frames[-1].shape[:2] != hw:
-            raise DatasetFormatError(path, key, f"the image of frame {t} is {frames[-1].shape[0]}x{frames[-1].shape[1]} "
-                                                f"but info.json says {hw[0]}x{hw[1]}")
     return np.stack(frames)
 
 

@@ -35,10 +35,12 @@ def read_segment(
     fps: float,
     expected: int | None,
     key: str,
+    hw: tuple[int, int],
     context: str = "",
 ) -> np.ndarray:
     """Decode the frames of video feature `key` in [from_timestamp, to_timestamp) as uint8 [T, H, W, 3]; `expected`
-    is how many there must be (an episode's length, or the part of it asked for).
+    is how many there must be (an episode's length, or the part of it asked for), `hw` the size info.json gives
+    them, checked on each frame before it is converted: a small file may hold long runs of huge frames.
 
     Frames are matched by index round(t · fps), which tolerates the float rounding of stored timestamps.
     """
@@ -67,6 +69,9 @@ def read_segment(
                     continue
                 if index >= last:
                     break
+                if (frame.height, frame.width) != hw:
+                    raise DatasetFormatError(path, f"features.{key}.shape", f"frames are {frame.height}x{frame.width} "
+                                                                            f"but info.json says {hw[0]}x{hw[1]}")
                 frames.append(frame.to_ndarray(format="rgb24"))
     except av.error.FFmpegError as exc:
         raise DatasetFormatError(path, None, f"could not be decoded: {exc}") from None

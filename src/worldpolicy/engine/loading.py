@@ -308,10 +308,24 @@ def local_scheduler(path_or_id: str | Path) -> tuple[Any, bool] | None:
     index = _local_json(path_or_id, "model_index.json")
     if config is None or index is None:
         return None
+    return _scheduler_class(config, path_or_id).from_config(config), bool(index.get("use_native_flow_schedule", False))
+
+
+def _scheduler_class(config: dict[str, Any], path_or_id: str | Path) -> type:
+    """The diffusers scheduler class `scheduler_config.json` names (UniPC when it names none diffusers has). Only a
+    scheduler: the name is data from the checkpoint, and any other diffusers class (a model, a pipeline) would be
+    built from it here, at whatever size its config asks."""
     import diffusers
 
-    scheduler_class = getattr(diffusers, str(config.get("_class_name")), diffusers.UniPCMultistepScheduler)
-    return scheduler_class.from_config(config), bool(index.get("use_native_flow_schedule", False))
+    name = config.get("_class_name")
+    found = getattr(diffusers, name, None) if isinstance(name, str) and name.isidentifier() else None
+    if found is None:
+        return diffusers.UniPCMultistepScheduler
+    if not (isinstance(found, type) and issubclass(found, diffusers.SchedulerMixin)):
+        raise ValueError(f"checkpoint {str(path_or_id)!r}: scheduler/scheduler_config.json's _class_name={name!r} is "
+                         "not a scheduler; accepted: a diffusers scheduler class such as 'UniPCMultistepScheduler' or "
+                         "'FlowMatchEulerDiscreteScheduler'")
+    return found
 
 
 @contextmanager

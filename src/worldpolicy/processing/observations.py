@@ -131,6 +131,16 @@ def image_pages(im: Any, max_frames: int | None = None, last: int | None = None)
         yield im
 
 
+def check_pixel_count(im: Any, path: Path, param: str) -> None:
+    """An opened image's size from its header, before decoding: Pillow only warns between `MAX_IMAGE_PIXELS` and twice
+    that, and a few bytes of PNG may declare that many (a decompression bomb); a camera frame is far smaller."""
+    from PIL import Image
+
+    if Image.MAX_IMAGE_PIXELS is not None and im.width * im.height > Image.MAX_IMAGE_PIXELS:
+        raise ValueError(f"{param}: image {str(path)!r} is {im.height}x{im.width} pixels; accepted: at most "
+                         f"{Image.MAX_IMAGE_PIXELS} pixels (PIL.Image.MAX_IMAGE_PIXELS)")
+
+
 def _read_image_file(path: Path, param: str, max_frames: int | None = None, last: int | None = None) -> np.ndarray:
     """An image file → frames (those of an animated GIF/WebP/TIFF that are used: `image_pages`); unreadable files are
     a clear error."""
@@ -138,8 +148,10 @@ def _read_image_file(path: Path, param: str, max_frames: int | None = None, last
 
     try:
         with Image.open(path) as im:
+            check_pixel_count(im, path, param)
             frames = [_pil_to_frames(page, param) for page in image_pages(im, max_frames, last)]
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:  # PIL raises SyntaxError for some broken headers
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:  # SyntaxError: some
+        # broken headers; DecompressionBombError: over twice MAX_IMAGE_PIXELS, raised by Image.open itself
         raise ValueError(f"{param}: cannot read image {str(path)!r}: {exc}") from None
     return np.concatenate(frames, axis=0)
 

@@ -48,11 +48,19 @@ from ..policy import (
     warn_frame_rate,
 )
 from ..processing.actions import ACTION_SPACES, actions_object, load_actions, read_actions_file
-from ..processing.observations import VIDEO_SUFFIXES, clip_from_mapping, frame_keys, image_files, image_pages
+from ..processing.observations import (
+    VIDEO_SUFFIXES,
+    check_pixel_count,
+    clip_from_mapping,
+    frame_keys,
+    image_files,
+    image_pages,
+)
 from ..processing.prompts import check_task
 from ..results import MODES, Prediction, is_string_list
 from .adapters import IMAGE_KEY
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
+from .redaction import redact_credentials
 
 __all__ = [
     "AuthenticationError",
@@ -70,6 +78,7 @@ __all__ = [
 
 
 logger = logging.getLogger("worldpolicy.serving")
+redact_credentials("websockets.client")  # the handshake's Authorization header, at DEBUG
 
 # error texts that blame the request: the server's own checks, and the policy's input errors (server.failure_status)
 _REQUEST_FAULTS = ("bad request:", "ValueError:", "TypeError:", "KeyError:")
@@ -187,6 +196,7 @@ def _image_array(
         from PIL import Image
 
         with Image.open(path) as img:  # the frames of an animated GIF/WebP the local Policy reads, and only those
+            check_pixel_count(img, path, param)
             frames = [np.asarray(page.convert("RGB")) for page in image_pages(img, first, last)]
             animated = getattr(img, "n_frames", 1) > 1
         return np.stack(frames) if animated else frames[0]

@@ -51,6 +51,7 @@ from .server import (
     request_metrics,
     run_batch,
     server_metadata,
+    warn_if_open,
 )
 
 __all__ = ["RAY_PROXY_MAX_MESSAGE_BYTES", "PolicyReplica", "WireIngress", "build_app", "run", "serve_until_signal"]
@@ -456,6 +457,7 @@ def serve_until_signal(
             _log(logging.INFO, "stopped_while_deploying", replicas=num_replicas)
             return 0
         _log(logging.INFO, "ready", replicas=num_replicas, gpus_per_replica=gpus_per_replica, host=host, port=port)
+        warn_if_open(host, options.get("api_key"))
         stop.wait()
         # deleting the application drops every socket at once: the ingress drains first (as the single server does)
         abandoned = serve.get_app_handle(name).drain.remote(drain_timeout_s).result(timeout_s=drain_timeout_s + 30)

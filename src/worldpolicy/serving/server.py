@@ -14,6 +14,7 @@ import ctypes
 import hmac
 import http
 import importlib.util
+import ipaddress
 import itertools
 import json
 import logging
@@ -46,6 +47,7 @@ from ..models import checkpoint_name
 from ..results import Prediction
 from .adapters import ObservationAdapter, RequestError, WireRequest, all_finite, warmup_message
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
+from .redaction import redact_credentials
 
 __all__ = [
     "DRAINING_TEXT",
@@ -65,9 +67,11 @@ __all__ = [
     "request_metrics",
     "run_batch",
     "server_metadata",
+    "warn_if_open",
 ]
 
 logger = logging.getLogger("worldpolicy.serving")
+redact_credentials("websockets.server")  # the handshake's Authorization header, at DEBUG
 EVENT_LOOPS = ("auto", "asyncio", "uvloop")  # auto: uvloop when installed
 _SCHEMES = ("api-key", "bearer")  # openpi clients send `Api-Key <key>`, RoboLab's transport `Bearer <key>`
 
@@ -109,6 +113,20 @@ def checked_api_key(key: str | None, name: str) -> str | None:
     if any(not c.isprintable() for c in key):
         raise ValueError(f"{name} contains a control character (newline, tab...); accepted: >= 8 printable characters")
     return key
+
+
+def warn_if_open(host: str, api_key: str | None) -> None:
+    """Log once at startup when a server without a key listens beyond this machine (the default host, 0.0.0.0, as
+    openpi's server: the robot's computer is usually another machine): anyone who reaches the port can run the policy
+    and read /metrics. Not refused, since a trusted robot network is the common case; said, so it is a choice."""
+    try:
+        local = ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        local = host == "localhost"
+    if api_key is None and not local:
+        _log(logging.WARNING, "unauthenticated", host=host or "0.0.0.0",
+             detail="every client that reaches this address may run the policy; set --api-key-env (ServerConfig("
+             "api_key=)) or listen on 127.0.0.1")
 
 
 def authorized(headers: list[str], api_key: str | None) -> bool:
@@ -545,6 +563,7 @@ class PolicyServer:
         ) as server:
             self.port = server.sockets[0].getsockname()[1]
             _log(logging.INFO, "listening", host=self.config.host, port=self.port, auth=self.config.api_key is not None)
+            warn_if_open(self.config.host, self.config.api_key)
             if started is not None:
                 started(self.port)
             loaded = loop.create_future()

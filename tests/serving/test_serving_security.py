@@ -1,0 +1,35 @@
+"""The API key stays out of logs: websockets logs each handshake header at DEBUG, on both ends."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from worldpolicy.serving import RemotePolicy
+
+KEY = "s3cret-key-123"
+
+
+def test_debug_logging_shows_the_handshake_without_the_api_key(serve, caplog):
+    t = serve(api_key=KEY)
+    with caplog.at_level(logging.DEBUG), RemotePolicy(t.url, api_key=KEY):
+        pass
+    lines = [f"{r.name}: {r.getMessage()}" for r in caplog.records]
+    said = [line for line in lines if "Authorization" in line]
+    # both ends log the header (so the test sees the lines it guards), neither its value
+    assert {line.split(":")[0] for line in said} == {"websockets.client", "websockets.server"}
+    assert all(line.endswith("Authorization: <redacted>") for line in said), said
+    assert not [line for line in lines if KEY in line]
+
+
+@pytest.mark.parametrize("header", ["Authorization", "proxy-authorization"])
+def test_only_credential_headers_are_redacted(caplog, header):
+    from worldpolicy.serving.redaction import redact_credentials
+
+    redact_credentials("worldpolicy.test_redaction")
+    log = logging.getLogger("worldpolicy.test_redaction")
+    with caplog.at_level(logging.DEBUG, logger="worldpolicy.test_redaction"):
+        log.debug("> %s: %s", header, "Api-Key abc")
+        log.debug("> %s: %s", "Host", "robot:8000")
+    assert [r.getMessage() for r in caplog.records] == [f"> {header}: <redacted>", "> Host: robot:8000"]
