@@ -13,7 +13,9 @@ KEY = "s3cret-key-123"
 
 def test_debug_logging_shows_the_handshake_without_the_api_key(serve, caplog):
     t = serve(api_key=KEY)
-    with caplog.at_level(logging.DEBUG), RemotePolicy(t.url, api_key=KEY):
+    # each end's logger at DEBUG itself: `worldpolicy serve`, run in-process by an earlier test, quiets the server's
+    with (caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="websockets.server"),
+          caplog.at_level(logging.DEBUG, logger="websockets.client"), RemotePolicy(t.url, api_key=KEY)):
         pass
     lines = [f"{r.name}: {r.getMessage()}" for r in caplog.records]
     said = [line for line in lines if "Authorization" in line]
