@@ -330,8 +330,11 @@ def test_a_dataset_in_the_trained_embodiments_own_columns_needs_no_conversion(tm
     assert (spec.source_embodiment, spec.action_conversion) == ("panda_reach", "none")
     window = next(iter_windows(spec, target))  # the one pre-composed video stands for both cameras
     assert window.actions.shape == (4, 10) and window.state is None
+    # a robot of your own: the first fix named is the trained embodiment itself (it was only "the registered one")
     with pytest.raises(ValueError, match=r"data.source_embodiment is unset and data.action_keys=\['action'\] hold 10 "
-                                         r"columns \(action_0, .*set data.source_embodiment to the registered"):
+                                         r"columns \(action_0, .*If they are 'droid/relative_pose''s columns in its "
+                                         r"order, set data.source_embodiment = 'droid/relative_pose', or name them so "
+                                         r"in the dataset .*else set data.source_embodiment to the registered"):
         window_spec(DataConfig(dataset=str(tmp_path / "unnamed"), chunk_size=4, action_keys=["action"]), own)
 
 

@@ -123,7 +123,9 @@ def _default_source(dataset, action_keys: list[str], target: Embodiment) -> str:
     raise ValueError(
         f"data.source_embodiment is unset and data.action_keys={list(action_keys)} hold {len(names)} columns "
         f"({', '.join(names)}): neither {DEFAULT_SOURCE!r}'s {_source(DEFAULT_SOURCE).action_dim} (the default) nor "
-        f"embodiment {target.key!r}'s ({', '.join(target.columns)}); set data.source_embodiment to the registered "
+        f"embodiment {target.key!r}'s ({', '.join(target.columns)}). If they are {target.key!r}'s columns in its "
+        f"order, set data.source_embodiment = {target.key!r}, or name them so in the dataset (the `names` of the "
+        "action feature in `LeRobotDatasetWriter(features=...)`); else set data.source_embodiment to the registered "
         "embodiment whose columns these are, or data.action_keys to the keys that hold them"
     )
 
