@@ -369,6 +369,11 @@ def test_register_embodiment_from_file_with_lerobot_stats(tmp_path):
         register_embodiment(dict(spec, name="droid"))
     with pytest.raises(ValueError, match="missing required keys"):
         register_embodiment({"name": "x"})
+    # a training config's spec file leaves the action-head slot to training: the error says where the trained one is
+    untrained = {k: v for k, v in spec.items() if k != "domain"}
+    with pytest.raises(ValueError, match=r"missing required keys \['domain'\]; domain is the action head .* "
+                                         r"embodiment.json of a checkpoint it saved has them"):
+        register_embodiment(untrained)
     for field, bad, wanted in (("chunk_size", "8", "an integer"), ("action_dim", 2.5, "an integer"),
                                ("fps", True, "a number"), ("execute_steps", [1], "an integer")):
         with pytest.raises(ValueError, match=rf"embodiment 'bad_{field}': {field}=.*; expected {wanted}"):

@@ -57,6 +57,24 @@ def test_info_and_check(small_dataset, capsys):
     assert "videos/observation.images.front/chunk-000/file-000.mp4: video file is missing" in capsys.readouterr().err
 
 
+def test_info_shows_the_column_names_a_training_config_must_repeat(tmp_path, capsys):
+    """A new robot's `columns` must be the dataset's action names, which `info` did not show (only in info.json)."""
+    import numpy as np
+
+    from worldpolicy.data import write_episodes
+
+    names = ["shoulder", "elbow", "gripper"]
+    features = {"action": {"dtype": "float32", "shape": [3], "names": names},
+                "observation.images.front": {"dtype": "video", "shape": [16, 16, 3]}}
+    episode = {"frames": {"action": np.zeros((4, 3), np.float32)}, "task": "wave",
+               "videos": {"observation.images.front": np.zeros((4, 16, 16, 3), np.uint8)}}
+    ds = write_episodes(tmp_path / "ds", [episode], fps=10, features=features, video_codec="libx264rgb")
+    assert run(["dataset", "info", str(ds.root)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["features"]["action"] == {"dtype": "float32", "shape": [3], "names": names}
+    assert summary["features"]["observation.images.front"] == {"dtype": "video", "shape": [16, 16, 3]}
+
+
 def test_info_on_a_dataset_of_no_episodes(small_dataset, capsys):
     """Its episode lengths are none (a numpy error about a zero-size reduction, exit 2, before)."""
     ds, _ = small_dataset

@@ -55,6 +55,7 @@ def test_writes_the_frame_its_clip_state_and_task(small_dataset, tmp_path):
     assert obs.state_keys == ("observation.state",) and obs.commands == {}
     doc = json.loads((tmp_path / "obs" / "dataset_frame.json").read_text())
     assert (doc["episode"], doc["frame"], doc["task"]) == (2, 7, "pick the cube")
+    assert doc["state_names"] == ["observation.state_0", "observation.state_1", "observation.state_2"]  # unnamed
     assert doc["state"] == obs.state.tolist() and doc["images"] == {"observation.images.front":
                                                                      "observation.images.front.png"}
     # negative indices count from the end; a task of several phrasings is prompted with the first

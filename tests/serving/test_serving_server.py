@@ -258,6 +258,25 @@ def test_warmup_runs_under_the_key_map():
             assert policy.infer(message)["actions"].shape == (32, 8)
 
 
+def test_warmup_sends_frames_of_the_size_the_checkpoint_was_trained_on(tmp_path):
+    """A 224x224 warm-up made a checkpoint trained on other frames warn at startup about frames no client sent, and
+    used up the policy's once-per-size warning, so a robot that then sent 224x224 frames was never warned."""
+    cameras = {"observation/exterior_image_1_left": [96, 128], "observation/exterior_image_2_left": [96, 128],
+               "observation/wrist_image_left": [48, 64]}
+    (tmp_path / "trainer_state.json").write_text(json.dumps({"frames": {"cameras": cameras, "composed": [144, 256]}}))
+
+    class Recording(StandInPolicy):
+        def act_batch(self, requests):
+            self.seen = [{k: np.shape(v) for k, v in r.observation.items() if k in cameras} for r in requests]
+            return super().act_batch(requests)
+
+    policy = Recording()
+    policy.source = str(tmp_path)
+    server = PolicyServer(policy, ServerConfig(host="127.0.0.1", port=0), warmup_requests=2)
+    with ServerThread(server):
+        assert policy.seen == [{k: (h, w, 3) for k, (h, w) in cameras.items()}] * 2
+
+
 def test_a_message_over_the_limit_is_closed_1009_and_counted(serve):
     t = serve(limits=Limits(max_message_bytes=4096, max_array_bytes=4096))
     with connect(t.url, compression=None, max_size=None) as ws:

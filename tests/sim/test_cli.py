@@ -113,6 +113,26 @@ def test_sim_cli_refuses_actions_no_robot_can_run_before_any_episode(tmp_path, c
     assert said in capsys.readouterr().err and (out / "report.json").read_text() == "{}"
 
 
+def test_sim_cli_refuses_joint_targets_for_another_arm_before_any_episode(tmp_path, capsys, monkeypatch):
+    """A 6-joint arm's checkpoint on the 7-joint Panda ran its model first and then failed on the chunk (for a
+    state-conditioned arm with 'state is required', which says nothing about the arm)."""
+    from worldpolicy.policy import Policy
+
+    spec = tmp_path / "six.json"
+    spec.write_text(json.dumps({
+        "name": "six_arm", "domain": "six_arm", "domain_id": 21, "action_dim": 7, "chunk_size": 4, "fps": 15,
+        "columns": [f"j{i}" for i in range(6)] + ["gripper"], "units": ["rad"] * 6 + ["1"], "gripper_column": "gripper",
+        "layout": "joint_position", "normalization": "quantile",
+        "stats": {"q01": [-1.0] * 6 + [0.0], "q99": [1.0] * 7}}))
+    said = "embodiment 'six_arm' has 6 joint columns but robot 'panda' has 7 arm joints"
+    out = tmp_path / "run"
+    assert main(["sim", "--policy", "random", "--embodiment", str(spec), "--out", str(out)]) == 2
+    assert said in capsys.readouterr().err
+    monkeypatch.setattr(Policy, "from_pretrained", lambda *a, **k: pytest.fail("the weights loaded"))
+    assert main(["sim", "--policy", "shipped", "--embodiment", str(spec), "--out", str(out)]) == 2
+    assert said in capsys.readouterr().err and not out.exists()
+
+
 def test_sim_cli_out_must_be_a_folder(tmp_path, capsys):
     taken = tmp_path / "file"
     taken.write_text("mine")

@@ -330,9 +330,42 @@ def test_a_dataset_in_the_trained_embodiments_own_columns_needs_no_conversion(tm
     assert (spec.source_embodiment, spec.action_conversion) == ("panda_reach", "none")
     window = next(iter_windows(spec, target))  # the one pre-composed video stands for both cameras
     assert window.actions.shape == (4, 10) and window.state is None
+    # a robot of your own: the first fix named is the trained embodiment itself (it was only "the registered one")
     with pytest.raises(ValueError, match=r"data.source_embodiment is unset and data.action_keys=\['action'\] hold 10 "
-                                         r"columns \(action_0, .*set data.source_embodiment to the registered"):
+                                         r"columns \(action_0, .*If they are 'droid/relative_pose''s columns in its "
+                                         r"order, set data.source_embodiment = 'droid/relative_pose', or name them so "
+                                         r"in the dataset .*else set data.source_embodiment to the registered"):
         window_spec(DataConfig(dataset=str(tmp_path / "unnamed"), chunk_size=4, action_keys=["action"]), own)
+
+
+def test_default_keys_a_robots_own_dataset_lacks_are_named_as_the_default_with_its_own_keys(tmp_path):
+    """A LeRobot dataset of one's own robot (`action`, `observation.state`) and a config without action_keys: the
+    error named DROID's key names as if the config had set them."""
+    from worldpolicy.data import write_episodes
+    from worldpolicy.embodiments import register_embodiment
+    from worldpolicy.train.config import DataConfig
+    from worldpolicy.train.data import window_spec
+
+    names = ["shoulder", "elbow", "gripper"]
+    write_episodes(tmp_path / "ds", [{"frames": {"action": np.zeros((6, 3), np.float32),
+                                                "observation.state": np.zeros((6, 3), np.float32)},
+                                     "videos": {"observation.image": np.zeros((6, 32, 32, 3), np.uint8)}, "task": "x"}],
+                   fps=10, video_codec="libx264rgb",
+                   features={"action": {"dtype": "float32", "shape": [3], "names": names},
+                             "observation.state": {"dtype": "float32", "shape": [3], "names": names},
+                             "observation.image": {"dtype": "video", "shape": [32, 32, 3]}})
+    arm = register_embodiment({"name": "arm3", "domain": "arm3", "domain_id": 21, "action_dim": 3, "columns": names,
+                               "chunk_size": 4, "fps": 10, "state_history": 1})  # as training registers it
+    data = DataConfig(dataset=str(tmp_path / "ds"), chunk_size=4)
+    with pytest.raises(ValueError, match=r"data.action_keys=\['action.joint_position', 'action.gripper_position'\] "
+                                         r"\(the default: .*\) are not among data.dataset's features \['action', "
+                                         r"'observation.state'\]: .*e.g. data.action_keys = \['action'\]"):
+        window_spec(data, arm)
+    with pytest.raises(ValueError, match=r"data.state_keys=.* \(the default: .*e.g. data.state_keys = "
+                                         r"\['observation.state'\]"):
+        window_spec(replace(data, action_keys=["action"]), arm)
+    spec = window_spec(replace(data, action_keys=["action"], state_keys=["observation.state"]), arm)
+    assert spec.source_embodiment == "arm3"
 
 
 def test_cameras_are_found_by_name_and_a_lone_video_serves_a_one_camera_embodiment():

@@ -110,8 +110,9 @@ def _summary(ds) -> dict:
             {"min": int(lengths.min()), "mean": float(lengths.mean()), "max": int(lengths.max())} if lengths.size else None
         ),
         "tasks": len(ds.tasks),
-        "features": {
-            k: {"dtype": ds.features[k]["dtype"], "shape": ds.features[k]["shape"]}
+        "features": {  # a numeric feature's names: what a training config's embodiment `columns` must repeat
+            k: {"dtype": ds.features[k]["dtype"], "shape": ds.features[k]["shape"],
+                **({"names": ds.features[k]["names"]} if k in ds.feature_keys and ds.features[k].get("names") else {})}
             for k in ds.feature_keys + ds.video_keys
         },
         "has_stats": ds.stats_path.is_file(),

@@ -38,7 +38,7 @@ STATE_FEATURE = "observation.state"  # LeRobot's state feature; Cosmos3-DROID sp
 class DatasetFrame:
     """What `extract_frame` wrote. `images[key]` is camera `key`'s PNG at the frame, `clips[key]` a folder of the
     frames `frame - clip + 1 .. frame` (empty without `clip`); `state` is the state vector (the `state_keys` side by
-    side); `prompt` is the first phrasing of the frame's `task` (a Cosmos3-DROID task holds several, split by " | ").
+    side), `state_names` its columns (the dataset's names, so which value is which joint can be read); `prompt` is the first phrasing of the frame's `task` (a Cosmos3-DROID task holds several, split by " | ").
     `commands` maps a predict mode to its argument list (empty without a checkpoint); `command_lines` are them as a
     shell takes them."""
 
@@ -52,6 +52,7 @@ class DatasetFrame:
     clips: dict[str, Path] = field(default_factory=dict)
     state_keys: tuple[str, ...] = ()
     state: np.ndarray | None = None
+    state_names: tuple[str, ...] = ()
     commands: dict[str, list[str]] = field(default_factory=dict)
 
     @property
@@ -69,6 +70,7 @@ class DatasetFrame:
             "clips": {k: p.name for k, p in self.clips.items()},
             "state_keys": list(self.state_keys),
             "state": None if self.state is None else self.state.tolist(),
+            "state_names": list(self.state_names),
             "commands": self.command_lines,
         }
 
@@ -125,6 +127,7 @@ def extract_frame(
         root=ds.root, episode=episode, frame=frame, out=out, task=task, prompt=caption_variants(task)[0],
         images=images, clips=clips, state_keys=tuple(keys),
         state=np.concatenate([rows.frames[k][frame].reshape(-1) for k in keys]) if keys else None,
+        state_names=tuple(ds.feature_names(keys)) if keys else (),
     )
     if emb is not None and emb.state_history and not np.isfinite(result.state.astype(np.float64)).all():
         raise ValueError(f"state_keys={keys}: frame {frame} of episode {episode} holds NaN or inf in its state "

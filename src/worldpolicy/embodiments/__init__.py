@@ -569,6 +569,14 @@ def read_spec_file(path: str | Path) -> Any:
     return spec
 
 
+# A training config's embodiment may leave its action-head slot out (training picks a free one for the starting
+# checkpoint), so the spec file a robot was trained from lacks what registering or passing it needs: say so.
+_DOMAIN_HINT = ("; domain is the action head it runs on: a domain of registry.json, or a new name with domain_id (a "
+                "free action-head slot). Training fills both in for a spec that leaves them out, so the "
+                "embodiment.json of a checkpoint it saved has them: pass that file, or leave the embodiment out to "
+                "run the checkpoint as its own robot")
+
+
 def _user_spec(source: str | Path | Mapping[str, Any], overwrite: bool) -> tuple[str, dict[str, Any], Embodiment]:
     if isinstance(source, (str, Path)):
         spec = read_spec_file(source)
@@ -582,7 +590,7 @@ def _user_spec(source: str | Path | Mapping[str, Any], overwrite: bool) -> tuple
         raise ValueError(f"{what} must hold a JSON object, not {type(spec).__name__}")
     missing = [k for k in ("name", "domain", "action_dim", "columns", "chunk_size", "fps") if k not in spec]
     if missing:
-        raise ValueError(f"{what} is missing required keys {missing}")
+        raise ValueError(f"{what} is missing required keys {missing}" + (_DOMAIN_HINT if "domain" in missing else ""))
     spec = dict(spec)
     name = spec.pop("name")
     if not isinstance(name, str) or not name.strip() or "/" in name or name != name.strip():

@@ -24,9 +24,11 @@ __all__ = ["ActionDecoder", "RobotCommand", "check_executable", "encode_relative
 logger = logging.getLogger(__name__)
 
 
-def check_executable(embodiment: Embodiment) -> None:
-    """Refuse an embodiment whose chunks no robot can run, before a model loads or an episode starts. Actions in model
-    space (`Embodiment.in_model_space`) would be integrated as metres: up to a metre per step."""
+def check_executable(embodiment: Embodiment, robot: RobotConfig | None = None) -> None:
+    """Refuse an embodiment whose chunks no robot (or not `robot`) can run, before a model loads or an episode starts.
+    Actions in model space (`Embodiment.in_model_space`) would be integrated as metres: up to a metre per step. Joint
+    targets for another number of joints than `robot` has were found only at the first chunk, after the model ran
+    (where a state-conditioned embodiment's missing state was the error shown, not the robot)."""
     key = embodiment.key
     if embodiment.layout not in ("relative_pose", "joint_position"):
         raise ValueError(f"embodiment {key!r} has layout {embodiment.layout!r}; a robot can only execute "
@@ -38,6 +40,11 @@ def check_executable(embodiment: Embodiment) -> None:
         raise ValueError(f"embodiment {key!r} gives its actions in model space (units {MODEL_SPACE_UNIT!r}: no stats "
                          "are published for it), which a robot cannot run; register it with the stats of your data "
                          "(normalization and stats or stats_file) and its physical units, as docs/robot.md shows")
+    if robot is not None and embodiment.layout == "joint_position":
+        joints = embodiment.action_dim - (embodiment.gripper_column is not None)
+        if joints != robot.dof:
+            raise ValueError(f"embodiment {key!r} has {joints} joint columns but robot {robot.name!r} has {robot.dof} "
+                             "arm joints: its joint targets are for another arm")
 
 
 @dataclass
@@ -76,19 +83,11 @@ class ActionDecoder:
         reanchor: bool = True,
     ) -> None:
         self.embodiment = embodiment if isinstance(embodiment, Embodiment) else get_embodiment(embodiment)
-        check_executable(self.embodiment)
         self.robot = get_robot(robot)
+        check_executable(self.embodiment, self.robot)
         self.ik = ik if ik is not None else IKSolver(self.robot)
         self.reanchor = reanchor
-        cols = self.embodiment.columns
         self._grip = self.embodiment.gripper_index
-        if self.embodiment.layout == "joint_position":
-            n_joints = len(cols) - (self._grip is not None)
-            if n_joints != self.robot.dof:
-                raise ValueError(
-                    f"embodiment {self.embodiment.key!r} has {n_joints} joint columns but robot {self.robot.name!r} "
-                    f"has {self.robot.dof} arm joints"
-                )
 
     def check(self, actions: np.ndarray) -> np.ndarray:
         """Validate a physical chunk [T, action_dim] before any heavy work."""

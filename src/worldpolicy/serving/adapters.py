@@ -14,7 +14,7 @@ Optional request keys (absent ⇒ plain openpi policy request): `mode` (policy |
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,8 @@ from ..processing.prompts import check_length
 from ..results import MODES
 
 __all__ = [
-    "IMAGE_KEY", "ObservationAdapter", "RequestError", "WireRequest", "all_finite", "check_key_map", "warmup_message",
+    "IMAGE_KEY", "ObservationAdapter", "RequestError", "WireRequest", "all_finite", "check_key_map",
+    "warmup_camera_sizes", "warmup_message",
 ]
 
 IMAGE_KEY = "observation/image"
@@ -265,11 +266,18 @@ class ObservationAdapter:
 
 
 def warmup_message(
-    embodiment: Embodiment, prompt: str = "warm up", side: int = 224, key_map: Mapping[str, str] | None = None
+    embodiment: Embodiment, prompt: str = "warm up", side: int = 224, key_map: Mapping[str, str] | None = None,
+    camera_sizes: Mapping[str, Sequence[int]] | None = None,
 ) -> dict[str, Any]:
     """A well-formed wire request of black frames and zero state, to warm the server up before it reports ready; under
-    the client's key names when a `key_map` renames them, so it takes the same adapter path as real requests."""
-    message: dict[str, Any] = {k: np.zeros((side, side, 3), np.uint8) for k in embodiment.camera_keys}
+    the client's key names when a `key_map` renames them, so it takes the same adapter path as real requests.
+
+    Each camera's frames are `camera_sizes[key]` (height, width) where given, else `side` square. A server passes the
+    sizes its checkpoint was trained on (`warmup_camera_sizes`): a warm-up of another size made the policy warn, at
+    startup, about frames no client sent, and spent its once-per-size warning on them, so a robot that then sent
+    frames of that size was never told."""
+    sizes = camera_sizes or {}
+    message: dict[str, Any] = {k: np.zeros((*sizes.get(k, (side, side)), 3), np.uint8) for k in embodiment.camera_keys}
     for role, key in embodiment.state_keys.items():
         width = 1 if role == "gripper" else embodiment.action_dim - (embodiment.gripper_column is not None)
         message[key] = np.zeros(width, np.float32)
@@ -277,6 +285,17 @@ def warmup_message(
         message["state"] = np.zeros(embodiment.action_dim, np.float32)
     message[PROMPT_KEY] = prompt
     return {(key_map or {}).get(k, k): v for k, v in message.items()}
+
+
+def warmup_camera_sizes(policy: Any) -> dict[str, list[int]] | None:
+    """The (height, width) of each camera the served checkpoint was trained on, from its run's record
+    (`policy.trained_frames` of its `source`), or None when it has none (a hub id, the shipped model, a policy built
+    in code): what `warmup_message` should send."""
+    from ..policy import trained_frames
+
+    source = getattr(policy, "source", "")
+    frames = trained_frames(source) if isinstance(source, str) and source else None
+    return frames["cameras"] if frames else None
 
 
 def _check_length(text: str, key: str) -> None:

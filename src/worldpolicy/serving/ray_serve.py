@@ -37,7 +37,7 @@ with extra_imports():
     from ray.serve.exceptions import BackPressureError
     from ray.serve.handle import DeploymentHandle
 
-from .adapters import ObservationAdapter, RequestError, warmup_message
+from .adapters import ObservationAdapter, RequestError, warmup_camera_sizes, warmup_message
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
 from .server import (
     DRAINING_TEXT,
@@ -81,7 +81,8 @@ class PolicyReplica:
         self.infer.set_max_batch_size(max_batch)
         self.infer.set_batch_wait_timeout_s(max_wait_ms / 1000)
         if warmup_requests:
-            request = self.adapter.parse(warmup_message(self.policy.embodiment, key_map=self.adapter.key_map))
+            request = self.adapter.parse(warmup_message(self.policy.embodiment, key_map=self.adapter.key_map,
+                                                        camera_sizes=warmup_camera_sizes(self.policy)))
             for result in run_batch(self.policy, [request] * warmup_requests)[0]:
                 if isinstance(result, BaseException):
                     raise RuntimeError(f"warm-up request failed: {result}") from result

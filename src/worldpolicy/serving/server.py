@@ -45,7 +45,7 @@ with extra_imports():
 from ..logcapture import logged_warnings, request_index
 from ..models import checkpoint_name
 from ..results import Prediction
-from .adapters import ObservationAdapter, RequestError, WireRequest, all_finite, warmup_message
+from .adapters import ObservationAdapter, RequestError, WireRequest, all_finite, warmup_camera_sizes, warmup_message
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
 from .redaction import redact_credentials
 
@@ -542,7 +542,8 @@ class PolicyServer:
         if self.adapter is None:
             self.adapter = ObservationAdapter(self.policy.embodiment, self.key_map)
         if self.warmup_requests:
-            request = self.adapter.parse(warmup_message(self.policy.embodiment, key_map=self.adapter.key_map))
+            request = self.adapter.parse(warmup_message(self.policy.embodiment, key_map=self.adapter.key_map,
+                                                        camera_sizes=warmup_camera_sizes(self.policy)))
             for result in run_batch(self.policy, [request] * self.warmup_requests)[0]:
                 if isinstance(result, BaseException):
                     raise RuntimeError(f"warm-up request failed: {result}") from result

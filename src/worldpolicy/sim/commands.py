@@ -355,7 +355,7 @@ def run(args: argparse.Namespace) -> int:
             # is not there is make_policy's to name
             if checkpoint and Path(args.policy).exists():
                 emb = emb or _checked_checkpoint(args)[0]
-                check_executable(emb)
+                check_executable(emb, env.robot)
                 strategy.for_embodiment(emb).steps_for(emb.chunk_size, "--execute-steps")
             try:
                 policy = make_policy(
@@ -367,7 +367,7 @@ def run(args: argparse.Namespace) -> int:
             except (ValueError, KeyError, FileNotFoundError) as exc:  # a bad checkpoint, embodiment or sampling setting
                 raise _as_flag(exc) from None
             if getattr(policy, "embodiment", None) is not None:  # e.g. --embodiment pusht: said before any episode
-                check_executable(policy.embodiment)
+                check_executable(policy.embodiment, env.robot)
             served_task = EMBODIMENT_TASKS.get(getattr(getattr(policy, "embodiment", None), "name", None))
             if not task_given and args.policy.startswith(("ws://", "wss://")) and served_task not in (None, args.task):
                 # a server's model is known once connected: its task, as a checkpoint's is before it loads

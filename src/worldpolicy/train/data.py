@@ -92,6 +92,7 @@ def window_spec(data: DataConfig, target: Embodiment) -> WindowSpec:
     from ..data import LeRobotDataset
 
     dataset = LeRobotDataset.open(data.dataset)
+    _refuse_absent_default_keys(dataset, data, target)
     source = data.source_embodiment or _default_source(dataset, data.action_keys, target)
     conversion = data.action_conversion or _default_conversion(_source(source), target)
     spec = WindowSpec(
@@ -106,6 +107,23 @@ def window_spec(data: DataConfig, target: Embodiment) -> WindowSpec:
             logger.info("data.%s unset: %r (from data.dataset's action columns and embodiment %r)", name, used,
                         target.key)
     return spec
+
+
+def _refuse_absent_default_keys(dataset, data: DataConfig, target: Embodiment) -> None:
+    """`action_keys` and `state_keys` default to the names `dataset from-sim` writes (DROID's layout); a dataset of
+    one's own robot (LeRobot's `action`, `observation.state`) lacks them, and the error named keys the config never
+    set. Say they are the default, and which of the dataset's keys to set instead."""
+    settings = [("action_keys", data.action_keys, ACTION_KEYS, "action")]
+    if target.state_history:  # only a state-conditioned embodiment reads state_keys
+        settings.append(("state_keys", data.state_keys, STATE_KEYS, "observation.state"))
+    for name, keys, default, lerobot in settings:
+        if list(keys) != list(default) or all(k in dataset.feature_keys for k in keys):
+            continue
+        numeric = [k for k in dataset.feature_keys if dataset.features[k]["dtype"] not in ("string", "video", "image")]
+        example = f", e.g. data.{name} = [{lerobot!r}]" if lerobot in numeric else ""
+        raise ValueError(f"data.{name}={list(default)} (the default: the names `worldpolicy dataset from-sim` "
+                         f"writes) are not among data.dataset's features {numeric}: set data.{name} to the dataset's "
+                         f"own keys{example}")
 
 
 def _default_source(dataset, action_keys: list[str], target: Embodiment) -> str:
@@ -123,7 +141,9 @@ def _default_source(dataset, action_keys: list[str], target: Embodiment) -> str:
     raise ValueError(
         f"data.source_embodiment is unset and data.action_keys={list(action_keys)} hold {len(names)} columns "
         f"({', '.join(names)}): neither {DEFAULT_SOURCE!r}'s {_source(DEFAULT_SOURCE).action_dim} (the default) nor "
-        f"embodiment {target.key!r}'s ({', '.join(target.columns)}); set data.source_embodiment to the registered "
+        f"embodiment {target.key!r}'s ({', '.join(target.columns)}). If they are {target.key!r}'s columns in its "
+        f"order, set data.source_embodiment = {target.key!r}, or name them so in the dataset (the `names` of the "
+        "action feature in `LeRobotDatasetWriter(features=...)`); else set data.source_embodiment to the registered "
         "embodiment whose columns these are, or data.action_keys to the keys that hold them"
     )
 
