@@ -700,9 +700,18 @@ def test_an_embodiment_spec_file_is_not_read_by_the_tools(server, toolbox, input
     ({"policy": "random", "embodiment": "pusht"}, "embodiment", "layout 'generic'"),
     # a random policy ends no episode early: the worker thread ran for as many steps, holding the model lock
     ({"policy": "random", "max_steps": 1001}, "max_steps", "[1, 1000]"),
+    # joint targets for another arm: the Panda's decoder refused them only at the first chunk
+    ({"policy": "random", "embodiment": "six_arm"}, "embodiment",
+     "embodiment 'six_arm' has 6 joint columns but robot 'panda' has 7 arm joints"),
 ])
 def test_sim_arguments_the_command_line_refuses_are_refused(server, toolbox, args, parameter, fragment):
     pytest.importorskip("mujoco", reason="sim extra not installed")
+    from worldpolicy.embodiments import register_embodiment
+
+    register_embodiment({  # a 6-joint arm (the suite undoes the registration after the test)
+        "name": "six_arm", "domain": "six_arm", "domain_id": 21, "action_dim": 7, "chunk_size": 4, "fps": 15,
+        "columns": [f"j{i}" for i in range(6)] + ["gripper"], "units": ["rad"] * 6 + ["1"], "gripper_column": "gripper",
+        "layout": "joint_position", "normalization": "quantile", "stats": {"q01": [-1.0] * 6 + [0.0], "q99": [1.0] * 7}})
     runs_before = sorted(toolbox.config.output_dir.glob("sim-*"))
     error = err(server, "evaluate_in_sim", {"episodes": 1, **args})
     assert error["parameter"] == parameter and fragment in error["message"], error

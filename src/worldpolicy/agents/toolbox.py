@@ -34,6 +34,7 @@ __all__ = ["Progress", "ToolInputError", "Toolbox", "ToolboxConfig", "error_payl
 Progress = Callable[[float, "float | None", str], None]
 MAX_STEPS = 100
 MAX_SIM_EPISODES = 20
+SIM_ROBOT = "panda"  # the arm `evaluate_in_sim` runs on (its joint count is checked before anything loads)
 MAX_SIM_STEPS = 1000  # per episode; the tasks' own limits are 60-150. A random policy never ends an episode early
 MAX_INLINE_PLOTS = 3  # show_plots: the first plots, each at most this large, travel in the result
 MAX_INLINE_PLOT_BYTES = 2 * 1024 * 1024
@@ -730,6 +731,7 @@ class Toolbox:
         A call that fails or is cancelled removes the run folder it began (why: at the `except` below)."""
         try:
             from ..robot.decode import check_executable
+            from ..robot.robots import get_robot
             from ..sim.env import TabletopEnv
             from ..sim.evaluate import evaluate
             from ..sim.evaluate import write_report as write_sim_report
@@ -761,8 +763,8 @@ class Toolbox:
             spec = str(ckpt)
             emb = self._checkpoint_embodiment(ckpt, embodiment, "policy", policy)  # its own unless another is named
         if emb is not None:
-            try:  # as `worldpolicy sim` checks it: before a model loads or a run folder is made
-                check_executable(emb)
+            try:  # as `worldpolicy sim` checks it (on the arm it runs): before a model loads or a run folder is made
+                check_executable(emb, get_robot(SIM_ROBOT))
             except ValueError as exc:
                 raise ToolInputError("embodiment" if embodiment is not None else "policy", str(exc),
                                      embodiment or policy) from None
@@ -772,7 +774,7 @@ class Toolbox:
         out = None
         try:
             with self._run_lock:
-                env = TabletopEnv(task, "panda", image_size=(180, 320) if needs_images else None, max_steps=max_steps)
+                env = TabletopEnv(task, SIM_ROBOT, image_size=(180, 320) if needs_images else None, max_steps=max_steps)
                 sim_policy = None
                 try:  # the env (its renderer) is closed however the policy's load or the episodes end
                     options = self._load_options() if needs_images else {}  # checkpoint policies load like the others
