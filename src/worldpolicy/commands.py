@@ -20,6 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("embodiments", help="list the embodiment registry and the shipped models' own embodiments")
     p.add_argument("--json", action="store_true",
                    help="print them in full as JSON (each with its source: registry or shipped model)")
+    p.add_argument("--checkpoint", help="list only the embodiment this checkpoint (shipped or a local folder) runs "
+                   "with when --embodiment is left out, read without its weights")
     p.set_defaults(func=_embodiments)
 
     p = sub.add_parser("predict", help="run a Cosmos3 checkpoint once: policy, forward or inverse dynamics")
@@ -75,8 +77,8 @@ def _embodiments(args: argparse.Namespace) -> int:
     argument that runs it."""
     from .models import SHIPPED_DEFAULT, SHIPPED_NAME, listed_embodiments
 
-    rows = []
-    for listed in listed_embodiments():
+    rows = [_checkpoint_row(args.checkpoint)] if args.checkpoint is not None else []
+    for listed in listed_embodiments() if args.checkpoint is None else ():
         if listed.shipped is None:
             rows.append((listed.embodiment, "registry"))
             continue
@@ -96,6 +98,26 @@ def _embodiments(args: argparse.Namespace) -> int:
             f"{'no stats' if e.in_model_space else e.normalization:<9} {e.layout:<14} {source}"
         )
     return 0
+
+
+def _checkpoint_row(checkpoint: str):
+    """The embodiment a checkpoint runs with by default (`policy.checkpoint_embodiment`) and which record says so."""
+    from .embodiments import get_embodiment
+    from .models import resolve_checkpoint
+    from .policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, checkpoint_embodiment, expand_home, trained_embodiment
+
+    folder = Path(resolve_checkpoint(expand_home(checkpoint)))
+    if not folder.is_dir():
+        raise ValueError(f"--checkpoint: {checkpoint!r} is not a local folder; accepted: shipped or a checkpoint folder "
+                         "(its embodiment.json / trainer_state.json are read, nothing is downloaded)")
+    own = checkpoint_embodiment(folder, None)
+    if (folder / EMBODIMENT_FILE).is_file():
+        source = f"checkpoint {checkpoint} (its {EMBODIMENT_FILE})"
+    elif trained_embodiment(folder) is not None:
+        source = f"registry (checkpoint {checkpoint} was trained for it: its {TRAINER_STATE_FILE})"
+    else:
+        source = f"registry (checkpoint {checkpoint} names none: the default)"
+    return (get_embodiment(own) if isinstance(own, str) else own), source
 
 
 _RUN_OUTPUTS = ("actions.json", "settings.json", "rollout.mp4", "index.html", "plots")  # what write_run may write

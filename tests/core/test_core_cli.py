@@ -284,6 +284,24 @@ def test_embodiments_lists_the_registry(capsys):
     assert {r["key"] for r in rows} >= {"droid/joint_pos", "droid/relative_pose", "bridge"}
 
 
+def test_embodiments_of_a_checkpoint_says_what_it_runs_with_and_which_record_says_so(tmp_path, capsys):
+    """Which robot a checkpoint runs as when --embodiment is left out was only to be found through the MCP tool."""
+    def listed(checkpoint):
+        assert main(["embodiments", "--checkpoint", str(checkpoint), "--json"]) == 0
+        [row] = json.loads(capsys.readouterr().out)
+        return row["key"], row["source"]
+
+    assert listed("shipped") == ("panda_reach", "checkpoint shipped (its embodiment.json)")
+    run = tmp_path / "run_step"
+    run.mkdir()
+    assert listed(run) == ("droid/joint_pos", f"registry (checkpoint {run} names none: the default)")
+    (run / "trainer_state.json").write_text(json.dumps({"step": 1, "config": {"embodiment": "droid/relative_pose"}}))
+    assert listed(run) == ("droid/relative_pose",
+                           f"registry (checkpoint {run} was trained for it: its trainer_state.json)")
+    assert main(["embodiments", "--checkpoint", str(tmp_path / "nope")]) == 2
+    assert "--checkpoint: " in capsys.readouterr().err
+
+
 def test_embodiments_lists_the_shipped_models_own_embodiment_without_torch():
     """`worldpolicy demo` runs `panda_reach`, which comes with the shipped checkpoint, not the registry: the listing
     left it out. It is read from the checkpoint's embodiment.json, no weights (nor torch) loaded, and not registered."""
