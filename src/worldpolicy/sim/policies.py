@@ -278,6 +278,8 @@ class _Seeded:
         self.calls = 0
 
     def close(self) -> None:
+        """Close what it wraps, which the run owns: a `Policy` releases its model, a `RemotePolicy` its connection;
+        another wrapped backend (a planner, a user's own) may have nothing to close."""
         close = getattr(self.policy, "close", None)
         if close is not None:
             close()
