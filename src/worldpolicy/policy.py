@@ -8,6 +8,7 @@ the VAE or transformer runs.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -404,6 +405,42 @@ class Policy:
             make_scheduler(scheduler, sampling, native)
         return emb, sampling, torch_device, torch_dtype
 
+    @property
+    def engine(self):
+        """The loaded model (transformer, VAE, tokenizer, scheduler); gone once the policy is closed (`close`)."""
+        if self._engine is None:
+            raise RuntimeError(f"this Policy ({self.source or 'built in code'}) is closed: its model was released by "
+                               "close() or by leaving its `with` block; load the checkpoint again "
+                               "(Policy.from_pretrained) to run it")
+        return self._engine
+
+    @engine.setter
+    def engine(self, engine) -> None:
+        self._engine = engine
+
+    def close(self) -> None:
+        """Release the model, so a process that switches checkpoints holds one at a time: the policy drops its engine
+        (transformer, VAE, text cache) and, on CUDA, the allocator's cached blocks go back to the device. Memory
+        returns once nothing else holds the engine (a trainer's previews share the trainer's). A closed policy runs
+        nothing: each later call says it is closed (unlike `RemotePolicy`, whose model lives on in the server, so a
+        closed one reconnects). Closing twice is harmless."""
+        engine, self._engine = getattr(self, "_engine", None), None
+        if engine is None:
+            return
+        on_cuda = str(engine.device).startswith("cuda")
+        del engine
+        gc.collect()  # anything of the model caught in a reference cycle is freed now, not at a later collection
+        if on_cuda:
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- public API -----------------------------------------------------------------------------------------------
 
     def act(self, observation: Any, prompt: str, **kwargs: Any) -> Prediction:
@@ -425,6 +462,7 @@ class Policy:
 
     def act_batch(self, requests: list[PolicyRequest], progress: Callable[[int, int], None] | None = None) -> list[Prediction]:
         """Run several requests together: their denoising steps share forward passes (grouped by step count)."""
+        engine = self.engine  # a closed policy says so before judging the requests
         check_requests(requests)
         check_progress(progress)
         started = time.perf_counter()
@@ -444,7 +482,7 @@ class Policy:
         for i, (engine_req, _) in enumerate(prepared):
             groups.setdefault(engine_req.sampling.steps, []).append(i)
         for indexes in groups.values():
-            outputs = self.engine.run([prepared[i][0] for i in indexes], progress=progress)
+            outputs = engine.run([prepared[i][0] for i in indexes], progress=progress)
             for i, out in zip(indexes, outputs):
                 results[i] = self._finish(prepared[i], out, started)
         return results  # type: ignore[return-value]

@@ -1374,3 +1374,32 @@ def test_act_batch_refuses_a_progress_it_cannot_call_before_any_work(tiny_policy
     request = worldpolicy.PolicyRequest(np.zeros((64, 64, 3), np.uint8), "x", steps=1)
     with pytest.raises(TypeError, match=r"progress must be a callable \(step, total\) or None, got bool"):
         tiny_policy.act_batch([request], progress=True)
+
+
+def test_closing_a_policy_releases_its_model_and_later_calls_say_it_is_closed(tiny_checkpoint, monkeypatch):
+    """A process that switches checkpoints needs the first one's memory back: `close` (or leaving `with`) drops the
+    model, empties the CUDA cache on CUDA, and a later call names the policy as closed instead of running."""
+    import gc
+    import weakref
+
+    image = np.zeros((64, 64, 3), np.uint8)
+    with worldpolicy.load_policy(tiny_checkpoint, embodiment="droid/relative_pose", chunk_size=4,
+                                 resolution_tier=256, steps=1) as policy:
+        assert policy.act(image, "pick").actions.shape == (4, 10)
+        transformer, vae = weakref.ref(policy.engine.transformer), weakref.ref(policy.engine.vae)
+    gc.collect()
+    assert transformer() is None and vae() is None  # nothing of the model is left alive
+    for call in (lambda: policy.act(image, "pick"), lambda: policy.act(image, ""), lambda: policy.engine):
+        with pytest.raises(RuntimeError, match=r"this Policy \(.*tiny\) is closed: .*Policy.from_pretrained"):
+            call()  # said before anything else: a bad prompt too gets the closed error
+    policy.close()  # twice is harmless
+
+    emptied = []
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
+    policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid/relative_pose", resolution_tier=256)
+    policy.close()
+    assert emptied == []  # a CPU policy leaves CUDA alone
+    policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid/relative_pose", resolution_tier=256)
+    policy.engine.device = torch.device("cuda", 0)  # as a CUDA load records it
+    policy.close()
+    assert emptied == [True]

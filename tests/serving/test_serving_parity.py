@@ -1,5 +1,5 @@
 """`RemotePolicy` keeps the local `Policy`'s public surface (the serving promise: "the same interface and result
-types"). Every public attribute, property and method of `Policy` is walked: a remote counterpart with the same
+types"). Every public attribute, property and method of `Policy`, and `with` (`PROTOCOL`), is walked: a remote counterpart with the same
 signature, defaults and return type, and for attributes the same value as the policy the server runs; or a name in
 `LOCAL_ONLY`, which raises `LocalOnlyError` saying why (docs/serving.md, "The client"). A name added to `Policy` fails
 here until the client has it or the list says why not; bad input is refused by both with the same error."""
@@ -27,6 +27,9 @@ LOCAL_ONLY = {
     "single_view_said": "the server says its own warnings about the frames it receives",
 }
 
+# Dunder methods callers rely on: `with policy:` closes a local policy (its model released) as it closes a remote one.
+PROTOCOL = ("__enter__", "__exit__")
+
 # Attributes: how the remote value compares with the served local policy's (the server names its checkpoint by its
 # portable name, and announces the embodiment's full spec).
 SAME_VALUE = {
@@ -48,10 +51,11 @@ def tiny_policy(tmp_path_factory):
 
 
 def _public_names(policy: Policy) -> dict[str, bool]:
-    """Each public name of a loaded Policy → whether it is a method (class members and the attributes `__init__`
-    sets)."""
+    """Each public name of a loaded Policy → whether it is a method (class members, the attributes `__init__`
+    sets, and `PROTOCOL`)."""
     names = {name: callable(getattr(Policy, name)) for name in dir(Policy) if not name.startswith("_")}
     names.update({name: False for name in vars(policy) if not name.startswith("_")})
+    names.update({name: True for name in PROTOCOL})
     return names
 
 

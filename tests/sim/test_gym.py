@@ -105,6 +105,25 @@ def test_make_passes_kwargs_through_and_renders_as_gymnasium_does():
     env.close()
 
 
+def test_a_task_contradicting_the_id_is_refused_and_the_spec_still_serialises():
+    """`make("worldpolicy/Reach-v0", task="push")` built a push env under reach's id and 60-step limit (the caller's
+    kwargs override the registered task). Refused as make sets the spec; the id's own task, and an id registered
+    elsewhere on this entry point with any task, still make envs whose spec serialises and makes them again."""
+    with pytest.raises(ValueError, match=r"task='push' contradicts the id 'worldpolicy/Reach-v0', which is task "
+                                         r"'reach'.*gymnasium\.make\('worldpolicy/Push-v0'\)"):
+        gym.make("worldpolicy/Reach-v0", task="push", image_size=None)
+    with pytest.raises(ValueError, match=r"task='reach' contradicts the id 'worldpolicy/PickPlace-v0'"):
+        gym.make("worldpolicy/PickPlace-v0", task=TASKS["reach"](), image_size=None)  # a Task instance by its name
+    env = gym.make("worldpolicy/Reach-v0", task="reach", image_size=None)
+    again = gym.make(gym.envs.registration.EnvSpec.from_json(env.spec.to_json()))
+    assert again.unwrapped.task.name == "reach" and again.spec.max_episode_steps == 60
+    gym.register(id="mine/LongPush-v0", entry_point=ENTRY_POINT, kwargs={"task": "push"}, max_episode_steps=300)
+    try:
+        assert gym.make("mine/LongPush-v0", image_size=None).unwrapped.task.name == "push"
+    finally:
+        del gym.registry["mine/LongPush-v0"]
+
+
 def test_max_steps_is_refused_naming_max_episode_steps():
     with pytest.raises(ValueError, match=r"max_steps: .*gymnasium.make\(\.\.\., max_episode_steps=30\)"):
         gym.make("worldpolicy/Reach-v0", max_steps=30)

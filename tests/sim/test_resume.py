@@ -271,9 +271,66 @@ def test_policy_settings_of_a_server_and_of_a_checkpoint_without_a_folder():
     ours = policy_settings(server({"model": "/srv/ckpt", "chunk_size": 16}), (48, 64))
     assert ours == {"kind": "server", "model": "/srv/ckpt", "chunk_size": 16, "decode_video": True,
                     "image_size": [48, 64]}
+    sampling = {"steps": 4, "guidance": 3.0, "negative_prompt": ""}  # as our server's metadata frame announces it
+    announced = policy_settings(server({"model": "/srv/ckpt", "chunk_size": 16, "sampling": sampling,
+                                        "resolution_tier": 480}), (48, 64))
+    assert announced == {**ours, "sampling": sampling, "resolution_tier": 480}
     assert policy_settings(server({}), None)["model"] == "ws://box:8000"
     assert checkpoint_files("") == {"path": "", "files": None}
     assert checkpoint_files("nvidia/some-model") == {"path": "nvidia/some-model", "files": None}
+
+
+class _Server:
+    """A backend as our server is to the client (`RemotePolicy` wrapped for the sim): random actions, and a metadata
+    frame announcing its model and, unless `steps` is None (an older server, openpi's), its sampling defaults."""
+
+    url = "ws://box:8000"
+
+    def __init__(self, steps: int | None) -> None:
+        from worldpolicy.sim.policies import RandomPolicy
+
+        self.random = RandomPolicy(chunk_size=6)
+        self.embodiment, self.chunk_size = self.random.embodiment, 6
+        self.meta = {"model": "tiny", "chunk_size": 6}
+        if steps is not None:
+            self.meta["sampling"] = {"steps": steps, "guidance": 3.0}
+
+    def metadata(self):
+        return self.meta
+
+    def act(self, observation, prompt, seed=None, decode_video=False):
+        self.random.reset(seed)
+        return self.random.act(observation, prompt)
+
+
+def test_a_resume_against_a_server_compares_the_sampling_it_announces(tmp_path):
+    """A server restarted with other steps was silently mixed into one report: only its model and chunk were
+    recorded. Its announced sampling is compared now; a report from before it was recorded still resumes."""
+    from worldpolicy.sim.commands import _flag_of
+    from worldpolicy.sim.env import TabletopEnv
+    from worldpolicy.sim.evaluate import evaluate, read_report, resume_conflicts, write_report
+    from worldpolicy.sim.policies import wrap_policy
+
+    env = TabletopEnv("reach", image_size=None, max_steps=7)
+
+    def run(steps, episodes, resume=None):
+        return evaluate(env, wrap_policy(_Server(steps)), policy_name="server", episodes=episodes, progress=False,
+                        seed=3, resume=resume)
+
+    whole = run(4, 3)
+    write_report(run(4, 1), tmp_path, plots=False)
+    assert _results(run(4, 3, read_report(tmp_path))) == _results(whole)
+    with pytest.raises(ValueError, match=r"other settings: policy_settings\.sampling\.steps: 4 -> 8\. "):
+        run(8, 3, read_report(tmp_path))
+    assert _flag_of("policy_settings.sampling.steps", "server") == "the server's sampling.steps"
+    assert _flag_of("policy_settings.sampling.steps", "checkpoint") == "--steps"
+
+    older = read_report(tmp_path)  # as written before the server's sampling was recorded
+    del older.policy_settings["sampling"]
+    assert resume_conflicts(older, whole.settings()) == []
+    resumed = run(8, 3, older)  # nothing recorded to compare with: it continues, and records what it ran with
+    assert resumed.policy_settings["sampling"]["steps"] == 8
+    assert resume_conflicts(older, run(None, 1).settings()) == []  # a server that announces none (openpi's)
 
 
 class _UnannouncedChunks:

@@ -166,7 +166,14 @@ RESUME_FLAGS = {
 }
 
 
-def _flag_of(setting: str) -> str:
+def _flag_of(setting: str, kind: str | None) -> str:
+    """The flag to pass for `setting`; what a server announces (`SERVER_ANNOUNCED`: its sampling, not this run's
+    `--steps`) is the server's, set where it is served."""
+    from worldpolicy.sim.policies import SERVER_ANNOUNCED
+
+    group, _, rest = setting.partition(".")
+    if kind == "server" and group == "policy_settings" and rest.split(".")[0] in SERVER_ANNOUNCED:
+        return setting.replace("policy_settings.", "the server's ", 1)
     return RESUME_FLAGS.get(setting, setting.replace("policy_settings.", "--policy's ", 1))
 
 
@@ -195,7 +202,8 @@ def _episodes_left(args: argparse.Namespace, previous, current) -> range:
         raise ValueError(f"--resume: {report}: {exc}; pass --overwrite instead of --resume to start over "
                          "(replacing it)") from None
     if changes:
-        shown = "; ".join(dict.fromkeys(f"{_flag_of(name)}: {old!r} -> {new!r}" for name, old, new in changes))
+        kind = previous.policy_settings.get("kind")  # the same as now: another kind lists only itself
+        shown = "; ".join(dict.fromkeys(f"{_flag_of(name, kind)}: {old!r} -> {new!r}" for name, old, new in changes))
         raise ValueError(f"--resume: the run in {str(args.out)!r} ran with other settings ({report}), old -> new: "
                          f"{shown}. Pass the old values to continue it, or --overwrite instead of --resume to start "
                          "over (replacing it)")

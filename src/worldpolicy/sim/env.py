@@ -320,6 +320,29 @@ class GymTabletopEnv(TabletopEnv):
         super().__init__(task, robot, control_hz=control_hz, image_size=image_size, render_mode=render_mode)
         self.max_steps = None
 
+    @property
+    def spec(self) -> gym.envs.registration.EnvSpec | None:
+        """The spec `gymnasium.make` made it from (gymnasium's `Env.spec`)."""
+        return getattr(self, "_spec", None)
+
+    @spec.setter
+    def spec(self, spec: gym.envs.registration.EnvSpec | None) -> None:
+        """`gymnasium.make` sets the spec as soon as it has built the env: the one moment the id is known, which the
+        constructor never sees (the registered `task` is a kwarg a caller's overrides). A task that contradicts one of
+        our ids (`make("worldpolicy/Reach-v0", task="push")`: a push env under reach's id and step limit, misnamed in
+        every log and report) is refused here; an id registered elsewhere on this entry point may name any task."""
+        from worldpolicy.sim.registration import ENV_IDS
+
+        registered = {i: t for t, i in ENV_IDS.items()}.get(spec.id) if spec is not None else None
+        task = self.task.name
+        if registered is not None and registered != task:
+            self.close()
+            own = ENV_IDS.get(task)
+            instead = f"gymnasium.make({own!r})" if own else "an id of its own (gymnasium.register) or TabletopEnv"
+            raise ValueError(f"task={task!r} contradicts the id {spec.id!r}, which is task {registered!r} with its "
+                             f"step limit: for {task!r} use {instead}, or leave task out")
+        self._spec = spec
+
 
 def unwrap_tabletop(env: gym.Env) -> TabletopEnv:
     """The `TabletopEnv` under `env`'s gymnasium wrappers (`gymnasium.make` adds TimeLimit, OrderEnforcing,

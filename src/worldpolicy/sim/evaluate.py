@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from worldpolicy.fileio import write_bytes_atomic
-from worldpolicy.sim.policies import chunk_size, policy_fps, policy_settings
+from worldpolicy.sim.policies import SERVER_ANNOUNCED, chunk_size, policy_fps, policy_settings
 from worldpolicy.sim.rollout import ChunkStrategy, EpisodeResult, Rollout
 
 __all__ = ["EvalReport", "episodes_left", "evaluate", "keep_report", "read_report", "report_figure",
@@ -195,7 +195,8 @@ def resume_conflicts(previous: EvalReport, current: dict[str, Any]) -> list[tupl
     """(setting, stored, now) for each setting of `current` (flat names, as `EvalReport.settings`; a caller that does
     not know one yet leaves it out) that differs from the run `previous` stored; when the policy's kind differs, its
     other policy settings are not listed. A report from before `policy_settings` were recorded is refused: whether
-    the same checkpoint, sampling and device would continue it cannot be checked."""
+    the same checkpoint, sampling and device would continue it cannot be checked; one of a server that did not record
+    what its server announced (`SERVER_ANNOUNCED`: an older report, or openpi's server) is compared without it."""
     if previous.policy_settings is None:
         raise ValueError("it was written by an older worldpolicy, which did not record the policy's settings "
                          "(checkpoint files, sampling, device, camera size), so whether this run continues it cannot "
@@ -206,6 +207,10 @@ def resume_conflicts(previous: EvalReport, current: dict[str, Any]) -> list[tupl
     skip = {"strategy.execute_steps" if asked in stored else asked}
     if "ensemble" not in (stored.get("strategy.kind"), current.get("strategy.kind")):
         skip.add("strategy.ensemble_decay")  # weighs nothing outside the ensemble strategy (stored all the same)
+    if stored.get("policy_settings.kind") == "server":  # what the stored run's server announced, where recorded
+        recorded = {name.split(".")[1] for name in stored if name.startswith("policy_settings.")}
+        skip.update(name for name in current if name.startswith("policy_settings.")
+                    and name.split(".")[1] in set(SERVER_ANNOUNCED) - recorded)
     changes = [(name, stored.get(name), value) for name, value in json.loads(json.dumps(current)).items()
                if name not in skip and stored.get(name) != value]
     if any(name == "policy_settings.kind" for name, _, _ in changes):

@@ -26,7 +26,7 @@ from worldpolicy.sim.env import unwrap_tabletop
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PolicyBackend", "RandomPolicy", "ScriptedPolicy", "as_backend", "call_seed", "checkpoint_settings",
+__all__ = ["SERVER_ANNOUNCED", "PolicyBackend", "RandomPolicy", "ScriptedPolicy", "as_backend", "call_seed", "checkpoint_settings",
            "chunk_size", "make_policy", "policy_fps", "policy_settings", "wrap_policy"]
 
 _STATE_KEY = "privileged/state"  # ScriptedPolicy.snapshot: sim state taken with the observation
@@ -210,12 +210,18 @@ def checkpoint_settings(source: str | Path, sampling: Any, *, chunk_size: int, r
             "image_size": list(image_size) if image_size is not None else None}
 
 
+# What a server's metadata frame announces of how it samples, recorded where announced (`policy_settings`): a
+# report from before they were recorded, or of a server that announces none (openpi's), is compared without them
+SERVER_ANNOUNCED = ("sampling", "resolution_tier")
+
+
 def policy_settings(policy: Any, image_size: tuple[int, int] | None) -> dict[str, Any]:
     """What shapes a backend's actions besides the scene and the seeds, as `evaluate` records it for a resumed run to
     compare: the scripted expert and random actions are their kind and chunk; a checkpoint `checkpoint_settings`; a
     server the model its metadata frame names (its address where it names none: openpi's), chunk, whether it decodes
-    video and the camera size (`image_size`: the env's); any other backend its class and the camera size (and, wrapped
-    by `wrap_policy`, its chunk and whether it decodes video)."""
+    video, the camera size (`image_size`: the env's) and the sampling defaults and resolution it announces
+    (`SERVER_ANNOUNCED`: a server restarted with other steps samples other actions); any other backend its class and
+    the camera size (and, wrapped by `wrap_policy`, its chunk and whether it decodes video)."""
     if isinstance(policy, (ScriptedPolicy, RandomPolicy)):
         return {"kind": "scripted" if isinstance(policy, ScriptedPolicy) else "random", "chunk_size": policy.chunk_size}
     size = list(image_size) if image_size is not None else None
@@ -231,7 +237,8 @@ def policy_settings(policy: Any, image_size: tuple[int, int] | None) -> dict[str
     if not hasattr(inner, "url"):  # another wrapped policy (a best-of-N planner...)
         return {"kind": type(inner).__qualname__, **wrapped}
     meta = inner.metadata() if callable(getattr(inner, "metadata", None)) else {}
-    return {"kind": "server", "model": meta.get("model") or inner.url, **wrapped}
+    announced = {key: meta[key] for key in SERVER_ANNOUNCED if meta.get(key) is not None}
+    return {"kind": "server", "model": meta.get("model") or inner.url, **wrapped, **announced}
 
 
 def call_seed(episode_seed: int, call: int) -> int:
@@ -278,6 +285,8 @@ class _Seeded:
         self.calls = 0
 
     def close(self) -> None:
+        """Close what it wraps, which the run owns: a `Policy` releases its model, a `RemotePolicy` its connection;
+        another wrapped backend (a planner, a user's own) may have nothing to close."""
         close = getattr(self.policy, "close", None)
         if close is not None:
             close()
