@@ -10,6 +10,8 @@ markers of the runs worldpolicy writes, `fileio.FOLDER_KINDS`, nor a metrics fil
 - `settings.json`: the run's settings; `metrics.json`, a sim `report.json` or a recipe `summary.json` (any JSON
   object): a metrics table
 - `*.jsonl` logs (one JSON object per line, e.g. training metrics): numeric fields plotted against `step`
+- a training run's `config.json` and `checkpoints/step-*/`: what was trained, the checkpoints saved and how to run the
+  latest (`train_report.train_sections`)
 - `*.mp4` videos and `*.png` images (the folder itself and one level below, e.g. `plots/`); each video is captioned
   with what it shows (imagined by the model, simulated, ...), as `describe_video` tells from its name
 """
@@ -496,6 +498,14 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
         except _UNUSABLE as exc:
             notes.append(f"report.json summary could not be shown: {exc}")
 
+    kind = _run_kind(run_dir, actions if isinstance(actions, Mapping) else None, metrics)
+    if kind == "train":  # what was trained, from the folder's config and checkpoints: its curves alone said little
+        from .train_report import train_sections
+
+        train, train_notes = train_sections(run_dir)
+        sections += train
+        notes += train_notes
+
     videos = []
     mode = actions.get("mode") if isinstance(actions, Mapping) else None
     embedded = 0
@@ -591,7 +601,6 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
             "<section id=notes><h2>Notes</h2><ul>" + "".join(f"<li>{_esc(n)}</li>" for n in notes) + "</ul></section>",
         )
 
-    kind = _run_kind(run_dir, actions if isinstance(actions, Mapping) else None, metrics)
     title = title or f"{kind if kind == 'run' else f'{kind} run'} · {run_dir.resolve().name}"
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return (
