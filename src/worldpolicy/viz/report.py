@@ -344,7 +344,7 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
 
     One small panel per field, named above it (a long name as a y label ran into the tick labels), losses first and
     on a log scale when they span more than LOG_SCALE_SPAN; a field with one value throughout (`world_size`) is
-    named with its value in the heading instead of a flat panel. Every line is read; a field of more than
+    named with its value in the heading instead of a flat panel (one logged once gets its panel, one point). Every line is read; a field of more than
     MAX_CURVE_POINTS points is drawn thinned evenly from its first to its last (`_Series`), and the heading says so."""
     from .plots import (
         LABEL_FONTSIZE,
@@ -380,7 +380,8 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
         return None, records
     thinned = max(series[key].stride for key in keys)
     points = {key: series[key].points() for key in keys}
-    constant = {key: pts[0][1] for key, pts in points.items() if len({y for _, y in pts}) == 1}
+    # a field logged once (an objective drawn at one step, a single evaluation) is a point, not "constant"
+    constant = {key: pts[0][1] for key, pts in points.items() if len(pts) > 1 and len({y for _, y in pts}) == 1}
     shown = [key for key in keys if key not in constant] or keys
     ncols = 1 if len(shown) <= 6 else 2
     nrows = int(np.ceil(len(shown) / ncols))
