@@ -501,3 +501,16 @@ def test_a_run_that_decoded_no_video_says_so_in_its_summary(tmp_path, joint_chun
     doc["video_frames"] = 9
     (run / "actions.json").write_text(json.dumps(doc))
     assert "video frames9" in _parse(report.write_report(run)).text
+
+
+def test_a_field_logged_once_is_a_point_not_a_constant(tmp_path):
+    """A 2-step run's single evaluation and an objective drawn at one step were named "constant" in the heading, as
+    if logged every step with one value; each is a panel with its one point."""
+    lines = [{"step": 1, "loss": 2.0, "world_size": 1}, {"step": 2, "loss": 1.0, "world_size": 1,
+                                                          "loss_action_inverse_dynamics": 3.0},
+             {"step": 2, "eval_success_rate": 0.5}]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
+    fig, _ = report.log_curves_figure(tmp_path / "metrics.jsonl")
+    titles = [ax.get_title(loc="left") for ax in fig.axes if ax.get_visible()]
+    assert "loss_action_inverse_dynamics" in titles and "eval_success_rate" in titles
+    assert fig.get_suptitle().endswith("3 records; constant: world_size = 1")

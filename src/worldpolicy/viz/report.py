@@ -10,6 +10,8 @@ markers of the runs worldpolicy writes, `fileio.FOLDER_KINDS`, nor a metrics fil
 - `settings.json`: the run's settings; `metrics.json`, a sim `report.json` or a recipe `summary.json` (any JSON
   object): a metrics table
 - `*.jsonl` logs (one JSON object per line, e.g. training metrics): numeric fields plotted against `step`
+- a training run's `config.json` and `checkpoints/step-*/`: what was trained, the checkpoints saved and how to run the
+  latest (`train_report.train_sections`)
 - `*.mp4` videos and `*.png` images (the folder itself and one level below, e.g. `plots/`); each video is captioned
   with what it shows (imagined by the model, simulated, ...), as `describe_video` tells from its name
 """
@@ -342,7 +344,7 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
 
     One small panel per field, named above it (a long name as a y label ran into the tick labels), losses first and
     on a log scale when they span more than LOG_SCALE_SPAN; a field with one value throughout (`world_size`) is
-    named with its value in the heading instead of a flat panel. Every line is read; a field of more than
+    named with its value in the heading instead of a flat panel (one logged once gets its panel, one point). Every line is read; a field of more than
     MAX_CURVE_POINTS points is drawn thinned evenly from its first to its last (`_Series`), and the heading says so."""
     from .plots import (
         LABEL_FONTSIZE,
@@ -378,7 +380,8 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
         return None, records
     thinned = max(series[key].stride for key in keys)
     points = {key: series[key].points() for key in keys}
-    constant = {key: pts[0][1] for key, pts in points.items() if len({y for _, y in pts}) == 1}
+    # a field logged once (an objective drawn at one step, a single evaluation) is a point, not "constant"
+    constant = {key: pts[0][1] for key, pts in points.items() if len(pts) > 1 and len({y for _, y in pts}) == 1}
     shown = [key for key in keys if key not in constant] or keys
     ncols = 1 if len(shown) <= 6 else 2
     nrows = int(np.ceil(len(shown) / ncols))
@@ -496,6 +499,14 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
         except _UNUSABLE as exc:
             notes.append(f"report.json summary could not be shown: {exc}")
 
+    kind = _run_kind(run_dir, actions if isinstance(actions, Mapping) else None, metrics)
+    if kind == "train":  # what was trained, from the folder's config and checkpoints: its curves alone said little
+        from .train_report import train_sections
+
+        train, train_notes = train_sections(run_dir)
+        sections += train
+        notes += train_notes
+
     videos = []
     mode = actions.get("mode") if isinstance(actions, Mapping) else None
     embedded = 0
@@ -591,7 +602,6 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
             "<section id=notes><h2>Notes</h2><ul>" + "".join(f"<li>{_esc(n)}</li>" for n in notes) + "</ul></section>",
         )
 
-    kind = _run_kind(run_dir, actions if isinstance(actions, Mapping) else None, metrics)
     title = title or f"{kind if kind == 'run' else f'{kind} run'} · {run_dir.resolve().name}"
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return (

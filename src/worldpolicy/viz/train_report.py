@@ -1,0 +1,264 @@
+"""The part of a run report that says what a `worldpolicy train` run trained and how to use what it saved.
+
+A training folder's page showed only its metrics plot (one point after a few steps). What someone opening it needs is
+in the folder already: `config.json` (embodiment, starting checkpoint, dataset, objectives, fine-tuning, precision,
+optimiser), `checkpoints/step-*/` (each one's `trainer_state.json`: step and trained frames; `embodiment.json`: the
+embodiment resolved, domain slot included; `base_model.json` marking an adapter checkpoint), the dataset's
+`meta/info.json` (episodes, frames) and `metrics.jsonl` (losses, `eval_success_rate`). Each is read if present; one
+missing or unreadable becomes a note naming it, never a failed page.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from ..engine.loading import BASE_FILE
+from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE
+from ..train.config import ObjectiveConfig
+from .report import _cards, _esc, _fmt, _kv_table, _read_json
+
+__all__ = ["CHECKPOINT_GLOB", "train_sections"]
+
+CHECKPOINT_GLOB = "checkpoints/step-*"  # what `Trainer._save` writes, one folder per saved step
+_READ_ERRORS = (OSError, ValueError)  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+
+
+def _read(path: Path, notes: list[str], what: str) -> Any:
+    """A JSON file's content, or None with a note saying which file and why (missing, unreadable)."""
+    if not path.is_file():
+        notes.append(f"{what} ({path.name}) is missing: not shown")
+        return None
+    try:
+        return _read_json(path)
+    except _READ_ERRORS as exc:
+        notes.append(f"{what} ({path.name}) could not be read: {exc}")
+        return None
+
+
+def _tree_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """(step, folder) of each saved checkpoint, oldest first; staging folders of an interrupted save (`.step-*`) are
+    not checkpoints."""
+    found = []
+    for folder in run_dir.glob(CHECKPOINT_GLOB):
+        number = folder.name.removeprefix("step-")
+        if folder.is_dir() and number.isdigit():
+            found.append((int(number), folder))
+    return sorted(found)
+
+
+def _metrics_lines(run_dir: Path) -> list[Mapping[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    lines = []
+    with path.open(errors="replace") as fh:
+        for line in fh:
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, Mapping):
+                lines.append(obj)
+    return lines
+
+
+def _objective_weights(raw: Any) -> dict[str, float] | None:
+    """The objective mix the run trained with (`ObjectiveConfig.weights()`: a preset expands to its mix), from the
+    stored `objectives` table; None when it is not one this version reads."""
+    if not isinstance(raw, Mapping):
+        return None
+    known = {f.name for f in fields(ObjectiveConfig)}
+    try:
+        return ObjectiveConfig(**{k: v for k, v in raw.items() if k in known}).weights()
+    except (TypeError, ValueError):
+        return None
+
+
+def _embodiment(config: Mapping[str, Any], latest: Path | None, notes: list[str]) -> Mapping[str, Any] | None:
+    """The embodiment the run trained, as its latest checkpoint runs it: that checkpoint's embodiment.json (a spec,
+    resolved: domain slot and stats), else the registry's entry the config names, else the config's own table."""
+    if latest is not None and (latest / EMBODIMENT_FILE).is_file():
+        spec = _read(latest / EMBODIMENT_FILE, notes, f"{latest.name}'s embodiment")
+        if isinstance(spec, Mapping):
+            return spec
+    named = config.get("embodiment")
+    if isinstance(named, Mapping):
+        return named
+    if isinstance(named, str):
+        from ..embodiments import get_embodiment
+
+        try:
+            e = get_embodiment(named)
+        except (KeyError, ValueError) as exc:
+            notes.append(f"embodiment {named!r} is not registered here ({exc}): its columns are not shown")
+            return {"name": named}
+        return {"name": e.key, "layout": e.layout, "action_dim": e.action_dim, "columns": list(e.columns),
+                "units": list(e.units), "gripper_column": e.gripper_column, "fps": e.fps, "domain": e.domain,
+                "camera_keys": list(e.camera_keys),
+                "state_history": e.state_history, "composite": e.composite}
+    return None
+
+
+def _dataset_facts(data: Mapping[str, Any], notes: list[str]) -> list[tuple[str, Any]]:
+    dataset = data.get("dataset")
+    facts: list[tuple[str, Any]] = [("dataset", dataset)]
+    if not isinstance(dataset, str) or not dataset:
+        return facts
+    info_path = Path(dataset).expanduser() / "meta" / "info.json"
+    if not info_path.is_file():
+        notes.append(f"dataset {dataset!r}: no meta/info.json there (moved, or a hub id): its episodes and frames "
+                     "are not shown")
+        return facts
+    try:
+        info = _read_json(info_path)
+    except _READ_ERRORS as exc:
+        notes.append(f"dataset {dataset!r}: meta/info.json could not be read: {exc}")
+        return facts
+    if isinstance(info, Mapping):
+        facts += [("episodes", info.get("total_episodes")), ("frames", info.get("total_frames")),
+                  ("dataset fps", info.get("fps")), ("robot type", info.get("robot_type"))]
+    return facts
+
+
+def _columns_table(spec: Mapping[str, Any]) -> str:
+    columns, units = spec.get("columns"), spec.get("units")
+    if not isinstance(columns, list):
+        return ""
+    units = units if isinstance(units, list) and len(units) == len(columns) else [""] * len(columns)
+    gripper = spec.get("gripper_column")
+    rows = "".join(f"<tr><td>{i}</td><td class=k>{_esc(c)}</td><td class=k>{_esc(u)}</td>"
+                   f"<td class=k>{'gripper' if c == gripper else ''}</td></tr>" for i, (c, u) in enumerate(zip(columns, units)))
+    return f"<table class=columns><tr><th>#</th><th class=k>column</th><th class=k>unit</th><th class=k></th></tr>{rows}</table>"
+
+
+def _usage(latest: Path, spec: Mapping[str, Any] | None, config: Mapping[str, Any]) -> str:
+    """The command lines that run the latest checkpoint, with its own cameras and state (no --embodiment: a
+    checkpoint runs as the robot it was trained for)."""
+    ckpt = shlex.quote(str(latest.resolve()))
+    cameras = spec.get("camera_keys") if isinstance(spec, Mapping) else None
+    predict = ["worldpolicy predict", f"--checkpoint {ckpt}"]
+    if isinstance(cameras, list) and len(cameras) > 1:
+        files = {str(c): str(c).rsplit("/", 1)[-1] + ".png" for c in cameras}
+        predict += [f"--camera {shlex.quote(f'{c}={f}')}" for c, f in files.items()]
+    else:
+        predict.append("--image observation.png")
+    if isinstance(spec, Mapping) and isinstance(spec.get("state_history"), int) and spec["state_history"] > 0:
+        width = spec.get("action_dim", "N")
+        predict.append(f"--state=V1,...,V{width}")
+    predict += ["--prompt 'TASK'", "--out runs/predict"]
+    evaluation = config.get("eval") if isinstance(config.get("eval"), Mapping) else {}
+    task = evaluation.get("task") or "reach"
+    lines = [
+        ("predict one chunk: put in your images (one per camera), the task"
+         + (" and the robot's current state" if any(p.startswith("--state") for p in predict) else ""),
+         " \\\n    ".join(predict)),
+        ("serve it over WebSocket (docs/serving.md)", f"worldpolicy serve --checkpoint {ckpt}"),
+        ("evaluate it in the MuJoCo sim (Panda arms only: another arm's embodiment is refused before it loads)",
+         f"worldpolicy sim --policy {ckpt} --task {shlex.quote(str(task))} --episodes 10 --out runs/sim"),
+    ]
+    return "".join(f"<p class=muted>{_esc(what)}</p><pre class=usage>{_esc(cmd)}</pre>" for what, cmd in lines)
+
+
+def train_sections(run_dir: Path) -> tuple[list[str], list[str]]:
+    """(sections, notes) of a training run's page: what was trained, on which frames, the checkpoints saved, the
+    sim evaluations logged and how to use the latest checkpoint."""
+    notes: list[str] = []
+    sections: list[str] = []
+    checkpoints = _checkpoints(run_dir)
+    latest = checkpoints[-1][1] if checkpoints else None
+    state = _read(latest / TRAINER_STATE_FILE, notes, f"{latest.name}'s trainer state") if latest else None
+    state = state if isinstance(state, Mapping) else {}
+    config = _read(run_dir / "config.json", notes, "the run's config") if (run_dir / "config.json").exists() else None
+    if not isinstance(config, Mapping):  # each checkpoint's trainer_state.json holds the config too
+        config = state.get("config") if isinstance(state.get("config"), Mapping) else {}
+    if not config and not checkpoints:
+        return [], [("no config.json and no checkpoints/step-* here: what was trained is not known, only the logs "
+                     "are shown")]
+    metrics = _metrics_lines(run_dir)
+
+    def table(name: str) -> Mapping[str, Any]:
+        value = config.get(name)
+        return value if isinstance(value, Mapping) else {}
+
+    optim, finetune, data = table("optim"), table("finetune"), table("data")
+    spec = _embodiment(config, latest, notes)
+    steps_done = max([int(m["step"]) for m in metrics if isinstance(m.get("step"), int)] +
+                     [step for step, _ in checkpoints], default=0)
+    mode = finetune.get("mode")
+    if mode == "lora":
+        mode = (f"LoRA (rank {_fmt(finetune.get('lora_rank'))}, alpha {_fmt(finetune.get('lora_alpha'))}, "
+                f"saved {finetune.get('lora_save', 'merged')})")
+    cards = [("embodiment", spec.get("name") if isinstance(spec, Mapping) else config.get("embodiment")),
+             ("steps", f"{steps_done} of {_fmt(optim.get('steps'))}"), ("fine-tuning", mode),
+             ("precision", optim.get("precision")), ("batch", optim.get("batch_size")), ("lr", optim.get("lr")),
+             ("chunk", data.get("chunk_size"))]
+    weights = _objective_weights(config.get("objectives"))
+    mix = ", ".join(f"{k} {v:g}" for k, v in weights.items() if v) if weights else None
+    facts = [("starting checkpoint", config.get("checkpoint")), *_dataset_facts(data, notes),
+             ("dataset actions", data.get("source_embodiment")), ("action conversion", data.get("action_conversion")),
+             ("objectives", mix), ("objectives preset", table("objectives").get("preset")),
+             ("warmup steps", optim.get("warmup_steps")), ("weight decay", optim.get("weight_decay")),
+             ("seed", config.get("seed"))]
+    sections.append(f"<section id=training><h2>What was trained</h2>{_cards([c for c in cards if c[1] is not None])}"
+                    f"{_kv_table([f for f in facts if f[1] is not None], 'training')}</section>")
+
+    if isinstance(spec, Mapping):
+        about = [(k, ", ".join(map(str, v)) if isinstance(v, list) else v)
+                 for k in ("name", "layout", "action_dim", "fps", "domain", "camera_keys", "composite", "state_history")
+                 if (v := spec.get(k)) is not None]
+        sections.append(f"<section id=embodiment><h2>Embodiment</h2>{_kv_table(about)}{_columns_table(spec)}</section>")
+
+    frames = state.get("frames")
+    if isinstance(frames, Mapping) and isinstance(frames.get("cameras"), Mapping):
+        videos = frames.get("videos") if isinstance(frames.get("videos"), Mapping) else {}
+        rows = "".join(f"<tr><td class=k>{_esc(cam)}</td><td class=k>{_esc(videos.get(cam, ''))}</td>"
+                       f"<td>{_esc(' × '.join(str(x) for x in hw) if isinstance(hw, list) else hw)}</td></tr>"
+                       for cam, hw in frames["cameras"].items())
+        composed = frames.get("composed")
+        composed_text = " × ".join(str(x) for x in composed) if isinstance(composed, list) else composed
+        sections.append("<section id=frames><h2>Frames trained on</h2><table><tr><th class=k>camera</th>"
+                        f"<th class=k>dataset video</th><th>height × width</th></tr>{rows}</table>"
+                        f"<p>composed frame: {_esc(composed_text)} (height × width)</p></section>")
+    elif latest is not None:
+        notes.append(f"{latest.name}'s trainer_state.json records no frames (saved by an older version): the frame "
+                     "sizes trained on are not shown")
+
+    if checkpoints:
+        rows = "".join(
+            f"<tr><td>{step}</td><td class=k>{_esc(folder.relative_to(run_dir).as_posix())}</td>"
+            f"<td>{_tree_bytes(folder) / 1e6:.2f}</td>"
+            f"<td class=k>{'LoRA adapter (loaded onto its base)' if (folder / BASE_FILE).is_file() else 'full pipeline'}</td>"
+            f"<td class=k>{'latest' if folder == latest else ''}</td></tr>" for step, folder in checkpoints)
+        sections.append("<section id=checkpoints><h2>Checkpoints</h2><table><tr><th>step</th><th class=k>folder</th>"
+                        f"<th>MB (optimizer state included)</th><th class=k>kind</th><th class=k></th></tr>{rows}</table></section>")
+        sections.append(f"<section id=usage><h2>Use the latest checkpoint ({_esc(latest.name)})</h2>"
+                        f"{_usage(latest, spec, config)}</section>")
+    else:
+        notes.append("no checkpoint saved yet (checkpoints/step-*): nothing to run")
+
+    evals = [m for m in metrics if isinstance(m.get("eval_success_rate"), (int, float))]
+    if evals:
+        rows = "".join(f"<tr><td>{_esc(m.get('step'))}</td><td class=k>{_esc(m.get('eval_task', ''))}</td>"
+                       f"<td>{100 * m['eval_success_rate']:.1f} %</td><td>{_esc(m.get('eval_episodes', ''))}</td></tr>"
+                       for m in evals)
+        sections.append("<section id=evaluation><h2>Sim evaluation</h2><table><tr><th>step</th><th class=k>task</th>"
+                        f"<th>success</th><th>episodes</th></tr>{rows}</table></section>")
+    losses = {k: (m.get("step"), v) for m in metrics for k, v in m.items()
+              if k.startswith("loss") and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if losses:  # an objective's loss is logged only at steps that drew it: each one's last value and its step
+        rows = "".join(f"<tr><td class=k>{_esc(k)}</td><td>{_esc(_fmt(v))}</td><td>{_esc(step)}</td></tr>"
+                       for k, (step, v) in sorted(losses.items()))
+        sections.append("<section id=losses><h2>Last logged losses</h2><p class=muted>per objective where logged "
+                        "(loss_action_policy: the action loss of the examples drawn as policy); the curves are under "
+                        "Plots</p><table><tr><th class=k>loss</th><th>value</th><th>step</th></tr>"
+                        f"{rows}</table></section>")
+    return sections, notes
