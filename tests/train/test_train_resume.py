@@ -164,6 +164,31 @@ def test_checkpoints_are_complete_diffusers_folders(runs):
     assert not list(folder.glob(".step-*"))  # no temporary folders left behind
 
 
+def test_a_checkpoint_records_the_embodiment_it_trained_resolved(runs, capsys, tmp_path):
+    """embodiment.json held the spec as given (no execute_steps, description...: whatever a later version's defaults
+    say). Now it records every field as trained, which the resumed run B reads back as its own (no changed setting)
+    and every reader takes."""
+    from train_setup import TINY_EMBODIMENT
+
+    from worldpolicy.agents import Toolbox, ToolboxConfig
+    from worldpolicy.cli import main
+    from worldpolicy.embodiments import Embodiment, embodiment_from_spec
+
+    ckpt = runs["root"] / "b" / "checkpoints" / "step-0000006"  # saved after the resume from step 2's record
+    spec = json.loads((ckpt / "embodiment.json").read_text())
+    assert set(spec) == set(Embodiment.__dataclass_fields__) - {"variant", "variants"}
+    assert (spec["execute_steps"], spec["description"], spec["aliases"]) == (None, "", [])  # defaults, written out
+    trained = embodiment_from_spec({**TINY_EMBODIMENT, **{k: spec[k] for k in ("domain", "domain_id", "chunk_size",
+                                                                             "normalization", "stats")}})
+    assert embodiment_from_spec(spec) == trained and spec == trained.to_spec()
+    assert main(["embodiments", "--checkpoint", str(ckpt), "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert (row["key"], row["source"]) == ("tiny_panda", f"checkpoint {ckpt} (its embodiment.json)")
+    toolbox = Toolbox(ToolboxConfig(output_dir=tmp_path, checkpoint_dirs=[ckpt.parent], device="cpu"))
+    [row] = toolbox.list_embodiments(checkpoint=ckpt.name)["embodiments"]
+    assert (row["key"], row["source"]) == ("tiny_panda", f"checkpoint {ckpt.name} (embodiment.json)")
+
+
 def test_checkpoint_loads_as_a_policy_with_its_embodiment(runs):
     from worldpolicy import Policy
 
