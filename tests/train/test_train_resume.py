@@ -189,6 +189,31 @@ def test_a_checkpoint_records_the_embodiment_it_trained_resolved(runs, capsys, t
     assert (row["key"], row["source"]) == ("tiny_panda", f"checkpoint {ckpt.name} (embodiment.json)")
 
 
+def test_a_checkpoint_records_the_objective_mix_it_trained(runs):
+    """trainer_state.json held the preset beside raw weights it overrides (policy 1, forward 0...): a reader saw a
+    policy-only run where the preset's 50/25/25 mix was trained."""
+    state = json.loads((runs["root"] / "b" / "checkpoints" / "step-0000006" / "trainer_state.json").read_text())
+    assert state["config"]["objectives"]["preset"] == "cosmos_policy"
+    assert state["objective_weights"] == {"policy": 0.5, "forward_dynamics": 0.25, "inverse_dynamics": 0.25}
+
+
+def test_untrained_modes_read_the_recorded_mix_and_an_older_runs_config(tmp_path):
+    """The recorded mix is what the run trained, whatever this version's preset says; an older run's state (no record)
+    is read from its objectives as before."""
+    from worldpolicy.policy import untrained_modes
+
+    config = {"checkpoint": "shipped", "objectives": {"preset": None, "policy": 1.0, "forward_dynamics": 0.0,
+                                                      "inverse_dynamics": 0.0, "action_loss_weight": 1.0}}
+    state = tmp_path / "trainer_state.json"
+    state.write_text(json.dumps({"step": 2, "config": config}))
+    assert sorted(untrained_modes(tmp_path)) == ["forward_dynamics", "inverse_dynamics"]
+    state.write_text(json.dumps({"step": 2, "config": config, "objective_weights": {
+        "policy": 0.5, "forward_dynamics": 0.5, "inverse_dynamics": 0.0}}))
+    said = untrained_modes(tmp_path)
+    assert list(said) == ["inverse_dynamics"]
+    assert "(its trainer_state.json: policy 0.5, forward_dynamics 0.5, inverse_dynamics 0)" in said["inverse_dynamics"]
+
+
 def test_checkpoint_loads_as_a_policy_with_its_embodiment(runs):
     from worldpolicy import Policy
 

@@ -514,6 +514,8 @@ class Trainer:
             save_file(tensors, str(tmp / OPTIMIZER_FILE))
             state = {
                 "step": step, "config": self.config.to_dict(), "lr_schedule": self.lr_schedule.state_dict(),
+                # the mix trained, resolved: `config.objectives` keeps the preset beside fields it overrides
+                "objective_weights": self.config.objectives.weights(),
                 "params": [names[id(p)] for p in self.params], "history": history[-50:],
                 "data_fingerprint": self.data_fingerprint, "frames": self.frames,
             }
