@@ -300,6 +300,10 @@ def test_fine_tuning_a_trained_checkpoint_keeps_its_embodiment_and_stats(runs, t
         Trainer(load_config(raw), progress=False).run()
         tuned = json.loads((tmp_path / name / "checkpoints" / "step-0000002" / "embodiment.json").read_text())
         assert (tuned["name"], tuned["domain_id"], tuned["stats"]) == (own["name"], own["domain_id"], own["stats"]), name
+    # the starting checkpoint's resolved spec, stored as the run's embodiment, is the same setting on resume
+    resumed = train_config(tmp_path / "default", checkpoint=str(start), embodiment=None, optim={"steps": 3})
+    resumed["data"] = dict(resumed["data"], dataset=str(data))
+    assert [r.step for r in Trainer(load_config(resumed), progress=False).run()] == [3]
     renamed = train_config(tmp_path / "new", checkpoint=str(start), embodiment=dict(TINY_EMBODIMENT, name="other"))
     renamed["data"] = dict(renamed["data"], dataset=str(data))
     trainer = Trainer(load_config(renamed), progress=False)
