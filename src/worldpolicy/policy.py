@@ -226,9 +226,12 @@ def untrained_modes(path_or_id: str | Path) -> dict[str, str]:
     from .train.config import ObjectiveConfig
 
     try:
-        config = json.loads(state_file.read_text())["config"]
-        weights = ObjectiveConfig(**config["objectives"]).weights()
-    except (OSError, ValueError, KeyError, TypeError):  # not a run's state as this version writes it: nothing to say
+        state = json.loads(state_file.read_text())
+        config = state["config"]
+        # the mix the run recorded as trained; a run from before that record: its objectives as this version reads them
+        weights = state.get("objective_weights") or ObjectiveConfig(**config["objectives"]).weights()
+        weights = {name: float(weight) for name, weight in weights.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # not a run's state as this version writes it
         return {}
     mix = ", ".join(f"{name} {weight:g}" for name, weight in weights.items())
     return {mode: (f"checkpoint {path_or_id} was trained with no {mode} objective (its {TRAINER_STATE_FILE}: {mix}), "

@@ -1,5 +1,6 @@
 """Processing rules: observation inputs, canvas bins, chunk sizes, prompts, actions in/out, the registry."""
 
+import dataclasses
 import json
 import re
 
@@ -434,6 +435,33 @@ def test_an_embodiment_travels_as_its_dict_without_registering():
         embodiment_from_dict(dict(spec, chunk_size="8"))
     with pytest.raises(ValueError, match="needs at least name, variant and domain"):
         embodiment_from_dict({"name": "x"})
+
+
+def test_an_embodiments_resolved_spec_reads_back_as_it_and_names_every_field(tmp_path):
+    """A checkpoint's embodiment.json (`to_spec`) holds every field, defaults included: a spec as the user gave it left
+    view point, prompt format, canvas snapping, execute_steps... to whichever version read it. Read back through JSON,
+    it is the same action space: the shipped model's, a spec with a stats file, a registry variant and a user spec of
+    variants (which records its own variant as its only one)."""
+    from worldpolicy.embodiments import Embodiment, embodiment_from_spec
+    from worldpolicy.models import shipped_model
+
+    (tmp_path / "stats.json").write_text(json.dumps({"action": {"q01": [-1, -2], "q99": [1, 2]}}))
+    pusher = {"name": "my_pusher", "domain": "pusht", "action_dim": 2, "columns": ["x", "y"], "chunk_size": 8, "fps": 10,
+              "stats_file": str(tmp_path / "stats.json")}
+    arms = {"name": "two_arms", "domain": "two_arms", "domain_id": 30, "action_dim": 2, "columns": ["r", "g"],
+            "chunk_size": 8, "fps": 10, "default_variant": "right",
+            "variants": {"left": {"action_dim": 1, "columns": ["l"]}, "right": {"execute_steps": 4}}}
+    fields = {f for f in Embodiment.__dataclass_fields__ if f not in ("variant", "variants")}
+    for e in (embodiment_from_spec(shipped_model() / "embodiment.json"), embodiment_from_spec(pusher),
+              worldpolicy.get_embodiment("droid/relative_pose"), embodiment_from_spec(arms)):
+        spec = json.loads(json.dumps(e.to_spec()))
+        assert fields <= set(spec) and "stats_file" not in spec, e.key
+        back = embodiment_from_spec(spec)
+        assert back == (e if e.variant == "default" else dataclasses.replace(e, variants=(e.variant,))), e.key
+        assert back.to_spec() == spec
+    assert embodiment_from_spec(pusher).to_spec()["stats"] == {"q01": [-1.0, -2.0], "q99": [1.0, 2.0]}
+    assert embodiment_from_spec(arms).key == embodiment_from_spec(embodiment_from_spec(arms).to_spec()).key == \
+        "two_arms/right"
 
 
 def test_actions_in_every_format(tmp_path):

@@ -164,6 +164,56 @@ def test_checkpoints_are_complete_diffusers_folders(runs):
     assert not list(folder.glob(".step-*"))  # no temporary folders left behind
 
 
+def test_a_checkpoint_records_the_embodiment_it_trained_resolved(runs, capsys, tmp_path):
+    """embodiment.json held the spec as given (no execute_steps, description...: whatever a later version's defaults
+    say). Now it records every field as trained, which the resumed run B reads back as its own (no changed setting)
+    and every reader takes."""
+    from train_setup import TINY_EMBODIMENT
+
+    from worldpolicy.agents import Toolbox, ToolboxConfig
+    from worldpolicy.cli import main
+    from worldpolicy.embodiments import Embodiment, embodiment_from_spec
+
+    ckpt = runs["root"] / "b" / "checkpoints" / "step-0000006"  # saved after the resume from step 2's record
+    spec = json.loads((ckpt / "embodiment.json").read_text())
+    assert set(spec) == set(Embodiment.__dataclass_fields__) - {"variant", "variants"}
+    assert (spec["execute_steps"], spec["description"], spec["aliases"]) == (None, "", [])  # defaults, written out
+    trained = embodiment_from_spec({**TINY_EMBODIMENT, **{k: spec[k] for k in ("domain", "domain_id", "chunk_size",
+                                                                             "normalization", "stats")}})
+    assert embodiment_from_spec(spec) == trained and spec == trained.to_spec()
+    assert main(["embodiments", "--checkpoint", str(ckpt), "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert (row["key"], row["source"]) == ("tiny_panda", f"checkpoint {ckpt} (its embodiment.json)")
+    toolbox = Toolbox(ToolboxConfig(output_dir=tmp_path, checkpoint_dirs=[ckpt.parent], device="cpu"))
+    [row] = toolbox.list_embodiments(checkpoint=ckpt.name)["embodiments"]
+    assert (row["key"], row["source"]) == ("tiny_panda", f"checkpoint {ckpt.name} (embodiment.json)")
+
+
+def test_a_checkpoint_records_the_objective_mix_it_trained(runs):
+    """trainer_state.json held the preset beside raw weights it overrides (policy 1, forward 0...): a reader saw a
+    policy-only run where the preset's 50/25/25 mix was trained."""
+    state = json.loads((runs["root"] / "b" / "checkpoints" / "step-0000006" / "trainer_state.json").read_text())
+    assert state["config"]["objectives"]["preset"] == "cosmos_policy"
+    assert state["objective_weights"] == {"policy": 0.5, "forward_dynamics": 0.25, "inverse_dynamics": 0.25}
+
+
+def test_untrained_modes_read_the_recorded_mix_and_an_older_runs_config(tmp_path):
+    """The recorded mix is what the run trained, whatever this version's preset says; an older run's state (no record)
+    is read from its objectives as before."""
+    from worldpolicy.policy import untrained_modes
+
+    config = {"checkpoint": "shipped", "objectives": {"preset": None, "policy": 1.0, "forward_dynamics": 0.0,
+                                                      "inverse_dynamics": 0.0, "action_loss_weight": 1.0}}
+    state = tmp_path / "trainer_state.json"
+    state.write_text(json.dumps({"step": 2, "config": config}))
+    assert sorted(untrained_modes(tmp_path)) == ["forward_dynamics", "inverse_dynamics"]
+    state.write_text(json.dumps({"step": 2, "config": config, "objective_weights": {
+        "policy": 0.5, "forward_dynamics": 0.5, "inverse_dynamics": 0.0}}))
+    said = untrained_modes(tmp_path)
+    assert list(said) == ["inverse_dynamics"]
+    assert "(its trainer_state.json: policy 0.5, forward_dynamics 0.5, inverse_dynamics 0)" in said["inverse_dynamics"]
+
+
 def test_checkpoint_loads_as_a_policy_with_its_embodiment(runs):
     from worldpolicy import Policy
 
@@ -250,6 +300,10 @@ def test_fine_tuning_a_trained_checkpoint_keeps_its_embodiment_and_stats(runs, t
         Trainer(load_config(raw), progress=False).run()
         tuned = json.loads((tmp_path / name / "checkpoints" / "step-0000002" / "embodiment.json").read_text())
         assert (tuned["name"], tuned["domain_id"], tuned["stats"]) == (own["name"], own["domain_id"], own["stats"]), name
+    # the starting checkpoint's resolved spec, stored as the run's embodiment, is the same setting on resume
+    resumed = train_config(tmp_path / "default", checkpoint=str(start), embodiment=None, optim={"steps": 3})
+    resumed["data"] = dict(resumed["data"], dataset=str(data))
+    assert [r.step for r in Trainer(load_config(resumed), progress=False).run()] == [3]
     renamed = train_config(tmp_path / "new", checkpoint=str(start), embodiment=dict(TINY_EMBODIMENT, name="other"))
     renamed["data"] = dict(renamed["data"], dataset=str(data))
     trainer = Trainer(load_config(renamed), progress=False)

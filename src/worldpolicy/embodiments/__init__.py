@@ -166,6 +166,19 @@ class Embodiment:
         out["key"] = self.key
         return out
 
+    def to_spec(self) -> dict[str, Any]:
+        """Every field resolved, as a spec `embodiment_from_spec`/`register_embodiment` read back to this action space
+        (a checkpoint's embodiment.json): a spec as the user gave it leaves defaults (view point, prompt format,
+        canvas snapping, execute_steps...) to whichever version reads it, which would then feed the model inputs unlike
+        its training. One action space: a variant is named as the spec's only one, `{variant: {}}`, the form every
+        version reads (its sibling variants are other action spaces, which this spec's fields do not describe)."""
+        spec = {k: v for k, v in self.to_dict().items() if k not in ("key", "variants")}
+        if self.variant != "default":
+            spec["variants"] = {self.variant: {}}
+        else:
+            del spec["variant"]
+        return spec
+
 
 def _check_width(actions: Any, width: int, param: str, key: str) -> None:
     shape = np.shape(actions)

@@ -268,8 +268,9 @@ class Trainer:
             spec.setdefault("normalization", "quantile")
             if spec["normalization"] != "none":  # a robot trained on raw actions keeps none
                 spec["stats"] = stats
-        self.embodiment_spec = spec
-        return register_embodiment(spec, overwrite=True)
+        built = register_embodiment(spec, overwrite=True)
+        self.embodiment_spec = built.to_spec()  # resolved: what this run trains, whatever later defaults become
+        return built
 
     def _check_data_fits(self, emb: Embodiment) -> None:
         """The embodiment is what the checkpoint predicts with: chunks of its chunk_size at its fps, so the training
@@ -479,8 +480,10 @@ class Trainer:
         self._write_embodiment(target)
 
     def _write_embodiment(self, target: Path) -> None:
-        """A spec's embodiment.json. A registered entry has none: the checkpoint's trainer_state.json names it
-        (`policy.trained_embodiment`), one record, not a copy of the registry's entry beside it."""
+        """A spec's embodiment.json, every field resolved (`Embodiment.to_spec`): the checkpoint runs with the
+        captions, canvas and chunking it trained on even where a later version's defaults differ. A registered entry
+        has none: the checkpoint's trainer_state.json names it (`policy.trained_embodiment`), one record, not a copy of
+        the registry's entry beside it."""
         if hasattr(self, "embodiment_spec"):
             write_json_atomic(target / EMBODIMENT_FILE, self.embodiment_spec, indent=1)
 
@@ -511,6 +514,8 @@ class Trainer:
             save_file(tensors, str(tmp / OPTIMIZER_FILE))
             state = {
                 "step": step, "config": self.config.to_dict(), "lr_schedule": self.lr_schedule.state_dict(),
+                # the mix trained, resolved: `config.objectives` keeps the preset beside fields it overrides
+                "objective_weights": self.config.objectives.weights(),
                 "params": [names[id(p)] for p in self.params], "history": history[-50:],
                 "data_fingerprint": self.data_fingerprint, "frames": self.frames,
             }
