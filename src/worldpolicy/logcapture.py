@@ -41,26 +41,34 @@ def request_index(index: int) -> Iterator[None]:
 
 
 class _Collect(logging.Handler):
-    """Collects one thread's worldpolicy warnings into per-request lists (`logged_warnings`)."""
+    """The one collector, on the `worldpolicy` logger from the first `logged_warnings` on: what a thread logs while it
+    collects goes to the lists its `logged_warnings` blocks hold (a context variable, so other threads' lines stay
+    out). One handler for the process, not one per block: a server collects for every batch, and making, adding and
+    removing a handler each time cost it about 1 % of its CPU per request."""
 
-    def __init__(self, said: list[list[str]]) -> None:
+    def __init__(self) -> None:
         super().__init__(logging.WARNING)
-        self.said, self.thread = said, threading.get_ident()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.thread != self.thread or record.name.startswith(_NOT_COLLECTED):
-            return
-        index, requests = _REQUEST_INDEX.get(), len(self.said)
-        text = record.getMessage()
-        for own in [self.said[index]] if index is not None and 0 <= index < requests else self.said:
-            if text not in own:
-                own.append(text)
+        collecting = _COLLECTING.get()
+        if collecting and not record.name.startswith(_NOT_COLLECTED):
+            index, text = _REQUEST_INDEX.get(), record.getMessage()
+            for said in collecting:
+                for own in [said[index]] if index is not None and 0 <= index < len(said) else said:
+                    if text not in own:
+                        own.append(text)
         _as_if_not_collected(record)
+
+
+# the lists of each `logged_warnings` block this thread is inside, innermost last
+_COLLECTING: ContextVar[tuple[list[list[str]], ...]] = ContextVar("worldpolicy_collecting", default=())
+_INSTALLED = threading.Lock()
+_handler: _Collect | None = None
 
 
 def _as_if_not_collected(record: logging.LogRecord) -> None:
     """What logging does with a record no handler takes (a script that configured none): print it on stderr through
-    `logging.lastResort`. A collector on the chain would otherwise count as a handler and silence it."""
+    `logging.lastResort`. The collector on the chain would otherwise count as a handler and silence it."""
     last = logging.lastResort
     if last is None or record.levelno < last.level or getattr(record, "_worldpolicy_last_resort", False):
         return
@@ -79,11 +87,15 @@ def logged_warnings(requests: int = 1) -> Iterator[list[list[str]]]:
     runs, each once. A message logged inside `request_index(i)` belongs to request i; any other (a fused batch's
     shared work) to every request of the batch. Other threads' lines, and the servers' own event lines, are not
     collected. Collecting changes nothing about where the lines are shown."""
+    global _handler
+    if _handler is None:
+        with _INSTALLED:
+            if _handler is None:
+                _handler = _Collect()
+                logging.getLogger("worldpolicy").addHandler(_handler)
     said: list[list[str]] = [[] for _ in range(requests)]
-    handler = _Collect(said)
-    package = logging.getLogger("worldpolicy")
-    package.addHandler(handler)
+    token = _COLLECTING.set((*_COLLECTING.get(), said))
     try:
         yield said
     finally:
-        package.removeHandler(handler)
+        _COLLECTING.reset(token)
