@@ -108,7 +108,8 @@ def _checkpoint_row(checkpoint: str):
 
     folder = Path(resolve_checkpoint(expand_home(checkpoint)))
     if not folder.is_dir():
-        raise ValueError(f"--checkpoint: {checkpoint!r} is not a local folder; accepted: shipped or a checkpoint folder "
+        raise ValueError(f"--checkpoint: {checkpoint!r} is not a local folder; "
+                         "accepted: shipped or a checkpoint folder "
                          "(its embodiment.json / trainer_state.json are read, nothing is downloaded)")
     own = checkpoint_embodiment(folder, None)
     if (folder / EMBODIMENT_FILE).is_file():

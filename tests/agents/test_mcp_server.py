@@ -711,7 +711,8 @@ def test_sim_arguments_the_command_line_refuses_are_refused(server, toolbox, arg
     register_embodiment({  # a 6-joint arm (the suite undoes the registration after the test)
         "name": "six_arm", "domain": "six_arm", "domain_id": 21, "action_dim": 7, "chunk_size": 4, "fps": 15,
         "columns": [f"j{i}" for i in range(6)] + ["gripper"], "units": ["rad"] * 6 + ["1"], "gripper_column": "gripper",
-        "layout": "joint_position", "normalization": "quantile", "stats": {"q01": [-1.0] * 6 + [0.0], "q99": [1.0] * 7}})
+        "layout": "joint_position", "normalization": "quantile",
+        "stats": {"q01": [-1.0] * 6 + [0.0], "q99": [1.0] * 7}})
     runs_before = sorted(toolbox.config.output_dir.glob("sim-*"))
     error = err(server, "evaluate_in_sim", {"episodes": 1, **args})
     assert error["parameter"] == parameter and fragment in error["message"], error

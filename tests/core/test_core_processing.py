@@ -227,7 +227,8 @@ def test_frames_smaller_or_of_another_shape_than_trained_are_told_larger_ones_ar
                  {None: (360, 320)}, {None: (720, 640)}, {"observation/image": (352, 320)}):
         assert trained_size_warning(trained, fine, "ckpt") is None, fine
     message = trained_size_warning(trained, {cams[0]: (180, 320), cams[1]: (90, 160)}, "ckpt")
-    assert message.startswith("checkpoint ckpt was trained on frames of 180x320 per camera (observation/exterior_image_1_"
+    assert message.startswith("checkpoint ckpt was trained on frames of 180x320 per camera "
+                              "(observation/exterior_image_1_"
                               "left, observation/wrist_image_left), composed to 360x320, but camera "
                               "observation/wrist_image_left is 90x160 where it was 180x320: frames are only scaled "
                               "down and padded")
@@ -446,8 +447,8 @@ def test_an_embodiments_resolved_spec_reads_back_as_it_and_names_every_field(tmp
     from worldpolicy.models import shipped_model
 
     (tmp_path / "stats.json").write_text(json.dumps({"action": {"q01": [-1, -2], "q99": [1, 2]}}))
-    pusher = {"name": "my_pusher", "domain": "pusht", "action_dim": 2, "columns": ["x", "y"], "chunk_size": 8, "fps": 10,
-              "stats_file": str(tmp_path / "stats.json")}
+    pusher = {"name": "my_pusher", "domain": "pusht", "action_dim": 2, "columns": ["x", "y"], "chunk_size": 8,
+              "fps": 10, "stats_file": str(tmp_path / "stats.json")}
     arms = {"name": "two_arms", "domain": "two_arms", "domain_id": 30, "action_dim": 2, "columns": ["r", "g"],
             "chunk_size": 8, "fps": 10, "default_variant": "right",
             "variants": {"left": {"action_dim": 1, "columns": ["l"]}, "right": {"execute_steps": 4}}}

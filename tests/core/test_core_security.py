@@ -59,8 +59,8 @@ def forbidden(source: str) -> list[str]:
             found.append(f"{node.lineno}: {name}() without allow_pickle=False")
         if name == "torch.load" and not _true(keywords.get("weights_only")):
             found.append(f"{node.lineno}: torch.load() without weights_only=True")
-        found += [f"{node.lineno}: {name or 'call'}({arg}=True)" for arg in ("shell", "allow_pickle", "trust_remote_code")
-                  if _true(keywords.get(arg))]
+        found += [f"{node.lineno}: {name or 'call'}({arg}=True)"
+                  for arg in ("shell", "allow_pickle", "trust_remote_code") if _true(keywords.get(arg))]
     return found
 
 

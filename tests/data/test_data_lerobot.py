@@ -320,8 +320,8 @@ CORRUPTIONS = {
     # columns of another type were cast blindly: a length of 12.5 read as 12, a task string as its letters
     "length stored as floats": (lambda r: _set_column(r / EPISODES, "length", lambda n: pa.array([12.5, 7.0, 9.0])),
                                 EPISODES, "length"),
-    "tasks stored as a string": (lambda r: _set_column(r / EPISODES, "tasks", lambda n: pa.array(["pick the cube"] * n)),
-                                 EPISODES, "tasks"),
+    "tasks stored as a string": (
+        lambda r: _set_column(r / EPISODES, "tasks", lambda n: pa.array(["pick the cube"] * n)), EPISODES, "tasks"),
     "timestamps stored as strings": (
         lambda r: _set_column(r / EPISODES, "videos/observation.images.front/from_timestamp",
                               lambda n: pa.array(["0"] * n)),
@@ -451,7 +451,8 @@ def test_stats_must_fit_the_features(small_dataset):
     with pytest.raises(DatasetFormatError, match="stats.json: holds a list numpy cannot read"):
         _ = ds.stats
     ds.stats_path.write_text('{"action": {"q99": [1.0, NaN, 2.0]}}')  # JSON's NaN, as Python's json writes it
-    with pytest.raises(DatasetFormatError, match=r"stats.json: field 'action.q99': holds NaN or inf: \[1.0, nan, 2.0\]"):
+    with pytest.raises(DatasetFormatError,
+                       match=r"stats.json: field 'action.q99': holds NaN or inf: \[1.0, nan, 2.0\]"):
         _ = ds.stats
     ds.stats_path.write_text(json.dumps({"action": [0.0, 1.0, 2.0]}))  # was dropped: the dataset looked stat-less
     with pytest.raises(DatasetFormatError, match="stats.json: field 'action': must be an object of statistics "

@@ -1,8 +1,9 @@
 """`RemotePolicy` keeps the local `Policy`'s public surface (the serving promise: "the same interface and result
-types"). Every public attribute, property and method of `Policy`, and `with` (`PROTOCOL`), is walked: a remote counterpart with the same
-signature, defaults and return type, and for attributes the same value as the policy the server runs; or a name in
-`LOCAL_ONLY`, which raises `LocalOnlyError` saying why (docs/serving.md, "The client"). A name added to `Policy` fails
-here until the client has it or the list says why not; bad input is refused by both with the same error."""
+types"). Every public attribute, property and method of `Policy`, and `with` (`PROTOCOL`), is walked: a remote
+counterpart with the same signature, defaults and return type, and for attributes the same value as the policy the
+server runs; or a name in `LOCAL_ONLY`, which raises `LocalOnlyError` saying why (docs/serving.md, "The client"). A name
+added to `Policy` fails here until the client has it or the list says why not; bad input is refused by both with the
+same error."""
 
 from __future__ import annotations
 

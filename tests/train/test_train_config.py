@@ -469,5 +469,6 @@ def test_a_spec_file_named_in_a_config_built_in_python_is_read_as_load_config_re
                         "embodiment": str(tmp_path / "my_robot.json"),
                         "data": {"dataset": str(tiny_dataset), "chunk_size": 4}}).embodiment == config.embodiment
     with pytest.raises(ValueError, match=r"embodiment='.*nowhere\.json': cannot read the spec file"):
-        TrainConfig(checkpoint="some/hub-id", output_dir=str(tmp_path / "out"), embodiment=str(tmp_path / "nowhere.json"),
+        TrainConfig(checkpoint="some/hub-id", output_dir=str(tmp_path / "out"),
+                    embodiment=str(tmp_path / "nowhere.json"),
                     data=DataConfig(dataset=str(tiny_dataset), chunk_size=4)).check()

@@ -29,7 +29,8 @@ def bridge_run(tiny_checkpoint, tmp_path_factory) -> dict[str, object]:
                "videos": {"observation.image": rng.integers(0, 255, (length, 32, 32, 3), dtype=np.uint8)},
                "task": "put the spoon in the pot"}
     write_episodes(root / "ds", [episode], fps=BRIDGE_FPS, video_codec="libx264rgb",
-                   features={"action": {"dtype": "float32", "shape": [10], "names": list(get_embodiment("bridge").columns)},
+                   features={"action": {"dtype": "float32", "shape": [10],
+                                        "names": list(get_embodiment("bridge").columns)},
                              "observation.image": {"dtype": "video", "shape": [32, 32, 3]}})
     raw = {"output_dir": str(root / "run"), "checkpoint": str(tiny_checkpoint), "embodiment": "bridge",
            "device": "cpu", "save_every": 1,

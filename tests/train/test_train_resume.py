@@ -265,7 +265,8 @@ def test_checkpoints_record_their_frames_and_policy_says_once_when_an_observatio
         f"checkpoint {ckpt} was trained on frames of 64x96 per camera ({CAMERAS[0]}, {CAMERAS[1]}), composed to "
         f"128x96, but camera {CAMERAS[1]} is 32x48 where it was 64x96")
     assert said(policy, np.zeros((100, 60, 3), np.uint8)) == [  # one pre-composed image of another shape
-        warned[0].split(", but")[0] + ", but the observation is 100x60 where it was 128x96: frames are only scaled down "
+        warned[0].split(", but")[0] + ", but the observation is 100x60 where it was 128x96: "
+        "frames are only scaled down "
         "and padded onto the model's canvas, so it sees the scene smaller or framed otherwise than it learned it, and "
         "its actions and futures may be off. Give frames of the trained size (resize the camera images; `worldpolicy "
         "sim --image-size`), or fine-tune on frames of this size"]

@@ -88,7 +88,8 @@ def test_viz_command_reports_missing_input(tmp_path, capsys):
     assert "has no actions.json (a predict run's action chunk, what viz draws)\n" in capsys.readouterr().err
     (tmp_path / "report.json").write_text("{}")  # a sim run: its page is `report`'s
     assert main(["viz", str(tmp_path)]) == 2
-    assert f"it holds a sim run (report.json): `worldpolicy report {tmp_path}` writes its page" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"it holds a sim run (report.json): `worldpolicy report {tmp_path}` writes its page" in err
 
 
 def test_report_is_self_contained_and_shows_the_run(run_dir):
@@ -370,8 +371,10 @@ def test_a_sim_run_is_headed_by_its_outcome_and_each_episode_video_names_its_epi
     assert cards["incomplete"] == "2 of 3 episodes ran" and cards["task"] == "reach"
     outcomes = re.findall(r"<span class=episode>([^<]*)</span><br><a href='\./(videos/[^']*)'", html)
     assert outcomes == [
-        ("seed 7 · success · 26 steps · final distance 2.8 cm · “reach the &lt;red&gt; ball”", "videos/episode_0007.mp4"),
-        ("seed 8 · failure · 60 steps · final distance 21.0 cm · “reach the blue ball”", "videos/episode_0008.mp4")]
+        ("seed 7 · success · 26 steps · final distance 2.8 cm · “reach the &lt;red&gt; ball”",
+         "videos/episode_0007.mp4"),
+        ("seed 8 · failure · 60 steps · final distance 21.0 cm · “reach the blue ball”",
+         "videos/episode_0008.mp4")]
 
 
 def test_training_curves_name_each_field_above_its_panel(tmp_path):

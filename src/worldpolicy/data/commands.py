@@ -50,7 +50,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     frame.add_argument("root", help="dataset folder (holds meta/info.json)")
     frame.add_argument("--out", required=True, help="folder for the files (made if missing)")
-    frame.add_argument("--episode", type=int, default=0, help="episode index; negative counts from the end (default: 0)")
+    frame.add_argument("--episode", type=int, default=0,
+                       help="episode index; negative counts from the end (default: 0)")
     frame.add_argument("--frame", type=int, default=0,
                        help="frame index within the episode; negative counts from the end (default: 0)")
     frame.add_argument("--checkpoint", help="print the predict command for this checkpoint (as predict takes it: "
@@ -107,7 +108,8 @@ def _summary(ds) -> dict:
         "episodes": ds.num_episodes,
         "frames": ds.num_frames,
         "episode_length": (  # None for a dataset of no episodes (yet)
-            {"min": int(lengths.min()), "mean": float(lengths.mean()), "max": int(lengths.max())} if lengths.size else None
+            {"min": int(lengths.min()), "mean": float(lengths.mean()), "max": int(lengths.max())}
+            if lengths.size else None
         ),
         "tasks": len(ds.tasks),
         "features": {  # a numeric feature's names: what a training config's embodiment `columns` must repeat

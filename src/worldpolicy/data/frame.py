@@ -38,7 +38,8 @@ STATE_FEATURE = "observation.state"  # LeRobot's state feature; Cosmos3-DROID sp
 class DatasetFrame:
     """What `extract_frame` wrote. `images[key]` is camera `key`'s PNG at the frame, `clips[key]` a folder of the
     frames `frame - clip + 1 .. frame` (empty without `clip`); `state` is the state vector (the `state_keys` side by
-    side), `state_names` its columns (the dataset's names, so which value is which joint can be read); `prompt` is the first phrasing of the frame's `task` (a Cosmos3-DROID task holds several, split by " | ").
+    side), `state_names` its columns (the dataset's names, so which value is which joint can be read); `prompt` is
+    the first phrasing of the frame's `task` (a Cosmos3-DROID task holds several, split by " | ").
     `commands` maps a predict mode to its argument list (empty without a checkpoint); `command_lines` are them as a
     shell takes them."""
 

@@ -172,7 +172,8 @@ class LeRobotDataset:
             raise DatasetFormatError(self.stats_path, None, "must hold a JSON object")
         for key, part in raw.items():  # stats_from_json would drop it: the feature would look as if it had none
             if not isinstance(part, dict):
-                raise DatasetFormatError(self.stats_path, key, f"must be an object of statistics ({', '.join(STAT_NAMES)}), "
+                raise DatasetFormatError(self.stats_path, key,
+                                         f"must be an object of statistics ({', '.join(STAT_NAMES)}), "
                                          f"got {type(part).__name__}")
         try:
             stats = stats_from_json(raw)
@@ -559,7 +560,8 @@ def _check_episodes_column(kind: pa.DataType, key: str, path: Path) -> None:
         raise DatasetFormatError(path, key, f"column is {kind}; expected a list of task strings per episode")
     if pa.types.is_integer(kind) or (key.endswith("timestamp") and pa.types.is_floating(kind)):
         return
-    raise DatasetFormatError(path, key, f"column is {kind}; expected {'numbers' if key.endswith('timestamp') else 'ints'}")
+    raise DatasetFormatError(path, key,
+                             f"column is {kind}; expected {'numbers' if key.endswith('timestamp') else 'ints'}")
 
 
 def _column_array(table: pa.Table, key: str, spec: Mapping[str, Any], path: Path) -> np.ndarray:

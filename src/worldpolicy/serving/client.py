@@ -136,7 +136,8 @@ class ServerBusyError(ServerError):
 class LocalOnlyError(AttributeError):
     """A local `Policy` attribute or method a `RemotePolicy` cannot offer: the model, its engine and its load-time
     checks live on the server. An AttributeError, so code that probes for one (`getattr(policy, "engine", None)`,
-    `hasattr`) takes a remote policy as lacking it, and code that uses one is told why (docs/serving.md, "The client")."""
+    `hasattr`) takes a remote policy as lacking it, and code that uses one is told why (docs/serving.md,
+    "The client")."""
 
 
 def _positive_int(value: Any) -> int | None:
@@ -245,7 +246,8 @@ class RemotePolicy:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
                 raise ValueError(f"{name}={value!r} must be a finite number of seconds > 0")
         if not (embodiment is None or isinstance(embodiment, (str, Embodiment))):
-            raise TypeError(f"embodiment={embodiment!r:.80} must be a registered name ('droid', 'droid/relative_pose'), "
+            raise TypeError(f"embodiment={embodiment!r:.80} must be a registered name "
+                            "('droid', 'droid/relative_pose'), "
                             "an Embodiment, or None (the one the server announces)")
         self._api_key = _api_key(api_key)
         self._embodiment = get_embodiment(embodiment) if isinstance(embodiment, str) else embodiment

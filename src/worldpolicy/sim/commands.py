@@ -37,7 +37,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--robot", default="panda", help="panda | fr3 | menagerie_panda | path to a Menagerie panda.xml")
     p.add_argument("--embodiment", default=None,
                    help="action space: a name from `worldpolicy embodiments` or a spec file (*.json) (default: a "
-                   "checkpoint's own, its embodiment.json or trainer_state.json; a ws:// server's metadata; else droid; "
+                   "checkpoint's own, its embodiment.json or trainer_state.json; a ws:// server's metadata; "
+                   "else droid; "
                    "random: droid/relative_pose)")
     p.add_argument("--strategy", choices=("execute", "ensemble", "async"), default="execute",
                    help="execute (default): k actions of each chunk, then ask again; ensemble: a chunk every k "

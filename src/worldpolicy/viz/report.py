@@ -35,7 +35,8 @@ from ..results import actions_from_json
 from .plots import model_space_note, padded_label, real_rows_of
 from .run import ANIMATION_FILE, ROLLOUT_VIDEO, describe_rollout_video
 
-__all__ = ["MAX_EMBED_VIDEOS_TOTAL_BYTES", "MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html", "describe_video",
+__all__ = ["MAX_EMBED_VIDEOS_TOTAL_BYTES", "MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html",
+           "describe_video",
            "log_curves_figure", "serve_report", "write_report"]
 
 REPORT_FILE = "index.html"
@@ -267,7 +268,8 @@ def _sim_summary_cards(report: Mapping[str, Any]) -> str:
     cards = [("task", report.get("task")), ("policy", report.get("policy")), ("robot", report.get("robot")),
              ("success", f"{report.get('successes')}/{done}")]
     if isinstance(report.get("success_rate"), (int, float)) and isinstance(lo, (int, float)):
-        cards.append(("success rate", f"{100 * report['success_rate']:.1f} % (95 % CI {100 * lo:.1f}-{100 * hi:.1f} %)"))
+        cards.append(("success rate",
+                      f"{100 * report['success_rate']:.1f} % (95 % CI {100 * lo:.1f}-{100 * hi:.1f} %)"))
     if isinstance(requested, int) and requested > done:
         cards.append(("incomplete", f"{done} of {requested} episodes ran"))
     cards += [("control", f"{_fmt(report.get('control_hz'))} Hz"),
@@ -344,8 +346,8 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
 
     One small panel per field, named above it (a long name as a y label ran into the tick labels), losses first and
     on a log scale when they span more than LOG_SCALE_SPAN; a field with one value throughout (`world_size`) is
-    named with its value in the heading instead of a flat panel (one logged once gets its panel, one point). Every line is read; a field of more than
-    MAX_CURVE_POINTS points is drawn thinned evenly from its first to its last (`_Series`), and the heading says so."""
+    named with its value in the heading instead of a flat panel (one logged once gets its panel, one point). Every
+    line is read; a field of more than MAX_CURVE_POINTS points is drawn thinned evenly from its first to its last (`_Series`), and the heading says so."""
     from .plots import (
         LABEL_FONTSIZE,
         LINE_COLOR,
@@ -516,7 +518,8 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
         if size > MAX_EMBED_VIDEO_BYTES:
             linked = f", linked, not embedded: over {MAX_EMBED_VIDEO_BYTES / 1e6:.1f} MB"
         elif embedded + size > MAX_EMBED_VIDEOS_TOTAL_BYTES:
-            linked = f", linked, not embedded: the page holds at most {MAX_EMBED_VIDEOS_TOTAL_BYTES / 1e6:.1f} MB of video"
+            linked = (f", linked, not embedded: the page holds at most "
+                      f"{MAX_EMBED_VIDEOS_TOTAL_BYTES / 1e6:.1f} MB of video")
         else:
             linked, embedded = "", embedded + size
         src = _href(rel) if linked else _data_uri(path, "video/mp4")

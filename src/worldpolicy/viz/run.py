@@ -23,8 +23,10 @@ def describe_rollout_video(mode: str | None) -> tuple[str, str]:
         explanation = ("the frames the model was given, passed through its video autoencoder (inverse dynamics "
                        "imagines none)")
         return "re-decoded input video", explanation
-    given = "the actions it was given" if mode == "forward_dynamics" else "the prompt"  # what drives the imagined future
-    explanation = f"imagined by the model: the future it predicts from the observation (frame 0) and {given}, not recorded"
+    # what drives the imagined future
+    given = "the actions it was given" if mode == "forward_dynamics" else "the prompt"
+    explanation = (f"imagined by the model: the future it predicts from the observation (frame 0) and {given}, "
+                   "not recorded")
     return "imagined video", explanation
 
 

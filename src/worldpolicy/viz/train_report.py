@@ -136,8 +136,10 @@ def _columns_table(spec: Mapping[str, Any]) -> str:
     units = units if isinstance(units, list) and len(units) == len(columns) else [""] * len(columns)
     gripper = spec.get("gripper_column")
     rows = "".join(f"<tr><td>{i}</td><td class=k>{_esc(c)}</td><td class=k>{_esc(u)}</td>"
-                   f"<td class=k>{'gripper' if c == gripper else ''}</td></tr>" for i, (c, u) in enumerate(zip(columns, units)))
-    return f"<table class=columns><tr><th>#</th><th class=k>column</th><th class=k>unit</th><th class=k></th></tr>{rows}</table>"
+                   f"<td class=k>{'gripper' if c == gripper else ''}</td></tr>"
+                   for i, (c, u) in enumerate(zip(columns, units)))
+    return ("<table class=columns><tr><th>#</th><th class=k>column</th><th class=k>unit</th><th class=k></th></tr>"
+            f"{rows}</table>")
 
 
 def _usage(latest: Path, spec: Mapping[str, Any] | None, config: Mapping[str, Any]) -> str:
@@ -236,10 +238,12 @@ def train_sections(run_dir: Path) -> tuple[list[str], list[str]]:
         rows = "".join(
             f"<tr><td>{step}</td><td class=k>{_esc(folder.relative_to(run_dir).as_posix())}</td>"
             f"<td>{_tree_bytes(folder) / 1e6:.2f}</td>"
-            f"<td class=k>{'LoRA adapter (loaded onto its base)' if (folder / BASE_FILE).is_file() else 'full pipeline'}</td>"
+            "<td class=k>"
+            f"{'LoRA adapter (loaded onto its base)' if (folder / BASE_FILE).is_file() else 'full pipeline'}</td>"
             f"<td class=k>{'latest' if folder == latest else ''}</td></tr>" for step, folder in checkpoints)
         sections.append("<section id=checkpoints><h2>Checkpoints</h2><table><tr><th>step</th><th class=k>folder</th>"
-                        f"<th>MB (optimizer state included)</th><th class=k>kind</th><th class=k></th></tr>{rows}</table></section>")
+                        "<th>MB (optimizer state included)</th><th class=k>kind</th><th class=k></th></tr>"
+                        f"{rows}</table></section>")
         sections.append(f"<section id=usage><h2>Use the latest checkpoint ({_esc(latest.name)})</h2>"
                         f"{_usage(latest, spec, config)}</section>")
     else:
