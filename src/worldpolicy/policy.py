@@ -173,18 +173,28 @@ def checkpoint_embodiment(path_or_id: str | Path, embodiment: str | Embodiment |
     return trained
 
 
+def _trainer_state(path_or_id: str | Path) -> dict[str, Any] | None:
+    """A checkpoint's `trainer_state.json` (its training run's record), or None: a hub id, a folder no run saved, or a
+    file this version cannot read as an object (nothing to say from it, so the checkpoint is used as it always was)."""
+    state_file = Path(str(path_or_id)) / TRAINER_STATE_FILE
+    if not state_file.is_file():
+        return None
+    try:
+        state = json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
 def trained_embodiment(path_or_id: str | Path) -> str | None:
     """The registered embodiment (`name` or `name/variant`) a checkpoint's own training run trained, as its
     `trainer_state.json` records it (`config.embodiment`), or None: a hub id, a folder no run saved, a run on a spec
     (its `embodiment.json` says which). `worldpolicy train` writes embodiment.json only for a spec: a run on a
     registered entry (`bridge`, `droid/relative_pose`) is named by this record alone, which every checkpoint it saves
     and `merge-adapter` carry, so the checkpoint runs with the action head, stats, caption and variant it learned."""
-    state_file = Path(str(path_or_id)) / TRAINER_STATE_FILE
-    if not state_file.is_file():
-        return None
     try:
-        name = json.loads(state_file.read_text())["config"]["embodiment"]
-    except (OSError, ValueError, KeyError, TypeError):  # not a run's state as this version writes it: nothing to say
+        name = (_trainer_state(path_or_id) or {})["config"]["embodiment"]
+    except (KeyError, TypeError):  # not a run's state as this version writes it: nothing to say
         return None
     if not isinstance(name, str) or not name.strip() or name.strip().endswith(SPEC_FILE_SUFFIX):
         return None
@@ -220,18 +230,17 @@ def untrained_modes(path_or_id: str | Path) -> dict[str, str]:
     """Mode → why to distrust it, for each mode a checkpoint's own training run gave objective weight 0
     (`trainer_state.json`: `worldpolicy train`'s default is policy alone). Its forward or inverse dynamics is then only
     what the starting checkpoint learned, if anything, and nothing else says so: the outputs look like any others."""
-    state_file = Path(str(path_or_id)) / TRAINER_STATE_FILE
-    if not state_file.is_file():
+    state = _trainer_state(path_or_id)
+    if state is None:
         return {}
     from .train.config import ObjectiveConfig
 
     try:
-        state = json.loads(state_file.read_text())
         config = state["config"]
         # the mix the run recorded as trained; a run from before that record: its objectives as this version reads them
         weights = state.get("objective_weights") or ObjectiveConfig(**config["objectives"]).weights()
         weights = {name: float(weight) for name, weight in weights.items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # not a run's state as this version writes it
+    except (ValueError, KeyError, TypeError, AttributeError):  # not a run's state as this version writes it
         return {}
     mix = ", ".join(f"{name} {weight:g}" for name, weight in weights.items())
     return {mode: (f"checkpoint {path_or_id} was trained with no {mode} objective (its {TRAINER_STATE_FILE}: {mix}), "
@@ -245,13 +254,10 @@ def trained_frames(path_or_id: str | Path) -> dict[str, Any] | None:
     """The frames a checkpoint's own training run saw (`trainer_state.json`'s `frames`, `train.data.trained_frames`:
     each camera's and the composed frame's [height, width]), or None: a hub id, a folder no run saved, or a run from
     before the record (those are used as they always were, unjudged)."""
-    state_file = Path(str(path_or_id)) / TRAINER_STATE_FILE
-    if not state_file.is_file():
-        return None
     try:
-        frames = json.loads(state_file.read_text()).get("frames")
+        frames = (_trainer_state(path_or_id) or {})["frames"]
         sizes = [*frames["cameras"].values(), frames["composed"]]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (KeyError, TypeError, AttributeError):
         return None
     if not sizes[:-1] or not all(isinstance(hw, list) and len(hw) == 2 and all(isinstance(v, int) and v > 0 for v in hw)
                                  for hw in sizes):

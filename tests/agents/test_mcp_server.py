@@ -493,11 +493,9 @@ def test_a_boolean_guidance_is_refused_before_a_model_loads(toolbox, inputs_dir)
     assert list(toolbox._policies) == loaded_before
 
 
-def test_a_model_that_returns_nan_is_an_internal_error_not_the_callers_input(server, toolbox, inputs_dir,
-                                                                             monkeypatch):
-    """Non-finite actions from the model (a broken checkpoint, float16 overflow) came back as invalid_input, telling
-    the agent to change arguments that were fine; and the run folder made for them stayed, empty, where no result
-    pointed."""
+@pytest.fixture
+def nan_model(monkeypatch):
+    """The model returns NaN in its first action column (a broken checkpoint, float16 overflow)."""
     from worldpolicy.policy import Policy
 
     finish = Policy._finish
@@ -508,6 +506,12 @@ def test_a_model_that_returns_nan_is_an_internal_error_not_the_callers_input(ser
         return prediction
 
     monkeypatch.setattr(Policy, "_finish", nan_actions)
+
+
+def test_a_model_that_returns_nan_is_an_internal_error_not_the_callers_input(server, toolbox, inputs_dir, nan_model):
+    """Non-finite actions from the model (a broken checkpoint, float16 overflow) came back as invalid_input, telling
+    the agent to change arguments that were fine; and the run folder made for them stayed, empty, where no result
+    pointed."""
     runs_before = sorted(toolbox.config.output_dir.glob("policy-*"))
     error = err(server, "predict_actions", {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs.png"),
                                             "steps": 1})
@@ -737,19 +741,9 @@ def test_sim_takes_the_embodiment_a_checkpoint_comes_with(tmp_path):
         "droid/relative_pose")
 
 
-def test_nan_actions_after_inputs_warned_of_name_those_warnings(server, inputs_dir, monkeypatch):
+def test_nan_actions_after_inputs_warned_of_name_those_warnings(server, inputs_dir, nan_model):
     """The error blamed the checkpoint or float16 only; actions far outside the training range, warned of, are the
     likelier cause, and the agent saw no warning (the result that would carry them is not returned)."""
-    from worldpolicy.policy import Policy
-
-    finish = Policy._finish
-
-    def nan_actions(self, prepared, out, started):
-        prediction = finish(self, prepared, out, started)
-        prediction.actions[:, 0] = np.nan
-        return prediction
-
-    monkeypatch.setattr(Policy, "_finish", nan_actions)
     error = err(server, "imagine_rollout", {"prompt": "go", "embodiment": "bridge", "steps": 1,
                                             "image": str(inputs_dir / "obs.png"), "actions": [[1e6] + [0.0] * 9] * 4})
     assert error["type"] == "internal_error" and "the model returned NaN or inf" in error["message"], error

@@ -27,8 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="write a LoRA adapter checkpoint and its base as one complete checkpoint folder",
         description="CHECKPOINT is a LoRA adapter checkpoint (`[finetune] lora_save = \"adapter\"`). Its base is "
         "loaded on the CPU, the adapters fused and the trained weights set, and the result written to --out as a "
-        "diffusers-format folder with the checkpoint's embodiment.json: it serves without the base. Needs the host "
-        "memory of the model in float32 (~60 GB for Cosmos3-Nano), whatever --dtype.",
+        "diffusers-format folder with the checkpoint's embodiment.json and trainer_state.json: it serves without the "
+        "base. Needs the host memory of the model in float32 (~60 GB for Cosmos3-Nano), whatever --dtype.",
     )
     m.add_argument("checkpoint", help="LoRA adapter checkpoint folder (holds base_model.json)")
     m.add_argument("--out", required=True, help="new or empty folder for the merged checkpoint")

@@ -203,7 +203,8 @@ def train_sections(run_dir: Path) -> tuple[list[str], list[str]]:
              ("steps", f"{steps_done} of {_fmt(optim.get('steps'))}"), ("fine-tuning", mode),
              ("precision", optim.get("precision")), ("batch", optim.get("batch_size")), ("lr", optim.get("lr")),
              ("chunk", data.get("chunk_size"))]
-    weights = _objective_weights(config.get("objectives"))
+    recorded = state.get("objective_weights")  # the mix the run recorded as trained; older runs: from their config
+    weights = dict(recorded) if isinstance(recorded, Mapping) else _objective_weights(config.get("objectives"))
     mix = ", ".join(f"{k} {v:g}" for k, v in weights.items() if v) if weights else None
     facts = [("starting checkpoint", config.get("checkpoint")), *_dataset_facts(data, notes),
              ("dataset actions", data.get("source_embodiment")), ("action conversion", data.get("action_conversion")),
