@@ -27,8 +27,7 @@ from worldpolicy.sim.env import unwrap_tabletop
 logger = logging.getLogger(__name__)
 
 __all__ = ["SERVER_ANNOUNCED", "PolicyBackend", "RandomPolicy", "ScriptedPolicy", "as_backend", "call_seed",
-           "checkpoint_settings",
-           "chunk_size", "make_policy", "policy_fps", "policy_settings", "wrap_policy"]
+           "checkpoint_settings", "chunk_size", "make_policy", "policy_fps", "policy_settings", "wrap_policy"]
 
 _STATE_KEY = "privileged/state"  # ScriptedPolicy.snapshot: sim state taken with the observation
 DOWN = np.diag([1.0, -1.0, -1.0])  # TCP pointing at the table, hand x along world x
