@@ -107,3 +107,20 @@ def test_bad_q_and_target(ik):
         ik.fk(np.zeros(6))
     with pytest.raises(ValueError, match="target"):
         ik.solve(np.full((4, 4), np.nan), np.array(ik.robot.home))
+
+
+def test_a_target_reached_in_position_but_not_orientation_counts_as_unreachable(caplog):
+    """A solver weighting position reached a hand flipped 180 deg about y to within 0.3 mm but 140 deg off, and a
+    position-only bar reported it tracked: orientation past `UNREACHABLE_DEG` counts too."""
+    from scipy.spatial.transform import Rotation
+
+    from worldpolicy.robot.kinematics import UNREACHABLE_DEG
+
+    ik = IKSolver("panda", orientation_cost=0.01)
+    q0 = np.array(ik.robot.home)
+    target = ik.fk(q0)
+    target[:3, :3] = target[:3, :3] @ Rotation.from_euler("y", 180, degrees=True).as_matrix()
+    with caplog.at_level(logging.WARNING):
+        _, report = ik.solve_trajectory(target[None], q0)
+    assert report.max_mm < 20 and report.max_deg > UNREACHABLE_DEG
+    assert report.unreachable_steps == [0] and "bars 20 mm / 5 deg" in caplog.text

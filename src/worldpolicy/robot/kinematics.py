@@ -20,12 +20,16 @@ with extra_imports():
 from worldpolicy.robot.robots import RobotConfig, get_robot
 from worldpolicy.robot.se3 import integrate_relative_poses, rotation_angle
 
-__all__ = ["IK_NAMES", "IKSolver", "TrackingReport", "check_names", "load_robot_spec", "pick_qp_solver"]
+__all__ = ["IK_NAMES", "UNREACHABLE_DEG", "UNREACHABLE_M", "IKSolver", "TrackingReport", "check_names",
+           "load_robot_spec", "pick_qp_solver"]
 
 logger = logging.getLogger(__name__)
 
-# Past this per-step position error a target counts as unreachable (logged; the solver returns its closest pose).
+# Past this per-step position or orientation error a target counts as unreachable (logged; the solver returns its
+# closest pose). Orientation counts too: a solver weighting position (orientation_cost=0.01) reached a hand flipped 180
+# deg to within 0.3 mm but 140 deg off, which a position-only bar reported as tracked.
 UNREACHABLE_M = 0.02
+UNREACHABLE_DEG = 5.0
 # The RobotConfig fields naming MJCF elements that FK/IK read; the rest (actuators, gripper, camera body) only a scene
 # uses, and `sim.scenes` checks them there: a wrong gripper actuator refused an IK-only user (a real arm's bridge, the
 # joint-to-pose training conversion) who never drives it.
@@ -241,10 +245,12 @@ class IKSolver:
     def _report(self, achieved: np.ndarray, targets: np.ndarray) -> TrackingReport:
         pos = 1000 * np.linalg.norm(achieved[:, :3, 3] - targets[:, :3, 3], axis=-1)
         rel = np.swapaxes(achieved[:, :3, :3], -1, -2) @ targets[:, :3, :3]
-        unreachable = [int(i) for i in np.flatnonzero(pos > 1000 * UNREACHABLE_M)]
+        deg = np.degrees(rotation_angle(rel))
+        unreachable = [int(i) for i in np.flatnonzero((pos > 1000 * UNREACHABLE_M) | (deg > UNREACHABLE_DEG))]
         if unreachable:
             logger.warning(
-                "IK: %d of %d targets unreachable (position error up to %.1f mm at step %d); the arm goes to the "
-                "closest pose within joint limits", len(unreachable), len(targets), pos.max(), int(np.argmax(pos)),
+                "IK: %d of %d targets unreachable (errors up to %.1f mm / %.1f deg; bars %g mm / %g deg, first at step "
+                "%d); the arm goes to the closest pose within joint limits", len(unreachable), len(targets), pos.max(),
+                deg.max(), 1000 * UNREACHABLE_M, UNREACHABLE_DEG, unreachable[0],
             )
-        return TrackingReport(pos, np.degrees(rotation_angle(rel)), unreachable_steps=unreachable)
+        return TrackingReport(pos, deg, unreachable_steps=unreachable)
