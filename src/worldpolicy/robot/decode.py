@@ -4,7 +4,9 @@ Two action spaces exist in the registry: `relative_pose` (per-step EE deltas `tx
 and re-anchored on the achieved pose) and `joint_position` (absolute joints + gripper, e.g. DROID RoboLab output).
 Gripper values leave the decoder in the DROID convention (0 open, 1 closed); `RobotConfig.gripper_to_ctrl` maps them to
 actuator units. Anything outside the valid range is clipped *with a warning* and counted per step in
-`RobotCommand.clipped_steps` (so a caller that runs only part of a chunk counts only what ran).
+`RobotCommand.clipped_steps` (so a caller that runs only part of a chunk counts only what ran). What cannot be made
+safe by clipping is refused (`ValueError`): NaN/inf, rot6d that is no rotation, and joint targets that move a joint
+faster than the robot's `max_joint_velocity` at the embodiment's fps (`check_velocity`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ from worldpolicy.robot.se3 import relative_poses
 __all__ = ["ActionDecoder", "RobotCommand", "check_executable", "encode_relative_pose"]
 
 logger = logging.getLogger(__name__)
+
+# rot6d columns of a rotation are unit and orthogonal; a physical chunk's stay within a few % of that (DROID's q01/q99
+# allow norms 0.998-1.002, Bridge's 0.98-1.02). Past these bars the SVD projection still returns *a* rotation, but an
+# arbitrary one: parallel columns [1,0,0, 1,0,0] became a 45 deg turn about z.
+ROT6D_NORM_RANGE = (0.5, 1.5)
+ROT6D_MAX_COS = 0.5  # |cos| of the angle between the two columns: at least 60 deg apart
 
 
 def check_executable(embodiment: Embodiment, robot: RobotConfig | None = None) -> None:
@@ -81,12 +89,17 @@ class ActionDecoder:
         *,
         ik: IKSolver | None = None,
         reanchor: bool = True,
+        check_velocity: bool = True,
     ) -> None:
+        """`check_velocity`: refuse a chunk whose joint targets move a joint further in one step than the robot's
+        `max_joint_velocity` allows at the embodiment's fps (from the measured joints to the first target, and between
+        targets). Off only where something else limits or measures the speed (the sim counts it per episode)."""
         self.embodiment = embodiment if isinstance(embodiment, Embodiment) else get_embodiment(embodiment)
         self.robot = get_robot(robot)
         check_executable(self.embodiment, self.robot)
         self.ik = ik if ik is not None else IKSolver(self.robot)
         self.reanchor = reanchor
+        self.check_velocity = check_velocity
         self._grip = self.embodiment.gripper_index
 
     def check(self, actions: np.ndarray) -> np.ndarray:
@@ -105,7 +118,51 @@ class ActionDecoder:
                 f"actions: {int(bad.sum())} NaN/inf values (first at step {rows[0]}, column "
                 f"{self.embodiment.columns[cols[0]]!r}); refusing to command the robot"
             )
+        if self.embodiment.layout == "relative_pose":
+            self._check_rot6d(actions[:, 3:9])
         return actions
+
+    def _check_rot6d(self, r6: np.ndarray) -> None:
+        """Each step's r0..r5 must be the first two columns of a rotation, roughly (`ROT6D_NORM_RANGE`,
+        `ROT6D_MAX_COS`): degenerate ones (zero, parallel) project to an arbitrary rotation the arm would turn to."""
+        c0, c1 = r6[:, 0:3], r6[:, 3:6]
+        n0, n1 = np.linalg.norm(c0, axis=1), np.linalg.norm(c1, axis=1)
+        cos = np.abs(np.sum(c0 * c1, axis=1)) / np.maximum(n0 * n1, 1e-12)
+        low, high = ROT6D_NORM_RANGE
+        bad = np.flatnonzero((np.minimum(n0, n1) < low) | (np.maximum(n0, n1) > high) | (cos > ROT6D_MAX_COS))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(
+                f"actions: rot6d of {bad.size} steps is not the first two columns of a rotation (first at step {i}: "
+                f"r0..r2 norm {n0[i]:.3g}, r3..r5 norm {n1[i]:.3g}, |cos| between them {cos[i]:.3g}; accepted: norms in "
+                f"[{low}, {high}], |cos| <= {ROT6D_MAX_COS}); refusing to command the robot. Columns, not rows: "
+                "[R00, R10, R20, R01, R11, R21], in physical units (Prediction.actions, not actions_normalized)"
+            )
+
+    def _check_joint_steps(self, qpos: np.ndarray, q_arm: np.ndarray | None) -> None:
+        """Refuse joint targets further apart per step than `max_joint_velocity / fps` (see `check_velocity`)."""
+        path = qpos if q_arm is None else np.vstack([q_arm, qpos])
+        if len(path) < 2:
+            return
+        fps, limit = self.embodiment.fps, np.asarray(self.robot.max_joint_velocity)
+        speed = np.abs(np.diff(path, axis=0)) * fps  # rad/s, [steps, dof]
+        over = speed > limit
+        if not over.any():
+            return
+        r = int(np.flatnonzero(over.any(axis=1))[0])
+        j = int(np.argmax(speed[r] / limit))
+        to = r + (q_arm is None)  # row r is the move into target r from q_arm, or into target r + 1
+        first = "from the measured joints to target 0" if to == 0 else f"from target {to - 1} to target {to}"
+        cause = (" (IK reconfigured the arm to reach the target: a large turn, or a target past the workspace)"
+                 if self.embodiment.layout == "relative_pose" else "")
+        raise ValueError(
+            f"actions: {int(over.any(axis=1).sum())} steps move a joint faster than robot {self.robot.name!r} allows; "
+            f"first {first}: {self.robot.arm_joints[j]} moves {speed[r, j] / fps:.3g} rad in one step, "
+            f"{speed[r, j]:.3g} rad/s at {fps:g} fps (embodiment {self.embodiment.key!r}), over its "
+            f"max_joint_velocity {limit[j]:g} rad/s{cause}; refusing to command the robot. If the arm's limits are "
+            "others, give them in its config (get_robot(name, max_joint_velocity=...)); ActionDecoder(..., "
+            "check_velocity=False) leaves the speed to a controller that limits it"
+        )
 
     def check_joints(self, q_arm: np.ndarray) -> np.ndarray:
         """The measured arm joints a relative chunk starts from, in radians within the robot's limits (give or take
@@ -133,12 +190,14 @@ class ActionDecoder:
         return q
 
     def decode(self, actions: np.ndarray, q_arm: np.ndarray | None) -> RobotCommand:
-        """Physical chunk [T, action_dim] + current arm joints (rad; used by relative_pose chunks, which start from
-        them) → joint targets, gripper and (for poses) IK report."""
+        """Physical chunk [T, action_dim] + current arm joints (rad; relative_pose chunks start from them; for a
+        joint_position chunk they are optional and, given, checked like them and its first step's speed from them)
+        → joint targets, gripper and (for poses) IK report."""
         actions = self.check(actions)
-        q_arm = self.check_joints(q_arm) if self.embodiment.layout == "relative_pose" else None
+        relative = self.embodiment.layout == "relative_pose"
+        q_arm = self.check_joints(q_arm) if relative or q_arm is not None else None
         gripper, clipped = self._gripper(actions)
-        if self.embodiment.layout == "joint_position":
+        if not relative:
             joints = np.delete(actions, self._grip, axis=1) if self._grip is not None else actions
             lo, hi = self.ik.lower, self.ik.upper
             outside = (joints < lo) | (joints > hi)
@@ -147,9 +206,13 @@ class ActionDecoder:
                     "actions: %d joint targets outside the limits of robot %r (worst by %.3f rad); clipped to limits",
                     int(outside.sum()), self.robot.name, float(np.max(np.maximum(lo - joints, joints - hi))),
                 )
-            return RobotCommand(np.clip(joints, lo, hi), gripper, clipped_steps=clipped + outside.sum(axis=1))
-        qs, targets, report = self.ik.solve_relative(actions[:, :9], q_arm, reanchor=self.reanchor)
-        return RobotCommand(qs, gripper, poses=targets, tracking=report, clipped_steps=clipped)
+            command = RobotCommand(np.clip(joints, lo, hi), gripper, clipped_steps=clipped + outside.sum(axis=1))
+        else:
+            qs, targets, report = self.ik.solve_relative(actions[:, :9], q_arm, reanchor=self.reanchor)
+            command = RobotCommand(qs, gripper, poses=targets, tracking=report, clipped_steps=clipped)
+        if self.check_velocity:
+            self._check_joint_steps(command.qpos, q_arm)
+        return command
 
     def _gripper(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """g clipped to [0, 1], and per step whether it had to be (0 or 1)."""
@@ -173,5 +236,9 @@ def encode_relative_pose(q_start: np.ndarray, joint_targets: np.ndarray, gripper
     joint_targets = np.asarray(joint_targets, dtype=np.float64)
     if joint_targets.ndim != 2 or joint_targets.shape[1] != ik.robot.dof:
         raise ValueError(f"joint_targets: expected [T, {ik.robot.dof}], got {joint_targets.shape}")
+    gripper = np.asarray(gripper, dtype=np.float64)
+    if gripper.shape != (len(joint_targets),):
+        raise ValueError(f"gripper: expected one value per joint target, shape ({len(joint_targets)},), got "
+                         f"{gripper.shape}")
     poses = np.stack([ik.fk(q) for q in (np.asarray(q_start, dtype=np.float64), *joint_targets)])
-    return np.concatenate([relative_poses(poses), np.asarray(gripper, dtype=np.float64).reshape(-1, 1)], axis=1)
+    return np.concatenate([relative_poses(poses), gripper[:, None]], axis=1)
