@@ -166,7 +166,7 @@ def test_joint_jumps_faster_than_the_arm_allows_are_refused_naming_the_joint_and
 
 
 def test_a_pose_chunk_that_makes_ik_swing_the_arm_is_refused(rel):
-    """A 150 deg turn of the hand in one step is reachable, but IK swings joints 1-3 by a radian or more to get there:
+    """A 150 deg turn of the hand in one step is reachable, but IK swings joints 1 and 3 by over a radian to get there:
     a joint target no arm can follow at 15 fps, sent before as tracked (0.03 deg error)."""
     from scipy.spatial.transform import Rotation
 
@@ -197,3 +197,14 @@ def test_encode_relative_pose_needs_a_gripper_value_per_target(rel):
     q0 = np.array(rel.robot.home)
     with pytest.raises(ValueError, match=r"gripper: expected one value per joint target, shape \(3,\), got \(2,\)"):
         encode_relative_pose(q0, np.tile(q0, (3, 1)), np.zeros(2), rel.ik)
+
+
+def test_an_ik_solver_for_another_robot_is_refused():
+    """The decoder judges measured joints and clips targets with its IK's limits: an FR3's IK under robot 'panda'
+    accepted a Panda's impossible joint 6 = 4 rad."""
+    from worldpolicy.robot.kinematics import IKSolver
+
+    with pytest.raises(ValueError, match=r"ik: solves for robot 'fr3', not the decoder's robot 'panda'"):
+        ActionDecoder("droid/relative_pose", "panda", ik=IKSolver("fr3"))
+    ik = IKSolver("panda")
+    assert ActionDecoder("droid/relative_pose", "panda", ik=ik).ik is ik

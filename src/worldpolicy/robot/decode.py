@@ -97,6 +97,10 @@ class ActionDecoder:
         self.embodiment = embodiment if isinstance(embodiment, Embodiment) else get_embodiment(embodiment)
         self.robot = get_robot(robot)
         check_executable(self.embodiment, self.robot)
+        if ik is not None and ik.robot != self.robot:
+            # the IK's limits judge the measured joints and clip targets: another robot's would judge this one's
+            raise ValueError(f"ik: solves for robot {ik.robot.name!r}, not the decoder's robot {self.robot.name!r} "
+                             "(their configs differ); pass IKSolver(robot) for the same config, or leave ik out")
         self.ik = ik if ik is not None else IKSolver(self.robot)
         self.reanchor = reanchor
         self.check_velocity = check_velocity
