@@ -124,3 +124,26 @@ def test_a_target_reached_in_position_but_not_orientation_counts_as_unreachable(
         _, report = ik.solve_trajectory(target[None], q0)
     assert report.max_mm < 20 and report.max_deg > UNREACHABLE_DEG
     assert report.unreachable_steps == [0] and "bars 20 mm / 5 deg" in caplog.text
+
+
+@pytest.mark.parametrize("edit", ["scale", "parallel", "mirror", "last_row", "nan"])
+def test_targets_that_are_no_rigid_transform_are_refused(ik, edit):
+    """mink's SE3.from_matrix turned a degenerate rotation block into some quaternion: the arm turned joint 7 by 0.6
+    rad towards it. A scaled, mirrored or degenerate block, a wrong last row or NaN is refused, naming the pose."""
+    q0 = np.array(ik.robot.home)
+    target = ik.fk(q0)
+    if edit == "scale":
+        target[:3, :3] *= 2
+    elif edit == "parallel":
+        target[:3, 0] = target[:3, 1]
+    elif edit == "mirror":
+        target[:3, 2] *= -1
+    elif edit == "last_row":
+        target[3] = [0, 0, 0, 5]
+    else:
+        target[0, 3] = np.nan
+    with pytest.raises(ValueError, match=r"target: pose 0 is not a finite rigid transform"):
+        ik.solve(target, q0)
+    with pytest.raises(ValueError, match=r"targets: pose 1 is not a finite rigid transform"):
+        ik.solve_trajectory(np.stack([ik.fk(q0), target]), q0)
+    ik.solve(ik.fk(q0).astype(np.float32), q0)  # float32 round-off is a rotation still

@@ -131,6 +131,24 @@ class TrackingReport:
         return out
 
 
+# How far a target's rotation block may be from orthonormal (max |RᵀR - I|): float32 poses are within 1e-6.
+ROTATION_TOLERANCE = 1e-5
+
+
+def _check_poses(poses: np.ndarray, name: str) -> None:
+    """Homogeneous poses [T, 4, 4]: finite, a rotation block (mink's SE3.from_matrix turned a scaled or degenerate one
+    into an arbitrary quaternion the arm then turned to), last row [0, 0, 0, 1]."""
+    finite = np.all(np.isfinite(poses), axis=(-2, -1))
+    rot = np.where(finite[:, None, None], poses[:, :3, :3], np.eye(3))  # NaN: refused below, without det's warning
+    off = np.abs(np.swapaxes(rot, -1, -2) @ rot - np.eye(3)).max(axis=(-2, -1), initial=0.0)
+    bad = (~finite | (off > ROTATION_TOLERANCE) | (np.linalg.det(rot) < 0)
+           | np.any(np.abs(poses[:, 3] - [0, 0, 0, 1]) > ROTATION_TOLERANCE, axis=-1))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name}: pose {i} is not a finite rigid transform (rotation block orthonormal with det +1 "
+                         f"within {ROTATION_TOLERANCE:g}, last row [0, 0, 0, 1]); got {poses[i].tolist()}")
+
+
 class IKSolver:
     """Warm-started differential IK for one robot's end-effector frame."""
 
@@ -189,8 +207,9 @@ class IKSolver:
     def solve(self, target: np.ndarray, q_seed: np.ndarray) -> np.ndarray:
         """One EE target (4x4) → arm joints, starting (and posture-regularised) at `q_seed`."""
         target = np.asarray(target, dtype=np.float64)
-        if target.shape != (4, 4) or not np.all(np.isfinite(target)):
-            raise ValueError(f"target: expected a finite 4x4 pose, got shape {target.shape}")
+        if target.shape != (4, 4):
+            raise ValueError(f"target: expected a 4x4 pose, got shape {target.shape}")
+        _check_poses(target[None], "target")
         q = self._full_q(q_seed)
         self.configuration.update(q)
         self.posture_task.set_target(q)
@@ -209,6 +228,7 @@ class IKSolver:
         targets = np.asarray(targets, dtype=np.float64)
         if targets.ndim != 3 or targets.shape[1:] != (4, 4):
             raise ValueError(f"targets: expected shape [T, 4, 4], got {targets.shape}")
+        _check_poses(targets, "targets")
         qs = np.empty((len(targets), self.robot.dof))
         achieved = np.empty_like(targets)
         q = np.asarray(q0, dtype=np.float64)
