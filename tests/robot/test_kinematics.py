@@ -96,7 +96,8 @@ def test_rotation_target(ik):
     assert matrix_to_rot6d(rz).shape == (6,)
 
 
-@pytest.mark.parametrize("kwargs", [{"damping": -1}, {"dt": float("nan")}, {"max_iters": 0}, {"solver": "nope"}])
+@pytest.mark.parametrize("kwargs", [{"damping": -1}, {"dt": float("nan")}, {"max_iters": 0}, {"max_iters": 2.5},
+                                    {"solver": "nope"}])
 def test_bad_solver_settings(kwargs):
     with pytest.raises(ValueError):
         IKSolver("panda", **kwargs)

@@ -172,8 +172,8 @@ class IKSolver:
         }.items():
             if not np.isfinite(value) or value <= 0:
                 raise ValueError(f"{pname}: expected a finite positive number, got {value!r}")
-        if int(max_iters) < 1:
-            raise ValueError(f"max_iters: expected >= 1, got {max_iters!r}")
+        if isinstance(max_iters, bool) or not isinstance(max_iters, (int, np.integer)) or max_iters < 1:
+            raise ValueError(f"max_iters: expected an int >= 1, got {max_iters!r}")
         self.robot = get_robot(robot)
         self.model = load_robot_spec(self.robot).compile()
         self.solver = pick_qp_solver(solver)
