@@ -148,3 +148,37 @@ def test_targets_that_are_no_rigid_transform_are_refused(ik, edit):
     with pytest.raises(ValueError, match=r"targets: pose 1 is not a finite rigid transform"):
         ik.solve_trajectory(np.stack([ik.fk(q0), target]), q0)
     ik.solve(ik.fk(q0).astype(np.float32), q0)  # float32 round-off is a rotation still
+
+
+# Franka's published modified (Craig) DH table, joints 1-7 then the flange: (a, d, alpha); robot-bridge.md §8.
+_FRANKA_DH = ((0, 0.333, 0), (0, 0, -np.pi / 2), (0, 0.316, np.pi / 2), (0.0825, 0, np.pi / 2),
+              (-0.0825, 0.384, -np.pi / 2), (0, 0, np.pi / 2), (0.088, 0, np.pi / 2), (0, 0.107, 0))
+
+
+def _dh_tcp(q):
+    """TCP pose from the DH table alone: T = Π RotX(α) TransX(a) RotZ(θ) TransZ(d), then the hand's −45° about z and
+    the TCP 0.1034 m along the hand's z."""
+    from scipy.spatial.transform import Rotation
+
+    def rot(axis, angle):
+        out = np.eye(4)
+        out[:3, :3] = Rotation.from_euler(axis, angle).as_matrix()
+        return out
+
+    def move(x, y, z):
+        out = np.eye(4)
+        out[:3, 3] = x, y, z
+        return out
+
+    pose = np.eye(4)
+    for (a, d, alpha), theta in zip(_FRANKA_DH, [*q, 0.0]):
+        pose = pose @ rot("x", alpha) @ move(a, 0, 0) @ rot("z", theta) @ move(0, 0, d)
+    return pose @ rot("z", -np.pi / 4) @ move(0, 0, 0.1034)
+
+
+def test_shipped_panda_fk_is_frankas_dh_table_everywhere(ik):
+    """Two configurations agreed with the real arm; this checks the whole joint space against the DH table itself
+    (positions, and the TCP axes the relative deltas are expressed in)."""
+    rng = np.random.default_rng(5)
+    for q in rng.uniform(ik.lower, ik.upper, (50, 7)):
+        np.testing.assert_allclose(ik.fk(q), _dh_tcp(q), rtol=0, atol=1e-7)  # the MJCF's quaternions have 8 digits
