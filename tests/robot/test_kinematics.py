@@ -182,3 +182,11 @@ def test_shipped_panda_fk_is_frankas_dh_table_everywhere(ik):
     rng = np.random.default_rng(5)
     for q in rng.uniform(ik.lower, ik.upper, (50, 7)):
         np.testing.assert_allclose(ik.fk(q), _dh_tcp(q), rtol=0, atol=1e-7)  # the MJCF's quaternions have 8 digits
+
+
+def test_solve_relative_refuses_deltas_whose_rot6d_is_no_rotation(ik):
+    deltas = np.tile([0, 0, 0, *IDENTITY6], (3, 1)).astype(float)
+    deltas[2, 3:9] = [1, 0, 0, 1, 0, 0]  # parallel columns: the SVD made a 45 deg turn of them
+    with pytest.raises(ValueError, match=r"deltas: rot6d of 1 steps is not the first two columns of a rotation "
+                                         r"\(first at step 2"):
+        ik.solve_relative(deltas, np.array(ik.robot.home))

@@ -19,17 +19,11 @@ import numpy as np
 from worldpolicy.embodiments import MODEL_SPACE_UNIT, POSE_COLUMNS, Embodiment, get_embodiment
 from worldpolicy.robot.kinematics import IKSolver, TrackingReport
 from worldpolicy.robot.robots import MEASURED_JOINT_MARGIN_RAD, RobotConfig, get_robot
-from worldpolicy.robot.se3 import relative_poses
+from worldpolicy.robot.se3 import check_rot6d, relative_poses
 
 __all__ = ["ActionDecoder", "RobotCommand", "check_executable", "encode_relative_pose"]
 
 logger = logging.getLogger(__name__)
-
-# rot6d columns of a rotation are unit and orthogonal; a physical chunk's stay within a few % of that (DROID's q01/q99
-# allow norms 0.998-1.002, Bridge's 0.98-1.02). Past these bars the SVD projection still returns *a* rotation, but an
-# arbitrary one: parallel columns [1,0,0, 1,0,0] became a 45 deg turn about z.
-ROT6D_NORM_RANGE = (0.5, 1.5)
-ROT6D_MAX_COS = 0.5  # |cos| of the angle between the two columns: at least 60 deg apart
 
 
 def check_executable(embodiment: Embodiment, robot: RobotConfig | None = None) -> None:
@@ -123,25 +117,8 @@ class ActionDecoder:
                 f"{self.embodiment.columns[cols[0]]!r}); refusing to command the robot"
             )
         if self.embodiment.layout == "relative_pose":
-            self._check_rot6d(actions[:, 3:9])
+            check_rot6d(actions[:, 3:9], "actions")
         return actions
-
-    def _check_rot6d(self, r6: np.ndarray) -> None:
-        """Each step's r0..r5 must be the first two columns of a rotation, roughly (`ROT6D_NORM_RANGE`,
-        `ROT6D_MAX_COS`): degenerate ones (zero, parallel) project to an arbitrary rotation the arm would turn to."""
-        c0, c1 = r6[:, 0:3], r6[:, 3:6]
-        n0, n1 = np.linalg.norm(c0, axis=1), np.linalg.norm(c1, axis=1)
-        cos = np.abs(np.sum(c0 * c1, axis=1)) / np.maximum(n0 * n1, 1e-12)
-        low, high = ROT6D_NORM_RANGE
-        bad = np.flatnonzero((np.minimum(n0, n1) < low) | (np.maximum(n0, n1) > high) | (cos > ROT6D_MAX_COS))
-        if bad.size:
-            i = int(bad[0])
-            raise ValueError(
-                f"actions: rot6d of {bad.size} steps is not the first two columns of a rotation (first at step {i}: "
-                f"r0..r2 norm {n0[i]:.3g}, r3..r5 norm {n1[i]:.3g}, |cos| between them {cos[i]:.3g}; accepted: norms in "
-                f"[{low}, {high}], |cos| <= {ROT6D_MAX_COS}); refusing to command the robot. Columns, not rows: "
-                "[R00, R10, R20, R01, R11, R21], in physical units (Prediction.actions, not actions_normalized)"
-            )
 
     def _check_joint_steps(self, qpos: np.ndarray, q_arm: np.ndarray | None) -> None:
         """Refuse joint targets further apart per step than `max_joint_velocity / fps` (see `check_velocity`)."""

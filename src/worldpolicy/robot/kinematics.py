@@ -18,7 +18,7 @@ with extra_imports():
     import mujoco
 
 from worldpolicy.robot.robots import RobotConfig, get_robot
-from worldpolicy.robot.se3 import integrate_relative_poses, rotation_angle
+from worldpolicy.robot.se3 import check_rot6d, integrate_relative_poses, rotation_angle
 
 __all__ = ["IK_NAMES", "UNREACHABLE_DEG", "UNREACHABLE_M", "IKSolver", "TrackingReport", "check_names",
            "load_robot_spec", "pick_qp_solver"]
@@ -245,7 +245,8 @@ class IKSolver:
         targets are the open-loop integration from FK(q0).
         """
         q = np.asarray(q0, dtype=np.float64)
-        plan = integrate_relative_poses(deltas, self.fk(q))
+        plan = integrate_relative_poses(deltas, self.fk(q))  # checks the shape
+        check_rot6d(np.asarray(deltas, dtype=np.float64)[:, 3:9], "deltas")
         if not reanchor:
             qs, report = self.solve_trajectory(plan[1:], q)
             return qs, plan[1:], report
