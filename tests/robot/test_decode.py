@@ -208,3 +208,21 @@ def test_an_ik_solver_for_another_robot_is_refused():
         ActionDecoder("droid/relative_pose", "panda", ik=IKSolver("fr3"))
     ik = IKSolver("panda")
     assert ActionDecoder("droid/relative_pose", "panda", ik=ik).ik is ik
+
+
+@pytest.mark.parametrize("layout, units, said", [
+    ("relative_pose", ["cm"] * 3 + ["1"] * 7,
+     r"a robot takes EE translations in 'm', but its units give tx='cm', ty='cm', tz='cm'"),
+    ("relative_pose", ["1"] * 10, r".*tx='1', ty='1', tz='1'; if they are 'm', say so in its spec's units"),
+    ("joint_position", ["deg"] * 7 + ["1"],
+     r"a robot takes joint angles in 'rad', but its units give joint_0='deg', .*joint_6='deg'"),
+])
+def test_embodiments_in_other_units_than_the_bridge_computes_in_are_refused(layout, units, said):
+    """A relative_pose spec registered without units (they default to '1') or in cm was integrated as metres: a 1.5
+    cm step moved the arm 1.5 m. Joints in degrees were sent as radians."""
+    from worldpolicy.embodiments import embodiment_from_dict
+
+    base = get_embodiment("droid/relative_pose" if layout == "relative_pose" else "droid")
+    mine = embodiment_from_dict({**base.to_dict(), "name": f"test_units_{layout}", "units": units})
+    with pytest.raises(ValueError, match=rf"embodiment 'test_units_{layout}[^']*': {said}"):
+        ActionDecoder(mine, "panda")

@@ -42,6 +42,15 @@ def check_executable(embodiment: Embodiment, robot: RobotConfig | None = None) -
         raise ValueError(f"embodiment {key!r} gives its actions in model space (units {MODEL_SPACE_UNIT!r}: no stats "
                          "are published for it), which a robot cannot run; register it with the stats of your data "
                          "(normalization and stats or stats_file) and its physical units, as docs/robot.md shows")
+    # what the bridge computes in: metres for EE translations, radians for joints (a spec without units defaults to
+    # '1'; one in cm or deg would move the arm 100x or 57x too far)
+    spatial = [(c, u) for c, u in zip(embodiment.columns, embodiment.units) if c != embodiment.gripper_column]
+    spatial, unit = (spatial[:3], "m") if embodiment.layout == "relative_pose" else (spatial, "rad")
+    wrong = [f"{c}={u!r}" for c, u in spatial if u != unit]
+    if wrong:
+        raise ValueError(f"embodiment {key!r}: a robot takes {'EE translations' if unit == 'm' else 'joint angles'} in "
+                         f"{unit!r}, but its units give {', '.join(wrong)}; if they are {unit!r}, say so in its spec's "
+                         "units, else convert the data (and its stats) to them")
     if robot is not None and embodiment.layout == "joint_position":
         joints = embodiment.action_dim - (embodiment.gripper_column is not None)
         if joints != robot.dof:
