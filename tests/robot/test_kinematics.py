@@ -190,3 +190,19 @@ def test_solve_relative_refuses_deltas_whose_rot6d_is_no_rotation(ik):
     with pytest.raises(ValueError, match=r"deltas: rot6d of 1 steps is not the first two columns of a rotation "
                                          r"\(first at step 2"):
         ik.solve_relative(deltas, np.array(ik.robot.home))
+
+
+def test_a_stall_at_a_singularity_is_warned_though_each_step_is_within_the_bar(ik, caplog):
+    """By the straightened elbow (joint 4 at its limit) IK stalls: each re-anchored step ends 7 mm short, under the
+    20 mm bar, so nothing was said while the arm fell 60 mm behind the chunk in 8 steps."""
+    q0 = np.array([0, 0.9, 0, -0.08, 0, 1.0, 0.785])
+    inward = ik.fk(q0)[:3, :3].T @ [-0.01, 0, 0]  # 1 cm a step towards the base, in the TCP frame
+    deltas = np.tile([*inward, *IDENTITY6], (8, 1))
+    with caplog.at_level(logging.WARNING):
+        _, _, report = ik.solve_relative(deltas, q0)
+    assert report.max_mm < 20 and not report.unreachable_steps and report.drift_mm.max() > 40
+    assert "falls" in caplog.text and "behind the chunk's planned path" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # a chunk it follows says nothing
+        ik.solve_relative(np.tile([0.005, 0, 0, *IDENTITY6], (8, 1)), np.array(ik.robot.home))
+    assert "behind" not in caplog.text

@@ -20,8 +20,8 @@ with extra_imports():
 from worldpolicy.robot.robots import RobotConfig, get_robot
 from worldpolicy.robot.se3 import check_rot6d, integrate_relative_poses, rotation_angle
 
-__all__ = ["IK_NAMES", "UNREACHABLE_DEG", "UNREACHABLE_M", "IKSolver", "TrackingReport", "check_names",
-           "load_robot_spec", "pick_qp_solver"]
+__all__ = ["IK_NAMES", "ROTATION_TOLERANCE", "UNREACHABLE_DEG", "UNREACHABLE_M", "IKSolver", "TrackingReport",
+           "check_names", "load_robot_spec", "pick_qp_solver"]
 
 logger = logging.getLogger(__name__)
 
@@ -261,6 +261,15 @@ class IKSolver:
             pose = achieved[i] = self.fk(q)
         report = self._report(achieved, targets)
         report.drift_mm = 1000 * np.linalg.norm(achieved[:, :3, 3] - plan[1:, :3, 3], axis=-1)
+        lagging = np.flatnonzero(report.drift_mm > 1000 * UNREACHABLE_M)
+        if lagging.size and not report.unreachable_steps:
+            # each step within the bar, the arm still short of the chunk's path: IK stalled (by the straightened
+            # elbow, 7 mm short every step, 60 mm behind after 8) where re-anchoring hides it from the per-step error
+            logger.warning(
+                "IK: the arm falls %.1f mm behind the chunk's planned path (more than %g mm from step %d on) though "
+                "each step's error stays under the bar: it stalls, by a singularity or a joint limit (drift_mm)",
+                report.drift_mm.max(), 1000 * UNREACHABLE_M, int(lagging[0]),
+            )
         return qs, targets, report
 
     def _report(self, achieved: np.ndarray, targets: np.ndarray) -> TrackingReport:
