@@ -18,7 +18,8 @@ def rel():
 
 @pytest.fixture(scope="module")
 def joints():
-    return ActionDecoder("droid", "panda")
+    """Joint chunks that jump (to show clipping) are past the velocity check, which tests of its own cover."""
+    return ActionDecoder("droid", "panda", check_velocity=False)
 
 
 def test_relative_pose_chunk_moves_the_ee(rel):
@@ -72,9 +73,10 @@ def test_measured_joints_in_degrees_are_refused_naming_them(rel, still):
     with pytest.raises(ValueError, match=r"q_arm: expected the 7 measured arm joint angles of robot 'panda'"):
         rel.decode(a, [*rel.robot.home, 0.0])  # the gripper appended
     # a measured joint a little past its (soft) limit is what the sim reports: accepted, as the env's space allows
+    # (held still: moving 1 cm a step there, by the straightened elbow's singularity, is too fast for the joints)
     q = np.array(rel.robot.home)
     q[3] = rel.ik.upper[3] + 0.05
-    assert rel.decode(a, q).qpos.shape == (4, 7)
+    assert rel.decode(np.tile([0, 0, 0, 1, 0, 0, 0, 1, 0, 0.5], (4, 1)), q).qpos.shape == (4, 7)
 
 
 def test_fr3_readings_need_the_fr3s_limits_and_the_error_says_how():
@@ -135,3 +137,92 @@ def test_menagerie_without_root(monkeypatch):
     monkeypatch.delenv("MENAGERIE_ROOT", raising=False)
     with pytest.raises(FileNotFoundError, match="MENAGERIE_ROOT"):
         get_robot("menagerie_panda")
+
+
+def test_joint_jumps_faster_than_the_arm_allows_are_refused_naming_the_joint_and_limit():
+    """A joint chunk was clipped to the limits and sent whatever its speed: a 2 rad step of joint 1 at 15 fps is 30
+    rad/s against Franka's 2.175, which a real arm answers with a reflex stop (or worse)."""
+    dec = ActionDecoder("droid", "panda")
+    home = np.append(dec.robot.home, 0.0)
+    chunk = np.tile(home, (4, 1))
+    chunk[2:, 0] = 2.0
+    with pytest.raises(ValueError, match=r"1 steps move a joint faster than robot 'panda' allows; first from target 1 "
+                                         r"to target 2: joint1 moves 2 rad in one step, 30 rad/s at 15 fps "
+                                         r"\(embodiment 'droid/joint_pos'\), over its max_joint_velocity 2.175 rad/s"
+                                         r".*check_velocity=False"):
+        dec.decode(chunk, None)
+    # given, the measured joints are where the first step starts: a chunk that starts 1 rad away is a jump too
+    with pytest.raises(ValueError, match=r"first from the measured joints to target 0: joint1 moves 2 rad"):
+        dec.decode(chunk[2:], np.array(dec.robot.home))
+    # at the limit's pace it runs: 2.1 rad/s on joint 1, 2.5 on joint 7
+    steady = np.tile(home, (8, 1))
+    steady[:, 0] += np.arange(1, 9) * 2.1 / 15
+    steady[:, 6] += np.arange(1, 9) * 2.5 / 15
+    np.testing.assert_allclose(dec.decode(steady, np.array(dec.robot.home)).qpos, steady[:, :7])
+    # an arm with other limits says so in its config
+    fast = ActionDecoder("droid", get_robot("panda", max_joint_velocity=(40.0,) * 7))
+    assert len(fast.decode(chunk, None)) == 4
+    assert len(ActionDecoder("droid", "panda", check_velocity=False).decode(chunk, None)) == 4
+
+
+def test_a_pose_chunk_that_makes_ik_swing_the_arm_is_refused(rel):
+    """A 150 deg turn of the hand in one step is reachable, but IK swings joints 1 and 3 by over a radian to get there:
+    a joint target no arm can follow at 15 fps, sent before as tracked (0.03 deg error)."""
+    from scipy.spatial.transform import Rotation
+
+    q0 = np.array(rel.robot.home)
+    turn = Rotation.from_euler("z", 150, degrees=True).as_matrix()
+    a = np.array([[0, 0, 0, *turn[:, 0], *turn[:, 1], 0.0]])
+    with pytest.raises(ValueError, match=r"from the measured joints to target 0: joint\d moves .* rad in one step.* "
+                                         r"\(IK reconfigured the arm to reach the target"):
+        rel.decode(a, q0)
+
+
+@pytest.mark.parametrize("r6, what", [([1, 0, 0, 1, 0, 0], r"r0..r2 norm 1, r3..r5 norm 1, \|cos\| between them 1"),
+                                      ([0, 0, 0, 0, 0, 0], r"r0..r2 norm 0, r3..r5 norm 0"),
+                                      ([2, 0, 0, 0, 2, 0], r"r0..r2 norm 2, r3..r5 norm 2")])
+def test_rot6d_that_is_no_rotation_is_refused(rel, r6, what):
+    """Parallel columns projected (SVD) to a 45 deg turn about z the arm would have made; zero ones to the identity by
+    chance of the LAPACK routine; doubled ones are values in the wrong units."""
+    a = np.tile([0, 0, 0, 1, 0, 0, 0, 1, 0, 0.0], (3, 1))
+    a[1, 3:9] = r6
+    with pytest.raises(ValueError, match=rf"rot6d of 1 steps is not the first two columns of a rotation \(first at "
+                                         rf"step 1: {what}.*Columns, not rows"):
+        rel.decode(a, np.array(rel.robot.home))
+
+
+def test_encode_relative_pose_needs_a_gripper_value_per_target(rel):
+    from worldpolicy.robot.decode import encode_relative_pose
+
+    q0 = np.array(rel.robot.home)
+    with pytest.raises(ValueError, match=r"gripper: expected one value per joint target, shape \(3,\), got \(2,\)"):
+        encode_relative_pose(q0, np.tile(q0, (3, 1)), np.zeros(2), rel.ik)
+
+
+def test_an_ik_solver_for_another_robot_is_refused():
+    """The decoder judges measured joints and clips targets with its IK's limits: an FR3's IK under robot 'panda'
+    accepted a Panda's impossible joint 6 = 4 rad."""
+    from worldpolicy.robot.kinematics import IKSolver
+
+    with pytest.raises(ValueError, match=r"ik: solves for robot 'fr3', not the decoder's robot 'panda'"):
+        ActionDecoder("droid/relative_pose", "panda", ik=IKSolver("fr3"))
+    ik = IKSolver("panda")
+    assert ActionDecoder("droid/relative_pose", "panda", ik=ik).ik is ik
+
+
+@pytest.mark.parametrize("layout, units, said", [
+    ("relative_pose", ["cm"] * 3 + ["1"] * 7,
+     r"a robot takes EE translations in 'm', but its units give tx='cm', ty='cm', tz='cm'"),
+    ("relative_pose", ["1"] * 10, r".*tx='1', ty='1', tz='1'; if they are 'm', say so in its spec's units"),
+    ("joint_position", ["deg"] * 7 + ["1"],
+     r"a robot takes joint angles in 'rad', but its units give joint_0='deg', .*joint_6='deg'"),
+])
+def test_embodiments_in_other_units_than_the_bridge_computes_in_are_refused(layout, units, said):
+    """A relative_pose spec registered without units (they default to '1') or in cm was integrated as metres: a 1.5
+    cm step moved the arm 1.5 m. Joints in degrees were sent as radians."""
+    from worldpolicy.embodiments import embodiment_from_dict
+
+    base = get_embodiment("droid/relative_pose" if layout == "relative_pose" else "droid")
+    mine = embodiment_from_dict({**base.to_dict(), "name": f"test_units_{layout}", "units": units})
+    with pytest.raises(ValueError, match=rf"embodiment 'test_units_{layout}[^']*': {said}"):
+        ActionDecoder(mine, "panda")

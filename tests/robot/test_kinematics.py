@@ -96,7 +96,8 @@ def test_rotation_target(ik):
     assert matrix_to_rot6d(rz).shape == (6,)
 
 
-@pytest.mark.parametrize("kwargs", [{"damping": -1}, {"dt": float("nan")}, {"max_iters": 0}, {"solver": "nope"}])
+@pytest.mark.parametrize("kwargs", [{"damping": -1}, {"dt": float("nan")}, {"max_iters": 0}, {"max_iters": 2.5},
+                                    {"solver": "nope"}])
 def test_bad_solver_settings(kwargs):
     with pytest.raises(ValueError):
         IKSolver("panda", **kwargs)
@@ -107,3 +108,101 @@ def test_bad_q_and_target(ik):
         ik.fk(np.zeros(6))
     with pytest.raises(ValueError, match="target"):
         ik.solve(np.full((4, 4), np.nan), np.array(ik.robot.home))
+
+
+def test_a_target_reached_in_position_but_not_orientation_counts_as_unreachable(caplog):
+    """A solver weighting position reached a hand flipped 180 deg about y to within 0.3 mm but 140 deg off, and a
+    position-only bar reported it tracked: orientation past `UNREACHABLE_DEG` counts too."""
+    from scipy.spatial.transform import Rotation
+
+    from worldpolicy.robot.kinematics import UNREACHABLE_DEG
+
+    ik = IKSolver("panda", orientation_cost=0.01)
+    q0 = np.array(ik.robot.home)
+    target = ik.fk(q0)
+    target[:3, :3] = target[:3, :3] @ Rotation.from_euler("y", 180, degrees=True).as_matrix()
+    with caplog.at_level(logging.WARNING):
+        _, report = ik.solve_trajectory(target[None], q0)
+    assert report.max_mm < 20 and report.max_deg > UNREACHABLE_DEG
+    assert report.unreachable_steps == [0] and "bars 20 mm / 5 deg" in caplog.text
+
+
+@pytest.mark.parametrize("edit", ["scale", "parallel", "mirror", "last_row", "nan"])
+def test_targets_that_are_no_rigid_transform_are_refused(ik, edit):
+    """mink's SE3.from_matrix turned a degenerate rotation block into some quaternion: the arm turned joint 7 by 0.6
+    rad towards it. A scaled, mirrored or degenerate block, a wrong last row or NaN is refused, naming the pose."""
+    q0 = np.array(ik.robot.home)
+    target = ik.fk(q0)
+    if edit == "scale":
+        target[:3, :3] *= 2
+    elif edit == "parallel":
+        target[:3, 0] = target[:3, 1]
+    elif edit == "mirror":
+        target[:3, 2] *= -1
+    elif edit == "last_row":
+        target[3] = [0, 0, 0, 5]
+    else:
+        target[0, 3] = np.nan
+    with pytest.raises(ValueError, match=r"target: pose 0 is not a finite rigid transform"):
+        ik.solve(target, q0)
+    with pytest.raises(ValueError, match=r"targets: pose 1 is not a finite rigid transform"):
+        ik.solve_trajectory(np.stack([ik.fk(q0), target]), q0)
+    ik.solve(ik.fk(q0).astype(np.float32), q0)  # float32 round-off is a rotation still
+
+
+# Franka's published modified (Craig) DH table, joints 1-7 then the flange: (a, d, alpha); robot-bridge.md §8.
+_FRANKA_DH = ((0, 0.333, 0), (0, 0, -np.pi / 2), (0, 0.316, np.pi / 2), (0.0825, 0, np.pi / 2),
+              (-0.0825, 0.384, -np.pi / 2), (0, 0, np.pi / 2), (0.088, 0, np.pi / 2), (0, 0.107, 0))
+
+
+def _dh_tcp(q):
+    """TCP pose from the DH table alone: T = Π RotX(α) TransX(a) RotZ(θ) TransZ(d), then the hand's −45° about z and
+    the TCP 0.1034 m along the hand's z."""
+    from scipy.spatial.transform import Rotation
+
+    def rot(axis, angle):
+        out = np.eye(4)
+        out[:3, :3] = Rotation.from_euler(axis, angle).as_matrix()
+        return out
+
+    def move(x, y, z):
+        out = np.eye(4)
+        out[:3, 3] = x, y, z
+        return out
+
+    pose = np.eye(4)
+    for (a, d, alpha), theta in zip(_FRANKA_DH, [*q, 0.0]):
+        pose = pose @ rot("x", alpha) @ move(a, 0, 0) @ rot("z", theta) @ move(0, 0, d)
+    return pose @ rot("z", -np.pi / 4) @ move(0, 0, 0.1034)
+
+
+def test_shipped_panda_fk_is_frankas_dh_table_everywhere(ik):
+    """Two configurations agreed with the real arm; this checks the whole joint space against the DH table itself
+    (positions, and the TCP axes the relative deltas are expressed in)."""
+    rng = np.random.default_rng(5)
+    for q in rng.uniform(ik.lower, ik.upper, (50, 7)):
+        np.testing.assert_allclose(ik.fk(q), _dh_tcp(q), rtol=0, atol=1e-7)  # the MJCF's quaternions have 8 digits
+
+
+def test_solve_relative_refuses_deltas_whose_rot6d_is_no_rotation(ik):
+    deltas = np.tile([0, 0, 0, *IDENTITY6], (3, 1)).astype(float)
+    deltas[2, 3:9] = [1, 0, 0, 1, 0, 0]  # parallel columns: the SVD made a 45 deg turn of them
+    with pytest.raises(ValueError, match=r"deltas: rot6d of 1 steps is not the first two columns of a rotation "
+                                         r"\(first at step 2"):
+        ik.solve_relative(deltas, np.array(ik.robot.home))
+
+
+def test_a_stall_at_a_singularity_is_warned_though_each_step_is_within_the_bar(ik, caplog):
+    """By the straightened elbow (joint 4 at its limit) IK stalls: each re-anchored step ends 7 mm short, under the
+    20 mm bar, so nothing was said while the arm fell 60 mm behind the chunk in 8 steps."""
+    q0 = np.array([0, 0.9, 0, -0.08, 0, 1.0, 0.785])
+    inward = ik.fk(q0)[:3, :3].T @ [-0.01, 0, 0]  # 1 cm a step towards the base, in the TCP frame
+    deltas = np.tile([*inward, *IDENTITY6], (8, 1))
+    with caplog.at_level(logging.WARNING):
+        _, _, report = ik.solve_relative(deltas, q0)
+    assert report.max_mm < 20 and not report.unreachable_steps and report.drift_mm.max() > 40
+    assert "falls" in caplog.text and "behind the chunk's planned path" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # a chunk it follows says nothing
+        ik.solve_relative(np.tile([0.005, 0, 0, *IDENTITY6], (8, 1)), np.array(ik.robot.home))
+    assert "behind" not in caplog.text

@@ -62,8 +62,8 @@ def test_a_robot_by_path_is_named_by_that_path(menagerie_root, tmp_path):
 
 
 def test_overrides_and_validation():
-    robot = get_robot("panda", home=(0.0,) * 7)
-    assert robot.home == (0.0,) * 7
+    home = (0.0, 0.0, 0.0, -1.5, 0.0, 1.5, 0.0)
+    assert get_robot("panda", home=home).home == home
     with pytest.raises(ValueError, match="home has 6 values"):
         get_robot("panda", home=(0.0,) * 6)
     with pytest.raises(ValueError, match="ee_frame_type"):
@@ -151,3 +151,16 @@ def test_robot_fr3_is_the_panda_model_with_the_fr3s_limits():
     obs, _ = env.reset(seed=0)
     assert np.all(obs["observation/joint_position"] >= lower - 0.01)
     np.testing.assert_array_equal(env.action_space.high[:7], upper)
+
+
+@pytest.mark.parametrize("override, match", [
+    ({"finger_open": 0.0}, r"finger_open must be the finger travel at g = 0, a positive number of metres, got 0.0"),
+    ({"gripper_ctrl_closed": 0.04}, r"gripper_ctrl_open and gripper_ctrl_closed must be two different finite"),
+    ({"tcp_offset": ("hand", 0.1)}, r"tcp_offset must be \(body name, x, y, z\) in metres or None, got \('hand', 0.1\)"),
+    ({"home": (0.0, -0.3, 0.0, -2.2, 0.0, -1.0, 0.7854)}, r"home is outside joint_limits at joint6=-1 \[-0.0175, 3.75"),
+])
+def test_configs_the_gripper_map_or_the_arm_cannot_use_are_refused(override, match):
+    """finger_open 0 read every gripper position back as NaN; equal ctrl ends commanded one opening whatever g; a
+    short tcp_offset failed in unpacking; a home outside the limits started every episode against a joint stop."""
+    with pytest.raises(ValueError, match=rf"robot 'panda': {match}"):
+        get_robot("panda", **override)

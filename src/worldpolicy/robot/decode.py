@@ -4,7 +4,9 @@ Two action spaces exist in the registry: `relative_pose` (per-step EE deltas `tx
 and re-anchored on the achieved pose) and `joint_position` (absolute joints + gripper, e.g. DROID RoboLab output).
 Gripper values leave the decoder in the DROID convention (0 open, 1 closed); `RobotConfig.gripper_to_ctrl` maps them to
 actuator units. Anything outside the valid range is clipped *with a warning* and counted per step in
-`RobotCommand.clipped_steps` (so a caller that runs only part of a chunk counts only what ran).
+`RobotCommand.clipped_steps` (so a caller that runs only part of a chunk counts only what ran). What cannot be made
+safe by clipping is refused (`ValueError`): NaN/inf, rot6d that is no rotation, and joint targets that move a joint
+faster than the robot's `max_joint_velocity` at the embodiment's fps (`check_velocity`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 from worldpolicy.embodiments import MODEL_SPACE_UNIT, POSE_COLUMNS, Embodiment, get_embodiment
 from worldpolicy.robot.kinematics import IKSolver, TrackingReport
 from worldpolicy.robot.robots import MEASURED_JOINT_MARGIN_RAD, RobotConfig, get_robot
-from worldpolicy.robot.se3 import relative_poses
+from worldpolicy.robot.se3 import check_rot6d, relative_poses
 
 __all__ = ["ActionDecoder", "RobotCommand", "check_executable", "encode_relative_pose"]
 
@@ -40,6 +42,15 @@ def check_executable(embodiment: Embodiment, robot: RobotConfig | None = None) -
         raise ValueError(f"embodiment {key!r} gives its actions in model space (units {MODEL_SPACE_UNIT!r}: no stats "
                          "are published for it), which a robot cannot run; register it with the stats of your data "
                          "(normalization and stats or stats_file) and its physical units, as docs/robot.md shows")
+    # what the bridge computes in: metres for EE translations, radians for joints (a spec without units defaults to
+    # '1'; one in cm or deg would move the arm 100x or 57x too far)
+    spatial = [(c, u) for c, u in zip(embodiment.columns, embodiment.units) if c != embodiment.gripper_column]
+    spatial, unit = (spatial[:3], "m") if embodiment.layout == "relative_pose" else (spatial, "rad")
+    wrong = [f"{c}={u!r}" for c, u in spatial if u != unit]
+    if wrong:
+        raise ValueError(f"embodiment {key!r}: a robot takes {'EE translations' if unit == 'm' else 'joint angles'} in "
+                         f"{unit!r}, but its units give {', '.join(wrong)}; if they are {unit!r}, say so in its spec's "
+                         "units, else convert the data (and its stats) to them")
     if robot is not None and embodiment.layout == "joint_position":
         joints = embodiment.action_dim - (embodiment.gripper_column is not None)
         if joints != robot.dof:
@@ -81,12 +92,21 @@ class ActionDecoder:
         *,
         ik: IKSolver | None = None,
         reanchor: bool = True,
+        check_velocity: bool = True,
     ) -> None:
+        """`check_velocity`: refuse a chunk whose joint targets move a joint further in one step than the robot's
+        `max_joint_velocity` allows at the embodiment's fps (from the measured joints to the first target, and between
+        targets). Off only where something else limits or measures the speed (the sim counts it per episode)."""
         self.embodiment = embodiment if isinstance(embodiment, Embodiment) else get_embodiment(embodiment)
         self.robot = get_robot(robot)
         check_executable(self.embodiment, self.robot)
+        if ik is not None and ik.robot != self.robot:
+            # the IK's limits judge the measured joints and clip targets: another robot's would judge this one's
+            raise ValueError(f"ik: solves for robot {ik.robot.name!r}, not the decoder's robot {self.robot.name!r} "
+                             "(their configs differ); pass IKSolver(robot) for the same config, or leave ik out")
         self.ik = ik if ik is not None else IKSolver(self.robot)
         self.reanchor = reanchor
+        self.check_velocity = check_velocity
         self._grip = self.embodiment.gripper_index
 
     def check(self, actions: np.ndarray) -> np.ndarray:
@@ -105,7 +125,34 @@ class ActionDecoder:
                 f"actions: {int(bad.sum())} NaN/inf values (first at step {rows[0]}, column "
                 f"{self.embodiment.columns[cols[0]]!r}); refusing to command the robot"
             )
+        if self.embodiment.layout == "relative_pose":
+            check_rot6d(actions[:, 3:9], "actions")
         return actions
+
+    def _check_joint_steps(self, qpos: np.ndarray, q_arm: np.ndarray | None) -> None:
+        """Refuse joint targets further apart per step than `max_joint_velocity / fps` (see `check_velocity`)."""
+        path = qpos if q_arm is None else np.vstack([q_arm, qpos])
+        if len(path) < 2:
+            return
+        fps, limit = self.embodiment.fps, np.asarray(self.robot.max_joint_velocity)
+        speed = np.abs(np.diff(path, axis=0)) * fps  # rad/s, [steps, dof]
+        over = speed > limit
+        if not over.any():
+            return
+        r = int(np.flatnonzero(over.any(axis=1))[0])
+        j = int(np.argmax(speed[r] / limit))
+        to = r + (q_arm is None)  # row r is the move into target r from q_arm, or into target r + 1
+        first = "from the measured joints to target 0" if to == 0 else f"from target {to - 1} to target {to}"
+        cause = (" (IK reconfigured the arm to reach the target: a large turn, or a target past the workspace)"
+                 if self.embodiment.layout == "relative_pose" else "")
+        raise ValueError(
+            f"actions: {int(over.any(axis=1).sum())} steps move a joint faster than robot {self.robot.name!r} allows; "
+            f"first {first}: {self.robot.arm_joints[j]} moves {speed[r, j] / fps:.3g} rad in one step, "
+            f"{speed[r, j]:.3g} rad/s at {fps:g} fps (embodiment {self.embodiment.key!r}), over its "
+            f"max_joint_velocity {limit[j]:g} rad/s{cause}; refusing to command the robot. If the arm's limits are "
+            "others, give them in its config (get_robot(name, max_joint_velocity=...)); ActionDecoder(..., "
+            "check_velocity=False) leaves the speed to a controller that limits it"
+        )
 
     def check_joints(self, q_arm: np.ndarray) -> np.ndarray:
         """The measured arm joints a relative chunk starts from, in radians within the robot's limits (give or take
@@ -133,12 +180,14 @@ class ActionDecoder:
         return q
 
     def decode(self, actions: np.ndarray, q_arm: np.ndarray | None) -> RobotCommand:
-        """Physical chunk [T, action_dim] + current arm joints (rad; used by relative_pose chunks, which start from
-        them) → joint targets, gripper and (for poses) IK report."""
+        """Physical chunk [T, action_dim] + current arm joints (rad; relative_pose chunks start from them; for a
+        joint_position chunk they are optional and, given, checked like them and its first step's speed from them)
+        → joint targets, gripper and (for poses) IK report."""
         actions = self.check(actions)
-        q_arm = self.check_joints(q_arm) if self.embodiment.layout == "relative_pose" else None
+        relative = self.embodiment.layout == "relative_pose"
+        q_arm = self.check_joints(q_arm) if relative or q_arm is not None else None
         gripper, clipped = self._gripper(actions)
-        if self.embodiment.layout == "joint_position":
+        if not relative:
             joints = np.delete(actions, self._grip, axis=1) if self._grip is not None else actions
             lo, hi = self.ik.lower, self.ik.upper
             outside = (joints < lo) | (joints > hi)
@@ -147,9 +196,13 @@ class ActionDecoder:
                     "actions: %d joint targets outside the limits of robot %r (worst by %.3f rad); clipped to limits",
                     int(outside.sum()), self.robot.name, float(np.max(np.maximum(lo - joints, joints - hi))),
                 )
-            return RobotCommand(np.clip(joints, lo, hi), gripper, clipped_steps=clipped + outside.sum(axis=1))
-        qs, targets, report = self.ik.solve_relative(actions[:, :9], q_arm, reanchor=self.reanchor)
-        return RobotCommand(qs, gripper, poses=targets, tracking=report, clipped_steps=clipped)
+            command = RobotCommand(np.clip(joints, lo, hi), gripper, clipped_steps=clipped + outside.sum(axis=1))
+        else:
+            qs, targets, report = self.ik.solve_relative(actions[:, :9], q_arm, reanchor=self.reanchor)
+            command = RobotCommand(qs, gripper, poses=targets, tracking=report, clipped_steps=clipped)
+        if self.check_velocity:
+            self._check_joint_steps(command.qpos, q_arm)
+        return command
 
     def _gripper(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """g clipped to [0, 1], and per step whether it had to be (0 or 1)."""
@@ -173,5 +226,9 @@ def encode_relative_pose(q_start: np.ndarray, joint_targets: np.ndarray, gripper
     joint_targets = np.asarray(joint_targets, dtype=np.float64)
     if joint_targets.ndim != 2 or joint_targets.shape[1] != ik.robot.dof:
         raise ValueError(f"joint_targets: expected [T, {ik.robot.dof}], got {joint_targets.shape}")
+    gripper = np.asarray(gripper, dtype=np.float64)
+    if gripper.shape != (len(joint_targets),):
+        raise ValueError(f"gripper: expected one value per joint target, shape ({len(joint_targets)},), got "
+                         f"{gripper.shape}")
     poses = np.stack([ik.fk(q) for q in (np.asarray(q_start, dtype=np.float64), *joint_targets)])
-    return np.concatenate([relative_poses(poses), np.asarray(gripper, dtype=np.float64).reshape(-1, 1)], axis=1)
+    return np.concatenate([relative_poses(poses), gripper[:, None]], axis=1)

@@ -18,14 +18,18 @@ with extra_imports():
     import mujoco
 
 from worldpolicy.robot.robots import RobotConfig, get_robot
-from worldpolicy.robot.se3 import integrate_relative_poses, rotation_angle
+from worldpolicy.robot.se3 import check_rot6d, integrate_relative_poses, rotation_angle
 
-__all__ = ["IK_NAMES", "IKSolver", "TrackingReport", "check_names", "load_robot_spec", "pick_qp_solver"]
+__all__ = ["IK_NAMES", "ROTATION_TOLERANCE", "UNREACHABLE_DEG", "UNREACHABLE_M", "IKSolver", "TrackingReport",
+           "check_names", "load_robot_spec", "pick_qp_solver"]
 
 logger = logging.getLogger(__name__)
 
-# Past this per-step position error a target counts as unreachable (logged; the solver returns its closest pose).
+# Past this per-step position or orientation error a target counts as unreachable (logged; the solver returns its
+# closest pose). Orientation counts too: a solver weighting position (orientation_cost=0.01) reached a hand flipped 180
+# deg to within 0.3 mm but 140 deg off, which a position-only bar reported as tracked.
 UNREACHABLE_M = 0.02
+UNREACHABLE_DEG = 5.0
 # The RobotConfig fields naming MJCF elements that FK/IK read; the rest (actuators, gripper, camera body) only a scene
 # uses, and `sim.scenes` checks them there: a wrong gripper actuator refused an IK-only user (a real arm's bridge, the
 # joint-to-pose training conversion) who never drives it.
@@ -127,6 +131,24 @@ class TrackingReport:
         return out
 
 
+# How far a target's rotation block may be from orthonormal (max |RᵀR - I|): float32 poses are within 1e-6.
+ROTATION_TOLERANCE = 1e-5
+
+
+def _check_poses(poses: np.ndarray, name: str) -> None:
+    """Homogeneous poses [T, 4, 4]: finite, a rotation block (mink's SE3.from_matrix turned a scaled or degenerate one
+    into an arbitrary quaternion the arm then turned to), last row [0, 0, 0, 1]."""
+    finite = np.all(np.isfinite(poses), axis=(-2, -1))
+    rot = np.where(finite[:, None, None], poses[:, :3, :3], np.eye(3))  # NaN: refused below, without det's warning
+    off = np.abs(np.swapaxes(rot, -1, -2) @ rot - np.eye(3)).max(axis=(-2, -1), initial=0.0)
+    bad = (~finite | (off > ROTATION_TOLERANCE) | (np.linalg.det(rot) < 0)
+           | np.any(np.abs(poses[:, 3] - [0, 0, 0, 1]) > ROTATION_TOLERANCE, axis=-1))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name}: pose {i} is not a finite rigid transform (rotation block orthonormal with det +1 "
+                         f"within {ROTATION_TOLERANCE:g}, last row [0, 0, 0, 1]); got {poses[i].tolist()}")
+
+
 class IKSolver:
     """Warm-started differential IK for one robot's end-effector frame."""
 
@@ -150,8 +172,8 @@ class IKSolver:
         }.items():
             if not np.isfinite(value) or value <= 0:
                 raise ValueError(f"{pname}: expected a finite positive number, got {value!r}")
-        if int(max_iters) < 1:
-            raise ValueError(f"max_iters: expected >= 1, got {max_iters!r}")
+        if isinstance(max_iters, bool) or not isinstance(max_iters, (int, np.integer)) or max_iters < 1:
+            raise ValueError(f"max_iters: expected an int >= 1, got {max_iters!r}")
         self.robot = get_robot(robot)
         self.model = load_robot_spec(self.robot).compile()
         self.solver = pick_qp_solver(solver)
@@ -185,8 +207,9 @@ class IKSolver:
     def solve(self, target: np.ndarray, q_seed: np.ndarray) -> np.ndarray:
         """One EE target (4x4) → arm joints, starting (and posture-regularised) at `q_seed`."""
         target = np.asarray(target, dtype=np.float64)
-        if target.shape != (4, 4) or not np.all(np.isfinite(target)):
-            raise ValueError(f"target: expected a finite 4x4 pose, got shape {target.shape}")
+        if target.shape != (4, 4):
+            raise ValueError(f"target: expected a 4x4 pose, got shape {target.shape}")
+        _check_poses(target[None], "target")
         q = self._full_q(q_seed)
         self.configuration.update(q)
         self.posture_task.set_target(q)
@@ -205,6 +228,7 @@ class IKSolver:
         targets = np.asarray(targets, dtype=np.float64)
         if targets.ndim != 3 or targets.shape[1:] != (4, 4):
             raise ValueError(f"targets: expected shape [T, 4, 4], got {targets.shape}")
+        _check_poses(targets, "targets")
         qs = np.empty((len(targets), self.robot.dof))
         achieved = np.empty_like(targets)
         q = np.asarray(q0, dtype=np.float64)
@@ -221,7 +245,8 @@ class IKSolver:
         targets are the open-loop integration from FK(q0).
         """
         q = np.asarray(q0, dtype=np.float64)
-        plan = integrate_relative_poses(deltas, self.fk(q))
+        plan = integrate_relative_poses(deltas, self.fk(q))  # checks the shape
+        check_rot6d(np.asarray(deltas, dtype=np.float64)[:, 3:9], "deltas")
         if not reanchor:
             qs, report = self.solve_trajectory(plan[1:], q)
             return qs, plan[1:], report
@@ -236,15 +261,26 @@ class IKSolver:
             pose = achieved[i] = self.fk(q)
         report = self._report(achieved, targets)
         report.drift_mm = 1000 * np.linalg.norm(achieved[:, :3, 3] - plan[1:, :3, 3], axis=-1)
+        lagging = np.flatnonzero(report.drift_mm > 1000 * UNREACHABLE_M)
+        if lagging.size and not report.unreachable_steps:
+            # each step within the bar, the arm still short of the chunk's path: IK stalled (by the straightened
+            # elbow, 7 mm short every step, 60 mm behind after 8) where re-anchoring hides it from the per-step error
+            logger.warning(
+                "IK: the arm falls %.1f mm behind the chunk's planned path (more than %g mm from step %d on) though "
+                "each step's error stays under the bar: it stalls, by a singularity or a joint limit (drift_mm)",
+                report.drift_mm.max(), 1000 * UNREACHABLE_M, int(lagging[0]),
+            )
         return qs, targets, report
 
     def _report(self, achieved: np.ndarray, targets: np.ndarray) -> TrackingReport:
         pos = 1000 * np.linalg.norm(achieved[:, :3, 3] - targets[:, :3, 3], axis=-1)
         rel = np.swapaxes(achieved[:, :3, :3], -1, -2) @ targets[:, :3, :3]
-        unreachable = [int(i) for i in np.flatnonzero(pos > 1000 * UNREACHABLE_M)]
+        deg = np.degrees(rotation_angle(rel))
+        unreachable = [int(i) for i in np.flatnonzero((pos > 1000 * UNREACHABLE_M) | (deg > UNREACHABLE_DEG))]
         if unreachable:
             logger.warning(
-                "IK: %d of %d targets unreachable (position error up to %.1f mm at step %d); the arm goes to the "
-                "closest pose within joint limits", len(unreachable), len(targets), pos.max(), int(np.argmax(pos)),
+                "IK: %d of %d targets unreachable (errors up to %.1f mm / %.1f deg; bars %g mm / %g deg, first at step "
+                "%d); the arm goes to the closest pose within joint limits", len(unreachable), len(targets), pos.max(),
+                deg.max(), 1000 * UNREACHABLE_M, UNREACHABLE_DEG, unreachable[0],
             )
-        return TrackingReport(pos, np.degrees(rotation_angle(rel)), unreachable_steps=unreachable)
+        return TrackingReport(pos, deg, unreachable_steps=unreachable)

@@ -83,6 +83,25 @@ class RobotConfig:
             object.__setattr__(self, "joint_limits", tuple((float(lo), float(hi)) for lo, hi in limits))
         if self.ee_frame_type not in ("body", "site", "geom"):
             raise ValueError(f"robot {self.name!r}: ee_frame_type must be body, site or geom, got {self.ee_frame_type!r}")
+        # the gripper map divides by these: a zero finger_open or equal ctrl ends made g NaN or constant
+        if not (np.isfinite(self.finger_open) and self.finger_open > 0):
+            raise ValueError(f"robot {self.name!r}: finger_open must be the finger travel at g = 0, a positive number "
+                             f"of metres, got {self.finger_open!r}")
+        ctrl = (self.gripper_ctrl_open, self.gripper_ctrl_closed)
+        if not np.all(np.isfinite(ctrl)) or ctrl[0] == ctrl[1]:
+            raise ValueError(f"robot {self.name!r}: gripper_ctrl_open and gripper_ctrl_closed must be two different "
+                             f"finite actuator values (for g = 0 and g = 1), got {ctrl}")
+        if self.tcp_offset is not None and (len(self.tcp_offset) != 4 or not isinstance(self.tcp_offset[0], str)
+                                            or not np.all(np.isfinite(np.asarray(self.tcp_offset[1:], dtype=float)))):
+            raise ValueError(f"robot {self.name!r}: tcp_offset must be (body name, x, y, z) in metres or None, got "
+                             f"{self.tcp_offset!r}")
+        if self.joint_limits is not None:
+            lower, upper = np.asarray(self.joint_limits).T
+            outside = [i for i, q in enumerate(self.home) if not lower[i] <= q <= upper[i]]
+            if outside:
+                raise ValueError(f"robot {self.name!r}: home is outside joint_limits at "
+                                 + ", ".join(f"{self.arm_joints[i]}={self.home[i]:g} [{lower[i]:g}, {upper[i]:g}]"
+                                             for i in outside))
 
     @property
     def dof(self) -> int:

@@ -10,6 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "ROT6D_MAX_COS",
+    "ROT6D_NORM_RANGE",
+    "check_rot6d",
     "integrate_relative_poses",
     "matrix_to_pose",
     "matrix_to_rot6d",
@@ -18,6 +21,32 @@ __all__ = [
     "rot6d_to_matrix",
     "rotation_angle",
 ]
+
+# rot6d columns of a rotation are unit and orthogonal; a physical chunk's stay within a few % of that (DROID's q01/q99
+# allow norms 0.998-1.002, Bridge's 0.98-1.02). Past these bars the SVD projection still returns *a* rotation, but an
+# arbitrary one: parallel columns [1,0,0, 1,0,0] became a 45 deg turn about z.
+ROT6D_NORM_RANGE = (0.5, 1.5)
+ROT6D_MAX_COS = 0.5  # |cos| of the angle between the two columns: at least 60 deg apart
+
+
+def check_rot6d(r6: np.ndarray, name: str) -> None:
+    """Refuse rot6d rows ``[T, 6]`` that are not roughly the first two columns of a rotation (`ROT6D_NORM_RANGE`,
+    `ROT6D_MAX_COS`). `rot6d_to_matrix` projects anything, as upstream does; a robot must not turn to what a
+    degenerate input (zero, parallel columns, other units) projects to. `name` is what the error calls the input."""
+    r6 = np.asarray(r6, dtype=np.float64)
+    c0, c1 = r6[:, 0:3], r6[:, 3:6]
+    n0, n1 = np.linalg.norm(c0, axis=1), np.linalg.norm(c1, axis=1)
+    cos = np.abs(np.sum(c0 * c1, axis=1)) / np.maximum(n0 * n1, 1e-12)
+    low, high = ROT6D_NORM_RANGE
+    bad = np.flatnonzero((np.minimum(n0, n1) < low) | (np.maximum(n0, n1) > high) | (cos > ROT6D_MAX_COS))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            f"{name}: rot6d of {bad.size} steps is not the first two columns of a rotation (first at step {i}: "
+            f"r0..r2 norm {n0[i]:.3g}, r3..r5 norm {n1[i]:.3g}, |cos| between them {cos[i]:.3g}; accepted: norms in "
+            f"[{low}, {high}], |cos| <= {ROT6D_MAX_COS}); refusing to command the robot. Columns, not rows: "
+            "[R00, R10, R20, R01, R11, R21], in physical units (Prediction.actions, not actions_normalized)"
+        )
 
 
 def rot6d_to_matrix(r6: np.ndarray) -> np.ndarray:
