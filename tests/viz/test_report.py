@@ -396,6 +396,19 @@ def test_training_curves_name_each_field_above_its_panel(tmp_path):
     assert fig._suptitle.get_window_extent().y0 > max(ax.get_tightbbox().y1 for ax in axes)
 
 
+def test_a_two_step_run_is_labelled_at_whole_steps(tmp_path):
+    """A 2-step run's axis was ticked at 1.0, 1.2, ... 2.0: steps between steps that never happened."""
+    run = tmp_path / "short"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0, "lr": 0.1}\n{"step": 2, "loss": 1.5, "lr": 0.2}\n')
+    fig, _ = report.log_curves_figure(run / "metrics.jsonl")
+    fig.canvas.draw()
+    for ax in (ax for ax in fig.axes if ax.get_visible()):
+        lo, hi = ax.get_xlim()
+        shown = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert shown and all(float(t).is_integer() for t in shown), shown
+
+
 def test_a_long_training_log_is_drawn_from_its_first_step_to_its_last(tmp_path):
     """Only the first 100 000 lines of a log were read: a longer run's curves ended there, as if training had. Every
     line is read now, a long field thinned evenly to at most MAX_CURVE_POINTS, its last point kept; a sparse field

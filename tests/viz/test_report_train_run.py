@@ -78,6 +78,9 @@ def test_a_training_runs_page_says_what_was_trained_and_how_to_run_it(tmp_path):
     assert f"worldpolicy serve --checkpoint {latest}" in text
     assert f"worldpolicy sim --policy {latest} --task reach" in text
     assert f"--checkpoint {latest}" in text and "--camera observation/front=front.png" in text and "--state=" in text
+    # a frame of the training dataset taken as those inputs, its path quoted too
+    assert (f"worldpolicy dataset frame {shlex.quote(str(tmp_path / 'data' / 'my robot'))} --episode 0 --frame 0 "
+            f"--out runs/frame --checkpoint {latest}") in text
     # the sim evaluations over steps, and each objective's last logged loss at the step it was logged
     assert "4reach25.0 %4" in text and "8reach50.0 %4" in text
     assert "loss_action_inverse_dynamics0.752" in text and "loss_action_policy0.06258" in text
@@ -100,6 +103,7 @@ def test_a_training_run_with_files_missing_still_gets_its_page_with_notes(tmp_pa
     assert "step-0000008's embodiment (embodiment.json) could not be read" in text
     assert "steps8 of 10" in text and "2<script>grip1" in text  # the config's embodiment table instead
     assert "usage" in page.sections and "episodes7" not in text
+    assert "worldpolicy dataset frame" not in text  # the dataset is not there to take a frame of
 
 
 def test_a_log_alone_is_drawn_and_says_what_it_lacks(tmp_path):

@@ -348,6 +348,8 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
     on a log scale when they span more than LOG_SCALE_SPAN; a field with one value throughout (`world_size`) is
     named with its value in the heading instead of a flat panel (one logged once gets its panel, one point). Every
     line is read; a field of more than MAX_CURVE_POINTS points is drawn thinned evenly from its first to its last (`_Series`), and the heading says so."""
+    from matplotlib.ticker import MaxNLocator
+
     from .plots import (
         LABEL_FONTSIZE,
         LINE_COLOR,
@@ -410,6 +412,7 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
     for ax in axes[max(0, len(shown) - ncols) : len(shown)]:
         ax.set_xlabel("training step" if has_step else "record", fontsize=LABEL_FONTSIZE)
         ax.xaxis.set_tick_params(labelbottom=True)
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole: a 2-step run showed "0.5"
     return fig, records
 
 

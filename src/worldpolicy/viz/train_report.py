@@ -163,6 +163,14 @@ def _usage(latest: Path, spec: Mapping[str, Any] | None, config: Mapping[str, An
         ("predict one chunk: put in your images (one per camera), the task"
          + (" and the robot's current state" if any(p.startswith("--state") for p in predict) else ""),
          " \\\n    ".join(predict)),
+    ]
+    data = config.get("data") if isinstance(config.get("data"), Mapping) else {}
+    dataset = data.get("dataset")
+    if isinstance(dataset, str) and dataset and (Path(dataset).expanduser() / "meta" / "info.json").is_file():
+        what = "or take a frame of the training dataset as those inputs (writes its images, prints the predict command"
+        command = f"worldpolicy dataset frame {shlex.quote(dataset)} --episode 0 --frame 0 --out runs/frame"
+        lines.append((f"{what} with its task)", f"{command} --checkpoint {ckpt}"))
+    lines += [
         ("serve it over WebSocket (docs/serving.md)", f"worldpolicy serve --checkpoint {ckpt}"),
         ("evaluate it in the MuJoCo sim (Panda arms only: another arm's embodiment is refused before it loads)",
          f"worldpolicy sim --policy {ckpt} --task {shlex.quote(str(task))} --episodes 10 --out runs/sim"),
