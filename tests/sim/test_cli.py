@@ -459,3 +459,17 @@ def test_a_ws_server_is_evaluated_on_its_embodiments_task_by_default(tmp_path, c
         rc = main(["sim", "--policy", server.url, "--task", "push", "--episodes", "1", "--max-steps", "1",
                    "--videos", "0", "--no-plots", "--no-progress", "--out", str(tmp_path / "push")])
         assert rc == 0 and json.loads((tmp_path / "push" / "report.json").read_text())["task"] == "push"  # as given
+
+
+def test_the_strategy_flag_offers_the_rollouts_strategies():
+    """`--strategy`'s choices are spelled out in sim/commands.py (its --help imports no gymnasium, which the rollout
+    needs); they must stay the strategies `ChunkStrategy` accepts."""
+    import argparse
+
+    from worldpolicy.sim.commands import _add_arguments
+    from worldpolicy.sim.rollout import STRATEGIES
+
+    parser = argparse.ArgumentParser()
+    _add_arguments(parser)
+    (flag,) = [a for a in parser._actions if a.dest == "strategy"]
+    assert tuple(flag.choices) == STRATEGIES and flag.default == "execute"
