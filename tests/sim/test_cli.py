@@ -333,9 +333,13 @@ def test_sim_cli_keeps_the_finished_episodes_when_a_later_one_fails(tmp_path, ca
     assert ", seed 0." in (out / "report.md").read_text()  # one episode: not "seeds 0..0"
 
 
+@pytest.mark.parametrize("successes, n, expected", [  # Newcombe 1998, Stat. Med. 17:857, Table I, method 3
+    (81, 263, (0.2553, 0.3662)), (15, 148, (0.0624, 0.1605)), (0, 20, (0.0, 0.1611)), (1, 29, (0.0061, 0.1718))])
+def test_wilson_interval_matches_the_published_values(successes, n, expected):
+    np.testing.assert_allclose(wilson_interval(successes, n), expected, atol=5e-5)
+
+
 def test_wilson_interval():
-    lo, hi = wilson_interval(95, 100)
-    assert 0.88 < lo < 0.90 and 0.97 < hi < 0.99
     assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
     assert np.isclose(sum(wilson_interval(5, 10)), 1.0)
     with pytest.raises(ValueError, match="n"):
@@ -455,3 +459,17 @@ def test_a_ws_server_is_evaluated_on_its_embodiments_task_by_default(tmp_path, c
         rc = main(["sim", "--policy", server.url, "--task", "push", "--episodes", "1", "--max-steps", "1",
                    "--videos", "0", "--no-plots", "--no-progress", "--out", str(tmp_path / "push")])
         assert rc == 0 and json.loads((tmp_path / "push" / "report.json").read_text())["task"] == "push"  # as given
+
+
+def test_the_strategy_flag_offers_the_rollouts_strategies():
+    """`--strategy`'s choices are spelled out in sim/commands.py (its --help imports no gymnasium, which the rollout
+    needs); they must stay the strategies `ChunkStrategy` accepts."""
+    import argparse
+
+    from worldpolicy.sim.commands import _add_arguments
+    from worldpolicy.sim.rollout import STRATEGIES
+
+    parser = argparse.ArgumentParser()
+    _add_arguments(parser)
+    (flag,) = [a for a in parser._actions if a.dest == "strategy"]
+    assert tuple(flag.choices) == STRATEGIES and flag.default == "execute"

@@ -268,3 +268,18 @@ def test_reward_is_one_on_the_step_that_succeeds_and_terminates_it():
     env.data.mocap_pos[env._goal_mocap] = env.state().tcp[:3, 3]  # the ball moved onto the gripper
     _, reward, terminated, truncated, info = env.step(hold)
     assert (reward, terminated, truncated, info["success"], info["steps"]) == (1.0, True, False, True, 2)
+
+
+@pytest.mark.parametrize("task", list_tasks())
+def test_no_task_succeeds_at_reset_or_by_holding_still(task):
+    """A success rate counts what the policy did: no seed starts inside the success region, and an arm held at home
+    (gripper open) times out, truncated, never terminated."""
+    env = TabletopEnv(task, image_size=None)
+    for seed in range(50):
+        env.reset(seed=seed)
+        assert not env.success(), f"{task} seed {seed} succeeds at reset"
+    hold = np.append(env.robot.home, 0.0)
+    for seed in range(2):
+        env.reset(seed=seed)
+        ends = [env.step(hold)[2:4] for _ in range(env.max_steps)]
+        assert ends[-1] == (False, True) and not any(terminated for terminated, _ in ends), (task, seed)

@@ -140,11 +140,13 @@ def _clear_previous_run(out: Path) -> None:
     report is left alone."""
     import json
 
+    from worldpolicy.sim.evaluate import SCHEMA
+
     try:
         previous = json.loads((out / "report.json").read_text())
     except (OSError, ValueError):
         return
-    if not isinstance(previous, dict) or previous.get("schema") != "worldpolicy.sim_eval/v1":
+    if not isinstance(previous, dict) or previous.get("schema") != SCHEMA:
         return
     for path in [out / "index.html", out / "report.png", out / "report.md",
                  *sorted((out / "videos").glob("episode_*.mp4")), out / "report.json"]:  # the marker last: an interrupted clear is still recognised as a sim run

@@ -123,19 +123,27 @@ class ScriptedPolicy:
         )
 
 
+def _noise_rng(seed: int | None) -> np.random.Generator:
+    """The random policy's generator for `seed`: a stream of its own (`[seed, 17]`), not the scene's. `reset(seed=s)`
+    draws the scene from `default_rng(s)`'s stream (gymnasium's `np_random`), so noise seeded with the bare episode
+    seed replayed the scene's draws: the first action's columns 2-4 were the reach ball's x, y and height, rescaled."""
+    return np.random.default_rng(None if seed is None else [seed, 17])
+
+
 class RandomPolicy:
     """Uniform actions in [-1, 1] of the embodiment's normalised space, denormalised (DROID-sized EE deltas by default)."""
 
     def __init__(self, embodiment: str | Embodiment = "droid/relative_pose", *, seed: int | None = None,
                  chunk_size: int | None = None) -> None:
         self.embodiment = get_embodiment(embodiment) if isinstance(embodiment, str) else embodiment
-        self.rng = np.random.default_rng(seed)
+        self.rng = _noise_rng(seed)
         self.chunk_size = self.embodiment.chunk_size if chunk_size is None else _chunk_size("random", chunk_size)
 
     def reset(self, seed: int | None = None) -> None:
-        """New episode: sampling restarts from the episode's seed, so an episode replays alone with that seed."""
+        """New episode: sampling restarts from the episode's seed (its own stream: `_noise_rng`), so an episode
+        replays alone with that seed and its noise is independent of the scene drawn from the same seed."""
         if seed is not None:
-            self.rng = np.random.default_rng(seed)
+            self.rng = _noise_rng(seed)
 
     def act(self, observation: dict[str, Any], prompt: str) -> Prediction:
         normalized = self.rng.uniform(-1.0, 1.0, size=(self.chunk_size, self.embodiment.action_dim))
