@@ -601,60 +601,67 @@ class Trainer:
         bar = tqdm(total=cfg.optim.steps, initial=start, desc="training", unit="step",
                    disable=not self.progress or self.rank != 0)
         started = time.perf_counter()
-        for step in range(start, cfg.optim.steps):
-            if stop_after is not None and step - start >= stop_after:
-                break
-            # Ctrl-C or SIGTERM (one process) waits for the step to finish, which is then saved: a step cut short
-            # would leave the weights half updated, and dropping every step since the last save can be hours of work.
-            notice = f"finishing step {step + 1}, then saving it"
-            with sigint_held(notice) if self.world == 1 else contextlib.nullcontext([]) as interrupted:
-                tick = time.perf_counter()
-                examples, objectives, sigmas, generator = self._batch(step)
-                loss, parts = self.model(examples, objectives, sigmas, generator)
-                value = float(loss.detach())
-                if self.world > 1:
-                    reduced = torch.tensor([value])
-                    torch.distributed.all_reduce(reduced)
-                    value = float(reduced) / self.world
-                self._refuse_non_finite(step + 1, "loss", value)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.optim.grad_clip > 0:
-                    parts["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, cfg.optim.grad_clip))
-                    self._refuse_non_finite(step + 1, "gradient norm", parts["grad_norm"])
-                self.optimizer.step()
-                lr = self.lr_schedule.get_last_lr()[0]
-                self.lr_schedule.step()
-                record = StepRecord(step + 1, value, lr, parts, time.perf_counter() - tick)
-                records.append(record)
-                if self.on_step is not None:
-                    self.on_step(record)
-                bar.update(1)
-                bar.set_postfix(loss=f"{value:.4f}")
-                done = step + 1
-                if self.rank == 0 and (done % cfg.log_every == 0 or done == cfg.optim.steps):
-                    line = {"step": done, "loss": value, "lr": lr, **parts, "world_size": self.world,
-                            "step_s": record.seconds, "elapsed_s": time.perf_counter() - started}
-                    history.append(line)
-                    with open(metrics_path, "a") as f:
-                        f.write(json.dumps(line) + "\n")
-            saved = None
-            if done % cfg.save_every == 0 or done == cfg.optim.steps or interrupted:
-                if self.rank == 0:  # a second Ctrl-C here stops the save (atomic: the older checkpoints stay)
-                    saved = self._save(done, history)
-                _barrier(self.world)
-            if interrupted:
-                bar.close()
-                self._stop_interrupted(done, saved, interruption(interrupted))
-            if cfg.eval.every and done % cfg.eval.every == 0 and self.rank == 0:  # after the save: a failure keeps it
-                try:
-                    self._evaluate(done, metrics_path)
-                except KeyboardInterrupt as stop:  # the weights are the step's (evaluation changes none): keep it too
-                    bar.close()
+        try:  # closed on any error too (a NaN, a full disk, out of memory): its message then starts a line
+            for step in range(start, cfg.optim.steps):
+                if stop_after is not None and step - start >= stop_after:
+                    break
+                # Ctrl-C or SIGTERM (one process) waits for the step to finish, which is then saved: a step cut
+                # short would leave the weights half updated, and dropping every step since the last save can be
+                # hours of work.
+                notice = f"finishing step {step + 1}, then saving it"
+                with sigint_held(notice) if self.world == 1 else contextlib.nullcontext([]) as interrupted:
+                    tick = time.perf_counter()
+                    examples, objectives, sigmas, generator = self._batch(step)
+                    loss, parts = self.model(examples, objectives, sigmas, generator)
+                    value = float(loss.detach())
                     if self.world > 1:
-                        raise
-                    self._stop_interrupted(done, saved or self._save(done, history), stop)
-        bar.close()
+                        reduced = torch.tensor([value])
+                        torch.distributed.all_reduce(reduced)
+                        value = float(reduced) / self.world
+                    self._refuse_non_finite(step + 1, "loss", value)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    # grad_clip 0 clips nothing (a factor of exactly 1), but the norm is still checked: a NaN
+                    # gradient under a finite loss would otherwise reach the weights, and a save at this step rotate
+                    # the good checkpoints away
+                    max_norm = cfg.optim.grad_clip or math.inf
+                    parts["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, max_norm))
+                    self._refuse_non_finite(step + 1, "gradient norm", parts["grad_norm"])
+                    self.optimizer.step()
+                    lr = self.lr_schedule.get_last_lr()[0]
+                    self.lr_schedule.step()
+                    record = StepRecord(step + 1, value, lr, parts, time.perf_counter() - tick)
+                    records.append(record)
+                    if self.on_step is not None:
+                        self.on_step(record)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{value:.4f}")
+                    done = step + 1
+                    if self.rank == 0 and (done % cfg.log_every == 0 or done == cfg.optim.steps):
+                        line = {"step": done, "loss": value, "lr": lr, **parts, "world_size": self.world,
+                                "step_s": record.seconds, "elapsed_s": time.perf_counter() - started}
+                        history.append(line)
+                        with open(metrics_path, "a") as f:
+                            f.write(json.dumps(line) + "\n")
+                saved = None
+                if done % cfg.save_every == 0 or done == cfg.optim.steps or interrupted:
+                    if self.rank == 0:  # a second Ctrl-C here stops the save (atomic: the older checkpoints stay)
+                        saved = self._save(done, history)
+                    _barrier(self.world)
+                if interrupted:
+                    bar.close()
+                    self._stop_interrupted(done, saved, interruption(interrupted))
+                # after the save: a failure keeps it
+                if cfg.eval.every and done % cfg.eval.every == 0 and self.rank == 0:
+                    try:
+                        self._evaluate(done, metrics_path)
+                    except KeyboardInterrupt as stop:  # the weights are the step's (evaluation changes none): keep it
+                        bar.close()
+                        if self.world > 1:
+                            raise
+                        self._stop_interrupted(done, saved or self._save(done, history), stop)
+        finally:
+            bar.close()
         return records
 
     @staticmethod
@@ -700,8 +707,9 @@ class Trainer:
         if not math.isfinite(value):
             newest = self._checkpoints()
             kept = f"the newest checkpoint, {newest[-1]}, is from before" if newest else "no checkpoint was saved"
-            raise ValueError(f"step {step}: the {what} is {value}; stopped without saving ({kept}); lower optim.lr or "
-                             "check the data")
+            raise ValueError(f"step {step}: the {what} is {value}; stopped without saving ({kept}). The run is "
+                             "deterministic, so resuming it reaches this step again: check the data, or start a new "
+                             "run (another --out / output_dir) with a lower optim.lr or an optim.grad_clip")
 
     def _evaluate(self, step: int, metrics_path: Path) -> dict[str, Any]:
         """The periodic sim evaluation: the live weights as a `Policy` on `eval.task`, success rate to the log."""
