@@ -4,6 +4,7 @@ command made and left empty, and holding Ctrl-C (or SIGTERM) while a command fin
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -17,6 +18,11 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+# What the file system a command writes to says, not a bug: a full disk, a reached quota, a read-only or another user's
+# folder. Shown as one line by the command line (what the command kept is said before it, e.g. sim's finished
+# episodes, or in it, e.g. a training checkpoint that could not be saved), not a traceback.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES})
 
 # The folders `make_folder` made inside `removing_empty_folders_on_failure`, outermost first; None outside it.
 _made_folders: ContextVar[list[Path] | None] = ContextVar("worldpolicy_made_folders", default=None)

@@ -10,10 +10,12 @@ noise as one process) and gradients are averaged.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import math
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -48,7 +50,14 @@ from ..engine.loading import (
     save_components,
     weight_samples,
 )
-from ..fileio import interruption, sigint_held, staged_folder, write_bytes_atomic, write_json_atomic
+from ..fileio import (
+    STORAGE_ERRNOS,
+    interruption,
+    sigint_held,
+    staged_folder,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from ..models import SHIPPED_NAME
 from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
@@ -140,6 +149,16 @@ def _trim_metrics(path: Path, step: int) -> None:
         if entry_step <= step:
             kept.append(line)
     write_bytes_atomic(path, "".join(line + "\n" for line in kept))  # a kill now leaves the old file, not half of it
+
+
+def _storage_errno(exc: BaseException) -> int | None:
+    """The errno of a write the file system refused (a full disk, a quota, a read-only folder), else None. Safetensors
+    reports it as a `SafetensorError` whose message ends "(os error N)" rather than an `OSError`."""
+    code = exc.errno if isinstance(exc, OSError) else None
+    if code is None and type(exc).__name__ == "SafetensorError":
+        found = re.search(r"\(os error (\d+)\)", str(exc))
+        code = int(found.group(1)) if found else None
+    return code if code in STORAGE_ERRNOS else None
 
 
 class Trainer:
@@ -491,38 +510,52 @@ class Trainer:
         from safetensors.torch import save_file
 
         final = self.out / "checkpoints" / f"step-{step:07d}"
-        with staged_folder(final) as tmp:  # a kill during the save leaves the older checkpoints, no half one
-            if self.config.finetune.lora_save == "adapter":
-                self.export_adapter(tmp)
-            else:
-                self.export_pipeline(tmp)
-            tensors = {}
-            names = {id(p): n for n, p in self.transformer.named_parameters()}
-            for index, state in self.optimizer.state_dict()["state"].items():
-                for key, value in state.items():
-                    tensors[f"{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
-            if self.config.finetune.mode == "lora":  # diffusers' format: its LoRA config (rank, alpha) in the metadata
-                # it calls `.to(dtype=None)`, which casts nothing but warns that a cast to a dtype can break the
-                # float32 modules: at every checkpoint, read as a problem with the weights
-                modeling = logging.getLogger("diffusers.models.modeling_utils")
-                level = modeling.level
-                modeling.setLevel(logging.ERROR)
-                try:
-                    self.transformer.save_lora_adapter(tmp, weight_name=ADAPTER_FILE, safe_serialization=True)
-                finally:
-                    modeling.setLevel(level)
-            save_file(tensors, str(tmp / OPTIMIZER_FILE))
-            state = {
-                "step": step, "config": self.config.to_dict(), "lr_schedule": self.lr_schedule.state_dict(),
-                # the mix trained, resolved: `config.objectives` keeps the preset beside fields it overrides
-                "objective_weights": self.config.objectives.weights(),
-                "params": [names[id(p)] for p in self.params], "history": history[-50:],
-                "data_fingerprint": self.data_fingerprint, "frames": self.frames,
-            }
-            (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
+        try:
+            with staged_folder(final) as tmp:  # a kill during the save leaves the older checkpoints, no half one
+                if self.config.finetune.lora_save == "adapter":
+                    self.export_adapter(tmp)
+                else:
+                    self.export_pipeline(tmp)
+                tensors = {}
+                names = {id(p): n for n, p in self.transformer.named_parameters()}
+                for index, state in self.optimizer.state_dict()["state"].items():
+                    for key, value in state.items():
+                        tensors[f"{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+                if self.config.finetune.mode == "lora":  # diffusers' format: its LoRA config (rank, alpha) in metadata
+                    # it calls `.to(dtype=None)`, which casts nothing but warns that a cast to a dtype can break the
+                    # float32 modules: at every checkpoint, read as a problem with the weights
+                    modeling = logging.getLogger("diffusers.models.modeling_utils")
+                    level = modeling.level
+                    modeling.setLevel(logging.ERROR)
+                    try:
+                        self.transformer.save_lora_adapter(tmp, weight_name=ADAPTER_FILE, safe_serialization=True)
+                    finally:
+                        modeling.setLevel(level)
+                save_file(tensors, str(tmp / OPTIMIZER_FILE))
+                state = {
+                    "step": step, "config": self.config.to_dict(), "lr_schedule": self.lr_schedule.state_dict(),
+                    # the mix trained, resolved: `config.objectives` keeps the preset beside fields it overrides
+                    "objective_weights": self.config.objectives.weights(),
+                    "params": [names[id(p)] for p in self.params], "history": history[-50:],
+                    "data_fingerprint": self.data_fingerprint, "frames": self.frames,
+                }
+                (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
+        except Exception as exc:
+            if (code := _storage_errno(exc)) is None:
+                raise
+            raise OSError(code, self._save_failed(step, code)) from exc
         for old in self._checkpoints()[: -self.config.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
         return final
+
+    def _save_failed(self, step: int, code: int) -> str:
+        """What a save the file system refused leaves, and how to go on from it."""
+        newest = self._checkpoints()
+        kept = f"the newest checkpoint, {newest[-1]}, is intact" if newest else "no checkpoint was saved before"
+        fix = "free space there (or lower keep_checkpoints)" if code in (errno.ENOSPC, errno.EDQUOT) \
+            else "make it writable"
+        return (f"saving step {step} in {str(self.out)!r} failed ({os.strerror(code)}); nothing of it was kept and "
+                f"{kept}: {fix} and run the same command to resume")
 
     def _restore(self, folder: Path) -> int:
         from safetensors.torch import load_file
