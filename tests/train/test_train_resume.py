@@ -60,6 +60,14 @@ def test_resumed_run_has_identical_losses(runs):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+def test_the_lr_warms_up_linearly_then_decays_on_a_half_cosine_to_its_floor(runs):
+    """docs/training.md's schedule, for the runs' lr 1e-3, warmup_steps 2, steps 6 and the default min_lr_ratio 0.1."""
+    import math
+
+    cosine = [0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - 2) / 4)) for step in range(2, 6)]
+    assert [r.lr for r in runs["a"]] == pytest.approx([1e-3 * f for f in [0.5, 1.0, *cosine]], rel=1e-12)
+
+
 def test_metrics_have_one_line_per_step_after_resume(runs):
     at_kill = [json.loads(line)["step"] for line in runs["metrics_at_kill"].splitlines()]
     assert at_kill == [1, 2, 3]  # the killed run logged a step past its last checkpoint

@@ -593,10 +593,12 @@ class Trainer:
         opt_state["state"] = restored
         self.optimizer.load_state_dict(opt_state)
         self.lr_schedule.load_state_dict(state["lr_schedule"])
-        # the schedule's state holds the step count, not the optimizer's current LR: set it, or the first resumed
-        # step would train at the LR of step 0
-        for group, lr in zip(self.optimizer.param_groups, self.lr_schedule.get_last_lr()):
-            group["lr"] = lr
+        # the state holds the step count and the LR the saved run computed for the next step, not the optimizer's LR:
+        # recompute that LR with this run's schedule (a resume with more optim.steps stretches the decay from the
+        # first resumed step on; the same steps give the same value) and set it, or the first resumed step would
+        # train at the LR of step 0
+        self.lr_schedule.last_epoch -= 1
+        self.lr_schedule.step()
         return int(state["step"])
 
     # -- the loop -------------------------------------------------------------------------------------------------
