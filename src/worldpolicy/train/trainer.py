@@ -420,10 +420,13 @@ class Trainer:
         n = len(self.examples)
         size = cfg.optim.batch_size
         local = size // self.world
+        orders: dict[int, np.ndarray] = {}  # one permutation per epoch the batch touches, not one per position
         picks = []
         for position in range(step * size, (step + 1) * size):
             epoch, offset = divmod(position, n)
-            picks.append(int(np.random.default_rng([cfg.seed, epoch]).permutation(n)[offset]))
+            if epoch not in orders:
+                orders[epoch] = np.random.default_rng([cfg.seed, epoch]).permutation(n)
+            picks.append(int(orders[epoch][offset]))
         # (seed, step, 0): the stream one process has always drawn from, now shared by every rank
         generator = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, step, 0]).generate_state(1)[0]))
         choice = torch.multinomial(self.objective_probs, size, replacement=True, generator=generator)
