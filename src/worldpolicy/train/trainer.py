@@ -683,8 +683,16 @@ class Trainer:
                             f.write(json.dumps(line) + "\n")
                 saved = None
                 if done % cfg.save_every == 0 or done == cfg.optim.steps or interrupted:
-                    if self.rank == 0:  # a second Ctrl-C here stops the save (atomic: the older checkpoints stay)
-                        saved = self._save(done, history)
+                    # a periodic save (minutes, for a large model) holds a first Ctrl-C and stops once it is written:
+                    # cut short, it lost every step since the last one. A second Ctrl-C here stops the save (atomic:
+                    # the older checkpoints stay).
+                    notice = f"finishing the save of step {done}, then stopping (again: stop the save)"
+                    held = sigint_held(notice, second_stops=True) if self.world == 1 and not interrupted \
+                        else contextlib.nullcontext([])
+                    with held as during_save:
+                        if self.rank == 0:
+                            saved = self._save(done, history)
+                    interrupted = interrupted or during_save
                     _barrier(self.world)
                 if interrupted:
                     bar.close()
