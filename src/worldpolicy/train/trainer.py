@@ -68,6 +68,8 @@ from .flow import OBJECTIVES, ModelExample, TimestepSampler, batch_losses, draw_
 logger = logging.getLogger(__name__)
 
 OPTIMIZER_FILE = "optimizer.safetensors"
+# The module types peft puts LoRA adapters on (`peft.tuners.lora.model`): a target naming another is refused by it
+LORA_MODULES = (nn.Linear, nn.Embedding, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.MultiheadAttention)
 
 
 class FlowMatchingLoss(nn.Module):
@@ -236,13 +238,22 @@ class Trainer:
         head for a hub id (a local checkpoint's config.json was read before the weights loaded, in `_data`)."""
         check_action_head(self.transformer.config, self.config.checkpoint_source, emb)
         if self.config.finetune.mode == "lora":
-            names = {name.rsplit(".", 1)[-1] for name, _ in self.transformer.named_modules()}
-            unknown = [t for t in self.config.finetune.lora_targets if t not in names]
+            modules = dict(self.transformer.named_modules())
+            linear = ", ".join(sorted({name.rsplit(".", 1)[-1] for name, module in modules.items()
+                                       if isinstance(module, torch.nn.Linear)}))
+            # peft's matching: a target is a module's name or the end of its dotted path ("self_attn.add_q_proj")
+            matches = {t: [m for name, m in modules.items() if name == t or name.endswith(f".{t}")]
+                       for t in self.config.finetune.lora_targets}
+            unknown = [t for t, found in matches.items() if not found]
             if unknown:
-                linear = sorted({name.rsplit(".", 1)[-1] for name, module in self.transformer.named_modules()
-                                 if isinstance(module, torch.nn.Linear)})
                 raise ValueError(f"finetune.lora_targets {unknown} name no module of this transformer; its linear "
-                                 f"layers: {', '.join(linear)}")
+                                 f"layers: {linear}")
+            for target, found in matches.items():  # peft refuses them only once the latent cache is encoded
+                kinds = sorted({type(m).__name__ for m in found if not isinstance(m, LORA_MODULES)})
+                if kinds:
+                    raise ValueError(f"finetune.lora_targets: {target!r} names {', '.join(kinds)} modules, which LoRA "
+                                     f"cannot adapt (linear, embedding and convolution layers); its linear layers: "
+                                     f"{linear}")
 
     def _trained_spec(self) -> str | dict[str, Any]:
         """What the run trains: a registered name, or a spec. Unset (or the starting checkpoint's own name), it is the
