@@ -91,6 +91,43 @@ def test_a_full_disk_during_a_save_is_one_line_naming_the_checkpoint_kept(train_
     assert [r.step for r in _run(train_config(out))] == [3, 4, 5, 6]
 
 
+def test_a_full_disk_while_writing_the_latent_cache_is_one_line_and_the_encoded_windows_are_kept(
+        train_config, tmp_path, monkeypatch, capsys):
+    """The latent cache of a real dataset is large and is written hours into a run: a full disk there printed
+    safetensors' traceback. It is one line saying the encoded windows are kept and how to go on; a rerun continues
+    from them."""
+    import json
+
+    from worldpolicy.cli import main
+    from worldpolicy.engine import sampler
+    from worldpolicy.train.data import LatentCache
+
+    real = LatentCache.save
+
+    def full_at_the_cache_file(self, path):
+        if path.name.startswith("latents-"):  # the shards went through; the one file of all of them does not fit
+            raise _disk_full("safetensors", path)
+        real(self, path)
+
+    monkeypatch.setattr(LatentCache, "save", full_at_the_cache_file)
+    cache = tmp_path / "cache"
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps(train_config(tmp_path / "run", data={"cache_dir": str(cache)}, optim={"steps": 1})))
+    assert main(["train", str(config), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"worldpolicy train: error: writing the latent cache in {str(cache)!r} failed (No space left on "
+                       "device): the windows encoded so far are kept there, and the same command continues from them "
+                       "once there is room (or data.cache_dir names a disk with room); the finished cache is one file "
+                       "written beside those shards, as large as they are together")
+    assert not any("Traceback" in line for line in err)
+    [partial] = cache.glob("latents-*.partial")
+    assert list(partial.glob("windows-*.safetensors")) and not list(cache.glob("latents-*.safetensors"))
+    monkeypatch.setattr(LatentCache, "save", real)
+    monkeypatch.setattr(sampler, "encode_latents", lambda *a: pytest.fail("encoded a window again"))
+    assert [r.step for r in _run(json.loads(config.read_text()))] == [1]
+    assert not partial.exists() and list(cache.glob("latents-*.safetensors"))
+
+
 def test_a_damaged_log_line_is_named(train_config, tmp_path):
     out = tmp_path / "run"
     _run(train_config(out), stop_after=3)

@@ -220,13 +220,27 @@ class Trainer:
 
         cache_dir = cfg.data.cache_dir or str(self.out / "cache")
         options = dict(use_system_prompt=self.pipeline_flags["default_use_system_prompt"], expect=self._resumed_data)
+
+        def build_or_load(progress: bool) -> LatentCache:
+            try:
+                return LatentCache.build_or_load(spec, layout, self.vae, self.tokenizer, cache_dir, progress=progress,
+                                                 **options)
+            except Exception as exc:  # a full disk hours into the encoding: say what is kept, not a traceback
+                if (code := _storage_errno(exc)) is None:
+                    raise
+                full = code in (errno.ENOSPC, errno.EDQUOT)
+                fix = ("there is room (or data.cache_dir names a disk with room)" if full
+                       else "it is writable (or data.cache_dir names a folder that is)")
+                raise OSError(code, f"writing the latent cache in {cache_dir!r} failed ({os.strerror(code)}): the "
+                                    f"windows encoded so far are kept there, and the same command continues from them "
+                                    f"once {fix}; the finished cache is one file written beside those shards, as "
+                                    "large as they are together") from exc
+
         if self.rank == 0:
-            cache = LatentCache.build_or_load(spec, layout, self.vae, self.tokenizer, cache_dir, progress=self.progress,
-                                              **options)
+            cache = build_or_load(self.progress)
         _barrier(self.world)
         if self.rank != 0:
-            cache = LatentCache.build_or_load(spec, layout, self.vae, self.tokenizer, cache_dir, progress=False,
-                                              **options)
+            cache = build_or_load(False)
         self.data_fingerprint = cache.meta.get("fingerprint")
         trained = self._trained_spec()
         self.embodiment = self._embodiment(stats=cache.action_stats(layout)) if isinstance(trained, dict) else layout
