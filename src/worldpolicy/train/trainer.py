@@ -156,8 +156,10 @@ def _trim_metrics(path: Path, step: int) -> None:
 def _storage_errno(exc: BaseException) -> int | None:
     """The errno of a write the file system refused (a full disk, a quota, a read-only folder), else None. Safetensors
     reports it as a `SafetensorError` whose message ends "(os error N)" rather than an `OSError`."""
+    from safetensors import SafetensorError
+
     code = exc.errno if isinstance(exc, OSError) else None
-    if code is None and type(exc).__name__ == "SafetensorError":
+    if code is None and isinstance(exc, SafetensorError):
         found = re.search(r"\(os error (\d+)\)", str(exc))
         code = int(found.group(1)) if found else None
     return code if code in STORAGE_ERRNOS else None
