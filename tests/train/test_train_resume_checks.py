@@ -128,3 +128,16 @@ def test_trimming_the_metrics_of_a_killed_run_never_leaves_half_a_file(tmp_path,
     monkeypatch.undo()
     _trim_metrics(path, 3)
     assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [1, 2, 3]
+
+
+def test_a_warmup_longer_than_the_run_is_warned(train_config, tmp_path, caplog):
+    """optim.steps = 3 with the default 100 warmup steps trained at 1-3 % of optim.lr, without a word."""
+    with caplog.at_level("WARNING", logger="worldpolicy.train.trainer"):
+        records = _run(train_config(tmp_path / "run", optim={"steps": 3, "warmup_steps": 100}))
+    assert [r.lr for r in records] == pytest.approx([1e-5, 2e-5, 3e-5], rel=1e-12)
+    assert ("optim.warmup_steps=100 is more than optim.steps=3: the LR rises for the whole run and reaches 3e-05, "
+            "3 % of optim.lr=0.001; lower warmup_steps to train at optim.lr") in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="worldpolicy.train.trainer"):
+        _run(train_config(tmp_path / "short", optim={"steps": 3, "warmup_steps": 3}))
+    assert "warmup_steps" not in caplog.text

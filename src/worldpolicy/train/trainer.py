@@ -428,6 +428,10 @@ class Trainer:
             return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
         self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+        if warm > total and self.rank == 0:  # e.g. a short try with the default warmup: silently a tiny LR
+            logger.warning("optim.warmup_steps=%d is more than optim.steps=%d: the LR rises for the whole run and "
+                           "reaches %.3g, %d %% of optim.lr=%g; lower warmup_steps to train at optim.lr", warm, total,
+                           cfg.optim.lr * factor(total - 1), round(100 * factor(total - 1)), cfg.optim.lr)
         self.timesteps = TimestepSampler(**vars(cfg.timesteps))
         weights = cfg.objectives.weights()
         self.objective_names = [o for o in OBJECTIVES if weights[o] > 0]
