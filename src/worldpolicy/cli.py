@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
 import logging
 import os
@@ -110,7 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from .fileio import Terminated, exit_status, removing_empty_folders_on_failure, terminating_as_interrupt
+    from .fileio import (
+        STORAGE_ERRNOS,
+        Terminated,
+        exit_status,
+        removing_empty_folders_on_failure,
+        terminating_as_interrupt,
+    )
 
     try:
         # SIGTERM (a cluster job's time limit) stops a command as Ctrl-C does, keeping what it finished
@@ -142,9 +147,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-# What the file system a command writes to says, not a bug: a full disk, a reached quota, a read-only or another user's
-# folder. Shown as one line (what the command kept is said before it, e.g. sim's finished episodes), not a traceback.
-STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES})
 
 
 def _command_name(args: argparse.Namespace) -> str:

@@ -4,6 +4,7 @@ command made and left empty, and holding Ctrl-C (or SIGTERM) while a command fin
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -17,6 +18,11 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+# What the file system a command writes to says, not a bug: a full disk, a reached quota, a read-only or another user's
+# folder. Shown as one line by the command line (what the command kept is said before it, e.g. sim's finished
+# episodes, or in it, e.g. a training checkpoint that could not be saved), not a traceback.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES})
 
 # The folders `make_folder` made inside `removing_empty_folders_on_failure`, outermost first; None outside it.
 _made_folders: ContextVar[list[Path] | None] = ContextVar("worldpolicy_made_folders", default=None)
@@ -97,12 +103,14 @@ def interruption(caught: Collection[int]) -> KeyboardInterrupt:
 
 
 @contextmanager
-def sigint_held(notice: str | None = None) -> Iterator[list[int]]:
+def sigint_held(notice: str | None = None, *, second_stops: bool = False) -> Iterator[list[int]]:
     """Hold Ctrl-C (and SIGTERM where `terminating_as_interrupt` made it one) until the block ends, and say which came:
     the block then finishes what it started (an episode being written, a training step), the caller keeps it and
     stops with `interruption(caught)`. `notice` is printed (stderr) when the first signal comes, after its name
-    ("Ctrl-C: ..."), so a block that takes a while does not look hung. A signal that is ignored, or handled outside
-    Python, is left alone; only the main thread receives signals, so elsewhere this holds nothing."""
+    ("Ctrl-C: ..."), so a block that takes a while does not look hung. `second_stops`: a second signal stops the block
+    (KeyboardInterrupt, or `Terminated`), for a block that may take minutes and is safe to cut short (an atomic save).
+    A signal that is ignored, or handled outside Python, is left alone; only the main thread receives signals, so
+    elsewhere this holds nothing."""
     caught: list[int] = []
     held = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     held = {sig: handler for sig, handler in held.items() if callable(handler)}  # not SIG_IGN, SIG_DFL or None
@@ -111,6 +119,8 @@ def sigint_held(notice: str | None = None) -> Iterator[list[int]]:
         return
 
     def hold(signum: int, frame: object) -> None:
+        if second_stops and caught:
+            raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
         if notice and not caught:
             print(f"{'SIGTERM' if signum == signal.SIGTERM else 'Ctrl-C'}: {notice}", file=sys.stderr, flush=True)
         caught.append(signum)

@@ -100,9 +100,9 @@ def test_unknown_keys_are_named(valid, raw_change, field):
     ("data", {"dataset": ""}, ValueError, "data.dataset"),
     ("data", {"dataset": "/nonexistent/dataset"}, FileNotFoundError, "data.dataset"),
     (None, {"checkpoint": ""}, ValueError, "checkpoint"),
-    ("objectives", {"policy": -1.0}, ValueError, "objectives"),
-    ("objectives", {"policy": 0.0}, ValueError, "objectives"),
-    ("objectives", {"forward_dynamics": float("nan")}, ValueError, "objectives"),
+    ("objectives", {"policy": -1.0}, ValueError, "objectives.policy=-1.0: must be >= 0 and finite"),
+    ("objectives", {"policy": 0.0}, ValueError, "objectives: every weight is 0"),
+    ("objectives", {"forward_dynamics": float("nan")}, ValueError, "objectives.forward_dynamics=nan: must be >= 0"),
     ("objectives", {"preset": "pi0"}, ValueError, "objectives.preset"),
     ("objectives", {"preset": "cosmos_policy", "forward_dynamics": 0.6}, ValueError, "objectives.forward_dynamics"),
     ("timesteps", {"kind": "beta"}, ValueError, "timesteps.kind"),
@@ -121,6 +121,8 @@ def test_unknown_keys_are_named(valid, raw_change, field):
     ("finetune", {"lora_save": "adapter"}, ValueError, "finetune.lora_save='adapter' saves LoRA adapters, but finetune.mode"),
     (None, {"save_every": 0}, ValueError, "save_every"),
     ("eval", {"task": "rech"}, ValueError, "eval.task"),
+    ("eval", {"every": -1}, ValueError, "eval.every=-1: must be an integer >= 0"),
+    ("eval", {"episodes": 0}, ValueError, "eval.episodes=0: must be an integer >= 1"),
     # refused at the first batch or evaluation, after the latent cache was encoded (and without the setting's name)
     (None, {"seed": -1}, ValueError, "seed=-1 must be an integer"),
     ("eval", {"seed": -1}, ValueError, "eval.seed: seed=-1 must be an integer"),
@@ -158,7 +160,7 @@ def _cli_error(capsys, argv):
 @pytest.mark.parametrize("section, values, message", [
     ("data", {"chunk_size": 6}, "data.chunk_size=6"),
     ("timesteps", {"kind": "beta"}, "timesteps.kind='beta'"),
-    ("objectives", {"policy": 0.0}, "objectives: weights"),
+    ("objectives", {"policy": 0.0}, "objectives: every weight is 0 (policy = 0.0, "),
     (None, {"optimizer": {}}, "unknown keys ['optimizer']"),
     ("data", {"dataset": "missing_dataset"}, "data.dataset="),
 ])

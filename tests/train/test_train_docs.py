@@ -86,3 +86,15 @@ def test_the_documented_own_robot_run_file_passes_every_check_before_the_weights
         with pytest.raises(RuntimeError, match="loading"):  # every data check passed: the weights were next
             trainer.run()
         assert (trainer.config.data.source_embodiment, trainer.config.data.action_conversion) == ("my_robot", "none")
+
+
+def test_the_documented_optimizer_defaults_are_the_configs():
+    """The optimizer section states each `[optim]` default once in prose: it must follow `OptimConfig`."""
+    from worldpolicy.train.config import OptimConfig
+
+    section = DOC.read_text().split("## Optimizer and learning rate", 1)[1].split("\n## ", 1)[0]
+    defaults = OptimConfig()
+    for name in ("lr", "weight_decay", "batch_size", "warmup_steps", "min_lr_ratio", "grad_clip"):
+        stated = re.search(rf"`{name}`\s*\((?:default )?([0-9.e-]+)[;,)]", section)
+        assert stated, f"the optimizer section states no default for optim.{name}"
+        assert float(stated.group(1)) == getattr(defaults, name), name

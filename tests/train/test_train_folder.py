@@ -47,6 +47,87 @@ def test_a_kill_during_a_save_or_a_log_write_does_not_block_the_resume(train_con
     assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4, 5, 6]
 
 
+def _disk_full(kind: str, path: Path) -> Exception:
+    """A full disk as the two writers report it: safetensors (the weights, the optimizer) and Python's own files."""
+    import errno
+
+    from safetensors import SafetensorError
+
+    if kind == "safetensors":
+        return SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+@pytest.mark.parametrize("kind", ["safetensors", "python"])
+def test_a_full_disk_during_a_save_is_one_line_naming_the_checkpoint_kept(train_config, tmp_path, monkeypatch, capsys,
+                                                                          kind):
+    """A full disk at a save printed a traceback (safetensors' error is no OSError), and nothing said whether the
+    older checkpoints had survived. It is now one line naming the step, the checkpoint kept and how to go on; nothing
+    of the failed save is left, and the same command resumes once there is space."""
+    import json
+
+    from worldpolicy.cli import main
+    from worldpolicy.train.trainer import Trainer
+
+    real = Trainer.export_pipeline
+
+    def full_at_step_4(self, target):
+        real(self, target)  # half a checkpoint written, then the disk is full
+        if target.name.startswith(".step-0000004."):
+            raise _disk_full(kind, target / "transformer" / "diffusion_pytorch_model.safetensors")
+
+    monkeypatch.setattr(Trainer, "export_pipeline", full_at_step_4)
+    out = tmp_path / "run"
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps(train_config(out)))
+    assert main(["train", str(config), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"worldpolicy train: error: saving step 4 in {str(out)!r} failed (No space left on device); "
+                       f"nothing of it was kept and the newest checkpoint, {out / 'checkpoints' / 'step-0000002'}, is "
+                       "intact: free space there (or lower keep_checkpoints) and run the same command to resume")
+    assert not any("Traceback" in line for line in err)
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-0000002"]  # no staging folder either
+    monkeypatch.setattr(Trainer, "export_pipeline", real)
+    assert [r.step for r in _run(train_config(out))] == [3, 4, 5, 6]
+
+
+def test_a_full_disk_while_writing_the_latent_cache_is_one_line_and_the_encoded_windows_are_kept(
+        train_config, tmp_path, monkeypatch, capsys):
+    """The latent cache of a real dataset is large and is written hours into a run: a full disk there printed
+    safetensors' traceback. It is one line saying the encoded windows are kept and how to go on; a rerun continues
+    from them."""
+    import json
+
+    from worldpolicy.cli import main
+    from worldpolicy.engine import sampler
+    from worldpolicy.train.data import LatentCache
+
+    real = LatentCache.save
+
+    def full_at_the_cache_file(self, path):
+        if path.name.startswith("latents-"):  # the shards went through; the one file of all of them does not fit
+            raise _disk_full("safetensors", path)
+        real(self, path)
+
+    monkeypatch.setattr(LatentCache, "save", full_at_the_cache_file)
+    cache = tmp_path / "cache"
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps(train_config(tmp_path / "run", data={"cache_dir": str(cache)}, optim={"steps": 1})))
+    assert main(["train", str(config), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"worldpolicy train: error: writing the latent cache in {str(cache)!r} failed (No space left on "
+                       "device): the windows encoded so far are kept there, and the same command continues from them "
+                       "once there is room (or data.cache_dir names a disk with room); the finished cache is one file "
+                       "written beside those shards, as large as they are together")
+    assert not any("Traceback" in line for line in err)
+    [partial] = cache.glob("latents-*.partial")
+    assert list(partial.glob("windows-*.safetensors")) and not list(cache.glob("latents-*.safetensors"))
+    monkeypatch.setattr(LatentCache, "save", real)
+    monkeypatch.setattr(sampler, "encode_latents", lambda *a: pytest.fail("encoded a window again"))
+    assert [r.step for r in _run(json.loads(config.read_text()))] == [1]
+    assert not partial.exists() and list(cache.glob("latents-*.safetensors"))
+
+
 def test_a_damaged_log_line_is_named(train_config, tmp_path):
     out = tmp_path / "run"
     _run(train_config(out), stop_after=3)

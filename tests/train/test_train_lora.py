@@ -160,6 +160,34 @@ def test_unknown_lora_targets_are_refused_before_the_latent_cache(train_config, 
     assert not (tmp_path / "run" / "cache").exists()
 
 
+def test_a_lora_target_that_is_no_layer_is_refused_before_the_latent_cache(train_config, tmp_path):
+    """A norm or a block's name ("mlp") passed the name check and peft refused it only after the latents were
+    encoded (hours, on a real dataset)."""
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    for target, kind in (("norm_added_q", "RMSNorm"), ("mlp", "Cosmos3VLTextMLP")):
+        raw = train_config(tmp_path / "run", finetune={"mode": "lora", "lora_targets": ["add_q_proj", target]})
+        with pytest.raises(ValueError, match=rf"finetune.lora_targets: '{target}' names {kind} modules, which LoRA "
+                                             r"cannot adapt .* linear layers: .*add_q_proj"):
+            Trainer(load_config(raw), progress=False).run()
+        assert not (tmp_path / "run" / "cache").exists()
+
+
+def test_a_lora_target_may_be_the_end_of_a_dotted_module_path(train_config, tmp_path):
+    """peft matches "self_attn.add_q_proj" against every layer's; the check took only a name's last part and refused
+    it."""
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    raw = train_config(tmp_path / "run", finetune={"mode": "lora", "lora_targets": ["self_attn.add_q_proj"]},
+                       optim={"steps": 1})
+    trainer = Trainer(load_config(raw), progress=False)
+    trainer.run()
+    adapted = {name.split(".lora_")[0] for name, _ in trainer.transformer.named_parameters() if ".lora_" in name}
+    assert adapted and all(name.endswith("self_attn.add_q_proj") for name in adapted)
+
+
 def _transformer_weights(policy):
     return {k: v.detach().clone() for k, v in policy.engine.transformer.state_dict().items()}
 

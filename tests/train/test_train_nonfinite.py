@@ -66,3 +66,83 @@ def test_nan_loss_stops_the_run_and_keeps_the_good_checkpoints(train_config, tmp
         assert all(torch.isfinite(t).all() for t in load_file(str(shard)).values())
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [1, 2, 3, 4] and np.isfinite([line["loss"] for line in lines]).all()
+
+
+class _NanGradient(torch.autograd.Function):
+    """The loss unchanged on the way forward, NaN gradients on the way back (an overflow in the backward pass)."""
+
+    @staticmethod
+    def forward(ctx, loss):
+        return loss.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("nan")
+
+
+@pytest.mark.parametrize("grad_clip", [0.0, 1.0])
+def test_a_nan_gradient_under_a_finite_loss_stops_the_run_with_or_without_clipping(train_config, tmp_path, monkeypatch,
+                                                                                    grad_clip):
+    """With `optim.grad_clip = 0` the gradient norm went unchecked: a NaN gradient under a finite loss reached the
+    weights, and when that step was a save step its NaN checkpoint rotated a good one away."""
+    from safetensors.torch import load_file
+
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import FlowMatchingLoss, Trainer
+
+    real = FlowMatchingLoss.forward
+    calls = []
+
+    def nan_gradient_at_step_4(self, *args):
+        loss, parts = real(self, *args)
+        calls.append(1)
+        return (_NanGradient.apply(loss), parts) if len(calls) == 4 else (loss, parts)
+
+    monkeypatch.setattr(FlowMatchingLoss, "forward", nan_gradient_at_step_4)
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"step 4: the gradient norm is nan; stopped without saving .*step-0000002.*"
+                                         r"start a new run \(another --out / output_dir\) with a lower optim\.lr"):
+        Trainer(load_config(train_config(out, optim={"grad_clip": grad_clip})), progress=False).run()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000002"]
+    for shard in (out / "checkpoints" / "step-0000002" / "transformer").glob("*.safetensors"):
+        assert all(torch.isfinite(t).all() for t in load_file(str(shard)).values())
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [1, 2, 3]
+    assert all(np.isfinite(line["grad_norm"]) for line in lines)  # logged without clipping too
+
+
+def test_grad_clip_zero_clips_nothing(train_config, tmp_path):
+    """0 turns clipping off (the norm is still computed, logged and checked): the run is the one a clip too large to
+    act gives, and not the one a small clip gives."""
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    def losses(name, grad_clip):
+        config = load_config(train_config(tmp_path / name, optim={"grad_clip": grad_clip, "steps": 3}))
+        return [r.loss for r in Trainer(config, progress=False).run()]
+
+    off = losses("off", 0.0)
+    assert off == losses("huge", 1e9)
+    assert off[0] == losses("small", 1e-3)[0] and off[1:] != losses("small", 1e-3)[1:]
+
+
+def test_the_error_that_stops_a_run_starts_its_own_line_after_the_progress_bar(train_config, tmp_path, monkeypatch,
+                                                                                capsys):
+    """The bar stayed open while the error went up, so the command's error line was glued to the end of the bar."""
+    from worldpolicy.cli import main
+    from worldpolicy.train.trainer import FlowMatchingLoss
+
+    real = FlowMatchingLoss.forward
+    calls = []
+
+    def diverging(self, *args):
+        loss, parts = real(self, *args)
+        calls.append(1)
+        return (loss * float("nan"), parts) if len(calls) == 2 else (loss, parts)
+
+    monkeypatch.setattr(FlowMatchingLoss, "forward", diverging)
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps(train_config(tmp_path / "run")))
+    assert main(["train", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "training:" in err and "\nworldpolicy train: error: step 2: the loss is nan" in err

@@ -60,6 +60,14 @@ def test_resumed_run_has_identical_losses(runs):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+def test_the_lr_warms_up_linearly_then_decays_on_a_half_cosine_to_its_floor(runs):
+    """docs/training.md's schedule, for the runs' lr 1e-3, warmup_steps 2, steps 6 and the default min_lr_ratio 0.1."""
+    import math
+
+    cosine = [0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - 2) / 4)) for step in range(2, 6)]
+    assert [r.lr for r in runs["a"]] == pytest.approx([1e-3 * f for f in [0.5, 1.0, *cosine]], rel=1e-12)
+
+
 def test_metrics_have_one_line_per_step_after_resume(runs):
     at_kill = [json.loads(line)["step"] for line in runs["metrics_at_kill"].splitlines()]
     assert at_kill == [1, 2, 3]  # the killed run logged a step past its last checkpoint
@@ -122,6 +130,41 @@ def test_sigterm_saves_the_step_it_came_in_like_ctrl_c(tmp_path, train_config, c
     assert "SIGTERM: finishing step 2, then saving it\n" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # put back once the command is done
     assert [r.step for r in Trainer(load_config(config), progress=False).run()] == [3, 4]
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_during_a_periodic_save_finishes_it_unless_pressed_again(runs, train_config, monkeypatch, caplog, capsys,
+                                                                        presses):
+    """Saving a large model takes minutes, where a Ctrl-C is likely: it cut the save short and lost every step since
+    the last checkpoint. Now the save is finished and the run stops there (resuming with run A's losses); a second
+    Ctrl-C stops the save, keeping the older checkpoints and no half one."""
+    import os
+    import signal
+
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    real = Trainer.export_pipeline
+
+    def ctrl_c_while_saving_step_4(self, target):
+        if target.name.startswith(".step-0000004."):
+            for _ in range(presses):
+                os.kill(os.getpid(), signal.SIGINT)
+        real(self, target)
+
+    monkeypatch.setattr(Trainer, "export_pipeline", ctrl_c_while_saving_step_4)
+    out = runs["root"] / f"ctrl_c_save_{presses}"
+    config = train_config(out)
+    with caplog.at_level("WARNING", logger="worldpolicy.train.trainer"), pytest.raises(KeyboardInterrupt):
+        Trainer(load_config(config), progress=False).run()
+    assert "Ctrl-C: finishing the save of step 4, then stopping (again: stop the save)\n" in capsys.readouterr().err
+    kept = sorted(p.name for p in (out / "checkpoints").iterdir())  # staging folders are hidden: none may be left
+    assert kept == (["step-0000002", "step-0000004"] if presses == 1 else ["step-0000002"])
+    assert ("interrupted after step 4: saved " in caplog.text) == (presses == 1)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    monkeypatch.undo()
+    resumed = Trainer(load_config(config), progress=False).run()
+    assert [r.loss for r in resumed] == [r.loss for r in runs["a"][len(kept) * 2:]]
 
 
 def test_ctrl_c_during_an_evaluation_keeps_that_step(runs, train_config, monkeypatch):

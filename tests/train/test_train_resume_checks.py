@@ -4,6 +4,7 @@ written, settings that only say how far and how often are accepted, and another 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -54,6 +55,10 @@ def test_a_run_is_extended_with_more_steps_and_other_cadences(finished, train_co
     shutil.copytree(finished, out)
     records = _run(train_config(out, optim={"steps": 6}, keep_checkpoints=3, log_every=2, eval={"episodes": 2}))
     assert [r.step for r in records] == [5, 6]
+    # the cosine decay (lr 1e-3, warmup 2, min_lr_ratio 0.1) stretches to the new total from the first resumed step
+    # on: that step used to keep the LR the 4-step schedule gave it (its floor, 1e-4)
+    factor = [0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - 2) / (6 - 2))) for step in (4, 5)]
+    assert [r.lr for r in records] == pytest.approx([1e-3 * f for f in factor], rel=1e-12)
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000002", "step-0000004", "step-0000006"]
     config = json.loads((out / "config.json").read_text())
     assert config["optim"]["steps"] == 6 and config["keep_checkpoints"] == 3
@@ -123,3 +128,16 @@ def test_trimming_the_metrics_of_a_killed_run_never_leaves_half_a_file(tmp_path,
     monkeypatch.undo()
     _trim_metrics(path, 3)
     assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [1, 2, 3]
+
+
+def test_a_warmup_longer_than_the_run_is_warned(train_config, tmp_path, caplog):
+    """optim.steps = 3 with the default 100 warmup steps trained at 1-3 % of optim.lr, without a word."""
+    with caplog.at_level("WARNING", logger="worldpolicy.train.trainer"):
+        records = _run(train_config(tmp_path / "run", optim={"steps": 3, "warmup_steps": 100}))
+    assert [r.lr for r in records] == pytest.approx([1e-5, 2e-5, 3e-5], rel=1e-12)
+    assert ("optim.warmup_steps=100 is more than optim.steps=3: the LR rises for the whole run and reaches 3e-05, "
+            "3 % of optim.lr=0.001; lower warmup_steps to train at optim.lr") in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="worldpolicy.train.trainer"):
+        _run(train_config(tmp_path / "short", optim={"steps": 3, "warmup_steps": 3}))
+    assert "warmup_steps" not in caplog.text

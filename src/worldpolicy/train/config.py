@@ -214,10 +214,17 @@ class TrainConfig:
                         f"(which sets {mix}): remove the preset to choose the weights, or remove the weights"
                     )
         weights = self.objectives.weights()
-        if any(not math.isfinite(w) or w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
-            raise ValueError(f"objectives: weights must be >= 0 with a positive sum, got {weights}")
-        if self.eval.every < 0 or self.eval.episodes < 1:
-            raise ValueError(f"eval.every={self.eval.every} must be >= 0 and eval.episodes={self.eval.episodes} >= 1")
+        for name, weight in weights.items():
+            if not (math.isfinite(weight) and weight >= 0):
+                raise ValueError(f"objectives.{name}={weight!r}: must be >= 0 and finite (a share of the batch)")
+        if sum(weights.values()) <= 0:
+            raise ValueError(f"objectives: every weight is 0 ({', '.join(f'{k} = {v}' for k, v in weights.items())}): "
+                             f"give at least one of {', '.join(OBJECTIVES)} a weight > 0, or set preset = "
+                             "'cosmos_policy'")
+        if self.eval.every < 0:
+            raise ValueError(f"eval.every={self.eval.every!r}: must be an integer >= 0 (0: never)")
+        if self.eval.episodes < 1:
+            raise ValueError(f"eval.episodes={self.eval.episodes!r}: must be an integer >= 1")
         # used at the first batch and the first evaluation: checked now, not after the latent cache is encoded
         from ..engine import SamplingConfig
         from ..policy import check_seed

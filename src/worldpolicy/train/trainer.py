@@ -10,10 +10,12 @@ noise as one process) and gradients are averaged.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import math
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -48,7 +50,14 @@ from ..engine.loading import (
     save_components,
     weight_samples,
 )
-from ..fileio import interruption, sigint_held, staged_folder, write_bytes_atomic, write_json_atomic
+from ..fileio import (
+    STORAGE_ERRNOS,
+    interruption,
+    sigint_held,
+    staged_folder,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from ..models import SHIPPED_NAME
 from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
@@ -59,6 +68,8 @@ from .flow import OBJECTIVES, ModelExample, TimestepSampler, batch_losses, draw_
 logger = logging.getLogger(__name__)
 
 OPTIMIZER_FILE = "optimizer.safetensors"
+# The module types peft puts LoRA adapters on (`peft.tuners.lora.model`): a target naming another is refused by it
+LORA_MODULES = (nn.Linear, nn.Embedding, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.MultiheadAttention)
 
 
 class FlowMatchingLoss(nn.Module):
@@ -142,6 +153,18 @@ def _trim_metrics(path: Path, step: int) -> None:
     write_bytes_atomic(path, "".join(line + "\n" for line in kept))  # a kill now leaves the old file, not half of it
 
 
+def _storage_errno(exc: BaseException) -> int | None:
+    """The errno of a write the file system refused (a full disk, a quota, a read-only folder), else None. Safetensors
+    reports it as a `SafetensorError` whose message ends "(os error N)" rather than an `OSError`."""
+    from safetensors import SafetensorError
+
+    code = exc.errno if isinstance(exc, OSError) else None
+    if code is None and isinstance(exc, SafetensorError):
+        found = re.search(r"\(os error (\d+)\)", str(exc))
+        code = int(found.group(1)) if found else None
+    return code if code in STORAGE_ERRNOS else None
+
+
 class Trainer:
     """Runs one `TrainConfig`. `run()` resumes from the newest checkpoint in `output_dir` when there is one."""
 
@@ -199,13 +222,27 @@ class Trainer:
 
         cache_dir = cfg.data.cache_dir or str(self.out / "cache")
         options = dict(use_system_prompt=self.pipeline_flags["default_use_system_prompt"], expect=self._resumed_data)
+
+        def build_or_load(progress: bool) -> LatentCache:
+            try:
+                return LatentCache.build_or_load(spec, layout, self.vae, self.tokenizer, cache_dir, progress=progress,
+                                                 **options)
+            except Exception as exc:  # a full disk hours into the encoding: say what is kept, not a traceback
+                if (code := _storage_errno(exc)) is None:
+                    raise
+                full = code in (errno.ENOSPC, errno.EDQUOT)
+                fix = ("there is room (or data.cache_dir names a disk with room)" if full
+                       else "it is writable (or data.cache_dir names a folder that is)")
+                raise OSError(code, f"writing the latent cache in {cache_dir!r} failed ({os.strerror(code)}): the "
+                                    f"windows encoded so far are kept there, and the same command continues from them "
+                                    f"once {fix}; the finished cache is one file written beside those shards, as "
+                                    "large as they are together") from exc
+
         if self.rank == 0:
-            cache = LatentCache.build_or_load(spec, layout, self.vae, self.tokenizer, cache_dir, progress=self.progress,
-                                              **options)
+            cache = build_or_load(self.progress)
         _barrier(self.world)
         if self.rank != 0:
-            cache = LatentCache.build_or_load(spec, layout, self.vae, self.tokenizer, cache_dir, progress=False,
-                                              **options)
+            cache = build_or_load(False)
         self.data_fingerprint = cache.meta.get("fingerprint")
         trained = self._trained_spec()
         self.embodiment = self._embodiment(stats=cache.action_stats(layout)) if isinstance(trained, dict) else layout
@@ -217,13 +254,22 @@ class Trainer:
         head for a hub id (a local checkpoint's config.json was read before the weights loaded, in `_data`)."""
         check_action_head(self.transformer.config, self.config.checkpoint_source, emb)
         if self.config.finetune.mode == "lora":
-            names = {name.rsplit(".", 1)[-1] for name, _ in self.transformer.named_modules()}
-            unknown = [t for t in self.config.finetune.lora_targets if t not in names]
+            modules = dict(self.transformer.named_modules())
+            linear = ", ".join(sorted({name.rsplit(".", 1)[-1] for name, module in modules.items()
+                                       if isinstance(module, torch.nn.Linear)}))
+            # peft's matching: a target is a module's name or the end of its dotted path ("self_attn.add_q_proj")
+            matches = {t: [m for name, m in modules.items() if name == t or name.endswith(f".{t}")]
+                       for t in self.config.finetune.lora_targets}
+            unknown = [t for t, found in matches.items() if not found]
             if unknown:
-                linear = sorted({name.rsplit(".", 1)[-1] for name, module in self.transformer.named_modules()
-                                 if isinstance(module, torch.nn.Linear)})
                 raise ValueError(f"finetune.lora_targets {unknown} name no module of this transformer; its linear "
-                                 f"layers: {', '.join(linear)}")
+                                 f"layers: {linear}")
+            for target, found in matches.items():  # peft refuses them only once the latent cache is encoded
+                kinds = sorted({type(m).__name__ for m in found if not isinstance(m, LORA_MODULES)})
+                if kinds:
+                    raise ValueError(f"finetune.lora_targets: {target!r} names {', '.join(kinds)} modules, which LoRA "
+                                     f"cannot adapt (linear, embedding and convolution layers); its linear layers: "
+                                     f"{linear}")
 
     def _trained_spec(self) -> str | dict[str, Any]:
         """What the run trains: a registered name, or a spec. Unset (or the starting checkpoint's own name), it is the
@@ -382,6 +428,10 @@ class Trainer:
             return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
         self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+        if warm > total and self.rank == 0:  # e.g. a short try with the default warmup: silently a tiny LR
+            logger.warning("optim.warmup_steps=%d is more than optim.steps=%d: the LR rises for the whole run and "
+                           "reaches %.3g, %d %% of optim.lr=%g; lower warmup_steps to train at optim.lr", warm, total,
+                           cfg.optim.lr * factor(total - 1), round(100 * factor(total - 1)), cfg.optim.lr)
         self.timesteps = TimestepSampler(**vars(cfg.timesteps))
         weights = cfg.objectives.weights()
         self.objective_names = [o for o in OBJECTIVES if weights[o] > 0]
@@ -401,10 +451,13 @@ class Trainer:
         n = len(self.examples)
         size = cfg.optim.batch_size
         local = size // self.world
+        orders: dict[int, np.ndarray] = {}  # one permutation per epoch the batch touches, not one per position
         picks = []
         for position in range(step * size, (step + 1) * size):
             epoch, offset = divmod(position, n)
-            picks.append(int(np.random.default_rng([cfg.seed, epoch]).permutation(n)[offset]))
+            if epoch not in orders:
+                orders[epoch] = np.random.default_rng([cfg.seed, epoch]).permutation(n)
+            picks.append(int(orders[epoch][offset]))
         # (seed, step, 0): the stream one process has always drawn from, now shared by every rank
         generator = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, step, 0]).generate_state(1)[0]))
         choice = torch.multinomial(self.objective_probs, size, replacement=True, generator=generator)
@@ -491,38 +544,52 @@ class Trainer:
         from safetensors.torch import save_file
 
         final = self.out / "checkpoints" / f"step-{step:07d}"
-        with staged_folder(final) as tmp:  # a kill during the save leaves the older checkpoints, no half one
-            if self.config.finetune.lora_save == "adapter":
-                self.export_adapter(tmp)
-            else:
-                self.export_pipeline(tmp)
-            tensors = {}
-            names = {id(p): n for n, p in self.transformer.named_parameters()}
-            for index, state in self.optimizer.state_dict()["state"].items():
-                for key, value in state.items():
-                    tensors[f"{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
-            if self.config.finetune.mode == "lora":  # diffusers' format: its LoRA config (rank, alpha) in the metadata
-                # it calls `.to(dtype=None)`, which casts nothing but warns that a cast to a dtype can break the
-                # float32 modules: at every checkpoint, read as a problem with the weights
-                modeling = logging.getLogger("diffusers.models.modeling_utils")
-                level = modeling.level
-                modeling.setLevel(logging.ERROR)
-                try:
-                    self.transformer.save_lora_adapter(tmp, weight_name=ADAPTER_FILE, safe_serialization=True)
-                finally:
-                    modeling.setLevel(level)
-            save_file(tensors, str(tmp / OPTIMIZER_FILE))
-            state = {
-                "step": step, "config": self.config.to_dict(), "lr_schedule": self.lr_schedule.state_dict(),
-                # the mix trained, resolved: `config.objectives` keeps the preset beside fields it overrides
-                "objective_weights": self.config.objectives.weights(),
-                "params": [names[id(p)] for p in self.params], "history": history[-50:],
-                "data_fingerprint": self.data_fingerprint, "frames": self.frames,
-            }
-            (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
+        try:
+            with staged_folder(final) as tmp:  # a kill during the save leaves the older checkpoints, no half one
+                if self.config.finetune.lora_save == "adapter":
+                    self.export_adapter(tmp)
+                else:
+                    self.export_pipeline(tmp)
+                tensors = {}
+                names = {id(p): n for n, p in self.transformer.named_parameters()}
+                for index, state in self.optimizer.state_dict()["state"].items():
+                    for key, value in state.items():
+                        tensors[f"{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+                if self.config.finetune.mode == "lora":  # diffusers' format: its LoRA config (rank, alpha) in metadata
+                    # it calls `.to(dtype=None)`, which casts nothing but warns that a cast to a dtype can break the
+                    # float32 modules: at every checkpoint, read as a problem with the weights
+                    modeling = logging.getLogger("diffusers.models.modeling_utils")
+                    level = modeling.level
+                    modeling.setLevel(logging.ERROR)
+                    try:
+                        self.transformer.save_lora_adapter(tmp, weight_name=ADAPTER_FILE, safe_serialization=True)
+                    finally:
+                        modeling.setLevel(level)
+                save_file(tensors, str(tmp / OPTIMIZER_FILE))
+                state = {
+                    "step": step, "config": self.config.to_dict(), "lr_schedule": self.lr_schedule.state_dict(),
+                    # the mix trained, resolved: `config.objectives` keeps the preset beside fields it overrides
+                    "objective_weights": self.config.objectives.weights(),
+                    "params": [names[id(p)] for p in self.params], "history": history[-50:],
+                    "data_fingerprint": self.data_fingerprint, "frames": self.frames,
+                }
+                (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
+        except Exception as exc:
+            if (code := _storage_errno(exc)) is None:
+                raise
+            raise OSError(code, self._save_failed(step, code)) from exc
         for old in self._checkpoints()[: -self.config.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
         return final
+
+    def _save_failed(self, step: int, code: int) -> str:
+        """What a save the file system refused leaves, and how to go on from it."""
+        newest = self._checkpoints()
+        kept = f"the newest checkpoint, {newest[-1]}, is intact" if newest else "no checkpoint was saved before"
+        fix = "free space there (or lower keep_checkpoints)" if code in (errno.ENOSPC, errno.EDQUOT) \
+            else "make it writable"
+        return (f"saving step {step} in {str(self.out)!r} failed ({os.strerror(code)}); nothing of it was kept and "
+                f"{kept}: {fix} and run the same command to resume")
 
     def _restore(self, folder: Path) -> int:
         from safetensors.torch import load_file
@@ -560,10 +627,12 @@ class Trainer:
         opt_state["state"] = restored
         self.optimizer.load_state_dict(opt_state)
         self.lr_schedule.load_state_dict(state["lr_schedule"])
-        # the schedule's state holds the step count, not the optimizer's current LR: set it, or the first resumed
-        # step would train at the LR of step 0
-        for group, lr in zip(self.optimizer.param_groups, self.lr_schedule.get_last_lr()):
-            group["lr"] = lr
+        # the state holds the step count and the LR the saved run computed for the next step, not the optimizer's LR:
+        # recompute that LR with this run's schedule (a resume with more optim.steps stretches the decay from the
+        # first resumed step on; the same steps give the same value) and set it, or the first resumed step would
+        # train at the LR of step 0
+        self.lr_schedule.last_epoch -= 1
+        self.lr_schedule.step()
         return int(state["step"])
 
     # -- the loop -------------------------------------------------------------------------------------------------
@@ -601,60 +670,75 @@ class Trainer:
         bar = tqdm(total=cfg.optim.steps, initial=start, desc="training", unit="step",
                    disable=not self.progress or self.rank != 0)
         started = time.perf_counter()
-        for step in range(start, cfg.optim.steps):
-            if stop_after is not None and step - start >= stop_after:
-                break
-            # Ctrl-C or SIGTERM (one process) waits for the step to finish, which is then saved: a step cut short
-            # would leave the weights half updated, and dropping every step since the last save can be hours of work.
-            notice = f"finishing step {step + 1}, then saving it"
-            with sigint_held(notice) if self.world == 1 else contextlib.nullcontext([]) as interrupted:
-                tick = time.perf_counter()
-                examples, objectives, sigmas, generator = self._batch(step)
-                loss, parts = self.model(examples, objectives, sigmas, generator)
-                value = float(loss.detach())
-                if self.world > 1:
-                    reduced = torch.tensor([value])
-                    torch.distributed.all_reduce(reduced)
-                    value = float(reduced) / self.world
-                self._refuse_non_finite(step + 1, "loss", value)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.optim.grad_clip > 0:
-                    parts["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, cfg.optim.grad_clip))
-                    self._refuse_non_finite(step + 1, "gradient norm", parts["grad_norm"])
-                self.optimizer.step()
-                lr = self.lr_schedule.get_last_lr()[0]
-                self.lr_schedule.step()
-                record = StepRecord(step + 1, value, lr, parts, time.perf_counter() - tick)
-                records.append(record)
-                if self.on_step is not None:
-                    self.on_step(record)
-                bar.update(1)
-                bar.set_postfix(loss=f"{value:.4f}")
-                done = step + 1
-                if self.rank == 0 and (done % cfg.log_every == 0 or done == cfg.optim.steps):
-                    line = {"step": done, "loss": value, "lr": lr, **parts, "world_size": self.world,
-                            "step_s": record.seconds, "elapsed_s": time.perf_counter() - started}
-                    history.append(line)
-                    with open(metrics_path, "a") as f:
-                        f.write(json.dumps(line) + "\n")
-            saved = None
-            if done % cfg.save_every == 0 or done == cfg.optim.steps or interrupted:
-                if self.rank == 0:  # a second Ctrl-C here stops the save (atomic: the older checkpoints stay)
-                    saved = self._save(done, history)
-                _barrier(self.world)
-            if interrupted:
-                bar.close()
-                self._stop_interrupted(done, saved, interruption(interrupted))
-            if cfg.eval.every and done % cfg.eval.every == 0 and self.rank == 0:  # after the save: a failure keeps it
-                try:
-                    self._evaluate(done, metrics_path)
-                except KeyboardInterrupt as stop:  # the weights are the step's (evaluation changes none): keep it too
-                    bar.close()
+        try:  # closed on any error too (a NaN, a full disk, out of memory): its message then starts a line
+            for step in range(start, cfg.optim.steps):
+                if stop_after is not None and step - start >= stop_after:
+                    break
+                # Ctrl-C or SIGTERM (one process) waits for the step to finish, which is then saved: a step cut
+                # short would leave the weights half updated, and dropping every step since the last save can be
+                # hours of work.
+                notice = f"finishing step {step + 1}, then saving it"
+                with sigint_held(notice) if self.world == 1 else contextlib.nullcontext([]) as interrupted:
+                    tick = time.perf_counter()
+                    examples, objectives, sigmas, generator = self._batch(step)
+                    loss, parts = self.model(examples, objectives, sigmas, generator)
+                    value = float(loss.detach())
                     if self.world > 1:
-                        raise
-                    self._stop_interrupted(done, saved or self._save(done, history), stop)
-        bar.close()
+                        reduced = torch.tensor([value])
+                        torch.distributed.all_reduce(reduced)
+                        value = float(reduced) / self.world
+                    self._refuse_non_finite(step + 1, "loss", value)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    # grad_clip 0 clips nothing (a factor of exactly 1), but the norm is still checked: a NaN
+                    # gradient under a finite loss would otherwise reach the weights, and a save at this step rotate
+                    # the good checkpoints away
+                    max_norm = cfg.optim.grad_clip or math.inf
+                    parts["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, max_norm))
+                    self._refuse_non_finite(step + 1, "gradient norm", parts["grad_norm"])
+                    self.optimizer.step()
+                    lr = self.lr_schedule.get_last_lr()[0]
+                    self.lr_schedule.step()
+                    record = StepRecord(step + 1, value, lr, parts, time.perf_counter() - tick)
+                    records.append(record)
+                    if self.on_step is not None:
+                        self.on_step(record)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{value:.4f}")
+                    done = step + 1
+                    if self.rank == 0 and (done % cfg.log_every == 0 or done == cfg.optim.steps):
+                        line = {"step": done, "loss": value, "lr": lr, **parts, "world_size": self.world,
+                                "step_s": record.seconds, "elapsed_s": time.perf_counter() - started}
+                        history.append(line)
+                        with open(metrics_path, "a") as f:
+                            f.write(json.dumps(line) + "\n")
+                saved = None
+                if done % cfg.save_every == 0 or done == cfg.optim.steps or interrupted:
+                    # a periodic save (minutes, for a large model) holds a first Ctrl-C and stops once it is written:
+                    # cut short, it lost every step since the last one. A second Ctrl-C here stops the save (atomic:
+                    # the older checkpoints stay).
+                    notice = f"finishing the save of step {done}, then stopping (again: stop the save)"
+                    held = sigint_held(notice, second_stops=True) if self.world == 1 and not interrupted \
+                        else contextlib.nullcontext([])
+                    with held as during_save:
+                        if self.rank == 0:
+                            saved = self._save(done, history)
+                    interrupted = interrupted or during_save
+                    _barrier(self.world)
+                if interrupted:
+                    bar.close()
+                    self._stop_interrupted(done, saved, interruption(interrupted))
+                # after the save: a failure keeps it
+                if cfg.eval.every and done % cfg.eval.every == 0 and self.rank == 0:
+                    try:
+                        self._evaluate(done, metrics_path)
+                    except KeyboardInterrupt as stop:  # the weights are the step's (evaluation changes none): keep it
+                        bar.close()
+                        if self.world > 1:
+                            raise
+                        self._stop_interrupted(done, saved or self._save(done, history), stop)
+        finally:
+            bar.close()
         return records
 
     @staticmethod
@@ -700,8 +784,9 @@ class Trainer:
         if not math.isfinite(value):
             newest = self._checkpoints()
             kept = f"the newest checkpoint, {newest[-1]}, is from before" if newest else "no checkpoint was saved"
-            raise ValueError(f"step {step}: the {what} is {value}; stopped without saving ({kept}); lower optim.lr or "
-                             "check the data")
+            raise ValueError(f"step {step}: the {what} is {value}; stopped without saving ({kept}). The run is "
+                             "deterministic, so resuming it reaches this step again: check the data, or start a new "
+                             "run (another --out / output_dir) with a lower optim.lr or an optim.grad_clip")
 
     def _evaluate(self, step: int, metrics_path: Path) -> dict[str, Any]:
         """The periodic sim evaluation: the live weights as a `Policy` on `eval.task`, success rate to the log."""
