@@ -147,8 +147,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-
-
 def _command_name(args: argparse.Namespace) -> str:
     """What the user ran, with the action of a command that has them (`dataset from-sim`), so an error names it."""
     action = getattr(args, f"{args.command}_command", None)
