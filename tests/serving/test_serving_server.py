@@ -441,3 +441,22 @@ def test_warnings_reach_their_own_request_also_when_a_failed_batch_is_rerun_one_
     results, said = run_batch(_PreparingPolicy(), requests)
     assert isinstance(results[0], ValueError) and [r.mode for r in results[1:]] == ["policy", "policy"]
     assert said == [["about the request 'bad'"], ["about the request 'a'"], ["about the request 'b'"]]
+
+
+def test_collecting_and_request_marks_end_with_their_block_also_when_it_raises():
+    """What a block collects and which request it marks stop at the block's end, also when it raises: a mark left
+    behind would send the next batch's shared warnings to one request, a collector left behind would keep filling."""
+    import logging
+
+    from worldpolicy.logcapture import logged_warnings, request_index
+
+    log = logging.getLogger("worldpolicy.policy")
+    with pytest.raises(RuntimeError), logged_warnings(2) as said:
+        with request_index(1), request_index(0):  # the outer mark stands
+            log.warning("about request 1")
+        with pytest.raises(RuntimeError), request_index(0):
+            raise RuntimeError("while reading request 0")
+        log.warning("about both")
+        raise RuntimeError("after")
+    log.warning("after the block")
+    assert said == [["about both"], ["about request 1", "about both"]]
