@@ -312,6 +312,47 @@ def test_failures_are_logged_as_one_json_object_and_an_empty_message_still_says_
     assert "Traceback (most recent call last)" in entries["reply_failed"]["traceback"]
 
 
+def test_shutdown_closes_the_policy_the_server_loaded_after_its_last_batch(caplog):
+    """The served policy was never closed: a process going on after `ServerThread.stop()` (a notebook) kept the model
+    on its GPU. Closed in the worker after the drain's last batch (the request in flight is still answered); a policy
+    handed in stays its owner's."""
+    stand_in = StandInPolicy(batch_cost_s=0.5)
+    t = ServerThread(PolicyServer(loader=lambda: stand_in, config=ServerConfig(host="127.0.0.1", port=0)))
+    t.start()
+    with ThreadPoolExecutor(1) as pool, RemotePolicy(t.url) as policy:
+        pending = pool.submit(policy.act, droid_request(np.zeros(7)), "finish me")
+        assert stand_in.running.wait(5)
+        with caplog.at_level(logging.INFO, logger="worldpolicy.serving"):
+            t.stop()
+        np.testing.assert_allclose(pending.result(10).actions, expected_actions(np.zeros(7), "finish me"))
+    assert stand_in.closed == 1 and not t.server._worker.is_alive()
+    assert '{"event": "policy_closed"}' in caplog.text
+
+    handed_in = StandInPolicy()
+    ServerThread(PolicyServer(handed_in, ServerConfig(host="127.0.0.1", port=0))).start().stop()
+    assert handed_in.closed == 0
+
+
+def test_a_policy_whose_warm_up_fails_is_closed_and_a_failing_close_is_logged(caplog):
+    class Failing(StandInPolicy):
+        def act(self, *args, **kwargs):
+            raise RuntimeError("cannot warm up")
+
+        def close(self):
+            super().close()
+            raise OSError("device lost")
+
+    stand_in = Failing(batching=False)
+    t = ServerThread(PolicyServer(loader=lambda: stand_in, config=ServerConfig(host="127.0.0.1", port=0),
+                                  warmup_requests=1))
+    with caplog.at_level(logging.INFO, logger="worldpolicy.serving"), \
+            pytest.raises(RuntimeError, match="warm-up request failed: cannot warm up"):
+        t.start()
+    t.stop()
+    assert stand_in.closed == 1
+    assert '"event": "close_failed", "error": "OSError: device lost"' in caplog.text
+
+
 def test_drain_waits_for_the_batch_of_a_client_that_left(serve):
     stand_in = StandInPolicy(batch_cost_s=1.0)
     t = serve(stand_in)

@@ -44,6 +44,7 @@ from .server import (
     ServerConfig,
     _log,
     authorized,
+    close_policy,
     error_text,
     failure_status,
     log_failure,
@@ -89,6 +90,12 @@ class PolicyReplica:
 
     def metadata(self) -> bytes:
         return self._metadata
+
+    def __del__(self) -> None:
+        """Serve calls this once when the replica shuts down, after its requests finished: release the model, as the
+        single server does after its last batch (`close_policy`). Also reached by garbage collection of a replica
+        whose constructor failed, before it had a policy."""
+        close_policy(getattr(self, "policy", None))
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def infer(self, frames: list[bytes]) -> list[tuple[str, bytes | str]]:

@@ -58,6 +58,7 @@ __all__ = [
     "api_key_matches",
     "authorized",
     "checked_api_key",
+    "close_policy",
     "error_text",
     "event_loop_factory",
     "failure_status",
@@ -460,26 +461,36 @@ class PolicyServer:
     # One worker thread loads the policy, then takes batches straight from `_queue` and hands each batch's results
     # back with one `call_soon_threadsafe`: a request costs two thread wake-ups and no extra event-loop task hops.
     def _work(self, loaded: asyncio.Future) -> None:
-        """Worker thread: load and warm up, then run batches until shutdown."""
+        """Worker thread: load and warm up, then run batches until shutdown; then close the policy if the server
+        loaded it (`loader=`), here, after its last batch, so no call can still be inside it. A policy handed in
+        (`policy=`) stays its owner's to close: a notebook may go on using it after the server stops."""
         try:
             self._load()
         except BaseException as exc:  # noqa: BLE001 - surfaced by serve(), which ends with it
+            self._close_loaded()  # one whose warm-up failed: released before serve() reports the failure
             self._call_on_loop(_settle, loaded, exc)
             return
-        if not self._call_on_loop(_settle, loaded, None):
-            return
-        last_finished = 0.0
-        while (batch := self._next_batch(last_finished)) is not None:
-            started = time.perf_counter()
-            try:
-                results, said = run_batch(self.policy, [job.request for job in batch])
-            except Exception as exc:  # noqa: BLE001 - logged; a bug past run_batch fails the batch, not the thread
-                log_failure("batch_crashed", exc, size=len(batch))
-                results, said = [exc] * len(batch), [[] for _ in batch]
-            last_finished = time.perf_counter()
-            if not self._call_on_loop(self._deliver, batch, results, said, started, last_finished):
+        try:
+            if not self._call_on_loop(_settle, loaded, None):
                 return
-            del batch, results  # hold no frames while waiting for the next batch
+            last_finished = 0.0
+            while (batch := self._next_batch(last_finished)) is not None:
+                started = time.perf_counter()
+                try:
+                    results, said = run_batch(self.policy, [job.request for job in batch])
+                except Exception as exc:  # noqa: BLE001 - logged; a bug past run_batch fails the batch, not the thread
+                    log_failure("batch_crashed", exc, size=len(batch))
+                    results, said = [exc] * len(batch), [[] for _ in batch]
+                last_finished = time.perf_counter()
+                if not self._call_on_loop(self._deliver, batch, results, said, started, last_finished):
+                    return
+                del batch, results  # hold no frames while waiting for the next batch
+        finally:
+            self._close_loaded()
+
+    def _close_loaded(self) -> None:
+        if self.loader is not None:
+            close_policy(self.policy)
 
     def _call_on_loop(self, fn: Callable[..., None], *args: Any) -> bool:
         """Run `fn(*args)` on the event loop; False once the loop is closed (the server is gone)."""
@@ -652,6 +663,22 @@ async def _outcome(job: _Job, closed: asyncio.Future) -> Any:
         return await job.future
     finally:
         closed.remove_done_callback(vanish)
+
+
+def close_policy(policy: Any) -> None:
+    """Release a served policy's model at shutdown (`Policy.close`: its engine, and on CUDA the allocator's cached
+    blocks), so a process that goes on after serving (a notebook's `ServerThread`, a Ray worker) holds no model it
+    no longer serves. A policy without `close` (or none, when loading failed) has nothing to release; a failing
+    `close` is logged and shutdown goes on."""
+    close = getattr(policy, "close", None)
+    if not callable(close):
+        return
+    try:
+        close()
+    except Exception as exc:  # noqa: BLE001 - logged; the server still stops
+        log_failure("close_failed", exc)
+    else:
+        _log(logging.INFO, "policy_closed")
 
 
 def _settle(future: asyncio.Future, error: BaseException | None) -> None:
