@@ -414,6 +414,19 @@ def test_config_validation():
         PolicyServer()
     with pytest.raises(ValueError, match=r"ServerConfig.event_loop='trio' is invalid; accepted: auto, asyncio, uvloop"):
         ServerConfig(event_loop="trio")
+    # a wrong type names its field too (a string compared with a number raised a bare TypeError), and True is no int
+    with pytest.raises(ValueError, match=r"ServerConfig.max_wait_ms='5' is invalid; accepted: a number in \[0, 10000\]"):
+        ServerConfig(max_wait_ms="5")
+    with pytest.raises(ValueError, match=r"ServerConfig.drain_timeout_s=None is invalid; accepted: a number >= 0"):
+        ServerConfig(drain_timeout_s=None)
+    with pytest.raises(ValueError, match=r"ServerConfig.max_batch=True is invalid; accepted: an int >= 1"):
+        ServerConfig(max_batch=True)
+    with pytest.raises(ValueError, match=r"ServerConfig.host=None is invalid; accepted: a str"):
+        ServerConfig(host=None)
+    with pytest.raises(ValueError, match=r"ServerConfig.limits=1024 is invalid; accepted: a worldpolicy.serving.Limits"):
+        ServerConfig(limits=1024)
+    with pytest.raises(ValueError, match=r"Limits.max_depth=True is invalid; accepted: an int >= 1"):
+        Limits(max_depth=True)
 
 
 def test_without_uvloop_auto_falls_back_and_uvloop_is_refused(monkeypatch):

@@ -171,16 +171,30 @@ class ServerConfig:
                 "ServerConfig.event_loop='uvloop' but uvloop is not installed; pip install uvloop (Linux/macOS), "
                 "or use event_loop='auto' (uvloop when installed, else asyncio's own loop)"
             )
+        # type first, then range (a string or None compared with a number raised TypeError naming no field; True
+        # passed as an int)
         checks = [
-            ("port", self.port, isinstance(self.port, int) and 0 <= self.port <= 65535, "an int in [0, 65535]"),
-            ("max_batch", self.max_batch, isinstance(self.max_batch, int) and self.max_batch >= 1, "an int >= 1"),
-            ("max_wait_ms", self.max_wait_ms, 0 <= self.max_wait_ms <= 10_000, "a number in [0, 10000]"),
-            ("max_queue", self.max_queue, isinstance(self.max_queue, int) and self.max_queue >= 1, "an int >= 1"),
-            ("drain_timeout_s", self.drain_timeout_s, self.drain_timeout_s >= 0, "a number >= 0"),
+            ("host", self.host, isinstance(self.host, str), "a str (an address or name; '0.0.0.0': all interfaces)"),
+            ("port", self.port, _is_int(self.port) and 0 <= self.port <= 65535, "an int in [0, 65535]"),
+            ("max_batch", self.max_batch, _is_int(self.max_batch) and self.max_batch >= 1, "an int >= 1"),
+            ("max_wait_ms", self.max_wait_ms, _is_number(self.max_wait_ms) and 0 <= self.max_wait_ms <= 10_000,
+             "a number in [0, 10000]"),
+            ("max_queue", self.max_queue, _is_int(self.max_queue) and self.max_queue >= 1, "an int >= 1"),
+            ("limits", self.limits, isinstance(self.limits, Limits), "a worldpolicy.serving.Limits"),
+            ("drain_timeout_s", self.drain_timeout_s, _is_number(self.drain_timeout_s) and self.drain_timeout_s >= 0,
+             "a number >= 0"),
         ]
         for name, value, ok, accepted in checks:
             if not ok:
                 raise ValueError(f"ServerConfig.{name}={value!r} is invalid; accepted: {accepted}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _have_uvloop() -> bool:
