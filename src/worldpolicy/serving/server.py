@@ -585,6 +585,10 @@ class PolicyServer:
             self.config.port,
             compression=None,
             max_size=self.config.limits.max_message_bytes,
+            # one reply per request, so a client has one frame in flight: reading stops while a second one waits.
+            # websockets' default read 16 frames ahead, and a client sending requests without reading replies made
+            # the server hold 16 messages of up to max_message_bytes (1 GiB at the default 64 MiB) per connection
+            max_queue=1,
             process_request=self._process_request,
         ) as server:
             self.port = server.sockets[0].getsockname()[1]
