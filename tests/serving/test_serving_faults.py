@@ -108,6 +108,30 @@ def test_a_client_vanishing_mid_inference_does_not_disturb_the_server(serve):
     assert t.server._metrics.requests.labels("vanished")._value.get() == 1
 
 
+def test_a_reply_that_cannot_be_sent_counts_as_vanished(serve, monkeypatch):
+    """A client gone between its result and the reply's send was counted nowhere (Ray Serve's ingress counts it
+    vanished): the connection is made to fail exactly there."""
+    from websockets.asyncio.server import ServerConnection
+
+    send = ServerConnection.send
+
+    async def failing_send(self, message, *args, **kwargs):
+        if isinstance(message, bytes) and b"actions_normalized" in message:  # a reply, not the metadata frame
+            raise websockets.ConnectionClosed(None, None)
+        return await send(self, message, *args, **kwargs)
+
+    monkeypatch.setattr(ServerConnection, "send", failing_send)
+    t = serve()
+    with connect(t.url, compression=None, max_size=None) as ws:
+        unpackb(ws.recv())
+        ws.send(GOOD)
+        with pytest.raises(websockets.ConnectionClosed):
+            ws.recv(timeout=5)
+    requests = t.server._metrics.requests
+    assert requests.labels("vanished")._value.get() == 1 and requests.labels("ok")._value.get() == 0
+    assert t.server._active == 0
+
+
 def test_a_client_sending_without_reading_is_answered_in_order_but_not_read_ahead(serve):
     """A client that sends requests without waiting for replies made the server read 16 frames ahead, each up to
     max_message_bytes (1 GiB per connection at the default 64 MiB). Now it reads one frame ahead, then stops reading

@@ -400,9 +400,7 @@ class PolicyServer:
         try:
             result = await _outcome(job, closed)
             if job.vanished:  # the worker skips the job, or its result is dropped
-                if not self._abandoned:  # else: closed at the drain deadline, counted as abandoned there
-                    self._metrics.requests.labels("vanished").inc()
-                    _log(logging.INFO, "vanished", conn=conn)
+                self._vanished(conn)
                 return None
             if isinstance(result, BaseException):
                 await self._refuse(ws, conn, error_text(result), CloseCode.INTERNAL_ERROR, failure_status(result))
@@ -414,7 +412,11 @@ class PolicyServer:
                 text = f"internal server error: unusable policy result ({exc})"
                 await self._refuse(ws, conn, text, CloseCode.INTERNAL_ERROR, "error")
                 return None
-            await ws.send(reply)
+            try:
+                await ws.send(reply)
+            except websockets.ConnectionClosed:  # gone after its result came: vanished, as on Ray Serve
+                self._vanished(conn)
+                return None
         finally:
             self._active -= 1
         total = time.perf_counter() - t0
@@ -422,6 +424,13 @@ class PolicyServer:
         self._metrics.latency.observe(total)
         _log(logging.DEBUG, "reply", conn=conn, ms=round(total * 1000, 2), batch=job.batch_size, mode=job.request.mode)
         return total * 1000
+
+    def _vanished(self, conn: int) -> None:
+        """A client gone before its reply was sent: counted and logged, unless the drain deadline closed it (counted
+        as abandoned there)."""
+        if not self._abandoned:
+            self._metrics.requests.labels("vanished").inc()
+            _log(logging.INFO, "vanished", conn=conn)
 
     def _admit(self, message: str | bytes, t0: float) -> _Job:
         """Decode and validate one frame and queue it, or raise `_Refusal` with the client-facing reason."""
