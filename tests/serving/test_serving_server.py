@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 import urllib.error
@@ -310,6 +311,12 @@ def test_failures_are_logged_as_one_json_object_and_an_empty_message_still_says_
     assert entries["policy_failed"]["mode"] == "policy" and "raise AssertionError" in entries["policy_failed"]["traceback"]
     assert entries["reply_failed"]["error"] == "ValueError: actions contain NaN or inf"
     assert "Traceback (most recent call last)" in entries["reply_failed"]["traceback"]
+    # the refusal names the client as its connect line does (a server for several robots: which one was it?)
+    lines = [json.loads(r.getMessage()) for r in records]
+    peers = {e["conn"]: e["peer"] for e in lines if e["event"] == "connect"}
+    assert all(re.fullmatch(r"127\.0\.0\.1:\d+", peer) for peer in peers.values())
+    said = [e for e in lines if e["event"] in ("refused", "disconnect")]
+    assert sum(e["event"] == "refused" for e in said) == 2 and all(e["peer"] == peers[e["conn"]] for e in said)
 
 
 def test_shutdown_closes_the_policy_the_server_loaded_after_its_last_batch(caplog):

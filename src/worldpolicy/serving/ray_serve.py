@@ -48,6 +48,7 @@ from .server import (
     error_text,
     failure_status,
     log_failure,
+    peer_name,
     reply_fields,
     request_metrics,
     run_batch,
@@ -129,7 +130,7 @@ class PolicyReplica:
 
 
 def _peer(conn: Request | WebSocket) -> str | None:
-    return f"{conn.client.host}:{conn.client.port}" if conn.client else None
+    return peer_name((conn.client.host, conn.client.port)) if conn.client else None
 
 
 @serve.ingress(_app)
@@ -211,7 +212,7 @@ class WireIngress:
     async def _refuse(self, ws: WebSocket, conn: int, text: str, code: int, status: str) -> int:
         """openpi error convention: one text frame, then the close; logged like the single server's refusals."""
         self.requests.labels(status).inc()
-        _log(logging.WARNING, "refused", conn=conn, status=status, reason=text[:500])
+        _log(logging.WARNING, "refused", conn=conn, peer=_peer(ws), status=status, reason=text[:500])
         try:
             await ws.send_text(text)
             await ws.close(code=code)
@@ -252,7 +253,7 @@ class WireIngress:
             code = await self._session(ws, conn)
         finally:
             self._sockets.discard(ws)
-            _log(logging.INFO, "disconnect", conn=conn, code=code)
+            _log(logging.INFO, "disconnect", conn=conn, peer=_peer(ws), code=code)
 
     async def _session(self, ws: WebSocket, conn: int) -> int | None:
         """Metadata, then one reply per request; returns the close code (the client's, or ours), None if unknown."""
@@ -277,7 +278,7 @@ class WireIngress:
                 if len(frame) > self.max_message_bytes:
                     self.requests.labels("too_big").inc()
                     reason = f"message over max_message_bytes={self.max_message_bytes}"
-                    _log(logging.WARNING, "refused", conn=conn, status="too_big", reason=reason)
+                    _log(logging.WARNING, "refused", conn=conn, peer=_peer(ws), status="too_big", reason=reason)
                     await ws.close(code=1009, reason=reason)
                     return 1009
                 # listen while the replica works: a client that leaves mid-request is `vanished`, not `ok`
@@ -288,7 +289,7 @@ class WireIngress:
                     await asyncio.wait((call, pending), return_when=asyncio.FIRST_COMPLETED)
                     if not call.done() and pending.result()["type"] == "websocket.disconnect":
                         call.add_done_callback(lambda c: c.cancelled() or c.exception())
-                        self._vanished(conn)
+                        self._vanished(ws, conn)
                         return pending.result().get("code")
                     result = await call
                     if result is None:
@@ -309,15 +310,15 @@ class WireIngress:
         try:
             await ws.send_bytes(data)
         except Exception:  # noqa: BLE001 - the peer is gone (Starlette raises several kinds for that)
-            self._vanished(conn)
+            self._vanished(ws, conn)
             return False
         return True
 
-    def _vanished(self, conn: int) -> None:
+    def _vanished(self, ws: WebSocket, conn: int) -> None:
         if self._abandoned:  # closed by the drain: counted as abandoned there
             return
         self.requests.labels("vanished").inc()
-        _log(logging.INFO, "vanished", conn=conn)
+        _log(logging.INFO, "vanished", conn=conn, peer=_peer(ws))
 
 
 def build_app(

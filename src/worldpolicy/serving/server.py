@@ -64,6 +64,7 @@ __all__ = [
     "failure_status",
     "keep_freed_memory",
     "log_failure",
+    "peer_name",
     "reply_fields",
     "request_metrics",
     "run_batch",
@@ -84,6 +85,14 @@ def _log(level: int, event: str, **fields: Any) -> None:
 
 
 DRAINING_TEXT = "server is shutting down; reconnect to another replica"  # a request that arrives while draining
+
+
+def peer_name(address: Any) -> str | None:
+    """A client's address as `host:port` in the log lines (`connect`, `refused`, `vanished`, `disconnect`, and
+    `auth_refused`), the same on both front ends, so an operator serving several robots can tell which one it was."""
+    if isinstance(address, (tuple, list)) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return None if address is None else str(address)
 
 
 def log_failure(event: str, error: BaseException, **fields: Any) -> None:
@@ -346,7 +355,7 @@ class PolicyServer:
             state = "draining" if self._draining else "loading"
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, f"{state}\n")
         if not self._authorized(request):
-            _log(logging.WARNING, "auth_refused", path=path, peer=str(connection.remote_address))
+            _log(logging.WARNING, "auth_refused", path=path, peer=peer_name(connection.remote_address))
             self._metrics.requests.labels("unauthorized").inc()
             response = connection.respond(
                 http.HTTPStatus.UNAUTHORIZED, "missing or wrong API key (send 'Authorization: Api-Key <key>')\n"
@@ -367,7 +376,7 @@ class PolicyServer:
         conn = next(self._ids)
         self._connections.add(ws)
         self._metrics.connections.inc()
-        _log(logging.INFO, "connect", conn=conn, peer=str(ws.remote_address))
+        _log(logging.INFO, "connect", conn=conn, peer=peer_name(ws.remote_address))
         closed = asyncio.ensure_future(ws.wait_closed())
         prev_total_ms: float | None = None
         try:
@@ -377,12 +386,13 @@ class PolicyServer:
         except websockets.ConnectionClosed as exc:
             if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:  # websockets refused the frame
                 self._metrics.requests.labels("too_big").inc()
-                _log(logging.WARNING, "refused", conn=conn, status="too_big", reason=exc.sent.reason)
+                _log(logging.WARNING, "refused", conn=conn, peer=peer_name(ws.remote_address), status="too_big",
+                     reason=exc.sent.reason)
         finally:
             closed.cancel()
             self._connections.discard(ws)
             self._metrics.connections.dec()
-            _log(logging.INFO, "disconnect", conn=conn, code=ws.close_code)
+            _log(logging.INFO, "disconnect", conn=conn, peer=peer_name(ws.remote_address), code=ws.close_code)
 
     async def _exchange(
         self, ws: ServerConnection, conn: int, message: str | bytes, closed: asyncio.Future, prev_total_ms: float | None
@@ -392,7 +402,7 @@ class PolicyServer:
         arrives (large frames otherwise pile up and page-fault the heap on every request)."""
         t0 = time.perf_counter()
         try:
-            job = self._admit(message, t0)
+            job = self._admit(message, t0, conn)
         except _Refusal as exc:
             await self._refuse(ws, conn, str(exc), exc.code, exc.status)
             return None
@@ -400,7 +410,7 @@ class PolicyServer:
         try:
             result = await _outcome(job, closed)
             if job.vanished:  # the worker skips the job, or its result is dropped
-                self._vanished(conn)
+                self._vanished(ws, conn)
                 return None
             if isinstance(result, BaseException):
                 await self._refuse(ws, conn, error_text(result), CloseCode.INTERNAL_ERROR, failure_status(result))
@@ -415,7 +425,7 @@ class PolicyServer:
             try:
                 await ws.send(reply)
             except websockets.ConnectionClosed:  # gone after its result came: vanished, as on Ray Serve
-                self._vanished(conn)
+                self._vanished(ws, conn)
                 return None
         finally:
             self._active -= 1
@@ -425,14 +435,14 @@ class PolicyServer:
         _log(logging.DEBUG, "reply", conn=conn, ms=round(total * 1000, 2), batch=job.batch_size, mode=job.request.mode)
         return total * 1000
 
-    def _vanished(self, conn: int) -> None:
+    def _vanished(self, ws: ServerConnection, conn: int) -> None:
         """A client gone before its reply was sent: counted and logged, unless the drain deadline closed it (counted
         as abandoned there)."""
         if not self._abandoned:
             self._metrics.requests.labels("vanished").inc()
-            _log(logging.INFO, "vanished", conn=conn)
+            _log(logging.INFO, "vanished", conn=conn, peer=peer_name(ws.remote_address))
 
-    def _admit(self, message: str | bytes, t0: float) -> _Job:
+    def _admit(self, message: str | bytes, t0: float, conn: int) -> _Job:
         """Decode and validate one frame and queue it, or raise `_Refusal` with the client-facing reason."""
         if self._draining:
             raise _Refusal(DRAINING_TEXT, CloseCode.GOING_AWAY, "draining")
@@ -443,7 +453,7 @@ class PolicyServer:
         except (CodecError, RequestError) as exc:
             raise _Refusal(f"bad request: {exc}", CloseCode.INTERNAL_ERROR, "bad_request") from None
         except Exception as exc:  # noqa: BLE001 - a request our checks missed: this client's error text, and logged
-            log_failure("request_failed", exc)
+            log_failure("request_failed", exc, conn=conn)
             raise _Refusal(f"bad request: {error_text(exc)}", CloseCode.INTERNAL_ERROR, "bad_request") from None
         queued = self._queue.qsize()
         if queued >= self.config.max_queue:
@@ -460,7 +470,8 @@ class PolicyServer:
     async def _refuse(self, ws: ServerConnection, conn: int, text: str, code: int, status: str) -> None:
         """openpi error convention: one text frame, then close (1011 unless a more precise code applies)."""
         self._metrics.requests.labels(status).inc()
-        _log(logging.WARNING, "refused", conn=conn, status=status, reason=text[:500])
+        _log(logging.WARNING, "refused", conn=conn, peer=peer_name(ws.remote_address), status=status,
+             reason=text[:500])
         try:
             await ws.send(text)
             await ws.close(code, "worldpolicy: " + status)
