@@ -319,12 +319,13 @@ def test_failures_are_logged_as_one_json_object_and_an_empty_message_still_says_
     assert sum(e["event"] == "refused" for e in said) == 2 and all(e["peer"] == peers[e["conn"]] for e in said)
 
 
-def test_shutdown_closes_the_policy_the_server_loaded_after_its_last_batch(caplog):
+def test_shutdown_closes_the_policy_the_server_owns_after_its_last_batch(caplog):
     """The served policy was never closed: a process going on after `ServerThread.stop()` (a notebook) kept the model
-    on its GPU. Closed in the worker after the drain's last batch (the request in flight is still answered); a policy
-    handed in stays its owner's."""
+    on its GPU. With `close_on_stop` (what `worldpolicy serve` sets) it is closed in the worker after the drain's last
+    batch (the request in flight is still answered); without, it stays its owner's."""
     stand_in = StandInPolicy(batch_cost_s=0.5)
-    t = ServerThread(PolicyServer(loader=lambda: stand_in, config=ServerConfig(host="127.0.0.1", port=0)))
+    t = ServerThread(PolicyServer(loader=lambda: stand_in, config=ServerConfig(host="127.0.0.1", port=0),
+                                  close_on_stop=True))
     t.start()
     with ThreadPoolExecutor(1) as pool, RemotePolicy(t.url) as policy:
         pending = pool.submit(policy.act, droid_request(np.zeros(7)), "finish me")
@@ -336,7 +337,7 @@ def test_shutdown_closes_the_policy_the_server_loaded_after_its_last_batch(caplo
     assert '{"event": "policy_closed"}' in caplog.text
 
     handed_in = StandInPolicy()
-    ServerThread(PolicyServer(handed_in, ServerConfig(host="127.0.0.1", port=0))).start().stop()
+    ServerThread(PolicyServer(loader=lambda: handed_in, config=ServerConfig(host="127.0.0.1", port=0))).start().stop()
     assert handed_in.closed == 0
 
 
@@ -351,7 +352,7 @@ def test_a_policy_whose_warm_up_fails_is_closed_and_a_failing_close_is_logged(ca
 
     stand_in = Failing(batching=False)
     t = ServerThread(PolicyServer(loader=lambda: stand_in, config=ServerConfig(host="127.0.0.1", port=0),
-                                  warmup_requests=1))
+                                  warmup_requests=1, close_on_stop=True))
     with caplog.at_level(logging.INFO, logger="worldpolicy.serving"), \
             pytest.raises(RuntimeError, match="warm-up request failed: cannot warm up"):
         t.start()

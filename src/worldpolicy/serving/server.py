@@ -308,7 +308,11 @@ class PolicyServer:
     """Serves `policy` (or the policy `loader()` returns, loaded in the worker thread) on the openpi wire.
 
     `policy` needs `.embodiment`, `act(observation, prompt, **options)`, and optionally `imagine`, `infer_actions`,
-    `act_batch(list)` (called with the requests of one batch) and `metadata()`.
+    `act_batch(list)` (called with the requests of one batch), `metadata()` and `close()`.
+
+    `close_on_stop`: the server owns the policy and closes it at shutdown, after the last batch (`Policy.close`
+    releases the model), as `worldpolicy serve` does. Off by default: a policy handed in, or one a loader returns
+    from its caller's hands, may still be used by its owner after the server stops.
     """
 
     policy: Any = None
@@ -317,6 +321,7 @@ class PolicyServer:
     adapter: ObservationAdapter | None = None
     key_map: dict[str, str] | None = None
     warmup_requests: int = 0  # synthetic requests run as one batch before /readyz turns ready
+    close_on_stop: bool = False
 
     def __post_init__(self) -> None:
         if (self.policy is None) == (self.loader is None):
@@ -495,13 +500,12 @@ class PolicyServer:
     # One worker thread loads the policy, then takes batches straight from `_queue` and hands each batch's results
     # back with one `call_soon_threadsafe`: a request costs two thread wake-ups and no extra event-loop task hops.
     def _work(self, loaded: asyncio.Future) -> None:
-        """Worker thread: load and warm up, then run batches until shutdown; then close the policy if the server
-        loaded it (`loader=`), here, after its last batch, so no call can still be inside it. A policy handed in
-        (`policy=`) stays its owner's to close: a notebook may go on using it after the server stops."""
+        """Worker thread: load and warm up, then run batches until shutdown; then close the policy (`close_on_stop`)
+        here, after its last batch, so no call can still be inside it."""
         try:
             self._load()
         except BaseException as exc:  # noqa: BLE001 - surfaced by serve(), which ends with it
-            self._close_loaded()  # one whose warm-up failed: released before serve() reports the failure
+            self._close_owned()  # one whose warm-up failed: released before serve() reports the failure
             self._call_on_loop(_settle, loaded, exc)
             return
         try:
@@ -520,10 +524,10 @@ class PolicyServer:
                     return
                 del batch, results  # hold no frames while waiting for the next batch
         finally:
-            self._close_loaded()
+            self._close_owned()
 
-    def _close_loaded(self) -> None:
-        if self.loader is not None:
+    def _close_owned(self) -> None:
+        if self.close_on_stop:
             close_policy(self.policy)
 
     def _call_on_loop(self, fn: Callable[..., None], *args: Any) -> bool:
