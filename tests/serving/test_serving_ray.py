@@ -364,5 +364,6 @@ def test_a_replica_closes_its_policy_when_serve_shuts_it_down():
     stand_in = StandInPolicy()
     replica = PolicyReplica(lambda: stand_in, None, DEFAULT_LIMITS, max_batch=4, max_wait_ms=5, warmup_requests=0)
     replica.__del__()
+    replica.__del__()  # garbage collection after Serve's call
     assert stand_in.closed == 1
     PolicyReplica.__new__(PolicyReplica).__del__()  # the constructor never ran: nothing to close, no error

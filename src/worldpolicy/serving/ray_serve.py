@@ -93,10 +93,11 @@ class PolicyReplica:
         return self._metadata
 
     def __del__(self) -> None:
-        """Serve calls this once when the replica shuts down, after its requests finished: release the model, as the
-        single server does after its last batch (`close_policy`). Also reached by garbage collection of a replica
-        whose constructor failed, before it had a policy."""
-        close_policy(getattr(self, "policy", None))
+        """Serve calls this once when the replica shuts down, after its requests finished: release the model, as
+        `worldpolicy serve` does after its last batch (`close_policy`). Also reached by garbage collection of a replica
+        whose constructor failed, before it had a policy, and by garbage collection after Serve's call: closed once."""
+        policy, self.policy = getattr(self, "policy", None), None
+        close_policy(policy)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def infer(self, frames: list[bytes]) -> list[tuple[str, bytes | str]]:
