@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -291,7 +291,7 @@ class _Job:
     started: float = 0.0
     finished: float = 0.0
     batch_size: int = 0
-    warnings: list[str] = field(default_factory=list)  # what the policy logged about this request, for its reply
+    warnings: Sequence[str] = ()  # what the policy logged about this request, for its reply (no list made per request)
     vanished: bool = False
 
 
@@ -784,7 +784,7 @@ def _run_batch(policy: Any, requests: list[WireRequest]) -> list[Prediction | Ba
     return results
 
 
-def reply_fields(pred: Prediction, warnings: list[str] | None = None) -> dict[str, Any]:
+def reply_fields(pred: Prediction, warnings: Sequence[str] | None = None) -> dict[str, Any]:
     """A Prediction as reply keys: `action` (RoboLab) and `actions` (openpi), columns, units, timings in ms, and the
     `warnings` the policy logged about the request, only when there are any (openpi clients ignore the key). Raises
     ValueError for actions no robot should run: not [chunk, one per column], or NaN/inf."""
