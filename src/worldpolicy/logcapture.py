@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 __all__ = ["logged_warnings", "request_index"]
 
@@ -24,20 +22,29 @@ _REQUEST_INDEX: ContextVar[int | None] = ContextVar("worldpolicy_request_index",
 _NOT_COLLECTED = "worldpolicy.serving"
 
 
-@contextmanager
-def request_index(index: int) -> Iterator[None]:
+class request_index:
     """Mark what runs in the block as the work of request `index` of a batch (`Policy.act_batch` reading each
     request's inputs), so `logged_warnings` tells it to that request only. Inside a block already marked, the outer
     mark stands: a server running request 3 alone calls `Policy.act`, whose batch of one would otherwise call it
-    request 0."""
-    if _REQUEST_INDEX.get() is not None:
-        yield
-        return
-    token = _REQUEST_INDEX.set(index)
-    try:
-        yield
-    finally:
-        _REQUEST_INDEX.reset(token)
+    request 0.
+
+    A class rather than a `@contextmanager` generator: a server enters it for every request, and the generator's
+    machinery (helper, generator, two `next` calls, StopIteration) was most of the warnings' per-request cost."""
+
+    __slots__ = ("_index", "_token")
+
+    def __init__(self, index: int) -> None:
+        self._index = index
+        self._token: Token[int | None] | None = None
+
+    def __enter__(self) -> None:
+        if _REQUEST_INDEX.get() is None:
+            self._token = _REQUEST_INDEX.set(self._index)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _REQUEST_INDEX.reset(self._token)
+            self._token = None
 
 
 class _Collect(logging.Handler):
@@ -81,21 +88,30 @@ def _as_if_not_collected(record: logging.LogRecord) -> None:
     last.handle(record)
 
 
-@contextmanager
-def logged_warnings(requests: int = 1) -> Iterator[list[list[str]]]:
+class logged_warnings:
     """One list per request: the WARNING (and worse) messages `worldpolicy` loggers log in this thread while the block
     runs, each once. A message logged inside `request_index(i)` belongs to request i; any other (a fused batch's
     shared work) to every request of the batch. Other threads' lines, and the servers' own event lines, are not
-    collected. Collecting changes nothing about where the lines are shown."""
-    global _handler
-    if _handler is None:
-        with _INSTALLED:
-            if _handler is None:
-                _handler = _Collect()
-                logging.getLogger("worldpolicy").addHandler(_handler)
-    said: list[list[str]] = [[] for _ in range(requests)]
-    token = _COLLECTING.set((*_COLLECTING.get(), said))
-    try:
-        yield said
-    finally:
-        _COLLECTING.reset(token)
+    collected. Collecting changes nothing about where the lines are shown.
+
+    A class rather than a `@contextmanager` generator for the same reason as `request_index`: a server collects
+    around every batch, and with no warnings logged this setup is all the collecting costs."""
+
+    __slots__ = ("_said", "_token")
+
+    def __init__(self, requests: int = 1) -> None:
+        global _handler
+        if _handler is None:
+            with _INSTALLED:
+                if _handler is None:
+                    _handler = _Collect()
+                    logging.getLogger("worldpolicy").addHandler(_handler)
+        self._said: list[list[str]] = [[] for _ in range(requests)]
+        self._token: Token[tuple[list[list[str]], ...]] | None = None
+
+    def __enter__(self) -> list[list[str]]:
+        self._token = _COLLECTING.set((*_COLLECTING.get(), self._said))
+        return self._said
+
+    def __exit__(self, *exc: object) -> None:
+        _COLLECTING.reset(self._token)

@@ -36,6 +36,7 @@ class StandInPolicy:
         self.calls = 0
         self.source = ""  # where its checkpoint lies, as a loaded Policy says it
         self.options: list[dict[str, Any]] = []  # per request: the local-Policy options that reached it
+        self.closed = 0  # close() calls; a closed stand-in refuses calls, as a closed Policy does
         if not batching:
             self.act_batch = None  # type: ignore[assignment]  # what the server sees on a policy without it
 
@@ -65,7 +66,12 @@ class StandInPolicy:
             timings={"total": self.batch_cost_s}, settings={"seed": seed},
         )
 
+    def close(self) -> None:
+        self.closed += 1
+
     def _pay(self, n: int) -> None:
+        if self.closed:
+            raise RuntimeError("this stand-in is closed")
         self.running.set()
         self.calls += 1
         self.batch_sizes.append(n)

@@ -146,6 +146,8 @@ def _one_bad_value(shape: tuple[int, ...]) -> np.ndarray:
         (_with(steps=0), "steps=0"),
         (_with(guidance=float("nan")), "guidance=nan"),
         (_with(decode_video="yes"), "decode_video='yes'"),
+        # a value is quoted, not echoed whole: a 1 MiB string seed made a 1 MiB error text
+        (_with(seed="9" * 2**20), r"^seed='9{59} must be an int in \[0, 2\*\*63\)$"),
         (_with(negative_prompt=3), "negative_prompt must be a string"),
         (_with(state=np.ones(7)), r"state has shape \(7,\); accepted: last axis 8"),
         (_with(state=np.array([0, 0, 0, 0, 0, 0, 0, np.nan])), "state contains NaN"),

@@ -178,6 +178,16 @@ def test_serve_exits_with_the_servers_code(tmp_path, monkeypatch):
     assert main(_serve(tmp_path, "--device", "cpu")) == 1
 
 
+def test_serve_closes_the_policy_it_loaded_at_shutdown(tmp_path, monkeypatch):
+    from worldpolicy.serving.server import PolicyServer
+
+    _checked_checkpoint(tmp_path)
+    owned = []
+    monkeypatch.setattr(PolicyServer, "run", lambda self: owned.append(self.close_on_stop) or 0)
+    assert main(_serve(tmp_path, "--device", "cpu")) == 0
+    assert owned == [True]
+
+
 def test_key_map_of_a_key_nothing_reads_fails_before_the_port_opens(tmp_path, capsys, monkeypatch):
     """A typo in the canonical name was ignored: the server came up, and every robot request was refused."""
     from worldpolicy.serving.server import PolicyServer

@@ -179,7 +179,9 @@ def test_serve_command_end_to_end(tiny_checkpoint, tiny_policy):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert '"event": "ready"' in proc.stderr.read()
+    log = proc.stderr.read()
+    assert '"event": "ready"' in log
+    assert log.index('"event": "policy_closed"') < log.index('"event": "stopped"')  # the model released in the drain
 
 
 def test_serve_command_stopped_during_warmup_exits_0_without_aborting(tiny_checkpoint):

@@ -108,6 +108,55 @@ def test_a_client_vanishing_mid_inference_does_not_disturb_the_server(serve):
     assert t.server._metrics.requests.labels("vanished")._value.get() == 1
 
 
+def test_a_reply_that_cannot_be_sent_counts_as_vanished(serve, monkeypatch):
+    """A client gone between its result and the reply's send was counted nowhere (Ray Serve's ingress counts it
+    vanished): the connection is made to fail exactly there."""
+    from websockets.asyncio.server import ServerConnection
+
+    send = ServerConnection.send
+
+    async def failing_send(self, message, *args, **kwargs):
+        if isinstance(message, bytes) and b"actions_normalized" in message:  # a reply, not the metadata frame
+            raise websockets.ConnectionClosed(None, None)
+        return await send(self, message, *args, **kwargs)
+
+    monkeypatch.setattr(ServerConnection, "send", failing_send)
+    t = serve()
+    with connect(t.url, compression=None, max_size=None) as ws:
+        unpackb(ws.recv())
+        ws.send(GOOD)
+        with pytest.raises(websockets.ConnectionClosed):
+            ws.recv(timeout=5)
+    requests = t.server._metrics.requests
+    assert requests.labels("vanished")._value.get() == 1 and requests.labels("ok")._value.get() == 0
+    assert t.server._active == 0
+
+
+def test_a_client_sending_without_reading_is_answered_in_order_but_not_read_ahead(serve):
+    """A client that sends requests without waiting for replies made the server read 16 frames ahead, each up to
+    max_message_bytes (1 GiB per connection at the default 64 MiB). Now it reads one frame ahead, then stops reading
+    (TCP pushes back on the client); every request is still answered, in order."""
+    import threading
+
+    stand_in = StandInPolicy(batch_cost_s=0.5)
+    t = serve(stand_in)
+    frames = [packb(droid_request(np.full(7, i * 0.1), size=400)) for i in range(8)]  # ~1.4 MB each
+    with connect(t.url, compression=None, max_size=None) as ws:
+        unpackb(ws.recv())
+        sender = threading.Thread(target=lambda: [ws.send(f) for f in frames])
+        sender.start()
+        assert stand_in.running.wait(5)
+        (conn,) = t.server._connections
+        deadline = time.monotonic() + 5  # until the server's reading pauses (websockets' receive buffer)
+        while not conn.recv_messages.paused and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert conn.recv_messages.paused and len(conn.recv_messages.frames) <= 2  # was 7 frames, not paused
+        for i in range(8):
+            reply = unpackb(ws.recv(timeout=10))
+            np.testing.assert_allclose(reply["actions"], expected_actions(np.full(7, i * 0.1), "pick up the cup"))
+        sender.join(10)
+
+
 def test_32_clients_x_20_requests_each_get_their_own_answers(serve):
     stand_in = StandInPolicy(batch_cost_s=0.002)
     t = serve(stand_in, max_batch=16, max_queue=64)

@@ -351,3 +351,19 @@ def test_drain_answers_requests_in_flight_then_closes_with_1001(timeout_s, aband
         assert 'status="abandoned"} 1.0' in metrics and 'status="vanished"' not in metrics  # counted once
     else:
         assert ws.sent == [b"\x80", b"reply", ("close", 1001)]  # answered, then closed going away
+
+
+def test_a_replica_closes_its_policy_when_serve_shuts_it_down():
+    """Serve calls a replica's `__del__` once at shutdown, after its requests: the replica releases the model there,
+    as the single server does after its last batch. A replica whose loader failed has no policy and closes nothing."""
+    from serving_standins import StandInPolicy
+
+    from worldpolicy.serving.codec import DEFAULT_LIMITS
+    from worldpolicy.serving.ray_serve import PolicyReplica
+
+    stand_in = StandInPolicy()
+    replica = PolicyReplica(lambda: stand_in, None, DEFAULT_LIMITS, max_batch=4, max_wait_ms=5, warmup_requests=0)
+    replica.__del__()
+    replica.__del__()  # garbage collection after Serve's call
+    assert stand_in.closed == 1
+    PolicyReplica.__new__(PolicyReplica).__del__()  # the constructor never ran: nothing to close, no error

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 import urllib.error
@@ -310,6 +311,54 @@ def test_failures_are_logged_as_one_json_object_and_an_empty_message_still_says_
     assert entries["policy_failed"]["mode"] == "policy" and "raise AssertionError" in entries["policy_failed"]["traceback"]
     assert entries["reply_failed"]["error"] == "ValueError: actions contain NaN or inf"
     assert "Traceback (most recent call last)" in entries["reply_failed"]["traceback"]
+    # the refusal names the client as its connect line does (a server for several robots: which one was it?)
+    lines = [json.loads(r.getMessage()) for r in records]
+    peers = {e["conn"]: e["peer"] for e in lines if e["event"] == "connect"}
+    assert all(re.fullmatch(r"127\.0\.0\.1:\d+", peer) for peer in peers.values())
+    said = [e for e in lines if e["event"] in ("refused", "disconnect")]
+    assert sum(e["event"] == "refused" for e in said) == 2 and all(e["peer"] == peers[e["conn"]] for e in said)
+
+
+def test_shutdown_closes_the_policy_the_server_owns_after_its_last_batch(caplog):
+    """The served policy was never closed: a process going on after `ServerThread.stop()` (a notebook) kept the model
+    on its GPU. With `close_on_stop` (what `worldpolicy serve` sets) it is closed in the worker after the drain's last
+    batch (the request in flight is still answered); without, it stays its owner's."""
+    stand_in = StandInPolicy(batch_cost_s=0.5)
+    t = ServerThread(PolicyServer(loader=lambda: stand_in, config=ServerConfig(host="127.0.0.1", port=0),
+                                  close_on_stop=True))
+    t.start()
+    with ThreadPoolExecutor(1) as pool, RemotePolicy(t.url) as policy:
+        pending = pool.submit(policy.act, droid_request(np.zeros(7)), "finish me")
+        assert stand_in.running.wait(5)
+        with caplog.at_level(logging.INFO, logger="worldpolicy.serving"):
+            t.stop()
+        np.testing.assert_allclose(pending.result(10).actions, expected_actions(np.zeros(7), "finish me"))
+    assert stand_in.closed == 1 and not t.server._worker.is_alive()
+    assert '{"event": "policy_closed"}' in caplog.text
+
+    handed_in = StandInPolicy()
+    ServerThread(PolicyServer(loader=lambda: handed_in, config=ServerConfig(host="127.0.0.1", port=0))).start().stop()
+    assert handed_in.closed == 0
+
+
+def test_a_policy_whose_warm_up_fails_is_closed_and_a_failing_close_is_logged(caplog):
+    class Failing(StandInPolicy):
+        def act(self, *args, **kwargs):
+            raise RuntimeError("cannot warm up")
+
+        def close(self):
+            super().close()
+            raise OSError("device lost")
+
+    stand_in = Failing(batching=False)
+    t = ServerThread(PolicyServer(loader=lambda: stand_in, config=ServerConfig(host="127.0.0.1", port=0),
+                                  warmup_requests=1, close_on_stop=True))
+    with caplog.at_level(logging.INFO, logger="worldpolicy.serving"), \
+            pytest.raises(RuntimeError, match="warm-up request failed: cannot warm up"):
+        t.start()
+    t.stop()
+    assert stand_in.closed == 1
+    assert '"event": "close_failed", "error": "OSError: device lost"' in caplog.text
 
 
 def test_drain_waits_for_the_batch_of_a_client_that_left(serve):
@@ -373,6 +422,19 @@ def test_config_validation():
         PolicyServer()
     with pytest.raises(ValueError, match=r"ServerConfig.event_loop='trio' is invalid; accepted: auto, asyncio, uvloop"):
         ServerConfig(event_loop="trio")
+    # a wrong type names its field too (a string compared with a number raised a bare TypeError), and True is no int
+    with pytest.raises(ValueError, match=r"ServerConfig.max_wait_ms='5' is invalid; accepted: a number in \[0, 10000\]"):
+        ServerConfig(max_wait_ms="5")
+    with pytest.raises(ValueError, match=r"ServerConfig.drain_timeout_s=None is invalid; accepted: a number >= 0"):
+        ServerConfig(drain_timeout_s=None)
+    with pytest.raises(ValueError, match=r"ServerConfig.max_batch=True is invalid; accepted: an int >= 1"):
+        ServerConfig(max_batch=True)
+    with pytest.raises(ValueError, match=r"ServerConfig.host=None is invalid; accepted: a str"):
+        ServerConfig(host=None)
+    with pytest.raises(ValueError, match=r"ServerConfig.limits=1024 is invalid; accepted: a worldpolicy.serving.Limits"):
+        ServerConfig(limits=1024)
+    with pytest.raises(ValueError, match=r"Limits.max_depth=True is invalid; accepted: an int >= 1"):
+        Limits(max_depth=True)
 
 
 def test_without_uvloop_auto_falls_back_and_uvloop_is_refused(monkeypatch):
@@ -441,3 +503,22 @@ def test_warnings_reach_their_own_request_also_when_a_failed_batch_is_rerun_one_
     results, said = run_batch(_PreparingPolicy(), requests)
     assert isinstance(results[0], ValueError) and [r.mode for r in results[1:]] == ["policy", "policy"]
     assert said == [["about the request 'bad'"], ["about the request 'a'"], ["about the request 'b'"]]
+
+
+def test_collecting_and_request_marks_end_with_their_block_also_when_it_raises():
+    """What a block collects and which request it marks stop at the block's end, also when it raises: a mark left
+    behind would send the next batch's shared warnings to one request, a collector left behind would keep filling."""
+    import logging
+
+    from worldpolicy.logcapture import logged_warnings, request_index
+
+    log = logging.getLogger("worldpolicy.policy")
+    with pytest.raises(RuntimeError), logged_warnings(2) as said:
+        with request_index(1), request_index(0):  # the outer mark stands
+            log.warning("about request 1")
+        with pytest.raises(RuntimeError), request_index(0):
+            raise RuntimeError("while reading request 0")
+        log.warning("about both")
+        raise RuntimeError("after")
+    log.warning("after the block")
+    assert said == [["about both"], ["about request 1", "about both"]]

@@ -235,17 +235,17 @@ class ObservationAdapter:
         seed = message.get("seed")
         if seed is not None:
             if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
-                raise RequestError(f"seed={seed!r} must be an int in [0, 2**63)")
+                raise RequestError(f"seed={seed!r:.60} must be an int in [0, 2**63)")
             options["seed"] = int(seed)
         steps = message.get("steps")
         if steps is not None:
             if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= MAX_STEPS:
-                raise RequestError(f"steps={steps!r} must be an int in [1, {MAX_STEPS}]")
+                raise RequestError(f"steps={steps!r:.60} must be an int in [1, {MAX_STEPS}]")
             options["steps"] = int(steps)
         guidance = message.get("guidance")
         if guidance is not None:
             if isinstance(guidance, bool) or not isinstance(guidance, (int, float, np.number)):
-                raise RequestError(f"guidance={guidance!r} must be a finite number")
+                raise RequestError(f"guidance={guidance!r:.60} must be a finite number")
             if not np.isfinite(guidance) or guidance < 0:
                 raise RequestError(f"guidance={guidance!r} must be a finite number >= 0")
             options["guidance"] = float(guidance)
@@ -260,7 +260,7 @@ class ObservationAdapter:
         decode_video = message.get("decode_video")
         if decode_video is not None:
             if not isinstance(decode_video, (bool, np.bool_)):
-                raise RequestError(f"decode_video={decode_video!r} must be a bool")
+                raise RequestError(f"decode_video={decode_video!r:.60} must be a bool")
             options["decode_video"] = bool(decode_video)
         return options
 

@@ -50,8 +50,8 @@ class Limits:
     def __post_init__(self) -> None:
         for name in self.__dataclass_fields__:
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"Limits.{name}={value!r} must be a positive int")
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"Limits.{name}={value!r} is invalid; accepted: an int >= 1")
 
 
 DEFAULT_LIMITS = Limits()

@@ -180,7 +180,9 @@ def _serve(args: argparse.Namespace) -> int:
             warmup_requests=args.warmup, max_queue=args.max_queue, drain_timeout_s=args.drain_timeout_s,
         )
     try:
-        return PolicyServer(loader=load, config=config, key_map=key_map, warmup_requests=args.warmup).run()
+        server = PolicyServer(loader=load, config=config, key_map=key_map, warmup_requests=args.warmup,
+                              close_on_stop=True)  # its own policy: released after the drain's last batch
+        return server.run()
     except OSError as exc:  # the address: in use, not on this machine, no such host, or a privileged port
         if not (isinstance(exc, socket.gaierror) or exc.errno in _BIND_ERRORS):
             raise

@@ -44,9 +44,11 @@ from .server import (
     ServerConfig,
     _log,
     authorized,
+    close_policy,
     error_text,
     failure_status,
     log_failure,
+    peer_name,
     reply_fields,
     request_metrics,
     run_batch,
@@ -90,6 +92,13 @@ class PolicyReplica:
     def metadata(self) -> bytes:
         return self._metadata
 
+    def __del__(self) -> None:
+        """Serve calls this once when the replica shuts down, after its requests finished: release the model, as
+        `worldpolicy serve` does after its last batch (`close_policy`). Also reached by garbage collection of a replica
+        whose constructor failed, before it had a policy, and by garbage collection after Serve's call: closed once."""
+        policy, self.policy = getattr(self, "policy", None), None
+        close_policy(policy)
+
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def infer(self, frames: list[bytes]) -> list[tuple[str, bytes | str]]:
         """Frames → ("ok", packed reply) or (metrics status, error text), one per frame, in order."""
@@ -122,7 +131,7 @@ class PolicyReplica:
 
 
 def _peer(conn: Request | WebSocket) -> str | None:
-    return f"{conn.client.host}:{conn.client.port}" if conn.client else None
+    return peer_name((conn.client.host, conn.client.port)) if conn.client else None
 
 
 @serve.ingress(_app)
@@ -204,7 +213,7 @@ class WireIngress:
     async def _refuse(self, ws: WebSocket, conn: int, text: str, code: int, status: str) -> int:
         """openpi error convention: one text frame, then the close; logged like the single server's refusals."""
         self.requests.labels(status).inc()
-        _log(logging.WARNING, "refused", conn=conn, status=status, reason=text[:500])
+        _log(logging.WARNING, "refused", conn=conn, peer=_peer(ws), status=status, reason=text[:500])
         try:
             await ws.send_text(text)
             await ws.close(code=code)
@@ -245,7 +254,7 @@ class WireIngress:
             code = await self._session(ws, conn)
         finally:
             self._sockets.discard(ws)
-            _log(logging.INFO, "disconnect", conn=conn, code=code)
+            _log(logging.INFO, "disconnect", conn=conn, peer=_peer(ws), code=code)
 
     async def _session(self, ws: WebSocket, conn: int) -> int | None:
         """Metadata, then one reply per request; returns the close code (the client's, or ours), None if unknown."""
@@ -270,7 +279,7 @@ class WireIngress:
                 if len(frame) > self.max_message_bytes:
                     self.requests.labels("too_big").inc()
                     reason = f"message over max_message_bytes={self.max_message_bytes}"
-                    _log(logging.WARNING, "refused", conn=conn, status="too_big", reason=reason)
+                    _log(logging.WARNING, "refused", conn=conn, peer=_peer(ws), status="too_big", reason=reason)
                     await ws.close(code=1009, reason=reason)
                     return 1009
                 # listen while the replica works: a client that leaves mid-request is `vanished`, not `ok`
@@ -281,7 +290,7 @@ class WireIngress:
                     await asyncio.wait((call, pending), return_when=asyncio.FIRST_COMPLETED)
                     if not call.done() and pending.result()["type"] == "websocket.disconnect":
                         call.add_done_callback(lambda c: c.cancelled() or c.exception())
-                        self._vanished(conn)
+                        self._vanished(ws, conn)
                         return pending.result().get("code")
                     result = await call
                     if result is None:
@@ -302,15 +311,15 @@ class WireIngress:
         try:
             await ws.send_bytes(data)
         except Exception:  # noqa: BLE001 - the peer is gone (Starlette raises several kinds for that)
-            self._vanished(conn)
+            self._vanished(ws, conn)
             return False
         return True
 
-    def _vanished(self, conn: int) -> None:
+    def _vanished(self, ws: WebSocket, conn: int) -> None:
         if self._abandoned:  # closed by the drain: counted as abandoned there
             return
         self.requests.labels("vanished").inc()
-        _log(logging.INFO, "vanished", conn=conn)
+        _log(logging.INFO, "vanished", conn=conn, peer=_peer(ws))
 
 
 def build_app(

@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -58,11 +58,13 @@ __all__ = [
     "api_key_matches",
     "authorized",
     "checked_api_key",
+    "close_policy",
     "error_text",
     "event_loop_factory",
     "failure_status",
     "keep_freed_memory",
     "log_failure",
+    "peer_name",
     "reply_fields",
     "request_metrics",
     "run_batch",
@@ -83,6 +85,14 @@ def _log(level: int, event: str, **fields: Any) -> None:
 
 
 DRAINING_TEXT = "server is shutting down; reconnect to another replica"  # a request that arrives while draining
+
+
+def peer_name(address: Any) -> str | None:
+    """A client's address as `host:port` in the log lines (`connect`, `refused`, `vanished`, `disconnect`, and
+    `auth_refused`), the same on both front ends, so an operator serving several robots can tell which one it was."""
+    if isinstance(address, (tuple, list)) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return None if address is None else str(address)
 
 
 def log_failure(event: str, error: BaseException, **fields: Any) -> None:
@@ -170,16 +180,30 @@ class ServerConfig:
                 "ServerConfig.event_loop='uvloop' but uvloop is not installed; pip install uvloop (Linux/macOS), "
                 "or use event_loop='auto' (uvloop when installed, else asyncio's own loop)"
             )
+        # type first, then range (a string or None compared with a number raised TypeError naming no field; True
+        # passed as an int)
         checks = [
-            ("port", self.port, isinstance(self.port, int) and 0 <= self.port <= 65535, "an int in [0, 65535]"),
-            ("max_batch", self.max_batch, isinstance(self.max_batch, int) and self.max_batch >= 1, "an int >= 1"),
-            ("max_wait_ms", self.max_wait_ms, 0 <= self.max_wait_ms <= 10_000, "a number in [0, 10000]"),
-            ("max_queue", self.max_queue, isinstance(self.max_queue, int) and self.max_queue >= 1, "an int >= 1"),
-            ("drain_timeout_s", self.drain_timeout_s, self.drain_timeout_s >= 0, "a number >= 0"),
+            ("host", self.host, isinstance(self.host, str), "a str (an address or name; '0.0.0.0': all interfaces)"),
+            ("port", self.port, _is_int(self.port) and 0 <= self.port <= 65535, "an int in [0, 65535]"),
+            ("max_batch", self.max_batch, _is_int(self.max_batch) and self.max_batch >= 1, "an int >= 1"),
+            ("max_wait_ms", self.max_wait_ms, _is_number(self.max_wait_ms) and 0 <= self.max_wait_ms <= 10_000,
+             "a number in [0, 10000]"),
+            ("max_queue", self.max_queue, _is_int(self.max_queue) and self.max_queue >= 1, "an int >= 1"),
+            ("limits", self.limits, isinstance(self.limits, Limits), "a worldpolicy.serving.Limits"),
+            ("drain_timeout_s", self.drain_timeout_s, _is_number(self.drain_timeout_s) and self.drain_timeout_s >= 0,
+             "a number >= 0"),
         ]
         for name, value, ok, accepted in checks:
             if not ok:
                 raise ValueError(f"ServerConfig.{name}={value!r} is invalid; accepted: {accepted}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _have_uvloop() -> bool:
@@ -267,7 +291,7 @@ class _Job:
     started: float = 0.0
     finished: float = 0.0
     batch_size: int = 0
-    warnings: list[str] = field(default_factory=list)  # what the policy logged about this request, for its reply
+    warnings: Sequence[str] = ()  # what the policy logged about this request, for its reply (no list made per request)
     vanished: bool = False
 
 
@@ -284,7 +308,11 @@ class PolicyServer:
     """Serves `policy` (or the policy `loader()` returns, loaded in the worker thread) on the openpi wire.
 
     `policy` needs `.embodiment`, `act(observation, prompt, **options)`, and optionally `imagine`, `infer_actions`,
-    `act_batch(list)` (called with the requests of one batch) and `metadata()`.
+    `act_batch(list)` (called with the requests of one batch), `metadata()` and `close()`.
+
+    `close_on_stop`: the server owns the policy and closes it at shutdown, after the last batch (`Policy.close`
+    releases the model), as `worldpolicy serve` does. Off by default: a policy handed in, or one a loader returns
+    from its caller's hands, may still be used by its owner after the server stops.
     """
 
     policy: Any = None
@@ -293,6 +321,7 @@ class PolicyServer:
     adapter: ObservationAdapter | None = None
     key_map: dict[str, str] | None = None
     warmup_requests: int = 0  # synthetic requests run as one batch before /readyz turns ready
+    close_on_stop: bool = False
 
     def __post_init__(self) -> None:
         if (self.policy is None) == (self.loader is None):
@@ -331,7 +360,7 @@ class PolicyServer:
             state = "draining" if self._draining else "loading"
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, f"{state}\n")
         if not self._authorized(request):
-            _log(logging.WARNING, "auth_refused", path=path, peer=str(connection.remote_address))
+            _log(logging.WARNING, "auth_refused", path=path, peer=peer_name(connection.remote_address))
             self._metrics.requests.labels("unauthorized").inc()
             response = connection.respond(
                 http.HTTPStatus.UNAUTHORIZED, "missing or wrong API key (send 'Authorization: Api-Key <key>')\n"
@@ -352,7 +381,7 @@ class PolicyServer:
         conn = next(self._ids)
         self._connections.add(ws)
         self._metrics.connections.inc()
-        _log(logging.INFO, "connect", conn=conn, peer=str(ws.remote_address))
+        _log(logging.INFO, "connect", conn=conn, peer=peer_name(ws.remote_address))
         closed = asyncio.ensure_future(ws.wait_closed())
         prev_total_ms: float | None = None
         try:
@@ -362,12 +391,13 @@ class PolicyServer:
         except websockets.ConnectionClosed as exc:
             if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:  # websockets refused the frame
                 self._metrics.requests.labels("too_big").inc()
-                _log(logging.WARNING, "refused", conn=conn, status="too_big", reason=exc.sent.reason)
+                _log(logging.WARNING, "refused", conn=conn, peer=peer_name(ws.remote_address), status="too_big",
+                     reason=exc.sent.reason)
         finally:
             closed.cancel()
             self._connections.discard(ws)
             self._metrics.connections.dec()
-            _log(logging.INFO, "disconnect", conn=conn, code=ws.close_code)
+            _log(logging.INFO, "disconnect", conn=conn, peer=peer_name(ws.remote_address), code=ws.close_code)
 
     async def _exchange(
         self, ws: ServerConnection, conn: int, message: str | bytes, closed: asyncio.Future, prev_total_ms: float | None
@@ -377,7 +407,7 @@ class PolicyServer:
         arrives (large frames otherwise pile up and page-fault the heap on every request)."""
         t0 = time.perf_counter()
         try:
-            job = self._admit(message, t0)
+            job = self._admit(message, t0, conn)
         except _Refusal as exc:
             await self._refuse(ws, conn, str(exc), exc.code, exc.status)
             return None
@@ -385,9 +415,7 @@ class PolicyServer:
         try:
             result = await _outcome(job, closed)
             if job.vanished:  # the worker skips the job, or its result is dropped
-                if not self._abandoned:  # else: closed at the drain deadline, counted as abandoned there
-                    self._metrics.requests.labels("vanished").inc()
-                    _log(logging.INFO, "vanished", conn=conn)
+                self._vanished(ws, conn)
                 return None
             if isinstance(result, BaseException):
                 await self._refuse(ws, conn, error_text(result), CloseCode.INTERNAL_ERROR, failure_status(result))
@@ -399,7 +427,11 @@ class PolicyServer:
                 text = f"internal server error: unusable policy result ({exc})"
                 await self._refuse(ws, conn, text, CloseCode.INTERNAL_ERROR, "error")
                 return None
-            await ws.send(reply)
+            try:
+                await ws.send(reply)
+            except websockets.ConnectionClosed:  # gone after its result came: vanished, as on Ray Serve
+                self._vanished(ws, conn)
+                return None
         finally:
             self._active -= 1
         total = time.perf_counter() - t0
@@ -408,7 +440,14 @@ class PolicyServer:
         _log(logging.DEBUG, "reply", conn=conn, ms=round(total * 1000, 2), batch=job.batch_size, mode=job.request.mode)
         return total * 1000
 
-    def _admit(self, message: str | bytes, t0: float) -> _Job:
+    def _vanished(self, ws: ServerConnection, conn: int) -> None:
+        """A client gone before its reply was sent: counted and logged, unless the drain deadline closed it (counted
+        as abandoned there)."""
+        if not self._abandoned:
+            self._metrics.requests.labels("vanished").inc()
+            _log(logging.INFO, "vanished", conn=conn, peer=peer_name(ws.remote_address))
+
+    def _admit(self, message: str | bytes, t0: float, conn: int) -> _Job:
         """Decode and validate one frame and queue it, or raise `_Refusal` with the client-facing reason."""
         if self._draining:
             raise _Refusal(DRAINING_TEXT, CloseCode.GOING_AWAY, "draining")
@@ -419,7 +458,7 @@ class PolicyServer:
         except (CodecError, RequestError) as exc:
             raise _Refusal(f"bad request: {exc}", CloseCode.INTERNAL_ERROR, "bad_request") from None
         except Exception as exc:  # noqa: BLE001 - a request our checks missed: this client's error text, and logged
-            log_failure("request_failed", exc)
+            log_failure("request_failed", exc, conn=conn)
             raise _Refusal(f"bad request: {error_text(exc)}", CloseCode.INTERNAL_ERROR, "bad_request") from None
         queued = self._queue.qsize()
         if queued >= self.config.max_queue:
@@ -436,7 +475,8 @@ class PolicyServer:
     async def _refuse(self, ws: ServerConnection, conn: int, text: str, code: int, status: str) -> None:
         """openpi error convention: one text frame, then close (1011 unless a more precise code applies)."""
         self._metrics.requests.labels(status).inc()
-        _log(logging.WARNING, "refused", conn=conn, status=status, reason=text[:500])
+        _log(logging.WARNING, "refused", conn=conn, peer=peer_name(ws.remote_address), status=status,
+             reason=text[:500])
         try:
             await ws.send(text)
             await ws.close(code, "worldpolicy: " + status)
@@ -460,26 +500,35 @@ class PolicyServer:
     # One worker thread loads the policy, then takes batches straight from `_queue` and hands each batch's results
     # back with one `call_soon_threadsafe`: a request costs two thread wake-ups and no extra event-loop task hops.
     def _work(self, loaded: asyncio.Future) -> None:
-        """Worker thread: load and warm up, then run batches until shutdown."""
+        """Worker thread: load and warm up, then run batches until shutdown; then close the policy (`close_on_stop`)
+        here, after its last batch, so no call can still be inside it."""
         try:
             self._load()
         except BaseException as exc:  # noqa: BLE001 - surfaced by serve(), which ends with it
+            self._close_owned()  # one whose warm-up failed: released before serve() reports the failure
             self._call_on_loop(_settle, loaded, exc)
             return
-        if not self._call_on_loop(_settle, loaded, None):
-            return
-        last_finished = 0.0
-        while (batch := self._next_batch(last_finished)) is not None:
-            started = time.perf_counter()
-            try:
-                results, said = run_batch(self.policy, [job.request for job in batch])
-            except Exception as exc:  # noqa: BLE001 - logged; a bug past run_batch fails the batch, not the thread
-                log_failure("batch_crashed", exc, size=len(batch))
-                results, said = [exc] * len(batch), [[] for _ in batch]
-            last_finished = time.perf_counter()
-            if not self._call_on_loop(self._deliver, batch, results, said, started, last_finished):
+        try:
+            if not self._call_on_loop(_settle, loaded, None):
                 return
-            del batch, results  # hold no frames while waiting for the next batch
+            last_finished = 0.0
+            while (batch := self._next_batch(last_finished)) is not None:
+                started = time.perf_counter()
+                try:
+                    results, said = run_batch(self.policy, [job.request for job in batch])
+                except Exception as exc:  # noqa: BLE001 - logged; a bug past run_batch fails the batch, not the thread
+                    log_failure("batch_crashed", exc, size=len(batch))
+                    results, said = [exc] * len(batch), [[] for _ in batch]
+                last_finished = time.perf_counter()
+                if not self._call_on_loop(self._deliver, batch, results, said, started, last_finished):
+                    return
+                del batch, results  # hold no frames while waiting for the next batch
+        finally:
+            self._close_owned()
+
+    def _close_owned(self) -> None:
+        if self.close_on_stop:
+            close_policy(self.policy)
 
     def _call_on_loop(self, fn: Callable[..., None], *args: Any) -> bool:
         """Run `fn(*args)` on the event loop; False once the loop is closed (the server is gone)."""
@@ -560,6 +609,10 @@ class PolicyServer:
             self.config.port,
             compression=None,
             max_size=self.config.limits.max_message_bytes,
+            # one reply per request, so a client has one frame in flight: reading stops while a second one waits.
+            # websockets' default read 16 frames ahead, and a client sending requests without reading replies made
+            # the server hold 16 messages of up to max_message_bytes (1 GiB at the default 64 MiB) per connection
+            max_queue=1,
             process_request=self._process_request,
         ) as server:
             self.port = server.sockets[0].getsockname()[1]
@@ -654,6 +707,22 @@ async def _outcome(job: _Job, closed: asyncio.Future) -> Any:
         closed.remove_done_callback(vanish)
 
 
+def close_policy(policy: Any) -> None:
+    """Release a served policy's model at shutdown (`Policy.close`: its engine, and on CUDA the allocator's cached
+    blocks), so a process that goes on after serving (a notebook's `ServerThread`, a Ray worker) holds no model it
+    no longer serves. A policy without `close` (or none, when loading failed) has nothing to release; a failing
+    `close` is logged and shutdown goes on."""
+    close = getattr(policy, "close", None)
+    if not callable(close):
+        return
+    try:
+        close()
+    except Exception as exc:  # noqa: BLE001 - logged; the server still stops
+        log_failure("close_failed", exc)
+    else:
+        _log(logging.INFO, "policy_closed")
+
+
 def _settle(future: asyncio.Future, error: BaseException | None) -> None:
     if not future.done():
         future.set_exception(error) if error is not None else future.set_result(None)
@@ -715,7 +784,7 @@ def _run_batch(policy: Any, requests: list[WireRequest]) -> list[Prediction | Ba
     return results
 
 
-def reply_fields(pred: Prediction, warnings: list[str] | None = None) -> dict[str, Any]:
+def reply_fields(pred: Prediction, warnings: Sequence[str] | None = None) -> dict[str, Any]:
     """A Prediction as reply keys: `action` (RoboLab) and `actions` (openpi), columns, units, timings in ms, and the
     `warnings` the policy logged about the request, only when there are any (openpi clients ignore the key). Raises
     ValueError for actions no robot should run: not [chunk, one per column], or NaN/inf."""
