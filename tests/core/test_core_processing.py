@@ -347,6 +347,26 @@ def test_registry_lookup_and_unknown_names():
         worldpolicy.get_embodiment("droid", "nope")
 
 
+def test_every_registered_camera_layout_is_what_its_caption_says():
+    """droid/relative_pose listed DROID's three cameras without a composite: the model saw the wrist camera alone
+    while its caption said "concatenated views from multiple camera perspectives" (the conditioning mismatch
+    robot-bridge.md s11 lists). Every built-in embodiment with several cameras composes them, and one whose framing
+    is concat_view has several cameras to concatenate."""
+    from worldpolicy.processing.observations import frames_from_mapping
+
+    for key in [f"{name}/{variant}" if variant else name for name in list_embodiments()
+                for variant in worldpolicy.get_embodiment(name).variants or [None]]:
+        e = worldpolicy.get_embodiment(key)
+        several = len(e.camera_keys) > 1
+        assert several == (e.composite is not None), key
+        assert (e.view_point == "concat_view") == several, key
+    e = worldpolicy.get_embodiment("droid/relative_pose")
+    wrist, ext1, ext2 = (np.full((36, 64, 3), v, np.uint8) for v in (10, 120, 240))
+    frames = frames_from_mapping(dict(zip(e.camera_keys, (wrist, ext1, ext2))), e.camera_keys, e.composite)
+    assert frames.shape == (1, 540, 640, 3)  # wrist on top, the two exteriors side by side below
+    np.testing.assert_allclose(frames[0, [0, 400, 400], [0, 0, 639], 0], np.array([10, 120, 240]) / 255)
+
+
 def test_unknown_variant_of_an_unregistered_embodiment_names_the_variant():
     """A checkpoint's own embodiment (`serve --checkpoint shipped --variant foo`) was reported as 'not registered'."""
     from worldpolicy.embodiments import embodiment_from_dict
