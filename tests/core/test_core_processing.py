@@ -37,6 +37,8 @@ def test_every_observation_form_gives_the_same_frames(rgb, tmp_path):
         "PIL": Image.fromarray(rgb),
         "png path": tmp_path / "obs.png",
         "list of frames": [rgb],
+        "nested lists (tolist, JSON)": rgb.tolist(),  # its rows were read as frames, its numbers refused as floats
+        "list of nested-list frames": [(rgb / 255.0).tolist()],
         "rgba": np.concatenate([rgb, np.full((48, 64, 1), 255, np.uint8)], axis=-1),
     }
     for name, obs in forms.items():
@@ -260,6 +262,7 @@ def test_images_under_16_pixels_a_side_are_refused_before_resizing():
         ("missing.png", "does not exist"),
         (42, "unsupported type"),
         ([], "empty list"),
+        ([[[0, 0, 0]] * 20] * 19 + [[[0, 0, 0]] * 21], "nested lists of pixel values whose rows differ in length"),
         (np.zeros((0, 64, 80, 3), np.uint8), r"empty array of shape \(0, 64, 80, 3\)"),  # was numpy's "zero-size"
         (torch.zeros(3, 0, 80), r"empty array of shape \(3, 0, 80\)"),
         (np.zeros((8, 8, 3), np.complex64), "complex"),  # was cast, the imaginary parts dropped with a warning
@@ -288,6 +291,18 @@ def test_float_pixels_a_resize_pushed_past_their_range_keep_that_range(rgb):
     np.testing.assert_allclose(load_frames(signed)[0, 1:], ref[0, 1:], atol=1e-6)  # [-1, 1] keeps its reading
     with pytest.raises(ValueError, match=r"float pixels must lie in \[0, 1\] or \[-1, 1\], got \[0, 1\.5\]"):
         load_frames(np.full((16, 16, 3), 1.5) * (np.arange(3) > 0))  # past any resize's overshoot: refused
+
+
+def test_a_list_of_float_frames_is_read_in_one_range_as_the_clip_array_is():
+    """Read frame by frame, a bright frame of a [-1, 1] clip (no pixel below -0.125) was taken for [0, 1]: it came out
+    darker, with half the contrast, between correctly read neighbours."""
+    clip = np.random.default_rng(1).random((3, 20, 24, 3)).astype(np.float32) * 2 - 1
+    clip[1] = np.clip(clip[1], -0.1, 1.0)
+    whole = load_frames(clip)
+    for frames in (list(clip), [torch.from_numpy(f).permute(2, 0, 1) for f in clip]):
+        np.testing.assert_allclose(load_frames(frames), whole, atol=1e-6)
+        np.testing.assert_allclose(load_frames(frames, last=2), whole[1:], atol=1e-6)
+        np.testing.assert_allclose(load_frames(frames, max_frames=2), whole[:2], atol=1e-6)
 
 
 @pytest.mark.parametrize("values", [np.zeros((4, 10), complex), torch.zeros(4, 10, dtype=torch.complex64)])
