@@ -570,6 +570,19 @@ def test_actions_far_outside_the_training_range_are_warned(caplog):
     assert "tx (|x| up to" in caplog.text and "check the units" in caplog.text and "tx [m]" in caplog.text
 
 
+def test_mean_std_stats_warn_by_standard_deviations_not_by_the_quantile_range(caplog):
+    """With mean/std stats (LeRobot's default) model space counts standard deviations: a gripper closed in 5 % of the
+    data is 4.4 std out when closed, and every such chunk was warned about as wrong units."""
+    e = embodiment_from_dict({**worldpolicy.get_embodiment("pusht").to_dict(), "name": "lerobot_arm",
+                              "columns": ["x", "grip"], "units": ["m", "1"], "gripper_column": "grip",
+                              "normalization": "meanstd", "stats": {"mean": [0.0, 0.05], "std": [0.1, 0.218]}})
+    load_actions(np.array([[0.2, 1.0], [-0.3, 0.0]]), e)  # 3 std and 4.4 std out: real data
+    assert "far outside" not in caplog.text
+    load_actions(np.array([[0.2, 255.0]]), e)  # a 0-255 gripper reading
+    assert "grip (|x| up to 1.17e+03) far outside" in caplog.text and "in standard deviations" in caplog.text
+    assert "x (|x|" not in caplog.text
+
+
 def test_sampling_accepts_numpy_scalars():
     from worldpolicy.engine import SamplingConfig
 
