@@ -1178,6 +1178,16 @@ def test_a_state_of_the_wrong_shape_is_named_by_its_shape(tiny_checkpoint, state
         policy._state_row(worldpolicy.PolicyRequest(image, "x", state=state))
 
 
+def test_a_state_with_nan_names_its_columns(tiny_checkpoint):
+    """A gripper reading a driver dropped was refused as "state contains NaN or inf", naming no column."""
+    policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid", chunk_size=16)
+    image = np.zeros((64, 64, 3), np.uint8)
+    gripper_lost = [0.1] * 7 + [np.nan]
+    with pytest.raises(ValueError, match=r"state contains NaN or inf in gripper \(given \[0.1, .*nan\]\); accepted: "
+                                         r"finite numbers, one per column \(joint_0, .*gripper\)"):
+        policy._state_row(worldpolicy.PolicyRequest(image, "x", state=gripper_lost))
+
+
 def test_one_cameras_image_in_memory_is_warned_about_once_as_the_cli_warns_of_a_file(tiny_checkpoint, caplog):
     """policy.act(one camera's array) on a model that composes several cameras (DROID, the shipped model) ran on it as
     if it were the composite, without the warning the command line and the agent tools give for such a file."""
