@@ -367,8 +367,10 @@ def test_every_registered_camera_layout_is_what_its_caption_says():
     while its caption said "concatenated views from multiple camera perspectives" (the conditioning mismatch
     robot-bridge.md s11 lists). Every built-in embodiment with several cameras composes them, and one whose framing
     is concat_view has several cameras to concatenate."""
-    from worldpolicy.processing.observations import frames_from_mapping
+    from worldpolicy.embodiments import COMPOSITES
+    from worldpolicy.processing.observations import COMPOSITE_LAYOUTS, frames_from_mapping
 
+    assert set(COMPOSITE_LAYOUTS) == set(COMPOSITES)  # each composite a spec may name is placed and described
     for key in [f"{name}/{variant}" if variant else name for name in list_embodiments()
                 for variant in worldpolicy.get_embodiment(name).variants or [None]]:
         e = worldpolicy.get_embodiment(key)
