@@ -587,7 +587,10 @@ class Policy:
         warn_out_of_range(model, e, "state" if request.state is not None else
                           f"state (observation[{e.state_keys['joints']!r}], observation[{e.state_keys['gripper']!r}])",
                           said=self._state_warnings)
-        return model[0]
+        # clamped as training cached every state row (`train.data`): a state past the data's q01..q99 reaches the model
+        # as the bound it learned, and a column the data held constant (a gripper a reach never closed: 1e-4 off read
+        # as 219) as that constant, not as a value no training row held
+        return to_model(e, state[None], clip=True)[0]
 
     def single_view_said(self, height: int, width: int) -> None:
         """Note that one image or clip of `height` x `width` was warned about as one camera's view already, so a run

@@ -1268,8 +1268,16 @@ def test_a_state_column_the_training_data_held_constant_is_not_warned_about(tiny
     with caplog.at_level("WARNING", logger="worldpolicy.processing.actions"):
         policy._state_row(worldpolicy.PolicyRequest(image, "x", state=[*home, 1.1e-4]))
         assert caplog.text == ""
-        policy._state_row(worldpolicy.PolicyRequest(image, "x", state=[*np.degrees(home), 1.1e-4]))
+        row = policy._state_row(worldpolicy.PolicyRequest(image, "x", state=[*np.degrees(home), 1.1e-4]))
     assert "state: joint_1 (|x| up to" in caplog.text and "gripper (" not in caplog.text
+    # the model gets the row as training cached it (clamped to [-1, 1]): the gripper's 1.1e-4 over a constant 0 was fed
+    # as 219 and joint_1 in degrees as -86, values no training row held
+    assert row[-1] == 1.0 and row[1] == -1.0 and np.abs(row).max() == 1.0
+    from worldpolicy.processing.actions import to_model
+
+    exact = [*home[:3], home[3] + 0.1, *home[4:], 0.0]
+    np.testing.assert_allclose(policy._state_row(worldpolicy.PolicyRequest(image, "x", state=exact)),
+                               to_model(emb, np.array([exact]))[0])  # inside the data's range: unchanged
 
 
 def test_unnormalised_values_are_warned_by_what_their_units_allow(caplog):
