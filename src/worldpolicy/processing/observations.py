@@ -118,6 +118,15 @@ def _pil_to_frames(im: Any, param: str) -> np.ndarray:
     return _array_to_frames(np.asarray(im.convert("RGB")), param)
 
 
+def pil_pixels(im: Any, param: str = "observation") -> np.ndarray:
+    """One PIL frame as the pixels `load_frames` reads from it, without loss: uint8 RGB [H, W, 3] for 8-bit modes,
+    float32 [0, 1] for 16-bit and float modes (whose RGB conversion clips them to black and white). What a client
+    sends (`serving.client`) so that the server reads what the local Policy would."""
+    if im.mode == "F" or im.mode.startswith("I"):
+        return _pil_to_frames(im, param)[0]
+    return np.asarray(im.convert("RGB"))
+
+
 def image_pages(im: Any, max_frames: int | None = None, last: int | None = None) -> Iterator[Any]:
     """The pages of an open PIL image that are used, each as `im` seeked to it (valid until the next): every frame of
     an animated GIF/WebP/TIFF, the first `max_frames` or the `last` ones (`load_frames`), so a long animation is not
