@@ -256,7 +256,9 @@ def test_images_under_16_pixels_a_side_are_refused_before_resizing():
     [
         (np.zeros((5, 5, 7)), r"channel axis of size 1, 3 or 4 in shape \(5, 5, 7\)$"),  # as given, not padded
         (np.full((8, 8, 3), 2.5), r"\[0, 1\] or \[-1, 1\]"),
-        (np.full((8, 8, 3), 40000, np.uint16), r"uint16 in \[40000, 40000\]; pass .* float \[0, 1\] .* x / 65535"),
+        (np.full((8, 8, 3), 40000, np.uint16), r"uint16 pixels \(in \[40000, 40000\]\) .*x / 65535 for 16-bit"),
+        # a dark deep frame (every pixel <= 255) was read as 8-bit, 16-257x too bright, while a bright one was refused
+        (np.full((8, 8, 3), 200, np.uint16), r"uint16 pixels \(in \[200, 200\]\) are a 12- or 16-bit camera's"),
         (np.full((8, 8, 3), np.nan), "NaN"),
         (np.array(["a"]), "not numeric"),
         ("missing.png", "does not exist"),

@@ -85,6 +85,11 @@ def _array_to_frames(arr: np.ndarray, param: str) -> np.ndarray:
         return arr.astype(np.float32) / 255.0
     if arr.dtype == bool:  # a mask: False black, True white
         return arr.astype(np.float32)
+    if arr.dtype == np.uint16:  # a deep camera's (12- or 16-bit) pixels: their scale is not in the array
+        raise ValueError(f"{param}: uint16 pixels (in [{arr.min()}, {arr.max()}]) are a 12- or 16-bit camera's, whose "
+                         "full scale the array does not say; read as 0..255 a dark frame came out 16-257x too bright "
+                         "and a bright one was refused. Pass float [0, 1] pixels (x / 65535 for 16-bit, x / 4095 for "
+                         "12-bit), uint8, or the image file itself (16-bit files are read)")
     if np.issubdtype(arr.dtype, np.integer):
         if arr.min() < 0 or arr.max() > 255:
             wide = np.iinfo(arr.dtype).max
