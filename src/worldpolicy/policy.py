@@ -580,12 +580,17 @@ class Policy:
                              f"values ({', '.join(e.columns)}) or rows [T, {e.action_dim}]")
         state = state.reshape(-1)
         if not np.all(np.isfinite(state)):
-            raise ValueError("state contains NaN or inf")
+            bad = [c for c, v in zip(e.columns, state) if not np.isfinite(v)]
+            raise ValueError(f"state contains NaN or inf in {', '.join(bad)} (given {state.tolist()}); accepted: finite "
+                             f"numbers, one per column ({', '.join(e.columns)})")
         model = to_model(e, state[None])
         warn_out_of_range(model, e, "state" if request.state is not None else
                           f"state (observation[{e.state_keys['joints']!r}], observation[{e.state_keys['gripper']!r}])",
                           said=self._state_warnings)
-        return model[0]
+        # clamped as training cached every state row (`train.data`): a state past the data's q01..q99 reaches the model
+        # as the bound it learned, and a column the data held constant (a gripper a reach never closed: 1e-4 off read
+        # as 219) as that constant, not as a value no training row held
+        return to_model(e, state[None], clip=True)[0]
 
     def single_view_said(self, height: int, width: int) -> None:
         """Note that one image or clip of `height` x `width` was warned about as one camera's view already, so a run

@@ -468,13 +468,14 @@ def test_one_cameras_image_for_a_multi_camera_model_is_warned_in_the_result(serv
 
 
 def test_images_for_an_embodiment_without_a_composite_name_the_one_camera_it_sees(server, inputs_dir):
-    """droid/relative_pose has three cameras and no composite: the model sees one. `images` with one of them was
-    refused as missing the other two, and all three were accepted while the model silently saw only the first; the
-    command line's --camera takes one (and refuses more), and so do the tools."""
-    from worldpolicy.embodiments import get_embodiment
+    """An embodiment with three cameras and no composite: the model sees one. `images` with one of them was refused as
+    missing the other two, and all three were accepted while the model silently saw only the first; the command
+    line's --camera takes one (and refuses more), and so do the tools."""
+    from worldpolicy.embodiments import get_embodiment, register_embodiment
 
-    keys = get_embodiment("droid/relative_pose").camera_keys
-    base = {"prompt": "go", "embodiment": "droid/relative_pose", "seed": 0, "steps": 1}
+    spec = {k: v for k, v in get_embodiment("droid/relative_pose").to_spec().items() if k not in ("variant", "variants")}
+    keys = register_embodiment({**spec, "name": "three_cameras", "aliases": [], "composite": None}).camera_keys
+    base = {"prompt": "go", "embodiment": "three_cameras", "seed": 0, "steps": 1}
     one = ok(server, "predict_actions", {**base, "images": {keys[1]: str(inputs_dir / "obs.png")}})
     assert one["chunk_size"] == 4 and one["warnings"] == []
     error = err(server, "predict_actions", {**base, "images": {k: str(inputs_dir / "obs.png") for k in keys}})

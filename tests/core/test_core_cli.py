@@ -535,9 +535,14 @@ def test_one_camera_for_a_two_camera_model_is_warned_and_each_camera_can_be_pass
 
 def test_an_embodiment_that_sees_one_of_several_cameras_takes_one_camera(tiny_checkpoint, image_file, tmp_path, capsys,
                                                                           monkeypatch):
-    """droid/relative_pose lists three cameras and sees the first present: --camera naming one was refused as missing
-    the other two, and given all three the model silently saw one."""
-    base = ["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose", "--prompt", "x",
+    """An embodiment listing three cameras without a composite sees the first present: --camera naming one was refused
+    as missing the other two, and given all three the model silently saw one."""
+    from worldpolicy.embodiments import get_embodiment
+
+    spec = {k: v for k, v in get_embodiment("droid/relative_pose").to_spec().items() if k not in ("variant", "variants")}
+    spec_file = tmp_path / "three_cameras.json"
+    spec_file.write_text(json.dumps({**spec, "name": "three_cameras", "aliases": [], "composite": None}))
+    base = ["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", str(spec_file), "--prompt", "x",
             "--steps", "1", "--chunk-size", "16", "--resolution-tier", "256", "--no-plots"]
     assert main([*base, "--camera", f"observation/exterior_image_1_left={image_file}", "--out",
                  str(tmp_path / "one")]) == 0

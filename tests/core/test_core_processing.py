@@ -37,6 +37,8 @@ def test_every_observation_form_gives_the_same_frames(rgb, tmp_path):
         "PIL": Image.fromarray(rgb),
         "png path": tmp_path / "obs.png",
         "list of frames": [rgb],
+        "nested lists (tolist, JSON)": rgb.tolist(),  # its rows were read as frames, its numbers refused as floats
+        "list of nested-list frames": [(rgb / 255.0).tolist()],
         "rgba": np.concatenate([rgb, np.full((48, 64, 1), 255, np.uint8)], axis=-1),
     }
     for name, obs in forms.items():
@@ -254,12 +256,15 @@ def test_images_under_16_pixels_a_side_are_refused_before_resizing():
     [
         (np.zeros((5, 5, 7)), r"channel axis of size 1, 3 or 4 in shape \(5, 5, 7\)$"),  # as given, not padded
         (np.full((8, 8, 3), 2.5), r"\[0, 1\] or \[-1, 1\]"),
-        (np.full((8, 8, 3), 40000, np.uint16), r"uint16 in \[40000, 40000\]; pass .* float \[0, 1\] .* x / 65535"),
+        (np.full((8, 8, 3), 40000, np.uint16), r"uint16 pixels \(in \[40000, 40000\]\) .*x / 65535 for 16-bit"),
+        # a dark deep frame (every pixel <= 255) was read as 8-bit, 16-257x too bright, while a bright one was refused
+        (np.full((8, 8, 3), 200, np.uint16), r"uint16 pixels \(in \[200, 200\]\) are a 12- or 16-bit camera's"),
         (np.full((8, 8, 3), np.nan), "NaN"),
         (np.array(["a"]), "not numeric"),
         ("missing.png", "does not exist"),
         (42, "unsupported type"),
         ([], "empty list"),
+        ([[[0, 0, 0]] * 20] * 19 + [[[0, 0, 0]] * 21], "nested lists of pixel values whose rows differ in length"),
         (np.zeros((0, 64, 80, 3), np.uint8), r"empty array of shape \(0, 64, 80, 3\)"),  # was numpy's "zero-size"
         (torch.zeros(3, 0, 80), r"empty array of shape \(3, 0, 80\)"),
         (np.zeros((8, 8, 3), np.complex64), "complex"),  # was cast, the imaginary parts dropped with a warning
@@ -288,6 +293,18 @@ def test_float_pixels_a_resize_pushed_past_their_range_keep_that_range(rgb):
     np.testing.assert_allclose(load_frames(signed)[0, 1:], ref[0, 1:], atol=1e-6)  # [-1, 1] keeps its reading
     with pytest.raises(ValueError, match=r"float pixels must lie in \[0, 1\] or \[-1, 1\], got \[0, 1\.5\]"):
         load_frames(np.full((16, 16, 3), 1.5) * (np.arange(3) > 0))  # past any resize's overshoot: refused
+
+
+def test_a_list_of_float_frames_is_read_in_one_range_as_the_clip_array_is():
+    """Read frame by frame, a bright frame of a [-1, 1] clip (no pixel below -0.125) was taken for [0, 1]: it came out
+    darker, with half the contrast, between correctly read neighbours."""
+    clip = np.random.default_rng(1).random((3, 20, 24, 3)).astype(np.float32) * 2 - 1
+    clip[1] = np.clip(clip[1], -0.1, 1.0)
+    whole = load_frames(clip)
+    for frames in (list(clip), [torch.from_numpy(f).permute(2, 0, 1) for f in clip]):
+        np.testing.assert_allclose(load_frames(frames), whole, atol=1e-6)
+        np.testing.assert_allclose(load_frames(frames, last=2), whole[1:], atol=1e-6)
+        np.testing.assert_allclose(load_frames(frames, max_frames=2), whole[:2], atol=1e-6)
 
 
 @pytest.mark.parametrize("values", [np.zeros((4, 10), complex), torch.zeros(4, 10, dtype=torch.complex64)])
@@ -345,6 +362,28 @@ def test_registry_lookup_and_unknown_names():
         worldpolicy.get_embodiment("ur5e")
     with pytest.raises(KeyError, match="variant='nope'"):
         worldpolicy.get_embodiment("droid", "nope")
+
+
+def test_every_registered_camera_layout_is_what_its_caption_says():
+    """droid/relative_pose listed DROID's three cameras without a composite: the model saw the wrist camera alone
+    while its caption said "concatenated views from multiple camera perspectives" (the conditioning mismatch
+    robot-bridge.md s11 lists). Every built-in embodiment with several cameras composes them, and one whose framing
+    is concat_view has several cameras to concatenate."""
+    from worldpolicy.embodiments import COMPOSITES
+    from worldpolicy.processing.observations import COMPOSITE_LAYOUTS, frames_from_mapping
+
+    assert set(COMPOSITE_LAYOUTS) == set(COMPOSITES)  # each composite a spec may name is placed and described
+    for key in [f"{name}/{variant}" if variant else name for name in list_embodiments()
+                for variant in worldpolicy.get_embodiment(name).variants or [None]]:
+        e = worldpolicy.get_embodiment(key)
+        several = len(e.camera_keys) > 1
+        assert several == (e.composite is not None), key
+        assert (e.view_point == "concat_view") == several, key
+    e = worldpolicy.get_embodiment("droid/relative_pose")
+    wrist, ext1, ext2 = (np.full((36, 64, 3), v, np.uint8) for v in (10, 120, 240))
+    frames = frames_from_mapping(dict(zip(e.camera_keys, (wrist, ext1, ext2))), e.camera_keys, e.composite)
+    assert frames.shape == (1, 540, 640, 3)  # wrist on top, the two exteriors side by side below
+    np.testing.assert_allclose(frames[0, [0, 400, 400], [0, 0, 639], 0], np.array([10, 120, 240]) / 255)
 
 
 def test_unknown_variant_of_an_unregistered_embodiment_names_the_variant():
@@ -533,6 +572,19 @@ def test_actions_far_outside_the_training_range_are_warned(caplog):
     physical[:, 0] *= 1000  # millimetres where metres are expected
     load_actions(physical, e)
     assert "tx (|x| up to" in caplog.text and "check the units" in caplog.text and "tx [m]" in caplog.text
+
+
+def test_mean_std_stats_warn_by_standard_deviations_not_by_the_quantile_range(caplog):
+    """With mean/std stats (LeRobot's default) model space counts standard deviations: a gripper closed in 5 % of the
+    data is 4.4 std out when closed, and every such chunk was warned about as wrong units."""
+    e = embodiment_from_dict({**worldpolicy.get_embodiment("pusht").to_dict(), "name": "lerobot_arm",
+                              "columns": ["x", "grip"], "units": ["m", "1"], "gripper_column": "grip",
+                              "normalization": "meanstd", "stats": {"mean": [0.0, 0.05], "std": [0.1, 0.218]}})
+    load_actions(np.array([[0.2, 1.0], [-0.3, 0.0]]), e)  # 3 std and 4.4 std out: real data
+    assert "far outside" not in caplog.text
+    load_actions(np.array([[0.2, 255.0]]), e)  # a 0-255 gripper reading
+    assert "grip (|x| up to 1.17e+03) far outside" in caplog.text and "in standard deviations" in caplog.text
+    assert "x (|x|" not in caplog.text
 
 
 def test_sampling_accepts_numpy_scalars():
@@ -1130,6 +1182,16 @@ def test_a_state_of_the_wrong_shape_is_named_by_its_shape(tiny_checkpoint, state
         policy._state_row(worldpolicy.PolicyRequest(image, "x", state=state))
 
 
+def test_a_state_with_nan_names_its_columns(tiny_checkpoint):
+    """A gripper reading a driver dropped was refused as "state contains NaN or inf", naming no column."""
+    policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid", chunk_size=16)
+    image = np.zeros((64, 64, 3), np.uint8)
+    gripper_lost = [0.1] * 7 + [np.nan]
+    with pytest.raises(ValueError, match=r"state contains NaN or inf in gripper \(given \[0.1, .*nan\]\); accepted: "
+                                         r"finite numbers, one per column \(joint_0, .*gripper\)"):
+        policy._state_row(worldpolicy.PolicyRequest(image, "x", state=gripper_lost))
+
+
 def test_one_cameras_image_in_memory_is_warned_about_once_as_the_cli_warns_of_a_file(tiny_checkpoint, caplog):
     """policy.act(one camera's array) on a model that composes several cameras (DROID, the shipped model) ran on it as
     if it were the composite, without the warning the command line and the agent tools give for such a file."""
@@ -1208,8 +1270,16 @@ def test_a_state_column_the_training_data_held_constant_is_not_warned_about(tiny
     with caplog.at_level("WARNING", logger="worldpolicy.processing.actions"):
         policy._state_row(worldpolicy.PolicyRequest(image, "x", state=[*home, 1.1e-4]))
         assert caplog.text == ""
-        policy._state_row(worldpolicy.PolicyRequest(image, "x", state=[*np.degrees(home), 1.1e-4]))
+        row = policy._state_row(worldpolicy.PolicyRequest(image, "x", state=[*np.degrees(home), 1.1e-4]))
     assert "state: joint_1 (|x| up to" in caplog.text and "gripper (" not in caplog.text
+    # the model gets the row as training cached it (clamped to [-1, 1]): the gripper's 1.1e-4 over a constant 0 was fed
+    # as 219 and joint_1 in degrees as -86, values no training row held
+    assert row[-1] == 1.0 and row[1] == -1.0 and np.abs(row).max() == 1.0
+    from worldpolicy.processing.actions import to_model
+
+    exact = [*home[:3], home[3] + 0.1, *home[4:], 0.0]
+    np.testing.assert_allclose(policy._state_row(worldpolicy.PolicyRequest(image, "x", state=exact)),
+                               to_model(emb, np.array([exact]))[0])  # inside the data's range: unchanged
 
 
 def test_unnormalised_values_are_warned_by_what_their_units_allow(caplog):

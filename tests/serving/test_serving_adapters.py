@@ -7,6 +7,7 @@ import pytest
 from serving_standins import droid_request
 
 from worldpolicy import get_embodiment
+from worldpolicy.embodiments import embodiment_from_dict
 from worldpolicy.serving.adapters import IMAGE_KEY, ObservationAdapter, RequestError, all_finite, warmup_message
 
 DROID = get_embodiment("droid")
@@ -62,7 +63,9 @@ def test_forward_and_inverse_dynamics_requests():
 
 
 def test_a_single_camera_embodiment_reads_its_first_camera_present():
-    e = get_embodiment("droid/relative_pose")  # no composite: the local Policy reads the first camera it finds
+    # three cameras, no composite: the local Policy reads the first camera it finds
+    e = embodiment_from_dict({**get_embodiment("droid/relative_pose").to_dict(), "name": "three_cameras",
+                              "aliases": [], "composite": None})
     wrist = np.zeros((8, 8, 3), np.uint8)
     obs = ObservationAdapter(e).parse({"observation/wrist_image_left": wrist, "prompt": "go"}).observation
     assert set(obs) == {"observation/wrist_image_left"}

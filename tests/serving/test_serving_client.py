@@ -330,3 +330,22 @@ def test_a_request_over_the_servers_announced_limit_is_refused_before_it_travels
             assert info.value.code == 1009
     finally:
         stop()
+
+
+def test_a_16_bit_image_travels_as_the_local_policy_reads_it(tmp_path):
+    """RemotePolicy converted every image file to RGB before sending: a 16-bit PNG (a depth-of-field ramp, a deep
+    camera's frame) arrived clipped to black and white, while the local Policy reads its grey levels."""
+    from PIL import Image
+
+    from worldpolicy.processing.observations import load_frames
+    from worldpolicy.serving.client import _image_array
+
+    ramp = np.tile(np.linspace(0, 1, 64), (32, 1))
+    Image.fromarray((ramp * 65535).astype(np.uint16)).save(tmp_path / "deep.png")
+    local = load_frames(tmp_path / "deep.png")
+    for given in (tmp_path / "deep.png", Image.open(tmp_path / "deep.png")):
+        sent = _image_array(given)
+        np.testing.assert_allclose(load_frames(sent), local, atol=1e-6)  # what the server reads from it
+    rgb = (np.random.default_rng(0).random((32, 64, 3)) * 255).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "plain.png")
+    assert _image_array(tmp_path / "plain.png").dtype == np.uint8  # 8-bit images still travel as uint8

@@ -63,21 +63,24 @@ def test_relative_pose_encoding_round_trips_through_the_decoder():
 
 def test_joint_dataset_converts_to_relative_pose_windows(tiny_dataset):
     pytest.importorskip("mink")
-    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.embodiments import embodiment_from_dict, get_embodiment
     from worldpolicy.train.data import WindowSpec, count_windows, iter_windows
 
     spec = WindowSpec(dataset=str(tiny_dataset), chunk_size=CHUNK, video_keys=tuple(VIDEO_KEYS),
                       action_conversion="joint_to_relative_pose")
-    windows = list(iter_windows(spec, get_embodiment("droid/relative_pose")))
+    # droid/relative_pose's columns; the dataset has two of DROID's three cameras, so one of them is seen
+    one_camera = embodiment_from_dict({**get_embodiment("droid/relative_pose").to_dict(), "name": "one_camera",
+                                       "aliases": [], "composite": None})
+    windows = list(iter_windows(spec, one_camera))
     window = windows[0]
     assert window.actions.shape == (CHUNK, 10) and window.state is None
     for stride, pad in ((1, True), (3, False)):  # what the encoding bar counts to
         counted = replace(spec, stride=stride, pad=pad)
-        assert count_windows(counted) == len(list(iter_windows(counted, get_embodiment("droid/relative_pose"))))
+        assert count_windows(counted) == len(list(iter_windows(counted, one_camera)))
     assert np.all(np.isfinite(window.actions)) and np.abs(window.actions[:, :3]).max() < 0.1
     with pytest.raises(ValueError, match="action_conversion"):
         next(iter_windows(WindowSpec(dataset=str(tiny_dataset), chunk_size=CHUNK, video_keys=tuple(VIDEO_KEYS)),
-                          get_embodiment("droid/relative_pose")))
+                          one_camera))
 
 
 @pytest.fixture(scope="module")
@@ -369,10 +372,12 @@ def test_default_keys_a_robots_own_dataset_lacks_are_named_as_the_default_with_i
 
 
 def test_cameras_are_found_by_name_and_a_lone_video_serves_a_one_camera_embodiment():
-    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.embodiments import embodiment_from_dict, get_embodiment
     from worldpolicy.train.data import camera_sources
 
-    droid, joint = get_embodiment("droid/relative_pose"), get_embodiment("droid/joint_pos")
+    joint = get_embodiment("droid/joint_pos")
+    droid = embodiment_from_dict({**get_embodiment("droid/relative_pose").to_dict(), "name": "three_cameras",
+                                  "aliases": [], "composite": None})  # three cameras, none composed: it sees one
     three = [f"observation.image.{c}" for c in ("exterior_image_1_left", "exterior_image_2_left", "wrist_image_left")]
     # a composite takes every camera by name, whatever their order in the dataset
     assert camera_sources(three, None, joint) == {f"observation/{k.rsplit('.', 1)[1]}": k for k in three}
@@ -387,7 +392,7 @@ def test_cameras_are_found_by_name_and_a_lone_video_serves_a_one_camera_embodime
         camera_sources(["observation.images.top", "observation.images.side"], None, get_embodiment("bridge"))
     assert camera_sources(["observation.images.top", "observation.images.side"], ["observation.images.side"],
                           get_embodiment("bridge")) == {"observation/image": "observation.images.side"}
-    with pytest.raises(ValueError, match=r"feed the same camera of embodiment 'droid/relative_pose'"):
+    with pytest.raises(ValueError, match=r"feed the same camera of embodiment 'three_cameras/relative_pose'"):
         camera_sources(["observation.image.wrist_image_left", "observation.images.wrist_image_left"], None, droid)
 
 

@@ -175,15 +175,23 @@ def actions_object(doc: Mapping[str, Any], space: str, where: str,
 
 
 _FAR_OUT = 3.0  # model-space magnitude; the stats map the training data's 1st..99th percentiles to [-1, 1]
+# The same for mean/std stats, whose [-1, 1] is one standard deviation, not the data's range: a column the data seldom
+# moves (a gripper closed in a few percent of the frames) holds real values 4 to 10 std out, which a bound of 3 named
+# as wrong units; wrong units land far past 10 (degrees for radians 57x, millimetres for metres 1000x).
+_FAR_OUT_STD = 10.0
 _GRIPPER_FAR = 1.5  # |g| past this is not a gripper value in [0, 1] (a 0-255 or percent reading)
 
 
 def _far_bounds(embodiment: Embodiment) -> tuple[np.ndarray, str]:
     """Per column, the model-space magnitude past which a value cannot be meant, and why. Normalised embodiments have
-    the training data's range; an unnormalised one (droid's raw joints) only what its units allow: an angle within one
+    the training data's range (its spread, for mean/std stats); an unnormalised one (droid's raw joints) only what its units allow: an angle within one
     turn, a gripper value in [0, 1], a value in model space (umi's, whose stats are not published) the same as a
     normalised one; other columns are not bounded. Nor is a column the training data held constant: its stats give no
     scale, so a legit reading (a reach-trained gripper measured at 1e-4) is hundreds in model space."""
+    if embodiment.normalization == "meanstd":
+        why = (f"far outside what embodiment {embodiment.key!r} was trained on (model space, in standard deviations "
+               "of its data)")
+        return np.where(embodiment.constant_columns(), np.inf, _FAR_OUT_STD), why
     if embodiment.normalization != "none":
         why = f"far outside what embodiment {embodiment.key!r} was trained on (model space, where its data spans [-1, 1])"
         return np.where(embodiment.constant_columns(), np.inf, _FAR_OUT), why

@@ -1,13 +1,14 @@
 """Observations → the conditioning canvas the model sees.
 
-Everything a user may hold (paths, PIL, numpy/torch in HWC/CHW, uint8 or float in [0,1]/[-1,1], frame lists, mp4
-files, openpi-style dicts) becomes float32 frames in [0, 1] (floats a resize pushed a little past their range are
-clipped: `FLOAT_PIXEL_SLACK`); `prepare_canvas` then applies the pipeline's exact
-resolution-bin, downscale-only resize and pad rules (cosmos3-model.md §9) by calling diffusers' own video processor.
+Everything a user may hold (paths, PIL, numpy/torch or nested lists in HWC/CHW, uint8 or float in [0,1]/[-1,1],
+frame lists, mp4 files, openpi-style dicts) becomes float32 frames in [0, 1] (floats a resize pushed a little past
+their range are clipped: `FLOAT_PIXEL_SLACK`); `prepare_canvas` then applies the pipeline's exact resolution-bin,
+downscale-only resize and pad rules (cosmos3-model.md §9) by calling diffusers' own video processor.
 """
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,11 @@ def _array_to_frames(arr: np.ndarray, param: str) -> np.ndarray:
         return arr.astype(np.float32) / 255.0
     if arr.dtype == bool:  # a mask: False black, True white
         return arr.astype(np.float32)
+    if arr.dtype == np.uint16:  # a deep camera's (12- or 16-bit) pixels: their scale is not in the array
+        raise ValueError(f"{param}: uint16 pixels (in [{arr.min()}, {arr.max()}]) are a 12- or 16-bit camera's, whose "
+                         "full scale the array does not say; read as 0..255 a dark frame came out 16-257x too bright "
+                         "and a bright one was refused. Pass float [0, 1] pixels (x / 65535 for 16-bit, x / 4095 for "
+                         "12-bit), uint8, or the image file itself (16-bit files are read)")
     if np.issubdtype(arr.dtype, np.integer):
         if arr.min() < 0 or arr.max() > 255:
             wide = np.iinfo(arr.dtype).max
@@ -115,6 +121,15 @@ def _pil_to_frames(im: Any, param: str) -> np.ndarray:
         full_scale = 255.0 if im.mode == "I" and values.max() <= 255 else 65535.0
         return _array_to_frames(values / full_scale, param)
     return _array_to_frames(np.asarray(im.convert("RGB")), param)
+
+
+def pil_pixels(im: Any, param: str = "observation") -> np.ndarray:
+    """One PIL frame as the pixels `load_frames` reads from it, without loss: uint8 RGB [H, W, 3] for 8-bit modes,
+    float32 [0, 1] for 16-bit and float modes (whose RGB conversion clips them to black and white). What a client
+    sends (`serving.client`) so that the server reads what the local Policy would."""
+    if im.mode == "F" or im.mode.startswith("I"):
+        return _pil_to_frames(im, param)[0]
+    return np.asarray(im.convert("RGB"))
 
 
 def image_pages(im: Any, max_frames: int | None = None, last: int | None = None) -> Iterator[Any]:
@@ -177,7 +192,8 @@ MIN_SIDE = 16  # pixels: diffusers resizes frames to multiples of 16, so a small
 
 def load_frames(obs: Any, param: str = "observation", max_frames: int | None = None,
                 last: int | None = None) -> np.ndarray:
-    """Any supported image/video input → float32 frames [T, H, W, 3] in [0, 1].
+    """Any supported image/video input → float32 frames [T, H, W, 3] in [0, 1]. Channels are taken in RGB order
+    (nothing in the pixels tells an OpenCV/ROS BGR image apart; README says so).
 
     `max_frames` (the first ones) or `last` (the latest ones) bound what is read of a video file, an animated image, a
     folder or a list of frames, so a long clip is neither held whole nor converted to float: inverse dynamics reads
@@ -203,13 +219,16 @@ def load_frames(obs: Any, param: str = "observation", max_frames: int | None = N
         )
     if type(obs).__module__.startswith("PIL."):
         return _pil_to_frames(obs, param)
-    if type(obs).__module__.startswith("torch"):
-        return _array_to_frames(obs.detach().cpu().float().numpy() if obs.is_floating_point() else obs.cpu().numpy(), param)
-    if isinstance(obs, np.ndarray):
-        return _array_to_frames(obs, param)
+    if _is_array(obs):
+        return _array_to_frames(_numpy(obs), param)
     if isinstance(obs, Sequence) and not isinstance(obs, (bytes, str)):
         if len(obs) == 0:
             raise ValueError(f"{param}: an empty {type(obs).__name__}; give at least one frame")
+        if _nested_numbers(obs):
+            return _array_to_frames(_nested_array(obs, param), param)
+        if _same_frames(obs):  # one array: their pixel range ([0, 1] or [-1, 1]) is judged once, for the whole clip
+            picked = obs[-last:] if last else obs[:max_frames]
+            return _array_to_frames(np.stack([_numpy(frame) for frame in picked]), param)
         # items are read from the end for `last`, from the start otherwise, until the bound's frames are in (an item
         # is one frame, or several: a clip file)
         frames, held, wanted = [], 0, last or max_frames or float("inf")
@@ -224,8 +243,46 @@ def load_frames(obs: Any, param: str = "observation", max_frames: int | None = N
         return np.concatenate(frames[::-1], axis=0)[-last:] if last else np.concatenate(frames, axis=0)[:max_frames]
     raise TypeError(
         f"{param}: unsupported type {_describe(obs)}; accepted: image/video path, PIL image, numpy or torch array "
-        "(HWC/CHW, uint8 or float), a list of frames, or an openpi-style dict of camera keys"
+        "(HWC/CHW, uint8 or float; RGB order), nested lists of such pixels, a list of frames, or an openpi-style "
+        "dict of camera keys"
     )
+
+
+def _is_array(obs: Any) -> bool:
+    return isinstance(obs, np.ndarray) or type(obs).__module__.startswith("torch")
+
+
+def _numpy(obs: Any) -> np.ndarray:
+    """A numpy or torch array as numpy (torch floats as float32: numpy has no bfloat16)."""
+    if isinstance(obs, np.ndarray):
+        return obs
+    return obs.detach().cpu().float().numpy() if obs.is_floating_point() else obs.cpu().numpy()
+
+
+def _same_frames(obs: Sequence) -> bool:
+    """Whether `obs` is a list of single frames ([H,W,C]/[C,H,W]) in memory, all of one shape and dtype: read one by
+    one, each frame's float range was judged alone, so a bright frame of a [-1, 1] clip (no pixel below
+    -`FLOAT_PIXEL_SLACK`) was read as [0, 1] and came out darker, with less contrast, than its neighbours."""
+    if not all(_is_array(frame) and frame.ndim == 3 for frame in obs):
+        return False
+    return len({(str(frame.dtype), tuple(frame.shape)) for frame in obs}) == 1
+
+
+def _nested_numbers(obs: Sequence) -> bool:
+    """Whether `obs` is pixels as nested lists of numbers (`array.tolist()`, an image sent as JSON), not a list of
+    frames: read item by item, its rows were taken for frames and its numbers refused as "unsupported type float"."""
+    item: Any = obs
+    while isinstance(item, (list, tuple)) and item:
+        item = item[0]
+    return isinstance(item, numbers.Real)
+
+
+def _nested_array(obs: Sequence, param: str) -> np.ndarray:
+    try:
+        return np.asarray(obs)
+    except ValueError:  # numpy refuses ragged nesting
+        raise ValueError(f"{param}: nested lists of pixel values whose rows differ in length; accepted: a rectangular "
+                         "[H,W,C]/[C,H,W] or [T,H,W,C]/[T,C,H,W] nesting (or a numpy array)") from None
 
 
 def size_problem(height: int, width: int) -> str | None:

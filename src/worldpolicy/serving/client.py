@@ -55,6 +55,7 @@ from ..processing.observations import (
     frame_keys,
     image_files,
     image_pages,
+    pil_pixels,
 )
 from ..processing.prompts import check_task
 from ..results import MODES, Prediction, is_string_list
@@ -198,11 +199,11 @@ def _image_array(
 
         with Image.open(path) as img:  # the frames of an animated GIF/WebP the local Policy reads, and only those
             check_pixel_count(img, path, param)
-            frames = [np.asarray(page.convert("RGB")) for page in image_pages(img, first, last)]
+            frames = [pil_pixels(page, param) for page in image_pages(img, first, last)]  # 16-bit as float
             animated = getattr(img, "n_frames", 1) > 1
         return np.stack(frames) if animated else frames[0]
     if type(image).__module__.startswith("PIL."):
-        return np.asarray(image.convert("RGB"))  # palette and greyscale images as RGB, as `load_frames` does
+        return pil_pixels(image, param)  # palette and greyscale images as RGB, as `load_frames` does
     if hasattr(image, "detach"):  # torch tensor, without importing torch
         return image.detach().cpu().numpy()
     if isinstance(image, (list, tuple)) and image and not isinstance(image[0], (int, float)):
