@@ -1,5 +1,7 @@
 """The engine matches diffusers' Cosmos3OmniPipeline given the same initial noise (seeded generator), in fp32."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -171,3 +173,66 @@ def test_a_seed_gives_one_result_wherever_the_request_runs(tiny_checkpoint, inpu
     assert [p.settings["seed"] for p in sequence] == [p.settings["seed"] for p in batched] == [40, 41]
     for one, other_run in zip(sequence, batched):
         np.testing.assert_allclose(one.actions, other_run.actions, rtol=0, atol=1e-6)
+
+
+def _edit_json(file, **changes):
+    file.write_text(json.dumps({**json.loads(file.read_text()), **changes}))
+
+
+# What the parity test above leaves at one value (the tiny checkpoint's flags and linear-flow scheduler, 4 steps, chunk
+# 16, no negative prompt), each changed where the pipeline reads it: (checkpoint edits, load_policy options, the
+# pipeline's scheduler override, mode, chunk, steps, negative prompt).
+VARIANTS = {
+    # model_index.json's default_use_system_prompt, and a negative prompt for CFG's uncond branch
+    "system_prompt": ({"model_index.json": {"default_use_system_prompt": True}}, {}, None, "policy", 16, 4,
+                      "blurry, static"),
+    # model_index.json's use_native_flow_schedule; 10 steps run UniPC's second order, and a 32-step chunk 9 latents
+    "native_flow": ({"model_index.json": {"use_native_flow_schedule": True}}, {}, None, "policy", 32, 10, ""),
+    # a Karras scheduler config (as the shipped Nano's reportedly is, cosmos3-model.md §11)
+    "karras": ({"scheduler/scheduler_config.json": {"use_karras_sigmas": True, "sigma_min": 0.147, "sigma_max": 200.0}},
+               {}, None, "inverse_dynamics", 16, 6, ""),
+    # schedule="linear" with a shift of its own: the scheduler the pipeline would be handed for the same sampling
+    "shift_override": ({}, {"schedule": "linear", "shift": 2.0},
+                       {"use_karras_sigmas": False, "use_flow_sigmas": True, "flow_shift": 2.0}, "forward_dynamics", 8,
+                       4, ""),
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_engine_matches_pipeline_on_other_checkpoint_flags_and_schedules(tiny_checkpoint, tmp_path, inputs, variant):
+    import shutil
+
+    from diffusers import Cosmos3OmniPipeline, CosmosActionCondition
+
+    edits, options, scheduler_override, mode, chunk, steps, negative = VARIANTS[variant]
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, ckpt)
+    for name, changes in edits.items():
+        _edit_json(ckpt / name, **changes)
+    pipe = Cosmos3OmniPipeline.from_pretrained(ckpt, enable_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    if scheduler_override:
+        pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, **scheduler_override)
+    policy = worldpolicy.load_policy(ckpt, embodiment="droid/relative_pose", chunk_size=chunk, resolution_tier=256,
+                                     **options)
+
+    cond = dict(mode=mode, chunk_size=chunk, domain_name="droid_lerobot", resolution_tier=256, view_point="concat_view")
+    observation = inputs["video"][: chunk + 1] if mode == "inverse_dynamics" else inputs["image"]
+    cond["video" if mode == "inverse_dynamics" else "image"] = (list(observation) if mode == "inverse_dynamics"
+                                                                else observation)
+    request = PolicyRequest(observation, TASK, mode=mode, seed=7, steps=steps, guidance=3.0, negative_prompt=negative)
+    if mode == "forward_dynamics":
+        cond["raw_actions"] = torch.tensor(inputs["actions"][:chunk], dtype=torch.float32)
+        request.actions, request.actions_space = inputs["actions"][:chunk], "normalized"
+
+    expected = pipe(prompt=TASK, negative_prompt=negative, action=CosmosActionCondition(**cond),
+                    num_inference_steps=steps, guidance_scale=3.0, fps=15.0,
+                    generator=torch.Generator().manual_seed(7), output_type="latent")
+    engine_request, _ = policy._prepare(request)
+    out = policy.engine.run([engine_request])[0]
+    assert rel_err(expected.video, out.latents) < REL
+    if mode == "forward_dynamics":
+        assert expected.action is None and out.actions is None
+    else:
+        assert out.actions.shape == (chunk, 10)
+        assert rel_err(expected.action[0].numpy(), out.actions) < REL
