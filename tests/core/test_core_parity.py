@@ -121,8 +121,8 @@ def test_json_caption_is_the_pipelines(tiny_checkpoint):
 
 def test_bf16_engine_matches_bf16_pipeline(tiny_checkpoint, inputs):
     """The dtype GPUs run: weights loaded in bf16 (time embedder kept fp32), sampler state fp32. On CPU the engine's
-    bf16 actions equal the pipeline's; `build_components(dtype=)` (the GPU benchmark's in-memory Nano) casts the same
-    way `from_pretrained(dtype=)` loads."""
+    bf16 actions and latents equal the pipeline's in every mode; `build_components(dtype=)` (the GPU benchmark's
+    in-memory Nano) casts the same way `from_pretrained(dtype=)` loads."""
     from diffusers import Cosmos3OmniPipeline, CosmosActionCondition
 
     from worldpolicy.testing import build_components
@@ -143,6 +143,26 @@ def test_bf16_engine_matches_bf16_pipeline(tiny_checkpoint, inputs):
                     generator=torch.Generator().manual_seed(7), output_type="latent").action[0].float().numpy()
     ours = policy.act(inputs["image"], TASK, seed=7, steps=4, guidance=3.0).actions_normalized
     assert rel_err(expected, ours) < 1e-3  # measured 0 on CPU; bf16 rounding is ~4e-3 per operation
+
+    # clean action rows (forward dynamics) and clean frames beside noisy actions (inverse dynamics) reach the bf16
+    # projections by other paths than policy's
+    for mode in ("forward_dynamics", "inverse_dynamics"):
+        observation = inputs["video"] if mode == "inverse_dynamics" else inputs["image"]
+        request = PolicyRequest(observation, TASK, mode=mode, seed=7, steps=4, guidance=3.0)
+        cond = dict(mode=mode, chunk_size=16, domain_name="droid_lerobot", resolution_tier=256,
+                    view_point="concat_view")
+        if mode == "forward_dynamics":
+            cond.update(image=observation, raw_actions=torch.tensor(inputs["actions"], dtype=torch.float32))
+            request.actions, request.actions_space = inputs["actions"], "normalized"
+        else:
+            cond["video"] = list(observation)
+        expected = pipe(prompt=TASK, action=CosmosActionCondition(**cond), num_inference_steps=4, guidance_scale=3.0,
+                        fps=15.0, generator=torch.Generator().manual_seed(7), output_type="latent")
+        engine_request, _ = policy._prepare(request)
+        out = policy.engine.run([engine_request])[0]
+        assert rel_err(expected.video.float(), out.latents) < 1e-3, mode  # measured 0 on CPU
+        if mode == "inverse_dynamics":
+            assert rel_err(expected.action[0].float().numpy(), out.actions) < 1e-3
 
 
 def test_a_seed_gives_one_result_wherever_the_request_runs(tiny_checkpoint, inputs):
