@@ -1,5 +1,6 @@
 """The engine matches diffusers' Cosmos3OmniPipeline given the same initial noise (seeded generator), in fp32."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -199,22 +200,53 @@ def _edit_json(file, **changes):
     file.write_text(json.dumps({**json.loads(file.read_text()), **changes}))
 
 
-# What the parity test above leaves at one value (the tiny checkpoint's flags and linear-flow scheduler, 4 steps, chunk
-# 16, no negative prompt), each changed where the pipeline reads it: (checkpoint edits, load_policy options, the
-# pipeline's scheduler override, mode, chunk, steps, negative prompt).
+def _und_k_norm_for_gen(ckpt):
+    """The transformer with `qk_norm_for_text=False, use_und_k_norm_for_gen=True`: text keys reach the gen tower
+    through `k_norm_und_for_gen` (None in every other test), its weights perturbed so the norm is not the identity."""
+    from diffusers import Cosmos3OmniTransformer
+
+    config = {**Cosmos3OmniTransformer.load_config(ckpt / "transformer"), "qk_norm_for_text": False,
+              "use_und_k_norm_for_gen": True}
+    torch.manual_seed(3)
+    transformer = Cosmos3OmniTransformer.from_config(config)
+    with torch.no_grad():
+        for param in transformer.parameters():
+            if param.dim() == 1:
+                param.add_(0.05 * torch.randn_like(param))
+    assert transformer.layers[0].self_attn.k_norm_und_for_gen is not None
+    transformer.save_pretrained(ckpt / "transformer")
+
+
+@dataclasses.dataclass
+class Variant:
+    """One setting the parity test above leaves at a single value (the tiny checkpoint's flags and linear-flow
+    scheduler, 4 steps, chunk 16, no negative prompt), changed where the pipeline reads it."""
+
+    edits: dict = dataclasses.field(default_factory=dict)  # checkpoint JSON file -> keys changed
+    rebuild: object = None  # rewrites part of the checkpoint
+    options: dict = dataclasses.field(default_factory=dict)  # load_policy's
+    scheduler: dict | None = None  # the same override for the pipeline's scheduler
+    mode: str = "policy"
+    chunk: int = 16
+    steps: int = 4
+    negative: str = ""
+
+
 VARIANTS = {
     # model_index.json's default_use_system_prompt, and a negative prompt for CFG's uncond branch
-    "system_prompt": ({"model_index.json": {"default_use_system_prompt": True}}, {}, None, "policy", 16, 4,
-                      "blurry, static"),
+    "system_prompt": Variant(edits={"model_index.json": {"default_use_system_prompt": True}},
+                             negative="blurry, static"),
     # model_index.json's use_native_flow_schedule; 10 steps run UniPC's second order, and a 32-step chunk 9 latents
-    "native_flow": ({"model_index.json": {"use_native_flow_schedule": True}}, {}, None, "policy", 32, 10, ""),
+    "native_flow": Variant(edits={"model_index.json": {"use_native_flow_schedule": True}}, chunk=32, steps=10),
     # a Karras scheduler config (as the shipped Nano's reportedly is, cosmos3-model.md §11)
-    "karras": ({"scheduler/scheduler_config.json": {"use_karras_sigmas": True, "sigma_min": 0.147, "sigma_max": 200.0}},
-               {}, None, "inverse_dynamics", 16, 6, ""),
+    "karras": Variant(edits={"scheduler/scheduler_config.json": {"use_karras_sigmas": True, "sigma_min": 0.147,
+                                                                 "sigma_max": 200.0}},
+                      mode="inverse_dynamics", steps=6),
     # schedule="linear" with a shift of its own: the scheduler the pipeline would be handed for the same sampling
-    "shift_override": ({}, {"schedule": "linear", "shift": 2.0},
-                       {"use_karras_sigmas": False, "use_flow_sigmas": True, "flow_shift": 2.0}, "forward_dynamics", 8,
-                       4, ""),
+    "shift_override": Variant(options={"schedule": "linear", "shift": 2.0},
+                              scheduler={"use_karras_sigmas": False, "use_flow_sigmas": True, "flow_shift": 2.0},
+                              mode="forward_dynamics", chunk=8),
+    "und_k_norm_for_gen": Variant(rebuild=_und_k_norm_for_gen, mode="inverse_dynamics"),
 }
 
 
@@ -224,17 +256,20 @@ def test_engine_matches_pipeline_on_other_checkpoint_flags_and_schedules(tiny_ch
 
     from diffusers import Cosmos3OmniPipeline, CosmosActionCondition
 
-    edits, options, scheduler_override, mode, chunk, steps, negative = VARIANTS[variant]
+    v = VARIANTS[variant]
+    mode, chunk, steps, negative = v.mode, v.chunk, v.steps, v.negative
     ckpt = tmp_path / "ckpt"
     shutil.copytree(tiny_checkpoint, ckpt)
-    for name, changes in edits.items():
+    for name, changes in v.edits.items():
         _edit_json(ckpt / name, **changes)
+    if v.rebuild is not None:
+        v.rebuild(ckpt)
     pipe = Cosmos3OmniPipeline.from_pretrained(ckpt, enable_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
-    if scheduler_override:
-        pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, **scheduler_override)
+    if v.scheduler:
+        pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, **v.scheduler)
     policy = worldpolicy.load_policy(ckpt, embodiment="droid/relative_pose", chunk_size=chunk, resolution_tier=256,
-                                     **options)
+                                     **v.options)
 
     cond = dict(mode=mode, chunk_size=chunk, domain_name="droid_lerobot", resolution_tier=256, view_point="concat_view")
     observation = inputs["video"][: chunk + 1] if mode == "inverse_dynamics" else inputs["image"]
