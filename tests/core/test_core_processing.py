@@ -642,6 +642,17 @@ def test_devices_this_machine_cannot_use_fail_before_loading(tmp_path, device, m
         worldpolicy.load_policy(tmp_path / "never-loaded", device=device)
 
 
+def test_a_cuda_index_past_the_machines_devices_names_the_ones_it_has(monkeypatch):
+    from worldpolicy.engine.loading import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ValueError, match=r"device='cuda:2': this machine has 2 CUDA device\(s\); "
+                                         r"accepted: 'cuda', 'cuda:0', 'cuda:1'"):
+        resolve_device("cuda:2")
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+
+
 def test_fit_to_chunk_trims_or_repeats():
     a = np.arange(6, dtype=float).reshape(3, 2)
     assert fit_to_chunk(a, 2).tolist() == [[0, 1], [2, 3]]

@@ -48,8 +48,10 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         raise ValueError(f"device={device!r} cannot run a model; accepted: {', '.join(available)} (e.g. 'cuda:1')")
     if not available[resolved.type]():
         raise ValueError(f"device={device!r} was asked for but {resolved.type} is not available here; use device='cpu'")
-    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
-        raise ValueError(f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    count = torch.cuda.device_count() if resolved.type == "cuda" else 0
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= count:
+        accepted = ", ".join(repr(f"cuda:{i}") for i in range(count))
+        raise ValueError(f"device={device!r}: this machine has {count} CUDA device(s); accepted: 'cuda', {accepted}")
     return resolved
 
 
