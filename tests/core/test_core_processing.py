@@ -882,11 +882,15 @@ def _shard_missing(folder):
     (lambda f: (f / "vae" / "diffusion_pytorch_model.safetensors").rename(
         f / "vae" / "diffusion_pytorch_model.safetensors.incomplete"),
      "vae/diffusion_pytorch_model.safetensors is missing"),
+    (lambda f: (f / "vae" / "diffusion_pytorch_model.safetensors").rename(
+        f / "vae" / "diffusion_pytorch_model.bf16.safetensors"),
+     (r"vae/diffusion_pytorch_model.safetensors is missing \(.*it holds diffusion_pytorch_model.bf16.safetensors, "
+      "which diffusers loads only as a variant")),
     (_cut_short, r"vae/diffusion_pytorch_model.safetensors is \d+ bytes where its header describes \d+: cut short"),
     (_lfs_pointer, "transformer/diffusion_pytorch_model.safetensors is a Git LFS pointer.*git lfs pull"),
     (_shard_missing, r"transformer/diffusion_pytorch_model-00002-of-\d+.safetensors is missing"),
 ], ids=["no-transformer", "no-tokenizer", "no-transformer-config", "no-scheduler-config", "download-unfinished",
-        "cut-short", "lfs-pointer", "shard-missing"])
+        "variant-only", "cut-short", "lfs-pointer", "shard-missing"])
 def test_a_partial_checkpoint_is_refused_naming_the_part_before_anything_loads(tiny_checkpoint, tmp_path, monkeypatch,
                                                                                damage, problem):
     """A partial download or copy failed inside diffusers (e.g. "no file named config.json found in directory <the

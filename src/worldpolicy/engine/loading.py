@@ -218,7 +218,9 @@ def _weights_problems(where: Path, part: str, source: str) -> list[str]:
         raise ValueError(f"checkpoint={source!r}: {part}/ has .bin weights: pickles, which worldpolicy never loads; "
                          "save the model with safe_serialization=True or convert the .bin files to .safetensors")
     else:
-        return [f"{part}/{WEIGHTS_FILE} is missing (nor is there a sharded {index.name})"]
+        others = sorted(f.name for f in where.glob("*.safetensors"))  # e.g. a variant's (`.bf16.safetensors`)
+        found = f"; it holds {', '.join(others[:3])}, which diffusers loads only as a variant" if others else ""
+        return [f"{part}/{WEIGHTS_FILE} is missing (nor is there a sharded {index.name}{found})"]
     problems = []
     for name in files:
         file = where / name
