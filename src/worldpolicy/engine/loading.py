@@ -199,6 +199,10 @@ def check_checkpoint_files(folder: Path, source: str) -> None:
             problems.append(f"{part}/{config} is missing")
         if part in MODEL_PARTS:
             problems.extend(_weights_problems(where, part, source))
+    _refuse_incomplete(source, problems)
+
+
+def _refuse_incomplete(source: str, problems: list[str]) -> None:
     if problems:
         raise ValueError(f"checkpoint={source!r} is incomplete: {'; '.join(problems)}. A partial download or copy: "
                          "fetch it again whole (e.g. `hf download <hub id> --local-dir <folder>`), or use another")
@@ -435,6 +439,8 @@ def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.d
     local = Path(source)
     base = adapter_base(local) if local.is_dir() else None
     if base is not None:
+        _refuse_incomplete(source, [f"{name} is {problem}" for name in (ADAPTER_FILE, TRAINED_FILE)
+                                    if (problem := _safetensors_problem(local / name))])  # before the base loads
         try:
             parts = load_components(base.path, device, dtype)
         except FileNotFoundError as exc:
