@@ -62,7 +62,7 @@ def check_compile_options(device: torch.device, compile: bool, cuda_graphs: bool
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """CUDA → bf16, CPU → fp32 unless asked otherwise."""
+    """CUDA → bf16, any other device fp32, unless asked otherwise."""
     if dtype is None:
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     if isinstance(dtype, torch.dtype):
