@@ -1,5 +1,8 @@
 """The engine matches diffusers' Cosmos3OmniPipeline given the same initial noise (seeded generator), in fp32."""
 
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -119,8 +122,8 @@ def test_json_caption_is_the_pipelines(tiny_checkpoint):
 
 def test_bf16_engine_matches_bf16_pipeline(tiny_checkpoint, inputs):
     """The dtype GPUs run: weights loaded in bf16 (time embedder kept fp32), sampler state fp32. On CPU the engine's
-    bf16 actions equal the pipeline's; `build_components(dtype=)` (the GPU benchmark's in-memory Nano) casts the same
-    way `from_pretrained(dtype=)` loads."""
+    bf16 actions and latents equal the pipeline's in every mode; `build_components(dtype=)` (the GPU benchmark's
+    in-memory Nano) casts the same way `from_pretrained(dtype=)` loads."""
     from diffusers import Cosmos3OmniPipeline, CosmosActionCondition
 
     from worldpolicy.testing import build_components
@@ -141,6 +144,26 @@ def test_bf16_engine_matches_bf16_pipeline(tiny_checkpoint, inputs):
                     generator=torch.Generator().manual_seed(7), output_type="latent").action[0].float().numpy()
     ours = policy.act(inputs["image"], TASK, seed=7, steps=4, guidance=3.0).actions_normalized
     assert rel_err(expected, ours) < 1e-3  # measured 0 on CPU; bf16 rounding is ~4e-3 per operation
+
+    # clean action rows (forward dynamics) and clean frames beside noisy actions (inverse dynamics) reach the bf16
+    # projections by other paths than policy's
+    for mode in ("forward_dynamics", "inverse_dynamics"):
+        observation = inputs["video"] if mode == "inverse_dynamics" else inputs["image"]
+        request = PolicyRequest(observation, TASK, mode=mode, seed=7, steps=4, guidance=3.0)
+        cond = dict(mode=mode, chunk_size=16, domain_name="droid_lerobot", resolution_tier=256,
+                    view_point="concat_view")
+        if mode == "forward_dynamics":
+            cond.update(image=observation, raw_actions=torch.tensor(inputs["actions"], dtype=torch.float32))
+            request.actions, request.actions_space = inputs["actions"], "normalized"
+        else:
+            cond["video"] = list(observation)
+        expected = pipe(prompt=TASK, action=CosmosActionCondition(**cond), num_inference_steps=4, guidance_scale=3.0,
+                        fps=15.0, generator=torch.Generator().manual_seed(7), output_type="latent")
+        engine_request, _ = policy._prepare(request)
+        out = policy.engine.run([engine_request])[0]
+        assert rel_err(expected.video.float(), out.latents) < 1e-3, mode  # measured 0 on CPU
+        if mode == "inverse_dynamics":
+            assert rel_err(expected.action[0].float().numpy(), out.actions) < 1e-3
 
 
 def test_a_seed_gives_one_result_wherever_the_request_runs(tiny_checkpoint, inputs):
@@ -171,3 +194,100 @@ def test_a_seed_gives_one_result_wherever_the_request_runs(tiny_checkpoint, inpu
     assert [p.settings["seed"] for p in sequence] == [p.settings["seed"] for p in batched] == [40, 41]
     for one, other_run in zip(sequence, batched):
         np.testing.assert_allclose(one.actions, other_run.actions, rtol=0, atol=1e-6)
+
+
+def _edit_json(file, **changes):
+    file.write_text(json.dumps({**json.loads(file.read_text()), **changes}))
+
+
+def _und_k_norm_for_gen(ckpt):
+    """The transformer with `qk_norm_for_text=False, use_und_k_norm_for_gen=True`: text keys reach the gen tower
+    through `k_norm_und_for_gen` (None in every other test), its weights perturbed so the norm is not the identity."""
+    from diffusers import Cosmos3OmniTransformer
+
+    config = {**Cosmos3OmniTransformer.load_config(ckpt / "transformer"), "qk_norm_for_text": False,
+              "use_und_k_norm_for_gen": True}
+    torch.manual_seed(3)
+    transformer = Cosmos3OmniTransformer.from_config(config)
+    with torch.no_grad():
+        for param in transformer.parameters():
+            if param.dim() == 1:
+                param.add_(0.05 * torch.randn_like(param))
+    assert transformer.layers[0].self_attn.k_norm_und_for_gen is not None
+    transformer.save_pretrained(ckpt / "transformer")
+
+
+@dataclasses.dataclass
+class Variant:
+    """One setting the parity test above leaves at a single value (the tiny checkpoint's flags and linear-flow
+    scheduler, 4 steps, chunk 16, no negative prompt), changed where the pipeline reads it."""
+
+    edits: dict = dataclasses.field(default_factory=dict)  # checkpoint JSON file -> keys changed
+    rebuild: object = None  # rewrites part of the checkpoint
+    options: dict = dataclasses.field(default_factory=dict)  # load_policy's
+    scheduler: dict | None = None  # the same override for the pipeline's scheduler
+    mode: str = "policy"
+    chunk: int = 16
+    steps: int = 4
+    negative: str = ""
+
+
+VARIANTS = {
+    # model_index.json's default_use_system_prompt, and a negative prompt for CFG's uncond branch
+    "system_prompt": Variant(edits={"model_index.json": {"default_use_system_prompt": True}},
+                             negative="blurry, static"),
+    # model_index.json's use_native_flow_schedule; 10 steps run UniPC's second order, and a 32-step chunk 9 latents
+    "native_flow": Variant(edits={"model_index.json": {"use_native_flow_schedule": True}}, chunk=32, steps=10),
+    # a Karras scheduler config (as the shipped Nano's reportedly is, cosmos3-model.md §11)
+    "karras": Variant(edits={"scheduler/scheduler_config.json": {"use_karras_sigmas": True, "sigma_min": 0.147,
+                                                                 "sigma_max": 200.0}},
+                      mode="inverse_dynamics", steps=6),
+    # schedule="linear" with a shift of its own: the scheduler the pipeline would be handed for the same sampling
+    "shift_override": Variant(options={"schedule": "linear", "shift": 2.0},
+                              scheduler={"use_karras_sigmas": False, "use_flow_sigmas": True, "flow_shift": 2.0},
+                              mode="forward_dynamics", chunk=8),
+    "und_k_norm_for_gen": Variant(rebuild=_und_k_norm_for_gen, mode="inverse_dynamics"),
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_engine_matches_pipeline_on_other_checkpoint_flags_and_schedules(tiny_checkpoint, tmp_path, inputs, variant):
+    import shutil
+
+    from diffusers import Cosmos3OmniPipeline, CosmosActionCondition
+
+    v = VARIANTS[variant]
+    mode, chunk, steps, negative = v.mode, v.chunk, v.steps, v.negative
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, ckpt)
+    for name, changes in v.edits.items():
+        _edit_json(ckpt / name, **changes)
+    if v.rebuild is not None:
+        v.rebuild(ckpt)
+    pipe = Cosmos3OmniPipeline.from_pretrained(ckpt, enable_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    if v.scheduler:
+        pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, **v.scheduler)
+    policy = worldpolicy.load_policy(ckpt, embodiment="droid/relative_pose", chunk_size=chunk, resolution_tier=256,
+                                     **v.options)
+
+    cond = dict(mode=mode, chunk_size=chunk, domain_name="droid_lerobot", resolution_tier=256, view_point="concat_view")
+    observation = inputs["video"][: chunk + 1] if mode == "inverse_dynamics" else inputs["image"]
+    cond["video" if mode == "inverse_dynamics" else "image"] = (list(observation) if mode == "inverse_dynamics"
+                                                                else observation)
+    request = PolicyRequest(observation, TASK, mode=mode, seed=7, steps=steps, guidance=3.0, negative_prompt=negative)
+    if mode == "forward_dynamics":
+        cond["raw_actions"] = torch.tensor(inputs["actions"][:chunk], dtype=torch.float32)
+        request.actions, request.actions_space = inputs["actions"][:chunk], "normalized"
+
+    expected = pipe(prompt=TASK, negative_prompt=negative, action=CosmosActionCondition(**cond),
+                    num_inference_steps=steps, guidance_scale=3.0, fps=15.0,
+                    generator=torch.Generator().manual_seed(7), output_type="latent")
+    engine_request, _ = policy._prepare(request)
+    out = policy.engine.run([engine_request])[0]
+    assert rel_err(expected.video, out.latents) < REL
+    if mode == "forward_dynamics":
+        assert expected.action is None and out.actions is None
+    else:
+        assert out.actions.shape == (chunk, 10)
+        assert rel_err(expected.action[0].numpy(), out.actions) < REL

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -650,14 +651,15 @@ def test_karras_never_runs_on_the_native_grid():
     assert torch.equal(ours.sigmas, pipeline.sigmas) and torch.equal(ours.timesteps, pipeline.timesteps)
 
 
-def test_a_shift_on_a_karras_checkpoint_is_refused_before_weights_load(tmp_path):
+def test_a_shift_on_a_karras_checkpoint_is_refused_before_weights_load(tmp_path, monkeypatch):
+    from worldpolicy.engine import loading
     from worldpolicy.policy import Policy
     from worldpolicy.testing import make_tiny_checkpoint
 
     checkpoint = make_tiny_checkpoint(tmp_path / "ckpt")
     config_file = checkpoint / "scheduler" / "scheduler_config.json"
     config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "use_karras_sigmas": True}))
-    (checkpoint / "transformer" / "diffusion_pytorch_model.safetensors").write_bytes(b"not weights")
+    monkeypatch.setattr(loading, "load_components", lambda *a, **k: pytest.fail("weights loaded"))
     with pytest.raises(ValueError, match="shift=5.0 has no effect on the checkpoint's Karras schedule"):
         Policy.check_pretrained(checkpoint, "droid/relative_pose", shift=5.0)
     with pytest.raises(ValueError, match="native_grid=True does not apply to the checkpoint's Karras schedule"):
@@ -665,15 +667,18 @@ def test_a_shift_on_a_karras_checkpoint_is_refused_before_weights_load(tmp_path)
     Policy.check_pretrained(checkpoint, "droid/relative_pose", schedule="linear", shift=5.0)  # linear flow uses it
 
 
-def test_load_checks_read_the_checkpoints_action_head_first(tmp_path):
+def test_load_checks_read_the_checkpoints_action_head_first(tmp_path, monkeypatch):
     """A head narrower than the embodiment fails in check_pretrained (from transformer/config.json), before weights."""
+    from worldpolicy.engine import loading
     from worldpolicy.policy import Policy
     from worldpolicy.testing import make_tiny_checkpoint
 
     checkpoint = make_tiny_checkpoint(tmp_path / "ckpt", action_dim=8)
-    (checkpoint / "transformer" / "diffusion_pytorch_model.safetensors").write_bytes(b"not weights")
+    monkeypatch.setattr(loading, "load_components", lambda *a, **k: pytest.fail("weights loaded"))
     with pytest.raises(ValueError, match="10 action columns but the action head of checkpoint .* holds 8"):
         Policy.check_pretrained(checkpoint, "droid/relative_pose")
+    with pytest.raises(ValueError, match="10 action columns but the action head"):
+        worldpolicy.load_policy(checkpoint, "droid/relative_pose")
     assert Policy.check_pretrained(checkpoint, "droid")[0].action_dim == 8
 
 
@@ -687,6 +692,17 @@ def test_devices_this_machine_cannot_use_fail_before_loading(tmp_path, device, m
         pytest.skip("this machine has MPS")
     with pytest.raises(ValueError, match=f"device='{device}'.*({match})"):
         worldpolicy.load_policy(tmp_path / "never-loaded", device=device)
+
+
+def test_a_cuda_index_past_the_machines_devices_names_the_ones_it_has(monkeypatch):
+    from worldpolicy.engine.loading import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ValueError, match=r"device='cuda:2': this machine has 2 CUDA device\(s\); "
+                                         r"accepted: 'cuda', 'cuda:0', 'cuda:1'"):
+        resolve_device("cuda:2")
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
 
 
 def test_fit_to_chunk_trims_or_repeats():
@@ -889,6 +905,73 @@ def test_pickled_weights_are_refused_not_loaded(tiny_checkpoint, tmp_path, monke
     monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("a pickle was loaded"))
     with pytest.raises(ValueError, match=r"\.bin weights: pickles, which worldpolicy never loads"):
         worldpolicy.load_policy(checkpoint, embodiment="droid/relative_pose")
+
+
+def _cut_short(folder):
+    weights = folder / "vae" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+
+
+def _lfs_pointer(folder):
+    (folder / "transformer" / "diffusion_pytorch_model.safetensors").write_text(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 2200000\n")
+
+
+def _shard_missing(folder):
+    from diffusers import Cosmos3OmniTransformer
+
+    transformer = Cosmos3OmniTransformer.from_pretrained(folder, subfolder="transformer")
+    shutil.rmtree(folder / "transformer")
+    transformer.save_pretrained(folder / "transformer", max_shard_size="500KB")
+    next((folder / "transformer").glob("*-00002-of-*.safetensors")).unlink()
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (lambda f: shutil.rmtree(f / "transformer"), "transformer/ is missing"),
+    (lambda f: shutil.rmtree(f / "text_tokenizer"), "text_tokenizer/ is missing"),
+    (lambda f: (f / "transformer" / "config.json").unlink(), "transformer/config.json is missing"),
+    (lambda f: (f / "scheduler" / "scheduler_config.json").unlink(), "scheduler/ is empty"),
+    (lambda f: (f / "vae" / "diffusion_pytorch_model.safetensors").rename(
+        f / "vae" / "diffusion_pytorch_model.safetensors.incomplete"),
+     "vae/diffusion_pytorch_model.safetensors is missing"),
+    (lambda f: (f / "vae" / "diffusion_pytorch_model.safetensors").rename(
+        f / "vae" / "diffusion_pytorch_model.bf16.safetensors"),
+     (r"vae/diffusion_pytorch_model.safetensors is missing \(.*it holds diffusion_pytorch_model.bf16.safetensors, "
+      "which diffusers loads only as a variant")),
+    (_cut_short, r"vae/diffusion_pytorch_model.safetensors is \d+ bytes where its header describes \d+: cut short"),
+    (_lfs_pointer, "transformer/diffusion_pytorch_model.safetensors is a Git LFS pointer.*git lfs pull"),
+    (_shard_missing, r"transformer/diffusion_pytorch_model-00002-of-\d+.safetensors is missing"),
+], ids=["no-transformer", "no-tokenizer", "no-transformer-config", "no-scheduler-config", "download-unfinished",
+        "variant-only", "cut-short", "lfs-pointer", "shard-missing"])
+def test_a_partial_checkpoint_is_refused_naming_the_part_before_anything_loads(tiny_checkpoint, tmp_path, monkeypatch,
+                                                                               damage, problem):
+    """A partial download or copy failed inside diffusers (e.g. "no file named config.json found in directory <the
+    checkpoint>" for a missing transformer/), naming neither the parameter nor the fix, and only after the parts before
+    it had loaded. Loading now names the checkpoint and each broken part before any part loads."""
+    from diffusers import Cosmos3OmniPipeline
+
+    folder = tmp_path / "partial"
+    shutil.copytree(tiny_checkpoint, folder)
+    damage(folder)
+    monkeypatch.setattr(Cosmos3OmniPipeline, "from_pretrained", lambda *a, **k: pytest.fail("loading started"))
+    with pytest.raises(ValueError, match=rf"checkpoint='{re.escape(str(folder))}' is incomplete: {problem}.*fetch it"):
+        worldpolicy.load_policy(folder, "droid/relative_pose")
+
+
+def test_a_whole_sharded_checkpoint_passes_the_checks_and_loads(tiny_checkpoint, tmp_path):
+    from diffusers import Cosmos3OmniTransformer
+
+    folder = tmp_path / "sharded"
+    shutil.copytree(tiny_checkpoint, folder)
+    shutil.rmtree(folder / "transformer")
+    Cosmos3OmniTransformer.from_pretrained(tiny_checkpoint, subfolder="transformer").save_pretrained(
+        folder / "transformer", max_shard_size="500KB")
+    assert len(list((folder / "transformer").glob("*-of-*.safetensors"))) > 1
+    policy = worldpolicy.load_policy(folder, "droid/relative_pose", chunk_size=8, resolution_tier=256)
+    whole = worldpolicy.load_policy(tiny_checkpoint, "droid/relative_pose", chunk_size=8, resolution_tier=256)
+    image = np.zeros((64, 64, 3), np.uint8)
+    assert np.array_equal(policy.act(image, "push", seed=1, steps=1).actions,
+                          whole.act(image, "push", seed=1, steps=1).actions)
 
 
 def test_register_embodiment_names_a_wrong_source_type():

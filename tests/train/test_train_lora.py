@@ -289,8 +289,17 @@ def test_an_adapter_checkpoint_refuses_a_missing_or_changed_base(lora_runs, tiny
     base_file.write_text("{}")
     with pytest.raises(ValueError, match="base_model.json is unreadable .missing base_model_name_or_path, weight_samples"):
         Policy.check_pretrained(adapter)
-    (adapter / "trained.safetensors").unlink()
     base_file.write_text(json.dumps(info))
+    trained = (adapter / "trained.safetensors").read_bytes()
+    (adapter / "trained.safetensors").write_bytes(trained[:-10])  # a copy cut short: refused before the base loads
+    from diffusers import Cosmos3OmniPipeline
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Cosmos3OmniPipeline, "from_pretrained", lambda *a, **k: pytest.fail("the base loaded"))
+        with pytest.raises(ValueError, match=r"is incomplete: trained.safetensors is \d+ bytes where its header "
+                                             r"describes \d+: cut short"):
+            Policy.from_pretrained(adapter, device="cpu")
+    (adapter / "trained.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match="lacks trained.safetensors"):
         Policy.check_pretrained(adapter)
 

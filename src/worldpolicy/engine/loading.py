@@ -16,6 +16,13 @@ ADAPTER_FILE = "adapter.safetensors"  # diffusers' LoRA format: `load_lora_adapt
 TRAINED_FILE = "trained.safetensors"  # an adapter checkpoint's fully trained weights (the action heads), fp32
 BASE_FILE = "base_model.json"  # marks an adapter checkpoint: the base it applies to and samples of the base's weights
 SAMPLES_PER_TENSOR = 4
+WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"  # a diffusers model's weights; sharded: its .index.json + shards
+# The parts of a complete folder `Cosmos3OmniPipeline.from_pretrained` loads for worldpolicy (never a safety checker),
+# each with the config file it needs (None: a tokenizer, saved in one of several layouts); the sound tokenizer only
+# where model_index.json names one. The models among them hold weights.
+PARTS = {"transformer": "config.json", "vae": "config.json", "text_tokenizer": None,
+         "scheduler": "scheduler_config.json", "sound_tokenizer": "config.json"}
+MODEL_PARTS = ("transformer", "vae", "sound_tokenizer")
 
 DTYPES = {
     "float32": torch.float32, "fp32": torch.float32,
@@ -41,8 +48,10 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         raise ValueError(f"device={device!r} cannot run a model; accepted: {', '.join(available)} (e.g. 'cuda:1')")
     if not available[resolved.type]():
         raise ValueError(f"device={device!r} was asked for but {resolved.type} is not available here; use device='cpu'")
-    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
-        raise ValueError(f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    count = torch.cuda.device_count() if resolved.type == "cuda" else 0
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= count:
+        accepted = ", ".join(repr(f"cuda:{i}") for i in range(count))
+        raise ValueError(f"device={device!r}: this machine has {count} CUDA device(s); accepted: 'cuda', {accepted}")
     return resolved
 
 
@@ -53,7 +62,7 @@ def check_compile_options(device: torch.device, compile: bool, cuda_graphs: bool
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """CUDA → bf16, CPU → fp32 unless asked otherwise."""
+    """CUDA → bf16, any other device fp32, unless asked otherwise."""
     if dtype is None:
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     if isinstance(dtype, torch.dtype):
@@ -168,6 +177,83 @@ def check_checkpoint_source(path_or_id: str | Path, _chain: tuple[str, ...] = ()
     elif Path(source.split("/")[0]).is_dir():  # `runs/step-x`: shaped like a hub id, but a path from here
         raise FileNotFoundError(f"checkpoint={source!r} does not exist: {str(local.parent)!r} is a folder here without "
                                 f"{local.name!r} (a hub id's owner is not a local folder)")
+
+
+def check_checkpoint_files(folder: Path, source: str) -> None:
+    """Each part of a complete folder is there and whole, judged from file names, sizes and safetensors headers (a few
+    KB read), as loading starts: a partial download or copy (a part or shard missing, a file cut short, a Git LFS
+    pointer) otherwise failed inside diffusers, with a message naming neither the checkpoint nor the fix, after the
+    parts before it had loaded (the transformer: 28 GiB for Nano). Not part of `check_checkpoint_source`, which
+    judges where a checkpoint is (also for listings and configs), not what it holds."""
+    index = _local_json(folder, "model_index.json") or {}
+    problems = []
+    for part, config in PARTS.items():
+        named = index.get(part)
+        if part == "sound_tokenizer" and not (isinstance(named, list) and any(named)):
+            continue
+        where = folder / part
+        if not where.is_dir() or not any(where.iterdir()):
+            problems.append(f"{part}/ is {'empty' if where.is_dir() else 'missing'}")
+            continue
+        if config is not None and not (where / config).is_file():
+            problems.append(f"{part}/{config} is missing")
+        if part in MODEL_PARTS:
+            problems.extend(_weights_problems(where, part, source))
+    _refuse_incomplete(source, problems)
+
+
+def _refuse_incomplete(source: str, problems: list[str]) -> None:
+    if problems:
+        raise ValueError(f"checkpoint={source!r} is incomplete: {'; '.join(problems)}. A partial download or copy: "
+                         "fetch it again whole (e.g. `hf download <hub id> --local-dir <folder>`), or use another")
+
+
+def _weights_problems(where: Path, part: str, source: str) -> list[str]:
+    """What keeps a model part's safetensors weights (one file, or the shards its index names) from loading whole."""
+    index = where / (WEIGHTS_FILE + ".index.json")
+    if (where / WEIGHTS_FILE).is_file():
+        files = [WEIGHTS_FILE]
+    elif index.is_file():
+        try:
+            files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            return [f"{part}/{index.name} is unreadable ({exc.__class__.__name__}: {exc})"]
+    elif next(where.glob("*.bin"), None) is not None:
+        raise ValueError(f"checkpoint={source!r}: {part}/ has .bin weights: pickles, which worldpolicy never loads; "
+                         "save the model with safe_serialization=True or convert the .bin files to .safetensors")
+    else:
+        others = sorted(f.name for f in where.glob("*.safetensors"))  # e.g. a variant's (`.bf16.safetensors`)
+        found = f"; it holds {', '.join(others[:3])}, which diffusers loads only as a variant" if others else ""
+        return [f"{part}/{WEIGHTS_FILE} is missing (nor is there a sharded {index.name}{found})"]
+    problems = []
+    for name in files:
+        file = where / name
+        problem = _safetensors_problem(file) if file.is_file() else "missing"
+        if problem:
+            problems.append(f"{part}/{name} is {problem}")
+    return problems
+
+
+def _safetensors_problem(file: Path) -> str | None:
+    """Why `file` is not a whole safetensors file (None: it is). safetensors refuses a file whose size is not exactly
+    8 bytes + header + the data the header describes; the same sum tells a cut-short download here."""
+    size = file.stat().st_size
+    with open(file, "rb") as f:
+        head = f.read(8)
+        if head.startswith(b"version "):  # "version https://git-lfs.github.com/spec/v1"
+            return "a Git LFS pointer, not the weights (run `git lfs pull` in the clone)"
+        length = int.from_bytes(head, "little") if len(head) == 8 else 0
+        if len(head) == 8 and 2 <= length <= 100_000_000 and length > size - 8:  # safetensors' header limit: 100 MB
+            return f"{size} bytes, cut short within its {length}-byte header"
+        try:
+            if not 2 <= length <= size - 8:
+                raise ValueError(length)
+            header = json.loads(f.read(length))
+            end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+            return f"not a safetensors file ({size} bytes)"
+    expected = 8 + length + end
+    return None if size == expected else f"{size} bytes where its header describes {expected}: cut short"
 
 
 def weight_samples(transformer, exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, list[float]]:
@@ -353,6 +439,8 @@ def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.d
     local = Path(source)
     base = adapter_base(local) if local.is_dir() else None
     if base is not None:
+        _refuse_incomplete(source, [f"{name} is {problem}" for name in (ADAPTER_FILE, TRAINED_FILE)
+                                    if (problem := _safetensors_problem(local / name))])  # before the base loads
         try:
             parts = load_components(base.path, device, dtype)
         except FileNotFoundError as exc:
@@ -360,15 +448,12 @@ def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.d
                                     f"a local copy of the base, set base_model_name_or_path in its {BASE_FILE})") from None
         apply_adapter_checkpoint(parts["transformer"], local)
         return parts
+    if local.is_dir():
+        check_checkpoint_files(local, source)
     try:
-        # safetensors only: a `.bin` checkpoint would be unpickled (never on our loading path)
+        # safetensors only: a `.bin` checkpoint would be unpickled (a local one is refused by check_checkpoint_files)
         pipe = Cosmos3OmniPipeline.from_pretrained(source, enable_safety_checker=False, dtype=dtype, use_safetensors=True)
     except OSError as exc:
-        if local.is_dir() and next(local.glob("*/*.bin"), None) is not None:
-            raise ValueError(
-                f"checkpoint {source!r}: {exc} (it has .bin weights: pickles, which worldpolicy never loads; save the "
-                "model with safe_serialization=True or convert the .bin files to .safetensors)"
-            ) from None
         if local.exists():
             raise
         raise FileNotFoundError(

@@ -70,7 +70,6 @@ class _Item:
     request: EngineRequest
     latents: torch.Tensor
     actions: torch.Tensor
-    clean_frames: list[int]
     noisy_frames: torch.Tensor
     noisy_rows: torch.Tensor
     vision_scheduler: Any
@@ -224,7 +223,6 @@ class Engine:
             request=request,
             latents=latents,
             actions=actions,
-            clean_frames=clean_frames,
             noisy_frames=noisy_frames.to(self.device),
             noisy_rows=noisy_rows.to(self.device),
             vision_scheduler=scheduler,
@@ -323,7 +321,9 @@ class Engine:
             cv = uv + guidance * (cv - uv)
             ca = ua + guidance * (ca - ua)
         t = item.vision_scheduler.timesteps[step]
-        item.latents = item.vision_scheduler.step(cv.unsqueeze(0), t, item.latents.unsqueeze(0), return_dict=False)[0].squeeze(0)
+        item.latents = item.vision_scheduler.step(cv.unsqueeze(0), t, item.latents.unsqueeze(0),
+                                                  return_dict=False)[0].squeeze(0)
         if item.noisy_rows.numel():
-            item.actions = item.action_scheduler.step(ca.unsqueeze(0), t, item.actions.unsqueeze(0), return_dict=False)[0].squeeze(0)
+            item.actions = item.action_scheduler.step(ca.unsqueeze(0), t, item.actions.unsqueeze(0),
+                                                      return_dict=False)[0].squeeze(0)
             item.actions[:, item.request.raw_dim :] = 0

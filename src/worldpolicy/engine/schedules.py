@@ -2,8 +2,8 @@
 
 Defaults come from the checkpoint (`scheduler/scheduler_config.json` and `model_index.json`'s
 `use_native_flow_schedule`), exactly as `Cosmos3OmniPipeline` would use them. Overrides: `schedule` ("linear" flow
-with `shift`, or "karras" — which ignores shift), and `native_grid` (the reference base grid linspace(1-1/1000, 0),
-for linear flow only: `KARRAS_NATIVE_GRID`).
+with `shift`, or "karras", whose sigmas ignore a flow shift: one given beside it is refused), and `native_grid` (the
+reference base grid linspace(1-1/1000, 0), for linear flow only: `KARRAS_NATIVE_GRID`).
 Named presets (`PRESETS`) hold the released DROID settings; embodiment variants name theirs in the registry.
 """
 
