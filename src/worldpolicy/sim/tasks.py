@@ -215,7 +215,8 @@ class PushTask(Task):
         if in_position:
             return [push]
         return [
-            Waypoint(np.array([*behind, max(tcp[2], TABLE_TOP + 0.08)]), yaw, 1.0, tolerance=0.01),
+            # straight to 8 cm behind the cube (a diagonal descent from the start pose, clear of the 5 cm cube)
+            Waypoint(np.array([*behind, TABLE_TOP + 0.08]), yaw, 1.0, tolerance=0.01),
             Waypoint(np.array([*behind, low]), yaw, 1.0, speed=0.15, tolerance=0.005),
             push,
         ]
