@@ -214,12 +214,11 @@ class PushTask(Task):
         push = Waypoint(np.array([*push_end, low]), yaw, 1.0, speed=0.1, tolerance=0.004)
         if in_position:
             return [push]
-        return [
-            # straight to 8 cm behind the cube (a diagonal descent from the start pose, clear of the 5 cm cube)
-            Waypoint(np.array([*behind, TABLE_TOP + 0.08]), yaw, 1.0, tolerance=0.01),
-            Waypoint(np.array([*behind, low]), yaw, 1.0, speed=0.15, tolerance=0.005),
-            push,
-        ]
+        descend = Waypoint(np.array([*behind, low]), yaw, 1.0, speed=0.15, tolerance=0.005)
+        if np.linalg.norm(tcp[:2] - behind) < 0.01 and tcp[2] < TABLE_TOP + 0.09:  # already descending behind it
+            return [descend, push]  # (planning the 8 cm point again sent chunks of 4 back up, over and over)
+        # straight to 8 cm behind the cube (a diagonal descent from the start pose, clear of the 5 cm cube)
+        return [Waypoint(np.array([*behind, TABLE_TOP + 0.08]), yaw, 1.0, tolerance=0.01), descend, push]
 
 
 class PickPlaceTask(Task):
