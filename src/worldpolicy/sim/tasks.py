@@ -30,8 +30,9 @@ HOVER_Z = TABLE_TOP + 0.15
 # that stays where it was put, not one passing over the goal.
 REST_SPEED = 0.01  # m/s
 REST_SPIN = 0.1  # rad/s
-# Picked: the cube's bottom was this far clear of the table at some point of the episode. robosuite's Lift counts its
-# cube lifted 2 cm clear; 3 cm here because a push can tip the 5 cm cube onto a corner, raising it 1.8 cm.
+# Picked: the cube's bottom was this far clear of the table at some point of the episode. robosuite's Lift wants its
+# ~4 cm cube's centre 4 cm above the table (~2 cm clear); 3 cm here, as a push can tip the 5 cm cube onto a corner,
+# raising it 1.8 cm.
 LIFT_CLEARANCE = 0.03  # m
 
 
@@ -165,8 +166,8 @@ class PushTask(Task):
     """Push the cube onto the goal disc: success is its centre within 4 cm of the disc's, on the table, and at rest.
 
     At rest (`REST_SPEED`, `REST_SPIN`): without it a cube pushed across the disc succeeded at the one step its centre
-    passed over it, wherever it stopped. ManiSkill's PushCube checks the region alone, at any step; its placing tasks
-    (StackCube) also require the object static, and that is what a reported push rate should mean: the cube stays.
+    passed over it, wherever it stopped. ManiSkill's PushCube checks the region alone; its placing tasks (StackCube)
+    also require the object static, and that is what a reported push rate should mean: the cube stays there.
     """
 
     name = "push"
