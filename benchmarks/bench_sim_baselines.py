@@ -1,7 +1,9 @@
 """Baseline success rates on every shipped task: scripted expert (bar >= 95 %) and random (bar <= 10 %).
 
 Episode i of each run uses seed i (scene) — the same 100 scenes for both baselines. No rendering (the baselines do not
-look at images). Run: python benchmarks/bench_sim_baselines.py [--episodes 100] [--out bench_sim.json]
+look at images). Also printed: mean steps to success, and the control steps in which a joint moved faster than the
+robot allows (`over_velocity_steps`, summed, and in how many episodes): the expert's actions are training data, so
+its count should be 0. Run: python benchmarks/bench_sim_baselines.py [--episodes 100] [--out bench_sim.json]
 """
 
 from __future__ import annotations
@@ -37,12 +39,18 @@ def main() -> None:
             rate = report.success_rate
             lo, hi = wilson_interval(report.successes, args.episodes)
             ok = rate >= bar if op == ">=" else rate <= bar
+            doc = report.to_json()
+            over = doc["over_velocity_steps"]
+            over_episodes = sum(e.over_velocity_steps > 0 for e in report.episodes)
             rows.append({"task": task, "policy": name, "successes": report.successes, "episodes": args.episodes,
                          "success_rate": rate, "ci95": [lo, hi], "bar": f"{op} {bar:.0%}", "pass": ok,
-                         "wall_s": time.perf_counter() - t0})
+                         "mean_steps_to_success": doc["mean_steps_to_success"], "over_velocity_steps": over,
+                         "episodes_over_velocity": over_episodes, "wall_s": time.perf_counter() - t0})
+            steps = doc["mean_steps_to_success"]
             print(f"{task:<11} {name:<9} {report.successes:>3}/{args.episodes} = {100 * rate:5.1f} % "
                   f"(95 % CI {100 * lo:5.1f}-{100 * hi:5.1f})  bar {op} {bar:.0%}: {'PASS' if ok else 'FAIL'}  "
-                  f"[{time.perf_counter() - t0:.1f} s]", flush=True)
+                  f"steps {steps if steps is None else round(steps, 1)}  over-speed steps {over} "
+                  f"({over_episodes} episodes)  [{time.perf_counter() - t0:.1f} s]", flush=True)
         env.close()
     print("all pass" if all(r["pass"] for r in rows) else "SOME FAIL")
     if args.out:

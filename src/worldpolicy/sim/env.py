@@ -112,6 +112,10 @@ class TabletopEnv(gym.Env):
         self._goal_geom = m.geom("goal").id
         self._object_geoms = {name: m.geom(name).id for name in self.task.object_names}
         self._object_qadr = {name: m.jnt_qposadr[m.joint(f"{name}_joint").id] for name in self.task.object_names}
+        self._object_dofadr = {name: m.jnt_dofadr[m.joint(f"{name}_joint").id] for name in self.task.object_names}
+        # the highest each object's centre has been since reset (world z, m), physics step by physics step: tasks judge
+        # from it whether an object was picked up at some point of the episode (`SimState.peak_heights`)
+        self._peak_heights: dict[str, float] = {}
         self._renderer = None
         self.episode = None
         self._ended: str | None = None  # how the episode ended (step() returned terminated or truncated), until reset
@@ -166,6 +170,7 @@ class TabletopEnv(gym.Env):
         self.steps = 0
         self._ended = None
         self.peak_joint_speed = np.zeros(self.robot.dof)
+        self._peak_heights = {name: float(self.data.qpos[qadr + 2]) for name, qadr in self._object_qadr.items()}
         return self.observe(), self._info()
 
     def step(self, action):
@@ -203,7 +208,8 @@ class TabletopEnv(gym.Env):
     # --- lower-level API used by rollouts ------------------------------------------------------------------------
     def act(self, action: np.ndarray) -> None:
         """Advance one control period with arm joint targets + gripper g (validated; out-of-limit joints warned).
-        `peak_joint_speed` then holds each arm joint's fastest |velocity| during the period."""
+        `peak_joint_speed` then holds each arm joint's fastest |velocity| during the period; each object's highest point
+        since reset (`SimState.peak_heights`) counts every physics step."""
         if self.episode is None:
             raise RuntimeError("call reset() before act()/step()")
         action = np.asarray(action, dtype=np.float64)
@@ -226,6 +232,8 @@ class TabletopEnv(gym.Env):
         for _ in range(self.n_substeps):  # one at a time: a speed peak inside the period counts too
             mujoco.mj_step(self.model, self.data)
             np.maximum(peak, np.abs(self.data.qvel[self._arm_dofadr]), out=peak)
+            for name, qadr in self._object_qadr.items():
+                self._peak_heights[name] = max(self._peak_heights[name], float(self.data.qpos[qadr + 2]))
         self.peak_joint_speed = peak
         self.steps += 1
 
@@ -279,13 +287,15 @@ class TabletopEnv(gym.Env):
             self.robot.ee_frame_type
         ]
         tcp[:3, 3], tcp[:3, :3] = xpos[self._ee_id], xmat[self._ee_id].reshape(3, 3)
-        objects, yaws = {}, {}
+        objects, yaws, velocities, peaks = {}, {}, {}, {}
         for name, qadr in self._object_qadr.items():
             objects[name] = d.qpos[qadr:qadr + 3].copy()
             w, x, y, z = d.qpos[qadr + 3:qadr + 7]
             yaws[name] = float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
+            velocities[name] = d.qvel[self._object_dofadr[name]:self._object_dofadr[name] + 6].copy()
+            peaks[name] = max(self._peak_heights.get(name, -np.inf), float(objects[name][2]))  # a teleport counts too
         return SimState(tcp, objects, yaws, d.mocap_pos[self._goal_mocap].copy(), self.gripper_command,
-                        self.gripper_position())
+                        self.gripper_position(), velocities, peaks)
 
     def success(self) -> bool:
         return self.task.success(self.state())

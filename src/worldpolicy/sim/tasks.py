@@ -26,6 +26,14 @@ COLORS = {
 }
 CUBE_HALF = 0.025
 HOVER_Z = TABLE_TOP + 0.15
+# At rest, as ManiSkill's `is_static` judges an object (<= 1 cm/s and <= 0.1 rad/s): push and pick_place count a cube
+# that stays where it was put, not one passing over the goal.
+REST_SPEED = 0.01  # m/s
+REST_SPIN = 0.1  # rad/s
+# Picked: the cube's bottom was this far clear of the table at some point of the episode. robosuite's Lift wants its
+# ~4 cm cube's centre 4 cm above the table (~2 cm clear); 3 cm here, as a push can tip the 5 cm cube onto a corner,
+# raising it 1.8 cm.
+LIFT_CLEARANCE = 0.03  # m
 
 
 @dataclass
@@ -45,6 +53,9 @@ class SimState:
     """Privileged simulator state for success checks and scripted experts (never sent to a policy).
 
     `gripper_command` is the last commanded DROID g; `gripper_position` the measured one (a held 5 cm cube reads ~0.4).
+    `velocities` are each object's linear (m/s, world) and angular (rad/s) velocity; `peak_heights` the highest its
+    centre has been since reset (world z, every physics step), the episode's memory a success check needs to tell a
+    cube that was picked up from one that was pushed.
     """
 
     tcp: np.ndarray  # 4x4 world pose of the robot's end-effector frame
@@ -53,6 +64,8 @@ class SimState:
     goal: np.ndarray
     gripper_command: float
     gripper_position: float
+    velocities: dict[str, np.ndarray]  # [6]: linear xyz, angular
+    peak_heights: dict[str, float]
 
 
 @dataclass
@@ -102,6 +115,11 @@ class Task:
         return np.array([rng.uniform(*x), rng.uniform(*y)])
 
 
+def _at_rest(s: SimState, name: str) -> bool:
+    v = s.velocities[name]
+    return bool(np.linalg.norm(v[:3]) <= REST_SPEED and np.linalg.norm(v[3:]) <= REST_SPIN)
+
+
 def _down_yaw(yaw: float) -> float:
     """Cube yaw folded into [-pi/4, pi/4] (a square cube looks the same every 90 deg)."""
     return float((yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4)
@@ -145,7 +163,12 @@ class ReachTask(Task):
 
 
 class PushTask(Task):
-    """Push the cube until its centre is within 4 cm of the goal disc (the cube stays on the table)."""
+    """Push the cube onto the goal disc: success is its centre within 4 cm of the disc's, on the table, and at rest.
+
+    At rest (`REST_SPEED`, `REST_SPIN`): without it a cube pushed across the disc succeeded at the one step its centre
+    passed over it, wherever it stopped. ManiSkill's PushCube checks the region alone; its placing tasks (StackCube)
+    also require the object static, and that is what a reported push rate should mean: the cube stays there.
+    """
 
     name = "push"
     max_steps = 150
@@ -171,7 +194,8 @@ class PushTask(Task):
 
     def success(self, s):
         cube = s.objects["cube"]
-        return bool(np.linalg.norm(cube[:2] - s.goal[:2]) <= self.radius and cube[2] < TABLE_TOP + 2 * CUBE_HALF)
+        on_disc = np.linalg.norm(cube[:2] - s.goal[:2]) <= self.radius and cube[2] < TABLE_TOP + 2 * CUBE_HALF
+        return bool(on_disc and _at_rest(s, "cube"))
 
     def expert_waypoints(self, s):
         cube, goal, tcp = s.objects["cube"], s.goal, s.tcp[:3, 3]
@@ -191,15 +215,23 @@ class PushTask(Task):
         push = Waypoint(np.array([*push_end, low]), yaw, 1.0, speed=0.1, tolerance=0.004)
         if in_position:
             return [push]
-        return [
-            Waypoint(np.array([*behind, max(tcp[2], TABLE_TOP + 0.08)]), yaw, 1.0, tolerance=0.01),
-            Waypoint(np.array([*behind, low]), yaw, 1.0, speed=0.15, tolerance=0.005),
-            push,
-        ]
+        descend = Waypoint(np.array([*behind, low]), yaw, 1.0, speed=0.15, tolerance=0.005)
+        if np.linalg.norm(tcp[:2] - behind) < 0.01 and tcp[2] < TABLE_TOP + 0.09:  # already descending behind it
+            return [descend, push]  # (planning the 8 cm point again sent chunks of 4 back up, over and over)
+        # straight to 8 cm behind the cube (a diagonal descent from the start pose, clear of the 5 cm cube)
+        return [Waypoint(np.array([*behind, TABLE_TOP + 0.08]), yaw, 1.0, tolerance=0.01), descend, push]
 
 
 class PickPlaceTask(Task):
-    """Pick the cube up and place it on the goal pad: cube within 3 cm of the pad centre, on the table, released."""
+    """Pick the cube up and place it on the goal pad.
+
+    Success: the cube was picked (lifted `LIFT_CLEARANCE` clear of the table at some point of the episode) and now lies
+    on the pad (centre within 3 cm of the pad's, resting on the table), released (gripper commanded open) and at rest.
+    robosuite (a bin), LIBERO (a plate) and ManiSkill (PickCube's goal in the air) put the target where a push cannot
+    reach, so there "placed" implies "picked". This pad is flat and 1 mm thick: checking the end state alone counted a
+    cube slid onto it, so the episode's highest cube point (`SimState.peak_heights`) is checked too. Released and at
+    rest follow ManiSkill's StackCube (placed, static, not grasped): the cube stays put without the hand.
+    """
 
     name = "pick_place"
     max_steps = 200
@@ -224,10 +256,13 @@ class PickPlaceTask(Task):
 
     def success(self, s):
         cube = s.objects["cube"]
+        picked = s.peak_heights["cube"] >= TABLE_TOP + CUBE_HALF + LIFT_CLEARANCE
         return bool(
-            np.linalg.norm(cube[:2] - s.goal[:2]) <= self.radius
+            picked
+            and np.linalg.norm(cube[:2] - s.goal[:2]) <= self.radius
             and cube[2] < TABLE_TOP + CUBE_HALF + 0.01
             and s.gripper_command < 0.5
+            and _at_rest(s, "cube")
         )
 
     def expert_waypoints(self, s):
