@@ -69,6 +69,9 @@ __all__ = [
     "request_metrics",
     "run_batch",
     "server_metadata",
+    "stuck_text",
+    "timed_out_text",
+    "unavailable_text",
     "warn_if_open",
 ]
 
@@ -85,6 +88,23 @@ def _log(level: int, event: str, **fields: Any) -> None:
 
 
 DRAINING_TEXT = "server is shutting down; reconnect to another replica"  # a request that arrives while draining
+
+
+def stuck_text(size: int, seconds: float, limit: float, number: int | None = None) -> str:
+    """A batch past `batch_timeout_s`, in the words of /readyz, /livez, the log and the texts below (both front ends)."""
+    which = f"batch {number} ({size} requests)" if number is not None else f"a batch of {size} requests"
+    return f"stuck: {which} has been inside the policy for {seconds:.1f} s, past batch_timeout_s={limit:g}"
+
+
+def timed_out_text(stuck: str) -> str:
+    """What a client of the stuck batch is told (close 1011): its request reached the policy, no answer came."""
+    return f"server error: the policy did not answer in time ({stuck}; a wedged GPU or a deadlock?); retry on " \
+           "another replica"
+
+
+def unavailable_text(stuck: str) -> str:
+    """What a request that would wait behind the stuck batch is told (close 1013): it never reached the policy."""
+    return f"server unavailable: {stuck}; retry on another replica"
 
 
 def peer_name(address: Any) -> str | None:
@@ -375,8 +395,7 @@ class PolicyServer:
     def _stuck_text(self) -> str:
         """Why a stuck server is unready, for /readyz, /livez and the handshakes it refuses."""
         number, started, batch = self._stuck
-        return (f"stuck: batch {number} ({len(batch)} requests) has been inside the policy for "
-                f"{time.perf_counter() - started:.0f} s, past batch_timeout_s={self.config.batch_timeout_s:g}")
+        return stuck_text(len(batch), time.perf_counter() - started, self.config.batch_timeout_s, number)
 
     # ----------------------------------------------------------------------------------------------- HTTP side
     def _authorized(self, request: Request) -> bool:
@@ -666,8 +685,7 @@ class PolicyServer:
         text = self._stuck_text()
         _log(logging.ERROR, "batch_stuck", batch=number, size=len(batch), waiting=len(self._waiting),
              seconds=round(time.perf_counter() - started, 3), batch_timeout_s=self.config.batch_timeout_s)
-        inside = _Refusal(f"server error: this request's batch is {text} (a wedged GPU or a deadlock?); "
-                          "retry on another replica", CloseCode.INTERNAL_ERROR, "timeout")
+        inside = _Refusal(timed_out_text(text), CloseCode.INTERNAL_ERROR, "timeout")
         for job in batch:
             _answer(job, inside)
         behind = self._stuck_refusal()
@@ -677,8 +695,7 @@ class PolicyServer:
 
     def _stuck_refusal(self) -> _Refusal:
         """For a request that would wait behind the stuck batch: it never reached the policy."""
-        return _Refusal(f"server unavailable: {self._stuck_text()}; retry on another replica",
-                        CloseCode.TRY_AGAIN_LATER, "stuck")
+        return _Refusal(unavailable_text(self._stuck_text()), CloseCode.TRY_AGAIN_LATER, "stuck")
 
     # ------------------------------------------------------------------------------------------- lifecycle
     def _load(self) -> None:
