@@ -40,10 +40,12 @@ def test_replicas_go_to_ray_serve(tmp_path, monkeypatch):
     (tmp_path / "never-loaded" / "model_index.json").write_text("{}")  # passes the checks made before loading
     calls = []
     monkeypatch.setattr(worldpolicy.serving.ray_serve, "serve_until_signal", lambda loader, **kw: calls.append(kw) or 0)
-    argv = _serve(tmp_path, "--replicas", "3", "--port", "8123", "--max-batch", "4", "--device", "cpu")
+    argv = _serve(tmp_path, "--replicas", "3", "--port", "8123", "--max-batch", "4", "--device", "cpu",
+                  "--batch-timeout-s", "300")
     assert main(argv) == 0
     [kw] = calls  # nothing loaded here: the replicas load the checkpoint
     assert (kw["num_replicas"], kw["port"], kw["max_batch"], kw["gpus_per_replica"]) == (3, 8123, 4, 0)
+    assert kw["batch_timeout_s"] == 300
 
 
 @pytest.mark.slow
@@ -176,6 +178,25 @@ def test_serve_exits_with_the_servers_code(tmp_path, monkeypatch):
     _checked_checkpoint(tmp_path)
     monkeypatch.setattr(PolicyServer, "run", lambda self: 1)  # requests abandoned at the drain deadline
     assert main(_serve(tmp_path, "--device", "cpu")) == 1
+
+
+@pytest.mark.parametrize(("given", "expected"), [([], None), (["--batch-timeout-s", "120"], 120.0)])
+def test_batch_timeout_s_reaches_the_server_and_is_off_by_default(tmp_path, monkeypatch, given, expected):
+    from worldpolicy.serving.server import PolicyServer
+
+    _checked_checkpoint(tmp_path)
+    seen = []
+    monkeypatch.setattr(PolicyServer, "run", lambda self: seen.append(self.config.batch_timeout_s) or 0)
+    assert main(_serve(tmp_path, "--device", "cpu", *given)) == 0
+    assert seen == [expected]
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "inf"])
+def test_a_bad_batch_timeout_s_names_the_flag(tmp_path, capsys, value):
+    _checked_checkpoint(tmp_path)
+    assert main(_serve(tmp_path, "--device", "cpu", "--batch-timeout-s", value)) == 2
+    err = capsys.readouterr().err
+    assert f"serve: error: --batch-timeout-s={float(value)} is invalid; accepted: None (no limit) or a finite" in err
 
 
 def test_serve_closes_the_policy_it_loaded_at_shutdown(tmp_path, monkeypatch):

@@ -367,3 +367,65 @@ def test_a_replica_closes_its_policy_when_serve_shuts_it_down():
     replica.__del__()  # garbage collection after Serve's call
     assert stand_in.closed == 1
     PolicyReplica.__new__(PolicyReplica).__del__()  # the constructor never ran: nothing to close, no error
+
+
+def test_a_replica_past_batch_timeout_s_answers_its_clients_and_fails_serves_health_check(monkeypatch):
+    """Serve replaces a replica whose health check fails: the only way to end a policy call a thread is stuck in.
+    Until then its batch's clients get the timeout text and later frames the stuck one, without reaching the policy."""
+    import asyncio
+    import threading
+    from types import SimpleNamespace
+
+    from serving_standins import StandInPolicy
+
+    from worldpolicy.serving.codec import DEFAULT_LIMITS, packb
+    from worldpolicy.serving.ray_serve import PolicyReplica
+
+    class Blocking(StandInPolicy):
+        release = threading.Event()
+
+        def _pay(self, n: int) -> None:
+            self.release.wait(60)
+            super()._pay(n)
+
+    context = SimpleNamespace(_deployment_config=SimpleNamespace(max_ongoing_requests=8),
+                              replica_id=SimpleNamespace(unique_id="replica-1"))
+    monkeypatch.setattr(serve, "get_replica_context", lambda: context)  # what @serve.batch asks of a replica
+    stand_in = Blocking()
+    replica = PolicyReplica(lambda: stand_in, None, DEFAULT_LIMITS, max_batch=4, max_wait_ms=5, warmup_requests=0,
+                            batch_timeout_s=0.2)
+    frame = packb(droid_request(np.zeros(7)))
+
+    async def scenario() -> None:
+        status, text = await replica.infer(frame)
+        assert status == "timeout" and "the policy did not answer in time (stuck: a batch of 1 requests" in text
+        with pytest.raises(RuntimeError, match=r"stuck: .* past batch_timeout_s=0.2"):
+            replica.check_health()
+        status, text = await replica.infer(frame)
+        assert status == "stuck" and text.startswith("server unavailable: stuck:") and stand_in.calls == 0
+        stand_in.release.set()  # returned before Serve replaced the replica: it serves again
+        for _ in range(1000):
+            if replica._stuck is None:
+                break
+            await asyncio.sleep(0.01)
+        replica.check_health()
+        assert (await replica.infer(frame))[0] == "ok"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        stand_in.release.set()
+
+
+@pytest.mark.parametrize(("status", "code"), [("stuck", 1013), ("timeout", 1011)])
+def test_the_ingress_closes_a_stuck_replicas_refusals_with_their_codes(status, code):
+    import asyncio
+
+    async def answer(frame):
+        return status, "text of " + status
+
+    ingress, _ = _ingress([], infer=answer)
+    ws = _FakeSocket()
+    asyncio.run(ingress.wire(ws))
+    assert ws.sent == [b"\x80", "text of " + status, ("close", code)]
+    assert ingress.livez().body == b"OK\n"

@@ -14,7 +14,7 @@ _BIND_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
 _CONFIG_FIELD = re.compile(r"ServerConfig\.(\w+)")
 _MAX_MESSAGE_MB = 4096  # msgpack's bin32 carries less than 4 GiB per array
 _FLAG_OF = {f: "--" + f.replace("_", "-") for f in (
-    "port", "max_batch", "max_wait_ms", "max_queue", "drain_timeout_s", "event_loop")}
+    "port", "max_batch", "max_wait_ms", "max_queue", "drain_timeout_s", "event_loop", "batch_timeout_s")}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -49,6 +49,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-queue", type=int, default=64, help="queued requests before 'busy' (default: 64)")
     p.add_argument("--max-message-mb", type=float, default=64.0, help="largest request accepted (default: 64)")
     p.add_argument("--drain-timeout-s", type=float, default=30.0, help="SIGTERM: time to finish queued requests (default: 30)")
+    p.add_argument(
+        "--batch-timeout-s", type=float, metavar="S",
+        help="a policy call running longer is taken for stuck (wedged GPU, deadlock): /readyz and /livez answer 503 "
+        "naming the batch, its clients and those queued get an error; with --replicas Serve replaces the replica "
+        "(default: no limit; docs/serving.md says how to pick one)",
+    )
     p.add_argument(
         "--event-loop", default="auto",
         help="auto (default: uvloop when installed, else asyncio's own loop), asyncio or uvloop",
@@ -141,6 +147,7 @@ def _serve(args: argparse.Namespace) -> int:
             limits=Limits(max_message_bytes=size, max_array_bytes=size),
             drain_timeout_s=args.drain_timeout_s,
             event_loop=args.event_loop,
+            batch_timeout_s=args.batch_timeout_s,
         )
     except ValueError as exc:  # name the flag the user typed, not the config field behind it
         raise ValueError(_CONFIG_FIELD.sub(lambda m: _FLAG_OF.get(m[1], m[0]), str(exc))) from None
@@ -178,6 +185,7 @@ def _serve(args: argparse.Namespace) -> int:
             gpus_per_replica=0 if args.device == "cpu" else None, max_batch=args.max_batch,
             max_wait_ms=args.max_wait_ms, api_key=api_key, key_map=key_map, limits=config.limits,
             warmup_requests=args.warmup, max_queue=args.max_queue, drain_timeout_s=args.drain_timeout_s,
+            batch_timeout_s=config.batch_timeout_s,
         )
     try:
         server = PolicyServer(loader=load, config=config, key_map=key_map, warmup_requests=args.warmup,

@@ -53,6 +53,9 @@ from .server import (
     request_metrics,
     run_batch,
     server_metadata,
+    stuck_text,
+    timed_out_text,
+    unavailable_text,
     warn_if_open,
 )
 
@@ -75,7 +78,10 @@ class PolicyReplica:
         max_batch: int,
         max_wait_ms: float,
         warmup_requests: int,
+        batch_timeout_s: float | None = None,
     ) -> None:
+        self.batch_timeout_s = batch_timeout_s
+        self._stuck: tuple[float, int] | None = None  # (perf_counter at its start, requests) of a batch past the limit
         self.policy = loader()
         self.adapter = ObservationAdapter(self.policy.embodiment, key_map)
         self.limits = limits
@@ -92,6 +98,40 @@ class PolicyReplica:
     def metadata(self) -> bytes:
         return self._metadata
 
+    def _stuck_text(self) -> str:
+        started, size = self._stuck
+        return stuck_text(size, time.perf_counter() - started, self.batch_timeout_s)
+
+    def check_health(self) -> None:
+        """Serve's health check (every `health_check_period_s`, 10 s by default): a replica whose batch has run past
+        `batch_timeout_s` is unhealthy, so Serve routes nothing more to it and replaces it with a new one, a new
+        process (the only way to end a policy call a thread is stuck in) while the other replicas serve. On Ray a
+        replica's readiness and liveness are this one check; the single server's /readyz and /livez split them."""
+        if self._stuck is not None:
+            raise RuntimeError(self._stuck_text())
+
+    async def _run(self, requests: list) -> tuple[list, list] | None:
+        """run_batch in a thread; None (the clients are answered, the thread runs on) past `batch_timeout_s`."""
+        call = asyncio.to_thread(run_batch, self.policy, requests)
+        if self.batch_timeout_s is None:
+            return await call
+        started, call = time.perf_counter(), asyncio.ensure_future(call)
+        done, _ = await asyncio.wait((call,), timeout=self.batch_timeout_s)
+        if done:
+            return call.result()
+        self._stuck = (started, len(requests))
+        _log(logging.ERROR, "batch_stuck", size=len(requests), seconds=round(time.perf_counter() - started, 3),
+             batch_timeout_s=self.batch_timeout_s)
+
+        def returned(_: asyncio.Future) -> None:  # before Serve replaced the replica: it serves again
+            self._stuck = None
+            call.cancelled() or call.exception()  # retrieved, so asyncio does not log it as never retrieved
+            _log(logging.WARNING, "stuck_batch_returned", size=len(requests),
+                 seconds=round(time.perf_counter() - started, 3))
+
+        call.add_done_callback(returned)
+        return None
+
     def __del__(self) -> None:
         """Serve calls this once when the replica shuts down, after its requests finished: release the model, as
         `worldpolicy serve` does after its last batch (`close_policy`). Also reached by garbage collection of a replica
@@ -102,6 +142,8 @@ class PolicyReplica:
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def infer(self, frames: list[bytes]) -> list[tuple[str, bytes | str]]:
         """Frames → ("ok", packed reply) or (metrics status, error text), one per frame, in order."""
+        if self._stuck is not None:  # one call at a time inside the policy: none joins a stuck one
+            return [("stuck", unavailable_text(self._stuck_text()))] * len(frames)
         out: list[tuple[str, bytes | str] | None] = [None] * len(frames)
         valid = []
         for i, frame in enumerate(frames):
@@ -113,7 +155,11 @@ class PolicyReplica:
                 log_failure("request_failed", exc)
                 out[i] = ("bad_request", f"bad request: {error_text(exc)}")
         started = time.perf_counter()
-        results, said = await asyncio.to_thread(run_batch, self.policy, [r for _, r in valid]) if valid else ([], [])
+        ran = await self._run([r for _, r in valid]) if valid else ([], [])
+        if ran is None:
+            text = timed_out_text(self._stuck_text())
+            return [("timeout", text) if item is None else item for item in out]
+        results, said = ran
         infer_ms = (time.perf_counter() - started) * 1000
         replica = serve.get_replica_context().replica_id.unique_id
         for (i, _), result, warnings in zip(valid, results, said):
@@ -186,6 +232,12 @@ class WireIngress:
 
     @_app.get("/healthz")
     def healthz(self) -> PlainTextResponse:
+        return PlainTextResponse("OK\n")
+
+    @_app.get("/livez")
+    def livez(self) -> PlainTextResponse:
+        """The ingress answers; a replica stuck past `batch_timeout_s` fails Serve's own health check instead
+        (`PolicyReplica.check_health`), which replaces it."""
         return PlainTextResponse("OK\n")
 
     @_app.get("/readyz")
@@ -296,8 +348,8 @@ class WireIngress:
                     if result is None:
                         return 1011
                     status, payload = result
-                    if status != "ok":
-                        return await self._refuse(ws, conn, payload, 1011, status)
+                    if status != "ok":  # a request that never reached the policy of a stuck replica: try again later
+                        return await self._refuse(ws, conn, payload, 1013 if status == "stuck" else 1011, status)
                     if not await self._send(ws, conn, payload):
                         return None
                 finally:
@@ -334,15 +386,18 @@ def build_app(
     warmup_requests: int = 0,
     max_queue: int = 64,
     max_connections: int = 1024,
+    batch_timeout_s: float | None = None,
     replica_actor_options: dict[str, Any] | None = None,
     ingress_actor_options: dict[str, Any] | None = None,
 ) -> serve.Application:
     """The Ray Serve application: `loader()` runs once in every replica (e.g. `Policy.from_pretrained(...)` on its
     GPU, `replica_actor_options={"num_gpus": 1}`). Deploy with `run(app, port=...)` or `serve.run`. `max_queue`
     requests may wait per replica before clients get "server busy" (close 1013); `max_connections` WebSocket
-    connections may be open at once (Ray counts each as one ongoing request of the ingress)."""
+    connections may be open at once (Ray counts each as one ongoing request of the ingress). `batch_timeout_s`: a
+    replica whose batch runs longer answers its clients with an error and fails Serve's health check, which
+    replaces it (`PolicyReplica.check_health`); None, the default, sets no limit."""
     config = ServerConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, api_key=api_key, limits=limits,
-                          max_queue=max_queue)
+                          max_queue=max_queue, batch_timeout_s=batch_timeout_s)
     for name, value in (("num_replicas", num_replicas), ("max_connections", max_connections)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name}={value!r} must be an int >= 1")
@@ -365,7 +420,7 @@ def build_app(
     ingress = serve.deployment(
         WireIngress, max_ongoing_requests=max_connections, ray_actor_options=ingress_actor_options or {}
     )
-    replicas = replica.bind(loader, key_map, limits, max_batch, max_wait_ms, warmup_requests)
+    replicas = replica.bind(loader, key_map, limits, max_batch, max_wait_ms, warmup_requests, batch_timeout_s)
     return ingress.bind(replicas, config.api_key, limits.max_message_bytes)  # the key as checked: stripped
 
 

@@ -69,6 +69,9 @@ __all__ = [
     "request_metrics",
     "run_batch",
     "server_metadata",
+    "stuck_text",
+    "timed_out_text",
+    "unavailable_text",
     "warn_if_open",
 ]
 
@@ -85,6 +88,23 @@ def _log(level: int, event: str, **fields: Any) -> None:
 
 
 DRAINING_TEXT = "server is shutting down; reconnect to another replica"  # a request that arrives while draining
+
+
+def stuck_text(size: int, seconds: float, limit: float, number: int | None = None) -> str:
+    """A batch past `batch_timeout_s`, in the words of /readyz, /livez, the log and the texts below (both front ends)."""
+    which = f"batch {number} ({size} requests)" if number is not None else f"a batch of {size} requests"
+    return f"stuck: {which} has been inside the policy for {seconds:.1f} s, past batch_timeout_s={limit:g}"
+
+
+def timed_out_text(stuck: str) -> str:
+    """What a client of the stuck batch is told (close 1011): its request reached the policy, no answer came."""
+    return f"server error: the policy did not answer in time ({stuck}; a wedged GPU or a deadlock?); retry on " \
+           "another replica"
+
+
+def unavailable_text(stuck: str) -> str:
+    """What a request that would wait behind the stuck batch is told (close 1013): it never reached the policy."""
+    return f"server unavailable: {stuck}; retry on another replica"
 
 
 def peer_name(address: Any) -> str | None:
@@ -169,6 +189,10 @@ class ServerConfig:
     limits: Limits = DEFAULT_LIMITS
     drain_timeout_s: float = 30.0
     event_loop: str = "auto"  # one of EVENT_LOOPS; see `event_loop_factory`
+    # a policy call running longer than this is taken for wedged (GPU hang, deadlock): /readyz and /livez turn 503 and
+    # its waiting clients get an error. None: no limit. Off by default: no single figure fits every model and device (a
+    # Cosmos3-Nano batch takes ~1 s a request on a GPU, far more on a CPU, ~40 s more when a new shape compiles)
+    batch_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "api_key", checked_api_key(self.api_key, "ServerConfig.api_key"))
@@ -192,6 +216,9 @@ class ServerConfig:
             ("limits", self.limits, isinstance(self.limits, Limits), "a worldpolicy.serving.Limits"),
             ("drain_timeout_s", self.drain_timeout_s, _is_number(self.drain_timeout_s) and self.drain_timeout_s >= 0,
              "a number >= 0"),
+            ("batch_timeout_s", self.batch_timeout_s, self.batch_timeout_s is None or (
+                _is_number(self.batch_timeout_s) and 0 < self.batch_timeout_s < float("inf")),
+             "None (no limit) or a finite number of seconds > 0"),
         ]
         for name, value, ok, accepted in checks:
             if not ok:
@@ -264,7 +291,7 @@ def _wire_safe(value: Any) -> Any:
 class _Metrics:
     """Prometheus metrics of one server (own registry, so several servers can live in one process)."""
 
-    def __init__(self, queue_depth: Callable[[], int]) -> None:
+    def __init__(self, queue_depth: Callable[[], int], batch_running: Callable[[], float]) -> None:
         r = self.registry = CollectorRegistry()
         self.requests, self.latency = request_metrics(r, "Server time per request (decode to reply)")
         self.inference = Histogram(
@@ -276,14 +303,19 @@ class _Metrics:
         self.connections = Gauge("worldpolicy_connections", "Open WebSocket connections", registry=r)
         self.queue_depth = Gauge("worldpolicy_queue_depth", "Requests waiting for a batch", registry=r)
         self.queue_depth.set_function(queue_depth)
+        self.batch_running = Gauge(
+            "worldpolicy_batch_running_seconds", "How long the policy call in progress has run (0: idle)", registry=r
+        )
+        self.batch_running.set_function(batch_running)  # read at scrape time: nothing on the request path
         self.ready = Gauge("worldpolicy_ready", "1 once the model is loaded and warm", registry=r)
         self.ok = self.requests.labels("ok")  # the per-request label lookup, done once
 
 
 @dataclass(eq=False)
 class _Job:
-    """One admitted request. `future` (a Prediction or the exception) is only touched on the event loop; the worker
-    thread reads `vanished` to skip requests whose client is gone."""
+    """One admitted request. `future` (a Prediction, the exception, or a `_Refusal` from the watchdog) is only touched
+    on the event loop; the worker thread reads `skip` to pass over requests whose client is gone or that the watchdog
+    already answered."""
 
     request: WireRequest
     future: asyncio.Future
@@ -292,7 +324,7 @@ class _Job:
     finished: float = 0.0
     batch_size: int = 0
     warnings: Sequence[str] = ()  # what the policy logged about this request, for its reply (no list made per request)
-    vanished: bool = False
+    skip: bool = False
 
 
 class _Refusal(Exception):
@@ -329,10 +361,19 @@ class PolicyServer:
         # event loop → worker thread; None asks the worker to stop. A C-level queue: put/get wake the other thread
         # without Python-level lock juggling while it holds the GIL
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        # the jobs in `_queue` that still wait for a batch (not the stop marker, not those whose client left): what the
+        # queue-depth gauge counts. Added to on the loop, discarded on either thread: set.add/discard of an object
+        # hashed by identity are single C calls under the GIL, so no lock is needed
+        self._waiting: set[_Job] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._metrics = _Metrics(self._queue.qsize)
+        self._metrics = _Metrics(self._waiting.__len__, self._batch_running_s)
         self._ready = False
         self._draining = False
+        self._served = False  # serve() runs once per server
+        # (batch number, perf_counter at its start, its jobs) while the worker is inside the policy, else None: one
+        # attribute store per batch by the worker, read by the watchdog and at scrape time
+        self._running: tuple[int, float, list[_Job]] | None = None
+        self._stuck: tuple[int, float, list[_Job]] | None = None  # the running batch, once past batch_timeout_s
         self._active = 0  # admitted requests whose reply is not sent yet
         self._abandoned = 0  # requests still unanswered at the drain deadline (their connections close with 1001)
         self._worker: threading.Thread | None = None
@@ -343,8 +384,18 @@ class PolicyServer:
 
     @property
     def ready(self) -> bool:
-        """True once the policy is loaded and warm, until shutdown begins (what GET /readyz reports)."""
-        return self._ready
+        """True once the policy is loaded and warm, until shutdown begins, except while a batch has run past
+        `batch_timeout_s` (what GET /readyz reports)."""
+        return self._ready and self._stuck is None
+
+    def _batch_running_s(self) -> float:
+        running = self._running
+        return 0.0 if running is None else time.perf_counter() - running[1]
+
+    def _stuck_text(self) -> str:
+        """Why a stuck server is unready, for /readyz, /livez and the handshakes it refuses."""
+        number, started, batch = self._stuck
+        return stuck_text(len(batch), time.perf_counter() - started, self.config.batch_timeout_s, number)
 
     # ----------------------------------------------------------------------------------------------- HTTP side
     def _authorized(self, request: Request) -> bool:
@@ -352,12 +403,16 @@ class PolicyServer:
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
-        if path == "/healthz":
+        if path == "/healthz":  # openpi's probe: the process answers (a stuck batch shows on /readyz and /livez)
             return connection.respond(http.HTTPStatus.OK, "OK\n")
+        if path == "/livez":
+            if self._stuck is None:
+                return connection.respond(http.HTTPStatus.OK, "OK\n")
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, self._stuck_text() + "\n")
         if path == "/readyz":
-            if self._ready:
+            if self.ready:
                 return connection.respond(http.HTTPStatus.OK, "ready\n")
-            state = "draining" if self._draining else "loading"
+            state = "draining" if self._draining else "loading" if not self._ready else self._stuck_text()
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, f"{state}\n")
         if not self._authorized(request):
             _log(logging.WARNING, "auth_refused", path=path, peer=peer_name(connection.remote_address))
@@ -371,8 +426,9 @@ class PolicyServer:
             response = connection.respond(http.HTTPStatus.OK, generate_latest(self._metrics.registry).decode())
             response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
             return response
-        if not self._ready:
-            state = "shutting down" if self._draining else "loading the model; retry when GET /readyz answers 200"
+        if not self.ready:
+            state = ("shutting down" if self._draining else "loading the model; retry when GET /readyz answers 200"
+                     if not self._ready else self._stuck_text() + "; retry on another replica")
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, f"server is {state}\n")
         return None
 
@@ -414,7 +470,11 @@ class PolicyServer:
         del message
         try:
             result = await _outcome(job, closed)
-            if job.vanished:  # the worker skips the job, or its result is dropped
+            if isinstance(result, _Refusal):  # from the watchdog: this job's batch, or the one ahead of it, is stuck
+                await self._refuse(ws, conn, str(result), result.code, result.status)
+                return None
+            if job.skip:  # the client left: the worker skips the job, or its result is dropped
+                self._waiting.discard(job)
                 self._vanished(ws, conn)
                 return None
             if isinstance(result, BaseException):
@@ -451,6 +511,8 @@ class PolicyServer:
         """Decode and validate one frame and queue it, or raise `_Refusal` with the client-facing reason."""
         if self._draining:
             raise _Refusal(DRAINING_TEXT, CloseCode.GOING_AWAY, "draining")
+        if self._stuck is not None:  # it would wait behind the stuck batch
+            raise self._stuck_refusal()
         if isinstance(message, str):
             raise _Refusal("bad request: expected a binary msgpack frame, got a text frame", 1011, "bad_request")
         try:
@@ -460,6 +522,7 @@ class PolicyServer:
         except Exception as exc:  # noqa: BLE001 - a request our checks missed: this client's error text, and logged
             log_failure("request_failed", exc, conn=conn)
             raise _Refusal(f"bad request: {error_text(exc)}", CloseCode.INTERNAL_ERROR, "bad_request") from None
+        # the queue itself, jobs whose clients left included: each holds its frame until the worker passes it
         queued = self._queue.qsize()
         if queued >= self.config.max_queue:
             raise _Refusal(
@@ -468,6 +531,7 @@ class PolicyServer:
                 "busy",
             )
         job = _Job(request, self._loop.create_future(), enqueued=t0)
+        self._waiting.add(job)
         self._queue.put(job)
         self._active += 1
         return job
@@ -512,13 +576,18 @@ class PolicyServer:
             if not self._call_on_loop(_settle, loaded, None):
                 return
             last_finished = 0.0
-            while (batch := self._next_batch(last_finished)) is not None:
+            for number in itertools.count(1):
+                if (batch := self._next_batch(last_finished)) is None:
+                    break
                 started = time.perf_counter()
+                self._running = (number, started, batch)  # the watchdog's only input: one store per batch
                 try:
                     results, said = run_batch(self.policy, [job.request for job in batch])
                 except Exception as exc:  # noqa: BLE001 - logged; a bug past run_batch fails the batch, not the thread
                     log_failure("batch_crashed", exc, size=len(batch))
                     results, said = [exc] * len(batch), [[] for _ in batch]
+                finally:
+                    self._running = None
                 last_finished = time.perf_counter()
                 if not self._call_on_loop(self._deliver, batch, results, said, started, last_finished):
                     return
@@ -545,12 +614,14 @@ class PolicyServer:
         to send their next request, so groups of clients merge into full batches instead of alternating half batches.
         A lone client is never delayed. None once shutdown begins."""
         max_batch, max_wait = self.config.max_batch, self.config.max_wait_ms / 1000
+        waiting = self._waiting
         batch: list[_Job] = []
         while not batch:
             job = self._queue.get()
             if job is None:
                 return None
-            if not job.vanished:  # skip requests whose client is gone
+            waiting.discard(job)
+            if not job.skip:  # pass over requests whose client is gone or that the watchdog answered
                 batch.append(job)
         deadline = max(batch[0].enqueued, last_finished) + max_wait
         while len(batch) < max_batch and len(self._connections) > len(batch):  # stop once every connection is in
@@ -567,20 +638,64 @@ class PolicyServer:
             if job is None:
                 self._queue.put(None)  # run this batch, stop at the next call
                 break
-            if not job.vanished:
+            waiting.discard(job)
+            if not job.skip:
                 batch.append(job)
         return batch
 
     def _deliver(
         self, batch: list[_Job], results: list[Any], said: list[list[str]], started: float, finished: float
     ) -> None:
-        """Event loop: resolve each job with its Prediction or exception (and the warnings about it)."""
+        """Event loop: resolve each job with its Prediction or exception (and the warnings about it); those the
+        watchdog already answered keep that answer. A stuck batch that returns makes the server ready again."""
+        if self._stuck is not None and self._stuck[2] is batch:
+            number, self._stuck = self._stuck[0], None
+            self._metrics.ready.set(int(self.ready))
+            _log(logging.WARNING, "stuck_batch_returned", batch=number, size=len(batch),
+                 seconds=round(finished - started, 3))
         self._metrics.batch_size.observe(len(batch))
         self._metrics.inference.observe(finished - started)
         for job, result, warnings in zip(batch, results, said):
             job.started, job.finished, job.batch_size, job.warnings = started, finished, len(batch), warnings
             if not job.future.done():
                 job.future.set_result(result)
+
+    # -------------------------------------------------------------------------------------------- watchdog
+    async def _watch(self, limit: float) -> None:
+        """Event loop, while serving with `batch_timeout_s`: look at the running batch every limit/4 (at most every
+        second) and declare it stuck once it has run past the limit. The worker only stores `_running` once per
+        batch, so the request path pays nothing for this; a verdict comes at most a tick late."""
+        tick = min(limit / 4, 1.0)
+        while True:
+            await asyncio.sleep(tick)
+            running = self._running
+            if running is None or (self._stuck is not None and self._stuck[2] is running[2]):
+                continue
+            if time.perf_counter() - running[1] > limit:
+                self._declare_stuck(running)
+
+    def _declare_stuck(self, running: tuple[int, float, list[_Job]]) -> None:
+        """Take the server out of rotation (/readyz and /livez 503, handshakes 503, new requests refused) and answer
+        the stuck batch's clients and those queued behind it now, instead of leaving them to wait for a call that may
+        never return. The worker thread cannot be stopped: if the call does return, its results are dropped (the
+        clients were answered) and the server turns ready again (`_deliver`)."""
+        self._stuck = running
+        self._metrics.ready.set(0)
+        number, started, batch = running
+        text = self._stuck_text()
+        _log(logging.ERROR, "batch_stuck", batch=number, size=len(batch), waiting=len(self._waiting),
+             seconds=round(time.perf_counter() - started, 3), batch_timeout_s=self.config.batch_timeout_s)
+        inside = _Refusal(timed_out_text(text), CloseCode.INTERNAL_ERROR, "timeout")
+        for job in batch:
+            _answer(job, inside)
+        behind = self._stuck_refusal()
+        for job in list(self._waiting):  # a copy in one C call: the worker may discard from the set meanwhile
+            self._waiting.discard(job)
+            _answer(job, behind)
+
+    def _stuck_refusal(self) -> _Refusal:
+        """For a request that would wait behind the stuck batch: it never reached the policy."""
+        return _Refusal(unavailable_text(self._stuck_text()), CloseCode.TRY_AGAIN_LATER, "stuck")
 
     # ------------------------------------------------------------------------------------------- lifecycle
     def _load(self) -> None:
@@ -600,7 +715,20 @@ class PolicyServer:
         _log(logging.INFO, "ready", load_s=round(time.perf_counter() - t0, 3), embodiment=self.policy.embodiment.key)
 
     async def serve(self, stop: asyncio.Future | None = None, started: Callable[[int], None] | None = None) -> None:
-        """Serve until `stop` resolves, then drain: refuse new requests, finish queued ones, close with 1001."""
+        """Serve until `stop` resolves, then drain: refuse new requests, finish queued ones, close with 1001.
+
+        Once per server, as a thread starts once: a stopped server's worker may still be inside the policy (a call
+        outliving the drain cannot be interrupted), its policy may be closed (`close_on_stop`) and its metrics count
+        that run; a second serve() raises RuntimeError saying how to serve again."""
+        if self._served:
+            again = ("load it again: PolicyServer(loader=..., ...)" if self.close_on_stop else
+                     "PolicyServer(policy=server.policy, config=server.config, ...)")
+            raise RuntimeError(
+                "PolicyServer.serve: this server has already served once (a server serves once, as a thread starts "
+                f"once){'; its policy was closed at stop (close_on_stop=True)' if self.close_on_stop else ''}: "
+                f"serve again with a new server: {again}"
+            )
+        self._served = True
         self._loop = loop = asyncio.get_running_loop()
         stop = stop if stop is not None else loop.create_future()
         async with serve(
@@ -624,15 +752,20 @@ class PolicyServer:
             # a daemon: serve() never waits past the drain deadline for a policy call it cannot interrupt
             self._worker = threading.Thread(target=self._work, args=(loaded,), name="worldpolicy-infer", daemon=True)
             self._worker.start()
+            watchdog: asyncio.Future | None = None  # also while draining: a stuck batch's clients still get told
             try:
                 await asyncio.wait((loaded, stop), return_when=asyncio.FIRST_COMPLETED)
                 if loaded.done():
                     loaded.result()  # a failed load ends the server with its exception
                     self._ready = True
                     self._metrics.ready.set(1)
+                    if self.config.batch_timeout_s is not None:
+                        watchdog = asyncio.ensure_future(self._watch(self.config.batch_timeout_s))
                     await stop
                 await self._drain(server, loading=not loaded.done())
             finally:
+                if watchdog is not None:
+                    watchdog.cancel()
                 self._queue.put(None)  # the worker finishes its batch (if any) and exits; a load in progress runs out
 
     async def _drain(self, server: Any, loading: bool) -> None:
@@ -643,7 +776,7 @@ class PolicyServer:
         # still listening while requests finish: /healthz answers 200, /readyz 503 draining, new WebSocket handshakes
         # get 503 and new requests on open connections 1001 (probes of an orchestrator see a draining server, not a
         # closed port)
-        _log(logging.INFO, "draining", queued=self._queue.qsize(), connections=len(self._connections))
+        _log(logging.INFO, "draining", queued=len(self._waiting), connections=len(self._connections))
         self._queue.put(None)  # behind the queued requests: the worker runs them, then stops
         deadline = time.perf_counter() + self.config.drain_timeout_s
         # every admitted request gets its reply, and the worker also finishes a batch whose clients left: a thread still
@@ -693,11 +826,11 @@ class PolicyServer:
 
 
 async def _outcome(job: _Job, closed: asyncio.Future) -> Any:
-    """The job's Prediction or exception; if the connection closes first, the job is marked vanished (result None)."""
+    """The job's Prediction or exception; if the connection closes first, the job is marked `skip` (result None)."""
 
     def vanish(_: asyncio.Future) -> None:
         if not job.future.done():
-            job.vanished = True
+            job.skip = True
             job.future.set_result(None)
 
     closed.add_done_callback(vanish)
@@ -721,6 +854,13 @@ def close_policy(policy: Any) -> None:
         log_failure("close_failed", exc)
     else:
         _log(logging.INFO, "policy_closed")
+
+
+def _answer(job: _Job, refusal: _Refusal) -> None:
+    """Event loop: answer a job with a refusal, once; the worker passes over it (`skip`) if it has not taken it yet."""
+    if not job.future.done():
+        job.skip = True
+        job.future.set_result(refusal)
 
 
 def _settle(future: asyncio.Future, error: BaseException | None) -> None:
@@ -849,8 +989,13 @@ class ServerThread:
 
     @property
     def url(self) -> str:
-        host = self.server.config.host
-        return f"ws://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.server.port}"
+        """Where a client on this machine reaches the server: a wildcard host as loopback (0.0.0.0 and '' as
+        127.0.0.1, :: as ::1), an IPv6 address in brackets (ws://[::1]:8000), as a URL must write it."""
+        host = self.server.config.host.strip("[]")
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+        if ":" in host:
+            host = f"[{host.replace('%', '%25')}]"  # a zone (fe80::1%eth0) is written %25 inside a URL (RFC 6874)
+        return f"ws://{host}:{self.server.port}"
 
     def _main(self) -> None:
         async def main() -> None:
