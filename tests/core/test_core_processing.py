@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import logging
 import re
 import shutil
 
@@ -10,7 +11,13 @@ import pytest
 import torch
 
 import worldpolicy
-from worldpolicy.embodiments import check_chunk_size, embodiment_from_dict, list_embodiments, register_embodiment
+from worldpolicy.embodiments import (
+    check_chunk_size,
+    embodiment_from_dict,
+    get_embodiment,
+    list_embodiments,
+    register_embodiment,
+)
 from worldpolicy.embodiments.normalization import denormalize, normalize
 from worldpolicy.processing.actions import fit_to_chunk, load_actions, to_model, to_physical
 from worldpolicy.processing.observations import load_frames, prepare_canvas
@@ -706,9 +713,36 @@ def test_a_cuda_index_past_the_machines_devices_names_the_ones_it_has(monkeypatc
 
 
 def test_fit_to_chunk_trims_or_repeats():
+    pusht = get_embodiment("pusht")
     a = np.arange(6, dtype=float).reshape(3, 2)
-    assert fit_to_chunk(a, 2).tolist() == [[0, 1], [2, 3]]
-    assert fit_to_chunk(a, 5)[-1].tolist() == [4, 5] and len(fit_to_chunk(a, 5)) == 5
+    assert fit_to_chunk(a, 2, pusht).tolist() == [[0, 1], [2, 3]]
+    assert fit_to_chunk(a, 5, pusht)[-1].tolist() == [4, 5] and len(fit_to_chunk(a, 5, pusht)) == 5
+
+
+@pytest.mark.parametrize("key, said", [
+    ("droid/relative_pose", (r"per-step end-effector deltas \(relative_pose\): the last motion goes on for 3 more steps "
+     r"rather than stopping\. To stop instead, give all 8 rows, or append zero-motion rows in physical units: tx\.\.r5 "
+     r"= \[0, 0, 0, 1, 0, 0, 0, 1, 0\] .*rot6d's identity \[1, 0, 0, 0, 1, 0\]: all-zero r0\.\.r5 are no rotation.*, "
+     r"grasp as in the last row$")),
+    ("umi", (r"the last motion goes on for 3 more steps rather than stopping\. To stop instead, give all 8 rows \(zero "
+     r"motion has no known value in this embodiment's model-space units\)$")),
+    ("droid/joint_pos", r"joint targets \(joint_position\): the arm holds the last one for 3 more steps$"),
+    ("pusht", r"keep their last values for 3 more steps: if they are deltas or velocities, the last motion goes on"),
+])
+def test_padding_short_actions_says_what_the_repeated_row_means_for_the_layout(caplog, key, said):
+    """Short forward-dynamics actions repeat their last row (as the diffusers pipeline does), which for per-step
+    deltas keeps the last motion going; the warning said only that the row was repeated."""
+    from worldpolicy.processing.actions import ROT6D_IDENTITY
+    from worldpolicy.robot.se3 import matrix_to_rot6d
+
+    e = get_embodiment(key)
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.processing.actions"):
+        padded = fit_to_chunk(np.ones((5, e.action_dim)), 8, e)
+    assert padded.shape == (8, e.action_dim) and np.all(padded == 1)  # the padding itself is the pipeline's
+    [message] = [r.getMessage() for r in caplog.records]
+    assert message.startswith("actions: 5 rows given, repeating the last row to reach chunk_size=8"), message
+    assert re.search(said, message), message
+    np.testing.assert_array_equal(matrix_to_rot6d(np.eye(3)).ravel(), ROT6D_IDENTITY)  # what the message suggests
 
 
 def test_import_is_light():

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -49,6 +49,7 @@ __all__ = [
     "get_embodiment",
     "inline_stats_file",
     "list_embodiments",
+    "pose_groups",
     "read_spec_file",
     "register_embodiment",
     "view_point_sentences",
@@ -70,6 +71,18 @@ MODEL_SPACE_UNIT = "normalized"
 # `processing.observations.resolution_bins` reads; a test holds the two equal). Here, not there, so that a registered
 # embodiment's tier is checked when it is built without importing diffusers.
 RESOLUTION_TIERS = (256, 480, 704, 720)
+
+
+def pose_groups(columns: Sequence[str]) -> dict[str, list[int]]:
+    """Column indexes of each relative pose in `columns` by prefix: '' for `tx..r5`, 'left_' for `left_tx..left_r5`
+    (multi-arm layouts: one end-effector path per arm)."""
+    groups = {}
+    for column in columns:
+        if column.endswith("tx"):
+            prefix = column[: -len("tx")]
+            if all(prefix + c in columns for c in POSE_COLUMNS):
+                groups[prefix] = [list(columns).index(prefix + c) for c in POSE_COLUMNS]
+    return groups
 
 
 def check_chunk_size(chunk_size: int) -> None:
