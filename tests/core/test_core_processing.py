@@ -159,6 +159,28 @@ def test_write_video_with_frames_and_path_swapped_says_so(tmp_path):
     assert write_video(tmp_path / "a.mp4", frames, 15).is_file()
 
 
+@pytest.mark.parametrize("fps", [float("nan"), float("inf"), -float("inf"), 0, -5, 1e-4, True, "15"])
+def test_a_frame_rate_no_mp4_can_take_is_refused_naming_the_call(tmp_path, fps):
+    """NaN and inf passed `fps <= 0` and failed in Fraction ("cannot convert NaN to integer ratio"), naming neither the
+    call nor the parameter; a rate below 1/1001 rounded to 0 frames per second."""
+    from worldpolicy.processing.video import VideoFileWriter, write_video
+
+    accepted = "accepted: a finite number of frames per second, at least 1/1001"
+    with pytest.raises(ValueError, match=rf"^write_video: fps={re.escape(repr(fps))}; {accepted}$"):
+        write_video(tmp_path / "a.mp4", np.zeros((2, 16, 16, 3), np.uint8), fps)
+    with pytest.raises(ValueError, match=rf"^VideoFileWriter: fps={re.escape(repr(fps))}; {accepted}$"):
+        VideoFileWriter(tmp_path / "b.mp4", fps, 16, 16)
+    assert not list(tmp_path.iterdir())
+
+
+def test_write_video_takes_a_numpy_frame_rate(tmp_path):
+    """Fraction takes no numpy scalar: an fps read from a numpy array (np.float32(15)) failed with a TypeError."""
+    from worldpolicy.processing.video import read_video, write_video
+
+    _, fps = read_video(write_video(tmp_path / "a.mp4", np.zeros((2, 16, 16, 3), np.uint8), np.float32(15)))
+    assert fps == 15
+
+
 def test_write_video_scales_float_frames_and_refuses_other_ranges(tmp_path):
     """Float frames in [0, 1] were cast to uint8 (all 0): a black video without a word. They are scaled as imageio and
     PIL read them; floats outside [0, 1], NaN and integers outside [0, 255] are refused naming the range found."""
