@@ -451,6 +451,31 @@ def test_register_embodiment_from_file_with_lerobot_stats(tmp_path):
             register_embodiment(dict(spec, name=f"bad_{field}", normalization="none", stats_file=None, **{field: bad}))
 
 
+def test_stats_beside_normalization_none_are_dropped_with_a_warning(tmp_path, caplog):
+    """Stats given with normalization 'none' (inline, or a stats_file) were dropped or kept unused without a word.
+    They are dropped with a warning naming them, once per spec: not refused, since checkpoints an earlier trainer
+    saved carry the data's stats beside the 'none' their table asked for (tests/train: they still load)."""
+    from worldpolicy.embodiments import embodiment_from_spec
+
+    (tmp_path / "stats.json").write_text(json.dumps({"action": {"q01": [0.0, 0.0], "q99": [1.0, 2.0]}}))
+    spec = {"name": "my_pusher3", "domain": "pusht", "action_dim": 2, "columns": ["x", "y"], "units": ["m", "m"],
+            "chunk_size": 8, "fps": 10, "normalization": "none"}
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.embodiments"):
+        for _ in range(2):  # a checkpoint's embodiment.json is read on every listing and load: said once
+            inline = embodiment_from_spec({**spec, "stats": {"mean": [0.0] * 2, "std": [1.0] * 2}})
+        from_file = embodiment_from_spec({**spec, "stats_file": str(tmp_path / "stats.json")})
+    assert (inline.normalization, inline.stats) == (from_file.normalization, from_file.stats) == ("none", None)
+    assert [r.getMessage() for r in caplog.records] == [
+        ("embodiment 'my_pusher3': stats are given (mean, std) but normalization is 'none', so they are ignored: "
+         "actions stay as given, in raw units. Set normalization to 'meanstd' to use them, or drop the stats"),
+        (f"stats_file={str(tmp_path / 'stats.json')!r} gives stats but normalization is 'none', so they are ignored: "
+         "actions stay as given, in raw units. Set normalization to the kind they are for (left out: 'quantile') to "
+         "use them, or drop stats_file"),
+    ]
+    assert embodiment_from_spec({**spec, "normalization": "quantile", "stats_file": str(tmp_path / "stats.json")}
+                                ).stats["q99"] == (1, 2)
+
+
 @pytest.mark.parametrize("bad", [["a", 1.0], None, {"x": 1.0}, [True, 1.0]])
 def test_a_stats_file_field_that_is_not_numbers_names_the_file_and_field(tmp_path, bad):
     """Was numpy's "could not convert string to float: 'a'" (no file, no field), or null read as NaN."""
