@@ -654,7 +654,7 @@ class Policy:
         if request.mode == "forward_dynamics":
             if request.actions is None:
                 raise ValueError("actions are required for forward dynamics (mode='forward_dynamics' / imagine)")
-            clean_actions = fit_to_chunk(load_actions(request.actions, e, request.actions_space), self.chunk_size)
+            clean_actions = fit_to_chunk(load_actions(request.actions, e, request.actions_space), self.chunk_size, e)
         elif request.actions is not None:
             raise ValueError(f"actions were given but mode={request.mode!r} generates them; use imagine() instead")
         state_row = self._state_row(request)

@@ -371,6 +371,34 @@ def test_a_broken_embodiment_json_affects_its_checkpoint_only(tiny_checkpoint_di
     assert error["parameter"] == "checkpoint" and "embodiment.json is unusable" in error["message"]
 
 
+def test_a_partial_checkpoint_folder_is_listed_with_its_problem(tiny_checkpoint_dir, tmp_path):
+    """A partial download or copy (a part missing, weights cut short, a Git LFS pointer) was listed as usable and
+    failed on the first call that loaded it; a folder holding only model_index.json (as the stubs some tests list)
+    is no more loadable, and is listed as such too."""
+    import shutil
+
+    from worldpolicy.agents import Toolbox, ToolboxConfig
+
+    root = tmp_path / "ckpts"
+    for name in ("good", "no_vae", "cut_short", "lfs"):
+        shutil.copytree(tiny_checkpoint_dir / "tiny", root / name)
+    shutil.rmtree(root / "no_vae" / "vae")
+    weights = root / "cut_short" / "transformer" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    (root / "lfs" / "transformer" / "diffusion_pytorch_model.safetensors").write_text(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 2200000\n")
+    (root / "stub").mkdir()
+    shutil.copy(tiny_checkpoint_dir / "tiny" / "model_index.json", root / "stub")
+    listed = Toolbox(ToolboxConfig(output_dir=tmp_path / "out", checkpoint_dirs=[root])).list_checkpoints()
+    problems = {c["name"]: c["problem"] for c in listed["checkpoints"]}
+    assert problems.pop("good") is None
+    expected = {"no_vae": "vae/ is missing", "cut_short": "transformer/diffusion_pytorch_model.safetensors is",
+                "lfs": "a Git LFS pointer", "stub": "transformer/ is missing; vae/ is missing"}
+    assert sorted(problems) == sorted(expected)
+    for name, said in expected.items():
+        assert "is incomplete" in problems[name] and said in problems[name], (name, problems[name])
+
+
 def test_checkpoints_of_the_same_name_in_two_directories_are_listed_apart(tiny_checkpoint_dir, inputs_dir, tmp_path):
     """Two `final` folders were both listed as `final`, and that name loaded whichever came last."""
     import shutil

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import logging
 import re
 import shutil
 
@@ -10,7 +11,13 @@ import pytest
 import torch
 
 import worldpolicy
-from worldpolicy.embodiments import check_chunk_size, embodiment_from_dict, list_embodiments, register_embodiment
+from worldpolicy.embodiments import (
+    check_chunk_size,
+    embodiment_from_dict,
+    get_embodiment,
+    list_embodiments,
+    register_embodiment,
+)
 from worldpolicy.embodiments.normalization import denormalize, normalize
 from worldpolicy.processing.actions import fit_to_chunk, load_actions, to_model, to_physical
 from worldpolicy.processing.observations import load_frames, prepare_canvas
@@ -150,6 +157,28 @@ def test_write_video_with_frames_and_path_swapped_says_so(tmp_path):
         write_video(frames, str(tmp_path / "a.mp4"), 15)
     assert not list(tmp_path.iterdir())
     assert write_video(tmp_path / "a.mp4", frames, 15).is_file()
+
+
+@pytest.mark.parametrize("fps", [float("nan"), float("inf"), -float("inf"), 0, -5, 1e-4, True, "15"])
+def test_a_frame_rate_no_mp4_can_take_is_refused_naming_the_call(tmp_path, fps):
+    """NaN and inf passed `fps <= 0` and failed in Fraction ("cannot convert NaN to integer ratio"), naming neither the
+    call nor the parameter; a rate below 1/1001 rounded to 0 frames per second."""
+    from worldpolicy.processing.video import VideoFileWriter, write_video
+
+    accepted = "accepted: a finite number of frames per second, at least 1/1001"
+    with pytest.raises(ValueError, match=rf"^write_video: fps={re.escape(repr(fps))}; {accepted}$"):
+        write_video(tmp_path / "a.mp4", np.zeros((2, 16, 16, 3), np.uint8), fps)
+    with pytest.raises(ValueError, match=rf"^VideoFileWriter: fps={re.escape(repr(fps))}; {accepted}$"):
+        VideoFileWriter(tmp_path / "b.mp4", fps, 16, 16)
+    assert not list(tmp_path.iterdir())
+
+
+def test_write_video_takes_a_numpy_frame_rate(tmp_path):
+    """Fraction takes no numpy scalar: an fps read from a numpy array (np.float32(15)) failed with a TypeError."""
+    from worldpolicy.processing.video import read_video, write_video
+
+    _, fps = read_video(write_video(tmp_path / "a.mp4", np.zeros((2, 16, 16, 3), np.uint8), np.float32(15)))
+    assert fps == 15
 
 
 def test_write_video_scales_float_frames_and_refuses_other_ranges(tmp_path):
@@ -420,6 +449,31 @@ def test_register_embodiment_from_file_with_lerobot_stats(tmp_path):
                                ("fps", True, "a number"), ("execute_steps", [1], "an integer")):
         with pytest.raises(ValueError, match=rf"embodiment 'bad_{field}': {field}=.*; expected {wanted}"):
             register_embodiment(dict(spec, name=f"bad_{field}", normalization="none", stats_file=None, **{field: bad}))
+
+
+def test_stats_beside_normalization_none_are_dropped_with_a_warning(tmp_path, caplog):
+    """Stats given with normalization 'none' (inline, or a stats_file) were dropped or kept unused without a word.
+    They are dropped with a warning naming them, once per spec: not refused, since checkpoints an earlier trainer
+    saved carry the data's stats beside the 'none' their table asked for (tests/train: they still load)."""
+    from worldpolicy.embodiments import embodiment_from_spec
+
+    (tmp_path / "stats.json").write_text(json.dumps({"action": {"q01": [0.0, 0.0], "q99": [1.0, 2.0]}}))
+    spec = {"name": "my_pusher3", "domain": "pusht", "action_dim": 2, "columns": ["x", "y"], "units": ["m", "m"],
+            "chunk_size": 8, "fps": 10, "normalization": "none"}
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.embodiments"):
+        for _ in range(2):  # a checkpoint's embodiment.json is read on every listing and load: said once
+            inline = embodiment_from_spec({**spec, "stats": {"mean": [0.0] * 2, "std": [1.0] * 2}})
+        from_file = embodiment_from_spec({**spec, "stats_file": str(tmp_path / "stats.json")})
+    assert (inline.normalization, inline.stats) == (from_file.normalization, from_file.stats) == ("none", None)
+    assert [r.getMessage() for r in caplog.records] == [
+        ("embodiment 'my_pusher3': stats are given (mean, std) but normalization is 'none', so they are ignored: "
+         "actions stay as given, in raw units. Set normalization to 'meanstd' to use them, or drop the stats"),
+        (f"stats_file={str(tmp_path / 'stats.json')!r} gives stats but normalization is 'none', so they are ignored: "
+         "actions stay as given, in raw units. Set normalization to the kind they are for (left out: 'quantile') to "
+         "use them, or drop stats_file"),
+    ]
+    assert embodiment_from_spec({**spec, "normalization": "quantile", "stats_file": str(tmp_path / "stats.json")}
+                                ).stats["q99"] == (1, 2)
 
 
 @pytest.mark.parametrize("bad", [["a", 1.0], None, {"x": 1.0}, [True, 1.0]])
@@ -706,9 +760,36 @@ def test_a_cuda_index_past_the_machines_devices_names_the_ones_it_has(monkeypatc
 
 
 def test_fit_to_chunk_trims_or_repeats():
+    pusht = get_embodiment("pusht")
     a = np.arange(6, dtype=float).reshape(3, 2)
-    assert fit_to_chunk(a, 2).tolist() == [[0, 1], [2, 3]]
-    assert fit_to_chunk(a, 5)[-1].tolist() == [4, 5] and len(fit_to_chunk(a, 5)) == 5
+    assert fit_to_chunk(a, 2, pusht).tolist() == [[0, 1], [2, 3]]
+    assert fit_to_chunk(a, 5, pusht)[-1].tolist() == [4, 5] and len(fit_to_chunk(a, 5, pusht)) == 5
+
+
+@pytest.mark.parametrize("key, said", [
+    ("droid/relative_pose", (r"per-step end-effector deltas \(relative_pose\): the last motion goes on for 3 more steps "
+     r"rather than stopping\. To stop instead, give all 8 rows, or append zero-motion rows in physical units: tx\.\.r5 "
+     r"= \[0, 0, 0, 1, 0, 0, 0, 1, 0\] .*rot6d's identity \[1, 0, 0, 0, 1, 0\]: all-zero r0\.\.r5 are no rotation.*, "
+     r"grasp as in the last row$")),
+    ("umi", (r"the last motion goes on for 3 more steps rather than stopping\. To stop instead, give all 8 rows \(zero "
+     r"motion has no known value in this embodiment's model-space units\)$")),
+    ("droid/joint_pos", r"joint targets \(joint_position\): the arm holds the last one for 3 more steps$"),
+    ("pusht", r"keep their last values for 3 more steps: if they are deltas or velocities, the last motion goes on"),
+])
+def test_padding_short_actions_says_what_the_repeated_row_means_for_the_layout(caplog, key, said):
+    """Short forward-dynamics actions repeat their last row (as the diffusers pipeline does), which for per-step
+    deltas keeps the last motion going; the warning said only that the row was repeated."""
+    from worldpolicy.processing.actions import ROT6D_IDENTITY
+    from worldpolicy.robot.se3 import matrix_to_rot6d
+
+    e = get_embodiment(key)
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.processing.actions"):
+        padded = fit_to_chunk(np.ones((5, e.action_dim)), 8, e)
+    assert padded.shape == (8, e.action_dim) and np.all(padded == 1)  # the padding itself is the pipeline's
+    [message] = [r.getMessage() for r in caplog.records]
+    assert message.startswith("actions: 5 rows given, repeating the last row to reach chunk_size=8"), message
+    assert re.search(said, message), message
+    np.testing.assert_array_equal(matrix_to_rot6d(np.eye(3)).ravel(), ROT6D_IDENTITY)  # what the message suggests
 
 
 def test_import_is_light():

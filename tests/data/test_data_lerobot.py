@@ -566,6 +566,37 @@ def test_reads_pandas_unnamed_index_variable_lists_and_embedded_images(small_dat
         LeRobotDataset.open(root).episode(1)
 
 
+def test_sixteen_bit_embedded_images_are_read_at_full_scale_not_clipped(small_dataset, caplog):
+    """Embedded images went through Pillow's RGB conversion, which clips 16-bit pixels (a depth camera's PNG) to
+    white: all but the darkest came out 255, silently. They are read as inference reads such a file (x / 65535),
+    rounded to 8 bits, and the feature is named once in a warning."""
+    import io
+    import logging
+
+    from PIL import Image
+
+    ds, _ = small_dataset
+    depth = [(np.arange(24).reshape(4, 6) * 2700 + t).astype(np.uint16) for t in range(28)]
+    pngs = []
+    for frame in depth:
+        buf = io.BytesIO()
+        Image.fromarray(frame).save(buf, format="PNG")
+        assert Image.open(buf).mode == "I;16"  # the premise: a 16-bit greyscale PNG
+        pngs.append({"bytes": buf.getvalue(), "path": None})
+    _rewrite_parquet(ds.root / DATA, lambda table: table.append_column("observation.images.depth", pa.array(pngs)))
+    _edit_info(ds.root, lambda i: i["features"].update(
+        {"observation.images.depth": {"dtype": "image", "shape": [4, 6, 3], "names": ["height", "width", "channels"]}}))
+    reopened = LeRobotDataset.open(ds.root)
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.data.lerobot"):
+        frames = reopened.episode(1).videos["observation.images.depth"]
+        reopened.episode(1)
+    expected = np.round(np.stack(depth[12:19]) / 65535 * 255).astype(np.uint8)
+    assert frames.dtype == np.uint8 and frames.shape == (7, 4, 6, 3)
+    np.testing.assert_array_equal(frames, np.repeat(expected[..., None], 3, axis=-1))
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "'observation.images.depth' holds I;16 images" in warning and "x / 65535" in warning
+
+
 # ------------------------------------------------------------------------------------------------------ bad input
 
 

@@ -213,7 +213,7 @@ class Toolbox:
             except ToolInputError as exc:  # reported on its checkpoint only
                 row = {"embodiment": None, "problem": str(exc).removeprefix("checkpoint: ")}
             row = {"name": name, "path": str(path), "size_mb": round(size / 1e6, 2), **row}
-            row["problem"] = row["problem"] or _base_problem(path)
+            row["problem"] = row["problem"] or _load_problem(path)
             found.append(row)
         with self._cache_lock:
             loaded = [{"checkpoint": k[0], "embodiment": k[1]} for k in self._policies]
@@ -860,12 +860,14 @@ def _embodiment_row(e, source: str, checkpoint: str | None) -> dict[str, Any]:
     }
 
 
-def _base_problem(checkpoint: Path) -> str | None:
-    """An adapter checkpoint whose base is gone or unreadable cannot load: said in the listing, not on first use."""
-    from ..engine.loading import check_checkpoint_source
+def _load_problem(checkpoint: Path) -> str | None:
+    """What keeps a listed checkpoint from loading, said in the listing rather than on first use: an adapter's base
+    gone or unreadable, a partial download or copy (a part missing, weights cut short, a Git LFS pointer), a folder
+    holding little more than model_index.json. Files and headers only; nothing loads."""
+    from ..engine.loading import check_checkpoint_complete
 
     try:
-        check_checkpoint_source(checkpoint)
+        check_checkpoint_complete(checkpoint)
     except (FileNotFoundError, ValueError) as exc:
         return str(exc)
     return None

@@ -10,6 +10,7 @@ with LeRobotDatasetWriter("out", fps=15, robot_type="franka") as w:
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -19,6 +20,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, Self
 
@@ -59,6 +61,8 @@ from .layout import (
 )
 from .stats import STAT_NAMES, aggregate_stats, compute_stats, first_non_finite, stats_from_json, stats_to_json
 from .video import count_frames, read_segment
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["Episode", "LeRobotDataset", "LeRobotDatasetWriter", "write_episodes"]
 
@@ -622,10 +626,15 @@ def _image_column(
     table: pa.Table, key: str, path: Path, root: Path, hw: tuple[int, int], first: int = 0
 ) -> np.ndarray:
     """Images embedded in parquet as struct<bytes, path> (LeRobot's `image` dtype), decoded with Pillow; each must be
-    info.json's `hw` (a video is checked the same way). `first` is the episode frame of the first row, for errors."""
+    info.json's `hw` (a video is checked the same way). `first` is the episode frame of the first row, for errors.
+    A 16-bit or float image (a depth camera's, say: LeRobot's own writer stores 8-bit RGB only) is read as inference
+    reads that file (`pil_pixels`: at its full scale, not clipped to white as an RGB conversion does) and rounded to
+    the 8 bits every camera frame has here."""
     import io
 
     from PIL import Image
+
+    from ..processing.observations import pil_pixels
 
     if key not in table.column_names:
         raise DatasetFormatError(path, key, "column is missing")
@@ -642,12 +651,23 @@ def _image_column(
                 if img.size != (hw[1], hw[0]):  # from the header: a few bytes may declare gigapixels, never decoded
                     raise DatasetFormatError(path, key, f"the image of frame {t} is {img.height}x{img.width} but "
                                                         f"info.json says {hw[0]}x{hw[1]}")
-                frames.append(np.asarray(img.convert("RGB")))
+                pixels = pil_pixels(img, f"{key} (frame {t})")
+                if pixels.dtype != np.uint8:
+                    _note_wide_images(str(root), key, img.mode)
+                    pixels = (pixels * 255.0 + 0.5).astype(np.uint8)
+                frames.append(pixels)
         except (OSError, ValueError, Image.DecompressionBombError) as exc:  # a bomb: more pixels than Pillow allows
             if isinstance(exc, DatasetFormatError):
                 raise
             raise DatasetFormatError(path, key, f"holds an undecodable image: {exc}") from None
     return np.stack(frames)
+
+
+@cache  # once per dataset and feature: an episode is read many times in training
+def _note_wide_images(root: str, key: str, mode: str) -> None:
+    logger.warning("dataset %s: image feature %r holds %s images (16-bit or float, a depth camera's?); read at their "
+                   "full scale (x / 65535 for 16-bit), as inference reads such a file, and rounded to 8 bits. A model "
+                   "sees them as a grey camera view", root, key, mode)
 
 
 # ---------------------------------------------------------------------------------------------------------- writing

@@ -10,11 +10,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import logging
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -49,10 +50,13 @@ __all__ = [
     "get_embodiment",
     "inline_stats_file",
     "list_embodiments",
+    "pose_groups",
     "read_spec_file",
     "register_embodiment",
     "view_point_sentences",
 ]
+
+logger = logging.getLogger(__name__)
 
 LAYOUTS = ("relative_pose", "joint_position", "generic")
 POSE_COLUMNS = ("tx", "ty", "tz", "r0", "r1", "r2", "r3", "r4", "r5")  # a relative_pose arm's first columns, in order
@@ -70,6 +74,18 @@ MODEL_SPACE_UNIT = "normalized"
 # `processing.observations.resolution_bins` reads; a test holds the two equal). Here, not there, so that a registered
 # embodiment's tier is checked when it is built without importing diffusers.
 RESOLUTION_TIERS = (256, 480, 704, 720)
+
+
+def pose_groups(columns: Sequence[str]) -> dict[str, list[int]]:
+    """Column indexes of each relative pose in `columns` by prefix: '' for `tx..r5`, 'left_' for `left_tx..left_r5`
+    (multi-arm layouts: one end-effector path per arm)."""
+    groups = {}
+    for column in columns:
+        if column.endswith("tx"):
+            prefix = column[: -len("tx")]
+            if all(prefix + c in columns for c in POSE_COLUMNS):
+                groups[prefix] = [list(columns).index(prefix + c) for c in POSE_COLUMNS]
+    return groups
 
 
 def check_chunk_size(chunk_size: int) -> None:
@@ -343,11 +359,15 @@ def _stats(where: str, base: Mapping[str, Any]) -> dict[str, tuple[float, ...]] 
     stats = base.get("stats")
     if not stats:
         return None
-    if "normalization" not in base:  # e.g. q01/q99 given, kind forgotten: actions would go out in model units
+    if base.get("normalization", "none") == "none":
         fits = [k for k, fields in REQUIRED_STATS.items() if fields and all(f in stats for f in fields)]
-        raise ValueError(f"{where}: stats are given ({', '.join(sorted(map(str, stats)))}) but no normalization, so "
-                         f"they would be ignored (normalization 'none' is the default); set normalization to "
-                         f"{' or '.join(map(repr, fits)) or 'the kind they are for'}, or drop the stats")
+        kinds = ' or '.join(map(repr, fits)) or 'the kind they are for'
+        if "normalization" not in base:  # e.g. q01/q99 given, kind forgotten: actions would go out in model units
+            raise ValueError(f"{where}: stats are given ({', '.join(sorted(map(str, stats)))}) but no normalization, "
+                             f"so they would be ignored (normalization 'none' is the default); set normalization to "
+                             f"{kinds}, or drop the stats")
+        _unused_stats(f"{where}: stats are given ({', '.join(sorted(map(str, stats)))})", kinds, "the stats")
+        return None
     if not isinstance(stats, Mapping):
         raise ValueError(f"{where}: stats={stats!r}; expected a map of field name to a list of numbers (one per "
                          "column)")
@@ -548,6 +568,15 @@ def embodiment_from_spec(source: str | Path | Mapping[str, Any]) -> Embodiment:
     return _user_spec(source, overwrite=True)[2]
 
 
+@cache  # once per spec and process: a checkpoint's embodiment.json is read on every listing and load
+def _unused_stats(given: str, kinds: str, drop: str) -> None:
+    """Stats beside normalization 'none' (named, unlike a missing normalization, which is refused) are dropped with
+    this warning, not refused: checkpoints an earlier trainer saved carry the data's stats beside the 'none' their
+    table asked for, and load as they always did (on raw actions)."""
+    logger.warning("%s but normalization is 'none', so they are ignored: actions stay as given, in raw units. Set "
+                   "normalization to %s to use them, or drop %s", given, kinds, drop)
+
+
 def inline_stats_file(spec: Mapping[str, Any], base_dir: str | Path = ".") -> dict[str, Any]:
     """`spec` with `stats_file` (and `stats_feature`, default `action`) replaced by the stats that file holds, under
     `normalization` (default quantile): a spec that stands alone, as a checkpoint's embodiment.json must (it travels
@@ -560,6 +589,10 @@ def inline_stats_file(spec: Mapping[str, Any], base_dir: str | Path = ".") -> di
         kind = spec.get("normalization", "quantile")
         if kind not in NORMALIZATION_KINDS:
             raise ValueError(f"normalization={kind!r}; accepted: {', '.join(NORMALIZATION_KINDS)}")
+        if kind == "none":  # the file's stats were read and dropped without a word
+            _unused_stats(f"stats_file={str(stats_file)!r} gives stats", "the kind they are for (left out: 'quantile')",
+                          "stats_file")
+            return spec
         stats = load_stats_file(Path(base_dir) / Path(stats_file).expanduser(), kind, feature=feature)
         columns, gripper = spec.get("columns"), spec.get("gripper_column")
         if (spec.get("gripper_flip") is True and isinstance(columns, list) and gripper in columns

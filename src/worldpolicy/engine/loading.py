@@ -184,7 +184,7 @@ def check_checkpoint_files(folder: Path, source: str) -> None:
     KB read), as loading starts: a partial download or copy (a part or shard missing, a file cut short, a Git LFS
     pointer) otherwise failed inside diffusers, with a message naming neither the checkpoint nor the fix, after the
     parts before it had loaded (the transformer: 28 GiB for Nano). Not part of `check_checkpoint_source`, which
-    judges where a checkpoint is (also for listings and configs), not what it holds."""
+    judges where a checkpoint is (also for configs and servers that load later), not what it holds."""
     index = _local_json(folder, "model_index.json") or {}
     problems = []
     for part, config in PARTS.items():
@@ -200,6 +200,25 @@ def check_checkpoint_files(folder: Path, source: str) -> None:
         if part in MODEL_PARTS:
             problems.extend(_weights_problems(where, part, source))
     _refuse_incomplete(source, problems)
+
+
+def check_checkpoint_complete(path_or_id: str | Path) -> None:
+    """`check_checkpoint_source`, then what a local folder holds: a LoRA adapter checkpoint's own weights, then its
+    base's (down the chain of bases) parts (`check_checkpoint_files`); a hub id's files are checked as they download.
+    Everything `load_components` refuses before any part loads, from a few KB read, so that a listing (the MCP
+    `list_checkpoints`) says a partial folder is unusable rather than the first call that loads it."""
+    check_checkpoint_source(path_or_id)
+    source = str(path_or_id)
+    local = Path(source)
+    if not local.is_dir():
+        return
+    base = adapter_base(local)
+    if base is None:
+        check_checkpoint_files(local, source)
+        return
+    _refuse_incomplete(source, [f"{name} is {problem}" for name in (ADAPTER_FILE, TRAINED_FILE)
+                                if (problem := _safetensors_problem(local / name))])  # before the base is read
+    check_checkpoint_complete(base.path)
 
 
 def _refuse_incomplete(source: str, problems: list[str]) -> None:
@@ -432,15 +451,13 @@ def quiet_loading(quiet: bool = True) -> Iterator[None]:
 
 def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
     """Returns transformer, vae, tokenizer, scheduler and the pipeline flags, on `device` in `dtype`."""
-    check_checkpoint_source(path_or_id)
+    check_checkpoint_complete(path_or_id)
     from diffusers import Cosmos3OmniPipeline
 
     source = str(path_or_id)
     local = Path(source)
     base = adapter_base(local) if local.is_dir() else None
     if base is not None:
-        _refuse_incomplete(source, [f"{name} is {problem}" for name in (ADAPTER_FILE, TRAINED_FILE)
-                                    if (problem := _safetensors_problem(local / name))])  # before the base loads
         try:
             parts = load_components(base.path, device, dtype)
         except FileNotFoundError as exc:
@@ -448,8 +465,6 @@ def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.d
                                     f"a local copy of the base, set base_model_name_or_path in its {BASE_FILE})") from None
         apply_adapter_checkpoint(parts["transformer"], local)
         return parts
-    if local.is_dir():
-        check_checkpoint_files(local, source)
     try:
         # safetensors only: a `.bin` checkpoint would be unpickled (a local one is refused by check_checkpoint_files)
         pipe = Cosmos3OmniPipeline.from_pretrained(source, enable_safety_checker=False, dtype=dtype, use_safetensors=True)

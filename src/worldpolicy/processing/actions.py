@@ -7,13 +7,13 @@ gripper is flipped, g' = 1 - g). Physical space is what a robot runs, in the reg
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..embodiments import MODEL_SPACE_UNIT, Embodiment
+from ..embodiments import MODEL_SPACE_UNIT, Embodiment, pose_groups
 from ..fileio import read_json
 from ..results import ACTIONS_SCHEMA, Prediction, actions_from_json, is_string_list
 
@@ -227,13 +227,45 @@ def warn_out_of_range(model: np.ndarray, embodiment: Embodiment, where: str,
     )
 
 
-def fit_to_chunk(actions: np.ndarray, chunk_size: int) -> np.ndarray:
-    """Trim, or repeat the last row, to exactly `chunk_size` rows (what the pipeline does), saying so."""
+def fit_to_chunk(actions: np.ndarray, chunk_size: int, embodiment: Embodiment) -> np.ndarray:
+    """Trim, or repeat the last row, to exactly `chunk_size` rows (what the pipeline does), saying so and what the
+    repeated rows mean for `embodiment`'s layout (deltas keep moving where targets hold)."""
     n = actions.shape[0]
     if n == chunk_size:
         return actions
     if n > chunk_size:
         logger.warning("actions: %d rows given, using the first %d (chunk_size)", n, chunk_size)
         return actions[:chunk_size]
-    logger.warning("actions: %d rows given, repeating the last row to reach chunk_size=%d", n, chunk_size)
+    logger.warning("actions: %d rows given, repeating the last row to reach chunk_size=%d (as the diffusers pipeline "
+                   "pads). %s", n, chunk_size, _padding_meaning(embodiment, chunk_size - n, chunk_size))
     return np.concatenate([actions, np.repeat(actions[-1:], chunk_size - n, axis=0)], axis=0)
+
+
+ROT6D_IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)  # `robot.se3.matrix_to_rot6d` of no rotation (np.eye(3))
+
+
+def _padding_meaning(e: Embodiment, added: int, chunk_size: int) -> str:
+    """What `added` repeats of the last row do on `e`'s robot, and how to ask for it to stop instead."""
+    steps = f"{added} more step{'s' if added != 1 else ''}"
+    if e.layout == "joint_position":
+        return f"{e.key}'s actions are joint targets (joint_position): the arm holds the last one for {steps}"
+    full = f"give all {chunk_size} rows"
+    if e.layout != "relative_pose":
+        return (f"{e.key}'s columns ({e.layout} layout) keep their last values for {steps}: if they are deltas or "
+                f"velocities, the last motion goes on; for another ending, {full}")
+    meaning = (f"{e.key}'s actions are per-step end-effector deltas (relative_pose): the last motion goes on for "
+               f"{steps} rather than stopping. To stop instead, {full}")
+    groups = pose_groups(e.columns)
+    if e.in_model_space:
+        return f"{meaning} (zero motion has no known value in this embodiment's model-space units)"
+    if not groups:
+        return f"{meaning} (its columns hold no tx..r5 pose to write zero motion in)"
+    posed = {i for indexes in groups.values() for i in indexes}
+    held = [c for i, c in enumerate(e.columns) if i not in posed]
+    return (f"{meaning}, or append zero-motion rows in physical units: {', '.join(f'{p}tx..{p}r5' for p in groups)} = "
+            f"{_listed([0, 0, 0, *ROT6D_IDENTITY])} (no translation, and rot6d's identity {_listed(ROT6D_IDENTITY)}: "
+            "all-zero r0..r5 are no rotation at all)" + (f", {', '.join(held)} as in the last row" if held else ""))
+
+
+def _listed(values: Sequence[float]) -> str:
+    return f"[{', '.join(f'{v:g}' for v in values)}]"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
+import numbers
 import os
 import tempfile
 from collections import deque
@@ -97,8 +99,19 @@ CODECS = {
 }
 
 
+MIN_FPS = Fraction(1, 1001)  # the slowest rate `fps_fraction` holds (denominators up to 1001): slower ones are lost
+
+
 def fps_fraction(fps: float) -> Fraction:
-    return Fraction(fps).limit_denominator(1001)
+    return Fraction(float(fps)).limit_denominator(1001)  # float: Fraction takes no numpy scalar (np.float32(15))
+
+
+def check_fps(fps: float, where: str) -> None:
+    """A rate an MP4 stream can take, refused naming `where` (the caller) otherwise: NaN and inf passed `fps <= 0`
+    and then failed in `Fraction` ("cannot convert NaN to integer ratio"), naming neither the call nor the parameter."""
+    if (isinstance(fps, (bool, np.bool_)) or not isinstance(fps, numbers.Real) or not math.isfinite(fps)
+            or fps < MIN_FPS):
+        raise ValueError(f"{where}: fps={fps!r}; accepted: a finite number of frames per second, at least 1/1001")
 
 
 class VideoFileWriter:
@@ -112,8 +125,7 @@ class VideoFileWriter:
 
         if codec not in CODECS:
             raise ValueError(f"codec={codec!r}; accepted: {', '.join(CODECS)}")
-        if fps <= 0:
-            raise ValueError(f"fps={fps} must be > 0")
+        check_fps(fps, "VideoFileWriter")
         spec = CODECS[codec]
         spec.check_frame_size(height, width)
         self.path, self.fps, self.shape = Path(path), fps_fraction(fps), (height, width, 3)
@@ -194,8 +206,7 @@ def write_video(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], fps
     if isinstance(frames, (str, os.PathLike)) or not isinstance(path, (str, os.PathLike)):  # swapped: read the name
         raise TypeError(f"write_video(path, frames, fps): path={type(path).__name__}, frames={type(frames).__name__}; "
                         "the path comes first, then the uint8 frames [T, H, W, 3]")
-    if fps <= 0:
-        raise ValueError(f"write_video: fps={fps} must be > 0")
+    check_fps(fps, "write_video")
     iterator = iter(frames)
     first = next(iterator, None)
     if first is None:

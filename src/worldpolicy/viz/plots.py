@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..embodiments import LAYOUTS, MODEL_SPACE_UNIT, POSE_COLUMNS, get_embodiment
+from ..embodiments import LAYOUTS, MODEL_SPACE_UNIT, POSE_COLUMNS, get_embodiment, pose_groups
 from ..fileio import atomic_path, read_json
 from ..results import ACTIONS_SCHEMA, actions_from_json, is_string_list
 
@@ -660,18 +660,6 @@ def check_prediction_json(prediction: Any) -> None:
         names = prediction[field]
         if not is_string_list(names):
             raise ValueError(f"prediction {field}={names!r}: expected a list of strings ({ACTIONS_SCHEMA})")
-
-
-def pose_groups(columns: Sequence[str]) -> dict[str, list[int]]:
-    """Column indexes of each relative pose in `columns` by prefix: '' for `tx..r5`, 'left_' for `left_tx..left_r5`
-    (multi-arm layouts: one end-effector path per arm)."""
-    groups = {}
-    for column in columns:
-        if column.endswith("tx"):
-            prefix = column[: -len("tx")]
-            if all(prefix + c in columns for c in POSE_COLUMNS):
-                groups[prefix] = [list(columns).index(prefix + c) for c in POSE_COLUMNS]
-    return groups
 
 
 def _arm_gripper(prefix: str, columns: Sequence[str]) -> str | None:
