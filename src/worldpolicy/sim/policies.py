@@ -52,6 +52,13 @@ def _chunk_size(policy: str, value: Any) -> int:
     return int(value)
 
 
+def limit_step(previous: np.ndarray, target: np.ndarray, cap: np.ndarray) -> np.ndarray:
+    """`target` (joint angles), its change from `previous` scaled down, all joints together so the hand keeps its
+    path, until no joint moves more than its `cap`."""
+    step = target - previous
+    return previous + step / max(1.0, float(np.max(np.abs(step) / cap)))
+
+
 def _rot_z(yaw: float) -> np.ndarray:
     c, s = np.cos(yaw), np.sin(yaw)
     return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
@@ -87,6 +94,13 @@ class ScriptedPolicy:
         self.max_yaw_rate = max_yaw_rate
         self.joint_speed_share = float(joint_speed_share)
 
+    def step_cap(self) -> np.ndarray:
+        """The largest change of each joint's target per control step it commands (rad): `joint_speed_share` of the
+        robot's `max_joint_velocity` per period, never more than `_JUMP_S` seconds of it. A recording that perturbs
+        its chunks (`dataset from-sim --action-noise`) holds the perturbed command to it too (`limit_step`)."""
+        dt = 1.0 / self.env.control_hz
+        return np.asarray(self.env.robot.max_joint_velocity) * min(self.joint_speed_share * dt, _JUMP_S)
+
     @property
     def fps(self) -> float:
         """It plans its waypoints at whatever rate the env runs."""
@@ -111,7 +125,7 @@ class ScriptedPolicy:
         gripper = state.gripper_command
         settle = None
         rows = []
-        cap = np.asarray(self.env.robot.max_joint_velocity) * min(self.joint_speed_share * dt, _JUMP_S)
+        cap = self.step_cap()
         for _ in range(self.chunk_size):
             if waypoints:
                 wp = waypoints[0]
@@ -130,8 +144,7 @@ class ScriptedPolicy:
             target = np.eye(4)
             target[:3, :3] = _rot_z(yaw) @ DOWN
             target[:3, 3] = pos
-            step = self.ik.solve(target, q) - q
-            q = q + step / max(1.0, float(np.max(np.abs(step) / cap)))  # the next target is solved from this q
+            q = limit_step(q, self.ik.solve(target, q), cap)  # the next target is solved from this q
             rows.append([*q, gripper])
         actions = np.array(rows)
         return Prediction(
