@@ -80,6 +80,11 @@ class ScriptedPolicy:
     and 25 Hz (300 at 15 Hz, the default) stay within the limits at every step.
     """
 
+    # How it turns waypoints into joint chunks (the waypoints are the task's, versioned there: `Task.version`): raised
+    # with any change, recorded in a sim report's policy_settings so `--resume` never pools two experts' episodes.
+    # 1: before versions were recorded; 2: each step's joint change capped (`joint_speed_share`, `_JUMP_S`).
+    version = 2
+
     def __init__(self, env, *, chunk_size: int = 8, max_yaw_rate: float = 2.0, joint_speed_share: float = 0.7) -> None:
         if (isinstance(joint_speed_share, bool) or not isinstance(joint_speed_share, (int, float))
                 or not 0 < joint_speed_share <= 1):
@@ -164,6 +169,10 @@ def _noise_rng(seed: int | None) -> np.random.Generator:
 
 class RandomPolicy:
     """Uniform actions in [-1, 1] of the embodiment's normalised space, denormalised (DROID-sized EE deltas by default)."""
+
+    # Which noise a seed gives, recorded as `ScriptedPolicy.version` is. 1: before versions were recorded (noise
+    # seeded with the bare episode seed); 2: its own stream (`_noise_rng`).
+    version = 2
 
     def __init__(self, embodiment: str | Embodiment = "droid/relative_pose", *, seed: int | None = None,
                  chunk_size: int | None = None) -> None:
@@ -261,9 +270,11 @@ def policy_settings(policy: Any, image_size: tuple[int, int] | None) -> dict[str
     server the model its metadata frame names (its address where it names none: openpi's), chunk, whether it decodes
     video, the camera size (`image_size`: the env's) and the sampling defaults and resolution it announces
     (`SERVER_ANNOUNCED`: a server restarted with other steps samples other actions); any other backend its class and
-    the camera size (and, wrapped by `wrap_policy`, its chunk and whether it decodes video)."""
+    the camera size (and, wrapped by `wrap_policy`, its chunk and whether it decodes video). The two baselines also
+    record their `version`: what they do changes with worldpolicy, not with a file a run could name."""
     if isinstance(policy, (ScriptedPolicy, RandomPolicy)):
-        return {"kind": "scripted" if isinstance(policy, ScriptedPolicy) else "random", "chunk_size": policy.chunk_size}
+        return {"kind": "scripted" if isinstance(policy, ScriptedPolicy) else "random", "chunk_size": policy.chunk_size,
+                "version": policy.version}
     size = list(image_size) if image_size is not None else None
     if not isinstance(policy, _Seeded):
         return {"kind": type(policy).__qualname__, "image_size": size}

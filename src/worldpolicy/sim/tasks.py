@@ -84,6 +84,10 @@ class Task:
     name: str = ""
     max_steps: int = 150
     object_names: tuple[str, ...] = ()
+    # The task's definition: what `sample` draws, what `success` judges and what `expert_waypoints` plan. Raised with
+    # any change to them, so a sim report records which definition judged its episodes and `--resume` refuses to pool
+    # episodes judged by two (`evaluate.version_changes`). 1 is the definition before versions were recorded.
+    version: int = 1
 
     def objects(self) -> list[ObjectSpec]:
         raise NotImplementedError
@@ -174,6 +178,7 @@ class PushTask(Task):
     max_steps = 150
     object_names = ("cube",)
     radius = 0.04
+    version = 2  # 2: the cube at rest on the disc; the expert descends diagonally and re-plans without climbing back
 
     def objects(self):
         return [ObjectSpec("cube", "box", (CUBE_HALF,) * 3, mass=0.1), ObjectSpec("goal", "pad", (0.045, 0.001))]
@@ -237,6 +242,7 @@ class PickPlaceTask(Task):
     max_steps = 200
     object_names = ("cube",)
     radius = 0.03
+    version = 2  # 2: the cube picked (lifted LIFT_CLEARANCE at some step) and at rest on the pad
 
     def objects(self):
         return [ObjectSpec("cube", "box", (CUBE_HALF,) * 3, mass=0.05), ObjectSpec("goal", "pad", (0.05, 0.001))]
