@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -125,6 +127,28 @@ def test_action_noise_moves_the_arm_but_records_the_experts_clean_targets():
     np.testing.assert_array_equal(clean["frames"][action][0], noisy["frames"][action][0])
     n = min(len(clean["frames"][state]), len(noisy["frames"][state]))
     assert np.abs(clean["frames"][state][1:n] - noisy["frames"][state][1:n]).max() > 0.01
+
+
+def test_noisy_commands_stay_within_the_experts_joint_step_cap(monkeypatch):
+    """Each chunk's offset was added at once: at 0.1 rad the command jumped past the Panda's joint speed limits at
+    chunk boundaries (up to 2.5x in 10 reach episodes), which a real arm faults on. Now it joins at the expert's cap."""
+    from worldpolicy.data.from_sim import expert_episodes
+    from worldpolicy.sim.env import TabletopEnv
+    from worldpolicy.sim.policies import ScriptedPolicy
+
+    commands, real_act = [], TabletopEnv.act
+
+    def act(self, action):
+        commands.append((self.steps, np.clip(action[:-1], self.lower, self.upper), ScriptedPolicy(self).step_cap()))
+        real_act(self, action)
+
+    monkeypatch.setattr(TabletopEnv, "act", act)
+    options = {"image_size": (16, 16), "cameras": ["observation/exterior_image_1_left"], "keep_failures": True}
+    episodes = list(expert_episodes("reach", 3, action_noise=0.1, **options))
+    assert len(commands) == sum(len(e["frames"]["next.done"]) for e in episodes)
+    worst = max(float(np.max(np.abs(q - before) / cap))
+                for (_, before, _), (t, q, cap) in itertools.pairwise(commands) if t > 0)
+    assert 0.9 < worst <= 1 + 1e-9  # the cap, reached: the noise still moves the arm as fast as the expert may
 
 
 def test_bad_converter_arguments(tmp_path):

@@ -20,7 +20,7 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
 
     assert folder_kind(out)[0].writer == "sim"  # what the output-folder checks recognise
     assert doc["success_rate"] == 1.0 and doc["ci95"][0] < 1.0 <= doc["ci95"][1] + 1e-12
-    assert "| 0 | yes |" in (out / "report.md").read_text() and "seeds 0..1." in (out / "report.md").read_text()
+    assert "| 0 | yes |" in (out / "report.md").read_text() and "seeds 0..1, task reach v1, scripted policy v2." in (out / "report.md").read_text()
     assert (out / "report.png").stat().st_size > 1000
     page = (out / "index.html").read_text()  # one page to open, with the episodes and the video in it
     assert "episode_0000.mp4" in page and "<table" in page
@@ -330,7 +330,7 @@ def test_sim_cli_keeps_the_finished_episodes_when_a_later_one_fails(tmp_path, ca
     doc = json.loads((out / "report.json").read_text())
     assert doc["n_episodes"] == 1 and doc["episodes_requested"] == 3 and doc["episodes"][0]["seed"] == 0
     assert "Incomplete: 1 of 3 episodes ran." in (out / "report.md").read_text()
-    assert ", seed 0." in (out / "report.md").read_text()  # one episode: not "seeds 0..0"
+    assert ", seed 0, task reach v1" in (out / "report.md").read_text()  # one episode: not "seeds 0..0"
 
 
 @pytest.mark.parametrize("successes, n, expected", [  # Newcombe 1998, Stat. Med. 17:857, Table I, method 3

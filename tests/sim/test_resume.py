@@ -161,6 +161,82 @@ def test_a_resume_needs_a_report_of_this_version_and_no_fewer_episodes(two_rando
             "'worldpolicy.sim_eval/v1'); pass --overwrite instead of --resume to start over there") in capsys.readouterr().err
 
 
+VERSIONS_FIX = (". Its episodes and this worldpolicy's would not make one success rate: start a new run with another "
+                "--out, or pass --overwrite instead of --resume to rerun it (replacing it)\n")
+
+
+def test_a_run_records_what_judged_and_drove_it(two_random_episodes):
+    from worldpolicy.sim.policies import RandomPolicy
+    from worldpolicy.sim.tasks import ReachTask
+
+    doc = json.loads((two_random_episodes / "report.json").read_text())
+    assert (doc["task_version"], doc["policy_settings"]["version"]) == (ReachTask.version, RandomPolicy.version)
+    assert f"task reach v{ReachTask.version}, random policy v{RandomPolicy.version}." in \
+        (two_random_episodes / "report.md").read_text()
+
+
+def test_a_resume_of_a_run_from_before_the_random_policys_noise_changed_is_refused(two_random_episodes, tmp_path,
+                                                                                   capsys):
+    """A report without versions was written before they were recorded: its random noise was drawn from the scene's
+    stream (random v1), and pooling it with today's noise makes a rate of neither. reach's criteria have not changed
+    since, so the task is not named."""
+    out, stored = _copy(two_random_episodes, tmp_path)
+    doc = json.loads(stored)
+    del doc["task_version"], doc["policy_settings"]["version"]  # as an older worldpolicy wrote it
+    (out / "report.json").write_text(json.dumps(doc))
+    stored = (out / "report.json").read_bytes()
+    assert main(["sim", "--policy", "random", *FAST, "--episodes", "3", "--out", str(out), "--resume"]) == 2
+    assert (f"error: --resume: the run in {str(out)!r} was judged or driven by other versions ({out / 'report.json'}), "
+            "old -> new: random policy: v1 (unrecorded) -> v2" + VERSIONS_FIX) in capsys.readouterr().err
+    assert (out / "report.json").read_bytes() == stored
+    assert main(["sim", "--policy", "random", *FAST, "--episodes", "3", "--out", str(out), "--overwrite"]) == 0
+    assert len(_episodes(out)) == 3
+
+
+def test_a_resume_of_a_run_judged_by_another_task_definition_is_refused(tmp_path, capsys, monkeypatch):
+    from worldpolicy.sim.policies import ScriptedPolicy
+    from worldpolicy.sim.tasks import PushTask
+
+    out = tmp_path / "push"
+    argv = ["sim", "--policy", "scripted", *_changed(FAST, ["--task", "push"]), "--out", str(out), "--episodes"]
+    assert main([*argv, "1"]) == 0
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["task_version"] == PushTask.version == 2 and doc["policy_settings"]["version"] == ScriptedPolicy.version
+    monkeypatch.setattr(PushTask, "version", 3)  # push judged otherwise from now on
+    monkeypatch.setattr(ScriptedPolicy, "version", 3)
+    assert main([*argv, "2", "--resume"]) == 2
+    assert ("old -> new: task push: v2 -> v3; scripted policy: v2 -> v3" + VERSIONS_FIX) in capsys.readouterr().err
+    del doc["task_version"]  # before versions were recorded: push's criteria v1 (a cube crossing the disc counted)
+    doc["policy_settings"]["version"] = 3
+    (out / "report.json").write_text(json.dumps(doc))
+    monkeypatch.setattr(PushTask, "version", 2)
+    assert main([*argv, "2", "--resume"]) == 2
+    assert ("old -> new: task push: v1 (unrecorded) -> v2" + VERSIONS_FIX) in capsys.readouterr().err
+    doc["task_version"] = 2
+    (out / "report.json").write_text(json.dumps(doc))
+    assert main([*argv, "2", "--resume"]) == 0  # the same versions: continued
+
+
+def test_version_changes_of_reports_the_api_continues():
+    """`evaluate(resume=)` refuses the same way; a task never changed (reach) continues an unrecorded report, and a
+    checkpoint's behaviour is its files, not a version."""
+    from worldpolicy.sim.evaluate import EvalReport, episodes_left, version_changes
+
+    def report(task, version, kind="checkpoint"):
+        return EvalReport(task, "ckpt", "panda", {"kind": "execute"}, 15.0, 0, requested=2,
+                          policy_settings={"kind": kind, "path": "/ckpt", "files": "ab"}, task_version=version)
+
+    assert version_changes(report("reach", None), report("reach", 1)) == []
+    assert version_changes(report("pick_place", None), report("pick_place", 2)) == [("task pick_place",
+                                                                                      "1 (unrecorded)", 2)]
+    assert version_changes(report("pick_place", 1), report("push", 2)) == []  # another task: a setting
+    with pytest.raises(ValueError, match=r"^resume: the stored run was judged or driven by other versions: task "
+                                         r"pick_place: v1 \(unrecorded\) -> v2\. Its episodes and this version's "
+                                         r"would not make one rate: start a new report$"):
+        episodes_left(report("pick_place", None), report("pick_place", 2), 3)
+    assert episodes_left(report("pick_place", 2), report("pick_place", 2), 3) == range(3)
+
+
 def test_a_resume_keeps_the_recorded_videos_and_plots_every_episode(tmp_path):
     out = tmp_path / "run"
     common = ["sim", "--policy", "random", "--task", "reach", "--image-size", "16x24", "--videos", "2",

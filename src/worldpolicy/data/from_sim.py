@@ -408,25 +408,29 @@ def _keep_finished(writer: LeRobotDatasetWriter, root: Path) -> LeRobotDataset |
 
 def _record(env, expert, seed: int, cameras: list[str], settle_steps: int, start_jitter: float = 0.0,
             action_noise: float = 0.0) -> dict[str, Any]:
+    from worldpolicy.sim.policies import limit_step
+
     env.reset(seed=seed)
     if start_jitter > 0:
         rng = np.random.default_rng([seed, 7])  # independent of the scene's draws: same scene with or without jitter
         scale = start_jitter * rng.uniform()
         env.set_arm(env.robot.home + rng.uniform(-scale, scale, size=env.robot.dof))
     noise_rng = np.random.default_rng([seed, 11])
+    cap = expert.step_cap()
+    sent = env.joint_positions()  # the joint targets last commanded (with noise)
     obs = env.observe(images=False)  # render only the recorded cameras: rendering dominates the cost
     prompt = obs["prompt"]
     states, grips, actions, rewards = [], [], [], []
     images: dict[str, list[np.ndarray]] = {c: [] for c in cameras}
     pending: list[np.ndarray] = []
-    offset = np.zeros(env.robot.dof + 1)
+    offset = np.zeros(env.robot.dof)
     solved_at = None
     while env.steps < env.max_steps and (solved_at is None or env.steps < solved_at + settle_steps):
         if not pending:
             if solved_at is None:
                 pending = list(expert.act(obs, prompt).actions)
                 if action_noise > 0:
-                    offset[:-1] = noise_rng.normal(0.0, action_noise, size=env.robot.dof)
+                    offset = noise_rng.normal(0.0, action_noise, size=env.robot.dof)
             else:
                 pending = [actions[-1]]
         action = np.asarray(pending.pop(0), dtype=np.float64)
@@ -435,7 +439,12 @@ def _record(env, expert, seed: int, cameras: list[str], settle_steps: int, start
         for c in cameras:
             images[c].append(env.render_camera(c))
         actions.append(action)
-        env.act(action + offset)
+        command = action.copy()
+        if action_noise > 0:
+            # the noisy command held to the expert's own joint step cap: a chunk's new offset added at once jumped up
+            # to 12 % past a joint's speed limit (--action-noise 0.05), a move a real arm faults on
+            command[:-1] = sent = limit_step(sent, action[:-1] + offset, cap)
+        env.act(command)
         obs = env.observe(images=False)
         solved = env.success()
         rewards.append(1.0 if solved else 0.0)

@@ -195,10 +195,18 @@ def _stored_run(out: Path):
 
 def _episodes_left(args: argparse.Namespace, previous, current) -> range:
     """The episodes --resume runs: refused, naming each flag, old -> new, when the stored run differs (`current`: the
-    new run's `start_report`)."""
-    from worldpolicy.sim.evaluate import episodes_left, resume_conflicts
+    new run's `start_report`), and naming each definition when it was judged or driven by another version of the task
+    or the baseline policy (`version_changes`), which no flag brings back."""
+    from worldpolicy.sim.evaluate import episodes_left, resume_conflicts, version_changes
 
     report = args.out / "report.json"
+    versions = version_changes(previous, current)
+    if versions:
+        shown = "; ".join(f"{what}: v{old} -> v{new}" for what, old, new in versions)
+        raise ValueError(f"--resume: the run in {str(args.out)!r} was judged or driven by other versions ({report}), "
+                         f"old -> new: {shown}. Its episodes and this worldpolicy's would not make one success rate: "
+                         "start a new run with another --out, or pass --overwrite instead of --resume to rerun it "
+                         "(replacing it)")
     try:
         changes = resume_conflicts(previous, current.settings())
     except ValueError as exc:
@@ -211,7 +219,7 @@ def _episodes_left(args: argparse.Namespace, previous, current) -> range:
                          f"{shown}. Pass the old values to continue it, or --overwrite instead of --resume to start "
                          "over (replacing it)")
     try:
-        return episodes_left(previous, current.settings(), args.episodes)
+        return episodes_left(previous, current, args.episodes)
     except ValueError as exc:
         raise _as_flag(exc) from None
 

@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 # Camera images, each side: 16 px or more, and at most 4096, below the offscreen framebuffer limit of common GL drivers
 # (Mesa's llvmpipe refuses 17000 rows), whose failure would otherwise surface at the first render as "install Mesa".
 IMAGE_SIDE = (16, 4096)
+# The gripper reading (DROID g) above which the fingers are closed on each other, not on an object between them
+HELD_GRIPPER_MAX = 0.9
 
 
 def _is_int(value) -> bool:
@@ -113,9 +115,11 @@ class TabletopEnv(gym.Env):
         self._object_geoms = {name: m.geom(name).id for name in self.task.object_names}
         self._object_qadr = {name: m.jnt_qposadr[m.joint(f"{name}_joint").id] for name in self.task.object_names}
         self._object_dofadr = {name: m.jnt_dofadr[m.joint(f"{name}_joint").id] for name in self.task.object_names}
-        # the highest each object's centre has been since reset (world z, m), physics step by physics step: tasks judge
-        # from it whether an object was picked up at some point of the episode (`SimState.peak_heights`)
-        self._peak_heights: dict[str, float] = {}
+        # the highest each object's centre has been while held (world z, m; `_held`), physics step by physics step:
+        # tasks judge from it whether an object was picked up at some point of the episode (`SimState.held_heights`)
+        self._held_heights: dict[str, float] = {}
+        self._finger_geoms = [np.flatnonzero(m.geom_bodyid == m.jnt_bodyid[m.joint(j).id])
+                              for j in self.robot.gripper_joints]
         self._renderer = None
         self.episode = None
         self._ended: str | None = None  # how the episode ended (step() returned terminated or truncated), until reset
@@ -170,7 +174,7 @@ class TabletopEnv(gym.Env):
         self.steps = 0
         self._ended = None
         self.peak_joint_speed = np.zeros(self.robot.dof)
-        self._peak_heights = {name: float(self.data.qpos[qadr + 2]) for name, qadr in self._object_qadr.items()}
+        self._held_heights = {name: float(self.data.qpos[qadr + 2]) for name, qadr in self._object_qadr.items()}
         return self.observe(), self._info()
 
     def step(self, action):
@@ -209,7 +213,7 @@ class TabletopEnv(gym.Env):
     def act(self, action: np.ndarray) -> None:
         """Advance one control period with arm joint targets + gripper g (validated; out-of-limit joints warned).
         `peak_joint_speed` then holds each arm joint's fastest |velocity| during the period; each object's highest point
-        since reset (`SimState.peak_heights`) counts every physics step."""
+        while held (`SimState.held_heights`) counts every physics step."""
         if self.episode is None:
             raise RuntimeError("call reset() before act()/step()")
         action = np.asarray(action, dtype=np.float64)
@@ -233,9 +237,22 @@ class TabletopEnv(gym.Env):
             mujoco.mj_step(self.model, self.data)
             np.maximum(peak, np.abs(self.data.qvel[self._arm_dofadr]), out=peak)
             for name, qadr in self._object_qadr.items():
-                self._peak_heights[name] = max(self._peak_heights[name], float(self.data.qpos[qadr + 2]))
+                z = float(self.data.qpos[qadr + 2])
+                if z > self._held_heights[name] and self._held(name):  # the contact check only at a new height
+                    self._held_heights[name] = z
         self.peak_joint_speed = peak
         self.steps += 1
+
+    def _held(self, name: str) -> bool:
+        """Whether the gripper holds object `name` now: commanded closed, both fingers touching it and kept apart by it
+        (fingers closed on each other read g ~1.0, on the 5 cm cube ~0.4). A cube knocked into the air, or batted by
+        the closed fingers, is not held."""
+        if self.gripper_command <= 0.5 or self.gripper_position() > HELD_GRIPPER_MAX:
+            return False
+        pairs = self.data.contact.geom[:self.data.ncon]
+        cube = self._object_geoms[name]
+        touching = np.concatenate([pairs[pairs[:, 0] == cube, 1], pairs[pairs[:, 1] == cube, 0]])
+        return all(np.isin(finger, touching).any() for finger in self._finger_geoms)
 
     def set_arm(self, q: np.ndarray) -> None:
         """Teleport the arm to joints `q` (held there by the position servos) — varied start poses for data."""
@@ -287,15 +304,15 @@ class TabletopEnv(gym.Env):
             self.robot.ee_frame_type
         ]
         tcp[:3, 3], tcp[:3, :3] = xpos[self._ee_id], xmat[self._ee_id].reshape(3, 3)
-        objects, yaws, velocities, peaks = {}, {}, {}, {}
+        objects, yaws, velocities, held = {}, {}, {}, {}
         for name, qadr in self._object_qadr.items():
             objects[name] = d.qpos[qadr:qadr + 3].copy()
             w, x, y, z = d.qpos[qadr + 3:qadr + 7]
             yaws[name] = float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
             velocities[name] = d.qvel[self._object_dofadr[name]:self._object_dofadr[name] + 6].copy()
-            peaks[name] = max(self._peak_heights.get(name, -np.inf), float(objects[name][2]))  # a teleport counts too
+            held[name] = self._held_heights.get(name, float(objects[name][2]))  # before the first reset: where it is
         return SimState(tcp, objects, yaws, d.mocap_pos[self._goal_mocap].copy(), self.gripper_command,
-                        self.gripper_position(), velocities, peaks)
+                        self.gripper_position(), velocities, held)
 
     def success(self) -> bool:
         return self.task.success(self.state())

@@ -21,9 +21,12 @@ from worldpolicy.sim.policies import SERVER_ANNOUNCED, chunk_size, policy_fps, p
 from worldpolicy.sim.rollout import ChunkStrategy, EpisodeResult, Rollout
 
 __all__ = ["EvalReport", "episodes_left", "evaluate", "keep_report", "read_report", "report_figure",
-           "resume_conflicts", "start_report", "wilson_interval", "write_report"]
+           "resume_conflicts", "start_report", "version_changes", "wilson_interval", "write_report"]
 
 SCHEMA = "worldpolicy.sim_eval/v1"
+VERSIONED_POLICIES = ("scripted", "random")  # the policies whose behaviour is worldpolicy's code (`version`)
+# What a report that recorded no version ran: the definitions before versions were recorded
+UNRECORDED_VERSION = 1
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -54,6 +57,7 @@ class EvalReport:
     # what else shapes the actions (`policies.policy_settings`: checkpoint files, sampling, device, camera size...);
     # None in a report written before it was recorded
     policy_settings: dict[str, Any] | None = None
+    task_version: int | None = None  # the task definition that judged the episodes (`Task.version`); None: unrecorded
 
     @property
     def successes(self) -> int:
@@ -69,7 +73,8 @@ class EvalReport:
         ik = [e.ik_mean_mm for e in self.episodes if e.ik_mean_mm is not None]
         return {
             "schema": SCHEMA,
-            "task": self.task, "policy": self.policy, "embodiment": self.embodiment, "robot": self.robot,
+            "task": self.task, "task_version": self.task_version, "policy": self.policy, "embodiment": self.embodiment,
+            "robot": self.robot,
             "strategy": self.strategy,
             "control_hz": self.control_hz, "actual_control_hz": self.actual_control_hz, "policy_fps": self.policy_fps,
             "policy_settings": self.policy_settings,
@@ -100,7 +105,7 @@ class EvalReport:
                        episodes, requested=doc.get("episodes_requested", len(episodes)),
                        actual_control_hz=doc.get("actual_control_hz"), max_steps=doc.get("max_steps"),
                        embodiment=doc.get("embodiment"), policy_fps=doc.get("policy_fps"),
-                       policy_settings=doc.get("policy_settings"))
+                       policy_settings=doc.get("policy_settings"), task_version=doc.get("task_version"))
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"{where}: a sim report with missing or malformed fields ({exc!r})") from None
 
@@ -115,6 +120,16 @@ class EvalReport:
             del flat["policy"], flat["policy_settings.path"]
         return json.loads(json.dumps(flat))  # a tuple compares as the list it is stored as
 
+    def versions(self) -> dict[str, int | None]:
+        """What judged and drove the episodes, by what it is: the task's definition and, for the scripted expert or
+        random actions, the policy's (`Task.version`, `ScriptedPolicy.version`, `RandomPolicy.version`); None where
+        the report did not record it. Other policies are their checkpoint or server (`policy_settings`)."""
+        out = {f"task {self.task}": self.task_version}
+        kind = (self.policy_settings or {}).get("kind")
+        if kind in VERSIONED_POLICIES:
+            out[f"{kind} policy"] = self.policy_settings.get("version")
+        return out
+
     def markdown(self) -> str:
         doc = self.to_json()
         lo, hi = doc["ci95"]
@@ -124,7 +139,10 @@ class EvalReport:
             (
                 f"**Success {self.successes}/{len(self.episodes)} = {100 * self.success_rate:.1f} %** "
                 f"(95 % Wilson CI {100 * lo:.1f}-{100 * hi:.1f} %), robot `{self.robot}`, {self.control_hz:g} Hz, "
-                f"strategy `{self.strategy['kind']}`, {_seed_range(self.seed, len(self.episodes))}."
+                f"strategy `{self.strategy['kind']}`, "
+                + ", ".join([_seed_range(self.seed, len(self.episodes)),
+                             *(f"{what} v{number}" for what, number in self.versions().items() if number is not None)])
+                + "."
             ),
             "",
             *([f"**Incomplete: {len(self.episodes)} of {self.requested} episodes ran.**", ""]
@@ -180,7 +198,7 @@ def start_report(env, *, policy_name: str, seed: int, strategy: ChunkStrategy, e
                       env.control_hz, seed, requested=episodes,
                       actual_control_hz=env.actual_control_hz, max_steps=max_steps or env.max_steps,
                       embodiment=getattr(embodiment, "key", None), policy_fps=policy_fps,
-                      policy_settings=policy_settings)
+                      policy_settings=policy_settings, task_version=env.task.version)
 
 
 def _whole(value: Any) -> bool:
@@ -202,9 +220,10 @@ def resume_conflicts(previous: EvalReport, current: dict[str, Any]) -> list[tupl
                          "(checkpoint files, sampling, device, camera size), so whether this run continues it cannot "
                          "be checked")
     stored = previous.settings()
+    skip = {"policy_settings.version"}  # a baseline's version is compared by `version_changes`, before the settings
     # the k asked for where the report has it (`start_report`), else (written before it was) the k used
     asked = "strategy.execute_steps_requested"
-    skip = {"strategy.execute_steps" if asked in stored else asked}
+    skip.add("strategy.execute_steps" if asked in stored else asked)
     if "ensemble" not in (stored.get("strategy.kind"), current.get("strategy.kind")):
         skip.add("strategy.ensemble_decay")  # weighs nothing outside the ensemble strategy (stored all the same)
     if stored.get("policy_settings.kind") == "server":  # what the stored run's server announced, where recorded
@@ -218,11 +237,35 @@ def resume_conflicts(previous: EvalReport, current: dict[str, Any]) -> list[tupl
     return changes
 
 
-def episodes_left(previous: EvalReport, current: dict[str, Any], episodes: int) -> range:
-    """The episodes a run with settings `current` (`EvalReport.settings`) runs to continue `previous` up to
-    `episodes` in all: those after the stored ones (episode i is seed + i whether run in one go or not). Refused when a
-    setting differs (`resume_conflicts`) or `episodes` is fewer than the stored ones."""
-    changes = resume_conflicts(previous, current)
+def version_changes(previous: EvalReport, current: EvalReport) -> list[tuple[str, str, int]]:
+    """(what, stored, now) for each definition that judged or drove `previous` (`EvalReport.versions`: the task's, the
+    scripted expert's or random policy's) and differs in `current`, the run that would continue it: their episodes
+    measure different things and must not be pooled into one rate. A version the report did not record is taken as
+    `UNRECORDED_VERSION` (shown as such): a task or policy that has not changed since is continued. Another task or
+    policy is a setting (`resume_conflicts`), not a version."""
+    if (previous.task, (previous.policy_settings or {}).get("kind")) != (current.task,
+                                                                         (current.policy_settings or {}).get("kind")):
+        return []
+    stored = previous.versions()
+    changes = []
+    for what, now in current.versions().items():
+        old = stored.get(what)
+        if (UNRECORDED_VERSION if old is None else old) != now:
+            changes.append((what, f"{UNRECORDED_VERSION} (unrecorded)" if old is None else str(old), now))
+    return changes
+
+
+def episodes_left(previous: EvalReport, current: EvalReport, episodes: int) -> range:
+    """The episodes the run `current` (its `start_report`) runs to continue `previous` up to `episodes` in all: those
+    after the stored ones (episode i is seed + i whether run in one go or not). Refused when a task or baseline
+    policy's version differs (`version_changes`), a setting differs (`resume_conflicts`) or `episodes` is fewer than
+    the stored ones."""
+    versions = version_changes(previous, current)
+    if versions:
+        raise ValueError("resume: the stored run was judged or driven by other versions: "
+                         + "; ".join(f"{what}: v{old} -> v{new}" for what, old, new in versions)
+                         + ". Its episodes and this version's would not make one rate: start a new report")
+    changes = resume_conflicts(previous, current.settings())
     if changes:
         raise ValueError("resume: the stored run has other settings: "
                          + "; ".join(f"{name}: {old!r} -> {new!r}" for name, old, new in changes)
@@ -277,7 +320,7 @@ def evaluate(
                           max_steps=rollout.max_steps)
     todo = range(episodes)
     if resume is not None:
-        todo = episodes_left(resume, report.settings(), episodes)
+        todo = episodes_left(resume, report, episodes)
         report.episodes = list(resume.episodes)
     bar = tqdm(todo, initial=todo.start, total=episodes, desc=f"{env.task.name}/{policy_name}", disable=not progress,
                unit="ep")

@@ -52,6 +52,13 @@ def _chunk_size(policy: str, value: Any) -> int:
     return int(value)
 
 
+def limit_step(previous: np.ndarray, target: np.ndarray, cap: np.ndarray) -> np.ndarray:
+    """`target` (joint angles), its change from `previous` scaled down, all joints together so the hand keeps its
+    path, until no joint moves more than its `cap`."""
+    step = target - previous
+    return previous + step / max(1.0, float(np.max(np.abs(step) / cap)))
+
+
 def _rot_z(yaw: float) -> np.ndarray:
     c, s = np.cos(yaw), np.sin(yaw)
     return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
@@ -73,6 +80,11 @@ class ScriptedPolicy:
     and 25 Hz (300 at 15 Hz, the default) stay within the limits at every step.
     """
 
+    # How it turns waypoints into joint chunks (the waypoints are the task's, versioned there: `Task.version`): raised
+    # with any change, recorded in a sim report's policy_settings so `--resume` never pools two experts' episodes.
+    # 1: before versions were recorded; 2: each step's joint change capped (`joint_speed_share`, `_JUMP_S`).
+    version = 2
+
     def __init__(self, env, *, chunk_size: int = 8, max_yaw_rate: float = 2.0, joint_speed_share: float = 0.7) -> None:
         if (isinstance(joint_speed_share, bool) or not isinstance(joint_speed_share, (int, float))
                 or not 0 < joint_speed_share <= 1):
@@ -86,6 +98,13 @@ class ScriptedPolicy:
         self.ik = IKSolver(env.robot)
         self.max_yaw_rate = max_yaw_rate
         self.joint_speed_share = float(joint_speed_share)
+
+    def step_cap(self) -> np.ndarray:
+        """The largest change of each joint's target per control step it commands (rad): `joint_speed_share` of the
+        robot's `max_joint_velocity` per period, never more than `_JUMP_S` seconds of it. A recording that perturbs
+        its chunks (`dataset from-sim --action-noise`) holds the perturbed command to it too (`limit_step`)."""
+        dt = 1.0 / self.env.control_hz
+        return np.asarray(self.env.robot.max_joint_velocity) * min(self.joint_speed_share * dt, _JUMP_S)
 
     @property
     def fps(self) -> float:
@@ -111,7 +130,7 @@ class ScriptedPolicy:
         gripper = state.gripper_command
         settle = None
         rows = []
-        cap = np.asarray(self.env.robot.max_joint_velocity) * min(self.joint_speed_share * dt, _JUMP_S)
+        cap = self.step_cap()
         for _ in range(self.chunk_size):
             if waypoints:
                 wp = waypoints[0]
@@ -130,8 +149,7 @@ class ScriptedPolicy:
             target = np.eye(4)
             target[:3, :3] = _rot_z(yaw) @ DOWN
             target[:3, 3] = pos
-            step = self.ik.solve(target, q) - q
-            q = q + step / max(1.0, float(np.max(np.abs(step) / cap)))  # the next target is solved from this q
+            q = limit_step(q, self.ik.solve(target, q), cap)  # the next target is solved from this q
             rows.append([*q, gripper])
         actions = np.array(rows)
         return Prediction(
@@ -151,6 +169,10 @@ def _noise_rng(seed: int | None) -> np.random.Generator:
 
 class RandomPolicy:
     """Uniform actions in [-1, 1] of the embodiment's normalised space, denormalised (DROID-sized EE deltas by default)."""
+
+    # Which noise a seed gives, recorded as `ScriptedPolicy.version` is. 1: before versions were recorded (noise
+    # seeded with the bare episode seed); 2: its own stream (`_noise_rng`).
+    version = 2
 
     def __init__(self, embodiment: str | Embodiment = "droid/relative_pose", *, seed: int | None = None,
                  chunk_size: int | None = None) -> None:
@@ -248,9 +270,11 @@ def policy_settings(policy: Any, image_size: tuple[int, int] | None) -> dict[str
     server the model its metadata frame names (its address where it names none: openpi's), chunk, whether it decodes
     video, the camera size (`image_size`: the env's) and the sampling defaults and resolution it announces
     (`SERVER_ANNOUNCED`: a server restarted with other steps samples other actions); any other backend its class and
-    the camera size (and, wrapped by `wrap_policy`, its chunk and whether it decodes video)."""
+    the camera size (and, wrapped by `wrap_policy`, its chunk and whether it decodes video). The two baselines also
+    record their `version`: what they do changes with worldpolicy, not with a file a run could name."""
     if isinstance(policy, (ScriptedPolicy, RandomPolicy)):
-        return {"kind": "scripted" if isinstance(policy, ScriptedPolicy) else "random", "chunk_size": policy.chunk_size}
+        return {"kind": "scripted" if isinstance(policy, ScriptedPolicy) else "random", "chunk_size": policy.chunk_size,
+                "version": policy.version}
     size = list(image_size) if image_size is not None else None
     if not isinstance(policy, _Seeded):
         return {"kind": type(policy).__qualname__, "image_size": size}

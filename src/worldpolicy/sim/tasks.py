@@ -30,9 +30,9 @@ HOVER_Z = TABLE_TOP + 0.15
 # that stays where it was put, not one passing over the goal.
 REST_SPEED = 0.01  # m/s
 REST_SPIN = 0.1  # rad/s
-# Picked: the cube's bottom was this far clear of the table at some point of the episode. robosuite's Lift wants its
-# ~4 cm cube's centre 4 cm above the table (~2 cm clear); 3 cm here, as a push can tip the 5 cm cube onto a corner,
-# raising it 1.8 cm.
+# Picked: the cube's bottom was this far clear of the table while the gripper held it (`SimState.held_heights`).
+# robosuite's Lift wants its ~4 cm cube's centre 4 cm above the table (~2 cm clear); 3 cm here, as a push can tip the
+# 5 cm cube onto a corner, raising it 1.8 cm.
 LIFT_CLEARANCE = 0.03  # m
 
 
@@ -53,9 +53,10 @@ class SimState:
     """Privileged simulator state for success checks and scripted experts (never sent to a policy).
 
     `gripper_command` is the last commanded DROID g; `gripper_position` the measured one (a held 5 cm cube reads ~0.4).
-    `velocities` are each object's linear (m/s, world) and angular (rad/s) velocity; `peak_heights` the highest its
-    centre has been since reset (world z, every physics step), the episode's memory a success check needs to tell a
-    cube that was picked up from one that was pushed.
+    `velocities` are each object's linear (m/s, world) and angular (rad/s) velocity; `held_heights` the highest its
+    centre has been since reset while the gripper held it (world z, every physics step: commanded closed, both fingers
+    touching it and kept apart by it; where it lay at reset if never held), the episode's memory a success check needs
+    to tell a cube that was picked up from one that was pushed, or knocked into the air.
     """
 
     tcp: np.ndarray  # 4x4 world pose of the robot's end-effector frame
@@ -65,7 +66,7 @@ class SimState:
     gripper_command: float
     gripper_position: float
     velocities: dict[str, np.ndarray]  # [6]: linear xyz, angular
-    peak_heights: dict[str, float]
+    held_heights: dict[str, float]
 
 
 @dataclass
@@ -84,6 +85,10 @@ class Task:
     name: str = ""
     max_steps: int = 150
     object_names: tuple[str, ...] = ()
+    # The task's definition: what `sample` draws, what `success` judges and what `expert_waypoints` plan. Raised with
+    # any change to them, so a sim report records which definition judged its episodes and `--resume` refuses to pool
+    # episodes judged by two (`evaluate.version_changes`). 1 is the definition before versions were recorded.
+    version: int = 1
 
     def objects(self) -> list[ObjectSpec]:
         raise NotImplementedError
@@ -174,6 +179,7 @@ class PushTask(Task):
     max_steps = 150
     object_names = ("cube",)
     radius = 0.04
+    version = 2  # 2: the cube at rest on the disc; the expert descends diagonally and re-plans without climbing back
 
     def objects(self):
         return [ObjectSpec("cube", "box", (CUBE_HALF,) * 3, mass=0.1), ObjectSpec("goal", "pad", (0.045, 0.001))]
@@ -225,18 +231,22 @@ class PushTask(Task):
 class PickPlaceTask(Task):
     """Pick the cube up and place it on the goal pad.
 
-    Success: the cube was picked (lifted `LIFT_CLEARANCE` clear of the table at some point of the episode) and now lies
-    on the pad (centre within 3 cm of the pad's, resting on the table), released (gripper commanded open) and at rest.
-    robosuite (a bin), LIBERO (a plate) and ManiSkill (PickCube's goal in the air) put the target where a push cannot
-    reach, so there "placed" implies "picked". This pad is flat and 1 mm thick: checking the end state alone counted a
-    cube slid onto it, so the episode's highest cube point (`SimState.peak_heights`) is checked too. Released and at
-    rest follow ManiSkill's StackCube (placed, static, not grasped): the cube stays put without the hand.
+    Success: the cube was picked (held in the gripper `LIFT_CLEARANCE` clear of the table at some point of the
+    episode) and now lies on the pad (centre within 3 cm of the pad's, resting on the table), released (gripper
+    commanded open) and at rest. robosuite (a bin), LIBERO (a plate) and ManiSkill (PickCube's goal in the air) put the
+    target where a push cannot reach, so there "placed" implies "picked". This pad is flat and 1 mm thick: checking the
+    end state alone counted a cube slid onto it, so the episode's highest held cube point (`SimState.held_heights`) is
+    checked too; held (both fingers on it, the test ManiSkill's `is_grasping` makes with contact forces), so a cube
+    knocked into the air that lands on the pad is no pick. Released and at rest follow ManiSkill's StackCube (placed, static, not grasped): the
+    cube stays put without the hand.
     """
 
     name = "pick_place"
     max_steps = 200
     object_names = ("cube",)
     radius = 0.03
+    # 2: the cube picked (lifted LIFT_CLEARANCE at some step) and at rest on the pad; 3: picked means lifted while held
+    version = 3
 
     def objects(self):
         return [ObjectSpec("cube", "box", (CUBE_HALF,) * 3, mass=0.05), ObjectSpec("goal", "pad", (0.05, 0.001))]
@@ -256,7 +266,7 @@ class PickPlaceTask(Task):
 
     def success(self, s):
         cube = s.objects["cube"]
-        picked = s.peak_heights["cube"] >= TABLE_TOP + CUBE_HALF + LIFT_CLEARANCE
+        picked = s.held_heights["cube"] >= TABLE_TOP + CUBE_HALF + LIFT_CLEARANCE
         return bool(
             picked
             and np.linalg.norm(cube[:2] - s.goal[:2]) <= self.radius
