@@ -286,7 +286,11 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
         clip_from_mapping({key: sources[f"--camera {key}"] for key in cameras}, embodiment.camera_keys,
                           embodiment.composite, max_frames=(args.chunk_size or embodiment.chunk_size) + 2)
     if args.actions:
-        load_actions(args.actions, embodiment, args.actions_space, warn=False)  # the run itself warns, once
+        try:
+            load_actions(args.actions, embodiment, args.actions_space, warn=False)  # the run itself warns, once
+        except ValueError as exc:  # "actions file 'F': why", as every reader says it: here the flag is what to fix
+            where = f"actions file {str(Path(args.actions))!r}"
+            raise ValueError(str(exc).replace(where, f"--actions {args.actions!r}", 1)) from None
     if state is None and embodiment.state_history:  # an image or clip carries no joint state
         raise ValueError(f"--state is required for embodiment {embodiment.key!r}, which conditions on the robot state: "
                          f"{embodiment.action_dim} comma-separated values ({', '.join(embodiment.columns)})")

@@ -84,6 +84,36 @@ def test_predict_bad_input_is_one_clear_line(tiny_checkpoint, image_file, tmp_pa
     assert not loads  # refused before any weights load
 
 
+def test_predict_actions_file_errors_name_the_flag(tiny_checkpoint, image_file, tmp_path, capsys, monkeypatch):
+    """Every way an --actions file can be wrong is one line that starts with the flag and its value (as a missing
+    file's does), says why, and comes before any weights load."""
+    import worldpolicy
+    from worldpolicy.embodiments import get_embodiment
+
+    emb = get_embodiment("droid/relative_pose")
+    rows = np.zeros((16, emb.action_dim))
+    nan_rows = rows.tolist()
+    nan_rows[2][1] = None  # how actions.json writes a NaN
+    files = {
+        "acts.csv": ("x", "unsupported suffix '.csv'; accepted: .json, .npy"),
+        "narrow.json": (json.dumps(rows[:, :3].tolist()), "width 3 does not match"),
+        "nan.json": (json.dumps(nan_rows), "NaN or inf at row 2, column 'ty'"),
+        "mm.json": (json.dumps({"actions": rows.tolist(), "columns": list(emb.columns),
+                                "units": ["mm"] * 3 + list(emb.units[3:])}), "tx in 'mm' (expected 'm')"),
+    }
+    loads = []
+    monkeypatch.setattr(worldpolicy, "load_policy", lambda *a, **k: loads.append(1))
+    for name, (content, why) in files.items():
+        (tmp_path / name).write_text(content)
+        rc = main(["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose",
+                   "--mode", "forward_dynamics", "--image", str(image_file), "--prompt", "x",
+                   "--actions", str(tmp_path / name), "--out", str(tmp_path / "o")])
+        err = capsys.readouterr().err
+        assert rc == 2 and f"error: --actions {str(tmp_path / name)!r}" in err and why in err, err
+        assert "actions file" not in err and "Traceback" not in err
+    assert not loads
+
+
 def test_predict_out_is_checked_first_and_never_overwrites_an_input(tiny_checkpoint, image_file, tmp_path, capsys):
     base = ["predict", "--checkpoint", str(tiny_checkpoint), "--prompt", "x"]
     (tmp_path / "afile").write_text("mine")
