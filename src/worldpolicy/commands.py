@@ -385,6 +385,36 @@ def _demo_out(out: Path) -> Path:
     return output_folder(out, "--out")
 
 
+def _write_observation(cameras: dict, folder: Path) -> dict[str, Path]:
+    """The demo's observation as one PNG per camera (`<key's last part>.png`, lossless), so `predict` can take the same
+    inputs: the demo's runs are otherwise the only ones whose inputs a user cannot see or reuse."""
+    from PIL import Image
+
+    from .fileio import atomic_path
+
+    images = {}
+    for key, pixels in cameras.items():
+        images[key] = folder / f"{key.rsplit('/', 1)[-1]}.png"
+        with atomic_path(images[key], suffix=".png") as tmp:
+            Image.fromarray(pixels).save(tmp, format="PNG")
+    return images
+
+
+def _print_rerun(images: dict[str, Path], out: Path, task: str, runs: dict) -> None:
+    """The `predict` lines that rerun the demo's world-model runs on its files: forward dynamics on the same pixels,
+    actions and seed, inverse dynamics on the rollout.mp4 written (H.264: close to its input, not the same)."""
+    import shlex
+
+    cams = " ".join(f"--camera {shlex.quote(f'{key}={path}')}" for key, path in images.items())
+    common = f"worldpolicy predict --checkpoint shipped --prompt {shlex.quote(task)}"
+    fd, inverse = runs["forward_dynamics"], runs["inverse_dynamics"]
+    print("the same from the command line (new --out folders):\n"
+          f"  {common} --mode forward_dynamics {cams} "
+          f"--actions {shlex.quote(str(out / 'policy' / 'actions.json'))} --seed {fd.settings['seed']} --out runs/fd\n"
+          f"  {common} --mode inverse_dynamics --video {shlex.quote(str(out / 'forward_dynamics' / 'rollout.mp4'))} "
+          f"--seed {inverse.settings['seed']} --out runs/id")
+
+
 def _demo(args: argparse.Namespace) -> int:
     """The shipped model (trained from scratch by `worldpolicy train reach-from-scratch`) on a simulated reach task:
     one observation through all three modes, then closed-loop episodes in the simulator."""
@@ -419,11 +449,13 @@ def _demo(args: argparse.Namespace) -> int:
         runs = {"policy": policy.act(cameras, task, decode_video=True)}
         runs["forward_dynamics"] = policy.imagine(cameras, runs["policy"].actions, task)
         runs["inverse_dynamics"] = policy.infer_actions(runs["forward_dynamics"].video, task)
+        images = _write_observation(cameras, out / "policy" / "observation")  # before its page, which shows them
         for mode, prediction in runs.items():
             paths = write_run(prediction, out / mode)  # the _DEMO_RUNS folders
             print(f"{mode:>17}: {prediction.chunk_size}x{len(prediction.columns)} actions, "
                   f"{'no video' if prediction.video is None else f'{len(prediction.video)} frames'}, "
                   f"{prediction.timings['total']:.2f} s -> {paths[0].parent}")
+        _print_rerun(images, out, task, runs)
         report = evaluate(env, wrap_policy(policy, seed=args.seed, decode_video=True), policy_name=checkpoint.name,
                           episodes=args.episodes, seed=args.seed, video_dir=out / "sim" / "videos",
                           videos=args.episodes, progress=True, on_episode=keep_report(out / "sim"))

@@ -418,6 +418,27 @@ def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_pa
         assert doc["columns"][:3] == ["tx", "ty", "tz"] and doc["units"][:3] == ["m", "m", "m"]
     assert (tmp_path / "demo" / "policy" / "rollout.mp4").is_file()
     assert (tmp_path / "demo" / "policy" / "index.html").is_file()
+    # its observation is kept (shown on the policy page), and the forward dynamics line it prints reruns it
+    seen = tmp_path / "demo" / "policy" / "observation"
+    assert sorted(p.name for p in seen.iterdir()) == ["exterior_image_1_left.png", "wrist_image_left.png"]
+    assert "observation/wrist_image_left.png" in (tmp_path / "demo" / "policy" / "index.html").read_text()
+    import shlex
+
+    from worldpolicy.processing.video import read_video
+
+    line = next(line for line in out.splitlines() if "--mode forward_dynamics" in line)
+    argv = shlex.split(line.strip())[1:]
+    argv[argv.index("--out") + 1] = str(tmp_path / "fd")
+    assert "--seed" in argv and main(argv) == 0
+    rerun, demo = (json.loads((folder / "settings.json").read_text()) for folder in
+                   (tmp_path / "fd", tmp_path / "demo" / "forward_dynamics"))
+    assert rerun == demo  # seed, sizes, caption, schedule
+    frames = [read_video(folder / "rollout.mp4")[0].astype(np.float64)
+              for folder in (tmp_path / "fd", tmp_path / "demo" / "forward_dynamics")]
+    # the same video up to CPU kernels' run-to-run jitter (a mean of 0.04 of 255 measured; another seed or
+    # observation differs by tens)
+    assert frames[0].shape == frames[1].shape and np.abs(frames[0] - frames[1]).mean() < 1.0
+    assert any("--mode inverse_dynamics --video " in line for line in out.splitlines())
     report = json.loads((tmp_path / "demo" / "sim" / "report.json").read_text())
     assert report["task"] == "reach" and len(report["episodes"]) == 1
     assert report["strategy"]["execute_steps"] == shipped["strategy"]["execute_steps"]
