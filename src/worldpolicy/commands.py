@@ -255,6 +255,12 @@ def _warn_single_view(embodiment: Embodiment, flag: str, source: Path, height: i
     return message is not None
 
 
+def _flag_for(exc: ValueError, where: str, flag: str) -> ValueError:
+    """A reader's error about a file (`where`: "actions file 'F'") as the command line's about its flag ("--actions
+    'F'"): the flag is what a user fixes, and the other input errors start with it."""
+    return ValueError(str(exc).replace(where, flag, 1))
+
+
 def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: tuple[str, ...],
                   state: list[float] | None) -> list[tuple[int, int]]:
     """Read what the run will read (frames, actions, prompt, state width) against the checkpoint's embodiment. Returns
@@ -279,7 +285,10 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
         _check_cameras(embodiment, cameras)
     said = []
     for flag, source in sources.items():
-        shape = check_source(source, flag, min_frames=2 if args.mode == "inverse_dynamics" else 1)
+        try:
+            shape = check_source(source, flag, min_frames=2 if args.mode == "inverse_dynamics" else 1)
+        except ValueError as exc:  # the clip decoder's "video file 'F': why" names no flag
+            raise _flag_for(exc, f"video file {str(source)!r}", f"{flag} {str(source)!r}") from None
         if not cameras and _warn_single_view(embodiment, flag, source, *shape):
             said.append(shape)
     if cameras and args.mode == "inverse_dynamics":  # the cameras' clips start together: as many frames each
@@ -288,9 +297,8 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
     if args.actions:
         try:
             load_actions(args.actions, embodiment, args.actions_space, warn=False)  # the run itself warns, once
-        except ValueError as exc:  # "actions file 'F': why", as every reader says it: here the flag is what to fix
-            where = f"actions file {str(Path(args.actions))!r}"
-            raise ValueError(str(exc).replace(where, f"--actions {args.actions!r}", 1)) from None
+        except ValueError as exc:  # "actions file 'F': why", as every reader says it
+            raise _flag_for(exc, f"actions file {str(Path(args.actions))!r}", f"--actions {args.actions!r}") from None
     if state is None and embodiment.state_history:  # an image or clip carries no joint state
         raise ValueError(f"--state is required for embodiment {embodiment.key!r}, which conditions on the robot state: "
                          f"{embodiment.action_dim} comma-separated values ({', '.join(embodiment.columns)})")

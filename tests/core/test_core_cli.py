@@ -84,9 +84,9 @@ def test_predict_bad_input_is_one_clear_line(tiny_checkpoint, image_file, tmp_pa
     assert not loads  # refused before any weights load
 
 
-def test_predict_actions_file_errors_name_the_flag(tiny_checkpoint, image_file, tmp_path, capsys, monkeypatch):
-    """Every way an --actions file can be wrong is one line that starts with the flag and its value (as a missing
-    file's does), says why, and comes before any weights load."""
+def test_predict_input_file_errors_name_the_flag(tiny_checkpoint, image_file, tmp_path, capsys, monkeypatch):
+    """Every way an --actions file (or a --video clip) can be wrong is one line that starts with the flag and its value
+    (as a missing file's does), says why, and comes before any weights load."""
     import worldpolicy
     from worldpolicy.embodiments import get_embodiment
 
@@ -111,6 +111,11 @@ def test_predict_actions_file_errors_name_the_flag(tiny_checkpoint, image_file, 
         err = capsys.readouterr().err
         assert rc == 2 and f"error: --actions {str(tmp_path / name)!r}" in err and why in err, err
         assert "actions file" not in err and "Traceback" not in err
+    (tmp_path / "clip.mp4").write_text("not a video")  # the clip decoder's own error, named by the flag too
+    rc = main(["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose", "--mode",
+               "inverse_dynamics", "--video", str(tmp_path / "clip.mp4"), "--prompt", "x", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"error: --video {str(tmp_path / 'clip.mp4')!r} could not be decoded" in err, err
     assert not loads
 
 
