@@ -90,6 +90,11 @@ def test_viz_command_reports_missing_input(tmp_path, capsys):
     assert main(["viz", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert f"it holds a sim run (report.json): `worldpolicy report {tmp_path}` writes its page" in err
+    np.save(tmp_path / "chunk.npy", np.zeros((4, 8)))  # forward dynamics reads one; it names no columns or rate
+    assert main(["viz", str(tmp_path / "chunk.npy"), "--out", str(tmp_path / "figs")]) == 2
+    err = capsys.readouterr().err
+    assert "plots read a worldpolicy.actions/v1 .json file" in err and "not .npy" in err and "utf-8" not in err
+    assert not (tmp_path / "figs").exists()
 
 
 def test_report_is_self_contained_and_shows_the_run(run_dir):
