@@ -356,6 +356,9 @@ def _predict(args: argparse.Namespace) -> int:
         seed=args.seed, decode_video=args.decode_video or None,  # None: the mode's default (FD decodes)
     )
     prediction = policy.act_batch([request], progress=_progress(f"{args.mode} ({policy.embodiment.key})"))[0]
+    # which files the run read: the page and settings.json otherwise never say what was observed or rolled out
+    inputs = {**sources, **({"--actions": Path(args.actions)} if args.actions else {})}
+    prediction.settings["inputs"] = {flag: str(path.resolve()) for flag, path in inputs.items()}
     written = write_run(prediction, out, plots=not args.no_plots)
     print(f"{args.mode}: {prediction.chunk_size} x {len(prediction.columns)} actions "
           f"({', '.join(prediction.columns)}) in {prediction.timings['total']:.2f} s")

@@ -42,6 +42,11 @@ def test_predict_writes_actions_video_and_plots(tiny_checkpoint, image_file, tmp
     fd = json.loads((tmp_path / "fd" / "actions.json").read_text())
     np.testing.assert_allclose(fd["actions_normalized"], doc["actions_normalized"], atol=1e-6)
     assert (tmp_path / "fd" / "rollout.mp4").is_file()
+    # the files it read are recorded (absolute), in settings.json and actions.json's settings alike
+    assert fd["settings"]["inputs"] == {"--image": str(image_file.resolve()),
+                                        "--actions": str((out / "actions.json").resolve())}
+    assert json.loads((tmp_path / "fd" / "settings.json").read_text())["inputs"] == fd["settings"]["inputs"]
+    assert doc["settings"]["inputs"] == {"--image": str(image_file.resolve())}
 
 
 @pytest.mark.parametrize(
@@ -437,6 +442,10 @@ def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_pa
     assert "--seed" in argv and main(argv) == 0
     rerun, demo = (json.loads((folder / "settings.json").read_text()) for folder in
                    (tmp_path / "fd", tmp_path / "demo" / "forward_dynamics"))
+    assert rerun.pop("inputs") == {**{f"--camera {key}": str(path.resolve()) for key, path in
+                                      zip(("observation/exterior_image_1_left", "observation/wrist_image_left"),
+                                          sorted(seen.iterdir()))},
+                                   "--actions": str((tmp_path / "demo" / "policy" / "actions.json").resolve())}
     assert rerun == demo  # seed, sizes, caption, schedule
     frames = [read_video(folder / "rollout.mp4")[0].astype(np.float64)
               for folder in (tmp_path / "fd", tmp_path / "demo" / "forward_dynamics")]
