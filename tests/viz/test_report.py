@@ -282,6 +282,21 @@ def test_report_refuses_a_folder_that_holds_no_run(tmp_path, capsys):
     assert main(["report", str(photos)]) == 0 and (photos / "index.html").is_file()
 
 
+def test_report_of_a_folder_of_runs_names_them(tmp_path, capsys):
+    """`worldpolicy report runs/demo` (demo's --out holds a run per mode and a sim run) said only that it held no
+    run; it names the runs inside and the one to give."""
+    demo = tmp_path / "demo"
+    for run, marker in (("policy", "actions.json"), ("sim", "report.json")):
+        (demo / run).mkdir(parents=True)
+        (demo / run / marker).write_text("{}")
+    (demo / "notes").mkdir()
+    assert main(["report", str(demo)]) == 2
+    err = capsys.readouterr().err
+    assert (f"holds no run output to report on; the runs in it are policy, sim: report one of them, e.g. "
+            f"{str(demo / 'policy')!r}; a run directory holds") in err
+    assert not (demo / "index.html").exists()
+
+
 def test_viz_rerun_into_the_same_folder_keeps_no_figure_of_the_earlier_input(tmp_path, actions_json, joint_chunk,
                                                                                pose_chunk):
     """A pose run's ee_path.png and animation stayed beside a joint run's plots drawn into the same folder."""
