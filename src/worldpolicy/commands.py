@@ -255,6 +255,12 @@ def _warn_single_view(embodiment: Embodiment, flag: str, source: Path, height: i
     return message is not None
 
 
+def _flag_for(exc: ValueError, where: str, flag: str) -> ValueError:
+    """A reader's error about a file (`where`: "actions file 'F'") as the command line's about its flag ("--actions
+    'F'"): the flag is what a user fixes, and the other input errors start with it."""
+    return ValueError(str(exc).replace(where, flag, 1))
+
+
 def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: tuple[str, ...],
                   state: list[float] | None) -> list[tuple[int, int]]:
     """Read what the run will read (frames, actions, prompt, state width) against the checkpoint's embodiment. Returns
@@ -279,14 +285,20 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
         _check_cameras(embodiment, cameras)
     said = []
     for flag, source in sources.items():
-        shape = check_source(source, flag, min_frames=2 if args.mode == "inverse_dynamics" else 1)
+        try:
+            shape = check_source(source, flag, min_frames=2 if args.mode == "inverse_dynamics" else 1)
+        except ValueError as exc:  # the clip decoder's "video file 'F': why" names no flag
+            raise _flag_for(exc, f"video file {str(source)!r}", f"{flag} {str(source)!r}") from None
         if not cameras and _warn_single_view(embodiment, flag, source, *shape):
             said.append(shape)
     if cameras and args.mode == "inverse_dynamics":  # the cameras' clips start together: as many frames each
         clip_from_mapping({key: sources[f"--camera {key}"] for key in cameras}, embodiment.camera_keys,
                           embodiment.composite, max_frames=(args.chunk_size or embodiment.chunk_size) + 2)
     if args.actions:
-        load_actions(args.actions, embodiment, args.actions_space, warn=False)  # the run itself warns, once
+        try:
+            load_actions(args.actions, embodiment, args.actions_space, warn=False)  # the run itself warns, once
+        except ValueError as exc:  # "actions file 'F': why", as every reader says it
+            raise _flag_for(exc, f"actions file {str(Path(args.actions))!r}", f"--actions {args.actions!r}") from None
     if state is None and embodiment.state_history:  # an image or clip carries no joint state
         raise ValueError(f"--state is required for embodiment {embodiment.key!r}, which conditions on the robot state: "
                          f"{embodiment.action_dim} comma-separated values ({', '.join(embodiment.columns)})")
@@ -344,6 +356,9 @@ def _predict(args: argparse.Namespace) -> int:
         seed=args.seed, decode_video=args.decode_video or None,  # None: the mode's default (FD decodes)
     )
     prediction = policy.act_batch([request], progress=_progress(f"{args.mode} ({policy.embodiment.key})"))[0]
+    # which files the run read: the page and settings.json otherwise never say what was observed or rolled out
+    inputs = {**sources, **({"--actions": Path(args.actions)} if args.actions else {})}
+    prediction.settings["inputs"] = {flag: str(path.resolve()) for flag, path in inputs.items()}
     written = write_run(prediction, out, plots=not args.no_plots)
     print(f"{args.mode}: {prediction.chunk_size} x {len(prediction.columns)} actions "
           f"({', '.join(prediction.columns)}) in {prediction.timings['total']:.2f} s")
@@ -381,6 +396,36 @@ def _demo_out(out: Path) -> Path:
     return output_folder(out, "--out")
 
 
+def _write_observation(cameras: dict, folder: Path) -> dict[str, Path]:
+    """The demo's observation as one PNG per camera (`<key's last part>.png`, lossless), so `predict` can take the same
+    inputs: the demo's runs are otherwise the only ones whose inputs a user cannot see or reuse."""
+    from PIL import Image
+
+    from .fileio import atomic_path
+
+    images = {}
+    for key, pixels in cameras.items():
+        images[key] = folder / f"{key.rsplit('/', 1)[-1]}.png"
+        with atomic_path(images[key], suffix=".png") as tmp:
+            Image.fromarray(pixels).save(tmp, format="PNG")
+    return images
+
+
+def _print_rerun(images: dict[str, Path], out: Path, task: str, runs: dict) -> None:
+    """The `predict` lines that rerun the demo's world-model runs on its files: forward dynamics on the same pixels,
+    actions and seed, inverse dynamics on the rollout.mp4 written (H.264: close to its input, not the same)."""
+    import shlex
+
+    cams = " ".join(f"--camera {shlex.quote(f'{key}={path}')}" for key, path in images.items())
+    common = f"worldpolicy predict --checkpoint shipped --prompt {shlex.quote(task)}"
+    fd, inverse = runs["forward_dynamics"], runs["inverse_dynamics"]
+    print("the same from the command line (new --out folders):\n"
+          f"  {common} --mode forward_dynamics {cams} "
+          f"--actions {shlex.quote(str(out / 'policy' / 'actions.json'))} --seed {fd.settings['seed']} --out runs/fd\n"
+          f"  {common} --mode inverse_dynamics --video {shlex.quote(str(out / 'forward_dynamics' / 'rollout.mp4'))} "
+          f"--seed {inverse.settings['seed']} --out runs/id")
+
+
 def _demo(args: argparse.Namespace) -> int:
     """The shipped model (trained from scratch by `worldpolicy train reach-from-scratch`) on a simulated reach task:
     one observation through all three modes, then closed-loop episodes in the simulator."""
@@ -415,11 +460,13 @@ def _demo(args: argparse.Namespace) -> int:
         runs = {"policy": policy.act(cameras, task, decode_video=True)}
         runs["forward_dynamics"] = policy.imagine(cameras, runs["policy"].actions, task)
         runs["inverse_dynamics"] = policy.infer_actions(runs["forward_dynamics"].video, task)
+        images = _write_observation(cameras, out / "policy" / "observation")  # before its page, which shows them
         for mode, prediction in runs.items():
             paths = write_run(prediction, out / mode)  # the _DEMO_RUNS folders
             print(f"{mode:>17}: {prediction.chunk_size}x{len(prediction.columns)} actions, "
                   f"{'no video' if prediction.video is None else f'{len(prediction.video)} frames'}, "
                   f"{prediction.timings['total']:.2f} s -> {paths[0].parent}")
+        _print_rerun(images, out, task, runs)
         report = evaluate(env, wrap_policy(policy, seed=args.seed, decode_video=True), policy_name=checkpoint.name,
                           episodes=args.episodes, seed=args.seed, video_dir=out / "sim" / "videos",
                           videos=args.episodes, progress=True, on_episode=keep_report(out / "sim"))

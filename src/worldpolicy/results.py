@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -86,3 +87,15 @@ class Prediction:
         if self.layout is not None:
             out.update(layout=self.layout, gripper_column=self.gripper_column)
         return out
+
+    def save(self, out: str | Path, plots: bool = True) -> list[Path]:
+        """Write this result into folder `out` as `worldpolicy predict` writes its run (actions.json, settings.json,
+        rollout.mp4 when a video was decoded, plots/ and index.html; `plots=False`: no plots/ or index.html), so a
+        Python call's result gets the files, report and readers (`--actions`, `viz`) a command's has. `out` is checked
+        as predict's --out (never a checkpoint, a dataset or another command's run); a folder that holds an earlier
+        predict run loses what this one does not rewrite. Returns the files written. The page and plots need
+        matplotlib (a core dependency), imported only here."""
+        from .commands import write_run
+        from .fileio import output_folder
+
+        return write_run(self, output_folder(out, "out", writer="predict"), plots=plots)

@@ -42,6 +42,11 @@ def test_predict_writes_actions_video_and_plots(tiny_checkpoint, image_file, tmp
     fd = json.loads((tmp_path / "fd" / "actions.json").read_text())
     np.testing.assert_allclose(fd["actions_normalized"], doc["actions_normalized"], atol=1e-6)
     assert (tmp_path / "fd" / "rollout.mp4").is_file()
+    # the files it read are recorded (absolute), in settings.json and actions.json's settings alike
+    assert fd["settings"]["inputs"] == {"--image": str(image_file.resolve()),
+                                        "--actions": str((out / "actions.json").resolve())}
+    assert json.loads((tmp_path / "fd" / "settings.json").read_text())["inputs"] == fd["settings"]["inputs"]
+    assert doc["settings"]["inputs"] == {"--image": str(image_file.resolve())}
 
 
 @pytest.mark.parametrize(
@@ -82,6 +87,41 @@ def test_predict_bad_input_is_one_clear_line(tiny_checkpoint, image_file, tmp_pa
     err = capsys.readouterr().err
     assert rc == 2 and message in err and "Traceback" not in err
     assert not loads  # refused before any weights load
+
+
+def test_predict_input_file_errors_name_the_flag(tiny_checkpoint, image_file, tmp_path, capsys, monkeypatch):
+    """Every way an --actions file (or a --video clip) can be wrong is one line that starts with the flag and its value
+    (as a missing file's does), says why, and comes before any weights load."""
+    import worldpolicy
+    from worldpolicy.embodiments import get_embodiment
+
+    emb = get_embodiment("droid/relative_pose")
+    rows = np.zeros((16, emb.action_dim))
+    nan_rows = rows.tolist()
+    nan_rows[2][1] = None  # how actions.json writes a NaN
+    files = {
+        "acts.csv": ("x", "unsupported suffix '.csv'; accepted: .json, .npy"),
+        "narrow.json": (json.dumps(rows[:, :3].tolist()), "width 3 does not match"),
+        "nan.json": (json.dumps(nan_rows), "NaN or inf at row 2, column 'ty'"),
+        "mm.json": (json.dumps({"actions": rows.tolist(), "columns": list(emb.columns),
+                                "units": ["mm"] * 3 + list(emb.units[3:])}), "tx in 'mm' (expected 'm')"),
+    }
+    loads = []
+    monkeypatch.setattr(worldpolicy, "load_policy", lambda *a, **k: loads.append(1))
+    for name, (content, why) in files.items():
+        (tmp_path / name).write_text(content)
+        rc = main(["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose",
+                   "--mode", "forward_dynamics", "--image", str(image_file), "--prompt", "x",
+                   "--actions", str(tmp_path / name), "--out", str(tmp_path / "o")])
+        err = capsys.readouterr().err
+        assert rc == 2 and f"error: --actions {str(tmp_path / name)!r}" in err and why in err, err
+        assert "actions file" not in err and "Traceback" not in err
+    (tmp_path / "clip.mp4").write_text("not a video")  # the clip decoder's own error, named by the flag too
+    rc = main(["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose", "--mode",
+               "inverse_dynamics", "--video", str(tmp_path / "clip.mp4"), "--prompt", "x", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"error: --video {str(tmp_path / 'clip.mp4')!r} could not be decoded" in err, err
+    assert not loads
 
 
 def test_predict_out_is_checked_first_and_never_overwrites_an_input(tiny_checkpoint, image_file, tmp_path, capsys):
@@ -388,6 +428,31 @@ def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_pa
         assert doc["columns"][:3] == ["tx", "ty", "tz"] and doc["units"][:3] == ["m", "m", "m"]
     assert (tmp_path / "demo" / "policy" / "rollout.mp4").is_file()
     assert (tmp_path / "demo" / "policy" / "index.html").is_file()
+    # its observation is kept (shown on the policy page), and the forward dynamics line it prints reruns it
+    seen = tmp_path / "demo" / "policy" / "observation"
+    assert sorted(p.name for p in seen.iterdir()) == ["exterior_image_1_left.png", "wrist_image_left.png"]
+    assert "observation/wrist_image_left.png" in (tmp_path / "demo" / "policy" / "index.html").read_text()
+    import shlex
+
+    from worldpolicy.processing.video import read_video
+
+    line = next(line for line in out.splitlines() if "--mode forward_dynamics" in line)
+    argv = shlex.split(line.strip())[1:]
+    argv[argv.index("--out") + 1] = str(tmp_path / "fd")
+    assert "--seed" in argv and main(argv) == 0
+    rerun, demo = (json.loads((folder / "settings.json").read_text()) for folder in
+                   (tmp_path / "fd", tmp_path / "demo" / "forward_dynamics"))
+    assert rerun.pop("inputs") == {**{f"--camera {key}": str(path.resolve()) for key, path in
+                                      zip(("observation/exterior_image_1_left", "observation/wrist_image_left"),
+                                          sorted(seen.iterdir()))},
+                                   "--actions": str((tmp_path / "demo" / "policy" / "actions.json").resolve())}
+    assert rerun == demo  # seed, sizes, caption, schedule
+    frames = [read_video(folder / "rollout.mp4")[0].astype(np.float64)
+              for folder in (tmp_path / "fd", tmp_path / "demo" / "forward_dynamics")]
+    # the same video up to CPU kernels' run-to-run jitter (a mean of 0.04 of 255 measured; another seed or
+    # observation differs by tens)
+    assert frames[0].shape == frames[1].shape and np.abs(frames[0] - frames[1]).mean() < 1.0
+    assert any("--mode inverse_dynamics --video " in line for line in out.splitlines())
     report = json.loads((tmp_path / "demo" / "sim" / "report.json").read_text())
     assert report["task"] == "reach" and len(report["episodes"]) == 1
     assert report["strategy"]["execute_steps"] == shipped["strategy"]["execute_steps"]

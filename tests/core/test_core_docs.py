@@ -242,3 +242,67 @@ def test_no_figure_cites_a_script_outside_the_repository(doc):
     """A figure sits beside the command that reproduces it; a script under /tmp is one no reader has."""
     scratch = sorted(set(re.findall(r"/tmp/[\w/.-]+\.(?:py|sh)\b", doc.read_text())))
     assert not scratch, f"{_doc_id(doc)} cites scripts outside the repository: {scratch}"
+
+
+_RETURNS_PREDICTION = {"act", "imagine", "infer_actions"}  # Policy's (and RemotePolicy's) calls that return one
+
+
+def _snippet_types(tree: ast.AST, imported: dict[str, str]) -> dict[str, Any]:
+    """The class of each variable a snippet assigns from a worldpolicy call: `load_policy(...)` a Policy, a class
+    call that class, a policy's `act`/`imagine`/`infer_actions` a Prediction (in the snippet's order)."""
+    from worldpolicy.policy import Policy
+    from worldpolicy.results import Prediction
+
+    types: dict[str, Any] = {}
+    for node in ast.walk(tree):
+        target, value = None, None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            target, value = node.targets[0].id, node.value
+        elif isinstance(node, ast.withitem) and isinstance(node.optional_vars, ast.Name):
+            target, value = node.optional_vars.id, node.context_expr
+        if target is None or not isinstance(value, ast.Call):
+            continue
+        func = value.func
+        if (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.attr in _RETURNS_PREDICTION
+                and types.get(func.value.id) is not None and hasattr(types[func.value.id], func.attr)):
+            types[target] = Prediction
+        elif (name := _callee(func, imported)) is not None:
+            obj = _resolve(name)
+            types[target] = Policy if name.endswith(".load_policy") else obj if inspect.isclass(obj) else None
+    return types
+
+
+@pytest.mark.parametrize("doc", [doc for doc in DOCS if _python_blocks(doc.read_text())], ids=_doc_id)
+def test_documented_methods_and_fields_of_snippet_objects_exist(doc):
+    """`pred.save(...)`, `policy.imagine(...)`, `pred.units`: what a snippet uses of the objects it made (a policy
+    from `load_policy`, a `RemotePolicy`, their results) exists, and its calls pass arguments the method accepts."""
+    problems = []
+    for block in _python_blocks(doc.read_text()):
+        tree = ast.parse(block)
+        imported = {alias.asname or alias.name: f"{node.module}.{alias.name}" for node in ast.walk(tree)
+                    if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("worldpolicy")
+                    for alias in node.names}
+        types = _snippet_types(tree, imported)
+        calls = {id(n.func): n for n in ast.walk(tree) if isinstance(n, ast.Call)}
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                    and types.get(node.value.id) is not None):
+                continue
+            cls = types[node.value.id]
+            fields = getattr(cls, "__dataclass_fields__", {})
+            if id(node) not in calls:  # a field read: only a dataclass's are known without an instance
+                if fields and node.attr not in fields and not hasattr(cls, node.attr):
+                    problems.append(f"{ast.unparse(node)}: {cls.__name__} has no {node.attr!r}")
+                continue
+            if not hasattr(cls, node.attr):
+                problems.append(f"{ast.unparse(node)}(...): {cls.__name__} has no method {node.attr!r}")
+                continue
+            call = calls[id(node)]
+            if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+                continue
+            try:
+                inspect.signature(getattr(cls, node.attr)).bind_partial(None, *call.args,
+                                                                        **{k.arg: k.value for k in call.keywords})
+            except TypeError as exc:
+                problems.append(f"{ast.unparse(call)}: {exc}")
+    assert not problems, "\n".join(problems)

@@ -602,6 +602,39 @@ def test_a_prediction_or_an_actions_object_in_memory_is_read_as_its_file(tmp_pat
         load_actions({1.0, 2.0}, e)
 
 
+def test_a_prediction_saves_as_the_run_folder_predict_writes(tmp_path):
+    """A Python call's result gets predict's files (actions.json read back with its columns, units and values, the
+    imagined video, plots, the report page), and its folder is checked as --out is."""
+    from worldpolicy.processing.video import read_video
+    from worldpolicy.results import Prediction
+    from worldpolicy.viz.plots import load_actions_file
+
+    e = worldpolicy.get_embodiment("droid/relative_pose")
+    physical = e.denormalize(np.random.default_rng(0).uniform(-1, 1, (4, 10)))
+    video = np.random.default_rng(1).integers(0, 256, (5, 32, 48, 3), dtype=np.uint8)
+    pred = Prediction(mode="forward_dynamics", embodiment=e.key, columns=list(e.columns), units=list(e.units),
+                      actions=physical, actions_normalized=to_model(e, physical), fps=e.fps, video=video,
+                      layout=e.layout, gripper_column=e.gripper_column)
+    out = tmp_path / "run"
+    written = pred.save(out)
+    names = {p.relative_to(out).as_posix() for p in written}
+    assert {"actions.json", "settings.json", "rollout.mp4", "plots/actions.png", "plots/ee_path.png",
+            "index.html"} <= names and all(p.is_file() for p in written)
+    doc = load_actions_file(out / "actions.json")
+    assert (doc["columns"], doc["units"], doc["mode"]) == (pred.columns, pred.units, "forward_dynamics")
+    np.testing.assert_array_equal(doc["actions"], physical)
+    np.testing.assert_array_equal(load_actions(out / "actions.json", e), load_actions(pred, e))
+    assert read_video(out / "rollout.mp4")[0].shape == (5, 32, 48, 3) and "rollout.mp4" in (out / "index.html").read_text()
+    assert {p.name for p in pred.save(tmp_path / "bare", plots=False)} == {"actions.json", "settings.json",
+                                                                            "rollout.mp4"}
+    sim_run = tmp_path / "sim"
+    sim_run.mkdir()
+    (sim_run / "report.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"^out: .*sim"):
+        pred.save(sim_run)
+    assert sorted(p.name for p in sim_run.iterdir()) == ["report.json"]
+
+
 def test_bad_actions_are_rejected_clearly(tmp_path):
     e = worldpolicy.get_embodiment("droid/relative_pose")
     with pytest.raises(ValueError, match="width 7 does not match"):

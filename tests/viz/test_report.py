@@ -90,6 +90,11 @@ def test_viz_command_reports_missing_input(tmp_path, capsys):
     assert main(["viz", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert f"it holds a sim run (report.json): `worldpolicy report {tmp_path}` writes its page" in err
+    np.save(tmp_path / "chunk.npy", np.zeros((4, 8)))  # forward dynamics reads one; it names no columns or rate
+    assert main(["viz", str(tmp_path / "chunk.npy"), "--out", str(tmp_path / "figs")]) == 2
+    err = capsys.readouterr().err
+    assert "plots read a worldpolicy.actions/v1 .json file" in err and "not .npy" in err and "utf-8" not in err
+    assert not (tmp_path / "figs").exists()
 
 
 def test_report_is_self_contained_and_shows_the_run(run_dir):
@@ -275,6 +280,21 @@ def test_report_refuses_a_folder_that_holds_no_run(tmp_path, capsys):
             report.write_report(folder)
     (photos / "train.jsonl").write_text('{"step": 0, "loss": 1.0}\n')  # a log the page plots: a run
     assert main(["report", str(photos)]) == 0 and (photos / "index.html").is_file()
+
+
+def test_report_of_a_folder_of_runs_names_them(tmp_path, capsys):
+    """`worldpolicy report runs/demo` (demo's --out holds a run per mode and a sim run) said only that it held no
+    run; it names the runs inside and the one to give."""
+    demo = tmp_path / "demo"
+    for run, marker in (("policy", "actions.json"), ("sim", "report.json")):
+        (demo / run).mkdir(parents=True)
+        (demo / run / marker).write_text("{}")
+    (demo / "notes").mkdir()
+    assert main(["report", str(demo)]) == 2
+    err = capsys.readouterr().err
+    assert (f"holds no run output to report on; the runs in it are policy, sim: report one of them, e.g. "
+            f"{str(demo / 'policy')!r}; a run directory holds") in err
+    assert not (demo / "index.html").exists()
 
 
 def test_viz_rerun_into_the_same_folder_keeps_no_figure_of_the_earlier_input(tmp_path, actions_json, joint_chunk,

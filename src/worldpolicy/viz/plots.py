@@ -637,6 +637,9 @@ def load_actions_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"actions file {str(path)!r} does not exist")
+    if path.suffix.lower() != ".json":  # a .npy that forward dynamics reads was 'not valid JSON: utf-8 codec ...'
+        raise ValueError(f"actions file {str(path)!r}: plots read a {ACTIONS_SCHEMA} .json file (what predict writes: "
+                         f"it names the columns, units and rate), not {path.suffix or 'a file without a suffix'}")
     data = read_json(path, f"actions file {str(path)!r}")
     try:
         check_prediction_json(data)
