@@ -121,64 +121,6 @@ def _checkpoint_row(checkpoint: str):
     return (get_embodiment(own) if isinstance(own, str) else own), source
 
 
-_RUN_OUTPUTS = ("actions.json", "settings.json", "rollout.mp4", "index.html", "plots")  # what write_run may write
-
-
-def write_run(prediction, out: Path, plots: bool = True) -> list[Path]:
-    """Write a prediction's artifacts: actions.json (schema v1), settings.json, rollout.mp4, plots/, index.html."""
-    import numpy as np
-
-    from .fileio import make_folder, write_json_atomic
-    from .processing.video import write_video
-
-    make_folder(out)
-    bad = ~np.isfinite(np.asarray(prediction.actions, dtype=np.float64))
-    # non-finite actions are kept for inspection, but there is nothing to plot (and an earlier page would show its
-    # actions as this run's): cleaned up as a run without plots
-    _remove_stale(out, video=prediction.video is not None, plots=plots and not bad.any())
-    doc = prediction.to_json()
-    written = [out / "actions.json", out / "settings.json"]
-    write_json_atomic(written[0], doc)
-    write_json_atomic(written[1], prediction.settings)
-    if prediction.video is not None:
-        written.append(write_video(out / "rollout.mp4", prediction.video, prediction.fps))
-    if bad.any():
-        columns = [c for c, column_bad in zip(prediction.columns, bad.any(axis=0)) if column_bad]
-        raise ValueError(f"the model returned NaN or inf in {int(bad.sum())} of {bad.size} "
-                         f"action values (columns {', '.join(columns)}); {str(written[0])!r} keeps them, no plots were "
-                         "drawn. A broken checkpoint, or float16 overflow: try --dtype bfloat16 or float32")
-    if plots:
-        from .viz.plots import plot_prediction
-
-        written.extend(plot_prediction(doc, out / "plots"))
-        from .viz.report import write_report
-
-        written.append(write_report(out))
-    return written
-
-
-def _remove_stale(out: Path, *, video: bool, plots: bool) -> None:
-    """An earlier predict run's outputs that this one does not rewrite would describe the wrong run (an old
-    rollout.mp4 next to new actions): remove them, and only them. A folder that holds no earlier predict run
-    (`actions.json` of our schema) is left as it is, and so is anything in it we did not write."""
-    from .viz.plots import load_actions_file
-    from .viz.run import PLOT_FILES
-
-    try:
-        load_actions_file(out / "actions.json")
-    except (OSError, ValueError):
-        return
-    stale = [] if video else [out / "rollout.mp4"]
-    stale.extend(p for pattern in PLOT_FILES for p in (out / "plots").glob(pattern))  # this run draws its own
-    if not plots:
-        stale.append(out / "index.html")
-    for path in stale:
-        if path.is_file():
-            path.unlink()
-    if not plots and (out / "plots").is_dir() and not any((out / "plots").iterdir()):
-        (out / "plots").rmdir()
-
-
 def _progress(desc: str):
     from tqdm.auto import tqdm
 
@@ -202,12 +144,13 @@ def _checked_out(out: Path, inputs: dict[str, Path | None]) -> Path:
     another command's run), and never one of this run's own inputs' places."""
     from .cli import UsageError
     from .fileio import output_folder
+    from .viz.run import RUN_OUTPUTS
 
     output_folder(out, "--out", create=False, writer="predict")
     for flag, path in inputs.items():
         if path is None:
             continue
-        for name in _RUN_OUTPUTS:
+        for name in RUN_OUTPUTS:
             target = (out / name).resolve()
             if path.resolve() == target or target in path.resolve().parents:
                 raise UsageError(f"{flag} {str(path)!r} is where this run writes its {name}; choose another --out "
@@ -316,6 +259,7 @@ def _predict(args: argparse.Namespace) -> int:
     from .cli import UsageError
     from .models import resolve_checkpoint
     from .policy import PolicyRequest
+    from .viz.run import write_run
 
     args.checkpoint = resolve_checkpoint(args.checkpoint)
     if args.mode == "forward_dynamics" and not args.actions:
@@ -437,6 +381,7 @@ def _demo(args: argparse.Namespace) -> int:
     from .sim.evaluate import evaluate, keep_report, write_report
     from .sim.policies import wrap_policy
     from .viz.report import write_report as write_page
+    from .viz.run import write_run
 
     if args.episodes < 1:
         raise ValueError(f"--episodes={args.episodes}: must be >= 1")

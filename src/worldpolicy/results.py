@@ -95,7 +95,7 @@ class Prediction:
         as predict's --out (never a checkpoint, a dataset or another command's run); a folder that holds an earlier
         predict run loses what this one does not rewrite. Returns the files written. The page and plots need
         matplotlib (a core dependency), imported only here."""
-        from .commands import write_run
         from .fileio import output_folder
+        from .viz.run import write_run
 
         return write_run(self, output_folder(out, "out", writer="predict"), plots=plots)

@@ -628,12 +628,12 @@ def test_an_embodiment_that_sees_one_of_several_cameras_takes_one_camera(tiny_ch
 
 def test_non_finite_actions_are_written_as_strict_json_and_read_back_as_nan(tmp_path, capsys):
     """actions.json held Python's NaN/Infinity tokens, which are not JSON: jq, browsers and strict parsers refused it."""
-    from worldpolicy.commands import write_run
     from worldpolicy.embodiments import get_embodiment
     from worldpolicy.processing.actions import load_actions
     from worldpolicy.results import Prediction
     from worldpolicy.viz.plots import load_actions_file
     from worldpolicy.viz.report import write_report
+    from worldpolicy.viz.run import write_run
 
     emb = get_embodiment("droid/relative_pose")
     actions = np.zeros((4, emb.action_dim))

@@ -583,8 +583,8 @@ def test_actions_in_every_format(tmp_path):
 def test_a_prediction_or_an_actions_object_in_memory_is_read_as_its_file(tmp_path):
     """policy -> forward dynamics: `imagine(obs, pred, ...)` (or `pred.to_json()`) failed as 'values must be a
     rectangular numeric [T, 10] array', not saying what was given, though written to a file it was read."""
-    from worldpolicy.commands import write_run
     from worldpolicy.results import Prediction
+    from worldpolicy.viz.run import write_run
 
     e = worldpolicy.get_embodiment("droid/relative_pose")
     physical = e.denormalize(np.random.default_rng(0).uniform(-1, 1, (6, 10)))

@@ -73,8 +73,8 @@ def test_real_policy_over_the_wire_matches_local_calls(tiny_policy):
 def test_which_inverse_dynamics_rows_real_frames_explain_survives_the_wire(tiny_policy, tmp_path):
     """A clip shorter than chunk_size+1 frames has its last frame repeated; `settings["real_rows"]` (the lead rows its
     own frames explain) reaches a RemotePolicy's result and the actions file, as the local result has it."""
-    from worldpolicy.commands import write_run
     from worldpolicy.fileio import read_json
+    from worldpolicy.viz.run import write_run
 
     clip = np.random.default_rng(6).integers(0, 255, (5, 48, 64, 3), dtype=np.uint8)  # chunk_size 8: 9 used
     server = PolicyServer(loader=lambda: tiny_policy, config=ServerConfig(host="127.0.0.1", port=0))

@@ -488,8 +488,8 @@ class Toolbox:
         """Run one request and write its run folder; `warnings` about the inputs (as the CLI logs them) go in the
         result, where an agent reads them. `said_view`: the (height, width) of an image or clip they already warn of
         as one camera's view, which the policy is told so that it does not say it again in its own terms."""
-        from ..commands import write_run
         from ..policy import PolicyRequest
+        from ..viz.run import write_run
 
         report = progress or (lambda *_: None)
         report(0, None, f"loading {ckpt.name} for {emb.key}")

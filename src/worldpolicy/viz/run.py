@@ -3,16 +3,73 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .plots import gripper_columns, load_actions_file, plot_prediction, real_rows_of, run_title
 
-__all__ = ["ACTIONS_FILE", "ANIMATION_FILE", "PLOT_FILES", "ROLLOUT_VIDEO", "describe_rollout_video",
-           "resolve_actions_path", "visualize"]
+if TYPE_CHECKING:
+    from ..results import Prediction
+
+__all__ = ["ACTIONS_FILE", "ANIMATION_FILE", "PLOT_FILES", "ROLLOUT_VIDEO", "RUN_OUTPUTS", "describe_rollout_video",
+           "resolve_actions_path", "visualize", "write_run"]
 
 ACTIONS_FILE = "actions.json"
 ROLLOUT_VIDEO = "rollout.mp4"  # the model's clip a predict run writes (`describe_rollout_video` says what it shows)
 ANIMATION_FILE = "animation.mp4"
 PLOT_FILES = ("actions.png", "ee_path*.png", "joints.png", ANIMATION_FILE)  # what `visualize` may write in its folder
+RUN_OUTPUTS = (ACTIONS_FILE, "settings.json", ROLLOUT_VIDEO, "index.html", "plots")  # what write_run may write
+
+
+def write_run(prediction: Prediction, out: Path, plots: bool = True) -> list[Path]:
+    """Write a prediction's artifacts: actions.json (schema v1), settings.json, rollout.mp4, plots/, index.html. Here,
+    beside the readers of those files, for the three that write a run: `predict`, `Prediction.save` and the agents'
+    tools."""
+    import numpy as np
+
+    from ..fileio import make_folder, write_json_atomic
+    from ..processing.video import write_video
+
+    make_folder(out)
+    bad = ~np.isfinite(np.asarray(prediction.actions, dtype=np.float64))
+    # non-finite actions are kept for inspection, but there is nothing to plot (and an earlier page would show its
+    # actions as this run's): cleaned up as a run without plots
+    _remove_stale(out, video=prediction.video is not None, plots=plots and not bad.any())
+    doc = prediction.to_json()
+    written = [out / ACTIONS_FILE, out / "settings.json"]
+    write_json_atomic(written[0], doc)
+    write_json_atomic(written[1], prediction.settings)
+    if prediction.video is not None:
+        written.append(write_video(out / "rollout.mp4", prediction.video, prediction.fps))
+    if bad.any():
+        columns = [c for c, column_bad in zip(prediction.columns, bad.any(axis=0)) if column_bad]
+        raise ValueError(f"the model returned NaN or inf in {int(bad.sum())} of {bad.size} "
+                         f"action values (columns {', '.join(columns)}); {str(written[0])!r} keeps them, no plots were "
+                         "drawn. A broken checkpoint, or float16 overflow: try --dtype bfloat16 or float32")
+    if plots:
+        written.extend(plot_prediction(doc, out / "plots"))
+        from .report import write_report
+
+        written.append(write_report(out))
+    return written
+
+
+def _remove_stale(out: Path, *, video: bool, plots: bool) -> None:
+    """An earlier predict run's outputs that this one does not rewrite would describe the wrong run (an old
+    rollout.mp4 next to new actions): remove them, and only them. A folder that holds no earlier predict run
+    (`actions.json` of our schema) is left as it is, and so is anything in it we did not write."""
+    try:
+        load_actions_file(out / ACTIONS_FILE)
+    except (OSError, ValueError):
+        return
+    stale = [] if video else [out / ROLLOUT_VIDEO]
+    stale.extend(p for pattern in PLOT_FILES for p in (out / "plots").glob(pattern))  # this run draws its own
+    if not plots:
+        stale.append(out / "index.html")
+    for path in stale:
+        if path.is_file():
+            path.unlink()
+    if not plots and (out / "plots").is_dir() and not any((out / "plots").iterdir()):
+        (out / "plots").rmdir()
 
 
 def describe_rollout_video(mode: str | None) -> tuple[str, str]:
