@@ -131,7 +131,8 @@ class BadRequestError(ServerError, ValueError):
 
 
 class ServerBusyError(ServerError):
-    """The server's queue is full (close 1013); retry later or add replicas."""
+    """The server cannot take the request now (close 1013, "try again later"): its queue is full, or a batch is stuck
+    past its `batch_timeout_s` (the text says which); retry later or on another replica."""
 
 
 class LocalOnlyError(AttributeError):
