@@ -1356,6 +1356,27 @@ def test_an_actions_file_of_another_schema_version_is_refused(tmp_path, caplog):
     assert "holds physical actions; reading them as physical, not normalized" in caplog.text
 
 
+def test_reading_actions_with_warn_false_logs_nothing_about_the_object(tmp_path, caplog):
+    """`predict` checks --actions before the weights load with warn=False, then the run reads them again: a
+    worldpolicy.actions/v1 file read with --actions-space normalized (or written for another embodiment) was said
+    twice, as `actions_object` logged whatever `warn` said."""
+    emb = get_embodiment("droid/relative_pose")
+    still = [0, 0, 0, 1, 0, 0, 0, 1, 0, 0]  # rot6d's identity: no warning about the values themselves
+    doc = {"schema": "worldpolicy.actions/v1", "embodiment": "droid", "actions": [still] * 4,
+           "columns": list(emb.columns)}
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(doc))
+    with caplog.at_level(logging.INFO, logger="worldpolicy.processing.actions"):
+        for source in (path, doc):
+            load_actions(source, emb, space="normalized", warn=False)
+    assert caplog.records == []
+    with caplog.at_level(logging.INFO, logger="worldpolicy.processing.actions"):
+        load_actions(path, emb, space="normalized")
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2 and "reading them as physical, not normalized" in said[0], said
+    assert "written for 'droid', read as 'droid/relative_pose' by column name" in said[1], said
+
+
 def test_a_state_history_conditions_on_the_row_the_chunk_starts_from(tiny_checkpoint):
     """state=[T, dim] was refused as "state has 2*dim values"; it now reads like an observation's history rows."""
     policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid", chunk_size=16)
