@@ -31,7 +31,15 @@ from .embodiments import (
     read_spec_file,
 )
 from .logcapture import request_index
-from .processing.actions import ACTION_SPACES, fit_to_chunk, load_actions, to_model, to_physical, warn_out_of_range
+from .processing.actions import (
+    ACTION_SPACES,
+    actions_where,
+    fit_to_chunk,
+    load_actions,
+    to_model,
+    to_physical,
+    warn_out_of_range,
+)
 from .processing.observations import (
     camera_views,
     clip_views,
@@ -654,7 +662,8 @@ class Policy:
         if request.mode == "forward_dynamics":
             if request.actions is None:
                 raise ValueError("actions are required for forward dynamics (mode='forward_dynamics' / imagine)")
-            clean_actions = fit_to_chunk(load_actions(request.actions, e, request.actions_space), self.chunk_size, e)
+            clean_actions = fit_to_chunk(load_actions(request.actions, e, request.actions_space), self.chunk_size, e,
+                                         actions_where(request.actions))
         elif request.actions is not None:
             raise ValueError(f"actions were given but mode={request.mode!r} generates them; use imagine() instead")
         state_row = self._state_row(request)

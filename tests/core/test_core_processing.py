@@ -822,6 +822,10 @@ def test_padding_short_actions_says_what_the_repeated_row_means_for_the_layout(c
     [message] = [r.getMessage() for r in caplog.records]
     assert message.startswith("actions: 5 rows given, repeating the last row to reach chunk_size=8"), message
     assert re.search(said, message), message
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.processing.actions"):
+        fit_to_chunk(np.ones((9, e.action_dim)), 8, e, "actions file 'a.json'")
+    assert caplog.messages == ["actions file 'a.json': 9 rows given, using the first 8 (chunk_size)"]
     np.testing.assert_array_equal(matrix_to_rot6d(np.eye(3)).ravel(), ROT6D_IDENTITY)  # what the message suggests
 
 
@@ -1720,3 +1724,18 @@ def test_closing_a_policy_releases_its_model_and_later_calls_say_it_is_closed(ti
     policy.engine.device = torch.device("cuda", 0)  # as a CUDA load records it
     policy.close()
     assert emptied == [True]
+
+
+def test_short_actions_are_named_by_their_file_when_they_came_from_one(tiny_policy, tmp_path, caplog):
+    """The padding warning said "actions: 5 rows given" whether the rows came from a file or from memory."""
+    from worldpolicy.policy import PolicyRequest
+
+    image = np.zeros((64, 64, 3), np.uint8)
+    rows = np.zeros((5, 10))
+    np.save(tmp_path / "a.npy", rows)
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.processing.actions"):
+        for actions in (tmp_path / "a.npy", str(tmp_path / "a.npy"), rows):
+            tiny_policy._prepare(PolicyRequest(image, "x", mode="forward_dynamics", actions=actions,
+                                               actions_space="normalized"))
+    named = [m.split(": 5 rows given")[0] for m in caplog.messages if ": 5 rows given" in m]
+    assert named == [f"actions file {str(tmp_path / 'a.npy')!r}"] * 2 + ["actions"], caplog.messages

@@ -127,12 +127,18 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
     return model
 
 
+def actions_where(source: Any) -> str:
+    """How messages name forward-dynamics actions: their file (`actions file 'F'`, which the command line rewrites as
+    its `--actions 'F'`), or `actions` when they came in memory. One label for every message about the same input."""
+    return f"actions file {str(Path(source))!r}" if isinstance(source, (str, Path)) else "actions"
+
+
 def read_actions_file(source: str | Path) -> tuple[Any, str]:
     """An actions file's content and its name for errors: a `.json` object (an actions object: `actions_object`), the
     rows of a `.json` list or a `.npy` array. One reader for `load_actions` and a client without the server's
     embodiment, which sends an actions object's rows in the order it names them."""
     path = Path(source)
-    where = f"actions file {str(path)!r}"
+    where = actions_where(path)
     if not path.is_file():
         raise FileNotFoundError(f"{where} does not exist")
     if path.suffix.lower() == ".npy":
@@ -229,17 +235,18 @@ def warn_out_of_range(model: np.ndarray, embodiment: Embodiment, where: str,
     )
 
 
-def fit_to_chunk(actions: np.ndarray, chunk_size: int, embodiment: Embodiment) -> np.ndarray:
+def fit_to_chunk(actions: np.ndarray, chunk_size: int, embodiment: Embodiment, where: str = "actions") -> np.ndarray:
     """Trim, or repeat the last row, to exactly `chunk_size` rows (what the pipeline does), saying so and what the
-    repeated rows mean for `embodiment`'s layout (deltas keep moving where targets hold)."""
+    repeated rows mean for `embodiment`'s layout (deltas keep moving where targets hold). `where` names the actions
+    (`actions_where`: their file, if they came from one), so the warning says which input to edit."""
     n = actions.shape[0]
     if n == chunk_size:
         return actions
     if n > chunk_size:
-        logger.warning("actions: %d rows given, using the first %d (chunk_size)", n, chunk_size)
+        logger.warning("%s: %d rows given, using the first %d (chunk_size)", where, n, chunk_size)
         return actions[:chunk_size]
-    logger.warning("actions: %d rows given, repeating the last row to reach chunk_size=%d (as the diffusers pipeline "
-                   "pads). %s", n, chunk_size, _padding_meaning(embodiment, chunk_size - n, chunk_size))
+    logger.warning("%s: %d rows given, repeating the last row to reach chunk_size=%d (as the diffusers pipeline "
+                   "pads). %s", where, n, chunk_size, _padding_meaning(embodiment, chunk_size - n, chunk_size))
     return np.concatenate([actions, np.repeat(actions[-1:], chunk_size - n, axis=0)], axis=0)
 
 
