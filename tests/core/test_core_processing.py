@@ -1739,3 +1739,32 @@ def test_short_actions_are_named_by_their_file_when_they_came_from_one(tiny_poli
                                                actions_space="normalized"))
     named = [m.split(": 5 rows given")[0] for m in caplog.messages if ": 5 rows given" in m]
     assert named == [f"actions file {str(tmp_path / 'a.npy')!r}"] * 2 + ["actions"], caplog.messages
+
+
+def test_an_animated_gif_at_another_frame_rate_is_warned_as_a_video_is(tiny_policy, tmp_path, caplog):
+    """Only video files had their rate judged: a GIF's frames carry durations (PIL info["duration"], in 10 ms steps),
+    so a 30 fps GIF under a 15 fps embodiment gave actions spanning half the time without a word."""
+    from PIL import Image
+
+    from worldpolicy.policy import PolicyRequest
+    from worldpolicy.processing.observations import clip_fps
+
+    pages = [Image.fromarray(np.full((64, 64, 3), 10 * i, np.uint8)) for i in range(18)]
+
+    def gif(name, **durations):
+        pages[0].save(tmp_path / name, save_all=True, append_images=pages[1:], **durations)
+        return tmp_path / name
+
+    fast, near, timeless = gif("fast.gif", duration=30), gif("near.gif", duration=70), gif("timeless.gif")
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, page in enumerate(pages):
+        page.save(folder / f"{i}.png")
+    assert clip_fps(fast) == pytest.approx(1000 / 30) and clip_fps(near) == pytest.approx(1000 / 70)
+    assert clip_fps(timeless) is None and clip_fps(folder) is None and clip_fps(folder / "0.png") is None
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.policy"):
+        for clip in (near, timeless, folder):  # 14.3 fps is within 10 % of 15
+            tiny_policy._prepare(PolicyRequest(clip, "x", mode="inverse_dynamics"))
+        assert "fps but embodiment actions are at" not in caplog.text
+        tiny_policy._prepare(PolicyRequest(fast, "x", mode="inverse_dynamics"))
+    assert f"video {fast} is 33.3 fps but embodiment actions are at 15 fps" in caplog.text

@@ -146,6 +146,37 @@ def image_pages(im: Any, max_frames: int | None = None, last: int | None = None)
         yield im
 
 
+def clip_fps(source: Any) -> float | None:
+    """The frame rate a clip file carries, None where it carries none: a video file's stream rate; an animated image's
+    (GIF, WebP, APNG) from its pages' durations (PIL `info["duration"]`, ms), averaged since a GIF keeps them in 10 ms
+    steps (15 fps is 60 or 70 ms a frame). None for a still image, a page without a duration (players substitute
+    their own), a folder of frames (file names carry no time) or frames in memory. A file that cannot be read is
+    None too: its frames' reader says why."""
+    if not isinstance(source, (str, Path)):
+        return None
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        return None
+    if suffix in VIDEO_SUFFIXES:
+        return read_video(path, max_frames=1)[1] or None
+    if suffix not in IMAGE_SUFFIXES:
+        return None
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            durations = []
+            for i in range(getattr(im, "n_frames", 1)):
+                im.seek(i)
+                durations.append(im.info.get("duration") or 0)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+    if len(durations) < 2 or min(durations) <= 0:
+        return None
+    return 1000.0 * len(durations) / sum(durations)
+
+
 def check_pixel_count(im: Any, path: Path, param: str) -> None:
     """An opened image's size from its header, before decoding: Pillow only warns between `MAX_IMAGE_PIXELS` and twice
     that, and a few bytes of PNG may declare that many (a decompression bomb); a camera frame is far smaller."""
