@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..embodiments import check_resolution_tier
-from .video import check_frame_bounds, read_video
+from .video import check_frame_bounds, read_video, video_fps
 
 if TYPE_CHECKING:
     from ..embodiments import Embodiment
@@ -159,7 +159,7 @@ def clip_fps(source: Any) -> float | None:
     if not path.is_file():
         return None
     if suffix in VIDEO_SUFFIXES:
-        return read_video(path, max_frames=1)[1] or None
+        return video_fps(path) or None
     if suffix not in IMAGE_SUFFIXES:
         return None
     from PIL import Image
