@@ -31,7 +31,15 @@ from .embodiments import (
     read_spec_file,
 )
 from .logcapture import request_index
-from .processing.actions import ACTION_SPACES, fit_to_chunk, load_actions, to_model, to_physical, warn_out_of_range
+from .processing.actions import (
+    ACTION_SPACES,
+    actions_where,
+    fit_to_chunk,
+    load_actions,
+    to_model,
+    to_physical,
+    warn_out_of_range,
+)
 from .processing.observations import (
     camera_views,
     clip_views,
@@ -654,7 +662,8 @@ class Policy:
         if request.mode == "forward_dynamics":
             if request.actions is None:
                 raise ValueError("actions are required for forward dynamics (mode='forward_dynamics' / imagine)")
-            clean_actions = fit_to_chunk(load_actions(request.actions, e, request.actions_space), self.chunk_size, e)
+            clean_actions = fit_to_chunk(load_actions(request.actions, e, request.actions_space), self.chunk_size, e,
+                                         actions_where(request.actions))
         elif request.actions is not None:
             raise ValueError(f"actions were given but mode={request.mode!r} generates them; use imagine() instead")
         state_row = self._state_row(request)
@@ -742,14 +751,11 @@ class Policy:
 
 
 def warn_frame_rate(video: Any, fps: float) -> None:
-    """A clip recorded at another rate than the embodiment's spans another stretch of time per action: say so."""
-    from .processing.observations import VIDEO_SUFFIXES
+    """A clip recorded at another rate than the embodiment's spans another stretch of time per action: say so, for a
+    file that carries its rate (a video's stream, an animated GIF's frame durations: `clip_fps`)."""
+    from .processing.observations import clip_fps as rate_of
 
-    if not isinstance(video, (str, Path)) or Path(video).suffix.lower() not in VIDEO_SUFFIXES:
-        return
-    from .processing.video import read_video
-
-    clip_fps = read_video(video, max_frames=1)[1]
+    clip_fps = rate_of(video)
     if clip_fps and abs(clip_fps / fps - 1) > 0.1:
         logger.warning("video %s is %.3g fps but embodiment actions are at %.3g fps: each recovered action spans "
                        "%.2f of its steps (resample the clip to %.3g fps for actions at the embodiment's rate)",

@@ -49,6 +49,25 @@ def test_predict_writes_actions_video_and_plots(tiny_checkpoint, image_file, tmp
     assert doc["settings"]["inputs"] == {"--image": str(image_file.resolve())}
 
 
+def test_predict_says_once_how_an_actions_file_is_read(tiny_checkpoint, image_file, tmp_path, capsys):
+    """--actions-space normalized with a worldpolicy.actions/v1 file (which holds physical actions) was warned twice:
+    by the check before the weights load, which asks for no warnings, and by the run. Too few rows are said once too,
+    naming the file (the warning said "actions: 5 rows given")."""
+    from worldpolicy import get_embodiment
+
+    emb = get_embodiment("droid/relative_pose")
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"schema": "worldpolicy.actions/v1", "actions": [[0, 0, 0, 1, 0, 0, 0, 1, 0, 0]] * 5,
+                                "columns": list(emb.columns)}))
+    rc = main(["predict", "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose", "--mode",
+               "forward_dynamics", "--chunk-size", "16", "--resolution-tier", "256", "--image", str(image_file),
+               "--prompt", "x", "--actions", str(path), "--actions-space", "normalized", "--steps", "1",
+               "--no-plots", "--out", str(tmp_path / "fd")])
+    err = capsys.readouterr().err
+    assert rc == 0 and err.count("reading them as physical, not normalized") == 1, err
+    assert err.count(f"actions file {str(path)!r}: 5 rows given, repeating the last row") == 1, err
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

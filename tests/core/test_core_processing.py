@@ -841,6 +841,10 @@ def test_padding_short_actions_says_what_the_repeated_row_means_for_the_layout(c
     [message] = [r.getMessage() for r in caplog.records]
     assert message.startswith("actions: 5 rows given, repeating the last row to reach chunk_size=8"), message
     assert re.search(said, message), message
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.processing.actions"):
+        fit_to_chunk(np.ones((9, e.action_dim)), 8, e, "actions file 'a.json'")
+    assert caplog.messages == ["actions file 'a.json': 9 rows given, using the first 8 (chunk_size)"]
     np.testing.assert_array_equal(matrix_to_rot6d(np.eye(3)).ravel(), ROT6D_IDENTITY)  # what the message suggests
 
 
@@ -1375,6 +1379,27 @@ def test_an_actions_file_of_another_schema_version_is_refused(tmp_path, caplog):
     assert "holds physical actions; reading them as physical, not normalized" in caplog.text
 
 
+def test_reading_actions_with_warn_false_logs_nothing_about_the_object(tmp_path, caplog):
+    """`predict` checks --actions before the weights load with warn=False, then the run reads them again: a
+    worldpolicy.actions/v1 file read with --actions-space normalized (or written for another embodiment) was said
+    twice, as `actions_object` logged whatever `warn` said."""
+    emb = get_embodiment("droid/relative_pose")
+    still = [0, 0, 0, 1, 0, 0, 0, 1, 0, 0]  # rot6d's identity: no warning about the values themselves
+    doc = {"schema": "worldpolicy.actions/v1", "embodiment": "droid", "actions": [still] * 4,
+           "columns": list(emb.columns)}
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(doc))
+    with caplog.at_level(logging.INFO, logger="worldpolicy.processing.actions"):
+        for source in (path, doc):
+            load_actions(source, emb, space="normalized", warn=False)
+    assert caplog.records == []
+    with caplog.at_level(logging.INFO, logger="worldpolicy.processing.actions"):
+        load_actions(path, emb, space="normalized")
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2 and "reading them as physical, not normalized" in said[0], said
+    assert "written for 'droid', read as 'droid/relative_pose' by column name" in said[1], said
+
+
 def test_a_state_history_conditions_on_the_row_the_chunk_starts_from(tiny_checkpoint):
     """state=[T, dim] was refused as "state has 2*dim values"; it now reads like an observation's history rows."""
     policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid", chunk_size=16)
@@ -1718,3 +1743,47 @@ def test_closing_a_policy_releases_its_model_and_later_calls_say_it_is_closed(ti
     policy.engine.device = torch.device("cuda", 0)  # as a CUDA load records it
     policy.close()
     assert emptied == [True]
+
+
+def test_short_actions_are_named_by_their_file_when_they_came_from_one(tiny_policy, tmp_path, caplog):
+    """The padding warning said "actions: 5 rows given" whether the rows came from a file or from memory."""
+    from worldpolicy.policy import PolicyRequest
+
+    image = np.zeros((64, 64, 3), np.uint8)
+    rows = np.zeros((5, 10))
+    np.save(tmp_path / "a.npy", rows)
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.processing.actions"):
+        for actions in (tmp_path / "a.npy", str(tmp_path / "a.npy"), rows):
+            tiny_policy._prepare(PolicyRequest(image, "x", mode="forward_dynamics", actions=actions,
+                                               actions_space="normalized"))
+    named = [m.split(": 5 rows given")[0] for m in caplog.messages if ": 5 rows given" in m]
+    assert named == [f"actions file {str(tmp_path / 'a.npy')!r}"] * 2 + ["actions"], caplog.messages
+
+
+def test_an_animated_gif_at_another_frame_rate_is_warned_as_a_video_is(tiny_policy, tmp_path, caplog):
+    """Only video files had their rate judged: a GIF's frames carry durations (PIL info["duration"], in 10 ms steps),
+    so a 30 fps GIF under a 15 fps embodiment gave actions spanning half the time without a word."""
+    from PIL import Image
+
+    from worldpolicy.policy import PolicyRequest
+    from worldpolicy.processing.observations import clip_fps
+
+    pages = [Image.fromarray(np.full((64, 64, 3), 10 * i, np.uint8)) for i in range(18)]
+
+    def gif(name, **durations):
+        pages[0].save(tmp_path / name, save_all=True, append_images=pages[1:], **durations)
+        return tmp_path / name
+
+    fast, near, timeless = gif("fast.gif", duration=30), gif("near.gif", duration=70), gif("timeless.gif")
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, page in enumerate(pages):
+        page.save(folder / f"{i}.png")
+    assert clip_fps(fast) == pytest.approx(1000 / 30) and clip_fps(near) == pytest.approx(1000 / 70)
+    assert clip_fps(timeless) is None and clip_fps(folder) is None and clip_fps(folder / "0.png") is None
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.policy"):
+        for clip in (near, timeless, folder):  # 14.3 fps is within 10 % of 15
+            tiny_policy._prepare(PolicyRequest(clip, "x", mode="inverse_dynamics"))
+        assert "fps but embodiment actions are at" not in caplog.text
+        tiny_policy._prepare(PolicyRequest(fast, "x", mode="inverse_dynamics"))
+    assert f"video {fast} is 33.3 fps but embodiment actions are at 15 fps" in caplog.text

@@ -80,7 +80,8 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
     list. `space` says whether bare values are
     `physical` (default) or `normalized`. A `worldpolicy.actions/v1` file is read from its physical `actions` (what a
     user edits, and what carries over to another embodiment with the same columns), normalised with `embodiment`'s
-    stats. Values far outside the range the model was trained on (wrong units?) are logged as a warning (`warn`).
+    stats. Values far outside the range the model was trained on (wrong units?) are logged as a warning; `warn=False`
+    logs nothing (a check before the run, which reads the same actions again and says it then, once).
     """
     if space not in ACTION_SPACES:
         raise ValueError(f"actions space={space!r}; accepted: {', '.join(ACTION_SPACES)}")
@@ -89,11 +90,11 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
     if isinstance(source, (str, Path)):
         values, where = read_actions_file(source)
         if isinstance(values, Mapping):
-            values, columns, units, space = actions_object(values, space, where, embodiment)
+            values, columns, units, space = actions_object(values, space, where, embodiment, warn)
     elif isinstance(source, Prediction):  # policy -> forward dynamics: a call's result, read as its file would be
-        values, columns, units, space = actions_object(source.to_json(), space, where, embodiment)
+        values, columns, units, space = actions_object(source.to_json(), space, where, embodiment, warn)
     elif isinstance(source, Mapping):  # an actions file's object, in memory
-        values, columns, units, space = actions_object(source, space, where, embodiment)
+        values, columns, units, space = actions_object(source, space, where, embodiment, warn)
     elif type(source).__module__.startswith("torch"):
         values = source.detach().cpu()
         values = values.numpy() if values.is_complex() else values.double().numpy()
@@ -126,12 +127,18 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
     return model
 
 
+def actions_where(source: Any) -> str:
+    """How messages name forward-dynamics actions: their file (`actions file 'F'`, which the command line rewrites as
+    its `--actions 'F'`), or `actions` when they came in memory. One label for every message about the same input."""
+    return f"actions file {str(Path(source))!r}" if isinstance(source, (str, Path)) else "actions"
+
+
 def read_actions_file(source: str | Path) -> tuple[Any, str]:
     """An actions file's content and its name for errors: a `.json` object (an actions object: `actions_object`), the
     rows of a `.json` list or a `.npy` array. One reader for `load_actions` and a client without the server's
     embodiment, which sends an actions object's rows in the order it names them."""
     path = Path(source)
-    where = f"actions file {str(path)!r}"
+    where = actions_where(path)
     if not path.is_file():
         raise FileNotFoundError(f"{where} does not exist")
     if path.suffix.lower() == ".npy":
@@ -149,11 +156,12 @@ def read_actions_file(source: str | Path) -> tuple[Any, str]:
     raise ValueError(f"{where}: expected a list of rows or an object with 'actions'")
 
 
-def actions_object(doc: Mapping[str, Any], space: str, where: str,
-                   embodiment: Embodiment | None = None) -> tuple[Any, Any, Any, str]:
+def actions_object(doc: Mapping[str, Any], space: str, where: str, embodiment: Embodiment | None = None,
+                   warn: bool = True) -> tuple[Any, Any, Any, str]:
     """An actions object (a JSON file's, `Prediction.to_json()`): its rows, columns, units and space. A
     `worldpolicy.actions/v1` object is read from its physical `actions`. `embodiment`: the one it is read for, if
-    known (a client without the server's reads the rows as they are named)."""
+    known (a client without the server's reads the rows as they are named). `warn=False` logs nothing about how the
+    object is read (`load_actions`'s `warn`: a check whose run reads it again and says so then)."""
     if "actions" not in doc:
         raise ValueError(f"{where}: an object needs an 'actions' field; found {sorted(doc)}")
     values = actions_from_json(doc["actions"])  # null: a non-finite value, refused later by name
@@ -161,12 +169,12 @@ def actions_object(doc: Mapping[str, Any], space: str, where: str,
     if schema.startswith("worldpolicy.actions/"):
         if schema != ACTIONS_SCHEMA:
             raise ValueError(f"{where}: schema {schema!r} is not supported; accepted: {ACTIONS_SCHEMA!r}")
-        if space == "normalized":
+        if space == "normalized" and warn:
             logger.warning("%s: a %s object holds physical actions; reading them as physical, not normalized", where,
                            ACTIONS_SCHEMA)
         space = "physical"  # the object says what its `actions` are
         source_key = doc.get("embodiment")
-        if embodiment is not None and source_key is not None and source_key != embodiment.key:
+        if warn and embodiment is not None and source_key is not None and source_key != embodiment.key:
             logger.info("%s: written for %r, read as %r by column name (physical units)", where, source_key,
                         embodiment.key)
     elif doc.get("normalized") is True:
@@ -227,17 +235,18 @@ def warn_out_of_range(model: np.ndarray, embodiment: Embodiment, where: str,
     )
 
 
-def fit_to_chunk(actions: np.ndarray, chunk_size: int, embodiment: Embodiment) -> np.ndarray:
+def fit_to_chunk(actions: np.ndarray, chunk_size: int, embodiment: Embodiment, where: str = "actions") -> np.ndarray:
     """Trim, or repeat the last row, to exactly `chunk_size` rows (what the pipeline does), saying so and what the
-    repeated rows mean for `embodiment`'s layout (deltas keep moving where targets hold)."""
+    repeated rows mean for `embodiment`'s layout (deltas keep moving where targets hold). `where` names the actions
+    (`actions_where`: their file, if they came from one), so the warning says which input to edit."""
     n = actions.shape[0]
     if n == chunk_size:
         return actions
     if n > chunk_size:
-        logger.warning("actions: %d rows given, using the first %d (chunk_size)", n, chunk_size)
+        logger.warning("%s: %d rows given, using the first %d (chunk_size)", where, n, chunk_size)
         return actions[:chunk_size]
-    logger.warning("actions: %d rows given, repeating the last row to reach chunk_size=%d (as the diffusers pipeline "
-                   "pads). %s", n, chunk_size, _padding_meaning(embodiment, chunk_size - n, chunk_size))
+    logger.warning("%s: %d rows given, repeating the last row to reach chunk_size=%d (as the diffusers pipeline "
+                   "pads). %s", where, n, chunk_size, _padding_meaning(embodiment, chunk_size - n, chunk_size))
     return np.concatenate([actions, np.repeat(actions[-1:], chunk_size - n, axis=0)], axis=0)
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..embodiments import check_resolution_tier
-from .video import check_frame_bounds, read_video
+from .video import check_frame_bounds, read_video, video_fps
 
 if TYPE_CHECKING:
     from ..embodiments import Embodiment
@@ -144,6 +144,37 @@ def image_pages(im: Any, max_frames: int | None = None, last: int | None = None)
     for i in [0] if len(sizes) > 1 else range(count)[-last:] if last else range(count)[:max_frames]:
         im.seek(i)
         yield im
+
+
+def clip_fps(source: Any) -> float | None:
+    """The frame rate a clip file carries, None where it carries none: a video file's stream rate; an animated image's
+    (GIF, APNG) from its pages' durations (PIL `info["duration"]`, ms), averaged since a GIF keeps them in 10 ms
+    steps (15 fps is 60 or 70 ms a frame). None for a still image, a page without a duration (players substitute
+    their own), an animated WebP (PIL reads its durations only by decoding every page), a folder of frames (file names carry no time) or frames in memory. A file that cannot be read is
+    None too: its frames' reader says why."""
+    if not isinstance(source, (str, Path)):
+        return None
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        return None
+    if suffix in VIDEO_SUFFIXES:
+        return video_fps(path) or None
+    if suffix not in IMAGE_SUFFIXES:
+        return None
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            durations = []
+            for i in range(getattr(im, "n_frames", 1)):
+                im.seek(i)
+                durations.append(im.info.get("duration") or 0)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+    if len(durations) < 2 or min(durations) <= 0:
+        return None
+    return 1000.0 * len(durations) / sum(durations)
 
 
 def check_pixel_count(im: Any, path: Path, param: str) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,17 @@ def _video_stream(path: Path) -> Iterator:
         raise ValueError(f"video file {str(path)!r} could not be decoded: {exc}") from None
 
 
+def _stream_fps(stream: Any) -> float:
+    """A video stream's frame rate from its header, 0.0 where it names none."""
+    return float(stream.average_rate or stream.guessed_rate or 0.0)
+
+
+def video_fps(path: str | Path) -> float:
+    """A video file's frame rate (0.0 where its stream names none), read from its header without decoding a frame."""
+    with _video_stream(Path(path)) as (_, stream):
+        return _stream_fps(stream)
+
+
 def read_video(path: str | Path, max_frames: int | None = None, last: int | None = None) -> tuple[np.ndarray, float]:
     """Decode a video file to uint8 RGB frames [T, H, W, 3] and its frame rate: all of them, the first `max_frames`
     (decoding stops there) or the `last` ones. Seeking to the end is unreliable (H.264 keyframes), so `last` decodes
@@ -52,7 +64,7 @@ def read_video(path: str | Path, max_frames: int | None = None, last: int | None
     check_frame_bounds(max_frames, last)
     path = Path(path)
     with _video_stream(path) as (container, stream):
-        fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+        fps = _stream_fps(stream)
         kept: deque = deque(maxlen=last)
         for frame in container.decode(stream):
             kept.append(frame)
