@@ -589,8 +589,8 @@ class Policy:
         state = state.reshape(-1)
         if not np.all(np.isfinite(state)):
             bad = [c for c, v in zip(e.columns, state) if not np.isfinite(v)]
-            raise ValueError(f"state contains NaN or inf in {', '.join(bad)} (given {state.tolist()}); accepted: finite "
-                             f"numbers, one per column ({', '.join(e.columns)})")
+            raise ValueError(f"state contains NaN or inf in {', '.join(bad)} (given {state.tolist()}); accepted: "
+                             f"finite numbers, one per column ({', '.join(e.columns)})")
         model = to_model(e, state[None])
         warn_out_of_range(model, e, "state" if request.state is not None else
                           f"state (observation[{e.state_keys['joints']!r}], observation[{e.state_keys['gripper']!r}])",

@@ -192,10 +192,11 @@ _GRIPPER_FAR = 1.5  # |g| past this is not a gripper value in [0, 1] (a 0-255 or
 
 def _far_bounds(embodiment: Embodiment) -> tuple[np.ndarray, str]:
     """Per column, the model-space magnitude past which a value cannot be meant, and why. Normalised embodiments have
-    the training data's range (its spread, for mean/std stats); an unnormalised one (droid's raw joints) only what its units allow: an angle within one
-    turn, a gripper value in [0, 1], a value in model space (umi's, whose stats are not published) the same as a
-    normalised one; other columns are not bounded. Nor is a column the training data held constant: its stats give no
-    scale, so a legit reading (a reach-trained gripper measured at 1e-4) is hundreds in model space."""
+    the training data's range (its spread, for mean/std stats); an unnormalised one (droid's raw joints) only what its
+    units allow: an angle within one turn, a gripper value in [0, 1], a value in model space (umi's, whose stats are
+    not published) the same as a normalised one; other columns are not bounded. Nor is a column the training data
+    held constant: its stats give no scale, so a legit reading (a reach-trained gripper measured at 1e-4) is hundreds
+    in model space."""
     if embodiment.normalization == "meanstd":
         why = (f"far outside what embodiment {embodiment.key!r} was trained on (model space, in standard deviations "
                "of its data)")

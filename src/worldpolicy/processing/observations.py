@@ -150,8 +150,8 @@ def clip_fps(source: Any) -> float | None:
     """The frame rate a clip file carries, None where it carries none: a video file's stream rate; an animated image's
     (GIF, APNG) from its pages' durations (PIL `info["duration"]`, ms), averaged since a GIF keeps them in 10 ms
     steps (15 fps is 60 or 70 ms a frame). None for a still image, a page without a duration (players substitute
-    their own), an animated WebP (PIL reads its durations only by decoding every page), a folder of frames (file names carry no time) or frames in memory. A file that cannot be read is
-    None too: its frames' reader says why."""
+    their own), an animated WebP (PIL reads its durations only by decoding every page), a folder of frames (file
+    names carry no time) or frames in memory. A file that cannot be read is None too: its frames' reader says why."""
     if not isinstance(source, (str, Path)):
         return None
     path = Path(source)

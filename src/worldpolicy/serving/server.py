@@ -91,7 +91,8 @@ DRAINING_TEXT = "server is shutting down; reconnect to another replica"  # a req
 
 
 def stuck_text(size: int, seconds: float, limit: float, number: int | None = None) -> str:
-    """A batch past `batch_timeout_s`, in the words of /readyz, /livez, the log and the texts below (both front ends)."""
+    """A batch past `batch_timeout_s`, in the words of /readyz, /livez, the log and the texts below (both front
+    ends)."""
     which = f"batch {number} ({size} requests)" if number is not None else f"a batch of {size} requests"
     return f"stuck: {which} has been inside the policy for {seconds:.1f} s, past batch_timeout_s={limit:g}"
 

@@ -237,8 +237,8 @@ class PickPlaceTask(Task):
     target where a push cannot reach, so there "placed" implies "picked". This pad is flat and 1 mm thick: checking the
     end state alone counted a cube slid onto it, so the episode's highest held cube point (`SimState.held_heights`) is
     checked too; held (both fingers on it, the test ManiSkill's `is_grasping` makes with contact forces), so a cube
-    knocked into the air that lands on the pad is no pick. Released and at rest follow ManiSkill's StackCube (placed, static, not grasped): the
-    cube stays put without the hand.
+    knocked into the air that lands on the pad is no pick. Released and at rest follow ManiSkill's StackCube (placed,
+    static, not grasped): the cube stays put without the hand.
     """
 
     name = "pick_place"

@@ -465,7 +465,8 @@ def _check_run_output(run_dir: Path) -> None:
     # a folder of runs (demo's --out: policy/, forward_dynamics/, ..., sim/) is given where one of them was meant
     runs = sorted(sub.name for sub in run_dir.iterdir() if sub.is_dir() and (kind := folder_kind(sub)) is not None
                   and kind[0].writer is not None)
-    inside = f"; the runs in it are {', '.join(runs)}: report one of them, e.g. {str(run_dir / runs[0])!r}" if runs else ""
+    inside = (f"; the runs in it are {', '.join(runs)}: report one of them, e.g. {str(run_dir / runs[0])!r}"
+              if runs else "")
     raise ValueError(f"run_dir: {str(run_dir)!r} holds no run output to report on{inside}; a run directory holds "
                      f"{', '.join(kinds)}, or {' or '.join(others)} (metrics, logs)")
 
