@@ -11,6 +11,22 @@ import pytest
 import torch
 
 
+def _spoil_loss_at(monkeypatch, call: int, spoil) -> None:
+    """The training loss of forward call `call` (the step of that number) passed through `spoil`; the others as they
+    are."""
+    from worldpolicy.train.trainer import FlowMatchingLoss
+
+    real = FlowMatchingLoss.forward
+    calls = []
+
+    def spoiled(self, *args):
+        loss, parts = real(self, *args)
+        calls.append(1)
+        return (spoil(loss), parts) if len(calls) == call else (loss, parts)
+
+    monkeypatch.setattr(FlowMatchingLoss, "forward", spoiled)
+
+
 @pytest.fixture
 def nan_dataset(tiny_dataset, tmp_path):
     """The tiny dataset with one NaN joint target (episode 1, frame 3)."""
@@ -47,17 +63,9 @@ def test_nan_loss_stops_the_run_and_keeps_the_good_checkpoints(train_config, tmp
     from safetensors.torch import load_file
 
     from worldpolicy.train.config import load_config
-    from worldpolicy.train.trainer import FlowMatchingLoss, Trainer
+    from worldpolicy.train.trainer import Trainer
 
-    real = FlowMatchingLoss.forward
-    calls = []
-
-    def diverging(self, *args):
-        loss, parts = real(self, *args)
-        calls.append(1)
-        return (loss * float("nan"), parts) if len(calls) == 5 else (loss, parts)
-
-    monkeypatch.setattr(FlowMatchingLoss, "forward", diverging)
+    _spoil_loss_at(monkeypatch, 5, lambda loss: loss * float("nan"))
     out = tmp_path / "run"
     with pytest.raises(ValueError, match=r"step 5: the loss is nan; stopped without saving .*step-0000004"):
         Trainer(load_config(train_config(out)), progress=False).run()
@@ -88,17 +96,9 @@ def test_a_nan_gradient_under_a_finite_loss_stops_the_run_with_or_without_clippi
     from safetensors.torch import load_file
 
     from worldpolicy.train.config import load_config
-    from worldpolicy.train.trainer import FlowMatchingLoss, Trainer
+    from worldpolicy.train.trainer import Trainer
 
-    real = FlowMatchingLoss.forward
-    calls = []
-
-    def nan_gradient_at_step_4(self, *args):
-        loss, parts = real(self, *args)
-        calls.append(1)
-        return (_NanGradient.apply(loss), parts) if len(calls) == 4 else (loss, parts)
-
-    monkeypatch.setattr(FlowMatchingLoss, "forward", nan_gradient_at_step_4)
+    _spoil_loss_at(monkeypatch, 4, _NanGradient.apply)
     out = tmp_path / "run"
     with pytest.raises(ValueError, match=r"step 4: the gradient norm is nan; stopped without saving .*step-0000002.*"
                                          r"start a new run \(another --out / output_dir\) with a lower optim\.lr"):
@@ -130,17 +130,8 @@ def test_the_error_that_stops_a_run_starts_its_own_line_after_the_progress_bar(t
                                                                                 capsys):
     """The bar stayed open while the error went up, so the command's error line was glued to the end of the bar."""
     from worldpolicy.cli import main
-    from worldpolicy.train.trainer import FlowMatchingLoss
 
-    real = FlowMatchingLoss.forward
-    calls = []
-
-    def diverging(self, *args):
-        loss, parts = real(self, *args)
-        calls.append(1)
-        return (loss * float("nan"), parts) if len(calls) == 2 else (loss, parts)
-
-    monkeypatch.setattr(FlowMatchingLoss, "forward", diverging)
+    _spoil_loss_at(monkeypatch, 2, lambda loss: loss * float("nan"))
     config = tmp_path / "run.json"
     config.write_text(json.dumps(train_config(tmp_path / "run")))
     assert main(["train", str(config)]) == 2
