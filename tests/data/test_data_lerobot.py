@@ -198,6 +198,34 @@ def test_copy_keeps_every_frames_task_the_names_and_the_robot(tmp_path):
         np.testing.assert_array_equal(a.videos["observation.images.front"], b.videos["observation.images.front"])
 
 
+def test_provenance_is_an_info_json_key_a_copy_can_carry(tmp_path):
+    """How a dataset was made (from-sim's task and expert versions) sits in info.json under a key of its own, read
+    back as `provenance`; a dataset made elsewhere has none."""
+    made = {"source": "test", "task_version": 3, "settings": {"image_size": [32, 32]}}
+    ds = write_episodes(tmp_path / "a", [dict(make_episode(4, seed=0), task="pick")], fps=10, provenance=made,
+                        video_codec="libx264rgb")
+    assert ds.provenance == made
+    assert json.loads((ds.root / "meta/info.json").read_text())["worldpolicy_provenance"] == made
+    copy = write_episodes(tmp_path / "b", ds.episodes(), fps=ds.fps, features=ds.features, provenance=ds.provenance,
+                          video_codec="libx264rgb")
+    assert copy.provenance == made
+    plain = write_episodes(tmp_path / "c", [dict(make_episode(4, seed=0), task="pick")], fps=10,
+                           video_codec="libx264rgb")
+    assert plain.provenance is None and "worldpolicy_provenance" not in plain.info
+
+    _edit_info(plain.root, lambda i: i.update(worldpolicy_provenance=["not", "an", "object"]))
+    with pytest.raises(DatasetFormatError, match="field 'worldpolicy_provenance': must be an object") as err:
+        LeRobotDataset.open(plain.root)
+    assert err.value.path.endswith("meta/info.json")
+
+
+@pytest.mark.parametrize("provenance", [["a list"], {"gain": float("nan")}, {"when": object()}])
+def test_provenance_json_cannot_hold_is_refused_before_anything_is_written(tmp_path, provenance):
+    with pytest.raises(ValueError, match="provenance must"):
+        LeRobotDatasetWriter(tmp_path / "ds", fps=10, provenance=provenance)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_writes_are_atomic(tmp_path):
     root = tmp_path / "ds"
     with pytest.raises(RuntimeError, match="boom"), LeRobotDatasetWriter(root, fps=10) as writer:
