@@ -257,6 +257,22 @@ def test_overwrite_replaces_datasets_only_and_outputs_are_shared(tmp_path):
     assert ds.root.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's private 0700
 
 
+def test_a_symlinked_root_is_written_where_it_points_and_stays_a_link(tmp_path):
+    """`root` a link to a folder on another disk: the dataset was published in place of the link (the link renamed
+    aside, then `rmtree` refused it: OSError after the dataset was written), and an empty linked folder raised
+    NotADirectoryError. Now the dataset goes where the link points and the link stays."""
+    episode = dict(make_episode(4, seed=0), task="old")
+    write_episodes(tmp_path / "disk" / "ds", [episode], fps=10)
+    (tmp_path / "disk" / "empty").mkdir()
+    for name in ("ds", "empty"):
+        (tmp_path / f"link_{name}").symlink_to(tmp_path / "disk" / name)
+        ds = write_episodes(tmp_path / f"link_{name}", [dict(episode, task="new")], fps=10, overwrite=True)
+        assert (tmp_path / f"link_{name}").is_symlink() and ds.root == tmp_path / "disk" / name
+        assert LeRobotDataset.open(tmp_path / f"link_{name}").tasks == ["new"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["disk", "link_ds", "link_empty"]  # nothing set aside
+    assert sorted(p.name for p in (tmp_path / "disk").iterdir()) == ["ds", "empty"]
+
+
 def test_a_root_created_while_writing_is_not_clobbered(tmp_path):
     writer = LeRobotDatasetWriter(tmp_path / "ds", fps=10)
     writer.add_episode({"x": np.arange(3.0)}, task="t")
