@@ -284,6 +284,23 @@ def test_a_root_created_while_writing_is_not_clobbered(tmp_path):
     assert (tmp_path / "ds" / "precious.txt").read_text() == "keep me"
 
 
+def test_an_array_refilled_for_every_episode_keeps_each_episodes_values(tmp_path):
+    """A recording loop that fills one preallocated array per episode: the writer held on to it (pyarrow wraps numpy
+    without copying), so every episode, and the stats, held what the array held at finalize."""
+    action, reward = np.zeros((5, 3), np.float32), np.zeros(5, np.float32)
+    with LeRobotDatasetWriter(tmp_path / "ds", fps=10) as writer:
+        for i in range(2):
+            action[:], reward[:] = i + 1, 10 * (i + 1)
+            writer.add_episode({"action": action, "next.reward": reward}, task="t")
+        action[:] = reward[:] = 99
+    ds = LeRobotDataset.open(tmp_path / "ds")
+    for i in range(2):
+        np.testing.assert_array_equal(ds.episode(i).frames["action"], np.full((5, 3), i + 1, np.float32))
+        np.testing.assert_array_equal(ds.episode(i).frames["next.reward"], np.full((5, 1), 10 * (i + 1), np.float32))
+    np.testing.assert_array_equal(ds.stats["action"]["mean"], [1.5] * 3)
+    assert ds.stats["next.reward"]["max"].tolist() == [20.0]
+
+
 def test_episodes_without_videos(tmp_path):
     ds = write_episodes(tmp_path / "ds", [{"frames": {"x": np.arange(4.0)}, "task": "t"}], fps=2.5)
     info = json.loads((ds.root / "meta/info.json").read_text())

@@ -887,7 +887,9 @@ class LeRobotDatasetWriter:
                     f"frames[{key!r}] of {where} has dtype {arr.dtype}, which does not cast to the "
                     f"feature's {spec['dtype']}"
                 )
-            columns[key] = arr.astype(spec["dtype"], copy=False)
+            # a copy: the data buffer (pyarrow wraps numpy without copying) and the stats keep it until finalize, and a
+            # recording loop that refills one array per episode wrote its last contents into every earlier episode
+            columns[key] = arr.astype(spec["dtype"], copy=True)
             if (bad := first_non_finite(columns, [key])) is not None:
                 raise ValueError(
                     f"frames[{key!r}] of {where} holds NaN or inf (first at frame {bad.frame}); a policy cannot learn "
