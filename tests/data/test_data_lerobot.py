@@ -301,6 +301,20 @@ def test_an_array_refilled_for_every_episode_keeps_each_episodes_values(tmp_path
     assert ds.stats["next.reward"]["max"].tolist() == [20.0]
 
 
+def test_an_episodes_arrays_can_be_changed_in_place_without_changing_the_next_read(small_dataset):
+    """They were read-only views of pyarrow's buffers (`ep.frames["action"][:, 0] *= 2` raised "assignment destination
+    is read-only") while the videos and `column` were writable."""
+    ds, episodes = small_dataset
+    ep = ds.episode(0)
+    ep.frames["action"][:, 0] *= 2
+    ep.frames["next.done"][:] = True
+    ep.timestamp[:] = 0
+    again = ds.episode(0)
+    np.testing.assert_array_equal(again.frames["action"], episodes[0]["frames"]["action"])
+    assert again.frames["next.done"][:, 0].tolist() == episodes[0]["frames"]["next.done"].tolist()
+    assert again.timestamp[1] > 0
+
+
 def test_episodes_without_videos(tmp_path):
     ds = write_episodes(tmp_path / "ds", [{"frames": {"x": np.arange(4.0)}, "task": "t"}], fps=2.5)
     info = json.loads((ds.root / "meta/info.json").read_text())

@@ -602,7 +602,10 @@ def _column_array(table: pa.Table, key: str, spec: Mapping[str, Any], path: Path
         if width != 1:
             raise DatasetFormatError(path, key, f"is a scalar column but info.json shape says [{width}]")
         values = col.to_numpy(zero_copy_only=False).reshape(n, 1)
-    return _as_declared(values, np.dtype(spec["dtype"]), kind, key, path)
+    values = _as_declared(values, np.dtype(spec["dtype"]), kind, key, path)
+    # pyarrow hands out read-only views of its buffers: an episode's arrays are the caller's to change in place (flip a
+    # gripper column, normalise), as its videos and `column` are, and must not reach the cached table
+    return values if values.flags.writeable else values.copy()
 
 
 def _as_declared(values: np.ndarray, dtype: np.dtype, arrow_type: pa.DataType, key: str, path: Path) -> np.ndarray:
