@@ -75,6 +75,24 @@ def test_info_shows_the_column_names_a_training_config_must_repeat(tmp_path, cap
     assert summary["features"]["observation.images.front"] == {"dtype": "video", "shape": [16, 16, 3]}
 
 
+def test_info_shows_what_made_the_dataset_but_not_every_seed(tmp_path, capsys):
+    """A from-sim dataset says which task and expert versions recorded it; `info` shows that (the seed of each of
+    thousands of episodes stays in info.json). A dataset made elsewhere shows no provenance."""
+    import numpy as np
+
+    from worldpolicy.data import write_episodes
+
+    made = {"source": "worldpolicy dataset from-sim", "task": "reach", "task_version": 1, "expert": "scripted",
+            "expert_version": 2, "seeds": [0, 2]}
+    episode = {"frames": {"action": np.zeros((4, 3), np.float32)}, "task": "wave"}
+    ds = write_episodes(tmp_path / "ds", [episode], fps=10, provenance=made)
+    assert run(["dataset", "info", str(ds.root)]) == 0
+    assert json.loads(capsys.readouterr().out)["provenance"] == {k: v for k, v in made.items() if k != "seeds"}
+    plain = write_episodes(tmp_path / "plain", [episode], fps=10)
+    assert run(["dataset", "info", str(plain.root)]) == 0
+    assert "provenance" not in json.loads(capsys.readouterr().out)
+
+
 def test_info_on_a_dataset_of_no_episodes(small_dataset, capsys):
     """Its episode lengths are none (a numpy error about a zero-size reduction, exit 2, before)."""
     ds, _ = small_dataset

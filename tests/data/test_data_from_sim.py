@@ -21,6 +21,15 @@ def test_two_expert_episodes_round_trip_and_replay(tmp_path):
     ds = result.dataset
     assert result.seeds == [7, 8] and ds.num_episodes == 2 and ds.fps == 15 and ds.robot_type == "panda"
     assert list(ds.episode_lengths) == [6, 6]
+    # what recorded it, in info.json: the task and expert definitions (as a sim report records them) and the settings
+    from worldpolicy.sim.policies import ScriptedPolicy
+    from worldpolicy.sim.tasks import get_task
+
+    made = ds.provenance
+    assert made["source"] == "worldpolicy dataset from-sim" and made["task"] == "reach" and made["expert"] == "scripted"
+    assert made["task_version"] == get_task("reach").version and made["expert_version"] == ScriptedPolicy.version
+    assert made["seeds"] == result.seeds and made["seed"] == 7 and made["keep_failures"] is True
+    assert made["image_size"] == [32, 32] and made["max_steps"] == 6 and made["control_hz"] == 15.0
     assert ds.video_keys == [
         "observation.image.exterior_image_1_left",
         "observation.image.exterior_image_2_left",
@@ -215,6 +224,7 @@ def test_ctrl_c_keeps_the_finished_episodes_as_a_complete_dataset(tmp_path, monk
         sim_to_dataset(root, "reach", 4, **_TINY)
     assert isinstance(caught.value, KeyboardInterrupt)  # callers that only know Ctrl-C still stop
     assert caught.value.kept == 2 and caught.value.result.seeds == [0, 1]
+    assert caught.value.result.dataset.provenance["seeds"] == [0, 1]  # the kept episodes' seeds, not none
     assert caught.value.describe("--overwrite") == (
         f"interrupted: 2 of 4 episodes kept in {root} (a complete dataset); rerun with --overwrite to record all 4")
     ds = LeRobotDataset.open(root)
@@ -314,3 +324,37 @@ def test_a_ctrl_c_while_an_episode_is_written_lets_it_finish(tmp_path, monkeypat
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
     finally:
         signal.signal(signal.SIGINT, inherited)
+
+
+def _dataset_made_by(root, provenance):
+    """A one-episode dataset whose info.json says `provenance` made it (no rendering: only its metadata is read)."""
+    from worldpolicy.data import write_episodes
+
+    episode = {"frames": {"action": np.zeros((3, 2), np.float32)}, "task": "reach"}
+    return write_episodes(root, [episode], fps=15, provenance=provenance)
+
+
+def test_check_recording_refuses_a_dataset_of_other_versions_or_settings(tmp_path, monkeypatch):
+    """A recording is reused (the from-scratch recipe's rerun) only if this worldpolicy's task and expert, with the
+    same settings, made it: a changed expert or task definition records other episodes, which must not be trained
+    on as if they were these. A dataset that does not say counts as version 1, as a sim report does."""
+    from worldpolicy.data.from_sim import check_recording, expert_episodes
+    from worldpolicy.sim import policies
+
+    options = {"seed": 3, "image_size": (32, 32), "start_jitter": 0.5}
+    made = expert_episodes("reach", 1, **options).provenance
+    same = _dataset_made_by(tmp_path / "same", {**made, "seeds": [3]})
+    check_recording(same, "reach", **options)
+
+    monkeypatch.setattr(policies.ScriptedPolicy, "version", made["expert_version"] + 1)
+    with pytest.raises(ValueError, match=rf"{tmp_path / 'same'} was recorded by other versions: scripted expert: "
+                                         rf"v{made['expert_version']} -> v{made['expert_version'] + 1}\. "):
+        check_recording(same, "reach", **options)
+    monkeypatch.undo()
+
+    with pytest.raises(ValueError, match=r"other versions: .*scripted expert: v1 \(unrecorded\) -> v"):
+        check_recording(_dataset_made_by(tmp_path / "elsewhere", None), "reach", **options)
+    with pytest.raises(ValueError, match=r"other settings: seed: 3 -> 4; start_jitter: 0.5 -> 0.0\. Record with"):
+        check_recording(same, "reach", seed=4, image_size=(32, 32))
+    with pytest.raises(ValueError, match=r"other settings: task: 'reach' -> 'push'"):  # another task: not a version
+        check_recording(same, "push", **options)

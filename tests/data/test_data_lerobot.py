@@ -198,6 +198,34 @@ def test_copy_keeps_every_frames_task_the_names_and_the_robot(tmp_path):
         np.testing.assert_array_equal(a.videos["observation.images.front"], b.videos["observation.images.front"])
 
 
+def test_provenance_is_an_info_json_key_a_copy_can_carry(tmp_path):
+    """How a dataset was made (from-sim's task and expert versions) sits in info.json under a key of its own, read
+    back as `provenance`; a dataset made elsewhere has none."""
+    made = {"source": "test", "task_version": 3, "settings": {"image_size": [32, 32]}}
+    ds = write_episodes(tmp_path / "a", [dict(make_episode(4, seed=0), task="pick")], fps=10, provenance=made,
+                        video_codec="libx264rgb")
+    assert ds.provenance == made
+    assert json.loads((ds.root / "meta/info.json").read_text())["worldpolicy_provenance"] == made
+    copy = write_episodes(tmp_path / "b", ds.episodes(), fps=ds.fps, features=ds.features, provenance=ds.provenance,
+                          video_codec="libx264rgb")
+    assert copy.provenance == made
+    plain = write_episodes(tmp_path / "c", [dict(make_episode(4, seed=0), task="pick")], fps=10,
+                           video_codec="libx264rgb")
+    assert plain.provenance is None and "worldpolicy_provenance" not in plain.info
+
+    _edit_info(plain.root, lambda i: i.update(worldpolicy_provenance=["not", "an", "object"]))
+    with pytest.raises(DatasetFormatError, match="field 'worldpolicy_provenance': must be an object") as err:
+        LeRobotDataset.open(plain.root)
+    assert err.value.path.endswith("meta/info.json")
+
+
+@pytest.mark.parametrize("provenance", [["a list"], {"gain": float("nan")}, {"when": object()}])
+def test_provenance_json_cannot_hold_is_refused_before_anything_is_written(tmp_path, provenance):
+    with pytest.raises(ValueError, match="provenance must"):
+        LeRobotDatasetWriter(tmp_path / "ds", fps=10, provenance=provenance)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_writes_are_atomic(tmp_path):
     root = tmp_path / "ds"
     with pytest.raises(RuntimeError, match="boom"), LeRobotDatasetWriter(root, fps=10) as writer:
@@ -229,6 +257,22 @@ def test_overwrite_replaces_datasets_only_and_outputs_are_shared(tmp_path):
     assert ds.root.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's private 0700
 
 
+def test_a_symlinked_root_is_written_where_it_points_and_stays_a_link(tmp_path):
+    """`root` a link to a folder on another disk: the dataset was published in place of the link (the link renamed
+    aside, then `rmtree` refused it: OSError after the dataset was written), and an empty linked folder raised
+    NotADirectoryError. Now the dataset goes where the link points and the link stays."""
+    episode = dict(make_episode(4, seed=0), task="old")
+    write_episodes(tmp_path / "disk" / "ds", [episode], fps=10)
+    (tmp_path / "disk" / "empty").mkdir()
+    for name in ("ds", "empty"):
+        (tmp_path / f"link_{name}").symlink_to(tmp_path / "disk" / name)
+        ds = write_episodes(tmp_path / f"link_{name}", [dict(episode, task="new")], fps=10, overwrite=True)
+        assert (tmp_path / f"link_{name}").is_symlink() and ds.root == tmp_path / "disk" / name
+        assert LeRobotDataset.open(tmp_path / f"link_{name}").tasks == ["new"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["disk", "link_ds", "link_empty"]  # nothing set aside
+    assert sorted(p.name for p in (tmp_path / "disk").iterdir()) == ["ds", "empty"]
+
+
 def test_a_root_created_while_writing_is_not_clobbered(tmp_path):
     writer = LeRobotDatasetWriter(tmp_path / "ds", fps=10)
     writer.add_episode({"x": np.arange(3.0)}, task="t")
@@ -238,6 +282,37 @@ def test_a_root_created_while_writing_is_not_clobbered(tmp_path):
         writer.finalize()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
     assert (tmp_path / "ds" / "precious.txt").read_text() == "keep me"
+
+
+def test_an_array_refilled_for_every_episode_keeps_each_episodes_values(tmp_path):
+    """A recording loop that fills one preallocated array per episode: the writer held on to it (pyarrow wraps numpy
+    without copying), so every episode, and the stats, held what the array held at finalize."""
+    action, reward = np.zeros((5, 3), np.float32), np.zeros(5, np.float32)
+    with LeRobotDatasetWriter(tmp_path / "ds", fps=10) as writer:
+        for i in range(2):
+            action[:], reward[:] = i + 1, 10 * (i + 1)
+            writer.add_episode({"action": action, "next.reward": reward}, task="t")
+        action[:] = reward[:] = 99
+    ds = LeRobotDataset.open(tmp_path / "ds")
+    for i in range(2):
+        np.testing.assert_array_equal(ds.episode(i).frames["action"], np.full((5, 3), i + 1, np.float32))
+        np.testing.assert_array_equal(ds.episode(i).frames["next.reward"], np.full((5, 1), 10 * (i + 1), np.float32))
+    np.testing.assert_array_equal(ds.stats["action"]["mean"], [1.5] * 3)
+    assert ds.stats["next.reward"]["max"].tolist() == [20.0]
+
+
+def test_an_episodes_arrays_can_be_changed_in_place_without_changing_the_next_read(small_dataset):
+    """They were read-only views of pyarrow's buffers (`ep.frames["action"][:, 0] *= 2` raised "assignment destination
+    is read-only") while the videos and `column` were writable."""
+    ds, episodes = small_dataset
+    ep = ds.episode(0)
+    ep.frames["action"][:, 0] *= 2
+    ep.frames["next.done"][:] = True
+    ep.timestamp[:] = 0
+    again = ds.episode(0)
+    np.testing.assert_array_equal(again.frames["action"], episodes[0]["frames"]["action"])
+    assert again.frames["next.done"][:, 0].tolist() == episodes[0]["frames"]["next.done"].tolist()
+    assert again.timestamp[1] > 0
 
 
 def test_episodes_without_videos(tmp_path):

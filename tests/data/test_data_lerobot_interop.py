@@ -53,6 +53,7 @@ FPS = 10
 H, W = 48, 64
 CAM = "observation.images.front"
 NAMES = {"action": ["dx", "dy"], "observation.state": ["x", "y", "z"]}
+PROVENANCE = {"source": "worldpolicy dataset from-sim", "task_version": 3, "seeds": [0, 1]}  # LeRobot must ignore it
 
 
 @pytest.fixture(autouse=True)
@@ -102,7 +103,7 @@ def _write_ours(root: Path) -> list[dict]:
     features = {key: {"dtype": "float32", "shape": [len(names)], "names": names} for key, names in NAMES.items()}
     features[CAM] = {"dtype": "video", "shape": [H, W, 3]}  # no axis names, as docs/data.md shows
     features.update({"next.done": {"dtype": "bool", "shape": [1]}, "next.reward": {"dtype": "int64", "shape": [1]}})
-    with LeRobotDatasetWriter(root, fps=FPS, robot_type="panda", features=features) as writer:
+    with LeRobotDatasetWriter(root, fps=FPS, robot_type="panda", features=features, provenance=PROVENANCE) as writer:
         for ep in episodes:
             writer.add_episode(**ep)
     return episodes
@@ -124,6 +125,7 @@ def test_lerobot_opens_a_dataset_we_wrote(tmp_path: Path):
     theirs = lerobot_dataset.LeRobotDataset("local/ours", root=tmp_path / "ours")
     assert (theirs.num_episodes, theirs.num_frames, theirs.fps) == (2, 21, FPS)
     assert theirs.meta.robot_type == "panda" and theirs.meta.video_keys == [CAM]
+    assert theirs.meta.info["worldpolicy_provenance"] == PROVENANCE  # kept by LeRobot, which reads none of it
     for key, names in NAMES.items():
         assert theirs.features[key]["names"] == names and tuple(theirs.features[key]["shape"]) == (len(names),)
     # what a lerobot policy is built from: it reads the video layout from the feature's names

@@ -65,9 +65,12 @@ def test_vae_clips_come_from_the_chosen_episodes_only(tiny_dataset, monkeypatch)
 
 
 def test_an_interrupted_recording_is_recorded_again_not_trained_on(tiny_dataset, tmp_path, monkeypatch):
-    """Ctrl-C keeps the finished episodes as a dataset; the recipe's rerun must not train on that part."""
+    """Ctrl-C keeps the finished episodes as a dataset; the recipe's rerun must not train on that part. A whole one is
+    reused only if this worldpolicy's task and expert, with the recipe's settings, recorded it."""
+    import json
     import shutil
 
+    pytest.importorskip("mujoco", reason="the sim extra (MuJoCo) is not installed")
     from worldpolicy.data import from_sim
     from worldpolicy.train.scratch import ScratchConfig, make_dataset
 
@@ -81,9 +84,19 @@ def test_an_interrupted_recording_is_recorded_again_not_trained_on(tiny_dataset,
         raise Recorded
 
     root = tmp_path / "dataset"
-    shutil.copytree(tiny_dataset, root)  # 2 episodes
+    shutil.copytree(tiny_dataset, root)  # 2 episodes, made elsewhere: no provenance
     monkeypatch.setattr(from_sim, "sim_to_dataset", record)
-    assert make_dataset(ScratchConfig(episodes=2), root) == {"reused": str(root)} and calls == []
+    cfg = ScratchConfig(episodes=2)
+    with pytest.raises(ValueError, match=r"was recorded by other versions: .*scripted expert: v1 \(unrecorded\)"):
+        make_dataset(cfg, root)  # reused as the recipe's data before: whichever expert recorded it
+    info = json.loads((root / "meta/info.json").read_text())
+    info["worldpolicy_provenance"] = from_sim.expert_episodes(
+        cfg.task, 1, seed=cfg.seed, task_options=cfg.task_options, cameras=cfg.cameras, start_jitter=cfg.start_jitter,
+        settle_steps=cfg.settle_steps, action_noise=cfg.action_noise).provenance
+    (root / "meta/info.json").write_text(json.dumps(info))
+    assert make_dataset(cfg, root) == {"reused": str(root)} and calls == []
+    with pytest.raises(ValueError, match="other settings: start_jitter: 0.5 -> 0.25"):
+        make_dataset(ScratchConfig(episodes=2, start_jitter=0.25), root)
     with pytest.raises(Recorded):
         make_dataset(ScratchConfig(episodes=5), root)
     assert calls == [(root, "reach", 5)]

@@ -118,6 +118,9 @@ def _summary(ds) -> dict:
             for k in ds.feature_keys + ds.video_keys
         },
         "has_stats": ds.stats_path.is_file(),
+        # how worldpolicy made it (`dataset from-sim`: task and expert versions, settings), where it says; the seed of
+        # every episode stays in info.json, out of a summary of a long recording
+        **({"provenance": {k: v for k, v in ds.provenance.items() if k != "seeds"}} if ds.provenance else {}),
     }
 
 

@@ -4,16 +4,18 @@ Keys follow Cosmos3-DROID post-training data (ecosystem.md §3) so the same trai
 and simulated data: `observation.image.<camera>` videos, `observation.state.joint_positions` [7] and
 `observation.state.gripper_position` [1] (measured), `action.joint_position` [7] and `action.gripper_position` [1]
 (what the env executed), plus LeRobot's `next.reward` (1 once the task is solved) and `next.done`.
-Row t pairs the observation before step t with the action of step t. Needs the `sim` extra (MuJoCo).
+Row t pairs the observation before step t with the action of step t. info.json's `worldpolicy_provenance` says what
+recorded the episodes: the task and expert versions, the settings and each episode's seed. Needs the `sim` extra (MuJoCo).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -24,12 +26,33 @@ from ..fileio import Terminated, interruption, sigint_held
 from .layout import ACTION_KEYS, STATE_KEYS, VIDEO_NAMES
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
 
-__all__ = ["ACTION_KEYS", "STATE_KEYS", "RecordingInterrupted", "SimConversion", "expert_episodes", "sim_features",
-           "sim_to_dataset"]
+__all__ = ["ACTION_KEYS", "STATE_KEYS", "ExpertEpisodes", "RecordingInterrupted", "SimConversion", "check_recording",
+           "expert_episodes", "sim_features", "sim_to_dataset"]
 
 logger = logging.getLogger(__name__)
 
 IMAGE_PREFIX = "observation.image."
+SOURCE = "worldpolicy dataset from-sim"  # a sim recording's `provenance["source"]`
+# What made a recording's episodes, besides its settings: the task's definition and the scripted expert's
+# (`Task.version`, `ScriptedPolicy.version`), by provenance key
+VERSION_KEYS = ("task_version", "expert_version")
+
+
+@dataclass
+class ExpertEpisodes:
+    """The episodes `expert_episodes` records, one at a time as they are iterated, and their `provenance`: the
+    task and expert versions and every setting that shapes an episode, as `sim_to_dataset` stores it in info.json
+    (`worldpolicy_provenance`, with the kept episodes' `seeds`)."""
+
+    provenance: dict[str, Any]
+    _episodes: Generator[dict[str, Any], None, None]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self._episodes
+
+    def close(self) -> None:
+        """Stop recording (and its worker processes)."""
+        self._episodes.close()
 
 
 @dataclass
@@ -115,7 +138,7 @@ def expert_episodes(
     workers: int = 1,
     failed_seeds: list[int] | None = None,
     on_attempt: Callable[[int, bool], None] | None = None,
-) -> Generator[dict[str, Any], None, None]:
+) -> ExpertEpisodes:
     """`num_episodes` expert episodes ({"frames", "videos", "task", "seed", "success"}) from seeds seed, seed+1, ….
 
     Failed episodes are skipped (their seeds appended to `failed_seeds`) unless `keep_failures`; after
@@ -129,6 +152,7 @@ def expert_episodes(
     reach's `upper_share`, which draws more of the hard high balls). `workers` > 1 records
     episodes in that many processes (rendering is CPU-bound and single-threaded); the output does not depend on it.
     `on_attempt(seed, success)` is called after every recorded episode, kept or not (progress display).
+    Nothing is recorded until the result is iterated; its `provenance` says what records them.
     """
     from worldpolicy.sim.scenes import CAMERAS
 
@@ -155,6 +179,7 @@ def expert_episodes(
     # the env's module imported here, not only where recording starts: a missing sim extra is one error now, not a
     # broken process pool (workers > 1) later
     from worldpolicy.sim.env import check_env_settings
+    from worldpolicy.sim.policies import ScriptedPolicy
     from worldpolicy.sim.tasks import get_task
 
     # the env's numbers (max_steps, image_size, control_hz) now: the env is built where recording starts, after the
@@ -162,7 +187,7 @@ def expert_episodes(
     check_env_settings(control_hz=control_hz, image_size=tuple(image_size), max_steps=max_steps)
 
     task_options = dict(task_options or {})
-    get_task(task, **task_options)  # a bad option fails here, not in a worker
+    task_version = get_task(task, **task_options).version  # a bad option fails here, not in a worker
     attempts_allowed = 2 * num_episodes + 5 if max_attempts is None else max_attempts
     settings = {
         "task": task,
@@ -177,7 +202,42 @@ def expert_episodes(
         "start_jitter": float(start_jitter),
         "action_noise": float(action_noise),
     }
-    return _episodes(settings, workers, num_episodes, seed, attempts_allowed, keep_failures, failed_seeds, on_attempt)
+    provenance = {"source": SOURCE, "task": task, "task_version": task_version, "expert": "scripted",
+                  "expert_version": ScriptedPolicy.version, "seed": seed, "keep_failures": bool(keep_failures),
+                  **{k: v for k, v in settings.items() if k != "task"}}
+    return ExpertEpisodes(
+        json.loads(json.dumps(provenance)),  # as info.json gives it back: image_size a list
+        _episodes(settings, workers, num_episodes, seed, attempts_allowed, keep_failures, failed_seeds, on_attempt),
+    )
+
+
+def check_recording(dataset: LeRobotDataset, task: str, *, seed: int = 0, **episode_options: Any) -> None:
+    """Refuse to continue or reuse `dataset` as the recording `expert_episodes(task, seed=seed, **episode_options)`
+    would make when another task or expert version recorded it (its episodes show another task definition or another
+    expert's moves: the two are not one dataset), or other settings did; a dataset that does not say
+    (`provenance`: made elsewhere, or by a worldpolicy from before versions were recorded) counts as version 1 and
+    unknown settings. Raises ValueError naming each difference."""
+    recording = expert_episodes(task, 1, seed=seed, **episode_options)  # checked and described; nothing recorded
+    recording.close()
+    wanted = recording.provenance
+    stored = dataset.provenance or {}
+    if not stored or stored.get("task") == task:  # another task is a setting (listed below), not a version
+        from worldpolicy.sim.evaluate import UNRECORDED_VERSION
+
+        versions = [
+            f"{what}: v{stored[key]} -> v{wanted[key]}" if stored.get(key) is not None
+            else f"{what}: v{UNRECORDED_VERSION} (unrecorded) -> v{wanted[key]}"
+            for key, what in zip(VERSION_KEYS, (f"task {task}", "scripted expert"))
+            if stored.get(key, UNRECORDED_VERSION) != wanted[key]
+        ]
+        if versions:
+            raise ValueError(f"{dataset.root} was recorded by other versions: {'; '.join(versions)}. Its episodes "
+                             "and this version's would not make one dataset: record into a new or empty folder")
+    settings = [f"{key}: {stored[key]!r} -> {value!r}" if key in stored else f"{key}: unrecorded -> {value!r}"
+                for key, value in wanted.items() if key not in VERSION_KEYS and stored.get(key) != value]
+    if settings:
+        raise ValueError(f"{dataset.root} was recorded with other settings: {'; '.join(settings)}. Record with the "
+                         "settings it was recorded with, or into a new or empty folder")
 
 
 def _episodes(
@@ -350,7 +410,8 @@ def sim_to_dataset(
 
     episodes = expert_episodes(task, num_episodes, seed=seed, failed_seeds=failed, on_attempt=attempted,
                                **episode_options)
-    writer = LeRobotDatasetWriter(root, control_hz, features, robot, video_codec=video_codec, overwrite=overwrite)
+    writer = LeRobotDatasetWriter(root, control_hz, features, robot, video_codec=video_codec, overwrite=overwrite,
+                                  provenance={**episodes.provenance, "seeds": []})
     bar = tqdm(total=num_episodes, desc=f"recording {task}", unit="ep", disable=not progress)
     adding = False  # an episode is being added to the writer (it may hold part of it)
     try:
@@ -360,6 +421,7 @@ def sim_to_dataset(
                 writer.add_episode(episode["frames"], episode["videos"], episode["task"])
                 adding = False
                 seeds.append(episode["seed"])
+                writer.provenance["seeds"] = list(seeds)  # the env seed of each kept episode, in order
                 bar.set_postfix_str(f"solved {tries[1]}/{tries[0]}", refresh=False)
                 bar.update(1)
             if caught:

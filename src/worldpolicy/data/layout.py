@@ -51,6 +51,10 @@ EPISODE_COLUMNS = (
     "dataset_to_index",
 )
 VIDEO_EPISODE_FIELDS = ("chunk_index", "file_index", "from_timestamp", "to_timestamp")
+# The info.json key under which worldpolicy says how it made a dataset (`dataset from-sim`: the task and expert
+# versions and the recording's settings). LeRobot keeps info.json keys it does not know and reads none of them, so
+# the dataset stays a plain LeRobot v3.0 one; the name is worldpolicy's so it cannot meet a key LeRobot adds later.
+PROVENANCE_KEY = "worldpolicy_provenance"
 # The fields info.json's path templates may name (what the reader fills in: `LeRobotDataset._data_path`, `_video_path`)
 TEMPLATE_FIELDS = {"data_path": {"chunk_index", "file_index"}, "video_path": {"video_key", "chunk_index", "file_index"}}
 
@@ -137,6 +141,9 @@ def check_info(info: Any, path: str | Path) -> dict[str, Any]:
         if not inside_dataset(template):
             raise DatasetFormatError(path, template_key, f"must be a path inside the dataset folder, got {template!r}; "
                                                          "accepted: a relative path without '..' parts")
+    if PROVENANCE_KEY in info and not isinstance(info[PROVENANCE_KEY], dict):
+        raise DatasetFormatError(path, PROVENANCE_KEY, f"must be an object (how worldpolicy made the dataset), got "
+                                                       f"{type(info[PROVENANCE_KEY]).__name__}")
     if any(f["dtype"] == "video" for f in features.values()) and not info.get("video_path"):
         raise DatasetFormatError(path, "video_path", "is missing although the dataset has video features")
     return {**info, "features": features}

@@ -47,6 +47,7 @@ from .layout import (
     EPISODES_PATH,
     INFO_PATH,
     NUMERIC_DTYPES,
+    PROVENANCE_KEY,
     STATS_PATH,
     TASKS_PATH,
     VIDEO_EPISODE_FIELDS,
@@ -137,6 +138,12 @@ class LeRobotDataset:
     @property
     def features(self) -> dict[str, dict[str, Any]]:
         return self.info["features"]
+
+    @property
+    def provenance(self) -> dict[str, Any] | None:
+        """How worldpolicy made this dataset (info.json's `worldpolicy_provenance`: for `dataset from-sim` the task and
+        expert versions and the recording's settings), or None for a dataset made elsewhere."""
+        return self.info.get(PROVENANCE_KEY)
 
     @property
     def video_keys(self) -> list[str]:
@@ -595,7 +602,10 @@ def _column_array(table: pa.Table, key: str, spec: Mapping[str, Any], path: Path
         if width != 1:
             raise DatasetFormatError(path, key, f"is a scalar column but info.json shape says [{width}]")
         values = col.to_numpy(zero_copy_only=False).reshape(n, 1)
-    return _as_declared(values, np.dtype(spec["dtype"]), kind, key, path)
+    values = _as_declared(values, np.dtype(spec["dtype"]), kind, key, path)
+    # pyarrow hands out read-only views of its buffers: an episode's arrays are the caller's to change in place (flip a
+    # gripper column, normalise), as its videos and `column` are, and must not reach the cached table
+    return values if values.flags.writeable else values.copy()
 
 
 def _as_declared(values: np.ndarray, dtype: np.dtype, arrow_type: pa.DataType, key: str, path: Path) -> np.ndarray:
@@ -680,7 +690,8 @@ class LeRobotDatasetWriter:
     half-written dataset at `root`. `features` maps names to {"dtype", "shape", "names"}; video features use
     dtype "video" and shape [H, W, 3]. Left as None, features are inferred from the first episode.
     `video_codec="libx264rgb"` stores frames losslessly; "libx264" (default) and "libsvtav1" (LeRobot's default)
-    are lossy and need even frame sizes.
+    are lossy and need even frame sizes. `provenance` (a JSON object: what made the episodes) goes into info.json
+    under `worldpolicy_provenance`, which LeRobot keeps and ignores; it may be changed until `finalize`.
     """
 
     def __init__(
@@ -696,6 +707,7 @@ class LeRobotDatasetWriter:
         video_files_size_in_mb: float = DEFAULT_VIDEO_FILE_MB,
         chunks_size: int = DEFAULT_CHUNKS_SIZE,
         overwrite: bool = False,
+        provenance: Mapping[str, Any] | None = None,
     ):
         if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
             raise ValueError(f"fps={fps!r} must be a positive number")
@@ -711,7 +723,10 @@ class LeRobotDatasetWriter:
                 raise ValueError(f"{name}={value!r} must be > 0")
         if not isinstance(chunks_size, int) or chunks_size < 1:
             raise ValueError(f"chunks_size={chunks_size!r} must be an int >= 1")
+        self.provenance = None if provenance is None else _check_provenance(provenance)
         self.root = Path(root).expanduser()
+        if self.root.is_symlink():  # a data folder linked from a bigger disk: the dataset goes where the link points and
+            self.root = self.root.resolve()  # the link stays (renaming the link itself replaced it with a folder)
         _check_replaceable(self.root, overwrite)
         self.fps, self.robot_type, self.overwrite = fps, robot_type, overwrite
         self.video_codec, self.video_gop, self.chunks_size = video_codec, video_gop, chunks_size
@@ -875,7 +890,9 @@ class LeRobotDatasetWriter:
                     f"frames[{key!r}] of {where} has dtype {arr.dtype}, which does not cast to the "
                     f"feature's {spec['dtype']}"
                 )
-            columns[key] = arr.astype(spec["dtype"], copy=False)
+            # a copy: the data buffer (pyarrow wraps numpy without copying) and the stats keep it until finalize, and a
+            # recording loop that refills one array per episode wrote its last contents into every earlier episode
+            columns[key] = arr.astype(spec["dtype"], copy=True)
             if (bad := first_non_finite(columns, [key])) is not None:
                 raise ValueError(
                     f"frames[{key!r}] of {where} holds NaN or inf (first at frame {bad.frame}); a policy cannot learn "
@@ -977,6 +994,8 @@ class LeRobotDatasetWriter:
             "video_path": VIDEO_PATH if has_video else None,
             "features": features,
         }
+        if self.provenance is not None:
+            info[PROVENANCE_KEY] = _check_provenance(self.provenance)
         stats = {k: compute_stats(np.concatenate(v)) for k, v in self._values.items()}
         stats.update({k: aggregate_stats(v) for k, v in self._video_stats.items()})
         write_json_atomic(self._stage / STATS_PATH, stats_to_json(stats), indent=4, ensure_ascii=False)
@@ -1075,6 +1094,20 @@ def _check_user_features(features: Mapping[str, Mapping[str, Any]], param: str) 
     if not out:
         raise ValueError(f"{param} names only the columns the writer fills in itself ({', '.join(AUTO_FEATURES)})")
     return out
+
+
+def _check_provenance(provenance: Any) -> dict[str, Any]:
+    """`provenance` as info.json will hold it: a JSON object of plain values (checked when given, so a recording is
+    not lost at `finalize` to a value JSON cannot hold)."""
+    import json
+
+    if not isinstance(provenance, Mapping):
+        raise ValueError(f"provenance must be a mapping (a JSON object), got {type(provenance).__name__}")
+    try:
+        return json.loads(json.dumps(dict(provenance), allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"provenance must hold only JSON values (str, finite numbers, bool, None, lists, objects "
+                         f"with string keys): {exc}") from None
 
 
 def _check_video_sizes(features: Mapping[str, Mapping[str, Any]], codec: str, param: str) -> None:

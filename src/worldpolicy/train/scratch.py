@@ -100,17 +100,19 @@ def corpus_for(prompts: list[str]) -> list[str]:
 
 def make_dataset(cfg: ScratchConfig, root: Path) -> dict[str, Any]:
     from ..data import LeRobotDataset
-    from ..data.from_sim import sim_to_dataset
+    from ..data.from_sim import check_recording, sim_to_dataset
 
+    options = dict(seed=cfg.seed, task_options=cfg.task_options, cameras=cfg.cameras, start_jitter=cfg.start_jitter,
+                   settle_steps=cfg.settle_steps, action_noise=cfg.action_noise)
     if (root / "meta" / "info.json").is_file():
-        held = LeRobotDataset.open(root).num_episodes
-        if held == cfg.episodes:
+        held = LeRobotDataset.open(root)
+        if held.num_episodes == cfg.episodes:
+            # reused only if this worldpolicy's task and expert, with these settings, recorded it
+            check_recording(held, cfg.task, **options)
             return {"reused": str(root)}
         logger.info("%s holds %d of the recipe's %d episodes (an interrupted recording): recording them again", root,
-                    held, cfg.episodes)
-    result = sim_to_dataset(root, cfg.task, cfg.episodes, seed=cfg.seed, task_options=cfg.task_options,
-                            cameras=cfg.cameras, start_jitter=cfg.start_jitter, settle_steps=cfg.settle_steps,
-                            action_noise=cfg.action_noise, workers=cfg.workers, overwrite=True)
+                    held.num_episodes, cfg.episodes)
+    result = sim_to_dataset(root, cfg.task, cfg.episodes, workers=cfg.workers, overwrite=True, **options)
     return {"episodes": len(result.seeds), "failed_seeds": result.failed_seeds, "wall_s": result.wall_s}
 
 
