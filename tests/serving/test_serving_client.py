@@ -12,6 +12,7 @@ import pytest
 from serving_standins import droid_request
 from websockets.sync.server import serve as sync_serve
 
+from worldpolicy import get_embodiment
 from worldpolicy.serving import (
     BadRequestError,
     Limits,
@@ -31,15 +32,16 @@ REPLY = {"actions": np.ones((4, 8), np.float32)}  # what an openpi DROID server 
 class FakeServer:
     """A wire server whose n-th request gets `behaviours[n]` (default: a good reply); counts connections."""
 
-    def __init__(self, behaviours: dict[int, str]) -> None:
+    def __init__(self, behaviours: dict[int, str], metadata: dict | None = None) -> None:
         self.behaviours, self.requests, self.connections = behaviours, 0, 0
+        self.metadata = metadata or {}
         self._server = sync_serve(self._handler, "127.0.0.1", 0, compression=None)
         self.url = f"ws://127.0.0.1:{self._server.socket.getsockname()[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def _handler(self, ws) -> None:
         self.connections += 1
-        ws.send(packb({}))
+        ws.send(packb(self.metadata))
         for message in ws:
             behaviour = self.behaviours.get(self.requests, "good")
             self.requests += 1
@@ -54,6 +56,11 @@ class FakeServer:
                 ws.send(packb({"actions": np.where(np.eye(4, 8) > 0, np.inf, 1.0)}))
             elif behaviour == "empty":
                 ws.send(packb({"actions": np.ones((0, 8))}))
+            elif behaviour == "odd_extras":  # another server's descriptive keys in shapes ours never sends
+                ws.send(packb({**REPLY, "fps": "15", "server_timing": [1, 2], "policy_timing": "fast",
+                               "actions_normalized": np.zeros((4, 8), "U2"), "settings": [1]}))
+            elif behaviour == "bad_video":
+                ws.send(packb({**REPLY, "video": np.zeros((4, 4), np.float32)}))
             elif behaviour == "error_reply":  # RoboLab-style proxies answer a failure with a reply map
                 ws.send(packb({"type": "error", "message": "model not loaded"}))
             elif behaviour == "close":
@@ -78,8 +85,8 @@ class FakeServer:
 def fake():
     servers = []
 
-    def make(**behaviours):
-        server = FakeServer({int(k[1:]): v for k, v in behaviours.items()})
+    def make(metadata=None, **behaviours):
+        server = FakeServer({int(k[1:]): v for k, v in behaviours.items()}, metadata)
         servers.append(server)
         return server
 
@@ -203,6 +210,40 @@ def test_openpi_reply_fills_columns_from_the_embodiment(fake):
     with RemotePolicy(server.url) as policy:  # unknown embodiment: generic names, no layout to tell
         pred = policy.act(droid_request(np.zeros(7)), "a")
     assert pred.columns == [f"a{i}" for i in range(8)] and "layout" not in pred.to_json()
+
+
+def test_another_servers_odd_descriptive_keys_are_ignored_as_the_actions_arrive(fake):
+    """Keys beside the actions that this client cannot read (a rate as text, timings as a list, a metadata frame whose
+    fps is no number) were read anyway: every call raised a bare ValueError or AttributeError, as if the request were
+    at fault, though the actions had arrived. They are now passed over, as columns of the wrong length are."""
+    server = fake(metadata={"fps": "fast", "columns": 5}, r0="odd_extras", r1="odd_extras")
+    with RemotePolicy(server.url, embodiment="droid") as policy:
+        pred = policy.act(droid_request(np.zeros(7)), "a")
+    assert pred.actions.tolist() == REPLY["actions"].tolist() and pred.fps == 15.0  # the embodiment's rate
+    assert list(pred.timings) == ["roundtrip"] and pred.settings == {"server": server.url}
+    np.testing.assert_array_equal(pred.actions_normalized, get_embodiment("droid").normalize(pred.actions))
+    with RemotePolicy(server.url) as policy:  # nothing names a rate: none is made up
+        assert policy.act(droid_request(np.zeros(7)), "a").fps == 0.0
+
+
+def test_a_result_without_a_rate_is_refused_by_save_before_anything_is_written(fake, tmp_path):
+    """An openpi server announces no embodiment: without embodiment= the result knows no rate, and `save` wrote its
+    actions.json with fps 0 (which `worldpolicy viz` refuses), then failed in the plots naming an `fps` no
+    caller passed. It now refuses first, saying what to pass."""
+    server = fake()
+    with RemotePolicy(server.url) as policy:
+        pred = policy.act(droid_request(np.zeros(7)), "a")
+    with pytest.raises(ValueError, match=r"fps=0\.0: .*no action rate.*RemotePolicy\(embodiment="):
+        pred.save(tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_video_that_is_no_clip_is_an_unreadable_reply(fake):
+    server = fake(r0="bad_video")
+    with RemotePolicy(server.url, embodiment="droid") as policy:
+        with pytest.raises(UnreadableReplyError, match=r"'video'.*\[T, H, W, 3\].*float32 \(4, 4\)"):
+            policy.act(droid_request(np.zeros(7)), "a")
+        assert policy.act(droid_request(np.zeros(7)), "a").video is None
 
 
 def test_bad_arguments():
