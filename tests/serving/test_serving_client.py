@@ -260,6 +260,9 @@ def test_bad_arguments():
 
 
 def test_not_a_websocket_server():
+    """A peer that takes the connection and hangs up is also what a Docker published port or a kubectl port-forward
+    does while no server listens behind it (not started yet, or exited): the error says so, not only "not a WebSocket
+    policy server"."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -270,7 +273,8 @@ def test_not_a_websocket_server():
 
     threading.Thread(target=accept_and_hang_up, daemon=True).start()
     try:
-        with pytest.raises(ServerRefusedError, match="answered but is not a WebSocket policy server"):
+        with pytest.raises(ServerRefusedError, match="completed no WebSocket handshake .*: not a WebSocket policy "
+                           "server, or a proxy or port forward .* with no server listening behind it"):
             RemotePolicy(f"ws://127.0.0.1:{listener.getsockname()[1]}", connect_timeout_s=5)
     finally:
         listener.close()

@@ -302,8 +302,9 @@ class RemotePolicy:
             raise ServerRefusedError(f"{self.url} refused the connection with HTTP {status}: {body}") from None
         except (InvalidHandshake, websockets.ConnectionClosed) as exc:
             raise ServerRefusedError(
-                f"something at {self.url} answered but is not a WebSocket policy server ({exc}); "
-                "check the host and port"
+                f"something at {self.url} accepted the connection but completed no WebSocket handshake ({exc}): "
+                "not a WebSocket policy server, or a proxy or port forward (a Docker published port, kubectl "
+                "port-forward) with no server listening behind it; check the host and port, and that the server runs"
             ) from None
         except TimeoutError:
             raise ServerTimeoutError(
