@@ -919,3 +919,54 @@ def test_a_folder_of_frames_cannot_link_outside_the_input_roots(server, toolbox,
         shutil.rmtree(linked)
     assert error["parameter"] == "video" and "links to files outside" in error["message"], error
     assert "frame_0.png" in error["message"] and list(toolbox._policies) == loaded_before
+
+
+def test_a_server_without_checkpoints_says_how_to_give_it_some(tmp_path, caplog):
+    """`worldpolicy mcp` started without --checkpoint-dir, or on a folder holding none where the listing looks (a
+    Hugging Face cache keeps them deeper): every model call said "checkpoint: no checkpoint given", accepted [], which
+    neither the agent nor its user can act on. It is said when the toolbox is made, and each call names the setting."""
+    from worldpolicy.agents import Toolbox, ToolboxConfig
+
+    (tmp_path / "hub" / "models--nvidia--x" / "snapshots" / "abc").mkdir(parents=True)
+    (tmp_path / "hub" / "models--nvidia--x" / "snapshots" / "abc" / "model_index.json").write_text("{}")
+    with caplog.at_level("WARNING", logger="worldpolicy.agents.toolbox"):
+        toolbox = Toolbox(ToolboxConfig(output_dir=tmp_path / "out", checkpoint_dirs=[tmp_path / "hub"]))
+    assert re.search(r"no checkpoint: .*hub\) hold no checkpoint .*--checkpoint-dir", caplog.text)
+    error = err(build_server(toolbox), "predict_actions", {"prompt": "pick", "image": "obs.png"})
+    assert error["parameter"] == "checkpoint" and error["accepted"] == []
+    assert re.search(r"this server has no checkpoint: .*--checkpoint-dir .*configure\(checkpoint_dirs=", error["message"])
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="worldpolicy.agents.toolbox"):
+        Toolbox(ToolboxConfig(output_dir=tmp_path / "out", checkpoint_dirs=[tmp_path / "hub" / "models--nvidia--x"
+                                                                             / "snapshots"]))
+    assert caplog.text == ""  # one level down is where the listing looks
+
+
+def test_a_checkpoint_evicted_from_the_cache_is_released_before_the_next_loads(tiny_checkpoint_dir, tmp_path,
+                                                                                monkeypatch):
+    """The cache loaded a new policy, then dropped the least recent one without closing it: a server bounded to one
+    model held two on the device while it switched (the second could run out of memory), and the dropped one's memory
+    came back only at some later garbage collection. It now closes the one it evicts, before loading."""
+    import worldpolicy
+    from worldpolicy.agents import Toolbox, ToolboxConfig
+    from worldpolicy.embodiments import get_embodiment
+
+    made: list = []
+
+    class Loaded:
+        def __init__(self) -> None:
+            self.live_at_load = sum(not p.closed for p in made)  # models on the device while this one loads
+            self.closed = False
+            made.append(self)
+
+        def close(self) -> None:
+            self.closed = True
+
+    monkeypatch.setattr(worldpolicy, "load_policy", lambda *args, **kwargs: Loaded())
+    toolbox = Toolbox(ToolboxConfig(output_dir=tmp_path, checkpoint_dirs=[tiny_checkpoint_dir], max_loaded=1))
+    ckpt = toolbox.resolve_checkpoint("tiny")
+    first = toolbox.policy(ckpt, get_embodiment("bridge"))
+    assert toolbox.policy(ckpt, get_embodiment("bridge")) is first and not first.closed  # a hit keeps it
+    second = toolbox.policy(ckpt, get_embodiment("umi"))
+    assert first.closed and second.live_at_load == 0 and not second.closed
+    assert [x["embodiment"] for x in toolbox.list_checkpoints()["loaded"]] == ["umi"]
