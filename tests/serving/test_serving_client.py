@@ -394,3 +394,24 @@ def test_a_16_bit_image_travels_as_the_local_policy_reads_it(tmp_path):
     rgb = (np.random.default_rng(0).random((32, 64, 3)) * 255).astype(np.uint8)
     Image.fromarray(rgb).save(tmp_path / "plain.png")
     assert _image_array(tmp_path / "plain.png").dtype == np.uint8  # 8-bit images still travel as uint8
+
+
+def test_connects_with_a_websockets_older_than_15(fake, monkeypatch):
+    """websockets 13 and 14 (the serve extra allows >= 13) have no keepalive in their threading client: `connect`
+    hands unknown keywords to `socket.create_connection`, so every connection failed with "create_connection() got an
+    unexpected keyword argument 'ping_timeout'". The keepalive options go only to a `connect` that takes them."""
+    from worldpolicy.serving import client
+
+    real = client.connect
+
+    def connect_14(uri, *, compression="deflate", additional_headers=None, open_timeout=10, close_timeout=10,
+                   max_size=2**20, **kwargs):  # websockets 14.2's signature, less what the client does not pass
+        if kwargs:
+            raise TypeError(f"create_connection() got an unexpected keyword argument {next(iter(kwargs))!r}")
+        return real(uri, compression=compression, additional_headers=additional_headers, open_timeout=open_timeout,
+                    close_timeout=close_timeout, max_size=max_size, legacy=True)  # 14's direct connection
+
+    monkeypatch.setattr(client, "connect", connect_14)
+    server = fake()
+    with RemotePolicy(server.url, embodiment="droid") as policy:
+        assert policy.act(droid_request(np.zeros(7)), "a").actions.shape == (4, 8)

@@ -84,8 +84,17 @@ redact_credentials("websockets.client")  # the handshake's Authorization header,
 # error texts that blame the request: the server's own checks, and the policy's input errors (server.failure_status)
 _REQUEST_FAULTS = ("bad request:", "ValueError:", "TypeError:", "KeyError:")
 
-# websockets >= 15 warns unless a direct (non-context-manager) connection is asked for explicitly
-_DIRECT = {"legacy": True} if "legacy" in inspect.signature(connect).parameters else {}
+
+
+def _version_options() -> dict[str, Any]:
+    """`connect` keywords that only some websockets versions take (the serve extra allows >= 13), given only to one
+    that takes them: before 15, the threading client has no keepalive and hands unknown keywords to
+    `socket.create_connection`, which refuses them. Pings keep idle connections open through proxies, but never end
+    one: a server that infers on its event loop (openpi's) cannot answer them mid-inference, so read_timeout_s alone
+    decides "silent" (websockets < 15 sends none). websockets >= 15 warns unless a direct (non-context-manager)
+    connection is asked for explicitly (`legacy`)."""
+    takes = inspect.signature(connect).parameters
+    return {k: v for k, v in {"ping_timeout": None, "legacy": True}.items() if k in takes}
 
 
 class RemotePolicyError(RuntimeError):
@@ -285,10 +294,7 @@ class RemotePolicy:
                 additional_headers=headers,
                 open_timeout=self.connect_timeout_s,
                 close_timeout=self.connect_timeout_s,
-                # pings keep idle connections open through proxies, but never end one: a server that infers on its
-                # event loop (openpi's) cannot answer them mid-inference; read_timeout_s alone decides "silent"
-                ping_timeout=None,
-                **_DIRECT,
+                **_version_options(),
             )
         except InvalidURI as exc:
             raise ValueError(f"url={self.url!r} is not a valid WebSocket URL: {exc}") from None
