@@ -489,6 +489,16 @@ class Toolbox:
                 self._policies[key] = policy
             return policy
 
+    def close(self) -> None:
+        """Release every loaded policy (`Policy.close`), after the model call in progress: a toolbox that is replaced
+        (the Strands tool's `configure`) gave its models back to the device only at some later garbage collection.
+        A later call loads again."""
+        with self._run_lock:
+            with self._cache_lock:
+                loaded, self._policies = list(self._policies.values()), OrderedDict()
+            for policy in loaded:
+                policy.close()
+
     def _load_options(self) -> dict[str, Any]:
         """`Policy.from_pretrained` keyword arguments from the configuration."""
         c = self.config
