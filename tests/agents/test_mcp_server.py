@@ -868,7 +868,6 @@ def test_a_sim_policy_that_fails_to_load_closes_the_env(toolbox, monkeypatch):
     """The env (and its renderer) was opened before the policy loaded and closed only after a load that succeeded."""
     pytest.importorskip("mujoco", reason="sim extra not installed")
     from worldpolicy.sim import env as sim_env
-    from worldpolicy.sim import policies
 
     closed = []
     close = sim_env.TabletopEnv.close
@@ -877,10 +876,33 @@ def test_a_sim_policy_that_fails_to_load_closes_the_env(toolbox, monkeypatch):
     def fail(*args, **kwargs):
         raise FileNotFoundError("weights missing")
 
-    monkeypatch.setattr(policies, "make_policy", fail)
+    monkeypatch.setattr(toolbox, "policy", fail)
     with pytest.raises(FileNotFoundError, match="weights missing"):
         toolbox.evaluate_sim("reach", "tiny", episodes=1, max_steps=2)
     assert len(closed) == 1
+
+
+def test_a_sim_evaluation_of_a_checkpoint_runs_the_cached_policy(toolbox, monkeypatch):
+    """evaluate_in_sim loaded its checkpoint afresh for every call (minutes at full size) beside the policies the
+    cache held, so a device bounded to --max-loaded models held one more. It runs the cached one, as predict does,
+    and leaves it loaded for the next call."""
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    import worldpolicy
+    from worldpolicy.sim import policies
+
+    ckpt = toolbox.resolve_checkpoint("tiny")
+    own = toolbox._checkpoint_embodiment(ckpt, None, "policy", "tiny")
+    cached = toolbox.policy(ckpt, own)
+
+    def load_again(*args, **kwargs):
+        raise AssertionError("the checkpoint was loaded again")
+
+    monkeypatch.setattr(worldpolicy, "load_policy", load_again)
+    monkeypatch.setattr(policies, "make_policy", load_again)
+    result = toolbox.evaluate_sim("reach", "tiny", episodes=1, max_steps=2)
+    assert result["episodes"] == 1 and result["embodiment"] == own.key
+    assert toolbox.policy(ckpt, own) is cached and cached.embodiment.key == own.key  # still loaded, not closed
+    assert cached.engine is not None  # raises once closed
 
 
 @pytest.mark.parametrize("stop", [RuntimeError("renderer lost"), KeyboardInterrupt()])

@@ -768,7 +768,7 @@ class Toolbox:
             from ..sim.env import TabletopEnv
             from ..sim.evaluate import evaluate
             from ..sim.evaluate import write_report as write_sim_report
-            from ..sim.policies import make_policy
+            from ..sim.policies import make_policy, wrap_policy
             from ..sim.rollout import ChunkStrategy
             from ..sim.tasks import list_tasks
         except ImportError as exc:
@@ -784,6 +784,7 @@ class Toolbox:
         if embodiment is not None and policy == "scripted":  # it would be ignored, and the run look as asked
             raise ToolInputError("embodiment", "does not apply to policy 'scripted': the expert always acts in "
                                  "droid/joint_pos (absolute joints); leave it out", embodiment)
+        ckpt = None  # a checkpoint policy's folder: the model runs on camera images
         if policy in ("scripted", "random"):
             spec = policy
             emb = self._embodiment(embodiment) if embodiment is not None else None
@@ -803,15 +804,16 @@ class Toolbox:
                                      embodiment or policy) from None
         report = progress or (lambda *_: None)
         report(0, episodes, f"simulating {episodes} episodes of {task}")
-        needs_images = spec not in ("scripted", "random")
         out = None
         try:
             with self._run_lock:
-                env = TabletopEnv(task, SIM_ROBOT, image_size=(180, 320) if needs_images else None, max_steps=max_steps)
+                env = TabletopEnv(task, SIM_ROBOT, image_size=None if ckpt is None else (180, 320), max_steps=max_steps)
                 sim_policy = None
                 try:  # the env (its renderer) is closed however the policy's load or the episodes end
-                    options = self._load_options() if needs_images else {}  # checkpoint policies load like the others
-                    sim_policy = make_policy(spec, env=env, embodiment=embodiment, seed=seed, **options)
+                    if ckpt is not None:  # the cached policy predict runs: loaded once, within the max_loaded bound
+                        sim_policy = wrap_policy(self.policy(ckpt, emb), seed=seed)
+                    else:
+                        sim_policy = make_policy(spec, env=env, embodiment=embodiment, seed=seed)
                     out = self._new_run_dir("sim")  # once the policy loads: a failure before leaves no empty folder
                     result = evaluate(
                         env,
@@ -827,7 +829,8 @@ class Toolbox:
                                                          f"episode {len(so_far.episodes)}/{episodes} done"),
                     )
                 finally:
-                    getattr(sim_policy, "close", lambda: None)()
+                    if ckpt is None:  # a cached policy stays loaded for the next call
+                        getattr(sim_policy, "close", lambda: None)()
                     env.close()
             ran_as = getattr(getattr(sim_policy, "embodiment", None), "key", None)  # the checkpoint's own, if left out
             paths = write_sim_report(result, out)
