@@ -665,6 +665,26 @@ def test_mcp_bad_flags_are_one_line_before_the_server_starts(tmp_path, capsys, m
     assert f"worldpolicy mcp: error: {message}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("argv", "flags"), [
+    ([], "--input-root and --output-dir"), (["--input-root", "ROOT"], "--output-dir"),
+    (["--output-dir", "RUNS"], "--input-root")])
+def test_a_server_started_in_the_filesystem_root_needs_its_folders_named(tmp_path, capsys, monkeypatch, argv, flags):
+    """Claude Desktop (for one) starts stdio servers in /: the documented minimal `worldpolicy mcp --checkpoint-dir
+    DIR` then let the tools read image, video and actions files anywhere on the machine (the input root defaults to
+    the working directory), and every call failed writing its run under /worldpolicy_runs."""
+    from worldpolicy.agents import mcp_server
+    from worldpolicy.cli import main
+
+    monkeypatch.setattr(mcp_server, "run_server", lambda *a, **k: pytest.fail("the server started"))
+    monkeypatch.chdir("/")
+    argv = [{"ROOT": str(tmp_path), "RUNS": str(tmp_path / "runs")}.get(a, a) for a in argv]
+    assert main(["mcp", *argv]) == 2
+    said = capsys.readouterr().err
+    assert f"worldpolicy mcp: error: {flags}: " in said and "the working directory is /" in said, said
+    monkeypatch.setattr(mcp_server, "run_server", lambda *a, **k: None)
+    assert main(["mcp", "--input-root", str(tmp_path), "--output-dir", str(tmp_path / "runs")]) == 0
+
+
 def test_list_embodiments_is_the_listing_worldpolicy_embodiments_prints(server, capsys):
     """The tool listed the registry only, while `worldpolicy embodiments` also lists the shipped model's own
     embodiment (`panda_reach`): an agent told to try the shipped model could not learn its columns or cameras."""
