@@ -95,7 +95,8 @@ class Prediction:
         as predict's --out (never a checkpoint, a dataset or another command's run); a folder that holds an earlier
         predict run loses what this one does not rewrite. Returns the files written. The page and plots need
         matplotlib (a core dependency), imported only here."""
-        from .fileio import output_folder
+        from .fileio import output_folder, removing_empty_folders_on_failure
         from .viz.run import write_run
 
-        return write_run(self, output_folder(out, "out", writer="predict"), plots=plots)
+        with removing_empty_folders_on_failure():  # a result that cannot be written leaves no empty folder
+            return write_run(self, output_folder(out, "out", writer="predict"), plots=plots)

@@ -665,6 +665,26 @@ def test_mcp_bad_flags_are_one_line_before_the_server_starts(tmp_path, capsys, m
     assert f"worldpolicy mcp: error: {message}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("argv", "flags"), [
+    ([], "--input-root and --output-dir"), (["--input-root", "ROOT"], "--output-dir"),
+    (["--output-dir", "RUNS"], "--input-root")])
+def test_a_server_started_in_the_filesystem_root_needs_its_folders_named(tmp_path, capsys, monkeypatch, argv, flags):
+    """Claude Desktop (for one) starts stdio servers in /: the documented minimal `worldpolicy mcp --checkpoint-dir
+    DIR` then let the tools read image, video and actions files anywhere on the machine (the input root defaults to
+    the working directory), and every call failed writing its run under /worldpolicy_runs."""
+    from worldpolicy.agents import mcp_server
+    from worldpolicy.cli import main
+
+    monkeypatch.setattr(mcp_server, "run_server", lambda *a, **k: pytest.fail("the server started"))
+    monkeypatch.chdir("/")
+    argv = [{"ROOT": str(tmp_path), "RUNS": str(tmp_path / "runs")}.get(a, a) for a in argv]
+    assert main(["mcp", *argv]) == 2
+    said = capsys.readouterr().err
+    assert f"worldpolicy mcp: error: {flags}: " in said and "the working directory is /" in said, said
+    monkeypatch.setattr(mcp_server, "run_server", lambda *a, **k: None)
+    assert main(["mcp", "--input-root", str(tmp_path), "--output-dir", str(tmp_path / "runs")]) == 0
+
+
 def test_list_embodiments_is_the_listing_worldpolicy_embodiments_prints(server, capsys):
     """The tool listed the registry only, while `worldpolicy embodiments` also lists the shipped model's own
     embodiment (`panda_reach`): an agent told to try the shipped model could not learn its columns or cameras."""
@@ -868,7 +888,6 @@ def test_a_sim_policy_that_fails_to_load_closes_the_env(toolbox, monkeypatch):
     """The env (and its renderer) was opened before the policy loaded and closed only after a load that succeeded."""
     pytest.importorskip("mujoco", reason="sim extra not installed")
     from worldpolicy.sim import env as sim_env
-    from worldpolicy.sim import policies
 
     closed = []
     close = sim_env.TabletopEnv.close
@@ -877,10 +896,33 @@ def test_a_sim_policy_that_fails_to_load_closes_the_env(toolbox, monkeypatch):
     def fail(*args, **kwargs):
         raise FileNotFoundError("weights missing")
 
-    monkeypatch.setattr(policies, "make_policy", fail)
+    monkeypatch.setattr(toolbox, "policy", fail)
     with pytest.raises(FileNotFoundError, match="weights missing"):
         toolbox.evaluate_sim("reach", "tiny", episodes=1, max_steps=2)
     assert len(closed) == 1
+
+
+def test_a_sim_evaluation_of_a_checkpoint_runs_the_cached_policy(toolbox, monkeypatch):
+    """evaluate_in_sim loaded its checkpoint afresh for every call (minutes at full size) beside the policies the
+    cache held, so a device bounded to --max-loaded models held one more. It runs the cached one, as predict does,
+    and leaves it loaded for the next call."""
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    import worldpolicy
+    from worldpolicy.sim import policies
+
+    ckpt = toolbox.resolve_checkpoint("tiny")
+    own = toolbox._checkpoint_embodiment(ckpt, None, "policy", "tiny")
+    cached = toolbox.policy(ckpt, own)
+
+    def load_again(*args, **kwargs):
+        raise AssertionError("the checkpoint was loaded again")
+
+    monkeypatch.setattr(worldpolicy, "load_policy", load_again)
+    monkeypatch.setattr(policies, "make_policy", load_again)
+    result = toolbox.evaluate_sim("reach", "tiny", episodes=1, max_steps=2)
+    assert result["episodes"] == 1 and result["embodiment"] == own.key
+    assert toolbox.policy(ckpt, own) is cached and cached.embodiment.key == own.key  # still loaded, not closed
+    assert cached.engine is not None  # raises once closed
 
 
 @pytest.mark.parametrize("stop", [RuntimeError("renderer lost"), KeyboardInterrupt()])
@@ -919,3 +961,54 @@ def test_a_folder_of_frames_cannot_link_outside_the_input_roots(server, toolbox,
         shutil.rmtree(linked)
     assert error["parameter"] == "video" and "links to files outside" in error["message"], error
     assert "frame_0.png" in error["message"] and list(toolbox._policies) == loaded_before
+
+
+def test_a_server_without_checkpoints_says_how_to_give_it_some(tmp_path, caplog):
+    """`worldpolicy mcp` started without --checkpoint-dir, or on a folder holding none where the listing looks (a
+    Hugging Face cache keeps them deeper): every model call said "checkpoint: no checkpoint given", accepted [], which
+    neither the agent nor its user can act on. It is said when the toolbox is made, and each call names the setting."""
+    from worldpolicy.agents import Toolbox, ToolboxConfig
+
+    (tmp_path / "hub" / "models--nvidia--x" / "snapshots" / "abc").mkdir(parents=True)
+    (tmp_path / "hub" / "models--nvidia--x" / "snapshots" / "abc" / "model_index.json").write_text("{}")
+    with caplog.at_level("WARNING", logger="worldpolicy.agents.toolbox"):
+        toolbox = Toolbox(ToolboxConfig(output_dir=tmp_path / "out", checkpoint_dirs=[tmp_path / "hub"]))
+    assert re.search(r"no checkpoint: .*hub\) hold no checkpoint .*--checkpoint-dir", caplog.text)
+    error = err(build_server(toolbox), "predict_actions", {"prompt": "pick", "image": "obs.png"})
+    assert error["parameter"] == "checkpoint" and error["accepted"] == []
+    assert re.search(r"this server has no checkpoint: .*--checkpoint-dir .*configure\(checkpoint_dirs=", error["message"])
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="worldpolicy.agents.toolbox"):
+        Toolbox(ToolboxConfig(output_dir=tmp_path / "out", checkpoint_dirs=[tmp_path / "hub" / "models--nvidia--x"
+                                                                             / "snapshots"]))
+    assert caplog.text == ""  # one level down is where the listing looks
+
+
+def test_a_checkpoint_evicted_from_the_cache_is_released_before_the_next_loads(tiny_checkpoint_dir, tmp_path,
+                                                                                monkeypatch):
+    """The cache loaded a new policy, then dropped the least recent one without closing it: a server bounded to one
+    model held two on the device while it switched (the second could run out of memory), and the dropped one's memory
+    came back only at some later garbage collection. It now closes the one it evicts, before loading."""
+    import worldpolicy
+    from worldpolicy.agents import Toolbox, ToolboxConfig
+    from worldpolicy.embodiments import get_embodiment
+
+    made: list = []
+
+    class Loaded:
+        def __init__(self) -> None:
+            self.live_at_load = sum(not p.closed for p in made)  # models on the device while this one loads
+            self.closed = False
+            made.append(self)
+
+        def close(self) -> None:
+            self.closed = True
+
+    monkeypatch.setattr(worldpolicy, "load_policy", lambda *args, **kwargs: Loaded())
+    toolbox = Toolbox(ToolboxConfig(output_dir=tmp_path, checkpoint_dirs=[tiny_checkpoint_dir], max_loaded=1))
+    ckpt = toolbox.resolve_checkpoint("tiny")
+    first = toolbox.policy(ckpt, get_embodiment("bridge"))
+    assert toolbox.policy(ckpt, get_embodiment("bridge")) is first and not first.closed  # a hit keeps it
+    second = toolbox.policy(ckpt, get_embodiment("umi"))
+    assert first.closed and second.live_at_load == 0 and not second.closed
+    assert [x["embodiment"] for x in toolbox.list_checkpoints()["loaded"]] == ["umi"]

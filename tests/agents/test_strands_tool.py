@@ -107,3 +107,23 @@ def test_a_checkpoint_that_is_not_a_name_is_an_error_naming_it(configured, input
     bad = strands_tool.worldpolicy_tool(action=action, prompt="go", image=str(inputs_dir / "obs.png"), checkpoint=["a"])
     error = _json(bad)["error"]
     assert bad["status"] == "error" and error["parameter"] == "checkpoint" and error["accepted"] == ["tiny"], error
+
+
+def test_configure_again_releases_the_models_of_the_toolbox_it_replaces(tiny_checkpoint_dir, tmp_path, monkeypatch):
+    """A notebook that calls configure() again (another device, other folders) kept the replaced toolbox's loaded
+    models on the device until some later garbage collection: they are closed as it is replaced."""
+    import worldpolicy
+    from worldpolicy.embodiments import get_embodiment
+
+    class Loaded:
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    monkeypatch.setattr(strands_tool, "_toolbox", None)
+    monkeypatch.setattr(worldpolicy, "load_policy", lambda *args, **kwargs: Loaded())
+    first = strands_tool.configure(checkpoint_dirs=[tiny_checkpoint_dir], output_dir=tmp_path)
+    loaded = first.policy(first.resolve_checkpoint("tiny"), get_embodiment("bridge"))
+    second = strands_tool.configure(checkpoint_dirs=[tiny_checkpoint_dir], output_dir=tmp_path)
+    assert loaded.closed and first.list_checkpoints()["loaded"] == [] and second is strands_tool._current()

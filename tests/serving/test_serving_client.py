@@ -12,6 +12,7 @@ import pytest
 from serving_standins import droid_request
 from websockets.sync.server import serve as sync_serve
 
+from worldpolicy import get_embodiment
 from worldpolicy.serving import (
     BadRequestError,
     Limits,
@@ -31,15 +32,16 @@ REPLY = {"actions": np.ones((4, 8), np.float32)}  # what an openpi DROID server 
 class FakeServer:
     """A wire server whose n-th request gets `behaviours[n]` (default: a good reply); counts connections."""
 
-    def __init__(self, behaviours: dict[int, str]) -> None:
+    def __init__(self, behaviours: dict[int, str], metadata: dict | None = None) -> None:
         self.behaviours, self.requests, self.connections = behaviours, 0, 0
+        self.metadata = metadata or {}
         self._server = sync_serve(self._handler, "127.0.0.1", 0, compression=None)
         self.url = f"ws://127.0.0.1:{self._server.socket.getsockname()[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def _handler(self, ws) -> None:
         self.connections += 1
-        ws.send(packb({}))
+        ws.send(packb(self.metadata))
         for message in ws:
             behaviour = self.behaviours.get(self.requests, "good")
             self.requests += 1
@@ -54,6 +56,11 @@ class FakeServer:
                 ws.send(packb({"actions": np.where(np.eye(4, 8) > 0, np.inf, 1.0)}))
             elif behaviour == "empty":
                 ws.send(packb({"actions": np.ones((0, 8))}))
+            elif behaviour == "odd_extras":  # another server's descriptive keys in shapes ours never sends
+                ws.send(packb({**REPLY, "fps": "15", "server_timing": [1, 2], "policy_timing": "fast",
+                               "actions_normalized": np.zeros((4, 8), "U2"), "settings": [1]}))
+            elif behaviour == "bad_video":
+                ws.send(packb({**REPLY, "video": np.zeros((4, 4), np.float32)}))
             elif behaviour == "error_reply":  # RoboLab-style proxies answer a failure with a reply map
                 ws.send(packb({"type": "error", "message": "model not loaded"}))
             elif behaviour == "close":
@@ -78,8 +85,8 @@ class FakeServer:
 def fake():
     servers = []
 
-    def make(**behaviours):
-        server = FakeServer({int(k[1:]): v for k, v in behaviours.items()})
+    def make(metadata=None, **behaviours):
+        server = FakeServer({int(k[1:]): v for k, v in behaviours.items()}, metadata)
         servers.append(server)
         return server
 
@@ -205,6 +212,40 @@ def test_openpi_reply_fills_columns_from_the_embodiment(fake):
     assert pred.columns == [f"a{i}" for i in range(8)] and "layout" not in pred.to_json()
 
 
+def test_another_servers_odd_descriptive_keys_are_ignored_as_the_actions_arrive(fake):
+    """Keys beside the actions that this client cannot read (a rate as text, timings as a list, a metadata frame whose
+    fps is no number) were read anyway: every call raised a bare ValueError or AttributeError, as if the request were
+    at fault, though the actions had arrived. They are now passed over, as columns of the wrong length are."""
+    server = fake(metadata={"fps": "fast", "columns": 5}, r0="odd_extras", r1="odd_extras")
+    with RemotePolicy(server.url, embodiment="droid") as policy:
+        pred = policy.act(droid_request(np.zeros(7)), "a")
+    assert pred.actions.tolist() == REPLY["actions"].tolist() and pred.fps == 15.0  # the embodiment's rate
+    assert list(pred.timings) == ["roundtrip"] and pred.settings == {"server": server.url}
+    np.testing.assert_array_equal(pred.actions_normalized, get_embodiment("droid").normalize(pred.actions))
+    with RemotePolicy(server.url) as policy:  # nothing names a rate: none is made up
+        assert policy.act(droid_request(np.zeros(7)), "a").fps == 0.0
+
+
+def test_a_result_without_a_rate_is_refused_by_save_before_anything_is_written(fake, tmp_path):
+    """An openpi server announces no embodiment: without embodiment= the result knows no rate, and `save` wrote its
+    actions.json with fps 0 (which `worldpolicy viz` refuses), then failed in the plots naming an `fps` no
+    caller passed. It now refuses first, saying what to pass."""
+    server = fake()
+    with RemotePolicy(server.url) as policy:
+        pred = policy.act(droid_request(np.zeros(7)), "a")
+    with pytest.raises(ValueError, match=r"fps=0\.0: .*no action rate.*RemotePolicy\(embodiment="):
+        pred.save(tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_video_that_is_no_clip_is_an_unreadable_reply(fake):
+    server = fake(r0="bad_video")
+    with RemotePolicy(server.url, embodiment="droid") as policy:
+        with pytest.raises(UnreadableReplyError, match=r"'video'.*\[T, H, W, 3\].*float32 \(4, 4\)"):
+            policy.act(droid_request(np.zeros(7)), "a")
+        assert policy.act(droid_request(np.zeros(7)), "a").video is None
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="unsupported scheme"):
         RemotePolicy("http://localhost:8000", connect_now=False)
@@ -219,6 +260,9 @@ def test_bad_arguments():
 
 
 def test_not_a_websocket_server():
+    """A peer that takes the connection and hangs up is also what a Docker published port or a kubectl port-forward
+    does while no server listens behind it (not started yet, or exited): the error says so, not only "not a WebSocket
+    policy server"."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -229,7 +273,8 @@ def test_not_a_websocket_server():
 
     threading.Thread(target=accept_and_hang_up, daemon=True).start()
     try:
-        with pytest.raises(ServerRefusedError, match="answered but is not a WebSocket policy server"):
+        with pytest.raises(ServerRefusedError, match="completed no WebSocket handshake .*: not a WebSocket policy "
+                           "server, or a proxy or port forward .* with no server listening behind it"):
             RemotePolicy(f"ws://127.0.0.1:{listener.getsockname()[1]}", connect_timeout_s=5)
     finally:
         listener.close()
@@ -349,3 +394,24 @@ def test_a_16_bit_image_travels_as_the_local_policy_reads_it(tmp_path):
     rgb = (np.random.default_rng(0).random((32, 64, 3)) * 255).astype(np.uint8)
     Image.fromarray(rgb).save(tmp_path / "plain.png")
     assert _image_array(tmp_path / "plain.png").dtype == np.uint8  # 8-bit images still travel as uint8
+
+
+def test_connects_with_a_websockets_older_than_15(fake, monkeypatch):
+    """websockets 13 and 14 (the serve extra allows >= 13) have no keepalive in their threading client: `connect`
+    hands unknown keywords to `socket.create_connection`, so every connection failed with "create_connection() got an
+    unexpected keyword argument 'ping_timeout'". The keepalive options go only to a `connect` that takes them."""
+    from worldpolicy.serving import client
+
+    real = client.connect
+
+    def connect_14(uri, *, compression="deflate", additional_headers=None, open_timeout=10, close_timeout=10,
+                   max_size=2**20, **kwargs):  # websockets 14.2's signature, less what the client does not pass
+        if kwargs:
+            raise TypeError(f"create_connection() got an unexpected keyword argument {next(iter(kwargs))!r}")
+        return real(uri, compression=compression, additional_headers=additional_headers, open_timeout=open_timeout,
+                    close_timeout=close_timeout, max_size=max_size, legacy=True)  # 14's direct connection
+
+    monkeypatch.setattr(client, "connect", connect_14)
+    server = fake()
+    with RemotePolicy(server.url, embodiment="droid") as policy:
+        assert policy.act(droid_request(np.zeros(7)), "a").actions.shape == (4, 8)

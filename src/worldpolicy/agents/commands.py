@@ -60,6 +60,7 @@ def _mcp(args: argparse.Namespace) -> int:
 
     if args.transport == "http":
         _check_address(args.host, args.port)
+    _check_not_in_root(args)
     output_folder(args.output_dir, "--output-dir", create=False)  # a file there fails now, not at the first tool call
     try:
         config = ToolboxConfig(
@@ -76,6 +77,25 @@ def _mcp(args: argparse.Namespace) -> int:
         raise flag_named(exc, FLAGS) from None
     run_server(config, args.transport, args.host, args.port)
     return 0
+
+
+def _check_not_in_root(args: argparse.Namespace) -> None:
+    """Some MCP clients (Claude Desktop, for one) start stdio servers in the filesystem root: a default taken from the
+    working directory there lets the tools read image, video and actions files anywhere on the machine
+    (--input-root), or fails every call writing under / (a relative --output-dir). Refused before the server starts,
+    naming the flags to give."""
+    from ..cli import UsageError
+
+    cwd = Path.cwd()
+    if cwd != Path(cwd.anchor):
+        return
+    unset = {flag: why for flag, why, default in (
+        ("--input-root", "the tools could read files anywhere on this machine", not args.input_root),
+        ("--output-dir", f"runs would be written under {cwd}", not args.output_dir.is_absolute())) if default}
+    if unset:
+        raise UsageError(f"{' and '.join(unset)}: the working directory is {cwd} (where some MCP clients, such as "
+                         f"Claude Desktop, start servers): {'; '.join(unset.values())}; give "
+                         f"{' and '.join(f'{flag} DIR' for flag in unset)} as absolute paths")
 
 
 def _check_address(host: str, port: int) -> None:

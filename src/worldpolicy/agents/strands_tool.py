@@ -37,11 +37,15 @@ _toolbox: Toolbox | None = None
 
 
 def configure(config: ToolboxConfig | None = None, **kwargs: Any) -> Toolbox:
-    """Set the toolbox the tool uses: a `ToolboxConfig`, or its fields as keyword arguments."""
+    """Set the toolbox the tool uses: a `ToolboxConfig`, or its fields as keyword arguments. The toolbox it replaces
+    releases its loaded models (`Toolbox.close`)."""
     global _toolbox
+    toolbox = Toolbox(config or ToolboxConfig(**kwargs))
     with _lock:
-        _toolbox = Toolbox(config or ToolboxConfig(**kwargs))
-        return _toolbox
+        replaced, _toolbox = _toolbox, toolbox
+    if replaced is not None:
+        replaced.close()
+    return toolbox
 
 
 def _current() -> Toolbox:

@@ -169,6 +169,9 @@ class Toolbox:
         self._cache_lock = threading.Lock()  # the cache's contents, held briefly
         self._load_lock = threading.Lock()  # loading a checkpoint
         self._run_lock = threading.Lock()
+        if not self._checkpoint_paths():  # said where the server starts, not first in an agent's failed call
+            logger.warning("%s; listing, visualize_actions and scripted or random evaluate_in_sim still work",
+                           self._no_checkpoint())
 
     # -- listing ----------------------------------------------------------------------------------------------
 
@@ -200,11 +203,24 @@ class Toolbox:
             rows.append(_embodiment_row(listed.embodiment, source, name))
         return {"embodiments": rows}
 
-    def list_checkpoints(self) -> dict[str, Any]:
+    def _checkpoint_paths(self) -> list[Path]:
+        """The checkpoint folders the checkpoint directories hold: each directory itself, or its subfolders."""
         paths: list[Path] = []
         for root in self.config.checkpoint_dirs:
             candidates = [root] + (sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else [])
             paths.extend(p for p in candidates if _is_checkpoint(p) and p not in paths)  # a dir given twice: once
+        return paths
+
+    def _no_checkpoint(self) -> str:
+        """Why no model call can run here, and the setting that fixes it, as each adapter spells it."""
+        dirs = ", ".join(str(p) for p in self.config.checkpoint_dirs) or "none"
+        return (f"this server has no checkpoint: its checkpoint directories ({dirs}) hold no checkpoint folder (one "
+                "with model_index.json or base_model.json, given itself or one level down); start `worldpolicy mcp` "
+                "with --checkpoint-dir DIR (or `shipped`, the model in the package), or give the Strands tool "
+                "configure(checkpoint_dirs=[...]) or WORLDPOLICY_CHECKPOINTS")
+
+    def list_checkpoints(self) -> dict[str, Any]:
+        paths = self._checkpoint_paths()
         found = []
         for name, path in zip(_unique_names(paths), paths):
             size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
@@ -272,6 +288,8 @@ class Toolbox:
         by_name = {c["name"]: Path(c["path"]) for c in self.list_checkpoints()["checkpoints"]}
         if checkpoint is not None and not isinstance(checkpoint, str):  # the Strands tool's arguments are not typed
             raise ToolInputError("checkpoint", "expected a checkpoint name", checkpoint, sorted(by_name))
+        if not by_name:
+            raise ToolInputError("checkpoint", self._no_checkpoint(), checkpoint, [])
         if not checkpoint:
             if len(by_name) != 1:
                 raise ToolInputError("checkpoint", "no checkpoint given", checkpoint, sorted(by_name))
@@ -439,7 +457,9 @@ class Toolbox:
     # -- policies ---------------------------------------------------------------------------------------------
 
     def policy(self, checkpoint: Path, emb) -> Any:
-        """The cached `Policy` for (checkpoint, embodiment), loading it (and evicting the least recent) if needed."""
+        """The cached `Policy` for (checkpoint, embodiment), loading it if needed. A full cache first evicts the least
+        recent and closes it, so that `max_loaded` models are all the device holds, also while another loads; a call
+        that runs the policy holds `_run_lock` from this lookup to its end, so none is closed under it."""
         from .. import load_policy
 
         key = (str(checkpoint), emb.key)
@@ -458,13 +478,26 @@ class Toolbox:
         with self._load_lock:
             if (hit := cached()) is not None:  # loaded while this call waited
                 return hit
+            with self._cache_lock:
+                evicted = [self._policies.popitem(last=False) for _ in
+                           range(len(self._policies) - self.config.max_loaded + 1)]
+            for old_key, old_policy in evicted:  # released now, not at some later garbage collection
+                old_policy.close()
+                logger.info("policy cache full (%d): unloaded %s", self.config.max_loaded, old_key)
             policy = load_policy(str(checkpoint), embodiment=emb.key, **self._load_options())
             with self._cache_lock:
                 self._policies[key] = policy
-                while len(self._policies) > self.config.max_loaded:
-                    evicted, _ = self._policies.popitem(last=False)
-                    logger.info("policy cache full (%d): unloaded %s", self.config.max_loaded, evicted)
             return policy
+
+    def close(self) -> None:
+        """Release every loaded policy (`Policy.close`), after the model call in progress: a toolbox that is replaced
+        (the Strands tool's `configure`) gave its models back to the device only at some later garbage collection.
+        A later call loads again."""
+        with self._run_lock:
+            with self._cache_lock:
+                loaded, self._policies = list(self._policies.values()), OrderedDict()
+            for policy in loaded:
+                policy.close()
 
     def _load_options(self) -> dict[str, Any]:
         """`Policy.from_pretrained` keyword arguments from the configuration."""
@@ -492,18 +525,18 @@ class Toolbox:
         from ..viz.run import write_run
 
         report = progress or (lambda *_: None)
-        report(0, None, f"loading {ckpt.name} for {emb.key}")
-        # what the CLI would log about this call (a short clip, units, ...): an agent reads only the result
-        with logged_warnings() as [logged]:
+        # what the CLI would log about this call (a short clip, units, ...): an agent reads only the result; one model
+        # call at a time (one device), and its policy stays loaded (is not evicted) until it ends
+        with logged_warnings() as [logged], self._run_lock:
+            report(0, None, f"loading {ckpt.name} for {emb.key}")  # a call cancelled while it waited stops here
             policy = self.policy(ckpt, emb)
             if said_view is not None:
                 policy.single_view_said(*said_view)
             report(0, None, "sampling")
-            with self._run_lock:
-                prediction = policy.act_batch(
-                    [PolicyRequest(mode=mode, **request)],
-                    progress=lambda done, total: report(done, total, f"denoising step {done}/{total}"),
-                )[0]
+            prediction = policy.act_batch(
+                [PolicyRequest(mode=mode, **request)],
+                progress=lambda done, total: report(done, total, f"denoising step {done}/{total}"),
+            )[0]
         warnings = [*warnings, *(w for w in logged if w not in warnings)]
         run_dir = self._new_run_dir(mode)
         try:
@@ -735,7 +768,7 @@ class Toolbox:
             from ..sim.env import TabletopEnv
             from ..sim.evaluate import evaluate
             from ..sim.evaluate import write_report as write_sim_report
-            from ..sim.policies import make_policy
+            from ..sim.policies import make_policy, wrap_policy
             from ..sim.rollout import ChunkStrategy
             from ..sim.tasks import list_tasks
         except ImportError as exc:
@@ -751,6 +784,7 @@ class Toolbox:
         if embodiment is not None and policy == "scripted":  # it would be ignored, and the run look as asked
             raise ToolInputError("embodiment", "does not apply to policy 'scripted': the expert always acts in "
                                  "droid/joint_pos (absolute joints); leave it out", embodiment)
+        ckpt = None  # a checkpoint policy's folder: the model runs on camera images
         if policy in ("scripted", "random"):
             spec = policy
             emb = self._embodiment(embodiment) if embodiment is not None else None
@@ -770,15 +804,16 @@ class Toolbox:
                                      embodiment or policy) from None
         report = progress or (lambda *_: None)
         report(0, episodes, f"simulating {episodes} episodes of {task}")
-        needs_images = spec not in ("scripted", "random")
         out = None
         try:
             with self._run_lock:
-                env = TabletopEnv(task, SIM_ROBOT, image_size=(180, 320) if needs_images else None, max_steps=max_steps)
+                env = TabletopEnv(task, SIM_ROBOT, image_size=None if ckpt is None else (180, 320), max_steps=max_steps)
                 sim_policy = None
                 try:  # the env (its renderer) is closed however the policy's load or the episodes end
-                    options = self._load_options() if needs_images else {}  # checkpoint policies load like the others
-                    sim_policy = make_policy(spec, env=env, embodiment=embodiment, seed=seed, **options)
+                    if ckpt is not None:  # the cached policy predict runs: loaded once, within the max_loaded bound
+                        sim_policy = wrap_policy(self.policy(ckpt, emb), seed=seed)
+                    else:
+                        sim_policy = make_policy(spec, env=env, embodiment=embodiment, seed=seed)
                     out = self._new_run_dir("sim")  # once the policy loads: a failure before leaves no empty folder
                     result = evaluate(
                         env,
@@ -794,7 +829,8 @@ class Toolbox:
                                                          f"episode {len(so_far.episodes)}/{episodes} done"),
                     )
                 finally:
-                    getattr(sim_policy, "close", lambda: None)()
+                    if ckpt is None:  # a cached policy stays loaded for the next call
+                        getattr(sim_policy, "close", lambda: None)()
                     env.close()
             ran_as = getattr(getattr(sim_policy, "embodiment", None), "key", None)  # the checkpoint's own, if left out
             paths = write_sim_report(result, out)

@@ -84,8 +84,17 @@ redact_credentials("websockets.client")  # the handshake's Authorization header,
 # error texts that blame the request: the server's own checks, and the policy's input errors (server.failure_status)
 _REQUEST_FAULTS = ("bad request:", "ValueError:", "TypeError:", "KeyError:")
 
-# websockets >= 15 warns unless a direct (non-context-manager) connection is asked for explicitly
-_DIRECT = {"legacy": True} if "legacy" in inspect.signature(connect).parameters else {}
+
+
+def _version_options() -> dict[str, Any]:
+    """`connect` keywords that only some websockets versions take (the serve extra allows >= 13), given only to one
+    that takes them: before 15, the threading client has no keepalive and hands unknown keywords to
+    `socket.create_connection`, which refuses them. Pings keep idle connections open through proxies, but never end
+    one: a server that infers on its event loop (openpi's) cannot answer them mid-inference, so read_timeout_s alone
+    decides "silent" (websockets < 15 sends none). websockets >= 15 warns unless a direct (non-context-manager)
+    connection is asked for explicitly (`legacy`)."""
+    takes = inspect.signature(connect).parameters
+    return {k: v for k, v in {"ping_timeout": None, "legacy": True}.items() if k in takes}
 
 
 class RemotePolicyError(RuntimeError):
@@ -145,6 +154,12 @@ class LocalOnlyError(AttributeError):
 def _positive_int(value: Any) -> int | None:
     """A metadata count (chunk size, resolution tier) as an int, or None where the server does not announce one."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _rate(value: Any) -> float | None:
+    """An action rate (a reply's or the metadata's `fps`) as a float, or None where it is none a robot could run at."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return float(value) if number and math.isfinite(value) and value > 0 else None
 
 
 def _normalise_url(url: str) -> str:
@@ -279,10 +294,7 @@ class RemotePolicy:
                 additional_headers=headers,
                 open_timeout=self.connect_timeout_s,
                 close_timeout=self.connect_timeout_s,
-                # pings keep idle connections open through proxies, but never end one: a server that infers on its
-                # event loop (openpi's) cannot answer them mid-inference; read_timeout_s alone decides "silent"
-                ping_timeout=None,
-                **_DIRECT,
+                **_version_options(),
             )
         except InvalidURI as exc:
             raise ValueError(f"url={self.url!r} is not a valid WebSocket URL: {exc}") from None
@@ -296,8 +308,9 @@ class RemotePolicy:
             raise ServerRefusedError(f"{self.url} refused the connection with HTTP {status}: {body}") from None
         except (InvalidHandshake, websockets.ConnectionClosed) as exc:
             raise ServerRefusedError(
-                f"something at {self.url} answered but is not a WebSocket policy server ({exc}); "
-                "check the host and port"
+                f"something at {self.url} accepted the connection but completed no WebSocket handshake ({exc}): "
+                "not a WebSocket policy server, or a proxy or port forward (a Docker published port, kubectl "
+                "port-forward) with no server listening behind it; check the host and port, and that the server runs"
             ) from None
         except TimeoutError:
             raise ServerTimeoutError(
@@ -823,21 +836,31 @@ class RemotePolicy:
         known = e is not None and e.action_dim == dim
         columns = pick("columns", list(e.columns) if known else [f"a{i}" for i in range(dim)])
         units = pick("units", list(e.units) if known else ["1"] * dim)
+        # the keys beside the actions describe them: one this client cannot read (another server's convention) is
+        # passed over, as columns of another length are, rather than failing a call whose actions arrived
         normalized = reply.get("actions_normalized")
-        if isinstance(normalized, np.ndarray) and normalized.shape == actions.shape:
+        if isinstance(normalized, np.ndarray) and normalized.shape == actions.shape and normalized.dtype.kind in "biuf":
             normalized = normalized.astype(np.float64)
         else:
             normalized = e.normalize(actions) if known else actions.copy()
-        fps = reply.get("fps", meta.get("fps", e.fps if e is not None else 0.0))
+        # 0.0: no rate is known (a server that announces none, and no embodiment=); `Prediction.save` says so
+        fps = _rate(reply.get("fps")) or _rate(meta.get("fps")) or (e.fps if e is not None else 0.0)
         video = reply.get("video")
+        if video is not None and not (isinstance(video, np.ndarray) and video.ndim == 4 and video.shape[-1] == 3
+                                      and video.dtype == np.uint8):  # asked for, so not passed over
+            got = f"{video.dtype} {video.shape}" if isinstance(video, np.ndarray) else type(video).__name__
+            raise UnreadableReplyError(f"reply from {self.url} has a 'video' that is no uint8 clip [T, H, W, 3] "
+                                       f"({got})")
         timings = {"roundtrip": roundtrip_s}
-        for group in ("server_timing", "policy_timing"):
-            for key, value in (reply.get(group) or {}).items():
+        groups = {group: reply.get(group) for group in ("server_timing", "policy_timing")}
+        groups = {group: values for group, values in groups.items() if isinstance(values, dict)}
+        for group, values in groups.items():
+            for key, value in values.items():
                 if isinstance(key, str) and key.endswith("_ms") and isinstance(value, (int, float)):
                     # the policy's own stages keep the local Policy's names; the server's are prefixed
                     timings[f"server_{key[:-3]}" if group == "server_timing" else key[:-3]] = value / 1000
         settings = dict(reply.get("settings")) if isinstance(reply.get("settings"), dict) else {}
-        batch_size = (reply.get("server_timing") or {}).get("batch_size")
+        batch_size = groups.get("server_timing", {}).get("batch_size")
         if isinstance(batch_size, int):
             settings["server_batch_size"] = batch_size  # how many requests shared this forward pass
         return Prediction(
@@ -848,7 +871,7 @@ class RemotePolicy:
             actions=actions,
             actions_normalized=normalized,
             fps=float(fps),
-            video=np.array(video) if isinstance(video, np.ndarray) else None,
+            video=None if video is None else np.array(video),
             timings=timings,
             settings={**settings, "server": self.url},
             layout=e.layout if known and list(e.columns) == columns else None,

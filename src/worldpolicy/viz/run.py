@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .plots import gripper_columns, load_actions_file, plot_prediction, real_rows_of, run_title
+from .plots import _check_fps, gripper_columns, load_actions_file, plot_prediction, real_rows_of, run_title
 
 if TYPE_CHECKING:
     from ..results import Prediction
@@ -29,6 +29,12 @@ def write_run(prediction: Prediction, out: Path, plots: bool = True) -> list[Pat
     from ..fileio import make_folder, write_json_atomic
     from ..processing.video import write_video
 
+    try:  # before any file is written: the plots and video would refuse it half-way through the run
+        _check_fps(prediction.fps)
+    except ValueError:
+        raise ValueError(f"fps={prediction.fps!r}: this prediction names no action rate, which its actions.json, "
+                         "plots and video need (a RemotePolicy result from a server that announces none, such as "
+                         "openpi's: pass RemotePolicy(embodiment=...))") from None
     make_folder(out)
     bad = ~np.isfinite(np.asarray(prediction.actions, dtype=np.float64))
     # non-finite actions are kept for inspection, but there is nothing to plot (and an earlier page would show its
