@@ -85,7 +85,6 @@ redact_credentials("websockets.client")  # the handshake's Authorization header,
 _REQUEST_FAULTS = ("bad request:", "ValueError:", "TypeError:", "KeyError:")
 
 
-
 def _version_options() -> dict[str, Any]:
     """`connect` keywords that only some websockets versions take (the serve extra allows >= 13), given only to one
     that takes them: before 15, the threading client has no keepalive and hands unknown keywords to
