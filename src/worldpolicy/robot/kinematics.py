@@ -287,7 +287,7 @@ class IKSolver:
                 low, best = share, q_share
             else:
                 high = share
-        return best  # none of the motion reached (a singular direction): the speed-limited solve's own pose
+        return best  # no share reached: the speed-limited solve's own pose
 
     def _converge(self, target: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, bool]:
         """Up to `max_iters` QP steps from the full configuration `q` towards `target`: (arm joints, whether they are
