@@ -73,7 +73,6 @@ def test_measured_joints_in_degrees_are_refused_naming_them(rel, still):
     with pytest.raises(ValueError, match=r"q_arm: expected the 7 measured arm joint angles of robot 'panda'"):
         rel.decode(a, [*rel.robot.home, 0.0])  # the gripper appended
     # a measured joint a little past its (soft) limit is what the sim reports: accepted, as the env's space allows
-    # (held still: moving 1 cm a step there, by the straightened elbow's singularity, is too fast for the joints)
     q = np.array(rel.robot.home)
     q[3] = rel.ik.upper[3] + 0.05
     assert rel.decode(np.tile([0, 0, 0, 1, 0, 0, 0, 1, 0, 0.5], (4, 1)), q).qpos.shape == (4, 7)
@@ -91,6 +90,11 @@ def test_fr3_readings_need_the_fr3s_limits_and_the_error_says_how():
     fr3 = ActionDecoder("droid/relative_pose", "fr3")
     cmd = fr3.decode(a, q)
     assert cmd.tracking.max_mm < 1 and cmd.qpos[:, 5].max() > 3.9  # tracked, joint 6 past where a Panda stops
+    # past the FR3's own limits the error no longer sends an FR3 to robot 'fr3' (it did, to the robot it was)
+    q[5] = 4.8
+    with pytest.raises(ValueError, match=r"joint6=4.8 \(limits \[0.544, 4.52\]\).*joint_limits=\[\(lower, upper\), "
+                                         r"...\]\)$"):
+        fr3.decode(a, q)
 
 
 def test_gripper_out_of_range_warns(rel, caplog):
@@ -165,17 +169,31 @@ def test_joint_jumps_faster_than_the_arm_allows_are_refused_naming_the_joint_and
     assert len(ActionDecoder("droid", "panda", check_velocity=False).decode(chunk, None)) == 4
 
 
-def test_a_pose_chunk_that_makes_ik_swing_the_arm_is_refused(rel):
-    """A 150 deg turn of the hand in one step is reachable, but IK swings joints 1 and 3 by over a radian to get there:
-    a joint target no arm can follow at 15 fps, sent before as tracked (0.03 deg error)."""
+def test_a_turn_too_fast_for_the_joints_is_met_part_way_and_reported_not_swung(rel, caplog):
+    """A 150 deg turn of the hand in one step is reachable, but IK swung joints 1 and 3 by over a radian to get there
+    (12x their speed at 15 fps), which the decoder then refused. IK now holds each joint to its speed over the
+    period: the hand turns what the joints allow about the commanded axis, stays where it was (the speed-limited QP
+    alone moved it 159 mm sideways) and the rest is reported unreachable."""
     from scipy.spatial.transform import Rotation
+
+    from worldpolicy.robot.kinematics import IKSolver
 
     q0 = np.array(rel.robot.home)
     turn = Rotation.from_euler("z", 150, degrees=True).as_matrix()
     a = np.array([[0, 0, 0, *turn[:, 0], *turn[:, 1], 0.0]])
+    with caplog.at_level(logging.WARNING):
+        cmd = rel.decode(a, q0)
+    speed = np.abs(cmd.qpos[0] - q0) * rel.embodiment.fps / rel.robot.max_joint_velocity
+    assert speed.max() <= 1 and speed.max() > 0.9  # at the limit, not past it (nor idle)
+    assert cmd.tracking.unreachable_steps == [0] and "unreachable" in caplog.text
+    assert cmd.tracking.max_mm < 2 and 135 < cmd.tracking.max_deg < 145  # in place, about 10 deg of the 150 turned
+    turned = Rotation.from_matrix(rel.ik.fk(q0)[:3, :3].T @ rel.ik.fk(cmd.qpos[0])[:3, :3]).as_rotvec()
+    assert turned[2] > 0.15 and np.abs(turned[:2]).max() < 0.01  # about the commanded axis, the commanded way
+    # the refusal stays the last guard: an IK without the speed limit swings the arm, and the chunk is refused
+    free = ActionDecoder("droid/relative_pose", "panda", ik=IKSolver("panda"))
     with pytest.raises(ValueError, match=r"from the measured joints to target 0: joint\d moves .* rad in one step.* "
                                          r"\(IK reconfigured the arm to reach the target"):
-        rel.decode(a, q0)
+        free.decode(a, q0)
 
 
 @pytest.mark.parametrize("r6, what", [([1, 0, 0, 1, 0, 0], r"r0..r2 norm 1, r3..r5 norm 1, \|cos\| between them 1"),

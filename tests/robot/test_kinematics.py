@@ -97,10 +97,38 @@ def test_rotation_target(ik):
 
 
 @pytest.mark.parametrize("kwargs", [{"damping": -1}, {"dt": float("nan")}, {"max_iters": 0}, {"max_iters": 2.5},
-                                    {"solver": "nope"}])
+                                    {"solver": "nope"}, {"fps": 0}, {"fps": float("inf")}, {"fps": True}])
 def test_bad_solver_settings(kwargs):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
         IKSolver("panda", **kwargs)
+
+
+def test_given_the_control_rate_ik_keeps_joints_within_their_speed_along_the_commanded_motion(ik, caplog):
+    """A 20 deg turn of the hand in one 15 fps step needs joint 7 at twice its 2.61 rad/s: IK without the rate jumps
+    there (the decoder refuses it after the fact). With the rate, the solve stops at the speed limit, turning the hand
+    about the commanded axis only as far as joint speeds allow and keeping it in place, and says the rest was
+    unreachable; a target within reach of one period solves as without the rate."""
+    from scipy.spatial.transform import Rotation
+
+    limited = IKSolver("panda", fps=15)
+    q0 = np.array(ik.robot.home)
+    target = ik.fk(q0)
+    target[:3, :3] = target[:3, :3] @ Rotation.from_euler("z", 20, degrees=True).as_matrix()
+    travel = np.array(ik.robot.max_joint_velocity) / 15
+
+    def speed(q):
+        return np.max(np.abs(q - q0) / travel)
+
+    assert speed(ik.solve(target, q0)) > 1.8
+    with caplog.at_level(logging.WARNING):
+        qs, report = limited.solve_trajectory(target[None], q0)
+    assert 0.95 < speed(qs[0]) <= 1
+    turned = Rotation.from_matrix(ik.fk(q0)[:3, :3].T @ ik.fk(qs[0])[:3, :3]).as_euler("xyz", degrees=True)
+    assert 10 < turned[2] < 14 and np.abs(turned[:2]).max() < 0.5
+    assert report.max_mm < 2 and report.unreachable_steps == [0] and "unreachable" in caplog.text
+    near = ik.fk(q0)
+    near[:3, 3] += [0.005, 0, 0]
+    np.testing.assert_allclose(limited.solve(near, q0), ik.solve(near, q0), atol=1e-9)
 
 
 def test_bad_q_and_target(ik):

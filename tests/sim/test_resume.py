@@ -201,18 +201,20 @@ def test_a_resume_of_a_run_judged_by_another_task_definition_is_refused(tmp_path
     argv = ["sim", "--policy", "scripted", *_changed(FAST, ["--task", "push"]), "--out", str(out), "--episodes"]
     assert main([*argv, "1"]) == 0
     doc = json.loads((out / "report.json").read_text())
-    assert doc["task_version"] == PushTask.version == 2 and doc["policy_settings"]["version"] == ScriptedPolicy.version
-    monkeypatch.setattr(PushTask, "version", 3)  # push judged otherwise from now on
-    monkeypatch.setattr(ScriptedPolicy, "version", 3)
+    now = PushTask.version
+    assert doc["task_version"] == now and doc["policy_settings"]["version"] == ScriptedPolicy.version
+    monkeypatch.setattr(PushTask, "version", now + 1)  # push judged otherwise from now on
+    monkeypatch.setattr(ScriptedPolicy, "version", ScriptedPolicy.version + 1)
     assert main([*argv, "2", "--resume"]) == 2
-    assert ("old -> new: task push: v2 -> v3; scripted policy: v2 -> v3" + VERSIONS_FIX) in capsys.readouterr().err
+    assert (f"old -> new: task push: v{now} -> v{now + 1}; scripted policy: v{ScriptedPolicy.version - 1} -> "
+            f"v{ScriptedPolicy.version}" + VERSIONS_FIX) in capsys.readouterr().err
     del doc["task_version"]  # before versions were recorded: push's criteria v1 (a cube crossing the disc counted)
-    doc["policy_settings"]["version"] = 3
+    doc["policy_settings"]["version"] = ScriptedPolicy.version
     (out / "report.json").write_text(json.dumps(doc))
-    monkeypatch.setattr(PushTask, "version", 2)
+    monkeypatch.setattr(PushTask, "version", now)
     assert main([*argv, "2", "--resume"]) == 2
-    assert ("old -> new: task push: v1 (unrecorded) -> v2" + VERSIONS_FIX) in capsys.readouterr().err
-    doc["task_version"] = 2
+    assert (f"old -> new: task push: v1 (unrecorded) -> v{now}" + VERSIONS_FIX) in capsys.readouterr().err
+    doc["task_version"] = now
     (out / "report.json").write_text(json.dumps(doc))
     assert main([*argv, "2", "--resume"]) == 0  # the same versions: continued
 

@@ -143,3 +143,17 @@ def test_expert_joint_speed_share_is_checked(bad):
     env = TabletopEnv("reach", image_size=None)
     with pytest.raises(ValueError, match=rf"joint_speed_share: policy 'scripted' takes a number in \(0, 1\].*got {bad!r}"):
         ScriptedPolicy(env, joint_speed_share=bad)
+
+
+@pytest.mark.parametrize("task, seeds", [("push", (3, 15)), ("pick_place", (0, 10))])
+def test_the_expert_finishes_under_the_recipes_action_noise(task, seeds):
+    """Under `--action-noise 0.02` (the shipped recipe's: the TCP 12 mm off at the median, redrawn every chunk) the
+    expert re-planned from a TCP just outside its plan's tolerances and went back up to its approach height every
+    chunk: pick_place hovered over the cube, or over the pad holding it, until the episode ended (4 of 20 seeds
+    solved), push re-descended behind the cube (13 of 20). These seeds failed so; all 20 solve without noise."""
+    from worldpolicy.data.from_sim import expert_episodes
+
+    for seed in seeds:
+        episodes = expert_episodes(task, 1, seed=seed, action_noise=0.02, keep_failures=True, settle_steps=0,
+                                   image_size=(16, 16), cameras=["observation/exterior_image_1_left"])
+        assert next(iter(episodes))["success"], seed

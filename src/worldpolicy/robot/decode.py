@@ -18,7 +18,7 @@ import numpy as np
 
 from worldpolicy.embodiments import MODEL_SPACE_UNIT, POSE_COLUMNS, Embodiment, get_embodiment
 from worldpolicy.robot.kinematics import IKSolver, TrackingReport
-from worldpolicy.robot.robots import MEASURED_JOINT_MARGIN_RAD, RobotConfig, get_robot
+from worldpolicy.robot.robots import FR3_JOINT_LIMITS, MEASURED_JOINT_MARGIN_RAD, RobotConfig, get_robot
 from worldpolicy.robot.se3 import check_rot6d, relative_poses
 
 __all__ = ["ActionDecoder", "RobotCommand", "check_executable", "encode_relative_pose"]
@@ -104,7 +104,9 @@ class ActionDecoder:
             # the IK's limits judge the measured joints and clip targets: another robot's would judge this one's
             raise ValueError(f"ik: solves for robot {ik.robot.name!r}, not the decoder's robot {self.robot.name!r} "
                              "(their configs differ); pass IKSolver(robot) for the same config, or leave ik out")
-        self.ik = ik if ik is not None else IKSolver(self.robot)
+        # IK held to the arm's joint speed at the chunk's rate (`IKSolver(fps=...)`); the check below stays the last
+        # guard, for a given `ik` without that limit and for joint_position chunks
+        self.ik = ik if ik is not None else IKSolver(self.robot, fps=self.embodiment.fps)
         self.reanchor = reanchor
         self.check_velocity = check_velocity
         self._grip = self.embodiment.gripper_index
@@ -172,11 +174,12 @@ class ActionDecoder:
         if outside.size:
             given = ", ".join(f"{names[i]}={q[i]:.4g} (limits [{self.ik.lower[i]:.3g}, {self.ik.upper[i]:.3g}])"
                               for i in outside)
+            # robot 'fr3' is the way out for a Panda config reading an FR3, not for a robot already on the FR3's limits
+            fr3 = "" if self.robot.joint_limits == FR3_JOINT_LIMITS else " (a Franka FR3: robot 'fr3')"
             raise ValueError(
                 f"q_arm: {given} outside robot {self.robot.name!r}'s joint limits; q_arm is the measured arm joints in "
                 "radians (joints in degrees? np.radians converts them). If the arm's limits are others, give them in "
-                f"its config: get_robot({self.robot.name!r}, joint_limits=[(lower, upper), ...]) (a Franka FR3: robot "
-                "'fr3')")
+                f"its config: get_robot({self.robot.name!r}, joint_limits=[(lower, upper), ...]){fr3}")
         return q
 
     def decode(self, actions: np.ndarray, q_arm: np.ndarray | None) -> RobotCommand:

@@ -1,4 +1,5 @@
-"""FK and differential IK on MuJoCo with mink (frame task + posture task + configuration limits, daqp).
+"""FK and differential IK on MuJoCo with mink (frame task + posture task + configuration limits, daqp; given the
+control rate, a joint-speed limit per solve).
 
 IK runs on a robot-only model (no scene objects), warm-started from the previous solution, and reports how well it
 tracked: position error (the reference bar), orientation error and, for relative chunks, drift from the plan.
@@ -149,6 +150,42 @@ def _check_poses(poses: np.ndarray, name: str) -> None:
                          f"within {ROTATION_TOLERANCE:g}, last row [0, 0, 0, 1]); got {poses[i].tolist()}")
 
 
+class _StepLimit(mink.Limit):
+    """Each arm joint within `max_step` (rad) of where the solve started: the robot's joint speed limit over one
+    control period, as a QP inequality on every iteration.
+
+    mink's `VelocityLimit` bounds one QP's displacement by `max_velocity * dt`, which is the whole move only when each
+    control period runs one QP. `IKSolver.solve` iterates up to `max_iters` QPs towards each target, so a per-QP bound
+    lets 20 iterations move 20 times the limit; this one bounds the remaining room from the seed instead, so the
+    iterations together stay within one period's travel.
+    """
+
+    def __init__(self, model: mujoco.MjModel, joints: tuple[str, ...], max_step: np.ndarray) -> None:
+        dofs = [model.jnt_dofadr[model.joint(j).id] for j in joints]
+        self._qadr = np.array([model.jnt_qposadr[model.joint(j).id] for j in joints])
+        self._projection = np.eye(model.nv)[dofs]
+        self.max_step = max_step
+        self.lower = self.upper = None
+
+    def start(self, q_arm: np.ndarray) -> None:
+        """Centre the allowed travel on the seed of the solve about to run."""
+        self.lower, self.upper = q_arm - self.max_step, q_arm + self.max_step
+
+    def clamp(self, q_arm: np.ndarray) -> np.ndarray:
+        """The solve's result within the travel: removes the QP solver's feasibility tolerance (~1e-9 rad), so the
+        decoder's check of the same speed never sees a target a rounding error too fast."""
+        return np.clip(q_arm, self.lower, self.upper)
+
+    def binding(self, q_arm: np.ndarray) -> bool:
+        """Whether some joint ended at the edge of its travel (the speed held the solve back)."""
+        return bool(np.any((q_arm <= self.lower + 1e-6) | (q_arm >= self.upper - 1e-6)))
+
+    def compute_qp_inequalities(self, configuration: mink.Configuration, dt: float) -> mink.Constraint:
+        q = configuration.q[self._qadr]
+        room_up, room_down = np.maximum(self.upper - q, 0.0), np.maximum(q - self.lower, 0.0)
+        return mink.Constraint(G=np.vstack([self._projection, -self._projection]), h=np.hstack([room_up, room_down]))
+
+
 class IKSolver:
     """Warm-started differential IK for one robot's end-effector frame."""
 
@@ -165,7 +202,16 @@ class IKSolver:
         pos_threshold: float = 5e-4,
         ori_threshold: float = 2e-3,
         solver: str | None = None,
+        fps: float | None = None,
     ) -> None:
+        """`fps`: the rate the solved targets are sent at. Given, no solve moves an arm joint further from its seed than
+        the robot's `max_joint_velocity` allows in one period (a QP limit, `_StepLimit`): near a singularity or for a
+        large turn IK reaches what it can at the arm's speed and reports the rest as tracking error (unreachable past
+        the bars) instead of a joint jump the decoder then refuses. None (FK, offline conversion): no speed limit."""
+        if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not np.isfinite(fps)
+                                or fps <= 0):
+            raise ValueError(f"fps: expected the control rate in Hz, a finite positive number, or None (no joint speed "
+                             f"limit), got {fps!r}")
         for pname, value in {
             "position_cost": position_cost, "orientation_cost": orientation_cost, "posture_cost": posture_cost,
             "damping": damping, "dt": dt, "pos_threshold": pos_threshold, "ori_threshold": ori_threshold,
@@ -189,6 +235,13 @@ class IKSolver:
         )
         self.posture_task = mink.PostureTask(self.model, cost=posture_cost)
         self.limits = [mink.ConfigurationLimit(self.model)]
+        self.fps = None if fps is None else float(fps)
+        self._step_limit = None
+        if fps is not None:
+            # a hair under the period's travel: the decoder checks the same speed with a strict ">"
+            travel = np.asarray(self.robot.max_joint_velocity) / self.fps * (1 - 1e-9)
+            self._step_limit = _StepLimit(self.model, self.robot.arm_joints, travel)
+            self.limits.append(self._step_limit)
         self._q = self.configuration.q.copy()
 
     def _full_q(self, q_arm: np.ndarray) -> np.ndarray:
@@ -205,23 +258,54 @@ class IKSolver:
         return self.configuration.get_transform_frame_to_world(self.robot.ee_frame, self.robot.ee_frame_type).as_matrix()
 
     def solve(self, target: np.ndarray, q_seed: np.ndarray) -> np.ndarray:
-        """One EE target (4x4) → arm joints, starting (and posture-regularised) at `q_seed`."""
+        """One EE target (4x4) → arm joints, starting (and posture-regularised) at `q_seed`.
+
+        With `fps`, a target further than one control period's joint travel is met part way along the commanded motion:
+        the largest share of the seed pose's screw motion to it (halved 7 times: within 1 %) that a speed-limited solve
+        reaches. The speed-limited QP alone spent the travel on whatever the frame task's cost favoured: for a 20 deg
+        turn of the hand (twice what joint 7 turns in a 15 fps period) it moved the hand 56 mm sideways to turn 18 deg
+        (2.3 off); along the motion it turns 12 deg and stays within 1 mm. What is left reads as tracking error.
+        """
         target = np.asarray(target, dtype=np.float64)
         if target.shape != (4, 4):
             raise ValueError(f"target: expected a 4x4 pose, got shape {target.shape}")
         _check_poses(target[None], "target")
         q = self._full_q(q_seed)
+        if self._step_limit is None:
+            return self._converge(target, q)[0]
+        self._step_limit.start(q[self._qadr])
+        q_arm, reached = self._converge(target, q)
+        if reached or not self._step_limit.binding(q_arm):
+            return q_arm  # reached, or held back by the workspace or joint limits rather than by speed
+        start = self.fk(q[self._qadr])
+        motion = mink.SE3.from_matrix(np.linalg.inv(start) @ target).log()
+        low, high, best = 0.0, 1.0, q_arm
+        for _ in range(7):
+            share = (low + high) / 2
+            q_share, reached = self._converge(start @ mink.SE3.exp(share * motion).as_matrix(), q)
+            if reached:
+                low, best = share, q_share
+            else:
+                high = share
+        return best  # no share reached: the speed-limited solve's own pose
+
+    def _converge(self, target: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Up to `max_iters` QP steps from the full configuration `q` towards `target`: (arm joints, whether they are
+        within `pos_threshold` / `ori_threshold` of it)."""
         self.configuration.update(q)
         self.posture_task.set_target(q)
         self.frame_task.set_target(mink.SE3.from_matrix(target))
         tasks = [self.frame_task, self.posture_task]
-        for _ in range(self.max_iters):
+        reached = False
+        for i in range(self.max_iters + 1):
             err = self.frame_task.compute_error(self.configuration)
-            if np.linalg.norm(err[:3]) <= self.pos_threshold and np.linalg.norm(err[3:]) <= self.ori_threshold:
+            reached = np.linalg.norm(err[:3]) <= self.pos_threshold and np.linalg.norm(err[3:]) <= self.ori_threshold
+            if reached or i == self.max_iters:
                 break
             v = mink.solve_ik(self.configuration, tasks, self.dt, self.solver, self.damping, limits=self.limits)
             self.configuration.integrate_inplace(v, self.dt)
-        return self.configuration.q[self._qadr].copy()
+        q_arm = self.configuration.q[self._qadr].copy()
+        return (q_arm if self._step_limit is None else self._step_limit.clamp(q_arm)), bool(reached)
 
     def solve_trajectory(self, targets: np.ndarray, q0: np.ndarray) -> tuple[np.ndarray, TrackingReport]:
         """Absolute EE targets [T, 4, 4] → joints [T, dof], each solve seeded by the previous solution."""
