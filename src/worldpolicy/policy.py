@@ -380,13 +380,14 @@ class Policy:
         compile: bool = False,
         cuda_graphs: bool = False,
     ) -> tuple[Embodiment, Any, Any, Any]:
-        """Every check `from_pretrained` makes before it reads weights; returns (embodiment, sampling, device, dtype).
-        A caller that loads later (a server opening its port first) calls it up front, so a bad argument fails at
-        once and names itself."""
+        """Every check `from_pretrained` makes before it reads weights, from the arguments and a local checkpoint's
+        configs and file headers (a few KB); returns (embodiment, sampling, device, dtype). A caller that loads later
+        (a server opening its port first) calls it up front, so a bad argument or a partial checkpoint fails at once
+        and names itself."""
         from .engine import SamplingConfig
         from .engine.loading import (
             check_action_head,
-            check_checkpoint_source,
+            check_checkpoint_complete,
             check_compile_options,
             local_scheduler,
             local_transformer_config,
@@ -412,7 +413,10 @@ class Policy:
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
         check_compile_options(torch_device, compile, cuda_graphs)
-        check_checkpoint_source(path_or_id)
+        # what the folder holds, not only where it is: a server opening its port first, and the command line's input
+        # checks, refuse a partial download (a part, shard or config missing, a file cut short) naming the file,
+        # rather than the load after them
+        check_checkpoint_complete(path_or_id)
         transformer_config = local_transformer_config(path_or_id)
         if transformer_config is not None:
             check_action_head(transformer_config, str(path_or_id), emb)

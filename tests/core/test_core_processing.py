@@ -1091,8 +1091,12 @@ def test_a_partial_checkpoint_is_refused_naming_the_part_before_anything_loads(t
     shutil.copytree(tiny_checkpoint, folder)
     damage(folder)
     monkeypatch.setattr(Cosmos3OmniPipeline, "from_pretrained", lambda *a, **k: pytest.fail("loading started"))
-    with pytest.raises(ValueError, match=rf"checkpoint='{re.escape(str(folder))}' is incomplete: {problem}.*fetch it"):
-        worldpolicy.load_policy(folder, "droid/relative_pose")
+    # check_pretrained (a server before its port opens, `predict` before it reads its inputs) judged only where the
+    # checkpoint was, and passed each of these folders: the load after it was the first to refuse
+    for check in (lambda: worldpolicy.Policy.check_pretrained(folder, "droid/relative_pose"),
+                  lambda: worldpolicy.load_policy(folder, "droid/relative_pose")):
+        with pytest.raises(ValueError, match=rf"checkpoint='{re.escape(str(folder))}' is incomplete: {problem}.*fetch"):
+            check()
 
 
 def test_a_whole_sharded_checkpoint_passes_the_checks_and_loads(tiny_checkpoint, tmp_path):
@@ -1239,6 +1243,21 @@ def test_settings_record_the_schedule_that_ran(tiny_checkpoint, monkeypatch, opt
     first.settings["sigmas"].clear()  # one result's settings are its own
     assert len(policy.act(image, "push", steps=4).settings["sigmas"]) == 5
     assert len(policy.act(image, "push", steps=2).settings["sigmas"]) == 3 and len(described) == 2
+
+
+def test_dtype_names_are_read_in_any_case_and_a_wrong_one_lists_the_accepted():
+    """`dtype="BF16"` / `--dtype Float16` were refused, though the spelling was the accepted one in another case; and
+    a result's settings["dtype"] ("torch.bfloat16") could not be passed back."""
+    from worldpolicy.engine.loading import resolve_dtype
+
+    cpu = torch.device("cpu")
+    for name, dtype in (("BF16", torch.bfloat16), ("Float16", torch.float16), (" fp32 ", torch.float32),
+                        ("torch.bfloat16", torch.bfloat16), ("bfloat16", torch.bfloat16)):
+        assert resolve_dtype(name, cpu) is dtype, name
+    for wrong in ("half-float", "int8", 16):
+        with pytest.raises(ValueError, match=re.escape(f"dtype={wrong!r} is not supported; accepted (any case): "
+                                                       "float32, fp32, bfloat16, bf16, float16, fp16")):
+            resolve_dtype(wrong, cpu)
 
 
 @pytest.mark.parametrize(("field", "value", "accepted"), [
