@@ -632,13 +632,10 @@ class Policy:
         `_warn_single_view`, which says what to do about it."""
         if self._trained_frames is None:
             return
-        e = self.embodiment
-        if views is None:
-            if composite_mismatch(*frames.shape[1:3], e.camera_keys, e.composite) is not None:
-                return
-            given: dict[str | None, tuple[int, int]] = {None: frames.shape[1:3]}
-        else:
-            given = {key: view.shape[1:3] for key, view in views.items()}
+        given = sizes_judged(self.embodiment, frames.shape[1:3],
+                             None if views is None else {key: view.shape[1:3] for key, view in views.items()})
+        if given is None:
+            return
         said = tuple(sorted((str(key), hw) for key, hw in given.items()))
         if said in self._size_warnings:
             return
@@ -754,13 +751,36 @@ class Policy:
         )
 
 
-def warn_frame_rate(video: Any, fps: float) -> None:
-    """A clip recorded at another rate than the embodiment's spans another stretch of time per action: say so, for a
-    file that carries its rate (a video's stream, an animated GIF's frame durations: `clip_fps`)."""
+def sizes_judged(embodiment: Embodiment, size: tuple[int, int],
+                 views: Mapping[str, tuple[int, int]] | None) -> dict[str | None, tuple[int, int]] | None:
+    """The (height, width) sizes a run judges against the frames its checkpoint was trained on
+    (`trained_size_warning`): each camera's of a dict (`views`, keyed as `frame_keys` orders them), or the one image's
+    or clip's (`size`) against the composed frame; None for one image a composite embodiment takes for a single
+    camera's view, which the single-view warning is about. `predict` judges its files with it before the weights
+    load."""
+    if views is not None:
+        return dict(views)
+    if composite_mismatch(*size, embodiment.camera_keys, embodiment.composite) is not None:
+        return None
+    return {None: size}
+
+
+def frame_rate_warning(video: Any, fps: float) -> str | None:
+    """A clip recorded at another rate than the embodiment's spans another stretch of time per action: what to say, for
+    a file that carries its rate (a video's stream, an animated GIF's frame durations: `clip_fps`, read from the
+    header), else None. The run says it; `predict` says it before the weights load, from the file alone."""
     from .processing.observations import clip_fps as rate_of
 
     clip_fps = rate_of(video)
-    if clip_fps and abs(clip_fps / fps - 1) > 0.1:
-        logger.warning("video %s is %.3g fps but embodiment actions are at %.3g fps: each recovered action spans "
-                       "%.2f of its steps (resample the clip to %.3g fps for actions at the embodiment's rate)",
-                       video, clip_fps, fps, clip_fps / fps, fps)
+    if not clip_fps or abs(clip_fps / fps - 1) <= 0.1:
+        return None
+    return (f"video {video} is {clip_fps:.3g} fps but embodiment actions are at {fps:.3g} fps: each recovered action "
+            f"spans {clip_fps / fps:.2f} of its steps (resample the clip to {fps:.3g} fps for actions at the "
+            "embodiment's rate)")
+
+
+def warn_frame_rate(video: Any, fps: float) -> None:
+    """Say `frame_rate_warning`'s message, if any (a local run, and `RemotePolicy` for the clips it reads itself)."""
+    message = frame_rate_warning(video, fps)
+    if message is not None:
+        logger.warning("%s", message)
