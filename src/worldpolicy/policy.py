@@ -89,13 +89,27 @@ class PolicyRequest:
         return self.mode in DECODE_VIDEO_MODES if self.decode_video is None else bool(self.decode_video)
 
 
+# what only a request that is given actions reads: `act` and `infer_actions` generate actions instead
+_ACTIONS_OPTIONS = ("actions", "actions_space")
+
+
 def _request(method: str, observation: Any, prompt: str, fixed: dict[str, Any], options: dict[str, Any]) -> PolicyRequest:
     """A `PolicyRequest` for one of the single-call methods: `fixed` is what the method sets itself (mode, actions),
-    `options` the caller's keywords; an unknown or conflicting one is named with the options accepted."""
-    accepted = [f.name for f in fields(PolicyRequest) if f.name not in ("observation", "prompt", *fixed)]
+    `options` the caller's keywords; an unknown or conflicting one is named with the options accepted. `act` and
+    `infer_actions` take no actions, so no `actions_space` either: given to them it changed nothing (the result holds
+    both spaces: `actions`, `actions_normalized`), where a caller may have meant it to."""
+    takes_actions = fixed.get("mode") == "forward_dynamics"
+    accepted = [f.name for f in fields(PolicyRequest) if f.name not in ("observation", "prompt", *fixed)
+                and (takes_actions or f.name not in _ACTIONS_OPTIONS)]
     for key, value in options.items():
         if key not in accepted:
-            why = f"{method}() sets {key} itself" if key in fixed else f"{method}() got an unknown option {key}={value!r}"
+            if key in fixed:
+                why = f"{method}() sets {key} itself"
+            elif key in _ACTIONS_OPTIONS:
+                why = (f"{method}() takes no {key}: it generates the actions, and its result holds them in both "
+                       "spaces (actions, actions_normalized); imagine() takes actions")
+            else:
+                why = f"{method}() got an unknown option {key}={value!r}"
             raise TypeError(f"{why}; accepted: {', '.join(accepted)}")
     return PolicyRequest(observation, prompt, **fixed, **options)
 

@@ -1191,11 +1191,27 @@ def test_policy_seeds_are_checked_before_loading_and_stay_in_range(tiny_checkpoi
 
 
 def test_decode_video_and_actions_space_are_checked_in_every_mode(tiny_policy):
+    from worldpolicy.policy import PolicyRequest
+
     image = np.zeros((64, 64, 3), np.uint8)
     with pytest.raises(ValueError, match=r"decode_video='no' must be True, False or None"):
         tiny_policy.act(image, "pick", decode_video="no")
     with pytest.raises(ValueError, match=r"actions_space='bogus'; accepted: physical, normalized"):
-        tiny_policy.act(image, "pick", actions_space="bogus")
+        tiny_policy.act_batch([PolicyRequest(image, "pick", actions_space="bogus")])
+
+
+@pytest.mark.parametrize("call", ["act", "infer_actions"])
+def test_the_methods_that_generate_actions_take_no_actions_space(tiny_policy, call):
+    """`act(obs, task, actions_space="normalized")` was accepted and changed nothing (the result's actions stayed
+    physical), and act()'s accepted options listed `actions`, which it then refused."""
+    clip = np.zeros((9, 64, 64, 3), np.uint8)
+    for key, value in (("actions_space", "normalized"), ("actions", np.zeros((16, 10)))):
+        with pytest.raises(TypeError, match=rf"{call}\(\) takes no {key}: it generates the actions, and its result "
+                                            r"holds them in both spaces \(actions, actions_normalized\); imagine\(\) "
+                                            r"takes actions; accepted: state, seed, steps"):
+            getattr(tiny_policy, call)(clip, "pick", **{key: value})
+    with pytest.raises(TypeError, match=r"accepted: actions_space, state, seed"):  # imagine() takes both
+        tiny_policy.imagine(clip[0], np.zeros((16, 10)), "pick", sed=1)
 
 
 def test_forward_dynamics_decodes_its_rollout_unless_told_not_to(tiny_policy):
