@@ -1525,7 +1525,7 @@ def test_a_state_in_the_wrong_units_is_warned_like_actions(tiny_checkpoint, capl
         policy._state_row(worldpolicy.PolicyRequest({"observation/joint_position": home,
                                                      "observation/gripper_position": [255.0]}, "x"))
     assert ("state (observation['observation/joint_position'], observation['observation/gripper_position']): "
-            "gripper (|x| up to 254) beyond what embodiment 'droid/joint_pos'") in caplog.text
+            "gripper (|x| up to 254) beyond what the columns of embodiment 'droid/joint_pos' hold") in caplog.text
 
 
 def test_a_state_column_the_training_data_held_constant_is_not_warned_about(tiny_checkpoint, caplog):
@@ -1569,8 +1569,9 @@ def test_unnormalised_values_are_warned_by_what_their_units_allow(caplog):
         load_actions(np.array([[0.0, -100.0, 0.0, -120.0, 0.0, 90.0, 45.0, 0.0]]), droid)
         load_actions(np.array([[480.0, 0.5]]), pusht)
     assert "actions: joint_1 (|x| up to 100), joint_3 (|x| up to 120), joint_5 (|x| up to 90), joint_6 (|x| up to 45) " \
-           "beyond what embodiment 'droid/joint_pos'" in caplog.text
-    assert "actions: x (|x| up to 480) beyond what embodiment 'pusht'" in caplog.text and "y (" not in caplog.text
+           "beyond what the columns of embodiment 'droid/joint_pos' hold" in caplog.text
+    assert "actions: x (|x| up to 480) beyond what the columns of embodiment 'pusht' hold" in caplog.text
+    assert "y (" not in caplog.text
 
 
 @pytest.mark.parametrize(("change", "message"), [
