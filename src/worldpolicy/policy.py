@@ -470,6 +470,14 @@ class Policy:
 
             torch.cuda.empty_cache()
 
+    def __repr__(self) -> str:
+        """The checkpoint, embodiment and settings a policy runs with (or that it is closed), for a notebook or a log."""
+        state = ("closed" if self._engine is None else
+                 f"device={str(self._engine.device)!r}, dtype={str(self._engine.dtype).removeprefix('torch.')!r}")
+        return (f"Policy({self.source or 'built in code'!r}, embodiment={self.embodiment.key!r}, "
+                f"chunk_size={self.chunk_size}, resolution_tier={self.resolution_tier}, steps={self.sampling.steps}, "
+                f"{state})")
+
     def __enter__(self) -> Self:
         return self
 

@@ -1200,6 +1200,20 @@ def test_decode_video_and_actions_space_are_checked_in_every_mode(tiny_policy):
         tiny_policy.act_batch([PolicyRequest(image, "pick", actions_space="bogus")])
 
 
+def test_a_policy_and_its_result_show_what_they_are_in_a_line(tiny_checkpoint):
+    """`pred` in a notebook printed the dataclass's every field: ~7 KB of action rows, video pixels and settings; a
+    policy printed as `<worldpolicy.policy.Policy object at 0x...>`."""
+    policy = worldpolicy.load_policy(tiny_checkpoint, "droid/relative_pose", chunk_size=8, resolution_tier=256,
+                                     steps=1, device="CPU")  # a device name in any case, as dtype names are read
+    assert repr(policy) == (f"Policy({str(tiny_checkpoint)!r}, embodiment='droid/relative_pose', chunk_size=8, "
+                            "resolution_tier=256, steps=1, device='cpu', dtype='float32')")
+    pred = policy.imagine(np.zeros((64, 64, 3), np.uint8), np.zeros((8, 10)), "push", seed=5)
+    assert repr(pred) == ("Prediction(mode='forward_dynamics', embodiment='droid/relative_pose', actions=[8, 10] "
+                          "(tx, ty, tz, r0, r1, r2, r3, r4, r5, grasp), fps=15, video=uint8 [9, 64, 64, 3], seed=5)")
+    policy.close()
+    assert repr(policy).endswith("steps=1, closed)")
+
+
 @pytest.mark.parametrize("call", ["act", "infer_actions"])
 def test_the_methods_that_generate_actions_take_no_actions_space(tiny_policy, call):
     """`act(obs, task, actions_space="normalized")` was accepted and changed nothing (the result's actions stayed
