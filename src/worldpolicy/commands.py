@@ -213,7 +213,8 @@ class _SaidBeforeLoading:
     """What `_check_inputs` warned of before the weights loaded, so that the run does not say it again: the (height,
     width) of each image or clip taken for one camera's view, said in the command line's terms (the policy is told:
     `Policy.single_view_said`), and the policy's own warnings said from the files and the checkpoint's record alone
-    (a clip's frame rate, a mode its training left out), kept out of the run's log (`_not_said_again`)."""
+    (a clip's frame rate, frames of another size than it was trained on, a mode its training left out), kept out of
+    the run's log (`_not_said_again`)."""
 
     views: list[tuple[int, int]] = field(default_factory=list)
     messages: set[str] = field(default_factory=set)
