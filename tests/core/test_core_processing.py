@@ -1285,8 +1285,8 @@ def test_dtype_names_are_read_in_any_case_and_a_wrong_one_lists_the_accepted():
                         ("torch.bfloat16", torch.bfloat16), ("bfloat16", torch.bfloat16)):
         assert resolve_dtype(name, cpu) is dtype, name
     for wrong in ("half-float", "int8", 16):
-        with pytest.raises(ValueError, match=re.escape(f"dtype={wrong!r} is not supported; accepted (any case): "
-                                                       "float32, fp32, bfloat16, bf16, float16, fp16")):
+        with pytest.raises(ValueError, match=re.escape(f"dtype={wrong!r} is not supported; accepted: float32, fp32, "
+                                                       "bfloat16, bf16, float16, fp16 (in any case)")):
             resolve_dtype(wrong, cpu)
 
 

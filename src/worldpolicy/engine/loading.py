@@ -72,7 +72,7 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
         return dtype
     name = dtype.strip().lower().removeprefix("torch.") if isinstance(dtype, str) else None
     if name not in DTYPES:
-        raise ValueError(f"dtype={dtype!r} is not supported; accepted (any case): {', '.join(DTYPES)}")
+        raise ValueError(f"dtype={dtype!r} is not supported; accepted: {', '.join(DTYPES)} (in any case)")
     return DTYPES[name]
 
 
