@@ -471,7 +471,7 @@ class Policy:
             torch.cuda.empty_cache()
 
     def __repr__(self) -> str:
-        """The checkpoint, embodiment and settings a policy runs with (or that it is closed), for a notebook or a log."""
+        """The checkpoint, embodiment and settings a policy runs with (or that it is closed), for a notebook or log."""
         state = ("closed" if self._engine is None else
                  f"device={str(self._engine.device)!r}, dtype={str(self._engine.dtype).removeprefix('torch.')!r}")
         return (f"Policy({self.source or 'built in code'!r}, embodiment={self.embodiment.key!r}, "

@@ -92,7 +92,8 @@ def test_predict_says_once_how_an_actions_file_is_read(tiny_checkpoint, image_fi
         # float() reads them, and the policy refused them only after the weights had loaded
         (["--embodiment", "droid", "--state", "0,0,0,nan,0,0,0,inf"], ("--state has NaN or inf in joint_3, gripper "
          "(given '0,0,0,nan,0,0,0,inf'); accepted: finite numbers")),
-        (["--dtype", "half"], "error: --dtype='half' is not supported; accepted: float32, fp32, bfloat16, bf16, float16, fp16 (in any case)"),
+        (["--dtype", "half"], ("error: --dtype='half' is not supported; accepted: float32, fp32, bfloat16, bf16, "
+                               "float16, fp16 (in any case)")),
     ],
 )
 def test_predict_bad_input_is_one_clear_line(tiny_checkpoint, image_file, tmp_path, capsys, monkeypatch, extra,
