@@ -24,10 +24,12 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .policy import Policy, PolicyRequest
 
 
-def load_policy(path_or_id: str, embodiment: str | None = None, **kwargs: Any) -> Policy:
+def load_policy(path_or_id: str | Path, embodiment: str | Embodiment | None = None, **kwargs: Any) -> Policy:
     """Load a diffusers-format Cosmos3 checkpoint (local folder, hub id, or `shipped`: the model in the package), or a
     LoRA adapter checkpoint onto its base, as a `Policy` for `embodiment` (default: the one the checkpoint ships, else
     droid). See `Policy.from_pretrained`."""

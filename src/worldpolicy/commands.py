@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,7 +63,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resolution-tier", type=int, help="canvas tier: 256, 480, 704 or 720 (default: the embodiment's)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--dtype", help="bfloat16 | float16 | float32 (default: per device)")
+    p.add_argument("--dtype", help="bfloat16 | float16 | float32 (or bf16, fp16, fp32; any case; default: per device)")
     p.add_argument("--decode-video", action="store_true", help="also decode the imagined video (always on for FD)")
     p.add_argument("--no-plots", action="store_true", help="no plots/ or index.html: actions and settings only")
     p.add_argument("--out", required=True, help="output run directory")
@@ -204,14 +208,55 @@ def _flag_for(exc: ValueError, where: str, flag: str) -> ValueError:
     return ValueError(str(exc).replace(where, flag, 1))
 
 
+@dataclass
+class _SaidBeforeLoading:
+    """What `_check_inputs` warned of before the weights loaded, so that the run does not say it again: the (height,
+    width) of each image or clip taken for one camera's view, said in the command line's terms (the policy is told:
+    `Policy.single_view_said`), and the policy's own warnings said from the files and the checkpoint's record alone
+    (a clip's frame rate, frames of another size than it was trained on, a mode its training left out), kept out of
+    the run's log (`_not_said_again`)."""
+
+    views: list[tuple[int, int]] = field(default_factory=list)
+    messages: set[str] = field(default_factory=set)
+
+    def say(self, message: str | None) -> None:
+        if message is not None and message not in self.messages:
+            self.messages.add(message)
+            logging.getLogger("worldpolicy.policy").warning("%s", message)  # as the run would have said it
+
+
+@contextmanager
+def _not_said_again(messages: set[str]) -> Iterator[None]:
+    """The policy's log without the warnings in `messages` (said before the weights loaded) while the block runs."""
+
+    def not_said(record: logging.LogRecord) -> bool:
+        return record.getMessage() not in messages
+
+    policy_log = logging.getLogger("worldpolicy.policy")
+    policy_log.addFilter(not_said)
+    try:
+        yield
+    finally:
+        policy_log.removeFilter(not_said)
+
+
 def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: tuple[str, ...],
-                  state: list[float] | None) -> list[tuple[int, int]]:
-    """Read what the run will read (frames, actions, prompt, state width) against the checkpoint's embodiment. Returns
-    the (height, width) of each image or clip warned about as one camera's view."""
+                  state: list[float] | None) -> _SaidBeforeLoading:
+    """Read what the run will read (frames, actions, prompt, state) against the checkpoint's embodiment, and say what
+    the run would warn of that the files and the checkpoint's record tell without the weights: a user waits through
+    no load to learn that an input is wrong or off."""
     from .cli import LOAD_FLAGS, flag_named
-    from .policy import Policy, check_seed
+    from .policy import (
+        Policy,
+        check_seed,
+        expand_home,
+        frame_rate_warning,
+        sizes_judged,
+        trained_frames,
+        untrained_modes,
+    )
     from .processing.actions import load_actions
-    from .processing.observations import check_source, clip_from_mapping
+    from .processing.observations import check_source, clip_from_mapping, frame_keys, trained_size_warning
     from .processing.prompts import check_task
 
     check_task(args.prompt, "--prompt")
@@ -226,14 +271,15 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
         raise flag_named(exc, LOAD_FLAGS) from None
     if cameras:
         _check_cameras(embodiment, cameras)
-    said = []
+    said = _SaidBeforeLoading()
+    shapes = {}
     for flag, source in sources.items():
         try:
-            shape = check_source(source, flag, min_frames=2 if args.mode == "inverse_dynamics" else 1)
+            shapes[flag] = shape = check_source(source, flag, min_frames=2 if args.mode == "inverse_dynamics" else 1)
         except ValueError as exc:  # the clip decoder's "video file 'F': why" names no flag
             raise _flag_for(exc, f"video file {str(source)!r}", f"{flag} {str(source)!r}") from None
         if not cameras and _warn_single_view(embodiment, flag, source, *shape):
-            said.append(shape)
+            said.views.append(shape)
     if cameras and args.mode == "inverse_dynamics":  # the cameras' clips start together: as many frames each
         clip_from_mapping({key: sources[f"--camera {key}"] for key in cameras}, embodiment.camera_keys,
                           embodiment.composite, max_frames=(args.chunk_size or embodiment.chunk_size) + 2)
@@ -251,6 +297,22 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
     if state is not None and len(state) != embodiment.action_dim:
         raise ValueError(f"--state has {len(state)} values but embodiment {embodiment.key!r} expects "
                          f"{embodiment.action_dim} ({', '.join(embodiment.columns)})")
+    if state is not None and not all(math.isfinite(v) for v in state):  # float() reads "nan" and "inf"
+        bad = [column for column, v in zip(embodiment.columns, state) if not math.isfinite(v)]
+        raise ValueError(f"--state has NaN or inf in {', '.join(bad)} (given {args.state!r}); accepted: finite "
+                         f"numbers, one per column ({', '.join(embodiment.columns)})")
+    checkpoint = str(expand_home(args.checkpoint))  # the policy's source, as its warnings name it
+    said.say(untrained_modes(checkpoint).get(args.mode))
+    trained = trained_frames(checkpoint)
+    if trained is not None:  # the files' sizes against those its training run saw, as the run judges them
+        given = sizes_judged(embodiment, next(iter(shapes.values())), {
+            key: shapes[f"--camera {key}"] for key in frame_keys(cameras, embodiment.camera_keys, embodiment.composite)
+        } if cameras else None)
+        if given is not None:
+            said.say(trained_size_warning(trained, given, checkpoint))
+    if args.mode == "inverse_dynamics":  # each clip's rate, from its header: the request reads the same files
+        for source in sources.values():
+            said.say(frame_rate_warning(str(source), embodiment.fps))
     return said
 
 
@@ -292,14 +354,15 @@ def _predict(args: argparse.Namespace) -> int:
         steps=args.steps, guidance=args.guidance, schedule=args.schedule, shift=args.shift,
         chunk_size=args.chunk_size, resolution_tier=args.resolution_tier,
     )
-    for shape in said:  # warned above, in the command line's terms
+    for shape in said.views:  # warned above, in the command line's terms
         policy.single_view_said(*shape)
     request = PolicyRequest(
         observation={key: str(path) for key, path in cameras.items()} or str(next(iter(sources.values()))),
         prompt=args.prompt, mode=args.mode, actions=args.actions, actions_space=args.actions_space, state=state,
         seed=args.seed, decode_video=args.decode_video or None,  # None: the mode's default (FD decodes)
     )
-    prediction = policy.act_batch([request], progress=_progress(f"{args.mode} ({policy.embodiment.key})"))[0]
+    with _not_said_again(said.messages):
+        prediction = policy.act_batch([request], progress=_progress(f"{args.mode} ({policy.embodiment.key})"))[0]
     # which files the run read: the page and settings.json otherwise never say what was observed or rolled out
     inputs = {**sources, **({"--actions": Path(args.actions)} if args.actions else {})}
     prediction.settings["inputs"] = {flag: str(path.resolve()) for flag, path in inputs.items()}

@@ -89,13 +89,27 @@ class PolicyRequest:
         return self.mode in DECODE_VIDEO_MODES if self.decode_video is None else bool(self.decode_video)
 
 
+# what only a request that is given actions reads: `act` and `infer_actions` generate actions instead
+_ACTIONS_OPTIONS = ("actions", "actions_space")
+
+
 def _request(method: str, observation: Any, prompt: str, fixed: dict[str, Any], options: dict[str, Any]) -> PolicyRequest:
     """A `PolicyRequest` for one of the single-call methods: `fixed` is what the method sets itself (mode, actions),
-    `options` the caller's keywords; an unknown or conflicting one is named with the options accepted."""
-    accepted = [f.name for f in fields(PolicyRequest) if f.name not in ("observation", "prompt", *fixed)]
+    `options` the caller's keywords; an unknown or conflicting one is named with the options accepted. `act` and
+    `infer_actions` take no actions, so no `actions_space` either: given to them it changed nothing (the result holds
+    both spaces: `actions`, `actions_normalized`), where a caller may have meant it to."""
+    takes_actions = fixed.get("mode") == "forward_dynamics"
+    accepted = [f.name for f in fields(PolicyRequest) if f.name not in ("observation", "prompt", *fixed)
+                and (takes_actions or f.name not in _ACTIONS_OPTIONS)]
     for key, value in options.items():
         if key not in accepted:
-            why = f"{method}() sets {key} itself" if key in fixed else f"{method}() got an unknown option {key}={value!r}"
+            if key in fixed:
+                why = f"{method}() sets {key} itself"
+            elif key in _ACTIONS_OPTIONS:
+                why = (f"{method}() takes no {key}: it generates the actions, and its result holds them in both "
+                       "spaces (actions, actions_normalized); imagine() takes actions")
+            else:
+                why = f"{method}() got an unknown option {key}={value!r}"
             raise TypeError(f"{why}; accepted: {', '.join(accepted)}")
     return PolicyRequest(observation, prompt, **fixed, **options)
 
@@ -380,13 +394,14 @@ class Policy:
         compile: bool = False,
         cuda_graphs: bool = False,
     ) -> tuple[Embodiment, Any, Any, Any]:
-        """Every check `from_pretrained` makes before it reads weights; returns (embodiment, sampling, device, dtype).
-        A caller that loads later (a server opening its port first) calls it up front, so a bad argument fails at
-        once and names itself."""
+        """Every check `from_pretrained` makes before it reads weights, from the arguments and a local checkpoint's
+        configs and file headers (a few KB); returns (embodiment, sampling, device, dtype). A caller that loads later
+        (a server opening its port first) calls it up front, so a bad argument or a partial checkpoint fails at once
+        and names itself."""
         from .engine import SamplingConfig
         from .engine.loading import (
             check_action_head,
-            check_checkpoint_source,
+            check_checkpoint_complete,
             check_compile_options,
             local_scheduler,
             local_transformer_config,
@@ -412,7 +427,10 @@ class Policy:
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
         check_compile_options(torch_device, compile, cuda_graphs)
-        check_checkpoint_source(path_or_id)
+        # what the folder holds, not only where it is: a server opening its port first, and the command line's input
+        # checks, refuse a partial download (a part, shard or config missing, a file cut short) naming the file,
+        # rather than the load after them
+        check_checkpoint_complete(path_or_id)
         transformer_config = local_transformer_config(path_or_id)
         if transformer_config is not None:
             check_action_head(transformer_config, str(path_or_id), emb)
@@ -451,6 +469,14 @@ class Policy:
             import torch
 
             torch.cuda.empty_cache()
+
+    def __repr__(self) -> str:
+        """The checkpoint, embodiment and settings a policy runs with (or that it is closed), for a notebook or log."""
+        state = ("closed" if self._engine is None else
+                 f"device={str(self._engine.device)!r}, dtype={str(self._engine.dtype).removeprefix('torch.')!r}")
+        return (f"Policy({self.source or 'built in code'!r}, embodiment={self.embodiment.key!r}, "
+                f"chunk_size={self.chunk_size}, resolution_tier={self.resolution_tier}, steps={self.sampling.steps}, "
+                f"{state})")
 
     def __enter__(self) -> Self:
         return self
@@ -628,13 +654,10 @@ class Policy:
         `_warn_single_view`, which says what to do about it."""
         if self._trained_frames is None:
             return
-        e = self.embodiment
-        if views is None:
-            if composite_mismatch(*frames.shape[1:3], e.camera_keys, e.composite) is not None:
-                return
-            given: dict[str | None, tuple[int, int]] = {None: frames.shape[1:3]}
-        else:
-            given = {key: view.shape[1:3] for key, view in views.items()}
+        given = sizes_judged(self.embodiment, frames.shape[1:3],
+                             None if views is None else {key: view.shape[1:3] for key, view in views.items()})
+        if given is None:
+            return
         said = tuple(sorted((str(key), hw) for key, hw in given.items()))
         if said in self._size_warnings:
             return
@@ -750,13 +773,36 @@ class Policy:
         )
 
 
-def warn_frame_rate(video: Any, fps: float) -> None:
-    """A clip recorded at another rate than the embodiment's spans another stretch of time per action: say so, for a
-    file that carries its rate (a video's stream, an animated GIF's frame durations: `clip_fps`)."""
+def sizes_judged(embodiment: Embodiment, size: tuple[int, int],
+                 views: Mapping[str, tuple[int, int]] | None) -> dict[str | None, tuple[int, int]] | None:
+    """The (height, width) sizes a run judges against the frames its checkpoint was trained on
+    (`trained_size_warning`): each camera's of a dict (`views`, keyed as `frame_keys` orders them), or the one image's
+    or clip's (`size`) against the composed frame; None for one image a composite embodiment takes for a single
+    camera's view, which the single-view warning is about. `predict` judges its files with it before the weights
+    load."""
+    if views is not None:
+        return dict(views)
+    if composite_mismatch(*size, embodiment.camera_keys, embodiment.composite) is not None:
+        return None
+    return {None: size}
+
+
+def frame_rate_warning(video: Any, fps: float) -> str | None:
+    """A clip recorded at another rate than the embodiment's spans another stretch of time per action: what to say, for
+    a file that carries its rate (a video's stream, an animated GIF's frame durations: `clip_fps`, read from the
+    header), else None. The run says it; `predict` says it before the weights load, from the file alone."""
     from .processing.observations import clip_fps as rate_of
 
     clip_fps = rate_of(video)
-    if clip_fps and abs(clip_fps / fps - 1) > 0.1:
-        logger.warning("video %s is %.3g fps but embodiment actions are at %.3g fps: each recovered action spans "
-                       "%.2f of its steps (resample the clip to %.3g fps for actions at the embodiment's rate)",
-                       video, clip_fps, fps, clip_fps / fps, fps)
+    if not clip_fps or abs(clip_fps / fps - 1) <= 0.1:
+        return None
+    return (f"video {video} is {clip_fps:.3g} fps but embodiment actions are at {fps:.3g} fps: each recovered action "
+            f"spans {clip_fps / fps:.2f} of its steps (resample the clip to {fps:.3g} fps for actions at the "
+            "embodiment's rate)")
+
+
+def warn_frame_rate(video: Any, fps: float) -> None:
+    """Say `frame_rate_warning`'s message, if any (a local run, and `RemotePolicy` for the clips it reads itself)."""
+    message = frame_rate_warning(video, fps)
+    if message is not None:
+        logger.warning("%s", message)

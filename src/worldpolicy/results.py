@@ -63,6 +63,15 @@ class Prediction:
     def chunk_size(self) -> int:
         return int(self.actions.shape[0])
 
+    def __repr__(self) -> str:
+        """What a notebook or a log shows of a result: its kind and shapes, not the dataclass's every array (thousands
+        of lines of actions and video) and settings (the caption, the sigmas)."""
+        video = "None" if self.video is None else f"uint8 {list(self.video.shape)}"
+        seed = self.settings.get("seed")
+        return (f"Prediction(mode={self.mode!r}, embodiment={self.embodiment!r}, actions=[{self.chunk_size}, "
+                f"{len(self.columns)}] ({', '.join(self.columns)}), fps={self.fps:g}, video={video}"
+                + (f", seed={seed}" if seed is not None else "") + ")")
+
     def as_dict(self) -> dict[str, np.ndarray]:
         """Column name → physical values over the chunk."""
         return {name: self.actions[:, i] for i, name in enumerate(self.columns)}

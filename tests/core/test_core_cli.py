@@ -89,6 +89,11 @@ def test_predict_says_once_how_an_actions_file_is_read(tiny_checkpoint, image_fi
         (["--embodiment", "droid/relative_pose", "--state", "1,2"], ("--state: embodiment 'droid/relative_pose' does "
          "not condition on the robot state")),
         (["--actions-space", "normalized"], "--actions-space normalized says how to read --actions"),
+        # float() reads them, and the policy refused them only after the weights had loaded
+        (["--embodiment", "droid", "--state", "0,0,0,nan,0,0,0,inf"], ("--state has NaN or inf in joint_3, gripper "
+         "(given '0,0,0,nan,0,0,0,inf'); accepted: finite numbers")),
+        (["--dtype", "half"], ("error: --dtype='half' is not supported; accepted: float32, fp32, bfloat16, bf16, "
+                               "float16, fp16 (in any case)")),
     ],
 )
 def test_predict_bad_input_is_one_clear_line(tiny_checkpoint, image_file, tmp_path, capsys, monkeypatch, extra,
@@ -678,6 +683,44 @@ def test_non_finite_actions_are_written_as_strict_json_and_read_back_as_nan(tmp_
     assert "actions contain NaN or inf values" in capsys.readouterr().err
     page = write_report(out).read_text()
     assert "could not be" not in page and "<td>nan</td>" in page
+
+
+def test_predict_says_what_is_off_before_the_weights_load_and_once(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    """A clip at 30 fps for a 15 fps embodiment, frames half the size the checkpoint was trained on, a checkpoint whose
+    run gave inverse dynamics no weight: each was said only by the run, after the weights had loaded, so a user
+    waited through the load to learn the input was off."""
+    import shutil
+
+    import worldpolicy
+    from worldpolicy.processing.video import write_video
+
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, checkpoint)
+    cameras = worldpolicy.embodiments.get_embodiment("droid/relative_pose").camera_keys
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"step": 1, "config": {  # `worldpolicy train`'s default
+        "checkpoint": "base", "objectives": {"policy": 1.0, "forward_dynamics": 0.0, "inverse_dynamics": 0.0}},
+        "frames": {"cameras": {key: [54, 64] for key in cameras}, "composed": [108, 128]}}))
+    clip = tmp_path / "fast.mp4"  # shaped as the composite, at half its trained size
+    write_video(clip, np.random.default_rng(0).integers(0, 255, (10, 54, 64, 3), dtype=np.uint8), 30)
+    run = ["predict", "--checkpoint", str(checkpoint), "--embodiment", "droid/relative_pose", "--mode",
+           "inverse_dynamics", "--chunk-size", "8", "--resolution-tier", "256", "--video", str(clip), "--prompt", "x",
+           "--steps", "1", "--no-plots"]
+    rate = f"video {clip} is 30 fps but embodiment actions are at 15 fps"
+    untrained = "was trained with no inverse_dynamics objective"
+    size = "but the observation is 54x64 where it was 108x128"
+    said = []
+
+    def load(*args, **kwargs):
+        said.append(capsys.readouterr().err)
+        raise ValueError("stopped at the load")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(worldpolicy, "load_policy", load)
+        assert main([*run, "--out", str(tmp_path / "stopped")]) == 2
+    assert all(message in said[0] for message in (rate, untrained, size)), said
+    assert main([*run, "--out", str(tmp_path / "id")]) == 0  # the run says none of them again
+    err = said[0] + capsys.readouterr().err
+    assert [err.count(message) for message in (rate, untrained, size)] == [2, 2, 2], err  # once in each of the runs
 
 
 def test_inverse_dynamics_camera_clips_of_different_lengths_are_refused_before_the_weights_load(tmp_path, capsys,

@@ -1091,8 +1091,12 @@ def test_a_partial_checkpoint_is_refused_naming_the_part_before_anything_loads(t
     shutil.copytree(tiny_checkpoint, folder)
     damage(folder)
     monkeypatch.setattr(Cosmos3OmniPipeline, "from_pretrained", lambda *a, **k: pytest.fail("loading started"))
-    with pytest.raises(ValueError, match=rf"checkpoint='{re.escape(str(folder))}' is incomplete: {problem}.*fetch it"):
-        worldpolicy.load_policy(folder, "droid/relative_pose")
+    # check_pretrained (a server before its port opens, `predict` before it reads its inputs) judged only where the
+    # checkpoint was, and passed each of these folders: the load after it was the first to refuse
+    for check in (lambda: worldpolicy.Policy.check_pretrained(folder, "droid/relative_pose"),
+                  lambda: worldpolicy.load_policy(folder, "droid/relative_pose")):
+        with pytest.raises(ValueError, match=rf"checkpoint='{re.escape(str(folder))}' is incomplete: {problem}.*fetch"):
+            check()
 
 
 def test_a_whole_sharded_checkpoint_passes_the_checks_and_loads(tiny_checkpoint, tmp_path):
@@ -1187,11 +1191,41 @@ def test_policy_seeds_are_checked_before_loading_and_stay_in_range(tiny_checkpoi
 
 
 def test_decode_video_and_actions_space_are_checked_in_every_mode(tiny_policy):
+    from worldpolicy.policy import PolicyRequest
+
     image = np.zeros((64, 64, 3), np.uint8)
     with pytest.raises(ValueError, match=r"decode_video='no' must be True, False or None"):
         tiny_policy.act(image, "pick", decode_video="no")
     with pytest.raises(ValueError, match=r"actions_space='bogus'; accepted: physical, normalized"):
-        tiny_policy.act(image, "pick", actions_space="bogus")
+        tiny_policy.act_batch([PolicyRequest(image, "pick", actions_space="bogus")])
+
+
+def test_a_policy_and_its_result_show_what_they_are_in_a_line(tiny_checkpoint):
+    """`pred` in a notebook printed the dataclass's every field: ~7 KB of action rows, video pixels and settings; a
+    policy printed as `<worldpolicy.policy.Policy object at 0x...>`."""
+    policy = worldpolicy.load_policy(tiny_checkpoint, "droid/relative_pose", chunk_size=8, resolution_tier=256,
+                                     steps=1, device="CPU")  # a device name in any case, as dtype names are read
+    assert repr(policy) == (f"Policy({str(tiny_checkpoint)!r}, embodiment='droid/relative_pose', chunk_size=8, "
+                            "resolution_tier=256, steps=1, device='cpu', dtype='float32')")
+    pred = policy.imagine(np.zeros((64, 64, 3), np.uint8), np.zeros((8, 10)), "push", seed=5)
+    assert repr(pred) == ("Prediction(mode='forward_dynamics', embodiment='droid/relative_pose', actions=[8, 10] "
+                          "(tx, ty, tz, r0, r1, r2, r3, r4, r5, grasp), fps=15, video=uint8 [9, 64, 64, 3], seed=5)")
+    policy.close()
+    assert repr(policy).endswith("steps=1, closed)")
+
+
+@pytest.mark.parametrize("call", ["act", "infer_actions"])
+def test_the_methods_that_generate_actions_take_no_actions_space(tiny_policy, call):
+    """`act(obs, task, actions_space="normalized")` was accepted and changed nothing (the result's actions stayed
+    physical), and act()'s accepted options listed `actions`, which it then refused."""
+    clip = np.zeros((9, 64, 64, 3), np.uint8)
+    for key, value in (("actions_space", "normalized"), ("actions", np.zeros((16, 10)))):
+        with pytest.raises(TypeError, match=rf"{call}\(\) takes no {key}: it generates the actions, and its result "
+                                            r"holds them in both spaces \(actions, actions_normalized\); imagine\(\) "
+                                            r"takes actions; accepted: state, seed, steps"):
+            getattr(tiny_policy, call)(clip, "pick", **{key: value})
+    with pytest.raises(TypeError, match=r"accepted: actions_space, state, seed"):  # imagine() takes both
+        tiny_policy.imagine(clip[0], np.zeros((16, 10)), "pick", sed=1)
 
 
 def test_forward_dynamics_decodes_its_rollout_unless_told_not_to(tiny_policy):
@@ -1239,6 +1273,21 @@ def test_settings_record_the_schedule_that_ran(tiny_checkpoint, monkeypatch, opt
     first.settings["sigmas"].clear()  # one result's settings are its own
     assert len(policy.act(image, "push", steps=4).settings["sigmas"]) == 5
     assert len(policy.act(image, "push", steps=2).settings["sigmas"]) == 3 and len(described) == 2
+
+
+def test_dtype_names_are_read_in_any_case_and_a_wrong_one_lists_the_accepted():
+    """`dtype="BF16"` / `--dtype Float16` were refused, though the spelling was the accepted one in another case; and
+    a result's settings["dtype"] ("torch.bfloat16") could not be passed back."""
+    from worldpolicy.engine.loading import resolve_dtype
+
+    cpu = torch.device("cpu")
+    for name, dtype in (("BF16", torch.bfloat16), ("Float16", torch.float16), (" fp32 ", torch.float32),
+                        ("torch.bfloat16", torch.bfloat16), ("bfloat16", torch.bfloat16)):
+        assert resolve_dtype(name, cpu) is dtype, name
+    for wrong in ("half-float", "int8", 16):
+        with pytest.raises(ValueError, match=re.escape(f"dtype={wrong!r} is not supported; accepted: float32, fp32, "
+                                                       "bfloat16, bf16, float16, fp16 (in any case)")):
+            resolve_dtype(wrong, cpu)
 
 
 @pytest.mark.parametrize(("field", "value", "accepted"), [
@@ -1490,7 +1539,7 @@ def test_a_state_in_the_wrong_units_is_warned_like_actions(tiny_checkpoint, capl
         policy._state_row(worldpolicy.PolicyRequest({"observation/joint_position": home,
                                                      "observation/gripper_position": [255.0]}, "x"))
     assert ("state (observation['observation/joint_position'], observation['observation/gripper_position']): "
-            "gripper (|x| up to 254) beyond what embodiment 'droid/joint_pos'") in caplog.text
+            "gripper (|x| up to 254) beyond what the columns of embodiment 'droid/joint_pos' hold") in caplog.text
 
 
 def test_a_state_column_the_training_data_held_constant_is_not_warned_about(tiny_checkpoint, caplog):
@@ -1534,8 +1583,9 @@ def test_unnormalised_values_are_warned_by_what_their_units_allow(caplog):
         load_actions(np.array([[0.0, -100.0, 0.0, -120.0, 0.0, 90.0, 45.0, 0.0]]), droid)
         load_actions(np.array([[480.0, 0.5]]), pusht)
     assert "actions: joint_1 (|x| up to 100), joint_3 (|x| up to 120), joint_5 (|x| up to 90), joint_6 (|x| up to 45) " \
-           "beyond what embodiment 'droid/joint_pos'" in caplog.text
-    assert "actions: x (|x| up to 480) beyond what embodiment 'pusht'" in caplog.text and "y (" not in caplog.text
+           "beyond what the columns of embodiment 'droid/joint_pos' hold" in caplog.text
+    assert "actions: x (|x| up to 480) beyond what the columns of embodiment 'pusht' hold" in caplog.text
+    assert "y (" not in caplog.text
 
 
 @pytest.mark.parametrize(("change", "message"), [

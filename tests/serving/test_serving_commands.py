@@ -36,8 +36,7 @@ def test_replicas_without_ray_names_the_extra(tmp_path, capsys, monkeypatch):
 
 
 def test_replicas_go_to_ray_serve(tmp_path, monkeypatch):
-    (tmp_path / "never-loaded").mkdir()
-    (tmp_path / "never-loaded" / "model_index.json").write_text("{}")  # passes the checks made before loading
+    _checked_checkpoint(tmp_path)
     calls = []
     monkeypatch.setattr(worldpolicy.serving.ray_serve, "serve_until_signal", lambda loader, **kw: calls.append(kw) or 0)
     argv = _serve(tmp_path, "--replicas", "3", "--port", "8123", "--max-batch", "4", "--device", "cpu",
@@ -121,8 +120,11 @@ def test_max_message_mb_out_of_range_names_the_flag(tmp_path, capsys, mb):
 
 
 def _checked_checkpoint(tmp_path) -> None:
-    (tmp_path / "never-loaded").mkdir()
-    (tmp_path / "never-loaded" / "model_index.json").write_text("{}")  # passes the checks made before loading
+    """A whole checkpoint where `_serve` names one: `Policy.check_pretrained` reads its configs and file headers
+    before the port opens (a folder of model_index.json alone is refused as incomplete); the tests load nothing."""
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    make_tiny_checkpoint(tmp_path / "never-loaded")
 
 
 @pytest.mark.parametrize("flag", [["--api-key", "mysecretkey123"], ["--api-key=mysecretkey123"]])

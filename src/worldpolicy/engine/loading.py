@@ -34,8 +34,8 @@ DTYPES = {
 def resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
+    try:  # a name in any case, as dtype names are read (`CPU`, `Cuda:1`)
+        resolved = torch.device(device.strip().lower() if isinstance(device, str) else device)
     except (RuntimeError, TypeError):
         raise ValueError(f"device={device!r} is not a torch device; accepted e.g. 'cpu', 'cuda', 'cuda:1'") from None
     available = {
@@ -62,16 +62,18 @@ def check_compile_options(device: torch.device, compile: bool, cuda_graphs: bool
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """CUDA → bf16, any other device fp32, unless asked otherwise."""
+    """CUDA → bf16, any other device fp32, unless asked otherwise. A name is read as torch and numpy spell it, in any
+    case (`BF16`, `"Float16"`, `torch.bfloat16` as text, as `str(torch_dtype)` and a results' settings write it)."""
     if dtype is None:
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     if isinstance(dtype, torch.dtype):
         if dtype not in DTYPES.values():
             raise ValueError(f"dtype={dtype} is not supported; accepted: float32, bfloat16, float16")
         return dtype
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype={dtype!r} is not supported; accepted: {', '.join(DTYPES)}")
-    return DTYPES[dtype]
+    name = dtype.strip().lower().removeprefix("torch.") if isinstance(dtype, str) else None
+    if name not in DTYPES:
+        raise ValueError(f"dtype={dtype!r} is not supported; accepted: {', '.join(DTYPES)} (in any case)")
+    return DTYPES[name]
 
 
 def cast_like_pretrained(module, dtype: torch.dtype, frozen_only: bool = False) -> None:

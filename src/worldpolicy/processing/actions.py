@@ -209,8 +209,8 @@ def _far_bounds(embodiment: Embodiment) -> tuple[np.ndarray, str]:
     grip = embodiment.gripper_index
     if grip is not None and embodiment.units[grip] != MODEL_SPACE_UNIT:
         bounds[grip] = _GRIPPER_FAR
-    return bounds, (f"beyond what embodiment {embodiment.key!r}'s columns hold (angles in rad, the gripper in [0, 1], "
-                    "model-space values in about [-1, 1])")
+    return bounds, (f"beyond what the columns of embodiment {embodiment.key!r} hold (angles in rad, the gripper in "
+                    "[0, 1], model-space values in about [-1, 1])")
 
 
 def warn_out_of_range(model: np.ndarray, embodiment: Embodiment, where: str,
