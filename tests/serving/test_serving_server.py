@@ -33,6 +33,7 @@ from worldpolicy.serving import (
     packb,
     unpackb,
 )
+from worldpolicy.serving import server as serving_server
 
 
 def _http(thread: ServerThread, path: str, headers: dict | None = None) -> tuple[int, str]:
@@ -163,6 +164,43 @@ def test_requests_from_many_connections_are_batched(serve):
         assert all(pool.map(client, range(8)))
     assert max(stand_in.batch_sizes) > 1 and sum(stand_in.batch_sizes) == 24
     assert len(stand_in.batch_sizes) < 24
+
+
+class _ImageChecksums(StandInPolicy):
+    """Answers with the sum of each camera's pixels in the first action column: proves every byte arrived intact."""
+
+    def _predict(self, observation, prompt, seed, decode_video, mode):
+        p = super()._predict(observation, prompt, seed, decode_video, mode)
+        for row, key in enumerate(self.embodiment.camera_keys):
+            p.actions[row, 0] = float(observation[key].sum(dtype=np.int64))
+        return p
+
+
+@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
+def test_large_frames_from_connections_of_two_servers_arrive_intact(serve, event_loop):
+    """On uvloop each server reads every connection into one buffer of its own (`_ReadInto`): frames larger than the
+    buffer, sent at once by several clients of two servers in one process, each reach the policy byte for byte."""
+    if event_loop == "uvloop":
+        pytest.importorskip("uvloop")
+    servers = [serve(_ImageChecksums(), event_loop=event_loop, max_batch=4) for _ in range(2)]
+
+    def client(i: int) -> bool:
+        ok = True
+        with RemotePolicy(servers[i % 2].url) as policy:
+            for k in range(3):
+                request = droid_request(np.full(7, i + k / 10), size=224)  # 0.45 MB: more than one 256 kB read
+                pred = policy.act(request, "go")
+                sums = [float(request[key].sum(dtype=np.int64)) for key in policy.embodiment.camera_keys]
+                ok &= pred.actions[:3, 0].tolist() == sums
+        return ok
+
+    with ThreadPoolExecutor(6) as pool:
+        assert all(pool.map(client, range(6)))
+    for t in servers:  # on uvloop the connections read through the server's buffer; asyncio's loop copies nothing
+        with RemotePolicy(t.url) as policy:
+            policy.metadata()
+            readers = [ws.transport.get_protocol() for ws in t.server._connections]
+            assert readers and all(isinstance(r, serving_server._ReadInto) == (event_loop == "uvloop") for r in readers)
 
 
 def test_policy_without_act_batch_is_served_one_by_one(serve):

@@ -110,15 +110,21 @@ def _check_numeric(key: str, value: Any, *, ndim: tuple[int, ...], width: int | 
 def check_key_map(embodiment: Embodiment, key_map: Mapping[str, str], what: str = "key_map") -> None:
     """Startup check: every canonical key a `key_map` renames is one the adapter reads for this embodiment. A typo
     (`observation/exterior_image_1=...`) would otherwise be ignored, and the robot's requests refused one by one."""
-    readable = [PROMPT_KEY, IMAGE_KEY, *embodiment.camera_keys, *embodiment.state_keys.values()]
-    if embodiment.composite is None:
-        readable.append("image")
+    readable = _readable_keys(embodiment)
     for canonical, wire in key_map.items():
         if not isinstance(canonical, str) or not isinstance(wire, str):
             raise ValueError(f"key_map must map str → str, got {canonical!r}: {wire!r}")
         if canonical not in readable:
             raise ValueError(f"{what} {canonical}={wire}: {canonical!r} is not a key embodiment {embodiment.key!r} "
                              f"reads; accepted: {', '.join(readable)}")
+
+
+def _readable_keys(embodiment: Embodiment) -> list[str]:
+    """The canonical keys an adapter for this embodiment reads (and a `key_map` may rename)."""
+    readable = [PROMPT_KEY, IMAGE_KEY, *embodiment.camera_keys, *embodiment.state_keys.values()]
+    if embodiment.composite is None:
+        readable.append("image")
+    return readable
 
 
 class ObservationAdapter:
@@ -128,16 +134,11 @@ class ObservationAdapter:
         self.embodiment = embodiment
         self.key_map = dict(key_map or {})
         check_key_map(embodiment, self.key_map)
-
-    def _wire(self, key: str) -> str:
-        """The client's name for a canonical key: what its errors name."""
-        return self.key_map.get(key, key)
-
-    def _get(self, message: Mapping[str, Any], key: str) -> Any:
-        return message.get(self._wire(key))
-
-    def _has(self, message: Mapping[str, Any], key: str) -> bool:
-        return self._wire(key) in message
+        # the client's name of every key read (what its errors name), worked out once: a server parses every request
+        # with them, and a method call per key lookup was ~30 Python calls per DROID request
+        self._names = {k: self.key_map.get(k, k) for k in _readable_keys(embodiment)}
+        self._cameras = tuple((k, self._names[k]) for k in embodiment.camera_keys)
+        self._state_keys = tuple((role, k, self._names[k]) for role, k in embodiment.state_keys.items())
 
     def parse(self, message: Any) -> WireRequest:
         """Validate one decoded request and build the policy inputs; raises `RequestError` naming the bad key."""
@@ -146,14 +147,15 @@ class ObservationAdapter:
         mode = message.get("mode", "policy")
         if not isinstance(mode, str) or mode not in MODES:
             raise RequestError(f"mode={mode!r:.60} is not supported; accepted: {', '.join(MODES)}")
-        prompt = self._get(message, PROMPT_KEY)
+        prompt_key = self._names[PROMPT_KEY]
+        prompt = message.get(prompt_key)
         if isinstance(prompt, bytes):
             prompt = prompt.decode("utf-8", errors="replace")
         if not isinstance(prompt, str) or not prompt.strip():
             raise RequestError(
-                f"missing or empty key {self._wire(PROMPT_KEY)!r}: a non-empty task instruction string is required"
+                f"missing or empty key {prompt_key!r}: a non-empty task instruction string is required"
             )
-        _check_length(prompt, self._wire(PROMPT_KEY))
+        _check_length(prompt, prompt_key)
         request = WireRequest(mode=mode, prompt=prompt, options=self._options(message))
         if "state" in message:
             state = _check_numeric("state", message["state"], ndim=(1,), width=self.embodiment.action_dim)
@@ -174,31 +176,31 @@ class ObservationAdapter:
         return request
 
     def _observation(self, message: Mapping[str, Any], state_given: bool = False) -> Any:
-        e = self.embodiment
-        if self._has(message, IMAGE_KEY):
-            images = {IMAGE_KEY: _check_image(self._wire(IMAGE_KEY), self._get(message, IMAGE_KEY))}
+        e, names = self.embodiment, self._names
+        if (image_key := names[IMAGE_KEY]) in message:
+            images = {IMAGE_KEY: _check_image(image_key, message[image_key])}
         elif e.composite is None and (present := self._single_camera(message)) is not None:
             # one camera: the first present
-            images = {present: _check_image(self._wire(present), self._get(message, present))}
+            images = {present: _check_image(names[present], message[names[present]])}
         else:
-            missing = [self._wire(k) for k in e.camera_keys if not self._has(message, k)]
+            missing = [wire for _, wire in self._cameras if wire not in message]
             if missing:
-                wanted = [self._wire(k) for k in e.camera_keys]
+                wanted = [wire for _, wire in self._cameras]
                 raise RequestError(
                     f"missing camera key(s) {missing} for embodiment {e.key!r}; send all of {wanted} "
-                    f"or a pre-composed {self._wire(IMAGE_KEY)!r} (a server key map can rename keys)"
+                    f"or a pre-composed {image_key!r} (a server key map can rename keys)"
                 )
-            images = {k: _check_image(self._wire(k), self._get(message, k)) for k in e.camera_keys}
+            images = {k: _check_image(wire, message[wire]) for k, wire in self._cameras}
         state = {}
-        for role, key in e.state_keys.items():
-            if not self._has(message, key):
+        for role, key, wire in self._state_keys:
+            if wire not in message:
                 if e.state_history > 0 and not state_given:
-                    raise RequestError(f"missing state key {self._wire(key)!r} ({role}) required by embodiment "
+                    raise RequestError(f"missing state key {wire!r} ({role}) required by embodiment "
                                        f"{e.key!r} (or send 'state')")
                 continue
-            value = _check_numeric(self._wire(key), self._get(message, key), ndim=(0, 1, 2))
+            value = _check_numeric(wire, message[wire], ndim=(0, 1, 2))
             if role == "gripper" and value.ndim == 2 and value.shape[-1] != 1:
-                raise RequestError(f"{self._wire(key)} has shape {value.shape}; accepted: scalar, [T] or [T, 1]")
+                raise RequestError(f"{wire} has shape {value.shape}; accepted: scalar, [T] or [T, 1]")
             state[key] = value
         if e.state_history and not e.state_keys and not state_given:
             raise RequestError(f"missing key 'state' ({e.action_dim} values: {', '.join(e.columns)}) required by "
@@ -210,7 +212,7 @@ class ObservationAdapter:
     def _single_camera(self, message: Mapping[str, Any]) -> str | None:
         """The camera an embodiment without a composite reads: its first camera key present, else `image`."""
         for key in (*self.embodiment.camera_keys, "image"):
-            if self._has(message, key):
+            if self._names[key] in message:
                 return key
         return None
 

@@ -114,9 +114,8 @@ def packb(obj: Any) -> bytes:
     return data
 
 
-def _decode_map(obj: dict) -> Any:
-    if b"__ndarray__" in obj:
-        return _decode_array(obj)
+def _decode_other_map(obj: dict) -> Any:
+    """A numpy scalar, or a plain map as it is (arrays, the common case, go straight to `_decode_array`)."""
     if b"__npgeneric__" in obj:
         dtype = _checked_dtype(obj.get(b"dtype"))
         data = obj.get(b"data")
@@ -153,6 +152,10 @@ def _decode_array(obj: dict) -> np.ndarray:
     return np.ndarray(shape, dtype, data)
 
 
+def _over_budget(limits: Limits) -> CodecError:
+    return CodecError(f"message holds more than max_objects={limits.max_objects} values (send arrays as numpy)")
+
+
 def _check_depth(root: Any, max_depth: int) -> None:
     stack = [(root, 1)]
     while stack:
@@ -174,19 +177,20 @@ def unpackb(data: bytes | bytearray | memoryview, limits: Limits = DEFAULT_LIMIT
         raise CodecError(f"message is {size} bytes; max_message_bytes={limits.max_message_bytes}")
     budget = limits.max_objects
 
-    def spend(count: int) -> None:
-        nonlocal budget
-        budget -= count
-        if budget < 0:
-            raise CodecError(f"message holds more than max_objects={limits.max_objects} values (send arrays as numpy)")
-
+    # the budget is spent inline, not through a shared helper: the hooks run for every map and list of every request
     def counted_list(items: list) -> list:
-        spend(len(items) + 1)
+        nonlocal budget
+        budget -= len(items) + 1
+        if budget < 0:
+            raise _over_budget(limits)
         return items
 
     def counted_map(obj: dict) -> Any:
-        spend(len(obj) + 1)
-        return _decode_map(obj)
+        nonlocal budget
+        budget -= len(obj) + 1
+        if budget < 0:
+            raise _over_budget(limits)
+        return _decode_array(obj) if b"__ndarray__" in obj else _decode_other_map(obj)
 
     try:
         obj = msgpack.unpackb(

@@ -312,7 +312,7 @@ class _Metrics:
         self.ok = self.requests.labels("ok")  # the per-request label lookup, done once
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Job:
     """One admitted request. `future` (a Prediction, the exception, or a `_Refusal` from the watchdog) is only touched
     on the event loop; the worker thread reads `skip` to pass over requests whose client is gone or that the watchdog
@@ -326,6 +326,56 @@ class _Job:
     batch_size: int = 0
     warnings: Sequence[str] = ()  # what the policy logged about this request, for its reply (no list made per request)
     skip: bool = False
+
+
+_READ_BUFFER_BYTES = 256 * 1024  # what uvloop reads at most per call into its own buffer
+
+
+class _ReadInto(asyncio.BufferedProtocol):
+    """Stands in front of one websockets connection as the transport's protocol, on uvloop: the loop reads into the
+    server's buffer, and the connection takes the bytes from there. Otherwise uvloop reads into a buffer of its own and
+    copies each read into a new bytes object for `data_received`: a copy of each request frame that websockets'
+    reader, which copies what it is fed into its own buffer at once, does not need (0.45 MB per three-camera DROID
+    request; docs/serving.md, "Measured"). asyncio's own loop receives straight into a new bytes object, with no such
+    copy, so it is left as it is.
+
+    One buffer per server: its loop runs one read callback at a time, and each is fed on before the next read."""
+
+    __slots__ = ("_buffer", "_connection")
+
+    def __init__(self, connection: ServerConnection, buffer: memoryview) -> None:
+        self._connection, self._buffer = connection, buffer
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._connection.data_received(self._buffer[:nbytes])
+
+    def eof_received(self) -> bool | None:
+        return self._connection.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connection.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._connection.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._connection.resume_writing()
+
+
+def _reading_into(buffer: memoryview) -> Callable[..., ServerConnection]:
+    """The `create_connection` of `websockets.serve`: a ServerConnection that, once connected, reads through
+    `_ReadInto` (uvloop only reads into a buffer for a protocol that is not an `asyncio.Protocol`, which websockets'
+    connections are)."""
+
+    class Connection(ServerConnection):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            transport.set_protocol(_ReadInto(self, buffer))
+
+    return Connection
 
 
 class _Refusal(Exception):
@@ -654,12 +704,16 @@ class PolicyServer:
             self._metrics.ready.set(int(self.ready))
             _log(logging.WARNING, "stuck_batch_returned", batch=number, size=len(batch),
                  seconds=round(finished - started, 3))
-        self._metrics.batch_size.observe(len(batch))
-        self._metrics.inference.observe(finished - started)
         for job, result, warnings in zip(batch, results, said):
             job.started, job.finished, job.batch_size, job.warnings = started, finished, len(batch), warnings
             if not job.future.done():
                 job.future.set_result(result)
+        # observed after the replies are sent: set_result only schedules each waiting task, behind this callback
+        self._loop.call_soon(self._observe_batch, len(batch), finished - started)
+
+    def _observe_batch(self, size: int, seconds: float) -> None:
+        self._metrics.batch_size.observe(size)
+        self._metrics.inference.observe(seconds)
 
     # -------------------------------------------------------------------------------------------- watchdog
     async def _watch(self, limit: float) -> None:
@@ -743,6 +797,8 @@ class PolicyServer:
             # the server hold 16 messages of up to max_message_bytes (1 GiB at the default 64 MiB) per connection
             max_queue=1,
             process_request=self._process_request,
+            create_connection=(_reading_into(memoryview(bytearray(_READ_BUFFER_BYTES)))
+                               if type(loop).__module__.startswith("uvloop") else None),
         ) as server:
             self.port = server.sockets[0].getsockname()[1]
             _log(logging.INFO, "listening", host=self.config.host, port=self.port, auth=self.config.api_key is not None)
