@@ -225,6 +225,9 @@ def test_render_mode_is_checked_and_the_render_rate_declared():
             TabletopEnv("reach", image_size=None, render_mode=bad)
     env = TabletopEnv("reach", control_hz=5, image_size=None, render_mode=None)
     assert env.metadata["render_fps"] == 5.0 and TabletopEnv.metadata.get("render_fps") is None  # per env, its rate
+    # the rate frames come at in simulated time: 15 Hz is 33 physics steps of 2 ms, 15.15 frames a second (not 15)
+    env = TabletopEnv("reach", image_size=None, render_mode=None)
+    assert env.metadata["render_fps"] == env.actual_control_hz == pytest.approx(500 / 33)
 
 
 @pytest.mark.parametrize("bad", [180, "180x320", (180.5, 320), ("a", "b"), (True, 320), (180, 320, 3), (15, 32),

@@ -87,18 +87,82 @@ def test_recording_with_imagined_video(caplog):
             return pred
 
     result = Rollout(env, Dreamer(seed=0)).run(seed=0, record=True)
-    strip = label_height(48)
-    assert result.frames.shape[:2] == (6, 48 + strip) and result.frames.shape[2] >= 4 * 64 + 3 * GAP
+    strip = label_height(48)  # the episode's caption, then each panel's
+    assert result.frames.shape[:2] == (6, 48 + 2 * strip) and result.frames.shape[2] >= 4 * 64 + 3 * GAP
     imagined = np.flatnonzero(np.all(result.frames[:, -1] == 200, axis=-1).all(axis=0))
     assert imagined.size >= 60 and imagined.min() > 3 * 64  # the imagined frame, last, at the cameras' height
     # every panel is captioned (which is the sim's, which the model's): dark text in the white strip above each
-    row = result.frames[0, strip:].astype(int)
+    row = result.frames[0, 2 * strip:].astype(int)
     panel = np.any(row != 255, axis=(0, 2))
     starts = np.flatnonzero(np.diff(np.r_[0, panel.astype(int)]) == 1)
     ends = np.flatnonzero(np.diff(np.r_[panel.astype(int), 0]) == -1) + 1
     assert len(starts) == 4
     for a, b in zip(starts, ends):
-        assert (result.frames[0, :strip, a:b] < 100).any()
+        assert (result.frames[0, strip:2 * strip, a:b] < 100).any()
+
+
+@pytest.mark.parametrize("policy, outcome", [("scripted", True), ("random", False)])
+def test_a_recorded_episode_is_captioned_with_what_it_is_and_how_it_ended(policy, outcome):
+    """An episode's mp4 watched on its own showed camera names only: not the task, policy, seed, step or outcome."""
+    from worldpolicy.sim.rollout import OUTCOME_COLORS
+
+    env = TabletopEnv("reach", image_size=(48, 64), max_steps=60 if outcome else 4)
+    rollout = Rollout(env, make_policy(policy, env=env, seed=0), name=policy)
+    result = rollout.run(seed=3, record=True)
+    assert result.success is outcome and len(result.frames) == result.steps
+    strip = label_height(48)
+    top = result.frames[:, :strip].astype(int)
+    assert (top[:, :, :, 0] < 100).any(axis=(1, 2)).all()  # text on every frame
+    corner = [tuple(frame[1, 1]) for frame in top]  # the strip's colour: white until the last frame
+    assert corner == [(255, 255, 255)] * (result.steps - 1) + [OUTCOME_COLORS[outcome]]
+    hz = env.actual_control_hz
+    assert rollout._caption(3, 2, None) == f"reach v{env.task.version} · {policy} · seed 3 · step 2/{env.max_steps} · {2 / hz:.2f} s"
+    ending = f"SUCCESS at step {result.steps}" if outcome else "FAILURE: step limit"
+    assert rollout._caption(3, result.steps, outcome).endswith(f"step {result.steps}/{env.max_steps} · "
+                                                               f"{result.steps / hz:.2f} s · {ending}")
+
+
+def test_the_baselines_render_only_the_frames_a_recording_keeps():
+    """The scripted expert and random actions never look at the cameras, yet every request of every episode rendered
+    all three: `--videos 1` on 100 scripted episodes rendered the 99 it did not record too."""
+    env = TabletopEnv("reach", image_size=(48, 64), max_steps=10)
+    rendered = []
+    render = env.render_camera
+    env.render_camera = lambda key: rendered.append(key) or render(key)
+    for policy in ("scripted", "random"):
+        rollout = Rollout(env, make_policy(policy, env=env, seed=0, chunk_size=2))
+        rendered.clear()
+        result = rollout.run(seed=0)
+        assert result.chunks > 1 and len(rendered) == 3  # reset()'s observation only
+        rendered.clear()
+        result = rollout.run(seed=0, record=True)
+        assert len(rendered) == 3 + 3 * result.steps  # and each recorded frame's cameras
+
+
+class _Counting:
+    """Holds the arm at home, gripper open (no episode succeeds), counting its requests."""
+
+    def __init__(self, env, chunk: int):
+        from worldpolicy.embodiments import get_embodiment
+
+        self.embodiment = get_embodiment("droid", "joint_pos")
+        self.hold = np.tile(np.append(env.robot.home, 0.0), (chunk, 1))
+        self.calls = 0
+
+    def act(self, observation, prompt):
+        self.calls += 1
+        e = self.embodiment
+        return Prediction("policy", e.key, list(e.columns), list(e.units), self.hold, self.hold, 15.0)
+
+
+@pytest.mark.parametrize("max_steps, chunks", [(6, 3), (7, 4), (8, 4)])
+def test_async_asks_for_no_chunk_that_could_not_run(max_steps, chunks):
+    """The background request for the chunk after the last went out anyway (and the episode waited for it): a
+    server's inference whose answer the ended episode could not use."""
+    env = TabletopEnv("reach", image_size=None, max_steps=max_steps)
+    policy = _Counting(env, chunk=4)
+    result = Rollout(env, policy, ChunkStrategy("async", execute_steps=2)).run(seed=0)
+    assert (result.steps, result.chunks, policy.calls) == (max_steps, chunks, chunks)
 
 
 @pytest.mark.parametrize("frames, expected", [(5, [1, 2, 3, 4]), (3, [1, 1, 2, 2])])

@@ -53,7 +53,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="control rate (default: 15); match the policy's fps (warned when they differ: bridge is 5)")
     p.add_argument("--max-steps", type=int, default=None, help="episode step limit (default: the task's)")
     p.add_argument("--image-size", default="180x320", help="HxW of each camera image (default: 180x320)")
-    p.add_argument("--videos", type=int, default=1, help="record mp4s for the first N episodes (default: 1)")
+    p.add_argument("--videos", type=int, default=1,
+                   help="record mp4s of the first N episodes (default: 1), captioned with the episode, its step and "
+                   "its outcome; only those are rendered for scripted and random, which see no cameras")
     p.add_argument("--imagine", action="store_true", help="ask the policy for its imagined video (side-by-side)")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (checkpoint policies)")
     p.add_argument("--device", default=None, help="torch device for checkpoint policies (default: auto)")

@@ -99,7 +99,9 @@ class TabletopEnv(gym.Env):
                 f"control_hz: {control_hz:g} Hz is not a whole number of {timestep * 1000:g} ms physics steps "
                 f"(it would run at {self.actual_control_hz:.2f} Hz); nearby rates that are: {near}"
             )
-        self.metadata = {**self.metadata, "render_fps": self.control_hz}  # frames come one per control step
+        # frames come one per control step, which lasts its whole physics steps: 15 Hz asked is 15.15 frames per
+        # simulated second, and a video written at 15 fps (gymnasium's RecordVideo takes this) ran 1 % slow
+        self.metadata = {**self.metadata, "render_fps": self.actual_control_hz}
         self.max_steps: int | None = int(max_steps or self.task.max_steps)  # None: a wrapper's (GymTabletopEnv)
         m = self.model
         self._arm_qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in self.robot.arm_joints])

@@ -312,7 +312,7 @@ def evaluate(
         raise ValueError(f"videos: {videos} episodes to record, but video_dir is None; pass the folder for their mp4s")
     from tqdm.auto import tqdm
 
-    rollout = Rollout(env, policy, strategy)
+    rollout = Rollout(env, policy, strategy, name=policy_name)
     env, policy = rollout.env, rollout.policy
     report = start_report(env, policy_name=policy_name, seed=seed, strategy=rollout.strategy, episodes=episodes,
                           embodiment=getattr(policy, "embodiment", None), chunk=chunk_size(policy),
@@ -342,7 +342,8 @@ def evaluate(
         if record and result.frames is not None:
             from worldpolicy.processing.video import write_video
 
-            write_video(Path(video_dir) / f"episode_{seed + i:04d}.mp4", result.frames, env.control_hz)
+            # at the env's render_fps, its actual control rate: played back in real time, as the caption's clock runs
+            write_video(Path(video_dir) / f"episode_{seed + i:04d}.mp4", result.frames, env.metadata["render_fps"])
             result.frames = None
         report.episodes.append(result)
         bar.set_postfix(success=f"{report.successes}/{i + 1}")

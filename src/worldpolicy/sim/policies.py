@@ -38,7 +38,9 @@ DOWN = np.diag([1.0, -1.0, -1.0])  # TCP pointing at the table, hand x along wor
 
 @runtime_checkable
 class PolicyBackend(Protocol):
-    """What a rollout needs from a policy."""
+    """What a rollout needs from a policy. A backend that never looks at the cameras may say so with
+    `uses_images = False` (the scripted expert, random actions): its observations then come without them, rendering
+    nothing (a rollout renders them for any other)."""
 
     embodiment: Embodiment
 
@@ -84,6 +86,7 @@ class ScriptedPolicy:
     # with any change, recorded in a sim report's policy_settings so `--resume` never pools two experts' episodes.
     # 1: before versions were recorded; 2: each step's joint change capped (`joint_speed_share`, `_JUMP_S`).
     version = 2
+    uses_images = False  # it plans from privileged state: a rollout renders it no cameras (`Rollout._observe`)
 
     def __init__(self, env, *, chunk_size: int = 8, max_yaw_rate: float = 2.0, joint_speed_share: float = 0.7) -> None:
         if (isinstance(joint_speed_share, bool) or not isinstance(joint_speed_share, (int, float))
@@ -173,6 +176,7 @@ class RandomPolicy:
     # Which noise a seed gives, recorded as `ScriptedPolicy.version` is. 1: before versions were recorded (noise
     # seeded with the bare episode seed); 2: its own stream (`_noise_rng`).
     version = 2
+    uses_images = False  # noise: a rollout renders it no cameras (`Rollout._observe`)
 
     def __init__(self, embodiment: str | Embodiment = "droid/relative_pose", *, seed: int | None = None,
                  chunk_size: int | None = None) -> None:

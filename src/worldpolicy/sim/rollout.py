@@ -34,6 +34,8 @@ __all__ = ["ChunkStrategy", "EpisodeResult", "Rollout"]
 
 logger = logging.getLogger(__name__)
 STRATEGIES = ("execute", "ensemble", "async")
+# A recorded frame's top caption strip: white while the episode runs, tinted on its last frame by the outcome
+OUTCOME_COLORS = {None: (255, 255, 255), True: (190, 235, 190), False: (245, 200, 200)}
 
 
 @dataclass(frozen=True)
@@ -107,10 +109,11 @@ class _Planned(NamedTuple):
 class Rollout:
     """Runs episodes of one policy on one env with one chunk strategy. `env`: a `TabletopEnv`, or one made by
     `gymnasium.make("worldpolicy/...")`, whose TabletopEnv runs for the TimeLimit's `max_episode_steps`
-    (`step_limit`)."""
+    (`step_limit`). `name`: the policy as recorded frames' caption names it (`evaluate` passes its `policy_name`)."""
 
-    def __init__(self, env, policy, strategy: ChunkStrategy | None = None) -> None:
+    def __init__(self, env, policy, strategy: ChunkStrategy | None = None, *, name: str | None = None) -> None:
         self.env, self.max_steps = unwrap_tabletop(env), step_limit(env)
+        self.name = name
         policy = as_backend(policy)  # a bare Policy / RemotePolicy gets seeds from the episode's
         self.policy, self.strategy = policy, (strategy or ChunkStrategy()).for_policy(policy)
         self.execute_steps: int | None = self.strategy.execute_steps  # k actually used, known after the first chunk
@@ -126,8 +129,10 @@ class Rollout:
 
     def _observe(self) -> dict:
         """The observation for the next request, taken now: a backend that reads privileged sim state (the scripted
-        expert) gets it as of now too, not as of whenever a background request runs."""
-        obs = self.env.observe()
+        expert) gets it as of now too, not as of whenever a background request runs. Its cameras are rendered only for
+        a backend that looks at them (`uses_images`, True unless a backend says otherwise: the scripted expert and
+        random actions do not), so an episode of theirs renders only the frames a recording keeps."""
+        obs = self.env.observe(images=getattr(self.policy, "uses_images", True))
         snapshot = getattr(self.policy, "snapshot", None)
         return snapshot(obs) if snapshot is not None else obs
 
@@ -144,8 +149,10 @@ class Rollout:
         return self.decoder(pred.embodiment).decode(actions, self.env.joint_positions())
 
     def run(self, seed: int, *, record: bool = False, on_step: Callable[[int], None] | None = None) -> EpisodeResult:
-        """One episode seeded `seed` (`record`: keep side-by-side frames); `on_step(steps run so far)` after each
-        step (a progress display: one episode of a checkpoint policy on CPU can take minutes)."""
+        """One episode seeded `seed` (`record`: keep side-by-side frames, each captioned with the task, policy, seed,
+        step and time, and the last with the outcome: `_caption`); `on_step(steps run so far)` after each step (a
+        progress display: one episode of a checkpoint policy on CPU can take minutes).
+        `async` asks for no chunk that would start at or past the step limit: its answer could not run."""
         env, strategy = self.env, self.strategy
         wall0 = time.perf_counter()
         obs, _ = env.reset(seed=seed)
@@ -184,8 +191,8 @@ class Rollout:
                     if record and pred.video is not None:
                         for i in range(len(cmd)):  # shown after action i+skip ran: the frame it leads into
                             imagined[t + i] = pred.video[_frame_after(i + skip, len(pred.video), pred.chunk_size)]
-                    if pool is not None:
-                        pending = pool.submit(self._request, self._observe())
+                    if pool is not None:  # the next chunk, k steps on; none where the episode ends first
+                        pending = pool.submit(self._request, self._observe()) if t + k < self.max_steps else None
                 entries = plan.pop(t)
                 action = self._blend(entries)
                 for old in [s for s in plan if s < t]:
@@ -196,11 +203,13 @@ class Rollout:
                 clipped += sum(e.clipped for e in entries)
                 tracking += [e.tracking_mm for e in entries if e.tracking_mm is not None]
                 too_fast += self._check_speed(t, first=too_fast == 0)
+                succeeded = env.success()
                 if record:
-                    frames.append(self._frame(imagined.pop(t, None)))
+                    ended = succeeded or t + 1 == self.max_steps
+                    frames.append(self._frame(imagined.pop(t, None), seed, t + 1, succeeded if ended else None))
                 if on_step is not None:
                     on_step(t + 1)
-                if env.success():
+                if succeeded:
                     success_step = t + 1
                     break
         finally:
@@ -240,17 +249,37 @@ class Rollout:
         stacked = np.stack([e.target for e in entries])
         return (weights[:, None] * stacked).sum(axis=0) / weights.sum()
 
-    def _frame(self, imagined: np.ndarray | None) -> np.ndarray:
+    def _frame(self, imagined: np.ndarray | None, seed: int, steps: int, outcome: bool | None) -> np.ndarray:
         """Sim cameras side by side, and the model's imagined frame for this step when it returned video, each
-        captioned (`sim: <camera>`, `model: imagined`): uncaptioned, the imagined panel passed for a fourth camera."""
-        from worldpolicy.viz.video import labelled_row
+        captioned (`sim: <camera>`, `model: imagined`): uncaptioned, the imagined panel passed for a fourth camera.
+        Above them the episode's caption (`_caption`), tinted on the last frame by the outcome (`outcome`: None until
+        the episode is decided): an mp4 watched on its own said neither which episode it was nor how it ended."""
+        from PIL import ImageFont
+
+        from worldpolicy.viz.video import caption_above, label_height, labelled_row
 
         views = [self.env.render_camera(key) for key in CAMERAS]
         labels = [f"sim: {name}" for name in CAMERAS.values()]
         if imagined is not None:
             views.append(np.asarray(imagined)[..., :3].astype(np.uint8))
             labels.append("model: imagined")
-        return labelled_row(views, labels, height=views[0].shape[0])
+        row = labelled_row(views, labels, height=views[0].shape[0])
+        # every frame of the episode sized for its longest caption (the last step's, either outcome): one geometry
+        font = ImageFont.load_default(size=20)
+        widest = max((self._caption(seed, self.max_steps, end) for end in (True, False)), key=font.getlength)
+        return caption_above(row, self._caption(seed, steps, outcome), widest, label_height(views[0].shape[0]),
+                             background=OUTCOME_COLORS[outcome])
+
+    def _caption(self, seed: int, steps: int, outcome: bool | None) -> str:
+        """What a recorded frame shows: `reach v1 · scripted · seed 3 · step 12/60 · 0.79 s`, the time at the env's
+        actual control rate (the video's frame rate), then `· SUCCESS at step 16` or `· FAILURE: step limit` once
+        decided."""
+        env = self.env
+        parts = [f"{env.task.name} v{env.task.version}", *([self.name] if self.name else []), f"seed {seed}",
+                 f"step {steps}/{self.max_steps}", f"{steps / env.actual_control_hz:.2f} s"]
+        if outcome is not None:
+            parts.append(f"SUCCESS at step {steps}" if outcome else "FAILURE: step limit")
+        return " · ".join(parts)
 
 
 def _frame_after(action: int, frames: int, chunk: int) -> int:

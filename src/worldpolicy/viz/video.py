@@ -18,6 +18,7 @@ from .plots import _check_actions, _check_fps, action_timeseries_figure
 __all__ = [
     "animate_actions",
     "animation_frames",
+    "caption_above",
     "figure_to_array",
     "labelled_row",
     "side_by_side_frames",
@@ -87,8 +88,10 @@ def label_height(frame_height: int) -> int:
     return min(MAX_LABEL_HEIGHT, max(LABEL_HEIGHT, round(LABEL_HEIGHT * frame_height / LABEL_SCALE_FROM)))
 
 
-def _label(frame: np.ndarray, text: str, widest: str | None = None, strip_height: int | None = None) -> np.ndarray:
-    """Put a white caption strip with `text` above the frame. A caption wider than the frame is drawn smaller, and if
+def caption_above(frame: np.ndarray, text: str, widest: str | None = None, strip_height: int | None = None,
+                  background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """Put a caption strip with `text` above the frame (white unless `background` says: a sim episode's outcome
+    is tinted). A caption wider than the frame is drawn smaller, and if
     it still does not fit the frame is widened with white on both sides (a cut caption hid which clip was which);
     both are sized for `widest` (default `text`), so every frame of a clip captioned with it has one geometry.
     `strip_height` defaults to `label_height` of the frame."""
@@ -103,7 +106,7 @@ def _label(frame: np.ndarray, text: str, widest: str | None = None, strip_height
     pad = max(0, int(np.ceil(font.getlength(widest or text))) + 12 - frame.shape[1])
     if pad:
         frame = np.pad(frame, ((0, 0), (pad // 2, pad - pad // 2), (0, 0)), constant_values=255)
-    strip = Image.new("RGB", (frame.shape[1], strip_h), (255, 255, 255))
+    strip = Image.new("RGB", (frame.shape[1], strip_h), background)
     ImageDraw.Draw(strip).text((6, strip_h / 2), text, fill=(0, 0, 0), font=font, anchor="lm")
     return np.concatenate([np.asarray(strip), frame], axis=0)
 
@@ -121,7 +124,7 @@ def labelled_row(
     height = int(height or min(image.shape[0] for image in images))
     row = []
     for i, (image, label) in enumerate(zip(images, labels)):
-        row.append(_label(_resize(image, height), label, widest[i] if widest is not None else None))
+        row.append(caption_above(_resize(image, height), label, widest[i] if widest is not None else None))
         row.append(np.full((row[-1].shape[0], gap, 3), 255, np.uint8))
     return np.concatenate(row[:-1], axis=1)
 
@@ -204,7 +207,7 @@ def _animation(actions, columns, units, fps, gripper_column, video, video_fps, t
             if left <= x < right:
                 frame[top:bottom, max(x - 1, 0) : x + 1] = PLAYHEAD_RGB
         if image is not None:  # each video frame resized as it is drawn
-            panel = _label(_resize(image, height - strip), f"{video_label}  t = {t:.2f} s  {shown}", widest, strip)
+            panel = caption_above(_resize(image, height - strip), f"{video_label}  t = {t:.2f} s  {shown}", widest, strip)
             frame = np.concatenate([panel, frame], axis=1)
         return _fit(frame, MAX_FRAME_SIZE)
 
