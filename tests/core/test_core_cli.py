@@ -79,6 +79,9 @@ def test_predict_says_once_how_an_actions_file_is_read(tiny_checkpoint, image_fi
         (["--embodiment", "ur5e"], "error: --embodiment='ur5e' is not registered; known:"),
         (["--embodiment", "BAD_ACTIONS"], "embodiment file "),  # a spec file of the wrong shape is named
         (["--checkpoint", "NO_SUCH_DIR"], "error: --checkpoint="),
+        # a typo of `shipped` was told of folders and hub ids only
+        (["--checkpoint", "shiped"], ("error: --checkpoint='shiped' is neither an existing folder nor a hub id like "
+         "'nvidia/Cosmos3-Nano-Policy-DROID' (nor 'shipped', the model in the package)")),
         (["--chunk-size", "10"], "multiple of 4"),
         (["--prompt", " "], "--prompt is empty"),
         (["--mode", "forward_dynamics", "--actions", ""], "--actions FILE is required"),
