@@ -98,6 +98,8 @@ def _embodiments(args: argparse.Namespace) -> int:
             f"{e.key:<28} {e.domain:<24} {e.domain_id:>3} {e.action_dim:>4} {e.chunk_size:>5} {e.fps:>5g}  "
             f"{'no stats' if e.in_model_space else e.normalization:<9} {e.layout:<14} {source}"
         )
+    print("id: the action-head slot. norm: how actions are scaled for the model (none: used as they are;\n"
+          "no stats: not published, so actions stay in model space until you register yours: docs/robot.md)")
     return 0
 
 
