@@ -16,6 +16,7 @@ from .results import MODES
 
 if TYPE_CHECKING:
     from .embodiments import Embodiment
+    from .results import Prediction
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,8 @@ def _embodiments(args: argparse.Namespace) -> int:
             f"{e.key:<28} {e.domain:<24} {e.domain_id:>3} {e.action_dim:>4} {e.chunk_size:>5} {e.fps:>5g}  "
             f"{'no stats' if e.in_model_space else e.normalization:<9} {e.layout:<14} {source}"
         )
+    print("id: the action-head slot. norm: how actions are scaled for the model (none: used as they are;\n"
+          "no stats: not published, so actions stay in model space until you register yours: docs/robot.md)")
     return 0
 
 
@@ -419,8 +422,8 @@ def _write_observation(cameras: dict, folder: Path) -> dict[str, Path]:
 
 
 def _print_rerun(images: dict[str, Path], out: Path, task: str, runs: dict) -> None:
-    """The `predict` lines that rerun the demo's world-model runs on its files: forward dynamics on the same pixels,
-    actions and seed, inverse dynamics on the rollout.mp4 written (H.264: close to its input, not the same)."""
+    """The `predict` lines that rerun the demo's world-model runs on its files, with their seeds: forward dynamics on
+    the same pixels and actions, inverse dynamics on the rollout.mp4 the demo's own run explained."""
     import shlex
 
     cams = " ".join(f"--camera {shlex.quote(f'{key}={path}')}" for key, path in images.items())
@@ -431,6 +434,16 @@ def _print_rerun(images: dict[str, Path], out: Path, task: str, runs: dict) -> N
           f"--actions {shlex.quote(str(out / 'policy' / 'actions.json'))} --seed {fd.settings['seed']} --out runs/fd\n"
           f"  {common} --mode inverse_dynamics --video {shlex.quote(str(out / 'forward_dynamics' / 'rollout.mp4'))} "
           f"--seed {inverse.settings['seed']} --out runs/id")
+
+
+def _write_demo_run(prediction: Prediction, folder: Path) -> None:
+    """One of the demo's `_DEMO_RUNS` predict folders, and its line of the demo's output."""
+    from .viz.run import write_run
+
+    paths = write_run(prediction, folder)
+    print(f"{prediction.mode:>17}: {prediction.chunk_size}x{len(prediction.columns)} actions, "
+          f"{'no video' if prediction.video is None else f'{len(prediction.video)} frames'}, "
+          f"{prediction.timings['total']:.2f} s -> {paths[0].parent}")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -444,7 +457,7 @@ def _demo(args: argparse.Namespace) -> int:
     from .sim.evaluate import evaluate, keep_report, write_report
     from .sim.policies import wrap_policy
     from .viz.report import write_report as write_page
-    from .viz.run import write_run
+    from .viz.run import ROLLOUT_VIDEO
 
     if args.episodes < 1:
         raise ValueError(f"--episodes={args.episodes}: must be >= 1")
@@ -467,13 +480,13 @@ def _demo(args: argparse.Namespace) -> int:
                   "It is a small, weak policy: expect misses.")
         runs = {"policy": policy.act(cameras, task, decode_video=True)}
         runs["forward_dynamics"] = policy.imagine(cameras, runs["policy"].actions, task)
-        runs["inverse_dynamics"] = policy.infer_actions(runs["forward_dynamics"].video, task)
         images = _write_observation(cameras, out / "policy" / "observation")  # before its page, which shows them
-        for mode, prediction in runs.items():
-            paths = write_run(prediction, out / mode)  # the _DEMO_RUNS folders
-            print(f"{mode:>17}: {prediction.chunk_size}x{len(prediction.columns)} actions, "
-                  f"{'no video' if prediction.video is None else f'{len(prediction.video)} frames'}, "
-                  f"{prediction.timings['total']:.2f} s -> {paths[0].parent}")
+        for mode in ("policy", "forward_dynamics"):
+            _write_demo_run(runs[mode], out / mode)
+        # the imagined video as its file holds it (H.264, not the decoded frames), which the printed `predict` line
+        # reads: explaining the frames in memory gave other actions than that line, by as much as the motion itself
+        runs["inverse_dynamics"] = policy.infer_actions(out / "forward_dynamics" / ROLLOUT_VIDEO, task)
+        _write_demo_run(runs["inverse_dynamics"], out / "inverse_dynamics")
         _print_rerun(images, out, task, runs)
         report = evaluate(env, wrap_policy(policy, seed=args.seed, decode_video=True), policy_name=checkpoint.name,
                           episodes=args.episodes, seed=args.seed, video_dir=out / "sim" / "videos",

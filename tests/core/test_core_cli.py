@@ -79,6 +79,9 @@ def test_predict_says_once_how_an_actions_file_is_read(tiny_checkpoint, image_fi
         (["--embodiment", "ur5e"], "error: --embodiment='ur5e' is not registered; known:"),
         (["--embodiment", "BAD_ACTIONS"], "embodiment file "),  # a spec file of the wrong shape is named
         (["--checkpoint", "NO_SUCH_DIR"], "error: --checkpoint="),
+        # a typo of `shipped` was told of folders and hub ids only
+        (["--checkpoint", "shiped"], ("error: --checkpoint='shiped' is neither an existing folder nor a hub id like "
+         "'nvidia/Cosmos3-Nano-Policy-DROID' (nor 'shipped', the model in the package)")),
         (["--chunk-size", "10"], "multiple of 4"),
         (["--prompt", " "], "--prompt is empty"),
         (["--mode", "forward_dynamics", "--actions", ""], "--actions FILE is required"),
@@ -341,8 +344,10 @@ def test_embodiments_lists_the_registry(capsys):
     assert main(["embodiments"]) == 0
     out = capsys.readouterr().out
     assert "droid/joint_pos" in out and "bridge" in out and "droid_lerobot" in out
-    norm = {line.split()[0]: line.split()[6:-2] for line in out.splitlines()[2:]}  # "no stats" is two words
+    *table, key, key_on = out.splitlines()  # the columns' key below the table
+    norm = {line.split()[0]: line.split()[6:-2] for line in table[2:]}  # "no stats" is two words
     assert norm["umi"] == ["no", "stats"] and norm["droid/joint_pos"] == ["none"] and norm["bridge"] == ["quantile"]
+    assert key.startswith("id: the action-head slot. norm: ") and key_on.startswith("no stats: not published")
     assert main(["embodiments", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {r["key"] for r in rows} >= {"droid/joint_pos", "droid/relative_pose", "bridge"}
@@ -476,7 +481,15 @@ def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_pa
     # the same video up to CPU kernels' run-to-run jitter (a mean of 0.04 of 255 measured; another seed or
     # observation differs by tens)
     assert frames[0].shape == frames[1].shape and np.abs(frames[0] - frames[1]).mean() < 1.0
-    assert any("--mode inverse_dynamics --video " in line for line in out.splitlines())
+    # and so does its inverse dynamics line: the demo explains the rollout.mp4 it wrote, as that line does (explaining
+    # the frames before H.264 gave actions off by as much as the motion: 2 mm of a step of a few mm)
+    line = next(line for line in out.splitlines() if "--mode inverse_dynamics --video " in line)
+    argv = shlex.split(line.strip())[1:]
+    argv[argv.index("--out") + 1] = str(tmp_path / "id")
+    assert main(argv) == 0
+    rerun, demo = (np.array(json.loads((folder / "actions.json").read_text())["actions"]) for folder in
+                   (tmp_path / "id", tmp_path / "demo" / "inverse_dynamics"))
+    np.testing.assert_allclose(rerun, demo, rtol=0, atol=1e-5)
     report = json.loads((tmp_path / "demo" / "sim" / "report.json").read_text())
     assert report["task"] == "reach" and len(report["episodes"]) == 1
     assert report["strategy"]["execute_steps"] == shipped["strategy"]["execute_steps"]

@@ -413,6 +413,19 @@ def test_registry_lookup_and_unknown_names():
         worldpolicy.get_embodiment("droid", "nope")
 
 
+def test_the_shipped_models_embodiment_named_as_a_registered_one_says_where_its_spec_is():
+    """`worldpolicy embodiments` lists panda_reach, so a user names it (`ActionDecoder("panda_reach")`, `sim --policy
+    random --embodiment panda_reach`): that said only "not registered", listing names without it. The error names its
+    spec file, which the same parameter takes."""
+    from worldpolicy.models import shipped_model
+
+    spec = shipped_model() / "embodiment.json"
+    with pytest.raises(KeyError, match="shipped model's own embodiment") as info:
+        worldpolicy.get_embodiment("Panda_Reach")
+    assert repr(str(spec)) in str(info.value)
+    assert worldpolicy.get_embodiment(str(spec)).name == "panda_reach"
+
+
 def test_every_registered_camera_layout_is_what_its_caption_says():
     """droid/relative_pose listed DROID's three cameras without a composite: the model saw the wrist camera alone
     while its caption said "concatenated views from multiple camera perspectives" (the conditioning mismatch

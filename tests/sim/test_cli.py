@@ -44,6 +44,7 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
         (["--image-size", "big"], "--image-size: expected HxW"),
         (["--robot", "ur5"], "sim: error: --robot: unknown name 'ur5'"),
         (["--policy", "no_such_checkpoint"], "sim: error: --policy: 'no_such_checkpoint' is not 'scripted'"),
+        (["--policy", "shiped"], "sim: error: --policy: 'shiped' is not 'scripted', 'random', a ws:// URL, 'shipped'"),
         (["--imagine"], "sim: error: --imagine asks a model for its imagined video; --policy random has none"),
         (["--api-key", "k"], "sim: error: --api-key is sent to a ws:// policy server, not to --policy 'random'"),
         (["--seed", "-1"], "--seed: expected >= 0"),

@@ -233,6 +233,16 @@ def test_random_actions_are_independent_of_the_scene_drawn_from_the_same_seed():
     assert np.abs(corr).max() < 0.3, np.round(corr, 2)
 
 
+def test_make_policy_takes_shipped_as_the_command_and_load_policy_do():
+    """`sim --policy shipped` and `load_policy("shipped")` run the shipped model; make_policy took it for a missing
+    folder, with an error that did not name it among what is accepted."""
+    policy = make_policy("shipped")
+    try:
+        assert policy.embodiment.key == "panda_reach"
+    finally:
+        policy.close()
+
+
 def test_random_actions_for_an_unregistered_embodiment_keep_its_layout_for_the_plots():
     own = dataclasses.replace(RandomPolicy().embodiment, name="sim_own_arm", variant="default")
     doc = RandomPolicy(own, seed=0).act({}, "x").to_json()
@@ -240,7 +250,7 @@ def test_random_actions_for_an_unregistered_embodiment_keep_its_layout_for_the_p
 
 
 def test_make_policy_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not 'scripted', 'random', a ws:// URL"):
+    with pytest.raises(FileNotFoundError, match="not 'scripted', 'random', a ws:// URL, 'shipped' "):
         make_policy(str(tmp_path / "missing"))
     with pytest.raises(ValueError, match="needs the env"):
         make_policy("scripted")

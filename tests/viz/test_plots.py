@@ -38,6 +38,19 @@ def test_timeseries_labels_units_and_gripper_spans(joint_chunk):
     assert visible[-1].lines[0].get_color() != visible[0].lines[0].get_color()
 
 
+def test_the_closed_threshold_line_is_named_where_no_closed_span_names_it(joint_chunk):
+    """A gripper that never closes (the shipped reach model's) showed a dotted red line at 0.5 that nothing named."""
+    e = get_embodiment("droid")
+    never = joint_chunk.copy()
+    never[:, 7] = 0.0
+    for chunk, named in ((never, True), (joint_chunk, False)):  # joint_chunk closes: its span's entry names 0.5
+        series = plots.action_timeseries_figure(chunk, e.columns, e.units, e.fps, e.gripper_column).axes[7]
+        joints = plots.joints_figure(chunk, e.columns, e.units, e.fps, gripper_column="gripper").axes[2]
+        for ax in (series, joints):
+            labels = ax.get_legend_handles_labels()[1]
+            assert ("closed at ≥ 0.5" in labels) is named and ("gripper closed (≥ 0.5)" in labels) is not named
+
+
 def test_timeseries_png_is_written_atomically_and_not_blank(tmp_path, joint_chunk):
     e = get_embodiment("droid")
     out = plots.plot_action_timeseries(joint_chunk, e.columns, e.units, e.fps, "gripper", tmp_path / "a" / "ts.png")

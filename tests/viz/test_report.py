@@ -117,6 +117,15 @@ def test_report_is_self_contained_and_shows_the_run(run_dir):
     assert "predict run" in page.text
 
 
+def test_the_header_counts_the_runs_files_as_its_list_does_in_words_that_agree(run_dir):
+    """It said "1 videos", and a rewritten page counted its previous self among the files its list leaves out."""
+    main(["viz", str(run_dir), "--no-animation"])  # writes the page once
+    page = report.write_report(run_dir).read_text()
+    header = page[page.index("<header>"):page.index("</header>")]
+    assert header.endswith(" · 1 video · 2 plots · 5 files</p>"), header
+    assert page.count("<tr><td class=k><a href=") == 5
+
+
 def test_a_predict_runs_summary_names_its_prompt(tmp_path, joint_chunk, actions_json):
     """The prompt was only in the settings at the foot of the page."""
     doc = actions_json("droid", joint_chunk)

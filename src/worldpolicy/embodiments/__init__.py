@@ -243,10 +243,32 @@ def _resolve_name(name: str) -> str:
         key = _names(table, aliases).get(wanted)
         if key is not None:
             return key
+    shipped = _shipped_spec_file(wanted)
+    if shipped is not None:
+        # `worldpolicy embodiments` lists it, so a user names it where a registered name is wanted
+        raise KeyError(
+            f"embodiment={name!r} is the shipped model's own embodiment, not a registered one: it comes with the "
+            f"checkpoint (checkpoint 'shipped' runs with it); elsewhere pass its spec file, {str(shipped)!r}"
+        )
     raise KeyError(
         f"embodiment={name!r} is not registered; known: {', '.join(list_embodiments())} "
         f"(or a spec file of your own robot, *{SPEC_FILE_SUFFIX}: worldpolicy.embodiments.register_embodiment)"
     )
+
+
+def _shipped_spec_file(wanted: str) -> Path | None:
+    """The embodiment.json of the shipped model whose embodiment is named `wanted` (lower-cased), if any: read only
+    when a name is not registered, to say where that embodiment is."""
+    from ..models import SHIPPED, shipped_model
+
+    for model in SHIPPED:
+        try:
+            spec = shipped_model(model) / "embodiment.json"
+            if str(json.loads(spec.read_text()).get("name", "")).lower() == wanted:
+                return spec
+        except (FileNotFoundError, ValueError, AttributeError):  # an install without it, or a spec not an object
+            continue
+    return None
 
 
 def _build(name: str, spec: Mapping[str, Any], variant: str | None) -> Embodiment:

@@ -173,8 +173,11 @@ def check_checkpoint_source(path_or_id: str | Path, _chain: tuple[str, ...] = ()
                 f"folder (transformer/, vae/, text_tokenizer/, scheduler/) or a LoRA adapter checkpoint ({BASE_FILE})"
             )
     elif source.startswith((".", "/", "~")) or source.count("/") != 1:
+        from ..models import SHIPPED_NAME
+
         raise FileNotFoundError(
             f"checkpoint={source!r} is neither an existing folder nor a hub id like 'nvidia/Cosmos3-Nano-Policy-DROID'"
+            f" (nor {SHIPPED_NAME!r}, the model in the package)"
         )
     elif Path(source.split("/")[0]).is_dir():  # `runs/step-x`: shaped like a hub id, but a path from here
         raise FileNotFoundError(f"checkpoint={source!r} does not exist: {str(local.parent)!r} is a folder here without "

@@ -365,8 +365,11 @@ def as_backend(policy: Any) -> Any:
 
 def make_policy(spec: str, *, env=None, embodiment: str | None = None, seed: int | None = None,
                 decode_video: bool = False, api_key: str | None = None, **kwargs: Any):
-    """`scripted` | `random` | `ws://host:port` | a checkpoint directory → a backend. `kwargs` go to the backend's
-    constructor (`Policy.from_pretrained` for a checkpoint); a server takes none: its settings are the server's."""
+    """`scripted` | `random` | `ws://host:port` | `shipped` or a checkpoint directory → a backend. `kwargs` go to the
+    backend's constructor (`Policy.from_pretrained` for a checkpoint); a server takes none: its settings are the
+    server's."""
+    from worldpolicy.models import SHIPPED_NAME, resolve_checkpoint
+
     if spec == "scripted":
         if env is None:
             raise ValueError("policy 'scripted' needs the env (it reads privileged object state)")
@@ -385,10 +388,10 @@ def make_policy(spec: str, *, env=None, embodiment: str | None = None, seed: int
             logger.warning("--embodiment %s is not used: the server at %s serves %r, whose columns and stats decode "
                            "its actions", embodiment, spec, emb.key)
         return _Seeded(remote, emb, seed, decode_video)
+    spec = str(resolve_checkpoint(spec))  # as `worldpolicy sim --policy` and `load_policy` take it
     if not Path(spec).exists():
-        raise FileNotFoundError(
-            f"policy: {spec!r} is not 'scripted', 'random', a ws:// URL or an existing checkpoint directory"
-        )
+        raise FileNotFoundError(f"policy: {spec!r} is not 'scripted', 'random', a ws:// URL, {SHIPPED_NAME!r} (the model "
+                                "in the package) or an existing checkpoint directory")
     from worldpolicy.policy import Policy
 
     return wrap_policy(Policy.from_pretrained(spec, embodiment, **kwargs), seed=seed, decode_video=decode_video)

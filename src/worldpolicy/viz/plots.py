@@ -236,6 +236,13 @@ def _shade_closed(ax, gripper: np.ndarray, fps: float, label: bool) -> None:
         )
 
 
+def _closed_threshold(ax, gripper: np.ndarray) -> None:
+    """The gripper's closed threshold, a dotted line on its axes, named in the legend where no closed span is shaded
+    (whose entry gives the threshold): a gripper that never closes showed an unexplained red line at 0.5."""
+    ax.axhline(GRIPPER_CLOSED_THRESHOLD, color=GRIPPER_COLOR, lw=0.6, ls=":",
+               label=None if gripper_closed_mask(gripper).any() else f"closed at ≥ {GRIPPER_CLOSED_THRESHOLD:g}")
+
+
 def real_rows_of(prediction: Mapping[str, Any]) -> int | None:
     """How many leading rows of an inverse dynamics result its clip's own frames explain (`settings["real_rows"]`),
     when that is fewer than its rows: the clip held fewer than chunk_size+1 frames and the rows after these explain
@@ -385,7 +392,7 @@ def action_timeseries_figure(
         ax.tick_params(labelsize=TICK_FONTSIZE)
         ax.grid(alpha=0.3)
         if is_gripper and units[i] != MODEL_SPACE_UNIT:
-            ax.axhline(GRIPPER_CLOSED_THRESHOLD, color=GRIPPER_COLOR, lw=0.6, ls=":")
+            _closed_threshold(ax, a[:, i])
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
     _time_axis(axes[0], a.shape[0], fps)  # the axes share x
@@ -600,7 +607,7 @@ def joints_figure(
             _shade_closed(ax, g, fps, label=ax is axes[2])
         axes[2].plot(t, g, color=GRIPPER_COLOR, lw=1.6, **step_markers(len(t)))
         if physical:
-            axes[2].axhline(GRIPPER_CLOSED_THRESHOLD, color=GRIPPER_COLOR, lw=0.6, ls=":")
+            _closed_threshold(axes[2], g)
         axes[2].set_ylabel(axis_label(gripper_column, units[gi]), fontsize=LABEL_FONTSIZE)
         if axes[2].get_legend_handles_labels()[0]:
             axes[2].legend(fontsize=LEGEND_FONTSIZE, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..fileio import write_bytes_atomic
 from ..results import actions_from_json
-from .plots import model_space_note, padded_label, real_rows_of
+from .plots import model_space_note, padded_label, plural, real_rows_of
 from .run import ANIMATION_FILE, ROLLOUT_VIDEO, describe_rollout_video
 
 __all__ = ["MAX_EMBED_VIDEOS_TOTAL_BYTES", "MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html",
@@ -594,13 +594,14 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
         except ValueError as exc:
             notes.append(f"settings.json could not be read: {exc}")
 
-    files = [p for p in sorted(run_dir.rglob("*")) if p.is_file() and not p.name.startswith(".")]
+    # the page is not one of the run's files: a rewrite counted its previous self, which the list leaves out
+    files = [p for p in sorted(run_dir.rglob("*"))
+             if p.is_file() and not p.name.startswith(".") and p.relative_to(run_dir).as_posix() != REPORT_FILE]
     listed = files[:MAX_LISTED_FILES]
     rows = "".join(
         f"<tr><td class=k><a href='{_href(p.relative_to(run_dir).as_posix())}'>{_esc(p.relative_to(run_dir).as_posix())}"
         f"</a></td><td>{p.stat().st_size:,}</td></tr>"
         for p in listed
-        if p.relative_to(run_dir).as_posix() != REPORT_FILE
     )
     if len(files) > len(listed):
         rows += f"<tr><td class=k>… and {len(files) - len(listed)} more</td><td></td></tr>"
@@ -619,8 +620,8 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width, initial-scale=1'>"
         f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body data-run-kind='{_esc(kind)}'>"
-        f"<header><h1>{_esc(title)}</h1><p>worldpolicy report · {_esc(stamp)} · {len(videos)} videos · "
-        f"{len(images)} plots · {len(files)} files</p></header><main>{''.join(sections)}</main>"
+        f"<header><h1>{_esc(title)}</h1><p>worldpolicy report · {_esc(stamp)} · {plural(len(videos), 'video')} · "
+        f"{plural(len(images), 'plot')} · {plural(len(files), 'file')}</p></header><main>{''.join(sections)}</main>"
         f"<script>{_JS}</script></body></html>"
     )
 

@@ -45,7 +45,7 @@ def write_run(prediction: Prediction, out: Path, plots: bool = True) -> list[Pat
     write_json_atomic(written[0], doc)
     write_json_atomic(written[1], prediction.settings)
     if prediction.video is not None:
-        written.append(write_video(out / "rollout.mp4", prediction.video, prediction.fps))
+        written.append(write_video(out / ROLLOUT_VIDEO, prediction.video, prediction.fps))
     if bad.any():
         columns = [c for c, column_bad in zip(prediction.columns, bad.any(axis=0)) if column_bad]
         raise ValueError(f"the model returned NaN or inf in {int(bad.sum())} of {bad.size} "
