@@ -78,9 +78,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _embodiments(args: argparse.Namespace) -> int:
-    """The registry, then each shipped model's own embodiment (`models.listed_embodiments`), with the checkpoint
+    """The registry, then each shipped model's own embodiment (`policy.listed_embodiments`), with the checkpoint
     argument that runs it."""
-    from .models import SHIPPED_DEFAULT, SHIPPED_NAME, listed_embodiments
+    from .models import SHIPPED_DEFAULT, SHIPPED_NAME
+    from .policy import listed_embodiments
 
     rows = [_checkpoint_row(args.checkpoint)] if args.checkpoint is not None else []
     for listed in listed_embodiments() if args.checkpoint is None else ():

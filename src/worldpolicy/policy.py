@@ -28,6 +28,7 @@ from .embodiments import (
     check_resolution_tier,
     embodiment_from_spec,
     get_embodiment,
+    list_embodiments,
     read_spec_file,
 )
 from .logcapture import request_index
@@ -248,21 +249,34 @@ def _warn_foreign_embodiment(path_or_id: str | Path, embodiment: Embodiment) -> 
                        path_or_id, own, embodiment.key, embodiment.key)
 
 
+def trained_objective_weights(recorded: Any, objectives: Any) -> dict[str, float] | None:
+    """The objective mix a training run trained: `recorded`, the weights its trainer_state.json records, else (a run
+    from before that record) its config's `objectives` table as this version reads it (a preset expands to its mix);
+    None when neither is one. The one reading of it: for the warning about untrained modes and for the run report."""
+    if isinstance(recorded, Mapping):
+        try:
+            return {str(name): float(weight) for name, weight in recorded.items()}
+        except (TypeError, ValueError):
+            return None
+    if not isinstance(objectives, Mapping):
+        return None
+    from .train.config import ObjectiveConfig  # an older run's table, read as the trainer reads one
+
+    known = {f.name for f in fields(ObjectiveConfig)}
+    try:
+        return ObjectiveConfig(**{k: v for k, v in objectives.items() if k in known}).weights()
+    except (TypeError, ValueError):
+        return None
+
+
 def untrained_modes(path_or_id: str | Path) -> dict[str, str]:
     """Mode → why to distrust it, for each mode a checkpoint's own training run gave objective weight 0
     (`trainer_state.json`: `worldpolicy train`'s default is policy alone). Its forward or inverse dynamics is then only
     what the starting checkpoint learned, if anything, and nothing else says so: the outputs look like any others."""
-    state = _trainer_state(path_or_id)
-    if state is None:
-        return {}
-    from .train.config import ObjectiveConfig
-
-    try:
-        config = state["config"]
-        # the mix the run recorded as trained; a run from before that record: its objectives as this version reads them
-        weights = state.get("objective_weights") or ObjectiveConfig(**config["objectives"]).weights()
-        weights = {name: float(weight) for name, weight in weights.items()}
-    except (ValueError, KeyError, TypeError, AttributeError):  # not a run's state as this version writes it
+    state = _trainer_state(path_or_id) or {}
+    config = state["config"] if isinstance(state.get("config"), Mapping) else {}
+    weights = trained_objective_weights(state.get("objective_weights"), config.get("objectives"))
+    if weights is None:  # no run's state, or not one as this version writes it
         return {}
     mix = ", ".join(f"{name} {weight:g}" for name, weight in weights.items())
     return {mode: (f"checkpoint {path_or_id} was trained with no {mode} objective (its {TRAINER_STATE_FILE}: {mix}), "
@@ -285,6 +299,40 @@ def trained_frames(path_or_id: str | Path) -> dict[str, Any] | None:
                                  for hw in sizes):
         return None
     return frames
+
+
+@dataclass(frozen=True)
+class ListedEmbodiment:
+    """One embodiment a user may name: `shipped` and `checkpoint` say which shipped model it comes with (its own
+    embodiment.json), or are None for a registry entry, which any checkpoint whose action head learned it runs."""
+
+    embodiment: Embodiment
+    shipped: str | None = None
+    checkpoint: Path | None = None
+
+
+def listed_embodiments() -> list[ListedEmbodiment]:
+    """The registry's embodiments (each variant), then each shipped model's own, which comes with its checkpoint rather
+    than the registry: a user who ran `worldpolicy demo` looks for `panda_reach`. Read as loading reads it
+    (`checkpoint_embodiment`: no weights, not registered), which is why it lives here and not in `models`, below
+    loading. The one listing `worldpolicy embodiments` prints and the agents' `list_embodiments` returns."""
+    from .models import SHIPPED, shipped_model
+
+    rows = []
+    for name in list_embodiments():
+        base = get_embodiment(name)
+        for variant in base.variants or (base.variant,):
+            rows.append(ListedEmbodiment(get_embodiment(name, variant if base.variants else None)))
+    for name in SHIPPED:
+        try:
+            folder = shipped_model(name)
+        except FileNotFoundError:  # an install without it
+            continue
+        own = checkpoint_embodiment(folder, None)
+        if isinstance(own, str):  # no embodiment.json: it runs as a registry entry, listed above
+            continue
+        rows.append(ListedEmbodiment(own, name, folder))
+    return rows
 
 
 def _numbers(value: Any, name: str) -> np.ndarray:

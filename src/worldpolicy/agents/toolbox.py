@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..logcapture import logged_warnings
-from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, trained_embodiment
+from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, listed_embodiments, trained_embodiment
 from ..processing import observations
 from ..processing.prompts import check_length
 
@@ -176,10 +176,10 @@ class Toolbox:
     # -- listing ----------------------------------------------------------------------------------------------
 
     def list_embodiments(self, checkpoint: str | None = None) -> dict[str, Any]:
-        """The embodiments a call may name, as `worldpolicy embodiments` lists them (`models.listed_embodiments`: the
+        """The embodiments a call may name, as `worldpolicy embodiments` lists them (`policy.listed_embodiments`: the
         registry's, then each shipped model's own); or, with `checkpoint`, the one that checkpoint runs with when a
         call leaves `embodiment` out, which may be a robot of its own that no listing names."""
-        from ..models import SHIPPED_NAME, listed_embodiments
+        from ..models import SHIPPED_NAME
 
         if checkpoint is not None:
             path = self.resolve_checkpoint(checkpoint)
@@ -253,7 +253,6 @@ class Toolbox:
         spec file is refused: tools read files only from the input roots, and the checkpoint that runs a robot of
         one's own carries its spec (embodiment.json)."""
         from ..embodiments import SPEC_FILE_SUFFIX, get_embodiment
-        from ..models import listed_embodiments
 
         accepted = [r.embodiment.key for r in listed_embodiments() if r.shipped is None]
         accepted += [own.key] if own is not None and own.key not in accepted else []  # droid's, for one without

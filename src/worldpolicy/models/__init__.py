@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ..embodiments import Embodiment
 
 SHIPPED_NAME = "shipped"  # what `checkpoint` / `--checkpoint` say for the shipped model (`resolve_checkpoint`)
 SHIPPED = {"panda_reach": "Franka Panda reaching a coloured ball in the MuJoCo tabletop (relative EE deltas, 4-step chunks)"}
@@ -59,37 +54,3 @@ def checkpoint_name(source: str) -> str:
     if not (path.is_absolute() or path.is_dir()):
         return source  # a hub id, or a name a policy built in code was given
     return path.resolve().name or source  # `.` or `../ckpt` by the folder's own name
-
-
-@dataclass(frozen=True)
-class ListedEmbodiment:
-    """One embodiment a user may name: `shipped` and `checkpoint` say which shipped model it comes with (its own
-    embodiment.json), or are None for a registry entry, which any checkpoint whose action head learned it runs."""
-
-    embodiment: Embodiment
-    shipped: str | None = None
-    checkpoint: Path | None = None
-
-
-def listed_embodiments() -> list[ListedEmbodiment]:
-    """The registry's embodiments (each variant), then each shipped model's own, which comes with its checkpoint rather
-    than the registry: a user who ran `worldpolicy demo` looks for `panda_reach`. Read as loading reads it (no weights,
-    not registered). The one listing `worldpolicy embodiments` prints and the agents' `list_embodiments` returns."""
-    from ..embodiments import get_embodiment, list_embodiments
-    from ..policy import checkpoint_embodiment
-
-    rows = []
-    for name in list_embodiments():
-        base = get_embodiment(name)
-        for variant in base.variants or (base.variant,):
-            rows.append(ListedEmbodiment(get_embodiment(name, variant if base.variants else None)))
-    for name in SHIPPED:
-        try:
-            folder = shipped_model(name)
-        except FileNotFoundError:  # an install without it
-            continue
-        own = checkpoint_embodiment(folder, None)
-        if isinstance(own, str):  # no embodiment.json: it runs as a registry entry, listed above
-            continue
-        rows.append(ListedEmbodiment(own, name, folder))
-    return rows

@@ -13,13 +13,11 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Mapping
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from ..engine.loading import BASE_FILE
-from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE
-from ..train.config import ObjectiveConfig
+from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, trained_objective_weights
 from .report import _cards, _esc, _fmt, _kv_table, _read_json
 
 __all__ = ["CHECKPOINT_GLOB", "train_sections"]
@@ -69,18 +67,6 @@ def _metrics_lines(run_dir: Path) -> list[Mapping[str, Any]]:
             if isinstance(obj, Mapping):
                 lines.append(obj)
     return lines
-
-
-def _objective_weights(raw: Any) -> dict[str, float] | None:
-    """The objective mix the run trained with (`ObjectiveConfig.weights()`: a preset expands to its mix), from the
-    stored `objectives` table; None when it is not one this version reads."""
-    if not isinstance(raw, Mapping):
-        return None
-    known = {f.name for f in fields(ObjectiveConfig)}
-    try:
-        return ObjectiveConfig(**{k: v for k, v in raw.items() if k in known}).weights()
-    except (TypeError, ValueError):
-        return None
 
 
 def _embodiment(config: Mapping[str, Any], latest: Path | None, notes: list[str]) -> Mapping[str, Any] | None:
@@ -211,8 +197,7 @@ def train_sections(run_dir: Path) -> tuple[list[str], list[str]]:
              ("steps", f"{steps_done} of {_fmt(optim.get('steps'))}"), ("fine-tuning", mode),
              ("precision", optim.get("precision")), ("batch", optim.get("batch_size")), ("lr", optim.get("lr")),
              ("chunk", data.get("chunk_size"))]
-    recorded = state.get("objective_weights")  # the mix the run recorded as trained; older runs: from their config
-    weights = dict(recorded) if isinstance(recorded, Mapping) else _objective_weights(config.get("objectives"))
+    weights = trained_objective_weights(state.get("objective_weights"), config.get("objectives"))
     mix = ", ".join(f"{k} {v:g}" for k, v in weights.items() if v) if weights else None
     facts = [("starting checkpoint", config.get("checkpoint")), *_dataset_facts(data, notes),
              ("dataset actions", data.get("source_embodiment")), ("action conversion", data.get("action_conversion")),
