@@ -672,6 +672,33 @@ def test_sixteen_bit_embedded_images_are_read_at_full_scale_not_clipped(small_da
     assert "'observation.images.depth' holds I;16 images" in warning and "x / 65535" in warning
 
 
+def test_a_dataset_with_embedded_images_is_copied_as_the_docs_copy_one(small_dataset, tmp_path):
+    """`write_episodes(dst, src.episodes(), features=src.features, ...)`, the copy docs/data.md shows, refused a dataset
+    with an `image` feature ("use dtype 'video'"), though the reader returns its frames as a video's. The feature is
+    written as a video, frame for frame (lossless codec)."""
+    import io
+
+    from PIL import Image
+
+    ds, _ = small_dataset
+    pngs = []
+    for frame in frame_ramp(28, 4, 6):
+        buf = io.BytesIO()
+        Image.fromarray(frame).save(buf, format="PNG")
+        pngs.append({"bytes": buf.getvalue(), "path": None})
+    _rewrite_parquet(ds.root / DATA, lambda table: table.append_column("observation.images.wrist", pa.array(pngs)))
+    _edit_info(ds.root, lambda i: i["features"].update(
+        {"observation.images.wrist": {"dtype": "image", "shape": [4, 6, 3], "names": ["height", "width", "channels"]}}))
+    src = LeRobotDataset.open(ds.root)
+    copy = write_episodes(tmp_path / "copy", src.episodes(), fps=src.fps, features=src.features,
+                          robot_type=src.robot_type, video_codec="libx264rgb")
+    wrist = copy.features["observation.images.wrist"]
+    assert (wrist["dtype"], wrist["shape"]) == ("video", [4, 6, 3]) and "observation.images.wrist" in copy.video_keys
+    for a, b in zip(src.episodes(), copy.episodes()):
+        for key in ("observation.images.front", "observation.images.wrist"):
+            np.testing.assert_array_equal(a.videos[key], b.videos[key])
+
+
 # ------------------------------------------------------------------------------------------------------ bad input
 
 

@@ -688,7 +688,8 @@ class LeRobotDatasetWriter:
 
     `finalize()` writes the metadata and renames the folder to `root` in one step, so a crash never leaves a
     half-written dataset at `root`. `features` maps names to {"dtype", "shape", "names"}; video features use
-    dtype "video" and shape [H, W, 3]. Left as None, features are inferred from the first episode.
+    dtype "video" and shape [H, W, 3] (an "image" feature is written as a video one). Left as None, features are
+    inferred from the first episode.
     `video_codec="libx264rgb"` stores frames losslessly; "libx264" (default) and "libsvtav1" (LeRobot's default)
     are lossy and need even frame sizes. `provenance` (a JSON object: what made the episodes) goes into info.json
     under `worldpolicy_provenance`, which LeRobot keeps and ignores; it may be changed until `finalize`.
@@ -1044,7 +1045,8 @@ def write_episodes(
 
     This is the seam for converters (sim rollouts, other formats): produce episodes lazily, one at a time. An
     `Episode` read from a dataset keeps the task of every frame. Copying a dataset:
-    `write_episodes(dst, src.episodes(), fps=src.fps, features=src.features, robot_type=src.robot_type)`.
+    `write_episodes(dst, src.episodes(), fps=src.fps, features=src.features, robot_type=src.robot_type)` (its `image`
+    features become video ones).
     """
     with LeRobotDatasetWriter(root, fps, features, robot_type, **writer_options) as writer:
         for n, ep in enumerate(episodes):
@@ -1085,9 +1087,10 @@ def _check_user_features(features: Mapping[str, Mapping[str, Any]], param: str) 
             spec = check_feature(name, spec, param, field_prefix=param)
         except DatasetFormatError as exc:
             raise ValueError(f"{exc.field}: {exc.problem}") from None
-        if spec["dtype"] == "image":
-            raise ValueError(f"{param}[{name!r}]: dtype 'image' is read but not written; use dtype 'video'")
-        if spec["dtype"] == "video":  # frames are stored [H, W, 3]: say so as LeRobot does, whatever layout was given
+        # frames are stored [H, W, 3]: said so as LeRobot does, whatever layout was given. An `image` feature (frames
+        # embedded in the data files, which this writer does not write) is written as a video: the reader returns its
+        # frames as a video's, so `features=src.features` copies a dataset that holds one
+        if spec["dtype"] in ("video", "image"):
             out[name] = {"dtype": "video", "shape": [*image_hw(spec), 3], "names": list(VIDEO_NAMES)}
             continue
         out[name] = {"dtype": spec["dtype"], "shape": spec["shape"], "names": spec.get("names")}
