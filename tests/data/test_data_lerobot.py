@@ -757,6 +757,9 @@ def test_writer_rejects_bad_episodes(tmp_path, mutate, match):
         ({"features": {"a": {"dtype": "float32", "shape": [2, 2]}}}, r"features.a.shape: only 1-D"),
         ({"features": {"a/b": {"dtype": "float32", "shape": [2]}}}, "without '/'"),
         ({"chunks_size": 0}, "chunks_size=0"),
+        # an int was written to info.json as given; a Path failed at finalize, after the whole recording
+        ({"robot_type": 5}, r"robot_type=5 must be a string \(info.json's robot_type, e.g. 'panda'\) or None"),
+        ({"robot_type": Path("panda")}, r"robot_type=PosixPath\('panda'\) must be a string"),
     ],
 )
 def test_writer_rejects_bad_settings(tmp_path, kwargs, match):

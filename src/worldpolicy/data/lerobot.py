@@ -724,6 +724,9 @@ class LeRobotDatasetWriter:
                 raise ValueError(f"{name}={value!r} must be > 0")
         if not isinstance(chunks_size, int) or chunks_size < 1:
             raise ValueError(f"chunks_size={chunks_size!r} must be an int >= 1")
+        if robot_type is not None and not isinstance(robot_type, str):  # else written as given, or lost at finalize
+            raise ValueError(f"robot_type={robot_type!r:.80} must be a string (info.json's robot_type, e.g. 'panda') "
+                             "or None")
         self.provenance = None if provenance is None else _check_provenance(provenance)
         self.root = Path(root).expanduser()
         if self.root.is_symlink():  # a data folder linked from a bigger disk: the dataset goes where the link points and
