@@ -50,6 +50,12 @@ def test_camera_frames_decodes_any_part_of_an_episode(small_dataset):
         ds.camera_frames(1, key, 5, 8)
     with pytest.raises(KeyError, match="not a video feature of this dataset; known: \\['observation.images.front'\\]"):
         ds.camera_frames(0, "action", 0, 1)
+    # a negative episode counts from the end, as `episode(-1)` does (it was refused); the errors name the episode so
+    np.testing.assert_array_equal(ds.camera_frames(-1, key, 3, 4), written[2]["videos"][key][3:4])
+    with pytest.raises(IndexError, match=r"frames \[5, 8\) are out of range for episode 1 of 7 frames"):
+        ds.camera_frames(-2, key, 5, 8)
+    with pytest.raises(IndexError, match=r"episode index=-4 is out of range for 3 episodes"):
+        ds.camera_frames(-4, key, 0, 1)
 
 
 def test_layout_matches_lerobot_v3(small_dataset):

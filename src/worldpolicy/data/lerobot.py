@@ -256,10 +256,7 @@ class LeRobotDataset:
     # -- frames
     def episode(self, index: int, videos: bool | list[str] = True) -> Episode:
         """Load episode `index` (negative counts from the end); `videos` = False or a list of keys limits decoding."""
-        n = self.num_episodes
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not -n <= index < n:
-            raise IndexError(f"episode index={index!r} is out of range for {n} episodes")
-        i = int(index) % n
+        i = self._episode_index(index)
         ep = {k: v[i] for k, v in self._episodes.items()}
         length = int(ep["length"])
         data_path, table = self._episode_rows(i)
@@ -288,17 +285,24 @@ class LeRobotDataset:
         )
 
     def camera_frames(self, index: int, key: str, start: int, stop: int) -> np.ndarray:
-        """Frames [start, stop) of camera `key` in episode `index`, uint8 [stop - start, H, W, 3], decoding only from
-        the keyframe before `start` to `stop` (a frame out of a long episode without decoding all of it)."""
-        n = self.num_episodes
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < n:
-            raise IndexError(f"episode index={index!r} is out of range for {n} episodes")
+        """Frames [start, stop) of camera `key` in episode `index` (negative counts from the end, as `episode`'s),
+        uint8 [stop - start, H, W, 3], decoding only from the keyframe before `start` to `stop` (a frame out of a long
+        episode without decoding all of it)."""
+        i = self._episode_index(index)
         if key not in self.video_keys:
             raise KeyError(f"key={key!r} is not a video feature of this dataset; known: {self.video_keys}")
-        length = int(self._episodes["length"][index])
+        length = int(self._episodes["length"][i])
         if not 0 <= start < stop <= length:
-            raise IndexError(f"frames [{start}, {stop}) are out of range for episode {index} of {length} frames")
-        return self._camera_frames(int(index), key, start, stop)
+            raise IndexError(f"frames [{start}, {stop}) are out of range for episode {i} of {length} frames")
+        return self._camera_frames(i, key, start, stop)
+
+    def _episode_index(self, index: Any) -> int:
+        """An episode index as `episode` and `camera_frames` take it: an int in [-n, n), negative counting from the
+        end (as a list's), returned in [0, n)."""
+        n = self.num_episodes
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not -n <= index < n:
+            raise IndexError(f"episode index={index!r} is out of range for {n} episodes")
+        return int(index) % n
 
     def _camera_frames(
         self, i: int, key: str, start: int, stop: int, rows: tuple[Path, pa.Table] | None = None
