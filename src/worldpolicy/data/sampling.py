@@ -87,7 +87,9 @@ def sample_training_examples(
     concatenated to the embodiment's action width. Captions holding several variants split by `caption_sep` yield one
     at random (`caption_sep=None`: the caption as stored). `shuffle` permutes episodes and the windows within each;
     everything random draws from `seed`.
-    `prefix` goes before the argument names in errors (`data.` names them as a training config's settings).
+    `prefix` goes before the names of the arguments a training config sets (chunk_size, stride, action_keys,
+    state_keys, video_keys) in errors (`data.` names them as its settings); `mode`, `episodes` and `limit` are no
+    config settings (training fixes the mode and picks the episodes itself), so their errors name the argument.
     """
     emb = get_embodiment(embodiment)
     modes, weights = _check_mode(mode)
