@@ -56,10 +56,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, help="denoising steps (default: the embodiment's sampling preset, else 4)")
     p.add_argument("--guidance", type=float,
                    help="classifier-free guidance; 1 turns it off (default: the embodiment's preset, else 3)")
-    p.add_argument("--schedule", choices=("checkpoint", "linear", "karras"),
-                   help="noise schedule (default: the preset's, else the checkpoint's own scheduler)")
+    p.add_argument("--schedule", type=str.lower, choices=("checkpoint", "linear", "karras"),
+                   help="noise schedule, any case (default: the preset's, else the checkpoint's own scheduler)")
     p.add_argument("--shift", type=float, help="schedule shift (default: the preset's, else the scheduler's own)")
-    p.add_argument("--preset", help="named sampling preset, e.g. droid_native")
+    p.add_argument("--preset", help="named sampling preset, e.g. droid_native (any case)")
     p.add_argument("--chunk-size", type=int, help="actions per chunk, a multiple of 4 (default: the embodiment's)")
     p.add_argument("--resolution-tier", type=int, help="canvas tier: 256, 480, 704 or 720 (default: the embodiment's)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
@@ -54,6 +54,9 @@ from .processing.observations import (
 )
 from .processing.prompts import build_caption, check_task, tokenize
 from .results import MODES, Prediction
+
+if TYPE_CHECKING:  # torch loads with the first checkpoint, not with this module
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -382,8 +385,8 @@ class Policy:
         embodiment: str | Embodiment | None = None,
         *,
         variant: str | None = None,
-        device: str | None = None,
-        dtype: str | None = None,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
         preset: str | None = None,
         steps: int | None = None,
         guidance: float | None = None,
@@ -400,7 +403,9 @@ class Policy:
         settings for `droid/joint_pos`), else 4 steps / CFG 3 on the checkpoint's schedule; explicit args win.
         `seed` makes the per-request seeds a deterministic sequence (RoboLab's `--deterministic-seed`).
         `embodiment=None` uses the checkpoint's own (`checkpoint_embodiment`: the `embodiment.json` or the registered
-        name in `trainer_state.json` that `worldpolicy train` writes), else droid."""
+        name in `trainer_state.json` that `worldpolicy train` writes), else droid. `device` and `dtype`: a torch device
+        and dtype, or their names in any case (`"cuda:1"`, `"BF16"`, `"torch.float16"`); None: CUDA in bf16 where
+        there is a GPU, else the CPU in fp32 (`engine.loading.resolve_device`, `resolve_dtype`)."""
         from .engine import Engine
         from .engine.loading import load_components
 
@@ -429,8 +434,8 @@ class Policy:
         embodiment: str | Embodiment | None = None,
         *,
         variant: str | None = None,
-        device: str | None = None,
-        dtype: str | None = None,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
         preset: str | None = None,
         steps: int | None = None,
         guidance: float | None = None,

@@ -1012,3 +1012,32 @@ def test_a_checkpoint_evicted_from_the_cache_is_released_before_the_next_loads(t
     second = toolbox.policy(ckpt, get_embodiment("umi"))
     assert first.closed and second.live_at_load == 0 and not second.closed
     assert [x["embodiment"] for x in toolbox.list_checkpoints()["loaded"]] == ["umi"]
+
+
+def test_what_the_checkpoint_says_of_the_inputs_is_in_every_calls_warnings_once(tiny_checkpoint_dir, inputs_dir,
+                                                                                 tmp_path):
+    """A mode the checkpoint's run gave no weight and frames half the size it was trained on were said by the loaded
+    policy once, so only the first call on a cached policy carried them; `worldpolicy predict` says them (and a clip's
+    frame rate) before the weights load. Every call's result now carries each, once."""
+    import shutil
+
+    from worldpolicy.agents import Toolbox, ToolboxConfig
+
+    checkpoint = tmp_path / "checkpoints" / "trained"
+    shutil.copytree(tiny_checkpoint_dir / "tiny", checkpoint)
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"step": 1, "config": {  # `worldpolicy train`'s default
+        "checkpoint": "base", "objectives": {"policy": 1.0, "forward_dynamics": 0.0, "inverse_dynamics": 0.0}},
+        "frames": {"cameras": {"observation/image": [144, 192]}, "composed": [144, 192]}}))
+    toolbox = Toolbox(ToolboxConfig(output_dir=tmp_path / "runs", checkpoint_dirs=[checkpoint.parent],
+                                    input_roots=[inputs_dir], chunk_size=4, resolution_tier=256, device="cpu"))
+    untrained = f"checkpoint {checkpoint.resolve()} was trained with no inverse_dynamics objective"
+    small = f"checkpoint {checkpoint.resolve()} was trained on frames of 144x192"
+    rate = f"video {inputs_dir / 'clip.gif'} is 16.7 fps but embodiment actions are at 5 fps"  # GIF frames of 60 ms
+    base = {"prompt": "go", "embodiment": "bridge", "seed": 0, "steps": 1}
+    for _ in range(2):  # the second call runs the policy the first loaded
+        warnings = toolbox.infer_actions(**base, video=str(inputs_dir / "clip.gif"))["warnings"]
+        assert [sum(w.startswith(m) for w in warnings) for m in (untrained, small, rate)] == [1, 1, 1], warnings
+        warnings = toolbox.predict(**base, image=str(inputs_dir / "obs.png"))["warnings"]
+        sizes = [w for w in warnings if w.startswith(small)]
+        assert len(sizes) == 1 and "but the observation is 72x96 where it was 144x192" in sizes[0], warnings
+        assert not any("objective" in w for w in warnings), warnings  # its policy mode was trained

@@ -116,6 +116,25 @@ def test_predict_bad_input_is_one_clear_line(tiny_checkpoint, image_file, tmp_pa
     assert not loads  # refused before any weights load
 
 
+def test_predict_reads_schedule_and_preset_in_any_case(tiny_checkpoint, image_file, tmp_path, capsys, monkeypatch):
+    """`--schedule Karras` was refused by argparse's choices, and `--preset DROID_native` by the preset table, while
+    `--dtype BF16` and `--device CPU` are read."""
+    import worldpolicy
+
+    loads = []
+
+    def load(*args, **kwargs):
+        loads.append(kwargs)
+        raise ValueError("stopped at the load")
+
+    monkeypatch.setattr(worldpolicy, "load_policy", load)
+    rc = main(["predict", "--image", str(image_file), "--out", str(tmp_path / "o"), "--checkpoint", str(tiny_checkpoint),
+               "--embodiment", "droid/relative_pose", "--prompt", "x", "--schedule", "Karras", "--preset", "DROID_native"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "stopped at the load" in err, err  # past every check made before the weights load
+    assert (loads[0]["schedule"], loads[0]["preset"]) == ("karras", "DROID_native"), loads
+
+
 def test_predict_input_file_errors_name_the_flag(tiny_checkpoint, image_file, tmp_path, capsys, monkeypatch):
     """Every way an --actions file (or a --video clip) can be wrong is one line that starts with the flag and its value
     (as a missing file's does), says why, and comes before any weights load."""

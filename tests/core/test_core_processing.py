@@ -735,6 +735,22 @@ def test_karras_replaces_a_presets_shift_but_refuses_a_given_one():
         SamplingConfig.from_preset("droid_native", schedule="karras", shift=3.0)
 
 
+def test_schedule_and_preset_names_are_read_in_any_case_as_dtype_names_are():
+    """`schedule="Karras"` and `preset="DROID_native"` were refused though `dtype="BF16"` and `device="CPU"` are read;
+    a schedule asked for in another case still drops a preset's linear-flow shift, as "karras" does."""
+    from worldpolicy.engine import SamplingConfig
+
+    config = SamplingConfig.from_preset(" DROID_Native ", schedule="Karras")
+    assert (config.schedule, config.shift, config.native_grid, config.steps) == ("karras", None, None, 4)
+    assert SamplingConfig(schedule="LINEAR").schedule == "linear"  # as settings and the policy's cache key read it
+    with pytest.raises(ValueError, match=re.escape("schedule='cosine'; accepted: checkpoint, linear, karras (in any "
+                                                   "case)")):
+        SamplingConfig(schedule="cosine")
+    with pytest.raises(ValueError, match=re.escape("preset='fast' is not known; accepted: droid_native, small_no_cfg "
+                                                   "(in any case)")):
+        SamplingConfig.from_preset("fast")
+
+
 def test_karras_never_runs_on_the_native_grid():
     """diffusers reads a grid passed to Karras only for its ends, reversed: the droid preset's native grid under
     `schedule="karras"` (e.g. `predict --schedule karras` for droid) made the noise levels rise 0.20 → 0.50 from pure

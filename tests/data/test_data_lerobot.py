@@ -50,6 +50,12 @@ def test_camera_frames_decodes_any_part_of_an_episode(small_dataset):
         ds.camera_frames(1, key, 5, 8)
     with pytest.raises(KeyError, match="not a video feature of this dataset; known: \\['observation.images.front'\\]"):
         ds.camera_frames(0, "action", 0, 1)
+    # a negative episode counts from the end, as `episode(-1)` does (it was refused); the errors name the episode so
+    np.testing.assert_array_equal(ds.camera_frames(-1, key, 3, 4), written[2]["videos"][key][3:4])
+    with pytest.raises(IndexError, match=r"frames \[5, 8\) are out of range for episode 1 of 7 frames"):
+        ds.camera_frames(-2, key, 5, 8)
+    with pytest.raises(IndexError, match=r"episode index=-4 is out of range for 3 episodes"):
+        ds.camera_frames(-4, key, 0, 1)
 
 
 def test_layout_matches_lerobot_v3(small_dataset):
@@ -672,6 +678,33 @@ def test_sixteen_bit_embedded_images_are_read_at_full_scale_not_clipped(small_da
     assert "'observation.images.depth' holds I;16 images" in warning and "x / 65535" in warning
 
 
+def test_a_dataset_with_embedded_images_is_copied_as_the_docs_copy_one(small_dataset, tmp_path):
+    """`write_episodes(dst, src.episodes(), features=src.features, ...)`, the copy docs/data.md shows, refused a dataset
+    with an `image` feature ("use dtype 'video'"), though the reader returns its frames as a video's. The feature is
+    written as a video, frame for frame (lossless codec)."""
+    import io
+
+    from PIL import Image
+
+    ds, _ = small_dataset
+    pngs = []
+    for frame in frame_ramp(28, 4, 6):
+        buf = io.BytesIO()
+        Image.fromarray(frame).save(buf, format="PNG")
+        pngs.append({"bytes": buf.getvalue(), "path": None})
+    _rewrite_parquet(ds.root / DATA, lambda table: table.append_column("observation.images.wrist", pa.array(pngs)))
+    _edit_info(ds.root, lambda i: i["features"].update(
+        {"observation.images.wrist": {"dtype": "image", "shape": [4, 6, 3], "names": ["height", "width", "channels"]}}))
+    src = LeRobotDataset.open(ds.root)
+    copy = write_episodes(tmp_path / "copy", src.episodes(), fps=src.fps, features=src.features,
+                          robot_type=src.robot_type, video_codec="libx264rgb")
+    wrist = copy.features["observation.images.wrist"]
+    assert (wrist["dtype"], wrist["shape"]) == ("video", [4, 6, 3]) and "observation.images.wrist" in copy.video_keys
+    for a, b in zip(src.episodes(), copy.episodes()):
+        for key in ("observation.images.front", "observation.images.wrist"):
+            np.testing.assert_array_equal(a.videos[key], b.videos[key])
+
+
 # ------------------------------------------------------------------------------------------------------ bad input
 
 
@@ -730,6 +763,9 @@ def test_writer_rejects_bad_episodes(tmp_path, mutate, match):
         ({"features": {"a": {"dtype": "float32", "shape": [2, 2]}}}, r"features.a.shape: only 1-D"),
         ({"features": {"a/b": {"dtype": "float32", "shape": [2]}}}, "without '/'"),
         ({"chunks_size": 0}, "chunks_size=0"),
+        # an int was written to info.json as given; a Path failed at finalize, after the whole recording
+        ({"robot_type": 5}, r"robot_type=5 must be a string \(info.json's robot_type, e.g. 'panda'\) or None"),
+        ({"robot_type": Path("panda")}, r"robot_type=PosixPath\('panda'\) must be a string"),
     ],
 )
 def test_writer_rejects_bad_settings(tmp_path, kwargs, match):

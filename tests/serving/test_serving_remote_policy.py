@@ -152,6 +152,21 @@ def test_the_server_embodiment_reaches_clients_where_it_is_not_registered(serve)
     assert pred.embodiment == "lab_arm/joint_pos" and pred.columns == list(e.columns)
 
 
+def test_a_remote_policy_shows_what_it_is_in_a_line_without_connecting(serve):
+    """`Policy` and `Prediction` print one line; a RemotePolicy printed as `<...RemotePolicy object at 0x...>`. The
+    line says what is known without connecting (a repr opening a socket would hang a notebook on a dead server) and
+    never the API key."""
+    t = serve(StandInPolicy())
+    remote = RemotePolicy(t.url, api_key="secret-key", embodiment="bridge", connect_now=False)
+    assert repr(remote) == f"RemotePolicy({t.url!r}, embodiment='bridge', not connected)"
+    assert remote._ws is None  # the repr did not connect
+    with remote:
+        remote.metadata()
+        assert repr(remote) == (f"RemotePolicy({t.url!r}, model='stand-in', embodiment='droid/joint_pos', "
+                                "chunk_size=32, connected)")
+    assert repr(remote).endswith("chunk_size=32, not connected)") and "secret" not in repr(remote)
+
+
 def test_inputs_are_read_as_the_local_policy_reads_them(serve, tmp_path):
     from PIL import Image
 

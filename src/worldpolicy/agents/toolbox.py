@@ -363,7 +363,8 @@ class Toolbox:
             raise ToolInputError("guidance", "must be a number in [0, 50]", guidance)
 
     def _observation(self, emb, image: str | None, images: dict[str, str] | None, state: Any):
-        """(observation, state, warnings, the shape warned about as one camera's view or None), checked."""
+        """(observation, state, warnings, the shape warned about as one camera's view or None, the (height, width) of
+        the image or of each camera's), checked."""
         if (image is None) == (images is None):
             raise ToolInputError(
                 "image",
@@ -379,10 +380,11 @@ class Toolbox:
             warnings += _single_view(emb, f"image {image!r}", height, width,
                                      "images={" + ", ".join(f'"{k}": FILE' for k in emb.camera_keys) + "}")
             said = (height, width) if warnings else None
+            sizes: Any = (height, width)
         else:
             if not isinstance(images, dict) or not images:
                 raise ToolInputError("images", "expected a mapping camera key → image path", images)
-            from ..processing.observations import camera_key_problems
+            from ..processing.observations import camera_key_problems, frame_keys
 
             problems = camera_key_problems(emb, list(images))
             if problems:  # as --camera: every camera of a composite, or the one an uncomposed embodiment sees
@@ -397,7 +399,8 @@ class Toolbox:
                 k: _readable_image(self._input_file(f"images[{k}]", v, IMAGE_SUFFIXES), f"images[{k}]", v)
                 for k, v in images.items()
             }
-        return obs, self._state(emb, state), warnings, said
+            sizes = {key: obs[key].shape[:2] for key in frame_keys(obs, emb.camera_keys, emb.composite)}
+        return obs, self._state(emb, state), warnings, said, sizes
 
     @staticmethod
     def _state(emb, state: Any) -> np.ndarray | None:
@@ -608,7 +611,8 @@ class Toolbox:
         ckpt, emb = self._model(checkpoint, embodiment)
         prompt = self._prompt(prompt)
         self._sampling(seed, steps, guidance)
-        obs, state, warnings, said = self._observation(emb, image, images, state)
+        obs, state, warnings, said, sizes = self._observation(emb, image, images, state)
+        warnings += _checkpoint_warnings(ckpt, emb, "policy", sizes)
         return self._run(
             "policy",
             ckpt,
@@ -647,7 +651,8 @@ class Toolbox:
         prompt = self._prompt(prompt)
         self._sampling(seed, steps, guidance)
         a, space = self._actions(emb, actions, actions_file)
-        obs, state, warnings, said = self._observation(emb, image, images, state)
+        obs, state, warnings, said, sizes = self._observation(emb, image, images, state)
+        warnings += _checkpoint_warnings(ckpt, emb, "forward_dynamics", sizes)
         return self._run(
             "forward_dynamics",
             ckpt,
@@ -696,6 +701,8 @@ class Toolbox:
         warnings = _single_view(emb, f"video {video!r}", height, width,
                                 "compose their clips into one in that layout (infer_actions takes one clip; the "
                                 "command line's --camera KEY=CLIP composes them)")
+        said = (height, width) if warnings else None
+        warnings += _checkpoint_warnings(ckpt, emb, "inverse_dynamics", (height, width), clip=path)
         state = self._state(emb, state)
         return self._run(
             "inverse_dynamics",
@@ -704,7 +711,7 @@ class Toolbox:
             animate,
             progress,
             warnings,
-            (height, width) if warnings else None,
+            said,
             observation=path,
             prompt=prompt,
             state=state,
@@ -915,6 +922,29 @@ def _single_view(emb, source: str, height: int, width: int, pass_each: str) -> l
 
     message = single_view_warning(emb, source, height, width, pass_each)
     return [] if message is None else [message]
+
+
+def _checkpoint_warnings(ckpt: Path, emb, mode: str, sizes: tuple[int, int] | dict[str, tuple[int, int]],
+                         clip: Path | None = None) -> list[str]:
+    """What the run would warn of that the checkpoint's record and the files tell before it loads, as `worldpolicy
+    predict` says it then (`commands._check_inputs`): a mode the checkpoint's training left out, frames of another size
+    than it was trained on, a clip's frame rate. In every call's result, where a cached policy says the first two once,
+    to the call that first met them; in the policy's own words (its source is `str(ckpt)`, as `policy` loads it), so
+    `_run` does not add them again when the run says them too. `sizes`: the (height, width) of the one image or clip,
+    or of each camera's image by key (those that make the frames, `frame_keys`)."""
+    from ..policy import frame_rate_warning, sizes_judged, trained_frames, untrained_modes
+    from ..processing.observations import trained_size_warning
+
+    source = str(ckpt)
+    said = [untrained_modes(source).get(mode)]
+    trained = trained_frames(source)
+    if trained is not None:
+        given = dict(sizes) if isinstance(sizes, dict) else sizes_judged(emb, sizes, None)  # each camera's, if given
+        if given is not None:
+            said.append(trained_size_warning(trained, given, source))
+    if clip is not None:
+        said.append(frame_rate_warning(str(clip), emb.fps))
+    return [message for message in said if message is not None]
 
 
 def _readable_image(path: Path, parameter: str, given: Any) -> np.ndarray:

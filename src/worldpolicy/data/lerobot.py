@@ -256,10 +256,7 @@ class LeRobotDataset:
     # -- frames
     def episode(self, index: int, videos: bool | list[str] = True) -> Episode:
         """Load episode `index` (negative counts from the end); `videos` = False or a list of keys limits decoding."""
-        n = self.num_episodes
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not -n <= index < n:
-            raise IndexError(f"episode index={index!r} is out of range for {n} episodes")
-        i = int(index) % n
+        i = self._episode_index(index)
         ep = {k: v[i] for k, v in self._episodes.items()}
         length = int(ep["length"])
         data_path, table = self._episode_rows(i)
@@ -288,17 +285,24 @@ class LeRobotDataset:
         )
 
     def camera_frames(self, index: int, key: str, start: int, stop: int) -> np.ndarray:
-        """Frames [start, stop) of camera `key` in episode `index`, uint8 [stop - start, H, W, 3], decoding only from
-        the keyframe before `start` to `stop` (a frame out of a long episode without decoding all of it)."""
-        n = self.num_episodes
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < n:
-            raise IndexError(f"episode index={index!r} is out of range for {n} episodes")
+        """Frames [start, stop) of camera `key` in episode `index` (negative counts from the end, as `episode`'s),
+        uint8 [stop - start, H, W, 3], decoding only from the keyframe before `start` to `stop` (a frame out of a long
+        episode without decoding all of it)."""
+        i = self._episode_index(index)
         if key not in self.video_keys:
             raise KeyError(f"key={key!r} is not a video feature of this dataset; known: {self.video_keys}")
-        length = int(self._episodes["length"][index])
+        length = int(self._episodes["length"][i])
         if not 0 <= start < stop <= length:
-            raise IndexError(f"frames [{start}, {stop}) are out of range for episode {index} of {length} frames")
-        return self._camera_frames(int(index), key, start, stop)
+            raise IndexError(f"frames [{start}, {stop}) are out of range for episode {i} of {length} frames")
+        return self._camera_frames(i, key, start, stop)
+
+    def _episode_index(self, index: Any) -> int:
+        """An episode index as `episode` and `camera_frames` take it: an int in [-n, n), negative counting from the
+        end (as a list's), returned in [0, n)."""
+        n = self.num_episodes
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not -n <= index < n:
+            raise IndexError(f"episode index={index!r} is out of range for {n} episodes")
+        return int(index) % n
 
     def _camera_frames(
         self, i: int, key: str, start: int, stop: int, rows: tuple[Path, pa.Table] | None = None
@@ -688,7 +692,8 @@ class LeRobotDatasetWriter:
 
     `finalize()` writes the metadata and renames the folder to `root` in one step, so a crash never leaves a
     half-written dataset at `root`. `features` maps names to {"dtype", "shape", "names"}; video features use
-    dtype "video" and shape [H, W, 3]. Left as None, features are inferred from the first episode.
+    dtype "video" and shape [H, W, 3] (an "image" feature is written as a video one). Left as None, features are
+    inferred from the first episode.
     `video_codec="libx264rgb"` stores frames losslessly; "libx264" (default) and "libsvtav1" (LeRobot's default)
     are lossy and need even frame sizes. `provenance` (a JSON object: what made the episodes) goes into info.json
     under `worldpolicy_provenance`, which LeRobot keeps and ignores; it may be changed until `finalize`.
@@ -723,6 +728,9 @@ class LeRobotDatasetWriter:
                 raise ValueError(f"{name}={value!r} must be > 0")
         if not isinstance(chunks_size, int) or chunks_size < 1:
             raise ValueError(f"chunks_size={chunks_size!r} must be an int >= 1")
+        if robot_type is not None and not isinstance(robot_type, str):  # else written as given, or lost at finalize
+            raise ValueError(f"robot_type={robot_type!r:.80} must be a string (info.json's robot_type, e.g. 'panda') "
+                             "or None")
         self.provenance = None if provenance is None else _check_provenance(provenance)
         self.root = Path(root).expanduser()
         if self.root.is_symlink():  # a data folder linked from a bigger disk: the dataset goes where the link points and
@@ -1044,7 +1052,8 @@ def write_episodes(
 
     This is the seam for converters (sim rollouts, other formats): produce episodes lazily, one at a time. An
     `Episode` read from a dataset keeps the task of every frame. Copying a dataset:
-    `write_episodes(dst, src.episodes(), fps=src.fps, features=src.features, robot_type=src.robot_type)`.
+    `write_episodes(dst, src.episodes(), fps=src.fps, features=src.features, robot_type=src.robot_type)` (its `image`
+    features become video ones).
     """
     with LeRobotDatasetWriter(root, fps, features, robot_type, **writer_options) as writer:
         for n, ep in enumerate(episodes):
@@ -1085,9 +1094,10 @@ def _check_user_features(features: Mapping[str, Mapping[str, Any]], param: str) 
             spec = check_feature(name, spec, param, field_prefix=param)
         except DatasetFormatError as exc:
             raise ValueError(f"{exc.field}: {exc.problem}") from None
-        if spec["dtype"] == "image":
-            raise ValueError(f"{param}[{name!r}]: dtype 'image' is read but not written; use dtype 'video'")
-        if spec["dtype"] == "video":  # frames are stored [H, W, 3]: say so as LeRobot does, whatever layout was given
+        # frames are stored [H, W, 3]: said so as LeRobot does, whatever layout was given. An `image` feature (frames
+        # embedded in the data files, which this writer does not write) is written as a video: the reader returns its
+        # frames as a video's, so `features=src.features` copies a dataset that holds one
+        if spec["dtype"] in ("video", "image"):
             out[name] = {"dtype": "video", "shape": [*image_hw(spec), 3], "names": list(VIDEO_NAMES)}
             continue
         out[name] = {"dtype": spec["dtype"], "shape": spec["shape"], "names": spec.get("names")}

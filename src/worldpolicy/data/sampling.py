@@ -9,6 +9,7 @@ Actions stay in the dataset's physical units; normalisation and gripper flips be
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -86,7 +87,9 @@ def sample_training_examples(
     concatenated to the embodiment's action width. Captions holding several variants split by `caption_sep` yield one
     at random (`caption_sep=None`: the caption as stored). `shuffle` permutes episodes and the windows within each;
     everything random draws from `seed`.
-    `prefix` goes before the argument names in errors (`data.` names them as a training config's settings).
+    `prefix` goes before the names of the arguments a training config sets (chunk_size, stride, action_keys,
+    state_keys, video_keys) in errors (`data.` names them as its settings); `mode`, `episodes` and `limit` are no
+    config settings (training fixes the mode and picks the episodes itself), so their errors name the argument.
     """
     emb = get_embodiment(embodiment)
     modes, weights = _check_mode(mode)
@@ -108,6 +111,11 @@ def sample_training_examples(
             state_keys = "observation.state"
         state_keys = _check_keys(dataset, state_keys, emb, f"{prefix}state_keys")
     cameras = _check_videos(dataset, video_keys, f"{prefix}video_keys")
+    if episodes is not None and (isinstance(episodes, str) or not all(
+            isinstance(i, numbers.Integral) and not isinstance(i, (bool, np.bool_)) for i in episodes)):
+        # int() read 1.5 as episode 1, and refused "a" naming no argument
+        raise ValueError(f"episodes={episodes!r:.80} must be a sequence of episode indices (ints in [0, "
+                         f"{dataset.num_episodes}))")
     chosen = list(range(dataset.num_episodes)) if episodes is None else [int(i) for i in episodes]
     bad = [i for i in chosen if not 0 <= i < dataset.num_episodes]
     if bad:
@@ -208,12 +216,18 @@ def _check_mode(mode: str | Mapping[str, float]) -> tuple[list[str], np.ndarray]
     if not isinstance(mode, Mapping) or not mode:
         raise ValueError(f"mode={mode!r}; accepted: {', '.join(MODES)} or a mapping of them to weights")
     unknown = [m for m in mode if m not in MODES]
-    weights = np.array([float(w) for w in mode.values()])
-    if unknown or np.any(~np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
+    # a string weight ("0.5") is not read as a number, and "high" no longer fails in float() without naming `mode`
+    weights = np.array([float(w) for w in mode.values()]) if all(_real(w) for w in mode.values()) else None
+    if unknown or weights is None or np.any(~np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
         raise ValueError(
-            f"mode={dict(mode)!r}: keys must be among {', '.join(MODES)} and weights >= 0 with a positive sum"
+            f"mode={dict(mode)!r}: keys must be among {', '.join(MODES)} and weights numbers >= 0 with a positive sum"
         )
     return list(mode), weights / weights.sum()
+
+
+def _real(weight: object) -> bool:
+    """A mode weight that is a real number (numpy's included), not a bool or a string."""
+    return isinstance(weight, numbers.Real) and not isinstance(weight, (bool, np.bool_))
 
 
 def _check_keys(dataset: LeRobotDataset, keys: str | Sequence[str], emb: Embodiment, param: str) -> list[str]:

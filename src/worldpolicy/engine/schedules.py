@@ -59,8 +59,9 @@ class SamplingConfig:
             raise ValueError(f"steps={self.steps!r} must be an integer in [1, 1000] (released DROID policy: 4)")
         if not isinstance(self.guidance, float) or not math.isfinite(self.guidance) or self.guidance < 0:
             raise ValueError(f"guidance={self.guidance!r} must be a finite number >= 0 (1.0 disables CFG)")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule={self.schedule!r}; accepted: {', '.join(SCHEDULES)}")
+        if _named(self.schedule) not in SCHEDULES:
+            raise ValueError(f"schedule={self.schedule!r}; accepted: {', '.join(SCHEDULES)} (in any case)")
+        object.__setattr__(self, "schedule", _named(self.schedule))
         if self.shift is not None:
             if not isinstance(self.shift, numbers.Real) or isinstance(self.shift, (bool, np.bool_)):
                 raise ValueError(f"shift={self.shift!r} must be a number > 0 (or None for the checkpoint's)")
@@ -91,9 +92,15 @@ class SamplingConfig:
 
     @classmethod
     def from_preset(cls, preset: str, **overrides: Any) -> SamplingConfig:
-        if preset not in PRESETS:
-            raise ValueError(f"preset={preset!r} is not known; accepted: {', '.join(PRESETS)}")
-        return cls(**_merged(PRESETS[preset], overrides))
+        if _named(preset) not in PRESETS:
+            raise ValueError(f"preset={preset!r} is not known; accepted: {', '.join(PRESETS)} (in any case)")
+        return cls(**_merged(PRESETS[_named(preset)], overrides))
+
+
+def _named(name: Any) -> Any:
+    """A schedule's or preset's name as the tables spell it: read in any case, as dtype and device names are
+    (`--schedule Karras`, `preset="DROID_native"`); anything else as given, for the check that refuses it."""
+    return name.strip().lower() if isinstance(name, str) else name
 
 
 def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +108,7 @@ def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     came from the base (a preset's linear-flow settings mean nothing to it); either given beside it is still refused."""
     given = {k: v for k, v in overrides.items() if v is not None}
     merged = {**base, **given}
-    if given.get("schedule") == "karras":
+    if _named(given.get("schedule")) == "karras":
         for linear_only in ("shift", "native_grid"):
             if linear_only not in given:
                 merged[linear_only] = None

@@ -356,6 +356,20 @@ class RemotePolicy:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __repr__(self) -> str:
+        """The server and what it announced, in one line as `Policy`'s repr, for a notebook or log. From what is known
+        already: a repr neither connects (as reading `embodiment` does) nor waits for a call in progress, and never
+        shows the API key."""
+        announced = self._metadata if self._heard else {}
+        model = announced.get("model")
+        embodiment = self._served_embodiment or self._embodiment
+        counts = [f"{name}={value}" for name in ("chunk_size", "resolution_tier")
+                  if (value := _positive_int(announced.get(name))) is not None]
+        ws = self._ws
+        state = "connected" if ws is not None and ws.protocol.state is State.OPEN else "not connected"
+        return ", ".join([f"RemotePolicy({self.url!r}", *([f"model={model!r}"] if isinstance(model, str) else []),
+                          f"embodiment={None if embodiment is None else embodiment.key!r}", *counts, f"{state})"])
+
     def _receive(self, setting: str, what: str) -> dict[str, Any]:
         """One frame, waited for as long as the timeout `setting` (connect_timeout_s, read_timeout_s) says, which a
         timeout's error names."""
