@@ -559,3 +559,35 @@ def test_a_field_logged_once_is_a_point_not_a_constant(tmp_path):
     titles = [ax.get_title(loc="left") for ax in fig.axes if ax.get_visible()]
     assert "loss_action_inverse_dynamics" in titles and "eval_success_rate" in titles
     assert fig.get_suptitle().endswith("3 records; constant: world_size = 1")
+
+
+def test_a_chunk_with_nan_names_where_in_viz_and_on_its_page(tmp_path, joint_chunk, actions_json, capsys):
+    """`viz` of a run whose model returned NaN said only "actions contain NaN or inf values", and its page was a
+    table with a "nan" among 256 cells and no word of why there were no plots."""
+    run = tmp_path / "run"
+    run.mkdir()
+    doc = actions_json("droid", joint_chunk)
+    doc["actions"][3][1] = doc["actions"][5][1] = doc["actions"][7][6] = None  # how actions.json stores NaN
+    (run / "actions.json").write_text(json.dumps(doc))
+    assert main(["viz", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert (f"actions file {str(run / 'actions.json')!r}: actions contain NaN or inf values: 3 of 256 values, in 2 "
+            "columns (joint_1, joint_6), first at row 3, column 'joint_1'") in err
+    assert not (run / "plots").exists()
+    page = report.write_report(run).read_text()
+    note = re.search(r"<p class=warn id=nonfinite-note>(.*?)</p>", page)
+    assert note and "3 of 256 values" in note.group(1) and "no plots can be drawn" in note.group(1)
+    assert page.count("<td class=bad>nan</td>") == 3
+
+
+def test_a_success_rate_curve_spans_zero_to_one(tmp_path):
+    """Autoscaled, evaluations at 0.25 and 0.5 filled the panel bottom to top, as if success had gone from none to
+    all; a rate is read against its whole range."""
+    lines = [{"step": s, "loss": 10.0 - s} for s in range(1, 9)]
+    lines += [{"step": 4, "eval_success_rate": 0.25}, {"step": 8, "eval_success_rate": 0.5}]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
+    fig, _ = report.log_curves_figure(tmp_path / "metrics.jsonl")
+    axes = {ax.get_title(loc="left"): ax for ax in fig.axes if ax.get_visible()}
+    low, high = axes["eval_success_rate"].get_ylim()
+    assert low <= 0 and 1 <= high < 1.1
+    assert axes["loss"].get_ylim()[1] > 9  # the other panels keep their own range

@@ -36,6 +36,7 @@ __all__ = [
     "joints_figure",
     "load_actions_file",
     "model_space_note",
+    "nonfinite_summary",
     "path_unit",
     "plot_action_timeseries",
     "plot_ee_path",
@@ -173,8 +174,19 @@ def _check_actions(
     if units is not None and len(units) != a.shape[1]:
         raise ValueError(f"units has {len(units)} entries but actions has {a.shape[1]} dimensions (shape {a.shape})")
     if not np.all(np.isfinite(a)):
-        raise ValueError("actions contain NaN or inf values")
+        raise ValueError(f"actions contain NaN or inf values: {nonfinite_summary(a, columns)}; nothing to plot")
     return a
+
+
+def nonfinite_summary(actions: np.ndarray, columns: Sequence[str]) -> str:
+    """Where a chunk's NaN or inf values are (how many, which columns, the first row): "actions contain NaN" left a
+    user searching a 57-column chunk for the one broken value."""
+    bad = ~np.isfinite(actions)
+    names = [str(c) for c in columns] + [f"#{i}" for i in range(len(columns), actions.shape[1])]  # a file's own
+    row, col = np.argwhere(bad)[0]
+    named = [name for name, column_bad in zip(names, bad.any(axis=0)) if column_bad]
+    return (f"{int(bad.sum())} of {bad.size} values, in {plural(len(named), 'column')} ({', '.join(named)}), "
+            f"first at row {row}, column {names[col]!r}")
 
 
 def _check_fps(fps: float, name: str = "fps") -> float:

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..fileio import write_bytes_atomic
 from ..results import actions_from_json
-from .plots import model_space_note, padded_label, plural, real_rows_of
+from .plots import model_space_note, nonfinite_summary, padded_label, plural, real_rows_of
 from .run import ANIMATION_FILE, ROLLOUT_VIDEO, describe_rollout_video
 
 __all__ = ["MAX_EMBED_VIDEOS_TOTAL_BYTES", "MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html",
@@ -70,7 +70,8 @@ table{border-collapse:collapse;font-size:12px;font-variant-numeric:tabular-nums}
 td,th{border:1px solid #e1e4ea;padding:3px 7px;text-align:right}th{background:#f0f2f5}td.k,th.k{text-align:left}
 tr.padded td{color:#8a8f9c;background:repeating-linear-gradient(135deg,#fff 0 6px,#eceef2 6px 8px)}
 pre{background:#f0f2f5;padding:10px;border-radius:6px;overflow:auto;font-size:12px;max-height:420px}
-video{min-width:320px}a{color:#2457c5}.muted{color:#6b7385;font-size:12px}
+video{min-width:320px}a{color:#2457c5}.muted{color:#6b7385;font-size:12px}.warn{color:#a4262c;font-size:13px}
+td.bad{color:#a4262c;font-weight:600}
 """
 
 # Fills each video's caption with what the browser decoded (size, duration), so a broken file is visible at a glance.
@@ -307,6 +308,10 @@ def _action_table(actions: Mapping[str, Any]) -> str:
         f"<p class=muted id=padded-note>Hatched: {_esc(padded_label(real_rows, len(values)))}. The clip had "
         f"{real_rows + 1} frames, fewer than chunk_size + 1 = {len(values) + 1}; row i takes frame i to frame i + 1, "
         f"so only the first {real_rows} rows explain motion in it (settings.real_rows = {real_rows}).</p>")
+    if values.ndim == 2 and values.size and not np.isfinite(values).all():  # a table of "nan" said nothing of why
+        note += (f"<p class=warn id=nonfinite-note>NaN or inf: {_esc(nonfinite_summary(values, cols))}: no plots "
+                 "can be drawn of this chunk (predict keeps a model's NaN output for inspection: a broken checkpoint, "
+                 "or float16 overflow).</p>")
     head = (
         "<tr><th>step</th><th>t [s]</th>"
         + "".join(f"<th>{_esc(c)} [{_esc(u)}]</th>" for c, u in zip(cols, units))
@@ -314,7 +319,7 @@ def _action_table(actions: Mapping[str, Any]) -> str:
     )
     body = "".join(
         f"<tr{' class=padded' if real_rows is not None and i >= real_rows else ''}><td>{i}</td><td>{i / fps:.3f}</td>"
-        + "".join(f"<td>{v:.5g}</td>" for v in row) + "</tr>"
+        + "".join(f"<td>{v:.5g}</td>" if np.isfinite(v) else f"<td class=bad>{v:.5g}</td>" for v in row) + "</tr>"
         for i, row in enumerate(values[:MAX_TABLE_ROWS])
     )
     more = f"<p class=muted>first {MAX_TABLE_ROWS} of {len(values)} rows</p>" if len(values) > MAX_TABLE_ROWS else ""
@@ -404,6 +409,9 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
         if "loss" in key and min(y) > 0 and max(y) / min(y) > LOG_SCALE_SPAN:
             ax.set_yscale("log")
             name += " (log scale)"
+        elif key.endswith("success_rate") and 0 <= min(y) and max(y) <= 1:
+            # on its whole range: autoscaled, one more success in 4 episodes (0.25 to 0.5) filled the panel
+            ax.set_ylim(-0.03, 1.03)
         ax.set_title(name, loc="left", fontsize=LABEL_FONTSIZE)
         ax.grid(alpha=0.3)
         ax.tick_params(which="both", labelsize=TICK_FONTSIZE)  # a log axis labels minor ticks too

@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .plots import _check_fps, gripper_columns, load_actions_file, plot_prediction, real_rows_of, run_title
+from .plots import (
+    _check_actions,
+    _check_fps,
+    gripper_columns,
+    load_actions_file,
+    plot_prediction,
+    real_rows_of,
+    run_title,
+)
 
 if TYPE_CHECKING:
     from ..results import Prediction
@@ -124,6 +132,10 @@ def visualize(
 
     actions_path = resolve_actions_path(path)
     prediction = load_actions_file(actions_path)
+    try:  # the file's values (a run whose model returned NaN keeps them): say which file, before anything is read
+        _check_actions(prediction["actions"], prediction["columns"], prediction["units"])
+    except ValueError as exc:
+        raise ValueError(f"actions file {str(actions_path)!r}: {exc}") from None
     run_dir = actions_path.parent
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "plots"
     video_path = Path(video) if video is not None else run_dir / ROLLOUT_VIDEO
