@@ -470,3 +470,22 @@ def test_ee_path_heading_says_which_frame_its_axes_are(pose_chunk):
     anchor[:3, 3] = [0.5, 0.0, 0.4]
     title = plots.ee_path_figure(pose_chunk, e.columns, anchor=anchor).get_suptitle()
     assert title.endswith("\naxes: the frame the anchor pose is given in")
+
+
+def _deuteranope_lab(hex_colour: str) -> np.ndarray:
+    """CIELAB of a colour as a deuteranope sees it (Machado et al. 2009, severity 1, on linear sRGB)."""
+    srgb = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]) / 255
+    linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+    seen = np.clip(np.array([[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                             [-0.011820, 0.042940, 0.968881]]) @ linear, 0, 1)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ seen
+    f = np.cbrt(np.maximum(xyz / np.array([0.95047, 1.0, 1.08883]), 0.008856))
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+@pytest.mark.parametrize("first, second", [("SUCCESS_COLOR", "FAILURE_COLOR"), ("LINE_COLOR", "GRIPPER_COLOR")])
+def test_colours_told_apart_by_colour_alone_survive_red_green_colour_blindness(first, second):
+    """The sim's success and failure bars were tab10 green and red: about ΔE 7 apart to a deuteranope (1 in 16 men),
+    one colour. Pairs a figure distinguishes by colour alone stay well apart (ΔE > 30) as they see them."""
+    gap = np.linalg.norm(_deuteranope_lab(getattr(plots, first)) - _deuteranope_lab(getattr(plots, second)))
+    assert gap > 30, f"{first} and {second} are ΔE {gap:.1f} apart to a deuteranope"

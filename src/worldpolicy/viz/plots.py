@@ -66,8 +66,10 @@ SHADE_COLOR = "#f4a582"
 # every figure of the run hatches them grey (a dashed grey path in 3-D), unlike the gripper's filled orange spans.
 PADDED_COLOR = "0.6"
 PADDED_HATCH = "//"
-SUCCESS_COLOR = "#2ca02c"
-FAILURE_COLOR = "#d62728"
+# Okabe-Ito bluish green and vermillion: tab10's green and red, as a deuteranope sees them, differ by a just-noticeable
+# step (CIELAB ΔE about 7), and the sim's success and failure bars are told apart by colour alone.
+SUCCESS_COLOR = "#009e73"
+FAILURE_COLOR = "#d55e00"
 # tab10 without its red: one colour per joint, none mistaken for the gripper (more joints repeat them dashed)
 SERIES_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 TITLE_FONTSIZE = 10
