@@ -489,3 +489,18 @@ def test_colours_told_apart_by_colour_alone_survive_red_green_colour_blindness(f
     one colour. Pairs a figure distinguishes by colour alone stay well apart (ΔE > 30) as they see them."""
     gap = np.linalg.norm(_deuteranope_lab(getattr(plots, first)) - _deuteranope_lab(getattr(plots, second)))
     assert gap > 30, f"{first} and {second} are ΔE {gap:.1f} apart to a deuteranope"
+
+
+def test_a_figure_is_written_in_the_format_its_name_asks_for(tmp_path, joint_chunk, pose_chunk):
+    """`plot_ee_path(..., "path.pdf")` for a paper wrote a PNG named path.pdf; a name no format fits is refused before
+    anything is drawn or written."""
+    e, b = get_embodiment("droid"), get_embodiment("bridge")
+    pdf = plots.plot_ee_path(pose_chunk, b.columns, tmp_path / "path.pdf", units=b.units)
+    svg = plots.plot_joints(joint_chunk, e.columns, e.units, e.fps, tmp_path / "joints.SVG", "gripper")
+    png = plots.plot_action_timeseries(joint_chunk, e.columns, e.units, e.fps, "gripper", tmp_path / "ts.png")
+    assert pdf.read_bytes().startswith(b"%PDF-") and b"<svg" in svg.read_bytes()[:1000]
+    assert png.read_bytes().startswith(b"\x89PNG")
+    for name in ("ts.jpg", "ts"):
+        with pytest.raises(ValueError, match=rf"path='.*{name}': expected a file name ending in \.png, \.pdf, \.svg"):
+            plots.plot_action_timeseries(joint_chunk, e.columns, e.units, e.fps, "gripper", tmp_path / name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["joints.SVG", "path.pdf", "ts.png"]

@@ -30,6 +30,7 @@ __all__ = [
     "action_timeseries_figure",
     "ee_path_figure",
     "ee_poses",
+    "figure_format",
     "figure_title",
     "gripper_closed_mask",
     "gripper_columns",
@@ -77,6 +78,7 @@ LABEL_FONTSIZE = 8
 TICK_FONTSIZE = 7
 LEGEND_FONTSIZE = 7
 DPI = 100
+FIGURE_FORMATS = ("png", "pdf", "svg")  # what save_figure writes, by the path's suffix
 MARKED_STEPS = 64  # series of up to this many points mark each one; a single point is marked larger, or nothing shows
 _TITLE_GAP_IN = 0.1  # from the figure's top edge to the title
 _TITLE_LINE_IN = 0.2  # one title line at TITLE_FONTSIZE
@@ -155,10 +157,22 @@ def _grid_margins(fig, nrows: int, ncols: int, left=0.8, right=0.2, top=0.45, bo
     )
 
 
+def figure_format(path: str | Path) -> str:
+    """The file format a figure path asks for, by its suffix (`FIGURE_FORMATS`): a PDF or SVG for a paper, where a
+    100-dpi PNG prints blurred. Every figure was written as PNG whatever the name, so `path.pdf` was a PNG."""
+    fmt = Path(path).suffix.lower().lstrip(".")
+    if fmt not in FIGURE_FORMATS:
+        raise ValueError(f"path={str(path)!r}: expected a file name ending in "
+                         f"{', '.join('.' + f for f in FIGURE_FORMATS)} (its suffix picks the format)")
+    return fmt
+
+
 def save_figure(fig, path: str | Path) -> Path:
-    """Write a figure as PNG atomically (temp file in the target folder, then os.replace)."""
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI)
+    """Write a figure atomically (temp file in the target folder, then os.replace) in the format its suffix names:
+    PNG at `DPI`, or vector PDF / SVG."""
+    fmt = figure_format(path)
+    with atomic_path(path, suffix=f".{fmt}") as tmp:
+        fig.savefig(tmp, format=fmt, dpi=DPI)
     return Path(path)
 
 
@@ -199,7 +213,8 @@ def _check_fps(fps: float, name: str = "fps") -> float:
 
 def _require_path(path: str | Path | None, fn: str) -> Path:
     if path is None:
-        raise TypeError(f"{fn}: path is required (where to write the PNG)")
+        raise TypeError(f"{fn}: path is required (where to write the figure: .png, .pdf or .svg)")
+    figure_format(path)  # before the figure is drawn
     return Path(path)
 
 
