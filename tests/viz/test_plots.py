@@ -504,3 +504,20 @@ def test_a_figure_is_written_in_the_format_its_name_asks_for(tmp_path, joint_chu
         with pytest.raises(ValueError, match=rf"path='.*{name}': expected a file name ending in \.png, \.pdf, \.svg"):
             plots.plot_action_timeseries(joint_chunk, e.columns, e.units, e.fps, "gripper", tmp_path / name)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["joints.SVG", "path.pdf", "ts.png"]
+
+
+def test_an_axis_scale_is_written_as_small_as_its_tick_labels(tmp_path, joint_chunk, pose_chunk):
+    """A column in the millions is ticked "-1.0 ... 1.0" with "1e7" above its axes: that factor was drawn at 10 pt,
+    larger than the 7 pt labels it scales, into the gap above the subplot."""
+    e, b = get_embodiment("droid"), get_embodiment("bridge")
+    big = joint_chunk.copy()
+    big[:, 0] *= 1e7
+    figures = [plots.action_timeseries_figure(big, e.columns, e.units, e.fps, "gripper"),
+               plots.joints_figure(big, e.columns, e.units, e.fps, "gripper"),
+               plots.ee_path_figure(pose_chunk, b.columns, units=b.units)]
+    for fig in figures:
+        fig.canvas.draw()
+        for ax in fig.axes:
+            axes = [ax.xaxis, ax.yaxis, *([ax.zaxis] if hasattr(ax, "zaxis") else [])]
+            assert {a.get_offset_text().get_fontsize() for a in axes} == {plots.TICK_FONTSIZE}
+    assert figures[0].axes[0].yaxis.get_offset_text().get_text() == "1e6"  # 0.2 sin(t) x 1e7

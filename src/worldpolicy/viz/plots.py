@@ -47,6 +47,7 @@ __all__ = [
     "run_title",
     "save_figure",
     "step_markers",
+    "style_ticks",
 ]
 
 # Metres per unit of a translation column: paths are integrated in metres whatever a file was written in, like the
@@ -82,6 +83,14 @@ FIGURE_FORMATS = ("png", "pdf", "svg")  # what save_figure writes, by the path's
 MARKED_STEPS = 64  # series of up to this many points mark each one; a single point is marked larger, or nothing shows
 _TITLE_GAP_IN = 0.1  # from the figure's top edge to the title
 _TITLE_LINE_IN = 0.2  # one title line at TITLE_FONTSIZE
+
+
+def style_ticks(ax, **kwargs) -> None:
+    """Tick labels at TICK_FONTSIZE, and the axis' offset or scale ("1e7", "+1.23456e5") with them: `tick_params`
+    leaves it at matplotlib's 10 pt, larger than the labels it scales, in the gap above the axes."""
+    ax.tick_params(labelsize=TICK_FONTSIZE, **kwargs)
+    for axis in (ax.xaxis, ax.yaxis, *([ax.zaxis] if hasattr(ax, "zaxis") else [])):
+        axis.get_offset_text().set_fontsize(TICK_FONTSIZE)
 
 
 def _literal(text: str) -> str:
@@ -418,7 +427,7 @@ def action_timeseries_figure(
         _shade_padded(ax, real_rows, a.shape[0], fps, label=i == 0)
         ax.plot(t, a[:, i], lw=1.4, color=GRIPPER_COLOR if is_gripper else LINE_COLOR, **step_markers(len(t)))
         ax.set_ylabel(axis_label(columns[i], units[i], ax), fontsize=LABEL_FONTSIZE)
-        ax.tick_params(labelsize=TICK_FONTSIZE)
+        style_ticks(ax)
         ax.grid(alpha=0.3)
         if is_gripper and units[i] != MODEL_SPACE_UNIT:
             _closed_threshold(ax, a[:, i])
@@ -563,7 +572,7 @@ def ee_path_figure(
     ax.set_xlabel(f"x [{unit}]", fontsize=LABEL_FONTSIZE)
     ax.set_ylabel(f"y [{unit}]", fontsize=LABEL_FONTSIZE)
     ax.set_zlabel(f"z [{unit}]", fontsize=LABEL_FONTSIZE)
-    ax.tick_params(labelsize=TICK_FONTSIZE)
+    style_ticks(ax)
     ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper left")
     return fig
 
@@ -642,7 +651,7 @@ def joints_figure(
             axes[2].legend(fontsize=LEGEND_FONTSIZE, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.tick_params(labelsize=TICK_FONTSIZE)
+        style_ticks(ax)
     _time_axis(axes[0], a.shape[0], fps)  # the axes share x
     axes[-1].set_xlabel("time [s]", fontsize=LABEL_FONTSIZE)
     return fig

@@ -358,12 +358,12 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
     from .plots import (
         LABEL_FONTSIZE,
         LINE_COLOR,
-        TICK_FONTSIZE,
         _grid_margins,
         _new_figure,
         figure_title,
         plural,
         step_markers,
+        style_ticks,
     )
 
     records, has_step = 0, False
@@ -414,7 +414,7 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
             ax.set_ylim(-0.03, 1.03)
         ax.set_title(name, loc="left", fontsize=LABEL_FONTSIZE)
         ax.grid(alpha=0.3)
-        ax.tick_params(which="both", labelsize=TICK_FONTSIZE)  # a log axis labels minor ticks too
+        style_ticks(ax, which="both")  # a log axis labels minor ticks too
     for ax in axes[len(shown):]:
         ax.set_visible(False)
     for ax in axes[max(0, len(shown) - ncols) : len(shown)]:
