@@ -521,3 +521,12 @@ def test_an_axis_scale_is_written_as_small_as_its_tick_labels(tmp_path, joint_ch
             axes = [ax.xaxis, ax.yaxis, *([ax.zaxis] if hasattr(ax, "zaxis") else [])]
             assert {a.get_offset_text().get_fontsize() for a in axes} == {plots.TICK_FONTSIZE}
     assert figures[0].axes[0].yaxis.get_offset_text().get_text() == "1e6"  # 0.2 sin(t) x 1e7
+
+
+def test_ee_path_heading_says_how_far_the_hand_turned(pose_chunk):
+    """A wrist rotation in place was headed "travel 0.0 mm" and nothing else; the net turn start to end is named."""
+    b = get_embodiment("bridge")
+    turning = pose_chunk.copy()
+    turning[:, :3] = 0.0
+    fig = plots.ee_path_figure(turning, b.columns, units=b.units)  # 32 steps of 0.05 rad about z: 91.7°
+    assert "travel 0.0 mm; turned 91.7° start to end;" in fig.get_suptitle()

@@ -533,7 +533,11 @@ def ee_path_figure(
     frame_len = half * 0.18
 
     fig = _new_figure(6.4, 5.6)
-    detail = f"{plural(len(poses) - 1, 'step')}, travel {travel * scale:.1f} {unit}; frames: x red, y green, z blue"
+    # the net turn: a wrist rotation in place read "travel 0.0 mm" and nothing else
+    relative = poses[0, :3, :3].T @ poses[-1, :3, :3]
+    turned = np.degrees(np.arccos(np.clip((np.trace(relative) - 1) / 2, -1.0, 1.0)))
+    detail = (f"{plural(len(poses) - 1, 'step')}, travel {travel * scale:.1f} {unit}; turned {turned:.1f}° start to "
+              "end; frames: x red, y green, z blue")
     # Deltas live in the end-effector frame: without an anchor the axes are the start pose's, whose z points down on
     # a Panda reaching for a table, so "up" in the plot is down in the room.
     detail += ("\naxes: the end-effector frame at the start (no anchor pose given)" if anchor is None
