@@ -591,3 +591,18 @@ def test_a_success_rate_curve_spans_zero_to_one(tmp_path):
     low, high = axes["eval_success_rate"].get_ylim()
     assert low <= 0 and 1 <= high < 1.1
     assert axes["loss"].get_ylim()[1] > 9  # the other panels keep their own range
+
+
+def test_nan_in_a_training_log_is_named_and_marked_not_a_curve_that_just_ends(tmp_path):
+    """A log whose loss went NaN at step 30 drew a curve ending at step 29, as if the run had stopped there; an
+    `Infinity` among the values also decided the log scale. Each field names its NaN/inf points, marks them at their
+    steps, and scales on its finite values."""
+    lines = [{"step": s, "loss": 100.0 / s if s < 30 else float("nan") if s < 35 else float("inf"), "lr": 1e-4}
+             for s in range(1, 40)]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines))  # NaN, Infinity: as json
+    fig, _ = report.log_curves_figure(tmp_path / "metrics.jsonl")
+    (ax,) = [ax for ax in fig.axes if ax.get_visible()]
+    assert ax.get_title(loc="left") == "loss · NaN or inf at 10 points, first at step 30"  # 100/29 < 30x: linear
+    marks = [line for line in ax.lines if line.get_marker() == "x"]
+    assert len(marks) == 1 and list(marks[0].get_xdata()) == list(range(30, 40))
+    assert ax.get_xlim()[1] >= 39

@@ -356,9 +356,11 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
     from matplotlib.ticker import MaxNLocator
 
     from .plots import (
+        FAILURE_COLOR,
         LABEL_FONTSIZE,
         LINE_COLOR,
         _grid_margins,
+        _literal,
         _new_figure,
         figure_title,
         plural,
@@ -406,13 +408,19 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
         x, y = zip(*points[key])
         ax.plot(x, y, lw=1.2, color=LINE_COLOR, **step_markers(len(x)))
         name = key
-        if "loss" in key and min(y) > 0 and max(y) / min(y) > LOG_SCALE_SPAN:
+        finite = [v for v in y if np.isfinite(v)] or [0.0]
+        bad = [at for at, v in zip(x, y) if not np.isfinite(v)]
+        if "loss" in key and min(finite) > 0 and max(finite) / min(finite) > LOG_SCALE_SPAN:
             ax.set_yscale("log")
             name += " (log scale)"
-        elif key.endswith("success_rate") and 0 <= min(y) and max(y) <= 1:
+        elif key.endswith("success_rate") and 0 <= min(finite) and max(finite) <= 1:
             # on its whole range: autoscaled, one more success in 4 episodes (0.25 to 0.5) filled the panel
             ax.set_ylim(-0.03, 1.03)
-        ax.set_title(name, loc="left", fontsize=LABEL_FONTSIZE)
+        if bad:  # a diverged run's NaN draws nothing: its curve just ended, as if the run had stopped there
+            ax.plot(bad, [0.95] * len(bad), ls="none", marker="x", ms=4, color=FAILURE_COLOR,
+                    transform=ax.get_xaxis_transform())  # at each step along the top of the panel
+            name += f" · NaN or inf at {plural(len(bad), 'point')}, first at {'step' if has_step else 'record'} {bad[0]}"
+        ax.set_title(_literal(name), loc="left", fontsize=LABEL_FONTSIZE, **({"color": FAILURE_COLOR} if bad else {}))
         ax.grid(alpha=0.3)
         style_ticks(ax, which="both")  # a log axis labels minor ticks too
     for ax in axes[len(shown):]:
