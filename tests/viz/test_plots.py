@@ -530,3 +530,21 @@ def test_ee_path_heading_says_how_far_the_hand_turned(pose_chunk):
     turning[:, :3] = 0.0
     fig = plots.ee_path_figure(turning, b.columns, units=b.units)  # 32 steps of 0.05 rad about z: 91.7°
     assert "travel 0.0 mm; turned 91.7° start to end;" in fig.get_suptitle()
+
+
+@pytest.mark.parametrize("source, shown", [
+    ("runs/pick_lora/checkpoints/step-0000800", "ckpt pick_lora/step-0000800"),
+    ("/data/ckpts/tiny/", "ckpt tiny"),
+    ("shipped", "ckpt shipped"),
+    ("nvidia/Cosmos-Policy", "ckpt Cosmos-Policy"),
+])
+def test_every_figure_names_the_checkpoint_that_made_it(monkeypatch, tmp_path, joint_chunk, actions_json, source,
+                                                        shown):
+    """Two checkpoints' figures of one prompt had one heading ("policy · droid/joint_pos · ..."): side by side in a
+    comparison, which was which was in settings.json only."""
+    figures = _captured_figures(monkeypatch)
+    doc = actions_json("droid", joint_chunk)
+    doc["settings"].update(checkpoint=source, prompt="pick up the marker")
+    plots.plot_prediction(doc, tmp_path)
+    for fig in figures.values():
+        assert fig.get_suptitle().startswith(f'policy · droid/joint_pos · {shown} · "pick up the marker"')

@@ -606,3 +606,14 @@ def test_nan_in_a_training_log_is_named_and_marked_not_a_curve_that_just_ends(tm
     marks = [line for line in ax.lines if line.get_marker() == "x"]
     assert len(marks) == 1 and list(marks[0].get_xdata()) == list(range(30, 40))
     assert ax.get_xlim()[1] >= 39
+
+
+def test_a_predict_runs_summary_names_its_checkpoint(tmp_path, joint_chunk, actions_json):
+    """Which checkpoint made the chunk was only in the settings at the page's foot."""
+    run = tmp_path / "run"
+    run.mkdir()
+    doc = actions_json("droid", joint_chunk)
+    doc["settings"]["checkpoint"] = "runs/<b>lora/checkpoints/step-0000800"
+    (run / "actions.json").write_text(json.dumps(doc))
+    raw = report.write_report(run).read_text()
+    assert "<b>checkpoint</b><span>runs/&lt;b&gt;lora/checkpoints/step-0000800</span>" in raw

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import numbers
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,7 @@ __all__ = [
     "PATH_UNITS",
     "POSE_COLUMNS",
     "action_timeseries_figure",
+    "checkpoint_name",
     "ee_path_figure",
     "ee_poses",
     "figure_format",
@@ -730,10 +731,23 @@ def gripper_columns(prediction: Mapping[str, Any], columns: Sequence[str]) -> li
 MAX_TITLE_PROMPT = 60
 
 
+def checkpoint_name(source: str) -> str:
+    """A checkpoint's short name for a heading: its folder's name, and for a training run's `checkpoints/step-N` the
+    run's too (`pick_lora/step-0000800`: every run's steps share the names); `shipped` and hub ids' last part."""
+    path = PurePosixPath(str(source).replace("\\", "/").rstrip("/"))
+    if path.name.startswith("step-") and path.parent.name == "checkpoints" and path.parent.parent.name:
+        return f"{path.parent.parent.name}/{path.name}"
+    return path.name or str(source)
+
+
 def run_title(prediction: Mapping[str, Any]) -> str:
-    """Which run a figure shows: `mode · embodiment · "prompt"` (a long prompt cut with an ellipsis)."""
+    """Which run a figure shows: `mode · embodiment · ckpt NAME · "prompt"` (the checkpoint when the settings name it:
+    two checkpoints' figures of one prompt had one heading; a long prompt cut with an ellipsis)."""
     name = f"{prediction.get('mode', 'actions')} · {prediction.get('embodiment', '?')}"
     settings = prediction.get("settings")
+    checkpoint = settings.get("checkpoint") if isinstance(settings, Mapping) else None
+    if isinstance(checkpoint, str) and checkpoint.strip():
+        name += f" · ckpt {checkpoint_name(checkpoint)}"
     prompt = settings.get("prompt") if isinstance(settings, Mapping) else None
     if isinstance(prompt, str) and prompt.strip():
         prompt = " ".join(prompt.split())

@@ -234,9 +234,11 @@ def _summary_cards(actions: Mapping[str, Any]) -> str:
     real_rows = real_rows_of(actions)
     settings = actions.get("settings")
     prompt = settings.get("prompt") if isinstance(settings, Mapping) else None
+    checkpoint = settings.get("checkpoint") if isinstance(settings, Mapping) else None
     cards = [
         ("mode", actions.get("mode")),
         ("embodiment", actions.get("embodiment")),
+        *([("checkpoint", checkpoint)] if isinstance(checkpoint, str) and checkpoint.strip() else []),
         *([("prompt", prompt)] if isinstance(prompt, str) and prompt.strip() else []),
         ("chunk", f"{actions.get('chunk_size', len(actions.get('actions', [])))} steps"),
         ("action dim", len(actions.get("columns", []))),
