@@ -493,7 +493,11 @@ def test_each_video_in_a_report_says_what_it_shows(run_dir, actions_json, joint_
     monkeypatch.setattr(viz_video, "animate_actions", lambda *a, **k: labels.append(k["video_label"]) or a[4])
     main(["viz", str(run_dir)])
     main(["viz", str(run_dir), "--video", str(run_dir / "phone.mp4")])
-    assert labels == ["re-decoded input video", "video"]
+    # a recording of the robot is said to be one: "video" beside a chunk read as the model's
+    main(["viz", str(run_dir), "--video", str(run_dir / "phone.mp4"), "--video-label", "real robot (phone)"])
+    assert labels == ["re-decoded input video", "video", "real robot (phone)"]
+    assert main(["viz", str(run_dir), "--video-label", " "]) == 2 and labels == ["re-decoded input video", "video",
+                                                                                  "real robot (phone)"]
 
 
 def test_inverse_dynamics_rows_past_the_clip_are_marked_in_the_report(tmp_path, joint_chunk, actions_json, monkeypatch):
