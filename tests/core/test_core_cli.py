@@ -714,7 +714,7 @@ def test_non_finite_actions_are_written_as_strict_json_and_read_back_as_nan(tmp_
     assert main(["viz", str(out)]) == 2
     assert "actions contain NaN or inf values" in capsys.readouterr().err
     page = write_report(out).read_text()
-    assert "could not be" not in page and "<td>nan</td>" in page
+    assert "could not be" not in page and "<td class=bad>nan</td>" in page
 
 
 def test_predict_says_what_is_off_before_the_weights_load_and_once(tiny_checkpoint, tmp_path, capsys, monkeypatch):

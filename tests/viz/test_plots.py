@@ -470,3 +470,81 @@ def test_ee_path_heading_says_which_frame_its_axes_are(pose_chunk):
     anchor[:3, 3] = [0.5, 0.0, 0.4]
     title = plots.ee_path_figure(pose_chunk, e.columns, anchor=anchor).get_suptitle()
     assert title.endswith("\naxes: the frame the anchor pose is given in")
+
+
+def _deuteranope_lab(hex_colour: str) -> np.ndarray:
+    """CIELAB of a colour as a deuteranope sees it (Machado et al. 2009, severity 1, on linear sRGB)."""
+    srgb = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]) / 255
+    linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+    seen = np.clip(np.array([[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                             [-0.011820, 0.042940, 0.968881]]) @ linear, 0, 1)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ seen
+    f = np.cbrt(np.maximum(xyz / np.array([0.95047, 1.0, 1.08883]), 0.008856))
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+@pytest.mark.parametrize("first, second", [("SUCCESS_COLOR", "FAILURE_COLOR"), ("LINE_COLOR", "GRIPPER_COLOR")])
+def test_colours_told_apart_by_colour_alone_survive_red_green_colour_blindness(first, second):
+    """The sim's success and failure bars were tab10 green and red: about ΔE 7 apart to a deuteranope (1 in 16 men),
+    one colour. Pairs a figure distinguishes by colour alone stay well apart (ΔE > 30) as they see them."""
+    gap = np.linalg.norm(_deuteranope_lab(getattr(plots, first)) - _deuteranope_lab(getattr(plots, second)))
+    assert gap > 30, f"{first} and {second} are ΔE {gap:.1f} apart to a deuteranope"
+
+
+def test_a_figure_is_written_in_the_format_its_name_asks_for(tmp_path, joint_chunk, pose_chunk):
+    """`plot_ee_path(..., "path.pdf")` for a paper wrote a PNG named path.pdf; a name no format fits is refused before
+    anything is drawn or written."""
+    e, b = get_embodiment("droid"), get_embodiment("bridge")
+    pdf = plots.plot_ee_path(pose_chunk, b.columns, tmp_path / "path.pdf", units=b.units)
+    svg = plots.plot_joints(joint_chunk, e.columns, e.units, e.fps, tmp_path / "joints.SVG", "gripper")
+    png = plots.plot_action_timeseries(joint_chunk, e.columns, e.units, e.fps, "gripper", tmp_path / "ts.png")
+    assert pdf.read_bytes().startswith(b"%PDF-") and b"<svg" in svg.read_bytes()[:1000]
+    assert png.read_bytes().startswith(b"\x89PNG")
+    for name in ("ts.jpg", "ts"):
+        with pytest.raises(ValueError, match=rf"path='.*{name}': expected a file name ending in \.png, \.pdf, \.svg"):
+            plots.plot_action_timeseries(joint_chunk, e.columns, e.units, e.fps, "gripper", tmp_path / name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["joints.SVG", "path.pdf", "ts.png"]
+
+
+def test_an_axis_scale_is_written_as_small_as_its_tick_labels(tmp_path, joint_chunk, pose_chunk):
+    """A column in the millions is ticked "-1.0 ... 1.0" with "1e7" above its axes: that factor was drawn at 10 pt,
+    larger than the 7 pt labels it scales, into the gap above the subplot."""
+    e, b = get_embodiment("droid"), get_embodiment("bridge")
+    big = joint_chunk.copy()
+    big[:, 0] *= 1e7
+    figures = [plots.action_timeseries_figure(big, e.columns, e.units, e.fps, "gripper"),
+               plots.joints_figure(big, e.columns, e.units, e.fps, "gripper"),
+               plots.ee_path_figure(pose_chunk, b.columns, units=b.units)]
+    for fig in figures:
+        fig.canvas.draw()
+        for ax in fig.axes:
+            axes = [ax.xaxis, ax.yaxis, *([ax.zaxis] if hasattr(ax, "zaxis") else [])]
+            assert {a.get_offset_text().get_fontsize() for a in axes} == {plots.TICK_FONTSIZE}
+    assert figures[0].axes[0].yaxis.get_offset_text().get_text() == "1e6"  # 0.2 sin(t) x 1e7
+
+
+def test_ee_path_heading_says_how_far_the_hand_turned(pose_chunk):
+    """A wrist rotation in place was headed "travel 0.0 mm" and nothing else; the net turn start to end is named."""
+    b = get_embodiment("bridge")
+    turning = pose_chunk.copy()
+    turning[:, :3] = 0.0
+    fig = plots.ee_path_figure(turning, b.columns, units=b.units)  # 32 steps of 0.05 rad about z: 91.7°
+    assert "travel 0.0 mm; turned 91.7° start to end;" in fig.get_suptitle()
+
+
+@pytest.mark.parametrize("source, shown", [
+    ("runs/pick_lora/checkpoints/step-0000800", "ckpt pick_lora/step-0000800"),
+    ("/data/ckpts/tiny/", "ckpt tiny"),
+    ("shipped", "ckpt shipped"),
+    ("nvidia/Cosmos-Policy", "ckpt Cosmos-Policy"),
+])
+def test_every_figure_names_the_checkpoint_that_made_it(monkeypatch, tmp_path, joint_chunk, actions_json, source,
+                                                        shown):
+    """Two checkpoints' figures of one prompt had one heading ("policy · droid/joint_pos · ..."): side by side in a
+    comparison, which was which was in settings.json only."""
+    figures = _captured_figures(monkeypatch)
+    doc = actions_json("droid", joint_chunk)
+    doc["settings"].update(checkpoint=source, prompt="pick up the marker")
+    plots.plot_prediction(doc, tmp_path)
+    for fig in figures.values():
+        assert fig.get_suptitle().startswith(f'policy · droid/joint_pos · {shown} · "pick up the marker"')

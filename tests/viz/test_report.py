@@ -493,7 +493,11 @@ def test_each_video_in_a_report_says_what_it_shows(run_dir, actions_json, joint_
     monkeypatch.setattr(viz_video, "animate_actions", lambda *a, **k: labels.append(k["video_label"]) or a[4])
     main(["viz", str(run_dir)])
     main(["viz", str(run_dir), "--video", str(run_dir / "phone.mp4")])
-    assert labels == ["re-decoded input video", "video"]
+    # a recording of the robot is said to be one: "video" beside a chunk read as the model's
+    main(["viz", str(run_dir), "--video", str(run_dir / "phone.mp4"), "--video-label", "real robot (phone)"])
+    assert labels == ["re-decoded input video", "video", "real robot (phone)"]
+    assert main(["viz", str(run_dir), "--video-label", " "]) == 2 and labels == ["re-decoded input video", "video",
+                                                                                  "real robot (phone)"]
 
 
 def test_inverse_dynamics_rows_past_the_clip_are_marked_in_the_report(tmp_path, joint_chunk, actions_json, monkeypatch):
@@ -559,3 +563,61 @@ def test_a_field_logged_once_is_a_point_not_a_constant(tmp_path):
     titles = [ax.get_title(loc="left") for ax in fig.axes if ax.get_visible()]
     assert "loss_action_inverse_dynamics" in titles and "eval_success_rate" in titles
     assert fig.get_suptitle().endswith("3 records; constant: world_size = 1")
+
+
+def test_a_chunk_with_nan_names_where_in_viz_and_on_its_page(tmp_path, joint_chunk, actions_json, capsys):
+    """`viz` of a run whose model returned NaN said only "actions contain NaN or inf values", and its page was a
+    table with a "nan" among 256 cells and no word of why there were no plots."""
+    run = tmp_path / "run"
+    run.mkdir()
+    doc = actions_json("droid", joint_chunk)
+    doc["actions"][3][1] = doc["actions"][5][1] = doc["actions"][7][6] = None  # how actions.json stores NaN
+    (run / "actions.json").write_text(json.dumps(doc))
+    assert main(["viz", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert (f"actions file {str(run / 'actions.json')!r}: actions contain NaN or inf values: 3 of 256 values, in 2 "
+            "columns (joint_1, joint_6), first at row 3, column 'joint_1'") in err
+    assert not (run / "plots").exists()
+    page = report.write_report(run).read_text()
+    note = re.search(r"<p class=warn id=nonfinite-note>(.*?)</p>", page)
+    assert note and "3 of 256 values" in note.group(1) and "no plots can be drawn" in note.group(1)
+    assert page.count("<td class=bad>nan</td>") == 3
+
+
+def test_a_success_rate_curve_spans_zero_to_one(tmp_path):
+    """Autoscaled, evaluations at 0.25 and 0.5 filled the panel bottom to top, as if success had gone from none to
+    all; a rate is read against its whole range."""
+    lines = [{"step": s, "loss": 10.0 - s} for s in range(1, 9)]
+    lines += [{"step": 4, "eval_success_rate": 0.25}, {"step": 8, "eval_success_rate": 0.5}]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
+    fig, _ = report.log_curves_figure(tmp_path / "metrics.jsonl")
+    axes = {ax.get_title(loc="left"): ax for ax in fig.axes if ax.get_visible()}
+    low, high = axes["eval_success_rate"].get_ylim()
+    assert low <= 0 and 1 <= high < 1.1
+    assert axes["loss"].get_ylim()[1] > 9  # the other panels keep their own range
+
+
+def test_nan_in_a_training_log_is_named_and_marked_not_a_curve_that_just_ends(tmp_path):
+    """A log whose loss went NaN at step 30 drew a curve ending at step 29, as if the run had stopped there; an
+    `Infinity` among the values also decided the log scale. Each field names its NaN/inf points, marks them at their
+    steps, and scales on its finite values."""
+    lines = [{"step": s, "loss": 100.0 / s if s < 30 else float("nan") if s < 35 else float("inf"), "lr": 1e-4}
+             for s in range(1, 40)]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines))  # NaN, Infinity: as json
+    fig, _ = report.log_curves_figure(tmp_path / "metrics.jsonl")
+    (ax,) = [ax for ax in fig.axes if ax.get_visible()]
+    assert ax.get_title(loc="left") == "loss · NaN or inf at 10 points, first at step 30"  # 100/29 < 30x: linear
+    marks = [line for line in ax.lines if line.get_marker() == "x"]
+    assert len(marks) == 1 and list(marks[0].get_xdata()) == list(range(30, 40))
+    assert ax.get_xlim()[1] >= 39
+
+
+def test_a_predict_runs_summary_names_its_checkpoint(tmp_path, joint_chunk, actions_json):
+    """Which checkpoint made the chunk was only in the settings at the page's foot."""
+    run = tmp_path / "run"
+    run.mkdir()
+    doc = actions_json("droid", joint_chunk)
+    doc["settings"]["checkpoint"] = "runs/<b>lora/checkpoints/step-0000800"
+    (run / "actions.json").write_text(json.dumps(doc))
+    raw = report.write_report(run).read_text()
+    assert "<b>checkpoint</b><span>runs/&lt;b&gt;lora/checkpoints/step-0000800</span>" in raw

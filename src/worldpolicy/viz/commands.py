@@ -11,6 +11,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", help="ACTIONS.json or a run directory containing actions.json")
     p.add_argument("--out", default=None, help="output folder (default: <run dir>/plots)")
     p.add_argument("--video", default=None, help="video to animate beside the plot (default: <run dir>/rollout.mp4)")
+    p.add_argument("--video-label", default=None,
+                   help="caption of the video in the animation, e.g. 'real robot' (default: 'imagined video' for the "
+                        "run's rollout.mp4, 're-decoded input video' for inverse dynamics, 'video' for --video)")
     p.add_argument("--no-animation", action="store_true", help="write the PNG plots only")
     p.set_defaults(func=_viz)
 
@@ -28,10 +31,14 @@ def _viz(args: argparse.Namespace) -> int:
     from .report import REPORT_FILE, write_report
     from .run import resolve_actions_path, visualize
 
+    if args.video_label is not None and not args.video_label.strip():
+        raise ValueError(f"--video-label {args.video_label!r}: expected a caption, e.g. 'real robot' (leave it out for "
+                         "the default)")
     if args.out is not None:
         output_folder(args.out, "--out", create=False, writer="viz")  # made once the inputs have been read
 
-    for path in visualize(args.path, args.out, animate=not args.no_animation, video=args.video):
+    for path in visualize(args.path, args.out, animate=not args.no_animation, video=args.video,
+                          video_label=args.video_label):
         print(path)
     run_dir = resolve_actions_path(args.path).parent
     page = run_dir / REPORT_FILE

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import numbers
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -28,14 +28,17 @@ __all__ = [
     "PATH_UNITS",
     "POSE_COLUMNS",
     "action_timeseries_figure",
+    "checkpoint_name",
     "ee_path_figure",
     "ee_poses",
+    "figure_format",
     "figure_title",
     "gripper_closed_mask",
     "gripper_columns",
     "joints_figure",
     "load_actions_file",
     "model_space_note",
+    "nonfinite_summary",
     "path_unit",
     "plot_action_timeseries",
     "plot_ee_path",
@@ -45,6 +48,7 @@ __all__ = [
     "run_title",
     "save_figure",
     "step_markers",
+    "style_ticks",
 ]
 
 # Metres per unit of a translation column: paths are integrated in metres whatever a file was written in, like the
@@ -65,8 +69,10 @@ SHADE_COLOR = "#f4a582"
 # every figure of the run hatches them grey (a dashed grey path in 3-D), unlike the gripper's filled orange spans.
 PADDED_COLOR = "0.6"
 PADDED_HATCH = "//"
-SUCCESS_COLOR = "#2ca02c"
-FAILURE_COLOR = "#d62728"
+# Okabe-Ito bluish green and vermillion: tab10's green and red, as a deuteranope sees them, differ by a just-noticeable
+# step (CIELAB ΔE about 7), and the sim's success and failure bars are told apart by colour alone.
+SUCCESS_COLOR = "#009e73"
+FAILURE_COLOR = "#d55e00"
 # tab10 without its red: one colour per joint, none mistaken for the gripper (more joints repeat them dashed)
 SERIES_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 TITLE_FONTSIZE = 10
@@ -74,9 +80,18 @@ LABEL_FONTSIZE = 8
 TICK_FONTSIZE = 7
 LEGEND_FONTSIZE = 7
 DPI = 100
+FIGURE_FORMATS = ("png", "pdf", "svg")  # what save_figure writes, by the path's suffix
 MARKED_STEPS = 64  # series of up to this many points mark each one; a single point is marked larger, or nothing shows
 _TITLE_GAP_IN = 0.1  # from the figure's top edge to the title
 _TITLE_LINE_IN = 0.2  # one title line at TITLE_FONTSIZE
+
+
+def style_ticks(ax, **kwargs) -> None:
+    """Tick labels at TICK_FONTSIZE, and the axis' offset or scale ("1e7", "+1.23456e5") with them: `tick_params`
+    leaves it at matplotlib's 10 pt, larger than the labels it scales, in the gap above the axes."""
+    ax.tick_params(labelsize=TICK_FONTSIZE, **kwargs)
+    for axis in (ax.xaxis, ax.yaxis, *([ax.zaxis] if hasattr(ax, "zaxis") else [])):
+        axis.get_offset_text().set_fontsize(TICK_FONTSIZE)
 
 
 def _literal(text: str) -> str:
@@ -152,10 +167,22 @@ def _grid_margins(fig, nrows: int, ncols: int, left=0.8, right=0.2, top=0.45, bo
     )
 
 
+def figure_format(path: str | Path) -> str:
+    """The file format a figure path asks for, by its suffix (`FIGURE_FORMATS`): a PDF or SVG for a paper, where a
+    100-dpi PNG prints blurred. Every figure was written as PNG whatever the name, so `path.pdf` was a PNG."""
+    fmt = Path(path).suffix.lower().lstrip(".")
+    if fmt not in FIGURE_FORMATS:
+        raise ValueError(f"path={str(path)!r}: expected a file name ending in "
+                         f"{', '.join('.' + f for f in FIGURE_FORMATS)} (its suffix picks the format)")
+    return fmt
+
+
 def save_figure(fig, path: str | Path) -> Path:
-    """Write a figure as PNG atomically (temp file in the target folder, then os.replace)."""
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI)
+    """Write a figure atomically (temp file in the target folder, then os.replace) in the format its suffix names:
+    PNG at `DPI`, or vector PDF / SVG."""
+    fmt = figure_format(path)
+    with atomic_path(path, suffix=f".{fmt}") as tmp:
+        fig.savefig(tmp, format=fmt, dpi=DPI)
     return Path(path)
 
 
@@ -173,8 +200,19 @@ def _check_actions(
     if units is not None and len(units) != a.shape[1]:
         raise ValueError(f"units has {len(units)} entries but actions has {a.shape[1]} dimensions (shape {a.shape})")
     if not np.all(np.isfinite(a)):
-        raise ValueError("actions contain NaN or inf values")
+        raise ValueError(f"actions contain NaN or inf values: {nonfinite_summary(a, columns)}; nothing to plot")
     return a
+
+
+def nonfinite_summary(actions: np.ndarray, columns: Sequence[str]) -> str:
+    """Where a chunk's NaN or inf values are (how many, which columns, the first row): "actions contain NaN" left a
+    user searching a 57-column chunk for the one broken value."""
+    bad = ~np.isfinite(actions)
+    names = [str(c) for c in columns] + [f"#{i}" for i in range(len(columns), actions.shape[1])]  # a file's own
+    row, col = np.argwhere(bad)[0]
+    named = [name for name, column_bad in zip(names, bad.any(axis=0)) if column_bad]
+    return (f"{int(bad.sum())} of {bad.size} values, in {plural(len(named), 'column')} ({', '.join(named)}), "
+            f"first at row {row}, column {names[col]!r}")
 
 
 def _check_fps(fps: float, name: str = "fps") -> float:
@@ -185,7 +223,8 @@ def _check_fps(fps: float, name: str = "fps") -> float:
 
 def _require_path(path: str | Path | None, fn: str) -> Path:
     if path is None:
-        raise TypeError(f"{fn}: path is required (where to write the PNG)")
+        raise TypeError(f"{fn}: path is required (where to write the figure: .png, .pdf or .svg)")
+    figure_format(path)  # before the figure is drawn
     return Path(path)
 
 
@@ -389,7 +428,7 @@ def action_timeseries_figure(
         _shade_padded(ax, real_rows, a.shape[0], fps, label=i == 0)
         ax.plot(t, a[:, i], lw=1.4, color=GRIPPER_COLOR if is_gripper else LINE_COLOR, **step_markers(len(t)))
         ax.set_ylabel(axis_label(columns[i], units[i], ax), fontsize=LABEL_FONTSIZE)
-        ax.tick_params(labelsize=TICK_FONTSIZE)
+        style_ticks(ax)
         ax.grid(alpha=0.3)
         if is_gripper and units[i] != MODEL_SPACE_UNIT:
             _closed_threshold(ax, a[:, i])
@@ -495,7 +534,11 @@ def ee_path_figure(
     frame_len = half * 0.18
 
     fig = _new_figure(6.4, 5.6)
-    detail = f"{plural(len(poses) - 1, 'step')}, travel {travel * scale:.1f} {unit}; frames: x red, y green, z blue"
+    # the net turn: a wrist rotation in place read "travel 0.0 mm" and nothing else
+    relative = poses[0, :3, :3].T @ poses[-1, :3, :3]
+    turned = np.degrees(np.arccos(np.clip((np.trace(relative) - 1) / 2, -1.0, 1.0)))
+    detail = (f"{plural(len(poses) - 1, 'step')}, travel {travel * scale:.1f} {unit}; turned {turned:.1f}° start to "
+              "end; frames: x red, y green, z blue")
     # Deltas live in the end-effector frame: without an anchor the axes are the start pose's, whose z points down on
     # a Panda reaching for a table, so "up" in the plot is down in the room.
     detail += ("\naxes: the end-effector frame at the start (no anchor pose given)" if anchor is None
@@ -534,7 +577,7 @@ def ee_path_figure(
     ax.set_xlabel(f"x [{unit}]", fontsize=LABEL_FONTSIZE)
     ax.set_ylabel(f"y [{unit}]", fontsize=LABEL_FONTSIZE)
     ax.set_zlabel(f"z [{unit}]", fontsize=LABEL_FONTSIZE)
-    ax.tick_params(labelsize=TICK_FONTSIZE)
+    style_ticks(ax)
     ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper left")
     return fig
 
@@ -613,7 +656,7 @@ def joints_figure(
             axes[2].legend(fontsize=LEGEND_FONTSIZE, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.tick_params(labelsize=TICK_FONTSIZE)
+        style_ticks(ax)
     _time_axis(axes[0], a.shape[0], fps)  # the axes share x
     axes[-1].set_xlabel("time [s]", fontsize=LABEL_FONTSIZE)
     return fig
@@ -688,10 +731,23 @@ def gripper_columns(prediction: Mapping[str, Any], columns: Sequence[str]) -> li
 MAX_TITLE_PROMPT = 60
 
 
+def checkpoint_name(source: str) -> str:
+    """A checkpoint's short name for a heading: its folder's name, and for a training run's `checkpoints/step-N` the
+    run's too (`pick_lora/step-0000800`: every run's steps share the names); `shipped` and hub ids' last part."""
+    path = PurePosixPath(str(source).replace("\\", "/").rstrip("/"))
+    if path.name.startswith("step-") and path.parent.name == "checkpoints" and path.parent.parent.name:
+        return f"{path.parent.parent.name}/{path.name}"
+    return path.name or str(source)
+
+
 def run_title(prediction: Mapping[str, Any]) -> str:
-    """Which run a figure shows: `mode · embodiment · "prompt"` (a long prompt cut with an ellipsis)."""
+    """Which run a figure shows: `mode · embodiment · ckpt NAME · "prompt"` (the checkpoint when the settings name it:
+    two checkpoints' figures of one prompt had one heading; a long prompt cut with an ellipsis)."""
     name = f"{prediction.get('mode', 'actions')} · {prediction.get('embodiment', '?')}"
     settings = prediction.get("settings")
+    checkpoint = settings.get("checkpoint") if isinstance(settings, Mapping) else None
+    if isinstance(checkpoint, str) and checkpoint.strip():
+        name += f" · ckpt {checkpoint_name(checkpoint)}"
     prompt = settings.get("prompt") if isinstance(settings, Mapping) else None
     if isinstance(prompt, str) and prompt.strip():
         prompt = " ".join(prompt.split())

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..fileio import write_bytes_atomic
 from ..results import actions_from_json
-from .plots import model_space_note, padded_label, plural, real_rows_of
+from .plots import model_space_note, nonfinite_summary, padded_label, plural, real_rows_of
 from .run import ANIMATION_FILE, ROLLOUT_VIDEO, describe_rollout_video
 
 __all__ = ["MAX_EMBED_VIDEOS_TOTAL_BYTES", "MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html",
@@ -70,7 +70,8 @@ table{border-collapse:collapse;font-size:12px;font-variant-numeric:tabular-nums}
 td,th{border:1px solid #e1e4ea;padding:3px 7px;text-align:right}th{background:#f0f2f5}td.k,th.k{text-align:left}
 tr.padded td{color:#8a8f9c;background:repeating-linear-gradient(135deg,#fff 0 6px,#eceef2 6px 8px)}
 pre{background:#f0f2f5;padding:10px;border-radius:6px;overflow:auto;font-size:12px;max-height:420px}
-video{min-width:320px}a{color:#2457c5}.muted{color:#6b7385;font-size:12px}
+video{min-width:320px}a{color:#2457c5}.muted{color:#6b7385;font-size:12px}.warn{color:#a4262c;font-size:13px}
+td.bad{color:#a4262c;font-weight:600}
 """
 
 # Fills each video's caption with what the browser decoded (size, duration), so a broken file is visible at a glance.
@@ -233,9 +234,11 @@ def _summary_cards(actions: Mapping[str, Any]) -> str:
     real_rows = real_rows_of(actions)
     settings = actions.get("settings")
     prompt = settings.get("prompt") if isinstance(settings, Mapping) else None
+    checkpoint = settings.get("checkpoint") if isinstance(settings, Mapping) else None
     cards = [
         ("mode", actions.get("mode")),
         ("embodiment", actions.get("embodiment")),
+        *([("checkpoint", checkpoint)] if isinstance(checkpoint, str) and checkpoint.strip() else []),
         *([("prompt", prompt)] if isinstance(prompt, str) and prompt.strip() else []),
         ("chunk", f"{actions.get('chunk_size', len(actions.get('actions', [])))} steps"),
         ("action dim", len(actions.get("columns", []))),
@@ -307,6 +310,10 @@ def _action_table(actions: Mapping[str, Any]) -> str:
         f"<p class=muted id=padded-note>Hatched: {_esc(padded_label(real_rows, len(values)))}. The clip had "
         f"{real_rows + 1} frames, fewer than chunk_size + 1 = {len(values) + 1}; row i takes frame i to frame i + 1, "
         f"so only the first {real_rows} rows explain motion in it (settings.real_rows = {real_rows}).</p>")
+    if values.ndim == 2 and values.size and not np.isfinite(values).all():  # a table of "nan" said nothing of why
+        note += (f"<p class=warn id=nonfinite-note>NaN or inf: {_esc(nonfinite_summary(values, cols))}: no plots "
+                 "can be drawn of this chunk (predict keeps a model's NaN output for inspection: a broken checkpoint, "
+                 "or float16 overflow).</p>")
     head = (
         "<tr><th>step</th><th>t [s]</th>"
         + "".join(f"<th>{_esc(c)} [{_esc(u)}]</th>" for c, u in zip(cols, units))
@@ -314,7 +321,7 @@ def _action_table(actions: Mapping[str, Any]) -> str:
     )
     body = "".join(
         f"<tr{' class=padded' if real_rows is not None and i >= real_rows else ''}><td>{i}</td><td>{i / fps:.3f}</td>"
-        + "".join(f"<td>{v:.5g}</td>" for v in row) + "</tr>"
+        + "".join(f"<td>{v:.5g}</td>" if np.isfinite(v) else f"<td class=bad>{v:.5g}</td>" for v in row) + "</tr>"
         for i, row in enumerate(values[:MAX_TABLE_ROWS])
     )
     more = f"<p class=muted>first {MAX_TABLE_ROWS} of {len(values)} rows</p>" if len(values) > MAX_TABLE_ROWS else ""
@@ -351,14 +358,16 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
     from matplotlib.ticker import MaxNLocator
 
     from .plots import (
+        FAILURE_COLOR,
         LABEL_FONTSIZE,
         LINE_COLOR,
-        TICK_FONTSIZE,
         _grid_margins,
+        _literal,
         _new_figure,
         figure_title,
         plural,
         step_markers,
+        style_ticks,
     )
 
     records, has_step = 0, False
@@ -401,12 +410,21 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
         x, y = zip(*points[key])
         ax.plot(x, y, lw=1.2, color=LINE_COLOR, **step_markers(len(x)))
         name = key
-        if "loss" in key and min(y) > 0 and max(y) / min(y) > LOG_SCALE_SPAN:
+        finite = [v for v in y if np.isfinite(v)] or [0.0]
+        bad = [at for at, v in zip(x, y) if not np.isfinite(v)]
+        if "loss" in key and min(finite) > 0 and max(finite) / min(finite) > LOG_SCALE_SPAN:
             ax.set_yscale("log")
             name += " (log scale)"
-        ax.set_title(name, loc="left", fontsize=LABEL_FONTSIZE)
+        elif key.endswith("success_rate") and 0 <= min(finite) and max(finite) <= 1:
+            # on its whole range: autoscaled, one more success in 4 episodes (0.25 to 0.5) filled the panel
+            ax.set_ylim(-0.03, 1.03)
+        if bad:  # a diverged run's NaN draws nothing: its curve just ended, as if the run had stopped there
+            ax.plot(bad, [0.95] * len(bad), ls="none", marker="x", ms=4, color=FAILURE_COLOR,
+                    transform=ax.get_xaxis_transform())  # at each step along the top of the panel
+            name += f" · NaN or inf at {plural(len(bad), 'point')}, first at {'step' if has_step else 'record'} {bad[0]}"
+        ax.set_title(_literal(name), loc="left", fontsize=LABEL_FONTSIZE, **({"color": FAILURE_COLOR} if bad else {}))
         ax.grid(alpha=0.3)
-        ax.tick_params(which="both", labelsize=TICK_FONTSIZE)  # a log axis labels minor ticks too
+        style_ticks(ax, which="both")  # a log axis labels minor ticks too
     for ax in axes[len(shown):]:
         ax.set_visible(False)
     for ax in axes[max(0, len(shown) - ncols) : len(shown)]:

@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .plots import _check_fps, gripper_columns, load_actions_file, plot_prediction, real_rows_of, run_title
+from .plots import (
+    _check_actions,
+    _check_fps,
+    gripper_columns,
+    load_actions_file,
+    plot_prediction,
+    real_rows_of,
+    run_title,
+)
 
 if TYPE_CHECKING:
     from ..results import Prediction
@@ -112,18 +120,30 @@ def resolve_actions_path(path: str | Path) -> Path:
 
 
 def visualize(
-    path: str | Path, out_dir: str | Path | None = None, animate: bool = True, video: str | Path | None = None
+    path: str | Path,
+    out_dir: str | Path | None = None,
+    animate: bool = True,
+    video: str | Path | None = None,
+    video_label: str | None = None,
 ) -> list[Path]:
     """Plots for an actions file (into `out_dir`, default `<its folder>/plots`), and `animation.mp4`.
 
     The animation puts a playhead on the time series beside `video` (default: `rollout.mp4` next to the actions
-    file, if present); without any video it animates the plot alone.
+    file, if present); without any video it animates the plot alone. `video_label` captions the video (default: what
+    the run's rollout.mp4 shows, `describe_rollout_video`, or "video" for another one: say "real robot" for a
+    recording, so it is not taken for the model's imagined clip).
     """
+    if video_label is not None and not (isinstance(video_label, str) and video_label.strip()):
+        raise ValueError(f"video_label={video_label!r}: expected a caption, e.g. 'real robot', or None for the default")
     from ..processing.video import iter_video, read_video
     from .video import animate_actions
 
     actions_path = resolve_actions_path(path)
     prediction = load_actions_file(actions_path)
+    try:  # the file's values (a run whose model returned NaN keeps them): say which file, before anything is read
+        _check_actions(prediction["actions"], prediction["columns"], prediction["units"])
+    except ValueError as exc:
+        raise ValueError(f"actions file {str(actions_path)!r}: {exc}") from None
     run_dir = actions_path.parent
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "plots"
     video_path = Path(video) if video is not None else run_dir / ROLLOUT_VIDEO
@@ -145,7 +165,8 @@ def visualize(
                 video=frames,
                 video_fps=video_fps,
                 title=run_title(prediction),
-                video_label=describe_rollout_video(prediction.get("mode"))[0] if video is None else "video",
+                video_label=video_label if video_label is not None
+                else describe_rollout_video(prediction.get("mode"))[0] if video is None else "video",
                 real_rows=real_rows_of(prediction),
             )
         )
