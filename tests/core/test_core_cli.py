@@ -68,6 +68,12 @@ def test_predict_says_once_how_an_actions_file_is_read(tiny_checkpoint, image_fi
     assert err.count(f"actions file {str(path)!r}: 5 rows given, repeating the last row") == 1, err
 
 
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -97,6 +103,9 @@ def test_predict_says_once_how_an_actions_file_is_read(tiny_checkpoint, image_fi
          "(given '0,0,0,nan,0,0,0,inf'); accepted: finite numbers")),
         (["--dtype", "half"], ("error: --dtype='half' is not supported; accepted: float32, fp32, bfloat16, bf16, "
                                "float16, fp16 (in any case)")),
+        # it told a command-line user to "use device='cpu'", a Python parameter
+        pytest.param(["--device", "cuda"], "cuda is not available here; run on the CPU: device='cpu' (on the command "
+                     "line, --device cpu)", marks=pytest.mark.skipif(_cuda(), reason="CUDA is available here")),
     ],
 )
 def test_predict_bad_input_is_one_clear_line(tiny_checkpoint, image_file, tmp_path, capsys, monkeypatch, extra,
