@@ -149,12 +149,13 @@ def _progress(desc: str):
 
 def _checked_out(out: Path, inputs: dict[str, Path | None]) -> Path:
     """--out, created now (a bad folder fails before any work), never a folder of another kind (a checkpoint, a dataset,
-    another command's run), and never one of this run's own inputs' places."""
+    another command's run) or one whose subfolders hold runs (the demo's), and never one of this run's own inputs'
+    places."""
     from .cli import UsageError
     from .fileio import output_folder
     from .viz.run import RUN_OUTPUTS
 
-    output_folder(out, "--out", create=False, writer="predict")
+    output_folder(out, "--out", create=False, writer="predict", not_over_runs=True)
     for flag, path in inputs.items():
         if path is None:
             continue

@@ -215,10 +215,28 @@ def folder_kind(path: str | Path) -> tuple[FolderKind, str] | None:
     return None
 
 
-def refuse_foreign_folder(path: str | Path, flag: str, writer: str | Collection[str]) -> None:
+def runs_inside(path: str | Path) -> list[tuple[Path, FolderKind, str]]:
+    """The runs (folders a command writes) directly under `path`, each with its kind and marker: `runs/demo`'s
+    `policy/` and `sim/`. Hidden folders (a staging `.NAME.*`) are not looked at."""
+    path = Path(path)
+    if not path.is_dir():
+        return []
+    found = []
+    for sub in sorted(path.iterdir()):
+        if sub.is_dir() and not sub.name.startswith("."):
+            kind = folder_kind(sub)
+            if kind is not None and kind[0].writer is not None:
+                found.append((sub, *kind))
+    return found
+
+
+def refuse_foreign_folder(path: str | Path, flag: str, writer: str | Collection[str], *,
+                          not_over_runs: bool = False) -> None:
     """Refuse an output folder that holds another kind of thing than `writer` writes, or lies inside a checkpoint or
     dataset: the run would mix its files with theirs and replace some (an index.html, a settings.json). A new or
-    empty folder, one of no known kind, and an earlier run of the same command are accepted."""
+    empty folder, one of no known kind, and an earlier run of the same command are accepted. `not_over_runs`: also
+    refuse a folder of no known kind whose subfolders hold runs (the demo's `runs/demo`, a folder of sim runs), for a
+    command that writes its files at the folder's top, in among those runs."""
     accepted = {writer} if isinstance(writer, str) else set(writer)
     path = Path(path)
     for parent in Path(os.path.abspath(path)).parents:  # a checkpoint's transformer/; `..` collapsed (ckpt/../out)
@@ -235,12 +253,21 @@ def refuse_foreign_folder(path: str | Path, flag: str, writer: str | Collection[
         fix = f"choose another {flag}" + (" (a new or empty folder)" if len(accepted) == 1 else "")
         raise ValueError(f"{flag}: {str(path)!r} holds {kind.what} ({marker}), not {expected}; writing there would "
                          f"mix this run's files into it and could replace some of its own: {fix}")
+    if found is None and not_over_runs and (inside := runs_inside(path)):
+        held = "; ".join(f"{str(sub)!r}: {kind.what} ({marker})" for sub, kind, marker in inside[:3])
+        more = f" and {len(inside) - 3} more" if len(inside) > 3 else ""
+        own = [str(sub) for sub, kind, _ in inside if kind.writer in accepted]
+        rerun = f", or {own[0]!r} itself to rerun into that run" if own else ""
+        raise ValueError(f"{flag}: {str(path)!r} holds other runs in its subfolders ({held}{more}); this run's files "
+                         f"would be mixed in among them: choose another {flag} (a new or empty folder{rerun})")
 
 
-def output_folder(path: str | Path, flag: str, create: bool = True, writer: str | None = None) -> Path:
+def output_folder(path: str | Path, flag: str, create: bool = True, writer: str | None = None, *,
+                  not_over_runs: bool = False) -> Path:
     """A command's output folder, checked before any work starts and named by its flag in errors; with `writer`, one
-    that holds another kind of thing is refused (`refuse_foreign_folder`); with `create`, made now, so one that cannot
-    be made fails here rather than after a model has loaded."""
+    that holds another kind of thing (with `not_over_runs`, or other runs in its subfolders) is refused
+    (`refuse_foreign_folder`); with `create`, made now, so one that cannot be made fails here rather than after a
+    model has loaded."""
     path = Path(path)
     blocking = file_in_the_way(path)
     if blocking == path:
@@ -248,7 +275,7 @@ def output_folder(path: str | Path, flag: str, create: bool = True, writer: str 
     if blocking is not None:
         raise ValueError(f"{flag}: {str(path)!r} is under {str(blocking)!r}, which is a file")
     if writer is not None:
-        refuse_foreign_folder(path, flag, writer)
+        refuse_foreign_folder(path, flag, writer, not_over_runs=not_over_runs)
     if create:
         try:
             make_folder(path)

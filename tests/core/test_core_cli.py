@@ -553,6 +553,24 @@ def test_demo_refuses_an_out_where_its_runs_do_not_belong_before_loading(tmp_pat
     assert "which is a file" in capsys.readouterr().err
 
 
+def test_predict_refuses_the_demos_folder_as_its_out(tiny_checkpoint, image_file, tmp_path, capsys, monkeypatch):
+    """`predict --out runs/demo` wrote a predict run's files in among the demo's runs (its policy/, sim/...): refused
+    before loading, naming --out, what the folder holds and the way out; a rerun into one of its runs is taken."""
+    import worldpolicy
+
+    monkeypatch.setattr(worldpolicy, "load_policy", lambda *a, **k: pytest.fail("weights loaded"))
+    demo = tmp_path / "demo"
+    for sub, marker in (("policy", "actions.json"), ("sim", "report.json")):
+        (demo / sub).mkdir(parents=True)
+        (demo / sub / marker).write_text("{}")
+    argv = ["predict", "--checkpoint", str(tiny_checkpoint), "--image", str(image_file), "--prompt", "x"]
+    assert main([*argv, "--out", str(demo)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out: {str(demo)!r} holds other runs in its subfolders" in err and "a sim run (report.json)" in err, err
+    assert "choose another --out (a new or empty folder" in err and "Traceback" not in err
+    assert sorted(p.name for p in demo.iterdir()) == ["policy", "sim"]
+
+
 def test_predict_checks_frame_size_and_count_before_loading(tiny_checkpoint, tmp_path, capsys, monkeypatch):
     """A 7x5 image and a one-frame clip for inverse dynamics used to fail only after the weights had loaded."""
     from PIL import Image
