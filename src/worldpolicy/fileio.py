@@ -176,6 +176,16 @@ def file_in_the_way(path: str | Path) -> Path | None:
     return next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
 
 
+# The names that mark what a folder holds (`FOLDER_KINDS`), defined here, the lowest layer, so the modules that write
+# or read them (engine.loading, policy, the trainer, viz) import the one spelling rather than repeat it.
+MODEL_INDEX_FILE = "model_index.json"  # a diffusers-format checkpoint's index of its parts
+BASE_FILE = "base_model.json"  # marks an adapter checkpoint: the base it applies to and samples of the base's weights
+TRAINER_STATE_FILE = "trainer_state.json"  # the run's step and config (its objectives), in each checkpoint it saves
+CHECKPOINT_GLOB = "checkpoints/step-*"  # a training run's saved checkpoints (`Trainer._save`), one folder per step
+METRICS_FILE = "metrics.jsonl"  # a training run's log: one line of losses (and evaluations) per step
+ACTIONS_FILE = "actions.json"  # a predict run's actions (docs/actions-schema.md)
+
+
 @dataclass(frozen=True)
 class FolderKind:
     """A kind of thing a folder can hold, told by names (glob patterns) under it, any one marker enough: names only
@@ -190,13 +200,13 @@ class FolderKind:
 # The one place that says which kind of thing a folder holds: each command's output folder is checked against it,
 # so a run never lands in a checkpoint, a dataset or another command's run (mixing their files, replacing some).
 FOLDER_KINDS: tuple[FolderKind, ...] = (
-    FolderKind("a diffusers checkpoint", None, ("model_index.json",)),
-    FolderKind("a LoRA adapter checkpoint", None, ("base_model.json",)),
+    FolderKind("a diffusers checkpoint", None, (MODEL_INDEX_FILE,)),
+    FolderKind("a LoRA adapter checkpoint", None, (BASE_FILE,)),
     FolderKind("a LeRobot dataset", None, ("meta/info.json",)),
-    FolderKind("a training run", "train", ("metrics.jsonl", "checkpoints/step-*/trainer_state.json")),
+    FolderKind("a training run", "train", (METRICS_FILE, f"{CHECKPOINT_GLOB}/{TRAINER_STATE_FILE}")),
     FolderKind("a from-scratch recipe run", "recipe", ("summary.json",)),
     FolderKind("a sim run", "sim", ("report.json",)),
-    FolderKind("a predict run", "predict", ("actions.json",)),
+    FolderKind("a predict run", "predict", (ACTIONS_FILE,)),
     FolderKind("a dataset frame's predict inputs", "dataset frame", ("dataset_frame.json",)),
     FolderKind("viz plots", "viz", ("animation.mp4", "actions.png")),
 )

@@ -31,6 +31,7 @@ from .embodiments import (
     list_embodiments,
     read_spec_file,
 )
+from .fileio import TRAINER_STATE_FILE
 from .logcapture import request_index
 from .processing.actions import (
     ACTION_SPACES,
@@ -152,7 +153,6 @@ def start_row(mode: str) -> int:
 
 
 EMBODIMENT_FILE = "embodiment.json"  # a checkpoint's own embodiment, written by `worldpolicy train`
-TRAINER_STATE_FILE = "trainer_state.json"  # the run's step and config (its objectives), in each checkpoint it saves
 
 
 def check_seed(seed: Any) -> int:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..fileio import write_bytes_atomic
+from ..fileio import ACTIONS_FILE, write_bytes_atomic
 from ..results import actions_from_json
 from .plots import model_space_note, nonfinite_summary, padded_label, plural, real_rows_of
 from .run import ANIMATION_FILE, ROLLOUT_VIDEO, describe_rollout_video
@@ -501,9 +501,9 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
     notes: list[str] = []
 
     actions = None
-    if (run_dir / "actions.json").is_file():
+    if (run_dir / ACTIONS_FILE).is_file():
         try:
-            actions = _read_json(run_dir / "actions.json")
+            actions = _read_json(run_dir / ACTIONS_FILE)
         except ValueError as exc:
             notes.append(f"actions.json could not be read: {exc}")
     metrics = None

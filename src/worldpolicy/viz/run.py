@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..fileio import ACTIONS_FILE
 from .plots import (
     _check_actions,
     _check_fps,
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 __all__ = ["ACTIONS_FILE", "ANIMATION_FILE", "PLOT_FILES", "ROLLOUT_VIDEO", "RUN_OUTPUTS", "describe_rollout_video",
            "resolve_actions_path", "visualize", "write_run"]
 
-ACTIONS_FILE = "actions.json"
 ROLLOUT_VIDEO = "rollout.mp4"  # the model's clip a predict run writes (`describe_rollout_video` says what it shows)
 ANIMATION_FILE = "animation.mp4"
 PLOT_FILES = ("actions.png", "ee_path*.png", "joints.png", ANIMATION_FILE)  # what `visualize` may write in its folder
