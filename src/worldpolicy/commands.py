@@ -428,13 +428,15 @@ def _print_rerun(images: dict[str, Path], out: Path, task: str, runs: dict) -> N
     the same pixels and actions, inverse dynamics on the rollout.mp4 the demo's own run explained."""
     import shlex
 
+    from .viz.run import ACTIONS_FILE, ROLLOUT_VIDEO
+
     cams = " ".join(f"--camera {shlex.quote(f'{key}={path}')}" for key, path in images.items())
     common = f"worldpolicy predict --checkpoint shipped --prompt {shlex.quote(task)}"
     fd, inverse = runs["forward_dynamics"], runs["inverse_dynamics"]
     print("the same from the command line (new --out folders):\n"
           f"  {common} --mode forward_dynamics {cams} "
-          f"--actions {shlex.quote(str(out / 'policy' / 'actions.json'))} --seed {fd.settings['seed']} --out runs/fd\n"
-          f"  {common} --mode inverse_dynamics --video {shlex.quote(str(out / 'forward_dynamics' / 'rollout.mp4'))} "
+          f"--actions {shlex.quote(str(out / 'policy' / ACTIONS_FILE))} --seed {fd.settings['seed']} --out runs/fd\n"
+          f"  {common} --mode inverse_dynamics --video {shlex.quote(str(out / 'forward_dynamics' / ROLLOUT_VIDEO))} "
           f"--seed {inverse.settings['seed']} --out runs/id")
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 
 from .embodiments import (
+    EMBODIMENT_FILE,
     SPEC_FILE_SUFFIX,
     Embodiment,
     check_chunk_size,
@@ -152,7 +153,6 @@ def start_row(mode: str) -> int:
     return 0 if mode == "inverse_dynamics" else -1
 
 
-EMBODIMENT_FILE = "embodiment.json"  # a checkpoint's own embodiment, written by `worldpolicy train`
 
 
 def check_seed(seed: Any) -> int:

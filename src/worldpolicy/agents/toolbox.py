@@ -578,13 +578,15 @@ class Toolbox:
 
     @staticmethod
     def _run_files(run_dir: Path) -> dict[str, Any]:
+        from ..viz.run import ROLLOUT_VIDEO, SETTINGS_FILE  # loaded already: the run was just written
+
         def opt(name: str) -> str | None:
             return str(run_dir / name) if (run_dir / name).is_file() else None
 
         return {
             "actions": opt(ACTIONS_FILE),
-            "settings": opt("settings.json"),
-            "video": opt("rollout.mp4"),
+            "settings": opt(SETTINGS_FILE),
+            "video": opt(ROLLOUT_VIDEO),
             "report": opt("index.html"),
             "plots": sorted(str(p) for p in (run_dir / "plots").glob("*.png")),
         }

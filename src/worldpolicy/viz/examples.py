@@ -17,7 +17,7 @@ from ..processing.video import write_video
 from ..results import ACTIONS_SCHEMA
 from ..robot.se3 import matrix_to_rot6d
 from .report import write_report
-from .run import visualize
+from .run import ROLLOUT_VIDEO, SETTINGS_FILE, visualize
 
 __all__ = ["bridge_chunk", "droid_chunk", "synthetic_rollout", "write_example_runs"]
 
@@ -79,8 +79,8 @@ def _write_run(run: Path, embodiment: str, actions: np.ndarray, prompt: str) -> 
         "settings": {"prompt": prompt, "synthetic": True},
     }
     write_json_atomic(run / ACTIONS_FILE, doc)
-    write_json_atomic(run / "settings.json", {"command": "predict", "prompt": prompt, "synthetic": True})
-    write_video(run / "rollout.mp4", synthetic_rollout(actions.shape[0] + 1), e.fps)
+    write_json_atomic(run / SETTINGS_FILE, {"command": "predict", "prompt": prompt, "synthetic": True})
+    write_video(run / ROLLOUT_VIDEO, synthetic_rollout(actions.shape[0] + 1), e.fps)
     visualize(run)
     write_report(run, title=f"example {e.key} run (synthetic actions)")
     return run
