@@ -149,12 +149,13 @@ def _progress(desc: str):
 
 def _checked_out(out: Path, inputs: dict[str, Path | None]) -> Path:
     """--out, created now (a bad folder fails before any work), never a folder of another kind (a checkpoint, a dataset,
-    another command's run), and never one of this run's own inputs' places."""
+    another command's run) or one whose subfolders hold runs (the demo's), and never one of this run's own inputs'
+    places."""
     from .cli import UsageError
     from .fileio import output_folder
     from .viz.run import RUN_OUTPUTS
 
-    output_folder(out, "--out", create=False, writer="predict")
+    output_folder(out, "--out", create=False, writer="predict", not_over_runs=True)
     for flag, path in inputs.items():
         if path is None:
             continue
@@ -427,13 +428,15 @@ def _print_rerun(images: dict[str, Path], out: Path, task: str, runs: dict) -> N
     the same pixels and actions, inverse dynamics on the rollout.mp4 the demo's own run explained."""
     import shlex
 
+    from .viz.run import ACTIONS_FILE, ROLLOUT_VIDEO
+
     cams = " ".join(f"--camera {shlex.quote(f'{key}={path}')}" for key, path in images.items())
     common = f"worldpolicy predict --checkpoint shipped --prompt {shlex.quote(task)}"
     fd, inverse = runs["forward_dynamics"], runs["inverse_dynamics"]
     print("the same from the command line (new --out folders):\n"
           f"  {common} --mode forward_dynamics {cams} "
-          f"--actions {shlex.quote(str(out / 'policy' / 'actions.json'))} --seed {fd.settings['seed']} --out runs/fd\n"
-          f"  {common} --mode inverse_dynamics --video {shlex.quote(str(out / 'forward_dynamics' / 'rollout.mp4'))} "
+          f"--actions {shlex.quote(str(out / 'policy' / ACTIONS_FILE))} --seed {fd.settings['seed']} --out runs/fd\n"
+          f"  {common} --mode inverse_dynamics --video {shlex.quote(str(out / 'forward_dynamics' / ROLLOUT_VIDEO))} "
           f"--seed {inverse.settings['seed']} --out runs/id")
 
 

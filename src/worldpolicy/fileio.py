@@ -176,6 +176,16 @@ def file_in_the_way(path: str | Path) -> Path | None:
     return next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
 
 
+# The names that mark what a folder holds (`FOLDER_KINDS`), defined here, the lowest layer, so the modules that write
+# or read them (engine.loading, policy, the trainer, viz) import the one spelling rather than repeat it.
+MODEL_INDEX_FILE = "model_index.json"  # a diffusers-format checkpoint's index of its parts
+BASE_FILE = "base_model.json"  # marks an adapter checkpoint: the base it applies to and samples of the base's weights
+TRAINER_STATE_FILE = "trainer_state.json"  # the run's step and config (its objectives), in each checkpoint it saves
+CHECKPOINT_GLOB = "checkpoints/step-*"  # a training run's saved checkpoints (`Trainer._save`), one folder per step
+METRICS_FILE = "metrics.jsonl"  # a training run's log: one line of losses (and evaluations) per step
+ACTIONS_FILE = "actions.json"  # a predict run's actions (docs/actions-schema.md)
+
+
 @dataclass(frozen=True)
 class FolderKind:
     """A kind of thing a folder can hold, told by names (glob patterns) under it, any one marker enough: names only
@@ -190,13 +200,13 @@ class FolderKind:
 # The one place that says which kind of thing a folder holds: each command's output folder is checked against it,
 # so a run never lands in a checkpoint, a dataset or another command's run (mixing their files, replacing some).
 FOLDER_KINDS: tuple[FolderKind, ...] = (
-    FolderKind("a diffusers checkpoint", None, ("model_index.json",)),
-    FolderKind("a LoRA adapter checkpoint", None, ("base_model.json",)),
+    FolderKind("a diffusers checkpoint", None, (MODEL_INDEX_FILE,)),
+    FolderKind("a LoRA adapter checkpoint", None, (BASE_FILE,)),
     FolderKind("a LeRobot dataset", None, ("meta/info.json",)),
-    FolderKind("a training run", "train", ("metrics.jsonl", "checkpoints/step-*/trainer_state.json")),
+    FolderKind("a training run", "train", (METRICS_FILE, f"{CHECKPOINT_GLOB}/{TRAINER_STATE_FILE}")),
     FolderKind("a from-scratch recipe run", "recipe", ("summary.json",)),
     FolderKind("a sim run", "sim", ("report.json",)),
-    FolderKind("a predict run", "predict", ("actions.json",)),
+    FolderKind("a predict run", "predict", (ACTIONS_FILE,)),
     FolderKind("a dataset frame's predict inputs", "dataset frame", ("dataset_frame.json",)),
     FolderKind("viz plots", "viz", ("animation.mp4", "actions.png")),
 )
@@ -215,10 +225,28 @@ def folder_kind(path: str | Path) -> tuple[FolderKind, str] | None:
     return None
 
 
-def refuse_foreign_folder(path: str | Path, flag: str, writer: str | Collection[str]) -> None:
+def runs_inside(path: str | Path) -> list[tuple[Path, FolderKind, str]]:
+    """The runs (folders a command writes) directly under `path`, each with its kind and marker: `runs/demo`'s
+    `policy/` and `sim/`. Hidden folders (a staging `.NAME.*`) are not looked at."""
+    path = Path(path)
+    if not path.is_dir():
+        return []
+    found = []
+    for sub in sorted(path.iterdir()):
+        if sub.is_dir() and not sub.name.startswith("."):
+            kind = folder_kind(sub)
+            if kind is not None and kind[0].writer is not None:
+                found.append((sub, *kind))
+    return found
+
+
+def refuse_foreign_folder(path: str | Path, flag: str, writer: str | Collection[str], *,
+                          not_over_runs: bool = False) -> None:
     """Refuse an output folder that holds another kind of thing than `writer` writes, or lies inside a checkpoint or
     dataset: the run would mix its files with theirs and replace some (an index.html, a settings.json). A new or
-    empty folder, one of no known kind, and an earlier run of the same command are accepted."""
+    empty folder, one of no known kind, and an earlier run of the same command are accepted. `not_over_runs`: also
+    refuse a folder of no known kind whose subfolders hold runs (the demo's `runs/demo`, a folder of sim runs), for a
+    command that writes its files at the folder's top, in among those runs."""
     accepted = {writer} if isinstance(writer, str) else set(writer)
     path = Path(path)
     for parent in Path(os.path.abspath(path)).parents:  # a checkpoint's transformer/; `..` collapsed (ckpt/../out)
@@ -235,12 +263,21 @@ def refuse_foreign_folder(path: str | Path, flag: str, writer: str | Collection[
         fix = f"choose another {flag}" + (" (a new or empty folder)" if len(accepted) == 1 else "")
         raise ValueError(f"{flag}: {str(path)!r} holds {kind.what} ({marker}), not {expected}; writing there would "
                          f"mix this run's files into it and could replace some of its own: {fix}")
+    if found is None and not_over_runs and (inside := runs_inside(path)):
+        held = "; ".join(f"{str(sub)!r}: {kind.what} ({marker})" for sub, kind, marker in inside[:3])
+        more = f" and {len(inside) - 3} more" if len(inside) > 3 else ""
+        own = [str(sub) for sub, kind, _ in inside if kind.writer in accepted]
+        rerun = f", or {own[0]!r} itself to rerun into that run" if own else ""
+        raise ValueError(f"{flag}: {str(path)!r} holds other runs in its subfolders ({held}{more}); this run's files "
+                         f"would be mixed in among them: choose another {flag} (a new or empty folder{rerun})")
 
 
-def output_folder(path: str | Path, flag: str, create: bool = True, writer: str | None = None) -> Path:
+def output_folder(path: str | Path, flag: str, create: bool = True, writer: str | None = None, *,
+                  not_over_runs: bool = False) -> Path:
     """A command's output folder, checked before any work starts and named by its flag in errors; with `writer`, one
-    that holds another kind of thing is refused (`refuse_foreign_folder`); with `create`, made now, so one that cannot
-    be made fails here rather than after a model has loaded."""
+    that holds another kind of thing (with `not_over_runs`, or other runs in its subfolders) is refused
+    (`refuse_foreign_folder`); with `create`, made now, so one that cannot be made fails here rather than after a
+    model has loaded."""
     path = Path(path)
     blocking = file_in_the_way(path)
     if blocking == path:
@@ -248,7 +285,7 @@ def output_folder(path: str | Path, flag: str, create: bool = True, writer: str 
     if blocking is not None:
         raise ValueError(f"{flag}: {str(path)!r} is under {str(blocking)!r}, which is a file")
     if writer is not None:
-        refuse_foreign_folder(path, flag, writer)
+        refuse_foreign_folder(path, flag, writer, not_over_runs=not_over_runs)
     if create:
         try:
             make_folder(path)

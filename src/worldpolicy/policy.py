@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 
 from .embodiments import (
+    EMBODIMENT_FILE,
     SPEC_FILE_SUFFIX,
     Embodiment,
     check_chunk_size,
@@ -31,6 +32,7 @@ from .embodiments import (
     list_embodiments,
     read_spec_file,
 )
+from .fileio import TRAINER_STATE_FILE
 from .logcapture import request_index
 from .processing.actions import (
     ACTION_SPACES,
@@ -151,8 +153,6 @@ def start_row(mode: str) -> int:
     return 0 if mode == "inverse_dynamics" else -1
 
 
-EMBODIMENT_FILE = "embodiment.json"  # a checkpoint's own embodiment, written by `worldpolicy train`
-TRAINER_STATE_FILE = "trainer_state.json"  # the run's step and config (its objectives), in each checkpoint it saves
 
 
 def check_seed(seed: Any) -> int:

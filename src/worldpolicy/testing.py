@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .fileio import staged_folder
+from .fileio import MODEL_INDEX_FILE, staged_folder
 
 _CORPUS = [
     "Pick up the banana and place it in the bowl.",
@@ -193,7 +193,7 @@ def make_tiny_checkpoint(path: str | Path, sizes: TinySizes | None = None, seed:
         default_use_system_prompt=False,
     )
     path = Path(path)
-    if path.exists() and not (path.is_dir() and (not any(path.iterdir()) or (path / "model_index.json").is_file())):
+    if path.exists() and not (path.is_dir() and (not any(path.iterdir()) or (path / MODEL_INDEX_FILE).is_file())):
         raise FileExistsError(f"path={str(path)!r} holds something other than a checkpoint; it is replaced only when "
                               "empty or a diffusers-format folder (model_index.json): choose another path")
     with staged_folder(path) as staging:  # whole or not at all, as every checkpoint is written

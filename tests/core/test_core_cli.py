@@ -68,6 +68,12 @@ def test_predict_says_once_how_an_actions_file_is_read(tiny_checkpoint, image_fi
     assert err.count(f"actions file {str(path)!r}: 5 rows given, repeating the last row") == 1, err
 
 
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -97,6 +103,9 @@ def test_predict_says_once_how_an_actions_file_is_read(tiny_checkpoint, image_fi
          "(given '0,0,0,nan,0,0,0,inf'); accepted: finite numbers")),
         (["--dtype", "half"], ("error: --dtype='half' is not supported; accepted: float32, fp32, bfloat16, bf16, "
                                "float16, fp16 (in any case)")),
+        # it told a command-line user to "use device='cpu'", a Python parameter
+        pytest.param(["--device", "cuda"], "cuda is not available here; run on the CPU: device='cpu' (on the command "
+                     "line, --device cpu)", marks=pytest.mark.skipif(_cuda(), reason="CUDA is available here")),
     ],
 )
 def test_predict_bad_input_is_one_clear_line(tiny_checkpoint, image_file, tmp_path, capsys, monkeypatch, extra,
@@ -542,6 +551,24 @@ def test_demo_refuses_an_out_where_its_runs_do_not_belong_before_loading(tmp_pat
     (tmp_path / "file").write_text("")
     assert main(["demo", "--out", str(tmp_path / "file"), "--episodes", "1"]) == 2
     assert "which is a file" in capsys.readouterr().err
+
+
+def test_predict_refuses_the_demos_folder_as_its_out(tiny_checkpoint, image_file, tmp_path, capsys, monkeypatch):
+    """`predict --out runs/demo` wrote a predict run's files in among the demo's runs (its policy/, sim/...): refused
+    before loading, naming --out, what the folder holds and the way out; a rerun into one of its runs is taken."""
+    import worldpolicy
+
+    monkeypatch.setattr(worldpolicy, "load_policy", lambda *a, **k: pytest.fail("weights loaded"))
+    demo = tmp_path / "demo"
+    for sub, marker in (("policy", "actions.json"), ("sim", "report.json")):
+        (demo / sub).mkdir(parents=True)
+        (demo / sub / marker).write_text("{}")
+    argv = ["predict", "--checkpoint", str(tiny_checkpoint), "--image", str(image_file), "--prompt", "x"]
+    assert main([*argv, "--out", str(demo)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out: {str(demo)!r} holds other runs in its subfolders" in err and "a sim run (report.json)" in err, err
+    assert "choose another --out (a new or empty folder" in err and "Traceback" not in err
+    assert sorted(p.name for p in demo.iterdir()) == ["policy", "sim"]
 
 
 def test_predict_checks_frame_size_and_count_before_loading(tiny_checkpoint, tmp_path, capsys, monkeypatch):

@@ -65,6 +65,29 @@ def test_a_command_writes_into_its_own_kind_only(tmp_path):
     assert not (sim / "actions.json").exists()
 
 
+def test_predict_does_not_write_over_a_folder_of_runs(tmp_path):
+    """`predict --out runs/demo` wrote its actions.json and index.html in among the demo's runs; a rerun into one of
+    them, a new folder, and a folder of no runs are still taken."""
+    demo = tmp_path / "demo"
+    _make(demo / "policy", "actions.json")
+    _make(demo / "sim", "report.json")
+    with pytest.raises(ValueError) as refused:
+        output_folder(demo, "--out", writer="predict", not_over_runs=True)
+    assert str(refused.value) == (
+        f"--out: {str(demo)!r} holds other runs in its subfolders ({str(demo / 'policy')!r}: a predict run "
+        f"(actions.json); {str(demo / 'sim')!r}: a sim run (report.json)); this run's files would be mixed in among "
+        f"them: choose another --out (a new or empty folder, or {str(demo / 'policy')!r} itself to rerun into that "
+        "run)")
+    assert not (demo / "actions.json").exists()
+    assert output_folder(demo / "policy", "--out", writer="predict", not_over_runs=True) == demo / "policy"
+    assert output_folder(demo / "new", "--out", writer="predict", not_over_runs=True).is_dir()
+    mine = _make(tmp_path / "mine" / "notes", "config.json")  # a user's folder, no run of ours
+    assert output_folder(mine.parent, "--out", writer="predict", not_over_runs=True) == mine.parent
+    _make(demo / "policy" / "plots", "actions.png")  # a predict run's own plots/ does not make it a folder of runs
+    assert output_folder(demo / "policy", "--out", writer="predict", not_over_runs=True) == demo / "policy"
+    assert output_folder(demo, "--out", writer="sim") == demo  # opt-in: the other writers are unchanged
+
+
 def test_nothing_is_written_inside_a_checkpoint_or_a_dataset(tmp_path):
     checkpoint = _make(tmp_path / "ckpt", "model_index.json")
     _make(checkpoint / "transformer", "config.json")  # looks like a training run by itself

@@ -134,6 +134,29 @@ def test_cameras_are_passed_as_the_embodiment_takes_them(droid_dataset, small_da
     assert single[single.index("--image") + 1] == str(tmp_path / "d" / "observation.images.front.png")
 
 
+def test_the_suggested_state_is_short_and_exact(droid_dataset, tmp_path):
+    """A tiny joint value is written as `1.4277586e-13`, not as twenty plain digits, and reads back as the same
+    float32: the command stays exact and readable."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from worldpolicy.data import LeRobotDataset
+
+    ds, _ = droid_dataset
+    data = ds.root / "data/chunk-000/file-000.parquet"
+    table = pq.read_table(data)
+    grip = table.column("observation.state.gripper_position").to_pylist()
+    grip[2] = 1.4277586e-13  # episode 0, frame 2
+    column = table.column_names.index("observation.state.gripper_position")
+    pq.write_table(table.set_column(column, "observation.state.gripper_position", pa.array(grip, pa.float32())), data)
+    ds = LeRobotDataset.open(ds.root)
+    obs = extract_frame(ds, tmp_path / "obs", frame=2, checkpoint="ck", embodiment="droid/joint_pos")
+    state = next(a for a in obs.commands["policy"] if a.startswith("--state=")).removeprefix("--state=").split(",")
+    assert state[-1] == "1.4277586e-13"
+    assert all(len(v) <= 16 for v in state), state  # float32's shortest form, plain or scientific
+    np.testing.assert_array_equal(np.float32([float(v) for v in state]), obs.state)
+
+
 def test_a_state_holding_nan_is_refused_for_a_state_conditioned_embodiment(droid_dataset, tmp_path):
     """The command would hand predict `--state=nan,...`: said here, naming the frame, before anything is written."""
     import pyarrow as pa

@@ -127,3 +127,23 @@ def test_a_run_of_a_registered_embodiment_shows_the_registrys_columns(tmp_path):
     droid = get_embodiment("droid")
     assert f"name{droid.key}" in page.text and f"0{droid.columns[0]}{droid.units[0]}" in page.text
     assert f"domain{droid.domain}" in page.text and "notes" not in page.sections
+
+
+def test_a_training_runs_page_is_built_without_torch(tmp_path):
+    """The page reads JSON files only: it imported torch (seconds, and gigabytes on a login node) through
+    engine.loading, for one file name. Checked in a fresh interpreter, as this one has torch loaded already, on a run
+    as the trainer writes it now (its mix recorded: a run from before that record has its table read by train.config,
+    which imports torch)."""
+    import subprocess
+    import sys
+
+    run = _train_run(tmp_path)
+    for state_file in run.glob("checkpoints/step-*/trainer_state.json"):
+        state = json.loads(state_file.read_text())
+        _write(state_file, {**state, "objective_weights": {"policy": 1.0}})
+    code = ("import sys; from worldpolicy.viz.report import write_report; "
+            f"write_report({str(run)!r}); print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False"], done.stdout
+    assert "checkpoints" in (run / "index.html").read_text()

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..fileio import ACTIONS_FILE, BASE_FILE, MODEL_INDEX_FILE
 from ..logcapture import logged_warnings
 from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, listed_embodiments, trained_embodiment
 from ..processing import observations
@@ -155,9 +156,7 @@ def _unique_names(paths: Sequence[Path]) -> list[str]:
 
 def _is_checkpoint(path: Path) -> bool:
     """A diffusers-format folder or a LoRA adapter checkpoint (loaded onto the base it names)."""
-    from ..engine.loading import BASE_FILE
-
-    return (path / "model_index.json").is_file() or (path / BASE_FILE).is_file()
+    return (path / MODEL_INDEX_FILE).is_file() or (path / BASE_FILE).is_file()
 
 
 class Toolbox:
@@ -579,13 +578,15 @@ class Toolbox:
 
     @staticmethod
     def _run_files(run_dir: Path) -> dict[str, Any]:
+        from ..viz.run import ROLLOUT_VIDEO, SETTINGS_FILE  # loaded already: the run was just written
+
         def opt(name: str) -> str | None:
             return str(run_dir / name) if (run_dir / name).is_file() else None
 
         return {
-            "actions": opt("actions.json"),
-            "settings": opt("settings.json"),
-            "video": opt("rollout.mp4"),
+            "actions": opt(ACTIONS_FILE),
+            "settings": opt(SETTINGS_FILE),
+            "video": opt(ROLLOUT_VIDEO),
             "report": opt("index.html"),
             "plots": sorted(str(p) for p in (run_dir / "plots").glob("*.png")),
         }
@@ -727,7 +728,7 @@ class Toolbox:
 
         target = self._resolve(path, "path")
         if target.is_dir():
-            target = target / "actions.json"
+            target = target / ACTIONS_FILE
         try:
             actions_path = self._input_file("path", str(target), (".json",))
         except ToolInputError as exc:

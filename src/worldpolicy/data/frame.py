@@ -238,6 +238,15 @@ def _check_state_width(ds: LeRobotDataset, keys: list[str], emb: Embodiment) -> 
                          f"{emb.action_dim} ({', '.join(emb.columns)})")
 
 
+def _shortest(value: np.floating) -> str:
+    """`value` as its shortest exact text (the fewest digits that read back as the same value of its dtype): plain
+    (`-0.5`) or scientific (`1.4277586e-13`), whichever is shorter, so a tiny or huge joint value keeps the suggested
+    command readable instead of running to twenty digits (`0.00000000000014277586`)."""
+    plain = np.format_float_positional(value, unique=True, trim="-")
+    scientific = np.format_float_scientific(value, unique=True, trim="-")
+    return plain if len(plain) <= len(scientific) else scientific
+
+
 def _predict_commands(obs: DatasetFrame, emb: Embodiment, checkpoint: str | Path,
                       embodiment: str | Embodiment | None) -> dict[str, list[str]]:
     """The predict argument lists for `obs` on `emb`: policy on the images, inverse dynamics on the clips."""
@@ -252,6 +261,6 @@ def _predict_commands(obs: DatasetFrame, emb: Embodiment, checkpoint: str | Path
         if emb.state_history and obs.state is not None:  # `_check_state_width` saw that it is
             # `--state=V,...`: after a space, a first value of -0.5 would read as an option
             values = obs.state if obs.state.dtype.kind == "f" else obs.state.astype(np.float64)
-            argv.append("--state=" + ",".join(np.format_float_positional(v, unique=True, trim="-") for v in values))
+            argv.append("--state=" + ",".join(_shortest(v) for v in values))
         argv += ["--out", str(obs.out / ("predict" if mode == "policy" else f"predict_{mode}"))]
     return commands

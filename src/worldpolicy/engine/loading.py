@@ -12,9 +12,10 @@ from typing import Any, NamedTuple
 
 import torch
 
+from ..fileio import BASE_FILE, MODEL_INDEX_FILE
+
 ADAPTER_FILE = "adapter.safetensors"  # diffusers' LoRA format: `load_lora_adapter(folder, weight_name=..., prefix=None)`
 TRAINED_FILE = "trained.safetensors"  # an adapter checkpoint's fully trained weights (the action heads), fp32
-BASE_FILE = "base_model.json"  # marks an adapter checkpoint: the base it applies to and samples of the base's weights
 SAMPLES_PER_TENSOR = 4
 WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"  # a diffusers model's weights; sharded: its .index.json + shards
 # The parts of a complete folder `Cosmos3OmniPipeline.from_pretrained` loads for worldpolicy (never a safety checker),
@@ -47,7 +48,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if resolved.type not in available:
         raise ValueError(f"device={device!r} cannot run a model; accepted: {', '.join(available)} (e.g. 'cuda:1')")
     if not available[resolved.type]():
-        raise ValueError(f"device={device!r} was asked for but {resolved.type} is not available here; use device='cpu'")
+        raise ValueError(f"device={device!r} was asked for but {resolved.type} is not available here; run on the "
+                         "CPU: device='cpu' (on the command line, --device cpu)")
     count = torch.cuda.device_count() if resolved.type == "cuda" else 0
     if resolved.type == "cuda" and resolved.index is not None and resolved.index >= count:
         accepted = ", ".join(repr(f"cuda:{i}") for i in range(count))
@@ -97,7 +99,7 @@ def adapter_base(folder: str | Path) -> AdapterBase | None:
     """An adapter checkpoint's base; None for any other folder."""
     folder = Path(str(folder))
     file = folder / BASE_FILE
-    if not file.is_file() or (folder / "model_index.json").is_file():  # a complete folder is one, whatever else it holds
+    if not file.is_file() or (folder / MODEL_INDEX_FILE).is_file():  # a complete folder is one, whatever else it holds
         return None
     try:
         info = json.loads(file.read_text())
@@ -167,7 +169,7 @@ def check_checkpoint_source(path_or_id: str | Path, _chain: tuple[str, ...] = ()
                     f"put the base back there, or set base_model_name_or_path in {str(local / BASE_FILE)!r}"
                 ) from None
             return
-        if not (local / "model_index.json").is_file():
+        if not (local / MODEL_INDEX_FILE).is_file():
             raise FileNotFoundError(
                 f"checkpoint={source!r} is a path but has no model_index.json; expected a diffusers-format Cosmos3 "
                 f"folder (transformer/, vae/, text_tokenizer/, scheduler/) or a LoRA adapter checkpoint ({BASE_FILE})"
@@ -190,7 +192,7 @@ def check_checkpoint_files(folder: Path, source: str) -> None:
     pointer) otherwise failed inside diffusers, with a message naming neither the checkpoint nor the fix, after the
     parts before it had loaded (the transformer: 28 GiB for Nano). Not part of `check_checkpoint_source`, which
     judges where a checkpoint is (also for configs and servers that load later), not what it holds."""
-    index = _local_json(folder, "model_index.json") or {}
+    index = _local_json(folder, MODEL_INDEX_FILE) or {}
     problems = []
     for part, config in PARTS.items():
         named = index.get(part)
@@ -415,7 +417,7 @@ def local_scheduler(path_or_id: str | Path) -> tuple[Any, bool] | None:
     `use_native_flow_schedule`, as loading gives them, without the weights; None for a hub id or a folder without
     them. Sampling settings the scheduler cannot honour are refused with these before anything loads."""
     config = _local_json(path_or_id, "scheduler/scheduler_config.json")
-    index = _local_json(path_or_id, "model_index.json")
+    index = _local_json(path_or_id, MODEL_INDEX_FILE)
     if config is None or index is None:
         return None
     return _scheduler_class(config, path_or_id).from_config(config), bool(index.get("use_native_flow_schedule", False))

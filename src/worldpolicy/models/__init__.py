@@ -6,6 +6,8 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from ..fileio import MODEL_INDEX_FILE
+
 SHIPPED_NAME = "shipped"  # what `checkpoint` / `--checkpoint` say for the shipped model (`resolve_checkpoint`)
 SHIPPED = {"panda_reach": "Franka Panda reaching a coloured ball in the MuJoCo tabletop (relative EE deltas, 4-step chunks)"}
 SHIPPED_DEFAULT = "panda_reach"  # the one `shipped` names
@@ -16,7 +18,7 @@ def shipped_model(name: str = SHIPPED_DEFAULT) -> Path:
     if name not in SHIPPED:
         raise KeyError(f"shipped model {name!r} is unknown; shipped: {', '.join(SHIPPED)}")
     path = Path(str(resources.files(__package__).joinpath(name)))
-    if not (path / "model_index.json").is_file():
+    if not (path / MODEL_INDEX_FILE).is_file():
         raise FileNotFoundError(
             f"shipped model {name!r} is missing from {path}; rebuild it with "
             "`worldpolicy train reach-from-scratch --install`"

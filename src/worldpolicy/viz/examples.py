@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from ..embodiments import get_embodiment
-from ..fileio import write_json_atomic
+from ..fileio import ACTIONS_FILE, write_json_atomic
 from ..processing.video import write_video
 from ..results import ACTIONS_SCHEMA
 from ..robot.se3 import matrix_to_rot6d
 from .report import write_report
-from .run import visualize
+from .run import ROLLOUT_VIDEO, SETTINGS_FILE, visualize
 
 __all__ = ["bridge_chunk", "droid_chunk", "synthetic_rollout", "write_example_runs"]
 
@@ -78,9 +78,9 @@ def _write_run(run: Path, embodiment: str, actions: np.ndarray, prompt: str) -> 
         "timings_s": {},
         "settings": {"prompt": prompt, "synthetic": True},
     }
-    write_json_atomic(run / "actions.json", doc)
-    write_json_atomic(run / "settings.json", {"command": "predict", "prompt": prompt, "synthetic": True})
-    write_video(run / "rollout.mp4", synthetic_rollout(actions.shape[0] + 1), e.fps)
+    write_json_atomic(run / ACTIONS_FILE, doc)
+    write_json_atomic(run / SETTINGS_FILE, {"command": "predict", "prompt": prompt, "synthetic": True})
+    write_video(run / ROLLOUT_VIDEO, synthetic_rollout(actions.shape[0] + 1), e.fps)
     visualize(run)
     write_report(run, title=f"example {e.key} run (synthetic actions)")
     return run

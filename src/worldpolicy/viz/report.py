@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from ..fileio import write_bytes_atomic
+from ..fileio import ACTIONS_FILE, write_bytes_atomic
 from ..results import actions_from_json
 from .plots import model_space_note, nonfinite_summary, padded_label, plural, real_rows_of
-from .run import ANIMATION_FILE, ROLLOUT_VIDEO, describe_rollout_video
+from .run import ANIMATION_FILE, ROLLOUT_VIDEO, SETTINGS_FILE, describe_rollout_video
 
 __all__ = ["MAX_EMBED_VIDEOS_TOTAL_BYTES", "MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html",
            "describe_video",
@@ -207,7 +207,7 @@ def _run_kind(run_dir: Path, actions: Mapping[str, Any] | None, metrics: Any) ->
     recipe run was "run", its summary's evaluation making it look like a sim run), else a guess from its files."""
     from ..fileio import folder_kind
 
-    settings = run_dir / "settings.json"
+    settings = run_dir / SETTINGS_FILE
     if settings.is_file():
         try:
             kind = _read_json(settings).get("command")
@@ -501,9 +501,9 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
     notes: list[str] = []
 
     actions = None
-    if (run_dir / "actions.json").is_file():
+    if (run_dir / ACTIONS_FILE).is_file():
         try:
-            actions = _read_json(run_dir / "actions.json")
+            actions = _read_json(run_dir / ACTIONS_FILE)
         except ValueError as exc:
             notes.append(f"actions.json could not be read: {exc}")
     metrics = None
@@ -605,9 +605,9 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
             )
         except _UNUSABLE as exc:
             notes.append(f"actions.json actions could not be shown: {exc}")
-    if (run_dir / "settings.json").is_file():
+    if (run_dir / SETTINGS_FILE).is_file():
         try:
-            settings = json.dumps(_read_json(run_dir / "settings.json"), indent=2, sort_keys=True, ensure_ascii=False)
+            settings = json.dumps(_read_json(run_dir / SETTINGS_FILE), indent=2, sort_keys=True, ensure_ascii=False)
             sections.append(f"<section id=settings><h2>Settings</h2><pre>{_esc(settings)}</pre></section>")
         except ValueError as exc:
             notes.append(f"settings.json could not be read: {exc}")

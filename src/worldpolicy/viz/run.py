@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..fileio import ACTIONS_FILE
 from .plots import (
     _check_actions,
     _check_fps,
@@ -18,14 +19,15 @@ from .plots import (
 if TYPE_CHECKING:
     from ..results import Prediction
 
-__all__ = ["ACTIONS_FILE", "ANIMATION_FILE", "PLOT_FILES", "ROLLOUT_VIDEO", "RUN_OUTPUTS", "describe_rollout_video",
+__all__ = ["ACTIONS_FILE", "ANIMATION_FILE", "PLOT_FILES", "ROLLOUT_VIDEO", "RUN_OUTPUTS", "SETTINGS_FILE",
+           "describe_rollout_video",
            "resolve_actions_path", "visualize", "write_run"]
 
-ACTIONS_FILE = "actions.json"
 ROLLOUT_VIDEO = "rollout.mp4"  # the model's clip a predict run writes (`describe_rollout_video` says what it shows)
 ANIMATION_FILE = "animation.mp4"
 PLOT_FILES = ("actions.png", "ee_path*.png", "joints.png", ANIMATION_FILE)  # what `visualize` may write in its folder
-RUN_OUTPUTS = (ACTIONS_FILE, "settings.json", ROLLOUT_VIDEO, "index.html", "plots")  # what write_run may write
+SETTINGS_FILE = "settings.json"  # what a predict run was given and how it sampled
+RUN_OUTPUTS = (ACTIONS_FILE, SETTINGS_FILE, ROLLOUT_VIDEO, "index.html", "plots")  # what write_run may write
 
 
 def write_run(prediction: Prediction, out: Path, plots: bool = True) -> list[Path]:
@@ -49,7 +51,7 @@ def write_run(prediction: Prediction, out: Path, plots: bool = True) -> list[Pat
     # actions as this run's): cleaned up as a run without plots
     _remove_stale(out, video=prediction.video is not None, plots=plots and not bad.any())
     doc = prediction.to_json()
-    written = [out / ACTIONS_FILE, out / "settings.json"]
+    written = [out / ACTIONS_FILE, out / SETTINGS_FILE]
     write_json_atomic(written[0], doc)
     write_json_atomic(written[1], prediction.settings)
     if prediction.video is not None:

@@ -16,13 +16,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..engine.loading import BASE_FILE
-from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, trained_objective_weights
+from ..fileio import BASE_FILE, CHECKPOINT_GLOB, METRICS_FILE, TRAINER_STATE_FILE
+from ..policy import EMBODIMENT_FILE, trained_objective_weights
 from .report import _cards, _esc, _fmt, _kv_table, _read_json
 
 __all__ = ["CHECKPOINT_GLOB", "train_sections"]
 
-CHECKPOINT_GLOB = "checkpoints/step-*"  # what `Trainer._save` writes, one folder per saved step
 _READ_ERRORS = (OSError, ValueError)  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
 
 
@@ -54,7 +53,7 @@ def _checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
 
 
 def _metrics_lines(run_dir: Path) -> list[Mapping[str, Any]]:
-    path = run_dir / "metrics.jsonl"
+    path = run_dir / METRICS_FILE
     if not path.is_file():
         return []
     lines = []
