@@ -62,7 +62,7 @@ from ..models import SHIPPED_NAME
 from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from .config import RESUMABLE, TrainConfig, changed_settings
-from .data import LatentCache, WindowSpec, trained_frames, window_spec
+from .data import LatentCache, WindowSpec, count_windows, trained_frames, window_spec
 from .flow import OBJECTIVES, ModelExample, TimestepSampler, batch_losses, draw_noise
 
 logger = logging.getLogger(__name__)
@@ -201,8 +201,21 @@ class Trainer:
             self.config.data.source_embodiment = spec.source_embodiment
             self.config.data.action_conversion = spec.action_conversion
             self.frames = trained_frames(spec, layout)
+            self._warn_batch_over_windows(spec)
             self._windows = spec, layout
         return self._windows
+
+    def _warn_batch_over_windows(self, spec: WindowSpec) -> None:
+        """A batch larger than the dataset trains (its positions run on into the next epochs' orders), but each step
+        then holds some windows two or more times: said before anything loads, as a typo in `batch_size` or a
+        dataset smaller than meant usually is."""
+        windows = count_windows(spec)
+        size = self.config.optim.batch_size
+        if size > windows and self.rank == 0:
+            logger.warning("optim.batch_size=%d is more than the %d training windows of data.dataset %s (chunk_size "
+                           "%d, stride %d): every step holds some windows more than once (with other noise and σ); "
+                           "lower optim.batch_size to %d or less, or record more episodes", size, windows,
+                           spec.dataset, spec.chunk_size, spec.stride, windows)
 
     def _load(self) -> None:
         from ..engine.loading import load_components, resolve_device
