@@ -166,3 +166,16 @@ def test_a_batch_larger_than_the_dataset_is_warned_before_anything_loads(train_c
     with caplog.at_level("WARNING", logger="worldpolicy.train.trainer"):
         Trainer(load_config(train_config(tmp_path / "fits", optim={"batch_size": windows})), progress=False)._data()
     assert "batch_size" not in caplog.text
+
+
+def test_elapsed_time_runs_on_across_a_resume(train_config, tmp_path):
+    """`elapsed_s` went back to 0 at each resume: the log's curve of it fell mid-run. Each checkpoint records the
+    run's training time so far, and the resumed run counts on from it."""
+    out = tmp_path / "run"
+    _run(train_config(out, optim={"steps": 4}), stop_after=2)  # save_every 2: step 2 is saved, then a kill
+    state = json.loads((out / "checkpoints" / "step-0000002" / "trainer_state.json").read_text())
+    logged = {line["step"]: line["elapsed_s"] for line in map(json.loads, (out / "metrics.jsonl").open())}
+    assert state["elapsed_s"] >= logged[2] > logged[1] > 0
+    _run(train_config(out, optim={"steps": 4}))
+    logged = {line["step"]: line["elapsed_s"] for line in map(json.loads, (out / "metrics.jsonl").open())}
+    assert list(logged) == [1, 2, 3, 4] and logged[4] > logged[3] > state["elapsed_s"]

@@ -585,6 +585,7 @@ class Trainer:
                     "objective_weights": self.config.objectives.weights(),
                     "params": [names[id(p)] for p in self.params], "history": history[-50:],
                     "data_fingerprint": self.data_fingerprint, "frames": self.frames,
+                    "elapsed_s": self._elapsed(),
                 }
                 (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
         except Exception as exc:
@@ -646,7 +647,13 @@ class Trainer:
         # train at the LR of step 0
         self.lr_schedule.last_epoch -= 1
         self.lr_schedule.step()
+        self._elapsed_before = float(state.get("elapsed_s", 0.0))  # a checkpoint of an older version: not recorded
         return int(state["step"])
+
+    def _elapsed(self) -> float:
+        """Seconds of training so far, over every session of the run: `elapsed_s` went back to 0 at each resume, so
+        the log's curve of it fell mid-run."""
+        return self._elapsed_before + time.perf_counter() - self._started
 
     # -- the loop -------------------------------------------------------------------------------------------------
 
@@ -668,6 +675,7 @@ class Trainer:
                 shutil.rmtree(staging, ignore_errors=True)
         self._load()
         self._model()
+        self._elapsed_before = 0.0
         start = 0
         if checkpoints:
             start = self._restore(checkpoints[-1])
@@ -682,7 +690,7 @@ class Trainer:
         history: list[dict[str, Any]] = []
         bar = tqdm(total=cfg.optim.steps, initial=start, desc="training", unit="step",
                    disable=not self.progress or self.rank != 0)
-        started = time.perf_counter()
+        self._started = time.perf_counter()
         try:  # closed on any error too (a NaN, a full disk, out of memory): its message then starts a line
             for step in range(start, cfg.optim.steps):
                 if stop_after is not None and step - start >= stop_after:
@@ -721,7 +729,7 @@ class Trainer:
                     done = step + 1
                     if self.rank == 0 and (done % cfg.log_every == 0 or done == cfg.optim.steps):
                         line = {"step": done, "loss": value, "lr": lr, **parts, "world_size": self.world,
-                                "step_s": record.seconds, "elapsed_s": time.perf_counter() - started}
+                                "step_s": record.seconds, "elapsed_s": self._elapsed()}
                         history.append(line)
                         with open(metrics_path, "a") as f:
                             f.write(json.dumps(line) + "\n")
