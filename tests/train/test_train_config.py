@@ -199,6 +199,9 @@ def test_cli_unreadable_and_missing_configs(tmp_path, capsys, valid):
     path = tmp_path / "broken.json"
     path.write_text("{not json")
     assert "is not valid JSON" in _cli_error(capsys, ["train", str(path)])
+    typo = tmp_path / "typo.toml"  # the line it points at, quoted: the typo is seen without counting lines
+    typo.write_text('output_dir = "runs/x"\n\n[optim]\nsteps = 3\nlr = 1e-4x\n')
+    assert _cli_error(capsys, ["train", str(typo)]).endswith("(at line 5, column 10): 'lr = 1e-4x'")
     assert "not a file and not a recipe name" in _cli_error(capsys, ["train", str(tmp_path / "nope.toml")])
     (tmp_path / "run.txt").write_text("[optim]\nsteps = 3\n")  # was read as JSON: "is not valid TXT"
     assert "config " + repr(str(tmp_path / "run.txt")) + ": expected a TrainConfig file ending in .toml or .json" in \

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tomllib
 import types
 import typing
@@ -397,7 +398,8 @@ def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
         try:
             raw = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
         except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"config {str(path)!r} is not valid {path.suffix[1:].upper() or 'JSON'}: {exc}") from None
+            raise ValueError(f"config {str(path)!r} is not valid {path.suffix[1:].upper() or 'JSON'}: {exc}"
+                             f"{_quoted_line(text, exc)}") from None
         base = path.parent
     given = {k: v for k, v in overrides.items() if v is not None}
     raw.update(given)
@@ -427,6 +429,17 @@ def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
         except (OSError, ValueError) as exc:
             raise ValueError(f"embodiment.stats_file={config.embodiment['stats_file']!r}: {exc}") from None
     return config.check()
+
+
+def _quoted_line(text: str, exc: ValueError) -> str:
+    """The line a parse error points at, quoted (`lr = 1e-4x`: a typo in a value is seen at once, where "Expected
+    newline or end of document after a statement (at line 11, column 10)" sent the reader counting lines)."""
+    found = re.search(r"line (\d+)", str(exc))
+    lines = text.splitlines()
+    if found is None or not 1 <= int(found.group(1)) <= len(lines):
+        return ""
+    line = lines[int(found.group(1)) - 1].strip()
+    return f": {line!r}" if len(line) <= 120 else ""  # a whole JSON document on one line says nothing more
 
 
 # Path settings that name inputs (they must exist, or the checkpoint be `shipped` or a hub id).
