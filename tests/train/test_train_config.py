@@ -162,7 +162,7 @@ def _cli_error(capsys, argv):
     ("timesteps", {"kind": "beta"}, "timesteps.kind='beta'"),
     ("objectives", {"policy": 0.0}, "objectives: every weight is 0 (policy = 0.0, "),
     (None, {"optimizer": {}}, "unknown keys ['optimizer']"),
-    ("data", {"dataset": "missing_dataset"}, "data.dataset="),
+    ("data", {"dataset": "missing_dataset"}, "missing_dataset' does not exist (expected a LeRobot v3 dataset folder"),
 ])
 def test_cli_bad_config_is_one_line(tmp_path, capsys, valid, section, values, message):
     path = tmp_path / "bad.json"
@@ -171,10 +171,37 @@ def test_cli_bad_config_is_one_line(tmp_path, capsys, valid, section, values, me
     assert not (tmp_path / "unused").exists()
 
 
+@pytest.mark.parametrize("setting", ["output_dir", "data.cache_dir"])
+def test_an_output_folder_that_cannot_be_written_is_refused_before_anything_loads(tmp_path, capsys, valid, monkeypatch,
+                                                                                  setting):
+    """A read-only disk (or a folder without write permission) was found once the model had loaded and the windows
+    were encoded, when the latent cache or the first checkpoint was written."""
+    import os
+    from pathlib import Path
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    access = os.access  # read-only to this user (root may write anywhere, so chmod alone would not show it)
+    monkeypatch.setattr(os, "access", lambda path, mode: False if Path(path) == locked else access(path, mode))
+    section, _, name = setting.rpartition(".")
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(_with(valid, section or None, **{name: str(locked / "run")})))
+    flag = "--out / output_dir" if setting == "output_dir" else setting
+    assert _cli_error(capsys, ["train", str(path), "--no-progress"]) == (
+        f"worldpolicy train: error: {flag}={str(locked / 'run')!r}: {str(locked)!r}, where the folder would be made, "
+        f"is not writable (a read-only disk, or no write permission); give {flag} a folder this user can write")
+    path.write_text(json.dumps(_with(valid, section or None, **{name: str(locked)})))
+    assert f"{flag}={str(locked)!r}: {str(locked)!r} is not writable" in _cli_error(capsys, ["train", str(path)])
+    assert not (locked / "run").exists()
+
+
 def test_cli_unreadable_and_missing_configs(tmp_path, capsys, valid):
     path = tmp_path / "broken.json"
     path.write_text("{not json")
     assert "is not valid JSON" in _cli_error(capsys, ["train", str(path)])
+    typo = tmp_path / "typo.toml"  # the line it points at, quoted: the typo is seen without counting lines
+    typo.write_text('output_dir = "runs/x"\n\n[optim]\nsteps = 3\nlr = 1e-4x\n')
+    assert _cli_error(capsys, ["train", str(typo)]).endswith("(at line 5, column 10): 'lr = 1e-4x'")
     assert "not a file and not a recipe name" in _cli_error(capsys, ["train", str(tmp_path / "nope.toml")])
     (tmp_path / "run.txt").write_text("[optim]\nsteps = 3\n")  # was read as JSON: "is not valid TXT"
     assert "config " + repr(str(tmp_path / "run.txt")) + ": expected a TrainConfig file ending in .toml or .json" in \

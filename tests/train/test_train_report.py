@@ -38,3 +38,26 @@ def test_the_report_of_a_lora_run_names_what_it_trained_and_its_latest_checkpoin
     assert f"worldpolicy serve --checkpoint {latest}" in text and f"worldpolicy sim --policy {latest}" in text
     assert "--camera observation/exterior_image_2_left=exterior_image_2_left.png" in text
     assert "loss_action_policy" in text and "<section id=notes>" not in page
+
+
+def test_the_pages_sim_command_evaluates_on_scenes_the_sim_dataset_did_not_record(tmp_path):
+    """`worldpolicy sim` and `dataset from-sim` both start at seed 0: the page's evaluation line ran the policy on the
+    very scenes it was trained on, and a researcher read that success rate as the policy's."""
+    from train_setup import CAMERAS, IMAGE_SIZE, make_episode
+
+    from worldpolicy.data import write_episodes
+    from worldpolicy.data.from_sim import sim_features
+    from worldpolicy.viz.train_report import _usage
+
+    def sim_line(provenance):
+        root = tmp_path / f"ds{len(list(tmp_path.iterdir()))}"
+        write_episodes(root, [make_episode(0)], fps=15, features=sim_features("panda", IMAGE_SIZE, CAMERAS),
+                       video_codec="libx264rgb", provenance=provenance)
+        page = html.unescape(re.sub(r"<[^>]+>", "\n", _usage(tmp_path / "ckpt", None, {
+            "data": {"dataset": str(root)}, "eval": {"task": "reach"}})))
+        return next(line for line in page.splitlines() if line.startswith("worldpolicy sim"))
+
+    recorded = {"source": "worldpolicy dataset from-sim", "task": "reach", "seeds": [0, 1, 3, 4]}  # seed 2 failed
+    assert sim_line(recorded).endswith("--task reach --episodes 10 --seed 5 --out runs/sim")
+    for other in (None, {**recorded, "task": "push"}):  # no sim seeds, or another task's: its default seeds
+        assert sim_line(other).endswith("--task reach --episodes 10 --out runs/sim")

@@ -141,3 +141,41 @@ def test_a_warmup_longer_than_the_run_is_warned(train_config, tmp_path, caplog):
     with caplog.at_level("WARNING", logger="worldpolicy.train.trainer"):
         _run(train_config(tmp_path / "short", optim={"steps": 3, "warmup_steps": 3}))
     assert "warmup_steps" not in caplog.text
+
+
+def test_a_batch_larger_than_the_dataset_is_warned_before_anything_loads(train_config, tiny_dataset, tmp_path, caplog,
+                                                                         monkeypatch):
+    """A batch_size past the dataset's windows trained silently, repeating windows within every step."""
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.data import count_windows
+    from worldpolicy.train.trainer import Trainer
+
+    def stop(self):
+        raise RuntimeError("the weights load here")
+
+    monkeypatch.setattr(Trainer, "_load", stop)
+    trainer = Trainer(load_config(train_config(tmp_path / "big", optim={"batch_size": 64})), progress=False)
+    with caplog.at_level("WARNING", logger="worldpolicy.train.trainer"), pytest.raises(RuntimeError, match="load here"):
+        trainer.run()
+    windows = count_windows(trainer._data()[0])
+    assert windows < 64
+    assert (f"optim.batch_size=64 is more than the {windows} training windows of data.dataset {tiny_dataset} "
+            f"(chunk_size 4, stride 1): every step holds some windows more than once (with other noise and σ); lower "
+            f"optim.batch_size to {windows} or less, or record more episodes") in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="worldpolicy.train.trainer"):
+        Trainer(load_config(train_config(tmp_path / "fits", optim={"batch_size": windows})), progress=False)._data()
+    assert "batch_size" not in caplog.text
+
+
+def test_elapsed_time_runs_on_across_a_resume(train_config, tmp_path):
+    """`elapsed_s` went back to 0 at each resume: the log's curve of it fell mid-run. Each checkpoint records the
+    run's training time so far, and the resumed run counts on from it."""
+    out = tmp_path / "run"
+    _run(train_config(out, optim={"steps": 4}), stop_after=2)  # save_every 2: step 2 is saved, then a kill
+    state = json.loads((out / "checkpoints" / "step-0000002" / "trainer_state.json").read_text())
+    logged = {line["step"]: line["elapsed_s"] for line in map(json.loads, (out / "metrics.jsonl").open())}
+    assert state["elapsed_s"] >= logged[2] > logged[1] > 0
+    _run(train_config(out, optim={"steps": 4}))
+    logged = {line["step"]: line["elapsed_s"] for line in map(json.loads, (out / "metrics.jsonl").open())}
+    assert list(logged) == [1, 2, 3, 4] and logged[4] > logged[3] > state["elapsed_s"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tomllib
 import types
 import typing
@@ -156,7 +157,13 @@ class TrainConfig:
         if (blocking := file_in_the_way(self.output_dir)) is not None:  # now, not after the model loads
             raise ValueError(f"output_dir {self.output_dir!r}: {str(blocking)!r} is a file, not a folder")
         refuse_foreign_folder(self.output_dir, "--out / output_dir", "train")  # a checkpoint, dataset, other run
-        if not (Path(self.data.dataset) / "meta" / "info.json").is_file():
+        for setting, folder in (("--out / output_dir", self.output_dir), ("data.cache_dir", self.data.cache_dir)):
+            _refuse_unwritable(setting, folder)  # found now, not when the first latents or checkpoint are written
+        dataset = Path(self.data.dataset)
+        if not dataset.exists():
+            raise FileNotFoundError(f"data.dataset={self.data.dataset!r} does not exist (expected a LeRobot v3 dataset "
+                                    "folder: `worldpolicy dataset check FOLDER`)")
+        if not (dataset / "meta" / "info.json").is_file():
             raise FileNotFoundError(f"data.dataset={self.data.dataset!r} has no meta/info.json (not a LeRobot v3 dataset)")
         try:
             check_chunk_size(self.data.chunk_size)
@@ -246,6 +253,20 @@ class TrainConfig:
             with extra_imports(f"eval.every={self.eval.every} evaluates in the simulator (0: never)"):
                 from ..sim import env  # noqa: F401
         return self
+
+
+def _refuse_unwritable(setting: str, folder: str | None) -> None:
+    """A run writes its latent cache, checkpoints and log into these folders; one on a read-only disk or without write
+    permission was found only once the model had loaded and the windows were encoded. The folder itself, or the
+    nearest parent that exists (where it will be made), must be writable."""
+    if not folder:
+        return
+    path = Path(os.path.abspath(Path(folder).expanduser()))
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        made = "" if existing == path else ", where the folder would be made,"
+        raise ValueError(f"{setting}={folder!r}: {str(existing)!r}{made} is not writable (a read-only disk, or no "
+                         f"write permission); give {setting} a folder this user can write")
 
 
 # What a resumed run may change: how far it trains, where and how often it logs, evaluates, saves and keeps checkpoints,
@@ -377,7 +398,8 @@ def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
         try:
             raw = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
         except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"config {str(path)!r} is not valid {path.suffix[1:].upper() or 'JSON'}: {exc}") from None
+            raise ValueError(f"config {str(path)!r} is not valid {path.suffix[1:].upper() or 'JSON'}: {exc}"
+                             f"{_quoted_line(text, exc)}") from None
         base = path.parent
     given = {k: v for k, v in overrides.items() if v is not None}
     raw.update(given)
@@ -407,6 +429,17 @@ def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
         except (OSError, ValueError) as exc:
             raise ValueError(f"embodiment.stats_file={config.embodiment['stats_file']!r}: {exc}") from None
     return config.check()
+
+
+def _quoted_line(text: str, exc: ValueError) -> str:
+    """The line a parse error points at, quoted (`lr = 1e-4x`: a typo in a value is seen at once, where "Expected
+    newline or end of document after a statement (at line 11, column 10)" sent the reader counting lines)."""
+    found = re.search(r"line (\d+)", str(exc))
+    lines = text.splitlines()
+    if found is None or not 1 <= int(found.group(1)) <= len(lines):
+        return ""
+    line = lines[int(found.group(1)) - 1].strip()
+    return f": {line!r}" if len(line) <= 120 else ""  # a whole JSON document on one line says nothing more
 
 
 # Path settings that name inputs (they must exist, or the checkpoint be `shipped` or a hub id).

@@ -62,7 +62,7 @@ from ..models import SHIPPED_NAME
 from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from .config import RESUMABLE, TrainConfig, changed_settings
-from .data import LatentCache, WindowSpec, trained_frames, window_spec
+from .data import LatentCache, WindowSpec, count_windows, trained_frames, window_spec
 from .flow import OBJECTIVES, ModelExample, TimestepSampler, batch_losses, draw_noise
 
 logger = logging.getLogger(__name__)
@@ -201,8 +201,21 @@ class Trainer:
             self.config.data.source_embodiment = spec.source_embodiment
             self.config.data.action_conversion = spec.action_conversion
             self.frames = trained_frames(spec, layout)
+            self._warn_batch_over_windows(spec)
             self._windows = spec, layout
         return self._windows
+
+    def _warn_batch_over_windows(self, spec: WindowSpec) -> None:
+        """A batch larger than the dataset trains (its positions run on into the next epochs' orders), but each step
+        then holds some windows two or more times: said before anything loads, as a typo in `batch_size` or a
+        dataset smaller than meant usually is."""
+        windows = count_windows(spec)
+        size = self.config.optim.batch_size
+        if size > windows and self.rank == 0:
+            logger.warning("optim.batch_size=%d is more than the %d training windows of data.dataset %s (chunk_size "
+                           "%d, stride %d): every step holds some windows more than once (with other noise and σ); "
+                           "lower optim.batch_size to %d or less, or record more episodes", size, windows,
+                           spec.dataset, spec.chunk_size, spec.stride, windows)
 
     def _load(self) -> None:
         from ..engine.loading import load_components, resolve_device
@@ -572,6 +585,7 @@ class Trainer:
                     "objective_weights": self.config.objectives.weights(),
                     "params": [names[id(p)] for p in self.params], "history": history[-50:],
                     "data_fingerprint": self.data_fingerprint, "frames": self.frames,
+                    "elapsed_s": self._elapsed(),
                 }
                 (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
         except Exception as exc:
@@ -633,7 +647,13 @@ class Trainer:
         # train at the LR of step 0
         self.lr_schedule.last_epoch -= 1
         self.lr_schedule.step()
+        self._elapsed_before = float(state.get("elapsed_s", 0.0))  # a checkpoint of an older version: not recorded
         return int(state["step"])
+
+    def _elapsed(self) -> float:
+        """Seconds of training so far, over every session of the run: `elapsed_s` went back to 0 at each resume, so
+        the log's curve of it fell mid-run."""
+        return self._elapsed_before + time.perf_counter() - self._started
 
     # -- the loop -------------------------------------------------------------------------------------------------
 
@@ -655,6 +675,7 @@ class Trainer:
                 shutil.rmtree(staging, ignore_errors=True)
         self._load()
         self._model()
+        self._elapsed_before = 0.0
         start = 0
         if checkpoints:
             start = self._restore(checkpoints[-1])
@@ -669,7 +690,7 @@ class Trainer:
         history: list[dict[str, Any]] = []
         bar = tqdm(total=cfg.optim.steps, initial=start, desc="training", unit="step",
                    disable=not self.progress or self.rank != 0)
-        started = time.perf_counter()
+        self._started = time.perf_counter()
         try:  # closed on any error too (a NaN, a full disk, out of memory): its message then starts a line
             for step in range(start, cfg.optim.steps):
                 if stop_after is not None and step - start >= stop_after:
@@ -708,7 +729,7 @@ class Trainer:
                     done = step + 1
                     if self.rank == 0 and (done % cfg.log_every == 0 or done == cfg.optim.steps):
                         line = {"step": done, "loss": value, "lr": lr, **parts, "world_size": self.world,
-                                "step_s": record.seconds, "elapsed_s": time.perf_counter() - started}
+                                "step_s": record.seconds, "elapsed_s": self._elapsed()}
                         history.append(line)
                         with open(metrics_path, "a") as f:
                             f.write(json.dumps(line) + "\n")

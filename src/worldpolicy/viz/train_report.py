@@ -155,12 +155,37 @@ def _usage(latest: Path, spec: Mapping[str, Any] | None, config: Mapping[str, An
         what = "or take a frame of the training dataset as those inputs (writes its images, prints the predict command"
         command = f"worldpolicy dataset frame {shlex.quote(dataset)} --episode 0 --frame 0 --out runs/frame"
         lines.append((f"{what} with its task)", f"{command} --checkpoint {ckpt}"))
+    sim_what = "evaluate it in the MuJoCo sim (Panda arms only: another arm's embodiment is refused before it loads)"
+    sim = f"worldpolicy sim --policy {ckpt} --task {shlex.quote(str(task))} --episodes 10"
+    recorded = _recorded_seeds(dataset)
+    if recorded is not None and recorded[0] == task:  # sim's default seeds are from-sim's: the scenes trained on
+        sim_what += (f", on scenes the dataset did not record (it holds {task} seeds {min(recorded[1])}.."
+                     f"{max(recorded[1])})")
+        sim += f" --seed {max(recorded[1]) + 1}"
     lines += [
         ("serve it over WebSocket (docs/serving.md)", f"worldpolicy serve --checkpoint {ckpt}"),
-        ("evaluate it in the MuJoCo sim (Panda arms only: another arm's embodiment is refused before it loads)",
-         f"worldpolicy sim --policy {ckpt} --task {shlex.quote(str(task))} --episodes 10 --out runs/sim"),
+        (sim_what, f"{sim} --out runs/sim"),
     ]
     return "".join(f"<p class=muted>{_esc(what)}</p><pre class=usage>{_esc(cmd)}</pre>" for what, cmd in lines)
+
+
+def _recorded_seeds(dataset: Any) -> tuple[str, list[int]] | None:
+    """The sim task and env seeds a `worldpolicy dataset from-sim` dataset recorded (its `worldpolicy_provenance`),
+    or None for any other dataset or one that cannot be read."""
+    if not isinstance(dataset, str) or not dataset:
+        return None
+    try:
+        info = _read_json(Path(dataset).expanduser() / "meta" / "info.json")
+    except _READ_ERRORS:
+        return None
+    provenance = info.get("worldpolicy_provenance") if isinstance(info, Mapping) else None
+    if not isinstance(provenance, Mapping):
+        return None
+    task, seeds = provenance.get("task"), provenance.get("seeds")
+    if not isinstance(task, str) or not isinstance(seeds, list) or not seeds \
+            or not all(isinstance(seed, int) and not isinstance(seed, bool) for seed in seeds):
+        return None
+    return task, seeds
 
 
 def train_sections(run_dir: Path) -> tuple[list[str], list[str]]:
