@@ -14,17 +14,16 @@ imagines whole chunks, so K = the chunk size plans exactly what gets executed, a
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
-from _args import at_least
+from _args import at_least, parser_for
 
 from worldpolicy.sim.tasks import list_tasks
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = parser_for(__doc__)
     parser.add_argument("--checkpoint", help="trained checkpoint folder (default: the shipped model)")
     parser.add_argument("--episodes", type=at_least(1), default=50, help="seeded episodes per arm (default 50)")
     parser.add_argument("--candidates", type=at_least(1), default=4, help="chunks the planner samples (default 4)")

@@ -80,7 +80,11 @@ def test_lora_checkpoint_sizes_prints_the_adapter_share():
 
 def test_ik_prints_tracking_and_solve_time():
     report = json.loads(_ran("bench_ik.py", "--chunks", "1"))
-    assert {"line_17cm_32", "circle_r8cm_64", "droid_random_reanchored", "solve_time_ms", "pass"} <= set(report)
+    assert set(report) == {"no_speed_limit", "at_15fps", "ratios_speed_limited_over_no_limit"}  # ActionDecoder's rate
+    for config in ("no_speed_limit", "at_15fps"):
+        assert {"line_17cm_32", "circle_r8cm_64", "droid_random_reanchored", "solve_time_ms", "pass"} <= set(report[config])
+    assert report["at_15fps"]["droid_random_reanchored"]["mean_mm"] < 5  # within the arm's speed: tracked as before
+    assert set(report["ratios_speed_limited_over_no_limit"]) == {"solve_time_median", "droid_chunk_ms"}
 
 
 def test_sim_baselines_print_each_bar_and_write_the_table(tmp_path):
