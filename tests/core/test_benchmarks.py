@@ -113,6 +113,19 @@ def test_planning_prints_both_arms_and_the_ties():
     assert re.search(r"the scores tied in \d+ of \d+ decisions", out), out
 
 
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "benchmarks").glob("*.py") if p.name != "_args.py"))
+def test_help_shows_the_whole_description(script):
+    """`--help` shows the script's docstring to its end, line breaks kept (its first line alone stopped
+    mid-sentence)."""
+    import ast
+
+    doc = ast.get_docstring(ast.parse((ROOT / "benchmarks" / script).read_text()), clean=False)
+    done = _run(script, "--help", timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    last = [line for line in doc.splitlines() if line.strip()][-1]
+    assert last in done.stdout, done.stdout
+
+
 @pytest.mark.parametrize(("script", "args", "refusal"), [
     ("bench_engine.py", ["--repeats", "0"], "argument --repeats: expected an integer >= 1, got '0'"),
     ("bench_engine.py", ["--settings", "huge"], "--settings: unknown huge"),
