@@ -1,4 +1,4 @@
-"""Argument checks shared by the benchmark scripts (run as `python benchmarks/X.py`, so this folder is on sys.path).
+"""Argument parsing shared by the benchmark scripts (run as `python benchmarks/X.py`, so this folder is on sys.path).
 
 A count of zero or a negative cost used to get past argparse and fail later as a division by zero or an empty
 median; as an argparse `type` the check names the flag, the value given and what is accepted, before any work runs.
@@ -25,3 +25,9 @@ def at_least(minimum: float, kind: type = int) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+def parser_for(doc: str) -> argparse.ArgumentParser:
+    """The script's parser, with its whole docstring, line breaks kept, as the description: `--help` then says what
+    is measured against what and shows the documented commands (a first line alone stopped mid-sentence)."""
+    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -14,22 +14,21 @@ imagines whole chunks, so K = the chunk size plans exactly what gets executed, a
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
-from _args import at_least
+from _args import at_least, parser_for
 
 from worldpolicy.sim.tasks import list_tasks
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = parser_for(__doc__)
     parser.add_argument("--checkpoint", help="trained checkpoint folder (default: the shipped model)")
     parser.add_argument("--episodes", type=at_least(1), default=50, help="seeded episodes per arm (default 50)")
     parser.add_argument("--candidates", type=at_least(1), default=4, help="chunks the planner samples (default 4)")
     parser.add_argument("--seed", type=at_least(0), default=200_000, help="first episode's seed (default 200000)")
-    parser.add_argument("--task", default="reach", choices=list_tasks(), help="simulator task (default reach)")
+    parser.add_argument("--task", default="reach", choices=list_tasks(), help="simulator task (default reach; the planner scores with reach_scorer, written for reach)")
     parser.add_argument("--execute-steps", type=at_least(1),
                         help="actions per chunk before asking again (default: the model's)")
     args = parser.parse_args()

@@ -8,10 +8,9 @@ its count should be 0. Run: python benchmarks/bench_sim_baselines.py [--episodes
 
 from __future__ import annotations
 
-import argparse
 import time
 
-from _args import at_least
+from _args import at_least, parser_for
 
 from worldpolicy.fileio import write_json_atomic
 from worldpolicy.sim.env import TabletopEnv
@@ -23,7 +22,7 @@ BARS = {"scripted": (">=", 0.95), "random": ("<=", 0.10)}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = parser_for(__doc__)
     parser.add_argument("--episodes", type=at_least(1), default=100, help="episodes per task and policy (default 100)")
     parser.add_argument("--tasks", nargs="+", default=list_tasks(), choices=list_tasks(), help="default: every task")
     parser.add_argument("--out", default=None, help="also write the table as JSON here")

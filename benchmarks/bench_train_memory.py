@@ -13,13 +13,12 @@ cores, ~18 GB of memory at its peak).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from dataclasses import replace
 
 import torch
-from _args import at_least
+from _args import at_least, parser_for
 
 
 def examples_for(latent_channel: int, batch: int, chunk: int, latent_hw: tuple[int, int]):
@@ -59,7 +58,7 @@ def step(transformer, examples, precision: str, recompute: bool, count: bool,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = parser_for(__doc__)
     parser.add_argument("--geometry", choices=["wide", "nano"], default="wide",
                         help="wide: the wide tiny model, kept bytes and step times; nano: Cosmos3-Nano's geometry, "
                              "kept bytes only (default wide)")
@@ -95,6 +94,7 @@ def main() -> None:
     print(f"\n{args.geometry} geometry, batch {args.batch} of 480x832 chunk-16 examples (1950 vision + 16 action tokens, "
           f"130-token caption)" + (f", {params / 1e6:.1f} M parameters" if params else
                                    f", {NANO.num_hidden_layers} layers (measured with 1 and 2, per layer x {n})"))
+    print("  (in brackets: this variant / fp32 plain; < 1 keeps less or steps faster)")
     for variant in variants:
         timing = f", step {seconds[variant]:6.2f} s ({seconds[variant] / seconds[base]:4.2f}x)" if seconds else ""
         print(f"  {variant[0]} {'checkpointing' if variant[1] else 'plain        '}: activations kept "

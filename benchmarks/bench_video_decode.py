@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _args import at_least
+from _args import at_least, parser_for
 
 READS = {"whole clip": {}, "last frame": {"last": 1}, "first 34 frames": {"max_frames": 34}}
 
@@ -45,7 +45,7 @@ def _measure(clip: str, bounds: dict[str, int]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = parser_for(__doc__)
     parser.add_argument("--frames", type=at_least(35), default=400,
                         help="clip length (default 400; at least 35: the first-34-frames read needs a longer clip)")
     parser.add_argument("--size", default="480x832", help="HxW, each side >= 16 (default 480x832)")

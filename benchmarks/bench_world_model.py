@@ -11,12 +11,11 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
 import numpy as np
-from _args import at_least
+from _args import at_least, parser_for
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -25,7 +24,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = parser_for(__doc__)
     parser.add_argument("--checkpoint", help="trained checkpoint folder (default: the shipped model)")
     parser.add_argument("--episodes", type=at_least(1), default=10, help="held-out episodes (default 10)")
     parser.add_argument("--seed", type=at_least(0), default=50_000,

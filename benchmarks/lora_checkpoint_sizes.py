@@ -7,15 +7,14 @@ AdamW state of the trained parameters.
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import torch
-from _args import at_least
+from _args import at_least, parser_for
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = parser_for(__doc__)
     parser.add_argument("--rank", type=at_least(1), default=16, help="finetune.lora_rank (default 16)")
     args = parser.parse_args()
 
