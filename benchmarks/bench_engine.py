@@ -156,8 +156,8 @@ def run_setting(name: str, device: str, dtype: str, chunk: int, variants: list[s
     med = {k: statistics.median(t) for k, t in times.items()}
     settings = outputs[variants[0]].settings
     print(f"\n== {name}: {device} {dtype}, observation {obs_hw[0]}x{obs_hw[1]}, tier {tier}, chunk {chunk}, canvas "
-          f"{settings['canvas_hw']}, latent {settings['latent_hw']}, {repeats} repeats (loaded in {load_s:.1f} s); one random"
-          " image, given to both as the composite: the single-view warning above is expected")
+          f"{settings['canvas_hw']}, latent {settings['latent_hw']}, {repeats} repeats (loaded in {load_s:.1f} s); "
+          "one random image, given to both as the composite: the single-view warning above is expected")
     print(f"pipeline (output_type=latent): median {med['pipeline'] * 1000:9.1f} ms   first call "
           f"{first_call['pipeline']:.1f} s")
     result = {"setting": name, "device": device, "dtype": dtype, "chunk": chunk, "repeats": repeats,
@@ -238,9 +238,9 @@ def main() -> None:
                 free_device_memory(args.device)
                 if args.json:  # after every setting, so a later setting's failure keeps what was measured
                     write_json_atomic(args.json, results)
-    print("\nSUMMARY: speed-up = pipeline time / engine time (> 1: the engine is faster); action difference = max |engine"
-          " - pipeline| / max |pipeline action|" + (" (targets on CPU: tiny >= 5x, wide >= 1.5x)" if args.device == "cpu"
-                                                     else ""))
+    targets = " (targets on CPU: tiny >= 5x, wide >= 1.5x)" if args.device == "cpu" else ""
+    print("\nSUMMARY: speed-up = pipeline time / engine time (> 1: the engine is faster); action difference = "
+          f"max |engine - pipeline| / max |pipeline action|{targets}")
     for r in results:
         for v, x in r["variants"].items():
             print(f"  {r['setting']:>5} chunk {r['chunk']:>2} {v:<12}: pipeline {r['pipeline_ms']:9.1f} ms, engine "

@@ -28,7 +28,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=at_least(1), default=50, help="seeded episodes per arm (default 50)")
     parser.add_argument("--candidates", type=at_least(1), default=4, help="chunks the planner samples (default 4)")
     parser.add_argument("--seed", type=at_least(0), default=200_000, help="first episode's seed (default 200000)")
-    parser.add_argument("--task", default="reach", choices=list_tasks(), help="simulator task (default reach; the planner scores with reach_scorer, written for reach)")
+    parser.add_argument("--task", default="reach", choices=list_tasks(),
+                        help="simulator task (default reach; the planner scores with reach_scorer, written for reach)")
     parser.add_argument("--execute-steps", type=at_least(1),
                         help="actions per chunk before asking again (default: the model's)")
     args = parser.parse_args()
@@ -85,8 +86,8 @@ def main() -> None:
     plain, planned = results["plain"], results[f"best_of_{args.candidates}"]
     print(f"plain: {100 * plain['success_rate']:.0f} % success, {plain['policy_s_per_chunk']:.2f} s/chunk; "
           f"best-of-{args.candidates}: {100 * planned['success_rate']:.0f} % success, "
-          f"{planned['policy_s_per_chunk']:.2f} s/chunk ({planned['policy_s_per_chunk'] / plain['policy_s_per_chunk']:.1f}x "
-          "the compute)")
+          f"{planned['policy_s_per_chunk']:.2f} s/chunk "
+          f"({planned['policy_s_per_chunk'] / plain['policy_s_per_chunk']:.1f}x the compute)")
     print(f"best-of-{args.candidates}: the scores tied in {planner.tied} of {planner.decisions} decisions "
           "(a tie executes the first candidate, which is the plain policy's own sample)")
 

@@ -101,9 +101,9 @@ class Prediction:
         """Write this result into folder `out` as `worldpolicy predict` writes its run (actions.json, settings.json,
         rollout.mp4 when a video was decoded, plots/ and index.html; `plots=False`: no plots/ or index.html), so a
         Python call's result gets the files, report and readers (`--actions`, `viz`) a command's has. `out` is checked
-        as predict's --out (never a checkpoint, a dataset, another command's run or a folder of runs); a folder that holds an earlier
-        predict run loses what this one does not rewrite. Returns the files written. The page and plots need
-        matplotlib (a core dependency), imported only here."""
+        as predict's --out (never a checkpoint, a dataset, another command's run or a folder of runs); a folder that
+        holds an earlier predict run loses what this one does not rewrite. Returns the files written. The page and
+        plots need matplotlib (a core dependency), imported only here."""
         from .fileio import output_folder, removing_empty_folders_on_failure
         from .viz.run import write_run
 

@@ -5,7 +5,8 @@ and simulated data: `observation.image.<camera>` videos, `observation.state.join
 `observation.state.gripper_position` [1] (measured), `action.joint_position` [7] and `action.gripper_position` [1]
 (what the env executed), plus LeRobot's `next.reward` (1 once the task is solved) and `next.done`.
 Row t pairs the observation before step t with the action of step t. info.json's `worldpolicy_provenance` says what
-recorded the episodes: the task and expert versions, the settings and each episode's seed. Needs the `sim` extra (MuJoCo).
+recorded the episodes: the task and expert versions, the settings and each episode's seed. Needs the `sim` extra
+(MuJoCo).
 """
 
 from __future__ import annotations

@@ -733,8 +733,8 @@ class LeRobotDatasetWriter:
                              "or None")
         self.provenance = None if provenance is None else _check_provenance(provenance)
         self.root = Path(root).expanduser()
-        if self.root.is_symlink():  # a data folder linked from a bigger disk: the dataset goes where the link points and
-            self.root = self.root.resolve()  # the link stays (renaming the link itself replaced it with a folder)
+        if self.root.is_symlink():  # a data folder linked from a bigger disk: the dataset goes where the link points
+            self.root = self.root.resolve()  # and the link stays (renaming the link itself replaced it with a folder)
         _check_replaceable(self.root, overwrite)
         self.fps, self.robot_type, self.overwrite = fps, robot_type, overwrite
         self.video_codec, self.video_gop, self.chunks_size = video_codec, video_gop, chunks_size

@@ -390,8 +390,8 @@ def make_policy(spec: str, *, env=None, embodiment: str | None = None, seed: int
         return _Seeded(remote, emb, seed, decode_video)
     spec = str(resolve_checkpoint(spec))  # as `worldpolicy sim --policy` and `load_policy` take it
     if not Path(spec).exists():
-        raise FileNotFoundError(f"policy: {spec!r} is not 'scripted', 'random', a ws:// URL, {SHIPPED_NAME!r} (the model "
-                                "in the package) or an existing checkpoint directory")
+        raise FileNotFoundError(f"policy: {spec!r} is not 'scripted', 'random', a ws:// URL, {SHIPPED_NAME!r} "
+                                "(the model in the package) or an existing checkpoint directory")
     from worldpolicy.policy import Policy
 
     return wrap_policy(Policy.from_pretrained(spec, embodiment, **kwargs), seed=seed, decode_video=decode_video)

@@ -741,8 +741,8 @@ def checkpoint_name(source: str) -> str:
 
 
 def run_title(prediction: Mapping[str, Any]) -> str:
-    """Which run a figure shows: `mode · embodiment · ckpt NAME · "prompt"` (the checkpoint when the settings name it:
-    two checkpoints' figures of one prompt had one heading; a long prompt cut with an ellipsis)."""
+    """Which run a figure shows: `mode · embodiment · ckpt NAME · "prompt"` (the checkpoint when the settings name
+    it: two checkpoints' figures of one prompt had one heading; a long prompt cut with an ellipsis)."""
     name = f"{prediction.get('mode', 'actions')} · {prediction.get('embodiment', '?')}"
     settings = prediction.get("settings")
     checkpoint = settings.get("checkpoint") if isinstance(settings, Mapping) else None

@@ -421,7 +421,8 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
         if bad:  # a diverged run's NaN draws nothing: its curve just ended, as if the run had stopped there
             ax.plot(bad, [0.95] * len(bad), ls="none", marker="x", ms=4, color=FAILURE_COLOR,
                     transform=ax.get_xaxis_transform())  # at each step along the top of the panel
-            name += f" · NaN or inf at {plural(len(bad), 'point')}, first at {'step' if has_step else 'record'} {bad[0]}"
+            where = "step" if has_step else "record"
+            name += f" · NaN or inf at {plural(len(bad), 'point')}, first at {where} {bad[0]}"
         ax.set_title(_literal(name), loc="left", fontsize=LABEL_FONTSIZE, **({"color": FAILURE_COLOR} if bad else {}))
         ax.grid(alpha=0.3)
         style_ticks(ax, which="both")  # a log axis labels minor ticks too

@@ -207,7 +207,8 @@ def _animation(actions, columns, units, fps, gripper_column, video, video_fps, t
             if left <= x < right:
                 frame[top:bottom, max(x - 1, 0) : x + 1] = PLAYHEAD_RGB
         if image is not None:  # each video frame resized as it is drawn
-            panel = caption_above(_resize(image, height - strip), f"{video_label}  t = {t:.2f} s  {shown}", widest, strip)
+            caption = f"{video_label}  t = {t:.2f} s  {shown}"
+            panel = caption_above(_resize(image, height - strip), caption, widest, strip)
             frame = np.concatenate([panel, frame], axis=1)
         return _fit(frame, MAX_FRAME_SIZE)
 
