@@ -153,8 +153,6 @@ def start_row(mode: str) -> int:
     return 0 if mode == "inverse_dynamics" else -1
 
 
-
-
 def check_seed(seed: Any) -> int:
     """Seeds are what torch generators take: integers in [0, 2**63)."""
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**63:

@@ -352,7 +352,6 @@ def evaluate(
     return report
 
 
-
 def write_report(report: EvalReport, out: Path, *, plots: bool = True) -> list[Path]:
     """report.json, report.md and (optionally) report.png: cumulative success with its CI band, episode lengths."""
     out = Path(out)
