@@ -251,17 +251,9 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
     the run would warn of that the files and the checkpoint's record tell without the weights: a user waits through
     no load to learn that an input is wrong or off."""
     from .cli import LOAD_FLAGS, flag_named
-    from .policy import (
-        Policy,
-        check_seed,
-        expand_home,
-        frame_rate_warning,
-        sizes_judged,
-        trained_frames,
-        untrained_modes,
-    )
+    from .policy import Policy, check_seed, expand_home, input_warnings
     from .processing.actions import load_actions
-    from .processing.observations import check_source, clip_from_mapping, frame_keys, trained_size_warning
+    from .processing.observations import check_source, clip_from_mapping, frame_keys
     from .processing.prompts import check_task
 
     check_task(args.prompt, "--prompt")
@@ -306,18 +298,13 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
         bad = [column for column, v in zip(embodiment.columns, state) if not math.isfinite(v)]
         raise ValueError(f"--state has NaN or inf in {', '.join(bad)} (given {args.state!r}); accepted: finite "
                          f"numbers, one per column ({', '.join(embodiment.columns)})")
-    checkpoint = str(expand_home(args.checkpoint))  # the policy's source, as its warnings name it
-    said.say(untrained_modes(checkpoint).get(args.mode))
-    trained = trained_frames(checkpoint)
-    if trained is not None:  # the files' sizes against those its training run saw, as the run judges them
-        given = sizes_judged(embodiment, next(iter(shapes.values())), {
-            key: shapes[f"--camera {key}"] for key in frame_keys(cameras, embodiment.camera_keys, embodiment.composite)
-        } if cameras else None)
-        if given is not None:
-            said.say(trained_size_warning(trained, given, checkpoint))
-    if args.mode == "inverse_dynamics":  # each clip's rate, from its header: the request reads the same files
-        for source in sources.values():
-            said.say(frame_rate_warning(str(source), embodiment.fps))
+    sizes = ({key: shapes[f"--camera {key}"] for key in frame_keys(cameras, embodiment.camera_keys,
+                                                                    embodiment.composite)}
+             if cameras else next(iter(shapes.values())))
+    # the policy's source as its warnings name it; each clip's rate from its header: the request reads the same files
+    for message in input_warnings(str(expand_home(args.checkpoint)), embodiment, args.mode, sizes,
+                                  list(sources.values()) if args.mode == "inverse_dynamics" else ()):
+        said.say(message)
     return said
 
 

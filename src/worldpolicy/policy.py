@@ -14,7 +14,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -836,6 +836,23 @@ def sizes_judged(embodiment: Embodiment, size: tuple[int, int],
     if composite_mismatch(*size, embodiment.camera_keys, embodiment.composite) is not None:
         return None
     return {None: size}
+
+
+def input_warnings(source: str, embodiment: Embodiment, mode: str,
+                   sizes: tuple[int, int] | Mapping[str, tuple[int, int]], clips: Sequence[Any] = ()) -> list[str]:
+    """What a run of checkpoint `source` would warn of that its record and the input files tell before the weights
+    load: a mode its training left out, frames of another size than it was trained on (`sizes`: the one image's or
+    clip's (height, width), or each camera's by key, those `frame_keys` names), each of `clips`' frame rate. In the
+    run's own words, so the front ends that say them first (`worldpolicy predict`, the agent tools) tell them apart
+    from what the run says."""
+    said = [untrained_modes(source).get(mode)]
+    trained = trained_frames(source)
+    if trained is not None:
+        given = dict(sizes) if isinstance(sizes, Mapping) else sizes_judged(embodiment, sizes, None)
+        if given is not None:
+            said.append(trained_size_warning(trained, given, source))
+    said += [frame_rate_warning(str(clip), embodiment.fps) for clip in clips]
+    return [message for message in said if message is not None]
 
 
 def frame_rate_warning(video: Any, fps: float) -> str | None:

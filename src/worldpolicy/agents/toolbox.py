@@ -24,7 +24,7 @@ import numpy as np
 
 from ..fileio import ACTIONS_FILE, BASE_FILE, MODEL_INDEX_FILE
 from ..logcapture import logged_warnings
-from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, listed_embodiments, trained_embodiment
+from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, input_warnings, listed_embodiments, trained_embodiment
 from ..processing import observations
 from ..processing.prompts import check_length
 
@@ -613,7 +613,9 @@ class Toolbox:
         prompt = self._prompt(prompt)
         self._sampling(seed, steps, guidance)
         obs, state, warnings, said, sizes = self._observation(emb, image, images, state)
-        warnings += _checkpoint_warnings(ckpt, emb, "policy", sizes)
+        # in every call's result (a cached policy says them once, to the first call), in the run's words (`_run` does
+        # not add them again)
+        warnings += input_warnings(str(ckpt), emb, "policy", sizes)
         return self._run(
             "policy",
             ckpt,
@@ -653,7 +655,7 @@ class Toolbox:
         self._sampling(seed, steps, guidance)
         a, space = self._actions(emb, actions, actions_file)
         obs, state, warnings, said, sizes = self._observation(emb, image, images, state)
-        warnings += _checkpoint_warnings(ckpt, emb, "forward_dynamics", sizes)
+        warnings += input_warnings(str(ckpt), emb, "forward_dynamics", sizes)
         return self._run(
             "forward_dynamics",
             ckpt,
@@ -703,7 +705,7 @@ class Toolbox:
                                 "compose their clips into one in that layout (infer_actions takes one clip; the "
                                 "command line's --camera KEY=CLIP composes them)")
         said = (height, width) if warnings else None
-        warnings += _checkpoint_warnings(ckpt, emb, "inverse_dynamics", (height, width), clip=path)
+        warnings += input_warnings(str(ckpt), emb, "inverse_dynamics", (height, width), [path])
         state = self._state(emb, state)
         return self._run(
             "inverse_dynamics",
@@ -923,29 +925,6 @@ def _single_view(emb, source: str, height: int, width: int, pass_each: str) -> l
 
     message = single_view_warning(emb, source, height, width, pass_each)
     return [] if message is None else [message]
-
-
-def _checkpoint_warnings(ckpt: Path, emb, mode: str, sizes: tuple[int, int] | dict[str, tuple[int, int]],
-                         clip: Path | None = None) -> list[str]:
-    """What the run would warn of that the checkpoint's record and the files tell before it loads, as `worldpolicy
-    predict` says it then (`commands._check_inputs`): a mode the checkpoint's training left out, frames of another size
-    than it was trained on, a clip's frame rate. In every call's result, where a cached policy says the first two once,
-    to the call that first met them; in the policy's own words (its source is `str(ckpt)`, as `policy` loads it), so
-    `_run` does not add them again when the run says them too. `sizes`: the (height, width) of the one image or clip,
-    or of each camera's image by key (those that make the frames, `frame_keys`)."""
-    from ..policy import frame_rate_warning, sizes_judged, trained_frames, untrained_modes
-    from ..processing.observations import trained_size_warning
-
-    source = str(ckpt)
-    said = [untrained_modes(source).get(mode)]
-    trained = trained_frames(source)
-    if trained is not None:
-        given = dict(sizes) if isinstance(sizes, dict) else sizes_judged(emb, sizes, None)  # each camera's, if given
-        if given is not None:
-            said.append(trained_size_warning(trained, given, source))
-    if clip is not None:
-        said.append(frame_rate_warning(str(clip), emb.fps))
-    return [message for message in said if message is not None]
 
 
 def _readable_image(path: Path, parameter: str, given: Any) -> np.ndarray:
