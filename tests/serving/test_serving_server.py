@@ -546,8 +546,6 @@ def test_warnings_reach_their_own_request_also_when_a_failed_batch_is_rerun_one_
 def test_collecting_and_request_marks_end_with_their_block_also_when_it_raises():
     """What a block collects and which request it marks stop at the block's end, also when it raises: a mark left
     behind would send the next batch's shared warnings to one request, a collector left behind would keep filling."""
-    import logging
-
     from worldpolicy.logcapture import logged_warnings, request_index
 
     log = logging.getLogger("worldpolicy.policy")

@@ -283,7 +283,8 @@ class Toolbox:
 
     def resolve_checkpoint(self, checkpoint: str | None) -> Path:
         """A checkpoint name from `list_checkpoints`, or a path inside one of the checkpoint directories."""
-        by_name = {c["name"]: Path(c["path"]) for c in self.list_checkpoints()["checkpoints"]}
+        paths = self._checkpoint_paths()  # names and paths only: not the listing's sizes and completeness checks
+        by_name = dict(zip(_unique_names(paths), paths))
         if checkpoint is not None and not isinstance(checkpoint, str):  # the Strands tool's arguments are not typed
             raise ToolInputError("checkpoint", "expected a checkpoint name", checkpoint, sorted(by_name))
         if not by_name:
