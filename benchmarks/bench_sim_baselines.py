@@ -39,13 +39,12 @@ def main() -> None:
             lo, hi = wilson_interval(report.successes, args.episodes)
             ok = rate >= bar if op == ">=" else rate <= bar
             doc = report.to_json()
-            over = doc["over_velocity_steps"]
+            over, steps = doc["over_velocity_steps"], doc["mean_steps_to_success"]
             over_episodes = sum(e.over_velocity_steps > 0 for e in report.episodes)
             rows.append({"task": task, "policy": name, "successes": report.successes, "episodes": args.episodes,
                          "success_rate": rate, "ci95": [lo, hi], "bar": f"{op} {bar:.0%}", "pass": ok,
-                         "mean_steps_to_success": doc["mean_steps_to_success"], "over_velocity_steps": over,
+                         "mean_steps_to_success": steps, "over_velocity_steps": over,
                          "episodes_over_velocity": over_episodes, "wall_s": time.perf_counter() - t0})
-            steps = doc["mean_steps_to_success"]
             print(f"{task:<11} {name:<9} {report.successes:>3}/{args.episodes} = {100 * rate:5.1f} % "
                   f"(95 % CI {100 * lo:5.1f}-{100 * hi:5.1f})  bar {op} {bar:.0%}: {'PASS' if ok else 'FAIL'}  "
                   f"steps {steps if steps is None else round(steps, 1)}  over-speed steps {over} "

@@ -365,7 +365,6 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
         _literal,
         _new_figure,
         figure_title,
-        plural,
         step_markers,
         style_ticks,
     )
