@@ -184,6 +184,11 @@ TRAINER_STATE_FILE = "trainer_state.json"  # the run's step and config (its obje
 CHECKPOINT_GLOB = "checkpoints/step-*"  # a training run's saved checkpoints (`Trainer._save`), one folder per step
 METRICS_FILE = "metrics.jsonl"  # a training run's log: one line of losses (and evaluations) per step
 ACTIONS_FILE = "actions.json"  # a predict run's actions (docs/actions-schema.md)
+# The key of a LeRobot dataset's meta/info.json under which worldpolicy says how it made the dataset (`dataset
+# from-sim`: the task and expert versions and the recording's settings), which the data tools write and a training
+# run's page reads. LeRobot keeps info.json keys it does not know and reads none of them, so the dataset stays a plain
+# LeRobot v3.0 one; the name is worldpolicy's so it cannot meet a key LeRobot adds later.
+PROVENANCE_KEY = "worldpolicy_provenance"
 
 
 @dataclass(frozen=True)

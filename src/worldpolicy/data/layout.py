@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..fileio import PROVENANCE_KEY
+
 CODEBASE_VERSION = "v3.0"
 INFO_PATH = "meta/info.json"
 STATS_PATH = "meta/stats.json"
@@ -51,10 +53,6 @@ EPISODE_COLUMNS = (
     "dataset_to_index",
 )
 VIDEO_EPISODE_FIELDS = ("chunk_index", "file_index", "from_timestamp", "to_timestamp")
-# The info.json key under which worldpolicy says how it made a dataset (`dataset from-sim`: the task and expert
-# versions and the recording's settings). LeRobot keeps info.json keys it does not know and reads none of them, so
-# the dataset stays a plain LeRobot v3.0 one; the name is worldpolicy's so it cannot meet a key LeRobot adds later.
-PROVENANCE_KEY = "worldpolicy_provenance"
 # The fields info.json's path templates may name (what the reader fills in: `LeRobotDataset._data_path`, `_video_path`)
 TEMPLATE_FIELDS = {"data_path": {"chunk_index", "file_index"}, "video_path": {"video_key", "chunk_index", "file_index"}}
 

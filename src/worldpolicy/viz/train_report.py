@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..fileio import BASE_FILE, CHECKPOINT_GLOB, METRICS_FILE, TRAINER_STATE_FILE
+from ..fileio import BASE_FILE, CHECKPOINT_GLOB, METRICS_FILE, PROVENANCE_KEY, TRAINER_STATE_FILE
 from ..policy import EMBODIMENT_FILE, trained_objective_weights
 from .report import _cards, _esc, _fmt, _kv_table, _read_json
 
@@ -178,7 +178,7 @@ def _recorded_seeds(dataset: Any) -> tuple[str, list[int]] | None:
         info = _read_json(Path(dataset).expanduser() / "meta" / "info.json")
     except _READ_ERRORS:
         return None
-    provenance = info.get("worldpolicy_provenance") if isinstance(info, Mapping) else None
+    provenance = info.get(PROVENANCE_KEY) if isinstance(info, Mapping) else None
     if not isinstance(provenance, Mapping):
         return None
     task, seeds = provenance.get("task"), provenance.get("seeds")
