@@ -223,14 +223,11 @@ def check_recording(dataset: LeRobotDataset, task: str, *, seed: int = 0, **epis
     wanted = recording.provenance
     stored = dataset.provenance or {}
     if not stored or stored.get("task") == task:  # another task is a setting (listed below), not a version
-        from worldpolicy.sim.evaluate import UNRECORDED_VERSION
+        from worldpolicy.sim.evaluate import stored_version_change
 
-        versions = [
-            f"{what}: v{stored[key]} -> v{wanted[key]}" if stored.get(key) is not None
-            else f"{what}: v{UNRECORDED_VERSION} (unrecorded) -> v{wanted[key]}"
-            for key, what in zip(VERSION_KEYS, (f"task {task}", "scripted expert"))
-            if stored.get(key, UNRECORDED_VERSION) != wanted[key]
-        ]
+        versions = [f"{what}: v{shown} -> v{wanted[key]}"
+                    for key, what in zip(VERSION_KEYS, (f"task {task}", "scripted expert"))
+                    if (shown := stored_version_change(stored.get(key), wanted[key])) is not None]
         if versions:
             raise ValueError(f"{dataset.root} was recorded by other versions: {'; '.join(versions)}. Its episodes "
                              "and this version's would not make one dataset: record into a new or empty folder")

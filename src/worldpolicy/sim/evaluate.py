@@ -247,12 +247,16 @@ def version_changes(previous: EvalReport, current: EvalReport) -> list[tuple[str
                                                                          (current.policy_settings or {}).get("kind")):
         return []
     stored = previous.versions()
-    changes = []
-    for what, now in current.versions().items():
-        old = stored.get(what)
-        if (UNRECORDED_VERSION if old is None else old) != now:
-            changes.append((what, f"{UNRECORDED_VERSION} (unrecorded)" if old is None else str(old), now))
-    return changes
+    return [(what, shown, now) for what, now in current.versions().items()
+            if (shown := stored_version_change(stored.get(what), now)) is not None]
+
+
+def stored_version_change(stored: int | None, now: int) -> str | None:
+    """`stored` as a change shows it (`UNRECORDED_VERSION` and "(unrecorded)" where None) when it differs from `now`;
+    None when it is the same definition. Shared by `version_changes` and `data.from_sim.check_recording`."""
+    if (UNRECORDED_VERSION if stored is None else stored) == now:
+        return None
+    return f"{UNRECORDED_VERSION} (unrecorded)" if stored is None else str(stored)
 
 
 def episodes_left(previous: EvalReport, current: EvalReport, episodes: int) -> range:
