@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import threading
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -127,6 +128,44 @@ def test_more_open_connections_than_serve_default_slots(ray_endpoint):
     finally:
         for client in clients:
             client.close()
+
+
+def test_handshakes_past_max_connections_wait_in_a_bounded_queue(ray_endpoint):
+    """Serve queues what its ingress has no slot for (every open WebSocket holds one) without a bound by default:
+    handshakes, and /healthz with them, hung until their clients gave up. With the ingress's own
+    `max_queued_requests` (max_queue), one waits for a slot and gets it when a connection closes, and the next is
+    refused at once."""
+    from worldpolicy.serving import RemotePolicy, ServerRefusedError, ServerTimeoutError
+
+    app = build_app(_stand_in, num_replicas=1, max_connections=1, max_queue=1,
+                    replica_actor_options={"num_cpus": 0.25}, ingress_actor_options={"num_cpus": 0.25})
+    serve.run(app, name="small", route_prefix="/small")
+    url = ray_endpoint + "/small/"
+    try:
+        first = RemotePolicy(url)
+        waited: list = []
+
+        def second() -> None:
+            with RemotePolicy(url, connect_timeout_s=120) as policy:
+                waited.append(policy.infer({**droid_request(np.zeros(7)), "prompt": "queued"})["actions"])
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        refused = None
+        for _ in range(30):  # until the second handshake holds the queue's one place (a third meanwhile waits)
+            try:
+                RemotePolicy(url, connect_timeout_s=2).close()
+            except ServerTimeoutError:
+                continue
+            except ServerRefusedError as exc:
+                refused = exc
+                break
+        assert refused is not None and "refused the connection with HTTP" in str(refused)
+        first.close()  # a slot frees: the queued handshake is taken
+        thread.join(120)
+        np.testing.assert_allclose(waited[0], expected_actions(np.zeros(7), "queued"))
+    finally:
+        serve.delete("small")
 
 
 class _FakeSocket:

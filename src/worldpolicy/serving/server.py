@@ -67,6 +67,7 @@ __all__ = [
     "peer_name",
     "reply_fields",
     "request_metrics",
+    "room_for_connections",
     "run_batch",
     "server_metadata",
     "stuck_text",
@@ -187,6 +188,10 @@ class ServerConfig:
     max_batch: int = 8
     max_wait_ms: float = 5.0
     max_queue: int = 64
+    # open WebSocket connections at once; past it, handshakes get HTTP 503 (probes still answer). A client that leaks
+    # connections (reconnects without closing) would otherwise run the process out of file descriptors, after which
+    # nothing, /healthz included, is accepted. The same default as the Ray ingress's `max_connections`
+    max_connections: int = 1024
     limits: Limits = DEFAULT_LIMITS
     drain_timeout_s: float = 30.0
     event_loop: str = "auto"  # one of EVENT_LOOPS; see `event_loop_factory`
@@ -214,6 +219,8 @@ class ServerConfig:
             ("max_wait_ms", self.max_wait_ms, _is_number(self.max_wait_ms) and 0 <= self.max_wait_ms <= 10_000,
              "a number in [0, 10000]"),
             ("max_queue", self.max_queue, _is_int(self.max_queue) and self.max_queue >= 1, "an int >= 1"),
+            ("max_connections", self.max_connections, _is_int(self.max_connections) and self.max_connections >= 1,
+             "an int >= 1"),
             ("limits", self.limits, isinstance(self.limits, Limits), "a worldpolicy.serving.Limits"),
             ("drain_timeout_s", self.drain_timeout_s, _is_number(self.drain_timeout_s) and self.drain_timeout_s >= 0,
              "a number >= 0"),
@@ -321,6 +328,7 @@ class _Job:
     request: WireRequest
     future: asyncio.Future
     enqueued: float
+    conn: int  # its connection's number, which the log lines about it carry
     started: float = 0.0
     finished: float = 0.0
     batch_size: int = 0
@@ -481,6 +489,12 @@ class PolicyServer:
             state = ("shutting down" if self._draining else "loading the model; retry when GET /readyz answers 200"
                      if not self._ready else self._stuck_text() + "; retry on another replica")
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, f"server is {state}\n")
+        if len(self._connections) >= self.config.max_connections:
+            text = (f"server full: {len(self._connections)} connections open (max_connections="
+                    f"{self.config.max_connections}); retry later or on another replica")
+            _log(logging.WARNING, "refused", peer=peer_name(connection.remote_address), status="busy", reason=text)
+            self._metrics.requests.labels("busy").inc()
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, text + "\n")
         return None
 
     # ------------------------------------------------------------------------------------------ WebSocket side
@@ -581,7 +595,7 @@ class PolicyServer:
                 CloseCode.TRY_AGAIN_LATER,
                 "busy",
             )
-        job = _Job(request, self._loop.create_future(), enqueued=t0)
+        job = _Job(request, self._loop.create_future(), enqueued=t0, conn=conn)
         self._waiting.add(job)
         self._queue.put(job)
         self._active += 1
@@ -633,9 +647,10 @@ class PolicyServer:
                 started = time.perf_counter()
                 self._running = (number, started, batch)  # the watchdog's only input: one store per batch
                 try:
-                    results, said = run_batch(self.policy, [job.request for job in batch])
+                    results, said = run_batch(self.policy, [job.request for job in batch],
+                                              [{"conn": job.conn} for job in batch])
                 except Exception as exc:  # noqa: BLE001 - logged; a bug past run_batch fails the batch, not the thread
-                    log_failure("batch_crashed", exc, size=len(batch))
+                    log_failure("batch_crashed", exc, size=len(batch), conns=[job.conn for job in batch])
                     results, said = [exc] * len(batch), [[] for _ in batch]
                 finally:
                     self._running = None
@@ -863,6 +878,7 @@ class PolicyServer:
         the policy or the load by then, ends the process at once with that code (`os._exit`): interpreter shutdown
         under a thread in native code aborts it ("terminate called without an active exception")."""
         keep_freed_memory()
+        room_for_connections(self.config.max_connections)
 
         async def main() -> None:
             loop = asyncio.get_running_loop()
@@ -925,6 +941,33 @@ def _settle(future: asyncio.Future, error: BaseException | None) -> None:
         future.set_exception(error) if error is not None else future.set_result(None)
 
 
+_OTHER_FILES = 256  # descriptors the process holds besides connections: weights, CUDA, logs, probes in progress
+
+
+def room_for_connections(max_connections: int) -> int | None:
+    """Process-wide (what `PolicyServer.run` does): raise the soft open-file limit, within the hard one, so that
+    `max_connections` connections and the process's other files fit; a process out of descriptors accepts nothing,
+    /healthz included, so `max_connections` must be the limit that is met. The soft limit is often 1024 (systemd,
+    a login shell) while the hard one allows far more. Logs `open_file_limit` when the hard limit leaves too little.
+    Returns the soft limit now, or None where there is none to read (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_connections + _OTHER_FILES
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        raised = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
+        if raised > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        if soft < wanted:
+            _log(logging.WARNING, "open_file_limit", limit=soft, max_connections=max_connections,
+                 detail=f"the hard open-file limit ({hard}) leaves room for about {max(soft - _OTHER_FILES, 0)} "
+                 "connections: lower --max-connections, or raise the limit (ulimit -Hn, LimitNOFILE=, docker --ulimit)")
+    return soft
+
+
 _KEEP_FREED_BYTES = 32 * 2**20  # glibc's largest allowed mmap threshold
 
 
@@ -941,13 +984,17 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(m_trim_threshold, _KEEP_FREED_BYTES) and mallopt(m_mmap_threshold, _KEEP_FREED_BYTES))
 
 
-def run_batch(policy: Any, requests: list[WireRequest]) -> tuple[list[Prediction | BaseException], list[list[str]]]:
+def run_batch(
+    policy: Any, requests: list[WireRequest], fields: Sequence[dict[str, Any]] | None = None
+) -> tuple[list[Prediction | BaseException], list[list[str]]]:
     """One `policy.act_batch` for the whole batch; without it (or if the batch fails) one call per request, so a bad
     request only fails itself. Runs in a worker thread; returns a Prediction or the exception per request, and the
     warnings the policy logged about each (`logged_warnings`), which its reply carries to the client: the checkpoint
-    in them by its name (`checkpoint_name`), as the metadata frame names it, not by this machine's path."""
+    in them by its name (`checkpoint_name`), as the metadata frame names it, not by this machine's path. `fields`:
+    per request, what its `policy_failed` log line names it by (the single server's `conn`, as its `connect` and
+    `refused` lines do), so an operator can tell whose request the traceback is about."""
     with logged_warnings(len(requests)) as said:
-        results = _run_batch(policy, requests)
+        results = _run_batch(policy, requests, fields or [{} for _ in requests])
     source = getattr(policy, "source", None)
     if isinstance(source, str) and source and any(said):
         name = checkpoint_name(source)
@@ -955,7 +1002,9 @@ def run_batch(policy: Any, requests: list[WireRequest]) -> tuple[list[Prediction
     return results, said
 
 
-def _run_batch(policy: Any, requests: list[WireRequest]) -> list[Prediction | BaseException]:
+def _run_batch(
+    policy: Any, requests: list[WireRequest], fields: Sequence[dict[str, Any]]
+) -> list[Prediction | BaseException]:
     if len(requests) > 1 and callable(getattr(policy, "act_batch", None)):
         try:
             predictions = policy.act_batch([_policy_request(r) for r in requests])
@@ -976,7 +1025,7 @@ def _run_batch(policy: Any, requests: list[WireRequest]) -> list[Prediction | Ba
                     results.append(policy.infer_actions(r.video, r.prompt, **r.options))
         except Exception as exc:  # noqa: BLE001 - this request's result, logged unless the client is told why
             if failure_status(exc) == "error" or not str(exc):
-                log_failure("policy_failed", exc, mode=r.mode)
+                log_failure("policy_failed", exc, **fields[i], mode=r.mode)
             results.append(exc)
     return results
 
