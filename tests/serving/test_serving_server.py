@@ -358,6 +358,7 @@ def test_failures_are_logged_as_one_json_object_and_an_empty_message_still_says_
 
     t = serve(Silent(batching=False))
     with caplog.at_level(logging.INFO, logger="worldpolicy.serving"), RemotePolicy(t.url) as policy:
+        policy.act(droid_request(np.zeros(7)), "fine")
         with pytest.raises(ServerError, match=r"AssertionError: \(no message; see the server log\)"):
             policy.act(droid_request(np.zeros(7)), "assert")
         with pytest.raises(ServerError, match="unusable policy result"):
@@ -375,6 +376,9 @@ def test_failures_are_logged_as_one_json_object_and_an_empty_message_still_says_
     said = [e for e in lines if e["event"] in ("refused", "disconnect")]
     assert sum(e["event"] == "refused" for e in said) == 2 and all(e["peer"] == peers[e["conn"]] for e in said)
     assert entries["policy_failed"]["conn"] == said[0]["conn"]  # the traceback names whose request it was
+    # a connection's last line says what it did: the first answered one request, then its second was refused
+    first = next(e for e in lines if e["event"] == "disconnect")
+    assert first["conn"] == said[0]["conn"] and first["requests"] == 1 and first["seconds"] > 0
 
 
 def test_shutdown_closes_the_policy_the_server_owns_after_its_last_batch(caplog):

@@ -301,15 +301,17 @@ class WireIngress:
         await ws.accept()
         _log(logging.INFO, "connect", conn=conn, peer=_peer(ws))
         self._sockets.add(ws)
-        code = None
+        code, answered, opened = None, [0], time.perf_counter()
         try:
-            code = await self._session(ws, conn)
+            code = await self._session(ws, conn, answered)
         finally:
             self._sockets.discard(ws)
-            _log(logging.INFO, "disconnect", conn=conn, peer=_peer(ws), code=code)
+            _log(logging.INFO, "disconnect", conn=conn, peer=_peer(ws), code=code, requests=answered[0],
+                 seconds=round(time.perf_counter() - opened, 3))
 
-    async def _session(self, ws: WebSocket, conn: int) -> int | None:
-        """Metadata, then one reply per request; returns the close code (the client's, or ours), None if unknown."""
+    async def _session(self, ws: WebSocket, conn: int, answered: list[int]) -> int | None:
+        """Metadata, then one reply per request, counted in `answered[0]` for the disconnect line; returns the close
+        code (the client's, or ours), None if unknown."""
         metadata = await self._call(ws, conn, self._fetch_metadata())
         if metadata is None:
             return None
@@ -355,6 +357,7 @@ class WireIngress:
                 finally:
                     self._active -= 1
                 self.requests.labels("ok").inc()
+                answered[0] += 1
                 self.latency.observe(time.perf_counter() - t0)
         finally:
             pending.cancel()

@@ -505,10 +505,11 @@ class PolicyServer:
         _log(logging.INFO, "connect", conn=conn, peer=peer_name(ws.remote_address))
         closed = asyncio.ensure_future(ws.wait_closed())
         prev_total_ms: float | None = None
+        opened, answered = time.perf_counter(), 0
         try:
             await ws.send(packb(self._metadata))
             while (prev_total_ms := await self._exchange(ws, conn, await ws.recv(), closed, prev_total_ms)) is not None:
-                pass
+                answered += 1
         except websockets.ConnectionClosed as exc:
             if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:  # websockets refused the frame
                 self._metrics.requests.labels("too_big").inc()
@@ -518,7 +519,10 @@ class PolicyServer:
             closed.cancel()
             self._connections.discard(ws)
             self._metrics.connections.dec()
-            _log(logging.INFO, "disconnect", conn=conn, peer=peer_name(ws.remote_address), code=ws.close_code)
+            # what the connection did, in its last line: a robot's session at a glance, or a client that reconnects
+            # per request (many short connections of one request each)
+            _log(logging.INFO, "disconnect", conn=conn, peer=peer_name(ws.remote_address), code=ws.close_code,
+                 requests=answered, seconds=round(time.perf_counter() - opened, 3))
 
     async def _exchange(
         self, ws: ServerConnection, conn: int, message: str | bytes, closed: asyncio.Future, prev_total_ms: float | None
