@@ -605,3 +605,26 @@ def test_the_open_file_limit_is_raised_to_fit_max_connections_within_the_hard_li
         assert room_for_connections(1024) == 1100 and set_to[-1] == (1100, 1100)
     said = json.loads(caplog.records[-1].getMessage())
     assert said["event"] == "open_file_limit" and "room for about 844 connections" in said["detail"]
+
+
+def test_a_policy_that_ends_the_inference_thread_stops_the_server_instead_of_leaving_it_deaf(serve, caplog):
+    """SystemExit from inside the policy (a library's fatal-error exit) is no request's error: it ended the worker
+    thread, after which the server stayed up and ready, queued every request and answered none. Now its client is told,
+    the server drains and stops (`run` exits 1), and a supervisor restarts it."""
+
+    class Exiting(StandInPolicy):
+        def act(self, observation, prompt, **options):
+            if prompt == "exit":
+                raise SystemExit("fatal CUDA error")
+            return super().act(observation, prompt, **options)
+
+    t = serve(Exiting(batching=False))
+    with caplog.at_level(logging.INFO, logger="worldpolicy.serving"), RemotePolicy(t.url) as policy:
+        assert policy.act(droid_request(np.zeros(7)), "fine").actions.shape == (32, 8)
+        with pytest.raises(ServerError, match=r"ended the server's inference thread \(SystemExit: fatal CUDA error\)"):
+            policy.act(droid_request(np.zeros(7)), "exit")
+        t._thread.join(30)
+    assert not t._thread.is_alive() and t.server._died  # stopped by itself: no SIGTERM was sent
+    events = [json.loads(r.getMessage()) for r in caplog.records if r.name == "worldpolicy.serving"]
+    died = next(e for e in events if e["event"] == "worker_died")
+    assert died["error"] == "SystemExit: fatal CUDA error" and [e["event"] for e in events][-1] == "stopped"

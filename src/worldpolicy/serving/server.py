@@ -439,6 +439,8 @@ class PolicyServer:
         self._metadata: dict[str, Any] = {}
         self._ids = itertools.count(1)
         self._connections: set[ServerConnection] = set()
+        self._stop: asyncio.Future | None = None  # what serve() waits on: also resolved when the worker dies
+        self._died: str | None = None  # why the worker thread ended inside the policy (see `_worker_died`)
         self.port: int | None = None
 
     @property
@@ -656,6 +658,10 @@ class PolicyServer:
                 except Exception as exc:  # noqa: BLE001 - logged; a bug past run_batch fails the batch, not the thread
                     log_failure("batch_crashed", exc, size=len(batch), conns=[job.conn for job in batch])
                     results, said = [exc] * len(batch), [[] for _ in batch]
+                except BaseException as exc:  # noqa: BLE001 - SystemExit from inside the policy: this thread ends
+                    log_failure("worker_died", exc, size=len(batch), conns=[job.conn for job in batch])
+                    self._call_on_loop(self._worker_died, batch, error_text(exc))
+                    return
                 finally:
                     self._running = None
                 last_finished = time.perf_counter()
@@ -729,6 +735,21 @@ class PolicyServer:
                 job.future.set_result(result)
         # observed after the replies are sent: set_result only schedules each waiting task, behind this callback
         self._loop.call_soon(self._observe_batch, len(batch), finished - started)
+
+    def _worker_died(self, batch: list[_Job], error: str) -> None:
+        """Event loop: the worker thread ended inside the policy with an exception that is no request's error
+        (SystemExit from a library): answer its batch and those queued, and stop serving (drain; `run` exits 1), so a
+        supervisor restarts the process instead of it staying up, ready, and answering nothing."""
+        self._died = error
+        self._ready, self._draining = False, True  # new requests are refused from now on, as while draining
+        self._metrics.ready.set(0)
+        refusal = _Refusal(f"server error: the policy ended the server's inference thread ({error}); the server "
+                           "stops, retry on another replica", CloseCode.INTERNAL_ERROR, "error")
+        for job in [*batch, *list(self._waiting)]:
+            self._waiting.discard(job)
+            _answer(job, refusal)
+        if self._stop is not None and not self._stop.done():
+            self._stop.set_result(None)
 
     def _observe_batch(self, size: int, seconds: float) -> None:
         self._metrics.batch_size.observe(size)
@@ -804,7 +825,7 @@ class PolicyServer:
             )
         self._served = True
         self._loop = loop = asyncio.get_running_loop()
-        stop = stop if stop is not None else loop.create_future()
+        stop = self._stop = stop if stop is not None else loop.create_future()
         async with serve(
             self._handler,
             self.config.host,
@@ -878,7 +899,8 @@ class PolicyServer:
 
     def run(self) -> int:
         """Blocking entry point for the CLI (it owns the process): serve until SIGTERM/SIGINT, then drain. Returns the
-        exit code: 0, or 1 when requests were abandoned at the drain deadline. If the worker thread is still inside
+        exit code: 0, or 1 when requests were abandoned at the drain deadline or the policy ended the inference thread
+        (`_worker_died`). If the worker thread is still inside
         the policy or the load by then, ends the process at once with that code (`os._exit`): interpreter shutdown
         under a thread in native code aborts it ("terminate called without an active exception")."""
         keep_freed_memory()
@@ -893,7 +915,7 @@ class PolicyServer:
 
         with asyncio.Runner(loop_factory=event_loop_factory(self.config.event_loop)) as runner:
             runner.run(main())
-        code = 1 if self._abandoned else 0
+        code = 1 if self._abandoned or self._died else 0
         if self._worker is not None and self._worker.is_alive():
             logging.shutdown()  # flush the log handlers: os._exit skips what interpreter shutdown would do
             sys.stdout.flush()
