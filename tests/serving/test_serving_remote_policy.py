@@ -443,6 +443,37 @@ def test_close_from_another_thread_ends_the_call_waiting_on_the_server_at_once(s
     remote.close()
 
 
+def test_close_in_a_signal_handler_ends_the_call_it_interrupted(serve):
+    """An e-stop wired to a signal (SIGINT, a foot pedal's SIGUSR1) runs its handler in the thread whose call it
+    interrupts, which holds the client's lock: close() there must neither wait for itself (a deadlock) nor for the
+    server."""
+    import signal
+
+    from worldpolicy.serving import ClientClosedError
+
+    policy = _Gated(batching=False)
+    t = serve(policy)
+    remote = RemotePolicy(t.url, read_timeout_s=600)
+    main = threading.get_ident()
+    previous = signal.signal(signal.SIGUSR1, lambda *_: remote.close())
+
+    def press_the_button() -> None:
+        if policy.inside.wait(30):  # the main thread's call is waiting inside the policy
+            signal.pthread_kill(main, signal.SIGUSR1)
+
+    button = threading.Thread(target=press_the_button)
+    button.start()
+    try:
+        with pytest.raises(ClientClosedError):
+            remote.act(droid_request(np.zeros(7)), "a")
+        assert not policy.gate.is_set()  # ended while the policy still held the request
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        policy.gate.set()
+        button.join(30)
+    remote.close()
+
+
 def test_close_during_act_batch_ends_every_connection_waiting_on_the_server(serve):
     policy = _Gated()
     t = serve(policy, max_batch=2, max_wait_ms=1000)

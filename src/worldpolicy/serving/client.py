@@ -316,8 +316,11 @@ class RemotePolicy:
         self._served_embodiment: Embodiment | None = None
         # what every connect must announce: the expected embodiment, else the first one announced (None: nothing yet)
         self._held: Embodiment | None = self.expected_embodiment
-        self._lock = threading.Lock()
+        # reentrant: an e-stop in a signal handler runs in the thread whose call it interrupts, which holds the lock;
+        # its close() must not wait for itself
+        self._lock = threading.RLock()
         self._closes = 0  # counts close() calls: a call or an `act_batch` running across one stops
+        self._waiting = False  # an exchange holds the lock (close() from its own thread: a signal handler)
         self._peers: list[RemotePolicy] = []  # an `act_batch`'s extra connections, which close() also closes
         if connect_now:
             with self._lock:
@@ -423,17 +426,23 @@ class RemotePolicy:
         for peer in self._peers:
             peer.close()
         if not self._lock.acquire(blocking=False):
-            ws = self._ws  # the call in progress is waiting on it: shut the socket, which ends its wait now
-            if ws is not None:
-                try:
-                    ws.socket.shutdown(socket.SHUT_RDWR)
-                except OSError:  # already closed
-                    pass
+            self._shut()  # another thread's call in progress waits on the connection: end its wait now
             self._lock.acquire()
+        elif self._waiting:
+            self._shut()  # a signal handler's close() inside this thread's own call: the same, without waiting
         try:
             self._drop(abort=False)
         finally:
             self._lock.release()
+
+    def _shut(self) -> None:
+        """Shut the connection's socket under the call waiting on it, whose wait then ends at once (`close`)."""
+        ws = self._ws
+        if ws is not None:
+            try:
+                ws.socket.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already closed
+                pass
 
     def __enter__(self) -> Self:
         return self
@@ -537,7 +546,7 @@ class RemotePolicy:
         """One raw request/reply exchange (the openpi `BasePolicy.infer` contract)."""
         message = packb(dict(obs))  # an input that cannot be encoded fails here, before any network traffic
         with self._lock:
-            closes = self._closes
+            closes, self._waiting = self._closes, True
             try:
                 try:
                     return self._exchange(message, closes)
@@ -561,6 +570,8 @@ class RemotePolicy:
             except BaseException:
                 self._drop()  # an incomplete exchange: never reuse this connection
                 raise
+            finally:
+                self._waiting = False
 
     def _check_open(self, closes: int) -> None:
         """ClientClosedError once close() was called since the call began (`closes`): it is neither retried on a new
