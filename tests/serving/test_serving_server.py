@@ -106,6 +106,10 @@ def test_health_ready_and_metrics(serve):
         assert name in text
     assert _metric(t, 'worldpolicy_requests_total{status="ok"}') == 1.0
     assert _metric(t, "worldpolicy_ready") == 1.0
+    from worldpolicy import __version__
+
+    info = f'worldpolicy_server_info{{embodiment="droid/joint_pos",model="stand-in",version="{__version__}"}}'
+    assert _metric(t, info) == 1.0  # which model this server runs, beside its numbers on a dashboard
 
 
 def test_healthz_answers_while_inference_runs(serve):

@@ -316,6 +316,9 @@ class _Metrics:
         )
         self.batch_running.set_function(batch_running)  # read at scrape time: nothing on the request path
         self.ready = Gauge("worldpolicy_ready", "1 once the model is loaded and warm", registry=r)
+        # which model a server serves, on a dashboard beside its numbers (Prometheus' `_info` convention: value 1)
+        self.info = Gauge("worldpolicy_server_info", "What this server serves (labels; value 1)",
+                          ["version", "model", "embodiment"], registry=r)
         self.ok = self.requests.labels("ok")  # the per-request label lookup, done once
 
 
@@ -807,6 +810,9 @@ class PolicyServer:
                 if isinstance(result, BaseException):
                     raise RuntimeError(f"warm-up request failed: {result}") from result
         self._metadata = server_metadata(self.policy, self.config)
+        model = self._metadata.get("model")
+        self._metrics.info.labels(__version__, model if isinstance(model, str) else "",
+                                  self.policy.embodiment.key).set(1)
         _log(logging.INFO, "ready", load_s=round(time.perf_counter() - t0, 3), embodiment=self.policy.embodiment.key)
 
     async def serve(self, stop: asyncio.Future | None = None, started: Callable[[int], None] | None = None) -> None:
