@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 import time
@@ -405,13 +406,40 @@ def test_connects_with_a_websockets_older_than_15(fake, monkeypatch):
     real = client.connect
 
     def connect_14(uri, *, compression="deflate", additional_headers=None, open_timeout=10, close_timeout=10,
-                   max_size=2**20, **kwargs):  # websockets 14.2's signature, less what the client does not pass
+                   max_size=2**20, max_queue=16, **kwargs):  # websockets 14.2's signature, less what is not passed
         if kwargs:
             raise TypeError(f"create_connection() got an unexpected keyword argument {next(iter(kwargs))!r}")
         return real(uri, compression=compression, additional_headers=additional_headers, open_timeout=open_timeout,
-                    close_timeout=close_timeout, max_size=max_size, legacy=True)  # 14's direct connection
+                    close_timeout=close_timeout, max_size=max_size, max_queue=max_queue, proxy=None,
+                    legacy=True)  # 14's direct connection
 
     monkeypatch.setattr(client, "connect", connect_14)
     server = fake()
     with RemotePolicy(server.url, embodiment="droid") as policy:
         assert policy.act(droid_request(np.zeros(7)), "a").actions.shape == (4, 8)
+    with pytest.raises(ValueError, match=r"proxy='socks5h://p:1080' needs websockets >= 15"):
+        RemotePolicy(server.url, proxy="socks5h://p:1080", connect_now=False)  # 14 has no proxy support
+
+
+def test_a_robot_shells_proxy_settings_are_not_used_unless_asked(fake, monkeypatch):
+    """websockets >= 15 sends ws:// through http_proxy/all_proxy, 127.0.0.1 included; a lab's outbound proxy (set for
+    pip) cannot reach the GPU box beside the robot. Here the "proxy" is a closed port: used, it refuses."""
+    from worldpolicy.serving import client
+
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{_free_port()}")
+    server = fake()
+    seen = []
+    real = client.connect
+    monkeypatch.setattr(client, "connect", functools.wraps(real)(lambda uri, **kw: seen.append(kw) or real(uri, **kw)))
+    with RemotePolicy(server.url, embodiment="droid") as policy:
+        assert policy.act(droid_request(np.zeros(7)), "a").actions.shape == (4, 8)
+    # one reply in flight on the wire: one frame read ahead, not websockets' 16 of up to max_message_bytes each
+    assert seen[0]["max_queue"] == 1 and seen[0]["proxy"] is None
+    with pytest.raises(ServerRefusedError, match="cannot connect"):
+        RemotePolicy(server.url, proxy=True)  # asked for: the environment's proxy, which refuses here
+    for bad in (False, "", 8080):
+        with pytest.raises(ValueError, match="accepted: None .connect directly., True"):
+            RemotePolicy(server.url, proxy=bad, connect_now=False)

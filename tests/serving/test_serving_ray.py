@@ -129,6 +129,44 @@ def test_more_open_connections_than_serve_default_slots(ray_endpoint):
             client.close()
 
 
+def test_handshakes_past_max_connections_wait_in_a_bounded_queue(ray_endpoint):
+    """Serve queues what its ingress has no slot for (every open WebSocket holds one) without a bound by default:
+    handshakes, and /healthz with them, hung until their clients gave up. With the ingress's own
+    `max_queued_requests` (max_queue), a handshake past the queue is refused at once, and one gets in again once a
+    connection closes."""
+    from worldpolicy.serving import RemotePolicy, ServerRefusedError, ServerTimeoutError
+
+    app = build_app(_stand_in, num_replicas=1, max_connections=1, max_queue=1,
+                    replica_actor_options={"num_cpus": 0.25}, ingress_actor_options={"num_cpus": 0.25})
+    serve.run(app, name="small", route_prefix="/small")
+    url = ray_endpoint + "/small/"
+    try:
+        first = RemotePolicy(url)  # holds the one slot
+        refused = None
+        for _ in range(30):  # one attempt waits in the queue's one place (until its timeout); the next is refused
+            try:
+                RemotePolicy(url, connect_timeout_s=2).close()
+            except ServerTimeoutError:
+                continue
+            except ServerRefusedError as exc:
+                refused = exc
+                break
+        assert refused is not None and "refused the connection with HTTP" in str(refused)
+        first.close()  # the slot frees: a handshake gets in again (once the queue has let go of given-up ones)
+        raw = None
+        for _ in range(30):
+            try:
+                with RemotePolicy(url, connect_timeout_s=10) as later:
+                    raw = later.infer({**droid_request(np.zeros(7)), "prompt": "later"})
+                break
+            except (ServerRefusedError, ServerTimeoutError):
+                continue
+        assert raw is not None, "no connection got in after the slot freed"
+        np.testing.assert_allclose(raw["actions"], expected_actions(np.zeros(7), "later"))
+    finally:
+        serve.delete("small")
+
+
 class _FakeSocket:
     """One binary frame, then a disconnect; records what the ingress sends (no Ray cluster needed)."""
 
@@ -211,8 +249,10 @@ def _ingress(metadata_failures: list, infer=None):
     return WireIngress.__mro__[1](Replicas(), None, 2**20), calls
 
 
-def test_metadata_is_fetched_once_and_a_full_queue_at_connect_is_busy():
+def test_metadata_is_fetched_once_and_a_full_queue_at_connect_is_busy(caplog):
     import asyncio
+    import json
+    import logging
 
     from prometheus_client import generate_latest
 
@@ -228,11 +268,15 @@ def test_metadata_is_fetched_once_and_a_full_queue_at_connect_is_busy():
     assert ws.sent == ["server busy: every replica's queue is full; retry later", ("close", 1013)]
     assert 'worldpolicy_requests_total{status="busy"} 1.0' in generate_latest(ingress.registry).decode()
     assert asyncio.run(ingress.readyz()).status_code == 200  # fetched now
+    caplog.clear()  # the refused connection's lines above: only the two below are counted
     for _ in range(2):
         ws = _FakeSocket()
-        asyncio.run(ingress.wire(ws))
+        with caplog.at_level(logging.INFO, logger="worldpolicy.serving"):
+            asyncio.run(ingress.wire(ws))
         assert ws.sent == [b"\x80", b"reply"]
     assert asyncio.run(ingress.readyz()).status_code == 200
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "worldpolicy.serving"]
+    assert [e["requests"] for e in lines if e["event"] == "disconnect"] == [1, 1]  # each answered its one request
     assert calls == ["metadata", "metadata"]  # once refused, once fetched; then from the cache
 
 
@@ -257,7 +301,7 @@ def test_a_client_gone_mid_request_is_vanished_and_refusals_are_logged(caplog):
     events = [r.getMessage() for r in caplog.records]
     assert any('"event": "vanished"' in e for e in events) and any('"event": "connect"' in e for e in events)
     assert any('"event": "refused"' in e and '"status": "bad_request"' in e for e in events)
-    assert any('"event": "disconnect"' in e for e in events)
+    assert any('"event": "disconnect"' in e and '"requests": 0' in e for e in events)  # nothing was answered
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="worldpolicy.serving"):
         ingress.api_key = "ray-key-0001"

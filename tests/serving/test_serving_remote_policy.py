@@ -394,3 +394,170 @@ with ServerThread(PolicyServer(StandInPolicy(), ServerConfig(host="127.0.0.1", p
     assert any(line.startswith("server ws://") and line.endswith(": stand-in: this request asked for a warning")
                for line in err)
     assert sum(line.startswith("actions: joint_0 (|x| up to 50)") for line in err) == 1  # the client's, said once
+
+
+class _Gated(StandInPolicy):
+    """Holds every call inside the policy until `gate` is set: a model that is slow, or wedged."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.gate, self.inside = threading.Event(), threading.Event()
+
+    def _pay(self, n: int) -> None:
+        self.inside.set()
+        self.gate.wait(120)
+        super()._pay(n)
+
+
+def test_close_from_another_thread_ends_the_call_waiting_on_the_server_at_once(serve):
+    """An e-stop handler calls close() while the control loop waits for a chunk: close() must end that wait, not
+    wait read_timeout_s for it (or for the reply), and the waiting call must say it was closed, not blame the server."""
+    from worldpolicy.serving import ClientClosedError
+
+    policy = _Gated(batching=False)
+    t = serve(policy)
+    remote = RemotePolicy(t.url, read_timeout_s=600)
+    outcome: list[BaseException | None] = []
+
+    def control_loop() -> None:
+        try:
+            remote.act(droid_request(np.zeros(7)), "a")
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - inspected below
+            outcome.append(exc)
+
+    loop = threading.Thread(target=control_loop)
+    loop.start()
+    try:
+        assert policy.inside.wait(30)  # the request is inside the policy, the client waits for its reply
+        remote.close()
+        loop.join(60)
+        assert not loop.is_alive() and not policy.gate.is_set()  # ended while the policy still held the request
+        assert isinstance(outcome[0], ClientClosedError) and "close() was called" in str(outcome[0])
+        assert remote._ws is None
+    finally:
+        policy.gate.set()
+        loop.join(60)
+    pred = remote.act(droid_request(np.zeros(7)), "b")  # a closed client reconnects on its next call
+    np.testing.assert_allclose(pred.actions, expected_actions(np.zeros(7), "b"))
+    remote.close()
+
+
+def test_close_in_a_signal_handler_ends_the_call_it_interrupted(serve):
+    """An e-stop wired to a signal (SIGINT, a foot pedal's SIGUSR1) runs its handler in the thread whose call it
+    interrupts, which holds the client's lock: close() there must neither wait for itself (a deadlock) nor for the
+    server."""
+    import signal
+
+    from worldpolicy.serving import ClientClosedError
+
+    policy = _Gated(batching=False)
+    t = serve(policy)
+    remote = RemotePolicy(t.url, read_timeout_s=600)
+    main = threading.get_ident()
+    previous = signal.signal(signal.SIGUSR1, lambda *_: remote.close())
+
+    def press_the_button() -> None:
+        if policy.inside.wait(30):  # the main thread's call is waiting inside the policy
+            signal.pthread_kill(main, signal.SIGUSR1)
+
+    button = threading.Thread(target=press_the_button)
+    button.start()
+    try:
+        with pytest.raises(ClientClosedError):
+            remote.act(droid_request(np.zeros(7)), "a")
+        assert not policy.gate.is_set()  # ended while the policy still held the request
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        policy.gate.set()
+        button.join(30)
+    remote.close()
+
+
+def test_close_during_act_batch_ends_every_connection_waiting_on_the_server(serve):
+    policy = _Gated()
+    t = serve(policy, max_batch=2, max_wait_ms=1000)
+    remote = RemotePolicy(t.url, read_timeout_s=600)
+    outcome: list[BaseException] = []
+
+    def batch() -> None:
+        try:
+            remote.act_batch([PolicyRequest(droid_request(np.zeros(7)), p) for p in "abcd"], connections=2)
+        except BaseException as exc:  # noqa: BLE001 - inspected below
+            outcome.append(exc)
+
+    thread = threading.Thread(target=batch)
+    thread.start()
+    try:
+        assert policy.inside.wait(30)
+        remote.close()
+        thread.join(60)
+        assert not thread.is_alive() and not policy.gate.is_set()
+        assert isinstance(outcome[0], RemotePolicyError) and "close() was called during act_batch" in str(outcome[0])
+    finally:
+        policy.gate.set()
+        thread.join(60)
+
+
+def test_expected_embodiment_refuses_a_server_for_another_robot_at_connect(serve):
+    """A robot that says what it is never runs another action space's chunks: the server's metadata frame is checked
+    on every connect, before a request goes."""
+    from worldpolicy.serving import EmbodimentMismatchError
+
+    t = serve(StandInPolicy("droid"))
+    with RemotePolicy(t.url, expected_embodiment="droid") as remote:  # the name resolves to droid/joint_pos
+        assert remote.embodiment.key == "droid/joint_pos"
+        remote.act(droid_request(np.zeros(7)), "a")
+    with pytest.raises(EmbodimentMismatchError, match=r"another embodiment than expected_embodiment .*embodiment "
+                                                      r"droid/joint_pos instead of droid/relative_pose"):
+        RemotePolicy(t.url, expected_embodiment="droid/relative_pose")
+    lazy = RemotePolicy(t.url, expected_embodiment=get_embodiment("bridge"), connect_now=False)
+    with pytest.raises(EmbodimentMismatchError, match="instead of bridge"):
+        lazy.act(droid_request(np.zeros(7)), "a")  # nothing was sent: refused while connecting
+    assert lazy._ws is None and t.server._metrics.ok._value.get() == 1
+    with pytest.raises(TypeError, match="expected_embodiment="):
+        RemotePolicy(t.url, expected_embodiment={"name": "droid"}, connect_now=False)
+
+
+def test_a_reconnect_to_a_server_for_another_embodiment_is_refused(serve):
+    """Without expected_embodiment=, the embodiment first announced is held to: a server restarted with another
+    checkpoint on the same address is refused on the transparent reconnect instead of feeding the robot its actions."""
+    from worldpolicy.serving import EmbodimentMismatchError
+
+    first = serve(StandInPolicy("droid"))
+    remote = RemotePolicy(first.url)
+    remote.act(droid_request(np.zeros(7)), "a")
+    port = first.server.port
+    first.stop()
+    again = serve(StandInPolicy("droid"), port=port)  # the same robot's checkpoint again: reconnects as before
+    remote.act(droid_request(np.zeros(7)), "b")
+    again.stop()
+    serve(StandInPolicy("bridge"), port=port)
+    with pytest.raises(EmbodimentMismatchError, match=r"than the embodiment it first announced .*embodiment bridge "
+                                                      r"instead of droid/joint_pos"):
+        remote.act(droid_request(np.zeros(7)), "c")
+    assert remote._ws is None  # dropped: the next call is refused again, never served by the other checkpoint
+    with pytest.raises(EmbodimentMismatchError):
+        remote.metadata()
+    with RemotePolicy(first.url) as fresh:  # a new client accepts it
+        assert fresh.embodiment.key == "bridge"
+
+
+class _Contradicting(StandInPolicy):
+    """Announces droid, answers as another embodiment: a server that contradicts its own metadata frame."""
+
+    def _predict(self, *args, **kwargs):
+        from dataclasses import replace
+
+        return replace(super()._predict(*args, **kwargs), embodiment="droid/relative_pose")
+
+
+def test_a_reply_for_another_embodiment_than_announced_is_refused(serve):
+    from worldpolicy.serving import EmbodimentMismatchError
+
+    t = serve(_Contradicting(batching=False))
+    with RemotePolicy(t.url) as remote:
+        with pytest.raises(EmbodimentMismatchError, match="is for embodiment 'droid/relative_pose', but the server "
+                                                          "announced 'droid/joint_pos'"):
+            remote.act(droid_request(np.zeros(7)), "a")
+        assert remote.infer(droid_request(np.zeros(7)))["embodiment"] == "droid/relative_pose"  # raw: as sent

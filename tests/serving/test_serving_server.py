@@ -106,6 +106,10 @@ def test_health_ready_and_metrics(serve):
         assert name in text
     assert _metric(t, 'worldpolicy_requests_total{status="ok"}') == 1.0
     assert _metric(t, "worldpolicy_ready") == 1.0
+    from worldpolicy import __version__
+
+    info = f'worldpolicy_server_info{{embodiment="droid/joint_pos",model="stand-in",version="{__version__}"}}'
+    assert _metric(t, info) == 1.0  # which model this server runs, beside its numbers on a dashboard
 
 
 def test_healthz_answers_while_inference_runs(serve):
@@ -252,6 +256,25 @@ def test_full_queue_answers_busy(serve):
     assert _metric(t, 'worldpolicy_requests_total{status="busy"}') == 1.0
 
 
+def test_handshakes_past_max_connections_get_503_while_probes_and_open_connections_go_on(serve):
+    """A client that leaks connections (reconnects without closing) must not run the server out of file descriptors,
+    after which nothing, /healthz included, is accepted."""
+    t = serve(max_connections=2)
+    first, second = RemotePolicy(t.url), RemotePolicy(t.url)
+    with pytest.raises(ServerRefusedError, match=r"HTTP 503: server full: 2 connections open \(max_connections=2\)"):
+        RemotePolicy(t.url)
+    assert _http(t, "/healthz") == (200, "OK\n") and _http(t, "/readyz")[0] == 200
+    assert first.act(droid_request(np.zeros(7)), "a").actions.shape == (32, 8)  # those open are served
+    assert _metric(t, 'worldpolicy_requests_total{status="busy"}') == 1.0
+    second.close()
+    deadline = time.monotonic() + 5
+    while len(t.server._connections) > 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with RemotePolicy(t.url) as third:  # a freed place is taken again
+        assert third.act(droid_request(np.zeros(7)), "b").actions.shape == (32, 8)
+    first.close()
+
+
 def test_api_key(serve):
     t = serve(api_key="s3cret-key-123")
     with pytest.raises(AuthenticationError, match="401"):
@@ -339,6 +362,7 @@ def test_failures_are_logged_as_one_json_object_and_an_empty_message_still_says_
 
     t = serve(Silent(batching=False))
     with caplog.at_level(logging.INFO, logger="worldpolicy.serving"), RemotePolicy(t.url) as policy:
+        policy.act(droid_request(np.zeros(7)), "fine")
         with pytest.raises(ServerError, match=r"AssertionError: \(no message; see the server log\)"):
             policy.act(droid_request(np.zeros(7)), "assert")
         with pytest.raises(ServerError, match="unusable policy result"):
@@ -355,6 +379,10 @@ def test_failures_are_logged_as_one_json_object_and_an_empty_message_still_says_
     assert all(re.fullmatch(r"127\.0\.0\.1:\d+", peer) for peer in peers.values())
     said = [e for e in lines if e["event"] in ("refused", "disconnect")]
     assert sum(e["event"] == "refused" for e in said) == 2 and all(e["peer"] == peers[e["conn"]] for e in said)
+    assert entries["policy_failed"]["conn"] == said[0]["conn"]  # the traceback names whose request it was
+    # a connection's last line says what it did: the first answered one request, then its second was refused
+    first = next(e for e in lines if e["event"] == "disconnect")
+    assert first["conn"] == said[0]["conn"] and first["requests"] == 1 and first["seconds"] > 0
 
 
 def test_shutdown_closes_the_policy_the_server_owns_after_its_last_batch(caplog):
@@ -469,6 +497,8 @@ def test_config_validation():
         ServerConfig(max_batch=True)
     with pytest.raises(ValueError, match=r"ServerConfig.host=None is invalid; accepted: a str"):
         ServerConfig(host=None)
+    with pytest.raises(ValueError, match=r"ServerConfig.max_connections=0 is invalid; accepted: an int >= 1"):
+        ServerConfig(max_connections=0)
     with pytest.raises(ValueError, match=r"ServerConfig.limits=1024 is invalid; accepted: a worldpolicy.serving.Limits"):
         ServerConfig(limits=1024)
     with pytest.raises(ValueError, match=r"Limits.max_depth=True is invalid; accepted: an int >= 1"):
@@ -558,3 +588,47 @@ def test_collecting_and_request_marks_end_with_their_block_also_when_it_raises()
         raise RuntimeError("after")
     log.warning("after the block")
     assert said == [["about both"], ["about request 1", "about both"]]
+
+
+def test_the_open_file_limit_is_raised_to_fit_max_connections_within_the_hard_limit(monkeypatch, caplog):
+    """A process out of descriptors accepts nothing, /healthz included; the soft limit is often 1024 while the hard one
+    allows far more, so `run()` raises it, and says so when the hard limit is what stops it."""
+    import resource
+
+    from worldpolicy.serving.server import room_for_connections
+
+    limits, set_to = {}, []
+    monkeypatch.setattr(resource, "getrlimit", lambda which: limits[which])
+    monkeypatch.setattr(resource, "setrlimit", lambda which, value: set_to.append(value))
+    limits[resource.RLIMIT_NOFILE] = (1024, 1_048_576)
+    assert room_for_connections(1024) == 1280 and set_to == [(1280, 1_048_576)]
+    limits[resource.RLIMIT_NOFILE] = (4096, 1_048_576)
+    assert room_for_connections(1024) == 4096 and len(set_to) == 1  # already room: left as it is
+    limits[resource.RLIMIT_NOFILE] = (1024, 1100)
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.serving"):
+        assert room_for_connections(1024) == 1100 and set_to[-1] == (1100, 1100)
+    said = json.loads(caplog.records[-1].getMessage())
+    assert said["event"] == "open_file_limit" and "room for about 844 connections" in said["detail"]
+
+
+def test_a_policy_that_ends_the_inference_thread_stops_the_server_instead_of_leaving_it_deaf(serve, caplog):
+    """SystemExit from inside the policy (a library's fatal-error exit) is no request's error: it ended the worker
+    thread, after which the server stayed up and ready, queued every request and answered none. Now its client is told,
+    the server drains and stops (`run` exits 1), and a supervisor restarts it."""
+
+    class Exiting(StandInPolicy):
+        def act(self, observation, prompt, **options):
+            if prompt == "exit":
+                raise SystemExit("fatal CUDA error")
+            return super().act(observation, prompt, **options)
+
+    t = serve(Exiting(batching=False))
+    with caplog.at_level(logging.INFO, logger="worldpolicy.serving"), RemotePolicy(t.url) as policy:
+        assert policy.act(droid_request(np.zeros(7)), "fine").actions.shape == (32, 8)
+        with pytest.raises(ServerError, match=r"ended the server's inference thread \(SystemExit: fatal CUDA error\)"):
+            policy.act(droid_request(np.zeros(7)), "exit")
+        t._thread.join(30)
+    assert not t._thread.is_alive() and t.server._died  # stopped by itself: no SIGTERM was sent
+    events = [json.loads(r.getMessage()) for r in caplog.records if r.name == "worldpolicy.serving"]
+    died = next(e for e in events if e["event"] == "worker_died")
+    assert died["error"] == "SystemExit: fatal CUDA error" and [e["event"] for e in events][-1] == "stopped"

@@ -24,6 +24,8 @@ _EXPORTS = {
     "RemotePolicyError": "client",
     "AuthenticationError": "client",
     "BadRequestError": "client",
+    "ClientClosedError": "client",
+    "EmbodimentMismatchError": "client",
     "LocalOnlyError": "client",
     "ServerBusyError": "client",
     "ServerClosedError": "client",

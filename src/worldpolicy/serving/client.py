@@ -3,7 +3,9 @@
 Every failure maps to one distinct error: nothing listening or not a WebSocket server (`ServerRefusedError`), wrong key
 (`AuthenticationError`), no answer in time (`ServerTimeoutError`), a reply that is not msgpack-numpy or breaks this
 client's limits (`UnreadableReplyError`), the connection closed mid-exchange (`ServerClosedError`), or the server's own
-error text (`ServerError`, `ServerBusyError`). After any incomplete exchange the connection is discarded without
+error text (`ServerError`, `ServerBusyError`), a server announcing another embodiment than the one asked for or first
+heard (`EmbodimentMismatchError`), or this client's own `close()` ending a call in progress (`ClientClosedError`).
+After any incomplete exchange the connection is discarded without
 waiting on the server, so a late reply can never be read as the next chunk; the next call reconnects. A request whose
 connection the server closed while it sat idle (restart, drain), or that a draining server refused unread, is sent once
 more on a new connection: it was never run.
@@ -16,6 +18,7 @@ import logging
 import math
 import os
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -66,6 +69,8 @@ from .redaction import redact_credentials
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
+    "EmbodimentMismatchError",
     "LocalOnlyError",
     "RemotePolicy",
     "RemotePolicyError",
@@ -85,15 +90,26 @@ redact_credentials("websockets.client")  # the handshake's Authorization header,
 _REQUEST_FAULTS = ("bad request:", "ValueError:", "TypeError:", "KeyError:")
 
 
-def _version_options() -> dict[str, Any]:
+def _version_options(proxy: str | bool | None) -> dict[str, Any]:
     """`connect` keywords that only some websockets versions take (the serve extra allows >= 13), given only to one
     that takes them: before 15, the threading client has no keepalive and hands unknown keywords to
     `socket.create_connection`, which refuses them. Pings keep idle connections open through proxies, but never end
     one: a server that infers on its event loop (openpi's) cannot answer them mid-inference, so read_timeout_s alone
     decides "silent" (websockets < 15 sends none). websockets >= 15 warns unless a direct (non-context-manager)
-    connection is asked for explicitly (`legacy`)."""
+    connection is asked for explicitly (`legacy`).
+
+    `max_queue=1`: the wire has one reply in flight, so one buffered frame is all this client reads ahead; websockets'
+    default, 16 frames of up to `max_message_bytes` each (1 GiB at the default 64 MiB), would let a misbehaving
+    server fill a robot computer's memory. `proxy`: websockets >= 15 routes through the environment's proxy
+    (`http_proxy`, `https_proxy`, `all_proxy`) by default, also to 127.0.0.1 unless `no_proxy` names it; a robot's
+    shell often carries the lab's outbound proxy for pip, which cannot reach the GPU box next to it, so this client
+    connects directly unless asked (`RemotePolicy(proxy=True)` for the environment's, or a proxy URL)."""
     takes = inspect.signature(connect).parameters
-    return {k: v for k, v in {"ping_timeout": None, "legacy": True}.items() if k in takes}
+    if proxy is not None and "proxy" not in takes:
+        raise ValueError(f"proxy={proxy!r} needs websockets >= 15 (installed: {websockets.__version__}); "
+                         "accepted with it: None (direct)")
+    options = {"ping_timeout": None, "legacy": True, "max_queue": 1, "proxy": proxy}
+    return {k: v for k, v in options.items() if k in takes}
 
 
 class RemotePolicyError(RuntimeError):
@@ -141,6 +157,17 @@ class BadRequestError(ServerError, ValueError):
 class ServerBusyError(ServerError):
     """The server cannot take the request now (close 1013, "try again later"): its queue is full, or a batch is stuck
     past its `batch_timeout_s` (the text says which); retry later or on another replica."""
+
+
+class EmbodimentMismatchError(RemotePolicyError, ValueError):
+    """The server announces another embodiment (its name, columns or units) than `expected_embodiment=`, or than the
+    one this client first heard from it (a restart or a balancer brought another checkpoint behind the same URL):
+    refused at connect, before any of its actions reach a robot."""
+
+
+class ClientClosedError(RemotePolicyError, ConnectionError):
+    """This client's `close()` (from another thread: an e-stop handler) ended the call that was waiting on the server;
+    the request may have run there, its reply is never read."""
 
 
 class LocalOnlyError(AttributeError):
@@ -242,7 +269,11 @@ class RemotePolicy:
     """A policy served over the openpi WebSocket wire, with the local `Policy` methods and `Prediction` results.
 
     `embodiment` names columns/units/fps when the server does not send them (e.g. an openpi server); our server's
-    metadata frame carries them. `infer(obs) -> dict` is the raw openpi call, for code written against openpi-client.
+    metadata frame carries them. `expected_embodiment` is a check instead: every connect refuses a server that does
+    not announce that embodiment (name, columns and units) with `EmbodimentMismatchError`; without it, the embodiment
+    first announced is held to on every reconnect. `proxy`: None connects directly (default), True through the
+    environment's proxy settings, or a proxy URL (websockets >= 15). `infer(obs) -> dict` is the raw openpi call, for
+    code written against openpi-client.
     """
 
     def __init__(
@@ -251,22 +282,31 @@ class RemotePolicy:
         *,
         api_key: str | None = None,
         embodiment: str | Embodiment | None = None,
+        expected_embodiment: str | Embodiment | None = None,
         connect_timeout_s: float = 10.0,
         read_timeout_s: float = 120.0,
         limits: Limits = DEFAULT_LIMITS,
+        proxy: str | bool | None = None,
         connect_now: bool = True,
     ) -> None:
         self.url = _normalise_url(url)
+        if not (proxy is None or proxy is True or isinstance(proxy, str) and proxy):
+            raise ValueError(f"proxy={proxy!r} is invalid; accepted: None (connect directly), True (the environment's "
+                             "http_proxy/https_proxy/all_proxy) or a proxy URL such as 'socks5h://host:1080'")
+        self._options = _version_options(proxy)  # a proxy this websockets cannot use fails here, not on connect
+        self.proxy = proxy
         for name, value in (("connect_timeout_s", connect_timeout_s), ("read_timeout_s", read_timeout_s)):
             # inf failed only on the first call, as an OverflowError from deep in the socket layer
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
                 raise ValueError(f"{name}={value!r} must be a finite number of seconds > 0")
-        if not (embodiment is None or isinstance(embodiment, (str, Embodiment))):
-            raise TypeError(f"embodiment={embodiment!r:.80} must be a registered name "
-                            "('droid', 'droid/relative_pose'), "
-                            "an Embodiment, or None (the one the server announces)")
+        for name, value in (("embodiment", embodiment), ("expected_embodiment", expected_embodiment)):
+            if not (value is None or isinstance(value, (str, Embodiment))):
+                raise TypeError(f"{name}={value!r:.80} must be a registered name ('droid', 'droid/relative_pose'), "
+                                "an Embodiment, or None (the one the server announces)")
         self._api_key = _api_key(api_key)
         self._embodiment = get_embodiment(embodiment) if isinstance(embodiment, str) else embodiment
+        self.expected_embodiment = (get_embodiment(expected_embodiment) if isinstance(expected_embodiment, str)
+                                    else expected_embodiment)
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
         self.limits = limits
@@ -274,8 +314,14 @@ class RemotePolicy:
         self._metadata: dict[str, Any] = {}
         self._heard = False  # a metadata frame was read: what the server announces is known
         self._served_embodiment: Embodiment | None = None
-        self._lock = threading.Lock()
-        self._closes = 0  # counts close() calls: an `act_batch` running across one stops taking requests
+        # what every connect must announce: the expected embodiment, else the first one announced (None: nothing yet)
+        self._held: Embodiment | None = self.expected_embodiment
+        # reentrant: an e-stop in a signal handler runs in the thread whose call it interrupts, which holds the lock;
+        # its close() must not wait for itself
+        self._lock = threading.RLock()
+        self._closes = 0  # counts close() calls: a call or an `act_batch` running across one stops
+        self._waiting = False  # an exchange holds the lock (close() from its own thread: a signal handler)
+        self._peers: list[RemotePolicy] = []  # an `act_batch`'s extra connections, which close() also closes
         if connect_now:
             with self._lock:
                 self._connect()
@@ -293,7 +339,7 @@ class RemotePolicy:
                 additional_headers=headers,
                 open_timeout=self.connect_timeout_s,
                 close_timeout=self.connect_timeout_s,
-                **_version_options(),
+                **self._options,
             )
         except InvalidURI as exc:
             raise ValueError(f"url={self.url!r} is not a valid WebSocket URL: {exc}") from None
@@ -321,13 +367,41 @@ class RemotePolicy:
             ) from None
         self._ws = ws
         try:
-            self._metadata = self._receive("connect_timeout_s", what="metadata frame")
-            self._served_embodiment = self._embodiment_from_metadata()
-            self._heard = True
+            metadata = self._receive("connect_timeout_s", what="metadata frame")
+            served = self._embodiment_from_metadata(metadata)
+            self._check_embodiment(metadata, served)
         except RemotePolicyError:
             self._drop()
             raise
+        self._metadata, self._served_embodiment, self._heard = metadata, served, True
+        if self._held is None:
+            self._held = served
         return ws
+
+    def _check_embodiment(self, metadata: dict[str, Any], served: Embodiment | None) -> None:
+        """Refuse a server whose announced embodiment is not the one held to (`expected_embodiment`, else the first
+        one announced): its actions would be another robot's, or another action space's, under the same calls."""
+        held = self._held
+        if held is None:
+            return
+        why = "expected_embodiment" if self.expected_embodiment is not None else "the embodiment it first announced"
+        if served is None:
+            raise EmbodimentMismatchError(
+                f"{self.url} announces no embodiment (openpi's server and other foreign ones do not), so {why} "
+                f"({held.key!r}) cannot be checked; to name the columns of a server that announces none, pass "
+                "embodiment= (not expected_embodiment=) to a new RemotePolicy"
+            )
+        announced = {"embodiment": served.key, "columns": list(served.columns), "units": list(served.units)}
+        for field in ("columns", "units"):  # the lists themselves, where the spec could not be read
+            if is_string_list(metadata.get(field)):
+                announced[field] = metadata[field]
+        wanted = {"embodiment": held.key, "columns": list(held.columns), "units": list(held.units)}
+        differ = [f"{k} {announced[k]} instead of {wanted[k]}" for k in wanted if announced[k] != wanted[k]]
+        if differ:
+            raise EmbodimentMismatchError(
+                f"{self.url} serves another embodiment than {why} ({'; '.join(differ)}): refused before any of its "
+                "actions are used; connect to the server for this robot, or make a new RemotePolicy to accept it"
+            )
 
     def _open_connection(self) -> ClientConnection:
         """The connection, reopened if the server closed it while it sat idle (a restart, a drain)."""
@@ -345,10 +419,30 @@ class RemotePolicy:
             ws.close()
 
     def close(self) -> None:
-        """Close the connection (a later call reconnects); an `act_batch` in progress stops taking requests."""
-        self._closes += 1  # before waiting for the lock, which an exchange in progress holds
-        with self._lock:
+        """Close the connection (a later call reconnects). From another thread (an e-stop handler) it returns at once:
+        a call waiting on the server ends with `ClientClosedError` (its reply is never read), and an `act_batch` stops.
+        A connection still in its handshake is not interruptible; it ends within connect_timeout_s."""
+        self._closes += 1  # before the lock, which a call in progress holds: it checks this before any retry
+        for peer in self._peers:
+            peer.close()
+        if not self._lock.acquire(blocking=False):
+            self._shut()  # another thread's call in progress waits on the connection: end its wait now
+            self._lock.acquire()
+        elif self._waiting:
+            self._shut()  # a signal handler's close() inside this thread's own call: the same, without waiting
+        try:
             self._drop(abort=False)
+        finally:
+            self._lock.release()
+
+    def _shut(self) -> None:
+        """Shut the connection's socket under the call waiting on it, whose wait then ends at once (`close`)."""
+        ws = self._ws
+        if ws is not None:
+            try:
+                ws.socket.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already closed
+                pass
 
     def __enter__(self) -> Self:
         return self
@@ -452,9 +546,10 @@ class RemotePolicy:
         """One raw request/reply exchange (the openpi `BasePolicy.infer` contract)."""
         message = packb(dict(obs))  # an input that cannot be encoded fails here, before any network traffic
         with self._lock:
+            closes, self._waiting = self._closes, True
             try:
                 try:
-                    return self._exchange(message)
+                    return self._exchange(message, closes)
                 except ServerError as exc:
                     if exc.code != CloseCode.GOING_AWAY:
                         raise
@@ -462,22 +557,41 @@ class RemotePolicy:
                     # have had its reply, or a bare 1001 at the drain deadline): another replica, or the server
                     # restarted, may take it
                     self._drop()
-                    return self._exchange(message)
+                    self._check_open(closes)
+                    return self._exchange(message, closes)
             except websockets.ConnectionClosed as exc:
                 self._drop()
+                self._check_open(closes)
                 raise self._closed_error(exc, "reply") from None
+            except RemotePolicyError:
+                self._drop()
+                self._check_open(closes)  # the error of a connection close() shut is that close(), not the server
+                raise
             except BaseException:
                 self._drop()  # an incomplete exchange: never reuse this connection
                 raise
+            finally:
+                self._waiting = False
 
-    def _exchange(self, message: bytes) -> dict[str, Any]:
+    def _check_open(self, closes: int) -> None:
+        """ClientClosedError once close() was called since the call began (`closes`): it is neither retried on a new
+        connection nor reported as the server's fault."""
+        if self._closes != closes:
+            raise ClientClosedError(f"close() was called while this call waited on {self.url}: its reply, if any, "
+                                    "is not read (the request may have run on the server)") from None
+
+    def _exchange(self, message: bytes, closes: int) -> dict[str, Any]:
         ws = self._open_connection()
+        self._check_open(closes)  # a close() during the handshake, which it cannot interrupt
         self._check_size(message)
         try:
             ws.send(message)
         except websockets.ConnectionClosed:  # closed while idle, so the request never left: send it again
             self._drop()
-            self._connect().send(message)
+            self._check_open(closes)
+            ws = self._connect()
+            self._check_open(closes)
+            ws.send(message)
         return self._receive("read_timeout_s", what="reply")
 
     def _check_size(self, message: bytes) -> None:
@@ -680,7 +794,7 @@ class RemotePolicy:
             connections = server_batch if isinstance(server_batch, int) and server_batch >= 1 else 1
         width = min(connections, len(wires))
         # extra connections for this call only: left open, they would make the server wait for requests from them
-        peers = [self._spawn() for _ in range(width - 1)]
+        peers = self._peers = [self._spawn() for _ in range(width - 1)]  # a close() from now on closes them too
         closes = self._closes
         todo: queue.SimpleQueue[int] = queue.SimpleQueue()
         for i in range(len(wires)):
@@ -715,6 +829,7 @@ class RemotePolicy:
         finally:
             for thread in threads:
                 thread.join()
+            self._peers = []
             for peer in peers:
                 peer.close()
         if callback_error:
@@ -732,9 +847,11 @@ class RemotePolicy:
             self.url,
             api_key=self._api_key,
             embodiment=self._embodiment,
+            expected_embodiment=self._held,  # the one this client holds to, on every connection
             connect_timeout_s=self.connect_timeout_s,
             read_timeout_s=self.read_timeout_s,
             limits=self.limits,
+            proxy=self.proxy,
             connect_now=False,
         )
 
@@ -809,20 +926,35 @@ class RemotePolicy:
             "warnings; a front end's own warning cannot silence the server's"
         )
 
-    def _embodiment_from_metadata(self) -> Embodiment | None:
-        spec = self._metadata.get("embodiment_spec")
+    @staticmethod
+    def _embodiment_from_metadata(metadata: dict[str, Any]) -> Embodiment | None:
+        spec = metadata.get("embodiment_spec")
         if isinstance(spec, dict):
             try:
                 return embodiment_from_dict(spec)
             except (ValueError, KeyError, TypeError) as exc:  # an older or foreign server: fall back to the name
                 logger.warning("ignoring the server's embodiment_spec (%s)", exc)
-        name = self._metadata.get("embodiment")
+        name = metadata.get("embodiment")
         if isinstance(name, str):
             try:
                 return get_embodiment(name)
             except KeyError:
                 pass
         return None
+
+    def _check_reply_embodiment(self, reply: dict[str, Any], dim: int) -> None:
+        """A reply naming another embodiment, or other columns, than its connection's metadata frame announced is
+        refused (`EmbodimentMismatchError`) rather than read with the announced names: the server contradicts
+        itself, and which one the actions follow cannot be told. Keys a server does not send are not checked."""
+        served = self._served_embodiment
+        named = reply.get("embodiment")
+        if served is not None and isinstance(named, str) and named != served.key:
+            raise EmbodimentMismatchError(f"a reply from {self.url} is for embodiment {named!r}, but the server "
+                                          f"announced {served.key!r} on connect; its actions are not used")
+        columns, announced = reply.get("columns"), self._metadata.get("columns")
+        if is_string_list(columns) and is_string_list(announced) and len(columns) == dim and columns != announced:
+            raise EmbodimentMismatchError(f"a reply from {self.url} has columns {columns}, but the server announced "
+                                          f"{announced} on connect; its actions are not used")
 
     def _prediction(self, reply: dict[str, Any], mode: str, roundtrip_s: float) -> Prediction:
         if reply.get("type") == "error":  # how RoboLab-style proxies (vLLM-Omni, Cosmos reference) report a failure
@@ -838,6 +970,7 @@ class RemotePolicy:
                               f"column {column} of {actions.shape}")
         dim = actions.shape[1]
         e, meta = self.embodiment, self._metadata
+        self._check_reply_embodiment(reply, dim)
 
         def pick(key: str, fallback: Any) -> Any:
             for source in (reply, meta):

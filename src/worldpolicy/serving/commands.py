@@ -14,7 +14,8 @@ _BIND_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
 _CONFIG_FIELD = re.compile(r"ServerConfig\.(\w+)")
 _MAX_MESSAGE_MB = 4096  # msgpack's bin32 carries less than 4 GiB per array
 _FLAG_OF = {f: "--" + f.replace("_", "-") for f in (
-    "port", "max_batch", "max_wait_ms", "max_queue", "drain_timeout_s", "event_loop", "batch_timeout_s")}
+    "port", "max_batch", "max_wait_ms", "max_queue", "max_connections", "drain_timeout_s", "event_loop",
+    "batch_timeout_s")}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -47,6 +48,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-batch", type=int, default=8, help="most requests fused into one forward (default: 8)")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="longest wait to fill a batch (default: 5)")
     p.add_argument("--max-queue", type=int, default=64, help="queued requests before 'busy' (default: 64)")
+    p.add_argument("--max-connections", type=int, default=1024,
+                   help="open WebSocket connections before handshakes get HTTP 503 (default: 1024)")
     p.add_argument("--max-message-mb", type=float, default=64.0, help="largest request accepted (default: 64)")
     p.add_argument("--drain-timeout-s", type=float, default=30.0, help="SIGTERM: time to finish queued requests (default: 30)")
     p.add_argument(
@@ -144,6 +147,7 @@ def _serve(args: argparse.Namespace) -> int:
             max_batch=args.max_batch,
             max_wait_ms=args.max_wait_ms,
             max_queue=args.max_queue,
+            max_connections=args.max_connections,
             limits=Limits(max_message_bytes=size, max_array_bytes=size),
             drain_timeout_s=args.drain_timeout_s,
             event_loop=args.event_loop,
@@ -184,7 +188,8 @@ def _serve(args: argparse.Namespace) -> int:
             load, num_replicas=args.replicas, host=args.host, port=args.port,
             gpus_per_replica=0 if args.device == "cpu" else None, max_batch=args.max_batch,
             max_wait_ms=args.max_wait_ms, api_key=api_key, key_map=key_map, limits=config.limits,
-            warmup_requests=args.warmup, max_queue=args.max_queue, drain_timeout_s=args.drain_timeout_s,
+            warmup_requests=args.warmup, max_queue=args.max_queue, max_connections=args.max_connections,
+            drain_timeout_s=args.drain_timeout_s,
             batch_timeout_s=config.batch_timeout_s,
         )
     try:

@@ -301,15 +301,17 @@ class WireIngress:
         await ws.accept()
         _log(logging.INFO, "connect", conn=conn, peer=_peer(ws))
         self._sockets.add(ws)
-        code = None
+        code, answered, opened = None, [0], time.perf_counter()
         try:
-            code = await self._session(ws, conn)
+            code = await self._session(ws, conn, answered)
         finally:
             self._sockets.discard(ws)
-            _log(logging.INFO, "disconnect", conn=conn, peer=_peer(ws), code=code)
+            _log(logging.INFO, "disconnect", conn=conn, peer=_peer(ws), code=code, requests=answered[0],
+                 seconds=round(time.perf_counter() - opened, 3))
 
-    async def _session(self, ws: WebSocket, conn: int) -> int | None:
-        """Metadata, then one reply per request; returns the close code (the client's, or ours), None if unknown."""
+    async def _session(self, ws: WebSocket, conn: int, answered: list[int]) -> int | None:
+        """Metadata, then one reply per request, counted in `answered[0]` for the disconnect line; returns the close
+        code (the client's, or ours), None if unknown."""
         metadata = await self._call(ws, conn, self._fetch_metadata())
         if metadata is None:
             return None
@@ -355,6 +357,7 @@ class WireIngress:
                 finally:
                     self._active -= 1
                 self.requests.labels("ok").inc()
+                answered[0] += 1
                 self.latency.observe(time.perf_counter() - t0)
         finally:
             pending.cancel()
@@ -393,14 +396,16 @@ def build_app(
     """The Ray Serve application: `loader()` runs once in every replica (e.g. `Policy.from_pretrained(...)` on its
     GPU, `replica_actor_options={"num_gpus": 1}`). Deploy with `run(app, port=...)` or `serve.run`. `max_queue`
     requests may wait per replica before clients get "server busy" (close 1013); `max_connections` WebSocket
-    connections may be open at once (Ray counts each as one ongoing request of the ingress). `batch_timeout_s`: a
+    connections may be open at once (Ray counts each as one ongoing request of the ingress), and past them `max_queue`
+    handshakes wait in Serve's proxy for one to close (Serve's `max_queued_requests` of the ingress; its default,
+    no bound, let every further handshake and probe hang until its client gave up); more are refused at once with an
+    HTTP error. `batch_timeout_s`: a
     replica whose batch runs longer answers its clients with an error and fails Serve's health check, which
     replaces it (`PolicyReplica.check_health`); None, the default, sets no limit."""
     config = ServerConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, api_key=api_key, limits=limits,
-                          max_queue=max_queue, batch_timeout_s=batch_timeout_s)
-    for name, value in (("num_replicas", num_replicas), ("max_connections", max_connections)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}={value!r} must be an int >= 1")
+                          max_queue=max_queue, max_connections=max_connections, batch_timeout_s=batch_timeout_s)
+    if isinstance(num_replicas, bool) or not isinstance(num_replicas, int) or num_replicas < 1:
+        raise ValueError(f"num_replicas={num_replicas!r} must be an int >= 1")
     if limits.max_message_bytes > RAY_PROXY_MAX_MESSAGE_BYTES:
         _log(logging.WARNING, "max_message_bytes_capped", asked=limits.max_message_bytes,
              used=RAY_PROXY_MAX_MESSAGE_BYTES, why="Ray Serve's proxy refuses larger WebSocket messages")
@@ -416,9 +421,11 @@ def build_app(
         max_queued_requests=max_queue * num_replicas,
         ray_actor_options=replica_actor_options or {},
     )
-    # every open WebSocket holds one of the ingress's ongoing-request slots for as long as it stays open
+    # every open WebSocket holds one of the ingress's ongoing-request slots for as long as it stays open; past them,
+    # Serve's proxy queues handshakes (and probes) per proxy: bounded, the rest are refused at once instead of hanging
     ingress = serve.deployment(
-        WireIngress, max_ongoing_requests=max_connections, ray_actor_options=ingress_actor_options or {}
+        WireIngress, max_ongoing_requests=max_connections, max_queued_requests=max_queue,
+        ray_actor_options=ingress_actor_options or {},
     )
     replicas = replica.bind(loader, key_map, limits, max_batch, max_wait_ms, warmup_requests, batch_timeout_s)
     return ingress.bind(replicas, config.api_key, limits.max_message_bytes)  # the key as checked: stripped

@@ -67,6 +67,7 @@ __all__ = [
     "peer_name",
     "reply_fields",
     "request_metrics",
+    "room_for_connections",
     "run_batch",
     "server_metadata",
     "stuck_text",
@@ -187,6 +188,10 @@ class ServerConfig:
     max_batch: int = 8
     max_wait_ms: float = 5.0
     max_queue: int = 64
+    # open WebSocket connections at once; past it, handshakes get HTTP 503 (probes still answer). A client that leaks
+    # connections (reconnects without closing) would otherwise run the process out of file descriptors, after which
+    # nothing, /healthz included, is accepted. The same default as the Ray ingress's `max_connections`
+    max_connections: int = 1024
     limits: Limits = DEFAULT_LIMITS
     drain_timeout_s: float = 30.0
     event_loop: str = "auto"  # one of EVENT_LOOPS; see `event_loop_factory`
@@ -214,6 +219,8 @@ class ServerConfig:
             ("max_wait_ms", self.max_wait_ms, _is_number(self.max_wait_ms) and 0 <= self.max_wait_ms <= 10_000,
              "a number in [0, 10000]"),
             ("max_queue", self.max_queue, _is_int(self.max_queue) and self.max_queue >= 1, "an int >= 1"),
+            ("max_connections", self.max_connections, _is_int(self.max_connections) and self.max_connections >= 1,
+             "an int >= 1"),
             ("limits", self.limits, isinstance(self.limits, Limits), "a worldpolicy.serving.Limits"),
             ("drain_timeout_s", self.drain_timeout_s, _is_number(self.drain_timeout_s) and self.drain_timeout_s >= 0,
              "a number >= 0"),
@@ -309,6 +316,9 @@ class _Metrics:
         )
         self.batch_running.set_function(batch_running)  # read at scrape time: nothing on the request path
         self.ready = Gauge("worldpolicy_ready", "1 once the model is loaded and warm", registry=r)
+        # which model a server serves, on a dashboard beside its numbers (Prometheus' `_info` convention: value 1)
+        self.info = Gauge("worldpolicy_server_info", "What this server serves (labels; value 1)",
+                          ["version", "model", "embodiment"], registry=r)
         self.ok = self.requests.labels("ok")  # the per-request label lookup, done once
 
 
@@ -321,6 +331,7 @@ class _Job:
     request: WireRequest
     future: asyncio.Future
     enqueued: float
+    conn: int  # its connection's number, which the log lines about it carry
     started: float = 0.0
     finished: float = 0.0
     batch_size: int = 0
@@ -431,6 +442,8 @@ class PolicyServer:
         self._metadata: dict[str, Any] = {}
         self._ids = itertools.count(1)
         self._connections: set[ServerConnection] = set()
+        self._stop: asyncio.Future | None = None  # what serve() waits on: also resolved when the worker dies
+        self._died: str | None = None  # why the worker thread ended inside the policy (see `_worker_died`)
         self.port: int | None = None
 
     @property
@@ -481,6 +494,12 @@ class PolicyServer:
             state = ("shutting down" if self._draining else "loading the model; retry when GET /readyz answers 200"
                      if not self._ready else self._stuck_text() + "; retry on another replica")
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, f"server is {state}\n")
+        if len(self._connections) >= self.config.max_connections:
+            text = (f"server full: {len(self._connections)} connections open (max_connections="
+                    f"{self.config.max_connections}); retry later or on another replica")
+            _log(logging.WARNING, "refused", peer=peer_name(connection.remote_address), status="busy", reason=text)
+            self._metrics.requests.labels("busy").inc()
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, text + "\n")
         return None
 
     # ------------------------------------------------------------------------------------------ WebSocket side
@@ -491,10 +510,11 @@ class PolicyServer:
         _log(logging.INFO, "connect", conn=conn, peer=peer_name(ws.remote_address))
         closed = asyncio.ensure_future(ws.wait_closed())
         prev_total_ms: float | None = None
+        opened, answered = time.perf_counter(), 0
         try:
             await ws.send(packb(self._metadata))
             while (prev_total_ms := await self._exchange(ws, conn, await ws.recv(), closed, prev_total_ms)) is not None:
-                pass
+                answered += 1
         except websockets.ConnectionClosed as exc:
             if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:  # websockets refused the frame
                 self._metrics.requests.labels("too_big").inc()
@@ -504,7 +524,10 @@ class PolicyServer:
             closed.cancel()
             self._connections.discard(ws)
             self._metrics.connections.dec()
-            _log(logging.INFO, "disconnect", conn=conn, peer=peer_name(ws.remote_address), code=ws.close_code)
+            # what the connection did, in its last line: a robot's session at a glance, or a client that reconnects
+            # per request (many short connections of one request each)
+            _log(logging.INFO, "disconnect", conn=conn, peer=peer_name(ws.remote_address), code=ws.close_code,
+                 requests=answered, seconds=round(time.perf_counter() - opened, 3))
 
     async def _exchange(
         self, ws: ServerConnection, conn: int, message: str | bytes, closed: asyncio.Future, prev_total_ms: float | None
@@ -581,7 +604,7 @@ class PolicyServer:
                 CloseCode.TRY_AGAIN_LATER,
                 "busy",
             )
-        job = _Job(request, self._loop.create_future(), enqueued=t0)
+        job = _Job(request, self._loop.create_future(), enqueued=t0, conn=conn)
         self._waiting.add(job)
         self._queue.put(job)
         self._active += 1
@@ -633,10 +656,15 @@ class PolicyServer:
                 started = time.perf_counter()
                 self._running = (number, started, batch)  # the watchdog's only input: one store per batch
                 try:
-                    results, said = run_batch(self.policy, [job.request for job in batch])
+                    results, said = run_batch(self.policy, [job.request for job in batch],
+                                              [{"conn": job.conn} for job in batch])
                 except Exception as exc:  # noqa: BLE001 - logged; a bug past run_batch fails the batch, not the thread
-                    log_failure("batch_crashed", exc, size=len(batch))
+                    log_failure("batch_crashed", exc, size=len(batch), conns=[job.conn for job in batch])
                     results, said = [exc] * len(batch), [[] for _ in batch]
+                except BaseException as exc:  # noqa: BLE001 - SystemExit from inside the policy: this thread ends
+                    log_failure("worker_died", exc, size=len(batch), conns=[job.conn for job in batch])
+                    self._call_on_loop(self._worker_died, batch, error_text(exc))
+                    return
                 finally:
                     self._running = None
                 last_finished = time.perf_counter()
@@ -711,6 +739,21 @@ class PolicyServer:
         # observed after the replies are sent: set_result only schedules each waiting task, behind this callback
         self._loop.call_soon(self._observe_batch, len(batch), finished - started)
 
+    def _worker_died(self, batch: list[_Job], error: str) -> None:
+        """Event loop: the worker thread ended inside the policy with an exception that is no request's error
+        (SystemExit from a library): answer its batch and those queued, and stop serving (drain; `run` exits 1), so a
+        supervisor restarts the process instead of it staying up, ready, and answering nothing."""
+        self._died = error
+        self._ready, self._draining = False, True  # new requests are refused from now on, as while draining
+        self._metrics.ready.set(0)
+        refusal = _Refusal(f"server error: the policy ended the server's inference thread ({error}); the server "
+                           "stops, retry on another replica", CloseCode.INTERNAL_ERROR, "error")
+        for job in [*batch, *list(self._waiting)]:
+            self._waiting.discard(job)
+            _answer(job, refusal)
+        if self._stop is not None and not self._stop.done():
+            self._stop.set_result(None)
+
     def _observe_batch(self, size: int, seconds: float) -> None:
         self._metrics.batch_size.observe(size)
         self._metrics.inference.observe(seconds)
@@ -767,6 +810,9 @@ class PolicyServer:
                 if isinstance(result, BaseException):
                     raise RuntimeError(f"warm-up request failed: {result}") from result
         self._metadata = server_metadata(self.policy, self.config)
+        model = self._metadata.get("model")
+        self._metrics.info.labels(__version__, model if isinstance(model, str) else "",
+                                  self.policy.embodiment.key).set(1)
         _log(logging.INFO, "ready", load_s=round(time.perf_counter() - t0, 3), embodiment=self.policy.embodiment.key)
 
     async def serve(self, stop: asyncio.Future | None = None, started: Callable[[int], None] | None = None) -> None:
@@ -785,7 +831,7 @@ class PolicyServer:
             )
         self._served = True
         self._loop = loop = asyncio.get_running_loop()
-        stop = stop if stop is not None else loop.create_future()
+        stop = self._stop = stop if stop is not None else loop.create_future()
         async with serve(
             self._handler,
             self.config.host,
@@ -859,10 +905,12 @@ class PolicyServer:
 
     def run(self) -> int:
         """Blocking entry point for the CLI (it owns the process): serve until SIGTERM/SIGINT, then drain. Returns the
-        exit code: 0, or 1 when requests were abandoned at the drain deadline. If the worker thread is still inside
+        exit code: 0, or 1 when requests were abandoned at the drain deadline or the policy ended the inference thread
+        (`_worker_died`). If the worker thread is still inside
         the policy or the load by then, ends the process at once with that code (`os._exit`): interpreter shutdown
         under a thread in native code aborts it ("terminate called without an active exception")."""
         keep_freed_memory()
+        room_for_connections(self.config.max_connections)
 
         async def main() -> None:
             loop = asyncio.get_running_loop()
@@ -873,7 +921,7 @@ class PolicyServer:
 
         with asyncio.Runner(loop_factory=event_loop_factory(self.config.event_loop)) as runner:
             runner.run(main())
-        code = 1 if self._abandoned else 0
+        code = 1 if self._abandoned or self._died else 0
         if self._worker is not None and self._worker.is_alive():
             logging.shutdown()  # flush the log handlers: os._exit skips what interpreter shutdown would do
             sys.stdout.flush()
@@ -925,6 +973,33 @@ def _settle(future: asyncio.Future, error: BaseException | None) -> None:
         future.set_exception(error) if error is not None else future.set_result(None)
 
 
+_OTHER_FILES = 256  # descriptors the process holds besides connections: weights, CUDA, logs, probes in progress
+
+
+def room_for_connections(max_connections: int) -> int | None:
+    """Process-wide (what `PolicyServer.run` does): raise the soft open-file limit, within the hard one, so that
+    `max_connections` connections and the process's other files fit; a process out of descriptors accepts nothing,
+    /healthz included, so `max_connections` must be the limit that is met. The soft limit is often 1024 (systemd,
+    a login shell) while the hard one allows far more. Logs `open_file_limit` when the hard limit leaves too little.
+    Returns the soft limit now, or None where there is none to read (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_connections + _OTHER_FILES
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        raised = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
+        if raised > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        if soft < wanted:
+            _log(logging.WARNING, "open_file_limit", limit=soft, max_connections=max_connections,
+                 detail=f"the hard open-file limit ({hard}) leaves room for about {max(soft - _OTHER_FILES, 0)} "
+                 "connections: lower --max-connections, or raise the limit (ulimit -Hn, LimitNOFILE=, docker --ulimit)")
+    return soft
+
+
 _KEEP_FREED_BYTES = 32 * 2**20  # glibc's largest allowed mmap threshold
 
 
@@ -941,13 +1016,17 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(m_trim_threshold, _KEEP_FREED_BYTES) and mallopt(m_mmap_threshold, _KEEP_FREED_BYTES))
 
 
-def run_batch(policy: Any, requests: list[WireRequest]) -> tuple[list[Prediction | BaseException], list[list[str]]]:
+def run_batch(
+    policy: Any, requests: list[WireRequest], fields: Sequence[dict[str, Any]] | None = None
+) -> tuple[list[Prediction | BaseException], list[list[str]]]:
     """One `policy.act_batch` for the whole batch; without it (or if the batch fails) one call per request, so a bad
     request only fails itself. Runs in a worker thread; returns a Prediction or the exception per request, and the
     warnings the policy logged about each (`logged_warnings`), which its reply carries to the client: the checkpoint
-    in them by its name (`checkpoint_name`), as the metadata frame names it, not by this machine's path."""
+    in them by its name (`checkpoint_name`), as the metadata frame names it, not by this machine's path. `fields`:
+    per request, what its `policy_failed` log line names it by (the single server's `conn`, as its `connect` and
+    `refused` lines do), so an operator can tell whose request the traceback is about."""
     with logged_warnings(len(requests)) as said:
-        results = _run_batch(policy, requests)
+        results = _run_batch(policy, requests, fields or [{} for _ in requests])
     source = getattr(policy, "source", None)
     if isinstance(source, str) and source and any(said):
         name = checkpoint_name(source)
@@ -955,7 +1034,9 @@ def run_batch(policy: Any, requests: list[WireRequest]) -> tuple[list[Prediction
     return results, said
 
 
-def _run_batch(policy: Any, requests: list[WireRequest]) -> list[Prediction | BaseException]:
+def _run_batch(
+    policy: Any, requests: list[WireRequest], fields: Sequence[dict[str, Any]]
+) -> list[Prediction | BaseException]:
     if len(requests) > 1 and callable(getattr(policy, "act_batch", None)):
         try:
             predictions = policy.act_batch([_policy_request(r) for r in requests])
@@ -976,7 +1057,7 @@ def _run_batch(policy: Any, requests: list[WireRequest]) -> list[Prediction | Ba
                     results.append(policy.infer_actions(r.video, r.prompt, **r.options))
         except Exception as exc:  # noqa: BLE001 - this request's result, logged unless the client is told why
             if failure_status(exc) == "error" or not str(exc):
-                log_failure("policy_failed", exc, mode=r.mode)
+                log_failure("policy_failed", exc, **fields[i], mode=r.mode)
             results.append(exc)
     return results
 
