@@ -30,6 +30,9 @@ def test_two_expert_episodes_round_trip_and_replay(tmp_path):
     assert made["task_version"] == get_task("reach").version and made["expert_version"] == ScriptedPolicy.version
     assert made["seeds"] == result.seeds and made["seed"] == 7 and made["keep_failures"] is True
     assert made["image_size"] == [32, 32] and made["max_steps"] == 6 and made["control_hz"] == 15.0
+    from worldpolicy.data.from_sim import recorded_seeds
+
+    assert recorded_seeds(tmp_path / "sim") == ("reach", [7, 8])  # what `worldpolicy sim` checks its seeds against
     assert ds.video_keys == [
         "observation.image.exterior_image_1_left",
         "observation.image.exterior_image_2_left",
@@ -332,6 +335,18 @@ def _dataset_made_by(root, provenance):
 
     episode = {"frames": {"action": np.zeros((3, 2), np.float32)}, "task": "reach"}
     return write_episodes(root, [episode], fps=15, provenance=provenance)
+
+
+def test_recorded_seeds_are_none_where_the_dataset_does_not_say(tmp_path):
+    """Made elsewhere, without its seeds, or not there: `worldpolicy sim` then checks nothing, rather than failing."""
+    from worldpolicy.data.from_sim import recorded_seeds
+
+    assert recorded_seeds(_dataset_made_by(tmp_path / "made", {"task": "push", "seeds": [4, 6]}).root) == ("push",
+                                                                                                           [4, 6])
+    assert recorded_seeds(_dataset_made_by(tmp_path / "plain", None).root) is None
+    assert recorded_seeds(_dataset_made_by(tmp_path / "no_seeds", {"task": "push"}).root) is None
+    assert recorded_seeds(_dataset_made_by(tmp_path / "bools", {"task": "push", "seeds": [True]}).root) is None
+    assert recorded_seeds(tmp_path / "missing") is None
 
 
 def test_check_recording_refuses_a_dataset_of_other_versions_or_settings(tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from worldpolicy.fileio import write_bytes_atomic
+from worldpolicy.fileio import SIM_REPORT_FILE, write_bytes_atomic
 from worldpolicy.sim.policies import SERVER_ANNOUNCED, chunk_size, policy_fps, policy_settings
 from worldpolicy.sim.rollout import ChunkStrategy, EpisodeResult, Rollout
 
@@ -170,7 +170,7 @@ def read_report(path: str | Path) -> EvalReport:
     """The report of a sim run (its report.json, or the folder holding it), e.g. to continue the run:
     `evaluate(..., resume=read_report(out))`."""
     path = Path(path)
-    file = path / "report.json" if path.is_dir() else path
+    file = path / SIM_REPORT_FILE if path.is_dir() else path
     try:
         text = file.read_text()
     except FileNotFoundError:
@@ -359,7 +359,7 @@ def evaluate(
 def write_report(report: EvalReport, out: Path, *, plots: bool = True) -> list[Path]:
     """report.json, report.md and (optionally) report.png: cumulative success with its CI band, episode lengths."""
     out = Path(out)
-    written = [out / "report.json", out / "report.md"]
+    written = [out / SIM_REPORT_FILE, out / "report.md"]
     write_bytes_atomic(written[0], json.dumps(report.to_json(), indent=1))
     write_bytes_atomic(written[1], report.markdown())
     if plots:
