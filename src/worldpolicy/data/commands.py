@@ -68,6 +68,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     frame.add_argument("--overwrite", action="store_true", help="replace files an earlier run wrote in --out")
     frame.set_defaults(func=_frame)
 
+    from worldpolicy.sim.commands import EVAL_SEED  # the parser `worldpolicy sim` adds too: nothing more to import
+
     sim = cmds.add_parser(
         "from-sim",
         help="record seeded scripted-expert episodes from the simulator",
@@ -77,7 +79,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("root", help="output dataset folder (must not exist unless --overwrite)")
     sim.add_argument("--task", default="pick_place", help="sim task (default: pick_place)")
     sim.add_argument("--episodes", type=int, default=10, help="episodes to keep (default: 10)")
-    sim.add_argument("--seed", type=int, default=0, help="first env seed; later episodes use seed+1, … (default: 0)")
+    sim.add_argument("--seed", type=int, default=0, help="first env seed; later episodes use seed+1, … (default: 0; `worldpolicy sim` "
+                     f"evaluates from {EVAL_SEED}, past them)")
     sim.add_argument("--image-size", default="180x320", metavar="HxW", help="camera size (default: 180x320)")
     sim.add_argument("--cameras", nargs="+", action="extend",
                      help="DROID camera keys to record, one or more per flag (default: all three)")

@@ -412,6 +412,10 @@ def sim_to_dataset(
     root = Path(root).expanduser()
     seeds: list[int] = []
     failed: list[int] = []
+    # info.json's fps is the control rate asked for (15), not the rate the physics runs it at (15.15: 33 steps of 2
+    # ms, `TabletopEnv.actual_control_hz`): a row is one control step, which `worldpolicy sim --control-hz 15` (the
+    # same physics) and a real arm at 15 Hz each run one per period, so the actions keep their timing. LeRobot takes
+    # an int fps, and a trainer refuses a dataset whose fps is not its embodiment's (15 for panda_reach and droid).
     control_hz = float(episode_options.get("control_hz", 15.0))
     robot = episode_options.get("robot", "panda")
     cameras = episode_options.get("cameras") or list(CAMERAS)
