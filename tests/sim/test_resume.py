@@ -60,7 +60,7 @@ def test_an_interrupted_run_continued_with_the_printed_command_is_the_uninterrup
     assert main(["sim", *common, "--out", str(out), "--no-progress"]) == 130
     err = capsys.readouterr().err
     again = shlex.join(["worldpolicy", "sim", "--policy", "scripted", "--task", "reach", "--episodes", "4",
-                        "--max-steps", "12", "--image-size", "none", "--videos", "0", "--out", str(out),
+                        "--seed", "10000", "--max-steps", "12", "--image-size", "none", "--videos", "0", "--out", str(out),
                         "--no-progress", "--resume"])  # flags in --help's order
     assert f"2 of 4 episodes finished before the interruption; their report: {out / 'report.json'}; to continue: " \
            f"{again}\n" in err
@@ -71,13 +71,15 @@ def test_an_interrupted_run_continued_with_the_printed_command_is_the_uninterrup
     assert doc["n_episodes"] == doc["episodes_requested"] == 4 and "Incomplete" not in (out / "report.md").read_text()
 
 
-def test_the_continue_command_leaves_out_defaults_the_api_key_and_overwrite():
+def test_the_continue_command_names_the_seed_and_leaves_out_other_defaults_the_api_key_and_overwrite():
+    """--seed is always named: its default changed from 0 to 10000, and a printed command left without it then asked
+    for other scenes than the run it was printed to continue."""
     from worldpolicy.cli import build_parser
     from worldpolicy.sim.commands import _resume_command
 
     args = build_parser().parse_args(["sim", "--policy", "ws://box:8000", "--api-key", "s3cret", "--imagine",
                                       "--out", "my run", "--overwrite"])  # --resume with it is refused
-    assert _resume_command(args) == "worldpolicy sim --policy ws://box:8000 --imagine --out 'my run' --resume"
+    assert _resume_command(args) == "worldpolicy sim --policy ws://box:8000 --seed 10000 --imagine --out 'my run' --resume"
 
 
 @pytest.fixture(scope="module")

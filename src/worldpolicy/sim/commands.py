@@ -83,14 +83,15 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _resume_command(args: argparse.Namespace) -> str:
-    """The command line that continues this run: its flags as given (defaults left out; --api-key too, a secret is not
-    printed), plus --resume."""
+    """The command line that continues this run: its flags as given (defaults left out, but --seed, whose default
+    changed once, from 0: the command printed by one version continues the same scenes under the next; --api-key is
+    left out too, a secret is not printed), plus --resume."""
     parser = argparse.ArgumentParser(add_help=False)
     _add_arguments(parser)
     words = ["worldpolicy", "sim"]
     for action in parser._actions:
         value = getattr(args, action.dest)
-        if action.dest in ("api_key", "resume", "overwrite") or value == action.default:
+        if action.dest in ("api_key", "resume", "overwrite") or (value == action.default and action.dest != "seed"):
             continue
         words += [action.option_strings[0]] + ([] if action.nargs == 0 else [str(value)])
     return shlex.join([*words, "--resume"])
