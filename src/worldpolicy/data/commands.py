@@ -212,7 +212,7 @@ def _check_task(task: str, options: dict) -> None:
 def _from_sim(args: argparse.Namespace) -> int:
     import sys
 
-    from worldpolicy.data.from_sim import RecordingInterrupted, sim_to_dataset
+    from worldpolicy.data.from_sim import ExpertFailed, RecordingInterrupted, sim_to_dataset
     from worldpolicy.fileio import Terminated, exit_status
     from worldpolicy.processing.video import CODECS
 
@@ -263,6 +263,8 @@ def _from_sim(args: argparse.Namespace) -> int:
     except RecordingInterrupted as exc:  # Ctrl-C: say what became of the episodes recorded so far
         print(f"worldpolicy dataset from-sim: {exc.describe('--overwrite')}", file=sys.stderr)
         return exit_status(Terminated() if exc.terminated else exc)  # 143 for SIGTERM, 130 for Ctrl-C
+    except ExpertFailed as exc:  # bad settings for the expert, not a crash: one line, naming the flags
+        raise ValueError(exc.describe(flags=True)) from None
     except FileExistsError as exc:  # the writer speaks Python (overwrite=True); this is the command line
         raise FileExistsError(str(exc).replace("pass overwrite=True", "pass --overwrite")) from None
     except ValueError as exc:

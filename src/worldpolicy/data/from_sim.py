@@ -27,7 +27,7 @@ from ..fileio import PROVENANCE_KEY, Terminated, interruption, read_json, sigint
 from .layout import ACTION_KEYS, STATE_KEYS, VIDEO_NAMES
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
 
-__all__ = ["ACTION_KEYS", "STATE_KEYS", "ExpertEpisodes", "RecordingInterrupted", "SimConversion", "check_recording",
+__all__ = ["ACTION_KEYS", "STATE_KEYS", "ExpertEpisodes", "ExpertFailed", "RecordingInterrupted", "SimConversion", "check_recording",
            "expert_episodes", "recorded_seeds", "sim_features", "sim_to_dataset"]
 
 logger = logging.getLogger(__name__)
@@ -95,6 +95,25 @@ class RecordingInterrupted(KeyboardInterrupt):
                 f"replace it with all {n}")
 
 
+class ExpertFailed(RuntimeError):
+    """The scripted expert solved fewer than the episodes wanted in the tries allowed (`max_attempts`): the settings
+    make the task too hard for it (a short `max_steps`, much `action_noise` or `start_jitter`). `describe` names the
+    options as the caller knows them (the command line: its flags)."""
+
+    def __init__(self, task: str, solved: int, attempts: int, wanted: int, seed: int):
+        self.task, self.solved, self.attempts, self.wanted, self.seed = task, solved, attempts, wanted, seed
+        super().__init__(self.describe())
+
+    def describe(self, flags: bool = False) -> str:
+        keep, more = ("--keep-failures", "") if flags else ("keep_failures=True", " or a larger max_attempts")
+        short, noise, jitter = (("--max-steps", "--action-noise", "--start-jitter") if flags
+                                else ("max_steps", "action_noise", "start_jitter"))
+        return (f"the scripted expert solved {self.solved} of {self.attempts} episodes of task {self.task!r} (seeds "
+                f"{self.seed}..{self.seed + self.attempts - 1}); wanted {self.wanted}. A short {short}, or a large "
+                f"{noise} or {jitter}, makes it fail: change those, or pass {keep}{more} to record the failed "
+                "episodes too")
+
+
 def camera_feature(camera_key: str) -> str:
     """DROID wire key (`observation/wrist_image_left`) → dataset video key (`observation.image.wrist_image_left`)."""
     return IMAGE_PREFIX + camera_key.rsplit("/", 1)[-1]
@@ -143,7 +162,7 @@ def expert_episodes(
     """`num_episodes` expert episodes ({"frames", "videos", "task", "seed", "success"}) from seeds seed, seed+1, ….
 
     Failed episodes are skipped (their seeds appended to `failed_seeds`) unless `keep_failures`; after
-    `max_attempts` (default 2·num_episodes + 5) tries a RuntimeError says how often the expert failed. After success
+    `max_attempts` (default 2·num_episodes + 5) tries `ExpertFailed` (a RuntimeError) says how often the expert failed. After success
     the last action is held for `settle_steps` more steps so the solved scene is on camera. `start_jitter` (rad) moves
     the arm off its home pose before the episode, by a per-joint offset uniform in ±u·start_jitter with u ~ U(0, 1)
     drawn per episode: a learner then sees the target from many gripper positions, not only along the expert's
@@ -273,11 +292,7 @@ def _episodes(
         pending: deque = deque()
         while kept < num_episodes:
             if attempts >= attempts_allowed:
-                raise RuntimeError(
-                    f"the scripted expert solved {kept} of {attempts} episodes of task {task!r} "
-                    f"(seeds {seed}..{seed + attempts - 1}); wanted {num_episodes} (raise max_attempts or "
-                    f"pass keep_failures=True)"
-                )
+                raise ExpertFailed(task, kept, attempts, num_episodes, seed)
             # keep every worker busy, never starting seeds past the attempt budget
             while len(pending) < workers and next_seed < seed + attempts_allowed:
                 pending.append(recorders.submit(next_seed))
