@@ -39,7 +39,7 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
     assert fps == pytest.approx(500 / 33) and frames.std() > 5
     assert frames.shape[1] == 48 + 2 * label_height(48) and frames.shape[2] >= 3 * 64 + 2 * GAP  # captioned
     assert not (out / "videos" / "episode_10001.mp4").exists()
-    assert "success 2/2" in capsys.readouterr().out
+    assert "reach · scripted: success 2/2 = 100.0 % (95 % CI 34.2-100.0 %) on seeds 10000..10001\n" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

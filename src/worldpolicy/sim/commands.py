@@ -367,7 +367,7 @@ def run(args: argparse.Namespace) -> int:
 
     import worldpolicy.sim.env  # noqa: F401  first: it picks MuJoCo's GL before the modules below import mujoco
     from worldpolicy.robot.decode import check_executable
-    from worldpolicy.sim.evaluate import evaluate, keep_report, start_report, write_report
+    from worldpolicy.sim.evaluate import evaluate, keep_report, seed_range, start_report, write_report
     from worldpolicy.sim.policies import chunk_size, make_policy, policy_fps, policy_settings
     from worldpolicy.sim.rollout import ChunkStrategy
 
@@ -476,8 +476,9 @@ def run(args: argparse.Namespace) -> int:
         paths.append(write_html(args.out))
     doc = report.to_json()
     lo, hi = doc["ci95"]
+    # the scenes it ran said too: they are what a second run, or another policy's, must share to compare
     print(f"{args.task} · {name}: success {report.successes}/{args.episodes} = {100 * report.success_rate:.1f} % "
-          f"(95 % CI {100 * lo:.1f}-{100 * hi:.1f} %)")
+          f"(95 % CI {100 * lo:.1f}-{100 * hi:.1f} %) on {seed_range(report.seed, len(report.episodes))}")
     for path in paths:
         print(f"  {path}")
     return 0

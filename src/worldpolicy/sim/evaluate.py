@@ -21,7 +21,7 @@ from worldpolicy.sim.policies import SERVER_ANNOUNCED, chunk_size, policy_fps, p
 from worldpolicy.sim.rollout import ChunkStrategy, EpisodeResult, Rollout
 
 __all__ = ["EvalReport", "episodes_left", "evaluate", "keep_report", "read_report", "report_figure",
-           "resume_conflicts", "start_report", "version_changes", "wilson_interval", "write_report"]
+           "resume_conflicts", "seed_range", "start_report", "version_changes", "wilson_interval", "write_report"]
 
 SCHEMA = "worldpolicy.sim_eval/v1"
 VERSIONED_POLICIES = ("scripted", "random")  # the policies whose behaviour is worldpolicy's code (`version`)
@@ -140,7 +140,7 @@ class EvalReport:
                 f"**Success {self.successes}/{len(self.episodes)} = {100 * self.success_rate:.1f} %** "
                 f"(95 % Wilson CI {100 * lo:.1f}-{100 * hi:.1f} %), robot `{self.robot}`, {self.control_hz:g} Hz, "
                 f"strategy `{self.strategy['kind']}`, "
-                + ", ".join([_seed_range(self.seed, len(self.episodes)),
+                + ", ".join([seed_range(self.seed, len(self.episodes)),
                              *(f"{what} v{number}" for what, number in self.versions().items() if number is not None)])
                 + "."
             ),
@@ -205,7 +205,8 @@ def _whole(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def _seed_range(first: int, count: int) -> str:
+def seed_range(first: int, count: int) -> str:
+    """`seeds 10000..10019` (`seed 3` for one): the scenes a run's episodes are, as its report and the command say."""
     return f"seed {first}" if count == 1 else f"seeds {first}..{first + count - 1}"
 
 
