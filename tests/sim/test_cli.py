@@ -384,7 +384,8 @@ def test_sim_cli_warns_when_a_checkpoint_would_run_the_scenes_it_was_trained_on(
     (ckpt / "trainer_state.json").write_text(json.dumps({"step": 10, "config": {"data": {"dataset": str(dataset)}}}))
 
     def run(*argv):
-        main(["sim", "--policy", str(ckpt), "--episodes", "3", "--no-progress", "--out", str(tmp_path / "run"), *argv])
+        episodes = [] if "--episodes" in argv else ["--episodes", "3"]
+        main(["sim", "--policy", str(ckpt), *episodes, "--no-progress", "--out", str(tmp_path / "run"), *argv])
         return capsys.readouterr().err
 
     err = run("--task", "reach", "--seed", "2")
@@ -394,6 +395,14 @@ def test_sim_cli_warns_when_a_checkpoint_would_run_the_scenes_it_was_trained_on(
     assert "trained on" not in run("--task", "reach")  # the default: held out
     assert "trained on" not in run("--task", "reach", "--seed", "5")
     assert "trained on" not in run("--task", "push", "--seed", "0")  # another task's scenes
+    # the shipped model (a recipe's): its training_summary.json says what was recorded (reach 0..900, 35 failed)
+    from worldpolicy.models import shipped_model
+
+    (ckpt / "trainer_state.json").unlink()
+    (ckpt / "training_summary.json").write_bytes((shipped_model() / "training_summary.json").read_bytes())
+    err = run("--task", "reach", "--seed", "30", "--episodes", "10")
+    assert ("--seed 30: 9 of the 10 episodes (seeds 30..39) are reach scenes step-0000010 was trained on (the "
+            "recording in its training_summary.json recorded seeds 0..900)") in err and "--seed 10000 for" in err
 
 
 @pytest.mark.parametrize("argv, fps, warned", [

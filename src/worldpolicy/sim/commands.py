@@ -246,32 +246,49 @@ def _warn_rate_mismatch(fps: float | None, control_hz: float, policy: str) -> No
                        1 / fps, fps)
 
 
-def _warn_training_scenes(checkpoint: str, task: str, seed: int, episodes: int) -> None:
-    """Warn when episodes about to run are scenes `checkpoint` was trained on: its trainer_state.json names its
-    dataset, and that `dataset from-sim` recording says which seeds of which task it holds (`recorded_seeds`). A
-    checkpoint or dataset that does not say (moved, made elsewhere) is not checked."""
+def _training_seeds(checkpoint: str) -> tuple[str, list[int], str] | None:
+    """(task, env seeds, where that is said) of the `dataset from-sim` episodes `checkpoint` was trained on, or None
+    where it does not say or cannot be read (moved, made elsewhere). A training run's checkpoint names its dataset in
+    trainer_state.json, whose provenance lists the seeds (`recorded_seeds`); a recipe's model (the shipped one) keeps
+    its recording's task, first seed, episode count and failed seeds in training_summary.json."""
     import json
 
     from worldpolicy.data.from_sim import recorded_seeds
     from worldpolicy.fileio import TRAINER_STATE_FILE
 
+    folder = Path(checkpoint)
     try:
-        dataset = json.loads((Path(checkpoint) / TRAINER_STATE_FILE).read_text())["config"]["data"]["dataset"]
+        dataset = json.loads((folder / TRAINER_STATE_FILE).read_text())["config"]["data"]["dataset"]
     except (OSError, ValueError, TypeError, KeyError):
+        dataset = None
+    if isinstance(dataset, str) and dataset and (recorded := recorded_seeds(Path(dataset).expanduser())):
+        return (*recorded, f"its dataset {dataset}")
+    try:
+        summary = json.loads((folder / "training_summary.json").read_text())
+        task, first = summary["scratch"]["task"], summary["scratch"]["seed"]
+        kept, failed = summary["stages"]["dataset"]["episodes"], summary["stages"]["dataset"]["failed_seeds"]
+        seeds = sorted(set(range(first, first + kept + len(failed))) - set(failed))  # seeds in order, failed skipped
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return (task, seeds, "the recording in its training_summary.json") if isinstance(task, str) and seeds else None
+
+
+def _warn_training_scenes(checkpoint: str, task: str, seed: int, episodes: int) -> None:
+    """Warn when episodes about to run are scenes `checkpoint` was trained on (`_training_seeds`): their success says
+    how well it fits its training data. A checkpoint that does not say is not checked."""
+    trained = _training_seeds(checkpoint)
+    if trained is None or trained[0] != task:
         return
-    recorded = recorded_seeds(Path(dataset).expanduser()) if isinstance(dataset, str) and dataset else None
-    if recorded is None or recorded[0] != task:
-        return
-    trained = set(recorded[1])
-    seen = sorted(trained.intersection(range(seed, seed + episodes)))
+    seeds, where = set(trained[1]), trained[2]
+    seen = sorted(seeds.intersection(range(seed, seed + episodes)))
     if not seen:
         return
-    clear = EVAL_SEED if EVAL_SEED > max(trained) else max(trained) + 1
+    clear = EVAL_SEED if EVAL_SEED > max(seeds) else max(seeds) + 1
     shown = f"seed {seen[0]}" if len(seen) == 1 else f"seeds {seen[0]}..{seen[-1]}"
-    logger.warning("--seed %d: %d of the %d episodes (%s) are %s scenes %s was trained on (its dataset %s recorded "
-                   "seeds %d..%d): their success says how well it fits its training data, not how it does on new "
-                   "scenes; pass --seed %d for held-out ones", seed, len(seen), episodes, shown, task,
-                   Path(checkpoint).name, dataset, min(trained), max(trained), clear)
+    logger.warning("--seed %d: %d of the %d episodes (%s) are %s scenes %s was trained on (%s recorded seeds %d..%d): "
+                   "their success says how well it fits its training data, not how it does on new scenes; pass "
+                   "--seed %d for held-out ones", seed, len(seen), episodes, shown, task, Path(checkpoint).name, where,
+                   min(seeds), max(seeds), clear)
 
 
 # The task an embodiment was made for, where the simulator has it: a checkpoint fine-tuned from the shipped model keeps
