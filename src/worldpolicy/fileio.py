@@ -184,6 +184,7 @@ TRAINER_STATE_FILE = "trainer_state.json"  # the run's step and config (its obje
 CHECKPOINT_GLOB = "checkpoints/step-*"  # a training run's saved checkpoints (`Trainer._save`), one folder per step
 METRICS_FILE = "metrics.jsonl"  # a training run's log: one line of losses (and evaluations) per step
 ACTIONS_FILE = "actions.json"  # a predict run's actions (docs/actions-schema.md)
+TRAINING_SUMMARY_FILE = "training_summary.json"  # a recipe's model: its stages (the recording, the evaluation)
 SIM_REPORT_FILE = "report.json"  # a sim run's report (`sim.evaluate.write_report`): its episodes, what --resume reads
 # The key of a LeRobot dataset's meta/info.json under which worldpolicy says how it made the dataset (`dataset
 # from-sim`: the task and expert versions and the recording's settings), which the data tools write and a training

@@ -254,7 +254,7 @@ def _training_seeds(checkpoint: str) -> tuple[str, list[int], str] | None:
     import json
 
     from worldpolicy.data.from_sim import recorded_seeds
-    from worldpolicy.fileio import TRAINER_STATE_FILE
+    from worldpolicy.fileio import TRAINER_STATE_FILE, TRAINING_SUMMARY_FILE
 
     folder = Path(checkpoint)
     try:
@@ -264,13 +264,13 @@ def _training_seeds(checkpoint: str) -> tuple[str, list[int], str] | None:
     if isinstance(dataset, str) and dataset and (recorded := recorded_seeds(Path(dataset).expanduser())):
         return (*recorded, f"its dataset {dataset}")
     try:
-        summary = json.loads((folder / "training_summary.json").read_text())
+        summary = json.loads((folder / TRAINING_SUMMARY_FILE).read_text())
         task, first = summary["scratch"]["task"], summary["scratch"]["seed"]
         kept, failed = summary["stages"]["dataset"]["episodes"], summary["stages"]["dataset"]["failed_seeds"]
         seeds = sorted(set(range(first, first + kept + len(failed))) - set(failed))  # seeds in order, failed skipped
     except (OSError, ValueError, TypeError, KeyError):
         return None
-    return (task, seeds, "the recording in its training_summary.json") if isinstance(task, str) and seeds else None
+    return (task, seeds, f"the recording in its {TRAINING_SUMMARY_FILE}") if isinstance(task, str) and seeds else None
 
 
 def _warn_training_scenes(checkpoint: str, task: str, seed: int, episodes: int) -> None:
