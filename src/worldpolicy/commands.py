@@ -371,7 +371,9 @@ def _shipped_success(checkpoint: Path) -> str:
     the model as shipped (its embodiment's `execute_steps`), so this is the figure `worldpolicy sim` reproduces."""
     import json
 
-    summary = checkpoint / "training_summary.json"
+    from .fileio import TRAINING_SUMMARY_FILE
+
+    summary = checkpoint / TRAINING_SUMMARY_FILE
     if not summary.is_file():
         return ""
     evaluation = json.loads(summary.read_text()).get("stages", {}).get("evaluation", {})

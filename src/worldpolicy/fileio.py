@@ -184,6 +184,8 @@ TRAINER_STATE_FILE = "trainer_state.json"  # the run's step and config (its obje
 CHECKPOINT_GLOB = "checkpoints/step-*"  # a training run's saved checkpoints (`Trainer._save`), one folder per step
 METRICS_FILE = "metrics.jsonl"  # a training run's log: one line of losses (and evaluations) per step
 ACTIONS_FILE = "actions.json"  # a predict run's actions (docs/actions-schema.md)
+TRAINING_SUMMARY_FILE = "training_summary.json"  # a recipe's model: its stages (the recording, the evaluation)
+SIM_REPORT_FILE = "report.json"  # a sim run's report (`sim.evaluate.write_report`): its episodes, what --resume reads
 # The key of a LeRobot dataset's meta/info.json under which worldpolicy says how it made the dataset (`dataset
 # from-sim`: the task and expert versions and the recording's settings), which the data tools write and a training
 # run's page reads. LeRobot keeps info.json keys it does not know and reads none of them, so the dataset stays a plain
@@ -210,7 +212,7 @@ FOLDER_KINDS: tuple[FolderKind, ...] = (
     FolderKind("a LeRobot dataset", None, ("meta/info.json",)),
     FolderKind("a training run", "train", (METRICS_FILE, f"{CHECKPOINT_GLOB}/{TRAINER_STATE_FILE}")),
     FolderKind("a from-scratch recipe run", "recipe", ("summary.json",)),
-    FolderKind("a sim run", "sim", ("report.json",)),
+    FolderKind("a sim run", "sim", (SIM_REPORT_FILE,)),
     FolderKind("a predict run", "predict", (ACTIONS_FILE,)),
     FolderKind("a dataset frame's predict inputs", "dataset frame", ("dataset_frame.json",)),
     FolderKind("viz plots", "viz", ("animation.mp4", "actions.png")),

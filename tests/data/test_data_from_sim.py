@@ -30,6 +30,9 @@ def test_two_expert_episodes_round_trip_and_replay(tmp_path):
     assert made["task_version"] == get_task("reach").version and made["expert_version"] == ScriptedPolicy.version
     assert made["seeds"] == result.seeds and made["seed"] == 7 and made["keep_failures"] is True
     assert made["image_size"] == [32, 32] and made["max_steps"] == 6 and made["control_hz"] == 15.0
+    from worldpolicy.data.from_sim import recorded_seeds
+
+    assert recorded_seeds(tmp_path / "sim") == ("reach", [7, 8])  # what `worldpolicy sim` checks its seeds against
     assert ds.video_keys == [
         "observation.image.exterior_image_1_left",
         "observation.image.exterior_image_2_left",
@@ -193,6 +196,26 @@ def test_from_sim_refuses_a_bad_number_before_the_progress_bar(tmp_path, capsys,
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_expert_that_fails_every_try_is_one_line_naming_the_flags(tmp_path, capsys):
+    """It was a traceback ending in `raise max_attempts or pass keep_failures=True`, Python names the command line
+    has no flag for. (One step per episode: no reach is solved in one.)"""
+    from worldpolicy.cli import main
+    from worldpolicy.data.from_sim import ExpertFailed, sim_to_dataset
+
+    tiny = ["--task", "reach", "--episodes", "1", "--max-steps", "1", "--image-size", "16x16", "--cameras",
+            "observation/wrist_image_left", "--no-progress"]
+    assert main(["dataset", "from-sim", str(tmp_path / "ds"), *tiny]) == 2
+    assert capsys.readouterr().err.endswith(
+        "error: the scripted expert solved 0 of 7 episodes of task 'reach' (seeds 0..6); wanted 1. A short "
+        "--max-steps, or a large --action-noise or --start-jitter, makes it fail: change those, or pass "
+        "--keep-failures to record the failed episodes too\n")
+    with pytest.raises(ExpertFailed, match=r"seeds 3\.\.4\); wanted 1\. A short max_steps, .* pass keep_failures=True "
+                       r"or a larger max_attempts to record"):
+        sim_to_dataset(tmp_path / "py", "reach", 1, seed=3, max_attempts=2, max_steps=1, image_size=(16, 16),
+                       cameras=["observation/wrist_image_left"])
+    assert issubclass(ExpertFailed, RuntimeError)  # what it was: callers catching that still do
+
+
 _TINY = {"image_size": (24, 24), "max_steps": 3, "keep_failures": True, "cameras": ["observation/wrist_image_left"]}
 
 
@@ -332,6 +355,18 @@ def _dataset_made_by(root, provenance):
 
     episode = {"frames": {"action": np.zeros((3, 2), np.float32)}, "task": "reach"}
     return write_episodes(root, [episode], fps=15, provenance=provenance)
+
+
+def test_recorded_seeds_are_none_where_the_dataset_does_not_say(tmp_path):
+    """Made elsewhere, without its seeds, or not there: `worldpolicy sim` then checks nothing, rather than failing."""
+    from worldpolicy.data.from_sim import recorded_seeds
+
+    assert recorded_seeds(_dataset_made_by(tmp_path / "made", {"task": "push", "seeds": [4, 6]}).root) == ("push",
+                                                                                                           [4, 6])
+    assert recorded_seeds(_dataset_made_by(tmp_path / "plain", None).root) is None
+    assert recorded_seeds(_dataset_made_by(tmp_path / "no_seeds", {"task": "push"}).root) is None
+    assert recorded_seeds(_dataset_made_by(tmp_path / "bools", {"task": "push", "seeds": [True]}).root) is None
+    assert recorded_seeds(tmp_path / "missing") is None
 
 
 def test_check_recording_refuses_a_dataset_of_other_versions_or_settings(tmp_path, monkeypatch):

@@ -20,20 +20,26 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
 
     assert folder_kind(out)[0].writer == "sim"  # what the output-folder checks recognise
     assert doc["success_rate"] == 1.0 and doc["ci95"][0] < 1.0 <= doc["ci95"][1] + 1e-12
-    assert "| 0 | yes |" in (out / "report.md").read_text() and "seeds 0..1, task reach v1, scripted policy v2." in (out / "report.md").read_text()
+    # held out by default: past the seeds `dataset from-sim` records from 0 (a checkpoint trained on them ran its
+    # training scenes), and the training run's own evaluation's
+    from worldpolicy.sim.commands import EVAL_SEED
+    from worldpolicy.train.config import EvalConfig
+
+    assert doc["seed"] == EVAL_SEED == EvalConfig().seed == 10_000
+    assert "| 10000 | yes |" in (out / "report.md").read_text() and "seeds 10000..10001, task reach v1, scripted policy v2." in (out / "report.md").read_text()
     assert (out / "report.png").stat().st_size > 1000
     page = (out / "index.html").read_text()  # one page to open, with the episodes and the video in it
-    assert "episode_0000.mp4" in page and "<table" in page
+    assert "episode_10000.mp4" in page and "<table" in page
     from worldpolicy.processing.video import read_video
 
-    frames, fps = read_video(out / "videos" / "episode_0000.mp4")
+    frames, fps = read_video(out / "videos" / "episode_10000.mp4")
     from worldpolicy.viz.video import GAP, label_height
 
     # at the actual control rate, 33 physics steps of 2 ms (a 15 fps video ran 1 % slower than the sim)
     assert fps == pytest.approx(500 / 33) and frames.std() > 5
     assert frames.shape[1] == 48 + 2 * label_height(48) and frames.shape[2] >= 3 * 64 + 2 * GAP  # captioned
-    assert not (out / "videos" / "episode_0001.mp4").exists()
-    assert "success 2/2" in capsys.readouterr().out
+    assert not (out / "videos" / "episode_10001.mp4").exists()
+    assert "reach · scripted: success 2/2 = 100.0 % (95 % CI 34.2-100.0 %) on seeds 10000..10001\n" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -163,11 +169,26 @@ def test_sim_cli_refuses_an_out_that_holds_another_kind_of_run(tmp_path, capsys,
         assert sorted(p.name for p in out.iterdir()) == before
 
 
+def test_sim_cli_refuses_an_out_that_holds_other_runs_in_its_subfolders(tmp_path, capsys):
+    """`sim --out runs/demo` wrote its report, page and videos at the top of the demo's folder, in among its predict
+    and sim runs (and a second such run was then taken for a rerun of the first)."""
+    demo = tmp_path / "demo"
+    for sub, name in (("policy", "actions.json"), ("sim", "report.json")):
+        (demo / sub).mkdir(parents=True)
+        (demo / sub / name).write_text("{}")
+    before = sorted(p.relative_to(demo) for p in demo.rglob("*"))
+    assert main(["sim", "--policy", "random", "--task", "reach", "--no-progress", "--out", str(demo)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out: {str(demo)!r} holds other runs in its subfolders (" in err
+    assert f"choose another --out (a new or empty folder, or {str(demo / 'sim')!r} itself to rerun into that run)" in err
+    assert sorted(p.relative_to(demo) for p in demo.rglob("*")) == before
+
+
 def test_sim_cli_rerun_into_the_same_folder_leaves_no_stale_artefacts(tmp_path):
     out = tmp_path / "run"
     common = ["sim", "--task", "reach", "--image-size", "48x64", "--no-progress", "--out", str(out)]
     assert main([*common, "--policy", "scripted", "--episodes", "2", "--videos", "2", "--max-steps", "3"]) == 0
-    assert (out / "report.png").exists() and (out / "videos" / "episode_0001.mp4").exists()
+    assert (out / "report.png").exists() and (out / "videos" / "episode_10001.mp4").exists()
     assert main([*common, "--policy", "random", "--episodes", "1", "--videos", "0", "--no-plots", "--overwrite"]) == 0
     doc = json.loads((out / "report.json").read_text())
     assert doc["policy"] == "random" and doc["max_steps"] == 60 and doc["actual_control_hz"] == pytest.approx(15.15, abs=0.01)
@@ -330,9 +351,9 @@ def test_sim_cli_keeps_the_finished_episodes_when_a_later_one_fails(tmp_path, ca
     err = capsys.readouterr().err
     assert "1 of 3 episodes finished before the failure" in err and "the policy server went away" in err
     doc = json.loads((out / "report.json").read_text())
-    assert doc["n_episodes"] == 1 and doc["episodes_requested"] == 3 and doc["episodes"][0]["seed"] == 0
+    assert doc["n_episodes"] == 1 and doc["episodes_requested"] == 3 and doc["episodes"][0]["seed"] == 10_000
     assert "Incomplete: 1 of 3 episodes ran." in (out / "report.md").read_text()
-    assert ", seed 0, task reach v1" in (out / "report.md").read_text()  # one episode: not "seeds 0..0"
+    assert ", seed 10000, task reach v1" in (out / "report.md").read_text()  # one episode: not "seeds 10000..10000"
 
 
 @pytest.mark.parametrize("successes, n, expected", [  # Newcombe 1998, Stat. Med. 17:857, Table I, method 3
@@ -346,6 +367,42 @@ def test_wilson_interval():
     assert np.isclose(sum(wilson_interval(5, 10)), 1.0)
     with pytest.raises(ValueError, match="n"):
         wilson_interval(0, 0)
+
+
+def test_sim_cli_warns_when_a_checkpoint_would_run_the_scenes_it_was_trained_on(tmp_path, capsys):
+    """`dataset from-sim` and `sim` both started at seed 0, so a checkpoint trained on a recording was evaluated on
+    its training scenes by default, with nothing said. The default is now past them; a --seed that reaches into them
+    (its trainer_state.json names the dataset, whose provenance lists the seeds) is warned about, naming a clear one.
+    (A stand-in checkpoint that cannot load: the warning comes first.)"""
+    from worldpolicy.data import write_episodes
+
+    episode = {"frames": {"action": np.zeros((3, 2), np.float32)}, "task": "reach"}
+    dataset = write_episodes(tmp_path / "data", [episode], fps=15,
+                             provenance={"task": "reach", "seeds": [0, 1, 2, 4]}).root
+    ckpt = tmp_path / "step-0000010"
+    ckpt.mkdir()
+    (ckpt / "trainer_state.json").write_text(json.dumps({"step": 10, "config": {"data": {"dataset": str(dataset)}}}))
+
+    def run(*argv):
+        episodes = [] if "--episodes" in argv else ["--episodes", "3"]
+        main(["sim", "--policy", str(ckpt), *episodes, "--no-progress", "--out", str(tmp_path / "run"), *argv])
+        return capsys.readouterr().err
+
+    err = run("--task", "reach", "--seed", "2")
+    assert (f"--seed 2: 2 of the 3 episodes (seeds 2..4) are reach scenes step-0000010 was trained on (its dataset "
+            f"{dataset} recorded seeds 0..4): their success says how well it fits its training data, not how it does "
+            "on new scenes; pass --seed 10000 for held-out ones") in err
+    assert "trained on" not in run("--task", "reach")  # the default: held out
+    assert "trained on" not in run("--task", "reach", "--seed", "5")
+    assert "trained on" not in run("--task", "push", "--seed", "0")  # another task's scenes
+    # the shipped model (a recipe's): its training_summary.json says what was recorded (reach 0..900, 35 failed)
+    from worldpolicy.models import shipped_model
+
+    (ckpt / "trainer_state.json").unlink()
+    (ckpt / "training_summary.json").write_bytes((shipped_model() / "training_summary.json").read_bytes())
+    err = run("--task", "reach", "--seed", "30", "--episodes", "10")
+    assert ("--seed 30: 9 of the 10 episodes (seeds 30..39) are reach scenes step-0000010 was trained on (the "
+            "recording in its training_summary.json recorded seeds 0..900)") in err and "--seed 10000 for" in err
 
 
 @pytest.mark.parametrize("argv, fps, warned", [

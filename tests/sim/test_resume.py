@@ -60,24 +60,26 @@ def test_an_interrupted_run_continued_with_the_printed_command_is_the_uninterrup
     assert main(["sim", *common, "--out", str(out), "--no-progress"]) == 130
     err = capsys.readouterr().err
     again = shlex.join(["worldpolicy", "sim", "--policy", "scripted", "--task", "reach", "--episodes", "4",
-                        "--max-steps", "12", "--image-size", "none", "--videos", "0", "--out", str(out),
+                        "--seed", "10000", "--max-steps", "12", "--image-size", "none", "--videos", "0", "--out", str(out),
                         "--no-progress", "--resume"])  # flags in --help's order
     assert f"2 of 4 episodes finished before the interruption; their report: {out / 'report.json'}; to continue: " \
            f"{again}\n" in err
     assert len(_episodes(out)) == 2
     assert main(shlex.split(again)[1:]) == 0
-    assert _episodes(out) == _episodes(tmp_path / "whole") and [e["seed"] for e in _episodes(out)] == [0, 1, 2, 3]
+    assert _episodes(out) == _episodes(tmp_path / "whole") and [e["seed"] for e in _episodes(out)] == [10_000, 10_001, 10_002, 10_003]
     doc = json.loads((out / "report.json").read_text())
     assert doc["n_episodes"] == doc["episodes_requested"] == 4 and "Incomplete" not in (out / "report.md").read_text()
 
 
-def test_the_continue_command_leaves_out_defaults_the_api_key_and_overwrite():
+def test_the_continue_command_names_the_seed_and_leaves_out_other_defaults_the_api_key_and_overwrite():
+    """--seed is always named: its default changed from 0 to 10000, and a printed command left without it then asked
+    for other scenes than the run it was printed to continue."""
     from worldpolicy.cli import build_parser
     from worldpolicy.sim.commands import _resume_command
 
     args = build_parser().parse_args(["sim", "--policy", "ws://box:8000", "--api-key", "s3cret", "--imagine",
                                       "--out", "my run", "--overwrite"])  # --resume with it is refused
-    assert _resume_command(args) == "worldpolicy sim --policy ws://box:8000 --imagine --out 'my run' --resume"
+    assert _resume_command(args) == "worldpolicy sim --policy ws://box:8000 --seed 10000 --imagine --out 'my run' --resume"
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +97,7 @@ def _copy(run, tmp_path):
 
 @pytest.mark.parametrize("change, message", [
     (["--task", "push"], "--task: 'reach' -> 'push'"),
-    (["--seed", "1"], "--seed: 0 -> 1"),
+    (["--seed", "1"], "--seed: 10000 -> 1"),
     (["--robot", "fr3"], "--robot: 'panda' -> 'fr3'"),
     (["--control-hz", "10"], "--control-hz: 15.0 -> 10.0"),
     (["--max-steps", "3"], "--max-steps: 2 -> 3"),
@@ -244,14 +246,14 @@ def test_a_resume_keeps_the_recorded_videos_and_plots_every_episode(tmp_path):
     common = ["sim", "--policy", "random", "--task", "reach", "--image-size", "16x24", "--videos", "2",
               "--max-steps", "2", "--no-progress", "--out", str(out)]
     assert main([*common, "--episodes", "1"]) == 0
-    first = out / "videos" / "episode_0000.mp4"
+    first = out / "videos" / "episode_10000.mp4"
     stamp = first.stat().st_mtime_ns
     os.utime(first, ns=(stamp - 10**9, stamp - 10**9))  # a rewrite would set it to now
     assert main([*common, "--episodes", "3", "--resume"]) == 0
     assert first.stat().st_mtime_ns == stamp - 10**9
-    assert sorted(p.name for p in (out / "videos").iterdir()) == ["episode_0000.mp4", "episode_0001.mp4"]
+    assert sorted(p.name for p in (out / "videos").iterdir()) == ["episode_10000.mp4", "episode_10001.mp4"]
     page = (out / "index.html").read_text()
-    assert "episode_0000.mp4" in page and "episode_0001.mp4" in page
+    assert "episode_10000.mp4" in page and "episode_10001.mp4" in page
     assert (out / "report.png").is_file() and len(_episodes(out)) == 3
 
 

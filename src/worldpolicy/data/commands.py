@@ -68,6 +68,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     frame.add_argument("--overwrite", action="store_true", help="replace files an earlier run wrote in --out")
     frame.set_defaults(func=_frame)
 
+    from worldpolicy.sim.commands import EVAL_SEED  # the parser `worldpolicy sim` adds too: nothing more to import
+
     sim = cmds.add_parser(
         "from-sim",
         help="record seeded scripted-expert episodes from the simulator",
@@ -77,7 +79,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("root", help="output dataset folder (must not exist unless --overwrite)")
     sim.add_argument("--task", default="pick_place", help="sim task (default: pick_place)")
     sim.add_argument("--episodes", type=int, default=10, help="episodes to keep (default: 10)")
-    sim.add_argument("--seed", type=int, default=0, help="first env seed; later episodes use seed+1, … (default: 0)")
+    sim.add_argument("--seed", type=int, default=0, help="first env seed; later episodes use seed+1, … (default: 0; `worldpolicy sim` "
+                     f"evaluates from {EVAL_SEED}, past them)")
     sim.add_argument("--image-size", default="180x320", metavar="HxW", help="camera size (default: 180x320)")
     sim.add_argument("--cameras", nargs="+", action="extend",
                      help="DROID camera keys to record, one or more per flag (default: all three)")
@@ -209,7 +212,7 @@ def _check_task(task: str, options: dict) -> None:
 def _from_sim(args: argparse.Namespace) -> int:
     import sys
 
-    from worldpolicy.data.from_sim import RecordingInterrupted, sim_to_dataset
+    from worldpolicy.data.from_sim import ExpertFailed, RecordingInterrupted, sim_to_dataset
     from worldpolicy.fileio import Terminated, exit_status
     from worldpolicy.processing.video import CODECS
 
@@ -260,6 +263,8 @@ def _from_sim(args: argparse.Namespace) -> int:
     except RecordingInterrupted as exc:  # Ctrl-C: say what became of the episodes recorded so far
         print(f"worldpolicy dataset from-sim: {exc.describe('--overwrite')}", file=sys.stderr)
         return exit_status(Terminated() if exc.terminated else exc)  # 143 for SIGTERM, 130 for Ctrl-C
+    except ExpertFailed as exc:  # bad settings for the expert, not a crash: one line, naming the flags
+        raise ValueError(exc.describe(flags=True)) from None
     except FileExistsError as exc:  # the writer speaks Python (overwrite=True); this is the command line
         raise FileExistsError(str(exc).replace("pass overwrite=True", "pass --overwrite")) from None
     except ValueError as exc:

@@ -23,12 +23,12 @@ from typing import Any, Self
 
 import numpy as np
 
-from ..fileio import Terminated, interruption, sigint_held
+from ..fileio import PROVENANCE_KEY, Terminated, interruption, read_json, sigint_held
 from .layout import ACTION_KEYS, STATE_KEYS, VIDEO_NAMES
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
 
-__all__ = ["ACTION_KEYS", "STATE_KEYS", "ExpertEpisodes", "RecordingInterrupted", "SimConversion", "check_recording",
-           "expert_episodes", "sim_features", "sim_to_dataset"]
+__all__ = ["ACTION_KEYS", "STATE_KEYS", "ExpertEpisodes", "ExpertFailed", "RecordingInterrupted", "SimConversion", "check_recording",
+           "expert_episodes", "recorded_seeds", "sim_features", "sim_to_dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +95,25 @@ class RecordingInterrupted(KeyboardInterrupt):
                 f"replace it with all {n}")
 
 
+class ExpertFailed(RuntimeError):
+    """The scripted expert solved fewer than the episodes wanted in the tries allowed (`max_attempts`): the settings
+    make the task too hard for it (a short `max_steps`, much `action_noise` or `start_jitter`). `describe` names the
+    options as the caller knows them (the command line: its flags)."""
+
+    def __init__(self, task: str, solved: int, attempts: int, wanted: int, seed: int):
+        self.task, self.solved, self.attempts, self.wanted, self.seed = task, solved, attempts, wanted, seed
+        super().__init__(self.describe())
+
+    def describe(self, flags: bool = False) -> str:
+        keep, more = ("--keep-failures", "") if flags else ("keep_failures=True", " or a larger max_attempts")
+        short, noise, jitter = (("--max-steps", "--action-noise", "--start-jitter") if flags
+                                else ("max_steps", "action_noise", "start_jitter"))
+        return (f"the scripted expert solved {self.solved} of {self.attempts} episodes of task {self.task!r} (seeds "
+                f"{self.seed}..{self.seed + self.attempts - 1}); wanted {self.wanted}. A short {short}, or a large "
+                f"{noise} or {jitter}, makes it fail: change those, or pass {keep}{more} to record the failed "
+                "episodes too")
+
+
 def camera_feature(camera_key: str) -> str:
     """DROID wire key (`observation/wrist_image_left`) → dataset video key (`observation.image.wrist_image_left`)."""
     return IMAGE_PREFIX + camera_key.rsplit("/", 1)[-1]
@@ -143,7 +162,7 @@ def expert_episodes(
     """`num_episodes` expert episodes ({"frames", "videos", "task", "seed", "success"}) from seeds seed, seed+1, ….
 
     Failed episodes are skipped (their seeds appended to `failed_seeds`) unless `keep_failures`; after
-    `max_attempts` (default 2·num_episodes + 5) tries a RuntimeError says how often the expert failed. After success
+    `max_attempts` (default 2·num_episodes + 5) tries `ExpertFailed` (a RuntimeError) says how often the expert failed. After success
     the last action is held for `settle_steps` more steps so the solved scene is on camera. `start_jitter` (rad) moves
     the arm off its home pose before the episode, by a per-joint offset uniform in ±u·start_jitter with u ~ U(0, 1)
     drawn per episode: a learner then sees the target from many gripper positions, not only along the expert's
@@ -212,6 +231,24 @@ def expert_episodes(
     )
 
 
+def recorded_seeds(root: str | Path) -> tuple[str, list[int]] | None:
+    """The task and env seeds a `dataset from-sim` recording at `root` holds (info.json's `worldpolicy_provenance`:
+    `task`, `seeds`), or None for a dataset that does not say (made elsewhere) or cannot be read. `worldpolicy sim`
+    checks its episodes against them, so a checkpoint is not evaluated on the scenes it was trained on unawares."""
+    try:
+        info = read_json(Path(root) / "meta" / "info.json", "info.json")
+    except (OSError, ValueError):
+        return None
+    provenance = info.get(PROVENANCE_KEY) if isinstance(info, dict) else None
+    if not isinstance(provenance, dict):
+        return None
+    task, seeds = provenance.get("task"), provenance.get("seeds")
+    if not isinstance(task, str) or not isinstance(seeds, list) or not seeds \
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        return None
+    return task, seeds
+
+
 def check_recording(dataset: LeRobotDataset, task: str, *, seed: int = 0, **episode_options: Any) -> None:
     """Refuse to continue or reuse `dataset` as the recording `expert_episodes(task, seed=seed, **episode_options)`
     would make when another task or expert version recorded it (its episodes show another task definition or another
@@ -255,11 +292,7 @@ def _episodes(
         pending: deque = deque()
         while kept < num_episodes:
             if attempts >= attempts_allowed:
-                raise RuntimeError(
-                    f"the scripted expert solved {kept} of {attempts} episodes of task {task!r} "
-                    f"(seeds {seed}..{seed + attempts - 1}); wanted {num_episodes} (raise max_attempts or "
-                    f"pass keep_failures=True)"
-                )
+                raise ExpertFailed(task, kept, attempts, num_episodes, seed)
             # keep every worker busy, never starting seeds past the attempt budget
             while len(pending) < workers and next_seed < seed + attempts_allowed:
                 pending.append(recorders.submit(next_seed))
@@ -394,6 +427,10 @@ def sim_to_dataset(
     root = Path(root).expanduser()
     seeds: list[int] = []
     failed: list[int] = []
+    # info.json's fps is the control rate asked for (15), not the rate the physics runs it at (15.15: 33 steps of 2
+    # ms, `TabletopEnv.actual_control_hz`): a row is one control step, which `worldpolicy sim --control-hz 15` (the
+    # same physics) and a real arm at 15 Hz each run one per period, so the actions keep their timing. LeRobot takes
+    # an int fps, and a trainer refuses a dataset whose fps is not its embodiment's (15 for panda_reach and droid).
     control_hz = float(episode_options.get("control_hz", 15.0))
     robot = episode_options.get("robot", "panda")
     cameras = episode_options.get("cameras") or list(CAMERAS)

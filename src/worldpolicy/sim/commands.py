@@ -8,9 +8,18 @@ import shlex
 import sys
 from pathlib import Path
 
+from worldpolicy.fileio import SIM_REPORT_FILE
 from worldpolicy.sim.tasks import list_tasks
 
 logger = logging.getLogger(__name__)
+
+
+# The first episode's seed by default: `dataset from-sim` records seeds 0, 1, ..., so an evaluation from 0 ran the
+# very scenes a checkpoint trained on those episodes had learned, and its success said how well it fits its training
+# data, not how it does on new scenes. The default of a training run's own evaluation (`[eval] seed`), so the two see
+# the same scenes. A checkpoint whose training data says it recorded the seeds asked for is warned about
+# (`_warn_training_scenes`).
+EVAL_SEED = 10_000
 
 
 def add_parser(subparsers) -> None:
@@ -33,7 +42,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    "checkpoint's or a ws:// server's: reach for the shipped model and checkpoints fine-tuned from "
                    "it, else pick_place)")
     p.add_argument("--episodes", type=int, default=10, help="episodes to run (default: 10)")
-    p.add_argument("--seed", type=int, default=0, help="episode i uses seed + i (scene and sampling)")
+    p.add_argument("--seed", type=int, default=EVAL_SEED,
+                   help=f"episode i uses seed + i (scene and sampling) (default: {EVAL_SEED}, past the scenes "
+                   "`dataset from-sim` records from 0: held out from a checkpoint trained on them)")
     p.add_argument("--robot", default="panda", help="panda | fr3 | menagerie_panda | path to a Menagerie panda.xml")
     p.add_argument("--embodiment", default=None,
                    help="action space: a name from `worldpolicy embodiments` or a spec file (*.json) (default: a "
@@ -72,14 +83,15 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _resume_command(args: argparse.Namespace) -> str:
-    """The command line that continues this run: its flags as given (defaults left out; --api-key too, a secret is not
-    printed), plus --resume."""
+    """The command line that continues this run: its flags as given (defaults left out, but --seed, whose default
+    changed once, from 0: the command printed by one version continues the same scenes under the next; --api-key is
+    left out too, a secret is not printed), plus --resume."""
     parser = argparse.ArgumentParser(add_help=False)
     _add_arguments(parser)
     words = ["worldpolicy", "sim"]
     for action in parser._actions:
         value = getattr(args, action.dest)
-        if action.dest in ("api_key", "resume", "overwrite") or value == action.default:
+        if action.dest in ("api_key", "resume", "overwrite") or (value == action.default and action.dest != "seed"):
             continue
         words += [action.option_strings[0]] + ([] if action.nargs == 0 else [str(value)])
     return shlex.join([*words, "--resume"])
@@ -124,14 +136,14 @@ def _refuse_previous_run(out: Path) -> None:
     that may have taken hours."""
     import json
 
-    report = out / "report.json"
+    report = out / SIM_REPORT_FILE
     if not report.is_file():
         return
     try:
         doc = json.loads(report.read_text())
         held = f"{doc['n_episodes']} of {doc['episodes_requested']} episodes of {doc['task']} · {doc['policy']}"
     except (OSError, ValueError, TypeError, KeyError):
-        held = "report.json"
+        held = SIM_REPORT_FILE
     raise ValueError(f"--out: {str(out)!r} holds a sim run ({held}); pass --resume to continue it, --overwrite to "
                      "replace it, or choose another --out")
 
@@ -145,13 +157,13 @@ def _clear_previous_run(out: Path) -> None:
     from worldpolicy.sim.evaluate import SCHEMA
 
     try:
-        previous = json.loads((out / "report.json").read_text())
+        previous = json.loads((out / SIM_REPORT_FILE).read_text())
     except (OSError, ValueError):
         return
     if not isinstance(previous, dict) or previous.get("schema") != SCHEMA:
         return
     for path in [out / "index.html", out / "report.png", out / "report.md",
-                 *sorted((out / "videos").glob("episode_*.mp4")), out / "report.json"]:  # the marker last: an interrupted clear is still recognised as a sim run
+                 *sorted((out / "videos").glob("episode_*.mp4")), out / SIM_REPORT_FILE]:  # the marker last: an interrupted clear is still recognised as a sim run
         if path.is_file():
             path.unlink()
     logger.info("--out %s: replacing the previous sim run there", out)
@@ -187,9 +199,9 @@ def _stored_run(out: Path):
     from worldpolicy.sim.evaluate import read_report
 
     try:
-        return read_report(out / "report.json")
+        return read_report(out / SIM_REPORT_FILE)
     except FileNotFoundError:
-        raise ValueError(f"--resume: {str(out)!r} holds no sim report (report.json) to continue; drop --resume to "
+        raise ValueError(f"--resume: {str(out)!r} holds no sim report ({SIM_REPORT_FILE}) to continue; drop --resume to "
                          "start a run there") from None
     except ValueError as exc:
         raise ValueError(f"--resume: {exc}; pass --overwrite instead of --resume to start over there") from None
@@ -201,7 +213,7 @@ def _episodes_left(args: argparse.Namespace, previous, current) -> range:
     or the baseline policy (`version_changes`), which no flag brings back."""
     from worldpolicy.sim.evaluate import episodes_left, resume_conflicts, version_changes
 
-    report = args.out / "report.json"
+    report = args.out / SIM_REPORT_FILE
     versions = version_changes(previous, current)
     if versions:
         shown = "; ".join(f"{what}: v{old} -> v{new}" for what, old, new in versions)
@@ -232,6 +244,51 @@ def _warn_rate_mismatch(fps: float | None, control_hz: float, policy: str) -> No
         logger.warning("--policy %s acts at %g fps but --control-hz is %g: each action runs for %.3g s instead of %.3g "
                        "s; pass --control-hz %g to run it at its own rate", policy, fps, control_hz, 1 / control_hz,
                        1 / fps, fps)
+
+
+def _training_seeds(checkpoint: str) -> tuple[str, list[int], str] | None:
+    """(task, env seeds, where that is said) of the `dataset from-sim` episodes `checkpoint` was trained on, or None
+    where it does not say or cannot be read (moved, made elsewhere). A training run's checkpoint names its dataset in
+    trainer_state.json, whose provenance lists the seeds (`recorded_seeds`); a recipe's model (the shipped one) keeps
+    its recording's task, first seed, episode count and failed seeds in training_summary.json."""
+    import json
+
+    from worldpolicy.data.from_sim import recorded_seeds
+    from worldpolicy.fileio import TRAINER_STATE_FILE, TRAINING_SUMMARY_FILE
+
+    folder = Path(checkpoint)
+    try:
+        dataset = json.loads((folder / TRAINER_STATE_FILE).read_text())["config"]["data"]["dataset"]
+    except (OSError, ValueError, TypeError, KeyError):
+        dataset = None
+    if isinstance(dataset, str) and dataset and (recorded := recorded_seeds(Path(dataset).expanduser())):
+        return (*recorded, f"its dataset {dataset}")
+    try:
+        summary = json.loads((folder / TRAINING_SUMMARY_FILE).read_text())
+        task, first = summary["scratch"]["task"], summary["scratch"]["seed"]
+        kept, failed = summary["stages"]["dataset"]["episodes"], summary["stages"]["dataset"]["failed_seeds"]
+        seeds = sorted(set(range(first, first + kept + len(failed))) - set(failed))  # seeds in order, failed skipped
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return (task, seeds, f"the recording in its {TRAINING_SUMMARY_FILE}") if isinstance(task, str) and seeds else None
+
+
+def _warn_training_scenes(checkpoint: str, task: str, seed: int, episodes: int) -> None:
+    """Warn when episodes about to run are scenes `checkpoint` was trained on (`_training_seeds`): their success says
+    how well it fits its training data. A checkpoint that does not say is not checked."""
+    trained = _training_seeds(checkpoint)
+    if trained is None or trained[0] != task:
+        return
+    seeds, where = set(trained[1]), trained[2]
+    seen = sorted(seeds.intersection(range(seed, seed + episodes)))
+    if not seen:
+        return
+    clear = EVAL_SEED if EVAL_SEED > max(seeds) else max(seeds) + 1
+    shown = f"seed {seen[0]}" if len(seen) == 1 else f"seeds {seen[0]}..{seen[-1]}"
+    logger.warning("--seed %d: %d of the %d episodes (%s) are %s scenes %s was trained on (%s recorded seeds %d..%d): "
+                   "their success says how well it fits its training data, not how it does on new scenes; pass "
+                   "--seed %d for held-out ones", seed, len(seen), episodes, shown, task, Path(checkpoint).name, where,
+                   min(seeds), max(seeds), clear)
 
 
 # The task an embodiment was made for, where the simulator has it: a checkpoint fine-tuned from the shipped model keeps
@@ -318,14 +375,16 @@ def run(args: argparse.Namespace) -> int:
                          "pass --videos 0 or an image size")
     if args.resume and args.overwrite:
         raise ValueError("--resume continues the run in --out, --overwrite replaces it: pass one of them")
-    output_folder(args.out, "--out", writer="sim")  # before anything loads
+    # before anything loads; a folder of other runs (the demo's runs/demo) is refused too: this run's report, page
+    # and videos would lie at its top, in among them
+    output_folder(args.out, "--out", writer="sim", not_over_runs=True)
     if not (args.resume or args.overwrite):
         _refuse_previous_run(args.out)
     previous = _stored_run(args.out) if args.resume else None
 
     import worldpolicy.sim.env  # noqa: F401  first: it picks MuJoCo's GL before the modules below import mujoco
     from worldpolicy.robot.decode import check_executable
-    from worldpolicy.sim.evaluate import evaluate, keep_report, start_report, write_report
+    from worldpolicy.sim.evaluate import evaluate, keep_report, seed_range, start_report, write_report
     from worldpolicy.sim.policies import chunk_size, make_policy, policy_fps, policy_settings
     from worldpolicy.sim.rollout import ChunkStrategy
 
@@ -345,6 +404,8 @@ def run(args: argparse.Namespace) -> int:
     if args.embodiment is not None and args.policy == "scripted":  # it would be ignored, and the run look as asked
         raise ValueError(f"--embodiment {args.embodiment} does not apply to --policy scripted: the expert always acts "
                          "in droid/joint_pos (absolute joints); leave --embodiment out")
+    if checkpoint:
+        _warn_training_scenes(args.policy, args.task, args.seed, args.episodes)
     record_size = image_size if (needs_images or args.videos > 0) else None
     env = _open_env(args, record_size)
     name = Path(args.policy).name if checkpoint else args.policy
@@ -420,7 +481,7 @@ def run(args: argparse.Namespace) -> int:
         if finished:
             why = "the interruption" if isinstance(exc, KeyboardInterrupt) else "the failure"
             print(f"worldpolicy sim: {finished[0]} of {args.episodes} episodes finished before {why}; their "
-                  f"report: {args.out / 'report.json'}; to continue: {again}", file=sys.stderr)
+                  f"report: {args.out / SIM_REPORT_FILE}; to continue: {again}", file=sys.stderr)
         raise
     finally:
         getattr(policy, "close", lambda: None)()
@@ -432,8 +493,9 @@ def run(args: argparse.Namespace) -> int:
         paths.append(write_html(args.out))
     doc = report.to_json()
     lo, hi = doc["ci95"]
+    # the scenes it ran said too: they are what a second run, or another policy's, must share to compare
     print(f"{args.task} · {name}: success {report.successes}/{args.episodes} = {100 * report.success_rate:.1f} % "
-          f"(95 % CI {100 * lo:.1f}-{100 * hi:.1f} %)")
+          f"(95 % CI {100 * lo:.1f}-{100 * hi:.1f} %) on {seed_range(report.seed, len(report.episodes))}")
     for path in paths:
         print(f"  {path}")
     return 0

@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from worldpolicy.fileio import write_bytes_atomic
+from worldpolicy.fileio import SIM_REPORT_FILE, write_bytes_atomic
 from worldpolicy.sim.policies import SERVER_ANNOUNCED, chunk_size, policy_fps, policy_settings
 from worldpolicy.sim.rollout import ChunkStrategy, EpisodeResult, Rollout
 
 __all__ = ["EvalReport", "episodes_left", "evaluate", "keep_report", "read_report", "report_figure",
-           "resume_conflicts", "start_report", "version_changes", "wilson_interval", "write_report"]
+           "resume_conflicts", "seed_range", "start_report", "version_changes", "wilson_interval", "write_report"]
 
 SCHEMA = "worldpolicy.sim_eval/v1"
 VERSIONED_POLICIES = ("scripted", "random")  # the policies whose behaviour is worldpolicy's code (`version`)
@@ -140,7 +140,7 @@ class EvalReport:
                 f"**Success {self.successes}/{len(self.episodes)} = {100 * self.success_rate:.1f} %** "
                 f"(95 % Wilson CI {100 * lo:.1f}-{100 * hi:.1f} %), robot `{self.robot}`, {self.control_hz:g} Hz, "
                 f"strategy `{self.strategy['kind']}`, "
-                + ", ".join([_seed_range(self.seed, len(self.episodes)),
+                + ", ".join([seed_range(self.seed, len(self.episodes)),
                              *(f"{what} v{number}" for what, number in self.versions().items() if number is not None)])
                 + "."
             ),
@@ -170,7 +170,7 @@ def read_report(path: str | Path) -> EvalReport:
     """The report of a sim run (its report.json, or the folder holding it), e.g. to continue the run:
     `evaluate(..., resume=read_report(out))`."""
     path = Path(path)
-    file = path / "report.json" if path.is_dir() else path
+    file = path / SIM_REPORT_FILE if path.is_dir() else path
     try:
         text = file.read_text()
     except FileNotFoundError:
@@ -205,7 +205,8 @@ def _whole(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def _seed_range(first: int, count: int) -> str:
+def seed_range(first: int, count: int) -> str:
+    """`seeds 10000..10019` (`seed 3` for one): the scenes a run's episodes are, as its report and the command say."""
     return f"seed {first}" if count == 1 else f"seeds {first}..{first + count - 1}"
 
 
@@ -359,7 +360,7 @@ def evaluate(
 def write_report(report: EvalReport, out: Path, *, plots: bool = True) -> list[Path]:
     """report.json, report.md and (optionally) report.png: cumulative success with its CI band, episode lengths."""
     out = Path(out)
-    written = [out / "report.json", out / "report.md"]
+    written = [out / SIM_REPORT_FILE, out / "report.md"]
     write_bytes_atomic(written[0], json.dumps(report.to_json(), indent=1))
     write_bytes_atomic(written[1], report.markdown())
     if plots:
