@@ -963,6 +963,33 @@ def test_a_folder_of_frames_cannot_link_outside_the_input_roots(server, toolbox,
     assert "frame_0.png" in error["message"] and list(toolbox._policies) == loaded_before
 
 
+def test_a_run_folders_default_video_cannot_link_outside_the_input_roots(server, toolbox, inputs_dir, tmp_path):
+    """visualize_actions animates a run's rollout.mp4 when no video is given: a link there to a video outside the input
+    roots was read and drawn into the animation, which a given video leading there is refused for."""
+    import shutil
+
+    from worldpolicy.embodiments import get_embodiment
+
+    e = get_embodiment("bridge")
+    outside = tmp_path / "outside.mp4"
+    shutil.copy(inputs_dir / "clip.mp4", outside)
+    user_run = inputs_dir / "linked_run"
+    user_run.mkdir()
+    doc = {"schema": "worldpolicy.actions/v1", "mode": "policy", "embodiment": e.key, "fps": e.fps,
+           "columns": list(e.columns), "units": list(e.units), "actions": np.zeros((4, e.action_dim)).tolist()}
+    (user_run / "actions.json").write_text(json.dumps(doc))
+    (user_run / "rollout.mp4").symlink_to(outside)
+    before = set(toolbox.config.output_dir.iterdir())
+    try:
+        error = err(server, "visualize_actions", {"path": str(user_run)})
+        plots_only = ok(server, "visualize_actions", {"path": str(user_run), "animate": False})  # reads no video
+    finally:
+        shutil.rmtree(user_run)
+    assert error["parameter"] == "video" and "links outside the folders" in error["message"], error
+    assert error["given"] == str(user_run) and plots_only["animation"] is None
+    assert len(set(toolbox.config.output_dir.iterdir()) - before) == 1  # the refused call began no run folder
+
+
 def test_a_server_without_checkpoints_says_how_to_give_it_some(tmp_path, caplog):
     """`worldpolicy mcp` started without --checkpoint-dir, or on a folder holding none where the listing looks (a
     Hugging Face cache keeps them deeper): every model call said "checkpoint: no checkpoint given", accepted [], which

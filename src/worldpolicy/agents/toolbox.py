@@ -727,7 +727,7 @@ class Toolbox:
     def visualize(self, path: str, video: str | None = None, animate: bool = True) -> dict[str, Any]:
         """Plots (+ playhead animation) for an actions file or run directory; refreshes the run's report."""
         from ..viz.report import write_report
-        from ..viz.run import visualize
+        from ..viz.run import ROLLOUT_VIDEO, visualize
 
         target = self._resolve(path, "path")
         if target.is_dir():
@@ -738,6 +738,12 @@ class Toolbox:
             exc.given = path  # what the caller wrote, not the actions.json looked for inside it
             raise
         video_path = self._input_file("video", video, VIDEO_SUFFIXES) if video is not None else None
+        default_video = actions_path.parent / ROLLOUT_VIDEO  # what the animation shows when no video is given
+        if video_path is None and animate and default_video.exists() and not self._readable(default_video.resolve()):
+            # read as a given video is: a link in the run folder is not a way out of the input roots
+            raise ToolInputError("video", f"the default video, {str(default_video)!r}, links outside the folders this "
+                                 "server may read; give video, or animate=false", path,
+                                 [str(r) for r in self.config.input_roots])
         if video_path is not None:
             from ..processing.video import read_video
 
