@@ -143,7 +143,7 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be shared
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600: the mode `open` gives, a private umask kept private
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -299,10 +299,20 @@ def output_folder(path: str | Path, flag: str, create: bool = True, writer: str 
     return path
 
 
-def _umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
+def umask() -> int:
+    """The process umask, which new outputs are given modes under (`atomic_path`, `share_tree`). Read from /proc where
+    Linux shows it: `os.umask`, the only other way, sets it to read it, and a file another thread made in between
+    would get no mask at all; where it must be used, the umask in between is the most private one."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def share_tree(root: str | Path) -> Path:
@@ -310,12 +320,12 @@ def share_tree(root: str | Path) -> Path:
     would under the process umask (some writers, e.g. safetensors, make their files 0600): a dataset or checkpoint
     renamed into place ends up readable like any other output. A link is left alone: chmod follows it, and would
     open up whatever it points to (a 0600 key file outside the folder)."""
-    umask = _umask()
+    mask = umask()
     for folder, _, files in os.walk(root):
-        os.chmod(folder, 0o777 & ~umask)
+        os.chmod(folder, 0o777 & ~mask)
         for name in files:
             if not os.path.islink(path := os.path.join(folder, name)):
-                os.chmod(path, 0o666 & ~umask)
+                os.chmod(path, 0o666 & ~mask)
     return Path(root)
 
 

@@ -191,3 +191,22 @@ def test_held_signals_are_ctrl_c_and_the_command_lines_sigterm_never_an_ignored_
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     finally:
         signal.signal(signal.SIGINT, inherited)
+
+
+@pytest.mark.parametrize("mask", [0o077, 0o022, 0o002])
+def test_atomic_writes_get_the_mode_the_umask_gives(tmp_path, mask):
+    """An atomic write's file was made 0644 whatever the umask: a user keeping outputs private (umask 077) had every
+    actions.json, report and settings file readable by all, and a group-shared folder (umask 002) lost group write."""
+    import os
+    import stat
+
+    from worldpolicy.fileio import umask, write_json_atomic
+
+    before = os.umask(mask)
+    try:
+        assert umask() == mask
+        written = write_json_atomic(tmp_path / "out" / "doc.json", {"a": 1})
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~mask
+    assert sorted(p.name for p in written.parent.iterdir()) == ["doc.json"]  # no temp file left beside it
