@@ -64,16 +64,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resolution-tier", type=int, help="canvas tier: 256, 480, 704 or 720 (default: the embodiment's)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--dtype", help="bfloat16 | float16 | float32 (or bf16, fp16, fp32; any case; default: per device)")
-    p.add_argument("--decode-video", action="store_true", help="also decode the imagined video (always on for FD)")
+    p.add_argument("--dtype", help="bfloat16 | float16 | float32 (or bf16, fp16, fp32; any case; default: "
+                   "bfloat16 on CUDA, else float32)")
+    p.add_argument("--decode-video", action="store_true", help="also decode the imagined video (always on for forward_dynamics)")
     p.add_argument("--no-plots", action="store_true", help="no plots/ or index.html: actions and settings only")
     p.add_argument("--out", required=True, help="output run directory")
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("demo", help="run the shipped model through all three modes and in the simulator")
-    p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
+    p.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
     p.add_argument("--seed", type=int, default=0, help="scene and sampling seed (default: 0)")
-    p.add_argument("--episodes", type=int, default=3, help="closed-loop simulator episodes (default 3)")
+    p.add_argument("--episodes", type=int, default=3, help="closed-loop simulator episodes (default: 3)")
     p.set_defaults(func=_demo)
 
 

@@ -469,6 +469,33 @@ def test_every_subcommands_single_valued_options_refuse_a_repeat():
     assert [f for f in found if f[2] != _StoreOnce.__name__] == []
 
 
+def test_every_subcommands_help_says_what_it_does_and_what_each_flag_is(capsys):
+    """`worldpolicy demo --help` (and embodiments, predict, viz, report, mcp, world-models, dataset info/check) opened
+    with the usage line and the flags: what the command does was only in the top-level list. Each now opens with its
+    line from that list, unless it has a description of its own; and no flag is left without help."""
+    import argparse
+
+    from worldpolicy.cli import build_parser
+
+    def parsers(parser, name="worldpolicy"):
+        yield name, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, child in action.choices.items():
+                    yield from parsers(child, f"{name} {sub}")
+
+    found = dict(parsers(build_parser()))
+    assert len(found) > 14
+    assert [name for name, parser in found.items() if not parser.description] == []
+    flags = [(name, a) for name, parser in found.items() for a in parser._actions
+             if not isinstance(a, argparse._SubParsersAction)]  # the command lists, each entry with its help
+    assert [(name, a.dest) for name, a in flags if not a.help] == []
+    with pytest.raises(SystemExit) as done:
+        main(["demo", "--help"])
+    assert done.value.code == 0
+    assert "\n\nRun the shipped model through all three modes and in the simulator.\n" in capsys.readouterr().out
+
+
 def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--episodes", "1"]) == 0
     out = capsys.readouterr().out
