@@ -112,14 +112,19 @@ def _embodiments(args: argparse.Namespace) -> int:
 def _checkpoint_row(checkpoint: str):
     """The embodiment a checkpoint runs with by default (`policy.checkpoint_embodiment`) and which record says so."""
     from .embodiments import get_embodiment
+    from .fileio import folder_kind, is_checkpoint
     from .models import resolve_checkpoint
     from .policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, checkpoint_embodiment, expand_home, trained_embodiment
 
     folder = Path(resolve_checkpoint(expand_home(checkpoint)))
+    accepted = ("accepted: shipped or a checkpoint folder, with model_index.json or base_model.json (its "
+                "embodiment.json / trainer_state.json are read, nothing is downloaded)")
     if not folder.is_dir():
-        raise ValueError(f"--checkpoint: {checkpoint!r} is not a local folder; "
-                         "accepted: shipped or a checkpoint folder "
-                         "(its embodiment.json / trainer_state.json are read, nothing is downloaded)")
+        raise ValueError(f"--checkpoint: {checkpoint!r} is not a local folder; {accepted}")
+    if not is_checkpoint(folder):  # a training run's folder, say, was listed as running droid, the default
+        held = folder_kind(folder)
+        said = f" (it holds {held[0].what}: {held[1]})" if held is not None else ""
+        raise ValueError(f"--checkpoint: {checkpoint!r} is not a checkpoint folder{said}; {accepted}")
     own = checkpoint_embodiment(folder, None)
     if (folder / EMBODIMENT_FILE).is_file():
         source = f"checkpoint {checkpoint} (its {EMBODIMENT_FILE})"

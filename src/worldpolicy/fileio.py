@@ -191,6 +191,12 @@ ACTIONS_FILE = "actions.json"  # a predict run's actions (docs/actions-schema.md
 PROVENANCE_KEY = "worldpolicy_provenance"
 
 
+def is_checkpoint(path: str | Path) -> bool:
+    """A folder that loads as a checkpoint: diffusers-format (model_index.json) or a LoRA adapter on its base
+    (base_model.json)."""
+    return (Path(path) / MODEL_INDEX_FILE).is_file() or (Path(path) / BASE_FILE).is_file()
+
+
 @dataclass(frozen=True)
 class FolderKind:
     """A kind of thing a folder can hold, told by names (glob patterns) under it, any one marker enough: names only

@@ -391,6 +391,13 @@ def test_embodiments_of_a_checkpoint_says_what_it_runs_with_and_which_record_say
     assert listed("shipped") == ("panda_reach", "checkpoint shipped (its embodiment.json)")
     run = tmp_path / "run_step"
     run.mkdir()
+    assert main(["embodiments", "--checkpoint", str(run)]) == 2  # no checkpoint: it was listed as running droid
+    assert "is not a checkpoint folder; accepted: " in capsys.readouterr().err
+    (run / "metrics.jsonl").write_text("{}\n")  # a training run's folder, given for one of its checkpoints
+    assert main(["embodiments", "--checkpoint", str(run)]) == 2
+    assert "is not a checkpoint folder (it holds a training run: metrics.jsonl)" in capsys.readouterr().err
+    (run / "metrics.jsonl").unlink()
+    (run / "model_index.json").write_text("{}")
     assert listed(run) == ("droid/joint_pos", f"registry (checkpoint {run} names none: the default)")
     (run / "trainer_state.json").write_text(json.dumps({"step": 1, "config": {"embodiment": "droid/relative_pose"}}))
     assert listed(run) == ("droid/relative_pose",

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..fileio import ACTIONS_FILE, BASE_FILE, MODEL_INDEX_FILE
+from ..fileio import ACTIONS_FILE, is_checkpoint
 from ..logcapture import logged_warnings
 from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, input_warnings, listed_embodiments, trained_embodiment
 from ..processing import observations
@@ -154,11 +154,6 @@ def _unique_names(paths: Sequence[Path]) -> list[str]:
                 depth[i] += 1
 
 
-def _is_checkpoint(path: Path) -> bool:
-    """A diffusers-format folder or a LoRA adapter checkpoint (loaded onto the base it names)."""
-    return (path / MODEL_INDEX_FILE).is_file() or (path / BASE_FILE).is_file()
-
-
 class Toolbox:
     """All agent operations over one configuration and one bounded policy cache."""
 
@@ -207,7 +202,7 @@ class Toolbox:
         paths: list[Path] = []
         for root in self.config.checkpoint_dirs:
             candidates = [root] + (sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else [])
-            paths.extend(p for p in candidates if _is_checkpoint(p) and p not in paths)  # a dir given twice: once
+            paths.extend(p for p in candidates if is_checkpoint(p) and p not in paths)  # a dir given twice: once
         return paths
 
     def _no_checkpoint(self) -> str:
@@ -296,7 +291,7 @@ class Toolbox:
         if checkpoint in by_name:
             return by_name[checkpoint]
         path = Path(checkpoint).expanduser().resolve()
-        if any(path == r or r in path.parents for r in self.config.checkpoint_dirs) and _is_checkpoint(path):
+        if any(path == r or r in path.parents for r in self.config.checkpoint_dirs) and is_checkpoint(path):
             return path
         raise ToolInputError(
             "checkpoint",
