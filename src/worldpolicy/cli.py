@@ -119,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         force=True,  # bind to the current stderr, also when main() runs more than once in a process
     )
     logging.getLogger("worldpolicy").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    if not getattr(args, "func", None):
-        parser.print_help()
+    if not getattr(args, "func", None):  # a usage error (status 2), said on stderr: `worldpolicy > out` keeps it off out
+        parser.print_help(sys.stderr)
         return 2
     from .fileio import (
         STORAGE_ERRNOS,

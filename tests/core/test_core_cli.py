@@ -503,6 +503,13 @@ def test_every_subcommands_help_says_what_it_does_and_what_each_flag_is(capsys):
     assert "\n\nRun the shipped model through all three modes and in the simulator.\n" in capsys.readouterr().out
 
 
+def test_no_command_is_a_usage_error_on_stderr(capsys):
+    """`worldpolicy` alone exits 2, as every usage error does, and its help went to stdout, unlike theirs."""
+    assert main([]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("usage: worldpolicy ") and "COMMAND" in err
+
+
 def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--episodes", "1"]) == 0
     out = capsys.readouterr().out
