@@ -990,6 +990,19 @@ def test_a_run_folders_default_video_cannot_link_outside_the_input_roots(server,
     assert len(set(toolbox.config.output_dir.iterdir()) - before) == 1  # the refused call began no run folder
 
 
+def test_an_argument_a_tool_does_not_take_is_refused_not_ignored(server, toolbox):
+    """The SDK drops arguments a tool has no parameter for: evaluate_in_sim(checkpoint=...) evaluated the scripted
+    expert, list_embodiments(chekpoint=...) listed every embodiment, each a result for a call the agent did not make."""
+    before = set(toolbox.config.output_dir.iterdir())
+    error = err(server, "evaluate_in_sim", {"checkpoint": "tiny", "episodes": 1})
+    assert error["parameter"] == "checkpoint" and error["given"] == "tiny", error
+    assert "takes no such argument" in error["message"] and "policy" in error["accepted"]
+    assert set(toolbox.config.output_dir.iterdir()) == before  # nothing ran
+    error = err(server, "list_embodiments", {"chekpoint": "tiny"})
+    assert error["parameter"] == "chekpoint" and error["accepted"] == ["checkpoint"]
+    assert ok(server, "list_embodiments", {"checkpoint": "tiny"})["embodiments"]  # the arguments it takes still work
+
+
 def test_a_server_without_checkpoints_says_how_to_give_it_some(tmp_path, caplog):
     """`worldpolicy mcp` started without --checkpoint-dir, or on a folder holding none where the listing looks (a
     Hugging Face cache keeps them deeper): every model call said "checkpoint: no checkpoint given", accepted [], which
