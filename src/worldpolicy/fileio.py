@@ -154,20 +154,32 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
 def staged_folder(path: str | Path) -> Iterator[Path]:
     """`atomic_path` for a whole folder (a checkpoint, a model): yield a new folder beside `path` to write into; when
     the block succeeds it gets the modes `mkdir` would give (`share_tree`) and replaces `path` (an earlier one is
-    removed first), otherwise it is removed. An error or Ctrl-C never leaves a half folder under the final name; a SIGKILL
-    leaves a `.NAME.*` folder beside it, which the writer removes on its next run."""
+    moved aside, then removed), otherwise it is removed. An error or Ctrl-C never leaves a half folder under the final
+    name; a SIGKILL leaves a `.NAME.*` folder beside it, which the writer removes on its next run."""
     path = Path(path)
     make_folder(path.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    aside: Path | None = None
     try:
         yield tmp
         share_tree(tmp)  # mkdtemp makes 0700, some writers (safetensors) 0600 files
         if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+            # the earlier one goes aside in one rename and is deleted once the new one is in place: deleted first, a
+            # Ctrl-C while a large folder was deleted left it half gone and removed the new one with it
+            aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+            os.replace(path, aside)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if aside is not None:  # the earlier one back, whole
+                os.replace(aside, path)
+                aside = None
+            raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
 
 
 def file_in_the_way(path: str | Path) -> Path | None:
