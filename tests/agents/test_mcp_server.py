@@ -1003,6 +1003,24 @@ def test_an_argument_a_tool_does_not_take_is_refused_not_ignored(server, toolbox
     assert ok(server, "list_embodiments", {"checkpoint": "tiny"})["embodiments"]  # the arguments it takes still work
 
 
+def test_a_missing_extra_is_unavailable_not_the_callers_input(server, monkeypatch):
+    """evaluate_in_sim on a server without the sim extra answered invalid_input naming `policy`: an agent took it for
+    its argument and tried another policy, which needs the same simulator."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_mink(name, *args, **kwargs):
+        if name == "sim.env":  # toolbox's `from ..sim.env import TabletopEnv`, as on a machine without mink
+            raise ModuleNotFoundError("No module named 'mink'", name="mink")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_mink)
+    error = err(server, "evaluate_in_sim", {"policy": "random", "episodes": 1})
+    assert error["type"] == "unavailable" and "parameter" not in error, error
+    assert "pip install 'worldpolicy[sim]'" in error["message"]
+
+
 def test_a_server_without_checkpoints_says_how_to_give_it_some(tmp_path, caplog):
     """`worldpolicy mcp` started without --checkpoint-dir, or on a folder holding none where the listing looks (a
     Hugging Face cache keeps them deeper): every model call said "checkpoint: no checkpoint given", accepted [], which

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..extras import MissingExtraError, missing_extra
 from ..fileio import ACTIONS_FILE, is_checkpoint
 from ..logcapture import logged_warnings
 from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, input_warnings, listed_embodiments, trained_embodiment
@@ -83,9 +84,12 @@ def _jsonable(x: Any) -> Any:
 
 
 def error_payload(exc: BaseException) -> dict[str, Any]:
-    """Any exception → `{"type", "message", ...}`: input errors name the parameter; others say what failed."""
+    """Any exception → `{"type", "message", ...}`: input errors name the parameter; a missing extra is `unavailable`
+    (the pip command to run where the server runs); others say what failed."""
     if isinstance(exc, ToolInputError):
         return exc.to_dict()
+    if isinstance(exc, MissingExtraError):  # what to install where the server runs; no argument would fix it
+        return {"type": "unavailable", "message": str(exc)}
     if isinstance(exc, FileNotFoundError):
         return {"type": "file_not_found", "message": str(exc)}
     if isinstance(exc, (ValueError, KeyError, TypeError)):
@@ -782,8 +786,8 @@ class Toolbox:
             from ..sim.policies import make_policy, wrap_policy
             from ..sim.rollout import ChunkStrategy
             from ..sim.tasks import list_tasks
-        except ImportError as exc:
-            raise ToolInputError("policy", f"simulation is unavailable: {exc}") from None  # names a missing extra
+        except ImportError as exc:  # the server's install, not the call's arguments: no other policy would run
+            raise missing_extra(exc, "evaluate_in_sim needs the simulator") or exc from None
         if task not in list_tasks():
             raise ToolInputError("task", "unknown task", task, list_tasks())
         if not _integer(episodes) or not 1 <= episodes <= MAX_SIM_EPISODES:
