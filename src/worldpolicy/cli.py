@@ -69,14 +69,27 @@ def _typed(option: str, values) -> str:
     return shlex.join([option, *map(str, values if isinstance(values, list) else [values])])
 
 
+class _Subcommands(argparse._SubParsersAction):
+    """`add_subparsers` of every worldpolicy parser: a subcommand's `--help` opens with what it does, its one-line
+    help from the command list, unless it has a description of its own (`worldpolicy demo --help` showed only its
+    flags)."""
+
+    def add_parser(self, name, **kwargs):
+        said = kwargs.get("help")
+        if said and kwargs.get("description") is None:
+            kwargs["description"] = f"{said[0].upper()}{said[1:]}."
+        return super().add_parser(name, **kwargs)
+
+
 class _Parser(argparse.ArgumentParser):
     """The command line's parsers (subcommands' too: `add_subparsers` makes parsers of its parent's class), with
-    `_StoreOnce` as their plain option action."""
+    `_StoreOnce` as their plain option action and `_Subcommands` as their subcommands'."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.register("action", None, _StoreOnce)
         self.register("action", "store", _StoreOnce)
+        self.register("action", "parsers", _Subcommands)
 
     def parse_known_args(self, args=None, namespace=None):
         namespace, extras = super().parse_known_args(args, namespace)
@@ -106,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         force=True,  # bind to the current stderr, also when main() runs more than once in a process
     )
     logging.getLogger("worldpolicy").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    if not getattr(args, "func", None):
-        parser.print_help()
+    if not getattr(args, "func", None):  # a usage error (status 2), said on stderr: `worldpolicy > out` keeps it off out
+        parser.print_help(sys.stderr)
         return 2
     from .fileio import (
         STORAGE_ERRNOS,

@@ -64,16 +64,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resolution-tier", type=int, help="canvas tier: 256, 480, 704 or 720 (default: the embodiment's)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--dtype", help="bfloat16 | float16 | float32 (or bf16, fp16, fp32; any case; default: per device)")
-    p.add_argument("--decode-video", action="store_true", help="also decode the imagined video (always on for FD)")
+    p.add_argument("--dtype", help="bfloat16 | float16 | float32 (or bf16, fp16, fp32; any case; default: "
+                   "bfloat16 on CUDA, else float32)")
+    p.add_argument("--decode-video", action="store_true", help="also decode the imagined video (always on for forward_dynamics)")
     p.add_argument("--no-plots", action="store_true", help="no plots/ or index.html: actions and settings only")
     p.add_argument("--out", required=True, help="output run directory")
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("demo", help="run the shipped model through all three modes and in the simulator")
-    p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
+    p.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
     p.add_argument("--seed", type=int, default=0, help="scene and sampling seed (default: 0)")
-    p.add_argument("--episodes", type=int, default=3, help="closed-loop simulator episodes (default 3)")
+    p.add_argument("--episodes", type=int, default=3, help="closed-loop simulator episodes (default: 3)")
     p.set_defaults(func=_demo)
 
 
@@ -111,14 +112,19 @@ def _embodiments(args: argparse.Namespace) -> int:
 def _checkpoint_row(checkpoint: str):
     """The embodiment a checkpoint runs with by default (`policy.checkpoint_embodiment`) and which record says so."""
     from .embodiments import get_embodiment
+    from .fileio import folder_kind, is_checkpoint
     from .models import resolve_checkpoint
     from .policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, checkpoint_embodiment, expand_home, trained_embodiment
 
     folder = Path(resolve_checkpoint(expand_home(checkpoint)))
+    accepted = ("accepted: shipped or a checkpoint folder, with model_index.json or base_model.json (its "
+                "embodiment.json / trainer_state.json are read, nothing is downloaded)")
     if not folder.is_dir():
-        raise ValueError(f"--checkpoint: {checkpoint!r} is not a local folder; "
-                         "accepted: shipped or a checkpoint folder "
-                         "(its embodiment.json / trainer_state.json are read, nothing is downloaded)")
+        raise ValueError(f"--checkpoint: {checkpoint!r} is not a local folder; {accepted}")
+    if not is_checkpoint(folder):  # a training run's folder, say, was listed as running droid, the default
+        held = folder_kind(folder)
+        said = f" (it holds {held[0].what}: {held[1]})" if held is not None else ""
+        raise ValueError(f"--checkpoint: {checkpoint!r} is not a checkpoint folder{said}; {accepted}")
     own = checkpoint_embodiment(folder, None)
     if (folder / EMBODIMENT_FILE).is_file():
         source = f"checkpoint {checkpoint} (its {EMBODIMENT_FILE})"

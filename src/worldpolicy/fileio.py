@@ -143,7 +143,7 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be shared
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600: the mode `open` gives, a private umask kept private
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -154,20 +154,32 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
 def staged_folder(path: str | Path) -> Iterator[Path]:
     """`atomic_path` for a whole folder (a checkpoint, a model): yield a new folder beside `path` to write into; when
     the block succeeds it gets the modes `mkdir` would give (`share_tree`) and replaces `path` (an earlier one is
-    removed first), otherwise it is removed. An error or Ctrl-C never leaves a half folder under the final name; a SIGKILL
-    leaves a `.NAME.*` folder beside it, which the writer removes on its next run."""
+    moved aside, then removed), otherwise it is removed. An error or Ctrl-C never leaves a half folder under the final
+    name; a SIGKILL leaves a `.NAME.*` folder beside it, which the writer removes on its next run."""
     path = Path(path)
     make_folder(path.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    aside: Path | None = None
     try:
         yield tmp
         share_tree(tmp)  # mkdtemp makes 0700, some writers (safetensors) 0600 files
         if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+            # the earlier one goes aside in one rename and is deleted once the new one is in place: deleted first, a
+            # Ctrl-C while a large folder was deleted left it half gone and removed the new one with it
+            aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+            os.replace(path, aside)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if aside is not None:  # the earlier one back, whole
+                os.replace(aside, path)
+                aside = None
+            raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
 
 
 def file_in_the_way(path: str | Path) -> Path | None:
@@ -191,6 +203,12 @@ SIM_REPORT_FILE = "report.json"  # a sim run's report (`sim.evaluate.write_repor
 # run's page reads. LeRobot keeps info.json keys it does not know and reads none of them, so the dataset stays a plain
 # LeRobot v3.0 one; the name is worldpolicy's so it cannot meet a key LeRobot adds later.
 PROVENANCE_KEY = "worldpolicy_provenance"
+
+
+def is_checkpoint(path: str | Path) -> bool:
+    """A folder that loads as a checkpoint: diffusers-format (model_index.json) or a LoRA adapter on its base
+    (base_model.json)."""
+    return (Path(path) / MODEL_INDEX_FILE).is_file() or (Path(path) / BASE_FILE).is_file()
 
 
 @dataclass(frozen=True)
@@ -301,10 +319,20 @@ def output_folder(path: str | Path, flag: str, create: bool = True, writer: str 
     return path
 
 
-def _umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
+def umask() -> int:
+    """The process umask, which new outputs are given modes under (`atomic_path`, `share_tree`). Read from /proc where
+    Linux shows it: `os.umask`, the only other way, sets it to read it, and a file another thread made in between
+    would get no mask at all; where it must be used, the umask in between is the most private one."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def share_tree(root: str | Path) -> Path:
@@ -312,12 +340,12 @@ def share_tree(root: str | Path) -> Path:
     would under the process umask (some writers, e.g. safetensors, make their files 0600): a dataset or checkpoint
     renamed into place ends up readable like any other output. A link is left alone: chmod follows it, and would
     open up whatever it points to (a 0600 key file outside the folder)."""
-    umask = _umask()
+    mask = umask()
     for folder, _, files in os.walk(root):
-        os.chmod(folder, 0o777 & ~umask)
+        os.chmod(folder, 0o777 & ~mask)
         for name in files:
             if not os.path.islink(path := os.path.join(folder, name)):
-                os.chmod(path, 0o666 & ~umask)
+                os.chmod(path, 0o666 & ~mask)
     return Path(root)
 
 

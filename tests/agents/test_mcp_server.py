@@ -963,6 +963,64 @@ def test_a_folder_of_frames_cannot_link_outside_the_input_roots(server, toolbox,
     assert "frame_0.png" in error["message"] and list(toolbox._policies) == loaded_before
 
 
+def test_a_run_folders_default_video_cannot_link_outside_the_input_roots(server, toolbox, inputs_dir, tmp_path):
+    """visualize_actions animates a run's rollout.mp4 when no video is given: a link there to a video outside the input
+    roots was read and drawn into the animation, which a given video leading there is refused for."""
+    import shutil
+
+    from worldpolicy.embodiments import get_embodiment
+
+    e = get_embodiment("bridge")
+    outside = tmp_path / "outside.mp4"
+    shutil.copy(inputs_dir / "clip.mp4", outside)
+    user_run = inputs_dir / "linked_run"
+    user_run.mkdir()
+    doc = {"schema": "worldpolicy.actions/v1", "mode": "policy", "embodiment": e.key, "fps": e.fps,
+           "columns": list(e.columns), "units": list(e.units), "actions": np.zeros((4, e.action_dim)).tolist()}
+    (user_run / "actions.json").write_text(json.dumps(doc))
+    (user_run / "rollout.mp4").symlink_to(outside)
+    before = set(toolbox.config.output_dir.iterdir())
+    try:
+        error = err(server, "visualize_actions", {"path": str(user_run)})
+        plots_only = ok(server, "visualize_actions", {"path": str(user_run), "animate": False})  # reads no video
+    finally:
+        shutil.rmtree(user_run)
+    assert error["parameter"] == "video" and "links outside the folders" in error["message"], error
+    assert error["given"] == str(user_run) and plots_only["animation"] is None
+    assert len(set(toolbox.config.output_dir.iterdir()) - before) == 1  # the refused call began no run folder
+
+
+def test_an_argument_a_tool_does_not_take_is_refused_not_ignored(server, toolbox):
+    """The SDK drops arguments a tool has no parameter for: evaluate_in_sim(checkpoint=...) evaluated the scripted
+    expert, list_embodiments(chekpoint=...) listed every embodiment, each a result for a call the agent did not make."""
+    before = set(toolbox.config.output_dir.iterdir())
+    error = err(server, "evaluate_in_sim", {"checkpoint": "tiny", "episodes": 1})
+    assert error["parameter"] == "checkpoint" and error["given"] == "tiny", error
+    assert "takes no such argument" in error["message"] and "policy" in error["accepted"]
+    assert set(toolbox.config.output_dir.iterdir()) == before  # nothing ran
+    error = err(server, "list_embodiments", {"chekpoint": "tiny"})
+    assert error["parameter"] == "chekpoint" and error["accepted"] == ["checkpoint"]
+    assert ok(server, "list_embodiments", {"checkpoint": "tiny"})["embodiments"]  # the arguments it takes still work
+
+
+def test_a_missing_extra_is_unavailable_not_the_callers_input(server, monkeypatch):
+    """evaluate_in_sim on a server without the sim extra answered invalid_input naming `policy`: an agent took it for
+    its argument and tried another policy, which needs the same simulator."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_mink(name, *args, **kwargs):
+        if name == "sim.env":  # toolbox's `from ..sim.env import TabletopEnv`, as on a machine without mink
+            raise ModuleNotFoundError("No module named 'mink'", name="mink")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_mink)
+    error = err(server, "evaluate_in_sim", {"policy": "random", "episodes": 1})
+    assert error["type"] == "unavailable" and "parameter" not in error, error
+    assert "pip install 'worldpolicy[sim]'" in error["message"]
+
+
 def test_a_server_without_checkpoints_says_how_to_give_it_some(tmp_path, caplog):
     """`worldpolicy mcp` started without --checkpoint-dir, or on a folder holding none where the listing looks (a
     Hugging Face cache keeps them deeper): every model call said "checkpoint: no checkpoint given", accepted [], which

@@ -104,7 +104,8 @@ def test_the_environment_takes_shipped_and_a_missing_folder_is_a_tool_error(monk
 def test_a_checkpoint_that_is_not_a_name_is_an_error_naming_it(configured, inputs_dir, action):
     """The direct call is not checked against the schema: a list or a number for `checkpoint` came back as
     "unhashable type: 'list'", naming no parameter."""
-    bad = strands_tool.worldpolicy_tool(action=action, prompt="go", image=str(inputs_dir / "obs.png"), checkpoint=["a"])
+    inputs = {"prompt": "go", "image": str(inputs_dir / "obs.png")} if action == "predict" else {}
+    bad = strands_tool.worldpolicy_tool(action=action, checkpoint=["a"], **inputs)
     error = _json(bad)["error"]
     assert bad["status"] == "error" and error["parameter"] == "checkpoint" and error["accepted"] == ["tiny"], error
 
@@ -127,3 +128,21 @@ def test_configure_again_releases_the_models_of_the_toolbox_it_replaces(tiny_che
     loaded = first.policy(first.resolve_checkpoint("tiny"), get_embodiment("bridge"))
     second = strands_tool.configure(checkpoint_dirs=[tiny_checkpoint_dir], output_dir=tmp_path)
     assert loaded.closed and first.list_checkpoints()["loaded"] == [] and second is strands_tool._current()
+
+
+def test_an_argument_the_action_does_not_read_is_refused_not_ignored(configured):
+    """evaluate_sim given checkpoint=... evaluated the scripted expert (policy's default) and reported its success
+    rate; a prompt given to visualize was dropped as quietly."""
+    import inspect
+
+    taken = {name for names in strands_tool.ARGUMENTS.values() for name in names}
+    assert set(strands_tool.ARGUMENTS) == set(strands_tool.ACTIONS)
+    assert taken == set(inspect.signature(strands_tool.worldpolicy_tool).parameters) - {"action"}
+    error = _json(strands_tool.worldpolicy_tool(action="evaluate_sim", checkpoint="tiny", episodes=1))["error"]
+    assert error["parameter"] == "checkpoint" and error["given"] == "tiny"
+    assert "does not apply to action 'evaluate_sim'" in error["message"] and "policy" in error["accepted"]
+    error = _json(strands_tool.worldpolicy_tool(action="list_checkpoints", prompt="go"))["error"]
+    assert error["parameter"] == "prompt" and error["accepted"] == []
+    # an argument left at its default is not one given: the listing runs
+    assert strands_tool.worldpolicy_tool(action="list_checkpoints", task="reach")["status"] == "success"
+

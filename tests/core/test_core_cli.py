@@ -391,6 +391,13 @@ def test_embodiments_of_a_checkpoint_says_what_it_runs_with_and_which_record_say
     assert listed("shipped") == ("panda_reach", "checkpoint shipped (its embodiment.json)")
     run = tmp_path / "run_step"
     run.mkdir()
+    assert main(["embodiments", "--checkpoint", str(run)]) == 2  # no checkpoint: it was listed as running droid
+    assert "is not a checkpoint folder; accepted: " in capsys.readouterr().err
+    (run / "metrics.jsonl").write_text("{}\n")  # a training run's folder, given for one of its checkpoints
+    assert main(["embodiments", "--checkpoint", str(run)]) == 2
+    assert "is not a checkpoint folder (it holds a training run: metrics.jsonl)" in capsys.readouterr().err
+    (run / "metrics.jsonl").unlink()
+    (run / "model_index.json").write_text("{}")
     assert listed(run) == ("droid/joint_pos", f"registry (checkpoint {run} names none: the default)")
     (run / "trainer_state.json").write_text(json.dumps({"step": 1, "config": {"embodiment": "droid/relative_pose"}}))
     assert listed(run) == ("droid/relative_pose",
@@ -467,6 +474,40 @@ def test_every_subcommands_single_valued_options_refuse_a_repeat():
              for a in parser._actions if a.option_strings and isinstance(a, argparse._StoreAction)]
     assert len(found) > 80 and {n for n, *_ in found} >= {"worldpolicy predict", "worldpolicy dataset from-sim"}
     assert [f for f in found if f[2] != _StoreOnce.__name__] == []
+
+
+def test_every_subcommands_help_says_what_it_does_and_what_each_flag_is(capsys):
+    """`worldpolicy demo --help` (and embodiments, predict, viz, report, mcp, world-models, dataset info/check) opened
+    with the usage line and the flags: what the command does was only in the top-level list. Each now opens with its
+    line from that list, unless it has a description of its own; and no flag is left without help."""
+    import argparse
+
+    from worldpolicy.cli import build_parser
+
+    def parsers(parser, name="worldpolicy"):
+        yield name, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, child in action.choices.items():
+                    yield from parsers(child, f"{name} {sub}")
+
+    found = dict(parsers(build_parser()))
+    assert len(found) > 14
+    assert [name for name, parser in found.items() if not parser.description] == []
+    flags = [(name, a) for name, parser in found.items() for a in parser._actions
+             if not isinstance(a, argparse._SubParsersAction)]  # the command lists, each entry with its help
+    assert [(name, a.dest) for name, a in flags if not a.help] == []
+    with pytest.raises(SystemExit) as done:
+        main(["demo", "--help"])
+    assert done.value.code == 0
+    assert "\n\nRun the shipped model through all three modes and in the simulator.\n" in capsys.readouterr().out
+
+
+def test_no_command_is_a_usage_error_on_stderr(capsys):
+    """`worldpolicy` alone exits 2, as every usage error does, and its help went to stdout, unlike theirs."""
+    assert main([]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("usage: worldpolicy ") and "COMMAND" in err
 
 
 def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_path, capsys):

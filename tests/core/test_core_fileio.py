@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from worldpolicy.fileio import RUN_WRITERS, folder_kind, output_folder, refuse_foreign_folder
@@ -191,3 +193,70 @@ def test_held_signals_are_ctrl_c_and_the_command_lines_sigterm_never_an_ignored_
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     finally:
         signal.signal(signal.SIGINT, inherited)
+
+
+@pytest.mark.parametrize("mask", [0o077, 0o022, 0o002])
+def test_atomic_writes_get_the_mode_the_umask_gives(tmp_path, mask):
+    """An atomic write's file was made 0644 whatever the umask: a user keeping outputs private (umask 077) had every
+    actions.json, report and settings file readable by all, and a group-shared folder (umask 002) lost group write."""
+    import os
+    import stat
+
+    from worldpolicy.fileio import umask, write_json_atomic
+
+    before = os.umask(mask)
+    try:
+        assert umask() == mask
+        written = write_json_atomic(tmp_path / "out" / "doc.json", {"a": 1})
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~mask
+    assert sorted(p.name for p in written.parent.iterdir()) == ["doc.json"]  # no temp file left beside it
+
+
+def test_a_staged_folder_replacing_an_earlier_one_survives_an_interrupted_removal(tmp_path, monkeypatch):
+    """The earlier folder was deleted before the new one took its name: a Ctrl-C while a large one was deleted left it
+    half gone and removed the new one too. It now goes aside in one rename and is deleted after: the new one stays."""
+    import shutil
+
+    from worldpolicy import fileio
+    from worldpolicy.fileio import staged_folder
+
+    final = tmp_path / "model"
+    final.mkdir()
+    (final / "old.json").write_text("{}")
+    real_rmtree = shutil.rmtree
+
+    def interrupted(path, *args, **kwargs):
+        if (Path(path) / "old.json").exists():  # the earlier folder's removal
+            raise KeyboardInterrupt
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(fileio.shutil, "rmtree", interrupted)
+    try:
+        with staged_folder(final) as staging:
+            (staging / "new.json").write_text("{}")
+    except KeyboardInterrupt:
+        pass
+    assert sorted(p.name for p in final.iterdir()) == ["new.json"]
+
+
+def test_a_staged_folder_that_cannot_take_the_name_puts_the_earlier_one_back(tmp_path, monkeypatch):
+    from worldpolicy import fileio
+    from worldpolicy.fileio import staged_folder
+
+    final = tmp_path / "model"
+    final.mkdir()
+    (final / "old.json").write_text("{}")
+    real_replace = fileio.os.replace
+
+    def refused(src, dst):
+        if Path(dst) == final and (Path(src) / "new.json").exists():  # the new folder taking the name
+            raise OSError("no")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(fileio.os, "replace", refused)
+    with pytest.raises(OSError), staged_folder(final) as staging:
+        (staging / "new.json").write_text("{}")
+    assert sorted(p.name for p in final.iterdir()) == ["old.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # neither the new nor an aside left beside it

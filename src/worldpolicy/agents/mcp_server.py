@@ -27,7 +27,7 @@ with extra_imports():
     from pydantic import BaseModel, Field
 
 from ..embodiments import MODEL_SPACE_UNIT
-from .toolbox import Toolbox, ToolboxConfig, error_payload, plot_images
+from .toolbox import Toolbox, ToolboxConfig, ToolInputError, error_payload, plot_images
 
 logger = logging.getLogger(__name__)
 
@@ -237,12 +237,27 @@ async def _call(ctx: Context | None, fn: Callable[..., dict[str, Any]], *args: A
         return _error(exc)
 
 
+class _Server(MCPServer):
+    """`MCPServer`, refusing an argument a tool does not take: the SDK drops it silently, so a misspelt or misplaced
+    one ran the call without it (`evaluate_in_sim(checkpoint=...)` evaluated the scripted expert; `list_embodiments
+    (chekpoint=...)` listed them all) and the agent took the result for the one it asked for."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        schema = next((tool.input_schema for tool in await self.list_tools() if tool.name == name), None)
+        taken = (schema or {}).get("properties", {})
+        unknown = sorted(set(arguments or {}) - set(taken)) if schema is not None else []
+        if unknown:  # an unknown tool is the SDK's own error
+            return _error(ToolInputError(unknown[0], f"tool {name} takes no such argument", arguments[unknown[0]],
+                                         sorted(taken)))
+        return await super().call_tool(name, arguments, context)
+
+
 def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> MCPServer:
     """An `MCPServer` exposing `toolbox` (a fresh default-configured one if not given)."""
     from .. import __version__
 
     tb = toolbox or Toolbox()
-    srv = MCPServer(name, instructions=INSTRUCTIONS, version=__version__)
+    srv = _Server(name, instructions=INSTRUCTIONS, version=__version__)
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
     writes = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
 

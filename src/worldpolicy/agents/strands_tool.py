@@ -7,6 +7,7 @@ content is one JSON block; errors have `status: "error"` and the same structured
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 from pathlib import Path
@@ -19,7 +20,7 @@ with extra_imports():
 
 from .toolbox import Toolbox, ToolboxConfig, ToolInputError, error_payload, plot_images
 
-__all__ = ["ACTIONS", "configure", "worldpolicy_tool"]
+__all__ = ["ACTIONS", "ARGUMENTS", "configure", "worldpolicy_tool"]
 
 ActionName = Literal[
     "list_embodiments",
@@ -32,6 +33,21 @@ ActionName = Literal[
     "evaluate_sim",
 ]
 ACTIONS = get_args(ActionName)
+_SAMPLING = ("seed", "steps", "guidance")
+# The arguments each action reads. Another one given is refused, not ignored: an evaluate_sim given checkpoint=...
+# evaluated the scripted expert, and the agent took its success rate for the checkpoint's.
+ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "list_embodiments": ("checkpoint",),
+    "list_checkpoints": (),
+    "list_world_models": (),
+    "predict": ("prompt", "embodiment", "checkpoint", "image", "images", "state", *_SAMPLING, "decode_video",
+                "animate", "show_plots"),
+    "imagine": ("prompt", "embodiment", "checkpoint", "image", "images", "actions", "actions_file", "state",
+                *_SAMPLING, "animate", "show_plots"),
+    "infer_actions": ("prompt", "video", "embodiment", "checkpoint", "state", *_SAMPLING, "animate", "show_plots"),
+    "visualize": ("path", "video", "animate", "show_plots"),
+    "evaluate_sim": ("task", "policy", "embodiment", "episodes", "seed", "max_steps"),
+}
 _lock = threading.Lock()
 _toolbox: Toolbox | None = None
 
@@ -116,6 +132,7 @@ def worldpolicy_tool(
         episodes: evaluate_sim episode count (1-20).
         max_steps: evaluate_sim cap on control steps per episode.
     """
+    given = {name: value for name, value in locals().items() if name != "action"}  # first: the arguments only
     sampling = {"seed": seed, "steps": steps, "guidance": guidance}
     # left out: each operation's own default (visualize animates, the others do not), as the MCP tools have it
     animation = {} if animate is None else {"animate": animate}
@@ -138,6 +155,10 @@ def worldpolicy_tool(
         tb = _current()  # the calls above read it: a bad WORLDPOLICY_CHECKPOINTS is a tool error like any other
         if action not in calls:
             raise ToolInputError("action", "unknown action", action, list(ACTIONS))
+        stray = sorted(name for name, value in given.items() if name not in ARGUMENTS[action] and value != _DEFAULTS[name])
+        if stray:
+            raise ToolInputError(stray[0], f"does not apply to action {action!r}", given[stray[0]],
+                                 list(ARGUMENTS[action]))
         result: dict[str, Any] = calls[action]()
         images = plot_images(result) if show_plots else []
         return {"status": "success", "content": [{"json": result},
@@ -145,3 +166,7 @@ def worldpolicy_tool(
                                                    for data in images)]}
     except Exception as exc:  # noqa: BLE001 - any failure becomes a structured tool error
         return {"status": "error", "content": [{"json": {"error": error_payload(exc)}}]}
+
+
+# each argument's default: one left at it is not given, whatever the action
+_DEFAULTS = {name: p.default for name, p in inspect.signature(worldpolicy_tool).parameters.items()}

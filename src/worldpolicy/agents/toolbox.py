@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ..fileio import ACTIONS_FILE, BASE_FILE, MODEL_INDEX_FILE
+from ..extras import MissingExtraError, missing_extra
+from ..fileio import ACTIONS_FILE, is_checkpoint
 from ..logcapture import logged_warnings
 from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, input_warnings, listed_embodiments, trained_embodiment
 from ..processing import observations
@@ -83,9 +84,12 @@ def _jsonable(x: Any) -> Any:
 
 
 def error_payload(exc: BaseException) -> dict[str, Any]:
-    """Any exception → `{"type", "message", ...}`: input errors name the parameter; others say what failed."""
+    """Any exception → `{"type", "message", ...}`: input errors name the parameter; a missing extra is `unavailable`
+    (the pip command to run where the server runs); others say what failed."""
     if isinstance(exc, ToolInputError):
         return exc.to_dict()
+    if isinstance(exc, MissingExtraError):  # what to install where the server runs; no argument would fix it
+        return {"type": "unavailable", "message": str(exc)}
     if isinstance(exc, FileNotFoundError):
         return {"type": "file_not_found", "message": str(exc)}
     if isinstance(exc, (ValueError, KeyError, TypeError)):
@@ -154,11 +158,6 @@ def _unique_names(paths: Sequence[Path]) -> list[str]:
                 depth[i] += 1
 
 
-def _is_checkpoint(path: Path) -> bool:
-    """A diffusers-format folder or a LoRA adapter checkpoint (loaded onto the base it names)."""
-    return (path / MODEL_INDEX_FILE).is_file() or (path / BASE_FILE).is_file()
-
-
 class Toolbox:
     """All agent operations over one configuration and one bounded policy cache."""
 
@@ -207,7 +206,7 @@ class Toolbox:
         paths: list[Path] = []
         for root in self.config.checkpoint_dirs:
             candidates = [root] + (sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else [])
-            paths.extend(p for p in candidates if _is_checkpoint(p) and p not in paths)  # a dir given twice: once
+            paths.extend(p for p in candidates if is_checkpoint(p) and p not in paths)  # a dir given twice: once
         return paths
 
     def _no_checkpoint(self) -> str:
@@ -296,7 +295,7 @@ class Toolbox:
         if checkpoint in by_name:
             return by_name[checkpoint]
         path = Path(checkpoint).expanduser().resolve()
-        if any(path == r or r in path.parents for r in self.config.checkpoint_dirs) and _is_checkpoint(path):
+        if any(path == r or r in path.parents for r in self.config.checkpoint_dirs) and is_checkpoint(path):
             return path
         raise ToolInputError(
             "checkpoint",
@@ -727,7 +726,7 @@ class Toolbox:
     def visualize(self, path: str, video: str | None = None, animate: bool = True) -> dict[str, Any]:
         """Plots (+ playhead animation) for an actions file or run directory; refreshes the run's report."""
         from ..viz.report import write_report
-        from ..viz.run import visualize
+        from ..viz.run import ROLLOUT_VIDEO, visualize
 
         target = self._resolve(path, "path")
         if target.is_dir():
@@ -738,6 +737,12 @@ class Toolbox:
             exc.given = path  # what the caller wrote, not the actions.json looked for inside it
             raise
         video_path = self._input_file("video", video, VIDEO_SUFFIXES) if video is not None else None
+        default_video = actions_path.parent / ROLLOUT_VIDEO  # what the animation shows when no video is given
+        if video_path is None and animate and default_video.exists() and not self._readable(default_video.resolve()):
+            # read as a given video is: a link in the run folder is not a way out of the input roots
+            raise ToolInputError("video", f"the default video, {str(default_video)!r}, links outside the folders this "
+                                 "server may read; give video, or animate=false", path,
+                                 [str(r) for r in self.config.input_roots])
         if video_path is not None:
             from ..processing.video import read_video
 
@@ -781,8 +786,8 @@ class Toolbox:
             from ..sim.policies import make_policy, wrap_policy
             from ..sim.rollout import ChunkStrategy
             from ..sim.tasks import list_tasks
-        except ImportError as exc:
-            raise ToolInputError("policy", f"simulation is unavailable: {exc}") from None  # names a missing extra
+        except ImportError as exc:  # the server's install, not the call's arguments: no other policy would run
+            raise missing_extra(exc, "evaluate_in_sim needs the simulator") or exc from None
         if task not in list_tasks():
             raise ToolInputError("task", "unknown task", task, list_tasks())
         if not _integer(episodes) or not 1 <= episodes <= MAX_SIM_EPISODES:
