@@ -524,6 +524,22 @@ def test_a_figure_is_written_in_the_format_its_name_asks_for(tmp_path, joint_chu
     assert sorted(p.name for p in tmp_path.iterdir()) == ["joints.SVG", "path.pdf", "ts.png"]
 
 
+def test_ee_path_legend_sits_below_the_axes_and_their_labels(pose_chunk):
+    """Inside the 3-D axes (upper left) the legend covered a path that rose towards it, and the end marker was drawn
+    under the path's points."""
+    b = get_embodiment("bridge")
+    chunk = pose_chunk.copy()
+    chunk[:, :3] = [-0.01, 0.01, 0.012]
+    fig = plots.ee_path_figure(chunk, b.columns, gripper_column="grasp", units=b.units, real_rows=20)
+    fig.canvas.draw()
+    (ax,), (legend,) = fig.axes, fig.legends
+    assert legend.get_window_extent().y1 <= ax.get_tightbbox(fig.canvas.get_renderer()).y0
+    assert ax.get_legend() is None and legend.get_window_extent().y0 >= 0
+    end = next(c for c in ax.collections if c.get_label() == "end")
+    assert not ax.computed_zorder  # drawn by zorder, not by depth
+    assert end.get_zorder() > max(c.get_zorder() for c in ax.collections if c is not end and c.get_label() != "start (anchor)")
+
+
 def test_a_pdf_figure_embeds_truetype_fonts_and_leaves_matplotlibs_settings_alone(tmp_path, pose_chunk):
     """PDFs were written with Type 3 fonts, which journals' and arXiv's checks refuse. Type 42 (TrueType) is set
     while a PDF is written, not for every figure of the process."""

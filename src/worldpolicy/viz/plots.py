@@ -91,6 +91,7 @@ FIGURE_FORMATS = ("png", "pdf", "svg")  # what save_figure writes, by the path's
 MARKED_STEPS = 64  # series of up to this many points mark each one; a single point is marked larger, or nothing shows
 _TITLE_GAP_IN = 0.1  # from the figure's top edge to the title
 _TITLE_LINE_IN = 0.2  # one title line at TITLE_FONTSIZE
+_LEGEND_BELOW_IN = 0.75  # the 3-D path's legend under its axes: two rows of three entries, one of two lines
 
 
 def style_ticks(ax, **kwargs) -> None:
@@ -562,7 +563,8 @@ def ee_path_figure(
     centre = (p.max(axis=0) + p.min(axis=0)) / 2
     frame_len = half * 0.18
 
-    fig = _new_figure(6.4, 5.6)
+    height = 6.3
+    fig = _new_figure(6.4, height)
     # the net turn: a wrist rotation in place read "travel 0.0 mm" and nothing else
     relative = poses[0, :3, :3].T @ poses[-1, :3, :3]
     turned = np.degrees(np.arccos(np.clip((np.trace(relative) - 1) / 2, -1.0, 1.0)))
@@ -575,8 +577,10 @@ def ee_path_figure(
     if real_rows is not None:
         detail += f"\ndashed: {padded_label(real_rows, a.shape[0])}"
     top = figure_title(fig, title or "end-effector path", detail)
-    fig.subplots_adjust(left=0.02, right=0.95, top=1 - top / 5.6, bottom=0.04)
-    ax = fig.add_subplot(projection="3d")
+    # the legend goes below the axes (`_LEGEND_BELOW_IN`): inside them it covered a path that rose to the upper left
+    fig.subplots_adjust(left=0.02, right=0.95, top=1 - top / height, bottom=_LEGEND_BELOW_IN / height)
+    # drawn in call order, not by depth: the start and end markers were hidden under the path's points
+    ax = fig.add_subplot(projection="3d", computed_zorder=False)
     seen = len(p) if real_rows is None else real_rows + 1
     ax.plot(p[:seen, 0], p[:seen, 1], p[:seen, 2], color=PATH_COLOR, lw=1.5, label="end-effector path")
     if real_rows is not None:
@@ -593,8 +597,8 @@ def ee_path_figure(
                    depthshade=False, label=f"gripper closed (≥ {GRIPPER_CLOSED_THRESHOLD:g})")
     else:
         ax.scatter(*p.T, depthshade=False, label="pose after each step", **open_style)
-    ax.scatter(*p[0], color="black", s=40, marker="o", label="start (anchor)")
-    ax.scatter(*p[-1], color="black", s=50, marker="X", label="end")
+    ax.scatter(*p[0], color="black", s=40, marker="o", label="start (anchor)", zorder=5)
+    ax.scatter(*p[-1], color="black", s=50, marker="X", label="end", zorder=5)
     step = max(1, int(np.ceil(len(poses) / max_frames)))
     idx = sorted(set(range(0, len(poses), step)) | {len(poses) - 1})
     for i in idx:
@@ -609,7 +613,7 @@ def ee_path_figure(
     ax.set_ylabel(f"y [{unit}]", fontsize=LABEL_FONTSIZE)
     ax.set_zlabel(f"z [{unit}]", fontsize=LABEL_FONTSIZE)
     style_ticks(ax)
-    ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper left")
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=LEGEND_FONTSIZE, loc="lower center", ncol=3, frameon=False)
     return fig
 
 
