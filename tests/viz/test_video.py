@@ -220,3 +220,18 @@ def test_an_animation_of_a_wide_chunk_beside_a_wide_clip_fits_what_players_decod
     monkeypatch.setattr(vv, "MAX_FRAME_SIZE", (10**5, 10**5))
     whole_width, whole_height = size()
     assert whole_width > 4096 and whole_width / whole_height == pytest.approx(width / height, rel=0.01)
+
+
+def test_caption_parts_are_set_apart_by_more_than_a_space(monkeypatch):
+    """At a small clip's font size two spaces drew as one and one as none: "imagined frame 4(ended)"."""
+    captions = []
+    real = vv.caption_above
+
+    def caption_above(frame, text, *args, **kwargs):
+        captions.append(text)
+        return real(frame, text, *args, **kwargs)
+
+    monkeypatch.setattr(vv, "caption_above", caption_above)
+    clip = np.zeros((5, 32, 48, 3), np.uint8)
+    vv.side_by_side_frames([np.zeros((8, 32, 48, 3), np.uint8), clip], ["simulated", "imagined"])
+    assert captions[-2:] == ["simulated · frame 7", "imagined · frame 4 · ended"]
