@@ -210,11 +210,23 @@ def _animation(actions, columns, units, fps, gripper_column, video, video_fps, t
                 frame[top:bottom, max(x - 1, 0) : x + 1] = PLAYHEAD_RGB
         if image is not None:  # each video frame resized as it is drawn
             caption = SEP.join((video_label, f"t = {t:.2f} s", shown))
-            panel = caption_above(_resize(image, height - strip), caption, widest, strip)
+            panel = caption_above(_resize(image, _panel_height(image, height - strip, plot.shape[1])), caption,
+                                  widest, strip)
+            if panel.shape[0] < height:  # a clip kept narrower than the plot is tall: white below it
+                panel = np.pad(panel, ((0, height - panel.shape[0]), (0, 0), (0, 0)), constant_values=255)
             frame = np.concatenate([panel, frame], axis=1)
         return _fit(frame, MAX_FRAME_SIZE)
 
     return frames(), rate
+
+
+def _panel_height(image: np.ndarray, tallest: int, plot_width: int) -> int:
+    """The height a video frame is drawn at beside the plot: the plot's (`tallest`), unless the clip would then be
+    wider than the room MAX_FRAME_SIZE leaves beside the plot. A 16:9 clip as tall as a 57-column chunk's plot was
+    4000 pixels wide, and the frame, scaled down whole to fit, shrank the plot's 10-pixel labels past reading."""
+    h, w = image.shape[:2]
+    room = MAX_FRAME_SIZE[0] - plot_width
+    return max(16, min(tallest, room * h // w))
 
 
 def animate_actions(
