@@ -588,13 +588,15 @@ def ee_path_figure(
                 label=_padded_legend(real_rows, a.shape[0]))
     # Points told apart by shape as well as colour, and in none of the triads' red, green and blue: closed points
     # were red like the x axes beside them, open ones blue like the z axes.
-    open_style = {"marker": "o", "s": 14, "facecolors": "white", "edgecolors": PATH_COLOR, "linewidths": 0.9}
+    # above the frames' lines (zorder 2), which hid the gripper's state where the path was seen end-on
+    open_style = {"marker": "o", "s": 14, "facecolors": "white", "edgecolors": PATH_COLOR, "linewidths": 0.9,
+                  "zorder": 3}
     if gripper_column is not None:
         # pose i+1 is reached by action i: mark the point by the gripper command that produced it
         closed = np.concatenate([[False], gripper_closed_mask(a[:, list(columns).index(gripper_column)])])
         ax.scatter(*p[~closed].T, depthshade=False, label="gripper open", **open_style)
         ax.scatter(*p[closed].T, marker="s", s=22, color=CLOSED_COLOR, edgecolors="black", linewidths=0.5,
-                   depthshade=False, label=f"gripper closed (≥ {GRIPPER_CLOSED_THRESHOLD:g})")
+                   depthshade=False, label=f"gripper closed (≥ {GRIPPER_CLOSED_THRESHOLD:g})", zorder=3)
     else:
         ax.scatter(*p.T, depthshade=False, label="pose after each step", **open_style)
     ax.scatter(*p[0], color="black", s=40, marker="o", label="start (anchor)", zorder=5)
