@@ -70,6 +70,7 @@ LINE_COLOR = "#0072b2"  # blue
 # Spans where the gripper is closed are shaded orange, and in the 3-D path its closed poses are orange squares: the
 # path's frame triads are red, green and blue (the RViz convention), so no point there is any of those.
 CLOSED_COLOR = "#e69f00"
+CLOSED_ALPHA = 0.2  # the spans' opacity over white: a light tint, under which an orange joint line still shows
 PATH_COLOR = "0.35"  # the 3-D path's line and its open-gripper points' edges
 # Inverse dynamics rows past `settings["real_rows"]` explain copies of a short clip's last frame, not motion seen:
 # every figure of the run hatches them grey (a dashed grey path in 3-D), unlike the gripper's filled orange spans.
@@ -298,7 +299,7 @@ def _shade_closed(ax, gripper: np.ndarray, fps: float, label: bool) -> None:
             (s - 0.5) / fps,
             (e - 0.5) / fps,
             color=CLOSED_COLOR,
-            alpha=0.2,
+            alpha=CLOSED_ALPHA,
             lw=0,
             label=f"gripper closed (≥ {GRIPPER_CLOSED_THRESHOLD:g})" if label and k == 0 else None,
         )
