@@ -233,7 +233,7 @@ FOLDER_KINDS: tuple[FolderKind, ...] = (
     FolderKind("a sim run", "sim", (SIM_REPORT_FILE,)),
     FolderKind("a predict run", "predict", (ACTIONS_FILE,)),
     FolderKind("a dataset frame's predict inputs", "dataset frame", ("dataset_frame.json",)),
-    FolderKind("viz plots", "viz", ("animation.mp4", "actions.png")),
+    FolderKind("viz plots", "viz", ("animation.mp4", "actions.png", "actions.pdf", "actions.svg")),
 )
 RUN_WRITERS = tuple(kind.writer for kind in FOLDER_KINDS if kind.writer is not None)
 

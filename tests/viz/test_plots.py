@@ -408,9 +408,27 @@ def test_every_figure_names_the_run(monkeypatch, tmp_path, joint_chunk, pose_chu
 def test_ee_path_legend_explains_the_point_colours(pose_chunk):
     e = get_embodiment("bridge")
     labels = plots.ee_path_figure(pose_chunk, e.columns, gripper_column="grasp").axes[0].get_legend_handles_labels()[1]
-    assert {"gripper open", "gripper closed"} <= set(labels)
+    assert {"gripper open", "gripper closed (≥ 0.5)"} <= set(labels)
     labels = plots.ee_path_figure(pose_chunk[:, :9], e.columns[:9]).axes[0].get_legend_handles_labels()[1]
-    assert "pose after each step" in labels and "gripper closed" not in labels
+    assert "pose after each step" in labels and not any(label.startswith("gripper") for label in labels)
+
+
+def test_ee_path_gripper_points_are_not_mistaken_for_the_frame_axes(pose_chunk):
+    """Closed-gripper points were red like every frame's x axis beside them, open ones blue like its z axis: which
+    was which was the legend's word against the picture. Now neither is any triad colour, and their shapes differ."""
+    from matplotlib.colors import to_rgb
+
+    e = get_embodiment("bridge")
+    ax = plots.ee_path_figure(pose_chunk, e.columns, gripper_column="grasp").axes[0]
+    points = {c.get_label(): c for c in ax.collections}
+    closed, opened = points["gripper closed (≥ 0.5)"], points["gripper open"]
+    assert len(closed.get_offsets()) == 11 and len(opened.get_offsets()) == 22  # poses 22..32 follow closed commands
+    triads = {to_rgb(c) for c in "rgb"}
+    for points in (closed, opened):
+        faces = {tuple(np.round(c[:3], 3)) for c in points.get_facecolors()}
+        edges = {tuple(np.round(c[:3], 3)) for c in points.get_edgecolors()}
+        assert not (faces | edges) & triads
+    assert closed.get_paths()[0].vertices.shape != opened.get_paths()[0].vertices.shape  # a square, a circle
 
 
 def _hatched(ax) -> list:
@@ -504,6 +522,43 @@ def test_a_figure_is_written_in_the_format_its_name_asks_for(tmp_path, joint_chu
         with pytest.raises(ValueError, match=rf"path='.*{name}': expected a file name ending in \.png, \.pdf, \.svg"):
             plots.plot_action_timeseries(joint_chunk, e.columns, e.units, e.fps, "gripper", tmp_path / name)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["joints.SVG", "path.pdf", "ts.png"]
+
+
+def test_ee_path_legend_sits_below_the_axes_and_their_labels(pose_chunk):
+    """Inside the 3-D axes (upper left) the legend covered a path that rose towards it, and the end marker was drawn
+    under the path's points."""
+    b = get_embodiment("bridge")
+    chunk = pose_chunk.copy()
+    chunk[:, :3] = [-0.01, 0.01, 0.012]
+    fig = plots.ee_path_figure(chunk, b.columns, gripper_column="grasp", units=b.units, real_rows=20)
+    fig.canvas.draw()
+    (ax,), (legend,) = fig.axes, fig.legends
+    assert legend.get_window_extent().y1 <= ax.get_tightbbox(fig.canvas.get_renderer()).y0
+    assert ax.get_legend() is None and legend.get_window_extent().y0 >= 0
+    end = next(c for c in ax.collections if c.get_label() == "end")
+    assert not ax.computed_zorder  # drawn by zorder, not by depth
+    assert end.get_zorder() > max(c.get_zorder() for c in ax.collections if c is not end and c.get_label() != "start (anchor)")
+
+
+def test_a_pdf_figure_embeds_truetype_fonts_and_leaves_matplotlibs_settings_alone(tmp_path, pose_chunk):
+    """PDFs were written with Type 3 fonts, which journals' and arXiv's checks refuse. Type 42 (TrueType) is set
+    while a PDF is written, not for every figure of the process."""
+    import matplotlib
+
+    before = {key: matplotlib.rcParams[key] for key in ("pdf.fonttype", "ps.fonttype")}
+    b = get_embodiment("bridge")
+    pdf = plots.plot_ee_path(pose_chunk, b.columns, tmp_path / "path.pdf", gripper_column="grasp", units=b.units)
+    data = pdf.read_bytes()
+    assert b"/FontFile2" in data and b"/Type3" not in data  # embedded TrueType programs, no Type 3 glyph procedures
+    assert {key: matplotlib.rcParams[key] for key in before} == before
+
+
+def test_plot_prediction_writes_the_format_asked_for(tmp_path, pose_chunk, actions_json):
+    doc = actions_json("bridge", pose_chunk)
+    assert [p.name for p in plots.plot_prediction(doc, tmp_path, "svg")] == ["actions.svg", "ee_path.svg"]
+    with pytest.raises(ValueError, match=r"fmt='jpg': expected one of png, pdf, svg"):
+        plots.plot_prediction(doc, tmp_path / "jpg", "jpg")
+    assert not (tmp_path / "jpg").exists()
 
 
 def test_an_axis_scale_is_written_as_small_as_its_tick_labels(tmp_path, joint_chunk, pose_chunk):

@@ -83,6 +83,28 @@ def test_viz_command_writes_plots_and_animation_beside_rollout(run_dir, capsys):
     assert frames[0, 60:, 5:40, 1].mean() > 150 and frames[0, 60:, 5:40, 0].mean() < 60
 
 
+def test_viz_command_writes_the_plots_in_the_format_asked_for_beside_the_pages_pngs(run_dir, capsys):
+    """`worldpolicy viz` wrote PNGs only, while `plot_joints(..., "joints.pdf")` wrote a PDF: a paper's figures needed
+    Python. `--format pdf` writes them as PDFs, and leaves the PNGs and animation the run's page shows."""
+    from worldpolicy.fileio import folder_kind
+
+    assert main(["viz", str(run_dir), "--no-animation"]) == 0
+    capsys.readouterr()
+    assert main(["viz", str(run_dir), "--format", "pdf", "--no-animation"]) == 0
+    printed = [p.rsplit("/", 1)[-1] for p in capsys.readouterr().out.split()]
+    assert printed == ["actions.pdf", "joints.pdf"]
+    assert (run_dir / "plots" / "joints.pdf").read_bytes().startswith(b"%PDF-")
+    assert sorted(p.name for p in (run_dir / "plots").iterdir()) == ["actions.pdf", "actions.png", "joints.pdf",
+                                                                      "joints.png"]
+    figs = run_dir.parent / "figs"
+    assert main(["viz", str(run_dir), "--format", "svg", "--no-animation", "--out", str(figs)]) == 0
+    assert folder_kind(figs)[0].writer == "viz"  # a folder of SVGs is viz's, as one of PNGs is
+    with pytest.raises(SystemExit) as refused:  # argparse's choices: before anything is read or written
+        main(["viz", str(run_dir), "--format", "jpg"])
+    assert refused.value.code == 2
+    assert "argument --format: invalid choice: 'jpg' (choose from 'png', 'pdf', 'svg')" in capsys.readouterr().err
+
+
 def test_viz_command_reports_missing_input(tmp_path, capsys):
     assert main(["viz", str(tmp_path)]) == 2
     assert "has no actions.json (a predict run's action chunk, what viz draws)\n" in capsys.readouterr().err

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from worldpolicy.processing.video import write_video
-from worldpolicy.viz import report
+from worldpolicy.viz import plots, report
 from worldpolicy.viz.run import visualize
 
 pytestmark = pytest.mark.slow
@@ -61,6 +61,10 @@ def test_chromium_screenshot_shows_plots(rendered_run, tmp_path):
     assert img.shape[:2] == (2400, 1400)
     # the dark header band, the time-series blue and the gripper-span shading are all on screen
     assert (np.abs(img[5:40, 200:800] - (0x1D, 0x23, 0x30)).sum(-1) < 10).mean() > 0.8
-    blue = (np.abs(img - (0x1F, 0x77, 0xB4)).sum(-1) < 40).sum()
-    shade = (np.abs(img - (0xF9, 0xDB, 0xCD)).sum(-1) < 25).sum()
+    from matplotlib.colors import to_rgb
+
+    line = np.array(to_rgb(plots.LINE_COLOR)) * 255
+    span = 255 - plots.CLOSED_ALPHA * (255 - np.array(to_rgb(plots.CLOSED_COLOR)) * 255)  # over white
+    blue = (np.abs(img - line).sum(-1) < 40).sum()
+    shade = (np.abs(img - span).sum(-1) < 25).sum()
     assert blue > 2000 and shade > 20000, (blue, shade)

@@ -204,19 +204,39 @@ def test_inverse_dynamics_input_frames_past_the_clip_are_captioned_as_copies(joi
     assert same == [True, True, True, False, False]
 
 
-def test_an_animation_of_a_wide_chunk_beside_a_wide_clip_fits_what_players_decode(monkeypatch):
+def test_an_animation_of_a_wide_chunk_beside_a_wide_clip_fits_what_players_decode_and_keeps_its_plot_sharp():
     """57 columns beside a 16:9 clip made 6050x2276 frames (H.264 level 6), past the 4096x2304 that hardware decoders
-    and the Windows and macOS players take; the frame is scaled down whole, keeping its aspect."""
+    and the Windows and macOS players take. Scaled down whole to fit, the plot's labels shrank past reading: the clip
+    is drawn smaller instead, the plot at its own size."""
     e = get_embodiment("hand_pose")
+    chunk = np.zeros((1, e.action_dim))
     clip = _clip(2, 704, 1280, (0, 160, 0))
+    frames, _ = vv.animation_frames(chunk, e.columns, e.units, e.fps, video=clip, video_fps=e.fps)
+    alone, _ = vv.animation_frames(chunk, e.columns, e.units, e.fps)
+    height, width = frames.shape[1:3]
+    assert width <= vv.MAX_FRAME_SIZE[0] and height <= vv.MAX_FRAME_SIZE[1]
+    assert np.array_equal(frames[0, :, width - alone.shape[2]:], alone[0])  # the plot, pixel for pixel
+    panel = frames[0, :, : width - alone.shape[2]]
+    green = np.all(panel == (0, 160, 0), axis=-1)
+    rows = np.flatnonzero(green.any(axis=1))
+    assert rows[0] == vv.label_height(height) and rows[-1] < height - 100  # the clip under its caption, white below
+    assert np.all(panel[rows[-1] + 1 :] == 255)
+    droid = get_embodiment("droid")  # where there is room, a clip is as tall as the plot, as before
+    frames, _ = vv.animation_frames(np.zeros((1, 8)), droid.columns, droid.units, droid.fps, video=clip[:, ::4, ::4],
+                                    video_fps=droid.fps)
+    assert np.all(frames[0, -1, 5] == (0, 160, 0))
 
-    def size() -> tuple[int, int]:
-        frames, _ = vv.animation_frames(np.zeros((1, e.action_dim)), e.columns, e.units, e.fps, video=clip,
-                                        video_fps=e.fps)
-        return frames.shape[2], frames.shape[1]
 
-    width, height = size()
-    assert width == vv.MAX_FRAME_SIZE[0] and height <= vv.MAX_FRAME_SIZE[1]
-    monkeypatch.setattr(vv, "MAX_FRAME_SIZE", (10**5, 10**5))
-    whole_width, whole_height = size()
-    assert whole_width > 4096 and whole_width / whole_height == pytest.approx(width / height, rel=0.01)
+def test_caption_parts_are_set_apart_by_more_than_a_space(monkeypatch):
+    """At a small clip's font size two spaces drew as one and one as none: "imagined frame 4(ended)"."""
+    captions = []
+    real = vv.caption_above
+
+    def caption_above(frame, text, *args, **kwargs):
+        captions.append(text)
+        return real(frame, text, *args, **kwargs)
+
+    monkeypatch.setattr(vv, "caption_above", caption_above)
+    clip = np.zeros((5, 32, 48, 3), np.uint8)
+    vv.side_by_side_frames([np.zeros((8, 32, 48, 3), np.uint8), clip], ["simulated", "imagined"])
+    assert captions[-2:] == ["simulated · frame 7", "imagined · frame 4 · ended"]

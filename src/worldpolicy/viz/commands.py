@@ -7,14 +7,19 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("viz", help="plot an actions file or run directory (PNG plots + playhead animation)")
+    from .plots import FIGURE_FORMATS
+
+    p = sub.add_parser("viz", help="plot an actions file or run directory (plots + playhead animation)")
     p.add_argument("path", help="ACTIONS.json or a run directory containing actions.json")
     p.add_argument("--out", default=None, help="output folder (default: <run dir>/plots)")
     p.add_argument("--video", default=None, help="video to animate beside the plot (default: <run dir>/rollout.mp4)")
     p.add_argument("--video-label", default=None,
                    help="caption of the video in the animation, e.g. 'real robot' (default: 'imagined video' for the "
                         "run's rollout.mp4, 're-decoded input video' for inverse dynamics, 'video' for --video)")
-    p.add_argument("--no-animation", action="store_true", help="write the PNG plots only")
+    p.add_argument("--format", default="png", choices=FIGURE_FORMATS, dest="fmt",
+                   help="the plots' file format: png (default, what the run's index.html embeds), or pdf / svg "
+                        "(vector, TrueType fonts in a PDF) for a paper: actions.pdf, ee_path.pdf...")
+    p.add_argument("--no-animation", action="store_true", help="write the plots only")
     p.set_defaults(func=_viz)
 
     r = sub.add_parser("report", help="write a self-contained index.html for a run directory")
@@ -38,7 +43,7 @@ def _viz(args: argparse.Namespace) -> int:
         output_folder(args.out, "--out", create=False, writer="viz")  # made once the inputs have been read
 
     for path in visualize(args.path, args.out, animate=not args.no_animation, video=args.video,
-                          video_label=args.video_label):
+                          video_label=args.video_label, fmt=args.fmt):
         print(path)
     run_dir = resolve_actions_path(args.path).parent
     page = run_dir / REPORT_FILE

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -28,6 +29,7 @@ __all__ = [
     "PATH_UNITS",
     "POSE_COLUMNS",
     "action_timeseries_figure",
+    "check_figure_format",
     "checkpoint_name",
     "ee_path_figure",
     "ee_poses",
@@ -60,11 +62,16 @@ PATH_UNITS = (("m", 1.0), ("cm", 0.1), ("mm", 0.0))
 # Gripper values are in [0, 1] with 1 = closed (DROID robot convention, robot-bridge.md §5; RAW10 grasp ≈ [0, 1]).
 GRIPPER_CLOSED_THRESHOLD = 0.5
 GRIPPER_NAMES = ("gripper", "grasp")  # a gripper column's name, alone or after an arm's prefix (`left_grasp`)
-# Styling facts shared by every figure and video of the package (sim and training reports too). In action figures red
-# is the gripper's and nothing else's.
-GRIPPER_COLOR = "#d62728"
-LINE_COLOR = "#1f77b4"
-SHADE_COLOR = "#f4a582"
+# Styling facts shared by every figure and video of the package (sim and training reports too), all from the
+# Okabe-Ito palette, whose colours red-green colour-blind readers (1 in 12 men) tell apart: tab10's green, red, orange
+# and brown were one olive to them. In action figures vermillion is the gripper's and nothing else's.
+GRIPPER_COLOR = "#d55e00"  # vermillion
+LINE_COLOR = "#0072b2"  # blue
+# Spans where the gripper is closed are shaded orange, and in the 3-D path its closed poses are orange squares: the
+# path's frame triads are red, green and blue (the RViz convention), so no point there is any of those.
+CLOSED_COLOR = "#e69f00"
+CLOSED_ALPHA = 0.2  # the spans' opacity over white: a light tint, under which an orange joint line still shows
+PATH_COLOR = "0.35"  # the 3-D path's line and its open-gripper points' edges
 # Inverse dynamics rows past `settings["real_rows"]` explain copies of a short clip's last frame, not motion seen:
 # every figure of the run hatches them grey (a dashed grey path in 3-D), unlike the gripper's filled orange spans.
 PADDED_COLOR = "0.6"
@@ -73,8 +80,9 @@ PADDED_HATCH = "//"
 # step (CIELAB ΔE about 7), and the sim's success and failure bars are told apart by colour alone.
 SUCCESS_COLOR = "#009e73"
 FAILURE_COLOR = "#d55e00"
-# tab10 without its red: one colour per joint, none mistaken for the gripper (more joints repeat them dashed)
-SERIES_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+# Okabe-Ito without the gripper's vermillion and with grey for its yellow (a yellow line on white is hardly seen): one
+# colour for each of a 7-joint arm's joints; more joints repeat them dashed.
+SERIES_COLORS = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#000000", "#999999")
 TITLE_FONTSIZE = 10
 LABEL_FONTSIZE = 8
 TICK_FONTSIZE = 7
@@ -84,6 +92,7 @@ FIGURE_FORMATS = ("png", "pdf", "svg")  # what save_figure writes, by the path's
 MARKED_STEPS = 64  # series of up to this many points mark each one; a single point is marked larger, or nothing shows
 _TITLE_GAP_IN = 0.1  # from the figure's top edge to the title
 _TITLE_LINE_IN = 0.2  # one title line at TITLE_FONTSIZE
+_LEGEND_BELOW_IN = 0.75  # the 3-D path's legend under its axes: two rows of three entries, one of two lines
 
 
 def style_ticks(ax, **kwargs) -> None:
@@ -167,6 +176,14 @@ def _grid_margins(fig, nrows: int, ncols: int, left=0.8, right=0.2, top=0.45, bo
     )
 
 
+def check_figure_format(fmt: Any, name: str = "format") -> str:
+    """`fmt` as one of FIGURE_FORMATS (the file name suffix a figure is written under), or a ValueError naming
+    `name`."""
+    if not isinstance(fmt, str) or fmt.lower() not in FIGURE_FORMATS:
+        raise ValueError(f"{name}={fmt!r}: expected one of {', '.join(FIGURE_FORMATS)}")
+    return fmt.lower()
+
+
 def figure_format(path: str | Path) -> str:
     """The file format a figure path asks for, by its suffix (`FIGURE_FORMATS`): a PDF or SVG for a paper, where a
     100-dpi PNG prints blurred. Every figure was written as PNG whatever the name, so `path.pdf` was a PNG."""
@@ -177,12 +194,25 @@ def figure_format(path: str | Path) -> str:
     return fmt
 
 
+# Journals and arXiv ask for embedded TrueType (Type 42) fonts: matplotlib's default Type 3 fonts are refused by
+# their PDF checks and lose text search. Set while a PDF is written only, not for the whole process on import; the
+# lock keeps two threads' saves from restoring each other's setting (rcParams are global).
+_PDF_RC = {"pdf.fonttype": 42, "ps.fonttype": 42}
+_PDF_RC_LOCK = threading.Lock()
+
+
 def save_figure(fig, path: str | Path) -> Path:
     """Write a figure atomically (temp file in the target folder, then os.replace) in the format its suffix names:
-    PNG at `DPI`, or vector PDF / SVG."""
+    PNG at `DPI`, or vector PDF (TrueType fonts) / SVG."""
+    import matplotlib
+
     fmt = figure_format(path)
     with atomic_path(path, suffix=f".{fmt}") as tmp:
-        fig.savefig(tmp, format=fmt, dpi=DPI)
+        if fmt == "pdf":
+            with _PDF_RC_LOCK, matplotlib.rc_context(_PDF_RC):
+                fig.savefig(tmp, format=fmt, dpi=DPI)
+        else:
+            fig.savefig(tmp, format=fmt, dpi=DPI)
     return Path(path)
 
 
@@ -268,8 +298,8 @@ def _shade_closed(ax, gripper: np.ndarray, fps: float, label: bool) -> None:
         ax.axvspan(
             (s - 0.5) / fps,
             (e - 0.5) / fps,
-            color=SHADE_COLOR,
-            alpha=0.35,
+            color=CLOSED_COLOR,
+            alpha=CLOSED_ALPHA,
             lw=0,
             label=f"gripper closed (≥ {GRIPPER_CLOSED_THRESHOLD:g})" if label and k == 0 else None,
         )
@@ -370,8 +400,8 @@ def plot_action_timeseries(
     title: str = "",
     real_rows: int | None = None,
 ) -> Path:
-    """One subplot per action dimension over time (seconds); the gripper line is red and its closed spans shaded;
-    steps from `real_rows` on (an inverse dynamics result of a short clip) hatched."""
+    """One subplot per action dimension over time (seconds); the gripper line is vermillion and its closed spans
+    shaded orange; steps from `real_rows` on (an inverse dynamics result of a short clip) hatched."""
     path = _require_path(path, "plot_action_timeseries")
     return save_figure(action_timeseries_figure(actions, columns, units, fps, gripper_column, title, real_rows), path)
 
@@ -393,8 +423,8 @@ def action_timeseries_figure(
 ):
     """The `plot_action_timeseries` figure (a matplotlib Figure on the Agg canvas), for callers that draw on it.
 
-    `gripper_column` is the gripper's column, or one per arm (`["left_grasp", "right_grasp"]`): each is drawn red and
-    its closed spans are shaded on its arm's subplots (the columns with its prefix; a single gripper: all of them).
+    `gripper_column` is the gripper's column, or one per arm (`["left_grasp", "right_grasp"]`): each is drawn
+    vermillion and its closed spans are shaded on its arm's subplots (the columns with its prefix; a single gripper: all of them).
     `title` (e.g. which run) heads the figure above what it shows. `real_rows` (`real_rows_of`): the steps from it on
     explain copies of a short clip's last frame; they are hatched on every subplot, and named in the legend of the
     first and in the heading."""
@@ -403,7 +433,7 @@ def action_timeseries_figure(
     real_rows = _check_real_rows(real_rows, a.shape[0])
     columns = list(columns)
     grippers = _gripper_list(gripper_column)
-    # a gripper in model space has no closed threshold (0.5 of [-1, 1] is not "closed"): drawn red, nothing shaded
+    # a gripper in model space has no closed threshold (0.5 of [-1, 1] is not "closed"): drawn vermillion, nothing shaded
     shading = [g if g is not None and units[columns.index(g)] != MODEL_SPACE_UNIT else None
                for g in _shading_gripper(columns, grippers)]
     t = np.arange(a.shape[0]) / fps
@@ -497,7 +527,8 @@ def plot_ee_path(
 
     Deltas are integrated with `robot.se3.integrate_relative_poses` from `anchor` (identity by default, a pose in
     metres). `units` (one per column) converts tx, ty, tz given in cm or mm to metres; None, or another unit (with a
-    warning): they are taken as metres. Points where the gripper is closed are drawn red. The path that steps from
+    warning): they are taken as metres. Poses the gripper is closed at are orange squares (open: hollow
+    circles). The path that steps from
     `real_rows` on lead along (an inverse dynamics result of a short clip) is dashed.
     """
     path = _require_path(path, "plot_ee_path")
@@ -533,7 +564,8 @@ def ee_path_figure(
     centre = (p.max(axis=0) + p.min(axis=0)) / 2
     frame_len = half * 0.18
 
-    fig = _new_figure(6.4, 5.6)
+    height = 6.3
+    fig = _new_figure(6.4, height)
     # the net turn: a wrist rotation in place read "travel 0.0 mm" and nothing else
     relative = poses[0, :3, :3].T @ poses[-1, :3, :3]
     turned = np.degrees(np.arccos(np.clip((np.trace(relative) - 1) / 2, -1.0, 1.0)))
@@ -546,24 +578,30 @@ def ee_path_figure(
     if real_rows is not None:
         detail += f"\ndashed: {padded_label(real_rows, a.shape[0])}"
     top = figure_title(fig, title or "end-effector path", detail)
-    fig.subplots_adjust(left=0.02, right=0.95, top=1 - top / 5.6, bottom=0.04)
-    ax = fig.add_subplot(projection="3d")
+    # the legend goes below the axes (`_LEGEND_BELOW_IN`): inside them it covered a path that rose to the upper left
+    fig.subplots_adjust(left=0.02, right=0.95, top=1 - top / height, bottom=_LEGEND_BELOW_IN / height)
+    # drawn in call order, not by depth: the start and end markers were hidden under the path's points
+    ax = fig.add_subplot(projection="3d", computed_zorder=False)
     seen = len(p) if real_rows is None else real_rows + 1
-    ax.plot(p[:seen, 0], p[:seen, 1], p[:seen, 2], color="0.35", lw=1.5, label="end-effector path")
+    ax.plot(p[:seen, 0], p[:seen, 1], p[:seen, 2], color=PATH_COLOR, lw=1.5, label="end-effector path")
     if real_rows is not None:
         ax.plot(p[real_rows:, 0], p[real_rows:, 1], p[real_rows:, 2], color=PADDED_COLOR, lw=1.5, ls="--",
                 label=_padded_legend(real_rows, a.shape[0]))
+    # Points told apart by shape as well as colour, and in none of the triads' red, green and blue: closed points
+    # were red like the x axes beside them, open ones blue like the z axes.
+    # above the frames' lines (zorder 2), which hid the gripper's state where the path was seen end-on
+    open_style = {"marker": "o", "s": 14, "facecolors": "white", "edgecolors": PATH_COLOR, "linewidths": 0.9,
+                  "zorder": 3}
     if gripper_column is not None:
-        closed = gripper_closed_mask(a[:, list(columns).index(gripper_column)])
-        # pose i+1 is reached by action i: colour the point by the gripper command that produced it
-        colors = np.where(np.concatenate([[False], closed]), GRIPPER_COLOR, LINE_COLOR)
-        ax.scatter(p[:, 0], p[:, 1], p[:, 2], c=colors, s=10, depthshade=False)
-        ax.scatter([], [], [], c=LINE_COLOR, s=10, label="gripper open")
-        ax.scatter([], [], [], c=GRIPPER_COLOR, s=10, label="gripper closed")
+        # pose i+1 is reached by action i: mark the point by the gripper command that produced it
+        closed = np.concatenate([[False], gripper_closed_mask(a[:, list(columns).index(gripper_column)])])
+        ax.scatter(*p[~closed].T, depthshade=False, label="gripper open", **open_style)
+        ax.scatter(*p[closed].T, marker="s", s=22, color=CLOSED_COLOR, edgecolors="black", linewidths=0.5,
+                   depthshade=False, label=f"gripper closed (≥ {GRIPPER_CLOSED_THRESHOLD:g})", zorder=3)
     else:
-        ax.scatter(p[:, 0], p[:, 1], p[:, 2], c=LINE_COLOR, s=10, depthshade=False, label="pose after each step")
-    ax.scatter(*p[0], color="black", s=40, marker="o", label="start (anchor)")
-    ax.scatter(*p[-1], color="black", s=50, marker="X", label="end")
+        ax.scatter(*p.T, depthshade=False, label="pose after each step", **open_style)
+    ax.scatter(*p[0], color="black", s=40, marker="o", label="start (anchor)", zorder=5)
+    ax.scatter(*p[-1], color="black", s=50, marker="X", label="end", zorder=5)
     step = max(1, int(np.ceil(len(poses) / max_frames)))
     idx = sorted(set(range(0, len(poses), step)) | {len(poses) - 1})
     for i in idx:
@@ -578,7 +616,7 @@ def ee_path_figure(
     ax.set_ylabel(f"y [{unit}]", fontsize=LABEL_FONTSIZE)
     ax.set_zlabel(f"z [{unit}]", fontsize=LABEL_FONTSIZE)
     style_ticks(ax)
-    ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper left")
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=LEGEND_FONTSIZE, loc="lower center", ncol=3, frameon=False)
     return fig
 
 
@@ -756,14 +794,16 @@ def run_title(prediction: Mapping[str, Any]) -> str:
     return name
 
 
-def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path) -> list[Path]:
-    """Write the plots that suit a `worldpolicy.actions/v1` dict into `out_dir`; returns the PNG paths.
+def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path, fmt: str = "png") -> list[Path]:
+    """Write the plots that suit a `worldpolicy.actions/v1` dict into `out_dir`; returns their paths.
 
     Always `actions.png` (time series); plus `ee_path.png` for relative-pose layouts (`ee_path_<arm>.png` per arm of
-    a multi-arm one; none for an arm whose actions are in model space) or `joints.png` for joint layouts. Every figure
-    is headed by `run_title`, marks the rows after `real_rows_of` (an inverse dynamics result of a short clip), and is
-    drawn before the first file is written.
+    a multi-arm one; none for an arm whose actions are in model space) or `joints.png` for joint layouts. `fmt`
+    (`FIGURE_FORMATS`) is their suffix: "pdf" or "svg" writes `actions.pdf`... for a paper. Every figure is headed by
+    `run_title`, marks the rows after `real_rows_of` (an inverse dynamics result of a short clip), and is drawn before
+    the first file is written.
     """
+    fmt = check_figure_format(fmt, "fmt")
     check_prediction_json(prediction_json)
     columns = list(prediction_json["columns"])
     units = list(prediction_json["units"])
@@ -774,7 +814,7 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path) -> 
     out_dir = Path(out_dir)
     name = run_title(prediction_json)
     rows = real_rows_of(prediction_json)
-    figures = {"actions.png": action_timeseries_figure(actions, columns, units, fps, grippers, f"{name}: actions", rows)}
+    figures = {"actions": action_timeseries_figure(actions, columns, units, fps, grippers, f"{name}: actions", rows)}
     if layout == "relative_pose":
         for prefix, indexes in pose_groups(columns).items():
             if any(units[i] == MODEL_SPACE_UNIT for i in indexes):  # normalised deltas integrate to no real path
@@ -787,11 +827,11 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path) -> 
                 indexes = [*indexes, columns.index(arm_gripper)]
                 grip = "gripper"
             arm_columns = [*POSE_COLUMNS, *(["gripper"] if grip else [])]
-            file = f"ee_path_{prefix.rstrip('_')}.png" if prefix else "ee_path.png"
+            file = f"ee_path_{prefix.rstrip('_')}" if prefix else "ee_path"
             title = f"{name}: {prefix.rstrip('_')} end-effector path" if prefix else f"{name}: end-effector path"
             arm = actions[:, indexes]  # a copy: scaled to metres here, so a warning names the file's own columns
             arm[:, :3] *= _metres_per_unit([columns[i] for i in indexes[:3]], [units[i] for i in indexes[:3]])
             figures[file] = ee_path_figure(arm, arm_columns, gripper_column=grip, title=title, real_rows=rows)
     elif layout == "joint_position":
-        figures["joints.png"] = joints_figure(actions, columns, units, fps, gripper, f"{name}: joints", rows)
-    return [save_figure(fig, out_dir / file) for file, fig in figures.items()]
+        figures["joints"] = joints_figure(actions, columns, units, fps, gripper, f"{name}: joints", rows)
+    return [save_figure(fig, out_dir / f"{file}.{fmt}") for file, fig in figures.items()]

@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING
 
 from ..fileio import ACTIONS_FILE
 from .plots import (
+    FIGURE_FORMATS,
     _check_actions,
     _check_fps,
+    check_figure_format,
     gripper_columns,
     load_actions_file,
     plot_prediction,
@@ -19,13 +21,15 @@ from .plots import (
 if TYPE_CHECKING:
     from ..results import Prediction
 
-__all__ = ["ACTIONS_FILE", "ANIMATION_FILE", "PLOT_FILES", "ROLLOUT_VIDEO", "RUN_OUTPUTS", "SETTINGS_FILE",
+__all__ = ["ACTIONS_FILE", "ANIMATION_FILE", "PLOT_FILES", "PLOT_NAMES", "ROLLOUT_VIDEO", "RUN_OUTPUTS", "SETTINGS_FILE",
            "describe_rollout_video",
            "resolve_actions_path", "visualize", "write_run"]
 
 ROLLOUT_VIDEO = "rollout.mp4"  # the model's clip a predict run writes (`describe_rollout_video` says what it shows)
 ANIMATION_FILE = "animation.mp4"
-PLOT_FILES = ("actions.png", "ee_path*.png", "joints.png", ANIMATION_FILE)  # what `visualize` may write in its folder
+PLOT_NAMES = ("actions", "ee_path*", "joints")  # the figures `visualize` may write in its folder, without the suffix
+# everything `visualize` may write there, in any figure format: a new prediction makes all of them stale
+PLOT_FILES = (*(f"{n}.{fmt}" for fmt in FIGURE_FORMATS for n in PLOT_NAMES), ANIMATION_FILE)
 SETTINGS_FILE = "settings.json"  # what a predict run was given and how it sampled
 RUN_OUTPUTS = (ACTIONS_FILE, SETTINGS_FILE, ROLLOUT_VIDEO, "index.html", "plots")  # what write_run may write
 
@@ -127,8 +131,10 @@ def visualize(
     animate: bool = True,
     video: str | Path | None = None,
     video_label: str | None = None,
+    fmt: str = "png",
 ) -> list[Path]:
-    """Plots for an actions file (into `out_dir`, default `<its folder>/plots`), and `animation.mp4`.
+    """Plots for an actions file (into `out_dir`, default `<its folder>/plots`) in `fmt` (png, or pdf / svg for a
+    paper), and `animation.mp4`.
 
     The animation puts a playhead on the time series beside `video` (default: `rollout.mp4` next to the actions
     file, if present); without any video it animates the plot alone. `video_label` captions the video (default: what
@@ -137,6 +143,7 @@ def visualize(
     """
     if video_label is not None and not (isinstance(video_label, str) and video_label.strip()):
         raise ValueError(f"video_label={video_label!r}: expected a caption, e.g. 'real robot', or None for the default")
+    fmt = check_figure_format(fmt, "fmt")
     from ..processing.video import iter_video, read_video
     from .video import animate_actions
 
@@ -149,12 +156,12 @@ def visualize(
     run_dir = actions_path.parent
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "plots"
     video_path = Path(video) if video is not None else run_dir / ROLLOUT_VIDEO
-    _refuse_overwriting_inputs(out_dir, {"path": actions_path, "video": video_path if video is not None else None})
+    _refuse_overwriting_inputs(out_dir, {"path": actions_path, "video": video_path if video is not None else None}, fmt)
     frames, video_fps = None, None
     if animate and (video is not None or video_path.is_file()):  # read before anything is written
         video_fps = read_video(video_path, max_frames=1)[1]
         frames = iter_video(video_path)  # every frame is drawn, decoded as it is: a long clip is never held whole
-    written = plot_prediction(prediction, out_dir)
+    written = plot_prediction(prediction, out_dir, fmt)
     if animate:
         written.append(
             animate_actions(
@@ -172,17 +179,20 @@ def visualize(
                 real_rows=real_rows_of(prediction),
             )
         )
-    for stale in {p for pattern in PLOT_FILES for p in out_dir.glob(pattern)} - set(written):
-        stale.unlink()  # an earlier run's figure this one does not redraw would sit beside it as if it belonged
+    # An earlier run's figure this one does not redraw would sit beside it as if it belonged. PDFs or SVGs for a paper
+    # replace only their own kind: the PNGs and animation the run's page shows stay.
+    ours = (*(f"{n}.{fmt}" for n in PLOT_NAMES), *([ANIMATION_FILE] if fmt == "png" else []))
+    for stale in {p for pattern in ours for p in out_dir.glob(pattern)} - set(written):
+        stale.unlink()
     return written
 
 
-def _refuse_overwriting_inputs(out_dir: Path, inputs: dict[str, Path | None]) -> None:
+def _refuse_overwriting_inputs(out_dir: Path, inputs: dict[str, Path | None], fmt: str) -> None:
     """The plots and animation go to fixed names in `out_dir`: an input stored under one of them would be lost."""
     for name, given in inputs.items():
         if given is None:
             continue
         target = given.resolve()
-        if target.parent == out_dir.resolve() and (target.suffix == ".png" or target.name == ANIMATION_FILE):
+        if target.parent == out_dir.resolve() and (target.suffix.lower() == f".{fmt}" or target.name == ANIMATION_FILE):
             raise ValueError(f"{name}={str(given)!r} is in the output folder {str(out_dir)!r}, where this writes "
-                             f"{ANIMATION_FILE} and the plot PNGs; choose another out_dir (or move the input)")
+                             f"{ANIMATION_FILE} and the plots (.{fmt}); choose another out_dir (or move the input)")

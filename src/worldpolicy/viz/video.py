@@ -30,6 +30,8 @@ LABEL_HEIGHT = 22  # the caption strip above a clip of up to LABEL_SCALE_FROM pi
 LABEL_SCALE_FROM = 528
 MAX_LABEL_HEIGHT = 48
 GAP = 4  # white pixels between clips placed side by side
+# between a caption's parts: two spaces drew as one at a small clip's font size, "imagined frame 4(ended)"
+SEP = " · "
 # The largest animation frame: H.264 level 5.1's 4096x2304, what hardware decoders and the Windows and macOS players
 # take. A 57-column chunk beside a 16:9 clip was 6050x2276 (level 6), a file a browser could not play everywhere.
 MAX_FRAME_SIZE = (4096, 2304)  # width, height
@@ -182,8 +184,8 @@ def _animation(actions, columns, units, fps, gripper_column, video, video_fps, t
     strip = label_height(height)
     # an inverse dynamics input padded past the clip's end: its frames after the one row `real_rows` leads into
     last_real = None if real_rows is None else int(np.floor(real_rows * rate / fps + 1e-9))
-    longest = "(ended)" if last_real is None else "(copy of frame 00000)"
-    widest = f"{video_label}  t = 0000.00 s  frame 00000 {longest}"  # one caption size for every frame
+    longest = "ended" if last_real is None else "copy of frame 00000"
+    widest = SEP.join((video_label, "t = 0000.00 s", "frame 00000", longest))  # one caption size for every frame
 
     def frames():
         if video is None:
@@ -193,11 +195,11 @@ def _animation(actions, columns, units, fps, gripper_column, video, video_fps, t
         k = -1
         for k, image in enumerate(video):
             copy = last_real is not None and k > last_real
-            yield _frame(k / rate, image, f"frame {k} (copy of frame {last_real})" if copy else f"frame {k}")
+            yield _frame(k / rate, image, f"frame {k}{SEP}copy of frame {last_real}" if copy else f"frame {k}")
         last = k
         while (k + 1) / rate <= t_end + 1e-9:  # a clip shorter than the chunk: the playhead still runs to its end
             k += 1
-            yield _frame(k / rate, image, f"frame {last} (ended)")
+            yield _frame(k / rate, image, f"frame {last}{SEP}ended")
 
     def _frame(t: float, image: np.ndarray | None, shown: str) -> np.ndarray:
         frame = plot.copy()
@@ -207,12 +209,24 @@ def _animation(actions, columns, units, fps, gripper_column, video, video_fps, t
             if left <= x < right:
                 frame[top:bottom, max(x - 1, 0) : x + 1] = PLAYHEAD_RGB
         if image is not None:  # each video frame resized as it is drawn
-            caption = f"{video_label}  t = {t:.2f} s  {shown}"
-            panel = caption_above(_resize(image, height - strip), caption, widest, strip)
+            caption = SEP.join((video_label, f"t = {t:.2f} s", shown))
+            panel = caption_above(_resize(image, _panel_height(image, height - strip, plot.shape[1])), caption,
+                                  widest, strip)
+            if panel.shape[0] < height:  # a clip kept narrower than the plot is tall: white below it
+                panel = np.pad(panel, ((0, height - panel.shape[0]), (0, 0), (0, 0)), constant_values=255)
             frame = np.concatenate([panel, frame], axis=1)
         return _fit(frame, MAX_FRAME_SIZE)
 
     return frames(), rate
+
+
+def _panel_height(image: np.ndarray, tallest: int, plot_width: int) -> int:
+    """The height a video frame is drawn at beside the plot: the plot's (`tallest`), unless the clip would then be
+    wider than the room MAX_FRAME_SIZE leaves beside the plot. A 16:9 clip as tall as a 57-column chunk's plot was
+    4000 pixels wide, and the frame, scaled down whole to fit, shrank the plot's 10-pixel labels past reading."""
+    h, w = image.shape[:2]
+    room = MAX_FRAME_SIZE[0] - plot_width
+    return max(16, min(tallest, room * h // w))
 
 
 def animate_actions(
@@ -249,11 +263,12 @@ def side_by_side_frames(
     if height < 16:
         raise ValueError(f"height={height} must be >= 16 pixels")
     n = max(c.shape[0] for c in clips)
-    widest = [f"{label}  frame {c.shape[0] - 1}{' (ended)' if c.shape[0] < n else ''}" for label, c in zip(labels, clips)]
+    widest = [f"{label}{SEP}frame {c.shape[0] - 1}{f'{SEP}ended' if c.shape[0] < n else ''}"
+              for label, c in zip(labels, clips)]
     frames = []
     for k in range(n):
         shown = [min(k, c.shape[0] - 1) for c in clips]
-        captions = [f"{label}  frame {i}{'' if k < c.shape[0] else ' (ended)'}"
+        captions = [f"{label}{SEP}frame {i}{'' if k < c.shape[0] else f'{SEP}ended'}"
                     for label, c, i in zip(labels, clips, shown)]
         frames.append(labelled_row([c[i] for c, i in zip(clips, shown)], captions, height, gap, widest))
     return np.stack(frames)
