@@ -253,8 +253,7 @@ def _training_seeds(checkpoint: str) -> tuple[str, list[int], str] | None:
     its recording's task, first seed, episode count and failed seeds in training_summary.json."""
     import json
 
-    from worldpolicy.data.from_sim import recorded_seeds
-    from worldpolicy.fileio import TRAINER_STATE_FILE, TRAINING_SUMMARY_FILE
+    from worldpolicy.fileio import TRAINER_STATE_FILE, TRAINING_SUMMARY_FILE, recorded_seeds
 
     folder = Path(checkpoint)
     try:
