@@ -51,6 +51,7 @@ from ..engine.loading import (
     weight_samples,
 )
 from ..fileio import (
+    METRICS_FILE,
     STORAGE_ERRNOS,
     interruption,
     sigint_held,
@@ -683,7 +684,7 @@ class Trainer:
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
             write_json_atomic(self.out / "config.json", cfg.to_dict())
-        metrics_path = self.out / "metrics.jsonl"
+        metrics_path = self.out / METRICS_FILE
         if self.rank == 0 and metrics_path.exists():
             _trim_metrics(metrics_path, start)
         records: list[StepRecord] = []
@@ -770,7 +771,7 @@ class Trainer:
 
     def _previous_run(self, checkpoints: list[Path]) -> tuple[dict[str, Any], Path, int] | None:
         """The settings of the run `output_dir` already holds, where they were read and its step; None for a new run."""
-        config_file, metrics = self.out / "config.json", self.out / "metrics.jsonl"
+        config_file, metrics = self.out / "config.json", self.out / METRICS_FILE
         self._resumed_data = None  # the fingerprint of the data the resumed run trained on (older runs: not stored)
         if checkpoints:
             state = json.loads((checkpoints[-1] / STATE_FILE).read_text())
@@ -779,7 +780,7 @@ class Trainer:
         if config_file.is_file():
             return json.loads(config_file.read_text()), config_file, 0
         if metrics.exists():
-            raise ValueError(f"output_dir {str(self.out)!r} holds a metrics.jsonl but no config.json or checkpoint "
+            raise ValueError(f"output_dir {str(self.out)!r} holds a {METRICS_FILE} but no config.json or checkpoint "
                              "(another run's log?): choose a new --out / output_dir, or move the file away")
         return None
 
