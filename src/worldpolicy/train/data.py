@@ -137,6 +137,15 @@ def _default_source(dataset, action_keys: list[str], target: Embodiment) -> str:
     if names == list(target.columns):
         return DEFAULT_SOURCE if names == list(default.columns) else target.key
     if len(names) == default.action_dim:
+        if names != list(default.columns):  # 8 values of some robot's: the widths agree, the meaning may not
+            own = f"data.source_embodiment = {target.key!r} if they are the trained embodiment's columns in its " \
+                "order, else " if target.action_dim == len(names) else ""
+            logger.warning(
+                "data.source_embodiment is unset and data.action_keys=%s hold 8 columns (%s), not named as %r's (%s): "
+                "they are read as its 7 joint targets then the gripper, in that order. If they are another robot's, "
+                "set %sdata.source_embodiment to the registered embodiment they belong to, or name them in the "
+                "dataset (the action feature's `names` in meta/info.json)", list(action_keys), ", ".join(names),
+                DEFAULT_SOURCE, ", ".join(default.columns), own)
         return DEFAULT_SOURCE
     raise ValueError(
         f"data.source_embodiment is unset and data.action_keys={list(action_keys)} hold {len(names)} columns "
