@@ -373,6 +373,12 @@ def test_eight_columns_not_named_as_droids_are_read_as_droids_with_a_warning_say
             "joint_5, joint_6, gripper): they are read as its 7 joint targets then the gripper") in messages[0]
     assert "set data.source_embodiment to the registered embodiment they belong to" in messages[0]
     assert "`names`" in messages[0] and "'droid/relative_pose'" not in messages[0]  # 10 columns: not these 8
+    # DROID's joints are converted from the state row's start pose, so its state_keys are read though the trained
+    # embodiment has no state row: left at their default, they are named as the default with the dataset's own key
+    with pytest.raises(ValueError, match=r"data.state_keys=\['observation.state.joint_positions', 'observation.state."
+                                         r"gripper_position'\] \(the default: .*e.g. data.state_keys = "
+                                         r"\['observation.state'\]"):
+        window_spec(DataConfig(dataset=str(tmp_path / "unnamed"), chunk_size=4, action_keys=["action"]), target)
 
 
 def test_default_keys_a_robots_own_dataset_lacks_are_named_as_the_default_with_its_own_keys(tmp_path):

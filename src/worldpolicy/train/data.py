@@ -92,8 +92,9 @@ def window_spec(data: DataConfig, target: Embodiment) -> WindowSpec:
     from ..data import LeRobotDataset
 
     dataset = LeRobotDataset.open(data.dataset)
-    _refuse_absent_default_keys(dataset, data, target)
     source = data.source_embodiment or _default_source(dataset, data.action_keys, target)
+    # the source's state row is read too (`_plan`): DROID's joints are converted from the state's start pose
+    _refuse_absent_default_keys(dataset, data, bool(target.state_history or _source(source).state_history))
     conversion = data.action_conversion or _default_conversion(_source(source), target)
     spec = WindowSpec(
         dataset=data.dataset, chunk_size=data.chunk_size, source_embodiment=source, action_keys=tuple(data.action_keys),
@@ -109,12 +110,12 @@ def window_spec(data: DataConfig, target: Embodiment) -> WindowSpec:
     return spec
 
 
-def _refuse_absent_default_keys(dataset, data: DataConfig, target: Embodiment) -> None:
+def _refuse_absent_default_keys(dataset, data: DataConfig, reads_state: bool) -> None:
     """`action_keys` and `state_keys` default to the names `dataset from-sim` writes (DROID's layout); a dataset of
     one's own robot (LeRobot's `action`, `observation.state`) lacks them, and the error named keys the config never
     set. Say they are the default, and which of the dataset's keys to set instead."""
     settings = [("action_keys", data.action_keys, ACTION_KEYS, "action")]
-    if target.state_history:  # only a state-conditioned embodiment reads state_keys
+    if reads_state:  # only a state-conditioned embodiment (trained, or the data's source) reads state_keys
         settings.append(("state_keys", data.state_keys, STATE_KEYS, "observation.state"))
     for name, keys, default, lerobot in settings:
         if list(keys) != list(default) or all(k in dataset.feature_keys for k in keys):
