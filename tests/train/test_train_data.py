@@ -652,3 +652,30 @@ def test_a_latent_cache_build_refuses_shards_that_are_not_its_windows_in_order(c
     with pytest.raises(ValueError, match=r"windows-000000004.safetensors is not the next windows of data.dataset after "
                                          r"the 2 before it .*delete that folder to encode from the start"):
         build()
+
+
+def test_a_missing_video_is_refused_before_the_weights_load_unless_a_latent_cache_may_serve(
+        tiny_dataset, train_config, tmp_path, monkeypatch):
+    """A video file the windows decode and that is not there was found at the first decode, once the weights had
+    loaded. A run whose cache folder holds a finished latent cache may never decode (a resume after the videos were
+    removed to save room): it is not refused."""
+    import shutil
+
+    from worldpolicy.engine import loading
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    root = tmp_path / "ds"
+    shutil.copytree(tiny_dataset, root)
+    files = sorted((root / "videos").rglob("*.mp4"))
+    for path in files:
+        path.unlink()
+    monkeypatch.setattr(loading, "load_components", lambda *a, **k: pytest.fail("loaded the weights"))
+    raw = train_config(tmp_path / "run", data={"dataset": str(root), "cache_dir": str(tmp_path / "cache")})
+    with pytest.raises(ValueError, match=rf"{files[0]}: video file is missing \(named by videos/"
+                                         rf"{files[0].parent.parent.name}/chunk_index and file_index of episode 0 "
+                                         rf"\(from meta/episodes\)\); 1 more video files are missing too"):
+        Trainer(load_config(raw), progress=False).run()
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "latents-0123-v2.safetensors").write_bytes(b"")  # a finished cache, of whatever data
+    Trainer(load_config(raw), progress=False)._data()  # the data checks pass; the cache decides at loading

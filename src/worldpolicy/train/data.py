@@ -255,6 +255,20 @@ def camera_sources(videos: list[str], video_keys: Sequence[str] | None, target: 
                      + ("" if given else "; name the videos to train on in data.video_keys"))
 
 
+def check_encodable(spec: WindowSpec, target: Embodiment) -> None:
+    """What encoding the windows would refuse, refused before the weights load (minutes, for a large checkpoint): a
+    missing video file, a NaN or infinite action or state (`iter_windows` checks the latter again as it encodes)."""
+    plan = _plan(spec, target)
+    plan.dataset.check_video_files(list(dict.fromkeys(plan.cameras.values())), spec.episodes)
+    keys = list(spec.action_keys) + (list(spec.state_keys) if plan.source.state_history else [])
+    check_finite(plan.dataset, keys, spec.episodes if spec.episodes is not None else range(plan.dataset.num_episodes))
+
+
+def cached(cache_dir: str | Path) -> bool:
+    """Whether `cache_dir` holds a finished latent cache (of any data): one may serve the run without a decode."""
+    return any(Path(cache_dir).glob(f"latents-*-v{CACHE_FORMAT}.safetensors"))
+
+
 def trained_frames(spec: WindowSpec, target: Embodiment) -> dict[str, Any]:
     """What the run's frames are, for its checkpoints (`trainer_state.json`): each camera's [height, width] and the
     dataset video that feeds it (`camera_sources`), and the composed frame's [height, width], from the dataset's
@@ -330,7 +344,7 @@ def check_finite(dataset, keys: list[str], episodes: Iterable[int]) -> None:
         if bad is not None:
             raise ValueError(
                 f"data.dataset {str(dataset.root)!r}: {bad.key} is {bad.value} in episode {episode} (frame {bad.frame}, "
-                f"column {bad.column}; {bad.frames} frames of that episode hold NaN or inf); training needs finite "
+                f"column {bad.column}; frames of that episode holding NaN or inf: {bad.frames}); training needs finite "
                 "actions and states: fix or drop the episode"
             )
 

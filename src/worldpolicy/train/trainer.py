@@ -63,7 +63,15 @@ from ..models import SHIPPED_NAME
 from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from .config import RESUMABLE, TrainConfig, changed_settings
-from .data import LatentCache, WindowSpec, count_windows, trained_frames, window_spec
+from .data import (
+    LatentCache,
+    WindowSpec,
+    cached,
+    check_encodable,
+    count_windows,
+    trained_frames,
+    window_spec,
+)
 from .flow import OBJECTIVES, ModelExample, TimestepSampler, batch_losses, draw_noise
 
 logger = logging.getLogger(__name__)
@@ -202,9 +210,15 @@ class Trainer:
             self.config.data.source_embodiment = spec.source_embodiment
             self.config.data.action_conversion = spec.action_conversion
             self.frames = trained_frames(spec, layout)
+            if not cached(self._cache_dir):  # else the run may never read the data: a resume, videos since removed
+                check_encodable(spec, layout)
             self._warn_batch_over_windows(spec)
             self._windows = spec, layout
         return self._windows
+
+    @property
+    def _cache_dir(self) -> str:
+        return self.config.data.cache_dir or str(self.out / "cache")
 
     def _warn_batch_over_windows(self, spec: WindowSpec) -> None:
         """A batch larger than the dataset trains (its positions run on into the next epochs' orders), but each step
@@ -234,7 +248,7 @@ class Trainer:
         self.vae.requires_grad_(False)
         self._check_model_fits(layout)  # before the latent cache: encoding it can take long
 
-        cache_dir = cfg.data.cache_dir or str(self.out / "cache")
+        cache_dir = self._cache_dir
         options = dict(use_system_prompt=self.pipeline_flags["default_use_system_prompt"], expect=self._resumed_data)
 
         def build_or_load(progress: bool) -> LatentCache:
