@@ -345,7 +345,8 @@ def check_finite(dataset, keys: list[str], episodes: Iterable[int]) -> None:
             raise ValueError(
                 f"data.dataset {str(dataset.root)!r}: {bad.key} is {bad.value} in episode {episode} (frame {bad.frame}, "
                 f"column {bad.column}; frames of that episode holding NaN or inf: {bad.frames}); training needs finite "
-                "actions and states: fix or drop the episode"
+                f"actions and states: fix the episode, or train on a copy without it (`write_episodes(COPY, (e for e "
+                f"in ds.episodes() if e.index != {episode}), fps=ds.fps, features=ds.features)`, docs/data.md)"
             )
 
 
