@@ -69,7 +69,7 @@ class OptimConfig:
     steps: int = 1000
     batch_size: int = 8
     lr: float = 1e-4
-    # torch's AdamW default; Cosmos Policy's 0.1 is for 40K-step full fine-tunes of another backbone (docs/training.md)
+    # torch's AdamW default; Cosmos Policy's 0.1 is for 40K-step full fine-tunes of other backbones (docs/training.md)
     weight_decay: float = 0.01
     warmup_steps: int = 100
     min_lr_ratio: float = 0.1
