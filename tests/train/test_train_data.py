@@ -379,6 +379,11 @@ def test_eight_columns_not_named_as_droids_are_read_as_droids_with_a_warning_say
                                          r"gripper_position'\] \(the default: .*e.g. data.state_keys = "
                                          r"\['observation.state'\]"):
         window_spec(DataConfig(dataset=str(tmp_path / "unnamed"), chunk_size=4, action_keys=["action"]), target)
+    # action keys that are not found are named first, not the state keys the source would read next
+    with pytest.raises(ValueError, match=r"data.action_keys=\['observation.image'\]: .* not among the dataset's "
+                                         r"features \['action', 'observation.state'\]"):
+        window_spec(DataConfig(dataset=str(tmp_path / "unnamed"), chunk_size=4, action_keys=["observation.image"]),
+                    target)
 
 
 def test_default_keys_a_robots_own_dataset_lacks_are_named_as_the_default_with_its_own_keys(tmp_path):

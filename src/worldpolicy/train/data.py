@@ -93,8 +93,11 @@ def window_spec(data: DataConfig, target: Embodiment) -> WindowSpec:
 
     dataset = LeRobotDataset.open(data.dataset)
     source = data.source_embodiment or _default_source(dataset, data.action_keys, target)
-    # the source's state row is read too (`_plan`): DROID's joints are converted from the state's start pose
-    _refuse_absent_default_keys(dataset, data, bool(target.state_history or _source(source).state_history))
+    # the source's state row is read too (`_plan`: DROID's joints are converted from the state's start pose), once
+    # the action keys are found (else the sampler's check names them first)
+    actions_found = all(k in dataset.feature_keys for k in data.action_keys)
+    _refuse_absent_default_keys(dataset, data,
+                                bool(target.state_history or (actions_found and _source(source).state_history)))
     conversion = data.action_conversion or _default_conversion(_source(source), target)
     spec = WindowSpec(
         dataset=data.dataset, chunk_size=data.chunk_size, source_embodiment=source, action_keys=tuple(data.action_keys),
