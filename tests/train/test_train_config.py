@@ -209,6 +209,8 @@ def test_cli_unreadable_and_missing_configs(tmp_path, capsys, valid):
     good = tmp_path / "good.json"
     good.write_text(json.dumps(valid))
     assert "--steps=0" in _cli_error(capsys, ["train", str(good), "--steps", "0"])
+    # a TrainConfig with --install: said what --install is for and what to do, naming the file given
+    assert f"{str(good)!r} is a TrainConfig: drop --install" in _cli_error(capsys, ["train", str(good), "--install"])
 
 
 @pytest.mark.parametrize("section, values, message", [

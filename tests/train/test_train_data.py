@@ -341,6 +341,51 @@ def test_a_dataset_in_the_trained_embodiments_own_columns_needs_no_conversion(tm
         window_spec(DataConfig(dataset=str(tmp_path / "unnamed"), chunk_size=4, action_keys=["action"]), own)
 
 
+def test_eight_columns_not_named_as_droids_are_read_as_droids_with_a_warning_saying_so(tmp_path, caplog):
+    """8 unnamed action values were read as DROID's joints + gripper without a word: a 6-joint robot with a gripper
+    and a wrist roll trained on columns of another meaning. The warning names the assumption and the settings that
+    say otherwise; columns named as DROID's pass silently."""
+    from worldpolicy.data import write_episodes
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.train.config import DataConfig
+    from worldpolicy.train.data import window_spec
+
+    droid = get_embodiment("droid/joint_pos")
+    target = get_embodiment("droid/relative_pose")
+    for names, root in ((list(droid.columns), tmp_path / "named"), (None, tmp_path / "unnamed")):
+        write_episodes(root, [{"frames": {"action": np.zeros((6, 8), np.float32),
+                                          "observation.state": np.zeros((6, 8), np.float32)},
+                               "videos": {"observation.image": np.zeros((6, 32, 32, 3), np.uint8)}, "task": "x"}],
+                       fps=15, video_codec="libx264rgb",
+                       features={"action": {"dtype": "float32", "shape": [8], "names": names},
+                                 "observation.state": {"dtype": "float32", "shape": [8], "names": names},
+                                 "observation.image": {"dtype": "video", "shape": [32, 32, 3]}})
+    for root, warned in ((tmp_path / "named", False), (tmp_path / "unnamed", True)):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="worldpolicy.train.data"):
+            spec = window_spec(DataConfig(dataset=str(root), chunk_size=4, action_keys=["action"],
+                                          state_keys=["observation.state"]), target)
+        assert spec.source_embodiment == "droid/joint_pos"
+        messages = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert bool(messages) == warned, messages
+    assert ("data.action_keys=['action'] hold 8 columns (action_0, action_1, action_2, action_3, action_4, action_5, "
+            "action_6, action_7), not named as 'droid/joint_pos''s (joint_0, joint_1, joint_2, joint_3, joint_4, "
+            "joint_5, joint_6, gripper): they are read as its 7 joint targets then the gripper") in messages[0]
+    assert "set data.source_embodiment to the registered embodiment they belong to" in messages[0]
+    assert "`names`" in messages[0] and "'droid/relative_pose'" not in messages[0]  # 10 columns: not these 8
+    # DROID's joints are converted from the state row's start pose, so its state_keys are read though the trained
+    # embodiment has no state row: left at their default, they are named as the default with the dataset's own key
+    with pytest.raises(ValueError, match=r"data.state_keys=\['observation.state.joint_positions', 'observation.state."
+                                         r"gripper_position'\] \(the default: .*e.g. data.state_keys = "
+                                         r"\['observation.state'\]"):
+        window_spec(DataConfig(dataset=str(tmp_path / "unnamed"), chunk_size=4, action_keys=["action"]), target)
+    # action keys that are not found are named first, not the state keys the source would read next
+    with pytest.raises(ValueError, match=r"data.action_keys=\['observation.image'\]: .* not among the dataset's "
+                                         r"features \['action', 'observation.state'\]"):
+        window_spec(DataConfig(dataset=str(tmp_path / "unnamed"), chunk_size=4, action_keys=["observation.image"]),
+                    target)
+
+
 def test_default_keys_a_robots_own_dataset_lacks_are_named_as_the_default_with_its_own_keys(tmp_path):
     """A LeRobot dataset of one's own robot (`action`, `observation.state`) and a config without action_keys: the
     error named DROID's key names as if the config had set them."""
@@ -612,3 +657,30 @@ def test_a_latent_cache_build_refuses_shards_that_are_not_its_windows_in_order(c
     with pytest.raises(ValueError, match=r"windows-000000004.safetensors is not the next windows of data.dataset after "
                                          r"the 2 before it .*delete that folder to encode from the start"):
         build()
+
+
+def test_a_missing_video_is_refused_before_the_weights_load_unless_a_latent_cache_may_serve(
+        tiny_dataset, train_config, tmp_path, monkeypatch):
+    """A video file the windows decode and that is not there was found at the first decode, once the weights had
+    loaded. A run whose cache folder holds a finished latent cache may never decode (a resume after the videos were
+    removed to save room): it is not refused."""
+    import shutil
+
+    from worldpolicy.engine import loading
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    root = tmp_path / "ds"
+    shutil.copytree(tiny_dataset, root)
+    files = sorted((root / "videos").rglob("*.mp4"))
+    for path in files:
+        path.unlink()
+    monkeypatch.setattr(loading, "load_components", lambda *a, **k: pytest.fail("loaded the weights"))
+    raw = train_config(tmp_path / "run", data={"dataset": str(root), "cache_dir": str(tmp_path / "cache")})
+    with pytest.raises(ValueError, match=rf"{files[0]}: video file is missing \(named by videos/"
+                                         rf"{files[0].parent.parent.name}/chunk_index and file_index of episode 0 "
+                                         rf"\(from meta/episodes\)\); 1 more video files are missing too"):
+        Trainer(load_config(raw), progress=False).run()
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "latents-0123-v2.safetensors").write_bytes(b"")  # a finished cache, of whatever data
+    Trainer(load_config(raw), progress=False)._data()  # the data checks pass; the cache decides at loading

@@ -43,6 +43,12 @@ def test_the_documented_shipped_model_fine_tune_resolves_its_data_before_loading
         trainer.run()
     assert (trainer.config.data.action_conversion, trainer.embodiment_spec["name"]) == ("joint_to_relative_pose",
                                                                                         "panda_reach")
+    # it trains what the shipped model was trained on (not the policy alone): the recipe's objectives, to the letter
+    import tomllib
+    from importlib import resources
+
+    recipe = tomllib.loads(resources.files("worldpolicy.train.recipes").joinpath("reach_from_scratch.toml").read_text())
+    assert trainer.config.to_dict()["objectives"] == {"preset": None, **recipe["objectives"]}
 
 
 def test_the_documented_own_robot_run_file_passes_every_check_before_the_weights(tmp_path, monkeypatch):

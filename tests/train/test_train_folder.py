@@ -153,12 +153,17 @@ def test_checkpoints_are_readable_like_any_other_output(train_config, tmp_path):
 
 
 def test_an_output_dir_under_a_file_is_refused_with_the_config(train_config, tmp_path):
+    """And a data.cache_dir: one that was a file was refused as "not writable (a read-only disk, or no write
+    permission)", sending the user after permissions."""
     from worldpolicy.train.config import load_config
 
     (tmp_path / "afile").write_text("x")
     for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):
-        with pytest.raises(ValueError, match=r"output_dir .*afile' is a file, not a folder"):
+        with pytest.raises(ValueError, match=r"output_dir=.*afile' is a file, not a folder; give --out / output_dir a "
+                                             r"folder"):
             load_config(train_config(out))
+        with pytest.raises(ValueError, match=r"data.cache_dir=.*afile' is a file, not a folder; give data.cache_dir"):
+            load_config(train_config(tmp_path / "run", data={"cache_dir": str(out)}))
 
 
 def test_an_output_dir_that_holds_another_kind_of_thing_is_refused_with_the_config(train_config, tmp_path,

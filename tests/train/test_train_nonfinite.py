@@ -48,13 +48,17 @@ def nan_dataset(tiny_dataset, tmp_path):
 
 
 def test_nan_action_is_refused_before_anything_is_encoded(nan_dataset, train_config, tmp_path, monkeypatch):
-    from worldpolicy.engine import sampler
+    """Before the weights load, too: found at the encoding, it cost a large checkpoint's loading first."""
+    from worldpolicy.engine import loading, sampler
     from worldpolicy.train.config import load_config
     from worldpolicy.train.trainer import Trainer
 
     monkeypatch.setattr(sampler, "encode_latents", lambda *a: pytest.fail("encoded a window of NaN data"))
+    monkeypatch.setattr(loading, "load_components", lambda *a, **k: pytest.fail("loaded the weights for NaN data"))
     raw = train_config(tmp_path / "run", data={"dataset": str(nan_dataset), "cache_dir": str(tmp_path / "cache")})
-    with pytest.raises(ValueError, match=r"action\.joint_position is nan in episode 1 \(frame 3, column 2"):
+    with pytest.raises(ValueError, match=r"action\.joint_position is nan in episode 1 \(frame 3, column 2.* or train "
+                                         r"on a copy without it \(`write_episodes\(COPY, \(e for e in ds.episodes\(\) "
+                                         r"if e.index != 1\)"):
         Trainer(load_config(raw), progress=False).run()
     assert not list((tmp_path / "cache").glob("latents-*")) and not (tmp_path / "run" / "checkpoints").exists()
 

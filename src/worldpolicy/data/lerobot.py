@@ -410,6 +410,25 @@ class LeRobotDataset:
                     f"{round(end * self.fps)}; the rest belong to no listed episode",
                 )
 
+    def check_video_files(self, keys: Sequence[str], episodes: Iterable[int] | None = None) -> None:
+        """Refuse a video file that `keys`' frames of `episodes` (default all) would be decoded from and that is not
+        there: a stat per file, so training finds it before the weights load instead of at the first decode. Names
+        the first missing file, the episode that needs it and how many files are missing."""
+        seen: set[Path] = set()  # LeRobot v3 packs many episodes into one file: one stat each
+        missing: dict[Path, tuple[str, int]] = {}
+        for key in (k for k in keys if self.features[k]["dtype"] == "video"):
+            for i in range(self.num_episodes) if episodes is None else episodes:
+                path = self._video_path(key, int(i))
+                if path not in seen:
+                    seen.add(path)
+                    if not path.is_file():
+                        missing[path] = (key, int(i))
+        if missing:
+            path, (key, i) = next(iter(missing.items()))
+            more = f"; {len(missing) - 1} more video files are missing too" if len(missing) > 1 else ""
+            raise DatasetFormatError(path, None, f"video file is missing (named by videos/{key}/chunk_index and "
+                                                 f"file_index of episode {i} (from {EPISODES_DIR})){more}")
+
     def _video_path(self, key: str, i: int) -> Path:
         return self.root / self.info["video_path"].format(
             video_key=key,

@@ -53,7 +53,9 @@ def _train(args: argparse.Namespace) -> int:
         run_recipe(path, args.out, install=args.install, progress=not args.no_progress)
         return 0
     if args.install:
-        raise ValueError("--install applies to from-scratch recipes only")
+        raise ValueError(f"--install copies a from-scratch recipe's model into the package ({', '.join(RECIPES)}, "
+                         f"or a recipe file with a [scratch] table); {args.config!r} is a TrainConfig: drop --install "
+                         "(its checkpoints load from the run's folder)")
     from .config import load_config
     from .trainer import Trainer
 

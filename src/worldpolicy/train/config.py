@@ -69,6 +69,7 @@ class OptimConfig:
     steps: int = 1000
     batch_size: int = 8
     lr: float = 1e-4
+    # torch's AdamW default; Cosmos Policy's 0.1 is for 40K-step full fine-tunes of other backbones (docs/training.md)
     weight_decay: float = 0.01
     warmup_steps: int = 100
     min_lr_ratio: float = 0.1
@@ -154,10 +155,13 @@ class TrainConfig:
             except (OSError, ValueError) as exc:
                 raise ValueError(f"embodiment={self.embodiment!r}: cannot read the spec file ({exc})") from None
 
-        if (blocking := file_in_the_way(self.output_dir)) is not None:  # now, not after the model loads
-            raise ValueError(f"output_dir {self.output_dir!r}: {str(blocking)!r} is a file, not a folder")
+        folders = (("--out / output_dir", self.output_dir), ("data.cache_dir", self.data.cache_dir))
+        for setting, folder in folders:  # now, not after the model loads
+            if folder and (blocking := file_in_the_way(folder)) is not None:
+                raise ValueError(f"{setting}={folder!r}: {str(blocking)!r} is a file, not a folder; give {setting} a "
+                                 "folder (new, or one it wrote before)")
         refuse_foreign_folder(self.output_dir, "--out / output_dir", "train")  # a checkpoint, dataset, other run
-        for setting, folder in (("--out / output_dir", self.output_dir), ("data.cache_dir", self.data.cache_dir)):
+        for setting, folder in folders:
             _refuse_unwritable(setting, folder)  # found now, not when the first latents or checkpoint are written
         dataset = Path(self.data.dataset)
         if not dataset.exists():

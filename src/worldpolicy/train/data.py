@@ -92,8 +92,12 @@ def window_spec(data: DataConfig, target: Embodiment) -> WindowSpec:
     from ..data import LeRobotDataset
 
     dataset = LeRobotDataset.open(data.dataset)
-    _refuse_absent_default_keys(dataset, data, target)
     source = data.source_embodiment or _default_source(dataset, data.action_keys, target)
+    # the source's state row is read too (`_plan`: DROID's joints are converted from the state's start pose), once
+    # the action keys are found (else the sampler's check names them first)
+    actions_found = all(k in dataset.feature_keys for k in data.action_keys)
+    _refuse_absent_default_keys(dataset, data,
+                                bool(target.state_history or (actions_found and _source(source).state_history)))
     conversion = data.action_conversion or _default_conversion(_source(source), target)
     spec = WindowSpec(
         dataset=data.dataset, chunk_size=data.chunk_size, source_embodiment=source, action_keys=tuple(data.action_keys),
@@ -109,12 +113,12 @@ def window_spec(data: DataConfig, target: Embodiment) -> WindowSpec:
     return spec
 
 
-def _refuse_absent_default_keys(dataset, data: DataConfig, target: Embodiment) -> None:
+def _refuse_absent_default_keys(dataset, data: DataConfig, reads_state: bool) -> None:
     """`action_keys` and `state_keys` default to the names `dataset from-sim` writes (DROID's layout); a dataset of
     one's own robot (LeRobot's `action`, `observation.state`) lacks them, and the error named keys the config never
     set. Say they are the default, and which of the dataset's keys to set instead."""
     settings = [("action_keys", data.action_keys, ACTION_KEYS, "action")]
-    if target.state_history:  # only a state-conditioned embodiment reads state_keys
+    if reads_state:  # only a state-conditioned embodiment (trained, or the data's source) reads state_keys
         settings.append(("state_keys", data.state_keys, STATE_KEYS, "observation.state"))
     for name, keys, default, lerobot in settings:
         if list(keys) != list(default) or all(k in dataset.feature_keys for k in keys):
@@ -137,6 +141,15 @@ def _default_source(dataset, action_keys: list[str], target: Embodiment) -> str:
     if names == list(target.columns):
         return DEFAULT_SOURCE if names == list(default.columns) else target.key
     if len(names) == default.action_dim:
+        if names != list(default.columns):  # 8 values of some robot's: the widths agree, the meaning may not
+            own = f"data.source_embodiment = {target.key!r} if they are the trained embodiment's columns in its " \
+                "order, else " if target.action_dim == len(names) else ""
+            logger.warning(
+                "data.source_embodiment is unset and data.action_keys=%s hold 8 columns (%s), not named as %r's (%s): "
+                "they are read as its 7 joint targets then the gripper, in that order. If they are another robot's, "
+                "set %sdata.source_embodiment to the registered embodiment they belong to, or name them in the "
+                "dataset (the action feature's `names` in meta/info.json)", list(action_keys), ", ".join(names),
+                DEFAULT_SOURCE, ", ".join(default.columns), own)
         return DEFAULT_SOURCE
     raise ValueError(
         f"data.source_embodiment is unset and data.action_keys={list(action_keys)} hold {len(names)} columns "
@@ -245,6 +258,20 @@ def camera_sources(videos: list[str], video_keys: Sequence[str] | None, target: 
                      + ("" if given else "; name the videos to train on in data.video_keys"))
 
 
+def check_encodable(spec: WindowSpec, target: Embodiment) -> None:
+    """What encoding the windows would refuse, refused before the weights load (minutes, for a large checkpoint): a
+    missing video file, a NaN or infinite action or state (`iter_windows` checks the latter again as it encodes)."""
+    plan = _plan(spec, target)
+    plan.dataset.check_video_files(list(dict.fromkeys(plan.cameras.values())), spec.episodes)
+    keys = list(spec.action_keys) + (list(spec.state_keys) if plan.source.state_history else [])
+    check_finite(plan.dataset, keys, spec.episodes if spec.episodes is not None else range(plan.dataset.num_episodes))
+
+
+def cached(cache_dir: str | Path) -> bool:
+    """Whether `cache_dir` holds a finished latent cache (of any data): one may serve the run without a decode."""
+    return any(Path(cache_dir).glob(f"latents-*-v{CACHE_FORMAT}.safetensors"))
+
+
 def trained_frames(spec: WindowSpec, target: Embodiment) -> dict[str, Any]:
     """What the run's frames are, for its checkpoints (`trainer_state.json`): each camera's [height, width] and the
     dataset video that feeds it (`camera_sources`), and the composed frame's [height, width], from the dataset's
@@ -320,8 +347,9 @@ def check_finite(dataset, keys: list[str], episodes: Iterable[int]) -> None:
         if bad is not None:
             raise ValueError(
                 f"data.dataset {str(dataset.root)!r}: {bad.key} is {bad.value} in episode {episode} (frame {bad.frame}, "
-                f"column {bad.column}; {bad.frames} frames of that episode hold NaN or inf); training needs finite "
-                "actions and states: fix or drop the episode"
+                f"column {bad.column}; frames of that episode holding NaN or inf: {bad.frames}); training needs finite "
+                f"actions and states: fix the episode, or train on a copy without it (`write_episodes(COPY, (e for e "
+                f"in ds.episodes() if e.index != {episode}), fps=ds.fps, features=ds.features)`, docs/data.md)"
             )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..fileio import output_folder, staged_folder, write_json_atomic
+from ..fileio import MODEL_INDEX_FILE, output_folder, staged_folder, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -324,7 +324,7 @@ def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, instal
                                   "normalization": "none", "stats": None, "chunk_size": config.data.chunk_size},
                                  overwrite=True)
     spec = replace(window_spec(config.data, layout), stride=1)  # the VAE draws from every window
-    if not (out / "base" / "model_index.json").is_file():
+    if not (out / "base" / MODEL_INDEX_FILE).is_file():
         tick = time.perf_counter()
         vae, vae_info = train_vae(scratch, spec, layout, progress=progress)
         from ..data import LeRobotDataset

@@ -51,6 +51,7 @@ from ..engine.loading import (
     weight_samples,
 )
 from ..fileio import (
+    METRICS_FILE,
     STORAGE_ERRNOS,
     interruption,
     sigint_held,
@@ -62,7 +63,15 @@ from ..models import SHIPPED_NAME
 from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
 from .config import RESUMABLE, TrainConfig, changed_settings
-from .data import LatentCache, WindowSpec, count_windows, trained_frames, window_spec
+from .data import (
+    LatentCache,
+    WindowSpec,
+    cached,
+    check_encodable,
+    count_windows,
+    trained_frames,
+    window_spec,
+)
 from .flow import OBJECTIVES, ModelExample, TimestepSampler, batch_losses, draw_noise
 
 logger = logging.getLogger(__name__)
@@ -201,9 +210,15 @@ class Trainer:
             self.config.data.source_embodiment = spec.source_embodiment
             self.config.data.action_conversion = spec.action_conversion
             self.frames = trained_frames(spec, layout)
+            if not cached(self._cache_dir):  # else the run may never read the data: a resume, videos since removed
+                check_encodable(spec, layout)
             self._warn_batch_over_windows(spec)
             self._windows = spec, layout
         return self._windows
+
+    @property
+    def _cache_dir(self) -> str:
+        return self.config.data.cache_dir or str(self.out / "cache")
 
     def _warn_batch_over_windows(self, spec: WindowSpec) -> None:
         """A batch larger than the dataset trains (its positions run on into the next epochs' orders), but each step
@@ -233,7 +248,7 @@ class Trainer:
         self.vae.requires_grad_(False)
         self._check_model_fits(layout)  # before the latent cache: encoding it can take long
 
-        cache_dir = cfg.data.cache_dir or str(self.out / "cache")
+        cache_dir = self._cache_dir
         options = dict(use_system_prompt=self.pipeline_flags["default_use_system_prompt"], expect=self._resumed_data)
 
         def build_or_load(progress: bool) -> LatentCache:
@@ -683,7 +698,7 @@ class Trainer:
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
             write_json_atomic(self.out / "config.json", cfg.to_dict())
-        metrics_path = self.out / "metrics.jsonl"
+        metrics_path = self.out / METRICS_FILE
         if self.rank == 0 and metrics_path.exists():
             _trim_metrics(metrics_path, start)
         records: list[StepRecord] = []
@@ -770,7 +785,7 @@ class Trainer:
 
     def _previous_run(self, checkpoints: list[Path]) -> tuple[dict[str, Any], Path, int] | None:
         """The settings of the run `output_dir` already holds, where they were read and its step; None for a new run."""
-        config_file, metrics = self.out / "config.json", self.out / "metrics.jsonl"
+        config_file, metrics = self.out / "config.json", self.out / METRICS_FILE
         self._resumed_data = None  # the fingerprint of the data the resumed run trained on (older runs: not stored)
         if checkpoints:
             state = json.loads((checkpoints[-1] / STATE_FILE).read_text())
@@ -779,7 +794,7 @@ class Trainer:
         if config_file.is_file():
             return json.loads(config_file.read_text()), config_file, 0
         if metrics.exists():
-            raise ValueError(f"output_dir {str(self.out)!r} holds a metrics.jsonl but no config.json or checkpoint "
+            raise ValueError(f"output_dir {str(self.out)!r} holds a {METRICS_FILE} but no config.json or checkpoint "
                              "(another run's log?): choose a new --out / output_dir, or move the file away")
         return None
 
