@@ -71,9 +71,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output run directory")
     p.set_defaults(func=_predict)
 
+    from .sim.commands import EVAL_SEED  # the parser `worldpolicy sim` adds too: nothing more to import
+
     p = sub.add_parser("demo", help="run the shipped model through all three modes and in the simulator")
     p.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
-    p.add_argument("--seed", type=int, default=0, help="scene and sampling seed (default: 0)")
+    p.add_argument("--seed", type=int, default=EVAL_SEED,
+                   help=f"scene and sampling seed; episode i uses seed + i (default: {EVAL_SEED}, as `sim`: scenes "
+                   "the shipped model did not train on)")
     p.add_argument("--episodes", type=int, default=3, help="closed-loop simulator episodes (default: 3)")
     p.set_defaults(func=_demo)
 
@@ -452,6 +456,7 @@ def _demo(args: argparse.Namespace) -> int:
     from .cli import LOAD_FLAGS, flag_named
     from .models import shipped_model
     from .policy import check_seed
+    from .sim.commands import warn_training_scenes
     from .sim.env import TabletopEnv
     from .sim.evaluate import evaluate, keep_report, write_report
     from .sim.policies import wrap_policy
@@ -466,6 +471,7 @@ def _demo(args: argparse.Namespace) -> int:
         raise flag_named(exc, LOAD_FLAGS) from None
     out = _demo_out(Path(args.out))
     checkpoint = shipped_model()
+    warn_training_scenes(str(checkpoint), "reach", args.seed, args.episodes)  # a --seed into its recording
     policy = load_policy(checkpoint, seed=args.seed)
     env = TabletopEnv("reach")
     try:

@@ -359,6 +359,25 @@ def read_json(path: str | Path, what: str) -> Any:
         raise ValueError(f"{what} is not valid JSON: {exc}") from None
 
 
+def recorded_seeds(root: str | Path) -> tuple[str, list[int]] | None:
+    """The task and env seeds a `dataset from-sim` recording at `root` holds (info.json's `PROVENANCE_KEY`: `task`,
+    `seeds`), or None for a dataset that does not say (made elsewhere) or cannot be read. `worldpolicy sim` checks its
+    episodes against them and a training run's page picks its `sim --seed` past them, so a checkpoint is not evaluated
+    on the scenes it was trained on unawares."""
+    try:
+        info = read_json(Path(root) / "meta" / "info.json", "info.json")
+    except (OSError, ValueError):
+        return None
+    provenance = info.get(PROVENANCE_KEY) if isinstance(info, dict) else None
+    if not isinstance(provenance, dict):
+        return None
+    task, seeds = provenance.get("task"), provenance.get("seeds")
+    if not isinstance(task, str) or not isinstance(seeds, list) or not seeds \
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        return None
+    return task, seeds
+
+
 def write_bytes_atomic(path: str | Path, data: str | bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)

@@ -30,7 +30,7 @@ def test_two_expert_episodes_round_trip_and_replay(tmp_path):
     assert made["task_version"] == get_task("reach").version and made["expert_version"] == ScriptedPolicy.version
     assert made["seeds"] == result.seeds and made["seed"] == 7 and made["keep_failures"] is True
     assert made["image_size"] == [32, 32] and made["max_steps"] == 6 and made["control_hz"] == 15.0
-    from worldpolicy.data.from_sim import recorded_seeds
+    from worldpolicy.fileio import recorded_seeds
 
     assert recorded_seeds(tmp_path / "sim") == ("reach", [7, 8])  # what `worldpolicy sim` checks its seeds against
     assert ds.video_keys == [
@@ -359,7 +359,7 @@ def _dataset_made_by(root, provenance):
 
 def test_recorded_seeds_are_none_where_the_dataset_does_not_say(tmp_path):
     """Made elsewhere, without its seeds, or not there: `worldpolicy sim` then checks nothing, rather than failing."""
-    from worldpolicy.data.from_sim import recorded_seeds
+    from worldpolicy.fileio import recorded_seeds
 
     assert recorded_seeds(_dataset_made_by(tmp_path / "made", {"task": "push", "seeds": [4, 6]}).root) == ("push",
                                                                                                            [4, 6])

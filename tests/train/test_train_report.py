@@ -41,23 +41,27 @@ def test_the_report_of_a_lora_run_names_what_it_trained_and_its_latest_checkpoin
 
 
 def test_the_pages_sim_command_evaluates_on_scenes_the_sim_dataset_did_not_record(tmp_path):
-    """`worldpolicy sim` and `dataset from-sim` both start at seed 0: the page's evaluation line ran the policy on the
-    very scenes it was trained on, and a researcher read that success rate as the policy's."""
+    """`worldpolicy sim` and `dataset from-sim` both started at seed 0: the page's evaluation line ran the policy on the
+    very scenes it was trained on, and a researcher read that success rate as the policy's. The line names its seed,
+    the run's own evaluation's where it clears the recording, so it holds whatever `sim`'s default."""
     from train_setup import CAMERAS, IMAGE_SIZE, make_episode
 
     from worldpolicy.data import write_episodes
     from worldpolicy.data.from_sim import sim_features
     from worldpolicy.viz.train_report import _usage
 
-    def sim_line(provenance):
+    def sim_line(provenance, evaluation=None):
         root = tmp_path / f"ds{len(list(tmp_path.iterdir()))}"
         write_episodes(root, [make_episode(0)], fps=15, features=sim_features("panda", IMAGE_SIZE, CAMERAS),
                        video_codec="libx264rgb", provenance=provenance)
         page = html.unescape(re.sub(r"<[^>]+>", "\n", _usage(tmp_path / "ckpt", None, {
-            "data": {"dataset": str(root)}, "eval": {"task": "reach"}})))
+            "data": {"dataset": str(root)}, "eval": {"task": "reach", **(evaluation or {})}})))
         return next(line for line in page.splitlines() if line.startswith("worldpolicy sim"))
 
     recorded = {"source": "worldpolicy dataset from-sim", "task": "reach", "seeds": [0, 1, 3, 4]}  # seed 2 failed
     assert sim_line(recorded).endswith("--task reach --episodes 10 --seed 5 --out runs/sim")
+    # the run's own evaluation scenes ([eval] seed) where the recording did not reach them, else past the recording
+    assert sim_line(recorded, {"seed": 10_000}).endswith("--task reach --episodes 10 --seed 10000 --out runs/sim")
+    assert sim_line(recorded, {"seed": 3}).endswith("--task reach --episodes 10 --seed 5 --out runs/sim")
     for other in (None, {**recorded, "task": "push"}):  # no sim seeds, or another task's: its default seeds
         assert sim_line(other).endswith("--task reach --episodes 10 --out runs/sim")

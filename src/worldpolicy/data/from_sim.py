@@ -23,12 +23,12 @@ from typing import Any, Self
 
 import numpy as np
 
-from ..fileio import PROVENANCE_KEY, Terminated, interruption, read_json, sigint_held
+from ..fileio import Terminated, interruption, sigint_held
 from .layout import ACTION_KEYS, STATE_KEYS, VIDEO_NAMES
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
 
-__all__ = ["ACTION_KEYS", "STATE_KEYS", "ExpertEpisodes", "ExpertFailed", "RecordingInterrupted", "SimConversion", "check_recording",
-           "expert_episodes", "recorded_seeds", "sim_features", "sim_to_dataset"]
+__all__ = ["ACTION_KEYS", "STATE_KEYS", "ExpertEpisodes", "ExpertFailed", "RecordingInterrupted", "SimConversion",
+           "check_recording", "expert_episodes", "sim_features", "sim_to_dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -229,24 +229,6 @@ def expert_episodes(
         json.loads(json.dumps(provenance)),  # as info.json gives it back: image_size a list
         _episodes(settings, workers, num_episodes, seed, attempts_allowed, keep_failures, failed_seeds, on_attempt),
     )
-
-
-def recorded_seeds(root: str | Path) -> tuple[str, list[int]] | None:
-    """The task and env seeds a `dataset from-sim` recording at `root` holds (info.json's `worldpolicy_provenance`:
-    `task`, `seeds`), or None for a dataset that does not say (made elsewhere) or cannot be read. `worldpolicy sim`
-    checks its episodes against them, so a checkpoint is not evaluated on the scenes it was trained on unawares."""
-    try:
-        info = read_json(Path(root) / "meta" / "info.json", "info.json")
-    except (OSError, ValueError):
-        return None
-    provenance = info.get(PROVENANCE_KEY) if isinstance(info, dict) else None
-    if not isinstance(provenance, dict):
-        return None
-    task, seeds = provenance.get("task"), provenance.get("seeds")
-    if not isinstance(task, str) or not isinstance(seeds, list) or not seeds \
-            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        return None
-    return task, seeds
 
 
 def check_recording(dataset: LeRobotDataset, task: str, *, seed: int = 0, **episode_options: Any) -> None:

@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 # very scenes a checkpoint trained on those episodes had learned, and its success said how well it fits its training
 # data, not how it does on new scenes. The default of a training run's own evaluation (`[eval] seed`), so the two see
 # the same scenes. A checkpoint whose training data says it recorded the seeds asked for is warned about
-# (`_warn_training_scenes`).
+# (`warn_training_scenes`).
 EVAL_SEED = 10_000
 
 
@@ -253,8 +253,7 @@ def _training_seeds(checkpoint: str) -> tuple[str, list[int], str] | None:
     its recording's task, first seed, episode count and failed seeds in training_summary.json."""
     import json
 
-    from worldpolicy.data.from_sim import recorded_seeds
-    from worldpolicy.fileio import TRAINER_STATE_FILE, TRAINING_SUMMARY_FILE
+    from worldpolicy.fileio import TRAINER_STATE_FILE, TRAINING_SUMMARY_FILE, recorded_seeds
 
     folder = Path(checkpoint)
     try:
@@ -273,7 +272,7 @@ def _training_seeds(checkpoint: str) -> tuple[str, list[int], str] | None:
     return (task, seeds, f"the recording in its {TRAINING_SUMMARY_FILE}") if isinstance(task, str) and seeds else None
 
 
-def _warn_training_scenes(checkpoint: str, task: str, seed: int, episodes: int) -> None:
+def warn_training_scenes(checkpoint: str, task: str, seed: int, episodes: int) -> None:
     """Warn when episodes about to run are scenes `checkpoint` was trained on (`_training_seeds`): their success says
     how well it fits its training data. A checkpoint that does not say is not checked."""
     trained = _training_seeds(checkpoint)
@@ -405,7 +404,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--embodiment {args.embodiment} does not apply to --policy scripted: the expert always acts "
                          "in droid/joint_pos (absolute joints); leave --embodiment out")
     if checkpoint:
-        _warn_training_scenes(args.policy, args.task, args.seed, args.episodes)
+        warn_training_scenes(args.policy, args.task, args.seed, args.episodes)
     record_size = image_size if (needs_images or args.videos > 0) else None
     env = _open_env(args, record_size)
     name = Path(args.policy).name if checkpoint else args.policy

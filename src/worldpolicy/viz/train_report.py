@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..fileio import BASE_FILE, CHECKPOINT_GLOB, METRICS_FILE, PROVENANCE_KEY, TRAINER_STATE_FILE
+from ..fileio import BASE_FILE, CHECKPOINT_GLOB, METRICS_FILE, TRAINER_STATE_FILE, recorded_seeds
 from ..policy import EMBODIMENT_FILE, trained_objective_weights
 from .report import _cards, _esc, _fmt, _kv_table, _read_json
 
@@ -157,35 +157,20 @@ def _usage(latest: Path, spec: Mapping[str, Any] | None, config: Mapping[str, An
         lines.append((f"{what} with its task)", f"{command} --checkpoint {ckpt}"))
     sim_what = "evaluate it in the MuJoCo sim (Panda arms only: another arm's embodiment is refused before it loads)"
     sim = f"worldpolicy sim --policy {ckpt} --task {shlex.quote(str(task))} --episodes 10"
-    recorded = _recorded_seeds(dataset)
-    if recorded is not None and recorded[0] == task:  # sim's default seeds are from-sim's: the scenes trained on
+    recorded = recorded_seeds(Path(dataset).expanduser()) if isinstance(dataset, str) and dataset else None
+    if recorded is not None and recorded[0] == task:
+        # the scenes the run's own evaluation used, unless the recording reached them: then the first past it
+        seed = evaluation.get("seed")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed <= max(recorded[1]):
+            seed = max(recorded[1]) + 1
         sim_what += (f", on scenes the dataset did not record (it holds {task} seeds {min(recorded[1])}.."
                      f"{max(recorded[1])})")
-        sim += f" --seed {max(recorded[1]) + 1}"
+        sim += f" --seed {seed}"
     lines += [
         ("serve it over WebSocket (docs/serving.md)", f"worldpolicy serve --checkpoint {ckpt}"),
         (sim_what, f"{sim} --out runs/sim"),
     ]
     return "".join(f"<p class=muted>{_esc(what)}</p><pre class=usage>{_esc(cmd)}</pre>" for what, cmd in lines)
-
-
-def _recorded_seeds(dataset: Any) -> tuple[str, list[int]] | None:
-    """The sim task and env seeds a `worldpolicy dataset from-sim` dataset recorded (its `worldpolicy_provenance`),
-    or None for any other dataset or one that cannot be read."""
-    if not isinstance(dataset, str) or not dataset:
-        return None
-    try:
-        info = _read_json(Path(dataset).expanduser() / "meta" / "info.json")
-    except _READ_ERRORS:
-        return None
-    provenance = info.get(PROVENANCE_KEY) if isinstance(info, Mapping) else None
-    if not isinstance(provenance, Mapping):
-        return None
-    task, seeds = provenance.get("task"), provenance.get("seeds")
-    if not isinstance(task, str) or not isinstance(seeds, list) or not seeds \
-            or not all(isinstance(seed, int) and not isinstance(seed, bool) for seed in seeds):
-        return None
-    return task, seeds
 
 
 def train_sections(run_dir: Path) -> tuple[list[str], list[str]]:
