@@ -416,7 +416,7 @@ class Policy:
             resolution_tier=resolution_tier, compile=compile, cuda_graphs=cuda_graphs,
         )
         _warn_foreign_embodiment(path_or_id, emb)
-        parts = load_components(path_or_id, torch_device, torch_dtype)
+        parts = load_components(path_or_id, torch_device, torch_dtype, checked=True)  # by check_pretrained above
         engine = Engine(
             parts["transformer"], parts["vae"], parts["tokenizer"], parts["scheduler"],
             use_native_flow_schedule=parts["use_native_flow_schedule"],

@@ -1144,6 +1144,24 @@ def test_a_whole_sharded_checkpoint_passes_the_checks_and_loads(tiny_checkpoint,
                           whole.act(image, "push", seed=1, steps=1).actions)
 
 
+def test_a_load_checks_the_checkpoint_once(tiny_checkpoint, monkeypatch):
+    """`from_pretrained` checks what the folder holds in `check_pretrained`, then loads it: `load_components` walked the
+    folders and read every weight header a second time. A caller that loads without that check (training) still gets
+    it, once."""
+    import torch
+
+    from worldpolicy.engine import loading
+
+    walked = []
+    real = loading.check_checkpoint_files
+    monkeypatch.setattr(loading, "check_checkpoint_files", lambda *a: (walked.append(a[0]), real(*a))[1])
+    worldpolicy.load_policy(tiny_checkpoint, "droid/relative_pose", chunk_size=8, resolution_tier=256)
+    assert walked == [tiny_checkpoint]
+    walked.clear()
+    loading.load_components(tiny_checkpoint, torch.device("cpu"), torch.float32)
+    assert walked == [tiny_checkpoint]
+
+
 def test_register_embodiment_names_a_wrong_source_type():
     with pytest.raises(TypeError, match="expected a JSON file path or a dict spec, got int"):
         register_embodiment(42)
