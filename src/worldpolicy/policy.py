@@ -38,10 +38,12 @@ from .processing.actions import (
     ACTION_SPACES,
     actions_where,
     fit_to_chunk,
+    from_torch,
     load_actions,
+    out_of_range_columns,
+    out_of_range_warning,
     to_model,
     to_physical,
-    warn_out_of_range,
 )
 from .processing.observations import (
     camera_views,
@@ -337,9 +339,11 @@ def listed_embodiments() -> list[ListedEmbodiment]:
 
 
 def _numbers(value: Any, name: str) -> np.ndarray:
-    """A state value as float64, or an error naming where it came from."""
+    """A state value (numpy, torch on any device or dtype, a list) as float64, or an error naming where it came
+    from."""
     try:  # complex values would lose their imaginary parts with only a warning
-        array = None if value is None or np.iscomplexobj(value) else np.asarray(value, dtype=np.float64)
+        values = from_torch(value)
+        array = None if value is None or np.iscomplexobj(values) else np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         array = None
     if array is None or array.size == 0:
@@ -369,11 +373,13 @@ class Policy:
         check_resolution_tier(self.resolution_tier)
         self.source = source
         self._next_seed = None if seed is None else check_seed(seed)
-        self._state_warnings: set[tuple[str, ...]] = set()  # a control loop sends the same wrong state every call
+        # (input, columns) warned of as out of range: a control loop sends the same wrong state or actions every call
+        self._range_warnings: set[tuple[str, tuple[str, ...]]] = set()
         self._view_warnings: set[tuple[int, int]] = set()  # ... and the same one-camera image: said once per shape
         self._untrained = untrained_modes(source) if source else {}  # each warned about once, at its first request
         self._trained_frames = trained_frames(source) if source else None
         self._size_warnings: set[tuple[Any, ...]] = set()  # frames of another size: said once per set of sizes
+        self._negative_said: set[str] = set()  # negative prompts warned of as unused at guidance 1
         check_action_head(engine.transformer.config, source, embodiment)
 
     @classmethod
@@ -668,14 +674,21 @@ class Policy:
             bad = [c for c, v in zip(e.columns, state) if not np.isfinite(v)]
             raise ValueError(f"state contains NaN or inf in {', '.join(bad)} (given {state.tolist()}); accepted: "
                              f"finite numbers, one per column ({', '.join(e.columns)})")
-        model = to_model(e, state[None])
-        warn_out_of_range(model, e, "state" if request.state is not None else
-                          f"state (observation[{e.state_keys['joints']!r}], observation[{e.state_keys['gripper']!r}])",
-                          said=self._state_warnings)
+        self._warn_range(to_model(e, state[None]), "state" if request.state is not None else
+                         f"state (observation[{e.state_keys['joints']!r}], observation[{e.state_keys['gripper']!r}])")
         # clamped as training cached every state row (`train.data`): a state past the data's q01..q99 reaches the model
         # as the bound it learned, and a column the data held constant (a gripper a reach never closed: 1e-4 off read
         # as 219) as that constant, not as a value no training row held
         return to_model(e, state[None], clip=True)[0]
+
+    def _warn_range(self, model: np.ndarray, where: str) -> None:
+        """Say `out_of_range_warning` of a request's state or actions once per input and set of columns (a control loop
+        repeats the same mistake every call, with values that drift), in the words `input_warnings` gives a front end
+        before the weights load, so its run does not say it again."""
+        key = (where, out_of_range_columns(model, self.embodiment))
+        if key[1] and key not in self._range_warnings:
+            self._range_warnings.add(key)
+            logger.warning("%s", out_of_range_warning(model, self.embodiment, where))
 
     def single_view_said(self, height: int, width: int) -> None:
         """Note that one image or clip of `height` x `width` was warned about as one camera's view already, so a run
@@ -717,6 +730,18 @@ class Policy:
         if message is not None:
             logger.warning("%s", message)
 
+    def _warn_unused_negative(self, sampling) -> None:
+        """A negative prompt is the unconditional branch of classifier-free guidance, which guidance 1 turns off: the
+        prompt then changes nothing (diffusers' Cosmos3 pipeline drops it without a word; its QwenImage pipelines warn,
+        as this does). Said once per policy and prompt: a control loop sends the same one every call."""
+        if not sampling.negative_prompt.strip() or sampling.uses_cfg or sampling.negative_prompt in self._negative_said:
+            return
+        self._negative_said.add(sampling.negative_prompt)
+        logger.warning("negative_prompt=%r is ignored: guidance=%g turns classifier-free guidance off, and the negative "
+                       "prompt is its unconditional branch; pass guidance other than 1 (e.g. 3.0, the released DROID "
+                       "policy's) to use it, or leave negative_prompt out", sampling.negative_prompt[:80],
+                       sampling.guidance)
+
     def _prepare(self, request: PolicyRequest):
         from .engine import EngineRequest
 
@@ -732,12 +757,15 @@ class Policy:
         e = self.embodiment
         sampling = self.sampling.updated(steps=request.steps, guidance=request.guidance,
                                          negative_prompt=request.negative_prompt)
+        self._warn_unused_negative(sampling)
         clean_actions = None
         if request.mode == "forward_dynamics":
             if request.actions is None:
                 raise ValueError("actions are required for forward dynamics (mode='forward_dynamics' / imagine)")
-            clean_actions = fit_to_chunk(load_actions(request.actions, e, request.actions_space), self.chunk_size, e,
-                                         actions_where(request.actions))
+            where = actions_where(request.actions)
+            given = load_actions(request.actions, e, request.actions_space, warn_range=False)
+            self._warn_range(given, where)
+            clean_actions = fit_to_chunk(given, self.chunk_size, e, where)
         elif request.actions is not None:
             raise ValueError(f"actions were given but mode={request.mode!r} generates them; use imagine() instead")
         state_row = self._state_row(request)
@@ -839,19 +867,43 @@ def sizes_judged(embodiment: Embodiment, size: tuple[int, int],
 
 
 def input_warnings(source: str, embodiment: Embodiment, mode: str,
-                   sizes: tuple[int, int] | Mapping[str, tuple[int, int]], clips: Sequence[Any] = ()) -> list[str]:
-    """What a run of checkpoint `source` would warn of that its record and the input files tell before the weights
+                   sizes: tuple[int, int] | Mapping[str, tuple[int, int]], clips: Sequence[Any] = (), *,
+                   state: Any = None, actions: Any = None, actions_space: str = "physical") -> list[str]:
+    """What a run of checkpoint `source` would warn of that its record and the inputs tell before the weights
     load: a mode its training left out, frames of another size than it was trained on (`sizes`: the one image's or
-    clip's (height, width), or each camera's by key, those `frame_keys` names), each of `clips`' frame rate. In the
-    run's own words, so the front ends that say them first (`worldpolicy predict`, the agent tools) tell them apart
-    from what the run says."""
-    said = [untrained_modes(source).get(mode)]
+    clip's (height, width), or each camera's by key, those `frame_keys` names), each of `clips`' frame rate, a `state`
+    (a row, or rows as a request takes them) or forward-dynamics `actions` (as a request takes them, in
+    `actions_space`) far outside what the model was trained on. In the run's own words, so the front ends that say
+    them first (`worldpolicy predict`, the agent tools) tell them apart from what the run says, and say them in every
+    call's result, where a loaded policy says each once. Inputs the run would refuse are left to the front end's
+    checks (and the run's)."""
+    said = [untrained_modes(source).get(mode), *range_warnings(embodiment, mode, state, actions, actions_space)]
     trained = trained_frames(source)
     if trained is not None:
         given = dict(sizes) if isinstance(sizes, Mapping) else sizes_judged(embodiment, sizes, None)
         if given is not None:
             said.append(trained_size_warning(trained, given, source))
     said += [frame_rate_warning(str(clip), embodiment.fps) for clip in clips]
+    return [message for message in said if message is not None]
+
+
+def range_warnings(embodiment: Embodiment, mode: str, state: Any = None, actions: Any = None,
+                   actions_space: str = "physical") -> list[str]:
+    """`input_warnings`' part for a state and actions: read as a run reads them (the state's row for `mode`, every
+    action row given), judged by `out_of_range_warning`. A state the embodiment does not condition on is not judged
+    (the run ignores it, and says so)."""
+    said = []
+    if state is not None and embodiment.state_history:
+        with contextlib.suppress(ValueError):  # a state the run refuses: its error, not a warning, says so
+            row = _numbers(state, "state")
+            if row.ndim == 2 and row.shape[1] == embodiment.action_dim:
+                row = row[start_row(mode)]
+            if row.size == embodiment.action_dim and np.all(np.isfinite(row)):
+                said.append(out_of_range_warning(to_model(embodiment, row.reshape(1, -1)), embodiment, "state"))
+    if actions is not None and mode == "forward_dynamics":
+        with contextlib.suppress(ValueError, FileNotFoundError):
+            model = load_actions(actions, embodiment, actions_space, warn=False)
+            said.append(out_of_range_warning(model, embodiment, actions_where(actions)))
     return [message for message in said if message is not None]
 
 
