@@ -252,6 +252,48 @@ def _warn_foreign_embodiment(path_or_id: str | Path, embodiment: Embodiment) -> 
                        path_or_id, own, embodiment.key, embodiment.key)
 
 
+# what a spec names its robot by or describes it with: not a setting the model was trained under
+_NOT_SETTINGS = ("name", "variant", "variants", "aliases", "description")
+
+
+def _warn_partial_spec(path_or_id: str | Path, embodiment: Embodiment) -> None:
+    """A checkpoint's embodiment.json stands alone: a field it leaves out takes this version's default, never the
+    value of the registered embodiment of the same name (which a later registry edit would change under the
+    checkpoint, and which may be another robot that happens to share the name). `worldpolicy train` writes every field
+    (`Embodiment.to_spec`); a hand-written or older file may not, and where the registry's entry of its name disagrees
+    with a default taken (a droid spec without camera_keys reads one `observation/image`), the model may be fed inputs
+    unlike its training without a word. Said, naming each such field and both values, so the file can be completed."""
+    spec = checkpoint_spec(path_or_id)
+    if not isinstance(spec, Mapping) or str(spec.get("name", "")).lower() != embodiment.name.lower():
+        return  # no embodiment.json, or another embodiment asked for (`_warn_foreign_embodiment` judges that)
+    variants = spec.get("variants") if isinstance(spec.get("variants"), Mapping) else {}
+    given = set(spec) | {key for fields in variants.values() if isinstance(fields, Mapping) for key in fields}
+    if "stats_file" in given:
+        given |= {"stats", "normalization"}
+    try:
+        base = get_embodiment(embodiment.name)
+        # the registered action space it describes: the variant with its columns (droid's joint_pos has 8, its
+        # relative_pose 10), else none to compare with
+        registered = next(r for r in (get_embodiment(embodiment.name, v) for v in base.variants or (None,))
+                          if r.columns == embodiment.columns)
+    except (KeyError, ValueError, StopIteration):  # not a registered name (the usual case), or no such action space
+        return
+    differ = [f.name for f in fields(Embodiment) if f.name not in given and f.name not in _NOT_SETTINGS
+              and getattr(registered, f.name) != getattr(embodiment, f.name)]
+
+    def values(e: Embodiment) -> str:
+        shown = {k: repr(getattr(e, k)) for k in differ}
+        return ", ".join(f"{k}={v if len(v) <= 60 else v[:57] + '...'}" for k, v in shown.items())
+
+    if differ:
+        logger.warning(
+            "checkpoint %s: its %s leaves out %s, so they take this version's defaults (%s), not those of the "
+            "registered embodiment %r (%s): a checkpoint's %s stands alone and is never merged with a registry entry "
+            "of its name. If the model was trained with the registry's, add them to the file (Embodiment.to_spec() "
+            "gives every field)", path_or_id, EMBODIMENT_FILE, ", ".join(differ), values(embodiment), registered.key,
+            values(registered), EMBODIMENT_FILE)
+
+
 def trained_objective_weights(recorded: Any, objectives: Any) -> dict[str, float] | None:
     """The objective mix a training run trained: `recorded`, the weights its trainer_state.json records, else (a run
     from before that record) its config's `objectives` table as this version reads it (a preset expands to its mix);
@@ -422,6 +464,7 @@ class Policy:
             resolution_tier=resolution_tier, compile=compile, cuda_graphs=cuda_graphs,
         )
         _warn_foreign_embodiment(path_or_id, emb)
+        _warn_partial_spec(path_or_id, emb)
         parts = load_components(path_or_id, torch_device, torch_dtype, checked=True)  # by check_pretrained above
         engine = Engine(
             parts["transformer"], parts["vae"], parts["tokenizer"], parts["scheduler"],

@@ -1144,6 +1144,34 @@ def test_a_whole_sharded_checkpoint_passes_the_checks_and_loads(tiny_checkpoint,
                           whole.act(image, "push", seed=1, steps=1).actions)
 
 
+def test_a_partial_embodiment_json_named_like_a_registry_entry_is_not_merged_but_warned_of(tiny_checkpoint, tmp_path,
+                                                                                            caplog):
+    """A hand-written (or older) embodiment.json named `droid` without camera_keys, layout, stats... loaded with this
+    version's defaults (one `observation/image`, no normalisation) where the registry's droid/relative_pose has others,
+    without a word. The file still stands alone (a registry edit must not change a checkpoint), and the load names
+    each field left to a default that differs from the registered action space with its columns."""
+    folder = tmp_path / "partial"
+    shutil.copytree(tiny_checkpoint, folder)
+    columns = list(get_embodiment("droid/relative_pose").columns)
+    spec = {"name": "droid", "domain": "droid_lerobot", "action_dim": 10, "columns": columns, "chunk_size": 16,
+            "fps": 15, "camera_keys": ["observation/image"]}
+    (folder / "embodiment.json").write_text(json.dumps(spec))
+    with caplog.at_level("WARNING", logger="worldpolicy.policy"):
+        policy = worldpolicy.load_policy(folder, resolution_tier=256)
+    assert policy.embodiment.camera_keys == ("observation/image",) and policy.embodiment.normalization == "none"
+    said = [m for m in caplog.messages if "stands alone" in m]
+    assert len(said) == 1 and "leaves out units, view_point, layout, normalization, stats, gripper_column, composite," in said[0]
+    assert "not those of the registered embodiment 'droid/relative_pose' (units=('m', 'm', 'm'" in said[0]
+    assert "camera_keys" not in said[0]  # given, so not the registry's to judge
+    caplog.clear()
+    full = get_embodiment("droid/relative_pose").to_spec()  # what `worldpolicy train` writes: nothing left out
+    (folder / "embodiment.json").write_text(json.dumps(full))
+    with caplog.at_level("WARNING", logger="worldpolicy.policy"):
+        worldpolicy.load_policy(folder, resolution_tier=256)
+        worldpolicy.load_policy("shipped")  # its own name, registered nowhere
+    assert not [m for m in caplog.messages if "stands alone" in m]
+
+
 def test_a_load_checks_the_checkpoint_once(tiny_checkpoint, monkeypatch):
     """`from_pretrained` checks what the folder holds in `check_pretrained`, then loads it: `load_components` walked the
     folders and read every weight header a second time. A caller that loads without that check (training) still gets
