@@ -313,7 +313,8 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
              if cameras else next(iter(shapes.values())))
     # the policy's source as its warnings name it; each clip's rate from its header: the request reads the same files
     for message in input_warnings(str(expand_home(args.checkpoint)), embodiment, args.mode, sizes,
-                                  list(sources.values()) if args.mode == "inverse_dynamics" else ()):
+                                  list(sources.values()) if args.mode == "inverse_dynamics" else (), state=state,
+                                  actions=args.actions, actions_space=args.actions_space):
         said.say(message)
     return said
 

@@ -38,10 +38,12 @@ from .processing.actions import (
     ACTION_SPACES,
     actions_where,
     fit_to_chunk,
+    from_torch,
     load_actions,
+    out_of_range_columns,
+    out_of_range_warning,
     to_model,
     to_physical,
-    warn_out_of_range,
 )
 from .processing.observations import (
     camera_views,
@@ -250,6 +252,48 @@ def _warn_foreign_embodiment(path_or_id: str | Path, embodiment: Embodiment) -> 
                        path_or_id, own, embodiment.key, embodiment.key)
 
 
+# what a spec names its robot by or describes it with: not a setting the model was trained under
+_NOT_SETTINGS = ("name", "variant", "variants", "aliases", "description")
+
+
+def _warn_partial_spec(path_or_id: str | Path, embodiment: Embodiment) -> None:
+    """A checkpoint's embodiment.json stands alone: a field it leaves out takes this version's default, never the
+    value of the registered embodiment of the same name (which a later registry edit would change under the
+    checkpoint, and which may be another robot that happens to share the name). `worldpolicy train` writes every field
+    (`Embodiment.to_spec`); a hand-written or older file may not, and where the registry's entry of its name disagrees
+    with a default taken (a droid spec without camera_keys reads one `observation/image`), the model may be fed inputs
+    unlike its training without a word. Said, naming each such field and both values, so the file can be completed."""
+    spec = checkpoint_spec(path_or_id)
+    if not isinstance(spec, Mapping) or str(spec.get("name", "")).lower() != embodiment.name.lower():
+        return  # no embodiment.json, or another embodiment asked for (`_warn_foreign_embodiment` judges that)
+    variants = spec.get("variants") if isinstance(spec.get("variants"), Mapping) else {}
+    given = set(spec) | {key for fields in variants.values() if isinstance(fields, Mapping) for key in fields}
+    if "stats_file" in given:
+        given |= {"stats", "normalization"}
+    try:
+        base = get_embodiment(embodiment.name)
+        # the registered action space it describes: the variant with its columns (droid's joint_pos has 8, its
+        # relative_pose 10), else none to compare with
+        registered = next(r for r in (get_embodiment(embodiment.name, v) for v in base.variants or (None,))
+                          if r.columns == embodiment.columns)
+    except (KeyError, ValueError, StopIteration):  # not a registered name (the usual case), or no such action space
+        return
+    differ = [f.name for f in fields(Embodiment) if f.name not in given and f.name not in _NOT_SETTINGS
+              and getattr(registered, f.name) != getattr(embodiment, f.name)]
+
+    def values(e: Embodiment) -> str:
+        shown = {k: repr(getattr(e, k)) for k in differ}
+        return ", ".join(f"{k}={v if len(v) <= 60 else v[:57] + '...'}" for k, v in shown.items())
+
+    if differ:
+        logger.warning(
+            "checkpoint %s: its %s leaves out %s, so they take this version's defaults (%s), not those of the "
+            "registered embodiment %r (%s): a checkpoint's %s stands alone and is never merged with a registry entry "
+            "of its name. If the model was trained with the registry's, add them to the file (Embodiment.to_spec() "
+            "gives every field)", path_or_id, EMBODIMENT_FILE, ", ".join(differ), values(embodiment), registered.key,
+            values(registered), EMBODIMENT_FILE)
+
+
 def trained_objective_weights(recorded: Any, objectives: Any) -> dict[str, float] | None:
     """The objective mix a training run trained: `recorded`, the weights its trainer_state.json records, else (a run
     from before that record) its config's `objectives` table as this version reads it (a preset expands to its mix);
@@ -337,9 +381,11 @@ def listed_embodiments() -> list[ListedEmbodiment]:
 
 
 def _numbers(value: Any, name: str) -> np.ndarray:
-    """A state value as float64, or an error naming where it came from."""
+    """A state value (numpy, torch on any device or dtype, a list) as float64, or an error naming where it came
+    from."""
     try:  # complex values would lose their imaginary parts with only a warning
-        array = None if value is None or np.iscomplexobj(value) else np.asarray(value, dtype=np.float64)
+        values = from_torch(value)
+        array = None if value is None or np.iscomplexobj(values) else np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         array = None
     if array is None or array.size == 0:
@@ -369,11 +415,13 @@ class Policy:
         check_resolution_tier(self.resolution_tier)
         self.source = source
         self._next_seed = None if seed is None else check_seed(seed)
-        self._state_warnings: set[tuple[str, ...]] = set()  # a control loop sends the same wrong state every call
+        # (input, columns) warned of as out of range: a control loop sends the same wrong state or actions every call
+        self._range_warnings: set[tuple[str, tuple[str, ...]]] = set()
         self._view_warnings: set[tuple[int, int]] = set()  # ... and the same one-camera image: said once per shape
         self._untrained = untrained_modes(source) if source else {}  # each warned about once, at its first request
         self._trained_frames = trained_frames(source) if source else None
         self._size_warnings: set[tuple[Any, ...]] = set()  # frames of another size: said once per set of sizes
+        self._negative_said: set[str] = set()  # negative prompts warned of as unused at guidance 1
         check_action_head(engine.transformer.config, source, embodiment)
 
     @classmethod
@@ -416,7 +464,8 @@ class Policy:
             resolution_tier=resolution_tier, compile=compile, cuda_graphs=cuda_graphs,
         )
         _warn_foreign_embodiment(path_or_id, emb)
-        parts = load_components(path_or_id, torch_device, torch_dtype)
+        _warn_partial_spec(path_or_id, emb)
+        parts = load_components(path_or_id, torch_device, torch_dtype, checked=True)  # by check_pretrained above
         engine = Engine(
             parts["transformer"], parts["vae"], parts["tokenizer"], parts["scheduler"],
             use_native_flow_schedule=parts["use_native_flow_schedule"],
@@ -668,14 +717,21 @@ class Policy:
             bad = [c for c, v in zip(e.columns, state) if not np.isfinite(v)]
             raise ValueError(f"state contains NaN or inf in {', '.join(bad)} (given {state.tolist()}); accepted: "
                              f"finite numbers, one per column ({', '.join(e.columns)})")
-        model = to_model(e, state[None])
-        warn_out_of_range(model, e, "state" if request.state is not None else
-                          f"state (observation[{e.state_keys['joints']!r}], observation[{e.state_keys['gripper']!r}])",
-                          said=self._state_warnings)
+        self._warn_range(to_model(e, state[None]), "state" if request.state is not None else
+                         f"state (observation[{e.state_keys['joints']!r}], observation[{e.state_keys['gripper']!r}])")
         # clamped as training cached every state row (`train.data`): a state past the data's q01..q99 reaches the model
         # as the bound it learned, and a column the data held constant (a gripper a reach never closed: 1e-4 off read
         # as 219) as that constant, not as a value no training row held
         return to_model(e, state[None], clip=True)[0]
+
+    def _warn_range(self, model: np.ndarray, where: str) -> None:
+        """Say `out_of_range_warning` of a request's state or actions once per input and set of columns (a control loop
+        repeats the same mistake every call, with values that drift), in the words `input_warnings` gives a front end
+        before the weights load, so its run does not say it again."""
+        key = (where, out_of_range_columns(model, self.embodiment))
+        if key[1] and key not in self._range_warnings:
+            self._range_warnings.add(key)
+            logger.warning("%s", out_of_range_warning(model, self.embodiment, where))
 
     def single_view_said(self, height: int, width: int) -> None:
         """Note that one image or clip of `height` x `width` was warned about as one camera's view already, so a run
@@ -717,6 +773,18 @@ class Policy:
         if message is not None:
             logger.warning("%s", message)
 
+    def _warn_unused_negative(self, sampling) -> None:
+        """A negative prompt is the unconditional branch of classifier-free guidance, which guidance 1 turns off: the
+        prompt then changes nothing (diffusers' Cosmos3 pipeline drops it without a word; its QwenImage pipelines warn,
+        as this does). Said once per policy and prompt: a control loop sends the same one every call."""
+        if not sampling.negative_prompt.strip() or sampling.uses_cfg or sampling.negative_prompt in self._negative_said:
+            return
+        self._negative_said.add(sampling.negative_prompt)
+        logger.warning("negative_prompt=%r is ignored: guidance=%g turns classifier-free guidance off, and the "
+                       "negative prompt is its unconditional branch; pass guidance other than 1 (e.g. 3.0, the "
+                       "released DROID policy's) to use it, or leave negative_prompt out", sampling.negative_prompt[:80],
+                       sampling.guidance)
+
     def _prepare(self, request: PolicyRequest):
         from .engine import EngineRequest
 
@@ -732,12 +800,15 @@ class Policy:
         e = self.embodiment
         sampling = self.sampling.updated(steps=request.steps, guidance=request.guidance,
                                          negative_prompt=request.negative_prompt)
+        self._warn_unused_negative(sampling)
         clean_actions = None
         if request.mode == "forward_dynamics":
             if request.actions is None:
                 raise ValueError("actions are required for forward dynamics (mode='forward_dynamics' / imagine)")
-            clean_actions = fit_to_chunk(load_actions(request.actions, e, request.actions_space), self.chunk_size, e,
-                                         actions_where(request.actions))
+            where = actions_where(request.actions)
+            given = load_actions(request.actions, e, request.actions_space, warn_range=False)
+            self._warn_range(given, where)
+            clean_actions = fit_to_chunk(given, self.chunk_size, e, where)
         elif request.actions is not None:
             raise ValueError(f"actions were given but mode={request.mode!r} generates them; use imagine() instead")
         state_row = self._state_row(request)
@@ -839,19 +910,43 @@ def sizes_judged(embodiment: Embodiment, size: tuple[int, int],
 
 
 def input_warnings(source: str, embodiment: Embodiment, mode: str,
-                   sizes: tuple[int, int] | Mapping[str, tuple[int, int]], clips: Sequence[Any] = ()) -> list[str]:
-    """What a run of checkpoint `source` would warn of that its record and the input files tell before the weights
+                   sizes: tuple[int, int] | Mapping[str, tuple[int, int]], clips: Sequence[Any] = (), *,
+                   state: Any = None, actions: Any = None, actions_space: str = "physical") -> list[str]:
+    """What a run of checkpoint `source` would warn of that its record and the inputs tell before the weights
     load: a mode its training left out, frames of another size than it was trained on (`sizes`: the one image's or
-    clip's (height, width), or each camera's by key, those `frame_keys` names), each of `clips`' frame rate. In the
-    run's own words, so the front ends that say them first (`worldpolicy predict`, the agent tools) tell them apart
-    from what the run says."""
-    said = [untrained_modes(source).get(mode)]
+    clip's (height, width), or each camera's by key, those `frame_keys` names), each of `clips`' frame rate, a `state`
+    (a row, or rows as a request takes them) or forward-dynamics `actions` (as a request takes them, in
+    `actions_space`) far outside what the model was trained on. In the run's own words, so the front ends that say
+    them first (`worldpolicy predict`, the agent tools) tell them apart from what the run says, and say them in every
+    call's result, where a loaded policy says each once. Inputs the run would refuse are left to the front end's
+    checks (and the run's)."""
+    said = [untrained_modes(source).get(mode), *range_warnings(embodiment, mode, state, actions, actions_space)]
     trained = trained_frames(source)
     if trained is not None:
         given = dict(sizes) if isinstance(sizes, Mapping) else sizes_judged(embodiment, sizes, None)
         if given is not None:
             said.append(trained_size_warning(trained, given, source))
     said += [frame_rate_warning(str(clip), embodiment.fps) for clip in clips]
+    return [message for message in said if message is not None]
+
+
+def range_warnings(embodiment: Embodiment, mode: str, state: Any = None, actions: Any = None,
+                   actions_space: str = "physical") -> list[str]:
+    """`input_warnings`' part for a state and actions: read as a run reads them (the state's row for `mode`, every
+    action row given), judged by `out_of_range_warning`. A state the embodiment does not condition on is not judged
+    (the run ignores it, and says so)."""
+    said = []
+    if state is not None and embodiment.state_history:
+        with contextlib.suppress(ValueError):  # a state the run refuses: its error, not a warning, says so
+            row = _numbers(state, "state")
+            if row.ndim == 2 and row.shape[1] == embodiment.action_dim:
+                row = row[start_row(mode)]
+            if row.size == embodiment.action_dim and np.all(np.isfinite(row)):
+                said.append(out_of_range_warning(to_model(embodiment, row.reshape(1, -1)), embodiment, "state"))
+    if actions is not None and mode == "forward_dynamics":
+        with contextlib.suppress(ValueError, FileNotFoundError):
+            model = load_actions(actions, embodiment, actions_space, warn=False)
+            said.append(out_of_range_warning(model, embodiment, actions_where(actions)))
     return [message for message in said if message is not None]
 
 

@@ -1144,6 +1144,52 @@ def test_a_whole_sharded_checkpoint_passes_the_checks_and_loads(tiny_checkpoint,
                           whole.act(image, "push", seed=1, steps=1).actions)
 
 
+def test_a_partial_embodiment_json_named_like_a_registry_entry_is_not_merged_but_warned_of(tiny_checkpoint, tmp_path,
+                                                                                            caplog):
+    """A hand-written (or older) embodiment.json named `droid` without camera_keys, layout, stats... loaded with this
+    version's defaults (one `observation/image`, no normalisation) where the registry's droid/relative_pose has others,
+    without a word. The file still stands alone (a registry edit must not change a checkpoint), and the load names
+    each field left to a default that differs from the registered action space with its columns."""
+    folder = tmp_path / "partial"
+    shutil.copytree(tiny_checkpoint, folder)
+    columns = list(get_embodiment("droid/relative_pose").columns)
+    spec = {"name": "droid", "domain": "droid_lerobot", "action_dim": 10, "columns": columns, "chunk_size": 16,
+            "fps": 15, "camera_keys": ["observation/image"]}
+    (folder / "embodiment.json").write_text(json.dumps(spec))
+    with caplog.at_level("WARNING", logger="worldpolicy.policy"):
+        policy = worldpolicy.load_policy(folder, resolution_tier=256)
+    assert policy.embodiment.camera_keys == ("observation/image",) and policy.embodiment.normalization == "none"
+    said = [m for m in caplog.messages if "stands alone" in m]
+    assert len(said) == 1 and "leaves out units, view_point, layout, normalization, stats, gripper_column, composite," in said[0]
+    assert "not those of the registered embodiment 'droid/relative_pose' (units=('m', 'm', 'm'" in said[0]
+    assert "camera_keys" not in said[0]  # given, so not the registry's to judge
+    caplog.clear()
+    full = get_embodiment("droid/relative_pose").to_spec()  # what `worldpolicy train` writes: nothing left out
+    (folder / "embodiment.json").write_text(json.dumps(full))
+    with caplog.at_level("WARNING", logger="worldpolicy.policy"):
+        worldpolicy.load_policy(folder, resolution_tier=256)
+        worldpolicy.load_policy("shipped")  # its own name, registered nowhere
+    assert not [m for m in caplog.messages if "stands alone" in m]
+
+
+def test_a_load_checks_the_checkpoint_once(tiny_checkpoint, monkeypatch):
+    """`from_pretrained` checks what the folder holds in `check_pretrained`, then loads it: `load_components` walked the
+    folders and read every weight header a second time. A caller that loads without that check (training) still gets
+    it, once."""
+    import torch
+
+    from worldpolicy.engine import loading
+
+    walked = []
+    real = loading.check_checkpoint_files
+    monkeypatch.setattr(loading, "check_checkpoint_files", lambda *a: (walked.append(a[0]), real(*a))[1])
+    worldpolicy.load_policy(tiny_checkpoint, "droid/relative_pose", chunk_size=8, resolution_tier=256)
+    assert walked == [tiny_checkpoint]
+    walked.clear()
+    loading.load_components(tiny_checkpoint, torch.device("cpu"), torch.float32)
+    assert walked == [tiny_checkpoint]
+
+
 def test_register_embodiment_names_a_wrong_source_type():
     with pytest.raises(TypeError, match="expected a JSON file path or a dict spec, got int"):
         register_embodiment(42)
@@ -1569,6 +1615,68 @@ def test_a_state_in_the_wrong_units_is_warned_like_actions(tiny_checkpoint, capl
                                                      "observation/gripper_position": [255.0]}, "x"))
     assert ("state (observation['observation/joint_position'], observation['observation/gripper_position']): "
             "gripper (|x| up to 254) beyond what the columns of embodiment 'droid/joint_pos' hold") in caplog.text
+
+
+def test_out_of_range_state_and_actions_are_said_by_input_warnings_in_the_runs_words(tiny_checkpoint, caplog):
+    """A front end's check before the weights load (`input_warnings`: `predict`, the agent tools) said nothing of a
+    state or actions in the wrong units: only the run did, and a loaded policy says a state once, so an agent's second
+    call with the same mistake got a result without the warning. Every mode now gets it from `input_warnings`, in the
+    words the run uses (which is how `predict` keeps its run from saying it again), and a run says each once."""
+    from worldpolicy.policy import input_warnings
+
+    policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid", chunk_size=16)
+    e, image = policy.embodiment, np.zeros((64, 64, 3), np.uint8)
+    degrees = [*np.degrees([0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.7854]), 0.5]
+    rows = np.tile(degrees, (16, 1))
+    for mode, actions in (("policy", None), ("forward_dynamics", rows), ("inverse_dynamics", None)):
+        told = input_warnings(str(tiny_checkpoint), e, mode, (64, 64), state=[degrees, degrees], actions=actions)
+        assert any(m.startswith("state: joint_1 (|x| up to 17.2), joint_3 (|x| up to 126)") for m in told), (mode, told)
+        assert any(m.startswith("actions: joint_1 (|x| up to 17.2), joint_3 (|x| up to 126)") for m in told) == (actions is not None), told
+        caplog.clear()
+        request = worldpolicy.PolicyRequest(image if mode != "inverse_dynamics" else np.zeros((3, 64, 64, 3), np.uint8),
+                                            "x", mode=mode, state=[degrees, degrees], actions=actions)
+        with caplog.at_level("WARNING"):
+            policy._prepare(request)
+            said = [m for m in caplog.messages if "check the units" in m]
+            # the state was said by the first mode's run already: the later modes' runs say only what is new
+            assert said == {"policy": told, "forward_dynamics": told[1:], "inverse_dynamics": []}[mode], said
+            caplog.clear()
+            policy._prepare(request)  # the same mistake again: said once by the run, in every front end's result
+        assert not [m for m in caplog.messages if "check the units" in m]
+        assert input_warnings(str(tiny_checkpoint), e, mode, (64, 64), state=degrees, actions=actions) == told
+    # a state the embodiment ignores, or one the run refuses, is the run's to say
+    assert input_warnings(str(tiny_checkpoint), get_embodiment("droid/relative_pose"), "policy", (64, 64),
+                          state=[900.0] * 10) == []
+    assert input_warnings(str(tiny_checkpoint), e, "policy", (64, 64), state=[900.0] * 3) == []
+
+
+def test_a_negative_prompt_guidance_turns_off_is_warned_about(tiny_policy, caplog):
+    """negative_prompt with guidance 1 changed nothing without a word (as in diffusers' Cosmos3 pipeline; its QwenImage
+    pipelines warn): a user tuning it saw no effect and no reason."""
+    image = np.zeros((64, 64, 3), np.uint8)
+    with caplog.at_level("WARNING", logger="worldpolicy.policy"):
+        tiny_policy._prepare(worldpolicy.PolicyRequest(image, "x", guidance=3.0, negative_prompt="blurry"))
+        tiny_policy._prepare(worldpolicy.PolicyRequest(image, "x", guidance=1.0))
+        assert "negative_prompt" not in caplog.text
+        tiny_policy._prepare(worldpolicy.PolicyRequest(image, "x", guidance=1.0, negative_prompt="blurry"))
+        assert ("negative_prompt='blurry' is ignored: guidance=1 turns classifier-free guidance off" in caplog.text)
+        caplog.clear()
+        tiny_policy._prepare(worldpolicy.PolicyRequest(image, "x", guidance=1.0, negative_prompt="blurry"))
+    assert caplog.text == ""  # a control loop: said once
+
+
+def test_a_torch_state_reads_as_its_values_in_any_dtype(tiny_checkpoint):
+    """A bfloat16 (or CUDA) tensor state was refused as "must be a list or array of numbers": numpy has no bfloat16.
+    Actions read from torch already; a state now reads the same way."""
+    policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid", chunk_size=16)
+    image, values = np.zeros((64, 64, 3), np.uint8), [0.0, -0.25, 0.0, -2.0, 0.0, 1.5, 0.75, 0.5]  # exact in bf16
+    expected = policy._state_row(worldpolicy.PolicyRequest(image, "x", state=values))
+    for dtype in (torch.bfloat16, torch.float16, torch.float64):
+        given = torch.tensor(values, dtype=dtype)
+        np.testing.assert_array_equal(policy._state_row(worldpolicy.PolicyRequest(image, "x", state=given)), expected)
+    joints = {"observation/joint_position": torch.tensor(values[:7], dtype=torch.bfloat16),
+              "observation/gripper_position": torch.tensor([0.5], dtype=torch.bfloat16)}
+    np.testing.assert_array_equal(policy._state_row(worldpolicy.PolicyRequest(joints, "x")), expected)
 
 
 def test_a_state_column_the_training_data_held_constant_is_not_warned_about(tiny_checkpoint, caplog):

@@ -615,7 +615,7 @@ class Toolbox:
         obs, state, warnings, said, sizes = self._observation(emb, image, images, state)
         # in every call's result (a cached policy says them once, to the first call), in the run's words (`_run` does
         # not add them again)
-        warnings += input_warnings(str(ckpt), emb, "policy", sizes)
+        warnings += input_warnings(str(ckpt), emb, "policy", sizes, state=state)
         return self._run(
             "policy",
             ckpt,
@@ -655,7 +655,8 @@ class Toolbox:
         self._sampling(seed, steps, guidance)
         a, space = self._actions(emb, actions, actions_file)
         obs, state, warnings, said, sizes = self._observation(emb, image, images, state)
-        warnings += input_warnings(str(ckpt), emb, "forward_dynamics", sizes)
+        warnings += input_warnings(str(ckpt), emb, "forward_dynamics", sizes, state=state, actions=a,
+                                   actions_space=space)
         return self._run(
             "forward_dynamics",
             ckpt,
@@ -705,8 +706,8 @@ class Toolbox:
                                 "compose their clips into one in that layout (infer_actions takes one clip; the "
                                 "command line's --camera KEY=CLIP composes them)")
         said = (height, width) if warnings else None
-        warnings += input_warnings(str(ckpt), emb, "inverse_dynamics", (height, width), [path])
         state = self._state(emb, state)
+        warnings += input_warnings(str(ckpt), emb, "inverse_dynamics", (height, width), [path], state=state)
         return self._run(
             "inverse_dynamics",
             ckpt,

@@ -456,9 +456,13 @@ def quiet_loading(quiet: bool = True) -> Iterator[None]:
             diffusers_logging.enable_progress_bar()
 
 
-def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
-    """Returns transformer, vae, tokenizer, scheduler and the pipeline flags, on `device` in `dtype`."""
-    check_checkpoint_complete(path_or_id)
+def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.dtype, *,
+                    checked: bool = False) -> dict[str, Any]:
+    """Returns transformer, vae, tokenizer, scheduler and the pipeline flags, on `device` in `dtype`. `checked=True`:
+    the caller has run `check_checkpoint_complete` on it already (`Policy.check_pretrained`, which covers an adapter's
+    chain of bases too), so its folders are not walked and its weight headers not read a second time."""
+    if not checked:
+        check_checkpoint_complete(path_or_id)
     from diffusers import Cosmos3OmniPipeline
 
     source = str(path_or_id)
@@ -466,7 +470,7 @@ def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.d
     base = adapter_base(local) if local.is_dir() else None
     if base is not None:
         try:
-            parts = load_components(base.path, device, dtype)
+            parts = load_components(base.path, device, dtype, checked=True)  # the chain was checked above
         except FileNotFoundError as exc:
             raise FileNotFoundError(f"checkpoint {source!r} is a LoRA adapter on the base {base.path!r}: {exc} (with "
                                     f"a local copy of the base, set base_model_name_or_path in its {BASE_FILE})") from None

@@ -72,7 +72,8 @@ def _from_columns(values: np.ndarray, columns: Any, units: Any, embodiment: Embo
     return values[:, order]
 
 
-def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", warn: bool = True) -> np.ndarray:
+def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", warn: bool = True,
+                 warn_range: bool | None = None) -> np.ndarray:
     """Read actions for forward dynamics and return them in **model space**, [T, action_dim] float64.
 
     Accepted: a `.npy` file; a JSON file holding either a bare nested list `[[...], ...]` or an object with
@@ -80,8 +81,10 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
     list. `space` says whether bare values are
     `physical` (default) or `normalized`. A `worldpolicy.actions/v1` file is read from its physical `actions` (what a
     user edits, and what carries over to another embodiment with the same columns), normalised with `embodiment`'s
-    stats. Values far outside the range the model was trained on (wrong units?) are logged as a warning; `warn=False`
-    logs nothing (a check before the run, which reads the same actions again and says it then, once).
+    stats. Values far outside the range the model was trained on (wrong units?) are logged as a warning
+    (`out_of_range_warning`); `warn=False` logs nothing (a check before the run, which reads the same actions again and
+    says it then, once). `warn_range` (default: `warn`) decides the range warning alone: a `Policy` says it itself, once
+    per set of columns, in the words `policy.input_warnings` gives front ends before the weights load.
     """
     if space not in ACTION_SPACES:
         raise ValueError(f"actions space={space!r}; accepted: {', '.join(ACTION_SPACES)}")
@@ -95,11 +98,8 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
         values, columns, units, space = actions_object(source.to_json(), space, where, embodiment, warn)
     elif isinstance(source, Mapping):  # an actions file's object, in memory
         values, columns, units, space = actions_object(source, space, where, embodiment, warn)
-    elif type(source).__module__.startswith("torch"):
-        values = source.detach().cpu()
-        values = values.numpy() if values.is_complex() else values.double().numpy()
     else:
-        values = source
+        values = from_torch(source)
     try:
         if np.iscomplexobj(values):  # numpy would drop the imaginary parts with only a warning
             raise TypeError
@@ -122,9 +122,19 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(f"{where}: NaN or inf at row {bad[0]}, column {embodiment.columns[bad[1]]!r}")
     model = arr if space == "normalized" else to_model(embodiment, arr)
-    if warn:
+    if warn if warn_range is None else warn_range:
         warn_out_of_range(model, embodiment, where)
     return model
+
+
+def from_torch(value: Any) -> Any:
+    """A torch tensor (on any device, in any dtype: numpy has no bfloat16) as a float64 numpy array, complex ones
+    kept complex for the check that refuses them; anything else as given. Actions and states read alike from numpy,
+    torch and lists: a bf16 or CUDA state was refused as "must be a list or array of numbers"."""
+    if not type(value).__module__.startswith("torch"):
+        return value
+    value = value.detach().cpu()
+    return value.numpy() if value.is_complex() else value.double().numpy()
 
 
 def actions_where(source: Any) -> str:
@@ -213,27 +223,34 @@ def _far_bounds(embodiment: Embodiment) -> tuple[np.ndarray, str]:
                     "[0, 1], model-space values in about [-1, 1])")
 
 
-def warn_out_of_range(model: np.ndarray, embodiment: Embodiment, where: str,
-                      said: set[tuple[str, ...]] | None = None) -> None:
-    """Model-space rows (actions, or the state a policy conditions on) that cannot be meant: wrong units (degrees, a
-    0-255 gripper, millimetres) give meaningless results without any error, so they are named. With `said`, each set
-    of such columns is named once (the columns are added to it): a loop repeats the same mistake every call."""
+def out_of_range_columns(model: np.ndarray, embodiment: Embodiment) -> tuple[str, ...]:
+    """The columns of model-space rows (actions, or the state a policy conditions on) that hold a value that cannot be
+    meant (`_far_bounds`): a run says each such set once (`Policy`), keyed by these names."""
+    bounds, _ = _far_bounds(embodiment)
+    far = np.abs(model).max(axis=0) > bounds
+    return tuple(c for c, f in zip(embodiment.columns, far) if f)
+
+
+def out_of_range_warning(model: np.ndarray, embodiment: Embodiment, where: str) -> str | None:
+    """What to say of model-space rows that cannot be meant, or None: wrong units (degrees, a 0-255 gripper,
+    millimetres) give meaningless results without any error, so they are named. The one wording: a run
+    (`Policy`), `load_actions` and the front ends' checks before the weights load (`policy.input_warnings`) say the
+    same, which is how a front end's run knows not to say it again."""
     bounds, why = _far_bounds(embodiment)
     peak = np.abs(model).max(axis=0)
     far = peak > bounds
     if not far.any():
-        return
-    names = tuple(c for c, f in zip(embodiment.columns, far) if f)
-    if said is not None:
-        if names in said:
-            return
-        said.add(names)
+        return None
     cols = [f"{c} (|x| up to {v:.3g})" for c, v, f in zip(embodiment.columns, peak, far) if f]
-    logger.warning(
-        "%s: %s %s; check the units (%s)%s", where, ", ".join(cols), why,
-        ", ".join(f"{c} [{u}]" for c, u in zip(embodiment.columns, embodiment.units)),
-        "; said once for these columns" if said is not None else "",
-    )
+    return (f"{where}: {', '.join(cols)} {why}; check the units ("
+            f"{', '.join(f'{c} [{u}]' for c, u in zip(embodiment.columns, embodiment.units))})")
+
+
+def warn_out_of_range(model: np.ndarray, embodiment: Embodiment, where: str) -> None:
+    """Log `out_of_range_warning`'s message, if any."""
+    message = out_of_range_warning(model, embodiment, where)
+    if message is not None:
+        logger.warning("%s", message)
 
 
 def fit_to_chunk(actions: np.ndarray, chunk_size: int, embodiment: Embodiment, where: str = "actions") -> np.ndarray:
