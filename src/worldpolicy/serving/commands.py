@@ -6,7 +6,6 @@ import argparse
 import errno
 import logging
 import math
-import os
 import re
 import socket
 
@@ -112,7 +111,7 @@ def _check_replicas(replicas: int) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ..cli import LOAD_FLAGS, flag_named
+    from ..cli import LOAD_FLAGS, api_key_from_env, flag_named
     from ..policy import Policy, check_seed
     from .adapters import check_key_map
     from .codec import Limits
@@ -129,10 +128,7 @@ def _serve(args: argparse.Namespace) -> int:
     args.checkpoint = resolve_checkpoint(args.checkpoint)
     api_key = None
     if args.api_key_env:
-        api_key = os.environ.get(args.api_key_env)
-        if not api_key:
-            raise ValueError(f"--api-key-env {args.api_key_env}: that environment variable is unset or empty")
-        api_key = checked_api_key(api_key, f"--api-key-env {args.api_key_env}: the key")
+        api_key = checked_api_key(api_key_from_env(args.api_key_env), f"--api-key-env {args.api_key_env}: the key")
     size = int(args.max_message_mb * 2**20) if math.isfinite(args.max_message_mb) else 0
     if not (size >= 1 and args.max_message_mb <= _MAX_MESSAGE_MB):
         raise ValueError(f"--max-message-mb {args.max_message_mb} is invalid; accepted: a number of MiB in (0, "

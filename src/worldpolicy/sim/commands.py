@@ -70,7 +70,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--imagine", action="store_true", help="ask the policy for its imagined video (side-by-side)")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (checkpoint policies)")
     p.add_argument("--device", default=None, help="torch device for checkpoint policies (default: auto)")
-    p.add_argument("--api-key", default=None, help="for ws:// servers (or WORLDPOLICY_API_KEY)")
+    p.add_argument("--api-key", default=None,
+                   help="the key a ws:// server asks for; other users of this machine see it in the process list "
+                   "(ps), and shell history keeps it: prefer --api-key-env (default: none, the key --api-key-env "
+                   "names)")
+    p.add_argument("--api-key-env", metavar="VAR", default=None,
+                   help="environment variable holding the ws:// server's key, as serve --api-key-env takes its own "
+                   "(default: WORLDPOLICY_API_KEY, when it is set)")
     p.add_argument("--out", type=Path, default=Path("sim_runs"), help="output folder (default: sim_runs)")
     p.add_argument("--no-plots", action="store_true", help="no report.png or index.html")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -127,7 +133,8 @@ def _with_key_hint(exc: ConnectionError) -> ConnectionError:
     client = sys.modules.get("worldpolicy.serving.client")
     if client is None or not isinstance(exc, client.AuthenticationError):
         return exc
-    return client.AuthenticationError(f"{exc}; give sim the server's key with --api-key KEY or WORLDPOLICY_API_KEY")
+    return client.AuthenticationError(f"{exc}; give sim the server's key with --api-key-env VAR, WORLDPOLICY_API_KEY "
+                                      "or --api-key KEY")
 
 
 def _refuse_previous_run(out: Path) -> None:
@@ -350,6 +357,7 @@ def run(args: argparse.Namespace) -> int:
     from worldpolicy.models import resolve_checkpoint
 
     again = _resume_command(args)  # before any value is resolved: the command as given
+    from worldpolicy.cli import api_key_from_env
     args.policy = resolve_checkpoint(args.policy)
     task_given = args.task is not None
     args.task = args.task or _default_task(args.policy)
@@ -399,8 +407,14 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--steps/--device apply to checkpoint policies only, not {args.policy!r}")
     if args.imagine and args.policy in ("scripted", "random"):  # they imagine nothing: no side-by-side would show it
         raise ValueError(f"--imagine asks a model for its imagined video; --policy {args.policy} has none")
-    if args.api_key is not None and not args.policy.startswith(("ws://", "wss://")):
-        raise ValueError(f"--api-key is sent to a ws:// policy server, not to --policy {args.policy!r}")
+    given_key = [flag for flag, value in (("--api-key", args.api_key), ("--api-key-env", args.api_key_env))
+                 if value is not None]
+    if given_key and not args.policy.startswith(("ws://", "wss://")):
+        raise ValueError(f"{given_key[0]} is sent to a ws:// policy server, not to --policy {args.policy!r}")
+    if len(given_key) == 2:
+        raise ValueError("--api-key and --api-key-env both give the server's key: pass one (--api-key-env keeps it "
+                         "out of the process list)")
+    api_key = api_key_from_env(args.api_key_env) if args.api_key_env is not None else args.api_key
     if args.embodiment is not None and args.policy == "scripted":  # it would be ignored, and the run look as asked
         raise ValueError(f"--embodiment {args.embodiment} does not apply to --policy scripted: the expert always acts "
                          "in droid/joint_pos (absolute joints); leave --embodiment out")
@@ -442,7 +456,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 policy = make_policy(
                     args.policy, env=env, embodiment=args.embodiment, seed=args.seed, decode_video=args.imagine,
-                    api_key=args.api_key or os.environ.get("WORLDPOLICY_API_KEY"), **local,
+                    api_key=api_key or os.environ.get("WORLDPOLICY_API_KEY"), **local,
                 )
             except ConnectionError as exc:
                 raise _with_key_hint(exc) from None
