@@ -895,3 +895,15 @@ def test_predicts_progress_bar_gives_no_rate_before_it_has_timed_a_step(capsys):
     last = [line for line in shown if "/12" in line][-1]
     assert "1/12" in last and "?step/s" in last
     update(12, 12)
+
+
+def test_merge_adapter_names_the_checkpoint_argument_the_user_typed(tmp_path, capsys):
+    """The loader's errors name its Python parameter (`checkpoint='/nope'`); merge-adapter's user typed CHECKPOINT."""
+    from worldpolicy.models import shipped_model
+
+    for given, said in ((tmp_path / "nope", "is neither an existing folder nor a hub id"),
+                        (shipped_model(), "is not a LoRA adapter checkpoint (no base_model.json)")):
+        assert main(["merge-adapter", str(given), "--out", str(tmp_path / "merged")]) == 2
+        err = capsys.readouterr().err
+        assert f"worldpolicy merge-adapter: error: CHECKPOINT={str(given)!r} {said}" in err and "checkpoint=" not in err
+    assert not (tmp_path / "merged").exists()
