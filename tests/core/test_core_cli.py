@@ -479,8 +479,10 @@ def test_every_subcommands_single_valued_options_refuse_a_repeat():
 def test_every_subcommands_help_says_what_it_does_and_what_each_flag_is(capsys):
     """`worldpolicy demo --help` (and embodiments, predict, viz, report, mcp, world-models, dataset info/check) opened
     with the usage line and the flags: what the command does was only in the top-level list. Each now opens with its
-    line from that list, unless it has a description of its own; and no flag is left without help."""
+    line from that list, unless it has a description of its own; and no flag is left without help. A flag with a
+    value when left out says it (`sim --robot` did not), as `(default: X)`: `report --port` said `(default 8765`."""
     import argparse
+    import re
 
     from worldpolicy.cli import build_parser
 
@@ -497,6 +499,11 @@ def test_every_subcommands_help_says_what_it_does_and_what_each_flag_is(capsys):
     flags = [(name, a) for name, parser in found.items() for a in parser._actions
              if not isinstance(a, argparse._SubParsersAction)]  # the command lists, each entry with its help
     assert [(name, a.dest) for name, a in flags if not a.help] == []
+    shown = [(name, a) for name, a in flags if a.help != argparse.SUPPRESS and a.option_strings]
+    assert len(shown) > 80
+    assert [(name, a.dest) for name, a in shown if a.default not in (None, False, [], argparse.SUPPRESS)
+            and "default" not in a.help] == []
+    assert [(name, a.dest, a.help) for name, a in shown if re.search(r"\(default [^:]", a.help)] == []
     with pytest.raises(SystemExit) as done:
         main(["demo", "--help"])
     assert done.value.code == 0

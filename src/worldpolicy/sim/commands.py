@@ -45,7 +45,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=EVAL_SEED,
                    help=f"episode i uses seed + i (scene and sampling) (default: {EVAL_SEED}, past the scenes "
                    "`dataset from-sim` records from 0: held out from a checkpoint trained on them)")
-    p.add_argument("--robot", default="panda", help="panda | fr3 | menagerie_panda | path to a Menagerie panda.xml")
+    p.add_argument("--robot", default="panda",
+                   help="panda | fr3 | menagerie_panda | path to a Menagerie panda.xml (default: panda)")
     p.add_argument("--embodiment", default=None,
                    help="action space: a name from `worldpolicy embodiments` or a spec file (*.json) (default: a "
                    "checkpoint's own, its embodiment.json or trainer_state.json; a ws:// server's metadata; "
@@ -61,14 +62,17 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --strategy ensemble: weight exp(-decay * i) of the i-th oldest chunk covering a step, "
                    "as ACT (default: 0.1)")
     p.add_argument("--control-hz", type=float, default=15.0,
-                   help="control rate (default: 15); match the policy's fps (warned when they differ: bridge is 5)")
+                   help="control rate, in Hz (default: 15); match the policy's fps (warned when they differ: bridge "
+                   "is 5)")
     p.add_argument("--max-steps", type=int, default=None, help="episode step limit (default: the task's)")
     p.add_argument("--image-size", default="180x320", help="HxW of each camera image (default: 180x320)")
     p.add_argument("--videos", type=int, default=1,
                    help="record mp4s of the first N episodes (default: 1), captioned with the episode, its step and "
                    "its outcome; only those are rendered for scripted and random, which see no cameras")
     p.add_argument("--imagine", action="store_true", help="ask the policy for its imagined video (side-by-side)")
-    p.add_argument("--steps", type=int, default=None, help="denoising steps (checkpoint policies)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="denoising steps, >= 1 (checkpoint policies) (default: the embodiment's sampling preset, "
+                   "else 4)")
     p.add_argument("--device", default=None, help="torch device for checkpoint policies (default: auto)")
     p.add_argument("--api-key", default=None,
                    help="the key a ws:// server asks for; other users of this machine see it in the process list "
@@ -353,11 +357,11 @@ def _unloaded_checkpoint(args: argparse.Namespace, image_size: tuple[int, int] |
 def run(args: argparse.Namespace) -> int:
     import os
 
+    from worldpolicy.cli import api_key_from_env
     from worldpolicy.fileio import output_folder
     from worldpolicy.models import resolve_checkpoint
 
     again = _resume_command(args)  # before any value is resolved: the command as given
-    from worldpolicy.cli import api_key_from_env
     args.policy = resolve_checkpoint(args.policy)
     task_given = args.task is not None
     args.task = args.task or _default_task(args.policy)
