@@ -46,6 +46,17 @@ def flag_named(exc: Exception, flags: Mapping[str, str]) -> Exception:
     return type(exc)(flags[match[1]] + text[match.end():])
 
 
+def api_key_from_env(var: str) -> str:
+    """The API key held by environment variable `var`, as `--api-key-env VAR` gives it (`serve`'s server key, `sim`'s
+    key for a ws:// server): a key typed on the command line is in the process list (`ps`) of every user of the
+    machine and in shell history, a variable's value is in neither. ValueError naming the flag when it is unset or
+    empty (never the key: the caller checks what it holds)."""
+    key = os.environ.get(var)
+    if not key:
+        raise ValueError(f"--api-key-env {var}: that environment variable is unset or empty")
+    return key
+
+
 _GIVEN = "_single_valued_options_given"  # what `_StoreOnce` saw during one parse; removed before the parse returns
 
 

@@ -479,8 +479,10 @@ def test_every_subcommands_single_valued_options_refuse_a_repeat():
 def test_every_subcommands_help_says_what_it_does_and_what_each_flag_is(capsys):
     """`worldpolicy demo --help` (and embodiments, predict, viz, report, mcp, world-models, dataset info/check) opened
     with the usage line and the flags: what the command does was only in the top-level list. Each now opens with its
-    line from that list, unless it has a description of its own; and no flag is left without help."""
+    line from that list, unless it has a description of its own; and no flag is left without help. A flag with a
+    value when left out says it (`sim --robot` did not), as `(default: X)`: `report --port` said `(default 8765`."""
     import argparse
+    import re
 
     from worldpolicy.cli import build_parser
 
@@ -497,6 +499,11 @@ def test_every_subcommands_help_says_what_it_does_and_what_each_flag_is(capsys):
     flags = [(name, a) for name, parser in found.items() for a in parser._actions
              if not isinstance(a, argparse._SubParsersAction)]  # the command lists, each entry with its help
     assert [(name, a.dest) for name, a in flags if not a.help] == []
+    shown = [(name, a) for name, a in flags if a.help != argparse.SUPPRESS and a.option_strings]
+    assert len(shown) > 80
+    assert [(name, a.dest) for name, a in shown if a.default not in (None, False, [], argparse.SUPPRESS)
+            and "default" not in a.help] == []
+    assert [(name, a.dest, a.help) for name, a in shown if re.search(r"\(default [^:]", a.help)] == []
     with pytest.raises(SystemExit) as done:
         main(["demo", "--help"])
     assert done.value.code == 0
@@ -898,3 +905,15 @@ def test_predicts_progress_bar_gives_no_rate_before_it_has_timed_a_step(capsys):
     last = [line for line in shown if "/12" in line][-1]
     assert "1/12" in last and "?step/s" in last
     update(12, 12)
+
+
+def test_merge_adapter_names_the_checkpoint_argument_the_user_typed(tmp_path, capsys):
+    """The loader's errors name its Python parameter (`checkpoint='/nope'`); merge-adapter's user typed CHECKPOINT."""
+    from worldpolicy.models import shipped_model
+
+    for given, said in ((tmp_path / "nope", "is neither an existing folder nor a hub id"),
+                        (shipped_model(), "is not a LoRA adapter checkpoint (no base_model.json)")):
+        assert main(["merge-adapter", str(given), "--out", str(tmp_path / "merged")]) == 2
+        err = capsys.readouterr().err
+        assert f"worldpolicy merge-adapter: error: CHECKPOINT={str(given)!r} {said}" in err and "checkpoint=" not in err
+    assert not (tmp_path / "merged").exists()

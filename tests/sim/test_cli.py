@@ -53,6 +53,8 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
         (["--policy", "shiped"], "sim: error: --policy: 'shiped' is not 'scripted', 'random', a ws:// URL, 'shipped'"),
         (["--imagine"], "sim: error: --imagine asks a model for its imagined video; --policy random has none"),
         (["--api-key", "k"], "sim: error: --api-key is sent to a ws:// policy server, not to --policy 'random'"),
+        (["--api-key-env", "K"],
+         "sim: error: --api-key-env is sent to a ws:// policy server, not to --policy 'random'"),
         (["--seed", "-1"], "--seed: expected >= 0"),
         (["--max-steps", "0"], "--max-steps: expected >= 1"),
         (["--image-size", "none", "--videos", "2"], "--image-size none renders no cameras, so --videos 2"),
@@ -340,7 +342,37 @@ def test_sim_cli_wrong_api_key_says_how_to_send_one(tmp_path, capsys, monkeypatc
         t.stop()
     [line] = [line for line in capsys.readouterr().err.splitlines() if "sim: error:" in line]  # not the server's log
     assert f"sim: error: {t.url} refused the API key (HTTP 401)" in line
-    assert line.endswith("give sim the server's key with --api-key KEY or WORLDPOLICY_API_KEY")
+    assert line.endswith("give sim the server's key with --api-key-env VAR, WORLDPOLICY_API_KEY or --api-key KEY")
+
+
+def test_sim_cli_reads_the_servers_key_from_the_variable_api_key_env_names(tmp_path, capsys, monkeypatch):
+    """`--api-key KEY` is in the process list (`ps`) of every user of the machine; `--api-key-env VAR` reads it from
+    the environment, as serve's does, and WORLDPOLICY_API_KEY is read when neither flag is given."""
+    from worldpolicy.sim import policies
+
+    sent = []
+
+    def make_policy(spec, **kwargs):  # what would connect: the key it was given, and no further
+        sent.append(kwargs["api_key"])
+        raise ValueError("stopped before connecting")
+
+    monkeypatch.setattr(policies, "make_policy", make_policy)
+    monkeypatch.setenv("WP_SIM_KEY", "s3cret-key-123")
+    monkeypatch.setenv("WORLDPOLICY_API_KEY", "other-key-456")
+    argv = ["sim", "--policy", "ws://127.0.0.1:9", "--task", "reach", "--episodes", "1", "--no-progress", "--out",
+            str(tmp_path / "run")]
+    assert main([*argv, "--api-key-env", "WP_SIM_KEY"]) == 2
+    assert main(argv) == 2
+    assert sent == ["s3cret-key-123", "other-key-456"]
+    assert "s3cret" not in capsys.readouterr().err
+    monkeypatch.setenv("WP_SIM_KEY", "")
+    for extra, message in ((["--api-key-env", "WP_SIM_KEY"],
+                            "sim: error: --api-key-env WP_SIM_KEY: that environment variable is unset or empty"),
+                           (["--api-key-env", "WP_SIM_KEY", "--api-key", "k"],
+                            "sim: error: --api-key and --api-key-env both give the server's key: pass one")):
+        assert main([*argv, *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert len(sent) == 2  # refused before connecting
 
 
 def test_sim_cli_keeps_the_finished_episodes_when_a_later_one_fails(tmp_path, capsys, monkeypatch):

@@ -6,7 +6,6 @@ import argparse
 import errno
 import logging
 import math
-import os
 import re
 import socket
 
@@ -37,26 +36,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--variant", help="embodiment variant, e.g. joint_pos or relative_pose")
     p.add_argument("--host", default="0.0.0.0", help="bind address (default: 0.0.0.0, all interfaces)")
-    p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port, 0..65535 (default: 8000)")
     p.add_argument(
         "--api-key-env", metavar="VAR", help="environment variable holding the API key clients must send "
-        "as 'Authorization: Api-Key <key>' (keeps the key out of the process list)"
+        "as 'Authorization: Api-Key <key>', at least 8 characters (keeps the key out of the process list) (default: "
+        "none: any client that reaches the port is served)"
     )
     # not a way in: without it argparse reads `--api-key KEY` (sim's and openpi's flag) as `--api-key-env KEY` and
     # echoes the key in its "unset variable" error
     p.add_argument("--api-key", dest="api_key_on_command_line", nargs="?", const="", help=argparse.SUPPRESS)
     p.add_argument("--max-batch", type=int, default=8, help="most requests fused into one forward (default: 8)")
-    p.add_argument("--max-wait-ms", type=float, default=5.0, help="longest wait to fill a batch (default: 5)")
+    p.add_argument("--max-wait-ms", type=float, default=5.0, help="longest wait to fill a batch, in ms (default: 5)")
     p.add_argument("--max-queue", type=int, default=64, help="queued requests before 'busy' (default: 64)")
     p.add_argument("--max-connections", type=int, default=1024,
                    help="open WebSocket connections before handshakes get HTTP 503 (default: 1024)")
-    p.add_argument("--max-message-mb", type=float, default=64.0, help="largest request accepted (default: 64)")
-    p.add_argument("--drain-timeout-s", type=float, default=30.0, help="SIGTERM: time to finish queued requests (default: 30)")
+    p.add_argument("--max-message-mb", type=float, default=64.0, help="largest request accepted, in MiB (default: 64)")
+    p.add_argument("--drain-timeout-s", type=float, default=30.0,
+                   help="SIGTERM: time to finish queued requests, in s (default: 30)")
     p.add_argument(
         "--batch-timeout-s", type=float, metavar="S",
-        help="a policy call running longer is taken for stuck (wedged GPU, deadlock): /readyz and /livez answer 503 "
-        "naming the batch, its clients and those queued get an error; with --replicas Serve replaces the replica "
-        "(default: no limit; docs/serving.md says how to pick one)",
+        help="seconds: a policy call running longer is taken for stuck (wedged GPU, deadlock): /readyz and /livez "
+        "answer 503 naming the batch, its clients and those queued get an error; with --replicas Serve replaces the "
+        "replica (default: no limit; docs/serving.md says how to pick one)",
     )
     p.add_argument(
         "--event-loop", default="auto",
@@ -75,12 +76,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--warmup", type=int, default=1, help="synthetic requests run before /readyz is 200 (default: 1)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--dtype", help="torch dtype, e.g. bfloat16")
-    p.add_argument("--steps", type=int, help="default denoising steps (clients may send 'steps')")
-    p.add_argument("--guidance", type=float, help="default classifier-free guidance (clients may send 'guidance')")
+    p.add_argument("--dtype", help="bfloat16 | float16 | float32 (or bf16, fp16, fp32; any case; default: bfloat16 on "
+                   "CUDA, else float32)")
+    p.add_argument("--steps", type=int, help="denoising steps, >= 1, of a request that sends no 'steps' (default: the "
+                   "embodiment's sampling preset, else 4)")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance of a request that sends no 'guidance'; 1 "
+                   "turns it off (default: the embodiment's preset, else 3)")
     p.add_argument("--chunk-size", type=int, help="actions per chunk (default: the embodiment's)")
     p.add_argument("--resolution-tier", type=int, help="canvas resolution tier (default: the embodiment's)")
-    p.add_argument("--seed", type=int, help="deterministic per-request seed sequence starting here")
+    p.add_argument("--seed", type=int, help="seed of the first request that sends none, the next one +1 and so on: a "
+                   "deterministic sequence, in [0, 2**63) (default: a random seed per request)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the generation tower (GPU); each new batch size or prompt length compiles on "
                    "its first request")
@@ -112,7 +117,7 @@ def _check_replicas(replicas: int) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ..cli import LOAD_FLAGS, flag_named
+    from ..cli import LOAD_FLAGS, api_key_from_env, flag_named
     from ..policy import Policy, check_seed
     from .adapters import check_key_map
     from .codec import Limits
@@ -129,10 +134,7 @@ def _serve(args: argparse.Namespace) -> int:
     args.checkpoint = resolve_checkpoint(args.checkpoint)
     api_key = None
     if args.api_key_env:
-        api_key = os.environ.get(args.api_key_env)
-        if not api_key:
-            raise ValueError(f"--api-key-env {args.api_key_env}: that environment variable is unset or empty")
-        api_key = checked_api_key(api_key, f"--api-key-env {args.api_key_env}: the key")
+        api_key = checked_api_key(api_key_from_env(args.api_key_env), f"--api-key-env {args.api_key_env}: the key")
     size = int(args.max_message_mb * 2**20) if math.isfinite(args.max_message_mb) else 0
     if not (size >= 1 and args.max_message_mb <= _MAX_MESSAGE_MB):
         raise ValueError(f"--max-message-mb {args.max_message_mb} is invalid; accepted: a number of MiB in (0, "

@@ -45,7 +45,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=EVAL_SEED,
                    help=f"episode i uses seed + i (scene and sampling) (default: {EVAL_SEED}, past the scenes "
                    "`dataset from-sim` records from 0: held out from a checkpoint trained on them)")
-    p.add_argument("--robot", default="panda", help="panda | fr3 | menagerie_panda | path to a Menagerie panda.xml")
+    p.add_argument("--robot", default="panda",
+                   help="panda | fr3 | menagerie_panda | path to a Menagerie panda.xml (default: panda)")
     p.add_argument("--embodiment", default=None,
                    help="action space: a name from `worldpolicy embodiments` or a spec file (*.json) (default: a "
                    "checkpoint's own, its embodiment.json or trainer_state.json; a ws:// server's metadata; "
@@ -61,16 +62,25 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --strategy ensemble: weight exp(-decay * i) of the i-th oldest chunk covering a step, "
                    "as ACT (default: 0.1)")
     p.add_argument("--control-hz", type=float, default=15.0,
-                   help="control rate (default: 15); match the policy's fps (warned when they differ: bridge is 5)")
+                   help="control rate, in Hz (default: 15); match the policy's fps (warned when they differ: bridge "
+                   "is 5)")
     p.add_argument("--max-steps", type=int, default=None, help="episode step limit (default: the task's)")
     p.add_argument("--image-size", default="180x320", help="HxW of each camera image (default: 180x320)")
     p.add_argument("--videos", type=int, default=1,
                    help="record mp4s of the first N episodes (default: 1), captioned with the episode, its step and "
                    "its outcome; only those are rendered for scripted and random, which see no cameras")
     p.add_argument("--imagine", action="store_true", help="ask the policy for its imagined video (side-by-side)")
-    p.add_argument("--steps", type=int, default=None, help="denoising steps (checkpoint policies)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="denoising steps, >= 1 (checkpoint policies) (default: the embodiment's sampling preset, "
+                   "else 4)")
     p.add_argument("--device", default=None, help="torch device for checkpoint policies (default: auto)")
-    p.add_argument("--api-key", default=None, help="for ws:// servers (or WORLDPOLICY_API_KEY)")
+    p.add_argument("--api-key", default=None,
+                   help="the key a ws:// server asks for; other users of this machine see it in the process list "
+                   "(ps), and shell history keeps it: prefer --api-key-env (default: none, the key --api-key-env "
+                   "names)")
+    p.add_argument("--api-key-env", metavar="VAR", default=None,
+                   help="environment variable holding the ws:// server's key, as serve --api-key-env takes its own "
+                   "(default: WORLDPOLICY_API_KEY, when it is set)")
     p.add_argument("--out", type=Path, default=Path("sim_runs"), help="output folder (default: sim_runs)")
     p.add_argument("--no-plots", action="store_true", help="no report.png or index.html")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -127,7 +137,8 @@ def _with_key_hint(exc: ConnectionError) -> ConnectionError:
     client = sys.modules.get("worldpolicy.serving.client")
     if client is None or not isinstance(exc, client.AuthenticationError):
         return exc
-    return client.AuthenticationError(f"{exc}; give sim the server's key with --api-key KEY or WORLDPOLICY_API_KEY")
+    return client.AuthenticationError(f"{exc}; give sim the server's key with --api-key-env VAR, WORLDPOLICY_API_KEY "
+                                      "or --api-key KEY")
 
 
 def _refuse_previous_run(out: Path) -> None:
@@ -345,6 +356,7 @@ def _unloaded_checkpoint(args: argparse.Namespace, image_size: tuple[int, int] |
 def run(args: argparse.Namespace) -> int:
     import os
 
+    from worldpolicy.cli import api_key_from_env
     from worldpolicy.fileio import output_folder
     from worldpolicy.models import resolve_checkpoint
 
@@ -398,8 +410,14 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--steps/--device apply to checkpoint policies only, not {args.policy!r}")
     if args.imagine and args.policy in ("scripted", "random"):  # they imagine nothing: no side-by-side would show it
         raise ValueError(f"--imagine asks a model for its imagined video; --policy {args.policy} has none")
-    if args.api_key is not None and not args.policy.startswith(("ws://", "wss://")):
-        raise ValueError(f"--api-key is sent to a ws:// policy server, not to --policy {args.policy!r}")
+    given_key = [flag for flag, value in (("--api-key", args.api_key), ("--api-key-env", args.api_key_env))
+                 if value is not None]
+    if given_key and not args.policy.startswith(("ws://", "wss://")):
+        raise ValueError(f"{given_key[0]} is sent to a ws:// policy server, not to --policy {args.policy!r}")
+    if len(given_key) == 2:
+        raise ValueError("--api-key and --api-key-env both give the server's key: pass one (--api-key-env keeps it "
+                         "out of the process list)")
+    api_key = api_key_from_env(args.api_key_env) if args.api_key_env is not None else args.api_key
     if args.embodiment is not None and args.policy == "scripted":  # it would be ignored, and the run look as asked
         raise ValueError(f"--embodiment {args.embodiment} does not apply to --policy scripted: the expert always acts "
                          "in droid/joint_pos (absolute joints); leave --embodiment out")
@@ -441,7 +459,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 policy = make_policy(
                     args.policy, env=env, embodiment=args.embodiment, seed=args.seed, decode_video=args.imagine,
-                    api_key=args.api_key or os.environ.get("WORLDPOLICY_API_KEY"), **local,
+                    api_key=api_key or os.environ.get("WORLDPOLICY_API_KEY"), **local,
                 )
             except ConnectionError as exc:
                 raise _with_key_hint(exc) from None

@@ -30,10 +30,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "diffusers-format folder with the checkpoint's embodiment.json and trainer_state.json: it serves without the "
         "base. Needs the host memory of the model in float32 (~60 GB for Cosmos3-Nano), whatever --dtype.",
     )
-    m.add_argument("checkpoint", help="LoRA adapter checkpoint folder (holds base_model.json)")
+    m.add_argument("checkpoint", metavar="CHECKPOINT", help="LoRA adapter checkpoint folder (holds base_model.json)")
     m.add_argument("--out", required=True, help="new or empty folder for the merged checkpoint")
     m.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
-                   help="weights of the written checkpoint (default float32, as training writes merged checkpoints)")
+                   help="weights of the written checkpoint (default: float32, as training writes merged checkpoints)")
     m.set_defaults(func=_merge_adapter)
 
 
@@ -82,6 +82,7 @@ def _merge_adapter(args: argparse.Namespace) -> int:
 
     import torch
 
+    from ..cli import flag_named
     from ..engine.loading import (
         BASE_FILE,
         DTYPES,
@@ -95,9 +96,12 @@ def _merge_adapter(args: argparse.Namespace) -> int:
     from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, expand_home
 
     source = Path(expand_home(args.checkpoint))
-    check_checkpoint_source(source)  # a missing folder or a run's folder is named as such
+    try:  # the API's errors name its parameter (`checkpoint=...`); here the argument typed is
+        check_checkpoint_source(source)  # a missing folder or a run's folder is named as such
+    except (ValueError, FileNotFoundError) as exc:
+        raise flag_named(exc, {"checkpoint": "CHECKPOINT"}) from None
     if adapter_base(source) is None:
-        raise ValueError(f"checkpoint={str(source)!r} is not a LoRA adapter checkpoint (no {BASE_FILE}); a merged or "
+        raise ValueError(f"CHECKPOINT={str(source)!r} is not a LoRA adapter checkpoint (no {BASE_FILE}); a merged or "
                          "full checkpoint is complete already")
     given = Path(args.out).expanduser()
     out = given.resolve()

@@ -26,8 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("run_dir", help="a predict, sim or train run directory")
     r.add_argument("--title", default=None, help="page title (default: '<kind> run · <folder name>')")
     r.add_argument("--serve", action="store_true", help="then serve the folder over HTTP until Ctrl-C")
-    r.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
-    r.add_argument("--port", type=int, default=8765, help="port to serve on (default 8765; 0 picks a free one)")
+    r.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only)")
+    r.add_argument("--port", type=int, default=8765,
+                   help="port to serve on, 0..65535; 0 picks a free one (default: 8765)")
     r.set_defaults(func=_report)
 
 

@@ -30,7 +30,8 @@ LABEL_HEIGHT = 22  # the caption strip above a clip of up to LABEL_SCALE_FROM pi
 LABEL_SCALE_FROM = 528
 MAX_LABEL_HEIGHT = 48
 GAP = 4  # white pixels between clips placed side by side
-# between a caption's parts: two spaces drew as one at a small clip's font size, "imagined frame 4(ended)"
+# between a caption's parts (the sim's episode videos' too): two spaces drew as one at a small clip's font size,
+# "imagined frame 4(ended)"
 SEP = " · "
 # The largest animation frame: H.264 level 5.1's 4096x2304, what hardware decoders and the Windows and macOS players
 # take. A 57-column chunk beside a 16:9 clip was 6050x2276 (level 6), a file a browser could not play everywhere.
