@@ -214,6 +214,25 @@ def test_atomic_writes_get_the_mode_the_umask_gives(tmp_path, mask):
     assert sorted(p.name for p in written.parent.iterdir()) == ["doc.json"]  # no temp file left beside it
 
 
+@pytest.mark.parametrize("mask", [0o077, 0o002])
+def test_videos_get_the_mode_the_umask_gives(tmp_path, mask):
+    """Videos (rollout.mp4, a dataset's mp4s) are written through their own temp file, and were made 0644 whatever the
+    umask, as atomic writes were."""
+    import os
+    import stat
+
+    import numpy as np
+
+    from worldpolicy.processing.video import write_video
+
+    before = os.umask(mask)
+    try:
+        written = write_video(tmp_path / "clip.mp4", np.zeros((2, 16, 16, 3), np.uint8), fps=15)
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~mask
+
+
 def test_a_staged_folder_replacing_an_earlier_one_survives_an_interrupted_removal(tmp_path, monkeypatch):
     """The earlier folder was deleted before the new one took its name: a Ctrl-C while a large one was deleted left it
     half gone and removed the new one too. It now goes aside in one rename and is deleted after: the new one stays."""

@@ -238,6 +238,13 @@ def test_writes_are_atomic(tmp_path):
         writer.add_episode(**make_episode(5, seed=0), task="t")
         raise RuntimeError("boom")
     assert not root.exists() and list(tmp_path.iterdir()) == []
+    # a command that fails leaves no empty parent it made for the dataset (`from-sim fs/d`: an empty fs/ was left)
+    from worldpolicy.fileio import removing_empty_folders_on_failure
+
+    with pytest.raises(RuntimeError, match="boom"), removing_empty_folders_on_failure(), \
+            LeRobotDatasetWriter(tmp_path / "fs" / "d", fps=10):
+        raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
 
     first = write_episodes(root, [dict(make_episode(5, seed=0), task="old")], fps=10)
     with pytest.raises(FileExistsError, match="root="):

@@ -33,7 +33,7 @@ with extra_imports():
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-from ..fileio import share_tree, write_json_atomic
+from ..fileio import make_folder, share_tree, write_json_atomic
 from ..processing.video import CODECS, VideoFileWriter
 from .layout import (
     AUTO_FEATURES,
@@ -764,7 +764,7 @@ class LeRobotDatasetWriter:
         if features is not None:
             self.features = _check_user_features(features, "features")
             _check_video_sizes(self.features, video_codec, "features")
-        self.root.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(self.root.parent)  # a failed command leaves no empty parent behind (`cli.main`)
         self._stage = Path(tempfile.mkdtemp(dir=self.root.parent, prefix=f".{self.root.name}.writing-"))
         self._tasks: dict[str, int] = {}
         self._rows: list[dict[str, Any]] = []

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..fileio import make_folder
+from ..fileio import make_folder, umask
 
 
 def check_frame_bounds(max_frames: int | None, last: int | None) -> None:
@@ -175,7 +175,7 @@ class VideoFileWriter:
         try:
             self._mux(self._stream.encode())
             self._container.close()
-            os.chmod(self._tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be shared
+            os.chmod(self._tmp, 0o666 & ~umask())  # mkstemp makes 0600: the mode `open` gives, as atomic_path
             os.replace(self._tmp, self.path)
         finally:
             if os.path.exists(self._tmp):
