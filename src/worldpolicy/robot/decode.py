@@ -160,7 +160,8 @@ class ActionDecoder:
         """The measured arm joints a relative chunk starts from, in radians within the robot's limits (give or take
         `MEASURED_JOINT_MARGIN_RAD`). IK seeded from joints in degrees returned them unchanged for a still chunk and
         jumped to another configuration ("unreachable") for a moving one, so they are refused, naming the joints.
-        The limits are the robot config's `joint_limits`: an arm with others (a Franka FR3) is given its own."""
+        The limits are the robot config's `joint_limits`: an arm with others (a Franka FR3) is given its own. Returned
+        within the limits (`IKSolver.within_limits`): the chunk starts, and its first step's speed counts, from there."""
         dof, names = self.robot.dof, self.robot.arm_joints
         try:
             q = np.asarray(q_arm, dtype=np.float64)
@@ -180,14 +181,21 @@ class ActionDecoder:
                 f"q_arm: {given} outside robot {self.robot.name!r}'s joint limits; q_arm is the measured arm joints in "
                 "radians (joints in degrees? np.radians converts them). If the arm's limits are others, give them in "
                 f"its config: get_robot({self.robot.name!r}, joint_limits=[(lower, upper), ...]){fr3}")
-        return q
+        return self.ik.within_limits(q)
 
     def decode(self, actions: np.ndarray, q_arm: np.ndarray | None) -> RobotCommand:
-        """Physical chunk [T, action_dim] + current arm joints (rad; relative_pose chunks start from them; for a
-        joint_position chunk they are optional and, given, checked like them and its first step's speed from them)
-        → joint targets, gripper and (for poses) IK report."""
+        """Physical chunk [T, action_dim] + measured arm joints (rad, [dof]) → joint targets, gripper and (for poses)
+        IK report. relative_pose chunks start from `q_arm`; a joint_position chunk's first step is speed-checked from
+        it, so it may be None only with `check_velocity=False`: that first move, from wherever the arm is, was the one
+        step no check saw."""
         actions = self.check(actions)
         relative = self.embodiment.layout == "relative_pose"
+        if q_arm is None and (relative or self.check_velocity):
+            raise ValueError(
+                f"q_arm: None, but {'a relative_pose chunk starts from' if relative else 'check_velocity checks the first target against'} "
+                f"the measured arm joints; pass the {self.robot.dof} joint angles (rad) of robot {self.robot.name!r}"
+                + ("" if relative else ", or make the decoder with check_velocity=False where something else limits "
+                   "the speed"))
         q_arm = self.check_joints(q_arm) if relative or q_arm is not None else None
         gripper, clipped = self._gripper(actions)
         if not relative:

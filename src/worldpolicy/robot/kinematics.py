@@ -252,13 +252,21 @@ class IKSolver:
         q[self._qadr] = q_arm
         return q
 
+    def within_limits(self, q_arm: np.ndarray) -> np.ndarray:
+        """Arm joints clipped to the joint limits: where a solve starts from. A measured joint a little past its limit
+        (MuJoCo's limits are soft: a servo pushing at one overshoots) made the speed-limited QP infeasible (mink's
+        bare `NoSolutionFound`) once the way back in was more than one period's travel (at 60 fps), and a chunk that
+        asked for no motion returned the joint past its limit as a target."""
+        return np.clip(q_arm, self.lower, self.upper)
+
     def fk(self, q_arm: np.ndarray) -> np.ndarray:
         """Arm joints → EE pose (4x4, world frame of the robot model)."""
         self.configuration.update(self._full_q(q_arm))
         return self.configuration.get_transform_frame_to_world(self.robot.ee_frame, self.robot.ee_frame_type).as_matrix()
 
     def solve(self, target: np.ndarray, q_seed: np.ndarray) -> np.ndarray:
-        """One EE target (4x4) → arm joints, starting (and posture-regularised) at `q_seed`.
+        """One EE target (4x4) → arm joints, starting (and posture-regularised) at `q_seed` (within the joint limits:
+        `within_limits`).
 
         With `fps`, a target further than one control period's joint travel is met part way along the commanded motion:
         the largest share of the seed pose's screw motion to it (halved 7 times: within 1 %) that a speed-limited solve
@@ -271,6 +279,7 @@ class IKSolver:
             raise ValueError(f"target: expected a 4x4 pose, got shape {target.shape}")
         _check_poses(target[None], "target")
         q = self._full_q(q_seed)
+        q[self._qadr] = self.within_limits(q[self._qadr])
         if self._step_limit is None:
             return self._converge(target, q)[0]
         self._step_limit.start(q[self._qadr])
@@ -326,9 +335,10 @@ class IKSolver:
 
         With `reanchor` each target composes the delta on the pose actually achieved at the previous step
         (FK(q_{i-1}) @ ΔT_i), so an unreachable step does not push every later target off the plan; without it the
-        targets are the open-loop integration from FK(q0).
+        targets are the open-loop integration from FK(q0). A `q0` past a joint limit is taken as at it
+        (`within_limits`), anchor included, so a still chunk holds the arm at the limit, not past it.
         """
-        q = np.asarray(q0, dtype=np.float64)
+        q = self.within_limits(self._full_q(q0)[self._qadr])  # the arm counts as at a limit it overshot
         plan = integrate_relative_poses(deltas, self.fk(q))  # checks the shape
         check_rot6d(np.asarray(deltas, dtype=np.float64)[:, 3:9], "deltas")
         if not reanchor:
