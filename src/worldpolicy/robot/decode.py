@@ -60,8 +60,9 @@ def check_executable(embodiment: Embodiment, robot: RobotConfig | None = None) -
 
 @dataclass
 class RobotCommand:
-    """One decoded chunk: arm joint targets [T, dof], gripper g [T] (0 open, 1 closed), EE targets when IK ran, and
-    how many values of each step were clipped [T]."""
+    """One decoded chunk: arm joint targets [T, dof] (rad), gripper g [T] (0 open, 1 closed), EE targets [T, 4, 4]
+    (base frame) when IK ran, and how many values of each step were clipped [T]. Row i is the target (i + 1)/fps s
+    after the measured joints, at the embodiment's fps, which the speed check assumes."""
 
     qpos: np.ndarray
     gripper: np.ndarray

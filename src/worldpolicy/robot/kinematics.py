@@ -260,7 +260,8 @@ class IKSolver:
         return np.clip(q_arm, self.lower, self.upper)
 
     def fk(self, q_arm: np.ndarray) -> np.ndarray:
-        """Arm joints → EE pose (4x4, world frame of the robot model)."""
+        """Arm joints (rad) → EE pose: 4x4 in metres, in the robot's base frame (the MJCF's root body: IK loads the
+        robot alone, so not a sim scene's world)."""
         self.configuration.update(self._full_q(q_arm))
         return self.configuration.get_transform_frame_to_world(self.robot.ee_frame, self.robot.ee_frame_type).as_matrix()
 
