@@ -217,7 +217,8 @@ class ActionDecoder:
         return command
 
     def _gripper(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """g clipped to [0, 1], and per step whether it had to be (0 or 1)."""
+        """g clipped to [0, 1], and per step whether it had to be (0 or 1); 0 (open) for an embodiment without a
+        gripper column (docs/robot.md says so to a real arm's stack)."""
         if self._grip is None:
             return np.zeros(len(actions)), np.zeros(len(actions), dtype=int)
         g = actions[:, self._grip]
