@@ -5,8 +5,9 @@ and re-anchored on the achieved pose) and `joint_position` (absolute joints + gr
 Gripper values leave the decoder in the DROID convention (0 open, 1 closed); `RobotConfig.gripper_to_ctrl` maps them to
 actuator units. Anything outside the valid range is clipped *with a warning* and counted per step in
 `RobotCommand.clipped_steps` (so a caller that runs only part of a chunk counts only what ran). What cannot be made
-safe by clipping is refused (`ValueError`): NaN/inf, rot6d that is no rotation, and joint targets that move a joint
-faster than the robot's `max_joint_velocity` at the embodiment's fps (`check_velocity`).
+safe by clipping is refused (`ValueError`): NaN/inf, rot6d that is no rotation, measured joints that are missing or
+no angles within the limits (`check_joints`), and joint targets that move a joint faster than the robot's
+`max_joint_velocity` at the embodiment's fps (`check_velocity`).
 """
 
 from __future__ import annotations
