@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import logging
 
@@ -9,6 +10,8 @@ pytest.importorskip("mink")
 from worldpolicy.embodiments import embodiment_from_spec, get_embodiment
 from worldpolicy.robot.decode import ActionDecoder
 from worldpolicy.robot.robots import get_robot, list_robots
+
+IDENTITY6 = [1, 0, 0, 0, 1, 0]
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +157,7 @@ def test_joint_jumps_faster_than_the_arm_allows_are_refused_naming_the_joint_and
                                          r"to target 2: joint1 moves 2 rad in one step, 30 rad/s at 15 fps "
                                          r"\(embodiment 'droid/joint_pos'\), over its max_joint_velocity 2.175 rad/s"
                                          r".*check_velocity=False"):
-        dec.decode(chunk, None)
+        dec.decode(chunk, np.array(dec.robot.home))
     # given, the measured joints are where the first step starts: a chunk that starts 1 rad away is a jump too
     with pytest.raises(ValueError, match=r"first from the measured joints to target 0: joint1 moves 2 rad"):
         dec.decode(chunk[2:], np.array(dec.robot.home))
@@ -165,8 +168,39 @@ def test_joint_jumps_faster_than_the_arm_allows_are_refused_naming_the_joint_and
     np.testing.assert_allclose(dec.decode(steady, np.array(dec.robot.home)).qpos, steady[:, :7])
     # an arm with other limits says so in its config
     fast = ActionDecoder("droid", get_robot("panda", max_joint_velocity=(40.0,) * 7))
-    assert len(fast.decode(chunk, None)) == 4
+    assert len(fast.decode(chunk, np.array(dec.robot.home))) == 4
     assert len(ActionDecoder("droid", "panda", check_velocity=False).decode(chunk, None)) == 4
+
+
+def test_a_joint_chunk_without_the_measured_joints_needs_the_speed_check_off():
+    """Without `q_arm` the move from wherever the arm is to target 0 went unchecked: a chunk for another setup, 2 rad
+    from the arm, passed the speed check between its own targets."""
+    dec = ActionDecoder("droid", "panda")
+    chunk = np.tile(np.append(dec.robot.home, 0.0), (4, 1))
+    with pytest.raises(ValueError, match=r"q_arm: None, but check_velocity checks the first target against the "
+                                         r"measured arm joints; pass the 7 joint angles \(rad\) of robot 'panda', or make "
+                                         r"the decoder with check_velocity=False"):
+        dec.decode(chunk, None)
+    with pytest.raises(ValueError, match=r"q_arm: None, but a relative_pose chunk starts from the measured arm joints"):
+        ActionDecoder("droid/relative_pose", "panda").decode(np.tile([0, 0, 0, *IDENTITY6, 0], (2, 1)), None)
+
+
+@pytest.mark.parametrize("fps", [15, 60, 200])
+def test_measured_joints_past_a_limit_start_the_chunk_at_the_limit(fps):
+    """MuJoCo's soft limits let a servo overshoot a limit a little (accepted: `MEASURED_JOINT_MARGIN_RAD`). IK started
+    from there: at 60 fps the speed-limited QP could not get back inside in one period and mink raised a bare
+    `NoSolutionFound`; a still chunk returned the joint past its limit as a target. Both start at the limit now."""
+    emb = dataclasses.replace(get_embodiment("droid/relative_pose"), fps=fps)
+    dec = ActionDecoder(emb, "panda")
+    q = np.array(dec.robot.home)
+    q[3] = dec.ik.upper[3] + 0.09  # joint 4 (upper -0.0698) overshot by 0.09 rad
+    for dz in (0.0, 0.005):  # still, and 5 mm a step up
+        cmd = dec.decode(np.tile([0, 0, dz, *IDENTITY6, 0], (4, 1)), q)
+        assert np.all(cmd.qpos >= dec.ik.lower) and np.all(cmd.qpos <= dec.ik.upper)
+        assert cmd.tracking.max_mm < 5 and not cmd.tracking.unreachable_steps  # by the straightened elbow
+    joints = ActionDecoder("droid", "panda")
+    held = np.tile(np.append(q, 0.0), (2, 1))  # a joint chunk that holds the overshot pose: clipped, at speed
+    np.testing.assert_allclose(joints.decode(held, q).qpos[:, 3], dec.ik.upper[3])
 
 
 def test_a_turn_too_fast_for_the_joints_is_met_part_way_and_reported_not_swung(rel, caplog):

@@ -132,8 +132,16 @@ def test_given_the_control_rate_ik_keeps_joints_within_their_speed_along_the_com
 
 
 def test_bad_q_and_target(ik):
-    with pytest.raises(ValueError, match="q"):
+    # each error names the parameter it was given as, and what a robot's joints are
+    accepted = r"expected the 7 arm joint angles of robot 'panda' \(joint1, joint2, .*, joint7\) in rad, finite, got"
+    with pytest.raises(ValueError, match=r"q_arm: " + accepted):
         ik.fk(np.zeros(6))
+    with pytest.raises(ValueError, match=r"q_seed: " + accepted):
+        ik.solve(ik.fk(np.array(ik.robot.home)), [0.0] * 6 + [np.nan])
+    with pytest.raises(ValueError, match=r"q0: " + accepted):
+        ik.solve_trajectory(ik.fk(np.array(ik.robot.home))[None], "home")
+    with pytest.raises(ValueError, match=r"q0: " + accepted):
+        ik.solve_relative(np.tile([0, 0, 0, *IDENTITY6], (2, 1)), np.zeros(8))
     with pytest.raises(ValueError, match="target"):
         ik.solve(np.full((4, 4), np.nan), np.array(ik.robot.home))
 

@@ -146,3 +146,34 @@ def test_noisy_rot6d_decodes_near_the_rotation_it_perturbs(noise, scale):
     rot = Rotation.from_rotvec([0.4, -0.9, 0.3]).as_matrix()
     r6 = matrix_to_rot6d(rot) + scale * np.asarray(noise) / max(np.linalg.norm(noise), 1e-9)
     assert rotation_angle(rot.T @ rot6d_to_matrix(r6)) <= 2 * scale
+
+
+def test_known_rotations_read_as_scipy_reads_them():
+    """Columns, checked on rotations whose matrix is known by heart (scipy builds them from a rotation vector): 90 deg
+    about z sends x to y and y to -x, so its rot6d is [0, 1, 0, -1, 0, 0]; read as rows it would be the -90 deg turn."""
+    quarter_z = Rotation.from_rotvec([0, 0, np.pi / 2])
+    np.testing.assert_allclose(matrix_to_rot6d(quarter_z.as_matrix()), [0, 1, 0, -1, 0, 0], atol=1e-12)
+    np.testing.assert_allclose(rot6d_to_matrix(np.array([0, 1, 0, -1, 0, 0.0])), quarter_z.as_matrix(), atol=1e-12)
+    # robot-bridge.md's Bridge sample, denormalised: rot6d [0.99995, 0.0044, -0.0106, -0.0037, 0.9992, -0.0418] is a
+    # small turn, mostly -0.042 rad about x (R21 = sin), with 0.011 about y (R20 = -sin) and 0.004 about z (R10 = sin)
+    sample = np.array([0.99995, 0.0044, -0.0106, -0.0037, 0.9992, -0.0418])
+    turn = Rotation.from_matrix(rot6d_to_matrix(sample))
+    np.testing.assert_allclose(turn.as_rotvec(), [-0.0418, 0.0106, 0.004], atol=2e-3)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(-1, 1), min_size=6, max_size=6), st.lists(st.floats(-0.05, 0.05), min_size=6, max_size=6))
+def test_integration_is_scipys_composition_in_the_body_frame(rotvecs, translations):
+    """Two steps composed with scipy (`r1 * r2` applies r2 first, in r1's frame): the rotation is R0·ΔR0·ΔR1 and each
+    translation is turned by the orientation before it, t2 = t0 + R0 Δt0 + R0 ΔR0 Δt1."""
+    steps = Rotation.from_rotvec(np.reshape(rotvecs, (2, 3)))
+    dt = np.reshape(translations, (2, 3))
+    anchor_rot = Rotation.from_rotvec([0.3, -1.2, 2.0])
+    anchor = np.eye(4)
+    anchor[:3, :3], anchor[:3, 3] = anchor_rot.as_matrix(), [0.4, -0.1, 0.5]
+    deltas = np.concatenate([dt, matrix_to_rot6d(steps.as_matrix())], axis=1)
+    poses = integrate_relative_poses(deltas, anchor)
+    wanted = anchor_rot * steps[0] * steps[1]
+    np.testing.assert_allclose(poses[2, :3, :3], wanted.as_matrix(), atol=1e-12)
+    t2 = anchor[:3, 3] + anchor_rot.apply(dt[0]) + (anchor_rot * steps[0]).apply(dt[1])
+    np.testing.assert_allclose(poses[2, :3, 3], t2, atol=1e-12)

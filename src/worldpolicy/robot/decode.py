@@ -5,8 +5,9 @@ and re-anchored on the achieved pose) and `joint_position` (absolute joints + gr
 Gripper values leave the decoder in the DROID convention (0 open, 1 closed); `RobotConfig.gripper_to_ctrl` maps them to
 actuator units. Anything outside the valid range is clipped *with a warning* and counted per step in
 `RobotCommand.clipped_steps` (so a caller that runs only part of a chunk counts only what ran). What cannot be made
-safe by clipping is refused (`ValueError`): NaN/inf, rot6d that is no rotation, and joint targets that move a joint
-faster than the robot's `max_joint_velocity` at the embodiment's fps (`check_velocity`).
+safe by clipping is refused (`ValueError`): NaN/inf, rot6d that is no rotation, measured joints that are missing or
+no angles within the limits (`check_joints`), and joint targets that move a joint faster than the robot's
+`max_joint_velocity` at the embodiment's fps (`check_velocity`).
 """
 
 from __future__ import annotations
@@ -60,8 +61,9 @@ def check_executable(embodiment: Embodiment, robot: RobotConfig | None = None) -
 
 @dataclass
 class RobotCommand:
-    """One decoded chunk: arm joint targets [T, dof], gripper g [T] (0 open, 1 closed), EE targets when IK ran, and
-    how many values of each step were clipped [T]."""
+    """One decoded chunk: arm joint targets [T, dof] (rad), gripper g [T] (0 open, 1 closed), EE targets [T, 4, 4]
+    (base frame) when IK ran, and how many values of each step were clipped [T]. Row i is the target (i + 1)/fps s
+    after the measured joints, at the embodiment's fps, which the speed check assumes."""
 
     qpos: np.ndarray
     gripper: np.ndarray
@@ -160,7 +162,8 @@ class ActionDecoder:
         """The measured arm joints a relative chunk starts from, in radians within the robot's limits (give or take
         `MEASURED_JOINT_MARGIN_RAD`). IK seeded from joints in degrees returned them unchanged for a still chunk and
         jumped to another configuration ("unreachable") for a moving one, so they are refused, naming the joints.
-        The limits are the robot config's `joint_limits`: an arm with others (a Franka FR3) is given its own."""
+        The limits are the robot config's `joint_limits`: an arm with others (a Franka FR3) is given its own. Returned
+        within the limits (`IKSolver.within_limits`): the chunk starts, and its first step's speed counts, from there."""
         dof, names = self.robot.dof, self.robot.arm_joints
         try:
             q = np.asarray(q_arm, dtype=np.float64)
@@ -180,14 +183,21 @@ class ActionDecoder:
                 f"q_arm: {given} outside robot {self.robot.name!r}'s joint limits; q_arm is the measured arm joints in "
                 "radians (joints in degrees? np.radians converts them). If the arm's limits are others, give them in "
                 f"its config: get_robot({self.robot.name!r}, joint_limits=[(lower, upper), ...]){fr3}")
-        return q
+        return self.ik.within_limits(q)
 
     def decode(self, actions: np.ndarray, q_arm: np.ndarray | None) -> RobotCommand:
-        """Physical chunk [T, action_dim] + current arm joints (rad; relative_pose chunks start from them; for a
-        joint_position chunk they are optional and, given, checked like them and its first step's speed from them)
-        → joint targets, gripper and (for poses) IK report."""
+        """Physical chunk [T, action_dim] + measured arm joints (rad, [dof]) → joint targets, gripper and (for poses)
+        IK report. relative_pose chunks start from `q_arm`; a joint_position chunk's first step is speed-checked from
+        it, so it may be None only with `check_velocity=False`: that first move, from wherever the arm is, was the one
+        step no check saw."""
         actions = self.check(actions)
         relative = self.embodiment.layout == "relative_pose"
+        if q_arm is None and (relative or self.check_velocity):
+            raise ValueError(
+                f"q_arm: None, but {'a relative_pose chunk starts from' if relative else 'check_velocity checks the first target against'} "
+                f"the measured arm joints; pass the {self.robot.dof} joint angles (rad) of robot {self.robot.name!r}"
+                + ("" if relative else ", or make the decoder with check_velocity=False where something else limits "
+                   "the speed"))
         q_arm = self.check_joints(q_arm) if relative or q_arm is not None else None
         gripper, clipped = self._gripper(actions)
         if not relative:
@@ -208,7 +218,8 @@ class ActionDecoder:
         return command
 
     def _gripper(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """g clipped to [0, 1], and per step whether it had to be (0 or 1)."""
+        """g clipped to [0, 1], and per step whether it had to be (0 or 1); 0 (open) for an embodiment without a
+        gripper column (docs/robot.md says so to a real arm's stack)."""
         if self._grip is None:
             return np.zeros(len(actions)), np.zeros(len(actions), dtype=int)
         g = actions[:, self._grip]

@@ -244,21 +244,36 @@ class IKSolver:
             self.limits.append(self._step_limit)
         self._q = self.configuration.q.copy()
 
-    def _full_q(self, q_arm: np.ndarray) -> np.ndarray:
-        q_arm = np.asarray(q_arm, dtype=np.float64)
-        if q_arm.shape != (self.robot.dof,) or not np.all(np.isfinite(q_arm)):
-            raise ValueError(f"q: expected {self.robot.dof} finite arm joint angles, got {q_arm!r}")
+    def _full_q(self, q_arm: np.ndarray, name: str) -> np.ndarray:
+        """The model's configuration with these arm joints; `name` is the caller's parameter, which the error names."""
+        try:
+            given = np.asarray(q_arm, dtype=np.float64)
+        except (TypeError, ValueError):
+            given = None
+        if given is None or given.shape != (self.robot.dof,) or not np.all(np.isfinite(given)):
+            raise ValueError(f"{name}: expected the {self.robot.dof} arm joint angles of robot {self.robot.name!r} "
+                             f"({', '.join(self.robot.arm_joints)}) in rad, finite, got {q_arm!r}")
+        q_arm = given
         q = self._q.copy()
         q[self._qadr] = q_arm
         return q
 
+    def within_limits(self, q_arm: np.ndarray) -> np.ndarray:
+        """Arm joints clipped to the joint limits: where a solve starts from. A measured joint a little past its limit
+        (MuJoCo's limits are soft: a servo pushing at one overshoots) made the speed-limited QP infeasible (mink's
+        bare `NoSolutionFound`) once the way back in was more than one period's travel (at 60 fps), and a chunk that
+        asked for no motion returned the joint past its limit as a target."""
+        return np.clip(q_arm, self.lower, self.upper)
+
     def fk(self, q_arm: np.ndarray) -> np.ndarray:
-        """Arm joints → EE pose (4x4, world frame of the robot model)."""
-        self.configuration.update(self._full_q(q_arm))
+        """Arm joints (rad) → EE pose: 4x4 in metres, in the robot's base frame (the MJCF's root body: IK loads the
+        robot alone, so not a sim scene's world)."""
+        self.configuration.update(self._full_q(q_arm, "q_arm"))
         return self.configuration.get_transform_frame_to_world(self.robot.ee_frame, self.robot.ee_frame_type).as_matrix()
 
     def solve(self, target: np.ndarray, q_seed: np.ndarray) -> np.ndarray:
-        """One EE target (4x4) → arm joints, starting (and posture-regularised) at `q_seed`.
+        """One EE target (4x4) → arm joints, starting (and posture-regularised) at `q_seed` (within the joint limits:
+        `within_limits`).
 
         With `fps`, a target further than one control period's joint travel is met part way along the commanded motion:
         the largest share of the seed pose's screw motion to it (halved 7 times: within 1 %) that a speed-limited solve
@@ -270,7 +285,8 @@ class IKSolver:
         if target.shape != (4, 4):
             raise ValueError(f"target: expected a 4x4 pose, got shape {target.shape}")
         _check_poses(target[None], "target")
-        q = self._full_q(q_seed)
+        q = self._full_q(q_seed, "q_seed")
+        q[self._qadr] = self.within_limits(q[self._qadr])
         if self._step_limit is None:
             return self._converge(target, q)[0]
         self._step_limit.start(q[self._qadr])
@@ -315,7 +331,7 @@ class IKSolver:
         _check_poses(targets, "targets")
         qs = np.empty((len(targets), self.robot.dof))
         achieved = np.empty_like(targets)
-        q = np.asarray(q0, dtype=np.float64)
+        q = self._full_q(q0, "q0")[self._qadr]
         for i, target in enumerate(targets):
             q = self.solve(target, q)
             qs[i], achieved[i] = q, self.fk(q)
@@ -326,9 +342,10 @@ class IKSolver:
 
         With `reanchor` each target composes the delta on the pose actually achieved at the previous step
         (FK(q_{i-1}) @ ΔT_i), so an unreachable step does not push every later target off the plan; without it the
-        targets are the open-loop integration from FK(q0).
+        targets are the open-loop integration from FK(q0). A `q0` past a joint limit is taken as at it
+        (`within_limits`), anchor included, so a still chunk holds the arm at the limit, not past it.
         """
-        q = np.asarray(q0, dtype=np.float64)
+        q = self.within_limits(self._full_q(q0, "q0")[self._qadr])  # the arm counts as at a limit it overshot
         plan = integrate_relative_poses(deltas, self.fk(q))  # checks the shape
         check_rot6d(np.asarray(deltas, dtype=np.float64)[:, 3:9], "deltas")
         if not reanchor:
