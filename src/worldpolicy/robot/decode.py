@@ -163,7 +163,8 @@ class ActionDecoder:
         `MEASURED_JOINT_MARGIN_RAD`). IK seeded from joints in degrees returned them unchanged for a still chunk and
         jumped to another configuration ("unreachable") for a moving one, so they are refused, naming the joints.
         The limits are the robot config's `joint_limits`: an arm with others (a Franka FR3) is given its own. Returned
-        within the limits (`IKSolver.within_limits`): the chunk starts, and its first step's speed counts, from there."""
+        within the limits (`IKSolver.within_limits`): the chunk starts, and its first step's speed counts, from
+        there."""
         dof, names = self.robot.dof, self.robot.arm_joints
         try:
             q = np.asarray(q_arm, dtype=np.float64)
@@ -193,9 +194,11 @@ class ActionDecoder:
         actions = self.check(actions)
         relative = self.embodiment.layout == "relative_pose"
         if q_arm is None and (relative or self.check_velocity):
+            needs = ("a relative_pose chunk starts from" if relative
+                     else "check_velocity checks the first target against")
             raise ValueError(
-                f"q_arm: None, but {'a relative_pose chunk starts from' if relative else 'check_velocity checks the first target against'} "
-                f"the measured arm joints; pass the {self.robot.dof} joint angles (rad) of robot {self.robot.name!r}"
+                f"q_arm: None, but {needs} the measured arm joints; pass the {self.robot.dof} joint angles (rad) of "
+                f"robot {self.robot.name!r}"
                 + ("" if relative else ", or make the decoder with check_velocity=False where something else limits "
                    "the speed"))
         q_arm = self.check_joints(q_arm) if relative or q_arm is not None else None
