@@ -6,6 +6,7 @@ import json
 import re
 import sys
 
+import numpy as np
 import pytest
 
 from worldpolicy.cli import main
@@ -242,6 +243,7 @@ def test_wrong_types_and_ranges_name_the_field(valid, section, values, message):
     ({"episodes": [1, 0, 1]}, "data.episodes=[1, 0, 1]: [1] given more than once; name each episode once"),
     ({"exclude_episodes": [0, 1]}, ("data.exclude_episodes=[0, 1] leaves out every episode of data.dataset: nothing "
                                    "to train on")),
+    ({"episodes": []}, "data.episodes=[]: no episode to train on; name some, or leave it unset for all of them"),
     ({"episodes": [1], "exclude_episodes": [1]}, "data.exclude_episodes=[1] leaves out data.episodes=[1]: nothing"),
 ])
 def test_an_episode_selection_is_checked_against_the_dataset_naming_the_setting(valid, values, message):
@@ -260,6 +262,8 @@ def test_the_episodes_trained_on_are_the_selection_without_the_excluded_ones(val
     assert selected(episodes=[1]) == (1,) and selected(exclude_episodes=[0]) == (1,)
     assert selected(episodes=[0, 1], exclude_episodes=[1]) == (0,)
     assert DataConfig(episodes=[7, 3, 5], exclude_episodes=[5]).selected_episodes(8) == (3, 7)  # ascending
+    picked = DataConfig(episodes=list(np.array([4, 1]))).selected_episodes(8)  # numpy's ints, given in Python
+    assert picked == (1, 4) and all(type(i) is int for i in picked)  # the cache key as a file's [1, 4] gives
     config = TrainConfig(**{**load_config(valid).__dict__, "data": DataConfig(dataset=valid["data"]["dataset"],
                                                                               episodes=[0.5])})
     with pytest.raises(ValueError, match=r"^data.episodes=\[0.5\]: expected a list of integers \(episode indices\)"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import numbers
@@ -54,11 +55,13 @@ class DataConfig:
             if outside:
                 raise ValueError(f"data.{name}={given}: {outside} not episodes of data.dataset, which has "
                                  f"{num_episodes} (accepted: indices 0 to {num_episodes - 1})")
-            twice = sorted({i for i in given if given.count(i) > 1})
+            twice = sorted(i for i, n in collections.Counter(given).items() if n > 1)
             if twice:
                 raise ValueError(f"data.{name}={given}: {twice} given more than once; name each episode once")
+        if self.episodes == []:
+            raise ValueError("data.episodes=[]: no episode to train on; name some, or leave it unset for all of them")
         chosen = range(num_episodes) if self.episodes is None else self.episodes
-        kept = tuple(sorted(set(chosen) - set(self.exclude_episodes)))
+        kept = tuple(sorted(int(i) for i in set(chosen) - set(self.exclude_episodes)))  # numpy's ints: as in a file
         if not kept:
             among = "every episode of data.dataset" if self.episodes is None else f"data.episodes={self.episodes}"
             raise ValueError(f"data.exclude_episodes={self.exclude_episodes} leaves out {among}: nothing to train on")
