@@ -133,6 +133,12 @@ def test_state_row_for_joint_position_embodiments(tmp_path):
             r"action_keys=\['action'\] give 2 values per frame but embodiment 'bridge' has action_dim 10",
         ),
         ({"action_keys": "nope"}, r"action_keys=\['nope'\]: \['nope'\] not among"),
+        # a video among the numbers: "not among the features" sent the reader to info.json to find it was there
+        ({"action_keys": "cam"}, (r"action_keys=\['cam'\]: \['cam'\] is a video, not per-frame numbers: give it in "
+                                 r"video_keys; accepted here: the dataset's numeric features \['action', "
+                                 r"'observation.state'\]")),
+        ({"embodiment": "droid", "state_keys": ["cam", "action"], "action_keys": ["action"] * 4},
+         r"^state_keys=\['cam', 'action'\]: \['cam'\] is a video"),
         ({"mode": "planning"}, "mode='planning'; accepted: policy, forward_dynamics, inverse_dynamics"),
         ({"mode": {"policy": -1}}, "weights numbers >= 0"),
         # float() raised its own "could not convert string to float", naming no argument, or read "0.5" as a number

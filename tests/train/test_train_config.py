@@ -6,6 +6,7 @@ import json
 import re
 import sys
 
+import numpy as np
 import pytest
 
 from worldpolicy.cli import main
@@ -229,6 +230,58 @@ def test_wrong_types_and_ranges_name_the_field(valid, section, values, message):
     with pytest.raises(ValueError) as error:
         load_config(_with(valid, section, **values))
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"episodes": 1}, "data.episodes=1: expected a list of integers or null, got int"),
+    ({"exclude_episodes": ["1"]}, "data.exclude_episodes=['1']: expected a list of integers, got list"),
+    ({"episodes": [0, 1.0]}, "data.episodes=[0, 1.0]: expected a list of integers or null, got list"),
+    # the tiny dataset holds episodes 0 and 1
+    ({"episodes": [0, 2, -1]}, ("data.episodes=[0, 2, -1]: [2, -1] not episodes of data.dataset, which has 2 "
+                               "(accepted: indices 0 to 1)")),
+    ({"exclude_episodes": [5]}, "data.exclude_episodes=[5]: [5] not episodes of data.dataset, which has 2"),
+    ({"episodes": [1, 0, 1]}, "data.episodes=[1, 0, 1]: [1] given more than once; name each episode once"),
+    ({"exclude_episodes": [0, 1]}, ("data.exclude_episodes=[0, 1] leaves out every episode of data.dataset: nothing "
+                                   "to train on")),
+    ({"episodes": []}, "data.episodes=[]: no episode to train on; name some, or leave it unset for all of them"),
+    ({"episodes": [1], "exclude_episodes": [1]}, "data.exclude_episodes=[1] leaves out data.episodes=[1]: nothing"),
+])
+def test_an_episode_selection_is_checked_against_the_dataset_naming_the_setting(valid, values, message):
+    with pytest.raises(ValueError) as error:
+        load_config(_with(valid, "data", **values))
+    assert str(error.value).startswith(message)
+
+
+def test_the_episodes_trained_on_are_the_selection_without_the_excluded_ones(valid):
+    from worldpolicy.train.config import DataConfig, TrainConfig
+
+    def selected(**values):
+        return load_config(_with(valid, "data", **values)).data.selected_episodes(2)
+
+    assert selected() is None and selected(episodes=[1, 0]) is None  # all of them: as a run before the setting
+    assert selected(episodes=[1]) == (1,) and selected(exclude_episodes=[0]) == (1,)
+    assert selected(episodes=[0, 1], exclude_episodes=[1]) == (0,)
+    assert DataConfig(episodes=[7, 3, 5], exclude_episodes=[5]).selected_episodes(8) == (3, 7)  # ascending
+    picked = DataConfig(episodes=list(np.array([4, 1]))).selected_episodes(8)  # numpy's ints, given in Python
+    assert picked == (1, 4) and all(type(i) is int for i in picked)  # the cache key as a file's [1, 4] gives
+    config = TrainConfig(**{**load_config(valid).__dict__, "data": DataConfig(dataset=valid["data"]["dataset"],
+                                                                              episodes=[0.5])})
+    with pytest.raises(ValueError, match=r"^data.episodes=\[0.5\]: expected a list of integers \(episode indices\)"):
+        config.check()  # built in Python, not read from a file: checked all the same
+
+
+def test_a_changed_episode_selection_is_a_changed_setting_on_resume(valid):
+    from worldpolicy.train.config import changed_settings
+
+    current = load_config(valid).to_dict()
+    older = json.loads(json.dumps(current))  # a run stored before the settings existed trained on every episode
+    del older["data"]["episodes"], older["data"]["exclude_episodes"]
+    assert changed_settings(older, current) == []
+    excluding = load_config(_with(valid, "data", exclude_episodes=[1])).to_dict()
+    assert changed_settings(older, excluding) == ["data.exclude_episodes: [] -> [1]"]
+    assert changed_settings(excluding, current) == ["data.exclude_episodes: [1] -> []"]
+    assert changed_settings(current, load_config(_with(valid, "data", episodes=[0])).to_dict()) == [
+        "data.episodes: None -> [0]"]
 
 
 def test_one_string_is_a_list_of_one_and_integers_are_numbers(valid):

@@ -143,6 +143,30 @@ def test_latent_cache_is_reused_and_invalidated_by_new_vae_weights(cache_parts, 
     assert examples[0].latents.shape[1] == CHUNK // 4 + 1 and examples[0].domain_id == 30
 
 
+def test_an_episode_selection_has_its_own_latent_cache_and_naming_every_episode_shares_the_whole_ones(
+        cache_parts, tiny_dataset):
+    """A latent cache of other episodes is never read for this selection (the fingerprint holds the selection); one
+    that names every episode is the whole dataset, so it reads the cache of a run that selected nothing."""
+    from worldpolicy.train.config import DataConfig
+    from worldpolicy.train.data import count_windows, fingerprint, window_order, window_spec
+
+    parts, layout, _ = cache_parts
+
+    def spec(**selection):
+        return window_spec(DataConfig(dataset=str(tiny_dataset), chunk_size=CHUNK, video_keys=list(VIDEO_KEYS),
+                                      **selection), layout)
+
+    def key(window_spec_):
+        return fingerprint(window_spec_, layout, parts["vae"], parts["tokenizer"], layout.resolution_tier)
+
+    whole, first, second = spec(), spec(episodes=[0]), spec(exclude_episodes=[0])
+    assert (whole.episodes, first.episodes, second.episodes) == (None, (0,), (1,))
+    assert len({key(whole), key(first), key(second)}) == 3
+    assert spec(episodes=[1, 0]) == whole and key(spec(episodes=[1, 0])) == key(whole)
+    assert {episode for episode, _ in window_order(second)} == {1}
+    assert count_windows(first) + count_windows(second) == count_windows(whole)
+
+
 def test_start_jitter_moves_the_arm_but_not_the_scene():
     pytest.importorskip("mujoco")
     pytest.importorskip("worldpolicy.sim.policies", reason="worldpolicy.sim has no scripted expert here")
@@ -291,6 +315,9 @@ def test_an_adapter_on_the_shipped_model_names_it_shipped_and_loads_in_another_i
      r"data.action_keys=\['action.joints'\]: \['action.joints'\] not among the dataset's features"),
     ({"state_keys": ["observation.state.joint_positions"]},
      r"data.state_keys=\['observation.state.joint_positions'\] give 7 values per frame"),
+    ({"action_keys": ["observation.image.wrist_image_left"], "source_embodiment": "droid/joint_pos"},
+     (r"data.action_keys=\['observation.image.wrist_image_left'\]: \['observation.image.wrist_image_left'\] is a "
+      r"video, not per-frame numbers: give it in data.video_keys; accepted here: the dataset's numeric features")),
     ({"action_conversion": "joint_to_pose"}, (r"data.action_conversion='joint_to_pose'; accepted: none, "
                                               r"joint_to_relative_pose \(or unset")),
 ])
@@ -380,7 +407,8 @@ def test_eight_columns_not_named_as_droids_are_read_as_droids_with_a_warning_say
                                          r"\['observation.state'\]"):
         window_spec(DataConfig(dataset=str(tmp_path / "unnamed"), chunk_size=4, action_keys=["action"]), target)
     # action keys that are not found are named first, not the state keys the source would read next
-    with pytest.raises(ValueError, match=r"data.action_keys=\['observation.image'\]: .* not among the dataset's "
+    with pytest.raises(ValueError, match=r"data.action_keys=\['observation.image'\]: .* is a video, not per-frame "
+                                         r"numbers: give it in data.video_keys; accepted here: the dataset's numeric "
                                          r"features \['action', 'observation.state'\]"):
         window_spec(DataConfig(dataset=str(tmp_path / "unnamed"), chunk_size=4, action_keys=["observation.image"]),
                     target)

@@ -4,6 +4,7 @@ before that state is saved, so the good checkpoints stay."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -56,11 +57,35 @@ def test_nan_action_is_refused_before_anything_is_encoded(nan_dataset, train_con
     monkeypatch.setattr(sampler, "encode_latents", lambda *a: pytest.fail("encoded a window of NaN data"))
     monkeypatch.setattr(loading, "load_components", lambda *a, **k: pytest.fail("loaded the weights for NaN data"))
     raw = train_config(tmp_path / "run", data={"dataset": str(nan_dataset), "cache_dir": str(tmp_path / "cache")})
-    with pytest.raises(ValueError, match=r"action\.joint_position is nan in episode 1 \(frame 3, column 2.* or train "
-                                         r"on a copy without it \(`write_episodes\(COPY, \(e for e in ds.episodes\(\) "
-                                         r"if e.index != 1\)"):
+    with pytest.raises(ValueError, match=r"action\.joint_position is nan in episode 1 \(frame 3, column 2.* leave the "
+                                         r"episode out with data.exclude_episodes = \[1\] \(added to any already "
+                                         r"there\), or fix it$"):
         Trainer(load_config(raw), progress=False).run()
     assert not list((tmp_path / "cache").glob("latents-*")) and not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_the_bad_episode_left_out_as_the_refusal_says_trains_on_the_rest(nan_dataset, train_config, tmp_path):
+    """The advice works as given, with no copy of the dataset: the run trains, its latent cache holds only the
+    other episode's windows, and the new embodiment's normalisation stats are computed from those windows alone."""
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.data import LatentCache
+    from worldpolicy.train.trainer import Trainer
+
+    out = tmp_path / "run"
+    raw = train_config(out, data={"dataset": str(nan_dataset), "cache_dir": str(tmp_path / "cache"),
+                                  "exclude_episodes": [1]}, optim={"steps": 2})
+    Trainer(load_config(raw), progress=False).run()
+    (cache_file,) = (tmp_path / "cache").glob("latents-*.safetensors")
+    cache = LatentCache.load(cache_file)
+    assert {episode for episode, _ in cache.index} == {0} and len(cache) == 10 - 1  # padded windows of 10 frames
+    spec = json.loads((out / "checkpoints" / "step-0000002" / "embodiment.json").read_text())
+    layout = Trainer(load_config(raw), progress=False)._data()[1]
+    assert spec["stats"] == cache.action_stats(layout)
+    assert json.loads((out / "config.json").read_text())["data"]["exclude_episodes"] == [1]
+    from worldpolicy.viz.report import write_report
+
+    text = re.sub(r"<[^>]+>", "", write_report(out).read_text())
+    assert "episodes2" in text and "episodes trainedall except 1" in text  # the dataset's, then those trained
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_good_checkpoints(train_config, tmp_path, monkeypatch):

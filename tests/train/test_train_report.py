@@ -65,3 +65,12 @@ def test_the_pages_sim_command_evaluates_on_scenes_the_sim_dataset_did_not_recor
     assert sim_line(recorded, {"seed": 3}).endswith("--task reach --episodes 10 --seed 5 --out runs/sim")
     for other in (None, {**recorded, "task": "push"}):  # no sim seeds, or another task's: its default seeds
         assert sim_line(other).endswith("--task reach --episodes 10 --out runs/sim")
+
+
+def test_the_episodes_trained_are_named_only_when_a_selection_is_set():
+    from worldpolicy.viz.train_report import _episode_selection
+
+    assert _episode_selection({"episodes": None, "exclude_episodes": []}) is None and _episode_selection({}) is None
+    assert _episode_selection({"episodes": None, "exclude_episodes": [3]}) == "all except 3"
+    assert _episode_selection({"episodes": [0, 2, 5], "exclude_episodes": [2]}) == "0, 2, 5 except 2"
+    assert _episode_selection({"episodes": list(range(40))}) == ", ".join(map(str, range(12))) + ", ... (40 in all)"

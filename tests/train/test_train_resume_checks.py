@@ -31,6 +31,7 @@ def finished(tmp_path_factory, train_config):
     ({"optim": {"steps": 4, "lr": 1e-2}}, ["optim.lr: 0.001 -> 0.01"]),
     ({"optim": {"steps": 4}, "seed": 4, "finetune": {"mode": "lora"}}, ["seed: 3 -> 4", "finetune.mode: 'full' -> 'lora'"]),
     ({"optim": {"steps": 4, "warmup_steps": 3}}, ["optim.warmup_steps: 2 -> 3"]),
+    ({"optim": {"steps": 4}, "data": {"exclude_episodes": [1]}}, ["data.exclude_episodes: [] -> [1]"]),
 ])
 def test_resume_with_other_settings_is_refused_before_anything_is_written(finished, train_config, overrides, named):
     before = _files(finished)

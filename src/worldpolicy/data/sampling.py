@@ -100,7 +100,7 @@ def sample_training_examples(
         raise ValueError(f"{prefix}stride={stride!r} must be an int >= 1")
     if limit is not None and (not isinstance(limit, int) or limit < 0):
         raise ValueError(f"limit={limit!r} must be None or an int >= 0")
-    action_keys = _check_keys(dataset, action_keys, emb, f"{prefix}action_keys")
+    action_keys = _check_keys(dataset, action_keys, emb, f"{prefix}action_keys", f"{prefix}video_keys")
     if emb.state_history:
         if state_keys is None:
             if "observation.state" not in dataset.features:
@@ -109,7 +109,7 @@ def sample_training_examples(
                     f"no 'observation.state'; features: {dataset.feature_keys})"
                 )
             state_keys = "observation.state"
-        state_keys = _check_keys(dataset, state_keys, emb, f"{prefix}state_keys")
+        state_keys = _check_keys(dataset, state_keys, emb, f"{prefix}state_keys", f"{prefix}video_keys")
     cameras = _check_videos(dataset, video_keys, f"{prefix}video_keys")
     if episodes is not None and (isinstance(episodes, str) or not all(
             isinstance(i, numbers.Integral) and not isinstance(i, (bool, np.bool_)) for i in episodes)):
@@ -230,9 +230,17 @@ def _real(weight: object) -> bool:
     return isinstance(weight, numbers.Real) and not isinstance(weight, (bool, np.bool_))
 
 
-def _check_keys(dataset: LeRobotDataset, keys: str | Sequence[str], emb: Embodiment, param: str) -> list[str]:
+def _check_keys(dataset: LeRobotDataset, keys: str | Sequence[str], emb: Embodiment, param: str,
+                videos_param: str) -> list[str]:
     keys = [keys] if isinstance(keys, str) else list(keys)
     missing = [k for k in keys if k not in dataset.feature_keys]
+    videos = [k for k in missing if k in dataset.video_keys]  # frames, read from the video files, not the parquet
+    if videos:
+        raise ValueError(
+            f"{param}={keys!r}: {videos} {'is a video' if len(videos) == 1 else 'are videos'}, not per-frame numbers: "
+            f"give {'it' if len(videos) == 1 else 'them'} in {videos_param}; accepted here: the dataset's numeric "
+            f"features {dataset.feature_keys}"
+        )
     if not keys or missing:
         raise ValueError(
             f"{param}={keys!r}: {missing or 'none given'} not among the dataset's features {dataset.feature_keys}"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import math
+import numbers
 import os
 import re
 import tomllib
@@ -33,7 +35,37 @@ class DataConfig:
     action_conversion: str | None = None
     robot: str = "panda"
     stride: int = 1
+    # which episodes (indices from 0, as `LeRobotDataset(repo_id, episodes=[...])` takes them) to train on: unset, all
+    # of them; `exclude_episodes` then leaves some out (a broken recording, a held-out set) without listing the rest
+    episodes: list[int] | None = None
+    exclude_episodes: list[int] = field(default_factory=list)
     cache_dir: str | None = None  # default: <output_dir>/cache
+
+    def selected_episodes(self, num_episodes: int) -> tuple[int, ...] | None:
+        """The episodes trained on, in ascending order, of a dataset of `num_episodes`; None for all of them (so a run
+        that selects nothing keeps the latent cache and resume fingerprint of one from before the setting). Each
+        index is checked against the dataset here, naming the setting, the indices given and the range accepted."""
+        for name, given in (("episodes", self.episodes), ("exclude_episodes", self.exclude_episodes)):
+            if given is None:
+                continue
+            if isinstance(given, str) or not all(isinstance(i, numbers.Integral) and not isinstance(i, bool)
+                                                 for i in given):  # a config built in Python skips `_typed`
+                raise ValueError(f"data.{name}={given!r}: expected a list of integers (episode indices)")
+            outside = [i for i in given if not 0 <= i < num_episodes]
+            if outside:
+                raise ValueError(f"data.{name}={given}: {outside} not episodes of data.dataset, which has "
+                                 f"{num_episodes} (accepted: indices 0 to {num_episodes - 1})")
+            twice = sorted(i for i, n in collections.Counter(given).items() if n > 1)
+            if twice:
+                raise ValueError(f"data.{name}={given}: {twice} given more than once; name each episode once")
+        if self.episodes == []:
+            raise ValueError("data.episodes=[]: no episode to train on; name some, or leave it unset for all of them")
+        chosen = range(num_episodes) if self.episodes is None else self.episodes
+        kept = tuple(sorted(int(i) for i in set(chosen) - set(self.exclude_episodes)))  # numpy's ints: as in a file
+        if not kept:
+            among = "every episode of data.dataset" if self.episodes is None else f"data.episodes={self.episodes}"
+            raise ValueError(f"data.exclude_episodes={self.exclude_episodes} leaves out {among}: nothing to train on")
+        return None if len(kept) == num_episodes else kept
 
 
 @dataclass
@@ -169,6 +201,10 @@ class TrainConfig:
                                     "folder: `worldpolicy dataset check FOLDER`)")
         if not (dataset / "meta" / "info.json").is_file():
             raise FileNotFoundError(f"data.dataset={self.data.dataset!r} has no meta/info.json (not a LeRobot v3 dataset)")
+        if self.data.episodes is not None or self.data.exclude_episodes:  # against the dataset's episode count now
+            from ..data import LeRobotDataset
+
+            self.data.selected_episodes(LeRobotDataset.open(dataset).num_episodes)
         try:
             check_chunk_size(self.data.chunk_size)
         except ValueError as exc:
@@ -295,7 +331,7 @@ def _lora_only_settings(finetune: FinetuneConfig) -> list[str]:
 
 
 # Settings added after runs were first stored, with the behaviour those runs had: compared as if stored.
-IMPLIED_BEFORE = {"optim.precision": "fp32"}
+IMPLIED_BEFORE = {"optim.precision": "fp32", "data.episodes": None, "data.exclude_episodes": []}
 
 # What older versions stored as written and `load_config` now replaces by what it names: an embodiment's `stats_file`
 # (and its feature) is now the stats that file holds (`embodiments.inline_stats_file`). A run stored with the file's
@@ -368,6 +404,7 @@ def _build(cls, raw: dict[str, Any], where: str):
 
 
 _TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
+_LIST_ITEMS = {str: "strings", int: "integers"}
 
 
 def _typed(value: Any, hint: Any, name: str) -> Any:
@@ -379,12 +416,16 @@ def _typed(value: Any, hint: Any, name: str) -> Any:
             return float(value)
         if option in _TYPE_NAMES and type(value) is option:
             return value
-        if typing.get_origin(option) is list and (isinstance(value, str) or (
+        if typing.get_args(option) == (str,) and (isinstance(value, str) or (
                 isinstance(value, list) and all(isinstance(item, str) for item in value))):
             return [value] if isinstance(value, str) else value
+        if typing.get_args(option) == (int,) and isinstance(value, list) and all(
+                type(item) is int for item in value):  # one integer is no list: `episodes = 3` could mean the first 3
+            return value
         if typing.get_origin(option) is dict and isinstance(value, dict):
             return value
-    accepted = " or ".join(_TYPE_NAMES.get(o) or ("a table" if typing.get_origin(o) is dict else "a list of strings")
+    accepted = " or ".join(_TYPE_NAMES.get(o) or ("a table" if typing.get_origin(o) is dict else
+                                                  f"a list of {_LIST_ITEMS[typing.get_args(o)[0]]}")
                            for o in options)
     raise ValueError(f"{name}={value!r}: expected {accepted}, got {type(value).__name__}")
 

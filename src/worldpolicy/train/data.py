@@ -50,6 +50,8 @@ class WindowSpec:
     `source_embodiment` names the dataset's own action layout (its width must match `action_keys`);
     `action_conversion="joint_to_relative_pose"` turns joint targets into per-step end-effector deltas with the
     robot's forward kinematics (`robot.decode.encode_relative_pose`), so joint datasets train Cartesian heads.
+    `episodes` (ascending; None: all) are the episodes windows are cut from (`DataConfig.selected_episodes`); being a
+    field, they are in the latent cache's fingerprint, so another selection never reads this one's cache.
     """
 
     dataset: str
@@ -103,6 +105,7 @@ def window_spec(data: DataConfig, target: Embodiment) -> WindowSpec:
         dataset=data.dataset, chunk_size=data.chunk_size, source_embodiment=source, action_keys=tuple(data.action_keys),
         state_keys=tuple(data.state_keys), video_keys=tuple(data.video_keys) if data.video_keys else None,
         action_conversion=conversion, robot=data.robot, stride=data.stride,
+        episodes=data.selected_episodes(dataset.num_episodes),
     )
     _plan(spec, target, dataset)
     for name, given, used in (("source_embodiment", data.source_embodiment, source),
@@ -348,8 +351,8 @@ def check_finite(dataset, keys: list[str], episodes: Iterable[int]) -> None:
             raise ValueError(
                 f"data.dataset {str(dataset.root)!r}: {bad.key} is {bad.value} in episode {episode} (frame {bad.frame}, "
                 f"column {bad.column}; frames of that episode holding NaN or inf: {bad.frames}); training needs finite "
-                f"actions and states: fix the episode, or train on a copy without it (`write_episodes(COPY, (e for e "
-                f"in ds.episodes() if e.index != {episode}), fps=ds.fps, features=ds.features)`, docs/data.md)"
+                f"actions and states: leave the episode out with data.exclude_episodes = [{episode}] (added to any "
+                f"already there), or fix it"
             )
 
 

@@ -127,8 +127,8 @@ def _clips(spec, embodiment, count: int, seed: int) -> torch.Tensor:
     from .data import iter_windows
 
     rng = np.random.default_rng(seed)
-    episodes = LeRobotDataset.open(spec.dataset).num_episodes
-    chosen = tuple(sorted(rng.choice(episodes, size=min(count, episodes), replace=False).tolist()))
+    episodes = spec.episodes or range(LeRobotDataset.open(spec.dataset).num_episodes)  # `data.episodes`' choice
+    chosen = tuple(sorted(rng.choice(episodes, size=min(count, len(episodes)), replace=False).tolist()))
     clips: list[torch.Tensor] = []
     for seen, window in enumerate(iter_windows(replace(spec, episodes=chosen), embodiment)):
         slot = seen if seen < count else int(rng.integers(seen + 1))

@@ -114,6 +114,22 @@ def _dataset_facts(data: Mapping[str, Any], notes: list[str]) -> list[tuple[str,
     return facts
 
 
+def _episode_selection(data: Mapping[str, Any]) -> str | None:
+    """`data.episodes` less `data.exclude_episodes` ("all except 3"), when either is set: the dataset's "episodes"
+    line counts every episode it holds, trained or not."""
+    chosen, left_out = data.get("episodes"), data.get("exclude_episodes")
+    left_out = left_out if isinstance(left_out, list) else []
+    if not isinstance(chosen, list) and not left_out:
+        return None
+    text = _indices(chosen) if isinstance(chosen, list) else "all"
+    return text + (f" except {_indices(left_out)}" if left_out else "")
+
+
+def _indices(values: list[Any], shown: int = 12) -> str:
+    more = f", ... ({len(values)} in all)" if len(values) > shown else ""
+    return ", ".join(map(str, values[:shown])) + more
+
+
 def _columns_table(spec: Mapping[str, Any]) -> str:
     columns, units = spec.get("columns"), spec.get("units")
     if not isinstance(columns, list):
@@ -209,6 +225,7 @@ def train_sections(run_dir: Path) -> tuple[list[str], list[str]]:
     weights = trained_objective_weights(state.get("objective_weights"), config.get("objectives"))
     mix = ", ".join(f"{k} {v:g}" for k, v in weights.items() if v) if weights else None
     facts = [("starting checkpoint", config.get("checkpoint")), *_dataset_facts(data, notes),
+             ("episodes trained", _episode_selection(data)),
              ("dataset actions", data.get("source_embodiment")), ("action conversion", data.get("action_conversion")),
              ("objectives", mix), ("objectives preset", table("objectives").get("preset")),
              ("warmup steps", optim.get("warmup_steps")), ("weight decay", optim.get("weight_decay")),
