@@ -124,11 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(  # other libraries' INFO lines (OpenGL, httpx...) are noise on a command line: warnings only
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        force=True,  # bind to the current stderr, also when main() runs more than once in a process
-    )
+    _configure_logging(args)
     logging.getLogger("worldpolicy").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if not getattr(args, "func", None):  # a usage error (status 2), said on stderr: `worldpolicy > out` keeps it off out
         parser.print_help(sys.stderr)
@@ -169,6 +165,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             raise
         return 2
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    """The root handler on stderr: `text` lines (a timestamp, level and logger before each message), or `json` ones
+    for a command that has `--log-format` (`serve`), where Python's `warnings` go through logging too, so every line
+    the process logs is one JSON object."""
+    from .serving.logformat import TEXT_FORMAT, JsonFormatter
+
+    json_lines = getattr(args, "log_format", "text") == "json"
+    handler = logging.StreamHandler()  # the current stderr, also when main() runs more than once in a process
+    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(  # other libraries' INFO lines (OpenGL, httpx...) are noise on a command line: warnings only
+        level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler], force=True,
+    )
+    logging.captureWarnings(json_lines)
 
 
 def _command_name(args: argparse.Namespace) -> str:

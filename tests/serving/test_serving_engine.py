@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -161,15 +162,7 @@ def test_serve_command_end_to_end(tiny_checkpoint, tiny_policy):
     env = {**os.environ, "WP_TEST_KEY": "cli-key-0001"}
     proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).status == 200:
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "server never became ready"
-            time.sleep(0.2)
+        _wait_ready(proc, port)
         with RemotePolicy(f"ws://127.0.0.1:{port}", api_key="cli-key-0001") as remote:
             got = remote.act(_cameras(5), "open the drawer", seed=3)
         want = tiny_policy.act(_cameras(5), "open the drawer", seed=3)
@@ -182,6 +175,66 @@ def test_serve_command_end_to_end(tiny_checkpoint, tiny_policy):
     log = proc.stderr.read()
     assert '"event": "ready"' in log
     assert log.index('"event": "policy_closed"') < log.index('"event": "stopped"')  # the model released in the drain
+
+
+def _wait_ready(proc: subprocess.Popen, port: int) -> None:
+    """Until the served command's GET /readyz answers 200 (it loads and warms up first)."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).status == 200:
+                return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "server never became ready"
+        time.sleep(0.2)
+
+
+def test_serve_command_json_log_is_one_object_per_line_and_a_refusal_flood_is_summed_up(tiny_checkpoint):
+    """`--log-format json`: every stderr line of a served session parses as a JSON object, the event's fields its own
+    keys (not a JSON string inside `message`); refused handshakes are one full line, then one summary with the count
+    (said at the drain here), while /metrics counts each of them."""
+    import json
+
+    from worldpolicy.serving.client import AuthenticationError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [
+        sys.executable, "-m", "worldpolicy.cli", "serve", "--checkpoint", str(tiny_checkpoint), "--embodiment",
+        "droid/relative_pose", "--chunk-size", "8", "--resolution-tier", "256", "--steps", "2", "--device", "cpu",
+        "--host", "127.0.0.1", "--port", str(port), "--api-key-env", "WP_TEST_KEY", "--log-format", "json",
+    ]
+    proc = subprocess.Popen(command, env={**os.environ, "WP_TEST_KEY": "cli-key-0001"}, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        _wait_ready(proc, port)
+        with RemotePolicy(f"ws://127.0.0.1:{port}", api_key="cli-key-0001") as remote:
+            remote.act(_cameras(5), "open the drawer", seed=3)
+        for _ in range(5):
+            with pytest.raises(AuthenticationError):
+                RemotePolicy(f"ws://127.0.0.1:{port}", api_key="wrong-key-0001").metadata()
+        metrics = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
+                                         headers={"Authorization": "Api-Key cli-key-0001"})
+        text = urllib.request.urlopen(metrics, timeout=10).read().decode()
+        assert 'worldpolicy_requests_total{status="unauthorized"} 5.0' in text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines = [json.loads(line) for line in proc.stderr.read().splitlines()]  # each line an object, or this fails
+    assert lines and all(isinstance(line, dict) and {"time", "level", "logger"} <= line.keys() for line in lines)
+    events = [line for line in lines if line["logger"] == "worldpolicy.serving"]
+    ready = next(e for e in events if e.get("event") == "ready")
+    assert ready["level"] == "INFO" and ready["embodiment"] == "droid/relative_pose" and "message" not in ready
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", ready["time"])
+    refused = [e for e in events if e.get("event") == "auth_refused"]
+    summary = [e for e in events if e.get("event") == "refused_summary"]
+    assert len(refused) == 1 and refused[0]["level"] == "WARNING" and refused[0]["status"] == "unauthorized"
+    assert [(s["of"], s["status"], s["count"]) for s in summary] == [("auth_refused", "unauthorized", 4)]
+    assert [e.get("event") for e in events][-1] == "stopped"
 
 
 def test_serve_command_stopped_during_warmup_exits_0_without_aborting(tiny_checkpoint):

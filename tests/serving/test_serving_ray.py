@@ -310,7 +310,7 @@ def test_a_client_gone_mid_request_is_vanished_and_refusals_are_logged(caplog):
             headers = _FakeSocket.headers
             client = None
 
-        response = ingress.metrics(Req())
+        response = asyncio.run(ingress.metrics(Req()))  # async: on the loop, where refusals are summed up
     assert response.status_code == 401 and response.headers["WWW-Authenticate"] == "Api-Key"
     assert any('"event": "auth_refused"' in r.getMessage() for r in caplog.records)
 

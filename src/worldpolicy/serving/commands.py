@@ -6,8 +6,11 @@ import argparse
 import errno
 import logging
 import math
+import os
 import re
 import socket
+
+from .logformat import LOG_FORMAT_ENV, log_format
 
 _BIND_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
 _CONFIG_FIELD = re.compile(r"ServerConfig\.(\w+)")
@@ -60,6 +63,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "replica (default: no limit; docs/serving.md says how to pick one)",
     )
     p.add_argument(
+        "--log-format", type=log_format, default=os.environ.get(LOG_FORMAT_ENV) or "text", metavar="{text,json}",
+        help="text (default: a timestamp, level and logger before each line, for a terminal) or json (one object per "
+        f"line: time, level, logger and the event's fields, for a log pipeline); {LOG_FORMAT_ENV} sets the default",
+    )
+    p.add_argument(
         "--event-loop", default="auto",
         help="auto (default: uvloop when installed, else asyncio's own loop), asyncio or uvloop",
     )
@@ -93,6 +101,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="torch.compile with CUDA graphs (CUDA only; 1.3x eager at Cosmos3-Nano size on an H200); each "
                    "new batch size or prompt length compiles on its first request (~40 s at Nano size)")
     p.set_defaults(func=_serve)
+
+
+def library_logs_to_root() -> None:
+    """For `--log-format json`: diffusers and transformers write their warnings through stderr handlers of their own,
+    as text lines that never reach the root logger's JSON handler; from now on they go there, as other libraries'
+    lines do."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    for library in (diffusers_logging, transformers_logging):
+        library.disable_default_handler()
+        library.enable_propagation()
 
 
 def _key_map(items: list[str]) -> dict[str, str]:
@@ -180,6 +200,8 @@ def _serve(args: argparse.Namespace) -> int:
     def load():
         from ..engine.loading import quiet_loading
 
+        if args.log_format == "json":
+            library_logs_to_root()
         with quiet_loading():  # a server's log is JSON lines: no progress bar (carriage returns) in it
             return Policy.from_pretrained(args.checkpoint, seed=args.seed, **options)
 

@@ -41,6 +41,7 @@ from .adapters import ObservationAdapter, RequestError, warmup_camera_sizes, war
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
 from .server import (
     DRAINING_TEXT,
+    RefusalLog,
     ServerConfig,
     _log,
     authorized,
@@ -199,6 +200,7 @@ class WireIngress:
         self._active = 0  # requests read and not yet answered
         self._abandoned = 0  # unanswered at the drain deadline: their connections close there, not vanish
         self._sockets: set[WebSocket] = set()
+        self._refusals = RefusalLog()
 
     async def drain(self, timeout_s: float) -> int:
         """SIGTERM, before the application is deleted (which drops every socket at once): refuse new work, give the
@@ -218,6 +220,7 @@ class WireIngress:
                 await ws.close(code=1001, reason="worldpolicy: draining")
             except Exception:  # noqa: BLE001, S110 - already closed
                 pass
+        self._refusals.flush()
         return abandoned
 
     async def _fetch_metadata(self) -> bytes:
@@ -254,9 +257,10 @@ class WireIngress:
         return PlainTextResponse("ready\n")
 
     @_app.get("/metrics")
-    def metrics(self, request: Request) -> PlainTextResponse:
+    async def metrics(self, request: Request) -> PlainTextResponse:
+        """On the event loop (async), where `RefusalLog` keeps its windows; a plain def ran in a thread pool."""
         if not self._authorized(request.headers):
-            _log(logging.WARNING, "auth_refused", path="/metrics", peer=_peer(request))
+            self._refusals("auth_refused", "unauthorized", path="/metrics", peer=_peer(request))
             self.requests.labels("unauthorized").inc()
             return PlainTextResponse("missing or wrong API key (send 'Authorization: Api-Key <key>')\n", 401,
                                      headers={"WWW-Authenticate": "Api-Key"})
@@ -265,7 +269,7 @@ class WireIngress:
     async def _refuse(self, ws: WebSocket, conn: int, text: str, code: int, status: str) -> int:
         """openpi error convention: one text frame, then the close; logged like the single server's refusals."""
         self.requests.labels(status).inc()
-        _log(logging.WARNING, "refused", conn=conn, peer=_peer(ws), status=status, reason=text[:500])
+        self._refusals("refused", status, conn=conn, peer=_peer(ws), reason=text[:500])
         try:
             await ws.send_text(text)
             await ws.close(code=code)
@@ -290,7 +294,7 @@ class WireIngress:
     async def wire(self, ws: WebSocket) -> None:
         conn = next(self._ids)
         if not self._authorized(ws.headers):
-            _log(logging.WARNING, "auth_refused", path="/", peer=_peer(ws))
+            self._refusals("auth_refused", "unauthorized", path="/", peer=_peer(ws))
             self.requests.labels("unauthorized").inc()
             await ws.close(code=1008)  # before accept: the handshake is refused (HTTP 403)
             return
@@ -333,7 +337,7 @@ class WireIngress:
                 if len(frame) > self.max_message_bytes:
                     self.requests.labels("too_big").inc()
                     reason = f"message over max_message_bytes={self.max_message_bytes}"
-                    _log(logging.WARNING, "refused", conn=conn, peer=_peer(ws), status="too_big", reason=reason)
+                    self._refusals("refused", "too_big", conn=conn, peer=_peer(ws), reason=reason)
                     await ws.close(code=1009, reason=reason)
                     return 1009
                 # listen while the replica works: a client that leaves mid-request is `vanished`, not `ok`

@@ -16,7 +16,6 @@ import http
 import importlib.util
 import ipaddress
 import itertools
-import json
 import logging
 import os
 import platform
@@ -47,12 +46,14 @@ from ..models import checkpoint_name
 from ..results import Prediction
 from .adapters import ObservationAdapter, RequestError, WireRequest, all_finite, warmup_camera_sizes, warmup_message
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
+from .logformat import Event
 from .redaction import redact_credentials
 
 __all__ = [
     "DRAINING_TEXT",
     "EVENT_LOOPS",
     "PolicyServer",
+    "RefusalLog",
     "ServerConfig",
     "ServerThread",
     "api_key_matches",
@@ -83,9 +84,67 @@ _SCHEMES = ("api-key", "bearer")  # openpi clients send `Api-Key <key>`, RoboLab
 
 
 def _log(level: int, event: str, **fields: Any) -> None:
-    """One JSON object per log line: easy to grep by eye, trivial to ship to a log pipeline."""
+    """One JSON object per log line: easy to grep by eye, trivial to ship to a log pipeline. An `Event` message, so
+    `--log-format json` writes its fields as the line's own keys; nothing is serialized for a level that is off, nor
+    before a handler formats the record."""
     if logger.isEnabledFor(level):
-        logger.log(level, "%s", json.dumps({"event": event, **fields}, default=str))
+        logger.log(level, Event({"event": event, **fields}))
+
+
+REFUSAL_SUMMARY_S = 10.0  # a refused kind that repeats: one summary line per this many seconds
+
+
+class RefusalLog:
+    """The `refused` and `auth_refused` WARNING lines of one front end, so an overload does not flood the log: the
+    first refusal of a kind (event and metrics status) is logged in full, and the ones after it within `every_s`
+    seconds only counted, then said as one `refused_summary` line (`of`, `status`, `count`, `seconds`); a window that
+    counted some opens the next one, a quiet one ends, so the next refusal of that kind is logged in full again.
+    /metrics still counts every refusal. A refusal the server caused (`error`) is logged each time: each comes with a
+    failure line of its own (`policy_failed`, `replica_failed`...) that names the connection.
+
+    Called on the event loop (the windows close with its `call_later`, or `call_later` given); `flush()` says what
+    the open windows hold, at the drain, before the loop and its timers stop."""
+
+    def __init__(self, every_s: float = REFUSAL_SUMMARY_S,
+                 call_later: Callable[[float, Callable[[], None]], Any] | None = None) -> None:
+        self.every_s = every_s
+        self._call_later = call_later
+        # (event, status) in a quiet window -> [refusals counted in it, its start on the monotonic clock, its timer]
+        self._windows: dict[tuple[str, str], list[Any]] = {}
+
+    def __call__(self, event: str, status: str, **fields: Any) -> None:
+        if not logger.isEnabledFor(logging.WARNING):
+            return
+        if status == "error":
+            _log(logging.WARNING, event, status=status, **fields)
+            return
+        window = self._windows.get((event, status))
+        if window is not None:
+            window[0] += 1
+            return
+        _log(logging.WARNING, event, status=status, **fields)
+        self._open((event, status))
+
+    def _open(self, key: tuple[str, str]) -> None:
+        call_later = self._call_later or asyncio.get_running_loop().call_later
+        self._windows[key] = [0, time.monotonic(), call_later(self.every_s, lambda: self._close(key))]
+
+    def _close(self, key: tuple[str, str]) -> None:
+        if self._said(key):
+            self._open(key)
+
+    def _said(self, key: tuple[str, str]) -> bool:
+        """End `key`'s window, logging its summary if it counted any; whether it did."""
+        count, started, _ = self._windows.pop(key)
+        if count:
+            _log(logging.WARNING, "refused_summary", of=key[0], status=key[1], count=count,
+                 seconds=round(time.monotonic() - started, 3))
+        return count > 0
+
+    def flush(self) -> None:
+        for key, (_, _, timer) in list(self._windows.items()):
+            timer.cancel()
+            self._said(key)
 
 
 DRAINING_TEXT = "server is shutting down; reconnect to another replica"  # a request that arrives while draining
@@ -429,6 +488,7 @@ class PolicyServer:
         self._waiting: set[_Job] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._metrics = _Metrics(self._waiting.__len__, self._batch_running_s)
+        self._refusals = RefusalLog()
         self._ready = False
         self._draining = False
         self._served = False  # serve() runs once per server
@@ -479,7 +539,7 @@ class PolicyServer:
             state = "draining" if self._draining else "loading" if not self._ready else self._stuck_text()
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, f"{state}\n")
         if not self._authorized(request):
-            _log(logging.WARNING, "auth_refused", path=path, peer=peer_name(connection.remote_address))
+            self._refusals("auth_refused", "unauthorized", path=path, peer=peer_name(connection.remote_address))
             self._metrics.requests.labels("unauthorized").inc()
             response = connection.respond(
                 http.HTTPStatus.UNAUTHORIZED, "missing or wrong API key (send 'Authorization: Api-Key <key>')\n"
@@ -497,7 +557,7 @@ class PolicyServer:
         if len(self._connections) >= self.config.max_connections:
             text = (f"server full: {len(self._connections)} connections open (max_connections="
                     f"{self.config.max_connections}); retry later or on another replica")
-            _log(logging.WARNING, "refused", peer=peer_name(connection.remote_address), status="busy", reason=text)
+            self._refusals("refused", "busy", peer=peer_name(connection.remote_address), reason=text)
             self._metrics.requests.labels("busy").inc()
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, text + "\n")
         return None
@@ -518,8 +578,8 @@ class PolicyServer:
         except websockets.ConnectionClosed as exc:
             if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:  # websockets refused the frame
                 self._metrics.requests.labels("too_big").inc()
-                _log(logging.WARNING, "refused", conn=conn, peer=peer_name(ws.remote_address), status="too_big",
-                     reason=exc.sent.reason)
+                self._refusals("refused", "too_big", conn=conn, peer=peer_name(ws.remote_address),
+                               reason=exc.sent.reason)
         finally:
             closed.cancel()
             self._connections.discard(ws)
@@ -613,8 +673,7 @@ class PolicyServer:
     async def _refuse(self, ws: ServerConnection, conn: int, text: str, code: int, status: str) -> None:
         """openpi error convention: one text frame, then close (1011 unless a more precise code applies)."""
         self._metrics.requests.labels(status).inc()
-        _log(logging.WARNING, "refused", conn=conn, peer=peer_name(ws.remote_address), status=status,
-             reason=text[:500])
+        self._refusals("refused", status, conn=conn, peer=peer_name(ws.remote_address), reason=text[:500])
         try:
             await ws.send(text)
             await ws.close(code, "worldpolicy: " + status)
@@ -901,6 +960,7 @@ class PolicyServer:
             for task in stuck:
                 task.cancel()
                 closing[task].transport.abort()
+        self._refusals.flush()
         _log(logging.INFO, "stopped")
 
     def run(self) -> int:

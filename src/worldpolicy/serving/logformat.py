@@ -1,0 +1,71 @@
+"""How `worldpolicy serve` writes its log: `--log-format text` (the default, for a person at a terminal) or `json`
+(`WORLDPOLICY_LOG_FORMAT=json`), one JSON object per line for a log pipeline (Loki, CloudWatch, `jq`).
+
+The server's events (`_log` in server.py) are `Event` messages: their fields become the JSON line's own keys,
+beside `time`, `level` and `logger`, rather than a JSON string inside the line. Every other record (a policy's
+warning, a library's line, Python's `warnings` and a logged traceback) is an object too, with `message` and, when
+there is one, `exc_info` as text. Standard library only: a `logging.Formatter`, as Ray Serve's `JSONFormatter` and
+python-json-logger are, so no logging package is added to the dependencies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any
+
+__all__ = ["LOG_FORMATS", "LOG_FORMAT_ENV", "TEXT_FORMAT", "Event", "JsonFormatter", "log_format"]
+
+LOG_FORMATS = ("text", "json")
+LOG_FORMAT_ENV = "WORLDPOLICY_LOG_FORMAT"  # the default of `serve --log-format`, for a container's environment
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class Event:
+    """A server event as a log message: `str()` is the event as one JSON object (what the text format shows after its
+    prefix, and what `record.getMessage()` gives), made only when a handler formats the record; `JsonFormatter` takes
+    the fields themselves."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.fields = fields
+
+    def __str__(self) -> str:
+        return json.dumps(self.fields, default=str)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line: `time` (ISO 8601, UTC, milliseconds), `level`, `logger`, then an
+    `Event`'s fields, or `message` for any other record; `exc_info` and `stack_info` as text when the record has them.
+    An event field named like one of the first three keeps its value under its name with `_` appended."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+        }
+        said = record.msg
+        fields = said.fields if isinstance(said, Event) and not record.args else {"message": record.getMessage()}
+        for key, value in fields.items():
+            line[f"{key}_" if key in line else key] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exc_info"] = record.exc_text
+        if record.stack_info:
+            line["stack_info"] = self.formatStack(record.stack_info)
+        return json.dumps(line, default=str)
+
+
+def log_format(value: str) -> str:
+    """argparse type of `--log-format` (applied to its default too, which `WORLDPOLICY_LOG_FORMAT` may set)."""
+    import argparse
+
+    if value in LOG_FORMATS:
+        return value
+    source = f" (from {LOG_FORMAT_ENV})" if os.environ.get(LOG_FORMAT_ENV) == value else ""
+    raise argparse.ArgumentTypeError(f"{value!r}{source} is not a log format; accepted: {', '.join(LOG_FORMATS)}")
