@@ -474,6 +474,27 @@ def test_close_in_a_signal_handler_ends_the_call_it_interrupted(serve):
     remote.close()
 
 
+def test_close_in_a_signal_handler_landing_inside_send_does_not_wait_on_websockets_own_lock(serve):
+    """A signal can land while the call it interrupts is inside websockets' `send`, which holds the connection's
+    (non-reentrant) protocol lock: a close() there that closed the connection itself waited on that lock forever.
+    The handler's place is made here directly: the call's lock held, the exchange marked, websockets' lock taken."""
+    remote = RemotePolicy(serve(StandInPolicy()).url)
+    returned = threading.Event()
+
+    def handler_inside_send() -> None:
+        with remote._lock:
+            remote._waiting = True
+            with remote._ws.protocol_mutex:
+                remote.close()
+            remote._waiting = False
+        returned.set()
+
+    threading.Thread(target=handler_inside_send, daemon=True).start()
+    assert returned.wait(30), "close() in the handler waited on the lock the interrupted send holds"
+    assert remote.act(droid_request(np.zeros(7)), "a").actions.shape[0] > 0  # the next call reconnects
+    remote.close()
+
+
 def test_close_during_act_batch_ends_every_connection_waiting_on_the_server(serve):
     policy = _Gated()
     t = serve(policy, max_batch=2, max_wait_ms=1000)

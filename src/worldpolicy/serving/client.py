@@ -429,7 +429,12 @@ class RemotePolicy:
             self._shut()  # another thread's call in progress waits on the connection: end its wait now
             self._lock.acquire()
         elif self._waiting:
-            self._shut()  # a signal handler's close() inside this thread's own call: the same, without waiting
+            # a signal handler's close() inside this thread's own call: shut the socket under it and leave the rest to
+            # that call, which drops the connection as it ends; closing it here could wait forever on a lock
+            # websockets holds in the very call interrupted (a signal landing inside `send`)
+            self._shut()
+            self._lock.release()
+            return
         try:
             self._drop(abort=False)
         finally:
