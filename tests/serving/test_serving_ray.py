@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import threading
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -142,8 +143,18 @@ def test_handshakes_past_max_connections_wait_in_a_bounded_queue(ray_endpoint):
     url = ray_endpoint + "/small/"
     try:
         first = RemotePolicy(url)  # holds the one slot
+        waiting: dict = {}
+
+        def wait_in_the_queue() -> None:  # takes the queue's one place until the slot frees
+            try:
+                waiting["policy"] = RemotePolicy(url, connect_timeout_s=120)
+            except Exception as exc:  # noqa: BLE001 - asserted below
+                waiting["error"] = exc
+
+        waiter = threading.Thread(target=wait_in_the_queue, daemon=True)
+        waiter.start()
         refused = None
-        for _ in range(30):  # one attempt waits in the queue's one place (until its timeout); the next is refused
+        for _ in range(10):  # a try before the waiter is queued waits in its place instead, and gives up
             try:
                 RemotePolicy(url, connect_timeout_s=2).close()
             except ServerTimeoutError:
@@ -152,16 +163,12 @@ def test_handshakes_past_max_connections_wait_in_a_bounded_queue(ray_endpoint):
                 refused = exc
                 break
         assert refused is not None and "refused the connection with HTTP" in str(refused)
-        first.close()  # the slot frees: a handshake gets in again (once the queue has let go of given-up ones)
-        raw = None
-        for _ in range(30):
-            try:
-                with RemotePolicy(url, connect_timeout_s=10) as later:
-                    raw = later.infer({**droid_request(np.zeros(7)), "prompt": "later"})
-                break
-            except (ServerRefusedError, ServerTimeoutError):
-                continue
-        assert raw is not None, "no connection got in after the slot freed"
+        assert waiter.is_alive() and not waiting  # still queued: neither in nor refused
+        first.close()  # the slot frees: the queued handshake gets in
+        waiter.join(120)
+        assert "policy" in waiting, f"the queued handshake did not get in after the slot freed: {waiting}"
+        with waiting["policy"] as later:
+            raw = later.infer({**droid_request(np.zeros(7)), "prompt": "later"})
         np.testing.assert_allclose(raw["actions"], expected_actions(np.zeros(7), "later"))
     finally:
         serve.delete("small")

@@ -470,7 +470,7 @@ def test_the_demo_and_the_recipe_evaluation_keep_the_episodes_finished_before_an
     calls: list[int] = []
     monkeypatch.setattr(Rollout, "run", run)
     assert main(["demo", "--out", str(tmp_path / "demo"), "--episodes", "3"]) == 130
-    assert [e["seed"] for e in _episodes(tmp_path / "demo" / "sim")] == [0]
+    assert [e["seed"] for e in _episodes(tmp_path / "demo" / "sim")] == [10_000]  # its held-out scenes
     with pytest.raises(KeyboardInterrupt):
         evaluate_checkpoint(shipped_model(), "reach", 3, 7, tmp_path / "eval", progress=False)
     assert [e["seed"] for e in _episodes(tmp_path / "eval")] == [7]
