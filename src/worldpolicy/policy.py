@@ -608,6 +608,11 @@ class Policy:
                 **kwargs: Any) -> Prediction:
         """Forward dynamics: roll the world forward from `observation` under `actions` (file, array; physical units
         unless `actions_space="normalized"`); the imagined video is decoded unless `decode_video=False`."""
+        if isinstance(actions, str) and not isinstance(prompt, str):  # act's (observation, prompt) order, kept here:
+            # refused as "prompt must be a string, got ndarray", or the task read as an actions file that is not there
+            raise TypeError(f"imagine(observation, actions, prompt) got actions={actions!r:.60} and a prompt of type "
+                            f"{type(prompt).__name__}: the two look swapped (act takes (observation, prompt), imagine "
+                            "takes the actions between them)")
         req = _request("imagine", observation, prompt, {"mode": "forward_dynamics", "actions": actions},
                        {"decode_video": decode_video, **kwargs})
         return self.act_batch([req])[0]

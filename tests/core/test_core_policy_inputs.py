@@ -110,3 +110,12 @@ def test_a_batch_read_as_a_frame_history_is_said_once(fresh_policy, caplog):
                               "PolicyRequest per observation to act_batch"), said
     assert len(said) == 2 and said[1].startswith(f"observation[{wrist!r}], observation[{ext_1!r}], "
                                                  f"observation[{ext_2!r}] hold 2 frames"), said
+
+
+def test_imagine_with_prompt_and_actions_swapped_says_so(fresh_policy):
+    """`imagine(obs, "push", actions)`, act's argument order, was refused as "prompt must be a string ..., got
+    ndarray", naming no cause."""
+    image, actions = np.zeros((64, 64, 3), np.uint8), np.zeros((16, 10))
+    with pytest.raises(TypeError, match=r"imagine\(observation, actions, prompt\) got actions='push' and a prompt of "
+                                        r"type ndarray: the two look swapped"):
+        fresh_policy.imagine(image, "push", actions)
