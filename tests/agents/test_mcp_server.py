@@ -487,7 +487,11 @@ def test_one_cameras_image_for_a_multi_camera_model_is_warned_in_the_result(serv
         "side below), but it looks like one camera's view: it is 72x96 pixels, not near the composite's 540x640 shape. "
         "Pass each camera instead: images={" + ", ".join(f'"{k}": FILE' for k in emb.camera_keys) + "}"]
     each = ok(server, "predict_actions", {**base, "images": {k: str(inputs_dir / "obs.png") for k in emb.camera_keys}})
-    assert each["warnings"] == []
+    # no single-view warning; the 4:3 images stretched into the composite's 16:9 places are said, once, each named
+    assert len(each["warnings"]) == 1 and each["warnings"][0].startswith(
+        "embodiment 'droid/joint_pos' composes its cameras (the wrist camera on top, the other two side by side "
+        "below), each camera resized to its place, so a camera of another shape is stretched"), each["warnings"]
+    assert all(f"camera {k} is 72x96 (aspect 1.33)" in each["warnings"][0] for k in emb.camera_keys), each["warnings"]
     bridge = ok(server, "predict_actions", {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs.png"),
                                             "steps": 1})
     assert bridge["warnings"] == []  # one camera: nothing to compose

@@ -68,7 +68,7 @@ def test_a_camera_the_stacked_composite_stretches_is_said():
     exterior, wrist = e.camera_keys
     message = stretch_warning(e, {exterior: (180, 320), wrist: (480, 640)})
     assert message is not None and message.startswith(
-        "embodiment 'panda_reach' composes its cameras stacked top to bottom, each camera resized to the first's size, "
+        "embodiment 'panda_reach' composes its cameras (stacked top to bottom), each camera resized to the first's size, "
         f"so a camera of another shape is stretched: camera {wrist} is 480x640 (aspect 1.33), resized to 180x320 "
         "(aspect 1.78)"), message
     assert exterior + " is" not in message  # the first camera sets the size: never stretched

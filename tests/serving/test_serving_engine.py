@@ -37,7 +37,7 @@ def tiny_policy(tiny_checkpoint):
 def _cameras(seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     keys = ("observation/wrist_image_left", "observation/exterior_image_1_left", "observation/exterior_image_2_left")
-    return {k: rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for k in keys}
+    return {k: rng.integers(0, 255, (36, 64, 3), dtype=np.uint8) for k in keys}
 
 
 def test_real_policy_over_the_wire_matches_local_calls(tiny_policy):

@@ -400,7 +400,7 @@ def stretch_warning(embodiment: Embodiment, sizes: Mapping[str, tuple[int, int]]
         return None
     where = ("each camera resized to the first's size" if embodiment.composite == "stacked"
              else "each camera resized to its place")
-    return (f"embodiment {embodiment.key!r} composes its cameras {COMPOSITE_LAYOUTS[embodiment.composite]}, {where}, "
+    return (f"embodiment {embodiment.key!r} composes its cameras ({COMPOSITE_LAYOUTS[embodiment.composite]}), {where}, "
             f"so a camera of another shape is stretched: {'; '.join(off)}. Unless the model was trained on cameras "
             "stretched alike, it sees a distorted scene: crop or pad each camera's image to its place's shape first")
 
