@@ -298,13 +298,12 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
     if state is None and embodiment.state_history:  # an image or clip carries no joint state
         raise ValueError(f"--state is required for embodiment {embodiment.key!r}, which conditions on the robot state: "
                          f"{embodiment.action_dim} comma-separated values ({', '.join(embodiment.columns)})")
-    if state is not None and not embodiment.state_history:  # the policy would ignore it, with a warning
-        raise ValueError(f"--state: embodiment {embodiment.key!r} does not condition on the robot state; leave --state "
-                         "out (state-conditioned embodiments, e.g. droid, take it)")
-    if state is not None and len(state) != embodiment.action_dim:
+    # a state the embodiment ignores is said to be (`input_warnings`), not refused: `policy.ignored_state_warning`
+    if state is not None and embodiment.state_history and len(state) != embodiment.action_dim:
         raise ValueError(f"--state has {len(state)} values but embodiment {embodiment.key!r} expects "
                          f"{embodiment.action_dim} ({', '.join(embodiment.columns)})")
-    if state is not None and not all(math.isfinite(v) for v in state):  # float() reads "nan" and "inf"
+    if state is not None and embodiment.state_history and not all(math.isfinite(v) for v in state):  # float() reads
+        # "nan" and "inf"
         bad = [column for column, v in zip(embodiment.columns, state) if not math.isfinite(v)]
         raise ValueError(f"--state has NaN or inf in {', '.join(bad)} (given {args.state!r}); accepted: finite "
                          f"numbers, one per column ({', '.join(embodiment.columns)})")

@@ -11,6 +11,7 @@ import contextlib
 import gc
 import json
 import logging
+import numbers
 import os
 import secrets
 import time
@@ -54,6 +55,7 @@ from .processing.observations import (
     load_frames,
     prepare_canvas,
     single_view_warning,
+    stretch_warning,
     trained_size_warning,
 )
 from .processing.prompts import build_caption, check_task, tokenize
@@ -382,15 +384,24 @@ def listed_embodiments() -> list[ListedEmbodiment]:
 
 def _numbers(value: Any, name: str) -> np.ndarray:
     """A state value (numpy, torch on any device or dtype, a list) as float64, or an error naming where it came
-    from."""
+    from. An item that is not a number (None, a string) is named as what it is: read as float64, None became NaN and
+    was refused as "NaN or inf", shown as nan, and "0.5" was taken for a number."""
     try:  # complex values would lose their imaginary parts with only a warning
         values = from_torch(value)
-        array = None if value is None or np.iscomplexobj(values) else np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
+        array = None if value is None else np.asarray(values)
+    except (TypeError, ValueError):  # ragged nesting
         array = None
-    if array is None or array.size == 0:
+    if array is not None and array.dtype.kind in "OSU":
+        items = array.reshape(-1).tolist()
+        bad = [i for i, item in enumerate(items) if not isinstance(item, numbers.Real)]
+        if bad:
+            where = "".join(f"[{i}]" for i in np.unravel_index(bad[0], array.shape))
+            more = f" (and {len(bad) - 1} more items)" if len(bad) > 1 else ""
+            raise ValueError(f"{name}{where} is {items[bad[0]]!r:.40}, not a number{more}; accepted: a list or array "
+                             f"of numbers (given {value!r:.80})")
+    if array is None or array.size == 0 or array.dtype.kind not in "biufO":
         raise ValueError(f"{name}={value!r:.80} must be a list or array of numbers")
-    return array
+    return array.astype(np.float64)
 
 
 class Policy:
@@ -417,11 +428,13 @@ class Policy:
         self._next_seed = None if seed is None else check_seed(seed)
         # (input, columns) warned of as out of range: a control loop sends the same wrong state or actions every call
         self._range_warnings: set[tuple[str, tuple[str, ...]]] = set()
-        self._view_warnings: set[tuple[int, int]] = set()  # ... and the same one-camera image: said once per shape
+        # ... and the same one-camera image (a (height, width)) or frame history (`_warn_history`): said once per shape
+        self._view_warnings: set[tuple[Any, ...]] = set()
         self._untrained = untrained_modes(source) if source else {}  # each warned about once, at its first request
         self._trained_frames = trained_frames(source) if source else None
-        self._size_warnings: set[tuple[Any, ...]] = set()  # frames of another size: said once per set of sizes
+        self._size_warnings: set[tuple[Any, ...]] = set()  # frames of another size or stretched: once per set of sizes
         self._negative_said: set[str] = set()  # negative prompts warned of as unused at guidance 1
+        self._ignored_state_said = False  # a state this embodiment ignores: said at the first request that gives one
         check_action_head(engine.transformer.config, source, embodiment)
 
     @classmethod
@@ -595,6 +608,11 @@ class Policy:
                 **kwargs: Any) -> Prediction:
         """Forward dynamics: roll the world forward from `observation` under `actions` (file, array; physical units
         unless `actions_space="normalized"`); the imagined video is decoded unless `decode_video=False`."""
+        if isinstance(actions, str) and not isinstance(prompt, str):  # act's (observation, prompt) order, kept here:
+            # refused as "prompt must be a string, got ndarray", or the task read as an actions file that is not there
+            raise TypeError(f"imagine(observation, actions, prompt) got actions={actions!r:.60} and a prompt of type "
+                            f"{type(prompt).__name__}: the two look swapped (act takes (observation, prompt), imagine "
+                            "takes the actions between them)")
         req = _request("imagine", observation, prompt, {"mode": "forward_dynamics", "actions": actions},
                        {"decode_video": decode_video, **kwargs})
         return self.act_batch([req])[0]
@@ -672,8 +690,10 @@ class Policy:
         """Model-space state for variants conditioned on a clean state row (RoboLab DROID: joints + flipped gripper)."""
         e = self.embodiment
         if not e.state_history:
-            if request.state is not None:
-                logger.warning("state is ignored: embodiment %r does not condition on the robot state", e.key)
+            message = ignored_state_warning(e, request.state)
+            if message is not None and not self._ignored_state_said:  # a control loop sends it every call
+                self._ignored_state_said = True
+                logger.warning("%s", message)
             return None
         state = request.state
         if state is None and isinstance(request.observation, Mapping) and e.state_keys:
@@ -773,6 +793,35 @@ class Policy:
         if message is not None:
             logger.warning("%s", message)
 
+    def _warn_history(self, views: Mapping[str, np.ndarray] | None, frames: np.ndarray) -> None:
+        """Frames in memory ([T,H,W,C] arrays) are a history whose last frame `act` and `imagine` use, as documented;
+        but a LeRobot user passes a batch ([B,C,H,W]) and would get one action chunk for the last observation alone,
+        with nothing said. Said once per shape (a control loop keeping a frame buffer sends the same every call),
+        naming `act_batch`. Files and lists of frames are read to their last frame only, and are not judged."""
+        held = {key: view.shape for key, view in views.items()} if views is not None else {None: frames.shape}
+        many = {key: shape[0] for key, shape in held.items() if shape[0] > 1}
+        said = ("history", *sorted((str(key), shape) for key, shape in held.items()))
+        if not many or said in self._view_warnings:
+            return
+        self._view_warnings.add(said)
+        what = ", ".join(f"observation[{key!r}]" if key is not None else "the observation" for key in many)
+        logger.warning("%s %s %s frames: read as a history [T,H,W,C] whose last frame (the current one) is used. "
+                       "For a batch of observations (LeRobot's [B,C,H,W]), pass one PolicyRequest per observation to "
+                       "act_batch, which returns one prediction each", what, "hold" if len(many) > 1 else "holds",
+                       " and ".join(sorted({str(n) for n in many.values()})))
+
+    def _warn_stretch(self, views: Mapping[str, np.ndarray]) -> None:
+        """Cameras the composite stretches (`stretch_warning`), said once per set of sizes (a control loop sends the
+        same cameras every call)."""
+        sizes = {key: view.shape[1:3] for key, view in views.items()}
+        said = ("stretch", *sorted(sizes.items()))
+        if said in self._size_warnings:
+            return
+        self._size_warnings.add(said)
+        message = stretch_warning(self.embodiment, sizes)
+        if message is not None:
+            logger.warning("%s", message)
+
     def _warn_unused_negative(self, sampling) -> None:
         """A negative prompt is the unconditional branch of classifier-free guidance, which guidance 1 turns off: the
         prompt then changes nothing (diffusers' Cosmos3 pipeline drops it without a word; its QwenImage pipelines warn,
@@ -818,6 +867,7 @@ class Policy:
             # only the current frame is used: a clip is decoded through, holding its last frame alone
             views = camera_views(obs, e.camera_keys, e.composite, last=1) if isinstance(obs, Mapping) else None
             frames = compose_views(views, e.camera_keys, e.composite) if views is not None else load_frames(obs, last=1)
+            self._warn_history(views, frames)
             # the current frame: the last of an observation with history, as the state row takes the last state
             canvas, info = prepare_canvas(frames[-1:], self.resolution_tier, 1, e.snap_to_16)
         else:
@@ -846,6 +896,8 @@ class Policy:
             canvas, info = prepare_canvas(frames, self.resolution_tier, num_frames, e.snap_to_16)
         if not isinstance(obs, Mapping):  # a dict names each camera: it is composed as trained
             self._warn_single_view(obs, *frames.shape[1:3])
+        if views is not None:
+            self._warn_stretch(views)
         self._warn_trained_size(views, frames)
         caption = build_caption(e.prompt_format, request.prompt, e.view_point, num_frames, e.fps,
                                 info.canvas_h, info.canvas_w, e.view_description)
@@ -913,14 +965,17 @@ def input_warnings(source: str, embodiment: Embodiment, mode: str,
                    sizes: tuple[int, int] | Mapping[str, tuple[int, int]], clips: Sequence[Any] = (), *,
                    state: Any = None, actions: Any = None, actions_space: str = "physical") -> list[str]:
     """What a run of checkpoint `source` would warn of that its record and the inputs tell before the weights
-    load: a mode its training left out, frames of another size than it was trained on (`sizes`: the one image's or
-    clip's (height, width), or each camera's by key, those `frame_keys` names), each of `clips`' frame rate, a `state`
+    load: a mode its training left out, cameras a composite stretches (`stretch_warning`), frames of another size than
+    it was trained on (`sizes`: the one image's or clip's (height, width), or each camera's by key, those `frame_keys`
+    names), each of `clips`' frame rate, a `state` the embodiment ignores, a `state`
     (a row, or rows as a request takes them) or forward-dynamics `actions` (as a request takes them, in
     `actions_space`) far outside what the model was trained on. In the run's own words, so the front ends that say
     them first (`worldpolicy predict`, the agent tools) tell them apart from what the run says, and say them in every
     call's result, where a loaded policy says each once. Inputs the run would refuse are left to the front end's
     checks (and the run's)."""
     said = [untrained_modes(source).get(mode), *range_warnings(embodiment, mode, state, actions, actions_space)]
+    if isinstance(sizes, Mapping):
+        said.append(stretch_warning(embodiment, sizes))
     trained = trained_frames(source)
     if trained is not None:
         given = dict(sizes) if isinstance(sizes, Mapping) else sizes_judged(embodiment, sizes, None)
@@ -933,9 +988,9 @@ def input_warnings(source: str, embodiment: Embodiment, mode: str,
 def range_warnings(embodiment: Embodiment, mode: str, state: Any = None, actions: Any = None,
                    actions_space: str = "physical") -> list[str]:
     """`input_warnings`' part for a state and actions: read as a run reads them (the state's row for `mode`, every
-    action row given), judged by `out_of_range_warning`. A state the embodiment does not condition on is not judged
-    (the run ignores it, and says so)."""
-    said = []
+    action row given), judged by `out_of_range_warning`. A state the embodiment does not condition on is not judged:
+    the run ignores it, and says so (`ignored_state_warning`)."""
+    said = [ignored_state_warning(embodiment, state)]
     if state is not None and embodiment.state_history:
         with contextlib.suppress(ValueError):  # a state the run refuses: its error, not a warning, says so
             row = _numbers(state, "state")
@@ -948,6 +1003,20 @@ def range_warnings(embodiment: Embodiment, mode: str, state: Any = None, actions
             model = load_actions(actions, embodiment, actions_space, warn=False)
             said.append(out_of_range_warning(model, embodiment, actions_where(actions)))
     return [message for message in said if message is not None]
+
+
+def ignored_state_warning(embodiment: Embodiment, state: Any) -> str | None:
+    """The one rule for a state given to an embodiment that does not condition on it: ignored and said, never refused,
+    in Python, over the wire, on the command line and in the agent tools alike. A robot loop sends its state to every
+    policy, as openpi's and LeRobot's do, whose policies ignore the observation keys they do not use; refused, a loop
+    that switches checkpoints would break on this one. Said (once per policy, and before the weights load by the front
+    ends that read inputs first) so that nobody believes the state steers the actions. None where there is nothing to
+    say."""
+    if state is None or embodiment.state_history:
+        return None
+    return (f"state is ignored: embodiment {embodiment.key!r} does not condition on the robot state (its actions come "
+            "from the cameras and the prompt alone); leave the state out, or use an embodiment that takes it (e.g. "
+            "droid/joint_pos)")
 
 
 def frame_rate_warning(video: Any, fps: float) -> str | None:

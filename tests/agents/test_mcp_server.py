@@ -209,8 +209,6 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
         ("infer_actions", {"prompt": "go", "embodiment": "droid", "video": "clip.mp4", "state": [0.0] * 7}, "state",
          "has 7 values"),
         ("infer_actions", {"prompt": "go", "embodiment": "droid", "video": "clip.mp4"}, "state", "conditions on"),
-        ("infer_actions", {"prompt": "go", "embodiment": "bridge", "video": "clip.mp4", "state": [0.0] * 8}, "state",
-         "does not take"),
         ("predict_actions", {"prompt": "go", "embodiment": "droid", "image": "obs.png", "state": [0.0] * 7}, "state",
          "has 7 values"),
         # frames too small for the model are refused before it loads, naming the argument, as a corrupt file is
@@ -489,10 +487,23 @@ def test_one_cameras_image_for_a_multi_camera_model_is_warned_in_the_result(serv
         "side below), but it looks like one camera's view: it is 72x96 pixels, not near the composite's 540x640 shape. "
         "Pass each camera instead: images={" + ", ".join(f'"{k}": FILE' for k in emb.camera_keys) + "}"]
     each = ok(server, "predict_actions", {**base, "images": {k: str(inputs_dir / "obs.png") for k in emb.camera_keys}})
-    assert each["warnings"] == []
+    # no single-view warning; the 4:3 images stretched into the composite's 16:9 places are said, once, each named
+    assert len(each["warnings"]) == 1 and each["warnings"][0].startswith(
+        "embodiment 'droid/joint_pos' composes its cameras (the wrist camera on top, the other two side by side "
+        "below), each camera resized to its place, so a camera of another shape is stretched"), each["warnings"]
+    assert all(f"camera {k} is 72x96 (aspect 1.33)" in each["warnings"][0] for k in emb.camera_keys), each["warnings"]
     bridge = ok(server, "predict_actions", {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs.png"),
                                             "steps": 1})
     assert bridge["warnings"] == []  # one camera: nothing to compose
+
+
+def test_a_state_the_embodiment_ignores_is_a_warning_in_the_result(server, inputs_dir):
+    """`state` for an embodiment that does not condition on it was refused here, while `act(state=...)`, the server
+    and now `predict` ignore it with a warning (`policy.ignored_state_warning`): the result says it, once."""
+    result = ok(server, "infer_actions", {"prompt": "go", "embodiment": "bridge", "video": str(inputs_dir / "clip.mp4"),
+                                          "state": [0.0] * 8, "steps": 1})
+    ignored = [w for w in result["warnings"] if w.startswith("state is ignored: embodiment 'bridge'")]
+    assert len(ignored) == 1, result["warnings"]
 
 
 def test_images_for_an_embodiment_without_a_composite_name_the_one_camera_it_sees(server, inputs_dir):

@@ -94,9 +94,6 @@ def _cuda() -> bool:
         (["--mode", "forward_dynamics", "--actions", "BAD_ACTIONS"], "width 3 does not match"),
         (["--embodiment", "droid", "--state", "1,2"], "--state has 2 values but embodiment 'droid/joint_pos'"),
         (["--embodiment", "droid"], "--state is required for embodiment 'droid/joint_pos'"),
-        # it was checked against the action width, then ignored
-        (["--embodiment", "droid/relative_pose", "--state", "1,2"], ("--state: embodiment 'droid/relative_pose' does "
-         "not condition on the robot state")),
         (["--actions-space", "normalized"], "--actions-space normalized says how to read --actions"),
         # float() reads them, and the policy refused them only after the weights had loaded
         (["--embodiment", "droid", "--state", "0,0,0,nan,0,0,0,inf"], ("--state has NaN or inf in joint_3, gripper "
@@ -123,6 +120,25 @@ def test_predict_bad_input_is_one_clear_line(tiny_checkpoint, image_file, tmp_pa
     err = capsys.readouterr().err
     assert rc == 2 and message in err and "Traceback" not in err
     assert not loads  # refused before any weights load
+
+
+def test_a_state_the_embodiment_ignores_is_said_before_the_load_not_refused(tiny_checkpoint, image_file, tmp_path,
+                                                                             capsys, monkeypatch):
+    """`--state` for an embodiment that does not condition on it was refused, while `act(state=...)` and the server
+    ignore it with a warning: one rule (`policy.ignored_state_warning`), said before the weights load. Its width is not
+    judged: nothing reads it."""
+    import worldpolicy
+
+    def load(*args, **kwargs):
+        raise ValueError("stopped at the load")
+
+    monkeypatch.setattr(worldpolicy, "load_policy", load)
+    rc = main(["predict", "--image", str(image_file), "--out", str(tmp_path / "o"), "--checkpoint", str(tiny_checkpoint),
+               "--embodiment", "droid/relative_pose", "--prompt", "x", "--state", "1,2"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "stopped at the load" in err, err  # past every check made before the weights load
+    assert ("state is ignored: embodiment 'droid/relative_pose' does not condition on the robot state" in
+            err.split("stopped at the load")[0]), err
 
 
 def test_predict_reads_schedule_and_preset_in_any_case(tiny_checkpoint, image_file, tmp_path, capsys, monkeypatch):

@@ -1024,13 +1024,10 @@ def test_only_the_cameras_composed_have_their_frame_rate_judged(tiny_policy, tmp
     assert f"video {tmp_path / 'other.mp4'} is 30 fps but embodiment actions are at 15 fps" in caplog.text
 
 
-def test_ignored_state_and_off_rate_clips_are_warned(tiny_policy, tmp_path, caplog):
+def test_off_rate_clips_are_warned(tiny_policy, tmp_path, caplog):
     from worldpolicy.policy import PolicyRequest
     from worldpolicy.processing.video import write_video
 
-    image = np.zeros((64, 64, 3), np.uint8)
-    tiny_policy._prepare(PolicyRequest(image, "Reach the target", state=[0.0] * 10))
-    assert "state is ignored: embodiment 'droid/relative_pose'" in caplog.text
     write_video(tmp_path / "clip.mp4", np.zeros((17, 64, 64, 3), np.uint8), 30)
     tiny_policy._prepare(PolicyRequest(tmp_path / "clip.mp4", "Reach the target", mode="inverse_dynamics"))
     assert "is 30 fps but embodiment actions are at 15 fps" in caplog.text
@@ -1622,7 +1619,7 @@ def test_out_of_range_state_and_actions_are_said_by_input_warnings_in_the_runs_w
     state or actions in the wrong units: only the run did, and a loaded policy says a state once, so an agent's second
     call with the same mistake got a result without the warning. Every mode now gets it from `input_warnings`, in the
     words the run uses (which is how `predict` keeps its run from saying it again), and a run says each once."""
-    from worldpolicy.policy import input_warnings
+    from worldpolicy.policy import ignored_state_warning, input_warnings
 
     policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid", chunk_size=16)
     e, image = policy.embodiment, np.zeros((64, 64, 3), np.uint8)
@@ -1644,9 +1641,10 @@ def test_out_of_range_state_and_actions_are_said_by_input_warnings_in_the_runs_w
             policy._prepare(request)  # the same mistake again: said once by the run, in every front end's result
         assert not [m for m in caplog.messages if "check the units" in m]
         assert input_warnings(str(tiny_checkpoint), e, mode, (64, 64), state=degrees, actions=actions) == told
-    # a state the embodiment ignores, or one the run refuses, is the run's to say
-    assert input_warnings(str(tiny_checkpoint), get_embodiment("droid/relative_pose"), "policy", (64, 64),
-                          state=[900.0] * 10) == []
+    # a state the embodiment ignores is said to be ignored, never judged; one the run refuses is the run's to say
+    ignored = get_embodiment("droid/relative_pose")
+    assert input_warnings(str(tiny_checkpoint), ignored, "policy", (64, 64), state=[900.0] * 10) == [
+        ignored_state_warning(ignored, [900.0] * 10)]
     assert input_warnings(str(tiny_checkpoint), e, "policy", (64, 64), state=[900.0] * 3) == []
 
 

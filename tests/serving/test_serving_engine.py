@@ -38,7 +38,7 @@ def tiny_policy(tiny_checkpoint):
 def _cameras(seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     keys = ("observation/wrist_image_left", "observation/exterior_image_1_left", "observation/exterior_image_2_left")
-    return {k: rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for k in keys}
+    return {k: rng.integers(0, 255, (36, 64, 3), dtype=np.uint8) for k in keys}
 
 
 def test_real_policy_over_the_wire_matches_local_calls(tiny_policy):
@@ -119,7 +119,7 @@ def test_each_client_hears_the_warnings_about_its_own_request_once(tiny_policy, 
     import threading
 
     from worldpolicy import Prediction
-    from worldpolicy.policy import PolicyRequest
+    from worldpolicy.policy import PolicyRequest, ignored_state_warning
 
     server = PolicyServer(loader=lambda: tiny_policy, config=ServerConfig(host="127.0.0.1", port=0, max_wait_ms=1000))
     requests = [PolicyRequest(_cameras(0), "push", state=np.zeros(10), seed=0), PolicyRequest(_cameras(1), "push")]
@@ -137,7 +137,7 @@ def test_each_client_hears_the_warnings_about_its_own_request_once(tiny_policy, 
         with ThreadPoolExecutor(2) as pool:
             fused = list(pool.map(send, range(2)))
         assert [p.settings["server_batch_size"] for p in fused] == [2, 2]
-        ignored = "state is ignored: embodiment 'droid/relative_pose' does not condition on the robot state"
+        ignored = ignored_state_warning(tiny_policy.embodiment, np.zeros(10))
         assert said_in(threads[0]) == [f"server {t.url}: {ignored}"]
         assert said_in(threads[1]) == []
         caplog.clear()

@@ -402,14 +402,13 @@ class Toolbox:
         return obs, self._state(emb, state), warnings, said, sizes
 
     @staticmethod
-    def _state(emb, state: Any) -> np.ndarray | None:
-        """The robot state a state-conditioned embodiment needs (and one that is not must not get), checked as every
-        other argument is: before a model loads, naming what was given and what is accepted."""
+    def _state(emb, state: Any) -> Any:
+        """The robot state a state-conditioned embodiment needs, checked as every other argument is: before a model
+        loads, naming what was given and what is accepted. One given to an embodiment that does not condition on it is
+        passed on unread: the run ignores it, and the call's warnings say so (`policy.ignored_state_warning`)."""
         accepted = f"{emb.action_dim} finite numbers: {', '.join(emb.columns)}"
         if not emb.state_history:
-            if state is not None:
-                raise ToolInputError("state", f"embodiment {emb.key!r} does not take a state", state, None)
-            return None
+            return state
         if state is None:
             raise ToolInputError("state", f"embodiment {emb.key!r} conditions on the current state", None, accepted)
         try:

@@ -347,20 +347,68 @@ def _resize(frame: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.asarray(im.resize((w, h), Image.BILINEAR)).astype(np.float32) / 255.0
 
 
+def _droid_places() -> tuple[tuple[int, int], tuple[int, int]]:
+    """The (height, width) of the wrist camera's place in the DROID composite (the top two thirds, full width) and of
+    each exterior camera's (the bottom third, half the width)."""
+    H, W = DROID_COMPOSITE_SIZE
+    return (H * 2 // 3, W), (H - H * 2 // 3, W // 2)
+
+
 def compose_droid(wrist: np.ndarray, exterior_1: np.ndarray, exterior_2: np.ndarray) -> np.ndarray:
     """RoboLab DROID composite: wrist on top, the two exteriors side by side below, at 540x640 (per frame)."""
-    H, W = DROID_COMPOSITE_SIZE
-    top_h, half_w = H * 2 // 3, W // 2
+    top, below = _droid_places()
     out = []
     for w_f, e1, e2 in zip(wrist, exterior_1, exterior_2):
-        bottom = np.concatenate([_resize(e1, H - top_h, half_w), _resize(e2, H - top_h, half_w)], axis=1)
-        out.append(np.concatenate([_resize(w_f, top_h, W), bottom], axis=0))
+        bottom = np.concatenate([_resize(e1, *below), _resize(e2, *below)], axis=1)
+        out.append(np.concatenate([_resize(w_f, *top), bottom], axis=0))
     return np.stack(out)
 
 
+def composite_places(sizes: Mapping[str, tuple[int, int]], camera_keys: Sequence[str],
+                     composite: str) -> dict[str, tuple[int, int]]:
+    """The (height, width) each of `camera_keys` is resized to in `composite`, given each camera's own size
+    (`sizes`): its fixed place in the DROID composite (`_droid_places`), or the first camera's size when stacked
+    (`stack_views`)."""
+    if composite == "droid_wrist_top":
+        top, below = _droid_places()
+        return {key: top if i == 0 else below for i, key in enumerate(camera_keys)}
+    return dict.fromkeys(camera_keys, tuple(sizes[camera_keys[0]]))
+
+
+# How far (relative) a camera's aspect ratio may be from that of its place in a composite before its stretch is said:
+# a few pixels cropped or snapped to a multiple of 16 stay within it; 4:3 against 16:9 (33 %) does not
+STRETCH_TOLERANCE = 0.05
+
+
+def stretch_warning(embodiment: Embodiment, sizes: Mapping[str, tuple[int, int]]) -> str | None:
+    """The warning for cameras of an observation dict (`sizes`: each camera key's (height, width)) that the
+    embodiment's composite resizes to a place of another shape, stretching the scene, or None. Nothing else says it:
+    the frame-size warning needs the checkpoint's training record (`trained_size_warning`), and a stacked camera is
+    resized to the first's size whatever its shape. A pre-composed image, or an embodiment that composes nothing, is
+    not judged."""
+    keys = list(embodiment.camera_keys)
+    if embodiment.composite is None or len(keys) < 2 or any(key not in sizes for key in keys):
+        return None
+    places = composite_places(sizes, keys, embodiment.composite)
+    off = []
+    for key in keys:
+        (height, width), place = sizes[key], places[key]
+        if abs((height / width) / (place[0] / place[1]) - 1) > STRETCH_TOLERANCE:
+            off.append(f"camera {key} is {height}x{width} (aspect {width / height:.3g}), resized to "
+                       f"{_size_text(place)} (aspect {place[1] / place[0]:.3g})")
+    if not off:
+        return None
+    where = ("each camera resized to the first's size" if embodiment.composite == "stacked"
+             else "each camera resized to its place")
+    return (f"embodiment {embodiment.key!r} composes its cameras ({COMPOSITE_LAYOUTS[embodiment.composite]}), {where}, "
+            f"so a camera of another shape is stretched: {'; '.join(off)}. Unless the model was trained on cameras "
+            "stretched alike, it sees a distorted scene: crop or pad each camera's image to its place's shape first")
+
+
 def stack_views(views: Sequence[np.ndarray]) -> np.ndarray:
-    """Cameras stacked top to bottom (each resized to the first's size): a tall canvas keeps small objects larger
-    than a side-by-side one at the same resolution tier."""
+    """Cameras stacked top to bottom (each resized to the first's size: `composite_places`; another shape is
+    stretched, and said: `stretch_warning`): a tall canvas keeps small objects larger than a side-by-side one at the
+    same resolution tier."""
     h, w = views[0].shape[1:3]
     n = min(len(v) for v in views)
     views = [v[-n:] for v in views]  # the latest n: histories of unequal length end together
