@@ -178,7 +178,8 @@ ImagePath = Annotated[str | None, Field(description="observation image file (sin
 Images = Annotated[
     dict[str, str] | None, Field(description="camera key → image file, for multi-camera embodiments (see camera_keys): each camera of a composite, or the one camera an embodiment without a composite sees")
 ]
-State = Annotated[list[float] | None, Field(description="current state for state-conditioned embodiments (columns); others ignore it, with a warning")]
+State = Annotated[list[float] | None, Field(
+    description="current state for state-conditioned embodiments (columns); others ignore it, with a warning")]
 Seed = Annotated[int | None, Field(description="sampling seed for reproducible results")]
 Steps = Annotated[int | None, Field(description="denoising steps (default: the embodiment's preset)")]
 Guidance = Annotated[float | None, Field(description="classifier-free guidance scale")]
