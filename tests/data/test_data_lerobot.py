@@ -335,6 +335,18 @@ def test_episodes_without_videos(tmp_path):
     np.testing.assert_array_equal(ds.episode(0).frames["x"][:, 0], np.arange(4.0))
 
 
+def test_check_video_files_checks_every_cameras_files_of_episodes_given_as_an_iterator(tmp_path):
+    """An iterator of episodes was spent on the first camera: the second one's missing file went unchecked."""
+    clip = np.zeros((3, 16, 16, 3), np.uint8)
+    episode = {"frames": {"a": np.zeros(3, np.float32)}, "videos": {"front": clip, "wrist": clip}, "task": "t"}
+    ds = write_episodes(tmp_path / "ds", [episode], fps=10, video_codec="libx264rgb")
+    ds.check_video_files(["front", "wrist"], iter([0]))
+    [wrist] = (ds.root / "videos" / "wrist").rglob("*.mp4")
+    wrist.unlink()
+    with pytest.raises(DatasetFormatError, match=r"video file is missing \(named by videos/wrist/chunk_index"):
+        ds.check_video_files(["front", "wrist"], iter([0]))
+
+
 # ------------------------------------------------------------------------------------------------- malformed input
 
 

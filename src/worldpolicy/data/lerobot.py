@@ -416,13 +416,15 @@ class LeRobotDataset:
         the first missing file, the episode that needs it and how many files are missing."""
         seen: set[Path] = set()  # LeRobot v3 packs many episodes into one file: one stat each
         missing: dict[Path, tuple[str, int]] = {}
+        # read once: an iterator would be spent on the first key, and the other cameras' files go unchecked
+        episodes = range(self.num_episodes) if episodes is None else [int(i) for i in episodes]
         for key in (k for k in keys if self.features[k]["dtype"] == "video"):
-            for i in range(self.num_episodes) if episodes is None else episodes:
-                path = self._video_path(key, int(i))
+            for i in episodes:
+                path = self._video_path(key, i)
                 if path not in seen:
                     seen.add(path)
                     if not path.is_file():
-                        missing[path] = (key, int(i))
+                        missing[path] = (key, i)
         if missing:
             path, (key, i) = next(iter(missing.items()))
             more = f"; {len(missing) - 1} more video files are missing too" if len(missing) > 1 else ""

@@ -201,7 +201,7 @@ class ActionDecoder:
                 f"robot {self.robot.name!r}"
                 + ("" if relative else ", or make the decoder with check_velocity=False where something else limits "
                    "the speed"))
-        q_arm = self.check_joints(q_arm) if relative or q_arm is not None else None
+        q_arm = self.check_joints(q_arm) if q_arm is not None else None  # None: a joint chunk, speed unchecked
         gripper, clipped = self._gripper(actions)
         if not relative:
             joints = np.delete(actions, self._grip, axis=1) if self._grip is not None else actions

@@ -293,7 +293,7 @@ def warn_training_scenes(checkpoint: str, task: str, seed: int, episodes: int) -
     seen = sorted(seeds.intersection(range(seed, seed + episodes)))
     if not seen:
         return
-    clear = EVAL_SEED if EVAL_SEED > max(seeds) else max(seeds) + 1
+    clear = max(EVAL_SEED, max(seeds) + 1)
     shown = f"seed {seen[0]}" if len(seen) == 1 else f"seeds {seen[0]}..{seen[-1]}"
     logger.warning("--seed %d: %d of the %d episodes (%s) are %s scenes %s was trained on (%s recorded seeds %d..%d): "
                    "their success says how well it fits its training data, not how it does on new scenes; pass "
