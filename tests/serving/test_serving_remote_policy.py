@@ -496,6 +496,8 @@ def test_close_in_a_signal_handler_landing_inside_send_does_not_wait_on_websocke
 
 
 def test_close_during_act_batch_ends_every_connection_waiting_on_the_server(serve):
+    from worldpolicy.serving import ClientClosedError
+
     policy = _Gated()
     t = serve(policy, max_batch=2, max_wait_ms=1000)
     remote = RemotePolicy(t.url, read_timeout_s=600)
@@ -515,6 +517,7 @@ def test_close_during_act_batch_ends_every_connection_waiting_on_the_server(serv
         thread.join(60)
         assert not thread.is_alive() and not policy.gate.is_set()
         assert isinstance(outcome[0], RemotePolicyError) and "close() was called during act_batch" in str(outcome[0])
+        assert isinstance(outcome[0], ClientClosedError)  # as a single call's e-stop is, so one except takes both
     finally:
         policy.gate.set()
         thread.join(60)

@@ -840,7 +840,7 @@ class RemotePolicy:
         if callback_error:
             raise callback_error[0]
         if self._closes != closes:
-            raise RemotePolicyError(f"close() was called during act_batch: {done[0]} of {len(wires)} requests done")
+            raise ClientClosedError(f"close() was called during act_batch: {done[0]} of {len(wires)} requests done")
         for result in results:
             if isinstance(result, BaseException):
                 raise result
