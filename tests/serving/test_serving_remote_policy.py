@@ -567,6 +567,17 @@ def test_a_reconnect_to_a_server_for_another_embodiment_is_refused(serve):
         assert fresh.embodiment.key == "bridge"
 
 
+def test_an_act_batch_connection_holds_to_the_embodiment_first_announced_and_says_so(serve):
+    """act_batch's extra connections hold to what its client does; the refusal names why (no expected_embodiment=
+    was given: the one first announced)."""
+    from worldpolicy.serving import EmbodimentMismatchError
+
+    remote = RemotePolicy(serve(StandInPolicy("bridge")).url, connect_now=False)
+    remote._held = get_embodiment("droid")  # as if droid had been announced first, before a restart
+    with pytest.raises(EmbodimentMismatchError, match="than the embodiment it first announced"):
+        remote._spawn().metadata()
+
+
 class _Contradicting(StandInPolicy):
     """Announces droid, answers as another embodiment: a server that contradicts its own metadata frame."""
 
