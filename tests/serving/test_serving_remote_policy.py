@@ -496,6 +496,8 @@ def test_close_in_a_signal_handler_landing_inside_send_does_not_wait_on_websocke
 
 
 def test_close_during_act_batch_ends_every_connection_waiting_on_the_server(serve):
+    from worldpolicy.serving import ClientClosedError
+
     policy = _Gated()
     t = serve(policy, max_batch=2, max_wait_ms=1000)
     remote = RemotePolicy(t.url, read_timeout_s=600)
@@ -515,6 +517,7 @@ def test_close_during_act_batch_ends_every_connection_waiting_on_the_server(serv
         thread.join(60)
         assert not thread.is_alive() and not policy.gate.is_set()
         assert isinstance(outcome[0], RemotePolicyError) and "close() was called during act_batch" in str(outcome[0])
+        assert isinstance(outcome[0], ClientClosedError)  # as a single call's e-stop is, so one except takes both
     finally:
         policy.gate.set()
         thread.join(60)
@@ -562,6 +565,17 @@ def test_a_reconnect_to_a_server_for_another_embodiment_is_refused(serve):
         remote.metadata()
     with RemotePolicy(first.url) as fresh:  # a new client accepts it
         assert fresh.embodiment.key == "bridge"
+
+
+def test_an_act_batch_connection_holds_to_the_embodiment_first_announced_and_says_so(serve):
+    """act_batch's extra connections hold to what its client does; the refusal names why (no expected_embodiment=
+    was given: the one first announced)."""
+    from worldpolicy.serving import EmbodimentMismatchError
+
+    remote = RemotePolicy(serve(StandInPolicy("bridge")).url, connect_now=False)
+    remote._held = get_embodiment("droid")  # as if droid had been announced first, before a restart
+    with pytest.raises(EmbodimentMismatchError, match="than the embodiment it first announced"):
+        remote._spawn().metadata()
 
 
 class _Contradicting(StandInPolicy):

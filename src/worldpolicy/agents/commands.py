@@ -35,12 +35,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="folder tools may read images/videos/actions from (repeatable; default: cwd and output dir)",
     )
-    p.add_argument("--max-loaded", type=int, default=2, help="checkpoints kept loaded at once, least recently used unloaded first (default: 2)")
+    p.add_argument("--max-loaded", type=int, default=2,
+                   help="checkpoints kept loaded at once, least recently used unloaded first (default: 2)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--dtype", default=None, help="bfloat16 | float16 | float32 (or bf16, fp16, fp32; any case; default: "
-                   "bfloat16 on CUDA, else float32)")
-    p.add_argument("--chunk-size", type=int, default=None, help="actions per chunk, a multiple of 4 (default: the embodiment's)")
-    p.add_argument("--resolution-tier", type=int, default=None, help="canvas tier: 256, 480, 704 or 720 (default: the embodiment's)")
+    p.add_argument("--dtype", default=None, help="bfloat16 | float16 | float32 (or bf16, fp16, fp32; any case; "
+                   "default: bfloat16 on CUDA, else float32)")
+    p.add_argument("--chunk-size", type=int, default=None,
+                   help="actions per chunk, a multiple of 4 (default: the embodiment's)")
+    p.add_argument("--resolution-tier", type=int, default=None,
+                   help="canvas tier: 256, 480, 704 or 720 (default: the embodiment's)")
     p.set_defaults(func=_mcp)
 
     w = sub.add_parser("world-models", help="list world-model pipelines in the installed diffusers")

@@ -155,7 +155,8 @@ def worldpolicy_tool(
         tb = _current()  # the calls above read it: a bad WORLDPOLICY_CHECKPOINTS is a tool error like any other
         if action not in calls:
             raise ToolInputError("action", "unknown action", action, list(ACTIONS))
-        stray = sorted(name for name, value in given.items() if name not in ARGUMENTS[action] and value != _DEFAULTS[name])
+        stray = sorted(name for name, value in given.items()
+                       if name not in ARGUMENTS[action] and value != _DEFAULTS[name])
         if stray:
             raise ToolInputError(stray[0], f"does not apply to action {action!r}", given[stray[0]],
                                  list(ARGUMENTS[action]))

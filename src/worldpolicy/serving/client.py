@@ -840,7 +840,7 @@ class RemotePolicy:
         if callback_error:
             raise callback_error[0]
         if self._closes != closes:
-            raise RemotePolicyError(f"close() was called during act_batch: {done[0]} of {len(wires)} requests done")
+            raise ClientClosedError(f"close() was called during act_batch: {done[0]} of {len(wires)} requests done")
         for result in results:
             if isinstance(result, BaseException):
                 raise result
@@ -848,17 +848,20 @@ class RemotePolicy:
 
     def _spawn(self) -> RemotePolicy:
         """Another connection to the same server, with the same settings (for `act_batch`)."""
-        return RemotePolicy(
+        peer = RemotePolicy(
             self.url,
             api_key=self._api_key,
             embodiment=self._embodiment,
-            expected_embodiment=self._held,  # the one this client holds to, on every connection
+            expected_embodiment=self.expected_embodiment,
             connect_timeout_s=self.connect_timeout_s,
             read_timeout_s=self.read_timeout_s,
             limits=self.limits,
             proxy=self.proxy,
             connect_now=False,
         )
+        # the one this client holds to, on every connection; its refusal names why (expected, or first announced)
+        peer._held = self._held
+        return peer
 
     # ------------------------------------------------------------------------------------------- results
     @property
