@@ -404,6 +404,26 @@ def _numbers(value: Any, name: str) -> np.ndarray:
     return array.astype(np.float64)
 
 
+def physical_state_row(state: Any, embodiment: Embodiment, mode: str) -> np.ndarray:
+    """A state as given (one row, or a history [T, dim] read at `start_row(mode)`) as the physical row a chunk starts
+    from, [dim] float64, or an error naming its shape or its non-finite columns. What a run conditions on
+    (`Policy._state_row`) and what `range_warnings` judges before the weights load."""
+    e = embodiment
+    state = _numbers(state, "state")
+    if state.ndim == 2 and state.shape[1] == e.action_dim:  # a history [T, dim]: the row the chunk starts from
+        state = state[start_row(mode)]
+    if state.size != e.action_dim:
+        # rows of joints alone ([T, 7] for droid) read as "21 values" said nothing of the shape that was wrong
+        raise ValueError(f"state has shape {tuple(state.shape)} but embodiment {e.key!r} expects {e.action_dim} "
+                         f"values ({', '.join(e.columns)}) or rows [T, {e.action_dim}]")
+    state = state.reshape(-1)
+    if not np.all(np.isfinite(state)):
+        bad = [c for c, v in zip(e.columns, state) if not np.isfinite(v)]
+        raise ValueError(f"state contains NaN or inf in {', '.join(bad)} (given {state.tolist()}); accepted: "
+                         f"finite numbers, one per column ({', '.join(e.columns)})")
+    return state
+
+
 class Policy:
     """A loaded Cosmos3 checkpoint bound to one embodiment (action space, stats, cameras, prompt format)."""
 
@@ -426,15 +446,11 @@ class Policy:
         check_resolution_tier(self.resolution_tier)
         self.source = source
         self._next_seed = None if seed is None else check_seed(seed)
-        # (input, columns) warned of as out of range: a control loop sends the same wrong state or actions every call
-        self._range_warnings: set[tuple[str, tuple[str, ...]]] = set()
-        # ... and the same one-camera image (a (height, width)) or frame history (`_warn_history`): said once per shape
-        self._view_warnings: set[tuple[Any, ...]] = set()
+        # the warnings said, each as its kind and what it was said of (`_once`): a control loop sends the same inputs,
+        # and the same mistakes, every call
+        self._said: set[tuple[Any, ...]] = set()
         self._untrained = untrained_modes(source) if source else {}  # each warned about once, at its first request
         self._trained_frames = trained_frames(source) if source else None
-        self._size_warnings: set[tuple[Any, ...]] = set()  # frames of another size or stretched: once per set of sizes
-        self._negative_said: set[str] = set()  # negative prompts warned of as unused at guidance 1
-        self._ignored_state_said = False  # a state this embodiment ignores: said at the first request that gives one
         check_action_head(engine.transformer.config, source, embodiment)
 
     @classmethod
@@ -690,10 +706,8 @@ class Policy:
         """Model-space state for variants conditioned on a clean state row (RoboLab DROID: joints + flipped gripper)."""
         e = self.embodiment
         if not e.state_history:
-            message = ignored_state_warning(e, request.state)
-            if message is not None and not self._ignored_state_said:  # a control loop sends it every call
-                self._ignored_state_said = True
-                logger.warning("%s", message)
+            if request.state is not None and self._once("ignored state"):  # a control loop sends it every call
+                logger.warning("%s", ignored_state_warning(e, request.state))
             return None
         state = request.state
         if state is None and isinstance(request.observation, Mapping) and e.state_keys:
@@ -725,18 +739,7 @@ class Policy:
                 "the command line)" + (f" or an observation dict with {sorted(e.state_keys.values())}" if e.state_keys
                                        else "; the embodiment names no state_keys an observation could carry it in")
             )
-        state = _numbers(state, "state")
-        if state.ndim == 2 and state.shape[1] == e.action_dim:  # a history [T, dim]: the row the chunk starts from
-            state = state[start_row(request.mode)]
-        if state.size != e.action_dim:
-            # rows of joints alone ([T, 7] for droid) read as "21 values" said nothing of the shape that was wrong
-            raise ValueError(f"state has shape {tuple(state.shape)} but embodiment {e.key!r} expects {e.action_dim} "
-                             f"values ({', '.join(e.columns)}) or rows [T, {e.action_dim}]")
-        state = state.reshape(-1)
-        if not np.all(np.isfinite(state)):
-            bad = [c for c, v in zip(e.columns, state) if not np.isfinite(v)]
-            raise ValueError(f"state contains NaN or inf in {', '.join(bad)} (given {state.tolist()}); accepted: "
-                             f"finite numbers, one per column ({', '.join(e.columns)})")
+        state = physical_state_row(state, e, request.mode)
         self._warn_range(to_model(e, state[None]), "state" if request.state is not None else
                          f"state (observation[{e.state_keys['joints']!r}], observation[{e.state_keys['gripper']!r}])")
         # clamped as training cached every state row (`train.data`): a state past the data's q01..q99 reaches the model
@@ -748,22 +751,29 @@ class Policy:
         """Say `out_of_range_warning` of a request's state or actions once per input and set of columns (a control loop
         repeats the same mistake every call, with values that drift), in the words `input_warnings` gives a front end
         before the weights load, so its run does not say it again."""
-        key = (where, out_of_range_columns(model, self.embodiment))
-        if key[1] and key not in self._range_warnings:
-            self._range_warnings.add(key)
+        columns = out_of_range_columns(model, self.embodiment)
+        if columns and self._once("range", where, columns):
             logger.warning("%s", out_of_range_warning(model, self.embodiment, where))
 
     def single_view_said(self, height: int, width: int) -> None:
         """Note that one image or clip of `height` x `width` was warned about as one camera's view already, so a run
         does not say it again: the command line and the agent tools read a file before the model loads and say it in
         their own terms (`--camera`, `images`). This set is the one place that decides whether a run says it."""
-        self._view_warnings.add((height, width))
+        self._said.add(("view", height, width))
+
+    def _once(self, *key: Any) -> bool:
+        """Whether the warning `key` names (its kind, then what it is said of) is new to this policy, noting it: each
+        is said once."""
+        if key in self._said:
+            return False
+        self._said.add(key)
+        return True
 
     def _warn_single_view(self, observation: Any, height: int, width: int) -> None:
         """One image or clip (in memory or a file) for an embodiment that composes several cameras is taken as that
         composite; one shaped like a single camera's view is said once per shape (a control loop sends the same
         camera's image every call), unless a front end said it first (`single_view_said`)."""
-        if (height, width) in self._view_warnings:
+        if ("view", height, width) in self._said:
             return
         e = self.embodiment
         source = (f"the observation {os.fspath(observation)!r}" if isinstance(observation, (str, os.PathLike))
@@ -771,7 +781,7 @@ class Policy:
         message = single_view_warning(e, source, height, width,
                                       "an observation dict {" + ", ".join(f"{k!r}: image" for k in e.camera_keys) + "}")
         if message is not None:
-            self._view_warnings.add((height, width))
+            self._said.add(("view", height, width))
             logger.warning("%s", message)
 
     def _warn_trained_size(self, views: Mapping[str, np.ndarray] | None, frames: np.ndarray) -> None:
@@ -785,10 +795,8 @@ class Policy:
                              None if views is None else {key: view.shape[1:3] for key, view in views.items()})
         if given is None:
             return
-        said = tuple(sorted((str(key), hw) for key, hw in given.items()))
-        if said in self._size_warnings:
+        if not self._once("size", *sorted((str(key), hw) for key, hw in given.items())):
             return
-        self._size_warnings.add(said)
         message = trained_size_warning(self._trained_frames, given, self.source)
         if message is not None:
             logger.warning("%s", message)
@@ -800,10 +808,8 @@ class Policy:
         naming `act_batch`. Files and lists of frames are read to their last frame only, and are not judged."""
         held = {key: view.shape for key, view in views.items()} if views is not None else {None: frames.shape}
         many = {key: shape[0] for key, shape in held.items() if shape[0] > 1}
-        said = ("history", *sorted((str(key), shape) for key, shape in held.items()))
-        if not many or said in self._view_warnings:
+        if not many or not self._once("history", *sorted((str(key), shape) for key, shape in held.items())):
             return
-        self._view_warnings.add(said)
         what = ", ".join(f"observation[{key!r}]" if key is not None else "the observation" for key in many)
         logger.warning("%s %s %s frames: read as a history [T,H,W,C] whose last frame (the current one) is used. "
                        "For a batch of observations (LeRobot's [B,C,H,W]), pass one PolicyRequest per observation to "
@@ -814,10 +820,8 @@ class Policy:
         """Cameras the composite stretches (`stretch_warning`), said once per set of sizes (a control loop sends the
         same cameras every call)."""
         sizes = {key: view.shape[1:3] for key, view in views.items()}
-        said = ("stretch", *sorted(sizes.items()))
-        if said in self._size_warnings:
+        if not self._once("stretch", *sorted(sizes.items())):
             return
-        self._size_warnings.add(said)
         message = stretch_warning(self.embodiment, sizes)
         if message is not None:
             logger.warning("%s", message)
@@ -826,9 +830,8 @@ class Policy:
         """A negative prompt is the unconditional branch of classifier-free guidance, which guidance 1 turns off: the
         prompt then changes nothing (diffusers' Cosmos3 pipeline drops it without a word; its QwenImage pipelines warn,
         as this does). Said once per policy and prompt: a control loop sends the same one every call."""
-        if not sampling.negative_prompt.strip() or sampling.uses_cfg or sampling.negative_prompt in self._negative_said:
+        if not sampling.negative_prompt.strip() or sampling.uses_cfg or not self._once("negative", sampling.negative_prompt):
             return
-        self._negative_said.add(sampling.negative_prompt)
         logger.warning("negative_prompt=%r is ignored: guidance=%g turns classifier-free guidance off, and the "
                        "negative prompt is its unconditional branch; pass guidance other than 1 (e.g. 3.0, the "
                        "released DROID policy's) to use it, or leave negative_prompt out", sampling.negative_prompt[:80],
@@ -993,11 +996,8 @@ def range_warnings(embodiment: Embodiment, mode: str, state: Any = None, actions
     said = [ignored_state_warning(embodiment, state)]
     if state is not None and embodiment.state_history:
         with contextlib.suppress(ValueError):  # a state the run refuses: its error, not a warning, says so
-            row = _numbers(state, "state")
-            if row.ndim == 2 and row.shape[1] == embodiment.action_dim:
-                row = row[start_row(mode)]
-            if row.size == embodiment.action_dim and np.all(np.isfinite(row)):
-                said.append(out_of_range_warning(to_model(embodiment, row.reshape(1, -1)), embodiment, "state"))
+            row = physical_state_row(state, embodiment, mode)
+            said.append(out_of_range_warning(to_model(embodiment, row[None]), embodiment, "state"))
     if actions is not None and mode == "forward_dynamics":
         with contextlib.suppress(ValueError, FileNotFoundError):
             model = load_actions(actions, embodiment, actions_space, warn=False)
