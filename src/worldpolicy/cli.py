@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _configure_logging(args)
     logging.getLogger("worldpolicy").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    if not getattr(args, "func", None):  # a usage error (status 2), said on stderr: `worldpolicy > out` keeps it off out
+    if not getattr(args, "func", None):  # a usage error (status 2), on stderr: `worldpolicy > out` keeps it off out
         parser.print_help(sys.stderr)
         return 2
     from .fileio import (

@@ -66,7 +66,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--dtype", help="bfloat16 | float16 | float32 (or bf16, fp16, fp32; any case; default: "
                    "bfloat16 on CUDA, else float32)")
-    p.add_argument("--decode-video", action="store_true", help="also decode the imagined video (always on for forward_dynamics)")
+    p.add_argument("--decode-video", action="store_true",
+                   help="also decode the imagined video (always on for forward_dynamics)")
     p.add_argument("--no-plots", action="store_true", help="no plots/ or index.html: actions and settings only")
     p.add_argument("--out", required=True, help="output run directory")
     p.set_defaults(func=_predict)
@@ -299,14 +300,14 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
         raise ValueError(f"--state is required for embodiment {embodiment.key!r}, which conditions on the robot state: "
                          f"{embodiment.action_dim} comma-separated values ({', '.join(embodiment.columns)})")
     # a state the embodiment ignores is said to be (`input_warnings`), not refused: `policy.ignored_state_warning`
-    if state is not None and embodiment.state_history and len(state) != embodiment.action_dim:
-        raise ValueError(f"--state has {len(state)} values but embodiment {embodiment.key!r} expects "
-                         f"{embodiment.action_dim} ({', '.join(embodiment.columns)})")
-    if state is not None and embodiment.state_history and not all(math.isfinite(v) for v in state):  # float() reads
-        # "nan" and "inf"
-        bad = [column for column, v in zip(embodiment.columns, state) if not math.isfinite(v)]
-        raise ValueError(f"--state has NaN or inf in {', '.join(bad)} (given {args.state!r}); accepted: finite "
-                         f"numbers, one per column ({', '.join(embodiment.columns)})")
+    if state is not None and embodiment.state_history:
+        if len(state) != embodiment.action_dim:
+            raise ValueError(f"--state has {len(state)} values but embodiment {embodiment.key!r} expects "
+                             f"{embodiment.action_dim} ({', '.join(embodiment.columns)})")
+        if not all(math.isfinite(v) for v in state):  # float() reads "nan" and "inf"
+            bad = [column for column, v in zip(embodiment.columns, state) if not math.isfinite(v)]
+            raise ValueError(f"--state has NaN or inf in {', '.join(bad)} (given {args.state!r}); accepted: finite "
+                             f"numbers, one per column ({', '.join(embodiment.columns)})")
     sizes = ({key: shapes[f"--camera {key}"] for key in frame_keys(cameras, embodiment.camera_keys,
                                                                     embodiment.composite)}
              if cameras else next(iter(shapes.values())))

@@ -133,8 +133,9 @@ def test_a_state_the_embodiment_ignores_is_said_before_the_load_not_refused(tiny
         raise ValueError("stopped at the load")
 
     monkeypatch.setattr(worldpolicy, "load_policy", load)
-    rc = main(["predict", "--image", str(image_file), "--out", str(tmp_path / "o"), "--checkpoint", str(tiny_checkpoint),
-               "--embodiment", "droid/relative_pose", "--prompt", "x", "--state", "1,2"])
+    rc = main(["predict", "--image", str(image_file), "--out", str(tmp_path / "o"),
+               "--checkpoint", str(tiny_checkpoint), "--embodiment", "droid/relative_pose", "--prompt", "x",
+               "--state", "1,2"])
     err = capsys.readouterr().err
     assert rc == 2 and "stopped at the load" in err, err  # past every check made before the weights load
     assert ("state is ignored: embodiment 'droid/relative_pose' does not condition on the robot state" in

@@ -537,7 +537,8 @@ def test_ee_path_legend_sits_below_the_axes_and_their_labels(pose_chunk):
     assert ax.get_legend() is None and legend.get_window_extent().y0 >= 0
     end = next(c for c in ax.collections if c.get_label() == "end")
     assert not ax.computed_zorder  # drawn by zorder, not by depth
-    assert end.get_zorder() > max(c.get_zorder() for c in ax.collections if c is not end and c.get_label() != "start (anchor)")
+    others = [c.get_zorder() for c in ax.collections if c is not end and c.get_label() != "start (anchor)"]
+    assert end.get_zorder() > max(others)
 
 
 def test_a_pdf_figure_embeds_truetype_fonts_and_leaves_matplotlibs_settings_alone(tmp_path, pose_chunk):

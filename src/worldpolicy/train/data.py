@@ -266,6 +266,11 @@ def check_encodable(spec: WindowSpec, target: Embodiment) -> None:
     missing video file, a NaN or infinite action or state (`iter_windows` checks the latter again as it encodes)."""
     plan = _plan(spec, target)
     plan.dataset.check_video_files(list(dict.fromkeys(plan.cameras.values())), spec.episodes)
+    _check_plan_finite(plan, spec)
+
+
+def _check_plan_finite(plan: _Plan, spec: WindowSpec) -> None:
+    """`check_finite` over what `plan` reads of `spec`'s episodes: the actions, and the state if the source has one."""
     keys = list(spec.action_keys) + (list(spec.state_keys) if plan.source.state_history else [])
     check_finite(plan.dataset, keys, spec.episodes if spec.episodes is not None else range(plan.dataset.num_episodes))
 
@@ -307,9 +312,7 @@ def iter_windows(spec: WindowSpec, target: Embodiment, skip: int = 0) -> Iterato
     if whole:
         spec = replace(spec, episodes=tuple(i for i, _ in episodes[whole:]))
     plan = _plan(spec, target)
-    keys = list(spec.action_keys) + (list(spec.state_keys) if plan.source.state_history else [])
-    dataset = plan.dataset
-    check_finite(dataset, keys, spec.episodes if spec.episodes is not None else range(dataset.num_episodes))
+    _check_plan_finite(plan, spec)
     for ex in itertools.islice(plan.examples, skip, None):
         views = {camera: ex.views[key] for camera, key in plan.cameras.items()}
         frames = frames_from_mapping(views, target.camera_keys, target.composite)

@@ -424,7 +424,8 @@ def action_timeseries_figure(
     """The `plot_action_timeseries` figure (a matplotlib Figure on the Agg canvas), for callers that draw on it.
 
     `gripper_column` is the gripper's column, or one per arm (`["left_grasp", "right_grasp"]`): each is drawn
-    vermillion and its closed spans are shaded on its arm's subplots (the columns with its prefix; a single gripper: all of them).
+    vermillion and its closed spans are shaded on its arm's subplots (the columns with its prefix; a single gripper:
+    all of them).
     `title` (e.g. which run) heads the figure above what it shows. `real_rows` (`real_rows_of`): the steps from it on
     explain copies of a short clip's last frame; they are hatched on every subplot, and named in the legend of the
     first and in the heading."""
@@ -433,7 +434,8 @@ def action_timeseries_figure(
     real_rows = _check_real_rows(real_rows, a.shape[0])
     columns = list(columns)
     grippers = _gripper_list(gripper_column)
-    # a gripper in model space has no closed threshold (0.5 of [-1, 1] is not "closed"): drawn vermillion, nothing shaded
+    # a gripper in model space has no closed threshold (0.5 of [-1, 1] is not "closed"): drawn vermillion, nothing
+    # shaded
     shading = [g if g is not None and units[columns.index(g)] != MODEL_SPACE_UNIT else None
                for g in _shading_gripper(columns, grippers)]
     t = np.arange(a.shape[0]) / fps
