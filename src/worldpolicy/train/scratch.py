@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..fileio import MODEL_INDEX_FILE, output_folder, staged_folder, write_json_atomic
+from ..fileio import MODEL_INDEX_FILE, TRAINING_SUMMARY_FILE, output_folder, staged_folder, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ def install_model(model: Path, summary: dict[str, Any], name: str = "panda_reach
         shutil.rmtree(stale)
     with staged_folder(target) as staging:
         shutil.copytree(model, staging, dirs_exist_ok=True)
-        write_json_atomic(staging / "training_summary.json", summary)
+        write_json_atomic(staging / TRAINING_SUMMARY_FILE, summary)
     return target
 
 
