@@ -391,7 +391,7 @@ def _numbers(value: Any, name: str) -> np.ndarray:
         array = None if value is None else np.asarray(values)
     except (TypeError, ValueError):  # ragged nesting
         array = None
-    if array is not None and array.dtype.kind in "OSU":
+    if array is not None and array.ndim and array.dtype.kind in "OSU":  # items of a list; a lone string: below
         items = array.reshape(-1).tolist()
         bad = [i for i, item in enumerate(items) if not isinstance(item, numbers.Real)]
         if bad:

@@ -167,12 +167,15 @@ def test_bf16_lora_evaluation_samples_under_autocast(bf16_lora, monkeypatch):
 
 
 def test_a_run_stored_before_precision_existed_is_fp32_on_resume():
-    from worldpolicy.train.config import changed_settings
+    from dataclasses import asdict
+
+    from worldpolicy.train.config import DataConfig, changed_settings
 
     old_run = {"optim": {"lr": 1e-3}}  # what a run from before optim.precision stored
-    assert changed_settings(old_run, {"optim": {"lr": 1e-3, "precision": "bf16"}}) == [
+    data = {"data": {k: v for k, v in asdict(DataConfig(dataset="d")).items() if k in ("episodes", "exclude_episodes")}}
+    assert changed_settings(old_run, {"optim": {"lr": 1e-3, "precision": "bf16"}, **data}) == [
         "optim.precision: 'fp32' -> 'bf16'"]
-    assert changed_settings(old_run, {"optim": {"lr": 1e-3, "precision": "fp32"}}) == []
+    assert changed_settings(old_run, {"optim": {"lr": 1e-3, "precision": "fp32"}, **data}) == []
 
 
 def test_bf16_forward_runs_without_the_autocast_weight_cache(loaded_trainer, monkeypatch):
