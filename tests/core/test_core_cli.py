@@ -474,20 +474,24 @@ def test_a_single_valued_flag_given_twice_is_refused_naming_both_values(capsys):
     assert args.task_option == ["a=1", "b=2"] and args.cameras == ["x", "y"]
 
 
+def _parsers(parser, name="worldpolicy"):
+    """(name, parser) of the command and every subcommand under it, depth first."""
+    import argparse
+
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub, child in action.choices.items():
+                yield from _parsers(child, f"{name} {sub}")
+
+
 def test_every_subcommands_single_valued_options_refuse_a_repeat():
     """One place for the rule (the parsers' `store` action): a subcommand's parser of another class would lose it."""
     import argparse
 
     from worldpolicy.cli import _StoreOnce, build_parser
 
-    def parsers(parser, name="worldpolicy"):
-        yield name, parser
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                for sub, child in action.choices.items():
-                    yield from parsers(child, f"{name} {sub}")
-
-    found = [(name, a.option_strings[0], type(a).__name__) for name, parser in parsers(build_parser())
+    found = [(name, a.option_strings[0], type(a).__name__) for name, parser in _parsers(build_parser())
              for a in parser._actions if a.option_strings and isinstance(a, argparse._StoreAction)]
     assert len(found) > 80 and {n for n, *_ in found} >= {"worldpolicy predict", "worldpolicy dataset from-sim"}
     assert [f for f in found if f[2] != _StoreOnce.__name__] == []
@@ -503,14 +507,7 @@ def test_every_subcommands_help_says_what_it_does_and_what_each_flag_is(capsys):
 
     from worldpolicy.cli import build_parser
 
-    def parsers(parser, name="worldpolicy"):
-        yield name, parser
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                for sub, child in action.choices.items():
-                    yield from parsers(child, f"{name} {sub}")
-
-    found = dict(parsers(build_parser()))
+    found = dict(_parsers(build_parser()))
     assert len(found) > 14
     assert [name for name, parser in found.items() if not parser.description] == []
     flags = [(name, a) for name, parser in found.items() for a in parser._actions

@@ -150,6 +150,18 @@ def test_each_client_hears_the_warnings_about_its_own_request_once(tiny_policy, 
     assert [r.getMessage() for r in caplog.records if r.threadName == "worldpolicy-infer"] == said  # the server's
 
 
+def _serve_on_cpu(checkpoint, steps: int, *flags: str) -> tuple[int, list[str]]:
+    """A free loopback port, and the `worldpolicy serve` command line of the tiny checkpoint on CPU there."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return port, [
+        sys.executable, "-m", "worldpolicy.cli", "serve", "--checkpoint", str(checkpoint), "--embodiment",
+        "droid/relative_pose", "--chunk-size", "8", "--resolution-tier", "256", "--steps", str(steps), "--device",
+        "cpu", "--host", "127.0.0.1", "--port", str(port), *flags,
+    ]
+
+
 def test_serve_command_end_to_end(tiny_checkpoint, tiny_policy):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -198,14 +210,7 @@ def test_serve_command_json_log_is_one_object_per_line_and_a_refusal_flood_is_su
 
     from worldpolicy.serving.client import AuthenticationError
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    command = [
-        sys.executable, "-m", "worldpolicy.cli", "serve", "--checkpoint", str(tiny_checkpoint), "--embodiment",
-        "droid/relative_pose", "--chunk-size", "8", "--resolution-tier", "256", "--steps", "2", "--device", "cpu",
-        "--host", "127.0.0.1", "--port", str(port), "--api-key-env", "WP_TEST_KEY", "--log-format", "json",
-    ]
+    port, command = _serve_on_cpu(tiny_checkpoint, 2, "--api-key-env", "WP_TEST_KEY", "--log-format", "json")
     proc = subprocess.Popen(command, env={**os.environ, "WP_TEST_KEY": "cli-key-0001"}, stderr=subprocess.PIPE,
                             text=True)
     try:
@@ -239,14 +244,7 @@ def test_serve_command_json_log_is_one_object_per_line_and_a_refusal_flood_is_su
 
 def test_serve_command_stopped_during_warmup_exits_0_without_aborting(tiny_checkpoint):
     """SIGTERM while the worker is inside torch: interpreter shutdown used to abort the process (exit -6)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    command = [
-        sys.executable, "-m", "worldpolicy.cli", "serve", "--checkpoint", str(tiny_checkpoint), "--embodiment",
-        "droid/relative_pose", "--chunk-size", "8", "--resolution-tier", "256", "--steps", "200", "--device", "cpu",
-        "--host", "127.0.0.1", "--port", str(port), "--warmup", "100",  # a warm-up of a minute or more
-    ]
+    port, command = _serve_on_cpu(tiny_checkpoint, 200, "--warmup", "100")  # a warm-up of a minute or more
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
