@@ -368,11 +368,24 @@ def test_a_dataset_in_the_trained_embodiments_own_columns_needs_no_conversion(tm
         window_spec(DataConfig(dataset=str(tmp_path / "unnamed"), chunk_size=4, action_keys=["action"]), own)
 
 
+def _own_robot_dataset(root, width: int, names: list[str] | None, fps: int) -> None:
+    """One 6-frame episode under LeRobot's generic keys (`action`, `observation.state`, `observation.image`), its
+    columns named `names` (None: unnamed), as a robot of one's own records it."""
+    from worldpolicy.data import write_episodes
+
+    write_episodes(root, [{"frames": {"action": np.zeros((6, width), np.float32),
+                                      "observation.state": np.zeros((6, width), np.float32)},
+                           "videos": {"observation.image": np.zeros((6, 32, 32, 3), np.uint8)}, "task": "x"}],
+                   fps=fps, video_codec="libx264rgb",
+                   features={"action": {"dtype": "float32", "shape": [width], "names": names},
+                             "observation.state": {"dtype": "float32", "shape": [width], "names": names},
+                             "observation.image": {"dtype": "video", "shape": [32, 32, 3]}})
+
+
 def test_eight_columns_not_named_as_droids_are_read_as_droids_with_a_warning_saying_so(tmp_path, caplog):
     """8 unnamed action values were read as DROID's joints + gripper without a word: a 6-joint robot with a gripper
     and a wrist roll trained on columns of another meaning. The warning names the assumption and the settings that
     say otherwise; columns named as DROID's pass silently."""
-    from worldpolicy.data import write_episodes
     from worldpolicy.embodiments import get_embodiment
     from worldpolicy.train.config import DataConfig
     from worldpolicy.train.data import window_spec
@@ -380,13 +393,7 @@ def test_eight_columns_not_named_as_droids_are_read_as_droids_with_a_warning_say
     droid = get_embodiment("droid/joint_pos")
     target = get_embodiment("droid/relative_pose")
     for names, root in ((list(droid.columns), tmp_path / "named"), (None, tmp_path / "unnamed")):
-        write_episodes(root, [{"frames": {"action": np.zeros((6, 8), np.float32),
-                                          "observation.state": np.zeros((6, 8), np.float32)},
-                               "videos": {"observation.image": np.zeros((6, 32, 32, 3), np.uint8)}, "task": "x"}],
-                       fps=15, video_codec="libx264rgb",
-                       features={"action": {"dtype": "float32", "shape": [8], "names": names},
-                                 "observation.state": {"dtype": "float32", "shape": [8], "names": names},
-                                 "observation.image": {"dtype": "video", "shape": [32, 32, 3]}})
+        _own_robot_dataset(root, 8, names, fps=15)
     for root, warned in ((tmp_path / "named", False), (tmp_path / "unnamed", True)):
         caplog.clear()
         with caplog.at_level("WARNING", logger="worldpolicy.train.data"):
@@ -417,19 +424,12 @@ def test_eight_columns_not_named_as_droids_are_read_as_droids_with_a_warning_say
 def test_default_keys_a_robots_own_dataset_lacks_are_named_as_the_default_with_its_own_keys(tmp_path):
     """A LeRobot dataset of one's own robot (`action`, `observation.state`) and a config without action_keys: the
     error named DROID's key names as if the config had set them."""
-    from worldpolicy.data import write_episodes
     from worldpolicy.embodiments import register_embodiment
     from worldpolicy.train.config import DataConfig
     from worldpolicy.train.data import window_spec
 
     names = ["shoulder", "elbow", "gripper"]
-    write_episodes(tmp_path / "ds", [{"frames": {"action": np.zeros((6, 3), np.float32),
-                                                "observation.state": np.zeros((6, 3), np.float32)},
-                                     "videos": {"observation.image": np.zeros((6, 32, 32, 3), np.uint8)}, "task": "x"}],
-                   fps=10, video_codec="libx264rgb",
-                   features={"action": {"dtype": "float32", "shape": [3], "names": names},
-                             "observation.state": {"dtype": "float32", "shape": [3], "names": names},
-                             "observation.image": {"dtype": "video", "shape": [32, 32, 3]}})
+    _own_robot_dataset(tmp_path / "ds", 3, names, fps=10)
     arm = register_embodiment({"name": "arm3", "domain": "arm3", "domain_id": 21, "action_dim": 3, "columns": names,
                                "chunk_size": 4, "fps": 10, "state_history": 1})  # as training registers it
     data = DataConfig(dataset=str(tmp_path / "ds"), chunk_size=4)
