@@ -278,3 +278,46 @@ def test_embodiments_in_other_units_than_the_bridge_computes_in_are_refused(layo
     mine = embodiment_from_dict({**base.to_dict(), "name": f"test_units_{layout}", "units": units})
     with pytest.raises(ValueError, match=rf"embodiment 'test_units_{layout}[^']*': {said}"):
         ActionDecoder(mine, "panda")
+
+
+def _pose_only():
+    """A pose-only head (av's 9 columns) registered with physical stats and units: no gripper column."""
+    from worldpolicy.embodiments import embodiment_from_dict
+
+    droid = get_embodiment("droid/relative_pose")
+    return embodiment_from_dict({**get_embodiment("av").to_dict(), "name": "test_pose_only", "aliases": [],
+                                 "normalization": "quantile", "stats": {k: v[:9] for k, v in droid.stats.items()},
+                                 "units": ["m"] * 3 + ["1"] * 6})
+
+
+def test_a_chunk_without_a_gripper_column_commands_no_gripper():
+    """A pose-only head decoded to g = 0 at every step: a real arm's stack that sent it opened a gripper holding an
+    object. The chunk says nothing about the gripper, so the command has none."""
+    dec = ActionDecoder(_pose_only(), "panda")
+    q0 = np.array(dec.robot.home)
+    cmd = dec.decode(np.tile([0, 0, 0.005, *IDENTITY6], (4, 1)), q0)
+    assert cmd.gripper is None and cmd.clipped == 0
+    np.testing.assert_allclose(dec.ik.fk(cmd.qpos[-1])[:3, 3] - dec.ik.fk(q0)[:3, 3], [0, 0, -0.02], atol=1e-3)  # TCP z down
+
+
+def test_the_sims_rollout_keeps_the_gripper_where_a_chunk_commands_none():
+    """The rollout appended `cmd.gripper[i]` to each joint target: None failed there."""
+    pytest.importorskip("gymnasium")
+    from worldpolicy.results import Prediction
+    from worldpolicy.sim.env import TabletopEnv
+    from worldpolicy.sim.rollout import ChunkStrategy, Rollout
+
+    class Still:
+        embodiment = _pose_only()
+
+        def act(self, observation, prompt):
+            actions = np.tile([0, 0, 0, *IDENTITY6], (4, 1))
+            return Prediction("policy", self.embodiment.key, list(self.embodiment.columns),
+                              list(self.embodiment.units), actions, actions, self.embodiment.fps)
+
+    env = TabletopEnv("reach", image_size=None, max_steps=3)
+    commanded = []
+    act = env.act
+    env.act = lambda action: (commanded.append(action[-1]), act(action))
+    Rollout(env, Still(), ChunkStrategy("execute", 4)).run(seed=0)
+    assert commanded == [0.0, 0.0, 0.0]  # reset's command (open), held

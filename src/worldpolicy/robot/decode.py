@@ -3,7 +3,7 @@
 Two action spaces exist in the registry: `relative_pose` (per-step EE deltas `tx,ty,tz,r0..r5,grasp`, right-multiplied
 and re-anchored on the achieved pose) and `joint_position` (absolute joints + gripper, e.g. DROID RoboLab output).
 Gripper values leave the decoder in the DROID convention (0 open, 1 closed); `RobotConfig.gripper_to_ctrl` maps them to
-actuator units. Anything outside the valid range is clipped *with a warning* and counted per step in
+actuator units. A chunk without a gripper column commands no gripper (`RobotCommand.gripper` None), not a made-up g. Anything outside the valid range is clipped *with a warning* and counted per step in
 `RobotCommand.clipped_steps` (so a caller that runs only part of a chunk counts only what ran). What cannot be made
 safe by clipping is refused (`ValueError`): NaN/inf, rot6d that is no rotation, measured joints that are missing or
 no angles within the limits (`check_joints`), and joint targets that move a joint faster than the robot's
@@ -63,10 +63,13 @@ def check_executable(embodiment: Embodiment, robot: RobotConfig | None = None) -
 class RobotCommand:
     """One decoded chunk: arm joint targets [T, dof] (rad), gripper g [T] (0 open, 1 closed), EE targets [T, 4, 4]
     (base frame) when IK ran, and how many values of each step were clipped [T]. Row i is the target (i + 1)/fps s
-    after the measured joints, at the embodiment's fps, which the speed check assumes."""
+    after the measured joints, at the embodiment's fps, which the speed check assumes.
+
+    `gripper` is None for an embodiment without a gripper column (a pose-only head): the chunk says nothing about the
+    gripper, so the caller keeps its last command. A made-up g = 0 opened a gripper holding an object."""
 
     qpos: np.ndarray
-    gripper: np.ndarray
+    gripper: np.ndarray | None
     poses: np.ndarray | None = None
     tracking: TrackingReport | None = None
     clipped_steps: np.ndarray | None = None  # None: nothing clipped
@@ -220,11 +223,11 @@ class ActionDecoder:
             self._check_joint_steps(command.qpos, q_arm)
         return command
 
-    def _gripper(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """g clipped to [0, 1], and per step whether it had to be (0 or 1); 0 (open) for an embodiment without a
-        gripper column (docs/robot.md says so to a real arm's stack)."""
+    def _gripper(self, actions: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """g clipped to [0, 1], and per step whether it had to be (0 or 1); None for an embodiment without a gripper
+        column (`RobotCommand.gripper`)."""
         if self._grip is None:
-            return np.zeros(len(actions)), np.zeros(len(actions), dtype=int)
+            return None, np.zeros(len(actions), dtype=int)
         g = actions[:, self._grip]
         outside = (g < -1e-6) | (g > 1 + 1e-6)  # float dust from (de)normalisation is not worth a warning
         if outside.any():

@@ -186,7 +186,9 @@ class Rollout:
                         plan = {}
                     track = cmd.tracking.position_mm if cmd.tracking is not None else [None] * len(cmd)
                     for i in range(len(cmd)):
-                        target = np.append(cmd.qpos[i], cmd.gripper[i])
+                        # a head without a gripper column commands none: the gripper keeps its last command
+                        g = cmd.gripper[i] if cmd.gripper is not None else env.gripper_command
+                        target = np.append(cmd.qpos[i], g)
                         plan.setdefault(t + i, []).append(_Planned(chunks, target, int(cmd.clipped_steps[i]), track[i]))
                     if record and pred.video is not None:
                         for i in range(len(cmd)):  # shown after action i+skip ran: the frame it leads into
