@@ -41,7 +41,7 @@ def test_relative_pose_chunk_moves_the_ee(rel):
 
 def test_joint_position_passthrough_clips_with_warning(joints, caplog):
     q = np.tile(np.array([*joints.robot.home, 0.3]), (4, 1))
-    q[2, 3] = 0.5  # joint4 limit is [-3.07, -0.07]
+    q[2, 3] = 0.08  # joint4 limit is [-3.07, -0.07]: 0.15 rad past it, within TARGET_JOINT_MARGIN_RAD
     q[2, 7] = 1.5  # and the gripper above 1 in the same step
     with caplog.at_level(logging.WARNING):
         cmd = joints.decode(q, np.array(joints.robot.home))
@@ -50,6 +50,29 @@ def test_joint_position_passthrough_clips_with_warning(joints, caplog):
     assert cmd.qpos[2, 3] == pytest.approx(-0.0698)
     np.testing.assert_allclose(cmd.qpos[0], joints.robot.home)
     np.testing.assert_allclose(cmd.gripper, [0.3, 0.3, 1.0, 0.3])
+
+
+def test_joint_targets_far_past_the_limits_are_refused_naming_them(joints):
+    """Joint targets in degrees were clipped to the limits, with a warning, like a policy's overshoot: every joint
+    went to a limit. Past TARGET_JOINT_MARGIN_RAD they are refused, naming each joint at the first such step."""
+    home = np.array(joints.robot.home)
+    degrees = np.tile(np.append(np.degrees(home), 0.0), (3, 1))
+    with pytest.raises(ValueError, match=r"actions: 12 joint targets more than 0.2 rad past the joint limits of "
+                                         r"robot 'panda' \(robots.TARGET_JOINT_MARGIN_RAD\), first at step 0: joint2=-17.19 "
+                                         r"\(limits \[-1.763, 1.763\]\), joint4=-126.1 .*joint7=45 \(limits "
+                                         r"\[-2.897, 2.897\]\); refusing.*degrees \(np.radians converts them\).*robot "
+                                         r"'fr3' for a Franka FR3"):
+        joints.decode(degrees, home)
+    # an FR3's joint 6 at 4.4 rad is 0.65 past a Panda's limit: refused on 'panda', valid on 'fr3'
+    fr3_reading = np.tile(np.append(home, 0.0), (2, 1))
+    fr3_reading[1, 5] = 4.4
+    with pytest.raises(ValueError, match=r"first at step 1: joint6=4.4 \(limits \[-0.0175, 3.752\]\)"):
+        joints.decode(fr3_reading, home)
+    assert ActionDecoder("droid", "fr3", check_velocity=False).decode(fr3_reading, home).clipped == 0
+    # where only the count matters (the sim), check_limits=False clips and counts them
+    lenient = ActionDecoder("droid", "panda", check_velocity=False, check_limits=False)
+    cmd = lenient.decode(degrees, home)
+    assert cmd.clipped == 12 and np.all(cmd.qpos >= lenient.ik.lower) and np.all(cmd.qpos <= lenient.ik.upper)
 
 
 @pytest.mark.parametrize("shape", [(32, 9), (32,), (0, 10)])
