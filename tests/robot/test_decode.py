@@ -344,3 +344,19 @@ def test_the_sims_rollout_keeps_the_gripper_where_a_chunk_commands_none():
     env.act = lambda action: (commanded.append(action[-1]), act(action))
     Rollout(env, Still(), ChunkStrategy("execute", 4)).run(seed=0)
     assert commanded == [0.0, 0.0, 0.0]  # reset's command (open), held
+
+
+def test_grippers_reach_the_decoder_in_the_droid_convention_as_the_fact_sheet_gives_each_model():
+    """robot-bridge.md s5: the RoboLab DROID policy holds g' = 1 - g both ways (`gripper_flip`); a RAW10 `grasp`
+    (droid/relative_pose, bridge) is read as it comes, as the prior art does, its polarity unconfirmed. Whatever the
+    flip, it is undone before the decoder (`to_physical`), which reads g as 0 = open, 1 = closed."""
+    from worldpolicy.processing.actions import to_physical
+
+    droid = get_embodiment("droid")
+    assert droid.gripper_flip and not get_embodiment("droid/relative_pose").gripper_flip
+    assert not get_embodiment("bridge").gripper_flip
+    home = np.array(get_robot("panda").home)
+    model = np.tile(np.append(home, 0.9), (2, 1))  # g' = 0.9: nearly closed in model space, nearly open for the robot
+    cmd = ActionDecoder(droid, "panda").decode(to_physical(droid, model), home)
+    np.testing.assert_allclose(cmd.gripper, 0.1)
+    np.testing.assert_allclose(get_robot("panda").gripper_to_ctrl(cmd.gripper), 0.036)  # fingers 36 of 40 mm open
