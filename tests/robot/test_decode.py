@@ -41,7 +41,7 @@ def test_relative_pose_chunk_moves_the_ee(rel):
 
 def test_joint_position_passthrough_clips_with_warning(joints, caplog):
     q = np.tile(np.array([*joints.robot.home, 0.3]), (4, 1))
-    q[2, 3] = 0.5  # joint4 limit is [-3.07, -0.07]
+    q[2, 3] = 0.08  # joint4 limit is [-3.07, -0.07]: 0.15 rad past it, within TARGET_JOINT_MARGIN_RAD
     q[2, 7] = 1.5  # and the gripper above 1 in the same step
     with caplog.at_level(logging.WARNING):
         cmd = joints.decode(q, np.array(joints.robot.home))
@@ -50,6 +50,29 @@ def test_joint_position_passthrough_clips_with_warning(joints, caplog):
     assert cmd.qpos[2, 3] == pytest.approx(-0.0698)
     np.testing.assert_allclose(cmd.qpos[0], joints.robot.home)
     np.testing.assert_allclose(cmd.gripper, [0.3, 0.3, 1.0, 0.3])
+
+
+def test_joint_targets_far_past_the_limits_are_refused_naming_them(joints):
+    """Joint targets in degrees were clipped to the limits, with a warning, like a policy's overshoot: every joint
+    went to a limit. Past TARGET_JOINT_MARGIN_RAD they are refused, naming each joint at the first such step."""
+    home = np.array(joints.robot.home)
+    degrees = np.tile(np.append(np.degrees(home), 0.0), (3, 1))
+    with pytest.raises(ValueError, match=r"actions: 12 joint targets more than 0.2 rad past the joint limits of "
+                                         r"robot 'panda' \(robots.TARGET_JOINT_MARGIN_RAD\), first at step 0: joint2=-17.19 "
+                                         r"\(limits \[-1.763, 1.763\]\), joint4=-126.1 .*joint7=45 \(limits "
+                                         r"\[-2.897, 2.897\]\); refusing.*degrees \(np.radians converts them\).*robot "
+                                         r"'fr3' for a Franka FR3"):
+        joints.decode(degrees, home)
+    # an FR3's joint 6 at 4.4 rad is 0.65 past a Panda's limit: refused on 'panda', valid on 'fr3'
+    fr3_reading = np.tile(np.append(home, 0.0), (2, 1))
+    fr3_reading[1, 5] = 4.4
+    with pytest.raises(ValueError, match=r"first at step 1: joint6=4.4 \(limits \[-0.0175, 3.752\]\)"):
+        joints.decode(fr3_reading, home)
+    assert ActionDecoder("droid", "fr3", check_velocity=False).decode(fr3_reading, home).clipped == 0
+    # where only the count matters (the sim), check_limits=False clips and counts them
+    lenient = ActionDecoder("droid", "panda", check_velocity=False, check_limits=False)
+    cmd = lenient.decode(degrees, home)
+    assert cmd.clipped == 12 and np.all(cmd.qpos >= lenient.ik.lower) and np.all(cmd.qpos <= lenient.ik.upper)
 
 
 @pytest.mark.parametrize("shape", [(32, 9), (32,), (0, 10)])
@@ -278,3 +301,62 @@ def test_embodiments_in_other_units_than_the_bridge_computes_in_are_refused(layo
     mine = embodiment_from_dict({**base.to_dict(), "name": f"test_units_{layout}", "units": units})
     with pytest.raises(ValueError, match=rf"embodiment 'test_units_{layout}[^']*': {said}"):
         ActionDecoder(mine, "panda")
+
+
+def _pose_only():
+    """A pose-only head (av's 9 columns) registered with physical stats and units: no gripper column."""
+    from worldpolicy.embodiments import embodiment_from_dict
+
+    droid = get_embodiment("droid/relative_pose")
+    return embodiment_from_dict({**get_embodiment("av").to_dict(), "name": "test_pose_only", "aliases": [],
+                                 "normalization": "quantile", "stats": {k: v[:9] for k, v in droid.stats.items()},
+                                 "units": ["m"] * 3 + ["1"] * 6})
+
+
+def test_a_chunk_without_a_gripper_column_commands_no_gripper():
+    """A pose-only head decoded to g = 0 at every step: a real arm's stack that sent it opened a gripper holding an
+    object. The chunk says nothing about the gripper, so the command has none."""
+    dec = ActionDecoder(_pose_only(), "panda")
+    q0 = np.array(dec.robot.home)
+    cmd = dec.decode(np.tile([0, 0, 0.005, *IDENTITY6], (4, 1)), q0)
+    assert cmd.gripper is None and cmd.clipped == 0
+    np.testing.assert_allclose(dec.ik.fk(cmd.qpos[-1])[:3, 3] - dec.ik.fk(q0)[:3, 3], [0, 0, -0.02], atol=1e-3)  # TCP z down
+
+
+def test_the_sims_rollout_keeps_the_gripper_where_a_chunk_commands_none():
+    """The rollout appended `cmd.gripper[i]` to each joint target: None failed there."""
+    pytest.importorskip("gymnasium")
+    from worldpolicy.results import Prediction
+    from worldpolicy.sim.env import TabletopEnv
+    from worldpolicy.sim.rollout import ChunkStrategy, Rollout
+
+    class Still:
+        embodiment = _pose_only()
+
+        def act(self, observation, prompt):
+            actions = np.tile([0, 0, 0, *IDENTITY6], (4, 1))
+            return Prediction("policy", self.embodiment.key, list(self.embodiment.columns),
+                              list(self.embodiment.units), actions, actions, self.embodiment.fps)
+
+    env = TabletopEnv("reach", image_size=None, max_steps=3)
+    commanded = []
+    act = env.act
+    env.act = lambda action: (commanded.append(action[-1]), act(action))
+    Rollout(env, Still(), ChunkStrategy("execute", 4)).run(seed=0)
+    assert commanded == [0.0, 0.0, 0.0]  # reset's command (open), held
+
+
+def test_grippers_reach_the_decoder_in_the_droid_convention_as_the_fact_sheet_gives_each_model():
+    """robot-bridge.md s5: the RoboLab DROID policy holds g' = 1 - g both ways (`gripper_flip`); a RAW10 `grasp`
+    (droid/relative_pose, bridge) is read as it comes, as the prior art does, its polarity unconfirmed. Whatever the
+    flip, it is undone before the decoder (`to_physical`), which reads g as 0 = open, 1 = closed."""
+    from worldpolicy.processing.actions import to_physical
+
+    droid = get_embodiment("droid")
+    assert droid.gripper_flip and not get_embodiment("droid/relative_pose").gripper_flip
+    assert not get_embodiment("bridge").gripper_flip
+    home = np.array(get_robot("panda").home)
+    model = np.tile(np.append(home, 0.9), (2, 1))  # g' = 0.9: nearly closed in model space, nearly open for the robot
+    cmd = ActionDecoder(droid, "panda").decode(to_physical(droid, model), home)
+    np.testing.assert_allclose(cmd.gripper, 0.1)
+    np.testing.assert_allclose(get_robot("panda").gripper_to_ctrl(cmd.gripper), 0.036)  # fingers 36 of 40 mm open

@@ -238,6 +238,11 @@ def test_a_stall_at_a_singularity_is_warned_though_each_step_is_within_the_bar(i
         _, _, report = ik.solve_relative(deltas, q0)
     assert report.max_mm < 20 and not report.unreachable_steps and report.drift_mm.max() > 40
     assert "falls" in caplog.text and "behind the chunk's planned path" in caplog.text
+    # and says where and what to do: the joint at its limit (none: a singularity), a posture to start from
+    assert ik._stall_cause(np.array(ik.robot.home)).startswith("at a singularity, no joint at a limit")
+    assert "it stalls with joint4 at its upper limit (-0.0698 rad)" in caplog.text
+    assert "clear of the joint limits with the elbow bent (RobotConfig.home: [0, -0.3, 0, -2.2, 0, 1.9, 0.7854] rad)" \
+        in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING):  # a chunk it follows says nothing
         ik.solve_relative(np.tile([0.005, 0, 0, *IDENTITY6], (8, 1)), np.array(ik.robot.home))

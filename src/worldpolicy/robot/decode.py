@@ -3,10 +3,12 @@
 Two action spaces exist in the registry: `relative_pose` (per-step EE deltas `tx,ty,tz,r0..r5,grasp`, right-multiplied
 and re-anchored on the achieved pose) and `joint_position` (absolute joints + gripper, e.g. DROID RoboLab output).
 Gripper values leave the decoder in the DROID convention (0 open, 1 closed); `RobotConfig.gripper_to_ctrl` maps them to
-actuator units. Anything outside the valid range is clipped *with a warning* and counted per step in
+actuator units. A chunk without a gripper column commands no gripper (`RobotCommand.gripper` None), not a made-up g.
+Anything a little outside the valid range is clipped *with a warning* and counted per step in
 `RobotCommand.clipped_steps` (so a caller that runs only part of a chunk counts only what ran). What cannot be made
 safe by clipping is refused (`ValueError`): NaN/inf, rot6d that is no rotation, measured joints that are missing or
-no angles within the limits (`check_joints`), and joint targets that move a joint faster than the robot's
+no angles within the limits (`check_joints`), joint targets more than `TARGET_JOINT_MARGIN_RAD` past the limits
+(`check_limits`: no angles of this arm in radians) and joint targets that move a joint faster than the robot's
 `max_joint_velocity` at the embodiment's fps (`check_velocity`).
 """
 
@@ -19,7 +21,13 @@ import numpy as np
 
 from worldpolicy.embodiments import MODEL_SPACE_UNIT, POSE_COLUMNS, Embodiment, get_embodiment
 from worldpolicy.robot.kinematics import IKSolver, TrackingReport
-from worldpolicy.robot.robots import FR3_JOINT_LIMITS, MEASURED_JOINT_MARGIN_RAD, RobotConfig, get_robot
+from worldpolicy.robot.robots import (
+    FR3_JOINT_LIMITS,
+    MEASURED_JOINT_MARGIN_RAD,
+    TARGET_JOINT_MARGIN_RAD,
+    RobotConfig,
+    get_robot,
+)
 from worldpolicy.robot.se3 import check_rot6d, relative_poses
 
 __all__ = ["ActionDecoder", "RobotCommand", "check_executable", "encode_relative_pose"]
@@ -63,10 +71,13 @@ def check_executable(embodiment: Embodiment, robot: RobotConfig | None = None) -
 class RobotCommand:
     """One decoded chunk: arm joint targets [T, dof] (rad), gripper g [T] (0 open, 1 closed), EE targets [T, 4, 4]
     (base frame) when IK ran, and how many values of each step were clipped [T]. Row i is the target (i + 1)/fps s
-    after the measured joints, at the embodiment's fps, which the speed check assumes."""
+    after the measured joints, at the embodiment's fps, which the speed check assumes.
+
+    `gripper` is None for an embodiment without a gripper column (a pose-only head): the chunk says nothing about the
+    gripper, so the caller keeps its last command. A made-up g = 0 opened a gripper holding an object."""
 
     qpos: np.ndarray
-    gripper: np.ndarray
+    gripper: np.ndarray | None
     poses: np.ndarray | None = None
     tracking: TrackingReport | None = None
     clipped_steps: np.ndarray | None = None  # None: nothing clipped
@@ -95,10 +106,14 @@ class ActionDecoder:
         ik: IKSolver | None = None,
         reanchor: bool = True,
         check_velocity: bool = True,
+        check_limits: bool = True,
     ) -> None:
         """`check_velocity`: refuse a chunk whose joint targets move a joint further in one step than the robot's
         `max_joint_velocity` allows at the embodiment's fps (from the measured joints to the first target, and between
-        targets). Off only where something else limits or measures the speed (the sim counts it per episode)."""
+        targets). Off only where something else limits or measures the speed (the sim counts it per episode).
+        `check_limits`: refuse a `joint_position` chunk with a target more than `TARGET_JOINT_MARGIN_RAD` past the
+        robot's joint limits (nearer ones are clipped to them). Off, every target is clipped and counted: only where
+        the count is reported and nothing real moves (the sim, where an untrained model's targets land anywhere)."""
         self.embodiment = embodiment if isinstance(embodiment, Embodiment) else get_embodiment(embodiment)
         self.robot = get_robot(robot)
         check_executable(self.embodiment, self.robot)
@@ -111,6 +126,7 @@ class ActionDecoder:
         self.ik = ik if ik is not None else IKSolver(self.robot, fps=self.embodiment.fps)
         self.reanchor = reanchor
         self.check_velocity = check_velocity
+        self.check_limits = check_limits
         self._grip = self.embodiment.gripper_index
 
     def check(self, actions: np.ndarray) -> np.ndarray:
@@ -157,6 +173,26 @@ class ActionDecoder:
             "others, give them in its config (get_robot(name, max_joint_velocity=...)); ActionDecoder(..., "
             "check_velocity=False) leaves the speed to a controller that limits it"
         )
+
+    def _check_far_targets(self, joints: np.ndarray) -> None:
+        """Refuse joint targets [T, dof] more than `TARGET_JOINT_MARGIN_RAD` past the limits (see `check_limits`): they
+        were clipped like a policy's overshoot of 0.01 rad, so a chunk in degrees drove every joint to a limit."""
+        lo, hi = self.ik.lower, self.ik.upper
+        far = (joints < lo - TARGET_JOINT_MARGIN_RAD) | (joints > hi + TARGET_JOINT_MARGIN_RAD)
+        if not far.any():
+            return
+        step = int(np.flatnonzero(far.any(axis=1))[0])
+        names = self.robot.arm_joints
+        given = ", ".join(f"{names[j]}={joints[step, j]:.4g} (limits [{lo[j]:.4g}, {hi[j]:.4g}])"
+                          for j in np.flatnonzero(far[step]))
+        fr3 = "" if self.robot.joint_limits == FR3_JOINT_LIMITS else ", robot 'fr3' for a Franka FR3"
+        raise ValueError(
+            f"actions: {int(far.sum())} joint targets more than {TARGET_JOINT_MARGIN_RAD:g} rad past the joint limits "
+            f"of robot {self.robot.name!r} (robots.TARGET_JOINT_MARGIN_RAD), first at step {step}: {given}; "
+            "refusing to command the robot. Targets are absolute joint angles in rad, in the order "
+            f"{', '.join(names)}: degrees (np.radians converts them), or another arm's joint order or zero? If the "
+            f"arm's limits are others, give them in its config (get_robot({self.robot.name!r}, joint_limits=...)"
+            f"{fr3}). Nearer targets are clipped to the limits with a warning")
 
     def check_joints(self, q_arm: np.ndarray) -> np.ndarray:
         """The measured arm joints a relative chunk starts from, in radians within the robot's limits (give or take
@@ -206,6 +242,8 @@ class ActionDecoder:
         if not relative:
             joints = np.delete(actions, self._grip, axis=1) if self._grip is not None else actions
             lo, hi = self.ik.lower, self.ik.upper
+            if self.check_limits:
+                self._check_far_targets(joints)
             outside = (joints < lo) | (joints > hi)
             if outside.any():
                 logger.warning(
@@ -220,11 +258,11 @@ class ActionDecoder:
             self._check_joint_steps(command.qpos, q_arm)
         return command
 
-    def _gripper(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """g clipped to [0, 1], and per step whether it had to be (0 or 1); 0 (open) for an embodiment without a
-        gripper column (docs/robot.md says so to a real arm's stack)."""
+    def _gripper(self, actions: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """g clipped to [0, 1], and per step whether it had to be (0 or 1); None for an embodiment without a gripper
+        column (`RobotCommand.gripper`)."""
         if self._grip is None:
-            return np.zeros(len(actions)), np.zeros(len(actions), dtype=int)
+            return None, np.zeros(len(actions), dtype=int)
         g = actions[:, self._grip]
         outside = (g < -1e-6) | (g > 1 + 1e-6)  # float dust from (de)normalisation is not worth a warning
         if outside.any():

@@ -368,10 +368,25 @@ class IKSolver:
             # elbow, 7 mm short every step, 60 mm behind after 8) where re-anchoring hides it from the per-step error
             logger.warning(
                 "IK: the arm falls %.1f mm behind the chunk's planned path (more than %g mm from step %d on) though "
-                "each step's error stays under the bar: it stalls, by a singularity or a joint limit (drift_mm)",
-                report.drift_mm.max(), 1000 * UNREACHABLE_M, int(lagging[0]),
+                "each step's error stays under the bar: it stalls %s. IK's posture, damping and speed settings do not "
+                "move it out (the stalled direction has no first-order joint motion there): the arm runs as far as it "
+                "gets (tracking.drift_mm per step). Start the next chunk from a posture clear of the joint limits with "
+                "the elbow bent (RobotConfig.home: [%s] rad), and check that the chunk's poses are within the arm's "
+                "reach",
+                report.drift_mm.max(), 1000 * UNREACHABLE_M, int(lagging[0]), self._stall_cause(qs[lagging[0]]),
+                ", ".join(f"{v:g}" for v in self.robot.home),
             )
         return qs, targets, report
+
+    def _stall_cause(self, q_arm: np.ndarray) -> str:
+        """Where IK stalled: the joints at a limit (within 1 mrad: the straightened elbow is joint 4 at its upper
+        limit), else a singularity (a stretched arm at the edge of its reach, or aligned wrist axes)."""
+        at = [f"{name} at its {'lower' if q <= lo + 1e-3 else 'upper'} limit ({lo if q <= lo + 1e-3 else hi:.4g} rad)"
+              for name, q, lo, hi in zip(self.robot.arm_joints, q_arm, self.lower, self.upper)
+              if q <= lo + 1e-3 or q >= hi - 1e-3]
+        if at:
+            return "with " + ", ".join(at)
+        return "at a singularity, no joint at a limit (the arm stretched to its reach, or wrist axes aligned)"
 
     def _report(self, achieved: np.ndarray, targets: np.ndarray) -> TrackingReport:
         pos = 1000 * np.linalg.norm(achieved[:, :3, 3] - targets[:, :3, 3], axis=-1)

@@ -16,12 +16,16 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["FR3_JOINT_LIMITS", "FR3_MAX_JOINT_VELOCITY", "FRANKA_MAX_JOINT_VELOCITY", "MEASURED_JOINT_MARGIN_RAD",
-           "PANDA_ASSET", "PANDA_JOINT_LIMITS", "RobotConfig", "get_robot", "list_robots"]
+           "PANDA_ASSET", "PANDA_JOINT_LIMITS", "TARGET_JOINT_MARGIN_RAD", "RobotConfig", "get_robot", "list_robots"]
 
 PANDA_ASSET = "assets/panda/panda.xml"
 # How far a measured joint may sit past its limit: MuJoCo's limits are soft, so a servo pushing at one overshoots
 # slightly (up to 0.034 rad seen when driving every joint to its limit). Further out is not a joint angle in radians.
 MEASURED_JOINT_MARGIN_RAD = 0.1
+# How far past its limit a commanded joint target (a `joint_position` chunk) may ask and still be clipped to the limit:
+# a policy's error near a limit. Further out it is no angle of this arm in radians (degrees read as radians are 57x
+# too large; another arm's limits, an FR3's joint 6 reaches 0.76 rad past a Panda's), so the decoder refuses the chunk.
+TARGET_JOINT_MARGIN_RAD = 0.2
 # Franka's datasheet joint velocity limits (rad/s), joints 1-7; MJCF files carry none.
 FRANKA_MAX_JOINT_VELOCITY = (2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61)
 # (lower, upper) rad, joints 1-7, from Franka's FCI docs ("Limits for Panda"; the shipped MJCF's ranges are the same).

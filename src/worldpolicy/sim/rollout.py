@@ -122,9 +122,10 @@ class Rollout:
     def decoder(self, key: str) -> ActionDecoder:
         if key not in self._decoders:
             own = getattr(self.policy, "embodiment", None)  # the backend's own, e.g. a server's not registered here
-            # the sim measures joint speed per step and counts it (over_velocity_steps) rather than refusing a chunk
+            # the sim measures joint speed per step and counts it (over_velocity_steps) rather than refusing a chunk;
+            # likewise it clips and counts (clipped) joint targets however far past the limits an untrained model puts them
             self._decoders[key] = ActionDecoder(own if own is not None and own.key == key else key, self.env.robot,
-                                                check_velocity=False)
+                                                check_velocity=False, check_limits=False)
         return self._decoders[key]
 
     def _observe(self) -> dict:
@@ -186,7 +187,9 @@ class Rollout:
                         plan = {}
                     track = cmd.tracking.position_mm if cmd.tracking is not None else [None] * len(cmd)
                     for i in range(len(cmd)):
-                        target = np.append(cmd.qpos[i], cmd.gripper[i])
+                        # a head without a gripper column commands none: the gripper keeps its last command
+                        g = cmd.gripper[i] if cmd.gripper is not None else env.gripper_command
+                        target = np.append(cmd.qpos[i], g)
                         plan.setdefault(t + i, []).append(_Planned(chunks, target, int(cmd.clipped_steps[i]), track[i]))
                     if record and pred.video is not None:
                         for i in range(len(cmd)):  # shown after action i+skip ran: the frame it leads into
