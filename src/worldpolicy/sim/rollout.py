@@ -123,7 +123,8 @@ class Rollout:
         if key not in self._decoders:
             own = getattr(self.policy, "embodiment", None)  # the backend's own, e.g. a server's not registered here
             # the sim measures joint speed per step and counts it (over_velocity_steps) rather than refusing a chunk;
-            # likewise it clips and counts (clipped) joint targets however far past the limits an untrained model puts them
+            # likewise it clips and counts (clipped) joint targets however far past the limits an untrained model
+            # puts them
             self._decoders[key] = ActionDecoder(own if own is not None and own.key == key else key, self.env.robot,
                                                 check_velocity=False, check_limits=False)
         return self._decoders[key]
