@@ -531,6 +531,28 @@ def test_no_command_is_a_usage_error_on_stderr(capsys):
     assert out == "" and err.startswith("usage: worldpolicy ") and "COMMAND" in err
 
 
+def test_verbose_is_taken_before_or_after_the_subcommand(capsys):
+    """`worldpolicy sim ... -v` was refused (`unrecognized arguments: -v`): only `worldpolicy -v sim ...` worked."""
+    from worldpolicy.cli import build_parser
+
+    lacking = [name for name, parser in _parsers(build_parser())
+               if not any(a.option_strings == ["-v", "--verbose"] for a in parser._actions)]
+    assert lacking == []
+    for argv, verbose in [(["sim"], False), (["-v", "sim"], True), (["sim", "--verbose"], True),
+                          (["dataset", "from-sim", "root", "-v"], True), (["-v", "dataset", "from-sim", "root"], True),
+                          (["dataset", "from-sim", "root"], False)]:
+        assert build_parser().parse_args(argv).verbose is verbose, argv
+    level = logging.getLogger("worldpolicy").level
+    try:
+        assert main(["embodiments", "--json", "-v"]) == 0
+        assert logging.getLogger("worldpolicy").level == logging.DEBUG
+        assert main(["embodiments", "--json"]) == 0
+        assert logging.getLogger("worldpolicy").level == logging.INFO
+    finally:
+        logging.getLogger("worldpolicy").setLevel(level)
+    capsys.readouterr()
+
+
 def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--episodes", "1"]) == 0
     out = capsys.readouterr().out
