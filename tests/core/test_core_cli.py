@@ -947,9 +947,11 @@ def test_merge_adapter_names_the_checkpoint_argument_the_user_typed(tmp_path, ca
     """The loader's errors name its Python parameter (`checkpoint='/nope'`); merge-adapter's user typed CHECKPOINT."""
     from worldpolicy.models import shipped_model
 
-    for given, said in ((tmp_path / "nope", "is neither an existing folder nor a hub id"),
+    absent = "does not exist; give a LoRA adapter checkpoint folder (it holds base_model.json)"
+    for given, said in ((tmp_path / "nope", absent), ("shipped", absent),  # neither offered nor taken
                         (shipped_model(), "is not a LoRA adapter checkpoint (no base_model.json)")):
         assert main(["merge-adapter", str(given), "--out", str(tmp_path / "merged")]) == 2
         err = capsys.readouterr().err
         assert f"worldpolicy merge-adapter: error: CHECKPOINT={str(given)!r} {said}" in err and "checkpoint=" not in err
+        assert "nor 'shipped'" not in err and "hub id" not in err
     assert not (tmp_path / "merged").exists()
