@@ -34,6 +34,7 @@ from ..fileio import ACTIONS_FILE, write_bytes_atomic
 from ..results import actions_from_json
 from .plots import model_space_note, nonfinite_summary, padded_label, plural, real_rows_of
 from .run import ANIMATION_FILE, ROLLOUT_VIDEO, SETTINGS_FILE, describe_rollout_video
+from .video import SEP
 
 __all__ = ["MAX_EMBED_VIDEOS_TOTAL_BYTES", "MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html",
            "describe_video",
@@ -287,7 +288,8 @@ def _episode_seed(relative_path: str) -> str:
 
 
 def _episode_caption(record: Mapping[str, Any]) -> str:
-    """One sim episode's outcome, for the caption of its video (`episode_<seed>.mp4`)."""
+    """One sim episode's outcome, for the caption of its video (`episode_<seed>.mp4`), its parts separated as the
+    videos' own captions are (`video.SEP`)."""
     parts = [f"seed {record.get('seed')}"]
     if "success" in record:
         parts.append("success" if record["success"] else "failure")
@@ -297,7 +299,7 @@ def _episode_caption(record: Mapping[str, Any]) -> str:
         parts.append(f"final distance {100 * record['final_distance_m']:.1f} cm")
     if record.get("prompt"):
         parts.append(f"“{record['prompt']}”")
-    return " · ".join(parts)
+    return SEP.join(parts)
 
 
 def _action_table(actions: Mapping[str, Any]) -> str:
