@@ -80,16 +80,25 @@ def _typed(option: str, values) -> str:
     return shlex.join([option, *map(str, values if isinstance(values, list) else [values])])
 
 
+def _add_verbose(parser: argparse.ArgumentParser, default) -> None:
+    """`-v/--verbose`, the one global option a command's parser also takes."""
+    parser.add_argument("-v", "--verbose", action="store_true", default=default, help="debug logging")
+
+
 class _Subcommands(argparse._SubParsersAction):
     """`add_subparsers` of every worldpolicy parser: a subcommand's `--help` opens with what it does, its one-line
     help from the command list, unless it has a description of its own (`worldpolicy demo --help` showed only its
-    flags)."""
+    flags). Each subcommand takes `-v` too: `worldpolicy sim ... -v` was refused as an unknown argument, only
+    `worldpolicy -v sim ...` worked. Its default is SUPPRESS: argparse copies a subcommand's values over the top
+    level's, and a default False there would undo `worldpolicy -v sim`."""
 
     def add_parser(self, name, **kwargs):
         said = kwargs.get("help")
         if said and kwargs.get("description") is None:
             kwargs["description"] = f"{said[0].upper()}{said[1:]}."
-        return super().add_parser(name, **kwargs)
+        parser = super().add_parser(name, **kwargs)
+        _add_verbose(parser, argparse.SUPPRESS)
+        return parser
 
 
 class _Parser(argparse.ArgumentParser):
@@ -113,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="worldpolicy",
         description="Video world-model robot policies (Cosmos3): predict, serve, simulate, train, visualise.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    _add_verbose(parser, False)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:

@@ -531,6 +531,28 @@ def test_no_command_is_a_usage_error_on_stderr(capsys):
     assert out == "" and err.startswith("usage: worldpolicy ") and "COMMAND" in err
 
 
+def test_verbose_is_taken_before_or_after_the_subcommand(capsys):
+    """`worldpolicy sim ... -v` was refused (`unrecognized arguments: -v`): only `worldpolicy -v sim ...` worked."""
+    from worldpolicy.cli import build_parser
+
+    lacking = [name for name, parser in _parsers(build_parser())
+               if not any(a.option_strings == ["-v", "--verbose"] for a in parser._actions)]
+    assert lacking == []
+    for argv, verbose in [(["sim"], False), (["-v", "sim"], True), (["sim", "--verbose"], True),
+                          (["dataset", "from-sim", "root", "-v"], True), (["-v", "dataset", "from-sim", "root"], True),
+                          (["dataset", "from-sim", "root"], False)]:
+        assert build_parser().parse_args(argv).verbose is verbose, argv
+    level = logging.getLogger("worldpolicy").level
+    try:
+        assert main(["embodiments", "--json", "-v"]) == 0
+        assert logging.getLogger("worldpolicy").level == logging.DEBUG
+        assert main(["embodiments", "--json"]) == 0
+        assert logging.getLogger("worldpolicy").level == logging.INFO
+    finally:
+        logging.getLogger("worldpolicy").setLevel(level)
+    capsys.readouterr()
+
+
 def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--episodes", "1"]) == 0
     out = capsys.readouterr().out
@@ -925,9 +947,11 @@ def test_merge_adapter_names_the_checkpoint_argument_the_user_typed(tmp_path, ca
     """The loader's errors name its Python parameter (`checkpoint='/nope'`); merge-adapter's user typed CHECKPOINT."""
     from worldpolicy.models import shipped_model
 
-    for given, said in ((tmp_path / "nope", "is neither an existing folder nor a hub id"),
+    absent = "does not exist; give a LoRA adapter checkpoint folder (it holds base_model.json)"
+    for given, said in ((tmp_path / "nope", absent), ("shipped", absent),  # neither offered nor taken
                         (shipped_model(), "is not a LoRA adapter checkpoint (no base_model.json)")):
         assert main(["merge-adapter", str(given), "--out", str(tmp_path / "merged")]) == 2
         err = capsys.readouterr().err
         assert f"worldpolicy merge-adapter: error: CHECKPOINT={str(given)!r} {said}" in err and "checkpoint=" not in err
+        assert "nor 'shipped'" not in err and "hub id" not in err
     assert not (tmp_path / "merged").exists()

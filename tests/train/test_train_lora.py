@@ -328,7 +328,7 @@ def test_merge_adapter_writes_the_merged_checkpoint(lora_runs, tmp_path, capsys,
     assert main(["merge-adapter", str(merged), "--out", str(tmp_path / "again")]) == 2
     assert "is not a LoRA adapter checkpoint (no base_model.json)" in capsys.readouterr().err
     assert main(["merge-adapter", str(tmp_path / "nope"), "--out", str(tmp_path / "again")]) == 2
-    assert "is neither an existing folder nor a hub id" in capsys.readouterr().err
+    assert "does not exist; give a LoRA adapter checkpoint folder" in capsys.readouterr().err
     # inside the checkpoint it came from: rotating the run's checkpoints would delete it
     assert main(["merge-adapter", str(adapter), "--out", str(adapter / "merged")]) == 2
     assert "is inside" in capsys.readouterr().err and not (adapter / "merged").exists()

@@ -331,6 +331,32 @@ def test_a_y_label_longer_than_its_subplot_is_wrapped_not_run_into_the_next():
     assert "left_finger_2\n[normalized]" in labels and "ego_tx [normalized]" in labels  # a short one stays on one line
 
 
+def test_long_one_word_column_names_stay_beside_their_own_subplot_and_inside_the_figure(joint_chunk):
+    """A column name has no spaces to break at: `observation.state.left_arm_shoulder_pan_joint_position` stayed one
+    line, taller than its subplot, over its neighbours' labels; the joints' legend ran off the figure's right edge."""
+    long = ["observation.state.left_arm_shoulder_pan_joint_position", "x",
+            "base_velocity_forward_backward_meters_per_second_commanded", "right_arm.end_effector.gripper_open_fraction"]
+    units = ["rad", "m", "m/s", "normalized"]
+    fig = plots.action_timeseries_figure(joint_chunk[:, :4], long, units, 15.0)
+    fig.canvas.draw()
+    for ax, name, unit in zip(fig.axes, long, units):
+        label, box = ax.yaxis.label.get_window_extent(), ax.get_window_extent()
+        assert box.y0 <= label.y0 and label.y1 <= box.y1 and label.x0 >= 0, name
+        lines = ax.get_ylabel().split("\n")
+        assert 1 <= len(lines) <= 3 and f"{name} [{unit}]".startswith(lines[0]) and lines[-1].endswith(f"[{unit}]")
+    assert fig.axes[1].get_ylabel() == "x [m]"
+    assert fig.axes[0].get_ylabel().startswith("observation.state.\n") and "…" in fig.axes[0].get_ylabel()
+    names = [f"left_arm_joint_{i}_position_with_a_very_long_descriptive_suffix" for i in range(7)]
+    fig = plots.joints_figure(joint_chunk, [*names, "gripper_closure_amount_commanded"], ["rad"] * 7 + ["normalized"],
+                              15.0, gripper_column="gripper_closure_amount_commanded")
+    fig.canvas.draw()
+    legend = fig.axes[0].get_legend()
+    assert legend.get_window_extent().x1 <= fig.canvas.get_width_height()[0]
+    assert [t.get_text().replace("\n", "") for t in legend.get_texts()] == names  # broken into lines, not cut
+    gripper, box = fig.axes[2].yaxis.label.get_window_extent(), fig.axes[2].get_window_extent()
+    assert box.y0 <= gripper.y0 and gripper.y1 <= box.y1
+
+
 def test_each_arms_gripper_is_drawn_as_one_and_shades_its_own_arm(actions_json):
     """agibot's left_grasp / right_grasp were plain blue lines in actions.png (red points in ee_path_left.png)."""
     e = get_embodiment("agibot")

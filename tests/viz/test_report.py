@@ -643,3 +643,44 @@ def test_a_predict_runs_summary_names_its_checkpoint(tmp_path, joint_chunk, acti
     (run / "actions.json").write_text(json.dumps(doc))
     raw = report.write_report(run).read_text()
     assert "<b>checkpoint</b><span>runs/&lt;b&gt;lora/checkpoints/step-0000800</span>" in raw
+
+
+def test_report_server_refuses_links_out_of_the_run_folder(tmp_path):
+    """http.server followed a symbolic link wherever it pointed: a run folder holding `leak -> /home/me` served the
+    home folder. A link that stays inside the folder is still served."""
+    import threading
+    import urllib.error
+    import urllib.request
+
+    outside = tmp_path / "outside"
+    (outside / "folder").mkdir(parents=True)
+    (outside / "secret.txt").write_text("secret")
+    (outside / "folder" / "index.html").write_text("secret page")
+    run = tmp_path / "run"
+    (run / "plots").mkdir(parents=True)
+    (run / "plots" / "a.txt").write_text("inside")
+    (run / "inner").mkdir()
+    (run / "leak.txt").symlink_to(outside / "secret.txt")
+    (run / "leak").symlink_to(outside / "folder")
+    (run / "inner" / "index.html").symlink_to(outside / "secret.txt")  # a folder's page, opened without its name
+    (run / "same.txt").symlink_to(run / "plots" / "a.txt")
+    server = report.report_server(run, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def get(path):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/{path}", timeout=10) as answer:
+                return answer.status, answer.read().decode()
+        except urllib.error.HTTPError as refused:
+            return refused.code, ""
+
+    try:
+        assert get("plots/a.txt") == (200, "inside") and get("same.txt") == (200, "inside")
+        for path in ("leak.txt", "leak/", "leak/index.html", "inner/", "plots/../leak.txt"):
+            assert get(path) == (403, ""), path
+        assert get("../outside/secret.txt")[0] == 404  # http.server's own rule: `..` stays in the folder
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)

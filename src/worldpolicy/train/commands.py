@@ -96,6 +96,9 @@ def _merge_adapter(args: argparse.Namespace) -> int:
     from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, expand_home
 
     source = Path(expand_home(args.checkpoint))
+    if not source.exists():  # the loader's own message offers hub ids and `shipped`, which are no adapters
+        raise FileNotFoundError(f"CHECKPOINT={str(source)!r} does not exist; give a LoRA adapter checkpoint folder "
+                                f"(it holds {BASE_FILE})")
     try:  # the API's errors name its parameter (`checkpoint=...`); here the argument typed is
         check_checkpoint_source(source)  # a missing folder or a run's folder is named as such
     except (ValueError, FileNotFoundError) as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
@@ -127,22 +128,49 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def _wrap_to_width(fig, line: str, width_px: float, fontsize: float = TITLE_FONTSIZE) -> list[str]:
-    """`line` broken between words into lines no wider than `width_px` at `fontsize` (a word wider than that stays
-    whole), measured with the figure's own renderer."""
+_BREAK_AFTER = re.compile(r"(?<=[._/:-])")  # where a name too wide for its line may break: after its separators
+_LEGEND_TEXT_MAX_IN = 2.4  # a legend name's widest line, in inches at LEGEND_FONTSIZE
+_LEGEND_ENTRY_IN = 0.5  # a legend entry's line sample, gaps and frame beside its name
+_MAX_LABEL_LINES = 3  # a y label of more lines runs out of the margin left of its axes, over the figure's edge
+
+
+def _text_width(fig, text: str, fontsize: float) -> float:
+    """`text`'s width in pixels at `fontsize`, measured with the figure's own renderer."""
     from matplotlib.font_manager import FontProperties
 
-    renderer, font = fig.canvas.get_renderer(), FontProperties(size=fontsize)
+    return fig.canvas.get_renderer().get_text_width_height_descent(text, FontProperties(size=fontsize), ismath=False)[0]
 
-    def width(text: str) -> float:
-        return renderer.get_text_width_height_descent(text, font, ismath=False)[0]
+
+def _wrap_to_width(fig, line: str, width_px: float, fontsize: float = TITLE_FONTSIZE) -> list[str]:
+    """`line` broken between words into lines no wider than `width_px` at `fontsize`. A word wider than that is
+    broken after its separators (`.`, `_`, `/`, `:`, `-`), and a piece still wider between characters: column names
+    are one word, and `observation.state.left_arm_shoulder_pan_joint_position` as a y label stayed whole, taller
+    than its subplot and over the next one's."""
+
+    def fits(text: str) -> bool:
+        return _text_width(fig, text, fontsize) <= width_px
+
+    def pieces(word: str) -> list[str]:
+        if fits(word):
+            return [word]
+        out: list[str] = []
+        for part in _BREAK_AFTER.split(word):
+            while part and not fits(part):
+                cut = next((n for n in range(len(part) - 1, 0, -1) if fits(part[:n])), 1)
+                out.append(part[:cut])
+                part = part[cut:]
+            if part:
+                out.append(part)
+        return out
 
     lines: list[str] = []
     for word in line.split(" "):
-        if lines and width(f"{lines[-1]} {word}") <= width_px:
-            lines[-1] = f"{lines[-1]} {word}"
-        else:
-            lines.append(word)
+        for k, piece in enumerate(pieces(word)):
+            joined = f"{lines[-1]}{' ' if k == 0 else ''}{piece}" if lines else piece
+            if lines and fits(joined):
+                lines[-1] = joined
+            else:
+                lines.append(piece)
     return lines
 
 
@@ -381,12 +409,16 @@ def _time_axis(ax, steps: int, fps: float) -> None:
 
 
 def axis_label(column: str, unit: str, ax=None) -> str:
-    """`column [unit]`; given the axes it labels, broken between words to fit their height (a y label longer than its
-    subplot, `left_finger_2 [normalized]` of a 57-column chunk, ran into the next one's)."""
+    """`column [unit]`; given the axes it labels, broken (`_wrap_to_width`) to fit their height (a y label longer than
+    its subplot, `left_finger_2 [normalized]` of a 57-column chunk, ran into the next one's), in at most
+    `_MAX_LABEL_LINES` lines."""
     text = f"{column} [{unit}]"
     if ax is not None:
         height_px = ax.get_position().height * ax.figure.bbox.height
-        text = "\n".join(_wrap_to_width(ax.figure, text, height_px, LABEL_FONTSIZE))
+        lines = _wrap_to_width(ax.figure, text, height_px, LABEL_FONTSIZE)
+        if len(lines) > _MAX_LABEL_LINES:  # its start and end (the unit) kept; actions.json has the whole name
+            lines = [*lines[: _MAX_LABEL_LINES - 1], "…" + lines[-1]]
+        text = "\n".join(lines)
     return _literal(text)
 
 
@@ -448,7 +480,7 @@ def action_timeseries_figure(
     if real_rows is not None:
         detail += f"; hatched: {padded_label(real_rows, a.shape[0])}"
     top = figure_title(fig, title or "action chunk", detail)
-    _grid_margins(fig, nrows, ncols, top=top)
+    _grid_margins(fig, nrows, ncols, top=top, left=0.9)  # room for a y label of _MAX_LABEL_LINES
     axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, squeeze=False)).ravel()
     for i, ax in enumerate(axes):
         if i >= d:
@@ -658,8 +690,14 @@ def joints_figure(
     t = np.arange(a.shape[0]) / fps
     nrows = 3 if gripper_column is not None else 2
     legend_columns = int(np.ceil(len(joint_idx) / 12))
-    right = 0.3 + 1.2 * legend_columns
-    fig = _new_figure(6.8 + right, 1.2 + 2.0 * nrows)
+    fig = _new_figure(6.8, 1.2 + 2.0 * nrows)
+    # the legend's column as wide as its longest name (up to _LEGEND_TEXT_MAX_IN, longer ones broken into lines):
+    # 1.2 inches each cut `left_arm_joint_0_position_...` off at the figure's edge
+    names = [_literal("\n".join(_wrap_to_width(fig, columns[i], _LEGEND_TEXT_MAX_IN * DPI, LEGEND_FONTSIZE)))
+             for i in joint_idx]
+    text_in = max((_text_width(fig, line, LEGEND_FONTSIZE) for n in names for line in n.split("\n")), default=0) / DPI
+    right = 0.3 + legend_columns * max(1.2, _LEGEND_ENTRY_IN + text_in)
+    fig.set_size_inches(6.8 + right, 1.2 + 2.0 * nrows)
     detail = f"{plural(a.shape[0], 'step')} @ {fps:g} Hz"
     if model_space_note(units):
         detail += f"; {model_space_note(units)}"
@@ -673,7 +711,7 @@ def joints_figure(
     for ax in axes:
         _shade_padded(ax, real_rows, a.shape[0], fps, label=ax is axes[0])
     for k, i in enumerate(joint_idx):
-        axes[0].plot(t, a[:, i], lw=1.4, label=_literal(columns[i]), **series_style(k), **markers)
+        axes[0].plot(t, a[:, i], lw=1.4, label=names[k], **series_style(k), **markers)
         if a.shape[0] > 1:
             axes[1].plot(t, np.gradient(a[:, i], 1.0 / fps), lw=1.2, **series_style(k), **markers)
     if a.shape[0] == 1:  # a velocity needs two steps: drawn as 0 it read as "standing still"
@@ -691,7 +729,7 @@ def joints_figure(
         axes[2].plot(t, g, color=GRIPPER_COLOR, lw=1.6, **step_markers(len(t)))
         if physical:
             _closed_threshold(axes[2], g)
-        axes[2].set_ylabel(axis_label(gripper_column, units[gi]), fontsize=LABEL_FONTSIZE)
+        axes[2].set_ylabel(axis_label(gripper_column, units[gi], axes[2]), fontsize=LABEL_FONTSIZE)
         if axes[2].get_legend_handles_labels()[0]:
             axes[2].legend(fontsize=LEGEND_FONTSIZE, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     for ax in axes:

@@ -34,10 +34,11 @@ from ..fileio import ACTIONS_FILE, write_bytes_atomic
 from ..results import actions_from_json
 from .plots import model_space_note, nonfinite_summary, padded_label, plural, real_rows_of
 from .run import ANIMATION_FILE, ROLLOUT_VIDEO, SETTINGS_FILE, describe_rollout_video
+from .video import SEP
 
 __all__ = ["MAX_EMBED_VIDEOS_TOTAL_BYTES", "MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html",
            "describe_video",
-           "log_curves_figure", "serve_report", "write_report"]
+           "log_curves_figure", "report_server", "serve_report", "write_report"]
 
 REPORT_FILE = "index.html"
 MAX_EMBED_VIDEO_BYTES = 8 * 1024 * 1024
@@ -287,7 +288,8 @@ def _episode_seed(relative_path: str) -> str:
 
 
 def _episode_caption(record: Mapping[str, Any]) -> str:
-    """One sim episode's outcome, for the caption of its video (`episode_<seed>.mp4`)."""
+    """One sim episode's outcome, for the caption of its video (`episode_<seed>.mp4`), its parts separated as the
+    videos' own captions are (`video.SEP`)."""
     parts = [f"seed {record.get('seed')}"]
     if "success" in record:
         parts.append("success" if record["success"] else "failure")
@@ -297,7 +299,7 @@ def _episode_caption(record: Mapping[str, Any]) -> str:
         parts.append(f"final distance {100 * record['final_distance_m']:.1f} cm")
     if record.get("prompt"):
         parts.append(f"“{record['prompt']}”")
-    return " · ".join(parts)
+    return SEP.join(parts)
 
 
 def _action_table(actions: Mapping[str, Any]) -> str:
@@ -656,14 +658,36 @@ def write_report(run_dir: str | Path, title: str | None = None) -> Path:
     return write_bytes_atomic(run_dir / REPORT_FILE, page.encode("utf-8", errors="replace"))
 
 
-def serve_report(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765) -> None:
-    """Serve the run directory (read-only, stdlib http.server) so linked videos and raw files open in a browser."""
+def report_server(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765):
+    """The HTTP server `serve_report` runs (not yet serving): the run directory, read-only, through stdlib
+    http.server, except what a symbolic link inside it points to outside it. http.server keeps `..` out of a URL's
+    path but opens links as it finds them, so a run folder holding `leak -> /home/me` served the home folder (to the
+    network, with `--host 0.0.0.0`); such a request is refused (403). A link that stays inside is served."""
     import functools
     import http.server
+    import os
 
+    root = os.path.realpath(run_dir)
+
+    class RunFolderHandler(http.server.SimpleHTTPRequestHandler):
+        def send_head(self):
+            path = self.translate_path(self.path)
+            opened = [path]
+            if os.path.isdir(path):  # a folder is answered with its index page when it has one (http.server's two)
+                opened += [os.path.join(path, page) for page in ("index.html", "index.htm")]
+            if any(os.path.commonpath([root, os.path.realpath(p)]) != root for p in opened if os.path.lexists(p)):
+                self.send_error(403, "a link out of the served run folder")
+                return None
+            return super().send_head()
+
+    handler = functools.partial(RunFolderHandler, directory=root)
+    return http.server.ThreadingHTTPServer((host, port), handler)
+
+
+def serve_report(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765) -> None:
+    """Serve the run directory (read-only, `report_server`) so linked videos and raw files open in a browser."""
     run_dir = Path(run_dir).resolve()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(run_dir))
-    with http.server.ThreadingHTTPServer((host, port), handler) as server:
+    with report_server(run_dir, host, port) as server:
         print(f"serving {run_dir} at http://{host}:{server.server_address[1]}/{REPORT_FILE} (Ctrl-C to stop)")
         try:
             server.serve_forever()
