@@ -131,6 +131,55 @@ def test_gripper_out_of_range_warns(rel, caplog):
     np.testing.assert_allclose(cmd.gripper, 1.0)
 
 
+@pytest.mark.parametrize("value, step, cause", [
+    (255.0, 1, r"likely actuator units \(Menagerie's 0-255, 255 = open: g = 1 - v/255\)"),  # read as closed
+    (40.0, 1, r"a finger width in mm \(a Franka Hand opens 80 mm: g = 1 - v/80\) or percent"),  # half open, as closed
+    (-1.0, 1, r"likely a \[-1, 1\] convention \(\(v \+ 1\) / 2 maps it to \[0, 1\]; mind which end is open\)"),
+], ids=["actuator_counts", "width_mm", "minus_one_to_one"])
+@pytest.mark.parametrize("layout", ["droid", "droid/relative_pose"])
+def test_gripper_values_in_another_unit_are_refused_naming_them(value, step, cause, layout):
+    """A gripper in actuator counts or mm was clipped to 1 (closed) and a [-1, 1] convention's -1 to 0 (open), with
+    only a warning: the gripper did the opposite of what the data meant. Past GRIPPER_MARGIN they are refused, naming
+    the column, step, value, the range the bridge takes and the likely unit; check_limits=False clips and counts them."""
+    decoder = ActionDecoder(layout, "panda", check_velocity=False)
+    home = np.array(decoder.robot.home)
+    row = [*home, 0.5] if layout == "droid" else [0, 0, 0, *IDENTITY6, 0.5]
+    a = np.tile(row, (3, 1))
+    a[step:, -1] = value
+    column = decoder.embodiment.columns[-1]
+    with pytest.raises(ValueError, match=rf"actions: 2 values of gripper column '{column}' more than 0.5 outside "
+                                         rf"\[0, 1\] \(robots.GRIPPER_MARGIN\), first at step {step}: {value:g}; "
+                                         r"refusing to command the robot. The bridge takes g in \[0, 1\], 0 = open, 1 = "
+                                         rf"closed \(DROID's convention\): this is .*{cause}.*check_limits=False"):
+        decoder.decode(a, home)
+    lenient = ActionDecoder(layout, "panda", check_velocity=False, check_limits=False)
+    cmd = lenient.decode(a, home)
+    assert cmd.clipped == 2 and cmd.clipped_steps.tolist() == [0, 1, 1]
+    np.testing.assert_allclose(cmd.gripper, [0.5, *[float(np.clip(value, 0, 1))] * 2])
+
+
+def test_a_policys_gripper_overshoot_up_to_the_margin_is_clipped_not_refused(joints, caplog):
+    """GRIPPER_MARGIN is where clipping stops: a head's 1.5 or -0.5 is still a g, overshot."""
+    home = np.array(joints.robot.home)
+    a = np.tile([*home, 0.0], (3, 1))
+    a[:, -1] = [-0.5, 1.5, 1 + 1e-7]  # the last is float dust: neither clipped with a warning nor counted
+    with caplog.at_level(logging.WARNING):
+        cmd = joints.decode(a, home)
+    assert cmd.clipped_steps.tolist() == [1, 1, 0] and "2 values of gripper column 'gripper' outside [0, 1]" in caplog.text
+    np.testing.assert_allclose(cmd.gripper, [0.0, 1.0, 1.0])
+
+
+def test_the_actuator_map_refuses_what_is_no_g_with_the_decoders_causes():
+    """gripper_to_ctrl takes only a g (the decoder clips a policy's overshoot first); its error says which."""
+    panda = get_robot("panda")
+    with pytest.raises(ValueError, match=r"got range \[0, 255\]; likely actuator units"):
+        panda.gripper_to_ctrl([0.0, 255.0])
+    with pytest.raises(ValueError, match=r"got range \[-1, 1\]; likely a \[-1, 1\] convention"):
+        panda.gripper_to_ctrl([-1.0, 1.0])
+    with pytest.raises(ValueError, match=r"got range \[0, 1.2\]; a policy's chunk goes through ActionDecoder"):
+        panda.gripper_to_ctrl([0.0, 1.2])
+
+
 def test_gripper_mapping_polarity():
     panda = get_robot("panda")
     np.testing.assert_allclose(panda.gripper_to_ctrl([0.0, 1.0, 0.5]), [0.04, 0.0, 0.02])

@@ -8,7 +8,8 @@ Anything a little outside the valid range is clipped *with a warning* and counte
 `RobotCommand.clipped_steps` (so a caller that runs only part of a chunk counts only what ran). What cannot be made
 safe by clipping is refused (`ValueError`): NaN/inf, rot6d that is no rotation, measured joints that are missing or
 no angles within the limits (`check_joints`), joint targets more than `TARGET_JOINT_MARGIN_RAD` past the limits
-(`check_limits`: no angles of this arm in radians) and joint targets that move a joint faster than the robot's
+(`check_limits`: no angles of this arm in radians), gripper values more than `GRIPPER_MARGIN` outside [0, 1]
+(`check_limits` too: another unit or convention, not a g) and joint targets that move a joint faster than the robot's
 `max_joint_velocity` at the embodiment's fps (`check_velocity`).
 """
 
@@ -23,10 +24,13 @@ from worldpolicy.embodiments import MODEL_SPACE_UNIT, POSE_COLUMNS, Embodiment, 
 from worldpolicy.robot.kinematics import IKSolver, TrackingReport
 from worldpolicy.robot.robots import (
     FR3_JOINT_LIMITS,
+    GRIPPER_MARGIN,
+    GRIPPER_TOLERANCE,
     MEASURED_JOINT_MARGIN_RAD,
     TARGET_JOINT_MARGIN_RAD,
     RobotConfig,
     get_robot,
+    gripper_unit_hint,
 )
 from worldpolicy.robot.se3 import check_rot6d, relative_poses
 
@@ -112,8 +116,10 @@ class ActionDecoder:
         `max_joint_velocity` allows at the embodiment's fps (from the measured joints to the first target, and between
         targets). Off only where something else limits or measures the speed (the sim counts it per episode).
         `check_limits`: refuse a `joint_position` chunk with a target more than `TARGET_JOINT_MARGIN_RAD` past the
-        robot's joint limits (nearer ones are clipped to them). Off, every target is clipped and counted: only where
-        the count is reported and nothing real moves (the sim, where an untrained model's targets land anywhere)."""
+        robot's joint limits, and any chunk with a gripper value more than `GRIPPER_MARGIN` outside [0, 1] (nearer
+        ones are clipped to them: a policy's overshoot). Off, every target and gripper value is clipped and counted:
+        only where the count is reported and nothing real moves (the sim, where an untrained model's values land
+        anywhere)."""
         self.embodiment = embodiment if isinstance(embodiment, Embodiment) else get_embodiment(embodiment)
         self.robot = get_robot(robot)
         check_executable(self.embodiment, self.robot)
@@ -260,15 +266,27 @@ class ActionDecoder:
 
     def _gripper(self, actions: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
         """g clipped to [0, 1], and per step whether it had to be (0 or 1); None for an embodiment without a gripper
-        column (`RobotCommand.gripper`)."""
+        column (`RobotCommand.gripper`). With `check_limits`, a value more than `GRIPPER_MARGIN` outside is refused:
+        clipping read a 0-255 actuator reading or a width in mm as closed, a [-1, 1] convention's -1 as open."""
         if self._grip is None:
             return None, np.zeros(len(actions), dtype=int)
         g = actions[:, self._grip]
-        outside = (g < -1e-6) | (g > 1 + 1e-6)  # float dust from (de)normalisation is not worth a warning
+        column = self.embodiment.columns[self._grip]
+        if self.check_limits:
+            far = (g < -GRIPPER_MARGIN) | (g > 1 + GRIPPER_MARGIN)
+            if far.any():
+                step = int(np.flatnonzero(far)[0])
+                raise ValueError(
+                    f"actions: {int(far.sum())} values of gripper column {column!r} more than {GRIPPER_MARGIN:g} "
+                    f"outside [0, 1] (robots.GRIPPER_MARGIN), first at step {step}: {g[step]:.4g}; refusing to "
+                    "command the robot. The bridge takes g in [0, 1], 0 = open, 1 = closed (DROID's convention): this is "
+                    f"{gripper_unit_hint(float(g[step]))}; convert the data (and its stats) to g. "
+                    "Nearer values are clipped to [0, 1] with a warning (a policy's overshoot); ActionDecoder(..., "
+                    "check_limits=False) clips and counts them all, where nothing real moves")
+        outside = (g < -GRIPPER_TOLERANCE) | (g > 1 + GRIPPER_TOLERANCE)  # float dust is not worth a warning
         if outside.any():
-            logger.warning(
-                "actions: %d gripper values outside [0, 1] (range [%.3g, %.3g]); clipped", int(outside.sum()), g.min(), g.max()
-            )
+            logger.warning("actions: %d values of gripper column %r outside [0, 1] (range [%.3g, %.3g]); clipped",
+                           int(outside.sum()), column, g.min(), g.max())
         return np.clip(g, 0.0, 1.0), outside.astype(int)
 
 
