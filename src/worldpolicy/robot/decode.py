@@ -279,8 +279,8 @@ class ActionDecoder:
                 raise ValueError(
                     f"actions: {int(far.sum())} values of gripper column {column!r} more than {GRIPPER_MARGIN:g} "
                     f"outside [0, 1] (robots.GRIPPER_MARGIN), first at step {step}: {g[step]:.4g}; refusing to "
-                    "command the robot. The bridge takes g in [0, 1], 0 = open, 1 = closed (DROID's convention): this is "
-                    f"{gripper_unit_hint(float(g[step]))}; convert the data (and its stats) to g. "
+                    "command the robot. The bridge takes g in [0, 1], 0 = open, 1 = closed (DROID's convention): "
+                    f"this is {gripper_unit_hint(float(g[step]))}; convert the data (and its stats) to g. "
                     "Nearer values are clipped to [0, 1] with a warning (a policy's overshoot); ActionDecoder(..., "
                     "check_limits=False) clips and counts them all, where nothing real moves")
         outside = (g < -GRIPPER_TOLERANCE) | (g > 1 + GRIPPER_TOLERANCE)  # float dust is not worth a warning
