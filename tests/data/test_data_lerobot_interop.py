@@ -200,3 +200,35 @@ def test_we_open_a_dataset_lerobot_wrote(tmp_path: Path, capsys):
 
     assert main(["dataset", "check", str(tmp_path / "made")]) == 0
     assert "ok: 2 episodes, 21 frames, 1 video features, with stats" in capsys.readouterr().out
+
+
+def test_we_open_a_lerobot_dataset_split_over_files_with_features_not_read_here(tmp_path: Path, capsys):
+    """As a recording of one's own robot comes: lerobot starts new data and video files as they fill (here after
+    every episode), and keeps a string column and a [2, 3] one. The string is read; the [2, 3] feature refused the
+    whole dataset, and is now set aside by name while the rest is read."""
+    episodes = _episodes() + _episodes()[:1]
+    features = {key: {"dtype": "float32", "shape": (len(names),), "names": names} for key, names in NAMES.items()}
+    features[CAM] = {"dtype": "video", "shape": (H, W, 3), "names": ["height", "width", "channels"]}
+    features["note"] = {"dtype": "string", "shape": (1,), "names": None}
+    features["grid"] = {"dtype": "float32", "shape": (2, 3), "names": None}
+    made = lerobot_dataset.LeRobotDataset.create("local/split", fps=FPS, features=features, root=tmp_path / "split",
+                                                 use_videos=True)
+    made.meta.update_chunk_settings(data_files_size_in_mb=1e-4, video_files_size_in_mb=1e-4)  # a file per episode
+    for ep in episodes:
+        for t, task in enumerate(_frame_tasks(ep)):
+            made.add_frame({CAM: ep["videos"][CAM][t], **{k: ep["frames"][k][t] for k in NAMES}, "task": task,
+                            "note": f"frame {t}", "grid": np.full((2, 3), t, np.float32)})
+        made.save_episode()
+    made.finalize()
+    assert len(list((tmp_path / "split/data").rglob("*.parquet"))) == 3
+    assert len(list((tmp_path / "split/videos").rglob("*.mp4"))) == 3
+
+    ds = LeRobotDataset.open(tmp_path / "split")
+    assert list(ds.unread_features) == ["grid"] and ds.feature_keys == [*NAMES, "note"]
+    for e, ep in enumerate(episodes):
+        got = ds.episode(e)
+        assert list(got.frames["note"][:, 0]) == [f"frame {t}" for t in range(got.length)]
+        np.testing.assert_array_equal(got.frames["action"], ep["frames"]["action"])
+        np.testing.assert_allclose(got.videos[CAM].astype(int), ep["videos"][CAM], atol=3)
+    assert main(["dataset", "check", "--no-progress", str(tmp_path / "split")]) == 0
+    assert "ok: 3 episodes, 33 frames, 1 video features, with stats\n  not read: 'grid'" in capsys.readouterr().out

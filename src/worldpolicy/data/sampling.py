@@ -244,6 +244,7 @@ def _check_keys(dataset: LeRobotDataset, keys: str | Sequence[str], emb: Embodim
     if not keys or missing:
         raise ValueError(
             f"{param}={keys!r}: {missing or 'none given'} not among the dataset's features {dataset.feature_keys}"
+            f"{dataset.unread_note(missing)}"
         )
     # A string or video column would pass the width check (a [1]-shaped string) and only fail once the first
     # episode is decoded, mid-iteration; refuse it here, where the argument is named.
@@ -276,5 +277,6 @@ def _check_videos(dataset: LeRobotDataset, video_keys: str | Sequence[str] | Non
     if not keys or missing:
         raise ValueError(
             f"{param}={keys!r}: {missing or 'none given'} not among the dataset's video features {available}"
+            f"{dataset.unread_note(missing)}"
         )
     return keys
