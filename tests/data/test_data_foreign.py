@@ -4,6 +4,7 @@ files this PyAV cannot decode, and older LeRobot versions. Each says what it is 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +91,19 @@ def test_another_version_is_refused_naming_the_converter_where_lerobot_has_one(s
     with pytest.raises(DatasetFormatError) as info:
         LeRobotDataset.open(ds.root)
     assert ("python -m lerobot.datasets.v30.convert_dataset_v21_to_v30 --repo-id" in str(info.value)) is converter
+
+
+def test_a_folder_above_or_inside_a_dataset_names_where_the_dataset_is(small_dataset, tmp_path):
+    """A hub download sits below where one points (`~/.cache/huggingface/lerobot/<user>/<name>`), and `meta/` is easily
+    given for the dataset: "meta/info.json: info.json is missing" said neither."""
+    ds, _ = small_dataset
+    with pytest.raises(DatasetFormatError, match=re.escape(f"root='{ds.root.parent}' must be a LeRobot dataset's folder "
+                                                           f"(the one holding meta/info.json); datasets below it: "
+                                                           f"'{ds.root}'") + "$"):
+        LeRobotDataset.open(ds.root.parent)
+    with pytest.raises(DatasetFormatError, match=re.escape(f"this is a dataset's meta folder: give '{ds.root}'") + "$"):
+        LeRobotDataset.open(ds.root / "meta")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetFormatError, match=r"must be a LeRobot dataset's folder \(the one holding "
+                                                 r"meta/info.json\)$"):
+        LeRobotDataset.open(tmp_path / "empty")

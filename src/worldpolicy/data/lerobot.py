@@ -131,6 +131,8 @@ class LeRobotDataset:
         root = Path(root).expanduser()
         if not root.is_dir():
             raise FileNotFoundError(f"dataset root {str(root)!r} is not a directory")
+        if not (root / INFO_PATH).is_file():
+            raise DatasetFormatError(root / INFO_PATH, None, _not_a_dataset(root))
         info, unread = check_info(read_json(root / INFO_PATH, "info.json"), root / INFO_PATH)
         for name, why in unread.items():
             _note_unread(str(root), name, why)
@@ -511,6 +513,19 @@ class LeRobotDataset:
             f"LeRobotDataset(root={str(self.root)!r}, episodes={self.num_episodes}, frames={self.num_frames}, "
             f"fps={self.fps:g}, videos={self.video_keys})"
         )
+
+
+def _not_a_dataset(root: Path) -> str:
+    """Why `root` is no dataset, and where the dataset may be: a hub download sits a folder or two below where one
+    points (`~/.cache/huggingface/lerobot/<user>/<name>`), and `meta/` is easily given for the dataset's folder."""
+    problem = f"info.json is missing: root={str(root)!r} must be a LeRobot dataset's folder (the one holding {INFO_PATH})"
+    if root.name == "meta" and (root / "info.json").is_file():
+        return f"{problem}; this is a dataset's meta folder: give {str(root.parent)!r}"
+    found = sorted(p.parents[1] for pattern in ("*/" + INFO_PATH, "*/*/" + INFO_PATH) for p in root.glob(pattern))
+    if found:
+        more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+        return f"{problem}; datasets below it: {', '.join(repr(str(p)) for p in found[:5])}{more}"
+    return problem
 
 
 def _read_parquet(path: Path, what: str) -> pa.Table:
