@@ -107,3 +107,24 @@ def test_a_folder_above_or_inside_a_dataset_names_where_the_dataset_is(small_dat
     with pytest.raises(DatasetFormatError, match=r"must be a LeRobot dataset's folder \(the one holding "
                                                  r"meta/info.json\)$"):
         LeRobotDataset.open(tmp_path / "empty")
+
+
+def test_training_arguments_naming_a_feature_not_read_say_why(small_dataset):
+    """`action_keys=["grid"]` said only "not among the dataset's features": the dataset declares it."""
+    from worldpolicy.data import sample_training_examples
+
+    ds, _ = small_dataset
+    _add_unread_features(ds.root)
+    ds = LeRobotDataset.open(ds.root)
+    with pytest.raises(ValueError, match=r"action_keys=\['grid'\]: \['grid'\] not among .*; not read from this "
+                                         r"dataset: 'grid' \(features.grid.shape: only 1-D"):
+        sample_training_examples(ds, "pusht", chunk_size=4, action_keys=["grid"])
+    with pytest.raises(ValueError, match=r"video_keys=\['observation.images.depth'\]: .*; not read from this dataset: "
+                                         r"'observation.images.depth' \(features.observation.images.depth.shape"):
+        sample_training_examples(ds, "pusht", chunk_size=4, action_keys=["next.reward", "next.done"],  # 2 wide
+                                 video_keys=["observation.images.depth"])
+    _edit_info(ds.root, lambda i: i["features"][CAM].update(shape=[16, 16, 1]))  # its only RGB camera, now not read
+    with pytest.raises(ValueError, match=r"video_keys: the dataset has no video or image features; a training example "
+                                         rf"needs frames; not read from this dataset: '{CAM}' \(features.{CAM}.shape"):
+        sample_training_examples(LeRobotDataset.open(ds.root), "pusht", chunk_size=4,
+                                 action_keys=["next.reward", "next.done"])
