@@ -738,7 +738,8 @@ def _image_column(
 
 
 def video_codec(spec: Mapping[str, Any]) -> str | None:
-    """The codec info.json names for a video feature (`info.video.codec`, as LeRobot writes it), for errors."""
+    """The codec info.json names for a video feature (`info.video.codec`, as LeRobot writes it), or None: for
+    `dataset info`, and for the error when PyAV cannot decode the files."""
     info = spec.get("info")
     codec = info.get("video.codec") if isinstance(info, Mapping) else None
     return codec if isinstance(codec, str) else None
