@@ -128,3 +128,15 @@ def test_training_arguments_naming_a_feature_not_read_say_why(small_dataset):
                                          rf"needs frames; not read from this dataset: '{CAM}' \(features.{CAM}.shape"):
         sample_training_examples(LeRobotDataset.open(ds.root), "pusht", chunk_size=4,
                                  action_keys=["next.reward", "next.done"])
+
+
+def test_unsigned_int_features_lerobot_writes_are_read(small_dataset):
+    """LeRobot takes any numpy dtype; a motor's raw uint16/uint32 ticks refused the whole dataset ("got 'uint16'")."""
+    ds, episodes = small_dataset
+    table = pq.read_table(ds.root / DATA)
+    reward = table.column("next.reward").cast(pa.uint16())
+    pq.write_table(table.set_column(table.column_names.index("next.reward"), "next.reward", reward), ds.root / DATA)
+    _edit_info(ds.root, lambda i: i["features"]["next.reward"].update(dtype="uint16"))
+    got = LeRobotDataset.open(ds.root).episode(2).frames["next.reward"]
+    assert got.dtype == np.uint16
+    np.testing.assert_array_equal(got[:, 0], episodes[2]["frames"]["next.reward"])
