@@ -170,33 +170,91 @@ def test_lerobot_decodes_the_frames_we_wrote(tmp_path: Path):
             index += 1
 
 
-def test_we_open_a_dataset_lerobot_wrote(tmp_path: Path, capsys):
-    episodes = _episodes()
+def _lerobot_record(root: Path, episodes: list[dict], extra: dict | None = None, file_mb: float | None = None):
+    """Record `episodes` with lerobot's own writer (AV1 videos, its default), as a robot's recording is made.
+    `extra` maps more feature names to (spec, value at frame t); `file_mb` starts new data and video files sooner."""
+    extra = extra or {}
     features = {key: {"dtype": "float32", "shape": (len(names),), "names": names} for key, names in NAMES.items()}
     features[CAM] = {"dtype": "video", "shape": (H, W, 3), "names": ["height", "width", "channels"]}
-    made = lerobot_dataset.LeRobotDataset.create("local/made", fps=FPS, features=features, root=tmp_path / "made",
-                                                 robot_type="so100", use_videos=True)  # AV1, lerobot's default
+    features.update({key: spec for key, (spec, _) in extra.items()})
+    made = lerobot_dataset.LeRobotDataset.create(f"local/{root.name}", fps=FPS, features=features, root=root,
+                                                 robot_type="so100", use_videos=True)
+    if file_mb is not None:
+        made.meta.update_chunk_settings(data_files_size_in_mb=file_mb, video_files_size_in_mb=file_mb)
     for ep in episodes:
         for t, task in enumerate(_frame_tasks(ep)):
-            made.add_frame({CAM: ep["videos"][CAM][t], **{k: ep["frames"][k][t] for k in NAMES}, "task": task})
+            made.add_frame({CAM: ep["videos"][CAM][t], **{k: ep["frames"][k][t] for k in NAMES}, "task": task,
+                            **{key: value(t) for key, (_, value) in extra.items()}})
         made.save_episode()
     made.finalize()
+    return made
+
+
+def _assert_episodes(ds: LeRobotDataset, episodes: list[dict]) -> None:
+    """Every episode's tasks, values and frames (within AV1's error) as recorded."""
+    assert ds.num_episodes == len(episodes)
+    for e, ep in enumerate(episodes):
+        got = ds.episode(e)
+        assert list(got.frame_tasks) == _frame_tasks(ep)
+        for key in NAMES:
+            np.testing.assert_array_equal(got.frames[key], ep["frames"][key])
+        np.testing.assert_allclose(got.timestamp, np.arange(len(ep["frames"]["action"])) / FPS, atol=1e-6)
+        np.testing.assert_allclose(got.videos[CAM].astype(int), ep["videos"][CAM], atol=3)  # AV1, CRF 30
+
+
+def test_we_open_a_dataset_lerobot_wrote(tmp_path: Path, capsys):
+    episodes = _episodes()
+    _lerobot_record(tmp_path / "made", episodes)
 
     ds = LeRobotDataset.open(tmp_path / "made")
     assert (ds.num_episodes, ds.num_frames, ds.fps, ds.robot_type) == (2, 21, FPS, "so100")
     assert list(ds.episode_lengths) == [12, 9] and ds.video_keys == [CAM]
     for key, names in NAMES.items():
         assert ds.feature_names(key) == names
-    for e, ep in enumerate(episodes):
-        got = ds.episode(e)
-        assert list(got.frame_tasks) == _frame_tasks(ep) and got.dataset_from_index == 12 * e
-        for key in NAMES:
-            np.testing.assert_array_equal(got.frames[key], ep["frames"][key])
-        np.testing.assert_allclose(got.timestamp, np.arange(len(ep["frames"]["action"])) / FPS, atol=1e-6)
-        np.testing.assert_allclose(got.videos[CAM].astype(int), ep["videos"][CAM], atol=3)  # AV1, CRF 30
+    _assert_episodes(ds, episodes)
+    assert [ds.episode(e, videos=False).dataset_from_index for e in range(2)] == [0, 12]
     np.testing.assert_allclose(ds.stats["observation.state"]["mean"],
                                np.concatenate([ep["frames"]["observation.state"] for ep in episodes]).mean(0),
                                rtol=1e-5)
 
     assert main(["dataset", "check", str(tmp_path / "made")]) == 0
     assert "ok: 2 episodes, 21 frames, 1 video features, with stats" in capsys.readouterr().out
+
+
+def test_we_open_a_lerobot_dataset_split_over_files_with_features_not_read_here(tmp_path: Path, capsys):
+    """As a recording of one's own robot comes: lerobot starts new data and video files as they fill (here after
+    every episode), and keeps a string column and a [2, 3] one. The string is read; the [2, 3] feature refused the
+    whole dataset, and is now set aside by name while the rest is read."""
+    episodes = _episodes() + _episodes()[:1]
+    _lerobot_record(tmp_path / "split", episodes, file_mb=1e-4, extra={
+        "note": ({"dtype": "string", "shape": (1,), "names": None}, lambda t: f"frame {t}"),
+        "grid": ({"dtype": "float32", "shape": (2, 3), "names": None}, lambda t: np.full((2, 3), t, np.float32)),
+    })
+    assert len(list((tmp_path / "split/data").rglob("*.parquet"))) == 3
+    assert len(list((tmp_path / "split/videos").rglob("*.mp4"))) == 3
+
+    ds = LeRobotDataset.open(tmp_path / "split")
+    assert list(ds.unread_features) == ["grid"] and ds.feature_keys == [*NAMES, "note"]
+    _assert_episodes(ds, episodes)
+    for e in range(len(episodes)):
+        got = ds.episode(e, videos=False)
+        assert list(got.frames["note"][:, 0]) == [f"frame {t}" for t in range(got.length)]
+    assert main(["dataset", "check", "--no-progress", str(tmp_path / "split")]) == 0
+    assert "ok: 3 episodes, 33 frames, 1 video features, with stats\n  not read: 'grid'" in capsys.readouterr().out
+
+
+def test_we_open_datasets_lerobot_merged_and_cut(tmp_path: Path, capsys):
+    """lerobot's own dataset tools, as one combines recordings: `merge_datasets` packs the episodes of several
+    datasets into one video file at growing from_timestamps; `delete_episodes` re-cuts a file around the kept ones."""
+    from lerobot.datasets import dataset_tools
+
+    first, second = _episodes(), _episodes()[::-1]
+    sources = [_lerobot_record(tmp_path / "a", first), _lerobot_record(tmp_path / "b", second, file_mb=1e-4)]
+    dataset_tools.merge_datasets(sources, output_repo_id="local/merged", output_dir=tmp_path / "merged")
+    merged = LeRobotDataset.open(tmp_path / "merged")
+    assert sorted(set(merged._episodes[f"videos/{CAM}/from_timestamp"].round(6))) == [0.0, 1.2, 2.1, 3.0]
+    _assert_episodes(merged, first + second)
+    dataset_tools.delete_episodes(sources[0], [0], output_dir=tmp_path / "cut", repo_id="local/cut")
+    _assert_episodes(LeRobotDataset.open(tmp_path / "cut"), first[1:])
+    for root in ("merged", "cut"):
+        assert main(["dataset", "check", "--no-progress", str(tmp_path / root)]) == 0

@@ -102,6 +102,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _summary(ds) -> dict:
+    from worldpolicy.data.lerobot import video_codec
+
     lengths = ds.episode_lengths
     return {
         "root": str(ds.root),
@@ -120,6 +122,12 @@ def _summary(ds) -> dict:
                 **({"names": ds.features[k]["names"]} if k in ds.feature_keys and ds.features[k].get("names") else {})}
             for k in ds.feature_keys + ds.video_keys
         },
+        # each camera's codec, where info.json says: what decides whether PyAV here decodes its files (LeRobot's
+        # recorder writes AV1)
+        **({"video_codecs": codecs} if (codecs := {k: c for k in ds.video_keys if (c := video_codec(ds.features[k]))})
+           else {}),
+        # declared in info.json but not read (a 2-D column, a depth camera): training and predict cannot use them
+        **({"not_read": ds.unread_features} if ds.unread_features else {}),
         "has_stats": ds.stats_path.is_file(),
         # how worldpolicy made it (`dataset from-sim`: task and expert versions, settings), where it says; the seed of
         # every episode stays in info.json, out of a summary of a long recording
@@ -163,6 +171,7 @@ def _check(args: argparse.Namespace) -> int:
     print(
         f"ok: {ds.num_episodes} episodes, {ds.num_frames} frames, {len(ds.video_keys)} video features, "
         f"{'with' if stats else 'no'} stats"
+        + "".join(f"\n  not read: {name!r}: {why}" for name, why in ds.unread_features.items())
     )
     return 0
 

@@ -173,7 +173,7 @@ def _check_cameras(ds: LeRobotDataset, cameras: Sequence[str] | None) -> list[st
     unknown = [k for k in chosen if k not in ds.video_keys]
     if not chosen or unknown:
         raise KeyError(f"cameras={chosen!r}: " + (f"{', '.join(unknown)} not among" if unknown else "none of")
-                       + f" the dataset's cameras: {', '.join(ds.video_keys)}")
+                       + f" the dataset's cameras: {', '.join(ds.video_keys)}{ds.unread_note(unknown)}")
     return list(dict.fromkeys(chosen))
 
 
@@ -189,7 +189,7 @@ def _check_state_keys(ds: LeRobotDataset, state_keys: Sequence[str] | None) -> l
     unknown = [k for k in keys if k not in numeric]
     if not keys or unknown:
         raise KeyError(f"state_keys={keys!r}: " + (f"{', '.join(unknown)} not among" if unknown else "none of")
-                       + f" the dataset's numeric features: {', '.join(numeric)}")
+                       + f" the dataset's numeric features: {', '.join(numeric)}{ds.unread_note(unknown)}")
     return keys
 
 

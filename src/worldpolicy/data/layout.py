@@ -41,7 +41,8 @@ VIDEO_NAMES = ("height", "width", "channels")
 # The action and state columns `dataset from-sim` writes (DROID's names): training reads them unless told otherwise.
 ACTION_KEYS = ("action.joint_position", "action.gripper_position")
 STATE_KEYS = ("observation.state.joint_positions", "observation.state.gripper_position")
-NUMERIC_DTYPES = ("float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
+NUMERIC_DTYPES = ("float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint64", "uint32", "uint16", "uint8",
+                  "bool")
 FEATURE_DTYPES = NUMERIC_DTYPES + ("string", "video", "image")
 EPISODE_COLUMNS = (
     "episode_index",
@@ -66,8 +67,15 @@ class DatasetFormatError(ValueError):
         super().__init__(f"{where}: {problem}")
 
 
+class UnreadFeature(DatasetFormatError):
+    """A feature LeRobot writes that this reader does not read: a numeric one of more than one dimension, a camera
+    without 3 channels (a depth map). A dataset holding one opens without it (`LeRobotDataset.unread_features`): its
+    other columns are still a dataset to train on."""
+
+
 def check_feature(name: str, spec: Any, where: str | Path, field_prefix: str = "features") -> dict[str, Any]:
-    """Validate one feature entry; returns it with `shape` as a list of ints."""
+    """Validate one feature entry; returns it with `shape` as a list of ints. Raises UnreadFeature for a well-formed
+    feature this package does not read."""
     field = f"{field_prefix}.{name}"
     if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
         raise DatasetFormatError(where, field, "feature names must be non-empty strings without '/', not '.' or '..' "
@@ -86,11 +94,9 @@ def check_feature(name: str, spec: Any, where: str | Path, field_prefix: str = "
         raise DatasetFormatError(where, f"{field}.shape", f"must be a non-empty list of positive ints, got {shape!r}")
     if dtype in ("video", "image"):
         if len(shape) != 3 or 3 not in (shape[0], shape[-1]):
-            raise DatasetFormatError(where, f"{field}.shape", f"a {dtype} feature needs [H, W, 3], got {list(shape)}")
+            raise UnreadFeature(where, f"{field}.shape", f"a {dtype} feature needs [H, W, 3], got {list(shape)}")
     elif len(shape) != 1:
-        raise DatasetFormatError(
-            where, f"{field}.shape", f"only 1-D per-frame features are supported, got {list(shape)}"
-        )
+        raise UnreadFeature(where, f"{field}.shape", f"only 1-D per-frame features are supported, got {list(shape)}")
     names = spec.get("names")
     if dtype not in ("video", "image") and isinstance(names, list) and len(names) != shape[0]:
         raise DatasetFormatError(where, f"{field}.names", f"has {len(names)} names for shape {list(shape)}")
@@ -105,13 +111,17 @@ def image_hw(spec: Mapping[str, Any]) -> tuple[int, int]:
     return (shape[1], shape[2]) if channels_first else (shape[0], shape[1])
 
 
-def check_info(info: Any, path: str | Path) -> dict[str, Any]:
-    """Validate a parsed meta/info.json. Raises DatasetFormatError naming the field."""
+def check_info(info: Any, path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """Validate a parsed meta/info.json. Raises DatasetFormatError naming the field. Returns it with the features
+    that are read, and the ones that are not (UnreadFeature), by name, each with why."""
     if not isinstance(info, dict):
         raise DatasetFormatError(path, None, f"must hold a JSON object, got {type(info).__name__}")
     version = info.get("codebase_version")
     if version != CODEBASE_VERSION:
-        hint = " (v2.x datasets must be converted with lerobot's convert_dataset_v21_to_v30)" if version else ""
+        hint = (  # lerobot >= 0.4 converts a v2.1 dataset (a local one with --root) to v3.0
+            "; convert it with lerobot's converter: python -m lerobot.datasets.v30.convert_dataset_v21_to_v30 "
+            "--repo-id=REPO_ID (see its --help)" if isinstance(version, str) and version.startswith("v2") else ""
+        )
         raise DatasetFormatError(path, "codebase_version", f"got {version!r}; only {CODEBASE_VERSION!r} is read{hint}")
     for key in ("fps", "features", "total_episodes", "total_frames", "data_path"):
         if key not in info:
@@ -125,7 +135,12 @@ def check_info(info: Any, path: str | Path) -> dict[str, Any]:
             raise DatasetFormatError(path, key, f"must be a non-negative int, got {value!r}")
     if not isinstance(info["features"], dict) or not info["features"]:
         raise DatasetFormatError(path, "features", "must be a non-empty object")
-    features = {name: check_feature(name, spec, path) for name, spec in info["features"].items()}
+    features, unread = {}, {}
+    for name, spec in info["features"].items():
+        try:
+            features[name] = check_feature(name, spec, path)
+        except UnreadFeature as exc:
+            unread[name] = f"{exc.field}: {exc.problem}"
     for template_key, fields in TEMPLATE_FIELDS.items():
         template = info.get(template_key)
         if template is None:
@@ -144,7 +159,7 @@ def check_info(info: Any, path: str | Path) -> dict[str, Any]:
                                                        f"{type(info[PROVENANCE_KEY]).__name__}")
     if any(f["dtype"] == "video" for f in features.values()) and not info.get("video_path"):
         raise DatasetFormatError(path, "video_path", "is missing although the dataset has video features")
-    return {**info, "features": features}
+    return {**info, "features": features}, unread
 
 
 def inside_dataset(relative: str) -> bool:

@@ -112,8 +112,18 @@ class Episode:
 class LeRobotDataset:
     """A LeRobot v3.0 dataset on local disk. Metadata is read and checked on `open`; frames and videos on demand."""
 
-    def __init__(self, root: Path, info: dict[str, Any], tasks: list[str], episodes: dict[str, np.ndarray]):
+    def __init__(
+        self,
+        root: Path,
+        info: dict[str, Any],
+        tasks: list[str],
+        episodes: dict[str, np.ndarray],
+        unread_features: Mapping[str, str] | None = None,
+    ):
         self.root, self.info, self.tasks, self._episodes = root, info, tasks, episodes
+        # features info.json declares that are not read (a 2-D column, a depth camera), each with why: not in
+        # `features`, so the dataset's other columns train as if they were all it held
+        self.unread_features = dict(unread_features or {})
         self._tables: OrderedDict[Path, pa.Table] = OrderedDict()
 
     @classmethod
@@ -121,10 +131,14 @@ class LeRobotDataset:
         root = Path(root).expanduser()
         if not root.is_dir():
             raise FileNotFoundError(f"dataset root {str(root)!r} is not a directory")
-        info = check_info(read_json(root / INFO_PATH, "info.json"), root / INFO_PATH)
+        if not (root / INFO_PATH).is_file():
+            raise DatasetFormatError(root / INFO_PATH, None, _not_a_dataset(root))
+        info, unread = check_info(read_json(root / INFO_PATH, "info.json"), root / INFO_PATH)
+        for name, why in unread.items():
+            _note_unread(str(root), name, why)
         tasks = _read_tasks(root / TASKS_PATH)
         episodes = _read_episodes(root, info, tasks)
-        return cls(root, info, tasks, episodes)
+        return cls(root, info, tasks, episodes, unread)
 
     # -- metadata
     @property
@@ -249,9 +263,14 @@ class LeRobotDataset:
         if not keys or bad:
             raise KeyError(
                 f"{param}={keys!r}: {bad or 'none given'} are not numeric per-frame features; known: "
-                f"{self.feature_keys}"
+                f"{self.feature_keys}{self.unread_note(bad)}"
             )
         return keys
+
+    def unread_note(self, keys: Iterable[str]) -> str:
+        """For an error about `keys`: why those of them that info.json declares are not read, or ""."""
+        why = [f"{k!r} ({self.unread_features[k]})" for k in keys if k in self.unread_features]
+        return f"; not read from this dataset: {', '.join(why)}" if why else ""
 
     # -- frames
     def episode(self, index: int, videos: bool | list[str] = True) -> Episode:
@@ -270,7 +289,8 @@ class LeRobotDataset:
         wanted = self.video_keys if videos is True else (list(videos) if videos else [])
         unknown = [k for k in wanted if k not in self.video_keys]
         if unknown:
-            raise KeyError(f"videos={unknown} are not video features of this dataset; known: {self.video_keys}")
+            raise KeyError(f"videos={unknown} are not video features of this dataset; known: {self.video_keys}"
+                           f"{self.unread_note(unknown)}")
         decoded = {key: self._camera_frames(i, key, 0, length, (data_path, table)) for key in wanted}
         frame_tasks = tuple(self.tasks[t] for t in task_index.tolist())
         return Episode(
@@ -290,7 +310,8 @@ class LeRobotDataset:
         episode without decoding all of it)."""
         i = self._episode_index(index)
         if key not in self.video_keys:
-            raise KeyError(f"key={key!r} is not a video feature of this dataset; known: {self.video_keys}")
+            raise KeyError(f"key={key!r} is not a video feature of this dataset; known: {self.video_keys}"
+                           f"{self.unread_note([key])}")
         length = int(self._episodes["length"][i])
         if not 0 <= start < stop <= length:
             raise IndexError(f"frames [{start}, {stop}) are out of range for episode {i} of {length} frames")
@@ -325,6 +346,7 @@ class LeRobotDataset:
             key,
             image_hw(self.features[key]),
             f" of episode {i} (from {EPISODES_DIR})",
+            video_codec(self.features[key]),
         )
 
     def episodes(self, videos: bool | list[str] = True) -> Iterator[Episode]:
@@ -334,7 +356,8 @@ class LeRobotDataset:
     def column(self, key: str) -> np.ndarray:
         """One per-frame feature over the whole dataset, in episode order: [num_frames, *shape]."""
         if key not in self.features or self.features[key]["dtype"] in ("video", "image"):
-            raise KeyError(f"key={key!r} is not a parquet feature; known: {self.feature_keys + list(AUTO_FEATURES)}")
+            raise KeyError(f"key={key!r} is not a parquet feature; known: {self.feature_keys + list(AUTO_FEATURES)}"
+                           f"{self.unread_note([key])}")
         parts = []
         for i in range(self.num_episodes):
             path, rows = self._episode_rows(i)
@@ -391,9 +414,12 @@ class LeRobotDataset:
                 ends[path] = max(ends.get(path, 0.0), float(self._episodes[f"videos/{key}/to_timestamp"][i]))
         listed = {self._data_path(i) for i in range(self.num_episodes)} | set(ends)
         templates = [self.info["data_path"]] + ([self.info["video_path"]] if self.info.get("video_path") else [])
+        unread = set()  # the files of a camera that is not read (a depth map's) are not this check's to judge
+        for key in self.unread_features if self.info.get("video_path") else ():
+            unread.update(self.root.glob(re.sub(r"\{[^}]*\}", "*", self.info["video_path"].replace("{video_key}", key))))
         for template in templates:
             for path in sorted(self.root.glob(re.sub(r"\{[^}]*\}", "*", template))):
-                if path not in listed:
+                if path not in listed and path not in unread:
                     raise DatasetFormatError(
                         path, None, f"no episode in {EPISODES_DIR} places its frames in this file; it holds unlisted ones"
                     )
@@ -487,6 +513,19 @@ class LeRobotDataset:
             f"LeRobotDataset(root={str(self.root)!r}, episodes={self.num_episodes}, frames={self.num_frames}, "
             f"fps={self.fps:g}, videos={self.video_keys})"
         )
+
+
+def _not_a_dataset(root: Path) -> str:
+    """Why `root` is no dataset, and where the dataset may be: a hub download sits a folder or two below where one
+    points (`~/.cache/huggingface/lerobot/<user>/<name>`), and `meta/` is easily given for the dataset's folder."""
+    problem = f"info.json is missing: root={str(root)!r} must be a LeRobot dataset's folder (the one holding {INFO_PATH})"
+    if root.name == "meta" and (root / "info.json").is_file():
+        return f"{problem}; this is a dataset's meta folder: give {str(root.parent)!r}"
+    found = sorted(p.parents[1] for pattern in ("*/" + INFO_PATH, "*/*/" + INFO_PATH) for p in root.glob(pattern))
+    if found:
+        more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+        return f"{problem}; datasets below it: {', '.join(repr(str(p)) for p in found[:5])}{more}"
+    return problem
 
 
 def _read_parquet(path: Path, what: str) -> pa.Table:
@@ -696,6 +735,19 @@ def _image_column(
                 raise
             raise DatasetFormatError(path, key, f"holds an undecodable image: {exc}") from None
     return np.stack(frames)
+
+
+def video_codec(spec: Mapping[str, Any]) -> str | None:
+    """The codec info.json names for a video feature (`info.video.codec`, as LeRobot writes it), or None: for
+    `dataset info`, and for the error when PyAV cannot decode the files."""
+    info = spec.get("info")
+    codec = info.get("video.codec") if isinstance(info, Mapping) else None
+    return codec if isinstance(codec, str) else None
+
+
+@cache  # once per dataset and feature: training opens a dataset more than once
+def _note_unread(root: str, name: str, why: str) -> None:
+    logger.warning("dataset %s: feature %r is not read (%s); the dataset opens without it", root, name, why)
 
 
 @cache  # once per dataset and feature: an episode is read many times in training

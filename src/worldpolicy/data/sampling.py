@@ -244,6 +244,7 @@ def _check_keys(dataset: LeRobotDataset, keys: str | Sequence[str], emb: Embodim
     if not keys or missing:
         raise ValueError(
             f"{param}={keys!r}: {missing or 'none given'} not among the dataset's features {dataset.feature_keys}"
+            f"{dataset.unread_note(missing)}"
         )
     # A string or video column would pass the width check (a [1]-shaped string) and only fail once the first
     # episode is decoded, mid-iteration; refuse it here, where the argument is named.
@@ -266,7 +267,8 @@ def _check_keys(dataset: LeRobotDataset, keys: str | Sequence[str], emb: Embodim
 def _check_videos(dataset: LeRobotDataset, video_keys: str | Sequence[str] | None, param: str) -> list[str]:
     available = dataset.video_keys
     if not available:  # "ambiguous ... video features []" said nothing of what is wrong
-        raise ValueError(f"{param}: the dataset has no video or image features; a training example needs frames")
+        raise ValueError(f"{param}: the dataset has no video or image features; a training example needs frames"
+                         f"{dataset.unread_note(dataset.unread_features)}")
     if video_keys is None:
         if len(available) != 1:
             raise ValueError(f"{param}=None is ambiguous: the dataset has video features {available}; name them")
@@ -276,5 +278,6 @@ def _check_videos(dataset: LeRobotDataset, video_keys: str | Sequence[str] | Non
     if not keys or missing:
         raise ValueError(
             f"{param}={keys!r}: {missing or 'none given'} not among the dataset's video features {available}"
+            f"{dataset.unread_note(missing)}"
         )
     return keys

@@ -37,10 +37,12 @@ def read_segment(
     key: str,
     hw: tuple[int, int],
     context: str = "",
+    codec: str | None = None,
 ) -> np.ndarray:
     """Decode the frames of video feature `key` in [from_timestamp, to_timestamp) as uint8 [T, H, W, 3]; `expected`
     is how many there must be (an episode's length, or the part of it asked for), `hw` the size info.json gives
-    them, checked on each frame before it is converted: a small file may hold long runs of huge frames.
+    them, checked on each frame before it is converted: a small file may hold long runs of huge frames. `codec` is
+    the codec info.json names (`video.codec`), for the error when this PyAV cannot decode the file.
 
     Frames are matched by index round(t · fps), which tolerates the float rounding of stored timestamps.
     """
@@ -54,11 +56,15 @@ def read_segment(
     first = round(from_timestamp * fps)
     last = round(to_timestamp * fps)
     frames = []
+    decoder = None  # known once the file is open: before that, a failure is the container's, not the codec's
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise DatasetFormatError(path, None, "has no video stream")
             stream = container.streams.video[0]
+            if stream.codec_context is None:  # FFmpeg knows the container but has no decoder for what it holds
+                raise DatasetFormatError(path, None, _undecodable(codec, "this build has no decoder for it"))
+            decoder = stream.codec_context.name
             if first > 0 and stream.time_base is not None:
                 container.seek(int(from_timestamp / stream.time_base), stream=stream, backward=True)
             for frame in container.decode(stream):
@@ -74,7 +80,9 @@ def read_segment(
                                                                             f"but info.json says {hw[0]}x{hw[1]}")
                 frames.append(frame.to_ndarray(format="rgb24"))
     except av.error.FFmpegError as exc:
-        raise DatasetFormatError(path, None, f"could not be decoded: {exc}") from None
+        if decoder is None:
+            raise DatasetFormatError(path, None, f"could not be opened as a video: {exc}") from None
+        raise DatasetFormatError(path, None, _undecodable(codec, f"its {decoder} decoder failed: {exc}")) from None
     count = len(frames)
     if expected is not None and count != expected:
         raise DatasetFormatError(
@@ -86,3 +94,15 @@ def read_segment(
     if not frames:
         raise DatasetFormatError(path, field, f"segment [{from_timestamp}, {to_timestamp}) s{context} holds no frames")
     return np.stack(frames)
+
+
+def _undecodable(codec: str | None, why: str) -> str:
+    """Why a video file cannot be read, and the way out: a dataset recorded elsewhere may use a codec (AV1 is
+    LeRobot's default) that the installed PyAV build cannot decode."""
+    import av
+
+    named = f" (codec {codec!r}, as info.json says)" if codec else ""
+    return (f"could not be decoded with PyAV {av.__version__}{named}: {why}. If the file plays elsewhere: PyAV's PyPI "
+            "wheels bundle decoders for AV1 (libdav1d), H.264 and HEVC, and a PyAV built against a system FFmpeg may "
+            "lack them; reinstall it from PyPI (pip install --force-reinstall av), or re-encode the file to H.264 "
+            "keeping its frames and frame rate (ffmpeg -i FILE -c:v libx264 -pix_fmt yuv420p OUT.mp4)")
