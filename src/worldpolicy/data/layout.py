@@ -41,8 +41,8 @@ VIDEO_NAMES = ("height", "width", "channels")
 # The action and state columns `dataset from-sim` writes (DROID's names): training reads them unless told otherwise.
 ACTION_KEYS = ("action.joint_position", "action.gripper_position")
 STATE_KEYS = ("observation.state.joint_positions", "observation.state.gripper_position")
-NUMERIC_DTYPES = ("float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint64", "uint32", "uint16", "uint8",
-                  "bool")
+NUMERIC_DTYPES = ("float32", "float64", "float16", "int64", "int32", "int16", "int8",
+                  "uint64", "uint32", "uint16", "uint8", "bool")
 FEATURE_DTYPES = NUMERIC_DTYPES + ("string", "video", "image")
 EPISODE_COLUMNS = (
     "episode_index",

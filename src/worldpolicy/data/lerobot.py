@@ -416,7 +416,8 @@ class LeRobotDataset:
         templates = [self.info["data_path"]] + ([self.info["video_path"]] if self.info.get("video_path") else [])
         unread = set()  # the files of a camera that is not read (a depth map's) are not this check's to judge
         for key in self.unread_features if self.info.get("video_path") else ():
-            unread.update(self.root.glob(re.sub(r"\{[^}]*\}", "*", self.info["video_path"].replace("{video_key}", key))))
+            pattern = self.info["video_path"].replace("{video_key}", key)
+            unread.update(self.root.glob(re.sub(r"\{[^}]*\}", "*", pattern)))
         for template in templates:
             for path in sorted(self.root.glob(re.sub(r"\{[^}]*\}", "*", template))):
                 if path not in listed and path not in unread:
@@ -518,7 +519,8 @@ class LeRobotDataset:
 def _not_a_dataset(root: Path) -> str:
     """Why `root` is no dataset, and where the dataset may be: a hub download sits a folder or two below where one
     points (`~/.cache/huggingface/lerobot/<user>/<name>`), and `meta/` is easily given for the dataset's folder."""
-    problem = f"info.json is missing: root={str(root)!r} must be a LeRobot dataset's folder (the one holding {INFO_PATH})"
+    problem = (f"info.json is missing: root={str(root)!r} must be a LeRobot dataset's folder "
+               f"(the one holding {INFO_PATH})")
     if root.name == "meta" and (root / "info.json").is_file():
         return f"{problem}; this is a dataset's meta folder: give {str(root.parent)!r}"
     found = sorted(p.parents[1] for pattern in ("*/" + INFO_PATH, "*/*/" + INFO_PATH) for p in root.glob(pattern))
