@@ -46,7 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      "(`worldpolicy embodiments --json`: camera_keys); composed as the model was trained (an "
                      "embodiment with no composite sees one: name which)")
     p.add_argument("--prompt", required=True, help="task description, e.g. 'Pick up the banana.'")
-    p.add_argument("--actions", help="actions file for forward dynamics (.json or .npy)")
+    p.add_argument("--actions", help="actions file for forward dynamics: .json, .npy, .npz or .csv with a header of "
+                   "column names (docs/actions-schema.md)")
     p.add_argument("--actions-space", choices=("physical", "normalized"), default="physical",
                    help="units of --actions: physical (default: the embodiment's units) or normalized (model space)")
     p.add_argument("--state", help="comma-separated current state for state-conditioned embodiments (droid joints)")

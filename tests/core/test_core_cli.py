@@ -172,7 +172,8 @@ def test_predict_input_file_errors_name_the_flag(tiny_checkpoint, image_file, tm
     nan_rows = rows.tolist()
     nan_rows[2][1] = None  # how actions.json writes a NaN
     files = {
-        "acts.csv": ("x", "unsupported suffix '.csv'; accepted: .json, .npy"),
+        "acts.txt": ("x", "unsupported suffix '.txt'; accepted: .json, .npy, .npz, .csv"),
+        "acts.csv": ("tx,ty\n1,2", "columns ['tx', 'ty'] do not match"),
         "narrow.json": (json.dumps(rows[:, :3].tolist()), "width 3 does not match"),
         "nan.json": (json.dumps(nan_rows), "NaN or inf at row 2, column 'ty'"),
         "mm.json": (json.dumps({"actions": rows.tolist(), "columns": list(emb.columns),
