@@ -1183,7 +1183,7 @@ def test_a_whole_sharded_checkpoint_passes_the_checks_and_loads(tiny_checkpoint,
 
 
 def test_a_partial_embodiment_json_named_like_a_registry_entry_is_not_merged_but_warned_of(tiny_checkpoint, tmp_path,
-                                                                                            caplog):
+                                                                                            caplog, monkeypatch):
     """A hand-written (or older) embodiment.json named `droid` without camera_keys, layout, stats... loaded with this
     version's defaults (one `observation/image`, no normalisation) where the registry's droid/relative_pose has others,
     without a word. The file still stands alone (a registry edit must not change a checkpoint), and the load names
@@ -1208,6 +1208,13 @@ def test_a_partial_embodiment_json_named_like_a_registry_entry_is_not_merged_but
         worldpolicy.load_policy(folder, resolution_tier=256)
         worldpolicy.load_policy("shipped")  # its own name, registered nowhere
     assert not [m for m in caplog.messages if "stands alone" in m]
+    # the load reads the file to build the embodiment, then once for both warnings about it (each read it again)
+    from worldpolicy import fileio
+
+    reads, read_json = [], fileio.read_json
+    monkeypatch.setattr(fileio, "read_json", lambda path, what: reads.append(str(path)) or read_json(path, what))
+    worldpolicy.load_policy(folder, resolution_tier=256)
+    assert reads.count(str(folder / "embodiment.json")) == 2, reads
 
 
 def test_a_load_checks_the_checkpoint_once(tiny_checkpoint, monkeypatch):
