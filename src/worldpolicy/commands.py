@@ -33,9 +33,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True, help="shipped (the model in the package), a diffusers-format Cosmos3 "
                    "folder, a LoRA adapter checkpoint folder (holds base_model.json: `worldpolicy train` with lora_save "
                    "= \"adapter\") or a hub id")
-    p.add_argument("--mode", choices=MODES, default="policy",
-                   help="policy (default): actions for --prompt from the observation; forward_dynamics: the video "
-                   "--actions lead to; inverse_dynamics: the actions a --video shows")
+    p.add_argument("--mode", type=_mode, choices=MODES, default="policy",
+                   help="policy (default): actions for --prompt from the observation; forward_dynamics (or forward): "
+                   "the video --actions lead to; inverse_dynamics (or inverse): the actions a --video shows")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", help="observation image (policy / forward dynamics); for an embodiment that composes "
                      "several cameras, their composite (or give each with --camera)")
@@ -82,6 +82,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "the shipped model did not train on)")
     p.add_argument("--episodes", type=int, default=3, help="closed-loop simulator episodes (default: 3)")
     p.set_defaults(func=_demo)
+
+
+_SHORT_MODES = {"forward": "forward_dynamics", "inverse": "inverse_dynamics"}  # as the docs and papers say them
+
+
+def _mode(value: str) -> str:
+    """--mode, any case, `forward`/`inverse` read as the mode they name (argparse's choices then check the rest)."""
+    mode = value.strip().lower()
+    return _SHORT_MODES.get(mode, mode)
 
 
 def _embodiments(args: argparse.Namespace) -> int:
