@@ -81,7 +81,6 @@ def _cuda() -> bool:
         (["--mode", "inverse_dynamics"], "needs --video"),
         (["--mode", "Forward"], "--actions FILE is required with --mode forward_dynamics"),  # short for it, any case
         (["--mode", "inverse"], "--mode inverse_dynamics needs --video"),
-        (["--mode", "backward"], "invalid choice: 'backward'"),
         (["--steps", "0"], "error: --steps=0 must be"),  # the flag, not the Python parameter
         (["--resolution-tier", "123"], "error: --resolution-tier=123 is not supported"),
         (["--seed", "-1"], "error: --seed=-1 must be an integer"),  # was checked after the weights loaded
