@@ -380,11 +380,29 @@ def _predict(args: argparse.Namespace) -> int:
     inputs = {**sources, **({"--actions": Path(args.actions)} if args.actions else {})}
     prediction.settings["inputs"] = {flag: str(path.resolve()) for flag, path in inputs.items()}
     written = write_run(prediction, out, plots=not args.no_plots)
-    print(f"{args.mode}: {prediction.chunk_size} x {len(prediction.columns)} actions "
-          f"({', '.join(prediction.columns)}) in {prediction.timings['total']:.2f} s")
+    print(_summary(prediction))
     for path in written:
         print(f"  wrote {path}")
     return 0
+
+
+def _summary(prediction: Prediction) -> str:
+    """predict's line about its result, in its mode's terms: forward dynamics' answer is the video its actions lead
+    to (the actions are its input, echoed), inverse dynamics' the actions a clip's frames explain (`real_rows`: a
+    short clip's last frame was repeated for the rest)."""
+    actions = (f"{prediction.chunk_size} x {len(prediction.columns)} actions at {prediction.fps:g} Hz "
+               f"({', '.join(prediction.columns)})")
+    video = prediction.video
+    frames = None if video is None else f"{video.shape[0]} frames of {video.shape[2]}x{video.shape[1]} at {prediction.fps:g} fps"
+    if prediction.mode == "forward_dynamics":
+        said = f"imagined {frames} from {actions}" if frames else f"{actions} rolled forward, no video decoded"
+    elif prediction.mode == "inverse_dynamics":
+        real = prediction.settings.get("real_rows", prediction.chunk_size)
+        said = f"recovered {actions}" + (f" (only the first {real} explain the clip's own frames: settings "
+                                         "real_rows)" if real != prediction.chunk_size else "")
+    else:
+        said = actions + (f", imagined {frames}" if frames else "")
+    return f"{prediction.mode}: {said} in {prediction.timings['total']:.2f} s"
 
 
 def _shipped_success(checkpoint: Path) -> str:

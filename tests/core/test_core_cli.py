@@ -376,6 +376,28 @@ def test_predict_takes_the_shipped_model_by_name(image_file, tmp_path, capsys):
     assert json.loads((out / "actions.json").read_text())["embodiment"] == "panda_reach"
 
 
+def test_predict_says_what_each_mode_produced():
+    """Forward dynamics printed '4 x 10 actions', the input it echoes, and nothing of the video that is its answer;
+    inverse dynamics did not say when a short clip left rows unexplained."""
+    from worldpolicy.commands import _summary
+    from worldpolicy.results import Prediction
+
+    def made(mode, video=None, **settings):
+        return Prediction(mode=mode, embodiment="e", columns=["tx", "grasp"], units=["m", "1"],
+                          actions=np.zeros((4, 2)), actions_normalized=np.zeros((4, 2)), fps=15.0,
+                          video=video, timings={"total": 1.5}, settings=settings)
+
+    clip = np.zeros((5, 256, 224, 3), np.uint8)
+    assert _summary(made("forward_dynamics", clip)) == ("forward_dynamics: imagined 5 frames of 224x256 at 15 fps from "
+                                                        "4 x 2 actions at 15 Hz (tx, grasp) in 1.50 s")
+    assert _summary(made("inverse_dynamics", real_rows=1)) == (
+        "inverse_dynamics: recovered 4 x 2 actions at 15 Hz (tx, grasp) (only the first 1 explain the clip's own "
+        "frames: settings real_rows) in 1.50 s")
+    assert _summary(made("inverse_dynamics", real_rows=4)).startswith("inverse_dynamics: recovered 4 x 2 actions at")
+    assert _summary(made("policy")) == "policy: 4 x 2 actions at 15 Hz (tx, grasp) in 1.50 s"
+    assert "imagined 5 frames" in _summary(made("policy", clip))
+
+
 def test_unreachable_hub_checkpoint_is_clear(image_file, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     # diffusers' own log handler, set up by whichever earlier test imported diffusers, failed writing its "Couldn't
