@@ -624,9 +624,10 @@ def test_actions_from_csv_and_npz_are_read_by_column_name(tmp_path):
     (tmp_path / "named.csv").write_text(",".join(cols) + "\n" + rows + "\n")
     (tmp_path / "units.csv").write_text("\ufeff" + ",".join(f"{c} [{u}]" for c, u in zip(cols, units)) + "\n" + rows)
     (tmp_path / "bare.csv").write_text("\n".join(",".join(repr(float(v)) for v in row) for row in physical))
+    (tmp_path / "tabs.csv").write_text("\t".join(cols) + "\n" + rows.replace(",", "\t"))
     np.savez(tmp_path / "actions.npz", actions=physical[:, ::-1], columns=np.array(cols), units=np.array(units))
     np.savez(tmp_path / "per_column.npz", **{c: physical[:, i] for i, c in enumerate(e.columns)})
-    for name in ("named.csv", "units.csv", "bare.csv", "actions.npz", "per_column.npz"):
+    for name in ("named.csv", "units.csv", "bare.csv", "tabs.csv", "actions.npz", "per_column.npz"):
         np.testing.assert_allclose(load_actions(tmp_path / name, e), model, atol=1e-9, err_msg=name)
 
     bad = {

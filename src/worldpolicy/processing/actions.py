@@ -210,10 +210,15 @@ _CSV_UNIT = re.compile(r"^(?P<column>.*?)\s*\[(?P<unit>[^\[\]]*)\]$")  # "tx [m]
 def _csv_actions(path: Path, where: str) -> dict[str, Any] | list[list[float]]:
     """A `.csv`'s rows: a header of column names (each optionally with its unit, `tx [m]`, checked as an actions
     object's `units`) over one row of numbers per step; a file whose first row is all numbers is bare rows in the
-    embodiment's order. Spreadsheets and pandas (`df.to_csv(index=False)`) write these."""
+    embodiment's order. Spreadsheets and pandas (`df.to_csv(index=False)`) write these; values separated by commas,
+    or by semicolons or tabs where the first line holds no comma (a spreadsheet's export in a decimal-comma locale
+    still needs decimal points)."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:  # utf-8-sig: Excel's byte-order mark
-            rows = [row for row in csv.reader(f) if any(cell.strip() for cell in row)]
+            first = f.readline()
+            f.seek(0)
+            delimiter = next((d for d in (",", ";", "\t") if d in first), ",")
+            rows = [row for row in csv.reader(f, delimiter=delimiter) if any(cell.strip() for cell in row)]
     except (UnicodeDecodeError, csv.Error) as exc:
         raise ValueError(f"{where} is not a readable CSV text file ({exc})") from None
     if not rows:
