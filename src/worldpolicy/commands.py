@@ -33,9 +33,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True, help="shipped (the model in the package), a diffusers-format Cosmos3 "
                    "folder, a LoRA adapter checkpoint folder (holds base_model.json: `worldpolicy train` with lora_save "
                    "= \"adapter\") or a hub id")
-    p.add_argument("--mode", choices=MODES, default="policy",
-                   help="policy (default): actions for --prompt from the observation; forward_dynamics: the video "
-                   "--actions lead to; inverse_dynamics: the actions a --video shows")
+    p.add_argument("--mode", type=_mode, choices=MODES, default="policy",
+                   help="policy (default): actions for --prompt from the observation; forward_dynamics (or forward): "
+                   "the video --actions lead to; inverse_dynamics (or inverse): the actions a --video shows")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", help="observation image (policy / forward dynamics); for an embodiment that composes "
                      "several cameras, their composite (or give each with --camera)")
@@ -46,7 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      "(`worldpolicy embodiments --json`: camera_keys); composed as the model was trained (an "
                      "embodiment with no composite sees one: name which)")
     p.add_argument("--prompt", required=True, help="task description, e.g. 'Pick up the banana.'")
-    p.add_argument("--actions", help="actions file for forward dynamics (.json or .npy)")
+    p.add_argument("--actions", help="actions file for forward dynamics: .json, .npy, .npz or .csv with a header of "
+                   "column names (docs/actions-schema.md)")
     p.add_argument("--actions-space", choices=("physical", "normalized"), default="physical",
                    help="units of --actions: physical (default: the embodiment's units) or normalized (model space)")
     p.add_argument("--state", help="comma-separated current state for state-conditioned embodiments (droid joints)")
@@ -81,6 +82,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "the shipped model did not train on)")
     p.add_argument("--episodes", type=int, default=3, help="closed-loop simulator episodes (default: 3)")
     p.set_defaults(func=_demo)
+
+
+_SHORT_MODES = {"forward": "forward_dynamics", "inverse": "inverse_dynamics"}  # as the docs and papers say them
+
+
+def _mode(value: str) -> str:
+    """--mode, any case, `forward`/`inverse` read as the mode they name (argparse's choices then check the rest)."""
+    mode = value.strip().lower()
+    return _SHORT_MODES.get(mode, mode)
 
 
 def _embodiments(args: argparse.Namespace) -> int:
@@ -370,11 +380,29 @@ def _predict(args: argparse.Namespace) -> int:
     inputs = {**sources, **({"--actions": Path(args.actions)} if args.actions else {})}
     prediction.settings["inputs"] = {flag: str(path.resolve()) for flag, path in inputs.items()}
     written = write_run(prediction, out, plots=not args.no_plots)
-    print(f"{args.mode}: {prediction.chunk_size} x {len(prediction.columns)} actions "
-          f"({', '.join(prediction.columns)}) in {prediction.timings['total']:.2f} s")
+    print(_summary(prediction))
     for path in written:
         print(f"  wrote {path}")
     return 0
+
+
+def _summary(prediction: Prediction) -> str:
+    """predict's line about its result, in its mode's terms: forward dynamics' answer is the video its actions lead
+    to (the actions are its input, echoed), inverse dynamics' the actions a clip's frames explain (`real_rows`: a
+    short clip's last frame was repeated for the rest)."""
+    actions = (f"{prediction.chunk_size} x {len(prediction.columns)} actions at {prediction.fps:g} Hz "
+               f"({', '.join(prediction.columns)})")
+    video = prediction.video
+    frames = None if video is None else f"{video.shape[0]} frames of {video.shape[2]}x{video.shape[1]} at {prediction.fps:g} fps"
+    if prediction.mode == "forward_dynamics":
+        said = f"imagined {frames} from {actions}" if frames else f"{actions} rolled forward, no video decoded"
+    elif prediction.mode == "inverse_dynamics":
+        real = prediction.settings.get("real_rows", prediction.chunk_size)
+        said = f"recovered {actions}" + (f" (only the first {real} explain the clip's own frames: settings "
+                                         "real_rows)" if real != prediction.chunk_size else "")
+    else:
+        said = actions + (f", imagined {frames}" if frames else "")
+    return f"{prediction.mode}: {said} in {prediction.timings['total']:.2f} s"
 
 
 def _shipped_success(checkpoint: Path) -> str:

@@ -54,8 +54,12 @@ class BestOfNPlanner:
         self.num_candidates = int(num_candidates)
 
     def act(self, observation: Any, prompt: str, *, seed: int | None = None, **kwargs: Any) -> Prediction:
-        """`kwargs` (state, steps, guidance, negative_prompt...) go to the proposals and to their rollouts alike; only
-        the rollouts decode video (the chosen chunk carries its rollout's)."""
+        """`kwargs` (state, steps, guidance, negative_prompt...) go to the proposals and to their rollouts alike.
+        `decode_video` is the planner's own: the rollouts always decode (their frames are what is scored) and the
+        proposals never do, so the result's `video` is the chosen chunk's forward-dynamics rollout (its seed in
+        `settings["rollout_seed"]`, so `policy.imagine(observation, result, prompt, seed=...)` reproduces it), not a
+        policy sample's own imagined future; `decode_video=False` leaves it out of the result, as it does for
+        `Policy.act` (True or None keep it: it was decoded anyway)."""
         started = time.perf_counter()
         # what the planner sets itself (mode, the rollouts' actions) or no request takes is named with what is accepted
         _request("BestOfNPlanner.act", observation, prompt, {"mode": "policy", "actions": None, "actions_space": None},
@@ -84,9 +88,9 @@ class BestOfNPlanner:
             raise ValueError(f"scorer {self.scorer!r} returned {scores[bad]} for candidate {bad}; scores must be finite")
         best = int(np.argmax(scores))
         chosen = proposals[best]
-        chosen.video = futures[best].video
+        chosen.video = None if kwargs.get("decode_video") is False else futures[best].video
         chosen.settings = {**chosen.settings, "planner": "best_of_n", "candidates": n, "scores": scores,
-                           "chosen": best, "tied": len(set(scores)) == 1}
+                           "chosen": best, "tied": len(set(scores)) == 1, "rollout_seed": seeds[n + best]}
         chosen.timings = {**chosen.timings, "planning_total": time.perf_counter() - started}
         return chosen
 

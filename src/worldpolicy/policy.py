@@ -236,11 +236,11 @@ def checkpoint_spec(path_or_id: str | Path) -> dict[str, Any] | None:
     return read_spec_file(spec_file) if spec_file.is_file() else None
 
 
-def _warn_foreign_embodiment(path_or_id: str | Path, embodiment: Embodiment) -> None:
+def _warn_foreign_embodiment(path_or_id: str | Path, embodiment: Embodiment, spec: Any) -> None:
     """A checkpoint `worldpolicy train` made knows its embodiment; another one's action head may never have learned.
     A spec of one's own is told apart by name (it has one action space); a registered entry by name and variant,
-    whose variants are different action spaces on one action head."""
-    spec = checkpoint_spec(path_or_id)
+    whose variants are different action spaces on one action head. `spec`: the checkpoint's `checkpoint_spec`, read
+    once by the load for this and `_warn_partial_spec`."""
     if spec is not None:
         own, used = spec.get("name"), embodiment.name
     else:
@@ -258,14 +258,14 @@ def _warn_foreign_embodiment(path_or_id: str | Path, embodiment: Embodiment) -> 
 _NOT_SETTINGS = ("name", "variant", "variants", "aliases", "description")
 
 
-def _warn_partial_spec(path_or_id: str | Path, embodiment: Embodiment) -> None:
+def _warn_partial_spec(path_or_id: str | Path, embodiment: Embodiment, spec: Any) -> None:
     """A checkpoint's embodiment.json stands alone: a field it leaves out takes this version's default, never the
     value of the registered embodiment of the same name (which a later registry edit would change under the
     checkpoint, and which may be another robot that happens to share the name). `worldpolicy train` writes every field
     (`Embodiment.to_spec`); a hand-written or older file may not, and where the registry's entry of its name disagrees
     with a default taken (a droid spec without camera_keys reads one `observation/image`), the model may be fed inputs
-    unlike its training without a word. Said, naming each such field and both values, so the file can be completed."""
-    spec = checkpoint_spec(path_or_id)
+    unlike its training without a word. Said, naming each such field and both values, so the file can be completed.
+    `spec`: the checkpoint's `checkpoint_spec`."""
     if not isinstance(spec, Mapping) or str(spec.get("name", "")).lower() != embodiment.name.lower():
         return  # no embodiment.json, or another embodiment asked for (`_warn_foreign_embodiment` judges that)
     variants = spec.get("variants") if isinstance(spec.get("variants"), Mapping) else {}
@@ -492,8 +492,9 @@ class Policy:
             guidance=guidance, schedule=schedule, shift=shift, native_grid=native_grid, chunk_size=chunk_size,
             resolution_tier=resolution_tier, compile=compile, cuda_graphs=cuda_graphs,
         )
-        _warn_foreign_embodiment(path_or_id, emb)
-        _warn_partial_spec(path_or_id, emb)
+        spec = checkpoint_spec(path_or_id)  # read once for both warnings
+        _warn_foreign_embodiment(path_or_id, emb, spec)
+        _warn_partial_spec(path_or_id, emb, spec)
         parts = load_components(path_or_id, torch_device, torch_dtype, checked=True)  # by check_pretrained above
         engine = Engine(
             parts["transformer"], parts["vae"], parts["tokenizer"], parts["scheduler"],

@@ -79,6 +79,8 @@ def _cuda() -> bool:
     [
         (["--mode", "forward_dynamics"], "--actions FILE is required"),
         (["--mode", "inverse_dynamics"], "needs --video"),
+        (["--mode", "Forward"], "--actions FILE is required with --mode forward_dynamics"),  # short for it, any case
+        (["--mode", "inverse"], "--mode inverse_dynamics needs --video"),
         (["--steps", "0"], "error: --steps=0 must be"),  # the flag, not the Python parameter
         (["--resolution-tier", "123"], "error: --resolution-tier=123 is not supported"),
         (["--seed", "-1"], "error: --seed=-1 must be an integer"),  # was checked after the weights loaded
@@ -172,7 +174,8 @@ def test_predict_input_file_errors_name_the_flag(tiny_checkpoint, image_file, tm
     nan_rows = rows.tolist()
     nan_rows[2][1] = None  # how actions.json writes a NaN
     files = {
-        "acts.csv": ("x", "unsupported suffix '.csv'; accepted: .json, .npy"),
+        "acts.txt": ("x", "unsupported suffix '.txt'; accepted: .json, .npy, .npz, .csv"),
+        "acts.csv": ("tx,ty\n1,2", "columns ['tx', 'ty'] do not match"),
         "narrow.json": (json.dumps(rows[:, :3].tolist()), "width 3 does not match"),
         "nan.json": (json.dumps(nan_rows), "NaN or inf at row 2, column 'ty'"),
         "mm.json": (json.dumps({"actions": rows.tolist(), "columns": list(emb.columns),
@@ -371,6 +374,28 @@ def test_predict_takes_the_shipped_model_by_name(image_file, tmp_path, capsys):
     assert main(["predict", "--checkpoint", "shipped", "--image", str(image_file), "--prompt", "reach the ball",
                  "--steps", "1", "--no-plots", "--out", str(out)]) == 0
     assert json.loads((out / "actions.json").read_text())["embodiment"] == "panda_reach"
+
+
+def test_predict_says_what_each_mode_produced():
+    """Forward dynamics printed '4 x 10 actions', the input it echoes, and nothing of the video that is its answer;
+    inverse dynamics did not say when a short clip left rows unexplained."""
+    from worldpolicy.commands import _summary
+    from worldpolicy.results import Prediction
+
+    def made(mode, video=None, **settings):
+        return Prediction(mode=mode, embodiment="e", columns=["tx", "grasp"], units=["m", "1"],
+                          actions=np.zeros((4, 2)), actions_normalized=np.zeros((4, 2)), fps=15.0,
+                          video=video, timings={"total": 1.5}, settings=settings)
+
+    clip = np.zeros((5, 256, 224, 3), np.uint8)
+    assert _summary(made("forward_dynamics", clip)) == ("forward_dynamics: imagined 5 frames of 224x256 at 15 fps from "
+                                                        "4 x 2 actions at 15 Hz (tx, grasp) in 1.50 s")
+    assert _summary(made("inverse_dynamics", real_rows=1)) == (
+        "inverse_dynamics: recovered 4 x 2 actions at 15 Hz (tx, grasp) (only the first 1 explain the clip's own "
+        "frames: settings real_rows) in 1.50 s")
+    assert _summary(made("inverse_dynamics", real_rows=4)).startswith("inverse_dynamics: recovered 4 x 2 actions at")
+    assert _summary(made("policy")) == "policy: 4 x 2 actions at 15 Hz (tx, grasp) in 1.50 s"
+    assert "imagined 5 frames" in _summary(made("policy", clip))
 
 
 def test_unreachable_hub_checkpoint_is_clear(image_file, tmp_path, capsys, monkeypatch):

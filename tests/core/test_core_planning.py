@@ -53,6 +53,20 @@ def test_only_the_rollouts_decode_video(droid_policy):
         IMAGE, "reach the ball", seed=5, state=STATE, decode_video=True)
     assert [r.decode_video for r in spy.requests] == [False, False, True, True]
     assert planned.video is not None and planned.video.shape[0] > 1
+    # the video is the chosen chunk's rollout, and its recorded seed reproduces it through forward dynamics
+    rollout = droid_policy.imagine(IMAGE, planned, "reach the ball", seed=planned.settings["rollout_seed"],
+                                   state=STATE)
+    assert planned.settings["rollout_seed"] == 7 + planned.settings["chosen"]
+    np.testing.assert_array_equal(planned.video, rollout.video)
+
+
+def test_decode_video_false_leaves_the_scored_rollout_out(droid_policy):
+    """The rollouts are decoded to be scored whatever the caller asks; a caller that said decode_video=False (as
+    `sim`'s wrapper does without --imagine) got a video anyway, unlike `Policy.act`."""
+    spy = _Spy(droid_policy)
+    planned = BestOfNPlanner(spy, lambda video, prompt: float(video[-1].mean()), 2).act(
+        IMAGE, "reach the ball", seed=5, state=STATE, decode_video=False)
+    assert [r.decode_video for r in spy.requests] == [False, False, True, True] and planned.video is None
 
 
 def test_a_seed_sequence_is_never_reused_across_calls(tiny_checkpoint):

@@ -612,6 +612,48 @@ def test_actions_in_every_format(tmp_path):
     np.testing.assert_allclose(to_physical(e, model), physical, atol=1e-12)
 
 
+def test_actions_from_csv_and_npz_are_read_by_column_name(tmp_path):
+    """A researcher's actions come as a spreadsheet or pandas CSV, or an .npz of arrays; both were refused
+    ('unsupported suffix'). Columns are matched by name (the files' order is reversed here), units in a CSV header
+    are checked, and a headerless CSV is rows in the embodiment's order."""
+    e = worldpolicy.get_embodiment("droid/relative_pose")
+    physical = e.denormalize(np.random.default_rng(1).uniform(-1, 1, (5, 10)))
+    model = to_model(e, physical)
+    cols, units = list(e.columns)[::-1], list(e.units)[::-1]
+    rows = "\n".join(",".join(repr(float(v)) for v in row) for row in physical[:, ::-1])
+    (tmp_path / "named.csv").write_text(",".join(cols) + "\n" + rows + "\n")
+    (tmp_path / "units.csv").write_text("\ufeff" + ",".join(f"{c} [{u}]" for c, u in zip(cols, units)) + "\n" + rows)
+    (tmp_path / "bare.csv").write_text("\n".join(",".join(repr(float(v)) for v in row) for row in physical))
+    (tmp_path / "tabs.csv").write_text("\t".join(cols) + "\n" + rows.replace(",", "\t"))
+    np.savez(tmp_path / "actions.npz", actions=physical[:, ::-1], columns=np.array(cols), units=np.array(units))
+    np.savez(tmp_path / "per_column.npz", **{c: physical[:, i] for i, c in enumerate(e.columns)})
+    for name in ("named.csv", "units.csv", "bare.csv", "tabs.csv", "actions.npz", "per_column.npz"):
+        np.testing.assert_allclose(load_actions(tmp_path / name, e), model, atol=1e-9, err_msg=name)
+
+    bad = {
+        "mm.csv": (",".join(f"{c} [{'mm' if c == 'tx' else u}]" for c, u in zip(cols, units)) + "\n" + rows,
+                   r"tx in 'mm' \(expected 'm'\)"),
+        "some_units.csv": ("tx [m]," + ",".join(cols[:-1]) + "\n" + rows, "units for some columns, not for"),
+        "timestamp.csv": ("timestamp," + ",".join(cols) + "\n" + "\n".join("0," + r for r in rows.split("\n")),
+                          "not its columns: timestamp"),
+        "blank.csv": (",".join(cols) + "\n" + rows.replace(",", ",,", 1), "row 0 has 11 values for 10 header"),
+        "text.csv": (",".join(cols) + "\n" + rows + "\n" + ",".join(["x"] * 10), "row 5, column 'grasp': 'x' is not a"),
+        "header_only.csv": (",".join(cols) + "\n", "no rows of actions under it"),
+        "acts.txt": (rows, r"unsupported suffix '.txt'; accepted: .json, .npy, .npz, .csv"),
+    }
+    for name, (content, message) in bad.items():
+        (tmp_path / name).write_text(content)
+        with pytest.raises(ValueError, match=message):
+            load_actions(tmp_path / name, e)
+    np.savez(tmp_path / "ragged.npz", tx=np.zeros(3), ty=np.zeros(4))
+    np.savez(tmp_path / "objects.npz", actions=physical, columns=np.array(cols, dtype=object))
+    np.savez(tmp_path / "extra.npz", actions=physical, timestamp=np.arange(5))
+    for name, message in (("ragged.npz", "one 1-D array of T values per column"), ("objects.npz", "no pickle"),
+                          ("extra.npz", r"unknown arrays \['timestamp'\]")):
+        with pytest.raises(ValueError, match=message):
+            load_actions(tmp_path / name, e)
+
+
 def test_a_prediction_or_an_actions_object_in_memory_is_read_as_its_file(tmp_path):
     """policy -> forward dynamics: `imagine(obs, pred, ...)` (or `pred.to_json()`) failed as 'values must be a
     rectangular numeric [T, 10] array', not saying what was given, though written to a file it was read."""
@@ -1142,7 +1184,7 @@ def test_a_whole_sharded_checkpoint_passes_the_checks_and_loads(tiny_checkpoint,
 
 
 def test_a_partial_embodiment_json_named_like_a_registry_entry_is_not_merged_but_warned_of(tiny_checkpoint, tmp_path,
-                                                                                            caplog):
+                                                                                            caplog, monkeypatch):
     """A hand-written (or older) embodiment.json named `droid` without camera_keys, layout, stats... loaded with this
     version's defaults (one `observation/image`, no normalisation) where the registry's droid/relative_pose has others,
     without a word. The file still stands alone (a registry edit must not change a checkpoint), and the load names
@@ -1167,6 +1209,13 @@ def test_a_partial_embodiment_json_named_like_a_registry_entry_is_not_merged_but
         worldpolicy.load_policy(folder, resolution_tier=256)
         worldpolicy.load_policy("shipped")  # its own name, registered nowhere
     assert not [m for m in caplog.messages if "stands alone" in m]
+    # the load reads the file to build the embodiment, then once for both warnings about it (each read it again)
+    from worldpolicy import fileio
+
+    reads, read_json = [], fileio.read_json
+    monkeypatch.setattr(fileio, "read_json", lambda path, what: reads.append(str(path)) or read_json(path, what))
+    worldpolicy.load_policy(folder, resolution_tier=256)
+    assert reads.count(str(folder / "embodiment.json")) == 2, reads
 
 
 def test_a_load_checks_the_checkpoint_once(tiny_checkpoint, monkeypatch):

@@ -6,7 +6,9 @@ gripper is flipped, g' = 1 - g). Physical space is what a robot runs, in the reg
 
 from __future__ import annotations
 
+import csv
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,8 +59,12 @@ def _from_columns(values: np.ndarray, columns: Any, units: Any, embodiment: Embo
         raise ValueError(f"{where}: 'columns' has {len(columns)} names ({len(set(columns))} distinct) but rows have "
                          f"{values.shape[1]} values; one unique name per value")
     if sorted(columns) != sorted(embodiment.columns):
+        unknown = [c for c in columns if c not in embodiment.columns]
+        missing = [c for c in embodiment.columns if c not in columns]
         raise ValueError(
             f"{where}: columns {columns} do not match embodiment {embodiment.key!r} columns {list(embodiment.columns)}"
+            + (f"; not its columns: {', '.join(unknown)}" if unknown else "")
+            + (f"; missing: {', '.join(missing)}" if missing else "")
         )
     if units is not None:
         if len(units) != len(columns):
@@ -67,7 +73,7 @@ def _from_columns(values: np.ndarray, columns: Any, units: Any, embodiment: Embo
         wrong = [f"{c} in {u!r} (expected {expected[c]!r})" for c, u in zip(columns, units) if u != expected[c]]
         if wrong:
             raise ValueError(f"{where}: {', '.join(wrong)}; convert the values to embodiment {embodiment.key!r}'s "
-                             "units, or drop 'units' if they already are")
+                             "units, or drop the declared units if they already are")
     order = [columns.index(c) for c in embodiment.columns]
     return values[:, order]
 
@@ -77,7 +83,8 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
     """Read actions for forward dynamics and return them in **model space**, [T, action_dim] float64.
 
     Accepted: a `.npy` file; a JSON file holding either a bare nested list `[[...], ...]` or an object with
-    `"actions"` (and optionally `"columns"`); such an object or a `Prediction` in memory; a numpy/torch array or nested
+    `"actions"` (and optionally `"columns"`); a `.npz` or a `.csv` with named columns (`read_actions_file`); such an
+    object or a `Prediction` in memory; a numpy/torch array or nested
     list. `space` says whether bare values are
     `physical` (default) or `normalized`. A `worldpolicy.actions/v1` file is read from its physical `actions` (what a
     user edits, and what carries over to another embodiment with the same columns), normalised with `embodiment`'s
@@ -143,27 +150,110 @@ def actions_where(source: Any) -> str:
     return f"actions file {str(Path(source))!r}" if isinstance(source, (str, Path)) else "actions"
 
 
+ACTIONS_SUFFIXES = (".json", ".npy", ".npz", ".csv")  # what `read_actions_file` reads, as errors name them
+
+
 def read_actions_file(source: str | Path) -> tuple[Any, str]:
     """An actions file's content and its name for errors: a `.json` object (an actions object: `actions_object`), the
-    rows of a `.json` list or a `.npy` array. One reader for `load_actions` and a client without the server's
+    rows of a `.json` list or a `.npy` array, or the actions object a `.npz` (`_npz_actions`) or `.csv`
+    (`_csv_actions`) holds, its columns named. One reader for `load_actions` and a client without the server's
     embodiment, which sends an actions object's rows in the order it names them."""
     path = Path(source)
     where = actions_where(path)
     if not path.is_file():
         raise FileNotFoundError(f"{where} does not exist")
-    if path.suffix.lower() == ".npy":
+    suffix = path.suffix.lower()
+    if suffix in (".npy", ".npz"):
         try:
-            return np.load(path, allow_pickle=False), where
+            loaded = np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
-            raise ValueError(f"{where} is not a numeric .npy array ({str(exc).split('.')[0]})") from None
-    if path.suffix.lower() != ".json":
-        raise ValueError(f"{where}: unsupported suffix {path.suffix!r}; accepted: .json, .npy")
+            raise ValueError(f"{where} is not a numeric {suffix} array ({str(exc).split('.')[0]})") from None
+        return (loaded if suffix == ".npy" else _npz_actions(loaded, where)), where
+    if suffix == ".csv":
+        return _csv_actions(path, where), where
+    if suffix != ".json":
+        raise ValueError(f"{where}: unsupported suffix {path.suffix!r}; accepted: {', '.join(ACTIONS_SUFFIXES)}")
     doc = read_json(path, where)
     if isinstance(doc, dict):
         return doc, where
     if isinstance(doc, list):
         return actions_from_json(doc), where
     raise ValueError(f"{where}: expected a list of rows or an object with 'actions'")
+
+
+def _npz_actions(archive: Any, where: str) -> dict[str, Any]:
+    """A `.npz` as an actions object: an `actions` array [T, D] with optional `columns` and `units` (string arrays),
+    as `np.savez(f, actions=a, columns=names)` writes it; or one 1-D array per column, named by it
+    (`np.savez(f, tx=..., ty=..., ...)`), as a recording's per-signal arrays are kept."""
+    with archive:
+        try:
+            arrays = {name: archive[name] for name in archive.files}
+        except ValueError:  # an object array (a list of str saved as dtype=object) needs pickle, never read here
+            raise ValueError(f"{where}: holds an object array, which is not read (no pickle); save names as a "
+                             "string array, e.g. np.array(['tx', 'ty'])") from None
+    if "actions" in arrays:
+        names = {key: arrays[key].tolist() for key in ("columns", "units") if key in arrays}
+        extra = sorted(set(arrays) - {"actions", "columns", "units"})
+        if extra:
+            raise ValueError(f"{where}: unknown arrays {extra} beside 'actions'; accepted: actions, columns, units")
+        return {"actions": arrays["actions"], **names}
+    shapes = {name: a.shape for name, a in arrays.items()}
+    if not arrays or any(len(shape) != 1 for shape in shapes.values()) or len(set(shapes.values())) != 1:
+        raise ValueError(f"{where}: holds {shapes or 'no arrays'}; accepted: an 'actions' array [T, D] (with optional "
+                         "'columns' and 'units' string arrays), or one 1-D array of T values per column, named by it")
+    return {"actions": np.stack(list(arrays.values()), axis=1), "columns": list(arrays)}
+
+
+_CSV_UNIT = re.compile(r"^(?P<column>.*?)\s*\[(?P<unit>[^\[\]]*)\]$")  # "tx [m]": column tx in metres
+
+
+def _csv_actions(path: Path, where: str) -> dict[str, Any] | list[list[float]]:
+    """A `.csv`'s rows: a header of column names (each optionally with its unit, `tx [m]`, checked as an actions
+    object's `units`) over one row of numbers per step; a file whose first row is all numbers is bare rows in the
+    embodiment's order. Spreadsheets and pandas (`df.to_csv(index=False)`) write these; values separated by commas,
+    or by semicolons or tabs where the first line holds no comma (a spreadsheet's export in a decimal-comma locale
+    still needs decimal points)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:  # utf-8-sig: Excel's byte-order mark
+            first = f.readline()
+            f.seek(0)
+            delimiter = next((d for d in (",", ";", "\t") if d in first), ",")
+            rows = [row for row in csv.reader(f, delimiter=delimiter) if any(cell.strip() for cell in row)]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"{where} is not a readable CSV text file ({exc})") from None
+    if not rows:
+        raise ValueError(f"{where} holds no rows")
+
+    def number(cell: str) -> float | None:
+        try:
+            return float(cell)
+        except ValueError:
+            return None
+
+    header = None if all(number(cell) is not None for cell in rows[0]) else [cell.strip() for cell in rows[0]]
+    body = rows if header is None else rows[1:]
+    if not body:
+        raise ValueError(f"{where} has a header ({', '.join(header or [])}) and no rows of actions under it")
+    values = []
+    for i, row in enumerate(body):  # rows counted from 0 under the header, as the other actions errors count them
+        if header is not None and len(row) != len(header):
+            raise ValueError(f"{where}: row {i} has {len(row)} values for {len(header)} header columns")
+        parsed = [number(cell) for cell in row]
+        if None in parsed:
+            k = parsed.index(None)
+            named = f"column {header[k]!r}" if header is not None else f"value {k}"
+            raise ValueError(f"{where}: row {i}, {named}: {row[k]!r} is not a number")
+        values.append(parsed)
+    if header is None:
+        return values
+    parts = [_CSV_UNIT.match(cell) for cell in header]
+    units = [m["unit"].strip() if m else None for m in parts]
+    if any(u is not None for u in units) and None in units:
+        bare = [cell for cell, u in zip(header, units) if u is None]
+        raise ValueError(f"{where}: header gives units for some columns, not for {', '.join(bare)}; name a unit for "
+                         "every column (`tx [m]`) or for none")
+    columns = [m["column"] if m else cell for m, cell in zip(parts, header)]
+    return {"actions": values, "columns": columns, **({"units": units} if units[0] is not None else {})}
 
 
 def actions_object(doc: Mapping[str, Any], space: str, where: str, embodiment: Embodiment | None = None,
