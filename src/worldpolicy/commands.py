@@ -393,7 +393,8 @@ def _summary(prediction: Prediction) -> str:
     actions = (f"{prediction.chunk_size} x {len(prediction.columns)} actions at {prediction.fps:g} Hz "
                f"({', '.join(prediction.columns)})")
     video = prediction.video
-    frames = None if video is None else f"{video.shape[0]} frames of {video.shape[2]}x{video.shape[1]} at {prediction.fps:g} fps"
+    frames = (None if video is None
+              else f"{video.shape[0]} frames of {video.shape[2]}x{video.shape[1]} at {prediction.fps:g} fps")
     if prediction.mode == "forward_dynamics":
         said = f"imagined {frames} from {actions}" if frames else f"{actions} rolled forward, no video decoded"
     elif prediction.mode == "inverse_dynamics":
