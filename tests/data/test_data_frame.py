@@ -84,6 +84,8 @@ def test_writes_the_frame_its_clip_state_and_task(small_dataset, tmp_path):
     # the recorded actions: for a checkpoint's embodiment, a whole chunk of them, from features that map to it
     (["--actions"], ("error: --actions: the recorded actions are written in the columns of the embodiment that reads "
                     "them, the checkpoint's: name the checkpoint")),
+    (["--chunk-size", "4"], ("error: --chunk-size=4 sets the recorded actions, which are written only when asked for: "
+                            "pass --actions")),
     (["--actions", "--checkpoint", "ck", "--embodiment", "droid/relative_pose", "--frame", "3"],
      ("error: --chunk-size=32 (the default: embodiment 'droid/relative_pose''s) needs 32 frames after frame 3 (the "
      "actions recorded from it and the frames they led to), and episode 0 has 8 (it has 12 frames): choose "

@@ -208,8 +208,9 @@ def _frame(args: argparse.Namespace) -> int:
         )
     except FileExistsError as exc:  # the Python API's overwrite=True is this command's --overwrite
         raise FileExistsError(flag_named(exc, FRAME_FLAGS).args[0].replace("overwrite=True", "--overwrite")) from None
-    except (ValueError, KeyError) as exc:
-        raise flag_named(exc, FRAME_FLAGS) from None
+    except (ValueError, KeyError) as exc:  # and the Python API's actions=True is --actions
+        named = flag_named(exc, FRAME_FLAGS)
+        raise type(named)(named.args[0].replace("actions=True", "--actions")) from None
     print(f"episode {obs.episode}, frame {obs.frame} of {obs.root}: task {obs.task!r}")
     recorded = [obs.actions, *obs.futures.values()] if obs.actions is not None else []
     for path in [*obs.images.values(), *obs.clips.values(), *recorded, obs.out / FRAME_FILE]:  # the last: task, state

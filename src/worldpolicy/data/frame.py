@@ -134,6 +134,10 @@ def extract_frame(
         raise ValueError(f"clip={clip} needs {clip} frames ending at frame {frame}, and episode {episode} has "
                          f"{frame + 1} up to it: choose frame >= {clip - 1} or clip <= {frame + 1}")
     keys = _check_state_keys(ds, state_keys)
+    for name, value in (("chunk_size", chunk_size), ("action_keys", action_keys)):
+        if value is not None and not actions:  # a setting that would change nothing: the user meant the actions
+            raise ValueError(f"{name}={value!r} sets the recorded actions, which are written only when asked for: "
+                             "pass actions=True")
     if actions and checkpoint is None:
         raise ValueError("actions: the recorded actions are written in the columns of the embodiment that reads "
                          "them, the checkpoint's: name the checkpoint to run forward dynamics with")
