@@ -50,6 +50,7 @@ from ..policy import (
     check_progress,
     check_requests,
     check_seed,
+    ignored_state_warning,
     start_row,
     warn_frame_rate,
 )
@@ -329,6 +330,7 @@ class RemotePolicy:
         self._closes = 0  # counts close() calls: a call or an `act_batch` running across one stops
         self._waiting = False  # an exchange holds the lock (close() from its own thread: a signal handler)
         self._connecting: socket.socket | None = None  # the socket of a connect in progress, which close() shuts
+        self._state_said = False  # a state the served embodiment ignores was said (`_say_ignored_state`)
         self._peers: list[RemotePolicy] = []  # an `act_batch`'s extra connections, which close() also closes
         if connect_now:
             with self._lock:
@@ -728,9 +730,24 @@ class RemotePolicy:
             state = _numbers(r.state, "state")
             # a history [T, dim] as the local Policy takes it: the row the chunk starts from (the wire takes one row)
             request["state"] = (state[start_row(r.mode)] if state.ndim == 2 else state).reshape(-1)
+            self._say_ignored_state(state)
         if r.decodes_video != (r.mode in DECODE_VIDEO_MODES):  # the server applies the same default
             request["decode_video"] = r.decodes_video
         return request
+
+    def _say_ignored_state(self, state: np.ndarray) -> None:
+        """A state the served embodiment does not condition on, said once by this client, as a local `Policy` says it
+        once: the server says it once per policy, to the first client that sends one, so a second robot on the same
+        server would never hear that its state is ignored. Only for a server that announces its embodiment (ours);
+        another's model may read the state. On the `worldpolicy.policy` logger, where the local `Policy` says it, so
+        the first reply's copy of the same line is not said twice (`_say`)."""
+        if self._state_said:
+            return
+        self._announced()
+        text = None if self._served_embodiment is None else ignored_state_warning(self._served_embodiment, state)
+        if text is not None:
+            self._state_said = True
+            logging.getLogger("worldpolicy.policy").warning("%s", text)
 
     def _actions(self, actions: Any, space: str) -> tuple[np.ndarray, str]:
         """Forward-dynamics actions for the wire, read here exactly as the local `Policy` reads them (files, lists,
