@@ -168,6 +168,34 @@ def test_close_from_another_thread_cuts_a_connect_in_progress(stage):
         assert isinstance(outcome[0], ClientClosedError) and "no request was sent" in str(outcome[0])
 
 
+def test_another_web_service_on_the_port_is_named_as_the_likely_mistake():
+    """A wrong port that reaches some other HTTP service: its status, the start of its error page, and the hint."""
+    import http.server
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # what a WebSocket client reads a status from (a web app's server speaks it)
+
+        def do_GET(self) -> None:
+            page = b"<html>" + b"x" * 5000 + b"</html>"
+            self.send_response(404)
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound) as web:
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        try:
+            with pytest.raises(ServerRefusedError, match=r"HTTP 404: <html>x+…; is this the policy server's port\?") \
+                    as refused:
+                RemotePolicy(f"ws://127.0.0.1:{web.server_address[1]}")
+            assert len(str(refused.value)) < 500  # not the whole page
+        finally:
+            web.shutdown()
+
+
 def test_silent_reply_discards_the_connection(fake):
     server = fake(r0="silent")
     policy = RemotePolicy(server.url, read_timeout_s=0.3)

@@ -430,11 +430,18 @@ class RemotePolicy:
         except InvalidStatus as exc:
             status = exc.response.status_code
             body = exc.response.body.decode("utf-8", "replace").strip() if exc.response.body else ""
+            body = body if len(body) <= 300 else body[:300] + "…"  # another service's error page is not the point
             if status in (401, 403):  # 403: Ray Serve / ASGI servers refuse a WebSocket handshake that way
+                why = ("this client sent no key: pass api_key=, the value of the variable the server's --api-key-env "
+                       "names" if self._api_key is None else
+                       "the api_key this client sent is not the server's (the value of its --api-key-env variable)")
                 raise AuthenticationError(
-                    f"{self.url} refused the API key (HTTP {status}): {body or 'pass api_key= matching the server'}"
+                    f"{self.url} refused the API key (HTTP {status}): {why}" + (f"; it says: {body}" if body else "")
                 ) from None
-            raise ServerRefusedError(f"{self.url} refused the connection with HTTP {status}: {body}") from None
+            hint = "" if status >= 500 else "; is this the policy server's port?"  # a 404: another service there
+            raise ServerRefusedError(
+                f"{self.url} refused the connection with HTTP {status}: {body or '(no text)'}{hint}"
+            ) from None
         except (InvalidHandshake, websockets.ConnectionClosed) as exc:
             raise ServerRefusedError(
                 f"something at {self.url} accepted the connection but completed no WebSocket handshake ({exc}): "
