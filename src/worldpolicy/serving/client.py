@@ -54,7 +54,7 @@ from ..policy import (
     start_row,
     warn_frame_rate,
 )
-from ..processing.actions import ACTION_SPACES, actions_object, load_actions, read_actions_file
+from ..processing.actions import ACTION_SPACES, ACTIONS_SUFFIXES, actions_object, load_actions, read_actions_file
 from ..processing.observations import (
     VIDEO_SUFFIXES,
     check_pixel_count,
@@ -785,7 +785,7 @@ class RemotePolicy:
             raise ValueError(
                 f"actions: a {type(actions).__name__} is not a rectangular numeric [T, action_dim] array; accepted "
                 "without the server's embodiment: an array, nested list or torch tensor, a Prediction, an actions "
-                "object or an actions file (.json, .npy)"
+                f"object or an actions file ({', '.join(ACTIONS_SUFFIXES)})"
             ) from None
         return (values[None] if values.ndim == 1 else values), space
 
