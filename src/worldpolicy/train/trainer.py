@@ -66,7 +66,7 @@ from .config import RESUMABLE, TrainConfig, changed_settings
 from .data import (
     LatentCache,
     WindowSpec,
-    cached,
+    cache_may_serve,
     check_encodable,
     count_windows,
     trained_frames,
@@ -210,7 +210,8 @@ class Trainer:
             self.config.data.source_embodiment = spec.source_embodiment
             self.config.data.action_conversion = spec.action_conversion
             self.frames = trained_frames(spec, layout)
-            if not cached(self._cache_dir):  # else the run may never read the data: a resume, videos since removed
+            # else the run may never read the data (a resume after its videos were removed to save room)
+            if not cache_may_serve(self._cache_dir, spec, layout, self._resumed_data):
                 check_encodable(spec, layout)
             self._warn_batch_over_windows(spec)
             self._windows = spec, layout
