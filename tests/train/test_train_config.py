@@ -214,6 +214,33 @@ def test_cli_unreadable_and_missing_configs(tmp_path, capsys, valid):
     assert f"{str(good)!r} is a TrainConfig: drop --install" in _cli_error(capsys, ["train", str(good), "--install"])
 
 
+def test_the_episodes_trained_on_are_chosen_on_the_command_line(train_config, tmp_path, capsys):
+    """`data.episodes` / `data.exclude_episodes` had no flag: choosing episodes meant writing a config file. The
+    flags override the file's settings (a selection wrong for this dataset included), name themselves in errors, and
+    are stored in config.json as the settings, so a resume with another selection is refused."""
+    out = tmp_path / "run"
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(train_config(out, data={"episodes": [7]}, optim={"steps": 1})))
+    assert _cli_error(capsys, ["train", str(path), "--episodes", "0,a"]) == (
+        "worldpolicy train: error: --episodes '0,a': expected episode indices (integers from 0) separated by commas, "
+        "e.g. --episodes 0,3,7")
+    assert "error: data.episodes=[7]: [7] not episodes of data.dataset, which has 2 (accepted: indices 0 to 1)" in \
+        _cli_error(capsys, ["train", str(path)])  # the file's own selection: named as the file's setting
+    assert "error: --episodes=[0, 2]: [2] not episodes of data.dataset, which has 2 (accepted: indices 0 to 1)" in \
+        _cli_error(capsys, ["train", str(path), "--episodes", "0, 2"])
+    assert "error: --exclude-episodes=[1] leaves out --episodes=[1]: nothing to train on" in \
+        _cli_error(capsys, ["train", str(path), "--episodes", "1", "--exclude-episodes", "1"])
+    assert not out.exists()
+    assert main(["train", str(path), "--episodes", "1", "--no-progress"]) == 0
+    capsys.readouterr()
+    stored = json.loads((out / "config.json").read_text())["data"]
+    assert (stored["episodes"], stored["exclude_episodes"]) == ([1], [])
+    assert json.loads(path.read_text())["data"]["episodes"] == [7]  # the file is left as it was
+    assert "data.episodes: [1] -> [0]" in _cli_error(capsys, ["train", str(path), "--episodes", "0", "--steps", "2"])
+    assert "--exclude-episodes: a recipe records its own dataset" in _cli_error(
+        capsys, ["train", "reach-from-scratch", "--exclude-episodes", "3"])
+
+
 @pytest.mark.parametrize("section, values, message", [
     ("optim", {"lr": "1e-3"}, "optim.lr='1e-3': expected a number, got str"),
     ("data", {"chunk_size": "4"}, "data.chunk_size='4': expected an integer, got str"),

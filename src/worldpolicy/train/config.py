@@ -432,7 +432,8 @@ def _typed(value: Any, hint: Any, name: str) -> Any:
 
 def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainConfig:
     """A TOML/JSON file or dict → checked `TrainConfig`. Relative paths in a file resolve against its folder, those
-    in `overrides` (command-line values) against the working directory, as a shell user means them."""
+    in `overrides` (command-line values) against the working directory, as a shell user means them. An override
+    named `table.field` (`**{"data.episodes": [0, 3]}`) sets that field of the table, keeping the table's others."""
     if isinstance(source, dict):
         raw, base = dict(source), Path.cwd()
     else:
@@ -447,7 +448,14 @@ def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
                              f"{_quoted_line(text, exc)}") from None
         base = path.parent
     given = {k: v for k, v in overrides.items() if v is not None}
-    raw.update(given)
+    for setting, value in given.items():
+        section, _, name = setting.rpartition(".")
+        if section and not isinstance(raw.get(section, {}), dict):  # `data = 3` in the file: `_build` names it
+            continue
+        if section:
+            raw[section] = {**raw.get(section, {}), name: value}  # a copy: a dict given in Python stays as it was
+        else:
+            raw[name] = value
     config = _build(TrainConfig, raw, "config")
     for setting in PATH_SETTINGS:
         section, _, name = setting.rpartition(".")
@@ -455,7 +463,7 @@ def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
         value = getattr(holder, name)
         if not value:
             continue
-        root = Path.cwd() if holder is config and name in given else base
+        root = Path.cwd() if setting in given else base
         local = root / Path(value).expanduser()  # stored absolute, so a resume from elsewhere names the same folder
         if setting in INPUT_SETTINGS and not local.exists():
             _refuse_misplaced(setting, value, root, source)
