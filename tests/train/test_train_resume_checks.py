@@ -169,6 +169,36 @@ def test_a_batch_larger_than_the_dataset_is_warned_before_anything_loads(train_c
     assert "batch_size" not in caplog.text
 
 
+def test_a_batch_larger_than_an_episode_selection_says_the_selection_is_what_is_small(train_config, tiny_dataset,
+                                                                                      tmp_path, caplog):
+    """With episodes selected, "record more episodes" sent the user to record data the dataset already holds: the
+    warning says how much of the dataset the selection keeps, and whether selecting more would do."""
+    from dataclasses import replace
+
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.data import count_windows
+    from worldpolicy.train.trainer import Trainer
+
+    def warned(batch_size, **data):
+        caplog.clear()
+        trainer = Trainer(load_config(train_config(tmp_path / "run", data=data, optim={"batch_size": batch_size})),
+                          progress=False)
+        with caplog.at_level("WARNING", logger="worldpolicy.train.trainer"):
+            spec = trainer._data()[0]
+        return caplog.text, count_windows(spec), count_windows(replace(spec, episodes=None))
+
+    text, windows, whole = warned(16, episodes=[1])
+    assert windows < 16 <= whole  # the tiny dataset: two 10-frame episodes
+    assert (f"optim.batch_size=16 is more than the {windows} training windows (chunk_size 4, stride 1) of the episodes "
+            f"selected: data.episodes=[1] keeps 1 of the 2 episodes of data.dataset {tiny_dataset} (10 of its 20 "
+            f"frames): every step holds some windows more than once (with other noise and σ); lower optim.batch_size "
+            f"to {windows} or less, or select more episodes (all 2 hold {whole} windows)") in text
+    text, _, _ = warned(64, exclude_episodes=[0])
+    assert (f"data.exclude_episodes=[0] keeps 1 of the 2 episodes of data.dataset {tiny_dataset} (10 of its 20 "
+            f"frames)") in text and f"or record more episodes (all 2 hold only {whole} windows)" in text
+    assert warned(windows, episodes=[1])[0] == ""
+
+
 def test_elapsed_time_runs_on_across_a_resume(train_config, tmp_path):
     """`elapsed_s` went back to 0 at each resume: the log's curve of it fell mid-run. Each checkpoint records the
     run's training time so far, and the resumed run counts on from it."""

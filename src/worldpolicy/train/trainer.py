@@ -224,14 +224,31 @@ class Trainer:
     def _warn_batch_over_windows(self, spec: WindowSpec) -> None:
         """A batch larger than the dataset trains (its positions run on into the next epochs' orders), but each step
         then holds some windows two or more times: said before anything loads, as a typo in `batch_size` or a
-        dataset smaller than meant usually is."""
+        dataset smaller than meant usually is. With an episode selection, the selection is what is small: said with
+        how much of the dataset it keeps, and how many windows all of it holds."""
         windows = count_windows(spec)
         size = self.config.optim.batch_size
-        if size > windows and self.rank == 0:
-            logger.warning("optim.batch_size=%d is more than the %d training windows of data.dataset %s (chunk_size "
-                           "%d, stride %d): every step holds some windows more than once (with other noise and σ); "
-                           "lower optim.batch_size to %d or less, or record more episodes", size, windows,
-                           spec.dataset, spec.chunk_size, spec.stride, windows)
+        if size <= windows or self.rank != 0:
+            return
+        shape = f"chunk_size {spec.chunk_size}, stride {spec.stride}"
+        if spec.episodes is None:
+            logger.warning("optim.batch_size=%d is more than the %d training windows of data.dataset %s (%s): every "
+                           "step holds some windows more than once (with other noise and σ); lower optim.batch_size "
+                           "to %d or less, or record more episodes", size, windows, spec.dataset, shape, windows)
+            return
+        from ..data import LeRobotDataset
+
+        lengths = LeRobotDataset.open(spec.dataset).episode_lengths
+        data = self.config.data
+        chosen = " and ".join(f"data.{name}={value}" for name, value in
+                              (("episodes", data.episodes), ("exclude_episodes", data.exclude_episodes)) if value)
+        whole = count_windows(replace(spec, episodes=None))
+        more = f"select more episodes (all {len(lengths)} hold {whole} windows)" if whole >= size else             f"record more episodes (all {len(lengths)} hold only {whole} windows)"
+        logger.warning("optim.batch_size=%d is more than the %d training windows (%s) of the episodes selected: %s "
+                       "keeps %d of the %d episodes of data.dataset %s (%d of its %d frames): every step holds some "
+                       "windows more than once (with other noise and σ); lower optim.batch_size to %d or less, or %s",
+                       size, windows, shape, chosen, len(spec.episodes), len(lengths), spec.dataset,
+                       int(sum(lengths[i] for i in spec.episodes)), int(sum(lengths)), windows, more)
 
     def _load(self) -> None:
         from ..engine.loading import load_components, resolve_device
