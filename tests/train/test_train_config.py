@@ -196,6 +196,67 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_anything_load
     assert not (locked / "run").exists()
 
 
+def test_a_training_runs_folder_given_as_checkpoint_names_the_checkpoint_to_give(valid, tmp_path):
+    """Starting from one's earlier run by its folder was refused as "is a path but has no model_index.json", which
+    left the user to find that the checkpoints are under checkpoints/step-*."""
+    run = tmp_path / "runs" / "a"
+    for step in ("step-0000002", "step-0000004"):
+        (run / "checkpoints" / step / "transformer").mkdir(parents=True)
+        (run / "checkpoints" / step / "model_index.json").write_text("{}")  # a checkpoint, as far as the checks read
+    newest = run / "checkpoints" / "step-0000004"
+    for given, what in ((run, "folder"), (run / "checkpoints", "checkpoints folder")):
+        with pytest.raises(FileNotFoundError) as error:
+            load_config(_with(valid, None, checkpoint=str(given)))
+        assert str(error.value) == (
+            f"checkpoint={str(given)!r} is a training run's {what}, not a checkpoint: set checkpoint to one of its "
+            f"checkpoints/step-*, e.g. the newest, {str(newest)!r} (to continue that run itself, give its folder as "
+            "--out / output_dir with its own config)")
+    with pytest.raises(FileNotFoundError, match=rf"^checkpoint='{newest}/transformer' is a part of the checkpoint "
+                                                rf"'{newest}': set checkpoint to that folder$"):
+        load_config(_with(valid, None, checkpoint=str(newest / "transformer")))
+    assert load_config(_with(valid, None, checkpoint=str(newest))).checkpoint == str(newest)
+
+
+def test_a_dataset_folder_given_one_level_off_names_the_dataset(valid, tiny_dataset, tmp_path):
+    """A folder inside the dataset (its meta/) or above datasets (a download folder: LeRobot's cache keeps
+    `<owner>/<name>`) was refused as "has no meta/info.json", leaving the user to find which folder was meant."""
+    import shutil
+
+    def refused(dataset):
+        with pytest.raises(FileNotFoundError) as error:
+            load_config(_with(valid, "data", dataset=str(dataset)))
+        return str(error.value)
+
+    inside = f"data.dataset={str(tiny_dataset / 'meta')!r} has no meta/info.json (not a LeRobot v3 dataset); "
+    assert refused(tiny_dataset / "meta") == inside + f"it is inside the dataset {str(tiny_dataset)!r}: set " \
+                                                      "data.dataset to that folder"
+    shutil.copytree(tiny_dataset / "meta", tmp_path / "hub" / "owner" / "pick" / "meta")
+    assert refused(tmp_path / "hub").endswith("(not a LeRobot v3 dataset); its subfolder 'owner/pick' is one: set "
+                                              "data.dataset to the one to train on")
+    shutil.copytree(tiny_dataset / "meta", tmp_path / "hub" / "place" / "meta")
+    assert refused(tmp_path / "hub").endswith("its subfolders 'owner/pick', 'place' are datasets: set data.dataset to "
+                                              "the one to train on")
+    (tmp_path / "empty").mkdir()
+    assert refused(tmp_path / "empty").endswith("has no meta/info.json (not a LeRobot v3 dataset)")
+
+
+def test_an_output_folder_holding_other_runs_is_refused(valid, tmp_path, capsys):
+    """`--out runs` (for `runs/new`) wrote config.json, metrics.jsonl and checkpoints/ in among the runs there; the
+    run's own folder is still accepted, to resume it."""
+    (tmp_path / "runs" / "a").mkdir(parents=True)
+    (tmp_path / "runs" / "a" / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(valid))
+    assert _cli_error(capsys, ["train", str(path), "--out", str(tmp_path / "runs")]).endswith(
+        f"--out / output_dir: {str(tmp_path / 'runs')!r} holds other runs in its subfolders "
+        f"({str(tmp_path / 'runs' / 'a')!r}: a training run (metrics.jsonl)); this run's files would be mixed in among "
+        f"them: choose another --out / output_dir (a new or empty folder, or {str(tmp_path / 'runs' / 'a')!r} itself "
+        "to rerun into that run)")
+    assert not (tmp_path / "runs" / "config.json").exists()
+    assert load_config(_with(valid, None, output_dir=str(tmp_path / "runs" / "a"))).output_dir == str(
+        tmp_path / "runs" / "a")
+
+
 def test_cli_unreadable_and_missing_configs(tmp_path, capsys, valid):
     path = tmp_path / "broken.json"
     path.write_text("{not json")

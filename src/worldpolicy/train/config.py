@@ -173,6 +173,7 @@ class TrainConfig:
         from ..engine.loading import check_checkpoint_source
 
         self.checkpoint = str(portable_checkpoint(self.checkpoint))  # an older version's stored folder: `shipped`
+        _refuse_run_folder(self.checkpoint_source)
         check_checkpoint_source(self.checkpoint_source)  # before the embodiment and data checks that read it
         if not self.data.dataset:
             raise ValueError("data.dataset: required (a LeRobot v3 dataset folder)")
@@ -192,7 +193,8 @@ class TrainConfig:
             if folder and (blocking := file_in_the_way(folder)) is not None:
                 raise ValueError(f"{setting}={folder!r}: {str(blocking)!r} is a file, not a folder; give {setting} a "
                                  "folder (new, or one it wrote before)")
-        refuse_foreign_folder(self.output_dir, "--out / output_dir", "train")  # a checkpoint, dataset, other run
+        # a checkpoint, a dataset, another command's run, or a folder of runs (`--out runs` for `runs/new`)
+        refuse_foreign_folder(self.output_dir, "--out / output_dir", "train", not_over_runs=True)
         for setting, folder in folders:
             _refuse_unwritable(setting, folder)  # found now, not when the first latents or checkpoint are written
         dataset = Path(self.data.dataset)
@@ -200,7 +202,8 @@ class TrainConfig:
             raise FileNotFoundError(f"data.dataset={self.data.dataset!r} does not exist (expected a LeRobot v3 dataset "
                                     "folder: `worldpolicy dataset check FOLDER`)")
         if not (dataset / "meta" / "info.json").is_file():
-            raise FileNotFoundError(f"data.dataset={self.data.dataset!r} has no meta/info.json (not a LeRobot v3 dataset)")
+            raise FileNotFoundError(f"data.dataset={self.data.dataset!r} has no meta/info.json (not a LeRobot v3 "
+                                    f"dataset){_datasets_near(dataset)}")
         if self.data.episodes is not None or self.data.exclude_episodes:  # against the dataset's episode count now
             from ..data import LeRobotDataset
 
@@ -293,6 +296,42 @@ class TrainConfig:
             with extra_imports(f"eval.every={self.eval.every} evaluates in the simulator (0: never)"):
                 from ..sim import env  # noqa: F401
         return self
+
+
+def _datasets_near(folder: Path) -> str:
+    """Where the dataset is when `data.dataset` names a folder inside one (its `meta/`, `videos/`) or above some (a
+    download folder: LeRobot's cache keeps `<owner>/<name>`, two levels down): said, naming what to set."""
+    for parent in folder.parents:
+        if (parent / "meta" / "info.json").is_file():
+            return f"; it is inside the dataset {str(parent)!r}: set data.dataset to that folder"
+    found = sorted({info.parent.parent for pattern in ("*/meta/info.json", "*/*/meta/info.json")
+                    for info in folder.glob(pattern)})
+    if not found:
+        return ""
+    named = ", ".join(repr(p.relative_to(folder).as_posix()) for p in found[:3])
+    more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+    held = f"its subfolders {named}{more} are datasets" if len(found) > 1 else f"its subfolder {named} is one"
+    return f"; {held}: set data.dataset to the one to train on"
+
+
+def _refuse_run_folder(source: str) -> None:
+    """`checkpoint` naming a training run's folder (or its `checkpoints/`, or a part of a checkpoint) rather than a
+    checkpoint: said so with the checkpoint to name, where "has no model_index.json" left the user to find it."""
+    from ..fileio import CHECKPOINT_GLOB, is_checkpoint
+
+    path = Path(source)
+    if not path.is_dir() or is_checkpoint(path):
+        return
+    if is_checkpoint(path.parent):
+        raise FileNotFoundError(f"checkpoint={source!r} is a part of the checkpoint {str(path.parent)!r}: set checkpoint "
+                                "to that folder")
+    run = path.parent if path.name == "checkpoints" else path
+    saved = sorted(p for p in run.glob(CHECKPOINT_GLOB) if is_checkpoint(p))
+    if saved:
+        what = "checkpoints folder" if run != path else "folder"
+        raise FileNotFoundError(f"checkpoint={source!r} is a training run's {what}, not a checkpoint: set checkpoint to "
+                                f"one of its checkpoints/step-*, e.g. the newest, {str(saved[-1])!r} (to continue that "
+                                "run itself, give its folder as --out / output_dir with its own config)")
 
 
 def _refuse_unwritable(setting: str, folder: str | None) -> None:
