@@ -298,6 +298,9 @@ def test_the_episodes_trained_on_are_chosen_on_the_command_line(train_config, tm
     assert (stored["episodes"], stored["exclude_episodes"]) == ([1], [])
     assert json.loads(path.read_text())["data"]["episodes"] == [7]  # the file is left as it was
     assert "data.episodes: [1] -> [0]" in _cli_error(capsys, ["train", str(path), "--episodes", "0", "--steps", "2"])
+    assert "data.exclude_episodes: [] -> [0]. Put them back to resume it (--exclude-episodes sets " \
+        "data.exclude_episodes on the command line)" in _cli_error(
+            capsys, ["train", str(path), "--episodes", "1", "--exclude-episodes", "0", "--steps", "2"])
     assert "--exclude-episodes: a recipe records its own dataset" in _cli_error(
         capsys, ["train", "reach-from-scratch", "--exclude-episodes", "3"])
 

@@ -195,6 +195,8 @@ class TrainConfig:
                                  "folder (new, or one it wrote before)")
         # a checkpoint, a dataset, another command's run, or a folder of runs (`--out runs` for `runs/new`)
         refuse_foreign_folder(self.output_dir, "--out / output_dir", "train", not_over_runs=True)
+        if self.data.cache_dir:  # its latents in a dataset folder travel with it (a push to the hub uploads them)
+            refuse_foreign_folder(self.data.cache_dir, "data.cache_dir", "train")
         for setting, folder in folders:
             _refuse_unwritable(setting, folder)  # found now, not when the first latents or checkpoint are written
         dataset = Path(self.data.dataset)

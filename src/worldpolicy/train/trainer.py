@@ -825,9 +825,13 @@ class Trainer:
         saved, where, step = previous
         changes = changed_settings(saved, self.config.to_dict())
         if changes:
+            flags = [f"{flag} sets {name}" for name, flag in (("data.episodes", "--episodes"),
+                                                              ("data.exclude_episodes", "--exclude-episodes"))
+                     if any(change.startswith(f"{name}:") for change in changes)]
+            given = f" ({', '.join(flags)} on the command line)" if flags else ""
             raise ValueError(f"output_dir {str(self.out)!r} holds a run ({where}, step {step}) with other settings: "
-                             f"{'; '.join(changes)}. Put them back to resume it, or choose a new --out / output_dir "
-                             f"(a resume may change only {', '.join(RESUMABLE)})")
+                             f"{'; '.join(changes)}. Put them back to resume it{given}, or choose a new --out / "
+                             f"output_dir (a resume may change only {', '.join(RESUMABLE)})")
         if self.config.optim.steps < step:
             raise ValueError(f"optim.steps={self.config.optim.steps} (the config's, or --steps) is below step {step}, "
                              f"where the run in {str(self.out)!r} already is: pass --steps {step} or more (or set "
