@@ -257,6 +257,22 @@ def test_an_output_folder_holding_other_runs_is_refused(valid, tmp_path, capsys)
         tmp_path / "runs" / "a")
 
 
+def test_a_key_in_the_wrong_table_says_where_it_belongs(valid, tmp_path):
+    """In TOML every key after `[optim]` is optim's, so `seed = 1` written below it was "optim: unknown keys ['seed']"
+    for a key that is right; the error says which table has it (or, for a typo, the key it is near)."""
+    path = tmp_path / "run.toml"
+    text = f'checkpoint = "some/hub-id"\n[data]\ndataset = "{valid["data"]["dataset"]}"\nchunk_size = 4\n'
+    for extra, hint in (("[optim]\nsteps = 5\nseed = 1\n",
+                         "(seed is a key of the top level (above every [table]) or [eval])"),
+                        ("batch_size = 4\n", "(batch_size is a key of [optim])"),
+                        ("[optim]\nstpes = 5\n", "(stpes: did you mean steps?)"),
+                        ("[optim]\nsteps = 5\nunheard_of = 1\n", "'weight_decay']")):
+        path.write_text(text + extra)
+        with pytest.raises(ValueError) as error:
+            load_config(path)
+        assert str(error.value).endswith(hint)
+
+
 def test_cli_unreadable_and_missing_configs(tmp_path, capsys, valid):
     path = tmp_path / "broken.json"
     path.write_text("{not json")

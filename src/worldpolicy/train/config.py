@@ -425,15 +425,18 @@ def _flat(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+TABLES = {"data": DataConfig, "objectives": ObjectiveConfig, "timesteps": TimestepConfig, "optim": OptimConfig,
+          "finetune": FinetuneConfig, "eval": EvalConfig}
+
+
 def _build(cls, raw: dict[str, Any], where: str):
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(raw) - set(known))
     if unknown:
-        raise ValueError(f"{where}: unknown keys {unknown}; accepted: {sorted(known)}")
+        raise ValueError(f"{where}: unknown keys {unknown}; accepted: {sorted(known)}{_misplaced(unknown, where)}")
     kwargs = {}
     for name, value in raw.items():
-        sub = {"data": DataConfig, "objectives": ObjectiveConfig, "timesteps": TimestepConfig, "optim": OptimConfig,
-               "finetune": FinetuneConfig, "eval": EvalConfig}.get(name) if cls is TrainConfig else None
+        sub = TABLES.get(name) if cls is TrainConfig else None
         if sub is not None:
             if not isinstance(value, dict):
                 raise ValueError(f"{where}.{name}: expected a table, got {type(value).__name__}")
@@ -442,6 +445,25 @@ def _build(cls, raw: dict[str, Any], where: str):
             value = _typed(value, typing.get_type_hints(cls)[name], name if where == "config" else f"{where}.{name}")
         kwargs[name] = value
     return cls(**kwargs)
+
+
+def _misplaced(unknown: list[str], where: str) -> str:
+    """Where each unknown key of table `where` belongs when it is a key of another table (`steps = 10` above
+    `[optim]`, `batch_size` under `[data]`), else the accepted key it is a typo of: said, since a key that is right
+    but in the wrong place reads as right."""
+    import difflib
+
+    tables = {"config": TrainConfig, **TABLES}
+    here = tables.get(where, TrainConfig)
+    hints = []
+    for key in unknown:
+        homes = [name for name, cls in tables.items() if cls is not here and key in {f.name for f in fields(cls)}]
+        if homes:
+            hints.append(f"{key} is a key of " + " or ".join("the top level (above every [table])" if h == "config"
+                                                             else f"[{h}]" for h in homes))
+        elif close := difflib.get_close_matches(key, [f.name for f in fields(here)], n=1):
+            hints.append(f"{key}: did you mean {close[0]}?")
+    return f" ({'; '.join(hints)})" if hints else ""
 
 
 _TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
