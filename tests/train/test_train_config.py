@@ -259,7 +259,8 @@ def test_an_output_folder_holding_other_runs_is_refused(valid, tmp_path, capsys)
 
 def test_a_key_in_the_wrong_table_says_where_it_belongs(valid, tmp_path):
     """In TOML every key after `[optim]` is optim's, so `seed = 1` written below it was "optim: unknown keys ['seed']"
-    for a key that is right; the error says which table has it (or, for a typo, the key it is near)."""
+    for a key that is right; the error says which table has it (or, for a typo, the key it is near). A checkpoint's
+    trainer_state.json given as the config was nine unknown keys: it names the run's config.json."""
     path = tmp_path / "run.toml"
     text = f'checkpoint = "some/hub-id"\n[data]\ndataset = "{valid["data"]["dataset"]}"\nchunk_size = 4\n'
     for extra, hint in (("[optim]\nsteps = 5\nseed = 1\n",
@@ -271,6 +272,12 @@ def test_a_key_in_the_wrong_table_says_where_it_belongs(valid, tmp_path):
         with pytest.raises(ValueError) as error:
             load_config(path)
         assert str(error.value).endswith(hint)
+    state = tmp_path / "run" / "checkpoints" / "step-0000002" / "trainer_state.json"  # a checkpoint's, given as CONFIG
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"step": 2, "config": valid, "params": []}))
+    with pytest.raises(ValueError, match=rf"^config '{state}' is a checkpoint's training state, not a TrainConfig: the "
+                                         rf"run's settings are its config.json \('{tmp_path / 'run' / 'config.json'}'\)"):
+        load_config(state)
 
 
 def test_cli_unreadable_and_missing_configs(tmp_path, capsys, valid):

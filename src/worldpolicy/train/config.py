@@ -461,7 +461,7 @@ def _misplaced(unknown: list[str], where: str) -> str:
         if homes:
             hints.append(f"{key} is a key of " + " or ".join("the top level (above every [table])" if h == "config"
                                                              else f"[{h}]" for h in homes))
-        elif close := difflib.get_close_matches(key, [f.name for f in fields(here)], n=1):
+        elif close := difflib.get_close_matches(key, [f.name for f in fields(here)], n=1, cutoff=0.65):
             hints.append(f"{key}: did you mean {close[0]}?")
     return f" ({'; '.join(hints)})" if hints else ""
 
@@ -510,6 +510,11 @@ def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
             raise ValueError(f"config {str(path)!r} is not valid {path.suffix[1:].upper() or 'JSON'}: {exc}"
                              f"{_quoted_line(text, exc)}") from None
         base = path.parent
+        if isinstance(raw, dict) and isinstance(raw.get("config"), dict) and "step" in raw:  # trainer_state.json
+            run = path.parent.parent.parent  # <run>/checkpoints/step-N/trainer_state.json
+            raise ValueError(f"config {str(path)!r} is a checkpoint's training state, not a TrainConfig: the run's "
+                             f"settings are its config.json ({str(run / 'config.json')!r}): give that to resume the "
+                             "run, or with --out to train a new run with the same settings")
     given = {k: v for k, v in overrides.items() if v is not None}
     for setting, value in given.items():
         section, _, name = setting.rpartition(".")
