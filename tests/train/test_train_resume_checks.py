@@ -88,14 +88,18 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(train_config, tmp
     assert steps == [1, 2, 3, 4]
 
 
-def test_a_resume_on_changed_data_is_refused_before_encoding(train_config, tiny_dataset, tmp_path, monkeypatch):
-    """The same dataset path, re-recorded: the run's windows and stats would change mid-run."""
+def test_a_resume_on_changed_data_is_refused_before_the_weights_load(train_config, tiny_dataset, tmp_path,
+                                                                     monkeypatch):
+    """The same dataset path, re-recorded: the run's windows and stats would change mid-run. Refused before the weights
+    load (the checkpoint keeps the data's `data_key`); a run saved before that key was kept, once they have, before
+    anything is encoded."""
     import shutil
 
     from train_setup import CAMERAS, IMAGE_SIZE, make_episode
 
     from worldpolicy.data import write_episodes
     from worldpolicy.data.from_sim import sim_features
+    from worldpolicy.engine import loading
     from worldpolicy.train import data as train_data
 
     out, dataset = tmp_path / "run", tmp_path / "data"
@@ -106,6 +110,15 @@ def test_a_resume_on_changed_data_is_refused_before_encoding(train_config, tiny_
     write_episodes(dataset, (make_episode(s) for s in (1, 0)), fps=15, robot_type="panda", overwrite=True,
                    features=sim_features("panda", IMAGE_SIZE, CAMERAS), video_codec="libx264rgb")
     monkeypatch.setattr(train_data.LatentCache, "_build", lambda *a, **k: pytest.fail("encoded the changed data"))
+    load = loading.load_components
+    monkeypatch.setattr(loading, "load_components", lambda *a, **k: pytest.fail("loaded the weights"))
+    with pytest.raises(ValueError, match="not the data this run trained on"):
+        _run(dict(raw, optim=dict(raw["optim"], steps=4)))
+    state_file = out / "checkpoints" / "step-0000002" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    del state["data_key"]
+    state_file.write_text(json.dumps(state))
+    monkeypatch.setattr(loading, "load_components", load)
     with pytest.raises(ValueError, match="not the data this run trained on"):
         _run(dict(raw, optim=dict(raw["optim"], steps=4)))
 

@@ -454,6 +454,14 @@ def fingerprint(spec: WindowSpec, embodiment: Embodiment, vae, tokenizer, tier: 
     return h.hexdigest()[:24]
 
 
+def changed_data(dataset: str) -> ValueError:
+    """The refusal of a resume whose data differs from the run's (`data_key` before the weights load, `fingerprint`
+    once they have)."""
+    return ValueError(f"data.dataset {dataset!r} is not the data this run trained on (its files, or the layout, VAE or "
+                      "tokenizer they are encoded with, changed since the run began): a resume needs the same data; "
+                      "restore it, or choose a new --out / output_dir")
+
+
 def data_key(spec: WindowSpec, embodiment: Embodiment, tier: int | None = None) -> str:
     """The part of `fingerprint` known before the weights load (the data, windows and layout, not the VAE and
     tokenizer): kept in each latent cache's metadata, so `cache_may_serve` tells a cache of these windows from one of
@@ -528,11 +536,7 @@ class LatentCache:
         tier = int(tier or embodiment.resolution_tier)
         key = fingerprint(spec, embodiment, vae, tokenizer, tier)
         if expect is not None and key != expect:
-            raise ValueError(
-                f"data.dataset {spec.dataset!r} is not the data this run trained on (its files, or the layout, VAE or "
-                "tokenizer they are encoded with, changed since the run began): a resume needs the same data; restore "
-                "it, or choose a new --out / output_dir"
-            )
+            raise changed_data(spec.dataset)
         path = Path(cache_dir) / f"latents-{key}-v{CACHE_FORMAT}.safetensors"
         partial = path.with_suffix(".partial")  # the fingerprint in the name: another fingerprint's shards never mix in
         older = Path(cache_dir) / f"latents-{key}.safetensors"

@@ -67,8 +67,10 @@ from .data import (
     LatentCache,
     WindowSpec,
     cache_may_serve,
+    changed_data,
     check_encodable,
     count_windows,
+    data_key,
     trained_frames,
     window_spec,
 )
@@ -189,6 +191,7 @@ class Trainer:
         self.rank, self.world = _distributed()
         self.out = Path(config.output_dir)
         self._resumed_data: str | None = None
+        self._resumed_data_key: str | None = None
         self._windows: tuple[WindowSpec, Embodiment] | None = None
         if config.optim.batch_size % self.world:
             raise ValueError(f"optim.batch_size={config.optim.batch_size} must divide by the {self.world} processes")
@@ -214,6 +217,7 @@ class Trainer:
             if not cache_may_serve(self._cache_dir, spec, layout, self._resumed_data):
                 check_encodable(spec, layout)
             self._warn_batch_over_windows(spec)
+            self.data_key = data_key(spec, layout)
             self._windows = spec, layout
         return self._windows
 
@@ -617,7 +621,7 @@ class Trainer:
                     # the mix trained, resolved: `config.objectives` keeps the preset beside fields it overrides
                     "objective_weights": self.config.objectives.weights(),
                     "params": [names[id(p)] for p in self.params], "history": history[-50:],
-                    "data_fingerprint": self.data_fingerprint, "frames": self.frames,
+                    "data_fingerprint": self.data_fingerprint, "data_key": self.data_key, "frames": self.frames,
                     "elapsed_s": self._elapsed(),
                 }
                 (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
@@ -804,10 +808,11 @@ class Trainer:
     def _previous_run(self, checkpoints: list[Path]) -> tuple[dict[str, Any], Path, int] | None:
         """The settings of the run `output_dir` already holds, where they were read and its step; None for a new run."""
         config_file, metrics = self.out / "config.json", self.out / METRICS_FILE
-        self._resumed_data = None  # the fingerprint of the data the resumed run trained on (older runs: not stored)
+        # the fingerprint of the data the resumed run trained on, and its `data_key` (older runs: not stored)
+        self._resumed_data = self._resumed_data_key = None
         if checkpoints:
             state = json.loads((checkpoints[-1] / STATE_FILE).read_text())
-            self._resumed_data = state.get("data_fingerprint")
+            self._resumed_data, self._resumed_data_key = state.get("data_fingerprint"), state.get("data_key")
             return state["config"], checkpoints[-1], int(state["step"])
         if config_file.is_file():
             return json.loads(config_file.read_text()), config_file, 0
@@ -832,6 +837,8 @@ class Trainer:
             raise ValueError(f"output_dir {str(self.out)!r} holds a run ({where}, step {step}) with other settings: "
                              f"{'; '.join(changes)}. Put them back to resume it{given}, or choose a new --out / "
                              f"output_dir (a resume may change only {', '.join(RESUMABLE)})")
+        if self._resumed_data_key not in (None, self.data_key):  # re-recorded: found now, not once the weights load
+            raise changed_data(self.config.data.dataset)
         if self.config.optim.steps < step:
             raise ValueError(f"optim.steps={self.config.optim.steps} (the config's, or --steps) is below step {step}, "
                              f"where the run in {str(self.out)!r} already is: pass --steps {step} or more (or set "
