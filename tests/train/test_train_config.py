@@ -153,7 +153,7 @@ def _cli_error(capsys, argv):
     lines = [line for line in err.splitlines() if line.strip()]
     assert rc == 2, err
     assert "Traceback" not in err
-    errors = [line for line in lines if line.startswith("worldpolicy train: error:")]
+    errors = [line for line in lines if line.startswith(f"worldpolicy {argv[0]}: error:")]
     assert len(errors) == 1, err
     return errors[0]
 
@@ -196,7 +196,7 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_anything_load
     assert not (locked / "run").exists()
 
 
-def test_a_training_runs_folder_given_as_checkpoint_names_the_checkpoint_to_give(valid, tmp_path):
+def test_a_training_runs_folder_given_as_checkpoint_names_the_checkpoint_to_give(valid, tmp_path, capsys):
     """Starting from one's earlier run by its folder was refused as "is a path but has no model_index.json", which
     left the user to find that the checkpoints are under checkpoints/step-*."""
     run = tmp_path / "runs" / "a"
@@ -208,13 +208,17 @@ def test_a_training_runs_folder_given_as_checkpoint_names_the_checkpoint_to_give
         with pytest.raises(FileNotFoundError) as error:
             load_config(_with(valid, None, checkpoint=str(given)))
         assert str(error.value) == (
-            f"checkpoint={str(given)!r} is a training run's {what}, not a checkpoint: set checkpoint to one of its "
+            f"checkpoint={str(given)!r} is a training run's {what}, not a checkpoint: give one of its "
             f"checkpoints/step-*, e.g. the newest, {str(newest)!r} (to continue that run itself, give its folder as "
             "--out / output_dir with its own config)")
     with pytest.raises(FileNotFoundError, match=rf"^checkpoint='{newest}/transformer' is a part of the checkpoint "
-                                                rf"'{newest}': set checkpoint to that folder$"):
+                                                rf"'{newest}': give that folder$"):
         load_config(_with(valid, None, checkpoint=str(newest / "transformer")))
     assert load_config(_with(valid, None, checkpoint=str(newest))).checkpoint == str(newest)
+    # merging an adapter: the same mistake, named as its argument
+    assert _cli_error(capsys, ["merge-adapter", str(run), "--out", str(tmp_path / "merged")]) == (
+        f"worldpolicy merge-adapter: error: CHECKPOINT={str(run)!r} is a training run's folder, not a checkpoint: "
+        f"give one of its checkpoints/step-*, e.g. the newest, {str(newest)!r}")
 
 
 def test_a_dataset_folder_given_one_level_off_names_the_dataset(valid, tiny_dataset, tmp_path):

@@ -124,10 +124,12 @@ def _merge_adapter(args: argparse.Namespace) -> int:
     )
     from ..fileio import output_folder, refuse_foreign_folder, share_tree
     from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, expand_home
+    from .config import refuse_run_folder
 
     source = Path(expand_home(args.checkpoint))
+    refuse_run_folder(str(source), "CHECKPOINT", resume=False)  # a run's folder: its newest checkpoint named
     try:  # the API's errors name its parameter (`checkpoint=...`); here the argument typed is
-        check_checkpoint_source(source)  # a missing folder or a run's folder is named as such
+        check_checkpoint_source(source)  # a missing folder is named as such
     except (ValueError, FileNotFoundError) as exc:
         raise flag_named(exc, {"checkpoint": "CHECKPOINT"}) from None
     if adapter_base(source) is None:

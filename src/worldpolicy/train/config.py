@@ -173,7 +173,7 @@ class TrainConfig:
         from ..engine.loading import check_checkpoint_source
 
         self.checkpoint = str(portable_checkpoint(self.checkpoint))  # an older version's stored folder: `shipped`
-        _refuse_run_folder(self.checkpoint_source)
+        refuse_run_folder(self.checkpoint_source)
         check_checkpoint_source(self.checkpoint_source)  # before the embodiment and data checks that read it
         if not self.data.dataset:
             raise ValueError("data.dataset: required (a LeRobot v3 dataset folder)")
@@ -316,24 +316,26 @@ def _datasets_near(folder: Path) -> str:
     return f"; {held}: set data.dataset to the one to train on"
 
 
-def _refuse_run_folder(source: str) -> None:
-    """`checkpoint` naming a training run's folder (or its `checkpoints/`, or a part of a checkpoint) rather than a
-    checkpoint: said so with the checkpoint to name, where "has no model_index.json" left the user to find it."""
+def refuse_run_folder(source: str, setting: str = "checkpoint", resume: bool = True) -> None:
+    """`setting` naming a training run's folder (or its `checkpoints/`, or a part of a checkpoint) rather than a
+    checkpoint: said so with the checkpoint to name, where "has no model_index.json" left the user to find it.
+    `resume`: also say how that run itself continues (training's `checkpoint` is where a new run starts)."""
     from ..fileio import CHECKPOINT_GLOB, is_checkpoint
 
     path = Path(source)
     if not path.is_dir() or is_checkpoint(path):
         return
     if is_checkpoint(path.parent):
-        raise FileNotFoundError(f"checkpoint={source!r} is a part of the checkpoint {str(path.parent)!r}: set checkpoint "
-                                "to that folder")
+        raise FileNotFoundError(f"{setting}={source!r} is a part of the checkpoint {str(path.parent)!r}: give that "
+                                "folder")
     run = path.parent if path.name == "checkpoints" else path
     saved = sorted(p for p in run.glob(CHECKPOINT_GLOB) if is_checkpoint(p))
     if saved:
         what = "checkpoints folder" if run != path else "folder"
-        raise FileNotFoundError(f"checkpoint={source!r} is a training run's {what}, not a checkpoint: set checkpoint to "
-                                f"one of its checkpoints/step-*, e.g. the newest, {str(saved[-1])!r} (to continue that "
-                                "run itself, give its folder as --out / output_dir with its own config)")
+        also = (" (to continue that run itself, give its folder as --out / output_dir with its own config)" if resume
+                else "")
+        raise FileNotFoundError(f"{setting}={source!r} is a training run's {what}, not a checkpoint: give one of its "
+                                f"checkpoints/step-*, e.g. the newest, {str(saved[-1])!r}{also}")
 
 
 def _refuse_unwritable(setting: str, folder: str | None) -> None:
