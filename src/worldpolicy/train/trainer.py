@@ -247,7 +247,10 @@ class Trainer:
         chosen = " and ".join(f"data.{name}={value}" for name, value in
                               (("episodes", data.episodes), ("exclude_episodes", data.exclude_episodes)) if value)
         whole = count_windows(replace(spec, episodes=None))
-        more = f"select more episodes (all {len(lengths)} hold {whole} windows)" if whole >= size else             f"record more episodes (all {len(lengths)} hold only {whole} windows)"
+        if whole >= size:
+            more = f"select more episodes (all {len(lengths)} hold {whole} windows)"
+        else:
+            more = f"record more episodes (all {len(lengths)} hold only {whole} windows)"
         logger.warning("optim.batch_size=%d is more than the %d training windows (%s) of the episodes selected: %s "
                        "keeps %d of the %d episodes of data.dataset %s (%d of its %d frames): every step holds some "
                        "windows more than once (with other noise and σ); lower optim.batch_size to %d or less, or %s",
