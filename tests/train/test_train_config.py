@@ -279,6 +279,7 @@ def test_a_key_in_the_wrong_table_says_where_it_belongs(valid, tmp_path):
     state = tmp_path / "run" / "checkpoints" / "step-0000002" / "trainer_state.json"  # a checkpoint's, given as CONFIG
     state.parent.mkdir(parents=True)
     state.write_text(json.dumps({"step": 2, "config": valid, "params": []}))
+    (tmp_path / "run" / "config.json").write_text(json.dumps(valid))
     with pytest.raises(ValueError, match=rf"^config '{state}' is a checkpoint's training state, not a TrainConfig: the "
                                          rf"run's settings are its config.json \('{tmp_path / 'run' / 'config.json'}'\)"):
         load_config(state)

@@ -513,10 +513,11 @@ def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
                              f"{_quoted_line(text, exc)}") from None
         base = path.parent
         if isinstance(raw, dict) and isinstance(raw.get("config"), dict) and "step" in raw:  # trainer_state.json
-            run = path.parent.parent.parent  # <run>/checkpoints/step-N/trainer_state.json
+            run_config = path.parent.parent.parent / "config.json"  # <run>/checkpoints/step-N/trainer_state.json
+            where = f" ({str(run_config)!r})" if run_config.is_file() else ""
             raise ValueError(f"config {str(path)!r} is a checkpoint's training state, not a TrainConfig: the run's "
-                             f"settings are its config.json ({str(run / 'config.json')!r}): give that to resume the "
-                             "run, or with --out to train a new run with the same settings")
+                             f"settings are its config.json{where}: give that to resume the run, or with --out to "
+                             "train a new run with the same settings")
     given = {k: v for k, v in overrides.items() if v is not None}
     for setting, value in given.items():
         section, _, name = setting.rpartition(".")
