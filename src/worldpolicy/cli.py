@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             raise
         how = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
-        print(f"worldpolicy {_command_name(args)}: {how}", file=sys.stderr)
+        _say(args, logging.WARNING, f"worldpolicy {_command_name(args)}: {how}")
         return exit_status(stop)  # the shell's code: 130 for Ctrl-C, 143 for SIGTERM
     except Exception as exc:
         from .extras import missing_extra
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         if shown is None and not isinstance(exc, _user_errors()):
             raise
         message = shown or (exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
-        print(f"worldpolicy {_command_name(args)}: error: {message}", file=sys.stderr)
+        _say(args, logging.ERROR, f"worldpolicy {_command_name(args)}: error: {message}")
         if args.verbose:
             raise
         return 2
@@ -180,15 +180,31 @@ def _configure_logging(args: argparse.Namespace) -> None:
     """The root handler on stderr: `text` lines (a timestamp, level and logger before each message), or `json` ones
     for a command that has `--log-format` (`serve`), where Python's `warnings` go through logging too, so every line
     the process logs is one JSON object."""
-    from .serving.logformat import TEXT_FORMAT, JsonFormatter
+    from .serving.logformat import TEXT_FORMAT, JsonFormatter, log_uncaught
 
-    json_lines = getattr(args, "log_format", "text") == "json"
+    json_lines = _json_lines(args)
     handler = logging.StreamHandler()  # the current stderr, also when main() runs more than once in a process
     handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(  # other libraries' INFO lines (OpenGL, httpx...) are noise on a command line: warnings only
         level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler], force=True,
     )
     logging.captureWarnings(json_lines)
+    if json_lines:
+        log_uncaught()  # a crash's traceback too: one JSON line, not Python's lines on stderr
+
+
+def _json_lines(args: argparse.Namespace) -> bool:
+    """Whether stderr is a log pipeline's JSON lines (`serve --log-format json`) rather than a person's terminal."""
+    return getattr(args, "log_format", "text") == "json"
+
+
+def _say(args: argparse.Namespace, level: int, text: str) -> None:
+    """A command's closing line on stderr (its one-line error, an interruption): as text, or as one JSON line where
+    every line is one (`_json_lines`), so a log pipeline reads why the server stopped."""
+    if _json_lines(args):
+        logging.getLogger("worldpolicy").log(level, text)
+    else:
+        print(text, file=sys.stderr)
 
 
 def _command_name(args: argparse.Namespace) -> str:

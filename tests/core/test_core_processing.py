@@ -19,7 +19,14 @@ from worldpolicy.embodiments import (
     register_embodiment,
 )
 from worldpolicy.embodiments.normalization import denormalize, normalize
-from worldpolicy.processing.actions import fit_to_chunk, load_actions, to_model, to_physical
+from worldpolicy.processing.actions import (
+    fit_to_chunk,
+    load_actions,
+    out_of_range_columns,
+    out_of_range_warning,
+    to_model,
+    to_physical,
+)
 from worldpolicy.processing.observations import load_frames, prepare_canvas
 
 
@@ -1660,7 +1667,7 @@ def test_a_state_in_the_wrong_units_is_warned_like_actions(tiny_checkpoint, capl
         policy._state_row(worldpolicy.PolicyRequest({"observation/joint_position": home,
                                                      "observation/gripper_position": [255.0]}, "x"))
     assert ("state (observation['observation/joint_position'], observation['observation/gripper_position']): "
-            "gripper (|x| up to 254) beyond what the columns of embodiment 'droid/joint_pos' hold") in caplog.text
+            "gripper (g = 255, likely actuator units (Menagerie's 0-255") in caplog.text
 
 
 def test_out_of_range_state_and_actions_are_said_by_input_warnings_in_the_runs_words(tiny_checkpoint, caplog):
@@ -1770,6 +1777,30 @@ def test_unnormalised_values_are_warned_by_what_their_units_allow(caplog):
            "beyond what the columns of embodiment 'droid/joint_pos' hold" in caplog.text
     assert "actions: x (|x| up to 480) beyond what the columns of embodiment 'pusht' hold" in caplog.text
     assert "y (" not in caplog.text
+
+
+@pytest.mark.parametrize("flip", [True, False])
+def test_a_gripper_value_is_warned_where_the_robot_bridge_refuses_it(caplog, flip):
+    """The warning bounded the gripper at |x| > 1.5 in model space, after the flip: droid's model holds 1 - g, so g = 2
+    (model -1) passed without a word, as did a [-1, 1] convention's -1 for an unflipped embodiment, while the robot
+    bridge refuses any g more than GRIPPER_MARGIN (0.5) outside [0, 1]. Both now judge g itself by that margin."""
+    droid = worldpolicy.get_embodiment("droid")
+    e = droid if flip else dataclasses.replace(droid, name="droid_unflipped", gripper_flip=False)
+    home = [0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.7854]
+    with caplog.at_level("WARNING", logger="worldpolicy.processing.actions"):
+        load_actions(np.array([[*home, g] for g in (0.0, 1.0, 1.5, -0.5)]), e)  # overshoot the bridge clips
+        assert caplog.text == ""
+        for g, likely in ((2.0, "likely actuator units"), (-1.0, "likely a [-1, 1] convention")):
+            caplog.clear()
+            model = load_actions(np.array([home + [0.5], home + [g]]), e)
+            assert f"actions: gripper (g = {g:g}, {likely}" in caplog.text, caplog.text
+            assert "the gripper within 0.5 of [0, 1]" in caplog.text
+            assert out_of_range_columns(model, e) == ("gripper",)
+            state = to_model(e, np.array([home + [g]]))
+            assert out_of_range_warning(state, e, "state").startswith(f"state: gripper (g = {g:g}, {likely}")
+    from worldpolicy.robot import robots
+
+    assert robots.GRIPPER_MARGIN is worldpolicy.embodiments.GRIPPER_MARGIN  # one margin, the bridge's and this one
 
 
 @pytest.mark.parametrize(("change", "message"), [

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -116,6 +118,82 @@ def test_silent_handshake():
             RemotePolicy(f"ws://127.0.0.1:{listener.getsockname()[1]}", connect_timeout_s=0.3)
     finally:
         listener.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux drops a connection past a full listen queue unanswered")
+def test_a_machine_that_does_not_answer_is_said_to_be_unreachable_not_silent():
+    """A TCP connect that never completes (the machine down, a firewall) is not a server that stays silent."""
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as listener, \
+            socket.create_connection(listener.getsockname()), \
+            pytest.raises(ServerTimeoutError, match="no TCP connection .* the machine is down or unreachable"):
+        # the listen queue is full: the next SYN is dropped
+        RemotePolicy(f"ws://127.0.0.1:{listener.getsockname()[1]}", connect_timeout_s=0.3)
+
+
+@pytest.mark.parametrize("stage", ["handshake", "tcp_connect"])
+def test_close_from_another_thread_cuts_a_connect_in_progress(stage):
+    """An e-stop while the robot's client reconnects ends the connect at once, not after connect_timeout_s: a server
+    that accepted the connection but does not answer its handshake (a busy event loop, a queueing proxy), or a machine
+    whose TCP connect does not complete (on Linux a full listen queue drops the SYN, as a host gone does)."""
+    from worldpolicy.serving import ClientClosedError
+
+    with contextlib.ExitStack() as stack:
+        listener = stack.enter_context(socket.create_server(("127.0.0.1", 0), backlog=0))
+        listener.settimeout(30)
+        if stage == "tcp_connect":
+            stack.enter_context(socket.create_connection(listener.getsockname()))  # fills the listen queue
+        remote = RemotePolicy(f"ws://127.0.0.1:{listener.getsockname()[1]}", connect_timeout_s=600, connect_now=False)
+        outcome: list[BaseException | None] = []
+
+        def control_loop() -> None:
+            try:
+                remote.infer({"prompt": "a"})
+                outcome.append(None)
+            except BaseException as exc:  # noqa: BLE001 - inspected below
+                outcome.append(exc)
+
+        loop = threading.Thread(target=control_loop, daemon=True)
+        loop.start()
+        if stage == "handshake":
+            stack.enter_context(listener.accept()[0])  # the client's connection: it now waits for the handshake
+        else:
+            deadline = time.monotonic() + 30
+            while remote._connecting is None and time.monotonic() < deadline:  # its socket is connecting
+                time.sleep(0.005)
+        e_stop = threading.Thread(target=remote.close, daemon=True)  # itself waited for the connect to end
+        e_stop.start()
+        e_stop.join(30)
+        loop.join(30)
+        assert not e_stop.is_alive() and not loop.is_alive(), "close() did not cut the connect in progress"
+        assert isinstance(outcome[0], ClientClosedError) and "no request was sent" in str(outcome[0])
+
+
+def test_another_web_service_on_the_port_is_named_as_the_likely_mistake():
+    """A wrong port that reaches some other HTTP service: its status, the start of its error page, and the hint."""
+    import http.server
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # what a WebSocket client reads a status from (a web app's server speaks it)
+
+        def do_GET(self) -> None:
+            page = b"<html>" + b"x" * 5000 + b"</html>"
+            self.send_response(404)
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound) as web:
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        try:
+            with pytest.raises(ServerRefusedError, match=r"HTTP 404: <html>x+…; is this the policy server's port\?") \
+                    as refused:
+                RemotePolicy(f"ws://127.0.0.1:{web.server_address[1]}")
+            assert len(str(refused.value)) < 500  # not the whole page
+        finally:
+            web.shutdown()
 
 
 def test_silent_reply_discards_the_connection(fake):
@@ -405,13 +483,14 @@ def test_connects_with_a_websockets_older_than_15(fake, monkeypatch):
 
     real = client.connect
 
-    def connect_14(uri, *, compression="deflate", additional_headers=None, open_timeout=10, close_timeout=10,
-                   max_size=2**20, max_queue=16, **kwargs):  # websockets 14.2's signature, less what is not passed
+    def connect_14(uri, *, sock=None, compression="deflate", additional_headers=None, open_timeout=10,
+                   close_timeout=10, max_size=2**20, max_queue=16, create_connection=None,
+                   **kwargs):  # websockets 14.2's signature, less what is not passed
         if kwargs:
             raise TypeError(f"create_connection() got an unexpected keyword argument {next(iter(kwargs))!r}")
-        return real(uri, compression=compression, additional_headers=additional_headers, open_timeout=open_timeout,
-                    close_timeout=close_timeout, max_size=max_size, max_queue=max_queue, proxy=None,
-                    legacy=True)  # 14's direct connection
+        return real(uri, sock=sock, compression=compression, additional_headers=additional_headers,
+                    open_timeout=open_timeout, close_timeout=close_timeout, max_size=max_size, max_queue=max_queue,
+                    create_connection=create_connection, proxy=None, legacy=True)  # 14's direct connection
 
     monkeypatch.setattr(client, "connect", connect_14)
     server = fake()

@@ -113,8 +113,9 @@ def test_forward_dynamics_requests_fused_on_the_server_return_their_rollout_and_
 
 def test_each_client_hears_the_warnings_about_its_own_request_once(tiny_policy, caplog):
     """Two requests fused into one `act_batch`: the one whose state the embodiment ignores gets that warning, its
-    neighbour nothing; actions far outside the training range, which the client reads (and warns about) before
-    sending, are not said a second time when the server says the same."""
+    neighbour nothing, and a later client sending a state hears it once too, though the policy says it once; actions
+    far outside the training range, which the client reads (and warns about) before sending, are not said a second
+    time when the server says the same."""
     import logging
     import threading
 
@@ -138,8 +139,14 @@ def test_each_client_hears_the_warnings_about_its_own_request_once(tiny_policy, 
             fused = list(pool.map(send, range(2)))
         assert [p.settings["server_batch_size"] for p in fused] == [2, 2]
         ignored = ignored_state_warning(tiny_policy.embodiment, np.zeros(10))
-        assert said_in(threads[0]) == [f"server {t.url}: {ignored}"]
+        assert said_in(threads[0]) == [ignored]  # the client's own line; the server's copy is not said again
         assert said_in(threads[1]) == []
+        caplog.clear()
+        # a second robot that sends its state hears it too, though the policy said it once already (to the first)
+        with RemotePolicy(t.url) as second:
+            second.act(_cameras(1), "push", state=np.zeros(10), seed=0)
+            second.act(_cameras(1), "push", state=np.zeros(10), seed=0)
+        assert said_in(threading.get_ident()) == [ignored]  # once per client
         caplog.clear()
         far = np.full((8, 10), 50.0)  # metres and radians no arm reaches: wrong units
         remotes[0].imagine(_cameras(0), far, "push", decode_video=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import warnings
 
 import pytest
@@ -68,9 +69,11 @@ def test_log_format_flag_env_default_and_bad_values(monkeypatch, capsys):
 
 
 @pytest.fixture
-def root_logging_restored():
+def root_logging_restored(monkeypatch):
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # json mode logs crashes through its own hooks
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
     yield
     logging.captureWarnings(False)
     root.handlers[:], root.level = handlers, level
@@ -79,7 +82,9 @@ def root_logging_restored():
 def test_json_mode_writes_every_line_as_an_object_python_warnings_too(tmp_path, capsys, root_logging_restored):
     """main() sets the root handler up before the command runs: a serve that fails early still logs JSON lines."""
     assert main(_serve_args("--log-format", "json", "--replicas", "0")) == 2  # fails before loading
-    capsys.readouterr()
+    said = [json.loads(line) for line in capsys.readouterr().err.splitlines()]  # its one-line error: a JSON line too
+    assert [(line["level"], line["logger"], line["message"].split(" (")[0]) for line in said] == [
+        ("ERROR", "worldpolicy", "worldpolicy serve: error: --replicas 0 must be >= 1")]
     logging.getLogger("some.library").warning("a library's line")
     with warnings.catch_warnings():
         warnings.simplefilter("always")
@@ -91,6 +96,45 @@ def test_json_mode_writes_every_line_as_an_object_python_warnings_too(tmp_path, 
     capsys.readouterr()
     logging.getLogger("some.library").warning("a library's line")
     assert capsys.readouterr().err.endswith(" WARNING some.library: a library's line\n")
+
+
+_CRASHING_SERVE = """
+import sys, threading
+import worldpolicy.serving.commands as commands
+from worldpolicy.cli import main
+
+def crash(args):
+    def thread_crash():
+        raise OSError("a library's thread failed")
+    worker = threading.Thread(target=thread_crash, name="some-thread")
+    worker.start()
+    worker.join()
+    raise RuntimeError("a bug past startup")
+
+commands._serve = crash
+sys.exit(main(["serve", "--log-format", "json"]))
+"""
+
+
+def test_json_mode_logs_a_crash_as_one_line_with_its_traceback():
+    """A bug that escapes the command (or one of its threads) is one JSON line, not Python's traceback lines, which
+    a log pipeline would read as a record each; the exit status is still Python's 1."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    import worldpolicy
+
+    env = {**os.environ, "PYTHONPATH": str(Path(worldpolicy.__file__).parents[1])}
+    done = subprocess.run([sys.executable, "-c", _CRASHING_SERVE], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 1, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines()]  # every line an object
+    assert [(line["level"], line["event"], line.get("thread"), line["error"]) for line in lines] == [
+        ("CRITICAL", "crashed", "some-thread", "OSError: a library's thread failed"),
+        ("CRITICAL", "crashed", None, "RuntimeError: a bug past startup")]
+    assert all(line["exc_info"].startswith("Traceback (most recent call last)") for line in lines)
+    assert "in thread_crash" in lines[0]["exc_info"] and "in crash" in lines[1]["exc_info"]
 
 
 def test_library_logs_go_to_the_root_handler_in_json_mode():

@@ -1,5 +1,5 @@
 """What an operator running the server for a fleet meets: a policy call that never returns (batch watchdog), an IPv6
-address, serving a stopped server again, and what the queue-depth gauge counts. No test here depends on how fast the
+address, serving a stopped server again (and one that could not listen), and what the queue-depth gauge counts. No test here depends on how fast the
 machine is: the stuck policy blocks on an Event, and every wait is a poll with a generous deadline."""
 
 from __future__ import annotations
@@ -246,6 +246,20 @@ def test_a_stopped_server_refuses_to_serve_again_and_says_how(close_on_stop):
         with ServerThread(PolicyServer(policy=server.policy, config=server.config)) as again, \
                 RemotePolicy(again.url) as policy:
             assert policy.act(droid_request(np.zeros(7)), "again").actions.shape == (32, 8)
+
+
+def test_a_server_that_could_not_listen_may_serve_once_the_address_is_free():
+    """A bind failure (the port still held by a server being replaced) ran nothing: retrying the same server must
+    serve, not say it 'has already served once'."""
+    holder = socket.create_server(("127.0.0.1", 0))
+    server = PolicyServer(StandInPolicy(), ServerConfig(host="127.0.0.1", port=holder.getsockname()[1]))
+    with holder, pytest.raises(RuntimeError, match="server failed to start") as refused:
+        ServerThread(server).start()
+    assert isinstance(refused.value.__cause__, OSError) and server.port is None
+    with ServerThread(server) as t, RemotePolicy(t.url) as policy:
+        assert policy.act(droid_request(np.zeros(7)), "retried").actions.shape == (32, 8)
+    with pytest.raises(RuntimeError, match="already served once"):  # once it has served, it has
+        ServerThread(server).start()
 
 
 # ------------------------------------------------------------------------------------------- queue depth

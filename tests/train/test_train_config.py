@@ -153,7 +153,7 @@ def _cli_error(capsys, argv):
     lines = [line for line in err.splitlines() if line.strip()]
     assert rc == 2, err
     assert "Traceback" not in err
-    errors = [line for line in lines if line.startswith("worldpolicy train: error:")]
+    errors = [line for line in lines if line.startswith(f"worldpolicy {argv[0]}: error:")]
     assert len(errors) == 1, err
     return errors[0]
 
@@ -196,6 +196,95 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_anything_load
     assert not (locked / "run").exists()
 
 
+def test_a_training_runs_folder_given_as_checkpoint_names_the_checkpoint_to_give(valid, tmp_path, capsys):
+    """Starting from one's earlier run by its folder was refused as "is a path but has no model_index.json", which
+    left the user to find that the checkpoints are under checkpoints/step-*."""
+    run = tmp_path / "runs" / "a"
+    for step in ("step-0000002", "step-0000004"):
+        (run / "checkpoints" / step / "transformer").mkdir(parents=True)
+        (run / "checkpoints" / step / "model_index.json").write_text("{}")  # a checkpoint, as far as the checks read
+    newest = run / "checkpoints" / "step-0000004"
+    for given, what in ((run, "folder"), (run / "checkpoints", "checkpoints folder")):
+        with pytest.raises(FileNotFoundError) as error:
+            load_config(_with(valid, None, checkpoint=str(given)))
+        assert str(error.value) == (
+            f"checkpoint={str(given)!r} is a training run's {what}, not a checkpoint: give one of its "
+            f"checkpoints/step-*, e.g. the newest, {str(newest)!r} (to continue that run itself, give its folder as "
+            "--out / output_dir with its own config)")
+    with pytest.raises(FileNotFoundError, match=rf"^checkpoint='{newest}/transformer' is a part of the checkpoint "
+                                                rf"'{newest}': give that folder$"):
+        load_config(_with(valid, None, checkpoint=str(newest / "transformer")))
+    assert load_config(_with(valid, None, checkpoint=str(newest))).checkpoint == str(newest)
+    # merging an adapter: the same mistake, named as its argument
+    assert _cli_error(capsys, ["merge-adapter", str(run), "--out", str(tmp_path / "merged")]) == (
+        f"worldpolicy merge-adapter: error: CHECKPOINT={str(run)!r} is a training run's folder, not a checkpoint: "
+        f"give one of its checkpoints/step-*, e.g. the newest, {str(newest)!r}")
+
+
+def test_a_dataset_folder_given_one_level_off_names_the_dataset(valid, tiny_dataset, tmp_path):
+    """A folder inside the dataset (its meta/) or above datasets (a download folder: LeRobot's cache keeps
+    `<owner>/<name>`) was refused as "has no meta/info.json", leaving the user to find which folder was meant."""
+    import shutil
+
+    def refused(dataset):
+        with pytest.raises(FileNotFoundError) as error:
+            load_config(_with(valid, "data", dataset=str(dataset)))
+        return str(error.value)
+
+    inside = f"data.dataset={str(tiny_dataset / 'meta')!r} has no meta/info.json (not a LeRobot v3 dataset); "
+    assert refused(tiny_dataset / "meta") == inside + f"it is inside the dataset {str(tiny_dataset)!r}: set " \
+                                                      "data.dataset to that folder"
+    shutil.copytree(tiny_dataset / "meta", tmp_path / "hub" / "owner" / "pick" / "meta")
+    assert refused(tmp_path / "hub").endswith("(not a LeRobot v3 dataset); its subfolder 'owner/pick' is one: set "
+                                              "data.dataset to the one to train on")
+    shutil.copytree(tiny_dataset / "meta", tmp_path / "hub" / "place" / "meta")
+    assert refused(tmp_path / "hub").endswith("its subfolders 'owner/pick', 'place' are datasets: set data.dataset to "
+                                              "the one to train on")
+    (tmp_path / "empty").mkdir()
+    assert refused(tmp_path / "empty").endswith("has no meta/info.json (not a LeRobot v3 dataset)")
+
+
+def test_an_output_folder_holding_other_runs_is_refused(valid, tmp_path, capsys):
+    """`--out runs` (for `runs/new`) wrote config.json, metrics.jsonl and checkpoints/ in among the runs there; the
+    run's own folder is still accepted, to resume it."""
+    (tmp_path / "runs" / "a").mkdir(parents=True)
+    (tmp_path / "runs" / "a" / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(valid))
+    assert _cli_error(capsys, ["train", str(path), "--out", str(tmp_path / "runs")]).endswith(
+        f"--out / output_dir: {str(tmp_path / 'runs')!r} holds other runs in its subfolders "
+        f"({str(tmp_path / 'runs' / 'a')!r}: a training run (metrics.jsonl)); this run's files would be mixed in among "
+        f"them: choose another --out / output_dir (a new or empty folder, or {str(tmp_path / 'runs' / 'a')!r} itself "
+        "to rerun into that run)")
+    assert not (tmp_path / "runs" / "config.json").exists()
+    assert load_config(_with(valid, None, output_dir=str(tmp_path / "runs" / "a"))).output_dir == str(
+        tmp_path / "runs" / "a")
+
+
+def test_a_key_in_the_wrong_table_says_where_it_belongs(valid, tmp_path):
+    """In TOML every key after `[optim]` is optim's, so `seed = 1` written below it was "optim: unknown keys ['seed']"
+    for a key that is right; the error says which table has it (or, for a typo, the key it is near). A checkpoint's
+    trainer_state.json given as the config was nine unknown keys: it names the run's config.json."""
+    path = tmp_path / "run.toml"
+    text = f'checkpoint = "some/hub-id"\n[data]\ndataset = "{valid["data"]["dataset"]}"\nchunk_size = 4\n'
+    for extra, hint in (("[optim]\nsteps = 5\nseed = 1\n",
+                         "(seed is a key of the top level (above every [table]) or [eval])"),
+                        ("batch_size = 4\n", "(batch_size is a key of [optim])"),
+                        ("[optim]\nstpes = 5\n", "(stpes: did you mean steps?)"),
+                        ("[optim]\nsteps = 5\nunheard_of = 1\n", "'weight_decay']")):
+        path.write_text(text + extra)
+        with pytest.raises(ValueError) as error:
+            load_config(path)
+        assert str(error.value).endswith(hint)
+    state = tmp_path / "run" / "checkpoints" / "step-0000002" / "trainer_state.json"  # a checkpoint's, given as CONFIG
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"step": 2, "config": valid, "params": []}))
+    (tmp_path / "run" / "config.json").write_text(json.dumps(valid))
+    with pytest.raises(ValueError, match=rf"^config '{state}' is a checkpoint's training state, not a TrainConfig: the "
+                                         rf"run's settings are its config.json \('{tmp_path / 'run' / 'config.json'}'\)"):
+        load_config(state)
+
+
 def test_cli_unreadable_and_missing_configs(tmp_path, capsys, valid):
     path = tmp_path / "broken.json"
     path.write_text("{not json")
@@ -212,6 +301,36 @@ def test_cli_unreadable_and_missing_configs(tmp_path, capsys, valid):
     assert "--steps=0" in _cli_error(capsys, ["train", str(good), "--steps", "0"])
     # a TrainConfig with --install: said what --install is for and what to do, naming the file given
     assert f"{str(good)!r} is a TrainConfig: drop --install" in _cli_error(capsys, ["train", str(good), "--install"])
+
+
+def test_the_episodes_trained_on_are_chosen_on_the_command_line(train_config, tmp_path, capsys):
+    """`data.episodes` / `data.exclude_episodes` had no flag: choosing episodes meant writing a config file. The
+    flags override the file's settings (a selection wrong for this dataset included), name themselves in errors, and
+    are stored in config.json as the settings, so a resume with another selection is refused."""
+    out = tmp_path / "run"
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(train_config(out, data={"episodes": [7]}, optim={"steps": 1})))
+    assert _cli_error(capsys, ["train", str(path), "--episodes", "0,a"]) == (
+        "worldpolicy train: error: --episodes '0,a': expected episode indices (integers from 0) separated by commas, "
+        "e.g. --episodes 0,3,7")
+    assert "error: data.episodes=[7]: [7] not episodes of data.dataset, which has 2 (accepted: indices 0 to 1)" in \
+        _cli_error(capsys, ["train", str(path)])  # the file's own selection: named as the file's setting
+    assert "error: --episodes=[0, 2]: [2] not episodes of data.dataset, which has 2 (accepted: indices 0 to 1)" in \
+        _cli_error(capsys, ["train", str(path), "--episodes", "0, 2"])
+    assert "error: --exclude-episodes=[1] leaves out --episodes=[1]: nothing to train on" in \
+        _cli_error(capsys, ["train", str(path), "--episodes", "1", "--exclude-episodes", "1"])
+    assert not out.exists()
+    assert main(["train", str(path), "--episodes", "1", "--no-progress"]) == 0
+    capsys.readouterr()
+    stored = json.loads((out / "config.json").read_text())["data"]
+    assert (stored["episodes"], stored["exclude_episodes"]) == ([1], [])
+    assert json.loads(path.read_text())["data"]["episodes"] == [7]  # the file is left as it was
+    assert "data.episodes: [1] -> [0]" in _cli_error(capsys, ["train", str(path), "--episodes", "0", "--steps", "2"])
+    assert "data.exclude_episodes: [] -> [0]. Put them back to resume it (--exclude-episodes sets " \
+        "data.exclude_episodes on the command line)" in _cli_error(
+            capsys, ["train", str(path), "--episodes", "1", "--exclude-episodes", "0", "--steps", "2"])
+    assert "--exclude-episodes: a recipe records its own dataset" in _cli_error(
+        capsys, ["train", "reach-from-scratch", "--exclude-episodes", "3"])
 
 
 @pytest.mark.parametrize("section, values, message", [

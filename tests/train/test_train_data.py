@@ -687,28 +687,44 @@ def test_a_latent_cache_build_refuses_shards_that_are_not_its_windows_in_order(c
         build()
 
 
-def test_a_missing_video_is_refused_before_the_weights_load_unless_a_latent_cache_may_serve(
+def test_a_missing_video_is_refused_before_the_weights_load_unless_a_latent_cache_of_this_data_may_serve(
         tiny_dataset, train_config, tmp_path, monkeypatch):
     """A video file the windows decode and that is not there was found at the first decode, once the weights had
-    loaded. A run whose cache folder holds a finished latent cache may never decode (a resume after the videos were
-    removed to save room): it is not refused."""
+    loaded. A finished latent cache of these very windows may serve the run without a decode (a resume after the videos
+    were removed to save room): it is not refused. A cache of other data in the folder (a cache folder shared by runs
+    on other episodes, a file that is no cache) serves nothing, and skipped the checks: the missing video was found
+    only after the weights loaded."""
     import shutil
 
     from worldpolicy.engine import loading
     from worldpolicy.train.config import load_config
+    from worldpolicy.train.data import cache_may_serve
     from worldpolicy.train.trainer import Trainer
 
     root = tmp_path / "ds"
     shutil.copytree(tiny_dataset, root)
+
+    def config(cache: str, **data):
+        return load_config(train_config(tmp_path / f"run-{cache}", data={"dataset": str(root),
+                                                                         "cache_dir": str(tmp_path / cache), **data}))
+
+    Trainer(config("whole"), progress=False)._load()  # the latent cache of every episode
+    Trainer(config("other", episodes=[0]), progress=False)._load()  # of episode 0 only: other windows
+    (tmp_path / "other" / "latents-0123-v2.safetensors").write_bytes(b"")  # named as a cache, but none
     files = sorted((root / "videos").rglob("*.mp4"))
     for path in files:
         path.unlink()
     monkeypatch.setattr(loading, "load_components", lambda *a, **k: pytest.fail("loaded the weights"))
-    raw = train_config(tmp_path / "run", data={"dataset": str(root), "cache_dir": str(tmp_path / "cache")})
-    with pytest.raises(ValueError, match=rf"{files[0]}: video file is missing \(named by videos/"
-                                         rf"{files[0].parent.parent.name}/chunk_index and file_index of episode 0 "
-                                         rf"\(from meta/episodes\)\); 1 more video files are missing too"):
-        Trainer(load_config(raw), progress=False).run()
-    (tmp_path / "cache").mkdir()
-    (tmp_path / "cache" / "latents-0123-v2.safetensors").write_bytes(b"")  # a finished cache, of whatever data
-    Trainer(load_config(raw), progress=False)._data()  # the data checks pass; the cache decides at loading
+    for cache in ("none", "other"):
+        with pytest.raises(ValueError, match=rf"{files[0]}: video file is missing \(named by videos/"
+                                             rf"{files[0].parent.parent.name}/chunk_index and file_index of episode 0 "
+                                             rf"\(from meta/episodes\)\); 1 more video files are missing too"):
+            Trainer(config(cache), progress=False).run()
+    trainer = Trainer(config("whole"), progress=False)
+    trainer._data()  # the data checks pass; the cache serves at loading
+    spec, layout = trainer._windows
+    [whole] = (tmp_path / "whole").glob("latents-*-v2.safetensors")
+    fingerprint = whole.name.split("-")[1]
+    # a resumed run's own cache serves; another fingerprint's does not, though the windows are the same
+    assert cache_may_serve(tmp_path / "whole", spec, layout, fingerprint)
+    assert not cache_may_serve(tmp_path / "whole", spec, layout, "0123")

@@ -180,7 +180,12 @@ def test_an_output_dir_that_holds_another_kind_of_thing_is_refused_with_the_conf
     for out, what in cases.items():
         with pytest.raises(ValueError, match=rf"--out / output_dir: '.*' {what} .*choose another --out / output_dir"):
             load_config(train_config(out))
+        # a latent cache there too: one in a dataset's folder went with it (a push to the hub uploaded the latents)
+        with pytest.raises(ValueError, match=rf"^data.cache_dir: '.*' {what} .*choose another data.cache_dir"):
+            load_config(train_config(tmp_path / "run", data={"cache_dir": str(out)}))
     assert [p.name for p in predict_run.iterdir()] == ["actions.json"]
+    run = tmp_path / "run"  # a cache folder of no kind, or a training run's own folder, takes a cache
+    assert load_config(train_config(run, data={"cache_dir": str(run)})).data.cache_dir == str(run)
 
 
 def test_a_recipe_refuses_an_out_that_holds_another_kind_of_run(tmp_path):

@@ -88,14 +88,18 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(train_config, tmp
     assert steps == [1, 2, 3, 4]
 
 
-def test_a_resume_on_changed_data_is_refused_before_encoding(train_config, tiny_dataset, tmp_path, monkeypatch):
-    """The same dataset path, re-recorded: the run's windows and stats would change mid-run."""
+def test_a_resume_on_changed_data_is_refused_before_the_weights_load(train_config, tiny_dataset, tmp_path,
+                                                                     monkeypatch):
+    """The same dataset path, re-recorded: the run's windows and stats would change mid-run. Refused before the weights
+    load (the checkpoint keeps the data's `data_key`); a run saved before that key was kept, once they have, before
+    anything is encoded."""
     import shutil
 
     from train_setup import CAMERAS, IMAGE_SIZE, make_episode
 
     from worldpolicy.data import write_episodes
     from worldpolicy.data.from_sim import sim_features
+    from worldpolicy.engine import loading
     from worldpolicy.train import data as train_data
 
     out, dataset = tmp_path / "run", tmp_path / "data"
@@ -106,6 +110,15 @@ def test_a_resume_on_changed_data_is_refused_before_encoding(train_config, tiny_
     write_episodes(dataset, (make_episode(s) for s in (1, 0)), fps=15, robot_type="panda", overwrite=True,
                    features=sim_features("panda", IMAGE_SIZE, CAMERAS), video_codec="libx264rgb")
     monkeypatch.setattr(train_data.LatentCache, "_build", lambda *a, **k: pytest.fail("encoded the changed data"))
+    load = loading.load_components
+    monkeypatch.setattr(loading, "load_components", lambda *a, **k: pytest.fail("loaded the weights"))
+    with pytest.raises(ValueError, match="not the data this run trained on"):
+        _run(dict(raw, optim=dict(raw["optim"], steps=4)))
+    state_file = out / "checkpoints" / "step-0000002" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    del state["data_key"]
+    state_file.write_text(json.dumps(state))
+    monkeypatch.setattr(loading, "load_components", load)
     with pytest.raises(ValueError, match="not the data this run trained on"):
         _run(dict(raw, optim=dict(raw["optim"], steps=4)))
 
@@ -167,6 +180,36 @@ def test_a_batch_larger_than_the_dataset_is_warned_before_anything_loads(train_c
     with caplog.at_level("WARNING", logger="worldpolicy.train.trainer"):
         Trainer(load_config(train_config(tmp_path / "fits", optim={"batch_size": windows})), progress=False)._data()
     assert "batch_size" not in caplog.text
+
+
+def test_a_batch_larger_than_an_episode_selection_says_the_selection_is_what_is_small(train_config, tiny_dataset,
+                                                                                      tmp_path, caplog):
+    """With episodes selected, "record more episodes" sent the user to record data the dataset already holds: the
+    warning says how much of the dataset the selection keeps, and whether selecting more would do."""
+    from dataclasses import replace
+
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.data import count_windows
+    from worldpolicy.train.trainer import Trainer
+
+    def warned(batch_size, **data):
+        caplog.clear()
+        trainer = Trainer(load_config(train_config(tmp_path / "run", data=data, optim={"batch_size": batch_size})),
+                          progress=False)
+        with caplog.at_level("WARNING", logger="worldpolicy.train.trainer"):
+            spec = trainer._data()[0]
+        return caplog.text, count_windows(spec), count_windows(replace(spec, episodes=None))
+
+    text, windows, whole = warned(16, episodes=[1])
+    assert windows < 16 <= whole  # the tiny dataset: two 10-frame episodes
+    assert (f"optim.batch_size=16 is more than the {windows} training windows (chunk_size 4, stride 1) of the episodes "
+            f"selected: data.episodes=[1] keeps 1 of the 2 episodes of data.dataset {tiny_dataset} (10 of its 20 "
+            f"frames): every step holds some windows more than once (with other noise and σ); lower optim.batch_size "
+            f"to {windows} or less, or select more episodes (all 2 hold {whole} windows)") in text
+    text, _, _ = warned(64, exclude_episodes=[0])
+    assert (f"data.exclude_episodes=[0] keeps 1 of the 2 episodes of data.dataset {tiny_dataset} (10 of its 20 "
+            f"frames)") in text and f"or record more episodes (all 2 hold only {whole} windows)" in text
+    assert warned(windows, episodes=[1])[0] == ""
 
 
 def test_elapsed_time_runs_on_across_a_resume(train_config, tmp_path):

@@ -34,6 +34,7 @@ from .normalization import (
 )
 
 __all__ = [
+    "GRIPPER_MARGIN",
     "LAYOUTS",
     "MODEL_SPACE_UNIT",
     "POSE_COLUMNS",
@@ -48,6 +49,7 @@ __all__ = [
     "embodiment_from_spec",
     "free_domain_id",
     "get_embodiment",
+    "gripper_unit_hint",
     "inline_stats_file",
     "list_embodiments",
     "pose_groups",
@@ -75,6 +77,22 @@ MODEL_SPACE_UNIT = "normalized"
 # `processing.observations.resolution_bins` reads; a test holds the two equal). Here, not there, so that a registered
 # embodiment's tier is checked when it is built without importing diffusers.
 RESOLUTION_TIERS = (256, 480, 704, 720)
+# How far outside [0, 1] a gripper value g (the DROID convention a gripper column holds: 0 = open, 1 = closed) may be
+# and still be a g: a policy's overshoot (a head's 1.1 at closing, a denormalised -0.05), which the robot bridge clips
+# into [0, 1]. Further out it is another unit or convention, not a g: actuator counts (0-255), a finger width in mm
+# (0-80) or percent, a [-1, 1] convention's -1; clipping read 255 (open) and 40 mm (half open) as closed, so the
+# bridge refuses the chunk (`robot.decode`) and the policy warns of such a state or actions (`processing.actions`).
+# Here, the lowest layer that knows a gripper column, so that both judge g by the one margin.
+GRIPPER_MARGIN = 0.5
+
+
+def gripper_unit_hint(value: float) -> str:
+    """What a gripper value more than `GRIPPER_MARGIN` outside [0, 1] likely is, and how it becomes a g: the errors
+    that refuse one (`robot.ActionDecoder`, `RobotConfig.gripper_to_ctrl`) and the policy's warning say the same."""
+    if value < 0:
+        return "likely a [-1, 1] convention ((v + 1) / 2 maps it to [0, 1]; mind which end is open)"
+    return ("likely actuator units (Menagerie's 0-255, 255 = open: g = 1 - v/255), a finger width in mm (a Franka Hand "
+            "opens 80 mm: g = 1 - v/80) or percent")
 
 
 def pose_groups(columns: Sequence[str]) -> dict[str, list[int]]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..embodiments import MODEL_SPACE_UNIT, Embodiment, pose_groups
+from ..embodiments import GRIPPER_MARGIN, MODEL_SPACE_UNIT, Embodiment, gripper_unit_hint, pose_groups
 from ..fileio import read_json
 from ..results import ACTIONS_SCHEMA, Prediction, actions_from_json, is_string_list
 
@@ -287,16 +287,25 @@ _FAR_OUT = 3.0  # model-space magnitude; the stats map the training data's 1st..
 # moves (a gripper closed in a few percent of the frames) holds real values 4 to 10 std out, which a bound of 3 named
 # as wrong units; wrong units land far past 10 (degrees for radians 57x, millimetres for metres 1000x).
 _FAR_OUT_STD = 10.0
-_GRIPPER_FAR = 1.5  # |g| past this is not a gripper value in [0, 1] (a 0-255 or percent reading)
+
+
+def _physical_gripper(embodiment: Embodiment) -> int | None:
+    """The gripper column of an unnormalised embodiment that holds a physical g (droid's joints), or None: its values
+    are judged as the robot bridge judges them, by `GRIPPER_MARGIN` around [0, 1], before the flip (a flipping
+    embodiment's model holds 1 - g: a bound on its magnitude let g = 2 through, and a [-1, 1] convention's -1)."""
+    grip = embodiment.gripper_index
+    if embodiment.normalization != "none" or grip is None or embodiment.units[grip] == MODEL_SPACE_UNIT:
+        return None
+    return grip
 
 
 def _far_bounds(embodiment: Embodiment) -> tuple[np.ndarray, str]:
     """Per column, the model-space magnitude past which a value cannot be meant, and why. Normalised embodiments have
     the training data's range (its spread, for mean/std stats); an unnormalised one (droid's raw joints) only what its
-    units allow: an angle within one turn, a gripper value in [0, 1], a value in model space (umi's, whose stats are
-    not published) the same as a normalised one; other columns are not bounded. Nor is a column the training data
-    held constant: its stats give no scale, so a legit reading (a reach-trained gripper measured at 1e-4) is hundreds
-    in model space."""
+    units allow: an angle within one turn, a value in model space (umi's, whose stats are not published) the same as a
+    normalised one; other columns are not bounded, nor a physical gripper by magnitude (`_physical_gripper`). Nor is a
+    column the training data held constant: its stats give no scale, so a legit reading (a reach-trained gripper
+    measured at 1e-4) is hundreds in model space."""
     if embodiment.normalization == "meanstd":
         why = (f"far outside what embodiment {embodiment.key!r} was trained on (model space, in standard deviations "
                "of its data)")
@@ -306,19 +315,34 @@ def _far_bounds(embodiment: Embodiment) -> tuple[np.ndarray, str]:
         return np.where(embodiment.constant_columns(), np.inf, _FAR_OUT), why
     per_unit = {"rad": 2 * np.pi, MODEL_SPACE_UNIT: _FAR_OUT}
     bounds = np.array([per_unit.get(unit, np.inf) for unit in embodiment.units])
-    grip = embodiment.gripper_index
-    if grip is not None and embodiment.units[grip] != MODEL_SPACE_UNIT:
-        bounds[grip] = _GRIPPER_FAR
-    return bounds, (f"beyond what the columns of embodiment {embodiment.key!r} hold (angles in rad, the gripper in "
-                    "[0, 1], model-space values in about [-1, 1])")
+    grip = _physical_gripper(embodiment)
+    if grip is not None:
+        bounds[grip] = np.inf
+    return bounds, (f"beyond what the columns of embodiment {embodiment.key!r} hold (angles in rad, the gripper within "
+                    f"{GRIPPER_MARGIN:g} of [0, 1], model-space values in about [-1, 1])")
+
+
+def _far_columns(model: np.ndarray, embodiment: Embodiment) -> tuple[list[tuple[str, str]], str]:
+    """The columns of model-space rows that hold a value that cannot be meant, each with the value that says so (the
+    peak magnitude; for a physical gripper the g furthest outside [0, 1], with what it likely is), in column order,
+    and why such values cannot be meant."""
+    bounds, why = _far_bounds(embodiment)
+    peak = np.abs(model).max(axis=0)
+    said = {int(i): f"|x| up to {peak[i]:.3g}" for i in np.flatnonzero(peak > bounds)}
+    grip = _physical_gripper(embodiment)
+    if grip is not None:
+        g = flip_gripper(embodiment, model)[..., grip].reshape(-1)  # unnormalised: model space is g, maybe flipped
+        worst = float(g[np.argmax(np.maximum(-g, g - 1))])
+        if not -GRIPPER_MARGIN <= worst <= 1 + GRIPPER_MARGIN:
+            said[grip] = f"g = {worst:.3g}, {gripper_unit_hint(worst)}"
+    return [(embodiment.columns[i], said[i]) for i in sorted(said)], why
 
 
 def out_of_range_columns(model: np.ndarray, embodiment: Embodiment) -> tuple[str, ...]:
     """The columns of model-space rows (actions, or the state a policy conditions on) that hold a value that cannot be
-    meant (`_far_bounds`): a run says each such set once (`Policy`), keyed by these names."""
-    bounds, _ = _far_bounds(embodiment)
-    far = np.abs(model).max(axis=0) > bounds
-    return tuple(c for c, f in zip(embodiment.columns, far) if f)
+    meant (`_far_columns`): a run says each such set once (`Policy`), keyed by these names."""
+    far, _ = _far_columns(model, embodiment)
+    return tuple(column for column, _ in far)
 
 
 def out_of_range_warning(model: np.ndarray, embodiment: Embodiment, where: str) -> str | None:
@@ -326,12 +350,10 @@ def out_of_range_warning(model: np.ndarray, embodiment: Embodiment, where: str) 
     millimetres) give meaningless results without any error, so they are named. The one wording: a run
     (`Policy`), `load_actions` and the front ends' checks before the weights load (`policy.input_warnings`) say the
     same, which is how a front end's run knows not to say it again."""
-    bounds, why = _far_bounds(embodiment)
-    peak = np.abs(model).max(axis=0)
-    far = peak > bounds
-    if not far.any():
+    far, why = _far_columns(model, embodiment)
+    if not far:
         return None
-    cols = [f"{c} (|x| up to {v:.3g})" for c, v, f in zip(embodiment.columns, peak, far) if f]
+    cols = [f"{column} ({value})" for column, value in far]
     return (f"{where}: {', '.join(cols)} {why}; check the units ("
             f"{', '.join(f'{c} [{u}]' for c, u in zip(embodiment.columns, embodiment.units))})")
 

@@ -15,6 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+# The gripper's margin and what a value past it likely is are the embodiments' (the policy warns by them too); the
+# bridge refuses by them, and its callers import them from here.
+from ..embodiments import GRIPPER_MARGIN, gripper_unit_hint
+
 __all__ = ["FR3_JOINT_LIMITS", "FR3_MAX_JOINT_VELOCITY", "FRANKA_MAX_JOINT_VELOCITY", "GRIPPER_MARGIN",
            "GRIPPER_TOLERANCE", "MEASURED_JOINT_MARGIN_RAD", "PANDA_ASSET", "PANDA_JOINT_LIMITS",
            "TARGET_JOINT_MARGIN_RAD", "RobotConfig", "get_robot", "gripper_unit_hint", "list_robots"]
@@ -27,11 +31,6 @@ MEASURED_JOINT_MARGIN_RAD = 0.1
 # a policy's error near a limit. Further out it is no angle of this arm in radians (degrees read as radians are 57x
 # too large; another arm's limits, an FR3's joint 6 reaches 0.76 rad past a Panda's), so the decoder refuses the chunk.
 TARGET_JOINT_MARGIN_RAD = 0.2
-# How far outside [0, 1] a commanded gripper value g may be and still be clipped into it: a policy's overshoot (a
-# head's 1.1 at closing, a denormalised -0.05). Further out it is another unit or convention, not a g: actuator counts
-# (0-255), a finger width in mm (0-80) or percent, a [-1, 1] convention's -1; clipping read 255 (open) and 40 mm (half
-# open) as closed, so the decoder refuses the chunk.
-GRIPPER_MARGIN = 0.5
 # Float dust from (de)normalisation around [0, 1]: neither clipped with a warning nor refused.
 GRIPPER_TOLERANCE = 1e-6
 # Franka's datasheet joint velocity limits (rad/s), joints 1-7; MJCF files carry none.
@@ -137,15 +136,6 @@ class RobotConfig:
     def finger_to_gripper(self, finger: float) -> float:
         """Finger joint travel (m) → DROID g (0 open, 1 closed), as a DROID client reports `gripper_position`."""
         return float(np.clip(1.0 - finger / self.finger_open, 0.0, 1.0))
-
-
-def gripper_unit_hint(value: float) -> str:
-    """What a gripper value more than `GRIPPER_MARGIN` outside [0, 1] likely is, and how it becomes a g: the errors
-    that refuse one (`ActionDecoder`, `RobotConfig.gripper_to_ctrl`) say the same."""
-    if value < 0:
-        return "likely a [-1, 1] convention ((v + 1) / 2 maps it to [0, 1]; mind which end is open)"
-    return ("likely actuator units (Menagerie's 0-255, 255 = open: g = 1 - v/255), a finger width in mm (a Franka Hand "
-            "opens 80 mm: g = 1 - v/80) or percent")
 
 
 def _shipped_panda() -> RobotConfig:

@@ -13,11 +13,13 @@ more on a new connection: it was never run.
 
 from __future__ import annotations
 
+import errno
 import inspect
 import logging
 import math
 import os
 import queue
+import selectors
 import socket
 import threading
 import time
@@ -35,6 +37,7 @@ with extra_imports():
     from websockets.frames import CloseCode
     from websockets.protocol import State
     from websockets.sync.client import ClientConnection, connect
+    from websockets.uri import parse_uri
 
 from ..embodiments import Embodiment, embodiment_from_dict, get_embodiment
 from ..logcapture import logged_warnings
@@ -47,10 +50,11 @@ from ..policy import (
     check_progress,
     check_requests,
     check_seed,
+    ignored_state_warning,
     start_row,
     warn_frame_rate,
 )
-from ..processing.actions import ACTION_SPACES, actions_object, load_actions, read_actions_file
+from ..processing.actions import ACTION_SPACES, ACTIONS_SUFFIXES, actions_object, load_actions, read_actions_file
 from ..processing.observations import (
     VIDEO_SUFFIXES,
     check_pixel_count,
@@ -88,6 +92,10 @@ redact_credentials("websockets.client")  # the handshake's Authorization header,
 
 # error texts that blame the request: the server's own checks, and the policy's input errors (server.failure_status)
 _REQUEST_FAULTS = ("bad request:", "ValueError:", "TypeError:", "KeyError:")
+
+
+# what a non-blocking connect_ex returns while the connection is being made (Windows: WSAEWOULDBLOCK)
+_CONNECTING = {errno.EINPROGRESS, errno.EWOULDBLOCK, getattr(errno, "WSAEWOULDBLOCK", errno.EWOULDBLOCK)}
 
 
 def _version_options(proxy: str | bool | None) -> dict[str, Any]:
@@ -166,8 +174,8 @@ class EmbodimentMismatchError(RemotePolicyError, ValueError):
 
 
 class ClientClosedError(RemotePolicyError, ConnectionError):
-    """This client's `close()` (from another thread: an e-stop handler) ended the call that was waiting on the server;
-    the request may have run there, its reply is never read."""
+    """This client's `close()` (from another thread: an e-stop handler) ended the call that was waiting on the server
+    (the request may have run there, its reply is never read) or still connecting to it (nothing was sent)."""
 
 
 class LocalOnlyError(AttributeError):
@@ -321,6 +329,8 @@ class RemotePolicy:
         self._lock = threading.RLock()
         self._closes = 0  # counts close() calls: a call or an `act_batch` running across one stops
         self._waiting = False  # an exchange holds the lock (close() from its own thread: a signal handler)
+        self._connecting: socket.socket | None = None  # the socket of a connect in progress, which close() shuts
+        self._state_said = False  # a state the served embodiment ignores was said (`_say_ignored_state`)
         self._peers: list[RemotePolicy] = []  # an `act_batch`'s extra connections, which close() also closes
         if connect_now:
             with self._lock:
@@ -328,43 +338,19 @@ class RemotePolicy:
 
     # ------------------------------------------------------------------------------------------- connection
     def _connect(self) -> ClientConnection:
+        """The connection, opened if there is none. A close() from another thread (an e-stop while the server is
+        unreachable or silent) cuts a connect in progress, in its TCP connect or its WebSocket handshake, instead of
+        leaving it to run out connect_timeout_s: it raises ClientClosedError."""
         if self._ws is not None:
             return self._ws
-        headers = {"Authorization": f"Api-Key {self._api_key}"} if self._api_key else None
+        closes = self._closes
         try:
-            ws = connect(
-                self.url,
-                compression=None,
-                max_size=self.limits.max_message_bytes,
-                additional_headers=headers,
-                open_timeout=self.connect_timeout_s,
-                close_timeout=self.connect_timeout_s,
-                **self._options,
-            )
-        except InvalidURI as exc:
-            raise ValueError(f"url={self.url!r} is not a valid WebSocket URL: {exc}") from None
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            body = exc.response.body.decode("utf-8", "replace").strip() if exc.response.body else ""
-            if status in (401, 403):  # 403: Ray Serve / ASGI servers refuse a WebSocket handshake that way
-                raise AuthenticationError(
-                    f"{self.url} refused the API key (HTTP {status}): {body or 'pass api_key= matching the server'}"
-                ) from None
-            raise ServerRefusedError(f"{self.url} refused the connection with HTTP {status}: {body}") from None
-        except (InvalidHandshake, websockets.ConnectionClosed) as exc:
-            raise ServerRefusedError(
-                f"something at {self.url} accepted the connection but completed no WebSocket handshake ({exc}): "
-                "not a WebSocket policy server, or a proxy or port forward (a Docker published port, kubectl "
-                "port-forward) with no server listening behind it; check the host and port, and that the server runs"
-            ) from None
-        except TimeoutError:
-            raise ServerTimeoutError(
-                f"no WebSocket handshake from {self.url} within connect_timeout_s={self.connect_timeout_s}"
-            ) from None
-        except OSError as exc:
-            raise ServerRefusedError(
-                f"cannot connect to {self.url} ({exc.strerror or exc}); is `worldpolicy serve` running there?"
-            ) from None
+            ws = self._handshake(closes)
+        except RemotePolicyError:
+            self._check_open(closes, "connected to")  # cut by close(): that close()'s error, not the server's
+            raise
+        finally:
+            self._connecting = None
         self._ws = ws
         try:
             metadata = self._receive("connect_timeout_s", what="metadata frame")
@@ -376,6 +362,108 @@ class RemotePolicy:
         self._metadata, self._served_embodiment, self._heard = metadata, served, True
         if self._held is None:
             self._held = served
+        return ws
+
+    def _cuttable(self, sock: socket.socket, closes: int) -> None:
+        """Make `sock` the one close() shuts; ConnectionAbortedError if a close() came before it could."""
+        self._connecting = sock
+        if self._closes != closes:
+            raise ConnectionAbortedError(errno.ECONNABORTED, "close() was called")
+
+    def _tcp_connect(self, deadline: float, closes: int) -> socket.socket:
+        """The TCP connection of a direct connect, made here rather than inside websockets so that close() can cut it:
+        a host that is down or unreachable holds a blocking connect for connect_timeout_s, while a connecting socket
+        (non-blocking, then waited on) ends as soon as close() shuts it. Each address the host resolves to in turn,
+        as `socket.create_connection` tries them."""
+        uri = parse_uri(self.url)
+        error: OSError | None = None
+        for family, kind, proto, _, address in socket.getaddrinfo(uri.host, uri.port, type=socket.SOCK_STREAM):
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setblocking(False)
+                failed = sock.connect_ex(address)
+                self._cuttable(sock, closes)  # after connect_ex: shutting a socket not yet connecting does nothing
+                if failed in _CONNECTING:
+                    with selectors.DefaultSelector() as waiting:
+                        waiting.register(sock, selectors.EVENT_WRITE)
+                        if not waiting.select(max(deadline - time.monotonic(), 0.0)):
+                            raise TimeoutError(f"no TCP connection within connect_timeout_s={self.connect_timeout_s}")
+                    failed = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if failed:
+                    raise OSError(failed, os.strerror(failed))
+                sock.setblocking(True)
+                return sock
+            except OSError as exc:  # TimeoutError included: the next address, if there is one
+                sock.close()
+                if self._closes != closes:  # cut by close(): no next address
+                    raise
+                error = exc
+        assert error is not None  # getaddrinfo gives at least one address, or raises
+        raise error
+
+    def _handshake(self, closes: int) -> ClientConnection:
+        """A connected, handshaken WebSocket, its errors as RemotePolicyErrors. A direct connect's socket is made here
+        (`_tcp_connect`); through a proxy websockets makes it, and close() can cut the connect from its WebSocket
+        handshake on, once websockets hands the socket over (`create_connection`)."""
+        headers = {"Authorization": f"Api-Key {self._api_key}"} if self._api_key else None
+        deadline = time.monotonic() + self.connect_timeout_s
+
+        def handed_over(sock: socket.socket, *args: Any, **kwargs: Any) -> ClientConnection:
+            self._cuttable(sock, closes)  # the socket the handshake runs on (TLS-wrapped for wss://)
+            return ClientConnection(sock, *args, **kwargs)
+
+        options: dict[str, Any] = {**self._options, "create_connection": handed_over}
+        try:
+            if self.proxy is None:
+                options["sock"] = self._tcp_connect(deadline, closes)
+            ws = connect(
+                self.url,
+                compression=None,
+                max_size=self.limits.max_message_bytes,
+                additional_headers=headers,
+                open_timeout=max(deadline - time.monotonic(), 1e-3),  # what the TCP connect left of connect_timeout_s
+                close_timeout=self.connect_timeout_s,
+                **options,
+            )
+        except InvalidURI as exc:
+            raise ValueError(f"url={self.url!r} is not a valid WebSocket URL: {exc}") from None
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            body = exc.response.body.decode("utf-8", "replace").strip() if exc.response.body else ""
+            body = body if len(body) <= 300 else body[:300] + "…"  # another service's error page is not the point
+            if status in (401, 403):  # 403: Ray Serve / ASGI servers refuse a WebSocket handshake that way
+                why = ("this client sent no key: pass api_key=, the value of the variable the server's --api-key-env "
+                       "names" if self._api_key is None else
+                       "the api_key this client sent is not the server's (the value of its --api-key-env variable)")
+                raise AuthenticationError(
+                    f"{self.url} refused the API key (HTTP {status}): {why}" + (f"; it says: {body}" if body else "")
+                ) from None
+            hint = "" if status >= 500 else "; is this the policy server's port?"  # a 404: another service there
+            raise ServerRefusedError(
+                f"{self.url} refused the connection with HTTP {status}: {body or '(no text)'}{hint}"
+            ) from None
+        except (InvalidHandshake, websockets.ConnectionClosed) as exc:
+            raise ServerRefusedError(
+                f"something at {self.url} accepted the connection but completed no WebSocket handshake ({exc}): "
+                "not a WebSocket policy server, or a proxy or port forward (a Docker published port, kubectl "
+                "port-forward) with no server listening behind it; check the host and port, and that the server runs"
+            ) from None
+        except TimeoutError:
+            if self.proxy is None and "sock" not in options:  # the TCP connect itself (`_tcp_connect`)
+                raise ServerTimeoutError(
+                    f"no TCP connection to {self.url} within connect_timeout_s={self.connect_timeout_s}: the machine "
+                    "is down or unreachable, or a firewall drops the packets; check the host, port and network"
+                ) from None
+            raise ServerTimeoutError(
+                f"no WebSocket handshake from {self.url} within connect_timeout_s={self.connect_timeout_s}: "
+                "something accepted the connection but did not answer it (a server whose event loop is busy, as "
+                "openpi's is while it infers; a proxy queueing connections, as Ray Serve's does when every replica is "
+                "busy; or no WebSocket server)"
+            ) from None
+        except OSError as exc:
+            raise ServerRefusedError(
+                f"cannot connect to {self.url} ({exc.strerror or exc}); is `worldpolicy serve` running there?"
+            ) from None
         return ws
 
     def _check_embodiment(self, metadata: dict[str, Any], served: Embodiment | None) -> None:
@@ -420,8 +508,8 @@ class RemotePolicy:
 
     def close(self) -> None:
         """Close the connection (a later call reconnects). From another thread (an e-stop handler) it returns at once:
-        a call waiting on the server ends with `ClientClosedError` (its reply is never read), and an `act_batch` stops.
-        A connection still in its handshake is not interruptible; it ends within connect_timeout_s."""
+        a call waiting on the server ends with `ClientClosedError` (its reply is never read), and an `act_batch` stops;
+        so does a call still connecting (`_connect`)."""
         self._closes += 1  # before the lock, which a call in progress holds: it checks this before any retry
         for peer in self._peers:
             peer.close()
@@ -441,13 +529,15 @@ class RemotePolicy:
             self._lock.release()
 
     def _shut(self) -> None:
-        """Shut the connection's socket under the call waiting on it, whose wait then ends at once (`close`)."""
+        """Shut the socket under the call waiting on it (the connection's, or that of a connect in progress), whose
+        wait then ends at once (`close`)."""
         ws = self._ws
-        if ws is not None:
-            try:
-                ws.socket.shutdown(socket.SHUT_RDWR)
-            except OSError:  # already closed
-                pass
+        for sock in (self._connecting, ws.socket if ws is not None else None):
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:  # already closed, or not connected yet (then `_cuttable` saw the close)
+                    pass
 
     def __enter__(self) -> Self:
         return self
@@ -568,9 +658,10 @@ class RemotePolicy:
                 self._drop()
                 self._check_open(closes)
                 raise self._closed_error(exc, "reply") from None
-            except RemotePolicyError:
+            except RemotePolicyError as exc:
                 self._drop()
-                self._check_open(closes)  # the error of a connection close() shut is that close(), not the server
+                if not isinstance(exc, ClientClosedError):  # one from the connect says so already
+                    self._check_open(closes)  # the error of a connection close() shut is that close(), not the server
                 raise
             except BaseException:
                 self._drop()  # an incomplete exchange: never reuse this connection
@@ -578,16 +669,17 @@ class RemotePolicy:
             finally:
                 self._waiting = False
 
-    def _check_open(self, closes: int) -> None:
+    def _check_open(self, closes: int, doing: str = "waited on") -> None:
         """ClientClosedError once close() was called since the call began (`closes`): it is neither retried on a new
         connection nor reported as the server's fault."""
         if self._closes != closes:
-            raise ClientClosedError(f"close() was called while this call waited on {self.url}: its reply, if any, "
-                                    "is not read (the request may have run on the server)") from None
+            what = ("no request was sent" if doing == "connected to" else
+                    "its reply, if any, is not read (the request may have run on the server)")
+            raise ClientClosedError(f"close() was called while this call {doing} {self.url}: {what}") from None
 
     def _exchange(self, message: bytes, closes: int) -> dict[str, Any]:
         ws = self._open_connection()
-        self._check_open(closes)  # a close() during the handshake, which it cannot interrupt
+        self._check_open(closes, "connected to")  # a close() just before the connect began, or the metadata frame
         self._check_size(message)
         try:
             ws.send(message)
@@ -645,9 +737,24 @@ class RemotePolicy:
             state = _numbers(r.state, "state")
             # a history [T, dim] as the local Policy takes it: the row the chunk starts from (the wire takes one row)
             request["state"] = (state[start_row(r.mode)] if state.ndim == 2 else state).reshape(-1)
+            self._say_ignored_state(state)
         if r.decodes_video != (r.mode in DECODE_VIDEO_MODES):  # the server applies the same default
             request["decode_video"] = r.decodes_video
         return request
+
+    def _say_ignored_state(self, state: np.ndarray) -> None:
+        """A state the served embodiment does not condition on, said once by this client, as a local `Policy` says it
+        once: the server says it once per policy, to the first client that sends one, so a second robot on the same
+        server would never hear that its state is ignored. Only for a server that announces its embodiment (ours);
+        another's model may read the state. On the `worldpolicy.policy` logger, where the local `Policy` says it, so
+        the first reply's copy of the same line is not said twice (`_say`)."""
+        if self._state_said:
+            return
+        self._announced()
+        text = None if self._served_embodiment is None else ignored_state_warning(self._served_embodiment, state)
+        if text is not None:
+            self._state_said = True
+            logging.getLogger("worldpolicy.policy").warning("%s", text)
 
     def _actions(self, actions: Any, space: str) -> tuple[np.ndarray, str]:
         """Forward-dynamics actions for the wire, read here exactly as the local `Policy` reads them (files, lists,
@@ -678,7 +785,7 @@ class RemotePolicy:
             raise ValueError(
                 f"actions: a {type(actions).__name__} is not a rectangular numeric [T, action_dim] array; accepted "
                 "without the server's embodiment: an array, nested list or torch tensor, a Prediction, an actions "
-                "object or an actions file (.json, .npy)"
+                f"object or an actions file ({', '.join(ACTIONS_SUFFIXES)})"
             ) from None
         return (values[None] if values.ndim == 1 else values), space
 

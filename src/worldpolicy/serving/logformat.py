@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
+import threading
 import time
 from typing import Any
 
-__all__ = ["LOG_FORMATS", "LOG_FORMAT_ENV", "TEXT_FORMAT", "Event", "JsonFormatter", "log_format"]
+__all__ = ["LOG_FORMATS", "LOG_FORMAT_ENV", "TEXT_FORMAT", "Event", "JsonFormatter", "log_format", "log_uncaught"]
 
 LOG_FORMATS = ("text", "json")
 LOG_FORMAT_ENV = "WORLDPOLICY_LOG_FORMAT"  # the default of `serve --log-format`, for a container's environment
@@ -69,3 +71,23 @@ def log_format(value: str) -> str:
         return value
     source = f" (from {LOG_FORMAT_ENV})" if os.environ.get(LOG_FORMAT_ENV) == value else ""
     raise argparse.ArgumentTypeError(f"{value!r}{source} is not a log format; accepted: {', '.join(LOG_FORMATS)}")
+
+
+def log_uncaught() -> None:
+    """For `--log-format json`: an exception nothing caught (a crash of the command, or of a thread) is logged as one
+    `{"event": "crashed", "error": ..., "exc_info": <the traceback>}` line at CRITICAL, instead of Python's traceback
+    lines on stderr, which a log pipeline reads as one broken record per line. The exit status is Python's own (1);
+    a thread's `SystemExit` stays silent, as Python keeps it."""
+    crashes = logging.getLogger("worldpolicy")
+
+    def crashed(exc_type, error, trace, **fields: Any) -> None:
+        crashes.critical(Event({"event": "crashed", **fields, "error": f"{exc_type.__name__}: {error}"}),
+                         exc_info=(exc_type, error, trace))
+
+    def thread_crashed(args: threading.ExceptHookArgs) -> None:
+        if not issubclass(args.exc_type, SystemExit):
+            thread = args.thread.name if args.thread is not None else None
+            crashed(args.exc_type, args.exc_value, args.exc_traceback, thread=thread)
+
+    sys.excepthook = crashed
+    threading.excepthook = thread_crashed

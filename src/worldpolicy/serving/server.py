@@ -879,7 +879,9 @@ class PolicyServer:
 
         Once per server, as a thread starts once: a stopped server's worker may still be inside the policy (a call
         outliving the drain cannot be interrupted), its policy may be closed (`close_on_stop`) and its metrics count
-        that run; a second serve() raises RuntimeError saying how to serve again."""
+        that run; a second serve() raises RuntimeError saying how to serve again. A serve() that never listened (its
+        address in use, not on this machine...) ran nothing: it does not count, and the same server may serve once the
+        address is free."""
         if self._served:
             again = ("load it again: PolicyServer(loader=..., ...)" if self.close_on_stop else
                      "PolicyServer(policy=server.policy, config=server.config, ...)")
@@ -889,6 +891,14 @@ class PolicyServer:
                 f"serve again with a new server: {again}"
             )
         self._served = True
+        try:
+            await self._listen_and_serve(stop, started)
+        except BaseException:
+            if self.port is None:  # it never listened: no worker started, no policy loaded or closed, nothing counted
+                self._served = False
+            raise
+
+    async def _listen_and_serve(self, stop: asyncio.Future | None, started: Callable[[int], None] | None) -> None:
         self._loop = loop = asyncio.get_running_loop()
         stop = self._stop = stop if stop is not None else loop.create_future()
         async with serve(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 
 
@@ -18,6 +19,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="config file (.toml/.json) or recipe name")
     p.add_argument("--out", help="output folder (overrides the config's output_dir)")
     p.add_argument("--steps", type=int, help="training steps (overrides optim.steps)")
+    p.add_argument("--episodes", metavar="I,J,...",
+                   help="train on these episodes only, indices from 0 separated by commas (overrides data.episodes)")
+    p.add_argument("--exclude-episodes", metavar="I,J,...",
+                   help="leave these episodes out, indices from 0 separated by commas (overrides "
+                   "data.exclude_episodes)")
     p.add_argument("--install", action="store_true", help="recipes: copy the result into worldpolicy/models")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_train)
@@ -47,9 +53,14 @@ def _train(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps={args.steps}: must be >= 1")
     is_recipe = path.suffix == ".toml" and "[scratch]" in path.read_text()
+    selection = {name: _episode_list(flag, getattr(args, name)) for name, flag in EPISODE_FLAGS.items()
+                 if getattr(args, name) is not None}
     if is_recipe:
         if args.steps is not None:
             raise ValueError("--steps: set optim.steps in the recipe file instead (recipes are reproducible as a whole)")
+        if selection:
+            raise ValueError(f"{EPISODE_FLAGS[next(iter(selection))]}: a recipe records its own dataset ([scratch] "
+                             "episodes) and trains on all of it (recipes are reproducible as a whole)")
         run_recipe(path, args.out, install=args.install, progress=not args.no_progress)
         return 0
     if args.install:
@@ -59,8 +70,14 @@ def _train(args: argparse.Namespace) -> int:
     from .config import load_config
     from .trainer import Trainer
 
-    overrides = {"output_dir": args.out}
-    config = load_config(path, **overrides)
+    overrides = {"output_dir": args.out, **{f"data.{name}": episodes for name, episodes in selection.items()}}
+    try:  # the selection is checked against the dataset here: named as the flag typed, not the config's setting
+        config = load_config(path, **overrides)
+    except ValueError as exc:
+        text = str(exc)
+        for name in selection:
+            text = text.replace(f"data.{name}=", f"{EPISODE_FLAGS[name]}=")
+        raise ValueError(text) from None
     if args.steps is not None:
         config.optim.steps = args.steps
     trainer = Trainer(config, progress=not args.no_progress)
@@ -72,6 +89,19 @@ def _train(args: argparse.Namespace) -> int:
                           "checkpoint": str(final) if final else None,
                           "wall_s": round(time.perf_counter() - started, 1)}, indent=1))
     return 0
+
+
+# `data.episodes` / `data.exclude_episodes` and the flags that override them
+EPISODE_FLAGS = {"episodes": "--episodes", "exclude_episodes": "--exclude-episodes"}
+
+
+def _episode_list(flag: str, text: str) -> list[int]:
+    """`--episodes 0,3,7` as the config's list of indices (checked against the dataset with the rest of the config)."""
+    items = [item.strip() for item in text.split(",")]
+    if not all(re.fullmatch(r"-?[0-9]+", item) for item in items):
+        raise ValueError(f"{flag} {text!r}: expected episode indices (integers from 0) separated by commas, e.g. "
+                         f"{flag} 0,3,7")
+    return [int(item) for item in items]
 
 
 def _merge_adapter(args: argparse.Namespace) -> int:
@@ -94,13 +124,15 @@ def _merge_adapter(args: argparse.Namespace) -> int:
     )
     from ..fileio import output_folder, refuse_foreign_folder, share_tree
     from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, expand_home
+    from .config import refuse_run_folder
 
     source = Path(expand_home(args.checkpoint))
     if not source.exists():  # the loader's own message offers hub ids and `shipped`, which are no adapters
         raise FileNotFoundError(f"CHECKPOINT={str(source)!r} does not exist; give a LoRA adapter checkpoint folder "
                                 f"(it holds {BASE_FILE})")
+    refuse_run_folder(str(source), "CHECKPOINT", resume=False)  # a run's folder: its newest checkpoint named
     try:  # the API's errors name its parameter (`checkpoint=...`); here the argument typed is
-        check_checkpoint_source(source)  # a missing folder or a run's folder is named as such
+        check_checkpoint_source(source)
     except (ValueError, FileNotFoundError) as exc:
         raise flag_named(exc, {"checkpoint": "CHECKPOINT"}) from None
     if adapter_base(source) is None:

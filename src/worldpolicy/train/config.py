@@ -173,6 +173,7 @@ class TrainConfig:
         from ..engine.loading import check_checkpoint_source
 
         self.checkpoint = str(portable_checkpoint(self.checkpoint))  # an older version's stored folder: `shipped`
+        refuse_run_folder(self.checkpoint_source)
         check_checkpoint_source(self.checkpoint_source)  # before the embodiment and data checks that read it
         if not self.data.dataset:
             raise ValueError("data.dataset: required (a LeRobot v3 dataset folder)")
@@ -192,7 +193,10 @@ class TrainConfig:
             if folder and (blocking := file_in_the_way(folder)) is not None:
                 raise ValueError(f"{setting}={folder!r}: {str(blocking)!r} is a file, not a folder; give {setting} a "
                                  "folder (new, or one it wrote before)")
-        refuse_foreign_folder(self.output_dir, "--out / output_dir", "train")  # a checkpoint, dataset, other run
+        # a checkpoint, a dataset, another command's run, or a folder of runs (`--out runs` for `runs/new`)
+        refuse_foreign_folder(self.output_dir, "--out / output_dir", "train", not_over_runs=True)
+        if self.data.cache_dir:  # its latents in a dataset folder travel with it (a push to the hub uploads them)
+            refuse_foreign_folder(self.data.cache_dir, "data.cache_dir", "train")
         for setting, folder in folders:
             _refuse_unwritable(setting, folder)  # found now, not when the first latents or checkpoint are written
         dataset = Path(self.data.dataset)
@@ -200,7 +204,8 @@ class TrainConfig:
             raise FileNotFoundError(f"data.dataset={self.data.dataset!r} does not exist (expected a LeRobot v3 dataset "
                                     "folder: `worldpolicy dataset check FOLDER`)")
         if not (dataset / "meta" / "info.json").is_file():
-            raise FileNotFoundError(f"data.dataset={self.data.dataset!r} has no meta/info.json (not a LeRobot v3 dataset)")
+            raise FileNotFoundError(f"data.dataset={self.data.dataset!r} has no meta/info.json (not a LeRobot v3 "
+                                    f"dataset){_datasets_near(dataset)}")
         if self.data.episodes is not None or self.data.exclude_episodes:  # against the dataset's episode count now
             from ..data import LeRobotDataset
 
@@ -295,6 +300,44 @@ class TrainConfig:
         return self
 
 
+def _datasets_near(folder: Path) -> str:
+    """Where the dataset is when `data.dataset` names a folder inside one (its `meta/`, `videos/`) or above some (a
+    download folder: LeRobot's cache keeps `<owner>/<name>`, two levels down): said, naming what to set."""
+    for parent in folder.parents:
+        if (parent / "meta" / "info.json").is_file():
+            return f"; it is inside the dataset {str(parent)!r}: set data.dataset to that folder"
+    found = sorted({info.parent.parent for pattern in ("*/meta/info.json", "*/*/meta/info.json")
+                    for info in folder.glob(pattern)})
+    if not found:
+        return ""
+    named = ", ".join(repr(p.relative_to(folder).as_posix()) for p in found[:3])
+    more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+    held = f"its subfolders {named}{more} are datasets" if len(found) > 1 else f"its subfolder {named} is one"
+    return f"; {held}: set data.dataset to the one to train on"
+
+
+def refuse_run_folder(source: str, setting: str = "checkpoint", resume: bool = True) -> None:
+    """`setting` naming a training run's folder (or its `checkpoints/`, or a part of a checkpoint) rather than a
+    checkpoint: said so with the checkpoint to name, where "has no model_index.json" left the user to find it.
+    `resume`: also say how that run itself continues (training's `checkpoint` is where a new run starts)."""
+    from ..fileio import CHECKPOINT_GLOB, is_checkpoint
+
+    path = Path(source)
+    if not path.is_dir() or is_checkpoint(path):
+        return
+    if is_checkpoint(path.parent):
+        raise FileNotFoundError(f"{setting}={source!r} is a part of the checkpoint {str(path.parent)!r}: give that "
+                                "folder")
+    run = path.parent if path.name == "checkpoints" else path
+    saved = sorted(p for p in run.glob(CHECKPOINT_GLOB) if is_checkpoint(p))
+    if saved:
+        what = "checkpoints folder" if run != path else "folder"
+        also = (" (to continue that run itself, give its folder as --out / output_dir with its own config)" if resume
+                else "")
+        raise FileNotFoundError(f"{setting}={source!r} is a training run's {what}, not a checkpoint: give one of its "
+                                f"checkpoints/step-*, e.g. the newest, {str(saved[-1])!r}{also}")
+
+
 def _refuse_unwritable(setting: str, folder: str | None) -> None:
     """A run writes its latent cache, checkpoints and log into these folders; one on a read-only disk or without write
     permission was found only once the model had loaded and the windows were encoded. The folder itself, or the
@@ -384,15 +427,18 @@ def _flat(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+TABLES = {"data": DataConfig, "objectives": ObjectiveConfig, "timesteps": TimestepConfig, "optim": OptimConfig,
+          "finetune": FinetuneConfig, "eval": EvalConfig}
+
+
 def _build(cls, raw: dict[str, Any], where: str):
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(raw) - set(known))
     if unknown:
-        raise ValueError(f"{where}: unknown keys {unknown}; accepted: {sorted(known)}")
+        raise ValueError(f"{where}: unknown keys {unknown}; accepted: {sorted(known)}{_misplaced(unknown, where)}")
     kwargs = {}
     for name, value in raw.items():
-        sub = {"data": DataConfig, "objectives": ObjectiveConfig, "timesteps": TimestepConfig, "optim": OptimConfig,
-               "finetune": FinetuneConfig, "eval": EvalConfig}.get(name) if cls is TrainConfig else None
+        sub = TABLES.get(name) if cls is TrainConfig else None
         if sub is not None:
             if not isinstance(value, dict):
                 raise ValueError(f"{where}.{name}: expected a table, got {type(value).__name__}")
@@ -401,6 +447,25 @@ def _build(cls, raw: dict[str, Any], where: str):
             value = _typed(value, typing.get_type_hints(cls)[name], name if where == "config" else f"{where}.{name}")
         kwargs[name] = value
     return cls(**kwargs)
+
+
+def _misplaced(unknown: list[str], where: str) -> str:
+    """Where each unknown key of table `where` belongs when it is a key of another table (`steps = 10` above
+    `[optim]`, `batch_size` under `[data]`), else the accepted key it is a typo of: said, since a key that is right
+    but in the wrong place reads as right."""
+    import difflib
+
+    tables = {"config": TrainConfig, **TABLES}
+    here = tables.get(where, TrainConfig)
+    hints = []
+    for key in unknown:
+        homes = [name for name, cls in tables.items() if cls is not here and key in {f.name for f in fields(cls)}]
+        if homes:
+            hints.append(f"{key} is a key of " + " or ".join("the top level (above every [table])" if h == "config"
+                                                             else f"[{h}]" for h in homes))
+        elif close := difflib.get_close_matches(key, [f.name for f in fields(here)], n=1, cutoff=0.65):
+            hints.append(f"{key}: did you mean {close[0]}?")
+    return f" ({'; '.join(hints)})" if hints else ""
 
 
 _TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
@@ -432,7 +497,8 @@ def _typed(value: Any, hint: Any, name: str) -> Any:
 
 def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainConfig:
     """A TOML/JSON file or dict → checked `TrainConfig`. Relative paths in a file resolve against its folder, those
-    in `overrides` (command-line values) against the working directory, as a shell user means them."""
+    in `overrides` (command-line values) against the working directory, as a shell user means them. An override
+    named `table.field` (`**{"data.episodes": [0, 3]}`) sets that field of the table, keeping the table's others."""
     if isinstance(source, dict):
         raw, base = dict(source), Path.cwd()
     else:
@@ -446,8 +512,21 @@ def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
             raise ValueError(f"config {str(path)!r} is not valid {path.suffix[1:].upper() or 'JSON'}: {exc}"
                              f"{_quoted_line(text, exc)}") from None
         base = path.parent
+        if isinstance(raw, dict) and isinstance(raw.get("config"), dict) and "step" in raw:  # trainer_state.json
+            run_config = path.parent.parent.parent / "config.json"  # <run>/checkpoints/step-N/trainer_state.json
+            where = f" ({str(run_config)!r})" if run_config.is_file() else ""
+            raise ValueError(f"config {str(path)!r} is a checkpoint's training state, not a TrainConfig: the run's "
+                             f"settings are its config.json{where}: give that to resume the run, or with --out to "
+                             "train a new run with the same settings")
     given = {k: v for k, v in overrides.items() if v is not None}
-    raw.update(given)
+    for setting, value in given.items():
+        section, _, name = setting.rpartition(".")
+        if section and not isinstance(raw.get(section, {}), dict):  # `data = 3` in the file: `_build` names it
+            continue
+        if section:
+            raw[section] = {**raw.get(section, {}), name: value}  # a copy: a dict given in Python stays as it was
+        else:
+            raw[name] = value
     config = _build(TrainConfig, raw, "config")
     for setting in PATH_SETTINGS:
         section, _, name = setting.rpartition(".")
@@ -455,7 +534,7 @@ def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
         value = getattr(holder, name)
         if not value:
             continue
-        root = Path.cwd() if holder is config and name in given else base
+        root = Path.cwd() if setting in given else base
         local = root / Path(value).expanduser()  # stored absolute, so a resume from elsewhere names the same folder
         if setting in INPUT_SETTINGS and not local.exists():
             _refuse_misplaced(setting, value, root, source)

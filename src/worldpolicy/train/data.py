@@ -275,9 +275,30 @@ def _check_plan_finite(plan: _Plan, spec: WindowSpec) -> None:
     check_finite(plan.dataset, keys, spec.episodes if spec.episodes is not None else range(plan.dataset.num_episodes))
 
 
-def cached(cache_dir: str | Path) -> bool:
-    """Whether `cache_dir` holds a finished latent cache (of any data): one may serve the run without a decode."""
-    return any(Path(cache_dir).glob(f"latents-*-v{CACHE_FORMAT}.safetensors"))
+def cache_may_serve(cache_dir: str | Path, spec: WindowSpec, embodiment: Embodiment,
+                    fingerprint: str | None = None) -> bool:
+    """Whether `cache_dir` holds a finished latent cache that may serve these windows without a decode: the one named
+    by `fingerprint` (a resumed run's: read, or the run refused as trained on other data), else one whose `data_key`
+    is these windows' (its VAE is known only once the weights load). A cache of other data (a cache folder shared by
+    runs on several datasets or episode selections) serves nothing: the data is checked as if there were none."""
+    folder = Path(cache_dir)
+    if fingerprint is not None:
+        return (folder / f"latents-{fingerprint}-v{CACHE_FORMAT}.safetensors").is_file()
+    key = data_key(spec, embodiment)
+    return any(_cache_meta(path).get("data_key") == key
+               for path in folder.glob(f"latents-*-v{CACHE_FORMAT}.safetensors"))
+
+
+def _cache_meta(path: Path) -> dict[str, Any]:
+    """A latent cache file's metadata (its safetensors header only); {} for a file that is not one."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("worldpolicy", "{}"))
+    except (OSError, SafetensorError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def trained_frames(spec: WindowSpec, target: Embodiment) -> dict[str, Any]:
@@ -399,8 +420,9 @@ def _converter(spec: WindowSpec, source: Embodiment, target: Embodiment) -> Call
     return convert
 
 
-def fingerprint(spec: WindowSpec, embodiment: Embodiment, vae, tokenizer, tier: int) -> str:
-    """Everything that changes a cached example, hashed: dataset metadata, window spec, embodiment, VAE, tokenizer."""
+def _data_hash(spec: WindowSpec, embodiment: Embodiment, tier: int, **model: Any):
+    """The hash of the dataset's metadata, the window spec, the embodiment's layout and the canvas tier, with `model`
+    (what the loaded VAE and tokenizer add) in the same payload: `fingerprint` and `data_key` share it."""
     h = hashlib.sha256()
     root = Path(spec.dataset)
     for meta in sorted((root / "meta").rglob("*")):
@@ -413,15 +435,38 @@ def fingerprint(spec: WindowSpec, embodiment: Embodiment, vae, tokenizer, tier: 
         # what shapes latents, captions and physical actions; stats do not (the cache keeps physical actions)
         "embodiment": {k: v for k, v in embodiment.to_dict().items() if k not in ("stats", "normalization")},
         "tier": tier,
-        "vae_config": {k: v for k, v in dict(vae.config).items() if not k.startswith("_")},
-        "tokenizer": tokenizer.backend_tokenizer.to_str() if hasattr(tokenizer, "backend_tokenizer") else repr(tokenizer),
+        **model,
     }
     h.update(json.dumps(payload, sort_keys=True, default=str).encode())
+    return h
+
+
+def fingerprint(spec: WindowSpec, embodiment: Embodiment, vae, tokenizer, tier: int) -> str:
+    """Everything that changes a cached example, hashed: dataset metadata, window spec, embodiment, VAE, tokenizer."""
+    h = _data_hash(spec, embodiment, tier,
+                   vae_config={k: v for k, v in dict(vae.config).items() if not k.startswith("_")},
+                   tokenizer=tokenizer.backend_tokenizer.to_str() if hasattr(tokenizer, "backend_tokenizer")
+                   else repr(tokenizer))
     with torch.no_grad():
         for name, tensor in sorted(vae.state_dict().items()):
             h.update(name.encode())
             h.update(tensor.detach().float().cpu().numpy().tobytes())
     return h.hexdigest()[:24]
+
+
+def changed_data(dataset: str) -> ValueError:
+    """The refusal of a resume whose data differs from the run's (`data_key` before the weights load, `fingerprint`
+    once they have)."""
+    return ValueError(f"data.dataset {dataset!r} is not the data this run trained on (its files, or the layout, VAE or "
+                      "tokenizer they are encoded with, changed since the run began): a resume needs the same data; "
+                      "restore it, or choose a new --out / output_dir")
+
+
+def data_key(spec: WindowSpec, embodiment: Embodiment, tier: int | None = None) -> str:
+    """The part of `fingerprint` known before the weights load (the data, windows and layout, not the VAE and
+    tokenizer): kept in each latent cache's metadata, so `cache_may_serve` tells a cache of these windows from one of
+    other data without loading the model."""
+    return _data_hash(spec, embodiment, int(tier or embodiment.resolution_tier)).hexdigest()[:24]
 
 
 class LatentCache:
@@ -491,11 +536,7 @@ class LatentCache:
         tier = int(tier or embodiment.resolution_tier)
         key = fingerprint(spec, embodiment, vae, tokenizer, tier)
         if expect is not None and key != expect:
-            raise ValueError(
-                f"data.dataset {spec.dataset!r} is not the data this run trained on (its files, or the layout, VAE or "
-                "tokenizer they are encoded with, changed since the run began): a resume needs the same data; restore "
-                "it, or choose a new --out / output_dir"
-            )
+            raise changed_data(spec.dataset)
         path = Path(cache_dir) / f"latents-{key}-v{CACHE_FORMAT}.safetensors"
         partial = path.with_suffix(".partial")  # the fingerprint in the name: another fingerprint's shards never mix in
         older = Path(cache_dir) / f"latents-{key}.safetensors"
@@ -516,6 +557,8 @@ class LatentCache:
         cache = cls._build(spec, embodiment, vae, tokenizer, tier, use_system_prompt, batch_size, progress, partial,
                            shard_windows)
         cache.meta["fingerprint"] = key
+        # what `cache_may_serve` reads before the weights load
+        cache.meta["data_key"] = data_key(spec, embodiment, tier)
         cache.save(path)
         shutil.rmtree(partial, ignore_errors=True)
         return cache

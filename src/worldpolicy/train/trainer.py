@@ -66,9 +66,11 @@ from .config import RESUMABLE, TrainConfig, changed_settings
 from .data import (
     LatentCache,
     WindowSpec,
-    cached,
+    cache_may_serve,
+    changed_data,
     check_encodable,
     count_windows,
+    data_key,
     trained_frames,
     window_spec,
 )
@@ -189,6 +191,7 @@ class Trainer:
         self.rank, self.world = _distributed()
         self.out = Path(config.output_dir)
         self._resumed_data: str | None = None
+        self._resumed_data_key: str | None = None
         self._windows: tuple[WindowSpec, Embodiment] | None = None
         if config.optim.batch_size % self.world:
             raise ValueError(f"optim.batch_size={config.optim.batch_size} must divide by the {self.world} processes")
@@ -210,9 +213,11 @@ class Trainer:
             self.config.data.source_embodiment = spec.source_embodiment
             self.config.data.action_conversion = spec.action_conversion
             self.frames = trained_frames(spec, layout)
-            if not cached(self._cache_dir):  # else the run may never read the data: a resume, videos since removed
+            # else the run may never read the data (a resume after its videos were removed to save room)
+            if not cache_may_serve(self._cache_dir, spec, layout, self._resumed_data):
                 check_encodable(spec, layout)
             self._warn_batch_over_windows(spec)
+            self.data_key = data_key(spec, layout)
             self._windows = spec, layout
         return self._windows
 
@@ -223,14 +228,34 @@ class Trainer:
     def _warn_batch_over_windows(self, spec: WindowSpec) -> None:
         """A batch larger than the dataset trains (its positions run on into the next epochs' orders), but each step
         then holds some windows two or more times: said before anything loads, as a typo in `batch_size` or a
-        dataset smaller than meant usually is."""
+        dataset smaller than meant usually is. With an episode selection, the selection is what is small: said with
+        how much of the dataset it keeps, and how many windows all of it holds."""
         windows = count_windows(spec)
         size = self.config.optim.batch_size
-        if size > windows and self.rank == 0:
-            logger.warning("optim.batch_size=%d is more than the %d training windows of data.dataset %s (chunk_size "
-                           "%d, stride %d): every step holds some windows more than once (with other noise and σ); "
-                           "lower optim.batch_size to %d or less, or record more episodes", size, windows,
-                           spec.dataset, spec.chunk_size, spec.stride, windows)
+        if size <= windows or self.rank != 0:
+            return
+        shape = f"chunk_size {spec.chunk_size}, stride {spec.stride}"
+        if spec.episodes is None:
+            logger.warning("optim.batch_size=%d is more than the %d training windows of data.dataset %s (%s): every "
+                           "step holds some windows more than once (with other noise and σ); lower optim.batch_size "
+                           "to %d or less, or record more episodes", size, windows, spec.dataset, shape, windows)
+            return
+        from ..data import LeRobotDataset
+
+        lengths = LeRobotDataset.open(spec.dataset).episode_lengths
+        data = self.config.data
+        chosen = " and ".join(f"data.{name}={value}" for name, value in
+                              (("episodes", data.episodes), ("exclude_episodes", data.exclude_episodes)) if value)
+        whole = count_windows(replace(spec, episodes=None))
+        if whole >= size:
+            more = f"select more episodes (all {len(lengths)} hold {whole} windows)"
+        else:
+            more = f"record more episodes (all {len(lengths)} hold only {whole} windows)"
+        logger.warning("optim.batch_size=%d is more than the %d training windows (%s) of the episodes selected: %s "
+                       "keeps %d of the %d episodes of data.dataset %s (%d of its %d frames): every step holds some "
+                       "windows more than once (with other noise and σ); lower optim.batch_size to %d or less, or %s",
+                       size, windows, shape, chosen, len(spec.episodes), len(lengths), spec.dataset,
+                       int(sum(lengths[i] for i in spec.episodes)), int(sum(lengths)), windows, more)
 
     def _load(self) -> None:
         from ..engine.loading import load_components, resolve_device
@@ -599,7 +624,7 @@ class Trainer:
                     # the mix trained, resolved: `config.objectives` keeps the preset beside fields it overrides
                     "objective_weights": self.config.objectives.weights(),
                     "params": [names[id(p)] for p in self.params], "history": history[-50:],
-                    "data_fingerprint": self.data_fingerprint, "frames": self.frames,
+                    "data_fingerprint": self.data_fingerprint, "data_key": self.data_key, "frames": self.frames,
                     "elapsed_s": self._elapsed(),
                 }
                 (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
@@ -786,10 +811,11 @@ class Trainer:
     def _previous_run(self, checkpoints: list[Path]) -> tuple[dict[str, Any], Path, int] | None:
         """The settings of the run `output_dir` already holds, where they were read and its step; None for a new run."""
         config_file, metrics = self.out / "config.json", self.out / METRICS_FILE
-        self._resumed_data = None  # the fingerprint of the data the resumed run trained on (older runs: not stored)
+        # the fingerprint of the data the resumed run trained on, and its `data_key` (older runs: not stored)
+        self._resumed_data = self._resumed_data_key = None
         if checkpoints:
             state = json.loads((checkpoints[-1] / STATE_FILE).read_text())
-            self._resumed_data = state.get("data_fingerprint")
+            self._resumed_data, self._resumed_data_key = state.get("data_fingerprint"), state.get("data_key")
             return state["config"], checkpoints[-1], int(state["step"])
         if config_file.is_file():
             return json.loads(config_file.read_text()), config_file, 0
@@ -807,9 +833,15 @@ class Trainer:
         saved, where, step = previous
         changes = changed_settings(saved, self.config.to_dict())
         if changes:
+            flags = [f"{flag} sets {name}" for name, flag in (("data.episodes", "--episodes"),
+                                                              ("data.exclude_episodes", "--exclude-episodes"))
+                     if any(change.startswith(f"{name}:") for change in changes)]
+            given = f" ({', '.join(flags)} on the command line)" if flags else ""
             raise ValueError(f"output_dir {str(self.out)!r} holds a run ({where}, step {step}) with other settings: "
-                             f"{'; '.join(changes)}. Put them back to resume it, or choose a new --out / output_dir "
-                             f"(a resume may change only {', '.join(RESUMABLE)})")
+                             f"{'; '.join(changes)}. Put them back to resume it{given}, or choose a new --out / "
+                             f"output_dir (a resume may change only {', '.join(RESUMABLE)})")
+        if self._resumed_data_key not in (None, self.data_key):  # re-recorded: found now, not once the weights load
+            raise changed_data(self.config.data.dataset)
         if self.config.optim.steps < step:
             raise ValueError(f"optim.steps={self.config.optim.steps} (the config's, or --steps) is below step {step}, "
                              f"where the run in {str(self.out)!r} already is: pass --steps {step} or more (or set "
