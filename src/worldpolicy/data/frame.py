@@ -29,8 +29,10 @@ import numpy as np
 from ..embodiments import Embodiment, check_chunk_size, get_embodiment
 from ..fileio import atomic_path, output_folder, staged_folder, write_json_atomic
 from ..processing.observations import wire_key
+from .actions import action_converter, action_layout, source_embodiment
+from .layout import ACTION_KEYS, STATE_KEYS
 from .lerobot import LeRobotDataset
-from .sampling import caption_variants
+from .sampling import _check_keys, caption_variants
 
 __all__ = ["FRAME_FILE", "RECORDED_ACTIONS_FILE", "DatasetFrame", "extract_frame"]
 
@@ -122,7 +124,7 @@ def extract_frame(
     folder per camera the real frames `frame .. frame + chunk_size` they led to; `commands["forward_dynamics"]` rolls
     the model out from the frame on those actions, to be compared with them. The dataset's action features
     (`action_keys`, default training's `data.action_keys`) reach the embodiment's columns as training maps them
-    (`train.data.window_spec`: by column names, or joint targets converted to end-effector deltas).
+    (`data.actions`: by column names, or joint targets converted to end-effector deltas).
     """
     ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
     episode, frame = _check_position(ds, episode, frame)
@@ -334,29 +336,30 @@ def _recorded_actions(ds: LeRobotDataset, rows: Any, episode: int, frame: int, c
                       action_keys: Sequence[str] | None, state_keys: list[str]) -> dict[str, Any]:
     """The actions recorded at frames `frame .. frame + chunk - 1` as an actions object forward dynamics reads
     (`processing.actions.load_actions`): in `emb`'s columns and physical units, reached from the dataset's action
-    features as training reaches them (`train.data.window_spec`, which resolves the dataset's own action layout and
-    its conversion, and refuses what training would, naming its `[data]` settings). A conversion from joint targets
-    starts from the state at `frame`, read from the frame's `state_keys` (training's default where there are none)."""
-    from ..train.config import DataConfig
-    from ..train.data import _converter, window_spec
-
+    features as training reaches them (`data.actions`, which reads the dataset's own action layout and its conversion
+    as a training config leaves them unset, and refuses what training would, naming its `[data]` settings; the keys
+    are checked as training's sampler checks them). A conversion from joint targets starts from the state at `frame`,
+    read from the frame's `state_keys` (training's default where there are none)."""
     # what is not given is training's default
-    keys = {**({"action_keys": list(action_keys)} if action_keys is not None else {}),
-            **({"state_keys": state_keys} if state_keys else {})}
+    action_keys = list(action_keys) if action_keys is not None else list(ACTION_KEYS)
+    state_keys = state_keys or list(STATE_KEYS)
     try:
-        spec = window_spec(DataConfig(dataset=str(ds.root), chunk_size=chunk, **keys), emb)
-        source = get_embodiment(spec.source_embodiment)
-        convert = _converter(spec, source, emb)
+        source_key, conversion = action_layout(ds, emb, action_keys, state_keys, prefix="data.")
+        source = source_embodiment(source_key, "data.")
+        _check_keys(ds, action_keys, source, "data.action_keys", "data.video_keys")
+        if source.state_history:
+            _check_keys(ds, state_keys, source, "data.state_keys", "data.video_keys")
+        convert = action_converter(conversion, source, emb, prefix="data.")
     except ValueError as exc:
         raise ValueError(f"action_keys: the dataset's actions do not map to embodiment {emb.key!r} as training maps "
                          f"them (as a training config's [data] would read this dataset: {exc})") from None
-    recorded = np.concatenate([rows.frames[k].reshape(rows.length, -1) for k in spec.action_keys], axis=1)
-    state = (np.concatenate([rows.frames[k].reshape(rows.length, -1) for k in spec.state_keys], axis=1)[frame]
+    recorded = np.concatenate([rows.frames[k].reshape(rows.length, -1) for k in action_keys], axis=1)
+    state = (np.concatenate([rows.frames[k].reshape(rows.length, -1) for k in state_keys], axis=1)[frame]
              if source.state_history else None)
     values, _ = convert(recorded[frame:frame + chunk].astype(np.float64), state)
     if not np.isfinite(values).all():
         row, column = np.argwhere(~np.isfinite(values))[0]
-        raise ValueError(f"action_keys={list(spec.action_keys)}: episode {episode} holds NaN or inf in the actions "
+        raise ValueError(f"action_keys={action_keys}: episode {episode} holds NaN or inf in the actions "
                          f"recorded from frame {frame} (frame {frame + row}, column {emb.columns[column]!r}), which "
                          "forward dynamics refuses; `worldpolicy dataset check` lists such frames")
     return {
@@ -367,6 +370,5 @@ def _recorded_actions(ds: LeRobotDataset, rows: Any, episode: int, frame: int, c
         "chunk_size": chunk,
         "fps": ds.fps,  # the recording's rate; forward dynamics imagines at the embodiment's
         "recorded": {"dataset": str(ds.root), "episode": episode, "frames": [frame, frame + chunk - 1],
-                     "action_keys": list(spec.action_keys), "source_embodiment": spec.source_embodiment,
-                     "action_conversion": spec.action_conversion},
+                     "action_keys": action_keys, "source_embodiment": source_key, "action_conversion": conversion},
     }
