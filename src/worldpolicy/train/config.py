@@ -301,18 +301,18 @@ class TrainConfig:
 
 
 def _datasets_near(folder: Path) -> str:
-    """Where the dataset is when `data.dataset` names a folder inside one (its `meta/`, `videos/`) or above some (a
-    download folder: LeRobot's cache keeps `<owner>/<name>`, two levels down): said, naming what to set."""
-    for parent in folder.parents:
-        if (parent / "meta" / "info.json").is_file():
-            return f"; it is inside the dataset {str(parent)!r}: set data.dataset to that folder"
-    found = sorted({info.parent.parent for pattern in ("*/meta/info.json", "*/*/meta/info.json")
-                    for info in folder.glob(pattern)})
-    if not found:
+    """Where the dataset is when `data.dataset` names a folder inside one or above some (`data.layout.datasets_near`),
+    said naming what to set."""
+    from ..data.layout import datasets_near
+
+    inside, below = datasets_near(folder)
+    if inside is not None:
+        return f"; it is inside the dataset {str(inside)!r}: set data.dataset to that folder"
+    if not below:
         return ""
-    named = ", ".join(repr(p.relative_to(folder).as_posix()) for p in found[:3])
-    more = f" and {len(found) - 3} more" if len(found) > 3 else ""
-    held = f"its subfolders {named}{more} are datasets" if len(found) > 1 else f"its subfolder {named} is one"
+    named = ", ".join(repr(p.relative_to(folder).as_posix()) for p in below[:3])
+    more = f" and {len(below) - 3} more" if len(below) > 3 else ""
+    held = f"its subfolders {named}{more} are datasets" if len(below) > 1 else f"its subfolder {named} is one"
     return f"; {held}: set data.dataset to the one to train on"
 
 
