@@ -678,7 +678,7 @@ class Policy:
 
     def _labelled(self, requests: list[PolicyRequest], clip: ClipWindows, progress: Any, started: float,
                   whole_clip: bool, batch_size: int = 1) -> Prediction:
-        """`infer_actions`' windows run in batches of `batch_size` (a bar over windows for more than one batch),
+        """`infer_actions`' windows run in batches of `batch_size` (a bar over the windows when there are several),
         joined into one result (`join_windows`)."""
         from tqdm.auto import tqdm
 
