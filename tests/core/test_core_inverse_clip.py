@@ -165,3 +165,13 @@ def test_predict_refuses_clip_flags_before_the_weights_load(tiny_checkpoint, cli
                  *video, *extra, "--prompt", "reach", "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert said.format(**paths) in err and "Traceback" not in err, err
+
+
+def test_a_whole_clip_of_each_cameras_frames_is_labelled_as_the_composite(policy, clip):
+    """A dict of camera clips is windowed camera by camera, each window composed as a single window's is."""
+    cameras = dict.fromkeys(policy.embodiment.camera_keys, clip)
+    whole = policy.infer_actions(cameras, "reach", whole_clip=True, seed=4, steps=1)
+    assert whole.actions.shape == (11, 10) and whole.settings["clip"]["window_rows"] == [4, 4, 3]
+    later = policy.infer_actions(cameras, "reach", start_frame=4, seed=4, steps=1)
+    np.testing.assert_allclose(whole.actions[4:8], later.actions, atol=1e-5)
+    assert whole.timings["total"] >= whole.timings["denoise"] > 0
