@@ -441,8 +441,9 @@ def _summary(prediction: Prediction) -> str:
         said = f"imagined {frames} from {actions}" if frames else f"{actions} rolled forward, no video decoded"
     elif prediction.mode == "inverse_dynamics":
         real = prediction.settings.get("real_rows", prediction.chunk_size)
-        said = f"recovered {actions}{_clip_part(prediction.settings.get('clip'))}" + (f" (only the first {real} explain the clip's own frames: settings "
-                                         "real_rows)" if real != prediction.chunk_size else "")
+        short = (f" (only the first {real} explain the clip's own frames: settings real_rows)"
+                 if real != prediction.chunk_size else "")
+        said = f"recovered {actions}{_clip_part(prediction.settings.get('clip'))}{short}"
     else:
         said = actions + (f", imagined {frames}" if frames else "")
     return f"{prediction.mode}: {said} in {prediction.timings['total']:.2f} s"
