@@ -168,7 +168,7 @@ def test_bad_converter_arguments(tmp_path):
 
     with pytest.raises(ValueError, match="num_episodes=0"):
         expert_episodes("reach", 0)
-    with pytest.raises(ValueError, match=r"cameras=\['observation/top'\]"):
+    with pytest.raises(ValueError, match=r"cameras=\['observation/top'\]: unknown \['observation/top'\]; known: "):
         expert_episodes("reach", 1, cameras=["observation/top"])
     with pytest.raises(ValueError, match=r"names \['observation/wrist_image_left'\] more than once; give each camera"):
         expert_episodes("reach", 1, cameras=["observation/wrist_image_left", "observation/wrist_image_left"])

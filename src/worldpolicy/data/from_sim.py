@@ -192,7 +192,8 @@ def expert_episodes(
     cameras = list(CAMERAS) if cameras is None else list(cameras)
     unknown = [c for c in cameras if c not in CAMERAS]
     if not cameras or unknown:
-        raise ValueError(f"cameras={cameras!r}: {unknown or 'none given'}; known: {list(CAMERAS)}")
+        raise ValueError(f"cameras={cameras!r}: {f'unknown {unknown}' if unknown else 'none given'}; known: "
+                         f"{list(CAMERAS)}")
     if len(set(cameras)) != len(cameras):  # one video each: a repeat would record its frames twice into one video
         raise ValueError(f"cameras={cameras!r} names {sorted({c for c in cameras if cameras.count(c) > 1})} more than "
                          "once; give each camera once")
