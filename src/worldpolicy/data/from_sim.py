@@ -172,7 +172,10 @@ def expert_episodes(
     reach's `upper_share`, which draws more of the hard high balls). `workers` > 1 records
     episodes in that many processes (rendering is CPU-bound and single-threaded); the output does not depend on it.
     `on_attempt(seed, success)` is called after every recorded episode, kept or not (progress display).
-    Nothing is recorded until the result is iterated; its `provenance` says what records them.
+    Every setting is checked now (the scene built once, without a renderer, for what only it can refuse: a
+    `control_hz` no whole number of physics steps fits); nothing is recorded until the result is iterated; its
+    `provenance` says what records them. `control_hz` is the rate the expert plans and is recorded at, the dataset's
+    fps.
     """
     from worldpolicy.sim.scenes import CAMERAS
 
