@@ -193,6 +193,9 @@ UNPHYSICAL_RATE = ("--control-hz: 300 Hz is not a whole number of 2 ms physics s
     # the rates the physics cannot run need the built scene: refused before the bar all the same, and with workers
     # (in a worker, it broke the process pool with no word of why)
     *([["--control-hz", "300", *workers], UNPHYSICAL_RATE] for workers in ([], ["--workers", "2"])),
+    (["--robot", "ur5"], ("--robot: unknown name 'ur5'; known: ['fr3', 'menagerie_panda', 'panda'] or a path to an "
+                          "MJCF file")),
+    (["--robot", "nowhere/panda.xml"], "--robot: MJCF file 'nowhere/panda.xml' does not exist"),
 ])
 def test_from_sim_refuses_a_bad_number_before_the_progress_bar(tmp_path, capsys, argv, message):
     """--max-steps 0 was refused by the env, built once the progress bar was up: the error followed a bar line."""
@@ -204,10 +207,11 @@ def test_from_sim_refuses_a_bad_number_before_the_progress_bar(tmp_path, capsys,
     assert list(tmp_path.iterdir()) == []
 
 
-def test_from_sim_records_at_the_control_rate_asked_for(tmp_path):
+def test_from_sim_records_at_the_control_rate_and_on_the_robot_asked_for(tmp_path):
     """The command recorded at 15 Hz only, so a robot whose embodiment runs at 10 Hz could not train on sim data (a
     training run refuses a dataset of another fps). --control-hz is the dataset's fps and the rate the expert plans
-    at: the same reach takes fewer rows at 10 Hz, each a longer step."""
+    at: the same reach takes fewer rows at 10 Hz, each a longer step. --robot records on the arm `sim --robot`
+    evaluates on (the Python API's `robot=`)."""
     from worldpolicy.cli import main
     from worldpolicy.data import LeRobotDataset
 
@@ -217,8 +221,9 @@ def test_from_sim_records_at_the_control_rate_asked_for(tmp_path):
                      "--cameras", "observation/wrist_image_left", "--no-progress", *argv]) == 0
         return LeRobotDataset.open(root)
 
-    default, slow = record(), record("--control-hz", "10")
+    default, slow, fr3 = record(), record("--control-hz", "10"), record("--robot", "fr3")
     assert (default.fps, default.provenance["control_hz"]) == (15, 15)
+    assert (default.robot_type, fr3.robot_type, fr3.provenance["robot"]) == ("panda", "fr3", "fr3")  # as `sim --robot`
     assert (slow.fps, slow.provenance["control_hz"], slow.provenance["seeds"]) == (10, 10, [0])
     assert slow.num_frames < default.num_frames
 

@@ -21,6 +21,7 @@ FLAGS = {
     "action_noise": "--action-noise",
     "workers": "--workers",
     "control_hz": "--control-hz",
+    "robot": "--robot",
 }
 
 
@@ -86,6 +87,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--cameras", nargs="+", action="extend",
                      help="DROID camera keys to record, one or more per flag (default: all three)")
     sim.add_argument("--max-steps", type=int, help="episode step limit (default: the task's)")
+    sim.add_argument("--robot", default="panda",
+                     help="panda | fr3 | menagerie_panda | path to a Menagerie panda.xml, as `worldpolicy sim --robot` "
+                     "(default: panda)")
     sim.add_argument("--control-hz", type=float, default=15.0, metavar="HZ",
                      help="control rate to record at: one row per control step, the dataset's fps (default: 15, the "
                      "droid embodiment's fps; training needs its embodiment's, e.g. 10 for a 10 Hz robot's; evaluate "
@@ -256,6 +260,7 @@ def _from_sim(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             image_size=(height, width),
             control_hz=args.control_hz,
+            robot=args.robot,
             cameras=args.cameras,
             max_steps=args.max_steps,
             chunk_size=args.chunk_size,
@@ -273,9 +278,11 @@ def _from_sim(args: argparse.Namespace) -> int:
         raise ValueError(exc.describe(flags=True)) from None
     except FileExistsError as exc:  # the writer speaks Python (overwrite=True); this is the command line
         raise FileExistsError(str(exc).replace("pass overwrite=True", "pass --overwrite")) from None
-    except ValueError as exc:
-        # "num_episodes=0 ..." (from_sim) and "image_size: ..." (the env) alike
-        raise ValueError(re.sub(rf"\b({'|'.join(FLAGS)})(=|: )", lambda m: FLAGS[m[1]] + m[2], str(exc))) from None
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        # "num_episodes=0 ..." (from_sim), "image_size: ..." (the env) and "robot: unknown name ..." (a KeyError; a
+        # FileNotFoundError for an MJCF path not there) alike
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        raise type(exc)(re.sub(rf"\b({'|'.join(FLAGS)})(=|: )", lambda m: FLAGS[m[1]] + m[2], str(message))) from None
     out = _summary(result.dataset)
     out.update(seeds=result.seeds, failed_seeds=result.failed_seeds, wall_s=round(result.wall_s, 2))
     print(json.dumps(out, indent=2))

@@ -288,7 +288,7 @@ def _open_env(args: argparse.Namespace, image_size: tuple[int, int] | None):
     try:
         env = TabletopEnv(args.task, args.robot, control_hz=args.control_hz, image_size=image_size,
                           max_steps=args.max_steps)
-    except (ValueError, KeyError) as exc:  # KeyError: an unknown --robot
+    except (ValueError, KeyError, FileNotFoundError) as exc:  # KeyError: an unknown --robot (or its MJCF not there)
         raise _as_flag(exc) from None
     if image_size is not None:
         env.open_renderer()
