@@ -54,6 +54,7 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
         (["--episodes", "0"], "--episodes: expected >= 1"),
         (["--image-size", "big"], "--image-size: expected HxW"),
         (["--robot", "ur5"], "sim: error: --robot: unknown name 'ur5'"),
+        (["--robot", "nowhere/panda.xml"], "sim: error: --robot: MJCF file 'nowhere/panda.xml' does not exist"),
         (["--policy", "no_such_checkpoint"], "sim: error: --policy: 'no_such_checkpoint' is not 'scripted'"),
         (["--policy", "shiped"], "sim: error: --policy: 'shiped' is not 'scripted', 'random', a ws:// URL, 'shipped'"),
         (["--imagine"], "sim: error: --imagine asks a model for its imagined video; --policy random has none"),
