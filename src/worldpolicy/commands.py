@@ -67,6 +67,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--dtype", help="bfloat16 | float16 | float32 (or bf16, fp16, fp32; any case; default: "
                    "bfloat16 on CUDA, else float32)")
+    p.add_argument("--start-frame", type=int, default=0, metavar="N",
+                   help="inverse dynamics: explain the clip from its frame N (from 0; default: 0)")
+    p.add_argument("--whole-clip", action="store_true",
+                   help="inverse dynamics: label every frame of the clip (from --start-frame), in windows of "
+                   "chunk_size+1 frames sharing their boundary frames: one action per frame transition")
+    p.add_argument("--resample", action="store_true",
+                   help="inverse dynamics: read a clip recorded at another rate than the embodiment's fps at that "
+                   "rate (the frames nearest its timestamps; the rate from the file's header)")
     p.add_argument("--decode-video", action="store_true",
                    help="also decode the imagined video (always on for forward_dynamics)")
     p.add_argument("--no-plots", action="store_true", help="no plots/ or index.html: actions and settings only")
@@ -274,7 +282,7 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
     from .cli import LOAD_FLAGS, flag_named
     from .policy import Policy, check_seed, expand_home, input_warnings
     from .processing.actions import load_actions
-    from .processing.observations import check_source, clip_from_mapping, frame_keys
+    from .processing.observations import check_source, frame_keys
     from .processing.prompts import check_task
 
     check_task(args.prompt, "--prompt")
@@ -298,9 +306,8 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
             raise _flag_for(exc, f"video file {str(source)!r}", f"{flag} {str(source)!r}") from None
         if not cameras and _warn_single_view(embodiment, flag, source, *shape):
             said.views.append(shape)
-    if cameras and args.mode == "inverse_dynamics":  # the cameras' clips start together: as many frames each
-        clip_from_mapping({key: sources[f"--camera {key}"] for key in cameras}, embodiment.camera_keys,
-                          embodiment.composite, max_frames=(args.chunk_size or embodiment.chunk_size) + 2)
+    if args.mode == "inverse_dynamics":
+        _check_clip(args, sources, cameras, embodiment)
     if args.actions:
         try:
             load_actions(args.actions, embodiment, args.actions_space, warn=False)  # the run itself warns, once
@@ -322,11 +329,34 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
                                                                     embodiment.composite)}
              if cameras else next(iter(shapes.values())))
     # the policy's source as its warnings name it; each clip's rate from its header: the request reads the same files
-    for message in input_warnings(str(expand_home(args.checkpoint)), embodiment, args.mode, sizes,
-                                  list(sources.values()) if args.mode == "inverse_dynamics" else (), state=state,
+    judged = list(sources.values()) if args.mode == "inverse_dynamics" and not args.resample else ()  # their rates
+    for message in input_warnings(str(expand_home(args.checkpoint)), embodiment, args.mode, sizes, judged, state=state,
                                   actions=args.actions, actions_space=args.actions_space):
         said.say(message)
     return said
+
+
+def _check_clip(args: argparse.Namespace, sources: dict[str, Path], cameras: tuple[str, ...],
+                embodiment: Embodiment) -> None:
+    """An inverse-dynamics clip as the run reads it, before the weights load: the cameras' clips start together with as
+    many frames each, --start-frame leaves at least 2 frames of each, and --resample has the rate from each file's
+    header (`policy.read_clip` refuses the same)."""
+    from .processing.observations import clip_fps, clip_from_mapping, load_frames
+
+    if cameras:
+        clip_from_mapping({key: sources[f"--camera {key}"] for key in cameras}, embodiment.camera_keys,
+                          embodiment.composite,
+                          max_frames=args.start_frame + (args.chunk_size or embodiment.chunk_size) + 2)
+    for flag, source in sources.items():
+        if args.resample and not clip_fps(source):
+            raise ValueError(f"--resample: {flag} {str(source)!r} carries no frame rate to resample from; accepted: a "
+                             f"video file (its stream's rate) or an animated GIF/PNG with frame durations (resample a "
+                             f"folder of frames yourself, to {embodiment.fps:g} fps)")
+        if args.start_frame:
+            count = len(load_frames(source, flag, max_frames=args.start_frame + 2))
+            if count < args.start_frame + 2:
+                raise ValueError(f"--start-frame {args.start_frame}: {flag} {str(source)!r} has {count} frames "
+                                 f"(0 .. {count - 1}); inverse dynamics needs 2 from the start frame")
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -346,6 +376,12 @@ def _predict(args: argparse.Namespace) -> int:
     if args.mode == "inverse_dynamics" and args.image:
         raise UsageError("--mode inverse_dynamics needs --video (the clip whose actions to recover), or --camera "
                          "KEY=CLIP for each camera")
+    clip_flags = [flag for flag, given in (("--start-frame", args.start_frame != 0), ("--whole-clip", args.whole_clip),
+                                           ("--resample", args.resample)) if given]
+    if clip_flags and args.mode != "inverse_dynamics":
+        raise UsageError(f"{clip_flags[0]} is only used with --mode inverse_dynamics (got --mode {args.mode})")
+    if args.start_frame < 0:
+        raise UsageError(f"--start-frame {args.start_frame}: accepted a frame of the clip, from 0")
     cameras = _camera_files(args.camera) if args.camera else {}
     sources = ({f"--camera {key}": path for key, path in cameras.items()} if cameras
                else {"--image" if args.image else "--video": Path(args.image or args.video)})
@@ -369,13 +405,19 @@ def _predict(args: argparse.Namespace) -> int:
     )
     for shape in said.views:  # warned above, in the command line's terms
         policy.single_view_said(*shape)
-    request = PolicyRequest(
-        observation={key: str(path) for key, path in cameras.items()} or str(next(iter(sources.values()))),
-        prompt=args.prompt, mode=args.mode, actions=args.actions, actions_space=args.actions_space, state=state,
-        seed=args.seed, decode_video=args.decode_video or None,  # None: the mode's default (FD decodes)
-    )
+    observation = {key: str(path) for key, path in cameras.items()} or str(next(iter(sources.values())))
+    decode_video = args.decode_video or None  # None: the mode's default (FD decodes)
+    steps = None if args.whole_clip else _progress(f"{args.mode} ({policy.embodiment.key})")  # a clip's: its windows
     with _not_said_again(said.messages):
-        prediction = policy.act_batch([request], progress=_progress(f"{args.mode} ({policy.embodiment.key})"))[0]
+        if args.mode == "inverse_dynamics":
+            prediction = policy.infer_actions(observation, args.prompt, start_frame=args.start_frame,
+                                              whole_clip=args.whole_clip, resample=args.resample, state=state,
+                                              seed=args.seed, decode_video=decode_video, progress=steps)
+        else:
+            request = PolicyRequest(observation=observation, prompt=args.prompt, mode=args.mode, actions=args.actions,
+                                    actions_space=args.actions_space, state=state, seed=args.seed,
+                                    decode_video=decode_video)
+            prediction = policy.act_batch([request], progress=steps)[0]
     # which files the run read: the page and settings.json otherwise never say what was observed or rolled out
     inputs = {**sources, **({"--actions": Path(args.actions)} if args.actions else {})}
     prediction.settings["inputs"] = {flag: str(path.resolve()) for flag, path in inputs.items()}
@@ -399,11 +441,23 @@ def _summary(prediction: Prediction) -> str:
         said = f"imagined {frames} from {actions}" if frames else f"{actions} rolled forward, no video decoded"
     elif prediction.mode == "inverse_dynamics":
         real = prediction.settings.get("real_rows", prediction.chunk_size)
-        said = f"recovered {actions}" + (f" (only the first {real} explain the clip's own frames: settings "
-                                         "real_rows)" if real != prediction.chunk_size else "")
+        short = (f" (only the first {real} explain the clip's own frames: settings real_rows)"
+                 if real != prediction.chunk_size else "")
+        said = f"recovered {actions}{_clip_part(prediction.settings.get('clip'))}{short}"
     else:
         said = actions + (f", imagined {frames}" if frames else "")
     return f"{prediction.mode}: {said} in {prediction.timings['total']:.2f} s"
+
+
+def _clip_part(clip: dict | None) -> str:
+    """Which frames of the clip an inverse-dynamics result explains, where that is not the first chunk_size+1 at
+    their own rate ('' then): a start frame, several windows, a resampled clip (`policy.ClipWindows.settings`)."""
+    if not clip or not (clip["start_frame"] or len(clip["window_rows"]) > 1 or clip["resampled"]):
+        return ""
+    windows = len(clip["window_rows"])
+    return (f" from clip frames {clip['frames_used'][0]}..{clip['frames_used'][-1]}"
+            + (f" ({windows} windows)" if windows > 1 else "")
+            + (f", resampled from {clip['clip_fps']:.3g} fps" if clip["resampled"] else ""))
 
 
 def _shipped_success(checkpoint: Path) -> str:

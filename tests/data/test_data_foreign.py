@@ -101,7 +101,7 @@ def test_a_folder_above_or_inside_a_dataset_names_where_the_dataset_is(small_dat
                                                            f"(the one holding meta/info.json); datasets below it: "
                                                            f"'{ds.root}'") + "$"):
         LeRobotDataset.open(ds.root.parent)
-    with pytest.raises(DatasetFormatError, match=re.escape(f"this is a dataset's meta folder: give '{ds.root}'") + "$"):
+    with pytest.raises(DatasetFormatError, match=re.escape(f"it is inside the dataset '{ds.root}': give that folder") + "$"):
         LeRobotDataset.open(ds.root / "meta")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetFormatError, match=r"must be a LeRobot dataset's folder \(the one holding "

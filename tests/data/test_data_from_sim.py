@@ -168,7 +168,7 @@ def test_bad_converter_arguments(tmp_path):
 
     with pytest.raises(ValueError, match="num_episodes=0"):
         expert_episodes("reach", 0)
-    with pytest.raises(ValueError, match=r"cameras=\['observation/top'\]"):
+    with pytest.raises(ValueError, match=r"cameras=\['observation/top'\]: unknown \['observation/top'\]; known: "):
         expert_episodes("reach", 1, cameras=["observation/top"])
     with pytest.raises(ValueError, match=r"names \['observation/wrist_image_left'\] more than once; give each camera"):
         expert_episodes("reach", 1, cameras=["observation/wrist_image_left", "observation/wrist_image_left"])
@@ -180,11 +180,22 @@ def test_bad_converter_arguments(tmp_path):
         expert_episodes("reach", 1, task_options={"upper": 0.5})
 
 
+UNPHYSICAL_RATE = ("--control-hz: 300 Hz is not a whole number of 2 ms physics steps (it would run at 250.00 Hz); "
+                   "nearby rates that are: [166.67, 250.0, 500.0]")
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--max-steps", "0"], "--max-steps: expected an int >= 1 (or None: the task's default), got 0"),
     (["--image-size", "8x8"],
      "--image-size: expected (height, width), two ints of 16 to 4096 pixels, or None (no cameras), got (8, 8)"),
     (["--settle-steps", "-1"], "--settle-steps=-1 must be an int >= 0"),
+    (["--control-hz", "0"], "--control-hz: expected a positive frequency, got 0.0"),
+    # the rates the physics cannot run need the built scene: refused before the bar all the same, and with workers
+    # (in a worker, it broke the process pool with no word of why)
+    *([["--control-hz", "300", *workers], UNPHYSICAL_RATE] for workers in ([], ["--workers", "2"])),
+    (["--robot", "ur5"], ("--robot: unknown name 'ur5'; known: ['fr3', 'menagerie_panda', 'panda'] or a path to an "
+                          "MJCF file")),
+    (["--robot", "nowhere/panda.xml"], "--robot: MJCF file 'nowhere/panda.xml' does not exist"),
 ])
 def test_from_sim_refuses_a_bad_number_before_the_progress_bar(tmp_path, capsys, argv, message):
     """--max-steps 0 was refused by the env, built once the progress bar was up: the error followed a bar line."""
@@ -194,6 +205,27 @@ def test_from_sim_refuses_a_bad_number_before_the_progress_bar(tmp_path, capsys,
     err = capsys.readouterr().err
     assert err == f"worldpolicy dataset from-sim: error: {message}\n"  # no "recording reach: 0%|" before it
     assert list(tmp_path.iterdir()) == []
+
+
+def test_from_sim_records_at_the_control_rate_and_on_the_robot_asked_for(tmp_path):
+    """The command recorded at 15 Hz only, so a robot whose embodiment runs at 10 Hz could not train on sim data (a
+    training run refuses a dataset of another fps). --control-hz is the dataset's fps and the rate the expert plans
+    at: the same reach takes fewer rows at 10 Hz, each a longer step. --robot records on the arm `sim --robot`
+    evaluates on (the Python API's `robot=`)."""
+    from worldpolicy.cli import main
+    from worldpolicy.data import LeRobotDataset
+
+    def record(*argv):
+        root = tmp_path / f"hz{'_'.join(argv) or 'default'}"
+        assert main(["dataset", "from-sim", str(root), "--task", "reach", "--episodes", "1", "--image-size", "24x24",
+                     "--cameras", "observation/wrist_image_left", "--no-progress", *argv]) == 0
+        return LeRobotDataset.open(root)
+
+    default, slow, fr3 = record(), record("--control-hz", "10"), record("--robot", "fr3")
+    assert (default.fps, default.provenance["control_hz"]) == (15, 15)
+    assert (default.robot_type, fr3.robot_type, fr3.provenance["robot"]) == ("panda", "fr3", "fr3")  # as `sim --robot`
+    assert (slow.fps, slow.provenance["control_hz"], slow.provenance["seeds"]) == (10, 10, [0])
+    assert slow.num_frames < default.num_frames
 
 
 def test_an_expert_that_fails_every_try_is_one_line_naming_the_flags(tmp_path, capsys):

@@ -22,10 +22,15 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
     assert doc["success_rate"] == 1.0 and doc["ci95"][0] < 1.0 <= doc["ci95"][1] + 1e-12
     # held out by default: past the seeds `dataset from-sim` records from 0 (a checkpoint trained on them ran its
     # training scenes), and the training run's own evaluation's
-    from worldpolicy.sim.commands import EVAL_SEED
+    import inspect
+
+    from worldpolicy.sim.evaluate import evaluate
+    from worldpolicy.sim.tasks import EVAL_SEED
     from worldpolicy.train.config import EvalConfig
 
     assert doc["seed"] == EVAL_SEED == EvalConfig().seed == 10_000
+    assert inspect.signature(evaluate).parameters["seed"].default == EVAL_SEED  # the Python API's too
+    assert doc["training_scenes"] is None  # no checkpoint: nothing it was trained on to check
     assert "| 10000 | yes |" in (out / "report.md").read_text() and "seeds 10000..10001, task reach v1, scripted policy v2." in (out / "report.md").read_text()
     assert (out / "report.png").stat().st_size > 1000
     page = (out / "index.html").read_text()  # one page to open, with the episodes and the video in it
@@ -49,6 +54,7 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
         (["--episodes", "0"], "--episodes: expected >= 1"),
         (["--image-size", "big"], "--image-size: expected HxW"),
         (["--robot", "ur5"], "sim: error: --robot: unknown name 'ur5'"),
+        (["--robot", "nowhere/panda.xml"], "sim: error: --robot: MJCF file 'nowhere/panda.xml' does not exist"),
         (["--policy", "no_such_checkpoint"], "sim: error: --policy: 'no_such_checkpoint' is not 'scripted'"),
         (["--policy", "shiped"], "sim: error: --policy: 'shiped' is not 'scripted', 'random', a ws:// URL, 'shipped'"),
         (["--imagine"], "sim: error: --imagine asks a model for its imagined video; --policy random has none"),
@@ -435,6 +441,65 @@ def test_sim_cli_warns_when_a_checkpoint_would_run_the_scenes_it_was_trained_on(
     err = run("--task", "reach", "--seed", "30", "--episodes", "10")
     assert ("--seed 30: 9 of the 10 episodes (seeds 30..39) are reach scenes step-0000010 was trained on (the "
             "recording in its training_summary.json recorded seeds 0..900)") in err and "--seed 10000 for" in err
+
+
+def test_a_report_says_which_episodes_were_scenes_the_checkpoint_was_trained_on(tmp_path):
+    """The warning went to the log only: a report read later did not say whether its success measured new scenes or
+    the training data. report.json keeps it (`training_scenes`, counting the episodes that ran: a partial report's
+    too) and report.md says it, as it says held-out scenes; read back for --resume."""
+    from worldpolicy.sim.evaluate import EvalReport, TrainingScenes, read_report, write_report
+    from worldpolicy.sim.rollout import EpisodeResult
+
+    def episode(seed):
+        return EpisodeResult(seed=seed, success=True, steps=3, success_step=3, prompt="reach", chunks=1,
+                             final_distance_m=0.01, policy_s=0.1, wall_s=0.2)
+
+    scenes = TrainingScenes("reach", "its dataset data/reach", (0, 9), (7, 9))
+    report = EvalReport("reach", "step-10", "panda", {"kind": "execute"}, 15.0, 7, [episode(7), episode(8)],
+                        requested=3, training_scenes=scenes)
+    stored = {"task": "reach", "source": "its dataset data/reach", "recorded_seeds": [0, 9], "seeds": [7]}
+    assert report.to_json()["training_scenes"] == stored  # seed 9 has not run yet
+    write_report(report, tmp_path, plots=False)
+    assert json.loads((tmp_path / "report.json").read_text())["training_scenes"] == stored
+    assert ("**Training scenes: 1 of the 2 episodes (seed 7) are scenes the checkpoint was trained on (its dataset "
+            "data/reach: reach seeds 0..9): their success says how well it fits its training data, not how it does "
+            "on new scenes. Seeds from 10000 on are held out.**") in (tmp_path / "report.md").read_text()
+    assert read_report(tmp_path).training_scenes == TrainingScenes("reach", "its dataset data/reach", (0, 9), (7,))
+    held_out = EvalReport("reach", "step-10", "panda", {"kind": "execute"}, 15.0, 10_000, [episode(10_000)],
+                          training_scenes=TrainingScenes("reach", "its dataset data/reach", (0, 9), ()))
+    assert ("Held out: none of these episodes is a scene the checkpoint was trained on (its dataset data/reach: "
+            "reach seeds 0..9).") in held_out.markdown()
+    assert "rained on" not in EvalReport("reach", "scripted", "panda", {"kind": "execute"}, 15.0, 0,
+                                         [episode(0)]).markdown()  # not known: nothing said
+
+
+def test_evaluate_records_a_checkpoints_training_scenes(tmp_path):
+    """`evaluate` itself checks a checkpoint folder's training data (the shipped model's kind: training_summary.json),
+    for the Python API as for the command, and its default seed is the held-out one."""
+    pytest.importorskip("diffusers")
+    from worldpolicy import load_policy
+    from worldpolicy.sim.env import TabletopEnv
+    from worldpolicy.sim.evaluate import evaluate
+    from worldpolicy.sim.policies import wrap_policy
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    ckpt = make_tiny_checkpoint(tmp_path / "tiny")
+    (ckpt / "training_summary.json").write_text(json.dumps(
+        {"scratch": {"task": "reach", "seed": 0}, "stages": {"dataset": {"episodes": 4, "failed_seeds": [2]}}}))
+    policy = wrap_policy(load_policy(ckpt, steps=1))
+    env, push = (TabletopEnv(task, image_size=(48, 64), max_steps=1) for task in ("reach", "push"))
+    try:
+        trained = evaluate(env, policy, policy_name="tiny", episodes=3, seed=1, progress=False)
+        held_out = evaluate(env, policy, policy_name="tiny", episodes=1, progress=False)
+        pushed = evaluate(push, policy, policy_name="tiny", episodes=1, seed=0, progress=False)
+    finally:
+        env.close()
+        push.close()
+    source = "the recording in its training_summary.json"
+    assert trained.to_json()["training_scenes"] == {"task": "reach", "source": source, "recorded_seeds": [0, 4],
+                                                    "seeds": [1, 3]}  # seed 2 failed: not recorded
+    assert held_out.seed == 10_000 and held_out.to_json()["training_scenes"]["seeds"] == []
+    assert pushed.to_json()["training_scenes"]["seeds"] == []  # push scenes: reach's seeds are not them
 
 
 @pytest.mark.parametrize("argv, fps, warned", [

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from worldpolicy.cli import main
+from worldpolicy.engine.loading import check_checkpoint_source
 from worldpolicy.extras import MissingExtraError
 from worldpolicy.train.config import load_config
 
@@ -215,7 +216,10 @@ def test_a_training_runs_folder_given_as_checkpoint_names_the_checkpoint_to_give
                                                 rf"'{newest}': give that folder$"):
         load_config(_with(valid, None, checkpoint=str(newest / "transformer")))
     assert load_config(_with(valid, None, checkpoint=str(newest))).checkpoint == str(newest)
-    # merging an adapter: the same mistake, named as its argument
+    # loading a policy (predict, serve) and merging an adapter: the same mistake, each named as its argument
+    with pytest.raises(FileNotFoundError, match=rf"^checkpoint='{run}' is a training run's folder, not a checkpoint: "
+                                                rf"give one of its checkpoints/step-\*, e.g. the newest, '{newest}'$"):
+        check_checkpoint_source(run)
     assert _cli_error(capsys, ["merge-adapter", str(run), "--out", str(tmp_path / "merged")]) == (
         f"worldpolicy merge-adapter: error: CHECKPOINT={str(run)!r} is a training run's folder, not a checkpoint: "
         f"give one of its checkpoints/step-*, e.g. the newest, {str(newest)!r}")

@@ -20,6 +20,8 @@ FLAGS = {
     "settle_steps": "--settle-steps",
     "action_noise": "--action-noise",
     "workers": "--workers",
+    "control_hz": "--control-hz",
+    "robot": "--robot",
 }
 
 
@@ -78,7 +80,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     frame.add_argument("--overwrite", action="store_true", help="replace files an earlier run wrote in --out")
     frame.set_defaults(func=_frame)
 
-    from worldpolicy.sim.commands import EVAL_SEED  # the parser `worldpolicy sim` adds too: nothing more to import
+    from worldpolicy.sim.tasks import EVAL_SEED  # the module the parser `worldpolicy sim` adds imports: nothing more
 
     sim = cmds.add_parser(
         "from-sim",
@@ -95,6 +97,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--cameras", nargs="+", action="extend",
                      help="DROID camera keys to record, one or more per flag (default: all three)")
     sim.add_argument("--max-steps", type=int, help="episode step limit (default: the task's)")
+    sim.add_argument("--robot", default="panda",
+                     help="panda | fr3 | menagerie_panda | path to a Menagerie panda.xml, as `worldpolicy sim --robot` "
+                     "(default: panda)")
+    sim.add_argument("--control-hz", type=float, default=15.0, metavar="HZ",
+                     help="control rate to record at: one row per control step, the dataset's fps (default: 15, the "
+                     "droid embodiment's fps; training needs its embodiment's, e.g. 10 for a 10 Hz robot's; evaluate "
+                     "with `worldpolicy sim --control-hz` the same)")
     sim.add_argument("--chunk-size", type=int, default=8, help="expert re-plan interval in steps (default: 8)")
     sim.add_argument("--start-jitter", type=float, default=0.0, metavar="RAD",
                      help="vary the arm's start pose by up to this many radians per joint (default: 0)")
@@ -279,6 +288,8 @@ def _from_sim(args: argparse.Namespace) -> int:
             video_codec=args.video_codec,
             overwrite=args.overwrite,
             image_size=(height, width),
+            control_hz=args.control_hz,
+            robot=args.robot,
             cameras=args.cameras,
             max_steps=args.max_steps,
             chunk_size=args.chunk_size,
@@ -296,9 +307,11 @@ def _from_sim(args: argparse.Namespace) -> int:
         raise ValueError(exc.describe(flags=True)) from None
     except FileExistsError as exc:  # the writer speaks Python (overwrite=True); this is the command line
         raise FileExistsError(str(exc).replace("pass overwrite=True", "pass --overwrite")) from None
-    except ValueError as exc:
-        # "num_episodes=0 ..." (from_sim) and "image_size: ..." (the env) alike
-        raise ValueError(re.sub(rf"\b({'|'.join(FLAGS)})(=|: )", lambda m: FLAGS[m[1]] + m[2], str(exc))) from None
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        # "num_episodes=0 ..." (from_sim), "image_size: ..." (the env) and "robot: unknown name ..." (a KeyError; a
+        # FileNotFoundError for an MJCF path not there) alike
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        raise type(exc)(re.sub(rf"\b({'|'.join(FLAGS)})(=|: )", lambda m: FLAGS[m[1]] + m[2], str(message))) from None
     out = _summary(result.dataset)
     out.update(seeds=result.seeds, failed_seeds=result.failed_seeds, wall_s=round(result.wall_s, 2))
     print(json.dumps(out, indent=2))

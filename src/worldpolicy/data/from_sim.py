@@ -172,7 +172,10 @@ def expert_episodes(
     reach's `upper_share`, which draws more of the hard high balls). `workers` > 1 records
     episodes in that many processes (rendering is CPU-bound and single-threaded); the output does not depend on it.
     `on_attempt(seed, success)` is called after every recorded episode, kept or not (progress display).
-    Nothing is recorded until the result is iterated; its `provenance` says what records them.
+    Every setting is checked now (the scene built once, without a renderer, for what only it can refuse: a
+    `control_hz` no whole number of physics steps fits); nothing is recorded until the result is iterated; its
+    `provenance` says what records them. `control_hz` is the rate the expert plans and is recorded at, the dataset's
+    fps.
     """
     from worldpolicy.sim.scenes import CAMERAS
 
@@ -192,7 +195,8 @@ def expert_episodes(
     cameras = list(CAMERAS) if cameras is None else list(cameras)
     unknown = [c for c in cameras if c not in CAMERAS]
     if not cameras or unknown:
-        raise ValueError(f"cameras={cameras!r}: {unknown or 'none given'}; known: {list(CAMERAS)}")
+        raise ValueError(f"cameras={cameras!r}: {f'unknown {unknown}' if unknown else 'none given'}; known: "
+                         f"{list(CAMERAS)}")
     if len(set(cameras)) != len(cameras):  # one video each: a repeat would record its frames twice into one video
         raise ValueError(f"cameras={cameras!r} names {sorted({c for c in cameras if cameras.count(c) > 1})} more than "
                          "once; give each camera once")
@@ -222,6 +226,10 @@ def expert_episodes(
         "start_jitter": float(start_jitter),
         "action_noise": float(action_noise),
     }
+    # what only the built scene can refuse (a control_hz no whole number of physics steps fits, a robot the expert
+    # cannot drive), refused now: once recording started it followed the progress bar, and in a worker process
+    # (workers > 1) it broke the pool, unexplained. No renderer opens; a scene builds in well under a second.
+    _Recorder(settings).close()
     provenance = {"source": SOURCE, "task": task, "task_version": task_version, "expert": "scripted",
                   "expert_version": ScriptedPolicy.version, "seed": seed, "keep_failures": bool(keep_failures),
                   **{k: v for k, v in settings.items() if k != "task"}}
@@ -403,20 +411,10 @@ def sim_to_dataset(
     """
     from tqdm.auto import tqdm
 
-    from worldpolicy.sim.scenes import CAMERAS
-
     t0 = time.perf_counter()
     root = Path(root).expanduser()
     seeds: list[int] = []
     failed: list[int] = []
-    # info.json's fps is the control rate asked for (15), not the rate the physics runs it at (15.15: 33 steps of 2
-    # ms, `TabletopEnv.actual_control_hz`): a row is one control step, which `worldpolicy sim --control-hz 15` (the
-    # same physics) and a real arm at 15 Hz each run one per period, so the actions keep their timing. LeRobot takes
-    # an int fps, and a trainer refuses a dataset whose fps is not its embodiment's (15 for panda_reach and droid).
-    control_hz = float(episode_options.get("control_hz", 15.0))
-    robot = episode_options.get("robot", "panda")
-    cameras = episode_options.get("cameras") or list(CAMERAS)
-    features = sim_features(robot, tuple(episode_options.get("image_size", (180, 320))), cameras)
     tries = [0, 0]  # episodes recorded, of which the expert solved
 
     def attempted(_seed: int, success: bool) -> None:
@@ -427,8 +425,14 @@ def sim_to_dataset(
 
     episodes = expert_episodes(task, num_episodes, seed=seed, failed_seeds=failed, on_attempt=attempted,
                                **episode_options)
-    writer = LeRobotDatasetWriter(root, control_hz, features, robot, video_codec=video_codec, overwrite=overwrite,
-                                  provenance={**episodes.provenance, "seeds": []})
+    settings = episodes.provenance  # the settings checked and resolved (the defaults of those not given)
+    features = sim_features(settings["robot"], tuple(settings["image_size"]), settings["cameras"])
+    # info.json's fps is the control rate asked for (15 by default), not the rate the physics runs it at (15.15: 33
+    # steps of 2 ms, `TabletopEnv.actual_control_hz`): a row is one control step, which `worldpolicy sim --control-hz
+    # 15` (the same physics) and a real arm at 15 Hz each run one per period, so the actions keep their timing. A
+    # trainer refuses a dataset whose fps is not its embodiment's (15 for panda_reach and droid).
+    writer = LeRobotDatasetWriter(root, settings["control_hz"], features, settings["robot"], video_codec=video_codec,
+                                  overwrite=overwrite, provenance={**settings, "seeds": []})
     bar = tqdm(total=num_episodes, desc=f"recording {task}", unit="ep", disable=not progress)
     adding = False  # an episode is being added to the writer (it may hold part of it)
     try:

@@ -162,6 +162,17 @@ def check_info(info: Any, path: str | Path) -> tuple[dict[str, Any], dict[str, s
     return {**info, "features": features}, unread
 
 
+def datasets_near(folder: Path) -> tuple[Path | None, list[Path]]:
+    """Where the dataset is when `folder`, given for one, is not: the dataset it lies inside (its `meta/`, `videos/`),
+    else the datasets one or two folders below it (a download folder: LeRobot's cache keeps `<owner>/<name>`). One
+    search for every error that names a dataset folder, each phrased for its own setting."""
+    for parent in folder.parents:
+        if (parent / INFO_PATH).is_file():
+            return parent, []
+    return None, sorted({info.parents[1] for pattern in ("*/" + INFO_PATH, "*/*/" + INFO_PATH)
+                         for info in folder.glob(pattern)})
+
+
 def inside_dataset(relative: str) -> bool:
     """A path a dataset's own files give (info.json's templates, an image cell's `path`) stays in the dataset's folder:
     relative, no '..' part. Datasets come from others (the hub); what they hold must not read files elsewhere."""

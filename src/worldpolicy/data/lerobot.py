@@ -56,6 +56,7 @@ from .layout import (
     DatasetFormatError,
     check_feature,
     check_info,
+    datasets_near,
     image_hw,
     inside_dataset,
     read_json,
@@ -517,16 +518,15 @@ class LeRobotDataset:
 
 
 def _not_a_dataset(root: Path) -> str:
-    """Why `root` is no dataset, and where the dataset may be: a hub download sits a folder or two below where one
-    points (`~/.cache/huggingface/lerobot/<user>/<name>`), and `meta/` is easily given for the dataset's folder."""
+    """Why `root` is no dataset, and where the dataset may be (`datasets_near`)."""
     problem = (f"info.json is missing: root={str(root)!r} must be a LeRobot dataset's folder "
                f"(the one holding {INFO_PATH})")
-    if root.name == "meta" and (root / "info.json").is_file():
-        return f"{problem}; this is a dataset's meta folder: give {str(root.parent)!r}"
-    found = sorted(p.parents[1] for pattern in ("*/" + INFO_PATH, "*/*/" + INFO_PATH) for p in root.glob(pattern))
-    if found:
-        more = f" and {len(found) - 5} more" if len(found) > 5 else ""
-        return f"{problem}; datasets below it: {', '.join(repr(str(p)) for p in found[:5])}{more}"
+    inside, below = datasets_near(root)
+    if inside is not None:
+        return f"{problem}; it is inside the dataset {str(inside)!r}: give that folder"
+    if below:
+        more = f" and {len(below) - 5} more" if len(below) > 5 else ""
+        return f"{problem}; datasets below it: {', '.join(repr(str(p)) for p in below[:5])}{more}"
     return problem
 
 

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from ..fileio import BASE_FILE, MODEL_INDEX_FILE
+from ..fileio import BASE_FILE, CHECKPOINT_GLOB, MODEL_INDEX_FILE, is_checkpoint
 
 ADAPTER_FILE = "adapter.safetensors"  # diffusers' LoRA format: `load_lora_adapter(folder, weight_name=..., prefix=None)`
 TRAINED_FILE = "trained.safetensors"  # an adapter checkpoint's fully trained weights (the action heads), fp32
@@ -141,9 +141,26 @@ def adapter_digest(path_or_id: str | Path) -> str | None:
     return digest.hexdigest()
 
 
-def check_checkpoint_source(path_or_id: str | Path, _chain: tuple[str, ...] = ()) -> None:
+def _refuse_run_folder(path: Path, source: str, hint: str = "") -> None:
+    """`checkpoint` naming a training run's folder (or its `checkpoints/`, or a part of a checkpoint) rather than a
+    checkpoint: said so with the checkpoint to name, where "has no model_index.json" left the user to find it."""
+    if not path.is_dir():
+        return
+    if is_checkpoint(path.parent):
+        raise FileNotFoundError(f"checkpoint={source!r} is a part of the checkpoint {str(path.parent)!r}: give that "
+                                "folder")
+    run = path.parent if path.name == "checkpoints" else path
+    saved = sorted(p for p in run.glob(CHECKPOINT_GLOB) if is_checkpoint(p))
+    if saved:
+        what = "checkpoints folder" if run != path else "folder"
+        raise FileNotFoundError(f"checkpoint={source!r} is a training run's {what}, not a checkpoint: give one of its "
+                                f"checkpoints/step-*, e.g. the newest, {str(saved[-1])!r}{hint}")
+
+
+def check_checkpoint_source(path_or_id: str | Path, _chain: tuple[str, ...] = (), *, run_hint: str = "") -> None:
     """A diffusers-format folder, an adapter checkpoint whose base is one, or a string shaped like a hub id (fetched
-    later): checked before anything loads."""
+    later): checked before anything loads. `run_hint`: said after the checkpoint to name when a training run's folder
+    is given (`_refuse_run_folder`), by a caller for which that run means something more."""
     source = str(path_or_id)
     local = Path(source)
     if local.exists():
@@ -170,6 +187,7 @@ def check_checkpoint_source(path_or_id: str | Path, _chain: tuple[str, ...] = ()
                 ) from None
             return
         if not (local / MODEL_INDEX_FILE).is_file():
+            _refuse_run_folder(local, source, run_hint)
             raise FileNotFoundError(
                 f"checkpoint={source!r} is a path but has no model_index.json; expected a diffusers-format Cosmos3 "
                 f"folder (transformer/, vae/, text_tokenizer/, scheduler/) or a LoRA adapter checkpoint ({BASE_FILE})"

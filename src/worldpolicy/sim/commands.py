@@ -9,17 +9,9 @@ import sys
 from pathlib import Path
 
 from worldpolicy.fileio import SIM_REPORT_FILE
-from worldpolicy.sim.tasks import list_tasks
+from worldpolicy.sim.tasks import EVAL_SEED, list_tasks  # EVAL_SEED: the --seed default, imported from here too
 
 logger = logging.getLogger(__name__)
-
-
-# The first episode's seed by default: `dataset from-sim` records seeds 0, 1, ..., so an evaluation from 0 ran the
-# very scenes a checkpoint trained on those episodes had learned, and its success said how well it fits its training
-# data, not how it does on new scenes. The default of a training run's own evaluation (`[eval] seed`), so the two see
-# the same scenes. A checkpoint whose training data says it recorded the seeds asked for is warned about
-# (`warn_training_scenes`).
-EVAL_SEED = 10_000
 
 
 def add_parser(subparsers) -> None:
@@ -257,48 +249,20 @@ def _warn_rate_mismatch(fps: float | None, control_hz: float, policy: str) -> No
                        1 / fps, fps)
 
 
-def _training_seeds(checkpoint: str) -> tuple[str, list[int], str] | None:
-    """(task, env seeds, where that is said) of the `dataset from-sim` episodes `checkpoint` was trained on, or None
-    where it does not say or cannot be read (moved, made elsewhere). A training run's checkpoint names its dataset in
-    trainer_state.json, whose provenance lists the seeds (`recorded_seeds`); a recipe's model (the shipped one) keeps
-    its recording's task, first seed, episode count and failed seeds in training_summary.json."""
-    import json
-
-    from worldpolicy.fileio import TRAINER_STATE_FILE, TRAINING_SUMMARY_FILE, recorded_seeds
-
-    folder = Path(checkpoint)
-    try:
-        dataset = json.loads((folder / TRAINER_STATE_FILE).read_text())["config"]["data"]["dataset"]
-    except (OSError, ValueError, TypeError, KeyError):
-        dataset = None
-    if isinstance(dataset, str) and dataset and (recorded := recorded_seeds(Path(dataset).expanduser())):
-        return (*recorded, f"its dataset {dataset}")
-    try:
-        summary = json.loads((folder / TRAINING_SUMMARY_FILE).read_text())
-        task, first = summary["scratch"]["task"], summary["scratch"]["seed"]
-        kept, failed = summary["stages"]["dataset"]["episodes"], summary["stages"]["dataset"]["failed_seeds"]
-        seeds = sorted(set(range(first, first + kept + len(failed))) - set(failed))  # seeds in order, failed skipped
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
-    return (task, seeds, f"the recording in its {TRAINING_SUMMARY_FILE}") if isinstance(task, str) and seeds else None
-
-
 def warn_training_scenes(checkpoint: str, task: str, seed: int, episodes: int) -> None:
-    """Warn when episodes about to run are scenes `checkpoint` was trained on (`_training_seeds`): their success says
-    how well it fits its training data. A checkpoint that does not say is not checked."""
-    trained = _training_seeds(checkpoint)
-    if trained is None or trained[0] != task:
+    """Warn when episodes about to run are scenes `checkpoint` was trained on (`sim.evaluate.training_scenes`): their
+    success says how well it fits its training data. Said before the model loads (the report records it too); a
+    checkpoint that does not say is not checked."""
+    from worldpolicy.sim.evaluate import seed_span, training_scenes
+
+    found = training_scenes(checkpoint, task, range(seed, seed + episodes))
+    if found is None or not found.seeds:
         return
-    seeds, where = set(trained[1]), trained[2]
-    seen = sorted(seeds.intersection(range(seed, seed + episodes)))
-    if not seen:
-        return
-    clear = max(EVAL_SEED, max(seeds) + 1)
-    shown = f"seed {seen[0]}" if len(seen) == 1 else f"seeds {seen[0]}..{seen[-1]}"
+    seen, (first, last) = found.seeds, found.recorded
     logger.warning("--seed %d: %d of the %d episodes (%s) are %s scenes %s was trained on (%s recorded seeds %d..%d): "
                    "their success says how well it fits its training data, not how it does on new scenes; pass "
-                   "--seed %d for held-out ones", seed, len(seen), episodes, shown, task, Path(checkpoint).name, where,
-                   min(seeds), max(seeds), clear)
+                   "--seed %d for held-out ones", seed, len(seen), episodes, seed_span(seen), task,
+                   Path(checkpoint).name, found.source, first, last, max(EVAL_SEED, last + 1))
 
 
 # The task an embodiment was made for, where the simulator has it: a checkpoint fine-tuned from the shipped model keeps
@@ -324,7 +288,7 @@ def _open_env(args: argparse.Namespace, image_size: tuple[int, int] | None):
     try:
         env = TabletopEnv(args.task, args.robot, control_hz=args.control_hz, image_size=image_size,
                           max_steps=args.max_steps)
-    except (ValueError, KeyError) as exc:  # KeyError: an unknown --robot
+    except (ValueError, KeyError, FileNotFoundError) as exc:  # KeyError: an unknown --robot (or its MJCF not there)
         raise _as_flag(exc) from None
     if image_size is not None:
         env.open_renderer()

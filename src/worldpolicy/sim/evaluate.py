@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,11 @@ import numpy as np
 from worldpolicy.fileio import SIM_REPORT_FILE, write_bytes_atomic
 from worldpolicy.sim.policies import SERVER_ANNOUNCED, chunk_size, policy_fps, policy_settings
 from worldpolicy.sim.rollout import ChunkStrategy, EpisodeResult, Rollout
+from worldpolicy.sim.tasks import EVAL_SEED
 
-__all__ = ["EvalReport", "episodes_left", "evaluate", "keep_report", "read_report", "report_figure",
-           "resume_conflicts", "seed_range", "start_report", "version_changes", "wilson_interval", "write_report"]
+__all__ = ["EVAL_SEED", "EvalReport", "TrainingScenes", "episodes_left", "evaluate", "keep_report", "read_report",
+           "report_figure", "resume_conflicts", "seed_range", "start_report", "training_scenes", "training_seeds",
+           "version_changes", "wilson_interval", "write_report"]
 
 SCHEMA = "worldpolicy.sim_eval/v1"
 VERSIONED_POLICIES = ("scripted", "random")  # the policies whose behaviour is worldpolicy's code (`version`)
@@ -38,6 +40,67 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class TrainingScenes:
+    """What a checkpoint's training data says of a run's scenes (`training_scenes`): the task and the first and last
+    seed of the `dataset from-sim` recording it was trained on (`recorded`), where that is said (`source`), and which
+    of the run's episode seeds are among the recorded ones (`seeds`; none when the run is another task). A report keeps
+    it, so whoever reads the results later knows whether they measure new scenes or the training data, not only
+    whoever saw the run's warning."""
+
+    task: str
+    source: str
+    recorded: tuple[int, int]
+    seeds: tuple[int, ...]
+
+    def to_json(self, ran: Iterable[int]) -> dict[str, Any]:
+        """As report.json stores it: `seeds` only those of the episodes that ran (`ran`), as the rest of a report
+        counts."""
+        ran = set(ran)
+        return {"task": self.task, "source": self.source, "recorded_seeds": list(self.recorded),
+                "seeds": [s for s in self.seeds if s in ran]}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> TrainingScenes:
+        first, last = doc["recorded_seeds"]
+        return cls(doc["task"], doc["source"], (int(first), int(last)), tuple(int(s) for s in doc["seeds"]))
+
+
+def training_seeds(checkpoint: str | Path) -> tuple[str, list[int], str] | None:
+    """(task, env seeds, where that is said) of the `dataset from-sim` episodes `checkpoint` was trained on, or None
+    where it does not say or cannot be read (moved, made elsewhere). A training run's checkpoint names its dataset in
+    trainer_state.json, whose provenance lists the seeds (`recorded_seeds`); a recipe's model (the shipped one) keeps
+    its recording's task, first seed, episode count and failed seeds in training_summary.json."""
+    from worldpolicy.fileio import TRAINER_STATE_FILE, TRAINING_SUMMARY_FILE, recorded_seeds
+
+    folder = Path(checkpoint)
+    try:
+        dataset = json.loads((folder / TRAINER_STATE_FILE).read_text())["config"]["data"]["dataset"]
+    except (OSError, ValueError, TypeError, KeyError):
+        dataset = None
+    if isinstance(dataset, str) and dataset and (recorded := recorded_seeds(Path(dataset).expanduser())):
+        return (*recorded, f"its dataset {dataset}")
+    try:
+        summary = json.loads((folder / TRAINING_SUMMARY_FILE).read_text())
+        task, first = summary["scratch"]["task"], summary["scratch"]["seed"]
+        kept, failed = summary["stages"]["dataset"]["episodes"], summary["stages"]["dataset"]["failed_seeds"]
+        seeds = sorted(set(range(first, first + kept + len(failed))) - set(failed))  # seeds in order, failed skipped
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return (task, seeds, f"the recording in its {TRAINING_SUMMARY_FILE}") if isinstance(task, str) and seeds else None
+
+
+def training_scenes(checkpoint: str | Path, task: str, seeds: Iterable[int]) -> TrainingScenes | None:
+    """Which of `seeds` (a run's episodes of `task`) are scenes `checkpoint` was trained on (`training_seeds`); None
+    where its training data does not say."""
+    trained = training_seeds(checkpoint)
+    if trained is None:
+        return None
+    recorded = set(trained[1])
+    seen = sorted(recorded.intersection(seeds)) if trained[0] == task else []
+    return TrainingScenes(trained[0], trained[2], (min(recorded), max(recorded)), tuple(seen))
 
 
 @dataclass
@@ -58,6 +121,9 @@ class EvalReport:
     # None in a report written before it was recorded
     policy_settings: dict[str, Any] | None = None
     task_version: int | None = None  # the task definition that judged the episodes (`Task.version`); None: unrecorded
+    # whether the episodes' scenes are ones the checkpoint was trained on, where its training data says; None: not
+    # known (not a checkpoint folder, one whose training data does not say, or a report written before it was recorded)
+    training_scenes: TrainingScenes | None = None
 
     @property
     def successes(self) -> int:
@@ -80,6 +146,8 @@ class EvalReport:
             "policy_settings": self.policy_settings,
             "max_steps": self.max_steps,
             "seed": self.seed,
+            "training_scenes": (None if self.training_scenes is None
+                                else self.training_scenes.to_json(e.seed for e in self.episodes)),
             "n_episodes": len(self.episodes), "episodes_requested": max(self.requested, len(self.episodes)),
             "successes": self.successes, "success_rate": self.success_rate,
             "ci95": [lo, hi],
@@ -105,8 +173,10 @@ class EvalReport:
                        episodes, requested=doc.get("episodes_requested", len(episodes)),
                        actual_control_hz=doc.get("actual_control_hz"), max_steps=doc.get("max_steps"),
                        embodiment=doc.get("embodiment"), policy_fps=doc.get("policy_fps"),
-                       policy_settings=doc.get("policy_settings"), task_version=doc.get("task_version"))
-        except (KeyError, TypeError, AttributeError) as exc:
+                       policy_settings=doc.get("policy_settings"), task_version=doc.get("task_version"),
+                       training_scenes=(None if doc.get("training_scenes") is None
+                                        else TrainingScenes.from_json(doc["training_scenes"])))
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"{where}: a sim report with missing or malformed fields ({exc!r})") from None
 
     def settings(self) -> dict[str, Any]:
@@ -147,6 +217,7 @@ class EvalReport:
             "",
             *([f"**Incomplete: {len(self.episodes)} of {self.requested} episodes ran.**", ""]
               if self.requested > len(self.episodes) else []),
+            *([self._training_line(doc["training_scenes"]), ""] if doc["training_scenes"] is not None else []),
             "| seed | success | steps | final distance (cm) | chunks | policy s | IK mean/max mm | clipped | too fast | prompt |",
             "|---:|:---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
@@ -157,6 +228,17 @@ class EvalReport:
                 f"{e.chunks} | {e.policy_s:.2f} | {ik} | {e.clipped} | {e.over_velocity_steps} | {e.prompt} |"
             )
         return "\n".join(lines) + "\n"
+
+    def _training_line(self, scenes: dict[str, Any]) -> str:
+        """Whether the episodes are the checkpoint's training scenes (`TrainingScenes.to_json`), said in the report."""
+        first, last = scenes["recorded_seeds"]
+        recorded = f"{scenes['source']}: {scenes['task']} seeds {first}..{last}"
+        seen = scenes["seeds"]
+        if not seen:
+            return f"Held out: none of these episodes is a scene the checkpoint was trained on ({recorded})."
+        return (f"**Training scenes: {len(seen)} of the {len(self.episodes)} episodes ({seed_span(seen)}) are "
+                f"scenes the checkpoint was trained on ({recorded}): their success says how well it fits its training "
+                f"data, not how it does on new scenes. Seeds from {max(EVAL_SEED, last + 1)} on are held out.**")
 
 
 def _flat(table: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -208,6 +290,12 @@ def _whole(value: Any) -> bool:
 def seed_range(first: int, count: int) -> str:
     """`seeds 10000..10019` (`seed 3` for one): the scenes a run's episodes are, as its report and the command say."""
     return f"seed {first}" if count == 1 else f"seeds {first}..{first + count - 1}"
+
+
+def seed_span(seeds: list[int]) -> str:
+    """`seeds 2..9` (`seed 2` for one): the first and last of some sorted seeds, which may skip some (a recording
+    skips the seeds its expert failed)."""
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}..{seeds[-1]}"
 
 
 def resume_conflicts(previous: EvalReport, current: dict[str, Any]) -> list[tuple[str, Any, Any]]:
@@ -291,7 +379,7 @@ def evaluate(
     *,
     policy_name: str,
     episodes: int,
-    seed: int = 0,
+    seed: int = EVAL_SEED,
     strategy: ChunkStrategy | None = None,
     video_dir: Path | None = None,
     videos: int = 0,
@@ -304,7 +392,10 @@ def evaluate(
     side-by-side mp4s for the first `videos` into `video_dir`.
     `on_episode(report so far)` runs after each episode (e.g. to write it, so a failure loses no finished episode).
     `resume` (a stored report: `read_report`) continues that run: refused unless every setting is the same
-    (`episodes_left`), its episodes are kept and only the rest run, so the result is the uninterrupted run's."""
+    (`episodes_left`), its episodes are kept and only the rest run, so the result is the uninterrupted run's.
+    `seed` defaults to `EVAL_SEED`, past the seeds `dataset from-sim` records from 0, as `worldpolicy sim --seed` does:
+    a checkpoint trained on such a recording is evaluated on new scenes. Whether a checkpoint's episodes are scenes it
+    was trained on (where its training data says: `training_scenes`) is recorded in the report."""
     # checked before any episode: a negative or numpy seed failed inside gymnasium's reset, not naming `seed`
     if not _whole(episodes) or episodes < 1:
         raise ValueError(f"episodes: expected an int >= 1, got {episodes!r}")
@@ -323,6 +414,9 @@ def evaluate(
                           embodiment=getattr(policy, "embodiment", None), chunk=chunk_size(policy),
                           policy_fps=policy_fps(policy), policy_settings=policy_settings(policy, env.image_size),
                           max_steps=rollout.max_steps)
+    settings = report.policy_settings
+    if settings.get("kind") == "checkpoint" and settings.get("files"):  # a checkpoint folder: its training data may say
+        report.training_scenes = training_scenes(settings["path"], env.task.name, range(seed, seed + episodes))
     todo = range(episodes)
     if resume is not None:
         todo = episodes_left(resume, report, episodes)

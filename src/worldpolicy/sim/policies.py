@@ -79,7 +79,9 @@ class ScriptedPolicy:
     limit peaked at 1.21 within the period (push, joint 7 while the paddle turned; 9 of 20 episodes went over before).
     At 10 Hz and below the servo reaches each target early in the period, so the jump's size sets the peak: 0.7 of the
     limit reached 1.03x at 10 Hz and 1.21x at 5 Hz. With 0.7 and the jump cap, 100 seeded episodes per task at 5, 10, 15
-    and 25 Hz (300 at 15 Hz, the default) stay within the limits at every step.
+    and 25 Hz (300 at 15 Hz, the default) stay within the limits at every step. The limit itself is the robot's one
+    fact (`RobotConfig.max_joint_velocity`), which the robot bridge holds its IK to whole (`IKSolver(fps=)`) and the
+    decoder checks; the share and the jump cap are the expert's own margin below it, for the data it records.
     """
 
     # How it turns waypoints into joint chunks (the waypoints are the task's, versioned there: `Task.version`): raised

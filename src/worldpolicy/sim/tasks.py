@@ -14,7 +14,15 @@ import numpy as np
 
 from worldpolicy.sim.scenes import TABLE_TOP, ObjectSpec
 
-__all__ = ["COLORS", "TASKS", "EpisodeState", "SimState", "Task", "Waypoint", "get_task", "list_tasks"]
+__all__ = ["COLORS", "EVAL_SEED", "TASKS", "EpisodeState", "SimState", "Task", "Waypoint", "get_task", "list_tasks"]
+
+# The first episode's seed an evaluation uses by default (`worldpolicy sim --seed`, `sim.evaluate.evaluate(seed=)`, a
+# training run's `[eval] seed`): `dataset from-sim` records seeds 0, 1, ..., so an evaluation from 0 ran the very scenes
+# a checkpoint trained on those episodes had learned, and its success said how well it fits its training data, not how
+# it does on new scenes. Here, with the scenes a seed draws, so the parsers and the evaluation share it without MuJoCo.
+# A checkpoint whose training data says it recorded the seeds asked for is warned about and its report says so
+# (`sim.evaluate.training_scenes`).
+EVAL_SEED = 10_000
 
 COLORS = {
     "red": (0.85, 0.15, 0.15, 1.0),

@@ -124,13 +124,11 @@ def _merge_adapter(args: argparse.Namespace) -> int:
     )
     from ..fileio import output_folder, refuse_foreign_folder, share_tree
     from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, expand_home
-    from .config import refuse_run_folder
 
     source = Path(expand_home(args.checkpoint))
     if not source.exists():  # the loader's own message offers hub ids and `shipped`, which are no adapters
         raise FileNotFoundError(f"CHECKPOINT={str(source)!r} does not exist; give a LoRA adapter checkpoint folder "
                                 f"(it holds {BASE_FILE})")
-    refuse_run_folder(str(source), "CHECKPOINT", resume=False)  # a run's folder: its newest checkpoint named
     try:  # the API's errors name its parameter (`checkpoint=...`); here the argument typed is
         check_checkpoint_source(source)
     except (ValueError, FileNotFoundError) as exc:

@@ -172,8 +172,9 @@ class TrainConfig:
         from ..engine.loading import check_checkpoint_source
 
         self.checkpoint = str(portable_checkpoint(self.checkpoint))  # an older version's stored folder: `shipped`
-        refuse_run_folder(self.checkpoint_source)
-        check_checkpoint_source(self.checkpoint_source)  # before the embodiment and data checks that read it
+        # before the embodiment and data checks that read it; a run's folder is named with how that run continues
+        check_checkpoint_source(self.checkpoint_source, run_hint=" (to continue that run itself, give its folder as "
+                                "--out / output_dir with its own config)")
         if not self.data.dataset:
             raise ValueError("data.dataset: required (a LeRobot v3 dataset folder)")
         from ..embodiments import SPEC_FILE_SUFFIX, check_chunk_size, inline_stats_file, read_spec_file
@@ -300,41 +301,19 @@ class TrainConfig:
 
 
 def _datasets_near(folder: Path) -> str:
-    """Where the dataset is when `data.dataset` names a folder inside one (its `meta/`, `videos/`) or above some (a
-    download folder: LeRobot's cache keeps `<owner>/<name>`, two levels down): said, naming what to set."""
-    for parent in folder.parents:
-        if (parent / "meta" / "info.json").is_file():
-            return f"; it is inside the dataset {str(parent)!r}: set data.dataset to that folder"
-    found = sorted({info.parent.parent for pattern in ("*/meta/info.json", "*/*/meta/info.json")
-                    for info in folder.glob(pattern)})
-    if not found:
+    """Where the dataset is when `data.dataset` names a folder inside one or above some (`data.layout.datasets_near`),
+    said naming what to set."""
+    from ..data.layout import datasets_near
+
+    inside, below = datasets_near(folder)
+    if inside is not None:
+        return f"; it is inside the dataset {str(inside)!r}: set data.dataset to that folder"
+    if not below:
         return ""
-    named = ", ".join(repr(p.relative_to(folder).as_posix()) for p in found[:3])
-    more = f" and {len(found) - 3} more" if len(found) > 3 else ""
-    held = f"its subfolders {named}{more} are datasets" if len(found) > 1 else f"its subfolder {named} is one"
+    named = ", ".join(repr(p.relative_to(folder).as_posix()) for p in below[:3])
+    more = f" and {len(below) - 3} more" if len(below) > 3 else ""
+    held = f"its subfolders {named}{more} are datasets" if len(below) > 1 else f"its subfolder {named} is one"
     return f"; {held}: set data.dataset to the one to train on"
-
-
-def refuse_run_folder(source: str, setting: str = "checkpoint", resume: bool = True) -> None:
-    """`setting` naming a training run's folder (or its `checkpoints/`, or a part of a checkpoint) rather than a
-    checkpoint: said so with the checkpoint to name, where "has no model_index.json" left the user to find it.
-    `resume`: also say how that run itself continues (training's `checkpoint` is where a new run starts)."""
-    from ..fileio import CHECKPOINT_GLOB, is_checkpoint
-
-    path = Path(source)
-    if not path.is_dir() or is_checkpoint(path):
-        return
-    if is_checkpoint(path.parent):
-        raise FileNotFoundError(f"{setting}={source!r} is a part of the checkpoint {str(path.parent)!r}: give that "
-                                "folder")
-    run = path.parent if path.name == "checkpoints" else path
-    saved = sorted(p for p in run.glob(CHECKPOINT_GLOB) if is_checkpoint(p))
-    if saved:
-        what = "checkpoints folder" if run != path else "folder"
-        also = (" (to continue that run itself, give its folder as --out / output_dir with its own config)" if resume
-                else "")
-        raise FileNotFoundError(f"{setting}={source!r} is a training run's {what}, not a checkpoint: give one of its "
-                                f"checkpoints/step-*, e.g. the newest, {str(saved[-1])!r}{also}")
 
 
 def _refuse_unwritable(setting: str, folder: str | None) -> None:
