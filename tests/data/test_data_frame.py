@@ -25,7 +25,7 @@ def ramp_value(t: int, offset: int) -> int:
 @pytest.fixture
 def droid_dataset(tmp_path):
     """Two episodes with the Cosmos3-DROID keys `dataset from-sim` writes: three cameras (camera j of episode i a
-    ramp offset by 10 j + 20 i) and the 7 + 1 state, its first value negative."""
+    ramp offset by 10 j + 20 i), the 7 + 1 state, its first value negative, and the 7 + 1 joint-target actions."""
     episodes = []
     for i, length in enumerate((6, 9)):
         rng = np.random.default_rng(i)
@@ -34,7 +34,8 @@ def droid_dataset(tmp_path):
         episodes.append({
             "frames": {"observation.state.joint_positions": joints,
                        "observation.state.gripper_position": rng.random((length, 1)).astype(np.float32),
-                       "action.joint_position": rng.normal(size=(length, 7)).astype(np.float32)},
+                       "action.joint_position": rng.normal(size=(length, 7)).astype(np.float32),
+                       "action.gripper_position": rng.random((length, 1)).astype(np.float32)},
             "videos": {f"observation.image.{c}": frame_ramp(length, offset=10 * j + 20 * i)
                        for j, c in enumerate(DROID_CAMERAS)},
             "task": "put the cube on the pad | place the cube",
@@ -80,6 +81,26 @@ def test_writes_the_frame_its_clip_state_and_task(small_dataset, tmp_path):
     (["--checkpoint", "ck", "--embodiment", "droid/joint_pos"],
      "error: --state-keys=['observation.state'] hold 3 values; embodiment 'droid/joint_pos' takes a state of 8"),
     (["--checkpoint", "ck", "--embodiment", "ur5e"], "error: --embodiment='ur5e' is not registered"),
+    # the recorded actions: for a checkpoint's embodiment, a whole chunk of them, from features that map to it
+    (["--actions"], ("error: --actions: the recorded actions are written in the columns of the embodiment that reads "
+                    "them, the checkpoint's: name the checkpoint")),
+    (["--chunk-size", "4"], ("error: --chunk-size=4 sets the recorded actions, which are written only when asked for: "
+                            "pass --actions")),
+    (["--actions", "--checkpoint", "ck", "--embodiment", "droid/relative_pose", "--frame", "3"],
+     ("error: --chunk-size=32 (the default: embodiment 'droid/relative_pose''s) needs 32 frames after frame 3 (the "
+     "actions recorded from it and the frames they led to), and episode 0 has 8 (it has 12 frames): choose "
+     "chunk_size <= 8 (a multiple of 4)")),
+    (["--actions", "--checkpoint", "ck", "--embodiment", "droid/relative_pose", "--frame", "8", "--chunk-size", "4"],
+     ("error: --chunk-size=4 needs 4 frames after frame 8 (the actions recorded from it and the frames they led to), "
+     "and episode 0 has 3 (it has 12 frames): choose frame <= 7")),
+    (["--actions", "--checkpoint", "ck", "--embodiment", "droid/relative_pose", "--chunk-size", "6"],
+     "error: --chunk-size=6 is not accepted"),
+    (["--actions", "--checkpoint", "ck", "--embodiment", "droid/relative_pose", "--chunk-size", "4"],
+     ("error: --action-keys: the dataset's actions do not map to embodiment 'droid/relative_pose' as training maps "
+     "them (as a training config's [data] would read this dataset: data.action_keys=")),
+    (["--actions", "--checkpoint", "ck", "--embodiment", "droid/relative_pose", "--chunk-size", "4", "--action-keys",
+      "action"], ("hold 3 columns (action_0, action_1, action_2): neither 'droid/joint_pos''s 8 (the default) nor "
+                 "embodiment 'droid/relative_pose''s")),
 ])
 def test_a_bad_argument_is_named_before_anything_is_written(small_dataset, tmp_path, capsys, argv, message):
     ds, _ = small_dataset
@@ -188,10 +209,10 @@ def test_the_printed_predict_command_runs(droid_dataset, tmp_path, capsys):
     checkpoint = make_tiny_checkpoint(tmp_path / "ck")  # droid/joint_pos: three cameras composed, and the state
     out = tmp_path / "obs"
     assert main(["dataset", "frame", str(ds.root), "--out", str(out), "--episode", "1", "--frame", "4", "--clip", "3",
-                 "--checkpoint", str(checkpoint)]) == 0
+                 "--actions", "--chunk-size", "4", "--checkpoint", str(checkpoint)]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("worldpolicy predict")]
-    assert len(lines) == 2
-    policy, inverse = (shlex.split(line)[1:] for line in lines)
+    assert len(lines) == 3
+    policy, inverse, forward = (shlex.split(line)[1:] for line in lines)
     state = [float(v) for v in policy[policy.index("--prompt") + 2].removeprefix("--state=").split(",")]
     expected = np.concatenate([episodes[1]["frames"]["observation.state.joint_positions"][4],
                                episodes[1]["frames"]["observation.state.gripper_position"][4]])
@@ -199,6 +220,12 @@ def test_the_printed_predict_command_runs(droid_dataset, tmp_path, capsys):
     assert main(policy) == 0
     actions = json.loads((out / "predict" / "actions.json").read_text())
     assert np.array(actions["actions"]).shape == (32, 8)
+    # forward dynamics rolls out the recorded actions from the frame: as many frames as the recorded ones to compare
+    assert main(forward) == 0
+    imagined = json.loads((out / "predict_forward_dynamics" / "actions.json").read_text())
+    recorded = json.loads((out / "recorded_actions.json").read_text())
+    np.testing.assert_allclose(imagined["actions"], recorded["actions"], rtol=1e-6)  # the actions it was given
+    assert imagined["video_frames"] == len(list((out / "observation.image.wrist_image_left_future").iterdir())) == 5
     # inverse dynamics reads each camera's clip folder (running it takes long on a CPU: its arguments and clips are
     # checked as predict checks them)
     args = build_parser().parse_args(inverse)
@@ -206,3 +233,58 @@ def test_the_printed_predict_command_runs(droid_dataset, tmp_path, capsys):
     for value in args.camera:
         key, _, folder = value.partition("=")
         assert check_source(folder, key, min_frames=2) == (16, 16) and len(list(Path(folder).iterdir())) == 3
+
+
+@pytest.mark.parametrize("embodiment", ["droid/joint_pos", "droid/relative_pose"])
+def test_recorded_actions_are_the_chunk_training_pairs_with_the_frame(droid_dataset, tmp_path, embodiment):
+    """`actions=True` writes the actions recorded from the frame on in the embodiment's columns, as training reaches
+    them (joint targets as they are, or converted to end-effector deltas), in a file forward dynamics reads back, and
+    each camera's real frames frame..frame+chunk that they led to."""
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.processing.actions import load_actions, to_model
+    from worldpolicy.train.data import WindowSpec, iter_windows
+
+    ds, _ = droid_dataset
+    emb = get_embodiment(embodiment)
+    obs = extract_frame(ds, tmp_path / "obs", episode=1, frame=3, checkpoint="ck", embodiment=embodiment,
+                        actions=True, chunk_size=4)
+    window = next(w for w in iter_windows(WindowSpec(dataset=str(ds.root), chunk_size=4, action_conversion=(
+        "none" if embodiment == "droid/joint_pos" else "joint_to_relative_pose"), episodes=(1,)), emb) if w.start == 3)
+    doc = json.loads(obs.actions.read_text())
+    assert obs.actions == tmp_path / "obs" / "recorded_actions.json"
+    assert (doc["columns"], doc["units"], doc["chunk_size"]) == (list(emb.columns), list(emb.units), 4)
+    assert doc["recorded"]["frames"] == [3, 6] and doc["recorded"]["episode"] == 1
+    np.testing.assert_allclose(doc["actions"], window.actions, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(load_actions(obs.actions, emb), to_model(emb, window.actions), atol=1e-12)
+    for j, camera in enumerate(DROID_CAMERAS):
+        folder = obs.futures[f"observation.image.{camera}"]
+        assert folder == tmp_path / "obs" / f"observation.image.{camera}_future"
+        frames = sorted(folder.iterdir())
+        assert [p.name for p in frames] == [f"frame_{t:06d}.png" for t in range(3, 8)]
+        assert [int(np.asarray(Image.open(p))[0, 0, 0]) for p in frames] == [ramp_value(t, 10 * j + 20)
+                                                                             for t in range(3, 8)]
+    saved = json.loads((tmp_path / "obs" / "dataset_frame.json").read_text())
+    assert saved["actions"] == "recorded_actions.json" and len(saved["futures"]) == 3
+    forward = obs.commands["forward_dynamics"]
+    assert forward[forward.index("--mode") + 1] == "forward_dynamics"
+    assert forward[forward.index("--actions") + 1] == str(obs.actions)
+    assert forward[forward.index("--chunk-size") + 1] == "4"
+    assert forward[forward.index("--out") + 1] == str(tmp_path / "obs" / "predict_forward_dynamics")
+
+
+def test_recorded_actions_are_rewritten_in_their_own_folder(droid_dataset, tmp_path, capsys):
+    """The recorded actions' file is not named `actions.json`, which marks a predict run's folder: a second run with
+    --overwrite replaces them; without it, they are named among the files it would replace."""
+    ds, _ = droid_dataset
+    out = tmp_path / "obs"
+    argv = ["dataset", "frame", str(ds.root), "--out", str(out), "--episode", "1", "--actions", "--chunk-size", "4",
+            "--checkpoint", "ck", "--embodiment", "droid/joint_pos"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out / 'recorded_actions.json'}" in printed
+    assert f"then compare {out / 'predict_forward_dynamics' / 'rollout.mp4'} (imagined) with the recorded frames in " \
+           f"{out / 'observation.image.exterior_image_1_left_future'}" in printed
+    assert main(argv) == 2
+    assert "recorded_actions.json" in capsys.readouterr().err
+    assert main([*argv, "--frame", "1", "--overwrite"]) == 0
+    assert json.loads((out / "recorded_actions.json").read_text())["recorded"]["frames"] == [1, 4]

@@ -217,18 +217,21 @@ def test_an_embodiment_that_does_not_fit_the_data_is_refused(train_config, tmp_p
 
 
 def test_a_width_mismatch_says_which_setting_fixes_it():
+    """Named as training names its settings (`data.`), which `train.data` passes the data layer's converter."""
+    from worldpolicy.data.actions import action_converter
     from worldpolicy.embodiments import get_embodiment
-    from worldpolicy.train.data import WindowSpec, _converter
+    from worldpolicy.train.data import WindowSpec
 
     spec = WindowSpec(dataset="unused", chunk_size=4)
+    source = get_embodiment(spec.source_embodiment)
     with pytest.raises(ValueError, match=r"set data.source_embodiment = 'pusht'; else convert them with "
                                          r"data.action_conversion \(accepted: none, joint_to_relative_pose\)"):
-        _converter(spec, get_embodiment(spec.source_embodiment), get_embodiment("pusht"))
+        action_converter(spec.action_conversion, source, get_embodiment("pusht"), spec.robot, "data.")
     # where the one conversion fits, it is named
     with pytest.raises(ValueError, match=r"set data.source_embodiment = 'droid/relative_pose'; the dataset's joint "
                                          r"targets convert to 'droid/relative_pose''s columns with data.action_conversion "
                                          r"= 'joint_to_relative_pose' \(or leave it unset\)"):
-        _converter(spec, get_embodiment(spec.source_embodiment), get_embodiment("droid/relative_pose"))
+        action_converter(spec.action_conversion, source, get_embodiment("droid/relative_pose"), spec.robot, "data.")
 
 
 # -- [data] settings read from the dataset, or refused before any weights load ----------------------------------------
@@ -396,7 +399,7 @@ def test_eight_columns_not_named_as_droids_are_read_as_droids_with_a_warning_say
         _own_robot_dataset(root, 8, names, fps=15)
     for root, warned in ((tmp_path / "named", False), (tmp_path / "unnamed", True)):
         caplog.clear()
-        with caplog.at_level("WARNING", logger="worldpolicy.train.data"):
+        with caplog.at_level("WARNING", logger="worldpolicy.data.actions"):  # where the layout is read
             spec = window_spec(DataConfig(dataset=str(root), chunk_size=4, action_keys=["action"],
                                           state_keys=["observation.state"]), target)
         assert spec.source_embodiment == "droid/joint_pos"

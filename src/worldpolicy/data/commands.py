@@ -46,8 +46,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "frame",
         help="write one frame's camera images, state and task as `worldpolicy predict` inputs, and print the command",
         description="Write frame FRAME of episode EPISODE as predict's inputs: a PNG per camera, optionally a folder "
-        "of the last N frames per camera (--clip, for inverse dynamics), and dataset_frame.json (task, state, files). "
-        "With --checkpoint, print the predict command for it, built for its embodiment (cameras as --camera KEY=FILE, "
+        "of the last N frames per camera (--clip, for inverse dynamics), the actions recorded from it with the "
+        "frames they led to (--actions, for forward dynamics), and dataset_frame.json (task, state, files). With "
+        "--checkpoint, print the predict commands for it, built for its embodiment (cameras as --camera KEY=FILE, "
         "--state for state-conditioned ones).",
     )
     frame.add_argument("root", help="dataset folder (holds meta/info.json)")
@@ -67,6 +68,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     frame.add_argument("--state-keys", nargs="+", action="extend", metavar="KEY",
                        help="features that make the state vector, side by side (default: observation.state, else the "
                        "observation.state.* features)")
+    frame.add_argument("--actions", action="store_true",
+                       help="also write the actions recorded from --frame on (recorded_actions.json, in the "
+                       "--checkpoint's embodiment's columns and units) and the real frames they led to per camera, "
+                       "and print the forward-dynamics predict command to compare with them")
+    frame.add_argument("--chunk-size", type=int, help="actions to write with --actions, a multiple of 4 (default: the "
+                       "embodiment's, as predict's)")
+    frame.add_argument("--action-keys", nargs="+", action="extend", metavar="KEY",
+                       help="features that hold the actions, as a training config's data.action_keys (default: "
+                       "training's, the ones `dataset from-sim` writes)")
     frame.add_argument("--overwrite", action="store_true", help="replace files an earlier run wrote in --out")
     frame.set_defaults(func=_frame)
 
@@ -187,29 +197,39 @@ def _check(args: argparse.Namespace) -> int:
 
 # extract_frame's parameters as `dataset frame` spells them (`cli.flag_named`)
 FRAME_FLAGS = {name: "--" + name.replace("_", "-") for name in (
-    "out", "episode", "frame", "checkpoint", "embodiment", "cameras", "clip", "state_keys")}
+    "out", "episode", "frame", "checkpoint", "embodiment", "cameras", "clip", "state_keys", "actions", "chunk_size",
+    "action_keys")}
 
 
 def _frame(args: argparse.Namespace) -> int:
     import sys
+    from pathlib import Path
 
     from worldpolicy.cli import flag_named
     from worldpolicy.data.frame import FRAME_FILE, extract_frame
+    from worldpolicy.viz.run import ROLLOUT_VIDEO
 
     try:
         obs = extract_frame(
             args.root, args.out, args.episode, args.frame, checkpoint=args.checkpoint, embodiment=args.embodiment,
-            cameras=args.cameras, clip=args.clip, state_keys=args.state_keys, overwrite=args.overwrite,
+            cameras=args.cameras, clip=args.clip, state_keys=args.state_keys, actions=args.actions,
+            chunk_size=args.chunk_size, action_keys=args.action_keys, overwrite=args.overwrite,
         )
     except FileExistsError as exc:  # the Python API's overwrite=True is this command's --overwrite
         raise FileExistsError(flag_named(exc, FRAME_FLAGS).args[0].replace("overwrite=True", "--overwrite")) from None
-    except (ValueError, KeyError) as exc:
-        raise flag_named(exc, FRAME_FLAGS) from None
+    except (ValueError, KeyError) as exc:  # and the Python API's actions=True is --actions
+        named = flag_named(exc, FRAME_FLAGS)
+        raise type(named)(named.args[0].replace("actions=True", "--actions")) from None
     print(f"episode {obs.episode}, frame {obs.frame} of {obs.root}: task {obs.task!r}")
-    for path in [*obs.images.values(), *obs.clips.values(), obs.out / FRAME_FILE]:  # the last holds task and state
+    recorded = [obs.actions, *obs.futures.values()] if obs.actions is not None else []
+    for path in [*obs.images.values(), *obs.clips.values(), *recorded, obs.out / FRAME_FILE]:  # the last: task, state
         print(f"  wrote {path}")
     for line in obs.command_lines.values():
         print(line)
+    if "forward_dynamics" in obs.commands:
+        out = obs.commands["forward_dynamics"][obs.commands["forward_dynamics"].index("--out") + 1]
+        print(f"then compare {Path(out) / ROLLOUT_VIDEO} (imagined) with the recorded frames in "
+              + ", ".join(str(p) for p in obs.futures.values()))
     if not obs.commands:
         print("pass --checkpoint to get the `worldpolicy predict` command for these files", file=sys.stderr)
     return 0

@@ -1,10 +1,14 @@
 """One observation out of a dataset, as `worldpolicy predict` takes it: each camera's image (and a clip of the frames up
-to it), the state vector and the task, with the predict command line that runs a checkpoint on them.
+to it), the state vector and the task, with the predict command line that runs a checkpoint on them; and, to check a
+world model against the recording, the actions recorded from that frame on and the frames they led to.
 
     from worldpolicy.data import extract_frame
     obs = extract_frame("data/pick_place", "obs", episode=2, frame=10, checkpoint="runs/x/final", clip=8)
     obs.images, obs.clips, obs.state, obs.prompt   # files written under "obs", the values they hold
     obs.commands["policy"]                         # ["worldpolicy", "predict", "--checkpoint", ...]
+    fd = extract_frame("data/pick_place", "fd", episode=2, frame=10, checkpoint="runs/x/final", actions=True)
+    fd.actions, fd.futures                         # recorded_actions.json; per camera, the real frames 10..10+chunk
+    fd.commands["forward_dynamics"]                # predict --mode forward_dynamics --actions .../recorded_actions.json
 
 The command is built for the checkpoint's embodiment (read from its embodiment.json, without loading weights): its
 cameras as `--camera KEY=FILE` (dataset key `observation.image.wrist_image_left` is camera
@@ -22,15 +26,20 @@ from typing import Any
 
 import numpy as np
 
-from ..embodiments import Embodiment, get_embodiment
+from ..embodiments import Embodiment, check_chunk_size, get_embodiment
 from ..fileio import atomic_path, output_folder, staged_folder, write_json_atomic
 from ..processing.observations import wire_key
+from .actions import action_converter, action_layout, source_embodiment
+from .layout import ACTION_KEYS, STATE_KEYS
 from .lerobot import LeRobotDataset
-from .sampling import caption_variants
+from .sampling import _check_keys, caption_variants
 
-__all__ = ["FRAME_FILE", "DatasetFrame", "extract_frame"]
+__all__ = ["FRAME_FILE", "RECORDED_ACTIONS_FILE", "DatasetFrame", "extract_frame"]
 
 FRAME_FILE = "dataset_frame.json"  # what the folder holds, for a person and for `fileio.FOLDER_KINDS`
+# not `actions.json`: that name marks a predict run's folder (`fileio.FOLDER_KINDS`), which this command refuses to
+# write into, and so would refuse its own folder on a second run
+RECORDED_ACTIONS_FILE = "recorded_actions.json"
 STATE_FEATURE = "observation.state"  # LeRobot's state feature; Cosmos3-DROID splits it as observation.state.<part>
 
 
@@ -40,6 +49,9 @@ class DatasetFrame:
     frames `frame - clip + 1 .. frame` (empty without `clip`); `state` is the state vector (the `state_keys` side by
     side), `state_names` its columns (the dataset's names, so which value is which joint can be read); `prompt` is
     the first phrasing of the frame's `task` (a Cosmos3-DROID task holds several, split by " | ").
+    `actions` is the recorded actions file (None unless asked for): the `chunk_size` actions recorded from the frame on,
+    in the embodiment's columns and physical units, which `futures[key]` (a folder per camera of the real frames
+    `frame .. frame + chunk_size`) show the outcome of, as forward dynamics' rollout does from the same frame.
     `commands` maps a predict mode to its argument list (empty without a checkpoint); `command_lines` are them as a
     shell takes them."""
 
@@ -55,6 +67,8 @@ class DatasetFrame:
     state: np.ndarray | None = None
     state_names: tuple[str, ...] = ()
     commands: dict[str, list[str]] = field(default_factory=dict)
+    actions: Path | None = None
+    futures: dict[str, Path] = field(default_factory=dict)
 
     @property
     def command_lines(self) -> dict[str, str]:
@@ -73,6 +87,8 @@ class DatasetFrame:
             "state": None if self.state is None else self.state.tolist(),
             "state_names": list(self.state_names),
             "commands": self.command_lines,
+            "actions": None if self.actions is None else self.actions.name,
+            "futures": {k: p.name for k, p in self.futures.items()},
         }
 
 
@@ -87,6 +103,9 @@ def extract_frame(
     cameras: Sequence[str] | None = None,
     clip: int | None = None,
     state_keys: Sequence[str] | None = None,
+    actions: bool = False,
+    chunk_size: int | None = None,
+    action_keys: Sequence[str] | None = None,
     overwrite: bool = False,
 ) -> DatasetFrame:
     """Write frame `frame` of episode `episode` (negative: from the end) under `out` as predict's inputs: a PNG per
@@ -99,6 +118,13 @@ def extract_frame(
     features in the dataset's order. Every argument, the episode and frame, and whether the embodiment's cameras and
     state width fit the dataset, are checked before anything is decoded or written; existing files are replaced only
     with `overwrite`.
+
+    With `actions` (needs `checkpoint`: the actions are written for its embodiment), `recorded_actions.json` holds the
+    `chunk_size` (default: the embodiment's) actions recorded at frames `frame .. frame + chunk_size - 1`, and a
+    folder per camera the real frames `frame .. frame + chunk_size` they led to; `commands["forward_dynamics"]` rolls
+    the model out from the frame on those actions, to be compared with them. The dataset's action features
+    (`action_keys`, default training's `data.action_keys`) reach the embodiment's columns as training maps them
+    (`data.actions`: by column names, or joint targets converted to end-effector deltas).
     """
     ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
     episode, frame = _check_position(ds, episode, frame)
@@ -110,15 +136,26 @@ def extract_frame(
         raise ValueError(f"clip={clip} needs {clip} frames ending at frame {frame}, and episode {episode} has "
                          f"{frame + 1} up to it: choose frame >= {clip - 1} or clip <= {frame + 1}")
     keys = _check_state_keys(ds, state_keys)
+    for name, value in (("chunk_size", chunk_size), ("action_keys", action_keys)):
+        if value is not None and not actions:  # a setting that would change nothing: the user meant the actions
+            raise ValueError(f"{name}={value!r} sets the recorded actions, which are written only when asked for: "
+                             "pass actions=True")
+    if actions and checkpoint is None:
+        raise ValueError("actions: the recorded actions are written in the columns of the embodiment that reads "
+                         "them, the checkpoint's: name the checkpoint to run forward dynamics with")
     emb = _embodiment(checkpoint, embodiment) if checkpoint is not None else None
     if emb is not None and emb.state_history:
         _check_state_width(ds, keys, emb)
+    chunk = _check_chunk(ds, episode, frame, emb, chunk_size) if actions else None
     out = Path(out)
     output_folder(out, "out", create=False, writer="dataset frame")
     names = _file_names(chosen)
     images = {key: out / f"{names[key]}.png" for key in chosen}
     clips = {key: out / f"{names[key]}_clip" for key in chosen} if clip else {}
-    existing = [p.name for p in [*images.values(), *clips.values(), out / FRAME_FILE] if p.exists()]
+    futures = {key: out / f"{names[key]}_future" for key in chosen} if actions else {}
+    recorded = out / RECORDED_ACTIONS_FILE if actions else None
+    written = [*images.values(), *clips.values(), *futures.values(), *filter(None, [recorded]), out / FRAME_FILE]
+    existing = [p.name for p in written if p.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"out: {str(out)!r} already holds {', '.join(existing)}; choose another folder or pass "
                               "overwrite=True to replace them")
@@ -128,26 +165,30 @@ def extract_frame(
         root=ds.root, episode=episode, frame=frame, out=out, task=task, prompt=caption_variants(task)[0],
         images=images, clips=clips, state_keys=tuple(keys),
         state=np.concatenate([rows.frames[k][frame].reshape(-1) for k in keys]) if keys else None,
-        state_names=tuple(ds.feature_names(keys)) if keys else (),
+        state_names=tuple(ds.feature_names(keys)) if keys else (), actions=recorded, futures=futures,
     )
     if emb is not None and emb.state_history and not np.isfinite(result.state.astype(np.float64)).all():
         raise ValueError(f"state_keys={keys}: frame {frame} of episode {episode} holds NaN or inf in its state "
                          f"({result.state.tolist()}), which no policy can take; `worldpolicy dataset check` lists such "
                          "frames")
     if emb is not None:
-        result.commands = _predict_commands(result, emb, checkpoint, embodiment)
+        result.commands = _predict_commands(result, emb, checkpoint, embodiment, chunk_size)
+    recording = _recorded_actions(ds, rows, episode, frame, chunk, emb, action_keys, keys) if actions else None
     output_folder(out, "out")
     from PIL import Image
 
-    first = frame - (clip or 1) + 1
+    first, last = frame - (clip or 1) + 1, frame + (chunk or 0)
     for key in chosen:
-        frames = ds.camera_frames(episode, key, first, frame + 1)
+        frames = ds.camera_frames(episode, key, first, last + 1)
         with atomic_path(images[key], suffix=".png") as tmp:
-            Image.fromarray(frames[-1]).save(tmp, format="PNG")
-        if clip:
-            with staged_folder(clips[key]) as folder:
-                for t, pixels in enumerate(frames, start=first):
-                    Image.fromarray(pixels).save(folder / f"frame_{t:06d}.png")
+            Image.fromarray(frames[frame - first]).save(tmp, format="PNG")
+        for folder_path, start, stop in ((clips.get(key), first, frame), (futures.get(key), frame, last)):
+            if folder_path is not None:
+                with staged_folder(folder_path) as folder:
+                    for t in range(start, stop + 1):
+                        Image.fromarray(frames[t - first]).save(folder / f"frame_{t:06d}.png")
+    if recording is not None:
+        write_json_atomic(recorded, recording, indent=2, ensure_ascii=False)
     write_json_atomic(out / FRAME_FILE, result.to_json(), indent=2, ensure_ascii=False)
     return result
 
@@ -248,14 +289,19 @@ def _shortest(value: np.floating) -> str:
 
 
 def _predict_commands(obs: DatasetFrame, emb: Embodiment, checkpoint: str | Path,
-                      embodiment: str | Embodiment | None) -> dict[str, list[str]]:
-    """The predict argument lists for `obs` on `emb`: policy on the images, inverse dynamics on the clips."""
+                      embodiment: str | Embodiment | None, chunk_size: int | None) -> dict[str, list[str]]:
+    """The predict argument lists for `obs` on `emb`: policy on the images, inverse dynamics on the clips, forward
+    dynamics on the images and the recorded actions (at their chunk size, when it is not the embodiment's)."""
     base = ["worldpolicy", "predict", "--checkpoint", str(checkpoint)]
     if embodiment is not None:
         base += ["--embodiment", embodiment.key if isinstance(embodiment, Embodiment) else str(embodiment)]
     commands = {"policy": base + _camera_flags(emb, obs.images, "--image")}
     if obs.clips:
         commands["inverse_dynamics"] = base + ["--mode", "inverse_dynamics"] + _camera_flags(emb, obs.clips, "--video")
+    if obs.actions is not None:
+        commands["forward_dynamics"] = (base + ["--mode", "forward_dynamics", "--actions", str(obs.actions)]
+                                        + (["--chunk-size", str(chunk_size)] if chunk_size is not None else [])
+                                        + _camera_flags(emb, obs.images, "--image"))
     for mode, argv in commands.items():
         argv += ["--prompt", obs.prompt]
         if emb.state_history and obs.state is not None:  # `_check_state_width` saw that it is
@@ -264,3 +310,65 @@ def _predict_commands(obs: DatasetFrame, emb: Embodiment, checkpoint: str | Path
             argv.append("--state=" + ",".join(_shortest(v) for v in values))
         argv += ["--out", str(obs.out / ("predict" if mode == "policy" else f"predict_{mode}"))]
     return commands
+
+
+def _check_chunk(ds: LeRobotDataset, episode: int, frame: int, emb: Embodiment, chunk_size: Any) -> int:
+    """The recorded chunk's length (`chunk_size`, else the embodiment's, as predict's default), checked as predict
+    checks it, and that the episode holds it after `frame`: actions `frame .. frame + chunk - 1` and the frames
+    `frame + 1 .. frame + chunk` they led to (what forward dynamics imagines, to compare with)."""
+    chunk = emb.chunk_size if chunk_size is None else chunk_size
+    check_chunk_size(chunk)
+    length = int(ds.episode_lengths[episode])
+    left = length - 1 - frame
+    if left < chunk:
+        fixes = ([f"frame <= {length - 1 - chunk}"] if length - 1 >= chunk else []) + (
+            [f"chunk_size <= {left // 4 * 4} (a multiple of 4)"] if left >= 4 else [])
+        default = "" if chunk_size is not None else f" (the default: embodiment {emb.key!r}'s)"
+        raise ValueError(
+            f"chunk_size={chunk}{default} needs {chunk} frames after frame {frame} (the actions recorded from it and "
+            f"the frames they led to), and episode {episode} has {left} (it has {length} frames): "
+            + (f"choose {' or '.join(fixes)}" if fixes else "choose a longer episode")
+        )
+    return chunk
+
+
+def _recorded_actions(ds: LeRobotDataset, rows: Any, episode: int, frame: int, chunk: int, emb: Embodiment,
+                      action_keys: Sequence[str] | None, state_keys: list[str]) -> dict[str, Any]:
+    """The actions recorded at frames `frame .. frame + chunk - 1` as an actions object forward dynamics reads
+    (`processing.actions.load_actions`): in `emb`'s columns and physical units, reached from the dataset's action
+    features as training reaches them (`data.actions`, which reads the dataset's own action layout and its conversion
+    as a training config leaves them unset, and refuses what training would, naming its `[data]` settings; the keys
+    are checked as training's sampler checks them). A conversion from joint targets starts from the state at `frame`,
+    read from the frame's `state_keys` (training's default where there are none)."""
+    # what is not given is training's default
+    action_keys = list(action_keys) if action_keys is not None else list(ACTION_KEYS)
+    state_keys = state_keys or list(STATE_KEYS)
+    try:
+        source_key, conversion = action_layout(ds, emb, action_keys, state_keys, prefix="data.")
+        source = source_embodiment(source_key, "data.")
+        _check_keys(ds, action_keys, source, "data.action_keys", "data.video_keys")
+        if source.state_history:
+            _check_keys(ds, state_keys, source, "data.state_keys", "data.video_keys")
+        convert = action_converter(conversion, source, emb, prefix="data.")
+    except ValueError as exc:
+        raise ValueError(f"action_keys: the dataset's actions do not map to embodiment {emb.key!r} as training maps "
+                         f"them (as a training config's [data] would read this dataset: {exc})") from None
+    recorded = np.concatenate([rows.frames[k].reshape(rows.length, -1) for k in action_keys], axis=1)
+    state = (np.concatenate([rows.frames[k].reshape(rows.length, -1) for k in state_keys], axis=1)[frame]
+             if source.state_history else None)
+    values, _ = convert(recorded[frame:frame + chunk].astype(np.float64), state)
+    if not np.isfinite(values).all():
+        row, column = np.argwhere(~np.isfinite(values))[0]
+        raise ValueError(f"action_keys={action_keys}: episode {episode} holds NaN or inf in the actions "
+                         f"recorded from frame {frame} (frame {frame + row}, column {emb.columns[column]!r}), which "
+                         "forward dynamics refuses; `worldpolicy dataset check` lists such frames")
+    return {
+        "actions": values.tolist(),
+        "columns": list(emb.columns),
+        "units": list(emb.units),
+        "embodiment": emb.key,
+        "chunk_size": chunk,
+        "fps": ds.fps,  # the recording's rate; forward dynamics imagines at the embodiment's
+        "recorded": {"dataset": str(ds.root), "episode": episode, "frames": [frame, frame + chunk - 1],
+                     "action_keys": action_keys, "source_embodiment": source_key, "action_conversion": conversion},
+    }

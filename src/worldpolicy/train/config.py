@@ -15,11 +15,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..data.actions import ACTION_CONVERSIONS, DEFAULT_ROBOT
 from ..data.layout import ACTION_KEYS, STATE_KEYS
 from ..models import portable_checkpoint
 from .flow import COSMOS_POLICY_MIX, OBJECTIVES, TimestepSampler
-
-ACTION_CONVERSIONS = ("none", "joint_to_relative_pose")
 
 
 @dataclass
@@ -33,7 +32,7 @@ class DataConfig:
     state_keys: list[str] = field(default_factory=lambda: list(STATE_KEYS))
     video_keys: list[str] | None = None  # unset: the videos named as the embodiment's cameras (`data.camera_sources`)
     action_conversion: str | None = None
-    robot: str = "panda"
+    robot: str = DEFAULT_ROBOT
     stride: int = 1
     # which episodes (indices from 0, as `LeRobotDataset(repo_id, episodes=[...])` takes them) to train on: unset, all
     # of them; `exclude_episodes` then leaves some out (a broken recording, a held-out set) without listing the rest

@@ -25,20 +25,27 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..data.actions import (
+    DEFAULT_ROBOT,
+    DEFAULT_SOURCE,
+    action_converter,
+    action_layout,
+    check_conversion,
+    source_embodiment,
+)
 from ..data.layout import ACTION_KEYS, STATE_KEYS
-from ..embodiments import Embodiment, get_embodiment
+from ..embodiments import Embodiment
 from ..fileio import atomic_path, interruption, sigint_held
 from ..processing.actions import flip_gripper, to_model
 from ..processing.observations import compose_views, frames_from_mapping, prepare_canvas, wire_key
 from ..processing.prompts import build_caption, tokenize
-from .config import ACTION_CONVERSIONS, DataConfig
+from .config import DataConfig
 from .flow import ModelExample
 
 logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 1  # in the fingerprint: what the cached numbers mean (a change makes resumed runs refuse old data)
 CACHE_FORMAT = 2  # in the file name only: how they are stored (2: every phrasing of a caption)
-DEFAULT_SOURCE = "droid/joint_pos"  # the action layout `dataset from-sim` writes (DROID's joint targets + gripper)
 SHARD_WINDOWS = 256  # a partial build's windows are kept after this many new ones, or
 SHARD_SECONDS = 60.0  # after this long, whichever comes first (and always when the build stops on an error or Ctrl-C)
 
@@ -49,7 +56,7 @@ class WindowSpec:
 
     `source_embodiment` names the dataset's own action layout (its width must match `action_keys`);
     `action_conversion="joint_to_relative_pose"` turns joint targets into per-step end-effector deltas with the
-    robot's forward kinematics (`robot.decode.encode_relative_pose`), so joint datasets train Cartesian heads.
+    robot's forward kinematics (`data.actions.action_converter`), so joint datasets train Cartesian heads.
     `episodes` (ascending; None: all) are the episodes windows are cut from (`DataConfig.selected_episodes`); being a
     field, they are in the latent cache's fingerprint, so another selection never reads this one's cache.
     """
@@ -61,16 +68,13 @@ class WindowSpec:
     state_keys: tuple[str, ...] = STATE_KEYS
     video_keys: tuple[str, ...] | None = None
     action_conversion: str = "none"
-    robot: str = "panda"
+    robot: str = DEFAULT_ROBOT
     stride: int = 1
     pad: bool = True
     episodes: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.action_conversion not in ACTION_CONVERSIONS:
-            raise ValueError(
-                f"data.action_conversion={self.action_conversion!r}; accepted: {', '.join(ACTION_CONVERSIONS)}"
-            )
+        check_conversion(self.action_conversion, "data.")
 
 
 @dataclass
@@ -89,18 +93,14 @@ class RawWindow:
 def window_spec(data: DataConfig, target: Embodiment) -> WindowSpec:
     """`[data]`'s windows for `target`, checked against the dataset's metadata now: a wrong key, width, camera or
     conversion would otherwise be found only after the weights load. `source_embodiment` and `action_conversion`
-    left unset are read from the dataset where that is unambiguous (`DEFAULT_SOURCE` for 8-wide actions, the
-    target's own columns by name; `joint_to_relative_pose` where only it fits), else refused naming the setting."""
+    left unset are read from the dataset where that is unambiguous (`data.actions.action_layout`: `DEFAULT_SOURCE`
+    for 8-wide actions, the target's own columns by name; `joint_to_relative_pose` where only it fits), else refused
+    naming the setting."""
     from ..data import LeRobotDataset
 
     dataset = LeRobotDataset.open(data.dataset)
-    source = data.source_embodiment or _default_source(dataset, data.action_keys, target)
-    # the source's state row is read too (`_plan`: DROID's joints are converted from the state's start pose), once
-    # the action keys are found (else the sampler's check names them first)
-    actions_found = all(k in dataset.feature_keys for k in data.action_keys)
-    _refuse_absent_default_keys(dataset, data,
-                                bool(target.state_history or (actions_found and _source(source).state_history)))
-    conversion = data.action_conversion or _default_conversion(_source(source), target)
+    source, conversion = action_layout(dataset, target, data.action_keys, data.state_keys, data.source_embodiment,
+                                       data.action_conversion, prefix="data.")
     spec = WindowSpec(
         dataset=data.dataset, chunk_size=data.chunk_size, source_embodiment=source, action_keys=tuple(data.action_keys),
         state_keys=tuple(data.state_keys), video_keys=tuple(data.video_keys) if data.video_keys else None,
@@ -114,78 +114,6 @@ def window_spec(data: DataConfig, target: Embodiment) -> WindowSpec:
             logger.info("data.%s unset: %r (from data.dataset's action columns and embodiment %r)", name, used,
                         target.key)
     return spec
-
-
-def _refuse_absent_default_keys(dataset, data: DataConfig, reads_state: bool) -> None:
-    """`action_keys` and `state_keys` default to the names `dataset from-sim` writes (DROID's layout); a dataset of
-    one's own robot (LeRobot's `action`, `observation.state`) lacks them, and the error named keys the config never
-    set. Say they are the default, and which of the dataset's keys to set instead."""
-    settings = [("action_keys", data.action_keys, ACTION_KEYS, "action")]
-    if reads_state:  # only a state-conditioned embodiment (trained, or the data's source) reads state_keys
-        settings.append(("state_keys", data.state_keys, STATE_KEYS, "observation.state"))
-    for name, keys, default, lerobot in settings:
-        if list(keys) != list(default) or all(k in dataset.feature_keys for k in keys):
-            continue
-        numeric = [k for k in dataset.feature_keys if dataset.features[k]["dtype"] not in ("string", "video", "image")]
-        example = f", e.g. data.{name} = [{lerobot!r}]" if lerobot in numeric else ""
-        raise ValueError(f"data.{name}={list(default)} (the default: the names `worldpolicy dataset from-sim` "
-                         f"writes) are not among data.dataset's features {numeric}: set data.{name} to the dataset's "
-                         f"own keys{example}")
-
-
-def _default_source(dataset, action_keys: list[str], target: Embodiment) -> str:
-    """The dataset's action layout when `data.source_embodiment` is unset: the target itself when the dataset names
-    its columns as the target's (a 7-joint robot's own 8 columns are not DROID's), else `DEFAULT_SOURCE` for 8 values
-    per frame (as before the setting could be unset; a resumed run keeps what it stored: `Trainer.run`)."""
-    if not all(k in dataset.feature_keys for k in action_keys):
-        return DEFAULT_SOURCE  # the missing key is named by the sampler's check
-    names = dataset.feature_names(action_keys)
-    default = _source(DEFAULT_SOURCE)
-    if names == list(target.columns):
-        return DEFAULT_SOURCE if names == list(default.columns) else target.key
-    if len(names) == default.action_dim:
-        if names != list(default.columns):  # 8 values of some robot's: the widths agree, the meaning may not
-            own = f"data.source_embodiment = {target.key!r} if they are the trained embodiment's columns in its " \
-                "order, else " if target.action_dim == len(names) else ""
-            logger.warning(
-                "data.source_embodiment is unset and data.action_keys=%s hold 8 columns (%s), not named as %r's (%s): "
-                "they are read as its 7 joint targets then the gripper, in that order. If they are another robot's, "
-                "set %sdata.source_embodiment to the registered embodiment they belong to, or name them in the "
-                "dataset (the action feature's `names` in meta/info.json)", list(action_keys), ", ".join(names),
-                DEFAULT_SOURCE, ", ".join(default.columns), own)
-        return DEFAULT_SOURCE
-    raise ValueError(
-        f"data.source_embodiment is unset and data.action_keys={list(action_keys)} hold {len(names)} columns "
-        f"({', '.join(names)}): neither {DEFAULT_SOURCE!r}'s {_source(DEFAULT_SOURCE).action_dim} (the default) nor "
-        f"embodiment {target.key!r}'s ({', '.join(target.columns)}). If they are {target.key!r}'s columns in its "
-        f"order, set data.source_embodiment = {target.key!r}, or name them so in the dataset (the `names` of the "
-        "action feature in `LeRobotDatasetWriter(features=...)`); else set data.source_embodiment to the registered "
-        "embodiment whose columns these are, or data.action_keys to the keys that hold them"
-    )
-
-
-def _default_conversion(source: Embodiment, target: Embodiment) -> str:
-    """`none` where the widths agree (as before the setting could be unset); `joint_to_relative_pose` where it is the
-    one conversion that fits; else `none`, which `_converter` refuses naming the settings."""
-    return "joint_to_relative_pose" if source.action_dim != target.action_dim and _joints_to_pose(source, target) \
-        else "none"
-
-
-def _source(name: str) -> Embodiment:
-    try:
-        return get_embodiment(name)
-    except KeyError as exc:
-        raise ValueError(f"data.source_embodiment={name!r}: {exc.args[0]}") from None
-
-
-def _joints_to_pose(source: Embodiment, target: Embodiment) -> bool:
-    """`encode_relative_pose` turns joint targets plus a gripper column, from the state row's start pose, into
-    `RELATIVE_POSE_DIM`-wide per-step end-effector deltas."""
-    return (source.layout == "joint_position" and bool(source.state_history) and source.gripper_index is not None
-            and target.layout == "relative_pose" and target.action_dim == RELATIVE_POSE_DIM)
-
-
-RELATIVE_POSE_DIM = 10  # translation (3), rotation as two matrix columns (6), gripper (1)
 
 
 @dataclass
@@ -203,7 +131,7 @@ def _plan(spec: WindowSpec, target: Embodiment, dataset=None) -> _Plan:
     from ..data import LeRobotDataset, sample_training_examples
 
     dataset = dataset or LeRobotDataset.open(spec.dataset)
-    source = _source(spec.source_embodiment)
+    source = source_embodiment(spec.source_embodiment, "data.")
     cameras = camera_sources(dataset.video_keys, spec.video_keys, target)
     examples = sample_training_examples(
         dataset,
@@ -219,7 +147,8 @@ def _plan(spec: WindowSpec, target: Embodiment, dataset=None) -> _Plan:
         caption_sep=None,  # the cache keeps every phrasing; the trainer draws one per step (`LatentCache.captions`)
         prefix="data.",
     )
-    return _Plan(dataset, source, examples, _converter(spec, source, target), cameras)
+    convert = action_converter(spec.action_conversion, source, target, spec.robot, "data.")
+    return _Plan(dataset, source, examples, convert, cameras)
 
 
 def camera_sources(videos: list[str], video_keys: Sequence[str] | None, target: Embodiment) -> dict[str, str]:
@@ -378,46 +307,6 @@ def check_finite(dataset, keys: list[str], episodes: Iterable[int]) -> None:
                 f"actions and states: leave the episode out with data.exclude_episodes = [{episode}] (added to any "
                 f"already there), or fix it"
             )
-
-
-def _converter(spec: WindowSpec, source: Embodiment, target: Embodiment) -> Callable:
-    if spec.action_conversion == "none":
-        if source.action_dim != target.action_dim:
-            hint = (f"; the dataset's joint targets convert to {target.key!r}'s columns with "
-                    "data.action_conversion = 'joint_to_relative_pose' (or leave it unset)"
-                    if _joints_to_pose(source, target) else
-                    f"; else convert them with data.action_conversion (accepted: {', '.join(ACTION_CONVERSIONS)})")
-            raise ValueError(
-                f"data.source_embodiment {source.key!r} (the dataset's action layout) has {source.action_dim} columns "
-                f"but the trained embodiment {target.key!r} has {target.action_dim}: if the dataset's actions already "
-                f"are in {target.key!r}'s columns, set data.source_embodiment = {target.key!r}{hint}"
-            )
-        return lambda actions, state: (actions, state if target.state_history else None)
-    if not _joints_to_pose(source, target):
-        raise ValueError(
-            "data.action_conversion='joint_to_relative_pose' needs a joint_position source embodiment with a state "
-            f"row and a gripper column (got {source.key!r}: {source.layout}, state row {bool(source.state_history)}, "
-            f"gripper {source.gripper_column}) and a relative_pose target {RELATIVE_POSE_DIM} columns wide (got "
-            f"{target.key!r}: {target.layout}, {target.action_dim} columns)"
-        )
-    from ..robot.decode import encode_relative_pose
-    from ..robot.kinematics import IKSolver
-    from ..robot.robots import get_robot
-
-    robot = get_robot(spec.robot)
-    if robot.dof != source.action_dim - 1:
-        raise ValueError(f"data.robot={spec.robot!r} has {robot.dof} joints but data.source_embodiment "
-                         f"{source.key!r} holds {source.action_dim - 1} joint columns and the gripper: set data.robot to "
-                         "the robot the dataset was recorded on")
-    ik = IKSolver(robot)
-    grip = source.gripper_index
-
-    def convert(actions: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, None]:
-        joints = np.delete(actions, grip, axis=1)
-        q0 = np.delete(state, grip)
-        return encode_relative_pose(q0, joints, actions[:, grip], ik), None
-
-    return convert
 
 
 def _data_hash(spec: WindowSpec, embodiment: Embodiment, tier: int, **model: Any):
