@@ -107,6 +107,18 @@ def test_a_subset_from_the_command_line_keeps_its_episodes_labels(policy, tmp_pa
     np.testing.assert_array_equal(calls[0].video["observation/image"], ds.episode(1).videos[FRONT])
 
 
+def test_ctrl_c_on_the_command_line_says_nothing_was_written(policy, tmp_path, capsys, monkeypatch):
+    ds = _dataset(tmp_path / "src")
+    _stub(policy, monkeypatch, [], stop_at=0)
+    import worldpolicy.policy as policy_module
+
+    monkeypatch.setattr(policy_module.Policy, "from_pretrained", classmethod(lambda cls, *a, **k: policy))
+    assert main(["dataset", "label", str(ds.root), "--checkpoint", str(policy.source), "--embodiment", "pusht",
+                 "--out", str(tmp_path / "out"), "--seed", "3", "--no-progress"]) == 130
+    assert "interrupted; nothing was written to" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_resample_labels_the_frames_nearest_the_embodiments_rate(policy, tmp_path, monkeypatch):
     ds = _dataset(tmp_path / "src", lengths=(9,), fps=20)
     with pytest.raises(ValueError, match=r"resample: .* at 20 fps and embodiment 'pusht'.* resample=True"):

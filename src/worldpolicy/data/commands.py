@@ -341,8 +341,11 @@ LABEL_FLAGS = {name: "--" + name.replace("_", "-") for name in (
 
 
 def _label(args: argparse.Namespace) -> int:
+    import sys
+
     from worldpolicy.cli import flag_named
     from worldpolicy.data.label import label_dataset
+    from worldpolicy.fileio import exit_status
 
     try:
         ds = label_dataset(
@@ -356,5 +359,9 @@ def _label(args: argparse.Namespace) -> int:
         raise FileExistsError(flag_named(exc, LABEL_FLAGS).args[0].replace("overwrite=True", "--overwrite")) from None
     except (ValueError, KeyError) as exc:
         raise flag_named(exc, LABEL_FLAGS) from None
+    except KeyboardInterrupt as stop:  # the labels so far are discarded: say so, and that a rerun gives them again
+        print(f"worldpolicy dataset label: interrupted; nothing was written to {args.out} (a dataset already there is "
+              f"unchanged); a rerun with --seed {args.seed} gives the same labels", file=sys.stderr)
+        return exit_status(stop)  # 130 for Ctrl-C, 143 for SIGTERM
     print(json.dumps(_summary(ds), indent=2))
     return 0
