@@ -79,7 +79,7 @@ def test_labels_are_infer_actions_on_each_episodes_whole_video_and_the_result_is
     prov = out.provenance
     assert prov["source"] == LABEL_SOURCE and prov["checkpoint"] == policy.source and prov["seed"] == 5
     assert prov["embodiment"] == "pusht" and prov["units"] == list(policy.embodiment.units)
-    assert prov["episodes"] == [0, 1] and prov["sampling"]["steps"] == 1
+    assert prov["episodes"] == [0, 1] and prov["episode_seeds"] == [5, 6] and prov["sampling"]["steps"] == 1
     assert main(["dataset", "check", str(out.root)]) == 0
     assert "ok: 2 episodes" in capsys.readouterr().out
     # training reads it with one setting: the labels' names say whose columns they are
@@ -125,7 +125,8 @@ def test_resample_labels_the_frames_nearest_the_embodiments_rate(policy, tmp_pat
         label_dataset(ds, tmp_path / "out", policy)
     calls: list = []
     _stub(policy, monkeypatch, calls)
-    out = label_dataset(ds, tmp_path / "out", policy, resample=True)
+    out = label_dataset(ds, tmp_path / "out", policy, resample=True, seed=np.int64(4))
+    assert out.provenance["seed"] == 4 and calls[0].seed == 4
     kept = [0, 2, 4, 6, 8]
     assert out.fps == 10 and list(out.episode_lengths) == [len(kept)]
     np.testing.assert_array_equal(calls[0].video["observation/image"], ds.episode(0).videos[FRONT][kept])
@@ -190,7 +191,8 @@ def test_ctrl_c_publishes_nothing_and_an_earlier_label_run_is_replaced_only_with
     ("no_videos", r"has no video or image features"),
     ("cameras", r"embodiment 'droid/joint_pos' takes each of the cameras"),
     ("episodes", r"episodes=\[7\]: \[7\] out of range"),
-    ("action_key", r"action_key='observation.state' is the state read|action_key='observation.images.front' is a video"),
+    ("action_key", r"action_key='observation.images.front' is a video of the dataset"),
+    ("video_codec", r"video_codec='h265'; accepted: "),
 ])
 def test_bad_inputs_are_refused_before_the_weights_load(tiny, tmp_path, monkeypatch, case, match):
     from worldpolicy.policy import Policy
@@ -214,8 +216,24 @@ def test_bad_inputs_are_refused_before_the_weights_load(tiny, tmp_path, monkeypa
         kwargs["episodes"] = [7]
     elif case == "action_key":
         kwargs["action_key"] = FRONT
+    elif case == "video_codec":
+        kwargs["video_codec"] = "h265"
     with pytest.raises((ValueError, FileExistsError), match=match):
         label_dataset(ds, out, tiny, **kwargs)
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # nothing staged
+
+
+def test_a_checkpoint_that_fails_to_load_leaves_nothing_staged(tiny, tmp_path, monkeypatch):
+    from worldpolicy.policy import Policy
+
+    def broken(cls, *args, **kwargs):
+        raise RuntimeError("weights unreadable")
+
+    monkeypatch.setattr(Policy, "from_pretrained", classmethod(broken))
+    ds = _dataset(tmp_path / "src", lengths=(4,))
+    with pytest.raises(RuntimeError, match="weights unreadable"):
+        label_dataset(ds, tmp_path / "out", tiny, embodiment="pusht")
+    assert [p.name for p in tmp_path.iterdir()] == ["src"]
 
 
 def test_the_command_names_its_flags(tiny, tmp_path, capsys):

@@ -116,7 +116,7 @@ def label_dataset(
 
     ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
     check_clip_options(0, True, resample, batch_size)
-    check_seed(seed)
+    seed, batch_size = check_seed(seed), int(batch_size)  # numpy integers too, as plain ones for info.json
     if isinstance(checkpoint, Policy):
         if embodiment is not None or load_options:
             given = ["embodiment"] * (embodiment is not None) + list(load_options)
@@ -151,17 +151,12 @@ def label_dataset(
     for name, why in ds.unread_features.items():
         logger.warning("%r is not copied (not read from the dataset: %s)", name, why)
 
-    policy = checkpoint if isinstance(checkpoint, Policy) else Policy.from_pretrained(checkpoint, embodiment,
-                                                                                      **load_options)
-    metadata = policy.metadata()
     source_provenance = dict(ds.provenance or {})
     provenance = {
-        "source": LABEL_SOURCE, "dataset": str(ds.root), "checkpoint": policy.source or "a Policy built in code",
-        "embodiment": emb.key, "columns": list(emb.columns), "units": list(emb.units), "action_key": action_key,
-        "seed": seed, "episode_seeds": "seed + the episode's index in the dataset", "episodes": chosen,
-        "batch_size": batch_size, "resample": bool(resample), "state_keys": keys if emb.state_history else None,
-        "chunk_size": policy.chunk_size, "resolution_tier": policy.resolution_tier,
-        "sampling": metadata["sampling"], "worldpolicy_version": metadata["worldpolicy_version"],
+        "source": LABEL_SOURCE, "dataset": os.path.abspath(ds.root), "embodiment": emb.key,
+        "columns": list(emb.columns), "units": list(emb.units), "action_key": action_key, "seed": seed,
+        "episodes": chosen, "episode_seeds": [episode_seed(seed, i) for i in chosen],
+        "batch_size": batch_size, "resample": bool(resample), "state_keys": keys or None,
         "last_frame": "repeats the row before it",
         "dataset_provenance": {k: v for k, v in source_provenance.items() if k != "seeds"} or None,
     }
@@ -171,8 +166,19 @@ def label_dataset(
         seeds = source_provenance["seeds"]
         provenance.update(task=source_provenance["task"],
                           seeds=[seeds[i] for i in chosen] if len(seeds) == ds.num_episodes else seeds)
+    # made before the weights load, so what it refuses (the codec, a frame size the codec cannot encode) is said first
     writer = LeRobotDatasetWriter(out, emb.fps if resample else ds.fps, features, ds.robot_type,
                                   video_codec=video_codec, overwrite=overwrite, provenance=provenance)
+    try:
+        policy = checkpoint if isinstance(checkpoint, Policy) else Policy.from_pretrained(checkpoint, embodiment,
+                                                                                          **load_options)
+    except BaseException:
+        writer.abort()
+        raise
+    metadata = policy.metadata()
+    writer.provenance.update(checkpoint=policy.source or "a Policy built in code", chunk_size=policy.chunk_size,
+                             resolution_tier=policy.resolution_tier, sampling=metadata["sampling"],
+                             worldpolicy_version=metadata["worldpolicy_version"])
     return _label(ds, policy, writer, chosen, frames_of, cameras, keys, action_key, seed, batch_size, progress)
 
 
