@@ -155,7 +155,8 @@ def label_dataset(
     provenance = {
         "source": LABEL_SOURCE, "dataset": os.path.abspath(ds.root), "embodiment": emb.key,
         "columns": list(emb.columns), "units": list(emb.units), "action_key": action_key, "seed": seed,
-        "episodes": chosen, "episode_seeds": [episode_seed(seed, i) for i in chosen],
+        # None: every episode (a long list in `dataset info` otherwise); episode i was sampled with `episode_seed`
+        "episodes": None if episodes is None else chosen,
         "batch_size": batch_size, "resample": bool(resample), "state_keys": keys or None,
         "last_frame": "repeats the row before it",
         "dataset_provenance": {k: v for k, v in source_provenance.items() if k != "seeds"} or None,
