@@ -5,6 +5,7 @@
     for ex in sample_training_examples(ds, "bridge", mode="policy"):
         ex.frames, ex.actions, ex.task          # uint8 [chunk+1, H, W, 3], float32 [chunk, dim], str
     extract_frame(ds, "obs", episode=0, frame=10, checkpoint="shipped").command_lines   # predict's inputs
+    label_dataset(ds, "labelled", "runs/x/final")   # a new dataset with every frame transition labelled
 
 Reading and writing need pyarrow (`pip install 'worldpolicy[train]'`); it is imported on first use.
 """
@@ -29,6 +30,7 @@ __all__ = [
     "compute_stats",
     "extract_frame",
     "first_non_finite",
+    "label_dataset",
     "sample_training_examples",
     "window_starts",
     "write_episodes",
@@ -37,6 +39,7 @@ __all__ = [
 _LAZY = {
     "DatasetFrame": "frame",
     "extract_frame": "frame",
+    "label_dataset": "label",
     "Episode": "lerobot",
     "LeRobotDataset": "lerobot",
     "LeRobotDatasetWriter": "lerobot",

@@ -1,5 +1,5 @@
-"""`worldpolicy dataset info|check|frame|from-sim`: inspect LeRobot v3 datasets, take one observation out of one as
-`worldpolicy predict`'s inputs, and record scripted-expert sim data."""
+"""`worldpolicy dataset info|check|frame|from-sim|label`: inspect LeRobot v3 datasets, take one observation out of one
+as `worldpolicy predict`'s inputs, record scripted-expert sim data, and pseudo-label videos with actions."""
 
 from __future__ import annotations
 
@@ -118,6 +118,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--overwrite", action="store_true", help="replace an existing dataset at ROOT")
     sim.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     sim.set_defaults(func=_from_sim)
+
+    label = cmds.add_parser(
+        "label",
+        help="pseudo-label a dataset's videos with an inverse-dynamics checkpoint's actions, as a new dataset",
+        description="Run inverse dynamics over each episode's whole video (its task as the prompt) and write a new "
+        "LeRobot v3 dataset at --out: the source's frames, videos and columns plus the labels (feature --action-key, "
+        "named as the embodiment's columns, physical units). Row t is the transition from frame t to t+1; the last "
+        "frame repeats the row before it. Train on it with data.action_keys = [\"action\"].",
+    )
+    label.add_argument("root", help="dataset folder (holds meta/info.json); it is not changed")
+    label.add_argument("--checkpoint", required=True, help="as predict takes it: shipped, a folder or a hub id")
+    label.add_argument("--out", required=True, help="folder for the new dataset (new or empty; outside ROOT)")
+    label.add_argument("--embodiment", help="the embodiment to run it as (as predict takes it; default: the "
+                       "checkpoint's own, else droid)")
+    label.add_argument("--episodes", type=int, nargs="+", action="extend", metavar="I",
+                       help="episode indexes to label and keep (default: all; negative from the end)")
+    label.add_argument("--seed", type=int, default=0,
+                       help="sampling seed; episode I is labelled with seed+I (default: 0)")
+    label.add_argument("--batch-size", type=int, default=8, help="windows per batched forward (default: 8)")
+    label.add_argument("--resample", action="store_true",
+                       help="label a dataset recorded at another fps at the embodiment's: the frames nearest its "
+                       "timestamps are labelled and kept (without it such a dataset is refused)")
+    label.add_argument("--state-keys", nargs="+", action="extend", metavar="KEY",
+                       help="state features for a state-conditioned embodiment, side by side (default: "
+                       "observation.state, else the observation.state.* features)")
+    label.add_argument("--action-key", default="action",
+                       help="feature for the labels; a source feature of this name is replaced (default: action)")
+    label.add_argument("--steps", type=int, help="denoising steps (default: the embodiment's sampling preset, else 4)")
+    label.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    label.add_argument("--dtype", help="bfloat16 | float16 | float32 (default: bf16 on CUDA, fp32 on CPU)")
+    label.add_argument("--video-codec", default="libx264rgb",
+                       help="codec the videos are written again with: libx264rgb (lossless, default: the frames the "
+                       "labels explain), libx264, libsvtav1")
+    label.add_argument("--overwrite", action="store_true", help="replace the dataset an earlier label run wrote at --out")
+    label.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+    label.set_defaults(func=_label)
 
 
 def _summary(ds) -> dict:
@@ -315,4 +351,37 @@ def _from_sim(args: argparse.Namespace) -> int:
     out = _summary(result.dataset)
     out.update(seeds=result.seeds, failed_seeds=result.failed_seeds, wall_s=round(result.wall_s, 2))
     print(json.dumps(out, indent=2))
+    return 0
+
+
+# label_dataset's parameters as `dataset label` spells them (`cli.flag_named`)
+LABEL_FLAGS = {name: "--" + name.replace("_", "-") for name in (
+    "out", "checkpoint", "embodiment", "episodes", "seed", "batch_size", "resample", "state_keys", "action_key",
+    "steps", "device", "dtype", "video_codec")} | {"dataset": "ROOT"}
+
+
+def _label(args: argparse.Namespace) -> int:
+    import sys
+
+    from worldpolicy.cli import flag_named
+    from worldpolicy.data.label import label_dataset
+    from worldpolicy.fileio import exit_status
+
+    try:
+        ds = label_dataset(
+            args.root, args.out, args.checkpoint, embodiment=args.embodiment, episodes=args.episodes, seed=args.seed,
+            batch_size=args.batch_size, resample=args.resample, state_keys=args.state_keys,
+            action_key=args.action_key, video_codec=args.video_codec, overwrite=args.overwrite,
+            progress=not args.no_progress,
+            **{k: v for k in ("steps", "device", "dtype") if (v := getattr(args, k)) is not None},
+        )
+    except FileExistsError as exc:  # the Python API's overwrite=True is this command's --overwrite
+        raise FileExistsError(flag_named(exc, LABEL_FLAGS).args[0].replace("overwrite=True", "--overwrite")) from None
+    except (ValueError, KeyError) as exc:
+        raise flag_named(exc, LABEL_FLAGS) from None
+    except KeyboardInterrupt as stop:  # the labels so far are discarded: say so, and that a rerun gives them again
+        print(f"worldpolicy dataset label: interrupted; nothing was written to {args.out} (a dataset already there is "
+              f"unchanged); a rerun with --seed {args.seed} gives the same labels", file=sys.stderr)
+        return exit_status(stop)  # 130 for Ctrl-C, 143 for SIGTERM
+    print(json.dumps(_summary(ds), indent=2))
     return 0

@@ -1,0 +1,309 @@
+"""Pseudo-label a dataset's videos with actions: an inverse-dynamics checkpoint explains every frame transition of each
+episode (`Policy.infer_actions(whole_clip=True)`), and a new LeRobot v3 dataset holds the source's frames, videos and
+columns plus the labels.
+
+    from worldpolicy.data import label_dataset
+    ds = label_dataset("data/unlabelled", "data/labelled", "runs/x/final", seed=0)
+    ds.episode(0).frames["action"]          # [T, action_dim] in the embodiment's columns and physical units
+
+Row t's action is the transition from frame t to frame t+1 (as `dataset from-sim` pairs them); the last frame of an
+episode has no transition after it and repeats the row before it. Training reads the result with
+`data.action_keys = ["action"]` (docs/data.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..embodiments import Embodiment
+from ..fileio import PROVENANCE_KEY, folder_kind, interruption, sigint_held
+from ..processing.observations import wire_key
+from .layout import AUTO_FEATURES, INFO_PATH, check_feature, read_json
+from .lerobot import LeRobotDataset, LeRobotDatasetWriter
+from .sampling import caption_variants
+
+__all__ = ["LABEL_SOURCE", "episode_seed", "label_cameras", "label_dataset"]
+
+logger = logging.getLogger(__name__)
+
+LABEL_SOURCE = "worldpolicy dataset label"  # a labelled dataset's `provenance["source"]`: what --overwrite may replace
+STATE_FEATURE = "observation.state"  # LeRobot's state feature; a `dataset from-sim` recording splits it in parts
+
+
+def episode_seed(seed: int, episode: int) -> int:
+    """The sampling seed episode `episode` (its index in the source dataset) is labelled with: the same whichever
+    episodes are chosen, so labelling a subset reproduces those episodes' labels of a full run."""
+    return (seed + episode) % 2**63
+
+
+def label_cameras(video_keys: Sequence[str], embodiment: Embodiment) -> dict[str, str]:
+    """Which dataset video feeds each camera the embodiment composes, keyed as `infer_actions` takes a clip dict: by
+    name (`observation.image.wrist_image_left` is camera `observation/wrist_image_left`, as training and
+    `dataset frame` read it), a pre-composed `observation.image`, or for an embodiment of one camera the dataset's only
+    video. Anything else is refused naming the cameras needed and the videos there are."""
+    by_wire: dict[str, list[str]] = {}
+    for key in video_keys:
+        by_wire.setdefault(wire_key(key), []).append(key)
+    e = embodiment
+    found = [c for c in e.camera_keys if c in by_wire]
+    if e.composite is None:
+        found = found[:1]
+    elif len(found) != len(e.camera_keys):
+        found = []
+    if not found and "observation/image" in by_wire:
+        found = ["observation/image"]
+    twins = {c: by_wire[c] for c in found if len(by_wire[c]) > 1}
+    if twins:
+        raise ValueError(f"dataset: the videos {twins} feed the same camera of embodiment {e.key!r}; give each "
+                         "camera one video")
+    if found:
+        return {c: by_wire[c][0] for c in found}
+    if e.composite is None and len(video_keys) == 1:
+        return {e.camera_keys[0]: video_keys[0]}
+    need = "each of" if e.composite is not None else "one of"
+    named = ", ".join(f"{k!r} -> {wire_key(k)!r}" for k in video_keys)
+    raise ValueError(f"dataset: embodiment {e.key!r} takes {need} the cameras {', '.join(e.camera_keys)}"
+                     + (" (or one pre-composed observation.image)" if e.composite else "")
+                     + f"; by name the dataset's videos are the cameras {named}: choose a checkpoint or --embodiment "
+                     "with these cameras")
+
+
+def label_dataset(
+    dataset: str | Path | LeRobotDataset,
+    out: str | Path,
+    checkpoint: Any,
+    *,
+    embodiment: str | Embodiment | None = None,
+    episodes: Sequence[int] | None = None,
+    seed: int = 0,
+    batch_size: int = 8,
+    resample: bool = False,
+    state_keys: Sequence[str] | None = None,
+    action_key: str = "action",
+    video_codec: str = "libx264rgb",
+    overwrite: bool = False,
+    progress: bool = False,
+    **load_options: Any,
+) -> LeRobotDataset:
+    """Label every frame transition of `episodes` (default: all) of `dataset` with the actions `checkpoint` (as
+    `load_policy` takes it, or a loaded `Policy`) infers, and write them with the source's frames, videos and other
+    columns as a new dataset at `out`, returned opened.
+
+    Each episode's whole video runs through `Policy.infer_actions(whole_clip=True, batch_size=...)` with its task's
+    first phrasing (`caption_variants`) as the prompt, seed `episode_seed(seed, index)`, and for a state-conditioned
+    embodiment the state rows of `state_keys` (default: `observation.state`, else the `observation.state.*`
+    features). The labels go in feature `action_key` (replacing a source feature of that name), float32 with `names`
+    the embodiment's columns, in its physical units. `resample=True` reads a dataset recorded at another rate than
+    the embodiment's fps at that rate: only each episode's frames nearest the embodiment's timestamps are labelled and
+    kept (the result is at the embodiment's fps); without it such a dataset is refused. Videos are written again,
+    losslessly by default (`video_codec`), so they hold the frames the labels explain. info.json's
+    `worldpolicy_provenance` says how the labels were made (checkpoint, embodiment, seed, settings, source).
+
+    Everything that can be judged without weights is checked first (cameras, fps, state, episodes, `out`). `out`
+    must not be or lie inside the source (or hold it); an existing dataset there is replaced only with `overwrite`
+    and only when an earlier label run made it. The dataset is built in a hidden folder beside `out` and appears
+    only when every episode is labelled: an error or Ctrl-C leaves nothing at `out` (and an earlier one unchanged).
+    `load_options` go to `load_policy` (device, dtype, steps, chunk_size, ...)."""
+    from ..policy import Policy, check_clip_options, check_seed, resampled_frames
+
+    ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
+    check_clip_options(0, True, resample, batch_size)
+    seed, batch_size = check_seed(seed), int(batch_size)  # numpy integers too, as plain ones for info.json
+    if isinstance(checkpoint, Policy):
+        if embodiment is not None or load_options:
+            given = ["embodiment"] * (embodiment is not None) + list(load_options)
+            raise ValueError(f"checkpoint is a loaded Policy, which fixes {', '.join(given)}: pass them to "
+                             "load_policy, or pass the checkpoint's path here")
+        emb = checkpoint.embodiment
+    else:
+        emb = Policy.check_pretrained(checkpoint, embodiment, **load_options)[0]
+    if not ds.video_keys:
+        raise ValueError(f"dataset {str(ds.root)!r} has no video or image features: inverse dynamics labels videos"
+                         f"{ds.unread_note(ds.unread_features)}")
+    cameras = label_cameras(ds.video_keys, emb)
+    chosen = _check_episodes(ds, episodes)
+    if not resample and not math.isclose(ds.fps, emb.fps, rel_tol=1e-6):
+        raise ValueError(f"resample: dataset {str(ds.root)!r} is at {ds.fps:g} fps and embodiment {emb.key!r}'s "
+                         f"actions at {emb.fps:g}: each action would span another time. Pass resample=True "
+                         f"(--resample) to label its frames nearest {emb.fps:g} fps (the result is at {emb.fps:g} fps)")
+    frames_of = {i: resampled_frames(int(ds.episode_lengths[i]), ds.fps, emb.fps) if resample
+                 else list(range(int(ds.episode_lengths[i]))) for i in chosen}
+    short = [i for i in chosen if len(frames_of[i]) < 2]
+    if short:
+        raise ValueError(f"episodes: {short} hold fewer than 2 frames{' at the embodiment fps' if resample else ''}; "
+                         "inverse dynamics explains the motion between frames: leave them out")
+    keys = _check_state_keys(ds, state_keys, emb, chosen)
+    _check_action_key(ds, action_key, keys)
+    out = _check_out(ds.root, out, overwrite)
+
+    features = {k: v for k, v in ds.features.items() if k not in AUTO_FEATURES}
+    if action_key in features:
+        logger.info("the labels replace the dataset's %r feature", action_key)
+    features[action_key] = {"dtype": "float32", "shape": [emb.action_dim], "names": list(emb.columns)}
+    for name, why in ds.unread_features.items():
+        logger.warning("%r is not copied (not read from the dataset: %s)", name, why)
+
+    source_provenance = dict(ds.provenance or {})
+    provenance = {
+        "source": LABEL_SOURCE, "dataset": os.path.abspath(ds.root), "embodiment": emb.key,
+        "columns": list(emb.columns), "units": list(emb.units), "action_key": action_key, "seed": seed,
+        # None: every episode (a long list in `dataset info` otherwise); episode i was sampled with `episode_seed`
+        "episodes": None if episodes is None else chosen,
+        "batch_size": batch_size, "resample": bool(resample), "state_keys": keys or None,
+        "last_frame": "repeats the row before it",
+        "dataset_provenance": {k: v for k, v in source_provenance.items() if k != "seeds"} or None,
+    }
+    if isinstance(source_provenance.get("seeds"), list) and "task" in source_provenance:
+        # a sim recording's scenes stay listed where `fileio.recorded_seeds` reads them: a checkpoint trained on the
+        # labels is still not evaluated on its training scenes unawares
+        seeds = source_provenance["seeds"]
+        provenance.update(task=source_provenance["task"],
+                          seeds=[seeds[i] for i in chosen] if len(seeds) == ds.num_episodes else seeds)
+    # made before the weights load, so what it refuses (the codec, a frame size the codec cannot encode) is said first
+    writer = LeRobotDatasetWriter(out, emb.fps if resample else ds.fps, features, ds.robot_type,
+                                  video_codec=video_codec, overwrite=overwrite, provenance=provenance)
+    try:
+        policy = checkpoint if isinstance(checkpoint, Policy) else Policy.from_pretrained(checkpoint, embodiment,
+                                                                                          **load_options)
+    except BaseException:
+        writer.abort()
+        raise
+    metadata = policy.metadata()
+    writer.provenance.update(checkpoint=policy.source or "a Policy built in code", chunk_size=policy.chunk_size,
+                             resolution_tier=policy.resolution_tier, sampling=metadata["sampling"],
+                             worldpolicy_version=metadata["worldpolicy_version"])
+    return _label(ds, policy, writer, chosen, frames_of, cameras, keys, action_key, seed, batch_size, progress)
+
+
+def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, chosen: list[int],
+           frames_of: dict[int, list[int]], cameras: dict[str, str], state_keys: list[str], action_key: str,
+           seed: int, batch_size: int, progress: bool) -> LeRobotDataset:
+    """Label and add each episode, then publish; anything else (an error, Ctrl-C) discards the staged dataset."""
+    from tqdm.auto import tqdm
+
+    emb = policy.embodiment
+    started = time.perf_counter()
+    try:
+        with tqdm(total=len(chosen), desc="labelling episodes", unit="ep", disable=not progress) as bar:
+            for i in chosen:
+                rows = frames_of[i]
+                ep = ds.episode(i)  # every video: the ones labelled and the ones copied
+                clip = {camera: ep.videos[key][rows] for camera, key in cameras.items()}
+                state = (np.concatenate([ep.frames[k].reshape(ep.length, -1) for k in state_keys], axis=1)[rows]
+                         if emb.state_history else None)
+                result = policy.infer_actions(clip, caption_variants(ep.task)[0], whole_clip=True,
+                                              batch_size=batch_size, seed=episode_seed(seed, i), state=state)
+                actions = np.concatenate([result.actions, result.actions[-1:]]).astype(np.float32)
+                frames = {k: v[rows] for k, v in ep.frames.items()}
+                frames[action_key] = actions
+                videos = {k: v[rows] for k, v in ep.videos.items()}
+                with sigint_held() as caught:  # an episode half added could not be published
+                    writer.add_episode(frames, videos, [ep.frame_tasks[r] for r in rows])
+                if caught:
+                    raise interruption(caught)
+                bar.update(1)
+        with sigint_held():  # every episode is labelled: a late Ctrl-C must not lose them
+            labelled = writer.finalize()
+    except BaseException:
+        writer.abort()  # nothing staged is published: `out` stays as it was
+        raise
+    logger.info("labelled %d episodes in %.1f s into %s", len(chosen), time.perf_counter() - started, writer.root)
+    return labelled
+
+
+def _check_episodes(ds: LeRobotDataset, episodes: Sequence[int] | None) -> list[int]:
+    """The episodes to label, ascending: all, or the given indexes (negative from the end), each once."""
+    n = ds.num_episodes
+    if episodes is None:
+        return list(range(n))
+    given = [episodes] if isinstance(episodes, (int, np.integer)) else list(episodes)
+    bad = [e for e in given if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or not -n <= e < n]
+    if not given or bad:
+        raise ValueError(f"episodes={given!r}: " + (f"{bad} out of range" if bad else "none given")
+                         + f"; accepted: episode indexes in 0..{n - 1} (negative from the end)")
+    return sorted({int(e) % n for e in given})
+
+
+def _check_state_keys(ds: LeRobotDataset, state_keys: Sequence[str] | None, emb: Embodiment,
+                      chosen: list[int]) -> list[str]:
+    """The state features a state-conditioned embodiment reads (their widths adding up to its action_dim, finite in
+    the chosen episodes); [] for one that reads none (`state_keys` given to it are refused: they would do nothing)."""
+    if not emb.state_history:
+        if state_keys is not None:
+            raise ValueError(f"state_keys={list(state_keys)!r}: embodiment {emb.key!r} does not condition on the "
+                             "robot state; leave state_keys out")
+        return []
+    numeric = [k for k in ds.feature_keys if ds.features[k]["dtype"] != "string"]
+    if state_keys is None:
+        keys = [STATE_FEATURE] if STATE_FEATURE in numeric else [k for k in numeric
+                                                                 if k.startswith(STATE_FEATURE + ".")]
+    else:
+        keys = [state_keys] if isinstance(state_keys, str) else list(state_keys)
+        unknown = [k for k in keys if k not in numeric]
+        if not keys or unknown:
+            raise ValueError(f"state_keys={keys!r}: {unknown or 'none given'} not among the dataset's numeric "
+                             f"features {numeric}{ds.unread_note(unknown)}")
+    width = sum(int(ds.features[k]["shape"][0]) for k in keys)
+    if width != emb.action_dim:
+        raise ValueError(f"state_keys={keys!r} hold {width} values; embodiment {emb.key!r} conditions on a state of "
+                         f"{emb.action_dim} ({', '.join(emb.columns)}): name the features that hold it")
+    starts = np.concatenate([[0], np.cumsum(ds.episode_lengths)])
+    for key in keys:
+        values = ds.column(key).reshape(ds.num_frames, -1).astype(np.float64)
+        for i in chosen:
+            bad = np.flatnonzero(~np.isfinite(values[starts[i]:starts[i + 1]]).all(axis=1))
+            if bad.size:
+                raise ValueError(f"state_keys: {key!r} holds NaN or inf in episode {i} (first at frame {bad[0]}), "
+                                 "which no policy can take; `worldpolicy dataset check` lists such frames")
+    return keys
+
+
+def _check_action_key(ds: LeRobotDataset, action_key: Any, state_keys: list[str]) -> None:
+    if not isinstance(action_key, str):
+        raise ValueError(f"action_key={action_key!r}; accepted: a feature name such as 'action'")
+    try:
+        check_feature(action_key, {"dtype": "float32", "shape": [1]}, "action_key")
+    except ValueError:
+        raise ValueError(f"action_key={action_key!r}; accepted: a non-empty feature name without '/'") from None
+    taken = ("a video" if action_key in ds.video_keys else "the state read" if action_key in state_keys
+             else "a column LeRobot fills in" if action_key in AUTO_FEATURES else None)
+    if taken:
+        raise ValueError(f"action_key={action_key!r} is {taken} of the dataset; choose another name (default: action)")
+
+
+def _check_out(root: Path, out: str | Path, overwrite: bool) -> Path:
+    """`out` as a new dataset's folder: not the source, inside it or holding it, not inside another dataset or
+    checkpoint, and an existing dataset there only with `overwrite` and only one an earlier label run made."""
+    out = Path(out).expanduser()
+    src, dst = Path(os.path.abspath(root)).resolve(), Path(os.path.abspath(out)).resolve()
+    if dst == src or src in dst.parents or dst in src.parents:
+        where = "is" if dst == src else "is inside" if src in dst.parents else "holds"
+        raise ValueError(f"out: {str(out)!r} {where} the dataset being labelled ({str(root)!r}); labels go into a new "
+                         "dataset: choose a folder outside it")
+    for parent in dst.parents:
+        found = folder_kind(parent)
+        if found is not None and found[0].writer is None:
+            raise ValueError(f"out: {str(out)!r} is inside {str(parent)!r}, which holds {found[0].what} "
+                             f"({found[1]}); choose a folder outside it")
+    if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
+        if not (dst / INFO_PATH).is_file():
+            raise FileExistsError(f"out: {str(out)!r} exists and is not a dataset; choose a new or empty folder")
+        try:
+            made_by = (read_json(dst / INFO_PATH, "info.json").get(PROVENANCE_KEY) or {}).get("source")
+        except (ValueError, AttributeError):
+            made_by = None
+        if made_by != LABEL_SOURCE:
+            raise FileExistsError(f"out: {str(out)!r} holds a dataset that `dataset label` did not make; choose a new "
+                                  "or empty folder (overwrite replaces only an earlier label run's dataset)")
+        if not overwrite:
+            raise FileExistsError(f"out: {str(out)!r} holds an earlier label run's dataset; pass overwrite=True to "
+                                  "replace it")
+    return out

@@ -1,0 +1,246 @@
+"""`worldpolicy dataset label` / `label_dataset`: pseudo-labelling a dataset's videos with an inverse-dynamics
+checkpoint's actions into a new LeRobot v3 dataset (the main use of inverse dynamics)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from dataset_factory import make_episode
+
+from worldpolicy.cli import main
+from worldpolicy.data import LeRobotDataset, write_episodes
+from worldpolicy.data.label import LABEL_SOURCE, label_dataset
+
+FRONT = "observation.images.front"
+DROID_CAMERAS = ("observation.image.wrist_image_left", "observation.image.exterior_image_1_left",
+                 "observation.image.exterior_image_2_left")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("label_ckpt") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def policy(tiny):
+    import worldpolicy
+
+    # pusht: one camera, 10 fps, 2-D actions; windows of 5 frames
+    return worldpolicy.load_policy(tiny, embodiment="pusht", chunk_size=4, resolution_tier=256, steps=1)
+
+
+def _dataset(root: Path, lengths=(6, 5), fps: float = 10, provenance=None) -> LeRobotDataset:
+    """Episodes with an `action` column to replace (3-wide: not pusht's), a state, a string task per episode."""
+    episodes = []
+    for i, length in enumerate(lengths):
+        ep = make_episode(length, seed=i, offset=10 * i)
+        ep["task"] = "push the T | shove the T" if i == 0 else "push it back"
+        episodes.append(ep)
+    return write_episodes(root, episodes, fps=fps, robot_type="testbot", video_codec="libx264rgb",
+                          provenance=provenance)
+
+
+def _stub(policy, monkeypatch, calls: list, stop_at: int | None = None):
+    """`policy.infer_actions` replaced by a stand-in that records its inputs and returns a row per transition (row t
+    holds t), raising KeyboardInterrupt at call `stop_at`: what the labeller does around the model, without it."""
+    def infer(video, prompt, **kwargs):
+        if stop_at is not None and len(calls) == stop_at:
+            raise KeyboardInterrupt
+        calls.append(SimpleNamespace(video=video, prompt=prompt, **kwargs))
+        frames = len(next(iter(video.values())))
+        return SimpleNamespace(actions=np.repeat(np.arange(frames - 1.0)[:, None], policy.embodiment.action_dim, 1))
+
+    monkeypatch.setattr(policy, "infer_actions", infer)
+
+
+def test_labels_are_infer_actions_on_each_episodes_whole_video_and_the_result_is_a_checked_dataset(policy, tmp_path,
+                                                                                                   capsys):
+    ds = _dataset(tmp_path / "src")
+    out = label_dataset(ds, tmp_path / "out", policy, seed=5, batch_size=2)
+    assert out.features["action"] == {"dtype": "float32", "shape": [2], "names": list(policy.embodiment.columns)}
+    assert out.fps == ds.fps and out.num_episodes == 2 and list(out.episode_lengths) == [6, 5]
+    for i in range(2):
+        got, src = out.episode(i), ds.episode(i)
+        # the same frames (lossless), the task's first phrasing, seed + episode index
+        video = src.videos[FRONT]
+        want = policy.infer_actions({"observation/image": video}, src.task.split(" | ")[0], whole_clip=True,
+                                    batch_size=2, seed=5 + i)
+        np.testing.assert_array_equal(got.frames["action"][:-1], want.actions.astype(np.float32))
+        np.testing.assert_array_equal(got.frames["action"][-1], got.frames["action"][-2])  # the last frame repeats
+        np.testing.assert_array_equal(got.videos[FRONT], video)
+        np.testing.assert_array_equal(got.frames["observation.state"], src.frames["observation.state"])
+        assert got.frame_tasks == src.frame_tasks
+    prov = out.provenance
+    assert prov["source"] == LABEL_SOURCE and prov["checkpoint"] == policy.source and prov["seed"] == 5
+    assert prov["embodiment"] == "pusht" and prov["units"] == list(policy.embodiment.units)
+    assert prov["episodes"] is None and prov["sampling"]["steps"] == 1  # None: all of them
+    assert main(["dataset", "check", str(out.root)]) == 0
+    assert "ok: 2 episodes" in capsys.readouterr().out
+    # training reads it with one setting: the labels' names say whose columns they are
+    from worldpolicy.train.config import DataConfig
+    from worldpolicy.train.data import window_spec
+
+    spec = window_spec(DataConfig(dataset=str(out.root), chunk_size=4, action_keys=["action"]), policy.embodiment)
+    assert spec.source_embodiment == "pusht" and spec.action_conversion == "none"
+
+
+def test_a_subset_from_the_command_line_keeps_its_episodes_labels(policy, tmp_path, capsys, monkeypatch):
+    ds = _dataset(tmp_path / "src")
+    calls: list = []
+    _stub(policy, monkeypatch, calls)
+    import worldpolicy.policy as policy_module
+
+    monkeypatch.setattr(policy_module.Policy, "from_pretrained", classmethod(lambda cls, *a, **k: policy))
+    assert main(["dataset", "label", str(ds.root), "--checkpoint", str(policy.source), "--embodiment", "pusht",
+                 "--out", str(tmp_path / "cli"), "--episodes", "-1", "--seed", "5", "--batch-size", "3",
+                 "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["episodes"] == 1 and summary["provenance"]["episodes"] == [1]
+    assert summary["features"]["action"]["names"] == ["x", "y"]
+    assert [(c.seed, c.batch_size, c.prompt, c.whole_clip) for c in calls] == [(6, 3, "push it back", True)]
+    np.testing.assert_array_equal(calls[0].video["observation/image"], ds.episode(1).videos[FRONT])
+
+
+def test_ctrl_c_on_the_command_line_says_nothing_was_written(policy, tmp_path, capsys, monkeypatch):
+    ds = _dataset(tmp_path / "src")
+    _stub(policy, monkeypatch, [], stop_at=0)
+    import worldpolicy.policy as policy_module
+
+    monkeypatch.setattr(policy_module.Policy, "from_pretrained", classmethod(lambda cls, *a, **k: policy))
+    assert main(["dataset", "label", str(ds.root), "--checkpoint", str(policy.source), "--embodiment", "pusht",
+                 "--out", str(tmp_path / "out"), "--seed", "3", "--no-progress"]) == 130
+    assert "interrupted; nothing was written to" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_resample_labels_the_frames_nearest_the_embodiments_rate(policy, tmp_path, monkeypatch):
+    ds = _dataset(tmp_path / "src", lengths=(9,), fps=20)
+    with pytest.raises(ValueError, match=r"resample: .* at 20 fps and embodiment 'pusht'.* resample=True"):
+        label_dataset(ds, tmp_path / "out", policy)
+    calls: list = []
+    _stub(policy, monkeypatch, calls)
+    out = label_dataset(ds, tmp_path / "out", policy, resample=True, seed=np.int64(4))
+    assert out.provenance["seed"] == 4 and calls[0].seed == 4
+    kept = [0, 2, 4, 6, 8]
+    assert out.fps == 10 and list(out.episode_lengths) == [len(kept)]
+    np.testing.assert_array_equal(calls[0].video["observation/image"], ds.episode(0).videos[FRONT][kept])
+    np.testing.assert_array_equal(out.episode(0).frames["observation.state"],
+                                  ds.episode(0).frames["observation.state"][kept])
+    assert out.provenance["resample"] is True
+
+
+def test_a_state_conditioned_embodiment_gets_each_episodes_state_rows_and_its_cameras(tiny, tmp_path, monkeypatch):
+    import worldpolicy
+
+    rng = np.random.default_rng(0)
+    episodes = [{"frames": {"observation.state.joint_positions": rng.normal(size=(4, 7)).astype(np.float32),
+                            "observation.state.gripper_position": rng.uniform(size=(4, 1)).astype(np.float32)},
+                 "videos": {k: rng.integers(0, 255, (4, 16, 16, 3), dtype=np.uint8) for k in DROID_CAMERAS},
+                 "task": "pick the cube"}]
+    ds = write_episodes(tmp_path / "src", episodes, fps=15, video_codec="libx264rgb",
+                        provenance={"task": "pick_place", "seeds": [41], "source": "worldpolicy dataset from-sim"})
+    droid = worldpolicy.load_policy(tiny, embodiment="droid", chunk_size=4, resolution_tier=256, steps=1)
+    calls: list = []
+    _stub(droid, monkeypatch, calls)
+    out = label_dataset(ds, tmp_path / "out", droid)
+    state = np.concatenate([episodes[0]["frames"]["observation.state.joint_positions"],
+                            episodes[0]["frames"]["observation.state.gripper_position"]], axis=1)
+    np.testing.assert_array_equal(calls[0].state, state)
+    assert sorted(calls[0].video) == sorted(droid.embodiment.camera_keys)
+    assert out.features["action"]["names"] == list(droid.embodiment.columns)
+    # a sim recording's scenes stay where `worldpolicy sim` looks for a training set's seeds
+    from worldpolicy.fileio import recorded_seeds
+
+    assert recorded_seeds(out.root) == ("pick_place", [41])
+    with pytest.raises(ValueError, match=r"state_keys=\['observation.state.joint_positions'\] hold 7 values"):
+        label_dataset(ds, tmp_path / "out2", droid, state_keys=["observation.state.joint_positions"])
+
+
+def test_ctrl_c_publishes_nothing_and_an_earlier_label_run_is_replaced_only_with_overwrite(policy, tmp_path,
+                                                                                          monkeypatch):
+    ds = _dataset(tmp_path / "src")
+    calls: list = []
+    _stub(policy, monkeypatch, calls, stop_at=1)
+    with pytest.raises(KeyboardInterrupt):
+        label_dataset(ds, tmp_path / "out", policy)
+    assert len(calls) == 1 and not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["src"]  # no staging folder left beside it
+    _stub(policy, monkeypatch, calls := [])
+    first = label_dataset(ds, tmp_path / "out", policy, episodes=[0])
+    assert first.num_episodes == 1
+    with pytest.raises(FileExistsError, match="earlier label run's dataset; pass overwrite=True"):
+        label_dataset(ds, tmp_path / "out", policy)
+    _stub(policy, monkeypatch, calls := [], stop_at=1)
+    with pytest.raises(KeyboardInterrupt):  # an interrupted rerun leaves the earlier one as it was
+        label_dataset(ds, tmp_path / "out", policy, overwrite=True)
+    assert LeRobotDataset.open(tmp_path / "out").num_episodes == 1
+    _stub(policy, monkeypatch, calls := [])
+    assert label_dataset(ds, tmp_path / "out", policy, overwrite=True).num_episodes == 2
+
+
+@pytest.mark.parametrize("case, match", [
+    ("out_is_root", r"out: .* is the dataset being labelled"),
+    ("out_inside_root", r"out: .* is inside the dataset being labelled"),
+    ("out_other_dataset", r"out: .* holds a dataset that `dataset label` did not make"),
+    ("no_videos", r"has no video or image features"),
+    ("cameras", r"embodiment 'droid/joint_pos' takes each of the cameras"),
+    ("episodes", r"episodes=\[7\]: \[7\] out of range"),
+    ("action_key", r"action_key='observation.images.front' is a video of the dataset"),
+    ("video_codec", r"video_codec='h265'; accepted: "),
+])
+def test_bad_inputs_are_refused_before_the_weights_load(tiny, tmp_path, monkeypatch, case, match):
+    from worldpolicy.policy import Policy
+
+    monkeypatch.setattr(Policy, "from_pretrained", classmethod(lambda cls, *a, **k: pytest.fail("weights loaded")))
+    ds = _dataset(tmp_path / "src", lengths=(4,))
+    kwargs = {"embodiment": "pusht"}
+    out = tmp_path / "out"
+    if case == "out_is_root":
+        out = ds.root
+    elif case == "out_inside_root":
+        out = ds.root / "labelled"
+    elif case == "out_other_dataset":
+        _dataset(out, lengths=(2,))
+        kwargs["overwrite"] = True
+    elif case == "no_videos":
+        ds = write_episodes(tmp_path / "plain", [{"frames": {"x": np.zeros(3)}, "task": "t"}], fps=10)
+    elif case == "cameras":
+        kwargs["embodiment"] = "droid"
+    elif case == "episodes":
+        kwargs["episodes"] = [7]
+    elif case == "action_key":
+        kwargs["action_key"] = FRONT
+    elif case == "video_codec":
+        kwargs["video_codec"] = "h265"
+    with pytest.raises((ValueError, FileExistsError), match=match):
+        label_dataset(ds, out, tiny, **kwargs)
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # nothing staged
+
+
+def test_a_checkpoint_that_fails_to_load_leaves_nothing_staged(tiny, tmp_path, monkeypatch):
+    from worldpolicy.policy import Policy
+
+    def broken(cls, *args, **kwargs):
+        raise RuntimeError("weights unreadable")
+
+    monkeypatch.setattr(Policy, "from_pretrained", classmethod(broken))
+    ds = _dataset(tmp_path / "src", lengths=(4,))
+    with pytest.raises(RuntimeError, match="weights unreadable"):
+        label_dataset(ds, tmp_path / "out", tiny, embodiment="pusht")
+    assert [p.name for p in tmp_path.iterdir()] == ["src"]
+
+
+def test_the_command_names_its_flags(tiny, tmp_path, capsys):
+    ds = _dataset(tmp_path / "src", lengths=(4,))
+    assert main(["dataset", "label", str(ds.root), "--checkpoint", str(tiny), "--embodiment", "pusht",
+                 "--out", str(ds.root / "x")]) != 0
+    assert "--out: " in capsys.readouterr().err
+    assert main(["dataset", "label", str(ds.root), "--checkpoint", str(tiny), "--embodiment", "pusht",
+                 "--out", str(tmp_path / "o"), "--episodes", "9"]) != 0
+    assert "--episodes=[9]" in capsys.readouterr().err
