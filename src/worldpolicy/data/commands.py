@@ -151,7 +151,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     label.add_argument("--video-codec", default="libx264rgb",
                        help="codec the videos are written again with: libx264rgb (lossless, default: the frames the "
                        "labels explain), libx264, libsvtav1")
-    label.add_argument("--overwrite", action="store_true", help="replace the dataset an earlier label run wrote at --out")
+    label.add_argument("--overwrite", action="store_true",
+                       help="replace the dataset an earlier label run wrote at --out")
     label.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     label.set_defaults(func=_label)
 
