@@ -629,6 +629,9 @@ def test_a_whole_clip_is_labelled_over_the_wire_as_windows_sharing_one_seed(serv
         assert sent == [tuple(states[row]) for row in (0, 32, 64)]  # each window's state row at its first frame
         seeded = remote.infer_actions(clip, "push", whole_clip=True, seed=5)
         np.testing.assert_allclose(seeded.actions[:, -1], expected_actions(np.zeros(7), "push", seed=5)[0, -1])
+        cameras = dict.fromkeys(remote.embodiment.camera_keys, clip[:40])  # each window composed here: 32 + 7 rows
+        composed = remote.infer_actions(cameras, "push", whole_clip=True)
+        assert composed.settings["clip"]["window_rows"] == [32, 7] and (composed.actions[:, 0] == 33).all()
 
 
 def test_a_clip_file_is_read_from_a_start_frame_and_at_the_embodiments_rate_here(serve, tmp_path, caplog):
