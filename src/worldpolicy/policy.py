@@ -660,12 +660,9 @@ class Policy:
         if not isinstance(video, Mapping):  # said as the file it is, before its frames are passed on in memory
             self._warn_single_view(video, *clip.size)
         if not whole_clip:
-            if len(clip.frames_used) > clip.num_frames:
-                logger.warning("video has more than %d frames from frame %d; using %d (chunk_size+1): "
-                               "whole_clip=True (predict --whole-clip) labels every frame, start_frame "
-                               "(--start-frame) picks where to start", clip.num_frames, start_frame, clip.num_frames)
-            return self._labelled([replace(base, observation=clip.window(0, pad=False),
-                                           state=clip.state(base.state, 0))], clip, progress, started, False)
+            return label_windows(self.act_batch, [replace(base, observation=clip.window(0, pad=False),
+                                                          state=clip.state(base.state, 0))],
+                                 clip, progress, started, False)
         next_seed = self._next_seed
         seed = self._seed(base.seed)  # one seed for every window
         try:
@@ -674,22 +671,7 @@ class Policy:
         except Exception:
             self._next_seed = next_seed  # a refused clip draws no seed
             raise
-        return self._labelled(requests, clip, progress, started, True, batch_size)
-
-    def _labelled(self, requests: list[PolicyRequest], clip: ClipWindows, progress: Any, started: float,
-                  whole_clip: bool, batch_size: int = 1) -> Prediction:
-        """`infer_actions`' windows run in batches of `batch_size` (a bar over the windows when there are several),
-        joined into one result (`join_windows`)."""
-        from tqdm.auto import tqdm
-
-        batches = [requests[i:i + batch_size] for i in range(0, len(requests), batch_size)]
-        results: list[Prediction] = []
-        with tqdm(total=len(requests), desc="inverse dynamics", unit="window", leave=False,
-                  disable=len(requests) < 2) as bar:
-            for batch in batches:
-                results += self.act_batch(batch, progress=progress)
-                bar.update(len(batch))
-        return join_windows(results, clip, time.perf_counter() - started, whole_clip)
+        return label_windows(self.act_batch, requests, clip, progress, started, True, batch_size)
 
     def act_batch(self, requests: list[PolicyRequest], progress: Callable[[int, int], None] | None = None) -> list[Prediction]:
         """Run several requests together: their denoising steps share forward passes (grouped by step count)."""
@@ -1197,7 +1179,8 @@ def read_clip(video: Any, embodiment: Embodiment, num_frames: int, start_frame: 
     """The frames `infer_actions` explains (`ClipWindows`), read as far as they are used: a single window's
     `num_frames` from `start_frame` and one more (a longer clip is told apart), the whole clip for
     `whole_clip`. A video file is held as uint8 (each window converted as it runs), so a long clip costs its bytes
-    once. Errors name `video` (a dict's cameras by their keys)."""
+    once. Errors name `video` (a dict's cameras by their keys); its `warnings` (a frame rate not the embodiment's, more
+    frames than a single window uses) are the caller's to log, a local `Policy` or a `RemotePolicy` alike."""
     from .processing.observations import VIDEO_SUFFIXES, clip_fps
 
     e = embodiment
@@ -1236,6 +1219,10 @@ def read_clip(video: Any, embodiment: Embodiment, num_frames: int, start_frame: 
                          f"{'' if len(used) == 1 else 's'} (chunk_size+1 = {num_frames} are used; a shorter clip "
                          "repeats its last frame)")
     said = [] if resample else [frame_rate_warning(source, e.fps) for source in sources]
+    if not whole_clip and len(used) > num_frames:
+        said.append(f"video has more than {num_frames} frames from frame {start_frame}; using {num_frames} "
+                    "(chunk_size+1): whole_clip=True (predict --whole-clip) labels every frame, start_frame "
+                    "(--start-frame) picks where to start")
     return ClipWindows(frames, {k: v for k, v in video.items() if k not in frames} if is_dict else {}, used,
                        num_frames, rate, bool(resample), bool(e.state_history), dict(e.state_keys),
                        [message for message in said if message is not None])
@@ -1245,14 +1232,33 @@ def _described(source: Any) -> str:
     return repr(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else type(source).__name__
 
 
+def label_windows(act_batch: Callable[..., list[Prediction]], requests: list[PolicyRequest], clip: ClipWindows,
+                  progress: Callable[[int, int], None] | None, started: float, whole_clip: bool,
+                  batch_size: int = 1) -> Prediction:
+    """`infer_actions`' windows run through `act_batch` (a local `Policy`'s, or a `RemotePolicy`'s, so a clip is
+    labelled the same way on either) in batches of `batch_size` (a bar over the windows when there are several),
+    joined into one result (`join_windows`)."""
+    from tqdm.auto import tqdm
+
+    batches = [requests[i:i + batch_size] for i in range(0, len(requests), batch_size)]
+    results: list[Prediction] = []
+    with tqdm(total=len(requests), desc="inverse dynamics", unit="window", leave=False,
+              disable=len(requests) < 2) as bar:
+        for batch in batches:
+            results += act_batch(batch, progress=progress)
+            bar.update(len(batch))
+    return join_windows(results, clip, time.perf_counter() - started, whole_clip)
+
+
 def join_windows(results: list[Prediction], clip: ClipWindows, seconds: float, whole_clip: bool) -> Prediction:
     """`infer_actions`' windows as one result: for a whole clip, each window's real rows end to end ([frames-1, dim],
     one action per frame transition) and, where decoded, its frames after the first (the boundary frame is the previous
-    window's last), `real_rows` every row; a single window as the run returned it (its padding rows too, `real_rows`).
+    window's last), `real_rows` every row; a single window as the run returned it (its padding rows too, `real_rows`
+    those its frames explain, counted from the clip: a server that sends none, an older one, gives them too).
     `settings["clip"]` says which frames."""
     first = results[0]
-    rows = [clip.rows(k) for k in range(len(results))] if whole_clip else [first.settings["real_rows"]]
-    settings = {**first.settings, "clip": clip.settings(rows)}
+    rows = [clip.rows(k) for k in range(len(results))]
+    settings = {**first.settings, "clip": clip.settings(rows), "real_rows": sum(rows)}
     timings = {key: sum(r.timings.get(key, 0.0) for r in results) for key in first.timings}
     timings["total"] = seconds
     if not whole_clip:
@@ -1260,7 +1266,6 @@ def join_windows(results: list[Prediction], clip: ClipWindows, seconds: float, w
     video = None
     if first.video is not None:
         video = np.concatenate([first.video[:1], *(r.video[1:n + 1] for r, n in zip(results, rows))])
-    settings["real_rows"] = sum(rows)
     return replace(first, actions=np.concatenate([r.actions[:n] for r, n in zip(results, rows)]),
                    actions_normalized=np.concatenate([r.actions_normalized[:n] for r, n in zip(results, rows)]),
                    video=video, timings=timings, settings=settings)

@@ -87,6 +87,31 @@ def test_which_inverse_dynamics_rows_real_frames_explain_survives_the_wire(tiny_
     assert read_json(tmp_path / "run" / "actions.json", "actions.json")["settings"]["real_rows"] == 4
 
 
+def test_a_whole_clip_labelled_over_the_wire_is_the_local_policys_labelling(tiny_policy):
+    """A robot lab labels videos against a GPU server: `infer_actions(whole_clip=True, start_frame=...)` over the wire
+    gives the local call's result, its windows sent `batch_size` at a time (the server fuses what arrives together,
+    as the local call runs them in one batched forward): the same actions to the serving parity tolerance (that of
+    fused requests), and the same `settings["clip"]`."""
+    clip = np.random.default_rng(8).integers(0, 255, (12, 48, 64, 3), dtype=np.uint8)  # from frame 1: 8 + 2 rows
+    options = {"start_frame": 1, "whole_clip": True, "batch_size": 2, "seed": 4, "steps": 1}
+    server = PolicyServer(loader=lambda: tiny_policy, config=ServerConfig(host="127.0.0.1", port=0, max_wait_ms=500))
+    with ServerThread(server) as t, RemotePolicy(t.url) as remote:
+        got = remote.infer_actions(clip, "open the drawer", **options)
+        first = remote.infer_actions(clip, "open the drawer", seed=4, steps=1)
+    want = tiny_policy.infer_actions(clip, "open the drawer", **options)
+    assert got.actions.shape == want.actions.shape == (10, 10)
+    np.testing.assert_allclose(got.actions, want.actions, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got.actions_normalized, want.actions_normalized, rtol=1e-4, atol=1e-5)
+    assert got.settings["clip"] == want.settings["clip"] == {
+        "start_frame": 1, "frames_used": list(range(1, 12)), "clip_fps": None, "resampled": False,
+        "window_rows": [8, 2]}
+    assert got.settings["real_rows"] == want.settings["real_rows"] == 10 and got.settings["seed"] == 4
+    local_first = tiny_policy.infer_actions(clip, "open the drawer", seed=4, steps=1)
+    np.testing.assert_allclose(first.actions, local_first.actions, rtol=1e-4, atol=1e-5)
+    assert first.settings["clip"] == local_first.settings["clip"] and first.settings["clip"]["frames_used"] == list(
+        range(9))
+
+
 def test_forward_dynamics_requests_fused_on_the_server_return_their_rollout_and_schedule(tiny_policy):
     """`act_batch([PolicyRequest(mode="forward_dynamics")])` computed the rollout and returned no video: the client
     sent decode_video=False (the dataclass default) and only the server's own default decoded it. Two such requests,

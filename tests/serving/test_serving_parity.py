@@ -127,6 +127,11 @@ BAD_INPUT = {
     "a lone request": lambda p, image: p.act_batch(PolicyRequest(image, "a")),
     "progress not callable": lambda p, image: p.act_batch([PolicyRequest(image, "a")], progress=3),
     "actions in policy mode": lambda p, image: p.act_batch([PolicyRequest(image, "a", actions=np.zeros((8, 10)))]),
+    "bad start_frame": lambda p, image: p.infer_actions(image, "a", start_frame=-1),
+    "bad whole_clip": lambda p, image: p.infer_actions(image, "a", whole_clip="yes"),
+    "bad batch_size": lambda p, image: p.infer_actions(image, "a", whole_clip=True, batch_size=1.5),
+    "infer_actions' progress not callable": lambda p, image: p.infer_actions(image, "a", progress=3),
+    "infer_actions' unknown option": lambda p, image: p.infer_actions(image, "a", wholeclip=True),
 }
 
 

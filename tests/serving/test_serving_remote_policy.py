@@ -199,9 +199,12 @@ def test_inputs_are_read_as_the_local_policy_reads_them(serve, tmp_path):
         assert isinstance(info.value, ValueError)  # what the local Policy raises for the same input
 
 
-def test_inverse_dynamics_sends_only_the_frames_the_server_reads(serve, tmp_path, monkeypatch):
+def test_inverse_dynamics_sends_only_the_frames_the_server_reads(serve, tmp_path, monkeypatch, caplog):
     """A 60-frame clip was decoded and sent whole, though the server uses chunk_size + 1 frames: the local Policy reads
-    chunk_size + 2 (one more tells a longer clip apart), and so does the client now."""
+    chunk_size + 2 (one more tells a longer clip apart), and so does the client now, which says so itself and sends
+    the chunk_size + 1 the server uses."""
+    import logging
+
     import worldpolicy.processing.video as video_io
 
     t = serve(StandInPolicy())  # droid: chunk_size 32
@@ -211,10 +214,12 @@ def test_inverse_dynamics_sends_only_the_frames_the_server_reads(serve, tmp_path
     reads = []
     read_video = video_io.read_video
     monkeypatch.setattr(video_io, "read_video", lambda *a, **k: reads.append(k) or read_video(*a, **k))
-    with RemotePolicy(t.url) as remote:
+    with RemotePolicy(t.url) as remote, caplog.at_level(logging.WARNING, logger="worldpolicy"):
         assert remote.metadata()["chunk_size"] == 32
         for long in (clip, frames, list(frames)):
-            assert (remote.infer_actions(long, "push").actions[:, 0] == 34).all()
+            caplog.clear()
+            assert (remote.infer_actions(long, "push").actions[:, 0] == 33).all()
+            assert "video has more than 33 frames from frame 0; using 33" in caplog.text  # as the local Policy says
         assert reads[0]["max_frames"] == 34
         assert (remote.infer_actions(frames[:5], "push").actions[:, 0] == 5).all()  # a short clip goes whole
 
@@ -234,7 +239,7 @@ def test_per_camera_clips_travel_from_their_first_frames_as_the_local_policy_rea
         assert sent.dtype == np.uint8 and sent.shape == (34, 540, 640, 3)
         np.testing.assert_array_equal(sent / np.float32(255), frames_from_mapping(dict.fromkeys(keys, clip[:34]), keys,
                                                                                    "droid_wrist_top"))
-        assert (remote.infer_actions(dict.fromkeys(keys, clip), "push").actions[:, 0] == 34).all()
+        assert (remote.infer_actions(dict.fromkeys(keys, clip), "push").actions[:, 0] == 33).all()
         floats = np.full((2, 4, 4, 3), 0.3, np.float32)  # not a uint8 image's values: sent as given
         assert _as_uint8_if_exact(floats) is floats
         with pytest.raises(ValueError, match=f"different numbers of frames \\({keys[0]}: 34 or more, {keys[1]}: 34 "
@@ -284,13 +289,13 @@ def test_frame_lists_travel_only_as_far_as_they_are_used(serve, tmp_path):
     act/imagine too), where a video file is read only as far as the server uses it."""
     from PIL import Image
 
-    t = serve(StandInPolicy())  # droid: chunk_size 32, 34 frames travel
+    t = serve(StandInPolicy())  # droid: chunk_size 32, 34 frames are read, 33 travel
     for i in range(34):  # the frames that travel; the rest do not exist
         Image.fromarray(np.full((16, 16, 3), i, np.uint8)).save(tmp_path / f"frame_{i}.png")
     files = [tmp_path / f"frame_{i}.png" for i in range(40)]
     with RemotePolicy(t.url) as remote:
         keys = remote.embodiment.camera_keys
-        assert (remote.infer_actions(dict.fromkeys(keys, files), "push").actions[:, 0] == 34).all()
+        assert (remote.infer_actions(dict.fromkeys(keys, files), "push").actions[:, 0] == 33).all()
         wire = remote._observation({"observation/image": files[::-1]})["observation/image"]
         assert wire.shape == (1, 16, 16, 3) and wire[0, 0, 0, 0] == 0  # the current (last) frame only
 
@@ -310,7 +315,7 @@ def test_a_folder_of_frames_and_an_animated_gif_travel_as_the_local_policy_reads
     gif = tmp_path / "clip.gif"
     frames[0].save(gif, save_all=True, append_images=frames[1:3], duration=66, loop=0)
     with RemotePolicy(t.url) as remote:
-        assert (remote.infer_actions(folder, "push").actions[:, 0] == 34).all()
+        assert (remote.infer_actions(folder, "push").actions[:, 0] == 33).all()
         assert (remote.infer_actions(gif, "push").actions[:, 0] == 3).all()
         wire = remote._observation(folder)["observation/image"]
         assert wire.shape == (1, 16, 16, 3) and wire[0, 0, 0, 0] == 5 * 39  # the current (last) frame only
@@ -596,3 +601,86 @@ def test_a_reply_for_another_embodiment_than_announced_is_refused(serve):
                                                           "announced 'droid/joint_pos'"):
             remote.act(droid_request(np.zeros(7)), "a")
         assert remote.infer(droid_request(np.zeros(7)))["embodiment"] == "droid/relative_pose"  # raw: as sent
+
+
+def test_a_whole_clip_is_labelled_over_the_wire_as_windows_sharing_one_seed(serve):
+    """`infer_actions(whole_clip=True)` was refused as an unknown option: a lab labelling videos against a GPU server
+    could label only a clip's first chunk_size + 1 frames. Its windows now travel as ordinary inverse-dynamics
+    requests, `batch_size` at a time, one seed for all, each with the state row at its first frame, and come back
+    joined as the local Policy joins them."""
+    policy = StandInPolicy()  # droid/joint_pos: chunk_size 32, windows of 33 frames
+    t = serve(policy, max_batch=4, max_wait_ms=100)
+    clip = np.random.default_rng(1).integers(0, 255, (70, 16, 16, 3), dtype=np.uint8)  # 69 transitions: 32 + 32 + 5
+    states = np.arange(70 * 8, dtype=np.float64).reshape(70, 8)
+    seen = []
+    with RemotePolicy(t.url) as remote:
+        got = remote.infer_actions(clip, "push", whole_clip=True, batch_size=2, state=states,
+                                   progress=lambda done, total: seen.append((done, total)))
+        assert got.actions.shape == got.actions_normalized.shape == (69, 8)
+        assert got.settings["clip"] == {"start_frame": 0, "frames_used": list(range(70)), "clip_fps": None,
+                                        "resampled": False, "window_rows": [32, 32, 5]}
+        assert got.settings["real_rows"] == 69
+        assert (got.actions[:, 0] == 33).all()  # every window its 33 frames (the stand-in echoes the count), the last
+        drawn = got.settings["seed"]  # padded; the gripper column is f(seed): one seed drawn here for every window
+        assert drawn is not None
+        np.testing.assert_array_equal(got.actions[:, -1], expected_actions(np.zeros(7), "push", seed=drawn)[0, -1])
+        assert max(policy.batch_sizes) <= 2 and seen == [(1, 2), (2, 2), (1, 1)]  # two windows, then the third
+        sent = sorted(tuple(o["state"]) for o in policy.options)
+        assert sent == [tuple(states[row]) for row in (0, 32, 64)]  # each window's state row at its first frame
+        seeded = remote.infer_actions(clip, "push", whole_clip=True, seed=5)
+        np.testing.assert_allclose(seeded.actions[:, -1], expected_actions(np.zeros(7), "push", seed=5)[0, -1])
+        cameras = dict.fromkeys(remote.embodiment.camera_keys, clip[:40])  # each window composed here: 32 + 7 rows
+        composed = remote.infer_actions(cameras, "push", whole_clip=True)
+        assert composed.settings["clip"]["window_rows"] == [32, 7] and (composed.actions[:, 0] == 33).all()
+
+
+def test_a_clip_file_is_read_from_a_start_frame_and_at_the_embodiments_rate_here(serve, tmp_path, caplog):
+    """`start_frame` and `resample` pick the clip's frames on the client, which reads the file (the server receives
+    frames, and cannot know their rate): the frames used and `settings["clip"]` are what the local Policy gives."""
+    import logging
+
+    from worldpolicy.policy import resampled_frames
+    from worldpolicy.processing.video import write_video
+
+    t = serve(StandInPolicy())  # droid: 15 fps
+    fast = tmp_path / "fast.mp4"
+    write_video(fast, np.zeros((20, 16, 16, 3), np.uint8), 30)
+    with RemotePolicy(t.url) as remote, caplog.at_level(logging.WARNING, logger="worldpolicy"):
+        got = remote.infer_actions(fast, "push", whole_clip=True, resample=True)
+        assert got.settings["clip"]["frames_used"] == resampled_frames(20, 30, 15) == list(range(0, 20, 2))
+        assert got.settings["clip"]["resampled"] and got.settings["clip"]["clip_fps"] == pytest.approx(30)
+        assert got.actions.shape == (9, 8) and "fps but embodiment actions are at" not in caplog.text
+        later = remote.infer_actions(fast, "push", start_frame=3, resample=True)
+        assert later.settings["clip"]["frames_used"] == [3, 5, 7, 9, 11, 13, 15, 17, 19]
+        assert (later.actions[:, 0] == 9).all() and later.settings["real_rows"] == 8  # 9 frames travelled
+
+
+def test_clip_options_are_refused_before_any_request_is_sent(serve, monkeypatch):
+    """What the local Policy refuses about a clip, the client refuses before a request travels; a server that
+    announces no chunk size (openpi's) cannot have the clip cut into its windows, and says so, naming the option."""
+    from worldpolicy.serving import server
+
+    policy = StandInPolicy()  # droid/joint_pos: its state conditions each window
+    t = serve(policy)
+    clip = np.zeros((40, 16, 16, 3), np.uint8)
+    with RemotePolicy(t.url) as remote:
+        with pytest.raises(ValueError, match=r"state has shape \(8,\), but the window from clip frame 32 starts"):
+            remote.infer_actions(clip, "push", whole_clip=True, state=np.zeros(8))
+        with pytest.raises(ValueError, match="resample=True needs the clip's frame rate, which video"):
+            remote.infer_actions(clip, "push", resample=True)
+        with pytest.raises(ValueError, match="at least 2 frames from start_frame=39 \\(the clip has 40\\)"):
+            remote.infer_actions(clip, "push", start_frame=39)
+        with pytest.raises(ValueError, match=r"batch_size=0; accepted: an integer >= 1"):
+            remote.infer_actions(clip, "push", whole_clip=True, batch_size=0)
+    assert policy.calls == 0
+
+    announce = server.server_metadata
+    monkeypatch.setattr(server, "server_metadata", lambda *a: {**announce(*a), "chunk_size": None})
+    t = serve(policy)
+    with RemotePolicy(t.url) as remote:
+        assert remote.chunk_size is None
+        with pytest.raises(ValueError, match=r"start_frame=2 and whole_clip=True need the server's chunk size, which "
+                                             f"{t.url} does not announce"):
+            remote.infer_actions(clip, "push", start_frame=2, whole_clip=True)
+        assert policy.calls == 0
+        assert (remote.infer_actions(clip, "push").actions[:, 0] == 40).all()  # the clip as before: every frame

@@ -19,11 +19,13 @@ import logging
 import math
 import os
 import queue
+import secrets
 import selectors
 import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Self
 
@@ -46,11 +48,14 @@ from ..policy import (
     PolicyRequest,
     _numbers,
     _request,
+    check_clip_options,
     check_decode_video,
     check_progress,
     check_requests,
     check_seed,
     ignored_state_warning,
+    label_windows,
+    read_clip,
     start_row,
     warn_frame_rate,
 )
@@ -803,7 +808,8 @@ class RemotePolicy:
 
     def _video(self, video: Any) -> np.ndarray:
         """Inverse-dynamics input for the wire: a path, frames or a per-camera dict, as the local `Policy` reads it,
-        and no more frames than it reads (`_clip_frames`)."""
+        and no more frames than it reads (`_clip_frames`); as uint8 where its pixels were (a quarter of float's bytes,
+        the same pixels)."""
         limit = self._clip_frames()
         e = self.embodiment
         if isinstance(video, Mapping):
@@ -815,6 +821,8 @@ class RemotePolicy:
             clips = [video[k] for k in frame_keys(video.keys(), e.camera_keys, e.composite)]
         else:
             frames = _image_array(video, "video", first=limit)
+            if frames.dtype.kind == "f" and np.isfinite(frames).all():  # `read_clip`'s windows of an image clip too
+                frames = _as_uint8_if_exact(frames)
             clips = [video]
         if e is not None:  # a video file's frame rate: only here, the server receives its frames
             for clip in clips:
@@ -875,10 +883,44 @@ class RemotePolicy:
                            {"decode_video": decode_video, **kwargs})
         return self._run(*self._prepared(request))
 
-    def infer_actions(self, video: Any, prompt: str, **kwargs: Any) -> Prediction:
-        """Inverse dynamics: clip uint8 [T, H, W, 3] (or an mp4 path) → the actions that explain it."""
-        return self._run(*self._prepared(_request("infer_actions", video, prompt, {"mode": "inverse_dynamics"},
-                                                  kwargs)))
+    def infer_actions(self, video: Any, prompt: str, *, start_frame: int = 0, whole_clip: bool = False,
+                      resample: bool = False, batch_size: int = 8,
+                      progress: Callable[[int, int], None] | None = None, **kwargs: Any) -> Prediction:
+        """Inverse dynamics: a clip (frames, a video file, a folder, a dict of camera clips) → the actions that
+        explain it, with the local `Policy.infer_actions`' options and results: the clip is read here, as the local
+        `Policy` reads it (`read_clip`), and its windows travel as ordinary inverse-dynamics requests, the wire
+        unchanged. `whole_clip=True` sends them `batch_size` at a time through `act_batch` (over as many connections
+        as the server's `max_batch` allows, so it fuses them), with one seed for every window (drawn here when none is
+        given), and joins their rows as the local `Policy` does (`join_windows`); `progress` as `act_batch`'s, for
+        each batch. `start_frame`, `whole_clip` and `resample` need the chunk size and embodiment a worldpolicy
+        server announces: refused, before any request, by a server that announces neither (openpi's), which gets
+        the clip's first frames as before."""
+        base = _request("infer_actions", video, prompt, {"mode": "inverse_dynamics"}, kwargs)
+        check_clip_options(start_frame, whole_clip, resample, batch_size)
+        check_progress(progress)
+        started = time.perf_counter()
+        e, chunk = self.embodiment, self.chunk_size
+        if e is None or chunk is None:
+            given = [f"{name}={value!r}" for name, value, default in (
+                ("start_frame", start_frame, 0), ("whole_clip", whole_clip, False), ("resample", resample, False))
+                if value != default]
+            if given:
+                lacks = " and ".join(what for what, known in (("chunk size", chunk), ("embodiment", e)) if known is None)
+                raise ValueError(f"{' and '.join(given)} need{'s' if len(given) == 1 else ''} the server's {lacks}, "
+                                 f"which {self.url} does not announce (openpi's server announces neither), to cut the "
+                                 "clip into its windows; accepted from it: the clip's first frames (no start_frame, "
+                                 "whole_clip or resample)")
+            return self.act_batch([base], progress=progress)[0]
+        clip = read_clip(video, e, chunk + 1, start_frame, whole_clip, resample)
+        for message in clip.warnings:  # where the local Policy says them: the server receives frames, not the file
+            logging.getLogger("worldpolicy.policy").warning("%s", message)
+        if not whole_clip:
+            request = replace(base, observation=clip.window(0, pad=False), state=clip.state(base.state, 0))
+            return label_windows(self.act_batch, [request], clip, progress, started, False)
+        seed = secrets.randbits(63) if base.seed is None else base.seed  # one seed for every window, as locally
+        requests = [replace(base, observation=clip.window(k), state=clip.state(base.state, k), seed=seed)
+                    for k in range(clip.windows)]
+        return label_windows(self.act_batch, requests, clip, progress, started, True, batch_size)
 
     def act_batch(
         self,
