@@ -905,7 +905,8 @@ class RemotePolicy:
                 ("start_frame", start_frame, 0), ("whole_clip", whole_clip, False), ("resample", resample, False))
                 if value != default]
             if given:
-                lacks = " and ".join(what for what, known in (("chunk size", chunk), ("embodiment", e)) if known is None)
+                lacks = " and ".join(what for what, known in (("chunk size", chunk), ("embodiment", e))
+                                     if known is None)
                 raise ValueError(f"{' and '.join(given)} need{'s' if len(given) == 1 else ''} the server's {lacks}, "
                                  f"which {self.url} does not announce (openpi's server announces neither), to cut the "
                                  "clip into its windows; accepted from it: the clip's first frames (no start_frame, "
