@@ -39,8 +39,10 @@ INSTRUCTIONS = (
     "Video world-model robot policies (Cosmos3). list_embodiments gives action columns/units and the camera/state "
     "keys an observation needs (with checkpoint=NAME: the one that checkpoint uses); list_checkpoints the models. "
     "predict_actions answers 'what should the robot do?', imagine_rollout 'what happens if it does this?', "
-    "infer_actions 'which actions produced this video?'. Results name the files written (actions.json, rollout.mp4, "
-    "plots, index.html report); visualize_actions plots any actions file. Errors come back as "
+    "infer_actions 'which actions produced this video?' (whole_clip=true: a label for every frame). Results name the "
+    "files written (actions.json, rollout.mp4, plots, index.html report) and carry warnings about the inputs, which "
+    "may make a result wrong (evaluate_in_sim's: episodes that were training scenes); visualize_actions plots any "
+    "actions file. Errors come back as "
     "{'error': {type, parameter, message, given, accepted}}."
 )
 
