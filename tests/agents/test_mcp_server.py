@@ -1110,3 +1110,139 @@ def test_what_the_checkpoint_says_of_the_inputs_is_in_every_calls_warnings_once(
         sizes = [w for w in warnings if w.startswith(small)]
         assert len(sizes) == 1 and "but the observation is 72x96 where it was 144x192" in sizes[0], warnings
         assert not any("objective" in w for w in warnings), warnings  # its policy mode was trained
+
+
+@pytest.fixture(scope="module")
+def long_clip(inputs_dir):
+    """9 frames at bridge's 5 fps: two windows of chunk_size+1 = 5 frames, sharing frame 4."""
+    from worldpolicy.processing.video import write_video
+
+    path = inputs_dir / "long.mp4"
+    write_video(path, np.random.default_rng(1).integers(0, 255, (9, 64, 96, 3), dtype=np.uint8), fps=5)
+    return path
+
+
+def test_infer_actions_labels_a_whole_clip_and_reports_progress_over_its_windows(server, long_clip, monkeypatch):
+    """`predict --whole-clip` / `Policy.infer_actions(whole_clip=True)` label every frame of a clip; the tool took its
+    first chunk_size+1 frames only, so an agent pseudo-labelling a video got 4 actions for 8 transitions. Progress
+    counts every window's denoising steps, not each batch's again from 1."""
+    from worldpolicy.agents import toolbox as toolbox_module
+
+    monkeypatch.setattr(toolbox_module, "CLIP_BATCH_SIZE", 1)  # two batches: progress runs on across them
+    base = {"prompt": "go", "embodiment": "bridge", "video": str(long_clip), "seed": 3, "steps": 1}
+    progress: list = []
+    whole = ok(server, "infer_actions", {**base, "whole_clip": True}, progress)
+    assert np.asarray(whole["actions"]).shape == (8, 10)
+    assert whole["clip"]["frames_used"] == list(range(9)) and whole["clip"]["window_rows"] == [4, 4], whole["clip"]
+    steps = [(done, total, m) for done, total, m in progress if "denoising" in m]
+    assert steps == [(1, 2, "window 1 of 2: denoising step 1/1"), (2, 2, "window 2 of 2: denoising step 1/1")], progress
+    assert progress[-1][2] == "done"
+    # a window's rows are what start_frame= its first frame gives, with the same seed
+    second = ok(server, "infer_actions", {**base, "start_frame": 4})
+    assert second["clip"]["start_frame"] == 4 and second["clip"]["frames_used"] == [4, 5, 6, 7, 8]
+    np.testing.assert_allclose(whole["actions"][4:], second["actions"], atol=1e-5)
+    first = ok(server, "infer_actions", base)  # left out: the first chunk_size+1 frames, as before
+    assert np.asarray(first["actions"]).shape == (4, 10) and first["clip"]["frames_used"] == [0, 1, 2, 3, 4]
+    assert any("video has more than 5 frames" in w for w in first["warnings"]), first["warnings"]
+
+
+def test_infer_actions_resamples_a_clip_at_another_rate(server, inputs_dir):
+    """A 10 fps clip for bridge (5 fps): without resample each action spans two of its frames (warned); with it, the
+    frames nearest the embodiment's timestamps are read, and the warning is not given."""
+    from worldpolicy.processing.video import write_video
+
+    path = inputs_dir / "fast.mp4"
+    write_video(path, np.random.default_rng(2).integers(0, 255, (9, 64, 96, 3), dtype=np.uint8), fps=10)
+    base = {"prompt": "go", "embodiment": "bridge", "video": str(path), "steps": 1}
+    plain = ok(server, "infer_actions", base)
+    said = [w for w in plain["warnings"] if "is 10 fps but embodiment actions are at 5 fps" in w]
+    assert len(said) == 1 and "resample=True" in said[0], plain["warnings"]  # once, though checked and run both say it
+    resampled = ok(server, "infer_actions", {**base, "resample": True})
+    assert resampled["clip"]["frames_used"] == [0, 2, 4, 6, 8] and resampled["clip"]["resampled"] is True
+    assert not any("fps" in w for w in resampled["warnings"]), resampled["warnings"]
+
+
+@pytest.mark.parametrize("args, parameter, fragment", [
+    ({"start_frame": 8}, "start_frame", "at least 2 frames from start_frame=8"),
+    ({"start_frame": -1}, "start_frame", "must be an integer >= 0"),
+    ({"resample": True, "video": "frames"}, "resample", "does not carry"),
+    ({"embodiment": "droid/joint_pos", "whole_clip": True, "state": [0.0] * 8}, "state", "one row per frame"),
+])
+def test_clip_options_are_checked_before_the_model_loads(server, toolbox, long_clip, inputs_dir, args, parameter,
+                                                         fragment, monkeypatch):
+    """A start frame past the clip's end, a clip without a rate to resample from, a single state row for windows that
+    start from later frames: refused naming the argument, before any checkpoint loads."""
+    def no_load(*_, **__):
+        raise AssertionError("the checkpoint was loaded")
+
+    monkeypatch.setattr(toolbox, "policy", no_load)
+    video = str(inputs_dir / args.pop("video")) if "video" in args else str(long_clip)
+    error = err(server, "infer_actions", {"prompt": "go", "embodiment": "bridge", "video": video, **args})
+    assert error["parameter"] == parameter and fragment in error["message"], error
+
+
+def test_a_state_per_frame_labels_a_whole_clip_for_a_state_conditioned_embodiment(toolbox, long_clip):
+    """A state-conditioned embodiment's window from frame k starts from frame k's state: `state` takes a row per
+    frame for a whole clip, which the tools refused as 'has 72 values'."""
+    state = np.tile([0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.78, 0.0], (9, 1))
+    result = toolbox.infer_actions("go", str(long_clip), "droid/joint_pos", state=state.tolist(), steps=1, seed=0,
+                                   whole_clip=True)
+    assert np.asarray(result["actions"]).shape == (8, 8) and result["clip"]["window_rows"] == [4, 4]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".npz", ".npy"])
+def test_imagine_reads_csv_npz_and_npy_actions_files_as_the_command_line_does(server, toolbox, inputs_dir, suffix):
+    """`predict --actions` reads .csv and .npz (columns by name) and .npy; `actions_file` took .json only."""
+    from worldpolicy.embodiments import get_embodiment
+
+    e = get_embodiment("bridge")
+    physical = np.round(np.linspace(-0.02, 0.02, 4 * e.action_dim).reshape(4, e.action_dim), 4)
+    physical[:, -1] = [0.0, 1.0, 1.0, 0.0]
+    path = toolbox.config.output_dir / f"actions{suffix}"
+    order = list(range(e.action_dim))[::-1]  # columns in another order: matched by name
+    if suffix == ".csv":
+        header = ",".join(e.columns[i] for i in order)
+        path.write_text(header + "\n" + "\n".join(",".join(str(row[i]) for i in order) for row in physical) + "\n")
+    elif suffix == ".npz":
+        np.savez(path, actions=physical[:, order], columns=np.array([e.columns[i] for i in order]))
+    else:
+        np.save(path, physical)
+    result = ok(server, "imagine_rollout", {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs.png"),
+                                            "actions_file": str(path), "steps": 1})
+    np.testing.assert_allclose(result["actions"], physical, atol=1e-5)
+
+
+def test_an_actions_file_of_another_type_names_the_ones_read(server, toolbox, inputs_dir):
+    path = toolbox.config.output_dir / "actions.txt"
+    path.write_text("0 0 0")
+    error = err(server, "imagine_rollout", {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs.png"),
+                                            "actions_file": str(path)})
+    assert error["parameter"] == "actions_file" and error["accepted"] == [".json", ".npy", ".npz", ".csv"], error
+
+
+def test_a_sim_evaluation_says_when_its_episodes_are_the_checkpoints_training_scenes(tiny_checkpoint_dir, tmp_path,
+                                                                                     server):
+    """report.json records whether the episodes were scenes the checkpoint was trained on; the tool's result did not,
+    and its seed defaulted to 0 (the scenes `dataset from-sim` records), so an agent reported a checkpoint's success
+    on its training data as held-out. The seed now defaults to `worldpolicy sim`'s held-out one, and the result says."""
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    import shutil
+
+    from worldpolicy.agents import Toolbox, ToolboxConfig
+    from worldpolicy.fileio import TRAINING_SUMMARY_FILE
+    from worldpolicy.sim.tasks import EVAL_SEED
+
+    trained = tmp_path / "ckpts" / "trained"
+    shutil.copytree(tiny_checkpoint_dir / "tiny", trained)
+    (trained / TRAINING_SUMMARY_FILE).write_text(json.dumps({
+        "scratch": {"task": "reach", "seed": 0}, "stages": {"dataset": {"episodes": 5, "failed_seeds": []}}}))
+    toolbox = Toolbox(ToolboxConfig(output_dir=tmp_path / "runs", checkpoint_dirs=[trained.parent],
+                                    input_roots=[tmp_path], chunk_size=4, resolution_tier=256, device="cpu"))
+    seen = toolbox.evaluate_sim("reach", "trained", episodes=2, seed=3, max_steps=2)
+    assert seen["training_scenes"]["seeds"] == [3, 4] and seen["training_scenes"]["recorded_seeds"] == [0, 4]
+    assert len(seen["warnings"]) == 1 and "2 of the 2 episodes (seeds 3..4) are reach scenes" in seen["warnings"][0]
+    assert f"pass seed={EVAL_SEED}" in seen["warnings"][0]
+    held_out = toolbox.evaluate_sim("reach", "trained", episodes=1, max_steps=2)
+    assert held_out["seed"] == EVAL_SEED and held_out["training_scenes"]["seeds"] == [] and held_out["warnings"] == []
+    scripted = ok(server, "evaluate_in_sim", {"episodes": 1, "max_steps": 2})  # the MCP tool's default too
+    assert scripted["seed"] == EVAL_SEED and scripted["training_scenes"] is None and scripted["warnings"] == []

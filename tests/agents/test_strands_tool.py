@@ -146,3 +146,21 @@ def test_an_argument_the_action_does_not_read_is_refused_not_ignored(configured)
     # an argument left at its default is not one given: the listing runs
     assert strands_tool.worldpolicy_tool(action="list_checkpoints", task="reach")["status"] == "success"
 
+
+
+def test_the_tool_takes_the_clip_options_and_the_held_out_sim_seed(configured, inputs_dir):
+    """infer_actions' start_frame/whole_clip/resample (as `predict --start-frame/--whole-clip/--resample`) reach the
+    toolbox, another action refuses them, and evaluate_sim left without a seed ran seed 0 (`seed or 0`), the scenes
+    `dataset from-sim` records, where the MCP tool and `worldpolicy sim` default to the held-out one."""
+    from worldpolicy.sim.tasks import EVAL_SEED
+
+    gif = str(inputs_dir / "clip.gif")  # 3 frames: one window, from frame 1 two of them
+    inferred = _json(strands_tool.worldpolicy_tool(action="infer_actions", prompt="go", embodiment="bridge", video=gif,
+                                                   start_frame=1, whole_clip=True, steps=1))
+    assert inferred["clip"]["frames_used"] == [1, 2] and len(inferred["actions"]) == 1, inferred
+    stray = _json(strands_tool.worldpolicy_tool(action="predict", prompt="go", embodiment="bridge",
+                                                image=str(inputs_dir / "obs.png"), whole_clip=True))["error"]
+    assert stray["parameter"] == "whole_clip" and "does not apply to action 'predict'" in stray["message"], stray
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    sim = _json(strands_tool.worldpolicy_tool(action="evaluate_sim", episodes=1, max_steps=2))
+    assert sim["seed"] == EVAL_SEED and sim["training_scenes"] is None, sim

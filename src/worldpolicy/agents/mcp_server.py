@@ -27,6 +27,7 @@ with extra_imports():
     from pydantic import BaseModel, Field
 
 from ..embodiments import MODEL_SPACE_UNIT
+from ..sim.tasks import EVAL_SEED
 from .toolbox import Toolbox, ToolboxConfig, ToolInputError, error_payload, plot_images
 
 logger = logging.getLogger(__name__)
@@ -38,8 +39,10 @@ INSTRUCTIONS = (
     "Video world-model robot policies (Cosmos3). list_embodiments gives action columns/units and the camera/state "
     "keys an observation needs (with checkpoint=NAME: the one that checkpoint uses); list_checkpoints the models. "
     "predict_actions answers 'what should the robot do?', imagine_rollout 'what happens if it does this?', "
-    "infer_actions 'which actions produced this video?'. Results name the files written (actions.json, rollout.mp4, "
-    "plots, index.html report); visualize_actions plots any actions file. Errors come back as "
+    "infer_actions 'which actions produced this video?' (whole_clip=true: a label for every frame). Results name the "
+    "files written (actions.json, rollout.mp4, plots, index.html report) and carry warnings about the inputs, which "
+    "may make a result wrong (evaluate_in_sim's: episodes that were training scenes); visualize_actions plots any "
+    "actions file. Errors come back as "
     "{'error': {type, parameter, message, given, accepted}}."
 )
 
@@ -97,11 +100,20 @@ class CheckpointList(BaseModel):
 class RunFiles(BaseModel):
     actions: str | None = Field(description="actions.json (schema worldpolicy.actions/v1)")
     settings: str | None
-    video: str | None = Field(description="rollout.mp4, when decoded: the imagined video (inverse dynamics: the "
-                                           "input frames re-decoded)")
+    video: str | None = Field(description="rollout.mp4, the imagined video: always for imagine_rollout, for "
+                              "predict_actions with decode_video; infer_actions decodes none (null)")
     report: str | None = Field(description="index.html: self-contained run report")
     plots: list[str]
     animation: str | None = None
+
+
+class ClipInfo(BaseModel):
+    start_frame: int = Field(description="the clip frame the first row starts from (frames counted from 0)")
+    frames_used: list[int] = Field(description="the clip frames the rows go between: row i from frames_used[i] to "
+                                   "frames_used[i+1] (resampled: the frames nearest the embodiment's timestamps)")
+    clip_fps: float | None = Field(description="the clip's own frame rate, where its file carries one")
+    resampled: bool
+    window_rows: list[int] = Field(description="rows of each window of chunk_size+1 frames that explain clip frames")
 
 
 class PredictionResult(BaseModel):
@@ -112,14 +124,17 @@ class PredictionResult(BaseModel):
     files: RunFiles
     columns: list[str]
     units: list[str]
-    fps: float
+    fps: float = Field(description="the actions' rate (Hz), the embodiment's: for infer_actions true of the clip only "
+                       "where it was recorded at that rate or resample is on (see warnings)")
     chunk_size: int
-    actions: list[list[float]] = Field(description="[chunk_size, action_dim] in physical units, see columns/units")
+    actions: list[list[float]] = Field(description="[chunk_size, action_dim] in physical units, see columns/units "
+                                       "(infer_actions with whole_clip: one row per frame transition of the clip)")
     video_frames: int | None
     seed: int | None
     timings_s: dict[str, float]
     warnings: list[str] = Field(default_factory=list, description="what about the inputs may make the result wrong, "
                                 "and how to fix it (e.g. one camera's image for a multi-camera embodiment)")
+    clip: ClipInfo | None = Field(default=None, description="infer_actions: which frames of the clip the rows explain")
 
 
 class VisualizationResult(BaseModel):
@@ -133,14 +148,27 @@ class SimFiles(BaseModel):
     outputs: list[str]
 
 
+class TrainingScenes(BaseModel):
+    task: str = Field(description="the task of the recording the checkpoint was trained on")
+    source: str = Field(description="where its training data says so (its dataset, or its training summary)")
+    recorded_seeds: list[int] = Field(description="the first and last scene seed recorded")
+    seeds: list[int] = Field(description="this run's episode seeds among the training scenes ([]: all held out)")
+
+
 class SimResult(BaseModel):
     task: str
     policy: str
     embodiment: str | None = Field(description="the action space the policy acted in (scripted: droid/joint_pos)")
     episodes: int
+    seed: int = Field(description="the first episode's seed (episode i: seed + i)")
     successes: int
     success_rate: float
     ci95: list[float] | None
+    training_scenes: TrainingScenes | None = Field(description="whether the episodes are scenes the checkpoint was "
+                                                   "trained on (report.json's); null: not known (scripted or random, "
+                                                   "or a checkpoint whose training data does not say)")
+    warnings: list[str] = Field(default_factory=list, description="training scenes among the episodes: their success "
+                                "rate is not a held-out one; say so when reporting it")
     run_dir: str
     files: SimFiles
 
@@ -324,9 +352,14 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         image: ImagePath = None,
         images: Images = None,
         actions: Annotated[
-            list[list[float]] | None, Field(description="[T, action_dim] actions in physical units (or actions_file)")
+            list[list[float]] | None, Field(description="[T, action_dim] actions in physical units, the embodiment's "
+                                            "columns in order (or actions_file); T other than chunk_size is cut or "
+                                            "its last row repeated, with a warning")
         ] = None,
-        actions_file: Annotated[str | None, Field(description="actions.json from an earlier call")] = None,
+        actions_file: Annotated[str | None, Field(description="actions file: actions.json from an earlier call, or a "
+                                                  ".csv (header of column names, optionally 'tx [m]'), .npz (named "
+                                                  "arrays) or .npy (rows in physical units); columns matched by name")
+                                ] = None,
         state: State = None,
         seed: Seed = None,
         steps: Steps = None,
@@ -361,17 +394,28 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         ctx: Context,
         embodiment: EmbodimentName = None,
         checkpoint: CheckpointName = None,
-        state: State = None,
+        state: Annotated[list[float] | list[list[float]] | None, Field(
+            description="current state for state-conditioned embodiments (columns), at the clip's first frame used; "
+            "from a later start_frame or with whole_clip: one row per clip frame; others ignore it, with a warning")
+        ] = None,
         seed: Seed = None,
         steps: Steps = None,
         guidance: Guidance = None,
         animate: Animate = False,
         show_plots: ShowPlots = False,
+        start_frame: Annotated[int, Field(description="explain the clip from this frame (from 0)")] = 0,
+        whole_clip: Annotated[bool, Field(
+            description="label every frame transition of the clip (from start_frame), in windows of chunk_size+1 "
+            "frames: one action row per transition; otherwise only the first chunk_size+1 frames")] = False,
+        resample: Annotated[bool, Field(
+            description="read a clip recorded at another rate than the embodiment's fps at that rate (the frames "
+            "nearest its timestamps; needs a video file or an animated GIF with frame durations)")] = False,
     ) -> PredictionResult:
         """Which actions produced this video? Inverse dynamics from a clip (video file, animated GIF or folder of
-        frames)."""
+        frames): its first chunk_size+1 frames, or with whole_clip every frame (pseudo-labelling a video)."""
         result = await _call(
-            ctx, tb.infer_actions, prompt, video, embodiment, checkpoint, state, seed, steps, guidance, animate
+            ctx, tb.infer_actions, prompt, video, embodiment, checkpoint, state, seed, steps, guidance, animate,
+            start_frame=start_frame, whole_clip=whole_clip, resample=resample,
         )
         return _with_plots(result, show_plots)
 
@@ -394,11 +438,14 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         policy: Annotated[str, Field(description="checkpoint name, 'scripted' or 'random'")] = "scripted",
         embodiment: Annotated[str | None, Field(description="action space for checkpoint/random policies")] = None,
         episodes: Annotated[int, Field(description="number of seeded episodes (1-20)")] = 2,
-        seed: Annotated[int, Field(description="episode i uses seed + i")] = 0,
+        seed: Annotated[int, Field(description=f"episode i uses seed + i (default {EVAL_SEED}, as `worldpolicy sim`: "
+                                   "past the scenes `dataset from-sim` records from 0, which a checkpoint may have "
+                                   "been trained on)")] = EVAL_SEED,
         max_steps: Annotated[int | None, Field(description="cap on control steps per episode")] = None,
     ) -> SimResult:
-        """Run a short MuJoCo evaluation (Franka Panda tabletop) and report the success rate. A cancelled or failed
-        call leaves no run folder (finished episodes are not kept: rerun it)."""
+        """Run a short MuJoCo evaluation (Franka Panda tabletop) and report the success rate. `training_scenes` and
+        `warnings` say whether episodes were scenes the checkpoint was trained on (then not a held-out success rate).
+        A cancelled or failed call leaves no run folder (finished episodes are not kept: rerun it)."""
         return await _call(ctx, tb.evaluate_sim, task, policy, embodiment, episodes, seed, max_steps)
 
     return srv

@@ -44,7 +44,8 @@ ARGUMENTS: dict[str, tuple[str, ...]] = {
                 "animate", "show_plots"),
     "imagine": ("prompt", "embodiment", "checkpoint", "image", "images", "actions", "actions_file", "state",
                 *_SAMPLING, "animate", "show_plots"),
-    "infer_actions": ("prompt", "video", "embodiment", "checkpoint", "state", *_SAMPLING, "animate", "show_plots"),
+    "infer_actions": ("prompt", "video", "embodiment", "checkpoint", "state", *_SAMPLING, "animate", "show_plots",
+                      "start_frame", "whole_clip", "resample"),
     "visualize": ("path", "video", "animate", "show_plots"),
     "evaluate_sim": ("task", "policy", "embodiment", "episodes", "seed", "max_steps"),
 }
@@ -85,7 +86,7 @@ def worldpolicy_tool(
     video: str | None = None,
     actions: list[list[float]] | None = None,
     actions_file: str | None = None,
-    state: list[float] | None = None,
+    state: list[float] | list[list[float]] | None = None,
     seed: int | None = None,
     steps: int | None = None,
     guidance: float | None = None,
@@ -97,6 +98,9 @@ def worldpolicy_tool(
     policy: str = "scripted",
     episodes: int = 2,
     max_steps: int | None = None,
+    start_frame: int = 0,
+    whole_clip: bool = False,
+    resample: bool = False,
 ) -> dict[str, Any]:
     """Robot world-model tools (Cosmos3): predict actions, imagine rollouts, infer actions from video, plot them.
 
@@ -104,8 +108,10 @@ def worldpolicy_tool(
         action: what to do. list_embodiments / list_checkpoints / list_world_models: discover; predict: what should
             the robot do (prompt + image or images [+ state]); imagine: what happens if it executes actions
             (prompt + image + actions or actions_file); infer_actions: which actions produced a video (prompt +
-            video: a clip, animated GIF or folder of frames); visualize: plot an actions file or run directory
-            (path [+ video]); evaluate_sim: short MuJoCo evaluation (task, policy, episodes [+ max_steps]).
+            video: a clip, animated GIF or folder of frames [+ start_frame, whole_clip, resample]); visualize: plot
+            an actions file or run directory (path [+ video]); evaluate_sim: short MuJoCo evaluation (task, policy,
+            episodes [+ seed, max_steps]; its training_scenes and warnings say when episodes are scenes the
+            checkpoint was trained on: then not a held-out success rate).
         prompt: task description, e.g. "put the cup in the sink".
         embodiment: embodiment key from list_embodiments, e.g. "droid" or "bridge" (default: the checkpoint's own,
             shown by list_checkpoints).
@@ -116,10 +122,14 @@ def worldpolicy_tool(
         video: infer_actions: the clip, a video file (mp4, mov, mkv, avi, webm), an animated GIF/WebP/TIFF or a
             folder of frames (name order); visualize: a video to animate beside the plot (default: the run's
             rollout.mp4).
-        actions: [T, action_dim] actions in physical units for imagine.
-        actions_file: actions.json from an earlier call, for imagine.
-        state: current state for state-conditioned embodiments (e.g. DROID joints + gripper).
-        seed: sampling seed.
+        actions: [T, action_dim] actions in physical units for imagine, the embodiment's columns in order (T other
+            than chunk_size is cut or its last row repeated, with a warning).
+        actions_file: for imagine: actions.json from an earlier call, or a .csv (header of column names, optionally
+            'tx [m]'), .npz (named arrays) or .npy (rows in physical units); columns matched by name.
+        state: current state for state-conditioned embodiments (e.g. DROID joints + gripper); infer_actions from a
+            later start_frame or with whole_clip: one row per clip frame.
+        seed: sampling seed; evaluate_sim: the first episode's seed (episode i: seed + i; default 10000, past the
+            scenes `dataset from-sim` records from 0, which a checkpoint may have been trained on).
         steps: denoising steps.
         guidance: classifier-free guidance scale.
         decode_video: predict: also decode the imagined future video.
@@ -131,6 +141,11 @@ def worldpolicy_tool(
         policy: evaluate_sim policy: checkpoint name, scripted or random.
         episodes: evaluate_sim episode count (1-20).
         max_steps: evaluate_sim cap on control steps per episode.
+        start_frame: infer_actions: explain the clip from this frame (from 0).
+        whole_clip: infer_actions: label every frame transition of the clip (from start_frame), in windows of
+            chunk_size+1 frames: one action row per transition (the result's clip says which frames).
+        resample: infer_actions: read a clip recorded at another rate than the embodiment's fps at that rate (a
+            video file or an animated GIF with frame durations).
     """
     given = {name: value for name, value in locals().items() if name != "action"}  # first: the arguments only
     sampling = {"seed": seed, "steps": steps, "guidance": guidance}
@@ -147,9 +162,11 @@ def worldpolicy_tool(
         "imagine": lambda: tb.imagine(prompt, embodiment, checkpoint, image, images, actions, actions_file, state,
                                       **sampling, **animation),
         "infer_actions": lambda: tb.infer_actions(prompt, video, embodiment, checkpoint, state, **sampling,
-                                                        **animation),
+                                                  **animation, start_frame=start_frame, whole_clip=whole_clip,
+                                                  resample=resample),
         "visualize": lambda: tb.visualize(path, video, **animation),
-        "evaluate_sim": lambda: tb.evaluate_sim(task, policy, embodiment, episodes, seed or 0, max_steps),
+        "evaluate_sim": lambda: tb.evaluate_sim(task, policy, embodiment, episodes, max_steps=max_steps,
+                                                      **({} if seed is None else {"seed": seed})),
     }
     try:
         tb = _current()  # the calls above read it: a bad WORLDPOLICY_CHECKPOINTS is a tool error like any other

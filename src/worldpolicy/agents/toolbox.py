@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import math
 import secrets
 import shutil
 import threading
@@ -28,6 +29,7 @@ from ..logcapture import logged_warnings
 from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, input_warnings, listed_embodiments, trained_embodiment
 from ..processing import observations
 from ..processing.prompts import check_length
+from ..sim.tasks import EVAL_SEED
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ SIM_ROBOT = "panda"  # the arm `evaluate_in_sim` runs on (its joint count is che
 MAX_SIM_STEPS = 1000  # per episode; the tasks' own limits are 60-150. A random policy never ends an episode early
 MAX_INLINE_PLOTS = 3  # show_plots: the first plots, each at most this large, travel in the result
 MAX_INLINE_PLOT_BYTES = 2 * 1024 * 1024
+CLIP_BATCH_SIZE = 8  # infer_actions(whole_clip=true): windows per batched forward (Policy.infer_actions' batch_size)
 # the files the command line reads (TIFF, 16-bit and float included), as the accepted list an error names
 IMAGE_SUFFIXES = tuple(sorted(observations.IMAGE_SUFFIXES))
 VIDEO_SUFFIXES = tuple(sorted(observations.VIDEO_SUFFIXES))
@@ -402,41 +405,48 @@ class Toolbox:
         return obs, self._state(emb, state), warnings, said, sizes
 
     @staticmethod
-    def _state(emb, state: Any) -> Any:
+    def _state(emb, state: Any, per_frame: bool = False) -> Any:
         """The robot state a state-conditioned embodiment needs, checked as every other argument is: before a model
         loads, naming what was given and what is accepted. One given to an embodiment that does not condition on it is
-        passed on unread: the run ignores it, and the call's warnings say so (`policy.ignored_state_warning`)."""
+        passed on unread: the run ignores it, and the call's warnings say so (`policy.ignored_state_warning`).
+        `per_frame` (inverse dynamics) also takes one row per clip frame: a window from a later frame starts from
+        that frame's state."""
         accepted = f"{emb.action_dim} finite numbers: {', '.join(emb.columns)}"
+        if per_frame:
+            accepted += " (or a row of them per clip frame)"
         if not emb.state_history:
             return state
         if state is None:
             raise ToolInputError("state", f"embodiment {emb.key!r} conditions on the current state", None, accepted)
         try:
-            values = np.asarray(state, dtype=np.float64).reshape(-1) if _numeric_list(state) else None
+            values = np.asarray(state, dtype=np.float64) if _numeric_list(state) else None
         except ValueError:
             values = None
+        if values is not None and not (per_frame and values.ndim == 2):
+            values = values.reshape(-1)
         if values is None:
             raise ToolInputError("state", "expected a list of numbers", state, accepted)
-        if values.shape[0] != emb.action_dim:
-            raise ToolInputError("state", f"has {values.shape[0]} values, embodiment {emb.key!r} takes "
-                                 f"{emb.action_dim}", state, accepted)
+        if values.shape[-1] != emb.action_dim:
+            raise ToolInputError("state", f"has {values.shape[-1]} values{' a row' if values.ndim == 2 else ''}, "
+                                 f"embodiment {emb.key!r} takes {emb.action_dim}", state, accepted)
         if not np.all(np.isfinite(values)):
             raise ToolInputError("state", "contains NaN or inf", state, accepted)
         return values
 
     def _actions(self, emb, actions: Any, actions_file: str | None) -> tuple[np.ndarray, str]:
         """The actions to roll forward and their space: `actions` rows in physical units, or an actions file read as
-        every other reader reads it (`processing.actions.load_actions`: its columns by name, its units, `normalized`,
-        the schema version), into model space."""
+        every other reader reads it (`processing.actions.load_actions`: any of `ACTIONS_SUFFIXES`, a .csv's or .npz's
+        columns by name, its units, `normalized`, the schema version; a bare .npy's rows in physical units), into
+        model space."""
         accepted = f"[T, {emb.action_dim}] with columns {list(emb.columns)}"
         if (actions is None) == (actions_file is None):
             raise ToolInputError(
                 "actions", "give exactly one of actions ([[...], ...] physical units) or actions_file", None, accepted
             )
         if actions_file is not None:
-            from ..processing.actions import load_actions
+            from ..processing.actions import ACTIONS_SUFFIXES, load_actions
 
-            path = self._input_file("actions_file", actions_file, (".json",))
+            path = self._input_file("actions_file", actions_file, ACTIONS_SUFFIXES)
             try:  # the run warns of values far outside the training range, once, in the result
                 return load_actions(path, emb, warn=False), "normalized"
             except ValueError as exc:  # "actions file '…': why": the parameter names the file, and `given` its path
@@ -517,10 +527,11 @@ class Toolbox:
         return path
 
     def _run(self, mode: str, ckpt: Path, emb, animate: bool, progress: Progress | None, warnings: list[str],
-             said_view: tuple[int, int] | None, **request: Any) -> dict[str, Any]:
+             said_view: tuple[int, int] | None, clip: dict[str, Any] | None = None, **request: Any) -> dict[str, Any]:
         """Run one request and write its run folder; `warnings` about the inputs (as the CLI logs them) go in the
         result, where an agent reads them. `said_view`: the (height, width) of an image or clip they already warn of
-        as one camera's view, which the policy is told so that it does not say it again in its own terms."""
+        as one camera's view, which the policy is told so that it does not say it again in its own terms. `clip`:
+        inverse dynamics' `Policy.infer_actions` options, and how many `windows` it runs."""
         from ..policy import PolicyRequest
         from ..viz.run import write_run
 
@@ -533,10 +544,17 @@ class Toolbox:
             if said_view is not None:
                 policy.single_view_said(*said_view)
             report(0, None, "sampling")
-            prediction = policy.act_batch(
-                [PolicyRequest(mode=mode, **request)],
-                progress=lambda done, total: report(done, total, f"denoising step {done}/{total}"),
-            )[0]
+            if clip is None:
+                prediction = policy.act_batch(
+                    [PolicyRequest(mode=mode, **request)],
+                    progress=lambda done, total: report(done, total, f"denoising step {done}/{total}"),
+                )[0]
+            else:
+                options = {k: v for k, v in clip.items() if k != "windows"}
+                prediction = policy.infer_actions(
+                    request.pop("observation"), request.pop("prompt"), **options, **request,
+                    progress=_window_progress(report, clip["windows"], clip["batch_size"]),
+                )
         warnings = [*warnings, *(w for w in logged if w not in warnings)]
         run_dir = self._new_run_dir(mode)
         try:
@@ -573,6 +591,7 @@ class Toolbox:
             "seed": prediction.settings.get("seed"),
             "timings_s": {k: round(float(v), 4) for k, v in prediction.timings.items()},
             "warnings": warnings,
+            "clip": prediction.settings.get("clip"),
         }
 
     @staticmethod
@@ -681,20 +700,31 @@ class Toolbox:
         video: str,
         embodiment: str | None = None,
         checkpoint: str | None = None,
-        state: Sequence[float] | None = None,
+        state: Sequence[float] | Sequence[Sequence[float]] | None = None,
         seed: int | None = None,
         steps: int | None = None,
         guidance: float | None = None,
         animate: bool = False,
         progress: Progress | None = None,
+        start_frame: int = 0,
+        whole_clip: bool = False,
+        resample: bool = False,
     ) -> dict[str, Any]:
         """Inverse dynamics: the actions that explain a clip: a video file, an animated image (GIF/WebP/TIFF) or a
-        folder of frames (name order), as `worldpolicy predict --video` and `Policy.infer_actions` take it."""
+        folder of frames (name order), as `worldpolicy predict --video` and `Policy.infer_actions` take it, with its
+        options: `start_frame`, `whole_clip` (a label for every frame transition, in windows of chunk_size+1 frames;
+        progress counts the windows' denoising steps) and `resample` (read at the embodiment's rate). The result's
+        `clip` says which frames of the clip the rows explain."""
         from ..processing.observations import check_source
 
         ckpt, emb = self._model(checkpoint, embodiment)
         prompt = self._prompt(prompt)
         self._sampling(seed, steps, guidance)
+        if not _integer(start_frame) or start_frame < 0:
+            raise ToolInputError("start_frame", "must be an integer >= 0 (a frame of the clip, from 0)", start_frame)
+        for name, value in (("whole_clip", whole_clip), ("resample", resample)):
+            if not isinstance(value, bool):
+                raise ToolInputError(name, "must be true or false", value)
         path = self._input_file("video", video, CLIP_SUFFIXES, folder=True)
         try:  # read as the command line reads --video; the policy reads the clip itself, only the frames it uses
             height, width = check_source(path, "video", min_frames=2)
@@ -705,8 +735,11 @@ class Toolbox:
                                 "compose their clips into one in that layout (infer_actions takes one clip; the "
                                 "command line's --camera KEY=CLIP composes them)")
         said = (height, width) if warnings else None
-        state = self._state(emb, state)
-        warnings += input_warnings(str(ckpt), emb, "inverse_dynamics", (height, width), [path], state=state)
+        state = self._state(emb, state, per_frame=True)
+        windows = self._clip_windows(emb, path, video, state, start_frame, whole_clip, resample)
+        # a resampled clip is read at the embodiment's rate: its own rate is no cause for a warning (as the CLI's)
+        warnings += input_warnings(str(ckpt), emb, "inverse_dynamics", (height, width), [] if resample else [path],
+                                   state=state)
         return self._run(
             "inverse_dynamics",
             ckpt,
@@ -715,6 +748,8 @@ class Toolbox:
             progress,
             warnings,
             said,
+            clip={"start_frame": start_frame, "whole_clip": whole_clip, "resample": resample,
+                  "batch_size": CLIP_BATCH_SIZE, "windows": windows},
             observation=path,
             prompt=prompt,
             state=state,
@@ -722,6 +757,31 @@ class Toolbox:
             steps=steps,
             guidance=guidance,
         )
+
+    def _clip_windows(self, emb, path: Path, video: str, state: Any, start_frame: int, whole_clip: bool,
+                      resample: bool) -> int:
+        """How many windows the run labels, the clip read as it reads it (`policy.read_clip`: a start frame past the
+        clip's end, a rate to resample from, each window's state) before the model loads, each refusal naming the
+        argument. The run reads the clip again: a whole clip is decoded twice, a single window's frames only."""
+        from ..policy import read_clip
+
+        chunk_size = self._load_options().get("chunk_size") or emb.chunk_size
+        try:
+            clip = read_clip(path, emb, chunk_size + 1, start_frame, whole_clip, resample)
+        except ValueError as exc:
+            message = str(exc).removeprefix("video: ")
+            parameter = ("resample" if message.startswith("resample") else
+                         "start_frame" if f"start_frame={start_frame}" in message else "video")
+            given = {"resample": resample, "start_frame": start_frame, "video": video}[parameter]
+            raise ToolInputError(parameter, message, given) from None
+        windows = clip.windows if whole_clip else 1
+        try:
+            for k in range(windows):
+                clip.state(state, k)
+        except ValueError as exc:
+            raise ToolInputError("state", str(exc).removeprefix("state "), _jsonable(np.shape(state)),
+                                 f"[T, {emb.action_dim}]: a row per clip frame ({', '.join(emb.columns)})") from None
+        return windows
 
     def visualize(self, path: str, video: str | None = None, animate: bool = True) -> dict[str, Any]:
         """Plots (+ playhead animation) for an actions file or run directory; refreshes the run's report."""
@@ -771,12 +831,15 @@ class Toolbox:
         policy: str = "scripted",
         embodiment: str | None = None,
         episodes: int = 2,
-        seed: int = 0,
+        seed: int = EVAL_SEED,
         max_steps: int | None = None,
         progress: Progress | None = None,
     ) -> dict[str, Any]:
         """A short MuJoCo evaluation: success rate and report files. `policy`: a checkpoint name, scripted or random.
-        A call that fails or is cancelled removes the run folder it began (why: at the `except` below)."""
+        `seed` defaults to `worldpolicy sim`'s held-out one; the result's `training_scenes` (report.json's) and
+        `warnings` say when episodes are scenes the checkpoint was trained on, so an agent does not report the success
+        on them as held-out. A call that fails or is cancelled removes the run folder it began (why: at the `except`
+        below)."""
         try:
             from ..robot.decode import check_executable
             from ..robot.robots import get_robot
@@ -866,12 +929,30 @@ class Toolbox:
             "policy": spec,
             "embodiment": ran_as,
             "episodes": episodes,
+            "seed": seed,
             "successes": result.successes,
             "success_rate": result.success_rate,
             "ci95": doc.get("ci95"),
+            "training_scenes": doc["training_scenes"],
+            "warnings": _training_scenes_warning(doc["training_scenes"], episodes, Path(spec).name),
             "run_dir": str(out),
             "files": {"report": str(page), "outputs": [str(p) for p in paths]},
         }
+
+
+def _training_scenes_warning(scenes: dict[str, Any] | None, episodes: int, checkpoint: str) -> list[str]:
+    """`worldpolicy sim`'s warning about episodes that are scenes the checkpoint was trained on (report.json's
+    `training_scenes`), worded for the tool, whose `seed` chooses them: an agent reads the result, not the log."""
+    if not scenes or not scenes["seeds"]:
+        return []
+    from ..sim.evaluate import seed_span
+
+    seen, (first, last) = scenes["seeds"], scenes["recorded_seeds"]
+    said = (f"{len(seen)} of the {episodes} episodes ({seed_span(seen)}) are {scenes['task']} scenes {checkpoint} "
+            f"was trained on ({scenes['source']} recorded seeds {first}..{last}): their success says how well it fits "
+            f"its training data, not how it does on new scenes; pass seed={max(EVAL_SEED, last + 1)} for held-out "
+            "ones")
+    return [said]
 
 
 def _own_embodiment(checkpoint: Path, given: Any, parameter: str = "checkpoint"):
@@ -952,6 +1033,25 @@ def _check_size(frames: np.ndarray, parameter: str, given: Any) -> None:
 
     if (problem := size_problem(*frames.shape[1:3])) is not None:
         raise ToolInputError(parameter, problem, given, f"frames of at least {MIN_SIDE}x{MIN_SIDE} pixels")
+
+
+def _window_progress(report: Progress, windows: int, batch_size: int) -> Callable[[int, int], None]:
+    """`infer_actions`' progress over all its windows: the run reports each batch's denoising steps from 1 again, so
+    its step i of n in batch b is (b*n + i) of (batches*n), and the message names the windows being denoised (one
+    window: the other modes' 'denoising step i/n')."""
+    batches = math.ceil(windows / batch_size)
+    batch = 0
+
+    def step(done: int, total: int) -> None:
+        nonlocal batch
+        first, last = batch * batch_size + 1, min((batch + 1) * batch_size, windows)
+        where = "" if windows == 1 else f"windows {first}-{last} of {windows}: " if last > first else \
+            f"window {first} of {windows}: "
+        report(batch * total + done, batches * total, f"{where}denoising step {done}/{total}")
+        if done == total:
+            batch += 1
+
+    return step
 
 
 def _integer(x: Any) -> bool:
