@@ -942,17 +942,11 @@ class Toolbox:
 
 def _training_scenes_warning(scenes: dict[str, Any] | None, episodes: int, checkpoint: str) -> list[str]:
     """`worldpolicy sim`'s warning about episodes that are scenes the checkpoint was trained on (report.json's
-    `training_scenes`), worded for the tool, whose `seed` chooses them: an agent reads the result, not the log."""
-    if not scenes or not scenes["seeds"]:
-        return []
-    from ..sim.evaluate import seed_span
+    `training_scenes`), naming the tool's `seed`: an agent reads the result, not the log."""
+    from ..sim.evaluate import TrainingScenes
 
-    seen, (first, last) = scenes["seeds"], scenes["recorded_seeds"]
-    said = (f"{len(seen)} of the {episodes} episodes ({seed_span(seen)}) are {scenes['task']} scenes {checkpoint} "
-            f"was trained on ({scenes['source']} recorded seeds {first}..{last}): their success says how well it fits "
-            f"its training data, not how it does on new scenes; pass seed={max(EVAL_SEED, last + 1)} for held-out "
-            "ones")
-    return [said]
+    said = TrainingScenes.from_json(scenes).warning(episodes, checkpoint, "seed=") if scenes else None
+    return [said] if said is not None else []
 
 
 def _own_embodiment(checkpoint: Path, given: Any, parameter: str = "checkpoint"):

@@ -253,16 +253,12 @@ def warn_training_scenes(checkpoint: str, task: str, seed: int, episodes: int) -
     """Warn when episodes about to run are scenes `checkpoint` was trained on (`sim.evaluate.training_scenes`): their
     success says how well it fits its training data. Said before the model loads (the report records it too); a
     checkpoint that does not say is not checked."""
-    from worldpolicy.sim.evaluate import seed_span, training_scenes
+    from worldpolicy.sim.evaluate import training_scenes
 
     found = training_scenes(checkpoint, task, range(seed, seed + episodes))
-    if found is None or not found.seeds:
-        return
-    seen, (first, last) = found.seeds, found.recorded
-    logger.warning("--seed %d: %d of the %d episodes (%s) are %s scenes %s was trained on (%s recorded seeds %d..%d): "
-                   "their success says how well it fits its training data, not how it does on new scenes; pass "
-                   "--seed %d for held-out ones", seed, len(seen), episodes, seed_span(seen), task,
-                   Path(checkpoint).name, found.source, first, last, max(EVAL_SEED, last + 1))
+    said = found.warning(episodes, Path(checkpoint).name, "--seed ") if found is not None else None
+    if said is not None:
+        logger.warning("--seed %d: %s", seed, said)
 
 
 # The task an embodiment was made for, where the simulator has it: a checkpoint fine-tuned from the shipped model keeps

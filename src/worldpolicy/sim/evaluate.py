@@ -62,6 +62,18 @@ class TrainingScenes:
         return {"task": self.task, "source": self.source, "recorded_seeds": list(self.recorded),
                 "seeds": [s for s in self.seeds if s in ran]}
 
+    def warning(self, episodes: int, checkpoint: str, seed_option: str) -> str | None:
+        """What to tell whoever runs `episodes` episodes of `checkpoint` when some are its training scenes, naming
+        the seed to pass as the caller takes it (`seed_option`: `worldpolicy sim`'s "--seed ", the agents' "seed=");
+        None when all are held out."""
+        if not self.seeds:
+            return None
+        first, last = self.recorded
+        return (f"{len(self.seeds)} of the {episodes} episodes ({seed_span(list(self.seeds))}) are {self.task} scenes "
+                f"{checkpoint} was trained on ({self.source} recorded seeds {first}..{last}): their success says how "
+                f"well it fits its training data, not how it does on new scenes; pass {seed_option}"
+                f"{max(EVAL_SEED, last + 1)} for held-out ones")
+
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> TrainingScenes:
         first, last = doc["recorded_seeds"]
