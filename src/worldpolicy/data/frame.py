@@ -32,7 +32,7 @@ from ..processing.observations import wire_key
 from .actions import action_converter, action_layout, source_embodiment
 from .layout import ACTION_KEYS, STATE_KEYS
 from .lerobot import LeRobotDataset
-from .observations import STATE_FEATURE, CameraMismatch, camera_sources, default_state_keys
+from .observations import STATE_FEATURE, CameraMismatch, camera_sources, default_state_keys, numeric_features
 from .sampling import _check_keys, caption_variants
 
 __all__ = ["FRAME_FILE", "RECORDED_ACTIONS_FILE", "DatasetFrame", "extract_frame"]
@@ -224,7 +224,7 @@ def _check_state_keys(ds: LeRobotDataset, state_keys: Sequence[str] | None) -> l
     if state_keys is None:
         return default_state_keys(ds)
     keys = [state_keys] if isinstance(state_keys, str) else list(state_keys)
-    numeric = [k for k in ds.feature_keys if ds.features[k]["dtype"] != "string"]
+    numeric = numeric_features(ds)
     unknown = [k for k in keys if k not in numeric]
     if not keys or unknown:
         raise KeyError(f"state_keys={keys!r}: " + (f"{', '.join(unknown)} not among" if unknown else "none of")

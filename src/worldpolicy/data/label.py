@@ -27,7 +27,7 @@ from ..embodiments import Embodiment
 from ..fileio import PROVENANCE_KEY, folder_kind, interruption, sigint_held
 from .layout import AUTO_FEATURES, INFO_PATH, check_feature, read_json
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
-from .observations import CameraMismatch, camera_sources, default_state_keys
+from .observations import CameraMismatch, camera_sources, default_state_keys, numeric_features
 from .sampling import caption_variants
 
 __all__ = ["LABEL_SOURCE", "episode_seed", "label_cameras", "label_dataset"]
@@ -230,7 +230,7 @@ def _check_state_keys(ds: LeRobotDataset, state_keys: Sequence[str] | None, emb:
     if state_keys is None:
         keys = default_state_keys(ds)
     else:
-        numeric = [k for k in ds.feature_keys if ds.features[k]["dtype"] != "string"]
+        numeric = numeric_features(ds)
         keys = [state_keys] if isinstance(state_keys, str) else list(state_keys)
         unknown = [k for k in keys if k not in numeric]
         if not keys or unknown:

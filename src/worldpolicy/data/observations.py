@@ -1,5 +1,6 @@
 """How a dataset's videos and state features read as an embodiment's observation: which video feeds each camera it
-composes (`camera_sources`) and which features make its state row when none are named (`default_state_keys`).
+composes (`camera_sources`) and which features make its state row when none are named (`default_state_keys`, among
+the `numeric_features`).
 
 Training's windows (`train.data`), `dataset label` (`data.label`) and `dataset frame`'s predict command
 (`data.frame`) all read a dataset's observation through these, so a dataset that trains is labelled and shown to
@@ -89,7 +90,13 @@ def default_state_keys(dataset) -> list[str]:
     """The state features read when none are named: LeRobot's `observation.state`, else its parts
     (`observation.state.*`, as `dataset from-sim` splits it) in the dataset's order; [] when it has neither. Only
     numeric features count: a string one is no state."""
-    numeric = [k for k in dataset.feature_keys if dataset.features[k]["dtype"] != "string"]
+    numeric = numeric_features(dataset)
     if STATE_FEATURE in numeric:
         return [STATE_FEATURE]
     return [k for k in numeric if k.startswith(STATE_FEATURE + ".")]
+
+
+def numeric_features(dataset) -> list[str]:
+    """The dataset's per-frame features a state row can be made of, in its order: all but strings (`feature_keys`
+    holds no video or image)."""
+    return [k for k in dataset.feature_keys if dataset.features[k]["dtype"] != "string"]
