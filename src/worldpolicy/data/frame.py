@@ -32,6 +32,7 @@ from ..processing.observations import wire_key
 from .actions import action_converter, action_layout, source_embodiment
 from .layout import ACTION_KEYS, STATE_KEYS
 from .lerobot import LeRobotDataset
+from .observations import STATE_FEATURE, CameraMismatch, camera_sources, default_state_keys, numeric_features
 from .sampling import _check_keys, caption_variants
 
 __all__ = ["FRAME_FILE", "RECORDED_ACTIONS_FILE", "DatasetFrame", "extract_frame"]
@@ -40,7 +41,6 @@ FRAME_FILE = "dataset_frame.json"  # what the folder holds, for a person and for
 # not `actions.json`: that name marks a predict run's folder (`fileio.FOLDER_KINDS`), which this command refuses to
 # write into, and so would refuse its own folder on a second run
 RECORDED_ACTIONS_FILE = "recorded_actions.json"
-STATE_FEATURE = "observation.state"  # LeRobot's state feature; Cosmos3-DROID splits it as observation.state.<part>
 
 
 @dataclass
@@ -219,14 +219,12 @@ def _check_cameras(ds: LeRobotDataset, cameras: Sequence[str] | None) -> list[st
 
 
 def _check_state_keys(ds: LeRobotDataset, state_keys: Sequence[str] | None) -> list[str]:
-    """The given keys (numeric features), else LeRobot's `observation.state`, else its parts (none: no state)."""
+    """The given keys (numeric features), else the default ones (`observations.default_state_keys`; none: no
+    state)."""
     if state_keys is None:
-        if STATE_FEATURE in ds.feature_keys:
-            return [STATE_FEATURE]
-        return [k for k in ds.feature_keys if k.startswith(STATE_FEATURE + ".")
-                and ds.features[k]["dtype"] != "string"]
+        return default_state_keys(ds)
     keys = [state_keys] if isinstance(state_keys, str) else list(state_keys)
-    numeric = [k for k in ds.feature_keys if ds.features[k]["dtype"] != "string"]
+    numeric = numeric_features(ds)
     unknown = [k for k in keys if k not in numeric]
     if not keys or unknown:
         raise KeyError(f"state_keys={keys!r}: " + (f"{', '.join(unknown)} not among" if unknown else "none of")
@@ -248,23 +246,28 @@ def _embodiment(checkpoint: str | Path, embodiment: str | Embodiment | None) -> 
 
 
 def _camera_flags(emb: Embodiment, files: dict[str, Path], single: str) -> list[str]:
-    """How predict takes these per-camera files for `emb`: `--camera KEY=FILE` for each camera a composite needs (or
-    the one camera of an embodiment that composes none); `single` (--image / --video) when only one camera was
-    written. Anything else is refused, naming which cameras the embodiment has and which were written."""
-    by_wire = {wire_key(key): path for key, path in files.items()}
-    found = [k for k in emb.camera_keys if k in by_wire]
-    if emb.composite is not None and len(found) == len(emb.camera_keys):
-        return [arg for k in found for arg in ("--camera", f"{k}={by_wire[k]}")]
-    if emb.composite is None and found:
-        return ["--camera", f"{found[0]}={by_wire[found[0]]}"]
-    if len(files) == 1:
+    """How predict takes these per-camera files (dataset video key -> file) for `emb`: `--camera KEY=FILE` for each
+    camera a video feeds as training reads them (`observations.camera_sources`); `single` (--image / --video) for a
+    lone file no camera is named as, which predict reads as the one camera or a pre-composed view. Anything else is
+    refused, naming which cameras the embodiment has and which were written."""
+    try:
+        sources = camera_sources(list(files), None, emb)
+    except CameraMismatch as exc:
+        if len(files) == 1:
+            return [single, str(next(iter(files.values())))]
+        wired = ", ".join(dict.fromkeys(wire_key(k) for k in files))
+        if exc.twins:
+            raise ValueError(f"cameras: {exc.twins} feed the same camera of embodiment {emb.key!r} as predict names "
+                             "them: choose one of each") from None
+        need = "each of" if emb.composite is not None else "one of"
+        raise ValueError(
+            f"cameras: embodiment {emb.key!r} takes {need} the cameras {', '.join(emb.camera_keys)}, and the dataset "
+            f"cameras chosen are {wired} as predict names them: choose one camera (passed as {single}) or an "
+            "embodiment with these cameras"
+        ) from None
+    if len(files) == 1 and wire_key(next(iter(files))) not in emb.camera_keys:
         return [single, str(next(iter(files.values())))]
-    need = "each of" if emb.composite is not None else "one of"
-    raise ValueError(
-        f"cameras: embodiment {emb.key!r} takes {need} the cameras {', '.join(emb.camera_keys)}, and the dataset "
-        f"cameras chosen are {', '.join(by_wire)} as predict names them: choose one camera (passed as {single}) or an "
-        "embodiment with these cameras"
-    )
+    return [arg for camera, key in sources.items() for arg in ("--camera", f"{camera}={files[key]}")]
 
 
 def _check_state_width(ds: LeRobotDataset, keys: list[str], emb: Embodiment) -> None:

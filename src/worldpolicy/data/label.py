@@ -25,9 +25,9 @@ import numpy as np
 
 from ..embodiments import Embodiment
 from ..fileio import PROVENANCE_KEY, folder_kind, interruption, sigint_held
-from ..processing.observations import wire_key
 from .layout import AUTO_FEATURES, INFO_PATH, check_feature, read_json
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
+from .observations import CameraMismatch, camera_sources, default_state_keys, numeric_features
 from .sampling import caption_variants
 
 __all__ = ["LABEL_SOURCE", "episode_seed", "label_cameras", "label_dataset"]
@@ -35,7 +35,6 @@ __all__ = ["LABEL_SOURCE", "episode_seed", "label_cameras", "label_dataset"]
 logger = logging.getLogger(__name__)
 
 LABEL_SOURCE = "worldpolicy dataset label"  # a labelled dataset's `provenance["source"]`: what --overwrite may replace
-STATE_FEATURE = "observation.state"  # LeRobot's state feature; a `dataset from-sim` recording splits it in parts
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -45,35 +44,22 @@ def episode_seed(seed: int, episode: int) -> int:
 
 
 def label_cameras(video_keys: Sequence[str], embodiment: Embodiment) -> dict[str, str]:
-    """Which dataset video feeds each camera the embodiment composes, keyed as `infer_actions` takes a clip dict: by
-    name (`observation.image.wrist_image_left` is camera `observation/wrist_image_left`, as training and
-    `dataset frame` read it), a pre-composed `observation.image`, or for an embodiment of one camera the dataset's only
-    video. Anything else is refused naming the cameras needed and the videos there are."""
-    by_wire: dict[str, list[str]] = {}
-    for key in video_keys:
-        by_wire.setdefault(wire_key(key), []).append(key)
+    """Which dataset video feeds each camera the embodiment composes, keyed as `infer_actions` takes a clip dict: as
+    training reads them (`observations.camera_sources`: by name, a pre-composed `observation.image`, or for an
+    embodiment of one camera the dataset's only video), refused in `dataset label`'s terms: the checkpoint or
+    --embodiment chooses the cameras."""
     e = embodiment
-    found = [c for c in e.camera_keys if c in by_wire]
-    if e.composite is None:
-        found = found[:1]
-    elif len(found) != len(e.camera_keys):
-        found = []
-    if not found and "observation/image" in by_wire:
-        found = ["observation/image"]
-    twins = {c: by_wire[c] for c in found if len(by_wire[c]) > 1}
-    if twins:
-        raise ValueError(f"dataset: the videos {twins} feed the same camera of embodiment {e.key!r}; give each "
-                         "camera one video")
-    if found:
-        return {c: by_wire[c][0] for c in found}
-    if e.composite is None and len(video_keys) == 1:
-        return {e.camera_keys[0]: video_keys[0]}
-    need = "each of" if e.composite is not None else "one of"
-    named = ", ".join(f"{k!r} -> {wire_key(k)!r}" for k in video_keys)
-    raise ValueError(f"dataset: embodiment {e.key!r} takes {need} the cameras {', '.join(e.camera_keys)}"
-                     + (" (or one pre-composed observation.image)" if e.composite else "")
-                     + f"; by name the dataset's videos are the cameras {named}: choose a checkpoint or --embodiment "
-                     "with these cameras")
+    try:
+        return camera_sources(video_keys, None, e)
+    except CameraMismatch as exc:
+        if exc.twins:
+            raise ValueError(f"dataset: the videos {exc.twins} feed the same camera of embodiment {e.key!r}; give "
+                             "each camera one video") from None
+        need = "each of" if e.composite is not None else "one of"
+        raise ValueError(f"dataset: embodiment {e.key!r} takes {need} the cameras {', '.join(e.camera_keys)}"
+                         + (" (or one pre-composed observation.image)" if e.composite else "")
+                         + f"; by name the dataset's videos are the cameras {exc.named}: choose a checkpoint or "
+                         "--embodiment with these cameras") from None
 
 
 def label_dataset(
@@ -241,11 +227,10 @@ def _check_state_keys(ds: LeRobotDataset, state_keys: Sequence[str] | None, emb:
             raise ValueError(f"state_keys={list(state_keys)!r}: embodiment {emb.key!r} does not condition on the "
                              "robot state; leave state_keys out")
         return []
-    numeric = [k for k in ds.feature_keys if ds.features[k]["dtype"] != "string"]
     if state_keys is None:
-        keys = [STATE_FEATURE] if STATE_FEATURE in numeric else [k for k in numeric
-                                                                 if k.startswith(STATE_FEATURE + ".")]
+        keys = default_state_keys(ds)
     else:
+        numeric = numeric_features(ds)
         keys = [state_keys] if isinstance(state_keys, str) else list(state_keys)
         unknown = [k for k in keys if k not in numeric]
         if not keys or unknown:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..data import observations
 from ..data.actions import (
     DEFAULT_ROBOT,
     DEFAULT_SOURCE,
@@ -37,7 +38,7 @@ from ..data.layout import ACTION_KEYS, STATE_KEYS
 from ..embodiments import Embodiment
 from ..fileio import atomic_path, interruption, sigint_held
 from ..processing.actions import flip_gripper, to_model
-from ..processing.observations import compose_views, frames_from_mapping, prepare_canvas, wire_key
+from ..processing.observations import compose_views, frames_from_mapping, prepare_canvas
 from ..processing.prompts import build_caption, tokenize
 from .config import DataConfig
 from .flow import ModelExample
@@ -152,42 +153,9 @@ def _plan(spec: WindowSpec, target: Embodiment, dataset=None) -> _Plan:
 
 
 def camera_sources(videos: list[str], video_keys: Sequence[str] | None, target: Embodiment) -> dict[str, str]:
-    """Which dataset video feeds each camera `target` composes: by name (`observation.image.wrist_image_left` is
-    `observation/wrist_image_left`), else a pre-composed `observation.image`; an embodiment of one camera also takes
-    the only video there is. Among `video_keys` when given, else among all the dataset's videos; anything else is
-    refused now, naming the cameras needed and the videos there are."""
-    given = list(video_keys) if video_keys else None
-    if given is not None and (unknown := [k for k in given if k not in videos]):
-        raise ValueError(f"data.video_keys={given}: {unknown} are not video features of data.dataset; it has {videos}")
-    candidates = given or list(videos)
-    where = f"data.video_keys={given} (data.dataset has {videos})" if given else f"data.dataset's videos {candidates}"
-    by_name: dict[str, list[str]] = {}
-    for key in candidates:
-        by_name.setdefault(wire_key(key), []).append(key)
-    wanted = [c for c in target.camera_keys if c in by_name]
-    if target.composite is None:
-        wanted = wanted[:1]  # the first camera found, as inference (`frames_from_mapping`) takes it
-    else:
-        wanted = wanted if len(wanted) == len(target.camera_keys) else []
-    if not wanted and "observation/image" in by_name:
-        wanted = ["observation/image"]  # one pre-composed view
-    twins = {c: by_name[c] for c in wanted if len(by_name[c]) > 1}
-    if twins:
-        raise ValueError(f"{where}: {twins} feed the same camera of embodiment {target.key!r}; name the ones to train "
-                         "on in data.video_keys")
-    if wanted:
-        return {c: by_name[c][0] for c in wanted}
-    if target.composite is None and len(candidates) == 1:
-        return {target.camera_keys[0]: candidates[0]}
-    cameras = ", ".join(f"{c} (a video key ending in .{c.rsplit('/', 1)[-1]})" for c in target.camera_keys)
-    if target.composite is None:
-        need = f"one of its cameras {cameras}, or one video to use as its camera"
-    else:
-        need = f"its cameras {cameras}, composed {target.composite!r}, or one pre-composed observation.image"
-    named = ", ".join(f"{k!r} -> {wire_key(k)!r}" for k in candidates)
-    raise ValueError(f"{where}: embodiment {target.key!r} needs {need}; by name, those videos are the cameras {named} "
-                     "(a new embodiment's camera_keys may name these)"
-                     + ("" if given else "; name the videos to train on in data.video_keys"))
+    """Which dataset video feeds each camera `target` composes (`data.observations.camera_sources`: the rule `dataset
+    label` and `dataset frame` read too), refused naming `[data]`'s settings (`data.video_keys`, `data.dataset`)."""
+    return observations.camera_sources(videos, video_keys, target, "data.")
 
 
 def check_encodable(spec: WindowSpec, target: Embodiment) -> None:
