@@ -30,7 +30,8 @@ class DataConfig:
     source_embodiment: str | None = None
     action_keys: list[str] = field(default_factory=lambda: list(ACTION_KEYS))
     state_keys: list[str] = field(default_factory=lambda: list(STATE_KEYS))
-    video_keys: list[str] | None = None  # unset: the videos named as the embodiment's cameras (`data.observations.camera_sources`)
+    # unset: the videos named as the embodiment's cameras (`data.observations.camera_sources`)
+    video_keys: list[str] | None = None
     action_conversion: str | None = None
     robot: str = DEFAULT_ROBOT
     stride: int = 1
