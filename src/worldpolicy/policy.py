@@ -425,6 +425,36 @@ def physical_state_row(state: Any, embodiment: Embodiment, mode: str) -> np.ndar
     return state
 
 
+def observation_state(observation: Mapping[str, Any], embodiment: Embodiment, mode: str) -> np.ndarray:
+    """The state an observation dict carries under the embodiment's `state_keys` (joints [n] or [T, n], gripper scalar,
+    [T] or [T, 1]), as one physical row [n + 1] at `start_row(mode)`: the current state, or the first frame's for a
+    clip to explain. What a run conditions on when no `state=` is given (`Policy._state_row`), and what a
+    `RemotePolicy` sends as the wire's `state` beside an inverse-dynamics clip, whose wire has no room for the keys
+    themselves; one reading, so that a dict gives the same state locally and remotely. KeyError naming the keys
+    missing."""
+    e, keys = embodiment, embodiment.state_keys
+    missing = [k for k in (keys.get("joints"), keys.get("gripper")) if k and k not in observation]
+    if missing:
+        raise KeyError(
+            f"observation is missing state keys {missing}; embodiment {e.key!r} conditions on the current "
+            f"state ({', '.join(e.columns)}); pass them in the observation dict or as state=[...] (--state on the "
+            "command line)"
+        )
+    at = start_row(mode)
+    joints = _numbers(observation[keys["joints"]], f"observation[{keys['joints']!r}]")
+    gripper = _numbers(observation[keys["gripper"]], f"observation[{keys['gripper']!r}]")
+    joints = joints.reshape(-1, joints.shape[-1])[at] if joints.ndim > 1 else joints.reshape(-1)
+    gripper = gripper.reshape(-1, gripper.shape[-1])[at] if gripper.ndim > 1 else gripper.reshape(-1)[at:][:1]
+    n_joints = e.action_dim - 1
+    if joints.shape[0] != n_joints or gripper.shape[0] != 1:
+        raise ValueError(
+            f"observation[{keys['joints']!r}] has {joints.shape[0]} values and observation[{keys['gripper']!r}] "
+            f"{gripper.shape[0]}; embodiment {e.key!r} expects {n_joints} joints and 1 gripper value "
+            f"({', '.join(e.columns)})"
+        )
+    return np.concatenate([joints, gripper])
+
+
 class Policy:
     """A loaded Cosmos3 checkpoint bound to one embodiment (action space, stats, cameras, prompt format)."""
 
@@ -747,28 +777,7 @@ class Policy:
             return None
         state = request.state
         if state is None and isinstance(request.observation, Mapping) and e.state_keys:
-            keys = e.state_keys
-            missing = [k for k in (keys.get("joints"), keys.get("gripper")) if k and k not in request.observation]
-            if missing:
-                raise KeyError(
-                    f"observation is missing state keys {missing}; embodiment {e.key!r} conditions on the current "
-                    f"state ({', '.join(e.columns)}); pass them in the observation dict or as state=[...] (--state on the "
-                    "command line)"
-                )
-            # the state the chunk starts from: the current one, or the first frame's for a clip to explain
-            at = start_row(request.mode)
-            joints = _numbers(request.observation[keys["joints"]], f"observation[{keys['joints']!r}]")
-            gripper = _numbers(request.observation[keys["gripper"]], f"observation[{keys['gripper']!r}]")
-            joints = joints.reshape(-1, joints.shape[-1])[at] if joints.ndim > 1 else joints.reshape(-1)
-            gripper = gripper.reshape(-1, gripper.shape[-1])[at] if gripper.ndim > 1 else gripper.reshape(-1)[at:][:1]
-            n_joints = e.action_dim - 1
-            if joints.shape[0] != n_joints or gripper.shape[0] != 1:
-                raise ValueError(
-                    f"observation[{keys['joints']!r}] has {joints.shape[0]} values and observation[{keys['gripper']!r}] "
-                    f"{gripper.shape[0]}; embodiment {e.key!r} expects {n_joints} joints and 1 gripper value "
-                    f"({', '.join(e.columns)})"
-                )
-            state = np.concatenate([joints, gripper])
+            state = observation_state(request.observation, e, request.mode)
         if state is None:
             raise ValueError(
                 f"state is required for embodiment {e.key!r} ({', '.join(e.columns)}): pass state=[...] (--state on "

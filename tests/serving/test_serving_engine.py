@@ -112,6 +112,38 @@ def test_a_whole_clip_labelled_over_the_wire_is_the_local_policys_labelling(tiny
         range(9))
 
 
+def test_a_state_conditioned_model_gets_the_state_a_dict_clip_carries_over_the_wire(tiny_checkpoint):
+    """DROID's released variant (droid/joint_pos) conditions on the state. A dict of camera clips carrying its state
+    keys was labelled locally from them, but refused by the server, which received the frames alone; now remote ==
+    local, for the first window, a whole clip (each window from its first frame's state) and a forward-dynamics
+    observation whose keys hold a history (its last row). Another state gives other actions, so the match is the
+    state's, not an ignored one's."""
+    import worldpolicy
+
+    policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid", device="cpu", chunk_size=8,
+                                     resolution_tier=256, steps=1)
+    rng = np.random.default_rng(9)
+    clips = {k: np.stack([_cameras(i)[k] for i in range(12)]) for k in _cameras(0)}
+    video = {**clips, "observation/joint_position": rng.normal(size=(12, 7)),
+             "observation/gripper_position": rng.uniform(size=(12, 1))}
+    observation = {**_cameras(3), "observation/joint_position": video["observation/joint_position"][:3],
+                   "observation/gripper_position": video["observation/gripper_position"][:3, 0]}
+    moved = {**video, "observation/joint_position": video["observation/joint_position"] + 0.5}
+    options = {"start_frame": 1, "whole_clip": True, "batch_size": 2, "seed": 4}
+    server = PolicyServer(loader=lambda: policy, config=ServerConfig(host="127.0.0.1", port=0, max_wait_ms=200))
+    with ServerThread(server) as t, RemotePolicy(t.url) as remote:
+        got = [remote.infer_actions(video, "open the drawer", seed=4), remote.infer_actions(moved, "open the drawer",
+               seed=4), remote.infer_actions(video, "open the drawer", **options),
+               remote.imagine(observation, np.zeros((8, 8)), "push", seed=2, decode_video=False)]
+    want = [policy.infer_actions(video, "open the drawer", seed=4), policy.infer_actions(moved, "open the drawer",
+            seed=4), policy.infer_actions(video, "open the drawer", **options),
+            policy.imagine(observation, np.zeros((8, 8)), "push", seed=2, decode_video=False)]
+    assert got[2].settings["clip"]["window_rows"] == [8, 2]
+    for remote_result, local_result in zip(got, want):
+        np.testing.assert_allclose(remote_result.actions, local_result.actions, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(want[0].actions, want[1].actions, rtol=1e-4, atol=1e-5)  # the state steers the actions
+
+
 def test_forward_dynamics_requests_fused_on_the_server_return_their_rollout_and_schedule(tiny_policy):
     """`act_batch([PolicyRequest(mode="forward_dynamics")])` computed the rollout and returned no video: the client
     sent decode_video=False (the dataclass default) and only the server's own default decoded it. Two such requests,

@@ -634,6 +634,34 @@ def test_a_whole_clip_is_labelled_over_the_wire_as_windows_sharing_one_seed(serv
         assert composed.settings["clip"]["window_rows"] == [32, 7] and (composed.actions[:, 0] == 33).all()
 
 
+def test_the_state_a_dict_of_camera_clips_carries_travels_with_each_window(serve):
+    """A dict of camera clips carrying DROID's state keys (joints [T, 7], gripper [T]) is labelled locally from the
+    state at each window's first frame; over the wire only the composed frames went, and a state-conditioned server
+    refused the request for lacking a state. Each window's state row now travels as the wire's `state`, read from the
+    keys as the local Policy reads them; an explicit state= still wins, and one key without the other is refused
+    here, before anything is sent."""
+    policy = StandInPolicy()  # droid/joint_pos: chunk_size 32, windows of 33 frames
+    t = serve(policy, max_batch=4, max_wait_ms=100)
+    rng = np.random.default_rng(2)
+    joints, gripper = rng.normal(size=(70, 7)), rng.uniform(size=70)
+    clip = rng.integers(0, 255, (70, 16, 16, 3), dtype=np.uint8)
+    with RemotePolicy(t.url) as remote:
+        video = {**dict.fromkeys(remote.embodiment.camera_keys, clip),
+                 "observation/joint_position": joints, "observation/gripper_position": gripper}
+        remote.infer_actions(video, "push", whole_clip=True, batch_size=2)
+        sent = sorted(tuple(o["state"]) for o in policy.options)
+        assert sent == sorted(tuple(np.r_[joints[row], gripper[row]]) for row in (0, 32, 64))
+        policy.options.clear()
+        remote.infer_actions({**video, "observation/gripper_position": gripper[:, None]}, "push", start_frame=3)
+        np.testing.assert_array_equal(policy.options.pop()["state"], np.r_[joints[3], gripper[3]])
+        remote.infer_actions(video, "push", state=np.zeros(8))  # given: the keys are not read
+        np.testing.assert_array_equal(policy.options.pop()["state"], np.zeros(8))
+        calls = policy.calls
+        with pytest.raises(KeyError, match="missing state keys \\['observation/gripper_position'\\]"):
+            remote.infer_actions({k: v for k, v in video.items() if k != "observation/gripper_position"}, "push")
+        assert policy.calls == calls
+
+
 def test_a_clip_file_is_read_from_a_start_frame_and_at_the_embodiments_rate_here(serve, tmp_path, caplog):
     """`start_frame` and `resample` pick the clip's frames on the client, which reads the file (the server receives
     frames, and cannot know their rate): the frames used and `settings["clip"]` are what the local Policy gives."""

@@ -55,6 +55,7 @@ from ..policy import (
     check_seed,
     ignored_state_warning,
     label_windows,
+    observation_state,
     read_clip,
     start_row,
     warn_frame_rate,
@@ -738,14 +739,29 @@ class RemotePolicy:
         request["prompt"] = r.prompt
         options = {"seed": r.seed, "steps": r.steps, "guidance": r.guidance, "negative_prompt": r.negative_prompt}
         request.update({k: v for k, v in options.items() if v is not None})
-        if r.state is not None:
-            state = _numbers(r.state, "state")
+        given = r.state
+        if given is None and r.mode == "inverse_dynamics" and isinstance(r.observation, Mapping):
+            given = self._clip_state(r.observation)
+        if given is not None:
+            state = _numbers(given, "state")
             # a history [T, dim] as the local Policy takes it: the row the chunk starts from (the wire takes one row)
             request["state"] = (state[start_row(r.mode)] if state.ndim == 2 else state).reshape(-1)
             self._say_ignored_state(state)
         if r.decodes_video != (r.mode in DECODE_VIDEO_MODES):  # the server applies the same default
             request["decode_video"] = r.decodes_video
         return request
+
+    def _clip_state(self, video: Mapping[str, Any]) -> np.ndarray | None:
+        """The state a dict of camera clips carries under the served embodiment's state keys, read as the local
+        `Policy` reads it (`observation_state`: the clip's first frame), for the wire's `state`: the inverse-dynamics
+        wire carries frames and one state row, not the dict's keys, so without it a state-conditioned server was
+        refused for lacking the state the local `Policy` found. None where the embodiment does not condition on the
+        state (the local `Policy` ignores the keys too, and says nothing), or where the dict carries none of its state
+        keys (the server's policy says what it needs, as before); one of them without the other is refused here."""
+        e = self.embodiment
+        if e is None or not e.state_history or not any(key in video for key in e.state_keys.values()):
+            return None
+        return observation_state(video, e, "inverse_dynamics")
 
     def _say_ignored_state(self, state: np.ndarray) -> None:
         """A state the served embodiment does not condition on, said once by this client, as a local `Policy` says it
