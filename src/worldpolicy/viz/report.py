@@ -274,11 +274,46 @@ def _sim_summary_cards(report: Mapping[str, Any]) -> str:
     if isinstance(report.get("success_rate"), (int, float)) and isinstance(lo, (int, float)):
         cards.append(("success rate",
                       f"{100 * report['success_rate']:.1f} % (95 % CI {100 * lo:.1f}-{100 * hi:.1f} %)"))
+    scenes, note = _scenes(report, done)
+    if scenes:
+        cards.append(("scenes", scenes))
     if isinstance(requested, int) and requested > done:
         cards.append(("incomplete", f"{done} of {requested} episodes ran"))
     cards += [("control", f"{_fmt(report.get('control_hz'))} Hz"),
               ("strategy", report["strategy"].get("kind") if isinstance(report.get("strategy"), Mapping) else None)]
-    return _cards(cards)
+    return _cards(cards) + note
+
+
+# Policies that learned no scenes (sim.evaluate.VERSIONED_POLICIES, by the kind report.json records), whose success
+# needs no word on held-out scenes
+_UNTRAINED_POLICIES = ("scripted", "random")
+
+
+def _scenes(report: Mapping[str, Any], done: int) -> tuple[str, str]:
+    """(card, note) on whether a sim run's episodes are scenes its checkpoint was trained on (`training_scenes`, kept
+    by `sim.evaluate`): a success rate on training scenes says how well it fits its training data, and was shown as
+    if it were one on new scenes. A report that does not know says so, unless its policy learned nothing."""
+    scenes = report.get("training_scenes")
+    if not isinstance(scenes, Mapping):
+        policy = report.get("policy_settings")
+        kind = policy.get("kind") if isinstance(policy, Mapping) else None
+        if kind in _UNTRAINED_POLICIES:
+            return "", ""
+        why = ("the checkpoint's training data does not say which scenes it recorded" if kind == "checkpoint"
+               else "not recorded for this policy")
+        return "not known", (f"<p class=muted id=training-scenes>Held out or not: not known ({_esc(why)}): the "
+                             "success rate may include scenes the policy was trained on.</p>")
+    seen = [s for s in scenes.get("seeds") or [] if isinstance(s, int)]
+    recorded = scenes.get("recorded_seeds") or ["?", "?"]
+    source = f"{scenes.get('source')}: {scenes.get('task')} seeds {recorded[0]}..{recorded[-1]}"
+    if not seen:
+        return "held out", (f"<p class=muted id=training-scenes>Held out: none of these {plural(done, 'episode')} is "
+                            f"a scene the checkpoint was trained on ({_esc(source)}).</p>")
+    listed = ", ".join(map(str, seen)) if len(seen) <= 8 else f"{seen[0]}..{seen[-1]}"
+    return (f"{len(seen)} of {done} are training scenes",
+            (f"<p class=warn id=training-scenes><b>Training scenes: {len(seen)} of the {plural(done, 'episode')} "
+             f"(seeds {_esc(listed)}) are scenes the checkpoint was trained on ({_esc(source)})</b>: the success "
+             "rate says how well it fits its training data, not how it does on new scenes.</p>"))
 
 
 def _episode_seed(relative_path: str) -> str:
