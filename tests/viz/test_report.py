@@ -718,3 +718,21 @@ def test_a_sim_runs_success_rate_says_whether_its_scenes_were_held_out(tmp_path,
         assert shown == note.replace("'", "&#x27;")
     else:
         assert "id=training-scenes" not in html
+
+
+def test_a_whole_clips_page_gives_each_rows_clip_frames(tmp_path, joint_chunk, actions_json):
+    """A whole clip read at 15 fps from frame 40 of a 30 fps file: the table's step and time did not say which clip
+    frames a row explains, nor the summary which frames and windows the run used."""
+    doc = actions_json("droid", joint_chunk[:8], "inverse_dynamics")
+    doc["settings"] = {"real_rows": 8, "clip": {"start_frame": 40, "frames_used": list(range(40, 57, 2)),
+                                                "clip_fps": 30.0, "resampled": True, "window_rows": [4, 4]}}
+    doc["timings_s"] = {"denoise": 2.0, "total": 1.5}
+    (tmp_path / "actions.json").write_text(json.dumps(doc))
+    html = report.write_report(tmp_path).read_text()
+    cards = dict(re.findall(r"<div class=card><b>([^<]*)</b><span>([^<]*)</span></div>", html))
+    assert cards["clip"] == "clip frames 40..56 (2 windows of 4 rows), resampled from 30 fps"
+    assert cards["time: denoise (windows summed)"] == "2.000 s" and cards["time: total"] == "1.500 s"
+    page = _parse(tmp_path / "index.html")
+    assert page.th[:3] == ["step", "t [s]", "clip frames"]
+    rows = re.findall(r"<tr><td>(\d+)</td><td>[\d.]+</td><td>([^<]*)</td>", html)
+    assert rows[0] == ("0", "40→42") and rows[-1] == ("7", "54→56")

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..fileio import ACTIONS_FILE, write_bytes_atomic
 from ..results import actions_from_json
-from .plots import model_space_note, nonfinite_summary, padded_label, plural, real_rows_of
+from .plots import clip_rows_of, model_space_note, nonfinite_summary, padded_label, plural, real_rows_of
 from .run import ANIMATION_FILE, ROLLOUT_VIDEO, SETTINGS_FILE, describe_rollout_video
 from .video import SEP
 
@@ -248,7 +248,12 @@ def _summary_cards(actions: Mapping[str, Any]) -> str:
     ]
     if real_rows is not None:
         cards.append(("rows from the clip", f"{real_rows} of {len(actions['actions'])}"))
-    cards += [(f"time: {k}", f"{float(v):.3f} s") for k, v in (actions.get("timings_s") or {}).items()]
+    clip = clip_rows_of(actions)
+    if clip is not None:  # a whole clip's stage times are summed over its windows, its total is the wall time
+        cards.append(("clip", clip.note().removeprefix("rows from ")))
+    summed = " (windows summed)" if clip is not None and len(clip.window_rows) > 1 else ""
+    cards += [(f"time: {k}{summed if k != 'total' else ''}", f"{float(v):.3f} s")
+              for k, v in (actions.get("timings_s") or {}).items()]
     return _cards(cards)
 
 
@@ -343,6 +348,7 @@ def _action_table(actions: Mapping[str, Any]) -> str:
     values = np.asarray(actions_from_json(actions.get("actions", [])), dtype=np.float64)  # null: non-finite
     fps = float(actions.get("fps") or 1.0)
     real_rows = real_rows_of(actions)
+    clip = clip_rows_of(actions)  # which clip frames each row takes to the next
     note = "" if real_rows is None else (
         f"<p class=muted id=padded-note>Hatched: {_esc(padded_label(real_rows, len(values)))}. The clip had "
         f"{real_rows + 1} frames, fewer than chunk_size + 1 = {len(values) + 1}; row i takes frame i to frame i + 1, "
@@ -353,11 +359,13 @@ def _action_table(actions: Mapping[str, Any]) -> str:
                  "or float16 overflow).</p>")
     head = (
         "<tr><th>step</th><th>t [s]</th>"
+        + ("<th>clip frames</th>" if clip is not None else "")
         + "".join(f"<th>{_esc(c)} [{_esc(u)}]</th>" for c, u in zip(cols, units))
         + "</tr>"
     )
     body = "".join(
         f"<tr{' class=padded' if real_rows is not None and i >= real_rows else ''}><td>{i}</td><td>{i / fps:.3f}</td>"
+        + (f"<td>{clip.frames_used[i]}→{clip.frames_used[i + 1]}</td>" if clip is not None else "")
         + "".join(f"<td>{v:.5g}</td>" if np.isfinite(v) else f"<td class=bad>{v:.5g}</td>" for v in row) + "</tr>"
         for i, row in enumerate(values[:MAX_TABLE_ROWS])
     )

@@ -11,6 +11,7 @@ from .plots import (
     _check_actions,
     _check_fps,
     check_figure_format,
+    clip_rows_of,
     gripper_columns,
     load_actions_file,
     plot_prediction,
@@ -176,6 +177,7 @@ def visualize(
                 video_label=video_label if video_label is not None
                 else describe_rollout_video(prediction.get("mode"))[0] if video is None else "video",
                 real_rows=real_rows_of(prediction),
+                clip=clip_rows_of(prediction),
             )
         )
     # An earlier run's figure this one does not redraw would sit beside it as if it belonged. PDFs or SVGs for a paper

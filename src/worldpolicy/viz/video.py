@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..processing.video import to_uint8, write_video
-from .plots import _check_actions, _check_fps, action_timeseries_figure
+from .plots import ClipRows, _check_actions, _check_fps, action_timeseries_figure
 
 __all__ = [
     "animate_actions",
@@ -37,8 +37,9 @@ SEP = " · "
 # take. A 57-column chunk beside a 16:9 clip was 6050x2276 (level 6), a file a browser could not play everywhere.
 MAX_FRAME_SIZE = (4096, 2304)  # width, height
 # The most frames an animation draws: past it, every k-th frame is drawn, at 1/k of the rate, so the clip keeps its
-# length in seconds. Encoding costs about 0.1 s a frame on a laptop core: a whole-clip inverse dynamics run of 2000
-# frames took minutes and hundreds of MB for a playhead; 600 is 40 s at 15 fps, drawn whole.
+# length in seconds. A 1792x826 frame took about 0.1 s to draw and encode on one busy core (300 frames: 30 s, 11 MB):
+# a whole-clip inverse dynamics run of thousands of frames would take minutes and hundreds of MB for a playhead; 600
+# is 40 s at 15 fps, drawn whole.
 MAX_ANIMATION_FRAMES = 600
 
 
@@ -147,6 +148,7 @@ def animation_frames(
     title: str = "",
     video_label: str = "imagined video",
     real_rows: int | None = None,
+    clip: ClipRows | None = None,
 ) -> tuple[np.ndarray, float]:
     """Frames [N, H, W, 3] and their rate: the time-series plot with a moving playhead, the video (if any) at left.
 
@@ -157,20 +159,22 @@ def animation_frames(
     drawn as they come.
     `gripper_column`: the gripper's column, or one per arm (see `action_timeseries_figure`); `real_rows`: the steps
     from it on are hatched there too (an inverse dynamics result of a short clip, `plots.real_rows_of`), and the
-    video's frames after the one that row leads into are captioned as copies of it (the input padded past its end).
+    video's frames after the one that row leads into are captioned as copies of it (the input padded past its end);
+    `clip` (`plots.clip_rows_of`): the clip frames an inverse dynamics result's rows explain, on the plot's top axis.
     An animation of more than MAX_ANIMATION_FRAMES frames draws every k-th (the fewest that keep it within), at
     1/k of the rate, each captioned with its own frame number and time.
     """
     frames, rate = _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label,
-                              real_rows)
+                              real_rows, clip)
     return np.stack(list(frames)), rate
 
 
-def _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label, real_rows):
+def _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label, real_rows,
+               clip=None):
     """`animation_frames` as (a generator of frames, rate): checked and drawn up front, frames made one at a time."""
     a = _check_actions(actions, columns, units)
     fps = _check_fps(fps)
-    fig = action_timeseries_figure(a, columns, units, fps, gripper_column, title, real_rows)
+    fig = action_timeseries_figure(a, columns, units, fps, gripper_column, title, real_rows, clip)
     plot = figure_to_array(fig)
     height = plot.shape[0]
     axes = [ax for ax in fig.axes if ax.get_visible()]
@@ -259,11 +263,12 @@ def animate_actions(
     title: str = "",
     video_label: str = "imagined video",
     real_rows: int | None = None,
+    clip: ClipRows | None = None,
 ) -> Path:
     """Write `animation_frames` as an H.264 mp4 (atomically), encoding each frame as it is drawn (a streamed `video`
     is decoded as it is drawn too: neither clip is held whole)."""
     frames, rate = _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label,
-                              real_rows)
+                              real_rows, clip)
     return write_video(path, frames, rate)
 
 
