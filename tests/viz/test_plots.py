@@ -666,3 +666,27 @@ def test_a_whole_clips_figures_give_each_rows_clip_frame_and_its_windows(joint_c
     with pytest.raises(ValueError, match="clip=.*33 frames_used"):
         plots.action_timeseries_figure(joint_chunk[:32], doc["columns"], doc["units"], 15.0, clip=plots.clip_rows_of(
             _whole_clip(doc, 0, 1.0, [16, 15], False) | {"actions": doc["actions"][:31]}))
+
+
+@pytest.mark.parametrize("layout", ["joint_position", "relative_pose"])
+def test_a_head_without_a_gripper_column_is_drawn_without_one(tmp_path, layout):
+    """`RobotCommand.gripper` is None for a head without a gripper column: its actions file (gripper_column null)
+    gets every figure and the animation, none of them with a gripper line or closed span."""
+    from worldpolicy.viz.run import visualize
+
+    rng = np.random.default_rng(0)
+    columns = [f"joint_{i}" for i in range(6)] if layout == "joint_position" else list(plots.POSE_COLUMNS)
+    units = ["rad"] * 6 if layout == "joint_position" else ["m"] * 3 + ["1"] * 6
+    actions = np.cumsum(rng.normal(0, 0.01, (12, len(columns))), axis=0)
+    if layout == "relative_pose":
+        actions[:, 3:] = [1, 0, 0, 0, 1, 0]
+    doc = {"schema": "worldpolicy.actions/v1", "mode": "policy", "embodiment": "my_arm", "fps": 15.0,
+           "chunk_size": 12, "columns": columns, "units": units, "actions": actions.tolist(), "layout": layout,
+           "gripper_column": None}
+    (tmp_path / "actions.json").write_text(__import__("json").dumps(doc))
+    figure = "joints.png" if layout == "joint_position" else "ee_path.png"
+    assert [p.name for p in visualize(tmp_path)] == ["actions.png", figure, "animation.mp4"]
+    fig = plots.action_timeseries_figure(actions, columns, units, 15.0, plots.gripper_columns(doc, columns))
+    assert all(not ax.patches and ax.lines[0].get_color() == plots.LINE_COLOR for ax in fig.axes if ax.get_visible())
+    if layout == "joint_position":
+        assert len(plots.joints_figure(actions, columns, units, 15.0, None).axes) == 2  # positions, velocities
