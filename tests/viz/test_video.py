@@ -262,3 +262,29 @@ def test_a_long_animation_draws_every_kth_frame_at_the_rate_that_keeps_its_lengt
     panel = short[:, strip + 4 : strip + 20, 4:20, 0].astype(float).mean(axis=(1, 2))
     assert rate == pytest.approx(e.fps / 3) and np.allclose(panel, [0, 30, 60, 90, 90, 90, 90, 90, 90], atol=3)
     assert not np.array_equal(short[-1, :, -200:], short[-2, :, -200:])  # the playhead still moves
+
+
+def test_a_whole_clips_re_decoded_frames_are_captioned_by_their_clip_frame(tmp_path, joint_chunk, actions_json,
+                                                                           monkeypatch):
+    """A whole clip read from frame 40 at half its rate: the animation captioned rollout.mp4's frame 1 "frame 1",
+    while the plot's top axis and the actions file say that row starts at clip frame 42."""
+    import json
+
+    from worldpolicy.processing.video import write_video
+    from worldpolicy.viz.run import visualize
+
+    doc = actions_json("droid", joint_chunk[:8], "inverse_dynamics")
+    doc["settings"] = {"real_rows": 8, "clip": {"start_frame": 40, "frames_used": list(range(40, 57, 2)),
+                                                "clip_fps": 30.0, "resampled": True, "window_rows": [4, 4]}}
+    (tmp_path / "actions.json").write_text(json.dumps(doc))
+    write_video(tmp_path / "rollout.mp4", _clip(9, 32, 32, (0, 160, 0)), 15)
+    captions = []
+    caption_above = vv.caption_above
+    monkeypatch.setattr(vv, "caption_above", lambda frame, text, *a, **k: captions.append(text) or caption_above(
+        frame, text, *a, **k))
+    visualize(tmp_path)
+    assert captions[0] == vv.SEP.join(("re-decoded input video", "t = 0.00 s", "clip frame 40"))
+    assert [c.rsplit(vv.SEP, 1)[-1] for c in captions] == [f"clip frame {f}" for f in range(40, 57, 2)]
+    captions.clear()  # another clip given with --video is captioned by its own frames
+    visualize(tmp_path, video=tmp_path / "rollout.mp4", out_dir=tmp_path / "other")
+    assert captions[1].endswith(f"{vv.SEP}frame 1")

@@ -396,7 +396,8 @@ class ClipRows:
 def clip_rows_of(prediction: Mapping[str, Any]) -> ClipRows | None:
     """An inverse dynamics result's `ClipRows`, when its rows are not simply the clip's frames from 0 in one window
     (a start frame, several windows or a resampled clip: what `predict` names in its result line too); None for any
-    other result, or a `settings["clip"]` that does not match the rows (a file edited by hand)."""
+    other result, or a `settings["clip"]` whose frames do not cover every row (a short clip's padded single window,
+    whose rows past `real_rows` explain no frame of it; a file edited by hand)."""
     settings = prediction.get("settings")
     clip = settings.get("clip") if isinstance(settings, Mapping) else None
     if prediction.get("mode") != "inverse_dynamics" or not isinstance(clip, Mapping):

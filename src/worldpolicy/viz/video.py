@@ -149,6 +149,7 @@ def animation_frames(
     video_label: str = "imagined video",
     real_rows: int | None = None,
     clip: ClipRows | None = None,
+    frame_numbers: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, float]:
     """Frames [N, H, W, 3] and their rate: the time-series plot with a moving playhead, the video (if any) at left.
 
@@ -160,17 +161,19 @@ def animation_frames(
     `gripper_column`: the gripper's column, or one per arm (see `action_timeseries_figure`); `real_rows`: the steps
     from it on are hatched there too (an inverse dynamics result of a short clip, `plots.real_rows_of`), and the
     video's frames after the one that row leads into are captioned as copies of it (the input padded past its end);
-    `clip` (`plots.clip_rows_of`): the clip frames an inverse dynamics result's rows explain, on the plot's top axis.
+    `clip` (`plots.clip_rows_of`): the clip frames an inverse dynamics result's rows explain, on the plot's top axis;
+    `frame_numbers`: the clip frame each video frame is (`clip.frames_used` for the run's own re-decoded clip, whose
+    frame k is the clip's frame `frames_used[k]`), captioned "clip frame N" instead of its index.
     An animation of more than MAX_ANIMATION_FRAMES frames draws every k-th (the fewest that keep it within), at
     1/k of the rate, each captioned with its own frame number and time.
     """
     frames, rate = _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label,
-                              real_rows, clip)
+                              real_rows, clip, frame_numbers)
     return np.stack(list(frames)), rate
 
 
 def _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label, real_rows,
-               clip=None):
+               clip=None, frame_numbers=None):
     """`animation_frames` as (a generator of frames, rate): checked and drawn up front, frames made one at a time."""
     a = _check_actions(actions, columns, units)
     fps = _check_fps(fps)
@@ -203,8 +206,13 @@ def _animation(actions, columns, units, fps, gripper_column, video, video_fps, t
     strip = label_height(height)
     # an inverse dynamics input padded past the clip's end: its frames after the one row `real_rows` leads into
     last_real = None if real_rows is None else int(np.floor(real_rows * rate / fps + 1e-9))
-    longest = "ended" if last_real is None else "copy of frame 00000"
-    widest = SEP.join((video_label, "t = 0000.00 s", "frame 00000", longest))  # one caption size for every frame
+
+    def number(k: int) -> str:
+        return f"clip frame {frame_numbers[k]}" if frame_numbers is not None and k < len(frame_numbers) else f"frame {k}"
+
+    shown = "clip frame 00000" if frame_numbers is not None else "frame 00000"
+    longest = "ended" if last_real is None else f"copy of {shown}"
+    widest = SEP.join((video_label, "t = 0000.00 s", shown, longest))  # one caption size for every frame
 
     def frames():
         if video is None:
@@ -216,11 +224,11 @@ def _animation(actions, columns, units, fps, gripper_column, video, video_fps, t
             if k % every:
                 continue
             copy = last_real is not None and k > last_real
-            yield _frame(k / rate, image, f"frame {k}{SEP}copy of frame {last_real}" if copy else f"frame {k}")
+            yield _frame(k / rate, image, f"{number(k)}{SEP}copy of {number(last_real)}" if copy else number(k))
         last = k
         k += every - k % every if k % every else every  # the next frame drawn
         while k / rate <= t_end + 1e-9:  # a clip shorter than the chunk: the playhead still runs to its end
-            yield _frame(k / rate, image, f"frame {last}{SEP}ended")
+            yield _frame(k / rate, image, f"{number(last)}{SEP}ended")
             k += every
 
     def _frame(t: float, image: np.ndarray | None, shown: str) -> np.ndarray:
@@ -264,11 +272,12 @@ def animate_actions(
     video_label: str = "imagined video",
     real_rows: int | None = None,
     clip: ClipRows | None = None,
+    frame_numbers: Sequence[int] | None = None,
 ) -> Path:
     """Write `animation_frames` as an H.264 mp4 (atomically), encoding each frame as it is drawn (a streamed `video`
     is decoded as it is drawn too: neither clip is held whole)."""
     frames, rate = _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label,
-                              real_rows, clip)
+                              real_rows, clip, frame_numbers)
     return write_video(path, frames, rate)
 
 
