@@ -630,3 +630,63 @@ def test_every_figure_names_the_checkpoint_that_made_it(monkeypatch, tmp_path, j
     plots.plot_prediction(doc, tmp_path)
     for fig in figures.values():
         assert fig.get_suptitle().startswith(f'policy · droid/joint_pos · {shown} · "pick up the marker"')
+
+
+def _whole_clip(doc: dict, start: int, step: float, windows: list[int], resampled: bool) -> dict:
+    """`doc` as an inverse dynamics result of a whole clip: row i from clip frame start + round(i * step)."""
+    rows = sum(windows)
+    used = [start + int(np.floor(i * step + 0.5)) for i in range(rows + 1)]
+    settings = {**doc["settings"], "real_rows": rows, "clip": {"start_frame": start, "frames_used": used,
+                "clip_fps": 30.0 if resampled else 15.0, "resampled": resampled, "window_rows": windows}}
+    return {**doc, "mode": "inverse_dynamics", "settings": settings}
+
+
+def test_a_whole_clips_figures_give_each_rows_clip_frame_and_its_windows(joint_chunk, actions_json, monkeypatch):
+    """A whole clip labelled from frame 40 at 30 fps, read at 15 (`--resample`), was plotted from t = 0 with nothing
+    to say which of the clip's frames a row explains or where the model's windows of 4 rows start (its outputs jump
+    there)."""
+    doc = _whole_clip(actions_json("droid", joint_chunk, "inverse_dynamics"), 40, 2.0, [4] * 7 + [4], True)
+    clip = plots.clip_rows_of(doc)
+    assert clip.frames_used[:3] == (40, 42, 44) and clip.window_starts() == [48, 56, 64, 72, 80, 88, 96]
+    figures = _captured_figures(monkeypatch)
+    plots.plot_prediction(doc, "unused")
+    for name in ("actions.png", "joints.png"):
+        fig = figures[name]
+        assert "rows from clip frames 40..104 (8 windows of 4 rows), resampled from 30 fps" in fig._suptitle.get_text()
+        fig.canvas.draw()  # a second axis takes its limits from its parent's when drawn
+        top = [child for ax in fig.axes for child in ax.child_axes]
+        assert top and all(t.get_xlabel() == "clip frame; short ticks: window starts" for t in top)
+        assert top[0].get_xlim() == pytest.approx(tuple(40 + 2 * 15 * x for x in fig.axes[0].get_xlim()))
+        assert list(top[0].xaxis.get_minorticklocs()) == clip.window_starts()
+    assert len(figures["actions.png"].axes[0].child_axes) == 1 and not figures["actions.png"].axes[-1].child_axes
+    # the clip's own frames from 0 in one window: the time axis says it all
+    assert plots.clip_rows_of(_whole_clip(doc, 0, 1.0, [32], False)) is None
+    assert plots.clip_rows_of(_whole_clip(doc, 0, 1.0, [16, 16], False)).window_starts() == [16]
+    assert plots.clip_rows_of({**doc, "actions": doc["actions"][:-1]}) is None  # rows it does not describe
+    with pytest.raises(ValueError, match="clip=.*33 frames_used"):
+        plots.action_timeseries_figure(joint_chunk[:32], doc["columns"], doc["units"], 15.0, clip=plots.clip_rows_of(
+            _whole_clip(doc, 0, 1.0, [16, 15], False) | {"actions": doc["actions"][:31]}))
+
+
+@pytest.mark.parametrize("layout", ["joint_position", "relative_pose"])
+def test_a_head_without_a_gripper_column_is_drawn_without_one(tmp_path, layout):
+    """`RobotCommand.gripper` is None for a head without a gripper column: its actions file (gripper_column null)
+    gets every figure and the animation, none of them with a gripper line or closed span."""
+    from worldpolicy.viz.run import visualize
+
+    rng = np.random.default_rng(0)
+    columns = [f"joint_{i}" for i in range(6)] if layout == "joint_position" else list(plots.POSE_COLUMNS)
+    units = ["rad"] * 6 if layout == "joint_position" else ["m"] * 3 + ["1"] * 6
+    actions = np.cumsum(rng.normal(0, 0.01, (12, len(columns))), axis=0)
+    if layout == "relative_pose":
+        actions[:, 3:] = [1, 0, 0, 0, 1, 0]
+    doc = {"schema": "worldpolicy.actions/v1", "mode": "policy", "embodiment": "my_arm", "fps": 15.0,
+           "chunk_size": 12, "columns": columns, "units": units, "actions": actions.tolist(), "layout": layout,
+           "gripper_column": None}
+    (tmp_path / "actions.json").write_text(__import__("json").dumps(doc))
+    figure = "joints.png" if layout == "joint_position" else "ee_path.png"
+    assert [p.name for p in visualize(tmp_path)] == ["actions.png", figure, "animation.mp4"]
+    fig = plots.action_timeseries_figure(actions, columns, units, 15.0, plots.gripper_columns(doc, columns))
+    assert all(not ax.patches and ax.lines[0].get_color() == plots.LINE_COLOR for ax in fig.axes if ax.get_visible())
+    if layout == "joint_position":
+        assert len(plots.joints_figure(actions, columns, units, 15.0, None).axes) == 2  # positions, velocities

@@ -684,3 +684,55 @@ def test_report_server_refuses_links_out_of_the_run_folder(tmp_path):
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+@pytest.mark.parametrize("scenes, kind, card, note", [
+    ({"task": "reach", "source": "its dataset data/reach", "recorded_seeds": [0, 900], "seeds": [7, 8]}, "checkpoint",
+     "2 of 2 are training scenes", ("Training scenes: 2 of the 2 episodes (seeds 7, 8) are scenes the checkpoint was "
+     "trained on (its dataset data/reach: reach seeds 0..900): the success rate says how well it fits its training "
+     "data, not how it does on new scenes.")),
+    ({"task": "reach", "source": "its dataset data/reach", "recorded_seeds": [0, 900], "seeds": []}, "checkpoint",
+     "held out", ("Held out: none of these 2 episodes is a scene the checkpoint was trained on (its dataset "
+     "data/reach: reach seeds 0..900).")),
+    (None, "checkpoint", "not known", ("Held out or not: not known (the checkpoint's training data does not say which "
+     "scenes it recorded): the success rate may include scenes the policy was trained on.")),
+    (None, "scripted", None, None),
+])
+def test_a_sim_runs_success_rate_says_whether_its_scenes_were_held_out(tmp_path, scenes, kind, card, note):
+    """report.json records whether the episodes were scenes the checkpoint trained on (`training_scenes`); the page
+    showed its success rate alone, so a rate on training scenes read as one on new scenes."""
+    episodes = [{"seed": 7, "success": True, "steps": 26}, {"seed": 8, "success": False, "steps": 60}]
+    (tmp_path / "report.json").write_text(json.dumps({
+        "schema": "worldpolicy.sim_eval/v1", "task": "reach", "policy": "ckpt", "robot": "panda",
+        "strategy": {"kind": "execute"}, "control_hz": 15.0, "successes": 1, "success_rate": 0.5,
+        "ci95": [0.094, 0.906], "episodes_requested": 2, "episodes": episodes, "training_scenes": scenes,
+        "policy_settings": {"kind": kind}}))
+    html = report.write_report(tmp_path).read_text()
+    cards = list(re.findall(r"<div class=card><b>([^<]*)</b><span>([^<]*)</span></div>", html))
+    names = [name for name, _ in cards]
+    assert dict(cards).get("scenes") == card
+    if card is not None:
+        assert names.index("scenes") == names.index("success rate") + 1  # beside the rate it qualifies
+        summary = html[html.index("<section id=summary>"):]
+        shown = re.sub(r"<[^>]+>", "", re.search(r"<p class=\w+ id=training-scenes>(.*?)</p>", summary).group(1))
+        assert shown == note.replace("'", "&#x27;")
+    else:
+        assert "id=training-scenes" not in html
+
+
+def test_a_whole_clips_page_gives_each_rows_clip_frames(tmp_path, joint_chunk, actions_json):
+    """A whole clip read at 15 fps from frame 40 of a 30 fps file: the table's step and time did not say which clip
+    frames a row explains, nor the summary which frames and windows the run used."""
+    doc = actions_json("droid", joint_chunk[:8], "inverse_dynamics")
+    doc["settings"] = {"real_rows": 8, "clip": {"start_frame": 40, "frames_used": list(range(40, 57, 2)),
+                                                "clip_fps": 30.0, "resampled": True, "window_rows": [4, 4]}}
+    doc["timings_s"] = {"denoise": 2.0, "total": 1.5}
+    (tmp_path / "actions.json").write_text(json.dumps(doc))
+    html = report.write_report(tmp_path).read_text()
+    cards = dict(re.findall(r"<div class=card><b>([^<]*)</b><span>([^<]*)</span></div>", html))
+    assert cards["clip"] == "clip frames 40..56 (2 windows of 4 rows), resampled from 30 fps"
+    assert cards["time: denoise (windows summed)"] == "2.000 s" and cards["time: total"] == "1.500 s"
+    page = _parse(tmp_path / "index.html")
+    assert page.th[:3] == ["step", "t [s]", "clip frames"]
+    rows = re.findall(r"<tr><td>(\d+)</td><td>[\d.]+</td><td>([^<]*)</td>", html)
+    assert rows[0] == ("0", "40→42") and rows[-1] == ("7", "54→56")

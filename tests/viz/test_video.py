@@ -240,3 +240,51 @@ def test_caption_parts_are_set_apart_by_more_than_a_space(monkeypatch):
     clip = np.zeros((5, 32, 48, 3), np.uint8)
     vv.side_by_side_frames([np.zeros((8, 32, 48, 3), np.uint8), clip], ["simulated", "imagined"])
     assert captions[-2:] == ["simulated · frame 7", "imagined · frame 4 · ended"]
+
+
+def test_a_long_animation_draws_every_kth_frame_at_the_rate_that_keeps_its_length(joint_chunk, monkeypatch):
+    """A whole-clip inverse dynamics run of 2000 frames drew and encoded each one (minutes, hundreds of MB, for a
+    playhead): past MAX_ANIMATION_FRAMES every k-th frame is drawn, at 1/k of the rate, the clip still its own."""
+    monkeypatch.setattr(vv, "MAX_ANIMATION_FRAMES", 10)
+    e = get_embodiment("droid")
+    chunk = np.concatenate([joint_chunk, joint_chunk[:1]])[:25]  # 25 steps: every 3rd, steps 0, 3, ..., 24
+    frames, rate = vv.animation_frames(chunk, e.columns, e.units, e.fps, "gripper")
+    assert frames.shape[0] == 9 and rate == pytest.approx(e.fps / 3)
+    reds = np.arange(25) * 10
+    video = np.zeros((25, 32, 32, 3), np.uint8)
+    video[..., 0] = reds[:, None, None]  # frame k is red k * 10: which frame a panel shows
+    shown, rate = vv.animation_frames(chunk, e.columns, e.units, e.fps, "gripper", video, video_fps=e.fps)
+    strip = vv.label_height(shown.shape[1])
+    panel = shown[:, strip + 4 : strip + 20, 4:20, 0].astype(float).mean(axis=(1, 2))
+    assert rate == pytest.approx(e.fps / 3) and np.allclose(panel, reds[::3], atol=3)
+    # a streamed clip shorter than the chunk: its frames 0, 3, 6, 9 drawn, then the last held to the chunk's end
+    short, rate = vv.animation_frames(chunk, e.columns, e.units, e.fps, "gripper", iter(video[:10]), video_fps=e.fps)
+    panel = short[:, strip + 4 : strip + 20, 4:20, 0].astype(float).mean(axis=(1, 2))
+    assert rate == pytest.approx(e.fps / 3) and np.allclose(panel, [0, 30, 60, 90, 90, 90, 90, 90, 90], atol=3)
+    assert not np.array_equal(short[-1, :, -200:], short[-2, :, -200:])  # the playhead still moves
+
+
+def test_a_whole_clips_re_decoded_frames_are_captioned_by_their_clip_frame(tmp_path, joint_chunk, actions_json,
+                                                                           monkeypatch):
+    """A whole clip read from frame 40 at half its rate: the animation captioned rollout.mp4's frame 1 "frame 1",
+    while the plot's top axis and the actions file say that row starts at clip frame 42."""
+    import json
+
+    from worldpolicy.processing.video import write_video
+    from worldpolicy.viz.run import visualize
+
+    doc = actions_json("droid", joint_chunk[:8], "inverse_dynamics")
+    doc["settings"] = {"real_rows": 8, "clip": {"start_frame": 40, "frames_used": list(range(40, 57, 2)),
+                                                "clip_fps": 30.0, "resampled": True, "window_rows": [4, 4]}}
+    (tmp_path / "actions.json").write_text(json.dumps(doc))
+    write_video(tmp_path / "rollout.mp4", _clip(9, 32, 32, (0, 160, 0)), 15)
+    captions = []
+    caption_above = vv.caption_above
+    monkeypatch.setattr(vv, "caption_above", lambda frame, text, *a, **k: captions.append(text) or caption_above(
+        frame, text, *a, **k))
+    visualize(tmp_path)
+    assert captions[0] == vv.SEP.join(("re-decoded input video", "t = 0.00 s", "clip frame 40"))
+    assert [c.rsplit(vv.SEP, 1)[-1] for c in captions] == [f"clip frame {f}" for f in range(40, 57, 2)]
+    captions.clear()  # another clip given with --video is captioned by its own frames
+    visualize(tmp_path, video=tmp_path / "rollout.mp4", out_dir=tmp_path / "other")
+    assert captions[1].endswith(f"{vv.SEP}frame 1")

@@ -12,6 +12,7 @@ import numbers
 import re
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -29,9 +30,11 @@ __all__ = [
     "LENGTH_UNITS",
     "PATH_UNITS",
     "POSE_COLUMNS",
+    "ClipRows",
     "action_timeseries_figure",
     "check_figure_format",
     "checkpoint_name",
+    "clip_rows_of",
     "ee_path_figure",
     "ee_poses",
     "figure_format",
@@ -350,6 +353,99 @@ def real_rows_of(prediction: Mapping[str, Any]) -> int | None:
     return _check_real_rows(settings["real_rows"], len(prediction["actions"]), "settings.real_rows")
 
 
+@dataclass(frozen=True)
+class ClipRows:
+    """Which frames of its clip an inverse dynamics result's rows explain (`settings["clip"]`, `Policy.infer_actions`):
+    row i takes clip frame `frames_used[i]` to `frames_used[i + 1]` (indexes into the clip as given), in windows of
+    `window_rows` rows. A whole clip from frame 40, or one read at the embodiment's rate (`resampled` from `clip_fps`),
+    has rows that are not its frames from 0: the figures give each row's clip frame on a second axis and the
+    report's table a column, so a spike can be found in the clip; window starts are ticked there, as the model saw
+    each window alone."""
+
+    frames_used: tuple[int, ...]
+    window_rows: tuple[int, ...]
+    clip_fps: float | None
+    resampled: bool
+
+    def frame_at(self, t: np.ndarray | float, fps: float) -> np.ndarray | float:
+        """The clip frame at time `t` (seconds from row 0 at `fps`), on the straight line from the first frame used
+        to the last (a resampled clip's frames are the nearest to it, within half a frame)."""
+        rows = len(self.frames_used) - 1
+        return self.frames_used[0] + np.asarray(t) * fps * (self.frames_used[-1] - self.frames_used[0]) / rows
+
+    def time_at(self, frame: np.ndarray | float, fps: float) -> np.ndarray | float:
+        """`frame_at`'s inverse."""
+        rows = len(self.frames_used) - 1
+        return (np.asarray(frame) - self.frames_used[0]) * rows / (self.frames_used[-1] - self.frames_used[0]) / fps
+
+    def window_starts(self) -> list[int]:
+        """The clip frames the windows after the first start from."""
+        return [self.frames_used[k] for k in np.cumsum(self.window_rows)[:-1]]
+
+    def note(self) -> str:
+        """What a heading says of it: `rows from clip frames 40..340 (75 windows of 4 rows), resampled from 30 fps`."""
+        windows = len(self.window_rows)
+        most = max(self.window_rows)
+        sizes = f"{plural(windows, 'window')} of {plural(most, 'row')}" if windows > 1 else plural(most, "row")
+        if windows > 1 and min(self.window_rows) != most:
+            sizes += f", the last {self.window_rows[-1]}"
+        resampled = f", resampled from {self.clip_fps:g} fps" if self.resampled and self.clip_fps else ""
+        return f"rows from clip frames {self.frames_used[0]}..{self.frames_used[-1]} ({sizes}){resampled}"
+
+
+def clip_rows_of(prediction: Mapping[str, Any]) -> ClipRows | None:
+    """An inverse dynamics result's `ClipRows`, when its rows are not simply the clip's frames from 0 in one window
+    (a start frame, several windows or a resampled clip: what `predict` names in its result line too); None for any
+    other result, or a `settings["clip"]` whose frames do not cover every row (a short clip's padded single window,
+    whose rows past `real_rows` explain no frame of it; a file edited by hand)."""
+    settings = prediction.get("settings")
+    clip = settings.get("clip") if isinstance(settings, Mapping) else None
+    if prediction.get("mode") != "inverse_dynamics" or not isinstance(clip, Mapping):
+        return None
+    try:
+        used = tuple(int(f) for f in clip["frames_used"])
+        windows = tuple(int(n) for n in clip["window_rows"])
+        rate = float(clip["clip_fps"]) if clip.get("clip_fps") else None
+        resampled = bool(clip.get("resampled", False))
+    except (KeyError, TypeError, ValueError):
+        return None
+    rows = len(prediction.get("actions", []))
+    if len(used) != rows + 1 or sum(windows) != rows or used[-1] <= used[0] or min(windows, default=0) < 1:
+        return None
+    if used[0] == 0 and len(windows) == 1 and not resampled:
+        return None
+    return ClipRows(used, windows, rate, resampled)
+
+
+_CLIP_AXIS_IN = 0.35  # the clip-frame axis above the top row of subplots: its tick labels and name
+
+
+def _check_clip(clip: Any, steps: int) -> ClipRows | None:
+    """`clip` as a ClipRows whose rows are the chunk's (`steps`), or a ValueError naming it."""
+    if clip is None:
+        return None
+    if not isinstance(clip, ClipRows) or len(clip.frames_used) != steps + 1:
+        raise ValueError(f"clip={clip!r:.120}: expected a ClipRows (plots.clip_rows_of) with {steps + 1} frames_used, "
+                         "one per row of the chunk plus the last")
+    return clip
+
+
+def _clip_axis(ax, clip: ClipRows, fps: float, label: bool) -> None:
+    """A second x axis on top of `ax` in clip frames (`ClipRows.frame_at`), the window starts ticked short on it."""
+    from matplotlib.ticker import FixedLocator, MaxNLocator
+
+    top = ax.secondary_xaxis("top", functions=(lambda t: clip.frame_at(t, fps), lambda f: clip.time_at(f, fps)))
+    top.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
+    top.xaxis.set_minor_locator(FixedLocator(clip.window_starts()))
+    top.xaxis.remove_overlapping_locs = False  # a window starting at a labelled frame is ticked too
+    top.tick_params(which="minor", length=3, color="0.4")
+    top.tick_params(which="major", length=5)
+    style_ticks(top)
+    if label:
+        starts = "; short ticks: window starts" if len(clip.window_rows) > 1 else ""
+        top.set_xlabel(f"clip frame{starts}", fontsize=LABEL_FONTSIZE, labelpad=2)
+
+
 def _check_real_rows(real_rows: Any, steps: int, name: str = "real_rows") -> int | None:
     """`real_rows` as an int below `steps`, or None when it marks no row."""
     if real_rows is None:
@@ -431,11 +527,14 @@ def plot_action_timeseries(
     path: str | Path | None = None,
     title: str = "",
     real_rows: int | None = None,
+    clip: ClipRows | None = None,
 ) -> Path:
     """One subplot per action dimension over time (seconds); the gripper line is vermillion and its closed spans
-    shaded orange; steps from `real_rows` on (an inverse dynamics result of a short clip) hatched."""
+    shaded orange; steps from `real_rows` on (an inverse dynamics result of a short clip) hatched; `clip`
+    (`clip_rows_of`): the clip frames the rows explain, on a second axis on top."""
     path = _require_path(path, "plot_action_timeseries")
-    return save_figure(action_timeseries_figure(actions, columns, units, fps, gripper_column, title, real_rows), path)
+    return save_figure(action_timeseries_figure(actions, columns, units, fps, gripper_column, title, real_rows, clip),
+                       path)
 
 
 def _grid_shape(d: int) -> tuple[int, int]:
@@ -452,6 +551,7 @@ def action_timeseries_figure(
     gripper_column: str | Sequence[str] | None = None,
     title: str = "",
     real_rows: int | None = None,
+    clip: ClipRows | None = None,
 ):
     """The `plot_action_timeseries` figure (a matplotlib Figure on the Agg canvas), for callers that draw on it.
 
@@ -460,7 +560,9 @@ def action_timeseries_figure(
     all of them).
     `title` (e.g. which run) heads the figure above what it shows. `real_rows` (`real_rows_of`): the steps from it on
     explain copies of a short clip's last frame; they are hatched on every subplot, and named in the legend of the
-    first and in the heading."""
+    first and in the heading. `clip` (`clip_rows_of`, an inverse dynamics result of a whole clip, a start frame or a
+    resampled clip): the clip frames the rows explain, on a second x axis above the top row, and said in the
+    heading."""
     a = _check_actions(actions, columns, units, gripper_column)
     fps = _check_fps(fps)
     real_rows = _check_real_rows(real_rows, a.shape[0])
@@ -479,7 +581,10 @@ def action_timeseries_figure(
         detail += f"; {model_space_note(units)}"
     if real_rows is not None:
         detail += f"; hatched: {padded_label(real_rows, a.shape[0])}"
-    top = figure_title(fig, title or "action chunk", detail)
+    clip = _check_clip(clip, a.shape[0])
+    if clip is not None:
+        detail += f"\n{clip.note()}"
+    top = figure_title(fig, title or "action chunk", detail) + (_CLIP_AXIS_IN if clip is not None else 0.0)
     _grid_margins(fig, nrows, ncols, top=top, left=0.9)  # room for a y label of _MAX_LABEL_LINES
     axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, squeeze=False)).ravel()
     for i, ax in enumerate(axes):
@@ -498,6 +603,8 @@ def action_timeseries_figure(
             _closed_threshold(ax, a[:, i])
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
+        if clip is not None and i < ncols:
+            _clip_axis(ax, clip, fps, label=True)
     _time_axis(axes[0], a.shape[0], fps)  # the axes share x
     for ax in axes[max(0, d - ncols) : d]:
         ax.set_xlabel("time [s]", fontsize=LABEL_FONTSIZE)
@@ -663,11 +770,12 @@ def plot_joints(
     gripper_column: str | None = None,
     title: str = "",
     real_rows: int | None = None,
+    clip: ClipRows | None = None,
 ) -> Path:
     """Joint positions overlaid, joint velocities (finite differences) and the gripper, over time in seconds; steps
-    from `real_rows` on hatched as in `action_timeseries_figure`."""
+    from `real_rows` on hatched and `clip`'s frames on top, as in `action_timeseries_figure`."""
     path = _require_path(path, "plot_joints")
-    return save_figure(joints_figure(actions, columns, units, fps, gripper_column, title, real_rows), path)
+    return save_figure(joints_figure(actions, columns, units, fps, gripper_column, title, real_rows, clip), path)
 
 
 def joints_figure(
@@ -678,9 +786,11 @@ def joints_figure(
     gripper_column: str | None = None,
     title: str = "",
     real_rows: int | None = None,
+    clip: ClipRows | None = None,
 ):
     """The `plot_joints` figure; `title` (e.g. which run) heads it. The joints' legend sits right of the axes, where
-    it hides no line. `real_rows`: as in `action_timeseries_figure`, the steps from it on hatched and named."""
+    it hides no line. `real_rows`: as in `action_timeseries_figure`, the steps from it on hatched and named; `clip`:
+    its clip frames on a second axis on top."""
     a = _check_actions(actions, columns, units, gripper_column)
     fps = _check_fps(fps)
     real_rows = _check_real_rows(real_rows, a.shape[0])
@@ -703,7 +813,10 @@ def joints_figure(
         detail += f"; {model_space_note(units)}"
     if real_rows is not None:
         detail += f"; hatched: {padded_label(real_rows, a.shape[0])}"
-    top = figure_title(fig, title or "joint trajectory", detail)
+    clip = _check_clip(clip, a.shape[0])
+    if clip is not None:
+        detail += f"\n{clip.note()}"
+    top = figure_title(fig, title or "joint trajectory", detail) + (_CLIP_AXIS_IN if clip is not None else 0.0)
     _grid_margins(fig, nrows, 1, top=top, right=right, hgap=0.2)
     axes = fig.subplots(nrows, 1, sharex=True, squeeze=False)[:, 0]
     g = a[:, list(columns).index(gripper_column)] if gripper_column is not None else None
@@ -735,6 +848,8 @@ def joints_figure(
     for ax in axes:
         ax.grid(alpha=0.3)
         style_ticks(ax)
+    if clip is not None:
+        _clip_axis(axes[0], clip, fps, label=True)
     _time_axis(axes[0], a.shape[0], fps)  # the axes share x
     axes[-1].set_xlabel("time [s]", fontsize=LABEL_FONTSIZE)
     return fig
@@ -854,7 +969,9 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path, fmt
     out_dir = Path(out_dir)
     name = run_title(prediction_json)
     rows = real_rows_of(prediction_json)
-    figures = {"actions": action_timeseries_figure(actions, columns, units, fps, grippers, f"{name}: actions", rows)}
+    clip = clip_rows_of(prediction_json)
+    figures = {"actions": action_timeseries_figure(actions, columns, units, fps, grippers, f"{name}: actions", rows,
+                                                   clip)}
     if layout == "relative_pose":
         for prefix, indexes in pose_groups(columns).items():
             if any(units[i] == MODEL_SPACE_UNIT for i in indexes):  # normalised deltas integrate to no real path
@@ -873,5 +990,5 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path, fmt
             arm[:, :3] *= _metres_per_unit([columns[i] for i in indexes[:3]], [units[i] for i in indexes[:3]])
             figures[file] = ee_path_figure(arm, arm_columns, gripper_column=grip, title=title, real_rows=rows)
     elif layout == "joint_position":
-        figures["joints"] = joints_figure(actions, columns, units, fps, gripper, f"{name}: joints", rows)
+        figures["joints"] = joints_figure(actions, columns, units, fps, gripper, f"{name}: joints", rows, clip)
     return [save_figure(fig, out_dir / f"{file}.{fmt}") for file, fig in figures.items()]

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..fileio import ACTIONS_FILE, write_bytes_atomic
 from ..results import actions_from_json
-from .plots import model_space_note, nonfinite_summary, padded_label, plural, real_rows_of
+from .plots import clip_rows_of, model_space_note, nonfinite_summary, padded_label, plural, real_rows_of
 from .run import ANIMATION_FILE, ROLLOUT_VIDEO, SETTINGS_FILE, describe_rollout_video
 from .video import SEP
 
@@ -248,7 +248,12 @@ def _summary_cards(actions: Mapping[str, Any]) -> str:
     ]
     if real_rows is not None:
         cards.append(("rows from the clip", f"{real_rows} of {len(actions['actions'])}"))
-    cards += [(f"time: {k}", f"{float(v):.3f} s") for k, v in (actions.get("timings_s") or {}).items()]
+    clip = clip_rows_of(actions)
+    if clip is not None:  # a whole clip's stage times are summed over its windows, its total is the wall time
+        cards.append(("clip", clip.note().removeprefix("rows from ")))
+    summed = " (windows summed)" if clip is not None and len(clip.window_rows) > 1 else ""
+    cards += [(f"time: {k}{summed if k != 'total' else ''}", f"{float(v):.3f} s")
+              for k, v in (actions.get("timings_s") or {}).items()]
     return _cards(cards)
 
 
@@ -274,11 +279,46 @@ def _sim_summary_cards(report: Mapping[str, Any]) -> str:
     if isinstance(report.get("success_rate"), (int, float)) and isinstance(lo, (int, float)):
         cards.append(("success rate",
                       f"{100 * report['success_rate']:.1f} % (95 % CI {100 * lo:.1f}-{100 * hi:.1f} %)"))
+    scenes, note = _scenes(report, done)
+    if scenes:
+        cards.append(("scenes", scenes))
     if isinstance(requested, int) and requested > done:
         cards.append(("incomplete", f"{done} of {requested} episodes ran"))
     cards += [("control", f"{_fmt(report.get('control_hz'))} Hz"),
               ("strategy", report["strategy"].get("kind") if isinstance(report.get("strategy"), Mapping) else None)]
-    return _cards(cards)
+    return _cards(cards) + note
+
+
+# Policies that learned no scenes (sim.evaluate.VERSIONED_POLICIES, by the kind report.json records), whose success
+# needs no word on held-out scenes
+_UNTRAINED_POLICIES = ("scripted", "random")
+
+
+def _scenes(report: Mapping[str, Any], done: int) -> tuple[str, str]:
+    """(card, note) on whether a sim run's episodes are scenes its checkpoint was trained on (`training_scenes`, kept
+    by `sim.evaluate`): a success rate on training scenes says how well it fits its training data, and was shown as
+    if it were one on new scenes. A report that does not know says so, unless its policy learned nothing."""
+    scenes = report.get("training_scenes")
+    if not isinstance(scenes, Mapping):
+        policy = report.get("policy_settings")
+        kind = policy.get("kind") if isinstance(policy, Mapping) else None
+        if kind in _UNTRAINED_POLICIES:
+            return "", ""
+        why = ("the checkpoint's training data does not say which scenes it recorded" if kind == "checkpoint"
+               else "not recorded for this policy")
+        return "not known", (f"<p class=muted id=training-scenes>Held out or not: not known ({_esc(why)}): the "
+                             "success rate may include scenes the policy was trained on.</p>")
+    seen = [s for s in scenes.get("seeds") or [] if isinstance(s, int)]
+    recorded = scenes.get("recorded_seeds") or ["?", "?"]
+    source = f"{scenes.get('source')}: {scenes.get('task')} seeds {recorded[0]}..{recorded[-1]}"
+    if not seen:
+        return "held out", (f"<p class=muted id=training-scenes>Held out: none of these {plural(done, 'episode')} is "
+                            f"a scene the checkpoint was trained on ({_esc(source)}).</p>")
+    listed = ", ".join(map(str, seen)) if len(seen) <= 8 else f"{seen[0]}..{seen[-1]}"
+    return (f"{len(seen)} of {done} are training scenes",
+            (f"<p class=warn id=training-scenes><b>Training scenes: {len(seen)} of the {plural(done, 'episode')} "
+             f"(seeds {_esc(listed)}) are scenes the checkpoint was trained on ({_esc(source)})</b>: the success "
+             "rate says how well it fits its training data, not how it does on new scenes.</p>"))
 
 
 def _episode_seed(relative_path: str) -> str:
@@ -308,6 +348,7 @@ def _action_table(actions: Mapping[str, Any]) -> str:
     values = np.asarray(actions_from_json(actions.get("actions", [])), dtype=np.float64)  # null: non-finite
     fps = float(actions.get("fps") or 1.0)
     real_rows = real_rows_of(actions)
+    clip = clip_rows_of(actions)  # which clip frames each row takes to the next
     note = "" if real_rows is None else (
         f"<p class=muted id=padded-note>Hatched: {_esc(padded_label(real_rows, len(values)))}. The clip had "
         f"{real_rows + 1} frames, fewer than chunk_size + 1 = {len(values) + 1}; row i takes frame i to frame i + 1, "
@@ -318,11 +359,13 @@ def _action_table(actions: Mapping[str, Any]) -> str:
                  "or float16 overflow).</p>")
     head = (
         "<tr><th>step</th><th>t [s]</th>"
+        + ("<th>clip frames</th>" if clip is not None else "")
         + "".join(f"<th>{_esc(c)} [{_esc(u)}]</th>" for c, u in zip(cols, units))
         + "</tr>"
     )
     body = "".join(
         f"<tr{' class=padded' if real_rows is not None and i >= real_rows else ''}><td>{i}</td><td>{i / fps:.3f}</td>"
+        + (f"<td>{clip.frames_used[i]}→{clip.frames_used[i + 1]}</td>" if clip is not None else "")
         + "".join(f"<td>{v:.5g}</td>" if np.isfinite(v) else f"<td class=bad>{v:.5g}</td>" for v in row) + "</tr>"
         for i, row in enumerate(values[:MAX_TABLE_ROWS])
     )

@@ -11,6 +11,7 @@ from .plots import (
     _check_actions,
     _check_fps,
     check_figure_format,
+    clip_rows_of,
     gripper_columns,
     load_actions_file,
     plot_prediction,
@@ -161,6 +162,7 @@ def visualize(
         video_fps = read_video(video_path, max_frames=1)[1]
         frames = iter_video(video_path)  # every frame is drawn, decoded as it is: a long clip is never held whole
     written = plot_prediction(prediction, out_dir, fmt)
+    clip = clip_rows_of(prediction)
     if animate:
         written.append(
             animate_actions(
@@ -176,6 +178,9 @@ def visualize(
                 video_label=video_label if video_label is not None
                 else describe_rollout_video(prediction.get("mode"))[0] if video is None else "video",
                 real_rows=real_rows_of(prediction),
+                clip=clip,
+                # the run's re-decoded clip holds the clip's frames used, one each: captioned by their clip frame
+                frame_numbers=clip.frames_used if clip is not None and video is None else None,
             )
         )
     # An earlier run's figure this one does not redraw would sit beside it as if it belonged. PDFs or SVGs for a paper

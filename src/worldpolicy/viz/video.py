@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..processing.video import to_uint8, write_video
-from .plots import _check_actions, _check_fps, action_timeseries_figure
+from .plots import ClipRows, _check_actions, _check_fps, action_timeseries_figure
 
 __all__ = [
     "animate_actions",
@@ -36,6 +36,11 @@ SEP = " · "
 # The largest animation frame: H.264 level 5.1's 4096x2304, what hardware decoders and the Windows and macOS players
 # take. A 57-column chunk beside a 16:9 clip was 6050x2276 (level 6), a file a browser could not play everywhere.
 MAX_FRAME_SIZE = (4096, 2304)  # width, height
+# The most frames an animation draws: past it, every k-th frame is drawn, at 1/k of the rate, so the clip keeps its
+# length in seconds. A 1792x826 frame took about 0.1 s to draw and encode on one busy core (300 frames: 30 s, 11 MB):
+# a whole-clip inverse dynamics run of thousands of frames would take minutes and hundreds of MB for a playhead; 600
+# is 40 s at 15 fps, drawn whole.
+MAX_ANIMATION_FRAMES = 600
 
 
 def figure_to_array(fig) -> np.ndarray:
@@ -143,6 +148,8 @@ def animation_frames(
     title: str = "",
     video_label: str = "imagined video",
     real_rows: int | None = None,
+    clip: ClipRows | None = None,
+    frame_numbers: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, float]:
     """Frames [N, H, W, 3] and their rate: the time-series plot with a moving playhead, the video (if any) at left.
 
@@ -153,18 +160,24 @@ def animation_frames(
     drawn as they come.
     `gripper_column`: the gripper's column, or one per arm (see `action_timeseries_figure`); `real_rows`: the steps
     from it on are hatched there too (an inverse dynamics result of a short clip, `plots.real_rows_of`), and the
-    video's frames after the one that row leads into are captioned as copies of it (the input padded past its end).
+    video's frames after the one that row leads into are captioned as copies of it (the input padded past its end);
+    `clip` (`plots.clip_rows_of`): the clip frames an inverse dynamics result's rows explain, on the plot's top axis;
+    `frame_numbers`: the clip frame each video frame is (`clip.frames_used` for the run's own re-decoded clip, whose
+    frame k is the clip's frame `frames_used[k]`), captioned "clip frame N" instead of its index.
+    An animation of more than MAX_ANIMATION_FRAMES frames draws every k-th (the fewest that keep it within), at
+    1/k of the rate, each captioned with its own frame number and time.
     """
     frames, rate = _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label,
-                              real_rows)
+                              real_rows, clip, frame_numbers)
     return np.stack(list(frames)), rate
 
 
-def _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label, real_rows):
+def _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label, real_rows,
+               clip=None, frame_numbers=None):
     """`animation_frames` as (a generator of frames, rate): checked and drawn up front, frames made one at a time."""
     a = _check_actions(actions, columns, units)
     fps = _check_fps(fps)
-    fig = action_timeseries_figure(a, columns, units, fps, gripper_column, title, real_rows)
+    fig = action_timeseries_figure(a, columns, units, fps, gripper_column, title, real_rows, clip)
     plot = figure_to_array(fig)
     height = plot.shape[0]
     axes = [ax for ax in fig.axes if ax.get_visible()]
@@ -176,31 +189,47 @@ def _animation(actions, columns, units, fps, gripper_column, video, video_fps, t
         x1 = ax.transData.transform((1.0, 0.0))[0]
         geometry.append((x0, x1 - x0, int(height - bbox.y1), int(height - bbox.y0), bbox.x0, bbox.x1))
 
+    t_end = (a.shape[0] - 1) / fps
+    known = 0  # a video array's length (a streamed clip's is not known before it is read)
     if video is not None:
-        video = _streamed(video) if isinstance(video, Iterator) else iter(_check_video(video, "video"))
+        if not isinstance(video, Iterator):
+            video = _check_video(video, "video")
+            known = len(video)
+        video = _streamed(video) if isinstance(video, Iterator) else iter(video)
         rate = _check_fps(video_fps if video_fps is not None else fps, "video_fps" if video_fps is not None else "fps")
     else:
         rate = fps
-    t_end = (a.shape[0] - 1) / fps
+    # the frames the animation would have, the chunk's span at `rate` or the clip's: every k-th drawn past
+    # MAX_ANIMATION_FRAMES
+    count = max(int(np.floor(t_end * rate + 1e-9)) + 1, known)
+    every = int(np.ceil(count / MAX_ANIMATION_FRAMES))
     strip = label_height(height)
     # an inverse dynamics input padded past the clip's end: its frames after the one row `real_rows` leads into
     last_real = None if real_rows is None else int(np.floor(real_rows * rate / fps + 1e-9))
-    longest = "ended" if last_real is None else "copy of frame 00000"
-    widest = SEP.join((video_label, "t = 0000.00 s", "frame 00000", longest))  # one caption size for every frame
+
+    def number(k: int) -> str:
+        return f"clip frame {frame_numbers[k]}" if frame_numbers is not None and k < len(frame_numbers) else f"frame {k}"
+
+    shown = "clip frame 00000" if frame_numbers is not None else "frame 00000"
+    longest = "ended" if last_real is None else f"copy of {shown}"
+    widest = SEP.join((video_label, "t = 0000.00 s", shown, longest))  # one caption size for every frame
 
     def frames():
         if video is None:
-            for k in range(a.shape[0]):
+            for k in range(0, a.shape[0], every):
                 yield _frame(k / rate, None, "")
             return
         k = -1
         for k, image in enumerate(video):
+            if k % every:
+                continue
             copy = last_real is not None and k > last_real
-            yield _frame(k / rate, image, f"frame {k}{SEP}copy of frame {last_real}" if copy else f"frame {k}")
+            yield _frame(k / rate, image, f"{number(k)}{SEP}copy of {number(last_real)}" if copy else number(k))
         last = k
-        while (k + 1) / rate <= t_end + 1e-9:  # a clip shorter than the chunk: the playhead still runs to its end
-            k += 1
-            yield _frame(k / rate, image, f"frame {last}{SEP}ended")
+        k += every - k % every if k % every else every  # the next frame drawn
+        while k / rate <= t_end + 1e-9:  # a clip shorter than the chunk: the playhead still runs to its end
+            yield _frame(k / rate, image, f"{number(last)}{SEP}ended")
+            k += every
 
     def _frame(t: float, image: np.ndarray | None, shown: str) -> np.ndarray:
         frame = plot.copy()
@@ -218,7 +247,7 @@ def _animation(actions, columns, units, fps, gripper_column, video, video_fps, t
             frame = np.concatenate([panel, frame], axis=1)
         return _fit(frame, MAX_FRAME_SIZE)
 
-    return frames(), rate
+    return frames(), rate / every
 
 
 def _panel_height(image: np.ndarray, tallest: int, plot_width: int) -> int:
@@ -242,11 +271,13 @@ def animate_actions(
     title: str = "",
     video_label: str = "imagined video",
     real_rows: int | None = None,
+    clip: ClipRows | None = None,
+    frame_numbers: Sequence[int] | None = None,
 ) -> Path:
     """Write `animation_frames` as an H.264 mp4 (atomically), encoding each frame as it is drawn (a streamed `video`
     is decoded as it is drawn too: neither clip is held whole)."""
     frames, rate = _animation(actions, columns, units, fps, gripper_column, video, video_fps, title, video_label,
-                              real_rows)
+                              real_rows, clip, frame_numbers)
     return write_video(path, frames, rate)
 
 
