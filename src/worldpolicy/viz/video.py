@@ -208,7 +208,9 @@ def _animation(actions, columns, units, fps, gripper_column, video, video_fps, t
     last_real = None if real_rows is None else int(np.floor(real_rows * rate / fps + 1e-9))
 
     def number(k: int) -> str:
-        return f"clip frame {frame_numbers[k]}" if frame_numbers is not None and k < len(frame_numbers) else f"frame {k}"
+        if frame_numbers is not None and k < len(frame_numbers):
+            return f"clip frame {frame_numbers[k]}"
+        return f"frame {k}"
 
     shown = "clip frame 00000" if frame_numbers is not None else "frame 00000"
     longest = "ended" if last_real is None else f"copy of {shown}"
