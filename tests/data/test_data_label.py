@@ -160,6 +160,11 @@ def test_a_state_conditioned_embodiment_gets_each_episodes_state_rows_and_its_ca
     assert recorded_seeds(out.root) == ("pick_place", [41])
     with pytest.raises(ValueError, match=r"state_keys=\['observation.state.joint_positions'\] hold 7 values"):
         label_dataset(ds, tmp_path / "out2", droid, state_keys=["observation.state.joint_positions"])
+    # a name that is no numeric feature is refused as `dataset frame` refuses it (`observations.named_state_keys`)
+    with pytest.raises(ValueError, match=r"^state_keys=\['observation.state'\]: observation.state not among the "
+                                         r"dataset's numeric features: observation.state.joint_positions, "
+                                         r"observation.state.gripper_position$"):
+        label_dataset(ds, tmp_path / "out2", droid, state_keys="observation.state")
 
 
 def test_ctrl_c_publishes_nothing_and_an_earlier_label_run_is_replaced_only_with_overwrite(policy, tmp_path,

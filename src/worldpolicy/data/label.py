@@ -27,7 +27,7 @@ from ..embodiments import Embodiment
 from ..fileio import PROVENANCE_KEY, folder_kind, interruption, sigint_held
 from .layout import AUTO_FEATURES, INFO_PATH, check_feature, read_json
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
-from .observations import CameraMismatch, camera_sources, default_state_keys, numeric_features
+from .observations import CameraMismatch, camera_sources, named_state_keys
 from .sampling import caption_variants
 
 __all__ = ["LABEL_SOURCE", "episode_seed", "label_cameras", "label_dataset"]
@@ -227,15 +227,7 @@ def _check_state_keys(ds: LeRobotDataset, state_keys: Sequence[str] | None, emb:
             raise ValueError(f"state_keys={list(state_keys)!r}: embodiment {emb.key!r} does not condition on the "
                              "robot state; leave state_keys out")
         return []
-    if state_keys is None:
-        keys = default_state_keys(ds)
-    else:
-        numeric = numeric_features(ds)
-        keys = [state_keys] if isinstance(state_keys, str) else list(state_keys)
-        unknown = [k for k in keys if k not in numeric]
-        if not keys or unknown:
-            raise ValueError(f"state_keys={keys!r}: {unknown or 'none given'} not among the dataset's numeric "
-                             f"features {numeric}{ds.unread_note(unknown)}")
+    keys = named_state_keys(ds, state_keys)
     width = sum(int(ds.features[k]["shape"][0]) for k in keys)
     if width != emb.action_dim:
         raise ValueError(f"state_keys={keys!r} hold {width} values; embodiment {emb.key!r} conditions on a state of "
