@@ -90,6 +90,32 @@ def test_labels_are_infer_actions_on_each_episodes_whole_video_and_the_result_is
     assert spec.source_embodiment == "pusht" and spec.action_conversion == "none"
 
 
+def test_an_episode_labelled_in_segments_gets_the_whole_clips_labels(policy, tmp_path, monkeypatch):
+    """A long episode runs through infer_actions a few batches of windows at a time (the frames it copies are a
+    segment's): the same windows, batches and seed as the whole clip, so the same bytes."""
+    import worldpolicy.data.label as label_module
+
+    ds = _dataset(tmp_path / "src", lengths=(12, 9))  # 11 and 8 transitions: windows of 4
+    infer, lengths = policy.infer_actions, []
+
+    def spy(video, prompt, **kwargs):
+        lengths.append(len(video["observation/image"]))
+        return infer(video, prompt, **kwargs)
+
+    monkeypatch.setattr(policy, "infer_actions", spy)
+    monkeypatch.setattr(label_module, "SEGMENT_BATCHES", 100)
+    whole = label_dataset(ds, tmp_path / "whole", policy, seed=3, batch_size=2)
+    assert lengths == [12, 9]
+    lengths.clear()
+    monkeypatch.setattr(label_module, "SEGMENT_BATCHES", 1)  # 1 batch of 2 windows: 8 transitions a segment
+    segmented = label_dataset(ds, tmp_path / "segmented", policy, seed=3, batch_size=2)
+    assert lengths == [9, 4, 9]  # the next segment from the last one's last frame; 8 transitions: no 1-frame tail
+    for i in range(2):
+        labels = segmented.episode(i).frames["action"]
+        assert labels.shape == (ds.episode_lengths[i], 2) and len(np.unique(labels[:-1], axis=0)) > 2  # not constant
+        assert labels.tobytes() == whole.episode(i).frames["action"].tobytes()
+
+
 def test_a_subset_from_the_command_line_keeps_its_episodes_labels(policy, tmp_path, capsys, monkeypatch):
     ds = _dataset(tmp_path / "src")
     calls: list = []
@@ -137,11 +163,12 @@ def test_resample_labels_the_frames_nearest_the_embodiments_rate(policy, tmp_pat
 
 def test_a_state_conditioned_embodiment_gets_each_episodes_state_rows_and_its_cameras(tiny, tmp_path, monkeypatch):
     import worldpolicy
+    import worldpolicy.data.label as label_module
 
     rng = np.random.default_rng(0)
-    episodes = [{"frames": {"observation.state.joint_positions": rng.normal(size=(4, 7)).astype(np.float32),
-                            "observation.state.gripper_position": rng.uniform(size=(4, 1)).astype(np.float32)},
-                 "videos": {k: rng.integers(0, 255, (4, 16, 16, 3), dtype=np.uint8) for k in DROID_CAMERAS},
+    episodes = [{"frames": {"observation.state.joint_positions": rng.normal(size=(10, 7)).astype(np.float32),
+                            "observation.state.gripper_position": rng.uniform(size=(10, 1)).astype(np.float32)},
+                 "videos": {k: rng.integers(0, 255, (10, 16, 16, 3), dtype=np.uint8) for k in DROID_CAMERAS},
                  "task": "pick the cube"}]
     ds = write_episodes(tmp_path / "src", episodes, fps=15, video_codec="libx264rgb",
                         provenance={"task": "pick_place", "seeds": [41], "source": "worldpolicy dataset from-sim"})
@@ -158,8 +185,22 @@ def test_a_state_conditioned_embodiment_gets_each_episodes_state_rows_and_its_ca
     from worldpolicy.fileio import recorded_seeds
 
     assert recorded_seeds(out.root) == ("pick_place", [41])
+    # in segments (1 window each here), each call gets the state rows of its frames: its first is its window's
+    calls.clear()
+    monkeypatch.setattr(label_module, "SEGMENT_BATCHES", 1)
+    label_dataset(ds, tmp_path / "segmented", droid, batch_size=1)
+    assert [len(c.state) for c in calls] == [5, 5, 2]
+    for call, start in zip(calls, (0, 4, 8)):
+        np.testing.assert_array_equal(call.state, state[start:start + len(call.state)])
+        np.testing.assert_array_equal(call.video["observation/wrist_image_left"],
+                                      episodes[0]["videos"][DROID_CAMERAS[0]][start:start + len(call.state)])
     with pytest.raises(ValueError, match=r"state_keys=\['observation.state.joint_positions'\] hold 7 values"):
         label_dataset(ds, tmp_path / "out2", droid, state_keys=["observation.state.joint_positions"])
+    # a name that is no numeric feature is refused as `dataset frame` refuses it (`observations.named_state_keys`)
+    with pytest.raises(ValueError, match=r"^state_keys=\['observation.state'\]: observation.state not among the "
+                                         r"dataset's numeric features: observation.state.joint_positions, "
+                                         r"observation.state.gripper_position$"):
+        label_dataset(ds, tmp_path / "out2", droid, state_keys="observation.state")
 
 
 def test_ctrl_c_publishes_nothing_and_an_earlier_label_run_is_replaced_only_with_overwrite(policy, tmp_path,

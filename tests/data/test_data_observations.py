@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from worldpolicy.data.observations import CameraMismatch, camera_sources, default_state_keys
+from worldpolicy.data.observations import CameraMismatch, camera_sources, default_state_keys, named_state_keys
 from worldpolicy.embodiments import get_embodiment
 
 DROID = ["observation.image.exterior_image_1_left", "observation.image.exterior_image_2_left",
@@ -28,6 +28,20 @@ def test_the_default_state_is_observation_state_else_its_numeric_parts_in_the_da
     assert default_state_keys(_features(observation__state="string", observation__state__a="float32")) == [
         "observation.state.a"]
     assert default_state_keys(_features(action="float32")) == []
+
+
+def test_named_state_keys_are_numeric_features_refused_as_the_caller_says_else_the_default():
+    ds = _features(observation__state__a="float32", note="string")
+    ds.unread_note = lambda keys: ""
+    assert named_state_keys(ds, None) == ["observation.state.a"]  # none named: `default_state_keys`
+    assert named_state_keys(ds, "observation.state.a") == ["observation.state.a"]  # one name, as a list
+    for error in (ValueError, KeyError):  # `dataset label`'s, `dataset frame`'s
+        with pytest.raises(error) as info:
+            named_state_keys(ds, ["note"], error)
+        assert info.value.args[0] == ("state_keys=['note']: note not among the dataset's numeric features: "
+                                      "observation.state.a")
+    with pytest.raises(ValueError, match=r"^state_keys=\[\]: none of the dataset's numeric features"):
+        named_state_keys(ds, [])
 
 
 def test_a_mismatch_carries_what_each_caller_words_and_names_the_settings_after_prefix():

@@ -106,8 +106,6 @@ def test_state_row_for_joint_position_embodiments(tmp_path):
     }
     ds = write_episodes(tmp_path / "droid", [ep], fps=15, video_codec="libx264rgb")
     actions = ["action.joint_position", "action.gripper_position"]
-    with pytest.raises(ValueError, match="state_keys"):
-        list(sample_training_examples(ds, "droid", chunk_size=4, action_keys=actions, video_keys="exterior"))
     examples = list(
         sample_training_examples(
             ds,
@@ -118,6 +116,12 @@ def test_state_row_for_joint_position_embodiments(tmp_path):
             video_keys=["exterior", "wrist"],
         )
     )
+    # unnamed, the state is observation.state's parts, as `dataset label` and `dataset frame` read it
+    default = list(sample_training_examples(ds, "droid", chunk_size=4, action_keys=actions,
+                                            video_keys=["exterior", "wrist"]))
+    assert len(default) == len(examples) == 6
+    for got, want in zip(default, examples):
+        np.testing.assert_array_equal(got.state, want.state)
     ex = examples[2]
     np.testing.assert_allclose(ex.state, [2.5] * 7 + [0.1])
     np.testing.assert_allclose(ex.actions[:, -1], [0.2, 0.3, 0.4, 0.5])
@@ -180,6 +184,15 @@ def test_a_string_feature_is_refused_at_the_call_naming_its_dtype(tmp_path, embo
                         video_codec="libx264rgb")
     with pytest.raises(ValueError, match=rf"{param}=.*'note' has dtype 'string'; accepted: numeric features \(float32"):
         sample_training_examples(ds, embodiment, chunk_size=4, **kwargs)  # raised at the call, not while iterating
+
+
+def test_a_state_conditioned_embodiment_without_state_features_names_state_keys(tmp_path):
+    frames = {"action": np.zeros((8, 8), np.float32), "observation.state": np.array(["a"] * 8)}  # a string: no state
+    ds = write_episodes(tmp_path / "ds", [{"frames": frames, "videos": {"cam": frame_ramp(8)}, "task": "t"}], fps=15,
+                        video_codec="libx264rgb")
+    with pytest.raises(ValueError, match=r"embodiment 'droid/joint_pos' conditions on a state row: pass data.state_keys \(the "
+                                         r"dataset has no numeric 'observation.state' nor 'observation.state.\*'"):
+        sample_training_examples(ds, "droid", chunk_size=4, prefix="data.")
 
 
 def test_a_dataset_without_cameras_is_named_as_such(tmp_path):

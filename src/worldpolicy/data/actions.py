@@ -22,6 +22,7 @@ import numpy as np
 
 from ..embodiments import Embodiment, get_embodiment
 from .layout import ACTION_KEYS, STATE_KEYS
+from .observations import numeric_features
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def _refuse_absent_default_keys(dataset, action_keys: Sequence[str], state_keys:
     for name, keys, default, lerobot in settings:
         if list(keys) != list(default) or all(k in dataset.feature_keys for k in keys):
             continue
-        numeric = [k for k in dataset.feature_keys if dataset.features[k]["dtype"] not in ("string", "video", "image")]
+        numeric = numeric_features(dataset)
         example = f", e.g. {prefix}{name} = [{lerobot!r}]" if lerobot in numeric else ""
         raise ValueError(f"{prefix}{name}={list(default)} (the default: the names `worldpolicy dataset from-sim` "
                          f"writes) are not among {prefix}dataset's features {numeric}: set {prefix}{name} to the "

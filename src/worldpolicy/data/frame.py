@@ -32,7 +32,7 @@ from ..processing.observations import wire_key
 from .actions import action_converter, action_layout, source_embodiment
 from .layout import ACTION_KEYS, STATE_KEYS
 from .lerobot import LeRobotDataset
-from .observations import STATE_FEATURE, CameraMismatch, camera_sources, default_state_keys, numeric_features
+from .observations import STATE_FEATURE, CameraMismatch, camera_sources, named_state_keys
 from .sampling import _check_keys, caption_variants
 
 __all__ = ["FRAME_FILE", "RECORDED_ACTIONS_FILE", "DatasetFrame", "extract_frame"]
@@ -135,7 +135,7 @@ def extract_frame(
     if clip is not None and frame + 1 < clip:
         raise ValueError(f"clip={clip} needs {clip} frames ending at frame {frame}, and episode {episode} has "
                          f"{frame + 1} up to it: choose frame >= {clip - 1} or clip <= {frame + 1}")
-    keys = _check_state_keys(ds, state_keys)
+    keys = named_state_keys(ds, state_keys, KeyError)
     for name, value in (("chunk_size", chunk_size), ("action_keys", action_keys)):
         if value is not None and not actions:  # a setting that would change nothing: the user meant the actions
             raise ValueError(f"{name}={value!r} sets the recorded actions, which are written only when asked for: "
@@ -216,20 +216,6 @@ def _check_cameras(ds: LeRobotDataset, cameras: Sequence[str] | None) -> list[st
         raise KeyError(f"cameras={chosen!r}: " + (f"{', '.join(unknown)} not among" if unknown else "none of")
                        + f" the dataset's cameras: {', '.join(ds.video_keys)}{ds.unread_note(unknown)}")
     return list(dict.fromkeys(chosen))
-
-
-def _check_state_keys(ds: LeRobotDataset, state_keys: Sequence[str] | None) -> list[str]:
-    """The given keys (numeric features), else the default ones (`observations.default_state_keys`; none: no
-    state)."""
-    if state_keys is None:
-        return default_state_keys(ds)
-    keys = [state_keys] if isinstance(state_keys, str) else list(state_keys)
-    numeric = numeric_features(ds)
-    unknown = [k for k in keys if k not in numeric]
-    if not keys or unknown:
-        raise KeyError(f"state_keys={keys!r}: " + (f"{', '.join(unknown)} not among" if unknown else "none of")
-                       + f" the dataset's numeric features: {', '.join(numeric)}{ds.unread_note(unknown)}")
-    return keys
 
 
 def _file_names(keys: list[str]) -> dict[str, str]:

@@ -27,7 +27,7 @@ from ..embodiments import Embodiment
 from ..fileio import PROVENANCE_KEY, folder_kind, interruption, sigint_held
 from .layout import AUTO_FEATURES, INFO_PATH, check_feature, read_json
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
-from .observations import CameraMismatch, camera_sources, default_state_keys, numeric_features
+from .observations import CameraMismatch, camera_sources, named_state_keys
 from .sampling import caption_variants
 
 __all__ = ["LABEL_SOURCE", "episode_seed", "label_cameras", "label_dataset"]
@@ -35,6 +35,9 @@ __all__ = ["LABEL_SOURCE", "episode_seed", "label_cameras", "label_dataset"]
 logger = logging.getLogger(__name__)
 
 LABEL_SOURCE = "worldpolicy dataset label"  # a labelled dataset's `provenance["source"]`: what --overwrite may replace
+# batches of windows one `infer_actions` call takes (`_episode_labels`): it holds a copy of each window's frames, so a
+# segment's, not a long episode's (batch_size 8, chunk 32: 32 windows of 33 frames, 3 cameras at 320x240: ~0.7 GB)
+SEGMENT_BATCHES = 4
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -83,8 +86,9 @@ def label_dataset(
     `load_policy` takes it, or a loaded `Policy`) infers, and write them with the source's frames, videos and other
     columns as a new dataset at `out`, returned opened.
 
-    Each episode's whole video runs through `Policy.infer_actions(whole_clip=True, batch_size=...)` with its task's
-    first phrasing (`caption_variants`) as the prompt, seed `episode_seed(seed, index)`, and for a state-conditioned
+    Each episode's whole video runs through `Policy.infer_actions(whole_clip=True, batch_size=...)` (in segments of
+    `SEGMENT_BATCHES` batches of windows, which give the whole clip's labels) with its task's first phrasing
+    (`caption_variants`) as the prompt, seed `episode_seed(seed, index)`, and for a state-conditioned
     embodiment the state rows of `state_keys` (default: `observation.state`, else the `observation.state.*`
     features). The labels go in feature `action_key` (replacing a source feature of that name), float32 with `names`
     the embodiment's columns, in its physical units. `resample=True` reads a dataset recorded at another rate than
@@ -182,15 +186,15 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, chosen
             for i in chosen:
                 rows = frames_of[i]
                 ep = ds.episode(i)  # every video: the ones labelled and the ones copied
-                clip = {camera: ep.videos[key][rows] for camera, key in cameras.items()}
-                state = (np.concatenate([ep.frames[k].reshape(ep.length, -1) for k in state_keys], axis=1)[rows]
+                every = rows == list(range(ep.length))  # not resampled: the episode's arrays, not copies of them
+                videos = ep.videos if every else {k: v[rows] for k, v in ep.videos.items()}
+                frames = ep.frames if every else {k: v[rows] for k, v in ep.frames.items()}
+                state = (np.concatenate([frames[k].reshape(len(rows), -1) for k in state_keys], axis=1)
                          if emb.state_history else None)
-                result = policy.infer_actions(clip, caption_variants(ep.task)[0], whole_clip=True,
-                                              batch_size=batch_size, seed=episode_seed(seed, i), state=state)
-                actions = np.concatenate([result.actions, result.actions[-1:]]).astype(np.float32)
-                frames = {k: v[rows] for k, v in ep.frames.items()}
-                frames[action_key] = actions
-                videos = {k: v[rows] for k, v in ep.videos.items()}
+                clip = {camera: videos[key] for camera, key in cameras.items()}
+                labels = _episode_labels(policy, clip, caption_variants(ep.task)[0], state, episode_seed(seed, i),
+                                         batch_size)
+                frames = {**frames, action_key: np.concatenate([labels, labels[-1:]]).astype(np.float32)}
                 with sigint_held() as caught:  # an episode half added could not be published
                     writer.add_episode(frames, videos, [ep.frame_tasks[r] for r in rows])
                 if caught:
@@ -203,6 +207,24 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, chosen
         raise
     logger.info("labelled %d episodes in %.1f s into %s", len(chosen), time.perf_counter() - started, writer.root)
     return labelled
+
+
+def _episode_labels(policy: Any, clip: dict[str, np.ndarray], prompt: str, state: np.ndarray | None, seed: int,
+                    batch_size: int) -> np.ndarray:
+    """A row per frame transition of `clip`: `infer_actions(whole_clip=True)` on segments of `SEGMENT_BATCHES` batches
+    of windows, each starting at the previous one's last frame. The windows, the batches they run in and their one
+    seed are the whole clip's (a window's state is the row at its first frame either way), so the rows are too, while
+    the frames each call copies out are a segment's."""
+    length = len(next(iter(clip.values())))
+    step = SEGMENT_BATCHES * batch_size * policy.chunk_size  # frames a segment explains
+    labels = []
+    for start in range(0, length - 1, step):
+        stop = min(start + step + 1, length)
+        result = policy.infer_actions({camera: frames[start:stop] for camera, frames in clip.items()}, prompt,
+                                      whole_clip=True, batch_size=batch_size, seed=seed,
+                                      state=None if state is None else state[start:stop])
+        labels.append(result.actions)
+    return np.concatenate(labels)
 
 
 def _check_episodes(ds: LeRobotDataset, episodes: Sequence[int] | None) -> list[int]:
@@ -227,15 +249,7 @@ def _check_state_keys(ds: LeRobotDataset, state_keys: Sequence[str] | None, emb:
             raise ValueError(f"state_keys={list(state_keys)!r}: embodiment {emb.key!r} does not condition on the "
                              "robot state; leave state_keys out")
         return []
-    if state_keys is None:
-        keys = default_state_keys(ds)
-    else:
-        numeric = numeric_features(ds)
-        keys = [state_keys] if isinstance(state_keys, str) else list(state_keys)
-        unknown = [k for k in keys if k not in numeric]
-        if not keys or unknown:
-            raise ValueError(f"state_keys={keys!r}: {unknown or 'none given'} not among the dataset's numeric "
-                             f"features {numeric}{ds.unread_note(unknown)}")
+    keys = named_state_keys(ds, state_keys)
     width = sum(int(ds.features[k]["shape"][0]) for k in keys)
     if width != emb.action_dim:
         raise ValueError(f"state_keys={keys!r} hold {width} values; embodiment {emb.key!r} conditions on a state of "

@@ -2,8 +2,8 @@
 composes (`camera_sources`) and which features make its state row when none are named (`default_state_keys`, among
 the `numeric_features`).
 
-Training's windows (`train.data`), `dataset label` (`data.label`) and `dataset frame`'s predict command
-(`data.frame`) all read a dataset's observation through these, so a dataset that trains is labelled and shown to
+Training's windows (`train.data`, and `data.sampling` for a state left unnamed), `dataset label` (`data.label`) and
+`dataset frame`'s predict command (`data.frame`) all read a dataset's observation through these, so a dataset that trains is labelled and shown to
 predict with the same cameras and state. The settings a `camera_sources` error names are training's (`video_keys`,
 `dataset`) after `prefix` (`data.`: a training config's `[data]`); a caller without those settings catches
 `CameraMismatch` and says what fixes it in its own terms.
@@ -11,6 +11,7 @@ predict with the same cameras and state. The settings a `camera_sources` error n
     from worldpolicy.data.observations import camera_sources, default_state_keys
     camera_sources(ds.video_keys, None, target)  # {"observation/wrist_image_left": "observation.image.wrist_...", ...}
     default_state_keys(ds)                       # ["observation.state"], else its parts ["observation.state.x", ...]
+    named_state_keys(ds, ["observation.state.x"])  # checked numeric features; None: default_state_keys(ds)
 """
 
 from __future__ import annotations
@@ -94,6 +95,23 @@ def default_state_keys(dataset) -> list[str]:
     if STATE_FEATURE in numeric:
         return [STATE_FEATURE]
     return [k for k in numeric if k.startswith(STATE_FEATURE + ".")]
+
+
+def named_state_keys(dataset, state_keys: str | Sequence[str] | None,
+                     error: type[Exception] = ValueError) -> list[str]:
+    """`state_keys` as given (a name or several, each a numeric feature), else `default_state_keys`. None of them, or
+    one that is no numeric feature, is refused as `error` (`dataset frame` says an unknown name as a KeyError, as it
+    says an unknown camera), naming them and the features there are; their width is the caller's to judge against
+    its embodiment."""
+    if state_keys is None:
+        return default_state_keys(dataset)
+    keys = [state_keys] if isinstance(state_keys, str) else list(state_keys)
+    numeric = numeric_features(dataset)
+    unknown = [k for k in keys if k not in numeric]
+    if not keys or unknown:
+        raise error(f"state_keys={keys!r}: " + (f"{', '.join(unknown)} not among" if unknown else "none of")
+                    + f" the dataset's numeric features: {', '.join(numeric)}{dataset.unread_note(unknown)}")
+    return keys
 
 
 def numeric_features(dataset) -> list[str]:

@@ -20,6 +20,7 @@ from ..processing.observations import wire_key
 from ..results import MODES
 from .layout import NUMERIC_DTYPES
 from .lerobot import LeRobotDataset
+from .observations import STATE_FEATURE, default_state_keys
 
 
 @dataclass
@@ -83,8 +84,9 @@ def sample_training_examples(
 
     `mode` is one of policy / forward_dynamics / inverse_dynamics, or weights such as
     {"policy": 0.5, "forward_dynamics": 0.25, "inverse_dynamics": 0.25} drawn per example. `chunk_size` defaults to
-    the embodiment's. `action_keys` (and `state_keys`, used when the embodiment conditions on a state row) are
-    concatenated to the embodiment's action width. Captions holding several variants split by `caption_sep` yield one
+    the embodiment's. `action_keys` (and `state_keys`, used when the embodiment conditions on a state row; default
+    `observation.state`, else its `observation.state.*` parts in the dataset's order, as `dataset label` and
+    `dataset frame` read them) are concatenated to the embodiment's action width. Captions holding several variants split by `caption_sep` yield one
     at random (`caption_sep=None`: the caption as stored). `shuffle` permutes episodes and the windows within each;
     everything random draws from `seed`.
     `prefix` goes before the names of the arguments a training config sets (chunk_size, stride, action_keys,
@@ -102,13 +104,14 @@ def sample_training_examples(
         raise ValueError(f"limit={limit!r} must be None or an int >= 0")
     action_keys = _check_keys(dataset, action_keys, emb, f"{prefix}action_keys", f"{prefix}video_keys")
     if emb.state_history:
-        if state_keys is None:
-            if "observation.state" not in dataset.features:
+        if state_keys is None:  # the features `dataset label` and `dataset frame` read too
+            state_keys = default_state_keys(dataset)
+            if not state_keys:
                 raise ValueError(
                     f"embodiment {emb.key!r} conditions on a state row: pass {prefix}state_keys (the dataset has "
-                    f"no 'observation.state'; features: {dataset.feature_keys})"
+                    f"no numeric '{STATE_FEATURE}' nor '{STATE_FEATURE}.*' features; features: "
+                    f"{dataset.feature_keys})"
                 )
-            state_keys = "observation.state"
         state_keys = _check_keys(dataset, state_keys, emb, f"{prefix}state_keys", f"{prefix}video_keys")
     cameras = _check_videos(dataset, video_keys, f"{prefix}video_keys")
     if episodes is not None and (isinstance(episodes, str) or not all(
