@@ -3,8 +3,8 @@ composes (`camera_sources`) and which features make its state row when none are 
 the `numeric_features`).
 
 Training's windows (`train.data`, and `data.sampling` for a state left unnamed), `dataset label` (`data.label`) and
-`dataset frame`'s predict command (`data.frame`) all read a dataset's observation through these, so a dataset that trains is labelled and shown to
-predict with the same cameras and state. The settings a `camera_sources` error names are training's (`video_keys`,
+`dataset frame`'s predict command (`data.frame`) all read a dataset's observation through these, so a dataset that
+trains is labelled and shown to predict with the same cameras and state. The settings a `camera_sources` error names are training's (`video_keys`,
 `dataset`) after `prefix` (`data.`: a training config's `[data]`); a caller without those settings catches
 `CameraMismatch` and says what fixes it in its own terms.
 
