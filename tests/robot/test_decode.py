@@ -393,6 +393,12 @@ def test_the_sims_rollout_keeps_the_gripper_where_a_chunk_commands_none():
     env.act = lambda action: (commanded.append(action[-1]), act(action))
     Rollout(env, Still(), ChunkStrategy("execute", 4)).run(seed=0)
     assert commanded == [0.0, 0.0, 0.0]  # reset's command (open), held
+    # a closed gripper stays closed (a made-up g = 0 passed the check above too, and opened it)
+    reset = env.reset
+    env.reset = lambda **kw: (reset(**kw), setattr(env, "gripper_command", 1.0))[0]
+    commanded.clear()
+    Rollout(env, Still(), ChunkStrategy("execute", 4)).run(seed=0)
+    assert commanded == [1.0, 1.0, 1.0]
 
 
 def test_grippers_reach_the_decoder_in_the_droid_convention_as_the_fact_sheet_gives_each_model():

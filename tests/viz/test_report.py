@@ -720,6 +720,28 @@ def test_a_sim_runs_success_rate_says_whether_its_scenes_were_held_out(tmp_path,
         assert "id=training-scenes" not in html
 
 
+def test_a_sim_report_from_before_training_scenes_were_recorded_says_so(tmp_path):
+    """A report.json written before `training_scenes` was recorded has no such key: its page blamed the checkpoint's
+    training data, which may well say (a rerun records it)."""
+    (tmp_path / "report.json").write_text(json.dumps({
+        "schema": "worldpolicy.sim_eval/v1", "task": "reach", "policy": "ckpt", "robot": "panda",
+        "strategy": {"kind": "execute"}, "control_hz": 15.0, "successes": 1, "success_rate": 1.0,
+        "ci95": [0.2, 1.0], "episodes_requested": 1, "episodes": [{"seed": 7, "success": True, "steps": 26}],
+        "policy_settings": {"kind": "checkpoint"}}))
+    html = report.write_report(tmp_path).read_text()
+    assert "<div class=card><b>scenes</b><span>not known</span></div>" in html
+    assert "not known (the report was written before report.json recorded it)" in html
+
+
+def test_the_pages_untrained_policies_are_the_sims_versioned_ones():
+    """The page says nothing of held-out scenes for the policies that learned none; it names them as report.json's
+    `policy_settings.kind` does, without importing the simulator."""
+    pytest.importorskip("gymnasium")
+    from worldpolicy.sim.evaluate import VERSIONED_POLICIES
+
+    assert report._UNTRAINED_POLICIES == VERSIONED_POLICIES
+
+
 def test_a_whole_clips_page_gives_each_rows_clip_frames(tmp_path, joint_chunk, actions_json):
     """A whole clip read at 15 fps from frame 40 of a 30 fps file: the table's step and time did not say which clip
     frames a row explains, nor the summary which frames and windows the run used."""

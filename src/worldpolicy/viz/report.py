@@ -304,8 +304,12 @@ def _scenes(report: Mapping[str, Any], done: int) -> tuple[str, str]:
         kind = policy.get("kind") if isinstance(policy, Mapping) else None
         if kind in _UNTRAINED_POLICIES:
             return "", ""
-        why = ("the checkpoint's training data does not say which scenes it recorded" if kind == "checkpoint"
-               else "not recorded for this policy")
+        if "training_scenes" not in report:  # written before sim.evaluate recorded it: its checkpoint may say
+            why = "the report was written before report.json recorded it"
+        elif kind == "checkpoint":
+            why = "the checkpoint's training data does not say which scenes it recorded"
+        else:
+            why = "not recorded for this policy"
         return "not known", (f"<p class=muted id=training-scenes>Held out or not: not known ({_esc(why)}): the "
                              "success rate may include scenes the policy was trained on.</p>")
     seen = [s for s in scenes.get("seeds") or [] if isinstance(s, int)]
