@@ -97,11 +97,12 @@ def test_a_folder_above_or_inside_a_dataset_names_where_the_dataset_is(small_dat
     """A hub download sits below where one points (`~/.cache/huggingface/lerobot/<user>/<name>`), and `meta/` is easily
     given for the dataset: "meta/info.json: info.json is missing" said neither."""
     ds, _ = small_dataset
-    with pytest.raises(DatasetFormatError, match=re.escape(f"root='{ds.root.parent}' must be a LeRobot dataset's folder "
-                                                           f"(the one holding meta/info.json); datasets below it: "
-                                                           f"'{ds.root}'") + "$"):
+    below = re.escape(f"root='{ds.root.parent}' must be a LeRobot dataset's folder (the one holding meta/info.json); "
+                      f"datasets below it: '{ds.root}'") + "$"
+    with pytest.raises(DatasetFormatError, match=below):
         LeRobotDataset.open(ds.root.parent)
-    with pytest.raises(DatasetFormatError, match=re.escape(f"it is inside the dataset '{ds.root}': give that folder") + "$"):
+    inside = re.escape(f"it is inside the dataset '{ds.root}': give that folder") + "$"
+    with pytest.raises(DatasetFormatError, match=inside):
         LeRobotDataset.open(ds.root / "meta")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetFormatError, match=r"must be a LeRobot dataset's folder \(the one holding "

@@ -234,6 +234,11 @@ def test_ctrl_c_publishes_nothing_and_an_earlier_label_run_is_replaced_only_with
     ("episodes", r"episodes=\[7\]: \[7\] out of range"),
     ("action_key", r"action_key='observation.images.front' is a video of the dataset"),
     ("video_codec", r"video_codec='h265'; accepted: "),
+    ("no_state", (r"^state_keys: embodiment 'droid/joint_pos' conditions on the robot state \(8 values: .*\) and "
+                  r"the dataset has no 'observation.state' features; name the ones that hold it \(numeric features: "
+                  r"x\)$")),
+    ("nan_state", (r"^state_keys: 'observation.state' holds NaN or inf in episode 1 \(first at frame 2\), which "
+                   r"no policy can take; `worldpolicy dataset check` lists such frames$")),
 ])
 def test_bad_inputs_are_refused_before_the_weights_load(tiny, tmp_path, monkeypatch, case, match):
     from worldpolicy.policy import Policy
@@ -259,6 +264,24 @@ def test_bad_inputs_are_refused_before_the_weights_load(tiny, tmp_path, monkeypa
         kwargs["action_key"] = FRONT
     elif case == "video_codec":
         kwargs["video_codec"] = "h265"
+    elif case in ("no_state", "nan_state"):  # a state-conditioned embodiment's state, checked in every chosen episode
+        kwargs["embodiment"] = "droid"
+        videos = {k: np.zeros((4, 16, 16, 3), np.uint8) for k in DROID_CAMERAS}
+        frames = {"x": np.zeros(4)} if case == "no_state" else {"observation.state": np.zeros((4, 8), np.float32)}
+        ds = write_episodes(tmp_path / "droid", [{"frames": frames, "videos": videos, "task": "t"}] * 2, fps=15,
+                            video_codec="libx264rgb")
+        if case == "nan_state":  # the writer refuses NaN: a dataset made elsewhere holds it
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            data = ds.root / "data/chunk-000/file-000.parquet"
+            table = pq.read_table(data)
+            state = table.column("observation.state").to_pylist()
+            state[4 + 2][3] = float("nan")  # episode 1, frame 2
+            column = table.column_names.index("observation.state")
+            pq.write_table(table.set_column(column, "observation.state",
+                                            pa.array(state, table.schema.field("observation.state").type)), data)
+            ds = LeRobotDataset.open(ds.root)
     with pytest.raises((ValueError, FileExistsError), match=match):
         label_dataset(ds, out, tiny, **kwargs)
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # nothing staged

@@ -190,8 +190,9 @@ def test_a_state_conditioned_embodiment_without_state_features_names_state_keys(
     frames = {"action": np.zeros((8, 8), np.float32), "observation.state": np.array(["a"] * 8)}  # a string: no state
     ds = write_episodes(tmp_path / "ds", [{"frames": frames, "videos": {"cam": frame_ramp(8)}, "task": "t"}], fps=15,
                         video_codec="libx264rgb")
-    with pytest.raises(ValueError, match=r"embodiment 'droid/joint_pos' conditions on a state row: pass data.state_keys \(the "
-                                         r"dataset has no numeric 'observation.state' nor 'observation.state.\*'"):
+    with pytest.raises(ValueError, match=r"embodiment 'droid/joint_pos' conditions on a state row: pass "
+                                         r"data.state_keys \(the dataset has no numeric 'observation.state' nor "
+                                         r"'observation.state.\*'"):
         sample_training_examples(ds, "droid", chunk_size=4, prefix="data.")
 
 

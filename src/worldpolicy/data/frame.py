@@ -32,7 +32,7 @@ from ..processing.observations import wire_key
 from .actions import action_converter, action_layout, source_embodiment
 from .layout import ACTION_KEYS, STATE_KEYS
 from .lerobot import LeRobotDataset
-from .observations import STATE_FEATURE, CameraMismatch, camera_sources, named_state_keys
+from .observations import CameraMismatch, camera_sources, check_state_width, named_state_keys
 from .sampling import _check_keys, caption_variants
 
 __all__ = ["FRAME_FILE", "RECORDED_ACTIONS_FILE", "DatasetFrame", "extract_frame"]
@@ -145,7 +145,7 @@ def extract_frame(
                          "them, the checkpoint's: name the checkpoint to run forward dynamics with")
     emb = _embodiment(checkpoint, embodiment) if checkpoint is not None else None
     if emb is not None and emb.state_history:
-        _check_state_width(ds, keys, emb)
+        check_state_width(ds, keys, emb)
     chunk = _check_chunk(ds, episode, frame, emb, chunk_size) if actions else None
     out = Path(out)
     output_folder(out, "out", create=False, writer="dataset frame")
@@ -256,18 +256,6 @@ def _camera_flags(emb: Embodiment, files: dict[str, Path], single: str) -> list[
     return [arg for camera, key in sources.items() for arg in ("--camera", f"{camera}={files[key]}")]
 
 
-def _check_state_width(ds: LeRobotDataset, keys: list[str], emb: Embodiment) -> None:
-    """The state features hold the state a state-conditioned embodiment takes (read from info.json: nothing decoded)."""
-    if not keys:
-        raise ValueError(f"state_keys: embodiment {emb.key!r} conditions on the robot state ({emb.action_dim} values: "
-                         f"{', '.join(emb.columns)}) and the dataset has no {STATE_FEATURE!r} features; name the ones "
-                         f"that hold it (numeric features: {', '.join(ds.feature_keys)})")
-    width = sum(int(ds.features[k]["shape"][0]) for k in keys)
-    if width != emb.action_dim:
-        raise ValueError(f"state_keys={keys} hold {width} values; embodiment {emb.key!r} takes a state of "
-                         f"{emb.action_dim} ({', '.join(emb.columns)})")
-
-
 def _shortest(value: np.floating) -> str:
     """`value` as its shortest exact text (the fewest digits that read back as the same value of its dtype): plain
     (`-0.5`) or scientific (`1.4277586e-13`), whichever is shorter, so a tiny or huge joint value keeps the suggested
@@ -293,7 +281,7 @@ def _predict_commands(obs: DatasetFrame, emb: Embodiment, checkpoint: str | Path
                                         + _camera_flags(emb, obs.images, "--image"))
     for mode, argv in commands.items():
         argv += ["--prompt", obs.prompt]
-        if emb.state_history and obs.state is not None:  # `_check_state_width` saw that it is
+        if emb.state_history and obs.state is not None:  # `check_state_width` saw that it is
             # `--state=V,...`: after a space, a first value of -0.5 would read as an option
             values = obs.state if obs.state.dtype.kind == "f" else obs.state.astype(np.float64)
             argv.append("--state=" + ",".join(_shortest(v) for v in values))

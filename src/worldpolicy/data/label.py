@@ -27,8 +27,9 @@ from ..embodiments import Embodiment
 from ..fileio import PROVENANCE_KEY, folder_kind, interruption, sigint_held
 from .layout import AUTO_FEATURES, INFO_PATH, check_feature, read_json
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
-from .observations import CameraMismatch, camera_sources, named_state_keys
+from .observations import CameraMismatch, camera_sources, check_state_width, named_state_keys
 from .sampling import caption_variants
+from .stats import first_non_finite
 
 __all__ = ["LABEL_SOURCE", "episode_seed", "label_cameras", "label_dataset"]
 
@@ -250,18 +251,12 @@ def _check_state_keys(ds: LeRobotDataset, state_keys: Sequence[str] | None, emb:
                              "robot state; leave state_keys out")
         return []
     keys = named_state_keys(ds, state_keys)
-    width = sum(int(ds.features[k]["shape"][0]) for k in keys)
-    if width != emb.action_dim:
-        raise ValueError(f"state_keys={keys!r} hold {width} values; embodiment {emb.key!r} conditions on a state of "
-                         f"{emb.action_dim} ({', '.join(emb.columns)}): name the features that hold it")
-    starts = np.concatenate([[0], np.cumsum(ds.episode_lengths)])
-    for key in keys:
-        values = ds.column(key).reshape(ds.num_frames, -1).astype(np.float64)
-        for i in chosen:
-            bad = np.flatnonzero(~np.isfinite(values[starts[i]:starts[i + 1]]).all(axis=1))
-            if bad.size:
-                raise ValueError(f"state_keys: {key!r} holds NaN or inf in episode {i} (first at frame {bad[0]}), "
-                                 "which no policy can take; `worldpolicy dataset check` lists such frames")
+    check_state_width(ds, keys, emb)
+    for i in chosen:  # the chosen episodes' state columns only (no frames decoded)
+        bad = first_non_finite(ds.episode(i, videos=False).frames, keys)
+        if bad is not None:
+            raise ValueError(f"state_keys: {bad.key!r} holds NaN or inf in episode {i} (first at frame {bad.frame}), "
+                             "which no policy can take; `worldpolicy dataset check` lists such frames")
     return keys
 
 

@@ -4,14 +4,15 @@ the `numeric_features`).
 
 Training's windows (`train.data`, and `data.sampling` for a state left unnamed), `dataset label` (`data.label`) and
 `dataset frame`'s predict command (`data.frame`) all read a dataset's observation through these, so a dataset that
-trains is labelled and shown to predict with the same cameras and state. The settings a `camera_sources` error names are training's (`video_keys`,
-`dataset`) after `prefix` (`data.`: a training config's `[data]`); a caller without those settings catches
-`CameraMismatch` and says what fixes it in its own terms.
+trains is labelled and shown to predict with the same cameras and state. The settings a `camera_sources` error
+names are training's (`video_keys`, `dataset`) after `prefix` (`data.`: a training config's `[data]`); a caller
+without those settings catches `CameraMismatch` and says what fixes it in its own terms.
 
     from worldpolicy.data.observations import camera_sources, default_state_keys
     camera_sources(ds.video_keys, None, target)  # {"observation/wrist_image_left": "observation.image.wrist_...", ...}
     default_state_keys(ds)                       # ["observation.state"], else its parts ["observation.state.x", ...]
     named_state_keys(ds, ["observation.state.x"])  # checked numeric features; None: default_state_keys(ds)
+    check_state_width(ds, keys, target)          # they hold the state row a state-conditioned target takes
 """
 
 from __future__ import annotations
@@ -112,6 +113,19 @@ def named_state_keys(dataset, state_keys: str | Sequence[str] | None,
         raise error(f"state_keys={keys!r}: " + (f"{', '.join(unknown)} not among" if unknown else "none of")
                     + f" the dataset's numeric features: {', '.join(numeric)}{dataset.unread_note(unknown)}")
     return keys
+
+
+def check_state_width(dataset, keys: Sequence[str], target: Embodiment) -> None:
+    """`keys` (from `named_state_keys`) hold the state row `target` conditions on, by their widths in info.json
+    (nothing decoded): none of them, or another width, is refused naming the features there are."""
+    if not keys:
+        raise ValueError(f"state_keys: embodiment {target.key!r} conditions on the robot state ({target.action_dim} "
+                         f"values: {', '.join(target.columns)}) and the dataset has no {STATE_FEATURE!r} features; "
+                         f"name the ones that hold it (numeric features: {', '.join(numeric_features(dataset))})")
+    width = sum(int(dataset.features[k]["shape"][0]) for k in keys)
+    if width != target.action_dim:
+        raise ValueError(f"state_keys={list(keys)} hold {width} values; embodiment {target.key!r} takes a state of "
+                         f"{target.action_dim} ({', '.join(target.columns)}): name the features that hold it")
 
 
 def numeric_features(dataset) -> list[str]:

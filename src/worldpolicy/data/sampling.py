@@ -87,8 +87,8 @@ def sample_training_examples(
     the embodiment's. `action_keys` (and `state_keys`, used when the embodiment conditions on a state row; default
     `observation.state`, else its `observation.state.*` parts in the dataset's order, as `dataset label` and
     `dataset frame` read them) are concatenated to the embodiment's action width. Captions holding several variants
-    split by `caption_sep` yield one at random (`caption_sep=None`: the caption as stored). `shuffle` permutes episodes and the windows within each;
-    everything random draws from `seed`.
+    split by `caption_sep` yield one at random (`caption_sep=None`: the caption as stored). `shuffle` permutes
+    episodes and the windows within each; everything random draws from `seed`.
     `prefix` goes before the names of the arguments a training config sets (chunk_size, stride, action_keys,
     state_keys, video_keys) in errors (`data.` names them as its settings); `mode`, `episodes` and `limit` are no
     config settings (training fixes the mode and picks the episodes itself), so their errors name the argument.
