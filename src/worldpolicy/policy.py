@@ -145,6 +145,14 @@ def check_progress(progress: Any) -> None:
         raise TypeError(f"progress must be a callable (step, total) or None, got {type(progress).__name__}")
 
 
+def check_clip_progress(progress: Any) -> None:
+    """`infer_actions`' `progress`: a callable, called as `act_batch`'s for each batch of windows (the caller reports
+    progress its own way: no bar is shown); None, a bar over the windows when there are several; or False, neither (a
+    caller with a bar of its own, as `dataset label`). Refused before any work."""
+    if progress is not None and progress is not False and not callable(progress):
+        raise TypeError(f"progress must be a callable (step, total), None or False, got {type(progress).__name__}")
+
+
 def check_decode_video(decode_video: Any) -> None:
     """A request's `decode_video` (local or remote): True, False or None; a string such as "no" would count as True."""
     if decode_video is not None and not isinstance(decode_video, (bool, np.bool_)):
@@ -667,7 +675,7 @@ class Policy:
 
     def infer_actions(self, video: Any, prompt: str, *, start_frame: int = 0, whole_clip: bool = False,
                       resample: bool = False, batch_size: int = 8,
-                      progress: Callable[[int, int], None] | None = None, **kwargs: Any) -> Prediction:
+                      progress: Callable[[int, int], None] | bool | None = None, **kwargs: Any) -> Prediction:
         """Inverse dynamics: the actions that explain `video`, chunk_size+1 frames from `start_frame` (a frame of the
         clip as given, from 0; a shorter rest repeats its last frame, `settings["real_rows"]`).
 
@@ -679,10 +687,11 @@ class Policy:
         embodiment's `fps` at that rate: the clip's frame nearest each of the embodiment's timestamps (the rate from
         the file: a video's stream, an animated GIF's durations); without it such a clip is warned about, since each
         action then spans another time. `settings["clip"]` records the clip's frames used (`frames_used`, indexes
-        into the clip as given, one per row plus the last) and how. `progress`: as `act_batch`'s, for each batch."""
+        into the clip as given, one per row plus the last) and how. `progress` (`check_clip_progress`): a callable
+        as `act_batch`'s, for each batch; None, a bar over several windows; False, neither."""
         base = _request("infer_actions", video, prompt, {"mode": "inverse_dynamics"}, kwargs)
         check_clip_options(start_frame, whole_clip, resample, batch_size)
-        check_progress(progress)
+        check_clip_progress(progress)
         started = time.perf_counter()
         clip = read_clip(video, self.embodiment, self.chunk_size + 1, start_frame, whole_clip, resample)
         for message in clip.warnings:
@@ -1242,19 +1251,20 @@ def _described(source: Any) -> str:
 
 
 def label_windows(act_batch: Callable[..., list[Prediction]], requests: list[PolicyRequest], clip: ClipWindows,
-                  progress: Callable[[int, int], None] | None, started: float, whole_clip: bool,
+                  progress: Callable[[int, int], None] | bool | None, started: float, whole_clip: bool,
                   batch_size: int = 1) -> Prediction:
     """`infer_actions`' windows run through `act_batch` (a local `Policy`'s, or a `RemotePolicy`'s, so a clip is
-    labelled the same way on either) in batches of `batch_size` (a bar over the windows when there are several),
-    joined into one result (`join_windows`)."""
+    labelled the same way on either) in batches of `batch_size` (a bar over the windows when there are several and
+    `progress` is None: `check_clip_progress`), joined into one result (`join_windows`)."""
     from tqdm.auto import tqdm
 
     batches = [requests[i:i + batch_size] for i in range(0, len(requests), batch_size)]
     results: list[Prediction] = []
+    callback = progress if callable(progress) else None
     with tqdm(total=len(requests), desc="inverse dynamics", unit="window", leave=False,
-              disable=len(requests) < 2) as bar:
+              disable=len(requests) < 2 or progress is not None) as bar:
         for batch in batches:
-            results += act_batch(batch, progress=progress)
+            results += act_batch(batch, progress=callback)
             bar.update(len(batch))
     return join_windows(results, clip, time.perf_counter() - started, whole_clip)
 

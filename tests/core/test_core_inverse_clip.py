@@ -85,12 +85,27 @@ def test_a_clip_at_another_rate_is_resampled_to_the_embodiments_timestamps(polic
     ({"whole_clip": "yes"}, ValueError, "whole_clip='yes'; accepted: True or False"),
     ({"batch_size": 0}, ValueError, "batch_size=0; accepted: an integer >= 1"),
     ({"resample": True}, ValueError, "resample=True needs the clip's frame rate, which video (ndarray) does not carry"),
+    ({"progress": "bar"}, TypeError, "progress must be a callable (step, total), None or False, got str"),
     ({"whole_clip": True, "actions_space": "normalized"}, TypeError, "infer_actions() takes no actions_space"),
 ])
 def test_clip_options_are_refused_naming_the_parameter(policy, clip, options, error, said):
     with pytest.raises(error) as caught:
         policy.infer_actions(clip, "reach", steps=1, **options)
     assert said in str(caught.value), caught.value
+
+
+def test_a_whole_clips_bar_is_shown_unless_the_caller_reports_progress_or_asks_for_none(policy, clip, capsys):
+    """`dataset label --no-progress` still drew a bar per episode: the windows' own bar ignored what the caller asked.
+    None draws it over several windows; a callback (the caller reports) or False (a caller with its own bar) do not."""
+    def bar_drawn(**progress) -> bool:
+        policy.infer_actions(clip, "reach", whole_clip=True, batch_size=1, seed=7, steps=1, **progress)
+        return "inverse dynamics" in capsys.readouterr().err
+
+    steps = []
+    assert bar_drawn()
+    assert not bar_drawn(progress=False)
+    assert not bar_drawn(progress=lambda step, total: steps.append((step, total)))
+    assert steps  # the callback is still called, batch by batch
 
 
 def test_a_clip_that_cannot_be_read_is_named_video(policy, tmp_path):

@@ -183,7 +183,8 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, chosen
     emb = policy.embodiment
     started = time.perf_counter()
     try:
-        with tqdm(total=len(chosen), desc="labelling episodes", unit="ep", disable=not progress) as bar:
+        windows = sum(math.ceil((len(frames_of[i]) - 1) / policy.chunk_size) for i in chosen)
+        with tqdm(total=windows, desc=f"labelling {len(chosen)} episodes", unit="window", disable=not progress) as bar:
             for i in chosen:
                 rows = frames_of[i]
                 ep = ds.episode(i)  # every video: the ones labelled and the ones copied
@@ -194,13 +195,12 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, chosen
                          if emb.state_history else None)
                 clip = {camera: videos[key] for camera, key in cameras.items()}
                 labels = _episode_labels(policy, clip, caption_variants(ep.task)[0], state, episode_seed(seed, i),
-                                         batch_size)
+                                         batch_size, bar)
                 frames = {**frames, action_key: np.concatenate([labels, labels[-1:]]).astype(np.float32)}
                 with sigint_held() as caught:  # an episode half added could not be published
                     writer.add_episode(frames, videos, [ep.frame_tasks[r] for r in rows])
                 if caught:
                     raise interruption(caught)
-                bar.update(1)
         with sigint_held():  # every episode is labelled: a late Ctrl-C must not lose them
             labelled = writer.finalize()
     except BaseException:
@@ -211,7 +211,7 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, chosen
 
 
 def _episode_labels(policy: Any, clip: dict[str, np.ndarray], prompt: str, state: np.ndarray | None, seed: int,
-                    batch_size: int) -> np.ndarray:
+                    batch_size: int, bar: Any) -> np.ndarray:
     """A row per frame transition of `clip`: `infer_actions(whole_clip=True)` on segments of `SEGMENT_BATCHES` batches
     of windows, each starting at the previous one's last frame. The windows, the batches they run in and their one
     seed are the whole clip's (a window's state is the row at its first frame either way), so the rows are too, while
@@ -222,9 +222,10 @@ def _episode_labels(policy: Any, clip: dict[str, np.ndarray], prompt: str, state
     for start in range(0, length - 1, step):
         stop = min(start + step + 1, length)
         result = policy.infer_actions({camera: frames[start:stop] for camera, frames in clip.items()}, prompt,
-                                      whole_clip=True, batch_size=batch_size, seed=seed,
+                                      whole_clip=True, batch_size=batch_size, seed=seed, progress=False,
                                       state=None if state is None else state[start:stop])
         labels.append(result.actions)
+        bar.update(math.ceil((stop - start - 1) / policy.chunk_size))  # the one bar: over every episode's windows
     return np.concatenate(labels)
 
 

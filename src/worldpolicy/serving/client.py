@@ -49,6 +49,7 @@ from ..policy import (
     _numbers,
     _request,
     check_clip_options,
+    check_clip_progress,
     check_decode_video,
     check_progress,
     check_requests,
@@ -901,19 +902,19 @@ class RemotePolicy:
 
     def infer_actions(self, video: Any, prompt: str, *, start_frame: int = 0, whole_clip: bool = False,
                       resample: bool = False, batch_size: int = 8,
-                      progress: Callable[[int, int], None] | None = None, **kwargs: Any) -> Prediction:
+                      progress: Callable[[int, int], None] | bool | None = None, **kwargs: Any) -> Prediction:
         """Inverse dynamics: a clip (frames, a video file, a folder, a dict of camera clips) → the actions that
         explain it, with the local `Policy.infer_actions`' options and results: the clip is read here, as the local
         `Policy` reads it (`read_clip`), and its windows travel as ordinary inverse-dynamics requests, the wire
         unchanged. `whole_clip=True` sends them `batch_size` at a time through `act_batch` (over as many connections
         as the server's `max_batch` allows, so it fuses them), with one seed for every window (drawn here when none is
-        given), and joins their rows as the local `Policy` does (`join_windows`); `progress` as `act_batch`'s, for
-        each batch. `start_frame`, `whole_clip` and `resample` need the chunk size and embodiment a worldpolicy
+        given), and joins their rows as the local `Policy` does (`join_windows`); `progress` as the local
+        `Policy`'s (`check_clip_progress`). `start_frame`, `whole_clip` and `resample` need the chunk size and embodiment a worldpolicy
         server announces: refused, before any request, by a server that announces neither (openpi's), which gets
         the clip's first frames as before."""
         base = _request("infer_actions", video, prompt, {"mode": "inverse_dynamics"}, kwargs)
         check_clip_options(start_frame, whole_clip, resample, batch_size)
-        check_progress(progress)
+        check_clip_progress(progress)
         started = time.perf_counter()
         e, chunk = self.embodiment, self.chunk_size
         if e is None or chunk is None:
@@ -927,7 +928,7 @@ class RemotePolicy:
                                  f"which {self.url} does not announce (openpi's server announces neither), to cut the "
                                  "clip into its windows; accepted from it: the clip's first frames (no start_frame, "
                                  "whole_clip or resample)")
-            return self.act_batch([base], progress=progress)[0]
+            return self.act_batch([base], progress=progress if callable(progress) else None)[0]
         clip = read_clip(video, e, chunk + 1, start_frame, whole_clip, resample)
         for message in clip.warnings:  # where the local Policy says them: the server receives frames, not the file
             logging.getLogger("worldpolicy.policy").warning("%s", message)
