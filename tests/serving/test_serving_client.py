@@ -130,11 +130,12 @@ def test_a_machine_that_does_not_answer_is_said_to_be_unreachable_not_silent():
         RemotePolicy(f"ws://127.0.0.1:{listener.getsockname()[1]}", connect_timeout_s=0.3)
 
 
-@pytest.mark.parametrize("stage", ["handshake", "tcp_connect"])
+@pytest.mark.parametrize("stage", ["handshake", "tls_handshake", "tcp_connect"])
 def test_close_from_another_thread_cuts_a_connect_in_progress(stage):
     """An e-stop while the robot's client reconnects ends the connect at once, not after connect_timeout_s: a server
-    that accepted the connection but does not answer its handshake (a busy event loop, a queueing proxy), or a machine
-    whose TCP connect does not complete (on Linux a full listen queue drops the SYN, as a host gone does)."""
+    that accepted the connection but does not answer its handshake (a busy event loop, a queueing proxy), a wss://
+    one's TLS handshake included, or a machine whose TCP connect does not complete (on Linux a full listen queue drops
+    the SYN, as a host gone does)."""
     from worldpolicy.serving import ClientClosedError
 
     with contextlib.ExitStack() as stack:
@@ -142,7 +143,9 @@ def test_close_from_another_thread_cuts_a_connect_in_progress(stage):
         listener.settimeout(30)
         if stage == "tcp_connect":
             stack.enter_context(socket.create_connection(listener.getsockname()))  # fills the listen queue
-        remote = RemotePolicy(f"ws://127.0.0.1:{listener.getsockname()[1]}", connect_timeout_s=600, connect_now=False)
+        scheme = "wss" if stage == "tls_handshake" else "ws"
+        remote = RemotePolicy(f"{scheme}://127.0.0.1:{listener.getsockname()[1]}", connect_timeout_s=600,
+                              connect_now=False)
         outcome: list[BaseException | None] = []
 
         def control_loop() -> None:
@@ -154,8 +157,10 @@ def test_close_from_another_thread_cuts_a_connect_in_progress(stage):
 
         loop = threading.Thread(target=control_loop, daemon=True)
         loop.start()
-        if stage == "handshake":
-            stack.enter_context(listener.accept()[0])  # the client's connection: it now waits for the handshake
+        if stage != "tcp_connect":
+            accepted = stack.enter_context(listener.accept()[0])  # the client's connection
+            accepted.settimeout(30)
+            accepted.recv(1, socket.MSG_PEEK)  # its TLS or WebSocket handshake began: it now waits for the answer
         else:
             deadline = time.monotonic() + 30
             while remote._connecting is None and time.monotonic() < deadline:  # its socket is connecting
@@ -166,6 +171,33 @@ def test_close_from_another_thread_cuts_a_connect_in_progress(stage):
         loop.join(30)
         assert not e_stop.is_alive() and not loop.is_alive(), "close() did not cut the connect in progress"
         assert isinstance(outcome[0], ClientClosedError) and "no request was sent" in str(outcome[0])
+
+
+def test_a_redirect_names_the_url_to_connect_to():
+    """websockets follows a redirect, but not over the socket this client connects itself: it raised a bare
+    ValueError about a "preexisting socket" nobody passed. Refused naming where the server points."""
+    import http.server
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", "/policy")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect) as web:
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        url = f"ws://127.0.0.1:{web.server_address[1]}"
+        try:
+            with pytest.raises(ServerRefusedError, match=f"redirects \\(HTTP 302\\) to {url}/policy: connect to that"):
+                RemotePolicy(url)
+        finally:
+            web.shutdown()
 
 
 def test_another_web_service_on_the_port_is_named_as_the_likely_mistake():

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import urljoin
 
 import numpy as np
 
@@ -346,7 +347,7 @@ class RemotePolicy:
     # ------------------------------------------------------------------------------------------- connection
     def _connect(self) -> ClientConnection:
         """The connection, opened if there is none. A close() from another thread (an e-stop while the server is
-        unreachable or silent) cuts a connect in progress, in its TCP connect or its WebSocket handshake, instead of
+        unreachable or silent) cuts a connect in progress, in its TCP connect, TLS or WebSocket handshake, instead of
         leaving it to run out connect_timeout_s: it raises ClientClosedError."""
         if self._ws is not None:
             return self._ws
@@ -410,8 +411,10 @@ class RemotePolicy:
 
     def _handshake(self, closes: int) -> ClientConnection:
         """A connected, handshaken WebSocket, its errors as RemotePolicyErrors. A direct connect's socket is made here
-        (`_tcp_connect`); through a proxy websockets makes it, and close() can cut the connect from its WebSocket
-        handshake on, once websockets hands the socket over (`create_connection`)."""
+        (`_tcp_connect`) and close() can cut it all along, websockets getting a duplicate of it: a wss:// URL's TLS
+        wraps that one, detaching it, while close() shuts the one kept. Through a proxy websockets makes the socket,
+        and close() can cut the connect from its WebSocket handshake on, once websockets hands the socket over
+        (`create_connection`)."""
         headers = {"Authorization": f"Api-Key {self._api_key}"} if self._api_key else None
         deadline = time.monotonic() + self.connect_timeout_s
 
@@ -420,9 +423,11 @@ class RemotePolicy:
             return ClientConnection(sock, *args, **kwargs)
 
         options: dict[str, Any] = {**self._options, "create_connection": handed_over}
+        kept = None  # the direct connect's socket, which close() shuts (`_tcp_connect`)
         try:
             if self.proxy is None:
-                options["sock"] = self._tcp_connect(deadline, closes)
+                kept = self._tcp_connect(deadline, closes)
+                options["sock"] = kept.dup()  # the same TCP connection, for websockets to wrap and own
             ws = connect(
                 self.url,
                 compression=None,
@@ -434,21 +439,12 @@ class RemotePolicy:
             )
         except InvalidURI as exc:
             raise ValueError(f"url={self.url!r} is not a valid WebSocket URL: {exc}") from None
+        except ValueError as exc:  # websockets >= 17.1 follows a redirect, but not over a socket it was given (`sock`)
+            if not isinstance(exc.__cause__, InvalidStatus):
+                raise
+            raise self._refused(exc.__cause__) from None
         except InvalidStatus as exc:
-            status = exc.response.status_code
-            body = exc.response.body.decode("utf-8", "replace").strip() if exc.response.body else ""
-            body = body if len(body) <= 300 else body[:300] + "…"  # another service's error page is not the point
-            if status in (401, 403):  # 403: Ray Serve / ASGI servers refuse a WebSocket handshake that way
-                why = ("this client sent no key: pass api_key=, the value of the variable the server's --api-key-env "
-                       "names" if self._api_key is None else
-                       "the api_key this client sent is not the server's (the value of its --api-key-env variable)")
-                raise AuthenticationError(
-                    f"{self.url} refused the API key (HTTP {status}): {why}" + (f"; it says: {body}" if body else "")
-                ) from None
-            hint = "" if status >= 500 else "; is this the policy server's port?"  # a 404: another service there
-            raise ServerRefusedError(
-                f"{self.url} refused the connection with HTTP {status}: {body or '(no text)'}{hint}"
-            ) from None
+            raise self._refused(exc) from None
         except (InvalidHandshake, websockets.ConnectionClosed) as exc:
             raise ServerRefusedError(
                 f"something at {self.url} accepted the connection but completed no WebSocket handshake ({exc}): "
@@ -471,7 +467,29 @@ class RemotePolicy:
             raise ServerRefusedError(
                 f"cannot connect to {self.url} ({exc.strerror or exc}); is `worldpolicy serve` running there?"
             ) from None
+        finally:
+            if kept is not None:
+                kept.close()  # websockets' duplicate holds the connection
         return ws
+
+    def _refused(self, refusal: InvalidStatus) -> ServerRefusedError:
+        """The error for a handshake the server answered with an HTTP status other than 101."""
+        status = refusal.response.status_code
+        location = refusal.response.headers.get("Location")
+        if 300 <= status < 400 and location:  # not followed (websockets < 17.1, or over the socket `_tcp_connect` made)
+            return ServerRefusedError(f"{self.url} redirects (HTTP {status}) to {urljoin(self.url, location)}: "
+                                      "connect to that URL")
+        body = refusal.response.body.decode("utf-8", "replace").strip() if refusal.response.body else ""
+        body = body if len(body) <= 300 else body[:300] + "…"  # another service's error page is not the point
+        if status in (401, 403):  # 403: Ray Serve / ASGI servers refuse a WebSocket handshake that way
+            why = ("this client sent no key: pass api_key=, the value of the variable the server's --api-key-env "
+                   "names" if self._api_key is None else
+                   "the api_key this client sent is not the server's (the value of its --api-key-env variable)")
+            return AuthenticationError(
+                f"{self.url} refused the API key (HTTP {status}): {why}" + (f"; it says: {body}" if body else "")
+            )
+        hint = "" if status >= 500 else "; is this the policy server's port?"  # a 404: another service there
+        return ServerRefusedError(f"{self.url} refused the connection with HTTP {status}: {body or '(no text)'}{hint}")
 
     def _check_embodiment(self, metadata: dict[str, Any], served: Embodiment | None) -> None:
         """Refuse a server whose announced embodiment is not the one held to (`expected_embodiment`, else the first
