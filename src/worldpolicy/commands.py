@@ -340,7 +340,7 @@ def _check_clip(args: argparse.Namespace, sources: dict[str, Path], cameras: tup
                 embodiment: Embodiment) -> None:
     """An inverse-dynamics clip as the run reads it, before the weights load: the cameras' clips start together with as
     many frames each, --start-frame leaves at least 2 frames of each, and --resample has the rate from each file's
-    header (`policy.read_clip` refuses the same)."""
+    header (`processing.clip.read_clip` refuses the same)."""
     from .processing.observations import clip_fps, clip_from_mapping, load_frames
 
     if cameras:
@@ -451,7 +451,8 @@ def _summary(prediction: Prediction) -> str:
 
 def _clip_part(clip: dict | None) -> str:
     """Which frames of the clip an inverse-dynamics result explains, where that is not the first chunk_size+1 at
-    their own rate ('' then): a start frame, several windows, a resampled clip (`policy.ClipWindows.settings`)."""
+    their own rate ('' then): a start frame, several windows, a resampled clip
+    (`processing.clip.ClipWindows.settings`)."""
     if not clip or not (clip["start_frame"] or len(clip["window_rows"]) > 1 or clip["resampled"]):
         return ""
     windows = len(clip["window_rows"])

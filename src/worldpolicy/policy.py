@@ -11,13 +11,11 @@ import contextlib
 import gc
 import json
 import logging
-import math
-import numbers
 import os
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -40,12 +38,19 @@ from .processing.actions import (
     ACTION_SPACES,
     actions_where,
     fit_to_chunk,
-    from_torch,
     load_actions,
     out_of_range_columns,
     out_of_range_warning,
     to_model,
     to_physical,
+)
+from .processing.actions import state_numbers as _numbers  # by this name `serving.client` imports it too
+from .processing.clip import (
+    ClipWindows,
+    check_clip_options,
+    frame_rate_warning,
+    read_clip,
+    resampled_frames,  # noqa: F401 (`data.label` imports it from here)
 )
 from .processing.observations import (
     camera_views,
@@ -389,28 +394,6 @@ def listed_embodiments() -> list[ListedEmbodiment]:
             continue
         rows.append(ListedEmbodiment(own, name, folder))
     return rows
-
-
-def _numbers(value: Any, name: str) -> np.ndarray:
-    """A state value (numpy, torch on any device or dtype, a list) as float64, or an error naming where it came
-    from. An item that is not a number (None, a string) is named as what it is: read as float64, None became NaN and
-    was refused as "NaN or inf", shown as nan, and "0.5" was taken for a number."""
-    try:  # complex values would lose their imaginary parts with only a warning
-        values = from_torch(value)
-        array = None if value is None else np.asarray(values)
-    except (TypeError, ValueError):  # ragged nesting
-        array = None
-    if array is not None and array.ndim and array.dtype.kind in "OSU":  # items of a list; a lone string: below
-        items = array.reshape(-1).tolist()
-        bad = [i for i, item in enumerate(items) if not isinstance(item, numbers.Real)]
-        if bad:
-            where = "".join(f"[{i}]" for i in np.unravel_index(bad[0], array.shape))
-            more = f" (and {len(bad) - 1} more items)" if len(bad) > 1 else ""
-            raise ValueError(f"{name}{where} is {items[bad[0]]!r:.40}, not a number{more}; accepted: a list or array "
-                             f"of numbers (given {value!r:.80})")
-    if array is None or array.size == 0 or array.dtype.kind not in "biufO":
-        raise ValueError(f"{name}={value!r:.80} must be a list or array of numbers")
-    return array.astype(np.float64)
 
 
 def physical_state_row(state: Any, embodiment: Embodiment, mode: str) -> np.ndarray:
@@ -1073,181 +1056,11 @@ def ignored_state_warning(embodiment: Embodiment, state: Any) -> str | None:
             "droid/joint_pos)")
 
 
-def frame_rate_warning(video: Any, fps: float) -> str | None:
-    """A clip recorded at another rate than the embodiment's spans another stretch of time per action: what to say, for
-    a file that carries its rate (a video's stream, an animated GIF's frame durations: `clip_fps`, read from the
-    header), else None. The run says it; `predict` says it before the weights load, from the file alone."""
-    from .processing.observations import clip_fps as rate_of
-
-    clip_fps = rate_of(video)
-    if not clip_fps or abs(clip_fps / fps - 1) <= 0.1:
-        return None
-    return (f"video {video} is {clip_fps:.3g} fps but embodiment actions are at {fps:.3g} fps: each recovered action "
-            f"spans {clip_fps / fps:.2f} of its steps (infer_actions(..., resample=True), predict --resample, reads it "
-            f"at {fps:.3g} fps: the frames nearest the embodiment's timestamps)")
-
-
 def warn_frame_rate(video: Any, fps: float) -> None:
     """Say `frame_rate_warning`'s message, if any (a local run, and `RemotePolicy` for the clips it reads itself)."""
     message = frame_rate_warning(video, fps)
     if message is not None:
         logger.warning("%s", message)
-
-
-def check_clip_options(start_frame: Any, whole_clip: Any, resample: Any, batch_size: Any) -> None:
-    """`infer_actions`' clip options, refused before any frame is read."""
-    for name, value in (("start_frame", start_frame), ("batch_size", batch_size)):
-        least = 0 if name == "start_frame" else 1
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < least:
-            raise ValueError(f"{name}={value!r}; accepted: an integer >= {least}"
-                             + (" (a frame of the clip as given, from 0)" if name == "start_frame" else
-                                " (windows per batched forward)"))
-    for name, value in (("whole_clip", whole_clip), ("resample", resample)):
-        if not isinstance(value, (bool, np.bool_)):
-            raise ValueError(f"{name}={value!r}; accepted: True or False")
-
-
-def resampled_frames(count: int, clip_fps: float, fps: float, start_frame: int = 0) -> list[int]:
-    """The frames of a clip of `count` frames at `clip_fps` nearest the timestamps of `fps` from `start_frame` on
-    (ties to the later frame): a clip at 30 fps read at 15 takes every other frame, one at 10 repeats every other."""
-    used, step = [], 0
-    while (index := start_frame + math.floor(step * clip_fps / fps + 0.5)) < count:
-        used.append(index)
-        step += 1
-    return used
-
-
-@dataclass
-class ClipWindows:
-    """The frames of a clip `infer_actions` explains, read once: `frames` (one array [T,...], or each camera's of a
-    dict, `extra` its other keys) hold the clip's frames from 0 as far as they are read, `frames_used` which of them
-    are explained, in order (from `start_frame`, every one or those `resampled_frames` picks), and window k the
-    `num_frames` of them from k*(num_frames-1): windows share their boundary frames, so their rows join end to end."""
-
-    frames: Any
-    extra: dict[str, Any]
-    frames_used: list[int]
-    num_frames: int
-    clip_fps: float | None
-    resampled: bool
-    state_history: bool
-    state_keys: dict[str, str]
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def size(self) -> tuple[int, int]:
-        first = next(iter(self.frames.values())) if isinstance(self.frames, dict) else self.frames
-        return tuple(first.shape[1:3])
-
-    @property
-    def windows(self) -> int:
-        return math.ceil((len(self.frames_used) - 1) / (self.num_frames - 1))
-
-    def rows(self, k: int) -> int:
-        """The action rows of window k that explain frames of the clip (the rest explain copies of its last)."""
-        return min(self.num_frames - 1, len(self.frames_used) - 1 - k * (self.num_frames - 1))
-
-    def window(self, k: int, pad: bool = True) -> Any:
-        """Window k's observation: its frames in memory (as the clip held them: a dict's with its other keys, a
-        state-conditioned one's state keys at the window's first frame), the last window padded by repeating its last
-        frame (as a short clip is; `pad=False`: left to the run, which says so and records `real_rows`)."""
-        start = k * (self.num_frames - 1)
-        picked = self.frames_used[start:start + self.num_frames]
-        if pad:
-            picked = picked + picked[-1:] * (self.num_frames - len(picked))
-        if not isinstance(self.frames, dict):
-            return self.frames[picked]
-        extra = dict(self.extra)
-        if self.state_history:
-            for part, key in self.state_keys.items():
-                if key in extra:
-                    extra[key] = _state_at(extra[key], picked[0], f"observation[{key!r}]", column=part == "gripper")
-        return {**{key: clip[picked] for key, clip in self.frames.items()}, **extra}
-
-    def state(self, state: Any, k: int) -> Any:
-        """A request's `state` for window k: its row at the window's first frame (a state-conditioned embodiment's
-        chunk starts from it), else as given."""
-        if not self.state_history:
-            return state
-        return _state_at(state, self.frames_used[k * (self.num_frames - 1)], "state")
-
-    def settings(self, rows: list[int]) -> dict[str, Any]:
-        """What `settings["clip"]` records: the clip's frames each result row starts from, plus the last frame
-        (indexes into the clip as given), the clip's rate and whether it was resampled, the real rows per window."""
-        return {"start_frame": self.frames_used[0], "frames_used": self.frames_used[:sum(rows) + 1],
-                "clip_fps": self.clip_fps, "resampled": self.resampled, "window_rows": rows}
-
-
-def _state_at(value: Any, row: int, name: str, column: bool = False) -> Any:
-    """A state (rows [T, dim], or a dict's joints [T, n] / gripper [T] or [T, 1]: `column`) at clip frame `row`, as
-    one row; row 0 is the state as given (a single row is the first frame's). A single row cannot say a later frame's
-    state: refused, naming what to pass."""
-    if value is None or row == 0:
-        return value
-    array = _numbers(value, name)
-    rows = array if array.ndim >= 2 else array[:, None] if column else None
-    if rows is None or rows.shape[0] <= row:
-        raise ValueError(f"{name} has shape {tuple(array.shape)}, but the window from clip frame {row} starts from "
-                         f"that frame's state; accepted: one row per frame of the clip ([T, ...] with T > {row})")
-    return rows[row:row + 1]
-
-
-def read_clip(video: Any, embodiment: Embodiment, num_frames: int, start_frame: int = 0, whole_clip: bool = False,
-              resample: bool = False) -> ClipWindows:
-    """The frames `infer_actions` explains (`ClipWindows`), read as far as they are used: a single window's
-    `num_frames` from `start_frame` and one more (a longer clip is told apart), the whole clip for
-    `whole_clip`. A video file is held as uint8 (each window converted as it runs), so a long clip costs its bytes
-    once. Errors name `video` (a dict's cameras by their keys); its `warnings` (a frame rate not the embodiment's, more
-    frames than a single window uses) are the caller's to log, a local `Policy` or a `RemotePolicy` alike."""
-    from .processing.observations import VIDEO_SUFFIXES, clip_fps
-
-    e = embodiment
-    is_dict = isinstance(video, Mapping)
-    sources = [video[k] for k in frame_keys(video.keys(), e.camera_keys, e.composite)] if is_dict else [video]
-    rate = clip_fps(sources[0])
-    if resample and not rate:
-        what = "its first camera" if is_dict else "video"
-        raise ValueError(f"resample=True needs the clip's frame rate, which {what} ({_described(sources[0])}) does "
-                         "not carry; accepted: a video file (its stream's rate) or an "
-                         "animated GIF/PNG with frame durations (resample a folder of frames or frames in memory "
-                         f"yourself, to {e.fps:g} fps)")
-    if whole_clip:
-        bound = None
-    elif resample:
-        bound = start_frame + math.ceil(num_frames * rate / e.fps) + 2
-    else:
-        bound = start_frame + num_frames + 1
-    if is_dict:
-        frames: Any = clip_views(video, e.camera_keys, e.composite, max_frames=bound)
-        count = len(next(iter(frames.values())))
-    elif isinstance(video, (str, Path)) and Path(video).suffix.lower() in VIDEO_SUFFIXES and Path(video).is_file():
-        from .processing.video import read_video
-
-        frames = read_video(video, max_frames=bound)[0]
-        count = len(frames)
-    else:
-        frames = load_frames(video, "video", max_frames=bound)[:bound]
-        count = len(frames)
-    used = resampled_frames(count, rate, e.fps, start_frame) if resample else list(range(start_frame, count))
-    if not whole_clip:
-        used = used[:num_frames + 1]
-    if len(used) < 2:
-        where = "" if start_frame == 0 else f" from start_frame={start_frame} (the clip has {count})"
-        raise ValueError(f"inverse dynamics needs a video of at least 2 frames{where}; got {len(used)} frame"
-                         f"{'' if len(used) == 1 else 's'} (chunk_size+1 = {num_frames} are used; a shorter clip "
-                         "repeats its last frame)")
-    said = [] if resample else [frame_rate_warning(source, e.fps) for source in sources]
-    if not whole_clip and len(used) > num_frames:
-        said.append(f"video has more than {num_frames} frames from frame {start_frame}; using {num_frames} "
-                    "(chunk_size+1): whole_clip=True (predict --whole-clip) labels every frame, start_frame "
-                    "(--start-frame) picks where to start")
-    return ClipWindows(frames, {k: v for k, v in video.items() if k not in frames} if is_dict else {}, used,
-                       num_frames, rate, bool(resample), bool(e.state_history), dict(e.state_keys),
-                       [message for message in said if message is not None])
-
-
-def _described(source: Any) -> str:
-    return repr(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else type(source).__name__
 
 
 def label_windows(act_batch: Callable[..., list[Prediction]], requests: list[PolicyRequest], clip: ClipWindows,

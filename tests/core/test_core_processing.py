@@ -661,6 +661,22 @@ def test_actions_from_csv_and_npz_are_read_by_column_name(tmp_path):
             load_actions(tmp_path / name, e)
 
 
+def test_an_npy_or_npz_file_is_read_as_what_it_holds_and_a_broken_archive_is_named(tmp_path):
+    """np.load reads either by its content: an .npy array saved as `x.npz` failed with "'numpy.ndarray' object does
+    not support the context manager protocol", and a cut-short .npz with a bare BadZipFile."""
+    e = worldpolicy.get_embodiment("droid/relative_pose")
+    physical = e.denormalize(np.random.default_rng(2).uniform(-1, 1, (4, 10)))
+    with open(tmp_path / "rows.npz", "wb") as f:
+        np.save(f, physical)
+    with open(tmp_path / "archive.npy", "wb") as f:
+        np.savez(f, actions=physical[:, ::-1], columns=np.array(list(e.columns)[::-1]))
+    for name in ("rows.npz", "archive.npy"):
+        np.testing.assert_allclose(load_actions(tmp_path / name, e), to_model(e, physical), atol=1e-9, err_msg=name)
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "archive.npy").read_bytes()[:60])
+    with pytest.raises(ValueError, match=r"actions file '.*cut.npz' is not a numeric .npz array"):
+        load_actions(tmp_path / "cut.npz", e)
+
+
 def test_a_prediction_or_an_actions_object_in_memory_is_read_as_its_file(tmp_path):
     """policy -> forward dynamics: `imagine(obs, pred, ...)` (or `pred.to_json()`) failed as 'values must be a
     rectangular numeric [T, 10] array', not saying what was given, though written to a file it was read."""

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import csv
 import logging
+import numbers
 import re
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -150,6 +152,28 @@ def actions_where(source: Any) -> str:
     return f"actions file {str(Path(source))!r}" if isinstance(source, (str, Path)) else "actions"
 
 
+def state_numbers(value: Any, name: str) -> np.ndarray:
+    """A state value (numpy, torch on any device or dtype, a list) as float64, or an error naming where it came
+    from. An item that is not a number (None, a string) is named as what it is: read as float64, None became NaN and
+    was refused as "NaN or inf", shown as nan, and "0.5" was taken for a number."""
+    try:  # complex values would lose their imaginary parts with only a warning
+        values = from_torch(value)
+        array = None if value is None else np.asarray(values)
+    except (TypeError, ValueError):  # ragged nesting
+        array = None
+    if array is not None and array.ndim and array.dtype.kind in "OSU":  # items of a list; a lone string: below
+        items = array.reshape(-1).tolist()
+        bad = [i for i, item in enumerate(items) if not isinstance(item, numbers.Real)]
+        if bad:
+            where = "".join(f"[{i}]" for i in np.unravel_index(bad[0], array.shape))
+            more = f" (and {len(bad) - 1} more items)" if len(bad) > 1 else ""
+            raise ValueError(f"{name}{where} is {items[bad[0]]!r:.40}, not a number{more}; accepted: a list or array "
+                             f"of numbers (given {value!r:.80})")
+    if array is None or array.size == 0 or array.dtype.kind not in "biufO":
+        raise ValueError(f"{name}={value!r:.80} must be a list or array of numbers")
+    return array.astype(np.float64)
+
+
 ACTIONS_SUFFIXES = (".json", ".npy", ".npz", ".csv")  # what `read_actions_file` reads, as errors name them
 
 
@@ -164,11 +188,11 @@ def read_actions_file(source: str | Path) -> tuple[Any, str]:
         raise FileNotFoundError(f"{where} does not exist")
     suffix = path.suffix.lower()
     if suffix in (".npy", ".npz"):
-        try:
+        try:  # read as what it holds (np.load's own rule), whichever of the two suffixes it has
             loaded = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
             raise ValueError(f"{where} is not a numeric {suffix} array ({str(exc).split('.')[0]})") from None
-        return (loaded if suffix == ".npy" else _npz_actions(loaded, where)), where
+        return (loaded if isinstance(loaded, np.ndarray) else _npz_actions(loaded, where)), where
     if suffix == ".csv":
         return _csv_actions(path, where), where
     if suffix != ".json":

@@ -44,6 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .config import EPISODE_FLAGS
     from .scratch import RECIPES, recipe_path, run_recipe
 
     path = recipe_path(args.config)
@@ -89,10 +90,6 @@ def _train(args: argparse.Namespace) -> int:
                           "checkpoint": str(final) if final else None,
                           "wall_s": round(time.perf_counter() - started, 1)}, indent=1))
     return 0
-
-
-# `data.episodes` / `data.exclude_episodes` and the flags that override them
-EPISODE_FLAGS = {"episodes": "--episodes", "exclude_episodes": "--exclude-episodes"}
 
 
 def _episode_list(flag: str, text: str) -> list[int]:

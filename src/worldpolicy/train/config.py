@@ -20,6 +20,9 @@ from ..data.layout import ACTION_KEYS, STATE_KEYS
 from ..models import portable_checkpoint
 from .flow import COSMOS_POLICY_MIX, OBJECTIVES, TimestepSampler
 
+# `data.episodes` / `data.exclude_episodes` and the `worldpolicy train` flags that override them
+EPISODE_FLAGS = {"episodes": "--episodes", "exclude_episodes": "--exclude-episodes"}
+
 
 @dataclass
 class DataConfig:

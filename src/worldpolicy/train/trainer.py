@@ -62,7 +62,7 @@ from ..fileio import (
 from ..models import SHIPPED_NAME
 from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
-from .config import RESUMABLE, TrainConfig, changed_settings
+from .config import EPISODE_FLAGS, RESUMABLE, TrainConfig, changed_settings
 from .data import (
     LatentCache,
     WindowSpec,
@@ -833,9 +833,8 @@ class Trainer:
         saved, where, step = previous
         changes = changed_settings(saved, self.config.to_dict())
         if changes:
-            flags = [f"{flag} sets {name}" for name, flag in (("data.episodes", "--episodes"),
-                                                              ("data.exclude_episodes", "--exclude-episodes"))
-                     if any(change.startswith(f"{name}:") for change in changes)]
+            flags = [f"{flag} sets data.{name}" for name, flag in EPISODE_FLAGS.items()
+                     if any(change.startswith(f"data.{name}:") for change in changes)]
             given = f" ({', '.join(flags)} on the command line)" if flags else ""
             raise ValueError(f"output_dir {str(self.out)!r} holds a run ({where}, step {step}) with other settings: "
                              f"{'; '.join(changes)}. Put them back to resume it{given}, or choose a new --out / "
