@@ -44,13 +44,12 @@ from .processing.actions import (
     to_model,
     to_physical,
 )
-from .processing.actions import state_numbers as _numbers  # by this name `serving.client` imports it too
+from .processing.actions import state_numbers as _numbers
 from .processing.clip import (
     ClipWindows,
     check_clip_options,
     frame_rate_warning,
     read_clip,
-    resampled_frames,  # noqa: F401 (`data.label` imports it from here)
 )
 from .processing.observations import (
     camera_views,

@@ -60,7 +60,7 @@ def test_a_clip_file_read_from_a_start_frame_is_those_frames(policy, clip, tmp_p
 
 
 def test_a_clip_at_another_rate_is_resampled_to_the_embodiments_timestamps(policy, clip, tmp_path, caplog):
-    from worldpolicy.policy import resampled_frames
+    from worldpolicy.processing.clip import resampled_frames
     from worldpolicy.processing.video import read_video, write_video
 
     assert resampled_frames(8, 30, 15) == [0, 2, 4, 6]
@@ -118,7 +118,7 @@ def test_a_clip_that_cannot_be_read_is_named_video(policy, tmp_path):
 
 def test_a_state_conditioned_window_starts_from_its_first_frames_state(clip):
     from worldpolicy.embodiments import get_embodiment
-    from worldpolicy.policy import read_clip
+    from worldpolicy.processing.clip import read_clip
 
     e = get_embodiment("droid/joint_pos")
     windows = read_clip(clip, e, CHUNK + 1, whole_clip=True)

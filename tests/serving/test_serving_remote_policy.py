@@ -205,6 +205,7 @@ def test_inverse_dynamics_sends_only_the_frames_the_server_reads(serve, tmp_path
     the chunk_size + 1 the server uses."""
     import logging
 
+    import worldpolicy.processing.clip as clip_io
     import worldpolicy.processing.video as video_io
 
     t = serve(StandInPolicy())  # droid: chunk_size 32
@@ -212,8 +213,8 @@ def test_inverse_dynamics_sends_only_the_frames_the_server_reads(serve, tmp_path
     frames = np.zeros((40, 16, 16, 3), np.uint8)
     video_io.write_video(clip, frames, 15)
     reads = []
-    read_video = video_io.read_video
-    monkeypatch.setattr(video_io, "read_video", lambda *a, **k: reads.append(k) or read_video(*a, **k))
+    read_video = video_io.read_video  # as the clip reader the client shares with the local Policy calls it
+    monkeypatch.setattr(clip_io, "read_video", lambda *a, **k: reads.append(k) or read_video(*a, **k))
     with RemotePolicy(t.url) as remote, caplog.at_level(logging.WARNING, logger="worldpolicy"):
         assert remote.metadata()["chunk_size"] == 32
         for long in (clip, frames, list(frames)):
@@ -667,7 +668,7 @@ def test_a_clip_file_is_read_from_a_start_frame_and_at_the_embodiments_rate_here
     frames, and cannot know their rate): the frames used and `settings["clip"]` are what the local Policy gives."""
     import logging
 
-    from worldpolicy.policy import resampled_frames
+    from worldpolicy.processing.clip import resampled_frames
     from worldpolicy.processing.video import write_video
 
     t = serve(StandInPolicy())  # droid: 15 fps

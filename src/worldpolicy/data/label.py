@@ -103,7 +103,8 @@ def label_dataset(
     and only when an earlier label run made it. The dataset is built in a hidden folder beside `out` and appears
     only when every episode is labelled: an error or Ctrl-C leaves nothing at `out` (and an earlier one unchanged).
     `load_options` go to `load_policy` (device, dtype, steps, chunk_size, ...)."""
-    from ..policy import Policy, check_clip_options, check_seed, resampled_frames
+    from ..policy import Policy, check_seed
+    from ..processing.clip import check_clip_options, resampled_frames
 
     ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
     check_clip_options(0, True, resample, batch_size)

@@ -47,9 +47,7 @@ from ..logcapture import logged_warnings
 from ..policy import (
     DECODE_VIDEO_MODES,
     PolicyRequest,
-    _numbers,
     _request,
-    check_clip_options,
     check_clip_progress,
     check_decode_video,
     check_progress,
@@ -58,11 +56,18 @@ from ..policy import (
     ignored_state_warning,
     label_windows,
     observation_state,
-    read_clip,
     start_row,
     warn_frame_rate,
 )
-from ..processing.actions import ACTION_SPACES, ACTIONS_SUFFIXES, actions_object, load_actions, read_actions_file
+from ..processing.actions import (
+    ACTION_SPACES,
+    ACTIONS_SUFFIXES,
+    actions_object,
+    load_actions,
+    read_actions_file,
+    state_numbers,
+)
+from ..processing.clip import check_clip_options, read_clip
 from ..processing.observations import (
     VIDEO_SUFFIXES,
     check_pixel_count,
@@ -762,7 +767,7 @@ class RemotePolicy:
         if given is None and r.mode == "inverse_dynamics" and isinstance(r.observation, Mapping):
             given = self._clip_state(r.observation)
         if given is not None:
-            state = _numbers(given, "state")
+            state = state_numbers(given, "state")
             # a history [T, dim] as the local Policy takes it: the row the chunk starts from (the wire takes one row)
             request["state"] = (state[start_row(r.mode)] if state.ndim == 2 else state).reshape(-1)
             self._say_ignored_state(state)
