@@ -35,6 +35,14 @@ LOAD_FLAGS = {name: "--" + name.replace("_", "-") for name in (
     "chunk_size", "resolution_tier", "seed")}
 
 
+def add_device_flags(parser: argparse.ArgumentParser) -> None:
+    """`--device` and `--dtype` (`load_policy`'s `device`, `dtype`), said alike by every command that loads a
+    checkpoint for inference."""
+    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--dtype", help="bfloat16 | float16 | float32 (or bf16, fp16, fp32; any case; default: "
+                        "bfloat16 on CUDA, else float32)")
+
+
 def flag_named(exc: Exception, flags: Mapping[str, str]) -> Exception:
     """The error with its flag's name: the Python API names the parameter first (`steps=0 must be ...`,
     `control_hz: ...`), while on the command line the flag is what to fix. `flags` maps parameters to flags; an error

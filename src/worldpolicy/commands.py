@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .cli import add_device_flags
 from .results import MODES
 
 if TYPE_CHECKING:
@@ -64,9 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-size", type=int, help="actions per chunk, a multiple of 4 (default: the embodiment's)")
     p.add_argument("--resolution-tier", type=int, help="canvas tier: 256, 480, 704 or 720 (default: the embodiment's)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
-    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--dtype", help="bfloat16 | float16 | float32 (or bf16, fp16, fp32; any case; default: "
-                   "bfloat16 on CUDA, else float32)")
+    add_device_flags(p)
     p.add_argument("--start-frame", type=int, default=0, metavar="N",
                    help="inverse dynamics: explain the clip from its frame N (from 0; default: 0)")
     p.add_argument("--whole-clip", action="store_true",

@@ -8,6 +8,8 @@ import json
 import logging
 from pathlib import Path
 
+from ..cli import add_device_flags
+
 logger = logging.getLogger(__name__)
 
 
@@ -37,9 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--max-loaded", type=int, default=2,
                    help="checkpoints kept loaded at once, least recently used unloaded first (default: 2)")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--dtype", default=None, help="bfloat16 | float16 | float32 (or bf16, fp16, fp32; any case; "
-                   "default: bfloat16 on CUDA, else float32)")
+    add_device_flags(p)
     p.add_argument("--chunk-size", type=int, default=None,
                    help="actions per chunk, a multiple of 4 (default: the embodiment's)")
     p.add_argument("--resolution-tier", type=int, default=None,

@@ -7,6 +7,8 @@ import argparse
 import json
 import re
 
+from ..cli import add_device_flags
+
 # sim_to_dataset's parameters as from-sim spells them: its errors name the parameter, the user typed the flag
 FLAGS = {
     "num_episodes": "--episodes",
@@ -146,8 +148,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     label.add_argument("--action-key", default="action",
                        help="feature for the labels; a source feature of this name is replaced (default: action)")
     label.add_argument("--steps", type=int, help="denoising steps (default: the embodiment's sampling preset, else 4)")
-    label.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    label.add_argument("--dtype", help="bfloat16 | float16 | float32 (default: bf16 on CUDA, fp32 on CPU)")
+    add_device_flags(label)
     label.add_argument("--video-codec", default="libx264rgb",
                        help="codec the videos are written again with: libx264rgb (lossless, default: the frames the "
                        "labels explain), libx264, libsvtav1")

@@ -10,6 +10,7 @@ import os
 import re
 import socket
 
+from ..cli import add_device_flags
 from .logformat import LOG_FORMAT_ENV, log_format
 
 _BIND_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
@@ -83,9 +84,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "per replica when the cluster has GPUs",
     )
     p.add_argument("--warmup", type=int, default=1, help="synthetic requests run before /readyz is 200 (default: 1)")
-    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--dtype", help="bfloat16 | float16 | float32 (or bf16, fp16, fp32; any case; default: bfloat16 on "
-                   "CUDA, else float32)")
+    add_device_flags(p)
     p.add_argument("--steps", type=int, help="denoising steps, >= 1, of a request that sends no 'steps' (default: the "
                    "embodiment's sampling preset, else 4)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance of a request that sends no 'guidance'; 1 "
