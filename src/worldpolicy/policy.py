@@ -418,10 +418,10 @@ def physical_state_row(state: Any, embodiment: Embodiment, mode: str) -> np.ndar
 def observation_state(observation: Mapping[str, Any], embodiment: Embodiment, mode: str) -> np.ndarray:
     """The state an observation dict carries under the embodiment's `state_keys` (joints [n] or [T, n], gripper scalar,
     [T] or [T, 1]), as one physical row [n + 1] at `start_row(mode)`: the current state, or the first frame's for a
-    clip to explain. What a run conditions on when no `state=` is given (`Policy._state_row`), and what a
-    `RemotePolicy` sends as the wire's `state` beside an inverse-dynamics clip, whose wire has no room for the keys
-    themselves; one reading, so that a dict gives the same state locally and remotely. KeyError naming the keys
-    missing."""
+    clip to explain. What a run conditions on when no `state=` is given (`Policy._state_row`), what a
+    `RemotePolicy` sends as the wire's `state` beside an inverse-dynamics clip, and what a server reads from the keys
+    a raw client sends beside `video` (`serving.adapters`); one reading, so that a dict gives the same state locally
+    and remotely. KeyError naming the keys missing."""
     e, keys = embodiment, embodiment.state_keys
     missing = [k for k in (keys.get("joints"), keys.get("gripper")) if k and k not in observation]
     if missing:

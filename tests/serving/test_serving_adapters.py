@@ -222,3 +222,17 @@ def test_a_state_row_embodiment_without_state_keys_needs_state_on_the_wire():
     assert request.options["state"].shape == (3,)
     warm = ObservationAdapter(e).parse(warmup_message(e))
     np.testing.assert_array_equal(warm.options["state"], np.zeros(3))
+
+
+def test_inverse_dynamics_reads_state_keys_under_the_client_names_and_names_them_when_refused():
+    adapter = ObservationAdapter(DROID, CLIENT_NAMES)
+    video = np.zeros((3, 16, 16, 3), np.uint8)
+    joints = np.arange(21.0).reshape(3, 7)
+    gripper = [0.2, 0.3, 0.4]
+    request = adapter.parse({"mode": "inverse_dynamics", "video": video, "task": "push", "q": joints, "g": gripper})
+    np.testing.assert_array_equal(request.options["state"], np.r_[joints[0], 0.2])  # the first frame's row
+    with pytest.raises(RequestError, match=r"^q has shape \(3, 8\); embodiment 'droid/joint_pos' reads joints"):
+        adapter.parse({"mode": "inverse_dynamics", "video": video, "task": "push", "q": np.zeros((3, 8)), "g": 0.2})
+    with pytest.raises(RequestError, match=r"^missing state key 'g' \(gripper\)"):
+        adapter.parse({"mode": "inverse_dynamics", "video": video, "task": "push", "q": joints})
+    assert "state" not in adapter.parse({"mode": "inverse_dynamics", "video": video, "task": "push"}).options

@@ -632,3 +632,47 @@ def test_a_policy_that_ends_the_inference_thread_stops_the_server_instead_of_lea
     events = [json.loads(r.getMessage()) for r in caplog.records if r.name == "worldpolicy.serving"]
     died = next(e for e in events if e["event"] == "worker_died")
     assert died["error"] == "SystemExit: fatal CUDA error" and [e["event"] for e in events][-1] == "stopped"
+
+
+def test_inverse_dynamics_reads_the_state_keys_a_raw_client_sends_beside_the_video(serve):
+    """An openpi-style robot script sending `video` with DROID's state keys (not `state`) had the keys ignored: a
+    state-conditioned policy refused it ("state is required"), though the local Policy and `RemotePolicy` read the
+    keys. The server now reads them as they do (the clip's first row); `state` still wins; a bad shape or one key
+    without the other is a bad request before any inference, and the server goes on serving."""
+    policy = StandInPolicy()  # droid/joint_pos: state-conditioned, 7 joints + gripper
+    t = serve(policy)
+    rng = np.random.default_rng(3)
+    joints, gripper = rng.normal(size=(9, 7)), rng.uniform(size=9)
+    base = {"mode": "inverse_dynamics", "video": np.zeros((9, 16, 16, 3), np.uint8), "prompt": "push",
+            "observation/joint_position": joints, "observation/gripper_position": gripper}
+
+    def send(message: dict) -> dict | str:
+        with connect(t.url, compression=None, max_size=None) as ws:
+            unpackb(ws.recv())
+            ws.send(packb(message))
+            reply = ws.recv(timeout=5)
+            return reply if isinstance(reply, str) else unpackb(reply)
+
+    assert send(base)["actions"].shape == (32, 8)
+    np.testing.assert_array_equal(policy.options.pop()["state"], np.r_[joints[0], gripper[0]])
+    send({**base, "observation/gripper_position": gripper[:, None].astype(np.float32)})  # [T, 1], any float dtype
+    np.testing.assert_allclose(policy.options.pop()["state"], np.r_[joints[0], gripper[0]], rtol=1e-6)
+    send({**base, "observation/joint_position": joints[4], "observation/gripper_position": 0.5})  # one row
+    np.testing.assert_array_equal(policy.options.pop()["state"], np.r_[joints[4], 0.5])
+    send({**base, "state": np.arange(8.0)})  # given: the keys are not read
+    np.testing.assert_array_equal(policy.options.pop()["state"], np.arange(8.0))
+    calls = policy.calls
+    for bad, reason in [
+        ({"observation/joint_position": joints[:, :6]},
+         r"observation/joint_position has shape \(9, 6\); embodiment 'droid/joint_pos' reads joints as \[7\] or \[T, 7\]"),
+        ({"observation/joint_position": joints[:0]}, r"observation/joint_position has shape \(0, 7\)"),
+        ({"observation/gripper_position": np.zeros(0)}, r"observation/gripper_position has shape \(0,\)"),
+        ({"observation/joint_position": np.full(7, np.nan)}, "observation/joint_position contains NaN"),
+        ({"observation/gripper_position": "open"}, "observation/gripper_position must be a numeric array, got str"),
+        ({"observation/gripper_position": None}, "missing key 'observation/gripper_position'"),
+    ]:
+        assert re.search("^bad request: " + reason, send({**base, **bad})), reason
+    one_key = {k: v for k, v in base.items() if k != "observation/gripper_position"}
+    assert send(one_key).startswith("bad request: missing state key 'observation/gripper_position' (gripper) required")
+    assert policy.calls == calls  # refused before inference
+    assert send(base)["actions"].shape == (32, 8)  # and still serving

@@ -7,7 +7,8 @@ A `key_map` says where to find a canonical key in a client's message, so clients
 
 Optional request keys (absent ⇒ plain openpi policy request): `mode` (policy | forward_dynamics | inverse_dynamics),
 `actions` [chunk, action_dim] (forward dynamics; physical unless `actions_space` = normalized), `video` uint8
-[T, H, W, 3] (inverse dynamics), `state` [action_dim] physical, and the sampling knobs `seed`, `steps`, `guidance`,
+[T, H, W, 3] (inverse dynamics; its state row is `state`, else the state keys' first row), `state` [action_dim]
+physical, and the sampling knobs `seed`, `steps`, `guidance`,
 `negative_prompt`, `decode_video`: the local `Policy` options, by the same names. See docs/serving.md.
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..embodiments import Embodiment
+from ..policy import observation_state
 from ..processing.actions import ACTION_SPACES
 from ..processing.prompts import check_length
 from ..results import MODES
@@ -162,6 +164,8 @@ class ObservationAdapter:
             request.options["state"] = state
         if mode == "inverse_dynamics":
             request.video = self._video(message)
+            if "state" not in request.options and (row := self._clip_state(message)) is not None:
+                request.options["state"] = row  # an explicit `state` wins, as it does for the local Policy
             return request
         request.observation = self._observation(message, state_given="state" in request.options)
         if mode == "forward_dynamics":
@@ -191,23 +195,49 @@ class ObservationAdapter:
                     f"or a pre-composed {image_key!r} (a server key map can rename keys)"
                 )
             images = {k: _check_image(wire, message[wire]) for k, wire in self._cameras}
-        state = {}
-        for role, key, wire in self._state_keys:
-            if wire not in message:
-                if e.state_history > 0 and not state_given:
-                    raise RequestError(f"missing state key {wire!r} ({role}) required by embodiment "
-                                       f"{e.key!r} (or send 'state')")
-                continue
-            value = _check_numeric(wire, message[wire], ndim=(0, 1, 2))
-            if role == "gripper" and value.ndim == 2 and value.shape[-1] != 1:
-                raise RequestError(f"{wire} has shape {value.shape}; accepted: scalar, [T] or [T, 1]")
-            state[key] = value
+        state = self._state(message, required=e.state_history > 0 and not state_given)
         if e.state_history and not e.state_keys and not state_given:
             raise RequestError(f"missing key 'state' ({e.action_dim} values: {', '.join(e.columns)}) required by "
                                f"embodiment {e.key!r}, which conditions on the robot state and names no state keys")
         if not state and list(images) == [IMAGE_KEY]:
             return images[IMAGE_KEY]
         return {**images, **state}
+
+    def _state(self, message: Mapping[str, Any], required: bool) -> dict[str, np.ndarray]:
+        """The embodiment's state keys a message carries, checked as numbers without NaN/inf (joints any rank, the
+        gripper scalar, [T] or [T, 1]), under their canonical names; `required` refuses a missing one by its wire
+        name."""
+        state = {}
+        for role, key, wire in self._state_keys:
+            if wire not in message:
+                if required:
+                    raise RequestError(f"missing state key {wire!r} ({role}) required by embodiment "
+                                       f"{self.embodiment.key!r} (or send 'state')")
+                continue
+            value = _check_numeric(wire, message[wire], ndim=(0, 1, 2))
+            if role == "gripper" and value.ndim == 2 and value.shape[-1] != 1:
+                raise RequestError(f"{wire} has shape {value.shape}; accepted: scalar, [T] or [T, 1]")
+            state[key] = value
+        return state
+
+    def _clip_state(self, message: Mapping[str, Any]) -> np.ndarray | None:
+        """The state row an inverse-dynamics request's state keys carry (joints [7] or [T, 7], gripper scalar, [T] or
+        [T, 1] for DROID), read as the local `Policy` reads a clip dict's keys (`observation_state`: the first frame's
+        row), so a robot script sending them beside `video` is served as `RemotePolicy`, which sends that row as
+        `state`, is. None where the embodiment does not condition on the state (the local `Policy` ignores the keys)
+        or the message carries none of its keys. The shapes are checked here, naming the client's keys, so that a
+        bad one is a bad request and not an error inside inference."""
+        e = self.embodiment
+        if not e.state_history or not any(wire in message for _, _, wire in self._state_keys):
+            return None
+        state = self._state(message, required=True)
+        for role, key, wire in self._state_keys:
+            value, n = state[key], (e.action_dim - 1 if role == "joints" else 1)
+            if value.size == 0 or (role == "joints" and (value.ndim == 0 or value.shape[-1] != n)):
+                accepted = f"[{n}] or [T, {n}] with T >= 1" if role == "joints" else "scalar, [T] or [T, 1] with T >= 1"
+                raise RequestError(f"{wire} has shape {value.shape}; embodiment {e.key!r} reads {role} as "
+                                   f"{accepted} (the row at the clip's first frame)")
+        return observation_state(state, e, "inverse_dynamics")
 
     def _single_camera(self, message: Mapping[str, Any]) -> str | None:
         """The camera an embodiment without a composite reads: its first camera key present, else `image`."""
