@@ -116,6 +116,16 @@ def test_an_episode_labelled_in_segments_gets_the_whole_clips_labels(policy, tmp
         assert labels.tobytes() == whole.episode(i).frames["action"].tobytes()
 
 
+def test_the_shipped_model_is_recorded_by_name_not_by_this_installs_folder(policy, tmp_path, monkeypatch):
+    """`shipped` loads from the package's folder; the record names it as training does, so it resolves elsewhere."""
+    from worldpolicy.models import shipped_model
+
+    _stub(policy, monkeypatch, [])
+    monkeypatch.setattr(policy, "source", str(shipped_model()))  # what loading `shipped` leaves in Policy.source
+    out = label_dataset(_dataset(tmp_path / "src", lengths=(3,)), tmp_path / "out", policy)
+    assert out.provenance["checkpoint"] == "shipped"
+
+
 def test_a_subset_from_the_command_line_keeps_its_episodes_labels(policy, tmp_path, capsys, monkeypatch):
     ds = _dataset(tmp_path / "src")
     calls: list = []
