@@ -54,6 +54,17 @@ def flag_named(exc: Exception, flags: Mapping[str, str]) -> Exception:
     return type(exc)(flags[match[1]] + text[match.end():])
 
 
+def episode_list(flag: str, text: str) -> list[int]:
+    """`--episodes 0,3,7` as a list of indices, spelled alike by every command that selects episodes (`train`,
+    `dataset label`); the command's API checks them against the dataset. Negative indices pass through: whether they
+    count from the end is the API's to say."""
+    items = [item.strip() for item in text.split(",")]
+    if not all(re.fullmatch(r"-?[0-9]+", item) for item in items):
+        raise ValueError(f"{flag} {text!r}: expected episode indices (integers from 0) separated by commas, e.g. "
+                         f"{flag} 0,3,7")
+    return [int(item) for item in items]
+
+
 def api_key_from_env(var: str) -> str:
     """The API key held by environment variable `var`, as `--api-key-env VAR` gives it (`serve`'s server key, `sim`'s
     key for a ws:// server): a key typed on the command line is in the process list (`ps`) of every user of the

@@ -116,6 +116,16 @@ def test_an_episode_labelled_in_segments_gets_the_whole_clips_labels(policy, tmp
         assert labels.tobytes() == whole.episode(i).frames["action"].tobytes()
 
 
+def test_the_shipped_model_is_recorded_by_name_not_by_this_installs_folder(policy, tmp_path, monkeypatch):
+    """`shipped` loads from the package's folder; the record names it as training does, so it resolves elsewhere."""
+    from worldpolicy.models import shipped_model
+
+    _stub(policy, monkeypatch, [])
+    monkeypatch.setattr(policy, "source", str(shipped_model()))  # what loading `shipped` leaves in Policy.source
+    out = label_dataset(_dataset(tmp_path / "src", lengths=(3,)), tmp_path / "out", policy)
+    assert out.provenance["checkpoint"] == "shipped"
+
+
 def test_a_subset_from_the_command_line_keeps_its_episodes_labels(policy, tmp_path, capsys, monkeypatch):
     ds = _dataset(tmp_path / "src")
     calls: list = []
@@ -131,6 +141,24 @@ def test_a_subset_from_the_command_line_keeps_its_episodes_labels(policy, tmp_pa
     assert summary["features"]["action"]["names"] == ["x", "y"]
     assert [(c.seed, c.batch_size, c.prompt, c.whole_clip) for c in calls] == [(6, 3, "push it back", True)]
     np.testing.assert_array_equal(calls[0].video["observation/image"], ds.episode(1).videos[FRONT])
+
+
+def test_episodes_are_spelled_as_train_takes_them(policy, tmp_path, capsys, monkeypatch):
+    """`--episodes 2,0` as `train --episodes` takes it; the older `2 0` still reads; a bad list is refused by flag."""
+    ds = _dataset(tmp_path / "src", lengths=(3, 3, 3))
+    _stub(policy, monkeypatch, [])
+    import worldpolicy.policy as policy_module
+
+    monkeypatch.setattr(policy_module.Policy, "from_pretrained", classmethod(lambda cls, *a, **k: policy))
+    base = ["dataset", "label", str(ds.root), "--checkpoint", str(policy.source), "--embodiment", "pusht",
+            "--no-progress"]
+    for i, episodes in enumerate((["2,0"], ["2", "0"], ["-1, 0"])):
+        assert main([*base, "--out", str(tmp_path / f"o{i}"), "--episodes", *episodes]) == 0
+        assert json.loads(capsys.readouterr().out)["provenance"]["episodes"] == [0, 2]
+    assert main([*base, "--out", str(tmp_path / "bad"), "--episodes", "0,a"]) != 0
+    assert ("--episodes '0,a': expected episode indices (integers from 0) separated by commas, e.g. --episodes 0,3,7"
+            in capsys.readouterr().err)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_ctrl_c_on_the_command_line_says_nothing_was_written(policy, tmp_path, capsys, monkeypatch):

@@ -134,8 +134,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     label.add_argument("--out", required=True, help="folder for the new dataset (new or empty; outside ROOT)")
     label.add_argument("--embodiment", help="the embodiment to run it as (as predict takes it; default: the "
                        "checkpoint's own, else droid)")
-    label.add_argument("--episodes", type=int, nargs="+", action="extend", metavar="I",
-                       help="episode indexes to label and keep (default: all; negative from the end)")
+    label.add_argument("--episodes", nargs="+", action="extend", metavar="I,J,...",
+                       help="episodes to label and keep, indices from 0 separated by commas as train takes them "
+                       "(default: all; negative from the end, e.g. --episodes=-1)")
     label.add_argument("--seed", type=int, default=0,
                        help="sampling seed; episode I is labelled with seed+I (default: 0)")
     label.add_argument("--batch-size", type=int, default=8, help="windows per batched forward (default: 8)")
@@ -365,13 +366,15 @@ LABEL_FLAGS = {name: "--" + name.replace("_", "-") for name in (
 def _label(args: argparse.Namespace) -> int:
     import sys
 
-    from worldpolicy.cli import flag_named
+    from worldpolicy.cli import episode_list, flag_named
     from worldpolicy.data.label import label_dataset
     from worldpolicy.fileio import exit_status
 
+    # `0,2` as train takes it; `0 2` (this command's older spelling) still reads
+    episodes = None if args.episodes is None else [i for text in args.episodes for i in episode_list("--episodes", text)]
     try:
         ds = label_dataset(
-            args.root, args.out, args.checkpoint, embodiment=args.embodiment, episodes=args.episodes, seed=args.seed,
+            args.root, args.out, args.checkpoint, embodiment=args.embodiment, episodes=episodes, seed=args.seed,
             batch_size=args.batch_size, resample=args.resample, state_keys=args.state_keys,
             action_key=args.action_key, video_codec=args.video_codec, overwrite=args.overwrite,
             progress=not args.no_progress,

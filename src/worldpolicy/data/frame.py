@@ -33,7 +33,7 @@ from .actions import action_converter, action_layout, source_embodiment
 from .layout import ACTION_KEYS, STATE_KEYS
 from .lerobot import LeRobotDataset
 from .observations import CameraMismatch, camera_sources, check_state_width, named_state_keys
-from .sampling import _check_keys, caption_variants
+from .sampling import caption_variants, check_keys
 
 __all__ = ["FRAME_FILE", "RECORDED_ACTIONS_FILE", "DatasetFrame", "extract_frame"]
 
@@ -323,9 +323,9 @@ def _recorded_actions(ds: LeRobotDataset, rows: Any, episode: int, frame: int, c
     try:
         source_key, conversion = action_layout(ds, emb, action_keys, state_keys, prefix="data.")
         source = source_embodiment(source_key, "data.")
-        _check_keys(ds, action_keys, source, "data.action_keys", "data.video_keys")
+        check_keys(ds, action_keys, source, "data.action_keys", "data.video_keys")
         if source.state_history:
-            _check_keys(ds, state_keys, source, "data.state_keys", "data.video_keys")
+            check_keys(ds, state_keys, source, "data.state_keys", "data.video_keys")
         convert = action_converter(conversion, source, emb, prefix="data.")
     except ValueError as exc:
         raise ValueError(f"action_keys: the dataset's actions do not map to embodiment {emb.key!r} as training maps "

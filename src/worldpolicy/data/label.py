@@ -25,6 +25,7 @@ import numpy as np
 
 from ..embodiments import Embodiment
 from ..fileio import PROVENANCE_KEY, folder_kind, interruption, sigint_held
+from ..models import portable_checkpoint
 from .layout import AUTO_FEATURES, INFO_PATH, check_feature, read_json
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
 from .observations import CameraMismatch, camera_sources, check_state_width, named_state_keys
@@ -169,7 +170,9 @@ def label_dataset(
         writer.abort()
         raise
     metadata = policy.metadata()
-    writer.provenance.update(checkpoint=policy.source or "a Policy built in code", chunk_size=policy.chunk_size,
+    # `shipped`, not this install's folder of it (as training records it): the record resolves on another machine
+    writer.provenance.update(checkpoint=str(portable_checkpoint(policy.source)) if policy.source
+                             else "a Policy built in code", chunk_size=policy.chunk_size,
                              resolution_tier=policy.resolution_tier, sampling=metadata["sampling"],
                              worldpolicy_version=metadata["worldpolicy_version"])
     return _label(ds, policy, writer, chosen, frames_of, cameras, keys, action_key, seed, batch_size, progress)

@@ -102,7 +102,7 @@ def sample_training_examples(
         raise ValueError(f"{prefix}stride={stride!r} must be an int >= 1")
     if limit is not None and (not isinstance(limit, int) or limit < 0):
         raise ValueError(f"limit={limit!r} must be None or an int >= 0")
-    action_keys = _check_keys(dataset, action_keys, emb, f"{prefix}action_keys", f"{prefix}video_keys")
+    action_keys = check_keys(dataset, action_keys, emb, f"{prefix}action_keys", f"{prefix}video_keys")
     if emb.state_history:
         if state_keys is None:  # the features `dataset label` and `dataset frame` read too
             state_keys = default_state_keys(dataset)
@@ -112,7 +112,7 @@ def sample_training_examples(
                     f"no numeric '{STATE_FEATURE}' nor '{STATE_FEATURE}.*' features; features: "
                     f"{dataset.feature_keys})"
                 )
-        state_keys = _check_keys(dataset, state_keys, emb, f"{prefix}state_keys", f"{prefix}video_keys")
+        state_keys = check_keys(dataset, state_keys, emb, f"{prefix}state_keys", f"{prefix}video_keys")
     cameras = _check_videos(dataset, video_keys, f"{prefix}video_keys")
     if episodes is not None and (isinstance(episodes, str) or not all(
             isinstance(i, numbers.Integral) and not isinstance(i, (bool, np.bool_)) for i in episodes)):
@@ -233,8 +233,12 @@ def _real(weight: object) -> bool:
     return isinstance(weight, numbers.Real) and not isinstance(weight, (bool, np.bool_))
 
 
-def _check_keys(dataset: LeRobotDataset, keys: str | Sequence[str], emb: Embodiment, param: str,
-                videos_param: str) -> list[str]:
+def check_keys(dataset: LeRobotDataset, keys: str | Sequence[str], emb: Embodiment, param: str,
+               videos_param: str) -> list[str]:
+    """`keys` as a list: `dataset`'s numeric features, together `emb.action_dim` wide, checked before any episode is
+    decoded (a video, string or missing column otherwise fails mid-iteration, naming no argument). Errors name
+    `param`, and `videos_param` for a video given here. Training's sampler and `dataset frame` check action and state
+    keys with it, so a frame's recorded actions are refused where training would refuse them."""
     keys = [keys] if isinstance(keys, str) else list(keys)
     missing = [k for k in keys if k not in dataset.feature_keys]
     videos = [k for k in missing if k in dataset.video_keys]  # frames, read from the video files, not the parquet

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 
 
@@ -44,6 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from ..cli import episode_list
     from .config import EPISODE_FLAGS
     from .scratch import RECIPES, recipe_path, run_recipe
 
@@ -54,7 +54,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps={args.steps}: must be >= 1")
     is_recipe = path.suffix == ".toml" and "[scratch]" in path.read_text()
-    selection = {name: _episode_list(flag, getattr(args, name)) for name, flag in EPISODE_FLAGS.items()
+    selection = {name: episode_list(flag, getattr(args, name)) for name, flag in EPISODE_FLAGS.items()
                  if getattr(args, name) is not None}
     if is_recipe:
         if args.steps is not None:
@@ -90,15 +90,6 @@ def _train(args: argparse.Namespace) -> int:
                           "checkpoint": str(final) if final else None,
                           "wall_s": round(time.perf_counter() - started, 1)}, indent=1))
     return 0
-
-
-def _episode_list(flag: str, text: str) -> list[int]:
-    """`--episodes 0,3,7` as the config's list of indices (checked against the dataset with the rest of the config)."""
-    items = [item.strip() for item in text.split(",")]
-    if not all(re.fullmatch(r"-?[0-9]+", item) for item in items):
-        raise ValueError(f"{flag} {text!r}: expected episode indices (integers from 0) separated by commas, e.g. "
-                         f"{flag} 0,3,7")
-    return [int(item) for item in items]
 
 
 def _merge_adapter(args: argparse.Namespace) -> int:
