@@ -134,7 +134,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     label.add_argument("--out", required=True, help="folder for the new dataset (new or empty; outside ROOT)")
     label.add_argument("--embodiment", help="the embodiment to run it as (as predict takes it; default: the "
                        "checkpoint's own, else droid)")
-    label.add_argument("--episodes", nargs="+", action="extend", metavar="I,J,...",
+    label.add_argument("--episodes", metavar="I,J,...",
                        help="episodes to label and keep, indices from 0 separated by commas as train takes them "
                        "(default: all; negative from the end, e.g. --episodes=-1)")
     label.add_argument("--seed", type=int, default=0,
@@ -371,7 +371,7 @@ def _label(args: argparse.Namespace) -> int:
     from worldpolicy.fileio import exit_status
 
     # `0,2` as train takes it; `0 2` (this command's older spelling) still reads
-    episodes = None if args.episodes is None else [i for text in args.episodes for i in episode_list("--episodes", text)]
+    episodes = None if args.episodes is None else episode_list("--episodes", args.episodes)
     try:
         ds = label_dataset(
             args.root, args.out, args.checkpoint, embodiment=args.embodiment, episodes=episodes, seed=args.seed,
