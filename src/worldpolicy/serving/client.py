@@ -932,9 +932,9 @@ class RemotePolicy:
         unchanged. `whole_clip=True` sends them `batch_size` at a time through `act_batch` (over as many connections
         as the server's `max_batch` allows, so it fuses them), with one seed for every window (drawn here when none is
         given), and joins their rows as the local `Policy` does (`join_windows`); `progress` as the local
-        `Policy`'s (`check_clip_progress`). `start_frame`, `whole_clip` and `resample` need the chunk size and embodiment a worldpolicy
-        server announces: refused, before any request, by a server that announces neither (openpi's), which gets
-        the clip's first frames as before."""
+        `Policy`'s (`check_clip_progress`). `start_frame`, `whole_clip` and `resample` need the chunk size and
+        embodiment a worldpolicy server announces: refused, before any request, by a server that announces neither
+        (openpi's), which gets the clip's first frames as before."""
         base = _request("infer_actions", video, prompt, {"mode": "inverse_dynamics"}, kwargs)
         check_clip_options(start_frame, whole_clip, resample, batch_size)
         check_clip_progress(progress)
