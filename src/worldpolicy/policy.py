@@ -866,11 +866,12 @@ class Policy:
         """A negative prompt is the unconditional branch of classifier-free guidance, which guidance 1 turns off: the
         prompt then changes nothing (diffusers' Cosmos3 pipeline drops it without a word; its QwenImage pipelines warn,
         as this does). Said once per policy and prompt: a control loop sends the same one every call."""
-        if not sampling.negative_prompt.strip() or sampling.uses_cfg or not self._once("negative", sampling.negative_prompt):
+        negative = sampling.negative_prompt
+        if not negative.strip() or sampling.uses_cfg or not self._once("negative", negative):
             return
         logger.warning("negative_prompt=%r is ignored: guidance=%g turns classifier-free guidance off, and the "
                        "negative prompt is its unconditional branch; pass guidance other than 1 (e.g. 3.0, the "
-                       "released DROID policy's) to use it, or leave negative_prompt out", sampling.negative_prompt[:80],
+                       "released DROID policy's) to use it, or leave negative_prompt out", negative[:80],
                        sampling.guidance)
 
     def _prepare(self, request: PolicyRequest):

@@ -760,9 +760,9 @@ class Toolbox:
 
     def _clip_windows(self, emb, path: Path, video: str, state: Any, start_frame: int, whole_clip: bool,
                       resample: bool) -> int:
-        """How many windows the run labels, the clip read as it reads it (`processing.clip.read_clip`: a start frame past the
-        clip's end, a rate to resample from, each window's state) before the model loads, each refusal naming the
-        argument. The run reads the clip again: a whole clip is decoded twice, a single window's frames only."""
+        """How many windows the run labels, the clip read as it reads it (`processing.clip.read_clip`: a start frame
+        past the clip's end, a rate to resample from, each window's state) before the model loads, each refusal naming
+        the argument. The run reads the clip again: a whole clip is decoded twice, a single window's frames only."""
         from ..processing.clip import read_clip
 
         chunk_size = self._load_options().get("chunk_size") or emb.chunk_size
