@@ -62,6 +62,12 @@ class TrainingScenes:
         return {"task": self.task, "source": self.source, "recorded_seeds": list(self.recorded),
                 "seeds": [s for s in self.seeds if s in ran]}
 
+    @property
+    def held_out_from(self) -> int:
+        """The first seed past the recording (and at least `EVAL_SEED`): the one to suggest for held-out scenes, the
+        same in the run's warning (`warning`) and its report (`EvalReport.markdown`)."""
+        return max(EVAL_SEED, self.recorded[1] + 1)
+
     def warning(self, episodes: int, checkpoint: str, seed_option: str) -> str | None:
         """What to tell whoever runs `episodes` episodes of `checkpoint` when some are its training scenes, naming
         the seed to pass as the caller takes it (`seed_option`: `worldpolicy sim`'s "--seed ", the agents' "seed=");
@@ -71,8 +77,8 @@ class TrainingScenes:
         first, last = self.recorded
         return (f"{len(self.seeds)} of the {episodes} episodes ({seed_span(list(self.seeds))}) are {self.task} scenes "
                 f"{checkpoint} was trained on ({self.source} recorded seeds {first}..{last}): their success says how "
-                f"well it fits its training data, not how it does on new scenes; pass {seed_option}"
-                f"{max(EVAL_SEED, last + 1)} for held-out ones")
+                f"well it fits its training data, not how it does on new scenes; pass "
+                f"{seed_option}{self.held_out_from} for held-out ones")
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> TrainingScenes:
@@ -250,7 +256,8 @@ class EvalReport:
             return f"Held out: none of these episodes is a scene the checkpoint was trained on ({recorded})."
         return (f"**Training scenes: {len(seen)} of the {len(self.episodes)} episodes ({seed_span(seen)}) are "
                 f"scenes the checkpoint was trained on ({recorded}): their success says how well it fits its training "
-                f"data, not how it does on new scenes. Seeds from {max(EVAL_SEED, last + 1)} on are held out.**")
+                f"data, not how it does on new scenes. Seeds from "
+                f"{TrainingScenes.from_json(scenes).held_out_from} on are held out.**")
 
 
 def _flat(table: dict[str, Any], prefix: str) -> dict[str, Any]:
