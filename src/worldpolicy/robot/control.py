@@ -39,6 +39,9 @@ STRATEGIES = ("execute", "ensemble", "async")
 
 @dataclass(frozen=True)
 class ChunkStrategy:
+    """How a policy's chunks run (module docstring): `kind` in `STRATEGIES`, k (`execute_steps`) and the ensemble's
+    decay m. Checked when made, and k against each chunk's length once it is known (`steps_for`)."""
+
     kind: str = "execute"
     execute_steps: int | None = None  # k; None = the whole chunk for execute, 1 for ensemble, T/2 for async
     ensemble_decay: float = 0.1
