@@ -376,8 +376,9 @@ def test_the_sims_rollout_keeps_the_gripper_where_a_chunk_commands_none():
     """The rollout appended `cmd.gripper[i]` to each joint target: None failed there."""
     pytest.importorskip("gymnasium")
     from worldpolicy.results import Prediction
+    from worldpolicy.robot.control import ChunkStrategy
     from worldpolicy.sim.env import TabletopEnv
-    from worldpolicy.sim.rollout import ChunkStrategy, Rollout
+    from worldpolicy.sim.rollout import Rollout
 
     class Still:
         embodiment = _pose_only()

@@ -87,7 +87,7 @@ def test_sim_cli_ensemble_decay_help_quotes_the_strategys_default():
     import re
 
     from worldpolicy.cli import build_parser
-    from worldpolicy.sim.rollout import ChunkStrategy
+    from worldpolicy.robot.control import ChunkStrategy
 
     sim = next(a for a in build_parser()._actions if a.dest == "command").choices["sim"]
     action = next(a for a in sim._actions if a.dest == "ensemble_decay")
@@ -622,8 +622,8 @@ def test_the_strategy_flag_offers_the_rollouts_strategies():
     needs); they must stay the strategies `ChunkStrategy` accepts."""
     import argparse
 
+    from worldpolicy.robot.control import STRATEGIES
     from worldpolicy.sim.commands import _add_arguments
-    from worldpolicy.sim.rollout import STRATEGIES
 
     parser = argparse.ArgumentParser()
     _add_arguments(parser)

@@ -11,9 +11,10 @@ pytest.importorskip("mink")
 pytest.importorskip("websockets")
 pytest.importorskip("diffusers")
 
+from worldpolicy.robot.control import ChunkStrategy
 from worldpolicy.sim.env import TabletopEnv
 from worldpolicy.sim.policies import make_policy
-from worldpolicy.sim.rollout import ChunkStrategy, Rollout
+from worldpolicy.sim.rollout import Rollout
 
 
 @pytest.fixture(scope="module")

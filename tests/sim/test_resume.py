@@ -435,9 +435,9 @@ def test_a_resume_compares_the_k_asked_for_not_the_k_a_chunk_of_another_size_gav
     """The k used follows from the chunk the policy returns; the resume compared it with the k the announced chunk
     gives, so a run against an openpi server (15-action chunks, droid's 32 assumed) could not be continued with its
     own flags: "--execute-steps: 15 -> 32"."""
+    from worldpolicy.robot.control import ChunkStrategy
     from worldpolicy.sim.env import TabletopEnv
     from worldpolicy.sim.evaluate import evaluate, read_report, write_report
-    from worldpolicy.sim.rollout import ChunkStrategy
 
     env = TabletopEnv("reach", image_size=None, max_steps=7)
 

@@ -8,9 +8,10 @@ pytest.importorskip("gymnasium")
 
 from worldpolicy.embodiments import register_embodiment
 from worldpolicy.results import Prediction
+from worldpolicy.robot.control import ChunkStrategy
 from worldpolicy.sim.env import TabletopEnv
 from worldpolicy.sim.policies import PolicyBackend, RandomPolicy, make_policy
-from worldpolicy.sim.rollout import ChunkStrategy, Rollout
+from worldpolicy.sim.rollout import Rollout
 from worldpolicy.viz.video import GAP, label_height
 
 

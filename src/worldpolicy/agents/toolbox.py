@@ -841,13 +841,13 @@ class Toolbox:
         on them as held-out. A call that fails or is cancelled removes the run folder it began (why: at the `except`
         below)."""
         try:
+            from ..robot.control import ChunkStrategy
             from ..robot.decode import check_executable
             from ..robot.robots import get_robot
             from ..sim.env import TabletopEnv
             from ..sim.evaluate import evaluate
             from ..sim.evaluate import write_report as write_sim_report
             from ..sim.policies import make_policy, wrap_policy
-            from ..sim.rollout import ChunkStrategy
             from ..sim.tasks import list_tasks
         except ImportError as exc:  # the server's install, not the call's arguments: no other policy would run
             raise missing_extra(exc, "evaluate_in_sim needs the simulator") or exc from None

@@ -155,7 +155,7 @@ class ActionDecoder:
             check_rot6d(actions[:, 3:9], "actions")
         return actions
 
-    def _check_joint_steps(self, qpos: np.ndarray, q_arm: np.ndarray | None) -> None:
+    def check_joint_steps(self, qpos: np.ndarray, q_arm: np.ndarray | None) -> None:
         """Refuse joint targets further apart per step than `max_joint_velocity / fps` (see `check_velocity`)."""
         path = qpos if q_arm is None else np.vstack([q_arm, qpos])
         if len(path) < 2:
@@ -261,7 +261,7 @@ class ActionDecoder:
             qs, targets, report = self.ik.solve_relative(actions[:, :9], q_arm, reanchor=self.reanchor)
             command = RobotCommand(qs, gripper, poses=targets, tracking=report, clipped_steps=clipped)
         if self.check_velocity:
-            self._check_joint_steps(command.qpos, q_arm)
+            self.check_joint_steps(command.qpos, q_arm)
         return command
 
     def _gripper(self, actions: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:

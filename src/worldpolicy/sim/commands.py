@@ -354,10 +354,10 @@ def run(args: argparse.Namespace) -> int:
     previous = _stored_run(args.out) if args.resume else None
 
     import worldpolicy.sim.env  # noqa: F401  first: it picks MuJoCo's GL before the modules below import mujoco
+    from worldpolicy.robot.control import ChunkStrategy
     from worldpolicy.robot.decode import check_executable
     from worldpolicy.sim.evaluate import evaluate, keep_report, seed_range, start_report, write_report
     from worldpolicy.sim.policies import chunk_size, make_policy, policy_fps, policy_settings
-    from worldpolicy.sim.rollout import ChunkStrategy
 
     try:
         decay = {} if args.ensemble_decay is None else {"ensemble_decay": args.ensemble_decay}

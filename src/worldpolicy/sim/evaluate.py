@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from worldpolicy.fileio import SIM_REPORT_FILE, write_bytes_atomic
+from worldpolicy.robot.control import ChunkStrategy
 from worldpolicy.sim.policies import SERVER_ANNOUNCED, chunk_size, policy_fps, policy_settings
-from worldpolicy.sim.rollout import ChunkStrategy, EpisodeResult, Rollout
+from worldpolicy.sim.rollout import EpisodeResult, Rollout
 from worldpolicy.sim.tasks import EVAL_SEED
 
 __all__ = ["EVAL_SEED", "EvalReport", "TrainingScenes", "episodes_left", "evaluate", "keep_report", "read_report",

@@ -1,0 +1,313 @@
+"""A policy's action chunks run one control tick at a time: which decoded action each tick sends, when to ask the policy
+again and how one chunk hands over to the next. `worldpolicy sim`'s rollouts run through this same `ChunkController`,
+so a strategy does on your arm what it did in the sim (docs/robot.md, "On your own robot").
+
+Chunk strategies (`ChunkStrategy`):
+- `execute`: run the first k of T actions, then ask again (k = T is fully open loop per chunk).
+- `ensemble`: ask every k ticks and average, per tick, every chunk that covers it with ACT-style weights exp(-m·i)
+  (i = 0 the oldest); averaging happens on decoded joint targets so relative chunks anchored at different poses are
+  comparable. It smooths the jumps at chunk boundaries.
+- `async`: while chunk n runs, chunk n+1 is computed in a background thread from the observation taken when chunk n
+  started; it takes over k ticks later, skipping its first k (already elapsed) actions. That hand-over is fixed
+  (deterministic: the sim's, which waits for a late reply), or with `realtime=True` the first tick at least k ticks on at
+  which the reply has landed, skipping every action whose tick has passed; meanwhile the current chunk runs on (all of
+  it is decoded), and the arm holds its last target if it runs out.
+
+Time is counted in control ticks (`step` calls, one per 1/fps), never read from a clock: the caller's loop keeps the
+rate, and a test steps through any timing without sleeping.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple, Self
+
+import numpy as np
+
+from worldpolicy.results import Prediction
+from worldpolicy.robot.decode import ActionDecoder
+
+__all__ = ["STRATEGIES", "ChunkController", "ChunkStrategy", "JointTarget"]
+
+logger = logging.getLogger(__name__)
+STRATEGIES = ("execute", "ensemble", "async")
+
+
+@dataclass(frozen=True)
+class ChunkStrategy:
+    """How a policy's chunks run (module docstring): `kind` in `STRATEGIES`, k (`execute_steps`) and the ensemble's
+    decay m. Checked when made, and k against each chunk's length once it is known (`steps_for`)."""
+
+    kind: str = "execute"
+    execute_steps: int | None = None  # k; None = the whole chunk for execute, 1 for ensemble, T/2 for async
+    ensemble_decay: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.kind not in STRATEGIES:
+            raise ValueError(f"strategy: unknown kind {self.kind!r}; accepted: {list(STRATEGIES)}")
+        k = self.execute_steps
+        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
+            # a float k ran: steps were planned at t % 2.5 == 0
+            raise ValueError(f"execute_steps: expected an int >= 1, got {k!r}")
+        if not self.ensemble_decay >= 0:
+            raise ValueError(f"ensemble_decay: expected >= 0, got {self.ensemble_decay}")
+
+    def for_policy(self, policy) -> ChunkStrategy:
+        """`execute` with no k takes the k the policy's embodiment recommends (its `execute_steps`), if any."""
+        return self.for_embodiment(getattr(policy, "embodiment", None))
+
+    def for_embodiment(self, embodiment) -> ChunkStrategy:
+        """`for_policy` before the policy loads: from the embodiment it will have."""
+        preferred = getattr(embodiment, "execute_steps", None)
+        if self.kind == "execute" and self.execute_steps is None and preferred is not None:
+            return replace(self, execute_steps=preferred)
+        return self
+
+    def steps_for(self, chunk: int, setting: str = "execute_steps") -> int:
+        """k for `chunk`-step chunks; `setting` names k in the error (a CLI says --execute-steps)."""
+        k = self.execute_steps or {"execute": chunk, "ensemble": 1, "async": max(1, chunk // 2)}[self.kind]
+        if k > chunk or (self.kind == "async" and 2 * k > chunk):
+            limit = chunk if self.kind != "async" else chunk // 2
+            raise ValueError(f"{setting}: {k} exceeds what a {chunk}-step chunk allows for {self.kind!r} ({limit})")
+        return k
+
+
+@dataclass(frozen=True)
+class JointTarget:
+    """What one control tick commands, and what counts about it (the sim's per-episode `clipped` and IK error)."""
+
+    qpos: np.ndarray  # [dof] arm joint targets, rad, in the robot's `arm_joints` order
+    gripper: float | None  # g in [0, 1], 0 = open; None: the embodiment has no gripper column, keep the last command
+    clipped: int  # values clipped in the chunk actions this tick runs (with ensemble, every one blended into it)
+    tracking_mm: tuple[float, ...]  # IK position error of each of those actions (relative_pose chunks; else empty)
+    prediction: Prediction  # the newest chunk this tick runs an action of (its imagined video, when asked for)
+    index: int  # which of its actions: row `index` of `prediction.actions`
+    held: bool = False  # realtime async only: the chunk ran out before the next reply landed, the last target again
+
+
+class _Planned(NamedTuple):
+    """One decoded chunk action for one tick, with what counts if it runs."""
+
+    chunk: int
+    target: np.ndarray  # joint targets, + g where the embodiment has a gripper column
+    clipped: int
+    tracking_mm: float | None  # IK position error (relative_pose chunks)
+    prediction: Prediction
+    index: int
+
+
+Observation = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
+
+
+class ChunkController:
+    """Runs one policy's chunks on one robot with one strategy, a control tick per `step`. Call `step` at the
+    embodiment's fps (`decoder.embodiment.fps`: the decoder's speed check assumes that rate), `reset` before each
+    episode, and `close` (or use it as a context manager) to let a background request finish.
+
+    `policy`: anything with `act(observation, prompt) -> Prediction` (a `Policy`, a `RemotePolicy`, a sim backend).
+    `decoder`: an `ActionDecoder` for the policy's embodiment and your robot (a chunk of another embodiment is refused),
+    or a function from a chunk's embodiment key to one (the sim's, whose backends say theirs only in their replies).
+    `prompt`: the task instruction; None reads it from each observation's "prompt". `realtime`: for `async` only, take a
+    reply as soon as it lands (at least k ticks on) instead of exactly k ticks on (module docstring). `executor`: where
+    `async` requests run; by default a thread of the controller's own (a test passes one it completes by hand)."""
+
+    def __init__(self, policy, decoder: ActionDecoder | Callable[[str], ActionDecoder],
+                 strategy: ChunkStrategy | None = None, *, prompt: str | None = None, realtime: bool = False,
+                 executor: Executor | None = None) -> None:
+        if strategy is not None and not isinstance(strategy, ChunkStrategy):
+            raise TypeError(f"strategy: expected a ChunkStrategy, got {type(strategy).__name__}")
+        if not callable(getattr(policy, "act", None)):
+            raise TypeError(f"policy: expected an object with act(observation, prompt), got {type(policy).__name__}")
+        if not (isinstance(decoder, ActionDecoder) or callable(decoder)):
+            raise TypeError(f"decoder: expected an ActionDecoder or a function from an embodiment key to one, got "
+                            f"{type(decoder).__name__}")
+        self.policy, self.prompt, self._decoder = policy, prompt, decoder
+        # the decoder of the latest chunk (the given one, or the function's for its embodiment): the robot it drives
+        self._active = decoder if isinstance(decoder, ActionDecoder) else None
+        self.strategy = (strategy or ChunkStrategy()).for_policy(policy)
+        if realtime and self.strategy.kind != "async":
+            raise ValueError(f"realtime: only the 'async' strategy hands over in the background, not "
+                             f"{self.strategy.kind!r}; its requests block the tick that asks")
+        self.realtime = realtime
+        self._executor, self._own_executor = executor, executor is None
+        self.execute_steps: int | None = None  # k actually used, known after the first chunk
+        self.reset()
+
+    def reset(self, horizon: int | None = None) -> None:
+        """Start an episode: forget every planned action (a request still running is waited for and dropped).
+        `horizon`: the episode's tick limit, where there is one (the sim's step limit): no action is decoded past it,
+        and `async` asks for no chunk that would start at or past it, as its answer could not run."""
+        if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer))
+                                    or horizon < 1):
+            raise ValueError(f"horizon: expected an int >= 1 or None, got {horizon!r}")
+        self._drop_pending()
+        self.horizon = horizon
+        self.tick = 0  # ticks run since reset
+        self.chunks = 0  # chunks taken (a reply dropped at reset or close is not one)
+        self.policy_s = 0.0  # seconds the taken chunks' requests took
+        self._plan: dict[int, list[_Planned]] = {}  # tick → the decoded chunk actions meant for it
+        self._pending: tuple[Future, int] | None = None  # a background request and the tick of its observation
+        self._last: JointTarget | None = None
+        self._held_warned = False
+
+    def step(self, observation: Observation, q_arm: np.ndarray) -> JointTarget:
+        """This tick's target. `observation`: what the policy is asked with (camera images and state keys), or a
+        function returning it, called only on the ticks that ask (a camera capture or a render costs). `q_arm`: the
+        arm joints measured now (rad): a chunk is decoded from them."""
+        t = self.tick
+        if self.horizon is not None and t >= self.horizon:
+            raise ValueError(f"step: tick {t} is at or past the horizon of {self.horizon} ticks given to reset; "
+                             "reset() starts the next episode")
+        q_arm = self._measured(q_arm)
+        if self._due(t):
+            self._take_chunk(t, observation, q_arm)
+        entries = self._plan.pop(t, None)
+        for old in [s for s in self._plan if s < t]:
+            self._plan.pop(old)
+        if entries is None:  # realtime async: the chunk ran out before the reply landed
+            target = self._hold(t)
+        else:
+            newest = max(entries, key=lambda e: e.chunk)
+            blended = self._blend(entries, q_arm)
+            dof = self._active.robot.dof
+            target = JointTarget(
+                qpos=blended[:dof], gripper=float(blended[dof]) if len(blended) > dof else None,
+                clipped=sum(e.clipped for e in entries),
+                tracking_mm=tuple(e.tracking_mm for e in entries if e.tracking_mm is not None),
+                prediction=newest.prediction, index=newest.index)
+        self._last = target
+        self.tick = t + 1
+        return target
+
+    def close(self) -> None:
+        """Wait for a background request to finish (its reply is dropped) and stop the controller's own thread."""
+        self._drop_pending()
+        if self._own_executor and self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _measured(self, q_arm) -> np.ndarray:
+        """The measured joints as a float vector, refused on every tick when they are not one (not only on the ticks
+        that decode, where `ActionDecoder.check_joints` also holds them to the limits)."""
+        try:
+            q = np.asarray(q_arm, dtype=np.float64)
+        except (TypeError, ValueError):
+            q = None
+        dof = self._active.robot.dof if self._active is not None else None
+        if q is None or q.ndim != 1 or (dof is not None and q.shape != (dof,)) or not np.all(np.isfinite(q)):
+            want = f"the {dof} measured arm joint angles" if dof is not None else "the measured arm joint angles"
+            raise ValueError(f"q_arm: expected {want} (rad) as a vector, got {q_arm!r}")
+        return q
+
+    def _due(self, t: int) -> bool:
+        """Whether tick `t` takes a new chunk."""
+        k = self.execute_steps
+        if k is None:
+            return True
+        if self.realtime:
+            if self._pending is None:  # none asked for (the horizon is near): a new one only once the chunk runs out
+                return t not in self._plan
+            future, since = self._pending
+            return future.done() and t - since >= k
+        return t % k == 0 or t not in self._plan
+
+    def _observed(self, observation: Observation) -> Mapping[str, Any]:
+        return observation() if callable(observation) else observation
+
+    def _request(self, observation: Mapping[str, Any]) -> tuple[Prediction, float]:
+        prompt = self.prompt
+        if prompt is None:
+            prompt = observation.get("prompt") if isinstance(observation, Mapping) else None
+            if prompt is None:
+                raise ValueError("prompt: none given to ChunkController and the observation has no 'prompt' key; "
+                                 "pass ChunkController(..., prompt='put the cube in the bowl')")
+        t0 = time.perf_counter()
+        pred = self.policy.act(observation, prompt)
+        return pred, time.perf_counter() - t0
+
+    def _decoder_for(self, pred: Prediction) -> ActionDecoder:
+        if not isinstance(self._decoder, ActionDecoder):
+            self._active = self._decoder(pred.embodiment)
+            return self._active
+        if pred.embodiment != self._decoder.embodiment.key:
+            raise ValueError(f"decoder: decodes embodiment {self._decoder.embodiment.key!r}, but the policy returned "
+                             f"a chunk of {pred.embodiment!r}; make it ActionDecoder(policy.embodiment, robot)")
+        return self._decoder
+
+    def _take_chunk(self, t: int, observation: Observation, q_arm: np.ndarray) -> None:
+        """Take the next chunk at tick `t` (the background reply, or a request now) and plan its actions; `async` then
+        sends the request for the chunk after it."""
+        kind = self.strategy.kind
+        if self._pending is not None:
+            future, since = self._pending
+            self._pending = None
+            pred, dt = future.result()
+            skip = t - since  # the actions whose ticks passed while it was computed
+        else:
+            pred, dt = self._request(self._observed(observation))
+            skip = 0
+        self.policy_s += dt
+        if self.execute_steps is None:
+            self.execute_steps = self.strategy.steps_for(pred.chunk_size)
+        k = self.execute_steps
+        left = self.horizon - t if self.horizon is not None else pred.chunk_size
+        # execute/async run k actions of a chunk (the next chunk replaces the rest); ensemble blends all; realtime async
+        # runs on until a reply lands, so all that remain
+        steps = min(k, left) if kind != "ensemble" and not self.realtime else left
+        if skip >= pred.chunk_size:  # realtime: the whole chunk is in the past; ask again, hold meanwhile
+            logger.warning("async: a reply landed %d ticks after its observation, past its %d-action chunk; dropped, "
+                           "asking again (a longer chunk, or a faster policy, keeps the arm moving)", skip,
+                           pred.chunk_size)
+        else:
+            cmd = self._decoder_for(pred).decode(np.asarray(pred.actions, dtype=np.float64)[skip:skip + steps], q_arm)
+            self.chunks += 1
+            if kind != "ensemble":
+                self._plan = {}
+            track = cmd.tracking.position_mm if cmd.tracking is not None else [None] * len(cmd)
+            for i in range(len(cmd)):
+                target = cmd.qpos[i] if cmd.gripper is None else np.append(cmd.qpos[i], cmd.gripper[i])
+                self._plan.setdefault(t + i, []).append(
+                    _Planned(self.chunks, target, int(cmd.clipped_steps[i]), track[i], pred, i + skip))
+        if kind == "async" and (self.horizon is None or t + k < self.horizon):
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="chunk-request")
+            self._pending = (self._executor.submit(self._request, self._observed(observation)), t)
+
+    def _blend(self, entries: list[_Planned], q_arm: np.ndarray) -> np.ndarray:
+        if len(entries) == 1:
+            return entries[0].target
+        entries = sorted(entries, key=lambda e: e.chunk)  # oldest first
+        weights = np.exp(-self.strategy.ensemble_decay * np.arange(len(entries)))
+        stacked = np.stack([e.target for e in entries])
+        blended = (weights[:, None] * stacked).sum(axis=0) / weights.sum()
+        if self._active.check_velocity:
+            # each chunk's targets were checked from the joints measured when it was decoded; the blend is checked
+            # from now, as a chunk's first target is
+            self._active.check_joint_steps(blended[None, :self._active.robot.dof], q_arm)
+        return blended
+
+    def _hold(self, t: int) -> JointTarget:
+        last = self._last
+        if not self._held_warned:
+            logger.warning("async: tick %d, the chunk ran out before the next reply landed; holding the last target "
+                           "(a longer chunk, a smaller k or a faster policy keeps the arm moving)", t)
+            self._held_warned = True
+        return replace(last, clipped=0, tracking_mm=(), held=True)
+
+    def _drop_pending(self) -> None:
+        pending = getattr(self, "_pending", None)  # none before the first reset
+        if pending is not None:
+            self._pending = None
+            future = pending[0]
+            if not future.cancel():  # already running: wait for it, so the policy is free for the next episode
+                future.exception()

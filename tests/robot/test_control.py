@@ -1,0 +1,236 @@
+"""`ChunkController` with a stand-in policy and no sim: when it asks, what each tick sends, how chunks hand over."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Executor, Future
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mink")
+
+from worldpolicy.embodiments import get_embodiment
+from worldpolicy.results import Prediction
+from worldpolicy.robot.control import ChunkController, ChunkStrategy
+from worldpolicy.robot.decode import ActionDecoder
+
+EMB = get_embodiment("droid")  # joint_position: 7 absolute joint angles + gripper
+
+
+@pytest.fixture(scope="module")
+def decoder():
+    return ActionDecoder("droid", "panda")  # every safety check on, as on a real arm
+
+
+def _home(decoder) -> np.ndarray:
+    return np.array(decoder.robot.home)
+
+
+class Chunks:
+    """Request c returns a chunk whose row i is `home + (c + 1) / 100 + i / 1000` on joint 1 (slow enough for the
+    speed check), gripper `c / 10`, so a target names the request and the row it came from. It records which tick's
+    observation each request was made from."""
+
+    def __init__(self, decoder, chunk: int = 8, offsets=None):
+        self.home, self.chunk, self.offsets = _home(decoder), chunk, offsets
+        self.observed_ticks: list[int] = []
+
+    def row(self, c: int, i: int) -> np.ndarray:
+        q = self.home.copy()
+        q[0] += (c + 1) / 100 + i / 1000 if self.offsets is None else self.offsets[c][i]
+        return q
+
+    def act(self, observation, prompt):
+        assert prompt == "stack the cups"
+        c = len(self.observed_ticks)
+        self.observed_ticks.append(observation["tick"])
+        actions = np.stack([np.append(self.row(c, i), c / 10) for i in range(self.chunk)])
+        return Prediction(mode="policy", embodiment=EMB.key, columns=list(EMB.columns), units=list(EMB.units),
+                          actions=actions, actions_normalized=actions, fps=EMB.fps)
+
+
+class ByHand(Executor):
+    """Runs a submitted request only when the test says it lands: timing without sleeping."""
+
+    def __init__(self):
+        self.waiting: list[tuple[Future, object, tuple]] = []
+
+    def submit(self, fn, /, *args, **kwargs):
+        future = Future()
+        self.waiting.append((future, fn, args))
+        return future
+
+    def land(self) -> None:
+        future, fn, args = self.waiting.pop(0)
+        future.set_result(fn(*args))
+
+
+def _request_of(target) -> int:
+    """Which request the chunk a target came from answered (`Chunks` puts it in the gripper column)."""
+    return round(target.prediction.actions[0, -1] * 10)
+
+
+def _run(control, ticks: int, home: np.ndarray, start: int = 0):
+    return [control.step(lambda t=t: {"tick": t}, home) for t in range(start, start + ticks)]
+
+
+def test_execute_asks_every_k_ticks_and_sends_the_rows_in_order(decoder):
+    policy = Chunks(decoder)
+    control = ChunkController(policy, decoder, ChunkStrategy("execute", 3), prompt="stack the cups")
+    targets = _run(control, 8, policy.home)
+    assert policy.observed_ticks == [0, 3, 6]
+    assert control.execute_steps == 3 and control.chunks == 3
+    for t, target in enumerate(targets):
+        c, i = divmod(t, 3)
+        np.testing.assert_array_equal(target.qpos, policy.row(c, i))
+        assert target.gripper == pytest.approx(c / 10) and target.index == i and not target.held
+        assert _request_of(target) == c
+
+
+def test_ensemble_blends_every_covering_chunk_with_exponential_weights_oldest_first(decoder):
+    policy = Chunks(decoder, chunk=6)
+    control = ChunkController(policy, decoder, ChunkStrategy("ensemble", 2, ensemble_decay=0.5),
+                              prompt="stack the cups")
+    target = _run(control, 5, policy.home)[4]
+    # tick 4 is covered by chunk 0 (asked at 0, row 4), chunk 1 (asked at 2, row 2) and chunk 2 (asked at 4, row 0)
+    rows = [policy.row(0, 4)[0], policy.row(1, 2)[0], policy.row(2, 0)[0]]  # joint 1: 0.014, 0.022, 0.030 past home
+    weights = [1.0, np.exp(-0.5), np.exp(-1.0)]
+    expected = sum(w * r for w, r in zip(weights, rows)) / sum(weights)
+    assert target.qpos[0] == pytest.approx(expected, abs=1e-12)
+    assert expected != pytest.approx(np.mean(rows))  # the weights matter: a plain mean would fail here
+    assert target.gripper == pytest.approx((0 * 1.0 + 0.1 * weights[1] + 0.2 * weights[2]) / sum(weights))
+    assert target.index == 0 and _request_of(target) == 2  # the newest chunk's row
+
+
+def test_ensemble_checks_the_blend_against_the_measured_joints(decoder):
+    """Each chunk passed the speed check from the joints measured when it was decoded; a blend of an old chunk's
+    target with a new one can still be a jump from where the arm is now."""
+    home = _home(decoder)
+    policy = Chunks(decoder, chunk=4, offsets=[[0.0] * 4, [0.3] * 4])
+    control = ChunkController(policy, decoder, ChunkStrategy("ensemble", 1, ensemble_decay=0.1),
+                              prompt="stack the cups")
+    control.step({"tick": 0}, home)
+    moved = home.copy()
+    moved[0] += 0.3  # chunk 1 holds here, chunk 0 holds at home: the blend sits 0.16 rad back, 2.4 rad/s at 15 fps
+    with pytest.raises(ValueError, match=r"faster than robot 'panda' allows; first from the measured joints"):
+        control.step({"tick": 1}, moved)
+
+
+def test_async_takes_the_next_chunk_exactly_k_ticks_on_skipping_the_elapsed_actions(decoder):
+    policy = Chunks(decoder, chunk=8)
+    with ChunkController(policy, decoder, ChunkStrategy("async", 3), prompt="stack the cups") as control:
+        targets = _run(control, 7, policy.home)
+    assert policy.observed_ticks[:3] == [0, 0, 3]  # chunk 1 from tick 0's observation, taken at 3
+    assert [(_request_of(t), t.index) for t in targets] == [(0, 0), (0, 1), (0, 2), (1, 3), (1, 4), (1, 5), (2, 3)]
+
+
+def test_realtime_async_takes_a_reply_when_it_lands_and_skips_the_actions_whose_ticks_passed(decoder):
+    policy, requests = Chunks(decoder, chunk=6), ByHand()
+    control = ChunkController(policy, decoder, ChunkStrategy("async", 2), prompt="stack the cups", realtime=True,
+                              executor=requests)
+    home = policy.home
+    first = _run(control, 3, home)  # chunk 1 (asked at tick 0) has not landed: chunk 0 runs on past k
+    assert [t.index for t in first] == [0, 1, 2] and policy.observed_ticks == [0]
+    requests.land()
+    taken = control.step({"tick": 3}, home)  # landed 3 ticks after its observation: its rows 0-2 are past
+    assert policy.observed_ticks == [0, 0] and taken.index == 3
+    np.testing.assert_array_equal(taken.qpos, policy.row(1, 3))
+    on = _run(control, 2, home, start=4)  # chunk 2, asked at tick 3, has not landed
+    assert [t.index for t in on] == [4, 5]
+    held = control.step({"tick": 6}, home)  # chunk 1 ran out: the arm holds its last target
+    assert held.held and held.clipped == 0
+    np.testing.assert_array_equal(held.qpos, on[-1].qpos)
+    requests.land()
+    assert policy.observed_ticks == [0, 0, 3]
+    late = control.step({"tick": 7}, home)
+    assert (late.index, _request_of(late), late.held) == (4, 2, False)
+    assert control.chunks == 3
+
+
+def test_realtime_async_waits_k_ticks_for_a_reply_that_lands_early(decoder):
+    policy, requests = Chunks(decoder, chunk=6), ByHand()
+    control = ChunkController(policy, decoder, ChunkStrategy("async", 2), prompt="stack the cups", realtime=True,
+                              executor=requests)
+    control.step({"tick": 0}, policy.home)
+    requests.land()
+    assert control.step({"tick": 1}, policy.home).index == 1  # landed, but k = 2 actions of chunk 0 run first
+    taken = control.step({"tick": 2}, policy.home)
+    assert (taken.index, _request_of(taken)) == (2, 1)
+
+
+def test_a_reply_past_its_whole_chunk_is_dropped_and_asked_again(decoder, caplog):
+    policy, requests = Chunks(decoder, chunk=2), ByHand()
+    control = ChunkController(policy, decoder, ChunkStrategy("async", 1), prompt="stack the cups", realtime=True,
+                              executor=requests)
+    _run(control, 2, policy.home)
+    assert control.step({"tick": 2}, policy.home).held
+    requests.land()
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.robot.control"):
+        assert control.step({"tick": 3}, policy.home).held  # 3 ticks late for a 2-action chunk
+    assert "past its 2-action chunk; dropped" in caplog.text
+    assert len(requests.waiting) == 1 and control.chunks == 1
+
+
+def test_the_horizon_bounds_requests_and_ticks(decoder):
+    policy = Chunks(decoder, chunk=4)
+    with ChunkController(policy, decoder, ChunkStrategy("async", 2), prompt="stack the cups") as control:
+        control.reset(horizon=4)
+        _run(control, 4, policy.home)
+        assert policy.observed_ticks == [0, 0]  # none asked at tick 2: it would start at the horizon
+        with pytest.raises(ValueError, match=r"step: tick 4 is at or past the horizon of 4 ticks"):
+            control.step({"tick": 4}, policy.home)
+        control.reset()
+        assert control.step({"tick": 0}, policy.home).index == 0 and control.tick == 1
+
+
+def test_prompt_from_the_observation_when_none_is_given(decoder):
+    policy = Chunks(decoder)
+    control = ChunkController(policy, decoder, ChunkStrategy("execute", 2))
+    control.step({"tick": 0, "prompt": "stack the cups"}, policy.home)
+    with pytest.raises(ValueError, match=r"prompt: none given to ChunkController"):
+        ChunkController(policy, decoder).step({"tick": 0}, policy.home)
+
+
+@pytest.mark.parametrize("q_arm, match", [
+    (np.zeros(6), r"q_arm: expected the 7 measured arm joint angles \(rad\) as a vector"),
+    (np.zeros((1, 7)), r"q_arm: expected the 7"),
+    ([0.0] * 6 + [np.nan], r"q_arm: expected the 7"),
+    ("home", r"q_arm: expected the 7"),
+])
+def test_bad_measured_joints_are_refused_on_every_tick(decoder, q_arm, match):
+    policy = Chunks(decoder)
+    control = ChunkController(policy, decoder, ChunkStrategy("execute", 4), prompt="stack the cups")
+    control.step({"tick": 0}, policy.home)
+    with pytest.raises(ValueError, match=match):
+        control.step({"tick": 1}, q_arm)  # a tick that asks nothing: no decode would have seen them
+
+
+def test_bad_settings_are_refused_naming_them(decoder):
+    policy = Chunks(decoder, chunk=8)
+    with pytest.raises(ValueError, match=r"execute_steps: 9 exceeds what a 8-step chunk allows for 'execute' \(8\)"):
+        ChunkController(policy, decoder, ChunkStrategy("execute", 9), prompt="stack the cups").step(
+            {"tick": 0}, policy.home)
+    with pytest.raises(ValueError, match=r"execute_steps: 5 exceeds what a 8-step chunk allows for 'async' \(4\)"):
+        ChunkController(policy, decoder, ChunkStrategy("async", 5), prompt="stack the cups").step(
+            {"tick": 0}, policy.home)
+    with pytest.raises(ValueError, match=r"realtime: only the 'async' strategy"):
+        ChunkController(policy, decoder, ChunkStrategy("ensemble"), realtime=True)
+    with pytest.raises(TypeError, match=r"strategy: expected a ChunkStrategy, got str"):
+        ChunkController(policy, decoder, "async")
+    with pytest.raises(TypeError, match=r"policy: expected an object with act"):
+        ChunkController(object(), decoder)
+    with pytest.raises(ValueError, match=r"horizon: expected an int >= 1 or None, got 0"):
+        ChunkController(policy, decoder).reset(horizon=0)
+    other = ActionDecoder("droid/relative_pose", "panda")
+    with pytest.raises(ValueError, match=r"decoder: decodes embodiment 'droid/relative_pose', but the policy returned "
+                                         r"a chunk of 'droid/joint_pos'"):
+        ChunkController(policy, other, prompt="stack the cups").step({"tick": 0}, policy.home)
+
+
+def test_the_decoders_checks_stay_on(decoder):
+    """A chunk the decoder refuses (here a joint target past the limits) raises from `step`: nothing is sent."""
+    policy = Chunks(decoder, chunk=4, offsets=[[5.0] * 4])
+    control = ChunkController(policy, decoder, prompt="stack the cups")
+    with pytest.raises(ValueError, match=r"joint targets more than 0.2 rad past the joint limits"):
+        control.step({"tick": 0}, policy.home)
