@@ -213,7 +213,7 @@ class Trainer:
             if transformer_config is not None:  # a hub id's is read once it loads (`_check_model_fits`)
                 check_action_head(transformer_config, self.config.checkpoint_source, layout)
             self._check_data_fits(layout)
-            held_out = tuple(sorted(self.config.validation.episodes))  # checked with the config
+            held_out = tuple(sorted(int(i) for i in self.config.validation.episodes))  # checked with the config
             spec = window_spec(self.config.data, layout, held_out)
             self.config.data.source_embodiment = spec.source_embodiment
             self.config.data.action_conversion = spec.action_conversion
@@ -765,9 +765,9 @@ class Trainer:
         bar = tqdm(total=cfg.optim.steps, initial=start, desc="training", unit="step",
                    disable=not self.progress or self.rank != 0)
         self._started = time.perf_counter()
-        if start == 0 and self._validation_due(0):  # the starting weights' held-out loss: the curve's first point
-            self._validate(0, metrics_path)
         try:  # closed on any error too (a NaN, a full disk, out of memory): its message then starts a line
+            if start == 0 and self._validation_due(0):  # the starting weights' held-out loss: the curve's first point
+                self._validate(0, metrics_path)
             for step in range(start, cfg.optim.steps):
                 if stop_after is not None and step - start >= stop_after:
                     break
