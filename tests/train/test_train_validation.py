@@ -204,7 +204,7 @@ def test_the_report_shows_the_held_out_curve_beside_the_training_loss(train_conf
     lowest = min(scored, key=scored.get)
     page = write_report(out).read_text()
     text = html.unescape(re.sub(r"<[^>]+>", "", page))
-    assert "episodes held out1 (scored every 2 steps on 2 windows)" in text
+    assert "episodes held out1 (scored every 2 steps on up to 2 windows)" in text
     assert "<section id=validation><h2>Held-out loss</h2>" in page and f"{len(scored)} validations logged" in text
     assert f"the lowest held-out loss is at step {lowest}: " in text
     assert ("its checkpoint (step-0000004) is kept" if lowest == 4 else "no checkpoint of that step is kept") in text

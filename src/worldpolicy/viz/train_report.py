@@ -132,7 +132,7 @@ def _held_out(validation: Mapping[str, Any]) -> str | None:
     if not isinstance(episodes, list) or not episodes:
         return None
     every = validation.get("every")
-    scored = f"scored every {every} steps on {_fmt(validation.get('windows'))} windows" if every else "never scored"
+    scored = f"scored every {every} steps on up to {_fmt(validation.get('windows'))} windows" if every else "never scored"
     return f"{_indices(episodes)} ({scored})"
 
 
