@@ -920,8 +920,9 @@ class Trainer:
         tick = time.perf_counter()
         pairs = self._validation_pairs()
         generator = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, 0, 2]).generate_state(1)[0]))
-        sigmas = self.timesteps.sample(len(pairs), generator)  # then the noise, pair by pair in this order: the
-        size = cfg.optim.batch_size // self.world  # draws do not depend on how the pairs are batched
+        # σ of every pair, then the noise pair by pair in this order: the draws do not depend on how pairs are batched
+        sigmas = self.timesteps.sample(len(pairs), generator)
+        size = cfg.optim.batch_size // self.world  # what one process holds in a training step
         values: dict[str, list[float]] = {}
         totals: dict[str, list[float]] = {}
         self.transformer.eval()
