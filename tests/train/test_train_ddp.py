@@ -31,7 +31,9 @@ def test_two_gloo_processes_match_one_process(tmp_path, train_config, tiny_check
     from worldpolicy.train.config import load_config
     from worldpolicy.train.trainer import Trainer
 
-    overrides = {"save_every": STEPS, "optim": {"steps": STEPS, "batch_size": 2}}
+    # episode 1 held out and scored at every step: by rank 0 alone, one window per pass (the per-process batch)
+    overrides = {"save_every": STEPS, "optim": {"steps": STEPS, "batch_size": 2},
+                 "validation": {"episodes": [1], "every": 1, "windows": 3}}
     config_file = tmp_path / "ddp.json"
     config_file.write_text(json.dumps(train_config(tmp_path / "ddp", **overrides)))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -45,7 +47,10 @@ def test_two_gloo_processes_match_one_process(tmp_path, train_config, tiny_check
     summary = json.loads(proc.stdout[proc.stdout.index("{"):])  # printed by rank 0 only
     assert summary["steps_run"] == STEPS and np.isfinite(summary["last_loss"])
 
-    lines = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    logged = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    lines = [line for line in logged if "loss" in line]
+    held_out = [line for line in logged if "val/loss" in line]
+    assert [line["step"] for line in held_out] == list(range(STEPS + 1))  # once per validation, not once per rank
     assert [line["step"] for line in lines] == list(range(1, STEPS + 1))  # rank 0 logs, once per step
     assert all(line["world_size"] == 2 and np.isfinite(line["loss"]) for line in lines)
     final = tmp_path / "ddp" / "checkpoints" / f"step-{STEPS:07d}"
@@ -58,6 +63,11 @@ def test_two_gloo_processes_match_one_process(tmp_path, train_config, tiny_check
     single_losses = np.array([r.loss for r in single])
     np.testing.assert_allclose(ddp_losses[0], single_losses[0], rtol=1e-5)
     np.testing.assert_allclose(ddp_losses, single_losses, rtol=1e-4)
+    # the same held-out windows, σ and noise, batched otherwise (the noise is drawn pair by pair whatever the batch)
+    single_held_out = [json.loads(line) for line in (tmp_path / "single" / "metrics.jsonl").read_text().splitlines()
+                       if "val/loss" in line]
+    np.testing.assert_allclose([line["val/loss"] for line in held_out],
+                               [line["val/loss"] for line in single_held_out], rtol=1e-4)
     ddp_weights = _weights(final)
     single_weights = _weights(tmp_path / "single" / "checkpoints" / f"step-{STEPS:07d}")
     base_weights = _weights(tiny_checkpoint)

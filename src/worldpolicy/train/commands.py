@@ -23,6 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exclude-episodes", metavar="I,J,...",
                    help="leave these episodes out, indices from 0 separated by commas (overrides "
                    "data.exclude_episodes)")
+    p.add_argument("--val-episodes", metavar="I,J,...",
+                   help="hold these episodes out of training and log their loss every validation.every steps, indices "
+                   "from 0 separated by commas (overrides validation.episodes)")
     p.add_argument("--install", action="store_true", help="recipes: copy the result into worldpolicy/models")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_train)
@@ -54,8 +57,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps={args.steps}: must be >= 1")
     is_recipe = path.suffix == ".toml" and "[scratch]" in path.read_text()
-    selection = {name: episode_list(flag, getattr(args, name)) for name, flag in EPISODE_FLAGS.items()
-                 if getattr(args, name) is not None}
+    given = {name: getattr(args, flag.removeprefix("--").replace("-", "_")) for name, flag in EPISODE_FLAGS.items()}
+    selection = {name: episode_list(EPISODE_FLAGS[name], text) for name, text in given.items() if text is not None}
     if is_recipe:
         if args.steps is not None:
             raise ValueError("--steps: set optim.steps in the recipe file instead (recipes are reproducible as a whole)")
@@ -71,13 +74,13 @@ def _train(args: argparse.Namespace) -> int:
     from .config import load_config
     from .trainer import Trainer
 
-    overrides = {"output_dir": args.out, **{f"data.{name}": episodes for name, episodes in selection.items()}}
+    overrides = {"output_dir": args.out, **selection}
     try:  # the selection is checked against the dataset here: named as the flag typed, not the config's setting
         config = load_config(path, **overrides)
     except ValueError as exc:
         text = str(exc)
         for name in selection:
-            text = text.replace(f"data.{name}=", f"{EPISODE_FLAGS[name]}=")
+            text = text.replace(f"{name}=", f"{EPISODE_FLAGS[name]}=")
         raise ValueError(text) from None
     if args.steps is not None:
         config.optim.steps = args.steps

@@ -11,6 +11,7 @@ import re
 import tomllib
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,9 @@ from ..data.layout import ACTION_KEYS, STATE_KEYS
 from ..models import portable_checkpoint
 from .flow import COSMOS_POLICY_MIX, OBJECTIVES, TimestepSampler
 
-# `data.episodes` / `data.exclude_episodes` and the `worldpolicy train` flags that override them
-EPISODE_FLAGS = {"episodes": "--episodes", "exclude_episodes": "--exclude-episodes"}
+# The episode settings and the `worldpolicy train` flags that override them
+EPISODE_FLAGS = {"data.episodes": "--episodes", "data.exclude_episodes": "--exclude-episodes",
+                 "validation.episodes": "--val-episodes"}
 
 
 @dataclass
@@ -44,31 +46,42 @@ class DataConfig:
     exclude_episodes: list[int] = field(default_factory=list)
     cache_dir: str | None = None  # default: <output_dir>/cache
 
-    def selected_episodes(self, num_episodes: int) -> tuple[int, ...] | None:
+    def selected_episodes(self, num_episodes: int, held_out: Sequence[int] = ()) -> tuple[int, ...] | None:
         """The episodes trained on, in ascending order, of a dataset of `num_episodes`; None for all of them (so a run
         that selects nothing keeps the latent cache and resume fingerprint of one from before the setting). Each
-        index is checked against the dataset here, naming the setting, the indices given and the range accepted."""
+        index is checked against the dataset here, naming the setting, the indices given and the range accepted.
+        `held_out` (`validation.episodes`, checked by `ValidationConfig.held_out`) is never trained on: taken out of
+        "all episodes"; an explicit `episodes` list naming one of them is refused there."""
         for name, given in (("episodes", self.episodes), ("exclude_episodes", self.exclude_episodes)):
-            if given is None:
-                continue
-            if isinstance(given, str) or not all(isinstance(i, numbers.Integral) and not isinstance(i, bool)
-                                                 for i in given):  # a config built in Python skips `_typed`
-                raise ValueError(f"data.{name}={given!r}: expected a list of integers (episode indices)")
-            outside = [i for i in given if not 0 <= i < num_episodes]
-            if outside:
-                raise ValueError(f"data.{name}={given}: {outside} not episodes of data.dataset, which has "
-                                 f"{num_episodes} (accepted: indices 0 to {num_episodes - 1})")
-            twice = sorted(i for i, n in collections.Counter(given).items() if n > 1)
-            if twice:
-                raise ValueError(f"data.{name}={given}: {twice} given more than once; name each episode once")
+            if given is not None:
+                check_episode_list(f"data.{name}", given, num_episodes)
         if self.episodes == []:
             raise ValueError("data.episodes=[]: no episode to train on; name some, or leave it unset for all of them")
         chosen = range(num_episodes) if self.episodes is None else self.episodes
-        kept = tuple(sorted(int(i) for i in set(chosen) - set(self.exclude_episodes)))  # numpy's ints: as in a file
+        # numpy's ints: as in a file
+        kept = tuple(sorted(int(i) for i in set(chosen) - set(self.exclude_episodes) - set(held_out)))
         if not kept:
             among = "every episode of data.dataset" if self.episodes is None else f"data.episodes={self.episodes}"
-            raise ValueError(f"data.exclude_episodes={self.exclude_episodes} leaves out {among}: nothing to train on")
+            leaving = [f"{name}={list(value)}" for name, value in (("data.exclude_episodes", self.exclude_episodes),
+                                                                   ("validation.episodes", held_out)) if value]
+            left = " and ".join(leaving) + (" leave" if len(leaving) > 1 else " leaves")
+            raise ValueError(f"{left} out {among}: nothing to train on")
         return None if len(kept) == num_episodes else kept
+
+
+def check_episode_list(setting: str, given: Any, num_episodes: int) -> None:
+    """A list of episode indices of a dataset of `num_episodes`, each named once; else an error naming `setting`, the
+    indices given and the range accepted."""
+    if isinstance(given, str) or not isinstance(given, Sequence) or not all(
+            isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in given):
+        raise ValueError(f"{setting}={given!r}: expected a list of integers (episode indices)")  # built in Python
+    outside = [i for i in given if not 0 <= i < num_episodes]
+    if outside:
+        raise ValueError(f"{setting}={given}: {outside} not episodes of data.dataset, which has {num_episodes} "
+                         f"(accepted: indices 0 to {num_episodes - 1})")
+    twice = sorted(i for i, n in collections.Counter(given).items() if n > 1)
+    if twice:
+        raise ValueError(f"{setting}={given}: {twice} given more than once; name each episode once")
 
 
 @dataclass
@@ -139,6 +152,26 @@ class EvalConfig:
 
 
 @dataclass
+class ValidationConfig:
+    """The held-out loss (docs/training.md, "Validation"): episodes never trained on, scored every `every` steps on
+    the same windows with the same σ and noise each time, so the curve moves only with the weights."""
+
+    episodes: list[int] = field(default_factory=list)  # held out of training; none: no validation
+    every: int = 0  # steps; 0 = never
+    windows: int = 32  # held-out windows scored (spread evenly over them; all where they hold fewer)
+
+    def held_out(self, num_episodes: int, data: DataConfig) -> tuple[int, ...]:
+        """The held-out episodes, ascending, checked against the dataset and against `data.episodes`: an episode
+        listed for training and for validation would score the model on what it learned."""
+        check_episode_list("validation.episodes", self.episodes, num_episodes)
+        if data.episodes is not None and (both := sorted(set(data.episodes) & set(self.episodes))):
+            raise ValueError(f"validation.episodes={self.episodes} overlaps data.episodes={data.episodes} (both name "
+                             f"{both}): a held-out episode must not be trained on; remove it from data.episodes, or "
+                             "leave data.episodes unset (every episode except the held-out ones)")
+        return tuple(sorted(int(i) for i in self.episodes))
+
+
+@dataclass
 class TrainConfig:
     output_dir: str = "runs/train"
     checkpoint: str = ""  # shipped, a diffusers-format Cosmos3 folder, LoRA adapter checkpoint or hub id
@@ -155,6 +188,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -167,6 +201,11 @@ class TrainConfig:
         from ..models import resolve_checkpoint
 
         return str(resolve_checkpoint(self.checkpoint))
+
+    def training_episodes(self, num_episodes: int) -> tuple[int, ...] | None:
+        """`data`'s selection less the held-out `validation.episodes` (`DataConfig.selected_episodes`), every index
+        checked against a dataset of `num_episodes`."""
+        return self.data.selected_episodes(num_episodes, self.validation.held_out(num_episodes, self.data))
 
     def check(self) -> TrainConfig:
         """Every field that can be wrong, named, before any weights or data load."""
@@ -210,10 +249,10 @@ class TrainConfig:
         if not (dataset / "meta" / "info.json").is_file():
             raise FileNotFoundError(f"data.dataset={self.data.dataset!r} has no meta/info.json (not a LeRobot v3 "
                                     f"dataset){_datasets_near(dataset)}")
-        if self.data.episodes is not None or self.data.exclude_episodes:  # against the dataset's episode count now
-            from ..data import LeRobotDataset
+        if self.data.episodes is not None or self.data.exclude_episodes or self.validation.episodes:
+            from ..data import LeRobotDataset  # against the dataset's episode count now
 
-            self.data.selected_episodes(LeRobotDataset.open(dataset).num_episodes)
+            self.training_episodes(LeRobotDataset.open(dataset).num_episodes)
         try:
             check_chunk_size(self.data.chunk_size)
         except ValueError as exc:
@@ -277,8 +316,14 @@ class TrainConfig:
             raise ValueError(f"objectives: every weight is 0 ({', '.join(f'{k} = {v}' for k, v in weights.items())}): "
                              f"give at least one of {', '.join(OBJECTIVES)} a weight > 0, or set preset = "
                              "'cosmos_policy'")
-        if self.eval.every < 0:
-            raise ValueError(f"eval.every={self.eval.every!r}: must be an integer >= 0 (0: never)")
+        for name, value, low in (("eval.every", self.eval.every, 0), ("validation.every", self.validation.every, 0),
+                                 ("validation.windows", self.validation.windows, 1)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name}={value!r}: must be an integer >= {low}" + (" (0: never)" if low == 0 else ""))
+        if self.validation.every and not self.validation.episodes:
+            raise ValueError(f"validation.every={self.validation.every} scores held-out episodes, but "
+                             "validation.episodes is empty: name the episodes to hold out of training (e.g. "
+                             "episodes = [0]), or set validation.every = 0")
         if self.eval.episodes < 1:
             raise ValueError(f"eval.episodes={self.eval.episodes!r}: must be an integer >= 1")
         # used at the first batch and the first evaluation: checked now, not after the latent cache is encoded
@@ -334,12 +379,14 @@ def _refuse_unwritable(setting: str, folder: str | None) -> None:
                          f"write permission); give {setting} a folder this user can write")
 
 
-# What a resumed run may change: how far it trains, where and how often it logs, evaluates, saves and keeps checkpoints,
-# whether activations are recomputed (the same gradients: a run resumed on a smaller GPU may need it) and how LoRA
-# checkpoints are written (merged or adapter-only: the same weights).
-# Everything else (model, data, chunk, seed, LR and its schedule, objectives, finetune mode...) shapes the weights.
+# What a resumed run may change: how far it trains, where and how often it logs, evaluates, validates, saves and keeps
+# checkpoints, whether activations are recomputed (the same gradients: a run resumed on a smaller GPU may need it) and
+# how LoRA checkpoints are written (merged or adapter-only: the same weights).
+# Everything else (model, data, chunk, seed, LR and its schedule, objectives, finetune mode, the held-out episodes...)
+# shapes the weights; `validation.windows` does not, but another count scores other windows: one run's held-out curve
+# is one set of windows from its first point to its last.
 RESUMABLE = ("optim.steps", "output_dir", "device", "log_every", "save_every", "keep_checkpoints", "data.cache_dir",
-             "eval.*", "optim.gradient_checkpointing", "finetune.lora_save")
+             "eval.*", "optim.gradient_checkpointing", "finetune.lora_save", "validation.every")
 
 
 # Settings only a LoRA run reads: a full fine-tune that sets them is refused (`check`), and they are not compared
@@ -356,7 +403,8 @@ def _lora_only_settings(finetune: FinetuneConfig) -> list[str]:
 
 
 # Settings added after runs were first stored, with the behaviour those runs had: compared as if stored.
-IMPLIED_BEFORE = {"optim.precision": "fp32", "data.episodes": None, "data.exclude_episodes": []}
+IMPLIED_BEFORE = {"optim.precision": "fp32", "data.episodes": None, "data.exclude_episodes": [],
+                  "validation.episodes": []}
 
 # What older versions stored as written and `load_config` now replaces by what it names: an embodiment's `stats_file`
 # (and its feature) is now the stats that file holds (`embodiments.inline_stats_file`). A run stored with the file's
@@ -410,7 +458,7 @@ def _flat(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 TABLES = {"data": DataConfig, "objectives": ObjectiveConfig, "timesteps": TimestepConfig, "optim": OptimConfig,
-          "finetune": FinetuneConfig, "eval": EvalConfig}
+          "finetune": FinetuneConfig, "eval": EvalConfig, "validation": ValidationConfig}
 
 
 def _build(cls, raw: dict[str, Any], where: str):

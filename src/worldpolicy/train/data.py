@@ -91,8 +91,8 @@ class RawWindow:
     start: int
 
 
-def window_spec(data: DataConfig, target: Embodiment) -> WindowSpec:
-    """`[data]`'s windows for `target`, checked against the dataset's metadata now: a wrong key, width, camera or
+def window_spec(data: DataConfig, target: Embodiment, held_out: Sequence[int] = ()) -> WindowSpec:
+    """`[data]`'s windows for `target`, less those of the `held_out` episodes (`validation.episodes`), checked against the dataset's metadata now: a wrong key, width, camera or
     conversion would otherwise be found only after the weights load. `source_embodiment` and `action_conversion`
     left unset are read from the dataset where that is unambiguous (`data.actions.action_layout`: `DEFAULT_SOURCE`
     for 8-wide actions, the target's own columns by name; `joint_to_relative_pose` where only it fits), else refused
@@ -106,7 +106,7 @@ def window_spec(data: DataConfig, target: Embodiment) -> WindowSpec:
         dataset=data.dataset, chunk_size=data.chunk_size, source_embodiment=source, action_keys=tuple(data.action_keys),
         state_keys=tuple(data.state_keys), video_keys=tuple(data.video_keys) if data.video_keys else None,
         action_conversion=conversion, robot=data.robot, stride=data.stride,
-        episodes=data.selected_episodes(dataset.num_episodes),
+        episodes=data.selected_episodes(dataset.num_episodes, held_out),
     )
     _plan(spec, target, dataset)
     for name, given, used in (("source_embodiment", data.source_embodiment, source),

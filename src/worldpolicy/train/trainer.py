@@ -95,16 +95,20 @@ class FlowMatchingLoss(nn.Module):
         self.precision = precision
         self.recompute = recompute
 
+    def losses(self, examples: list[ModelExample], objectives: list[str], sigmas: torch.Tensor,
+               generator: torch.Generator) -> list[tuple[torch.Tensor | None, torch.Tensor | None]]:
+        """(video, action) loss of each example at the run's precision: training and validation score alike."""
+        device_type = next(self.transformer.parameters()).device.type
+        # no cast cache: it would hold every layer's bf16 weight copy until the forward ends, checkpointed or not
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16", cache_enabled=False):
+            return batch_losses(self.transformer, examples, objectives, sigmas.tolist(), generator,
+                                self.num_train_timesteps, recompute=self.recompute and torch.is_grad_enabled())
+
     def forward(self, examples: list[ModelExample], objectives: list[str], sigmas: torch.Tensor,
                 generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         total = 0.0
         parts: dict[str, list[float]] = {}
-        device_type = next(self.transformer.parameters()).device.type
-        # no cast cache: it would hold every layer's bf16 weight copy until the forward ends, checkpointed or not
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16", cache_enabled=False):
-            losses = batch_losses(self.transformer, examples, objectives, sigmas.tolist(), generator,
-                                  self.num_train_timesteps, recompute=self.recompute)
-        for objective, (vision, action) in zip(objectives, losses):
+        for objective, (vision, action) in zip(objectives, self.losses(examples, objectives, sigmas, generator)):
             loss = 0.0
             if vision is not None:
                 loss = loss + vision
@@ -209,17 +213,40 @@ class Trainer:
             if transformer_config is not None:  # a hub id's is read once it loads (`_check_model_fits`)
                 check_action_head(transformer_config, self.config.checkpoint_source, layout)
             self._check_data_fits(layout)
-            spec = window_spec(self.config.data, layout)
+            held_out = tuple(sorted(int(i) for i in self.config.validation.episodes))  # checked with the config
+            spec = window_spec(self.config.data, layout, held_out)
             self.config.data.source_embodiment = spec.source_embodiment
             self.config.data.action_conversion = spec.action_conversion
             self.frames = trained_frames(spec, layout)
             # else the run may never read the data (a resume after its videos were removed to save room)
             if not cache_may_serve(self._cache_dir, spec, layout, self._resumed_data):
                 check_encodable(spec, layout)
+            # the held-out windows: cut as the training ones, cached beside them under their own key
+            self._val_spec = replace(spec, episodes=held_out) if held_out else None
+            if self._val_spec is not None and self.rank == 0:
+                self._check_held_out(self._val_spec, layout)
             self._warn_batch_over_windows(spec)
             self.data_key = data_key(spec, layout)
             self._windows = spec, layout
         return self._windows
+
+    def _check_held_out(self, spec: WindowSpec, layout: Embodiment) -> None:
+        """The held-out episodes' windows, checked as the training ones are before anything loads, and the hold-out
+        said: unlike `data.exclude_episodes`, `validation.episodes` takes episodes out of training by itself."""
+        windows = count_windows(spec)
+        if not windows:
+            raise ValueError(f"validation.episodes={list(spec.episodes)}: these episodes yield no window of "
+                             f"data.chunk_size {spec.chunk_size}: hold out longer episodes")
+        if not cache_may_serve(self._cache_dir, spec, layout):
+            check_encodable(spec, layout)
+        every = self.config.validation.every
+        scored = min(windows, self.config.validation.windows)
+        logger.info("validation.episodes %s held out of training: %d of their %d windows scored %s", list(spec.episodes),
+                    scored, windows, f"every {every} steps" if every else "never (validation.every = 0)")
+        if not every:
+            logger.warning("validation.episodes=%s are held out of training but never scored (validation.every = 0): "
+                           "set validation.every to log their loss, or empty validation.episodes to train on them",
+                           list(spec.episodes))
 
     @property
     def _cache_dir(self) -> str:
@@ -244,8 +271,9 @@ class Trainer:
 
         lengths = LeRobotDataset.open(spec.dataset).episode_lengths
         data = self.config.data
-        chosen = " and ".join(f"data.{name}={value}" for name, value in
-                              (("episodes", data.episodes), ("exclude_episodes", data.exclude_episodes)) if value)
+        chosen = " and ".join(f"{name}={value}" for name, value in
+                              (("data.episodes", data.episodes), ("data.exclude_episodes", data.exclude_episodes),
+                               ("validation.episodes", self.config.validation.episodes)) if value)
         whole = count_windows(replace(spec, episodes=None))
         if whole >= size:
             more = f"select more episodes (all {len(lengths)} hold {whole} windows)"
@@ -274,12 +302,12 @@ class Trainer:
         self._check_model_fits(layout)  # before the latent cache: encoding it can take long
 
         cache_dir = self._cache_dir
-        options = dict(use_system_prompt=self.pipeline_flags["default_use_system_prompt"], expect=self._resumed_data)
+        use_system_prompt = self.pipeline_flags["default_use_system_prompt"]
 
-        def build_or_load(progress: bool) -> LatentCache:
+        def build_or_load(windows: WindowSpec, progress: bool, expect: str | None) -> LatentCache:
             try:
-                return LatentCache.build_or_load(spec, layout, self.vae, self.tokenizer, cache_dir, progress=progress,
-                                                 **options)
+                return LatentCache.build_or_load(windows, layout, self.vae, self.tokenizer, cache_dir,
+                                                 progress=progress, use_system_prompt=use_system_prompt, expect=expect)
             except Exception as exc:  # a full disk hours into the encoding: say what is kept, not a traceback
                 if (code := _storage_errno(exc)) is None:
                     raise
@@ -291,16 +319,21 @@ class Trainer:
                                     f"once {fix}; the finished cache is one file written beside those shards, as "
                                     "large as they are together") from exc
 
+        held_out = None
         if self.rank == 0:
-            cache = build_or_load(self.progress)
+            cache = build_or_load(spec, self.progress, self._resumed_data)
+            if self._val_spec is not None:  # scored on rank 0 only (`_validate`); encoded before the others wait
+                held_out = build_or_load(self._val_spec, self.progress, None)  # the data itself: checked just above
         _barrier(self.world)
         if self.rank != 0:
-            cache = build_or_load(False)
+            cache = build_or_load(spec, False, self._resumed_data)
         self.data_fingerprint = cache.meta.get("fingerprint")
         trained = self._trained_spec()
+        # a new embodiment's stats are the training windows' alone: nothing of the held-out episodes reaches the model
         self.embodiment = self._embodiment(stats=cache.action_stats(layout)) if isinstance(trained, dict) else layout
         self.examples = cache.model_examples(self.embodiment)
         self.captions = cache.captions
+        self.val_examples = held_out.model_examples(self.embodiment) if held_out is not None else []
 
     def _check_model_fits(self, emb: Embodiment) -> None:
         """What needs the loaded transformer: the LoRA target modules (its config.json names none), and the action
@@ -725,13 +758,16 @@ class Trainer:
             write_json_atomic(self.out / "config.json", cfg.to_dict())
         metrics_path = self.out / METRICS_FILE
         if self.rank == 0 and metrics_path.exists():
-            _trim_metrics(metrics_path, start)
+            # a run from its start (no checkpoint yet) logs its step-0 validation again: the one before goes too
+            _trim_metrics(metrics_path, start if start else -1)
         records: list[StepRecord] = []
         history: list[dict[str, Any]] = []
         bar = tqdm(total=cfg.optim.steps, initial=start, desc="training", unit="step",
                    disable=not self.progress or self.rank != 0)
         self._started = time.perf_counter()
         try:  # closed on any error too (a NaN, a full disk, out of memory): its message then starts a line
+            if start == 0 and self._validation_due(0):  # the starting weights' held-out loss: the curve's first point
+                self._validate(0, metrics_path)
             for step in range(start, cfg.optim.steps):
                 if stop_after is not None and step - start >= stop_after:
                     break
@@ -773,6 +809,8 @@ class Trainer:
                         history.append(line)
                         with open(metrics_path, "a") as f:
                             f.write(json.dumps(line) + "\n")
+                    if self._validation_due(done):  # before the save: a kill during either drops both on resume
+                        self._validate(done, metrics_path)
                 saved = None
                 if done % cfg.save_every == 0 or done == cfg.optim.steps or interrupted:
                     # a periodic save (minutes, for a large model) holds a first Ctrl-C and stops once it is written:
@@ -833,8 +871,8 @@ class Trainer:
         saved, where, step = previous
         changes = changed_settings(saved, self.config.to_dict())
         if changes:
-            flags = [f"{flag} sets data.{name}" for name, flag in EPISODE_FLAGS.items()
-                     if any(change.startswith(f"data.{name}:") for change in changes)]
+            flags = [f"{flag} sets {name}" for name, flag in EPISODE_FLAGS.items()
+                     if any(change.startswith(f"{name}:") for change in changes)]
             given = f" ({', '.join(flags)} on the command line)" if flags else ""
             raise ValueError(f"output_dir {str(self.out)!r} holds a run ({where}, step {step}) with other settings: "
                              f"{'; '.join(changes)}. Put them back to resume it{given}, or choose a new --out / "
@@ -854,6 +892,66 @@ class Trainer:
             raise ValueError(f"step {step}: the {what} is {value}; stopped without saving ({kept}). The run is "
                              "deterministic, so resuming it reaches this step again: check the data, or start a new "
                              "run (another --out / output_dir) with a lower optim.lr or an optim.grad_clip")
+
+    # -- validation -----------------------------------------------------------------------------------------------
+
+    def _validation_due(self, step: int) -> bool:
+        """Whether step `step` scores the held-out windows: every `validation.every` steps from 0 (the starting
+        weights) and at the last step, on rank 0 (the others train on; the loss is one process's, as `[eval]`'s)."""
+        every = self.config.validation.every
+        return bool(every) and self.rank == 0 and (step % every == 0 or step == self.config.optim.steps)
+
+    def _validation_pairs(self) -> list[tuple[int, str]]:
+        """(held-out window, objective) scored at each validation: `validation.windows` windows spread evenly over
+        the held-out episodes' (all where they hold fewer), each under every objective the run trains."""
+        n = len(self.val_examples)
+        count = min(self.config.validation.windows, n)
+        windows = np.linspace(0, n - 1, count).round().astype(int).tolist()  # distinct: spaced >= 1 apart
+        return [(w, objective) for w in windows for objective in self.objective_names]
+
+    def _validate(self, step: int, metrics_path: Path) -> dict[str, Any]:
+        """The held-out loss of the live weights, logged as `val/...` fields of one metrics line. Every call scores
+        the same windows under the same objectives, σ and noise (drawn from a generator seeded by (seed, 0, 2), a
+        stream no training draw takes), without gradients and in eval mode (restored after), so two calls on the same
+        weights log the same numbers and the curve moves only with the weights. `val/loss` is the training loss's
+        expectation on held-out data: each objective's mean loss weighted by its share of the mix; the parts are
+        means over the examples that have them, as the training line's are."""
+        cfg = self.config
+        tick = time.perf_counter()
+        pairs = self._validation_pairs()
+        generator = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, 0, 2]).generate_state(1)[0]))
+        # σ of every pair, then the noise pair by pair in this order: the draws do not depend on how pairs are batched
+        sigmas = self.timesteps.sample(len(pairs), generator)
+        size = cfg.optim.batch_size // self.world  # what one process holds in a training step
+        values: dict[str, list[float]] = {}
+        totals: dict[str, list[float]] = {}
+        self.transformer.eval()
+        try:
+            with torch.no_grad():
+                for first in range(0, len(pairs), size):
+                    batch = pairs[first:first + size]
+                    losses = self.loss_module.losses([self.val_examples[w] for w, _ in batch], [o for _, o in batch],
+                                                     sigmas[first:first + size], generator)
+                    for (_, objective), (vision, action) in zip(batch, losses):
+                        total = 0.0
+                        for term, loss, weight in (("video", vision, 1.0),
+                                                   ("action", action, cfg.objectives.action_loss_weight)):
+                            if loss is not None:
+                                values.setdefault(f"loss_{term}", []).append(float(loss))
+                                values.setdefault(f"loss_{term}_{objective}", []).append(float(loss))
+                                total += weight * float(loss)
+                        totals.setdefault(objective, []).append(total)
+        finally:
+            self.transformer.train()
+        share = dict(zip(self.objective_names, self.objective_probs.tolist()))
+        loss = sum(share[objective] * float(np.mean(found)) for objective, found in totals.items())
+        line = {"step": step, "val/loss": loss, **{f"val/{k}": float(np.mean(v)) for k, v in values.items()},
+                "val/windows": len(pairs) // len(self.objective_names)}
+        with open(metrics_path, "a") as f:
+            f.write(json.dumps(line) + "\n")
+        logger.info("step %d: held-out loss %.4g (%d windows of validation.episodes %s, %.1f s)", step, loss,
+                    line["val/windows"], cfg.validation.episodes, time.perf_counter() - tick)
+        return line
 
     def _evaluate(self, step: int, metrics_path: Path) -> dict[str, Any]:
         """The periodic sim evaluation: the live weights as a `Policy` on `eval.task`, success rate to the log."""

@@ -402,14 +402,18 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
 
     One small panel per field, named above it (a long name as a y label ran into the tick labels), losses first and
     on a log scale when they span more than LOG_SCALE_SPAN; a field with one value throughout (`world_size`) is
-    named with its value in the heading instead of a flat panel (one logged once gets its panel, one point). Every
+    named with its value in the heading instead of a flat panel (one logged once gets its panel, one point). A
+    held-out `val/X` (a training run's `[validation]`) is drawn on X's panel beside it, where over- or underfitting
+    shows as the two curves parting. Every
     line is read; a field of more than MAX_CURVE_POINTS points is drawn thinned evenly from its first to its last (`_Series`), and the heading says so."""
     from matplotlib.ticker import MaxNLocator
 
     from .plots import (
         FAILURE_COLOR,
         LABEL_FONTSIZE,
+        LEGEND_FONTSIZE,
         LINE_COLOR,
+        SUCCESS_COLOR,
         _grid_margins,
         _literal,
         _new_figure,
@@ -436,13 +440,15 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
                 if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
                     series.setdefault(key, _Series()).add(obj.get("step", records), value)
             records += 1
-    keys = sorted(series, key=_curve_order)
+    held_out = {key: f"val/{key}" for key in series if f"val/{key}" in series}
+    keys = sorted((key for key in series if key not in held_out.values()), key=_curve_order)
     if not keys:
         return None, records
-    thinned = max(series[key].stride for key in keys)
+    thinned = max(series[key].stride for key in series)
     points = {key: series[key].points() for key in keys}
     # a field logged once (an objective drawn at one step, a single evaluation) is a point, not "constant"
-    constant = {key: pts[0][1] for key, pts in points.items() if len(pts) > 1 and len({y for _, y in pts}) == 1}
+    constant = {key: pts[0][1] for key, pts in points.items()
+                if len(pts) > 1 and len({y for _, y in pts}) == 1 and key not in held_out}
     shown = [key for key in keys if key not in constant] or keys
     ncols = 1 if len(shown) <= 6 else 2
     nrows = int(np.ceil(len(shown) / ncols))
@@ -456,10 +462,15 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
     axes = fig.subplots(nrows, ncols, sharex=True, squeeze=False).ravel()
     for ax, key in zip(axes, shown):
         x, y = zip(*points[key])
-        ax.plot(x, y, lw=1.2, color=LINE_COLOR, **step_markers(len(x)))
+        ax.plot(x, y, lw=1.2, color=LINE_COLOR, **step_markers(len(x)), label="training")
         name = key
+        if key in held_out:
+            vx, vy = zip(*series[held_out[key]].points())
+            ax.plot(vx, vy, lw=1.2, color=SUCCESS_COLOR, **step_markers(len(vx)), label=f"{held_out[key]} (held out)")
+            ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper right")
+            x, y = x + vx, y + vy  # the scale and the NaN marks below are both curves'
         finite = [v for v in y if np.isfinite(v)] or [0.0]
-        bad = [at for at, v in zip(x, y) if not np.isfinite(v)]
+        bad = sorted(at for at, v in zip(x, y) if not np.isfinite(v))
         if "loss" in key and min(finite) > 0 and max(finite) / min(finite) > LOG_SCALE_SPAN:
             ax.set_yscale("log")
             name += " (log scale)"

@@ -4,7 +4,8 @@ A training folder's page showed only its metrics plot (one point after a few ste
 in the folder already: `config.json` (embodiment, starting checkpoint, dataset, objectives, fine-tuning, precision,
 optimiser), `checkpoints/step-*/` (each one's `trainer_state.json`: step and trained frames; `embodiment.json`: the
 embodiment resolved, domain slot included; `base_model.json` marking an adapter checkpoint), the dataset's
-`meta/info.json` (episodes, frames) and `metrics.jsonl` (losses, `eval_success_rate`). Each is read if present; one
+`meta/info.json` (episodes, frames) and `metrics.jsonl` (losses, `val/...` held-out losses, `eval_success_rate`).
+Each is read if present; one
 missing or unreadable becomes a note naming it, never a failed page.
 """
 
@@ -125,9 +126,58 @@ def _episode_selection(data: Mapping[str, Any]) -> str | None:
     return text + (f" except {_indices(left_out)}" if left_out else "")
 
 
+def _held_out(validation: Mapping[str, Any]) -> str | None:
+    """`validation.episodes` and how often they are scored, when some are held out."""
+    episodes = validation.get("episodes")
+    if not isinstance(episodes, list) or not episodes:
+        return None
+    every = validation.get("every")
+    scored = f"scored every {every} steps on up to {_fmt(validation.get('windows'))} windows" if every else "never scored"
+    return f"{_indices(episodes)} ({scored})"
+
+
 def _indices(values: list[Any], shown: int = 12) -> str:
     more = f", ... ({len(values)} in all)" if len(values) > shown else ""
     return ", ".join(map(str, values[:shown])) + more
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _validation(metrics: list[Mapping[str, Any]], checkpoints: list[tuple[int, Path]]) -> str:
+    """The held-out loss (`[validation]`'s `val/loss` lines) at the starting weights, its lowest and its last, each
+    beside the training loss over the same stretch of steps (the mean of the lines logged since the validation
+    before: one step's loss is one batch's, noisy where the held-out one is not), and whether a checkpoint of the
+    lowest is kept; empty for a run without validation."""
+    scored = [(int(m["step"]), float(m["val/loss"])) for m in metrics
+              if _number(m.get("val/loss")) and isinstance(m.get("step"), int)]
+    if not scored:
+        return ""
+    training = [(int(m["step"]), float(m["loss"])) for m in metrics
+                if _number(m.get("loss")) and isinstance(m.get("step"), int)]
+    lowest = min(scored, key=lambda point: point[1])
+    shown: dict[tuple[int, float], list[str]] = {}  # one row for a step two of them are
+    for name, point in (("first", scored[0]), ("lowest", lowest), ("last", scored[-1])):
+        shown.setdefault(point, []).append(name)
+    rows = []
+    for (step, value), names in sorted(shown.items()):
+        before = max((s for s, _ in scored if s < step), default=None)
+        since = [loss for s, loss in training if (before is None or s > before) and s <= step]
+        mean = f"{sum(since) / len(since):.5g}" if since else "—"
+        label = ", ".join(names)
+        rows.append(f"<tr><td class=k>{_esc(label)}</td><td>{step}</td><td>{value:.5g}</td><td>{mean}</td></tr>")
+    kept = {step for step, _ in checkpoints}
+    best = (f"the lowest held-out loss is at step {lowest[0]}: "
+            + (f"its checkpoint (step-{lowest[0]:07d}) is kept" if lowest[0] in kept else
+               "no checkpoint of that step is kept (save_every, keep_checkpoints)"))
+    return ("<section id=validation><h2>Held-out loss</h2><p class=muted>the loss on the episodes held out of training "
+            "(validation.episodes), on the same windows, σ and noise at every step scored: it moves only with the "
+            "weights. Training and held-out losses falling together: still learning; the held-out one rising while "
+            "the training one falls: overfitting. Both curves are drawn together under Plots.</p>"
+            f"<p>{_esc(best)}; {len(scored)} validations logged</p><table><tr><th class=k></th><th>step</th>"
+            "<th>held-out loss</th><th>training loss (mean since the validation before)</th></tr>"
+            f"{''.join(rows)}</table></section>")
 
 
 def _columns_table(spec: Mapping[str, Any]) -> str:
@@ -226,6 +276,7 @@ def train_sections(run_dir: Path) -> tuple[list[str], list[str]]:
     mix = ", ".join(f"{k} {v:g}" for k, v in weights.items() if v) if weights else None
     facts = [("starting checkpoint", config.get("checkpoint")), *_dataset_facts(data, notes),
              ("episodes trained", _episode_selection(data)),
+             ("episodes held out", _held_out(table("validation"))),
              ("dataset actions", data.get("source_embodiment")), ("action conversion", data.get("action_conversion")),
              ("objectives", mix), ("objectives preset", table("objectives").get("preset")),
              ("warmup steps", optim.get("warmup_steps")), ("weight decay", optim.get("weight_decay")),
@@ -276,6 +327,8 @@ def train_sections(run_dir: Path) -> tuple[list[str], list[str]]:
                        for m in evals)
         sections.append("<section id=evaluation><h2>Sim evaluation</h2><table><tr><th>step</th><th class=k>task</th>"
                         f"<th>success</th><th>episodes</th></tr>{rows}</table></section>")
+    if validation := _validation(metrics, checkpoints):
+        sections.append(validation)
     losses = {k: (m.get("step"), v) for m in metrics for k, v in m.items()
               if k.startswith("loss") and isinstance(v, (int, float)) and not isinstance(v, bool)}
     if losses:  # an objective's loss is logged only at steps that drew it: each one's last value and its step

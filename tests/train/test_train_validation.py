@@ -1,0 +1,222 @@
+"""Held-out validation (`[validation]`): episodes never trained on, scored at fixed σ and noise so the curve moves only
+with the weights. Upstream's validation step was a no-op (cosmos-policy.md §13), so overfitting a small robot dataset
+went unseen; these tests hold the number to what it claims: logged at its steps, the same for the same weights, on
+windows training never read, kept and trimmed with the log on resume, and drawn beside the training loss."""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from worldpolicy.cli import main
+from worldpolicy.train.config import load_config
+
+
+def _lines(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def _val(out):
+    return [line for line in _lines(out) if "val/loss" in line]
+
+
+def _run(raw, **kwargs):
+    from worldpolicy.train.trainer import Trainer
+
+    trainer = Trainer(load_config(raw), progress=False)
+    trainer.run(**kwargs)
+    return trainer
+
+
+def test_held_out_losses_are_logged_at_their_steps_on_episodes_training_never_reads(train_config, tmp_path, caplog):
+    from worldpolicy.train.data import LatentCache, count_windows, data_key
+
+    out = tmp_path / "run"
+    raw = train_config(out, validation={"episodes": [1], "every": 2, "windows": 3}, optim={"steps": 5})
+    with caplog.at_level(logging.INFO, logger="worldpolicy.train.trainer"):
+        trainer = _run(raw)
+    assert "validation.episodes [1] held out of training: 3 of their " in caplog.text
+    lines = _val(out)
+    assert [line["step"] for line in lines] == [0, 2, 4, 5]  # the starting weights, every 2 steps, the last step
+    # every objective of the cosmos_policy mix, each term it generates (inverse dynamics: no frame; forward: no action)
+    parts = {"val/loss_video_policy", "val/loss_action_policy", "val/loss_video_forward_dynamics",
+             "val/loss_action_inverse_dynamics"}
+    for line in lines:
+        assert set(line) == {"step", "val/loss", "val/loss_video", "val/loss_action", "val/windows", *parts}
+        assert line["val/windows"] == 3
+        assert all(isinstance(v, float) and 0 < v < 1e3 for k, v in line.items() if k.startswith("val/loss"))
+    assert len({line["val/loss"] for line in lines}) == 4  # the weights changed between them, so did the loss
+    # the training windows are episode 0's alone: the cache the run trained from holds no window of episode 1
+    spec, _ = trainer._windows
+    assert spec.episodes == (0,) and trainer._val_spec.episodes == (1,)
+    assert len(trainer.examples) == count_windows(spec) and len(trainer.val_examples) == count_windows(
+        trainer._val_spec)
+    caches = [LatentCache.load(path) for path in Path(trainer.config.data.cache_dir).glob("latents-*.safetensors")]
+    trained = [c for c in caches if c.meta.get("data_key") == trainer.data_key]
+    assert len(trained) == 1 and {episode for episode, _ in trained[0].index} == {0}
+    held = [c for c in caches if c.meta.get("data_key") == data_key(trainer._val_spec, trainer._windows[1])]
+    assert len(held) == 1 and {episode for episode, _ in held[0].index} == {1}
+
+    # the same weights score the same, to the last bit, however often; training mode is back after each
+    again = [trainer._validate(5, tmp_path / "again.jsonl") for _ in range(2)]
+    assert again[0] == again[1] == lines[-1] and trainer.transformer.training
+
+
+def test_validation_changes_nothing_of_training(train_config, tmp_path):
+    """Scoring held-out windows draws from its own generator, without gradients: the training losses of a run with
+    validation are those of the same run without it (episode 1 left out of both)."""
+    steps = {"steps": 3}
+    plain = train_config(tmp_path / "plain", data={"exclude_episodes": [1]}, optim=steps)
+    scored = train_config(tmp_path / "scored", data={"exclude_episodes": [1]}, optim=steps,
+                          validation={"episodes": [1], "every": 1, "windows": 2})
+    _run(plain)
+    _run(scored)
+    train = [[{k: v for k, v in line.items() if k not in ("step_s", "elapsed_s")} for line in _lines(tmp_path / name)
+              if "loss" in line] for name in ("plain", "scored")]
+    assert train[0] == train[1] and len(train[0]) == 3
+    assert [line["step"] for line in _val(tmp_path / "scored")] == [0, 1, 2, 3]
+
+
+def test_a_resumed_run_keeps_the_validations_of_its_checkpoint_and_logs_those_after_it_again(train_config, tmp_path):
+    """metrics.jsonl is trimmed back to the checkpoint on resume: a validation logged past it goes and is logged again,
+    with the same values as an uninterrupted run's (resume is exact); a run killed before its first checkpoint logs its
+    step-0 validation once."""
+    validation = {"episodes": [1], "every": 3, "windows": 2}
+    reference = tmp_path / "reference"
+    _run(train_config(reference, validation=validation))
+    killed = tmp_path / "killed"
+    raw = train_config(killed, validation=validation)
+    _run(raw, stop_after=1)  # before the first save (save_every 2): only the log is there
+    assert [line["step"] for line in _val(killed)] == [0] and not (killed / "checkpoints").exists()
+    _run(raw, stop_after=3)  # from the start again; checkpoint at step 2, validation at 3 past it
+    assert [line["step"] for line in _val(killed)] == [0, 3]
+    _run(raw)  # resumes at step 2: the step-3 validation is dropped with the step-3 line, then logged again
+    assert [line["step"] for line in _lines(killed) if "loss" in line] == list(range(1, 7))
+    assert _val(killed) == _val(reference) and [line["step"] for line in _val(reference)] == [0, 3, 6]
+
+
+@pytest.mark.parametrize("validation, data, message", [
+    ({"episodes": [2], "every": 1}, {}, ("validation.episodes=[2]: [2] not episodes of data.dataset, which has 2 "
+                                        "(accepted: indices 0 to 1)")),
+    ({"episodes": [1, 1], "every": 1}, {}, "validation.episodes=[1, 1]: [1] given more than once"),
+    ({"episodes": [1], "every": 1}, {"episodes": [0, 1]}, ("validation.episodes=[1] overlaps data.episodes=[0, 1] "
+                                                          "(both name [1]): a held-out episode must not be trained on")),
+    ({"episodes": [0, 1], "every": 1}, {}, ("validation.episodes=[0, 1] leaves out every episode of data.dataset: "
+                                            "nothing to train on")),
+    ({"episodes": [1], "every": 1}, {"exclude_episodes": [0]}, ("data.exclude_episodes=[0] and validation.episodes=[1] "
+                                                                "leave out every episode of data.dataset")),
+    ({"episodes": [1], "every": -1}, {}, "validation.every=-1: must be an integer >= 0 (0: never)"),
+    ({"episodes": [1], "every": 1, "windows": 0}, {}, "validation.windows=0: must be an integer >= 1"),
+    ({"every": 5}, {}, "validation.every=5 scores held-out episodes, but validation.episodes is empty"),
+    ({"episodes": "1"}, {}, "validation.episodes='1': expected a list of integers, got str"),
+])
+def test_wrong_validation_settings_are_refused_with_the_config(train_config, tmp_path, validation, data, message):
+    with pytest.raises(ValueError) as error:
+        load_config(train_config(tmp_path / "run", validation=validation, data=data))
+    assert str(error.value).startswith(message)
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_held_out_episodes_are_chosen_on_the_command_line(train_config, tmp_path, capsys):
+    """`--val-episodes` overrides `validation.episodes`, names itself in errors, is stored as the setting, and a
+    resume with other held-out episodes (other training data) is refused; `validation.every` may change."""
+    out = tmp_path / "run"
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(train_config(out, validation={"every": 1}, optim={"steps": 1})))
+
+    def error(*flags):
+        assert main(["train", str(path), "--no-progress", *flags]) == 2
+        return capsys.readouterr().err
+
+    assert "error: --val-episodes=[5]: [5] not episodes of data.dataset, which has 2" in error("--val-episodes", "5")
+    assert "error: --val-episodes=[1] overlaps --episodes=[1] (both name [1])" in \
+        error("--val-episodes", "1", "--episodes", "1")
+    assert main(["train", str(path), "--val-episodes", "1", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert json.loads((out / "config.json").read_text())["validation"]["episodes"] == [1]
+    assert "validation.episodes: [1] -> [0]. Put them back to resume it (--val-episodes sets validation.episodes on " \
+           "the command line)" in error("--val-episodes", "0", "--steps", "2")
+    path.write_text(json.dumps(train_config(out, validation={"every": 2}, optim={"steps": 1})))
+    assert main(["train", str(path), "--val-episodes", "1", "--no-progress", "--steps", "2"]) == 0
+    assert [line["step"] for line in _val(out)] == [0, 1, 2]
+
+
+def test_an_older_run_resumed_with_held_out_episodes_is_refused(train_config, tmp_path):
+    """A run stored before `[validation]` existed trained on every episode: holding some out now would change its data;
+    scoring more or less often would not."""
+    from worldpolicy.train.config import changed_settings
+
+    current = load_config(train_config(tmp_path / "run")).to_dict()
+    older = json.loads(json.dumps(current))
+    del older["validation"]
+    assert changed_settings(older, current) == []
+    held = load_config(train_config(tmp_path / "run", validation={"episodes": [1], "every": 2})).to_dict()
+    assert changed_settings(older, held) == ["validation.episodes: [] -> [1]"]
+    more_often = json.loads(json.dumps(held))
+    more_often["validation"]["every"] = 1
+    assert changed_settings(held, more_often) == []
+    more_often["validation"]["windows"] = 8  # other windows: the run's curve would be two sets of windows
+    assert changed_settings(held, more_often) == ["validation.windows: 32 -> 8"]
+
+
+def test_a_bf16_lora_run_scores_under_its_autocast_with_gradient_checkpointing_off(train_config, tmp_path,
+                                                                                   monkeypatch):
+    """LoRA's frozen weights are bf16 in a bf16 run: the held-out pass runs under the same autocast, so it scores, and
+    without gradients nothing is recomputed (`recompute` is for the backward pass)."""
+    import worldpolicy.train.trainer as trainer_module
+
+    seen = []
+    packed = trainer_module.batch_losses
+
+    def spy(*args, **kwargs):
+        seen.append((torch.is_grad_enabled(), torch.is_autocast_enabled("cpu"), kwargs["recompute"]))
+        return packed(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "batch_losses", spy)
+    out = tmp_path / "run"
+    trainer = _run(train_config(out, optim={"steps": 2, "precision": "bf16", "gradient_checkpointing": True},
+                                finetune={"mode": "lora", "lora_rank": 4},
+                                validation={"episodes": [1], "every": 2, "windows": 2}))
+    lines = _val(out)
+    assert [line["step"] for line in lines] == [0, 2]
+    assert all(math.isfinite(v) for line in lines for k, v in line.items() if k.startswith("val/loss"))
+    assert set(seen) == {(True, True, True), (False, True, False)}  # training steps; held-out passes
+    assert trainer._validate(2, tmp_path / "again.jsonl") == lines[-1]
+
+
+def test_the_report_shows_the_held_out_curve_beside_the_training_loss(train_config, tmp_path):
+    """The run's page: the held-out episodes among what was trained, the held-out loss at its first, lowest and last
+    validation beside the training loss of the same steps, and in the metrics plot `val/loss` on `loss`'s panel
+    (and each part on its part's), not panels of their own further down."""
+    from worldpolicy.viz.report import log_curves_figure, write_report
+
+    out = tmp_path / "run"
+    _run(train_config(out, validation={"episodes": [1], "every": 2, "windows": 2}, optim={"steps": 4},
+                      keep_checkpoints=1))
+    scored = {line["step"]: line["val/loss"] for line in _val(out)}
+    lowest = min(scored, key=scored.get)
+    page = write_report(out).read_text()
+    text = html.unescape(re.sub(r"<[^>]+>", "", page))
+    assert "episodes held out1 (scored every 2 steps on up to 2 windows)" in text
+    assert "<section id=validation><h2>Held-out loss</h2>" in page and f"{len(scored)} validations logged" in text
+    assert f"the lowest held-out loss is at step {lowest}: " in text
+    assert ("its checkpoint (step-0000004) is kept" if lowest == 4 else "no checkpoint of that step is kept") in text
+    assert f"last4{scored[4]:.5g}" in text  # the training loss column: the mean of steps 3 and 4
+    training = {line["step"]: line["loss"] for line in _lines(out) if "loss" in line}
+    assert f"{(training[3] + training[4]) / 2:.5g}" in text
+
+    fig, _ = log_curves_figure(out / "metrics.jsonl")
+    panels = {ax.get_title(loc="left").split(" (")[0]: ax for ax in fig.axes if ax.get_visible()}
+    assert not any(name.startswith("val/") for name in panels)  # drawn with the training curves, not on their own
+    loss = panels["loss"]
+    assert [line.get_label() for line in loss.lines] == ["training", "val/loss (held out)"]
+    assert list(loss.lines[1].get_xdata()) == [0, 2, 4] and list(loss.lines[1].get_ydata()) == list(scored.values())
+    assert [t.get_text() for t in loss.get_legend().get_texts()] == ["training", "val/loss (held out)"]
+    assert "val/windows = 2" in fig.get_suptitle()
