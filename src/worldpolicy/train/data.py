@@ -92,11 +92,11 @@ class RawWindow:
 
 
 def window_spec(data: DataConfig, target: Embodiment, held_out: Sequence[int] = ()) -> WindowSpec:
-    """`[data]`'s windows for `target`, less those of the `held_out` episodes (`validation.episodes`), checked against the dataset's metadata now: a wrong key, width, camera or
-    conversion would otherwise be found only after the weights load. `source_embodiment` and `action_conversion`
-    left unset are read from the dataset where that is unambiguous (`data.actions.action_layout`: `DEFAULT_SOURCE`
-    for 8-wide actions, the target's own columns by name; `joint_to_relative_pose` where only it fits), else refused
-    naming the setting."""
+    """`[data]`'s windows for `target`, less those of the `held_out` episodes (`validation.episodes`), checked
+    against the dataset's metadata now: a wrong key, width, camera or conversion would otherwise be found only after
+    the weights load. `source_embodiment` and `action_conversion` left unset are read from the dataset where that is
+    unambiguous (`data.actions.action_layout`: `DEFAULT_SOURCE` for 8-wide actions, the target's own columns by name;
+    `joint_to_relative_pose` where only it fits), else refused naming the setting."""
     from ..data import LeRobotDataset
 
     dataset = LeRobotDataset.open(data.dataset)

@@ -241,8 +241,9 @@ class Trainer:
             check_encodable(spec, layout)
         every = self.config.validation.every
         scored = min(windows, self.config.validation.windows)
-        logger.info("validation.episodes %s held out of training: %d of their %d windows scored %s", list(spec.episodes),
-                    scored, windows, f"every {every} steps" if every else "never (validation.every = 0)")
+        logger.info("validation.episodes %s held out of training: %d of their %d windows scored %s",
+                    list(spec.episodes), scored, windows,
+                    f"every {every} steps" if every else "never (validation.every = 0)")
         if not every:
             logger.warning("validation.episodes=%s are held out of training but never scored (validation.every = 0): "
                            "set validation.every to log their loss, or empty validation.episodes to train on them",

@@ -132,7 +132,8 @@ def _held_out(validation: Mapping[str, Any]) -> str | None:
     if not isinstance(episodes, list) or not episodes:
         return None
     every = validation.get("every")
-    scored = f"scored every {every} steps on up to {_fmt(validation.get('windows'))} windows" if every else "never scored"
+    windows = _fmt(validation.get("windows"))
+    scored = f"scored every {every} steps on up to {windows} windows" if every else "never scored"
     return f"{_indices(episodes)} ({scored})"
 
 
