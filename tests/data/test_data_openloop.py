@@ -266,3 +266,24 @@ def test_nan_in_the_recorded_actions_is_refused_naming_the_episode(policy, tmp_p
         evaluate_open_loop(tmp_path / "ds", policy, tmp_path / "out", action_keys=["action"])
     assert not (tmp_path / "out" / OPENLOOP_FILE).exists()
     evaluate_open_loop(tmp_path / "ds", policy, tmp_path / "out", action_keys=["action"], episodes=[0], plots=False)
+
+
+def test_an_interrupted_run_leaves_an_earlier_ones_files_as_they_were(policy, tmp_path, monkeypatch):
+    """Nothing is written until every chunk is compared: Ctrl-C in the second batch changes no file in --out."""
+    ds, actions = _dataset(tmp_path / "ds")
+    _stand_in(policy, monkeypatch, actions)
+    out = tmp_path / "out"
+    evaluate_open_loop(ds, policy, out, action_keys=["action"])
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    calls = []
+
+    def interrupted(requests, progress=None):
+        calls.append(requests)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return [SimpleNamespace(actions=np.zeros((policy.chunk_size, 2))) for _ in requests]
+
+    monkeypatch.setattr(policy, "act_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_open_loop(ds, policy, out, action_keys=["action"], batch_size=2)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -261,7 +261,9 @@ def evaluate_open_loop(
 def _evaluate(ds: LeRobotDataset, policy: Any, reader: RecordedActions, out: Path, chosen: list[int],
               cameras: dict[str, str], state_keys: list[str], every: int, seed: int, batch_size: int, plots: bool,
               progress: bool, settings: dict[str, Any]) -> OpenLoopResult:
-    """Predict, compare and write: an episode's videos are decoded (its cameras only) while it is evaluated."""
+    """Predict and compare, then write: each batch decodes its frames only (from its first frame to its last, the
+    embodiment's cameras), so a long episode is never held decoded whole; nothing is written until every chunk is
+    compared, so an error or Ctrl-C leaves an earlier run's files as they were."""
     from tqdm.auto import tqdm
 
     from ..policy import PolicyRequest
@@ -272,34 +274,40 @@ def _evaluate(ds: LeRobotDataset, policy: Any, reader: RecordedActions, out: Pat
     recorded_sum = np.zeros(emb.action_dim)
     recorded_sq = np.zeros(emb.action_dim)
     episodes: list[EpisodeErrors] = []
+    drawn: list[tuple[EpisodeErrors, list[tuple[int, np.ndarray]], list[np.ndarray], str]] = []
     starts_of = {i: list(range(0, int(ds.episode_lengths[i]), every)) for i in chosen}
     with tqdm(total=sum(map(len, starts_of.values())), desc=f"open loop over {len(chosen)} episodes", unit="chunk",
               disable=not progress) as bar:
         for i in chosen:
-            ep = ds.episode(i, videos=list(dict.fromkeys(cameras.values())))
+            ep = ds.episode(i, videos=False)  # the recorded numbers and tasks; frames are decoded per batch
             starts = starts_of[i]
             state = (np.concatenate([ep.frames[k].reshape(ep.length, -1) for k in state_keys], axis=1)
                      if emb.state_history else None)
             predicted: list[np.ndarray] = []
             for b in range(0, len(starts), batch_size):
-                requests = [PolicyRequest({camera: ep.videos[key][f] for camera, key in cameras.items()},
+                batch = starts[b:b + batch_size]
+                views = {camera: ds.camera_frames(i, key, batch[0], batch[-1] + 1) for camera, key in cameras.items()}
+                requests = [PolicyRequest({camera: frames[f - batch[0]] for camera, frames in views.items()},
                                           caption_variants(ep.frame_tasks[f])[0], seed=episode_seed(seed, i),
                                           state=None if state is None else state[f])
-                            for f in starts[b:b + batch_size]]
+                            for f in batch]
                 predicted += [np.asarray(p.actions, dtype=np.float64) for p in policy.act_batch(requests)]
                 bar.update(len(requests))
             errors = _Errors(chunk, emb.action_dim)
+            compared = []
             for f, chunk_actions in zip(starts, predicted):
                 recorded = reader.chunk(ep.frames, f, min(f + chunk, ep.length))  # the steps the episode recorded
+                compared.append((f, recorded))
                 errors.add(chunk_actions, recorded)
                 recorded_sum += recorded.sum(axis=0)
                 recorded_sq += (recorded**2).sum(axis=0)
             total.merge(errors)
-            result = EpisodeErrors(i, ep.length, starts, errors.steps, errors.mae(), errors.rmse())
+            episodes.append(EpisodeErrors(i, ep.length, starts, errors.steps, errors.mae(), errors.rmse()))
             if plots:
-                result.plot = _episode_plot(reader, ep, starts, predicted, columns, units, emb.fps, out, settings)
-            episodes.append(result)
-            del ep  # the decoded frames: the next episode's are decoded next
+                # mapped as they are, the recording is one line; a conversion from each chunk's own state (joint
+                # targets as end-effector deltas) has none: each chunk is drawn with the rows it was compared with
+                line = [(0, reader.chunk(ep.frames, 0, ep.length))] if reader.conversion == "none" else compared
+                drawn.append((episodes[-1], line, predicted, caption_variants(ep.frame_tasks[0])[0]))
     n = max(total.steps, 1)
     mean = recorded_sum / n
     scale = np.sqrt(np.maximum(recorded_sq / n - mean**2, 0.0))
@@ -308,6 +316,13 @@ def _evaluate(ds: LeRobotDataset, policy: Any, reader: RecordedActions, out: Pat
                             rmse=total.rmse(), scale=scale, horizon_mae=total.horizon_mae(),
                             horizon_steps=total.count.copy(), episodes=episodes, settings=settings)
     if plots:
+        from ..viz.plots import open_loop_figure, save_figure
+
+        for episode, line, predicted, task in drawn:
+            fig = open_loop_figure(line, list(zip(episode.starts, predicted)), columns, units, emb.fps,
+                                   title=f"open loop, episode {episode.episode}: {_title(settings)}",
+                                   detail=f"task: {task}")
+            episode.plot = save_figure(fig, out / EPISODE_FIGURE.format(episode.episode))
         result.files += _summary_plot(result, out)
         result.files += [e.plot for e in episodes if e.plot is not None]
     write_json_atomic(out / OPENLOOP_FILE, result.to_json(), indent=2, ensure_ascii=False)
@@ -323,23 +338,6 @@ def _title(settings: dict[str, Any]) -> str:
     from ..viz.plots import checkpoint_name
 
     return f"{checkpoint_name(settings['checkpoint'])} ({settings['embodiment']}) on {Path(settings['dataset']).name}"
-
-
-def _episode_plot(reader: RecordedActions, ep: Any, starts: list[int], predicted: list[np.ndarray],
-                  columns: list[str], units: list[str], fps: float, out: Path, settings: dict[str, Any]) -> Path:
-    """The episode's recorded actions in the embodiment's columns with each predicted chunk drawn from its frame.
-    Mapped as they are, the recording is one line; a conversion that starts from each chunk's state (joint targets as
-    end-effector deltas) has none, and each chunk is drawn with the recorded rows it was compared with."""
-    from ..viz.plots import open_loop_figure, save_figure
-
-    if reader.conversion == "none":
-        recorded = [(0, reader.chunk(ep.frames, 0, ep.length))]
-    else:
-        recorded = [(f, reader.chunk(ep.frames, f, min(f + len(p), ep.length))) for f, p in zip(starts, predicted)]
-    fig = open_loop_figure(recorded, list(zip(starts, predicted)), columns, units, fps,
-                           title=f"open loop, episode {ep.index}: {_title(settings)}",
-                           detail=f"task: {caption_variants(ep.frame_tasks[0])[0]}")
-    return save_figure(fig, out / EPISODE_FIGURE.format(ep.index))
 
 
 def _summary_plot(result: OpenLoopResult, out: Path) -> list[Path]:
