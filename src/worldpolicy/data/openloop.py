@@ -21,7 +21,6 @@ different but valid motion scores badly): `worldpolicy sim` is that test.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 from collections.abc import Sequence
@@ -41,8 +40,6 @@ from .sampling import caption_variants
 from .stats import first_non_finite
 
 __all__ = ["EVAL_WRITER", "EpisodeErrors", "OpenLoopResult", "evaluate_open_loop"]
-
-logger = logging.getLogger(__name__)
 
 EVAL_WRITER = "dataset eval"  # the command whose folders `fileio.FOLDER_KINDS` marks by OPENLOOP_FILE
 SUMMARY_FIGURE = "openloop_summary.png"
@@ -238,7 +235,8 @@ def evaluate_open_loop(
     for i in chosen:  # the recorded numbers only, no video decoded
         bad = first_non_finite(ds.episode(i, videos=False).frames, read)
         if bad is not None:
-            raise ValueError(f"action_keys: {bad.key!r} holds NaN or inf in episode {i} (first at frame {bad.frame}), "
+            param = "action_keys" if bad.key in reader.action_keys else "state_keys"  # a conversion's start state
+            raise ValueError(f"{param}: {bad.key!r} holds NaN or inf in episode {i} (first at frame {bad.frame}), "
                              "which no error can be measured against; `worldpolicy dataset check` lists such frames "
                              "(leave the episode out with episodes)")
     out = output_folder(out, "out", writer=EVAL_WRITER)
