@@ -246,7 +246,7 @@ def test_a_dataset_whose_actions_the_embodiment_cannot_read_is_refused_by_flag(p
     slow, _ = _dataset(tmp_path / "slow", fps=5)
     assert main(["dataset", "eval", str(policy.source), str(slow.root), "--embodiment", "pusht", "--action-keys",
                  "action", "--out", str(tmp_path / "b")]) == 2
-    assert "error: ROOT: " in (err := capsys.readouterr().err) and "is at 5 fps and embodiment 'pusht'" in err
+    assert "error: DATASET: " in (err := capsys.readouterr().err) and "is at 5 fps and embodiment 'pusht'" in err
     assert main([*base, "--action-keys", "action", "--out", str(ds.root)]) == 2
     assert "--out: " in capsys.readouterr().err
 

@@ -168,8 +168,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "RMSE, per episode, per chunk step), a plot per episode and a summary plot to --out, and prints one line. "
         "Open-loop error is not success: `worldpolicy sim` runs the closed loop.",
     )
-    evaluate.add_argument("checkpoint", help="as predict takes it: shipped, a folder or a hub id")
-    evaluate.add_argument("root", help="dataset folder (holds meta/info.json); it is not changed")
+    evaluate.add_argument("checkpoint", metavar="CHECKPOINT", help="as predict takes it: shipped, a folder or a hub id")
+    evaluate.add_argument("root", metavar="DATASET", help="dataset folder (holds meta/info.json); it is not changed")
     evaluate.add_argument("--out", required=True, help="folder for openloop.json and the plots (new, empty, or an "
                           "earlier eval's)")
     evaluate.add_argument("--embodiment", help="the embodiment to run it as (as predict takes it; default: the "
@@ -432,7 +432,7 @@ def _label(args: argparse.Namespace) -> int:
 # evaluate_open_loop's parameters as `dataset eval` spells them (`cli.flag_named`)
 EVAL_FLAGS = {name: "--" + name.replace("_", "-") for name in (
     "out", "embodiment", "episodes", "every", "seed", "batch_size", "state_keys", "action_keys", "steps", "device",
-    "dtype")} | {"dataset": "ROOT", "checkpoint": "CHECKPOINT"}
+    "dtype")} | {"dataset": "DATASET", "checkpoint": "CHECKPOINT"}
 
 
 def _eval(args: argparse.Namespace) -> int:
