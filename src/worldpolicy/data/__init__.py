@@ -6,6 +6,7 @@
         ex.frames, ex.actions, ex.task          # uint8 [chunk+1, H, W, 3], float32 [chunk, dim], str
     extract_frame(ds, "obs", episode=0, frame=10, checkpoint="shipped").command_lines   # predict's inputs
     label_dataset(ds, "labelled", "runs/x/final")   # a new dataset with every frame transition labelled
+    evaluate_open_loop(ds, "runs/x/final", "runs/x/openloop").mae   # predicted vs recorded actions, per column
 
 Reading and writing need pyarrow (`pip install 'worldpolicy[train]'`); it is imported on first use.
 """
@@ -25,9 +26,11 @@ __all__ = [
     "LeRobotDataset",
     "LeRobotDatasetWriter",
     "NonFinite",
+    "OpenLoopResult",
     "TrainingExample",
     "aggregate_stats",
     "compute_stats",
+    "evaluate_open_loop",
     "extract_frame",
     "first_non_finite",
     "label_dataset",
@@ -40,6 +43,8 @@ _LAZY = {
     "DatasetFrame": "frame",
     "extract_frame": "frame",
     "label_dataset": "label",
+    "evaluate_open_loop": "openloop",
+    "OpenLoopResult": "openloop",
     "Episode": "lerobot",
     "LeRobotDataset": "lerobot",
     "LeRobotDatasetWriter": "lerobot",

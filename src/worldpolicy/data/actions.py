@@ -11,12 +11,15 @@ The settings an error names are training's (`source_embodiment`, `action_convers
     source, conversion = action_layout(ds, target, ["action"], ["observation.state"], prefix="data.")
     convert = action_converter(conversion, source_embodiment(source), target)
     actions, state = convert(recorded_chunk, state_at_its_first_frame)   # in target's columns, physical units
+    reader = recorded_actions(ds, target)          # all of that, checked as training checks it, for any stretch:
+    reader.chunk(ds.episode(0, videos=False).frames, 10, 18)   # rows 10..17 in target's columns, physical units
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -175,3 +178,56 @@ def action_converter(conversion: str, source: Embodiment, target: Embodiment, ro
         return encode_relative_pose(q0, joints, actions[:, grip], ik), None
 
     return convert
+
+
+@dataclass(frozen=True)
+class RecordedActions:
+    """How a dataset's recorded actions read as a target embodiment's columns (`recorded_actions`), decided once and
+    applied to any stretch of an episode (`chunk`): what a dataset frame's recorded chunk (`data.frame`) and an
+    open-loop evaluation (`data.openloop`) compare a model with, mapped as training maps a window."""
+
+    action_keys: list[str]
+    state_keys: list[str]  # the source's state row: where a conversion from joint targets starts (read only if one)
+    source: str  # the registered embodiment whose action layout the features hold
+    conversion: str
+    reads_state: bool
+    convert: Converter
+
+    def chunk(self, frames: Mapping[str, np.ndarray], start: int, stop: int) -> np.ndarray:
+        """Rows `start .. stop - 1` of an episode's `frames` (its data columns) in the target's columns and physical
+        units, float64: a conversion from joint targets starts from the state at `start`, as training's window from
+        that frame does."""
+        length = len(frames[self.action_keys[0]])
+        rows = np.concatenate([frames[k].reshape(length, -1)[start:stop] for k in self.action_keys], axis=1)
+        state = (np.concatenate([frames[k].reshape(length, -1)[start] for k in self.state_keys])
+                 if self.reads_state else None)
+        return self.convert(rows.astype(np.float64), state)[0]
+
+    def settings(self) -> dict[str, object]:
+        """Where the rows come from and how they were mapped, for a file that records them."""
+        return {"action_keys": list(self.action_keys), "source_embodiment": self.source,
+                "action_conversion": self.conversion}
+
+
+def recorded_actions(dataset, target: Embodiment, action_keys: Sequence[str] | None = None,
+                     state_keys: Sequence[str] | None = None) -> RecordedActions:
+    """How `dataset`'s `action_keys` (default: training's `data.action_keys`, `layout.ACTION_KEYS`) reach `target`'s
+    columns, as a training config that leaves `source_embodiment` and `action_conversion` unset would read them
+    (`action_layout`, `action_converter`, the sampler's key checks); `state_keys` (default training's) hold the
+    source's state a conversion starts from. What training would refuse is refused as a ValueError starting
+    `action_keys:`, with training's reason and the `[data]` setting that fixes it."""
+    from .sampling import check_keys
+
+    action_keys = list(action_keys) if action_keys is not None else list(ACTION_KEYS)
+    state_keys = list(state_keys) if state_keys else list(STATE_KEYS)
+    try:
+        source_key, conversion = action_layout(dataset, target, action_keys, state_keys, prefix="data.")
+        source = source_embodiment(source_key, "data.")
+        check_keys(dataset, action_keys, source, "data.action_keys", "data.video_keys")
+        if source.state_history:
+            check_keys(dataset, state_keys, source, "data.state_keys", "data.video_keys")
+        convert = action_converter(conversion, source, target, prefix="data.")
+    except ValueError as exc:
+        raise ValueError(f"action_keys: the dataset's actions do not map to embodiment {target.key!r} as training "
+                         f"maps them (as a training config's [data] would read this dataset: {exc})") from None
+    return RecordedActions(action_keys, state_keys, source_key, conversion, bool(source.state_history), convert)

@@ -1,5 +1,6 @@
-"""`worldpolicy dataset info|check|frame|from-sim|label`: inspect LeRobot v3 datasets, take one observation out of one
-as `worldpolicy predict`'s inputs, record scripted-expert sim data, and pseudo-label videos with actions."""
+"""`worldpolicy dataset info|check|frame|from-sim|label|eval`: inspect LeRobot v3 datasets, take one observation out of
+one as `worldpolicy predict`'s inputs, record scripted-expert sim data, pseudo-label videos with actions, and compare a
+checkpoint's predicted chunks with the recorded actions (open loop)."""
 
 from __future__ import annotations
 
@@ -157,6 +158,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="replace the dataset an earlier label run wrote at --out")
     label.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     label.set_defaults(func=_label)
+
+    evaluate = cmds.add_parser(
+        "eval",
+        help="open-loop evaluation: a checkpoint's predicted chunks against a dataset's recorded actions",
+        description="Predict a chunk every N frames of each chosen episode, from the frame's cameras, task and state "
+        "as training reads them, and compare it with the actions recorded over the same steps (mapped to the "
+        "embodiment's columns as training maps them), in physical units. Writes openloop.json (per-column MAE and "
+        "RMSE, per episode, per chunk step), a plot per episode and a summary plot to --out, and prints one line. "
+        "Open-loop error is not success: `worldpolicy sim` runs the closed loop.",
+    )
+    evaluate.add_argument("checkpoint", metavar="CHECKPOINT", help="as predict takes it: shipped, a folder or a hub id")
+    evaluate.add_argument("root", metavar="DATASET", help="dataset folder (holds meta/info.json); it is not changed")
+    evaluate.add_argument("--out", required=True, help="folder for openloop.json and the plots (new, empty, or an "
+                          "earlier eval's)")
+    evaluate.add_argument("--embodiment", help="the embodiment to run it as (as predict takes it; default: the "
+                          "checkpoint's own, else droid)")
+    evaluate.add_argument("--episodes", metavar="I,J,...",
+                          help="episodes to evaluate on, indices from 0 separated by commas as train takes them "
+                          "(default: all; negative from the end, e.g. --episodes=-1)")
+    evaluate.add_argument("--every", type=int, metavar="N",
+                          help="predict at every N-th frame (default: the chunk size, so the chunks tile each episode)")
+    evaluate.add_argument("--seed", type=int, default=0,
+                          help="sampling seed; episode I's chunks are sampled with seed+I (default: 0)")
+    evaluate.add_argument("--batch-size", type=int, default=8, help="predictions per batched forward (default: 8)")
+    evaluate.add_argument("--state-keys", nargs="+", action="extend", metavar="KEY",
+                          help="state features for a state-conditioned embodiment, side by side (default: "
+                          "observation.state, else the observation.state.* features)")
+    evaluate.add_argument("--action-keys", nargs="+", action="extend", metavar="KEY",
+                          help="features that hold the recorded actions, as a training config's data.action_keys "
+                          "(default: training's, the ones `dataset from-sim` writes)")
+    evaluate.add_argument("--steps", type=int, help="denoising steps (default: the embodiment's sampling preset, "
+                          "else 4)")
+    add_device_flags(evaluate)
+    evaluate.add_argument("--no-plots", action="store_true", help="write openloop.json only")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+    evaluate.set_defaults(func=_eval)
 
 
 def _summary(ds) -> dict:
@@ -389,4 +426,28 @@ def _label(args: argparse.Namespace) -> int:
               f"unchanged); a rerun with --seed {args.seed} gives the same labels", file=sys.stderr)
         return exit_status(stop)  # 130 for Ctrl-C, 143 for SIGTERM
     print(json.dumps(_summary(ds), indent=2))
+    return 0
+
+
+# evaluate_open_loop's parameters as `dataset eval` spells them (`cli.flag_named`)
+EVAL_FLAGS = {name: "--" + name.replace("_", "-") for name in (
+    "out", "embodiment", "episodes", "every", "seed", "batch_size", "state_keys", "action_keys", "steps", "device",
+    "dtype")} | {"dataset": "DATASET", "checkpoint": "CHECKPOINT"}
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from worldpolicy.cli import episode_list, flag_named
+    from worldpolicy.data.openloop import evaluate_open_loop
+
+    episodes = None if args.episodes is None else episode_list("--episodes", args.episodes)
+    try:
+        result = evaluate_open_loop(
+            args.root, args.checkpoint, args.out, embodiment=args.embodiment, episodes=episodes, every=args.every,
+            seed=args.seed, batch_size=args.batch_size, state_keys=args.state_keys, action_keys=args.action_keys,
+            plots=not args.no_plots, progress=not args.no_progress,
+            **{k: v for k in ("steps", "device", "dtype") if (v := getattr(args, k)) is not None},
+        )
+    except (ValueError, KeyError) as exc:
+        raise flag_named(exc, EVAL_FLAGS) from None
+    print(result.summary())
     return 0

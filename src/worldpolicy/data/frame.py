@@ -29,11 +29,10 @@ import numpy as np
 from ..embodiments import Embodiment, check_chunk_size, get_embodiment
 from ..fileio import atomic_path, output_folder, staged_folder, write_json_atomic
 from ..processing.observations import wire_key
-from .actions import action_converter, action_layout, source_embodiment
-from .layout import ACTION_KEYS, STATE_KEYS
+from .actions import recorded_actions
 from .lerobot import LeRobotDataset
 from .observations import CameraMismatch, camera_sources, check_state_width, named_state_keys
-from .sampling import caption_variants, check_keys
+from .sampling import caption_variants
 
 __all__ = ["FRAME_FILE", "RECORDED_ACTIONS_FILE", "DatasetFrame", "extract_frame"]
 
@@ -313,30 +312,14 @@ def _recorded_actions(ds: LeRobotDataset, rows: Any, episode: int, frame: int, c
                       action_keys: Sequence[str] | None, state_keys: list[str]) -> dict[str, Any]:
     """The actions recorded at frames `frame .. frame + chunk - 1` as an actions object forward dynamics reads
     (`processing.actions.load_actions`): in `emb`'s columns and physical units, reached from the dataset's action
-    features as training reaches them (`data.actions`, which reads the dataset's own action layout and its conversion
-    as a training config leaves them unset, and refuses what training would, naming its `[data]` settings; the keys
-    are checked as training's sampler checks them). A conversion from joint targets starts from the state at `frame`,
-    read from the frame's `state_keys` (training's default where there are none)."""
-    # what is not given is training's default
-    action_keys = list(action_keys) if action_keys is not None else list(ACTION_KEYS)
-    state_keys = state_keys or list(STATE_KEYS)
-    try:
-        source_key, conversion = action_layout(ds, emb, action_keys, state_keys, prefix="data.")
-        source = source_embodiment(source_key, "data.")
-        check_keys(ds, action_keys, source, "data.action_keys", "data.video_keys")
-        if source.state_history:
-            check_keys(ds, state_keys, source, "data.state_keys", "data.video_keys")
-        convert = action_converter(conversion, source, emb, prefix="data.")
-    except ValueError as exc:
-        raise ValueError(f"action_keys: the dataset's actions do not map to embodiment {emb.key!r} as training maps "
-                         f"them (as a training config's [data] would read this dataset: {exc})") from None
-    recorded = np.concatenate([rows.frames[k].reshape(rows.length, -1) for k in action_keys], axis=1)
-    state = (np.concatenate([rows.frames[k].reshape(rows.length, -1) for k in state_keys], axis=1)[frame]
-             if source.state_history else None)
-    values, _ = convert(recorded[frame:frame + chunk].astype(np.float64), state)
+    features as training reaches them (`data.actions.recorded_actions`, which refuses what training would, naming its
+    `[data]` settings). A conversion from joint targets starts from the state at `frame`, read from the frame's
+    `state_keys` (training's default where there are none)."""
+    reader = recorded_actions(ds, emb, action_keys, state_keys)
+    values = reader.chunk(rows.frames, frame, frame + chunk)
     if not np.isfinite(values).all():
         row, column = np.argwhere(~np.isfinite(values))[0]
-        raise ValueError(f"action_keys={action_keys}: episode {episode} holds NaN or inf in the actions "
+        raise ValueError(f"action_keys={reader.action_keys}: episode {episode} holds NaN or inf in the actions "
                          f"recorded from frame {frame} (frame {frame + row}, column {emb.columns[column]!r}), which "
                          "forward dynamics refuses; `worldpolicy dataset check` lists such frames")
     return {
@@ -347,5 +330,5 @@ def _recorded_actions(ds: LeRobotDataset, rows: Any, episode: int, frame: int, c
         "chunk_size": chunk,
         "fps": ds.fps,  # the recording's rate; forward dynamics imagines at the embodiment's
         "recorded": {"dataset": str(ds.root), "episode": episode, "frames": [frame, frame + chunk - 1],
-                     "action_keys": action_keys, "source_embodiment": source_key, "action_conversion": conversion},
+                     **reader.settings()},
     }

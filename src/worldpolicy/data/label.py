@@ -32,7 +32,7 @@ from .observations import CameraMismatch, camera_sources, check_state_width, nam
 from .sampling import caption_variants
 from .stats import first_non_finite
 
-__all__ = ["LABEL_SOURCE", "episode_seed", "label_cameras", "label_dataset"]
+__all__ = ["LABEL_SOURCE", "check_episodes", "check_state_keys", "episode_seed", "label_cameras", "label_dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def label_dataset(
         raise ValueError(f"dataset {str(ds.root)!r} has no video or image features: inverse dynamics labels videos"
                          f"{ds.unread_note(ds.unread_features)}")
     cameras = label_cameras(ds.video_keys, emb)
-    chosen = _check_episodes(ds, episodes)
+    chosen = check_episodes(ds, episodes)
     if not resample and not math.isclose(ds.fps, emb.fps, rel_tol=1e-6):
         raise ValueError(f"resample: dataset {str(ds.root)!r} is at {ds.fps:g} fps and embodiment {emb.key!r}'s "
                          f"actions at {emb.fps:g}: each action would span another time. Pass resample=True "
@@ -133,7 +133,7 @@ def label_dataset(
     if short:
         raise ValueError(f"episodes: {short} hold fewer than 2 frames{' at the embodiment fps' if resample else ''}; "
                          "inverse dynamics explains the motion between frames: leave them out")
-    keys = _check_state_keys(ds, state_keys, emb, chosen)
+    keys = check_state_keys(ds, state_keys, emb, chosen)
     _check_action_key(ds, action_key, keys)
     out = _check_out(ds.root, out, overwrite)
 
@@ -233,8 +233,9 @@ def _episode_labels(policy: Any, clip: dict[str, np.ndarray], prompt: str, state
     return np.concatenate(labels)
 
 
-def _check_episodes(ds: LeRobotDataset, episodes: Sequence[int] | None) -> list[int]:
-    """The episodes to label, ascending: all, or the given indexes (negative from the end), each once."""
+def check_episodes(ds: LeRobotDataset, episodes: Sequence[int] | None) -> list[int]:
+    """The episodes to read (to label, to evaluate on: `data.openloop`), ascending: all, or the given indexes
+    (negative from the end), each once."""
     n = ds.num_episodes
     if episodes is None:
         return list(range(n))
@@ -246,10 +247,10 @@ def _check_episodes(ds: LeRobotDataset, episodes: Sequence[int] | None) -> list[
     return sorted({int(e) % n for e in given})
 
 
-def _check_state_keys(ds: LeRobotDataset, state_keys: Sequence[str] | None, emb: Embodiment,
+def check_state_keys(ds: LeRobotDataset, state_keys: Sequence[str] | None, emb: Embodiment,
                       chosen: list[int]) -> list[str]:
-    """The state features a state-conditioned embodiment reads (their widths adding up to its action_dim, finite in
-    the chosen episodes); [] for one that reads none (`state_keys` given to it are refused: they would do nothing)."""
+    """The state features a state-conditioned embodiment reads from the dataset (their widths adding up to its
+    action_dim, finite in the chosen episodes), for labelling and for an open-loop evaluation (`data.openloop`); [] for one that reads none (`state_keys` given to it are refused: they would do nothing)."""
     if not emb.state_history:
         if state_keys is not None:
             raise ValueError(f"state_keys={list(state_keys)!r}: embodiment {emb.key!r} does not condition on the "

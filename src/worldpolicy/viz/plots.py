@@ -45,6 +45,8 @@ __all__ = [
     "load_actions_file",
     "model_space_note",
     "nonfinite_summary",
+    "open_loop_figure",
+    "open_loop_summary_figure",
     "path_unit",
     "plot_action_timeseries",
     "plot_ee_path",
@@ -609,6 +611,122 @@ def action_timeseries_figure(
     for ax in axes[max(0, d - ncols) : d]:
         ax.set_xlabel("time [s]", fontsize=LABEL_FONTSIZE)
         ax.xaxis.set_tick_params(labelbottom=True)
+    return fig
+
+
+RECORDED_COLOR = "0.15"  # the recorded actions an open-loop figure compares chunks with: near black, under them
+
+
+def open_loop_figure(
+    recorded: Sequence[tuple[int, Any]],
+    chunks: Sequence[tuple[int, Any]],
+    columns: Sequence[str],
+    units: Sequence[str],
+    fps: float,
+    title: str = "",
+    detail: str = "",
+):
+    """One episode of an open-loop evaluation (`data.openloop`): each action column's recorded values (a subplot per
+    column, time in seconds, drawn near black) and each chunk the policy predicted, drawn from the frame it was
+    predicted at (a dot marks it) in turns of colour: where a chunk leaves the recorded line is the error the
+    evaluation measures. Both are (start frame, [steps, D]) pairs: the recording as one stretch from frame 0, or as
+    the rows each chunk was compared with where they differ per chunk (joint targets as end-effector deltas from each
+    chunk's start); a chunk is drawn over the frames the recording reaches (as the metrics compare it)."""
+    stretches = [(int(start), _check_actions(rows, columns, units)) for start, rows in recorded]
+    if not stretches:
+        raise ValueError("recorded: no recorded stretch to draw the chunks against")
+    fps = _check_fps(fps)
+    length = max(start + len(rows) for start, rows in stretches)
+    d = len(columns)
+    nrows, ncols = _grid_shape(d)
+    fig = _new_figure(5.0 * ncols, 1.0 + 1.45 * nrows)
+    said = f"{plural(length, 'step')} recorded (black), {plural(len(chunks), 'predicted chunk')} (colours) @ {fps:g} Hz"
+    top = figure_title(fig, title or "open-loop actions", f"{detail}\n{said}" if detail else said)
+    _grid_margins(fig, nrows, ncols, top=top, left=0.9)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, squeeze=False)).ravel()
+    for i, ax in enumerate(axes):
+        if i >= d:
+            ax.set_visible(False)
+            continue
+        for k, (start, rows) in enumerate(stretches):
+            ax.plot((start + np.arange(len(rows))) / fps, rows[:, i], lw=1.6, color=RECORDED_COLOR,
+                    label="recorded" if i == 0 and k == 0 else None)
+        for k, (start, chunk) in enumerate(chunks):
+            values = np.asarray(chunk, dtype=np.float64)[: length - start, i]
+            color = SERIES_COLORS[k % 2]  # neighbours told apart: blue, orange, blue...
+            ax.plot((start + np.arange(len(values))) / fps, values, lw=1.1, color=color,
+                    label="predicted" if i == 0 and k == 0 else None)
+            ax.plot(start / fps, values[0], "o", ms=3, color=color)
+        ax.set_ylabel(axis_label(columns[i], units[i], ax), fontsize=LABEL_FONTSIZE)
+        style_ticks(ax)
+        ax.grid(alpha=0.3)
+        if i == 0:
+            ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
+    _time_axis(axes[0], length, fps)
+    for ax in axes[max(0, d - ncols) : d]:
+        ax.set_xlabel("time [s]", fontsize=LABEL_FONTSIZE)
+        ax.xaxis.set_tick_params(labelbottom=True)
+    return fig
+
+
+def open_loop_summary_figure(
+    columns: Sequence[str],
+    units: Sequence[str],
+    mae: Any,
+    rmse: Any,
+    scale: Any,
+    horizon_mae: Any,
+    fps: float,
+    title: str = "",
+    detail: str = "",
+):
+    """An open-loop evaluation's errors on one page, each column's divided by `scale` (the recorded values' standard
+    deviation), so columns in metres, radians and gripper fractions share an axis: left, each column's MAE as a bar
+    (its RMSE a diamond; the physical MAE under its name); right, MAE by step of the chunk (`horizon_mae`, [steps, D])
+    per column and their mean (black), how error grows the further ahead a chunk reaches. A column the recording
+    holds constant (scale 0) has no bar and no line: its error has nothing to be compared with."""
+    from matplotlib.ticker import MaxNLocator
+
+    mae, rmse, scale = (np.asarray(v, dtype=np.float64) for v in (mae, rmse, scale))
+    horizon = np.asarray(horizon_mae, dtype=np.float64)
+    d = len(columns)
+    moving = scale > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(moving, mae / scale, np.nan)
+        rmse_ratio = np.where(moving, rmse / scale, np.nan)
+        horizon_ratio = np.where(moving[None, :], horizon / scale[None, :], np.nan)
+    upright = d <= 6  # a few columns' names fit under their bars as written; more are turned
+    fig = _new_figure(max(9.0, 4.5 + 0.45 * d), 4.6)
+    top = figure_title(fig, title or "open-loop error", detail)
+    _grid_margins(fig, 1, 2, top=top, bottom=0.8 if upright else 1.3, left=0.8, wgap=0.8)
+    bars, lines = fig.subplots(1, 2, squeeze=True)
+    x = np.arange(d)
+    bars.bar(x, np.nan_to_num(ratio), color=LINE_COLOR, label="MAE")
+    bars.plot(x, rmse_ratio, "D", ms=4, color=GRIPPER_COLOR, label="RMSE", ls="none")
+    bars.set_xticks(x)
+    bars.set_xticklabels([_literal(f"{c}\n{m:.3g} {u}" if ok else f"{c}\nconstant")
+                          for c, u, m, ok in zip(columns, units, mae, moving)], rotation=0 if upright else 90,
+                         fontsize=TICK_FONTSIZE)
+    bars.set_ylabel("error / recorded std", fontsize=LABEL_FONTSIZE)
+    bars.set_title("per column (MAE under each name)", fontsize=LABEL_FONTSIZE)
+    steps = np.arange(horizon.shape[0])
+    for j in range(d):
+        if moving[j]:
+            lines.plot(steps, horizon_ratio[:, j], lw=0.9, label=_literal(columns[j]) if d <= 10 else None,
+                       **series_style(j))
+    if moving.any():
+        lines.plot(steps, np.nanmean(horizon_ratio, axis=1), lw=2.2, color="black", label="mean",
+                   **step_markers(len(steps)))
+    lines.set_xlabel(f"step of the chunk, from 0 ({1000 / _check_fps(fps):.3g} ms each)", fontsize=LABEL_FONTSIZE)
+    lines.xaxis.set_major_locator(MaxNLocator(integer=True))
+    lines.set_ylabel("MAE / recorded std", fontsize=LABEL_FONTSIZE)
+    lines.set_title("error vs horizon", fontsize=LABEL_FONTSIZE)
+    for ax in (bars, lines):
+        style_ticks(ax)
+        ax.grid(alpha=0.3)
+        ax.set_ylim(bottom=0)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
     return fig
 
 

@@ -1,0 +1,351 @@
+"""Open-loop evaluation: how far a policy checkpoint's action chunks are from the actions a dataset recorded, predicted
+from the dataset's own frames (the plots openpi and LeRobot users draw of predicted against ground-truth actions).
+
+    from worldpolicy.data import evaluate_open_loop
+    result = evaluate_open_loop("data/pick_place", "runs/x/final", "runs/x/openloop", episodes=[0, 2])
+    result.mae, result.rmse          # per column of the embodiment, in its physical units
+    result.horizon_mae               # [chunk, columns]: the error at each step of a chunk
+    print(result.summary())          # one line; openloop.json and the plots are under the out folder
+
+Each prediction reads frame f of an episode as training pairs a window with it: the cameras the embodiment composes
+(`observations.camera_sources`, as `dataset label` and `dataset frame` read them), the first phrasing of the frame's
+task, and for a state-conditioned embodiment the state row at f (`label.check_state_keys`). Its chunk is compared with
+the actions recorded at frames f .. f + chunk - 1, mapped to the embodiment's columns as training maps them
+(`actions.recorded_actions`; a conversion from joint targets starts from the state at f, as training's window does).
+A chunk that runs past the episode's end is compared over the steps the episode recorded only.
+
+Open-loop error says how well the model imitates the recording from states the recording visited; it does not say
+whether the policy succeeds, since a closed loop drifts to states no recording holds and small errors compound (or a
+different but valid motion scores badly): `worldpolicy sim` is that test.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..embodiments import Embodiment
+from ..fileio import OPENLOOP_FILE, output_folder, write_json_atomic
+from ..models import portable_checkpoint
+from .actions import RecordedActions, recorded_actions
+from .label import check_episodes, check_state_keys, episode_seed, label_cameras
+from .lerobot import LeRobotDataset
+from .sampling import caption_variants
+from .stats import first_non_finite
+
+__all__ = ["EVAL_WRITER", "EpisodeErrors", "OpenLoopResult", "evaluate_open_loop"]
+
+EVAL_WRITER = "dataset eval"  # the command whose folders `fileio.FOLDER_KINDS` marks by OPENLOOP_FILE
+SUMMARY_FIGURE = "openloop_summary.png"
+EPISODE_FIGURE = "openloop_episode_{:06d}.png"  # one per episode evaluated; others of an earlier run are removed
+EPISODE_FIGURE_GLOB = "openloop_episode_*.png"
+
+
+class _Errors:
+    """Sums of absolute and squared errors per column (and per chunk step), so MAE and RMSE are over every step
+    compared, however the steps fall into chunks and episodes."""
+
+    def __init__(self, steps: int, dim: int):
+        self.abs = np.zeros((steps, dim))
+        self.sq = np.zeros((steps, dim))
+        self.count = np.zeros(steps, dtype=np.int64)
+
+    def add(self, predicted: np.ndarray, recorded: np.ndarray) -> None:
+        n = len(recorded)
+        diff = predicted[:n] - recorded
+        self.abs[:n] += np.abs(diff)
+        self.sq[:n] += diff**2
+        self.count[:n] += 1
+
+    def merge(self, other: _Errors) -> None:
+        self.abs += other.abs
+        self.sq += other.sq
+        self.count += other.count
+
+    @property
+    def steps(self) -> int:
+        return int(self.count.sum())
+
+    def mae(self) -> np.ndarray:
+        return self.abs.sum(axis=0) / max(self.steps, 1)
+
+    def rmse(self) -> np.ndarray:
+        return np.sqrt(self.sq.sum(axis=0) / max(self.steps, 1))
+
+    def horizon_mae(self) -> np.ndarray:
+        """[steps, dim]: the MAE at each step of a chunk; NaN at a step no chunk reached (all ran past the end)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.abs / np.where(self.count > 0, self.count, np.nan)[:, None]
+
+
+@dataclass
+class EpisodeErrors:
+    """One episode's comparison: its frames, the frames predictions were made at, and the per-column MAE and RMSE
+    (physical units) over the steps compared."""
+
+    episode: int
+    length: int
+    starts: list[int]
+    steps: int
+    mae: np.ndarray
+    rmse: np.ndarray
+    plot: Path | None = None
+
+    def to_json(self, columns: Sequence[str]) -> dict[str, Any]:
+        return {"episode": self.episode, "frames": self.length, "chunks": len(self.starts), "starts": self.starts,
+                "steps_compared": self.steps, "mae": dict(zip(columns, self.mae.tolist())),
+                "rmse": dict(zip(columns, self.rmse.tolist())), "plot": self.plot.name if self.plot else None}
+
+
+@dataclass
+class OpenLoopResult:
+    """What `evaluate_open_loop` measured and wrote. `mae`, `rmse` and `scale` (the recorded values' standard
+    deviation over the steps compared, to judge an error by) are per column of `columns`, in `units`;
+    `horizon_mae[k]` is the MAE at step k of a chunk, `horizon_steps[k]` how many chunks reached it."""
+
+    out: Path
+    columns: list[str]
+    units: list[str]
+    chunk_size: int
+    every: int
+    mae: np.ndarray
+    rmse: np.ndarray
+    scale: np.ndarray
+    horizon_mae: np.ndarray
+    horizon_steps: np.ndarray
+    episodes: list[EpisodeErrors]
+    settings: dict[str, Any] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def chunks(self) -> int:
+        return sum(len(e.starts) for e in self.episodes)
+
+    @property
+    def steps(self) -> int:
+        return int(self.horizon_steps.sum())
+
+    def relative_mae(self) -> float | None:
+        """The columns' MAE over their recorded standard deviation, averaged over the columns that move: one
+        unit-free number to compare checkpoints by; None when no column moves."""
+        moving = self.scale > 0
+        return float(np.mean(self.mae[moving] / self.scale[moving])) if moving.any() else None
+
+    def summary(self) -> str:
+        """The one line `dataset eval` prints: what was compared, the unit-free mean and each column's MAE."""
+        relative = self.relative_mae()
+        columns = ", ".join(f"{c} {m:.3g} {u}" for c, u, m in zip(self.columns, self.units, self.mae))
+        return (f"open loop: {self.chunks} chunks over {len(self.episodes)} episodes ({self.steps} steps compared): "
+                + (f"MAE/std {relative:.3f} (mean over columns); " if relative is not None else "")
+                + f"MAE {columns}; wrote {self.out / OPENLOOP_FILE}")
+
+    def to_json(self) -> dict[str, Any]:
+        def by_column(values: np.ndarray) -> dict[str, float]:
+            return dict(zip(self.columns, values.tolist()))
+
+        horizon = self.horizon_mae
+        return {
+            "settings": self.settings,
+            "columns": self.columns,
+            "units": dict(zip(self.columns, self.units)),
+            "chunks": self.chunks,
+            "steps_compared": self.steps,
+            "mae": by_column(self.mae),
+            "rmse": by_column(self.rmse),
+            "recorded_std": by_column(self.scale),
+            "mae_over_std": self.relative_mae(),
+            # step k of a chunk: how many chunks reached it (a chunk past an episode's end stops short) and its MAE
+            "horizon": [{"step": k, "chunks": int(n),
+                         "mae": None if n == 0 else by_column(horizon[k])}
+                        for k, n in enumerate(self.horizon_steps)],
+            "episodes": [e.to_json(self.columns) for e in self.episodes],
+            "plots": {"summary": SUMMARY_FIGURE,
+                      "episodes": [e.plot.name for e in self.episodes if e.plot is not None]},
+        }
+
+
+def evaluate_open_loop(
+    dataset: str | Path | LeRobotDataset,
+    checkpoint: Any,
+    out: str | Path,
+    *,
+    embodiment: str | Embodiment | None = None,
+    episodes: Sequence[int] | None = None,
+    every: int | None = None,
+    seed: int = 0,
+    batch_size: int = 8,
+    state_keys: Sequence[str] | None = None,
+    action_keys: Sequence[str] | None = None,
+    plots: bool = True,
+    progress: bool = False,
+    **load_options: Any,
+) -> OpenLoopResult:
+    """Predict a chunk at every `every`-th frame (default: the policy's chunk size, so the chunks tile each episode)
+    of `episodes` (default: all; negative from the end) of `dataset` with `checkpoint` (as `load_policy` takes it,
+    or a loaded `Policy`), compare each with the actions recorded over the same steps, and write `openloop.json`
+    (settings, per-column MAE and RMSE with names and units, per episode, per chunk step) and, with `plots`, a
+    figure per episode and a summary figure to `out`.
+
+    `action_keys` are the dataset's action features (default: training's `data.action_keys`), mapped to the
+    embodiment's columns as training maps them; `state_keys` the state a state-conditioned embodiment reads
+    (default `observation.state`, else the `observation.state.*` features). Episode i's predictions are sampled with
+    seed `seed + i` (`label.episode_seed`), `batch_size` at a time (`Policy.act_batch`). `load_options` go to
+    `load_policy` (steps, device, dtype, chunk_size, ...).
+
+    Everything that can be judged without weights is checked first, each error naming its parameter: the episodes,
+    `every`, the cameras, the frame rate (the dataset's must be the embodiment's: a chunk's steps are compared with
+    the recording's rows one for one), state and action features (NaN or inf in them refused), and `out` (an
+    earlier evaluation's folder is written again; a checkpoint, dataset or another command's run is refused)."""
+    from ..policy import Policy, check_seed
+
+    ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
+    seed = check_seed(seed)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r}; accepted: an integer >= 1 (predictions per batched forward)")
+    if isinstance(checkpoint, Policy):
+        if embodiment is not None or load_options:
+            given = ["embodiment"] * (embodiment is not None) + list(load_options)
+            raise ValueError(f"checkpoint is a loaded Policy, which fixes {', '.join(given)}: pass them to "
+                             "load_policy, or pass the checkpoint's path here")
+        emb = checkpoint.embodiment
+    else:
+        emb = Policy.check_pretrained(checkpoint, embodiment, **load_options)[0]
+    if every is not None and (isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1):
+        raise ValueError(f"every={every!r}; accepted: an integer >= 1, the frames between predictions (default: the "
+                         "chunk size, so the chunks tile each episode)")
+    chosen = check_episodes(ds, episodes)
+    if not ds.video_keys:
+        raise ValueError(f"dataset {str(ds.root)!r} has no video or image features: a policy predicts from camera "
+                         f"images{ds.unread_note(ds.unread_features)}")
+    cameras = label_cameras(ds.video_keys, emb)
+    if not math.isclose(ds.fps, emb.fps, rel_tol=1e-6):
+        raise ValueError(f"dataset: {str(ds.root)!r} is at {ds.fps:g} fps and embodiment {emb.key!r}'s actions at "
+                         f"{emb.fps:g}: a chunk's steps would span other times than the recorded rows they are "
+                         f"compared with; accepted: a dataset recorded at {emb.fps:g} fps (or an embodiment at the "
+                         "dataset's rate)")
+    keys = check_state_keys(ds, state_keys, emb, chosen)
+    reader = recorded_actions(ds, emb, action_keys, keys)
+    read = reader.action_keys + (reader.state_keys if reader.reads_state else [])
+    for i in chosen:  # the recorded numbers only, no video decoded
+        bad = first_non_finite(ds.episode(i, videos=False).frames, read)
+        if bad is not None:
+            param = "action_keys" if bad.key in reader.action_keys else "state_keys"  # a conversion's start state
+            raise ValueError(f"{param}: {bad.key!r} holds NaN or inf in episode {i} (first at frame {bad.frame}), "
+                             "which no error can be measured against; `worldpolicy dataset check` lists such frames "
+                             "(leave the episode out with episodes)")
+    out = output_folder(out, "out", writer=EVAL_WRITER)
+    policy = checkpoint if isinstance(checkpoint, Policy) else Policy.from_pretrained(checkpoint, embodiment,
+                                                                                      **load_options)
+    every = policy.chunk_size if every is None else int(every)
+    metadata = policy.metadata()
+    settings = {
+        "dataset": os.path.abspath(ds.root), "embodiment": emb.key, "fps": emb.fps,
+        "checkpoint": str(portable_checkpoint(policy.source)) if policy.source else "a Policy built in code",
+        "chunk_size": policy.chunk_size, "every": every, "seed": seed, "batch_size": int(batch_size),
+        "episodes": chosen, "cameras": cameras, "state_keys": keys or None, **reader.settings(),
+        "sampling": metadata["sampling"], "resolution_tier": policy.resolution_tier,
+        "worldpolicy_version": metadata["worldpolicy_version"],
+    }
+    return _evaluate(ds, policy, reader, out, chosen, cameras, keys, every, seed, int(batch_size), plots, progress,
+                     settings)
+
+
+def _evaluate(ds: LeRobotDataset, policy: Any, reader: RecordedActions, out: Path, chosen: list[int],
+              cameras: dict[str, str], state_keys: list[str], every: int, seed: int, batch_size: int, plots: bool,
+              progress: bool, settings: dict[str, Any]) -> OpenLoopResult:
+    """Predict and compare, then write: each batch decodes its frames only (from its first frame to its last, the
+    embodiment's cameras), so a long episode is never held decoded whole; nothing is written until every chunk is
+    compared, so an error or Ctrl-C leaves an earlier run's files as they were."""
+    from tqdm.auto import tqdm
+
+    from ..policy import PolicyRequest
+
+    emb, chunk = policy.embodiment, policy.chunk_size
+    columns, units = list(emb.columns), list(emb.units)
+    total = _Errors(chunk, emb.action_dim)
+    recorded_sum = np.zeros(emb.action_dim)
+    recorded_sq = np.zeros(emb.action_dim)
+    episodes: list[EpisodeErrors] = []
+    drawn: list[tuple[EpisodeErrors, list[tuple[int, np.ndarray]], list[np.ndarray], str]] = []
+    starts_of = {i: list(range(0, int(ds.episode_lengths[i]), every)) for i in chosen}
+    with tqdm(total=sum(map(len, starts_of.values())), desc=f"open loop over {len(chosen)} episodes", unit="chunk",
+              disable=not progress) as bar:
+        for i in chosen:
+            ep = ds.episode(i, videos=False)  # the recorded numbers and tasks; frames are decoded per batch
+            starts = starts_of[i]
+            state = (np.concatenate([ep.frames[k].reshape(ep.length, -1) for k in state_keys], axis=1)
+                     if emb.state_history else None)
+            predicted: list[np.ndarray] = []
+            for b in range(0, len(starts), batch_size):
+                batch = starts[b:b + batch_size]
+                views = {camera: ds.camera_frames(i, key, batch[0], batch[-1] + 1) for camera, key in cameras.items()}
+                requests = [PolicyRequest({camera: frames[f - batch[0]] for camera, frames in views.items()},
+                                          caption_variants(ep.frame_tasks[f])[0], seed=episode_seed(seed, i),
+                                          state=None if state is None else state[f])
+                            for f in batch]
+                predicted += [np.asarray(p.actions, dtype=np.float64) for p in policy.act_batch(requests)]
+                bar.update(len(requests))
+            errors = _Errors(chunk, emb.action_dim)
+            compared = []
+            for f, chunk_actions in zip(starts, predicted):
+                recorded = reader.chunk(ep.frames, f, min(f + chunk, ep.length))  # the steps the episode recorded
+                compared.append((f, recorded))
+                errors.add(chunk_actions, recorded)
+                recorded_sum += recorded.sum(axis=0)
+                recorded_sq += (recorded**2).sum(axis=0)
+            total.merge(errors)
+            episodes.append(EpisodeErrors(i, ep.length, starts, errors.steps, errors.mae(), errors.rmse()))
+            if plots:
+                # mapped as they are, the recording is one line; a conversion from each chunk's own state (joint
+                # targets as end-effector deltas) has none: each chunk is drawn with the rows it was compared with
+                line = [(0, reader.chunk(ep.frames, 0, ep.length))] if reader.conversion == "none" else compared
+                drawn.append((episodes[-1], line, predicted, caption_variants(ep.frame_tasks[0])[0]))
+    n = max(total.steps, 1)
+    mean = recorded_sum / n
+    scale = np.sqrt(np.maximum(recorded_sq / n - mean**2, 0.0))
+    scale[scale <= 1e-12 * np.maximum(np.abs(mean), 1.0)] = 0.0  # a constant column's rounding is no spread
+    result = OpenLoopResult(out=out, columns=columns, units=units, chunk_size=chunk, every=every, mae=total.mae(),
+                            rmse=total.rmse(), scale=scale, horizon_mae=total.horizon_mae(),
+                            horizon_steps=total.count.copy(), episodes=episodes, settings=settings)
+    if plots:
+        from ..viz.plots import open_loop_figure, save_figure
+
+        for episode, line, predicted, task in drawn:
+            fig = open_loop_figure(line, list(zip(episode.starts, predicted)), columns, units, emb.fps,
+                                   title=f"open loop, episode {episode.episode}: {_title(settings)}",
+                                   detail=f"task: {task}")
+            episode.plot = save_figure(fig, out / EPISODE_FIGURE.format(episode.episode))
+        result.files += _summary_plot(result, out)
+        result.files += [e.plot for e in episodes if e.plot is not None]
+    write_json_atomic(out / OPENLOOP_FILE, result.to_json(), indent=2, ensure_ascii=False)
+    result.files.append(out / OPENLOOP_FILE)
+    written = {p.name for p in result.files}
+    for stale in out.glob(EPISODE_FIGURE_GLOB):  # an earlier run's plot of an episode not evaluated now
+        if stale.name not in written:
+            stale.unlink()
+    return result
+
+
+def _title(settings: dict[str, Any]) -> str:
+    from ..viz.plots import checkpoint_name
+
+    return f"{checkpoint_name(settings['checkpoint'])} ({settings['embodiment']}) on {Path(settings['dataset']).name}"
+
+
+def _summary_plot(result: OpenLoopResult, out: Path) -> list[Path]:
+    from ..viz.plots import open_loop_summary_figure, save_figure
+
+    relative = result.relative_mae()
+    detail = (f"{result.chunks} chunks of {result.chunk_size} over {len(result.episodes)} episodes, every "
+              f"{result.every} frames; {result.steps} steps compared"
+              + (f"; MAE/std {relative:.3f} (mean over columns)" if relative is not None else ""))
+    fig = open_loop_summary_figure(result.columns, result.units, result.mae, result.rmse, result.scale,
+                                   result.horizon_mae, result.settings["fps"],
+                                   title=f"open-loop error: {_title(result.settings)}", detail=detail)
+    return [save_figure(fig, out / SUMMARY_FIGURE)]

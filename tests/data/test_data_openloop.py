@@ -1,0 +1,289 @@
+"""`worldpolicy dataset eval` / `evaluate_open_loop`: a checkpoint's predicted chunks compared with a dataset's recorded
+actions (open-loop evaluation), per column, per episode and per chunk step."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from dataset_factory import frame_ramp
+
+from worldpolicy.cli import main
+from worldpolicy.data import write_episodes
+from worldpolicy.data.openloop import EPISODE_FIGURE, SUMMARY_FIGURE, evaluate_open_loop
+from worldpolicy.fileio import OPENLOOP_FILE
+
+FRONT = "observation.images.front"
+OFFSETS = (0, 20)  # episode i's frame t has every pixel 5 * (t + OFFSETS[i]): the stand-in reads t back
+DROID_CAMERAS = ("wrist_image_left", "exterior_image_1_left", "exterior_image_2_left")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("openloop_ckpt") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def policy(tiny):
+    import worldpolicy
+
+    # pusht: one camera, 10 fps, columns x and y; chunks of 4
+    return worldpolicy.load_policy(tiny, embodiment="pusht", chunk_size=4, resolution_tier=256, steps=1)
+
+
+def _dataset(root: Path, lengths=(10, 7), fps: float = 10) -> tuple:
+    """Episodes whose `action` feature is named as pusht's columns, recorded values that differ at every frame."""
+    features = {"action": {"dtype": "float32", "shape": [2], "names": ["x", "y"]},
+                FRONT: {"dtype": "video", "shape": [16, 16, 3]}}
+    actions = []
+    episodes = []
+    for i, length in enumerate(lengths):
+        t = np.arange(length)
+        recorded = np.stack([10.0 * t + i, np.sin(t) - 5 * i], axis=1).astype(np.float32)
+        actions.append(recorded.astype(np.float64))
+        episodes.append({"frames": {"action": recorded}, "videos": {FRONT: frame_ramp(length, offset=OFFSETS[i])},
+                         "task": "push the T | shove the T" if i == 0 else "push it back"})
+    ds = write_episodes(root, episodes, fps=fps, features=features, video_codec="libx264rgb")
+    return ds, actions
+
+
+def _stand_in(policy, monkeypatch, actions: list[np.ndarray], offset=(0.0, 0.0), seed: int = 0) -> list:
+    """`policy.act_batch` replaced by one that answers each request with the recorded chunk from its frame (read
+    back from the image; the episode from the seed, `seed + episode`) plus `offset`, rows past the episode's end
+    filled with 1e6: what the evaluation must measure as `offset` exactly. Returns the requests seen."""
+    seen: list = []
+
+    def act_batch(requests, progress=None):
+        out = []
+        for r in requests:
+            seen.append(r)
+            episode = r.seed - seed
+            t = int(r.observation["observation/image"][0, 0, 0]) // 5 - OFFSETS[episode]
+            rows = np.full((policy.chunk_size, 2), 1e6)
+            recorded = actions[episode][t:t + policy.chunk_size]
+            rows[:len(recorded)] = recorded + np.asarray(offset)
+            out.append(SimpleNamespace(actions=rows))
+        return out
+
+    monkeypatch.setattr(policy, "act_batch", act_batch)
+    return seen
+
+
+def test_a_policy_that_predicts_the_recording_has_no_error_even_past_an_episodes_end(policy, tmp_path, monkeypatch):
+    ds, actions = _dataset(tmp_path / "ds")
+    seen = _stand_in(policy, monkeypatch, actions, seed=7)
+    result = evaluate_open_loop(ds, policy, tmp_path / "out", seed=7, batch_size=2, action_keys=["action"])
+    # chunks of 4 tile each episode: frames 0, 4, 8 of 10 (the last reaches 2 recorded steps), 0, 4 of 7 (3 steps)
+    assert [e.starts for e in result.episodes] == [[0, 4, 8], [0, 4]]
+    assert result.horizon_steps.tolist() == [5, 5, 4, 3] and result.steps == 17
+    assert result.mae.tolist() == [0.0, 0.0] and result.rmse.tolist() == [0.0, 0.0]
+    assert np.all(result.horizon_mae == 0.0)
+    # the inputs are the frame's, as `dataset frame` reads them: its camera, its task's first phrasing, seed + episode
+    assert [(r.seed, r.prompt) for r in seen] == [(7, "push the T")] * 3 + [(8, "push it back")] * 2
+    np.testing.assert_array_equal(seen[1].observation["observation/image"], frame_ramp(10)[4])
+    assert all(r.state is None for r in seen)  # pusht takes no state
+    written = json.loads((tmp_path / "out" / OPENLOOP_FILE).read_text())
+    assert written["mae"] == {"x": 0.0, "y": 0.0} and written["units"] == {"x": "normalized", "y": "normalized"}
+    assert [h["chunks"] for h in written["horizon"]] == [5, 5, 4, 3]
+    assert written["settings"]["action_keys"] == ["action"] and written["settings"]["source_embodiment"] == "pusht"
+
+
+def test_a_constant_offset_is_measured_as_that_offset_per_column(policy, tmp_path, monkeypatch):
+    ds, actions = _dataset(tmp_path / "ds")
+    _stand_in(policy, monkeypatch, actions, offset=(0.5, -2.0))
+    result = evaluate_open_loop(ds, policy, tmp_path / "out", every=3, action_keys=["action"])
+    assert [e.starts for e in result.episodes] == [[0, 3, 6, 9], [0, 3, 6]]  # chunks overlap: every 3 frames
+    np.testing.assert_allclose(result.mae, [0.5, 2.0])
+    np.testing.assert_allclose(result.rmse, [0.5, 2.0])
+    np.testing.assert_allclose(result.horizon_mae, np.tile([0.5, 2.0], (4, 1)))
+    for episode in result.episodes:
+        np.testing.assert_allclose(episode.mae, [0.5, 2.0])
+    # the recorded spread the unit-free summary divides by, over the steps compared
+    compared = np.concatenate([a[f:f + 4] for a, e in zip(actions, result.episodes) for f in e.starts])
+    np.testing.assert_allclose(result.scale, compared.std(axis=0))
+    assert result.relative_mae() == pytest.approx(np.mean([0.5, 2.0] / compared.std(axis=0)))
+    written = json.loads((tmp_path / "out" / OPENLOOP_FILE).read_text())
+    assert written["rmse"] == pytest.approx({"x": 0.5, "y": 2.0})
+    assert written["episodes"][1]["mae"] == pytest.approx({"x": 0.5, "y": 2.0})
+    assert "MAE x 0.5 normalized, y 2 normalized" in result.summary()
+
+
+def _droid_dataset(root: Path, length: int = 6) -> tuple:
+    """One episode with the Cosmos3-DROID keys `dataset from-sim` writes (training's defaults): three cameras (camera
+    j a ramp offset by 10 j), the joints + gripper state and joint-target actions."""
+    rng = np.random.default_rng(0)
+    state = rng.normal(scale=0.3, size=(length, 8)).astype(np.float32)
+    recorded = (state + rng.normal(scale=0.05, size=(length, 8))).astype(np.float32)
+    state[:, 7] = recorded[:, 7] = rng.random(length)
+    episode = {"frames": {"observation.state.joint_positions": state[:, :7],
+                          "observation.state.gripper_position": state[:, 7:],
+                          "action.joint_position": recorded[:, :7], "action.gripper_position": recorded[:, 7:]},
+               "videos": {f"observation.image.{c}": frame_ramp(length, offset=10 * j)
+                          for j, c in enumerate(DROID_CAMERAS)},
+               "task": "put the cube on the pad"}
+    return write_episodes(root, [episode], fps=15, video_codec="libx264rgb"), state, recorded
+
+
+def _frame_of(request) -> int:
+    return int(request.observation["observation/wrist_image_left"][0, 0, 0]) // 5
+
+
+def test_a_state_conditioned_embodiment_gets_each_frames_state_and_cameras(tmp_path, monkeypatch, tiny):
+    """droid: three cameras matched by name and the joints + gripper state at the frame predicted from."""
+    import worldpolicy
+
+    droid = worldpolicy.load_policy(tiny, embodiment="droid", chunk_size=4, resolution_tier=256, steps=1)
+    ds, state, recorded = _droid_dataset(tmp_path / "droid")
+    seen = []
+
+    def act_batch(requests, progress=None):
+        seen.extend(requests)
+        return [SimpleNamespace(actions=np.resize(recorded[_frame_of(r):], (4, 8))) for r in requests]
+
+    monkeypatch.setattr(droid, "act_batch", act_batch)
+    result = evaluate_open_loop(ds, droid, tmp_path / "out", plots=False)  # the from-sim keys: training's defaults
+    assert [r.observation.keys() for r in seen] == [{f"observation/{c}" for c in DROID_CAMERAS}] * 2
+    np.testing.assert_array_equal(seen[1].observation["observation/exterior_image_2_left"], frame_ramp(6, offset=20)[4])
+    np.testing.assert_allclose([r.state for r in seen], state[[0, 4]])
+    assert result.mae.tolist() == [0.0] * 8 and result.horizon_steps.tolist() == [2, 2, 1, 1]
+    assert not list((tmp_path / "out").glob("*.png"))  # plots=False: openloop.json alone
+
+
+def test_joint_targets_are_compared_as_end_effector_deltas_from_each_chunks_frame(tmp_path, monkeypatch, tiny):
+    """A relative_pose checkpoint on a joint-target recording: each chunk's recorded rows are converted from the state
+    at its own frame, as training converts a window (`data.actions`), and plotted with it."""
+    import worldpolicy
+    from worldpolicy.data.actions import recorded_actions
+
+    pose = worldpolicy.load_policy(tiny, embodiment="droid/relative_pose", chunk_size=4, resolution_tier=256, steps=1)
+    ds, _, _ = _droid_dataset(tmp_path / "droid", length=7)
+    reader = recorded_actions(ds, pose.embodiment)
+    frames = ds.episode(0, videos=False).frames
+    monkeypatch.setattr(pose, "act_batch", lambda requests, progress=None: [
+        SimpleNamespace(actions=np.resize(reader.chunk(frames, _frame_of(r), min(_frame_of(r) + 4, 7)), (4, 10)))
+        for r in requests])
+    result = evaluate_open_loop(ds, pose, tmp_path / "out", every=2)
+    assert result.settings["action_conversion"] == "joint_to_relative_pose"
+    assert [e.starts for e in result.episodes] == [[0, 2, 4, 6]]
+    np.testing.assert_allclose(result.mae, 0.0, atol=1e-12)
+    # from frame 2, the rows differ from frame 0's chunk's: deltas start from their own chunk's pose
+    assert not np.allclose(reader.chunk(frames, 2, 4), reader.chunk(frames, 0, 4)[2:])
+    assert (tmp_path / "out" / EPISODE_FIGURE.format(0)).stat().st_size > 0
+
+
+def test_the_command_line_runs_the_model_and_writes_metrics_and_plots(policy, tmp_path, capsys, monkeypatch):
+    """End to end on a tiny dataset with the tiny checkpoint (loaded once, at a chunk of 4); a rerun evaluating
+    fewer episodes removes the plot of the one it left out."""
+    import worldpolicy.policy as policy_module
+
+    ds, _ = _dataset(tmp_path / "ds")
+    monkeypatch.setattr(policy_module.Policy, "from_pretrained", classmethod(lambda cls, *a, **k: policy))
+    out = tmp_path / "eval"
+    argv = ["dataset", "eval", str(policy.source), str(ds.root), "--out", str(out), "--embodiment", "pusht",
+            "--action-keys", "action", "--no-progress"]
+    assert main(argv) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("open loop: 5 chunks over 2 episodes (17 steps compared): MAE/std ")
+    assert line.endswith(f"wrote {out / OPENLOOP_FILE}") and "\n" not in line
+    written = json.loads((out / OPENLOOP_FILE).read_text())
+    assert written["columns"] == ["x", "y"] and written["settings"]["embodiment"] == "pusht"
+    assert written["settings"]["episodes"] == [0, 1] and written["steps_compared"] == 17
+    assert all(np.isfinite(v) and v > 0 for v in written["mae"].values())  # a random tiny model is off
+    assert written["rmse"]["x"] >= written["mae"]["x"]
+    plots = [SUMMARY_FIGURE, EPISODE_FIGURE.format(0), EPISODE_FIGURE.format(1)]
+    assert all((out / name).stat().st_size > 0 for name in plots)
+    assert written["plots"] == {"summary": plots[0], "episodes": plots[1:]}
+    assert main([*argv, "--episodes=-1", "--every", "2"]) == 0
+    written = json.loads((out / OPENLOOP_FILE).read_text())
+    assert written["settings"]["episodes"] == [1] and written["episodes"][0]["starts"] == [0, 2, 4, 6]
+    assert not (out / EPISODE_FIGURE.format(0)).exists() and (out / EPISODE_FIGURE.format(1)).exists()
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--episodes", "0,5"], "--episodes=[0, 5]: [5] out of range; accepted: episode indexes in 0..1"),
+    (["--episodes", "0;1"], "--episodes '0;1': expected episode indices"),
+    (["--every", "0"], "--every=0; accepted: an integer >= 1"),
+    (["--batch-size", "0"], "--batch-size=0; accepted: an integer >= 1"),
+    (["--steps", "0"], "--steps=0 must be"),
+    (["--state-keys", "observation.state"], ("--state-keys=['observation.state']: embodiment 'pusht' does not "
+                                             "condition on the robot state")),
+])
+def test_a_bad_argument_is_named_before_the_model_loads(policy, tmp_path, capsys, monkeypatch, extra, message):
+    import worldpolicy.policy as policy_module
+
+    ds, _ = _dataset(tmp_path / "ds")
+
+    def never(*args, **kwargs):
+        raise AssertionError("the weights were loaded")
+
+    monkeypatch.setattr(policy_module.Policy, "from_pretrained", classmethod(never))
+    out = tmp_path / "eval"
+    assert main(["dataset", "eval", str(policy.source), str(ds.root), "--out", str(out), "--embodiment", "pusht",
+                 "--action-keys", "action", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("worldpolicy dataset eval: error: ") and message in err
+    assert not out.exists()
+
+
+def test_a_dataset_whose_actions_the_embodiment_cannot_read_is_refused_by_flag(policy, tmp_path, capsys, monkeypatch):
+    """Without --action-keys the defaults are training's (from-sim's keys), which this dataset lacks; actions of
+    another width, another fps and an output folder holding a dataset are refused too, before the model loads."""
+    import worldpolicy.policy as policy_module
+
+    monkeypatch.setattr(policy_module.Policy, "from_pretrained",
+                        classmethod(lambda cls, *a, **k: pytest.fail("the weights were loaded")))
+    ds, _ = _dataset(tmp_path / "ds")
+    base = ["dataset", "eval", str(policy.source), str(ds.root), "--embodiment", "pusht"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "error: --action-keys: the dataset's actions do not map to embodiment 'pusht'" in err
+    assert "data.action_keys = ['action']" in err  # what the dataset's own key is
+    slow, _ = _dataset(tmp_path / "slow", fps=5)
+    assert main(["dataset", "eval", str(policy.source), str(slow.root), "--embodiment", "pusht", "--action-keys",
+                 "action", "--out", str(tmp_path / "b")]) == 2
+    assert "error: DATASET: " in (err := capsys.readouterr().err) and "is at 5 fps and embodiment 'pusht'" in err
+    assert main([*base, "--action-keys", "action", "--out", str(ds.root)]) == 2
+    assert "--out: " in capsys.readouterr().err
+
+
+def test_nan_in_the_recorded_actions_is_refused_naming_the_episode(policy, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ds, _ = _dataset(tmp_path / "ds")
+    data = ds.root / "data/chunk-000/file-000.parquet"  # the writer refuses NaN: a dataset made elsewhere holds it
+    table = pq.read_table(data)
+    actions = table.column("action").to_pylist()
+    actions[10 + 3][1] = float("nan")  # episode 1, frame 3
+    column = table.column_names.index("action")
+    pq.write_table(table.set_column(column, "action", pa.array(actions, table.schema.field("action").type)), data)
+    with pytest.raises(ValueError, match=r"action_keys: 'action' holds NaN or inf in episode 1 \(first at frame 3\)"):
+        evaluate_open_loop(tmp_path / "ds", policy, tmp_path / "out", action_keys=["action"])
+    assert not (tmp_path / "out" / OPENLOOP_FILE).exists()
+    evaluate_open_loop(tmp_path / "ds", policy, tmp_path / "out", action_keys=["action"], episodes=[0], plots=False)
+
+
+def test_an_interrupted_run_leaves_an_earlier_ones_files_as_they_were(policy, tmp_path, monkeypatch):
+    """Nothing is written until every chunk is compared: Ctrl-C in the second batch changes no file in --out."""
+    ds, actions = _dataset(tmp_path / "ds")
+    _stand_in(policy, monkeypatch, actions)
+    out = tmp_path / "out"
+    evaluate_open_loop(ds, policy, out, action_keys=["action"])
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    calls = []
+
+    def interrupted(requests, progress=None):
+        calls.append(requests)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return [SimpleNamespace(actions=np.zeros((policy.chunk_size, 2))) for _ in requests]
+
+    monkeypatch.setattr(policy, "act_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_open_loop(ds, policy, out, action_keys=["action"], batch_size=2)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
