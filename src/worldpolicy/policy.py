@@ -681,10 +681,15 @@ class Policy:
         e = self.embodiment
         given = trajectory_actions(req.actions, e, req.actions_space, warn_range=False)
         self._warn_range(given, actions_where(req.actions))
+        next_seed = self._next_seed
         trajectory = TrajectoryChunks(given, self.chunk_size, self._seed(req.seed))  # drawn once the rows are read
         for j in range(trajectory.chunks):  # said above of every row: a chunk's rows are not judged again
             self._once("range", "actions", out_of_range_columns(trajectory.chunk(j), e))
-        return roll_out(self.act_batch, req, trajectory, e, progress, started, self._imagined_frame)
+        try:
+            return roll_out(self.act_batch, req, trajectory, e, progress, started, self._imagined_frame)
+        except Exception:
+            self._next_seed = next_seed  # a refused trajectory draws no seed, as a refused batch draws none
+            raise
 
     def infer_actions(self, video: Any, prompt: str, *, start_frame: int = 0, whole_clip: bool = False,
                       resample: bool = False, batch_size: int = 8,

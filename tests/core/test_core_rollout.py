@@ -134,6 +134,15 @@ def test_trajectory_options_are_refused_before_any_chunk_runs(policy, image, mon
     assert said in str(caught.value), caught.value
 
 
+def test_a_trajectory_refused_by_its_first_chunk_draws_no_seed(policy, image):
+    """A policy loaded with `seed=` gives its calls a seed sequence; a refused call must not move it on."""
+    seeded = copy.copy(policy)
+    seeded._next_seed = 5
+    with pytest.raises(ValueError, match="prompt"):
+        seeded.imagine(image, _actions(10), "", whole_trajectory=True, steps=1)
+    assert seeded._next_seed == 5
+
+
 def test_predict_rolls_out_a_whole_trajectory(tiny_checkpoint, image, tmp_path, capsys):
     from PIL import Image
 
