@@ -74,6 +74,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resample", action="store_true",
                    help="inverse dynamics: read a clip recorded at another rate than the embodiment's fps at that "
                    "rate (the frames nearest its timestamps; the rate from the file's header)")
+    p.add_argument("--whole-trajectory", action="store_true",
+                   help="forward dynamics: roll out every row of --actions, not only the first chunk: chunks of "
+                   "chunk_size rows, each from the last imagined frame of the one before (autoregressive, so one "
+                   "after another), joined into one video of rows+1 frames")
     p.add_argument("--decode-video", action="store_true",
                    help="also decode the imagined video (always on for forward_dynamics)")
     p.add_argument("--no-plots", action="store_true", help="no plots/ or index.html: actions and settings only")
@@ -283,6 +287,7 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
     from .processing.actions import load_actions
     from .processing.observations import check_source, frame_keys
     from .processing.prompts import check_task
+    from .processing.trajectory import check_trajectory_embodiment
 
     check_task(args.prompt, "--prompt")
     try:
@@ -307,6 +312,11 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
             said.views.append(shape)
     if args.mode == "inverse_dynamics":
         _check_clip(args, sources, cameras, embodiment)
+    if args.whole_trajectory:
+        try:
+            check_trajectory_embodiment(embodiment)
+        except ValueError as exc:
+            raise ValueError(str(exc).replace("whole_trajectory=True", "--whole-trajectory", 1)) from None
     if args.actions:
         try:
             load_actions(args.actions, embodiment, args.actions_space, warn=False)  # the run itself warns, once
@@ -379,6 +389,8 @@ def _predict(args: argparse.Namespace) -> int:
                                            ("--resample", args.resample)) if given]
     if clip_flags and args.mode != "inverse_dynamics":
         raise UsageError(f"{clip_flags[0]} is only used with --mode inverse_dynamics (got --mode {args.mode})")
+    if args.whole_trajectory and args.mode != "forward_dynamics":
+        raise UsageError(f"--whole-trajectory is only used with --mode forward_dynamics (got --mode {args.mode})")
     if args.start_frame < 0:
         raise UsageError(f"--start-frame {args.start_frame}: accepted a frame of the clip, from 0")
     cameras = _camera_files(args.camera) if args.camera else {}
@@ -406,12 +418,17 @@ def _predict(args: argparse.Namespace) -> int:
         policy.single_view_said(*shape)
     observation = {key: str(path) for key, path in cameras.items()} or str(next(iter(sources.values())))
     decode_video = args.decode_video or None  # None: the mode's default (FD decodes)
-    steps = None if args.whole_clip else _progress(f"{args.mode} ({policy.embodiment.key})")  # a clip's: its windows
+    # a whole clip's bar is over its windows, a whole trajectory's over its chunks
+    steps = (None if args.whole_clip or args.whole_trajectory
+             else _progress(f"{args.mode} ({policy.embodiment.key})"))
     with _not_said_again(said.messages):
         if args.mode == "inverse_dynamics":
             prediction = policy.infer_actions(observation, args.prompt, start_frame=args.start_frame,
                                               whole_clip=args.whole_clip, resample=args.resample, state=state,
                                               seed=args.seed, decode_video=decode_video, progress=steps)
+        elif args.whole_trajectory:
+            prediction = policy.imagine(observation, args.actions, args.prompt, whole_trajectory=True,
+                                        actions_space=args.actions_space, state=state, seed=args.seed)
         else:
             request = PolicyRequest(observation=observation, prompt=args.prompt, mode=args.mode, actions=args.actions,
                                     actions_space=args.actions_space, state=state, seed=args.seed,
@@ -438,6 +455,9 @@ def _summary(prediction: Prediction) -> str:
               else f"{video.shape[0]} frames of {video.shape[2]}x{video.shape[1]} at {prediction.fps:g} fps")
     if prediction.mode == "forward_dynamics":
         said = f"imagined {frames} from {actions}" if frames else f"{actions} rolled forward, no video decoded"
+        chunks = len(prediction.settings.get("trajectory", {}).get("chunks", ()))
+        if chunks > 1:
+            said += f" in {chunks} chunks, each from the last imagined frame of the one before"
     elif prediction.mode == "inverse_dynamics":
         real = prediction.settings.get("real_rows", prediction.chunk_size)
         short = (f" (only the first {real} explain the clip's own frames: settings real_rows)"

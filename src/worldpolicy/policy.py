@@ -64,6 +64,12 @@ from .processing.observations import (
     trained_size_warning,
 )
 from .processing.prompts import build_caption, check_task, tokenize
+from .processing.trajectory import (
+    TrajectoryChunks,
+    check_trajectory_options,
+    long_rollout_warning,
+    trajectory_actions,
+)
 from .results import MODES, Prediction
 
 if TYPE_CHECKING:  # torch loads with the first checkpoint, not with this module
@@ -642,10 +648,24 @@ class Policy:
         `decode_video=True`). `observation`: image/video input or an openpi-style dict with camera and state keys."""
         return self.act_batch([_request("act", observation, prompt, {"mode": "policy"}, kwargs)])[0]
 
-    def imagine(self, observation: Any, actions: Any, prompt: str, decode_video: bool | None = None,
+    def imagine(self, observation: Any, actions: Any, prompt: str, decode_video: bool | None = None, *,
+                whole_trajectory: bool = False, progress: Callable[[int, int], None] | bool | None = None,
                 **kwargs: Any) -> Prediction:
         """Forward dynamics: roll the world forward from `observation` under `actions` (file, array; physical units
-        unless `actions_space="normalized"`); the imagined video is decoded unless `decode_video=False`."""
+        unless `actions_space="normalized"`); the imagined video is decoded unless `decode_video=False`. Actions
+        longer than the chunk are cut to it.
+
+        `whole_trajectory=True` rolls out every row given ([N, dim], N of any length): consecutive chunks of
+        chunk_size rows, chunk 0 from `observation`, chunk j from the last imagined frame of chunk j-1 (for a
+        state-conditioned embodiment with absolute joint actions, `droid/joint_pos`, from its last action as the
+        state; other state-conditioned ones are refused: `check_trajectory_embodiment`). Autoregressive, so the
+        chunks run one after another, never batched. Chunk j samples with seed + j (the seed drawn once when none is
+        given), so it is exactly what `imagine` of its conditioning frame and rows with that seed gives; the last
+        chunk is padded by repeating its last row, as the pipeline pads, and its padding's frames are dropped. The
+        video is joined without repeating boundary frames, [N+1, H, W, 3] (frame 0 the observation, frame i+1 after
+        action i); `settings["trajectory"]` records which actions each frame range came from and each chunk's seed.
+        A long rollout is warned about: errors compound over the chunks. `progress` as `infer_actions`'
+        (`check_clip_progress`), over the chunks."""
         if isinstance(actions, str) and not isinstance(prompt, str):  # act's (observation, prompt) order, kept here:
             # refused as "prompt must be a string, got ndarray", or the task read as an actions file that is not there
             raise TypeError(f"imagine(observation, actions, prompt) got actions={actions!r:.60} and a prompt of type "
@@ -653,7 +673,23 @@ class Policy:
                             "takes the actions between them)")
         req = _request("imagine", observation, prompt, {"mode": "forward_dynamics", "actions": actions},
                        {"decode_video": decode_video, **kwargs})
-        return self.act_batch([req])[0]
+        check_trajectory_options(whole_trajectory, decode_video)
+        check_clip_progress(progress)
+        if not whole_trajectory:
+            return self.act_batch([req], progress=progress if callable(progress) else None)[0]
+        started = time.perf_counter()
+        e = self.embodiment
+        given = trajectory_actions(req.actions, e, req.actions_space, warn_range=False)
+        self._warn_range(given, actions_where(req.actions))
+        next_seed = self._next_seed
+        trajectory = TrajectoryChunks(given, self.chunk_size, self._seed(req.seed))  # drawn once the rows are read
+        for j in range(trajectory.chunks):  # said above of every row: a chunk's rows are not judged again
+            self._once("range", "actions", out_of_range_columns(trajectory.chunk(j), e))
+        try:
+            return roll_out(self.act_batch, req, trajectory, e, progress, started, self._imagined_frame)
+        except Exception:
+            self._next_seed = next_seed  # a refused trajectory draws no seed, as a refused batch draws none
+            raise
 
     def infer_actions(self, video: Any, prompt: str, *, start_frame: int = 0, whole_clip: bool = False,
                       resample: bool = False, batch_size: int = 8,
@@ -782,6 +818,14 @@ class Policy:
         # as the bound it learned, and a column the data held constant (a gripper a reach never closed: 1e-4 off read
         # as 219) as that constant, not as a value no training row held
         return to_model(e, state[None], clip=True)[0]
+
+    def _imagined_frame(self, frame: np.ndarray) -> None:
+        """A frame the model imagined, which a later chunk of a trajectory is conditioned on: decoded at the canvas
+        size it was sampled on, so it is not judged as a camera's image is (one camera's view, smaller than the
+        frames trained on), which would warn of what no user can change."""
+        height, width = frame.shape[:2]
+        self._said.add(("view", height, width))
+        self._said.add(("size", ("None", (height, width))))
 
     def _warn_range(self, model: np.ndarray, where: str) -> None:
         """Say `out_of_range_warning` of a request's state or actions once per input and set of columns (a control loop
@@ -1079,21 +1123,62 @@ def label_windows(act_batch: Callable[..., list[Prediction]], requests: list[Pol
         for batch in batches:
             results += act_batch(batch, progress=callback)
             bar.update(len(batch))
-    return join_windows(results, clip, time.perf_counter() - started, whole_clip)
-
-
-def join_windows(results: list[Prediction], clip: ClipWindows, seconds: float, whole_clip: bool) -> Prediction:
-    """`infer_actions`' windows as one result: for a whole clip, each window's real rows end to end ([frames-1, dim],
-    one action per frame transition) and, where decoded, its frames after the first (the boundary frame is the previous
-    window's last), `real_rows` every row; a single window as the run returned it (its padding rows too, `real_rows`
-    those its frames explain, counted from the clip: a server that sends none, an older one, gives them too).
-    `settings["clip"]` says which frames."""
-    first = results[0]
+    # `real_rows` counted from the clip, not taken from the run: a server that sends none (an older one) gives them too
     rows = [clip.rows(k) for k in range(len(results))]
-    settings = {**first.settings, "clip": clip.settings(rows), "real_rows": sum(rows)}
+    return join_windows(results, rows, {"clip": clip.settings(rows), "real_rows": sum(rows)},
+                        time.perf_counter() - started, whole_clip)
+
+
+def roll_out(act_batch: Callable[..., list[Prediction]], base: PolicyRequest, trajectory: TrajectoryChunks,
+             embodiment: Embodiment, progress: Callable[[int, int], None] | bool | None, started: float,
+             imagined_frame: Callable[[np.ndarray], None] | None = None) -> Prediction:
+    """`imagine(whole_trajectory=True)`: the trajectory's chunks run one after another through `act_batch` (a local
+    `Policy`'s, or a `RemotePolicy`'s, so a trajectory rolls out the same way on either), chunk j from the last
+    imagined frame of chunk j-1 (and, for a state-conditioned embodiment, its last action as the state:
+    `check_trajectory_embodiment`). Autoregressive, so sequential: no chunk can start before the one it continues has
+    been decoded. A bar over the chunks when there are several and `progress` is None (`check_clip_progress`); the
+    results joined into one (`join_windows`), `settings["trajectory"]` saying which actions each frame came from.
+    `imagined_frame` is told of each frame a chunk is conditioned on (a local `Policy` does not judge the model's own
+    frames as it judges a camera's)."""
+    from tqdm.auto import tqdm
+
+    message = long_rollout_warning(trajectory.chunks)
+    if message is not None:
+        logger.warning("%s", message)
+    results: list[Prediction] = []
+    callback = progress if callable(progress) else None
+    observation, state = base.observation, base.state
+    chained = bool(embodiment.state_history)
+    with tqdm(total=trajectory.chunks, desc="forward dynamics", unit="chunk", leave=False,
+              disable=trajectory.chunks < 2 or progress is not None) as bar:
+        for j in range(trajectory.chunks):
+            if j:
+                observation = results[-1].video[-1]  # chunk j-1 is whole: its last frame follows its last action
+                if imagined_frame is not None:
+                    imagined_frame(observation)
+                if chained:
+                    state = trajectory.state_after(j - 1, embodiment)
+            request = replace(base, observation=observation, state=state, actions=trajectory.chunk(j),
+                              actions_space="normalized", seed=trajectory.seed_of(j), decode_video=True)
+            results += act_batch([request], progress=callback)
+            bar.update(1)
+    rows = [trajectory.rows(j) for j in range(trajectory.chunks)]
+    return join_windows(results, rows, {"trajectory": trajectory.settings(chained)}, time.perf_counter() - started,
+                        True)
+
+
+def join_windows(results: list[Prediction], rows: list[int], settings: dict[str, Any], seconds: float,
+                 whole: bool) -> Prediction:
+    """Several runs' results as one: for a whole clip (`infer_actions`' windows) or a whole trajectory (`imagine`'s
+    chunks), each run's `rows` real rows end to end and, where decoded, its frames after the first up to them (the
+    boundary frame is the previous run's last; the frames of padding rows are dropped); a single window as the run
+    returned it (its padding rows too). `settings` adds what the caller records of how it cut (`settings["clip"]`,
+    `settings["trajectory"]`); timings are each stage summed, `total` the wall time `seconds`."""
+    first = results[0]
+    settings = {**first.settings, **settings}
     timings = {key: sum(r.timings.get(key, 0.0) for r in results) for key in first.timings}
     timings["total"] = seconds
-    if not whole_clip:
+    if not whole:
         return replace(first, settings=settings, timings=timings)
     video = None
     if first.video is not None:

@@ -41,9 +41,10 @@ class Prediction:
 
     `actions` are in physical units (float64, [chunk, action_dim], columns/units named; inverse dynamics over a whole
     clip: [frames-1, action_dim], one row per frame transition); `actions_normalized` are the model-space values. For
-    forward dynamics both echo the actions that conditioned the rollout. `video` is the imagined (or re-decoded) clip
-    as uint8 [T, H, W, 3] when decoding was asked for: chunk_size+1 frames at `fps` (a whole clip's: its frames used;
-    frame 0 the observation, frame i+1 after action i), the rate `save` writes rollout.mp4 at. `timings` are seconds
+    forward dynamics both echo the actions that conditioned the rollout (a whole trajectory's: every row given). `video`
+    is the imagined (or re-decoded) clip as uint8 [T, H, W, 3] when decoding was asked for: chunk_size+1 frames at
+    `fps` (a whole clip's: its frames used; a whole trajectory's: its rows + 1; frame 0 the observation, frame i+1
+    after action i), the rate `save` writes rollout.mp4 at. `timings` are seconds
     per stage.
     """
 

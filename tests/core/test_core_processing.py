@@ -938,7 +938,9 @@ def test_padding_short_actions_says_what_the_repeated_row_means_for_the_layout(c
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="worldpolicy.processing.actions"):
         fit_to_chunk(np.ones((9, e.action_dim)), 8, e, "actions file 'a.json'")
-    assert caplog.messages == ["actions file 'a.json': 9 rows given, using the first 8 (chunk_size)"]
+    assert caplog.messages == [("actions file 'a.json': 9 rows given, using the first 8 (chunk_size); "
+                               "imagine(..., whole_trajectory=True) (predict --whole-trajectory) rolls out every row, "
+                               "chunk after chunk")]
     np.testing.assert_array_equal(matrix_to_rot6d(np.eye(3)).ravel(), ROT6D_IDENTITY)  # what the message suggests
 
 

@@ -397,7 +397,8 @@ def fit_to_chunk(actions: np.ndarray, chunk_size: int, embodiment: Embodiment, w
     if n == chunk_size:
         return actions
     if n > chunk_size:
-        logger.warning("%s: %d rows given, using the first %d (chunk_size)", where, n, chunk_size)
+        logger.warning("%s: %d rows given, using the first %d (chunk_size); imagine(..., whole_trajectory=True) "
+                       "(predict --whole-trajectory) rolls out every row, chunk after chunk", where, n, chunk_size)
         return actions[:chunk_size]
     logger.warning("%s: %d rows given, repeating the last row to reach chunk_size=%d (as the diffusers pipeline "
                    "pads). %s", where, n, chunk_size, _padding_meaning(embodiment, chunk_size - n, chunk_size))

@@ -56,6 +56,7 @@ from ..policy import (
     ignored_state_warning,
     label_windows,
     observation_state,
+    roll_out,
     start_row,
     warn_frame_rate,
 )
@@ -78,6 +79,7 @@ from ..processing.observations import (
     pil_pixels,
 )
 from ..processing.prompts import check_task
+from ..processing.trajectory import TrajectoryChunks, check_trajectory_options, trajectory_actions
 from ..results import MODES, Prediction, is_string_list
 from .adapters import IMAGE_KEY
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
@@ -915,13 +917,34 @@ class RemotePolicy:
         return self._run(*self._prepared(_request("act", observation, prompt, {"mode": "policy"}, kwargs)))
 
     def imagine(
-        self, observation: Any, actions: Any, prompt: str, decode_video: bool | None = None, **kwargs: Any
+        self, observation: Any, actions: Any, prompt: str, decode_video: bool | None = None, *,
+        whole_trajectory: bool = False, progress: Callable[[int, int], None] | bool | None = None, **kwargs: Any
     ) -> Prediction:
         """Forward dynamics: observation + action chunk [chunk, action_dim] (array or file; physical units unless
-        `actions_space="normalized"`) → imagined rollout, its video decoded unless `decode_video=False`."""
+        `actions_space="normalized"`) → imagined rollout, its video decoded unless `decode_video=False`.
+        `whole_trajectory=True` rolls out every row as the local `Policy.imagine` does (`roll_out`), chained here on
+        the client: each chunk an ordinary forward-dynamics request (the wire unchanged) from the previous reply's last
+        frame, with seed + j for chunk j (the seed drawn here when none is given). It needs the chunk size and
+        embodiment a worldpolicy server announces: refused, before any request, by one that announces neither
+        (openpi's). `progress` as the local `Policy`'s."""
         request = _request("imagine", observation, prompt, {"mode": "forward_dynamics", "actions": actions},
                            {"decode_video": decode_video, **kwargs})
-        return self._run(*self._prepared(request))
+        check_trajectory_options(whole_trajectory, decode_video)
+        check_clip_progress(progress)
+        if not whole_trajectory:
+            if callable(progress):
+                return self.act_batch([request], progress=progress)[0]
+            return self._run(*self._prepared(request))
+        started = time.perf_counter()
+        e, chunk = self.embodiment, self.chunk_size
+        if e is None or chunk is None:
+            lacks = " and ".join(what for what, known in (("chunk size", chunk), ("embodiment", e)) if known is None)
+            raise ValueError(f"whole_trajectory=True needs the server's {lacks}, which {self.url} does not announce "
+                             "(openpi's server announces neither), to cut the actions into its chunks; accepted from "
+                             "it: one chunk (whole_trajectory=False)")
+        given = trajectory_actions(request.actions, e, request.actions_space, warn_range=True)
+        seed = secrets.randbits(63) if request.seed is None else check_seed(request.seed)  # seed + j for chunk j
+        return roll_out(self.act_batch, request, TrajectoryChunks(given, chunk, seed), e, progress, started)
 
     def infer_actions(self, video: Any, prompt: str, *, start_frame: int = 0, whole_clip: bool = False,
                       resample: bool = False, batch_size: int = 8,
