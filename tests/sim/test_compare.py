@@ -162,6 +162,11 @@ def test_what_cannot_be_compared_is_refused(tmp_path):
         compare_runs([run, tmp_path / "empty"])
     with pytest.raises(FileNotFoundError, match="'.*nowhere' does not exist"):
         compare_runs([run, tmp_path / "nowhere"])
+    doc = json.loads((run / "report.json").read_text())
+    (tmp_path / "none").mkdir()
+    (tmp_path / "none" / "report.json").write_text(json.dumps({**doc, "episodes": []}))
+    with pytest.raises(ValueError, match="holds a sim report of no finished episode"):
+        compare_runs([run, tmp_path / "none"])
     push = _run(tmp_path / "p", {0: True, 1: False}, task="push")
     with pytest.raises(ValueError, match=r"runs: they are of different tasks \(a: reach, p: push\)"):
         compare_runs([run, push])

@@ -212,7 +212,10 @@ def _read_run(path: str | Path) -> EvalReport:
         held = "nothing worldpolicy writes" if found is None else f"{found[0].what} ({found[1]})"
         raise ValueError(f"runs: {str(folder)!r} is not a sim run: it holds {held}, no {SIM_REPORT_FILE} of "
                          "`worldpolicy sim`")
-    return read_report(folder)
+    report = read_report(folder)
+    if not report.episodes:  # `worldpolicy sim` writes its report after the first episode: one made otherwise
+        raise ValueError(f"runs: {str(folder)!r} holds a sim report of no finished episode: nothing to compare")
+    return report
 
 
 def _names(paths: Sequence[Path]) -> list[str]:

@@ -72,8 +72,8 @@ def build_compare_html(folder: str | Path, title: str | None = None) -> str:
         rows.append([_run_link(folder, r), _esc(r.get("policy")), _esc(r.get("strategy")),
                      _esc(f"{r.get('successes')}/{r.get('n_episodes')}"), _esc(_pct(r.get("success_rate"))),
                      _esc(f"{_pct(lo)} - {_pct(hi)}"), _esc("-" if steps is None else f"{steps:.1f}"),
-                     _esc(_fmt(100 * r["mean_final_distance_m"]) if isinstance(r.get("mean_final_distance_m"),
-                                                                              (int, float)) else "-"),
+                     _esc(f"{100 * distance:.1f}" if isinstance(distance := r.get("mean_final_distance_m"),
+                                                                  (int, float)) else "-"),
                      _esc(r.get("seeds")), _esc(r.get("held_out"))])
     sections.append("<section id=runs><h2>Runs</h2>" + _table(
         ["run", "policy", "strategy", "success", "rate", "95 % Wilson CI", "mean steps to success",
