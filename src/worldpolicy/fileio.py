@@ -199,6 +199,7 @@ ACTIONS_FILE = "actions.json"  # a predict run's actions (docs/actions-schema.md
 TRAINING_SUMMARY_FILE = "training_summary.json"  # a recipe's model: its stages (the recording, the evaluation)
 SIM_REPORT_FILE = "report.json"  # a sim run's report (`sim.evaluate.write_report`): its episodes, what --resume reads
 OPENLOOP_FILE = "openloop.json"  # an open-loop evaluation's metrics (`data.openloop`, `worldpolicy dataset eval`)
+COMPARE_FILE = "compare.json"  # sim runs compared side by side (`sim.compare.write_comparison`)
 # The key of a LeRobot dataset's meta/info.json under which worldpolicy says how it made the dataset (`dataset
 # from-sim`: the task and expert versions and the recording's settings), which the data tools write and a training
 # run's page reads. LeRobot keeps info.json keys it does not know and reads none of them, so the dataset stays a plain
@@ -232,6 +233,7 @@ FOLDER_KINDS: tuple[FolderKind, ...] = (
     FolderKind("a training run", "train", (METRICS_FILE, f"{CHECKPOINT_GLOB}/{TRAINER_STATE_FILE}")),
     FolderKind("a from-scratch recipe run", "recipe", ("summary.json",)),
     FolderKind("a sim run", "sim", (SIM_REPORT_FILE,)),
+    FolderKind("a comparison of sim runs", "sim compare", (COMPARE_FILE,)),
     FolderKind("a predict run", "predict", (ACTIONS_FILE,)),
     FolderKind("a dataset frame's predict inputs", "dataset frame", ("dataset_frame.json",)),
     FolderKind("an open-loop evaluation", "dataset eval", (OPENLOOP_FILE,)),

@@ -386,7 +386,7 @@ class _Server:
 def test_a_resume_against_a_server_compares_the_sampling_it_announces(tmp_path):
     """A server restarted with other steps was silently mixed into one report: only its model and chunk were
     recorded. Its announced sampling is compared now; a report from before it was recorded still resumes."""
-    from worldpolicy.sim.commands import _flag_of
+    from worldpolicy.sim.commands import flag_of
     from worldpolicy.sim.env import TabletopEnv
     from worldpolicy.sim.evaluate import evaluate, read_report, resume_conflicts, write_report
     from worldpolicy.sim.policies import wrap_policy
@@ -402,8 +402,8 @@ def test_a_resume_against_a_server_compares_the_sampling_it_announces(tmp_path):
     assert _results(run(4, 3, read_report(tmp_path))) == _results(whole)
     with pytest.raises(ValueError, match=r"other settings: policy_settings\.sampling\.steps: 4 -> 8\. "):
         run(8, 3, read_report(tmp_path))
-    assert _flag_of("policy_settings.sampling.steps", "server") == "the server's sampling.steps"
-    assert _flag_of("policy_settings.sampling.steps", "checkpoint") == "--steps"
+    assert flag_of("policy_settings.sampling.steps", "server") == "the server's sampling.steps"
+    assert flag_of("policy_settings.sampling.steps", "checkpoint") == "--steps"
 
     older = read_report(tmp_path)  # as written before the server's sampling was recorded
     del older.policy_settings["sampling"]

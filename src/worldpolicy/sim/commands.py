@@ -19,10 +19,26 @@ def add_parser(subparsers) -> None:
         "sim",
         help="evaluate a policy (checkpoint, ws:// server, scripted, random) on a simulated Franka Panda",
         description="Roll out a policy on a MuJoCo Panda tabletop task seen by DROID-placed cameras; writes "
-        "report.json/.md/.png, index.html and side-by-side mp4s (sim cameras | imagined video).",
+        "report.json/.md/.png, index.html and side-by-side mp4s (sim cameras | imagined video). "
+        "`worldpolicy sim compare RUN_A RUN_B ...` compares finished runs.",
     )
     _add_arguments(p)
     p.set_defaults(func=run)
+    actions = p.add_subparsers(dest="sim_command", metavar="[compare]")
+    c = actions.add_parser(
+        "compare",
+        help="compare finished sim runs of one task: success rates with Wilson CIs, a paired exact McNemar test on "
+        "their shared seeds, the settings that differ",
+        description="Compare finished `worldpolicy sim` runs of one task side by side: each run's success rate with "
+        "its Wilson 95 % CI, each pair tested on the seeds both ran (exact McNemar), and which settings (flags) "
+        "differ. Writes compare.json/.md/.png and index.html into --out and prints the table.",
+    )
+    c.add_argument("runs", nargs="+", metavar="RUN", help="sim run folders (two or more), as `worldpolicy sim --out` "
+                   "wrote them")
+    c.add_argument("--out", dest="compare_out", metavar="DIR", type=Path, required=True,
+                   help="output folder for compare.json/.md/.png and index.html")
+    c.add_argument("--no-plots", dest="compare_no_plots", action="store_true", help="no compare.png or index.html")
+    c.set_defaults(func=compare)
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
@@ -82,6 +98,28 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace the sim run already in --out (its reports, plot and videos); without it (or "
                    "--resume) such a folder is refused, so a rerun never throws away finished episodes")
+
+
+def compare(args: argparse.Namespace) -> int:
+    """`worldpolicy sim compare`: the runs compared (`sim.compare`), written to --out, the table printed. A flag of a
+    sim run given before `compare` would be ignored, so it is refused."""
+    from worldpolicy.fileio import output_folder
+    from worldpolicy.sim.compare import compare_runs, write_comparison
+
+    parser = argparse.ArgumentParser(add_help=False)
+    _add_arguments(parser)
+    given = [action.option_strings[0] for action in parser._actions
+             if getattr(args, action.dest) != action.default]
+    if given:
+        raise ValueError(f"{', '.join(given)}: a flag of a sim run, which `sim compare` does not run; its own flags "
+                         "(--out, --no-plots) come after `compare`")
+    output_folder(args.compare_out, "--out", create=False, writer="sim compare", not_over_runs=True)
+    comparison = compare_runs(args.runs)
+    paths = write_comparison(comparison, args.compare_out, plots=not args.compare_no_plots)
+    print(comparison.table())
+    for path in paths:
+        print(f"  {path}")
+    return 0
 
 
 def _resume_command(args: argparse.Namespace) -> str:
@@ -186,7 +224,7 @@ RESUME_FLAGS = {
 }
 
 
-def _flag_of(setting: str, kind: str | None) -> str:
+def flag_of(setting: str, kind: str | None) -> str:
     """The flag to pass for `setting`; what a server announces (`SERVER_ANNOUNCED`: its sampling, not this run's
     `--steps`) is the server's, set where it is served."""
     from worldpolicy.sim.policies import SERVER_ANNOUNCED
@@ -231,7 +269,7 @@ def _episodes_left(args: argparse.Namespace, previous, current) -> range:
                          "(replacing it)") from None
     if changes:
         kind = previous.policy_settings.get("kind")  # the same as now: another kind lists only itself
-        shown = "; ".join(dict.fromkeys(f"{_flag_of(name, kind)}: {old!r} -> {new!r}" for name, old, new in changes))
+        shown = "; ".join(dict.fromkeys(f"{flag_of(name, kind)}: {old!r} -> {new!r}" for name, old, new in changes))
         raise ValueError(f"--resume: the run in {str(args.out)!r} ran with other settings ({report}), old -> new: "
                          f"{shown}. Pass the old values to continue it, or --overwrite instead of --resume to start "
                          "over (replacing it)")

@@ -1,4 +1,5 @@
-"""Self-contained HTML run reports: one `index.html` per run directory (predict, sim, train).
+"""Self-contained HTML run reports: one `index.html` per run directory (predict, sim, train; sim runs compared,
+`compare.json`, get theirs from `compare_page`, in the same style: `page_html`).
 
 The page needs nothing outside itself to show plots (PNG data URIs, inline CSS/JS); videos are embedded up to
 `MAX_EMBED_VIDEO_BYTES` each and `MAX_EMBED_VIDEOS_TOTAL_BYTES` together (in name order: a predict run's own clips
@@ -30,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..fileio import ACTIONS_FILE, write_bytes_atomic
+from ..fileio import ACTIONS_FILE, COMPARE_FILE, write_bytes_atomic
 from ..results import actions_from_json
 from .plots import clip_rows_of, model_space_note, nonfinite_summary, padded_label, plural, real_rows_of
 from .run import ANIMATION_FILE, ROLLOUT_VIDEO, SETTINGS_FILE, describe_rollout_video
@@ -38,7 +39,7 @@ from .video import SEP
 
 __all__ = ["MAX_EMBED_VIDEOS_TOTAL_BYTES", "MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html",
            "describe_video",
-           "log_curves_figure", "report_server", "serve_report", "write_report"]
+           "log_curves_figure", "page_html", "report_server", "serve_report", "write_report"]
 
 REPORT_FILE = "index.html"
 MAX_EMBED_VIDEO_BYTES = 8 * 1024 * 1024
@@ -557,6 +558,10 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
         raise FileNotFoundError(f"run directory {str(run_dir)!r} "
                                 + ("is a file, not a folder" if run_dir.exists() else "does not exist"))
     _check_run_output(run_dir)
+    if (run_dir / COMPARE_FILE).is_file():  # sim runs compared: their page, not a run's
+        from .compare_page import build_compare_html
+
+        return build_compare_html(run_dir, title)
     sections: list[str] = []
     notes: list[str] = []
 
@@ -672,7 +677,19 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
         except ValueError as exc:
             notes.append(f"settings.json could not be read: {exc}")
 
-    # the page is not one of the run's files: a rewrite counted its previous self, which the list leaves out
+    files_section, files = _files_section(run_dir)
+    sections.append(files_section)
+    if notes:
+        sections.insert(0, _notes_section(notes))
+
+    title = title or f"{kind if kind == 'run' else f'{kind} run'} · {run_dir.resolve().name}"
+    counts = f"{plural(len(videos), 'video')} · {plural(len(images), 'plot')} · {plural(files, 'file')}"
+    return page_html(title, kind, counts, sections)
+
+
+def _files_section(run_dir: Path) -> tuple[str, int]:
+    """(the Files section, how many files the folder holds): each file linked with its size, up to
+    `MAX_LISTED_FILES`. The page is not one of the run's files: a rewrite counted its previous self."""
     files = [p for p in sorted(run_dir.rglob("*"))
              if p.is_file() and not p.name.startswith(".") and p.relative_to(run_dir).as_posix() != REPORT_FILE]
     listed = files[:MAX_LISTED_FILES]
@@ -683,24 +700,25 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
     )
     if len(files) > len(listed):
         rows += f"<tr><td class=k>… and {len(files) - len(listed)} more</td><td></td></tr>"
-    sections.append(
-        f"<section id=files><h2>Files</h2><table><tr><th class=k>file</th><th>bytes</th></tr>{rows}</table></section>"
-    )
-    if notes:
-        sections.insert(
-            0,
-            "<section id=notes><h2>Notes</h2><ul>" + "".join(f"<li>{_esc(n)}</li>" for n in notes) + "</ul></section>",
-        )
+    section = (f"<section id=files><h2>Files</h2><table><tr><th class=k>file</th><th>bytes</th></tr>{rows}</table>"
+               "</section>")
+    return section, len(files)
 
-    title = title or f"{kind if kind == 'run' else f'{kind} run'} · {run_dir.resolve().name}"
+
+def _notes_section(notes: list[str]) -> str:
+    return "<section id=notes><h2>Notes</h2><ul>" + "".join(f"<li>{_esc(n)}</li>" for n in notes) + "</ul></section>"
+
+
+def page_html(title: str, kind: str, counts: str, sections: list[str]) -> str:
+    """The page around `sections`: one style (CSS), header (`title`, when it was made, `counts` of what it shows) and
+    script for every page worldpolicy writes, a run's or a comparison's (`viz.compare_page`)."""
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return (
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width, initial-scale=1'>"
         f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body data-run-kind='{_esc(kind)}'>"
-        f"<header><h1>{_esc(title)}</h1><p>worldpolicy report · {_esc(stamp)} · {plural(len(videos), 'video')} · "
-        f"{plural(len(images), 'plot')} · {plural(len(files), 'file')}</p></header><main>{''.join(sections)}</main>"
-        f"<script>{_JS}</script></body></html>"
+        f"<header><h1>{_esc(title)}</h1><p>worldpolicy report · {_esc(stamp)} · {_esc(counts)}</p></header>"
+        f"<main>{''.join(sections)}</main><script>{_JS}</script></body></html>"
     )
 
 

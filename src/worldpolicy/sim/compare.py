@@ -1,0 +1,440 @@
+"""Side by side: several `worldpolicy sim` runs of one task (other checkpoints, steps, chunk strategies), each with its
+success rate and Wilson 95 % interval, and each pair tested on the seeds both ran (an exact McNemar test), with the
+settings that differ between them. Two runs' intervals overlap long after a paired test on the same scenes tells them
+apart: each seed is one scene (`evaluate`: episode i is seed + i), so where both runs ran a seed, the scene's own
+difficulty cancels and only the seeds on which one run succeeded and the other failed carry evidence.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from worldpolicy.fileio import COMPARE_FILE, SIM_REPORT_FILE, write_bytes_atomic
+from worldpolicy.sim.evaluate import (
+    UNRECORDED_VERSION,
+    VERSIONED_POLICIES,
+    EvalReport,
+    read_report,
+    seed_span,
+    wilson_interval,
+)
+
+__all__ = ["COMPARE_FILE", "SCHEMA", "Comparison", "PairedTest", "compare_runs", "comparison_figure", "mcnemar_p",
+           "settings_differences", "write_comparison"]
+
+SCHEMA = "worldpolicy.sim_compare/v1"
+# Fewer shared seeds than this is said plainly: with d seeds where the runs differ the smallest p the exact test can
+# reach is 2 ** (1 - d), so a handful of seeds tells apart only runs that differ on nearly every one.
+FEW_SHARED_SEEDS = 10
+# Settings that change what a success is measured against (the scenes and success check, the arm, the time per
+# step): a difference is warned about, not only listed. Another task is refused.
+WARNED_SETTINGS = {"task_version": "the task's definition (its scenes and success check)",
+                   "robot": "the arm", "control_hz": "the control rate (time per step)"}
+
+
+def mcnemar_p(a_only: int, b_only: int) -> float:
+    """Two-sided exact McNemar p-value: under "neither run is better", each of the n = a_only + b_only discordant seeds
+    (one run succeeded, the other failed) is A's or B's with probability 1/2, so p = P(a split at least as uneven as
+    this) of Binomial(n, 1/2), both tails; 1.0 when no seed is discordant. Exact, with math.comb: the chi-squared
+    approximation is poor at the few discordant seeds an evaluation has."""
+    for name, value in (("a_only", a_only), ("b_only", b_only)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{name}: expected a count >= 0, got {value!r}")
+    n, k = int(a_only) + int(b_only), min(int(a_only), int(b_only))
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """Runs `a` and `b` on the seeds both ran (`shared`): on how many only one of them succeeded (`a_only`,
+    `b_only`: the discordant seeds, all the evidence the test uses), both or neither, and the exact McNemar p-value.
+    `p_value` is None where they cannot be paired (no shared seed, or the task's definition differs, so a seed is not
+    the same scene); `note` says so, and says when few seeds are shared."""
+
+    a: str
+    b: str
+    shared: tuple[int, ...]
+    a_only: int
+    b_only: int
+    both: int
+    neither: int
+    p_value: float | None
+    note: str
+
+    def line(self) -> str:
+        """The pair in one sentence, as the command prints it and compare.md says it."""
+        if self.p_value is None:
+            return f"{self.a} vs {self.b}: not paired: {self.note}"
+        n = len(self.shared)
+        rates = (f"{self.a} {self.a_only + self.both}/{n}, {self.b} {self.b_only + self.both}/{n} on the "
+                 f"{n} shared seed{'s' if n != 1 else ''}")
+        verdict = "differ at the 5 % level" if self.p_value < 0.05 else "no significant difference at the 5 % level"
+        text = (f"{self.a} vs {self.b}: {rates}; only {self.a} succeeded on {self.a_only}, only {self.b} on "
+                f"{self.b_only}: exact McNemar p = {self.p_value:.4g} ({verdict})")
+        return f"{text}; {self.note}" if self.note else text
+
+    def to_json(self) -> dict[str, Any]:
+        return {"a": self.a, "b": self.b, "shared_seeds": len(self.shared), "seeds": list(self.shared),
+                "a_only": self.a_only, "b_only": self.b_only, "both": self.both, "neither": self.neither,
+                "p_value": self.p_value, "note": self.note}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Runs by name (`names`, their folders `paths`, their reports `reports`), every pair's `PairedTest` in order
+    (1 vs 2, 1 vs 3, ..., 2 vs 3, ...), the settings that differ (`settings_differences`) and what to be warned of
+    (`warnings`: a setting that changes what success means, training scenes, an incomplete run)."""
+
+    names: tuple[str, ...]
+    paths: tuple[str, ...]
+    reports: tuple[EvalReport, ...]
+    pairs: tuple[PairedTest, ...]
+    differences: tuple[tuple[str, str, tuple[Any, ...]], ...]  # (setting, its flag, the value of each run)
+    warnings: tuple[str, ...]
+
+    @property
+    def task(self) -> str:
+        return self.reports[0].task
+
+    def run_rows(self) -> list[dict[str, Any]]:
+        """Each run's headline, as compare.json stores it."""
+        rows = []
+        for name, path, report in zip(self.names, self.paths, self.reports):
+            doc = report.to_json()
+            seeds = [e.seed for e in report.episodes]
+            rows.append({
+                "name": name, "path": str(Path(path).resolve()), "policy": report.policy,
+                "task_version": report.task_version,
+                "strategy": report.strategy.get("kind"), "n_episodes": doc["n_episodes"],
+                "episodes_requested": doc["episodes_requested"], "successes": doc["successes"],
+                "success_rate": doc["success_rate"], "ci95": doc["ci95"],
+                "mean_steps_to_success": doc["mean_steps_to_success"],
+                "mean_final_distance_m": doc["mean_final_distance_m"], "seeds": seed_span(sorted(seeds)),
+                "training_scenes": doc["training_scenes"], "held_out": _held_out(report),
+            })
+        return rows
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "task": self.task, "runs": self.run_rows(),
+                "pairs": [p.to_json() for p in self.pairs],
+                "differences": [{"setting": s, "flag": f, "values": list(v)} for s, f, v in self.differences],
+                "warnings": list(self.warnings), "how_to_read": READING}
+
+    def table(self) -> str:
+        """The runs as a plain-text table, then each pair's line and the warnings: what the command prints."""
+        head = ("run", "success", "rate", "95 % CI", "mean steps")
+        rows = [head] + [(r["name"], f"{r['successes']}/{r['n_episodes']}", f"{100 * r['success_rate']:.1f} %",
+                          f"{100 * r['ci95'][0]:.1f}-{100 * r['ci95'][1]:.1f} %", _steps(r["mean_steps_to_success"]))
+                         for r in self.run_rows()]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+        lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+                 for row in rows]
+        lines += [p.line() for p in self.pairs]
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+    def markdown(self) -> str:
+        lines = [f"# {self.task}: {len(self.names)} sim runs compared", "",
+                 ("| run | policy | strategy | success | rate | 95 % Wilson CI | mean steps to success | "
+                  "mean final distance (cm) | seeds | held out |"),
+                 "|---|---|---|---:|---:|---:|---:|---:|---|---|"]
+        for r in self.run_rows():
+            lines.append(f"| {r['name']} | {r['policy']} | {r['strategy']} | {r['successes']}/{r['n_episodes']} | "
+                         f"{100 * r['success_rate']:.1f} % | {100 * r['ci95'][0]:.1f}-{100 * r['ci95'][1]:.1f} % | "
+                         f"{_steps(r['mean_steps_to_success'])} | {100 * r['mean_final_distance_m']:.1f} | "
+                         f"{r['seeds']} | {r['held_out']} |")
+        lines += ["", "## Paired on shared seeds", "",
+                  "| A | B | shared seeds | only A succeeded | only B succeeded | both | neither | exact McNemar p |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|"]
+        for p in self.pairs:
+            shown = "-" if p.p_value is None else f"{p.p_value:.4g}"
+            lines.append(f"| {p.a} | {p.b} | {len(p.shared)} | {p.a_only} | {p.b_only} | {p.both} | {p.neither} | "
+                         f"{shown} |")
+        lines += ["", *(f"- {p.line()}" for p in self.pairs), ""]
+        lines += ["## What differs", ""]
+        if self.differences:
+            lines += [f"| setting | flag | {' | '.join(self.names)} |", "|---|---|" + "---|" * len(self.names)]
+            lines += [f"| {s} | {f} | {' | '.join(_shown(v) for v in values)} |" for s, f, values in self.differences]
+        else:
+            lines.append("No setting differs.")
+        if self.warnings:
+            lines += ["", "## Warnings", "", *(f"- {w}" for w in self.warnings)]
+        lines += ["", "## How to read it", "", READING]
+        return "\n".join(lines) + "\n"
+
+
+READING = ("A seed is one scene, so two runs on the same seeds can be paired: the scenes both solve or both fail say "
+           "nothing about which run is better, only those one run solves and the other does not do. The exact McNemar "
+           "test asks how likely a split of those discordant seeds at least this uneven is if neither run were "
+           "better (p < 0.05: unlikely). Paired, it tells runs apart long before their Wilson intervals stop "
+           "overlapping, as the intervals also carry how hard the scenes happened to be. Runs that share no seeds "
+           "compare by their intervals only. With more than two runs each pair is tested on its own: the p-values "
+           "are not corrected for the number of pairs.")
+
+
+def _held_out(report: EvalReport) -> str:
+    """Whether a run's episodes are new scenes to its policy, in a few words: the baselines learned none; a
+    checkpoint's training data says (`training_scenes`), or not."""
+    if (report.policy_settings or {}).get("kind") in VERSIONED_POLICIES:
+        return "yes (a baseline: trained on nothing)"
+    if report.training_scenes is None:
+        return "not known"
+    seen = set(report.training_scenes.seeds).intersection(e.seed for e in report.episodes)
+    return f"no: {len(seen)} of {len(report.episodes)} are training scenes" if seen else "yes"
+
+
+def _steps(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _shown(value: Any) -> str:
+    return "(not recorded)" if value is None else json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+
+
+def _read_run(path: str | Path) -> EvalReport:
+    """The report of the sim run in folder `path`; a folder that holds no sim run is refused, saying what it holds."""
+    from worldpolicy.fileio import folder_kind
+
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"runs: {str(folder)!r} " + ("is a file, not a sim run folder" if folder.exists()
+                                                               else "does not exist"))
+    found = folder_kind(folder)
+    if found is None or found[0].writer != "sim":
+        held = "nothing worldpolicy writes" if found is None else f"{found[0].what} ({found[1]})"
+        raise ValueError(f"runs: {str(folder)!r} is not a sim run: it holds {held}, no {SIM_REPORT_FILE} of "
+                         "`worldpolicy sim`")
+    report = read_report(folder)
+    if not report.episodes:  # `worldpolicy sim` writes its report after the first episode: one made otherwise
+        raise ValueError(f"runs: {str(folder)!r} holds a sim report of no finished episode: nothing to compare")
+    return report
+
+
+def _names(paths: Sequence[Path]) -> list[str]:
+    """Each run by its folder's name, or the path as given where two folders share a name (a/sim, b/sim)."""
+    names = [p.name or str(p) for p in paths]
+    return [n if names.count(n) == 1 else str(p) for n, p in zip(names, paths)]
+
+
+def _settings(report: EvalReport) -> dict[str, Any]:
+    """What a run was run with, by setting (`EvalReport.settings`), plus what a comparison shows though a resume
+    leaves it out: which checkpoint (its name and path, not only its files' digest), the task's version and the
+    episodes run."""
+    flat = report.settings()
+    flat["policy"] = report.policy
+    path = (report.policy_settings or {}).get("path")
+    if path is not None:
+        flat["policy_settings.path"] = path
+    flat["task_version"] = _task_version(report)
+    flat["episodes"] = len(report.episodes)
+    return flat
+
+
+def settings_differences(reports: Sequence[EvalReport]) -> list[tuple[str, str, tuple[Any, ...]]]:
+    """(setting, its `worldpolicy sim` flag, each run's value) for every setting that is not the same in all of
+    `reports`, None where a run did not record it (a report's unrecorded task version is `UNRECORDED_VERSION`'s, as
+    a resume takes it)."""
+    from worldpolicy.sim.commands import flag_of
+
+    flats = [_settings(r) for r in reports]
+    names = list(dict.fromkeys(name for flat in flats for name in flat))
+    out = []
+    for name in names:
+        values = tuple(flat.get(name) for flat in flats)
+        if any(v != values[0] for v in values[1:]):
+            kind = (reports[0].policy_settings or {}).get("kind")
+            flag = "--episodes" if name == "episodes" else "(the installed worldpolicy)" if name == "task_version" \
+                else flag_of(name, kind)
+            out.append((name, flag, values))
+    return out
+
+
+def _task_version(report: EvalReport) -> int:
+    """The task definition that judged the run: one that did not record it ran the definitions before versions were
+    recorded (`UNRECORDED_VERSION`), as `evaluate.version_changes` takes it."""
+    return UNRECORDED_VERSION if report.task_version is None else report.task_version
+
+
+def _pair(a: str, ra: EvalReport, b: str, rb: EvalReport) -> PairedTest:
+    if _task_version(ra) != _task_version(rb):
+        versions = f"v{_task_version(ra)} vs v{_task_version(rb)}"
+        return PairedTest(a, b, (), 0, 0, 0, 0, None,
+                          f"the task's definition differs ({versions}): a seed is not the same scene and success "
+                          "check in both, so only their unpaired intervals compare them")
+    oa = {e.seed: bool(e.success) for e in ra.episodes}
+    ob = {e.seed: bool(e.success) for e in rb.episodes}
+    shared = tuple(sorted(oa.keys() & ob.keys()))
+    if not shared:
+        return PairedTest(a, b, (), 0, 0, 0, 0, None,
+                          f"no shared seeds ({a}: {seed_span(sorted(oa))}, {b}: {seed_span(sorted(ob))}), so only "
+                          f"their unpaired intervals compare them; rerun one with the other's --seed and --episodes")
+    a_only = sum(oa[s] and not ob[s] for s in shared)
+    b_only = sum(ob[s] and not oa[s] for s in shared)
+    both = sum(oa[s] and ob[s] for s in shared)
+    notes = []
+    if len(shared) < max(len(oa), len(ob)):
+        notes.append(f"paired on the {len(shared)} seeds both ran ({a} ran {len(oa)}, {b} {len(ob)})")
+    if len(shared) < FEW_SHARED_SEEDS:
+        notes.append(f"only {len(shared)} shared seed{'s' if len(shared) != 1 else ''}: the test can tell apart "
+                     "only runs that differ on nearly every one")
+    return PairedTest(a, b, shared, a_only, b_only, both, len(shared) - a_only - b_only - both,
+                      mcnemar_p(a_only, b_only), "; ".join(notes))
+
+
+def _warnings(names: Sequence[str], reports: Sequence[EvalReport],
+              differences: Sequence[tuple[str, str, tuple[Any, ...]]]) -> list[str]:
+    out = []
+    for setting, _, values in differences:
+        if setting in WARNED_SETTINGS:
+            each = ", ".join(f"{n}: {_shown(v)}" for n, v in zip(names, values))
+            out.append(f"{setting} differs ({each}): {WARNED_SETTINGS[setting]} is not the same, so the success "
+                       "rates measure different things")
+    for name, report in zip(names, reports):
+        scenes = report.training_scenes
+        seen = sorted(set(scenes.seeds).intersection(e.seed for e in report.episodes)) if scenes else []
+        if seen:
+            out.append(f"{name}: {len(seen)} of its {len(report.episodes)} episodes ({seed_span(seen)}) are scenes "
+                       f"its checkpoint was trained on ({scenes.source}): its success rate is not a held-out one")
+        if report.requested > len(report.episodes):
+            out.append(f"{name} is incomplete: {len(report.episodes)} of {report.requested} episodes ran "
+                       "(`worldpolicy sim --resume` finishes it)")
+    return out
+
+
+def compare_runs(runs: Sequence[str | Path]) -> Comparison:
+    """Compare the `worldpolicy sim` runs in the folders `runs` (two or more, of one task): each folder's
+    report.json is read (a folder that is not a sim run is refused, saying what it holds), every pair is tested on
+    their shared seeds (`PairedTest`), and the settings that differ are listed (`settings_differences`)."""
+    if isinstance(runs, (str, Path)) or len(runs) < 2:
+        given = 1 if isinstance(runs, (str, Path)) else len(runs)
+        raise ValueError(f"runs: expected two or more sim run folders to compare, got {given}")
+    paths = [Path(r) for r in runs]
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        if path.resolve() in seen:
+            raise ValueError(f"runs: {str(path)!r} is given twice (as {str(seen[path.resolve()])!r} too): a run "
+                             "compared with itself says nothing")
+        seen[path.resolve()] = path
+    reports = [_read_run(p) for p in paths]
+    names = _names(paths)
+    tasks = dict.fromkeys(r.task for r in reports)
+    if len(tasks) > 1:
+        each = ", ".join(f"{n}: {r.task}" for n, r in zip(names, reports))
+        raise ValueError(f"runs: they are of different tasks ({each}); success on one task says nothing of another: "
+                         "compare runs of one task")
+    differences = settings_differences(reports)
+    pairs = [_pair(names[i], reports[i], names[j], reports[j])
+             for i in range(len(reports)) for j in range(i + 1, len(reports))]
+    return Comparison(tuple(names), tuple(str(p) for p in paths), tuple(reports), tuple(pairs),
+                      tuple(differences), tuple(_warnings(names, reports, differences)))
+
+
+def comparison_figure(comparison: Comparison):
+    """compare.png: each run's success rate with its Wilson 95 % interval; every run's outcome per seed (a column per
+    seed, grey where a run did not run it); the steps to success of the successful episodes and every episode's final
+    distance, one column of points per run with its mean. Drawn like the viz figures (a private Agg figure)."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    from worldpolicy.viz.plots import (
+        FAILURE_COLOR,
+        LABEL_FONTSIZE,
+        LEGEND_FONTSIZE,
+        LINE_COLOR,
+        SUCCESS_COLOR,
+        _grid_margins,
+        _literal,
+        _new_figure,
+        figure_title,
+        style_ticks,
+    )
+
+    names, reports = comparison.names, comparison.reports
+    k = len(names)
+    labels = [_literal(n if len(n) <= 28 else f"…{n[-27:]}") for n in names]
+    fig = _new_figure(12.0, 3.0 + 2 * max(2.0, 0.35 * k))
+    top = figure_title(fig, f"{comparison.task}: {k} sim runs compared",
+                       "success rate with Wilson 95 % CI · outcome per seed · steps to success · final distance")
+    _grid_margins(fig, 2, 2, top=top, left=max(0.8, 0.07 * max(len(x) for x in labels)), hgap=1.1, wgap=1.1)
+    (rate, grid), (steps, distance) = fig.subplots(2, 2)
+
+    ys = np.arange(k)
+    for y, report in zip(ys, reports):
+        lo, hi = wilson_interval(report.successes, len(report.episodes))
+        p = report.success_rate
+        rate.errorbar(p, y, xerr=[[p - lo], [hi - p]], fmt="o", color=LINE_COLOR, capsize=4)
+        rate.annotate(f"{report.successes}/{len(report.episodes)}", (p, y), xytext=(0, 7), textcoords="offset points",
+                      ha="center", fontsize=LEGEND_FONTSIZE)
+    rate.set_xlim(-0.02, 1.02)
+    rate.set_xlabel("success rate (95 % Wilson CI)", fontsize=LABEL_FONTSIZE)
+
+    seeds = sorted({e.seed for r in reports for e in r.episodes})
+    column = {s: i for i, s in enumerate(seeds)}
+    cells = np.zeros((k, len(seeds)))  # 0: not run, 1: failure, 2: success
+    for y, report in zip(ys, reports):
+        for e in report.episodes:
+            cells[y, column[e.seed]] = 2 if e.success else 1
+    grid.imshow(cells, cmap=ListedColormap(["0.88", FAILURE_COLOR, SUCCESS_COLOR]), vmin=0, vmax=2, aspect="auto",
+                interpolation="nearest")
+    grid.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True, min_n_ticks=1))
+    grid.xaxis.set_major_formatter(FuncFormatter(lambda x, _: str(seeds[int(x)]) if 0 <= int(x) < len(seeds) else ""))
+    grid.set_xlabel("episode seed", fontsize=LABEL_FONTSIZE)
+    grid.legend(handles=[Patch(color=SUCCESS_COLOR, label="success"), Patch(color=FAILURE_COLOR, label="failure"),
+                         Patch(color="0.88", label="not run")],
+                fontsize=LEGEND_FONTSIZE, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
+
+    for ax, values_of, label in (
+        (steps, lambda r: [e.success_step for e in r.episodes if e.success and e.success_step is not None],
+         "steps to success (successful episodes)"),
+        (distance, lambda r: [100 * e.final_distance_m for e in r.episodes],
+         "final distance [cm] (every episode, coloured by outcome)"),
+    ):
+        for y, report in zip(ys, reports):
+            values = np.asarray(values_of(report), dtype=float)
+            if not len(values):
+                ax.annotate("none", (0, y), xycoords=("axes fraction", "data"), xytext=(4, 0),
+                            textcoords="offset points", va="center", fontsize=LEGEND_FONTSIZE, color="0.4")
+                continue
+            jitter = np.linspace(-0.2, 0.2, len(values)) if len(values) > 1 else np.zeros(1)
+            won = np.array([e.success for e in report.episodes]) if ax is distance else np.ones(len(values), bool)
+            for mask, color in ((won, SUCCESS_COLOR), (~won, FAILURE_COLOR)):
+                ax.plot(values[mask], (y + jitter)[mask], "o", ms=3, alpha=0.7, color=color)
+            ax.plot([values.mean()] * 2, [y - 0.32, y + 0.32], color="black", lw=1.5)
+        ax.set_xlabel(label + " · bar: mean", fontsize=LABEL_FONTSIZE)
+
+    for ax in (rate, grid, steps, distance):
+        ax.set_yticks(ys, labels)
+        ax.set_ylim(k - 0.5, -0.5)  # the first run at the top, as the tables list it
+        style_ticks(ax)
+        if ax is not grid:
+            ax.grid(alpha=0.3, axis="x")
+    return fig
+
+
+def write_comparison(comparison: Comparison, out: str | Path, *, plots: bool = True) -> list[Path]:
+    """compare.md, compare.png and index.html (with `plots`) and compare.json into `out`, each written atomically;
+    compare.json, the folder's marker (`fileio.FOLDER_KINDS`), before the page that reads it."""
+    from worldpolicy.fileio import make_folder
+
+    out = make_folder(out)
+    written = [write_bytes_atomic(out / "compare.md", comparison.markdown())]
+    if plots:
+        from worldpolicy.viz.plots import save_figure
+
+        written.append(save_figure(comparison_figure(comparison), out / "compare.png"))
+    written.append(write_bytes_atomic(out / COMPARE_FILE, json.dumps(comparison.to_json(), indent=1)))
+    if plots:
+        from worldpolicy.viz.report import write_report
+
+        written.append(write_report(out))
+    return written

@@ -1,0 +1,117 @@
+"""The index.html of sim runs compared (`worldpolicy sim compare`, `sim.compare`): drawn from the folder's
+compare.json and compare.png alone, in the run pages' style (`report.page_html`), so `worldpolicy report DIR` redraws
+it. The statistics are `sim.compare`'s; this only shows them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..fileio import COMPARE_FILE
+from .plots import plural
+from .report import (
+    REPORT_FILE,
+    _cards,
+    _data_uri,
+    _esc,
+    _files_section,
+    _fmt,
+    _href,
+    _notes_section,
+    _read_json,
+    _unreadable_png,
+    page_html,
+)
+
+__all__ = ["COMPARE_FIGURE", "build_compare_html"]
+
+COMPARE_FIGURE = "compare.png"
+
+
+def _pct(value: Any) -> str:
+    return f"{100 * value:.1f} %" if isinstance(value, (int, float)) else "-"
+
+
+def _table(head: list[str], rows: list[list[str]], left: int = 1) -> str:
+    """A table of already escaped cells; the first `left` columns are text (left-aligned), the rest numbers."""
+    cls = ["k" if i < left else "" for i in range(len(head))]
+    top = "".join(f"<th class='{c}'>{_esc(h)}</th>" for c, h in zip(cls, head))
+    body = "".join("<tr>" + "".join(f"<td class='{c}'>{v}</td>" for c, v in zip(cls, row)) + "</tr>" for row in rows)
+    return f"<table><tr>{top}</tr>{body}</table>"
+
+
+def _run_link(folder: Path, run: Mapping[str, Any]) -> str:
+    """The run's name, linked to its own page where the folder still has one."""
+    page = Path(str(run.get("path", ""))) / REPORT_FILE
+    if not page.is_file():
+        return _esc(run.get("name"))
+    return f"<a href='{_href(os.path.relpath(page, folder.resolve()))}'>{_esc(run.get('name'))}</a>"
+
+
+def build_compare_html(folder: str | Path, title: str | None = None) -> str:
+    """The page of the comparison in `folder`: the runs' success with their intervals, the paired tests, what differs,
+    the warnings first, and compare.png."""
+    folder = Path(folder)
+    doc = _read_json(folder / COMPARE_FILE)
+    if not isinstance(doc, Mapping) or not str(doc.get("schema", "")).startswith("worldpolicy.sim_compare"):
+        raise ValueError(f"{str(folder / COMPARE_FILE)!r}: not a comparison of sim runs (schema "
+                         f"{doc.get('schema') if isinstance(doc, Mapping) else type(doc).__name__!r})")
+    runs, pairs = doc.get("runs", []), doc.get("pairs", [])
+    sections = ["<section id=summary><h2>Summary</h2>"
+                + _cards([("task", doc.get("task")), ("runs", len(runs)), ("pairs tested", len(pairs))])
+                + "</section>"]
+    if doc.get("warnings"):
+        sections.append("<section id=warnings><h2>Warnings</h2><ul>"
+                        + "".join(f"<li class=warn>{_esc(w)}</li>" for w in doc["warnings"]) + "</ul></section>")
+    rows = []
+    for r in runs:
+        lo, hi = (r.get("ci95") or [None, None])[:2]
+        steps = r.get("mean_steps_to_success")
+        rows.append([_run_link(folder, r), _esc(r.get("policy")), _esc(r.get("strategy")),
+                     _esc(f"{r.get('successes')}/{r.get('n_episodes')}"), _esc(_pct(r.get("success_rate"))),
+                     _esc(f"{_pct(lo)} - {_pct(hi)}"), _esc("-" if steps is None else f"{steps:.1f}"),
+                     _esc(f"{100 * distance:.1f}" if isinstance(distance := r.get("mean_final_distance_m"),
+                                                                  (int, float)) else "-"),
+                     _esc(r.get("seeds")), _esc(r.get("held_out"))])
+    sections.append("<section id=runs><h2>Runs</h2>" + _table(
+        ["run", "policy", "strategy", "success", "rate", "95 % Wilson CI", "mean steps to success",
+         "mean final distance (cm)", "seeds", "held out"], rows, left=3) + "</section>")
+    rows = [[_esc(p.get("a")), _esc(p.get("b")), _esc(p.get("shared_seeds")), _esc(p.get("a_only")),
+             _esc(p.get("b_only")), _esc(p.get("both")), _esc(p.get("neither")),
+             _esc("-" if p.get("p_value") is None else f"{p['p_value']:.4g}"),
+             f"<span class=muted>{_esc(p.get('note') or '')}</span>"] for p in pairs]
+    sections.append("<section id=pairs><h2>Paired on shared seeds</h2>" + _table(
+        ["A", "B", "shared seeds", "only A succeeded", "only B succeeded", "both", "neither", "exact McNemar p",
+         "note"], rows, left=2) + "</section>")
+    names = [str(r.get("name")) for r in runs]
+    differences = doc.get("differences", [])
+    if differences:
+        rows = [[_esc(d.get("setting")), _esc(d.get("flag")),
+                 *(_esc("(not recorded)" if v is None else _fmt(v)) for v in d.get("values", []))]
+                for d in differences]
+        shown = _table(["setting", "flag", *names], rows, left=2 + len(names))
+    else:
+        shown = "<p>No setting differs.</p>"
+    sections.append(f"<section id=differences><h2>What differs</h2>{shown}</section>")
+    notes: list[str] = []
+    figure, plots = folder / COMPARE_FIGURE, 0
+    if figure.is_file():
+        problem = _unreadable_png(figure)
+        if problem:
+            notes.append(f"{COMPARE_FIGURE} is not shown: {problem}")
+        else:
+            plots = 1
+            sections.append(f"<section id=plots><h2>Plots</h2><figure><img alt='{COMPARE_FIGURE}' "
+                            f"src='{_data_uri(figure, 'image/png')}'><figcaption><a href='{_href(COMPARE_FIGURE)}'>"
+                            f"{COMPARE_FIGURE}</a></figcaption></figure></section>")
+    if doc.get("how_to_read"):
+        sections.append(f"<section id=reading><h2>How to read it</h2><p>{_esc(doc['how_to_read'])}</p></section>")
+    files, count = _files_section(folder)
+    sections.append(files)
+    if notes:
+        sections.insert(0, _notes_section(notes))
+    title = title or f"sim runs compared · {folder.resolve().name}"
+    return page_html(title, "sim compare", f"{plural(len(runs), 'run')} · {plural(plots, 'plot')} · "
+                     f"{plural(count, 'file')}", sections)

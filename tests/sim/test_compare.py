@@ -1,0 +1,228 @@
+import json
+import math
+
+import pytest
+
+pytest.importorskip("mujoco")
+
+from worldpolicy.cli import main
+from worldpolicy.sim.compare import compare_runs, comparison_figure, mcnemar_p, write_comparison
+from worldpolicy.sim.evaluate import EvalReport, TrainingScenes, wilson_interval, write_report
+from worldpolicy.sim.rollout import EpisodeResult
+
+SETTINGS = {"kind": "checkpoint", "path": "/ckpts/step-1000", "files": "0123abcd", "sampling": {"steps": 4},
+            "chunk_size": 8, "device": "cuda", "dtype": "bfloat16", "decode_video": False, "image_size": [180, 320]}
+
+
+def _run(folder, outcomes: dict[int, bool], *, task="reach", task_version=1, strategy=None, control_hz=15.0,
+         settings=None, training_scenes=None, requested=None):
+    """A sim run folder as `worldpolicy sim` writes it (report.json, report.md), with these seeds' outcomes."""
+    episodes = [EpisodeResult(seed=s, success=ok, steps=20 + s % 7 if ok else 60, success_step=20 + s % 7 if ok else None,
+                              prompt="reach the ball", chunks=3, final_distance_m=0.01 if ok else 0.2, policy_s=0.1,
+                              wall_s=0.2) for s, ok in outcomes.items()]
+    report = EvalReport(task, "step-1000", "panda",
+                        strategy or {"kind": "execute", "execute_steps": 8, "ensemble_decay": 0.1,
+                                     "execute_steps_requested": None},
+                        control_hz, min(outcomes), episodes=episodes, requested=requested or len(episodes),
+                        max_steps=60, embodiment="panda_reach", policy_settings=settings or dict(SETTINGS),
+                        task_version=task_version, training_scenes=training_scenes)
+    write_report(report, folder, plots=False)
+    return folder
+
+
+def _split(seeds, a_only, b_only, both):
+    """Outcomes of runs A and B on `seeds`: the first `a_only` won by A alone, the next `b_only` by B alone, the next
+    `both` by both, the rest by neither."""
+    a, b = {}, {}
+    for i, s in enumerate(seeds):
+        a[s] = i < a_only or a_only + b_only <= i < a_only + b_only + both
+        b[s] = a_only <= i < a_only + b_only + both
+    return a, b
+
+
+@pytest.mark.parametrize("a_only, b_only, expected", [
+    (8, 1, 0.0390625),  # 2 * (C(9,0) + C(9,1)) / 2**9 = 20 / 512
+    (1, 8, 0.0390625),  # two-sided: the same either way round
+    (6, 0, 0.03125),  # 2 / 2**6: the fewest discordant seeds that can reach p < 0.05
+    (5, 0, 0.0625),
+    (3, 3, 1.0),  # both tails cover everything: capped at 1
+    (0, 0, 1.0),  # no discordant seed: no evidence either way
+])
+def test_exact_mcnemar_matches_the_binomial_computed_by_hand(a_only, b_only, expected):
+    assert mcnemar_p(a_only, b_only) == pytest.approx(expected, abs=1e-15)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, None])
+def test_mcnemar_refuses_what_is_not_a_count(bad):
+    with pytest.raises(ValueError, match="a_only: expected a count >= 0"):
+        mcnemar_p(bad, 2)
+
+
+def test_wilson_values_match_the_formula_worked_by_hand():
+    # 3/10: centre (0.3 + z^2/20) / (1 + z^2/10), half z sqrt(0.021 + z^2/400) / (1 + z^2/10), z = 1.96
+    z2 = 1.96**2
+    centre, half = (0.3 + z2 / 20) / (1 + z2 / 10), 1.96 * math.sqrt(0.021 + z2 / 400) / (1 + z2 / 10)
+    assert wilson_interval(3, 10) == pytest.approx((centre - half, centre + half))
+    assert wilson_interval(3, 10) == pytest.approx((0.1078, 0.6032), abs=1e-4)  # the textbook values
+    assert wilson_interval(0, 5)[0] == 0.0 and wilson_interval(5, 5)[1] == 1.0
+
+
+def test_paired_test_on_the_same_seeds_and_each_run_with_its_interval(tmp_path):
+    a, b = _split(range(10000, 10020), a_only=8, b_only=1, both=6)
+    comparison = compare_runs([_run(tmp_path / "a", a), _run(tmp_path / "b", b)])
+    (pair,) = comparison.pairs
+    assert (pair.a_only, pair.b_only, pair.both, pair.neither) == (8, 1, 6, 5)
+    assert pair.p_value == pytest.approx(0.0390625) and len(pair.shared) == 20 and pair.note == ""
+    assert pair.line() == ("a vs b: a 14/20, b 7/20 on the 20 shared seeds; only a succeeded on 8, only b on 1: exact "
+                           "McNemar p = 0.03906 (differ at the 5 % level)")
+    runs = comparison.to_json()["runs"]
+    assert [r["successes"] for r in runs] == [14, 7]
+    assert runs[0]["ci95"] == pytest.approx(wilson_interval(14, 20))
+    assert comparison.differences == () and comparison.warnings == ()  # the same settings: nothing differs
+
+
+def test_a_partial_overlap_pairs_only_the_shared_seeds_and_says_how_many(tmp_path):
+    a = {s: True for s in range(20)}  # A wins all of its 20
+    b = {s: s >= 18 for s in range(10, 30)}  # B fails 10..17, wins 18..29
+    comparison = compare_runs([_run(tmp_path / "a", a), _run(tmp_path / "b", b)])
+    (pair,) = comparison.pairs
+    assert pair.shared == tuple(range(10, 20))
+    assert (pair.a_only, pair.b_only, pair.both, pair.neither) == (8, 0, 2, 0)  # B's wins 20..29 are not counted
+    assert pair.p_value == pytest.approx(2 / 2**8)
+    assert pair.note == "paired on the 10 seeds both ran (a ran 20, b 20)"
+    assert "seed" in [name for name, _, _ in comparison.differences]  # a's --seed 0, b's 10
+
+
+def test_few_or_no_shared_seeds_are_said_plainly(tmp_path):
+    few = compare_runs([_run(tmp_path / "a", {0: True, 1: True, 2: True}), _run(tmp_path / "b", {1: False, 2: False})])
+    assert "only 2 shared seeds: the test can tell apart only runs that differ on nearly every one" in few.pairs[0].note
+    none = compare_runs([_run(tmp_path / "c", {0: True}), _run(tmp_path / "d", {5: False, 6: False})])
+    (pair,) = none.pairs
+    assert pair.p_value is None and pair.shared == ()
+    assert pair.line() == ("c vs d: not paired: no shared seeds (c: seed 0, d: seeds 5..6), so only their unpaired "
+                           "intervals compare them; rerun one with the other's --seed and --episodes")
+    assert "| c | d | 0 | 0 | 0 | 0 | 0 | - |" in none.markdown()
+
+
+def test_another_task_version_is_not_paired_and_is_warned_about(tmp_path):
+    outcomes = {s: s % 2 == 0 for s in range(12)}
+    comparison = compare_runs([_run(tmp_path / "old", outcomes, task_version=None),  # unrecorded: v1
+                               _run(tmp_path / "v1", outcomes, task_version=1),
+                               _run(tmp_path / "v2", outcomes, task_version=2)])
+    old_v1, old_v2, v1_v2 = comparison.pairs
+    assert old_v1.p_value == 1.0 and len(old_v1.shared) == 12  # the definitions before versions were v1
+    assert old_v2.p_value is None and "the task's definition differs (v1 vs v2)" in old_v2.note
+    assert v1_v2.p_value is None
+    assert comparison.differences == (("task_version", "(the installed worldpolicy)", (1, 1, 2)),)
+    assert comparison.warnings == (("task_version differs (old: 1, v1: 1, v2: 2): the task's definition (its scenes "
+                                   "and success check) is not the same, so the success rates measure different "
+                                   "things"),)
+
+
+def test_the_settings_diff_lists_exactly_the_settings_that_differ_with_their_flags(tmp_path):
+    outcomes = {s: True for s in range(5)}
+    ensemble = {"kind": "ensemble", "execute_steps": 1, "ensemble_decay": 0.1, "execute_steps_requested": None}
+    other = {**SETTINGS, "path": "/ckpts/step-2000", "files": "feedbeef", "sampling": {"steps": 8}}
+    comparison = compare_runs([_run(tmp_path / "a", outcomes),
+                               _run(tmp_path / "b", outcomes, strategy=ensemble, control_hz=10.0, settings=other)])
+    assert [(name, flag) for name, flag, _ in comparison.differences] == [
+        ("control_hz", "--control-hz"), ("strategy.kind", "--strategy"), ("strategy.execute_steps", "--execute-steps"),
+        ("policy_settings.files", "--policy's files (names, sizes, content)"),
+        ("policy_settings.sampling.steps", "--steps"), ("policy_settings.path", "--policy")]
+    assert {n: v for n, _, v in comparison.differences}["policy_settings.sampling.steps"] == (4, 8)
+    assert len(comparison.warnings) == 1 and comparison.warnings[0].startswith("control_hz differs (a: 15.0, b: 10.0)")
+    assert "| strategy.kind | --strategy | execute | ensemble |" in comparison.markdown()
+
+
+def test_training_scenes_and_an_incomplete_run_are_flagged(tmp_path):
+    scenes = TrainingScenes("reach", "its dataset /data/reach", (0, 99), (0, 1, 2))
+    comparison = compare_runs([_run(tmp_path / "a", {s: True for s in range(5)}, training_scenes=scenes),
+                               _run(tmp_path / "b", {s: True for s in range(5)}, requested=10)])
+    assert comparison.warnings == (
+        ("a: 3 of its 5 episodes (seeds 0..2) are scenes its checkpoint was trained on (its dataset /data/reach): its "
+        "success rate is not a held-out one"),
+        "b is incomplete: 5 of 10 episodes ran (`worldpolicy sim --resume` finishes it)")
+    assert [r["held_out"] for r in comparison.to_json()["runs"]] == ["no: 3 of 5 are training scenes", "not known"]
+
+
+def test_what_cannot_be_compared_is_refused(tmp_path):
+    run = _run(tmp_path / "a", {0: True, 1: False})
+    with pytest.raises(ValueError, match="runs: expected two or more sim run folders to compare, got 1"):
+        compare_runs([run])
+    with pytest.raises(ValueError, match="is given twice"):
+        compare_runs([run, tmp_path / "a" / ".." / "a"])
+    training = tmp_path / "train_run"
+    training.mkdir()
+    (training / "metrics.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
+    with pytest.raises(ValueError, match=r"runs: '.*train_run' is not a sim run: it holds a training run "
+                                         r"\(metrics.jsonl\), no report.json of `worldpolicy sim`"):
+        compare_runs([run, training])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="it holds nothing worldpolicy writes"):
+        compare_runs([run, tmp_path / "empty"])
+    with pytest.raises(FileNotFoundError, match="'.*nowhere' does not exist"):
+        compare_runs([run, tmp_path / "nowhere"])
+    doc = json.loads((run / "report.json").read_text())
+    (tmp_path / "none").mkdir()
+    (tmp_path / "none" / "report.json").write_text(json.dumps({**doc, "episodes": []}))
+    with pytest.raises(ValueError, match="holds a sim report of no finished episode"):
+        compare_runs([run, tmp_path / "none"])
+    push = _run(tmp_path / "p", {0: True, 1: False}, task="push")
+    with pytest.raises(ValueError, match=r"runs: they are of different tasks \(a: reach, p: push\)"):
+        compare_runs([run, push])
+
+
+def test_folders_of_one_name_are_told_apart_by_their_paths(tmp_path):
+    comparison = compare_runs([_run(tmp_path / "x" / "sim", {0: True}), _run(tmp_path / "y" / "sim", {0: False})])
+    assert comparison.names == (str(tmp_path / "x" / "sim"), str(tmp_path / "y" / "sim"))
+
+
+def test_the_figure_shows_each_run_and_each_seeds_outcome(tmp_path):
+    comparison = compare_runs([_run(tmp_path / "a", {0: True, 1: False}), _run(tmp_path / "b", {1: True, 2: True})])
+    fig = comparison_figure(comparison)
+    rate, grid, steps, distance = fig.axes[:4]
+    assert grid.images[0].get_array().tolist() == [[2, 1, 0], [0, 2, 2]]  # success 2, failure 1, not run 0
+    assert [t.get_text() for t in rate.get_yticklabels()] == ["a", "b"]
+    assert steps.get_xlabel().startswith("steps to success") and distance.get_xlabel().startswith("final distance [cm]")
+
+
+def test_cli_compares_real_sim_runs_and_writes_every_file(tmp_path, capsys):
+    pytest.importorskip("mink")
+    for name, policy, plots in (("expert", "scripted", []), ("random", "random", ["--no-plots"])):
+        assert main(["sim", "--policy", policy, "--task", "reach", "--episodes", "2", "--max-steps", "30",
+                     "--videos", "0", "--image-size", "none", "--no-progress", *plots,
+                     "--out", str(tmp_path / name)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "cmp"
+    assert main(["sim", "compare", str(tmp_path / "expert"), str(tmp_path / "random"), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["compare.json", "compare.md", "compare.png", "index.html"]
+    doc = json.loads((out / "compare.json").read_text())
+    assert doc["schema"] == "worldpolicy.sim_compare/v1" and doc["task"] == "reach"
+    assert [r["held_out"] for r in doc["runs"]] == ["yes (a baseline: trained on nothing)"] * 2
+    assert doc["pairs"][0]["shared_seeds"] == 2 and "only 2 shared seeds" in doc["pairs"][0]["note"]
+    assert "policy" in [d["setting"] for d in doc["differences"]]
+    printed = capsys.readouterr().out
+    assert printed.startswith("run     success")
+    assert "expert vs random: expert 2/2, random 0/2 on the 2 shared seeds" in printed
+    page = (out / "index.html").read_text()
+    assert "Paired on shared seeds" in page and "data:image/png;base64" in page and "What differs" in page
+    # each run's name links to its own page, where it has one (the random run was written with --no-plots)
+    assert "<a href='./../expert/index.html'>expert</a>" in page and "random/index.html" not in page
+    from worldpolicy.fileio import folder_kind
+
+    assert folder_kind(out)[0].writer == "sim compare"
+    assert main(["report", str(out)]) == 0 and "Paired on shared seeds" in (out / "index.html").read_text()
+
+
+def test_cli_refuses_a_sim_runs_flag_and_an_output_folder_that_is_a_run(tmp_path, capsys):
+    a, b = _run(tmp_path / "a", {0: True}), _run(tmp_path / "b", {0: False})
+    assert main(["sim", "--episodes", "3", "compare", str(a), str(b), "--out", str(tmp_path / "c")]) == 2
+    assert "sim compare: error: --episodes: a flag of a sim run" in capsys.readouterr().err
+    assert main(["sim", "compare", str(a), str(b), "--out", str(a)]) == 2
+    assert "--out: " in capsys.readouterr().err and not (a / "compare.json").exists()
+
+
+def test_write_comparison_without_plots_writes_no_figure_or_page(tmp_path):
+    comparison = compare_runs([_run(tmp_path / "a", {0: True}), _run(tmp_path / "b", {0: False})])
+    written = write_comparison(comparison, tmp_path / "out", plots=False)
+    assert [p.name for p in written] == ["compare.md", "compare.json"]
