@@ -386,9 +386,8 @@ class _Server:
 def test_a_resume_against_a_server_compares_the_sampling_it_announces(tmp_path):
     """A server restarted with other steps was silently mixed into one report: only its model and chunk were
     recorded. Its announced sampling is compared now; a report from before it was recorded still resumes."""
-    from worldpolicy.sim.commands import flag_of
     from worldpolicy.sim.env import TabletopEnv
-    from worldpolicy.sim.evaluate import evaluate, read_report, resume_conflicts, write_report
+    from worldpolicy.sim.evaluate import evaluate, flag_of, read_report, resume_conflicts, write_report
     from worldpolicy.sim.policies import wrap_policy
 
     env = TabletopEnv("reach", image_size=None, max_steps=7)

@@ -210,31 +210,6 @@ def _clear_previous_run(out: Path) -> None:
     logger.info("--out %s: replacing the previous sim run there", out)
 
 
-# The flag that sets each setting a resume compares (`EvalReport.settings`); the other policy settings come with the
-# policy (its chunk, dtype...) and are named as the policy's
-RESUME_FLAGS = {
-    "task": "--task", "policy": "--policy", "robot": "--robot", "embodiment": "--embodiment",
-    "control_hz": "--control-hz", "max_steps": "--max-steps", "seed": "--seed", "strategy.kind": "--strategy",
-    "strategy.execute_steps": "--execute-steps", "strategy.execute_steps_requested": "--execute-steps",
-    "strategy.ensemble_decay": "--ensemble-decay",
-    "policy_settings.kind": "--policy", "policy_settings.path": "--policy", "policy_settings.model": "--policy",
-    "policy_settings.files": "--policy's files (names, sizes, content)",
-    "policy_settings.sampling.steps": "--steps", "policy_settings.device": "--device",
-    "policy_settings.decode_video": "--imagine", "policy_settings.image_size": "--image-size",
-}
-
-
-def flag_of(setting: str, kind: str | None) -> str:
-    """The flag to pass for `setting`; what a server announces (`SERVER_ANNOUNCED`: its sampling, not this run's
-    `--steps`) is the server's, set where it is served."""
-    from worldpolicy.sim.policies import SERVER_ANNOUNCED
-
-    group, _, rest = setting.partition(".")
-    if kind == "server" and group == "policy_settings" and rest.split(".")[0] in SERVER_ANNOUNCED:
-        return setting.replace("policy_settings.", "the server's ", 1)
-    return RESUME_FLAGS.get(setting, setting.replace("policy_settings.", "--policy's ", 1))
-
-
 def _stored_run(out: Path):
     """The report --resume continues, read before anything loads."""
     from worldpolicy.sim.evaluate import read_report
@@ -252,7 +227,7 @@ def _episodes_left(args: argparse.Namespace, previous, current) -> range:
     """The episodes --resume runs: refused, naming each flag, old -> new, when the stored run differs (`current`: the
     new run's `start_report`), and naming each definition when it was judged or driven by another version of the task
     or the baseline policy (`version_changes`), which no flag brings back."""
-    from worldpolicy.sim.evaluate import episodes_left, resume_conflicts, version_changes
+    from worldpolicy.sim.evaluate import episodes_left, flag_of, resume_conflicts, version_changes
 
     report = args.out / SIM_REPORT_FILE
     versions = version_changes(previous, current)

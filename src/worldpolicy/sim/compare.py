@@ -21,6 +21,7 @@ from worldpolicy.sim.evaluate import (
     UNRECORDED_VERSION,
     VERSIONED_POLICIES,
     EvalReport,
+    flag_of,
     read_report,
     seed_span,
     wilson_interval,
@@ -243,8 +244,6 @@ def settings_differences(reports: Sequence[EvalReport]) -> list[tuple[str, str, 
     """(setting, its `worldpolicy sim` flag, each run's value) for every setting that is not the same in all of
     `reports`, None where a run did not record it (a report's unrecorded task version is `UNRECORDED_VERSION`'s, as
     a resume takes it)."""
-    from worldpolicy.sim.commands import flag_of
-
     flats = [_settings(r) for r in reports]
     names = list(dict.fromkeys(name for flat in flats for name in flat))
     out = []

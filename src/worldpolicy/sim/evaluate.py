@@ -43,6 +43,29 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+# The `worldpolicy sim` flag that sets each setting a resume compares and `sim compare` lists (`EvalReport.settings`);
+# the other policy settings come with the policy (its chunk, dtype...) and are named as the policy's
+SETTING_FLAGS = {
+    "task": "--task", "policy": "--policy", "robot": "--robot", "embodiment": "--embodiment",
+    "control_hz": "--control-hz", "max_steps": "--max-steps", "seed": "--seed", "strategy.kind": "--strategy",
+    "strategy.execute_steps": "--execute-steps", "strategy.execute_steps_requested": "--execute-steps",
+    "strategy.ensemble_decay": "--ensemble-decay",
+    "policy_settings.kind": "--policy", "policy_settings.path": "--policy", "policy_settings.model": "--policy",
+    "policy_settings.files": "--policy's files (names, sizes, content)",
+    "policy_settings.sampling.steps": "--steps", "policy_settings.device": "--device",
+    "policy_settings.decode_video": "--imagine", "policy_settings.image_size": "--image-size",
+}
+
+
+def flag_of(setting: str, kind: str | None) -> str:
+    """The flag to pass for `setting`; what a server announces (`SERVER_ANNOUNCED`: its sampling, not this run's
+    `--steps`) is the server's, set where it is served."""
+    group, _, rest = setting.partition(".")
+    if kind == "server" and group == "policy_settings" and rest.split(".")[0] in SERVER_ANNOUNCED:
+        return setting.replace("policy_settings.", "the server's ", 1)
+    return SETTING_FLAGS.get(setting, setting.replace("policy_settings.", "--policy's ", 1))
+
+
 @dataclass(frozen=True)
 class TrainingScenes:
     """What a checkpoint's training data says of a run's scenes (`training_scenes`): the task and the first and last
