@@ -162,10 +162,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     evaluate = cmds.add_parser(
         "eval",
         help="open-loop evaluation: a checkpoint's predicted chunks against a dataset's recorded actions",
-        description="Predict a chunk every N frames of each chosen episode, from the frame's cameras, task and state "
-        "as training reads them, and compare it with the actions recorded over the same steps (mapped to the "
-        "embodiment's columns as training maps them), in physical units. Writes openloop.json (per-column MAE and "
-        "RMSE, per episode, per chunk step), a plot per episode and a summary plot to --out, and prints one line. "
+        description="Predict a chunk every N frames of each chosen episode (or N chunks spread over them), from the "
+        "frame's cameras, task and state as training reads them, and compare it with the actions recorded over the "
+        "same steps (mapped to the embodiment's columns as training maps them), in physical units. Writes "
+        "openloop.json (per-column MAE and RMSE, per episode, per chunk step), a plot per episode and a summary plot "
+        "to --out, and prints one line. "
         "Open-loop error is not success: `worldpolicy sim` runs the closed loop.",
     )
     evaluate.add_argument("checkpoint", metavar="CHECKPOINT", help="as predict takes it: shipped, a folder or a hub id")

@@ -12,7 +12,10 @@ Each prediction reads frame f of an episode as training pairs a window with it: 
 task, and for a state-conditioned embodiment the state row at f (`label.check_state_keys`). Its chunk is compared with
 the actions recorded at frames f .. f + chunk - 1, mapped to the embodiment's columns as training maps them
 (`actions.recorded_actions`; a conversion from joint targets starts from the state at f, as training's window does).
-A chunk that runs past the episode's end is compared over the steps the episode recorded only.
+A chunk that runs past the episode's end is compared over the steps the episode recorded only. The prediction and
+comparison are `compare_open_loop`, which a training run's validation runs on its live weights (`val/action_mae`,
+`train.trainer`): `evaluate_open_loop(chunks=N)` on a checkpoint of a validated step, with the run's seed, gives the
+numbers that step logged.
 
 Open-loop error says how well the model imitates the recording from states the recording visited; it does not say
 whether the policy succeeds, since a closed loop drifts to states no recording holds and small errors compound (or a
