@@ -165,7 +165,7 @@ def test_the_held_out_episodes_are_chosen_on_the_command_line(train_config, tmp_
     resume with other held-out episodes (other training data) is refused; `validation.every` may change."""
     out = tmp_path / "run"
     path = tmp_path / "run.json"
-    path.write_text(json.dumps(train_config(out, validation={"every": 1}, optim={"steps": 1})))
+    path.write_text(json.dumps(train_config(out, validation={"every": 1, "action_chunks": 0}, optim={"steps": 1})))
 
     def error(*flags):
         assert main(["train", str(path), "--no-progress", *flags]) == 2
@@ -179,9 +179,10 @@ def test_the_held_out_episodes_are_chosen_on_the_command_line(train_config, tmp_
     assert json.loads((out / "config.json").read_text())["validation"]["episodes"] == [1]
     assert "validation.episodes: [1] -> [0]. Put them back to resume it (--val-episodes sets validation.episodes on " \
            "the command line)" in error("--val-episodes", "0", "--steps", "2")
-    path.write_text(json.dumps(train_config(out, validation={"every": 2}, optim={"steps": 1})))
+    path.write_text(json.dumps(train_config(out, validation={"every": 2, "action_chunks": 0}, optim={"steps": 1})))
     assert main(["train", str(path), "--val-episodes", "1", "--no-progress", "--steps", "2"]) == 0
     assert [line["step"] for line in _val(out)] == [0, 1, 2]
+    assert not any(key.startswith("val/action") for line in _val(out) for key in line)  # action_chunks = 0: none
 
 
 def test_an_older_run_resumed_with_held_out_episodes_is_refused(train_config, tmp_path):

@@ -941,7 +941,8 @@ class Trainer:
         stream no training draw takes), without gradients and in eval mode (restored after), so two calls on the same
         weights log the same numbers and the curve moves only with the weights. `val/loss` is the training loss's
         expectation on held-out data: each objective's mean loss weighted by its share of the mix; the parts are
-        means over the examples that have them, as the training line's are."""
+        means over the examples that have them, as the training line's are. With `validation.action_chunks`, the line
+        holds the held-out action error too (`_action_error`)."""
         cfg = self.config
         tick = time.perf_counter()
         pairs = self._validation_pairs()
