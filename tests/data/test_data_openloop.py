@@ -13,7 +13,7 @@ from dataset_factory import frame_ramp
 
 from worldpolicy.cli import main
 from worldpolicy.data import write_episodes
-from worldpolicy.data.openloop import EPISODE_FIGURE, SUMMARY_FIGURE, evaluate_open_loop
+from worldpolicy.data.openloop import EPISODE_FIGURE, SUMMARY_FIGURE, evaluate_open_loop, spread_starts
 from worldpolicy.fileio import OPENLOOP_FILE
 
 FRONT = "observation.images.front"
@@ -113,6 +113,31 @@ def test_a_constant_offset_is_measured_as_that_offset_per_column(policy, tmp_pat
     assert "MAE x 0.5 normalized, y 2 normalized" in result.summary()
 
 
+def test_start_frames_are_spread_evenly_over_the_frames_whose_whole_chunk_was_recorded():
+    """`spread_starts`, what a training run's validation samples at (`validation.action_chunks`): an even spread over
+    the episodes' frames a whole chunk fits from, all of them where they are fewer, frame 0 of an episode shorter than
+    a chunk; an episode given none is left out."""
+    # chunks of 4: frames 0..6 of 10 and 0..3 of 7 fit one, 11 in all; 4 of them at 0, 3.3, 6.7 and 10 of those 11
+    assert spread_starts({0: 10, 1: 7}, 4, 4) == {0: [0, 3], 1: [0, 3]}
+    assert spread_starts({0: 10, 1: 7}, 4, 1) == {0: [0]}
+    assert spread_starts({3: 5, 1: 2}, 4, 99) == {3: [0, 1], 1: [0]}  # all of them; episode 1 shorter than a chunk
+
+
+def test_chunks_spread_over_the_episodes_instead_of_every(policy, tmp_path, monkeypatch):
+    """`chunks`: that many predictions at `spread_starts`' frames, compared as `every`'s are, with their own plots."""
+    ds, actions = _dataset(tmp_path / "ds")
+    seen = _stand_in(policy, monkeypatch, actions, offset=(1.0, 0.0))
+    result = evaluate_open_loop(ds, policy, tmp_path / "out", chunks=4, action_keys=["action"])
+    assert [(e.episode, e.starts) for e in result.episodes] == [(0, [0, 3]), (1, [0, 3])]
+    assert len(seen) == 4 and result.horizon_steps.tolist() == [4, 4, 4, 4]  # whole chunks only
+    np.testing.assert_allclose(result.mae, [1.0, 0.0])
+    written = json.loads((tmp_path / "out" / OPENLOOP_FILE).read_text())
+    assert written["settings"]["chunks"] == 4 and written["settings"]["every"] is None and written["chunks"] == 4
+    assert (tmp_path / "out" / SUMMARY_FIGURE).stat().st_size > 0
+    with pytest.raises(ValueError, match=r"^every=2 and chunks=4: give one"):
+        evaluate_open_loop(ds, policy, tmp_path / "out", every=2, chunks=4, action_keys=["action"])
+
+
 def _droid_dataset(root: Path, length: int = 6) -> tuple:
     """One episode with the Cosmos3-DROID keys `dataset from-sim` writes (training's defaults): three cameras (camera
     j a ramp offset by 10 j), the joints + gripper state and joint-target actions."""
@@ -208,6 +233,7 @@ def test_the_command_line_runs_the_model_and_writes_metrics_and_plots(policy, tm
     (["--episodes", "0,5"], "--episodes=[0, 5]: [5] out of range; accepted: episode indexes in 0..1"),
     (["--episodes", "0;1"], "--episodes '0;1': expected episode indices"),
     (["--every", "0"], "--every=0; accepted: an integer >= 1"),
+    (["--chunks", "0"], "--chunks=0; accepted: an integer >= 1"),
     (["--batch-size", "0"], "--batch-size=0; accepted: an integer >= 1"),
     (["--steps", "0"], "--steps=0 must be"),
     (["--state-keys", "observation.state"], ("--state-keys=['observation.state']: embodiment 'pusht' does not "

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from train_setup import TINY_EMBODIMENT
 
 from worldpolicy.cli import main
 from worldpolicy.train.config import load_config
@@ -39,20 +40,27 @@ def test_held_out_losses_are_logged_at_their_steps_on_episodes_training_never_re
     from worldpolicy.train.data import LatentCache, count_windows, data_key
 
     out = tmp_path / "run"
-    raw = train_config(out, validation={"episodes": [1], "every": 2, "windows": 3}, optim={"steps": 5})
+    raw = train_config(out, validation={"episodes": [1], "every": 2, "windows": 3, "action_chunks": 3,
+                                        "action_steps": 1}, optim={"steps": 5})
     with caplog.at_level(logging.INFO, logger="worldpolicy.train.trainer"):
         trainer = _run(raw)
-    assert "validation.episodes [1] held out of training: 3 of their " in caplog.text
+    assert "validation.episodes [1] held out of training: 3 of their 9 windows scored and 3 chunks sampled" in \
+        caplog.text
     lines = _val(out)
     assert [line["step"] for line in lines] == [0, 2, 4, 5]  # the starting weights, every 2 steps, the last step
     # every objective of the cosmos_policy mix, each term it generates (inverse dynamics: no frame; forward: no action)
     parts = {"val/loss_video_policy", "val/loss_action_policy", "val/loss_video_forward_dynamics",
              "val/loss_action_inverse_dynamics"}
+    # the sampled chunks' error: unit-free over the columns, and each column's in its units
+    columns = {f"val/action_mae/{column}" for column in TINY_EMBODIMENT["columns"]}
     for line in lines:
-        assert set(line) == {"step", "val/loss", "val/loss_video", "val/loss_action", "val/windows", *parts}
-        assert line["val/windows"] == 3
+        assert set(line) == {"step", "val/loss", "val/loss_video", "val/loss_action", "val/windows", *parts,
+                             "val/action_mae", "val/action_chunks", *columns}
+        assert line["val/windows"] == 3 and line["val/action_chunks"] == 3
         assert all(isinstance(v, float) and 0 < v < 1e3 for k, v in line.items() if k.startswith("val/loss"))
+        assert all(isinstance(line[k], float) and 0 < line[k] < 1e3 for k in ("val/action_mae", *columns))
     assert len({line["val/loss"] for line in lines}) == 4  # the weights changed between them, so did the loss
+    assert len({line["val/action_mae"] for line in lines}) == 4
     # the training windows are episode 0's alone: the cache the run trained from holds no window of episode 1
     spec, _ = trainer._windows
     assert spec.episodes == (0,) and trainer._val_spec.episodes == (1,)
@@ -84,11 +92,36 @@ def test_validation_changes_nothing_of_training(train_config, tmp_path):
     assert [line["step"] for line in _val(tmp_path / "scored")] == [0, 1, 2, 3]
 
 
+def test_the_held_out_action_error_is_what_dataset_eval_measures_on_that_steps_checkpoint(train_config, tiny_dataset,
+                                                                                          tmp_path):
+    """`val/action_mae` is `dataset eval`'s computation (`compare_open_loop`) on the live weights: the checkpoint saved
+    at a validated step, evaluated with `chunks` = validation.action_chunks, the run's seed, the same denoising steps
+    and batch, gives the same numbers to the last bit; and two validations of the same weights agree as exactly."""
+    import worldpolicy
+    from worldpolicy.data.layout import ACTION_KEYS, STATE_KEYS
+    from worldpolicy.data.openloop import evaluate_open_loop
+
+    out = tmp_path / "run"
+    trainer = _run(train_config(out, optim={"steps": 2}, validation={"episodes": [1], "every": 2, "windows": 1,
+                                                                     "action_chunks": 3, "action_steps": 2}))
+    line = _val(out)[-1]
+    assert line["step"] == 2 and trainer.transformer.training
+    again = [trainer._validate(2, tmp_path / "again.jsonl") for _ in range(2)]
+    assert again[0] == again[1] == line and trainer.transformer.training
+    policy = worldpolicy.load_policy(out / "checkpoints" / "step-0000002", steps=2, device="cpu")
+    result = evaluate_open_loop(tiny_dataset, policy, tmp_path / "eval", episodes=[1], chunks=3, seed=3, batch_size=2,
+                                state_keys=list(STATE_KEYS), action_keys=list(ACTION_KEYS), plots=False)
+    assert result.chunks == line["val/action_chunks"] == 3
+    assert result.relative_mae() == line["val/action_mae"]
+    assert {f"val/action_mae/{c}": m for c, m in zip(result.columns, result.mae.tolist())} == \
+        {k: v for k, v in line.items() if k.startswith("val/action_mae/")}
+
+
 def test_a_resumed_run_keeps_the_validations_of_its_checkpoint_and_logs_those_after_it_again(train_config, tmp_path):
     """metrics.jsonl is trimmed back to the checkpoint on resume: a validation logged past it goes and is logged again,
     with the same values as an uninterrupted run's (resume is exact); a run killed before its first checkpoint logs its
     step-0 validation once."""
-    validation = {"episodes": [1], "every": 3, "windows": 2}
+    validation = {"episodes": [1], "every": 3, "windows": 2, "action_chunks": 2, "action_steps": 1}
     reference = tmp_path / "reference"
     _run(train_config(reference, validation=validation))
     killed = tmp_path / "killed"
@@ -114,6 +147,9 @@ def test_a_resumed_run_keeps_the_validations_of_its_checkpoint_and_logs_those_af
                                                                 "leave out every episode of data.dataset")),
     ({"episodes": [1], "every": -1}, {}, "validation.every=-1: must be an integer >= 0 (0: never)"),
     ({"episodes": [1], "every": 1, "windows": 0}, {}, "validation.windows=0: must be an integer >= 1"),
+    ({"episodes": [1], "every": 1, "action_chunks": -1}, {}, ("validation.action_chunks=-1: must be an integer >= 0 "
+                                                             "(0: no action error)")),
+    ({"episodes": [1], "every": 1, "action_steps": 0}, {}, "validation.action_steps: steps=0 "),
     ({"every": 5}, {}, "validation.every=5 scores held-out episodes, but validation.episodes is empty"),
     ({"episodes": "1"}, {}, "validation.episodes='1': expected a list of integers, got str"),
 ])
@@ -129,7 +165,7 @@ def test_the_held_out_episodes_are_chosen_on_the_command_line(train_config, tmp_
     resume with other held-out episodes (other training data) is refused; `validation.every` may change."""
     out = tmp_path / "run"
     path = tmp_path / "run.json"
-    path.write_text(json.dumps(train_config(out, validation={"every": 1}, optim={"steps": 1})))
+    path.write_text(json.dumps(train_config(out, validation={"every": 1, "action_chunks": 0}, optim={"steps": 1})))
 
     def error(*flags):
         assert main(["train", str(path), "--no-progress", *flags]) == 2
@@ -143,9 +179,10 @@ def test_the_held_out_episodes_are_chosen_on_the_command_line(train_config, tmp_
     assert json.loads((out / "config.json").read_text())["validation"]["episodes"] == [1]
     assert "validation.episodes: [1] -> [0]. Put them back to resume it (--val-episodes sets validation.episodes on " \
            "the command line)" in error("--val-episodes", "0", "--steps", "2")
-    path.write_text(json.dumps(train_config(out, validation={"every": 2}, optim={"steps": 1})))
+    path.write_text(json.dumps(train_config(out, validation={"every": 2, "action_chunks": 0}, optim={"steps": 1})))
     assert main(["train", str(path), "--val-episodes", "1", "--no-progress", "--steps", "2"]) == 0
     assert [line["step"] for line in _val(out)] == [0, 1, 2]
+    assert not any(key.startswith("val/action") for line in _val(out) for key in line)  # action_chunks = 0: none
 
 
 def test_an_older_run_resumed_with_held_out_episodes_is_refused(train_config, tmp_path):
@@ -183,10 +220,12 @@ def test_a_bf16_lora_run_scores_under_its_autocast_with_gradient_checkpointing_o
     out = tmp_path / "run"
     trainer = _run(train_config(out, optim={"steps": 2, "precision": "bf16", "gradient_checkpointing": True},
                                 finetune={"mode": "lora", "lora_rank": 4},
-                                validation={"episodes": [1], "every": 2, "windows": 2}))
+                                validation={"episodes": [1], "every": 2, "windows": 2, "action_chunks": 2,
+                                            "action_steps": 1}))
     lines = _val(out)
     assert [line["step"] for line in lines] == [0, 2]
-    assert all(math.isfinite(v) for line in lines for k, v in line.items() if k.startswith("val/loss"))
+    assert all(math.isfinite(v) for line in lines for k, v in line.items() if k.startswith(("val/loss", "val/action")))
+    assert lines[0]["val/action_mae"] != lines[1]["val/action_mae"]  # sampled with the adapters the steps trained
     assert set(seen) == {(True, True, True), (False, True, False)}  # training steps; held-out passes
     assert trainer._validate(2, tmp_path / "again.jsonl") == lines[-1]
 
@@ -194,17 +233,24 @@ def test_a_bf16_lora_run_scores_under_its_autocast_with_gradient_checkpointing_o
 def test_the_report_shows_the_held_out_curve_beside_the_training_loss(train_config, tmp_path):
     """The run's page: the held-out episodes among what was trained, the held-out loss at its first, lowest and last
     validation beside the training loss of the same steps, and in the metrics plot `val/loss` on `loss`'s panel
-    (and each part on its part's), not panels of their own further down."""
+    (and each part on its part's), not panels of their own further down; the held-out action error in the table,
+    its lowest and last, and on a panel of its own beside one of its columns."""
     from worldpolicy.viz.report import log_curves_figure, write_report
 
     out = tmp_path / "run"
-    _run(train_config(out, validation={"episodes": [1], "every": 2, "windows": 2}, optim={"steps": 4},
-                      keep_checkpoints=1))
+    _run(train_config(out, validation={"episodes": [1], "every": 2, "windows": 2, "action_chunks": 2,
+                                       "action_steps": 1}, optim={"steps": 4}, keep_checkpoints=1))
     scored = {line["step"]: line["val/loss"] for line in _val(out)}
+    sampled = {line["step"]: line["val/action_mae"] for line in _val(out)}
     lowest = min(scored, key=scored.get)
     page = write_report(out).read_text()
     text = html.unescape(re.sub(r"<[^>]+>", "", page))
-    assert "episodes held out1 (scored every 2 steps on up to 2 windows)" in text
+    assert "episodes held out1 (scored every 2 steps on up to 2 windows and 2 sampled chunks)" in text
+    best = min(sampled, key=sampled.get)
+    assert f"lowest {sampled[best]:.4g} at step {best}, " in text and f"last {sampled[4]:.4g} at step 4, " in text
+    last = _val(out)[-1]
+    assert f"per column in its units: joint_0 {last['val/action_mae/joint_0']:.4g}, " in text
+    assert "held-out action MAE/std" in text and f"{sampled[0]:.4g}" in text  # the first row's
     assert "<section id=validation><h2>Held-out loss</h2>" in page and f"{len(scored)} validations logged" in text
     assert f"the lowest held-out loss is at step {lowest}: " in text
     assert ("its checkpoint (step-0000004) is kept" if lowest == 4 else "no checkpoint of that step is kept") in text
@@ -214,7 +260,12 @@ def test_the_report_shows_the_held_out_curve_beside_the_training_loss(train_conf
 
     fig, _ = log_curves_figure(out / "metrics.jsonl")
     panels = {ax.get_title(loc="left").split(" (")[0]: ax for ax in fig.axes if ax.get_visible()}
-    assert not any(name.startswith("val/") for name in panels)  # drawn with the training curves, not on their own
+    # the losses drawn with the training curves, not on their own; the action error has no training curve
+    assert [name for name in panels if name.startswith("val/")] == ["val/action_mae", "val/action_mae/<name>"]
+    assert list(panels["val/action_mae"].lines[0].get_ydata()) == list(sampled.values())
+    columns = panels["val/action_mae/<name>"]
+    assert [line.get_label() for line in columns.lines] == sorted(TINY_EMBODIMENT["columns"])
+    assert list(columns.lines[0].get_ydata()) == [line["val/action_mae/gripper"] for line in _val(out)]
     loss = panels["loss"]
     assert [line.get_label() for line in loss.lines] == ["training", "val/loss (held out)"]
     assert list(loss.lines[1].get_xdata()) == [0, 2, 4] and list(loss.lines[1].get_ydata()) == list(scored.values())

@@ -210,24 +210,26 @@ class RecordedActions:
 
 
 def recorded_actions(dataset, target: Embodiment, action_keys: Sequence[str] | None = None,
-                     state_keys: Sequence[str] | None = None) -> RecordedActions:
+                     state_keys: Sequence[str] | None = None, *, source: str | None = None,
+                     conversion: str | None = None, robot: str = DEFAULT_ROBOT) -> RecordedActions:
     """How `dataset`'s `action_keys` (default: training's `data.action_keys`, `layout.ACTION_KEYS`) reach `target`'s
-    columns, as a training config that leaves `source_embodiment` and `action_conversion` unset would read them
-    (`action_layout`, `action_converter`, the sampler's key checks); `state_keys` (default training's) hold the
-    source's state a conversion starts from. What training would refuse is refused as a ValueError starting
-    `action_keys:`, with training's reason and the `[data]` setting that fixes it."""
+    columns, as a training config with these `source` (`data.source_embodiment`), `conversion` and `robot` would read
+    them (unset: as one that leaves them unset; `action_layout`, `action_converter`, the sampler's key checks);
+    `state_keys` (default training's) hold the source's state a conversion starts from. What training would refuse is
+    refused as a ValueError starting `action_keys:`, with training's reason and the `[data]` setting that fixes it."""
     from .sampling import check_keys
 
     action_keys = list(action_keys) if action_keys is not None else list(ACTION_KEYS)
     state_keys = list(state_keys) if state_keys else list(STATE_KEYS)
     try:
-        source_key, conversion = action_layout(dataset, target, action_keys, state_keys, prefix="data.")
-        source = source_embodiment(source_key, "data.")
-        check_keys(dataset, action_keys, source, "data.action_keys", "data.video_keys")
-        if source.state_history:
-            check_keys(dataset, state_keys, source, "data.state_keys", "data.video_keys")
-        convert = action_converter(conversion, source, target, prefix="data.")
+        source_key, conversion = action_layout(dataset, target, action_keys, state_keys, source, conversion,
+                                               prefix="data.")
+        layout = source_embodiment(source_key, "data.")
+        check_keys(dataset, action_keys, layout, "data.action_keys", "data.video_keys")
+        if layout.state_history:
+            check_keys(dataset, state_keys, layout, "data.state_keys", "data.video_keys")
+        convert = action_converter(conversion, layout, target, robot, prefix="data.")
     except ValueError as exc:
         raise ValueError(f"action_keys: the dataset's actions do not map to embodiment {target.key!r} as training "
                          f"maps them (as a training config's [data] would read this dataset: {exc})") from None
-    return RecordedActions(action_keys, state_keys, source_key, conversion, bool(source.state_history), convert)
+    return RecordedActions(action_keys, state_keys, source_key, conversion, bool(layout.state_history), convert)

@@ -162,10 +162,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     evaluate = cmds.add_parser(
         "eval",
         help="open-loop evaluation: a checkpoint's predicted chunks against a dataset's recorded actions",
-        description="Predict a chunk every N frames of each chosen episode, from the frame's cameras, task and state "
-        "as training reads them, and compare it with the actions recorded over the same steps (mapped to the "
-        "embodiment's columns as training maps them), in physical units. Writes openloop.json (per-column MAE and "
-        "RMSE, per episode, per chunk step), a plot per episode and a summary plot to --out, and prints one line. "
+        description="Predict a chunk every N frames of each chosen episode (or N chunks spread over them), from the "
+        "frame's cameras, task and state as training reads them, and compare it with the actions recorded over the "
+        "same steps (mapped to the embodiment's columns as training maps them), in physical units. Writes "
+        "openloop.json (per-column MAE and RMSE, per episode, per chunk step), a plot per episode and a summary plot "
+        "to --out, and prints one line. "
         "Open-loop error is not success: `worldpolicy sim` runs the closed loop.",
     )
     evaluate.add_argument("checkpoint", metavar="CHECKPOINT", help="as predict takes it: shipped, a folder or a hub id")
@@ -179,6 +180,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           "(default: all; negative from the end, e.g. --episodes=-1)")
     evaluate.add_argument("--every", type=int, metavar="N",
                           help="predict at every N-th frame (default: the chunk size, so the chunks tile each episode)")
+    evaluate.add_argument("--chunks", type=int, metavar="N",
+                          help="instead of --every: N chunks, their start frames spread evenly over the episodes (as "
+                          "a training run's validation.action_chunks picks them)")
     evaluate.add_argument("--seed", type=int, default=0,
                           help="sampling seed; episode I's chunks are sampled with seed+I (default: 0)")
     evaluate.add_argument("--batch-size", type=int, default=8, help="predictions per batched forward (default: 8)")
@@ -431,8 +435,8 @@ def _label(args: argparse.Namespace) -> int:
 
 # evaluate_open_loop's parameters as `dataset eval` spells them (`cli.flag_named`)
 EVAL_FLAGS = {name: "--" + name.replace("_", "-") for name in (
-    "out", "embodiment", "episodes", "every", "seed", "batch_size", "state_keys", "action_keys", "steps", "device",
-    "dtype")} | {"dataset": "DATASET", "checkpoint": "CHECKPOINT"}
+    "out", "embodiment", "episodes", "every", "chunks", "seed", "batch_size", "state_keys", "action_keys", "steps",
+    "device", "dtype")} | {"dataset": "DATASET", "checkpoint": "CHECKPOINT"}
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -443,8 +447,8 @@ def _eval(args: argparse.Namespace) -> int:
     try:
         result = evaluate_open_loop(
             args.root, args.checkpoint, args.out, embodiment=args.embodiment, episodes=episodes, every=args.every,
-            seed=args.seed, batch_size=args.batch_size, state_keys=args.state_keys, action_keys=args.action_keys,
-            plots=not args.no_plots, progress=not args.no_progress,
+            chunks=args.chunks, seed=args.seed, batch_size=args.batch_size, state_keys=args.state_keys,
+            action_keys=args.action_keys, plots=not args.no_plots, progress=not args.no_progress,
             **{k: v for k in ("steps", "device", "dtype") if (v := getattr(args, k)) is not None},
         )
     except (ValueError, KeyError) as exc:

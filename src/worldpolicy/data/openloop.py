@@ -12,7 +12,10 @@ Each prediction reads frame f of an episode as training pairs a window with it: 
 task, and for a state-conditioned embodiment the state row at f (`label.check_state_keys`). Its chunk is compared with
 the actions recorded at frames f .. f + chunk - 1, mapped to the embodiment's columns as training maps them
 (`actions.recorded_actions`; a conversion from joint targets starts from the state at f, as training's window does).
-A chunk that runs past the episode's end is compared over the steps the episode recorded only.
+A chunk that runs past the episode's end is compared over the steps the episode recorded only. The prediction and
+comparison are `compare_open_loop`, which a training run's validation runs on its live weights (`val/action_mae`,
+`train.trainer`): `evaluate_open_loop(chunks=N)` on a checkpoint of a validated step, with the run's seed, gives the
+numbers that step logged.
 
 Open-loop error says how well the model imitates the recording from states the recording visited; it does not say
 whether the policy succeeds, since a closed loop drifts to states no recording holds and small errors compound (or a
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +42,8 @@ from .lerobot import LeRobotDataset
 from .sampling import caption_variants
 from .stats import first_non_finite
 
-__all__ = ["EVAL_WRITER", "EpisodeErrors", "OpenLoopResult", "evaluate_open_loop"]
+__all__ = ["EVAL_WRITER", "EpisodeErrors", "OpenLoopData", "OpenLoopResult", "compare_open_loop", "evaluate_open_loop",
+           "spread_starts"]
 
 EVAL_WRITER = "dataset eval"  # the command whose folders `fileio.FOLDER_KINDS` marks by OPENLOOP_FILE
 SUMMARY_FIGURE = "openloop_summary.png"
@@ -95,6 +99,10 @@ class EpisodeErrors:
     steps: int
     mae: np.ndarray
     rmse: np.ndarray
+    task: str = ""  # the phrasing of frame 0's task the figure names
+    # per start: the chunk predicted and the recorded rows it was compared with (the steps the episode recorded)
+    predicted: list[np.ndarray] = field(default_factory=list, repr=False)
+    recorded: list[np.ndarray] = field(default_factory=list, repr=False)
     plot: Path | None = None
 
     def to_json(self, columns: Sequence[str]) -> dict[str, Any]:
@@ -107,13 +115,14 @@ class EpisodeErrors:
 class OpenLoopResult:
     """What `evaluate_open_loop` measured and wrote. `mae`, `rmse` and `scale` (the recorded values' standard
     deviation over the steps compared, to judge an error by) are per column of `columns`, in `units`;
-    `horizon_mae[k]` is the MAE at step k of a chunk, `horizon_steps[k]` how many chunks reached it."""
+    `horizon_mae[k]` is the MAE at step k of a chunk, `horizon_steps[k]` how many chunks reached it. `out` is where
+    `evaluate_open_loop` wrote it (None: `compare_open_loop` alone, nothing written)."""
 
-    out: Path
+    out: Path | None
     columns: list[str]
     units: list[str]
     chunk_size: int
-    every: int
+    every: int | None  # frames between predictions; None: start frames spread over the episodes (`spread_starts`)
     mae: np.ndarray
     rmse: np.ndarray
     scale: np.ndarray
@@ -143,7 +152,7 @@ class OpenLoopResult:
         columns = ", ".join(f"{c} {m:.3g} {u}" for c, u, m in zip(self.columns, self.units, self.mae))
         return (f"open loop: {self.chunks} chunks over {len(self.episodes)} episodes ({self.steps} steps compared): "
                 + (f"MAE/std {relative:.3f} (mean over columns); " if relative is not None else "")
-                + f"MAE {columns}; wrote {self.out / OPENLOOP_FILE}")
+                + f"MAE {columns}" + (f"; wrote {self.out / OPENLOOP_FILE}" if self.out is not None else ""))
 
     def to_json(self) -> dict[str, Any]:
         def by_column(values: np.ndarray) -> dict[str, float]:
@@ -170,6 +179,36 @@ class OpenLoopResult:
         }
 
 
+@dataclass(frozen=True)
+class OpenLoopData:
+    """What a comparison reads of a dataset, checked before any weights load: the video feeding each camera the
+    embodiment composes, the state features a state-conditioned embodiment reads ([] for one that reads none) and how
+    the recorded actions map to its columns. `evaluate_open_loop` builds it from its arguments; a training run's
+    validation (`train.trainer`) from its `[data]` settings, so the held-out actions are read as training reads them."""
+
+    dataset: LeRobotDataset
+    cameras: dict[str, str]
+    state_keys: list[str]
+    reader: RecordedActions
+
+
+def spread_starts(lengths: Mapping[int, int], chunk: int, count: int) -> dict[int, list[int]]:
+    """`count` start frames spread evenly over the episodes (`lengths`: episode -> its frames), among the frames whose
+    whole chunk the episode recorded (frame 0 of one shorter than a chunk), so every chunk is compared over as many
+    steps; all of them where there are fewer. Episode -> its frames, ascending (an episode given none is left out).
+    The same episodes, chunk and count give the same frames: what a training run's validation compares at each step
+    (`validation.action_chunks`) is what `evaluate_open_loop(chunks=...)` compares on one of its checkpoints."""
+    episodes = list(lengths)
+    counts = np.array([max(int(lengths[i]) - chunk, 0) + 1 for i in episodes])
+    before = np.concatenate([[0], np.cumsum(counts)])
+    picks = np.linspace(0, before[-1] - 1, min(count, int(before[-1]))).round().astype(int)  # distinct: >= 1 apart
+    starts: dict[int, list[int]] = {}
+    for k in picks.tolist():
+        e = int(np.searchsorted(before, k, side="right")) - 1
+        starts.setdefault(episodes[e], []).append(k - int(before[e]))
+    return starts
+
+
 def evaluate_open_loop(
     dataset: str | Path | LeRobotDataset,
     checkpoint: Any,
@@ -178,6 +217,7 @@ def evaluate_open_loop(
     embodiment: str | Embodiment | None = None,
     episodes: Sequence[int] | None = None,
     every: int | None = None,
+    chunks: int | None = None,
     seed: int = 0,
     batch_size: int = 8,
     state_keys: Sequence[str] | None = None,
@@ -190,7 +230,8 @@ def evaluate_open_loop(
     of `episodes` (default: all; negative from the end) of `dataset` with `checkpoint` (as `load_policy` takes it,
     or a loaded `Policy`), compare each with the actions recorded over the same steps, and write `openloop.json`
     (settings, per-column MAE and RMSE with names and units, per episode, per chunk step) and, with `plots`, a
-    figure per episode and a summary figure to `out`.
+    figure per episode and a summary figure to `out`. `chunks` instead of `every`: that many chunks, their start
+    frames spread evenly over the episodes (`spread_starts`, as a training run's validation picks them).
 
     `action_keys` are the dataset's action features (default: training's `data.action_keys`), mapped to the
     embodiment's columns as training maps them; `state_keys` the state a state-conditioned embodiment reads
@@ -199,15 +240,15 @@ def evaluate_open_loop(
     `load_policy` (steps, device, dtype, chunk_size, ...).
 
     Everything that can be judged without weights is checked first, each error naming its parameter: the episodes,
-    `every`, the cameras, the frame rate (the dataset's must be the embodiment's: a chunk's steps are compared with
-    the recording's rows one for one), state and action features (NaN or inf in them refused), and `out` (an
-    earlier evaluation's folder is written again; a checkpoint, dataset or another command's run is refused)."""
+    `every` and `chunks`, the cameras, the frame rate (the dataset's must be the embodiment's: a chunk's steps are
+    compared with the recording's rows one for one), state and action features (NaN or inf in them refused), and
+    `out` (an earlier evaluation's folder is written again; a checkpoint, dataset or another command's run is
+    refused)."""
     from ..policy import Policy, check_seed
 
     ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
     seed = check_seed(seed)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r}; accepted: an integer >= 1 (predictions per batched forward)")
+    batch_size = _count("batch_size", batch_size, "an integer >= 1 (predictions per batched forward)")
     if isinstance(checkpoint, Policy):
         if embodiment is not None or load_options:
             given = ["embodiment"] * (embodiment is not None) + list(load_options)
@@ -216,9 +257,14 @@ def evaluate_open_loop(
         emb = checkpoint.embodiment
     else:
         emb = Policy.check_pretrained(checkpoint, embodiment, **load_options)[0]
-    if every is not None and (isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1):
-        raise ValueError(f"every={every!r}; accepted: an integer >= 1, the frames between predictions (default: the "
-                         "chunk size, so the chunks tile each episode)")
+    if every is not None:
+        every = _count("every", every, "an integer >= 1, the frames between predictions (default: the chunk size, "
+                                       "so the chunks tile each episode)")
+    if chunks is not None:
+        chunks = _count("chunks", chunks, "an integer >= 1, the chunks spread over the episodes (or every)")
+        if every is not None:
+            raise ValueError(f"every={every} and chunks={chunks}: give one (every: a chunk every `every` frames; "
+                             "chunks: that many, spread evenly over the episodes)")
     chosen = check_episodes(ds, episodes)
     if not ds.video_keys:
         raise ValueError(f"dataset {str(ds.root)!r} has no video or image features: a policy predicts from camera "
@@ -242,48 +288,64 @@ def evaluate_open_loop(
     out = output_folder(out, "out", writer=EVAL_WRITER)
     policy = checkpoint if isinstance(checkpoint, Policy) else Policy.from_pretrained(checkpoint, embodiment,
                                                                                       **load_options)
-    every = policy.chunk_size if every is None else int(every)
+    if chunks is None:
+        every = policy.chunk_size if every is None else every
+        starts = {i: list(range(0, int(ds.episode_lengths[i]), every)) for i in chosen}
+    else:
+        starts = spread_starts({i: int(ds.episode_lengths[i]) for i in chosen}, policy.chunk_size, chunks)
     metadata = policy.metadata()
     settings = {
         "dataset": os.path.abspath(ds.root), "embodiment": emb.key, "fps": emb.fps,
         "checkpoint": str(portable_checkpoint(policy.source)) if policy.source else "a Policy built in code",
-        "chunk_size": policy.chunk_size, "every": every, "seed": seed, "batch_size": int(batch_size),
+        "chunk_size": policy.chunk_size, "every": every, "chunks": chunks, "seed": seed, "batch_size": batch_size,
         "episodes": chosen, "cameras": cameras, "state_keys": keys or None, **reader.settings(),
         "sampling": metadata["sampling"], "resolution_tier": policy.resolution_tier,
         "worldpolicy_version": metadata["worldpolicy_version"],
     }
-    return _evaluate(ds, policy, reader, out, chosen, cameras, keys, every, seed, int(batch_size), plots, progress,
-                     settings)
+    data = OpenLoopData(ds, cameras, keys, reader)
+    result = compare_open_loop(policy, data, starts, seed=seed, batch_size=batch_size, progress=progress)
+    result.out, result.every, result.settings = out, every, settings
+    _write(result, data, out, plots)
+    return result
 
 
-def _evaluate(ds: LeRobotDataset, policy: Any, reader: RecordedActions, out: Path, chosen: list[int],
-              cameras: dict[str, str], state_keys: list[str], every: int, seed: int, batch_size: int, plots: bool,
-              progress: bool, settings: dict[str, Any]) -> OpenLoopResult:
-    """Predict and compare, then write: each batch decodes its frames only (from its first frame to its last, the
-    embodiment's cameras), so a long episode is never held decoded whole; nothing is written until every chunk is
-    compared, so an error or Ctrl-C leaves an earlier run's files as they were."""
+def _count(name: str, value: Any, accepted: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}={value!r}; accepted: {accepted}")
+    return int(value)
+
+
+def compare_open_loop(policy: Any, data: OpenLoopData, starts: Mapping[int, Sequence[int]], *, seed: int,
+                      batch_size: int, progress: bool = False) -> OpenLoopResult:
+    """Predict a chunk with `policy` at each start frame of `starts` (episode -> frames) of `data`'s episodes and
+    compare it with the actions recorded over the same steps: the one computation `evaluate_open_loop` and a training
+    run's validation (`val/action_mae`) share, so the two give the same numbers for the same weights, frames and seed.
+
+    Each prediction reads frame f as training pairs a window with it: the cameras of `data`, the first phrasing of the
+    frame's task, the state row at f for a state-conditioned embodiment, and episode i's seed `seed + i`. Each batch
+    decodes its frames only (from its first frame to its last), so a long episode is never held decoded whole.
+    Nothing is written: the result's `out` is None."""
     from tqdm.auto import tqdm
 
     from ..policy import PolicyRequest
 
+    ds, cameras, reader = data.dataset, data.cameras, data.reader
     emb, chunk = policy.embodiment, policy.chunk_size
-    columns, units = list(emb.columns), list(emb.units)
     total = _Errors(chunk, emb.action_dim)
     recorded_sum = np.zeros(emb.action_dim)
     recorded_sq = np.zeros(emb.action_dim)
     episodes: list[EpisodeErrors] = []
-    drawn: list[tuple[EpisodeErrors, list[tuple[int, np.ndarray]], list[np.ndarray], str]] = []
-    starts_of = {i: list(range(0, int(ds.episode_lengths[i]), every)) for i in chosen}
-    with tqdm(total=sum(map(len, starts_of.values())), desc=f"open loop over {len(chosen)} episodes", unit="chunk",
+    chosen = [i for i, frames in starts.items() if frames]
+    with tqdm(total=sum(len(starts[i]) for i in chosen), desc=f"open loop over {len(chosen)} episodes", unit="chunk",
               disable=not progress) as bar:
         for i in chosen:
             ep = ds.episode(i, videos=False)  # the recorded numbers and tasks; frames are decoded per batch
-            starts = starts_of[i]
-            state = (np.concatenate([ep.frames[k].reshape(ep.length, -1) for k in state_keys], axis=1)
+            at = [int(f) for f in starts[i]]
+            state = (np.concatenate([ep.frames[k].reshape(ep.length, -1) for k in data.state_keys], axis=1)
                      if emb.state_history else None)
             predicted: list[np.ndarray] = []
-            for b in range(0, len(starts), batch_size):
-                batch = starts[b:b + batch_size]
+            for b in range(0, len(at), batch_size):
+                batch = at[b:b + batch_size]
                 views = {camera: ds.camera_frames(i, key, batch[0], batch[-1] + 1) for camera, key in cameras.items()}
                 requests = [PolicyRequest({camera: frames[f - batch[0]] for camera, frames in views.items()},
                                           caption_variants(ep.frame_tasks[f])[0], seed=episode_seed(seed, i),
@@ -293,43 +355,49 @@ def _evaluate(ds: LeRobotDataset, policy: Any, reader: RecordedActions, out: Pat
                 bar.update(len(requests))
             errors = _Errors(chunk, emb.action_dim)
             compared = []
-            for f, chunk_actions in zip(starts, predicted):
+            for f, chunk_actions in zip(at, predicted):
                 recorded = reader.chunk(ep.frames, f, min(f + chunk, ep.length))  # the steps the episode recorded
-                compared.append((f, recorded))
+                compared.append(recorded)
                 errors.add(chunk_actions, recorded)
                 recorded_sum += recorded.sum(axis=0)
                 recorded_sq += (recorded**2).sum(axis=0)
             total.merge(errors)
-            episodes.append(EpisodeErrors(i, ep.length, starts, errors.steps, errors.mae(), errors.rmse()))
-            if plots:
-                # mapped as they are, the recording is one line; a conversion from each chunk's own state (joint
-                # targets as end-effector deltas) has none: each chunk is drawn with the rows it was compared with
-                line = [(0, reader.chunk(ep.frames, 0, ep.length))] if reader.conversion == "none" else compared
-                drawn.append((episodes[-1], line, predicted, caption_variants(ep.frame_tasks[0])[0]))
+            episodes.append(EpisodeErrors(i, ep.length, at, errors.steps, errors.mae(), errors.rmse(),
+                                          caption_variants(ep.frame_tasks[0])[0], predicted, compared))
     n = max(total.steps, 1)
     mean = recorded_sum / n
     scale = np.sqrt(np.maximum(recorded_sq / n - mean**2, 0.0))
     scale[scale <= 1e-12 * np.maximum(np.abs(mean), 1.0)] = 0.0  # a constant column's rounding is no spread
-    result = OpenLoopResult(out=out, columns=columns, units=units, chunk_size=chunk, every=every, mae=total.mae(),
-                            rmse=total.rmse(), scale=scale, horizon_mae=total.horizon_mae(),
-                            horizon_steps=total.count.copy(), episodes=episodes, settings=settings)
+    return OpenLoopResult(out=None, columns=list(emb.columns), units=list(emb.units), chunk_size=chunk, every=None,
+                          mae=total.mae(), rmse=total.rmse(), scale=scale, horizon_mae=total.horizon_mae(),
+                          horizon_steps=total.count.copy(), episodes=episodes)
+
+
+def _write(result: OpenLoopResult, data: OpenLoopData, out: Path, plots: bool) -> None:
+    """openloop.json and, with `plots`, the figures: written once every chunk is compared, so an error or Ctrl-C
+    before leaves an earlier run's files as they were."""
     if plots:
         from ..viz.plots import open_loop_figure, save_figure
 
-        for episode, line, predicted, task in drawn:
-            fig = open_loop_figure(line, list(zip(episode.starts, predicted)), columns, units, emb.fps,
-                                   title=f"open loop, episode {episode.episode}: {_title(settings)}",
-                                   detail=f"task: {task}")
+        settings = result.settings
+        for episode in result.episodes:
+            # mapped as they are, the recording is one line; a conversion from each chunk's own state (joint
+            # targets as end-effector deltas) has none: each chunk is drawn with the rows it was compared with
+            line = ([(0, data.reader.chunk(data.dataset.episode(episode.episode, videos=False).frames, 0,
+                                           episode.length))]
+                    if data.reader.conversion == "none" else list(zip(episode.starts, episode.recorded)))
+            fig = open_loop_figure(line, list(zip(episode.starts, episode.predicted)), result.columns, result.units,
+                                   settings["fps"], title=f"open loop, episode {episode.episode}: {_title(settings)}",
+                                   detail=f"task: {episode.task}")
             episode.plot = save_figure(fig, out / EPISODE_FIGURE.format(episode.episode))
         result.files += _summary_plot(result, out)
-        result.files += [e.plot for e in episodes if e.plot is not None]
+        result.files += [e.plot for e in result.episodes if e.plot is not None]
     write_json_atomic(out / OPENLOOP_FILE, result.to_json(), indent=2, ensure_ascii=False)
     result.files.append(out / OPENLOOP_FILE)
     written = {p.name for p in result.files}
     for stale in out.glob(EPISODE_FIGURE_GLOB):  # an earlier run's plot of an episode not evaluated now
         if stale.name not in written:
             stale.unlink()
-    return result
 
 
 def _title(settings: dict[str, Any]) -> str:
@@ -342,8 +410,9 @@ def _summary_plot(result: OpenLoopResult, out: Path) -> list[Path]:
     from ..viz.plots import open_loop_summary_figure, save_figure
 
     relative = result.relative_mae()
-    detail = (f"{result.chunks} chunks of {result.chunk_size} over {len(result.episodes)} episodes, every "
-              f"{result.every} frames; {result.steps} steps compared"
+    spacing = f"every {result.every} frames" if result.every is not None else "spread evenly"
+    detail = (f"{result.chunks} chunks of {result.chunk_size} over {len(result.episodes)} episodes, {spacing}; "
+              f"{result.steps} steps compared"
               + (f"; MAE/std {relative:.3f} (mean over columns)" if relative is not None else ""))
     fig = open_loop_summary_figure(result.columns, result.units, result.mae, result.rmse, result.scale,
                                    result.horizon_mae, result.settings["fps"],

@@ -153,12 +153,17 @@ class EvalConfig:
 
 @dataclass
 class ValidationConfig:
-    """The held-out loss (docs/training.md, "Validation"): episodes never trained on, scored every `every` steps on
-    the same windows with the same σ and noise each time, so the curve moves only with the weights."""
+    """The held-out loss and action error (docs/training.md, "Validation"): episodes never trained on, scored every
+    `every` steps on the same windows with the same σ and noise, and the same chunks sampled with the same seeds, each
+    time, so the curves move only with the weights."""
 
     episodes: list[int] = field(default_factory=list)  # held out of training; none: no validation
     every: int = 0  # steps; 0 = never
     windows: int = 32  # held-out windows scored (spread evenly over them; all where they hold fewer)
+    # chunks sampled from held-out frames at each validation, compared with the recorded actions (val/action_mae, as
+    # `dataset eval` compares them); 0: none
+    action_chunks: int = 8
+    action_steps: int | None = None  # their denoising steps; unset: the embodiment's sampling preset's
 
     def held_out(self, num_episodes: int, data: DataConfig) -> tuple[int, ...]:
         """The held-out episodes, ascending, checked against the dataset and against `data.episodes`: an episode
@@ -316,10 +321,13 @@ class TrainConfig:
             raise ValueError(f"objectives: every weight is 0 ({', '.join(f'{k} = {v}' for k, v in weights.items())}): "
                              f"give at least one of {', '.join(OBJECTIVES)} a weight > 0, or set preset = "
                              "'cosmos_policy'")
-        for name, value, low in (("eval.every", self.eval.every, 0), ("validation.every", self.validation.every, 0),
-                                 ("validation.windows", self.validation.windows, 1)):
+        for name, value, low, zero in (("eval.every", self.eval.every, 0, "never"),
+                                       ("validation.every", self.validation.every, 0, "never"),
+                                       ("validation.windows", self.validation.windows, 1, ""),
+                                       ("validation.action_chunks", self.validation.action_chunks, 0,
+                                        "no action error")):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{name}={value!r}: must be an integer >= {low}" + (" (0: never)" if low == 0 else ""))
+                raise ValueError(f"{name}={value!r}: must be an integer >= {low}" + (f" (0: {zero})" if zero else ""))
         if self.validation.every and not self.validation.episodes:
             raise ValueError(f"validation.every={self.validation.every} scores held-out episodes, but "
                              "validation.episodes is empty: name the episodes to hold out of training (e.g. "
@@ -332,7 +340,9 @@ class TrainConfig:
 
         check_seed(self.seed)
         for name, check in (("eval.seed", lambda: check_seed(self.eval.seed)),
-                            ("eval.steps", lambda: SamplingConfig().updated(steps=self.eval.steps))):
+                            ("eval.steps", lambda: SamplingConfig().updated(steps=self.eval.steps)),
+                            ("validation.action_steps",
+                             lambda: SamplingConfig().updated(steps=self.validation.action_steps))):
             try:
                 check()
             except ValueError as exc:  # its message names `seed=` / `steps=`: say which of the settings
@@ -383,8 +393,8 @@ def _refuse_unwritable(setting: str, folder: str | None) -> None:
 # checkpoints, whether activations are recomputed (the same gradients: a run resumed on a smaller GPU may need it) and
 # how LoRA checkpoints are written (merged or adapter-only: the same weights).
 # Everything else (model, data, chunk, seed, LR and its schedule, objectives, finetune mode, the held-out episodes...)
-# shapes the weights; `validation.windows` does not, but another count scores other windows: one run's held-out curve
-# is one set of windows from its first point to its last.
+# shapes the weights; `validation.windows`, `action_chunks` and `action_steps` do not, but another count scores other
+# windows or chunks: one run's held-out curves are one set of inputs from their first point to their last.
 RESUMABLE = ("optim.steps", "output_dir", "device", "log_every", "save_every", "keep_checkpoints", "data.cache_dir",
              "eval.*", "optim.gradient_checkpointing", "finetune.lora_save", "validation.every")
 

@@ -197,6 +197,7 @@ class Trainer:
         self._resumed_data: str | None = None
         self._resumed_data_key: str | None = None
         self._windows: tuple[WindowSpec, Embodiment] | None = None
+        self._live_said: set[tuple[Any, ...]] = set()  # `_live_policy`'s warnings said so far
         if config.optim.batch_size % self.world:
             raise ValueError(f"optim.batch_size={config.optim.batch_size} must divide by the {self.world} processes")
 
@@ -223,6 +224,7 @@ class Trainer:
                 check_encodable(spec, layout)
             # the held-out windows: cut as the training ones, cached beside them under their own key
             self._val_spec = replace(spec, episodes=held_out) if held_out else None
+            self._val_actions = None
             if self._val_spec is not None and self.rank == 0:
                 self._check_held_out(self._val_spec, layout)
             self._warn_batch_over_windows(spec)
@@ -237,17 +239,40 @@ class Trainer:
         if not windows:
             raise ValueError(f"validation.episodes={list(spec.episodes)}: these episodes yield no window of "
                              f"data.chunk_size {spec.chunk_size}: hold out longer episodes")
-        if not cache_may_serve(self._cache_dir, spec, layout):
+        validation = self.config.validation
+        every = validation.every
+        sampled = every and validation.action_chunks
+        if sampled or not cache_may_serve(self._cache_dir, spec, layout):  # sampling reads the frames themselves
             check_encodable(spec, layout)
-        every = self.config.validation.every
-        scored = min(windows, self.config.validation.windows)
-        logger.info("validation.episodes %s held out of training: %d of their %d windows scored %s",
-                    list(spec.episodes), scored, windows,
+        if sampled:
+            self._val_actions = self._held_out_actions(spec, layout)
+        scored = min(windows, validation.windows)
+        chunks = sum(map(len, self._val_actions[1].values())) if sampled else 0
+        logger.info("validation.episodes %s held out of training: %d of their %d windows scored%s %s",
+                    list(spec.episodes), scored, windows, f" and {chunks} chunks sampled" if chunks else "",
                     f"every {every} steps" if every else "never (validation.every = 0)")
         if not every:
             logger.warning("validation.episodes=%s are held out of training but never scored (validation.every = 0): "
                            "set validation.every to log their loss, or empty validation.episodes to train on them",
                            list(spec.episodes))
+
+    def _held_out_actions(self, spec: WindowSpec, layout: Embodiment) -> tuple[Any, dict[int, list[int]]]:
+        """What `val/action_mae` compares (`data.openloop.OpenLoopData`) and where: the held-out episodes read as
+        training reads them (`[data]`'s cameras, state and action keys, source layout, conversion and robot), and
+        `validation.action_chunks` start frames spread evenly over them (`spread_starts`, as `dataset eval --chunks`
+        would pick them)."""
+        from ..data import LeRobotDataset
+        from ..data.actions import recorded_actions
+        from ..data.openloop import OpenLoopData, spread_starts
+        from .data import camera_sources
+
+        dataset = LeRobotDataset.open(spec.dataset)
+        state_keys = list(spec.state_keys) if layout.state_history else []
+        reader = recorded_actions(dataset, layout, spec.action_keys, spec.state_keys, source=spec.source_embodiment,
+                                  conversion=spec.action_conversion, robot=spec.robot)
+        data = OpenLoopData(dataset, camera_sources(dataset.video_keys, spec.video_keys, layout), state_keys, reader)
+        lengths = {i: int(dataset.episode_lengths[i]) for i in spec.episodes}
+        return data, spread_starts(lengths, spec.chunk_size, self.config.validation.action_chunks)
 
     @property
     def _cache_dir(self) -> str:
@@ -916,7 +941,8 @@ class Trainer:
         stream no training draw takes), without gradients and in eval mode (restored after), so two calls on the same
         weights log the same numbers and the curve moves only with the weights. `val/loss` is the training loss's
         expectation on held-out data: each objective's mean loss weighted by its share of the mix; the parts are
-        means over the examples that have them, as the training line's are."""
+        means over the examples that have them, as the training line's are. With `validation.action_chunks`, the line
+        holds the held-out action error too (`_action_error`)."""
         cfg = self.config
         tick = time.perf_counter()
         pairs = self._validation_pairs()
@@ -948,39 +974,74 @@ class Trainer:
         loss = sum(share[objective] * float(np.mean(found)) for objective, found in totals.items())
         line = {"step": step, "val/loss": loss, **{f"val/{k}": float(np.mean(v)) for k, v in values.items()},
                 "val/windows": len(pairs) // len(self.objective_names)}
+        sampled = ""
+        if self._val_actions is not None:
+            line.update(self._action_error(step))
+            relative = line["val/action_mae"]
+            sampled = (f", action MAE/std {relative:.4g}" if relative is not None else ", action MAE") + \
+                f" over {line['val/action_chunks']} sampled chunks"
         with open(metrics_path, "a") as f:
             f.write(json.dumps(line) + "\n")
-        logger.info("step %d: held-out loss %.4g (%d windows of validation.episodes %s, %.1f s)", step, loss,
-                    line["val/windows"], cfg.validation.episodes, time.perf_counter() - tick)
+        logger.info("step %d: held-out loss %.4g%s (validation.episodes %s, %d windows, %.1f s)", step, loss, sampled,
+                    cfg.validation.episodes, line["val/windows"], time.perf_counter() - tick)
         return line
 
-    def _evaluate(self, step: int, metrics_path: Path) -> dict[str, Any]:
-        """The periodic sim evaluation: the live weights as a `Policy` on `eval.task`, success rate to the log."""
+    def _action_error(self, step: int) -> dict[str, Any]:
+        """The open-loop action error of the live weights on the held-out episodes, the number Cosmos Policy runs are
+        watched by (an action L1 of sampled chunks): `validation.action_chunks` chunks sampled at the same frames with
+        the same seeds (the run's `seed`, episode i's `seed + i`) and `validation.action_steps` denoising steps every
+        time, compared with the recorded actions by `data.openloop.compare_open_loop`, the computation `dataset eval`
+        runs on a checkpoint. `val/action_mae` is the mean over the columns of MAE / the recorded actions' standard
+        deviation (unit-free; None where no column moves), `val/action_mae/<column>` each column's MAE in its
+        physical units."""
+        from ..data.openloop import compare_open_loop
+
+        data, starts = self._val_actions
+        with self._live_policy(self.config.validation.action_steps, f"step-{step}") as policy:
+            result = compare_open_loop(policy, data, starts, seed=self.config.seed,
+                                       batch_size=self.config.optim.batch_size // self.world)
+        return {"val/action_mae": result.relative_mae(),
+                **{f"val/action_mae/{column}": float(mae) for column, mae in zip(result.columns, result.mae)},
+                "val/action_chunks": result.chunks}
+
+    @contextlib.contextmanager
+    def _live_policy(self, steps: int | None, source: str):
+        """The live weights as a `Policy` sampling with `steps` denoising steps (None: the embodiment's preset's), for
+        the block: no copy, so a LoRA run samples with its adapters, and under the autocast a bf16 run trains with
+        (its weights mix bf16 and fp32); in eval mode, training mode restored after. A fresh `Engine` each time: its
+        caches hold nothing of earlier weights."""
         from ..engine import Engine, SamplingConfig
         from ..policy import Policy
-        from ..sim.env import TabletopEnv
-        from ..sim.evaluate import evaluate
-        from ..sim.policies import wrap_policy
 
-        cfg = self.config.eval
         self.transformer.eval()
         try:
             engine = Engine(self.transformer, self.vae, self.tokenizer, self.scheduler,
                             use_native_flow_schedule=self.pipeline_flags["use_native_flow_schedule"],
                             default_use_system_prompt=self.pipeline_flags["default_use_system_prompt"])
-            sampling = SamplingConfig.from_preset(self.embodiment.sampling_preset) if self.embodiment.sampling_preset \
-                else SamplingConfig()
-            policy = Policy(engine, self.embodiment, sampling.updated(steps=cfg.steps), source=f"step-{step}")
-            env = TabletopEnv(cfg.task)
-            try:  # a bf16 run's weights mix bf16 and fp32 (LoRA): sample under the autocast it trains with
-                with torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                    enabled=self.config.optim.precision == "bf16"):
-                    report = evaluate(env, wrap_policy(policy, seed=cfg.seed), policy_name=f"step-{step}",
-                                      episodes=cfg.episodes, seed=cfg.seed, progress=self.progress)
-            finally:
-                env.close()
+            preset = self.embodiment.sampling_preset
+            sampling = SamplingConfig.from_preset(preset) if preset else SamplingConfig()
+            policy = Policy(engine, self.embodiment, sampling.updated(steps=steps), source=source)
+            # what it warns of once (a held-out state outside the training range) is said once a run, not each time
+            policy._said = self._live_said
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.optim.precision == "bf16"):
+                yield policy
         finally:
             self.transformer.train()
+
+    def _evaluate(self, step: int, metrics_path: Path) -> dict[str, Any]:
+        """The periodic sim evaluation: the live weights as a `Policy` on `eval.task`, success rate to the log."""
+        from ..sim.env import TabletopEnv
+        from ..sim.evaluate import evaluate
+        from ..sim.policies import wrap_policy
+
+        cfg = self.config.eval
+        with self._live_policy(cfg.steps, f"step-{step}") as policy:
+            env = TabletopEnv(cfg.task)
+            try:
+                report = evaluate(env, wrap_policy(policy, seed=cfg.seed), policy_name=f"step-{step}",
+                                  episodes=cfg.episodes, seed=cfg.seed, progress=self.progress)
+            finally:
+                env.close()
         line = {"step": step, "eval_task": cfg.task, "eval_success_rate": report.success_rate,
                 "eval_episodes": cfg.episodes}
         with open(metrics_path, "a") as f:

@@ -405,7 +405,8 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
     on a log scale when they span more than LOG_SCALE_SPAN; a field with one value throughout (`world_size`) is
     named with its value in the heading instead of a flat panel (one logged once gets its panel, one point). A
     held-out `val/X` (a training run's `[validation]`) is drawn on X's panel beside it, where over- or underfitting
-    shows as the two curves parting. Every
+    shows as the two curves parting; fields `G/<name>` beside a field G (`val/action_mae/<column>`) share one panel,
+    a line per name. Every
     line is read; a field of more than MAX_CURVE_POINTS points is drawn thinned evenly from its first to its last (`_Series`), and the heading says so."""
     from matplotlib.ticker import MaxNLocator
 
@@ -442,14 +443,21 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
                     series.setdefault(key, _Series()).add(obj.get("step", records), value)
             records += 1
     held_out = {key: f"val/{key}" for key in series if f"val/{key}" in series}
-    keys = sorted((key for key in series if key not in held_out.values()), key=_curve_order)
+    # fields `G/<name>` beside a field G (the held-out action error per column, `val/action_mae/<column>`): one panel
+    # `G/<name>` of their own, a line per name, not a panel each
+    family = {f"{key}/<name>": sorted(k for k in series if k.startswith(f"{key}/")) for key in series}
+    family = {panel: parts for panel, parts in family.items() if parts}
+    grouped = {part for parts in family.values() for part in parts}
+    keys = sorted((key for key in series if key not in held_out.values() and key not in grouped), key=_curve_order)
+    keys = sorted([*keys, *family], key=_curve_order) if keys else keys
     if not keys:
         return None, records
     thinned = max(series[key].stride for key in series)
-    points = {key: series[key].points() for key in keys}
+    points = {key: [p for part in family[key] for p in series[part].points()] if key in family
+              else series[key].points() for key in keys}
     # a field logged once (an objective drawn at one step, a single evaluation) is a point, not "constant"
     constant = {key: pts[0][1] for key, pts in points.items()
-                if len(pts) > 1 and len({y for _, y in pts}) == 1 and key not in held_out}
+                if len(pts) > 1 and len({y for _, y in pts}) == 1 and key not in held_out and key not in family}
     shown = [key for key in keys if key not in constant] or keys
     ncols = 1 if len(shown) <= 6 else 2
     nrows = int(np.ceil(len(shown) / ncols))
@@ -463,8 +471,14 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
     axes = fig.subplots(nrows, ncols, sharex=True, squeeze=False).ravel()
     for ax, key in zip(axes, shown):
         x, y = zip(*points[key])
-        ax.plot(x, y, lw=1.2, color=LINE_COLOR, **step_markers(len(x)), label="training")
         name = key
+        if key in family:
+            for part in family[key]:
+                px, py = zip(*series[part].points())
+                ax.plot(px, py, lw=1.2, **step_markers(len(px)), label=part.rsplit("/", 1)[1])
+            ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper right", ncols=min(len(family[key]), 4))
+        else:
+            ax.plot(x, y, lw=1.2, color=LINE_COLOR, **step_markers(len(x)), label="training")
         if key in held_out:
             vx, vy = zip(*series[held_out[key]].points())
             ax.plot(vx, vy, lw=1.2, color=SUCCESS_COLOR, **step_markers(len(vx)), label=f"{held_out[key]} (held out)")

@@ -133,7 +133,9 @@ def _held_out(validation: Mapping[str, Any]) -> str | None:
         return None
     every = validation.get("every")
     windows = _fmt(validation.get("windows"))
-    scored = f"scored every {every} steps on up to {windows} windows" if every else "never scored"
+    chunks = validation.get("action_chunks")  # older runs: not stored, none sampled
+    sampled = f" and {_fmt(chunks)} sampled chunks" if _number(chunks) and chunks else ""
+    scored = f"scored every {every} steps on up to {windows} windows{sampled}" if every else "never scored"
     return f"{_indices(episodes)} ({scored})"
 
 
@@ -149,12 +151,15 @@ def _number(value: Any) -> bool:
 def _validation(metrics: list[Mapping[str, Any]], checkpoints: list[tuple[int, Path]]) -> str:
     """The held-out loss (`[validation]`'s `val/loss` lines) at the starting weights, its lowest and its last, each
     beside the training loss over the same stretch of steps (the mean of the lines logged since the validation
-    before: one step's loss is one batch's, noisy where the held-out one is not), and whether a checkpoint of the
-    lowest is kept; empty for a run without validation."""
+    before: one step's loss is one batch's, noisy where the held-out one is not) and the held-out action error of that
+    step (`val/action_mae`, where logged), and whether a checkpoint of the lowest is kept; then the action error's
+    lowest and its last per column. Empty for a run without validation."""
     scored = [(int(m["step"]), float(m["val/loss"])) for m in metrics
               if _number(m.get("val/loss")) and isinstance(m.get("step"), int)]
     if not scored:
         return ""
+    lines = {int(m["step"]): m for m in metrics if "val/loss" in m and isinstance(m.get("step"), int)}
+    actions = {step: float(m["val/action_mae"]) for step, m in lines.items() if _number(m.get("val/action_mae"))}
     training = [(int(m["step"]), float(m["loss"])) for m in metrics
                 if _number(m.get("loss")) and isinstance(m.get("step"), int)]
     lowest = min(scored, key=lambda point: point[1])
@@ -167,18 +172,34 @@ def _validation(metrics: list[Mapping[str, Any]], checkpoints: list[tuple[int, P
         since = [loss for s, loss in training if (before is None or s > before) and s <= step]
         mean = f"{sum(since) / len(since):.5g}" if since else "—"
         label = ", ".join(names)
-        rows.append(f"<tr><td class=k>{_esc(label)}</td><td>{step}</td><td>{value:.5g}</td><td>{mean}</td></tr>")
+        action = (f"<td>{actions[step]:.4g}</td>" if step in actions else "<td>—</td>") if actions else ""
+        rows.append(f"<tr><td class=k>{_esc(label)}</td><td>{step}</td><td>{value:.5g}</td><td>{mean}</td>{action}"
+                    "</tr>")
     kept = {step for step, _ in checkpoints}
-    best = (f"the lowest held-out loss is at step {lowest[0]}: "
-            + (f"its checkpoint (step-{lowest[0]:07d}) is kept" if lowest[0] in kept else
-               "no checkpoint of that step is kept (save_every, keep_checkpoints)"))
+
+    def checkpoint(step: int) -> str:
+        return (f"its checkpoint (step-{step:07d}) is kept" if step in kept else
+                "no checkpoint of that step is kept (save_every, keep_checkpoints)")
+
+    best = f"the lowest held-out loss is at step {lowest[0]}: {checkpoint(lowest[0])}"
+    sampled = ""
+    if actions:
+        at = min(actions, key=actions.get)
+        last = max(actions)
+        columns = ", ".join(f"{_esc(k.removeprefix('val/action_mae/'))} {v:.4g}" for k, v in lines[last].items()
+                            if k.startswith("val/action_mae/") and _number(v))
+        sampled = (f"<p>held-out action error (val/action_mae: chunks sampled on held-out frames against the recorded "
+                   f"actions, MAE / the recorded standard deviation, mean over the columns; worldpolicy dataset eval "
+                   f"--chunks measures a checkpoint alike): lowest {actions[at]:.4g} at step {at}, "
+                   f"{_esc(checkpoint(at))}; last {actions[last]:.4g} at step {last}"
+                   + (f", per column in its units: {columns}" if columns else "") + "</p>")
     return ("<section id=validation><h2>Held-out loss</h2><p class=muted>the loss on the episodes held out of training "
             "(validation.episodes), on the same windows, σ and noise at every step scored: it moves only with the "
             "weights. Training and held-out losses falling together: still learning; the held-out one rising while "
             "the training one falls: overfitting. Both curves are drawn together under Plots.</p>"
-            f"<p>{_esc(best)}; {len(scored)} validations logged</p><table><tr><th class=k></th><th>step</th>"
-            "<th>held-out loss</th><th>training loss (mean since the validation before)</th></tr>"
-            f"{''.join(rows)}</table></section>")
+            f"<p>{_esc(best)}; {len(scored)} validations logged</p>{sampled}<table><tr><th class=k></th><th>step</th>"
+            "<th>held-out loss</th><th>training loss (mean since the validation before)</th>"
+            + ("<th>held-out action MAE/std</th>" if actions else "") + f"</tr>{''.join(rows)}</table></section>")
 
 
 def _columns_table(spec: Mapping[str, Any]) -> str:
