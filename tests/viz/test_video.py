@@ -311,11 +311,11 @@ def test_a_whole_trajectorys_animation_captions_the_chunk_each_frame_belongs_to(
     visualize(tmp_path)
     said = [c.split(vv.SEP, 2)[-1] for c in captions]  # after the label and time
     assert captions[0] == vv.SEP.join(("imagined video", "t = 0.00 s", "frame 0",
-                                       "observation: chunk 0 of 3 starts from it"))
+                                       "observation: chunk 0 starts from it"))
     assert said[1:] == [f"frame {k}{vv.SEP}{chunk}" for k, chunk in [
-        (1, "chunk 0 of 3"), (2, "chunk 0 of 3"), (3, "chunk 0 of 3"), (4, "chunk 0 of 3; chunk 1 starts from it"),
-        (5, "chunk 1 of 3"), (6, "chunk 1 of 3"), (7, "chunk 1 of 3"), (8, "chunk 1 of 3; chunk 2 starts from it"),
-        (9, "chunk 2 of 3"), (10, "chunk 2 of 3")]]
+        (1, "chunk 0"), (2, "chunk 0"), (3, "chunk 0"), (4, "chunk 0; chunk 1 starts from it"),
+        (5, "chunk 1"), (6, "chunk 1"), (7, "chunk 1"), (8, "chunk 1; chunk 2 starts from it"),
+        (9, "chunk 2"), (10, "chunk 2")]]
     captions.clear()  # a single chunk is captioned as ever
     doc["settings"]["trajectory"] = TrajectoryChunks(joint_chunk[:10], 12, seed=0).settings(False)
     (tmp_path / "actions.json").write_text(json.dumps(doc))

@@ -463,13 +463,13 @@ class RolloutChunks(ClipRows):
     def frame_chunk(self, frame: int) -> str:
         """What the animation says of imagined frame `frame` (frame i + 1 follows row i): the observation, the chunk
         that imagined it, and at a chunk's last frame that the next chunk starts from it."""
-        chunks = len(self.window_rows)
         if frame <= 0:
-            return f"observation: chunk 0 of {chunks} starts from it"
+            return "observation: chunk 0 starts from it"
+        chunks = len(self.window_rows)
         ends = np.cumsum(self.window_rows)  # chunk j imagines frames ends[j-1]+1 .. ends[j]
         j = min(int(np.searchsorted(ends, frame)), chunks - 1)
         following = f"; chunk {j + 1} starts from it" if j + 1 < chunks and frame == ends[j] else ""
-        return f"chunk {j} of {chunks}{following}"
+        return f"chunk {j}{following}"
 
 
 def _sizes(rows: Sequence[int], what: str) -> str:

@@ -163,7 +163,7 @@ def animation_frames(
     video's frames after the one that row leads into are captioned as copies of it (the input padded past its end);
     `clip` (`plots.run_rows_of`): the clip frames an inverse dynamics result's rows explain, on the plot's top axis,
     or a whole trajectory's chunk starts (`plots.RolloutChunks`), dashed on the plot, each video frame captioned with
-    the chunk that imagined it (`RolloutChunks.frame_chunk` of the rollout frame at its time: "chunk 1 of 3", the
+    the chunk that imagined it (`RolloutChunks.frame_chunk` of the rollout frame at its time: "chunk 1", the
     observation, and at a chunk's last frame that the next starts from it);
     `frame_numbers`: the clip frame each video frame is (`clip.frames_used` for the run's own re-decoded clip, whose
     frame k is the clip's frame `frames_used[k]`), captioned "clip frame N" instead of its index.
