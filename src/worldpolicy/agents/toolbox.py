@@ -718,10 +718,9 @@ class Toolbox:
 
         try:
             check_trajectory_embodiment(emb)
-        except ValueError as exc:
-            raise ToolInputError("whole_trajectory", str(exc).removeprefix("whole_trajectory=True: "), True,
-                                 "false, or an embodiment whose actions are absolute joint positions (e.g. "
-                                 "droid/joint_pos) or that takes no state") from None
+        except ValueError as exc:  # its "accepted: ..." as the tools' errors give it
+            why, _, accepted = str(exc).removeprefix("whole_trajectory=True: ").partition("; accepted: ")
+            raise ToolInputError("whole_trajectory", why, True, f"false, or {accepted}") from None
         chunk_size = self._load_options().get("chunk_size") or emb.chunk_size
         return math.ceil(len(actions) / chunk_size)
 
