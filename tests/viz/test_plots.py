@@ -746,3 +746,23 @@ def test_a_long_trajectory_labels_every_kth_chunk_and_lines_each(joint_chunk, ac
                                          clip=plots.run_rows_of(doc))
     assert len(_dashed_at(fig.axes[0])) == 15
     assert [t.get_text() for t in fig.axes[0].texts] == [f"chunk {j}" for j in range(0, 16, 2)]
+
+
+def test_a_whole_trajectorys_end_effector_path_marks_the_poses_chunks_start_from(pose_chunk, actions_json,
+                                                                                 monkeypatch):
+    """The 3-D path of a relative-pose trajectory rolled out in chunks of 12 showed nothing of where each chunk
+    started from an imagined frame: pose 12 and 24 are diamonds, named in the legend and the heading."""
+    doc = _whole_trajectory(actions_json("bridge", pose_chunk), 32, 12)
+    figures = _captured_figures(monkeypatch)
+    plots.plot_prediction(doc, "unused")
+    fig = figures["ee_path.png"]
+    assert ("rolled out in 3 chunks of 12 rows, the last 8; diamonds: chunks 1-2 start from the model's own last "
+            "imagined frame (drift can begin there)") in " ".join(fig._suptitle.get_text().split())
+    ax = fig.axes[0]
+    handles, labels = ax.get_legend_handles_labels()
+    diamonds = handles[labels.index("chunk start (imagined frame)")]
+    poses = plots.ee_poses(pose_chunk, doc["columns"], units=doc["units"])[:, :3, 3] * 100  # drawn in cm
+    np.testing.assert_allclose(np.column_stack(diamonds._offsets3d), poses[[12, 24]], atol=1e-9)
+    assert [t.get_text().strip() for t in ax.texts] == ["chunk 1", "chunk 2"]
+    with pytest.raises(ValueError, match="chunks=.*RolloutChunks.*of the chunk's 31 rows"):
+        plots.ee_path_figure(pose_chunk[:31], doc["columns"], chunks=plots.rollout_chunks_of(doc))

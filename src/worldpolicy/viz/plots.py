@@ -435,12 +435,13 @@ class RolloutChunks(ClipRows):
 
     heading_in: ClassVar[float] = 0.18  # the "chunk j" labels above the top row
 
-    def note(self) -> str:
-        """What a heading says of it: `rolled out in 3 chunks of 32 rows, the last 12; dashed: chunks 1-2 start ...`."""
+    def note(self, drawn: str = "dashed") -> str:
+        """What a heading says of it: `rolled out in 3 chunks of 32 rows, the last 12; dashed: chunks 1-2 start ...`
+        (`drawn`: how the figure marks the starts)."""
         later = len(self.window_rows) - 1
         which = "chunk 1 starts" if later == 1 else f"chunks 1-{later} start"
         state = ", its last action as the state" if self.state_chained else ""
-        return (f"rolled out in {_sizes(self.window_rows, 'chunk')}; dashed: {which} from the model's own last "
+        return (f"rolled out in {_sizes(self.window_rows, 'chunk')}; {drawn}: {which} from the model's own last "
                 f"imagined frame{state} (drift can begin there)")
 
     def mark(self, ax, fps: float, top: bool) -> None:
@@ -877,6 +878,7 @@ def plot_ee_path(
     max_frames: int = 12,
     units: Sequence[str] | None = None,
     real_rows: int | None = None,
+    chunks: RolloutChunks | None = None,
 ) -> Path:
     """3-D end-effector path with small RGB (x, y, z) orientation frames along it, drawn in mm, cm or m by its size.
 
@@ -884,11 +886,12 @@ def plot_ee_path(
     metres). `units` (one per column) converts tx, ty, tz given in cm or mm to metres; None, or another unit (with a
     warning): they are taken as metres. Poses the gripper is closed at are orange squares (open: hollow
     circles). The path that steps from
-    `real_rows` on lead along (an inverse dynamics result of a short clip) is dashed.
+    `real_rows` on lead along (an inverse dynamics result of a short clip) is dashed; the poses a whole trajectory's
+    `chunks` start from after the first are diamonds.
     """
     path = _require_path(path, "plot_ee_path")
-    return save_figure(ee_path_figure(actions, columns, anchor, gripper_column, title, max_frames, units, real_rows),
-                       path)
+    return save_figure(ee_path_figure(actions, columns, anchor, gripper_column, title, max_frames, units, real_rows,
+                                      chunks), path)
 
 
 def ee_path_figure(
@@ -900,15 +903,21 @@ def ee_path_figure(
     max_frames: int = 12,
     units: Sequence[str] | None = None,
     real_rows: int | None = None,
+    chunks: RolloutChunks | None = None,
 ):
     """The `plot_ee_path` figure; `title` (e.g. which run) heads it above the path's length and travel. Axes and
     travel are in one unit, mm, cm or m as `path_unit` picks for the path's size, in the frame the heading names
     (the start end-effector frame without `anchor`, else the anchor's). `real_rows`: pose i+1 is reached
     by row i, so the path from pose `real_rows` on, which rows explaining copies of a short clip's last frame lead
-    along, is dashed grey and named in the legend and the heading."""
+    along, is dashed grey and named in the legend and the heading. `chunks` (`rollout_chunks_of`, a forward dynamics
+    result over a whole trajectory): pose a, where chunk j > 0 starts (reached by row a-1, the frame it starts from),
+    is a diamond labelled "chunk j", named in the legend and the heading."""
     poses = ee_poses(actions, columns, anchor, units)
     a = _check_actions(actions, columns, gripper_column=gripper_column)
     real_rows = _check_real_rows(real_rows, a.shape[0])
+    if chunks is not None and (not isinstance(chunks, RolloutChunks) or len(chunks.frames_used) != a.shape[0] + 1):
+        raise ValueError(f"chunks={chunks!r:.120}: expected a RolloutChunks (plots.rollout_chunks_of) of the chunk's "
+                         f"{a.shape[0]} rows")
     p = poses[:, :3, 3]
     span = float(np.max(np.ptp(p, axis=0))) if len(p) > 1 else 0.0
     half = max(span / 2 * 1.15, 0.01)
@@ -932,6 +941,8 @@ def ee_path_figure(
                else "\naxes: the frame the anchor pose is given in")
     if real_rows is not None:
         detail += f"\ndashed: {padded_label(real_rows, a.shape[0])}"
+    if chunks is not None:
+        detail += f"\n{chunks.note('diamonds')}"
     top = figure_title(fig, title or "end-effector path", detail)
     # the legend goes below the axes (`_LEGEND_BELOW_IN`): inside them it covered a path that rose to the upper left
     fig.subplots_adjust(left=0.02, right=0.95, top=1 - top / height, bottom=_LEGEND_BELOW_IN / height)
@@ -957,6 +968,14 @@ def ee_path_figure(
         ax.scatter(*p.T, depthshade=False, label="pose after each step", **open_style)
     ax.scatter(*p[0], color="black", s=40, marker="o", label="start (anchor)", zorder=5)
     ax.scatter(*p[-1], color="black", s=50, marker="X", label="end", zorder=5)
+    if chunks is not None:
+        starts = chunks.window_starts()  # pose a: the one chunk j starts from
+        ax.scatter(*p[starts].T, marker="D", s=34, facecolors="white", edgecolors=CHUNK_COLOR, linewidths=1.3,
+                   depthshade=False, label="chunk start (imagined frame)", zorder=4)
+        every = int(np.ceil((len(starts) + 1) / MAX_CHUNK_LABELS))
+        for j, row in enumerate(starts, 1):
+            if j % every == 0:
+                ax.text(*p[row], f"  chunk {j}", fontsize=TICK_FONTSIZE, color=CHUNK_COLOR, zorder=6)
     step = max(1, int(np.ceil(len(poses) / max_frames)))
     idx = sorted(set(range(0, len(poses), step)) | {len(poses) - 1})
     for i in idx:
@@ -1172,7 +1191,7 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path, fmt
     (`FIGURE_FORMATS`) is their suffix: "pdf" or "svg" writes `actions.pdf`... for a paper. Every figure is headed by
     `run_title`, marks the rows after `real_rows_of` (an inverse dynamics result of a short clip), and is drawn before
     the first file is written; the time series and joints also mark how the rows were run in pieces (`run_rows_of`:
-    a whole clip's windows, a whole trajectory's chunks).
+    a whole clip's windows, a whole trajectory's chunks), the end-effector path a whole trajectory's chunk starts.
     """
     fmt = check_figure_format(fmt, "fmt")
     check_prediction_json(prediction_json)
@@ -1204,7 +1223,8 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path, fmt
             title = f"{name}: {prefix.rstrip('_')} end-effector path" if prefix else f"{name}: end-effector path"
             arm = actions[:, indexes]  # a copy: scaled to metres here, so a warning names the file's own columns
             arm[:, :3] *= _metres_per_unit([columns[i] for i in indexes[:3]], [units[i] for i in indexes[:3]])
-            figures[file] = ee_path_figure(arm, arm_columns, gripper_column=grip, title=title, real_rows=rows)
+            figures[file] = ee_path_figure(arm, arm_columns, gripper_column=grip, title=title, real_rows=rows,
+                                           chunks=rollout_chunks_of(prediction_json))
     elif layout == "joint_position":
         figures["joints"] = joints_figure(actions, columns, units, fps, gripper, f"{name}: joints", rows, clip)
     return [save_figure(fig, out_dir / f"{file}.{fmt}") for file, fig in figures.items()]
