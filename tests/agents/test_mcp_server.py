@@ -17,6 +17,7 @@ pytest.importorskip("mcp", reason="agents extra not installed: pip install 'worl
 from mcp.client import Client
 
 from worldpolicy.agents.mcp_server import build_server
+from worldpolicy.agents.toolbox import ToolInputError
 from worldpolicy.processing.video import read_video
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -1246,3 +1247,54 @@ def test_a_sim_evaluation_says_when_its_episodes_are_the_checkpoints_training_sc
     assert held_out["seed"] == EVAL_SEED and held_out["training_scenes"]["seeds"] == [] and held_out["warnings"] == []
     scripted = ok(server, "evaluate_in_sim", {"episodes": 1, "max_steps": 2})  # the MCP tool's default too
     assert scripted["seed"] == EVAL_SEED and scripted["training_scenes"] is None and scripted["warnings"] == []
+
+
+def test_imagine_rolls_out_a_whole_trajectory_and_reports_progress_over_its_chunks(server, inputs_dir):
+    """`predict --whole-trajectory` / `Policy.imagine(whole_trajectory=True)` roll out every row; the tool cut 10 rows
+    to the first chunk of 4 (with a warning), so an agent replaying a recorded episode saw 4 steps of it. Progress
+    counts every chunk's denoising steps, and the result says which rows and frames each chunk made."""
+    rows = np.round(np.linspace(-0.01, 0.01, 10 * 10).reshape(10, 10), 4)
+    rows[:, 3:9] = [1, 0, 0, 0, 1, 0]  # the identity rotation
+    base = {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs.png"), "actions": rows.tolist(),
+            "seed": 5, "steps": 1}
+    progress: list = []
+    whole = ok(server, "imagine_rollout", {**base, "whole_trajectory": True}, progress)
+    np.testing.assert_allclose(whole["actions"], rows, atol=1e-5)
+    assert whole["video_frames"] == 11 and read_video(whole["files"]["video"])[0].shape[0] == 11
+    trajectory = whole["trajectory"]
+    assert [c["actions"] for c in trajectory["chunks"]] == [[0, 4], [4, 8], [8, 10]], trajectory
+    assert [c["conditioned_on"] for c in trajectory["chunks"]] == [0, 4, 8]
+    assert [c["seed"] for c in trajectory["chunks"]] == [5, 6, 7] and trajectory["state_chained"] is False
+    steps = [(done, total, m) for done, total, m in progress if "denoising" in m]
+    assert steps == [(k, 3, f"chunk {k} of 3: denoising step 1/1") for k in (1, 2, 3)], progress
+    assert not any("rows given, using the first" in w for w in whole["warnings"]), whole["warnings"]
+    first = ok(server, "imagine_rollout", base)  # left out: the first chunk, as before, and said
+    assert np.asarray(first["actions"]).shape == (4, 10) and first["trajectory"] is None
+    assert any("10 rows given, using the first 4" in w for w in first["warnings"]), first["warnings"]
+
+
+def test_whole_trajectory_errors_name_it_before_the_model_loads(server, toolbox, inputs_dir, monkeypatch):
+    """An embodiment whose state no action says (a state-conditioned relative_pose head) cannot be chained from chunk
+    to chunk: refused naming whole_trajectory and what is accepted, as is a value that is not true or false, before
+    any checkpoint loads."""
+    from dataclasses import replace
+
+    from worldpolicy.embodiments import get_embodiment
+
+    def no_load(*_, **__):
+        raise AssertionError("the checkpoint was loaded")
+
+    monkeypatch.setattr(toolbox, "policy", no_load)
+    args = {"prompt": "go", "embodiment": "bridge", "image": str(inputs_dir / "obs.png"),
+            "actions": np.zeros((6, 10)).tolist()}
+    with pytest.raises(ToolInputError) as caught:
+        toolbox.imagine(**args, whole_trajectory="yes")
+    assert caught.value.to_dict()["parameter"] == "whole_trajectory" and caught.value.given == "yes"
+    model = toolbox._model
+    stateful = replace(get_embodiment("bridge"), state_history=1)
+    monkeypatch.setattr(toolbox, "_model", lambda checkpoint, embodiment: (model(checkpoint, embodiment)[0], stateful))
+    error = err(server, "imagine_rollout", {**args, "whole_trajectory": True})
+    assert error["parameter"] == "whole_trajectory" and error["given"] is True, error
+    assert error["message"].startswith("whole_trajectory: embodiment 'bridge' conditions each chunk on the robot "
+                                       "state, and its relative_pose actions do not say the state after a chunk"), error
+    assert error["accepted"].startswith("false, or an embodiment whose actions are absolute joint positions"), error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 pytest.importorskip("strands", reason="strands extra not installed: pip install 'worldpolicy[strands]'")
@@ -164,3 +165,18 @@ def test_the_tool_takes_the_clip_options_and_the_held_out_sim_seed(configured, i
     pytest.importorskip("mujoco", reason="sim extra not installed")
     sim = _json(strands_tool.worldpolicy_tool(action="evaluate_sim", episodes=1, max_steps=2))
     assert sim["seed"] == EVAL_SEED and sim["training_scenes"] is None, sim
+
+
+def test_the_tool_takes_whole_trajectory_for_imagine_only(configured, inputs_dir):
+    """imagine's whole_trajectory (as `predict --whole-trajectory`) reaches the toolbox: 6 rows of bridge's chunk 4
+    roll out in two chunks; another action refuses it."""
+    rows = np.zeros((6, 10))
+    rows[:, 3:9] = [1, 0, 0, 0, 1, 0]
+    imagined = _json(strands_tool.worldpolicy_tool(action="imagine", prompt="go", embodiment="bridge",
+                                                   image=str(inputs_dir / "obs.png"), actions=rows.tolist(),
+                                                   whole_trajectory=True, steps=1))
+    assert len(imagined["actions"]) == 6 and imagined["video_frames"] == 7, imagined
+    assert [c["frames"] for c in imagined["trajectory"]["chunks"]] == [[1, 5], [5, 7]]
+    stray = _json(strands_tool.worldpolicy_tool(action="predict", prompt="go", embodiment="bridge",
+                                                image=str(inputs_dir / "obs.png"), whole_trajectory=True))["error"]
+    assert stray["parameter"] == "whole_trajectory" and "does not apply to action 'predict'" in stray["message"]

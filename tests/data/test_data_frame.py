@@ -95,6 +95,11 @@ def test_writes_the_frame_its_clip_state_and_task(small_dataset, tmp_path):
      "and episode 0 has 3 (it has 12 frames): choose frame <= 7")),
     (["--actions", "--checkpoint", "ck", "--embodiment", "droid/relative_pose", "--chunk-size", "6"],
      "error: --chunk-size=6 is not accepted"),
+    (["--actions-to-end", "--checkpoint", "ck", "--embodiment", "droid/relative_pose", "--frame", "-1"],
+     ("error: --actions-to-end: frame 11 is the last of episode 0 (it has 12 frames): no action was recorded after "
+      "it; choose frame <= 10")),
+    (["--actions-to-end", "--checkpoint", "ck", "--embodiment", "droid/relative_pose", "--chunk-size", "6"],
+     "error: --chunk-size=6 is not accepted"),
     (["--actions", "--checkpoint", "ck", "--embodiment", "droid/relative_pose", "--chunk-size", "4"],
      ("error: --action-keys: the dataset's actions do not map to embodiment 'droid/relative_pose' as training maps "
      "them (as a training config's [data] would read this dataset: data.action_keys=")),
@@ -288,3 +293,55 @@ def test_recorded_actions_are_rewritten_in_their_own_folder(droid_dataset, tmp_p
     assert "recorded_actions.json" in capsys.readouterr().err
     assert main([*argv, "--frame", "1", "--overwrite"]) == 0
     assert json.loads((out / "recorded_actions.json").read_text())["recorded"]["frames"] == [1, 4]
+
+
+def test_actions_to_the_episodes_end_roll_out_with_the_printed_whole_trajectory_command(droid_dataset, tmp_path,
+                                                                                      capsys):
+    """`--actions` writes one chunk from the frame: a researcher comparing the world model with a whole recorded
+    episode had to cut it by hand. `--actions-to-end` writes every action to the episode's end and the real frames
+    they led to, and prints `predict --whole-trajectory`, whose rollout (chunk after chunk) has a frame for each."""
+    pytest.importorskip("diffusers")
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    ds, _ = droid_dataset
+    checkpoint = make_tiny_checkpoint(tmp_path / "ck")  # droid/joint_pos: its state chained from chunk to chunk
+    out = tmp_path / "obs"
+    assert main(["dataset", "frame", str(ds.root), "--out", str(out), "--episode", "1", "--frame", "1",
+                 "--actions-to-end", "--chunk-size", "4", "--checkpoint", str(checkpoint)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("worldpolicy predict")]
+    forward = shlex.split(next(line for line in lines if "forward_dynamics" in line))[1:]
+    assert "--whole-trajectory" in forward and forward[forward.index("--chunk-size") + 1] == "4"
+    recorded = json.loads((out / "recorded_actions.json").read_text())
+    assert np.shape(recorded["actions"]) == (7, 8) and recorded["recorded"]["frames"] == [1, 7]  # episode of 9
+    assert recorded["chunk_size"] == 4
+    future = sorted((out / "observation.image.wrist_image_left_future").iterdir())
+    assert [p.name for p in future] == [f"frame_{t:06d}.png" for t in range(1, 9)]
+    assert main(forward) == 0
+    imagined = json.loads((out / "predict_forward_dynamics" / "actions.json").read_text())
+    np.testing.assert_allclose(imagined["actions"], recorded["actions"], rtol=1e-6)
+    assert imagined["video_frames"] == len(future) == 8
+    trajectory = json.loads((out / "predict_forward_dynamics" / "settings.json").read_text())["trajectory"]
+    assert [c["actions"] for c in trajectory["chunks"]] == [[0, 4], [4, 7]] and trajectory["state_chained"]
+
+
+def test_actions_to_the_end_are_refused_where_no_chunk_could_follow_another(droid_dataset, tmp_path, monkeypatch):
+    """A state-conditioned embodiment whose actions do not say the state after a chunk cannot be rolled out over an
+    episode: refused naming to_end and the predict option behind it, before anything is written; and to_end without
+    actions changes nothing, so it is refused too."""
+    from dataclasses import replace
+
+    from worldpolicy.data import frame as frame_module
+    from worldpolicy.embodiments import get_embodiment
+
+    ds, _ = droid_dataset
+    with pytest.raises(ValueError, match=r"to_end=True sets the recorded actions, .*: pass actions=True"):
+        extract_frame(ds, tmp_path / "obs", to_end=True)
+    with pytest.raises(ValueError, match=r"to_end=1; accepted: True or False"):
+        extract_frame(ds, tmp_path / "obs", actions=True, checkpoint="ck", to_end=1)
+    stateful = replace(get_embodiment("droid/relative_pose"), state_history=1)
+    monkeypatch.setattr(frame_module, "_embodiment", lambda *_: stateful)
+    monkeypatch.setattr(frame_module, "check_state_width", lambda *_: None)
+    with pytest.raises(ValueError, match=r"^to_end=True \(predict --whole-trajectory\): embodiment "
+                                         r"'droid/relative_pose' conditions each chunk on the robot state.*accepted: "):
+        extract_frame(ds, tmp_path / "obs", episode=1, actions=True, checkpoint="ck", chunk_size=4, to_end=True)
+    assert not (tmp_path / "obs").exists()

@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from worldpolicy.embodiments import MODEL_SPACE_UNIT, get_embodiment
+from worldpolicy.processing.trajectory import TrajectoryChunks
 from worldpolicy.viz import plots
 
 
@@ -690,3 +691,78 @@ def test_a_head_without_a_gripper_column_is_drawn_without_one(tmp_path, layout):
     assert all(not ax.patches and ax.lines[0].get_color() == plots.LINE_COLOR for ax in fig.axes if ax.get_visible())
     if layout == "joint_position":
         assert len(plots.joints_figure(actions, columns, units, 15.0, None).axes) == 2  # positions, velocities
+
+
+def _whole_trajectory(doc: dict, rows: int, chunk_size: int, state_chained: bool = False) -> dict:
+    """`doc` as a forward dynamics result over a whole trajectory of `rows` rows rolled out in chunks of `chunk_size`,
+    its `settings["trajectory"]` as `Policy.imagine(whole_trajectory=True)` records it."""
+    trajectory = TrajectoryChunks(np.zeros((rows, 1)), chunk_size, seed=7).settings(state_chained)
+    return {**doc, "mode": "forward_dynamics", "settings": {**doc["settings"], "trajectory": trajectory}}
+
+
+def _dashed_at(ax) -> list[float]:
+    return [line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == "--"]
+
+
+def test_a_whole_trajectorys_figures_mark_where_each_chunk_starts_from_an_imagined_frame(joint_chunk, actions_json,
+                                                                                          monkeypatch):
+    """A 32-row trajectory rolled out in chunks of 12, 12 and 8 rows was drawn as one chunk: nothing showed that rows
+    12 and 24 start from the model's own imagined frame, where its errors begin to feed on themselves (drift)."""
+    doc = _whole_trajectory(actions_json("droid", joint_chunk), 32, 12, state_chained=True)
+    chunks = plots.rollout_chunks_of(doc)
+    assert chunks.window_rows == (12, 12, 8) and chunks.window_starts() == [12, 24]
+    assert plots.clip_rows_of(doc) is None  # the report's clip card and column are inverse dynamics'
+    figures = _captured_figures(monkeypatch)
+    plots.plot_prediction(doc, "unused")
+    fps = doc["fps"]
+    for name in ("actions.png", "joints.png"):
+        fig = figures[name]
+        assert ("rolled out in 3 chunks of 12 rows, the last 8; dashed: chunks 1-2 start from the model's own last "
+                "imagined frame, its last action as the state (drift can begin there)") in " ".join(
+                    fig._suptitle.get_text().split())  # wrapped to the figure's width
+        shown = [ax for ax in fig.axes if ax.get_visible()]
+        assert all(_dashed_at(ax) == pytest.approx([12 / fps, 24 / fps]) for ax in shown)  # every subplot
+        labels = [(t.get_text(), t.get_position()[0]) for ax in shown for t in ax.texts]
+        assert labels[:3] == [("chunk 0", 0.0), ("chunk 1", pytest.approx(12 / fps)),
+                              ("chunk 2", pytest.approx(24 / fps))]
+        assert not any(ax.child_axes for ax in fig.axes)  # no clip-frame axis: the rollout's frames are the rows'
+    assert len(labels) == 3  # above the top subplot of joints.png only
+
+
+def test_a_single_chunk_or_an_untiled_trajectory_is_drawn_as_before(joint_chunk, actions_json, monkeypatch):
+    doc = actions_json("droid", joint_chunk, "forward_dynamics")
+    assert plots.rollout_chunks_of(_whole_trajectory(doc, 32, 32)) is None
+    assert plots.rollout_chunks_of(_whole_trajectory(doc, 28, 12)) is None  # 28 rows said, 32 given
+    assert plots.rollout_chunks_of(_whole_trajectory(doc, 32, 16) | {"mode": "policy"}) is None
+    figures = _captured_figures(monkeypatch)
+    plots.plot_prediction(_whole_trajectory(doc, 32, 32), "unused")
+    fig = figures["actions.png"]
+    assert "chunk" not in fig._suptitle.get_text() and not any(_dashed_at(ax) or ax.texts for ax in fig.axes)
+
+
+def test_a_long_trajectory_labels_every_kth_chunk_and_lines_each(joint_chunk, actions_json):
+    doc = _whole_trajectory(actions_json("droid", np.tile(joint_chunk, (2, 1))), 64, 4)
+    fig = plots.action_timeseries_figure(np.asarray(doc["actions"]), doc["columns"], doc["units"], doc["fps"],
+                                         clip=plots.run_rows_of(doc))
+    assert len(_dashed_at(fig.axes[0])) == 15
+    assert [t.get_text() for t in fig.axes[0].texts] == [f"chunk {j}" for j in range(0, 16, 2)]
+
+
+def test_a_whole_trajectorys_end_effector_path_marks_the_poses_chunks_start_from(pose_chunk, actions_json,
+                                                                                 monkeypatch):
+    """The 3-D path of a relative-pose trajectory rolled out in chunks of 12 showed nothing of where each chunk
+    started from an imagined frame: pose 12 and 24 are diamonds, named in the legend and the heading."""
+    doc = _whole_trajectory(actions_json("bridge", pose_chunk), 32, 12)
+    figures = _captured_figures(monkeypatch)
+    plots.plot_prediction(doc, "unused")
+    fig = figures["ee_path.png"]
+    assert ("rolled out in 3 chunks of 12 rows, the last 8; diamonds: chunks 1-2 start from the model's own last "
+            "imagined frame (drift can begin there)") in " ".join(fig._suptitle.get_text().split())
+    ax = fig.axes[0]
+    handles, labels = ax.get_legend_handles_labels()
+    diamonds = handles[labels.index("chunk start (imagined frame)")]
+    poses = plots.ee_poses(pose_chunk, doc["columns"], units=doc["units"])[:, :3, 3] * 100  # drawn in cm
+    np.testing.assert_allclose(np.column_stack(diamonds._offsets3d), poses[[12, 24]], atol=1e-9)
+    assert [t.get_text().strip() for t in ax.texts] == ["chunk 1", "chunk 2"]
+    with pytest.raises(ValueError, match="chunks=.*RolloutChunks.*of the chunk's 31 rows"):
+        plots.ee_path_figure(pose_chunk[:31], doc["columns"], chunks=plots.rollout_chunks_of(doc))

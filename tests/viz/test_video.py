@@ -288,3 +288,36 @@ def test_a_whole_clips_re_decoded_frames_are_captioned_by_their_clip_frame(tmp_p
     captions.clear()  # another clip given with --video is captioned by its own frames
     visualize(tmp_path, video=tmp_path / "rollout.mp4", out_dir=tmp_path / "other")
     assert captions[1].endswith(f"{vv.SEP}frame 1")
+
+
+def test_a_whole_trajectorys_animation_captions_the_chunk_each_frame_belongs_to(tmp_path, joint_chunk, actions_json,
+                                                                               monkeypatch):
+    """A 10-row trajectory rolled out in chunks of 4, 4 and 2: its rollout.mp4 ran on with nothing to say which chunk
+    imagined a frame, nor that frames 4 and 8 are what the next chunk starts from (where drift begins)."""
+    import json
+
+    from worldpolicy.processing.trajectory import TrajectoryChunks
+    from worldpolicy.processing.video import write_video
+    from worldpolicy.viz.run import visualize
+
+    doc = actions_json("droid", joint_chunk[:10], "forward_dynamics")
+    doc["settings"]["trajectory"] = TrajectoryChunks(joint_chunk[:10], 4, seed=0).settings(True)
+    (tmp_path / "actions.json").write_text(json.dumps(doc))
+    write_video(tmp_path / "rollout.mp4", _clip(11, 32, 32, (0, 160, 0)), doc["fps"])
+    captions = []
+    caption_above = vv.caption_above
+    monkeypatch.setattr(vv, "caption_above", lambda frame, text, *a, **k: captions.append(text) or caption_above(
+        frame, text, *a, **k))
+    visualize(tmp_path)
+    said = [c.split(vv.SEP, 2)[-1] for c in captions]  # after the label and time
+    assert captions[0] == vv.SEP.join(("imagined video", "t = 0.00 s", "frame 0",
+                                       "observation: chunk 0 starts from it"))
+    assert said[1:] == [f"frame {k}{vv.SEP}{chunk}" for k, chunk in [
+        (1, "chunk 0"), (2, "chunk 0"), (3, "chunk 0"), (4, "chunk 0; chunk 1 starts from it"),
+        (5, "chunk 1"), (6, "chunk 1"), (7, "chunk 1"), (8, "chunk 1; chunk 2 starts from it"),
+        (9, "chunk 2"), (10, "chunk 2")]]
+    captions.clear()  # a single chunk is captioned as ever
+    doc["settings"]["trajectory"] = TrajectoryChunks(joint_chunk[:10], 12, seed=0).settings(False)
+    (tmp_path / "actions.json").write_text(json.dumps(doc))
+    visualize(tmp_path)
+    assert captions[4] == vv.SEP.join(("imagined video", f"t = {4 / doc['fps']:.2f} s", "frame 4"))

@@ -38,8 +38,9 @@ MAX_REQUEST_BODY_BYTES = 4 * 1024 * 1024
 INSTRUCTIONS = (
     "Video world-model robot policies (Cosmos3). list_embodiments gives action columns/units and the camera/state "
     "keys an observation needs (with checkpoint=NAME: the one that checkpoint uses); list_checkpoints the models. "
-    "predict_actions answers 'what should the robot do?', imagine_rollout 'what happens if it does this?', "
-    "infer_actions 'which actions produced this video?' (whole_clip=true: a label for every frame). Results name the "
+    "predict_actions answers 'what should the robot do?', imagine_rollout 'what happens if it does this?' "
+    "(whole_trajectory=true: every action row, chunk after chunk), infer_actions 'which actions produced this "
+    "video?' (whole_clip=true: a label for every frame). Results name the "
     "files written (actions.json, rollout.mp4, plots, index.html report) and carry warnings about the inputs, which "
     "may make a result wrong (evaluate_in_sim's: episodes that were training scenes); visualize_actions plots any "
     "actions file. Errors come back as "
@@ -116,6 +117,21 @@ class ClipInfo(BaseModel):
     window_rows: list[int] = Field(description="rows of each window of chunk_size+1 frames that explain clip frames")
 
 
+class ChunkInfo(BaseModel):
+    actions: list[int] = Field(description="[a, b]: the action rows this chunk rolled out, actions[a:b]")
+    frames: list[int] = Field(description="[a+1, b+1]: the video frames it imagined (frame i+1 follows action i)")
+    conditioned_on: int = Field(description="the video frame it started from: 0, the observation, for chunk 0; "
+                                "else the previous chunk's last imagined frame (where drift can begin)")
+    seed: int = Field(description="its sampling seed: the call's seed + j for chunk j")
+
+
+class TrajectoryInfo(BaseModel):
+    rows: int = Field(description="action rows given, all rolled out")
+    chunks: list[ChunkInfo]
+    state_chained: bool = Field(description="a state-conditioned embodiment's chunk j > 0 started from the previous "
+                                "chunk's last action as the state")
+
+
 class PredictionResult(BaseModel):
     mode: str
     embodiment: str
@@ -128,13 +144,16 @@ class PredictionResult(BaseModel):
                        "where it was recorded at that rate or resample is on (see warnings)")
     chunk_size: int
     actions: list[list[float]] = Field(description="[chunk_size, action_dim] in physical units, see columns/units "
-                                       "(infer_actions with whole_clip: one row per frame transition of the clip)")
+                                       "(infer_actions with whole_clip: one row per frame transition of the clip; "
+                                       "imagine_rollout with whole_trajectory: every row given)")
     video_frames: int | None
     seed: int | None
     timings_s: dict[str, float]
     warnings: list[str] = Field(default_factory=list, description="what about the inputs may make the result wrong, "
                                 "and how to fix it (e.g. one camera's image for a multi-camera embodiment)")
     clip: ClipInfo | None = Field(default=None, description="infer_actions: which frames of the clip the rows explain")
+    trajectory: TrajectoryInfo | None = Field(default=None, description="imagine_rollout with whole_trajectory: "
+                                              "which rows and frames each chunk made")
 
 
 class VisualizationResult(BaseModel):
@@ -354,7 +373,8 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         actions: Annotated[
             list[list[float]] | None, Field(description="[T, action_dim] actions in physical units, the embodiment's "
                                             "columns in order (or actions_file); T other than chunk_size is cut or "
-                                            "its last row repeated, with a warning")
+                                            "its last row repeated, with a warning (whole_trajectory: every row "
+                                            "rolled out)")
         ] = None,
         actions_file: Annotated[str | None, Field(description="actions file: actions.json from an earlier call, or a "
                                                   ".csv (header of column names, optionally 'tx [m]'), .npz (named "
@@ -366,8 +386,14 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         guidance: Guidance = None,
         animate: Animate = False,
         show_plots: ShowPlots = False,
+        whole_trajectory: Annotated[bool, Field(
+            description="roll out every action row, not only the first chunk_size: chunks of chunk_size rows, each "
+            "from the last frame the one before imagined (one after another, so it takes chunks times as long; "
+            "errors compound over the chunks), joined into one video of rows+1 frames; a state-conditioned "
+            "embodiment needs absolute joint actions (droid/joint_pos)")] = False,
     ) -> PredictionResult:
-        """What happens if the robot does this? Imagine the video of executing actions from an observation."""
+        """What happens if the robot does this? Imagine the video of executing actions from an observation (with
+        whole_trajectory, a trajectory of any length, chunk after chunk)."""
         result = await _call(
             ctx,
             tb.imagine,
@@ -383,6 +409,7 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
             steps,
             guidance,
             animate,
+            whole_trajectory=whole_trajectory,
         )
         return _with_plots(result, show_plots)
 

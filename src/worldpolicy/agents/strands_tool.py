@@ -43,7 +43,7 @@ ARGUMENTS: dict[str, tuple[str, ...]] = {
     "predict": ("prompt", "embodiment", "checkpoint", "image", "images", "state", *_SAMPLING, "decode_video",
                 "animate", "show_plots"),
     "imagine": ("prompt", "embodiment", "checkpoint", "image", "images", "actions", "actions_file", "state",
-                *_SAMPLING, "animate", "show_plots"),
+                *_SAMPLING, "animate", "show_plots", "whole_trajectory"),
     "infer_actions": ("prompt", "video", "embodiment", "checkpoint", "state", *_SAMPLING, "animate", "show_plots",
                       "start_frame", "whole_clip", "resample"),
     "visualize": ("path", "video", "animate", "show_plots"),
@@ -101,17 +101,18 @@ def worldpolicy_tool(
     start_frame: int = 0,
     whole_clip: bool = False,
     resample: bool = False,
+    whole_trajectory: bool = False,
 ) -> dict[str, Any]:
     """Robot world-model tools (Cosmos3): predict actions, imagine rollouts, infer actions from video, plot them.
 
     Args:
         action: what to do. list_embodiments / list_checkpoints / list_world_models: discover; predict: what should
             the robot do (prompt + image or images [+ state]); imagine: what happens if it executes actions
-            (prompt + image + actions or actions_file); infer_actions: which actions produced a video (prompt +
-            video: a clip, animated GIF or folder of frames [+ start_frame, whole_clip, resample]); visualize: plot
-            an actions file or run directory (path [+ video]); evaluate_sim: short MuJoCo evaluation (task, policy,
-            episodes [+ seed, max_steps]; its training_scenes and warnings say when episodes are scenes the
-            checkpoint was trained on: then not a held-out success rate).
+            (prompt + image + actions or actions_file [+ whole_trajectory]); infer_actions: which actions produced
+            a video (prompt + video: a clip, animated GIF or folder of frames [+ start_frame, whole_clip,
+            resample]); visualize: plot an actions file or run directory (path [+ video]); evaluate_sim: short
+            MuJoCo evaluation (task, policy, episodes [+ seed, max_steps]; its training_scenes and warnings say when
+            episodes are scenes the checkpoint was trained on: then not a held-out success rate).
         prompt: task description, e.g. "put the cup in the sink".
         embodiment: embodiment key from list_embodiments, e.g. "droid" or "bridge" (default: the checkpoint's own,
             shown by list_checkpoints).
@@ -146,6 +147,9 @@ def worldpolicy_tool(
             chunk_size+1 frames: one action row per transition (the result's clip says which frames).
         resample: infer_actions: read a clip recorded at another rate than the embodiment's fps at that rate (a
             video file or an animated GIF with frame durations).
+        whole_trajectory: imagine: roll out every action row, in chunks of chunk_size rows, each from the last
+            frame the one before imagined (the result's trajectory says which rows and frames each chunk made;
+            errors compound over the chunks); a state-conditioned embodiment needs absolute joint actions.
     """
     given = {name: value for name, value in locals().items() if name != "action"}  # first: the arguments only
     sampling = {"seed": seed, "steps": steps, "guidance": guidance}
@@ -160,7 +164,7 @@ def worldpolicy_tool(
             **animation
         ),
         "imagine": lambda: tb.imagine(prompt, embodiment, checkpoint, image, images, actions, actions_file, state,
-                                      **sampling, **animation),
+                                      **sampling, **animation, whole_trajectory=whole_trajectory),
         "infer_actions": lambda: tb.infer_actions(prompt, video, embodiment, checkpoint, state, **sampling,
                                                   **animation, start_frame=start_frame, whole_clip=whole_clip,
                                                   resample=resample),

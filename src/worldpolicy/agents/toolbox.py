@@ -527,11 +527,13 @@ class Toolbox:
         return path
 
     def _run(self, mode: str, ckpt: Path, emb, animate: bool, progress: Progress | None, warnings: list[str],
-             said_view: tuple[int, int] | None, clip: dict[str, Any] | None = None, **request: Any) -> dict[str, Any]:
+             said_view: tuple[int, int] | None, clip: dict[str, Any] | None = None, chunks: int | None = None,
+             **request: Any) -> dict[str, Any]:
         """Run one request and write its run folder; `warnings` about the inputs (as the CLI logs them) go in the
         result, where an agent reads them. `said_view`: the (height, width) of an image or clip they already warn of
         as one camera's view, which the policy is told so that it does not say it again in its own terms. `clip`:
-        inverse dynamics' `Policy.infer_actions` options, and how many `windows` it runs."""
+        inverse dynamics' `Policy.infer_actions` options, and how many `windows` it runs; `chunks`: forward dynamics
+        over a whole trajectory (`Policy.imagine(whole_trajectory=True)`) in that many chunks."""
         from ..policy import PolicyRequest
         from ..viz.run import write_run
 
@@ -544,7 +546,12 @@ class Toolbox:
             if said_view is not None:
                 policy.single_view_said(*said_view)
             report(0, None, "sampling")
-            if clip is None:
+            if chunks is not None:  # one chunk after another: progress runs on over them
+                prediction = policy.imagine(
+                    request.pop("observation"), request.pop("actions"), request.pop("prompt"), whole_trajectory=True,
+                    **request, progress=_window_progress(report, chunks, 1, "chunk"),
+                )
+            elif clip is None:
                 prediction = policy.act_batch(
                     [PolicyRequest(mode=mode, **request)],
                     progress=lambda done, total: report(done, total, f"denoising step {done}/{total}"),
@@ -592,6 +599,7 @@ class Toolbox:
             "timings_s": {k: round(float(v), 4) for k, v in prediction.timings.items()},
             "warnings": warnings,
             "clip": prediction.settings.get("clip"),
+            "trajectory": prediction.settings.get("trajectory"),
         }
 
     @staticmethod
@@ -666,12 +674,19 @@ class Toolbox:
         guidance: float | None = None,
         animate: bool = False,
         progress: Progress | None = None,
+        whole_trajectory: bool = False,
     ) -> dict[str, Any]:
-        """Forward dynamics: the video of what happens when the robot executes `actions` from the observation."""
+        """Forward dynamics: the video of what happens when the robot executes `actions` from the observation: the
+        first chunk_size rows, or with `whole_trajectory` every row, in chunks of chunk_size rows, each from the last
+        frame the one before imagined (`Policy.imagine(whole_trajectory=True)`; progress counts the chunks' denoising
+        steps). The result's `trajectory` says which rows and frames each chunk made."""
         ckpt, emb = self._model(checkpoint, embodiment)
         prompt = self._prompt(prompt)
         self._sampling(seed, steps, guidance)
+        if not isinstance(whole_trajectory, bool):
+            raise ToolInputError("whole_trajectory", "must be true or false", whole_trajectory)
         a, space = self._actions(emb, actions, actions_file)
+        chunks = self._trajectory_chunks(emb, a) if whole_trajectory else None
         obs, state, warnings, said, sizes = self._observation(emb, image, images, state)
         warnings += input_warnings(str(ckpt), emb, "forward_dynamics", sizes, state=state, actions=a,
                                    actions_space=space)
@@ -683,6 +698,7 @@ class Toolbox:
             progress,
             warnings,
             said,
+            chunks=chunks,
             observation=obs,
             prompt=prompt,
             actions=a,
@@ -693,6 +709,20 @@ class Toolbox:
             guidance=guidance,
             decode_video=True,
         )
+
+    def _trajectory_chunks(self, emb, actions: np.ndarray) -> int:
+        """How many chunks a whole trajectory of `actions` rolls out in, after refusing, before the model loads, an
+        embodiment whose state cannot be carried from one chunk to the next
+        (`processing.trajectory.check_trajectory_embodiment`)."""
+        from ..processing.trajectory import check_trajectory_embodiment
+
+        try:
+            check_trajectory_embodiment(emb)
+        except ValueError as exc:  # its "accepted: ..." as the tools' errors give it
+            why, _, accepted = str(exc).removeprefix("whole_trajectory=True: ").partition("; accepted: ")
+            raise ToolInputError("whole_trajectory", why, True, f"false, or {accepted}") from None
+        chunk_size = self._load_options().get("chunk_size") or emb.chunk_size
+        return math.ceil(len(actions) / chunk_size)
 
     def infer_actions(
         self,
@@ -1029,18 +1059,20 @@ def _check_size(frames: np.ndarray, parameter: str, given: Any) -> None:
         raise ToolInputError(parameter, problem, given, f"frames of at least {MIN_SIDE}x{MIN_SIDE} pixels")
 
 
-def _window_progress(report: Progress, windows: int, batch_size: int) -> Callable[[int, int], None]:
-    """`infer_actions`' progress over all its windows: the run reports each batch's denoising steps from 1 again, so
-    its step i of n in batch b is (b*n + i) of (batches*n), and the message names the windows being denoised (one
-    window: the other modes' 'denoising step i/n')."""
+def _window_progress(report: Progress, windows: int, batch_size: int,
+                     unit: str = "window") -> Callable[[int, int], None]:
+    """`infer_actions`' progress over all its windows (`imagine`'s over a whole trajectory's chunks, one at a time:
+    `unit` "chunk"): the run reports each batch's denoising steps from 1 again, so its step i of n in batch b is
+    (b*n + i) of (batches*n), and the message names the windows being denoised (one window: the other modes'
+    'denoising step i/n')."""
     batches = math.ceil(windows / batch_size)
     batch = 0
 
     def step(done: int, total: int) -> None:
         nonlocal batch
         first, last = batch * batch_size + 1, min((batch + 1) * batch_size, windows)
-        where = "" if windows == 1 else f"windows {first}-{last} of {windows}: " if last > first else \
-            f"window {first} of {windows}: "
+        where = "" if windows == 1 else f"{unit}s {first}-{last} of {windows}: " if last > first else \
+            f"{unit} {first} of {windows}: "
         report(batch * total + done, batches * total, f"{where}denoising step {done}/{total}")
         if done == total:
             batch += 1

@@ -50,8 +50,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="write one frame's camera images, state and task as `worldpolicy predict` inputs, and print the command",
         description="Write frame FRAME of episode EPISODE as predict's inputs: a PNG per camera, optionally a folder "
         "of the last N frames per camera (--clip, for inverse dynamics), the actions recorded from it with the "
-        "frames they led to (--actions, for forward dynamics), and dataset_frame.json (task, state, files). With "
-        "--checkpoint, print the predict commands for it, built for its embodiment (cameras as --camera KEY=FILE, "
+        "frames they led to (--actions, for forward dynamics; --actions-to-end: to the episode's end), and "
+        "dataset_frame.json (task, state, files). With --checkpoint, print the predict commands for it, built for its embodiment (cameras as --camera KEY=FILE, "
         "--state for state-conditioned ones).",
     )
     frame.add_argument("root", help="dataset folder (holds meta/info.json)")
@@ -75,7 +75,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="also write the actions recorded from --frame on (recorded_actions.json, in the "
                        "--checkpoint's embodiment's columns and units) and the real frames they led to per camera, "
                        "and print the forward-dynamics predict command to compare with them")
-    frame.add_argument("--chunk-size", type=int, help="actions to write with --actions, a multiple of 4 (default: the "
+    frame.add_argument("--actions-to-end", action="store_true",
+                       help="as --actions, but every action recorded from --frame to the episode's end, with the real "
+                       "frames they led to, and print the predict command that rolls the model out over all of them "
+                       "(--whole-trajectory: chunk after chunk, each from the last imagined frame)")
+    frame.add_argument("--chunk-size", type=int, help="actions to write with --actions (with --actions-to-end: the "
+                       "chunk each step of the rollout runs, passed to predict), a multiple of 4 (default: the "
                        "embodiment's, as predict's)")
     frame.add_argument("--action-keys", nargs="+", action="extend", metavar="KEY",
                        help="features that hold the actions, as a training config's data.action_keys (default: "
@@ -292,14 +297,16 @@ def _frame(args: argparse.Namespace) -> int:
     try:
         obs = extract_frame(
             args.root, args.out, args.episode, args.frame, checkpoint=args.checkpoint, embodiment=args.embodiment,
-            cameras=args.cameras, clip=args.clip, state_keys=args.state_keys, actions=args.actions,
-            chunk_size=args.chunk_size, action_keys=args.action_keys, overwrite=args.overwrite,
+            cameras=args.cameras, clip=args.clip, state_keys=args.state_keys,
+            actions=args.actions or args.actions_to_end, chunk_size=args.chunk_size, action_keys=args.action_keys,
+            overwrite=args.overwrite, to_end=args.actions_to_end,
         )
     except FileExistsError as exc:  # the Python API's overwrite=True is this command's --overwrite
         raise FileExistsError(flag_named(exc, FRAME_FLAGS).args[0].replace("overwrite=True", "--overwrite")) from None
-    except (ValueError, KeyError) as exc:  # and the Python API's actions=True is --actions
-        named = flag_named(exc, FRAME_FLAGS)
-        raise type(named)(named.args[0].replace("actions=True", "--actions")) from None
+    except (ValueError, KeyError) as exc:  # and the Python API's actions=True is --actions, to_end=True
+        named = flag_named(exc, FRAME_FLAGS)  # --actions-to-end
+        said = named.args[0].replace("to_end=True", "--actions-to-end", 1).replace("actions=True", "--actions")
+        raise type(named)(said) from None
     print(f"episode {obs.episode}, frame {obs.frame} of {obs.root}: task {obs.task!r}")
     recorded = [obs.actions, *obs.futures.values()] if obs.actions is not None else []
     for path in [*obs.images.values(), *obs.clips.values(), *recorded, obs.out / FRAME_FILE]:  # the last: task, state

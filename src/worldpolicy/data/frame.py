@@ -9,6 +9,8 @@ world model against the recording, the actions recorded from that frame on and t
     fd = extract_frame("data/pick_place", "fd", episode=2, frame=10, checkpoint="runs/x/final", actions=True)
     fd.actions, fd.futures                         # recorded_actions.json; per camera, the real frames 10..10+chunk
     fd.commands["forward_dynamics"]                # predict --mode forward_dynamics --actions .../recorded_actions.json
+    ep = extract_frame("data/pick_place", "ep", episode=2, frame=10, checkpoint="runs/x/final", actions=True,
+                       to_end=True)                # every action to the episode's end: predict ... --whole-trajectory
 
 The command is built for the checkpoint's embodiment (read from its embodiment.json, without loading weights): its
 cameras as `--camera KEY=FILE` (dataset key `observation.image.wrist_image_left` is camera
@@ -48,9 +50,10 @@ class DatasetFrame:
     frames `frame - clip + 1 .. frame` (empty without `clip`); `state` is the state vector (the `state_keys` side by
     side), `state_names` its columns (the dataset's names, so which value is which joint can be read); `prompt` is
     the first phrasing of the frame's `task` (a Cosmos3-DROID task holds several, split by " | ").
-    `actions` is the recorded actions file (None unless asked for): the `chunk_size` actions recorded from the frame on,
-    in the embodiment's columns and physical units, which `futures[key]` (a folder per camera of the real frames
-    `frame .. frame + chunk_size`) show the outcome of, as forward dynamics' rollout does from the same frame.
+    `actions` is the recorded actions file (None unless asked for): the `chunk_size` actions recorded from the frame on
+    (or every one to the episode's end), in the embodiment's columns and physical units, which `futures[key]` (a
+    folder per camera of the real frames from `frame` to the last they led to) show the outcome of, as forward
+    dynamics' rollout does from the same frame.
     `commands` maps a predict mode to its argument list (empty without a checkpoint); `command_lines` are them as a
     shell takes them."""
 
@@ -106,6 +109,7 @@ def extract_frame(
     chunk_size: int | None = None,
     action_keys: Sequence[str] | None = None,
     overwrite: bool = False,
+    to_end: bool = False,
 ) -> DatasetFrame:
     """Write frame `frame` of episode `episode` (negative: from the end) under `out` as predict's inputs: a PNG per
     camera (`cameras`, default all), a folder of the last `clip` frames per camera when given (what
@@ -124,6 +128,13 @@ def extract_frame(
     the model out from the frame on those actions, to be compared with them. The dataset's action features
     (`action_keys`, default training's `data.action_keys`) reach the embodiment's columns as training maps them
     (`data.actions`: by column names, or joint targets converted to end-effector deltas).
+
+    With `to_end` too, the actions are every one recorded from `frame` to the episode's end (frames `frame ..
+    length - 2`), with the real frames `frame .. length - 1`, and `commands["forward_dynamics"]` rolls the model out
+    over all of them (`predict --whole-trajectory`: chunks of `chunk_size` rows, each from the last frame the one
+    before imagined), so a whole recorded episode can be compared with the world model's rollout of it; an
+    embodiment whose state cannot be carried from one chunk to the next is refused
+    (`processing.trajectory.check_trajectory_embodiment`).
     """
     ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
     episode, frame = _check_position(ds, episode, frame)
@@ -135,7 +146,9 @@ def extract_frame(
         raise ValueError(f"clip={clip} needs {clip} frames ending at frame {frame}, and episode {episode} has "
                          f"{frame + 1} up to it: choose frame >= {clip - 1} or clip <= {frame + 1}")
     keys = named_state_keys(ds, state_keys, KeyError)
-    for name, value in (("chunk_size", chunk_size), ("action_keys", action_keys)):
+    if not isinstance(to_end, bool):
+        raise ValueError(f"to_end={to_end!r}; accepted: True or False")
+    for name, value in (("chunk_size", chunk_size), ("action_keys", action_keys), ("to_end", to_end or None)):
         if value is not None and not actions:  # a setting that would change nothing: the user meant the actions
             raise ValueError(f"{name}={value!r} sets the recorded actions, which are written only when asked for: "
                              "pass actions=True")
@@ -145,7 +158,7 @@ def extract_frame(
     emb = _embodiment(checkpoint, embodiment) if checkpoint is not None else None
     if emb is not None and emb.state_history:
         check_state_width(ds, keys, emb)
-    chunk = _check_chunk(ds, episode, frame, emb, chunk_size) if actions else None
+    chunk = _check_chunk(ds, episode, frame, emb, chunk_size, to_end) if actions else None
     out = Path(out)
     output_folder(out, "out", create=False, writer="dataset frame")
     names = _file_names(chosen)
@@ -171,8 +184,9 @@ def extract_frame(
                          f"({result.state.tolist()}), which no policy can take; `worldpolicy dataset check` lists such "
                          "frames")
     if emb is not None:
-        result.commands = _predict_commands(result, emb, checkpoint, embodiment, chunk_size)
-    recording = _recorded_actions(ds, rows, episode, frame, chunk, emb, action_keys, keys) if actions else None
+        result.commands = _predict_commands(result, emb, checkpoint, embodiment, chunk_size, to_end)
+    recording = (_recorded_actions(ds, rows, episode, frame, chunk, emb, action_keys, keys,
+                                   emb.chunk_size if chunk_size is None else chunk_size) if actions else None)
     output_folder(out, "out")
     from PIL import Image
 
@@ -265,9 +279,11 @@ def _shortest(value: np.floating) -> str:
 
 
 def _predict_commands(obs: DatasetFrame, emb: Embodiment, checkpoint: str | Path,
-                      embodiment: str | Embodiment | None, chunk_size: int | None) -> dict[str, list[str]]:
+                      embodiment: str | Embodiment | None, chunk_size: int | None,
+                      to_end: bool = False) -> dict[str, list[str]]:
     """The predict argument lists for `obs` on `emb`: policy on the images, inverse dynamics on the clips, forward
-    dynamics on the images and the recorded actions (at their chunk size, when it is not the embodiment's)."""
+    dynamics on the images and the recorded actions (at their chunk size, when it is not the embodiment's; every row,
+    chunk after chunk, with `to_end`)."""
     base = ["worldpolicy", "predict", "--checkpoint", str(checkpoint)]
     if embodiment is not None:
         base += ["--embodiment", embodiment.key if isinstance(embodiment, Embodiment) else str(embodiment)]
@@ -276,6 +292,7 @@ def _predict_commands(obs: DatasetFrame, emb: Embodiment, checkpoint: str | Path
         commands["inverse_dynamics"] = base + ["--mode", "inverse_dynamics"] + _camera_flags(emb, obs.clips, "--video")
     if obs.actions is not None:
         commands["forward_dynamics"] = (base + ["--mode", "forward_dynamics", "--actions", str(obs.actions)]
+                                        + (["--whole-trajectory"] if to_end else [])
                                         + (["--chunk-size", str(chunk_size)] if chunk_size is not None else [])
                                         + _camera_flags(emb, obs.images, "--image"))
     for mode, argv in commands.items():
@@ -288,14 +305,29 @@ def _predict_commands(obs: DatasetFrame, emb: Embodiment, checkpoint: str | Path
     return commands
 
 
-def _check_chunk(ds: LeRobotDataset, episode: int, frame: int, emb: Embodiment, chunk_size: Any) -> int:
-    """The recorded chunk's length (`chunk_size`, else the embodiment's, as predict's default), checked as predict
-    checks it, and that the episode holds it after `frame`: actions `frame .. frame + chunk - 1` and the frames
-    `frame + 1 .. frame + chunk` they led to (what forward dynamics imagines, to compare with)."""
+def _check_chunk(ds: LeRobotDataset, episode: int, frame: int, emb: Embodiment, chunk_size: Any,
+                 to_end: bool = False) -> int:
+    """How many actions to record: the chunk's length (`chunk_size`, else the embodiment's, as predict's default),
+    checked as predict checks it, and that the episode holds it after `frame`: actions `frame .. frame + chunk - 1`
+    and the frames `frame + 1 .. frame + chunk` they led to (what forward dynamics imagines, to compare with). With
+    `to_end`, every action after `frame` (at least one), rolled out in chunks of that length by an embodiment whose
+    state can be carried from one chunk to the next."""
     chunk = emb.chunk_size if chunk_size is None else chunk_size
     check_chunk_size(chunk)
     length = int(ds.episode_lengths[episode])
     left = length - 1 - frame
+    if to_end:
+        from ..processing.trajectory import check_trajectory_embodiment
+
+        try:
+            check_trajectory_embodiment(emb)
+        except ValueError as exc:  # the printed command's option is the reason
+            raise ValueError(str(exc).replace("whole_trajectory=True", "to_end=True (predict --whole-trajectory)", 1)
+                             ) from None
+        if left < 1:
+            raise ValueError(f"to_end=True: frame {frame} is the last of episode {episode} (it has {length} frames): "
+                             f"no action was recorded after it; choose frame <= {length - 2}")
+        return left
     if left < chunk:
         fixes = ([f"frame <= {length - 1 - chunk}"] if length - 1 >= chunk else []) + (
             [f"chunk_size <= {left // 4 * 4} (a multiple of 4)"] if left >= 4 else [])
@@ -309,8 +341,9 @@ def _check_chunk(ds: LeRobotDataset, episode: int, frame: int, emb: Embodiment, 
 
 
 def _recorded_actions(ds: LeRobotDataset, rows: Any, episode: int, frame: int, chunk: int, emb: Embodiment,
-                      action_keys: Sequence[str] | None, state_keys: list[str]) -> dict[str, Any]:
-    """The actions recorded at frames `frame .. frame + chunk - 1` as an actions object forward dynamics reads
+                      action_keys: Sequence[str] | None, state_keys: list[str], chunk_size: int) -> dict[str, Any]:
+    """The actions recorded at frames `frame .. frame + chunk - 1` (`chunk` rows: one chunk of `chunk_size`, or every
+    action to the episode's end, rolled out in chunks of it) as an actions object forward dynamics reads
     (`processing.actions.load_actions`): in `emb`'s columns and physical units, reached from the dataset's action
     features as training reaches them (`data.actions.recorded_actions`, which refuses what training would, naming its
     `[data]` settings). A conversion from joint targets starts from the state at `frame`, read from the frame's
@@ -327,7 +360,7 @@ def _recorded_actions(ds: LeRobotDataset, rows: Any, episode: int, frame: int, c
         "columns": list(emb.columns),
         "units": list(emb.units),
         "embodiment": emb.key,
-        "chunk_size": chunk,
+        "chunk_size": chunk_size,
         "fps": ds.fps,  # the recording's rate; forward dynamics imagines at the embodiment's
         "recorded": {"dataset": str(ds.root), "episode": episode, "frames": [frame, frame + chunk - 1],
                      **reader.settings()},

@@ -7,6 +7,7 @@ embodiment registry; `plot_prediction` picks the right plots for a `worldpolicy.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import numbers
 import re
@@ -14,7 +15,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -31,6 +32,7 @@ __all__ = [
     "PATH_UNITS",
     "POSE_COLUMNS",
     "ClipRows",
+    "RolloutChunks",
     "action_timeseries_figure",
     "check_figure_format",
     "checkpoint_name",
@@ -53,6 +55,8 @@ __all__ = [
     "plot_joints",
     "plot_prediction",
     "real_rows_of",
+    "rollout_chunks_of",
+    "run_rows_of",
     "run_title",
     "save_figure",
     "step_markers",
@@ -82,6 +86,10 @@ PATH_COLOR = "0.35"  # the 3-D path's line and its open-gripper points' edges
 # every figure of the run hatches them grey (a dashed grey path in 3-D), unlike the gripper's filled orange spans.
 PADDED_COLOR = "0.6"
 PADDED_HATCH = "//"
+# A whole trajectory's chunk starts (forward dynamics): dashed near-black lines, told from the grid's light grey and
+# from the playhead's solid line
+CHUNK_COLOR = "0.25"
+MAX_CHUNK_LABELS = 10  # "chunk j" labels above a subplot: past it every k-th chunk is labelled (each is still lined)
 # Okabe-Ito bluish green and vermillion: tab10's green and red, as a deuteranope sees them, differ by a just-noticeable
 # step (CIELAB ΔE about 7), and the sim's success and failure bars are told apart by colour alone.
 SUCCESS_COLOR = "#009e73"
@@ -362,12 +370,16 @@ class ClipRows:
     `window_rows` rows. A whole clip from frame 40, or one read at the embodiment's rate (`resampled` from `clip_fps`),
     has rows that are not its frames from 0: the figures give each row's clip frame on a second axis and the
     report's table a column, so a spike can be found in the clip; window starts are ticked there, as the model saw
-    each window alone."""
+    each window alone. The figures ask it for its heading line (`note`), the room above the top row its marks take
+    (`heading_in`) and to `mark` each subplot: a forward dynamics trajectory's chunks (`RolloutChunks`) are marked
+    by the same calls."""
 
     frames_used: tuple[int, ...]
     window_rows: tuple[int, ...]
     clip_fps: float | None
     resampled: bool
+
+    heading_in: ClassVar[float] = 0.35  # the clip-frame axis above the top row of subplots: its tick labels and name
 
     def frame_at(self, t: np.ndarray | float, fps: float) -> np.ndarray | float:
         """The clip frame at time `t` (seconds from row 0 at `fps`), on the straight line from the first frame used
@@ -386,13 +398,88 @@ class ClipRows:
 
     def note(self) -> str:
         """What a heading says of it: `rows from clip frames 40..340 (75 windows of 4 rows), resampled from 30 fps`."""
-        windows = len(self.window_rows)
-        most = max(self.window_rows)
-        sizes = f"{plural(windows, 'window')} of {plural(most, 'row')}" if windows > 1 else plural(most, "row")
-        if windows > 1 and min(self.window_rows) != most:
-            sizes += f", the last {self.window_rows[-1]}"
         resampled = f", resampled from {self.clip_fps:g} fps" if self.resampled and self.clip_fps else ""
-        return f"rows from clip frames {self.frames_used[0]}..{self.frames_used[-1]} ({sizes}){resampled}"
+        return (f"rows from clip frames {self.frames_used[0]}..{self.frames_used[-1]} "
+                f"({_sizes(self.window_rows, 'window')}){resampled}")
+
+    def mark(self, ax, fps: float, top: bool) -> None:
+        """Mark one subplot of a figure over the rows (`top`: one of the top row): a second x axis on top in clip
+        frames (`frame_at`), the window starts ticked short on it."""
+        if not top:
+            return
+        from matplotlib.ticker import FixedLocator, MaxNLocator
+
+        axis = ax.secondary_xaxis("top", functions=(lambda t: self.frame_at(t, fps), lambda f: self.time_at(f, fps)))
+        axis.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
+        axis.xaxis.set_minor_locator(FixedLocator(self.window_starts()))
+        axis.xaxis.remove_overlapping_locs = False  # a window starting at a labelled frame is ticked too
+        axis.tick_params(which="minor", length=3, color="0.4")
+        axis.tick_params(which="major", length=5)
+        style_ticks(axis)
+        starts = "; short ticks: window starts" if len(self.window_rows) > 1 else ""
+        axis.set_xlabel(f"clip frame{starts}", fontsize=LABEL_FONTSIZE, labelpad=2)
+
+
+@dataclass(frozen=True)
+class RolloutChunks(ClipRows):
+    """A forward dynamics result over a whole trajectory (`settings["trajectory"]`,
+    `Policy.imagine(whole_trajectory=True)`): its rows rolled out in chunks of `window_rows` rows, chunk j > 0
+    conditioned on the last frame chunk j-1 imagined (and, `state_chained`, on its last action as the state). There
+    the rollout stops seeing the real observation and goes on from the model's own frame, so its errors begin to feed
+    on themselves (drift): each subplot draws a dashed line at each chunk start, labelled "chunk j" above the top row,
+    and the animation captions the chunk a frame belongs to (`frame_chunk`). Its clip is the imagined one,
+    `frames_used` 0..rows (row i takes frame i to i + 1): a clip-frame axis would repeat the time axis, and is not
+    drawn."""
+
+    state_chained: bool = False
+
+    heading_in: ClassVar[float] = 0.18  # the "chunk j" labels above the top row
+
+    def note(self, drawn: str = "dashed") -> str:
+        """What a heading says of it: `rolled out in 3 chunks of 32 rows, the last 12; dashed: chunks 1-2 start ...`
+        (`drawn`: how the figure marks the starts)."""
+        later = len(self.window_rows) - 1
+        which = "chunk 1 starts" if later == 1 else f"chunks 1-{later} start"
+        state = ", its last action as the state" if self.state_chained else ""
+        return (f"rolled out in {_sizes(self.window_rows, 'chunk')}; {drawn}: {which} from the model's own last "
+                f"imagined frame{state} (drift can begin there)")
+
+    def mark(self, ax, fps: float, top: bool) -> None:
+        """A dashed line at each chunk start after the first, on every subplot; above a top-row one, "chunk j" at
+        each chunk's start (every k-th past MAX_CHUNK_LABELS)."""
+        starts = [0, *self.window_starts()]
+        for row in starts[1:]:
+            ax.axvline(row / fps, color=CHUNK_COLOR, lw=0.9, ls="--", zorder=1.5)
+        if not top:
+            return
+        from matplotlib.transforms import blended_transform_factory
+
+        at = blended_transform_factory(ax.transData, ax.transAxes)  # x in seconds, y just above the axes
+        every = int(np.ceil(len(starts) / MAX_CHUNK_LABELS))
+        for j, row in enumerate(starts):
+            if j % every == 0:
+                ax.text(row / fps, 1.01, f"chunk {j}", transform=at, ha="left", va="bottom",
+                        fontsize=TICK_FONTSIZE, color=CHUNK_COLOR)
+
+    def frame_chunk(self, frame: int) -> str:
+        """What the animation says of imagined frame `frame` (frame i + 1 follows row i): the observation, the chunk
+        that imagined it, and at a chunk's last frame that the next chunk starts from it."""
+        if frame <= 0:
+            return "observation: chunk 0 starts from it"
+        chunks = len(self.window_rows)
+        ends = np.cumsum(self.window_rows)  # chunk j imagines frames ends[j-1]+1 .. ends[j]
+        j = min(int(np.searchsorted(ends, frame)), chunks - 1)
+        following = f"; chunk {j + 1} starts from it" if j + 1 < chunks and frame == ends[j] else ""
+        return f"chunk {j}{following}"
+
+
+def _sizes(rows: Sequence[int], what: str) -> str:
+    """`75 windows of 4 rows, the last 1`, or `4 rows` for a single one."""
+    most = max(rows)
+    if len(rows) == 1:
+        return plural(most, "row")
+    sizes = f"{plural(len(rows), what)} of {plural(most, 'row')}"
+    return sizes + (f", the last {rows[-1]}" if min(rows) != most else "")
 
 
 def clip_rows_of(prediction: Mapping[str, Any]) -> ClipRows | None:
@@ -419,33 +506,40 @@ def clip_rows_of(prediction: Mapping[str, Any]) -> ClipRows | None:
     return ClipRows(used, windows, rate, resampled)
 
 
-_CLIP_AXIS_IN = 0.35  # the clip-frame axis above the top row of subplots: its tick labels and name
+def rollout_chunks_of(prediction: Mapping[str, Any]) -> RolloutChunks | None:
+    """A forward dynamics result's `RolloutChunks`, when it was rolled out in more than one chunk
+    (`settings["trajectory"]`); None for any other result, a single chunk (drawn as ever), or chunks that do not
+    tile its rows end to end from row 0 (a file edited by hand)."""
+    settings = prediction.get("settings")
+    trajectory = settings.get("trajectory") if isinstance(settings, Mapping) else None
+    if prediction.get("mode") != "forward_dynamics" or not isinstance(trajectory, Mapping):
+        return None
+    try:
+        spans = [(int(c["actions"][0]), int(c["actions"][1])) for c in trajectory["chunks"]]
+        chained = bool(trajectory.get("state_chained", False))
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+    rows = len(prediction.get("actions", []))
+    tiled = all(a < b for a, b in spans) and all(b == a for (_, b), (a, _) in itertools.pairwise(spans))
+    if len(spans) < 2 or not tiled or spans[0][0] != 0 or spans[-1][1] != rows:
+        return None
+    return RolloutChunks(tuple(range(rows + 1)), tuple(b - a for a, b in spans), None, False, chained)
+
+
+def run_rows_of(prediction: Mapping[str, Any]) -> ClipRows | None:
+    """How a result's rows were run in pieces, for the figures to mark: an inverse dynamics clip's windows
+    (`clip_rows_of`) or a forward dynamics trajectory's chunks (`rollout_chunks_of`); None for one run of the model."""
+    return clip_rows_of(prediction) or rollout_chunks_of(prediction)
 
 
 def _check_clip(clip: Any, steps: int) -> ClipRows | None:
-    """`clip` as a ClipRows whose rows are the chunk's (`steps`), or a ValueError naming it."""
+    """`clip` as a ClipRows (or RolloutChunks) whose rows are the chunk's (`steps`), or a ValueError naming it."""
     if clip is None:
         return None
     if not isinstance(clip, ClipRows) or len(clip.frames_used) != steps + 1:
-        raise ValueError(f"clip={clip!r:.120}: expected a ClipRows (plots.clip_rows_of) with {steps + 1} frames_used, "
-                         "one per row of the chunk plus the last")
+        raise ValueError(f"clip={clip!r:.120}: expected a ClipRows or RolloutChunks (plots.run_rows_of) with "
+                         f"{steps + 1} frames_used, one per row of the chunk plus the last")
     return clip
-
-
-def _clip_axis(ax, clip: ClipRows, fps: float, label: bool) -> None:
-    """A second x axis on top of `ax` in clip frames (`ClipRows.frame_at`), the window starts ticked short on it."""
-    from matplotlib.ticker import FixedLocator, MaxNLocator
-
-    top = ax.secondary_xaxis("top", functions=(lambda t: clip.frame_at(t, fps), lambda f: clip.time_at(f, fps)))
-    top.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
-    top.xaxis.set_minor_locator(FixedLocator(clip.window_starts()))
-    top.xaxis.remove_overlapping_locs = False  # a window starting at a labelled frame is ticked too
-    top.tick_params(which="minor", length=3, color="0.4")
-    top.tick_params(which="major", length=5)
-    style_ticks(top)
-    if label:
-        starts = "; short ticks: window starts" if len(clip.window_rows) > 1 else ""
-        top.set_xlabel(f"clip frame{starts}", fontsize=LABEL_FONTSIZE, labelpad=2)
 
 
 def _check_real_rows(real_rows: Any, steps: int, name: str = "real_rows") -> int | None:
@@ -533,7 +627,8 @@ def plot_action_timeseries(
 ) -> Path:
     """One subplot per action dimension over time (seconds); the gripper line is vermillion and its closed spans
     shaded orange; steps from `real_rows` on (an inverse dynamics result of a short clip) hatched; `clip`
-    (`clip_rows_of`): the clip frames the rows explain, on a second axis on top."""
+    (`run_rows_of`): the clip frames the rows explain, on a second axis on top, or a whole trajectory's chunk
+    starts, dashed."""
     path = _require_path(path, "plot_action_timeseries")
     return save_figure(action_timeseries_figure(actions, columns, units, fps, gripper_column, title, real_rows, clip),
                        path)
@@ -562,9 +657,11 @@ def action_timeseries_figure(
     all of them).
     `title` (e.g. which run) heads the figure above what it shows. `real_rows` (`real_rows_of`): the steps from it on
     explain copies of a short clip's last frame; they are hatched on every subplot, and named in the legend of the
-    first and in the heading. `clip` (`clip_rows_of`, an inverse dynamics result of a whole clip, a start frame or a
-    resampled clip): the clip frames the rows explain, on a second x axis above the top row, and said in the
-    heading."""
+    first and in the heading. `clip` (`run_rows_of`): for an inverse dynamics result of a whole clip, a start frame
+    or a resampled clip (`ClipRows`), the clip frames the rows explain, on a second x axis above the top row; for a
+    forward dynamics result over a whole trajectory (`RolloutChunks`), a dashed line on every subplot where each
+    chunk after the first starts from the model's own imagined frame, "chunk j" above the top row; either said in
+    the heading."""
     a = _check_actions(actions, columns, units, gripper_column)
     fps = _check_fps(fps)
     real_rows = _check_real_rows(real_rows, a.shape[0])
@@ -586,7 +683,7 @@ def action_timeseries_figure(
     clip = _check_clip(clip, a.shape[0])
     if clip is not None:
         detail += f"\n{clip.note()}"
-    top = figure_title(fig, title or "action chunk", detail) + (_CLIP_AXIS_IN if clip is not None else 0.0)
+    top = figure_title(fig, title or "action chunk", detail) + (clip.heading_in if clip is not None else 0.0)
     _grid_margins(fig, nrows, ncols, top=top, left=0.9)  # room for a y label of _MAX_LABEL_LINES
     axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, squeeze=False)).ravel()
     for i, ax in enumerate(axes):
@@ -597,6 +694,8 @@ def action_timeseries_figure(
         if shading[i] is not None:
             _shade_closed(ax, a[:, columns.index(shading[i])], fps, label=is_gripper)
         _shade_padded(ax, real_rows, a.shape[0], fps, label=i == 0)
+        if clip is not None:
+            clip.mark(ax, fps, top=i < ncols)
         ax.plot(t, a[:, i], lw=1.4, color=GRIPPER_COLOR if is_gripper else LINE_COLOR, **step_markers(len(t)))
         ax.set_ylabel(axis_label(columns[i], units[i], ax), fontsize=LABEL_FONTSIZE)
         style_ticks(ax)
@@ -605,8 +704,6 @@ def action_timeseries_figure(
             _closed_threshold(ax, a[:, i])
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
-        if clip is not None and i < ncols:
-            _clip_axis(ax, clip, fps, label=True)
     _time_axis(axes[0], a.shape[0], fps)  # the axes share x
     for ax in axes[max(0, d - ncols) : d]:
         ax.set_xlabel("time [s]", fontsize=LABEL_FONTSIZE)
@@ -781,6 +878,7 @@ def plot_ee_path(
     max_frames: int = 12,
     units: Sequence[str] | None = None,
     real_rows: int | None = None,
+    chunks: RolloutChunks | None = None,
 ) -> Path:
     """3-D end-effector path with small RGB (x, y, z) orientation frames along it, drawn in mm, cm or m by its size.
 
@@ -788,11 +886,12 @@ def plot_ee_path(
     metres). `units` (one per column) converts tx, ty, tz given in cm or mm to metres; None, or another unit (with a
     warning): they are taken as metres. Poses the gripper is closed at are orange squares (open: hollow
     circles). The path that steps from
-    `real_rows` on lead along (an inverse dynamics result of a short clip) is dashed.
+    `real_rows` on lead along (an inverse dynamics result of a short clip) is dashed; the poses a whole trajectory's
+    `chunks` start from after the first are diamonds.
     """
     path = _require_path(path, "plot_ee_path")
-    return save_figure(ee_path_figure(actions, columns, anchor, gripper_column, title, max_frames, units, real_rows),
-                       path)
+    return save_figure(ee_path_figure(actions, columns, anchor, gripper_column, title, max_frames, units, real_rows,
+                                      chunks), path)
 
 
 def ee_path_figure(
@@ -804,15 +903,21 @@ def ee_path_figure(
     max_frames: int = 12,
     units: Sequence[str] | None = None,
     real_rows: int | None = None,
+    chunks: RolloutChunks | None = None,
 ):
     """The `plot_ee_path` figure; `title` (e.g. which run) heads it above the path's length and travel. Axes and
     travel are in one unit, mm, cm or m as `path_unit` picks for the path's size, in the frame the heading names
     (the start end-effector frame without `anchor`, else the anchor's). `real_rows`: pose i+1 is reached
     by row i, so the path from pose `real_rows` on, which rows explaining copies of a short clip's last frame lead
-    along, is dashed grey and named in the legend and the heading."""
+    along, is dashed grey and named in the legend and the heading. `chunks` (`rollout_chunks_of`, a forward dynamics
+    result over a whole trajectory): pose a, where chunk j > 0 starts (reached by row a-1, the frame it starts from),
+    is a diamond labelled "chunk j", named in the legend and the heading."""
     poses = ee_poses(actions, columns, anchor, units)
     a = _check_actions(actions, columns, gripper_column=gripper_column)
     real_rows = _check_real_rows(real_rows, a.shape[0])
+    if chunks is not None and (not isinstance(chunks, RolloutChunks) or len(chunks.frames_used) != a.shape[0] + 1):
+        raise ValueError(f"chunks={chunks!r:.120}: expected a RolloutChunks (plots.rollout_chunks_of) of the chunk's "
+                         f"{a.shape[0]} rows")
     p = poses[:, :3, 3]
     span = float(np.max(np.ptp(p, axis=0))) if len(p) > 1 else 0.0
     half = max(span / 2 * 1.15, 0.01)
@@ -836,6 +941,8 @@ def ee_path_figure(
                else "\naxes: the frame the anchor pose is given in")
     if real_rows is not None:
         detail += f"\ndashed: {padded_label(real_rows, a.shape[0])}"
+    if chunks is not None:
+        detail += f"\n{chunks.note('diamonds')}"
     top = figure_title(fig, title or "end-effector path", detail)
     # the legend goes below the axes (`_LEGEND_BELOW_IN`): inside them it covered a path that rose to the upper left
     fig.subplots_adjust(left=0.02, right=0.95, top=1 - top / height, bottom=_LEGEND_BELOW_IN / height)
@@ -861,6 +968,14 @@ def ee_path_figure(
         ax.scatter(*p.T, depthshade=False, label="pose after each step", **open_style)
     ax.scatter(*p[0], color="black", s=40, marker="o", label="start (anchor)", zorder=5)
     ax.scatter(*p[-1], color="black", s=50, marker="X", label="end", zorder=5)
+    if chunks is not None:
+        starts = chunks.window_starts()  # pose a: the one chunk j starts from
+        ax.scatter(*p[starts].T, marker="D", s=34, facecolors="white", edgecolors=CHUNK_COLOR, linewidths=1.3,
+                   depthshade=False, label="chunk start (imagined frame)", zorder=4)
+        every = int(np.ceil((len(starts) + 1) / MAX_CHUNK_LABELS))
+        for j, row in enumerate(starts, 1):
+            if j % every == 0:
+                ax.text(*p[row], f"  chunk {j}", fontsize=TICK_FONTSIZE, color=CHUNK_COLOR, zorder=6)
     step = max(1, int(np.ceil(len(poses) / max_frames)))
     idx = sorted(set(range(0, len(poses), step)) | {len(poses) - 1})
     for i in idx:
@@ -891,7 +1006,8 @@ def plot_joints(
     clip: ClipRows | None = None,
 ) -> Path:
     """Joint positions overlaid, joint velocities (finite differences) and the gripper, over time in seconds; steps
-    from `real_rows` on hatched and `clip`'s frames on top, as in `action_timeseries_figure`."""
+    from `real_rows` on hatched and `clip`'s frames on top (or its chunk starts dashed), as in
+    `action_timeseries_figure`."""
     path = _require_path(path, "plot_joints")
     return save_figure(joints_figure(actions, columns, units, fps, gripper_column, title, real_rows, clip), path)
 
@@ -908,7 +1024,7 @@ def joints_figure(
 ):
     """The `plot_joints` figure; `title` (e.g. which run) heads it. The joints' legend sits right of the axes, where
     it hides no line. `real_rows`: as in `action_timeseries_figure`, the steps from it on hatched and named; `clip`:
-    its clip frames on a second axis on top."""
+    its clip frames on a second axis on top, or a trajectory's chunk starts dashed on every panel."""
     a = _check_actions(actions, columns, units, gripper_column)
     fps = _check_fps(fps)
     real_rows = _check_real_rows(real_rows, a.shape[0])
@@ -934,13 +1050,15 @@ def joints_figure(
     clip = _check_clip(clip, a.shape[0])
     if clip is not None:
         detail += f"\n{clip.note()}"
-    top = figure_title(fig, title or "joint trajectory", detail) + (_CLIP_AXIS_IN if clip is not None else 0.0)
+    top = figure_title(fig, title or "joint trajectory", detail) + (clip.heading_in if clip is not None else 0.0)
     _grid_margins(fig, nrows, 1, top=top, right=right, hgap=0.2)
     axes = fig.subplots(nrows, 1, sharex=True, squeeze=False)[:, 0]
     g = a[:, list(columns).index(gripper_column)] if gripper_column is not None else None
     markers = step_markers(len(t))
     for ax in axes:
         _shade_padded(ax, real_rows, a.shape[0], fps, label=ax is axes[0])
+        if clip is not None:
+            clip.mark(ax, fps, top=ax is axes[0])
     for k, i in enumerate(joint_idx):
         axes[0].plot(t, a[:, i], lw=1.4, label=names[k], **series_style(k), **markers)
         if a.shape[0] > 1:
@@ -966,8 +1084,6 @@ def joints_figure(
     for ax in axes:
         ax.grid(alpha=0.3)
         style_ticks(ax)
-    if clip is not None:
-        _clip_axis(axes[0], clip, fps, label=True)
     _time_axis(axes[0], a.shape[0], fps)  # the axes share x
     axes[-1].set_xlabel("time [s]", fontsize=LABEL_FONTSIZE)
     return fig
@@ -1074,7 +1190,8 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path, fmt
     a multi-arm one; none for an arm whose actions are in model space) or `joints.png` for joint layouts. `fmt`
     (`FIGURE_FORMATS`) is their suffix: "pdf" or "svg" writes `actions.pdf`... for a paper. Every figure is headed by
     `run_title`, marks the rows after `real_rows_of` (an inverse dynamics result of a short clip), and is drawn before
-    the first file is written.
+    the first file is written; the time series and joints also mark how the rows were run in pieces (`run_rows_of`:
+    a whole clip's windows, a whole trajectory's chunks), the end-effector path a whole trajectory's chunk starts.
     """
     fmt = check_figure_format(fmt, "fmt")
     check_prediction_json(prediction_json)
@@ -1087,7 +1204,7 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path, fmt
     out_dir = Path(out_dir)
     name = run_title(prediction_json)
     rows = real_rows_of(prediction_json)
-    clip = clip_rows_of(prediction_json)
+    clip = run_rows_of(prediction_json)
     figures = {"actions": action_timeseries_figure(actions, columns, units, fps, grippers, f"{name}: actions", rows,
                                                    clip)}
     if layout == "relative_pose":
@@ -1106,7 +1223,8 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path, fmt
             title = f"{name}: {prefix.rstrip('_')} end-effector path" if prefix else f"{name}: end-effector path"
             arm = actions[:, indexes]  # a copy: scaled to metres here, so a warning names the file's own columns
             arm[:, :3] *= _metres_per_unit([columns[i] for i in indexes[:3]], [units[i] for i in indexes[:3]])
-            figures[file] = ee_path_figure(arm, arm_columns, gripper_column=grip, title=title, real_rows=rows)
+            figures[file] = ee_path_figure(arm, arm_columns, gripper_column=grip, title=title, real_rows=rows,
+                                           chunks=rollout_chunks_of(prediction_json))
     elif layout == "joint_position":
         figures["joints"] = joints_figure(actions, columns, units, fps, gripper, f"{name}: joints", rows, clip)
     return [save_figure(fig, out_dir / f"{file}.{fmt}") for file, fig in figures.items()]

@@ -16,6 +16,7 @@ from .plots import (
     load_actions_file,
     plot_prediction,
     real_rows_of,
+    run_rows_of,
     run_title,
 )
 
@@ -162,7 +163,7 @@ def visualize(
         video_fps = read_video(video_path, max_frames=1)[1]
         frames = iter_video(video_path)  # every frame is drawn, decoded as it is: a long clip is never held whole
     written = plot_prediction(prediction, out_dir, fmt)
-    clip = clip_rows_of(prediction)
+    clip = clip_rows_of(prediction)  # an inverse dynamics clip's frames: the re-decoded clip's captions
     if animate:
         written.append(
             animate_actions(
@@ -178,7 +179,7 @@ def visualize(
                 video_label=video_label if video_label is not None
                 else describe_rollout_video(prediction.get("mode"))[0] if video is None else "video",
                 real_rows=real_rows_of(prediction),
-                clip=clip,
+                clip=run_rows_of(prediction),  # a whole clip's windows, or a whole trajectory's chunks
                 # the run's re-decoded clip holds the clip's frames used, one each: captioned by their clip frame
                 frame_numbers=clip.frames_used if clip is not None and video is None else None,
             )

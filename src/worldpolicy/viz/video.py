@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..processing.video import to_uint8, write_video
-from .plots import ClipRows, _check_actions, _check_fps, action_timeseries_figure
+from .plots import ClipRows, RolloutChunks, _check_actions, _check_fps, action_timeseries_figure
 
 __all__ = [
     "animate_actions",
@@ -161,7 +161,10 @@ def animation_frames(
     `gripper_column`: the gripper's column, or one per arm (see `action_timeseries_figure`); `real_rows`: the steps
     from it on are hatched there too (an inverse dynamics result of a short clip, `plots.real_rows_of`), and the
     video's frames after the one that row leads into are captioned as copies of it (the input padded past its end);
-    `clip` (`plots.clip_rows_of`): the clip frames an inverse dynamics result's rows explain, on the plot's top axis;
+    `clip` (`plots.run_rows_of`): the clip frames an inverse dynamics result's rows explain, on the plot's top axis,
+    or a whole trajectory's chunk starts (`plots.RolloutChunks`), dashed on the plot, each video frame captioned with
+    the chunk that imagined it (`RolloutChunks.frame_chunk` of the rollout frame at its time: "chunk 1", the
+    observation, and at a chunk's last frame that the next starts from it);
     `frame_numbers`: the clip frame each video frame is (`clip.frames_used` for the run's own re-decoded clip, whose
     frame k is the clip's frame `frames_used[k]`), captioned "clip frame N" instead of its index.
     An animation of more than MAX_ANIMATION_FRAMES frames draws every k-th (the fewest that keep it within), at
@@ -214,7 +217,15 @@ def _animation(actions, columns, units, fps, gripper_column, video, video_fps, t
 
     shown = "clip frame 00000" if frame_numbers is not None else "frame 00000"
     longest = "ended" if last_real is None else f"copy of {shown}"
+    chunks = clip if isinstance(clip, RolloutChunks) else None
+    if chunks is not None:  # its longest: the observation's, or a chunk's last frame's (the last but one chunk)
+        longest = max([longest, *(chunks.frame_chunk(f) for f in (0, *chunks.window_starts()[-1:]))], key=len)
     widest = SEP.join((video_label, "t = 0000.00 s", shown, longest))  # one caption size for every frame
+
+    def chunk_of(t: float) -> str:
+        """The chunk that imagined the rollout frame at time `t`, for a whole trajectory's animation."""
+        frame = min(round(t * fps), a.shape[0])
+        return "" if chunks is None else f"{SEP}{chunks.frame_chunk(frame)}"
 
     def frames():
         if video is None:
@@ -226,7 +237,8 @@ def _animation(actions, columns, units, fps, gripper_column, video, video_fps, t
             if k % every:
                 continue
             copy = last_real is not None and k > last_real
-            yield _frame(k / rate, image, f"{number(k)}{SEP}copy of {number(last_real)}" if copy else number(k))
+            yield _frame(k / rate, image, f"{number(k)}{SEP}copy of {number(last_real)}" if copy
+                         else number(k) + chunk_of(k / rate))
         last = k
         k += every - k % every if k % every else every  # the next frame drawn
         while k / rate <= t_end + 1e-9:  # a clip shorter than the chunk: the playhead still runs to its end
