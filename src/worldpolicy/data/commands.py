@@ -51,8 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Write frame FRAME of episode EPISODE as predict's inputs: a PNG per camera, optionally a folder "
         "of the last N frames per camera (--clip, for inverse dynamics), the actions recorded from it with the "
         "frames they led to (--actions, for forward dynamics; --actions-to-end: to the episode's end), and "
-        "dataset_frame.json (task, state, files). With --checkpoint, print the predict commands for it, built for its embodiment (cameras as --camera KEY=FILE, "
-        "--state for state-conditioned ones).",
+        "dataset_frame.json (task, state, files). With --checkpoint, print the predict commands for it, built for "
+        "its embodiment (cameras as --camera KEY=FILE, --state for state-conditioned ones).",
     )
     frame.add_argument("root", help="dataset folder (holds meta/info.json)")
     frame.add_argument("--out", required=True, help="folder for the files (made if missing)")
