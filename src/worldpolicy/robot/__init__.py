@@ -1,5 +1,5 @@
-"""Robot bridge: action decoding (SE3 / rot6d / gripper), IK/FK on MuJoCo, robot configs and the shipped Panda, and chunks run
-one control tick at a time (`control`).
+"""Robot bridge: action decoding (SE3 / rot6d / gripper), IK/FK on MuJoCo, robot configs and the shipped Panda, and
+chunks run one control tick at a time (`control`).
 
 Importing this package stays light; MuJoCo and mink load only in the submodules that need them (`kinematics`, `robots`).
 """

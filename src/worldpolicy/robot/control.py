@@ -9,9 +9,9 @@ Chunk strategies (`ChunkStrategy`):
   comparable. It smooths the jumps at chunk boundaries.
 - `async`: while chunk n runs, chunk n+1 is computed in a background thread from the observation taken when chunk n
   started; it takes over k ticks later, skipping its first k (already elapsed) actions. That hand-over is fixed
-  (deterministic: the sim's, which waits for a late reply), or with `realtime=True` the first tick at least k ticks on at
-  which the reply has landed, skipping every action whose tick has passed; meanwhile the current chunk runs on (all of
-  it is decoded), and the arm holds its last target if it runs out.
+  (deterministic: the sim's, which waits for a late reply), or with `realtime=True` the first tick at least k ticks on
+  at which the reply has landed, skipping every action whose tick has passed; meanwhile the current chunk runs on (all
+  of it is decoded), and the arm holds its last target if it runs out.
 
 Time is counted in control ticks (`step` calls, one per 1/fps), never read from a clock: the caller's loop keeps the
 rate, and a test steps through any timing without sleeping.
