@@ -90,10 +90,15 @@ def test_local_policy_options_travel_by_their_names():
     assert fd.options == {"actions_space": "normalized"}
 
 
-def test_all_finite_is_exact_on_both_paths():
+def test_all_finite_is_exact_on_every_path():
     assert all_finite(np.array([1e308, 1e308]))  # the sum overflows, so numpy has the last word
     assert not all_finite(np.array([np.inf, -np.inf]))  # their sum is NaN: still caught
     assert not all_finite(np.array([0.0, np.nan], np.float32))
+    chunk = np.zeros((32, 8))  # past a few values: numpy
+    assert all_finite(chunk) and all_finite(np.full((32, 8), 1e308)) and all_finite(np.full((32, 8), 1e37, np.float32))
+    for bad in (np.nan, np.inf, -np.inf):
+        chunk[31, 7] = bad
+        assert not all_finite(chunk) and not all_finite(chunk.astype(np.float32))
     assert all_finite(np.zeros(2000)) and not all_finite(np.full(2000, np.inf))  # large: numpy
     assert all_finite(np.zeros(0))
 

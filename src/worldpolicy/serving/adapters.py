@@ -54,16 +54,18 @@ class WireRequest:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-_SMALL = 1024  # values; up to this many, `all_finite` sums Python floats
+_FEW = 32  # values; up to this many, `all_finite` sums Python floats
 
 
 def all_finite(array: np.ndarray) -> bool:
-    """No NaN/inf in a float array. Small ones (joint state, an action chunk) are summed as Python floats: on the
-    serving path numpy's ufunc and reduction set-up cost more than the check itself (docs/serving.md, "Measured").
-    NaN and inf survive a sum; only huge finite values could overflow it, and that case asks numpy."""
-    if array.size <= _SMALL and math.isfinite(sum(array.ravel().tolist())):
+    """No NaN/inf in a float array. A few values (joint state) are summed as Python floats, cheaper than numpy's ufunc
+    set-up: NaN and inf survive a sum, and only huge finite values could overflow it, which numpy then checks. More
+    (an action chunk) go to numpy's C reductions straight, not through `ndarray.all()`'s Python wrapper: a 32 x 8 chunk
+    as 256 Python floats cost ~40 k more instructions per reply (docs/serving.md, "Measured"; a sum or dot product in
+    numpy instead warns on overflow, and a dot product wakes OpenBLAS's threads)."""
+    if array.size <= _FEW and math.isfinite(sum(array.ravel().tolist())):
         return True
-    return bool(np.isfinite(array).all())
+    return bool(np.logical_and.reduce(np.isfinite(array), axis=None))
 
 
 def _check_image(key: str, value: Any) -> np.ndarray:
