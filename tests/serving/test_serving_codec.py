@@ -120,6 +120,10 @@ def test_limits():
     with pytest.raises(CodecError, match="max_depth"):
         unpackb(packb([[[[1]]]]), Limits(max_depth=3))
     assert unpackb(packb([[[1]]]), Limits(max_depth=3)) == [[[1]]]
+    with pytest.raises(CodecError, match="max_depth"):  # more containers than max_depth: the walk finds the deep one
+        unpackb(packb([[1], [2], [[[3]]]]), Limits(max_depth=3))
+    assert unpackb(packb([[1], [2], [[3]]]), Limits(max_depth=3)) == [[1], [2], [[3]]]  # many containers, shallow
+    assert unpackb(packb({"a": np.zeros(3)}), Limits(max_depth=1))["a"].shape == (3,)  # arrays are leaves
     with pytest.raises(CodecError, match="max_depth"):
         unpackb(b"\x91" * 5000 + b"\x00")  # beyond msgpack's own stack: still a CodecError
     with pytest.raises(CodecError, match="malformed"):
