@@ -33,6 +33,18 @@ def default_sigterm():
     signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
+@pytest.fixture
+def default_sigint():
+    """Ctrl-C delivered as a KeyboardInterrupt, as in a terminal, for a test that presses it: a suite started in the
+    background (`nohup ... &`, a CI runner's job) inherits SIGINT ignored, and Python then installs no handler, so
+    the test's Ctrl-C did nothing and "did not raise"."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
 @pytest.fixture(autouse=True)
 def _restore_embodiment_registry():
     """Training registers the embodiment it trains in the process registry (as a user's script would want); a test

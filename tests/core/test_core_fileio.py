@@ -171,7 +171,7 @@ def test_a_staged_folder_replaces_the_old_one_only_when_it_is_complete(tmp_path)
     assert stat.S_IMODE(final.stat().st_mode) == 0o777 & ~umask
 
 
-def test_held_signals_are_ctrl_c_and_the_command_lines_sigterm_never_an_ignored_one(default_sigterm):
+def test_held_signals_are_ctrl_c_and_the_command_lines_sigterm_never_an_ignored_one(default_sigterm, default_sigint):
     """`sigint_held` holds Ctrl-C, and SIGTERM where the command line made it one (`terminating_as_interrupt`); a
     SIGINT that is ignored (a job started in the background, nohup) was held too and then stopped the command."""
     import os
@@ -179,20 +179,16 @@ def test_held_signals_are_ctrl_c_and_the_command_lines_sigterm_never_an_ignored_
 
     from worldpolicy.fileio import Terminated, interruption, sigint_held, terminating_as_interrupt
 
-    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        with terminating_as_interrupt(), sigint_held() as caught:
-            os.kill(os.getpid(), signal.SIGTERM)
-            os.kill(os.getpid(), signal.SIGINT)
-        assert caught == [signal.SIGTERM, signal.SIGINT] and isinstance(interruption(caught), Terminated)
-        assert type(interruption([signal.SIGINT])) is KeyboardInterrupt
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        with sigint_held() as caught:
-            os.kill(os.getpid(), signal.SIGINT)
-        assert caught == [] and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
-        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
-    finally:
-        signal.signal(signal.SIGINT, inherited)
+    with terminating_as_interrupt(), sigint_held() as caught:
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGINT)
+    assert caught == [signal.SIGTERM, signal.SIGINT] and isinstance(interruption(caught), Terminated)
+    assert type(interruption([signal.SIGINT])) is KeyboardInterrupt
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with sigint_held() as caught:
+        os.kill(os.getpid(), signal.SIGINT)
+    assert caught == [] and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
 @pytest.mark.parametrize("mask", [0o077, 0o022, 0o002])

@@ -353,7 +353,7 @@ def test_a_frame_size_the_codec_cannot_encode_is_refused_before_recording(tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_ctrl_c_while_an_episode_is_written_lets_it_finish(tmp_path, monkeypatch):
+def test_a_ctrl_c_while_an_episode_is_written_lets_it_finish(tmp_path, monkeypatch, default_sigint):
     """The real signal: held while the writer takes an episode, so the one being written is kept whole."""
     import os
     import signal
@@ -370,15 +370,10 @@ def test_a_ctrl_c_while_an_episode_is_written_lets_it_finish(tmp_path, monkeypat
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(LeRobotDatasetWriter, "add_episode", add_episode)
-    # Python's own Ctrl-C handler, as in a terminal (a test run started in the background inherits SIGINT ignored)
-    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        with pytest.raises(RecordingInterrupted) as caught:
-            sim_to_dataset(tmp_path / "sim", "reach", 4, **_TINY)
-        assert caught.value.kept == 2 and LeRobotDataset.open(tmp_path / "sim").num_episodes == 2
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
-    finally:
-        signal.signal(signal.SIGINT, inherited)
+    with pytest.raises(RecordingInterrupted) as caught:
+        sim_to_dataset(tmp_path / "sim", "reach", 4, **_TINY)
+    assert caught.value.kept == 2 and LeRobotDataset.open(tmp_path / "sim").num_episodes == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 
 def _dataset_made_by(root, provenance):
