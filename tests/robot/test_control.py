@@ -193,10 +193,10 @@ def test_prompt_from_the_observation_when_none_is_given(decoder):
 
 
 @pytest.mark.parametrize("q_arm, match", [
-    (np.zeros(6), r"q_arm: expected the 7 measured arm joint angles \(rad\) as a vector"),
-    (np.zeros((1, 7)), r"q_arm: expected the 7"),
-    ([0.0] * 6 + [np.nan], r"q_arm: expected the 7"),
-    ("home", r"q_arm: expected the 7"),
+    (np.zeros(6), r"q_arm: expected the 7 measured arm joint angles \(rad\) as a finite vector, got shape \(6,\): "),
+    (np.zeros((1, 7)), r"q_arm: expected the 7 .* got shape \(1, 7\): "),
+    ([0.0] * 6 + [np.nan], r"q_arm: expected the 7 .* got NaN/inf at index 6: \[0.0, "),
+    ("home", r"q_arm: expected the 7 .* finite vector, got 'home'$"),
 ])
 def test_bad_measured_joints_are_refused_on_every_tick(decoder, q_arm, match):
     policy = Chunks(decoder)
@@ -226,6 +226,12 @@ def test_bad_settings_are_refused_naming_them(decoder):
     with pytest.raises(ValueError, match=r"decoder: decodes embodiment 'droid/relative_pose', but the policy returned "
                                          r"a chunk of 'droid/joint_pos'"):
         ChunkController(policy, other, prompt="stack the cups").step({"tick": 0}, policy.home)
+    asked = len(policy.observed_ticks)
+    policy.embodiment = EMB  # one that says its embodiment (a Policy, a RemotePolicy) is refused before any request
+    with pytest.raises(ValueError, match=r"decoder: decodes embodiment 'droid/relative_pose', but the policy's is "
+                                         r"'droid/joint_pos'; make it ActionDecoder\(policy.embodiment, robot\)"):
+        ChunkController(policy, other, prompt="stack the cups")
+    assert len(policy.observed_ticks) == asked
 
 
 def test_the_decoders_checks_stay_on(decoder):
