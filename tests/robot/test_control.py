@@ -227,10 +227,14 @@ def test_bad_settings_are_refused_naming_them(decoder):
                                          r"a chunk of 'droid/joint_pos'"):
         ChunkController(policy, other, prompt="stack the cups").step({"tick": 0}, policy.home)
     asked = len(policy.observed_ticks)
+    policy.chunk_size = policy.chunk  # a Policy and a RemotePolicy say their chunk and embodiment before any request
     policy.embodiment = EMB  # one that says its embodiment (a Policy, a RemotePolicy) is refused before any request
     with pytest.raises(ValueError, match=r"decoder: decodes embodiment 'droid/relative_pose', but the policy's is "
                                          r"'droid/joint_pos'; make it ActionDecoder\(policy.embodiment, robot\)"):
         ChunkController(policy, other, prompt="stack the cups")
+    assert len(policy.observed_ticks) == asked
+    with pytest.raises(ValueError, match=r"execute_steps: 5 exceeds what a 8-step chunk allows for 'async' \(4\)"):
+        ChunkController(policy, decoder, ChunkStrategy("async", 5), prompt="stack the cups")  # its chunk_size says
     assert len(policy.observed_ticks) == asked
 
 

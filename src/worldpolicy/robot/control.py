@@ -110,7 +110,8 @@ class ChunkController:
 
     `policy`: anything with `act(observation, prompt) -> Prediction` (a `Policy`, a `RemotePolicy`, a sim backend).
     `decoder`: an `ActionDecoder` for the policy's embodiment and your robot (another embodiment is refused: when the
-    controller is made where the policy says its `embodiment`, as a `Policy` and a `RemotePolicy` do, else at its chunk),
+    controller is made where the policy says its `embodiment`, as a `Policy` and a `RemotePolicy` do, else at its chunk;
+    so is a k its `chunk_size` cannot run),
     or a function from a chunk's embodiment key to one (the sim's, whose backends say theirs only in their replies).
     `prompt`: the task instruction; None reads it from each observation's "prompt". `realtime`: for `async` only, take a
     reply as soon as it lands (at least k ticks on) instead of exactly k ticks on (module docstring). `executor`: where
@@ -135,6 +136,9 @@ class ChunkController:
         # the decoder of the latest chunk (the given one, or the function's for its embodiment): the robot it drives
         self._active = decoder if isinstance(decoder, ActionDecoder) else None
         self.strategy = (strategy or ChunkStrategy()).for_policy(policy)
+        announced_chunk = getattr(policy, "chunk_size", None)  # a Policy's, a server's that announces one
+        if isinstance(announced_chunk, (int, np.integer)) and not isinstance(announced_chunk, bool):
+            self.strategy.steps_for(int(announced_chunk))  # a k the chunks cannot run, refused before any request
         if realtime and self.strategy.kind != "async":
             raise ValueError(f"realtime: only the 'async' strategy hands over in the background, not "
                              f"{self.strategy.kind!r}; its requests block the tick that asks")
