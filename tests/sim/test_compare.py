@@ -260,3 +260,19 @@ def test_refusals_name_the_folder_as_given_and_what_to_give_instead(tmp_path):
     (tmp_path / "starting" / "videos").mkdir(parents=True)  # a run still on its first episode
     with pytest.raises(ValueError, match=r"writes it once its first episode has finished"):
         compare_runs([run, tmp_path / "starting"])
+
+
+def test_long_run_names_on_the_right_column_stay_clear_of_the_left_one(tmp_path):
+    # names of 28 characters and more (shortened to 28) were drawn over the left panels' right edge
+    long_a, long_b = "checkpoint_step-0001000_k8_execute", "checkpoint_step-0001000_k4_async_realtime"
+    comparison = compare_runs([_run(tmp_path / long_a, {0: True, 1: False}), _run(tmp_path / long_b, {0: True})])
+    fig = comparison_figure(comparison)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    rate, grid, steps, distance = fig.axes[:4]
+    for left, right in ((rate, grid), (steps, distance)):
+        edge = left.get_window_extent(renderer).x1
+        labels = [t.get_window_extent(renderer) for t in right.get_yticklabels()]
+        assert min(box.x0 for box in labels) > edge, (right.get_xlabel(), min(b.x0 for b in labels), edge)
+    for ax in (rate, steps):  # and the left column's names inside the figure
+        assert min(t.get_window_extent(renderer).x0 for t in ax.get_yticklabels()) >= 0

@@ -386,7 +386,8 @@ def comparison_figure(comparison: Comparison):
     fig = _new_figure(12.0, 3.0 + 2 * max(2.0, 0.35 * k))
     top = figure_title(fig, f"{comparison.task}: {k} sim runs compared",
                        "success rate with Wilson 95 % CI · outcome per seed · steps to success · final distance")
-    _grid_margins(fig, 2, 2, top=top, left=max(0.8, 0.07 * max(len(x) for x in labels)), hgap=1.1, wgap=1.1)
+    names_in = max(0.8, 0.07 * max(len(x) for x in labels))  # the run names' width (in), left of each column
+    _grid_margins(fig, 2, 2, top=top, left=names_in, hgap=1.1, wgap=names_in + 0.3)
     (rate, grid), (steps, distance) = fig.subplots(2, 2)
 
     ys = np.arange(k)
