@@ -193,10 +193,10 @@ def test_prompt_from_the_observation_when_none_is_given(decoder):
 
 
 @pytest.mark.parametrize("q_arm, match", [
-    (np.zeros(6), r"q_arm: expected the 7 measured arm joint angles \(rad\) as a vector"),
-    (np.zeros((1, 7)), r"q_arm: expected the 7"),
-    ([0.0] * 6 + [np.nan], r"q_arm: expected the 7"),
-    ("home", r"q_arm: expected the 7"),
+    (np.zeros(6), r"q_arm: expected the 7 measured arm joint angles \(rad\) as a finite vector, got shape \(6,\): "),
+    (np.zeros((1, 7)), r"q_arm: expected the 7 .* got shape \(1, 7\): "),
+    ([0.0] * 6 + [np.nan], r"q_arm: expected the 7 .* got NaN/inf at index 6: \[0.0, "),
+    ("home", r"q_arm: expected the 7 .* finite vector, got 'home'$"),
 ])
 def test_bad_measured_joints_are_refused_on_every_tick(decoder, q_arm, match):
     policy = Chunks(decoder)
@@ -226,6 +226,16 @@ def test_bad_settings_are_refused_naming_them(decoder):
     with pytest.raises(ValueError, match=r"decoder: decodes embodiment 'droid/relative_pose', but the policy returned "
                                          r"a chunk of 'droid/joint_pos'"):
         ChunkController(policy, other, prompt="stack the cups").step({"tick": 0}, policy.home)
+    asked = len(policy.observed_ticks)
+    policy.chunk_size = policy.chunk  # a Policy and a RemotePolicy say their chunk and embodiment before any request
+    policy.embodiment = EMB  # one that says its embodiment (a Policy, a RemotePolicy) is refused before any request
+    with pytest.raises(ValueError, match=r"decoder: decodes embodiment 'droid/relative_pose', but the policy's is "
+                                         r"'droid/joint_pos'; make it ActionDecoder\(policy.embodiment, robot\)"):
+        ChunkController(policy, other, prompt="stack the cups")
+    assert len(policy.observed_ticks) == asked
+    with pytest.raises(ValueError, match=r"execute_steps: 5 exceeds what a 8-step chunk allows for 'async' \(4\)"):
+        ChunkController(policy, decoder, ChunkStrategy("async", 5), prompt="stack the cups")  # its chunk_size says
+    assert len(policy.observed_ticks) == asked
 
 
 def test_the_decoders_checks_stay_on(decoder):
@@ -234,3 +244,39 @@ def test_the_decoders_checks_stay_on(decoder):
     control = ChunkController(policy, decoder, prompt="stack the cups")
     with pytest.raises(ValueError, match=r"joint targets more than 0.2 rad past the joint limits"):
         control.step({"tick": 0}, policy.home)
+
+
+def test_the_docs_control_loop_keeps_its_rate_after_a_tick_that_overran(decoder, monkeypatch):
+    """docs/robot.md's loop, run as written against a stand-in server and arm on a fake clock: the first request
+    takes a second (15 periods); the ticks after it are sent a period apart, not in a burst that catches up (`next_tick
+    += period` alone sent 15 targets at once, faster than the rate the speed check assumes)."""
+    import re
+    import time
+    from pathlib import Path
+
+    import worldpolicy.serving
+
+    docs = (Path(__file__).parents[2] / "docs" / "robot.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", docs, re.DOTALL) if "ChunkController(" in b)
+    clock = [0.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+
+    class Server(Chunks):
+        embodiment, calls = EMB, 0
+
+        def act(self, observation, prompt):
+            Server.calls += 1
+            if Server.calls == 1:
+                clock[0] += 1.0  # the first reply is slow
+            return super().act({"tick": 0}, "stack the cups")
+
+    server = Server(decoder)
+    monkeypatch.setattr(worldpolicy.serving, "RemotePolicy", lambda url, api_key=None: server)
+    sent, q = [], [_home(decoder)]
+    env = {"key": None, "read_cameras": lambda: {"tick": 0}, "arm_joints": lambda: q[-1],
+           "send": lambda qpos, gripper: (sent.append(clock[0]), q.append(qpos))}
+    exec(block.replace("range(300)", "range(40)"), env)  # noqa: S102 - the documented snippet itself
+    gaps = np.diff(sent)
+    assert len(sent) == 40 and gaps[0] == pytest.approx(1.0 / 15)  # tick 0 overran: tick 1 one period after it
+    assert gaps.min() >= 1.0 / 15 - 1e-9, gaps

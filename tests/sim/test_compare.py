@@ -226,3 +226,53 @@ def test_write_comparison_without_plots_writes_no_figure_or_page(tmp_path):
     comparison = compare_runs([_run(tmp_path / "a", {0: True}), _run(tmp_path / "b", {0: False})])
     written = write_comparison(comparison, tmp_path / "out", plots=False)
     assert [p.name for p in written] == ["compare.md", "compare.json"]
+
+
+def test_a_setting_recorded_as_none_is_told_apart_from_one_not_recorded(tmp_path):
+    # random actions ran with no --execute-steps (k asked for: none, recorded as null); a report of the scripted
+    # expert has no sampling steps at all: "none" and "(not recorded)" say those two different things
+    asked = {"kind": "execute", "execute_steps": 4, "ensemble_decay": 0.1, "execute_steps_requested": 4}
+    scripted = {"kind": "scripted", "chunk_size": 8, "version": 2}
+    comparison = compare_runs([_run(tmp_path / "a", {0: True}, strategy=asked, settings=scripted),
+                               _run(tmp_path / "b", {0: True})])
+    values = {n: v for n, _, v in comparison.differences}
+    assert "| strategy.execute_steps_requested | --execute-steps | 4 | none |" in comparison.markdown()
+    assert "| policy_settings.sampling.steps | --steps | (not recorded) | 4 |" in comparison.markdown()
+    assert values["strategy.execute_steps_requested"] == (4, None)
+    doc = {d["setting"]: d for d in comparison.to_json()["differences"]}
+    assert doc["policy_settings.sampling.steps"]["values"] == [None, 4]  # strict JSON: the words say which None
+    assert doc["policy_settings.sampling.steps"]["shown"] == ["(not recorded)", "4"]
+    write_comparison(comparison, tmp_path / "cmp")
+    page = (tmp_path / "cmp" / "index.html").read_text()
+    assert ">none<" in page
+    assert ">(not recorded)<" in page
+
+
+def test_refusals_name_the_folder_as_given_and_what_to_give_instead(tmp_path):
+    run = _run(tmp_path / "a", {0: True, 1: False})
+    with pytest.raises(ValueError, match=r"runs: '.*a/' is given twice \(as '.*a' too\)"):
+        compare_runs([run, f"{run}/"])
+    _run(tmp_path / "runs" / "k4", {0: True})
+    _run(tmp_path / "runs" / "k8", {0: True})
+    with pytest.raises(ValueError, match=r"'.*runs' is not a sim run: it holds nothing worldpolicy writes, no "
+                                         r"report.json of `worldpolicy sim`; its subfolders k4, k8 are: give those"):
+        compare_runs([run, tmp_path / "runs"])
+    (tmp_path / "starting" / "videos").mkdir(parents=True)  # a run still on its first episode
+    with pytest.raises(ValueError, match=r"writes it once its first episode has finished"):
+        compare_runs([run, tmp_path / "starting"])
+
+
+def test_long_run_names_on_the_right_column_stay_clear_of_the_left_one(tmp_path):
+    # names of 28 characters and more (shortened to 28) were drawn over the left panels' right edge
+    long_a, long_b = "checkpoint_step-0001000_k8_execute", "checkpoint_step-0001000_k4_async_realtime"
+    comparison = compare_runs([_run(tmp_path / long_a, {0: True, 1: False}), _run(tmp_path / long_b, {0: True})])
+    fig = comparison_figure(comparison)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    rate, grid, steps, distance = fig.axes[:4]
+    for left, right in ((rate, grid), (steps, distance)):
+        edge = left.get_window_extent(renderer).x1
+        labels = [t.get_window_extent(renderer) for t in right.get_yticklabels()]
+        assert min(box.x0 for box in labels) > edge, (right.get_xlabel(), min(b.x0 for b in labels), edge)
+    for ax in (rate, steps):  # and the left column's names inside the figure
+        assert min(t.get_window_extent(renderer).x0 for t in ax.get_yticklabels()) >= 0

@@ -109,7 +109,9 @@ class ChunkController:
     episode, and `close` (or use it as a context manager) to let a background request finish.
 
     `policy`: anything with `act(observation, prompt) -> Prediction` (a `Policy`, a `RemotePolicy`, a sim backend).
-    `decoder`: an `ActionDecoder` for the policy's embodiment and your robot (a chunk of another embodiment is refused),
+    `decoder`: an `ActionDecoder` for the policy's embodiment and your robot (another embodiment is refused: when the
+    controller is made where the policy says its `embodiment`, as a `Policy` and a `RemotePolicy` do, else at its chunk;
+    so is a k its `chunk_size` cannot run),
     or a function from a chunk's embodiment key to one (the sim's, whose backends say theirs only in their replies).
     `prompt`: the task instruction; None reads it from each observation's "prompt". `realtime`: for `async` only, take a
     reply as soon as it lands (at least k ticks on) instead of exactly k ticks on (module docstring). `executor`: where
@@ -125,10 +127,18 @@ class ChunkController:
         if not (isinstance(decoder, ActionDecoder) or callable(decoder)):
             raise TypeError(f"decoder: expected an ActionDecoder or a function from an embodiment key to one, got "
                             f"{type(decoder).__name__}")
+        announced = getattr(getattr(policy, "embodiment", None), "key", None)
+        if isinstance(decoder, ActionDecoder) and isinstance(announced, str) and announced != decoder.embodiment.key:
+            # known now (a RemotePolicy has it from the server's metadata): refused before the first request waits
+            raise ValueError(f"decoder: decodes embodiment {decoder.embodiment.key!r}, but the policy's is "
+                             f"{announced!r}; make it ActionDecoder(policy.embodiment, robot)")
         self.policy, self.prompt, self._decoder = policy, prompt, decoder
         # the decoder of the latest chunk (the given one, or the function's for its embodiment): the robot it drives
         self._active = decoder if isinstance(decoder, ActionDecoder) else None
         self.strategy = (strategy or ChunkStrategy()).for_policy(policy)
+        announced_chunk = getattr(policy, "chunk_size", None)  # a Policy's, a server's that announces one
+        if isinstance(announced_chunk, (int, np.integer)) and not isinstance(announced_chunk, bool):
+            self.strategy.steps_for(int(announced_chunk))  # a k the chunks cannot run, refused before any request
         if realtime and self.strategy.kind != "async":
             raise ValueError(f"realtime: only the 'async' strategy hands over in the background, not "
                              f"{self.strategy.kind!r}; its requests block the tick that asks")
@@ -206,7 +216,10 @@ class ChunkController:
         dof = self._active.robot.dof if self._active is not None else None
         if q is None or q.ndim != 1 or (dof is not None and q.shape != (dof,)) or not np.all(np.isfinite(q)):
             want = f"the {dof} measured arm joint angles" if dof is not None else "the measured arm joint angles"
-            raise ValueError(f"q_arm: expected {want} (rad) as a vector, got {q_arm!r}")
+            got = ("" if q is None else f"shape {q.shape}" if q.ndim != 1 or (dof is not None and q.shape != (dof,))
+                   else "NaN/inf at index " + ", ".join(map(str, np.flatnonzero(~np.isfinite(q)))))
+            raise ValueError(f"q_arm: expected {want} (rad) as a finite vector, got {got + ': ' if got else ''}"
+                             f"{q_arm!r}")
         return q
 
     def _due(self, t: int) -> bool:

@@ -27,7 +27,7 @@ from worldpolicy.sim.evaluate import (
     wilson_interval,
 )
 
-__all__ = ["COMPARE_FILE", "SCHEMA", "Comparison", "PairedTest", "compare_runs", "comparison_figure", "mcnemar_p",
+__all__ = ["COMPARE_FILE", "NOT_RECORDED", "SCHEMA", "Comparison", "PairedTest", "compare_runs", "comparison_figure", "mcnemar_p",
            "settings_differences", "write_comparison"]
 
 SCHEMA = "worldpolicy.sim_compare/v1"
@@ -38,6 +38,17 @@ FEW_SHARED_SEEDS = 10
 # step): a difference is warned about, not only listed. Another task is refused.
 WARNED_SETTINGS = {"task_version": "the task's definition (its scenes and success check)",
                    "robot": "the arm", "control_hz": "the control rate (time per step)"}
+
+
+class _NotRecorded:
+    """A setting a run's report has no entry for (an older report, another kind of policy), told apart from one it
+    recorded as null (`--execute-steps` not given: none asked for), which is shown as "none"."""
+
+    def __repr__(self) -> str:
+        return "NOT_RECORDED"
+
+
+NOT_RECORDED = _NotRecorded()
 
 
 def mcnemar_p(a_only: int, b_only: int) -> float:
@@ -127,7 +138,8 @@ class Comparison:
     def to_json(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "task": self.task, "runs": self.run_rows(),
                 "pairs": [p.to_json() for p in self.pairs],
-                "differences": [{"setting": s, "flag": f, "values": list(v)} for s, f, v in self.differences],
+                "differences": [{"setting": s, "flag": f, "values": [None if x is NOT_RECORDED else x for x in v],
+                                 "shown": [_shown(x) for x in v]} for s, f, v in self.differences],
                 "warnings": list(self.warnings), "how_to_read": READING}
 
     def table(self) -> str:
@@ -198,7 +210,11 @@ def _steps(value: float | None) -> str:
 
 
 def _shown(value: Any) -> str:
-    return "(not recorded)" if value is None else json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+    """A setting's value as the tables show it: "(not recorded)" where the report has no entry, "none" where it
+    recorded null."""
+    if value is NOT_RECORDED:
+        return "(not recorded)"
+    return "none" if value is None else json.dumps(value) if isinstance(value, (list, dict)) else str(value)
 
 
 def _read_run(path: str | Path) -> EvalReport:
@@ -212,8 +228,14 @@ def _read_run(path: str | Path) -> EvalReport:
     found = folder_kind(folder)
     if found is None or found[0].writer != "sim":
         held = "nothing worldpolicy writes" if found is None else f"{found[0].what} ({found[1]})"
+        hint = ""
+        if found is None:
+            runs = sorted(p.name for p in folder.iterdir() if (p / SIM_REPORT_FILE).is_file())
+            # a folder of runs (the `--out`s of several `worldpolicy sim`), or a run still on its first episode
+            hint = (f"; its subfolders {', '.join(runs[:4])}{', ...' if len(runs) > 4 else ''} are: give those"
+                    if runs else " (a `worldpolicy sim` run writes it once its first episode has finished)")
         raise ValueError(f"runs: {str(folder)!r} is not a sim run: it holds {held}, no {SIM_REPORT_FILE} of "
-                         "`worldpolicy sim`")
+                         f"`worldpolicy sim`{hint}")
     report = read_report(folder)
     if not report.episodes:  # `worldpolicy sim` writes its report after the first episode: one made otherwise
         raise ValueError(f"runs: {str(folder)!r} holds a sim report of no finished episode: nothing to compare")
@@ -242,13 +264,13 @@ def _settings(report: EvalReport) -> dict[str, Any]:
 
 def settings_differences(reports: Sequence[EvalReport]) -> list[tuple[str, str, tuple[Any, ...]]]:
     """(setting, its `worldpolicy sim` flag, each run's value) for every setting that is not the same in all of
-    `reports`, None where a run did not record it (a report's unrecorded task version is `UNRECORDED_VERSION`'s, as
-    a resume takes it)."""
+    `reports`: `NOT_RECORDED` where a run's report has no entry for it, None where it recorded null (a report's
+    unrecorded task version is `UNRECORDED_VERSION`'s, as a resume takes it)."""
     flats = [_settings(r) for r in reports]
     names = list(dict.fromkeys(name for flat in flats for name in flat))
     out = []
     for name in names:
-        values = tuple(flat.get(name) for flat in flats)
+        values = tuple(flat.get(name, NOT_RECORDED) for flat in flats)
         if any(v != values[0] for v in values[1:]):
             kind = (reports[0].policy_settings or {}).get("kind")
             flag = "--episodes" if name == "episodes" else "(the installed worldpolicy)" if name == "task_version" \
@@ -317,12 +339,12 @@ def compare_runs(runs: Sequence[str | Path]) -> Comparison:
         given = 1 if isinstance(runs, (str, Path)) else len(runs)
         raise ValueError(f"runs: expected two or more sim run folders to compare, got {given}")
     paths = [Path(r) for r in runs]
-    seen: dict[Path, Path] = {}
-    for path in paths:
+    seen: dict[Path, str] = {}
+    for given, path in zip(runs, paths):  # named as given: Path drops a trailing slash, and 'a' 'a/' read as one
         if path.resolve() in seen:
-            raise ValueError(f"runs: {str(path)!r} is given twice (as {str(seen[path.resolve()])!r} too): a run "
+            raise ValueError(f"runs: {str(given)!r} is given twice (as {seen[path.resolve()]!r} too): a run "
                              "compared with itself says nothing")
-        seen[path.resolve()] = path
+        seen[path.resolve()] = str(given)
     reports = [_read_run(p) for p in paths]
     names = _names(paths)
     tasks = dict.fromkeys(r.task for r in reports)
@@ -364,7 +386,8 @@ def comparison_figure(comparison: Comparison):
     fig = _new_figure(12.0, 3.0 + 2 * max(2.0, 0.35 * k))
     top = figure_title(fig, f"{comparison.task}: {k} sim runs compared",
                        "success rate with Wilson 95 % CI · outcome per seed · steps to success · final distance")
-    _grid_margins(fig, 2, 2, top=top, left=max(0.8, 0.07 * max(len(x) for x in labels)), hgap=1.1, wgap=1.1)
+    names_in = max(0.8, 0.07 * max(len(x) for x in labels))  # the run names' width (in), left of each column
+    _grid_margins(fig, 2, 2, top=top, left=names_in, hgap=1.1, wgap=names_in + 0.3)
     (rate, grid), (steps, distance) = fig.subplots(2, 2)
 
     ys = np.arange(k)

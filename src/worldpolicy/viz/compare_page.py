@@ -17,7 +17,6 @@ from .report import (
     _data_uri,
     _esc,
     _files_section,
-    _fmt,
     _href,
     _notes_section,
     _read_json,
@@ -89,7 +88,7 @@ def build_compare_html(folder: str | Path, title: str | None = None) -> str:
     differences = doc.get("differences", [])
     if differences:
         rows = [[_esc(d.get("setting")), _esc(d.get("flag")),
-                 *(_esc("(not recorded)" if v is None else _fmt(v)) for v in d.get("values", []))]
+                 *(_esc(v) for v in d.get("shown", []))]  # compare.py's words: "(not recorded)", "none"
                 for d in differences]
         shown = _table(["setting", "flag", *names], rows, left=2 + len(names))
     else:
