@@ -27,8 +27,8 @@ from worldpolicy.sim.evaluate import (
     wilson_interval,
 )
 
-__all__ = ["COMPARE_FILE", "NOT_RECORDED", "SCHEMA", "Comparison", "PairedTest", "compare_runs", "comparison_figure", "mcnemar_p",
-           "settings_differences", "write_comparison"]
+__all__ = ["COMPARE_FILE", "NOT_RECORDED", "SCHEMA", "Comparison", "PairedTest", "compare_runs", "comparison_figure",
+           "mcnemar_p", "settings_differences", "write_comparison"]
 
 SCHEMA = "worldpolicy.sim_compare/v1"
 # Fewer shared seeds than this is said plainly: with d seeds where the runs differ the smallest p the exact test can
