@@ -110,14 +110,7 @@ def label_dataset(
     ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
     check_clip_options(0, True, resample, batch_size)
     seed, batch_size = check_seed(seed), int(batch_size)  # numpy integers too, as plain ones for info.json
-    if isinstance(checkpoint, Policy):
-        if embodiment is not None or load_options:
-            given = ["embodiment"] * (embodiment is not None) + list(load_options)
-            raise ValueError(f"checkpoint is a loaded Policy, which fixes {', '.join(given)}: pass them to "
-                             "load_policy, or pass the checkpoint's path here")
-        emb = checkpoint.embodiment
-    else:
-        emb = Policy.check_pretrained(checkpoint, embodiment, **load_options)[0]
+    emb = checkpoint_embodiment(checkpoint, embodiment, load_options)
     if not ds.video_keys:
         raise ValueError(f"dataset {str(ds.root)!r} has no video or image features: inverse dynamics labels videos"
                          f"{ds.unread_note(ds.unread_features)}")
@@ -231,6 +224,21 @@ def _episode_labels(policy: Any, clip: dict[str, np.ndarray], prompt: str, state
         labels.append(result.actions)
         bar.update(math.ceil((stop - start - 1) / policy.chunk_size))  # the one bar: over every episode's windows
     return np.concatenate(labels)
+
+
+def checkpoint_embodiment(checkpoint: Any, embodiment: Any, load_options: dict[str, Any]) -> Embodiment:
+    """The embodiment a `checkpoint` (a path as `load_policy` takes it, or a loaded `Policy`) will run, checked without
+    loading weights (labelling, an open-loop evaluation: `data.openloop`). A loaded Policy fixes its embodiment and
+    load options: giving them too is refused, as they would do nothing."""
+    from ..policy import Policy
+
+    if isinstance(checkpoint, Policy):
+        if embodiment is not None or load_options:
+            given = ["embodiment"] * (embodiment is not None) + list(load_options)
+            raise ValueError(f"checkpoint is a loaded Policy, which fixes {', '.join(given)}: pass them to "
+                             "load_policy, or pass the checkpoint's path here")
+        return checkpoint.embodiment
+    return Policy.check_pretrained(checkpoint, embodiment, **load_options)[0]
 
 
 def check_episodes(ds: LeRobotDataset, episodes: Sequence[int] | None) -> list[int]:

@@ -37,7 +37,7 @@ from ..embodiments import Embodiment
 from ..fileio import OPENLOOP_FILE, output_folder, write_json_atomic
 from ..models import portable_checkpoint
 from .actions import RecordedActions, recorded_actions
-from .label import check_episodes, check_state_keys, episode_seed, label_cameras
+from .label import check_episodes, check_state_keys, checkpoint_embodiment, episode_seed, label_cameras
 from .lerobot import LeRobotDataset
 from .sampling import caption_variants
 from .stats import first_non_finite
@@ -249,14 +249,7 @@ def evaluate_open_loop(
     ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
     seed = check_seed(seed)
     batch_size = _count("batch_size", batch_size, "an integer >= 1 (predictions per batched forward)")
-    if isinstance(checkpoint, Policy):
-        if embodiment is not None or load_options:
-            given = ["embodiment"] * (embodiment is not None) + list(load_options)
-            raise ValueError(f"checkpoint is a loaded Policy, which fixes {', '.join(given)}: pass them to "
-                             "load_policy, or pass the checkpoint's path here")
-        emb = checkpoint.embodiment
-    else:
-        emb = Policy.check_pretrained(checkpoint, embodiment, **load_options)[0]
+    emb = checkpoint_embodiment(checkpoint, embodiment, load_options)
     if every is not None:
         every = _count("every", every, "an integer >= 1, the frames between predictions (default: the chunk size, "
                                        "so the chunks tile each episode)")
