@@ -172,8 +172,10 @@ def test_the_held_out_episodes_are_chosen_on_the_command_line(train_config, tmp_
         return capsys.readouterr().err
 
     assert "error: --val-episodes=[5]: [5] not episodes of data.dataset, which has 2" in error("--val-episodes", "5")
-    assert "error: --val-episodes=[1] overlaps --episodes=[1] (both name [1])" in \
-        error("--val-episodes", "1", "--episodes", "1")
+    overlap = error("--val-episodes", "1", "--episodes", "1")
+    assert "error: --val-episodes=[1] overlaps --episodes=[1] (both name [1])" in overlap
+    # what to change is named as typed too: the config sets no data.episodes to remove it from
+    assert "remove it from --episodes, or leave --episodes unset" in overlap and "data.episodes" not in overlap
     assert main(["train", str(path), "--val-episodes", "1", "--no-progress"]) == 0
     capsys.readouterr()
     assert json.loads((out / "config.json").read_text())["validation"]["episodes"] == [1]
