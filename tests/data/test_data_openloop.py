@@ -267,6 +267,17 @@ def test_every_and_chunks_together_are_refused_naming_both_flags(tmp_path, capsy
     assert not (tmp_path / "eval").exists()
 
 
+def test_a_missing_checkpoint_or_dataset_is_named_as_its_positional(policy, tmp_path, capsys):
+    """A path that is not there is named CHECKPOINT or DATASET, as the other errors name what to fix."""
+    ds, _ = _dataset(tmp_path / "ds")
+    out = tmp_path / "eval"
+    assert main(["dataset", "eval", str(tmp_path / "nope"), str(ds.root), "--out", str(out)]) == 2
+    assert f"error: CHECKPOINT={str(tmp_path / 'nope')!r} " in capsys.readouterr().err
+    assert main(["dataset", "eval", str(policy.source), str(tmp_path / "nope"), "--out", str(out)]) == 2
+    assert f"error: DATASET: dataset root {str(tmp_path / 'nope')!r} is not a directory" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_a_dataset_whose_actions_the_embodiment_cannot_read_is_refused_by_flag(policy, tmp_path, capsys, monkeypatch):
     """Without --action-keys the defaults are training's (from-sim's keys), which this dataset lacks; actions of
     another width, another fps and an output folder holding a dataset are refused too, before the model loads."""

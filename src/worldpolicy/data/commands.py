@@ -452,7 +452,7 @@ def _eval(args: argparse.Namespace) -> int:
             action_keys=args.action_keys, plots=not args.no_plots, progress=not args.no_progress,
             **{k: v for k in ("steps", "device", "dtype") if (v := getattr(args, k)) is not None},
         )
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, FileNotFoundError) as exc:  # a missing CHECKPOINT or DATASET named as such too
         raise flag_named(exc, EVAL_FLAGS) from None
     print(result.summary())
     return 0
