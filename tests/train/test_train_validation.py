@@ -160,6 +160,29 @@ def test_wrong_validation_settings_are_refused_with_the_config(train_config, tmp
     assert not (tmp_path / "run").exists()
 
 
+def test_ctrl_c_in_a_validated_step_says_the_validation_runs_before_the_save(train_config, tmp_path, capsys):
+    """A Ctrl-C is held until the step is done, and a step's held-out validation (which may take longer than the step)
+    is part of it: the notice says so, and the step's val/ line is logged before its checkpoint is saved."""
+    import os
+    import signal
+
+    from worldpolicy.train.trainer import Trainer
+
+    out = tmp_path / "run"
+    raw = train_config(out, save_every=100, validation={"episodes": [1], "every": 2, "action_chunks": 0},
+                       optim={"steps": 4})
+
+    def ctrl_c(record):
+        if record.step == 2:  # mid-step: its validation is still to come
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(load_config(raw), progress=False, on_step=ctrl_c).run()
+    assert "Ctrl-C: finishing step 2 and its held-out validation, then saving it\n" in capsys.readouterr().err
+    assert [line["step"] for line in _val(out)] == [0, 2]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000002"]
+
+
 def test_the_held_out_episodes_are_chosen_on_the_command_line(train_config, tmp_path, capsys):
     """`--val-episodes` overrides `validation.episodes`, names itself in errors, is stored as the setting, and a
     resume with other held-out episodes (other training data) is refused; `validation.every` may change."""
