@@ -255,6 +255,19 @@ def test_a_bf16_lora_run_scores_under_its_autocast_with_gradient_checkpointing_o
     assert trainer._validate(2, tmp_path / "again.jsonl") == lines[-1]
 
 
+def test_the_report_names_step_0_as_the_starting_checkpoint_not_a_checkpoint_to_keep(tmp_path):
+    """Held-out numbers lowest at step 0 mean the fine-tune made them no better: the weights are the starting
+    checkpoint's, which no save_every or keep_checkpoints would keep; the report named those settings."""
+    from worldpolicy.viz.train_report import _validation
+
+    metrics = [{"step": 0, "val/loss": 0.17, "val/action_mae": 1.5}, {"step": 1, "loss": 0.2},
+               {"step": 2, "loss": 0.3, "val/loss": 0.18, "val/action_mae": 1.9}]
+    text = html.unescape(re.sub(r"<[^>]+>", "", _validation(metrics, [(2, tmp_path / "step-0000002")], "shipped")))
+    assert "the lowest held-out loss is at step 0: the starting weights, the run's starting checkpoint (shipped)" in text
+    assert "lowest 1.5 at step 0, the starting weights, the run's starting checkpoint (shipped); last 1.9" in text
+    assert "save_every" not in text
+
+
 def test_the_report_shows_the_held_out_curve_beside_the_training_loss(train_config, tmp_path):
     """The run's page: the held-out episodes among what was trained, the held-out loss at its first, lowest and last
     validation beside the training loss of the same steps, and in the metrics plot `val/loss` on `loss`'s panel
@@ -278,7 +291,8 @@ def test_the_report_shows_the_held_out_curve_beside_the_training_loss(train_conf
     assert "held-out action MAE/std" in text and f"{sampled[0]:.4g}" in text  # the first row's
     assert "<section id=validation><h2>Held-out loss</h2>" in page and f"{len(scored)} validations logged" in text
     assert f"the lowest held-out loss is at step {lowest}: " in text
-    assert ("its checkpoint (step-0000004) is kept" if lowest == 4 else "no checkpoint of that step is kept") in text
+    assert ("its checkpoint (step-0000004) is kept" if lowest == 4 else "the starting weights" if lowest == 0
+            else "no checkpoint of that step is kept") in text
     assert f"last4{scored[4]:.5g}" in text  # the training loss column: the mean of steps 3 and 4
     training = {line["step"]: line["loss"] for line in _lines(out) if "loss" in line}
     assert f"{(training[3] + training[4]) / 2:.5g}" in text
