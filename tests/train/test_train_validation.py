@@ -255,17 +255,21 @@ def test_a_bf16_lora_run_scores_under_its_autocast_with_gradient_checkpointing_o
     assert trainer._validate(2, tmp_path / "again.jsonl") == lines[-1]
 
 
-def test_the_report_names_step_0_as_the_starting_checkpoint_not_a_checkpoint_to_keep(tmp_path):
+def test_the_report_names_step_0_as_the_starting_checkpoint_and_each_column_with_its_unit(tmp_path):
     """Held-out numbers lowest at step 0 mean the fine-tune made them no better: the weights are the starting
-    checkpoint's, which no save_every or keep_checkpoints would keep; the report named those settings."""
+    checkpoint's, which no save_every or keep_checkpoints would keep (the report named those settings). The last
+    per-column errors are "in its units": the units are written beside them (metres and unit-free side by side)."""
     from worldpolicy.viz.train_report import _validation
 
     metrics = [{"step": 0, "val/loss": 0.17, "val/action_mae": 1.5}, {"step": 1, "loss": 0.2},
-               {"step": 2, "loss": 0.3, "val/loss": 0.18, "val/action_mae": 1.9}]
-    text = html.unescape(re.sub(r"<[^>]+>", "", _validation(metrics, [(2, tmp_path / "step-0000002")], "shipped")))
+               {"step": 2, "loss": 0.3, "val/loss": 0.18, "val/action_mae": 1.9, "val/action_mae/tx": 0.0035,
+                "val/action_mae/grasp": 0.25}]
+    text = html.unescape(re.sub(r"<[^>]+>", "", _validation(metrics, [(2, tmp_path / "step-0000002")], "shipped",
+                                                            {"tx": "m", "grasp": "1"})))
     assert "the lowest held-out loss is at step 0: the starting weights, the run's starting checkpoint (shipped)" in text
     assert "lowest 1.5 at step 0, the starting weights, the run's starting checkpoint (shipped); last 1.9" in text
     assert "save_every" not in text
+    assert "per column in its units: tx 0.0035 m, grasp 0.25 1" in text  # each column's unit, as the embodiment has it
 
 
 def test_the_report_shows_the_held_out_curve_beside_the_training_loss(train_config, tmp_path):
@@ -287,7 +291,7 @@ def test_the_report_shows_the_held_out_curve_beside_the_training_loss(train_conf
     best = min(sampled, key=sampled.get)
     assert f"lowest {sampled[best]:.4g} at step {best}, " in text and f"last {sampled[4]:.4g} at step 4, " in text
     last = _val(out)[-1]
-    assert f"per column in its units: joint_0 {last['val/action_mae/joint_0']:.4g}, " in text
+    assert f"per column in its units: joint_0 {last['val/action_mae/joint_0']:.4g} rad, " in text  # the unit named
     assert "held-out action MAE/std" in text and f"{sampled[0]:.4g}" in text  # the first row's
     assert "<section id=validation><h2>Held-out loss</h2>" in page and f"{len(scored)} validations logged" in text
     assert f"the lowest held-out loss is at step {lowest}: " in text
