@@ -256,6 +256,28 @@ def test_a_bad_argument_is_named_before_the_model_loads(policy, tmp_path, capsys
     assert not out.exists()
 
 
+def test_every_and_chunks_together_are_refused_naming_both_flags(tmp_path, capsys):
+    """--every and --chunks are two spacings of the chunks: given both, argparse names the two flags (the API's
+    `every=... and chunks=...` read half as a flag, half as a parameter)."""
+    with pytest.raises(SystemExit) as refused:
+        main(["dataset", "eval", "shipped", str(tmp_path / "ds"), "--out", str(tmp_path / "eval"), "--every", "2",
+              "--chunks", "3"])
+    assert refused.value.code == 2
+    assert "argument --chunks: not allowed with argument --every" in capsys.readouterr().err
+    assert not (tmp_path / "eval").exists()
+
+
+def test_a_missing_checkpoint_or_dataset_is_named_as_its_positional(policy, tmp_path, capsys):
+    """A path that is not there is named CHECKPOINT or DATASET, as the other errors name what to fix."""
+    ds, _ = _dataset(tmp_path / "ds")
+    out = tmp_path / "eval"
+    assert main(["dataset", "eval", str(tmp_path / "nope"), str(ds.root), "--out", str(out)]) == 2
+    assert f"error: CHECKPOINT={str(tmp_path / 'nope')!r} " in capsys.readouterr().err
+    assert main(["dataset", "eval", str(policy.source), str(tmp_path / "nope"), "--out", str(out)]) == 2
+    assert f"error: DATASET: dataset root {str(tmp_path / 'nope')!r} is not a directory" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_a_dataset_whose_actions_the_embodiment_cannot_read_is_refused_by_flag(policy, tmp_path, capsys, monkeypatch):
     """Without --action-keys the defaults are training's (from-sim's keys), which this dataset lacks; actions of
     another width, another fps and an output folder holding a dataset are refused too, before the model loads."""

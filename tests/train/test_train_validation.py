@@ -160,6 +160,29 @@ def test_wrong_validation_settings_are_refused_with_the_config(train_config, tmp
     assert not (tmp_path / "run").exists()
 
 
+def test_ctrl_c_in_a_validated_step_says_the_validation_runs_before_the_save(train_config, tmp_path, capsys):
+    """A Ctrl-C is held until the step is done, and a step's held-out validation (which may take longer than the step)
+    is part of it: the notice says so, and the step's val/ line is logged before its checkpoint is saved."""
+    import os
+    import signal
+
+    from worldpolicy.train.trainer import Trainer
+
+    out = tmp_path / "run"
+    raw = train_config(out, save_every=100, validation={"episodes": [1], "every": 2, "action_chunks": 0},
+                       optim={"steps": 4})
+
+    def ctrl_c(record):
+        if record.step == 2:  # mid-step: its validation is still to come
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(load_config(raw), progress=False, on_step=ctrl_c).run()
+    assert "Ctrl-C: finishing step 2 and its held-out validation, then saving it\n" in capsys.readouterr().err
+    assert [line["step"] for line in _val(out)] == [0, 2]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000002"]
+
+
 def test_the_held_out_episodes_are_chosen_on_the_command_line(train_config, tmp_path, capsys):
     """`--val-episodes` overrides `validation.episodes`, names itself in errors, is stored as the setting, and a
     resume with other held-out episodes (other training data) is refused; `validation.every` may change."""
@@ -172,8 +195,10 @@ def test_the_held_out_episodes_are_chosen_on_the_command_line(train_config, tmp_
         return capsys.readouterr().err
 
     assert "error: --val-episodes=[5]: [5] not episodes of data.dataset, which has 2" in error("--val-episodes", "5")
-    assert "error: --val-episodes=[1] overlaps --episodes=[1] (both name [1])" in \
-        error("--val-episodes", "1", "--episodes", "1")
+    overlap = error("--val-episodes", "1", "--episodes", "1")
+    assert "error: --val-episodes=[1] overlaps --episodes=[1] (both name [1])" in overlap
+    # what to change is named as typed too: the config sets no data.episodes to remove it from
+    assert "remove it from --episodes, or leave --episodes unset" in overlap and "data.episodes" not in overlap
     assert main(["train", str(path), "--val-episodes", "1", "--no-progress"]) == 0
     capsys.readouterr()
     assert json.loads((out / "config.json").read_text())["validation"]["episodes"] == [1]
@@ -230,6 +255,23 @@ def test_a_bf16_lora_run_scores_under_its_autocast_with_gradient_checkpointing_o
     assert trainer._validate(2, tmp_path / "again.jsonl") == lines[-1]
 
 
+def test_the_report_names_step_0_as_the_starting_checkpoint_and_each_column_with_its_unit(tmp_path):
+    """Held-out numbers lowest at step 0 mean the fine-tune made them no better: the weights are the starting
+    checkpoint's, which no save_every or keep_checkpoints would keep (the report named those settings). The last
+    per-column errors are "in its units": the units are written beside them (metres and unit-free side by side)."""
+    from worldpolicy.viz.train_report import _validation
+
+    metrics = [{"step": 0, "val/loss": 0.17, "val/action_mae": 1.5}, {"step": 1, "loss": 0.2},
+               {"step": 2, "loss": 0.3, "val/loss": 0.18, "val/action_mae": 1.9, "val/action_mae/tx": 0.0035,
+                "val/action_mae/grasp": 0.25}]
+    text = html.unescape(re.sub(r"<[^>]+>", "", _validation(metrics, [(2, tmp_path / "step-0000002")], "shipped",
+                                                            {"tx": "m", "grasp": "1"})))
+    assert "the lowest held-out loss is at step 0: the starting weights, the run's starting checkpoint (shipped)" in text
+    assert "lowest 1.5 at step 0, the starting weights, the run's starting checkpoint (shipped); last 1.9" in text
+    assert "save_every" not in text
+    assert "per column in its units: tx 0.0035 m, grasp 0.25 1" in text  # each column's unit, as the embodiment has it
+
+
 def test_the_report_shows_the_held_out_curve_beside_the_training_loss(train_config, tmp_path):
     """The run's page: the held-out episodes among what was trained, the held-out loss at its first, lowest and last
     validation beside the training loss of the same steps, and in the metrics plot `val/loss` on `loss`'s panel
@@ -249,11 +291,12 @@ def test_the_report_shows_the_held_out_curve_beside_the_training_loss(train_conf
     best = min(sampled, key=sampled.get)
     assert f"lowest {sampled[best]:.4g} at step {best}, " in text and f"last {sampled[4]:.4g} at step 4, " in text
     last = _val(out)[-1]
-    assert f"per column in its units: joint_0 {last['val/action_mae/joint_0']:.4g}, " in text
+    assert f"per column in its units: joint_0 {last['val/action_mae/joint_0']:.4g} rad, " in text  # the unit named
     assert "held-out action MAE/std" in text and f"{sampled[0]:.4g}" in text  # the first row's
     assert "<section id=validation><h2>Held-out loss</h2>" in page and f"{len(scored)} validations logged" in text
     assert f"the lowest held-out loss is at step {lowest}: " in text
-    assert ("its checkpoint (step-0000004) is kept" if lowest == 4 else "no checkpoint of that step is kept") in text
+    assert ("its checkpoint (step-0000004) is kept" if lowest == 4 else "the starting weights" if lowest == 0
+            else "no checkpoint of that step is kept") in text
     assert f"last4{scored[4]:.5g}" in text  # the training loss column: the mean of steps 3 and 4
     training = {line["step"]: line["loss"] for line in _lines(out) if "loss" in line}
     assert f"{(training[3] + training[4]) / 2:.5g}" in text

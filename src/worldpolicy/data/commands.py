@@ -183,11 +183,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--episodes", metavar="I,J,...",
                           help="episodes to evaluate on, indices from 0 separated by commas as train takes them "
                           "(default: all; negative from the end, e.g. --episodes=-1)")
-    evaluate.add_argument("--every", type=int, metavar="N",
-                          help="predict at every N-th frame (default: the chunk size, so the chunks tile each episode)")
-    evaluate.add_argument("--chunks", type=int, metavar="N",
-                          help="instead of --every: N chunks, their start frames spread evenly over the episodes (as "
-                          "a training run's validation.action_chunks picks them)")
+    spacing = evaluate.add_mutually_exclusive_group()  # both given: refused naming both flags, before anything loads
+    spacing.add_argument("--every", type=int, metavar="N",
+                         help="predict at every N-th frame (default: the chunk size, so the chunks tile each episode)")
+    spacing.add_argument("--chunks", type=int, metavar="N",
+                         help="instead of --every: N chunks, their start frames spread evenly over the episodes (as "
+                         "a training run's validation.action_chunks picks them)")
     evaluate.add_argument("--seed", type=int, default=0,
                           help="sampling seed; episode I's chunks are sampled with seed+I (default: 0)")
     evaluate.add_argument("--batch-size", type=int, default=8, help="predictions per batched forward (default: 8)")
@@ -458,7 +459,7 @@ def _eval(args: argparse.Namespace) -> int:
             action_keys=args.action_keys, plots=not args.no_plots, progress=not args.no_progress,
             **{k: v for k in ("steps", "device", "dtype") if (v := getattr(args, k)) is not None},
         )
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, FileNotFoundError) as exc:  # a missing CHECKPOINT or DATASET named as such too
         raise flag_named(exc, EVAL_FLAGS) from None
     print(result.summary())
     return 0

@@ -246,7 +246,10 @@ def evaluate_open_loop(
     refused)."""
     from ..policy import Policy, check_seed
 
-    ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
+    try:
+        ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
+    except FileNotFoundError as exc:  # named as the parameter (DATASET on the command line), as its other errors are
+        raise FileNotFoundError(f"dataset: {exc}") from None
     seed = check_seed(seed)
     batch_size = _count("batch_size", batch_size, "an integer >= 1 (predictions per batched forward)")
     emb = checkpoint_embodiment(checkpoint, embodiment, load_options)

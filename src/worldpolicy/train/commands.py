@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 
 
@@ -24,8 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="leave these episodes out, indices from 0 separated by commas (overrides "
                    "data.exclude_episodes)")
     p.add_argument("--val-episodes", metavar="I,J,...",
-                   help="hold these episodes out of training and log their loss every validation.every steps, indices "
-                   "from 0 separated by commas (overrides validation.episodes)")
+                   help="hold these episodes out of training and log their loss every validation.every steps (set in "
+                   "the config's [validation]; unset, 0: held out, never scored), indices from 0 separated by commas "
+                   "(overrides validation.episodes)")
     p.add_argument("--install", action="store_true", help="recipes: copy the result into worldpolicy/models")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_train)
@@ -75,12 +77,13 @@ def _train(args: argparse.Namespace) -> int:
     from .trainer import Trainer
 
     overrides = {"output_dir": args.out, **selection}
-    try:  # the selection is checked against the dataset here: named as the flag typed, not the config's setting
+    try:  # the selection is checked against the dataset here: named as the flag typed, not the config's setting,
+        # throughout the message ("remove it from --episodes", not from a data.episodes the config does not set)
         config = load_config(path, **overrides)
     except ValueError as exc:
         text = str(exc)
         for name in selection:
-            text = text.replace(f"{name}=", f"{EPISODE_FLAGS[name]}=")
+            text = re.sub(rf"(?<![\w.]){re.escape(name)}\b", EPISODE_FLAGS[name], text)
         raise ValueError(text) from None
     if args.steps is not None:
         config.optim.steps = args.steps

@@ -800,7 +800,9 @@ class Trainer:
                 # Ctrl-C or SIGTERM (one process) waits for the step to finish, which is then saved: a step cut
                 # short would leave the weights half updated, and dropping every step since the last save can be
                 # hours of work.
-                notice = f"finishing step {step + 1}, then saving it"
+                # the step's held-out validation is part of it (logged before the save): said, as it can take longer
+                validating = " and its held-out validation" if self._validation_due(step + 1) else ""
+                notice = f"finishing step {step + 1}{validating}, then saving it"
                 with sigint_held(notice) if self.world == 1 else contextlib.nullcontext([]) as interrupted:
                     tick = time.perf_counter()
                     examples, objectives, sigmas, generator = self._batch(step)

@@ -148,12 +148,15 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _validation(metrics: list[Mapping[str, Any]], checkpoints: list[tuple[int, Path]]) -> str:
+def _validation(metrics: list[Mapping[str, Any]], checkpoints: list[tuple[int, Path]], start: Any = None,
+                units: Mapping[str, str] | None = None) -> str:
     """The held-out loss (`[validation]`'s `val/loss` lines) at the starting weights, its lowest and its last, each
     beside the training loss over the same stretch of steps (the mean of the lines logged since the validation
     before: one step's loss is one batch's, noisy where the held-out one is not) and the held-out action error of that
-    step (`val/action_mae`, where logged), and whether a checkpoint of the lowest is kept; then the action error's
-    lowest and its last per column. Empty for a run without validation."""
+    step (`val/action_mae`, where logged), and whether a checkpoint of the lowest is kept (step 0's weights are the
+    run's starting checkpoint `start`, which no save setting keeps: the fine-tune made the held-out numbers no
+    better); then the action error's lowest and its last per column, with its unit (`units`: column -> unit, the
+    embodiment's). Empty for a run without validation."""
     scored = [(int(m["step"]), float(m["val/loss"])) for m in metrics
               if _number(m.get("val/loss")) and isinstance(m.get("step"), int)]
     if not scored:
@@ -178,6 +181,8 @@ def _validation(metrics: list[Mapping[str, Any]], checkpoints: list[tuple[int, P
     kept = {step for step, _ in checkpoints}
 
     def checkpoint(step: int) -> str:
+        if step == 0:
+            return f"the starting weights, the run's starting checkpoint ({start})" if start else "the starting weights"
         return (f"its checkpoint (step-{step:07d}) is kept" if step in kept else
                 "no checkpoint of that step is kept (save_every, keep_checkpoints)")
 
@@ -186,8 +191,10 @@ def _validation(metrics: list[Mapping[str, Any]], checkpoints: list[tuple[int, P
     if actions:
         at = min(actions, key=actions.get)
         last = max(actions)
-        columns = ", ".join(f"{_esc(k.removeprefix('val/action_mae/'))} {v:.4g}" for k, v in lines[last].items()
-                            if k.startswith("val/action_mae/") and _number(v))
+        columns = ", ".join(f"{_esc(column)} {v:.4g}" + (f" {_esc(str(unit))}" if (unit := (units or {}).get(column)) else "")
+                            for k, v in lines[last].items()
+                            if k.startswith("val/action_mae/") and _number(v)
+                            for column in [k.removeprefix("val/action_mae/")])
         sampled = (f"<p>held-out action error (val/action_mae: chunks sampled on held-out frames against the recorded "
                    f"actions, MAE / the recorded standard deviation, mean over the columns; worldpolicy dataset eval "
                    f"--chunks measures a checkpoint alike): lowest {actions[at]:.4g} at step {at}, "
@@ -349,7 +356,10 @@ def train_sections(run_dir: Path) -> tuple[list[str], list[str]]:
                        for m in evals)
         sections.append("<section id=evaluation><h2>Sim evaluation</h2><table><tr><th>step</th><th class=k>task</th>"
                         f"<th>success</th><th>episodes</th></tr>{rows}</table></section>")
-    if validation := _validation(metrics, checkpoints):
+    named = spec if isinstance(spec, Mapping) else {}
+    columns, units = named.get("columns"), named.get("units")
+    units = dict(zip(columns, units)) if isinstance(columns, list) and isinstance(units, list) else {}
+    if validation := _validation(metrics, checkpoints, config.get("checkpoint"), units):
         sections.append(validation)
     losses = {k: (m.get("step"), v) for m in metrics for k, v in m.items()
               if k.startswith("loss") and isinstance(v, (int, float)) and not isinstance(v, bool)}
