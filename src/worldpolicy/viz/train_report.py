@@ -191,10 +191,12 @@ def _validation(metrics: list[Mapping[str, Any]], checkpoints: list[tuple[int, P
     if actions:
         at = min(actions, key=actions.get)
         last = max(actions)
-        columns = ", ".join(f"{_esc(column)} {v:.4g}" + (f" {_esc(str(unit))}" if (unit := (units or {}).get(column)) else "")
-                            for k, v in lines[last].items()
-                            if k.startswith("val/action_mae/") and _number(v)
-                            for column in [k.removeprefix("val/action_mae/")])
+        def shown(column: str, value: float) -> str:
+            unit = (units or {}).get(column)
+            return f"{_esc(column)} {value:.4g}" + (f" {_esc(str(unit))}" if unit else "")
+
+        columns = ", ".join(shown(k.removeprefix("val/action_mae/"), v) for k, v in lines[last].items()
+                            if k.startswith("val/action_mae/") and _number(v))
         sampled = (f"<p>held-out action error (val/action_mae: chunks sampled on held-out frames against the recorded "
                    f"actions, MAE / the recorded standard deviation, mean over the columns; worldpolicy dataset eval "
                    f"--chunks measures a checkpoint alike): lowest {actions[at]:.4g} at step {at}, "
