@@ -205,6 +205,7 @@ def test_a_column_the_training_stats_hold_constant_is_left_out_of_the_unit_free_
     assert [t.get_text() for t in bars.get_xticklabels()] == ["x\n0.5 m", "y\nconstant in\ntraining"]
     assert [line.get_label() for line in lines.lines] == ["x", "mean"]
     assert list(lines.lines[1].get_ydata()) == pytest.approx([0.01] * 4)
+    assert lines.get_ylim()[1] >= 1.1 * 0.01 and lines.get_legend() is not None  # its legend has room above them
     assert "normalised scale: the training data's range spans 2" in [t.get_text() for t in fig.texts]
 
 

@@ -825,8 +825,13 @@ def open_loop_summary_figure(
         style_ticks(ax)
         ax.grid(alpha=0.3)
         ax.set_ylim(bottom=0)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
+    bars.legend(fontsize=LEGEND_FONTSIZE, loc="best")
+    named = len(lines.get_legend_handles_labels()[0])
+    if named:  # room above the curves, a row per 6 names: over them (loc "best" found no gap) it hid what it named
+        across = min(named, 6)
+        top = lines.get_ylim()[1]
+        lines.set_ylim(0, top * (1 + 0.12 * -(-named // across)))
+        lines.legend(fontsize=LEGEND_FONTSIZE, loc="upper left", ncols=across)
     return fig
 
 
