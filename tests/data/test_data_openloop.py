@@ -13,7 +13,15 @@ from dataset_factory import frame_ramp
 
 from worldpolicy.cli import main
 from worldpolicy.data import write_episodes
-from worldpolicy.data.openloop import EPISODE_FIGURE, SUMMARY_FIGURE, evaluate_open_loop, spread_starts
+from worldpolicy.data.openloop import (
+    EPISODE_FIGURE,
+    SUMMARY_FIGURE,
+    OpenLoopData,
+    compare_open_loop,
+    evaluate_open_loop,
+    model_scale,
+    spread_starts,
+)
 from worldpolicy.fileio import OPENLOOP_FILE
 
 FRONT = "observation.images.front"
@@ -36,15 +44,16 @@ def policy(tiny):
     return worldpolicy.load_policy(tiny, embodiment="pusht", chunk_size=4, resolution_tier=256, steps=1)
 
 
-def _dataset(root: Path, lengths=(10, 7), fps: float = 10) -> tuple:
-    """Episodes whose `action` feature is named as pusht's columns, recorded values that differ at every frame."""
+def _dataset(root: Path, lengths=(10, 7), fps: float = 10, y=None) -> tuple:
+    """Episodes whose `action` feature is named as pusht's columns, recorded values that differ at every frame (`y`:
+    column y's values as a function of the frame, instead)."""
     features = {"action": {"dtype": "float32", "shape": [2], "names": ["x", "y"]},
                 FRONT: {"dtype": "video", "shape": [16, 16, 3]}}
     actions = []
     episodes = []
     for i, length in enumerate(lengths):
         t = np.arange(length)
-        recorded = np.stack([10.0 * t + i, np.sin(t) - 5 * i], axis=1).astype(np.float32)
+        recorded = np.stack([10.0 * t + i, np.sin(t) - 5 * i if y is None else y(t)], axis=1).astype(np.float32)
         actions.append(recorded.astype(np.float64))
         episodes.append({"frames": {"action": recorded}, "videos": {FRONT: frame_ramp(length, offset=OFFSETS[i])},
                          "task": "push the T | shove the T" if i == 0 else "push it back"})
@@ -103,14 +112,101 @@ def test_a_constant_offset_is_measured_as_that_offset_per_column(policy, tmp_pat
     np.testing.assert_allclose(result.horizon_mae, np.tile([0.5, 2.0], (4, 1)))
     for episode in result.episodes:
         np.testing.assert_allclose(episode.mae, [0.5, 2.0])
-    # the recorded spread the unit-free summary divides by, over the steps compared
+    # the recorded spread over the steps compared, for information
     compared = np.concatenate([a[f:f + 4] for a, e in zip(actions, result.episodes) for f in e.starts])
     np.testing.assert_allclose(result.scale, compared.std(axis=0))
-    assert result.relative_mae() == pytest.approx(np.mean([0.5, 2.0] / compared.std(axis=0)))
+    # pusht has no stats (its model reads its values as they are): the unit-free mean is the plain MAE's
+    assert result.normalized_mae() == pytest.approx(1.25) and result.left_out == []
     written = json.loads((tmp_path / "out" / OPENLOOP_FILE).read_text())
+    assert written["mae_normalized"] == pytest.approx(1.25) and written["normalization"] == "none"
+    assert written["mae_normalized_by_column"] == pytest.approx({"x": 0.5, "y": 2.0})
+    assert written["recorded_std"] == pytest.approx(dict(zip("xy", compared.std(axis=0))))
+    assert "mae_over_std" not in written
     assert written["rmse"] == pytest.approx({"x": 0.5, "y": 2.0})
     assert written["episodes"][1]["mae"] == pytest.approx({"x": 0.5, "y": 2.0})
     assert "MAE x 0.5 normalized, y 2 normalized" in result.summary()
+
+
+def _scaled(stats: dict) -> object:
+    """pusht's action space with quantile stats (what a training run's embodiment carries), x in m and y unit-free."""
+    from worldpolicy.embodiments import embodiment_from_spec, get_embodiment
+
+    spec = get_embodiment("pusht").to_spec()
+    spec.update(name="pusht_scaled", units=["m", "1"], normalization="quantile", stats=stats)
+    return embodiment_from_spec(spec)
+
+
+def _compare(embodiment, ds, actions, monkeypatch, offset):
+    """`compare_open_loop` (what `dataset eval` and validation run) of a stand-in predicting the recording + `offset`
+    as `embodiment`, at frames 0 and 4 of episode 0 and frame 0 of episode 1."""
+    from worldpolicy.data.actions import recorded_actions
+    from worldpolicy.data.label import label_cameras
+
+    stand_in = SimpleNamespace(embodiment=embodiment, chunk_size=4, act_batch=None)
+    _stand_in(stand_in, monkeypatch, actions, offset=offset)
+    data = OpenLoopData(ds, label_cameras(ds.video_keys, embodiment), [],
+                        recorded_actions(ds, embodiment, ["action"], [], source="pusht"))  # its columns, x and y
+    return compare_open_loop(stand_in, data, {0: [0, 4], 1: [0]}, seed=0, batch_size=2)
+
+
+def test_the_unit_free_error_is_the_mae_of_the_actions_on_the_models_normalised_scale(tmp_path, monkeypatch):
+    """`normalized_mae`: each column's MAE of `to_model(predicted)` against `to_model(recorded)` (the embodiment's
+    stats: q01..q99 span [-1, 1]), averaged over the columns, Cosmos Policy's action L1."""
+    from worldpolicy.processing.actions import to_model
+
+    ds, actions = _dataset(tmp_path / "ds")
+    embodiment = _scaled({"q01": [0.0, -6.0], "q99": [100.0, 2.0]})  # x spans 100 (slope 0.02), y 8 (0.25)
+    result = _compare(embodiment, ds, actions, monkeypatch, offset=(0.5, -2.0))
+    np.testing.assert_allclose(model_scale(embodiment), [0.02, 0.25])
+    np.testing.assert_allclose(result.normalized_columns(), [0.01, 0.5])
+    assert result.normalized_mae() == pytest.approx(0.255)
+    # the same as comparing the model-space chunks directly
+    model = [np.abs(to_model(embodiment, p[:len(r)]) - to_model(embodiment, r)).mean(axis=0)
+             for e in result.episodes for p, r in zip(e.predicted, e.recorded)]
+    assert result.normalized_mae() == pytest.approx(np.mean(model))
+    assert result.to_json()["mae_normalized"] == pytest.approx(0.255)
+    assert "normalised MAE 0.255 (mean over columns on the model's normalised scale: the training data's range " \
+        "spans 2, [-1, 1]); MAE x 0.5 m, y 2 1" in result.summary()
+
+
+def test_a_column_the_recording_barely_moves_does_not_swamp_the_unit_free_error(tmp_path, monkeypatch):
+    """The walk's case: a rotation entry recorded within ~1e-6 of 1 (the shipped reach model's r0, r4). Divided by
+    the spread of the steps compared, a 1e-3 error was ~1,000 and the mean said nothing; on the embodiment's scale
+    (its training data's range, ~1 here) it is of the order of the other column's."""
+    ds, actions = _dataset(tmp_path / "ds", y=lambda t: 1.0 + 1e-6 * np.sin(t))
+    embodiment = _scaled({"q01": [0.0, 0.5], "q99": [100.0, 1.5]})
+    result = _compare(embodiment, ds, actions, monkeypatch, offset=(0.5, 1e-3))
+    assert 0 < result.scale[1] < 1e-5 and result.mae[1] / result.scale[1] > 100  # the old ratio
+    np.testing.assert_allclose(result.normalized_columns(), [0.01, 2e-3], rtol=1e-4)
+    assert result.normalized_mae() == pytest.approx(0.006, rel=1e-3)
+
+
+def test_a_column_the_training_stats_hold_constant_is_left_out_of_the_unit_free_error(tmp_path, monkeypatch):
+    """A column whose stats have no spread (a reach's never-closed gripper, q01 = q99) is normalised over the floor
+    of the spread (1e-6): any error there is ~1e6 on that scale. It is left out of the mean, null per column, named
+    in the summary, and drawn as 'constant in training' with no bar; the other column's error stands alone."""
+    from worldpolicy.viz.plots import open_loop_summary_figure
+
+    ds, actions = _dataset(tmp_path / "ds")
+    embodiment = _scaled({"q01": [0.0, 0.0], "q99": [100.0, 0.0]})
+    assert embodiment.constant_columns().tolist() == [False, True]
+    result = _compare(embodiment, ds, actions, monkeypatch, offset=(0.5, 1e-3))
+    assert np.isnan(model_scale(embodiment)[1]) and result.left_out == ["y"]
+    assert result.normalized_mae() == pytest.approx(0.01)
+    written = result.to_json()
+    assert written["mae_normalized"] == pytest.approx(0.01)
+    assert written["mae_normalized_by_column"] == {"x": pytest.approx(0.01), "y": None}
+    assert "; y left out: constant in the training data's stats); MAE x 0.5 m, y 0.001 1" in result.summary()
+    json.dumps(written, allow_nan=False)  # no NaN in openloop.json
+    fig = open_loop_summary_figure(result.columns, result.units, result.mae, result.rmse, result.model_scale,
+                                   result.horizon_mae, 10, scale_note="the training data's range spans 2")
+    bars, lines = fig.axes
+    assert [p.get_height() for p in bars.patches] == pytest.approx([0.01, 0.0])
+    assert [t.get_text() for t in bars.get_xticklabels()] == ["x\n0.5 m", "y\nconstant in\ntraining"]
+    assert [line.get_label() for line in lines.lines] == ["x", "mean"]
+    assert list(lines.lines[1].get_ydata()) == pytest.approx([0.01] * 4)
+    assert lines.get_ylim()[1] >= 1.1 * 0.01 and lines.get_legend() is not None  # its legend has room above them
+    assert "normalised scale: the training data's range spans 2" in [t.get_text() for t in fig.texts]
 
 
 def test_start_frames_are_spread_evenly_over_the_frames_whose_whole_chunk_was_recorded():
@@ -213,7 +309,8 @@ def test_the_command_line_runs_the_model_and_writes_metrics_and_plots(policy, tm
             "--action-keys", "action", "--no-progress"]
     assert main(argv) == 0
     line = capsys.readouterr().out.strip()
-    assert line.startswith("open loop: 5 chunks over 2 episodes (17 steps compared): MAE/std ")
+    assert line.startswith("open loop: 5 chunks over 2 episodes (17 steps compared): normalised MAE ")
+    assert "(mean over columns on the model's normalised scale: no stats: the values as the model reads them)" in line
     assert line.endswith(f"wrote {out / OPENLOOP_FILE}") and "\n" not in line
     written = json.loads((out / OPENLOOP_FILE).read_text())
     assert written["columns"] == ["x", "y"] and written["settings"]["embodiment"] == "pusht"

@@ -112,7 +112,7 @@ def test_the_held_out_action_error_is_what_dataset_eval_measures_on_that_steps_c
     result = evaluate_open_loop(tiny_dataset, policy, tmp_path / "eval", episodes=[1], chunks=3, seed=3, batch_size=2,
                                 state_keys=list(STATE_KEYS), action_keys=list(ACTION_KEYS), plots=False)
     assert result.chunks == line["val/action_chunks"] == 3
-    assert result.relative_mae() == line["val/action_mae"]
+    assert result.normalized_mae() == line["val/action_mae"]
     assert {f"val/action_mae/{c}": m for c, m in zip(result.columns, result.mae.tolist())} == \
         {k: v for k, v in line.items() if k.startswith("val/action_mae/")}
 
@@ -278,6 +278,7 @@ def test_the_report_shows_the_held_out_curve_beside_the_training_loss(train_conf
     (and each part on its part's), not panels of their own further down; the held-out action error in the table,
     its lowest and last, and on a panel of its own beside one of its columns."""
     from worldpolicy.viz.report import log_curves_figure, write_report
+    from worldpolicy.viz.train_report import train_sections
 
     out = tmp_path / "run"
     _run(train_config(out, validation={"episodes": [1], "every": 2, "windows": 2, "action_chunks": 2,
@@ -292,7 +293,8 @@ def test_the_report_shows_the_held_out_curve_beside_the_training_loss(train_conf
     assert f"lowest {sampled[best]:.4g} at step {best}, " in text and f"last {sampled[4]:.4g} at step 4, " in text
     last = _val(out)[-1]
     assert f"per column in its units: joint_0 {last['val/action_mae/joint_0']:.4g} rad, " in text  # the unit named
-    assert "held-out action MAE/std" in text and f"{sampled[0]:.4g}" in text  # the first row's
+    assert "held-out action MAE (normalised)" in text and f"{sampled[0]:.4g}" in text  # the first row's
+    assert "the MAE on the model's normalised action scale, unit-free, mean over the columns" in text
     assert "<section id=validation><h2>Held-out loss</h2>" in page and f"{len(scored)} validations logged" in text
     assert f"the lowest held-out loss is at step {lowest}: " in text
     assert ("its checkpoint (step-0000004) is kept" if lowest == 4 else "the starting weights" if lowest == 0
@@ -301,14 +303,27 @@ def test_the_report_shows_the_held_out_curve_beside_the_training_loss(train_conf
     training = {line["step"]: line["loss"] for line in _lines(out) if "loss" in line}
     assert f"{(training[3] + training[4]) / 2:.5g}" in text
 
-    fig, _ = log_curves_figure(out / "metrics.jsonl")
-    panels = {ax.get_title(loc="left").split(" (")[0]: ax for ax in fig.axes if ax.get_visible()}
-    # the losses drawn with the training curves, not on their own; the action error has no training curve
-    assert [name for name in panels if name.startswith("val/")] == ["val/action_mae", "val/action_mae/<name>"]
+    # the page's plot groups the per-column errors by the units of the run's embodiment
+    _, _, units = train_sections(out)
+    assert units == dict(zip(TINY_EMBODIMENT["columns"], TINY_EMBODIMENT["units"]))
+    fig, _ = log_curves_figure(out / "metrics.jsonl", units)
+    titles = {ax.get_title(loc="left"): ax for ax in fig.axes if ax.get_visible()}
+    panels = {title.split(" · ")[0].split(" (")[0]: ax for title, ax in titles.items()}
+    # the losses drawn with the training curves, not on their own; the action error has no training curve; its
+    # columns a panel per unit, so radians and the unit-free gripper do not share an axis
+    assert [name for name in panels if name.startswith("val/")] == ["val/action_mae", "val/action_mae/<name> [1]",
+                                                                     "val/action_mae/<name> [rad]"]
+    assert "val/action_mae · unit-free: MAE on the model's normalised action scale, mean over columns" in titles
     assert list(panels["val/action_mae"].lines[0].get_ydata()) == list(sampled.values())
-    columns = panels["val/action_mae/<name>"]
-    assert [line.get_label() for line in columns.lines] == sorted(TINY_EMBODIMENT["columns"])
-    assert list(columns.lines[0].get_ydata()) == [line["val/action_mae/gripper"] for line in _val(out)]
+    joints = panels["val/action_mae/<name> [rad]"]
+    assert [line.get_label() for line in joints.lines] == [f"joint_{i}" for i in range(7)]
+    gripper = panels["val/action_mae/<name> [1]"]
+    assert [line.get_label() for line in gripper.lines] == ["gripper"]
+    assert list(gripper.lines[0].get_ydata()) == [line["val/action_mae/gripper"] for line in _val(out)]
+    # the legend above the curves: the axis leaves it room over the highest point
+    highest = max(max(line.get_ydata()) for line in joints.lines)
+    low, top = joints.get_ylim()
+    assert top - highest >= 0.2 * (top - low)
     loss = panels["loss"]
     assert [line.get_label() for line in loss.lines] == ["training", "val/loss (held out)"]
     assert list(loss.lines[1].get_xdata()) == [0, 2, 4] and list(loss.lines[1].get_ydata()) == list(scored.values())

@@ -587,6 +587,25 @@ def test_a_field_logged_once_is_a_point_not_a_constant(tmp_path):
     assert fig.get_suptitle().endswith("3 records; constant: world_size = 1")
 
 
+def test_per_column_curves_share_a_panel_per_unit_and_the_headline_says_its_scale(tmp_path):
+    """`val/action_mae/<column>` in metres and unit-free on one axis drew the rotations flat under the metres (and the
+    legend over them): with the run's units a panel per unit; without them (a log alone) one panel. The unit-free
+    headline `val/action_mae` says on which scale it is."""
+    lines = [{"step": s, "val/action_mae": 0.1 / (s + 1), "val/action_mae/tx": 0.004, "val/action_mae/ty": 0.003 + s,
+              "val/action_mae/r0": 0.0006, "val/action_mae/grasp": 1e-8} for s in (0, 5)]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
+    units = {"tx": "m", "ty": "m", "r0": "1", "grasp": "1"}
+    fig, _ = report.log_curves_figure(tmp_path / "metrics.jsonl", units)
+    panels = {ax.get_title(loc="left"): ax for ax in fig.axes if ax.get_visible()}
+    assert list(panels) == ["val/action_mae · unit-free: MAE on the model's normalised action scale, mean over columns",
+                            "val/action_mae/<name> [1]", "val/action_mae/<name> [m]"]
+    assert [line.get_label() for line in panels["val/action_mae/<name> [m]"].lines] == ["tx", "ty"]
+    assert [line.get_label() for line in panels["val/action_mae/<name> [1]"].lines] == ["grasp", "r0"]
+    fig, _ = report.log_curves_figure(tmp_path / "metrics.jsonl")
+    named = [ax for ax in fig.axes if ax.get_visible() and ax.get_title(loc="left") == "val/action_mae/<name>"]
+    assert [line.get_label() for line in named[0].lines] == ["grasp", "r0", "tx", "ty"]
+
+
 def test_a_chunk_with_nan_names_where_in_viz_and_on_its_page(tmp_path, joint_chunk, actions_json, capsys):
     """`viz` of a run whose model returned NaN said only "actions contain NaN or inf values", and its page was a
     table with a "nan" among 256 cells and no word of why there were no plots."""

@@ -4,6 +4,7 @@ from the dataset's own frames (the plots openpi and LeRobot users draw of predic
     from worldpolicy.data import evaluate_open_loop
     result = evaluate_open_loop("data/pick_place", "runs/x/final", "runs/x/openloop", episodes=[0, 2])
     result.mae, result.rmse          # per column of the embodiment, in its physical units
+    result.normalized_mae()          # one unit-free number: the MAE on the model's normalised action scale
     result.horizon_mae               # [chunk, columns]: the error at each step of a chunk
     print(result.summary())          # one line; openloop.json and the plots are under the out folder
 
@@ -12,7 +13,11 @@ Each prediction reads frame f of an episode as training pairs a window with it: 
 task, and for a state-conditioned embodiment the state row at f (`label.check_state_keys`). Its chunk is compared with
 the actions recorded at frames f .. f + chunk - 1, mapped to the embodiment's columns as training maps them
 (`actions.recorded_actions`; a conversion from joint targets starts from the state at f, as training's window does).
-A chunk that runs past the episode's end is compared over the steps the episode recorded only. The prediction and
+A chunk that runs past the episode's end is compared over the steps the episode recorded only. The unit-free number
+(`OpenLoopResult.normalized_mae`, openloop.json's `mae_normalized`) is the error on the model's own action scale, the
+Cosmos Policy "action L1": each column's MAE of `processing.actions.to_model` of predicted against recorded (the
+embodiment's stats, from its training data, not the few steps compared: a column the recording barely moves does not
+blow up), averaged over the columns. The prediction and
 comparison are `compare_open_loop`, which a training run's validation runs on its live weights (`val/action_mae`,
 `train.trainer`): `evaluate_open_loop(chunks=N)` on a checkpoint of a validated step, with the run's seed, gives the
 numbers that step logged.
@@ -43,12 +48,37 @@ from .sampling import caption_variants
 from .stats import first_non_finite
 
 __all__ = ["EVAL_WRITER", "EpisodeErrors", "OpenLoopData", "OpenLoopResult", "compare_open_loop", "evaluate_open_loop",
-           "spread_starts"]
+           "model_scale", "normalized_scale_note", "spread_starts"]
 
 EVAL_WRITER = "dataset eval"  # the command whose folders `fileio.FOLDER_KINDS` marks by OPENLOOP_FILE
 SUMMARY_FIGURE = "openloop_summary.png"
 EPISODE_FIGURE = "openloop_episode_{:06d}.png"  # one per episode evaluated; others of an earlier run are removed
 EPISODE_FIGURE_GLOB = "openloop_episode_*.png"
+
+
+def model_scale(embodiment: Embodiment) -> np.ndarray:
+    """Per column, the model-space distance of one physical unit: the slope of `processing.actions.to_model` (affine
+    per column; the gripper's flip only turns its sign), so a column's error times it is that error on the model's
+    normalised scale, `|to_model(predicted) - to_model(recorded)|`. 1 for an embodiment without stats (its actions
+    are read by the model as they are). NaN for a column the stats hold constant (`Embodiment.constant_columns`, a
+    reach's never-closed gripper): normalising divides by the floor of the spread (1e-6), so any departure there is
+    ~1e6 on that scale and says nothing; such a column is left out of the unit-free mean."""
+    from ..processing.actions import to_model
+
+    width = (1, embodiment.action_dim)
+    slope = np.abs(to_model(embodiment, np.ones(width)) - to_model(embodiment, np.zeros(width)))[0]
+    slope[embodiment.constant_columns()] = np.nan
+    return slope
+
+
+def normalized_scale_note(normalization: str) -> str:
+    """What one unit of the model's normalised scale is for an embodiment's `normalization`: how a normalised error
+    reads."""
+    if normalization == "none":
+        return "no stats: the values as the model reads them"
+    if normalization == "meanstd":
+        return "1 = one standard deviation of the training data"
+    return "the training data's range spans 2, [-1, 1]"
 
 
 class _Errors:
@@ -114,9 +144,10 @@ class EpisodeErrors:
 @dataclass
 class OpenLoopResult:
     """What `evaluate_open_loop` measured and wrote. `mae`, `rmse` and `scale` (the recorded values' standard
-    deviation over the steps compared, to judge an error by) are per column of `columns`, in `units`;
-    `horizon_mae[k]` is the MAE at step k of a chunk, `horizon_steps[k]` how many chunks reached it. `out` is where
-    `evaluate_open_loop` wrote it (None: `compare_open_loop` alone, nothing written)."""
+    deviation over the steps compared, for information) are per column of `columns`, in `units`; `model_scale` per
+    column the factor to the model's normalised scale (`model_scale()`, NaN: left out) under the embodiment's
+    `normalization`; `horizon_mae[k]` is the MAE at step k of a chunk, `horizon_steps[k]` how many chunks reached it.
+    `out` is where `evaluate_open_loop` wrote it (None: `compare_open_loop` alone, nothing written)."""
 
     out: Path | None
     columns: list[str]
@@ -126,6 +157,8 @@ class OpenLoopResult:
     mae: np.ndarray
     rmse: np.ndarray
     scale: np.ndarray
+    model_scale: np.ndarray
+    normalization: str
     horizon_mae: np.ndarray
     horizon_steps: np.ndarray
     episodes: list[EpisodeErrors]
@@ -140,18 +173,36 @@ class OpenLoopResult:
     def steps(self) -> int:
         return int(self.horizon_steps.sum())
 
-    def relative_mae(self) -> float | None:
-        """The columns' MAE over their recorded standard deviation, averaged over the columns that move: one
-        unit-free number to compare checkpoints by; None when no column moves."""
-        moving = self.scale > 0
-        return float(np.mean(self.mae[moving] / self.scale[moving])) if moving.any() else None
+    def normalized_columns(self) -> np.ndarray:
+        """Each column's MAE on the model's normalised scale (`model_scale`); NaN for a column left out."""
+        return self.mae * self.model_scale
+
+    def normalized_mae(self) -> float | None:
+        """The columns' MAE on the model's normalised action scale, averaged over the columns: one unit-free number
+        to compare checkpoints by (Cosmos Policy's "action L1"). The scale is the embodiment's stats, its training
+        data's, so it does not depend on which steps were compared; None when the stats hold every column
+        constant."""
+        kept = self.normalized_columns()[~np.isnan(self.model_scale)]
+        return float(np.mean(kept)) if kept.size else None
+
+    @property
+    def left_out(self) -> list[str]:
+        """The columns the unit-free mean leaves out: the embodiment's stats hold them constant (`model_scale`)."""
+        return [c for c, s in zip(self.columns, self.model_scale) if np.isnan(s)]
+
+    def normalized_note(self) -> str:
+        """How the unit-free mean reads: its scale and the columns it leaves out, and why."""
+        left_out = (f"; {', '.join(self.left_out)} left out: constant in the training data's stats"
+                    if self.left_out else "")
+        return f"mean over columns on the model's normalised scale: {normalized_scale_note(self.normalization)}" \
+            + left_out
 
     def summary(self) -> str:
         """The one line `dataset eval` prints: what was compared, the unit-free mean and each column's MAE."""
-        relative = self.relative_mae()
+        normalized = self.normalized_mae()
         columns = ", ".join(f"{c} {m:.3g} {u}" for c, u, m in zip(self.columns, self.units, self.mae))
         return (f"open loop: {self.chunks} chunks over {len(self.episodes)} episodes ({self.steps} steps compared): "
-                + (f"MAE/std {relative:.3f} (mean over columns); " if relative is not None else "")
+                + (f"normalised MAE {normalized:.4g} ({self.normalized_note()}); " if normalized is not None else "")
                 + f"MAE {columns}" + (f"; wrote {self.out / OPENLOOP_FILE}" if self.out is not None else ""))
 
     def to_json(self) -> dict[str, Any]:
@@ -168,7 +219,11 @@ class OpenLoopResult:
             "mae": by_column(self.mae),
             "rmse": by_column(self.rmse),
             "recorded_std": by_column(self.scale),
-            "mae_over_std": self.relative_mae(),
+            "normalization": self.normalization,
+            "mae_normalized": self.normalized_mae(),
+            # per column; null for one left out of the mean (its stats hold it constant)
+            "mae_normalized_by_column": {c: None if np.isnan(v) else float(v)
+                                         for c, v in zip(self.columns, self.normalized_columns())},
             # step k of a chunk: how many chunks reached it (a chunk past an episode's end stops short) and its MAE
             "horizon": [{"step": k, "chunks": int(n),
                          "mae": None if n == 0 else by_column(horizon[k])}
@@ -315,7 +370,8 @@ def compare_open_loop(policy: Any, data: OpenLoopData, starts: Mapping[int, Sequ
                       batch_size: int, progress: bool = False) -> OpenLoopResult:
     """Predict a chunk with `policy` at each start frame of `starts` (episode -> frames) of `data`'s episodes and
     compare it with the actions recorded over the same steps: the one computation `evaluate_open_loop` and a training
-    run's validation (`val/action_mae`) share, so the two give the same numbers for the same weights, frames and seed.
+    run's validation (`val/action_mae`: `normalized_mae()`) share, so the two give the same numbers for the same
+    weights, frames and seed.
 
     Each prediction reads frame f as training pairs a window with it: the cameras of `data`, the first phrasing of the
     frame's task, the state row at f for a state-conditioned embodiment, and episode i's seed `seed + i`. Each batch
@@ -365,7 +421,8 @@ def compare_open_loop(policy: Any, data: OpenLoopData, starts: Mapping[int, Sequ
     scale = np.sqrt(np.maximum(recorded_sq / n - mean**2, 0.0))
     scale[scale <= 1e-12 * np.maximum(np.abs(mean), 1.0)] = 0.0  # a constant column's rounding is no spread
     return OpenLoopResult(out=None, columns=list(emb.columns), units=list(emb.units), chunk_size=chunk, every=None,
-                          mae=total.mae(), rmse=total.rmse(), scale=scale, horizon_mae=total.horizon_mae(),
+                          mae=total.mae(), rmse=total.rmse(), scale=scale, model_scale=model_scale(emb),
+                          normalization=emb.normalization, horizon_mae=total.horizon_mae(),
                           horizon_steps=total.count.copy(), episodes=episodes)
 
 
@@ -405,12 +462,13 @@ def _title(settings: dict[str, Any]) -> str:
 def _summary_plot(result: OpenLoopResult, out: Path) -> list[Path]:
     from ..viz.plots import open_loop_summary_figure, save_figure
 
-    relative = result.relative_mae()
+    normalized = result.normalized_mae()
     spacing = f"every {result.every} frames" if result.every is not None else "spread evenly"
     detail = (f"{result.chunks} chunks of {result.chunk_size} over {len(result.episodes)} episodes, {spacing}; "
               f"{result.steps} steps compared"
-              + (f"; MAE/std {relative:.3f} (mean over columns)" if relative is not None else ""))
-    fig = open_loop_summary_figure(result.columns, result.units, result.mae, result.rmse, result.scale,
+              + (f"; normalised MAE {normalized:.4g} (mean over columns)" if normalized is not None else ""))
+    fig = open_loop_summary_figure(result.columns, result.units, result.mae, result.rmse, result.model_scale,
                                    result.horizon_mae, result.settings["fps"],
+                                   scale_note=normalized_scale_note(result.normalization),
                                    title=f"open-loop error: {_title(result.settings)}", detail=detail)
     return [save_figure(fig, out / SUMMARY_FIGURE)]

@@ -979,8 +979,8 @@ class Trainer:
         sampled = ""
         if self._val_actions is not None:
             line.update(self._action_error(step))
-            relative = line["val/action_mae"]
-            sampled = (f", action MAE/std {relative:.4g}" if relative is not None else ", action MAE") + \
+            normalized = line["val/action_mae"]
+            sampled = (f", action MAE {normalized:.4g} (normalised)" if normalized is not None else ", action MAE") + \
                 f" over {line['val/action_chunks']} sampled chunks"
         with open(metrics_path, "a") as f:
             f.write(json.dumps(line) + "\n")
@@ -993,16 +993,17 @@ class Trainer:
         watched by (an action L1 of sampled chunks): `validation.action_chunks` chunks sampled at the same frames with
         the same seeds (the run's `seed`, episode i's `seed + i`) and `validation.action_steps` denoising steps every
         time, compared with the recorded actions by `data.openloop.compare_open_loop`, the computation `dataset eval`
-        runs on a checkpoint. `val/action_mae` is the mean over the columns of MAE / the recorded actions' standard
-        deviation (unit-free; None where no column moves), `val/action_mae/<column>` each column's MAE in its
-        physical units."""
+        runs on a checkpoint. `val/action_mae` is the MAE on the model's normalised action scale (the embodiment's
+        stats), mean over the columns (`OpenLoopResult.normalized_mae`, `dataset eval`'s `mae_normalized`: unit-free,
+        Cosmos Policy's action L1; None where the stats hold every column constant), `val/action_mae/<column>` each
+        column's MAE in its physical units."""
         from ..data.openloop import compare_open_loop
 
         data, starts = self._val_actions
         with self._live_policy(self.config.validation.action_steps, f"step-{step}") as policy:
             result = compare_open_loop(policy, data, starts, seed=self.config.seed,
                                        batch_size=self.config.optim.batch_size // self.world)
-        return {"val/action_mae": result.relative_mae(),
+        return {"val/action_mae": result.normalized_mae(),
                 **{f"val/action_mae/{column}": float(mae) for column, mae in zip(result.columns, result.mae)},
                 "val/action_chunks": result.chunks}
 

@@ -771,59 +771,67 @@ def open_loop_summary_figure(
     units: Sequence[str],
     mae: Any,
     rmse: Any,
-    scale: Any,
+    model_scale: Any,
     horizon_mae: Any,
     fps: float,
     title: str = "",
     detail: str = "",
+    scale_note: str = "",
 ):
-    """An open-loop evaluation's errors on one page, each column's divided by `scale` (the recorded values' standard
-    deviation), so columns in metres, radians and gripper fractions share an axis: left, each column's MAE as a bar
+    """An open-loop evaluation's errors on one page, each column's on the model's normalised action scale (times
+    `model_scale`, `data.openloop.model_scale`: the embodiment's stats, so columns in metres, radians and gripper
+    fractions share an axis, and one the recording barely moves is not magnified): left, each column's MAE as a bar
     (its RMSE a diamond; the physical MAE under its name); right, MAE by step of the chunk (`horizon_mae`, [steps, D])
-    per column and their mean (black), how error grows the further ahead a chunk reaches. A column the recording
-    holds constant (scale 0) has no bar and no line: its error has nothing to be compared with."""
+    per column and their mean (black), how error grows the further ahead a chunk reaches. A column whose scale is
+    NaN (the stats hold it constant) has no bar and no line, and says so under its name. `scale_note` says what one
+    unit of that scale is (`data.openloop.normalized_scale_note`)."""
     from matplotlib.ticker import MaxNLocator
 
-    mae, rmse, scale = (np.asarray(v, dtype=np.float64) for v in (mae, rmse, scale))
+    mae, rmse, scale = (np.asarray(v, dtype=np.float64) for v in (mae, rmse, model_scale))
     horizon = np.asarray(horizon_mae, dtype=np.float64)
     d = len(columns)
-    moving = scale > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(moving, mae / scale, np.nan)
-        rmse_ratio = np.where(moving, rmse / scale, np.nan)
-        horizon_ratio = np.where(moving[None, :], horizon / scale[None, :], np.nan)
+    kept = ~np.isnan(scale)
+    normalized, rmse_normalized, horizon_normalized = mae * scale, rmse * scale, horizon * scale[None, :]
     upright = d <= 6  # a few columns' names fit under their bars as written; more are turned
     fig = _new_figure(max(9.0, 4.5 + 0.45 * d), 4.6)
     top = figure_title(fig, title or "open-loop error", detail)
-    _grid_margins(fig, 1, 2, top=top, bottom=0.8 if upright else 1.3, left=0.8, wgap=0.8)
+    _grid_margins(fig, 1, 2, top=top, bottom=(0.8 if upright else 1.3) + 0.2, left=0.8, wgap=0.8)  # + the note
     bars, lines = fig.subplots(1, 2, squeeze=True)
     x = np.arange(d)
-    bars.bar(x, np.nan_to_num(ratio), color=LINE_COLOR, label="MAE")
-    bars.plot(x, rmse_ratio, "D", ms=4, color=GRIPPER_COLOR, label="RMSE", ls="none")
+    bars.bar(x, np.nan_to_num(normalized), color=LINE_COLOR, label="MAE")
+    bars.plot(x, rmse_normalized, "D", ms=4, color=GRIPPER_COLOR, label="RMSE", ls="none")
     bars.set_xticks(x)
-    bars.set_xticklabels([_literal(f"{c}\n{m:.3g} {u}" if ok else f"{c}\nconstant")
-                          for c, u, m, ok in zip(columns, units, mae, moving)], rotation=0 if upright else 90,
+    bars.set_xticklabels([_literal(f"{c}\n{m:.3g} {u}" if ok else f"{c}\nconstant in\ntraining")
+                          for c, u, m, ok in zip(columns, units, mae, kept)], rotation=0 if upright else 90,
                          fontsize=TICK_FONTSIZE)
-    bars.set_ylabel("error / recorded std", fontsize=LABEL_FONTSIZE)
-    bars.set_title("per column (MAE under each name)", fontsize=LABEL_FONTSIZE)
+    bars.set_ylabel("error, model's normalised scale", fontsize=LABEL_FONTSIZE)
+    bars.set_title("per column (physical MAE under each name)", fontsize=LABEL_FONTSIZE)
     steps = np.arange(horizon.shape[0])
     for j in range(d):
-        if moving[j]:
-            lines.plot(steps, horizon_ratio[:, j], lw=0.9, label=_literal(columns[j]) if d <= 10 else None,
+        if kept[j]:
+            lines.plot(steps, horizon_normalized[:, j], lw=0.9, label=_literal(columns[j]) if d <= 10 else None,
                        **series_style(j))
-    if moving.any():
-        lines.plot(steps, np.nanmean(horizon_ratio, axis=1), lw=2.2, color="black", label="mean",
+    if kept.any():
+        lines.plot(steps, np.nanmean(horizon_normalized[:, kept], axis=1), lw=2.2, color="black", label="mean",
                    **step_markers(len(steps)))
     lines.set_xlabel(f"step of the chunk, from 0 ({1000 / _check_fps(fps):.3g} ms each)", fontsize=LABEL_FONTSIZE)
     lines.xaxis.set_major_locator(MaxNLocator(integer=True))
-    lines.set_ylabel("MAE / recorded std", fontsize=LABEL_FONTSIZE)
+    lines.set_ylabel("MAE, model's normalised scale", fontsize=LABEL_FONTSIZE)
     lines.set_title("error vs horizon", fontsize=LABEL_FONTSIZE)
+    if scale_note:
+        fig.text(0.5, 0.01, _literal(f"normalised scale: {scale_note}"), ha="center", va="bottom",
+                 fontsize=LEGEND_FONTSIZE)
     for ax in (bars, lines):
         style_ticks(ax)
         ax.grid(alpha=0.3)
         ax.set_ylim(bottom=0)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
+    bars.legend(fontsize=LEGEND_FONTSIZE, loc="best")
+    named = len(lines.get_legend_handles_labels()[0])
+    if named:  # room above the curves, a row per 6 names: over them (loc "best" found no gap) it hid what it named
+        across = min(named, 6)
+        top = lines.get_ylim()[1]
+        lines.set_ylim(0, top * (1 + 0.12 * -(-named // across)))
+        lines.legend(fontsize=LEGEND_FONTSIZE, loc="upper left", ncols=across)
     return fig
 
 

@@ -383,13 +383,13 @@ def _curve_order(key: str) -> tuple[int, str]:
     return (0 if key == "loss" else 1 if "loss" in key else 2, key)
 
 
-def _log_curves(path: Path) -> tuple[bytes | None, int]:
+def _log_curves(path: Path, units: Mapping[str, str] | None = None) -> tuple[bytes | None, int]:
     """PNG of `log_curves_figure`; (None, n) when the log holds nothing numeric."""
     import io
 
     from .plots import DPI
 
-    fig, n = log_curves_figure(path)
+    fig, n = log_curves_figure(path, units)
     if fig is None:
         return None, n
     buf = io.BytesIO()
@@ -397,7 +397,11 @@ def _log_curves(path: Path) -> tuple[bytes | None, int]:
     return buf.getvalue(), n
 
 
-def log_curves_figure(path: Path) -> tuple[Any, int]:
+# what a panel's heading says of a field whose name alone does not say how to read it
+CURVE_NOTES = {"val/action_mae": "unit-free: MAE on the model's normalised action scale, mean over columns"}
+
+
+def log_curves_figure(path: Path, units: Mapping[str, str] | None = None) -> tuple[Any, int]:
     """(figure, records): the numeric fields of a JSON-lines log (training metrics) against `step` (or line number);
     (None, records) when nothing is numeric.
 
@@ -405,8 +409,9 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
     on a log scale when they span more than LOG_SCALE_SPAN; a field with one value throughout (`world_size`) is
     named with its value in the heading instead of a flat panel (one logged once gets its panel, one point). A
     held-out `val/X` (a training run's `[validation]`) is drawn on X's panel beside it, where over- or underfitting
-    shows as the two curves parting; fields `G/<name>` beside a field G (`val/action_mae/<column>`) share one panel,
-    a line per name. Every
+    shows as the two curves parting; fields `G/<name>` beside a field G (`val/action_mae/<column>`) share one panel
+    per unit (`units`: name -> unit, the run's embodiment's columns; metres and unit-free rotations on one axis hid
+    the smaller), a line per name; a field of CURVE_NOTES says how to read it in its heading. Every
     line is read; a field of more than MAX_CURVE_POINTS points is drawn thinned evenly from its first to its last (`_Series`), and the heading says so."""
     from matplotlib.ticker import MaxNLocator
 
@@ -445,8 +450,11 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
     held_out = {key: f"val/{key}" for key in series if f"val/{key}" in series}
     # fields `G/<name>` beside a field G (the held-out action error per column, `val/action_mae/<column>`): one panel
     # `G/<name>` of their own, a line per name, not a panel each
-    family = {f"{key}/<name>": sorted(k for k in series if k.startswith(f"{key}/")) for key in series}
-    family = {panel: parts for panel, parts in family.items() if parts}
+    family: dict[str, list[str]] = {}
+    for key in series:
+        for part in sorted(k for k in series if k.startswith(f"{key}/")):
+            unit = (units or {}).get(part.removeprefix(f"{key}/"))
+            family.setdefault(f"{key}/<name>" + (f" [{unit}]" if unit else ""), []).append(part)
     grouped = {part for parts in family.values() for part in parts}
     keys = sorted((key for key in series if key not in held_out.values() and key not in grouped), key=_curve_order)
     keys = sorted([*keys, *family], key=_curve_order) if keys else keys
@@ -471,18 +479,22 @@ def log_curves_figure(path: Path) -> tuple[Any, int]:
     axes = fig.subplots(nrows, ncols, sharex=True, squeeze=False).ravel()
     for ax, key in zip(axes, shown):
         x, y = zip(*points[key])
-        name = key
+        name = f"{key} · {CURVE_NOTES[key]}" if key in CURVE_NOTES else key
         if key in family:
             for part in family[key]:
                 px, py = zip(*series[part].points())
                 ax.plot(px, py, lw=1.2, **step_markers(len(px)), label=part.rsplit("/", 1)[1])
-            ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper right", ncols=min(len(family[key]), 4))
+            # room above the curves for the legend, a row per 5 names: placed over them, it hid the lines it named
+            across = min(len(family[key]), 5)
+            low, high = ax.get_ylim()
+            ax.set_ylim(low, high + (high - low) * 0.2 * -(-len(family[key]) // across))
+            ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper left", ncols=across)
         else:
             ax.plot(x, y, lw=1.2, color=LINE_COLOR, **step_markers(len(x)), label="training")
         if key in held_out:
             vx, vy = zip(*series[held_out[key]].points())
             ax.plot(vx, vy, lw=1.2, color=SUCCESS_COLOR, **step_markers(len(vx)), label=f"{held_out[key]} (held out)")
-            ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper right")
+            ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
             x, y = x + vx, y + vy  # the scale and the NaN marks below are both curves'
         finite = [v for v in y if np.isfinite(v)] or [0.0]
         bad = sorted(at for at, v in zip(x, y) if not np.isfinite(v))
@@ -607,10 +619,11 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
             notes.append(f"report.json summary could not be shown: {exc}")
 
     kind = _run_kind(run_dir, actions if isinstance(actions, Mapping) else None, metrics)
+    units: Mapping[str, str] = {}  # column -> unit of a training run's embodiment: its metrics plot groups by them
     if kind == "train":  # what was trained, from the folder's config and checkpoints: its curves alone said little
         from .train_report import train_sections
 
-        train, train_notes = train_sections(run_dir)
+        train, train_notes, units = train_sections(run_dir)
         sections += train
         notes += train_notes
 
@@ -652,7 +665,7 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
         )
     for path in sorted(run_dir.glob("*.jsonl")):
         try:
-            png, n = _log_curves(path)
+            png, n = _log_curves(path, units)
         except _UNUSABLE as exc:
             notes.append(f"{path.name} could not be plotted: {exc}")
             continue

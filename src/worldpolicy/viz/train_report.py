@@ -198,8 +198,8 @@ def _validation(metrics: list[Mapping[str, Any]], checkpoints: list[tuple[int, P
         columns = ", ".join(shown(k.removeprefix("val/action_mae/"), v) for k, v in lines[last].items()
                             if k.startswith("val/action_mae/") and _number(v))
         sampled = (f"<p>held-out action error (val/action_mae: chunks sampled on held-out frames against the recorded "
-                   f"actions, MAE / the recorded standard deviation, mean over the columns; worldpolicy dataset eval "
-                   f"--chunks measures a checkpoint alike): lowest {actions[at]:.4g} at step {at}, "
+                   f"actions, the MAE on the model's normalised action scale, unit-free, mean over the columns; "
+                   f"worldpolicy dataset eval --chunks measures a checkpoint alike): lowest {actions[at]:.4g} at step {at}, "
                    f"{_esc(checkpoint(at))}; last {actions[last]:.4g} at step {last}"
                    + (f", per column in its units: {columns}" if columns else "") + "</p>")
     return ("<section id=validation><h2>Held-out loss</h2><p class=muted>the loss on the episodes held out of training "
@@ -208,7 +208,7 @@ def _validation(metrics: list[Mapping[str, Any]], checkpoints: list[tuple[int, P
             "the training one falls: overfitting. Both curves are drawn together under Plots.</p>"
             f"<p>{_esc(best)}; {len(scored)} validations logged</p>{sampled}<table><tr><th class=k></th><th>step</th>"
             "<th>held-out loss</th><th>training loss (mean since the validation before)</th>"
-            + ("<th>held-out action MAE/std</th>" if actions else "") + f"</tr>{''.join(rows)}</table></section>")
+            + ("<th>held-out action MAE (normalised)</th>" if actions else "") + f"</tr>{''.join(rows)}</table></section>")
 
 
 def _columns_table(spec: Mapping[str, Any]) -> str:
@@ -270,9 +270,10 @@ def _usage(latest: Path, spec: Mapping[str, Any] | None, config: Mapping[str, An
     return "".join(f"<p class=muted>{_esc(what)}</p><pre class=usage>{_esc(cmd)}</pre>" for what, cmd in lines)
 
 
-def train_sections(run_dir: Path) -> tuple[list[str], list[str]]:
-    """(sections, notes) of a training run's page: what was trained, on which frames, the checkpoints saved, the
-    sim evaluations logged and how to use the latest checkpoint."""
+def train_sections(run_dir: Path) -> tuple[list[str], list[str], dict[str, str]]:
+    """(sections, notes, units) of a training run's page: what was trained, on which frames, the checkpoints saved,
+    the sim evaluations logged and how to use the latest checkpoint; `units` maps each column of the embodiment to its
+    unit ({} where not known), which the metrics plot groups the per-column curves by."""
     notes: list[str] = []
     sections: list[str] = []
     checkpoints = _checkpoints(run_dir)
@@ -284,7 +285,7 @@ def train_sections(run_dir: Path) -> tuple[list[str], list[str]]:
         config = state.get("config") if isinstance(state.get("config"), Mapping) else {}
     if not config and not checkpoints:
         return [], [("no config.json and no checkpoints/step-* here: what was trained is not known, only the logs "
-                     "are shown")]
+                     "are shown")], {}
     metrics = _metrics_lines(run_dir)
 
     def table(name: str) -> Mapping[str, Any]:
@@ -372,4 +373,4 @@ def train_sections(run_dir: Path) -> tuple[list[str], list[str]]:
                         "(loss_action_policy: the action loss of the examples drawn as policy); the curves are under "
                         "Plots</p><table><tr><th class=k>loss</th><th>value</th><th>step</th></tr>"
                         f"{rows}</table></section>")
-    return sections, notes
+    return sections, notes, units
