@@ -199,8 +199,8 @@ def _validation(metrics: list[Mapping[str, Any]], checkpoints: list[tuple[int, P
                             if k.startswith("val/action_mae/") and _number(v))
         sampled = (f"<p>held-out action error (val/action_mae: chunks sampled on held-out frames against the recorded "
                    f"actions, the MAE on the model's normalised action scale, unit-free, mean over the columns; "
-                   f"worldpolicy dataset eval --chunks measures a checkpoint alike): lowest {actions[at]:.4g} at step {at}, "
-                   f"{_esc(checkpoint(at))}; last {actions[last]:.4g} at step {last}"
+                   f"worldpolicy dataset eval --chunks measures a checkpoint alike): lowest {actions[at]:.4g} at step "
+                   f"{at}, {_esc(checkpoint(at))}; last {actions[last]:.4g} at step {last}"
                    + (f", per column in its units: {columns}" if columns else "") + "</p>")
     return ("<section id=validation><h2>Held-out loss</h2><p class=muted>the loss on the episodes held out of training "
             "(validation.episodes), on the same windows, σ and noise at every step scored: it moves only with the "
@@ -208,7 +208,8 @@ def _validation(metrics: list[Mapping[str, Any]], checkpoints: list[tuple[int, P
             "the training one falls: overfitting. Both curves are drawn together under Plots.</p>"
             f"<p>{_esc(best)}; {len(scored)} validations logged</p>{sampled}<table><tr><th class=k></th><th>step</th>"
             "<th>held-out loss</th><th>training loss (mean since the validation before)</th>"
-            + ("<th>held-out action MAE (normalised)</th>" if actions else "") + f"</tr>{''.join(rows)}</table></section>")
+            + ("<th>held-out action MAE (normalised)</th>" if actions else "")
+            + f"</tr>{''.join(rows)}</table></section>")
 
 
 def _columns_table(spec: Mapping[str, Any]) -> str:
