@@ -1308,26 +1308,6 @@ def test_whole_trajectory_errors_name_it_before_the_model_loads(server, toolbox,
 
 # -- open-loop evaluation and sim-run comparison ------------------------------------------------------------------
 
-FRONT = "observation.images.front"
-
-
-@pytest.fixture(scope="module")
-def pusht_dataset(inputs_dir):
-    """Two episodes (10 and 7 frames) at pusht's 10 fps, one camera, actions named as pusht's columns x and y."""
-    from worldpolicy.data import write_episodes
-
-    features = {"action": {"dtype": "float32", "shape": [2], "names": ["x", "y"]},
-                FRONT: {"dtype": "video", "shape": [16, 16, 3]}}
-    episodes = []
-    for i, length in enumerate((10, 7)):
-        t = np.arange(length)
-        frames = np.broadcast_to((5 * (t + 20 * i) % 256)[:, None, None, None], (length, 16, 16, 3)).astype(np.uint8)
-        episodes.append({"frames": {"action": np.stack([10.0 * t + i, np.sin(t) - 5 * i], axis=1).astype(np.float32)},
-                         "videos": {FRONT: frames}, "task": "push the T"})
-    write_episodes(inputs_dir / "pusht_ds", episodes, fps=10, features=features, video_codec="libx264rgb")
-    return inputs_dir / "pusht_ds"
-
-
 OPEN_LOOP = {"checkpoint": "tiny", "embodiment": "pusht", "steps": 1, "action_keys": ["action"]}
 
 
@@ -1446,30 +1426,11 @@ def test_an_open_loop_evaluation_that_stops_part_way_leaves_no_run_folder(toolbo
     assert set(toolbox.config.output_dir.glob("openloop-*")) == before
 
 
-def _sim_run(folder: Path, outcomes: dict[int, bool], training_seeds=None):
-    """A finished sim run's folder as `worldpolicy sim` writes it (report.json), with these seeds' outcomes."""
-    from worldpolicy.sim.evaluate import EvalReport, TrainingScenes, write_report
-    from worldpolicy.sim.rollout import EpisodeResult
-
-    episodes = [EpisodeResult(seed=s, success=won, steps=20 if won else 60, success_step=20 if won else None,
-                              prompt="reach the ball", chunks=3, final_distance_m=0.01 if won else 0.2, policy_s=0.1,
-                              wall_s=0.2) for s, won in outcomes.items()]
-    scenes = None if training_seeds is None else TrainingScenes("reach", "its dataset", (0, 9), tuple(training_seeds))
-    report = EvalReport("reach", folder.name, "panda", {"kind": "execute", "execute_steps": 8, "ensemble_decay": 0.1,
-                                                        "execute_steps_requested": None},
-                        15.0, min(outcomes), episodes=episodes, requested=len(episodes), max_steps=60,
-                        embodiment="panda_reach", task_version=1, training_scenes=scenes,
-                        policy_settings={"kind": "checkpoint", "path": f"/ckpts/{folder.name}", "sampling": {
-                            "steps": 4 if folder.name == "a" else 8}})
-    write_report(report, folder, plots=False)
-    return folder
-
-
-def test_compare_sim_runs_round_trip(server, toolbox, inputs_dir):
+def test_compare_sim_runs_round_trip(server, toolbox, inputs_dir, sim_run):
     pytest.importorskip("mujoco", reason="sim extra not installed")
     runs = inputs_dir / "sim_runs"
-    a = _sim_run(runs / "a", {s: s < 4 for s in range(6)}, training_seeds=[0, 2])
-    b = _sim_run(runs / "b", {s: s < 1 for s in range(8)})
+    a = sim_run(runs / "a", {s: s < 4 for s in range(6)}, training_seeds=[0, 2])
+    b = sim_run(runs / "b", {s: s < 1 for s in range(8)})
     result = ok(server, "compare_sim_runs", {"runs": [str(a), str(b)]})
     assert [r["name"] for r in result["runs"]] == ["a", "b"] and result["task"] == "reach"
     assert [r["successes"] for r in result["runs"]] == [4, 1]
@@ -1488,11 +1449,11 @@ def test_compare_sim_runs_round_trip(server, toolbox, inputs_dir):
         pair["p_value"]
 
 
-def test_compare_sim_runs_errors_name_runs(server, toolbox, inputs_dir, tmp_path):
+def test_compare_sim_runs_errors_name_runs(server, toolbox, inputs_dir, tmp_path, sim_run):
     pytest.importorskip("mujoco", reason="sim extra not installed")
     before = set(toolbox.config.output_dir.glob("compare-*"))
-    a = _sim_run(inputs_dir / "sim_runs_e" / "a", {0: True, 1: False})
-    outside = _sim_run(tmp_path / "b", {0: False, 1: True})
+    a = sim_run(inputs_dir / "sim_runs_e" / "a", {0: True, 1: False})
+    outside = sim_run(tmp_path / "b", {0: False, 1: True})
     for runs, fragment in (([str(a)], "2 to 10"), ([str(a), str(outside)], "outside the folders"),
                            ([str(a), str(inputs_dir / "frames")], "is not a sim run"),
                            ([str(a), str(a)], "given twice"), ([str(a), str(inputs_dir / "nope")], "does not exist")):
