@@ -1460,3 +1460,16 @@ def test_compare_sim_runs_errors_name_runs(server, toolbox, inputs_dir, tmp_path
         error = err(server, "compare_sim_runs", {"runs": runs})
         assert error["parameter"] == "runs" and fragment in error["message"], (runs, error)
     assert set(toolbox.config.output_dir.glob("compare-*")) == before
+
+
+def test_what_reading_the_dataset_logs_is_in_the_open_loop_warnings(toolbox, pusht_dataset, inputs_dir):
+    """A feature the reader cannot read (the dataset opens without it) is said where an agent reads it."""
+    import shutil
+
+    noted = inputs_dir / "noted_ds"
+    shutil.copytree(pusht_dataset, noted)
+    info = json.loads((noted / "meta/info.json").read_text())
+    info["features"]["observation.audio"] = {"dtype": "float32", "shape": [2, 2]}
+    (noted / "meta/info.json").write_text(json.dumps(info))
+    result = toolbox.evaluate_open_loop(str(noted), "tiny", "pusht", chunks=1, steps=1, action_keys=["action"])
+    assert any("'observation.audio' is not read" in w for w in result["warnings"]), result["warnings"]

@@ -1018,7 +1018,8 @@ class Toolbox:
                                  episodes)
         root = self._readable_folder("dataset", dataset)
         try:
-            ds = LeRobotDataset.open(root)
+            with logged_warnings() as [notes]:  # a feature it cannot read (it opens without it): in the warnings
+                ds = LeRobotDataset.open(root)
             chosen = check_episodes(ds, episodes)
         except (ValueError, OSError) as exc:
             raise _named(exc, {"episodes": episodes}, "dataset", dataset) from None
@@ -1059,7 +1060,7 @@ class Toolbox:
                 shutil.rmtree(out, ignore_errors=True)
             raise
         doc = result.to_json()
-        warnings = list(dict.fromkeys(logged))
+        warnings = list(dict.fromkeys([*notes, *logged]))
         if doc["mae_over_std"] is None:
             warnings.append("no column of the recorded actions moves over the steps compared: mae_over_std is "
                             "undefined, judge the MAE by the columns' units")
