@@ -1,6 +1,9 @@
-"""A tiny random Cosmos3 checkpoint, an input folder with an observation image, and a toolbox over them."""
+"""A tiny random Cosmos3 checkpoint, an input folder with an observation image, and a toolbox over them; a LeRobot
+dataset and sim run folders for the evaluation tools."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -56,3 +59,49 @@ def toolbox(tiny_checkpoint_dir, inputs_dir, tmp_path_factory):
             max_loaded=2,
         )
     )
+
+
+FRONT = "observation.images.front"
+
+
+@pytest.fixture(scope="session")
+def pusht_dataset(inputs_dir):
+    """Two episodes (10 and 7 frames) at pusht's 10 fps, one camera, actions named as pusht's columns x and y."""
+    from worldpolicy.data import write_episodes
+
+    features = {"action": {"dtype": "float32", "shape": [2], "names": ["x", "y"]},
+                FRONT: {"dtype": "video", "shape": [16, 16, 3]}}
+    episodes = []
+    for i, length in enumerate((10, 7)):
+        t = np.arange(length)
+        frames = np.broadcast_to((5 * (t + 20 * i) % 256)[:, None, None, None], (length, 16, 16, 3)).astype(np.uint8)
+        episodes.append({"frames": {"action": np.stack([10.0 * t + i, np.sin(t) - 5 * i], axis=1).astype(np.float32)},
+                         "videos": {FRONT: frames}, "task": "push the T"})
+    write_episodes(inputs_dir / "pusht_ds", episodes, fps=10, features=features, video_codec="libx264rgb")
+    return inputs_dir / "pusht_ds"
+
+
+def _sim_run(folder: Path, outcomes: dict[int, bool], training_seeds=None):
+    """A finished sim run's folder as `worldpolicy sim` writes it (report.json), with these seeds' outcomes."""
+    from worldpolicy.sim.evaluate import EvalReport, TrainingScenes, write_report
+    from worldpolicy.sim.rollout import EpisodeResult
+
+    episodes = [EpisodeResult(seed=s, success=won, steps=20 if won else 60, success_step=20 if won else None,
+                              prompt="reach the ball", chunks=3, final_distance_m=0.01 if won else 0.2, policy_s=0.1,
+                              wall_s=0.2) for s, won in outcomes.items()]
+    scenes = None if training_seeds is None else TrainingScenes("reach", "its dataset", (0, 9), tuple(training_seeds))
+    report = EvalReport("reach", folder.name, "panda", {"kind": "execute", "execute_steps": 8, "ensemble_decay": 0.1,
+                                                        "execute_steps_requested": None},
+                        15.0, min(outcomes), episodes=episodes, requested=len(episodes), max_steps=60,
+                        embodiment="panda_reach", task_version=1, training_scenes=scenes,
+                        policy_settings={"kind": "checkpoint", "path": f"/ckpts/{folder.name}", "sampling": {
+                            "steps": 4 if folder.name == "a" else 8}})
+    write_report(report, folder, plots=False)
+    return folder
+
+
+@pytest.fixture
+def sim_run():
+    """`_sim_run`: a sim run folder with chosen outcomes (needs the sim extra, as `sim.compare` does)."""
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    return _sim_run

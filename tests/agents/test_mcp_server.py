@@ -74,6 +74,8 @@ def test_lists_tools_with_typed_schemas(server):
         "infer_actions",
         "visualize_actions",
         "evaluate_in_sim",
+        "evaluate_open_loop",
+        "compare_sim_runs",
     }
     predict = tools["predict_actions"]
     assert predict.input_schema["required"] == ["prompt"]
@@ -82,6 +84,10 @@ def test_lists_tools_with_typed_schemas(server):
     assert {"run_dir", "files", "actions", "columns", "units"} <= set(predict.output_schema["properties"])
     assert tools["evaluate_in_sim"].input_schema["properties"]["task"]["enum"] == ["reach", "push", "pick_place"]
     assert tools["list_embodiments"].annotations.read_only_hint is True
+    assert tools["evaluate_open_loop"].input_schema["required"] == ["dataset"]
+    assert tools["compare_sim_runs"].input_schema["required"] == ["runs"]
+    assert {"columns", "mae_over_std", "episodes", "files"} <= set(tools["evaluate_open_loop"].output_schema["properties"])
+    assert {"runs", "pairs", "differences", "warnings"} <= set(tools["compare_sim_runs"].output_schema["properties"])
 
 
 def test_list_embodiments_and_checkpoints(server):
@@ -1298,3 +1304,172 @@ def test_whole_trajectory_errors_name_it_before_the_model_loads(server, toolbox,
     assert error["message"].startswith("whole_trajectory: embodiment 'bridge' conditions each chunk on the robot "
                                        "state, and its relative_pose actions do not say the state after a chunk"), error
     assert error["accepted"].startswith("false, or an embodiment whose actions are absolute joint positions"), error
+
+
+# -- open-loop evaluation and sim-run comparison ------------------------------------------------------------------
+
+OPEN_LOOP = {"checkpoint": "tiny", "embodiment": "pusht", "steps": 1, "action_keys": ["action"]}
+
+
+def test_open_loop_evaluation_round_trip(server, toolbox, pusht_dataset):
+    progress: list = []
+    result = ok(server, "evaluate_open_loop", {**OPEN_LOOP, "dataset": str(pusht_dataset), "episodes": [0, -1],
+                                               "seed": 3}, progress)
+    # chunks of 4 tile each episode: frames 0, 4, 8 of 10 and 0, 4 of 7
+    assert [e["starts"] for e in result["episodes"]] == [[0, 4, 8], [0, 4]] and result["chunks"] == 5
+    assert result["every"] == 4 and result["steps_compared"] == 17 and result["sampling_steps"] == 1
+    assert [(c["column"], c["unit"]) for c in result["columns"]] == [("x", "normalized"), ("y", "normalized")]
+    written = json.loads(Path(result["files"]["openloop"]).read_text())
+    assert {c["column"]: c["mae"] for c in result["columns"]} == written["mae"]
+    assert result["mae_over_std"] == written["mae_over_std"] and written["settings"]["seed"] == 3
+    x = result["columns"][0]
+    assert x["mae_over_std"] == pytest.approx(x["mae"] / x["recorded_std"])
+    assert [h["chunks"] for h in result["horizon"]] == [5, 5, 4, 3]
+    assert all(Path(p).is_file() for p in result["files"]["plots"]) and len(result["files"]["plots"]) == 3
+    assert Path(result["episodes"][1]["plot"]).parent == Path(result["run_dir"])
+    assert Path(result["run_dir"]).parent == toolbox.config.output_dir
+    # progress over the chunks: both episodes' batches, each from its first chunk, to the end
+    messages = [m for _, _, m in progress]
+    assert "chunks 1-3 of 5: sampling" in messages and "chunks 4-5 of 5: denoising step 1/1" in messages
+    assert progress[-1] == (5, 5, "done") and all(total == 5 for _, total, _ in progress)
+
+
+def test_open_loop_evaluation_does_not_change_the_cached_policy(toolbox, pusht_dataset):
+    """The call's steps and progress go to a copy of the cached policy: the next predict runs it as it was."""
+    ckpt = toolbox.resolve_checkpoint("tiny")
+    cached = toolbox.policy(ckpt, toolbox._embodiment("pusht"))
+    steps, act_batch = cached.sampling.steps, cached.act_batch
+    result = toolbox.evaluate_open_loop(str(pusht_dataset), "tiny", "pusht", chunks=2, steps=2,
+                                        action_keys=["action"])
+    assert result["chunks"] == 2 and result["every"] is None and result["sampling_steps"] == 2
+    assert cached.sampling.steps == steps and cached.act_batch == act_batch
+    assert toolbox.policy(ckpt, toolbox._embodiment("pusht")) is cached
+
+
+@pytest.mark.parametrize(("args", "parameter", "fragment"), [
+    ({"episodes": [7]}, "episodes", "out of range"),
+    ({"every": 0}, "every", ">= 1"),
+    ({"every": 2, "chunks": 3}, "chunks", "give one of every"),
+    ({"every": 1, "episodes": [0]}, None, None),  # 10 chunks: under the cap (a control, run below)
+    ({"action_keys": ["nope"]}, "action_keys", "nope"),
+    ({"embodiment": "bridge"}, "dataset", "fps"),
+    ({"seed": -1}, "seed", "[0, 2**63)"),
+])
+def test_open_loop_errors_name_the_argument_and_leave_no_run_folder(server, toolbox, pusht_dataset, args, parameter,
+                                                                     fragment):
+    before = set(toolbox.config.output_dir.glob("openloop-*"))
+    call_args = {**OPEN_LOOP, "dataset": str(pusht_dataset), **args}
+    if parameter is None:
+        assert ok(server, "evaluate_open_loop", call_args)["chunks"] == 10
+        return
+    error = err(server, "evaluate_open_loop", call_args)
+    assert error["parameter"] == parameter and fragment in error["message"], error
+    assert set(toolbox.config.output_dir.glob("openloop-*")) == before
+
+
+@pytest.mark.parametrize(("option", "value"), [("action_keys", "action"), ("episodes", [True]), ("seed", None),
+                                               ("chunks", 2.5)])
+def test_untyped_open_loop_arguments_are_refused_by_the_toolbox(toolbox, pusht_dataset, option, value):
+    """The Strands tool's arguments are not checked against a schema: the toolbox names them."""
+    args = {"dataset": str(pusht_dataset), "checkpoint": "tiny", "embodiment": "pusht", option: value}
+    with pytest.raises(ToolInputError) as caught:
+        toolbox.evaluate_open_loop(**args)
+    assert caught.value.parameter == option
+
+
+def test_an_open_loop_evaluation_is_bounded_before_the_model_loads(server, toolbox, pusht_dataset, monkeypatch):
+    """Counted as the run places its chunks (every frame: 17; 10 spread: 10; more spread than there are frames whose
+    whole chunk was recorded: those 11), against the bound of one call."""
+    from worldpolicy.agents import toolbox as toolbox_module
+
+    monkeypatch.setattr(toolbox_module, "MAX_OPEN_LOOP_CHUNKS", 10)
+    monkeypatch.setattr(toolbox, "policy", lambda *a: pytest.fail("the model was loaded"))
+    for args, parameter in (({"every": 1}, "every"), ({"chunks": 10_000}, "chunks")):
+        error = err(server, "evaluate_open_loop", {**OPEN_LOOP, "dataset": str(pusht_dataset), **args})
+        assert error["parameter"] == parameter and f"would take {17 if parameter == 'every' else 11} chunks, more " \
+            "than the 10" in error["message"], error
+
+
+def test_open_loop_reads_datasets_only_inside_the_input_roots(server, toolbox, pusht_dataset, inputs_dir, tmp_path):
+    import shutil
+
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(pusht_dataset, outside)
+    error = err(server, "evaluate_open_loop", {**OPEN_LOOP, "dataset": str(outside)})
+    assert error["parameter"] == "dataset" and "outside the folders this server may read" in error["message"]
+    # a dataset inside the roots whose videos link outside them is refused the same way, before any is read
+    linked = inputs_dir / "linked_ds"
+    shutil.copytree(pusht_dataset, linked, ignore=shutil.ignore_patterns("videos"))
+    (linked / "videos").symlink_to(outside / "videos")
+    try:
+        error = err(server, "evaluate_open_loop", {**OPEN_LOOP, "dataset": str(linked)})
+    finally:
+        shutil.rmtree(linked)
+    assert error["parameter"] == "dataset" and "links to files outside" in error["message"] and "videos" in \
+        error["message"], error
+    error = err(server, "evaluate_open_loop", {**OPEN_LOOP, "dataset": str(inputs_dir / "frames")})
+    assert error["parameter"] == "dataset" and "meta/info.json" in error["message"], error
+
+
+@pytest.mark.parametrize("stop", [RuntimeError("device lost"), KeyboardInterrupt()])
+def test_an_open_loop_evaluation_that_stops_part_way_leaves_no_run_folder(toolbox, pusht_dataset, stop):
+    """Cancelled (raised at a progress report, as CallCancelled is) or failed once its folder is made."""
+    before = set(toolbox.config.output_dir.glob("openloop-*"))
+
+    def progress(done, total, message):
+        if message.startswith("chunks 4-5"):  # the second episode's batch
+            raise stop
+
+    with pytest.raises(type(stop)):
+        toolbox.evaluate_open_loop(str(pusht_dataset), "tiny", "pusht", steps=1, action_keys=["action"],
+                                   progress=progress)
+    assert set(toolbox.config.output_dir.glob("openloop-*")) == before
+
+
+def test_compare_sim_runs_round_trip(server, toolbox, inputs_dir, sim_run):
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    runs = inputs_dir / "sim_runs"
+    a = sim_run(runs / "a", {s: s < 4 for s in range(6)}, training_seeds=[0, 2])
+    b = sim_run(runs / "b", {s: s < 1 for s in range(8)})
+    result = ok(server, "compare_sim_runs", {"runs": [str(a), str(b)]})
+    assert [r["name"] for r in result["runs"]] == ["a", "b"] and result["task"] == "reach"
+    assert [r["successes"] for r in result["runs"]] == [4, 1]
+    (pair,) = result["pairs"]
+    assert (pair["shared_seeds"], pair["a_only"], pair["b_only"], pair["both"]) == (6, 3, 0, 1)
+    assert "exact McNemar p" in pair["line"] and "only 6 shared seeds" in pair["note"]
+    steps = next(d for d in result["differences"] if d["setting"] == "policy_settings.sampling.steps")
+    assert steps["flag"] == "--steps" and steps["values"] == [4, 8] and steps["shown"] == ["4", "8"]
+    assert {d["setting"] for d in result["differences"]} == {"policy", "policy_settings.path",
+                                                             "policy_settings.sampling.steps", "episodes"}
+    # the training scenes, and the pair's few shared seeds, where an agent reads them
+    assert [w.split(":")[0] for w in result["warnings"]] == ["a", "a vs b"], result["warnings"]
+    assert "trained on" in result["warnings"][0] and "only 6 shared seeds" in result["warnings"][1]
+    assert Path(result["files"]["report"]).is_file() and Path(result["run_dir"]).parent == toolbox.config.output_dir
+    assert json.loads((Path(result["run_dir"]) / "compare.json").read_text())["pairs"][0]["p_value"] == \
+        pair["p_value"]
+
+
+def test_compare_sim_runs_errors_name_runs(server, toolbox, inputs_dir, tmp_path, sim_run):
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    before = set(toolbox.config.output_dir.glob("compare-*"))
+    a = sim_run(inputs_dir / "sim_runs_e" / "a", {0: True, 1: False})
+    outside = sim_run(tmp_path / "b", {0: False, 1: True})
+    for runs, fragment in (([str(a)], "2 to 10"), ([str(a), str(outside)], "outside the folders"),
+                           ([str(a), str(inputs_dir / "frames")], "is not a sim run"),
+                           ([str(a), str(a)], "given twice"), ([str(a), str(inputs_dir / "nope")], "does not exist")):
+        error = err(server, "compare_sim_runs", {"runs": runs})
+        assert error["parameter"] == "runs" and fragment in error["message"], (runs, error)
+    assert set(toolbox.config.output_dir.glob("compare-*")) == before
+
+
+def test_what_reading_the_dataset_logs_is_in_the_open_loop_warnings(toolbox, pusht_dataset, inputs_dir):
+    """A feature the reader cannot read (the dataset opens without it) is said where an agent reads it."""
+    import shutil
+
+    noted = inputs_dir / "noted_ds"
+    shutil.copytree(pusht_dataset, noted)
+    info = json.loads((noted / "meta/info.json").read_text())
+    info["features"]["observation.audio"] = {"dtype": "float32", "shape": [2, 2]}
+    (noted / "meta/info.json").write_text(json.dumps(info))
+    result = toolbox.evaluate_open_loop(str(noted), "tiny", "pusht", chunks=1, steps=1, action_keys=["action"])
+    assert any("'observation.audio' is not read" in w for w in result["warnings"]), result["warnings"]

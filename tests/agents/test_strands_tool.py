@@ -180,3 +180,22 @@ def test_the_tool_takes_whole_trajectory_for_imagine_only(configured, inputs_dir
     stray = _json(strands_tool.worldpolicy_tool(action="predict", prompt="go", embodiment="bridge",
                                                 image=str(inputs_dir / "obs.png"), whole_trajectory=True))["error"]
     assert stray["parameter"] == "whole_trajectory" and "does not apply to action 'predict'" in stray["message"]
+
+
+def test_the_tool_evaluates_open_loop_and_compares_sim_runs(configured, pusht_dataset, inputs_dir, sim_run):
+    """evaluate_open_loop takes a list of episodes where evaluate_sim takes a count (its default still 2);
+    compare_sim_runs reads the runs evaluate_sim writes."""
+    evaluated = _json(strands_tool.worldpolicy_tool(action="evaluate_open_loop", dataset=str(pusht_dataset),
+                                                    checkpoint="tiny", embodiment="pusht", episodes=[1], chunks=2,
+                                                    steps=1, action_keys=["action"], show_plots=True))
+    assert [e["episode"] for e in evaluated["episodes"]] == [1] and evaluated["chunks"] == 2, evaluated
+    assert evaluated["seed"] == 0 and [c["column"] for c in evaluated["columns"]] == ["x", "y"]
+    stray = _json(strands_tool.worldpolicy_tool(action="predict", prompt="go", dataset=str(pusht_dataset)))["error"]
+    assert stray["parameter"] == "dataset" and "does not apply to action 'predict'" in stray["message"]
+    runs = [sim_run(inputs_dir / "strands_runs" / name, {0: True, 1: name == "a"}) for name in ("a", "b")]
+    compared = _json(strands_tool.worldpolicy_tool(action="compare_sim_runs", runs=[str(r) for r in runs]))
+    assert [r["successes"] for r in compared["runs"]] == [2, 1] and len(compared["pairs"]) == 1, compared
+    error = _json(strands_tool.worldpolicy_tool(action="compare_sim_runs", runs=[str(runs[0])]))["error"]
+    assert error["parameter"] == "runs" and "2 to 10" in error["message"]
+    sim = _json(strands_tool.worldpolicy_tool(action="evaluate_sim", max_steps=2))
+    assert sim["episodes"] == 2, sim

@@ -28,7 +28,15 @@ with extra_imports():
 
 from ..embodiments import MODEL_SPACE_UNIT
 from ..sim.tasks import EVAL_SEED
-from .toolbox import Toolbox, ToolboxConfig, ToolInputError, error_payload, plot_images
+from .toolbox import (
+    MAX_COMPARED_RUNS,
+    MAX_OPEN_LOOP_CHUNKS,
+    Toolbox,
+    ToolboxConfig,
+    ToolInputError,
+    error_payload,
+    plot_images,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +51,10 @@ INSTRUCTIONS = (
     "video?' (whole_clip=true: a label for every frame). Results name the "
     "files written (actions.json, rollout.mp4, plots, index.html report) and carry warnings about the inputs, which "
     "may make a result wrong (evaluate_in_sim's: episodes that were training scenes); visualize_actions plots any "
-    "actions file. Errors come back as "
+    "actions file. evaluate_open_loop measures a checkpoint's predicted chunks against a LeRobot dataset's recorded "
+    "actions (per-column MAE/RMSE in physical units, mae_over_std; not success: evaluate_in_sim is that test); "
+    "compare_sim_runs puts finished sim runs (their run_dir) side by side with a paired test on shared seeds. "
+    "Errors come back as "
     "{'error': {type, parameter, message, given, accepted}}."
 )
 
@@ -190,6 +201,118 @@ class SimResult(BaseModel):
                                 "rate is not a held-out one; say so when reporting it")
     run_dir: str
     files: SimFiles
+
+
+class ColumnError(BaseModel):
+    column: str
+    unit: str
+    mae: float = Field(description="mean absolute error over every step compared, in `unit`")
+    rmse: float
+    recorded_std: float = Field(description="the recorded actions' standard deviation over the steps compared: the "
+                                "spread to judge the error by (0: the column does not move)")
+    mae_over_std: float | None = Field(description="mae / recorded_std (null where the column does not move)")
+
+
+class HorizonStep(BaseModel):
+    step: int = Field(description="k: the k-th action of a chunk (from 0)")
+    chunks: int = Field(description="chunks that reached it (one that runs past an episode's end stops short)")
+    mae: dict[str, float] | None = Field(description="column → MAE at this step (null: no chunk reached it)")
+
+
+class EpisodeError(BaseModel):
+    episode: int
+    frames: int
+    chunks: int
+    starts: list[int] = Field(description="the frames a chunk was predicted from")
+    steps_compared: int
+    mae: dict[str, float] = Field(description="column → MAE over this episode's steps")
+    rmse: dict[str, float]
+    plot: str | None = Field(description="its figure: predicted chunks over the recorded actions")
+
+
+class OpenLoopFiles(BaseModel):
+    openloop: str = Field(description="openloop.json: settings and every number here (`worldpolicy dataset eval`'s)")
+    plots: list[str] = Field(description="the summary figure, then one per episode")
+
+
+class OpenLoopResult(BaseModel):
+    checkpoint: str
+    embodiment: str
+    dataset: str
+    chunk_size: int
+    every: int | None = Field(description="frames between predictions (null: `chunks` spread over the episodes)")
+    chunks: int = Field(description="chunks predicted and compared")
+    steps_compared: int
+    seed: int = Field(description="episode i's chunks were sampled with seed + i")
+    sampling_steps: int = Field(description="denoising steps each chunk was sampled with")
+    columns: list[ColumnError] = Field(description="per action column, in its physical unit")
+    mae_over_std: float | None = Field(description="the columns' mae_over_std averaged over those that move: one "
+                                       "unit-free number to compare checkpoints by (lower is closer to the recording)")
+    horizon: list[HorizonStep] = Field(description="the error at each step of a chunk (it grows with the step)")
+    episodes: list[EpisodeError]
+    warnings: list[str] = Field(default_factory=list, description="what about the inputs may make the numbers "
+                                "misleading")
+    run_dir: str
+    files: OpenLoopFiles
+
+
+class ComparedRun(BaseModel):
+    name: str = Field(description="the run's folder name (its whole path where two share one)")
+    path: str
+    policy: str
+    task_version: int | None
+    strategy: str | None
+    n_episodes: int
+    episodes_requested: int
+    successes: int
+    success_rate: float
+    ci95: list[float] = Field(description="Wilson 95 % interval of the success rate")
+    mean_steps_to_success: float | None
+    mean_final_distance_m: float
+    seeds: str = Field(description="the episode seeds it ran")
+    training_scenes: TrainingScenes | None
+    held_out: str = Field(description="whether its episodes are scenes new to its policy, in words")
+
+
+class PairedTest(BaseModel):
+    a: str
+    b: str
+    shared_seeds: int
+    seeds: list[int] = Field(description="the seeds both ran: the scenes the pair is tested on")
+    a_only: int = Field(description="shared seeds only a succeeded on")
+    b_only: int = Field(description="shared seeds only b succeeded on")
+    both: int
+    neither: int
+    p_value: float | None = Field(description="exact McNemar p (null: not paired, see note)")
+    note: str = Field(description="why the pair is not paired, or what limits the test (few shared seeds)")
+    line: str = Field(description="the pair in one plain sentence, verdict at the 5 % level included")
+
+
+class SettingDifference(BaseModel):
+    setting: str
+    flag: str = Field(description="the `worldpolicy sim` flag that sets it")
+    values: list[Any] = Field(description="each run's value, in the order of runs (null: recorded as none, or not "
+                              "recorded; see shown)")
+    shown: list[str] = Field(description="each run's value as the tables show it: 'none' or '(not recorded)'")
+
+
+class ComparisonFiles(BaseModel):
+    report: str = Field(description="index.html: the comparison page")
+    outputs: list[str] = Field(description="compare.md, compare.png, compare.json, index.html")
+
+
+class ComparisonResult(BaseModel):
+    task: str
+    runs: list[ComparedRun]
+    pairs: list[PairedTest] = Field(description="every pair of runs (1 vs 2, 1 vs 3, ..., 2 vs 3, ...), not "
+                                    "corrected for the number of pairs")
+    differences: list[SettingDifference] = Field(description="the settings that differ between the runs")
+    warnings: list[str] = Field(description="training scenes among a run's episodes, a setting that changes what "
+                                "success means, an incomplete run: say so when reporting the rates")
+    how_to_read: str
+    table: str = Field(description="the comparison as `worldpolicy sim compare` prints it")
+    run_dir: str
+    files: ComparisonFiles
 
 
 class PipelineInfo(BaseModel):
@@ -474,6 +597,47 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         `warnings` say whether episodes were scenes the checkpoint was trained on (then not a held-out success rate).
         A cancelled or failed call leaves no run folder (finished episodes are not kept: rerun it)."""
         return await _call(ctx, tb.evaluate_sim, task, policy, embodiment, episodes, seed, max_steps)
+
+    @srv.tool(annotations=writes)
+    async def evaluate_open_loop(
+        dataset: Annotated[str, Field(description="a LeRobot dataset folder (holds meta/info.json) recorded at the "
+                                      "embodiment's fps; it is only read")],
+        ctx: Context,
+        checkpoint: CheckpointName = None,
+        embodiment: EmbodimentName = None,
+        episodes: Annotated[list[int] | None, Field(description="episode indexes to evaluate on (from 0; negative "
+                                                    "from the end; default: all)")] = None,
+        every: Annotated[int | None, Field(description="predict a chunk every N frames (default: the chunk size, so "
+                                           "the chunks tile each episode)")] = None,
+        chunks: Annotated[int | None, Field(description="instead of every: N chunks, their start frames spread evenly "
+                                            f"over the episodes (at most {MAX_OPEN_LOOP_CHUNKS} a call)")] = None,
+        seed: Annotated[int, Field(description="episode i's chunks are sampled with seed + i")] = 0,
+        steps: Steps = None,
+        action_keys: Annotated[list[str] | None, Field(description="the dataset features that hold the recorded "
+                                                       "actions (default: training's, the ones `dataset from-sim` "
+                                                       "writes)")] = None,
+        state_keys: Annotated[list[str] | None, Field(description="state features for a state-conditioned "
+                                                      "embodiment (default: observation.state, else the "
+                                                      "observation.state.* features)")] = None,
+        show_plots: ShowPlots = False,
+    ) -> OpenLoopResult:
+        """How close are the checkpoint's predicted chunks to the actions a dataset recorded? Open-loop evaluation
+        (`worldpolicy dataset eval`): a chunk predicted from each chosen frame's cameras, task and state, compared
+        with the actions recorded over the same steps. Not success (the closed loop drifts): evaluate_in_sim is that.
+        A cancelled or failed call leaves no run folder."""
+        result = await _call(ctx, tb.evaluate_open_loop, dataset, checkpoint, embodiment, episodes, every, chunks,
+                             seed, steps, action_keys, state_keys)
+        return _with_plots(result, show_plots)
+
+    @srv.tool(annotations=writes)
+    async def compare_sim_runs(
+        runs: Annotated[list[str], Field(description=f"2 to {MAX_COMPARED_RUNS} finished sim run folders of one task "
+                                         "(evaluate_in_sim's run_dir, or `worldpolicy sim --out` folders)")],
+    ) -> ComparisonResult:
+        """Which sim run is better? Runs side by side: success rates with Wilson 95 % intervals, every pair tested on
+        the seeds both ran (exact McNemar: tells runs apart long before their intervals stop overlapping), and the
+        settings that differ."""
+        return await _call(None, tb.compare_sim_runs, runs)
 
     return srv
 

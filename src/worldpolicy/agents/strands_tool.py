@@ -31,6 +31,8 @@ ActionName = Literal[
     "infer_actions",
     "visualize",
     "evaluate_sim",
+    "evaluate_open_loop",
+    "compare_sim_runs",
 ]
 ACTIONS = get_args(ActionName)
 _SAMPLING = ("seed", "steps", "guidance")
@@ -48,6 +50,9 @@ ARGUMENTS: dict[str, tuple[str, ...]] = {
                       "start_frame", "whole_clip", "resample"),
     "visualize": ("path", "video", "animate", "show_plots"),
     "evaluate_sim": ("task", "policy", "embodiment", "episodes", "seed", "max_steps"),
+    "evaluate_open_loop": ("dataset", "checkpoint", "embodiment", "episodes", "every", "chunks", "seed", "steps",
+                           "action_keys", "state_keys", "show_plots"),
+    "compare_sim_runs": ("runs",),
 }
 _lock = threading.Lock()
 _toolbox: Toolbox | None = None
@@ -96,12 +101,18 @@ def worldpolicy_tool(
     path: str | None = None,
     task: str = "reach",
     policy: str = "scripted",
-    episodes: int = 2,
+    episodes: int | list[int] | None = None,
     max_steps: int | None = None,
     start_frame: int = 0,
     whole_clip: bool = False,
     resample: bool = False,
     whole_trajectory: bool = False,
+    dataset: str | None = None,
+    every: int | None = None,
+    chunks: int | None = None,
+    action_keys: list[str] | None = None,
+    state_keys: list[str] | None = None,
+    runs: list[str] | None = None,
 ) -> dict[str, Any]:
     """Robot world-model tools (Cosmos3): predict actions, imagine rollouts, infer actions from video, plot them.
 
@@ -112,7 +123,11 @@ def worldpolicy_tool(
             a video (prompt + video: a clip, animated GIF or folder of frames [+ start_frame, whole_clip,
             resample]); visualize: plot an actions file or run directory (path [+ video]); evaluate_sim: short
             MuJoCo evaluation (task, policy, episodes [+ seed, max_steps]; its training_scenes and warnings say when
-            episodes are scenes the checkpoint was trained on: then not a held-out success rate).
+            episodes are scenes the checkpoint was trained on: then not a held-out success rate);
+            evaluate_open_loop: a checkpoint's predicted chunks against a LeRobot dataset's recorded actions, per
+            column in physical units (dataset [+ episodes, every or chunks, seed, steps, action_keys, state_keys];
+            not success: evaluate_sim is that); compare_sim_runs: finished sim runs side by side, each pair tested
+            on the seeds both ran (runs).
         prompt: task description, e.g. "put the cup in the sink".
         embodiment: embodiment key from list_embodiments, e.g. "droid" or "bridge" (default: the checkpoint's own,
             shown by list_checkpoints).
@@ -130,17 +145,19 @@ def worldpolicy_tool(
         state: current state for state-conditioned embodiments (e.g. DROID joints + gripper); infer_actions from a
             later start_frame or with whole_clip: one row per clip frame.
         seed: sampling seed; evaluate_sim: the first episode's seed (episode i: seed + i; default 10000, past the
-            scenes `dataset from-sim` records from 0, which a checkpoint may have been trained on).
+            scenes `dataset from-sim` records from 0, which a checkpoint may have been trained on);
+            evaluate_open_loop: episode i's chunks are sampled with seed + i (default 0).
         steps: denoising steps.
         guidance: classifier-free guidance scale.
         decode_video: predict: also decode the imagined future video.
         animate: also write an mp4 with a playhead on the action plot beside the video (default: yes for visualize,
             no for predict, imagine and infer_actions).
-        show_plots: predict, imagine, infer_actions, visualize: also return the plot images, to look at them.
+        show_plots: predict, imagine, infer_actions, visualize, evaluate_open_loop: also return the plot images, to look at them.
         path: actions.json or run directory for visualize.
         task: evaluate_sim task: reach, push or pick_place.
         policy: evaluate_sim policy: checkpoint name, scripted or random.
-        episodes: evaluate_sim episode count (1-20).
+        episodes: evaluate_sim: the episode count (1-20, default 2); evaluate_open_loop: the dataset's episodes to
+            evaluate on, indexes from 0 (negative from the end; default: all).
         max_steps: evaluate_sim cap on control steps per episode.
         start_frame: infer_actions: explain the clip from this frame (from 0).
         whole_clip: infer_actions: label every frame transition of the clip (from start_frame), in windows of
@@ -150,6 +167,13 @@ def worldpolicy_tool(
         whole_trajectory: imagine: roll out every action row, in chunks of chunk_size rows, each from the last
             frame the one before imagined (the result's trajectory says which rows and frames each chunk made;
             errors compound over the chunks); a state-conditioned embodiment needs absolute joint actions.
+        dataset: evaluate_open_loop: a LeRobot dataset folder (holds meta/info.json) at the embodiment's fps.
+        every: evaluate_open_loop: predict a chunk every N frames (default: the chunk size, tiling each episode).
+        chunks: evaluate_open_loop: instead of every, N chunks spread evenly over the episodes.
+        action_keys: evaluate_open_loop: the dataset features holding the recorded actions (default: training's).
+        state_keys: evaluate_open_loop: state features for a state-conditioned embodiment (default:
+            observation.state, else the observation.state.* features).
+        runs: compare_sim_runs: 2 or more finished sim run folders of one task (evaluate_sim's run_dir).
     """
     given = {name: value for name, value in locals().items() if name != "action"}  # first: the arguments only
     sampling = {"seed": seed, "steps": steps, "guidance": guidance}
@@ -169,8 +193,14 @@ def worldpolicy_tool(
                                                   **animation, start_frame=start_frame, whole_clip=whole_clip,
                                                   resample=resample),
         "visualize": lambda: tb.visualize(path, video, **animation),
-        "evaluate_sim": lambda: tb.evaluate_sim(task, policy, embodiment, episodes, max_steps=max_steps,
-                                                      **({} if seed is None else {"seed": seed})),
+        "evaluate_sim": lambda: tb.evaluate_sim(task, policy, embodiment, max_steps=max_steps,
+                                                **({} if episodes is None else {"episodes": episodes}),
+                                                **({} if seed is None else {"seed": seed})),
+        "evaluate_open_loop": lambda: tb.evaluate_open_loop(dataset, checkpoint, embodiment, episodes, every, chunks,
+                                                            steps=steps, action_keys=action_keys,
+                                                            state_keys=state_keys,
+                                                            **({} if seed is None else {"seed": seed})),
+        "compare_sim_runs": lambda: tb.compare_sim_runs(runs),
     }
     try:
         tb = _current()  # the calls above read it: a bad WORLDPOLICY_CHECKPOINTS is a tool error like any other

@@ -8,10 +8,13 @@ Files are read only from `input_roots` and written only under `output_dir`, in f
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import json
 import logging
 import math
+import os
+import re
 import secrets
 import shutil
 import threading
@@ -24,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..extras import MissingExtraError, missing_extra
-from ..fileio import ACTIONS_FILE, is_checkpoint
+from ..fileio import ACTIONS_FILE, OPENLOOP_FILE, is_checkpoint
 from ..logcapture import logged_warnings
 from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, input_warnings, listed_embodiments, trained_embodiment
 from ..processing import observations
@@ -40,6 +43,9 @@ MAX_STEPS = 100
 MAX_SIM_EPISODES = 20
 SIM_ROBOT = "panda"  # the arm `evaluate_in_sim` runs on (its joint count is checked before anything loads)
 MAX_SIM_STEPS = 1000  # per episode; the tasks' own limits are 60-150. A random policy never ends an episode early
+MAX_OPEN_LOOP_CHUNKS = 512  # evaluate_open_loop: predictions one call makes (each a chunk's denoising) before refusing
+OPEN_LOOP_BATCH_SIZE = 8  # evaluate_open_loop: chunks per batched forward (`dataset eval`'s --batch-size default)
+MAX_COMPARED_RUNS = 10  # compare_sim_runs: runs one comparison reads (pairs grow as n(n-1)/2)
 MAX_INLINE_PLOTS = 3  # show_plots: the first plots, each at most this large, travel in the result
 MAX_INLINE_PLOT_BYTES = 2 * 1024 * 1024
 CLIP_BATCH_SIZE = 8  # infer_actions(whole_clip=true): windows per batched forward (Policy.infer_actions' batch_size)
@@ -970,6 +976,178 @@ class Toolbox:
         }
 
 
+    def evaluate_open_loop(
+        self,
+        dataset: str,
+        checkpoint: str | None = None,
+        embodiment: str | None = None,
+        episodes: Sequence[int] | None = None,
+        every: int | None = None,
+        chunks: int | None = None,
+        seed: int = 0,
+        steps: int | None = None,
+        action_keys: Sequence[str] | None = None,
+        state_keys: Sequence[str] | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """`worldpolicy dataset eval`: the checkpoint's chunks predicted from a LeRobot dataset's frames against the
+        actions it recorded (`data.openloop.evaluate_open_loop`), per column with names and units, per episode and per
+        chunk step, with openloop.json and the plots in a fresh run folder. Runs the cached policy (with this call's
+        `steps`), at most MAX_OPEN_LOOP_CHUNKS chunks; progress counts the chunks' denoising steps. A call that fails
+        or is cancelled removes the run folder it began, as `evaluate_sim` does."""
+        from ..data.label import check_episodes
+        from ..data.lerobot import LeRobotDataset
+        from ..data.openloop import evaluate_open_loop, spread_starts
+
+        ckpt, emb = self._model(checkpoint, embodiment)
+        if not _integer(seed):  # None too: `dataset eval`'s seed is always one (episode i: seed + i)
+            raise ToolInputError("seed", "must be an integer in [0, 2**63)", seed)
+        self._sampling(seed, steps, None)
+        for name, value in (("every", every), ("chunks", chunks)):
+            if value is not None and (not _integer(value) or value < 1):
+                raise ToolInputError(name, "must be an integer >= 1", value)
+        if every is not None and chunks is not None:
+            raise ToolInputError("chunks", "give one of every (a chunk every N frames) or chunks (N chunks spread "
+                                 "evenly over the episodes)", {"every": every, "chunks": chunks})
+        for name, value in (("action_keys", action_keys), ("state_keys", state_keys)):
+            if value is not None and (not isinstance(value, (list, tuple)) or not value
+                                      or not all(isinstance(k, str) and k for k in value)):
+                raise ToolInputError(name, "expected a list of the dataset's feature names", value)
+        if episodes is not None and (not isinstance(episodes, (list, tuple)) or not all(_integer(e) for e in episodes)):
+            raise ToolInputError("episodes", "expected a list of episode indexes (from 0; negative from the end)",
+                                 episodes)
+        root = self._readable_folder("dataset", dataset)
+        try:
+            with logged_warnings() as [notes]:  # a feature it cannot read (it opens without it): in the warnings
+                ds = LeRobotDataset.open(root)
+            chosen = check_episodes(ds, episodes)
+        except (ValueError, OSError) as exc:
+            raise _named(exc, {"episodes": episodes}, "dataset", dataset) from None
+        # how many chunks the run predicts, counted as `evaluate_open_loop` places them, before the model loads
+        chunk_size = self._load_options().get("chunk_size") or emb.chunk_size
+        lengths = {i: int(ds.episode_lengths[i]) for i in chosen}
+        planned = (sum(map(len, spread_starts(lengths, chunk_size, chunks).values())) if chunks is not None
+                   else sum(math.ceil(n / (every or chunk_size)) for n in lengths.values()))
+        if planned > MAX_OPEN_LOOP_CHUNKS:
+            raise ToolInputError("chunks" if chunks is not None else "every",
+                                 f"the {len(chosen)} episodes would take {planned} chunks, more than the "
+                                 f"{MAX_OPEN_LOOP_CHUNKS} one call predicts", chunks if chunks is not None else every,
+                                 f"chunks <= {MAX_OPEN_LOOP_CHUNKS} (spread over the episodes), a larger every, or "
+                                 "fewer episodes")
+        given = {"dataset": dataset, "episodes": episodes, "every": every, "chunks": chunks, "seed": seed,
+                 "action_keys": action_keys, "state_keys": state_keys, "embodiment": embodiment,
+                 "checkpoint": checkpoint}
+        report = progress or (lambda *_: None)
+        out = None
+        try:
+            with logged_warnings() as [logged], self._run_lock:
+                report(0, planned, f"loading {ckpt.name} for {emb.key}")  # a call cancelled while it waited stops
+                # the cached policy's model, run with this call's steps and reporting its progress: a shallow copy, so
+                # the cached one is left as it was for the calls after
+                policy = copy.copy(self.policy(ckpt, emb))
+                if steps is not None:
+                    policy.sampling = policy.sampling.updated(steps=steps)
+                policy.act_batch = _chunk_progress(policy.act_batch, report, planned)
+                out = self._new_run_dir("openloop")
+                try:
+                    result = evaluate_open_loop(ds, policy, out, episodes=chosen, every=every, chunks=chunks,
+                                                seed=seed, batch_size=OPEN_LOOP_BATCH_SIZE, state_keys=state_keys,
+                                                action_keys=action_keys)
+                except (ValueError, KeyError) as exc:  # the data's problems it finds once the chunk size is known
+                    raise _named(exc, given) from None
+        except BaseException:  # the result names the run folder: a call that returns none leaves none (as a sim's)
+            if out is not None:
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+        doc = result.to_json()
+        warnings = list(dict.fromkeys([*notes, *logged]))
+        if doc["mae_over_std"] is None:
+            warnings.append("no column of the recorded actions moves over the steps compared: mae_over_std is "
+                            "undefined, judge the MAE by the columns' units")
+        report(planned, planned, "done")
+        std = doc["recorded_std"]
+        return {
+            "checkpoint": str(ckpt),
+            "embodiment": emb.key,
+            "dataset": str(root),
+            "chunk_size": result.chunk_size,
+            "every": result.every,
+            "chunks": result.chunks,
+            "steps_compared": result.steps,
+            "seed": seed,
+            "sampling_steps": policy.sampling.steps,
+            "columns": [{"column": c, "unit": u, "mae": doc["mae"][c], "rmse": doc["rmse"][c], "recorded_std": std[c],
+                         "mae_over_std": doc["mae"][c] / std[c] if std[c] > 0 else None}
+                        for c, u in zip(result.columns, result.units)],
+            "mae_over_std": doc["mae_over_std"],
+            "horizon": doc["horizon"],
+            "episodes": [{**{k: v for k, v in row.items() if k != "plot"},
+                          "plot": None if row["plot"] is None else str(out / row["plot"])} for row in doc["episodes"]],
+            "warnings": warnings,
+            "run_dir": str(out),
+            "files": {"openloop": str(out / OPENLOOP_FILE),
+                      "plots": [str(p) for p in result.files if p.suffix == ".png"]},
+        }
+
+    def compare_sim_runs(self, runs: Sequence[str]) -> dict[str, Any]:
+        """`worldpolicy sim compare`: finished sim runs (evaluate_in_sim's run_dir, or `worldpolicy sim --out`
+        folders) side by side (`sim.compare.compare_runs`): each run's success rate with its Wilson interval, every
+        pair's exact McNemar test on the seeds both ran with its plain-language line, the settings that differ and
+        the warnings (training scenes, a setting that changes what success means, an incomplete run), with
+        compare.json/.md/.png and index.html in a fresh run folder."""
+        try:
+            from ..sim.compare import compare_runs, write_comparison
+        except ImportError as exc:  # the server's install: the sim package reads its reports
+            raise missing_extra(exc, "compare_sim_runs needs the simulator") or exc from None
+        if not isinstance(runs, (list, tuple)) or not 2 <= len(runs) <= MAX_COMPARED_RUNS:
+            raise ToolInputError("runs", f"expected a list of 2 to {MAX_COMPARED_RUNS} sim run folders", runs)
+        folders = [self._readable_folder("runs", run) for run in runs]
+        try:
+            # the folders as resolved: each is named by its folder (or the whole path where two share a name)
+            comparison = compare_runs(folders)
+        except (ValueError, OSError) as exc:
+            raise _named(exc, {"runs": runs}, "runs", runs) from None
+        out = self._new_run_dir("compare")
+        try:
+            written = write_comparison(comparison, out)
+        except BaseException:  # as a failed sim's: the result names the folder, and a failed call returns none
+            shutil.rmtree(out, ignore_errors=True)
+            raise
+        doc = comparison.to_json()
+        return {
+            "task": doc["task"],
+            "runs": doc["runs"],
+            "pairs": [{**row, "line": pair.line()} for row, pair in zip(doc["pairs"], comparison.pairs)],
+            "differences": doc["differences"],
+            # a pair's note (not paired, few shared seeds) too: an agent reads the warnings, not each pair's line
+            "warnings": doc["warnings"] + [f"{p.a} vs {p.b}: {p.note}" for p in comparison.pairs if p.note],
+            "how_to_read": doc["how_to_read"],
+            "table": comparison.table(),
+            "run_dir": str(out),
+            "files": {"report": str(out / "index.html"), "outputs": [str(p) for p in written]},
+        }
+
+    def _readable_folder(self, parameter: str, value: Any) -> Path:
+        """A folder inside the readable folders, none of whose links leads out of them: a dataset or a sim run is
+        read file by file (its parquet and videos, its report), and a link in it would be a way out of the input
+        roots, as one in a folder of frames would."""
+        path = self._resolve(value, parameter)
+        roots = [str(r) for r in self.config.input_roots]
+        if not self._readable(path):
+            raise ToolInputError(parameter, "folder is outside the folders this server may read", value, roots)
+        if not path.is_dir():
+            raise ToolInputError(parameter, f"{str(path)!r} " + ("is a file, not a folder" if path.exists()
+                                                                  else "does not exist"), value)
+        outside = []
+        for folder, dirs, files in os.walk(path):  # links are not followed, but each is checked where it leads
+            outside += [str((Path(folder) / name).relative_to(path)) for name in (*dirs, *files)
+                        if (Path(folder) / name).is_symlink() and not self._readable((Path(folder) / name).resolve())]
+        if outside:
+            raise ToolInputError(parameter, f"folder links to files outside the folders this server may read "
+                                 f"({', '.join(sorted(outside)[:5])})", value, roots)
+        return path
+
+
 def _training_scenes_warning(scenes: dict[str, Any] | None, episodes: int, checkpoint: str) -> list[str]:
     """`worldpolicy sim`'s warning about episodes that are scenes the checkpoint was trained on (report.json's
     `training_scenes`), naming the tool's `seed`: an agent reads the result, not the log."""
@@ -977,6 +1155,36 @@ def _training_scenes_warning(scenes: dict[str, Any] | None, episodes: int, check
 
     said = TrainingScenes.from_json(scenes).warning(episodes, checkpoint, "seed=") if scenes else None
     return [said] if said is not None else []
+
+
+def _named(exc: Exception, given: dict[str, Any], parameter: str | None = None, value: Any = None) -> Exception:
+    """A library error that names its parameter first (`episodes=[9]: ...`, `action_keys: ...`, as `cli.flag_named`
+    reads them) as the ToolInputError of the tool's argument of that name (`given`: the arguments as the call gave
+    them); else the one of `parameter`, if given; else the error as it is."""
+    text = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+    match = re.match(r"(\w+)(?==|: )", text)
+    if match is not None and match[1] in given:
+        return ToolInputError(match[1], text.removeprefix(f"{match[1]}: "), _jsonable(given[match[1]]))
+    return exc if parameter is None else ToolInputError(parameter, text, _jsonable(value))
+
+
+def _chunk_progress(act_batch: Callable[..., Any], report: Progress, total: int) -> Callable[..., Any]:
+    """`Policy.act_batch` reporting an open-loop evaluation's progress over its `total` chunks: each batch's
+    denoising steps as a fraction of its chunks. A cancelled call stops at the next report (before a batch, or at a
+    denoising step)."""
+    done = 0
+
+    def run(requests: list[Any], progress: Any = None) -> list[Any]:
+        nonlocal done
+        first, n = done, len(requests)
+        where = f"chunks {first + 1}-{first + n} of {total}" if n > 1 else f"chunk {first + 1} of {total}"
+        report(first, total, f"{where}: sampling")
+        predictions = act_batch(requests, progress=lambda step, steps: report(
+            first + n * step / steps, total, f"{where}: denoising step {step}/{steps}"))
+        done += n
+        return predictions
+
+    return run
 
 
 def _own_embodiment(checkpoint: Path, given: Any, parameter: str = "checkpoint"):
