@@ -155,7 +155,7 @@ def test_predict_rolls_out_a_whole_trajectory(tiny_checkpoint, image, tmp_path, 
                  str(tmp_path / "obs.png"), "--actions", str(tmp_path / "trajectory.npy"), "--whole-trajectory",
                  "--steps", "1", "--prompt", "reach", "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
-    assert "imagined 11 frames of 64x64 at 15 fps from 10 x 10 actions" in out
+    assert "imagined 11 frames of 64x64 (HxW) at 15 fps from 10 x 10 actions" in out
     assert "in 3 chunks, each from the last imagined frame of the one before" in out
     written = json.loads((tmp_path / "run" / "actions.json").read_text())
     assert len(written["actions"]) == 10 and written["video_frames"] == 11
