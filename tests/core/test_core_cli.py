@@ -181,8 +181,8 @@ def test_predict_input_file_errors_name_the_flag(tiny_checkpoint, image_file, tm
         "mm.json": (json.dumps({"actions": rows.tolist(), "columns": list(emb.columns),
                                 "units": ["mm"] * 3 + list(emb.units[3:])}), "tx in 'mm' (expected 'm')"),
         # was "expected shape [T, 10], got (0, 10)": a shape, not that the rows were missing
-        "empty.json": (json.dumps({"actions": [], "columns": list(emb.columns)}), "holds no action rows (shape (0,)); "
-                       f"accepted: at least one row of 10 values ({', '.join(emb.columns)})"),
+        "empty.json": (json.dumps({"actions": [], "columns": list(emb.columns)}), ("holds no action rows (shape (0,)); "
+                       f"accepted: at least one row of 10 values ({', '.join(emb.columns)})")),
         "bare_empty.json": ("[]", "holds no action rows"),
     }
     loads = []
