@@ -380,6 +380,7 @@ class ClipRows:
     resampled: bool
 
     heading_in: ClassVar[float] = 0.35  # the clip-frame axis above the top row of subplots: its tick labels and name
+    pieces: ClassVar[str] = "windows"  # what the rows were run in: the report's stage times are summed over them
 
     def frame_at(self, t: np.ndarray | float, fps: float) -> np.ndarray | float:
         """The clip frame at time `t` (seconds from row 0 at `fps`), on the straight line from the first frame used
@@ -401,6 +402,10 @@ class ClipRows:
         resampled = f", resampled from {self.clip_fps:g} fps" if self.resampled and self.clip_fps else ""
         return (f"rows from clip frames {self.frames_used[0]}..{self.frames_used[-1]} "
                 f"({_sizes(self.window_rows, 'window')}){resampled}")
+
+    def card(self) -> tuple[str, str]:
+        """The report's summary card of it, (name, what): `clip`, `clip frames 40..340 (75 windows of 4 rows)`."""
+        return "clip", self.note().removeprefix("rows from ")
 
     def mark(self, ax, fps: float, top: bool) -> None:
         """Mark one subplot of a figure over the rows (`top`: one of the top row): a second x axis on top in clip
@@ -434,15 +439,25 @@ class RolloutChunks(ClipRows):
     state_chained: bool = False
 
     heading_in: ClassVar[float] = 0.18  # the "chunk j" labels above the top row
+    pieces: ClassVar[str] = "chunks"
+
+    def _restarts(self) -> str:
+        """`chunks 1-2 start from the model's own last imagined frame, its last action as the state`."""
+        later = len(self.window_rows) - 1
+        which = "chunk 1 starts" if later == 1 else f"chunks 1-{later} start"
+        state = ", its last action as the state" if self.state_chained else ""
+        return f"{which} from the model's own last imagined frame{state}"
 
     def note(self, drawn: str = "dashed") -> str:
         """What a heading says of it: `rolled out in 3 chunks of 32 rows, the last 12; dashed: chunks 1-2 start ...`
         (`drawn`: how the figure marks the starts)."""
-        later = len(self.window_rows) - 1
-        which = "chunk 1 starts" if later == 1 else f"chunks 1-{later} start"
-        state = ", its last action as the state" if self.state_chained else ""
-        return (f"rolled out in {_sizes(self.window_rows, 'chunk')}; {drawn}: {which} from the model's own last "
-                f"imagined frame{state} (drift can begin there)")
+        return f"rolled out in {_sizes(self.window_rows, 'chunk')}; {drawn}: {self._restarts()} (drift can begin there)"
+
+    def card(self) -> tuple[str, str]:
+        """The report's summary card of it: `trajectory`, `32 rows in 3 chunks of 12 rows, the last 8; chunks 1-2
+        start from the model's own last imagined frame`."""
+        rows = len(self.frames_used) - 1
+        return "trajectory", f"{plural(rows, 'row')} in {_sizes(self.window_rows, 'chunk')}; {self._restarts()}"
 
     def mark(self, ax, fps: float, top: bool) -> None:
         """A dashed line at each chunk start after the first, on every subplot; above a top-row one, "chunk j" at

@@ -33,7 +33,15 @@ import numpy as np
 
 from ..fileio import ACTIONS_FILE, COMPARE_FILE, write_bytes_atomic
 from ..results import actions_from_json
-from .plots import clip_rows_of, model_space_note, nonfinite_summary, padded_label, plural, real_rows_of
+from .plots import (
+    clip_rows_of,
+    model_space_note,
+    nonfinite_summary,
+    padded_label,
+    plural,
+    real_rows_of,
+    run_rows_of,
+)
 from .run import ANIMATION_FILE, ROLLOUT_VIDEO, SETTINGS_FILE, describe_rollout_video
 from .video import SEP
 
@@ -249,10 +257,10 @@ def _summary_cards(actions: Mapping[str, Any]) -> str:
     ]
     if real_rows is not None:
         cards.append(("rows from the clip", f"{real_rows} of {len(actions['actions'])}"))
-    clip = clip_rows_of(actions)
-    if clip is not None:  # a whole clip's stage times are summed over its windows, its total is the wall time
-        cards.append(("clip", clip.note().removeprefix("rows from ")))
-    summed = " (windows summed)" if clip is not None and len(clip.window_rows) > 1 else ""
+    pieces = run_rows_of(actions)  # a whole clip's windows or a whole trajectory's chunks
+    if pieces is not None:  # their stage times are summed over the pieces, the total is the wall time
+        cards.append(pieces.card())
+    summed = f" ({pieces.pieces} summed)" if pieces is not None and len(pieces.window_rows) > 1 else ""
     cards += [(f"time: {k}{summed if k != 'total' else ''}", f"{float(v):.3f} s")
               for k, v in (actions.get("timings_s") or {}).items()]
     return _cards(cards)
