@@ -59,6 +59,7 @@ __all__ = [
     "run_rows_of",
     "run_title",
     "save_figure",
+    "steady_ylim",
     "step_markers",
     "style_ticks",
 ]
@@ -115,6 +116,24 @@ def style_ticks(ax, **kwargs) -> None:
     ax.tick_params(labelsize=TICK_FONTSIZE, **kwargs)
     for axis in (ax.xaxis, ax.yaxis, *([ax.zaxis] if hasattr(ax, "zaxis") else [])):
         axis.get_offset_text().set_fontsize(TICK_FONTSIZE)
+
+
+# A subplot whose values span less than this (in their unit, or relative to their size past 1) holds one value up to
+# float rounding: 1e-9 m or rad is no motion any robot makes, while a column computed to 0 came out as ±1.4e-17.
+NEAR_CONSTANT_SPAN = 1e-9
+
+
+def steady_ylim(ax) -> None:
+    """Give a subplot whose values are constant up to rounding the y range matplotlib gives an exactly constant one
+    (its value ± 5.5 %, or ± 0.055 around 0; a value within NEAR_CONSTANT_SPAN of 0 is 0): autoscaled, a column computed
+    to 0 as ±1.4e-17 was drawn as a zigzag on a "1e-17" offset axis, noise that read as motion. Called once everything
+    of the subplot is drawn (a gripper's threshold line widens its range as it should)."""
+    lo, hi = ax.get_ylim()
+    if hi - lo > NEAR_CONSTANT_SPAN * max(1.0, abs(lo), abs(hi)):
+        return
+    value = (lo + hi) / 2 if abs(lo + hi) / 2 > NEAR_CONSTANT_SPAN else 0.0
+    half = 0.055 * abs(value) if value else 0.055
+    ax.set_ylim(value - half, value + half)
 
 
 def _literal(text: str) -> str:
@@ -717,6 +736,7 @@ def action_timeseries_figure(
         ax.grid(alpha=0.3)
         if is_gripper and units[i] != MODEL_SPACE_UNIT:
             _closed_threshold(ax, a[:, i])
+        steady_ylim(ax)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
     _time_axis(axes[0], a.shape[0], fps)  # the axes share x
@@ -771,6 +791,7 @@ def open_loop_figure(
             ax.plot(start / fps, values[0], "o", ms=3, color=color)
         ax.set_ylabel(axis_label(columns[i], units[i], ax), fontsize=LABEL_FONTSIZE)
         style_ticks(ax)
+        steady_ylim(ax)
         ax.grid(alpha=0.3)
         if i == 0:
             ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
@@ -1099,6 +1120,7 @@ def joints_figure(
     for ax in axes:
         ax.grid(alpha=0.3)
         style_ticks(ax)
+        steady_ylim(ax)
     _time_axis(axes[0], a.shape[0], fps)  # the axes share x
     axes[-1].set_xlabel("time [s]", fontsize=LABEL_FONTSIZE)
     return fig
