@@ -1,3 +1,4 @@
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -738,7 +739,7 @@ def test_a_whole_trajectorys_figures_mark_where_each_chunk_starts_from_an_imagin
     doc = _whole_trajectory(actions_json("droid", joint_chunk), 32, 12, state_chained=True)
     chunks = plots.rollout_chunks_of(doc)
     assert chunks.window_rows == (12, 12, 8) and chunks.window_starts() == [12, 24]
-    assert plots.clip_rows_of(doc) is None  # the report's clip card and column are inverse dynamics'
+    assert plots.clip_rows_of(doc) is None  # the report's clip-frames column is inverse dynamics'
     figures = _captured_figures(monkeypatch)
     plots.plot_prediction(doc, "unused")
     fps = doc["fps"]
@@ -754,6 +755,19 @@ def test_a_whole_trajectorys_figures_mark_where_each_chunk_starts_from_an_imagin
                               ("chunk 2", pytest.approx(24 / fps))]
         assert not any(ax.child_axes for ax in fig.axes)  # no clip-frame axis: the rollout's frames are the rows'
     assert len(labels) == 3  # above the top subplot of joints.png only
+
+
+def test_docs_viz_quotes_a_whole_trajectorys_heading_and_card_as_they_are_written():
+    """docs/viz.md quotes the heading of a 70-row trajectory in chunks of 32 (and its report card, 32 in 12s): a
+    rewording of `RolloutChunks.note` or `card` left the docs quoting words no figure or page shows."""
+    docs = " ".join((Path(__file__).resolve().parents[2] / "docs" / "viz.md").read_text().split())
+    seventy = plots.rollout_chunks_of(_whole_trajectory({"settings": {}, "actions": [[0.0]] * 70}, 70, 32))
+    thirty_two = plots.rollout_chunks_of(_whole_trajectory({"settings": {}, "actions": [[0.0]] * 32}, 32, 12))
+    assert f'("{seventy.note()}",' in docs
+    assert f'"trajectory" card ("{thirty_two.card()[1]}")' in docs
+    chained = dataclasses.replace(seventy, state_chained=True).note()
+    assert 'with ", its last action as the state" where the state was chained' in docs
+    assert chained == seventy.note().replace(" (drift", ", its last action as the state (drift")
 
 
 def test_a_single_chunk_or_an_untiled_trajectory_is_drawn_as_before(joint_chunk, actions_json, monkeypatch):
