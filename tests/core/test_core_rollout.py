@@ -125,6 +125,8 @@ def test_a_state_no_action_says_is_refused_naming_what_is_accepted(policy, image
      "progress must be a callable (step, total), None or False, got str"),
     ({"whole_trajectory": True, "actions": np.full((10, 10), np.nan)}, ValueError, "NaN"),
     ({"whole_trajectory": True, "actions": np.zeros((10, 7))}, ValueError, "7"),
+    ({"whole_trajectory": True, "actions": np.zeros((0, 10))}, ValueError,  # was "expected shape [T, 10], got (0, 10)"
+     "actions: holds no action rows (shape (0, 10)); accepted: at least one row of 10 values"),
 ])
 def test_trajectory_options_are_refused_before_any_chunk_runs(policy, image, monkeypatch, options, error, said):
     monkeypatch.setattr(policy, "act_batch", lambda *a, **k: pytest.fail("a chunk ran"))
