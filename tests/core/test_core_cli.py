@@ -393,8 +393,8 @@ def test_predict_says_what_each_mode_produced():
                           video=video, timings={"total": 1.5}, settings=settings)
 
     clip = np.zeros((5, 256, 224, 3), np.uint8)
-    assert _summary(made("forward_dynamics", clip)) == ("forward_dynamics: imagined 5 frames of 256x224 (HxW) at 15 fps "
-                                                        "from 4 x 2 actions at 15 Hz (tx, grasp) in 1.50 s")
+    assert _summary(made("forward_dynamics", clip)) == ("forward_dynamics: imagined 5 frames of 256x224 (HxW) at 15 "
+                                                        "fps from 4 x 2 actions at 15 Hz (tx, grasp) in 1.50 s")
     assert _summary(made("inverse_dynamics", real_rows=1)) == (
         "inverse_dynamics: recovered 4 x 2 actions at 15 Hz (tx, grasp) (only the first 1 explain the clip's own "
         "frames: settings real_rows) in 1.50 s")

@@ -739,7 +739,7 @@ def test_a_whole_trajectorys_figures_mark_where_each_chunk_starts_from_an_imagin
     doc = _whole_trajectory(actions_json("droid", joint_chunk), 32, 12, state_chained=True)
     chunks = plots.rollout_chunks_of(doc)
     assert chunks.window_rows == (12, 12, 8) and chunks.window_starts() == [12, 24]
-    assert plots.clip_rows_of(doc) is None  # the report's clip-frames column is inverse dynamics'
+    assert plots.clip_rows_of(doc) is None  # a clip's frames are inverse dynamics'
     figures = _captured_figures(monkeypatch)
     plots.plot_prediction(doc, "unused")
     fps = doc["fps"]

@@ -400,6 +400,7 @@ class ClipRows:
 
     heading_in: ClassVar[float] = 0.35  # the clip-frame axis above the top row of subplots: its tick labels and name
     pieces: ClassVar[str] = "windows"  # what the rows were run in: the report's stage times are summed over them
+    column: ClassVar[str] = "clip frames"  # the report's action table: a column of what each row is (`cell`)
 
     def frame_at(self, t: np.ndarray | float, fps: float) -> np.ndarray | float:
         """The clip frame at time `t` (seconds from row 0 at `fps`), on the straight line from the first frame used
@@ -425,6 +426,10 @@ class ClipRows:
     def card(self) -> tuple[str, str]:
         """The report's summary card of it, (name, what): `clip`, `clip frames 40..340 (75 windows of 4 rows)`."""
         return "clip", self.note().removeprefix("rows from ")
+
+    def cell(self, row: int) -> str:
+        """Row `row`'s entry in the report's `column`: the clip frames it takes one to the other, `40→42`."""
+        return f"{self.frames_used[row]}→{self.frames_used[row + 1]}"
 
     def mark(self, ax, fps: float, top: bool) -> None:
         """Mark one subplot of a figure over the rows (`top`: one of the top row): a second x axis on top in clip
@@ -459,6 +464,7 @@ class RolloutChunks(ClipRows):
 
     heading_in: ClassVar[float] = 0.18  # the "chunk j" labels above the top row
     pieces: ClassVar[str] = "chunks"
+    column: ClassVar[str] = "chunk"
 
     def _restarts(self) -> str:
         """`chunks 1-2 start from the model's own last imagined frame, its last action as the state`."""
@@ -477,6 +483,10 @@ class RolloutChunks(ClipRows):
         start from the model's own last imagined frame`."""
         rows = len(self.frames_used) - 1
         return "trajectory", f"{plural(rows, 'row')} in {_sizes(self.window_rows, 'chunk')}; {self._restarts()}"
+
+    def cell(self, row: int) -> str:
+        """The chunk that rolled row `row` out, counted from 0 as `settings["trajectory"]` counts them."""
+        return str(int(np.searchsorted(np.cumsum(self.window_rows), row, side="right")))
 
     def mark(self, ax, fps: float, top: bool) -> None:
         """A dashed line at each chunk start after the first, on every subplot; above a top-row one, "chunk j" at
