@@ -447,12 +447,13 @@ def _predict(args: argparse.Namespace) -> int:
 def _summary(prediction: Prediction) -> str:
     """predict's line about its result, in its mode's terms: forward dynamics' answer is the video its actions lead
     to (the actions are its input, echoed), inverse dynamics' the actions a clip's frames explain (`real_rows`: a
-    short clip's last frame was repeated for the rest)."""
+    short clip's last frame was repeated for the rest). Frame sizes are HxW, as settings.json's `content_hw` and
+    `--image-size` give them: printed WxH, a 256-high frame read as 256 wide beside its settings."""
     actions = (f"{prediction.chunk_size} x {len(prediction.columns)} actions at {prediction.fps:g} Hz "
                f"({', '.join(prediction.columns)})")
     video = prediction.video
     frames = (None if video is None
-              else f"{video.shape[0]} frames of {video.shape[2]}x{video.shape[1]} at {prediction.fps:g} fps")
+              else f"{video.shape[0]} frames of {video.shape[1]}x{video.shape[2]} (HxW) at {prediction.fps:g} fps")
     if prediction.mode == "forward_dynamics":
         said = f"imagined {frames} from {actions}" if frames else f"{actions} rolled forward, no video decoded"
         chunks = len(prediction.settings.get("trajectory", {}).get("chunks", ()))

@@ -180,6 +180,10 @@ def test_predict_input_file_errors_name_the_flag(tiny_checkpoint, image_file, tm
         "nan.json": (json.dumps(nan_rows), "NaN or inf at row 2, column 'ty'"),
         "mm.json": (json.dumps({"actions": rows.tolist(), "columns": list(emb.columns),
                                 "units": ["mm"] * 3 + list(emb.units[3:])}), "tx in 'mm' (expected 'm')"),
+        # was "expected shape [T, 10], got (0, 10)": a shape, not that the rows were missing
+        "empty.json": (json.dumps({"actions": [], "columns": list(emb.columns)}), ("holds no action rows (shape (0,)); "
+                       f"accepted: at least one row of 10 values ({', '.join(emb.columns)})")),
+        "bare_empty.json": ("[]", "holds no action rows"),
     }
     loads = []
     monkeypatch.setattr(worldpolicy, "load_policy", lambda *a, **k: loads.append(1))
@@ -378,7 +382,8 @@ def test_predict_takes_the_shipped_model_by_name(image_file, tmp_path, capsys):
 
 def test_predict_says_what_each_mode_produced():
     """Forward dynamics printed '4 x 10 actions', the input it echoes, and nothing of the video that is its answer;
-    inverse dynamics did not say when a short clip left rows unexplained."""
+    inverse dynamics did not say when a short clip left rows unexplained. The frame size is HxW, as settings.json's
+    content_hw (a 256-high, 224-wide clip printed '224x256')."""
     from worldpolicy.commands import _summary
     from worldpolicy.results import Prediction
 
@@ -388,8 +393,8 @@ def test_predict_says_what_each_mode_produced():
                           video=video, timings={"total": 1.5}, settings=settings)
 
     clip = np.zeros((5, 256, 224, 3), np.uint8)
-    assert _summary(made("forward_dynamics", clip)) == ("forward_dynamics: imagined 5 frames of 224x256 at 15 fps from "
-                                                        "4 x 2 actions at 15 Hz (tx, grasp) in 1.50 s")
+    assert _summary(made("forward_dynamics", clip)) == ("forward_dynamics: imagined 5 frames of 256x224 (HxW) at 15 "
+                                                        "fps from 4 x 2 actions at 15 Hz (tx, grasp) in 1.50 s")
     assert _summary(made("inverse_dynamics", real_rows=1)) == (
         "inverse_dynamics: recovered 4 x 2 actions at 15 Hz (tx, grasp) (only the first 1 explain the clip's own "
         "frames: settings real_rows) in 1.50 s")

@@ -744,6 +744,10 @@ def test_bad_actions_are_rejected_clearly(tmp_path):
         load_actions(tmp_path / "c.json", e)
     with pytest.raises(ValueError, match="space="):
         load_actions(np.zeros((2, 10)), e, space="meters")
+    for empty in (np.zeros((0, 10)), [], [[]]):  # "expected shape [T, 10], got (0, 10)" did not say rows were missing
+        with pytest.raises(ValueError, match=r"^actions: holds no action rows \(shape \(\d+, ?\d*\)\); accepted: at "
+                                             r"least one row of 10 values \(tx, ty"):
+            load_actions(empty, e)
     for schema in (1, None):  # a malformed tag is read like any object with actions
         (tmp_path / "s.json").write_text(json.dumps({"schema": schema, "actions": [[0.0] * 10]}))
         assert load_actions(tmp_path / "s.json", e).shape == (1, 10)

@@ -125,6 +125,8 @@ def test_a_state_no_action_says_is_refused_naming_what_is_accepted(policy, image
      "progress must be a callable (step, total), None or False, got str"),
     ({"whole_trajectory": True, "actions": np.full((10, 10), np.nan)}, ValueError, "NaN"),
     ({"whole_trajectory": True, "actions": np.zeros((10, 7))}, ValueError, "7"),
+    ({"whole_trajectory": True, "actions": np.zeros((0, 10))}, ValueError,  # was "expected shape [T, 10], got (0, 10)"
+     "actions: holds no action rows (shape (0, 10)); accepted: at least one row of 10 values"),
 ])
 def test_trajectory_options_are_refused_before_any_chunk_runs(policy, image, monkeypatch, options, error, said):
     monkeypatch.setattr(policy, "act_batch", lambda *a, **k: pytest.fail("a chunk ran"))
@@ -155,7 +157,7 @@ def test_predict_rolls_out_a_whole_trajectory(tiny_checkpoint, image, tmp_path, 
                  str(tmp_path / "obs.png"), "--actions", str(tmp_path / "trajectory.npy"), "--whole-trajectory",
                  "--steps", "1", "--prompt", "reach", "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
-    assert "imagined 11 frames of 64x64 at 15 fps from 10 x 10 actions" in out
+    assert "imagined 11 frames of 64x64 (HxW) at 15 fps from 10 x 10 actions" in out
     assert "in 3 chunks, each from the last imagined frame of the one before" in out
     written = json.loads((tmp_path / "run" / "actions.json").read_text())
     assert len(written["actions"]) == 10 and written["video_frames"] == 11

@@ -1,3 +1,4 @@
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -606,6 +607,33 @@ def test_an_axis_scale_is_written_as_small_as_its_tick_labels(tmp_path, joint_ch
     assert figures[0].axes[0].yaxis.get_offset_text().get_text() == "1e6"  # 0.2 sin(t) x 1e7
 
 
+def test_a_column_constant_up_to_rounding_is_drawn_as_a_constant_one(joint_chunk):
+    """A column computed to 0 came out as ±1.4e-17 and was drawn as a zigzag on a "1e-17" offset axis, rounding
+    noise that read as motion: it is drawn as matplotlib draws an exactly constant column (0 ± 0.055, no offset), in
+    every figure of per-column subplots; 0.3 up to rounding as 0.3 is, and a column that moves as before."""
+    e = get_embodiment("droid")
+    noise = np.resize([0.0, 1.4e-17, -1.4e-17, 2.8e-17], len(joint_chunk))
+    a = joint_chunk.copy()
+    a[:, 1] = noise
+    a[:, 2] = 0.3 + noise
+    flat = joint_chunk.copy()
+    flat[:, :7] = noise[:, None]  # every joint still: positions and velocities both rounding
+    recorded = [(0, a)]
+    figures = {"time series": (plots.action_timeseries_figure(a, e.columns, e.units, e.fps, "gripper"), [1, 2]),
+               "open loop": (plots.open_loop_figure(recorded, [(0, a), (8, a[8:])], e.columns, e.units, e.fps), [1, 2]),
+               "joints": (plots.joints_figure(flat, e.columns, e.units, e.fps, "gripper"), [0, 1])}
+    for name, (fig, constant) in figures.items():
+        fig.canvas.draw()
+        for i in constant:
+            ax = fig.axes[i]
+            lo, hi = ax.get_ylim()
+            centre = 0.3 if name != "joints" and i == 2 else 0.0
+            assert (lo, hi) == pytest.approx((centre - 0.055 * (abs(centre) or 1), centre + 0.055 * (abs(centre) or 1)))
+            assert ax.yaxis.get_offset_text().get_text() == "", (name, i)
+        lo, hi = fig.axes[0 if name != "joints" else 2].get_ylim()  # a joint that moves, the gripper's 0..1
+        assert hi - lo > 0.15, name
+
+
 def test_ee_path_heading_says_how_far_the_hand_turned(pose_chunk):
     """A wrist rotation in place was headed "travel 0.0 mm" and nothing else; the net turn start to end is named."""
     b = get_embodiment("bridge")
@@ -711,7 +739,7 @@ def test_a_whole_trajectorys_figures_mark_where_each_chunk_starts_from_an_imagin
     doc = _whole_trajectory(actions_json("droid", joint_chunk), 32, 12, state_chained=True)
     chunks = plots.rollout_chunks_of(doc)
     assert chunks.window_rows == (12, 12, 8) and chunks.window_starts() == [12, 24]
-    assert plots.clip_rows_of(doc) is None  # the report's clip card and column are inverse dynamics'
+    assert plots.clip_rows_of(doc) is None  # a clip's frames are inverse dynamics'
     figures = _captured_figures(monkeypatch)
     plots.plot_prediction(doc, "unused")
     fps = doc["fps"]
@@ -727,6 +755,19 @@ def test_a_whole_trajectorys_figures_mark_where_each_chunk_starts_from_an_imagin
                               ("chunk 2", pytest.approx(24 / fps))]
         assert not any(ax.child_axes for ax in fig.axes)  # no clip-frame axis: the rollout's frames are the rows'
     assert len(labels) == 3  # above the top subplot of joints.png only
+
+
+def test_docs_viz_quotes_a_whole_trajectorys_heading_and_card_as_they_are_written():
+    """docs/viz.md quotes the heading of a 70-row trajectory in chunks of 32 (and its report card, 32 in 12s): a
+    rewording of `RolloutChunks.note` or `card` left the docs quoting words no figure or page shows."""
+    docs = " ".join((Path(__file__).resolve().parents[2] / "docs" / "viz.md").read_text().split())
+    seventy = plots.rollout_chunks_of(_whole_trajectory({"settings": {}, "actions": [[0.0]] * 70}, 70, 32))
+    thirty_two = plots.rollout_chunks_of(_whole_trajectory({"settings": {}, "actions": [[0.0]] * 32}, 32, 12))
+    assert f'("{seventy.note()}",' in docs
+    assert f'"trajectory" card ("{thirty_two.card()[1]}")' in docs
+    chained = dataclasses.replace(seventy, state_chained=True).note()
+    assert 'with ", its last action as the state" where the state was chained' in docs
+    assert chained == seventy.note().replace(" (drift", ", its last action as the state (drift")
 
 
 def test_a_single_chunk_or_an_untiled_trajectory_is_drawn_as_before(joint_chunk, actions_json, monkeypatch):

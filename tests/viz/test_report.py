@@ -761,6 +761,33 @@ def test_the_pages_untrained_policies_are_the_sims_versioned_ones():
     assert report._UNTRAINED_POLICIES == VERSIONED_POLICIES
 
 
+def test_a_whole_trajectorys_page_gives_its_chunks_and_says_its_times_are_summed(tmp_path, joint_chunk, actions_json):
+    """A 32-row trajectory rolled out in chunks of 12, 12 and 8: the page had a card and a table column for a whole
+    clip's windows but none for a trajectory's chunks, and its stage times, summed over the chunks, read as one
+    run's."""
+    from worldpolicy.processing.trajectory import TrajectoryChunks
+
+    doc = actions_json("droid", joint_chunk, "forward_dynamics")
+    doc["settings"] = {"trajectory": TrajectoryChunks(np.zeros((32, 1)), 12, seed=7).settings(True)}
+    doc["timings_s"] = {"denoise": 2.0, "total": 1.5}
+    (tmp_path / "actions.json").write_text(json.dumps(doc))
+    page = report.write_report(tmp_path).read_text()
+    cards = dict(re.findall(r"<div class=card><b>([^<]*)</b><span>([^<]*)</span></div>", page))
+    assert html.unescape(cards["trajectory"]) == ("32 rows in 3 chunks of 12 rows, the last 8; chunks 1-2 start from "
+                                                  "the model's own last imagined frame, its last action as the state")
+    assert cards["time: denoise (chunks summed)"] == "2.000 s" and cards["time: total"] == "1.500 s"
+    assert "clip" not in cards
+    assert _parse(tmp_path / "index.html").th[:3] == ["step", "t [s]", "chunk"]  # each row's chunk, from 0
+    chunk_of = re.findall(r"<tr><td>(\d+)</td><td>[\d.]+</td><td>([^<]*)</td>", page)
+    assert [chunk_of[i] for i in (0, 11, 12, 23, 24, 31)] == [("0", "0"), ("11", "0"), ("12", "1"), ("23", "1"),
+                                                              ("24", "2"), ("31", "2")]
+    doc["settings"] = {"trajectory": TrajectoryChunks(np.zeros((32, 1)), 32, seed=7).settings(False)}  # one chunk
+    (tmp_path / "actions.json").write_text(json.dumps(doc))
+    cards = dict(re.findall(r"<div class=card><b>([^<]*)</b><span>([^<]*)</span></div>",
+                            report.write_report(tmp_path).read_text()))
+    assert "trajectory" not in cards and "time: denoise" in cards
+
+
 def test_a_whole_clips_page_gives_each_rows_clip_frames(tmp_path, joint_chunk, actions_json):
     """A whole clip read at 15 fps from frame 40 of a 30 fps file: the table's step and time did not say which clip
     frames a row explains, nor the summary which frames and windows the run used."""

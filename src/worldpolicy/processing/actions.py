@@ -116,9 +116,12 @@ def load_actions(source: Any, embodiment: Embodiment, space: str = "physical", w
     except (TypeError, ValueError):
         raise ValueError(f"{where}: values must be a rectangular numeric [T, {embodiment.action_dim}] array, got "
                          f"{type(values).__name__}" + (f" of {values.dtype}" if hasattr(values, "dtype") else "")) from None
+    if arr.size == 0:  # read as a shape mismatch, "expected shape [T, 10], got (0, 10)" hid that rows were missing
+        raise ValueError(f"{where}: holds no action rows (shape {arr.shape}); accepted: at least one row of "
+                         f"{embodiment.action_dim} values ({', '.join(embodiment.columns)})")
     if arr.ndim == 1:
         arr = arr[None]
-    if arr.ndim != 2 or arr.shape[0] < 1:
+    if arr.ndim != 2:
         raise ValueError(f"{where}: expected shape [T, {embodiment.action_dim}], got {arr.shape}")
     if columns is not None or units is not None:
         arr = _from_columns(arr, columns, units, embodiment, where)

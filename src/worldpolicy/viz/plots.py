@@ -59,6 +59,7 @@ __all__ = [
     "run_rows_of",
     "run_title",
     "save_figure",
+    "steady_ylim",
     "step_markers",
     "style_ticks",
 ]
@@ -115,6 +116,24 @@ def style_ticks(ax, **kwargs) -> None:
     ax.tick_params(labelsize=TICK_FONTSIZE, **kwargs)
     for axis in (ax.xaxis, ax.yaxis, *([ax.zaxis] if hasattr(ax, "zaxis") else [])):
         axis.get_offset_text().set_fontsize(TICK_FONTSIZE)
+
+
+# A subplot whose values span less than this (in their unit, or relative to their size past 1) holds one value up to
+# float rounding: 1e-9 m or rad is no motion any robot makes, while a column computed to 0 came out as ±1.4e-17.
+NEAR_CONSTANT_SPAN = 1e-9
+
+
+def steady_ylim(ax) -> None:
+    """Give a subplot whose values are constant up to rounding the y range matplotlib gives an exactly constant one
+    (its value ± 5.5 %, or ± 0.055 around 0; a value within NEAR_CONSTANT_SPAN of 0 is 0): autoscaled, a column computed
+    to 0 as ±1.4e-17 was drawn as a zigzag on a "1e-17" offset axis, noise that read as motion. Called once everything
+    of the subplot is drawn (a gripper's threshold line widens its range as it should)."""
+    lo, hi = ax.get_ylim()
+    if hi - lo > NEAR_CONSTANT_SPAN * max(1.0, abs(lo), abs(hi)):
+        return
+    value = (lo + hi) / 2 if abs(lo + hi) / 2 > NEAR_CONSTANT_SPAN else 0.0
+    half = 0.055 * abs(value) if value else 0.055
+    ax.set_ylim(value - half, value + half)
 
 
 def _literal(text: str) -> str:
@@ -380,6 +399,8 @@ class ClipRows:
     resampled: bool
 
     heading_in: ClassVar[float] = 0.35  # the clip-frame axis above the top row of subplots: its tick labels and name
+    pieces: ClassVar[str] = "windows"  # what the rows were run in: the report's stage times are summed over them
+    column: ClassVar[str] = "clip frames"  # the report's action table: a column of what each row is (`cell`)
 
     def frame_at(self, t: np.ndarray | float, fps: float) -> np.ndarray | float:
         """The clip frame at time `t` (seconds from row 0 at `fps`), on the straight line from the first frame used
@@ -401,6 +422,14 @@ class ClipRows:
         resampled = f", resampled from {self.clip_fps:g} fps" if self.resampled and self.clip_fps else ""
         return (f"rows from clip frames {self.frames_used[0]}..{self.frames_used[-1]} "
                 f"({_sizes(self.window_rows, 'window')}){resampled}")
+
+    def card(self) -> tuple[str, str]:
+        """The report's summary card of it, (name, what): `clip`, `clip frames 40..340 (75 windows of 4 rows)`."""
+        return "clip", self.note().removeprefix("rows from ")
+
+    def cell(self, row: int) -> str:
+        """Row `row`'s entry in the report's `column`: the clip frames it takes one to the other, `40→42`."""
+        return f"{self.frames_used[row]}→{self.frames_used[row + 1]}"
 
     def mark(self, ax, fps: float, top: bool) -> None:
         """Mark one subplot of a figure over the rows (`top`: one of the top row): a second x axis on top in clip
@@ -434,15 +463,30 @@ class RolloutChunks(ClipRows):
     state_chained: bool = False
 
     heading_in: ClassVar[float] = 0.18  # the "chunk j" labels above the top row
+    pieces: ClassVar[str] = "chunks"
+    column: ClassVar[str] = "chunk"
+
+    def _restarts(self) -> str:
+        """`chunks 1-2 start from the model's own last imagined frame, its last action as the state`."""
+        later = len(self.window_rows) - 1
+        which = "chunk 1 starts" if later == 1 else f"chunks 1-{later} start"
+        state = ", its last action as the state" if self.state_chained else ""
+        return f"{which} from the model's own last imagined frame{state}"
 
     def note(self, drawn: str = "dashed") -> str:
         """What a heading says of it: `rolled out in 3 chunks of 32 rows, the last 12; dashed: chunks 1-2 start ...`
         (`drawn`: how the figure marks the starts)."""
-        later = len(self.window_rows) - 1
-        which = "chunk 1 starts" if later == 1 else f"chunks 1-{later} start"
-        state = ", its last action as the state" if self.state_chained else ""
-        return (f"rolled out in {_sizes(self.window_rows, 'chunk')}; {drawn}: {which} from the model's own last "
-                f"imagined frame{state} (drift can begin there)")
+        return f"rolled out in {_sizes(self.window_rows, 'chunk')}; {drawn}: {self._restarts()} (drift can begin there)"
+
+    def card(self) -> tuple[str, str]:
+        """The report's summary card of it: `trajectory`, `32 rows in 3 chunks of 12 rows, the last 8; chunks 1-2
+        start from the model's own last imagined frame`."""
+        rows = len(self.frames_used) - 1
+        return "trajectory", f"{plural(rows, 'row')} in {_sizes(self.window_rows, 'chunk')}; {self._restarts()}"
+
+    def cell(self, row: int) -> str:
+        """The chunk that rolled row `row` out, counted from 0 as `settings["trajectory"]` counts them."""
+        return str(int(np.searchsorted(np.cumsum(self.window_rows), row, side="right")))
 
     def mark(self, ax, fps: float, top: bool) -> None:
         """A dashed line at each chunk start after the first, on every subplot; above a top-row one, "chunk j" at
@@ -702,6 +746,7 @@ def action_timeseries_figure(
         ax.grid(alpha=0.3)
         if is_gripper and units[i] != MODEL_SPACE_UNIT:
             _closed_threshold(ax, a[:, i])
+        steady_ylim(ax)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
     _time_axis(axes[0], a.shape[0], fps)  # the axes share x
@@ -756,6 +801,7 @@ def open_loop_figure(
             ax.plot(start / fps, values[0], "o", ms=3, color=color)
         ax.set_ylabel(axis_label(columns[i], units[i], ax), fontsize=LABEL_FONTSIZE)
         style_ticks(ax)
+        steady_ylim(ax)
         ax.grid(alpha=0.3)
         if i == 0:
             ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
@@ -1092,6 +1138,7 @@ def joints_figure(
     for ax in axes:
         ax.grid(alpha=0.3)
         style_ticks(ax)
+        steady_ylim(ax)
     _time_axis(axes[0], a.shape[0], fps)  # the axes share x
     axes[-1].set_xlabel("time [s]", fontsize=LABEL_FONTSIZE)
     return fig

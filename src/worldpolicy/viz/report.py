@@ -33,7 +33,14 @@ import numpy as np
 
 from ..fileio import ACTIONS_FILE, COMPARE_FILE, write_bytes_atomic
 from ..results import actions_from_json
-from .plots import clip_rows_of, model_space_note, nonfinite_summary, padded_label, plural, real_rows_of
+from .plots import (
+    model_space_note,
+    nonfinite_summary,
+    padded_label,
+    plural,
+    real_rows_of,
+    run_rows_of,
+)
 from .run import ANIMATION_FILE, ROLLOUT_VIDEO, SETTINGS_FILE, describe_rollout_video
 from .video import SEP
 
@@ -249,10 +256,10 @@ def _summary_cards(actions: Mapping[str, Any]) -> str:
     ]
     if real_rows is not None:
         cards.append(("rows from the clip", f"{real_rows} of {len(actions['actions'])}"))
-    clip = clip_rows_of(actions)
-    if clip is not None:  # a whole clip's stage times are summed over its windows, its total is the wall time
-        cards.append(("clip", clip.note().removeprefix("rows from ")))
-    summed = " (windows summed)" if clip is not None and len(clip.window_rows) > 1 else ""
+    pieces = run_rows_of(actions)  # a whole clip's windows or a whole trajectory's chunks
+    if pieces is not None:  # their stage times are summed over the pieces, the total is the wall time
+        cards.append(pieces.card())
+    summed = f" ({pieces.pieces} summed)" if pieces is not None and len(pieces.window_rows) > 1 else ""
     cards += [(f"time: {k}{summed if k != 'total' else ''}", f"{float(v):.3f} s")
               for k, v in (actions.get("timings_s") or {}).items()]
     return _cards(cards)
@@ -348,12 +355,13 @@ def _episode_caption(record: Mapping[str, Any]) -> str:
 
 
 def _action_table(actions: Mapping[str, Any]) -> str:
-    """The actions with their units, one row per step; the rows after `real_rows_of` hatched grey, and said why."""
+    """The actions with their units, one row per step; the rows after `real_rows_of` hatched grey, and said why; a
+    whole clip's rows with the clip frames each explains, a whole trajectory's with its chunk (`run_rows_of`)."""
     cols, units = list(actions.get("columns", [])), list(actions.get("units", []))
     values = np.asarray(actions_from_json(actions.get("actions", [])), dtype=np.float64)  # null: non-finite
     fps = float(actions.get("fps") or 1.0)
     real_rows = real_rows_of(actions)
-    clip = clip_rows_of(actions)  # which clip frames each row takes to the next
+    pieces = run_rows_of(actions)  # the clip frames each row takes to the next, or the chunk that rolled it out
     note = "" if real_rows is None else (
         f"<p class=muted id=padded-note>Hatched: {_esc(padded_label(real_rows, len(values)))}. The clip had "
         f"{real_rows + 1} frames, fewer than chunk_size + 1 = {len(values) + 1}; row i takes frame i to frame i + 1, "
@@ -364,13 +372,13 @@ def _action_table(actions: Mapping[str, Any]) -> str:
                  "or float16 overflow).</p>")
     head = (
         "<tr><th>step</th><th>t [s]</th>"
-        + ("<th>clip frames</th>" if clip is not None else "")
+        + (f"<th>{_esc(pieces.column)}</th>" if pieces is not None else "")
         + "".join(f"<th>{_esc(c)} [{_esc(u)}]</th>" for c, u in zip(cols, units))
         + "</tr>"
     )
     body = "".join(
         f"<tr{' class=padded' if real_rows is not None and i >= real_rows else ''}><td>{i}</td><td>{i / fps:.3f}</td>"
-        + (f"<td>{clip.frames_used[i]}→{clip.frames_used[i + 1]}</td>" if clip is not None else "")
+        + (f"<td>{_esc(pieces.cell(i))}</td>" if pieces is not None else "")
         + "".join(f"<td>{v:.5g}</td>" if np.isfinite(v) else f"<td class=bad>{v:.5g}</td>" for v in row) + "</tr>"
         for i, row in enumerate(values[:MAX_TABLE_ROWS])
     )
