@@ -125,9 +125,9 @@ NEAR_CONSTANT_SPAN = 1e-9
 
 def steady_ylim(ax) -> None:
     """Give a subplot whose values are constant up to rounding the y range matplotlib gives an exactly constant one
-    (its value ± 5.5 %, or ± 0.055 around 0; a value within NEAR_CONSTANT_SPAN of 0 is 0): autoscaled, a column computed
-    to 0 as ±1.4e-17 was drawn as a zigzag on a "1e-17" offset axis, noise that read as motion. Called once everything
-    of the subplot is drawn (a gripper's threshold line widens its range as it should)."""
+    (its value ± 5.5 %, or ± 0.055 around 0; a value within NEAR_CONSTANT_SPAN of 0 is 0): autoscaled, a column
+    computed to 0 as ±1.4e-17 was drawn as a zigzag on a "1e-17" offset axis, noise that read as motion. Called once
+    everything of the subplot is drawn (a gripper's threshold line widens its range as it should)."""
     lo, hi = ax.get_ylim()
     if hi - lo > NEAR_CONSTANT_SPAN * max(1.0, abs(lo), abs(hi)):
         return
