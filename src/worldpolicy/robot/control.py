@@ -175,9 +175,7 @@ class ChunkController:
         q_arm = self._measured(q_arm)
         if self._due(t):
             self._take_chunk(t, observation, q_arm)
-        entries = self._plan.pop(t, None)
-        for old in [s for s in self._plan if s < t]:
-            self._plan.pop(old)
+        entries = self._plan.pop(t, None)  # ticks run one by one, each popping its own: none older is left
         if entries is None:  # realtime async: the chunk ran out before the reply landed
             target = self._hold(t)
         else:
@@ -214,13 +212,16 @@ class ChunkController:
         except (TypeError, ValueError):
             q = None
         dof = self._active.robot.dof if self._active is not None else None
-        if q is None or q.ndim != 1 or (dof is not None and q.shape != (dof,)) or not np.all(np.isfinite(q)):
-            want = f"the {dof} measured arm joint angles" if dof is not None else "the measured arm joint angles"
-            got = ("" if q is None else f"shape {q.shape}" if q.ndim != 1 or (dof is not None and q.shape != (dof,))
-                   else "NaN/inf at index " + ", ".join(map(str, np.flatnonzero(~np.isfinite(q)))))
-            raise ValueError(f"q_arm: expected {want} (rad) as a finite vector, got {got + ': ' if got else ''}"
-                             f"{q_arm!r}")
-        return q
+        if q is None:
+            got = ""
+        elif q.ndim != 1 or (dof is not None and q.shape != (dof,)):
+            got = f"shape {q.shape}: "
+        elif not np.all(np.isfinite(q)):
+            got = "NaN/inf at index " + ", ".join(map(str, np.flatnonzero(~np.isfinite(q)))) + ": "
+        else:
+            return q
+        want = f"the {dof} measured arm joint angles" if dof is not None else "the measured arm joint angles"
+        raise ValueError(f"q_arm: expected {want} (rad) as a finite vector, got {got}{q_arm!r}")
 
     def _due(self, t: int) -> bool:
         """Whether tick `t` takes a new chunk."""

@@ -201,8 +201,15 @@ def _held_out(report: EvalReport) -> str:
         return "yes (a baseline: trained on nothing)"
     if report.training_scenes is None:
         return "not known"
-    seen = set(report.training_scenes.seeds).intersection(e.seed for e in report.episodes)
+    seen = _training_seeds_run(report)
     return f"no: {len(seen)} of {len(report.episodes)} are training scenes" if seen else "yes"
+
+
+def _training_seeds_run(report: EvalReport) -> list[int]:
+    """The seeds of a run's episodes that are its checkpoint's training scenes (`EvalReport.training_scenes`), sorted;
+    none where its training data does not say."""
+    scenes = report.training_scenes
+    return sorted(set(scenes.seeds).intersection(e.seed for e in report.episodes)) if scenes is not None else []
 
 
 def _steps(value: float | None) -> str:
@@ -320,11 +327,11 @@ def _warnings(names: Sequence[str], reports: Sequence[EvalReport],
             out.append(f"{setting} differs ({each}): {WARNED_SETTINGS[setting]} is not the same, so the success "
                        "rates measure different things")
     for name, report in zip(names, reports):
-        scenes = report.training_scenes
-        seen = sorted(set(scenes.seeds).intersection(e.seed for e in report.episodes)) if scenes else []
+        seen = _training_seeds_run(report)
         if seen:
             out.append(f"{name}: {len(seen)} of its {len(report.episodes)} episodes ({seed_span(seen)}) are scenes "
-                       f"its checkpoint was trained on ({scenes.source}): its success rate is not a held-out one")
+                       f"its checkpoint was trained on ({report.training_scenes.source}): its success rate is not a "
+                       "held-out one")
         if report.requested > len(report.episodes):
             out.append(f"{name} is incomplete: {len(report.episodes)} of {report.requested} episodes ran "
                        "(`worldpolicy sim --resume` finishes it)")
