@@ -455,7 +455,8 @@ class Policy:
     """A loaded Cosmos3 checkpoint bound to one embodiment (action space, stats, cameras, prompt format)."""
 
     def __init__(self, engine, embodiment: Embodiment, sampling, *, chunk_size: int | None = None,
-                 resolution_tier: int | None = None, source: str = "", seed: int | None = None):
+                 resolution_tier: int | None = None, source: str = "", seed: int | None = None,
+                 said: set[tuple[Any, ...]] | None = None):
         from .engine import SamplingConfig
         from .engine.loading import check_action_head
         from .engine.schedules import make_scheduler
@@ -474,8 +475,9 @@ class Policy:
         self.source = source
         self._next_seed = None if seed is None else check_seed(seed)
         # the warnings said, each as its kind and what it was said of (`_once`): a control loop sends the same inputs,
-        # and the same mistakes, every call
-        self._said: set[tuple[Any, ...]] = set()
+        # and the same mistakes, every call. `said`: a set shared by policies built over one run (a training run's
+        # validations build one on the live weights each time), so each is said once a run
+        self._said: set[tuple[Any, ...]] = set() if said is None else said
         self._untrained = untrained_modes(source) if source else {}  # each warned about once, at its first request
         self._trained_frames = trained_frames(source) if source else None
         check_action_head(engine.transformer.config, source, embodiment)

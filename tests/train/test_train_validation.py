@@ -75,6 +75,11 @@ def test_held_out_losses_are_logged_at_their_steps_on_episodes_training_never_re
     # the same weights score the same, to the last bit, however often; training mode is back after each
     again = [trainer._validate(5, tmp_path / "again.jsonl") for _ in range(2)]
     assert again[0] == again[1] == lines[-1] and trainer.transformer.training
+    # each validation's Policy on the live weights is a new one: what it warns of once is said once a run (`said`)
+    with trainer._live_policy(1, "a") as first:
+        assert first._once("range", "state", (0,))
+    with trainer._live_policy(1, "b") as second:
+        assert second is not first and not second._once("range", "state", (0,))
 
 
 def test_validation_changes_nothing_of_training(train_config, tmp_path):

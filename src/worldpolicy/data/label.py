@@ -256,7 +256,7 @@ def check_episodes(ds: LeRobotDataset, episodes: Sequence[int] | None) -> list[i
 
 
 def check_state_keys(ds: LeRobotDataset, state_keys: Sequence[str] | None, emb: Embodiment,
-                      chosen: list[int]) -> list[str]:
+                     chosen: list[int]) -> list[str]:
     """The state features a state-conditioned embodiment reads from the dataset (their widths adding up to its
     action_dim, finite in the chosen episodes), for labelling and for an open-loop evaluation (`data.openloop`); []
     for one that reads none (`state_keys` given to it are refused: they would do nothing)."""

@@ -1023,9 +1023,8 @@ class Trainer:
                             default_use_system_prompt=self.pipeline_flags["default_use_system_prompt"])
             preset = self.embodiment.sampling_preset
             sampling = SamplingConfig.from_preset(preset) if preset else SamplingConfig()
-            policy = Policy(engine, self.embodiment, sampling.updated(steps=steps), source=source)
             # what it warns of once (a held-out state outside the training range) is said once a run, not each time
-            policy._said = self._live_said
+            policy = Policy(engine, self.embodiment, sampling.updated(steps=steps), source=source, said=self._live_said)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.optim.precision == "bf16"):
                 yield policy
         finally:

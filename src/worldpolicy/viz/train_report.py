@@ -5,8 +5,7 @@ in the folder already: `config.json` (embodiment, starting checkpoint, dataset, 
 optimiser), `checkpoints/step-*/` (each one's `trainer_state.json`: step and trained frames; `embodiment.json`: the
 embodiment resolved, domain slot included; `base_model.json` marking an adapter checkpoint), the dataset's
 `meta/info.json` (episodes, frames) and `metrics.jsonl` (losses, `val/...` held-out losses, `eval_success_rate`).
-Each is read if present; one
-missing or unreadable becomes a note naming it, never a failed page.
+Each is read if present; one missing or unreadable becomes a note naming it, never a failed page.
 """
 
 from __future__ import annotations
@@ -191,11 +190,12 @@ def _validation(metrics: list[Mapping[str, Any]], checkpoints: list[tuple[int, P
     if actions:
         at = min(actions, key=actions.get)
         last = max(actions)
-        def shown(column: str, value: float) -> str:
+
+        def with_unit(column: str, value: float) -> str:
             unit = (units or {}).get(column)
             return f"{_esc(column)} {value:.4g}" + (f" {_esc(str(unit))}" if unit else "")
 
-        columns = ", ".join(shown(k.removeprefix("val/action_mae/"), v) for k, v in lines[last].items()
+        columns = ", ".join(with_unit(k.removeprefix("val/action_mae/"), v) for k, v in lines[last].items()
                             if k.startswith("val/action_mae/") and _number(v))
         sampled = (f"<p>held-out action error (val/action_mae: chunks sampled on held-out frames against the recorded "
                    f"actions, the MAE on the model's normalised action scale, unit-free, mean over the columns; "
@@ -365,8 +365,7 @@ def train_sections(run_dir: Path) -> tuple[list[str], list[str], dict[str, str]]
     units = dict(zip(columns, units)) if isinstance(columns, list) and isinstance(units, list) else {}
     if validation := _validation(metrics, checkpoints, config.get("checkpoint"), units):
         sections.append(validation)
-    losses = {k: (m.get("step"), v) for m in metrics for k, v in m.items()
-              if k.startswith("loss") and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    losses = {k: (m.get("step"), v) for m in metrics for k, v in m.items() if k.startswith("loss") and _number(v)}
     if losses:  # an objective's loss is logged only at steps that drew it: each one's last value and its step
         rows = "".join(f"<tr><td class=k>{_esc(k)}</td><td>{_esc(_fmt(v))}</td><td>{_esc(step)}</td></tr>"
                        for k, (step, v) in sorted(losses.items()))
