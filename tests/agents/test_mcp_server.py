@@ -86,7 +86,8 @@ def test_lists_tools_with_typed_schemas(server):
     assert tools["list_embodiments"].annotations.read_only_hint is True
     assert tools["evaluate_open_loop"].input_schema["required"] == ["dataset"]
     assert tools["compare_sim_runs"].input_schema["required"] == ["runs"]
-    assert {"columns", "mae_over_std", "episodes", "files"} <= set(tools["evaluate_open_loop"].output_schema["properties"])
+    assert {"columns", "mae_normalized", "normalization", "episodes", "files"} <= \
+        set(tools["evaluate_open_loop"].output_schema["properties"])
     assert {"runs", "pairs", "differences", "warnings"} <= set(tools["compare_sim_runs"].output_schema["properties"])
 
 
@@ -1321,29 +1322,78 @@ def test_open_loop_evaluation_round_trip(server, toolbox, pusht_dataset):
     assert [(c["column"], c["unit"]) for c in result["columns"]] == [("x", "normalized"), ("y", "normalized")]
     written = json.loads(Path(result["files"]["openloop"]).read_text())
     assert {c["column"]: c["mae"] for c in result["columns"]} == written["mae"]
-    assert result["mae_over_std"] == written["mae_over_std"] and written["settings"]["seed"] == 3
-    x = result["columns"][0]
-    assert x["mae_over_std"] == pytest.approx(x["mae"] / x["recorded_std"])
+    assert result["mae_normalized"] == written["mae_normalized"] and written["settings"]["seed"] == 3
+    # pusht has no stats: its normalised scale is the values as its model reads them, nothing left out
+    assert result["mae_normalized"] == pytest.approx(np.mean([c["mae"] for c in result["columns"]]))
+    assert result["normalization"].startswith("mean over columns on the model's normalised scale: no stats")
+    for c in result["columns"]:
+        assert c["mae_normalized"] == written["mae_normalized_by_column"][c["column"]] == pytest.approx(c["mae"])
+        assert c["left_out"] is None and c["recorded_std"] == written["recorded_std"][c["column"]] > 0
     assert [h["chunks"] for h in result["horizon"]] == [5, 5, 4, 3]
     assert all(Path(p).is_file() for p in result["files"]["plots"]) and len(result["files"]["plots"]) == 3
     assert Path(result["episodes"][1]["plot"]).parent == Path(result["run_dir"])
     assert Path(result["run_dir"]).parent == toolbox.config.output_dir
-    # progress over the chunks: both episodes' batches, each from its first chunk, to the end
-    messages = [m for _, _, m in progress]
-    assert "chunks 1-3 of 5: sampling" in messages and "chunks 4-5 of 5: denoising step 1/1" in messages
+    # progress over the chunks: before each episode's batch (3 chunks, then 2) and at its one denoising step
+    assert [done for done, _, m in progress if m.startswith("chunks predicted")] == [0, 3, 3, 5], progress
+    assert "chunks predicted: 3 of 5" in [m for _, _, m in progress]
     assert progress[-1] == (5, 5, "done") and all(total == 5 for _, total, _ in progress)
 
 
-def test_open_loop_evaluation_does_not_change_the_cached_policy(toolbox, pusht_dataset):
-    """The call's steps and progress go to a copy of the cached policy: the next predict runs it as it was."""
+def test_open_loop_evaluation_does_not_change_the_cached_policy(toolbox, pusht_dataset, monkeypatch):
+    """The call's steps ride on each request to the cached policy itself: the next predict runs it as it was."""
     ckpt = toolbox.resolve_checkpoint("tiny")
     cached = toolbox.policy(ckpt, toolbox._embodiment("pusht"))
     steps, act_batch = cached.sampling.steps, cached.act_batch
+    asked: list = []
+
+    def spy(requests, progress=None):
+        asked.extend(r.steps for r in requests)
+        return act_batch(requests, progress=progress)
+
+    monkeypatch.setattr(cached, "act_batch", spy)
     result = toolbox.evaluate_open_loop(str(pusht_dataset), "tiny", "pusht", chunks=2, steps=2,
                                         action_keys=["action"])
     assert result["chunks"] == 2 and result["every"] is None and result["sampling_steps"] == 2
-    assert cached.sampling.steps == steps and cached.act_batch == act_batch
+    assert asked == [2, 2] and cached.sampling.steps == steps != 2
+    written = json.loads(Path(result["files"]["openloop"]).read_text())
+    assert written["settings"]["sampling"]["steps"] == 2
     assert toolbox.policy(ckpt, toolbox._embodiment("pusht")) is cached
+
+
+def test_the_dataset_is_checked_before_the_model_loads(server, toolbox, pusht_dataset, inputs_dir, monkeypatch):
+    """A dataset at another frame rate, actions it does not hold, NaN in its actions: refused naming the argument
+    (`data.openloop.check_open_loop`) with no model loaded and no run folder made."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from worldpolicy.data import LeRobotDataset, write_episodes
+
+    monkeypatch.setattr(toolbox, "policy", lambda *a: pytest.fail("the model was loaded"))
+    before = set(toolbox.config.output_dir.glob("openloop-*"))
+    (camera,) = LeRobotDataset.open(pusht_dataset).video_keys
+    features = {"action": {"dtype": "float32", "shape": [2], "names": ["x", "y"]},
+                camera: {"dtype": "video", "shape": [16, 16, 3]}}
+    slow = inputs_dir / "slow_ds"  # pusht's camera and actions at 5 fps
+    write_episodes(slow, [{"frames": {"action": np.zeros((6, 2), np.float32)},
+                           "videos": {camera: np.zeros((6, 16, 16, 3), np.uint8)}, "task": "push the T"}],
+                   fps=5, features=features, video_codec="libx264rgb")
+    error = err(server, "evaluate_open_loop", {**OPEN_LOOP, "dataset": str(slow)})
+    assert error["parameter"] == "dataset" and "is at 5 fps and embodiment 'pusht'" in error["message"], error
+    error = err(server, "evaluate_open_loop", {**OPEN_LOOP, "dataset": str(pusht_dataset), "action_keys": ["nope"]})
+    assert error["parameter"] == "action_keys" and "nope" in error["message"], error
+    nan = inputs_dir / "nan_ds"
+    shutil.copytree(pusht_dataset, nan)
+    data = nan / "data/chunk-000/file-000.parquet"
+    table = pq.read_table(data)
+    actions = table.column("action").to_pylist()
+    actions[10 + 2][0] = float("nan")  # episode 1, frame 2
+    column = table.column_names.index("action")
+    pq.write_table(table.set_column(column, "action", pa.array(actions, table.schema.field("action").type)), data)
+    error = err(server, "evaluate_open_loop", {**OPEN_LOOP, "dataset": str(nan)})
+    assert error["parameter"] == "action_keys" and "NaN or inf in episode 1 (first at frame 2)" in error["message"]
+    assert set(toolbox.config.output_dir.glob("openloop-*")) == before
 
 
 @pytest.mark.parametrize(("args", "parameter", "fragment"), [
@@ -1417,7 +1467,7 @@ def test_an_open_loop_evaluation_that_stops_part_way_leaves_no_run_folder(toolbo
     before = set(toolbox.config.output_dir.glob("openloop-*"))
 
     def progress(done, total, message):
-        if message.startswith("chunks 4-5"):  # the second episode's batch
+        if message.startswith("chunks predicted") and done >= 3:  # the first episode's 3 chunks predicted
             raise stop
 
     with pytest.raises(type(stop)):

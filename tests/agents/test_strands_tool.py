@@ -190,6 +190,14 @@ def test_the_tool_evaluates_open_loop_and_compares_sim_runs(configured, pusht_da
                                                     steps=1, action_keys=["action"], show_plots=True))
     assert [e["episode"] for e in evaluated["episodes"]] == [1] and evaluated["chunks"] == 2, evaluated
     assert evaluated["seed"] == 0 and [c["column"] for c in evaluated["columns"]] == ["x", "y"]
+    # the unit-free error (pusht has no stats: the values as its model reads them) and each column's
+    assert evaluated["mae_normalized"] == pytest.approx(np.mean([c["mae_normalized"] for c in evaluated["columns"]]))
+    assert "no stats" in evaluated["normalization"] and all(c["left_out"] is None for c in evaluated["columns"])
+    assert "mae_over_std" not in evaluated and all("recorded_std" in c for c in evaluated["columns"])
+    slow = _json(strands_tool.worldpolicy_tool(action="evaluate_open_loop", dataset=str(pusht_dataset),
+                                               checkpoint="tiny", embodiment="bridge", chunks=2, steps=1,
+                                               action_keys=["action"]))["error"]
+    assert slow["parameter"] == "dataset" and "fps" in slow["message"], slow
     stray = _json(strands_tool.worldpolicy_tool(action="predict", prompt="go", dataset=str(pusht_dataset)))["error"]
     assert stray["parameter"] == "dataset" and "does not apply to action 'predict'" in stray["message"]
     runs = [sim_run(inputs_dir / "strands_runs" / name, {0: True, 1: name == "a"}) for name in ("a", "b")]

@@ -17,6 +17,7 @@ from worldpolicy.data.openloop import (
     EPISODE_FIGURE,
     SUMMARY_FIGURE,
     OpenLoopData,
+    check_open_loop,
     compare_open_loop,
     evaluate_open_loop,
     model_scale,
@@ -432,3 +433,62 @@ def test_an_interrupted_run_leaves_an_earlier_ones_files_as_they_were(policy, tm
     with pytest.raises(KeyboardInterrupt):
         evaluate_open_loop(ds, policy, out, action_keys=["action"], batch_size=2)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_progress_callable_is_told_the_chunks_predicted_at_each_denoising_step(policy, tmp_path, monkeypatch):
+    """Before each batch and at each of its denoising steps: the chunks done so far (a batch's n chunks advance
+    n * step / steps) of those planned; no bar is shown. Raising in it stops the run with nothing written."""
+    ds, actions = _dataset(tmp_path / "ds")
+    recorded = _stand_in(policy, monkeypatch, actions)
+    stand_in = policy.act_batch
+
+    def two_steps(requests, progress=None):  # as the engine reports a 2-step sampling
+        for step in (1, 2):
+            progress(step, 2)
+        return stand_in(requests)
+
+    monkeypatch.setattr(policy, "act_batch", two_steps)
+    told: list = []
+    evaluate_open_loop(ds, policy, tmp_path / "out", batch_size=2, action_keys=["action"], plots=False,
+                       progress=lambda done, total: told.append((done, total)))
+    # episode 0's starts 0, 4 | 8, episode 1's 0, 4: batches of 2, 1 and 2 chunks
+    assert told == [(0, 5), (1, 5), (2, 5), (2, 5), (2.5, 5), (3, 5), (3, 5), (4, 5), (5, 5)]
+    assert len(recorded) == 5
+
+    def stop(done, total):
+        if done >= 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_open_loop(ds, policy, tmp_path / "stopped", batch_size=2, action_keys=["action"], progress=stop)
+    assert not (tmp_path / "stopped" / OPENLOOP_FILE).exists()
+    with pytest.raises(TypeError, match="progress must be True, False, None or a callable"):
+        evaluate_open_loop(ds, policy, tmp_path / "out", action_keys=["action"], progress="no")
+
+
+def test_steps_ride_on_each_request_and_leave_a_loaded_policy_as_it_was(policy, tmp_path, monkeypatch):
+    ds, actions = _dataset(tmp_path / "ds")
+    seen = _stand_in(policy, monkeypatch, actions)
+    before = policy.sampling
+    result = evaluate_open_loop(ds, policy, tmp_path / "out", chunks=3, steps=3, action_keys=["action"], plots=False)
+    assert [r.steps for r in seen] == [3, 3, 3] and policy.sampling == before and before.steps == 1
+    assert result.settings["sampling"]["steps"] == 3
+    evaluate_open_loop(ds, policy, tmp_path / "out", chunks=1, action_keys=["action"], plots=False)
+    assert seen[-1].steps is None  # the policy's own sampling
+    with pytest.raises(ValueError, match=r"steps=0 must be an integer in \[1, 1000\]"):
+        evaluate_open_loop(ds, policy, tmp_path / "out", steps=0, action_keys=["action"])
+    assert len(seen) == 4  # refused before any prediction
+
+
+def test_the_checks_before_weights_are_one_function_that_plans_the_chunks(policy, tmp_path):
+    """`check_open_loop` refuses what `evaluate_open_loop` refuses before loading, and places the chunks as it does."""
+    ds, _ = _dataset(tmp_path / "ds")
+    plan = check_open_loop(ds, policy.embodiment, action_keys=["action"], episodes=[-1])
+    assert plan.episodes == [1] and plan.starts(4) == {1: [0, 4]} and plan.starts(3) == {1: [0, 3, 6]}
+    assert check_open_loop(ds, policy.embodiment, chunks=3, action_keys=["action"]).starts(4) == \
+        spread_starts({0: 10, 1: 7}, 4, 3)
+    slow, _ = _dataset(tmp_path / "slow", fps=5)
+    with pytest.raises(ValueError, match="is at 5 fps and embodiment 'pusht'"):
+        check_open_loop(slow, policy.embodiment, action_keys=["action"])
+    with pytest.raises(ValueError, match="^action_keys: "):
+        check_open_loop(ds, policy.embodiment)

@@ -52,7 +52,8 @@ INSTRUCTIONS = (
     "files written (actions.json, rollout.mp4, plots, index.html report) and carry warnings about the inputs, which "
     "may make a result wrong (evaluate_in_sim's: episodes that were training scenes); visualize_actions plots any "
     "actions file. evaluate_open_loop measures a checkpoint's predicted chunks against a LeRobot dataset's recorded "
-    "actions (per-column MAE/RMSE in physical units, mae_over_std; not success: evaluate_in_sim is that test); "
+    "actions (per-column MAE/RMSE in physical units, mae_normalized on the model's normalised scale to compare "
+    "checkpoints by; not success: evaluate_in_sim is that test); "
     "compare_sim_runs puts finished sim runs (their run_dir) side by side with a paired test on shared seeds. "
     "Errors come back as "
     "{'error': {type, parameter, message, given, accepted}}."
@@ -208,9 +209,13 @@ class ColumnError(BaseModel):
     unit: str
     mae: float = Field(description="mean absolute error over every step compared, in `unit`")
     rmse: float
-    recorded_std: float = Field(description="the recorded actions' standard deviation over the steps compared: the "
-                                "spread to judge the error by (0: the column does not move)")
-    mae_over_std: float | None = Field(description="mae / recorded_std (null where the column does not move)")
+    mae_normalized: float | None = Field(description="the MAE on the model's normalised action scale (the "
+                                         "embodiment's training stats: see normalization); null for a column left "
+                                         "out (left_out says why)")
+    left_out: str | None = Field(description="why this column has no mae_normalized and is not in the overall one "
+                                 "(null: it is in)")
+    recorded_std: float = Field(description="for information: the recorded actions' standard deviation over the steps "
+                                "compared (0: the column does not move there)")
 
 
 class HorizonStep(BaseModel):
@@ -246,8 +251,11 @@ class OpenLoopResult(BaseModel):
     seed: int = Field(description="episode i's chunks were sampled with seed + i")
     sampling_steps: int = Field(description="denoising steps each chunk was sampled with")
     columns: list[ColumnError] = Field(description="per action column, in its physical unit")
-    mae_over_std: float | None = Field(description="the columns' mae_over_std averaged over those that move: one "
-                                       "unit-free number to compare checkpoints by (lower is closer to the recording)")
+    mae_normalized: float | None = Field(description="the columns' mae_normalized averaged over those not left out: "
+                                         "one unit-free number to compare checkpoints by (lower is closer to the "
+                                         "recording; a training run's val/action_mae); null when every column is "
+                                         "left out")
+    normalization: str = Field(description="what one unit of mae_normalized is, and the columns left out and why")
     horizon: list[HorizonStep] = Field(description="the error at each step of a chunk (it grows with the step)")
     episodes: list[EpisodeError]
     warnings: list[str] = Field(default_factory=list, description="what about the inputs may make the numbers "

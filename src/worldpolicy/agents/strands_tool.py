@@ -125,9 +125,9 @@ def worldpolicy_tool(
             MuJoCo evaluation (task, policy, episodes [+ seed, max_steps]; its training_scenes and warnings say when
             episodes are scenes the checkpoint was trained on: then not a held-out success rate);
             evaluate_open_loop: a checkpoint's predicted chunks against a LeRobot dataset's recorded actions, per
-            column in physical units (dataset [+ episodes, every or chunks, seed, steps, action_keys, state_keys];
-            not success: evaluate_sim is that); compare_sim_runs: finished sim runs side by side, each pair tested
-            on the seeds both ran (runs).
+            column in physical units, and mae_normalized to compare checkpoints by (dataset [+ episodes, every or
+            chunks, seed, steps, action_keys, state_keys]; not success: evaluate_sim is that); compare_sim_runs:
+            finished sim runs side by side, each pair tested on the seeds both ran (runs).
         prompt: task description, e.g. "put the cup in the sink".
         embodiment: embodiment key from list_embodiments, e.g. "droid" or "bridge" (default: the checkpoint's own,
             shown by list_checkpoints).

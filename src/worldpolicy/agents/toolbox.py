@@ -8,7 +8,6 @@ Files are read only from `input_roots` and written only under `output_dir`, in f
 
 from __future__ import annotations
 
-import copy
 import datetime as _dt
 import json
 import logging
@@ -992,12 +991,13 @@ class Toolbox:
     ) -> dict[str, Any]:
         """`worldpolicy dataset eval`: the checkpoint's chunks predicted from a LeRobot dataset's frames against the
         actions it recorded (`data.openloop.evaluate_open_loop`), per column with names and units, per episode and per
-        chunk step, with openloop.json and the plots in a fresh run folder. Runs the cached policy (with this call's
-        `steps`), at most MAX_OPEN_LOOP_CHUNKS chunks; progress counts the chunks' denoising steps. A call that fails
-        or is cancelled removes the run folder it began, as `evaluate_sim` does."""
-        from ..data.label import check_episodes
+        chunk step, with openloop.json and the plots in a fresh run folder. The dataset is checked
+        (`data.openloop.check_open_loop`: frame rate, cameras, action and state features, NaN) and the chunks counted
+        before the model loads; at most MAX_OPEN_LOOP_CHUNKS. Runs the cached policy as it is, this call's `steps` on
+        each request; progress counts the chunks (a fraction at each denoising step). A call that fails or is
+        cancelled removes the run folder it began, as `evaluate_sim` does."""
         from ..data.lerobot import LeRobotDataset
-        from ..data.openloop import evaluate_open_loop, spread_starts
+        from ..data.openloop import LEFT_OUT_WHY, check_open_loop, evaluate_open_loop
 
         ckpt, emb = self._model(checkpoint, embodiment)
         if not _integer(seed):  # None too: `dataset eval`'s seed is always one (episode i: seed + i)
@@ -1017,43 +1017,39 @@ class Toolbox:
             raise ToolInputError("episodes", "expected a list of episode indexes (from 0; negative from the end)",
                                  episodes)
         root = self._readable_folder("dataset", dataset)
-        try:
-            with logged_warnings() as [notes]:  # a feature it cannot read (it opens without it): in the warnings
-                ds = LeRobotDataset.open(root)
-            chosen = check_episodes(ds, episodes)
-        except (ValueError, OSError) as exc:
-            raise _named(exc, {"episodes": episodes}, "dataset", dataset) from None
-        # how many chunks the run predicts, counted as `evaluate_open_loop` places them, before the model loads
-        chunk_size = self._load_options().get("chunk_size") or emb.chunk_size
-        lengths = {i: int(ds.episode_lengths[i]) for i in chosen}
-        planned = (sum(map(len, spread_starts(lengths, chunk_size, chunks).values())) if chunks is not None
-                   else sum(math.ceil(n / (every or chunk_size)) for n in lengths.values()))
-        if planned > MAX_OPEN_LOOP_CHUNKS:
-            raise ToolInputError("chunks" if chunks is not None else "every",
-                                 f"the {len(chosen)} episodes would take {planned} chunks, more than the "
-                                 f"{MAX_OPEN_LOOP_CHUNKS} one call predicts", chunks if chunks is not None else every,
-                                 f"chunks <= {MAX_OPEN_LOOP_CHUNKS} (spread over the episodes), a larger every, or "
-                                 "fewer episodes")
         given = {"dataset": dataset, "episodes": episodes, "every": every, "chunks": chunks, "seed": seed,
                  "action_keys": action_keys, "state_keys": state_keys, "embodiment": embodiment,
                  "checkpoint": checkpoint}
+        options = {"episodes": episodes, "every": every, "chunks": chunks, "seed": seed,
+                   "batch_size": OPEN_LOOP_BATCH_SIZE, "state_keys": state_keys, "action_keys": action_keys}
+        try:
+            with logged_warnings() as [notes]:  # a feature it cannot read (it opens without it): in the warnings
+                ds = LeRobotDataset.open(root)
+            plan = check_open_loop(ds, emb, **options)  # everything the run checks before weights, before loading
+        except (ValueError, KeyError, OSError) as exc:
+            raise _named(exc, given, "dataset", dataset) from None
+        # how many chunks the run predicts, placed as `evaluate_open_loop` places them, before the model loads
+        planned = sum(map(len, plan.starts(self._load_options().get("chunk_size") or emb.chunk_size).values()))
+        if planned > MAX_OPEN_LOOP_CHUNKS:
+            raise ToolInputError("chunks" if chunks is not None else "every",
+                                 f"the {len(plan.episodes)} episodes would take {planned} chunks, more than the "
+                                 f"{MAX_OPEN_LOOP_CHUNKS} one call predicts", chunks if chunks is not None else every,
+                                 f"chunks <= {MAX_OPEN_LOOP_CHUNKS} (spread over the episodes), a larger every, or "
+                                 "fewer episodes")
         report = progress or (lambda *_: None)
+
+        def chunks_done(done: float, total: int) -> None:  # a cancelled call stops here: before a batch, or at a step
+            report(done, total, f"chunks predicted: {done:.3g} of {total}")
+
         out = None
         try:
             with logged_warnings() as [logged], self._run_lock:
                 report(0, planned, f"loading {ckpt.name} for {emb.key}")  # a call cancelled while it waited stops
-                # the cached policy's model, run with this call's steps and reporting its progress: a shallow copy, so
-                # the cached one is left as it was for the calls after
-                policy = copy.copy(self.policy(ckpt, emb))
-                if steps is not None:
-                    policy.sampling = policy.sampling.updated(steps=steps)
-                policy.act_batch = _chunk_progress(policy.act_batch, report, planned)
+                policy = self.policy(ckpt, emb)  # used as it is: the call's steps ride on each request
                 out = self._new_run_dir("openloop")
                 try:
-                    result = evaluate_open_loop(ds, policy, out, episodes=chosen, every=every, chunks=chunks,
-                                                seed=seed, batch_size=OPEN_LOOP_BATCH_SIZE, state_keys=state_keys,
-                                                action_keys=action_keys)
-                except (ValueError, KeyError) as exc:  # the data's problems it finds once the chunk size is known
+                    result = evaluate_open_loop(ds, policy, out, steps=steps, progress=chunks_done, **options)
+                except (ValueError, KeyError) as exc:  # named as the tool's argument it is about, if one
                     raise _named(exc, given) from None
         except BaseException:  # the result names the run folder: a call that returns none leaves none (as a sim's)
             if out is not None:
@@ -1061,11 +1057,12 @@ class Toolbox:
             raise
         doc = result.to_json()
         warnings = list(dict.fromkeys([*notes, *logged]))
-        if doc["mae_over_std"] is None:
-            warnings.append("no column of the recorded actions moves over the steps compared: mae_over_std is "
-                            "undefined, judge the MAE by the columns' units")
+        if doc["mae_normalized"] is None:
+            warnings.append("the embodiment's stats hold every action column constant: mae_normalized is undefined, "
+                            "judge the MAE by the columns' units")
         report(planned, planned, "done")
-        std = doc["recorded_std"]
+        normalized = doc["mae_normalized_by_column"]
+        left_out = set(result.left_out)
         return {
             "checkpoint": str(ckpt),
             "embodiment": emb.key,
@@ -1075,11 +1072,14 @@ class Toolbox:
             "chunks": result.chunks,
             "steps_compared": result.steps,
             "seed": seed,
-            "sampling_steps": policy.sampling.steps,
-            "columns": [{"column": c, "unit": u, "mae": doc["mae"][c], "rmse": doc["rmse"][c], "recorded_std": std[c],
-                         "mae_over_std": doc["mae"][c] / std[c] if std[c] > 0 else None}
+            "sampling_steps": doc["settings"]["sampling"]["steps"],
+            "columns": [{"column": c, "unit": u, "mae": doc["mae"][c], "rmse": doc["rmse"][c],
+                         "mae_normalized": normalized[c],
+                         "left_out": LEFT_OUT_WHY if c in left_out else None,  # why mae_normalized is null
+                         "recorded_std": doc["recorded_std"][c]}
                         for c, u in zip(result.columns, result.units)],
-            "mae_over_std": doc["mae_over_std"],
+            "mae_normalized": doc["mae_normalized"],
+            "normalization": result.normalized_note(),
             "horizon": doc["horizon"],
             "episodes": [{**{k: v for k, v in row.items() if k != "plot"},
                           "plot": None if row["plot"] is None else str(out / row["plot"])} for row in doc["episodes"]],
@@ -1166,25 +1166,6 @@ def _named(exc: Exception, given: dict[str, Any], parameter: str | None = None, 
     if match is not None and match[1] in given:
         return ToolInputError(match[1], text.removeprefix(f"{match[1]}: "), _jsonable(given[match[1]]))
     return exc if parameter is None else ToolInputError(parameter, text, _jsonable(value))
-
-
-def _chunk_progress(act_batch: Callable[..., Any], report: Progress, total: int) -> Callable[..., Any]:
-    """`Policy.act_batch` reporting an open-loop evaluation's progress over its `total` chunks: each batch's
-    denoising steps as a fraction of its chunks. A cancelled call stops at the next report (before a batch, or at a
-    denoising step)."""
-    done = 0
-
-    def run(requests: list[Any], progress: Any = None) -> list[Any]:
-        nonlocal done
-        first, n = done, len(requests)
-        where = f"chunks {first + 1}-{first + n} of {total}" if n > 1 else f"chunk {first + 1} of {total}"
-        report(first, total, f"{where}: sampling")
-        predictions = act_batch(requests, progress=lambda step, steps: report(
-            first + n * step / steps, total, f"{where}: denoising step {step}/{steps}"))
-        done += n
-        return predictions
-
-    return run
 
 
 def _own_embodiment(checkpoint: Path, given: Any, parameter: str = "checkpoint"):

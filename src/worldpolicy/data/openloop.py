@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +48,18 @@ from .lerobot import LeRobotDataset
 from .sampling import caption_variants
 from .stats import first_non_finite
 
-__all__ = ["EVAL_WRITER", "EpisodeErrors", "OpenLoopData", "OpenLoopResult", "compare_open_loop", "evaluate_open_loop",
-           "model_scale", "normalized_scale_note", "spread_starts"]
+__all__ = ["EVAL_WRITER", "LEFT_OUT_WHY", "EpisodeErrors", "OpenLoopData", "OpenLoopPlan", "OpenLoopResult",
+           "check_open_loop", "check_progress_option", "compare_open_loop", "evaluate_open_loop", "model_scale",
+           "normalized_scale_note", "spread_starts"]
 
 EVAL_WRITER = "dataset eval"  # the command whose folders `fileio.FOLDER_KINDS` marks by OPENLOOP_FILE
 SUMMARY_FIGURE = "openloop_summary.png"
 EPISODE_FIGURE = "openloop_episode_{:06d}.png"  # one per episode evaluated; others of an earlier run are removed
 EPISODE_FIGURE_GLOB = "openloop_episode_*.png"
+# why a column has no normalised error: normalising divides by the floor of its spread, so any error is ~1e6 there
+LEFT_OUT_WHY = "constant in the training data's stats"
+# False: nothing shown; True or None: a bar over the chunks; a callable: told (chunks done, chunks planned)
+Progress = bool | None | Callable[[float, int], None]
 
 
 def model_scale(embodiment: Embodiment) -> np.ndarray:
@@ -192,7 +198,7 @@ class OpenLoopResult:
 
     def normalized_note(self) -> str:
         """How the unit-free mean reads: its scale and the columns it leaves out, and why."""
-        left_out = (f"; {', '.join(self.left_out)} left out: constant in the training data's stats"
+        left_out = (f"; {', '.join(self.left_out)} left out: {LEFT_OUT_WHY}"
                     if self.left_out else "")
         return f"mean over columns on the model's normalised scale: {normalized_scale_note(self.normalization)}" \
             + left_out
@@ -264,12 +270,33 @@ def spread_starts(lengths: Mapping[int, int], chunk: int, count: int) -> dict[in
     return starts
 
 
-def evaluate_open_loop(
+@dataclass(frozen=True)
+class OpenLoopPlan:
+    """What `check_open_loop` found usable, before any weights load: the dataset's reading (`data`), the episodes
+    chosen (ascending), the spacing (`every` or `chunks`, at most one given), `seed` and `batch_size`."""
+
+    data: OpenLoopData
+    episodes: list[int]
+    every: int | None
+    chunks: int | None
+    seed: int
+    batch_size: int
+
+    def starts(self, chunk_size: int) -> dict[int, list[int]]:
+        """Episode -> the frames a chunk is predicted at, for a policy of `chunk_size`: every `every`-th frame (default
+        the chunk size, so the chunks tile each episode), or `chunks` spread over the episodes (`spread_starts`). A
+        caller that bounds the work (the agent tool) counts them before the model loads."""
+        lengths = {i: int(self.data.dataset.episode_lengths[i]) for i in self.episodes}
+        if self.chunks is not None:
+            return spread_starts(lengths, chunk_size, self.chunks)
+        every = chunk_size if self.every is None else self.every
+        return {i: list(range(0, n, every)) for i, n in lengths.items()}
+
+
+def check_open_loop(
     dataset: str | Path | LeRobotDataset,
-    checkpoint: Any,
-    out: str | Path,
+    embodiment: Embodiment,
     *,
-    embodiment: str | Embodiment | None = None,
     episodes: Sequence[int] | None = None,
     every: int | None = None,
     chunks: int | None = None,
@@ -277,37 +304,21 @@ def evaluate_open_loop(
     batch_size: int = 8,
     state_keys: Sequence[str] | None = None,
     action_keys: Sequence[str] | None = None,
-    plots: bool = True,
-    progress: bool = False,
-    **load_options: Any,
-) -> OpenLoopResult:
-    """Predict a chunk at every `every`-th frame (default: the policy's chunk size, so the chunks tile each episode)
-    of `episodes` (default: all; negative from the end) of `dataset` with `checkpoint` (as `load_policy` takes it,
-    or a loaded `Policy`), compare each with the actions recorded over the same steps, and write `openloop.json`
-    (settings, per-column MAE and RMSE with names and units, per episode, per chunk step) and, with `plots`, a
-    figure per episode and a summary figure to `out`. `chunks` instead of `every`: that many chunks, their start
-    frames spread evenly over the episodes (`spread_starts`, as a training run's validation picks them).
+) -> OpenLoopPlan:
+    """Every check of an open-loop evaluation's data that needs no weights, each error naming its parameter: the
+    episodes, `every` and `chunks`, the cameras `embodiment` composes, the frame rate (the dataset's must be the
+    embodiment's: a chunk's steps are compared with the recording's rows one for one), state and action features (NaN
+    or inf in them refused). `evaluate_open_loop` runs it first; a caller that loads the model itself later (the agent
+    tool, whose cached model takes minutes to load) runs it up front, so a wrong dataset fails at once."""
+    from ..policy import check_seed
 
-    `action_keys` are the dataset's action features (default: training's `data.action_keys`), mapped to the
-    embodiment's columns as training maps them; `state_keys` the state a state-conditioned embodiment reads
-    (default `observation.state`, else the `observation.state.*` features). Episode i's predictions are sampled with
-    seed `seed + i` (`label.episode_seed`), `batch_size` at a time (`Policy.act_batch`). `load_options` go to
-    `load_policy` (steps, device, dtype, chunk_size, ...).
-
-    Everything that can be judged without weights is checked first, each error naming its parameter: the episodes,
-    `every` and `chunks`, the cameras, the frame rate (the dataset's must be the embodiment's: a chunk's steps are
-    compared with the recording's rows one for one), state and action features (NaN or inf in them refused), and
-    `out` (an earlier evaluation's folder is written again; a checkpoint, dataset or another command's run is
-    refused)."""
-    from ..policy import Policy, check_seed
-
+    emb = embodiment  # as the checks below name it
     try:
         ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
     except FileNotFoundError as exc:  # named as the parameter (DATASET on the command line), as its other errors are
         raise FileNotFoundError(f"dataset: {exc}") from None
     seed = check_seed(seed)
     batch_size = _count("batch_size", batch_size, "an integer >= 1 (predictions per batched forward)")
-    emb = checkpoint_embodiment(checkpoint, embodiment, load_options)
     if every is not None:
         every = _count("every", every, "an integer >= 1, the frames between predictions (default: the chunk size, "
                                        "so the chunks tile each episode)")
@@ -336,28 +347,85 @@ def evaluate_open_loop(
             raise ValueError(f"{param}: {bad.key!r} holds NaN or inf in episode {i} (first at frame {bad.frame}), "
                              "which no error can be measured against; `worldpolicy dataset check` lists such frames "
                              "(leave the episode out with episodes)")
+    return OpenLoopPlan(OpenLoopData(ds, cameras, keys, reader), chosen, every, chunks, seed, batch_size)
+
+
+def evaluate_open_loop(
+    dataset: str | Path | LeRobotDataset,
+    checkpoint: Any,
+    out: str | Path,
+    *,
+    embodiment: str | Embodiment | None = None,
+    episodes: Sequence[int] | None = None,
+    every: int | None = None,
+    chunks: int | None = None,
+    seed: int = 0,
+    batch_size: int = 8,
+    state_keys: Sequence[str] | None = None,
+    action_keys: Sequence[str] | None = None,
+    steps: int | None = None,
+    plots: bool = True,
+    progress: Progress = False,
+    **load_options: Any,
+) -> OpenLoopResult:
+    """Predict a chunk at every `every`-th frame (default: the policy's chunk size, so the chunks tile each episode)
+    of `episodes` (default: all; negative from the end) of `dataset` with `checkpoint` (as `load_policy` takes it,
+    or a loaded `Policy`), compare each with the actions recorded over the same steps, and write `openloop.json`
+    (settings, per-column MAE and RMSE with names and units, per episode, per chunk step) and, with `plots`, a
+    figure per episode and a summary figure to `out`. `chunks` instead of `every`: that many chunks, their start
+    frames spread evenly over the episodes (`spread_starts`, as a training run's validation picks them).
+
+    `action_keys` are the dataset's action features (default: training's `data.action_keys`), mapped to the
+    embodiment's columns as training maps them; `state_keys` the state a state-conditioned embodiment reads
+    (default `observation.state`, else the `observation.state.*` features). Episode i's predictions are sampled with
+    seed `seed + i` (`label.episode_seed`), `batch_size` at a time (`Policy.act_batch`), with `steps` denoising steps
+    (default: the checkpoint's preset, or a loaded Policy's sampling): each request carries them
+    (`PolicyRequest.steps`), so a loaded Policy is used as it is and left so. `progress`: False (the default) shows
+    nothing, True or None a bar over the chunks, a callable is called as `progress(done, total)` with the chunks
+    predicted so far (a fraction within a batch, at each denoising step) and the chunks planned (`compare_open_loop`).
+    `load_options` go to `load_policy` (device, dtype, chunk_size, ...).
+
+    Everything that can be judged without weights is checked first (`check_open_loop`, each error naming its
+    parameter), and `out` (an earlier evaluation's folder is written again; a checkpoint, dataset or another
+    command's run is refused)."""
+    from ..policy import Policy
+
+    check_progress_option(progress)
+    if isinstance(checkpoint, Policy):
+        emb = checkpoint_embodiment(checkpoint, embodiment, load_options)
+        checkpoint.sampling.updated(steps=steps)  # a bad steps refused here, as a path's load options are
+    else:
+        emb = checkpoint_embodiment(checkpoint, embodiment, {**load_options, "steps": steps})
+    plan = check_open_loop(dataset, emb, episodes=episodes, every=every, chunks=chunks, seed=seed,
+                           batch_size=batch_size, state_keys=state_keys, action_keys=action_keys)
     out = output_folder(out, "out", writer=EVAL_WRITER)
     policy = checkpoint if isinstance(checkpoint, Policy) else Policy.from_pretrained(checkpoint, embodiment,
-                                                                                      **load_options)
-    if chunks is None:
-        every = policy.chunk_size if every is None else every
-        starts = {i: list(range(0, int(ds.episode_lengths[i]), every)) for i in chosen}
-    else:
-        starts = spread_starts({i: int(ds.episode_lengths[i]) for i in chosen}, policy.chunk_size, chunks)
+                                                                                      steps=steps, **load_options)
+    data = plan.data
+    every = policy.chunk_size if plan.every is None and plan.chunks is None else plan.every
     metadata = policy.metadata()
     settings = {
-        "dataset": os.path.abspath(ds.root), "embodiment": emb.key, "fps": emb.fps,
+        "dataset": os.path.abspath(data.dataset.root), "embodiment": emb.key, "fps": emb.fps,
         "checkpoint": str(portable_checkpoint(policy.source)) if policy.source else "a Policy built in code",
-        "chunk_size": policy.chunk_size, "every": every, "chunks": chunks, "seed": seed, "batch_size": batch_size,
-        "episodes": chosen, "cameras": cameras, "state_keys": keys or None, **reader.settings(),
-        "sampling": metadata["sampling"], "resolution_tier": policy.resolution_tier,
+        "chunk_size": policy.chunk_size, "every": every, "chunks": plan.chunks, "seed": plan.seed,
+        "batch_size": plan.batch_size, "episodes": plan.episodes, "cameras": data.cameras,
+        "state_keys": data.state_keys or None, **data.reader.settings(),
+        "sampling": asdict(policy.sampling.updated(steps=steps)), "resolution_tier": policy.resolution_tier,
         "worldpolicy_version": metadata["worldpolicy_version"],
     }
-    data = OpenLoopData(ds, cameras, keys, reader)
-    result = compare_open_loop(policy, data, starts, seed=seed, batch_size=batch_size, progress=progress)
+    result = compare_open_loop(policy, data, plan.starts(policy.chunk_size), seed=plan.seed,
+                               batch_size=plan.batch_size, steps=steps, progress=progress)
     result.out, result.every, result.settings = out, every, settings
     _write(result, data, out, plots)
     return result
+
+
+def check_progress_option(progress: Any) -> None:
+    """An open-loop evaluation's `progress`: True, False, None or a callable (done, total), refused before any work
+    (else a string such as "no" would count as True)."""
+    if not (progress is None or isinstance(progress, bool) or callable(progress)):
+        raise TypeError(f"progress must be True, False, None or a callable (done, total), got "
+                        f"{type(progress).__name__}")
 
 
 def _count(name: str, value: Any, accepted: str) -> int:
@@ -367,7 +435,7 @@ def _count(name: str, value: Any, accepted: str) -> int:
 
 
 def compare_open_loop(policy: Any, data: OpenLoopData, starts: Mapping[int, Sequence[int]], *, seed: int,
-                      batch_size: int, progress: bool = False) -> OpenLoopResult:
+                      batch_size: int, steps: int | None = None, progress: Progress = False) -> OpenLoopResult:
     """Predict a chunk with `policy` at each start frame of `starts` (episode -> frames) of `data`'s episodes and
     compare it with the actions recorded over the same steps: the one computation `evaluate_open_loop` and a training
     run's validation (`val/action_mae`: `normalized_mae()`) share, so the two give the same numbers for the same
@@ -376,7 +444,11 @@ def compare_open_loop(policy: Any, data: OpenLoopData, starts: Mapping[int, Sequ
     Each prediction reads frame f as training pairs a window with it: the cameras of `data`, the first phrasing of the
     frame's task, the state row at f for a state-conditioned embodiment, and episode i's seed `seed + i`. Each batch
     decodes its frames only (from its first frame to its last), so a long episode is never held decoded whole.
-    Nothing is written: the result's `out` is None."""
+    `steps`: each request's denoising steps (None: the policy's sampling). `progress` (`check_progress_option`):
+    False nothing, True or None a bar over the chunks, a callable `progress(done, total)`: called before each batch
+    and at each of its denoising steps with the chunks predicted so far (a batch's n chunks advance n * step / steps)
+    and the chunks planned, so a caller can stop the run at the next call by raising. Nothing is written: the
+    result's `out` is None."""
     from tqdm.auto import tqdm
 
     from ..policy import PolicyRequest
@@ -388,8 +460,11 @@ def compare_open_loop(policy: Any, data: OpenLoopData, starts: Mapping[int, Sequ
     recorded_sq = np.zeros(emb.action_dim)
     episodes: list[EpisodeErrors] = []
     chosen = [i for i, frames in starts.items() if frames]
-    with tqdm(total=sum(len(starts[i]) for i in chosen), desc=f"open loop over {len(chosen)} episodes", unit="chunk",
-              disable=not progress) as bar:
+    planned = sum(len(starts[i]) for i in chosen)
+    callback = progress if callable(progress) else None
+    done = 0
+    with tqdm(total=planned, desc=f"open loop over {len(chosen)} episodes", unit="chunk",
+              disable=progress is False or callback is not None) as bar:
         for i in chosen:
             ep = ds.episode(i, videos=False)  # the recorded numbers and tasks; frames are decoded per batch
             at = [int(f) for f in starts[i]]
@@ -401,9 +476,15 @@ def compare_open_loop(policy: Any, data: OpenLoopData, starts: Mapping[int, Sequ
                 views = {camera: ds.camera_frames(i, key, batch[0], batch[-1] + 1) for camera, key in cameras.items()}
                 requests = [PolicyRequest({camera: frames[f - batch[0]] for camera, frames in views.items()},
                                           caption_variants(ep.frame_tasks[f])[0], seed=episode_seed(seed, i),
-                                          state=None if state is None else state[f])
+                                          state=None if state is None else state[f], steps=steps)
                             for f in batch]
-                predicted += [np.asarray(p.actions, dtype=np.float64) for p in policy.act_batch(requests)]
+                step_progress = None
+                if callback is not None:
+                    callback(done, planned)
+                    step_progress = partial(_batch_progress, callback, done, len(requests), planned)
+                predicted += [np.asarray(p.actions, dtype=np.float64)
+                              for p in policy.act_batch(requests, progress=step_progress)]
+                done += len(requests)
                 bar.update(len(requests))
             errors = _Errors(chunk, emb.action_dim)
             compared = []
@@ -424,6 +505,12 @@ def compare_open_loop(policy: Any, data: OpenLoopData, starts: Mapping[int, Sequ
                           mae=total.mae(), rmse=total.rmse(), scale=scale, model_scale=model_scale(emb),
                           normalization=emb.normalization, horizon_mae=total.horizon_mae(),
                           horizon_steps=total.count.copy(), episodes=episodes)
+
+
+def _batch_progress(callback: Callable[[float, int], None], first: int, n: int, planned: int, step: int,
+                    steps: int) -> None:
+    """A batch's denoising step as the chunks predicted so far: its `n` chunks advance `n * step / steps`."""
+    callback(first + n * step / steps, planned)
 
 
 def _write(result: OpenLoopResult, data: OpenLoopData, out: Path, plots: bool) -> None:
