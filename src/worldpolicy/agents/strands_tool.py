@@ -152,7 +152,8 @@ def worldpolicy_tool(
         decode_video: predict: also decode the imagined future video.
         animate: also write an mp4 with a playhead on the action plot beside the video (default: yes for visualize,
             no for predict, imagine and infer_actions).
-        show_plots: predict, imagine, infer_actions, visualize, evaluate_open_loop: also return the plot images, to look at them.
+        show_plots: predict, imagine, infer_actions, visualize, evaluate_open_loop: also return the plot images, to
+            look at them.
         path: actions.json or run directory for visualize.
         task: evaluate_sim task: reach, push or pick_place.
         policy: evaluate_sim policy: checkpoint name, scripted or random.
