@@ -191,11 +191,12 @@ def _validation(metrics: list[Mapping[str, Any]], checkpoints: list[tuple[int, P
     if actions:
         at = min(actions, key=actions.get)
         last = max(actions)
-        def shown(column: str, value: float) -> str:
+
+        def column_error(column: str, value: float) -> str:
             unit = (units or {}).get(column)
             return f"{_esc(column)} {value:.4g}" + (f" {_esc(str(unit))}" if unit else "")
 
-        columns = ", ".join(shown(k.removeprefix("val/action_mae/"), v) for k, v in lines[last].items()
+        columns = ", ".join(column_error(k.removeprefix("val/action_mae/"), v) for k, v in lines[last].items()
                             if k.startswith("val/action_mae/") and _number(v))
         sampled = (f"<p>held-out action error (val/action_mae: chunks sampled on held-out frames against the recorded "
                    f"actions, the MAE on the model's normalised action scale, unit-free, mean over the columns; "
