@@ -313,10 +313,7 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
     if args.mode == "inverse_dynamics":
         _check_clip(args, sources, cameras, embodiment)
     if args.whole_trajectory:
-        try:
-            check_trajectory_embodiment(embodiment)
-        except ValueError as exc:
-            raise ValueError(str(exc).replace("whole_trajectory=True", "--whole-trajectory", 1)) from None
+        check_trajectory_embodiment(embodiment, "--whole-trajectory")
     if args.actions:
         try:
             load_actions(args.actions, embodiment, args.actions_space, warn=False)  # the run itself warns, once

@@ -827,7 +827,7 @@ class Policy:
         frames trained on), which would warn of what no user can change."""
         height, width = frame.shape[:2]
         self._said.add(("view", height, width))
-        self._said.add(("size", ("None", (height, width))))
+        self._said.add(_size_said({None: (height, width)}))
 
     def _warn_range(self, model: np.ndarray, where: str) -> None:
         """Say `out_of_range_warning` of a request's state or actions once per input and set of columns (a control loop
@@ -877,7 +877,7 @@ class Policy:
                              None if views is None else {key: view.shape[1:3] for key, view in views.items()})
         if given is None:
             return
-        if not self._once("size", *sorted((str(key), hw) for key, hw in given.items())):
+        if not self._once(*_size_said(given)):
             return
         message = trained_size_warning(self._trained_frames, given, self.source)
         if message is not None:
@@ -1031,6 +1031,12 @@ class Policy:
             fps=e.fps, video=video, timings=timings, settings=meta["settings"], layout=e.layout,
             gripper_column=e.gripper_column,
         )
+
+
+def _size_said(given: Mapping[str | None, tuple[int, int]]) -> tuple[Any, ...]:
+    """The key `Policy._said` notes a trained-size warning of `given` (`sizes_judged`) under: one for
+    `_warn_trained_size`, which says it once, and `_imagined_frame`, which marks a trajectory's own frames said."""
+    return ("size", *sorted((str(key), tuple(hw)) for key, hw in given.items()))
 
 
 def sizes_judged(embodiment: Embodiment, size: tuple[int, int],

@@ -99,6 +99,23 @@ def test_a_joint_position_state_is_chained_from_the_last_action_of_the_chunk_bef
     assert not np.array_equal(other.video[1:3], chained.video[1:3])
 
 
+def test_the_imagined_frames_a_trajectory_goes_on_from_are_not_judged_as_a_cameras(tiny_checkpoint, caplog):
+    """Chunk j > 0 starts from a frame the model imagined, on its canvas (256x288 for droid/joint_pos' three cameras):
+    judged as a camera's image against the frames the checkpoint was trained on, it warned of a size no user chose
+    (`Policy._imagined_frame`)."""
+    import worldpolicy
+
+    policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid/joint_pos", chunk_size=CHUNK,
+                                     resolution_tier=256, steps=1)
+    keys = policy.embodiment.camera_keys
+    policy._trained_frames = {"cameras": {key: (36, 64) for key in keys}, "composed": (720, 1280)}
+    rng = np.random.default_rng(5)
+    cameras = {key: rng.integers(0, 256, (36, 64, 3), dtype=np.uint8) for key in keys}  # the sizes trained on
+    actions = np.concatenate([rng.uniform(-1, 1, size=(6, 7)), rng.uniform(0, 1, size=(6, 1))], axis=1)
+    whole = policy.imagine(cameras, actions, "push", whole_trajectory=True, state=actions[0], seed=3)
+    assert whole.video.shape[1:3] != (36, 64) and "where it was" not in caplog.text
+
+
 def test_a_state_no_action_says_is_refused_naming_what_is_accepted(policy, image):
     from worldpolicy.embodiments import get_embodiment
     from worldpolicy.processing.trajectory import check_trajectory_embodiment

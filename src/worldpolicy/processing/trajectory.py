@@ -30,15 +30,16 @@ def check_trajectory_options(whole_trajectory: Any, decode_video: Any) -> None:
                          "accepted: decode_video=None or True")
 
 
-def check_trajectory_embodiment(embodiment: Embodiment) -> None:
+def check_trajectory_embodiment(embodiment: Embodiment, option: str = "whole_trajectory=True") -> None:
     """An embodiment whose model input holds a state row (`state_history`) needs the state each later chunk starts
     from. Absolute joint targets (`joint_position`) give it: the previous chunk's last action, taken as reached (what
     a rollout of commanded joints assumes). Any other layout (deltas, velocities, a generic action) says nothing of
     the robot's state after its actions, so a chained rollout would have to invent one: refused, naming what is
-    accepted."""
+    accepted. `option`: how the caller's user asked for a whole trajectory, which the message starts with
+    (`--whole-trajectory` on the command line)."""
     e = embodiment
     if e.state_history and e.layout != "joint_position":
-        raise ValueError(f"whole_trajectory=True: embodiment {e.key!r} conditions each chunk on the robot state, and "
+        raise ValueError(f"{option}: embodiment {e.key!r} conditions each chunk on the robot state, and "
                          f"its {e.layout} actions do not say the state after a chunk, which the next chunk would start "
                          "from; accepted: an embodiment whose actions are absolute joint positions (layout "
                          "joint_position, e.g. droid/joint_pos: the last action is the next chunk's state) or one "
