@@ -319,11 +319,7 @@ def _check_chunk(ds: LeRobotDataset, episode: int, frame: int, emb: Embodiment, 
     if to_end:
         from ..processing.trajectory import check_trajectory_embodiment
 
-        try:
-            check_trajectory_embodiment(emb)
-        except ValueError as exc:  # the printed command's option is the reason
-            raise ValueError(str(exc).replace("whole_trajectory=True", "to_end=True (predict --whole-trajectory)", 1)
-                             ) from None
+        check_trajectory_embodiment(emb, "to_end=True (predict --whole-trajectory)")  # the printed command's option
         if left < 1:
             raise ValueError(f"to_end=True: frame {frame} is the last of episode {episode} (it has {length} frames): "
                              f"no action was recorded after it; choose frame <= {length - 2}")
