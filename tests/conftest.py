@@ -33,11 +33,11 @@ def default_sigterm():
     signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
-@pytest.fixture
-def default_sigint():
-    """Ctrl-C delivered as a KeyboardInterrupt, as in a terminal, for a test that presses it: a suite started in the
-    background (`nohup ... &`, a CI runner's job) inherits SIGINT ignored, and Python then installs no handler, so
-    the test's Ctrl-C did nothing and "did not raise"."""
+@pytest.fixture(autouse=True)
+def _default_sigint():
+    """Ctrl-C delivered as a KeyboardInterrupt, as in a terminal, for every test (several press it): a suite started
+    in the background (`nohup ... &`, a CI runner's job) inherits SIGINT ignored, and Python then installs no handler,
+    so a test's Ctrl-C did nothing and "did not raise"; put back after each test, whatever the test set."""
     import signal
 
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -171,7 +171,7 @@ def test_a_staged_folder_replaces_the_old_one_only_when_it_is_complete(tmp_path)
     assert stat.S_IMODE(final.stat().st_mode) == 0o777 & ~umask
 
 
-def test_held_signals_are_ctrl_c_and_the_command_lines_sigterm_never_an_ignored_one(default_sigterm, default_sigint):
+def test_held_signals_are_ctrl_c_and_the_command_lines_sigterm_never_an_ignored_one(default_sigterm):
     """`sigint_held` holds Ctrl-C, and SIGTERM where the command line made it one (`terminating_as_interrupt`); a
     SIGINT that is ignored (a job started in the background, nohup) was held too and then stopped the command."""
     import os

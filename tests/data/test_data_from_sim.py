@@ -353,7 +353,7 @@ def test_a_frame_size_the_codec_cannot_encode_is_refused_before_recording(tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_ctrl_c_while_an_episode_is_written_lets_it_finish(tmp_path, monkeypatch, default_sigint):
+def test_a_ctrl_c_while_an_episode_is_written_lets_it_finish(tmp_path, monkeypatch):
     """The real signal: held while the writer takes an episode, so the one being written is kept whole."""
     import os
     import signal

@@ -78,8 +78,7 @@ def test_metrics_have_one_line_per_step_after_resume(runs):
     assert all(line["world_size"] == 1 and np.isfinite(line["loss"]) for line in lines)
 
 
-def test_ctrl_c_finishes_the_step_saves_it_and_the_resumed_run_goes_on_exactly(runs, train_config, caplog, capsys,
-                                                                              default_sigint):
+def test_ctrl_c_finishes_the_step_saves_it_and_the_resumed_run_goes_on_exactly(runs, train_config, caplog, capsys):
     """Ctrl-C used to drop every step since the last checkpoint (all of them before the first save). It now waits for
     the step it came in, saves that step, and stops; the same command resumes from there with run A's losses."""
     import os
@@ -135,7 +134,7 @@ def test_sigterm_saves_the_step_it_came_in_like_ctrl_c(tmp_path, train_config, c
 
 @pytest.mark.parametrize("presses", [1, 2])
 def test_ctrl_c_during_a_periodic_save_finishes_it_unless_pressed_again(runs, train_config, monkeypatch, caplog, capsys,
-                                                                        default_sigint, presses):
+                                                                        presses):
     """Saving a large model takes minutes, where a Ctrl-C is likely: it cut the save short and lost every step since
     the last checkpoint. Now the save is finished and the run stops there (resuming with run A's losses); a second
     Ctrl-C stops the save, keeping the older checkpoints and no half one."""
