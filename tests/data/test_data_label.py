@@ -20,21 +20,6 @@ DROID_CAMERAS = ("observation.image.wrist_image_left", "observation.image.exteri
                  "observation.image.exterior_image_2_left")
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    from worldpolicy.testing import make_tiny_checkpoint
-
-    return make_tiny_checkpoint(tmp_path_factory.mktemp("label_ckpt") / "tiny")
-
-
-@pytest.fixture(scope="module")
-def policy(tiny):
-    import worldpolicy
-
-    # pusht: one camera, 10 fps, 2-D actions; windows of 5 frames
-    return worldpolicy.load_policy(tiny, embodiment="pusht", chunk_size=4, resolution_tier=256, steps=1)
-
-
 def _dataset(root: Path, lengths=(6, 5), fps: float = 10, provenance=None) -> LeRobotDataset:
     """Episodes with an `action` column to replace (3-wide: not pusht's), a state, a string task per episode."""
     episodes = []

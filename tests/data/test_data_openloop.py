@@ -30,21 +30,6 @@ OFFSETS = (0, 20)  # episode i's frame t has every pixel 5 * (t + OFFSETS[i]): t
 DROID_CAMERAS = ("wrist_image_left", "exterior_image_1_left", "exterior_image_2_left")
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    from worldpolicy.testing import make_tiny_checkpoint
-
-    return make_tiny_checkpoint(tmp_path_factory.mktemp("openloop_ckpt") / "tiny")
-
-
-@pytest.fixture(scope="module")
-def policy(tiny):
-    import worldpolicy
-
-    # pusht: one camera, 10 fps, columns x and y; chunks of 4
-    return worldpolicy.load_policy(tiny, embodiment="pusht", chunk_size=4, resolution_tier=256, steps=1)
-
-
 def _dataset(root: Path, lengths=(10, 7), fps: float = 10, y=None) -> tuple:
     """Episodes whose `action` feature is named as pusht's columns, recorded values that differ at every frame (`y`:
     column y's values as a function of the frame, instead)."""
