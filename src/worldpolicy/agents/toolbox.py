@@ -718,14 +718,13 @@ class Toolbox:
     def _trajectory_chunks(self, emb, actions: np.ndarray) -> int:
         """How many chunks a whole trajectory of `actions` rolls out in, after refusing, before the model loads, an
         embodiment whose state cannot be carried from one chunk to the next
-        (`processing.trajectory.check_trajectory_embodiment`)."""
-        from ..processing.trajectory import check_trajectory_embodiment
+        (`processing.trajectory.trajectory_refusal`)."""
+        from ..processing.trajectory import trajectory_refusal
 
-        try:
-            check_trajectory_embodiment(emb)
-        except ValueError as exc:  # its "accepted: ..." as the tools' errors give it
-            why, _, accepted = str(exc).removeprefix("whole_trajectory=True: ").partition("; accepted: ")
-            raise ToolInputError("whole_trajectory", why, True, f"false, or {accepted}") from None
+        refusal = trajectory_refusal(emb)
+        if refusal is not None:
+            why, accepted = refusal
+            raise ToolInputError("whole_trajectory", why, True, f"false, or {accepted}")
         chunk_size = self._load_options().get("chunk_size") or emb.chunk_size
         return math.ceil(len(actions) / chunk_size)
 

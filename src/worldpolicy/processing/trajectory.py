@@ -30,20 +30,30 @@ def check_trajectory_options(whole_trajectory: Any, decode_video: Any) -> None:
                          "accepted: decode_video=None or True")
 
 
-def check_trajectory_embodiment(embodiment: Embodiment, option: str = "whole_trajectory=True") -> None:
-    """An embodiment whose model input holds a state row (`state_history`) needs the state each later chunk starts
-    from. Absolute joint targets (`joint_position`) give it: the previous chunk's last action, taken as reached (what
-    a rollout of commanded joints assumes). Any other layout (deltas, velocities, a generic action) says nothing of
-    the robot's state after its actions, so a chained rollout would have to invent one: refused, naming what is
-    accepted. `option`: how the caller's user asked for a whole trajectory, which the message starts with
-    (`--whole-trajectory` on the command line)."""
+def trajectory_refusal(embodiment: Embodiment) -> tuple[str, str] | None:
+    """Why a whole trajectory cannot be rolled out for `embodiment`, and what is accepted (None: it can). An embodiment
+    whose model input holds a state row (`state_history`) needs the state each later chunk starts from. Absolute joint
+    targets (`joint_position`) give it: the previous chunk's last action, taken as reached (what a rollout of
+    commanded joints assumes). Any other layout (deltas, velocities, a generic action) says nothing of the robot's
+    state after its actions, so a chained rollout would have to invent one."""
     e = embodiment
-    if e.state_history and e.layout != "joint_position":
-        raise ValueError(f"{option}: embodiment {e.key!r} conditions each chunk on the robot state, and "
-                         f"its {e.layout} actions do not say the state after a chunk, which the next chunk would start "
-                         "from; accepted: an embodiment whose actions are absolute joint positions (layout "
-                         "joint_position, e.g. droid/joint_pos: the last action is the next chunk's state) or one "
-                         "that takes no state (e.g. droid/relative_pose)")
+    if not e.state_history or e.layout == "joint_position":
+        return None
+    why = (f"embodiment {e.key!r} conditions each chunk on the robot state, and its {e.layout} actions do not say "
+           "the state after a chunk, which the next chunk would start from")
+    accepted = ("an embodiment whose actions are absolute joint positions (layout joint_position, e.g. "
+                "droid/joint_pos: the last action is the next chunk's state) or one that takes no state (e.g. "
+                "droid/relative_pose)")
+    return why, accepted
+
+
+def check_trajectory_embodiment(embodiment: Embodiment, option: str = "whole_trajectory=True") -> None:
+    """`trajectory_refusal` as a `ValueError` starting with `option`: how the caller's user asked for a whole
+    trajectory (`--whole-trajectory` on the command line)."""
+    refusal = trajectory_refusal(embodiment)
+    if refusal is not None:
+        why, accepted = refusal
+        raise ValueError(f"{option}: {why}; accepted: {accepted}")
 
 
 def trajectory_actions(actions: Any, embodiment: Embodiment, space: str, warn_range: bool) -> np.ndarray:
