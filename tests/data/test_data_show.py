@@ -158,3 +158,26 @@ def test_ctrl_c_keeps_the_finished_episodes_on_the_page_and_no_half_one(small_da
     assert "Incomplete: 1 of 3 written" in (out / "index.html").read_text()
     # episode 1's staging folder, which held its clip, is gone: no half episode, hidden or not
     assert sorted(p.name for p in out.iterdir()) == ["dataset_show.json", "episode_000000", "index.html"]
+
+
+def test_a_feature_holding_nan_is_named_not_plotted(small_dataset, tmp_path):
+    """A dataset written elsewhere may hold NaN (`dataset check` reports it): the episode says where, and the rest of
+    it is shown."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from worldpolicy.data.show import show_dataset
+
+    ds, _ = small_dataset
+    (path,) = sorted((ds.root / "data").glob("chunk-*/file-*.parquet"))
+    table = pq.read_table(path)
+    actions = np.asarray(table.column("action").to_pylist(), dtype=np.float32)
+    actions[3, 1] = np.nan  # episode 0, frame 3
+    column = pa.FixedSizeListArray.from_arrays(pa.array(actions.ravel()), 3)
+    pq.write_table(table.set_column(table.column_names.index("action"), "action", column), path)
+    shown = show_dataset(ds.root, tmp_path / "look", episodes=[0])
+    (episode,) = shown.episodes
+    assert set(episode.plots) == {"state", "other"} and len(episode.videos) == 1
+    (note,) = episode.notes
+    assert note.startswith("action (action as recorded) not plotted: ") and "action_1" in note
+    assert "action_1" in shown.page.read_text()
