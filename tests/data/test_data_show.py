@@ -101,8 +101,8 @@ def test_an_embodiment_reads_the_actions_and_state_in_its_columns(tmp_path):
     shown = show_dataset(ds, tmp_path / "look", embodiment="droid")
     droid = get_embodiment("droid")
     plots = {p["group"]: p["shows"] for p in _shown(tmp_path / "look")["shown"][0]["plots"]}
-    assert plots["action"] == f"action.joint_position, action.gripper_position as embodiment {droid.key!r}'s columns"
-    assert plots["state"].endswith(f"as embodiment {droid.key!r}'s state row")
+    assert plots["action"] == f"action.joint_position, action.gripper_position as embodiment {droid.key}'s columns"
+    assert plots["state"].endswith(f"as embodiment {droid.key}'s state row")
     assert len(shown.episodes[0].videos) == 3
     with pytest.raises(ValueError, match=r"^embodiment='pusht': action_keys: .*pusht"):
         show_dataset(ds, tmp_path / "other", embodiment="pusht")  # 8 columns do not map to 2

@@ -180,7 +180,7 @@ def _groups(ds: LeRobotDataset, emb: Embodiment | None) -> _Groups:
             reader = recorded_actions(ds, emb, action_keys, state_keys or None)
         except ValueError as exc:
             raise ValueError(f"embodiment={emb.key!r}: {exc}") from None
-        mapped = f"{', '.join(reader.action_keys)} as embodiment {emb.key!r}'s columns"
+        mapped = f"{', '.join(reader.action_keys)} as embodiment {emb.key}'s columns"
         if reader.conversion != "none":
             mapped += f" ({reader.conversion} from the state at frame 0)"
         plots.append(("action", reader.action_keys, list(emb.columns), list(emb.units), emb.gripper_column, mapped))
@@ -197,7 +197,7 @@ def _groups(ds: LeRobotDataset, emb: Embodiment | None) -> _Groups:
         names = ds.feature_names(state_keys)
         plots.append(("state", state_keys, list(emb.columns) if own else names,
                       list(emb.units) if own else [""] * len(names), emb.gripper_column if own else None,
-                      f"{', '.join(state_keys)} as " + (f"embodiment {emb.key!r}'s state row" if own else "recorded")))
+                      f"{', '.join(state_keys)} as " + (f"embodiment {emb.key}'s state row" if own else "recorded")))
     other = [k for k in numeric if k not in action_keys and k not in state_keys]
     if other:
         names = ds.feature_names(other)
