@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,13 +117,13 @@ def show_dataset(
     *,
     episodes: Sequence[int] | None = None,
     embodiment: str | Path | Embodiment | None = None,
-    progress: bool | Callable[[int, int], None] = False,
+    progress: bool = False,
 ) -> DatasetShown:
     """Write `out/index.html`: `dataset`'s summary and, for each of `episodes` (default: the first
     `DEFAULT_EPISODES`; negative from the end), its cameras' clips, its numeric features plotted over time, its task
     and its episodes-table fields. `embodiment` (a registered name or spec file): the actions in its columns and
     units, as training maps them, and a state-conditioned one's state row in its columns; a dataset that does not map
-    to it is refused. `progress`: a bar over the episodes (True), or a callable told (episodes done, chosen).
+    to it is refused. `progress`: a bar over the episodes on stderr.
 
     The dataset, the episodes, the embodiment and `out` are checked before anything is decoded (each error naming
     its parameter); `out` is new, empty or an earlier `dataset show`'s, whose episodes not shown now are removed once
@@ -146,16 +146,11 @@ def show_dataset(
     from tqdm.auto import tqdm
 
     try:
-        with tqdm(total=len(chosen), desc="showing episodes", unit="ep",
-                  disable=progress is False or callable(progress)) as bar:
+        with tqdm(total=len(chosen), desc="showing episodes", unit="ep", disable=not progress) as bar:
             for i in chosen:
-                if callable(progress):
-                    progress(len(shown.episodes), len(chosen))
                 shown.episodes.append(_episode(ds, i, out, groups, fields[i]))
                 _write(shown)
                 bar.update(1)
-    except ShowInterrupted:
-        raise
     except KeyboardInterrupt as stop:
         raise ShowInterrupted(shown, isinstance(stop, Terminated)) from None
     if not chosen:  # a dataset of no episodes: its summary alone
