@@ -200,6 +200,7 @@ TRAINING_SUMMARY_FILE = "training_summary.json"  # a recipe's model: its stages 
 SIM_REPORT_FILE = "report.json"  # a sim run's report (`sim.evaluate.write_report`): its episodes, what --resume reads
 OPENLOOP_FILE = "openloop.json"  # an open-loop evaluation's metrics (`data.openloop`, `worldpolicy dataset eval`)
 COMPARE_FILE = "compare.json"  # sim runs compared side by side (`sim.compare.write_comparison`)
+SHOW_FILE = "dataset_show.json"  # what `worldpolicy dataset show` drew of a dataset (`data.show`), its page's source
 # The key of a LeRobot dataset's meta/info.json under which worldpolicy says how it made the dataset (`dataset
 # from-sim`: the task and expert versions and the recording's settings), which the data tools write and a training
 # run's page reads. LeRobot keeps info.json keys it does not know and reads none of them, so the dataset stays a plain
@@ -237,6 +238,7 @@ FOLDER_KINDS: tuple[FolderKind, ...] = (
     FolderKind("a predict run", "predict", (ACTIONS_FILE,)),
     FolderKind("a dataset frame's predict inputs", "dataset frame", ("dataset_frame.json",)),
     FolderKind("an open-loop evaluation", "dataset eval", (OPENLOOP_FILE,)),
+    FolderKind("a dataset's pages", "dataset show", (SHOW_FILE,)),
     FolderKind("viz plots", "viz", ("animation.mp4", "actions.png", "actions.pdf", "actions.svg")),
 )
 RUN_WRITERS = tuple(kind.writer for kind in FOLDER_KINDS if kind.writer is not None)

@@ -1,6 +1,6 @@
-"""`worldpolicy dataset info|check|frame|from-sim|label|eval`: inspect LeRobot v3 datasets, take one observation out of
-one as `worldpolicy predict`'s inputs, record scripted-expert sim data, pseudo-label videos with actions, and compare a
-checkpoint's predicted chunks with the recorded actions (open loop)."""
+"""`worldpolicy dataset info|check|frame|from-sim|label|eval|show`: inspect LeRobot v3 datasets, take one observation
+out of one as `worldpolicy predict`'s inputs, record scripted-expert sim data, pseudo-label videos with actions,
+compare a checkpoint's predicted chunks with the recorded actions (open loop), and write a page to look at one."""
 
 from __future__ import annotations
 
@@ -204,6 +204,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--no-plots", action="store_true", help="write openloop.json only")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     evaluate.set_defaults(func=_eval)
+
+    show = cmds.add_parser(
+        "show",
+        help="write a page to look at a dataset: summary, stats, and per episode its camera clips and plotted columns",
+        description="Write OUT/index.html: the dataset's summary (fps, robot, episodes and their lengths, features "
+        "with shapes and names, tasks, stats, provenance) and, per chosen episode, each camera's clip as an mp4, its "
+        "state, action and other numeric features plotted over time by column, its task and its episodes-table "
+        "fields. Open it in a browser (or `worldpolicy report OUT --serve`).",
+    )
+    show.add_argument("root", help="dataset folder (holds meta/info.json); it is not changed")
+    show.add_argument("--out", required=True, help="folder for the page (new, empty, or an earlier show's)")
+    show.add_argument("--episodes", metavar="I,J,...",
+                      help="episodes to show, indices from 0 separated by commas as train takes them (default: the "
+                      "first 5; negative from the end, e.g. --episodes=-1)")
+    show.add_argument("--embodiment", help="read the actions (and a state-conditioned one's state) as this "
+                      "embodiment's columns and units, as training maps them (a registered name or spec file; "
+                      "default: the features as recorded)")
+    show.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+    show.set_defaults(func=_show)
 
 
 def _summary(ds) -> dict:
@@ -462,4 +481,29 @@ def _eval(args: argparse.Namespace) -> int:
     except (ValueError, KeyError, FileNotFoundError) as exc:  # a missing CHECKPOINT or DATASET named as such too
         raise flag_named(exc, EVAL_FLAGS) from None
     print(result.summary())
+    return 0
+
+
+# show_dataset's parameters as `dataset show` spells them (`cli.flag_named`)
+SHOW_FLAGS = {"out": "--out", "episodes": "--episodes", "embodiment": "--embodiment", "dataset": "ROOT"}
+
+
+def _show(args: argparse.Namespace) -> int:
+    import sys
+
+    from worldpolicy.cli import episode_list, flag_named
+    from worldpolicy.data.show import ShowInterrupted, show_dataset
+    from worldpolicy.fileio import Terminated, exit_status
+
+    episodes = None if args.episodes is None else episode_list("--episodes", args.episodes)
+    try:
+        shown = show_dataset(args.root, args.out, episodes=episodes, embodiment=args.embodiment,
+                             progress=not args.no_progress)
+    except (ValueError, KeyError) as exc:
+        raise flag_named(exc, SHOW_FLAGS) from None
+    except ShowInterrupted as stop:  # the episodes finished are on the page; the one being written is not
+        print(f"worldpolicy dataset show: {stop.describe()}", file=sys.stderr)
+        return exit_status(Terminated() if stop.terminated else stop)  # 143 for SIGTERM, 130 for Ctrl-C
+    print(f"wrote {shown.page}: {len(shown.episodes)} of {shown.summary['episodes']} episodes shown "
+          f"({', '.join(map(str, shown.chosen))})")
     return 0

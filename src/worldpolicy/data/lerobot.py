@@ -185,6 +185,30 @@ class LeRobotDataset:
         return self.num_episodes
 
     @property
+    def episode_tasks(self) -> list[tuple[str, ...]]:
+        """Per episode (in order), its tasks as the episodes table lists them, without loading it."""
+        return list(self._episodes["tasks"])
+
+    def episode_fields(self) -> list[dict[str, Any]]:
+        """Per episode (in order), the columns of the episodes table beyond LeRobot's own (its rows, files, tasks,
+        per-episode stats and metadata file): what a recorder added there, such as a success flag. Values as JSON
+        holds them (a list or struct stays one); {} for an episode without any. Read on call: `open` reads only the
+        columns it checks."""
+        fields: list[dict[str, Any]] = [{} for _ in range(self.num_episodes)]
+        own = ("videos/", "stats/", "meta/", "data/")
+        for path in sorted((self.root / EPISODES_DIR).glob("chunk-*/file-*.parquet")):
+            table = _read_parquet(path, "episodes file")
+            extra = [c for c in table.column_names if c not in EPISODE_COLUMNS and not c.startswith(own)]
+            if not extra:
+                continue
+            rows = table.select(["episode_index", *extra]).to_pylist()
+            for row in rows:
+                i = row.pop("episode_index")
+                if isinstance(i, int) and 0 <= i < self.num_episodes:
+                    fields[i] = row
+        return fields
+
+    @property
     def stats_path(self) -> Path:
         return self.root / STATS_PATH
 

@@ -645,10 +645,10 @@ def _time_axis(ax, steps: int, fps: float) -> None:
 
 
 def axis_label(column: str, unit: str, ax=None) -> str:
-    """`column [unit]`; given the axes it labels, broken (`_wrap_to_width`) to fit their height (a y label longer than
-    its subplot, `left_finger_2 [normalized]` of a 57-column chunk, ran into the next one's), in at most
-    `_MAX_LABEL_LINES` lines."""
-    text = f"{column} [{unit}]"
+    """`column [unit]` (`column` alone for a unit not known: "", a dataset's feature as recorded); given the axes it
+    labels, broken (`_wrap_to_width`) to fit their height (a y label longer than its subplot, `left_finger_2
+    [normalized]` of a 57-column chunk, ran into the next one's), in at most `_MAX_LABEL_LINES` lines."""
+    text = f"{column} [{unit}]" if unit else column
     if ax is not None:
         height_px = ax.get_position().height * ax.figure.bbox.height
         lines = _wrap_to_width(ax.figure, text, height_px, LABEL_FONTSIZE)

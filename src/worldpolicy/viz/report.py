@@ -1,5 +1,6 @@
 """Self-contained HTML run reports: one `index.html` per run directory (predict, sim, train; sim runs compared,
-`compare.json`, get theirs from `compare_page`, in the same style: `page_html`).
+`compare.json`, get theirs from `compare_page`, a dataset shown, `dataset_show.json`, from `dataset_page`, in the same
+style: `page_html`).
 
 The page needs nothing outside itself to show plots (PNG data URIs, inline CSS/JS); videos are embedded up to
 `MAX_EMBED_VIDEO_BYTES` each and `MAX_EMBED_VIDEOS_TOTAL_BYTES` together (in name order: a predict run's own clips
@@ -31,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..fileio import ACTIONS_FILE, COMPARE_FILE, write_bytes_atomic
+from ..fileio import ACTIONS_FILE, COMPARE_FILE, SHOW_FILE, write_bytes_atomic
 from ..results import actions_from_json
 from .plots import (
     model_space_note,
@@ -46,7 +47,7 @@ from .video import SEP
 
 __all__ = ["MAX_EMBED_VIDEOS_TOTAL_BYTES", "MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html",
            "describe_video",
-           "log_curves_figure", "page_html", "report_server", "serve_report", "write_report"]
+           "log_curves_figure", "page_html", "report_server", "serve_report", "video_figure", "write_report"]
 
 REPORT_FILE = "index.html"
 MAX_EMBED_VIDEO_BYTES = 8 * 1024 * 1024
@@ -596,6 +597,10 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
         from .compare_page import build_compare_html
 
         return build_compare_html(run_dir, title)
+    if (run_dir / SHOW_FILE).is_file():  # a dataset shown: its page, from what `dataset show` wrote
+        from .dataset_page import build_dataset_html
+
+        return build_dataset_html(run_dir, title)
     sections: list[str] = []
     notes: list[str] = []
 
@@ -640,24 +645,11 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
     embedded = 0
     for i, path in enumerate(_files(run_dir, "*.mp4")):
         rel = path.relative_to(run_dir).as_posix()
-        size = path.stat().st_size
-        if size > MAX_EMBED_VIDEO_BYTES:
-            linked = f", linked, not embedded: over {MAX_EMBED_VIDEO_BYTES / 1e6:.1f} MB"
-        elif embedded + size > MAX_EMBED_VIDEOS_TOTAL_BYTES:
-            linked = (f", linked, not embedded: the page holds at most "
-                      f"{MAX_EMBED_VIDEOS_TOTAL_BYTES / 1e6:.1f} MB of video")
-        else:
-            linked, embedded = "", embedded + size
-        src = _href(rel) if linked else _data_uri(path, "video/mp4")
         what, explanation = describe_video(rel, mode if isinstance(mode, str) else None)
         record = episodes.get(_episode_seed(rel)) if fnmatch.fnmatch(rel, SIM_EPISODE_VIDEOS) else None
         outcome = "" if record is None else f"<br><span class=episode>{_esc(_episode_caption(record))}</span>"
-        videos.append(
-            f"<figure><video id=video-{i} controls muted loop playsinline preload=metadata src='{src}'></video>"
-            f"<figcaption><b class=video-what>{_esc(what)}</b>: {_esc(explanation)}{outcome}<br>"
-            f"<a href='{_href(rel)}'>{_esc(rel)}</a> ({size / 1e6:.2f} MB{_esc(linked)}) "
-            f"<span class=video-meta id=video-{i}-meta data-state=pending>not decoded yet</span></figcaption></figure>"
-        )
+        figure, embedded = video_figure(run_dir, path, i, what, explanation, embedded, outcome)
+        videos.append(figure)
     video_section = f"<section id=videos><h2>Videos</h2>{''.join(videos)}</section>" if videos else ""
 
     images = []
@@ -720,6 +712,30 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
     title = title or f"{kind if kind == 'run' else f'{kind} run'} · {run_dir.resolve().name}"
     counts = f"{plural(len(videos), 'video')} · {plural(len(images), 'plot')} · {plural(files, 'file')}"
     return page_html(title, kind, counts, sections)
+
+
+def video_figure(run_dir: Path, path: Path, index: int, what: str, explanation: str, embedded: int,
+                 extra: str = "") -> tuple[str, int]:
+    """(a captioned player of the video at `path`, the bytes of video the page embeds with it): embedded as a data URI
+    while it fits `MAX_EMBED_VIDEO_BYTES` and, with the `embedded` bytes before it, `MAX_EMBED_VIDEOS_TOTAL_BYTES`,
+    else linked relative to `run_dir`, which its caption says. `index` numbers the player for the script that fills
+    its caption; `extra`: HTML (escaped) after the explanation, such as a sim episode's outcome."""
+    rel = path.relative_to(run_dir).as_posix()
+    size = path.stat().st_size
+    if size > MAX_EMBED_VIDEO_BYTES:
+        linked = f", linked, not embedded: over {MAX_EMBED_VIDEO_BYTES / 1e6:.1f} MB"
+    elif embedded + size > MAX_EMBED_VIDEOS_TOTAL_BYTES:
+        linked = f", linked, not embedded: the page holds at most {MAX_EMBED_VIDEOS_TOTAL_BYTES / 1e6:.1f} MB of video"
+    else:
+        linked, embedded = "", embedded + size
+    src = _href(rel) if linked else _data_uri(path, "video/mp4")
+    figure = (
+        f"<figure><video id=video-{index} controls muted loop playsinline preload=metadata src='{src}'></video>"
+        f"<figcaption><b class=video-what>{_esc(what)}</b>: {_esc(explanation)}{extra}<br>"
+        f"<a href='{_href(rel)}'>{_esc(rel)}</a> ({size / 1e6:.2f} MB{_esc(linked)}) "
+        f"<span class=video-meta id=video-{index}-meta data-state=pending>not decoded yet</span></figcaption></figure>"
+    )
+    return figure, embedded
 
 
 def _files_section(run_dir: Path) -> tuple[str, int]:

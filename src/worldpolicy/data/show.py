@@ -1,0 +1,308 @@
+"""A dataset to look at (`worldpolicy dataset show`): a page with its summary (rate, robot, episodes and their
+lengths, features with their shapes and names, tasks, stats, provenance) and, per chosen episode, each camera's clip
+as an mp4 a browser plays, its state, action and other numeric features plotted over time with their named columns,
+its task and the fields its episodes table carries (a success flag...). What LeRobot users look at with
+`lerobot-dataset-viz`, as a folder that needs no viewer running.
+
+    from worldpolicy.data.show import show_dataset
+    shown = show_dataset("data/pick_place", "runs/look", episodes=[0, 3], embodiment="droid")
+    shown.page                     # runs/look/index.html
+    shown.episodes[0].videos       # {camera key: Path of its clip}, shown.episodes[0].plots: {group: Path}
+
+The folder holds `dataset_show.json` (what was drawn, the page's source: `viz.dataset_page`; `worldpolicy report`
+redraws it), `index.html` and one `episode_NNNNNN/` per episode shown. Each episode is written into a staging folder
+and moved into place whole, then the page is rewritten, so Ctrl-C keeps the episodes finished and leaves no half one.
+With an embodiment, the actions are its columns and units, mapped as training maps them (`actions.recorded_actions`),
+and a state-conditioned embodiment's state row is its columns too (`observations.default_state_keys`); without one,
+the features are plotted as recorded, by their names in info.json.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..embodiments import Embodiment, get_embodiment
+from ..fileio import SHOW_FILE, Terminated, output_folder, staged_folder, write_json_atomic
+from .actions import RecordedActions, recorded_actions
+from .label import check_episodes
+from .lerobot import LeRobotDataset, video_codec
+from .observations import check_state_width, default_state_keys, numeric_features
+
+__all__ = ["DEFAULT_EPISODES", "SCHEMA", "SHOW_WRITER", "DatasetShown", "EpisodeShown", "ShowInterrupted",
+           "show_dataset"]
+
+SCHEMA = "worldpolicy.dataset_show/v1"
+SHOW_WRITER = "dataset show"  # the command whose folders `fileio.FOLDER_KINDS` marks by SHOW_FILE
+DEFAULT_EPISODES = 5  # shown when none are chosen: the first ones
+EPISODE_DIR = "episode_{:06d}"
+EPISODE_GLOB = "episode_*"
+CLIP_BLOCK = 256  # frames decoded at a time while a clip is cut out of the dataset's video: a long episode never whole
+ACTION_FEATURE = "action"
+STATS_SHOWN = ("min", "max", "mean", "std", "q01", "q99", "count")
+
+
+@dataclass
+class EpisodeShown:
+    """One episode as the page shows it: its clips (camera key -> mp4), plots (group -> png), tasks, the episodes
+    table's own fields, and notes (a feature not plotted, and why)."""
+
+    episode: int
+    length: int
+    tasks: list[str]
+    fields: dict[str, Any]
+    videos: dict[str, Path] = field(default_factory=dict)
+    plots: dict[str, Path] = field(default_factory=dict)
+    plotted: dict[str, str] = field(default_factory=dict)  # group -> what its plot shows (features, columns' source)
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self, out: Path) -> dict[str, Any]:
+        return {"episode": self.episode, "frames": self.length, "tasks": self.tasks, "fields": self.fields,
+                "videos": {k: p.relative_to(out).as_posix() for k, p in self.videos.items()},
+                "plots": [{"group": g, "file": p.relative_to(out).as_posix(), "shows": self.plotted[g]}
+                          for g, p in self.plots.items()],
+                "notes": self.notes}
+
+
+@dataclass
+class DatasetShown:
+    """What `show_dataset` wrote: the page, the summary it heads, the episodes shown (all chosen, unless interrupted:
+    `complete`)."""
+
+    out: Path
+    page: Path
+    chosen: list[int]
+    episodes: list[EpisodeShown]
+    summary: dict[str, Any]
+
+    @property
+    def complete(self) -> bool:
+        return len(self.episodes) == len(self.chosen)
+
+
+class ShowInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM: `terminated`) stopped `show_dataset`: the episodes of `shown` are on the page, the one
+    being written was dropped whole. Still a KeyboardInterrupt, so callers that do not know it stop as before."""
+
+    def __init__(self, shown: DatasetShown, terminated: bool):
+        self.shown, self.terminated = shown, terminated
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        done, out = len(self.shown.episodes), self.shown.out
+        if not done:
+            return f"interrupted before the first episode was written; nothing new in {out}"
+        return f"interrupted: {done} of {len(self.shown.chosen)} episodes shown in {self.shown.page}"
+
+
+@dataclass(frozen=True)
+class _Groups:
+    """The numeric features each plot of an episode draws, and how: (group, feature keys, columns, units, gripper,
+    what it shows) per plot; `actions` maps them to an embodiment's columns (None: as recorded)."""
+
+    plots: list[tuple[str, list[str], list[str], list[str], str | None, str]]
+    actions: RecordedActions | None
+
+
+def show_dataset(
+    dataset: str | Path | LeRobotDataset,
+    out: str | Path,
+    *,
+    episodes: Sequence[int] | None = None,
+    embodiment: str | Path | Embodiment | None = None,
+    progress: bool = False,
+) -> DatasetShown:
+    """Write `out/index.html`: `dataset`'s summary and, for each of `episodes` (default: the first
+    `DEFAULT_EPISODES`; negative from the end), its cameras' clips, its numeric features plotted over time, its task
+    and its episodes-table fields. `embodiment` (a registered name or spec file): the actions in its columns and
+    units, as training maps them, and a state-conditioned one's state row in its columns; a dataset that does not map
+    to it is refused. `progress`: a bar over the episodes on stderr.
+
+    The dataset, the episodes, the embodiment and `out` are checked before anything is decoded (each error naming
+    its parameter); `out` is new, empty or an earlier `dataset show`'s, whose episodes not shown now are removed once
+    every chosen one is written."""
+    ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
+    chosen = list(range(min(DEFAULT_EPISODES, ds.num_episodes))) if episodes is None else check_episodes(ds, episodes)
+    emb = None
+    if embodiment is not None:
+        try:
+            emb = get_embodiment(embodiment)
+        except (KeyError, ValueError, TypeError, FileNotFoundError) as exc:
+            raise ValueError(f"embodiment={str(embodiment)!r}: {exc.args[0] if exc.args else exc}") from None
+    groups = _groups(ds, emb)
+    out = output_folder(out, "out", writer=SHOW_WRITER)
+    for stale in out.glob("." + EPISODE_GLOB):  # a staging folder a SIGKILL left
+        shutil.rmtree(stale, ignore_errors=True)
+    fields = json.loads(json.dumps(ds.episode_fields(), default=str))  # bytes and the like as text, for the page
+    summary = _summary(ds, chosen, episodes is None, emb, fields)
+    shown = DatasetShown(out, out / "index.html", chosen, [], summary)
+    from tqdm.auto import tqdm
+
+    try:
+        with tqdm(total=len(chosen), desc="showing episodes", unit="ep", disable=not progress) as bar:
+            for i in chosen:
+                shown.episodes.append(_episode(ds, i, out, groups, fields[i]))
+                _write(shown)
+                bar.update(1)
+    except KeyboardInterrupt as stop:
+        raise ShowInterrupted(shown, isinstance(stop, Terminated)) from None
+    if not chosen:  # a dataset of no episodes: its summary alone
+        _write(shown)
+    kept = {EPISODE_DIR.format(i) for i in chosen}
+    for old in out.glob(EPISODE_GLOB):  # an earlier run's episode not shown now
+        if old.is_dir() and old.name not in kept:
+            shutil.rmtree(old)
+    return shown
+
+
+def _groups(ds: LeRobotDataset, emb: Embodiment | None) -> _Groups:
+    """Which features each plot draws, and their columns and units: actions and state mapped to `emb`'s columns where
+    it is given (refused naming `embodiment` where the dataset's do not map to it), the rest as recorded."""
+    numeric = numeric_features(ds)
+    action_keys = [k for k in numeric if k == ACTION_FEATURE or k.startswith(ACTION_FEATURE + ".")]
+    state_keys = default_state_keys(ds) or [k for k in numeric if k.startswith("observation.")]
+    plots = []
+    reader = None
+    if emb is not None and action_keys:
+        try:
+            reader = recorded_actions(ds, emb, action_keys, state_keys or None)
+        except ValueError as exc:
+            raise ValueError(f"embodiment={emb.key!r}: {exc}") from None
+        mapped = f"{', '.join(reader.action_keys)} as embodiment {emb.key}'s columns"
+        if reader.conversion != "none":
+            mapped += f" ({reader.conversion} from the state at frame 0)"
+        plots.append(("action", reader.action_keys, list(emb.columns), list(emb.units), emb.gripper_column, mapped))
+    elif action_keys:
+        plots.append(("action", action_keys, ds.feature_names(action_keys), [""] * len(ds.feature_names(action_keys)),
+                      None, f"{', '.join(action_keys)} as recorded"))
+    if state_keys:
+        own = emb is not None and emb.state_history and default_state_keys(ds) == state_keys
+        if own:
+            try:
+                check_state_width(ds, state_keys, emb)
+            except ValueError:
+                own = False  # another width than the embodiment's state row: shown as recorded
+        names = ds.feature_names(state_keys)
+        plots.append(("state", state_keys, list(emb.columns) if own else names,
+                      list(emb.units) if own else [""] * len(names), emb.gripper_column if own else None,
+                      f"{', '.join(state_keys)} as " + (f"embodiment {emb.key}'s state row" if own else "recorded")))
+    other = [k for k in numeric if k not in action_keys and k not in state_keys]
+    if other:
+        names = ds.feature_names(other)
+        plots.append(("other", other, names, [""] * len(names), None, f"{', '.join(other)} as recorded"))
+    return _Groups(plots, reader)
+
+
+def _summary(ds: LeRobotDataset, chosen: list[int], default: bool, emb: Embodiment | None,
+             fields: list[dict[str, Any]]) -> dict[str, Any]:
+    """The page's head: the dataset as info.json, the tasks, stats and episodes tables say it."""
+    lengths = ds.episode_lengths
+    features = {}
+    for k in ds.feature_keys + ds.video_keys:
+        spec = ds.features[k]
+        entry = {"dtype": spec["dtype"], "shape": spec["shape"]}
+        if k in numeric_features(ds):
+            entry["names"] = ds.feature_names(k)
+        if (codec := video_codec(spec)) is not None:
+            entry["codec"] = codec
+        features[k] = entry
+    stats = ds.stats
+    return {
+        "schema": SCHEMA,
+        "root": str(ds.root.resolve()),
+        "codebase_version": ds.info["codebase_version"],
+        "robot_type": ds.robot_type,
+        "fps": ds.fps,
+        "episodes": ds.num_episodes,
+        "frames": ds.num_frames,
+        "episode_length": ({"min": int(lengths.min()), "mean": float(lengths.mean()), "max": int(lengths.max())}
+                           if lengths.size else None),
+        "tasks": list(ds.tasks),
+        "features": features,
+        "not_read": ds.unread_features,
+        "stats": None if stats is None else _stats_rows(ds, stats),
+        "provenance": ds.provenance,
+        "embodiment": None if emb is None else emb.key,
+        "chosen": chosen,
+        "chosen_by_default": default,
+        "default_episodes": DEFAULT_EPISODES,
+        "episode_table": [{"episode": i, "frames": int(n), "tasks": " | ".join(tasks), **extra}
+                          for i, (n, tasks, extra) in enumerate(zip(lengths.tolist(), ds.episode_tasks, fields))],
+    }
+
+
+def _stats_rows(ds: LeRobotDataset, stats: dict[str, dict[str, np.ndarray]]) -> list[dict[str, Any]]:
+    """meta/stats.json as one row per column of each feature (a video's per channel), its statistics side by side;
+    LeRobot's own columns (timestamp, indexes) left out."""
+    rows = []
+    for key, part in stats.items():
+        if key not in numeric_features(ds) and key not in ds.video_keys:  # LeRobot's index columns, strings
+            continue
+        spec = ds.features[key]
+        names = ["R", "G", "B"] if spec["dtype"] in ("video", "image") else ds.feature_names(key)
+        for c, name in enumerate(names):
+            row: dict[str, Any] = {"feature": key, "column": name}
+            for stat in STATS_SHOWN:
+                if stat in part:
+                    values = np.asarray(part[stat], dtype=np.float64).reshape(-1)
+                    row[stat] = float(values[0 if stat == "count" else c]) if values.size else None
+            rows.append(row)
+    return rows
+
+
+def _file_name(key: str) -> str:
+    """A feature key as a file name (a camera's clip, `observation.images.front.mp4`)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", key)
+
+
+def _clip(ds: LeRobotDataset, i: int, key: str, length: int) -> Iterator[np.ndarray]:
+    """Camera `key`'s frames of episode `i`, decoded `CLIP_BLOCK` at a time."""
+    for start in range(0, length, CLIP_BLOCK):
+        yield from ds.camera_frames(i, key, start, min(start + CLIP_BLOCK, length))
+
+
+def _episode(ds: LeRobotDataset, i: int, out: Path, groups: _Groups, fields: dict[str, Any]) -> EpisodeShown:
+    """Episode `i`'s clips and plots, written into a staging folder moved to `out/episode_NNNNNN` once whole."""
+    from ..processing.video import write_video
+    from ..viz.plots import action_timeseries_figure, save_figure
+
+    ep = ds.episode(i, videos=False)
+    shown = EpisodeShown(i, ep.length, list(ep.tasks), fields)
+    final = out / EPISODE_DIR.format(i)
+    with staged_folder(final) as stage:
+        for key in ds.video_keys:
+            write_video(stage / f"{_file_name(key)}.mp4", _clip(ds, i, key, ep.length), ds.fps)
+            shown.videos[key] = final / f"{_file_name(key)}.mp4"
+        for group, keys, columns, units, gripper, what in groups.plots:
+            if group == "action" and groups.actions is not None:
+                values = groups.actions.chunk(ep.frames, 0, ep.length)
+            else:
+                values = np.concatenate([ep.frames[k].reshape(ep.length, -1).astype(np.float64) for k in keys],
+                                        axis=1)
+            try:
+                fig = action_timeseries_figure(values, columns, units, ds.fps, gripper,
+                                               title=f"episode {i} · {group}: {what}")
+            except ValueError as exc:  # NaN or inf recorded: named (how many, which columns, the first row)
+                shown.notes.append(f"{group} ({what}) not plotted: {exc}")
+                continue
+            save_figure(fig, stage / f"{group}.png")
+            shown.plots[group], shown.plotted[group] = final / f"{group}.png", what
+    return shown
+
+
+def _write(shown: DatasetShown) -> None:
+    """dataset_show.json with the episodes finished so far, then the page drawn from it."""
+    from ..viz.report import write_report
+
+    doc = {**shown.summary, "complete": shown.complete,
+           "shown": [e.to_json(shown.out) for e in shown.episodes]}
+    write_json_atomic(shown.out / SHOW_FILE, doc, indent=1, ensure_ascii=False)
+    write_report(shown.out)
+
