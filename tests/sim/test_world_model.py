@@ -156,6 +156,8 @@ def test_bad_settings_are_refused_before_any_imagining(policy, cameras):
         env.reset(options={"observation": np.zeros((64, 256, 3), dtype=np.uint8)})
     with pytest.raises(ValueError, match=r"seed=-1"):
         env.reset(seed=-1)
+    drawn = [env.reset(seed=3)[1]["seed"], env.reset()[1]["seed"], env.reset(seed=3)[1]["seed"], env.reset()[1]["seed"]]
+    assert drawn[0] == drawn[2] == 3 and drawn[1] == drawn[3] != 3 and 0 <= drawn[1] < 2**63  # gymnasium's np_random
 
 
 def test_a_policy_dreams_closed_loop_and_the_video_is_saved(policy, cameras, tmp_path):

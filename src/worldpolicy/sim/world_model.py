@@ -104,7 +104,8 @@ class WorldModelEnv(gym.Env):
         self._start = self._checked_start(observation, state, prompt, "observation")
         frame = self._start[3]
         physical = to_physical(e, np.array([[-1.0] * e.action_dim, [1.0] * e.action_dim]))
-        # the range the model's data covered (its q01..q99, model space -1..1): larger actions run, and are warned of
+        # the range the model's data covered (its q01..q99, model space -1..1): larger actions run (far larger ones are
+        # warned of, as `imagine` warns of them)
         self.action_space = gym.spaces.Box(np.tile(physical.min(0), (self.chunk_size, 1)),
                                            np.tile(physical.max(0), (self.chunk_size, 1)), dtype=np.float64)
         spaces = {FRAME_KEY: gym.spaces.Box(0, 255, frame.shape, dtype=np.uint8)}
@@ -255,8 +256,8 @@ class WorldModelEnv(gym.Env):
 class Dream:
     """A policy run closed loop in a world model's imagination (`dream`): `frames` [1 + rows, H, W, 3] (the start as
     the model sees it, then one imagined frame per action), `actions` [rows, action_dim] physical (what the policy
-    chose and the world model rolled out), per chunk the `rewards` (0 without a scorer) and both models' `predictions`
-    (`policy`: the policy's, `world`: the world model's), at `fps`."""
+    chose and the world model rolled out), per chunk the `rewards` (0 without a scorer) and both models' results
+    (`policy_predictions`, `world_predictions`), at `fps`."""
 
     frames: np.ndarray
     actions: np.ndarray
