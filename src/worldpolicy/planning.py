@@ -22,7 +22,7 @@ from .results import Prediction
 Scorer = Callable[[np.ndarray, str], float]
 
 
-def _check_scorer(scorer: Any) -> None:
+def check_scorer(scorer: Any) -> None:
     """Up front: a scorer that cannot take (video, prompt) would otherwise fail only after both sampling passes."""
     accepted = ("expected a callable scorer(video [T,H,W,3] uint8, prompt) -> float, e.g. "
                 "worldpolicy.sim.progress.reach_scorer(policy.embodiment.camera_keys)")
@@ -38,6 +38,18 @@ def _check_scorer(scorer: Any) -> None:
         raise TypeError(f"scorer={scorer!r} cannot be called as scorer(video, prompt) ({exc}); {accepted}") from None
 
 
+def score(scorer: Scorer, video: np.ndarray, prompt: str, what: str) -> float:
+    """`scorer`'s one number for `video` (`what` it scores, for the error): a string ("0.5") or an array would
+    otherwise be read as one or fail unnamed."""
+    value = scorer(video, prompt)
+    if not isinstance(value, (str, bytes)) and np.ndim(value) == 0:
+        try:
+            return float(value)
+        except (TypeError, ValueError):  # None, or an object that is no number
+            pass
+    raise TypeError(f"scorer {scorer!r} returned {value!r} for {what}; expected one number (higher is better)")
+
+
 class BestOfNPlanner:
     """Wraps a `Policy`; `act` has the policy's signature and returns the chosen chunk with the scores in `settings`."""
 
@@ -45,7 +57,7 @@ class BestOfNPlanner:
         if not callable(getattr(policy, "act_batch", None)) or not callable(getattr(policy, "_seed", None)):
             raise TypeError(f"policy: expected a local worldpolicy Policy (planning draws from its seed sequence), got "
                             f"{type(policy).__name__}")
-        _check_scorer(scorer)
+        check_scorer(scorer)
         if not isinstance(num_candidates, (int, np.integer)) or isinstance(num_candidates, bool) or num_candidates < 1:
             raise ValueError(f"num_candidates={num_candidates!r} must be an integer >= 1")
         self.policy = policy
@@ -82,7 +94,7 @@ class BestOfNPlanner:
             # a failed rollout stage gives them back too (the retried call samples what the failed one would have)
             self.policy._next_seed = next_seed
             raise
-        scores = [self._score(f.video, prompt, i) for i, f in enumerate(futures)]
+        scores = [score(self.scorer, f.video, prompt, f"candidate {i}") for i, f in enumerate(futures)]
         if not all(np.isfinite(scores)):
             bad = next(i for i, s in enumerate(scores) if not np.isfinite(s))
             raise ValueError(f"scorer {self.scorer!r} returned {scores[bad]} for candidate {bad}; scores must be finite")
@@ -93,17 +105,6 @@ class BestOfNPlanner:
                            "chosen": best, "tied": len(set(scores)) == 1, "rollout_seed": seeds[n + best]}
         chosen.timings = {**chosen.timings, "planning_total": time.perf_counter() - started}
         return chosen
-
-    def _score(self, video: np.ndarray, prompt: str, candidate: int) -> float:
-        """One number per candidate: a string ("0.5") or an array would otherwise be read as one or fail unnamed."""
-        value = self.scorer(video, prompt)
-        if not isinstance(value, (str, bytes)) and np.ndim(value) == 0:
-            try:
-                return float(value)
-            except (TypeError, ValueError):  # None, or an object that is no number
-                pass
-        raise TypeError(f"scorer {self.scorer!r} returned {value!r} for candidate {candidate}; expected one number "
-                        "(higher is better)")
 
     def _seeds(self, seed: int | None, count: int) -> list[int]:
         """`seed`..`seed+count-1`, or `count` draws from the policy's own sequence (so calls never share seeds)."""

@@ -18,7 +18,7 @@ from gymnasium.utils.env_checker import check_env
 from worldpolicy.sim.env import GymTabletopEnv, TabletopEnv
 from worldpolicy.sim.evaluate import evaluate
 from worldpolicy.sim.policies import make_policy
-from worldpolicy.sim.registration import ENTRY_POINT, ENV_IDS
+from worldpolicy.sim.registration import ENTRY_POINT, ENV_IDS, WORLD_MODEL_ID
 from worldpolicy.sim.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +49,7 @@ def test_one_id_per_task_with_its_horizon(capsys):
 def test_documented_ids_are_registered():
     docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     documented = {m for doc in docs for m in re.findall(r"worldpolicy/[A-Z]\w*-v\d+", doc.read_text())}
-    assert documented and documented <= set(ENV_IDS.values())
+    assert documented and documented <= {*ENV_IDS.values(), WORLD_MODEL_ID}
 
 
 def test_importing_worldpolicy_sim_registers_without_mujoco():

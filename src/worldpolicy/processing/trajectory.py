@@ -69,6 +69,17 @@ def trajectory_actions(actions: Any, embodiment: Embodiment, space: str, warn_ra
     return load_actions(actions, embodiment, space, warn_range=warn_range)
 
 
+def chunk_seed(seed: int, j: int) -> int:
+    """Chunk j's seed in a rollout seeded `seed` (`TrajectoryChunks`, `sim.world_model.WorldModelEnv`): seed + j."""
+    return (seed + j) % 2**63
+
+
+def state_reached(embodiment: Embodiment, model_actions: np.ndarray) -> np.ndarray:
+    """The physical state the next chunk starts from (`check_trajectory_embodiment`): the last of a chunk's actions
+    (model space), taken as reached."""
+    return to_physical(embodiment, model_actions[-1:])[0]
+
+
 def long_rollout_warning(chunks: int) -> str | None:
     """What to say of a rollout of `chunks` chunks (None for a short one): errors compound, chunk by chunk."""
     if chunks <= LONG_ROLLOUT_CHUNKS:
@@ -104,11 +115,11 @@ class TrajectoryChunks:
         return np.concatenate([rows, np.repeat(rows[-1:], self.chunk_size - len(rows), axis=0)])
 
     def seed_of(self, j: int) -> int:
-        return (self.seed + j) % 2**63
+        return chunk_seed(self.seed, j)
 
     def state_after(self, j: int, embodiment: Embodiment) -> np.ndarray:
-        """The physical state chunk j+1 starts from (`check_trajectory_embodiment`): chunk j's last action."""
-        return to_physical(embodiment, self.actions[j * self.chunk_size + self.rows(j) - 1][None])[0]
+        """The physical state chunk j+1 starts from: chunk j's last action (`state_reached`)."""
+        return state_reached(embodiment, self.actions[j * self.chunk_size:j * self.chunk_size + self.rows(j)])
 
     def settings(self, state_chained: bool) -> dict[str, Any]:
         """What `settings["trajectory"]` records: the rows given, and per chunk the rows it rolled out

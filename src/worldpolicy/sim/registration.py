@@ -1,5 +1,6 @@
 """gymnasium ids for the tabletop tasks, one per `tasks.TASKS` entry: `worldpolicy/Reach-v0`, `worldpolicy/Push-v0`,
-`worldpolicy/PickPlace-v0`.
+`worldpolicy/PickPlace-v0`; and `worldpolicy/WorldModel-v0`, a world model as an env
+(`gymnasium.make("worldpolicy/WorldModel-v0", world_model=policy, observation=obs, prompt="...")`).
 
 `import worldpolicy.sim` registers them when gymnasium (the sim extra) is installed: `gymnasium.make(...)` works after
 it, and `gymnasium.make("worldpolicy.sim:worldpolicy/Reach-v0")` imports it first. gymnasium >= 1.0 loads no plugins
@@ -15,10 +16,13 @@ from worldpolicy.sim.tasks import TASKS
 with extra_imports():
     import gymnasium
 
-__all__ = ["ENTRY_POINT", "ENV_IDS", "NAMESPACE", "env_id", "register_envs"]
+__all__ = ["ENTRY_POINT", "ENV_IDS", "NAMESPACE", "WORLD_MODEL_ENTRY_POINT", "WORLD_MODEL_ID", "env_id", "register_envs"]
 
 NAMESPACE = "worldpolicy"
 ENTRY_POINT = "worldpolicy.sim.env:GymTabletopEnv"
+# a world model rolled forward as an env (`world_model.WorldModelEnv`): no task, no MuJoCo; `make` takes the model
+WORLD_MODEL_ID = f"{NAMESPACE}/WorldModel-v0"
+WORLD_MODEL_ENTRY_POINT = "worldpolicy.sim.world_model:WorldModelEnv"
 
 
 def env_id(task: str) -> str:
@@ -35,3 +39,4 @@ def register_envs() -> None:
     for task, cls in TASKS.items():
         gymnasium.register(id=ENV_IDS[task], entry_point=ENTRY_POINT, kwargs={"task": task},
                            max_episode_steps=cls.max_steps)
+    gymnasium.register(id=WORLD_MODEL_ID, entry_point=WORLD_MODEL_ENTRY_POINT)

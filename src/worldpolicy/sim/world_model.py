@@ -1,0 +1,308 @@
+"""A world model as a gymnasium env: `reset` sets the start (an observation and a task), `step(action_chunk)` has the
+model imagine the world under those actions (forward dynamics, `imagine`), and the observation is its latest
+imagined frame, so a policy can be evaluated in imagination: `policy.act(obs)` -> `env.step(actions)`, chunk after
+chunk (`dream` runs that loop). No simulator: MuJoCo is neither imported nor needed.
+
+Stepping the env is `imagine(whole_trajectory=True)` one chunk at a time: step j is the whole-trajectory call on its
+own rows, conditioned on the previous step's last imagined frame (step 0: the start observation itself), with the
+seed the whole trajectory gives chunk j (`processing.trajectory.chunk_seed`) and, for a state-conditioned embodiment,
+the state it gives (`state_reached`). Stepping a trajectory's rows chunk by chunk therefore imagines the video
+`imagine(observation, rows, prompt, whole_trajectory=True, seed=s)` does, after `reset(seed=s)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from worldpolicy.extras import extra_imports
+
+with extra_imports():
+    import gymnasium as gym
+
+from worldpolicy.embodiments import Embodiment
+from worldpolicy.planning import Scorer, check_scorer, score
+from worldpolicy.policy import check_seed, observation_state, physical_state_row
+from worldpolicy.processing.actions import to_model, to_physical
+from worldpolicy.processing.observations import (
+    SINGLE_VIEW_KEYS,
+    camera_views,
+    compose_views,
+    load_frames,
+    prepare_canvas,
+)
+from worldpolicy.processing.trajectory import chunk_seed, state_reached, trajectory_refusal
+from worldpolicy.processing.video import write_video
+from worldpolicy.results import Prediction
+
+__all__ = ["FRAME_KEY", "Dream", "WorldModelEnv", "dream"]
+
+# the observation's frame: the key an observation dict gives a pre-composed canvas under, so `act` takes it as is
+FRAME_KEY = SINGLE_VIEW_KEYS[0]
+# pixels per latent cell of the Wan VAE (the pipeline's `vae_scale_factor`): the model decodes latent_h x latent_w
+# cells, the content's size rounded down to it (`prepare_canvas`' `Canvas`)
+VAE_PIXELS = 16
+RESET_OPTIONS = ("observation", "state", "prompt")
+
+
+def _world_model_parts(policy: Any, param: str) -> tuple[Embodiment, int, int]:
+    """What the env needs of a world model (a local `Policy`, or a `RemotePolicy` of a worldpolicy server): `imagine`,
+    its embodiment, chunk size and resolution tier; refused, naming `param`, before any work."""
+    parts = [getattr(policy, name, None) for name in ("embodiment", "chunk_size", "resolution_tier")]
+    if not callable(getattr(policy, "imagine", None)) or any(part is None for part in parts):
+        raise TypeError(f"{param}: expected a world model with imagine() that knows its embodiment, chunk_size and "
+                        "resolution_tier (worldpolicy.load_policy(...), or a RemotePolicy of a worldpolicy server), "
+                        f"got {type(policy).__name__}")
+    return parts[0], int(parts[1]), int(parts[2])
+
+
+class WorldModelEnv(gym.Env):
+    """A world model rolled forward one action chunk per `step` (module docstring).
+
+    `world_model`: a local `Policy` or a `RemotePolicy`; `observation`: the start, in any form `imagine` takes (an
+    openpi-style dict per camera, an image), with `state` for a state-conditioned embodiment (or its state keys in
+    the dict); `prompt`: the task. `reset(options={"observation": ..., "state": ..., "prompt": ...})` starts from
+    another, so one env runs many starts; the start's frame must keep the model's frame size (the observation space's).
+
+    action: one chunk [k, action_dim] in physical units (the embodiment's columns), 1 <= k <= chunk_size: fewer rows
+    are padded by repeating the last, as `imagine` pads, and only their k frames are kept, so a policy that runs part
+    of its chunk before asking again (`execute_steps`) steps with that part. observation: a dict `act` takes as it is,
+    `{FRAME_KEY: frame}` (uint8 [H, W, 3], the composite canvas as the model decodes it), plus the embodiment's state
+    keys for a state-conditioned one: the previous chunk's last joint target, taken as reached. An embodiment whose
+    state no action gives (deltas) is refused, as `whole_trajectory` refuses it. reward: `scorer(frames, prompt)` of
+    the chunk's imagined frames (0 without one); terminated: never (an imagined world has no success check);
+    truncated: after `max_chunks` steps. info: the chunk's `frames` [k, H, W, 3], the world model's `prediction`, its
+    `seed`, and `chunk` (its index). `render()` (render_mode "rgb_array") is the latest frame."""
+
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"]}
+
+    def __init__(self, world_model: Any, observation: Any, prompt: str, *, state: Any = None,
+                 scorer: Scorer | None = None, max_chunks: int | None = None,
+                 render_mode: str | None = "rgb_array") -> None:
+        e, self.chunk_size, self.resolution_tier = _world_model_parts(world_model, "world_model")
+        refusal = trajectory_refusal(e)
+        if refusal is not None:
+            raise ValueError(f"world_model: {refusal[0]}; accepted: {refusal[1]}")
+        if e.state_history and not (e.state_keys.get("joints") and e.state_keys.get("gripper")):
+            raise ValueError(f"world_model: embodiment {e.key!r} conditions on the robot state but names no "
+                             "state_keys (joints, gripper) the observation could carry it under; accepted: an "
+                             "embodiment with state_keys, or one that takes no state")
+        if scorer is not None:
+            check_scorer(scorer)
+        if max_chunks is not None and (not isinstance(max_chunks, (int, np.integer)) or isinstance(max_chunks, bool)
+                                       or max_chunks < 1):
+            raise ValueError(f"max_chunks={max_chunks!r}; accepted: an int >= 1, or None (no limit)")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode={render_mode!r}; accepted: {[None, *self.metadata['render_modes']]}")
+        self.world_model, self.embodiment = world_model, e
+        self.scorer, self.max_chunks, self.render_mode = scorer, max_chunks, render_mode
+        self.metadata = {**self.metadata, "render_fps": e.fps}
+        self._start = self._checked_start(observation, state, prompt, "observation")
+        frame = self._start[3]
+        physical = to_physical(e, np.array([[-1.0] * e.action_dim, [1.0] * e.action_dim]))
+        # the range the model's data covered (its q01..q99, model space -1..1): larger actions run (far larger ones are
+        # warned of, as `imagine` warns of them)
+        self.action_space = gym.spaces.Box(np.tile(physical.min(0), (self.chunk_size, 1)),
+                                           np.tile(physical.max(0), (self.chunk_size, 1)), dtype=np.float64)
+        spaces = {FRAME_KEY: gym.spaces.Box(0, 255, frame.shape, dtype=np.uint8)}
+        if e.state_history:
+            spaces[e.state_keys["joints"]] = gym.spaces.Box(-np.inf, np.inf, (e.action_dim - 1,), dtype=np.float64)
+            spaces[e.state_keys["gripper"]] = gym.spaces.Box(-np.inf, np.inf, (1,), dtype=np.float64)
+        self.observation_space = gym.spaces.Dict(spaces)
+        self._frame: np.ndarray | None = None  # the latest frame; None before reset
+        self._conditioning: Any = None  # what the next chunk is conditioned on: the start, then the latest frame
+        self._state: np.ndarray | None = None
+        self._given_state: Any = None  # the start's state as given, for chunk 0 (imagine reads and judges it)
+        self.prompt = prompt
+        self.seed: int | None = None
+        self.chunks = 0
+        self._ended = False
+
+    def _checked_start(self, observation: Any, state: Any, prompt: Any, param: str) -> tuple:
+        """(observation, state as given, physical state or None, the frame as the model decodes it, prompt), each
+        checked before any imagining."""
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError(f"prompt: expected the task as a non-empty string, got {prompt!r}")
+        e = self.embodiment
+        reached = None
+        if e.state_history:
+            if state is None and isinstance(observation, Mapping):
+                reached = observation_state(observation, e, "forward_dynamics")
+            elif state is None:
+                raise ValueError(f"state: embodiment {e.key!r} conditions on the robot state ({', '.join(e.columns)});"
+                                 f" pass state=[...] or an observation dict with {sorted(e.state_keys.values())}")
+            else:
+                reached = physical_state_row(state, e, "forward_dynamics")
+        return observation, state, reached, self._model_frame(observation, param), prompt
+
+    def _model_frame(self, observation: Any, param: str) -> np.ndarray:
+        """The start as the model sees it, uint8 [H, W, 3]: composed and put on the canvas as `imagine` does (its
+        latest frame), cut to the latent grid's pixels, the size every imagined frame has."""
+        e = self.embodiment
+        try:
+            if isinstance(observation, Mapping):
+                frames = compose_views(camera_views(observation, e.camera_keys, e.composite, last=1), e.camera_keys,
+                                       e.composite)
+            else:
+                frames = load_frames(observation, param, last=1)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise type(exc)(f"{param}: {exc}") from None
+        canvas, info = prepare_canvas(frames[-1:], self.resolution_tier, 1, e.snap_to_16)
+        h, w = info.latent_h * VAE_PIXELS, info.latent_w * VAE_PIXELS
+        pixels = (canvas[0, :, 0, :h, :w].permute(1, 2, 0).numpy() + 1.0) * 127.5
+        return np.clip(pixels + 0.5, 0, 255).astype(np.uint8)
+
+    # --- gymnasium API -------------------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """A new episode from the start (`options` may give another: `observation`, `state`, `prompt`). `seed` makes
+        it repeatable: chunk j samples with seed + j, as `imagine(whole_trajectory=True, seed=seed)` samples its
+        chunk j; without one the seed is drawn from the env's generator (gymnasium's `np_random`, seeded by the
+        last seeded reset)."""
+        options = dict(options or {})
+        unknown = sorted(set(options) - set(RESET_OPTIONS))
+        if unknown:
+            raise ValueError(f"options: unknown {unknown}; accepted: {', '.join(RESET_OPTIONS)}")
+        if seed is not None:
+            check_seed(seed)
+        if options:
+            observation, state, _, _, prompt = self._start
+            given = "observation" in options
+            start = self._checked_start(options.get("observation", observation),
+                                        options.get("state", None if given else state),
+                                        options.get("prompt", prompt), 'options["observation"]')
+            want = self.observation_space[FRAME_KEY].shape
+            if start[3].shape != want:
+                raise ValueError(f'options["observation"]: its frame as the model decodes it is {start[3].shape[:2]}, '
+                                 f"this env's observation space {want[:2]}; accepted: a start of the same size (one "
+                                 "env per frame size)")
+            self._start = start
+        super().reset(seed=seed)
+        observation, self._given_state, self._state, self._frame, self.prompt = self._start
+        self._conditioning = observation
+        self.seed = int(seed) if seed is not None else int(self.np_random.integers(0, 2**63, dtype=np.uint64))
+        self.chunks = 0
+        self._ended = False
+        return self._observation(), {"seed": self.seed, "prompt": self.prompt}
+
+    def step(self, action: Any):
+        """Imagine one chunk of `action` (class docstring) from the latest frame."""
+        if self._frame is None:
+            raise RuntimeError("step(): call reset() first")
+        if self._ended:
+            raise RuntimeError(f"step(): the episode was truncated at max_chunks={self.max_chunks}; call reset()")
+        rows = self._checked_action(action)
+        j = self.chunks
+        seed = chunk_seed(self.seed, j)
+        first = j == 0
+        state = self._given_state if first else self._state if self.embodiment.state_history else None
+        if not first and callable(getattr(self.world_model, "_imagined_frame", None)):
+            self.world_model._imagined_frame(self._conditioning)  # the model's own frame: not judged as a camera's
+        prediction = self.world_model.imagine(self._conditioning, rows, self.prompt, whole_trajectory=True, seed=seed,
+                                              state=state, progress=False)
+        frames = prediction.video[1:]
+        self._frame = self._conditioning = frames[-1]
+        if self.embodiment.state_history:
+            # the rows in model space as `imagine` reads them (`load_actions`), so the state is the whole trajectory's
+            self._state = state_reached(self.embodiment, to_model(self.embodiment, rows))
+        self.chunks += 1
+        reward = 0.0
+        if self.scorer is not None:
+            reward = score(self.scorer, frames, self.prompt, f"chunk {j}")
+            if not np.isfinite(reward):
+                raise ValueError(f"scorer {self.scorer!r} returned {reward} for chunk {j}; rewards must be finite")
+        truncated = self.max_chunks is not None and self.chunks >= self.max_chunks
+        self._ended = truncated
+        info = {"frames": frames, "prediction": prediction, "seed": seed, "chunk": j}
+        return self._observation(), reward, False, truncated, info
+
+    def render(self) -> np.ndarray | None:
+        """The latest frame (render_mode "rgb_array"); None, with gymnasium's warning, for render_mode None."""
+        if self.render_mode is None:
+            gym.logger.warn("You are calling render method without specifying any render mode: "
+                            "WorldModelEnv(..., render_mode='rgb_array')")
+            return None
+        return None if self._frame is None else self._frame.copy()
+
+    # --- helpers -------------------------------------------------------------------------------------------------
+    def _checked_action(self, action: Any) -> np.ndarray:
+        e, n = self.embodiment, self.chunk_size
+        shape = f"[k, {e.action_dim}] with 1 <= k <= chunk_size ({n}), physical units ({', '.join(e.columns)})"
+        try:
+            rows = np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"action: expected numbers {shape}, got {type(action).__name__}") from None
+        if rows.ndim != 2 or rows.shape[1] != e.action_dim or not 1 <= rows.shape[0] <= n:
+            raise ValueError(f"action: shape {tuple(rows.shape)}; accepted: {shape}")
+        bad = ~np.isfinite(rows).all(axis=0)
+        if bad.any():
+            raise ValueError(f"action: NaN or inf in {[c for c, b in zip(e.columns, bad) if b]}; accepted: finite "
+                             "numbers")
+        return rows
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        obs = {FRAME_KEY: self._frame.copy()}  # the caller keeps it (gymnasium: fresh data every call)
+        if self.embodiment.state_history:
+            keys = self.embodiment.state_keys
+            obs[keys["joints"]] = self._state[:-1].copy()
+            obs[keys["gripper"]] = self._state[-1:].copy()
+        return obs
+
+
+@dataclass
+class Dream:
+    """A policy run closed loop in a world model's imagination (`dream`): `frames` [1 + rows, H, W, 3] (the start as
+    the model sees it, then one imagined frame per action), `actions` [rows, action_dim] physical (what the policy
+    chose and the world model rolled out), per chunk the `rewards` (0 without a scorer) and both models' results
+    (`policy_predictions`, `world_predictions`), at `fps`."""
+
+    frames: np.ndarray
+    actions: np.ndarray
+    rewards: list[float]
+    fps: float
+    policy_predictions: list[Prediction] = field(default_factory=list)
+    world_predictions: list[Prediction] = field(default_factory=list)
+
+    def save_video(self, path: str | Path) -> Path:
+        """The dreamed video as an mp4 (`processing.video.write_video`, atomic)."""
+        return write_video(path, self.frames, self.fps)
+
+
+def dream(policy: Any, world_model: Any, observation: Any, prompt: str, chunks: int, *, state: Any = None,
+          seed: int | None = None, execute_steps: int | None = None, scorer: Scorer | None = None) -> Dream:
+    """Evaluate `policy` in `world_model`'s imagination for `chunks` chunks: the policy acts on the latest imagined
+    frame (`WorldModelEnv`'s observation), its first `execute_steps` actions (default: the whole chunk) are imagined,
+    and so on. `policy` and `world_model` may be one `Policy`; both must share the embodiment's columns. `seed`: the
+    world model's chunk j samples with seed + j (`WorldModelEnv.reset`) and the policy's with seed + chunks + j, so a
+    dream repeats; without one both draw their own."""
+    embodiment = getattr(policy, "embodiment", None)
+    if not callable(getattr(policy, "act", None)) or embodiment is None:
+        raise TypeError(f"policy: expected a policy with act() that knows its embodiment, got {type(policy).__name__}")
+    world, chunk_size, _ = _world_model_parts(world_model, "world_model")
+    if list(embodiment.columns) != list(world.columns):
+        raise ValueError(f"policy: its actions ({', '.join(embodiment.columns)}) are not the world model's "
+                         f"({', '.join(world.columns)}); accepted: a policy and world model of one embodiment")
+    if not isinstance(chunks, (int, np.integer)) or isinstance(chunks, bool) or chunks < 1:
+        raise ValueError(f"chunks={chunks!r}; accepted: an int >= 1")
+    if execute_steps is not None and (not isinstance(execute_steps, (int, np.integer))
+                                      or isinstance(execute_steps, bool) or not 1 <= execute_steps <= chunk_size):
+        raise ValueError(f"execute_steps={execute_steps!r}; accepted: 1..chunk_size ({chunk_size}), or None (all)")
+    if seed is not None:
+        check_seed(seed)
+    env = WorldModelEnv(world_model, observation, prompt, state=state, scorer=scorer, max_chunks=chunks)
+    obs, _ = env.reset(seed=seed)
+    frames, actions, rewards, acted, imagined = [obs[FRAME_KEY]], [], [], [], []
+    for j in range(chunks):
+        pred = policy.act(obs, prompt, seed=None if seed is None else chunk_seed(seed, chunks + j))
+        rows = pred.actions[:execute_steps]
+        obs, reward, _, _, info = env.step(rows)
+        frames.append(info["frames"])
+        actions.append(rows)
+        rewards.append(reward)
+        acted.append(pred)
+        imagined.append(info["prediction"])
+    return Dream(np.concatenate([frames[0][None], *frames[1:]]), np.concatenate(actions), rewards, world.fps,
+                 acted, imagined)

@@ -1,0 +1,183 @@
+"""A world model as a gymnasium env (`worldpolicy.sim.WorldModelEnv`, `worldpolicy/WorldModel-v0`) and a policy run
+closed loop in its imagination (`dream`), on the shipped model (CPU, one denoising step): stepping a trajectory's rows
+chunk by chunk imagines the video `imagine(whole_trajectory=True)` does, with no MuJoCo anywhere."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+gym = pytest.importorskip("gymnasium")
+pytest.importorskip("diffusers")
+
+from gymnasium.utils.env_checker import check_env
+
+from worldpolicy.processing.video import read_video
+from worldpolicy.sim.progress import reach_scorer
+from worldpolicy.sim.registration import WORLD_MODEL_ID
+from worldpolicy.sim.world_model import FRAME_KEY, WorldModelEnv, dream
+
+PROMPT = "reach the red ball"
+
+
+@pytest.fixture(scope="module")
+def policy():
+    import worldpolicy
+
+    return worldpolicy.load_policy("shipped", device="cpu", steps=1)
+
+
+@pytest.fixture(scope="module")
+def cameras(policy):
+    rng = np.random.default_rng(0)
+    return {key: rng.integers(0, 256, (180, 320, 3), dtype=np.uint8) for key in policy.embodiment.camera_keys}
+
+
+@pytest.fixture(scope="module")
+def rows(policy, cameras) -> np.ndarray:
+    """6 physical rows the policy itself sends (within the trained range): its chunk of 4, then its first 2."""
+    chunk = policy.act(cameras, PROMPT, seed=0).actions
+    return np.concatenate([chunk, chunk[:2]])
+
+
+def test_stepping_a_trajectory_chunk_by_chunk_imagines_the_whole_trajectory_video(policy, cameras, rows):
+    """6 rows: a chunk of 4, then 2 (padded as imagine pads): the frames, seeds and each step's video are the
+    whole-trajectory call's, byte for byte, after reset(seed=) of its seed."""
+    whole = policy.imagine(cameras, rows, PROMPT, whole_trajectory=True, seed=7)
+    env = WorldModelEnv(policy, cameras, PROMPT)
+    obs, info = env.reset(seed=7)
+    assert info["seed"] == 7 and obs[FRAME_KEY].shape == whole.video.shape[1:] and obs[FRAME_KEY].dtype == np.uint8
+    frames, seeds = [], []
+    for chunk in (rows[:4], rows[4:]):
+        obs, reward, terminated, truncated, info = env.step(chunk)
+        frames.append(info["frames"])
+        seeds.append(info["seed"])
+        assert reward == 0.0 and not terminated and not truncated
+        np.testing.assert_array_equal(obs[FRAME_KEY], info["frames"][-1])
+        np.testing.assert_array_equal(env.render(), info["frames"][-1])
+    assert [len(f) for f in frames] == [4, 2]
+    assert seeds == [c["seed"] for c in whole.settings["trajectory"]["chunks"]] == [7, 8]
+    np.testing.assert_array_equal(np.concatenate(frames), whole.video[1:])
+    other = WorldModelEnv(policy, cameras, PROMPT)
+    other.reset(seed=8)
+    assert not np.array_equal(other.step(rows[:4])[4]["frames"], frames[0])  # the seed is what made them match
+
+
+def test_a_state_conditioned_world_model_goes_on_from_the_last_joint_target(tmp_path):
+    """droid/joint_pos: the observation carries the state `act` reads (its state keys), chunk j > 0 starting from
+    chunk j-1's last joint target, as the whole trajectory chains it; stepping still gives its video."""
+    import worldpolicy
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    tiny = worldpolicy.load_policy(make_tiny_checkpoint(tmp_path / "tiny"), embodiment="droid/joint_pos",
+                                   chunk_size=4, resolution_tier=256, steps=1)
+    e = tiny.embodiment
+    rng = np.random.default_rng(4)
+    cameras = {key: rng.integers(0, 256, (36, 64, 3), dtype=np.uint8) for key in e.camera_keys}
+    rows = np.concatenate([rng.uniform(-1, 1, size=(6, 7)), rng.uniform(0, 1, size=(6, 1))], axis=1)
+    state = np.concatenate([rng.uniform(-1, 1, 7), [0.0]])
+    whole = tiny.imagine(cameras, rows, "push", whole_trajectory=True, state=state, seed=3)
+    env = WorldModelEnv(tiny, cameras, "push", state=state)
+    obs, _ = env.reset(seed=3)
+    np.testing.assert_array_equal(obs[e.state_keys["joints"]], state[:7])
+    first = env.step(rows[:4])
+    np.testing.assert_allclose(first[0][e.state_keys["joints"]], rows[3, :7], atol=1e-9)
+    np.testing.assert_allclose(first[0][e.state_keys["gripper"]], rows[3, 7:], atol=1e-9)
+    second = env.step(rows[4:])
+    np.testing.assert_array_equal(np.concatenate([first[4]["frames"], second[4]["frames"]]), whole.video[1:])
+    assert tiny.act(obs, "push", seed=0).actions.shape == (4, 8)  # the observation is what act takes
+
+
+@pytest.mark.slow
+def test_gymnasiums_env_checker_passes(policy, cameras):
+    """check_env compares infos with ==, which a `Prediction` (arrays) cannot answer: it is left out of them here."""
+
+    class WithoutPrediction(gym.Wrapper):
+        def step(self, action):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            return obs, reward, terminated, truncated, {k: v for k, v in info.items() if k != "prediction"}
+
+    check_env(WithoutPrediction(WorldModelEnv(policy, cameras, PROMPT, max_chunks=3)), skip_render_check=True)
+
+
+def test_made_by_its_id_and_truncated_at_max_chunks(policy, cameras, rows):
+    env = gym.make(WORLD_MODEL_ID, world_model=policy, observation=cameras, prompt=PROMPT, max_chunks=1,
+                   scorer=reach_scorer(policy.embodiment.camera_keys))
+    env.reset(seed=1)
+    _, reward, terminated, truncated, info = env.step(rows[:4])
+    assert np.isfinite(reward) and reward <= 0 and not terminated and truncated
+    assert info["prediction"].mode == "forward_dynamics" and info["chunk"] == 0
+    with pytest.raises(RuntimeError, match="truncated at max_chunks=1; call reset"):
+        env.step(rows[:4])
+    # one env, many starts: the options' observation (same frame size) and prompt
+    flipped = {key: view[:, ::-1] for key, view in cameras.items()}
+    obs, info = env.reset(seed=1, options={"observation": flipped, "prompt": "reach the blue ball"})
+    assert info["prompt"] == "reach the blue ball" and env.unwrapped.prompt == "reach the blue ball"
+    assert not np.array_equal(obs[FRAME_KEY], env.unwrapped._model_frame(cameras, "observation"))
+
+
+@pytest.mark.parametrize(("action", "said"), [
+    (np.zeros((5, 10)), r"action: shape \(5, 10\); accepted: \[k, 10\] with 1 <= k <= chunk_size \(4\)"),
+    (np.zeros((4, 8)), r"action: shape \(4, 8\)"),
+    (np.zeros(10), r"action: shape \(10,\)"),
+    (np.full((4, 10), np.nan), r"action: NaN or inf in \['tx', 'ty'"),
+    ([[1, 2], [3]], "action: expected numbers"),
+])
+def test_a_bad_action_is_refused_naming_it(policy, cameras, action, said):
+    env = WorldModelEnv(policy, cameras, PROMPT)
+    with pytest.raises(RuntimeError, match="call reset"):
+        env.step(np.zeros((4, 10)))
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=said):
+        env.step(action)
+
+
+def test_bad_settings_are_refused_before_any_imagining(policy, cameras):
+    from dataclasses import replace
+
+    with pytest.raises(TypeError, match="world_model: expected a world model with imagine"):
+        WorldModelEnv(object(), cameras, PROMPT)
+    stateful = type("Stateful", (), {"imagine": policy.imagine, "chunk_size": 4, "resolution_tier": 256,
+                                     "embodiment": replace(policy.embodiment, state_history=1)})()
+    with pytest.raises(ValueError, match="world_model: embodiment 'panda_reach' conditions each chunk on the robot "
+                                         "state, and its relative_pose actions do not say"):
+        WorldModelEnv(stateful, cameras, PROMPT)
+    with pytest.raises(ValueError, match=r"max_chunks=0; accepted: an int >= 1"):
+        WorldModelEnv(policy, cameras, PROMPT, max_chunks=0)
+    with pytest.raises(TypeError, match="scorer"):
+        WorldModelEnv(policy, cameras, PROMPT, scorer="reach")
+    with pytest.raises(ValueError, match="prompt: expected the task"):
+        WorldModelEnv(policy, cameras, "")
+    env = WorldModelEnv(policy, cameras, PROMPT)
+    with pytest.raises(ValueError, match=r"options: unknown \['task'\]; accepted: observation, state, prompt"):
+        env.reset(options={"task": "push"})
+    with pytest.raises(ValueError, match=r'options\["observation"\]: its frame as the model decodes it is'):
+        env.reset(options={"observation": np.zeros((64, 256, 3), dtype=np.uint8)})
+    with pytest.raises(ValueError, match=r"seed=-1"):
+        env.reset(seed=-1)
+    drawn = [env.reset(seed=3)[1]["seed"], env.reset()[1]["seed"], env.reset(seed=3)[1]["seed"], env.reset()[1]["seed"]]
+    assert drawn[0] == drawn[2] == 3 and drawn[1] == drawn[3] != 3 and 0 <= drawn[1] < 2**63  # gymnasium's np_random
+
+
+def test_a_policy_dreams_closed_loop_and_the_video_is_saved(policy, cameras, tmp_path):
+    """`dream`: the policy acts on each imagined frame, the world model imagines its actions; repeatable by seed."""
+    first = dream(policy, policy, cameras, PROMPT, 2, seed=5, execute_steps=3,
+                  scorer=reach_scorer(policy.embodiment.camera_keys))
+    assert first.frames.shape[0] == 1 + 2 * 3 and first.actions.shape == (6, 10) and len(first.rewards) == 2
+    np.testing.assert_array_equal(first.actions[3:], first.policy_predictions[1].actions[:3])
+    assert [p.settings["seed"] for p in first.policy_predictions] == [7, 8]  # seed + chunks + j
+    again = dream(policy, policy, cameras, PROMPT, 2, seed=5, execute_steps=3)
+    np.testing.assert_array_equal(first.frames, again.frames)
+    video, fps = read_video(first.save_video(tmp_path / "dream.mp4"))
+    assert video.shape == first.frames.shape and fps == policy.embodiment.fps
+    with pytest.raises(ValueError, match=r"execute_steps=5; accepted: 1..chunk_size \(4\)"):
+        dream(policy, policy, cameras, PROMPT, 2, execute_steps=5)
+
+
+def test_the_env_needs_no_mujoco():
+    code = ("import sys, gymnasium, worldpolicy.sim, worldpolicy.sim.world_model; "
+            f"print(gymnasium.spec({WORLD_MODEL_ID!r}).entry_point, 'mujoco' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["worldpolicy.sim.world_model:WorldModelEnv", "False"]
