@@ -207,10 +207,11 @@ def expert_episodes(
                          "folder, as `worldpolicy sim --policy` takes it")
     _check_policy_options(kind, policy, chunk_size=chunk_size, start_jitter=start_jitter, action_noise=action_noise,
                           workers=workers, embodiment=embodiment, strategy=strategy, policy_options=policy_options)
+    chunk_size = 8 if chunk_size is None else chunk_size  # the expert's default, where a policy's was refused
     for name, value, low in (
         ("num_episodes", num_episodes, 1),
         ("seed", seed, 0),  # gymnasium refuses a negative seed, in the middle of a recording
-        ("chunk_size", 8 if chunk_size is None else chunk_size, 1),
+        ("chunk_size", chunk_size, 1),
         ("settle_steps", settle_steps, 0),
         ("workers", workers, 1),
     ):
@@ -248,7 +249,7 @@ def expert_episodes(
         "image_size": tuple(image_size),
         "cameras": cameras,
         "control_hz": control_hz,
-        "chunk_size": 8 if chunk_size is None else chunk_size,
+        "chunk_size": chunk_size,
         "max_steps": max_steps,
         "settle_steps": settle_steps,
         "start_jitter": float(start_jitter),
