@@ -128,14 +128,16 @@ def test_a_checkpoints_refusals_come_before_its_weights_load(tmp_path, tiny, cap
     assert (tmp_path / "taken" / "notes.txt").read_text() == "mine" and not (tmp_path / "ds").exists()
 
 
-def test_a_checkpoints_rollouts_are_recorded_with_its_settings(tmp_path, tiny):
+def test_a_checkpoints_rollouts_are_recorded_with_its_settings(tmp_path, tiny, caplog):
     """A checkpoint (the tiny one: droid/joint_pos, on CPU) recorded as `worldpolicy sim` runs it; info.json names the
-    checkpoint's files and sampling, so the recording can be traced to the weights that made it."""
+    checkpoint's files and sampling, so the recording can be traced to the weights that made it. Recorded at another
+    rate than its actions', it is warned of as `worldpolicy sim` warns."""
     from worldpolicy.data.from_sim import sim_to_dataset
 
-    ds = sim_to_dataset(tmp_path / "ds", "reach", 1, policy=str(tiny), keep_failures=True,
+    ds = sim_to_dataset(tmp_path / "ds", "reach", 1, policy=str(tiny), keep_failures=True, control_hz=10,
                         policy_options={"steps": 1, "resolution_tier": 256}, **{**_SMALL, "max_steps": 2}).dataset
-    assert ds.num_episodes == 1 and ds.episode_success.tolist() == [False] and list(ds.episode_lengths) == [2]
+    assert f"--policy {tiny} acts at 15 fps but --control-hz is 10" in caplog.text
+    assert ds.fps == 10 and ds.num_episodes == 1 and ds.episode_success.tolist() == [False] and list(ds.episode_lengths) == [2]
     made = ds.provenance
     assert made["policy"] == str(tiny) and made["policy_settings"]["kind"] == "checkpoint"
     assert made["policy_settings"]["files"] and made["policy_settings"]["sampling"]["steps"] == 1

@@ -495,7 +495,7 @@ def _rollout(env, setup: dict[str, Any]):
 
     from worldpolicy.robot.control import ChunkStrategy
     from worldpolicy.robot.decode import check_executable
-    from worldpolicy.sim.policies import chunk_size, make_policy
+    from worldpolicy.sim.policies import chunk_size, make_policy, policy_fps, warn_rate_mismatch
     from worldpolicy.sim.rollout import Rollout
 
     policy = make_policy(setup["spec"], env=env, embodiment=setup["embodiment"],
@@ -504,6 +504,7 @@ def _rollout(env, setup: dict[str, Any]):
         check_executable(policy.embodiment, env.robot)  # a server's embodiment, known now it is connected
         rollout = Rollout(env, policy, ChunkStrategy(**setup["strategy"]), name=setup["name"])
         rollout.strategy.steps_for(chunk_size(policy))
+        warn_rate_mismatch(policy_fps(policy), env.control_hz, setup["name"])
     except BaseException:
         getattr(policy, "close", lambda: None)()
         raise

@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["SERVER_ANNOUNCED", "PolicyBackend", "RandomPolicy", "ScriptedPolicy", "as_backend", "call_seed",
            "checkpoint_settings", "chunk_size", "make_policy", "policy_fps", "policy_kind", "policy_settings",
-           "wrap_policy"]
+           "warn_rate_mismatch", "wrap_policy"]
 
 _STATE_KEY = "privileged/state"  # ScriptedPolicy.snapshot: sim state taken with the observation
 # The largest joint target jump per control step the scripted expert makes, in seconds at the joint's speed limit: at
@@ -213,6 +213,15 @@ def policy_fps(policy: Any) -> float | None:
         return float(own)
     embodiment = getattr(policy, "embodiment", None)
     return float(embodiment.fps) if embodiment is not None else None
+
+
+def warn_rate_mismatch(fps: float | None, control_hz: float, policy: str) -> None:
+    """A policy run faster or slower than its actions' rate (`policy_fps`) moves the arm at the wrong speed: said
+    before the run (`worldpolicy sim`) or the recording (`dataset from-sim --policy`), naming their flags."""
+    if fps is not None and abs(control_hz / fps - 1) > 0.02:
+        logger.warning("--policy %s acts at %g fps but --control-hz is %g: each action runs for %.3g s instead of %.3g "
+                       "s; pass --control-hz %g to run it at its own rate", policy, fps, control_hz, 1 / control_hz,
+                       1 / fps, fps)
 
 
 def chunk_size(policy: Any) -> int:
