@@ -24,7 +24,8 @@ def test_random_policy_records_what_sim_runs_for_each_seed_and_its_failures(tmp_
     from worldpolicy.sim.policies import RandomPolicy, make_policy
     from worldpolicy.sim.rollout import Rollout
 
-    result = sim_to_dataset(tmp_path / "ds", "reach", 2, seed=5, policy="random", keep_failures=True, **_SMALL)
+    result = sim_to_dataset(tmp_path / "ds", "reach", 2, seed=5, policy="random", keep_failures=True,
+                            **{**_SMALL, "cameras": None})  # all three: what training's droid windows read
     ds = result.dataset
     assert result.seeds == [5, 6] and ds.episode_success.tolist() == [False, False]
     made = ds.provenance
@@ -51,6 +52,13 @@ def test_random_policy_records_what_sim_runs_for_each_seed_and_its_failures(tmp_
 
     assert main(["dataset", "info", str(tmp_path / "ds")]) == 0  # what a user filters on
     assert json.loads(capsys.readouterr().out)["success"] == {"succeeded": 0, "failed_episodes": [0, 1]}
+
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.train.data import WindowSpec, iter_windows
+
+    # training reads it as it reads the expert's recordings (the success column aside)
+    windows = list(iter_windows(WindowSpec(dataset=str(tmp_path / "ds"), chunk_size=4), get_embodiment("droid")))
+    assert {w.episode for w in windows} == {0, 1} and windows[0].actions.shape == (4, 8)
 
 
 def test_a_policys_success_ends_the_run_as_sim_does_then_settles(tmp_path, monkeypatch):
