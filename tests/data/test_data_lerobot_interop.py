@@ -95,8 +95,10 @@ def _frame_tasks(ep: dict) -> list[str]:
     return [ep["task"]] * n if isinstance(ep["task"], str) else list(ep["task"])
 
 
-def _write_ours(root: Path) -> list[dict]:
+def _write_ours(root: Path, success: list[bool] | None = None) -> list[dict]:
     episodes = _episodes()
+    for ep, flag in zip(episodes, success or []):  # meta/episodes' success column (`dataset from-sim --policy`)
+        ep["success"] = flag
     for ep in episodes:  # scalar columns too (lerobot 0.4.4 itself cannot write them under numpy >= 2.4)
         length = len(ep["frames"]["action"])
         ep["frames"].update({"next.done": np.arange(length) == length - 1, "next.reward": np.arange(length) % 3})
@@ -151,6 +153,15 @@ def test_lerobot_opens_a_dataset_we_wrote(tmp_path: Path):
             assert row["next.done"].item() == ep["frames"]["next.done"][t]
             assert row["next.reward"].item() == ep["frames"]["next.reward"][t]
             index += 1
+
+
+def test_lerobot_opens_a_dataset_with_our_success_column_and_keeps_it(tmp_path: Path):
+    """A policy's recording flags each episode's success in meta/episodes: LeRobot opens the dataset and keeps the
+    column for a user to filter on."""
+    _write_ours(tmp_path / "ours", success=[True, False])
+    theirs = lerobot_dataset.LeRobotDataset("local/ours", root=tmp_path / "ours")
+    assert theirs.num_episodes == 2 and list(theirs.meta.episodes["success"]) == [True, False]
+    assert LeRobotDataset.open(tmp_path / "ours").episode_success.tolist() == [True, False]
 
 
 def test_lerobot_decodes_the_frames_we_wrote(tmp_path: Path):

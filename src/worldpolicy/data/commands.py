@@ -25,6 +25,13 @@ FLAGS = {
     "workers": "--workers",
     "control_hz": "--control-hz",
     "robot": "--robot",
+    "policy": "--policy",  # a policy's rollouts (`dataset from-sim --policy`)
+    "embodiment": "--embodiment",
+    "strategy": "--strategy",
+    "execute_steps": "--execute-steps",
+    "ensemble_decay": "--ensemble-decay",
+    "steps": "--steps",
+    "device": "--device",
 }
 
 
@@ -92,9 +99,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     sim = cmds.add_parser(
         "from-sim",
-        help="record seeded scripted-expert episodes from the simulator",
-        description="Run the simulator's scripted expert on a task and write the successful "
-        "episodes as a LeRobot v3 dataset with Cosmos3-DROID keys (needs the sim extra).",
+        help="record seeded episodes of the scripted expert, or of a policy as `worldpolicy sim` runs it",
+        description="Run the simulator's scripted expert (or --policy: a checkpoint, a ws:// server or random "
+        "actions, run as `worldpolicy sim` runs them) on a task and write the successful episodes (--keep-failures: "
+        "all, each flagged in meta/episodes' success column) as a LeRobot v3 dataset with Cosmos3-DROID keys (needs "
+        "the sim extra).",
     )
     sim.add_argument("root", help="output dataset folder (must not exist unless --overwrite)")
     sim.add_argument("--task", default="pick_place", help="sim task (default: pick_place)")
@@ -112,7 +121,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="control rate to record at: one row per control step, the dataset's fps (default: 15, the "
                      "droid embodiment's fps; training needs its embodiment's, e.g. 10 for a 10 Hz robot's; evaluate "
                      "with `worldpolicy sim --control-hz` the same)")
-    sim.add_argument("--chunk-size", type=int, default=8, help="expert re-plan interval in steps (default: 8)")
+    sim.add_argument("--policy", default="scripted",
+                     help="what acts, as `worldpolicy sim --policy` takes it: scripted (default: the IK expert) | "
+                     "shipped | CHECKPOINT dir | ws://HOST:PORT | random. A policy's episodes are what `worldpolicy "
+                     "sim --seed SEED` runs for each seed, its commanded joint targets the recorded actions")
+    sim.add_argument("--embodiment", default=None,
+                     help="a policy's action space, as `worldpolicy sim --embodiment` (default: a checkpoint's own, a "
+                     "server's; random: droid/relative_pose)")
+    sim.add_argument("--strategy", choices=("execute", "ensemble", "async"), default=None,
+                     help="a policy's chunk strategy, as `worldpolicy sim --strategy` (default: execute)")
+    sim.add_argument("--execute-steps", type=int, default=None,
+                     help="k actions per chunk, as `worldpolicy sim --execute-steps` (default: per strategy)")
+    sim.add_argument("--ensemble-decay", type=float, default=None,
+                     help="with --strategy ensemble: as `worldpolicy sim --ensemble-decay` (default: 0.1)")
+    sim.add_argument("--steps", type=int, default=None,
+                     help="denoising steps of a checkpoint policy (default: the embodiment's sampling preset, else 4)")
+    sim.add_argument("--device", default=None, help="torch device of a checkpoint policy (default: auto)")
+    sim.add_argument("--chunk-size", type=int, default=None,
+                     help="the scripted expert's re-plan interval in steps (default: 8)")
     sim.add_argument("--start-jitter", type=float, default=0.0, metavar="RAD",
                      help="vary the arm's start pose by up to this many radians per joint (default: 0)")
     sim.add_argument("--settle-steps", type=int, default=4, help="steps recorded after success (default: 4)")
@@ -120,8 +146,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="DART noise: per-chunk joint offset std on executed actions; labels stay clean (default: 0)")
     sim.add_argument("--task-option", action="append", default=[], metavar="NAME=VALUE",
                      help="task setting for the recorded episodes, e.g. upper_share=0.3 (reach: more high balls)")
-    sim.add_argument("--keep-failures", action="store_true", help="keep episodes the expert did not solve")
-    sim.add_argument("--workers", type=int, default=1, help="recording processes (default: 1; output is the same)")
+    sim.add_argument("--keep-failures", action="store_true",
+                     help="keep episodes the expert or policy did not solve (a policy's: flagged in meta/episodes' "
+                     "success column)")
+    sim.add_argument("--workers", type=int, default=1,
+                     help="recording processes (default: 1; output is the same); scripted and random only")
     sim.add_argument("--video-codec", default="libx264rgb", help="libx264rgb (lossless, default), libx264, libsvtav1")
     sim.add_argument("--overwrite", action="store_true", help="replace an existing dataset at ROOT")
     sim.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
@@ -253,6 +282,10 @@ def _summary(ds) -> dict:
         # declared in info.json but not read (a 2-D column, a depth camera): training and predict cannot use them
         **({"not_read": ds.unread_features} if ds.unread_features else {}),
         "has_stats": ds.stats_path.is_file(),
+        # whether each episode succeeded, where it says (`dataset from-sim --policy`): the failed ones' indices, as
+        # `dataset eval`, `dataset frame` and train's --episodes take them
+        **({"success": {"succeeded": int(done.sum()), "failed_episodes": [i for i, ok in enumerate(done) if not ok]}}
+           if (done := ds.episode_success) is not None else {}),
         # how worldpolicy made it (`dataset from-sim`: task and expert versions, settings), where it says; the seed of
         # every episode stays in info.json, out of a summary of a long recording
         **({"provenance": {k: v for k, v in ds.provenance.items() if k != "seeds"}} if ds.provenance else {}),
@@ -354,6 +387,11 @@ def _check_task(task: str, options: dict) -> None:
         raise ValueError(f"--task-option: {exc}") from None
 
 
+def _flagged(message: str) -> str:
+    """sim_to_dataset's message with each parameter it names (`num_episodes=0`, `image_size: ...`) as its flag."""
+    return re.sub(rf"\b({'|'.join(FLAGS)})(=|: )", lambda m: FLAGS[m[1]] + m[2], message)
+
+
 def _from_sim(args: argparse.Namespace) -> int:
     import sys
 
@@ -385,6 +423,24 @@ def _from_sim(args: argparse.Namespace) -> int:
         except json.JSONDecodeError:
             task_options[name] = value
     _check_task(args.task, task_options)
+    strategy_flags = [flag for flag, value in (("--strategy", args.strategy), ("--execute-steps", args.execute_steps),
+                                               ("--ensemble-decay", args.ensemble_decay)) if value is not None]
+    if strategy_flags and args.policy == "scripted":
+        raise ValueError(f"{strategy_flags[0]}: sets how a policy's chunks run; the scripted expert re-plans every "
+                         "--chunk-size steps: leave it out or pass --policy")
+    if args.ensemble_decay is not None and args.strategy != "ensemble":  # it would be ignored, as `worldpolicy sim` says
+        raise ValueError(f"--ensemble-decay {args.ensemble_decay:g} weighs the chunks --strategy ensemble blends; "
+                         f"--strategy {args.strategy or 'execute'} blends none: add --strategy ensemble or leave "
+                         "--ensemble-decay out")
+    strategy = None  # a policy's: ChunkStrategy's default (execute) unless a flag says
+    if strategy_flags:
+        from worldpolicy.robot.control import ChunkStrategy
+
+        decay = {} if args.ensemble_decay is None else {"ensemble_decay": args.ensemble_decay}
+        try:
+            strategy = ChunkStrategy(args.strategy or "execute", args.execute_steps, **decay)
+        except ValueError as exc:
+            raise ValueError(_flagged(str(exc))) from None
     try:
         result = sim_to_dataset(
             args.root,
@@ -406,6 +462,10 @@ def _from_sim(args: argparse.Namespace) -> int:
             action_noise=args.action_noise,
             workers=args.workers,
             progress=not args.no_progress,
+            policy=args.policy,
+            embodiment=args.embodiment,
+            strategy=strategy,
+            policy_options={k: v for k in ("steps", "device") if (v := getattr(args, k)) is not None},
         )
     except RecordingInterrupted as exc:  # Ctrl-C: say what became of the episodes recorded so far
         print(f"worldpolicy dataset from-sim: {exc.describe('--overwrite')}", file=sys.stderr)
@@ -418,7 +478,7 @@ def _from_sim(args: argparse.Namespace) -> int:
         # "num_episodes=0 ..." (from_sim), "image_size: ..." (the env) and "robot: unknown name ..." (a KeyError; a
         # FileNotFoundError for an MJCF path not there) alike
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        raise type(exc)(re.sub(rf"\b({'|'.join(FLAGS)})(=|: )", lambda m: FLAGS[m[1]] + m[2], str(message))) from None
+        raise type(exc)(_flagged(str(message))) from None
     out = _summary(result.dataset)
     out.update(seeds=result.seeds, failed_seeds=result.failed_seeds, wall_s=round(result.wall_s, 2))
     print(json.dumps(out, indent=2))

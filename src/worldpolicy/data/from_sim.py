@@ -1,12 +1,15 @@
-"""Scripted-expert rollouts in the simulator → a LeRobot v3 dataset (the training data of the shipped model).
+"""Simulator rollouts → a LeRobot v3 dataset: the scripted expert's (the training data of the shipped model) or any
+policy's `worldpolicy sim` runs (a checkpoint, a ws:// server, random actions), to fine-tune on its successes or look at
+its failures.
 
 Keys follow Cosmos3-DROID post-training data (ecosystem.md §3) so the same training config reads real DROID data
 and simulated data: `observation.image.<camera>` videos, `observation.state.joint_positions` [7] and
 `observation.state.gripper_position` [1] (measured), `action.joint_position` [7] and `action.gripper_position` [1]
 (what the env executed), plus LeRobot's `next.reward` (1 once the task is solved) and `next.done`.
 Row t pairs the observation before step t with the action of step t. info.json's `worldpolicy_provenance` says what
-recorded the episodes: the task and expert versions, the settings and each episode's seed. Needs the `sim` extra
-(MuJoCo).
+recorded the episodes: the task and expert versions (a policy's recording: the policy, its settings and chunk
+strategy), the settings and each episode's seed; a policy's recording says per episode whether it succeeded
+(meta/episodes' `success` column). Needs the `sim` extra (MuJoCo).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
@@ -96,22 +99,26 @@ class RecordingInterrupted(KeyboardInterrupt):
 
 
 class ExpertFailed(RuntimeError):
-    """The scripted expert solved fewer than the episodes wanted in the tries allowed (`max_attempts`): the settings
-    make the task too hard for it (a short `max_steps`, much `action_noise` or `start_jitter`). `describe` names the
-    options as the caller knows them (the command line: its flags)."""
+    """The scripted expert (or the `policy` recorded) solved fewer than the episodes wanted in the tries allowed
+    (`max_attempts`): the settings make the task too hard for it (a short `max_steps`, much `action_noise` or
+    `start_jitter`), or the policy is that weak. `describe` names the options as the caller knows them (the command
+    line: its flags)."""
 
-    def __init__(self, task: str, solved: int, attempts: int, wanted: int, seed: int):
+    def __init__(self, task: str, solved: int, attempts: int, wanted: int, seed: int, policy: str = "scripted"):
         self.task, self.solved, self.attempts, self.wanted, self.seed = task, solved, attempts, wanted, seed
+        self.policy = policy
         super().__init__(self.describe())
 
     def describe(self, flags: bool = False) -> str:
         keep, more = ("--keep-failures", "") if flags else ("keep_failures=True", " or a larger max_attempts")
         short, noise, jitter = (("--max-steps", "--action-noise", "--start-jitter") if flags
                                 else ("max_steps", "action_noise", "start_jitter"))
-        return (f"the scripted expert solved {self.solved} of {self.attempts} episodes of task {self.task!r} (seeds "
-                f"{self.seed}..{self.seed + self.attempts - 1}); wanted {self.wanted}. A short {short}, or a large "
-                f"{noise} or {jitter}, makes it fail: change those, or pass {keep}{more} to record the failed "
-                "episodes too")
+        who = "the scripted expert" if self.policy == "scripted" else f"policy {self.policy!r}"
+        why = (f"A short {short}, or a large {noise} or {jitter}, makes it fail: change those, or pass"
+               if self.policy == "scripted" else f"A short {short} makes it fail; pass")
+        return (f"{who} solved {self.solved} of {self.attempts} episodes of task {self.task!r} (seeds "
+                f"{self.seed}..{self.seed + self.attempts - 1}); wanted {self.wanted}. {why} {keep}{more} to record "
+                "the failed episodes too")
 
 
 def camera_feature(camera_key: str) -> str:
@@ -148,7 +155,7 @@ def expert_episodes(
     image_size: tuple[int, int] = (180, 320),
     cameras: Sequence[str] | None = None,
     control_hz: float = 15.0,
-    chunk_size: int = 8,
+    chunk_size: int | None = None,
     max_steps: int | None = None,
     settle_steps: int = 4,
     start_jitter: float = 0.0,
@@ -158,6 +165,10 @@ def expert_episodes(
     workers: int = 1,
     failed_seeds: list[int] | None = None,
     on_attempt: Callable[[int, bool], None] | None = None,
+    policy: str = "scripted",
+    embodiment: str | None = None,
+    strategy: Any = None,
+    policy_options: dict[str, Any] | None = None,
 ) -> ExpertEpisodes:
     """`num_episodes` expert episodes ({"frames", "videos", "task", "seed", "success"}) from seeds seed, seed+1, ….
 
@@ -175,10 +186,28 @@ def expert_episodes(
     Every setting is checked now (the scene built once, without a renderer, for what only it can refuse: a
     `control_hz` no whole number of physics steps fits); nothing is recorded until the result is iterated; its
     `provenance` says what records them. `control_hz` is the rate the expert plans and is recorded at, the dataset's
-    fps.
+    fps. `chunk_size` is the expert's re-plan interval (default 8).
+
+    `policy` records another policy's episodes instead, taken as `worldpolicy sim --policy` takes it (`random`, a
+    ws:// URL, `shipped` or a checkpoint folder: `sim.policies.make_policy`, with `embodiment` and, for a checkpoint,
+    `policy_options` such as steps and device): each episode is what `worldpolicy sim --seed SEED` runs for that seed
+    (`sim.rollout.Rollout`, its `ChunkController` and the `strategy`, a `robot.control.ChunkStrategy`, default
+    execute; sampling seeds `sim.policies.call_seed` of the episode seed), then `settle_steps` more holding its last
+    command after a success. Its rows are the commands it ran (joint targets and gripper) and every episode carries its
+    `success`. The expert's own settings (`chunk_size`, `start_jitter`, `action_noise`) are refused with it, and
+    `workers` > 1 unless it is `random` (a model would load once per process). The policy loads once the result is
+    iterated, after every check.
     """
+    from worldpolicy.sim.policies import policy_kind
     from worldpolicy.sim.scenes import CAMERAS
 
+    kind = policy_kind(policy) if isinstance(policy, str) else None
+    if kind is None:
+        raise ValueError(f"policy={policy!r}: expected 'scripted', 'random', a ws:// URL, 'shipped' or a checkpoint "
+                         "folder, as `worldpolicy sim --policy` takes it")
+    _check_policy_options(kind, policy, chunk_size=chunk_size, start_jitter=start_jitter, action_noise=action_noise,
+                          workers=workers, embodiment=embodiment, strategy=strategy, policy_options=policy_options)
+    chunk_size = 8 if chunk_size is None else chunk_size  # the expert's default, where a policy's was refused
     for name, value, low in (
         ("num_episodes", num_episodes, 1),
         ("seed", seed, 0),  # gymnasium refuses a negative seed, in the middle of a recording
@@ -226,17 +255,83 @@ def expert_episodes(
         "start_jitter": float(start_jitter),
         "action_noise": float(action_noise),
     }
-    # what only the built scene can refuse (a control_hz no whole number of physics steps fits, a robot the expert
-    # cannot drive), refused now: once recording started it followed the progress bar, and in a worker process
-    # (workers > 1) it broke the pool, unexplained. No renderer opens; a scene builds in well under a second.
-    _Recorder(settings).close()
-    provenance = {"source": SOURCE, "task": task, "task_version": task_version, "expert": "scripted",
-                  "expert_version": ScriptedPolicy.version, "seed": seed, "keep_failures": bool(keep_failures),
-                  **{k: v for k, v in settings.items() if k != "task"}}
+    if kind == "scripted":
+        # what only the built scene can refuse (a control_hz no whole number of physics steps fits, a robot the expert
+        # cannot drive), refused now: once recording started it followed the progress bar, and in a worker process
+        # (workers > 1) it broke the pool, unexplained. No renderer opens; a scene builds in well under a second.
+        _Recorder(settings).close()
+        provenance = {"source": SOURCE, "task": task, "task_version": task_version, "expert": "scripted",
+                      "expert_version": ScriptedPolicy.version, "seed": seed, "keep_failures": bool(keep_failures),
+                      **{k: v for k, v in settings.items() if k != "task"}}
+    else:
+        for name in ("chunk_size", "start_jitter", "action_noise"):  # the expert's: refused above for a policy
+            del settings[name]
+        settings["policy"] = _checked_policy(kind, policy, settings, embodiment, strategy, dict(policy_options or {}))
+        # the policy's settings (`sim.policies.policy_settings`: checkpoint files, sampling, device...) and the chunk
+        # strategy it ran with are known once it is loaded: the recording fills them in (`sim_to_dataset`)
+        provenance = {"source": SOURCE, "task": task, "task_version": task_version,
+                      "policy": settings["policy"]["name"], "embodiment": embodiment, "policy_settings": None,
+                      "strategy": settings["policy"]["strategy"], "seed": seed, "keep_failures": bool(keep_failures),
+                      **{k: v for k, v in settings.items() if k not in ("task", "policy")}}
     return ExpertEpisodes(
         json.loads(json.dumps(provenance)),  # as info.json gives it back: image_size a list
         _episodes(settings, workers, num_episodes, seed, attempts_allowed, keep_failures, failed_seeds, on_attempt),
     )
+
+
+def _check_policy_options(kind: str, policy: str, *, chunk_size: int | None, start_jitter: float, action_noise: float,
+                          workers: int, embodiment: str | None, strategy: Any,
+                          policy_options: dict[str, Any] | None) -> None:
+    """Settings of the scripted expert's episodes refused with a policy, and a policy's refused with the expert: either
+    would be ignored and the recording look as asked."""
+    if kind == "scripted":
+        given = [name for name, value in (("embodiment", embodiment), ("strategy", strategy)) if value is not None]
+        given += list(policy_options or {})
+        if given:
+            raise ValueError(f"{given[0]}: sets how a policy's rollouts run (a checkpoint, a ws:// server or random); "
+                             "the scripted expert acts in droid/joint_pos and re-plans every chunk_size steps: leave "
+                             "it out or record another policy")
+        return
+    given = [name for name, value in (("chunk_size", chunk_size), ("start_jitter", start_jitter),
+                                      ("action_noise", action_noise)) if value]
+    if given:
+        raise ValueError(f"{given[0]}: shapes the scripted expert's episodes; policy {policy!r} runs as `worldpolicy "
+                         "sim` runs it (its own chunks, from the home pose, without noise): leave it out")
+    if kind != "random" and workers != 1:
+        raise ValueError(f"workers={workers!r}: policy {policy!r} records in one process (each worker would load the "
+                         "model or open a connection of its own); pass 1")
+    if policy_options and kind != "checkpoint":
+        raise ValueError(f"{', '.join(policy_options)}: load a local checkpoint; policy {policy!r} takes none")
+
+
+def _checked_policy(kind: str, policy: str, settings: dict[str, Any], embodiment: str | None, strategy: Any,
+                    options: dict[str, Any]) -> dict[str, Any]:
+    """What a policy's recorder needs to build it (`_rollout`), every setting checked that can be before its weights
+    load or its server is reached: the scene (robot, control rate), a checkpoint's embodiment, sampling and device
+    (`Policy.check_pretrained`), whether the robot can run its actions and its chunk the strategy's k."""
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.models import portable_checkpoint, resolve_checkpoint
+    from worldpolicy.robot.control import ChunkStrategy
+    from worldpolicy.robot.decode import check_executable
+
+    strategy = ChunkStrategy() if strategy is None else strategy
+    if not isinstance(strategy, ChunkStrategy):
+        raise ValueError(f"strategy={strategy!r}: expected a worldpolicy.robot.control.ChunkStrategy (or None: execute)")
+    env = _make_env(settings)
+    try:
+        if kind == "checkpoint":
+            from worldpolicy.policy import Policy
+
+            emb = Policy.check_pretrained(resolve_checkpoint(policy), embodiment, **options)[0]
+        else:  # a server's embodiment is known once connected: checked then (`_rollout`)
+            emb = get_embodiment(embodiment or "droid/relative_pose") if kind == "random" else None
+        if emb is not None:
+            check_executable(emb, env.robot)
+            strategy.for_embodiment(emb).steps_for(emb.chunk_size)
+    finally:
+        env.close()
+    return {"spec": policy, "name": str(portable_checkpoint(policy)) if kind == "checkpoint" else policy,
+            "embodiment": embodiment, "strategy": asdict(strategy), "options": options}
 
 
 def check_recording(dataset: LeRobotDataset, task: str, *, seed: int = 0, **episode_options: Any) -> None:
@@ -276,13 +371,14 @@ def _episodes(
     on_attempt: Callable[[int, bool], None] | None = None,
 ) -> Generator[dict[str, Any], None, None]:
     task = settings["task"]
+    policy = settings["policy"]["name"] if "policy" in settings else "scripted"
     with _Recorders(settings, workers) as recorders:
         kept = attempts = 0
         next_seed = seed
         pending: deque = deque()
         while kept < num_episodes:
             if attempts >= attempts_allowed:
-                raise ExpertFailed(task, kept, attempts, num_episodes, seed)
+                raise ExpertFailed(task, kept, attempts, num_episodes, seed, policy)
             # keep every worker busy, never starting seeds past the attempt budget
             while len(pending) < workers and next_seed < seed + attempts_allowed:
                 pending.append(recorders.submit(next_seed))
@@ -295,7 +391,7 @@ def _episodes(
                 kept += 1
                 yield episode
             else:
-                logger.info("expert failed on seed %d of task %r; skipped", episode["seed"], task)
+                logger.info("%s failed on seed %d of task %r; skipped", policy, episode["seed"], task)
                 if failed_seeds is not None:
                     failed_seeds.append(episode["seed"])
 
@@ -344,35 +440,75 @@ class _Recorders:
             self._local.close()
 
 
+def _make_env(settings: dict[str, Any]):
+    """The recording's env: its task (with its options), robot, control rate, camera size and step limit."""
+    from worldpolicy.sim.env import TabletopEnv
+    from worldpolicy.sim.tasks import get_task
+
+    return TabletopEnv(
+        get_task(settings["task"], **settings["task_options"]),
+        settings["robot"],
+        control_hz=settings["control_hz"],
+        image_size=settings["image_size"],
+        max_steps=settings["max_steps"],
+    )
+
+
 class _Recorder:
-    """One env and its scripted expert; records one seeded episode at a time."""
+    """One env and what acts in it, the scripted expert or a policy's rollout (`settings["policy"]`); records one
+    seeded episode at a time."""
 
     def __init__(self, settings: dict[str, Any]):
-        from worldpolicy.sim.env import TabletopEnv
         from worldpolicy.sim.policies import ScriptedPolicy
-        from worldpolicy.sim.tasks import get_task
 
         self.cameras, self.settle_steps = settings["cameras"], settings["settle_steps"]
-        self.start_jitter, self.action_noise = settings["start_jitter"], settings["action_noise"]
-        self.env = TabletopEnv(
-            get_task(settings["task"], **settings["task_options"]),
-            settings["robot"],
-            control_hz=settings["control_hz"],
-            image_size=settings["image_size"],
-            max_steps=settings["max_steps"],
-        )
+        self.env = _make_env(settings)
+        self.rollout = None
         try:
-            self.expert = ScriptedPolicy(self.env, chunk_size=settings["chunk_size"])
+            if "policy" in settings:
+                self.rollout = _rollout(self.env, settings["policy"])
+            else:
+                self.start_jitter, self.action_noise = settings["start_jitter"], settings["action_noise"]
+                self.expert = ScriptedPolicy(self.env, chunk_size=settings["chunk_size"])
         except BaseException:
             self.env.close()
             raise
 
     def record(self, seed: int) -> dict[str, Any]:
+        if self.rollout is not None:
+            return _record_rollout(self.rollout, seed, self.cameras, self.settle_steps)
         return _record(self.env, self.expert, seed, self.cameras, self.settle_steps, self.start_jitter,
                        self.action_noise)
 
     def close(self) -> None:
-        self.env.close()
+        try:
+            if self.rollout is not None:  # a model releases its weights, a server its connection
+                getattr(self.rollout.policy, "close", lambda: None)()
+        finally:
+            self.env.close()
+
+
+def _rollout(env, setup: dict[str, Any]):
+    """The policy `setup` names (`_checked_policy`) loaded (`sim.policies.make_policy`, as `worldpolicy sim` loads it)
+    and wrapped in the `Rollout` that sim runs, with its chunk strategy."""
+    import os
+
+    from worldpolicy.robot.control import ChunkStrategy
+    from worldpolicy.robot.decode import check_executable
+    from worldpolicy.sim.policies import chunk_size, make_policy, policy_fps, warn_rate_mismatch
+    from worldpolicy.sim.rollout import Rollout
+
+    policy = make_policy(setup["spec"], env=env, embodiment=setup["embodiment"],
+                         api_key=os.environ.get("WORLDPOLICY_API_KEY"), **setup["options"])
+    try:
+        check_executable(policy.embodiment, env.robot)  # a server's embodiment, known now it is connected
+        rollout = Rollout(env, policy, ChunkStrategy(**setup["strategy"]), name=setup["name"])
+        rollout.strategy.steps_for(chunk_size(policy))
+        warn_rate_mismatch(policy_fps(policy), env.control_hz, setup["name"])
+    except BaseException:
+        getattr(policy, "close", lambda: None)()
+        raise
+    return rollout
 
 
 _WORKER: _Recorder | None = None
@@ -439,9 +575,12 @@ def sim_to_dataset(
         for episode in episodes:
             with sigint_held() as caught:  # an episode half added to the writer could not be published
                 adding = True
-                writer.add_episode(episode["frames"], episode["videos"], episode["task"])
+                recorded_by = episode.get("recorded_by")  # a policy's recording: its outcome per episode, its settings
+                writer.add_episode(episode["frames"], episode["videos"], episode["task"],
+                                   success=None if recorded_by is None else episode["success"])
                 adding = False
                 seeds.append(episode["seed"])
+                writer.provenance.update(recorded_by or {})
                 writer.provenance["seeds"] = list(seeds)  # the env seed of each kept episode, in order
                 bar.set_postfix_str(f"solved {tries[1]}/{tries[0]}", refresh=False)
                 bar.update(1)
@@ -489,6 +628,36 @@ def _keep_finished(writer: LeRobotDatasetWriter, root: Path) -> LeRobotDataset |
     return writer.finalize()
 
 
+def _record_rollout(rollout, seed: int, cameras: list[str], settle_steps: int) -> dict[str, Any]:
+    """One episode of a policy, as `worldpolicy sim` runs it for `seed` (`Rollout.run`), recorded as `_record` records
+    the expert's: row t the state and frames before step t and the command of step t; after a success its last command
+    held for `settle_steps` more steps. `recorded_by`: the policy's settings and the chunk strategy it ran with."""
+    from worldpolicy.sim.policies import policy_settings
+
+    env = rollout.env
+    states, grips, actions = [], [], []
+    images: dict[str, list[np.ndarray]] = {c: [] for c in cameras}
+
+    def row(command: np.ndarray) -> None:
+        obs = env.observe(images=False)
+        states.append(np.asarray(obs["observation/joint_position"], dtype=np.float64))
+        grips.append(float(np.asarray(obs["observation/gripper_position"]).reshape(-1)[0]))
+        for c in cameras:
+            images[c].append(env.render_camera(c))
+        actions.append(np.asarray(command, dtype=np.float64))
+
+    result = rollout.run(seed, on_act=row)
+    rewards = [0.0] * (len(actions) - 1) + [1.0 if result.success else 0.0]  # the run stops at its first success
+    while result.success and env.steps < min(rollout.max_steps, result.steps + settle_steps):
+        row(actions[-1])
+        env.act(actions[-1])
+        rewards.append(1.0 if env.success() else 0.0)
+    episode = _episode(states, grips, actions, rewards, images, result.prompt, seed, result.success)
+    episode["recorded_by"] = {"policy_settings": policy_settings(rollout.policy, env.image_size),
+                              "strategy": {**asdict(rollout.strategy), "execute_steps": rollout.execute_steps}}
+    return episode
+
+
 def _record(env, expert, seed: int, cameras: list[str], settle_steps: int, start_jitter: float = 0.0,
             action_noise: float = 0.0) -> dict[str, Any]:
     from worldpolicy.sim.policies import limit_step
@@ -533,6 +702,12 @@ def _record(env, expert, seed: int, cameras: list[str], settle_steps: int, start
         rewards.append(1.0 if solved else 0.0)
         if solved and solved_at is None:
             solved_at, pending = env.steps, []
+    return _episode(states, grips, actions, rewards, images, prompt, seed, solved_at is not None)
+
+
+def _episode(states: list[np.ndarray], grips: list[float], actions: list[np.ndarray], rewards: list[float],
+             images: dict[str, list[np.ndarray]], prompt: str, seed: int, success: bool) -> dict[str, Any]:
+    """A recorded episode's rows, as `LeRobotDatasetWriter.add_episode` takes them, and its task, seed and outcome."""
     length = len(actions)
     action_arr = np.stack(actions)
     return {
@@ -544,8 +719,8 @@ def _record(env, expert, seed: int, cameras: list[str], settle_steps: int, start
             "next.reward": np.asarray(rewards, dtype=np.float32),
             "next.done": np.arange(length) == length - 1,
         },
-        "videos": {camera_feature(c): np.stack(images[c]) for c in cameras},
+        "videos": {camera_feature(c): np.stack(frames) for c, frames in images.items()},
         "task": prompt,
         "seed": seed,
-        "success": solved_at is not None,
+        "success": success,
     }

@@ -49,6 +49,7 @@ from .layout import (
     NUMERIC_DTYPES,
     PROVENANCE_KEY,
     STATS_PATH,
+    SUCCESS_COLUMN,
     TASKS_PATH,
     VIDEO_EPISODE_FIELDS,
     VIDEO_NAMES,
@@ -92,6 +93,7 @@ class Episode:
     task_index: np.ndarray | None = None
     dataset_from_index: int = 0
     frame_tasks: tuple[str, ...] = ()
+    success: bool | None = None  # whether it succeeded, where the dataset says (`LeRobotDataset.episode_success`)
 
     @property
     def length(self) -> int:
@@ -159,6 +161,12 @@ class LeRobotDataset:
         """How worldpolicy made this dataset (info.json's `worldpolicy_provenance`: for `dataset from-sim` the task and
         expert versions and the recording's settings), or None for a dataset made elsewhere."""
         return self.info.get(PROVENANCE_KEY)
+
+    @property
+    def episode_success(self) -> np.ndarray | None:
+        """Whether each episode succeeded (bool per episode, meta/episodes' `success` column: a `dataset from-sim
+        --policy` recording), or None for a dataset that does not say."""
+        return self._episodes.get(SUCCESS_COLUMN)
 
     @property
     def video_keys(self) -> list[str]:
@@ -327,6 +335,7 @@ class LeRobotDataset:
             task_index=task_index,
             dataset_from_index=int(ep["dataset_from_index"]),
             frame_tasks=frame_tasks,
+            success=bool(ep[SUCCESS_COLUMN]) if SUCCESS_COLUMN in ep else None,
         )
 
     def camera_frames(self, index: int, key: str, start: int, stop: int) -> np.ndarray:
@@ -594,8 +603,10 @@ def _read_episodes(root: Path, info: dict[str, Any], tasks: list[str]) -> dict[s
     needed = list(EPISODE_COLUMNS) + [f"videos/{k}/{f}" for k in video_keys for f in VIDEO_EPISODE_FIELDS]
     columns: dict[str, list] = {k: [] for k in needed}
     sources: list[Path] = []  # the file each row came from, for errors
+    read: list[tuple[Path, pa.Table]] = []
     for path in files:
         table = _read_parquet(path, "episodes file")
+        read.append((path, table))
         sources.extend([path] * table.num_rows)
         for key in needed:
             if key not in table.column_names:
@@ -610,6 +621,9 @@ def _read_episodes(root: Path, info: dict[str, Any], tasks: list[str]) -> dict[s
         for k, v in columns.items()
         if k != "tasks"
     }
+    success = _success_column(read)
+    if success is not None:
+        out[SUCCESS_COLUMN] = success
     out["tasks"] = np.empty(len(columns["tasks"]), dtype=object)
     out["tasks"][:] = [tuple(t or ()) for t in columns["tasks"]]
     order = np.argsort(out["episode_index"], kind="stable")
@@ -647,6 +661,22 @@ def _read_episodes(root: Path, info: dict[str, Any], tasks: list[str]) -> dict[s
                 sources[i], "tasks", f"episode {i} names {unknown}, which {TASKS_PATH} does not list"
             )
     return out
+
+
+def _success_column(read: list[tuple[Path, pa.Table]]) -> np.ndarray | None:
+    """meta/episodes' `success` column in file order (as the other columns are read), where every file has one;
+    None where none has. A column of another type, with nulls or in some files only, is refused: a filter on it would
+    drop or keep episodes it says nothing of."""
+    if not any(SUCCESS_COLUMN in table.column_names for _, table in read):
+        return None
+    values: list[Any] = []
+    for path, table in read:
+        if SUCCESS_COLUMN not in table.column_names:
+            raise DatasetFormatError(path, SUCCESS_COLUMN, "column is missing here but present in other episodes files")
+        if not pa.types.is_boolean(table.schema.field(SUCCESS_COLUMN).type) or table.column(SUCCESS_COLUMN).null_count:
+            raise DatasetFormatError(path, SUCCESS_COLUMN, "must hold one bool per episode, no nulls")
+        values.extend(table.column(SUCCESS_COLUMN).to_pylist())
+    return np.asarray(values, dtype=bool)
 
 
 def _check_episodes_column(kind: pa.DataType, key: str, path: Path) -> None:
@@ -863,14 +893,22 @@ class LeRobotDatasetWriter:
         return len(self._rows)
 
     def add_episode(
-        self, frames: Mapping[str, Any], videos: Mapping[str, Any] | None = None, task: str | Sequence[str] = ""
+        self, frames: Mapping[str, Any], videos: Mapping[str, Any] | None = None, task: str | Sequence[str] = "",
+        *, success: bool | None = None,
     ) -> int:
         """Append one episode: per-frame arrays [T, *shape] and uint8 videos [T, H, W, 3]. Returns its index.
 
         `task` is one string for the whole episode, or one per frame for an episode whose task changes mid-way.
+        `success` (whether the episode succeeded, where the recording knows) goes into meta/episodes' `success`
+        column (`LeRobotDataset.episode_success`); given for every episode of a dataset or for none.
         """
         if self._done:
             raise RuntimeError("this writer was finalised or aborted; open a new LeRobotDatasetWriter")
+        if success is not None and not isinstance(success, (bool, np.bool_)):
+            raise ValueError(f"success={success!r} must be a bool (or None: not known)")
+        if self._rows and (SUCCESS_COLUMN in self._rows[0]) != (success is not None):
+            raise ValueError(f"success={success!r}: the dataset's earlier episodes {'have' if success is None else 'lack'}"
+                             " a success flag; give it for every episode or for none")
         texts = _check_task(task)
         frames, videos = dict(frames or {}), dict(videos or {})
         episode_index = len(self._rows)
@@ -902,6 +940,8 @@ class LeRobotDatasetWriter:
             "task_index": np.array([lookup[t] for t in texts], dtype=np.int64),
         }
         row: dict[str, Any] = {"episode_index": episode_index, "tasks": names, "length": length}
+        if success is not None:
+            row[SUCCESS_COLUMN] = bool(success)
         row.update(self._append_data(columns, auto))
         row["dataset_from_index"], row["dataset_to_index"] = self._total_frames, self._total_frames + length
         for key, clip in clips.items():

@@ -254,14 +254,6 @@ def _episodes_left(args: argparse.Namespace, previous, current) -> range:
         raise _as_flag(exc) from None
 
 
-def _warn_rate_mismatch(fps: float | None, control_hz: float, policy: str) -> None:
-    """A policy run faster or slower than its actions' rate moves the arm at the wrong speed: say so before the run."""
-    if fps is not None and abs(control_hz / fps - 1) > 0.02:
-        logger.warning("--policy %s acts at %g fps but --control-hz is %g: each action runs for %.3g s instead of %.3g "
-                       "s; pass --control-hz %g to run it at its own rate", policy, fps, control_hz, 1 / control_hz,
-                       1 / fps, fps)
-
-
 def warn_training_scenes(checkpoint: str, task: str, seed: int, episodes: int) -> None:
     """Warn when episodes about to run are scenes `checkpoint` was trained on (`sim.evaluate.training_scenes`): their
     success says how well it fits its training data. Said before the model loads (the report records it too); a
@@ -370,7 +362,7 @@ def run(args: argparse.Namespace) -> int:
     from worldpolicy.robot.control import ChunkStrategy
     from worldpolicy.robot.decode import check_executable
     from worldpolicy.sim.evaluate import evaluate, keep_report, seed_range, start_report, write_report
-    from worldpolicy.sim.policies import chunk_size, make_policy, policy_fps, policy_settings
+    from worldpolicy.sim.policies import chunk_size, make_policy, policy_fps, policy_settings, warn_rate_mismatch
 
     try:
         decay = {} if args.ensemble_decay is None else {"ensemble_decay": args.ensemble_decay}
@@ -449,7 +441,7 @@ def run(args: argparse.Namespace) -> int:
             # a chunk too short for --execute-steps: say so now, not after the first inference
             chunk = chunk_size(policy)
             strategy.for_policy(policy).steps_for(chunk, "--execute-steps")
-            _warn_rate_mismatch(policy_fps(policy), env.control_hz, args.policy)
+            warn_rate_mismatch(policy_fps(policy), env.control_hz, args.policy)
             if previous is None:
                 _clear_previous_run(args.out)  # every check passed: --overwrite replaces the previous run
             elif left is None:

@@ -27,7 +27,8 @@ from worldpolicy.sim.env import unwrap_tabletop
 logger = logging.getLogger(__name__)
 
 __all__ = ["SERVER_ANNOUNCED", "PolicyBackend", "RandomPolicy", "ScriptedPolicy", "as_backend", "call_seed",
-           "checkpoint_settings", "chunk_size", "make_policy", "policy_fps", "policy_settings", "wrap_policy"]
+           "checkpoint_settings", "chunk_size", "make_policy", "policy_fps", "policy_kind", "policy_settings",
+           "warn_rate_mismatch", "wrap_policy"]
 
 _STATE_KEY = "privileged/state"  # ScriptedPolicy.snapshot: sim state taken with the observation
 # The largest joint target jump per control step the scripted expert makes, in seconds at the joint's speed limit: at
@@ -214,6 +215,15 @@ def policy_fps(policy: Any) -> float | None:
     return float(embodiment.fps) if embodiment is not None else None
 
 
+def warn_rate_mismatch(fps: float | None, control_hz: float, policy: str) -> None:
+    """A policy run faster or slower than its actions' rate (`policy_fps`) moves the arm at the wrong speed: said
+    before the run (`worldpolicy sim`) or the recording (`dataset from-sim --policy`), naming their flags."""
+    if fps is not None and abs(control_hz / fps - 1) > 0.02:
+        logger.warning("--policy %s acts at %g fps but --control-hz is %g: each action runs for %.3g s instead of %.3g "
+                       "s; pass --control-hz %g to run it at its own rate", policy, fps, control_hz, 1 / control_hz,
+                       1 / fps, fps)
+
+
 def chunk_size(policy: Any) -> int:
     """The chunk a backend returns: its own `chunk_size` where it has one, else its embodiment's."""
     return int(getattr(policy, "chunk_size", None) or policy.embodiment.chunk_size)
@@ -365,20 +375,36 @@ def as_backend(policy: Any) -> Any:
     return policy
 
 
+def policy_kind(spec: str) -> str:
+    """What `--policy SPEC` names, checked without loading anything: `scripted`, `random`, `server` (a ws:// URL) or
+    `checkpoint` (`shipped` or an existing folder); anything else is refused, naming what is accepted."""
+    from worldpolicy.models import SHIPPED_NAME, resolve_checkpoint
+
+    if spec in ("scripted", "random"):
+        return spec
+    if spec.startswith(("ws://", "wss://")):
+        return "server"
+    if not Path(resolve_checkpoint(spec)).exists():
+        raise FileNotFoundError(f"policy: {spec!r} is not 'scripted', 'random', a ws:// URL, {SHIPPED_NAME!r} "
+                                "(the model in the package) or an existing checkpoint directory")
+    return "checkpoint"
+
+
 def make_policy(spec: str, *, env=None, embodiment: str | None = None, seed: int | None = None,
                 decode_video: bool = False, api_key: str | None = None, **kwargs: Any):
     """`scripted` | `random` | `ws://host:port` | `shipped` or a checkpoint directory → a backend. `kwargs` go to the
     backend's constructor (`Policy.from_pretrained` for a checkpoint); a server takes none: its settings are the
     server's."""
-    from worldpolicy.models import SHIPPED_NAME, resolve_checkpoint
+    from worldpolicy.models import resolve_checkpoint
 
-    if spec == "scripted":
+    kind = policy_kind(spec)
+    if kind == "scripted":
         if env is None:
             raise ValueError("policy 'scripted' needs the env (it reads privileged object state)")
         return ScriptedPolicy(env, **kwargs)
-    if spec == "random":
+    if kind == "random":
         return RandomPolicy(embodiment or "droid/relative_pose", seed=seed, **kwargs)
-    if spec.startswith(("ws://", "wss://")):
+    if kind == "server":
         if kwargs:  # a checkpoint's load settings: dropped here, the run would look as asked and sample as served
             raise ValueError(f"policy {spec}: {', '.join(f'{k}=' for k in sorted(kwargs))} load a local checkpoint; "
                              "a server's model, chunk and sampling are set where it is served (`worldpolicy serve`)")
@@ -391,9 +417,6 @@ def make_policy(spec: str, *, env=None, embodiment: str | None = None, seed: int
                            "its actions", embodiment, spec, emb.key)
         return _Seeded(remote, emb, seed, decode_video)
     spec = str(resolve_checkpoint(spec))  # as `worldpolicy sim --policy` and `load_policy` take it
-    if not Path(spec).exists():
-        raise FileNotFoundError(f"policy: {spec!r} is not 'scripted', 'random', a ws:// URL, {SHIPPED_NAME!r} "
-                                "(the model in the package) or an existing checkpoint directory")
     from worldpolicy.policy import Policy
 
     return wrap_policy(Policy.from_pretrained(spec, embodiment, **kwargs), seed=seed, decode_video=decode_video)

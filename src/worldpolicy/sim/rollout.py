@@ -86,10 +86,13 @@ class Rollout:
         snapshot = getattr(self.policy, "snapshot", None)
         return snapshot(obs) if snapshot is not None else obs
 
-    def run(self, seed: int, *, record: bool = False, on_step: Callable[[int], None] | None = None) -> EpisodeResult:
+    def run(self, seed: int, *, record: bool = False, on_step: Callable[[int], None] | None = None,
+            on_act: Callable[[np.ndarray], None] | None = None) -> EpisodeResult:
         """One episode seeded `seed` (`record`: keep side-by-side frames, each captioned with the task, policy, seed,
         step and time, and the last with the outcome: `_caption`); `on_step(steps run so far)` after each step (a
-        progress display: one episode of a checkpoint policy on CPU can take minutes).
+        progress display: one episode of a checkpoint policy on CPU can take minutes); `on_act(command)` with each
+        step's command (joint targets and gripper) just before it runs, the env still in the state it was chosen in
+        (`dataset from-sim --policy` records the rows of the episode this runs).
         `async` asks for no chunk that would start at or past the step limit: its answer could not run."""
         env = self.env
         wall0 = time.perf_counter()
@@ -104,7 +107,10 @@ class Rollout:
                 target = control.step(self._observe, env.joint_positions())
                 self.execute_steps = control.execute_steps
                 # a head without a gripper column commands none: the gripper keeps its last command
-                env.act(np.append(target.qpos, target.gripper if target.gripper is not None else env.gripper_command))
+                command = np.append(target.qpos, target.gripper if target.gripper is not None else env.gripper_command)
+                if on_act is not None:
+                    on_act(command)
+                env.act(command)
                 # what ran: every chunk action blended into this step (one outside ensemble); a chunk cut short by a
                 # new one, or by the episode's end, adds nothing for the actions it never ran
                 clipped += target.clipped

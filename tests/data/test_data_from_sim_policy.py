@@ -1,0 +1,171 @@
+"""`dataset from-sim --policy`: a policy's `worldpolicy sim` rollouts recorded as a LeRobot v3 dataset, each episode
+flagged with its success (meta/episodes' `success` column). Short episodes, small images."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mujoco", reason="the sim extra (MuJoCo) is not installed")
+
+_SMALL = {"image_size": (24, 24), "max_steps": 5, "cameras": ["observation/wrist_image_left"]}
+_ARGV = ["--task", "reach", "--episodes", "1", "--max-steps", "2", "--image-size", "24x24", "--cameras",
+         "observation/wrist_image_left", "--no-progress"]
+
+
+def test_random_policy_records_what_sim_runs_for_each_seed_and_its_failures(tmp_path, capsys):
+    """The rows are the episode `worldpolicy sim` runs for the seed (the same Rollout, its commands, the state before
+    each), every episode says it failed, and info.json says which policy, settings and strategy recorded it."""
+    from worldpolicy.cli import main
+    from worldpolicy.data.from_sim import ACTION_KEYS, STATE_KEYS, sim_to_dataset
+    from worldpolicy.sim.env import TabletopEnv
+    from worldpolicy.sim.policies import RandomPolicy, make_policy
+    from worldpolicy.sim.rollout import Rollout
+
+    result = sim_to_dataset(tmp_path / "ds", "reach", 2, seed=5, policy="random", keep_failures=True,
+                            **{**_SMALL, "cameras": None})  # all three: what training's droid windows read
+    ds = result.dataset
+    assert result.seeds == [5, 6] and ds.episode_success.tolist() == [False, False]
+    made = ds.provenance
+    assert made["policy"] == "random" and made["seeds"] == [5, 6] and made["keep_failures"] is True
+    assert made["policy_settings"] == {"kind": "random", "chunk_size": 32, "version": RandomPolicy.version}
+    assert made["strategy"] == {"kind": "execute", "execute_steps": 32, "ensemble_decay": 0.1}
+    assert "expert" not in made and "chunk_size" not in made and "action_noise" not in made
+
+    env = TabletopEnv("reach", image_size=(24, 24), max_steps=5)
+    commands, states = [], []
+
+    def seen(command):
+        commands.append(command)
+        states.append(env.joint_positions())
+
+    ran = Rollout(env, make_policy("random", env=env)).run(6, on_act=seen)
+    env.close()
+    ep = ds.episode(1)
+    assert ep.success is False and ran.success is False and ep.length == ran.steps == 5
+    recorded = np.column_stack([ep.frames[ACTION_KEYS[0]], ep.frames[ACTION_KEYS[1]]])
+    np.testing.assert_allclose(recorded, np.stack(commands), atol=1e-5)  # stored as float32
+    np.testing.assert_allclose(ep.frames[STATE_KEYS[0]], np.stack(states), atol=1e-5)
+    assert ep.frames["next.reward"].sum() == 0 and ep.frames["next.done"][:, 0].tolist() == [False] * 4 + [True]
+
+    assert main(["dataset", "info", str(tmp_path / "ds")]) == 0  # what a user filters on
+    assert json.loads(capsys.readouterr().out)["success"] == {"succeeded": 0, "failed_episodes": [0, 1]}
+
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.train.data import WindowSpec, iter_windows
+
+    # training reads it as it reads the expert's recordings (the success column aside)
+    windows = list(iter_windows(WindowSpec(dataset=str(tmp_path / "ds"), chunk_size=4), get_embodiment("droid")))
+    assert {w.episode for w in windows} == {0, 1} and windows[0].actions.shape == (4, 8)
+
+
+def test_a_policys_success_ends_the_run_as_sim_does_then_settles(tmp_path, monkeypatch):
+    """A solved episode stops where `worldpolicy sim` stops it, then holds the last command for --settle-steps, as
+    the expert's recordings do; it is kept without --keep-failures and flagged a success."""
+    from worldpolicy.data.from_sim import ACTION_KEYS, sim_to_dataset
+    from worldpolicy.sim.env import TabletopEnv
+
+    monkeypatch.setattr(TabletopEnv, "success", lambda self: self.steps >= 3)
+    ds = sim_to_dataset(tmp_path / "ds", "reach", 2, policy="random", settle_steps=2,
+                        **{**_SMALL, "max_steps": 8}).dataset
+    assert ds.episode_success.tolist() == [True, True]
+    ep = ds.episode(0)
+    assert ep.success is True and ep.length == 5
+    assert ep.frames["next.reward"][:, 0].tolist() == [0, 0, 1, 1, 1]
+    np.testing.assert_array_equal(ep.frames[ACTION_KEYS[0]][2:], ep.frames[ACTION_KEYS[0]][[2, 2, 2]])
+
+
+def test_a_policy_that_solves_nothing_is_one_line_naming_it(tmp_path, capsys):
+    from worldpolicy.cli import main
+    from worldpolicy.data.from_sim import ExpertFailed, sim_to_dataset
+
+    with pytest.raises(ExpertFailed, match=r"policy 'random' solved 0 of 2 episodes of task 'reach' \(seeds 0\.\.1\); "
+                                           r"wanted 1\. A short max_steps makes it fail; pass keep_failures=True"):
+        sim_to_dataset(tmp_path / "py", "reach", 1, policy="random", max_attempts=2, **_SMALL)
+    assert main(["dataset", "from-sim", str(tmp_path / "cli"), "--policy", "random", *_ARGV]) == 2
+    assert "error: policy 'random' solved 0 of 7 episodes" in capsys.readouterr().err
+    assert not (tmp_path / "cli").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--policy", "random", "--chunk-size", "4"],
+     "--chunk-size: shapes the scripted expert's episodes; policy 'random' runs as `worldpolicy sim` runs it"),
+    (["--policy", "random", "--start-jitter", "0.1"], "--start-jitter: shapes the scripted expert's episodes"),
+    (["--policy", "random", "--action-noise", "0.01"], "--action-noise: shapes the scripted expert's episodes"),
+    (["--policy", "random", "--steps", "2"], "--steps: load a local checkpoint; policy 'random' takes none"),
+    (["--policy", "random", "--execute-steps", "40"],
+     "--execute-steps: 40 exceeds what a 32-step chunk allows for 'execute' (32)"),
+    (["--policy", "random", "--ensemble-decay", "0.2"], "--ensemble-decay 0.2 weighs the chunks --strategy ensemble"),
+    (["--policy", "nowhere"], "--policy: 'nowhere' is not 'scripted', 'random', a ws:// URL"),
+    (["--execute-steps", "2"], "--execute-steps: sets how a policy's chunks run; the scripted expert re-plans"),
+    (["--embodiment", "droid"], "--embodiment: sets how a policy's rollouts run"),
+    (["--device", "cpu"], "--device: sets how a policy's rollouts run"),
+])
+def test_flags_that_do_not_apply_to_the_policy_are_refused(tmp_path, capsys, argv, message):
+    from worldpolicy.cli import main
+
+    assert main(["dataset", "from-sim", str(tmp_path / "ds"), *_ARGV, *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"worldpolicy dataset from-sim: error: {message}"), err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checkpoints_refusals_come_before_its_weights_load(tmp_path, tiny, capsys, monkeypatch):
+    """--workers, a bad --steps and a ROOT that is no dataset are each refused before the model loads."""
+    from worldpolicy.cli import main
+    from worldpolicy.policy import Policy
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the weights loaded before the refusal")
+
+    monkeypatch.setattr(Policy, "from_pretrained", no_load)
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("mine")
+    for argv, message in (
+        (["--workers", "2"], f"--workers=2: policy {str(tiny)!r} records in one process"),
+        (["--steps", "0"], "--steps"),
+        (["--root-taken"], "taken"),
+    ):
+        root = tmp_path / ("taken" if argv == ["--root-taken"] else "ds")
+        argv = [] if argv == ["--root-taken"] else argv
+        assert main(["dataset", "from-sim", str(root), "--policy", str(tiny), *_ARGV, *argv]) == 2
+        err = capsys.readouterr().err
+        assert "error: " in err and message in err, err
+    assert (tmp_path / "taken" / "notes.txt").read_text() == "mine" and not (tmp_path / "ds").exists()
+
+
+def test_a_checkpoints_rollouts_are_recorded_with_its_settings(tmp_path, tiny, caplog):
+    """A checkpoint (the tiny one: droid/joint_pos, on CPU) recorded as `worldpolicy sim` runs it; info.json names the
+    checkpoint's files and sampling, so the recording can be traced to the weights that made it. Recorded at another
+    rate than its actions', it is warned of as `worldpolicy sim` warns."""
+    from worldpolicy.data.from_sim import sim_to_dataset
+
+    ds = sim_to_dataset(tmp_path / "ds", "reach", 1, policy=str(tiny), keep_failures=True, control_hz=10,
+                        policy_options={"steps": 1, "resolution_tier": 256}, **{**_SMALL, "max_steps": 2}).dataset
+    assert f"--policy {tiny} acts at 15 fps but --control-hz is 10" in caplog.text
+    assert ds.fps == 10 and ds.num_episodes == 1 and ds.episode_success.tolist() == [False] and list(ds.episode_lengths) == [2]
+    made = ds.provenance
+    assert made["policy"] == str(tiny) and made["policy_settings"]["kind"] == "checkpoint"
+    assert made["policy_settings"]["files"] and made["policy_settings"]["sampling"]["steps"] == 1
+    assert made["policy_settings"]["device"] == "cpu" and made["strategy"]["kind"] == "execute"
+
+
+def test_the_writer_takes_a_success_flag_for_every_episode_or_none(tmp_path):
+    from worldpolicy.data import LeRobotDataset, LeRobotDatasetWriter
+
+    frames = {"x": np.zeros((3, 1), np.float32)}
+    writer = LeRobotDatasetWriter(tmp_path / "ds", 10, overwrite=False)
+    writer.add_episode(frames, task="t", success=True)
+    with pytest.raises(ValueError, match="earlier episodes have a success flag; give it for every episode or for none"):
+        writer.add_episode(frames, task="t")
+    with pytest.raises(ValueError, match="success='yes' must be a bool"):
+        writer.add_episode(frames, task="t", success="yes")
+    writer.add_episode(frames, task="t", success=False)
+    ds = writer.finalize()
+    assert ds.episode_success.tolist() == [True, False] and ds.episode(1).success is False
+    assert LeRobotDataset.open(tmp_path / "ds").episode_success.tolist() == [True, False]
+    plain = LeRobotDatasetWriter(tmp_path / "plain", 10)
+    plain.add_episode(frames, task="t")
+    assert plain.finalize().episode_success is None
