@@ -428,7 +428,8 @@ def _from_sim(args: argparse.Namespace) -> int:
     if strategy_flags and args.policy == "scripted":
         raise ValueError(f"{strategy_flags[0]}: sets how a policy's chunks run; the scripted expert re-plans every "
                          "--chunk-size steps: leave it out or pass --policy")
-    if args.ensemble_decay is not None and args.strategy != "ensemble":  # it would be ignored, as `worldpolicy sim` says
+    # it would be ignored, as `worldpolicy sim` says
+    if args.ensemble_decay is not None and args.strategy != "ensemble":
         raise ValueError(f"--ensemble-decay {args.ensemble_decay:g} weighs the chunks --strategy ensemble blends; "
                          f"--strategy {args.strategy or 'execute'} blends none: add --strategy ensemble or leave "
                          "--ensemble-decay out")

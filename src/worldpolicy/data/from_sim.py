@@ -316,7 +316,8 @@ def _checked_policy(kind: str, policy: str, settings: dict[str, Any], embodiment
 
     strategy = ChunkStrategy() if strategy is None else strategy
     if not isinstance(strategy, ChunkStrategy):
-        raise ValueError(f"strategy={strategy!r}: expected a worldpolicy.robot.control.ChunkStrategy (or None: execute)")
+        raise ValueError(f"strategy={strategy!r}: expected a worldpolicy.robot.control.ChunkStrategy "
+                         "(or None: execute)")
     env = _make_env(settings)
     try:
         if kind == "checkpoint":

@@ -907,8 +907,9 @@ class LeRobotDatasetWriter:
         if success is not None and not isinstance(success, (bool, np.bool_)):
             raise ValueError(f"success={success!r} must be a bool (or None: not known)")
         if self._rows and (SUCCESS_COLUMN in self._rows[0]) != (success is not None):
-            raise ValueError(f"success={success!r}: the dataset's earlier episodes {'have' if success is None else 'lack'}"
-                             " a success flag; give it for every episode or for none")
+            had = "have" if success is None else "lack"
+            raise ValueError(f"success={success!r}: the dataset's earlier episodes {had} a success flag; give it for "
+                             "every episode or for none")
         texts = _check_task(task)
         frames, videos = dict(frames or {}), dict(videos or {})
         episode_index = len(self._rows)

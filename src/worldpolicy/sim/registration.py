@@ -16,7 +16,8 @@ from worldpolicy.sim.tasks import TASKS
 with extra_imports():
     import gymnasium
 
-__all__ = ["ENTRY_POINT", "ENV_IDS", "NAMESPACE", "WORLD_MODEL_ENTRY_POINT", "WORLD_MODEL_ID", "env_id", "register_envs"]
+__all__ = ["ENTRY_POINT", "ENV_IDS", "NAMESPACE", "WORLD_MODEL_ENTRY_POINT", "WORLD_MODEL_ID", "env_id",
+           "register_envs"]
 
 NAMESPACE = "worldpolicy"
 ENTRY_POINT = "worldpolicy.sim.env:GymTabletopEnv"
