@@ -577,8 +577,9 @@ def _dream(args: argparse.Namespace) -> int:
     checked = argparse.Namespace(**vars(args), checkpoint=args.policy, mode="policy", video=None, actions=None,
                                  actions_space="physical", whole_trajectory=False, resample=False)
     said = _check_inputs(checked, sources, tuple(cameras), state)  # the policy's inputs, before the weights load
-    if args.execute_steps is not None and not 1 <= args.execute_steps <= e.chunk_size:
-        raise UsageError(f"--execute-steps {args.execute_steps}: accepted: 1..the chunk size ({e.chunk_size})")
+    chunk = args.chunk_size or e.chunk_size  # what the policy will send (--chunk-size was checked above)
+    if args.execute_steps is not None and not 1 <= args.execute_steps <= chunk:
+        raise UsageError(f"--execute-steps {args.execute_steps}: accepted: 1..the chunk size ({chunk})")
     if args.score == "reach":
         from .sim.progress import prompt_color, reach_scorer
 

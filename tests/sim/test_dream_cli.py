@@ -67,9 +67,14 @@ def test_dream_writes_its_video_actions_chunks_plots_and_page(run):
     assert folder_kind(run)[0].writer == "dream"
 
 
-def test_a_rerun_with_its_seed_dreams_the_same_and_another_seed_does_not(run, cameras, tmp_path):
+def test_a_rerun_with_its_seed_dreams_the_same_and_another_seed_does_not(run, cameras, tmp_path, monkeypatch):
+    loads = []
+    load = worldpolicy.load_policy
+    monkeypatch.setattr(worldpolicy, "load_policy", lambda *a, **k: loads.append(a) or load(*a, **k))
     again = tmp_path / "again"
-    assert _dream(again, cameras, "--chunks", "2", "--execute-steps", "3", "--seed", "5", "--score", "reach") == 0
+    assert _dream(again, cameras, "--chunks", "2", "--execute-steps", "3", "--seed", "5", "--score", "reach",
+                  "--world-model", "shipped") == 0
+    assert len(loads) == 1  # --world-model the policy's checkpoint: loaded once, both roles
     first = json.loads((run / "actions.json").read_text())["actions"]
     assert json.loads((again / "actions.json").read_text())["actions"] == first
     np.testing.assert_array_equal(read_video(again / "rollout.mp4")[0], read_video(run / "rollout.mp4")[0])
@@ -81,6 +86,9 @@ def test_a_rerun_with_its_seed_dreams_the_same_and_another_seed_does_not(run, ca
 
 def test_bad_input_is_refused_before_the_weights_load(cameras, tmp_path, capsys, monkeypatch):
     """Each refusal names its flag, what was given and what is accepted, and no weights load."""
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    droid = make_tiny_checkpoint(tmp_path / "droid")  # a world model of another embodiment (droid's)
     monkeypatch.setattr(worldpolicy, "load_policy", lambda *a, **k: pytest.fail("the weights were loaded"))
     predict_run = tmp_path / "predict"
     predict_run.mkdir()
@@ -92,12 +100,18 @@ def test_bad_input_is_refused_before_the_weights_load(cameras, tmp_path, capsys,
     cases = [
         (cameras, ["--chunks", "0"], "--chunks 0: accepted: the chunks to dream, >= 1"),
         (cameras, ["--chunks", "1", "--execute-steps", "5"], "--execute-steps 5: accepted: 1..the chunk size (4)"),
+        (cameras, ["--chunks", "1", "--execute-steps", "9", "--chunk-size", "8"],
+         "--execute-steps 9: accepted: 1..the chunk size (8)"),
         (cameras, ["--chunks", "1", "--score", "reach", "--prompt", "reach the ball"],
          "--score reach: the --prompt names the ball it scores: prompt 'reach the ball' names none of the scene"),
         (["--image", str(missing)], ["--chunks", "1"], f"--image {str(missing)!r} does not exist"),
         (cameras, ["--chunks", "1", "--out", str(predict_run)], "holds a predict run (actions.json), not a dream run"),
         (["--image", str(inside)], ["--chunks", "1"], "is where this run writes its plots; choose another --out"),
-        (cameras, ["--chunks", "1", "--world-model", str(tmp_path / "nowhere")], "--world-model"),
+        (cameras, ["--chunks", "1", "--world-model", str(tmp_path / "nowhere")],
+         f"--world-model={str(tmp_path / 'nowhere')!r} is neither an existing folder nor a hub id"),
+        (cameras, ["--chunks", "1", "--world-model", str(droid)], "--world-model: its actions (joint_0,"),
+        (cameras, ["--chunks", "1", "--world-model", str(droid)],
+         "are not --policy's (tx, ty, tz, r0, r1, r2, r3, r4, r5, grasp); accepted: a policy and a world model of one"),
     ]
     for inputs, extra, said in cases:
         argv = ["dream", "--policy", "shipped", *inputs, "--steps", "1", "--device", "cpu", *extra]
