@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import math
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,21 +52,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "column names (docs/actions-schema.md)")
     p.add_argument("--actions-space", choices=("physical", "normalized"), default="physical",
                    help="units of --actions: physical (default: the embodiment's units) or normalized (model space)")
-    p.add_argument("--state", help="comma-separated current state for state-conditioned embodiments (droid joints)")
-    p.add_argument("--embodiment", default=None, help="name[/variant] from `worldpolicy embodiments`, or a spec file of "
-                   "your own robot (*.json, as register_embodiment reads it) (default: the checkpoint's own, "
-                   "its embodiment.json or the registered one its trainer_state.json names, else droid)")
-    p.add_argument("--steps", type=int, help="denoising steps (default: the embodiment's sampling preset, else 4)")
-    p.add_argument("--guidance", type=float,
-                   help="classifier-free guidance; 1 turns it off (default: the embodiment's preset, else 3)")
-    p.add_argument("--schedule", type=str.lower, choices=("checkpoint", "linear", "karras"),
-                   help="noise schedule, any case (default: the preset's, else the checkpoint's own scheduler)")
-    p.add_argument("--shift", type=float, help="schedule shift (default: the preset's, else the scheduler's own)")
-    p.add_argument("--preset", help="named sampling preset, e.g. droid_native (any case)")
-    p.add_argument("--chunk-size", type=int, help="actions per chunk, a multiple of 4 (default: the embodiment's)")
-    p.add_argument("--resolution-tier", type=int, help="canvas tier: 256, 480, 704 or 720 (default: the embodiment's)")
+    _add_model_flags(p)
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
-    add_device_flags(p)
     p.add_argument("--start-frame", type=int, default=0, metavar="N",
                    help="inverse dynamics: explain the clip from its frame N (from 0; default: 0)")
     p.add_argument("--whole-clip", action="store_true",
@@ -84,6 +72,40 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output run directory")
     p.set_defaults(func=_predict)
 
+    p = sub.add_parser("dream", help="run a policy closed loop in a world model's imagination: each action chunk it "
+                       "sends is imagined, and it acts on the imagined frame (no simulator)",
+                       description="Evaluate a policy in a world model's imagination (worldpolicy.sim.dream): from an "
+                       "observation, the policy acts, the world model imagines the frames its actions lead to, the "
+                       "policy acts on the last of them, --chunks times. Writes rollout.mp4 (the dreamed video), "
+                       "actions.json (the actions run, as a whole forward-dynamics trajectory: docs/actions-schema.md), "
+                       "dream.json (per chunk: its rows, the policy's seed, the reward with --score), settings.json, "
+                       "plots/ (chunk boundaries dashed) and index.html.")
+    p.add_argument("--policy", required=True, help="the policy's checkpoint: shipped, a diffusers-format Cosmos3 "
+                   "folder, a LoRA adapter checkpoint folder or a hub id")
+    p.add_argument("--world-model", help="the world model's checkpoint, as --policy takes it (default: --policy's, "
+                   "loaded once: a Cosmos3 checkpoint is both)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--image", help="the start observation; for an embodiment that composes several cameras, their "
+                     "composite (or give each with --camera)")
+    src.add_argument("--camera", action="append", metavar="KEY=FILE",
+                     help="one camera's start image, repeated for each of the embodiment's camera keys (`worldpolicy "
+                     "embodiments --json`: camera_keys)")
+    p.add_argument("--prompt", required=True, help="task description, e.g. 'reach the red ball'")
+    p.add_argument("--chunks", type=int, required=True, metavar="N", help="action chunks to dream, >= 1")
+    p.add_argument("--execute-steps", type=int, metavar="K",
+                   help="the first K actions of each chunk are imagined before the policy acts again, 1..chunk size "
+                   "(default: the whole chunk)")
+    p.add_argument("--score", choices=SCORERS,
+                   help="score each chunk's imagined frames: reach (sim.progress.reach_scorer: minus the ball-to-"
+                   "gripper distance in its last frame, in view widths; the --prompt names the ball's colour) "
+                   "(default: no reward)")
+    _add_model_flags(p)
+    p.add_argument("--seed", type=int, default=0,
+                   help="the world model's chunk j samples with seed + j, the policy's with seed + N + j (default: 0)")
+    p.add_argument("--no-plots", action="store_true", help="no plots/ or index.html")
+    p.add_argument("--out", required=True, help="output run directory (a dream run there is replaced)")
+    p.set_defaults(func=_dream)
+
     from .sim.commands import EVAL_SEED  # the parser `worldpolicy sim` adds too: nothing more to import
 
     p = sub.add_parser("demo", help="run the shipped model through all three modes and in the simulator")
@@ -93,6 +115,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "the shipped model did not train on)")
     p.add_argument("--episodes", type=int, default=3, help="closed-loop simulator episodes (default: 3)")
     p.set_defaults(func=_demo)
+
+
+SCORERS = ("reach",)  # what `dream --score` names: the task-progress scorers of `sim.progress`
+DREAM_SCHEMA = "worldpolicy.dream/v1"  # dream.json's (`_write_dream`)
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    """The flags that say how a checkpoint loads and samples (`load_policy`'s), alike for predict and dream."""
+    p.add_argument("--state", help="comma-separated current state for state-conditioned embodiments (droid joints)")
+    p.add_argument("--embodiment", default=None, help="name[/variant] from `worldpolicy embodiments`, or a spec file of "
+                   "your own robot (*.json, as register_embodiment reads it) (default: the checkpoint's own, "
+                   "its embodiment.json or the registered one its trainer_state.json names, else droid)")
+    p.add_argument("--steps", type=int, help="denoising steps (default: the embodiment's sampling preset, else 4)")
+    p.add_argument("--guidance", type=float,
+                   help="classifier-free guidance; 1 turns it off (default: the embodiment's preset, else 3)")
+    p.add_argument("--schedule", type=str.lower, choices=("checkpoint", "linear", "karras"),
+                   help="noise schedule, any case (default: the preset's, else the checkpoint's own scheduler)")
+    p.add_argument("--shift", type=float, help="schedule shift (default: the preset's, else the scheduler's own)")
+    p.add_argument("--preset", help="named sampling preset, e.g. droid_native (any case)")
+    p.add_argument("--chunk-size", type=int, help="actions per chunk, a multiple of 4 (default: the embodiment's)")
+    p.add_argument("--resolution-tier", type=int, help="canvas tier: 256, 480, 704 or 720 (default: the embodiment's)")
+    add_device_flags(p)
 
 
 _SHORT_MODES = {"forward": "forward_dynamics", "inverse": "inverse_dynamics"}  # as the docs and papers say them
@@ -179,19 +223,20 @@ def _progress(desc: str):
     return update
 
 
-def _checked_out(out: Path, inputs: dict[str, Path | None]) -> Path:
+def _checked_out(out: Path, inputs: dict[str, Path | None], writer: str = "predict",
+                 outputs: tuple[str, ...] = ()) -> Path:
     """--out, created now (a bad folder fails before any work), never a folder of another kind (a checkpoint, a dataset,
-    another command's run) or one whose subfolders hold runs (the demo's), and never one of this run's own inputs'
-    places."""
+    another command's run than `writer`'s) or one whose subfolders hold runs (the demo's), and never one of this run's
+    own inputs' places (what `write_run` writes, and `outputs`)."""
     from .cli import UsageError
     from .fileio import output_folder
     from .viz.run import RUN_OUTPUTS
 
-    output_folder(out, "--out", create=False, writer="predict", not_over_runs=True)
+    output_folder(out, "--out", create=False, writer=writer, not_over_runs=True)
     for flag, path in inputs.items():
         if path is None:
             continue
-        for name in RUN_OUTPUTS:
+        for name in (*RUN_OUTPUTS, *outputs):
             target = (out / name).resolve()
             if path.resolve() == target or target in path.resolve().parents:
                 raise UsageError(f"{flag} {str(path)!r} is where this run writes its {name}; choose another --out "
@@ -365,6 +410,31 @@ def _check_clip(args: argparse.Namespace, sources: dict[str, Path], cameras: tup
                                  f"(0 .. {count - 1}); inverse dynamics needs 2 from the start frame")
 
 
+def _state_values(text: str | None) -> list[float] | None:
+    """--state as numbers (their count and range are `_check_inputs`' to judge, against the embodiment)."""
+    from .cli import UsageError
+
+    if not text:
+        return None
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--state {text!r} must be comma-separated numbers") from None
+
+
+def _input_sources(args: argparse.Namespace) -> tuple[dict[str, Path], dict[str, Path]]:
+    """(--camera files by key, every input file by its flag), each checked to exist."""
+    from .cli import UsageError
+
+    cameras = _camera_files(args.camera) if args.camera else {}
+    sources = ({f"--camera {key}": path for key, path in cameras.items()} if cameras
+               else {"--image" if args.image else "--video": Path(args.image or getattr(args, "video", None))})
+    for flag, source in sources.items():
+        if not source.exists():
+            raise UsageError(f"{flag} {str(source)!r} does not exist")
+    return cameras, sources
+
+
 def _predict(args: argparse.Namespace) -> int:
     from . import load_policy
     from .cli import UsageError
@@ -390,20 +460,10 @@ def _predict(args: argparse.Namespace) -> int:
         raise UsageError(f"--whole-trajectory is only used with --mode forward_dynamics (got --mode {args.mode})")
     if args.start_frame < 0:
         raise UsageError(f"--start-frame {args.start_frame}: accepted a frame of the clip, from 0")
-    cameras = _camera_files(args.camera) if args.camera else {}
-    sources = ({f"--camera {key}": path for key, path in cameras.items()} if cameras
-               else {"--image" if args.image else "--video": Path(args.image or args.video)})
-    for flag, source in sources.items():
-        if not source.exists():
-            raise UsageError(f"{flag} {str(source)!r} does not exist")
+    cameras, sources = _input_sources(args)
     if args.actions and not Path(args.actions).is_file():
         raise UsageError(f"--actions {args.actions!r} does not exist" + (" as a file" if Path(args.actions).exists() else ""))
-    state = None
-    if args.state:
-        try:
-            state = [float(v) for v in args.state.split(",")]
-        except ValueError:
-            raise UsageError(f"--state {args.state!r} must be comma-separated numbers") from None
+    state = _state_values(args.state)
     out = _checked_out(Path(args.out), {**sources, "--actions": Path(args.actions) if args.actions else None})
     said = _check_inputs(args, sources, tuple(cameras), state)  # before the weights load: a bad file fails in a second
     policy = load_policy(
@@ -476,6 +536,118 @@ def _clip_part(clip: dict | None) -> str:
     return (f" from clip frames {clip['frames_used'][0]}..{clip['frames_used'][-1]}"
             + (f" ({windows} windows)" if windows > 1 else "")
             + (f", resampled from {clip['clip_fps']:.3g} fps" if clip["resampled"] else ""))
+
+
+def _dream(args: argparse.Namespace) -> int:
+    """`worldpolicy dream`: every input checked as predict checks it, before any weights load; the dream run written
+    after each chunk (without plots), so an interruption keeps the chunks that finished; plots and page at the end."""
+    from tqdm.auto import tqdm
+
+    from . import load_policy
+    from .cli import LOAD_FLAGS, UsageError, flag_named
+    from .fileio import DREAM_FILE, interruption, sigint_held
+    from .models import resolve_checkpoint
+    from .policy import Policy, expand_home
+    from .processing.trajectory import check_trajectory_embodiment
+    from .sim.world_model import dream
+    from .viz.plots import plural
+
+    args.policy = resolve_checkpoint(args.policy)
+    world = resolve_checkpoint(args.world_model) if args.world_model is not None else args.policy
+    one_model = str(expand_home(world)) == str(expand_home(args.policy))
+    if args.chunks < 1:
+        raise UsageError(f"--chunks {args.chunks}: accepted: the chunks to dream, >= 1")
+    cameras, sources = _input_sources(args)
+    state = _state_values(args.state)
+    out = _checked_out(Path(args.out), sources, writer="dream", outputs=(DREAM_FILE,))
+    sampling = {"embodiment": args.embodiment, "device": args.device, "dtype": args.dtype, "preset": args.preset,
+                "steps": args.steps, "guidance": args.guidance, "schedule": args.schedule, "shift": args.shift,
+                "chunk_size": args.chunk_size, "resolution_tier": args.resolution_tier}
+    embodiments = {}
+    for flag, checkpoint in (("--policy", args.policy), ("--world-model", world)):
+        try:
+            embodiments[flag] = Policy.check_pretrained(checkpoint, **sampling)[0]
+        except (ValueError, KeyError, FileNotFoundError) as exc:
+            raise flag_named(exc, {**LOAD_FLAGS, "checkpoint": flag}) from None
+    e, w = embodiments["--policy"], embodiments["--world-model"]
+    check_trajectory_embodiment(w, "--world-model")  # a dream is a whole trajectory, chunk by chunk
+    if list(e.columns) != list(w.columns):
+        raise UsageError(f"--world-model: its actions ({', '.join(w.columns)}) are not --policy's "
+                         f"({', '.join(e.columns)}); accepted: a policy and a world model of one embodiment")
+    checked = argparse.Namespace(**vars(args), checkpoint=args.policy, mode="policy", video=None, actions=None,
+                                 actions_space="physical", whole_trajectory=False, resample=False)
+    said = _check_inputs(checked, sources, tuple(cameras), state)  # the policy's inputs, before the weights load
+    chunk = args.chunk_size or e.chunk_size  # what the policy will send (--chunk-size was checked above)
+    if args.execute_steps is not None and not 1 <= args.execute_steps <= chunk:
+        raise UsageError(f"--execute-steps {args.execute_steps}: accepted: 1..the chunk size ({chunk})")
+    if args.score == "reach":
+        from .sim.progress import prompt_color, reach_scorer
+
+        try:
+            prompt_color(args.prompt)
+        except ValueError as exc:
+            raise UsageError(f"--score reach: the --prompt names the ball it scores: {exc}") from None
+    policy = load_policy(args.policy, **sampling)
+    world_model = policy if one_model else load_policy(world, **sampling)
+    for model in {id(policy): policy, id(world_model): world_model}.values():
+        for shape in said.views:  # warned above, in the command line's terms
+            model.single_view_said(*shape)
+    scorer = reach_scorer(world_model.embodiment.camera_keys) if args.score == "reach" else None
+    observation = {key: str(path) for key, path in cameras.items()} or str(next(iter(sources.values())))
+    settings = {"command": "dream",
+                "dream": {"policy": str(args.policy), "world_model": str(world), "seed": args.seed,
+                          "chunks": args.chunks, "execute_steps": args.execute_steps, "score": args.score},
+                "inputs": {flag: str(path.resolve()) for flag, path in sources.items()}}
+    done: list[int] = []  # chunks written
+    bar = tqdm(total=args.chunks, desc=f"dream ({w.key})", unit="chunk", leave=False)
+
+    def keep(so_far) -> None:  # after every chunk: an interruption loses none of the finished ones
+        with sigint_held() as caught:  # a run's files written together, or not at all
+            _write_dream(so_far, out, settings, args.chunks, plots=False)
+            done[:] = [len(so_far.rewards)]
+            bar.update(1)
+        if caught:
+            raise interruption(caught)
+
+    try:
+        with _not_said_again(said.messages):
+            result = dream(policy, world_model, observation, args.prompt, args.chunks, state=state, seed=args.seed,
+                           execute_steps=args.execute_steps, scorer=scorer, on_chunk=keep)
+    except BaseException as exc:
+        if done:
+            why = "the interruption" if isinstance(exc, KeyboardInterrupt) else "the failure"
+            print(f"worldpolicy dream: {done[0]} of {args.chunks} chunks finished before {why}; kept in {out} "
+                  f"(rollout.mp4, actions.json, {DREAM_FILE}): `worldpolicy viz {out}` draws their plots, "
+                  f"`worldpolicy report {out}` their page", file=sys.stderr)
+        raise
+    finally:
+        bar.close()
+    written = _write_dream(result, out, settings, args.chunks, plots=not args.no_plots)
+    scored = f"; reward per chunk {', '.join(f'{r:.3f}' for r in result.rewards)}" if scorer is not None else ""
+    print(f"dream: {plural(args.chunks, 'chunk')}, {len(result.actions)} actions of {policy.embodiment.key} imagined into "
+          f"{len(result.frames)} frames at {result.fps:g} fps{scored}")
+    for path in written:
+        print(f"  wrote {path}")
+    return 0
+
+
+def _write_dream(result, out: Path, settings: dict, requested: int, plots: bool) -> list[Path]:
+    """A dream run: dream.json (per chunk: its rows, the policy's seed, its reward where scored; first, so the page
+    shows it) and the dream as one whole forward-dynamics trajectory (`Dream.prediction`), written as predict writes
+    its run (`write_run`: actions.json, settings.json, rollout.mp4, plots/ and index.html)."""
+    from .fileio import DREAM_FILE, write_json_atomic
+    from .viz.run import write_run
+
+    prediction = result.prediction()
+    prediction.settings = {**prediction.settings, **settings}
+    spans = [c["actions"] for c in prediction.settings["trajectory"]["chunks"]]
+    scored = settings["dream"]["score"] is not None
+    chunks = [{"chunk": j, "actions": span, "policy_seed": p.settings.get("seed"),
+               **({"reward": reward} if scored else {})}
+              for j, (span, p, reward) in enumerate(zip(spans, result.policy_predictions, result.rewards))]
+    doc = {"schema": DREAM_SCHEMA, "chunks_requested": requested, "chunks_done": len(chunks), "chunks": chunks}
+    path = write_json_atomic(out / DREAM_FILE, doc)
+    return [path, *write_run(prediction, out, plots=plots)]
 
 
 def _shipped_success(checkpoint: Path) -> str:

@@ -16,6 +16,7 @@ KINDS = {  # a marker each command (or checkpoint/dataset) leaves → what the f
     "checkpoints/step-*/trainer_state.json": "a training run",
     "summary.json": "a from-scratch recipe run",
     "report.json": "a sim run",
+    "dream.json": "a dream run",
     "actions.json": "a predict run",
     "animation.mp4": "viz plots",
 }

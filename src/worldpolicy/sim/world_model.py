@@ -12,7 +12,7 @@ the state it gives (`state_reached`). Stepping a trajectory's rows chunk by chun
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,7 +26,7 @@ with extra_imports():
 
 from worldpolicy.embodiments import Embodiment
 from worldpolicy.planning import Scorer, check_scorer, score
-from worldpolicy.policy import check_seed, observation_state, physical_state_row
+from worldpolicy.policy import check_seed, join_windows, observation_state, physical_state_row
 from worldpolicy.processing.actions import to_model, to_physical
 from worldpolicy.processing.observations import (
     SINGLE_VIEW_KEYS,
@@ -270,14 +270,37 @@ class Dream:
         """The dreamed video as an mp4 (`processing.video.write_video`, atomic)."""
         return write_video(path, self.frames, self.fps)
 
+    def prediction(self) -> Prediction:
+        """The dream as the world model saw it: one forward-dynamics result over a whole trajectory, the policy's
+        actions (`actions`) and the video (`frames`) they were imagined into, `settings["trajectory"]` saying which
+        rows and frames each chunk gave, from which frame, with which seed (as `imagine(whole_trajectory=True)`
+        records it), so its actions.json, plots (chunk boundaries marked) and page are a whole trajectory's
+        (`Prediction.save`, `viz.run.write_run`). Timings: each stage summed over the chunks' imagining."""
+        if not self.world_predictions:
+            raise ValueError("a dream of no chunks has no prediction: dream(..., chunks >= 1)")
+        rows = [len(p.actions) for p in self.world_predictions]
+        chunks, start = [], 0
+        for p, n in zip(self.world_predictions, rows):  # each its own one-chunk trajectory, shifted to its place
+            own = p.settings["trajectory"]["chunks"][0]
+            chunks.append({**own, "actions": [start, start + n], "frames": [start + 1, start + n + 1],
+                           "conditioned_on": start})
+            start += n
+        state_chained = bool(self.world_predictions[0].settings["trajectory"].get("state_chained", False))
+        seconds = sum(p.timings.get("total", 0.0) for p in self.world_predictions)
+        return join_windows(self.world_predictions, rows,
+                            {"trajectory": {"rows": start, "chunks": chunks, "state_chained": state_chained}},
+                            seconds, True)
+
 
 def dream(policy: Any, world_model: Any, observation: Any, prompt: str, chunks: int, *, state: Any = None,
-          seed: int | None = None, execute_steps: int | None = None, scorer: Scorer | None = None) -> Dream:
+          seed: int | None = None, execute_steps: int | None = None, scorer: Scorer | None = None,
+          on_chunk: Callable[[Dream], None] | None = None) -> Dream:
     """Evaluate `policy` in `world_model`'s imagination for `chunks` chunks: the policy acts on the latest imagined
     frame (`WorldModelEnv`'s observation), its first `execute_steps` actions (default: the whole chunk) are imagined,
     and so on. `policy` and `world_model` may be one `Policy`; both must share the embodiment's columns. `seed`: the
     world model's chunk j samples with seed + j (`WorldModelEnv.reset`) and the policy's with seed + chunks + j, so a
-    dream repeats; without one both draw their own."""
+    dream repeats; without one both draw their own. `on_chunk` is given the dream so far after every chunk (a
+    progress bar; `worldpolicy dream` writes it, so an interruption keeps the chunks that finished)."""
     embodiment = getattr(policy, "embodiment", None)
     if not callable(getattr(policy, "act", None)) or embodiment is None:
         raise TypeError(f"policy: expected a policy with act() that knows its embodiment, got {type(policy).__name__}")
@@ -304,5 +327,12 @@ def dream(policy: Any, world_model: Any, observation: Any, prompt: str, chunks: 
         rewards.append(reward)
         acted.append(pred)
         imagined.append(info["prediction"])
-    return Dream(np.concatenate([frames[0][None], *frames[1:]]), np.concatenate(actions), rewards, world.fps,
-                 acted, imagined)
+        if on_chunk is not None:
+            on_chunk(_joined(frames, actions, rewards, world.fps, acted, imagined))
+    return _joined(frames, actions, rewards, world.fps, acted, imagined)
+
+
+def _joined(frames: list, actions: list, rewards: list, fps: float, acted: list, imagined: list) -> Dream:
+    """The chunks run so far as one `Dream` (copies of the lists: the loop goes on appending)."""
+    return Dream(np.concatenate([frames[0][None], *frames[1:]]), np.concatenate(actions), list(rewards), fps,
+                 list(acted), list(imagined))

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..fileio import ACTIONS_FILE, COMPARE_FILE, SHOW_FILE, write_bytes_atomic
+from ..fileio import ACTIONS_FILE, COMPARE_FILE, DREAM_FILE, SHOW_FILE, write_bytes_atomic
 from ..results import actions_from_json
 from .plots import (
     model_space_note,
@@ -58,8 +58,9 @@ MAX_CURVE_POINTS = 20_000  # per field of a log: a longer series keeps every k-t
 MAX_JSON_BYTES = 32 * 1024 * 1024
 MAX_LISTED_FILES = 500
 LOG_SCALE_SPAN = 30  # a loss whose largest value is this many times its smallest is drawn on a log scale
-# report.json: `worldpolicy sim` evaluation (worldpolicy.sim_eval/v1); summary.json: a from-scratch recipe's stages
-METRICS_FILES = ("metrics.json", "report.json", "summary.json")
+# report.json: `worldpolicy sim` evaluation (worldpolicy.sim_eval/v1); summary.json: a from-scratch recipe's stages;
+# dream.json: a dream's chunks (`worldpolicy dream`), a table of their rewards
+METRICS_FILES = ("metrics.json", "report.json", "summary.json", DREAM_FILE)
 SIM_EPISODE_VIDEOS = "videos/episode_*.mp4"  # what `worldpolicy sim` records (sim.evaluate)
 # Besides the markers of the runs worldpolicy writes (`fileio.FOLDER_KINDS`), what makes a folder a run to report on:
 # the metrics and logs this page reads. Media alone (a folder of PNGs or clips) is not a run.

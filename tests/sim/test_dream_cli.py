@@ -1,0 +1,144 @@
+"""`worldpolicy dream`: a policy run closed loop in a world model's imagination from the command line, on the shipped
+model (CPU, one denoising step): the run's files, a repeat with its --seed, refusals before any weights load, an
+interruption that keeps the chunks that finished, and `worldpolicy report` redrawing its page."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("gymnasium")
+pytest.importorskip("diffusers")
+
+import worldpolicy
+from worldpolicy.cli import main
+from worldpolicy.fileio import DREAM_FILE, folder_kind
+from worldpolicy.processing.video import read_video
+
+PROMPT = "reach the red ball"
+
+
+@pytest.fixture(scope="module")
+def cameras(tmp_path_factory) -> list[str]:
+    """The shipped model's two cameras, one random image each, as --camera flags."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("cameras")
+    rng = np.random.default_rng(0)
+    flags = []
+    for key in ("observation/exterior_image_1_left", "observation/wrist_image_left"):
+        path = folder / f"{key.rsplit('/', 1)[-1]}.png"
+        Image.fromarray(rng.integers(0, 256, (180, 320, 3), dtype=np.uint8)).save(path)
+        flags += ["--camera", f"{key}={path}"]
+    return flags
+
+
+def _dream(out, cameras, *extra) -> int:
+    return main(["dream", "--policy", "shipped", *cameras, "--prompt", PROMPT, "--steps", "1", "--device", "cpu",
+                 "--out", str(out), *extra])
+
+
+@pytest.fixture(scope="module")
+def run(cameras, tmp_path_factory):
+    """2 chunks of 3 of the policy's 4 actions, scored as a reach."""
+    out = tmp_path_factory.mktemp("dream") / "run"
+    assert _dream(out, cameras, "--chunks", "2", "--execute-steps", "3", "--seed", "5", "--score", "reach") == 0
+    return out
+
+
+def test_dream_writes_its_video_actions_chunks_plots_and_page(run):
+    video, fps = read_video(run / "rollout.mp4")
+    actions = json.loads((run / "actions.json").read_text())
+    assert len(video) == 2 * 3 + 1 and fps == actions["fps"] == 15  # the start, then one frame per action run
+    assert actions["schema"] == "worldpolicy.actions/v1" and len(actions["actions"]) == 6
+    assert actions["video_frames"] == 7
+    settings = json.loads((run / "settings.json").read_text())
+    assert settings["command"] == "dream" and settings["dream"]["chunks"] == 2 and settings["dream"]["seed"] == 5
+    assert settings["dream"]["policy"] == settings["dream"]["world_model"]  # one checkpoint, both roles
+    assert [c["actions"] for c in settings["trajectory"]["chunks"]] == [[0, 3], [3, 6]]
+    assert [c["seed"] for c in settings["trajectory"]["chunks"]] == [5, 6]  # the world model's chunk j: seed + j
+    doc = json.loads((run / DREAM_FILE).read_text())
+    assert doc["chunks_done"] == doc["chunks_requested"] == 2
+    assert [c["policy_seed"] for c in doc["chunks"]] == [7, 8]  # the policy's chunk j: seed + chunks + j
+    assert all(np.isfinite(c["reward"]) and c["reward"] <= 0 for c in doc["chunks"])  # minus a distance
+    assert (run / "plots" / "actions.png").is_file()
+    page = (run / "index.html").read_text()
+    assert "data-run-kind='dream'" in page and "id='records-chunks'" in page
+    assert folder_kind(run)[0].writer == "dream"
+
+
+def test_a_rerun_with_its_seed_dreams_the_same_and_another_seed_does_not(run, cameras, tmp_path, monkeypatch):
+    loads = []
+    load = worldpolicy.load_policy
+    monkeypatch.setattr(worldpolicy, "load_policy", lambda *a, **k: loads.append(a) or load(*a, **k))
+    again = tmp_path / "again"
+    assert _dream(again, cameras, "--chunks", "2", "--execute-steps", "3", "--seed", "5", "--score", "reach",
+                  "--world-model", "shipped") == 0
+    assert len(loads) == 1  # --world-model the policy's checkpoint: loaded once, both roles
+    first = json.loads((run / "actions.json").read_text())["actions"]
+    assert json.loads((again / "actions.json").read_text())["actions"] == first
+    np.testing.assert_array_equal(read_video(again / "rollout.mp4")[0], read_video(run / "rollout.mp4")[0])
+    # into the same folder (a dream run is replaced), with another seed and no score
+    assert _dream(again, cameras, "--chunks", "2", "--execute-steps", "3", "--seed", "6") == 0
+    assert json.loads((again / "actions.json").read_text())["actions"] != first
+    assert "reward" not in json.loads((again / DREAM_FILE).read_text())["chunks"][0]
+
+
+def test_bad_input_is_refused_before_the_weights_load(cameras, tmp_path, capsys, monkeypatch):
+    """Each refusal names its flag, what was given and what is accepted, and no weights load."""
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    droid = make_tiny_checkpoint(tmp_path / "droid")  # a world model of another embodiment (droid's)
+    monkeypatch.setattr(worldpolicy, "load_policy", lambda *a, **k: pytest.fail("the weights were loaded"))
+    predict_run = tmp_path / "predict"
+    predict_run.mkdir()
+    (predict_run / "actions.json").write_text("{}")
+    missing = tmp_path / "missing.png"
+    inside = tmp_path / "o" / "plots" / "start.png"
+    inside.parent.mkdir(parents=True)
+    inside.write_bytes(b"")
+    cases = [
+        (cameras, ["--chunks", "0"], "--chunks 0: accepted: the chunks to dream, >= 1"),
+        (cameras, ["--chunks", "1", "--execute-steps", "5"], "--execute-steps 5: accepted: 1..the chunk size (4)"),
+        (cameras, ["--chunks", "1", "--execute-steps", "9", "--chunk-size", "8"],
+         "--execute-steps 9: accepted: 1..the chunk size (8)"),
+        (cameras, ["--chunks", "1", "--score", "reach", "--prompt", "reach the ball"],
+         "--score reach: the --prompt names the ball it scores: prompt 'reach the ball' names none of the scene"),
+        (["--image", str(missing)], ["--chunks", "1"], f"--image {str(missing)!r} does not exist"),
+        (cameras, ["--chunks", "1", "--out", str(predict_run)], "holds a predict run (actions.json), not a dream run"),
+        (["--image", str(inside)], ["--chunks", "1"], "is where this run writes its plots; choose another --out"),
+        (cameras, ["--chunks", "1", "--world-model", str(tmp_path / "nowhere")],
+         f"--world-model={str(tmp_path / 'nowhere')!r} is neither an existing folder nor a hub id"),
+        (cameras, ["--chunks", "1", "--world-model", str(droid)], "--world-model: its actions (joint_0,"),
+        (cameras, ["--chunks", "1", "--world-model", str(droid)],
+         "are not --policy's (tx, ty, tz, r0, r1, r2, r3, r4, r5, grasp); accepted: a policy and a world model of one"),
+    ]
+    for inputs, extra, said in cases:
+        argv = ["dream", "--policy", "shipped", *inputs, "--steps", "1", "--device", "cpu", *extra]
+        argv += [] if "--out" in extra else ["--out", str(tmp_path / "o")]
+        argv += [] if "--prompt" in extra else ["--prompt", PROMPT]
+        assert main(argv) == 2, extra
+        err = capsys.readouterr().err
+        assert said in err, (extra, err)
+
+
+def test_an_interrupted_dream_keeps_the_chunks_that_finished(cameras, tmp_path, capsys, monkeypatch):
+    """Ctrl-C during chunk 1 of 3: chunk 0's video, actions and record stay, and the page can be drawn from them."""
+    from worldpolicy.sim.world_model import WorldModelEnv
+
+    step = WorldModelEnv.step
+
+    def interrupted(self, action):
+        if self.chunks == 1:
+            raise KeyboardInterrupt
+        return step(self, action)
+
+    monkeypatch.setattr(WorldModelEnv, "step", interrupted)
+    out = tmp_path / "cut"
+    assert _dream(out, cameras, "--chunks", "3") == 130
+    assert "1 of 3 chunks finished before the interruption" in capsys.readouterr().err
+    doc = json.loads((out / DREAM_FILE).read_text())
+    assert doc["chunks_done"] == 1 and doc["chunks_requested"] == 3
+    assert len(read_video(out / "rollout.mp4")[0]) == 4 + 1 and not (out / "index.html").exists()
+    assert main(["report", str(out)]) == 0  # `worldpolicy report` draws the page of what finished
+    assert "data-run-kind='dream'" in (out / "index.html").read_text()
