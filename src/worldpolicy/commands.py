@@ -624,8 +624,8 @@ def _dream(args: argparse.Namespace) -> int:
         bar.close()
     written = _write_dream(result, out, settings, args.chunks, plots=not args.no_plots)
     scored = f"; reward per chunk {', '.join(f'{r:.3f}' for r in result.rewards)}" if scorer is not None else ""
-    print(f"dream: {plural(args.chunks, 'chunk')}, {len(result.actions)} actions of {policy.embodiment.key} imagined into "
-          f"{len(result.frames)} frames at {result.fps:g} fps{scored}")
+    print(f"dream: {plural(args.chunks, 'chunk')}, {len(result.actions)} actions of {policy.embodiment.key} "
+          f"imagined into {len(result.frames)} frames at {result.fps:g} fps{scored}")
     for path in written:
         print(f"  wrote {path}")
     return 0
