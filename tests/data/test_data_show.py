@@ -159,7 +159,8 @@ def test_the_features_table_lists_the_names_as_info_json_gives_them(small_datase
     (["--episodes", "3"], "--episodes=[3]: [3] out of range; accepted: episode indexes in 0..2"),
     (["--episodes", "1;2"], "--episodes '1;2': expected episode indices"),
     (["--embodiment", "no_such_robot"], "--embodiment='no_such_robot': "),
-    (["--embodiment", "pusht"], "--embodiment='pusht': the dataset's actions do not map to embodiment 'pusht'"),
+    (["--embodiment", "droid"],  # named as typed; the embodiment it names, by its key
+     "--embodiment='droid': the dataset's actions do not map to embodiment 'droid/joint_pos'"),
 ])
 def test_bad_flags_are_named_before_anything_is_written(small_dataset, tmp_path, capsys, argv, said):
     ds, _ = small_dataset

@@ -137,7 +137,7 @@ def show_dataset(
             emb = get_embodiment(embodiment)
         except (KeyError, ValueError, TypeError, FileNotFoundError) as exc:
             raise ValueError(f"embodiment={str(embodiment)!r}: {exc.args[0] if exc.args else exc}") from None
-    groups = _groups(ds, emb)
+    groups = _groups(ds, emb, str(embodiment))
     out = output_folder(out, "out", writer=SHOW_WRITER)
     for stale in out.glob("." + EPISODE_GLOB):  # a staging folder a SIGKILL left
         shutil.rmtree(stale, ignore_errors=True)
@@ -163,16 +163,17 @@ def show_dataset(
     return shown
 
 
-def _groups(ds: LeRobotDataset, emb: Embodiment | None) -> _Groups:
+def _groups(ds: LeRobotDataset, emb: Embodiment | None, given: str) -> _Groups:
     """Which features each plot draws, and their columns and units: actions and state mapped to `emb`'s columns where
-    it is given (refused naming `embodiment` where the dataset's do not map to it), the rest as recorded."""
+    it is given (refused naming `embodiment` as `given` where the dataset's do not map to it), the rest as
+    recorded."""
     numeric = numeric_features(ds)
     action_keys = [k for k in numeric if k == ACTION_FEATURE or k.startswith(ACTION_FEATURE + ".")]
     state_keys = default_state_keys(ds) or [k for k in numeric if k.startswith("observation.")]
     plots = []
     reader = None
     if emb is not None and action_keys:
-        reader = recorded_actions(ds, emb, action_keys, state_keys or None, setting=f"embodiment={emb.key!r}",
+        reader = recorded_actions(ds, emb, action_keys, state_keys or None, setting=f"embodiment={given!r}",
                                   remedy=f"; to look at {', '.join(action_keys)}, choose an embodiment they map to, "
                                   "or none to plot them as recorded")
         mapped = f"{', '.join(reader.action_keys)} as embodiment {emb.key}'s columns"
