@@ -101,9 +101,10 @@ def test_by_default_the_first_episodes_are_shown_and_a_rerun_keeps_only_the_chos
     assert "id=episode-2" in write_report(out).read_text()  # `worldpolicy report` redraws it from the folder
 
 
-def test_an_embodiment_reads_the_actions_and_state_in_its_columns(tmp_path):
+def test_an_embodiment_reads_the_actions_and_state_in_its_columns(tmp_path, monkeypatch):
     from worldpolicy.data.show import show_dataset
     from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.viz import plots as plots_module
 
     rng = np.random.default_rng(0)
     length = 6
@@ -115,11 +116,21 @@ def test_an_embodiment_reads_the_actions_and_state_in_its_columns(tmp_path):
                           for j, c in enumerate(DROID_CAMERAS)},
                "task": "put the cube on the pad"}
     ds = write_episodes(tmp_path / "droid", [episode], fps=15, video_codec="libx264rgb")
+    drawn = {}
+
+    def figure(values, columns, units, fps, gripper, title):
+        drawn[title.split(" · ")[1].split(":")[0]] = (columns, gripper)
+        return real(values, columns, units, fps, gripper, title=title)
+
+    real = plots_module.action_timeseries_figure
+    monkeypatch.setattr(plots_module, "action_timeseries_figure", figure)
     shown = show_dataset(ds, tmp_path / "look", embodiment="droid")
     droid = get_embodiment("droid")
     plots = {p["group"]: p["shows"] for p in _shown(tmp_path / "look")["shown"][0]["plots"]}
     assert plots["action"] == f"action.joint_position, action.gripper_position as embodiment {droid.key}'s columns"
     assert plots["state"].endswith(f"as embodiment {droid.key}'s state row")
+    # the state row in droid's columns, but no gripper band: its threshold is the command's, not a measured opening's
+    assert drawn == {"action": (list(droid.columns), droid.gripper_column), "state": (list(droid.columns), None)}
     assert len(shown.episodes[0].videos) == 3
     with pytest.raises(ValueError, match=r"^embodiment='pusht': the dataset's actions do not map to embodiment "
                        r"'pusht' .*; to look at action.joint_position, action.gripper_position, choose an embodiment "

@@ -191,8 +191,10 @@ def _groups(ds: LeRobotDataset, emb: Embodiment | None, given: str) -> _Groups:
             except ValueError:
                 own = False  # another width than the embodiment's state row: shown as recorded
         names = ds.feature_names(state_keys)
+        # no gripper band: `gripper_column`'s threshold is the command's (close at >= 0.5); a measured opening stops
+        # short of it on a held cube (0.38 in `dataset from-sim`'s pick_place), and the band said "open" throughout
         plots.append(("state", state_keys, list(emb.columns) if own else names,
-                      list(emb.units) if own else [""] * len(names), emb.gripper_column if own else None,
+                      list(emb.units) if own else [""] * len(names), None,
                       f"{', '.join(state_keys)} as " + (f"embodiment {emb.key}'s state row" if own else "recorded")))
     other = [k for k in numeric if k not in action_keys and k not in state_keys]
     if other:
