@@ -73,10 +73,12 @@ def test_the_page_holds_each_chosen_episodes_clip_plots_task_and_fields(small_da
     # the dataset's summary is `dataset info`'s, key for key (its root made absolute); the task texts besides
     assert {k: doc[k] for k in ds.summary()} == {**ds.summary(), "root": str(ds.root.resolve())}
     assert doc["tasks"] == 2 and doc["task_texts"] == ["pick the cube", "push the cube | shove the block"]
+    assert doc["success"] == {"succeeded": 2, "failed_episodes": [1]}
     assert {r["feature"] for r in doc["stats"]} == {"action", "observation.state", "next.done", "next.reward",
                                                     "observation.images.front"}  # no index columns
     page = shown.page.read_text()
-    for text in ("id=episode-1", "id=episode-2", "push the cube | shove the block", "success", "id=stats",
+    for text in ("id=episode-1", "id=episode-2", "push the cube | shove the block", "<b>succeeded</b><span>2 of 3<",
+                 "id=stats",
                  "observation.images.front", "testbot"):
         assert text in page
     assert "id=episode-0" not in page
