@@ -30,6 +30,21 @@ def _add_episode_column(ds, name: str, values: list) -> None:
     pq.write_table(table.append_column(name, pa.array(values)), path)
 
 
+def _put_nan(ds, key: str, row: int, column: int) -> None:
+    """A NaN in `key`'s `column` at data row `row`, as a dataset written elsewhere may hold one (the writer refuses
+    it; `dataset check` reports it)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (path,) = sorted((ds.root / "data").glob("chunk-*/file-*.parquet"))
+    table = pq.read_table(path)
+    values = np.asarray(table.column(key).to_pylist())
+    values[row, column] = np.nan
+    array = pa.FixedSizeListArray.from_arrays(pa.array(values.ravel(), table.schema.field(key).type.value_type),
+                                              values.shape[1])
+    pq.write_table(table.set_column(table.column_names.index(key), key, array), path)
+
+
 def test_the_page_holds_each_chosen_episodes_clip_plots_task_and_fields(small_dataset, tmp_path):
     from worldpolicy.data import LeRobotDataset
     from worldpolicy.data.show import show_dataset
@@ -55,11 +70,15 @@ def test_the_page_holds_each_chosen_episodes_clip_plots_task_and_fields(small_da
     assert doc["shown"][0]["tasks"] == ["push the cube | shove the block"]
     assert [p["shows"] for p in doc["shown"][0]["plots"]] == [
         "action as recorded", "observation.state as recorded", "next.done, next.reward as recorded"]
-    assert doc["features"]["action"]["names"] == ["action_0", "action_1", "action_2"]
+    # the dataset's summary is `dataset info`'s, key for key (its root made absolute); the task texts besides
+    assert {k: doc[k] for k in ds.summary()} == {**ds.summary(), "root": str(ds.root.resolve())}
+    assert doc["tasks"] == 2 and doc["task_texts"] == ["pick the cube", "push the cube | shove the block"]
+    assert doc["success"] == {"succeeded": 2, "failed_episodes": [1]}
     assert {r["feature"] for r in doc["stats"]} == {"action", "observation.state", "next.done", "next.reward",
                                                     "observation.images.front"}  # no index columns
     page = shown.page.read_text()
-    for text in ("id=episode-1", "id=episode-2", "push the cube | shove the block", "success", "id=stats",
+    for text in ("id=episode-1", "id=episode-2", "push the cube | shove the block", "<b>succeeded</b><span>2 of 3<",
+                 "id=stats",
                  "observation.images.front", "testbot"):
         assert text in page
     assert "id=episode-0" not in page
@@ -84,9 +103,10 @@ def test_by_default_the_first_episodes_are_shown_and_a_rerun_keeps_only_the_chos
     assert "id=episode-2" in write_report(out).read_text()  # `worldpolicy report` redraws it from the folder
 
 
-def test_an_embodiment_reads_the_actions_and_state_in_its_columns(tmp_path):
+def test_an_embodiment_reads_the_actions_and_state_in_its_columns(tmp_path, monkeypatch):
     from worldpolicy.data.show import show_dataset
     from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.viz import plots as plots_module
 
     rng = np.random.default_rng(0)
     length = 6
@@ -98,21 +118,62 @@ def test_an_embodiment_reads_the_actions_and_state_in_its_columns(tmp_path):
                           for j, c in enumerate(DROID_CAMERAS)},
                "task": "put the cube on the pad"}
     ds = write_episodes(tmp_path / "droid", [episode], fps=15, video_codec="libx264rgb")
+    drawn = {}
+
+    def figure(values, columns, units, fps, gripper, title):
+        drawn[title.split(" · ")[1].split(":")[0]] = (columns, gripper)
+        return real(values, columns, units, fps, gripper, title=title)
+
+    real = plots_module.action_timeseries_figure
+    monkeypatch.setattr(plots_module, "action_timeseries_figure", figure)
     shown = show_dataset(ds, tmp_path / "look", embodiment="droid")
     droid = get_embodiment("droid")
     plots = {p["group"]: p["shows"] for p in _shown(tmp_path / "look")["shown"][0]["plots"]}
     assert plots["action"] == f"action.joint_position, action.gripper_position as embodiment {droid.key}'s columns"
     assert plots["state"].endswith(f"as embodiment {droid.key}'s state row")
+    # the state row in droid's columns, but no gripper band: its threshold is the command's, not a measured opening's
+    assert drawn == {"action": (list(droid.columns), droid.gripper_column), "state": (list(droid.columns), None)}
     assert len(shown.episodes[0].videos) == 3
-    with pytest.raises(ValueError, match=r"^embodiment='pusht': action_keys: .*pusht"):
+    with pytest.raises(ValueError, match=r"^embodiment='pusht': the dataset's actions do not map to embodiment "
+                       r"'pusht' .*; to look at action.joint_position, action.gripper_position, choose an embodiment "
+                       r"they map to, or none to plot them as recorded$"):
         show_dataset(ds, tmp_path / "other", embodiment="pusht")  # 8 columns do not map to 2
     assert not (tmp_path / "other").exists()
+    # joint targets become bridge's end-effector steps from the state at frame 0: a NaN there is named as that
+    _put_nan(ds, "observation.state.joint_positions", 0, 2)
+    (episode,) = show_dataset(ds.root, tmp_path / "bridge", embodiment="bridge").episodes  # opened anew
+    held = "'observation.state.joint_positions'"
+    where = " holds NaN or inf in 1 frame (first: frame 0, column 'observation.state.joint_positions_2')"
+    mapped = "action.joint_position, action.gripper_position as embodiment bridge's columns (joint_to_relative_pose from"
+    assert set(episode.plots) == set() and episode.notes == [
+        (f"action ({mapped} the state at frame 0)) not plotted: {held} (the state at frame 0, where the conversion "
+        f"starts){where}"),
+        (f"state (observation.state.joint_positions, observation.state.gripper_position as recorded) not plotted: "
+        f"{held}{where}")]
+
+
+def test_the_features_table_lists_the_names_as_info_json_gives_them(small_dataset, tmp_path):
+    """LeRobot's nested names (`{"motors": [...]}`) are listed as such; the plots read them as the columns."""
+    from worldpolicy.data.show import show_dataset
+
+    ds, _ = small_dataset
+    info_path = ds.root / "meta" / "info.json"
+    info = json.loads(info_path.read_text())
+    info["features"]["action"]["names"] = {"motors": ["x", "y", "grip"]}
+    info_path.write_text(json.dumps(info))
+    shown = show_dataset(ds.root, tmp_path / "look", episodes=[0])
+    assert _shown(tmp_path / "look")["features"]["action"]["names"] == {"motors": ["x", "y", "grip"]}
+    page = shown.page.read_text()
+    assert "<td class=k>motors: x, y, grip</td>" in page and "<td class=k>observation.state_0" in page  # stats rows
+    assert "action_0" not in page
 
 
 @pytest.mark.parametrize("argv, said", [
     (["--episodes", "3"], "--episodes=[3]: [3] out of range; accepted: episode indexes in 0..2"),
     (["--episodes", "1;2"], "--episodes '1;2': expected episode indices"),
     (["--embodiment", "no_such_robot"], "--embodiment='no_such_robot': "),
+    (["--embodiment", "droid"],  # named as typed; the embodiment it names, by its key
+     "--embodiment='droid': the dataset's actions do not map to embodiment 'droid/joint_pos'"),
 ])
 def test_bad_flags_are_named_before_anything_is_written(small_dataset, tmp_path, capsys, argv, said):
     ds, _ = small_dataset
@@ -160,24 +221,18 @@ def test_ctrl_c_keeps_the_finished_episodes_on_the_page_and_no_half_one(small_da
     assert sorted(p.name for p in out.iterdir()) == ["dataset_show.json", "episode_000000", "index.html"]
 
 
-def test_a_feature_holding_nan_is_named_not_plotted(small_dataset, tmp_path):
-    """A dataset written elsewhere may hold NaN (`dataset check` reports it): the episode says where, and the rest of
-    it is shown."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+@pytest.mark.parametrize("key, group", [("action", "action"), ("observation.state", "state")])
+def test_a_feature_holding_nan_is_named_not_plotted(small_dataset, tmp_path, key, group):
+    """A dataset written elsewhere may hold NaN (`dataset check` reports it): the episode names the feature that holds
+    it (not "actions" for a state), where, and the rest of it is shown."""
     from worldpolicy.data.show import show_dataset
 
     ds, _ = small_dataset
-    (path,) = sorted((ds.root / "data").glob("chunk-*/file-*.parquet"))
-    table = pq.read_table(path)
-    actions = np.asarray(table.column("action").to_pylist(), dtype=np.float32)
-    actions[3, 1] = np.nan  # episode 0, frame 3
-    column = pa.FixedSizeListArray.from_arrays(pa.array(actions.ravel()), 3)
-    pq.write_table(table.set_column(table.column_names.index("action"), "action", column), path)
+    _put_nan(ds, key, 3, 1)  # episode 0, frame 3
     shown = show_dataset(ds.root, tmp_path / "look", episodes=[0])
     (episode,) = shown.episodes
-    assert set(episode.plots) == {"state", "other"} and len(episode.videos) == 1
-    (note,) = episode.notes
-    assert note.startswith("action (action as recorded) not plotted: ") and "action_1" in note
-    assert "action_1" in shown.page.read_text()
+    assert set(episode.plots) == {"action", "state", "other"} - {group} and len(episode.videos) == 1
+    said = f"{group} ({key} as recorded) not plotted: {key!r} holds NaN or inf in 1 frame (first: frame 3, column "
+    said += f"'{key}_1')"
+    assert episode.notes == [said]
+    assert f"column &#x27;{key}_1&#x27;" in shown.page.read_text()

@@ -211,12 +211,14 @@ class RecordedActions:
 
 def recorded_actions(dataset, target: Embodiment, action_keys: Sequence[str] | None = None,
                      state_keys: Sequence[str] | None = None, *, source: str | None = None,
-                     conversion: str | None = None, robot: str = DEFAULT_ROBOT) -> RecordedActions:
+                     conversion: str | None = None, robot: str = DEFAULT_ROBOT, setting: str = "action_keys",
+                     remedy: str = "") -> RecordedActions:
     """How `dataset`'s `action_keys` (default: training's `data.action_keys`, `layout.ACTION_KEYS`) reach `target`'s
     columns, as a training config with these `source` (`data.source_embodiment`), `conversion` and `robot` would read
     them (unset: as one that leaves them unset; `action_layout`, `action_converter`, the sampler's key checks);
     `state_keys` (default training's) hold the source's state a conversion starts from. What training would refuse is
-    refused as a ValueError starting `action_keys:`, with training's reason and the `[data]` setting that fixes it."""
+    refused as a ValueError starting `setting:` (the caller's choice that failed: the keys, by default), with
+    training's reason and the `[data]` setting that fixes it, then `remedy` (what the caller offers instead)."""
     from .sampling import check_keys
 
     action_keys = list(action_keys) if action_keys is not None else list(ACTION_KEYS)
@@ -230,6 +232,6 @@ def recorded_actions(dataset, target: Embodiment, action_keys: Sequence[str] | N
             check_keys(dataset, state_keys, layout, "data.state_keys", "data.video_keys")
         convert = action_converter(conversion, layout, target, robot, prefix="data.")
     except ValueError as exc:
-        raise ValueError(f"action_keys: the dataset's actions do not map to embodiment {target.key!r} as training "
-                         f"maps them (as a training config's [data] would read this dataset: {exc})") from None
+        raise ValueError(f"{setting}: the dataset's actions do not map to embodiment {target.key!r} as training "
+                         f"maps them (as a training config's [data] would read this dataset: {exc}){remedy}") from None
     return RecordedActions(action_keys, state_keys, source_key, conversion, bool(layout.state_history), convert)

@@ -255,41 +255,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _summary(ds) -> dict:
-    from worldpolicy.data.lerobot import video_codec
-
-    lengths = ds.episode_lengths
-    return {
-        "root": str(ds.root),
-        "codebase_version": ds.info["codebase_version"],
-        "robot_type": ds.robot_type,
-        "fps": ds.fps,
-        "episodes": ds.num_episodes,
-        "frames": ds.num_frames,
-        "episode_length": (  # None for a dataset of no episodes (yet)
-            {"min": int(lengths.min()), "mean": float(lengths.mean()), "max": int(lengths.max())}
-            if lengths.size else None
-        ),
-        "tasks": len(ds.tasks),
-        "features": {  # a numeric feature's names: what a training config's embodiment `columns` must repeat
-            k: {"dtype": ds.features[k]["dtype"], "shape": ds.features[k]["shape"],
-                **({"names": ds.features[k]["names"]} if k in ds.feature_keys and ds.features[k].get("names") else {})}
-            for k in ds.feature_keys + ds.video_keys
-        },
-        # each camera's codec, where info.json says: what decides whether PyAV here decodes its files (LeRobot's
-        # recorder writes AV1)
-        **({"video_codecs": codecs} if (codecs := {k: c for k in ds.video_keys if (c := video_codec(ds.features[k]))})
-           else {}),
-        # declared in info.json but not read (a 2-D column, a depth camera): training and predict cannot use them
-        **({"not_read": ds.unread_features} if ds.unread_features else {}),
-        "has_stats": ds.stats_path.is_file(),
-        # whether each episode succeeded, where it says (`dataset from-sim --policy`): the failed ones' indices, as
-        # `dataset eval`, `dataset frame` and train's --episodes take them
-        **({"success": {"succeeded": int(done.sum()), "failed_episodes": [i for i, ok in enumerate(done) if not ok]}}
-           if (done := ds.episode_success) is not None else {}),
-        # how worldpolicy made it (`dataset from-sim`: task and expert versions, settings), where it says; the seed of
-        # every episode stays in info.json, out of a summary of a long recording
-        **({"provenance": {k: v for k, v in ds.provenance.items() if k != "seeds"}} if ds.provenance else {}),
-    }
+    """What info, from-sim and label print: the dataset's own summary (`LeRobotDataset.summary`, which `dataset show`
+    heads its page with too)."""
+    return ds.summary()
 
 
 def _info(args: argparse.Namespace) -> int:

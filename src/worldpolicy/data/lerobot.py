@@ -305,6 +305,46 @@ class LeRobotDataset:
         why = [f"{k!r} ({self.unread_features[k]})" for k in keys if k in self.unread_features]
         return f"; not read from this dataset: {', '.join(why)}" if why else ""
 
+    def summary(self) -> dict[str, Any]:
+        """The dataset in numbers, as JSON holds them: what `dataset info` (and `from-sim`, `label`) print, which
+        users parse, and the head of `dataset show`'s page. Read from the metadata alone, no frame decoded."""
+        lengths = self.episode_lengths
+        codecs = {k: c for k in self.video_keys if (c := video_codec(self.features[k]))}
+        return {
+            "root": str(self.root),
+            "codebase_version": self.info["codebase_version"],
+            "robot_type": self.robot_type,
+            "fps": self.fps,
+            "episodes": self.num_episodes,
+            "frames": self.num_frames,
+            "episode_length": (  # None for a dataset of no episodes (yet)
+                {"min": int(lengths.min()), "mean": float(lengths.mean()), "max": int(lengths.max())}
+                if lengths.size else None
+            ),
+            "tasks": len(self.tasks),
+            "features": {  # a numeric feature's names, as info.json gives them: what a training config's embodiment
+                # `columns` must repeat
+                k: {"dtype": self.features[k]["dtype"], "shape": self.features[k]["shape"],
+                    **({"names": self.features[k]["names"]}
+                       if k in self.feature_keys and self.features[k].get("names") else {})}
+                for k in self.feature_keys + self.video_keys
+            },
+            # each camera's codec, where info.json says: what decides whether PyAV here decodes its files (LeRobot's
+            # recorder writes AV1)
+            **({"video_codecs": codecs} if codecs else {}),
+            # declared in info.json but not read (a 2-D column, a depth camera): training and predict cannot use them
+            **({"not_read": dict(self.unread_features)} if self.unread_features else {}),
+            "has_stats": self.stats_path.is_file(),
+            # whether each episode succeeded, where it says (`dataset from-sim --policy`): the failed ones' indices, as
+            # `dataset eval`, `dataset frame` and train's --episodes take them
+            **({"success": {"succeeded": int(done.sum()),
+                            "failed_episodes": [i for i, ok in enumerate(done) if not ok]}}
+               if (done := self.episode_success) is not None else {}),
+            # how worldpolicy made it (`dataset from-sim`: task and expert versions, settings), where it says; the seed
+            # of every episode stays in info.json, out of a summary of a long recording
+            **({"provenance": {k: v for k, v in self.provenance.items() if k != "seeds"}} if self.provenance else {}),
+        }
+
     # -- frames
     def episode(self, index: int, videos: bool | list[str] = True) -> Episode:
         """Load episode `index` (negative counts from the end); `videos` = False or a list of keys limits decoding."""

@@ -33,8 +33,9 @@ from ..embodiments import Embodiment, get_embodiment
 from ..fileio import SHOW_FILE, Terminated, output_folder, staged_folder, write_json_atomic
 from .actions import RecordedActions, recorded_actions
 from .label import check_episodes
-from .lerobot import LeRobotDataset, video_codec
+from .lerobot import LeRobotDataset
 from .observations import check_state_width, default_state_keys, numeric_features
+from .stats import first_non_finite
 
 __all__ = ["DEFAULT_EPISODES", "SCHEMA", "SHOW_WRITER", "DatasetShown", "EpisodeShown", "ShowInterrupted",
            "show_dataset"]
@@ -136,7 +137,7 @@ def show_dataset(
             emb = get_embodiment(embodiment)
         except (KeyError, ValueError, TypeError, FileNotFoundError) as exc:
             raise ValueError(f"embodiment={str(embodiment)!r}: {exc.args[0] if exc.args else exc}") from None
-    groups = _groups(ds, emb)
+    groups = _groups(ds, emb, str(embodiment))
     out = output_folder(out, "out", writer=SHOW_WRITER)
     for stale in out.glob("." + EPISODE_GLOB):  # a staging folder a SIGKILL left
         shutil.rmtree(stale, ignore_errors=True)
@@ -162,19 +163,19 @@ def show_dataset(
     return shown
 
 
-def _groups(ds: LeRobotDataset, emb: Embodiment | None) -> _Groups:
+def _groups(ds: LeRobotDataset, emb: Embodiment | None, given: str) -> _Groups:
     """Which features each plot draws, and their columns and units: actions and state mapped to `emb`'s columns where
-    it is given (refused naming `embodiment` where the dataset's do not map to it), the rest as recorded."""
+    it is given (refused naming `embodiment` as `given` where the dataset's do not map to it), the rest as
+    recorded."""
     numeric = numeric_features(ds)
     action_keys = [k for k in numeric if k == ACTION_FEATURE or k.startswith(ACTION_FEATURE + ".")]
     state_keys = default_state_keys(ds) or [k for k in numeric if k.startswith("observation.")]
     plots = []
     reader = None
     if emb is not None and action_keys:
-        try:
-            reader = recorded_actions(ds, emb, action_keys, state_keys or None)
-        except ValueError as exc:
-            raise ValueError(f"embodiment={emb.key!r}: {exc}") from None
+        reader = recorded_actions(ds, emb, action_keys, state_keys or None, setting=f"embodiment={given!r}",
+                                  remedy=f"; to look at {', '.join(action_keys)}, choose an embodiment they map to, "
+                                  "or none to plot them as recorded")
         mapped = f"{', '.join(reader.action_keys)} as embodiment {emb.key}'s columns"
         if reader.conversion != "none":
             mapped += f" ({reader.conversion} from the state at frame 0)"
@@ -190,8 +191,10 @@ def _groups(ds: LeRobotDataset, emb: Embodiment | None) -> _Groups:
             except ValueError:
                 own = False  # another width than the embodiment's state row: shown as recorded
         names = ds.feature_names(state_keys)
+        # no gripper band: `gripper_column`'s threshold is the command's (close at >= 0.5); a measured opening stops
+        # short of it on a held cube (0.38 in `dataset from-sim`'s pick_place), and the band said "open" throughout
         plots.append(("state", state_keys, list(emb.columns) if own else names,
-                      list(emb.units) if own else [""] * len(names), emb.gripper_column if own else None,
+                      list(emb.units) if own else [""] * len(names), None,
                       f"{', '.join(state_keys)} as " + (f"embodiment {emb.key}'s state row" if own else "recorded")))
     other = [k for k in numeric if k not in action_keys and k not in state_keys]
     if other:
@@ -202,39 +205,22 @@ def _groups(ds: LeRobotDataset, emb: Embodiment | None) -> _Groups:
 
 def _summary(ds: LeRobotDataset, chosen: list[int], default: bool, emb: Embodiment | None,
              fields: list[dict[str, Any]]) -> dict[str, Any]:
-    """The page's head: the dataset as info.json, the tasks, stats and episodes tables say it."""
-    lengths = ds.episode_lengths
-    features = {}
-    for k in ds.feature_keys + ds.video_keys:
-        spec = ds.features[k]
-        entry = {"dtype": spec["dtype"], "shape": spec["shape"]}
-        if k in numeric_features(ds):
-            entry["names"] = ds.feature_names(k)
-        if (codec := video_codec(spec)) is not None:
-            entry["codec"] = codec
-        features[k] = entry
+    """The page's head: the dataset's summary as `dataset info` prints it (`LeRobotDataset.summary`), with what the
+    page shows besides: the task texts, the stats table, the episodes table and which episodes are shown."""
     stats = ds.stats
     return {
         "schema": SCHEMA,
-        "root": str(ds.root.resolve()),
-        "codebase_version": ds.info["codebase_version"],
-        "robot_type": ds.robot_type,
-        "fps": ds.fps,
-        "episodes": ds.num_episodes,
-        "frames": ds.num_frames,
-        "episode_length": ({"min": int(lengths.min()), "mean": float(lengths.mean()), "max": int(lengths.max())}
-                           if lengths.size else None),
-        "tasks": list(ds.tasks),
-        "features": features,
-        "not_read": ds.unread_features,
+        **ds.summary(),
+        "root": str(ds.root.resolve()),  # the folder is looked at later, from elsewhere: `report DIR` names it
+        "task_texts": list(ds.tasks),
         "stats": None if stats is None else _stats_rows(ds, stats),
-        "provenance": ds.provenance,
         "embodiment": None if emb is None else emb.key,
         "chosen": chosen,
         "chosen_by_default": default,
         "default_episodes": DEFAULT_EPISODES,
         "episode_table": [{"episode": i, "frames": int(n), "tasks": " | ".join(tasks), **extra}
-                          for i, (n, tasks, extra) in enumerate(zip(lengths.tolist(), ds.episode_tasks, fields))],
+                          for i, (n, tasks, extra) in enumerate(zip(ds.episode_lengths.tolist(), ds.episode_tasks,
+                                                                    fields))],
     }
 
 
@@ -281,20 +267,38 @@ def _episode(ds: LeRobotDataset, i: int, out: Path, groups: _Groups, fields: dic
             write_video(stage / f"{_file_name(key)}.mp4", _clip(ds, i, key, ep.length), ds.fps)
             shown.videos[key] = final / f"{_file_name(key)}.mp4"
         for group, keys, columns, units, gripper, what in groups.plots:
-            if group == "action" and groups.actions is not None:
-                values = groups.actions.chunk(ep.frames, 0, ep.length)
+            mapped = groups.actions if group == "action" else None
+            if held := _non_finite(ds, ep.frames, keys, mapped):  # as `dataset check` says it: feature, frames
+                shown.notes.append(f"{group} ({what}) not plotted: {held}")
+                continue
+            if mapped is not None:
+                values = mapped.chunk(ep.frames, 0, ep.length)
             else:
                 values = np.concatenate([ep.frames[k].reshape(ep.length, -1).astype(np.float64) for k in keys],
                                         axis=1)
-            try:
-                fig = action_timeseries_figure(values, columns, units, ds.fps, gripper,
-                                               title=f"episode {i} · {group}: {what}")
-            except ValueError as exc:  # NaN or inf recorded: named (how many, which columns, the first row)
-                shown.notes.append(f"{group} ({what}) not plotted: {exc}")
-                continue
+            fig = action_timeseries_figure(values, columns, units, ds.fps, gripper,
+                                           title=f"episode {i} · {group}: {what}")
             save_figure(fig, stage / f"{group}.png")
             shown.plots[group], shown.plotted[group] = final / f"{group}.png", what
     return shown
+
+
+def _non_finite(ds: LeRobotDataset, frames: dict[str, np.ndarray], keys: list[str],
+                mapped: RecordedActions | None) -> str:
+    """Which of the features a plot reads hold NaN or inf, each named with its frames and first column ("" where none
+    does): the plot's own refusal ("actions contain NaN") said "actions" for a state or a reward too. Actions mapped
+    from joint targets read the state at frame 0 too."""
+    from ..viz.plots import plural
+
+    read = [(k, frames[k], "") for k in keys]
+    if mapped is not None and mapped.reads_state:
+        read += [(k, frames[k][:1], " (the state at frame 0, where the conversion starts)") for k in mapped.state_keys]
+    said = []
+    for key, values, where in read:
+        if (bad := first_non_finite({key: values})) is not None:
+            said.append(f"{key!r}{where} holds NaN or inf in {plural(bad.frames, 'frame')} (first: frame {bad.frame}, "
+                        f"column {ds.feature_names(key)[bad.column]!r})")
+    return "; ".join(said)
 
 
 def _write(shown: DatasetShown) -> None:

@@ -44,9 +44,11 @@ def _summary(doc: Mapping[str, Any]) -> str:
              ("episodes", doc.get("episodes")), ("frames", doc.get("frames")),
              ("episode frames", f"{lengths['min']} / {lengths['mean']:.1f} / {lengths['max']} (min / mean / max)"
               if lengths else "no episodes"),
-             ("tasks", len(doc.get("tasks", []))), ("cameras", len(cameras)),
+             ("tasks", doc.get("tasks")), ("cameras", len(cameras)),
              ("format", f"LeRobot {doc.get('codebase_version')}"),
              ("columns read as", f"embodiment {doc['embodiment']}" if doc.get("embodiment") else "recorded")]
+    if success := doc.get("success"):  # where the episodes table says (`dataset from-sim --policy`)
+        cards.insert(4, ("succeeded", f"{success['succeeded']} of {doc.get('episodes')}"))
     chosen = doc.get("chosen", [])
     which = (f"the first {len(chosen)} (by default; --episodes chooses others)" if doc.get("chosen_by_default")
              else _range(chosen))
@@ -58,10 +60,17 @@ def _summary(doc: Mapping[str, Any]) -> str:
             f"<p>{line}</p></section>")
 
 
+def _names(names: Any) -> str:
+    """A feature's `names` as info.json gives them: a list, or LeRobot's nested form (`{"motors": [...]}`)."""
+    if isinstance(names, Mapping):
+        return "; ".join(f"{k}: {_names(v)}" for k, v in names.items())
+    return ", ".join(map(str, names)) if isinstance(names, list) else str(names)
+
+
 def _features(doc: Mapping[str, Any]) -> str:
+    codecs = doc.get("video_codecs") or {}
     rows = [{"feature": k, "dtype": f.get("dtype"), "shape": "×".join(map(str, f.get("shape", []))),
-             "names": ", ".join(f.get("names", [])) if f.get("dtype") not in ("video", "image") else "",
-             **({"codec": f["codec"]} if f.get("codec") else {})}
+             "names": _names(f["names"]) if "names" in f else "", **({"codec": codecs[k]} if k in codecs else {})}
             for k, f in doc.get("features", {}).items()]
     not_read = "".join(f"<p class=muted>not read: {_esc(k)}: {_esc(why)}</p>"
                        for k, why in (doc.get("not_read") or {}).items())
@@ -111,7 +120,7 @@ def build_dataset_html(folder: str | Path, title: str | None = None) -> str:
         raise ValueError(f"{str(folder / SHOW_FILE)!r}: not a dataset shown (schema "
                          f"{doc.get('schema') if isinstance(doc, Mapping) else type(doc).__name__!r})")
     sections = [_summary(doc)]
-    tasks = doc.get("tasks", [])
+    tasks = doc.get("task_texts", [])
     sections.append("<section id=tasks><h2>Tasks</h2><ol start=0>"
                     + "".join(f"<li>{_esc(t)}</li>" for t in tasks) + "</ol></section>")
     sections.append(_features(doc))
@@ -122,9 +131,8 @@ def build_dataset_html(folder: str | Path, title: str | None = None) -> str:
         sections.append("<section id=stats><h2>Stats</h2><p class=muted>the dataset has no meta/stats.json</p>"
                         "</section>")
     if doc.get("provenance"):
-        provenance = {k: v for k, v in doc["provenance"].items() if k != "seeds"}  # each episode's: long
         sections.append(f"<section id=provenance><h2>Provenance (how worldpolicy made it)</h2>"
-                        f"{_kv_table(_flatten(provenance))}</section>")
+                        f"{_kv_table(_flatten(doc['provenance']))}</section>")
     if doc.get("episode_table"):
         sections.append(f"<section id=episodes><h2>Episodes</h2>{_records_table(doc['episode_table'])}</section>")
     notes: list[str] = []
