@@ -310,6 +310,9 @@ def test_the_command_line_runs_the_model_and_writes_metrics_and_plots(policy, tm
     written = json.loads((out / OPENLOOP_FILE).read_text())
     assert written["settings"]["episodes"] == [1] and written["episodes"][0]["starts"] == [0, 2, 4, 6]
     assert not (out / EPISODE_FIGURE.format(0)).exists() and (out / EPISODE_FIGURE.format(1)).exists()
+    # --no-plots: no earlier run's figure is left beside the new openloop.json (the summary of other episodes was)
+    assert main([*argv, "--episodes", "0", "--no-plots"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [OPENLOOP_FILE]
 
 
 @pytest.mark.parametrize(("extra", "message"), [
