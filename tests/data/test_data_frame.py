@@ -83,7 +83,9 @@ def test_writes_the_frame_its_clip_state_and_task(small_dataset, tmp_path):
     (["--checkpoint", "ck", "--embodiment", "ur5e"], "error: --embodiment='ur5e' is not registered"),
     # the recorded actions: for a checkpoint's embodiment, a whole chunk of them, from features that map to it
     (["--actions"], ("error: --actions: the recorded actions are written in the columns of the embodiment that reads "
-                    "them, the checkpoint's: name the checkpoint")),
+                    "them, the checkpoint's: name the checkpoint to run forward dynamics with (--checkpoint)")),
+    # the flag given is the one named (it said --actions, which was not given)
+    (["--actions-to-end"], "error: --actions-to-end: the recorded actions are written in the columns"),
     (["--chunk-size", "4"], ("error: --chunk-size=4 sets the recorded actions, which are written only when asked for: "
                             "pass --actions")),
     (["--actions", "--checkpoint", "ck", "--embodiment", "droid/relative_pose", "--frame", "3"],

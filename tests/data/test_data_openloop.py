@@ -310,6 +310,9 @@ def test_the_command_line_runs_the_model_and_writes_metrics_and_plots(policy, tm
     written = json.loads((out / OPENLOOP_FILE).read_text())
     assert written["settings"]["episodes"] == [1] and written["episodes"][0]["starts"] == [0, 2, 4, 6]
     assert not (out / EPISODE_FIGURE.format(0)).exists() and (out / EPISODE_FIGURE.format(1)).exists()
+    # --no-plots: no earlier run's figure is left beside the new openloop.json (the summary of other episodes was)
+    assert main([*argv, "--episodes", "0", "--no-plots"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [OPENLOOP_FILE]
 
 
 @pytest.mark.parametrize(("extra", "message"), [
@@ -477,3 +480,19 @@ def test_the_checks_before_weights_are_one_function_that_plans_the_chunks(policy
         check_open_loop(slow, policy.embodiment, action_keys=["action"])
     with pytest.raises(ValueError, match="^action_keys: "):
         check_open_loop(ds, policy.embodiment)
+
+
+def test_the_summary_figure_of_an_episode_shorter_than_a_chunk_warns_nothing():
+    """A chunk from frame 0 of an episode shorter than it reaches no later step (`horizon` NaN there, as documented):
+    the mean line stops there instead of numpy's 'Mean of empty slice' RuntimeWarning reaching the terminal."""
+    import warnings
+
+    from worldpolicy.viz.plots import open_loop_summary_figure
+
+    horizon = np.array([[0.1, 0.2], [0.3, 0.4], [np.nan, np.nan]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = open_loop_summary_figure(["x", "y"], ["m", "m"], np.array([0.2, 0.3]), np.array([0.25, 0.35]),
+                                       np.array([1.0, 1.0]), horizon, 10)
+    mean = fig.axes[1].lines[-1].get_ydata()
+    assert mean[:2] == pytest.approx([0.15, 0.35]) and np.isnan(mean[2])

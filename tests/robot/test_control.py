@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from concurrent.futures import Executor, Future
 
 import numpy as np
@@ -204,6 +205,13 @@ def test_bad_measured_joints_are_refused_on_every_tick(decoder, q_arm, match):
     control.step({"tick": 0}, policy.home)
     with pytest.raises(ValueError, match=match):
         control.step({"tick": 1}, q_arm)  # a tick that asks nothing: no decode would have seen them
+
+
+@pytest.mark.parametrize("decay", [float("inf"), float("nan"), -0.1, "0.1", True, None])
+def test_an_ensemble_decay_that_is_no_finite_number_is_refused_naming_it(decay):
+    # inf ran: the newest chunk's weight exp(-inf * 0) is NaN, and every blended target the arm was sent was NaN
+    with pytest.raises(ValueError, match=rf"ensemble_decay: expected a finite number >= 0, got {re.escape(repr(decay))}"):
+        ChunkStrategy("ensemble", ensemble_decay=decay)
 
 
 def test_bad_settings_are_refused_naming_them(decoder):

@@ -67,7 +67,10 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
         (["--execute-steps", "100"], "--execute-steps: 100 exceeds what a 32-step chunk allows"),
         (["--control-hz", "1000"], "sim: error: --control-hz: 1000 Hz is not a whole number"),
         (["--execute-steps", "0"], "sim: error: --execute-steps: expected an int >= 1, got 0"),
-        (["--strategy", "ensemble", "--ensemble-decay", "-1"], "sim: error: --ensemble-decay: expected >= 0, got -1.0"),
+        (["--strategy", "ensemble", "--ensemble-decay", "-1"],
+         "sim: error: --ensemble-decay: expected a finite number >= 0, got -1.0"),
+        (["--strategy", "ensemble", "--ensemble-decay", "inf"],  # blended NaN targets
+         "sim: error: --ensemble-decay: expected a finite number >= 0, got inf"),
         # ignored by the other strategies: the run looked as asked (was silently ignored)
         (["--ensemble-decay", "0.5"], ("sim: error: --ensemble-decay 0.5 weighs the chunks --strategy ensemble blends; "
                                       "--strategy execute blends none: add --strategy ensemble or leave --ensemble-decay out")),

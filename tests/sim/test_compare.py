@@ -226,6 +226,15 @@ def test_write_comparison_without_plots_writes_no_figure_or_page(tmp_path):
     comparison = compare_runs([_run(tmp_path / "a", {0: True}), _run(tmp_path / "b", {0: False})])
     written = write_comparison(comparison, tmp_path / "out", plots=False)
     assert [p.name for p in written] == ["compare.md", "compare.json"]
+    # rerun without plots into a comparison's folder: its figure and page of other runs are removed, not left to
+    # describe the wrong comparison; a folder that held no comparison keeps its files
+    write_comparison(comparison, tmp_path / "out")
+    write_comparison(comparison, tmp_path / "out", plots=False)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["compare.json", "compare.md"]
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "index.html").write_text("mine")
+    write_comparison(comparison, tmp_path / "mine", plots=False)
+    assert (tmp_path / "mine" / "index.html").read_text() == "mine"
 
 
 def test_a_setting_recorded_as_none_is_told_apart_from_one_not_recorded(tmp_path):

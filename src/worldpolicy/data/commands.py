@@ -325,9 +325,11 @@ def _frame(args: argparse.Namespace) -> int:
     except FileExistsError as exc:  # the Python API's overwrite=True is this command's --overwrite
         raise FileExistsError(flag_named(exc, FRAME_FLAGS).args[0].replace("overwrite=True", "--overwrite")) from None
     except (ValueError, KeyError) as exc:  # and the Python API's actions=True is --actions, to_end=True
-        named = flag_named(exc, FRAME_FLAGS)  # --actions-to-end
-        said = named.args[0].replace("to_end=True", "--actions-to-end", 1).replace("actions=True", "--actions")
-        raise type(named)(said) from None
+        # --actions-to-end asks for the actions too: an error about them names the flag given
+        flags = {**FRAME_FLAGS, "actions": "--actions-to-end"} if args.actions_to_end else FRAME_FLAGS
+        said = (flag_named(exc, flags).args[0].replace("to_end=True", "--actions-to-end", 1)
+                .replace("actions=True", "--actions").replace("(checkpoint=...)", "(--checkpoint)"))
+        raise type(exc)(said) from None
     print(f"episode {obs.episode}, frame {obs.frame} of {obs.root}: task {obs.task!r}")
     recorded = [obs.actions, *obs.futures.values()] if obs.actions is not None else []
     for path in [*obs.images.values(), *obs.clips.values(), *recorded, obs.out / FRAME_FILE]:  # the last: task, state

@@ -154,7 +154,7 @@ def extract_frame(
                              "pass actions=True")
     if actions and checkpoint is None:
         raise ValueError("actions: the recorded actions are written in the columns of the embodiment that reads "
-                         "them, the checkpoint's: name the checkpoint to run forward dynamics with")
+                         "them, the checkpoint's: name the checkpoint to run forward dynamics with (checkpoint=...)")
     emb = _embodiment(checkpoint, embodiment) if checkpoint is not None else None
     if emb is not None and emb.state_history:
         check_state_width(ds, keys, emb)

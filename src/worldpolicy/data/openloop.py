@@ -535,9 +535,10 @@ def _write(result: OpenLoopResult, data: OpenLoopData, out: Path, plots: bool) -
     write_json_atomic(out / OPENLOOP_FILE, result.to_json(), indent=2, ensure_ascii=False)
     result.files.append(out / OPENLOOP_FILE)
     written = {p.name for p in result.files}
-    for stale in out.glob(EPISODE_FIGURE_GLOB):  # an earlier run's plot of an episode not evaluated now
+    # an earlier run's plot of an episode not evaluated now, or its summary where this run draws none
+    for stale in [*out.glob(EPISODE_FIGURE_GLOB), out / SUMMARY_FIGURE]:
         if stale.name not in written:
-            stale.unlink()
+            stale.unlink(missing_ok=True)
 
 
 def _title(settings: dict[str, Any]) -> str:

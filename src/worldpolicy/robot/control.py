@@ -20,6 +20,7 @@ rate, and a test steps through any timing without sleeping.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -53,8 +54,10 @@ class ChunkStrategy:
         if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
             # a float k ran: steps were planned at t % 2.5 == 0
             raise ValueError(f"execute_steps: expected an int >= 1, got {k!r}")
-        if not self.ensemble_decay >= 0:
-            raise ValueError(f"ensemble_decay: expected >= 0, got {self.ensemble_decay}")
+        m = self.ensemble_decay
+        if isinstance(m, bool) or not isinstance(m, (int, float, np.integer, np.floating)) or not 0 <= m < math.inf:
+            # inf blended NaN targets: the newest chunk's weight exp(-inf * 0) is NaN
+            raise ValueError(f"ensemble_decay: expected a finite number >= 0, got {m!r}")
 
     def for_policy(self, policy) -> ChunkStrategy:
         """`execute` with no k takes the k the policy's embodiment recommends (its `execute_steps`), if any."""

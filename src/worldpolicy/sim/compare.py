@@ -451,11 +451,18 @@ def comparison_figure(comparison: Comparison):
 
 
 def write_comparison(comparison: Comparison, out: str | Path, *, plots: bool = True) -> list[Path]:
-    """compare.md, compare.png and index.html (with `plots`) and compare.json into `out`, each written atomically;
-    compare.json, the folder's marker (`fileio.FOLDER_KINDS`), before the page that reads it."""
+    """compare.md, compare.png and index.html (with `plots`; without, an earlier comparison's are removed) and
+    compare.json into `out`, each written atomically; compare.json, the folder's marker (`fileio.FOLDER_KINDS`),
+    before the page that reads it."""
     from worldpolicy.fileio import make_folder
 
     out = make_folder(out)
+    # an earlier comparison's figure and page, which this one does not rewrite, would show other runs
+    stale = []
+    if not plots and (out / COMPARE_FILE).is_file():
+        from worldpolicy.viz.report import REPORT_FILE
+
+        stale = [out / "compare.png", out / REPORT_FILE]
     written = [write_bytes_atomic(out / "compare.md", comparison.markdown())]
     if plots:
         from worldpolicy.viz.plots import save_figure
@@ -466,4 +473,6 @@ def write_comparison(comparison: Comparison, out: str | Path, *, plots: bool = T
         from worldpolicy.viz.report import write_report
 
         written.append(write_report(out))
+    for path in stale:
+        path.unlink(missing_ok=True)
     return written

@@ -858,8 +858,11 @@ def open_loop_summary_figure(
             lines.plot(steps, horizon_normalized[:, j], lw=0.9, label=_literal(columns[j]) if d <= 10 else None,
                        **series_style(j))
     if kept.any():
-        lines.plot(steps, np.nanmean(horizon_normalized[:, kept], axis=1), lw=2.2, color="black", label="mean",
-                   **step_markers(len(steps)))
+        block = horizon_normalized[:, kept]
+        reached = np.isfinite(block).any(axis=1)  # a step no chunk reached (an episode shorter than one) has no mean
+        mean = np.full(len(steps), np.nan)
+        mean[reached] = np.nanmean(block[reached], axis=1)
+        lines.plot(steps, mean, lw=2.2, color="black", label="mean", **step_markers(len(steps)))
     lines.set_xlabel(f"step of the chunk, from 0 ({1000 / _check_fps(fps):.3g} ms each)", fontsize=LABEL_FONTSIZE)
     lines.xaxis.set_major_locator(MaxNLocator(integer=True))
     lines.set_ylabel("MAE, model's normalised scale", fontsize=LABEL_FONTSIZE)
