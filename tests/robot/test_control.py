@@ -254,6 +254,14 @@ def test_the_decoders_checks_stay_on(decoder):
         control.step({"tick": 0}, policy.home)
 
 
+def test_a_joint_target_that_is_no_number_is_refused_before_the_arm(decoder):
+    """The last gate before a command: NaN compares as within every speed limit, so the step check must name it."""
+    target = _home(decoder)[None].copy()
+    target[0, 2] = np.nan
+    with pytest.raises(ValueError, match=r"joint target 0 holds NaN or inf .*refusing to command the robot"):
+        decoder.check_joint_steps(target, _home(decoder))
+
+
 def test_the_docs_control_loop_keeps_its_rate_after_a_tick_that_overran(decoder, monkeypatch):
     """docs/robot.md's loop, run as written against a stand-in server and arm on a fake clock: the first request
     takes a second (15 periods); the ticks after it are sent a period apart, not in a burst that catches up (`next_tick

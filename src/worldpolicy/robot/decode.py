@@ -156,7 +156,12 @@ class ActionDecoder:
         return actions
 
     def check_joint_steps(self, qpos: np.ndarray, q_arm: np.ndarray | None) -> None:
-        """Refuse joint targets further apart per step than `max_joint_velocity / fps` (see `check_velocity`)."""
+        """Refuse joint targets further apart per step than `max_joint_velocity / fps` (see `check_velocity`), and any
+        that is not a number: NaN compares as within every limit, so it would pass the speed check to the arm."""
+        bad = ~np.isfinite(qpos).all(axis=-1)  # qpos: [T, dof]
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"actions: joint target {row} holds NaN or inf ({qpos[row]}); refusing to command the robot")
         path = qpos if q_arm is None else np.vstack([q_arm, qpos])
         if len(path) < 2:
             return
