@@ -61,7 +61,8 @@ def test_held_out_episodes_are_of_those_that_succeeded(flagged_dataset):
     assert config.training_episodes(3, OUTCOMES) == (0,)
     with pytest.raises(ValueError, match=r"^validation.episodes=\[1, 2\] names \[1\], which failed \(data.dataset's "
                                          r"success column\), but data.success='only' trains on episodes that "
-                                         r"succeeded: hold out episodes that succeeded, or set data.success = 'any'"):
+                                         r"succeeded: hold out episodes that succeeded, or train on every "
+                                         r"episode \(data.success any\)"):
         load_config(_config(flagged_dataset, {"success": "only"}, {"episodes": [1, 2]}))
     # every episode trained on: a failed one may be held out
     assert load_config(_config(flagged_dataset, validation={"episodes": [1]})).training_episodes(3, OUTCOMES) == (0, 2)
@@ -103,6 +104,11 @@ def test_success_on_the_command_line_trains_on_the_successes_and_resumes_only_wi
     assert "error: --success='most'; accepted: any, only" in _error(capsys, ["train", str(path), "--success", "most"])
     assert not out.exists()
     path.write_text(json.dumps(train_config(out, data={"dataset": str(flagged_dataset)}, optim={"steps": 1})))
+    assert _error(capsys, ["train", str(path), "--success", "only", "--val-episodes", "1"]).endswith(
+        "error: --val-episodes=[1] names [1], which failed (data.dataset's success column), but --success='only' "
+        "trains on episodes that succeeded: hold out episodes that succeeded, or train on every episode (--success "
+        "any)")
+    assert not out.exists()
     assert main(["train", str(path), "--success", "only", "--no-progress"]) == 0
     assert "data.success='only': episodes [1] of data.dataset failed (its success column) and are not trained on" \
         in capsys.readouterr().err

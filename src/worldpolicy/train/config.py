@@ -63,8 +63,8 @@ class DataConfig:
         if succeeded is None:
             raise ValueError(f"data.success={self.success!r} keeps the episodes that succeeded, but data.dataset "
                              f"{self.dataset!r} does not say which did (no success column in meta/episodes; `dataset "
-                             "from-sim --policy --keep-failures` records one): set data.success = 'any', or give a "
-                             "dataset with the column")
+                             "from-sim --policy --keep-failures` records one): train on every episode (data.success "
+                             "any), or give a dataset with the column")
         return [i for i, ok in enumerate(succeeded) if not ok]
 
     def selected_episodes(self, num_episodes: int, held_out: Sequence[int] = (),
@@ -201,7 +201,7 @@ class ValidationConfig:
         if self.episodes and (failed := sorted(set(data.failed_episodes(succeeded)) & set(self.episodes))):
             raise ValueError(f"validation.episodes={self.episodes} names {failed}, which failed (data.dataset's "
                              f"success column), but data.success={data.success!r} trains on episodes that succeeded: "
-                             "hold out episodes that succeeded, or set data.success = 'any'")
+                             "hold out episodes that succeeded, or train on every episode (data.success any)")
         if data.episodes is not None and (both := sorted(set(data.episodes) & set(self.episodes))):
             raise ValueError(f"validation.episodes={self.episodes} overlaps data.episodes={data.episodes} (both name "
                              f"{both}): a held-out episode must not be trained on; remove it from data.episodes, or "
