@@ -76,6 +76,50 @@ def api_key_from_env(var: str) -> str:
     return key
 
 
+# The variable a ws:// policy server's key is read from when no flag gives it (`policy_api_key`)
+API_KEY_ENV = "WORLDPOLICY_API_KEY"
+
+
+def add_api_key_flags(parser: argparse.ArgumentParser) -> None:
+    """`--api-key` and `--api-key-env`: the key a ws:// policy server asks for, said alike by every command that runs a
+    `--policy` (`sim`, `dataset from-sim`); `policy_api_key` reads them."""
+    parser.add_argument("--api-key", default=None,
+                        help="the key a ws:// server asks for; other users of this machine see it in the process list "
+                        "(ps), and shell history keeps it: prefer --api-key-env (default: none, the key --api-key-env "
+                        "names)")
+    parser.add_argument("--api-key-env", metavar="VAR", default=None,
+                        help="environment variable holding the ws:// server's key, as serve --api-key-env takes its "
+                        f"own (default: {API_KEY_ENV}, when it is set)")
+
+
+def policy_api_key(args: argparse.Namespace, policy: str) -> str | None:
+    """The key `add_api_key_flags`' flags give for `--policy POLICY`: the variable --api-key-env names, --api-key,
+    else `API_KEY_ENV` where set; None for a policy that is no ws:// server, to which either flag is refused (it would
+    be ignored, and the run look as asked), as both together are."""
+    given = [flag for flag, value in (("--api-key", args.api_key), ("--api-key-env", args.api_key_env))
+             if value is not None]
+    server = policy.startswith(("ws://", "wss://"))
+    if given and not server:
+        raise ValueError(f"{given[0]} is sent to a ws:// policy server, not to --policy {policy!r}")
+    if len(given) == 2:
+        raise ValueError("--api-key and --api-key-env both give the server's key: pass one (--api-key-env keeps it "
+                         "out of the process list)")
+    if not server:
+        return None
+    return api_key_from_env(args.api_key_env) if args.api_key_env is not None else (
+        args.api_key or os.environ.get(API_KEY_ENV))
+
+
+def with_key_hint(exc: ConnectionError, command: str) -> ConnectionError:
+    """A server that refused the API key: say how `command` sends one (`add_api_key_flags`; the server's text speaks
+    of headers). Other errors are returned as they are."""
+    client = sys.modules.get("worldpolicy.serving.client")
+    if client is None or not isinstance(exc, client.AuthenticationError):
+        return exc
+    return client.AuthenticationError(f"{exc}; give {command} the server's key with --api-key-env VAR, {API_KEY_ENV} "
+                                      "or --api-key KEY")
+
+
 _GIVEN = "_single_valued_options_given"  # what `_StoreOnce` saw during one parse; removed before the parse returns
 
 

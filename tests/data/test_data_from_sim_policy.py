@@ -102,6 +102,8 @@ def test_a_policy_that_solves_nothing_is_one_line_naming_it(tmp_path, capsys):
     (["--execute-steps", "2"], "--execute-steps: sets how a policy's chunks run; the scripted expert re-plans"),
     (["--embodiment", "droid"], "--embodiment: sets how a policy's rollouts run"),
     (["--device", "cpu"], "--device: sets how a policy's rollouts run"),
+    (["--policy", "random", "--api-key", "k"], "--api-key is sent to a ws:// policy server, not to --policy 'random'"),
+    (["--api-key-env", "HOME"], "--api-key-env is sent to a ws:// policy server, not to --policy 'scripted'"),
 ])
 def test_flags_that_do_not_apply_to_the_policy_are_refused(tmp_path, capsys, argv, message):
     from worldpolicy.cli import main
@@ -169,3 +171,67 @@ def test_the_writer_takes_a_success_flag_for_every_episode_or_none(tmp_path):
     plain = LeRobotDatasetWriter(tmp_path / "plain", 10)
     plain.add_episode(frames, task="t")
     assert plain.finalize().episode_success is None
+
+
+def test_a_servers_key_is_given_as_sim_takes_it(tmp_path, capsys, monkeypatch):
+    """`--api-key-env VAR` / `--api-key KEY` (WORLDPOLICY_API_KEY when neither is given), read as `worldpolicy sim`
+    reads them; `api_key=` in Python, refused for a policy that is no server, and never in the dataset's provenance."""
+    from worldpolicy.cli import main
+    from worldpolicy.data.from_sim import expert_episodes, sim_to_dataset
+    from worldpolicy.sim import policies
+
+    sent = []
+
+    def make_policy(spec, **kwargs):  # what would connect: the key it was given, and no further
+        sent.append(kwargs["api_key"])
+        raise ValueError("stopped before connecting")
+
+    monkeypatch.setattr(policies, "make_policy", make_policy)
+    monkeypatch.setenv("WP_SIM_KEY", "s3cret-key-123")
+    monkeypatch.setenv("WORLDPOLICY_API_KEY", "other-key-456")
+    argv = ["dataset", "from-sim", str(tmp_path / "ds"), "--policy", "ws://127.0.0.1:9", *_ARGV]
+    for extra in (["--api-key-env", "WP_SIM_KEY"], [], ["--api-key", "typed-key-789"]):
+        assert main([*argv, *extra]) == 2
+        assert "stopped before connecting" in capsys.readouterr().err
+    assert sent == ["s3cret-key-123", "other-key-456", "typed-key-789"]
+    monkeypatch.setenv("WP_SIM_KEY", "")
+    for extra, message in ((["--api-key-env", "WP_SIM_KEY"],
+                            "error: --api-key-env WP_SIM_KEY: that environment variable is unset or empty"),
+                           (["--api-key-env", "WP_SIM_KEY", "--api-key", "k"],
+                            "error: --api-key and --api-key-env both give the server's key: pass one")):
+        assert main([*argv, *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert len(sent) == 3  # refused before connecting
+    recording = expert_episodes("reach", 1, policy="ws://127.0.0.1:9", api_key="s3cret-key-123", **_SMALL)
+    recording.close()
+    assert "s3cret" not in json.dumps(recording.provenance)
+    for policy, message in (("random", "api_key: sent to a ws:// policy server; policy 'random' takes none"),
+                            ("scripted", "api_key: sets how a policy's rollouts run")):
+        with pytest.raises(ValueError, match=f"^{message}"):
+            sim_to_dataset(tmp_path / "py", "reach", 1, policy=policy, api_key="k", **_SMALL)
+
+
+def test_a_refused_key_says_how_from_sim_sends_one(tmp_path, capsys, monkeypatch):
+    import threading
+
+    from worldpolicy.cli import main
+    from worldpolicy.serving import PolicyServer, ServerConfig, ServerThread
+
+    monkeypatch.delenv("WORLDPOLICY_API_KEY", raising=False)
+    done = threading.Event()
+
+    def load():  # the key is checked at the handshake, before readiness: no policy is needed
+        done.wait(60)
+        raise RuntimeError("not loaded in this test")
+
+    config = ServerConfig(host="127.0.0.1", port=0, api_key="s3cret-key-123")
+    t = ServerThread(PolicyServer(loader=load, config=config, warmup_requests=0)).start(wait_ready=False)
+    try:
+        assert main(["dataset", "from-sim", str(tmp_path / "ds"), "--policy", t.url, *_ARGV]) == 2
+    finally:
+        done.set()
+        t.stop()
+    [line] = [line for line in capsys.readouterr().err.splitlines() if "from-sim: error:" in line]
+    assert f"error: {t.url} refused the API key (HTTP 401)" in line
+    assert line.endswith("give dataset from-sim the server's key with --api-key-env VAR, WORLDPOLICY_API_KEY or "
+                         "--api-key KEY")

@@ -8,7 +8,7 @@ import argparse
 import json
 import re
 
-from ..cli import add_device_flags
+from ..cli import add_api_key_flags, add_device_flags
 
 # sim_to_dataset's parameters as from-sim spells them: its errors name the parameter, the user typed the flag
 FLAGS = {
@@ -137,6 +137,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--steps", type=int, default=None,
                      help="denoising steps of a checkpoint policy (default: the embodiment's sampling preset, else 4)")
     sim.add_argument("--device", default=None, help="torch device of a checkpoint policy (default: auto)")
+    add_api_key_flags(sim)  # a ws:// policy's, as `worldpolicy sim` takes it
     sim.add_argument("--chunk-size", type=int, default=None,
                      help="the scripted expert's re-plan interval in steps (default: 8)")
     sim.add_argument("--start-jitter", type=float, default=0.0, metavar="RAD",
@@ -403,6 +404,9 @@ def _from_sim(args: argparse.Namespace) -> int:
         raise ValueError(f"--ensemble-decay {args.ensemble_decay:g} weighs the chunks --strategy ensemble blends; "
                          f"--strategy {args.strategy or 'execute'} blends none: add --strategy ensemble or leave "
                          "--ensemble-decay out")
+    from worldpolicy.cli import policy_api_key, with_key_hint
+
+    api_key = policy_api_key(args, args.policy)  # before anything is recorded, as the other policy-only flags
     strategy = None  # a policy's: ChunkStrategy's default (execute) unless a flag says
     if strategy_flags:
         from worldpolicy.robot.control import ChunkStrategy
@@ -437,10 +441,13 @@ def _from_sim(args: argparse.Namespace) -> int:
             embodiment=args.embodiment,
             strategy=strategy,
             policy_options={k: v for k in ("steps", "device") if (v := getattr(args, k)) is not None},
+            api_key=api_key,
         )
     except RecordingInterrupted as exc:  # Ctrl-C: say what became of the episodes recorded so far
         print(f"worldpolicy dataset from-sim: {exc.describe('--overwrite')}", file=sys.stderr)
         return exit_status(Terminated() if exc.terminated else exc)  # 143 for SIGTERM, 130 for Ctrl-C
+    except ConnectionError as exc:  # a server that refused the key: said with the flags that send one
+        raise with_key_hint(exc, "dataset from-sim") from None
     except ExpertFailed as exc:  # bad settings for the expert, not a crash: one line, naming the flags
         raise ValueError(exc.describe(flags=True)) from None
     except FileExistsError as exc:  # the writer speaks Python (overwrite=True); this is the command line

@@ -169,6 +169,7 @@ def expert_episodes(
     embodiment: str | None = None,
     strategy: Any = None,
     policy_options: dict[str, Any] | None = None,
+    api_key: str | None = None,
 ) -> ExpertEpisodes:
     """`num_episodes` expert episodes ({"frames", "videos", "task", "seed", "success"}) from seeds seed, seed+1, ….
 
@@ -194,7 +195,9 @@ def expert_episodes(
     (`sim.rollout.Rollout`, its `ChunkController` and the `strategy`, a `robot.control.ChunkStrategy`, default
     execute; sampling seeds `sim.policies.call_seed` of the episode seed), then `settle_steps` more holding its last
     command after a success. Its rows are the commands it ran (joint targets and gripper) and every episode carries its
-    `success`. The expert's own settings (`chunk_size`, `start_jitter`, `action_noise`) are refused with it, and
+    `success`. A ws:// server's key is `api_key` (None: none; the command line reads `--api-key-env`,
+    `WORLDPOLICY_API_KEY` or `--api-key`, as `worldpolicy sim` does: `cli.policy_api_key`); it is not recorded. The
+    expert's own settings (`chunk_size`, `start_jitter`, `action_noise`) are refused with it, and
     `workers` > 1 unless it is `random` (a model would load once per process). The policy loads once the result is
     iterated, after every check.
     """
@@ -206,7 +209,8 @@ def expert_episodes(
         raise ValueError(f"policy={policy!r}: expected 'scripted', 'random', a ws:// URL, 'shipped' or a checkpoint "
                          "folder, as `worldpolicy sim --policy` takes it")
     _check_policy_options(kind, policy, chunk_size=chunk_size, start_jitter=start_jitter, action_noise=action_noise,
-                          workers=workers, embodiment=embodiment, strategy=strategy, policy_options=policy_options)
+                          workers=workers, embodiment=embodiment, strategy=strategy, policy_options=policy_options,
+                          api_key=api_key)
     chunk_size = 8 if chunk_size is None else chunk_size  # the expert's default, where a policy's was refused
     for name, value, low in (
         ("num_episodes", num_episodes, 1),
@@ -266,7 +270,8 @@ def expert_episodes(
     else:
         for name in ("chunk_size", "start_jitter", "action_noise"):  # the expert's: refused above for a policy
             del settings[name]
-        settings["policy"] = _checked_policy(kind, policy, settings, embodiment, strategy, dict(policy_options or {}))
+        settings["policy"] = _checked_policy(kind, policy, settings, embodiment, strategy, dict(policy_options or {}),
+                                             api_key)
         # the policy's settings (`sim.policies.policy_settings`: checkpoint files, sampling, device...) and the chunk
         # strategy it ran with are known once it is loaded: the recording fills them in (`sim_to_dataset`)
         provenance = {"source": SOURCE, "task": task, "task_version": task_version,
@@ -281,11 +286,12 @@ def expert_episodes(
 
 def _check_policy_options(kind: str, policy: str, *, chunk_size: int | None, start_jitter: float, action_noise: float,
                           workers: int, embodiment: str | None, strategy: Any,
-                          policy_options: dict[str, Any] | None) -> None:
+                          policy_options: dict[str, Any] | None, api_key: str | None) -> None:
     """Settings of the scripted expert's episodes refused with a policy, and a policy's refused with the expert: either
     would be ignored and the recording look as asked."""
     if kind == "scripted":
-        given = [name for name, value in (("embodiment", embodiment), ("strategy", strategy)) if value is not None]
+        given = [name for name, value in (("embodiment", embodiment), ("strategy", strategy), ("api_key", api_key))
+                 if value is not None]
         given += list(policy_options or {})
         if given:
             raise ValueError(f"{given[0]}: sets how a policy's rollouts run (a checkpoint, a ws:// server or random); "
@@ -302,10 +308,12 @@ def _check_policy_options(kind: str, policy: str, *, chunk_size: int | None, sta
                          "model or open a connection of its own); pass 1")
     if policy_options and kind != "checkpoint":
         raise ValueError(f"{', '.join(policy_options)}: load a local checkpoint; policy {policy!r} takes none")
+    if api_key is not None and kind != "server":
+        raise ValueError(f"api_key: sent to a ws:// policy server; policy {policy!r} takes none")
 
 
 def _checked_policy(kind: str, policy: str, settings: dict[str, Any], embodiment: str | None, strategy: Any,
-                    options: dict[str, Any]) -> dict[str, Any]:
+                    options: dict[str, Any], api_key: str | None) -> dict[str, Any]:
     """What a policy's recorder needs to build it (`_rollout`), every setting checked that can be before its weights
     load or its server is reached: the scene (robot, control rate), a checkpoint's embodiment, sampling and device
     (`Policy.check_pretrained`), whether the robot can run its actions and its chunk the strategy's k."""
@@ -332,7 +340,7 @@ def _checked_policy(kind: str, policy: str, settings: dict[str, Any], embodiment
     finally:
         env.close()
     return {"spec": policy, "name": str(portable_checkpoint(policy)) if kind == "checkpoint" else policy,
-            "embodiment": embodiment, "strategy": asdict(strategy), "options": options}
+            "embodiment": embodiment, "strategy": asdict(strategy), "options": options, "api_key": api_key}
 
 
 def check_recording(dataset: LeRobotDataset, task: str, *, seed: int = 0, **episode_options: Any) -> None:
@@ -492,15 +500,13 @@ class _Recorder:
 def _rollout(env, setup: dict[str, Any]):
     """The policy `setup` names (`_checked_policy`) loaded (`sim.policies.make_policy`, as `worldpolicy sim` loads it)
     and wrapped in the `Rollout` that sim runs, with its chunk strategy."""
-    import os
-
     from worldpolicy.robot.control import ChunkStrategy
     from worldpolicy.robot.decode import check_executable
     from worldpolicy.sim.policies import chunk_size, make_policy, policy_fps, warn_rate_mismatch
     from worldpolicy.sim.rollout import Rollout
 
-    policy = make_policy(setup["spec"], env=env, embodiment=setup["embodiment"],
-                         api_key=os.environ.get("WORLDPOLICY_API_KEY"), **setup["options"])
+    policy = make_policy(setup["spec"], env=env, embodiment=setup["embodiment"], api_key=setup["api_key"],
+                         **setup["options"])
     try:
         check_executable(policy.embodiment, env.robot)  # a server's embodiment, known now it is connected
         rollout = Rollout(env, policy, ChunkStrategy(**setup["strategy"]), name=setup["name"])

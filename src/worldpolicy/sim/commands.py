@@ -8,6 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from worldpolicy.cli import add_api_key_flags
 from worldpolicy.fileio import SIM_REPORT_FILE
 from worldpolicy.sim.tasks import EVAL_SEED, list_tasks  # EVAL_SEED: the --seed default, imported from here too
 
@@ -82,13 +83,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="denoising steps, >= 1 (checkpoint policies) (default: the embodiment's sampling preset, "
                    "else 4)")
     p.add_argument("--device", default=None, help="torch device for checkpoint policies (default: auto)")
-    p.add_argument("--api-key", default=None,
-                   help="the key a ws:// server asks for; other users of this machine see it in the process list "
-                   "(ps), and shell history keeps it: prefer --api-key-env (default: none, the key --api-key-env "
-                   "names)")
-    p.add_argument("--api-key-env", metavar="VAR", default=None,
-                   help="environment variable holding the ws:// server's key, as serve --api-key-env takes its own "
-                   "(default: WORLDPOLICY_API_KEY, when it is set)")
+    add_api_key_flags(p)
     p.add_argument("--out", type=Path, default=Path("sim_runs"), help="output folder (default: sim_runs)")
     p.add_argument("--no-plots", action="store_true", help="no report.png or index.html")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -160,15 +155,6 @@ def _as_flag(exc: Exception) -> Exception:
     from worldpolicy.cli import flag_named
 
     return flag_named(exc, FLAGS)
-
-
-def _with_key_hint(exc: ConnectionError) -> ConnectionError:
-    """A server that refused the API key: say how this command sends one (the server's text speaks of headers)."""
-    client = sys.modules.get("worldpolicy.serving.client")
-    if client is None or not isinstance(exc, client.AuthenticationError):
-        return exc
-    return client.AuthenticationError(f"{exc}; give sim the server's key with --api-key-env VAR, WORLDPOLICY_API_KEY "
-                                      "or --api-key KEY")
 
 
 def _refuse_previous_run(out: Path) -> None:
@@ -319,9 +305,7 @@ def _unloaded_checkpoint(args: argparse.Namespace, image_size: tuple[int, int] |
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-
-    from worldpolicy.cli import api_key_from_env
+    from worldpolicy.cli import policy_api_key, with_key_hint
     from worldpolicy.fileio import output_folder
     from worldpolicy.models import resolve_checkpoint
 
@@ -375,14 +359,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--steps/--device apply to checkpoint policies only, not {args.policy!r}")
     if args.imagine and args.policy in ("scripted", "random"):  # they imagine nothing: no side-by-side would show it
         raise ValueError(f"--imagine asks a model for its imagined video; --policy {args.policy} has none")
-    given_key = [flag for flag, value in (("--api-key", args.api_key), ("--api-key-env", args.api_key_env))
-                 if value is not None]
-    if given_key and not args.policy.startswith(("ws://", "wss://")):
-        raise ValueError(f"{given_key[0]} is sent to a ws:// policy server, not to --policy {args.policy!r}")
-    if len(given_key) == 2:
-        raise ValueError("--api-key and --api-key-env both give the server's key: pass one (--api-key-env keeps it "
-                         "out of the process list)")
-    api_key = api_key_from_env(args.api_key_env) if args.api_key_env is not None else args.api_key
+    api_key = policy_api_key(args, args.policy)
     if args.embodiment is not None and args.policy == "scripted":  # it would be ignored, and the run look as asked
         raise ValueError(f"--embodiment {args.embodiment} does not apply to --policy scripted: the expert always acts "
                          "in droid/joint_pos (absolute joints); leave --embodiment out")
@@ -424,10 +401,10 @@ def run(args: argparse.Namespace) -> int:
             try:
                 policy = make_policy(
                     args.policy, env=env, embodiment=args.embodiment, seed=args.seed, decode_video=args.imagine,
-                    api_key=api_key or os.environ.get("WORLDPOLICY_API_KEY"), **local,
+                    api_key=api_key, **local,
                 )
             except ConnectionError as exc:
-                raise _with_key_hint(exc) from None
+                raise with_key_hint(exc, "sim") from None
             except (ValueError, KeyError, FileNotFoundError) as exc:  # a bad checkpoint, embodiment or sampling setting
                 raise _as_flag(exc) from None
             if getattr(policy, "embodiment", None) is not None:  # e.g. --embodiment pusht: said before any episode

@@ -28,6 +28,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="hold these episodes out of training and log their loss every validation.every steps (set in "
                    "the config's [validation]; unset, 0: held out, never scored), indices from 0 separated by commas "
                    "(overrides validation.episodes)")
+    p.add_argument("--success", metavar="any|only",
+                   help="only: train (and hold out) only episodes the dataset's success column flags as succeeded, "
+                   "as `dataset from-sim --policy --keep-failures` records it (filtered behaviour cloning); any: every "
+                   "episode (overrides data.success; default: the config's, else any)")
     p.add_argument("--install", action="store_true", help="recipes: copy the result into worldpolicy/models")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_train)
@@ -49,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from ..cli import episode_list
-    from .config import EPISODE_FLAGS
+    from .config import EPISODE_FLAGS, SELECTION_FLAGS
     from .scratch import RECIPES, recipe_path, run_recipe
 
     path = recipe_path(args.config)
@@ -59,13 +63,14 @@ def _train(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps={args.steps}: must be >= 1")
     is_recipe = path.suffix == ".toml" and "[scratch]" in path.read_text()
-    given = {name: getattr(args, flag.removeprefix("--").replace("-", "_")) for name, flag in EPISODE_FLAGS.items()}
-    selection = {name: episode_list(EPISODE_FLAGS[name], text) for name, text in given.items() if text is not None}
+    given = {name: getattr(args, flag.removeprefix("--").replace("-", "_")) for name, flag in SELECTION_FLAGS.items()}
+    selection = {name: episode_list(flag, text) if name in EPISODE_FLAGS else text
+                 for name, flag in SELECTION_FLAGS.items() if (text := given[name]) is not None}
     if is_recipe:
         if args.steps is not None:
             raise ValueError("--steps: set optim.steps in the recipe file instead (recipes are reproducible as a whole)")
         if selection:
-            raise ValueError(f"{EPISODE_FLAGS[next(iter(selection))]}: a recipe records its own dataset ([scratch] "
+            raise ValueError(f"{SELECTION_FLAGS[next(iter(selection))]}: a recipe records its own dataset ([scratch] "
                              "episodes) and trains on all of it (recipes are reproducible as a whole)")
         run_recipe(path, args.out, install=args.install, progress=not args.no_progress)
         return 0
@@ -83,7 +88,7 @@ def _train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         text = str(exc)
         for name in selection:
-            text = re.sub(rf"(?<![\w.]){re.escape(name)}\b", EPISODE_FLAGS[name], text)
+            text = re.sub(rf"(?<![\w.]){re.escape(name)}\b", SELECTION_FLAGS[name], text)
         raise ValueError(text) from None
     if args.steps is not None:
         config.optim.steps = args.steps

@@ -24,6 +24,10 @@ from .flow import COSMOS_POLICY_MIX, OBJECTIVES, TimestepSampler
 # The episode settings and the `worldpolicy train` flags that override them
 EPISODE_FLAGS = {"data.episodes": "--episodes", "data.exclude_episodes": "--exclude-episodes",
                  "validation.episodes": "--val-episodes"}
+# ... with the one choosing them by outcome: every selection setting and its flag
+SELECTION_FLAGS = {**EPISODE_FLAGS, "data.success": "--success"}
+# `data.success`: every episode, or only those meta/episodes' success column flags as succeeded
+SUCCESS_CHOICES = ("any", "only")
 
 
 @dataclass
@@ -44,14 +48,34 @@ class DataConfig:
     # of them; `exclude_episodes` then leaves some out (a broken recording, a held-out set) without listing the rest
     episodes: list[int] | None = None
     exclude_episodes: list[int] = field(default_factory=list)
+    # "only": of those, the episodes meta/episodes' success column flags as succeeded (a `dataset from-sim --policy
+    # --keep-failures` recording: filtered behaviour cloning); "any": every one. Held-out episodes too must have
+    # succeeded (`ValidationConfig.held_out`)
+    success: str = "any"
     cache_dir: str | None = None  # default: <output_dir>/cache
 
-    def selected_episodes(self, num_episodes: int, held_out: Sequence[int] = ()) -> tuple[int, ...] | None:
+    def failed_episodes(self, succeeded: Sequence[bool] | None) -> list[int]:
+        """The episodes `success` leaves out, ascending, of a dataset whose success column is `succeeded`
+        (`LeRobotDataset.episode_success`): with "only" those that failed, else none. Filtering a dataset that has no
+        such column is refused, naming the setting and the dataset."""
+        if self.success == "any":
+            return []
+        if succeeded is None:
+            raise ValueError(f"data.success={self.success!r} keeps the episodes that succeeded, but data.dataset "
+                             f"{self.dataset!r} does not say which did (no success column in meta/episodes; `dataset "
+                             "from-sim --policy --keep-failures` records one): train on every episode (data.success "
+                             "any), or give a dataset with the column")
+        return [i for i, ok in enumerate(succeeded) if not ok]
+
+    def selected_episodes(self, num_episodes: int, held_out: Sequence[int] = (),
+                          succeeded: Sequence[bool] | None = None) -> tuple[int, ...] | None:
         """The episodes trained on, in ascending order, of a dataset of `num_episodes`; None for all of them (so a run
         that selects nothing keeps the latent cache and resume fingerprint of one from before the setting). Each
         index is checked against the dataset here, naming the setting, the indices given and the range accepted.
         `held_out` (`validation.episodes`, checked by `ValidationConfig.held_out`) is never trained on: taken out of
-        "all episodes"; an explicit `episodes` list naming one of them is refused there."""
+        "all episodes"; an explicit `episodes` list naming one of them is refused there. `succeeded` is the dataset's
+        success column, which `success` filters on (`failed_episodes`)."""
+        failed = self.failed_episodes(succeeded)
         for name, given in (("episodes", self.episodes), ("exclude_episodes", self.exclude_episodes)):
             if given is not None:
                 check_episode_list(f"data.{name}", given, num_episodes)
@@ -59,11 +83,13 @@ class DataConfig:
             raise ValueError("data.episodes=[]: no episode to train on; name some, or leave it unset for all of them")
         chosen = range(num_episodes) if self.episodes is None else self.episodes
         # numpy's ints: as in a file
-        kept = tuple(sorted(int(i) for i in set(chosen) - set(self.exclude_episodes) - set(held_out)))
+        kept = tuple(sorted(int(i) for i in set(chosen) - set(self.exclude_episodes) - set(held_out) - set(failed)))
         if not kept:
             among = "every episode of data.dataset" if self.episodes is None else f"data.episodes={self.episodes}"
             leaving = [f"{name}={list(value)}" for name, value in (("data.exclude_episodes", self.exclude_episodes),
                                                                    ("validation.episodes", held_out)) if value]
+            if failed:
+                leaving.append(f"data.success={self.success!r} (episodes {failed} failed)")
             left = " and ".join(leaving) + (" leave" if len(leaving) > 1 else " leaves")
             raise ValueError(f"{left} out {among}: nothing to train on")
         return None if len(kept) == num_episodes else kept
@@ -165,10 +191,17 @@ class ValidationConfig:
     action_chunks: int = 8
     action_steps: int | None = None  # their denoising steps; unset: the embodiment's sampling preset's
 
-    def held_out(self, num_episodes: int, data: DataConfig) -> tuple[int, ...]:
+    def held_out(self, num_episodes: int, data: DataConfig, succeeded: Sequence[bool] | None = None
+                 ) -> tuple[int, ...]:
         """The held-out episodes, ascending, checked against the dataset and against `data.episodes`: an episode
-        listed for training and for validation would score the model on what it learned."""
+        listed for training and for validation would score the model on what it learned. With `data.success`
+        filtering, a failed one (`succeeded`: the dataset's success column) is refused: its loss would score imitating
+        the failures the run does not train on."""
         check_episode_list("validation.episodes", self.episodes, num_episodes)
+        if self.episodes and (failed := sorted(set(data.failed_episodes(succeeded)) & set(self.episodes))):
+            raise ValueError(f"validation.episodes={self.episodes} names {failed}, which failed (data.dataset's "
+                             f"success column), but data.success={data.success!r} trains on episodes that succeeded: "
+                             "hold out episodes that succeeded, or train on every episode (data.success any)")
         if data.episodes is not None and (both := sorted(set(data.episodes) & set(self.episodes))):
             raise ValueError(f"validation.episodes={self.episodes} overlaps data.episodes={data.episodes} (both name "
                              f"{both}): a held-out episode must not be trained on; remove it from data.episodes, or "
@@ -207,10 +240,12 @@ class TrainConfig:
 
         return str(resolve_checkpoint(self.checkpoint))
 
-    def training_episodes(self, num_episodes: int) -> tuple[int, ...] | None:
+    def training_episodes(self, num_episodes: int, succeeded: Sequence[bool] | None = None
+                          ) -> tuple[int, ...] | None:
         """`data`'s selection less the held-out `validation.episodes` (`DataConfig.selected_episodes`), every index
-        checked against a dataset of `num_episodes`."""
-        return self.data.selected_episodes(num_episodes, self.validation.held_out(num_episodes, self.data))
+        checked against a dataset of `num_episodes` whose success column is `succeeded`."""
+        held_out = self.validation.held_out(num_episodes, self.data, succeeded)
+        return self.data.selected_episodes(num_episodes, held_out, succeeded)
 
     def check(self) -> TrainConfig:
         """Every field that can be wrong, named, before any weights or data load."""
@@ -254,10 +289,15 @@ class TrainConfig:
         if not (dataset / "meta" / "info.json").is_file():
             raise FileNotFoundError(f"data.dataset={self.data.dataset!r} has no meta/info.json (not a LeRobot v3 "
                                     f"dataset){_datasets_near(dataset)}")
-        if self.data.episodes is not None or self.data.exclude_episodes or self.validation.episodes:
-            from ..data import LeRobotDataset  # against the dataset's episode count now
+        if self.data.success not in SUCCESS_CHOICES:
+            raise ValueError(f"data.success={self.data.success!r}; accepted: {', '.join(SUCCESS_CHOICES)} (every "
+                             "episode, or only those the dataset's success column flags as succeeded)")
+        if (self.data.episodes is not None or self.data.exclude_episodes or self.validation.episodes
+                or self.data.success != "any"):
+            from ..data import LeRobotDataset  # against the dataset's episode count (and success column) now
 
-            self.training_episodes(LeRobotDataset.open(dataset).num_episodes)
+            opened = LeRobotDataset.open(dataset)
+            self.training_episodes(opened.num_episodes, opened.episode_success)
         try:
             check_chunk_size(self.data.chunk_size)
         except ValueError as exc:
@@ -414,7 +454,7 @@ def _lora_only_settings(finetune: FinetuneConfig) -> list[str]:
 
 # Settings added after runs were first stored, with the behaviour those runs had: compared as if stored.
 IMPLIED_BEFORE = {"optim.precision": "fp32", "data.episodes": None, "data.exclude_episodes": [],
-                  "validation.episodes": []}
+                  "data.success": "any", "validation.episodes": []}
 
 # What older versions stored as written and `load_config` now replaces by what it names: an embodiment's `stats_file`
 # (and its feature) is now the stats that file holds (`embodiments.inline_stats_file`). A run stored with the file's

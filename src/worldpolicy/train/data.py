@@ -106,8 +106,11 @@ def window_spec(data: DataConfig, target: Embodiment, held_out: Sequence[int] = 
         dataset=data.dataset, chunk_size=data.chunk_size, source_embodiment=source, action_keys=tuple(data.action_keys),
         state_keys=tuple(data.state_keys), video_keys=tuple(data.video_keys) if data.video_keys else None,
         action_conversion=conversion, robot=data.robot, stride=data.stride,
-        episodes=data.selected_episodes(dataset.num_episodes, held_out),
+        episodes=data.selected_episodes(dataset.num_episodes, held_out, dataset.episode_success),
     )
+    if failed := data.failed_episodes(dataset.episode_success):
+        logger.info("data.success=%r: episodes %s of data.dataset failed (its success column) and are not trained on",
+                    data.success, failed)
     _plan(spec, target, dataset)
     for name, given, used in (("source_embodiment", data.source_embodiment, source),
                               ("action_conversion", data.action_conversion, conversion)):

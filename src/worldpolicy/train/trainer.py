@@ -62,7 +62,7 @@ from ..fileio import (
 from ..models import SHIPPED_NAME
 from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
-from .config import EPISODE_FLAGS, RESUMABLE, TrainConfig, changed_settings
+from .config import RESUMABLE, SELECTION_FLAGS, TrainConfig, changed_settings
 from .data import (
     LatentCache,
     WindowSpec,
@@ -299,6 +299,7 @@ class Trainer:
         data = self.config.data
         chosen = " and ".join(f"{name}={value}" for name, value in
                               (("data.episodes", data.episodes), ("data.exclude_episodes", data.exclude_episodes),
+                               ("data.success", repr(data.success) if data.success != "any" else None),
                                ("validation.episodes", self.config.validation.episodes)) if value)
         whole = count_windows(replace(spec, episodes=None))
         if whole >= size:
@@ -899,7 +900,7 @@ class Trainer:
         saved, where, step = previous
         changes = changed_settings(saved, self.config.to_dict())
         if changes:
-            flags = [f"{flag} sets {name}" for name, flag in EPISODE_FLAGS.items()
+            flags = [f"{flag} sets {name}" for name, flag in SELECTION_FLAGS.items()
                      if any(change.startswith(f"{name}:") for change in changes)]
             given = f" ({', '.join(flags)} on the command line)" if flags else ""
             raise ValueError(f"output_dir {str(self.out)!r} holds a run ({where}, step {step}) with other settings: "

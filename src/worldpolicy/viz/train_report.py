@@ -115,14 +115,16 @@ def _dataset_facts(data: Mapping[str, Any], notes: list[str]) -> list[tuple[str,
 
 
 def _episode_selection(data: Mapping[str, Any]) -> str | None:
-    """`data.episodes` less `data.exclude_episodes` ("all except 3"), when either is set: the dataset's "episodes"
-    line counts every episode it holds, trained or not."""
+    """`data.episodes` less `data.exclude_episodes` ("all except 3"), and "that succeeded" with `data.success =
+    "only"`, when any is set: the dataset's "episodes" line counts every episode it holds, trained or not."""
     chosen, left_out = data.get("episodes"), data.get("exclude_episodes")
     left_out = left_out if isinstance(left_out, list) else []
-    if not isinstance(chosen, list) and not left_out:
+    succeeded = data.get("success") == "only"  # older runs: not stored, every episode
+    if not isinstance(chosen, list) and not left_out and not succeeded:
         return None
     text = _indices(chosen) if isinstance(chosen, list) else "all"
-    return text + (f" except {_indices(left_out)}" if left_out else "")
+    return text + (f" except {_indices(left_out)}" if left_out else "") + (", those that succeeded" if succeeded
+                                                                          else "")
 
 
 def _held_out(validation: Mapping[str, Any]) -> str | None:
