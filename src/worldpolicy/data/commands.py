@@ -255,16 +255,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     show.set_defaults(func=_show)
 
 
-def _summary(ds) -> dict:
-    """What info, from-sim and label print: the dataset's own summary (`LeRobotDataset.summary`, which `dataset show`
-    heads its page with too)."""
-    return ds.summary()
-
-
 def _info(args: argparse.Namespace) -> int:
     from worldpolicy.data import LeRobotDataset
 
-    print(json.dumps(_summary(LeRobotDataset.open(args.root)), indent=2))
+    print(json.dumps(LeRobotDataset.open(args.root).summary(), indent=2))
     return 0
 
 
@@ -457,7 +451,7 @@ def _from_sim(args: argparse.Namespace) -> int:
         # FileNotFoundError for an MJCF path not there) alike
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         raise type(exc)(_flagged(str(message))) from None
-    out = _summary(result.dataset)
+    out = result.dataset.summary()
     out.update(seeds=result.seeds, failed_seeds=result.failed_seeds, wall_s=round(result.wall_s, 2))
     print(json.dumps(out, indent=2))
     return 0
@@ -494,7 +488,7 @@ def _label(args: argparse.Namespace) -> int:
         print(f"worldpolicy dataset label: interrupted; nothing was written to {args.out} (a dataset already there is "
               f"unchanged); a rerun with --seed {args.seed} gives the same labels", file=sys.stderr)
         return exit_status(stop)  # 130 for Ctrl-C, 143 for SIGTERM
-    print(json.dumps(_summary(ds), indent=2))
+    print(json.dumps(ds.summary(), indent=2))
     return 0
 
 
