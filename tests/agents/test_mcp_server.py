@@ -1707,3 +1707,11 @@ def test_show_dataset_errors_name_the_argument_and_leave_no_run_folder(server, t
         error = err(server, "show_dataset", {"dataset": str(pusht_dataset), **args})
         assert error["parameter"] == parameter and fragment in error["message"], (args, error)
     assert set(toolbox.config.output_dir.glob("show-*")) == before
+
+    def cancelled(done, total, message):  # as CallCancelled is raised: show_dataset's one report after its start
+        if message == "done":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        toolbox.show_dataset(str(pusht_dataset), [0], progress=cancelled)
+    assert set(toolbox.config.output_dir.glob("show-*")) == before

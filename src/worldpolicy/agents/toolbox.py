@@ -1228,13 +1228,13 @@ class Toolbox:
                                                               f"chunk {len(so_far.rewards)} of {chunks} imagined"))
             out = self._new_run_dir("dream")
             write_dream(result, out, settings, chunks)
+            report(chunks, chunks, "done")  # a call cancelled by now stops here
         except BaseException:  # the result names the run folder: a call that returns none leaves none
             if out is not None:
                 shutil.rmtree(out, ignore_errors=True)
             raise
         doc = json.loads((out / DREAM_FILE).read_text())
         trajectory = json.loads((out / SETTINGS_FILE).read_text())["trajectory"]["chunks"]
-        report(chunks, chunks, "done")
         prediction = result.world_predictions[0]
         return {
             "policy": str(ckpt),
@@ -1269,8 +1269,9 @@ class Toolbox:
         episode, each camera's clip, its features plotted with their named columns, its task and fields) in a fresh
         `show-...` run folder, and what it says: the summary (rate, episodes, features, tasks, provenance) and the
         episodes' files. `embodiment` reads the actions in its columns and units, as training maps them. The episodes
-        and the embodiment are checked before anything is decoded (by `show_dataset`); a call that fails removes the
-        run folder it began."""
+        and the embodiment are checked before anything is decoded (by `show_dataset`); a call that fails, or is
+        cancelled (noticed once the page is written: `show_dataset` reports no progress), removes the run folder it
+        began."""
         from ..data.lerobot import LeRobotDataset
         from ..data.show import DEFAULT_EPISODES, show_dataset
 
@@ -1293,13 +1294,13 @@ class Toolbox:
         try:
             with logged_warnings() as [logged]:
                 shown = show_dataset(ds, out, episodes=episodes, embodiment=emb)
+            report(count, count, "done")  # a call cancelled meanwhile stops here (show_dataset reports no progress)
         except (ValueError, KeyError) as exc:  # the episodes or the embodiment, named as the tool's argument
             shutil.rmtree(out, ignore_errors=True)
             raise _named(exc, given) from None
-        except BaseException:
+        except BaseException:  # as a failed sim's: the result names the folder, and a failed call returns none
             shutil.rmtree(out, ignore_errors=True)
             raise
-        report(count, count, "done")
         summary = {k: v for k, v in shown.summary.items()
                    if k not in ("schema", "stats", "episode_table", "chosen", "chosen_by_default", "default_episodes")}
         summary["tasks_total"] = len(summary["tasks"])
