@@ -1676,7 +1676,8 @@ def test_show_dataset_round_trip(server, toolbox, pusht_dataset):
     assert Path(shown["run_dir"]).parent == toolbox.config.output_dir
     summary = shown["summary"]
     assert (summary["fps"], summary["episodes"], summary["frames"]) == (10, 2, 17)
-    assert summary["tasks"] == ["push the T"] and summary["tasks_total"] == 1 and summary["embodiment"] == "pusht"
+    assert summary["tasks"] == 1 and summary["task_texts"] == ["push the T"] and summary["embodiment"] == "pusht"
+    assert "stats" not in summary and "episode_table" not in summary  # in files.summary, one row per episode
     (episode,) = shown["episodes"]
     assert (episode["episode"], episode["frames"], episode["tasks"]) == (1, 7, ["push the T"])
     assert read_video(episode["videos"]["observation.images.front"])[0].shape[0] == 7

@@ -390,9 +390,10 @@ class ShowFiles(BaseModel):
 class ShowResult(BaseModel):
     dataset: str
     run_dir: str
-    summary: dict[str, Any] = Field(description="the dataset as its metadata says it: fps, robot_type, episodes, "
-                                    "frames, episode_length, tasks (the first of them; tasks_total), features, "
-                                    "not_read, provenance, embodiment (stats and the episodes table: files.summary)")
+    summary: dict[str, Any] = Field(description="the dataset as `worldpolicy dataset info` says it: fps, robot_type, "
+                                    "episodes, frames, episode_length, tasks (their count), features, success "
+                                    "(succeeded, failed_episodes, where recorded), provenance, ...; task_texts (the "
+                                    "first 50) and embodiment (stats and the episodes table: files.summary)")
     episodes: list[ShownEpisode]
     warnings: list[str] = Field(default_factory=list, description="what opening the dataset logged")
     files: ShowFiles

@@ -47,7 +47,7 @@ OPEN_LOOP_BATCH_SIZE = 8  # evaluate_open_loop: chunks per batched forward (`dat
 MAX_COMPARED_RUNS = 10  # compare_sim_runs: runs one comparison reads (pairs grow as n(n-1)/2)
 MAX_DREAM_CHUNKS = 32  # dream: chunks one call imagines (each a policy call and a world-model call, one after another)
 MAX_SHOWN_EPISODES = 20  # show_dataset: episodes one page shows (each camera's clip decoded and re-encoded)
-MAX_LISTED_TASKS = 50  # show_dataset: the dataset's tasks the result lists (all are on the page)
+MAX_LISTED_TASKS = 50  # show_dataset: the task texts the result lists (all are on the page; `tasks` counts them)
 MAX_INLINE_PLOTS = 3  # show_plots: the first plots, each at most this large, travel in the result
 MAX_INLINE_PLOT_BYTES = 2 * 1024 * 1024
 CLIP_BATCH_SIZE = 8  # infer_actions(whole_clip=true): windows per batched forward (Policy.infer_actions' batch_size)
@@ -1301,10 +1301,11 @@ class Toolbox:
         except BaseException:  # as a failed sim's: the result names the folder, and a failed call returns none
             shutil.rmtree(out, ignore_errors=True)
             raise
+        # `dataset info`'s summary (`LeRobotDataset.summary`: `tasks` their count) and the embodiment; the stats and the
+        # episodes tables, one row per episode, stay in dataset_show.json
         summary = {k: v for k, v in shown.summary.items()
                    if k not in ("schema", "stats", "episode_table", "chosen", "chosen_by_default", "default_episodes")}
-        summary["tasks_total"] = len(summary["tasks"])
-        summary["tasks"] = summary["tasks"][:MAX_LISTED_TASKS]
+        summary["task_texts"] = summary["task_texts"][:MAX_LISTED_TASKS]
         rows = [e.to_json(out) for e in shown.episodes]
         return {
             "dataset": str(root),
