@@ -72,6 +72,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output run directory")
     p.set_defaults(func=_predict)
 
+    from .sim.progress import SCORERS  # light, as sim.commands below: `dream --score`'s choices
+
     p = sub.add_parser("dream", help="run a policy closed loop in a world model's imagination: each action chunk it "
                        "sends is imagined, and it acts on the imagined frame (no simulator)",
                        description="Evaluate a policy in a world model's imagination (worldpolicy.sim.dream): from an "
@@ -115,10 +117,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "the shipped model did not train on)")
     p.add_argument("--episodes", type=int, default=3, help="closed-loop simulator episodes (default: 3)")
     p.set_defaults(func=_demo)
-
-
-SCORERS = ("reach",)  # what `dream --score` names: the task-progress scorers of `sim.progress`
-DREAM_SCHEMA = "worldpolicy.dream/v1"  # dream.json's (`_write_dream`)
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
@@ -549,7 +547,7 @@ def _dream(args: argparse.Namespace) -> int:
     from .models import resolve_checkpoint
     from .policy import Policy, expand_home
     from .processing.trajectory import check_trajectory_embodiment
-    from .sim.world_model import dream
+    from .sim.world_model import dream, write_dream
     from .viz.plots import plural
 
     args.policy = resolve_checkpoint(args.policy)
@@ -603,7 +601,7 @@ def _dream(args: argparse.Namespace) -> int:
 
     def keep(so_far) -> None:  # after every chunk: an interruption loses none of the finished ones
         with sigint_held() as caught:  # a run's files written together, or not at all
-            _write_dream(so_far, out, settings, args.chunks, plots=False)
+            write_dream(so_far, out, settings, args.chunks, plots=False)
             done[:] = [len(so_far.rewards)]
             bar.update(1)
         if caught:
@@ -622,32 +620,13 @@ def _dream(args: argparse.Namespace) -> int:
         raise
     finally:
         bar.close()
-    written = _write_dream(result, out, settings, args.chunks, plots=not args.no_plots)
+    written = write_dream(result, out, settings, args.chunks, plots=not args.no_plots)
     scored = f"; reward per chunk {', '.join(f'{r:.3f}' for r in result.rewards)}" if scorer is not None else ""
     print(f"dream: {plural(args.chunks, 'chunk')}, {len(result.actions)} actions of {policy.embodiment.key} "
           f"imagined into {len(result.frames)} frames at {result.fps:g} fps{scored}")
     for path in written:
         print(f"  wrote {path}")
     return 0
-
-
-def _write_dream(result, out: Path, settings: dict, requested: int, plots: bool) -> list[Path]:
-    """A dream run: dream.json (per chunk: its rows, the policy's seed, its reward where scored; first, so the page
-    shows it) and the dream as one whole forward-dynamics trajectory (`Dream.prediction`), written as predict writes
-    its run (`write_run`: actions.json, settings.json, rollout.mp4, plots/ and index.html)."""
-    from .fileio import DREAM_FILE, write_json_atomic
-    from .viz.run import write_run
-
-    prediction = result.prediction()
-    prediction.settings = {**prediction.settings, **settings}
-    spans = [c["actions"] for c in prediction.settings["trajectory"]["chunks"]]
-    scored = settings["dream"]["score"] is not None
-    chunks = [{"chunk": j, "actions": span, "policy_seed": p.settings.get("seed"),
-               **({"reward": reward} if scored else {})}
-              for j, (span, p, reward) in enumerate(zip(spans, result.policy_predictions, result.rewards))]
-    doc = {"schema": DREAM_SCHEMA, "chunks_requested": requested, "chunks_done": len(chunks), "chunks": chunks}
-    path = write_json_atomic(out / DREAM_FILE, doc)
-    return [path, *write_run(prediction, out, plots=plots)]
 
 
 def _shipped_success(checkpoint: Path) -> str:

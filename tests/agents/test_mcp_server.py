@@ -76,6 +76,8 @@ def test_lists_tools_with_typed_schemas(server):
         "evaluate_in_sim",
         "evaluate_open_loop",
         "compare_sim_runs",
+        "dream",
+        "show_dataset",
     }
     predict = tools["predict_actions"]
     assert predict.input_schema["required"] == ["prompt"]
@@ -89,6 +91,10 @@ def test_lists_tools_with_typed_schemas(server):
     assert {"columns", "mae_normalized", "normalization", "episodes", "files"} <= \
         set(tools["evaluate_open_loop"].output_schema["properties"])
     assert {"runs", "pairs", "differences", "warnings"} <= set(tools["compare_sim_runs"].output_schema["properties"])
+    assert tools["dream"].input_schema["required"] == ["prompt", "chunks"]
+    assert tools["show_dataset"].input_schema["required"] == ["dataset"]
+    assert {"chunks", "rewards", "files", "video_frames"} <= set(tools["dream"].output_schema["properties"])
+    assert {"summary", "episodes", "files"} <= set(tools["show_dataset"].output_schema["properties"])
 
 
 def test_list_embodiments_and_checkpoints(server):
@@ -1523,3 +1529,190 @@ def test_what_reading_the_dataset_logs_is_in_the_open_loop_warnings(toolbox, pus
     (noted / "meta/info.json").write_text(json.dumps(info))
     result = toolbox.evaluate_open_loop(str(noted), "tiny", "pusht", chunks=1, steps=1, action_keys=["action"])
     assert any("'observation.audio' is not read" in w for w in result["warnings"]), result["warnings"]
+
+
+# -- dream and show_dataset ---------------------------------------------------------------------------------------
+
+SHIPPED_CAMERAS = ("observation/exterior_image_1_left", "observation/wrist_image_left")
+DREAM = {"prompt": "reach the red ball", "chunks": 2, "execute_steps": 3, "seed": 5, "score": "reach"}
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    """A server of the shipped model at one denoising step on the CPU, and one image per camera of it."""
+    from PIL import Image
+
+    from worldpolicy.agents import Toolbox, ToolboxConfig
+
+    inputs = tmp_path_factory.mktemp("shipped_inputs")
+    rng = np.random.default_rng(0)
+    images = {}
+    for key in SHIPPED_CAMERAS:
+        images[key] = str(inputs / f"{key.rsplit('/', 1)[-1]}.png")
+        Image.fromarray(rng.integers(0, 256, (180, 320, 3), dtype=np.uint8)).save(images[key])
+    toolbox = Toolbox(ToolboxConfig(output_dir=tmp_path_factory.mktemp("shipped_runs"), checkpoint_dirs=["shipped"],
+                                    input_roots=[inputs], device="cpu", load_kwargs={"steps": 1}))
+    return build_server(toolbox), toolbox, images
+
+
+def test_dream_writes_the_run_worldpolicy_dream_writes(shipped, tmp_path):
+    """The tool runs `sim.world_model.dream` and writes its folder with `write_dream`, as the command line does: the
+    same seed gives the same actions, dream.json and video as `worldpolicy dream`'s; the result says per chunk its
+    rows, frames, both seeds and reward, and progress counts the chunks."""
+    from worldpolicy.cli import main
+    from worldpolicy.fileio import DREAM_FILE, folder_kind
+
+    server, toolbox, images = shipped
+    progress: list = []
+    result = ok(server, "dream", {**DREAM, "images": images}, progress)
+    run = Path(result["run_dir"])
+    assert run.parent == toolbox.config.output_dir and folder_kind(run)[0].writer == "dream"
+    assert result["video_frames"] == 7 and len(result["actions"]) == 6 and result["chunk_size"] == 4
+    assert [c["actions"] for c in result["chunks"]] == [[0, 3], [3, 6]]
+    assert [c["frames"] for c in result["chunks"]] == [[1, 4], [4, 7]]
+    assert [c["world_model_seed"] for c in result["chunks"]] == [5, 6]  # seed + j
+    assert [c["policy_seed"] for c in result["chunks"]] == [7, 8]  # seed + chunks + j
+    assert result["rewards"] == [c["reward"] for c in result["chunks"]] and all(r <= 0 for r in result["rewards"])
+    assert result["policy"] == result["world_model"] and result["embodiment"] == "panda_reach"
+    assert all(Path(p).is_file() for k, p in result["files"].items() if k not in ("plots", "animation"))
+    assert result["files"]["plots"] and result["files"]["dream"] == str(run / DREAM_FILE)
+    assert [m for _, _, m in progress] == ["loading panda_reach for panda_reach", "chunk 1 of 2 imagined",
+                                           "chunk 2 of 2 imagined", "done"], progress
+    settings = json.loads((run / "settings.json").read_text())
+    assert settings["command"] == "dream" and set(settings["inputs"]) == {f"images[{k}]" for k in SHIPPED_CAMERAS}
+    cameras = [flag for key, path in images.items() for flag in ("--camera", f"{key}={path}")]
+    assert main(["dream", "--policy", "shipped", *cameras, "--prompt", DREAM["prompt"], "--chunks", "2",
+                 "--execute-steps", "3", "--seed", "5", "--score", "reach", "--steps", "1", "--device", "cpu",
+                 "--out", str(tmp_path / "cli")]) == 0
+    for name in ("actions.json", DREAM_FILE):
+        ours, theirs = (json.loads((folder / name).read_text()) for folder in (run, tmp_path / "cli"))
+        assert ours["chunks" if name == DREAM_FILE else "actions"] == \
+            theirs["chunks" if name == DREAM_FILE else "actions"], name
+    np.testing.assert_array_equal(read_video(run / "rollout.mp4")[0], read_video(tmp_path / "cli" / "rollout.mp4")[0])
+
+
+def test_a_dream_cancelled_part_way_leaves_no_run_folder(shipped):
+    """Raised at a progress report, as CallCancelled is, once the first chunk is imagined: the files are written
+    when the dream ends, so nothing is left."""
+    _, toolbox, images = shipped
+    before = set(toolbox.config.output_dir.glob("dream-*"))
+    seen = []
+
+    def progress(done, total, message):
+        seen.append(message)
+        if message.startswith("chunk 1 "):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        toolbox.dream(DREAM["prompt"], 2, images=images, progress=progress)
+    assert seen[-1] == "chunk 1 of 2 imagined" and set(toolbox.config.output_dir.glob("dream-*")) == before
+
+
+@pytest.mark.parametrize(("args", "parameter", "fragment"), [
+    ({"chunks": 0}, "chunks", "[1, 32]"),
+    ({"chunks": 33}, "chunks", "[1, 32]"),
+    ({"execute_steps": 5}, "execute_steps", "[1, 4] (the chunk size)"),
+    ({"score": "reach", "prompt": "go"}, "prompt", "score 'reach' scores the ball it names"),
+    ({"world_model": "nope"}, "world_model", "not a checkpoint folder"),
+    ({"seed": -1}, "seed", "[0, 2**63)"),
+    ({"image": None}, "image", "give exactly one of image"),
+])
+def test_dream_arguments_are_checked_before_a_model_loads(server, toolbox, inputs_dir, monkeypatch, args, parameter,
+                                                          fragment):
+    def no_load(*_, **__):
+        raise AssertionError("the checkpoint was loaded")
+
+    monkeypatch.setattr(toolbox, "policy", no_load)
+    before = set(toolbox.config.output_dir.iterdir())
+    call_args = {"prompt": "reach the red ball", "chunks": 1, "embodiment": "bridge",
+                 "image": str(inputs_dir / "obs.png"), **args}
+    error = err(server, "dream", {k: v for k, v in call_args.items() if v is not None})
+    assert error["parameter"] == parameter and fragment in error["message"], error
+    assert set(toolbox.config.output_dir.iterdir()) == before
+
+
+def test_a_dream_needs_a_world_model_that_rolls_chunks_and_shares_the_policys_columns(toolbox, inputs_dir, tmp_path,
+                                                                                      monkeypatch):
+    """A world model whose state no action says cannot be chained chunk after chunk, one of other columns cannot
+    roll the policy's actions, and a second model on a server that keeps one would close the policy: each refused
+    naming world_model, before anything loads."""
+    from dataclasses import replace
+
+    from worldpolicy.agents import Toolbox, ToolboxConfig
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    args = {"prompt": "go", "chunks": 1, "image": str(inputs_dir / "obs.png")}
+    for name in ("a", "b"):
+        make_tiny_checkpoint(tmp_path / "ckpts" / name)
+    one = Toolbox(ToolboxConfig(output_dir=tmp_path / "runs", checkpoint_dirs=[tmp_path / "ckpts", "shipped"],
+                                input_roots=[inputs_dir], max_loaded=1))
+    with pytest.raises(ToolInputError) as caught:
+        one.dream(**args, checkpoint="a", world_model="b", embodiment="bridge")
+    assert caught.value.parameter == "world_model" and "--max-loaded 2" in caught.value.accepted
+    with pytest.raises(ToolInputError) as caught:  # droid's columns (a's default) and panda_reach's
+        one.dream(**args, checkpoint="a", world_model="panda_reach")
+    assert caught.value.parameter == "world_model" and "are not the policy's" in str(caught.value)
+    assert caught.value.given == "panda_reach"
+    monkeypatch.setattr(toolbox, "policy", lambda *_: pytest.fail("the checkpoint was loaded"))
+    stateful = replace(get_embodiment("bridge"), state_history=1)
+    model = toolbox._model
+    monkeypatch.setattr(toolbox, "_model", lambda checkpoint, embodiment: (model(checkpoint, embodiment)[0], stateful))
+    with pytest.raises(ToolInputError) as caught:
+        toolbox.dream(**args, embodiment="bridge")
+    assert caught.value.parameter == "world_model" and "conditions each chunk on the robot state" in str(caught.value)
+
+
+def test_show_dataset_round_trip(server, toolbox, pusht_dataset):
+    """`dataset show`'s page in a fresh run folder, its summary and each episode's clip and plots in the result, the
+    plots as images with show_plots."""
+    from worldpolicy.fileio import SHOW_FILE
+
+    tool, result = call(server, "show_dataset", {"dataset": str(pusht_dataset), "episodes": [-1],
+                                                 "embodiment": "pusht", "show_plots": True})
+    assert not result.is_error, result.content
+    shown = result.structured_content
+    jsonschema.validate(shown, tool.output_schema)
+    assert Path(shown["run_dir"]).parent == toolbox.config.output_dir
+    summary = shown["summary"]
+    assert (summary["fps"], summary["episodes"], summary["frames"]) == (10, 2, 17)
+    assert summary["tasks"] == 1 and summary["task_texts"] == ["push the T"] and summary["embodiment"] == "pusht"
+    assert "stats" not in summary and "episode_table" not in summary  # in files.summary, one row per episode
+    (episode,) = shown["episodes"]
+    assert (episode["episode"], episode["frames"], episode["tasks"]) == (1, 7, ["push the T"])
+    assert read_video(episode["videos"]["observation.images.front"])[0].shape[0] == 7
+    action = next(p for p in episode["plots"] if p["group"] == "action")
+    assert "pusht" in action["shows"] and Path(action["file"]).is_file()
+    assert shown["files"]["plots"] == [p["file"] for p in episode["plots"]]
+    written = json.loads(Path(shown["files"]["summary"]).read_text())
+    assert written["chosen"] == [1] and written["complete"] and Path(shown["files"]["report"]).name == "index.html"
+    images = [c for c in result.content if c.type == "image"]
+    assert [base64.b64decode(c.data) for c in images] == [Path(p).read_bytes() for p in shown["files"]["plots"]]
+    assert (Path(shown["run_dir"]) / SHOW_FILE).is_file()
+    first = ok(server, "show_dataset", {"dataset": str(pusht_dataset)})  # default: the first 5, here both
+    assert [e["episode"] for e in first["episodes"]] == [0, 1] and first["summary"]["embodiment"] is None
+
+
+def test_show_dataset_errors_name_the_argument_and_leave_no_run_folder(server, toolbox, pusht_dataset, inputs_dir,
+                                                                       tmp_path):
+    import shutil
+
+    before = set(toolbox.config.output_dir.glob("show-*"))
+    outside = tmp_path / "outside"
+    shutil.copytree(pusht_dataset, outside)
+    for args, parameter, fragment in (
+            ({"episodes": [5]}, "episodes", "5"), ({"episodes": list(range(21))}, "episodes", "1 to 20"),
+            ({"embodiment": "bridge"}, "embodiment", "bridge"), ({"embodiment": "nope"}, "embodiment", "unknown"),
+            ({"dataset": str(outside)}, "dataset", "outside the folders"),
+            ({"dataset": str(inputs_dir / "frames")}, "dataset", "meta/info.json")):
+        error = err(server, "show_dataset", {"dataset": str(pusht_dataset), **args})
+        assert error["parameter"] == parameter and fragment in error["message"], (args, error)
+    assert set(toolbox.config.output_dir.glob("show-*")) == before
+
+    def cancelled(done, total, message):  # as CallCancelled is raised: show_dataset's one report after its start
+        if message == "done":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        toolbox.show_dataset(str(pusht_dataset), [0], progress=cancelled)
+    assert set(toolbox.config.output_dir.glob("show-*")) == before

@@ -207,3 +207,22 @@ def test_the_tool_evaluates_open_loop_and_compares_sim_runs(configured, pusht_da
     assert error["parameter"] == "runs" and "2 to 10" in error["message"]
     sim = _json(strands_tool.worldpolicy_tool(action="evaluate_sim", max_steps=2))
     assert sim["episodes"] == 2, sim
+
+
+def test_the_tool_dreams_and_shows_a_dataset(configured, pusht_dataset, inputs_dir):
+    """dream (seed left out: 0, as `worldpolicy dream`) and show_dataset reach the toolbox with their arguments;
+    world_model and execute_steps are dream's alone."""
+    dreamt = _json(strands_tool.worldpolicy_tool(action="dream", prompt="go", chunks=2, embodiment="bridge",
+                                                 image=str(inputs_dir / "obs.png"), execute_steps=2))
+    assert dreamt["seed"] == 0 and [c["actions"] for c in dreamt["chunks"]] == [[0, 2], [2, 4]], dreamt
+    assert dreamt["rewards"] is None and dreamt["video_frames"] == 5
+    error = _json(strands_tool.worldpolicy_tool(action="dream", prompt="go", chunks=1, embodiment="bridge",
+                                                image=str(inputs_dir / "obs.png"), world_model="nope"))["error"]
+    assert error["parameter"] == "world_model" and error["given"] == "nope", error
+    stray = _json(strands_tool.worldpolicy_tool(action="predict", prompt="go", execute_steps=2))["error"]
+    assert stray["parameter"] == "execute_steps" and "does not apply to action 'predict'" in stray["message"]
+    shown = _json(strands_tool.worldpolicy_tool(action="show_dataset", dataset=str(pusht_dataset), episodes=[0],
+                                                show_plots=True))
+    assert [e["episode"] for e in shown["episodes"]] == [0] and shown["summary"]["fps"] == 10, shown
+    error = _json(strands_tool.worldpolicy_tool(action="show_dataset", dataset=str(pusht_dataset), episodes=[7]))
+    assert error["error"]["parameter"] == "episodes", error

@@ -27,10 +27,13 @@ with extra_imports():
     from pydantic import BaseModel, Field
 
 from ..embodiments import MODEL_SPACE_UNIT
+from ..sim.progress import SCORERS
 from ..sim.tasks import EVAL_SEED
 from .toolbox import (
     MAX_COMPARED_RUNS,
+    MAX_DREAM_CHUNKS,
     MAX_OPEN_LOOP_CHUNKS,
+    MAX_SHOWN_EPISODES,
     Toolbox,
     ToolboxConfig,
     ToolInputError,
@@ -55,6 +58,8 @@ INSTRUCTIONS = (
     "actions (per-column MAE/RMSE in physical units, mae_normalized on the model's normalised scale to compare "
     "checkpoints by; not success: evaluate_in_sim is that test); "
     "compare_sim_runs puts finished sim runs (their run_dir) side by side with a paired test on shared seeds. "
+    "dream runs a policy closed loop in a world model's imagination (no simulator; rewards per chunk with score); "
+    "show_dataset writes a page of a LeRobot dataset (its summary, each episode's clips and plots). "
     "Errors come back as "
     "{'error': {type, parameter, message, given, accepted}}."
 )
@@ -321,6 +326,77 @@ class ComparisonResult(BaseModel):
     table: str = Field(description="the comparison as `worldpolicy sim compare` prints it")
     run_dir: str
     files: ComparisonFiles
+
+
+class DreamFiles(RunFiles):
+    dream: str = Field(description="dream.json (schema worldpolicy.dream/v1): per chunk its rows, the policy's seed, "
+                       "its reward where scored")
+
+
+class DreamChunk(BaseModel):
+    chunk: int
+    actions: list[int] = Field(description="[a, b]: the action rows the policy sent and the world model rolled out")
+    frames: list[int] = Field(description="[a+1, b+1]: the video frames imagined from them (frame 0: the start)")
+    policy_seed: int | None = Field(description="the policy's seed for this chunk: seed + chunks + j")
+    world_model_seed: int = Field(description="the world model's seed for this chunk: seed + j")
+    reward: float | None = Field(description="score of the chunk's imagined frames (null: no score asked)")
+
+
+class DreamResult(BaseModel):
+    policy: str = Field(description="the policy's checkpoint")
+    world_model: str = Field(description="the world model's checkpoint (the policy's: one model in both roles)")
+    embodiment: str
+    run_dir: str
+    files: DreamFiles
+    columns: list[str]
+    units: list[str]
+    fps: float
+    chunk_size: int = Field(description="actions per chunk the policy sends")
+    execute_steps: int | None = Field(description="actions of each chunk imagined before the policy acts again "
+                                      "(null: the whole chunk)")
+    seed: int
+    score: str | None
+    chunks: list[DreamChunk]
+    rewards: list[float] | None = Field(description="per chunk, with score (reach: minus the ball-to-gripper "
+                                        "distance in view widths, 0 touching); null without")
+    actions: list[list[float]] = Field(description="every action rolled out, [rows, action_dim] in physical units")
+    video_frames: int = Field(description="frames of rollout.mp4: the start, then one per action")
+    warnings: list[str] = Field(default_factory=list, description="what about the inputs may make the result wrong")
+
+
+class ShownPlot(BaseModel):
+    group: str = Field(description="action, state or other")
+    file: str
+    shows: str = Field(description="which features, and whether as recorded or as the embodiment's columns")
+
+
+class ShownEpisode(BaseModel):
+    episode: int
+    frames: int
+    tasks: list[str]
+    fields: dict[str, Any] = Field(description="the episodes table's own fields (a success flag, ...)")
+    videos: dict[str, str] = Field(description="camera key → its clip (mp4)")
+    plots: list[ShownPlot]
+    notes: list[str] = Field(description="a feature not plotted, and why")
+
+
+class ShowFiles(BaseModel):
+    report: str = Field(description="index.html: the page")
+    summary: str = Field(description="dataset_show.json: the page's source, stats and the episodes table included")
+    plots: list[str]
+    videos: list[str]
+
+
+class ShowResult(BaseModel):
+    dataset: str
+    run_dir: str
+    summary: dict[str, Any] = Field(description="the dataset as `worldpolicy dataset info` says it: fps, robot_type, "
+                                    "episodes, frames, episode_length, tasks (their count), features, success "
+                                    "(succeeded, failed_episodes, where recorded), provenance, ...; task_texts (the "
+                                    "first 50) and embodiment (stats and the episodes table: files.summary)")
+    episodes: list[ShownEpisode]
+    warnings: list[str] = Field(default_factory=list, description="what opening the dataset logged")
+    files: ShowFiles
 
 
 class PipelineInfo(BaseModel):
@@ -646,6 +722,54 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         the seeds both ran (exact McNemar: tells runs apart long before their intervals stop overlapping), and the
         settings that differ."""
         return await _call(None, tb.compare_sim_runs, runs)
+
+    @srv.tool(annotations=writes)
+    async def dream(
+        prompt: Prompt,
+        chunks: Annotated[int, Field(description=f"action chunks to dream (1-{MAX_DREAM_CHUNKS}); each is a policy "
+                                     "call then a world-model call, one after another")],
+        ctx: Context,
+        checkpoint: Annotated[str | None, Field(description="the policy's checkpoint name from list_checkpoints "
+                                                "(optional when only one exists)")] = None,
+        world_model: Annotated[str | None, Field(description="the world model's checkpoint name (default: the "
+                                                 "policy's, one loaded model in both roles)")] = None,
+        embodiment: EmbodimentName = None,
+        image: ImagePath = None,
+        images: Images = None,
+        state: State = None,
+        seed: Annotated[int, Field(description="the world model's chunk j samples with seed + j, the policy's with "
+                                   "seed + chunks + j: a dream repeats")] = 0,
+        execute_steps: Annotated[int | None, Field(description="the first K actions of each chunk are imagined "
+                                                   "before the policy acts again, 1..chunk size (default: all)")] = None,
+        score: Annotated[Literal[SCORERS] | None, Field(description="score each chunk's imagined frames: reach "
+                                                        "(minus the ball-to-gripper distance; the prompt names the "
+                                                        "ball's colour); default: no reward")] = None,
+        show_plots: ShowPlots = False,
+    ) -> DreamResult:
+        """How would this policy do, imagined? Run it closed loop in a world model's imagination (`worldpolicy
+        dream`): from the observation the policy acts, the world model imagines the frames its actions lead to, the
+        policy acts on the last of them, chunks times. No simulator; errors compound over the chunks. A cancelled or
+        failed call leaves no run folder."""
+        result = await _call(ctx, tb.dream, prompt, chunks, checkpoint, world_model, embodiment, image, images, state,
+                             seed, execute_steps, score)
+        return _with_plots(result, show_plots)
+
+    @srv.tool(annotations=writes)
+    async def show_dataset(
+        dataset: Annotated[str, Field(description="a LeRobot dataset folder (holds meta/info.json); it is only read")],
+        ctx: Context,
+        episodes: Annotated[list[int] | None, Field(description=f"episode indexes to show, 1 to {MAX_SHOWN_EPISODES} "
+                                                    "(from 0; negative from the end; default: the first 5)")] = None,
+        embodiment: Annotated[str | None, Field(description="read the actions (and a state-conditioned one's state) "
+                                                "as this embodiment's columns and units, as training maps them "
+                                                "(default: as recorded)")] = None,
+        show_plots: ShowPlots = False,
+    ) -> ShowResult:
+        """What is in this dataset? A page of it (`worldpolicy dataset show`): its summary (rate, episodes and
+        lengths, features, tasks, stats, provenance) and per episode each camera's clip, its numeric features plotted
+        over time with their named columns, its task and fields."""
+        result = await _call(ctx, tb.show_dataset, dataset, episodes, embodiment)
+        return _with_plots(result, show_plots)
 
     return srv
 

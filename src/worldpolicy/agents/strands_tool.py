@@ -33,6 +33,8 @@ ActionName = Literal[
     "evaluate_sim",
     "evaluate_open_loop",
     "compare_sim_runs",
+    "dream",
+    "show_dataset",
 ]
 ACTIONS = get_args(ActionName)
 _SAMPLING = ("seed", "steps", "guidance")
@@ -53,6 +55,9 @@ ARGUMENTS: dict[str, tuple[str, ...]] = {
     "evaluate_open_loop": ("dataset", "checkpoint", "embodiment", "episodes", "every", "chunks", "seed", "steps",
                            "action_keys", "state_keys", "show_plots"),
     "compare_sim_runs": ("runs",),
+    "dream": ("prompt", "chunks", "checkpoint", "world_model", "embodiment", "image", "images", "state", "seed",
+              "execute_steps", "score", "show_plots"),
+    "show_dataset": ("dataset", "episodes", "embodiment", "show_plots"),
 }
 _lock = threading.Lock()
 _toolbox: Toolbox | None = None
@@ -113,6 +118,9 @@ def worldpolicy_tool(
     action_keys: list[str] | None = None,
     state_keys: list[str] | None = None,
     runs: list[str] | None = None,
+    world_model: str | None = None,
+    execute_steps: int | None = None,
+    score: str | None = None,
 ) -> dict[str, Any]:
     """Robot world-model tools (Cosmos3): predict actions, imagine rollouts, infer actions from video, plot them.
 
@@ -127,12 +135,15 @@ def worldpolicy_tool(
             evaluate_open_loop: a checkpoint's predicted chunks against a LeRobot dataset's recorded actions, per
             column in physical units, and mae_normalized to compare checkpoints by (dataset [+ episodes, every or
             chunks, seed, steps, action_keys, state_keys]; not success: evaluate_sim is that); compare_sim_runs:
-            finished sim runs side by side, each pair tested on the seeds both ran (runs).
+            finished sim runs side by side, each pair tested on the seeds both ran (runs); dream: the policy run
+            closed loop in a world model's imagination, no simulator (prompt + image or images + chunks
+            [+ world_model, seed, execute_steps, score]); show_dataset: a page of a LeRobot dataset, its summary and
+            each episode's clips and plots (dataset [+ episodes, embodiment]).
         prompt: task description, e.g. "put the cup in the sink".
         embodiment: embodiment key from list_embodiments, e.g. "droid" or "bridge" (default: the checkpoint's own,
             shown by list_checkpoints).
         checkpoint: checkpoint name from list_checkpoints (optional when there is only one); list_embodiments: list
-            only the embodiment that checkpoint runs with by default.
+            only the embodiment that checkpoint runs with by default; dream: the policy's.
         image: observation image file (single camera).
         images: camera key to image file, for multi-camera embodiments.
         video: infer_actions: the clip, a video file (mp4, mov, mkv, avi, webm), an animated GIF/WebP/TIFF or a
@@ -146,19 +157,21 @@ def worldpolicy_tool(
             later start_frame or with whole_clip: one row per clip frame.
         seed: sampling seed; evaluate_sim: the first episode's seed (episode i: seed + i; default 10000, past the
             scenes `dataset from-sim` records from 0, which a checkpoint may have been trained on);
-            evaluate_open_loop: episode i's chunks are sampled with seed + i (default 0).
+            evaluate_open_loop: episode i's chunks are sampled with seed + i (default 0); dream: the world model's
+            chunk j samples with seed + j, the policy's with seed + chunks + j (default 0).
         steps: denoising steps.
         guidance: classifier-free guidance scale.
         decode_video: predict: also decode the imagined future video.
         animate: also write an mp4 with a playhead on the action plot beside the video (default: yes for visualize,
             no for predict, imagine and infer_actions).
-        show_plots: predict, imagine, infer_actions, visualize, evaluate_open_loop: also return the plot images, to
-            look at them.
+        show_plots: predict, imagine, infer_actions, visualize, evaluate_open_loop, dream, show_dataset: also return
+            the plot images, to look at them.
         path: actions.json or run directory for visualize.
         task: evaluate_sim task: reach, push or pick_place.
         policy: evaluate_sim policy: checkpoint name, scripted or random.
         episodes: evaluate_sim: the episode count (1-20, default 2); evaluate_open_loop: the dataset's episodes to
-            evaluate on, indexes from 0 (negative from the end; default: all).
+            evaluate on, indexes from 0 (negative from the end; default: all); show_dataset: the episodes to show
+            (1-20 indexes; default: the first 5).
         max_steps: evaluate_sim cap on control steps per episode.
         start_frame: infer_actions: explain the clip from this frame (from 0).
         whole_clip: infer_actions: label every frame transition of the clip (from start_frame), in windows of
@@ -168,13 +181,20 @@ def worldpolicy_tool(
         whole_trajectory: imagine: roll out every action row, in chunks of chunk_size rows, each from the last
             frame the one before imagined (the result's trajectory says which rows and frames each chunk made;
             errors compound over the chunks); a state-conditioned embodiment needs absolute joint actions.
-        dataset: evaluate_open_loop: a LeRobot dataset folder (holds meta/info.json) at the embodiment's fps.
+        dataset: evaluate_open_loop: a LeRobot dataset folder (holds meta/info.json) at the embodiment's fps;
+            show_dataset: the dataset to show.
         every: evaluate_open_loop: predict a chunk every N frames (default: the chunk size, tiling each episode).
-        chunks: evaluate_open_loop: instead of every, N chunks spread evenly over the episodes.
+        chunks: evaluate_open_loop: instead of every, N chunks spread evenly over the episodes; dream: the chunks to
+            dream (1-32).
         action_keys: evaluate_open_loop: the dataset features holding the recorded actions (default: training's).
         state_keys: evaluate_open_loop: state features for a state-conditioned embodiment (default:
             observation.state, else the observation.state.* features).
         runs: compare_sim_runs: 2 or more finished sim run folders of one task (evaluate_sim's run_dir).
+        world_model: dream: the world model's checkpoint name (default: the policy's, one model in both roles).
+        execute_steps: dream: the first K actions of each chunk are imagined before the policy acts again (default:
+            the whole chunk).
+        score: dream: score each chunk's imagined frames, "reach" (minus the ball-to-gripper distance; the prompt
+            names the ball's colour); default: no reward.
     """
     given = {name: value for name, value in locals().items() if name != "action"}  # first: the arguments only
     sampling = {"seed": seed, "steps": steps, "guidance": guidance}
@@ -202,6 +222,9 @@ def worldpolicy_tool(
                                                             state_keys=state_keys,
                                                             **({} if seed is None else {"seed": seed})),
         "compare_sim_runs": lambda: tb.compare_sim_runs(runs),
+        "dream": lambda: tb.dream(prompt, chunks, checkpoint, world_model, embodiment, image, images, state,
+                                  execute_steps=execute_steps, score=score, **({} if seed is None else {"seed": seed})),
+        "show_dataset": lambda: tb.show_dataset(dataset, episodes, embodiment),
     }
     try:
         tb = _current()  # the calls above read it: a bad WORLDPOLICY_CHECKPOINTS is a tool error like any other

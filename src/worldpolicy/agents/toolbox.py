@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..extras import MissingExtraError, missing_extra
-from ..fileio import ACTIONS_FILE, OPENLOOP_FILE, is_checkpoint
+from ..fileio import ACTIONS_FILE, DREAM_FILE, OPENLOOP_FILE, SHOW_FILE, is_checkpoint
 from ..logcapture import logged_warnings
 from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, input_warnings, listed_embodiments, trained_embodiment
 from ..processing import observations
@@ -45,6 +45,9 @@ MAX_SIM_STEPS = 1000  # per episode; the tasks' own limits are 60-150. A random 
 MAX_OPEN_LOOP_CHUNKS = 512  # evaluate_open_loop: predictions one call makes (each a chunk's denoising) before refusing
 OPEN_LOOP_BATCH_SIZE = 8  # evaluate_open_loop: chunks per batched forward (`dataset eval`'s --batch-size default)
 MAX_COMPARED_RUNS = 10  # compare_sim_runs: runs one comparison reads (pairs grow as n(n-1)/2)
+MAX_DREAM_CHUNKS = 32  # dream: chunks one call imagines (each a policy call and a world-model call, one after another)
+MAX_SHOWN_EPISODES = 20  # show_dataset: episodes one page shows (each camera's clip decoded and re-encoded)
+MAX_LISTED_TASKS = 50  # show_dataset: the task texts the result lists (all are on the page; `tasks` counts them)
 MAX_INLINE_PLOTS = 3  # show_plots: the first plots, each at most this large, travel in the result
 MAX_INLINE_PLOT_BYTES = 2 * 1024 * 1024
 CLIP_BATCH_SIZE = 8  # infer_actions(whole_clip=true): windows per batched forward (Policy.infer_actions' batch_size)
@@ -1124,6 +1127,197 @@ class Toolbox:
             "table": comparison.table(),
             "run_dir": str(out),
             "files": {"report": str(out / "index.html"), "outputs": [str(p) for p in written]},
+        }
+
+    def dream(
+        self,
+        prompt: str,
+        chunks: int,
+        checkpoint: str | None = None,
+        world_model: str | None = None,
+        embodiment: str | None = None,
+        image: str | None = None,
+        images: dict[str, str] | None = None,
+        state: Sequence[float] | None = None,
+        seed: int = 0,
+        execute_steps: int | None = None,
+        score: str | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """`worldpolicy dream`: the checkpoint's policy run closed loop in `world_model`'s imagination (default: the
+        same checkpoint, one loaded model in both roles) for `chunks` chunks (`sim.world_model.dream`), written as the
+        command line writes its run (`sim.world_model.write_dream`: dream.json, actions.json, settings.json,
+        rollout.mp4, plots, index.html) into a fresh `dream-...` run folder. Everything is checked before a model
+        loads, as the command line checks it: the observation as `predict_actions` reads it, a world model that can
+        roll a trajectory chunk after chunk and shares the policy's columns, `execute_steps` against the chunk size, a
+        `score`'s prompt. Both models come from the cache; progress counts the chunks. A call that fails or is
+        cancelled removes the run folder it began (the files are written once the dream ends)."""
+        try:
+            from ..processing.trajectory import trajectory_refusal
+            from ..sim.progress import SCORERS, prompt_color, reach_scorer
+            from ..sim.world_model import dream, write_dream
+            from ..viz.run import SETTINGS_FILE
+        except ImportError as exc:  # gymnasium: the server's install, not the call's arguments
+            raise missing_extra(exc, "dream needs the simulator's gymnasium") or exc from None
+        ckpt, emb = self._model(checkpoint, embodiment)
+        if world_model is None:
+            world, w_emb = ckpt, emb
+        else:
+            try:
+                world = self.resolve_checkpoint(world_model)
+            except ToolInputError as exc:  # this argument is `world_model`
+                raise ToolInputError("world_model", str(exc).split(": ", 1)[-1], world_model, exc.accepted) from None
+            w_emb = self._checkpoint_embodiment(world, embodiment, "world_model", world_model)
+        prompt = self._prompt(prompt)
+        if not _integer(chunks) or not 1 <= chunks <= MAX_DREAM_CHUNKS:
+            raise ToolInputError("chunks", f"must be an integer in [1, {MAX_DREAM_CHUNKS}]", chunks)
+        if not _integer(seed):  # None too: a dream repeats with its seed, as `worldpolicy dream`'s default 0
+            raise ToolInputError("seed", "must be an integer in [0, 2**63)", seed)
+        self._sampling(seed, None, None)
+        refusal = trajectory_refusal(w_emb)  # a dream is a whole trajectory, chunk by chunk
+        if refusal is not None:
+            raise ToolInputError("world_model", refusal[0], world_model or checkpoint, refusal[1])
+        if list(emb.columns) != list(w_emb.columns):
+            raise ToolInputError("world_model", f"its actions ({', '.join(w_emb.columns)}) are not the policy's "
+                                 f"({', '.join(emb.columns)})", world_model,
+                                 "a world model of the policy's embodiment, or none (the policy's checkpoint)")
+        one_model = (world, w_emb.key) == (ckpt, emb.key)
+        if not one_model and self.config.max_loaded < 2:  # the world model's load would close the policy
+            raise ToolInputError("world_model", f"another model than the policy's needs both loaded, and this server "
+                                 f"keeps {self.config.max_loaded} (--max-loaded)", world_model,
+                                 "the policy's checkpoint (left out), or a server started with --max-loaded 2")
+        chunk = self._load_options().get("chunk_size") or emb.chunk_size  # what the policy sends
+        if execute_steps is not None and (not _integer(execute_steps) or not 1 <= execute_steps <= chunk):
+            raise ToolInputError("execute_steps", f"must be an integer in [1, {chunk}] (the chunk size)",
+                                 execute_steps, f"1..{chunk}, or left out (the whole chunk)")
+        if score is not None and score not in SCORERS:
+            raise ToolInputError("score", "unknown scorer", score, [*SCORERS, None])
+        if score == "reach":
+            try:
+                prompt_color(prompt)
+            except ValueError as exc:
+                raise ToolInputError("prompt", f"score 'reach' scores the ball it names: {exc}", prompt,
+                                     "a prompt naming the ball's colour, or no score") from None
+        obs, state, warnings, said, sizes = self._observation(emb, image, images, state)
+        warnings += input_warnings(str(ckpt), emb, "policy", sizes, state=state)
+        if not one_model:  # a world model whose training left out forward dynamics, frames of another size
+            warnings += [w for w in input_warnings(str(world), w_emb, "forward_dynamics", sizes)
+                         if w not in warnings]
+        report = progress or (lambda *_: None)
+        inputs = ({"image": str(obs)} if image is not None
+                  else {f"images[{k}]": str(self._resolve(v, f"images[{k}]")) for k, v in images.items()})
+        settings = {"command": "dream",
+                    "dream": {"policy": str(ckpt), "world_model": str(world), "seed": seed, "chunks": chunks,
+                              "execute_steps": execute_steps, "score": score},
+                    "inputs": inputs}
+        out = None
+        try:
+            with logged_warnings() as [logged], self._run_lock:
+                report(0, chunks, f"loading {ckpt.name} for {emb.key}")  # a call cancelled while it waited stops
+                policy = self.policy(ckpt, emb)
+                if not one_model:
+                    report(0, chunks, f"loading {world.name} for {w_emb.key}")
+                imagining = policy if one_model else self.policy(world, w_emb)  # the policy stays: the most recent
+                for model in {id(policy): policy, id(imagining): imagining}.values():
+                    if said is not None:
+                        model.single_view_said(*said)
+                scorer = reach_scorer(imagining.embodiment.camera_keys) if score == "reach" else None
+                result = dream(policy, imagining, obs, prompt, chunks, state=state, seed=seed,
+                               execute_steps=execute_steps, scorer=scorer,
+                               on_chunk=lambda so_far: report(len(so_far.rewards), chunks,
+                                                              f"chunk {len(so_far.rewards)} of {chunks} imagined"))
+            out = self._new_run_dir("dream")
+            write_dream(result, out, settings, chunks)
+            report(chunks, chunks, "done")  # a call cancelled by now stops here
+        except BaseException:  # the result names the run folder: a call that returns none leaves none
+            if out is not None:
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+        doc = json.loads((out / DREAM_FILE).read_text())
+        trajectory = json.loads((out / SETTINGS_FILE).read_text())["trajectory"]["chunks"]
+        prediction = result.world_predictions[0]
+        return {
+            "policy": str(ckpt),
+            "world_model": str(world),
+            "embodiment": emb.key,
+            "run_dir": str(out),
+            "files": {**self._run_files(out), "dream": str(out / DREAM_FILE)},
+            "columns": list(prediction.columns),
+            "units": list(prediction.units),
+            "fps": float(result.fps),
+            "chunk_size": chunk,
+            "execute_steps": execute_steps,
+            "seed": seed,
+            "score": score,
+            "chunks": [{"chunk": row["chunk"], "actions": row["actions"], "frames": part["frames"],
+                        "policy_seed": row["policy_seed"], "world_model_seed": part["seed"],
+                        "reward": row.get("reward")} for row, part in zip(doc["chunks"], trajectory)],
+            "rewards": None if score is None else [float(r) for r in result.rewards],
+            "actions": np.round(result.actions, 6).tolist(),
+            "video_frames": int(result.frames.shape[0]),
+            "warnings": [*warnings, *(w for w in logged if w not in warnings)],
+        }
+
+    def show_dataset(
+        self,
+        dataset: str,
+        episodes: Sequence[int] | None = None,
+        embodiment: str | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """`worldpolicy dataset show`: a page of a LeRobot dataset (`data.show.show_dataset`: its summary and, per
+        episode, each camera's clip, its features plotted with their named columns, its task and fields) in a fresh
+        `show-...` run folder, and what it says: the summary (rate, episodes, features, tasks, provenance) and the
+        episodes' files. `embodiment` reads the actions in its columns and units, as training maps them. The episodes
+        and the embodiment are checked before anything is decoded (by `show_dataset`); a call that fails, or is
+        cancelled (noticed once the page is written: `show_dataset` reports no progress), removes the run folder it
+        began."""
+        from ..data.lerobot import LeRobotDataset
+        from ..data.show import DEFAULT_EPISODES, show_dataset
+
+        if episodes is not None and (not isinstance(episodes, (list, tuple)) or not all(_integer(e) for e in episodes)
+                                     or not 1 <= len(episodes) <= MAX_SHOWN_EPISODES):
+            raise ToolInputError("episodes", f"expected a list of 1 to {MAX_SHOWN_EPISODES} episode indexes (from 0; "
+                                 "negative from the end)", episodes)
+        emb = self._embodiment(embodiment) if embodiment is not None else None
+        root = self._readable_folder("dataset", dataset)
+        given = {"dataset": dataset, "episodes": episodes, "embodiment": embodiment}
+        try:
+            with logged_warnings() as [notes]:  # a feature it cannot read (it opens without it): in the warnings
+                ds = LeRobotDataset.open(root)
+        except (ValueError, KeyError, OSError) as exc:
+            raise _named(exc, given, "dataset", dataset) from None
+        count = min(DEFAULT_EPISODES, ds.num_episodes) if episodes is None else len(episodes)
+        report = progress or (lambda *_: None)
+        report(0, count, f"showing {count} episodes")
+        out = self._new_run_dir("show")
+        try:
+            with logged_warnings() as [logged]:
+                shown = show_dataset(ds, out, episodes=episodes, embodiment=emb)
+            report(count, count, "done")  # a call cancelled meanwhile stops here (show_dataset reports no progress)
+        except (ValueError, KeyError) as exc:  # the episodes or the embodiment, named as the tool's argument
+            shutil.rmtree(out, ignore_errors=True)
+            raise _named(exc, given) from None
+        except BaseException:  # as a failed sim's: the result names the folder, and a failed call returns none
+            shutil.rmtree(out, ignore_errors=True)
+            raise
+        # `dataset info`'s summary (`LeRobotDataset.summary`: `tasks` their count) and the embodiment; the stats and the
+        # episodes tables, one row per episode, stay in dataset_show.json
+        summary = {k: v for k, v in shown.summary.items()
+                   if k not in ("schema", "stats", "episode_table", "chosen", "chosen_by_default", "default_episodes")}
+        summary["task_texts"] = summary["task_texts"][:MAX_LISTED_TASKS]
+        rows = [e.to_json(out) for e in shown.episodes]
+        return {
+            "dataset": str(root),
+            "run_dir": str(out),
+            "summary": summary,
+            "episodes": [{**row, "videos": {k: str(out / v) for k, v in row["videos"].items()},
+                          "plots": [{**plot, "file": str(out / plot["file"])} for plot in row["plots"]]}
+                         for row in rows],
+            "warnings": list(dict.fromkeys([*notes, *logged])),
+            "files": {"report": str(shown.page), "summary": str(out / SHOW_FILE),
+                      "plots": [str(p) for e in shown.episodes for p in e.plots.values()],
+                      "videos": [str(p) for e in shown.episodes for p in e.videos.values()]},
         }
 
     def _readable_folder(self, parameter: str, value: Any) -> Path:

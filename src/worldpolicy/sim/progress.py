@@ -16,7 +16,9 @@ import numpy as np
 
 from worldpolicy.sim.tasks import COLORS
 
-__all__ = ["WRIST_CONTACT", "prompt_color", "reach_progress", "reach_scorer"]
+__all__ = ["SCORERS", "WRIST_CONTACT", "prompt_color", "reach_progress", "reach_scorer"]
+
+SCORERS = ("reach",)  # the scorers a dream's chunks may be scored by (`worldpolicy dream --score`, the agents' dream)
 
 # Where the ball's centre sits in the wrist view (fractions of height, width) when the TCP is at the ball's centre:
 # measured on scripted-expert reach episodes (0.77-0.85, 0.48-0.52 at the last steps).

@@ -25,6 +25,7 @@ with extra_imports():
     import gymnasium as gym
 
 from worldpolicy.embodiments import Embodiment
+from worldpolicy.fileio import DREAM_FILE, write_json_atomic
 from worldpolicy.planning import Scorer, check_scorer, score
 from worldpolicy.policy import check_seed, join_windows, observation_state, physical_state_row
 from worldpolicy.processing.actions import to_model, to_physical
@@ -39,7 +40,7 @@ from worldpolicy.processing.trajectory import chunk_seed, state_reached, traject
 from worldpolicy.processing.video import write_video
 from worldpolicy.results import Prediction
 
-__all__ = ["FRAME_KEY", "Dream", "WorldModelEnv", "dream"]
+__all__ = ["DREAM_SCHEMA", "FRAME_KEY", "Dream", "WorldModelEnv", "dream", "write_dream"]
 
 # the observation's frame: the key an observation dict gives a pre-composed canvas under, so `act` takes it as is
 FRAME_KEY = SINGLE_VIEW_KEYS[0]
@@ -47,6 +48,7 @@ FRAME_KEY = SINGLE_VIEW_KEYS[0]
 # cells, the content's size rounded down to it (`prepare_canvas`' `Canvas`)
 VAE_PIXELS = 16
 RESET_OPTIONS = ("observation", "state", "prompt")
+DREAM_SCHEMA = "worldpolicy.dream/v1"  # dream.json's (`write_dream`)
 
 
 def _world_model_parts(policy: Any, param: str) -> tuple[Embodiment, int, int]:
@@ -336,3 +338,23 @@ def _joined(frames: list, actions: list, rewards: list, fps: float, acted: list,
     """The chunks run so far as one `Dream` (copies of the lists: the loop goes on appending)."""
     return Dream(np.concatenate([frames[0][None], *frames[1:]]), np.concatenate(actions), list(rewards), fps,
                  list(acted), list(imagined))
+
+
+def write_dream(result: Dream, out: Path, settings: dict, requested: int, plots: bool = True) -> list[Path]:
+    """A dream run in `out` (`worldpolicy dream` writes it after every chunk, the agents' `dream` tool once):
+    dream.json (per chunk: its rows, the policy's seed, its reward where `settings["dream"]["score"]` names a scorer;
+    first, so the page shows it) and the dream as one whole forward-dynamics trajectory (`Dream.prediction`), written
+    as predict writes its run (`viz.run.write_run`: actions.json, settings.json, rollout.mp4, plots/ and index.html).
+    `settings` joins the prediction's; `requested`: the chunks asked for (more than done, in a run interrupted)."""
+    from worldpolicy.viz.run import write_run
+
+    prediction = result.prediction()
+    prediction.settings = {**prediction.settings, **settings}
+    spans = [c["actions"] for c in prediction.settings["trajectory"]["chunks"]]
+    scored = settings["dream"]["score"] is not None
+    chunks = [{"chunk": j, "actions": span, "policy_seed": p.settings.get("seed"),
+               **({"reward": reward} if scored else {})}
+              for j, (span, p, reward) in enumerate(zip(spans, result.policy_predictions, result.rewards))]
+    doc = {"schema": DREAM_SCHEMA, "chunks_requested": requested, "chunks_done": len(chunks), "chunks": chunks}
+    path = write_json_atomic(Path(out) / DREAM_FILE, doc)
+    return [path, *write_run(prediction, out, plots=plots)]
