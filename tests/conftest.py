@@ -56,3 +56,25 @@ def _restore_embodiment_registry():
     yield
     embodiments._USER.clear()
     embodiments._USER.update(registered)
+
+
+@pytest.fixture
+def keyed_server(monkeypatch):
+    """A policy server holding API key `s3cret-key-123` that never loads a policy (the key is checked at the
+    handshake, before readiness), and no WORLDPOLICY_API_KEY in the environment: a client must send the key itself."""
+    import threading
+
+    from worldpolicy.serving import PolicyServer, ServerConfig, ServerThread
+
+    monkeypatch.delenv("WORLDPOLICY_API_KEY", raising=False)
+    done = threading.Event()
+
+    def load():
+        done.wait(60)
+        raise RuntimeError("not loaded in this test")
+
+    config = ServerConfig(host="127.0.0.1", port=0, api_key="s3cret-key-123")
+    server = ServerThread(PolicyServer(loader=load, config=config, warmup_requests=0)).start(wait_ready=False)
+    yield server
+    done.set()
+    server.stop()

@@ -211,26 +211,11 @@ def test_a_servers_key_is_given_as_sim_takes_it(tmp_path, capsys, monkeypatch):
             sim_to_dataset(tmp_path / "py", "reach", 1, policy=policy, api_key="k", **_SMALL)
 
 
-def test_a_refused_key_says_how_from_sim_sends_one(tmp_path, capsys, monkeypatch):
-    import threading
-
+def test_a_refused_key_says_how_from_sim_sends_one(tmp_path, capsys, keyed_server):
     from worldpolicy.cli import main
-    from worldpolicy.serving import PolicyServer, ServerConfig, ServerThread
 
-    monkeypatch.delenv("WORLDPOLICY_API_KEY", raising=False)
-    done = threading.Event()
-
-    def load():  # the key is checked at the handshake, before readiness: no policy is needed
-        done.wait(60)
-        raise RuntimeError("not loaded in this test")
-
-    config = ServerConfig(host="127.0.0.1", port=0, api_key="s3cret-key-123")
-    t = ServerThread(PolicyServer(loader=load, config=config, warmup_requests=0)).start(wait_ready=False)
-    try:
-        assert main(["dataset", "from-sim", str(tmp_path / "ds"), "--policy", t.url, *_ARGV]) == 2
-    finally:
-        done.set()
-        t.stop()
+    t = keyed_server
+    assert main(["dataset", "from-sim", str(tmp_path / "ds"), "--policy", t.url, *_ARGV]) == 2
     [line] = [line for line in capsys.readouterr().err.splitlines() if "from-sim: error:" in line]
     assert f"error: {t.url} refused the API key (HTTP 401)" in line
     assert line.endswith("give dataset from-sim the server's key with --api-key-env VAR, WORLDPOLICY_API_KEY or "

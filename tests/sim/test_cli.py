@@ -328,27 +328,11 @@ def test_sim_cli_server_down_is_a_one_line_error(tmp_path, capsys):
     assert not (tmp_path / "run").exists()  # made when --out was checked; nothing ran, so nothing is left
 
 
-def test_sim_cli_wrong_api_key_says_how_to_send_one(tmp_path, capsys, monkeypatch):
-    import threading
-
-    from worldpolicy.serving import PolicyServer, ServerConfig, ServerThread
-
-    monkeypatch.delenv("WORLDPOLICY_API_KEY", raising=False)
-    done = threading.Event()
-
-    def load():  # the key is checked at the handshake, before readiness: no policy is needed
-        done.wait(60)
-        raise RuntimeError("not loaded in this test")
-
-    config = ServerConfig(host="127.0.0.1", port=0, api_key="s3cret-key-123")
-    t = ServerThread(PolicyServer(loader=load, config=config, warmup_requests=0)).start(wait_ready=False)
-    try:
-        argv = ["sim", "--policy", t.url, "--task", "reach", "--episodes", "1", "--no-progress",
-                "--out", str(tmp_path / "run")]
-        assert main(argv) == 2
-    finally:
-        done.set()
-        t.stop()
+def test_sim_cli_wrong_api_key_says_how_to_send_one(tmp_path, capsys, keyed_server):
+    t = keyed_server
+    argv = ["sim", "--policy", t.url, "--task", "reach", "--episodes", "1", "--no-progress",
+            "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
     [line] = [line for line in capsys.readouterr().err.splitlines() if "sim: error:" in line]  # not the server's log
     assert f"sim: error: {t.url} refused the API key (HTTP 401)" in line
     assert line.endswith("give sim the server's key with --api-key-env VAR, WORLDPOLICY_API_KEY or --api-key KEY")
