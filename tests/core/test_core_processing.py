@@ -1207,9 +1207,14 @@ def test_a_whole_sharded_checkpoint_passes_the_checks_and_loads(tiny_checkpoint,
     assert len(list((folder / "transformer").glob("*-of-*.safetensors"))) > 1
     policy = worldpolicy.load_policy(folder, "droid/relative_pose", chunk_size=8, resolution_tier=256)
     whole = worldpolicy.load_policy(tiny_checkpoint, "droid/relative_pose", chunk_size=8, resolution_tier=256)
+    sharded, unsharded = policy.engine.transformer.state_dict(), whole.engine.transformer.state_dict()
+    assert sharded.keys() == unsharded.keys()
+    assert all(torch.equal(sharded[k], unsharded[k]) for k in sharded)  # every weight, bit for bit
+    # the same weights at other memory addresses (safetensors maps each file) may take other vectorised kernel paths:
+    # actions agree to float rounding, not bit for bit
     image = np.zeros((64, 64, 3), np.uint8)
-    assert np.array_equal(policy.act(image, "push", seed=1, steps=1).actions,
-                          whole.act(image, "push", seed=1, steps=1).actions)
+    np.testing.assert_allclose(policy.act(image, "push", seed=1, steps=1).actions,
+                               whole.act(image, "push", seed=1, steps=1).actions, rtol=0, atol=1e-5)
 
 
 def test_a_partial_embodiment_json_named_like_a_registry_entry_is_not_merged_but_warned_of(tiny_checkpoint, tmp_path,
