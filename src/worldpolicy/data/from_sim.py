@@ -348,11 +348,19 @@ def check_recording(dataset: LeRobotDataset, task: str, *, seed: int = 0, **epis
     would make when another task or expert version recorded it (its episodes show another task definition or another
     expert's moves: the two are not one dataset), or other settings did; a dataset that does not say
     (`provenance`: made elsewhere, or by a worldpolicy from before versions were recorded) counts as version 1 and
-    unknown settings. Raises ValueError naming each difference."""
+    unknown settings. Raises ValueError naming each difference. For the scripted expert's recordings only: a
+    `policy` other than it is refused, as is a dataset a policy recorded (`dataset from-sim --policy`)."""
+    if (policy := episode_options.get("policy", "scripted")) != "scripted":
+        # its provenance is filled in by the recording (the loaded policy's settings, the k it ran): not comparable
+        raise ValueError(f"policy={policy!r}: check_recording compares recordings of the scripted expert; a policy's "
+                         "recording is not checked for reuse")
     recording = expert_episodes(task, 1, seed=seed, **episode_options)  # checked and described; nothing recorded
     recording.close()
     wanted = recording.provenance
     stored = dataset.provenance or {}
+    if stored.get("policy") is not None:  # versions and settings alike would be "unrecorded": say what differs
+        raise ValueError(f"{dataset.root} was recorded by policy {stored['policy']!r} (dataset from-sim --policy), "
+                         "not the scripted expert: record into a new or empty folder")
     if not stored or stored.get("task") == task:  # another task is a setting (listed below), not a version
         from worldpolicy.sim.evaluate import stored_version_change
 
