@@ -155,7 +155,7 @@ def test_a_checkpoints_rollouts_are_recorded_with_its_settings(tmp_path, tiny, c
 
 
 def test_the_writer_takes_a_success_flag_for_every_episode_or_none(tmp_path):
-    from worldpolicy.data import LeRobotDataset, LeRobotDatasetWriter
+    from worldpolicy.data import LeRobotDataset, LeRobotDatasetWriter, write_episodes
 
     frames = {"x": np.zeros((3, 1), np.float32)}
     writer = LeRobotDatasetWriter(tmp_path / "ds", 10, overwrite=False)
@@ -168,6 +168,9 @@ def test_the_writer_takes_a_success_flag_for_every_episode_or_none(tmp_path):
     ds = writer.finalize()
     assert ds.episode_success.tolist() == [True, False] and ds.episode(1).success is False
     assert LeRobotDataset.open(tmp_path / "ds").episode_success.tolist() == [True, False]
+    # a copy (`write_episodes`' documented way) keeps the column: a filtered training on the copy needs it
+    copy = write_episodes(tmp_path / "copy", ds.episodes(), fps=ds.fps, features=ds.features)
+    assert copy.episode_success.tolist() == [True, False]
     plain = LeRobotDatasetWriter(tmp_path / "plain", 10)
     plain.add_episode(frames, task="t")
     assert plain.finalize().episode_success is None
