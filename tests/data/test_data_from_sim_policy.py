@@ -129,10 +129,13 @@ def test_a_checkpoints_refusals_come_before_its_weights_load(tmp_path, tiny, cap
         (["--workers", "2"], f"--workers=2: policy {str(tiny)!r} records in one process"),
         (["--steps", "0"], "--steps"),
         (["--root-taken"], "taken"),
+        # named as the flag, as `worldpolicy sim` names it
+        (["--no-checkpoint"], f"error: --policy={str(tmp_path / 'taken')!r} is a path but has no model_index.json"),
     ):
         root = tmp_path / ("taken" if argv == ["--root-taken"] else "ds")
-        argv = [] if argv == ["--root-taken"] else argv
-        assert main(["dataset", "from-sim", str(root), "--policy", str(tiny), *_ARGV, *argv]) == 2
+        policy = tmp_path / "taken" if argv == ["--no-checkpoint"] else tiny
+        argv = [] if argv in (["--root-taken"], ["--no-checkpoint"]) else argv
+        assert main(["dataset", "from-sim", str(root), "--policy", str(policy), *_ARGV, *argv]) == 2
         err = capsys.readouterr().err
         assert "error: " in err and message in err, err
     assert (tmp_path / "taken" / "notes.txt").read_text() == "mine" and not (tmp_path / "ds").exists()
