@@ -139,6 +139,11 @@ def test_a_checkpoints_refusals_come_before_its_weights_load(tmp_path, tiny, cap
         err = capsys.readouterr().err
         assert "error: " in err and message in err, err
     assert (tmp_path / "taken" / "notes.txt").read_text() == "mine" and not (tmp_path / "ds").exists()
+    from worldpolicy.data.from_sim import expert_episodes
+
+    recording = expert_episodes("reach", 1, policy=tiny, **_SMALL)  # a checkpoint folder as a Path, as str
+    recording.close()
+    assert recording.provenance["policy"] == str(tiny)
 
 
 def test_a_checkpoints_rollouts_are_recorded_with_its_settings(tmp_path, tiny, caplog):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import time
 from collections import deque
@@ -165,7 +166,7 @@ def expert_episodes(
     workers: int = 1,
     failed_seeds: list[int] | None = None,
     on_attempt: Callable[[int, bool], None] | None = None,
-    policy: str = "scripted",
+    policy: str | os.PathLike = "scripted",
     embodiment: str | None = None,
     strategy: Any = None,
     policy_options: dict[str, Any] | None = None,
@@ -204,6 +205,7 @@ def expert_episodes(
     from worldpolicy.sim.policies import policy_kind
     from worldpolicy.sim.scenes import CAMERAS
 
+    policy = os.fspath(policy) if isinstance(policy, os.PathLike) else policy  # a checkpoint folder as a Path
     kind = policy_kind(policy) if isinstance(policy, str) else None
     if kind is None:
         raise ValueError(f"policy={policy!r}: expected 'scripted', 'random', a ws:// URL, 'shipped' or a checkpoint "
