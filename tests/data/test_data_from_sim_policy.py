@@ -94,14 +94,18 @@ def test_a_policy_that_solves_nothing_is_one_line_naming_it(tmp_path, capsys):
      "--chunk-size: shapes the scripted expert's episodes; policy 'random' runs as `worldpolicy sim` runs it"),
     (["--policy", "random", "--start-jitter", "0.1"], "--start-jitter: shapes the scripted expert's episodes"),
     (["--policy", "random", "--action-noise", "0.01"], "--action-noise: shapes the scripted expert's episodes"),
-    (["--policy", "random", "--steps", "2"], "--steps: load a local checkpoint; policy 'random' takes none"),
+    (["--policy", "random", "--steps", "2"], "--steps: loads a local checkpoint; policy 'random' takes none"),
+    (["--policy", "random", "--steps", "2", "--device", "cpu"],
+     "--steps: loads a local checkpoint; policy 'random' takes none"),  # one flag named, as a flag
     (["--policy", "random", "--execute-steps", "40"],
      "--execute-steps: 40 exceeds what a 32-step chunk allows for 'execute' (32)"),
     (["--policy", "random", "--ensemble-decay", "0.2"], "--ensemble-decay 0.2 weighs the chunks --strategy ensemble"),
     (["--policy", "nowhere"], "--policy: 'nowhere' is not 'scripted', 'random', a ws:// URL"),
     (["--execute-steps", "2"], "--execute-steps: sets how a policy's chunks run; the scripted expert re-plans"),
     (["--embodiment", "droid"], "--embodiment: sets how a policy's rollouts run"),
-    (["--device", "cpu"], "--device: sets how a policy's rollouts run"),
+    (["--device", "cpu"], ("--device: sets how a policy's rollouts run (a checkpoint, a ws:// server or random), not "
+                           "the scripted expert, which acts in droid/joint_pos on its own plan: leave it out or record "
+                           "another policy\n")),  # whole: a later 'steps: ' was made '--steps: 
     (["--policy", "random", "--api-key", "k"], "--api-key is sent to a ws:// policy server, not to --policy 'random'"),
     (["--api-key-env", "HOME"], "--api-key-env is sent to a ws:// policy server, not to --policy 'scripted'"),
 ])

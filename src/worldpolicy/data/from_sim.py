@@ -296,9 +296,10 @@ def _check_policy_options(kind: str, policy: str, *, chunk_size: int | None, sta
                  if value is not None]
         given += list(policy_options or {})
         if given:
-            raise ValueError(f"{given[0]}: sets how a policy's rollouts run (a checkpoint, a ws:// server or random); "
-                             "the scripted expert acts in droid/joint_pos and re-plans every chunk_size steps: leave "
-                             "it out or record another policy")
+            # no parameter name followed by ':' or '=' past the first: the command line turns each into its flag
+            raise ValueError(f"{given[0]}: sets how a policy's rollouts run (a checkpoint, a ws:// server or random), "
+                             "not the scripted expert, which acts in droid/joint_pos on its own plan: leave it out or "
+                             "record another policy")
         return
     given = [name for name, value in (("chunk_size", chunk_size), ("start_jitter", start_jitter),
                                       ("action_noise", action_noise)) if value]
@@ -309,7 +310,7 @@ def _check_policy_options(kind: str, policy: str, *, chunk_size: int | None, sta
         raise ValueError(f"workers={workers!r}: policy {policy!r} records in one process (each worker would load the "
                          "model or open a connection of its own); pass 1")
     if policy_options and kind != "checkpoint":
-        raise ValueError(f"{', '.join(policy_options)}: load a local checkpoint; policy {policy!r} takes none")
+        raise ValueError(f"{next(iter(policy_options))}: loads a local checkpoint; policy {policy!r} takes none")
     if api_key is not None and kind != "server":
         raise ValueError(f"api_key: sent to a ws:// policy server; policy {policy!r} takes none")
 
