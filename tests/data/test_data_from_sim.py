@@ -420,3 +420,20 @@ def test_check_recording_refuses_a_dataset_of_other_versions_or_settings(tmp_pat
         check_recording(same, "reach", seed=4, image_size=(32, 32))
     with pytest.raises(ValueError, match=r"other settings: task: 'reach' -> 'push'"):  # another task: not a version
         check_recording(same, "push", **options)
+
+
+def test_check_recording_is_for_the_experts_recordings_and_says_so(tmp_path):
+    """A policy's recording (`from-sim --policy`) is not the expert's: named as such, not a KeyError on the expert's
+    version nor a list of 'unrecorded' settings."""
+    from worldpolicy.data.from_sim import check_recording, expert_episodes
+
+    options = {"image_size": (32, 32), "max_steps": 5}
+    by_policy = expert_episodes("reach", 1, policy="random", **options)
+    by_policy.close()
+    recorded = _dataset_made_by(tmp_path / "random", {**by_policy.provenance, "seeds": [0]})
+    with pytest.raises(ValueError, match=r"^policy='random': check_recording compares recordings of the scripted "
+                                         r"expert"):
+        check_recording(recorded, "reach", policy="random", **options)
+    with pytest.raises(ValueError, match=rf"^{tmp_path / 'random'} was recorded by policy 'random' \(dataset from-sim "
+                                         r"--policy\), not the scripted expert"):
+        check_recording(recorded, "reach", **options)

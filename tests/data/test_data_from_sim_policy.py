@@ -94,14 +94,18 @@ def test_a_policy_that_solves_nothing_is_one_line_naming_it(tmp_path, capsys):
      "--chunk-size: shapes the scripted expert's episodes; policy 'random' runs as `worldpolicy sim` runs it"),
     (["--policy", "random", "--start-jitter", "0.1"], "--start-jitter: shapes the scripted expert's episodes"),
     (["--policy", "random", "--action-noise", "0.01"], "--action-noise: shapes the scripted expert's episodes"),
-    (["--policy", "random", "--steps", "2"], "--steps: load a local checkpoint; policy 'random' takes none"),
+    (["--policy", "random", "--steps", "2"], "--steps: loads a local checkpoint; policy 'random' takes none"),
+    (["--policy", "random", "--steps", "2", "--device", "cpu"],
+     "--steps: loads a local checkpoint; policy 'random' takes none"),  # one flag named, as a flag
     (["--policy", "random", "--execute-steps", "40"],
      "--execute-steps: 40 exceeds what a 32-step chunk allows for 'execute' (32)"),
     (["--policy", "random", "--ensemble-decay", "0.2"], "--ensemble-decay 0.2 weighs the chunks --strategy ensemble"),
     (["--policy", "nowhere"], "--policy: 'nowhere' is not 'scripted', 'random', a ws:// URL"),
     (["--execute-steps", "2"], "--execute-steps: sets how a policy's chunks run; the scripted expert re-plans"),
     (["--embodiment", "droid"], "--embodiment: sets how a policy's rollouts run"),
-    (["--device", "cpu"], "--device: sets how a policy's rollouts run"),
+    (["--device", "cpu"], ("--device: sets how a policy's rollouts run (a checkpoint, a ws:// server or random), not "
+                           "the scripted expert, which acts in droid/joint_pos on its own plan: leave it out or record "
+                           "another policy\n")),  # whole: a later 'steps: ' was made '--steps: 
     (["--policy", "random", "--api-key", "k"], "--api-key is sent to a ws:// policy server, not to --policy 'random'"),
     (["--api-key-env", "HOME"], "--api-key-env is sent to a ws:// policy server, not to --policy 'scripted'"),
 ])
@@ -129,13 +133,21 @@ def test_a_checkpoints_refusals_come_before_its_weights_load(tmp_path, tiny, cap
         (["--workers", "2"], f"--workers=2: policy {str(tiny)!r} records in one process"),
         (["--steps", "0"], "--steps"),
         (["--root-taken"], "taken"),
+        # named as the flag, as `worldpolicy sim` names it
+        (["--no-checkpoint"], f"error: --policy={str(tmp_path / 'taken')!r} is a path but has no model_index.json"),
     ):
         root = tmp_path / ("taken" if argv == ["--root-taken"] else "ds")
-        argv = [] if argv == ["--root-taken"] else argv
-        assert main(["dataset", "from-sim", str(root), "--policy", str(tiny), *_ARGV, *argv]) == 2
+        policy = tmp_path / "taken" if argv == ["--no-checkpoint"] else tiny
+        argv = [] if argv in (["--root-taken"], ["--no-checkpoint"]) else argv
+        assert main(["dataset", "from-sim", str(root), "--policy", str(policy), *_ARGV, *argv]) == 2
         err = capsys.readouterr().err
         assert "error: " in err and message in err, err
     assert (tmp_path / "taken" / "notes.txt").read_text() == "mine" and not (tmp_path / "ds").exists()
+    from worldpolicy.data.from_sim import expert_episodes
+
+    recording = expert_episodes("reach", 1, policy=tiny, **_SMALL)  # a checkpoint folder as a Path, as str
+    recording.close()
+    assert recording.provenance["policy"] == str(tiny)
 
 
 def test_a_checkpoints_rollouts_are_recorded_with_its_settings(tmp_path, tiny, caplog):
@@ -155,7 +167,7 @@ def test_a_checkpoints_rollouts_are_recorded_with_its_settings(tmp_path, tiny, c
 
 
 def test_the_writer_takes_a_success_flag_for_every_episode_or_none(tmp_path):
-    from worldpolicy.data import LeRobotDataset, LeRobotDatasetWriter
+    from worldpolicy.data import LeRobotDataset, LeRobotDatasetWriter, write_episodes
 
     frames = {"x": np.zeros((3, 1), np.float32)}
     writer = LeRobotDatasetWriter(tmp_path / "ds", 10, overwrite=False)
@@ -168,6 +180,9 @@ def test_the_writer_takes_a_success_flag_for_every_episode_or_none(tmp_path):
     ds = writer.finalize()
     assert ds.episode_success.tolist() == [True, False] and ds.episode(1).success is False
     assert LeRobotDataset.open(tmp_path / "ds").episode_success.tolist() == [True, False]
+    # a copy (`write_episodes`' documented way) keeps the column: a filtered training on the copy needs it
+    copy = write_episodes(tmp_path / "copy", ds.episodes(), fps=ds.fps, features=ds.features)
+    assert copy.episode_success.tolist() == [True, False]
     plain = LeRobotDatasetWriter(tmp_path / "plain", 10)
     plain.add_episode(frames, task="t")
     assert plain.finalize().episode_success is None

@@ -111,6 +111,21 @@ def test_the_shipped_model_is_recorded_by_name_not_by_this_installs_folder(polic
     assert out.provenance["checkpoint"] == "shipped"
 
 
+def test_each_episodes_success_flag_is_kept(policy, tmp_path, monkeypatch):
+    """A recording that flags each episode's outcome (`dataset from-sim --policy --keep-failures`) keeps the flags
+    once labelled: the episodes are the same, and `train --success only` reads them."""
+    from worldpolicy.data import LeRobotDatasetWriter
+
+    _stub(policy, monkeypatch, [])
+    plain = _dataset(tmp_path / "src", lengths=(4, 4, 4))
+    with LeRobotDatasetWriter(tmp_path / "flagged", plain.fps, plain.features, video_codec="libx264rgb") as writer:
+        for i, ep in enumerate(plain.episodes()):
+            writer.add_episode(ep.frames, ep.videos, ep.task, success=i == 1)
+        flagged = writer.finalize()
+    assert label_dataset(flagged, tmp_path / "out", policy, episodes=[1, 2]).episode_success.tolist() == [True, False]
+    assert label_dataset(plain, tmp_path / "plain", policy).episode_success is None
+
+
 def test_a_subset_from_the_command_line_keeps_its_episodes_labels(policy, tmp_path, capsys, monkeypatch):
     ds = _dataset(tmp_path / "src")
     calls: list = []

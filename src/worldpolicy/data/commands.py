@@ -26,6 +26,7 @@ FLAGS = {
     "control_hz": "--control-hz",
     "robot": "--robot",
     "policy": "--policy",  # a policy's rollouts (`dataset from-sim --policy`)
+    "checkpoint": "--policy",  # what Policy.check_pretrained checks (the checkpoint is --policy here, as in sim)
     "embodiment": "--embodiment",
     "strategy": "--strategy",
     "execute_steps": "--execute-steps",

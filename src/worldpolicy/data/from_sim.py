@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import time
 from collections import deque
@@ -165,7 +166,7 @@ def expert_episodes(
     workers: int = 1,
     failed_seeds: list[int] | None = None,
     on_attempt: Callable[[int, bool], None] | None = None,
-    policy: str = "scripted",
+    policy: str | os.PathLike = "scripted",
     embodiment: str | None = None,
     strategy: Any = None,
     policy_options: dict[str, Any] | None = None,
@@ -204,6 +205,7 @@ def expert_episodes(
     from worldpolicy.sim.policies import policy_kind
     from worldpolicy.sim.scenes import CAMERAS
 
+    policy = os.fspath(policy) if isinstance(policy, os.PathLike) else policy  # a checkpoint folder as a Path
     kind = policy_kind(policy) if isinstance(policy, str) else None
     if kind is None:
         raise ValueError(f"policy={policy!r}: expected 'scripted', 'random', a ws:// URL, 'shipped' or a checkpoint "
@@ -294,9 +296,10 @@ def _check_policy_options(kind: str, policy: str, *, chunk_size: int | None, sta
                  if value is not None]
         given += list(policy_options or {})
         if given:
-            raise ValueError(f"{given[0]}: sets how a policy's rollouts run (a checkpoint, a ws:// server or random); "
-                             "the scripted expert acts in droid/joint_pos and re-plans every chunk_size steps: leave "
-                             "it out or record another policy")
+            # no parameter name followed by ':' or '=' past the first: the command line turns each into its flag
+            raise ValueError(f"{given[0]}: sets how a policy's rollouts run (a checkpoint, a ws:// server or random), "
+                             "not the scripted expert, which acts in droid/joint_pos on its own plan: leave it out or "
+                             "record another policy")
         return
     given = [name for name, value in (("chunk_size", chunk_size), ("start_jitter", start_jitter),
                                       ("action_noise", action_noise)) if value]
@@ -307,7 +310,7 @@ def _check_policy_options(kind: str, policy: str, *, chunk_size: int | None, sta
         raise ValueError(f"workers={workers!r}: policy {policy!r} records in one process (each worker would load the "
                          "model or open a connection of its own); pass 1")
     if policy_options and kind != "checkpoint":
-        raise ValueError(f"{', '.join(policy_options)}: load a local checkpoint; policy {policy!r} takes none")
+        raise ValueError(f"{next(iter(policy_options))}: loads a local checkpoint; policy {policy!r} takes none")
     if api_key is not None and kind != "server":
         raise ValueError(f"api_key: sent to a ws:// policy server; policy {policy!r} takes none")
 
@@ -348,11 +351,19 @@ def check_recording(dataset: LeRobotDataset, task: str, *, seed: int = 0, **epis
     would make when another task or expert version recorded it (its episodes show another task definition or another
     expert's moves: the two are not one dataset), or other settings did; a dataset that does not say
     (`provenance`: made elsewhere, or by a worldpolicy from before versions were recorded) counts as version 1 and
-    unknown settings. Raises ValueError naming each difference."""
+    unknown settings. Raises ValueError naming each difference. For the scripted expert's recordings only: a
+    `policy` other than it is refused, as is a dataset a policy recorded (`dataset from-sim --policy`)."""
+    if (policy := episode_options.get("policy", "scripted")) != "scripted":
+        # its provenance is filled in by the recording (the loaded policy's settings, the k it ran): not comparable
+        raise ValueError(f"policy={policy!r}: check_recording compares recordings of the scripted expert; a policy's "
+                         "recording is not checked for reuse")
     recording = expert_episodes(task, 1, seed=seed, **episode_options)  # checked and described; nothing recorded
     recording.close()
     wanted = recording.provenance
     stored = dataset.provenance or {}
+    if stored.get("policy") is not None:  # versions and settings alike would be "unrecorded": say what differs
+        raise ValueError(f"{dataset.root} was recorded by policy {stored['policy']!r} (dataset from-sim --policy), "
+                         "not the scripted expert: record into a new or empty folder")
     if not stored or stored.get("task") == task:  # another task is a setting (listed below), not a version
         from worldpolicy.sim.evaluate import stored_version_change
 

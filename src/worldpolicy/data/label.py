@@ -195,7 +195,7 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, chosen
                                          batch_size, bar)
                 frames = {**frames, action_key: np.concatenate([labels, labels[-1:]]).astype(np.float32)}
                 with sigint_held() as caught:  # an episode half added could not be published
-                    writer.add_episode(frames, videos, [ep.frame_tasks[r] for r in rows])
+                    writer.add_episode(frames, videos, [ep.frame_tasks[r] for r in rows], success=ep.success)
                 if caught:
                     raise interruption(caught)
         with sigint_held():  # every episode is labelled: a late Ctrl-C must not lose them

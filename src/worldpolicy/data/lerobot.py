@@ -1231,14 +1231,15 @@ def write_episodes(
     """Write an iterable of episodes as one dataset; each is an `Episode` or {"frames", "videos", "task"}.
 
     This is the seam for converters (sim rollouts, other formats): produce episodes lazily, one at a time. An
-    `Episode` read from a dataset keeps the task of every frame. Copying a dataset:
+    `Episode` read from a dataset keeps the task of every frame and its `success` flag, where the dataset has one.
+    Copying a dataset:
     `write_episodes(dst, src.episodes(), fps=src.fps, features=src.features, robot_type=src.robot_type)` (its `image`
     features become video ones).
     """
     with LeRobotDatasetWriter(root, fps, features, robot_type, **writer_options) as writer:
         for n, ep in enumerate(episodes):
             if isinstance(ep, Episode):
-                writer.add_episode(ep.frames, ep.videos, ep.frame_tasks or ep.task)
+                writer.add_episode(ep.frames, ep.videos, ep.frame_tasks or ep.task, success=ep.success)
             elif isinstance(ep, Mapping) and "frames" in ep and "task" in ep:
                 writer.add_episode(ep["frames"], ep.get("videos"), ep["task"])
             else:
