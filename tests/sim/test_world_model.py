@@ -175,6 +175,21 @@ def test_a_policy_dreams_closed_loop_and_the_video_is_saved(policy, cameras, tmp
         dream(policy, policy, cameras, PROMPT, 2, execute_steps=5)
 
 
+def test_the_policy_does_not_judge_the_world_models_frames_as_a_cameras(policy, cameras, caplog, monkeypatch):
+    """The policy acts on frames the world model decoded at its canvas size (chunk 0's start too): judged as a
+    camera's image against the frames a trained checkpoint records, it told the user to resize images they gave at
+    the trained size (`Policy._imagined_frame`). The user's own cameras are still judged."""
+    monkeypatch.setattr(policy, "_said", set())  # the module's policy: what earlier tests had it say is forgotten
+    monkeypatch.setattr(policy, "_trained_frames", {"cameras": {key: (180, 320) for key in cameras},
+                                                    "composed": (360, 320)})
+    dream(policy, policy, cameras, PROMPT, 2, seed=0)
+    assert "where it was" not in caplog.text
+    small = {key: view[::2, ::2] for key, view in cameras.items()}
+    monkeypatch.setattr(policy, "_said", set())
+    dream(policy, policy, small, PROMPT, 1, seed=0)
+    assert "camera observation/wrist_image_left is 90x160 where it was 180x320" in caplog.text
+
+
 def test_the_env_needs_no_mujoco():
     code = ("import sys, gymnasium, worldpolicy.sim, worldpolicy.sim.world_model; "
             f"print(gymnasium.spec({WORLD_MODEL_ID!r}).entry_point, 'mujoco' in sys.modules)")
