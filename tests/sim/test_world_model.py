@@ -173,6 +173,12 @@ def test_a_policy_dreams_closed_loop_and_the_video_is_saved(policy, cameras, tmp
     assert video.shape == first.frames.shape and fps == policy.embodiment.fps
     with pytest.raises(ValueError, match=r"execute_steps=5; accepted: 1..chunk_size \(4\)"):
         dream(policy, policy, cameras, PROMPT, 2, execute_steps=5)
+    # a policy of a longer chunk than the world model imagines: refused before it acts, not at the first step
+    longer = type("Longer", (), {"embodiment": policy.embodiment, "chunk_size": 8,
+                                 "act": lambda *a, **k: pytest.fail("the policy acted")})()
+    with pytest.raises(ValueError, match=r"policy: sends chunks of 8 actions and the world model imagines at most 4 "
+                                         r"per step; accepted: execute_steps 1..4"):
+        dream(longer, policy, cameras, PROMPT, 2)
 
 
 def test_the_policy_does_not_judge_the_world_models_frames_as_a_cameras(policy, cameras, caplog, monkeypatch):

@@ -325,6 +325,10 @@ def dream(policy: Any, world_model: Any, observation: Any, prompt: str, chunks: 
     if execute_steps is not None and (not isinstance(execute_steps, (int, np.integer))
                                       or isinstance(execute_steps, bool) or not 1 <= execute_steps <= chunk_size):
         raise ValueError(f"execute_steps={execute_steps!r}; accepted: 1..chunk_size ({chunk_size}), or None (all)")
+    sent = getattr(policy, "chunk_size", None)
+    if execute_steps is None and sent is not None and sent > chunk_size:  # else refused by the env's first step
+        raise ValueError(f"policy: sends chunks of {sent} actions and the world model imagines at most {chunk_size} "
+                         f"per step; accepted: execute_steps 1..{chunk_size}, or a policy of that chunk size")
     if seed is not None:
         check_seed(seed)
     env = WorldModelEnv(world_model, observation, prompt, state=state, scorer=scorer, max_chunks=chunks)
