@@ -576,8 +576,12 @@ def _dream(args: argparse.Namespace) -> int:
                                  actions_space="physical", whole_trajectory=False, resample=False)
     said = _check_inputs(checked, sources, tuple(cameras), state)  # the policy's inputs, before the weights load
     chunk = args.chunk_size or e.chunk_size  # what the policy will send (--chunk-size was checked above)
-    if args.execute_steps is not None and not 1 <= args.execute_steps <= chunk:
-        raise UsageError(f"--execute-steps {args.execute_steps}: accepted: 1..the chunk size ({chunk})")
+    imagined = args.chunk_size or w.chunk_size  # the most rows the world model imagines per step
+    if args.execute_steps is None and chunk > imagined:
+        raise UsageError(f"--policy sends chunks of {chunk} actions and --world-model imagines at most {imagined} per "
+                         f"step; accepted: --execute-steps 1..{imagined}, or --chunk-size for both")
+    if args.execute_steps is not None and not 1 <= args.execute_steps <= min(chunk, imagined):
+        raise UsageError(f"--execute-steps {args.execute_steps}: accepted: 1..the chunk size ({min(chunk, imagined)})")
     if args.score == "reach":
         from .sim.progress import prompt_color, reach_scorer
 

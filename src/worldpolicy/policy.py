@@ -52,6 +52,7 @@ from .processing.clip import (
     read_clip,
 )
 from .processing.observations import (
+    SINGLE_VIEW_KEYS,
     camera_views,
     clip_views,
     compose_views,
@@ -824,10 +825,12 @@ class Policy:
     def _imagined_frame(self, frame: np.ndarray) -> None:
         """A frame the model imagined, which a later chunk of a trajectory is conditioned on: decoded at the canvas
         size it was sampled on, so it is not judged as a camera's image is (one camera's view, smaller than the
-        frames trained on), which would warn of what no user can change."""
+        frames trained on), which would warn of what no user can change. Given back alone or in an observation dict
+        under a single-view key (`sim.world_model.WorldModelEnv`'s observation), it is judged under either."""
         height, width = frame.shape[:2]
         self._said.add(("view", height, width))
-        self._said.add(_size_said({None: (height, width)}))
+        for key in (None, *SINGLE_VIEW_KEYS):
+            self._said.add(_size_said({key: (height, width)}))
 
     def _warn_range(self, model: np.ndarray, where: str) -> None:
         """Say `out_of_range_warning` of a request's state or actions once per input and set of columns (a control loop

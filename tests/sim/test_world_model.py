@@ -173,6 +173,27 @@ def test_a_policy_dreams_closed_loop_and_the_video_is_saved(policy, cameras, tmp
     assert video.shape == first.frames.shape and fps == policy.embodiment.fps
     with pytest.raises(ValueError, match=r"execute_steps=5; accepted: 1..chunk_size \(4\)"):
         dream(policy, policy, cameras, PROMPT, 2, execute_steps=5)
+    # a policy of a longer chunk than the world model imagines: refused before it acts, not at the first step
+    longer = type("Longer", (), {"embodiment": policy.embodiment, "chunk_size": 8,
+                                 "act": lambda *a, **k: pytest.fail("the policy acted")})()
+    with pytest.raises(ValueError, match=r"policy: sends chunks of 8 actions and the world model imagines at most 4 "
+                                         r"per step; accepted: execute_steps 1..4"):
+        dream(longer, policy, cameras, PROMPT, 2)
+
+
+def test_the_policy_does_not_judge_the_world_models_frames_as_a_cameras(policy, cameras, caplog, monkeypatch):
+    """The policy acts on frames the world model decoded at its canvas size (chunk 0's start too): judged as a
+    camera's image against the frames a trained checkpoint records, it told the user to resize images they gave at
+    the trained size (`Policy._imagined_frame`). The user's own cameras are still judged."""
+    monkeypatch.setattr(policy, "_said", set())  # the module's policy: what earlier tests had it say is forgotten
+    monkeypatch.setattr(policy, "_trained_frames", {"cameras": {key: (180, 320) for key in cameras},
+                                                    "composed": (360, 320)})
+    dream(policy, policy, cameras, PROMPT, 2, seed=0)
+    assert "where it was" not in caplog.text
+    small = {key: view[::2, ::2] for key, view in cameras.items()}
+    monkeypatch.setattr(policy, "_said", set())
+    dream(policy, policy, small, PROMPT, 1, seed=0)
+    assert "camera observation/wrist_image_left is 90x160 where it was 180x320" in caplog.text
 
 
 def test_the_env_needs_no_mujoco():

@@ -62,6 +62,16 @@ def _world_model_parts(policy: Any, param: str) -> tuple[Embodiment, int, int]:
     return parts[0], int(parts[1]), int(parts[2])
 
 
+def _said_imagined(model: Any, frame: np.ndarray) -> None:
+    """Tell a local `Policy` that `frame` is a world model's own (decoded at its canvas size), so it is not judged as
+    a camera's image against the frames its checkpoint was trained on, which would warn of a size no user chose: the
+    hook `imagine(whole_trajectory=True)` gives its own chunks (`Policy._imagined_frame`, private to the package; a
+    `RemotePolicy` has none: its server judges what it receives)."""
+    said = getattr(model, "_imagined_frame", None)
+    if callable(said):
+        said(frame)
+
+
 class WorldModelEnv(gym.Env):
     """A world model rolled forward one action chunk per `step` (module docstring).
 
@@ -201,8 +211,8 @@ class WorldModelEnv(gym.Env):
         seed = chunk_seed(self.seed, j)
         first = j == 0
         state = self._given_state if first else self._state if self.embodiment.state_history else None
-        if not first and callable(getattr(self.world_model, "_imagined_frame", None)):
-            self.world_model._imagined_frame(self._conditioning)  # the model's own frame: not judged as a camera's
+        if not first:
+            _said_imagined(self.world_model, self._conditioning)
         prediction = self.world_model.imagine(self._conditioning, rows, self.prompt, whole_trajectory=True, seed=seed,
                                               state=state, progress=False)
         frames = prediction.video[1:]
@@ -315,12 +325,17 @@ def dream(policy: Any, world_model: Any, observation: Any, prompt: str, chunks: 
     if execute_steps is not None and (not isinstance(execute_steps, (int, np.integer))
                                       or isinstance(execute_steps, bool) or not 1 <= execute_steps <= chunk_size):
         raise ValueError(f"execute_steps={execute_steps!r}; accepted: 1..chunk_size ({chunk_size}), or None (all)")
+    sent = getattr(policy, "chunk_size", None)
+    if execute_steps is None and sent is not None and sent > chunk_size:  # else refused by the env's first step
+        raise ValueError(f"policy: sends chunks of {sent} actions and the world model imagines at most {chunk_size} "
+                         f"per step; accepted: execute_steps 1..{chunk_size}, or a policy of that chunk size")
     if seed is not None:
         check_seed(seed)
     env = WorldModelEnv(world_model, observation, prompt, state=state, scorer=scorer, max_chunks=chunks)
     obs, _ = env.reset(seed=seed)
     frames, actions, rewards, acted, imagined = [obs[FRAME_KEY]], [], [], [], []
     for j in range(chunks):
+        _said_imagined(policy, obs[FRAME_KEY])  # the start as the model sees it, then its imagined frames
         pred = policy.act(obs, prompt, seed=None if seed is None else chunk_seed(seed, chunks + j))
         rows = pred.actions[:execute_steps]
         obs, reward, _, _, info = env.step(rows)

@@ -197,10 +197,15 @@ def _files(run_dir: Path, pattern: str) -> list[Path]:
     return [p for p in found if p.is_file() and not p.name.startswith(".")]
 
 
-def describe_video(relative_path: str, mode: str | None = None) -> tuple[str, str]:
+def describe_video(relative_path: str, mode: str | None = None, run_kind: str | None = None) -> tuple[str, str]:
     """(what, explanation) of a video in a run folder, by the name worldpolicy writes it under: a predict run's
-    rollout.mp4 (`mode`: the run's, from actions.json), viz's animation, sim's episode videos. A viewer could not
+    rollout.mp4 (`mode`: the run's, from actions.json; a dream run's, `run_kind` "dream", is the policy's actions
+    imagined, whose actions.json says forward_dynamics), viz's animation, sim's episode videos. A viewer could not
     tell an imagined clip from a recorded one by its caption."""
+    if relative_path == ROLLOUT_VIDEO and run_kind == "dream":
+        return "dreamed video", ("imagined by the world model chunk after chunk, each under the actions the policy "
+                                 "chose from the frame before it (frame 0: the start as the model sees it), not "
+                                 "recorded")
     if relative_path == ROLLOUT_VIDEO:
         return describe_rollout_video(mode)
     if relative_path.rsplit("/", 1)[-1] == ANIMATION_FILE:
@@ -646,7 +651,7 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
     embedded = 0
     for i, path in enumerate(_files(run_dir, "*.mp4")):
         rel = path.relative_to(run_dir).as_posix()
-        what, explanation = describe_video(rel, mode if isinstance(mode, str) else None)
+        what, explanation = describe_video(rel, mode if isinstance(mode, str) else None, kind)
         record = episodes.get(_episode_seed(rel)) if fnmatch.fnmatch(rel, SIM_EPISODE_VIDEOS) else None
         outcome = "" if record is None else f"<br><span class=episode>{_esc(_episode_caption(record))}</span>"
         figure, embedded = video_figure(run_dir, path, i, what, explanation, embedded, outcome)
