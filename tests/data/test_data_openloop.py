@@ -313,6 +313,14 @@ def test_the_command_line_runs_the_model_and_writes_metrics_and_plots(policy, tm
     # --no-plots: no earlier run's figure is left beside the new openloop.json (the summary of other episodes was)
     assert main([*argv, "--episodes", "0", "--no-plots"]) == 0
     assert sorted(p.name for p in out.iterdir()) == [OPENLOOP_FILE]
+    assert json.loads((out / OPENLOOP_FILE).read_text())["plots"] == {"summary": None, "episodes": []}
+    # a folder that held no evaluation keeps files that only share the figures' names (the user's own)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name in (SUMMARY_FIGURE, EPISODE_FIGURE.format(7)):
+        (mine / name).write_bytes(b"mine")
+    assert main([*argv[:4], "--out", str(mine), *argv[6:], "--no-plots"]) == 0
+    assert sorted(p.name for p in mine.iterdir()) == sorted([OPENLOOP_FILE, SUMMARY_FIGURE, EPISODE_FIGURE.format(7)])
 
 
 @pytest.mark.parametrize(("extra", "message"), [

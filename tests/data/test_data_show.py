@@ -103,6 +103,23 @@ def test_by_default_the_first_episodes_are_shown_and_a_rerun_keeps_only_the_chos
     assert "id=episode-2" in write_report(out).read_text()  # `worldpolicy report` redraws it from the folder
 
 
+def test_a_folder_of_the_users_keeps_its_own_folders_named_like_episodes(small_dataset, tmp_path):
+    """Only an earlier show's episodes are removed, and only staging folders of its own: a folder of no known kind,
+    accepted as --out, lost `episode_notes/` and `.episode_drafts/` (and an `episode_000002/` of its own)."""
+    ds, _ = small_dataset
+    out = tmp_path / "mine"
+    for name in ("episode_notes", ".episode_drafts", "episode_000002"):
+        (out / name).mkdir(parents=True)
+        (out / name / "a.txt").write_text("mine")
+    assert main(["dataset", "show", str(ds.root), "--out", str(out), "--episodes", "0", "--no-progress"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [".episode_drafts", "dataset_show.json", "episode_000000",
+                                                     "episode_000002", "episode_notes", "index.html"]
+    # a rerun into the show it made removes the episode folders it does not show now (episode_NNNNNN), no others
+    assert main(["dataset", "show", str(ds.root), "--out", str(out), "--episodes", "1", "--no-progress"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [".episode_drafts", "dataset_show.json", "episode_000001",
+                                                     "episode_notes", "index.html"]
+
+
 def test_an_embodiment_reads_the_actions_and_state_in_its_columns(tmp_path, monkeypatch):
     from worldpolicy.data.show import show_dataset
     from worldpolicy.embodiments import get_embodiment

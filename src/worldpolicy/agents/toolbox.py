@@ -1279,7 +1279,10 @@ class Toolbox:
                                      or not 1 <= len(episodes) <= MAX_SHOWN_EPISODES):
             raise ToolInputError("episodes", f"expected a list of 1 to {MAX_SHOWN_EPISODES} episode indexes (from 0; "
                                  "negative from the end)", episodes)
-        emb = self._embodiment(embodiment) if embodiment is not None else None
+        # a shipped model's own embodiment (panda_reach, which `list_embodiments` lists) by its name too: the registry's
+        # error for it says to pass its spec file, which a tool refuses
+        shipped = {r.embodiment.key: r.embodiment for r in listed_embodiments() if r.shipped is not None}
+        emb = None if embodiment is None else shipped.get(embodiment) or self._embodiment(embodiment)
         root = self._readable_folder("dataset", dataset)
         given = {"dataset": dataset, "episodes": episodes, "embodiment": embodiment}
         try:

@@ -235,7 +235,8 @@ class OpenLoopResult:
                          "mae": None if n == 0 else by_column(horizon[k])}
                         for k, n in enumerate(self.horizon_steps)],
             "episodes": [e.to_json(self.columns) for e in self.episodes],
-            "plots": {"summary": SUMMARY_FIGURE,
+            # none drawn (--no-plots): no summary named, as no episode's
+            "plots": {"summary": SUMMARY_FIGURE if any(e.plot is not None for e in self.episodes) else None,
                       "episodes": [e.plot.name for e in self.episodes if e.plot is not None]},
         }
 
@@ -515,7 +516,10 @@ def _batch_progress(callback: Callable[[float, int], None], first: int, n: int, 
 
 def _write(result: OpenLoopResult, data: OpenLoopData, out: Path, plots: bool) -> None:
     """openloop.json and, with `plots`, the figures: written once every chunk is compared, so an error or Ctrl-C
-    before leaves an earlier run's files as they were."""
+    before leaves an earlier run's files as they were. An earlier evaluation's plots that this one does not rewrite
+    are removed, only where `out` held its openloop.json: a folder of no known kind keeps files that merely share
+    the figures' names."""
+    earlier = (out / OPENLOOP_FILE).is_file()  # before this run writes its own
     if plots:
         from ..viz.plots import open_loop_figure, save_figure
 
@@ -536,7 +540,7 @@ def _write(result: OpenLoopResult, data: OpenLoopData, out: Path, plots: bool) -
     result.files.append(out / OPENLOOP_FILE)
     written = {p.name for p in result.files}
     # an earlier run's plot of an episode not evaluated now, or its summary where this run draws none
-    for stale in [*out.glob(EPISODE_FIGURE_GLOB), out / SUMMARY_FIGURE]:
+    for stale in [*out.glob(EPISODE_FIGURE_GLOB), out / SUMMARY_FIGURE] if earlier else []:
         if stale.name not in written:
             stale.unlink(missing_ok=True)
 

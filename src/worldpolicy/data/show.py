@@ -139,8 +139,12 @@ def show_dataset(
             raise ValueError(f"embodiment={str(embodiment)!r}: {exc.args[0] if exc.args else exc}") from None
     groups = _groups(ds, emb, str(embodiment))
     out = output_folder(out, "out", writer=SHOW_WRITER)
-    for stale in out.glob("." + EPISODE_GLOB):  # a staging folder a SIGKILL left
-        shutil.rmtree(stale, ignore_errors=True)
+    # what this command wrote, never a folder of the user's that shares a prefix (`episode_notes/`): a staging folder
+    # a SIGKILL left (`staged_folder`'s `.episode_NNNNNN.*`) and, only where `out` held an earlier show, its episodes
+    for stale in out.glob("." + EPISODE_GLOB):
+        if re.fullmatch(r"\.episode_\d{6,}\..+", stale.name):
+            shutil.rmtree(stale, ignore_errors=True)
+    earlier = (out / SHOW_FILE).is_file()
     fields = json.loads(json.dumps(ds.episode_fields(), default=str))  # bytes and the like as text, for the page
     summary = _summary(ds, chosen, episodes is None, emb, fields)
     shown = DatasetShown(out, out / "index.html", chosen, [], summary)
@@ -157,8 +161,8 @@ def show_dataset(
     if not chosen:  # a dataset of no episodes: its summary alone
         _write(shown)
     kept = {EPISODE_DIR.format(i) for i in chosen}
-    for old in out.glob(EPISODE_GLOB):  # an earlier run's episode not shown now
-        if old.is_dir() and old.name not in kept:
+    for old in out.glob(EPISODE_GLOB) if earlier else []:  # an earlier run's episode not shown now
+        if old.is_dir() and old.name not in kept and re.fullmatch(r"episode_\d{6,}", old.name):
             shutil.rmtree(old)
     return shown
 
