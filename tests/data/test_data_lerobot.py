@@ -882,3 +882,28 @@ def test_a_home_relative_root_opens_as_the_shell_would(small_dataset, monkeypatc
     ds, _ = small_dataset
     monkeypatch.setenv("HOME", str(ds.root.parent))
     assert LeRobotDataset.open(f"~/{ds.root.name}").num_episodes == 3
+
+
+def test_a_success_column_from_another_recorder_is_read_as_0_1_or_not_read_and_said(tmp_path, caplog):
+    """A recorder that stores success as ints 0/1 is read as bools; a column that says less than one flag per episode
+    (nulls, other values) is not read and said, and the dataset still opens: its frames are good for all else."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from worldpolicy.data import LeRobotDataset, LeRobotDatasetWriter
+
+    writer = LeRobotDatasetWriter(tmp_path / "ds", 10)
+    for ok in (True, False):
+        writer.add_episode({"x": np.zeros((3, 1), np.float32)}, task="t", success=ok)
+    writer.finalize()
+    [path] = (tmp_path / "ds" / "meta" / "episodes").rglob("*.parquet")
+    table = pq.read_table(path)
+    at = table.column_names.index("success")
+    for column, expected in (([1, 0], [True, False]), ([1, None], None), ([2, 0], None)):
+        pq.write_table(table.set_column(at, "success", pa.array(column, pa.int64())), path)
+        caplog.clear()
+        ds = LeRobotDataset.open(tmp_path / "ds")
+        assert ds.num_episodes == 2
+        assert (None if ds.episode_success is None else ds.episode_success.tolist()) == expected
+        assert ("it is not read, so this dataset does not say which episodes succeeded" in caplog.text) == (
+            expected is None)

@@ -705,17 +705,27 @@ def _read_episodes(root: Path, info: dict[str, Any], tasks: list[str]) -> dict[s
 
 def _success_column(read: list[tuple[Path, pa.Table]]) -> np.ndarray | None:
     """meta/episodes' `success` column in file order (as the other columns are read), where every file has one;
-    None where none has. A column of another type, with nulls or in some files only, is refused: a filter on it would
-    drop or keep episodes it says nothing of."""
+    None where none has. Bools, or ints 0/1 as another recorder may store them. A column that says less than one flag
+    per episode (nulls, other values, some files only) is not read, and said: a filter on it would drop or keep
+    episodes it says nothing of, and the dataset's frames are still good for everything else."""
     if not any(SUCCESS_COLUMN in table.column_names for _, table in read):
         return None
     values: list[Any] = []
     for path, table in read:
+        problem = None
         if SUCCESS_COLUMN not in table.column_names:
-            raise DatasetFormatError(path, SUCCESS_COLUMN, "column is missing here but present in other episodes files")
-        if not pa.types.is_boolean(table.schema.field(SUCCESS_COLUMN).type) or table.column(SUCCESS_COLUMN).null_count:
-            raise DatasetFormatError(path, SUCCESS_COLUMN, "must hold one bool per episode, no nulls")
-        values.extend(table.column(SUCCESS_COLUMN).to_pylist())
+            problem = "is missing here but present in other episodes files"
+        elif table.column(SUCCESS_COLUMN).null_count:
+            problem = "has null values"
+        else:
+            kind, column = table.schema.field(SUCCESS_COLUMN).type, table.column(SUCCESS_COLUMN).to_pylist()
+            if not (pa.types.is_boolean(kind) or (pa.types.is_integer(kind) and set(column) <= {0, 1})):
+                problem = f"holds {kind} values, not one bool (or 0/1) per episode"
+        if problem:
+            logger.warning("%s: column %r %s; it is not read, so this dataset does not say which episodes succeeded",
+                           path, SUCCESS_COLUMN, problem)
+            return None
+        values.extend(column)
     return np.asarray(values, dtype=bool)
 
 
