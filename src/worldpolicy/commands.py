@@ -547,7 +547,7 @@ def _dream(args: argparse.Namespace) -> int:
     from .models import resolve_checkpoint
     from .policy import Policy, expand_home
     from .processing.trajectory import check_trajectory_embodiment
-    from .sim.world_model import dream, write_dream
+    from .sim.world_model import dream, dream_steps_refusal, write_dream
     from .viz.plots import plural
 
     args.policy = resolve_checkpoint(args.policy)
@@ -577,11 +577,10 @@ def _dream(args: argparse.Namespace) -> int:
     said = _check_inputs(checked, sources, tuple(cameras), state)  # the policy's inputs, before the weights load
     chunk = args.chunk_size or e.chunk_size  # what the policy will send (--chunk-size was checked above)
     imagined = args.chunk_size or w.chunk_size  # the most rows the world model imagines per step
-    if args.execute_steps is None and chunk > imagined:
-        raise UsageError(f"--policy sends chunks of {chunk} actions and --world-model imagines at most {imagined} per "
-                         f"step; accepted: --execute-steps 1..{imagined}, or --chunk-size for both")
-    if args.execute_steps is not None and not 1 <= args.execute_steps <= min(chunk, imagined):
-        raise UsageError(f"--execute-steps {args.execute_steps}: accepted: 1..the chunk size ({min(chunk, imagined)})")
+    if (refusal := dream_steps_refusal(chunk, imagined, args.execute_steps)) is not None:
+        which, why, accepted = refusal
+        raise UsageError(f"{'--execute-steps' if which == 'execute_steps' else '--policy'}: {why}; accepted: "
+                         f"{accepted.replace('execute_steps', '--execute-steps')}")
     if args.score == "reach":
         from .sim.progress import prompt_color, reach_scorer
 

@@ -1611,7 +1611,7 @@ def test_a_dream_cancelled_part_way_leaves_no_run_folder(shipped):
 @pytest.mark.parametrize(("args", "parameter", "fragment"), [
     ({"chunks": 0}, "chunks", "[1, 32]"),
     ({"chunks": 33}, "chunks", "[1, 32]"),
-    ({"execute_steps": 5}, "execute_steps", "[1, 4] (the chunk size)"),
+    ({"execute_steps": 5}, "execute_steps", "5 is not in 1..4"),
     ({"score": "reach", "prompt": "go"}, "prompt", "score 'reach' scores the ball it names"),
     ({"world_model": "nope"}, "world_model", "not a checkpoint folder"),
     ({"seed": -1}, "seed", "[0, 2**63)"),

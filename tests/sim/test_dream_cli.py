@@ -100,9 +100,9 @@ def test_bad_input_is_refused_before_the_weights_load(cameras, tmp_path, capsys,
     inside.write_bytes(b"")
     cases = [
         (cameras, ["--chunks", "0"], "--chunks 0: accepted: the chunks to dream, >= 1"),
-        (cameras, ["--chunks", "1", "--execute-steps", "5"], "--execute-steps 5: accepted: 1..the chunk size (4)"),
+        (cameras, ["--chunks", "1", "--execute-steps", "5"], "--execute-steps: 5 is not in 1..4; accepted: 1..4, or none (the whole chunk)"),
         (cameras, ["--chunks", "1", "--execute-steps", "9", "--chunk-size", "8"],
-         "--execute-steps 9: accepted: 1..the chunk size (8)"),
+         "--execute-steps: 9 is not in 1..8; accepted: 1..8"),
         (cameras, ["--chunks", "1", "--score", "reach", "--prompt", "reach the ball"],
          "--score reach: the --prompt names the ball it scores: prompt 'reach the ball' names none of the scene"),
         (["--image", str(missing)], ["--chunks", "1"], f"--image {str(missing)!r} does not exist"),

@@ -171,7 +171,7 @@ def test_a_policy_dreams_closed_loop_and_the_video_is_saved(policy, cameras, tmp
     np.testing.assert_array_equal(first.frames, again.frames)
     video, fps = read_video(first.save_video(tmp_path / "dream.mp4"))
     assert video.shape == first.frames.shape and fps == policy.embodiment.fps
-    with pytest.raises(ValueError, match=r"execute_steps=5; accepted: 1..chunk_size \(4\)"):
+    with pytest.raises(ValueError, match=r"execute_steps: 5 is not in 1..4; accepted: 1..4, or none"):
         dream(policy, policy, cameras, PROMPT, 2, execute_steps=5)
     # a policy of a longer chunk than the world model imagines: refused before it acts, not at the first step
     longer = type("Longer", (), {"embodiment": policy.embodiment, "chunk_size": 8,

@@ -1155,7 +1155,7 @@ class Toolbox:
         try:
             from ..processing.trajectory import trajectory_refusal
             from ..sim.progress import SCORERS, prompt_color, reach_scorer
-            from ..sim.world_model import dream, write_dream
+            from ..sim.world_model import dream, dream_steps_refusal, write_dream
             from ..viz.run import SETTINGS_FILE
         except ImportError as exc:  # gymnasium: the server's install, not the call's arguments
             raise missing_extra(exc, "dream needs the simulator's gymnasium") or exc from None
@@ -1187,9 +1187,11 @@ class Toolbox:
                                  f"keeps {self.config.max_loaded} (--max-loaded)", world_model,
                                  "the policy's checkpoint (left out), or a server started with --max-loaded 2")
         chunk = self._load_options().get("chunk_size") or emb.chunk_size  # what the policy sends
-        if execute_steps is not None and (not _integer(execute_steps) or not 1 <= execute_steps <= chunk):
-            raise ToolInputError("execute_steps", f"must be an integer in [1, {chunk}] (the chunk size)",
-                                 execute_steps, f"1..{chunk}, or left out (the whole chunk)")
+        imagined = self._load_options().get("chunk_size") or w_emb.chunk_size  # the most the world model imagines
+        if (refusal := dream_steps_refusal(chunk, imagined, execute_steps)) is not None:
+            which, why, accepted = refusal
+            raise ToolInputError(which if which == "execute_steps" else "world_model", why,
+                                 execute_steps if which == "execute_steps" else world_model, accepted)
         if score is not None and score not in SCORERS:
             raise ToolInputError("score", "unknown scorer", score, [*SCORERS, None])
         if score == "reach":

@@ -40,7 +40,7 @@ from worldpolicy.processing.trajectory import chunk_seed, state_reached, traject
 from worldpolicy.processing.video import write_video
 from worldpolicy.results import Prediction
 
-__all__ = ["DREAM_SCHEMA", "FRAME_KEY", "Dream", "WorldModelEnv", "dream", "write_dream"]
+__all__ = ["DREAM_SCHEMA", "FRAME_KEY", "Dream", "WorldModelEnv", "dream", "dream_steps_refusal", "write_dream"]
 
 # the observation's frame: the key an observation dict gives a pre-composed canvas under, so `act` takes it as is
 FRAME_KEY = SINGLE_VIEW_KEYS[0]
@@ -304,6 +304,20 @@ class Dream:
                             seconds, True)
 
 
+def dream_steps_refusal(sent: int | None, imagined: int, execute_steps: Any) -> tuple[str, str] | None:
+    """Why a policy sending chunks of `sent` actions (None: unknown) cannot run `execute_steps` of each in a world
+    model imagining at most `imagined` per step, as (which: "execute_steps" or "policy", why, accepted), or None.
+    `dream`, `worldpolicy dream` and the agents' tool each say it in their own names, before any weights load."""
+    most = imagined if sent is None else min(sent, imagined)
+    if execute_steps is not None and (not isinstance(execute_steps, (int, np.integer))
+                                      or isinstance(execute_steps, bool) or not 1 <= execute_steps <= most):
+        return "execute_steps", f"{execute_steps!r} is not in 1..{most}", f"1..{most}, or none (the whole chunk)"
+    if execute_steps is None and sent is not None and sent > imagined:
+        return ("policy", f"sends chunks of {sent} actions and the world model imagines at most {imagined} per step",
+                f"execute_steps 1..{imagined}, or a policy and world model of one chunk size")
+    return None
+
+
 def dream(policy: Any, world_model: Any, observation: Any, prompt: str, chunks: int, *, state: Any = None,
           seed: int | None = None, execute_steps: int | None = None, scorer: Scorer | None = None,
           on_chunk: Callable[[Dream], None] | None = None) -> Dream:
@@ -322,13 +336,9 @@ def dream(policy: Any, world_model: Any, observation: Any, prompt: str, chunks: 
                          f"({', '.join(world.columns)}); accepted: a policy and world model of one embodiment")
     if not isinstance(chunks, (int, np.integer)) or isinstance(chunks, bool) or chunks < 1:
         raise ValueError(f"chunks={chunks!r}; accepted: an int >= 1")
-    if execute_steps is not None and (not isinstance(execute_steps, (int, np.integer))
-                                      or isinstance(execute_steps, bool) or not 1 <= execute_steps <= chunk_size):
-        raise ValueError(f"execute_steps={execute_steps!r}; accepted: 1..chunk_size ({chunk_size}), or None (all)")
-    sent = getattr(policy, "chunk_size", None)
-    if execute_steps is None and sent is not None and sent > chunk_size:  # else refused by the env's first step
-        raise ValueError(f"policy: sends chunks of {sent} actions and the world model imagines at most {chunk_size} "
-                         f"per step; accepted: execute_steps 1..{chunk_size}, or a policy of that chunk size")
+    if (refusal := dream_steps_refusal(getattr(policy, "chunk_size", None), chunk_size, execute_steps)) is not None:
+        which, why, accepted = refusal
+        raise ValueError(f"{which}: {why}; accepted: {accepted}")
     if seed is not None:
         check_seed(seed)
     env = WorldModelEnv(world_model, observation, prompt, state=state, scorer=scorer, max_chunks=chunks)
