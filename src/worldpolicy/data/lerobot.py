@@ -166,7 +166,8 @@ class LeRobotDataset:
     def episode_success(self) -> np.ndarray | None:
         """Whether each episode succeeded (bool per episode, meta/episodes' `success` column: a `dataset from-sim
         --policy` recording), or None for a dataset that does not say."""
-        return self._episodes.get(SUCCESS_COLUMN)
+        success = self._episodes.get(SUCCESS_COLUMN)
+        return None if success is None else success.copy()  # as episode_lengths: the dataset's own stays unchanged
 
     @property
     def video_keys(self) -> list[str]:
