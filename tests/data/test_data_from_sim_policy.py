@@ -188,35 +188,11 @@ def test_the_writer_takes_a_success_flag_for_every_episode_or_none(tmp_path):
     assert plain.finalize().episode_success is None
 
 
-def test_a_servers_key_is_given_as_sim_takes_it(tmp_path, capsys, monkeypatch):
-    """`--api-key-env VAR` / `--api-key KEY` (WORLDPOLICY_API_KEY when neither is given), read as `worldpolicy sim`
-    reads them; `api_key=` in Python, refused for a policy that is no server, and never in the dataset's provenance."""
-    from worldpolicy.cli import main
+def test_a_servers_key_is_given_in_python_and_kept_out_of_the_provenance(tmp_path):
+    """`api_key=` (the command line's flags are tested with sim's: tests/sim/test_cli.py), refused for a policy that
+    is no server, and never in the dataset's provenance."""
     from worldpolicy.data.from_sim import expert_episodes, sim_to_dataset
-    from worldpolicy.sim import policies
 
-    sent = []
-
-    def make_policy(spec, **kwargs):  # what would connect: the key it was given, and no further
-        sent.append(kwargs["api_key"])
-        raise ValueError("stopped before connecting")
-
-    monkeypatch.setattr(policies, "make_policy", make_policy)
-    monkeypatch.setenv("WP_SIM_KEY", "s3cret-key-123")
-    monkeypatch.setenv("WORLDPOLICY_API_KEY", "other-key-456")
-    argv = ["dataset", "from-sim", str(tmp_path / "ds"), "--policy", "ws://127.0.0.1:9", *_ARGV]
-    for extra in (["--api-key-env", "WP_SIM_KEY"], [], ["--api-key", "typed-key-789"]):
-        assert main([*argv, *extra]) == 2
-        assert "stopped before connecting" in capsys.readouterr().err
-    assert sent == ["s3cret-key-123", "other-key-456", "typed-key-789"]
-    monkeypatch.setenv("WP_SIM_KEY", "")
-    for extra, message in ((["--api-key-env", "WP_SIM_KEY"],
-                            "error: --api-key-env WP_SIM_KEY: that environment variable is unset or empty"),
-                           (["--api-key-env", "WP_SIM_KEY", "--api-key", "k"],
-                            "error: --api-key and --api-key-env both give the server's key: pass one")):
-        assert main([*argv, *extra]) == 2
-        assert message in capsys.readouterr().err
-    assert len(sent) == 3  # refused before connecting
     recording = expert_episodes("reach", 1, policy="ws://127.0.0.1:9", api_key="s3cret-key-123", **_SMALL)
     recording.close()
     assert "s3cret" not in json.dumps(recording.provenance)
@@ -224,14 +200,3 @@ def test_a_servers_key_is_given_as_sim_takes_it(tmp_path, capsys, monkeypatch):
                             ("scripted", "api_key: sets how a policy's rollouts run")):
         with pytest.raises(ValueError, match=f"^{message}"):
             sim_to_dataset(tmp_path / "py", "reach", 1, policy=policy, api_key="k", **_SMALL)
-
-
-def test_a_refused_key_says_how_from_sim_sends_one(tmp_path, capsys, keyed_server):
-    from worldpolicy.cli import main
-
-    t = keyed_server
-    assert main(["dataset", "from-sim", str(tmp_path / "ds"), "--policy", t.url, *_ARGV]) == 2
-    [line] = [line for line in capsys.readouterr().err.splitlines() if "from-sim: error:" in line]
-    assert f"error: {t.url} refused the API key (HTTP 401)" in line
-    assert line.endswith("give dataset from-sim the server's key with --api-key-env VAR, WORLDPOLICY_API_KEY or "
-                         "--api-key KEY")

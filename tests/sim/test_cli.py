@@ -328,17 +328,29 @@ def test_sim_cli_server_down_is_a_one_line_error(tmp_path, capsys):
     assert not (tmp_path / "run").exists()  # made when --out was checked; nothing ran, so nothing is left
 
 
-def test_sim_cli_wrong_api_key_says_how_to_send_one(tmp_path, capsys, keyed_server):
+# The commands that take a ws:// policy server's key (`cli.add_api_key_flags`, one definition): how each is run
+# against `url`, writing into `out`
+KEYED_COMMANDS = {
+    "sim": lambda url, out: ["sim", "--policy", url, "--task", "reach", "--episodes", "1", "--no-progress",
+                             "--out", str(out)],
+    "dataset from-sim": lambda url, out: ["dataset", "from-sim", str(out), "--policy", url, "--task", "reach",
+                                          "--episodes", "1", "--max-steps", "2", "--image-size", "24x24",
+                                          "--no-progress"],
+}
+
+
+@pytest.mark.parametrize("command", KEYED_COMMANDS)
+def test_a_wrong_api_key_says_how_to_send_one(tmp_path, capsys, keyed_server, command):
     t = keyed_server
-    argv = ["sim", "--policy", t.url, "--task", "reach", "--episodes", "1", "--no-progress",
-            "--out", str(tmp_path / "run")]
-    assert main(argv) == 2
-    [line] = [line for line in capsys.readouterr().err.splitlines() if "sim: error:" in line]  # not the server's log
-    assert f"sim: error: {t.url} refused the API key (HTTP 401)" in line
-    assert line.endswith("give sim the server's key with --api-key-env VAR, WORLDPOLICY_API_KEY or --api-key KEY")
+    assert main(KEYED_COMMANDS[command](t.url, tmp_path / "run")) == 2
+    [line] = [line for line in capsys.readouterr().err.splitlines() if f"{command}: error:" in line]  # not the server's
+    assert f"{command}: error: {t.url} refused the API key (HTTP 401)" in line
+    assert line.endswith(f"give {command} the server's key with --api-key-env VAR, WORLDPOLICY_API_KEY or "
+                         "--api-key KEY")
 
 
-def test_sim_cli_reads_the_servers_key_from_the_variable_api_key_env_names(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("command", KEYED_COMMANDS)
+def test_the_servers_key_is_read_from_the_variable_api_key_env_names(tmp_path, capsys, monkeypatch, command):
     """`--api-key KEY` is in the process list (`ps`) of every user of the machine; `--api-key-env VAR` reads it from
     the environment, as serve's does, and WORLDPOLICY_API_KEY is read when neither flag is given."""
     from worldpolicy.sim import policies
@@ -352,20 +364,19 @@ def test_sim_cli_reads_the_servers_key_from_the_variable_api_key_env_names(tmp_p
     monkeypatch.setattr(policies, "make_policy", make_policy)
     monkeypatch.setenv("WP_SIM_KEY", "s3cret-key-123")
     monkeypatch.setenv("WORLDPOLICY_API_KEY", "other-key-456")
-    argv = ["sim", "--policy", "ws://127.0.0.1:9", "--task", "reach", "--episodes", "1", "--no-progress", "--out",
-            str(tmp_path / "run")]
-    assert main([*argv, "--api-key-env", "WP_SIM_KEY"]) == 2
-    assert main(argv) == 2
-    assert sent == ["s3cret-key-123", "other-key-456"]
+    argv = KEYED_COMMANDS[command]("ws://127.0.0.1:9", tmp_path / "run")
+    for extra in (["--api-key-env", "WP_SIM_KEY"], [], ["--api-key", "typed-key-789"]):
+        assert main([*argv, *extra]) == 2
+    assert sent == ["s3cret-key-123", "other-key-456", "typed-key-789"]
     assert "s3cret" not in capsys.readouterr().err
     monkeypatch.setenv("WP_SIM_KEY", "")
     for extra, message in ((["--api-key-env", "WP_SIM_KEY"],
-                            "sim: error: --api-key-env WP_SIM_KEY: that environment variable is unset or empty"),
+                            "error: --api-key-env WP_SIM_KEY: that environment variable is unset or empty"),
                            (["--api-key-env", "WP_SIM_KEY", "--api-key", "k"],
-                            "sim: error: --api-key and --api-key-env both give the server's key: pass one")):
+                            "error: --api-key and --api-key-env both give the server's key: pass one")):
         assert main([*argv, *extra]) == 2
-        assert message in capsys.readouterr().err
-    assert len(sent) == 2  # refused before connecting
+        assert f"{command}: {message}" in capsys.readouterr().err
+    assert len(sent) == 3  # refused before connecting
 
 
 def test_sim_cli_keeps_the_finished_episodes_when_a_later_one_fails(tmp_path, capsys, monkeypatch):
