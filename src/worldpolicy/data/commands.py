@@ -394,11 +394,9 @@ def _from_sim(args: argparse.Namespace) -> int:
     if strategy_flags and args.policy == "scripted":
         raise ValueError(f"{strategy_flags[0]}: sets how a policy's chunks run; the scripted expert re-plans every "
                          "--chunk-size steps: leave it out or pass --policy")
-    # it would be ignored, as `worldpolicy sim` says
-    if args.ensemble_decay is not None and args.strategy != "ensemble":
-        raise ValueError(f"--ensemble-decay {args.ensemble_decay:g} weighs the chunks --strategy ensemble blends; "
-                         f"--strategy {args.strategy or 'execute'} blends none: add --strategy ensemble or leave "
-                         "--ensemble-decay out")
+    from worldpolicy.sim.commands import check_ensemble_decay
+
+    check_ensemble_decay(args.strategy, args.ensemble_decay)
     from worldpolicy.cli import policy_api_key, with_key_hint
 
     api_key = policy_api_key(args, args.policy)  # before anything is recorded, as the other policy-only flags

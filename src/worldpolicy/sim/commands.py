@@ -42,6 +42,14 @@ def add_parser(subparsers) -> None:
     c.set_defaults(func=compare)
 
 
+def check_ensemble_decay(strategy: str | None, decay: float | None) -> None:
+    """`--ensemble-decay` without `--strategy ensemble` would be ignored, and the run look as asked: refused (sim and
+    `dataset from-sim --policy` alike)."""
+    if decay is not None and strategy != "ensemble":
+        raise ValueError(f"--ensemble-decay {decay:g} weighs the chunks --strategy ensemble blends; --strategy "
+                         f"{strategy or 'execute'} blends none: add --strategy ensemble or leave --ensemble-decay out")
+
+
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", default="shipped",
                    help="shipped (default: the model in the package) | CHECKPOINT dir (diffusers-format or LoRA "
@@ -323,9 +331,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-steps: expected >= 1 (or leave it out for the task's default), got {args.max_steps}")
     if args.videos < 0:
         raise ValueError(f"--videos: expected >= 0, got {args.videos}")
-    if args.ensemble_decay is not None and args.strategy != "ensemble":  # it would be ignored, and the run look as asked
-        raise ValueError(f"--ensemble-decay {args.ensemble_decay:g} weighs the chunks --strategy ensemble blends; "
-                         f"--strategy {args.strategy} blends none: add --strategy ensemble or leave --ensemble-decay out")
+    check_ensemble_decay(args.strategy, args.ensemble_decay)
     image_size = _image_size(args.image_size)
     needs_images = args.policy not in ("scripted", "random")
     if needs_images and image_size is None:
