@@ -224,8 +224,6 @@ class WorldModelEnv(gym.Env):
         reward = 0.0
         if self.scorer is not None:
             reward = score(self.scorer, frames, self.prompt, f"chunk {j}")
-            if not np.isfinite(reward):
-                raise ValueError(f"scorer {self.scorer!r} returned {reward} for chunk {j}; rewards must be finite")
         truncated = self.max_chunks is not None and self.chunks >= self.max_chunks
         self._ended = truncated
         info = {"frames": frames, "prediction": prediction, "seed": seed, "chunk": j}
