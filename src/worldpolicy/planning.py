@@ -39,14 +39,18 @@ def check_scorer(scorer: Any) -> None:
 
 
 def score(scorer: Scorer, video: np.ndarray, prompt: str, what: str) -> float:
-    """`scorer`'s one number for `video` (`what` it scores, for the error): a string ("0.5") or an array would
-    otherwise be read as one or fail unnamed."""
+    """`scorer`'s one finite number for `video` (`what` it scores, for the error): a string ("0.5") or an array would
+    otherwise be read as one or fail unnamed, and NaN or inf would rank or sum as no score can."""
     value = scorer(video, prompt)
     if not isinstance(value, (str, bytes)) and np.ndim(value) == 0:
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):  # None, or an object that is no number
             pass
+        else:
+            if not np.isfinite(number):
+                raise ValueError(f"scorer {scorer!r} returned {number} for {what}; scores must be finite")
+            return number
     raise TypeError(f"scorer {scorer!r} returned {value!r} for {what}; expected one number (higher is better)")
 
 
@@ -95,9 +99,6 @@ class BestOfNPlanner:
             self.policy._next_seed = next_seed
             raise
         scores = [score(self.scorer, f.video, prompt, f"candidate {i}") for i, f in enumerate(futures)]
-        if not all(np.isfinite(scores)):
-            bad = next(i for i, s in enumerate(scores) if not np.isfinite(s))
-            raise ValueError(f"scorer {self.scorer!r} returned {scores[bad]} for candidate {bad}; scores must be finite")
         best = int(np.argmax(scores))
         chosen = proposals[best]
         chosen.video = None if kwargs.get("decode_video") is False else futures[best].video

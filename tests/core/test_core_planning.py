@@ -166,3 +166,15 @@ def test_a_scorer_is_checked_before_sampling_and_its_scores_are_numbers(droid_po
     for score in ("0.5", None, [0.1, 0.2]):
         with pytest.raises(TypeError, match=re.escape(f"returned {score!r} for candidate 0; expected one number")):
             BestOfNPlanner(droid_policy, lambda video, prompt, s=score: s, 2).act(IMAGE, "reach", seed=1, state=STATE)
+
+
+def test_score_takes_one_finite_number_and_names_what_it_scored():
+    """`score` is the one check of a scorer's answer for the planner's candidates and a dream's chunks alike."""
+    from worldpolicy.planning import score
+
+    video = np.zeros((2, 8, 8, 3), np.uint8)
+    assert score(lambda v, p: np.float32(0.5), video, "reach", "chunk 0") == 0.5
+    with pytest.raises(ValueError, match="returned inf for chunk 3; scores must be finite"):
+        score(lambda v, p: float("inf"), video, "reach", "chunk 3")
+    with pytest.raises(TypeError, match="returned '0.5' for chunk 1; expected one number"):
+        score(lambda v, p: "0.5", video, "reach", "chunk 1")

@@ -117,6 +117,13 @@ def test_made_by_its_id_and_truncated_at_max_chunks(policy, cameras, rows):
     assert not np.array_equal(obs[FRAME_KEY], env.unwrapped._model_frame(cameras, "observation"))
 
 
+def test_a_non_finite_reward_is_refused_naming_its_chunk(policy, cameras, rows):
+    env = WorldModelEnv(policy, cameras, PROMPT, scorer=lambda video, prompt: float("nan"))
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="returned nan for chunk 0; scores must be finite"):
+        env.step(rows[:4])
+
+
 @pytest.mark.parametrize(("action", "said"), [
     (np.zeros((5, 10)), r"action: shape \(5, 10\); accepted: \[k, 10\] with 1 <= k <= chunk_size \(4\)"),
     (np.zeros((4, 8)), r"action: shape \(4, 8\)"),

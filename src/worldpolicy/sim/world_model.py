@@ -36,7 +36,7 @@ from worldpolicy.processing.observations import (
     load_frames,
     prepare_canvas,
 )
-from worldpolicy.processing.trajectory import chunk_seed, state_reached, trajectory_refusal
+from worldpolicy.processing.trajectory import check_trajectory_embodiment, chunk_seed, state_reached
 from worldpolicy.processing.video import write_video
 from worldpolicy.results import Prediction
 
@@ -96,9 +96,7 @@ class WorldModelEnv(gym.Env):
                  scorer: Scorer | None = None, max_chunks: int | None = None,
                  render_mode: str | None = "rgb_array") -> None:
         e, self.chunk_size, self.resolution_tier = _world_model_parts(world_model, "world_model")
-        refusal = trajectory_refusal(e)
-        if refusal is not None:
-            raise ValueError(f"world_model: {refusal[0]}; accepted: {refusal[1]}")
+        check_trajectory_embodiment(e, "world_model")
         if e.state_history and not (e.state_keys.get("joints") and e.state_keys.get("gripper")):
             raise ValueError(f"world_model: embodiment {e.key!r} conditions on the robot state but names no "
                              "state_keys (joints, gripper) the observation could carry it under; accepted: an "
@@ -224,8 +222,6 @@ class WorldModelEnv(gym.Env):
         reward = 0.0
         if self.scorer is not None:
             reward = score(self.scorer, frames, self.prompt, f"chunk {j}")
-            if not np.isfinite(reward):
-                raise ValueError(f"scorer {self.scorer!r} returned {reward} for chunk {j}; rewards must be finite")
         truncated = self.max_chunks is not None and self.chunks >= self.max_chunks
         self._ended = truncated
         info = {"frames": frames, "prediction": prediction, "seed": seed, "chunk": j}
@@ -304,7 +300,7 @@ class Dream:
                             seconds, True)
 
 
-def dream_steps_refusal(sent: int | None, imagined: int, execute_steps: Any) -> tuple[str, str] | None:
+def dream_steps_refusal(sent: int | None, imagined: int, execute_steps: Any) -> tuple[str, str, str] | None:
     """Why a policy sending chunks of `sent` actions (None: unknown) cannot run `execute_steps` of each in a world
     model imagining at most `imagined` per step, as (which: "execute_steps" or "policy", why, accepted), or None.
     `dream`, `worldpolicy dream` and the agents' tool each say it in their own names, before any weights load."""
