@@ -644,10 +644,10 @@ def _read_episodes(root: Path, info: dict[str, Any], tasks: list[str]) -> dict[s
     needed = list(EPISODE_COLUMNS) + [f"videos/{k}/{f}" for k in video_keys for f in VIDEO_EPISODE_FIELDS]
     columns: dict[str, list] = {k: [] for k in needed}
     sources: list[Path] = []  # the file each row came from, for errors
-    read: list[tuple[Path, pa.Table]] = []
+    read: list[tuple[Path, pa.Table]] = []  # each file's success column alone (if any): not every table kept whole
     for path in files:
         table = _read_parquet(path, "episodes file")
-        read.append((path, table))
+        read.append((path, table.select([c for c in table.column_names if c == SUCCESS_COLUMN])))
         sources.extend([path] * table.num_rows)
         for key in needed:
             if key not in table.column_names:
