@@ -172,7 +172,8 @@ def test_a_run_stored_before_precision_existed_is_fp32_on_resume():
     from worldpolicy.train.config import DataConfig, changed_settings
 
     old_run = {"optim": {"lr": 1e-3}}  # what a run from before optim.precision stored
-    data = {"data": {k: v for k, v in asdict(DataConfig(dataset="d")).items() if k in ("episodes", "exclude_episodes", "success")},
+    added = ("episodes", "exclude_episodes", "success")
+    data = {"data": {k: v for k, v in asdict(DataConfig(dataset="d")).items() if k in added},
             "validation": {"episodes": []}}  # the settings added since, as a current run stores them
     assert changed_settings(old_run, {"optim": {"lr": 1e-3, "precision": "bf16"}, **data}) == [
         "optim.precision: 'fp32' -> 'bf16'"]

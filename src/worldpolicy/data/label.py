@@ -110,7 +110,7 @@ def label_dataset(
     ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
     check_clip_options(0, True, resample, batch_size)
     seed, batch_size = check_seed(seed), int(batch_size)  # numpy integers too, as plain ones for info.json
-    emb = checkpoint_embodiment(checkpoint, embodiment, load_options)
+    emb = checked_policy_embodiment(checkpoint, embodiment, load_options)
     if not ds.video_keys:
         raise ValueError(f"dataset {str(ds.root)!r} has no video or image features: inverse dynamics labels videos"
                          f"{ds.unread_note(ds.unread_features)}")
@@ -226,10 +226,11 @@ def _episode_labels(policy: Any, clip: dict[str, np.ndarray], prompt: str, state
     return np.concatenate(labels)
 
 
-def checkpoint_embodiment(checkpoint: Any, embodiment: Any, load_options: dict[str, Any]) -> Embodiment:
+def checked_policy_embodiment(checkpoint: Any, embodiment: Any, load_options: dict[str, Any]) -> Embodiment:
     """The embodiment a `checkpoint` (a path as `load_policy` takes it, or a loaded `Policy`) will run, checked without
     loading weights (labelling, an open-loop evaluation: `data.openloop`). A loaded Policy fixes its embodiment and
-    load options: giving them too is refused, as they would do nothing."""
+    load options: giving them too is refused, as they would do nothing. (`policy.checkpoint_embodiment` is another
+    thing: which embodiment a checkpoint folder runs by default, nothing checked.)"""
     from ..policy import Policy
 
     if isinstance(checkpoint, Policy):

@@ -205,7 +205,7 @@ class LeRobotDataset:
         columns it checks."""
         fields: list[dict[str, Any]] = [{} for _ in range(self.num_episodes)]
         own = ("videos/", "stats/", "meta/", "data/")
-        for path in sorted((self.root / EPISODES_DIR).glob("chunk-*/file-*.parquet")):
+        for path in _episodes_files(self.root):
             table = _read_parquet(path, "episodes file")
             extra = [c for c in table.column_names if c not in EPISODE_COLUMNS and not c.startswith(own)]
             if not extra:
@@ -636,18 +636,23 @@ def _read_tasks(path: Path) -> list[str]:
     return tasks
 
 
+def _episodes_files(root: Path) -> list[Path]:
+    """meta/episodes' parquet files, in the order their rows are read."""
+    return sorted((root / EPISODES_DIR).glob("chunk-*/file-*.parquet"))
+
+
 def _read_episodes(root: Path, info: dict[str, Any], tasks: list[str]) -> dict[str, np.ndarray]:
-    files = sorted((root / EPISODES_DIR).glob("chunk-*/file-*.parquet"))
+    files = _episodes_files(root)
     if not files:
         raise DatasetFormatError(root / EPISODES_DIR, None, "holds no chunk-*/file-*.parquet episode files")
     video_keys = [k for k, f in info["features"].items() if f["dtype"] == "video"]
     needed = list(EPISODE_COLUMNS) + [f"videos/{k}/{f}" for k in video_keys for f in VIDEO_EPISODE_FIELDS]
     columns: dict[str, list] = {k: [] for k in needed}
     sources: list[Path] = []  # the file each row came from, for errors
-    read: list[tuple[Path, pa.Table]] = []
+    read: list[tuple[Path, pa.Table]] = []  # each file's success column alone (if any): not every table kept whole
     for path in files:
         table = _read_parquet(path, "episodes file")
-        read.append((path, table))
+        read.append((path, table.select([c for c in table.column_names if c == SUCCESS_COLUMN])))
         sources.extend([path] * table.num_rows)
         for key in needed:
             if key not in table.column_names:

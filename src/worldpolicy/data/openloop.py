@@ -43,7 +43,7 @@ from ..embodiments import Embodiment
 from ..fileio import OPENLOOP_FILE, output_folder, write_json_atomic
 from ..models import portable_checkpoint
 from .actions import RecordedActions, recorded_actions
-from .label import check_episodes, check_state_keys, checkpoint_embodiment, episode_seed, label_cameras
+from .label import check_episodes, check_state_keys, checked_policy_embodiment, episode_seed, label_cameras
 from .lerobot import LeRobotDataset
 from .sampling import caption_variants
 from .stats import first_non_finite
@@ -393,10 +393,10 @@ def evaluate_open_loop(
 
     check_progress_option(progress)
     if isinstance(checkpoint, Policy):
-        emb = checkpoint_embodiment(checkpoint, embodiment, load_options)
+        emb = checked_policy_embodiment(checkpoint, embodiment, load_options)
         checkpoint.sampling.updated(steps=steps)  # a bad steps refused here, as a path's load options are
     else:
-        emb = checkpoint_embodiment(checkpoint, embodiment, {**load_options, "steps": steps})
+        emb = checked_policy_embodiment(checkpoint, embodiment, {**load_options, "steps": steps})
     plan = check_open_loop(dataset, emb, episodes=episodes, every=every, chunks=chunks, seed=seed,
                            batch_size=batch_size, state_keys=state_keys, action_keys=action_keys)
     out = output_folder(out, "out", writer=EVAL_WRITER)

@@ -185,8 +185,8 @@ def _groups(ds: LeRobotDataset, emb: Embodiment | None, given: str) -> _Groups:
             mapped += f" ({reader.conversion} from the state at frame 0)"
         plots.append(("action", reader.action_keys, list(emb.columns), list(emb.units), emb.gripper_column, mapped))
     elif action_keys:
-        plots.append(("action", action_keys, ds.feature_names(action_keys), [""] * len(ds.feature_names(action_keys)),
-                      None, f"{', '.join(action_keys)} as recorded"))
+        names = ds.feature_names(action_keys)
+        plots.append(("action", action_keys, names, [""] * len(names), None, f"{', '.join(action_keys)} as recorded"))
     if state_keys:
         own = emb is not None and emb.state_history and default_state_keys(ds) == state_keys
         if own:
@@ -231,9 +231,9 @@ def _summary(ds: LeRobotDataset, chosen: list[int], default: bool, emb: Embodime
 def _stats_rows(ds: LeRobotDataset, stats: dict[str, dict[str, np.ndarray]]) -> list[dict[str, Any]]:
     """meta/stats.json as one row per column of each feature (a video's per channel), its statistics side by side;
     LeRobot's own columns (timestamp, indexes) left out."""
-    rows = []
+    rows, shown = [], set(numeric_features(ds)) | set(ds.video_keys)
     for key, part in stats.items():
-        if key not in numeric_features(ds) and key not in ds.video_keys:  # LeRobot's index columns, strings
+        if key not in shown:  # LeRobot's index columns, strings
             continue
         spec = ds.features[key]
         names = ["R", "G", "B"] if spec["dtype"] in ("video", "image") else ds.feature_names(key)
