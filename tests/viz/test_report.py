@@ -804,3 +804,23 @@ def test_a_whole_clips_page_gives_each_rows_clip_frames(tmp_path, joint_chunk, a
     assert page.th[:3] == ["step", "t [s]", "clip frames"]
     rows = re.findall(r"<tr><td>(\d+)</td><td>[\d.]+</td><td>([^<]*)</td>", html)
     assert rows[0] == ("0", "40→42") and rows[-1] == ("7", "54→56")
+
+
+def test_a_dataset_page_embeds_no_file_outside_its_folder(tmp_path):
+    """A dataset shown is redrawn from its dataset_show.json: a clip or plot named there that leads out of the folder
+    (`..`, an absolute path) is named in the notes, and its bytes are not put in the page."""
+    from worldpolicy.fileio import SHOW_FILE
+    from worldpolicy.viz.dataset_page import build_dataset_html
+
+    secret = tmp_path / "secret.mp4"
+    secret.write_bytes(b"TOPSECRET-BYTES")
+    folder = tmp_path / "look"
+    folder.mkdir()
+    doc = {"schema": "worldpolicy.dataset_show/v1", "root": "ds", "shown": [
+        {"episode": 0, "frames": 3, "videos": {"front": "../secret.mp4", "wrist": str(secret)},
+         "plots": [{"file": "../secret.mp4", "shows": "action as recorded"}]}]}
+    (folder / SHOW_FILE).write_text(json.dumps(doc))
+    page = build_dataset_html(folder)
+    assert base64.b64encode(b"TOPSECRET-BYTES").decode() not in page
+    assert "episode 0: ../secret.mp4 is outside the folder" in page
+    assert f"episode 0: {secret} is outside the folder" in page

@@ -32,6 +32,7 @@ from ..sim.tasks import EVAL_SEED
 from .toolbox import (
     MAX_COMPARED_RUNS,
     MAX_DREAM_CHUNKS,
+    MAX_LISTED_TASKS,
     MAX_OPEN_LOOP_CHUNKS,
     MAX_SHOWN_EPISODES,
     Toolbox,
@@ -393,7 +394,7 @@ class ShowResult(BaseModel):
     summary: dict[str, Any] = Field(description="the dataset as `worldpolicy dataset info` says it: fps, robot_type, "
                                     "episodes, frames, episode_length, tasks (their count), features, success "
                                     "(succeeded, failed_episodes, where recorded), provenance, ...; task_texts (the "
-                                    "first 50) and embodiment (stats and the episodes table: files.summary)")
+                                    f"first {MAX_LISTED_TASKS}) and embodiment (stats and the episodes table: files.summary)")
     episodes: list[ShownEpisode]
     warnings: list[str] = Field(default_factory=list, description="what opening the dataset logged")
     files: ShowFiles

@@ -528,6 +528,11 @@ class Toolbox:
         }
         return {**{k: v for k, v in options.items() if v is not None}, **c.load_kwargs}
 
+    def _chunk_size(self, emb) -> int:
+        """The chunk size a model loaded for `emb` runs with: the configuration's (`--chunk-size`), else the
+        embodiment's, as `Policy.from_pretrained` chooses."""
+        return self._load_options().get("chunk_size") or emb.chunk_size
+
     def _new_run_dir(self, mode: str) -> Path:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         path = self.config.output_dir / f"{mode}-{stamp}-{secrets.token_hex(3)}"
@@ -728,7 +733,7 @@ class Toolbox:
         if refusal is not None:
             why, accepted = refusal
             raise ToolInputError("whole_trajectory", why, True, f"false, or {accepted}")
-        chunk_size = self._load_options().get("chunk_size") or emb.chunk_size
+        chunk_size = self._chunk_size(emb)
         return math.ceil(len(actions) / chunk_size)
 
     def infer_actions(
@@ -802,7 +807,7 @@ class Toolbox:
         the argument. The run reads the clip again: a whole clip is decoded twice, a single window's frames only."""
         from ..processing.clip import read_clip
 
-        chunk_size = self._load_options().get("chunk_size") or emb.chunk_size
+        chunk_size = self._chunk_size(emb)
         try:
             clip = read_clip(path, emb, chunk_size + 1, start_frame, whole_clip, resample)
         except ValueError as exc:
@@ -1031,7 +1036,7 @@ class Toolbox:
         except (ValueError, KeyError, OSError) as exc:
             raise _named(exc, given, "dataset", dataset) from None
         # how many chunks the run predicts, placed as `evaluate_open_loop` places them, before the model loads
-        planned = sum(map(len, plan.starts(self._load_options().get("chunk_size") or emb.chunk_size).values()))
+        planned = sum(map(len, plan.starts(self._chunk_size(emb)).values()))
         if planned > MAX_OPEN_LOOP_CHUNKS:
             raise ToolInputError("chunks" if chunks is not None else "every",
                                  f"the {len(plan.episodes)} episodes would take {planned} chunks, more than the "
@@ -1186,8 +1191,8 @@ class Toolbox:
             raise ToolInputError("world_model", f"another model than the policy's needs both loaded, and this server "
                                  f"keeps {self.config.max_loaded} (--max-loaded)", world_model,
                                  "the policy's checkpoint (left out), or a server started with --max-loaded 2")
-        chunk = self._load_options().get("chunk_size") or emb.chunk_size  # what the policy sends
-        imagined = self._load_options().get("chunk_size") or w_emb.chunk_size  # the most the world model imagines
+        chunk = self._chunk_size(emb)  # what the policy sends
+        imagined = self._chunk_size(w_emb)  # the most the world model imagines
         if (refusal := dream_steps_refusal(chunk, imagined, execute_steps)) is not None:
             which, why, accepted = refusal
             raise ToolInputError(which if which == "execute_steps" else "world_model", why,

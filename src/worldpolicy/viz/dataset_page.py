@@ -77,6 +77,16 @@ def _features(doc: Mapping[str, Any]) -> str:
     return f"<section id=features><h2>Features</h2>{_records_table(rows)}{not_read}</section>"
 
 
+def _in_folder(folder: Path, rel: Any) -> tuple[Path, str]:
+    """(`rel` of dataset_show.json inside `folder`, what is wrong with it or ""): a name that leads out of the folder
+    (`..`, an absolute path, a link) is refused, as the page embeds the file's bytes and `worldpolicy report` redraws
+    it from a folder it did not write."""
+    path = folder / str(rel)
+    if not path.resolve().is_relative_to(folder.resolve()):
+        return path, "is outside the folder"
+    return path, "" if path.is_file() else "is missing"
+
+
 def _episode_section(folder: Path, episode: Mapping[str, Any], first_video: int, embedded: int,
                      notes: list[str]) -> tuple[str, int, int, int]:
     """(the section of one episode shown, its videos, its plots, the video bytes the page embeds after it)."""
@@ -87,17 +97,17 @@ def _episode_section(folder: Path, episode: Mapping[str, Any], first_video: int,
         parts.append(_kv_table(_flatten(episode["fields"])))
     videos = []
     for key, rel in episode.get("videos", {}).items():
-        path = folder / rel
-        if not path.is_file():
-            notes.append(f"episode {i}: {rel} is missing")
+        path, problem = _in_folder(folder, rel)
+        if problem:
+            notes.append(f"episode {i}: {rel} {problem}")
             continue
         figure, embedded = video_figure(folder, path, first_video + len(videos), key,
                                         f"the recorded camera's frames of episode {i}", embedded)
         videos.append(figure)
     plots = []
     for plot in episode.get("plots", []):
-        path = folder / str(plot.get("file"))
-        problem = "is missing" if not path.is_file() else _unreadable_png(path)
+        path, problem = _in_folder(folder, plot.get("file"))
+        problem = problem or _unreadable_png(path)
         if problem:
             notes.append(f"episode {i}: {plot.get('file')} is not shown: {problem}")
             continue

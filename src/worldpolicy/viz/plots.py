@@ -1282,7 +1282,7 @@ def plot_prediction(prediction_json: Mapping[str, Any], out_dir: str | Path, fmt
             arm = actions[:, indexes]  # a copy: scaled to metres here, so a warning names the file's own columns
             arm[:, :3] *= _metres_per_unit([columns[i] for i in indexes[:3]], [units[i] for i in indexes[:3]])
             figures[file] = ee_path_figure(arm, arm_columns, gripper_column=grip, title=title, real_rows=rows,
-                                           chunks=rollout_chunks_of(prediction_json))
+                                           chunks=clip if isinstance(clip, RolloutChunks) else None)
     elif layout == "joint_position":
         figures["joints"] = joints_figure(actions, columns, units, fps, gripper, f"{name}: joints", rows, clip)
     return [save_figure(fig, out_dir / f"{file}.{fmt}") for file, fig in figures.items()]
