@@ -189,7 +189,7 @@ def worldpolicy_tool(
         action_keys: evaluate_open_loop: the dataset features holding the recorded actions (default: training's).
         state_keys: evaluate_open_loop: state features for a state-conditioned embodiment (default:
             observation.state, else the observation.state.* features).
-        runs: compare_sim_runs: 2 or more finished sim run folders of one task (evaluate_sim's run_dir).
+        runs: compare_sim_runs: 2 to 10 finished sim run folders of one task (evaluate_sim's run_dir).
         world_model: dream: the world model's checkpoint name (default: the policy's, one model in both roles).
         execute_steps: dream: the first K actions of each chunk are imagined before the policy acts again (default:
             the whole chunk).
