@@ -1465,6 +1465,16 @@ def test_open_loop_reads_datasets_only_inside_the_input_roots(server, toolbox, p
         error["message"], error
     error = err(server, "evaluate_open_loop", {**OPEN_LOOP, "dataset": str(inputs_dir / "frames")})
     assert error["parameter"] == "dataset" and "meta/info.json" in error["message"], error
+    # a folder that is no dataset (no meta/info.json, which the reader refuses before reading anything) is called so
+    # without walking it for links first: a home folder given by mistake was walked whole
+    not_a_dataset = inputs_dir / "not_a_dataset"
+    not_a_dataset.mkdir()
+    (not_a_dataset / "elsewhere").symlink_to(outside)
+    try:
+        error = err(server, "evaluate_open_loop", {**OPEN_LOOP, "dataset": str(not_a_dataset)})
+    finally:
+        shutil.rmtree(not_a_dataset)
+    assert error["parameter"] == "dataset" and "meta/info.json" in error["message"], error
 
 
 @pytest.mark.parametrize("stop", [RuntimeError("device lost"), KeyboardInterrupt()])

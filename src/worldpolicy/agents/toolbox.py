@@ -1003,6 +1003,7 @@ class Toolbox:
         before the model loads; at most MAX_OPEN_LOOP_CHUNKS. Runs the cached policy as it is, this call's `steps` on
         each request; progress counts the chunks (a fraction at each denoising step). A call that fails or is
         cancelled removes the run folder it began, as `evaluate_sim` does."""
+        from ..data.layout import INFO_PATH
         from ..data.lerobot import LeRobotDataset
         from ..data.openloop import LEFT_OUT_WHY, check_open_loop, evaluate_open_loop
 
@@ -1023,7 +1024,7 @@ class Toolbox:
         if episodes is not None and (not isinstance(episodes, (list, tuple)) or not all(_integer(e) for e in episodes)):
             raise ToolInputError("episodes", "expected a list of episode indexes (from 0; negative from the end)",
                                  episodes)
-        root = self._readable_folder("dataset", dataset)
+        root = self._readable_folder("dataset", dataset, INFO_PATH)
         given = {"dataset": dataset, "episodes": episodes, "every": every, "chunks": chunks, "seed": seed,
                  "action_keys": action_keys, "state_keys": state_keys, "embodiment": embodiment,
                  "checkpoint": checkpoint}
@@ -1279,6 +1280,7 @@ class Toolbox:
         and the embodiment are checked before anything is decoded (by `show_dataset`); a call that fails, or is
         cancelled (noticed once the page is written: `show_dataset` reports no progress), removes the run folder it
         began."""
+        from ..data.layout import INFO_PATH
         from ..data.lerobot import LeRobotDataset
         from ..data.show import DEFAULT_EPISODES, show_dataset
 
@@ -1290,7 +1292,7 @@ class Toolbox:
         # error for it says to pass its spec file, which a tool refuses
         shipped = {r.embodiment.key: r.embodiment for r in listed_embodiments() if r.shipped is not None}
         emb = None if embodiment is None else shipped.get(embodiment) or self._embodiment(embodiment)
-        root = self._readable_folder("dataset", dataset)
+        root = self._readable_folder("dataset", dataset, INFO_PATH)
         given = {"dataset": dataset, "episodes": episodes, "embodiment": embodiment}
         try:
             with logged_warnings() as [notes]:  # a feature it cannot read (it opens without it): in the warnings
@@ -1330,10 +1332,12 @@ class Toolbox:
                       "videos": [str(p) for e in shown.episodes for p in e.videos.values()]},
         }
 
-    def _readable_folder(self, parameter: str, value: Any) -> Path:
+    def _readable_folder(self, parameter: str, value: Any, marker: str | None = None) -> Path:
         """A folder inside the readable folders, none of whose links leads out of them: a dataset or a sim run is
         read file by file (its parquet and videos, its report), and a link in it would be a way out of the input
-        roots, as one in a folder of frames would."""
+        roots, as one in a folder of frames would. A folder lacking `marker` (a dataset's meta/info.json), which its
+        reader refuses before reading anything else, is not walked: a home folder given by mistake was walked whole
+        before it was called no dataset."""
         path = self._resolve(value, parameter)
         roots = [str(r) for r in self.config.input_roots]
         if not self._readable(path):
@@ -1341,6 +1345,8 @@ class Toolbox:
         if not path.is_dir():
             raise ToolInputError(parameter, f"{str(path)!r} " + ("is a file, not a folder" if path.exists()
                                                                   else "does not exist"), value)
+        if marker is not None and not (path / marker).exists() and not (path / marker).is_symlink():
+            return path
         outside = []
         for folder, dirs, files in os.walk(path):  # links are not followed, but each is checked where it leads
             outside += [str((Path(folder) / name).relative_to(path)) for name in (*dirs, *files)
