@@ -1,6 +1,7 @@
 """Atomic file writes (readers see the old file or the new one, never half of one; a failure leaves nothing behind),
-the checks every command makes on its output folder before any work starts, the removal of the folders a failed
-command made and left empty, and holding Ctrl-C (or SIGTERM) while a command finishes an output it started."""
+the checks every command makes on its output folder before any work starts, the hold a long run keeps on its
+folder (`folder_lock`), the removal of the folders a failed command made and left empty, and holding Ctrl-C (or
+SIGTERM) while a command finishes an output it started."""
 
 from __future__ import annotations
 

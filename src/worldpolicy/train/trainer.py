@@ -760,8 +760,9 @@ class Trainer:
 
     def run(self, stop_after: int | None = None) -> list[StepRecord]:
         """Train to `optim.steps` (or stop after `stop_after` steps, as a kill would); return this run's records. The
-        output folder is held (`folder_lock`, by rank 0, for the whole run) before anything is read or loaded: another
-        training there, or a resume of this one, is refused rather than mixing its checkpoints and log with these."""
+        output folder is held (`folder_lock`, by rank 0, for the whole run) before it is read or any weights load:
+        another training there, or a resume of this one, is refused rather than mixing its checkpoints and log with
+        these."""
         with folder_lock(self.out, "--out / output_dir") if self.rank == 0 else contextlib.nullcontext():
             return self._run(stop_after)
 
