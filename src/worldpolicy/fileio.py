@@ -1,11 +1,14 @@
 """Atomic file writes (readers see the old file or the new one, never half of one; a failure leaves nothing behind),
-the checks every command makes on its output folder before any work starts, the removal of the folders a failed
-command made and left empty, and holding Ctrl-C (or SIGTERM) while a command finishes an output it started."""
+the checks every command makes on its output folder before any work starts, the hold a long run keeps on its
+folder (`folder_lock`), the removal of the folders a failed command made and left empty, and holding Ctrl-C (or
+SIGTERM) while a command finishes an output it started."""
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
+import logging
 import os
 import shutil
 import signal
@@ -18,6 +21,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 # What the file system a command writes to says, not a bug: a full disk, a reached quota, a read-only or another user's
 # folder. Shown as one line by the command line (what the command kept is said before it, e.g. sim's finished
@@ -180,6 +185,73 @@ def staged_folder(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp)
         if aside is not None:
             shutil.rmtree(aside, ignore_errors=True)
+
+
+LOCK_FILE = ".worldpolicy.lock"  # in a run folder while a command writes it (`folder_lock`): the holder's PID
+# What a file system without locks says to flock (some FUSE and network mounts): the run goes on unlocked, as before.
+_NO_LOCKS_ERRNOS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS})
+
+
+@contextmanager
+def folder_lock(path: str | Path, flag: str) -> Iterator[Path]:
+    """Hold the run folder `path` (made if missing) for this process while the block runs. Two commands writing one
+    folder at once (two trainings on one --out, a --resume of a run still going) interleave their checkpoints, logs
+    and reports and lose work: the second is refused here, before anything loads, with the holder's PID and what to
+    do. An exclusive `flock` on `LOCK_FILE` inside the folder, which the OS releases when the process ends, a crash or
+    SIGKILL included (the file may stay behind, unlocked, and is taken over by the next run). It lives in the folder,
+    not beside it: a run folder is never swapped as a whole (checkpoints are staged inside it, sim's --overwrite clears
+    its files in place), and the folder's parent may not be writable. When the block ends the file is removed (while
+    still held: a process that opened it meanwhile finds another file, or none, at the path once it gets the lock, and
+    opens again), and so is the folder if this made it and the block wrote nothing: a failed run leaves none."""
+    path = Path(path)
+    existed = path.is_dir()
+    lock = path / LOCK_FILE
+    fd: int | None
+    while True:
+        make_folder(path)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        except FileNotFoundError:  # the holder removed the folder as it finished, empty: make it again
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise ValueError(f"{flag}: {str(path)!r} is in use by another worldpolicy process (PID {holder}, in "
+                             f"{str(lock)!r}); two runs writing one folder would mix their files and lose work: wait "
+                             f"for that run to finish (or stop it), then run again, or choose another {flag}") from None
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in _NO_LOCKS_ERRNOS:
+                raise
+            logger.debug("%s: the file system takes no locks (%s); %s is not locked", flag, exc.strerror, path)
+            fd = None
+            break
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # locked a file its holder removed as it finished: the folder is free, lock the one there now
+    try:
+        if fd is not None:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)
+        if not existed:
+            try:
+                path.rmdir()  # only ever removes an empty folder
+            except OSError:
+                pass
+        if fd is not None:
+            os.close(fd)
 
 
 def file_in_the_way(path: str | Path) -> Path | None:

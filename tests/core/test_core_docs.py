@@ -125,7 +125,8 @@ def _python_blocks(text: str) -> list[str]:
 @pytest.mark.parametrize("doc", DOCS, ids=_doc_id)
 def test_every_documented_python_name_exists(doc):
     text = doc.read_text()
-    names = set(re.findall(r"\bworldpolicy(?:\.[A-Za-z_]\w*)+(?![\w/-])", text))
+    # not after a dot: a file name (a run folder's `.worldpolicy.lock`), not a Python one
+    names = set(re.findall(r"(?<![\w.])worldpolicy(?:\.[A-Za-z_]\w*)+(?![\w/-])", text))
     for block in _python_blocks(text):
         for module, imported in re.findall(r"^from (worldpolicy[\w.]*) import ([\w, ]+)$", block, re.MULTILINE):
             names |= {f"{module}.{name.strip()}" for name in imported.split(",")}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -276,3 +278,65 @@ def test_a_staged_folder_that_cannot_take_the_name_puts_the_earlier_one_back(tmp
         (staging / "new.json").write_text("{}")
     assert sorted(p.name for p in final.iterdir()) == ["old.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # neither the new nor an aside left beside it
+
+
+def test_a_held_run_folder_is_refused_with_the_holders_pid_and_free_once_the_run_ends(tmp_path):
+    """flock locks belong to an open file: a second open of the lock file conflicts, as another process's would."""
+    import re
+
+    from worldpolicy.fileio import LOCK_FILE, folder_kind, folder_lock
+
+    out = tmp_path / "run"
+    with folder_lock(out, "--out") as lock:
+        assert lock == out / LOCK_FILE and lock.read_text() == f"{os.getpid()}\n"
+        assert folder_kind(out) is None  # the lock file marks no kind of folder
+        held = re.escape(f"--out: {str(out)!r} is in use by another worldpolicy process (PID {os.getpid()}, in "
+                         f"{str(lock)!r})")
+        with pytest.raises(ValueError, match=held), folder_lock(out, "--out"):
+            pass
+    assert not out.exists()  # released; the folder it made, in which nothing was written, removed as a failed run's
+    with folder_lock(out, "--out"):
+        (out / "report.json").write_text("{}")
+    assert [p.name for p in out.iterdir()] == ["report.json"]  # the run's files, nothing more
+    with folder_lock(out, "--out"):
+        (out / "report.json").unlink()
+    assert out.is_dir()  # a folder that was there before stays
+
+
+def test_a_lock_file_a_killed_run_left_is_taken_over(tmp_path):
+    """SIGKILL leaves the file (the OS drops the lock itself): the next run takes the folder."""
+    import subprocess
+
+    from worldpolicy.fileio import LOCK_FILE, folder_lock
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / LOCK_FILE).write_text("12345\n")
+    hold = ("import fcntl, sys, time; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
+            "print('held', flush=True); time.sleep(600)")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(out / LOCK_FILE)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(ValueError, match=r"in use by another worldpolicy process \(PID 12345,"), \
+                folder_lock(out, "--out"):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with folder_lock(out, "--out") as lock:
+        assert lock.read_text() == f"{os.getpid()}\n"
+
+
+def test_a_file_system_without_locks_runs_unlocked(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    from worldpolicy.fileio import folder_lock
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with folder_lock(tmp_path / "run", "--out"):
+        pass
+    assert not (tmp_path / "run").exists()  # nor its lock file

@@ -126,6 +126,40 @@ def test_async_takes_the_next_chunk_exactly_k_ticks_on_skipping_the_elapsed_acti
     assert [(_request_of(t), t.index) for t in targets] == [(0, 0), (0, 1), (0, 2), (1, 3), (1, 4), (1, 5), (2, 3)]
 
 
+@pytest.mark.parametrize("strategy, realtime, asking", [
+    (ChunkStrategy("execute", 3), False, [0, 3, 6]),
+    (ChunkStrategy("ensemble", 2), False, [0, 2, 4, 6]),
+    (ChunkStrategy("async", 3), False, [0, 3, 6]),
+    (ChunkStrategy("async", 3), True, [0, 3, 6]),
+])
+def test_each_tick_that_asks_observes_once(decoder, strategy, realtime, asking):
+    """async's first tick asks twice (the chunk it runs, and the next one in the background) and called the
+    observation function for each: a second camera capture or render, of the same tick."""
+    policy = Chunks(decoder, chunk=8)
+    observed: list[int] = []
+
+    def observe(t):
+        observed.append(t)
+        return {"tick": t}
+
+    with ChunkController(policy, decoder, strategy, prompt="stack the cups", realtime=realtime,
+                         executor=_Now() if realtime else None) as control:
+        for t in range(8):
+            control.step(lambda t=t: observe(t), policy.home)
+    assert observed == asking
+    if strategy.kind == "async":
+        assert policy.observed_ticks[:3] == [0, 0, 3]  # the first tick's two requests, from its one observation
+
+
+class _Now(Executor):
+    """Lands every request as it is sent: realtime async then hands over exactly k ticks on."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        future = Future()
+        future.set_result(fn(*args))
+        return future
+
+
 def test_realtime_async_takes_a_reply_when_it_lands_and_skips_the_actions_whose_ticks_passed(decoder):
     policy, requests = Chunks(decoder, chunk=6), ByHand()
     control = ChunkController(policy, decoder, ChunkStrategy("async", 2), prompt="stack the cups", realtime=True,

@@ -490,3 +490,24 @@ def test_the_recipe_evaluation_writes_its_page_as_sim_does(tmp_path, monkeypatch
     assert result["successes"] == 1
     page = (tmp_path / "eval" / "index.html").read_text()
     assert "1/2" in page or "1 / 2" in page, page[:2000]
+
+
+def test_a_sim_refuses_an_out_another_process_holds_before_it_reads_the_run(two_random_episodes, tmp_path, monkeypatch,
+                                                                           capsys):
+    """A --resume of a run still going wrote its episodes into the same report.json as the run itself."""
+    from worldpolicy.fileio import folder_lock
+
+    out, report = _copy(two_random_episodes, tmp_path)
+
+    def must_not_open(*args, **kwargs):
+        raise AssertionError("opened an environment while another process held --out")
+
+    monkeypatch.setattr("worldpolicy.sim.commands._open_env", must_not_open)
+    with folder_lock(out, "elsewhere"):
+        assert main(["sim", "--policy", "random", *FAST, "--episodes", "3", "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"--out: {str(out)!r} is in use by another worldpolicy process (PID {os.getpid()}," in err
+    assert (out / "report.json").read_bytes() == report
+    monkeypatch.undo()
+    assert main(["sim", "--policy", "random", *FAST, "--episodes", "3", "--out", str(out), "--resume"]) == 0
+    assert not (out / ".worldpolicy.lock").exists()

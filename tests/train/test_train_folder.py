@@ -318,3 +318,28 @@ def test_no_progress_means_no_progress_bar_while_the_model_loads(train_config, t
     Trainer(load_config(train_config(tmp_path / "quiet")), progress=False)._load()
     assert "Loading pipeline components" not in capsys.readouterr().err
     assert diffusers_logging.is_progress_bar_enabled()  # and other loads still show theirs
+
+
+def test_a_training_refuses_an_out_another_process_holds_before_anything_loads(train_config, tmp_path, monkeypatch,
+                                                                               capsys):
+    """Two trainings on one --out (or a resume of a run still going) interleaved checkpoints and metrics.jsonl."""
+    import json
+
+    from worldpolicy.cli import main
+    from worldpolicy.fileio import folder_lock
+    from worldpolicy.train.trainer import Trainer
+
+    def must_not_run(self, *args, **kwargs):
+        raise AssertionError("read or loaded while another process held the folder")
+
+    for name in ("_checkpoints", "_data", "_load"):
+        monkeypatch.setattr(Trainer, name, must_not_run)
+    out = tmp_path / "run"
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps(train_config(out)))
+    with folder_lock(out, "elsewhere"):
+        assert main(["train", str(config), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"worldpolicy train: error: --out / output_dir: {str(out)!r} is in use by another "
+                          f"worldpolicy process (PID {os.getpid()},")
+    assert "wait for that run to finish" in err

@@ -169,8 +169,9 @@ class ChunkController:
 
     def step(self, observation: Observation, q_arm: np.ndarray) -> JointTarget:
         """This tick's target. `observation`: what the policy is asked with (camera images and state keys), or a
-        function returning it, called only on the ticks that ask (a camera capture or a render costs). `q_arm`: the
-        arm joints measured now (rad): a chunk is decoded from them."""
+        function returning it, called only on the ticks that ask and once on each (a camera capture or a render costs;
+        `async`'s first tick asks twice, both from that one observation). `q_arm`: the arm joints measured now (rad): a
+        chunk is decoded from them."""
         t = self.tick
         if self.horizon is not None and t >= self.horizon:
             raise ValueError(f"step: tick {t} is at or past the horizon of {self.horizon} ticks given to reset; "
@@ -265,13 +266,15 @@ class ChunkController:
         """Take the next chunk at tick `t` (the background reply, or a request now) and plan its actions; `async` then
         sends the request for the chunk after it."""
         kind = self.strategy.kind
+        observed = None  # this tick's observation, taken once: the request now and async's next one share it
         if self._pending is not None:
             future, since = self._pending
             self._pending = None
             pred, dt = future.result()
             skip = t - since  # the actions whose ticks passed while it was computed
         else:
-            pred, dt = self._request(self._observed(observation))
+            observed = self._observed(observation)
+            pred, dt = self._request(observed)
             skip = 0
         self.policy_s += dt
         if self.execute_steps is None:
@@ -298,7 +301,9 @@ class ChunkController:
         if kind == "async" and (self.horizon is None or t + k < self.horizon):
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="chunk-request")
-            self._pending = (self._executor.submit(self._request, self._observed(observation)), t)
+            if observed is None:
+                observed = self._observed(observation)
+            self._pending = (self._executor.submit(self._request, observed), t)
 
     def _blend(self, entries: list[_Planned], q_arm: np.ndarray) -> np.ndarray:
         if len(entries) == 1:

@@ -313,8 +313,7 @@ def _unloaded_checkpoint(args: argparse.Namespace, image_size: tuple[int, int] |
 
 
 def run(args: argparse.Namespace) -> int:
-    from worldpolicy.cli import policy_api_key, with_key_hint
-    from worldpolicy.fileio import output_folder
+    from worldpolicy.fileio import folder_lock, output_folder
     from worldpolicy.models import resolve_checkpoint
 
     again = _resume_command(args)  # before any value is resolved: the command as given
@@ -344,6 +343,17 @@ def run(args: argparse.Namespace) -> int:
     # before anything loads; a folder of other runs (the demo's runs/demo) is refused too: this run's report, page
     # and videos would lie at its top, in among them
     output_folder(args.out, "--out", writer="sim", not_over_runs=True)
+    # held for the whole run, before its report is read: a second sim on this --out (a --resume of a run still going)
+    # would write its episodes into the same report
+    with folder_lock(args.out, "--out"):
+        return _run_held(args, again, task_given, image_size, needs_images)
+
+
+def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size: tuple[int, int] | None,
+              needs_images: bool) -> int:
+    """`run` once every flag is checked and --out is held."""
+    from worldpolicy.cli import policy_api_key, with_key_hint
+
     if not (args.resume or args.overwrite):
         _refuse_previous_run(args.out)
     previous = _stored_run(args.out) if args.resume else None

@@ -53,6 +53,7 @@ from ..engine.loading import (
 from ..fileio import (
     METRICS_FILE,
     STORAGE_ERRNOS,
+    folder_lock,
     interruption,
     sigint_held,
     staged_folder,
@@ -758,7 +759,14 @@ class Trainer:
     # -- the loop -------------------------------------------------------------------------------------------------
 
     def run(self, stop_after: int | None = None) -> list[StepRecord]:
-        """Train to `optim.steps` (or stop after `stop_after` steps, as a kill would); return this run's records."""
+        """Train to `optim.steps` (or stop after `stop_after` steps, as a kill would); return this run's records. The
+        output folder is held (`folder_lock`, by rank 0, for the whole run) before it is read or any weights load:
+        another training there, or a resume of this one, is refused rather than mixing its checkpoints and log with
+        these."""
+        with folder_lock(self.out, "--out / output_dir") if self.rank == 0 else contextlib.nullcontext():
+            return self._run(stop_after)
+
+    def _run(self, stop_after: int | None) -> list[StepRecord]:
         from tqdm.auto import tqdm
 
         cfg = self.config
