@@ -21,7 +21,7 @@ from typing import Any
 
 from ..processing.video import CODECS
 from .label import check_episodes, check_out
-from .layout import AUTO_FEATURES, SUCCESS_FILTERS, image_hw
+from .layout import AUTO_FEATURES, SUCCESS_COLUMN, SUCCESS_FILTERS, image_hw
 from .lerobot import Episode, LeRobotDataset, video_codec, write_episodes
 
 __all__ = ["MERGE_SOURCE", "SELECT_SOURCE", "EditResult", "merge_datasets", "select_episodes"]
@@ -205,6 +205,9 @@ def _write(sources: list[LeRobotDataset], origins: list[tuple[int, int]], out: P
     for ds in sources:
         for name, why in ds.unread_features.items():
             logger.warning("%r of %s is not copied (not read from the dataset: %s)", name, ds.root, why)
+        others = sorted({k for row in ds.episode_fields() for k in row} - {SUCCESS_COLUMN})
+        if others:  # the writer writes LeRobot's columns and the success flag
+            logger.warning("meta/episodes columns %s of %s are not copied", others, ds.root)
     robot_types = {ds.robot_type for ds in sources}
     if len(robot_types) > 1:
         logger.warning("the datasets' robot_type differ (%s); the result has none", sorted(map(str, robot_types)))
