@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from collections.abc import Callable
+from typing import Any
 
 from ..cli import add_api_key_flags, add_device_flags
 
@@ -593,7 +595,7 @@ EDIT_FLAGS = {name: "--" + name.replace("_", "-") for name in (
                                                                                         "datasets": "ROOT"}
 
 
-def _edit(run, what: str, out: str) -> int:
+def _edit(run: Callable[[], Any], what: str, out: str) -> int:
     """Run `select_episodes` or `merge_datasets` as the command `what`: errors named by flag, Ctrl-C said."""
     import sys
 

@@ -105,8 +105,8 @@ def merge_datasets(
     is kept when every dataset has one; when only some do the merge is refused, or with `drop_success` written for
     none. Videos, provenance (each source and its episode count) and `out` as `select_episodes` has them."""
     if isinstance(datasets, (str, Path, LeRobotDataset)) or len(datasets) < 2:
-        raise ValueError(f"datasets={datasets!r}: give two or more datasets to merge (one dataset's episodes: "
-                         "select_episodes / `dataset select`)")
+        raise ValueError(f"datasets={datasets!r}: give two or more datasets to merge (some episodes of one as a new "
+                         "dataset: `dataset select`, select_episodes)")
     sources = [d if isinstance(d, LeRobotDataset) else LeRobotDataset.open(d) for d in datasets]
     roots = [Path(os.path.abspath(ds.root)).resolve() for ds in sources]
     for j, root in enumerate(roots):
