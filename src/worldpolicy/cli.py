@@ -55,14 +55,21 @@ def flag_named(exc: Exception, flags: Mapping[str, str]) -> Exception:
 
 
 def episode_list(flag: str, text: str) -> list[int]:
-    """`--episodes 0,3,7` as a list of indices, spelled alike by every command that selects episodes (`train`,
-    `dataset label`); the command's API checks them against the dataset. Negative indices pass through: whether they
-    count from the end is the API's to say."""
+    """`--episodes 0,3,7` (or `5-9`: 5 to 9 inclusive) as a list of indices, spelled alike by every command that
+    selects episodes (`train`, `dataset label`, `dataset select`); the command's API checks them against the dataset.
+    Negative indices pass through: whether they count from the end is the API's to say."""
     items = [item.strip() for item in text.split(",")]
-    if not all(re.fullmatch(r"-?[0-9]+", item) for item in items):
-        raise ValueError(f"{flag} {text!r}: expected episode indices (integers from 0) separated by commas, e.g. "
-                         f"{flag} 0,3,7")
-    return [int(item) for item in items]
+    indices: list[int] = []
+    for item in items:
+        span = re.fullmatch(r"([0-9]+)-([0-9]+)", item)
+        if span and int(span[1]) <= int(span[2]):
+            indices.extend(range(int(span[1]), int(span[2]) + 1))
+        elif re.fullmatch(r"-?[0-9]+", item):
+            indices.append(int(item))
+        else:
+            raise ValueError(f"{flag} {text!r}: expected episode indices (integers from 0) or ranges A-B (A <= B) "
+                             f"separated by commas, e.g. {flag} 0,3,5-9")
+    return indices
 
 
 def api_key_from_env(var: str) -> str:

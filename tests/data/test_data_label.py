@@ -157,8 +157,8 @@ def test_episodes_are_spelled_as_train_takes_them(policy, tmp_path, capsys, monk
         assert main([*base, "--out", str(tmp_path / f"o{i}"), "--episodes", episodes]) == 0
         assert json.loads(capsys.readouterr().out)["provenance"]["episodes"] == [0, 2]
     assert main([*base, "--out", str(tmp_path / "bad"), "--episodes", "0,a"]) != 0
-    assert ("--episodes '0,a': expected episode indices (integers from 0) separated by commas, e.g. --episodes 0,3,7"
-            in capsys.readouterr().err)
+    assert ("--episodes '0,a': expected episode indices (integers from 0) or ranges A-B (A <= B) separated by "
+            "commas, e.g. --episodes 0,3,5-9" in capsys.readouterr().err)
     assert not (tmp_path / "bad").exists()
 
 
@@ -244,7 +244,7 @@ def test_ctrl_c_publishes_nothing_and_an_earlier_label_run_is_replaced_only_with
     _stub(policy, monkeypatch, calls := [])
     first = label_dataset(ds, tmp_path / "out", policy, episodes=[0])
     assert first.num_episodes == 1
-    with pytest.raises(FileExistsError, match="earlier label run's dataset; pass overwrite=True"):
+    with pytest.raises(FileExistsError, match="earlier `dataset label` run's dataset; pass overwrite=True"):
         label_dataset(ds, tmp_path / "out", policy)
     _stub(policy, monkeypatch, calls := [], stop_at=1)
     with pytest.raises(KeyboardInterrupt):  # an interrupted rerun leaves the earlier one as it was

@@ -315,8 +315,8 @@ def test_the_episodes_trained_on_are_chosen_on_the_command_line(train_config, tm
     path = tmp_path / "run.json"
     path.write_text(json.dumps(train_config(out, data={"episodes": [7]}, optim={"steps": 1})))
     assert _cli_error(capsys, ["train", str(path), "--episodes", "0,a"]) == (
-        "worldpolicy train: error: --episodes '0,a': expected episode indices (integers from 0) separated by commas, "
-        "e.g. --episodes 0,3,7")
+        "worldpolicy train: error: --episodes '0,a': expected episode indices (integers from 0) or ranges A-B (A <= B) "
+        "separated by commas, e.g. --episodes 0,3,5-9")
     assert "error: data.episodes=[7]: [7] not episodes of data.dataset, which has 2 (accepted: indices 0 to 1)" in \
         _cli_error(capsys, ["train", str(path)])  # the file's own selection: named as the file's setting
     assert "error: --episodes=[0, 2]: [2] not episodes of data.dataset, which has 2 (accepted: indices 0 to 1)" in \

@@ -6,6 +6,7 @@
         ex.frames, ex.actions, ex.task          # uint8 [chunk+1, H, W, 3], float32 [chunk, dim], str
     extract_frame(ds, "obs", episode=0, frame=10, checkpoint="shipped").command_lines   # predict's inputs
     label_dataset(ds, "labelled", "runs/x/final")   # a new dataset with every frame transition labelled
+    select_episodes(ds, "solved", success="only")    # a new dataset of some episodes; merge_datasets: several in one
     evaluate_open_loop(ds, "runs/x/final", "runs/x/openloop").mae   # predicted vs recorded actions, per column
 
 Reading and writing need pyarrow (`pip install 'worldpolicy[train]'`); it is imported on first use.
@@ -22,6 +23,7 @@ __all__ = [
     "QUANTILES",
     "DatasetFormatError",
     "DatasetFrame",
+    "EditResult",
     "Episode",
     "LeRobotDataset",
     "LeRobotDatasetWriter",
@@ -34,7 +36,9 @@ __all__ = [
     "extract_frame",
     "first_non_finite",
     "label_dataset",
+    "merge_datasets",
     "sample_training_examples",
+    "select_episodes",
     "window_starts",
     "write_episodes",
 ]
@@ -43,6 +47,9 @@ _LAZY = {
     "DatasetFrame": "frame",
     "extract_frame": "frame",
     "label_dataset": "label",
+    "EditResult": "edit",
+    "merge_datasets": "edit",
+    "select_episodes": "edit",
     "evaluate_open_loop": "openloop",
     "OpenLoopResult": "openloop",
     "Episode": "lerobot",

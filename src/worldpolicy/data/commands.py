@@ -1,12 +1,15 @@
-"""`worldpolicy dataset info|check|frame|from-sim|label|eval|show`: inspect LeRobot v3 datasets, take one observation
-out of one as `worldpolicy predict`'s inputs, record scripted-expert sim data, pseudo-label videos with actions,
-compare a checkpoint's predicted chunks with the recorded actions (open loop), and write a page to look at one."""
+"""`worldpolicy dataset info|check|frame|from-sim|label|eval|show|select|merge`: inspect LeRobot v3 datasets, take one
+observation out of one as `worldpolicy predict`'s inputs, record scripted-expert sim data, pseudo-label videos with
+actions, compare a checkpoint's predicted chunks with the recorded actions (open loop), write a page to look at one,
+keep some of its episodes as a new dataset, and merge several into one."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import re
+from collections.abc import Callable
+from typing import Any
 
 from ..cli import add_api_key_flags, add_device_flags
 
@@ -254,6 +257,52 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       "default: the features as recorded)")
     show.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     show.set_defaults(func=_show)
+
+    from worldpolicy.data.layout import SUCCESS_FILTERS  # the format's facts alone: no pyarrow
+
+    select = cmds.add_parser(
+        "select",
+        help="keep some episodes of a dataset (a list, a policy recording's successes) as a new dataset",
+        description="Write the chosen episodes of ROOT as a new LeRobot v3 dataset at --out, numbered from 0: their "
+        "frames, tasks, videos (encoded again, by default with ROOT's codec) and success flags, stats recomputed over "
+        "them. info.json's worldpolicy_provenance names ROOT and the source index of every kept episode.",
+    )
+    select.add_argument("root", help="dataset folder (holds meta/info.json); it is not changed")
+    select.add_argument("--out", required=True, help="folder for the new dataset (new or empty; outside ROOT)")
+    select.add_argument("--episodes", nargs="+", action="extend", metavar="I",
+                        help="episodes to keep: indices from 0 and ranges A-B, by spaces or commas, e.g. --episodes "
+                        "0 3 5-9 (default: all; negative from the end)")
+    select.add_argument("--drop-episodes", nargs="+", action="extend", metavar="I",
+                        help="episodes to leave out, spelled as --episodes")
+    select.add_argument("--success", choices=SUCCESS_FILTERS,
+                        help="only: keep the episodes that succeeded; failures: the others (a dataset with a success "
+                        "column: `dataset from-sim --policy`)")
+    _add_edit_flags(select, "an earlier select or merge")
+    select.set_defaults(func=_select)
+
+    merge = cmds.add_parser(
+        "merge",
+        help="join datasets recorded alike into one new dataset, every episode in order",
+        description="Write every episode of ROOT ROOT ... (in that order) as one new LeRobot v3 dataset at --out. "
+        "They must have the same fps and features (names, dtypes, shapes, column names, video sizes): what differs is "
+        "named before anything is written. Their tasks go into one task table; the success column is kept when all "
+        "have one.",
+    )
+    merge.add_argument("roots", nargs="+", metavar="ROOT", help="dataset folders, two or more; they are not changed")
+    merge.add_argument("--out", required=True, help="folder for the new dataset (new or empty; outside every ROOT)")
+    merge.add_argument("--drop-success", action="store_true",
+                       help="merge datasets of which only some have a success column, without it")
+    _add_edit_flags(merge, "an earlier merge or select")
+    merge.set_defaults(func=_merge)
+
+
+def _add_edit_flags(parser: argparse.ArgumentParser, earlier: str) -> None:
+    """The flags `dataset select` and `dataset merge` share."""
+    parser.add_argument("--video-codec",
+                        help="codec the videos are written again with: libx264rgb (lossless), libx264, libsvtav1 "
+                        "(default: the source's, where it is one of these, else libx264rgb)")
+    parser.add_argument("--overwrite", action="store_true", help=f"replace the dataset {earlier} wrote at --out")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -538,3 +587,56 @@ def _show(args: argparse.Namespace) -> int:
     print(f"wrote {shown.page}: {len(shown.episodes)} of {shown.summary['episodes']} episodes shown "
           f"({', '.join(map(str, shown.chosen))})")
     return 0
+
+
+# select_episodes' and merge_datasets' parameters as `dataset select` and `dataset merge` spell them (`cli.flag_named`)
+EDIT_FLAGS = {name: "--" + name.replace("_", "-") for name in (
+    "out", "episodes", "drop_episodes", "success", "drop_success", "video_codec")} | {"dataset": "ROOT",
+                                                                                        "datasets": "ROOT"}
+
+
+def _edit(run: Callable[[], Any], what: str, out: str) -> int:
+    """Run `select_episodes` or `merge_datasets` as the command `what`: errors named by flag, Ctrl-C said."""
+    import sys
+
+    from worldpolicy.cli import flag_named
+    from worldpolicy.fileio import exit_status
+
+    try:
+        result = run()
+    except FileExistsError as exc:  # the Python API's overwrite=True is this command's --overwrite
+        raise FileExistsError(flag_named(exc, EDIT_FLAGS).args[0].replace("overwrite=True", "--overwrite")) from None
+    except (ValueError, KeyError) as exc:
+        said = flag_named(exc, EDIT_FLAGS)
+        raise type(said)(str(said.args[0]).replace("drop_success=True", "--drop-success")) from None
+    except KeyboardInterrupt as stop:
+        print(f"worldpolicy dataset {what}: interrupted; nothing was written to {out} (a dataset already there is "
+              "unchanged, the sources were only read)", file=sys.stderr)
+        return exit_status(stop)  # 130 for Ctrl-C, 143 for SIGTERM
+    print(json.dumps(result.dataset.summary(), indent=2))
+    return 0
+
+
+def _episode_flag(flag: str, items: list[str] | None) -> list[int] | None:
+    """`--episodes 0 3 5-9` (or `0,3,5-9`) as indices, parsed as every command that selects episodes does."""
+    from worldpolicy.cli import episode_list
+
+    return None if items is None else [i for item in items for i in episode_list(flag, item)]
+
+
+def _select(args: argparse.Namespace) -> int:
+    from worldpolicy.data.edit import select_episodes
+
+    episodes = _episode_flag("--episodes", args.episodes)
+    dropped = _episode_flag("--drop-episodes", args.drop_episodes)
+    return _edit(lambda: select_episodes(args.root, args.out, episodes, drop_episodes=dropped, success=args.success,
+                                         video_codec=args.video_codec, overwrite=args.overwrite,
+                                         progress=not args.no_progress), "select", args.out)
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from worldpolicy.data.edit import merge_datasets
+
+    return _edit(lambda: merge_datasets(args.roots, args.out, drop_success=args.drop_success,
+                                        video_codec=args.video_codec, overwrite=args.overwrite,
+                                        progress=not args.no_progress), "merge", args.out)

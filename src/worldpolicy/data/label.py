@@ -32,7 +32,7 @@ from .observations import CameraMismatch, camera_sources, check_state_width, nam
 from .sampling import caption_variants
 from .stats import first_non_finite
 
-__all__ = ["LABEL_SOURCE", "check_episodes", "check_state_keys", "episode_seed", "label_cameras", "label_dataset"]
+__all__ = ["LABEL_SOURCE", "check_episodes", "check_out", "check_state_keys", "episode_seed", "label_cameras", "label_dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def label_dataset(
                          "inverse dynamics explains the motion between frames: leave them out")
     keys = check_state_keys(ds, state_keys, emb, chosen)
     _check_action_key(ds, action_key, keys)
-    out = _check_out(ds.root, out, overwrite)
+    out = check_out([ds.root], out, overwrite, [LABEL_SOURCE], "`dataset label`", "labelled")
 
     features = {k: v for k, v in ds.features.items() if k not in AUTO_FEATURES}
     if action_key in features:
@@ -242,16 +242,16 @@ def checked_policy_embodiment(checkpoint: Any, embodiment: Any, load_options: di
     return Policy.check_pretrained(checkpoint, embodiment, **load_options)[0]
 
 
-def check_episodes(ds: LeRobotDataset, episodes: Sequence[int] | None) -> list[int]:
-    """The episodes to read (to label, to evaluate on: `data.openloop`), ascending: all, or the given indexes
-    (negative from the end), each once."""
+def check_episodes(ds: LeRobotDataset, episodes: Sequence[int] | None, param: str = "episodes") -> list[int]:
+    """The episodes to read (to label, to evaluate on: `data.openloop`, to keep or drop: `data.edit`), ascending: all,
+    or the given indexes (negative from the end), each once; refused naming `param`."""
     n = ds.num_episodes
     if episodes is None:
         return list(range(n))
     given = [episodes] if isinstance(episodes, (int, np.integer)) else list(episodes)
     bad = [e for e in given if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or not -n <= e < n]
     if not given or bad:
-        raise ValueError(f"episodes={given!r}: " + (f"{bad} out of range" if bad else "none given")
+        raise ValueError(f"{param}={given!r}: " + (f"{bad} out of range" if bad else "none given")
                          + f"; accepted: episode indexes in 0..{n - 1} (negative from the end)")
     return sorted({int(e) % n for e in given})
 
@@ -289,15 +289,20 @@ def _check_action_key(ds: LeRobotDataset, action_key: Any, state_keys: list[str]
         raise ValueError(f"action_key={action_key!r} is {taken} of the dataset; choose another name (default: action)")
 
 
-def _check_out(root: Path, out: str | Path, overwrite: bool) -> Path:
-    """`out` as a new dataset's folder: not the source, inside it or holding it, not inside another dataset or
-    checkpoint, and an existing dataset there only with `overwrite` and only one an earlier label run made."""
+def check_out(sources: Sequence[Path], out: str | Path, overwrite: bool, made_by: Sequence[str], command: str,
+              being: str) -> Path:
+    """`out` as the folder of a new dataset made from the datasets at `sources` (`dataset label`, `select`, `merge`):
+    not one of them, inside one or holding one, not inside another dataset or checkpoint, and an existing dataset
+    there only with `overwrite` and only one whose `provenance["source"]` is in `made_by` (`command` made it).
+    `being` says what the sources are to the command in its errors ("labelled")."""
     out = Path(out).expanduser()
-    src, dst = Path(os.path.abspath(root)).resolve(), Path(os.path.abspath(out)).resolve()
-    if dst == src or src in dst.parents or dst in src.parents:
-        where = "is" if dst == src else "is inside" if src in dst.parents else "holds"
-        raise ValueError(f"out: {str(out)!r} {where} the dataset being labelled ({str(root)!r}); labels go into a new "
-                         "dataset: choose a folder outside it")
+    dst = Path(os.path.abspath(out)).resolve()
+    for root in sources:
+        src = Path(os.path.abspath(root)).resolve()
+        if dst == src or src in dst.parents or dst in src.parents:
+            where = "is" if dst == src else "is inside" if src in dst.parents else "holds"
+            raise ValueError(f"out: {str(out)!r} {where} the dataset being {being} ({str(root)!r}); {command} writes "
+                             "a new dataset: choose a folder outside it")
     for parent in dst.parents:
         found = folder_kind(parent)
         if found is not None and found[0].writer is None:
@@ -307,13 +312,13 @@ def _check_out(root: Path, out: str | Path, overwrite: bool) -> Path:
         if not (dst / INFO_PATH).is_file():
             raise FileExistsError(f"out: {str(out)!r} exists and is not a dataset; choose a new or empty folder")
         try:
-            made_by = (read_json(dst / INFO_PATH, "info.json").get(PROVENANCE_KEY) or {}).get("source")
+            source = (read_json(dst / INFO_PATH, "info.json").get(PROVENANCE_KEY) or {}).get("source")
         except (ValueError, AttributeError):
-            made_by = None
-        if made_by != LABEL_SOURCE:
-            raise FileExistsError(f"out: {str(out)!r} holds a dataset that `dataset label` did not make; choose a new "
-                                  "or empty folder (overwrite replaces only an earlier label run's dataset)")
+            source = None
+        if source not in made_by:
+            raise FileExistsError(f"out: {str(out)!r} holds a dataset that {command} did not make; choose a new or "
+                                  f"empty folder (overwrite replaces only an earlier {command} run's dataset)")
         if not overwrite:
-            raise FileExistsError(f"out: {str(out)!r} holds an earlier label run's dataset; pass overwrite=True to "
-                                  "replace it")
+            raise FileExistsError(f"out: {str(out)!r} holds an earlier {command} run's dataset; pass overwrite=True "
+                                  "to replace it")
     return out

@@ -56,6 +56,7 @@ EPISODE_COLUMNS = (
 # worldpolicy's own meta/episodes column (LeRobot keeps and ignores columns it does not know): whether the episode
 # succeeded, one bool per episode, where a recording knows (`dataset from-sim --policy`), so a user can filter on it
 SUCCESS_COLUMN = "success"
+SUCCESS_FILTERS = ("only", "failures")  # which episodes `dataset select --success` keeps: the succeeded, or the others
 VIDEO_EPISODE_FIELDS = ("chunk_index", "file_index", "from_timestamp", "to_timestamp")
 # The fields info.json's path templates may name (what the reader fills in: `LeRobotDataset._data_path`, `_video_path`)
 TEMPLATE_FIELDS = {"data_path": {"chunk_index", "file_index"}, "video_path": {"video_key", "chunk_index", "file_index"}}

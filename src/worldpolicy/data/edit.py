@@ -1,0 +1,229 @@
+"""Curate datasets: keep some episodes of one (`select_episodes`: a hand-picked list, a policy recording's successes)
+or join several recorded alike into one (`merge_datasets`), each as a new LeRobot v3 dataset.
+
+    from worldpolicy.data import merge_datasets, select_episodes
+    select_episodes("data/rollouts", "data/solved", success="only").dataset.num_episodes
+    merge_datasets(["data/day1", "data/day2"], "data/both").origins[-1]   # (Path("data/day2"), its last episode)
+
+Episodes are read with `LeRobotDataset` and written again with `write_episodes` (renumbered from 0; tasks, per-frame
+columns, videos and the `success` flag kept; stats recomputed over what was kept); the sources are only read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ..processing.video import CODECS
+from .label import check_episodes, check_out
+from .layout import AUTO_FEATURES, SUCCESS_COLUMN, SUCCESS_FILTERS, image_hw
+from .lerobot import Episode, LeRobotDataset, video_codec, write_episodes
+
+__all__ = ["MERGE_SOURCE", "SELECT_SOURCE", "EditResult", "merge_datasets", "select_episodes"]
+
+logger = logging.getLogger(__name__)
+
+SELECT_SOURCE = "worldpolicy dataset select"  # `provenance["source"]` of a selection: what --overwrite may replace
+MERGE_SOURCE = "worldpolicy dataset merge"
+LOSSLESS = "libx264rgb"  # the codec when the sources' own is not one the writer has, or they differ
+
+
+@dataclass(frozen=True)
+class EditResult:
+    """A dataset `select_episodes` or `merge_datasets` wrote: new episode i is episode `origins[i][1]` of the dataset
+    at `origins[i][0]`; its videos were encoded with `video_codec`."""
+
+    dataset: LeRobotDataset
+    origins: tuple[tuple[Path, int], ...]
+    video_codec: str
+    wall_s: float
+
+
+def select_episodes(
+    dataset: str | Path | LeRobotDataset,
+    out: str | Path,
+    episodes: Sequence[int] | None = None,
+    *,
+    drop_episodes: Sequence[int] | None = None,
+    success: str | None = None,
+    video_codec: str | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> EditResult:
+    """Write the chosen episodes of `dataset` as a new dataset at `out`, in their order there, numbered from 0.
+
+    `episodes` (default: all) less `drop_episodes` (indexes, negative from the end), and of those with `success`
+    "only" the ones meta/episodes' `success` column marks as succeeded, "failures" the others. Videos are decoded and
+    encoded again with `video_codec` (default: the source's own where the writer has it, else lossless libx264rgb).
+    info.json's `worldpolicy_provenance` names the source and the source index of every kept episode. Everything is
+    checked before an episode is read; `out` as `dataset label` takes it (not the source, an existing dataset only an
+    earlier select or merge made, with `overwrite`), and it appears only when complete."""
+    ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
+    chosen = check_episodes(ds, episodes)
+    if drop_episodes is not None:
+        dropped = set(check_episodes(ds, drop_episodes, "drop_episodes"))
+        chosen = [i for i in chosen if i not in dropped]
+    if success is not None:
+        if success not in SUCCESS_FILTERS:
+            raise ValueError(f"success={success!r}; accepted: {', '.join(map(repr, SUCCESS_FILTERS))} (or None: all)")
+        flags = ds.episode_success
+        if flags is None:
+            raise ValueError(f"success={success!r}: dataset {str(ds.root)!r} does not say which episodes succeeded "
+                             "(no success column in meta/episodes: `dataset from-sim --policy` writes one); leave "
+                             "success out")
+        chosen = [i for i in chosen if bool(flags[i]) == (success == "only")]
+    if not chosen:
+        given = [f"{name}={value!r}" for name, value in (("episodes", episodes), ("drop_episodes", drop_episodes),
+                                                          ("success", success)) if value is not None]
+        raise ValueError(f"{', '.join(given)}: leave no episode of the {ds.num_episodes} in {str(ds.root)!r}; a "
+                         "dataset needs at least one: choose others")
+    out = check_out([ds.root], out, overwrite, [SELECT_SOURCE, MERGE_SOURCE], "`dataset select`", "selected from")
+    provenance = {"source": SELECT_SOURCE, "dataset": os.path.abspath(ds.root), "episodes": chosen,
+                  **_recorded_seeds([ds], [(0, i) for i in chosen]),
+                  "dataset_provenance": {k: v for k, v in (ds.provenance or {}).items() if k != "seeds"} or None}
+    return _write([ds], [(0, i) for i in chosen], out, video_codec, True, overwrite, provenance, progress)
+
+
+def merge_datasets(
+    datasets: Sequence[str | Path | LeRobotDataset],
+    out: str | Path,
+    *,
+    drop_success: bool = False,
+    video_codec: str | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> EditResult:
+    """Write every episode of `datasets`, one after another, as one new dataset at `out`.
+
+    They must fit together, checked before anything is written: the same fps and features (names, dtypes, shapes,
+    column names, video sizes). Their tasks go into one task table (the same text, one index). The `success` column
+    is kept when every dataset has one; when only some do the merge is refused, or with `drop_success` written for
+    none. Videos, provenance (each source and its episode count) and `out` as `select_episodes` has them."""
+    if isinstance(datasets, (str, Path, LeRobotDataset)) or len(datasets) < 2:
+        raise ValueError(f"datasets={datasets!r}: give two or more datasets to merge (some episodes of one as a new "
+                         "dataset: `dataset select`, select_episodes)")
+    sources = [d if isinstance(d, LeRobotDataset) else LeRobotDataset.open(d) for d in datasets]
+    roots = [Path(os.path.abspath(ds.root)).resolve() for ds in sources]
+    for j, root in enumerate(roots):
+        if root in roots[:j]:
+            raise ValueError(f"datasets[{j}] ({str(sources[j].root)!r}) is datasets[{roots.index(root)}] again; give "
+                             "each dataset once")
+    for j, ds in enumerate(sources[1:], 1):
+        _check_fits(sources[0], ds, j)
+    has = [ds.episode_success is not None for ds in sources]
+    if any(has) and not all(has) and not drop_success:
+        lacking = [f"datasets[{j}] ({str(ds.root)!r})" for j, ds in enumerate(sources) if not has[j]]
+        raise ValueError(f"{', '.join(lacking)} do not say which episodes succeeded and the others do (the "
+                         "success column of meta/episodes); pass drop_success=True to merge them without it")
+    out = check_out([ds.root for ds in sources], out, overwrite, [SELECT_SOURCE, MERGE_SOURCE], "`dataset merge`",
+                    "merged")
+    origins = [(k, i) for k, ds in enumerate(sources) for i in range(ds.num_episodes)]
+    provenance = {"source": MERGE_SOURCE,
+                  "datasets": [{"dataset": os.path.abspath(ds.root), "episodes": ds.num_episodes} for ds in sources],
+                  **_recorded_seeds(sources, origins),
+                  "dataset_provenance": [{k: v for k, v in (ds.provenance or {}).items() if k != "seeds"} or None
+                                         for ds in sources]}
+    return _write(sources, origins, out, video_codec, not drop_success, overwrite, provenance, progress)
+
+
+def _check_fits(first: LeRobotDataset, ds: LeRobotDataset, j: int) -> None:
+    """Refuse `ds` (datasets[j]) unless its episodes can be written beside `first`'s (datasets[0]): what differs."""
+    def said(problem: str) -> ValueError:
+        return ValueError(f"datasets[{j}] ({str(ds.root)!r}) does not fit datasets[0] ({str(first.root)!r}): "
+                          f"{problem}; merge datasets recorded alike")
+
+    if first.fps != ds.fps:
+        raise said(f"it is at {ds.fps:g} fps, datasets[0] at {first.fps:g}")
+    mine, theirs = _written_features(first), _written_features(ds)
+    for only, a, b in ((sorted(set(theirs) - set(mine)), j, 0), (sorted(set(mine) - set(theirs)), 0, j)):
+        if only:
+            raise said(f"features {only} are in datasets[{a}] and not in datasets[{b}]")
+    for key, spec in mine.items():
+        other = theirs[key]
+        for part in ("dtype", "shape", "names"):
+            if spec[part] != other[part]:
+                what = "video size (height, width)" if part == "shape" and spec["dtype"] == "video" else part
+                raise said(f"feature {key!r} has {what} {other[part]!r}, datasets[0] {spec[part]!r}")
+
+
+def _written_features(ds: LeRobotDataset) -> dict[str, dict[str, Any]]:
+    """`ds`'s features as the writer will write them (an image feature as a video one, of its frame size)."""
+    out = {}
+    for key, spec in ds.features.items():
+        if key in AUTO_FEATURES:
+            continue
+        if spec["dtype"] in ("video", "image"):
+            out[key] = {"dtype": "video", "shape": image_hw(spec), "names": None}
+        else:
+            out[key] = {"dtype": spec["dtype"], "shape": spec["shape"], "names": spec.get("names")}
+    return out
+
+
+def _recorded_seeds(sources: list[LeRobotDataset], origins: list[tuple[int, int]]) -> dict[str, Any]:
+    """The sim task and seeds of the kept episodes, where every source is a `dataset from-sim` recording of one task
+    (`fileio.recorded_seeds` reads them): a checkpoint trained on the result is still not evaluated on its training
+    scenes unawares. A source whose seeds are not one per episode gives all of them."""
+    provs = [ds.provenance or {} for ds in sources]
+    tasks = {p.get("task") for p in provs}
+    if len(tasks) != 1 or None in tasks or not all(isinstance(p.get("seeds"), list) for p in provs):
+        return {}
+    seeds: list[Any] = []
+    for k, ds in enumerate(sources):
+        own = provs[k]["seeds"]
+        mine = [i for s, i in origins if s == k]
+        seeds.extend([own[i] for i in mine] if len(own) == ds.num_episodes else own if mine else [])
+    return {"task": tasks.pop(), "seeds": seeds}
+
+
+def _codec(sources: list[LeRobotDataset], given: str | None) -> str:
+    """`given`, else the writer codec the sources' videos were all encoded with (info.json's codec and pixel format),
+    else lossless: a frame is not encoded lossy twice over by a codec the user did not choose."""
+    if given is not None:
+        return given  # checked by the writer, before any episode is read
+    found = set()
+    for ds in sources:
+        for key in ds.video_keys:
+            spec = ds.features[key]
+            info = spec.get("info") if isinstance(spec.get("info"), dict) else {}
+            found.add(next((name for name, c in CODECS.items()
+                            if c.name == video_codec(spec) and c.pix_fmt == info.get("video.pix_fmt")), None))
+    return found.pop() if len(found) == 1 and None not in found else LOSSLESS
+
+
+def _write(sources: list[LeRobotDataset], origins: list[tuple[int, int]], out: Path, codec: str | None,
+           keep_success: bool, overwrite: bool, provenance: dict[str, Any], progress: bool) -> EditResult:
+    """Read the `origins` episodes and write them at `out` (staged, published when complete: an error or Ctrl-C
+    leaves `out` as it was)."""
+    from tqdm.auto import tqdm
+
+    first = sources[0]
+    for ds in sources:
+        for name, why in ds.unread_features.items():
+            logger.warning("%r of %s is not copied (not read from the dataset: %s)", name, ds.root, why)
+        others = sorted({k for row in ds.episode_fields() for k in row} - {SUCCESS_COLUMN})
+        if others:  # the writer writes LeRobot's columns and the success flag
+            logger.warning("meta/episodes columns %s of %s are not copied", others, ds.root)
+    robot_types = {ds.robot_type for ds in sources}
+    if len(robot_types) > 1:
+        logger.warning("the datasets' robot_type differ (%s); the result has none", sorted(map(str, robot_types)))
+    codec = _codec(sources, codec)
+    started = time.perf_counter()
+
+    def episodes() -> Iterator[Episode]:
+        with tqdm(origins, desc=f"writing {len(origins)} episodes", unit="ep", disable=not progress) as bar:
+            for k, i in bar:
+                ep = sources[k].episode(i)
+                yield ep if keep_success else replace(ep, success=None)
+
+    features = {k: v for k, v in first.features.items() if k not in AUTO_FEATURES}
+    written = write_episodes(out, episodes(), first.fps, features,
+                             robot_types.pop() if len(robot_types) == 1 else None, video_codec=codec,
+                             overwrite=overwrite, provenance=provenance)
+    wall_s = time.perf_counter() - started
+    logger.info("wrote %d episodes in %.1f s into %s", len(origins), wall_s, written.root)
+    return EditResult(written, tuple((sources[k].root, i) for k, i in origins), codec, wall_s)

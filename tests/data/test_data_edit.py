@@ -1,0 +1,226 @@
+"""`worldpolicy dataset select|merge` / `select_episodes`, `merge_datasets`: curating datasets into new ones (keep
+some episodes, join recordings), written through the dataset writer, the sources only read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dataset_factory import make_episode
+
+from worldpolicy.cli import main
+from worldpolicy.data import LeRobotDataset, LeRobotDatasetWriter, merge_datasets, select_episodes, write_episodes
+from worldpolicy.data.edit import MERGE_SOURCE, SELECT_SOURCE
+
+FRONT = "observation.images.front"
+
+
+def _dataset(root: Path, lengths=(5, 4, 6, 3), success=None, codec: str = "libx264rgb", offset: int = 0,
+             tasks=("pick the cube", "push the cube"), provenance=None, **changes) -> LeRobotDataset:
+    """Episodes of `make_episode` (episode i's action column 0 counts from 10·(i + offset)), their tasks in turn, each
+    flagged with `success[i]` where given; `changes` replace features' frames (`action=...` a function of them)."""
+    with LeRobotDatasetWriter(root, 10, None, "testbot", video_codec=codec, provenance=provenance) as writer:
+        for i, length in enumerate(lengths):
+            ep = make_episode(length, seed=i + offset, offset=10 * (i + offset))
+            frames = {k: changes[k](v) if k in changes else v for k, v in ep["frames"].items()}
+            writer.add_episode(frames, ep["videos"], tasks[i % len(tasks)],
+                               success=None if success is None else success[i])
+        return writer.finalize()
+
+
+def _same_episode(got, want, lossless: bool = True) -> None:
+    """Frames, tasks and success bit for bit; video frames exactly (lossless) or within a lossy codec's error."""
+    assert got.frames.keys() == want.frames.keys()
+    for key, values in want.frames.items():
+        np.testing.assert_array_equal(got.frames[key], values)
+    assert got.frame_tasks == want.frame_tasks and got.success == want.success
+    if lossless:
+        np.testing.assert_array_equal(got.videos[FRONT], want.videos[FRONT])
+    else:
+        diff = np.abs(got.videos[FRONT].astype(int) - want.videos[FRONT].astype(int))
+        assert diff.mean() < 2 and diff.max() <= 8
+
+
+def test_select_keeps_exactly_the_chosen_episodes_renumbered_with_provenance(tmp_path, capsys):
+    src = _dataset(tmp_path / "src", success=[True, False, True, False])
+    result = select_episodes(src, tmp_path / "out", [3, 0, 2], drop_episodes=[-2])
+    out = result.dataset
+    assert out.num_episodes == 2 and list(out.episode_lengths) == [5, 3]  # ascending, 2 dropped
+    for new, old in enumerate((0, 3)):
+        _same_episode(out.episode(new), src.episode(old))
+    np.testing.assert_array_equal(out.column("episode_index").reshape(-1), [0] * 5 + [1] * 3)
+    np.testing.assert_array_equal(out.column("index").reshape(-1), np.arange(8))
+    assert out.episode_success.tolist() == [True, False]
+    assert result.origins == ((src.root, 0), (src.root, 3)) and result.video_codec == "libx264rgb"
+    prov = out.provenance
+    assert prov["source"] == SELECT_SOURCE and prov["episodes"] == [0, 3]
+    assert Path(prov["dataset"]) == src.root.resolve()
+    # stats over what was kept, as the writer computes them
+    kept = np.concatenate([src.episode(i).frames["action"] for i in (0, 3)])
+    np.testing.assert_allclose(out.stats["action"]["mean"], kept.mean(axis=0), rtol=1e-6)
+    assert out.stats["action"]["count"].item() == 8
+    assert out.tasks == ["pick the cube", "push the cube"]
+    assert main(["dataset", "check", str(out.root)]) == 0
+    assert "ok: 2 episodes, 8 frames" in capsys.readouterr().out
+
+
+def test_success_filter_from_the_command_line_prints_the_summary(tmp_path, capsys):
+    src = _dataset(tmp_path / "src", success=[True, False, True, False])
+    assert main(["dataset", "select", str(src.root), "--out", str(tmp_path / "ok"), "--success", "only",
+                 "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["episodes"] == 2 and summary["success"] == {"succeeded": 2, "failed_episodes": []}
+    assert summary["provenance"]["episodes"] == [0, 2]
+    assert main(["dataset", "select", str(src.root), "--out", str(tmp_path / "bad"), "--success", "failures",
+                 "--episodes", "1-3", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["provenance"]["episodes"] == [1, 3]
+    bad = LeRobotDataset.open(tmp_path / "bad")
+    _same_episode(bad.episode(1), src.episode(3))
+    # spaces, commas and ranges alike; a rerun over an earlier select only with --overwrite
+    base = ["dataset", "select", str(src.root), "--out", str(tmp_path / "ok"), "--no-progress"]
+    assert main([*base, "--episodes", "0", "2,3"]) == 2
+    assert "holds an earlier `dataset select` run's dataset; pass --overwrite" in capsys.readouterr().err
+    assert main([*base, "--episodes", "0", "2,3", "--overwrite"]) == 0
+    assert json.loads(capsys.readouterr().out)["provenance"]["episodes"] == [0, 2, 3]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"episodes": [4]}, r"episodes=\[4\]: \[4\] out of range; accepted: episode indexes in 0..3"),
+    ({"episodes": []}, r"episodes=\[\]: none given"),
+    ({"drop_episodes": [9]}, r"drop_episodes=\[9\]: \[9\] out of range"),
+    ({"episodes": [1], "drop_episodes": [1]}, r"episodes=\[1\], drop_episodes=\[1\]: leave no episode of the 4"),
+    ({"success": "only"}, r"success='only': dataset .* does not say which episodes succeeded"),
+    ({"success": "yes"}, r"success='yes'; accepted: 'only', 'failures'"),
+    ({"out": "src"}, r"out: .* is the dataset being selected from"),
+    ({"out": "src/sub"}, r"out: .* is inside the dataset being selected from"),
+    ({"video_codec": "mpeg"}, r"video_codec='mpeg'; accepted: libx264"),
+])
+def test_select_refuses_before_writing(tmp_path, kwargs, match):
+    src = _dataset(tmp_path / "src", lengths=(3, 3, 3, 3))
+    out = tmp_path / kwargs.pop("out", "out")
+    with pytest.raises(ValueError, match=match):
+        select_episodes(src, out, **kwargs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]  # nothing written, no staging folder left
+
+
+def test_out_holding_another_dataset_is_refused_and_an_existing_select_needs_overwrite(tmp_path, capsys):
+    src = _dataset(tmp_path / "src", lengths=(3, 3))
+    other = _dataset(tmp_path / "other", lengths=(3,))
+    with pytest.raises(FileExistsError, match="holds a dataset that `dataset select` did not make"):
+        select_episodes(src, other.root, [0])
+    select_episodes(src, tmp_path / "out", [0])
+    with pytest.raises(FileExistsError, match="earlier `dataset select` run's dataset; pass overwrite=True"):
+        select_episodes(src, tmp_path / "out", [1])
+    assert select_episodes(src, tmp_path / "out", [1], overwrite=True).dataset.provenance["episodes"] == [1]
+    assert main(["dataset", "select", str(src.root), "--out", str(tmp_path / "x"), "--episodes", "0,a"]) == 2
+    assert "--episodes '0,a': expected episode indices" in capsys.readouterr().err
+    assert main(["dataset", "select", str(src.root), "--out", str(tmp_path / "x"), "--episodes", "7"]) == 2
+    assert "--episodes=[7]: [7] out of range" in capsys.readouterr().err
+
+
+def test_interrupted_select_leaves_nothing_and_the_source_unchanged(tmp_path, monkeypatch):
+    src = _dataset(tmp_path / "src", lengths=(3, 3, 3))
+    select_episodes(src, tmp_path / "out", [0])
+    before = {p: p.read_bytes() for p in src.root.rglob("*") if p.is_file()}
+    read = LeRobotDataset.episode
+
+    def episode(self, index, videos=True):
+        if index == 2:
+            raise KeyboardInterrupt
+        return read(self, index, videos)
+
+    monkeypatch.setattr(LeRobotDataset, "episode", episode)
+    with pytest.raises(KeyboardInterrupt):
+        select_episodes(src, tmp_path / "out", overwrite=True)
+    assert LeRobotDataset.open(tmp_path / "out").provenance["episodes"] == [0]  # the earlier one as it was
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "src"]  # no staging folder left
+    assert before == {p: p.read_bytes() for p in src.root.rglob("*") if p.is_file()}
+
+
+def test_merge_is_the_concatenation_with_one_task_table(tmp_path, capsys):
+    a = _dataset(tmp_path / "a", lengths=(4, 3), success=[True, False], tasks=("pick the cube", "push the cube"))
+    b = _dataset(tmp_path / "b", lengths=(5, 2, 3), success=[False, True, True], offset=5,
+                 tasks=("stack the cubes", "pick the cube"))
+    assert main(["dataset", "merge", str(a.root), str(b.root), "--out", str(tmp_path / "ab"), "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["episodes"] == 5 and summary["frames"] == 17 and summary["tasks"] == 3
+    ab = LeRobotDataset.open(tmp_path / "ab")
+    assert ab.tasks == ["pick the cube", "push the cube", "stack the cubes"]  # the same text, one index
+    wanted = [a.episode(0), a.episode(1), *b.episodes()]
+    for i, want in enumerate(wanted):
+        _same_episode(ab.episode(i), want)
+    assert ab.episode_success.tolist() == [True, False, False, True, True]
+    np.testing.assert_array_equal(ab.column("action"), np.concatenate([a.column("action"), b.column("action")]))
+    prov = ab.provenance
+    assert prov["source"] == MERGE_SOURCE and [d["episodes"] for d in prov["datasets"]] == [2, 3]
+    assert [Path(d["dataset"]) for d in prov["datasets"]] == [a.root.resolve(), b.root.resolve()]
+    result = merge_datasets([a, b], tmp_path / "ab", overwrite=True)
+    assert result.origins == ((a.root, 0), (a.root, 1), (b.root, 0), (b.root, 1), (b.root, 2))
+    assert main(["dataset", "check", str(ab.root)]) == 0
+
+
+def test_merge_keeps_recorded_seeds_and_the_source_codec(tmp_path):
+    """Sim recordings of one task keep their seeds (a checkpoint trained on the merge is not evaluated on them
+    unawares); lossy videos are encoded again with their own codec, within its error of the source."""
+    from worldpolicy.fileio import recorded_seeds
+
+    a = _dataset(tmp_path / "a", lengths=(4, 4), codec="libx264", provenance={"task": "pick_place", "seeds": [0, 1]})
+    b = _dataset(tmp_path / "b", lengths=(4,), codec="libx264", provenance={"task": "pick_place", "seeds": [7]})
+    result = merge_datasets([a, b], tmp_path / "ab")
+    assert result.video_codec == "libx264"
+    assert recorded_seeds(tmp_path / "ab") == ("pick_place", [0, 1, 7])
+    _same_episode(result.dataset.episode(2), b.episode(0), lossless=False)
+    assert select_episodes(a, tmp_path / "one", [1]).dataset.provenance["seeds"] == [1]
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"fps": 5}, r"datasets\[1\] \(.*\) does not fit datasets\[0\] \(.*\): it is at 5 fps, datasets\[0\] at 10"),
+    ({"drop": "next.reward"}, r"features \['next.reward'\] are in datasets\[0\] and not in datasets\[1\]"),
+    ({"action": lambda v: v.astype(np.float64)}, r"feature 'action' has dtype 'float64', datasets\[0\] 'float32'"),
+    ({"action": lambda v: v[:, :2]}, r"feature 'action' has shape \[2\], datasets\[0\] \[3\]"),
+    ({"video": 8}, (r"feature 'observation.images.front' has video size \(height, width\) \(8, 8\), "
+                    r"datasets\[0\] \(16, 16\)")),
+    ({"names": ["x", "y", "z"]}, r"feature 'action' has names \['x', 'y', 'z'\], datasets\[0\] None"),
+])
+def test_merge_refuses_datasets_that_do_not_fit_naming_what_differs(tmp_path, change, match):
+    a = _dataset(tmp_path / "a", lengths=(3,))
+    ep = make_episode(3, seed=0)
+    features = {k: v for k, v in a.features.items()}
+    if "drop" in change:
+        del ep["frames"][change["drop"]], features[change["drop"]]
+    if "action" in change:
+        ep["frames"]["action"] = change["action"](ep["frames"]["action"])
+        features["action"] = {"dtype": ep["frames"]["action"].dtype.name, "shape": [ep["frames"]["action"].shape[1]]}
+    if "video" in change:
+        ep["videos"][FRONT] = ep["videos"][FRONT][:, :8, :8]
+        features[FRONT] = {"dtype": "video", "shape": [8, 8, 3]}
+    if "names" in change:
+        features["action"] = {**features["action"], "names": change["names"]}
+    write_episodes(tmp_path / "b", [{**ep, "task": "t"}], fps=change.get("fps", 10), features=features,
+                   video_codec="libx264rgb")
+    with pytest.raises(ValueError, match=match):
+        merge_datasets([a.root, tmp_path / "b"], tmp_path / "ab")
+    assert not (tmp_path / "ab").exists()
+
+
+def test_merge_refusals_before_writing(tmp_path, capsys):
+    a = _dataset(tmp_path / "a", lengths=(3,), success=[True])
+    b = _dataset(tmp_path / "b", lengths=(3,))
+    with pytest.raises(ValueError, match=r"datasets\[1\] \(.*/b'\) do not say which episodes succeeded and the others "
+                                         r"do .*; pass drop_success=True"):
+        merge_datasets([a, b], tmp_path / "ab")
+    with pytest.raises(ValueError, match="give two or more datasets to merge"):
+        merge_datasets([a], tmp_path / "ab")
+    with pytest.raises(ValueError, match=r"datasets\[1\] .* is datasets\[0\] again"):
+        merge_datasets([a.root, tmp_path / "a" / "."], tmp_path / "ab")
+    with pytest.raises(ValueError, match=r"out: .* is inside the dataset being merged \(.*/b'\)"):
+        merge_datasets([a, b], tmp_path / "b" / "ab", drop_success=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+    assert main(["dataset", "merge", str(a.root), str(b.root), "--out", str(tmp_path / "ab")]) == 2
+    assert "pass --drop-success to merge them without it" in capsys.readouterr().err
+    assert main(["dataset", "merge", str(a.root), str(b.root), "--out", str(tmp_path / "ab"), "--drop-success",
+                 "--no-progress"]) == 0
+    assert "success" not in json.loads(capsys.readouterr().out)
+    assert LeRobotDataset.open(tmp_path / "ab").episode_success is None
