@@ -338,7 +338,7 @@ class DreamChunk(BaseModel):
     chunk: int
     actions: list[int] = Field(description="[a, b]: the action rows the policy sent and the world model rolled out")
     frames: list[int] = Field(description="[a+1, b+1]: the video frames imagined from them (frame 0: the start)")
-    policy_seed: int | None = Field(description="the policy's seed for this chunk: seed + chunks + j")
+    policy_seed: int | None = Field(description="the policy's seed for this chunk: call_seed(seed, j)")
     world_model_seed: int = Field(description="the world model's seed for this chunk: seed + j")
     reward: float | None = Field(description="score of the chunk's imagined frames (null: no score asked)")
 
@@ -739,7 +739,7 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         images: Images = None,
         state: State = None,
         seed: Annotated[int, Field(description="the world model's chunk j samples with seed + j, the policy's with "
-                                   "seed + chunks + j: a dream repeats")] = 0,
+                                   "call_seed(seed, j): a dream repeats, a longer one goes on from a shorter one")] = 0,
         execute_steps: Annotated[int | None, Field(description="the first K actions of each chunk are imagined "
                                                    "before the policy acts again, 1..chunk size (default: all)")] = None,
         score: Annotated[Literal[SCORERS] | None, Field(description="score each chunk's imagined frames: reach "
