@@ -196,7 +196,7 @@ def test_a_policy_dreams_closed_loop_and_the_video_is_saved(policy, cameras, tmp
 def test_the_policy_does_not_judge_the_world_models_frames_as_a_cameras(policy, cameras, caplog, monkeypatch):
     """The policy acts on frames the world model decoded at its canvas size (chunk 0's start too): judged as a
     camera's image against the frames a trained checkpoint records, it told the user to resize images they gave at
-    the trained size (`Policy._imagined_frame`). The user's own cameras are still judged."""
+    the trained size (`Policy.imagined_frame_said`). The user's own cameras are still judged."""
     monkeypatch.setattr(policy, "_said", set())  # the module's policy: what earlier tests had it say is forgotten
     monkeypatch.setattr(policy, "_trained_frames", {"cameras": {key: (180, 320) for key in cameras},
                                                     "composed": (360, 320)})

@@ -64,10 +64,10 @@ def _world_model_parts(policy: Any, param: str) -> tuple[Embodiment, int, int]:
 
 def _said_imagined(model: Any, frame: np.ndarray) -> None:
     """Tell a local `Policy` that `frame` is a world model's own (decoded at its canvas size), so it is not judged as
-    a camera's image against the frames its checkpoint was trained on, which would warn of a size no user chose: the
-    hook `imagine(whole_trajectory=True)` gives its own chunks (`Policy._imagined_frame`, private to the package; a
-    `RemotePolicy` has none: its server judges what it receives)."""
-    said = getattr(model, "_imagined_frame", None)
+    a camera's image against the frames its checkpoint was trained on, which would warn of a size no user chose, as
+    `imagine(whole_trajectory=True)` tells it of its own chunks (`Policy.imagined_frame_said`; a `RemotePolicy` has
+    none: its server judges what it receives)."""
+    said = getattr(model, "imagined_frame_said", None)
     if callable(said):
         said(frame)
 
