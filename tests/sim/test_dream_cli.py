@@ -66,6 +66,7 @@ def test_dream_writes_its_video_actions_chunks_plots_and_page(run):
     page = (run / "index.html").read_text()
     assert "data-run-kind='dream'" in page and "id='records-chunks'" in page
     assert "under the actions the policy chose from the frame before it" in page  # not forward dynamics' "given"
+    assert "<b>mode</b><span>dream: policy acting in a world model (forward_dynamics)</span>" in page
     assert folder_kind(run)[0].writer == "dream"
 
 
