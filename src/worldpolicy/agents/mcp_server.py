@@ -298,6 +298,8 @@ class PairedTest(BaseModel):
     both: int
     neither: int
     p_value: float | None = Field(description="exact McNemar p (null: not paired, see note)")
+    p_adjusted: float | None = Field(description="p_value Holm-Bonferroni adjusted over the comparison's paired tests "
+                                     "(the verdict's; with one pair tested, p_value)")
     note: str = Field(description="why the pair is not paired, or what limits the test (few shared seeds)")
     line: str = Field(description="the pair in one plain sentence, verdict at the 5 % level included")
 
@@ -720,8 +722,8 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
                                          "(evaluate_in_sim's run_dir, or `worldpolicy sim --out` folders)")],
     ) -> ComparisonResult:
         """Which sim run is better? Runs side by side: success rates with Wilson 95 % intervals, every pair tested on
-        the seeds both ran (exact McNemar: tells runs apart long before their intervals stop overlapping), and the
-        settings that differ."""
+        the seeds both ran (exact McNemar: tells runs apart long before their intervals stop overlapping; with several
+        pairs, Holm-Bonferroni adjusted), and the settings that differ."""
         return await _call(None, tb.compare_sim_runs, runs)
 
     @srv.tool(annotations=writes)
