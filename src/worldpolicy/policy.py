@@ -689,7 +689,7 @@ class Policy:
         for j in range(trajectory.chunks):  # said above of every row: a chunk's rows are not judged again
             self._once("range", "actions", out_of_range_columns(trajectory.chunk(j), e))
         try:
-            return roll_out(self.act_batch, req, trajectory, e, progress, started, self._imagined_frame)
+            return roll_out(self.act_batch, req, trajectory, e, progress, started, self.imagined_frame_said)
         except Exception:
             self._next_seed = next_seed  # a refused trajectory draws no seed, as a refused batch draws none
             raise
@@ -822,11 +822,12 @@ class Policy:
         # as 219) as that constant, not as a value no training row held
         return to_model(e, state[None], clip=True)[0]
 
-    def _imagined_frame(self, frame: np.ndarray) -> None:
-        """A frame the model imagined, which a later chunk of a trajectory is conditioned on: decoded at the canvas
-        size it was sampled on, so it is not judged as a camera's image is (one camera's view, smaller than the
-        frames trained on), which would warn of what no user can change. Given back alone or in an observation dict
-        under a single-view key (`sim.world_model.WorldModelEnv`'s observation), it is judged under either."""
+    def imagined_frame_said(self, frame: np.ndarray) -> None:
+        """Note that `frame` is one a model imagined, which a later chunk of a trajectory (`imagine`'s own, or
+        `sim.world_model`'s env and dream, which hand it to a policy) is conditioned on: decoded at the canvas size it
+        was sampled on, so it is not judged as a camera's image is (one camera's view, smaller than the frames trained
+        on), which would warn of what no user can change. Given back alone or in an observation dict under a
+        single-view key (`sim.world_model.WorldModelEnv`'s observation), it is judged under either."""
         height, width = frame.shape[:2]
         self._said.add(("view", height, width))
         for key in (None, *SINGLE_VIEW_KEYS):
@@ -1038,7 +1039,7 @@ class Policy:
 
 def _size_said(given: Mapping[str | None, tuple[int, int]]) -> tuple[Any, ...]:
     """The key `Policy._said` notes a trained-size warning of `given` (`sizes_judged`) under: one for
-    `_warn_trained_size`, which says it once, and `_imagined_frame`, which marks a trajectory's own frames said."""
+    `_warn_trained_size`, which says it once, and `imagined_frame_said`, which marks a trajectory's own frames said."""
     return ("size", *sorted((str(key), tuple(hw)) for key, hw in given.items()))
 
 

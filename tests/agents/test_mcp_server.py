@@ -1571,6 +1571,7 @@ def test_dream_writes_the_run_worldpolicy_dream_writes(shipped, tmp_path):
     rows, frames, both seeds and reward, and progress counts the chunks."""
     from worldpolicy.cli import main
     from worldpolicy.fileio import DREAM_FILE, folder_kind
+    from worldpolicy.processing.trajectory import call_seed
 
     server, toolbox, images = shipped
     progress: list = []
@@ -1581,7 +1582,7 @@ def test_dream_writes_the_run_worldpolicy_dream_writes(shipped, tmp_path):
     assert [c["actions"] for c in result["chunks"]] == [[0, 3], [3, 6]]
     assert [c["frames"] for c in result["chunks"]] == [[1, 4], [4, 7]]
     assert [c["world_model_seed"] for c in result["chunks"]] == [5, 6]  # seed + j
-    assert [c["policy_seed"] for c in result["chunks"]] == [7, 8]  # seed + chunks + j
+    assert [c["policy_seed"] for c in result["chunks"]] == [call_seed(5, 0), call_seed(5, 1)]
     assert result["rewards"] == [c["reward"] for c in result["chunks"]] and all(r <= 0 for r in result["rewards"])
     assert result["policy"] == result["world_model"] and result["embodiment"] == "panda_reach"
     assert all(Path(p).is_file() for k, p in result["files"].items() if k not in ("plots", "animation"))

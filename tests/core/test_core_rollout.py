@@ -102,7 +102,7 @@ def test_a_joint_position_state_is_chained_from_the_last_action_of_the_chunk_bef
 def test_the_imagined_frames_a_trajectory_goes_on_from_are_not_judged_as_a_cameras(tiny_checkpoint, caplog):
     """Chunk j > 0 starts from a frame the model imagined, on its canvas (256x288 for droid/joint_pos' three cameras):
     judged as a camera's image against the frames the checkpoint was trained on, it warned of a size no user chose
-    (`Policy._imagined_frame`)."""
+    (`Policy.imagined_frame_said`)."""
     import worldpolicy
 
     policy = worldpolicy.load_policy(tiny_checkpoint, embodiment="droid/joint_pos", chunk_size=CHUNK,
@@ -114,6 +114,13 @@ def test_the_imagined_frames_a_trajectory_goes_on_from_are_not_judged_as_a_camer
     actions = np.concatenate([rng.uniform(-1, 1, size=(6, 7)), rng.uniform(0, 1, size=(6, 1))], axis=1)
     whole = policy.imagine(cameras, actions, "push", whole_trajectory=True, state=actions[0], seed=3)
     assert whole.video.shape[1:3] != (36, 64) and "where it was" not in caplog.text
+    # the public way a caller stepping chunk by chunk (`sim.world_model`) tells the policy a frame is imagined
+    imagined = rng.integers(0, 256, (48, 80, 3), dtype=np.uint8)
+    policy.imagined_frame_said(imagined)
+    policy.act(imagined, "push", state=actions[0], seed=0)
+    assert "where it was" not in caplog.text and "one camera's view" not in caplog.text
+    policy.act(imagined[:40, :72], "push", state=actions[0], seed=0)  # not said: judged as a camera's
+    assert "looks like one camera's view: it is 40x72 pixels" in caplog.text
 
 
 def test_a_state_no_action_says_is_refused_naming_what_is_accepted(policy, image):

@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("mujoco")
 
 from worldpolicy.cli import main
-from worldpolicy.sim.compare import compare_runs, comparison_figure, mcnemar_p, write_comparison
+from worldpolicy.sim.compare import compare_runs, comparison_figure, holm_adjusted, mcnemar_p, write_comparison
 from worldpolicy.sim.evaluate import EvalReport, TrainingScenes, wilson_interval, write_report
 from worldpolicy.sim.rollout import EpisodeResult
 
@@ -58,6 +58,14 @@ def test_mcnemar_refuses_what_is_not_a_count(bad):
         mcnemar_p(bad, 2)
 
 
+def test_holm_adjusted_p_values_match_the_ones_worked_by_hand():
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1: 0.02, 0.03, 0.06, 0.04, the last kept at 0.06 (never below the
+    # one before); given back in the order given
+    assert holm_adjusted([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm_adjusted([0.5, 0.6]) == [1.0, 1.0]  # 0.5 * 2 capped at 1, and 0.6 kept at it
+    assert holm_adjusted([0.039]) == [0.039] and holm_adjusted([]) == []  # one test: as it is
+
+
 def test_wilson_values_match_the_formula_worked_by_hand():
     # 3/10: centre (0.3 + z^2/20) / (1 + z^2/10), half z sqrt(0.021 + z^2/400) / (1 + z^2/10), z = 1.96
     z2 = 1.96**2
@@ -75,10 +83,34 @@ def test_paired_test_on_the_same_seeds_and_each_run_with_its_interval(tmp_path):
     assert pair.p_value == pytest.approx(0.0390625) and len(pair.shared) == 20 and pair.note == ""
     assert pair.line() == ("a vs b: a 14/20, b 7/20 on the 20 shared seeds; only a succeeded on 8, only b on 1: exact "
                            "McNemar p = 0.03906 (differ at the 5 % level)")
+    assert pair.p_adjusted == pair.p_value and pair.tests == 1  # two runs: one test, nothing to adjust
+    assert comparison.to_json()["pairs"][0]["p_adjusted"] == comparison.to_json()["pairs"][0]["p_value"]
+    assert "Holm-adjusted p (" not in comparison.markdown()
     runs = comparison.to_json()["runs"]
     assert [r["successes"] for r in runs] == [14, 7]
     assert runs[0]["ci95"] == pytest.approx(wilson_interval(14, 20))
     assert comparison.differences == () and comparison.warnings == ()  # the same settings: nothing differs
+
+
+def test_with_more_than_two_runs_the_verdict_rests_on_the_holm_adjusted_p(tmp_path):
+    """Three runs, three pairs: a vs b's p = 0.039 said "differ" alone; adjusted over the three tests (0.039 and
+    0.039 of a vs c, then b vs c's 1.0: 3 x 0.039) it does not."""
+    a, b = _split(range(10000, 10020), a_only=8, b_only=1, both=6)
+    comparison = compare_runs([_run(tmp_path / "a", a), _run(tmp_path / "b", b), _run(tmp_path / "c", b)])
+    ab, ac, bc = comparison.pairs
+    assert ab.p_value == ac.p_value == pytest.approx(0.0390625) and bc.p_value == 1.0
+    assert ab.p_adjusted == ac.p_adjusted == pytest.approx(3 * 0.0390625) and bc.p_adjusted == 1.0
+    assert ab.tests == 3
+    assert ab.line().endswith("exact McNemar p = 0.03906, Holm-adjusted over the 3 paired tests p = 0.1172 (no "
+                              "significant difference at the 5 % level)")
+    doc = comparison.to_json()
+    assert doc["p_adjustment"] == "holm-bonferroni"
+    assert [(p["p_value"], p["p_adjusted"]) for p in doc["pairs"]] == [(ab.p_value, ab.p_adjusted),
+                                                                        (ac.p_value, ac.p_adjusted), (1.0, 1.0)]
+    md = comparison.markdown()
+    assert "| a | b | 20 | 8 | 1 | 6 | 5 | 0.03906 | 0.1172 |" in md
+    assert "The verdicts below rest on the Holm-adjusted p (3 pairs tested)." in md
+    assert "differ at the 5 % level" not in comparison.table()
 
 
 def test_a_partial_overlap_pairs_only_the_shared_seeds_and_says_how_many(tmp_path):
@@ -112,6 +144,7 @@ def test_another_task_version_is_not_paired_and_is_warned_about(tmp_path):
     old_v1, old_v2, v1_v2 = comparison.pairs
     assert old_v1.p_value == 1.0 and len(old_v1.shared) == 12  # the definitions before versions were v1
     assert old_v2.p_value is None and "the task's definition differs (v1 vs v2)" in old_v2.note
+    assert (old_v1.p_adjusted, old_v1.tests, old_v2.p_adjusted) == (1.0, 1, None)  # one pair tested: none to adjust
     assert v1_v2.p_value is None
     assert comparison.differences == (("task_version", "(the installed worldpolicy)", (1, 1, 2)),)
     assert comparison.warnings == (("task_version differs (old: 1, v1: 1, v2: 2): the task's definition (its scenes "
@@ -206,6 +239,7 @@ def test_cli_compares_real_sim_runs_and_writes_every_file(tmp_path, capsys):
     assert "expert vs random: expert 2/2, random 0/2 on the 2 shared seeds" in printed
     page = (out / "index.html").read_text()
     assert "Paired on shared seeds" in page and "data:image/png;base64" in page and "What differs" in page
+    assert "Holm-adjusted p (the verdict&#x27;s)" in page
     # each run's name links to its own page, where it has one (the random run was written with --no-plots)
     assert "<a href='./../expert/index.html'>expert</a>" in page and "random/index.html" not in page
     from worldpolicy.fileio import folder_kind

@@ -13,6 +13,7 @@ pytest.importorskip("diffusers")
 import worldpolicy
 from worldpolicy.cli import main
 from worldpolicy.fileio import DREAM_FILE, folder_kind
+from worldpolicy.processing.trajectory import call_seed
 from worldpolicy.processing.video import read_video
 
 PROMPT = "reach the red ball"
@@ -59,12 +60,13 @@ def test_dream_writes_its_video_actions_chunks_plots_and_page(run):
     assert [c["seed"] for c in settings["trajectory"]["chunks"]] == [5, 6]  # the world model's chunk j: seed + j
     doc = json.loads((run / DREAM_FILE).read_text())
     assert doc["chunks_done"] == doc["chunks_requested"] == 2
-    assert [c["policy_seed"] for c in doc["chunks"]] == [7, 8]  # the policy's chunk j: seed + chunks + j
+    assert [c["policy_seed"] for c in doc["chunks"]] == [call_seed(5, 0), call_seed(5, 1)]  # the policy's chunk j
     assert all(np.isfinite(c["reward"]) and c["reward"] <= 0 for c in doc["chunks"])  # minus a distance
     assert (run / "plots" / "actions.png").is_file()
     page = (run / "index.html").read_text()
     assert "data-run-kind='dream'" in page and "id='records-chunks'" in page
     assert "under the actions the policy chose from the frame before it" in page  # not forward dynamics' "given"
+    assert "<b>mode</b><span>dream: policy acting in a world model (forward_dynamics)</span>" in page
     assert folder_kind(run)[0].writer == "dream"
 
 

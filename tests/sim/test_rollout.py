@@ -330,7 +330,8 @@ def test_steps_above_the_joint_velocity_limit_are_counted_and_warned_once(caplog
 
 def test_sampling_seeds_differ_across_episodes_and_replay_alone():
     """Episode s's request c used seed s + c, so episode 1's chunks reused episode 0's seeds from its second call on."""
-    from worldpolicy.sim.policies import call_seed, wrap_policy
+    from worldpolicy.processing.trajectory import call_seed
+    from worldpolicy.sim.policies import wrap_policy
 
     seen = []
 
@@ -358,8 +359,8 @@ def test_a_loaded_policy_given_as_it_is_gets_the_episodes_sampling_seeds():
 
     from worldpolicy.engine import SamplingConfig
     from worldpolicy.policy import Policy
+    from worldpolicy.processing.trajectory import call_seed
     from worldpolicy.sim.evaluate import evaluate
-    from worldpolicy.sim.policies import call_seed
 
     seen = []
 

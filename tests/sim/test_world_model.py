@@ -13,6 +13,7 @@ pytest.importorskip("diffusers")
 
 from gymnasium.utils.env_checker import check_env
 
+from worldpolicy.processing.trajectory import call_seed
 from worldpolicy.processing.video import read_video
 from worldpolicy.sim.progress import reach_scorer
 from worldpolicy.sim.registration import WORLD_MODEL_ID
@@ -168,14 +169,18 @@ def test_bad_settings_are_refused_before_any_imagining(policy, cameras):
 
 
 def test_a_policy_dreams_closed_loop_and_the_video_is_saved(policy, cameras, tmp_path):
-    """`dream`: the policy acts on each imagined frame, the world model imagines its actions; repeatable by seed."""
+    """`dream`: the policy acts on each imagined frame, the world model imagines its actions; repeatable by seed, and a
+    longer dream of the same seed goes on from the shorter one (its policy's seeds were seed + chunks + j: a 3-chunk
+    dream's first chunks were not the 2-chunk dream's)."""
     first = dream(policy, policy, cameras, PROMPT, 2, seed=5, execute_steps=3,
                   scorer=reach_scorer(policy.embodiment.camera_keys))
     assert first.frames.shape[0] == 1 + 2 * 3 and first.actions.shape == (6, 10) and len(first.rewards) == 2
     np.testing.assert_array_equal(first.actions[3:], first.policy_predictions[1].actions[:3])
-    assert [p.settings["seed"] for p in first.policy_predictions] == [7, 8]  # seed + chunks + j
-    again = dream(policy, policy, cameras, PROMPT, 2, seed=5, execute_steps=3)
-    np.testing.assert_array_equal(first.frames, again.frames)
+    assert [p.settings["seed"] for p in first.policy_predictions] == [call_seed(5, 0), call_seed(5, 1)]
+    longer = dream(policy, policy, cameras, PROMPT, 3, seed=5, execute_steps=3)
+    assert len(longer.rewards) == 3
+    np.testing.assert_array_equal(longer.frames[:1 + 2 * 3], first.frames)  # byte for byte
+    np.testing.assert_array_equal(longer.actions[:2 * 3], first.actions)
     video, fps = read_video(first.save_video(tmp_path / "dream.mp4"))
     assert video.shape == first.frames.shape and fps == policy.embodiment.fps
     with pytest.raises(ValueError, match=r"execute_steps: 5 is not in 1..4; accepted: 1..4, or none"):
@@ -191,7 +196,7 @@ def test_a_policy_dreams_closed_loop_and_the_video_is_saved(policy, cameras, tmp
 def test_the_policy_does_not_judge_the_world_models_frames_as_a_cameras(policy, cameras, caplog, monkeypatch):
     """The policy acts on frames the world model decoded at its canvas size (chunk 0's start too): judged as a
     camera's image against the frames a trained checkpoint records, it told the user to resize images they gave at
-    the trained size (`Policy._imagined_frame`). The user's own cameras are still judged."""
+    the trained size (`Policy.imagined_frame_said`). The user's own cameras are still judged."""
     monkeypatch.setattr(policy, "_said", set())  # the module's policy: what earlier tests had it say is forgotten
     monkeypatch.setattr(policy, "_trained_frames", {"cameras": {key: (180, 320) for key in cameras},
                                                     "composed": (360, 320)})

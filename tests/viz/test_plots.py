@@ -303,6 +303,15 @@ def test_the_title_sits_above_every_axes_of_a_tall_figure(key):
     assert height < 2400 and width <= 2000  # 57 dims: 4 columns of subplots, not 29 rows of 2
 
 
+def test_a_dream_is_named_a_policy_acting_in_a_world_model_not_forward_dynamics():
+    """A dream's actions.json is the world model's forward dynamics over the policy's actions: its figures and page
+    were headed "forward_dynamics", as if a user had given the actions."""
+    dream = {"mode": "forward_dynamics", "embodiment": "panda_reach", "settings": {"command": "dream"}}
+    assert plots.run_mode(dream) == "dream: policy acting in a world model (forward_dynamics)"
+    assert plots.run_title(dream).startswith("dream: policy acting in a world model (forward_dynamics) · panda_reach")
+    assert plots.run_mode({**dream, "settings": {"command": "predict"}}) == "forward_dynamics"
+
+
 def test_a_long_run_name_is_wrapped_inside_a_narrow_figure(pose_chunk):
     """A run's name with a 60-character prompt ran off both sides of ee_path.png (6.4 in) and of a 4-column chunk's
     actions.png: the mode's first letters and the figure's subject were cut."""

@@ -298,6 +298,8 @@ class PairedTest(BaseModel):
     both: int
     neither: int
     p_value: float | None = Field(description="exact McNemar p (null: not paired, see note)")
+    p_adjusted: float | None = Field(description="p_value Holm-Bonferroni adjusted over the comparison's paired tests "
+                                     "(the verdict's; with one pair tested, p_value)")
     note: str = Field(description="why the pair is not paired, or what limits the test (few shared seeds)")
     line: str = Field(description="the pair in one plain sentence, verdict at the 5 % level included")
 
@@ -338,7 +340,7 @@ class DreamChunk(BaseModel):
     chunk: int
     actions: list[int] = Field(description="[a, b]: the action rows the policy sent and the world model rolled out")
     frames: list[int] = Field(description="[a+1, b+1]: the video frames imagined from them (frame 0: the start)")
-    policy_seed: int | None = Field(description="the policy's seed for this chunk: seed + chunks + j")
+    policy_seed: int | None = Field(description="the policy's seed for this chunk: call_seed(seed, j)")
     world_model_seed: int = Field(description="the world model's seed for this chunk: seed + j")
     reward: float | None = Field(description="score of the chunk's imagined frames (null: no score asked)")
 
@@ -720,8 +722,8 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
                                          "(evaluate_in_sim's run_dir, or `worldpolicy sim --out` folders)")],
     ) -> ComparisonResult:
         """Which sim run is better? Runs side by side: success rates with Wilson 95 % intervals, every pair tested on
-        the seeds both ran (exact McNemar: tells runs apart long before their intervals stop overlapping), and the
-        settings that differ."""
+        the seeds both ran (exact McNemar: tells runs apart long before their intervals stop overlapping; with several
+        pairs, Holm-Bonferroni adjusted), and the settings that differ."""
         return await _call(None, tb.compare_sim_runs, runs)
 
     @srv.tool(annotations=writes)
@@ -739,7 +741,7 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
         images: Images = None,
         state: State = None,
         seed: Annotated[int, Field(description="the world model's chunk j samples with seed + j, the policy's with "
-                                   "seed + chunks + j: a dream repeats")] = 0,
+                                   "call_seed(seed, j): a dream repeats, a longer one goes on from a shorter one")] = 0,
         execute_steps: Annotated[int | None, Field(description="the first K actions of each chunk are imagined "
                                                    "before the policy acts again, 1..chunk size (default: all)")] = None,
         score: Annotated[Literal[SCORERS] | None, Field(description="score each chunk's imagined frames: reach "

@@ -158,7 +158,7 @@ def worldpolicy_tool(
         seed: sampling seed; evaluate_sim: the first episode's seed (episode i: seed + i; default 10000, past the
             scenes `dataset from-sim` records from 0, which a checkpoint may have been trained on);
             evaluate_open_loop: episode i's chunks are sampled with seed + i (default 0); dream: the world model's
-            chunk j samples with seed + j, the policy's with seed + chunks + j (default 0).
+            chunk j samples with seed + j, the policy's with call_seed(seed, j) (default 0).
         steps: denoising steps.
         guidance: classifier-free guidance scale.
         decode_video: predict: also decode the imagined future video.

@@ -74,6 +74,15 @@ def chunk_seed(seed: int, j: int) -> int:
     return (seed + j) % 2**63
 
 
+def call_seed(episode_seed: int, call: int) -> int:
+    """The sampling seed of request `call` (0, 1, ...) in the episode seeded `episode_seed`: a hash of the pair, so
+    neighbouring episodes share none (`episode_seed + call` gave episode s's call 1 the seed of episode s+1's call 0);
+    below 2**63, the range `Policy.act` and our server accept. `sim`'s episodes seed their policy's requests with it,
+    and `sim.world_model.dream` its policy's chunk `call`: the pair alone, so a longer dream goes on from a shorter
+    one of the same seed."""
+    return int(np.random.SeedSequence([episode_seed, call]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
 def state_reached(embodiment: Embodiment, model_actions: np.ndarray) -> np.ndarray:
     """The physical state the next chunk starts from (`check_trajectory_embodiment`): the last of a chunk's actions
     (model space), taken as reached."""

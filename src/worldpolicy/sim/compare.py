@@ -1,6 +1,6 @@
 """Side by side: several `worldpolicy sim` runs of one task (other checkpoints, steps, chunk strategies), each with its
-success rate and Wilson 95 % interval, and each pair tested on the seeds both ran (an exact McNemar test), with the
-settings that differ between them. Two runs' intervals overlap long after a paired test on the same scenes tells them
+success rate and Wilson 95 % interval, and each pair tested on the seeds both ran (an exact McNemar test, its p
+Holm-Bonferroni adjusted over the comparison's pairs), with the settings that differ between them. Two runs' intervals overlap long after a paired test on the same scenes tells them
 apart: each seed is one scene (`evaluate`: episode i is seed + i), so where both runs ran a seed, the scene's own
 difficulty cancels and only the seeds on which one run succeeded and the other failed carry evidence.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,8 @@ from worldpolicy.sim.evaluate import (
     wilson_interval,
 )
 
-__all__ = ["COMPARE_FILE", "NOT_RECORDED", "SCHEMA", "Comparison", "PairedTest", "compare_runs", "comparison_figure",
-           "mcnemar_p", "settings_differences", "write_comparison"]
+__all__ = ["COMPARE_FILE", "NOT_RECORDED", "P_ADJUSTMENT", "SCHEMA", "Comparison", "PairedTest", "compare_runs",
+           "comparison_figure", "holm_adjusted", "mcnemar_p", "settings_differences", "write_comparison"]
 
 SCHEMA = "worldpolicy.sim_compare/v1"
 # Fewer shared seeds than this is said plainly: with d seeds where the runs differ the smallest p the exact test can
@@ -38,6 +38,10 @@ FEW_SHARED_SEEDS = 10
 # step): a difference is warned about, not only listed. Another task is refused.
 WARNED_SETTINGS = {"task_version": "the task's definition (its scenes and success check)",
                    "robot": "the arm", "control_hz": "the control rate (time per step)"}
+
+
+# how a comparison's p-values are adjusted for its several paired tests (`holm_adjusted`), as compare.json names it
+P_ADJUSTMENT = "holm-bonferroni"
 
 
 class _NotRecorded:
@@ -65,12 +69,28 @@ def mcnemar_p(a_only: int, b_only: int) -> float:
     return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
 
 
+def holm_adjusted(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the order given: the i-th smallest of m is multiplied by m - i (i from 0),
+    each kept at least the one before it in that order and capped at 1. An adjusted p < 0.05 bounds the chance that
+    any of the m tests "differs" by chance alone at 5 % (uncorrected, each of 10 pairs has its own 5 %, and some pair
+    of runs equal in truth "differed" far more often); one test is left as it is."""
+    m = len(p_values)
+    adjusted = [0.0] * m
+    running = 0.0
+    for i, k in enumerate(sorted(range(m), key=lambda k: p_values[k])):
+        running = max(running, min(1.0, (m - i) * p_values[k]))
+        adjusted[k] = running
+    return adjusted
+
+
 @dataclass(frozen=True)
 class PairedTest:
     """Runs `a` and `b` on the seeds both ran (`shared`): on how many only one of them succeeded (`a_only`,
     `b_only`: the discordant seeds, all the evidence the test uses), both or neither, and the exact McNemar p-value.
     `p_value` is None where they cannot be paired (no shared seed, or the task's definition differs, so a seed is not
-    the same scene); `note` says so, and says when few seeds are shared."""
+    the same scene); `note` says so, and says when few seeds are shared. `p_adjusted`: `p_value` adjusted over the
+    `tests` pairs of the comparison that have one (`holm_adjusted`), which the verdict rests on when there are
+    several; the raw `p_value` where the pair is tested alone."""
 
     a: str
     b: str
@@ -81,6 +101,8 @@ class PairedTest:
     neither: int
     p_value: float | None
     note: str
+    p_adjusted: float | None = None
+    tests: int = 1
 
     def line(self) -> str:
         """The pair in one sentence, as the command prints it and compare.md says it."""
@@ -89,15 +111,19 @@ class PairedTest:
         n = len(self.shared)
         rates = (f"{self.a} {self.a_only + self.both}/{n}, {self.b} {self.b_only + self.both}/{n} on the "
                  f"{n} shared seed{'s' if n != 1 else ''}")
-        verdict = "differ at the 5 % level" if self.p_value < 0.05 else "no significant difference at the 5 % level"
+        verdict = ("differ at the 5 % level" if self.p_adjusted < 0.05
+                   else "no significant difference at the 5 % level")
+        p = f"exact McNemar p = {self.p_value:.4g}"
+        if self.tests > 1:
+            p += f", Holm-adjusted over the {self.tests} paired tests p = {self.p_adjusted:.4g}"
         text = (f"{self.a} vs {self.b}: {rates}; only {self.a} succeeded on {self.a_only}, only {self.b} on "
-                f"{self.b_only}: exact McNemar p = {self.p_value:.4g} ({verdict})")
+                f"{self.b_only}: {p} ({verdict})")
         return f"{text}; {self.note}" if self.note else text
 
     def to_json(self) -> dict[str, Any]:
         return {"a": self.a, "b": self.b, "shared_seeds": len(self.shared), "seeds": list(self.shared),
                 "a_only": self.a_only, "b_only": self.b_only, "both": self.both, "neither": self.neither,
-                "p_value": self.p_value, "note": self.note}
+                "p_value": self.p_value, "p_adjusted": self.p_adjusted, "note": self.note}
 
 
 @dataclass(frozen=True)
@@ -137,7 +163,7 @@ class Comparison:
 
     def to_json(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "task": self.task, "runs": self.run_rows(),
-                "pairs": [p.to_json() for p in self.pairs],
+                "pairs": [p.to_json() for p in self.pairs], "p_adjustment": P_ADJUSTMENT,
                 "differences": [{"setting": s, "flag": f, "values": [None if x is NOT_RECORDED else x for x in v],
                                  "shown": [_shown(x) for x in v]} for s, f, v in self.differences],
                 "warnings": list(self.warnings), "how_to_read": READING}
@@ -166,12 +192,16 @@ class Comparison:
                          f"{_steps(r['mean_steps_to_success'])} | {100 * r['mean_final_distance_m']:.1f} | "
                          f"{r['seeds']} | {r['held_out']} |")
         lines += ["", "## Paired on shared seeds", "",
-                  "| A | B | shared seeds | only A succeeded | only B succeeded | both | neither | exact McNemar p |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|"]
+                  ("| A | B | shared seeds | only A succeeded | only B succeeded | both | neither | exact McNemar p | "
+                   "Holm-adjusted p |"),
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
         for p in self.pairs:
-            shown = "-" if p.p_value is None else f"{p.p_value:.4g}"
+            shown = ["-" if v is None else f"{v:.4g}" for v in (p.p_value, p.p_adjusted)]
             lines.append(f"| {p.a} | {p.b} | {len(p.shared)} | {p.a_only} | {p.b_only} | {p.both} | {p.neither} | "
-                         f"{shown} |")
+                         f"{' | '.join(shown)} |")
+        tested = max((p.tests for p in self.pairs if p.p_value is not None), default=0)
+        if tested > 1:
+            lines += ["", f"The verdicts below rest on the Holm-adjusted p ({tested} pairs tested)."]
         lines += ["", *(f"- {p.line()}" for p in self.pairs), ""]
         lines += ["## What differs", ""]
         if self.differences:
@@ -190,8 +220,10 @@ READING = ("A seed is one scene, so two runs on the same seeds can be paired: th
            "test asks how likely a split of those discordant seeds at least this uneven is if neither run were "
            "better (p < 0.05: unlikely). Paired, it tells runs apart long before their Wilson intervals stop "
            "overlapping, as the intervals also carry how hard the scenes happened to be. Runs that share no seeds "
-           "compare by their intervals only. With more than two runs each pair is tested on its own: the p-values "
-           "are not corrected for the number of pairs.")
+           "compare by their intervals only. With more than two runs, several pairs are tested, and some pair would "
+           "often look different by chance alone: each p is also given Holm-Bonferroni adjusted over the pairs tested "
+           "(the smallest of m times m, the next times m - 1, ..., never below the one before), and the verdict rests "
+           "on the adjusted p, so the chance of any false \"differ\" stays under 5 %. With two runs the two are one.")
 
 
 def _held_out(report: EvalReport) -> str:
@@ -314,8 +346,9 @@ def _pair(a: str, ra: EvalReport, b: str, rb: EvalReport) -> PairedTest:
     if len(shared) < FEW_SHARED_SEEDS:
         notes.append(f"only {len(shared)} shared seed{'s' if len(shared) != 1 else ''}: the test can tell apart "
                      "only runs that differ on nearly every one")
-    return PairedTest(a, b, shared, a_only, b_only, both, len(shared) - a_only - b_only - both,
-                      mcnemar_p(a_only, b_only), "; ".join(notes))
+    p = mcnemar_p(a_only, b_only)
+    return PairedTest(a, b, shared, a_only, b_only, both, len(shared) - a_only - b_only - both, p, "; ".join(notes),
+                      p_adjusted=p)  # alone; `compare_runs` adjusts it over the comparison's tests
 
 
 def _warnings(names: Sequence[str], reports: Sequence[EvalReport],
@@ -362,6 +395,9 @@ def compare_runs(runs: Sequence[str | Path]) -> Comparison:
     differences = settings_differences(reports)
     pairs = [_pair(names[i], reports[i], names[j], reports[j])
              for i in range(len(reports)) for j in range(i + 1, len(reports))]
+    tested = [k for k, p in enumerate(pairs) if p.p_value is not None]  # a pair not paired has no test to adjust
+    for k, adjusted in zip(tested, holm_adjusted([pairs[k].p_value for k in tested])):
+        pairs[k] = replace(pairs[k], p_adjusted=adjusted, tests=len(tested))
     return Comparison(tuple(names), tuple(str(p) for p in paths), tuple(reports), tuple(pairs),
                       tuple(differences), tuple(_warnings(names, reports, differences)))
 

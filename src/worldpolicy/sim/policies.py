@@ -20,13 +20,14 @@ import numpy as np
 
 from worldpolicy.embodiments import Embodiment, get_embodiment
 from worldpolicy.processing.actions import to_model, to_physical
+from worldpolicy.processing.trajectory import call_seed
 from worldpolicy.results import Prediction
 from worldpolicy.robot.kinematics import IKSolver
 from worldpolicy.sim.env import unwrap_tabletop
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SERVER_ANNOUNCED", "PolicyBackend", "RandomPolicy", "ScriptedPolicy", "as_backend", "call_seed",
+__all__ = ["SERVER_ANNOUNCED", "PolicyBackend", "RandomPolicy", "ScriptedPolicy", "as_backend",
            "checkpoint_settings", "chunk_size", "make_policy", "policy_fps", "policy_kind", "policy_settings",
            "warn_rate_mismatch", "wrap_policy"]
 
@@ -306,13 +307,6 @@ def policy_settings(policy: Any, image_size: tuple[int, int] | None) -> dict[str
     meta = inner.metadata() if callable(getattr(inner, "metadata", None)) else {}
     announced = {key: meta[key] for key in SERVER_ANNOUNCED if meta.get(key) is not None}
     return {"kind": "server", "model": meta.get("model") or inner.url, **wrapped, **announced}
-
-
-def call_seed(episode_seed: int, call: int) -> int:
-    """The sampling seed of request `call` (0, 1, ...) in the episode seeded `episode_seed`: a hash of the pair, so
-    neighbouring episodes share none (`episode_seed + call` gave episode s's call 1 the seed of episode s+1's call 0);
-    below 2**63, the range `Policy.act` and our server accept."""
-    return int(np.random.SeedSequence([episode_seed, call]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
 class _Seeded:

@@ -36,7 +36,7 @@ from worldpolicy.processing.observations import (
     load_frames,
     prepare_canvas,
 )
-from worldpolicy.processing.trajectory import check_trajectory_embodiment, chunk_seed, state_reached
+from worldpolicy.processing.trajectory import call_seed, check_trajectory_embodiment, chunk_seed, state_reached
 from worldpolicy.processing.video import write_video
 from worldpolicy.results import Prediction
 
@@ -64,10 +64,10 @@ def _world_model_parts(policy: Any, param: str) -> tuple[Embodiment, int, int]:
 
 def _said_imagined(model: Any, frame: np.ndarray) -> None:
     """Tell a local `Policy` that `frame` is a world model's own (decoded at its canvas size), so it is not judged as
-    a camera's image against the frames its checkpoint was trained on, which would warn of a size no user chose: the
-    hook `imagine(whole_trajectory=True)` gives its own chunks (`Policy._imagined_frame`, private to the package; a
-    `RemotePolicy` has none: its server judges what it receives)."""
-    said = getattr(model, "_imagined_frame", None)
+    a camera's image against the frames its checkpoint was trained on, which would warn of a size no user chose, as
+    `imagine(whole_trajectory=True)` tells it of its own chunks (`Policy.imagined_frame_said`; a `RemotePolicy` has
+    none: its server judges what it receives)."""
+    said = getattr(model, "imagined_frame_said", None)
     if callable(said):
         said(frame)
 
@@ -320,8 +320,9 @@ def dream(policy: Any, world_model: Any, observation: Any, prompt: str, chunks: 
     """Evaluate `policy` in `world_model`'s imagination for `chunks` chunks: the policy acts on the latest imagined
     frame (`WorldModelEnv`'s observation), its first `execute_steps` actions (default: the whole chunk) are imagined,
     and so on. `policy` and `world_model` may be one `Policy`; both must share the embodiment's columns. `seed`: the
-    world model's chunk j samples with seed + j (`WorldModelEnv.reset`) and the policy's with seed + chunks + j, so a
-    dream repeats; without one both draw their own. `on_chunk` is given the dream so far after every chunk (a
+    world model's chunk j samples with seed + j (`WorldModelEnv.reset`) and the policy's with `call_seed(seed, j)`, so
+    a dream repeats, and goes on from a shorter one of the same seed (its first chunks are the shorter one's); without
+    one both draw their own. `on_chunk` is given the dream so far after every chunk (a
     progress bar; `worldpolicy dream` writes it, so an interruption keeps the chunks that finished)."""
     embodiment = getattr(policy, "embodiment", None)
     if not callable(getattr(policy, "act", None)) or embodiment is None:
@@ -342,7 +343,7 @@ def dream(policy: Any, world_model: Any, observation: Any, prompt: str, chunks: 
     frames, actions, rewards, acted, imagined = [obs[FRAME_KEY]], [], [], [], []
     for j in range(chunks):
         _said_imagined(policy, obs[FRAME_KEY])  # the start as the model sees it, then its imagined frames
-        pred = policy.act(obs, prompt, seed=None if seed is None else chunk_seed(seed, chunks + j))
+        pred = policy.act(obs, prompt, seed=None if seed is None else call_seed(seed, j))
         rows = pred.actions[:execute_steps]
         obs, reward, _, _, info = env.step(rows)
         frames.append(info["frames"])

@@ -56,6 +56,7 @@ __all__ = [
     "plot_prediction",
     "real_rows_of",
     "rollout_chunks_of",
+    "run_mode",
     "run_rows_of",
     "run_title",
     "save_figure",
@@ -1225,10 +1226,22 @@ def checkpoint_name(source: str) -> str:
     return path.name or str(source)
 
 
+def run_mode(prediction: Mapping[str, Any]) -> str:
+    """How a figure's heading and a page's summary name what a run did: its actions file's `mode`, but for a dream
+    (`settings.command` "dream", `sim.world_model.write_dream`), whose file is the world model's forward dynamics over
+    the policy's actions, which a bare "forward_dynamics" took for actions a user gave: a policy (`act`, mode
+    "policy") acting in the world model."""
+    mode = str(prediction.get("mode", "actions"))
+    settings = prediction.get("settings")
+    if isinstance(settings, Mapping) and settings.get("command") == "dream":
+        return f"dream: policy acting in a world model ({mode})"
+    return mode
+
+
 def run_title(prediction: Mapping[str, Any]) -> str:
-    """Which run a figure shows: `mode · embodiment · ckpt NAME · "prompt"` (the checkpoint when the settings name
-    it: two checkpoints' figures of one prompt had one heading; a long prompt cut with an ellipsis)."""
-    name = f"{prediction.get('mode', 'actions')} · {prediction.get('embodiment', '?')}"
+    """Which run a figure shows: `mode · embodiment · ckpt NAME · "prompt"` (`run_mode`; the checkpoint when the
+    settings name it: two checkpoints' figures of one prompt had one heading; a long prompt cut with an ellipsis)."""
+    name = f"{run_mode(prediction)} · {prediction.get('embodiment', '?')}"
     settings = prediction.get("settings")
     checkpoint = settings.get("checkpoint") if isinstance(settings, Mapping) else None
     if isinstance(checkpoint, str) and checkpoint.strip():

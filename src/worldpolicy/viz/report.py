@@ -40,6 +40,7 @@ from .plots import (
     padded_label,
     plural,
     real_rows_of,
+    run_mode,
     run_rows_of,
 )
 from .run import ANIMATION_FILE, ROLLOUT_VIDEO, SETTINGS_FILE, describe_rollout_video
@@ -252,7 +253,7 @@ def _summary_cards(actions: Mapping[str, Any]) -> str:
     prompt = settings.get("prompt") if isinstance(settings, Mapping) else None
     checkpoint = settings.get("checkpoint") if isinstance(settings, Mapping) else None
     cards = [
-        ("mode", actions.get("mode")),
+        ("mode", run_mode(actions)),
         ("embodiment", actions.get("embodiment")),
         *([("checkpoint", checkpoint)] if isinstance(checkpoint, str) and checkpoint.strip() else []),
         *([("prompt", prompt)] if isinstance(prompt, str) and prompt.strip() else []),
