@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import os
-import re
 import secrets
 import shutil
 import threading
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import error_parameter
 from ..extras import MissingExtraError, missing_extra
 from ..fileio import ACTIONS_FILE, DREAM_FILE, OPENLOOP_FILE, SHOW_FILE, is_checkpoint
 from ..logcapture import logged_warnings
@@ -1367,13 +1367,12 @@ def _training_scenes_warning(scenes: dict[str, Any] | None, episodes: int, check
 
 
 def _named(exc: Exception, given: dict[str, Any], parameter: str | None = None, value: Any = None) -> Exception:
-    """A library error that names its parameter first (`episodes=[9]: ...`, `action_keys: ...`, as `cli.flag_named`
-    reads them) as the ToolInputError of the tool's argument of that name (`given`: the arguments as the call gave
-    them); else the one of `parameter`, if given; else the error as it is."""
-    text = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
-    match = re.match(r"(\w+)(?==|: )", text)
-    if match is not None and match[1] in given:
-        return ToolInputError(match[1], text.removeprefix(f"{match[1]}: "), _jsonable(given[match[1]]))
+    """A library error that names its parameter first (`episodes=[9]: ...`, `action_keys: ...`:
+    `errors.error_parameter`) as the ToolInputError of the tool's argument of that name (`given`: the arguments as the
+    call gave them); else the one of `parameter`, if given; else the error as it is."""
+    name, text = error_parameter(exc)
+    if name is not None and name in given:
+        return ToolInputError(name, text.removeprefix(f"{name}: "), _jsonable(given[name]))
     return exc if parameter is None else ToolInputError(parameter, text, _jsonable(value))
 
 
