@@ -210,7 +210,7 @@ def test_a_missing_root_a_folder_not_a_dataset_and_an_out_inside_the_dataset_are
     assert "meta/info.json" in capsys.readouterr().err
     assert main(["dataset", "show", str(ds.root), "--out", str(ds.root / "look")]) == 2
     err = capsys.readouterr().err
-    assert "--out: " in err and "a LeRobot dataset" in err
+    assert "--out: " in err and "a LeRobot dataset" in err and "choose another --out outside it" in err
     assert not (tmp_path / "look").exists() and not (ds.root / "look").exists()
 
 
