@@ -1000,12 +1000,12 @@ class Toolbox:
         actions it recorded (`data.openloop.evaluate_open_loop`), per column with names and units, per episode and per
         chunk step, with openloop.json and the plots in a fresh run folder. The dataset is checked
         (`data.openloop.check_open_loop`: frame rate, cameras, action and state features, NaN) and the chunks counted
-        before the model loads; at most MAX_OPEN_LOOP_CHUNKS. Runs the cached policy as it is, this call's `steps` on
+        before the model loads, once (`data.openloop.run_open_loop` runs the plan); at most MAX_OPEN_LOOP_CHUNKS. Runs the cached policy as it is, this call's `steps` on
         each request; progress counts the chunks (a fraction at each denoising step). A call that fails or is
         cancelled removes the run folder it began, as `evaluate_sim` does."""
         from ..data.layout import INFO_PATH
         from ..data.lerobot import LeRobotDataset
-        from ..data.openloop import LEFT_OUT_WHY, check_open_loop, evaluate_open_loop
+        from ..data.openloop import LEFT_OUT_WHY, check_open_loop, run_open_loop
 
         ckpt, emb = self._model(checkpoint, embodiment)
         if not _integer(seed):  # None too: `dataset eval`'s seed is always one (episode i: seed + i)
@@ -1028,15 +1028,15 @@ class Toolbox:
         given = {"dataset": dataset, "episodes": episodes, "every": every, "chunks": chunks, "seed": seed,
                  "action_keys": action_keys, "state_keys": state_keys, "embodiment": embodiment,
                  "checkpoint": checkpoint}
-        options = {"episodes": episodes, "every": every, "chunks": chunks, "seed": seed,
-                   "batch_size": OPEN_LOOP_BATCH_SIZE, "state_keys": state_keys, "action_keys": action_keys}
         try:
             with logged_warnings() as [notes]:  # a feature it cannot read (it opens without it): in the warnings
                 ds = LeRobotDataset.open(root)
-            plan = check_open_loop(ds, emb, **options)  # everything the run checks before weights, before loading
+            # everything the run checks before weights, before loading (and not again: `run_open_loop`)
+            plan = check_open_loop(ds, emb, episodes=episodes, every=every, chunks=chunks, seed=seed,
+                                   batch_size=OPEN_LOOP_BATCH_SIZE, state_keys=state_keys, action_keys=action_keys)
         except (ValueError, KeyError, OSError) as exc:
             raise _named(exc, given, "dataset", dataset) from None
-        # how many chunks the run predicts, placed as `evaluate_open_loop` places them, before the model loads
+        # how many chunks the run predicts, placed as `run_open_loop` places them, before the model loads
         planned = sum(map(len, plan.starts(self._chunk_size(emb)).values()))
         if planned > MAX_OPEN_LOOP_CHUNKS:
             raise ToolInputError("chunks" if chunks is not None else "every",
@@ -1056,7 +1056,7 @@ class Toolbox:
                 policy = self.policy(ckpt, emb)  # used as it is: the call's steps ride on each request
                 out = self._new_run_dir("openloop")
                 try:
-                    result = evaluate_open_loop(ds, policy, out, steps=steps, progress=chunks_done, **options)
+                    result = run_open_loop(plan, policy, out, steps=steps, progress=chunks_done)  # checked above
                 except (ValueError, KeyError) as exc:  # named as the tool's argument it is about, if one
                     raise _named(exc, given) from None
         except BaseException:  # the result names the run folder: a call that returns none leaves none (as a sim's)
