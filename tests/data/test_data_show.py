@@ -189,7 +189,7 @@ def test_the_features_table_lists_the_names_as_info_json_gives_them(small_datase
     (["--episodes", "3"], "--episodes=[3]: [3] out of range; accepted: episode indexes in 0..2"),
     (["--episodes", "1;2"], "--episodes '1;2': expected episode indices"),
     (["--embodiment", "no_such_robot"], "error: --embodiment='no_such_robot' is not registered; known: "),  # once
-    (["--embodiment", "no_such_robot.json"], "error: --embodiment: embodiment file 'no_such_robot.json' does not exist"),
+    (["--embodiment", "nobot.json"], "error: --embodiment: embodiment file 'nobot.json' does not exist"),
     (["--embodiment", "droid"],  # named as typed; the embodiment it names, by its key
      "--embodiment='droid': the dataset's actions do not map to embodiment 'droid/joint_pos'"),
 ])

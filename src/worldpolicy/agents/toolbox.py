@@ -998,11 +998,11 @@ class Toolbox:
     ) -> dict[str, Any]:
         """`worldpolicy dataset eval`: the checkpoint's chunks predicted from a LeRobot dataset's frames against the
         actions it recorded (`data.openloop.evaluate_open_loop`), per column with names and units, per episode and per
-        chunk step, with openloop.json and the plots in a fresh run folder. The dataset is checked
-        (`data.openloop.check_open_loop`: frame rate, cameras, action and state features, NaN) and the chunks counted
-        before the model loads, once (`data.openloop.run_open_loop` runs the plan); at most MAX_OPEN_LOOP_CHUNKS. Runs the cached policy as it is, this call's `steps` on
-        each request; progress counts the chunks (a fraction at each denoising step). A call that fails or is
-        cancelled removes the run folder it began, as `evaluate_sim` does."""
+        chunk step, with openloop.json and the plots in a fresh run folder. The dataset is checked once
+        (`data.openloop.check_open_loop`: frame rate, cameras, action and state features, NaN; `run_open_loop` runs its
+        plan) and the chunks counted before the model loads; at most MAX_OPEN_LOOP_CHUNKS. Runs the cached policy as it
+        is, this call's `steps` on each request; progress counts the chunks (a fraction at each denoising step). A call
+        that fails or is cancelled removes the run folder it began, as `evaluate_sim` does."""
         from ..data.layout import INFO_PATH
         from ..data.lerobot import LeRobotDataset
         from ..data.openloop import LEFT_OUT_WHY, check_open_loop, run_open_loop

@@ -415,8 +415,8 @@ def run_open_loop(plan: OpenLoopPlan, policy: Any, out: Path, *, steps: int | No
     check_progress_option(progress)
     emb = plan.embodiment
     if policy.embodiment.key != emb.key:  # the cameras and columns were checked for the plan's
-        raise ValueError(f"policy: runs embodiment {policy.embodiment.key!r}, but the plan was checked for {emb.key!r}; "
-                         "accepted: a plan of check_open_loop(dataset, policy.embodiment, ...)")
+        raise ValueError(f"policy: runs embodiment {policy.embodiment.key!r}, but the plan was checked for "
+                         f"{emb.key!r}; accepted: a plan of check_open_loop(dataset, policy.embodiment, ...)")
     data = plan.data
     every = policy.chunk_size if plan.every is None and plan.chunks is None else plan.every
     metadata = policy.metadata()
