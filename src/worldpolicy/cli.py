@@ -12,6 +12,7 @@ import sys
 from collections.abc import Mapping
 
 from . import __version__
+from .errors import error_parameter
 
 # Modules that contribute subcommands via `add_parser(subparsers)`; each keeps heavy imports inside its handlers.
 COMMAND_MODULES = (
@@ -46,12 +47,15 @@ def add_device_flags(parser: argparse.ArgumentParser) -> None:
 def flag_named(exc: Exception, flags: Mapping[str, str]) -> Exception:
     """The error with its flag's name: the Python API names the parameter first (`steps=0 must be ...`,
     `control_hz: ...`), while on the command line the flag is what to fix. `flags` maps parameters to flags; an error
-    that does not start with one of them is returned as it is."""
-    text = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
-    match = re.match(r"(\w+)(?==|: )", text)
-    if match is None or match[1] not in flags:
+    that does not start with one of them (`errors.error_parameter`) is returned as it is. A parameter it goes on to
+    name as the fix is its flag too (`out: ... choose another out`, as the output-folder checks say it:
+    `fileio.refuse_foreign_folder`)."""
+    name, text = error_parameter(exc)
+    if name is None or name not in flags:
         return exc
-    return type(exc)(flags[match[1]] + text[match.end():])
+    fix = re.sub(rf"\bchoose another ({'|'.join(map(re.escape, flags))})\b",
+                 lambda m: f"choose another {flags[m[1]]}", text[len(name):])
+    return type(exc)(flags[name] + fix)
 
 
 def episode_list(flag: str, text: str) -> list[int]:

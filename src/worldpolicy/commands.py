@@ -321,10 +321,11 @@ def _not_said_again(messages: set[str]) -> Iterator[None]:
 
 
 def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: tuple[str, ...],
-                  state: list[float] | None) -> _SaidBeforeLoading:
+                  state: list[float] | None, embodiment: Embodiment | None = None) -> _SaidBeforeLoading:
     """Read what the run will read (frames, actions, prompt, state) against the checkpoint's embodiment, and say what
     the run would warn of that the files and the checkpoint's record tell without the weights: a user waits through
-    no load to learn that an input is wrong or off."""
+    no load to learn that an input is wrong or off. `embodiment`: what `Policy.check_pretrained` gave for
+    `args.checkpoint` already (`dream` checks it under its own flag), not checked again."""
     from .cli import LOAD_FLAGS, flag_named
     from .policy import Policy, check_seed, expand_home, input_warnings
     from .processing.actions import load_actions
@@ -334,11 +335,12 @@ def _check_inputs(args: argparse.Namespace, sources: dict[str, Path], cameras: t
 
     check_task(args.prompt, "--prompt")
     try:
-        embodiment = Policy.check_pretrained(
-            args.checkpoint, args.embodiment, device=args.device, dtype=args.dtype, preset=args.preset,
-            steps=args.steps, guidance=args.guidance, schedule=args.schedule, shift=args.shift,
-            chunk_size=args.chunk_size, resolution_tier=args.resolution_tier,
-        )[0]
+        if embodiment is None:
+            embodiment = Policy.check_pretrained(
+                args.checkpoint, args.embodiment, device=args.device, dtype=args.dtype, preset=args.preset,
+                steps=args.steps, guidance=args.guidance, schedule=args.schedule, shift=args.shift,
+                chunk_size=args.chunk_size, resolution_tier=args.resolution_tier,
+            )[0]
         check_seed(args.seed)
     except (ValueError, KeyError, FileNotFoundError) as exc:
         raise flag_named(exc, LOAD_FLAGS) from None
@@ -562,19 +564,20 @@ def _dream(args: argparse.Namespace) -> int:
                 "steps": args.steps, "guidance": args.guidance, "schedule": args.schedule, "shift": args.shift,
                 "chunk_size": args.chunk_size, "resolution_tier": args.resolution_tier}
     embodiments = {}
-    for flag, checkpoint in (("--policy", args.policy), ("--world-model", world)):
-        try:
+    for flag, checkpoint in (("--policy", args.policy), ("--world-model", world))[:1 if one_model else 2]:
+        try:  # one checkpoint in both roles is checked once
             embodiments[flag] = Policy.check_pretrained(checkpoint, **sampling)[0]
         except (ValueError, KeyError, FileNotFoundError) as exc:
             raise flag_named(exc, {**LOAD_FLAGS, "checkpoint": flag}) from None
-    e, w = embodiments["--policy"], embodiments["--world-model"]
+    e = embodiments["--policy"]
+    w = embodiments.get("--world-model", e)
     check_trajectory_embodiment(w, "--world-model")  # a dream is a whole trajectory, chunk by chunk
     if list(e.columns) != list(w.columns):
         raise UsageError(f"--world-model: its actions ({', '.join(w.columns)}) are not --policy's "
                          f"({', '.join(e.columns)}); accepted: a policy and a world model of one embodiment")
     checked = argparse.Namespace(**vars(args), checkpoint=args.policy, mode="policy", video=None, actions=None,
                                  actions_space="physical", whole_trajectory=False, resample=False)
-    said = _check_inputs(checked, sources, tuple(cameras), state)  # the policy's inputs, before the weights load
+    said = _check_inputs(checked, sources, tuple(cameras), state, e)  # the policy's inputs, before the weights load
     chunk = args.chunk_size or e.chunk_size  # what the policy will send (--chunk-size was checked above)
     imagined = args.chunk_size or w.chunk_size  # the most rows the world model imagines per step
     if (refusal := dream_steps_refusal(chunk, imagined, args.execute_steps)) is not None:

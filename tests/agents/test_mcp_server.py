@@ -1318,10 +1318,16 @@ def test_whole_trajectory_errors_name_it_before_the_model_loads(server, toolbox,
 OPEN_LOOP = {"checkpoint": "tiny", "embodiment": "pusht", "steps": 1, "action_keys": ["action"]}
 
 
-def test_open_loop_evaluation_round_trip(server, toolbox, pusht_dataset):
+def test_open_loop_evaluation_round_trip(server, toolbox, pusht_dataset, monkeypatch):
+    from worldpolicy.data import openloop
+
     progress: list = []
+    checks: list = []
+    check = openloop.check_open_loop
+    monkeypatch.setattr(openloop, "check_open_loop", lambda *a, **k: checks.append(a) or check(*a, **k))
     result = ok(server, "evaluate_open_loop", {**OPEN_LOOP, "dataset": str(pusht_dataset), "episodes": [0, -1],
                                                "seed": 3}, progress)
+    assert len(checks) == 1  # the dataset is checked (its every episode's actions read) once, before the model loads
     # chunks of 4 tile each episode: frames 0, 4, 8 of 10 and 0, 4 of 7
     assert [e["starts"] for e in result["episodes"]] == [[0, 4, 8], [0, 4]] and result["chunks"] == 5
     assert result["every"] == 4 and result["steps_compared"] == 17 and result["sampling_steps"] == 1

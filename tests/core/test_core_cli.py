@@ -933,11 +933,17 @@ def test_demo_bad_seed_is_refused_before_the_model_loads(tmp_path, capsys, monke
     (KeyError("robot: unknown name 'x'"), "--robot: unknown name 'x'"),  # a KeyError's text, not its repr
     (ValueError("stepsize=3 is not a parameter we map"), "stepsize=3 is not a parameter we map"),
     (ValueError("the steps=0 further in are left alone"), "the steps=0 further in are left alone"),
+    (ValueError("out: 'x' holds a dataset: choose another out (a new or empty folder)"),  # the fix it names too
+     "--out: 'x' holds a dataset: choose another --out (a new or empty folder)"),
+    (ValueError("out: 'x' is inside 'y', which holds a dataset; choose another out"),
+     "--out: 'x' is inside 'y', which holds a dataset; choose another --out"),
+    (ValueError("out: 'x' holds them; choose another out_dir"), "--out: 'x' holds them; choose another out_dir"),
+    (ValueError("robot='x' is in it; choose another out"), "--robot='x' is in it; choose another --out"),
 ])
 def test_flag_named_renames_a_leading_parameter_only(error, named):
     from worldpolicy.cli import flag_named
 
-    renamed = flag_named(error, {"steps": "--steps", "robot": "--robot"})
+    renamed = flag_named(error, {"steps": "--steps", "robot": "--robot", "out": "--out"})
     assert type(renamed) is type(error) and renamed.args[0] == named
 
 

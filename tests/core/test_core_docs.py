@@ -307,3 +307,47 @@ def test_documented_methods_and_fields_of_snippet_objects_exist(doc):
             except TypeError as exc:
                 problems.append(f"{ast.unparse(call)}: {exc}")
     assert not problems, "\n".join(problems)
+
+
+def _module_constant(path: Path, name: str) -> Any:
+    """A module's top-level constant read from its source (`4 * 1024 * 1024` included), without importing it: the
+    MCP server's module needs the agents extra."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and [t.id for t in node.targets if isinstance(t, ast.Name)] == [name]:
+            return eval(compile(ast.Expression(node.value), str(path), "eval"), {"__builtins__": {}})
+    raise AssertionError(f"{path} defines no {name}")
+
+
+def test_the_agents_doc_states_the_limits_the_code_has():
+    """docs/agents.md quotes the tools' limits and defaults (the most episodes, chunks, runs, plots a call takes...),
+    each a constant in the code: every number it states is the constant's value, so changing one fails here until the
+    page says the new one."""
+    from worldpolicy.agents import toolbox as tb
+    from worldpolicy.data.show import DEFAULT_EPISODES
+    from worldpolicy.processing.observations import MIN_SIDE
+    from worldpolicy.processing.prompts import MAX_PROMPT_CHARS
+    from worldpolicy.processing.trajectory import LONG_ROLLOUT_CHUNKS
+    from worldpolicy.sim.tasks import EVAL_SEED
+
+    mib = 1024 * 1024
+    body = _module_constant(ROOT / "src" / "worldpolicy" / "agents" / "mcp_server.py", "MAX_REQUEST_BODY_BYTES")
+    mcp = {a.dest: a.default for a in _subparsers(build_parser())["mcp"]._actions}
+    sim_episodes = inspect.signature(tb.Toolbox.evaluate_sim).parameters["episodes"].default
+    stated = [
+        f"`--max-loaded N` (cache bound, default {mcp['max_loaded']})", f"`--host` (default {mcp['host']})",
+        f"`--port` (default {mcp['port']})",
+        f"`episodes` ≤ {tb.MAX_SIM_EPISODES}", f"seed + i; default {EVAL_SEED}, `worldpolicy sim`'s",
+        f"`max_steps` ≤ {tb.MAX_SIM_STEPS}", f"`chunks` (1-{tb.MAX_DREAM_CHUNKS})",
+        f"At most {tb.MAX_DREAM_CHUNKS} chunks a call", f"`episodes` [1 to {tb.MAX_SHOWN_EPISODES} indexes",
+        f"default the first {DEFAULT_EPISODES}]", f"at most {tb.MAX_SHOWN_EPISODES} episodes a call",
+        f"`task_texts` (the first {tb.MAX_LISTED_TASKS})", f"`runs`: 2 to {tb.MAX_COMPARED_RUNS} finished",
+        f"(up to {tb.MAX_INLINE_PLOTS}, {tb.MAX_INLINE_PLOT_BYTES / mib:g} MiB each)",
+        f"at most {tb.MAX_OPEN_LOOP_CHUNKS} chunks", f"before each batch of {tb.OPEN_LOOP_BATCH_SIZE}",
+        f"the windows running {tb.CLIP_BATCH_SIZE} to a batched forward",
+        f"a rollout of more than {LONG_ROLLOUT_CHUNKS} is warned of", f"under {MIN_SIDE} pixels a side",
+        f"caps request bodies at {body / mib:g} MiB", f"prompts are capped at {MAX_PROMPT_CHARS} characters",
+        f"`episodes` is `evaluate_sim`'s count (default {sim_episodes})", f"at the held-out {EVAL_SEED} as",
+    ]
+    text = " ".join((ROOT / "docs" / "agents.md").read_text().split())  # a phrase may wrap
+    missing = [phrase for phrase in stated if phrase not in text]
+    assert not missing, "docs/agents.md does not say these as the code has them:\n" + "\n".join(missing)

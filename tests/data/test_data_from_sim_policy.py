@@ -30,6 +30,7 @@ def test_random_policy_records_what_sim_runs_for_each_seed_and_its_failures(tmp_
     assert result.seeds == [5, 6] and ds.episode_success.tolist() == [False, False]
     made = ds.provenance
     assert made["policy"] == "random" and made["seeds"] == [5, 6] and made["keep_failures"] is True
+    assert made["embodiment"] == "droid/relative_pose"  # the one it acted in, none given
     assert made["policy_settings"] == {"kind": "random", "chunk_size": 32, "version": RandomPolicy.version}
     assert made["strategy"] == {"kind": "execute", "execute_steps": 32, "ensemble_decay": 0.1}
     assert "expert" not in made and "chunk_size" not in made and "action_noise" not in made
@@ -162,8 +163,39 @@ def test_a_checkpoints_rollouts_are_recorded_with_its_settings(tmp_path, tiny, c
     assert ds.fps == 10 and ds.num_episodes == 1 and ds.episode_success.tolist() == [False] and list(ds.episode_lengths) == [2]
     made = ds.provenance
     assert made["policy"] == str(tiny) and made["policy_settings"]["kind"] == "checkpoint"
+    assert made["embodiment"] == "droid/joint_pos"  # the checkpoint's own, none given
     assert made["policy_settings"]["files"] and made["policy_settings"]["sampling"]["steps"] == 1
     assert made["policy_settings"]["device"] == "cpu" and made["strategy"]["kind"] == "execute"
+
+
+def test_a_policys_settings_are_read_once_per_recording(tmp_path, monkeypatch):
+    """`policy_settings` (a checkpoint's files, a server's metadata) is read when the policy loads, not per episode."""
+    from worldpolicy.data.from_sim import sim_to_dataset
+    from worldpolicy.sim import policies
+
+    read = []
+    settings = policies.policy_settings
+    monkeypatch.setattr(policies, "policy_settings", lambda *a: read.append(a) or settings(*a))
+    ds = sim_to_dataset(tmp_path / "ds", "reach", 3, policy="random", keep_failures=True, **_SMALL).dataset
+    assert ds.num_episodes == 3 and len(read) == 1
+    assert ds.provenance["policy_settings"]["kind"] == "random" and ds.provenance["strategy"]["execute_steps"] == 32
+
+
+def test_recording_a_checkpoint_on_its_training_scenes_is_warned_of_as_sim_warns(tmp_path, monkeypatch, capsys):
+    """The shipped model was trained on reach's seeds from 0: recording it there says so, naming --seed to pass."""
+    from worldpolicy.cli import main
+    from worldpolicy.data import from_sim
+
+    def recorded(*args, **kwargs):  # the warning is said before anything records
+        raise ValueError("not recorded")
+
+    monkeypatch.setattr(from_sim, "sim_to_dataset", recorded)
+    assert main(["dataset", "from-sim", str(tmp_path / "ds"), "--policy", "shipped", "--seed", "0", *_ARGV]) == 2
+    err = capsys.readouterr().err
+    assert "WARNING worldpolicy.sim.commands: --seed 0: 1 of the 1 episodes (seed 0) are reach scenes panda_reach " \
+           "was trained on" in err and "pass --seed " in err and "error: not recorded" in err
+    assert main(["dataset", "from-sim", str(tmp_path / "ds"), "--policy", "random", "--seed", "0", *_ARGV]) == 2
+    assert "trained on" not in capsys.readouterr().err  # a policy of no training data
 
 
 def test_the_writer_takes_a_success_flag_for_every_episode_or_none(tmp_path):

@@ -488,6 +488,15 @@ def test_the_checks_before_weights_are_one_function_that_plans_the_chunks(policy
         check_open_loop(slow, policy.embodiment, action_keys=["action"])
     with pytest.raises(ValueError, match="^action_keys: "):
         check_open_loop(ds, policy.embodiment)
+    from dataclasses import replace
+
+    from worldpolicy.data.openloop import run_open_loop
+    from worldpolicy.embodiments import get_embodiment
+
+    result = run_open_loop(plan, policy, tmp_path / "run", plots=False)  # the plan as it is, nothing checked again
+    assert result.settings["episodes"] == [1] and result.every == 4 and (tmp_path / "run" / OPENLOOP_FILE).is_file()
+    with pytest.raises(ValueError, match="^policy: runs embodiment 'pusht', but the plan was checked for 'bridge'"):
+        run_open_loop(replace(plan, embodiment=get_embodiment("bridge")), policy, tmp_path / "other")
 
 
 def test_the_summary_figure_of_an_episode_shorter_than_a_chunk_warns_nothing():

@@ -188,7 +188,8 @@ def test_the_features_table_lists_the_names_as_info_json_gives_them(small_datase
 @pytest.mark.parametrize("argv, said", [
     (["--episodes", "3"], "--episodes=[3]: [3] out of range; accepted: episode indexes in 0..2"),
     (["--episodes", "1;2"], "--episodes '1;2': expected episode indices"),
-    (["--embodiment", "no_such_robot"], "--embodiment='no_such_robot': "),
+    (["--embodiment", "no_such_robot"], "error: --embodiment='no_such_robot' is not registered; known: "),  # once
+    (["--embodiment", "nobot.json"], "error: --embodiment: embodiment file 'nobot.json' does not exist"),
     (["--embodiment", "droid"],  # named as typed; the embodiment it names, by its key
      "--embodiment='droid': the dataset's actions do not map to embodiment 'droid/joint_pos'"),
 ])
@@ -209,7 +210,7 @@ def test_a_missing_root_a_folder_not_a_dataset_and_an_out_inside_the_dataset_are
     assert "meta/info.json" in capsys.readouterr().err
     assert main(["dataset", "show", str(ds.root), "--out", str(ds.root / "look")]) == 2
     err = capsys.readouterr().err
-    assert "--out: " in err and "a LeRobot dataset" in err
+    assert "--out: " in err and "a LeRobot dataset" in err and "choose another --out outside it" in err
     assert not (tmp_path / "look").exists() and not (ds.root / "look").exists()
 
 

@@ -125,6 +125,18 @@ def test_bad_input_is_refused_before_the_weights_load(cameras, tmp_path, capsys,
         assert said in err, (extra, err)
 
 
+def test_one_checkpoint_in_both_roles_is_checked_once(cameras, tmp_path, capsys, monkeypatch):
+    """Without --world-model the policy is its own world model: its checkpoint is checked once, not once per role."""
+    from worldpolicy.policy import Policy
+
+    checked = []
+    check = Policy.check_pretrained
+    monkeypatch.setattr(Policy, "check_pretrained", lambda *a, **k: checked.append(a[0]) or check(*a, **k))
+    assert _dream(tmp_path / "o", cameras, "--chunks", "1", "--execute-steps", "5") == 2  # refused after the checks
+    assert "--execute-steps: 5 is not in 1..4" in capsys.readouterr().err
+    assert len(checked) == 1, checked
+
+
 def test_an_interrupted_dream_keeps_the_chunks_that_finished(cameras, tmp_path, capsys, monkeypatch):
     """Ctrl-C during chunk 1 of 3: chunk 0's video, actions and record stay, and the page can be drawn from them."""
     from worldpolicy.sim.world_model import WorldModelEnv

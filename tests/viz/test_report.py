@@ -83,6 +83,17 @@ def test_viz_command_writes_plots_and_animation_beside_rollout(run_dir, capsys):
     assert frames[0, 60:, 5:40, 1].mean() > 150 and frames[0, 60:, 5:40, 0].mean() < 60
 
 
+def test_viz_refuses_a_video_its_plots_would_overwrite_naming_the_flags(run_dir, capsys):
+    """A --video stored in --out under a name the run writes would be lost: refused in the command line's terms."""
+    figs = run_dir.parent / "figs"
+    figs.mkdir()
+    (figs / "animation.mp4").write_bytes((run_dir / "rollout.mp4").read_bytes())
+    assert main(["viz", str(run_dir), "--video", str(figs / "animation.mp4"), "--out", str(figs)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: --video={str(figs / 'animation.mp4')!r} is in the output folder" in err
+    assert "choose another --out (or move the input)" in err
+
+
 def test_viz_command_writes_the_plots_in_the_format_asked_for_beside_the_pages_pngs(run_dir, capsys):
     """`worldpolicy viz` wrote PNGs only, while `plot_joints(..., "joints.pdf")` wrote a PDF: a paper's figures needed
     Python. `--format pdf` writes them as PDFs, and leaves the PNGs and animation the run's page shows."""

@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import os
-import re
 import secrets
 import shutil
 import threading
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import error_parameter
 from ..extras import MissingExtraError, missing_extra
 from ..fileio import ACTIONS_FILE, DREAM_FILE, OPENLOOP_FILE, SHOW_FILE, is_checkpoint
 from ..logcapture import logged_warnings
@@ -998,14 +998,14 @@ class Toolbox:
     ) -> dict[str, Any]:
         """`worldpolicy dataset eval`: the checkpoint's chunks predicted from a LeRobot dataset's frames against the
         actions it recorded (`data.openloop.evaluate_open_loop`), per column with names and units, per episode and per
-        chunk step, with openloop.json and the plots in a fresh run folder. The dataset is checked
-        (`data.openloop.check_open_loop`: frame rate, cameras, action and state features, NaN) and the chunks counted
-        before the model loads; at most MAX_OPEN_LOOP_CHUNKS. Runs the cached policy as it is, this call's `steps` on
-        each request; progress counts the chunks (a fraction at each denoising step). A call that fails or is
-        cancelled removes the run folder it began, as `evaluate_sim` does."""
+        chunk step, with openloop.json and the plots in a fresh run folder. The dataset is checked once
+        (`data.openloop.check_open_loop`: frame rate, cameras, action and state features, NaN; `run_open_loop` runs its
+        plan) and the chunks counted before the model loads; at most MAX_OPEN_LOOP_CHUNKS. Runs the cached policy as it
+        is, this call's `steps` on each request; progress counts the chunks (a fraction at each denoising step). A call
+        that fails or is cancelled removes the run folder it began, as `evaluate_sim` does."""
         from ..data.layout import INFO_PATH
         from ..data.lerobot import LeRobotDataset
-        from ..data.openloop import LEFT_OUT_WHY, check_open_loop, evaluate_open_loop
+        from ..data.openloop import LEFT_OUT_WHY, check_open_loop, run_open_loop
 
         ckpt, emb = self._model(checkpoint, embodiment)
         if not _integer(seed):  # None too: `dataset eval`'s seed is always one (episode i: seed + i)
@@ -1028,15 +1028,15 @@ class Toolbox:
         given = {"dataset": dataset, "episodes": episodes, "every": every, "chunks": chunks, "seed": seed,
                  "action_keys": action_keys, "state_keys": state_keys, "embodiment": embodiment,
                  "checkpoint": checkpoint}
-        options = {"episodes": episodes, "every": every, "chunks": chunks, "seed": seed,
-                   "batch_size": OPEN_LOOP_BATCH_SIZE, "state_keys": state_keys, "action_keys": action_keys}
         try:
             with logged_warnings() as [notes]:  # a feature it cannot read (it opens without it): in the warnings
                 ds = LeRobotDataset.open(root)
-            plan = check_open_loop(ds, emb, **options)  # everything the run checks before weights, before loading
+            # everything the run checks before weights, before loading (and not again: `run_open_loop`)
+            plan = check_open_loop(ds, emb, episodes=episodes, every=every, chunks=chunks, seed=seed,
+                                   batch_size=OPEN_LOOP_BATCH_SIZE, state_keys=state_keys, action_keys=action_keys)
         except (ValueError, KeyError, OSError) as exc:
             raise _named(exc, given, "dataset", dataset) from None
-        # how many chunks the run predicts, placed as `evaluate_open_loop` places them, before the model loads
+        # how many chunks the run predicts, placed as `run_open_loop` places them, before the model loads
         planned = sum(map(len, plan.starts(self._chunk_size(emb)).values()))
         if planned > MAX_OPEN_LOOP_CHUNKS:
             raise ToolInputError("chunks" if chunks is not None else "every",
@@ -1056,7 +1056,7 @@ class Toolbox:
                 policy = self.policy(ckpt, emb)  # used as it is: the call's steps ride on each request
                 out = self._new_run_dir("openloop")
                 try:
-                    result = evaluate_open_loop(ds, policy, out, steps=steps, progress=chunks_done, **options)
+                    result = run_open_loop(plan, policy, out, steps=steps, progress=chunks_done)  # checked above
                 except (ValueError, KeyError) as exc:  # named as the tool's argument it is about, if one
                     raise _named(exc, given) from None
         except BaseException:  # the result names the run folder: a call that returns none leaves none (as a sim's)
@@ -1367,13 +1367,12 @@ def _training_scenes_warning(scenes: dict[str, Any] | None, episodes: int, check
 
 
 def _named(exc: Exception, given: dict[str, Any], parameter: str | None = None, value: Any = None) -> Exception:
-    """A library error that names its parameter first (`episodes=[9]: ...`, `action_keys: ...`, as `cli.flag_named`
-    reads them) as the ToolInputError of the tool's argument of that name (`given`: the arguments as the call gave
-    them); else the one of `parameter`, if given; else the error as it is."""
-    text = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
-    match = re.match(r"(\w+)(?==|: )", text)
-    if match is not None and match[1] in given:
-        return ToolInputError(match[1], text.removeprefix(f"{match[1]}: "), _jsonable(given[match[1]]))
+    """A library error that names its parameter first (`episodes=[9]: ...`, `action_keys: ...`:
+    `errors.error_parameter`) as the ToolInputError of the tool's argument of that name (`given`: the arguments as the
+    call gave them); else the one of `parameter`, if given; else the error as it is."""
+    name, text = error_parameter(exc)
+    if name is not None and name in given:
+        return ToolInputError(name, text.removeprefix(f"{name}: "), _jsonable(given[name]))
     return exc if parameter is None else ToolInputError(parameter, text, _jsonable(value))
 
 

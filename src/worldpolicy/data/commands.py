@@ -443,7 +443,7 @@ def _from_sim(args: argparse.Namespace) -> int:
     if strategy_flags and args.policy == "scripted":
         raise ValueError(f"{strategy_flags[0]}: sets how a policy's chunks run; the scripted expert re-plans every "
                          "--chunk-size steps: leave it out or pass --policy")
-    from worldpolicy.sim.commands import check_ensemble_decay
+    from worldpolicy.sim.commands import check_ensemble_decay, warn_training_scenes
 
     check_ensemble_decay(args.strategy, args.ensemble_decay)
     from worldpolicy.cli import policy_api_key, with_key_hint
@@ -458,6 +458,11 @@ def _from_sim(args: argparse.Namespace) -> int:
             strategy = ChunkStrategy(args.strategy or "execute", args.execute_steps, **decay)
         except ValueError as exc:
             raise ValueError(_flagged(str(exc))) from None
+    if args.policy not in ("scripted", "random") and not args.policy.startswith(("ws://", "wss://")):
+        from worldpolicy.models import resolve_checkpoint
+
+        # as `worldpolicy sim` warns: the seeds may be the scenes the checkpoint was trained on
+        warn_training_scenes(str(resolve_checkpoint(args.policy)), args.task, args.seed, args.episodes)
     try:
         result = sim_to_dataset(
             args.root,

@@ -272,12 +272,13 @@ def expert_episodes(
     else:
         for name in ("chunk_size", "start_jitter", "action_noise"):  # the expert's: refused above for a policy
             del settings[name]
-        settings["policy"] = _checked_policy(kind, policy, settings, embodiment, strategy, dict(policy_options or {}),
-                                             api_key)
-        # the policy's settings (`sim.policies.policy_settings`: checkpoint files, sampling, device...) and the chunk
-        # strategy it ran with are known once it is loaded: the recording fills them in (`sim_to_dataset`)
+        settings["policy"], acts_in = _checked_policy(kind, policy, settings, embodiment, strategy,
+                                                      dict(policy_options or {}), api_key)
+        # the policy's settings (`sim.policies.policy_settings`: checkpoint files, sampling, device...), the chunk
+        # strategy it ran with and a server's embodiment are known once it is loaded: the recording fills them in
+        # (`sim_to_dataset`, from `_recorded_by`)
         provenance = {"source": SOURCE, "task": task, "task_version": task_version,
-                      "policy": settings["policy"]["name"], "embodiment": embodiment, "policy_settings": None,
+                      "policy": settings["policy"]["name"], "embodiment": acts_in, "policy_settings": None,
                       "strategy": settings["policy"]["strategy"], "seed": seed, "keep_failures": bool(keep_failures),
                       **{k: v for k, v in settings.items() if k not in ("task", "policy")}}
     return ExpertEpisodes(
@@ -316,10 +317,11 @@ def _check_policy_options(kind: str, policy: str, *, chunk_size: int | None, sta
 
 
 def _checked_policy(kind: str, policy: str, settings: dict[str, Any], embodiment: str | None, strategy: Any,
-                    options: dict[str, Any], api_key: str | None) -> dict[str, Any]:
+                    options: dict[str, Any], api_key: str | None) -> tuple[dict[str, Any], str | None]:
     """What a policy's recorder needs to build it (`_rollout`), every setting checked that can be before its weights
     load or its server is reached: the scene (robot, control rate), a checkpoint's embodiment, sampling and device
-    (`Policy.check_pretrained`), whether the robot can run its actions and its chunk the strategy's k."""
+    (`Policy.check_pretrained`), whether the robot can run its actions and its chunk the strategy's k; and the key of
+    the embodiment it will act in (None for a server's, known once connected)."""
     from worldpolicy.embodiments import get_embodiment
     from worldpolicy.models import portable_checkpoint, resolve_checkpoint
     from worldpolicy.robot.control import ChunkStrategy
@@ -342,8 +344,9 @@ def _checked_policy(kind: str, policy: str, settings: dict[str, Any], embodiment
             strategy.for_embodiment(emb).steps_for(emb.chunk_size)
     finally:
         env.close()
-    return {"spec": policy, "name": str(portable_checkpoint(policy)) if kind == "checkpoint" else policy,
-            "embodiment": embodiment, "strategy": asdict(strategy), "options": options, "api_key": api_key}
+    return ({"spec": policy, "name": str(portable_checkpoint(policy)) if kind == "checkpoint" else policy,
+             "embodiment": embodiment, "strategy": asdict(strategy), "options": options, "api_key": api_key},
+            None if emb is None else emb.key)
 
 
 def check_recording(dataset: LeRobotDataset, task: str, *, seed: int = 0, **episode_options: Any) -> None:
@@ -487,6 +490,8 @@ class _Recorder:
         try:
             if "policy" in settings:
                 self.rollout = _rollout(self.env, settings["policy"])
+                self.recorded_by = _recorded_by(self.rollout)  # once: they read a checkpoint's files or ask a
+                # server for its metadata, and do not change between episodes
             else:
                 self.start_jitter, self.action_noise = settings["start_jitter"], settings["action_noise"]
                 self.expert = ScriptedPolicy(self.env, chunk_size=settings["chunk_size"])
@@ -496,7 +501,10 @@ class _Recorder:
 
     def record(self, seed: int) -> dict[str, Any]:
         if self.rollout is not None:
-            return _record_rollout(self.rollout, seed, self.cameras, self.settle_steps)
+            episode = _record_rollout(self.rollout, seed, self.cameras, self.settle_steps)
+            episode["recorded_by"] = {**self.recorded_by, "strategy": {**asdict(self.rollout.strategy),
+                                                                       "execute_steps": self.rollout.execute_steps}}
+            return episode  # the k the strategy executes is known once a chunk has come
         return _record(self.env, self.expert, seed, self.cameras, self.settle_steps, self.start_jitter,
                        self.action_noise)
 
@@ -646,12 +654,20 @@ def _keep_finished(writer: LeRobotDatasetWriter, root: Path) -> LeRobotDataset |
     return writer.finalize()
 
 
+def _recorded_by(rollout) -> dict[str, Any]:
+    """What a policy's recording adds to the dataset's provenance once it is loaded (with each episode's chunk
+    strategy: `_Recorder.record`): the embodiment it acts in (a server's is known only now; a checkpoint's own where
+    none was given) and its settings (`sim.policies.policy_settings`)."""
+    from worldpolicy.sim.policies import policy_settings
+
+    return {"embodiment": rollout.policy.embodiment.key,
+            "policy_settings": policy_settings(rollout.policy, rollout.env.image_size)}
+
+
 def _record_rollout(rollout, seed: int, cameras: list[str], settle_steps: int) -> dict[str, Any]:
     """One episode of a policy, as `worldpolicy sim` runs it for `seed` (`Rollout.run`), recorded as `_record` records
     the expert's: row t the state and frames before step t and the command of step t; after a success its last command
-    held for `settle_steps` more steps. `recorded_by`: the policy's settings and the chunk strategy it ran with."""
-    from worldpolicy.sim.policies import policy_settings
-
+    held for `settle_steps` more steps."""
     env = rollout.env
     states, grips, actions = [], [], []
     images: dict[str, list[np.ndarray]] = {c: [] for c in cameras}
@@ -670,10 +686,7 @@ def _record_rollout(rollout, seed: int, cameras: list[str], settle_steps: int) -
         row(actions[-1])
         env.act(actions[-1])
         rewards.append(1.0 if env.success() else 0.0)
-    episode = _episode(states, grips, actions, rewards, images, result.prompt, seed, result.success)
-    episode["recorded_by"] = {"policy_settings": policy_settings(rollout.policy, env.image_size),
-                              "strategy": {**asdict(rollout.strategy), "execute_steps": rollout.execute_steps}}
-    return episode
+    return _episode(states, grips, actions, rewards, images, result.prompt, seed, result.success)
 
 
 def _record(env, expert, seed: int, cameras: list[str], settle_steps: int, start_jitter: float = 0.0,

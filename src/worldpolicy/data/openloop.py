@@ -50,7 +50,7 @@ from .stats import first_non_finite
 
 __all__ = ["EVAL_WRITER", "LEFT_OUT_WHY", "EpisodeErrors", "OpenLoopData", "OpenLoopPlan", "OpenLoopResult",
            "check_open_loop", "check_progress_option", "compare_open_loop", "evaluate_open_loop", "model_scale",
-           "normalized_scale_note", "spread_starts"]
+           "normalized_scale_note", "run_open_loop", "spread_starts"]
 
 EVAL_WRITER = "dataset eval"  # the command whose folders `fileio.FOLDER_KINDS` marks by OPENLOOP_FILE
 SUMMARY_FIGURE = "openloop_summary.png"
@@ -273,10 +273,11 @@ def spread_starts(lengths: Mapping[int, int], chunk: int, count: int) -> dict[in
 
 @dataclass(frozen=True)
 class OpenLoopPlan:
-    """What `check_open_loop` found usable, before any weights load: the dataset's reading (`data`), the episodes
-    chosen (ascending), the spacing (`every` or `chunks`, at most one given), `seed` and `batch_size`."""
+    """What `check_open_loop` found usable, before any weights load: the dataset's reading (`data`) for `embodiment`,
+    the episodes chosen (ascending), the spacing (`every` or `chunks`, at most one given), `seed` and `batch_size`."""
 
     data: OpenLoopData
+    embodiment: Embodiment
     episodes: list[int]
     every: int | None
     chunks: int | None
@@ -310,7 +311,8 @@ def check_open_loop(
     episodes, `every` and `chunks`, the cameras `embodiment` composes, the frame rate (the dataset's must be the
     embodiment's: a chunk's steps are compared with the recording's rows one for one), state and action features (NaN
     or inf in them refused). `evaluate_open_loop` runs it first; a caller that loads the model itself later (the agent
-    tool, whose cached model takes minutes to load) runs it up front, so a wrong dataset fails at once."""
+    tool, whose cached model takes minutes to load) runs it up front, so a wrong dataset fails at once, then
+    `run_open_loop` on the plan, which checks nothing again."""
     from ..policy import check_seed
 
     emb = embodiment  # as the checks below name it
@@ -348,7 +350,7 @@ def check_open_loop(
             raise ValueError(f"{param}: {bad.key!r} holds NaN or inf in episode {i} (first at frame {bad.frame}), "
                              "which no error can be measured against; `worldpolicy dataset check` lists such frames "
                              "(leave the episode out with episodes)")
-    return OpenLoopPlan(OpenLoopData(ds, cameras, keys, reader), chosen, every, chunks, seed, batch_size)
+    return OpenLoopPlan(OpenLoopData(ds, cameras, keys, reader), emb, chosen, every, chunks, seed, batch_size)
 
 
 def evaluate_open_loop(
@@ -402,6 +404,19 @@ def evaluate_open_loop(
     out = output_folder(out, "out", writer=EVAL_WRITER)
     policy = checkpoint if isinstance(checkpoint, Policy) else Policy.from_pretrained(checkpoint, embodiment,
                                                                                       steps=steps, **load_options)
+    return run_open_loop(plan, policy, out, steps=steps, plots=plots, progress=progress)
+
+
+def run_open_loop(plan: OpenLoopPlan, policy: Any, out: Path, *, steps: int | None = None, plots: bool = True,
+                  progress: Progress = False) -> OpenLoopResult:
+    """The evaluation `plan` (`check_open_loop`'s) describes, run with a loaded `Policy` of the embodiment the plan was
+    checked for and written to `out`, a folder the caller has checked (`evaluate_open_loop`: `output_folder`; the
+    agent tool: a fresh run folder). `steps`, `plots` and `progress` as `evaluate_open_loop` takes them."""
+    check_progress_option(progress)
+    emb = plan.embodiment
+    if policy.embodiment.key != emb.key:  # the cameras and columns were checked for the plan's
+        raise ValueError(f"policy: runs embodiment {policy.embodiment.key!r}, but the plan was checked for "
+                         f"{emb.key!r}; accepted: a plan of check_open_loop(dataset, policy.embodiment, ...)")
     data = plan.data
     every = policy.chunk_size if plan.every is None and plan.chunks is None else plan.every
     metadata = policy.metadata()

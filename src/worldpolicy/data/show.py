@@ -135,8 +135,9 @@ def show_dataset(
     if embodiment is not None:
         try:
             emb = get_embodiment(embodiment)
-        except (KeyError, ValueError, TypeError, FileNotFoundError) as exc:
-            raise ValueError(f"embodiment={str(embodiment)!r}: {exc.args[0] if exc.args else exc}") from None
+        except (KeyError, ValueError, TypeError, FileNotFoundError) as exc:  # named once (`embodiment='x' is not ..`)
+            said = str(exc.args[0] if exc.args else exc)
+            raise ValueError(said if said.startswith("embodiment=") else f"embodiment: {said}") from None
     groups = _groups(ds, emb, str(embodiment))
     out = output_folder(out, "out", writer=SHOW_WRITER)
     # what this command wrote, never a folder of the user's that shares a prefix (`episode_notes/`): a staging folder

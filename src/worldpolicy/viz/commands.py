@@ -33,6 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _viz(args: argparse.Namespace) -> int:
+    from ..cli import flag_named
     from ..fileio import output_folder
     from .report import REPORT_FILE, write_report
     from .run import resolve_actions_path, visualize
@@ -43,8 +44,12 @@ def _viz(args: argparse.Namespace) -> int:
     if args.out is not None:
         output_folder(args.out, "--out", create=False, writer="viz")  # made once the inputs have been read
 
-    for path in visualize(args.path, args.out, animate=not args.no_animation, video=args.video,
-                          video_label=args.video_label, fmt=args.fmt):
+    try:
+        written = visualize(args.path, args.out, animate=not args.no_animation, video=args.video,
+                            video_label=args.video_label, fmt=args.fmt)
+    except ValueError as exc:  # `video=...: ... choose another out_dir`: the flags to fix
+        raise flag_named(exc, {"path": "PATH", "video": "--video", "out_dir": "--out"}) from None
+    for path in written:
         print(path)
     run_dir = resolve_actions_path(args.path).parent
     page = run_dir / REPORT_FILE
