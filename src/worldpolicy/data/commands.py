@@ -608,7 +608,10 @@ def _edit(run: Callable[[], Any], what: str, out: str) -> int:
         raise FileExistsError(flag_named(exc, EDIT_FLAGS).args[0].replace("overwrite=True", "--overwrite")) from None
     except (ValueError, KeyError) as exc:
         said = flag_named(exc, EDIT_FLAGS)
-        raise type(said)(str(said.args[0]).replace("drop_success=True", "--drop-success")) from None
+        text = str(said.args[0]).replace("drop_success=True", "--drop-success")
+        # an empty selection names every choosing parameter given (`episodes=[0], drop_episodes=[0]: ...`)
+        text = re.sub(r"(?<=, )(drop_episodes|success)(?==)", lambda m: EDIT_FLAGS[m[1]], text)
+        raise type(said)(text.replace("leave success out", "leave --success out")) from None
     except KeyboardInterrupt as stop:
         print(f"worldpolicy dataset {what}: interrupted; nothing was written to {out} (a dataset already there is "
               "unchanged, the sources were only read)", file=sys.stderr)

@@ -293,7 +293,8 @@ def check_out(sources: Sequence[Path], out: str | Path, overwrite: bool, made_by
               being: str) -> Path:
     """`out` as the folder of a new dataset made from the datasets at `sources` (`dataset label`, `select`, `merge`):
     not one of them, inside one or holding one, not inside another dataset or checkpoint, and an existing dataset
-    there only with `overwrite` and only one whose `provenance["source"]` is in `made_by` (`command` made it).
+    there only with `overwrite` and only one whose `provenance["source"]` is in `made_by` (a command's source, e.g.
+    "worldpolicy dataset select").
     `being` says what the sources are to the command in its errors ("labelled")."""
     out = Path(out).expanduser()
     dst = Path(os.path.abspath(out)).resolve()
@@ -315,10 +316,11 @@ def check_out(sources: Sequence[Path], out: str | Path, overwrite: bool, made_by
             source = (read_json(dst / INFO_PATH, "info.json").get(PROVENANCE_KEY) or {}).get("source")
         except (ValueError, AttributeError):
             source = None
+        makers = " or ".join(f"`{made.removeprefix('worldpolicy ')}`" for made in made_by)
         if source not in made_by:
-            raise FileExistsError(f"out: {str(out)!r} holds a dataset that {command} did not make; choose a new or "
-                                  f"empty folder (overwrite replaces only an earlier {command} run's dataset)")
-        if not overwrite:
-            raise FileExistsError(f"out: {str(out)!r} holds an earlier {command} run's dataset; pass overwrite=True "
-                                  "to replace it")
+            raise FileExistsError(f"out: {str(out)!r} holds a dataset not made by {makers}; choose a new or empty "
+                                  f"folder (overwrite=True replaces only a dataset {makers} made)")
+        if not overwrite:  # named by what made it: `dataset select` may replace what `dataset merge` made
+            raise FileExistsError(f"out: {str(out)!r} holds an earlier `{source.removeprefix('worldpolicy ')}` run's "
+                                  "dataset; pass overwrite=True to replace it")
     return out
