@@ -234,3 +234,23 @@ def test_merge_refusals_before_writing(tmp_path, capsys):
                  "--no-progress"]) == 0
     assert "success" not in json.loads(capsys.readouterr().out)
     assert LeRobotDataset.open(tmp_path / "ab").episode_success is None
+
+
+def test_out_under_a_file_is_refused_before_writing_and_an_os_error_is_one_line(tmp_path, capsys, monkeypatch):
+    """`--out afile/x` was a traceback (the command's handler read an OSError's errno as its message); it is refused
+    as `worldpolicy sim --out` refuses it, and an OSError from further down is shown as the one line it says."""
+    src = _dataset(tmp_path / "src", lengths=(3,))
+    other = _dataset(tmp_path / "other", lengths=(3,))
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(ValueError, match=r"out: .*afile/x' is under .*afile', which is a file"):
+        select_episodes(src, tmp_path / "afile" / "x")
+    assert main(["dataset", "merge", str(src.root), str(other.root), "--out", str(tmp_path / "afile" / "x")]) == 2
+    assert "--out: " in (err := capsys.readouterr().err) and "which is a file" in err
+    from worldpolicy.data import edit
+
+    def full(*args, **kwargs):
+        raise FileExistsError(17, "File exists", "somewhere")
+
+    monkeypatch.setattr(edit, "select_episodes", full)
+    assert main(["dataset", "select", str(src.root), "--out", str(tmp_path / "x")]) == 2
+    assert "[Errno 17] File exists: 'somewhere'" in capsys.readouterr().err

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..embodiments import Embodiment
-from ..fileio import PROVENANCE_KEY, folder_kind, interruption, sigint_held
+from ..fileio import PROVENANCE_KEY, file_in_the_way, folder_kind, interruption, sigint_held
 from ..models import portable_checkpoint
 from .layout import AUTO_FEATURES, INFO_PATH, check_feature, read_json
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
@@ -304,6 +304,9 @@ def check_out(sources: Sequence[Path], out: str | Path, overwrite: bool, made_by
             where = "is" if dst == src else "is inside" if src in dst.parents else "holds"
             raise ValueError(f"out: {str(out)!r} {where} the dataset being {being} ({str(root)!r}); {command} writes "
                              "a new dataset: choose a folder outside it")
+    blocking = file_in_the_way(out.parent)  # out itself a file is refused below, as one that is not a dataset
+    if blocking is not None:
+        raise ValueError(f"out: {str(out)!r} is under {str(blocking)!r}, which is a file; choose a new or empty folder")
     for parent in dst.parents:
         found = folder_kind(parent)
         if found is not None and found[0].writer is None:
