@@ -108,9 +108,13 @@ def test_select_refuses_before_writing(tmp_path, kwargs, match):
 def test_out_holding_another_dataset_is_refused_and_an_existing_select_needs_overwrite(tmp_path, capsys):
     src = _dataset(tmp_path / "src", lengths=(3, 3))
     other = _dataset(tmp_path / "other", lengths=(3,))
-    with pytest.raises(FileExistsError, match="holds a dataset that `dataset select` did not make"):
+    with pytest.raises(FileExistsError, match="holds a dataset not made by `dataset select` or `dataset merge`; "
+                       r".* \(overwrite=True replaces only a dataset `dataset select` or `dataset merge` made\)"):
         select_episodes(src, other.root, [0])
-    select_episodes(src, tmp_path / "out", [0])
+    merge_datasets([src, other], tmp_path / "out")  # named by what made it, which select may replace
+    with pytest.raises(FileExistsError, match="earlier `dataset merge` run's dataset; pass overwrite=True"):
+        select_episodes(src, tmp_path / "out", [1])
+    select_episodes(src, tmp_path / "out", [0], overwrite=True)
     with pytest.raises(FileExistsError, match="earlier `dataset select` run's dataset; pass overwrite=True"):
         select_episodes(src, tmp_path / "out", [1])
     assert select_episodes(src, tmp_path / "out", [1], overwrite=True).dataset.provenance["episodes"] == [1]
@@ -118,6 +122,12 @@ def test_out_holding_another_dataset_is_refused_and_an_existing_select_needs_ove
     assert "--episodes '0,a': expected episode indices" in capsys.readouterr().err
     assert main(["dataset", "select", str(src.root), "--out", str(tmp_path / "x"), "--episodes", "7"]) == 2
     assert "--episodes=[7]: [7] out of range" in capsys.readouterr().err
+    # every choosing flag of an empty selection is named as typed, not as the Python parameter
+    assert main(["dataset", "select", str(src.root), "--out", str(tmp_path / "x"), "--episodes", "1",
+                 "--drop-episodes", "1"]) == 2
+    assert "--episodes=[1], --drop-episodes=[1]: leave no episode of the 2" in capsys.readouterr().err
+    assert main(["dataset", "select", str(src.root), "--out", str(tmp_path / "x"), "--success", "only"]) == 2
+    assert "--success='only': dataset" in (err := capsys.readouterr().err) and "leave --success out" in err
 
 
 def test_interrupted_select_leaves_nothing_and_the_source_unchanged(tmp_path, monkeypatch):
@@ -208,7 +218,7 @@ def test_merge_refuses_datasets_that_do_not_fit_naming_what_differs(tmp_path, ch
 def test_merge_refusals_before_writing(tmp_path, capsys):
     a = _dataset(tmp_path / "a", lengths=(3,), success=[True])
     b = _dataset(tmp_path / "b", lengths=(3,))
-    with pytest.raises(ValueError, match=r"datasets\[1\] \(.*/b'\) do not say which episodes succeeded and the others "
+    with pytest.raises(ValueError, match=r"datasets\[1\] \(.*/b'\) does not say which episodes succeeded and the others "
                                          r"do .*; pass drop_success=True"):
         merge_datasets([a, b], tmp_path / "ab")
     with pytest.raises(ValueError, match="give two or more datasets to merge"):
@@ -224,3 +234,23 @@ def test_merge_refusals_before_writing(tmp_path, capsys):
                  "--no-progress"]) == 0
     assert "success" not in json.loads(capsys.readouterr().out)
     assert LeRobotDataset.open(tmp_path / "ab").episode_success is None
+
+
+def test_out_under_a_file_is_refused_before_writing_and_an_os_error_is_one_line(tmp_path, capsys, monkeypatch):
+    """`--out afile/x` was a traceback (the command's handler read an OSError's errno as its message); it is refused
+    as `worldpolicy sim --out` refuses it, and an OSError from further down is shown as the one line it says."""
+    src = _dataset(tmp_path / "src", lengths=(3,))
+    other = _dataset(tmp_path / "other", lengths=(3,))
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(ValueError, match=r"out: .*afile/x' is under .*afile', which is a file"):
+        select_episodes(src, tmp_path / "afile" / "x")
+    assert main(["dataset", "merge", str(src.root), str(other.root), "--out", str(tmp_path / "afile" / "x")]) == 2
+    assert "--out: " in (err := capsys.readouterr().err) and "which is a file" in err
+    from worldpolicy.data import edit
+
+    def full(*args, **kwargs):
+        raise FileExistsError(17, "File exists", "somewhere")
+
+    monkeypatch.setattr(edit, "select_episodes", full)
+    assert main(["dataset", "select", str(src.root), "--out", str(tmp_path / "x")]) == 2
+    assert "[Errno 17] File exists: 'somewhere'" in capsys.readouterr().err

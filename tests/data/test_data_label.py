@@ -257,7 +257,7 @@ def test_ctrl_c_publishes_nothing_and_an_earlier_label_run_is_replaced_only_with
 @pytest.mark.parametrize("case, match", [
     ("out_is_root", r"out: .* is the dataset being labelled"),
     ("out_inside_root", r"out: .* is inside the dataset being labelled"),
-    ("out_other_dataset", r"out: .* holds a dataset that `dataset label` did not make"),
+    ("out_other_dataset", r"out: .* holds a dataset not made by `dataset label`;"),
     ("no_videos", r"has no video or image features"),
     ("cameras", r"embodiment 'droid/joint_pos' takes each of the cameras"),
     ("episodes", r"episodes=\[7\]: \[7\] out of range"),

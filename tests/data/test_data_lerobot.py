@@ -264,6 +264,8 @@ def test_overwrite_replaces_datasets_only_and_outputs_are_shared(tmp_path):
     with pytest.raises(FileExistsError, match="is not a LeRobot dataset .*overwrite only replaces an existing dataset"):
         write_episodes(mine, [dict(make_episode(5, seed=0), task="t")], fps=10, overwrite=True)
     assert (mine / "notes.txt").read_text() == "precious" and (mine / "other_dataset").is_dir()
+    with pytest.raises(ValueError, match=r"root='.*notes.txt/ds' is under '.*notes.txt', which is a file"):
+        write_episodes(mine / "notes.txt" / "ds", [dict(make_episode(5, seed=0), task="t")], fps=10)
     ds = write_episodes(tmp_path / "ds", [dict(make_episode(5, seed=0), task="t")], fps=10)
     umask = os.umask(0)
     os.umask(umask)

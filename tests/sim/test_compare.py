@@ -101,7 +101,7 @@ def test_with_more_than_two_runs_the_verdict_rests_on_the_holm_adjusted_p(tmp_pa
     assert ab.p_value == ac.p_value == pytest.approx(0.0390625) and bc.p_value == 1.0
     assert ab.p_adjusted == ac.p_adjusted == pytest.approx(3 * 0.0390625) and bc.p_adjusted == 1.0
     assert ab.tests == 3
-    assert ab.line().endswith("exact McNemar p = 0.03906, Holm-adjusted over the 3 paired tests p = 0.1172 (no "
+    assert ab.line().endswith("exact McNemar p = 0.03906, Holm-adjusted p = 0.1172 over the 3 pairs tested (no "
                               "significant difference at the 5 % level)")
     doc = comparison.to_json()
     assert doc["p_adjustment"] == "holm-bonferroni"

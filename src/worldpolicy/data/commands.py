@@ -368,7 +368,7 @@ def _frame(args: argparse.Namespace) -> int:
             overwrite=args.overwrite, to_end=args.actions_to_end,
         )
     except FileExistsError as exc:  # the Python API's overwrite=True is this command's --overwrite
-        raise FileExistsError(flag_named(exc, FRAME_FLAGS).args[0].replace("overwrite=True", "--overwrite")) from None
+        raise FileExistsError(str(flag_named(exc, FRAME_FLAGS)).replace("overwrite=True", "--overwrite")) from None
     except (ValueError, KeyError) as exc:  # and the Python API's actions=True is --actions, to_end=True
         # --actions-to-end asks for the actions too: an error about them names the flag given
         flags = {**FRAME_FLAGS, "actions": "--actions-to-end"} if args.actions_to_end else FRAME_FLAGS
@@ -534,7 +534,7 @@ def _label(args: argparse.Namespace) -> int:
             **{k: v for k in ("steps", "device", "dtype") if (v := getattr(args, k)) is not None},
         )
     except FileExistsError as exc:  # the Python API's overwrite=True is this command's --overwrite
-        raise FileExistsError(flag_named(exc, LABEL_FLAGS).args[0].replace("overwrite=True", "--overwrite")) from None
+        raise FileExistsError(str(flag_named(exc, LABEL_FLAGS)).replace("overwrite=True", "--overwrite")) from None
     except (ValueError, KeyError) as exc:
         raise flag_named(exc, LABEL_FLAGS) from None
     except KeyboardInterrupt as stop:  # the labels so far are discarded: say so, and that a rerun gives them again
@@ -610,10 +610,13 @@ def _edit(run: Callable[[], Any], what: str, out: str) -> int:
     try:
         result = run()
     except FileExistsError as exc:  # the Python API's overwrite=True is this command's --overwrite
-        raise FileExistsError(flag_named(exc, EDIT_FLAGS).args[0].replace("overwrite=True", "--overwrite")) from None
+        raise FileExistsError(str(flag_named(exc, EDIT_FLAGS)).replace("overwrite=True", "--overwrite")) from None
     except (ValueError, KeyError) as exc:
         said = flag_named(exc, EDIT_FLAGS)
-        raise type(said)(str(said.args[0]).replace("drop_success=True", "--drop-success")) from None
+        text = str(said.args[0]).replace("drop_success=True", "--drop-success")
+        # an empty selection names every choosing parameter given (`episodes=[0], drop_episodes=[0]: ...`)
+        text = re.sub(r"(?<=, )(drop_episodes|success)(?==)", lambda m: EDIT_FLAGS[m[1]], text)
+        raise type(said)(text.replace("leave success out", "leave --success out")) from None
     except KeyboardInterrupt as stop:
         print(f"worldpolicy dataset {what}: interrupted; nothing was written to {out} (a dataset already there is "
               "unchanged, the sources were only read)", file=sys.stderr)

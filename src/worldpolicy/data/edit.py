@@ -118,7 +118,8 @@ def merge_datasets(
     has = [ds.episode_success is not None for ds in sources]
     if any(has) and not all(has) and not drop_success:
         lacking = [f"datasets[{j}] ({str(ds.root)!r})" for j, ds in enumerate(sources) if not has[j]]
-        raise ValueError(f"{', '.join(lacking)} do not say which episodes succeeded and the others do (the "
+        raise ValueError(f"{', '.join(lacking)} {'does' if len(lacking) == 1 else 'do'} not say which episodes "
+                         "succeeded and the others do (the "
                          "success column of meta/episodes); pass drop_success=True to merge them without it")
     out = check_out([ds.root for ds in sources], out, overwrite, [SELECT_SOURCE, MERGE_SOURCE], "`dataset merge`",
                     "merged")

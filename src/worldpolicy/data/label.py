@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..embodiments import Embodiment
-from ..fileio import PROVENANCE_KEY, folder_kind, interruption, sigint_held
+from ..fileio import PROVENANCE_KEY, file_in_the_way, folder_kind, interruption, sigint_held
 from ..models import portable_checkpoint
 from .layout import AUTO_FEATURES, INFO_PATH, check_feature, read_json
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
@@ -293,7 +293,8 @@ def check_out(sources: Sequence[Path], out: str | Path, overwrite: bool, made_by
               being: str) -> Path:
     """`out` as the folder of a new dataset made from the datasets at `sources` (`dataset label`, `select`, `merge`):
     not one of them, inside one or holding one, not inside another dataset or checkpoint, and an existing dataset
-    there only with `overwrite` and only one whose `provenance["source"]` is in `made_by` (`command` made it).
+    there only with `overwrite` and only one whose `provenance["source"]` is in `made_by` (a command's source, e.g.
+    "worldpolicy dataset select").
     `being` says what the sources are to the command in its errors ("labelled")."""
     out = Path(out).expanduser()
     dst = Path(os.path.abspath(out)).resolve()
@@ -303,6 +304,9 @@ def check_out(sources: Sequence[Path], out: str | Path, overwrite: bool, made_by
             where = "is" if dst == src else "is inside" if src in dst.parents else "holds"
             raise ValueError(f"out: {str(out)!r} {where} the dataset being {being} ({str(root)!r}); {command} writes "
                              "a new dataset: choose a folder outside it")
+    blocking = file_in_the_way(out.parent)  # out itself a file is refused below, as one that is not a dataset
+    if blocking is not None:
+        raise ValueError(f"out: {str(out)!r} is under {str(blocking)!r}, which is a file; choose a new or empty folder")
     for parent in dst.parents:
         found = folder_kind(parent)
         if found is not None and found[0].writer is None:
@@ -315,10 +319,11 @@ def check_out(sources: Sequence[Path], out: str | Path, overwrite: bool, made_by
             source = (read_json(dst / INFO_PATH, "info.json").get(PROVENANCE_KEY) or {}).get("source")
         except (ValueError, AttributeError):
             source = None
+        makers = " or ".join(f"`{made.removeprefix('worldpolicy ')}`" for made in made_by)
         if source not in made_by:
-            raise FileExistsError(f"out: {str(out)!r} holds a dataset that {command} did not make; choose a new or "
-                                  f"empty folder (overwrite replaces only an earlier {command} run's dataset)")
-        if not overwrite:
-            raise FileExistsError(f"out: {str(out)!r} holds an earlier {command} run's dataset; pass overwrite=True "
-                                  "to replace it")
+            raise FileExistsError(f"out: {str(out)!r} holds a dataset not made by {makers}; choose a new or empty "
+                                  f"folder (overwrite=True replaces only a dataset {makers} made)")
+        if not overwrite:  # named by what made it: `dataset select` may replace what `dataset merge` made
+            raise FileExistsError(f"out: {str(out)!r} holds an earlier `{source.removeprefix('worldpolicy ')}` run's "
+                                  "dataset; pass overwrite=True to replace it")
     return out

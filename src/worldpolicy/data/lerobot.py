@@ -33,7 +33,7 @@ with extra_imports():
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-from ..fileio import make_folder, share_tree, write_json_atomic
+from ..fileio import file_in_the_way, make_folder, share_tree, write_json_atomic
 from ..processing.video import CODECS, VideoFileWriter
 from .layout import (
     AUTO_FEATURES,
@@ -1225,6 +1225,10 @@ class LeRobotDatasetWriter:
 def _check_replaceable(root: Path, overwrite: bool, state: str = "exists") -> None:
     """A dataset is written only into a missing or empty folder, or over an existing *dataset* with `overwrite`:
     never over a file or a folder of other things (`overwrite` replaces datasets, not whatever `root` names)."""
+    blocking = file_in_the_way(root.parent)
+    if blocking is not None:  # else an OSError naming only the file, when the staging folder is made beside root
+        raise ValueError(f"root={str(root)!r} is under {str(blocking)!r}, which is a file; choose a new or empty "
+                         "folder")
     if not root.exists() or (root.is_dir() and not any(root.iterdir())):
         return
     if not (root / INFO_PATH).is_file():

@@ -115,7 +115,7 @@ class PairedTest:
                    else "no significant difference at the 5 % level")
         p = f"exact McNemar p = {self.p_value:.4g}"
         if self.tests > 1:
-            p += f", Holm-adjusted over the {self.tests} paired tests p = {self.p_adjusted:.4g}"
+            p += f", Holm-adjusted p = {self.p_adjusted:.4g} over the {self.tests} pairs tested"
         text = (f"{self.a} vs {self.b}: {rates}; only {self.a} succeeded on {self.a_only}, only {self.b} on "
                 f"{self.b_only}: {p} ({verdict})")
         return f"{text}; {self.note}" if self.note else text
@@ -222,8 +222,9 @@ READING = ("A seed is one scene, so two runs on the same seeds can be paired: th
            "overlapping, as the intervals also carry how hard the scenes happened to be. Runs that share no seeds "
            "compare by their intervals only. With more than two runs, several pairs are tested, and some pair would "
            "often look different by chance alone: each p is also given Holm-Bonferroni adjusted over the pairs tested "
-           "(the smallest of m times m, the next times m - 1, ..., never below the one before), and the verdict rests "
-           "on the adjusted p, so the chance of any false \"differ\" stays under 5 %. With two runs the two are one.")
+           "(of the m pairs' p-values, the smallest times m, the next times m - 1, ..., each never below the one "
+           "before, capped at 1), and the verdict rests on the adjusted p, so the chance of any false \"differ\" stays "
+           "under 5 %. With two runs one pair is tested, and its adjusted p is its p.")
 
 
 def _held_out(report: EvalReport) -> str:
