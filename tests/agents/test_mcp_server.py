@@ -91,6 +91,8 @@ def test_lists_tools_with_typed_schemas(server):
     assert {"columns", "mae_normalized", "normalization", "episodes", "files"} <= \
         set(tools["evaluate_open_loop"].output_schema["properties"])
     assert {"runs", "pairs", "differences", "warnings"} <= set(tools["compare_sim_runs"].output_schema["properties"])
+    pairs = tools["compare_sim_runs"].output_schema["properties"]["pairs"]["description"]
+    assert "Holm-Bonferroni" in pairs and "not corrected" not in pairs  # as `compare_runs` adjusts them
     assert tools["dream"].input_schema["required"] == ["prompt", "chunks"]
     assert tools["show_dataset"].input_schema["required"] == ["dataset"]
     assert {"chunks", "rewards", "files", "video_frames"} <= set(tools["dream"].output_schema["properties"])
@@ -1509,6 +1511,7 @@ def test_compare_sim_runs_round_trip(server, toolbox, inputs_dir, sim_run):
     (pair,) = result["pairs"]
     assert (pair["shared_seeds"], pair["a_only"], pair["b_only"], pair["both"]) == (6, 3, 0, 1)
     assert "exact McNemar p" in pair["line"] and "only 6 shared seeds" in pair["note"]
+    assert pair["p_adjusted"] == pair["p_value"]  # one pair tested: nothing to adjust
     steps = next(d for d in result["differences"] if d["setting"] == "policy_settings.sampling.steps")
     assert steps["flag"] == "--steps" and steps["values"] == [4, 8] and steps["shown"] == ["4", "8"]
     assert {d["setting"] for d in result["differences"]} == {"policy", "policy_settings.path",

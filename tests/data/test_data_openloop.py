@@ -495,6 +495,7 @@ def test_the_checks_before_weights_are_one_function_that_plans_the_chunks(policy
 
     result = run_open_loop(plan, policy, tmp_path / "run", plots=False)  # the plan as it is, nothing checked again
     assert result.settings["episodes"] == [1] and result.every == 4 and (tmp_path / "run" / OPENLOOP_FILE).is_file()
+    assert run_open_loop(plan, policy, str(tmp_path / "text"), plots=False).out == tmp_path / "text"  # a str too
     with pytest.raises(ValueError, match="^policy: runs embodiment 'pusht', but the plan was checked for 'bridge'"):
         run_open_loop(replace(plan, embodiment=get_embodiment("bridge")), policy, tmp_path / "other")
 

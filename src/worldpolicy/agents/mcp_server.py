@@ -320,8 +320,9 @@ class ComparisonFiles(BaseModel):
 class ComparisonResult(BaseModel):
     task: str
     runs: list[ComparedRun]
-    pairs: list[PairedTest] = Field(description="every pair of runs (1 vs 2, 1 vs 3, ..., 2 vs 3, ...), not "
-                                    "corrected for the number of pairs")
+    pairs: list[PairedTest] = Field(description="every pair of runs (1 vs 2, 1 vs 3, ..., 2 vs 3, ...): its raw "
+                                    "p_value, and p_adjusted, Holm-Bonferroni adjusted for the number of pairs "
+                                    "tested, which the verdict rests on")
     differences: list[SettingDifference] = Field(description="the settings that differ between the runs")
     warnings: list[str] = Field(description="training scenes among a run's episodes, a setting that changes what "
                                 "success means, an incomplete run: say so when reporting the rates")

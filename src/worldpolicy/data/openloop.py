@@ -407,12 +407,13 @@ def evaluate_open_loop(
     return run_open_loop(plan, policy, out, steps=steps, plots=plots, progress=progress)
 
 
-def run_open_loop(plan: OpenLoopPlan, policy: Any, out: Path, *, steps: int | None = None, plots: bool = True,
+def run_open_loop(plan: OpenLoopPlan, policy: Any, out: str | Path, *, steps: int | None = None, plots: bool = True,
                   progress: Progress = False) -> OpenLoopResult:
     """The evaluation `plan` (`check_open_loop`'s) describes, run with a loaded `Policy` of the embodiment the plan was
     checked for and written to `out`, a folder the caller has checked (`evaluate_open_loop`: `output_folder`; the
     agent tool: a fresh run folder). `steps`, `plots` and `progress` as `evaluate_open_loop` takes them."""
     check_progress_option(progress)
+    out = Path(out)  # a path given as text too: written to only once every chunk is predicted
     emb = plan.embodiment
     if policy.embodiment.key != emb.key:  # the cameras and columns were checked for the plan's
         raise ValueError(f"policy: runs embodiment {policy.embodiment.key!r}, but the plan was checked for "
