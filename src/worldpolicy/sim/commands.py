@@ -352,7 +352,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size: tuple[int, int] | None,
               needs_images: bool) -> int:
-    """`run` once every flag is checked and --out is held."""
+    """`run` from the moment --out is held: the rest of its checks (the folder's run, the strategy and policy flags),
+    then the episodes."""
     from worldpolicy.cli import policy_api_key, with_key_hint
 
     if not (args.resume or args.overwrite):
