@@ -209,10 +209,15 @@ def folder_lock(path: str | Path, flag: str) -> Iterator[Path]:
     fd: int | None
     while True:
         make_folder(path)
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:  # never through a link: its target would be truncated, and a dangling one looped here for ever
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
         except FileNotFoundError:  # the holder removed the folder as it finished, empty: make it again
             continue
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise ValueError(f"{flag}: {str(lock)!r} is a symbolic link, not the lock file a worldpolicy run keeps "
+                             f"there; remove it and run again, or choose another {flag}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -340,3 +340,20 @@ def test_a_file_system_without_locks_runs_unlocked(tmp_path, monkeypatch):
     with folder_lock(tmp_path / "run", "--out"):
         pass
     assert not (tmp_path / "run").exists()  # nor its lock file
+
+
+@pytest.mark.parametrize("target", ["missing/lock", "precious.txt"])
+def test_a_lock_file_that_is_a_symbolic_link_is_refused_not_followed(tmp_path, target):
+    """O_CREAT followed it: a dangling link looped for ever (the folder made again and again), a link to a file
+    had that file truncated to the holder's PID."""
+    from worldpolicy.fileio import LOCK_FILE, folder_lock
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (tmp_path / "precious.txt").write_text("keep me")
+    (out / LOCK_FILE).symlink_to(tmp_path / target)
+    with pytest.raises(ValueError, match=r"^--out: .* is a symbolic link, .*remove it and run again"), \
+            folder_lock(out, "--out"):
+        pass
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+    assert (out / LOCK_FILE).is_symlink() and not (tmp_path / "missing").exists()

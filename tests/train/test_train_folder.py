@@ -197,6 +197,20 @@ def test_a_recipe_refuses_an_out_that_holds_another_kind_of_run(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
 
 
+def test_a_recipe_refuses_an_out_another_process_holds_before_any_stage(tmp_path, monkeypatch):
+    """Only its train/ was held (Trainer.run): a second recipe on one --out recorded the dataset again over the one the
+    first was recording, and replaced its base/, before its training was refused."""
+    from worldpolicy.fileio import LOCK_FILE, folder_lock
+    from worldpolicy.train import scratch
+
+    monkeypatch.setattr(scratch, "make_dataset", lambda cfg, root: pytest.fail("a stage ran"))
+    out = tmp_path / "out"
+    with folder_lock(out, "elsewhere"):
+        with pytest.raises(ValueError, match=r"^--out / output_dir: .* is in use by another worldpolicy process"):
+            scratch.run_recipe("reach-from-scratch", out)
+        assert [p.name for p in out.iterdir()] == [LOCK_FILE]  # nothing of the refused run's
+
+
 def test_a_recipe_summary_names_a_shipped_recipe_not_this_machines_path(tmp_path, monkeypatch):
     """The summary ships with the installed model: it recorded the absolute path of the package it was trained from."""
     import json

@@ -32,7 +32,8 @@ def add_parser(subparsers) -> None:
         "their shared seeds, the settings that differ",
         description="Compare finished `worldpolicy sim` runs of one task side by side: each run's success rate with "
         "its Wilson 95 % CI, each pair tested on the seeds both ran (exact McNemar; with more than one pair, the "
-        "verdict on its Holm-Bonferroni adjusted p), and which settings (flags) differ. Writes compare.json/.md/.png and index.html into --out and prints the table.",
+        "verdict on its Holm-Bonferroni adjusted p), and which settings (flags) differ. Writes "
+        "compare.json/.md/.png and index.html into --out and prints the table.",
     )
     c.add_argument("runs", nargs="+", metavar="RUN", help="sim run folders (two or more), as `worldpolicy sim --out` "
                    "wrote them")
@@ -351,7 +352,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size: tuple[int, int] | None,
               needs_images: bool) -> int:
-    """`run` once every flag is checked and --out is held."""
+    """`run` from the moment --out is held: the rest of its checks (the folder's run, the strategy and policy flags),
+    then the episodes."""
     from worldpolicy.cli import policy_api_key, with_key_hint
 
     if not (args.resume or args.overwrite):

@@ -1,8 +1,9 @@
 """Side by side: several `worldpolicy sim` runs of one task (other checkpoints, steps, chunk strategies), each with its
 success rate and Wilson 95 % interval, and each pair tested on the seeds both ran (an exact McNemar test, its p
-Holm-Bonferroni adjusted over the comparison's pairs), with the settings that differ between them. Two runs' intervals overlap long after a paired test on the same scenes tells them
-apart: each seed is one scene (`evaluate`: episode i is seed + i), so where both runs ran a seed, the scene's own
-difficulty cancels and only the seeds on which one run succeeded and the other failed carry evidence.
+Holm-Bonferroni adjusted over the comparison's pairs), with the settings that differ between them. Two runs'
+intervals overlap long after a paired test on the same scenes tells them apart: each seed is one scene (`evaluate`:
+episode i is seed + i), so where both runs ran a seed, the scene's own difficulty cancels and only the seeds on which
+one run succeeded and the other failed carry evidence.
 """
 
 from __future__ import annotations

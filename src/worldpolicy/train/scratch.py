@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..fileio import MODEL_INDEX_FILE, TRAINING_SUMMARY_FILE, output_folder, staged_folder, write_json_atomic
+from ..fileio import (
+    MODEL_INDEX_FILE,
+    TRAINING_SUMMARY_FILE,
+    folder_lock,
+    output_folder,
+    staged_folder,
+    write_json_atomic,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -303,52 +310,55 @@ def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, instal
                               "run without --install and load OUT/model with --checkpoint, or install worldpolicy "
                               "from a checkout you can write to (pip install -e .)")
     output_folder(out, "--out / output_dir", writer="recipe")  # never a checkpoint, dataset or another command's run
-    summary: dict[str, Any] = {"recipe": recipe_label(path), "scratch": asdict(scratch), "stages": {}}
-    started = time.perf_counter()
+    # held for every stage (Trainer.run holds only train/): a second recipe on this --out re-recorded the dataset
+    # the first was recording, and replaced its base/, before its training was refused
+    with folder_lock(out, "--out / output_dir"):
+        summary: dict[str, Any] = {"recipe": recipe_label(path), "scratch": asdict(scratch), "stages": {}}
+        started = time.perf_counter()
 
-    def stage(name: str, tick: float, **info: Any) -> None:
-        summary["stages"][name] = {"wall_s": round(time.perf_counter() - tick, 1), **info}
-        write_json_atomic(out / "summary.json", summary)
-        logger.info("stage %s done in %.0f s", name, time.perf_counter() - tick)
+        def stage(name: str, tick: float, **info: Any) -> None:
+            summary["stages"][name] = {"wall_s": round(time.perf_counter() - tick, 1), **info}
+            write_json_atomic(out / "summary.json", summary)
+            logger.info("stage %s done in %.0f s", name, time.perf_counter() - tick)
 
-    tick = time.perf_counter()
-    dataset = out / "dataset"
-    stage("dataset", tick, **make_dataset(scratch, dataset))
-
-    raw.setdefault("data", {})["dataset"] = str(dataset)
-    raw["checkpoint"] = str(out / "base")
-    config = load_config(raw)
-    # the cameras/composite/canvas the VAE is trained on; the trainer registers the final spec (with stats) itself
-    layout = register_embodiment({"domain": f"worldpolicy_{config.embodiment['name']}",
-                                  "domain_id": free_domain_id(include_user=False), **config.embodiment,
-                                  "normalization": "none", "stats": None, "chunk_size": config.data.chunk_size},
-                                 overwrite=True)
-    spec = replace(window_spec(config.data, layout), stride=1)  # the VAE draws from every window
-    if not (out / "base" / MODEL_INDEX_FILE).is_file():
         tick = time.perf_counter()
-        vae, vae_info = train_vae(scratch, spec, layout, progress=progress)
-        from ..data import LeRobotDataset
+        dataset = out / "dataset"
+        stage("dataset", tick, **make_dataset(scratch, dataset))
 
-        prompts = LeRobotDataset.open(dataset).tasks
-        base_pipeline(scratch, vae, prompts, out / "base")
-        stage("base_model", tick, **vae_info)
+        raw.setdefault("data", {})["dataset"] = str(dataset)
+        raw["checkpoint"] = str(out / "base")
+        config = load_config(raw)
+        # the cameras/composite/canvas the VAE is trained on; the trainer registers the final spec (with stats) itself
+        layout = register_embodiment({"domain": f"worldpolicy_{config.embodiment['name']}",
+                                      "domain_id": free_domain_id(include_user=False), **config.embodiment,
+                                      "normalization": "none", "stats": None, "chunk_size": config.data.chunk_size},
+                                     overwrite=True)
+        spec = replace(window_spec(config.data, layout), stride=1)  # the VAE draws from every window
+        if not (out / "base" / MODEL_INDEX_FILE).is_file():
+            tick = time.perf_counter()
+            vae, vae_info = train_vae(scratch, spec, layout, progress=progress)
+            from ..data import LeRobotDataset
 
-    tick = time.perf_counter()
-    trainer = Trainer(config, progress=progress)
-    trainer.run()
-    final = out / "model"
-    with staged_folder(final) as staging:  # an interrupted export used to leave a half model/ (no model_index.json)
-        trainer.export_pipeline(staging)
-    stage("transformer", tick, steps=config.optim.steps)
+            prompts = LeRobotDataset.open(dataset).tasks
+            base_pipeline(scratch, vae, prompts, out / "base")
+            stage("base_model", tick, **vae_info)
 
-    tick = time.perf_counter()
-    result = evaluate_checkpoint(final, scratch.task, scratch.eval_episodes, scratch.eval_seed, out / "eval",
-                                 progress=progress)
-    stage("evaluation", tick, **result)
-    summary["train_wall_s"] = round(sum(s["wall_s"] for k, s in summary["stages"].items() if k != "evaluation"), 1)
-    summary["total_wall_s"] = round(time.perf_counter() - started, 1)
-    if install:
-        summary["installed"] = str(install_model(final, summary))
-    write_json_atomic(out / "summary.json", summary)
-    print(json.dumps({k: summary[k] for k in ("train_wall_s", "total_wall_s")} | {"eval": result}, indent=1))
-    return summary
+        tick = time.perf_counter()
+        trainer = Trainer(config, progress=progress)
+        trainer.run()
+        final = out / "model"
+        with staged_folder(final) as staging:  # an interrupted export used to leave a half model/ (no model_index.json)
+            trainer.export_pipeline(staging)
+        stage("transformer", tick, steps=config.optim.steps)
+
+        tick = time.perf_counter()
+        result = evaluate_checkpoint(final, scratch.task, scratch.eval_episodes, scratch.eval_seed, out / "eval",
+                                     progress=progress)
+        stage("evaluation", tick, **result)
+        summary["train_wall_s"] = round(sum(s["wall_s"] for k, s in summary["stages"].items() if k != "evaluation"), 1)
+        summary["total_wall_s"] = round(time.perf_counter() - started, 1)
+        if install:
+            summary["installed"] = str(install_model(final, summary))
+        write_json_atomic(out / "summary.json", summary)
+        print(json.dumps({k: summary[k] for k in ("train_wall_s", "total_wall_s")} | {"eval": result}, indent=1))
+        return summary

@@ -79,7 +79,8 @@ def build_compare_html(folder: str | Path, title: str | None = None) -> str:
          "mean final distance (cm)", "seeds", "held out"], rows, left=3) + "</section>")
     rows = [[_esc(p.get("a")), _esc(p.get("b")), _esc(p.get("shared_seeds")), _esc(p.get("a_only")),
              _esc(p.get("b_only")), _esc(p.get("both")), _esc(p.get("neither")),
-             *(_esc("-" if not isinstance(p.get(k), (int, float)) else f"{p[k]:.4g}") for k in ("p_value", "p_adjusted")),
+             *(_esc("-" if not isinstance(p.get(k), (int, float)) else f"{p[k]:.4g}")
+               for k in ("p_value", "p_adjusted")),
              f"<span class=muted>{_esc(p.get('note') or '')}</span>"] for p in pairs]
     sections.append("<section id=pairs><h2>Paired on shared seeds</h2>" + _table(
         ["A", "B", "shared seeds", "only A succeeded", "only B succeeded", "both", "neither", "exact McNemar p",
