@@ -1147,6 +1147,13 @@ class RemotePolicy:
             "warnings; a front end's own warning cannot silence the server's"
         )
 
+    def imagined_frame_said(self, frame: Any) -> None:
+        """Local only: the server judges every frame it receives, imagined or not; this client relays its warnings."""
+        raise LocalOnlyError(
+            "RemotePolicy.imagined_frame_said: the server judges the frames it receives and this client relays its "
+            "warnings; a front end cannot mark a frame as imagined for the server"
+        )
+
     @staticmethod
     def _embodiment_from_metadata(metadata: dict[str, Any]) -> Embodiment | None:
         spec = metadata.get("embodiment_spec")

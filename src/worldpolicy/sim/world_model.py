@@ -27,7 +27,7 @@ with extra_imports():
 from worldpolicy.embodiments import Embodiment
 from worldpolicy.fileio import DREAM_FILE, write_json_atomic
 from worldpolicy.planning import Scorer, check_scorer, score
-from worldpolicy.policy import check_seed, join_windows, observation_state, physical_state_row
+from worldpolicy.policy import Policy, check_seed, join_windows, observation_state, physical_state_row
 from worldpolicy.processing.actions import to_model, to_physical
 from worldpolicy.processing.observations import (
     SINGLE_VIEW_KEYS,
@@ -65,11 +65,10 @@ def _world_model_parts(policy: Any, param: str) -> tuple[Embodiment, int, int]:
 def _said_imagined(model: Any, frame: np.ndarray) -> None:
     """Tell a local `Policy` that `frame` is a world model's own (decoded at its canvas size), so it is not judged as
     a camera's image against the frames its checkpoint was trained on, which would warn of a size no user chose, as
-    `imagine(whole_trajectory=True)` tells it of its own chunks (`Policy.imagined_frame_said`; a `RemotePolicy` has
-    none: its server judges what it receives)."""
-    said = getattr(model, "imagined_frame_said", None)
-    if callable(said):
-        said(frame)
+    `imagine(whole_trajectory=True)` tells it of its own chunks (`Policy.imagined_frame_said`; a `RemotePolicy`'s
+    is local only: its server judges what it receives)."""
+    if isinstance(model, Policy):
+        model.imagined_frame_said(frame)
 
 
 class WorldModelEnv(gym.Env):
