@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..embodiments import Embodiment
+from ..errors import brief_list
 from ..fileio import PROVENANCE_KEY, file_in_the_way, folder_kind, interruption, sigint_held
 from ..models import portable_checkpoint
 from .layout import AUTO_FEATURES, INFO_PATH, check_feature, read_json
@@ -251,7 +252,7 @@ def check_episodes(ds: LeRobotDataset, episodes: Sequence[int] | None, param: st
     given = [episodes] if isinstance(episodes, (int, np.integer)) else list(episodes)
     bad = [e for e in given if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or not -n <= e < n]
     if not given or bad:
-        raise ValueError(f"{param}={given!r}: " + (f"{bad} out of range" if bad else "none given")
+        raise ValueError(f"{param}={brief_list(given)}: " + (f"{brief_list(bad)} out of range" if bad else "none given")
                          + f"; accepted: episode indexes in 0..{n - 1} (negative from the end)")
     return sorted({int(e) % n for e in given})
 
