@@ -218,8 +218,8 @@ def test_merge_refuses_datasets_that_do_not_fit_naming_what_differs(tmp_path, ch
 def test_merge_refusals_before_writing(tmp_path, capsys):
     a = _dataset(tmp_path / "a", lengths=(3,), success=[True])
     b = _dataset(tmp_path / "b", lengths=(3,))
-    with pytest.raises(ValueError, match=r"datasets\[1\] \(.*/b'\) does not say which episodes succeeded and the others "
-                                         r"do .*; pass drop_success=True"):
+    with pytest.raises(ValueError, match=r"datasets\[1\] \(.*/b'\) does not say which episodes succeeded and the "
+                                         r"others do .*; pass drop_success=True"):
         merge_datasets([a, b], tmp_path / "ab")
     with pytest.raises(ValueError, match="give two or more datasets to merge"):
         merge_datasets([a], tmp_path / "ab")

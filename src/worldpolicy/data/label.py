@@ -33,7 +33,8 @@ from .observations import CameraMismatch, camera_sources, check_state_width, nam
 from .sampling import caption_variants
 from .stats import first_non_finite
 
-__all__ = ["LABEL_SOURCE", "check_episodes", "check_out", "check_state_keys", "episode_seed", "label_cameras", "label_dataset"]
+__all__ = ["LABEL_SOURCE", "check_episodes", "check_out", "check_state_keys", "episode_seed", "label_cameras",
+           "label_dataset"]
 
 logger = logging.getLogger(__name__)
 
