@@ -1,14 +1,19 @@
 """How an API error names what to fix: every error about an argument starts with the parameter's name (`steps=0 must
 be >= 1`, `control_hz: ...`). The command line renames it to its flag (`cli.flag_named`), the agents' tools to their
-argument (`agents.toolbox`); both read it here, so the convention is read one way."""
+argument (`agents.toolbox`); both read it here, so the convention is read one way. A list an error echoes (episode
+indexes) is shown briefly (`brief_list`)."""
 
 from __future__ import annotations
 
+import numbers
 import re
+from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["error_parameter"]
+__all__ = ["brief_list", "error_parameter"]
 
 _LEADING_PARAMETER = re.compile(r"(\w+)(?==|: )")
+BRIEF_ITEMS = 12  # a list an error shows in full up to this many items (`brief_list`)
 
 
 def error_parameter(exc: BaseException) -> tuple[str | None, str]:
@@ -17,3 +22,23 @@ def error_parameter(exc: BaseException) -> tuple[str | None, str]:
     text = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
     match = _LEADING_PARAMETER.match(text)
     return (None if match is None else match[1]), text
+
+
+def brief_list(values: Sequence[Any]) -> str:
+    """`values` as an error shows them: as Python writes a list when short, else with runs of consecutive integers
+    as `A..B` and, still too long, the middle left out with the count (`--episodes 0-99999` on a small dataset is
+    named in one line, not in a hundred thousand numbers)."""
+    values = list(values)
+    if len(values) <= BRIEF_ITEMS:
+        return repr(values)
+    parts, i = [], 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                                          for v in values[j:j + 2]) and values[j + 1] == values[j] + 1:
+            j += 1
+        parts.extend([f"{values[i]}..{values[j]}"] if j - i >= 2 else map(repr, values[i:j + 1]))
+        i = j + 1
+    if len(parts) > BRIEF_ITEMS:
+        parts = [*parts[:BRIEF_ITEMS - 2], "...", parts[-1]]
+    return f"[{', '.join(parts)}]" + (f" ({len(values)} in all)" if "..." in parts else "")

@@ -254,3 +254,18 @@ def test_out_under_a_file_is_refused_before_writing_and_an_os_error_is_one_line(
     monkeypatch.setattr(edit, "select_episodes", full)
     assert main(["dataset", "select", str(src.root), "--out", str(tmp_path / "x")]) == 2
     assert "[Errno 17] File exists: 'somewhere'" in capsys.readouterr().err
+
+
+def test_a_wide_range_out_of_range_is_named_in_one_short_line(tmp_path, capsys):
+    """`--episodes 0-99999` on a small dataset named the hundred thousand indexes it expanded to, twice over; runs of
+    them are shown as A..B (`errors.brief_list`)."""
+    from worldpolicy.errors import brief_list
+
+    src = _dataset(tmp_path / "src", lengths=(3, 3))
+    assert main(["dataset", "select", str(src.root), "--out", str(tmp_path / "x"), "--episodes", "0-99999"]) == 2
+    err = capsys.readouterr().err
+    assert "--episodes=[0..99999]: [2..99999] out of range; accepted: episode indexes in 0..1" in err
+    assert len(err) < 300
+    assert brief_list([4]) == "[4]" and brief_list([0, 1, 2]) == "[0, 1, 2]"  # short lists as Python writes them
+    assert brief_list([*range(13), 20, -1]) == "[0..12, 20, -1]"
+    assert brief_list(list(range(0, 200, 2))) == "[0, 2, 4, 6, 8, 10, 12, 14, 16, 18, ..., 198] (100 in all)"

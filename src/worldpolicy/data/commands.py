@@ -175,8 +175,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     label.add_argument("--embodiment", help="the embodiment to run it as (as predict takes it; default: the "
                        "checkpoint's own, else droid)")
     label.add_argument("--episodes", metavar="I,J,...",
-                       help="episodes to label and keep, indices from 0 separated by commas as train takes them "
-                       "(default: all; negative from the end, e.g. --episodes=-1)")
+                       help="episodes to label and keep, indices from 0 or ranges A-B separated by commas as train "
+                       "takes them (default: all; negative from the end, e.g. --episodes=-1)")
     label.add_argument("--seed", type=int, default=0,
                        help="sampling seed; episode I is labelled with seed+I (default: 0)")
     label.add_argument("--batch-size", type=int, default=8, help="windows per batched forward (default: 8)")
@@ -215,8 +215,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--embodiment", help="the embodiment to run it as (as predict takes it; default: the "
                           "checkpoint's own, else droid)")
     evaluate.add_argument("--episodes", metavar="I,J,...",
-                          help="episodes to evaluate on, indices from 0 separated by commas as train takes them "
-                          "(default: all; negative from the end, e.g. --episodes=-1)")
+                          help="episodes to evaluate on, indices from 0 or ranges A-B separated by commas as train "
+                          "takes them (default: all; negative from the end, e.g. --episodes=-1)")
     spacing = evaluate.add_mutually_exclusive_group()  # both given: refused naming both flags, before anything loads
     spacing.add_argument("--every", type=int, metavar="N",
                          help="predict at every N-th frame (default: the chunk size, so the chunks tile each episode)")
@@ -250,8 +250,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     show.add_argument("root", help="dataset folder (holds meta/info.json); it is not changed")
     show.add_argument("--out", required=True, help="folder for the page (new, empty, or an earlier show's)")
     show.add_argument("--episodes", metavar="I,J,...",
-                      help="episodes to show, indices from 0 separated by commas as train takes them (default: the "
-                      "first 5; negative from the end, e.g. --episodes=-1)")
+                      help="episodes to show, indices from 0 or ranges A-B separated by commas as train takes them "
+                      "(default: the first 5; negative from the end, e.g. --episodes=-1)")
     show.add_argument("--embodiment", help="read the actions (and a state-conditioned one's state) as this "
                       "embodiment's columns and units, as training maps them (a registered name or spec file; "
                       "default: the features as recorded)")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..errors import brief_list
 from ..processing.video import CODECS
 from .label import check_episodes, check_out
 from .layout import AUTO_FEATURES, SUCCESS_COLUMN, SUCCESS_FILTERS, image_hw
@@ -78,8 +79,8 @@ def select_episodes(
                              "success out")
         chosen = [i for i in chosen if bool(flags[i]) == (success == "only")]
     if not chosen:
-        given = [f"{name}={value!r}" for name, value in (("episodes", episodes), ("drop_episodes", drop_episodes),
-                                                          ("success", success)) if value is not None]
+        given = [f"{name}={value!r}" if name == "success" else f"{name}={brief_list(value)}" for name, value in
+                 (("episodes", episodes), ("drop_episodes", drop_episodes), ("success", success)) if value is not None]
         raise ValueError(f"{', '.join(given)}: leave no episode of the {ds.num_episodes} in {str(ds.root)!r}; a "
                          "dataset needs at least one: choose others")
     out = check_out([ds.root], out, overwrite, [SELECT_SOURCE, MERGE_SOURCE], "`dataset select`", "selected from")

@@ -194,9 +194,9 @@ def expert_episodes(
     ws:// URL, `shipped` or a checkpoint folder: `sim.policies.make_policy`, with `embodiment` and, for a checkpoint,
     `policy_options` such as steps and device): each episode is what `worldpolicy sim --seed SEED` runs for that seed
     (`sim.rollout.Rollout`, its `ChunkController` and the `strategy`, a `robot.control.ChunkStrategy`, default
-    execute; sampling seeds `processing.trajectory.call_seed` of the episode seed), then `settle_steps` more holding its last
-    command after a success. Its rows are the commands it ran (joint targets and gripper) and every episode carries its
-    `success`. A ws:// server's key is `api_key` (None: none; the command line reads `--api-key-env`,
+    execute; sampling seeds `processing.trajectory.call_seed` of the episode seed), then `settle_steps` more holding
+    its last command after a success. Its rows are the commands it ran (joint targets and gripper) and every episode
+    carries its `success`. A ws:// server's key is `api_key` (None: none; the command line reads `--api-key-env`,
     `WORLDPOLICY_API_KEY` or `--api-key`, as `worldpolicy sim` does: `cli.policy_api_key`); it is not recorded. The
     expert's own settings (`chunk_size`, `start_jitter`, `action_noise`) are refused with it, and
     `workers` > 1 unless it is `random` (a model would load once per process). The policy loads once the result is

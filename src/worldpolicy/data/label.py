@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..embodiments import Embodiment
+from ..errors import brief_list
 from ..fileio import PROVENANCE_KEY, file_in_the_way, folder_kind, interruption, sigint_held
 from ..models import portable_checkpoint
 from .layout import AUTO_FEATURES, INFO_PATH, check_feature, read_json
@@ -32,7 +33,8 @@ from .observations import CameraMismatch, camera_sources, check_state_width, nam
 from .sampling import caption_variants
 from .stats import first_non_finite
 
-__all__ = ["LABEL_SOURCE", "check_episodes", "check_out", "check_state_keys", "episode_seed", "label_cameras", "label_dataset"]
+__all__ = ["LABEL_SOURCE", "check_episodes", "check_out", "check_state_keys", "episode_seed", "label_cameras",
+           "label_dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -251,7 +253,7 @@ def check_episodes(ds: LeRobotDataset, episodes: Sequence[int] | None, param: st
     given = [episodes] if isinstance(episodes, (int, np.integer)) else list(episodes)
     bad = [e for e in given if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or not -n <= e < n]
     if not given or bad:
-        raise ValueError(f"{param}={given!r}: " + (f"{bad} out of range" if bad else "none given")
+        raise ValueError(f"{param}={brief_list(given)}: " + (f"{brief_list(bad)} out of range" if bad else "none given")
                          + f"; accepted: episode indexes in 0..{n - 1} (negative from the end)")
     return sorted({int(e) % n for e in given})
 

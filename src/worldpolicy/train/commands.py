@@ -20,14 +20,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output folder (overrides the config's output_dir)")
     p.add_argument("--steps", type=int, help="training steps (overrides optim.steps)")
     p.add_argument("--episodes", metavar="I,J,...",
-                   help="train on these episodes only, indices from 0 separated by commas (overrides data.episodes)")
+                   help="train on these episodes only, indices from 0 or ranges A-B separated by commas (overrides "
+                   "data.episodes)")
     p.add_argument("--exclude-episodes", metavar="I,J,...",
-                   help="leave these episodes out, indices from 0 separated by commas (overrides "
+                   help="leave these episodes out, indices from 0 or ranges A-B separated by commas (overrides "
                    "data.exclude_episodes)")
     p.add_argument("--val-episodes", metavar="I,J,...",
                    help="hold these episodes out of training and log their loss every validation.every steps (set in "
-                   "the config's [validation]; unset, 0: held out, never scored), indices from 0 separated by commas "
-                   "(overrides validation.episodes)")
+                   "the config's [validation]; unset, 0: held out, never scored), indices from 0 or ranges A-B "
+                   "separated by commas (overrides validation.episodes)")
     p.add_argument("--success", metavar="any|only",
                    help="only: train (and hold out) only episodes the dataset's success column flags as succeeded, "
                    "as `dataset from-sim --policy --keep-failures` records it (filtered behaviour cloning); any: every "

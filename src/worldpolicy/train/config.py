@@ -18,6 +18,7 @@ from typing import Any
 
 from ..data.actions import ACTION_CONVERSIONS, DEFAULT_ROBOT
 from ..data.layout import ACTION_KEYS, STATE_KEYS
+from ..errors import brief_list
 from ..models import portable_checkpoint
 from .flow import COSMOS_POLICY_MIX, OBJECTIVES, TimestepSampler
 
@@ -103,11 +104,12 @@ def check_episode_list(setting: str, given: Any, num_episodes: int) -> None:
         raise ValueError(f"{setting}={given!r}: expected a list of integers (episode indices)")  # built in Python
     outside = [i for i in given if not 0 <= i < num_episodes]
     if outside:
-        raise ValueError(f"{setting}={given}: {outside} not episodes of data.dataset, which has {num_episodes} "
-                         f"(accepted: indices 0 to {num_episodes - 1})")
+        raise ValueError(f"{setting}={brief_list(given)}: {brief_list(outside)} not episodes of data.dataset, which "
+                         f"has {num_episodes} (accepted: indices 0 to {num_episodes - 1})")
     twice = sorted(i for i, n in collections.Counter(given).items() if n > 1)
     if twice:
-        raise ValueError(f"{setting}={given}: {twice} given more than once; name each episode once")
+        raise ValueError(f"{setting}={brief_list(given)}: {brief_list(twice)} given more than once; name each episode "
+                         "once")
 
 
 @dataclass
