@@ -21,6 +21,8 @@ def test_two_expert_episodes_round_trip_and_replay(tmp_path):
     ds = result.dataset
     assert result.seeds == [7, 8] and ds.num_episodes == 2 and ds.fps == 15 and ds.robot_type == "panda"
     assert list(ds.episode_lengths) == [6, 6]
+    # each episode's outcome, as a policy's recording has it (so the two merge): 6 steps reach no target
+    assert ds.episode_success.tolist() == [False, False] and result.failed_seeds == []  # kept, not skipped
     # what recorded it, in info.json: the task and expert definitions (as a sim report records them) and the settings
     from worldpolicy.sim.policies import ScriptedPolicy
     from worldpolicy.sim.tasks import get_task

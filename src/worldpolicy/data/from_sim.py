@@ -8,8 +8,8 @@ and simulated data: `observation.image.<camera>` videos, `observation.state.join
 (what the env executed), plus LeRobot's `next.reward` (1 once the task is solved) and `next.done`.
 Row t pairs the observation before step t with the action of step t. info.json's `worldpolicy_provenance` says what
 recorded the episodes: the task and expert versions (a policy's recording: the policy, its settings and chunk
-strategy), the settings and each episode's seed; a policy's recording says per episode whether it succeeded
-(meta/episodes' `success` column). Needs the `sim` extra (MuJoCo).
+strategy), the settings and each episode's seed; meta/episodes' `success` column says per episode whether it
+succeeded (the expert's and a policy's alike, so the two merge). Needs the `sim` extra (MuJoCo).
 """
 
 from __future__ import annotations
@@ -601,9 +601,8 @@ def sim_to_dataset(
         for episode in episodes:
             with sigint_held() as caught:  # an episode half added to the writer could not be published
                 adding = True
-                recorded_by = episode.get("recorded_by")  # a policy's recording: its outcome per episode, its settings
-                writer.add_episode(episode["frames"], episode["videos"], episode["task"],
-                                   success=None if recorded_by is None else episode["success"])
+                recorded_by = episode.get("recorded_by")  # a policy's recording: its settings
+                writer.add_episode(episode["frames"], episode["videos"], episode["task"], success=episode["success"])
                 adding = False
                 seeds.append(episode["seed"])
                 writer.provenance.update(recorded_by or {})
