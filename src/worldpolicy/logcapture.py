@@ -5,15 +5,21 @@ wrong length, a single camera's view given for a composite) as WARNING log lines
 log, so the server collects the lines logged for each request and sends them in its reply (`warnings`), where
 `RemotePolicy` logs them again on the robot's side; an agent reads only a tool's result, so the agents' toolbox puts
 them in its `warnings`.
+
+A policy says each warning once (a control loop repeats the same mistake every call), but a server's policy is every
+connection's: inside `told_once` it judges "once" against each request's client's own record (`said_before`), so a
+robot making the mistake another robot made before it is told too.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from contextvars import ContextVar, Token
+from typing import Any
 
-__all__ = ["logged_warnings", "request_index"]
+__all__ = ["logged_warnings", "request_index", "said_before", "told_once"]
 
 # the request of a batch whose inputs are being read: what is logged then is about that request alone
 _REQUEST_INDEX: ContextVar[int | None] = ContextVar("worldpolicy_request_index", default=None)
@@ -45,6 +51,39 @@ class request_index:
         if self._token is not None:
             _REQUEST_INDEX.reset(self._token)
             self._token = None
+
+
+# per request of the batch running, the record of the warnings its client was told (`told_once`)
+_TOLD: ContextVar[Sequence[set[Any]] | None] = ContextVar("worldpolicy_told", default=None)
+
+
+class told_once:
+    """Mark what runs in the block as the work of requests whose clients each keep their own record of the warnings
+    they were told (`told[i]`, request i's: a server's connection's), so a policy shared by many clients says each
+    warning once per client (`said_before`), not once for whichever client made the mistake first. A class for the
+    reason `request_index` is one: a server enters it for every batch."""
+
+    __slots__ = ("_token", "_told")
+
+    def __init__(self, told: Sequence[set[Any]] | None) -> None:
+        self._told = told
+        self._token: Token[Sequence[set[Any]] | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _TOLD.set(self._told)
+
+    def __exit__(self, *exc: object) -> None:
+        _TOLD.reset(self._token)
+
+
+def said_before(own: set[Any]) -> set[Any]:
+    """The record a warning about the request being read is judged "said already" against, and noted in: its client's
+    inside `told_once` (a request of a served batch, `request_index`), else `own` (the policy's: once per policy)."""
+    told = _TOLD.get()
+    if told is None:
+        return own
+    index = _REQUEST_INDEX.get()
+    return told[index] if index is not None and 0 <= index < len(told) else own
 
 
 class _Collect(logging.Handler):

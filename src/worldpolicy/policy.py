@@ -33,7 +33,7 @@ from .embodiments import (
     read_spec_file,
 )
 from .fileio import TRAINER_STATE_FILE
-from .logcapture import request_index
+from .logcapture import request_index, said_before
 from .processing.actions import (
     ACTION_SPACES,
     actions_where,
@@ -477,7 +477,8 @@ class Policy:
         self._next_seed = None if seed is None else check_seed(seed)
         # the warnings said, each as its kind and what it was said of (`_once`): a control loop sends the same inputs,
         # and the same mistakes, every call. `said`: a set shared by policies built over one run (a training run's
-        # validations build one on the live weights each time), so each is said once a run
+        # validations build one on the live weights each time), so each is said once a run. A server's requests are
+        # judged against their own client's record instead (`said_before`): each client is told of its own mistakes
         self._said: set[tuple[Any, ...]] = set() if said is None else said
         self._untrained = untrained_modes(source) if source else {}  # each warned about once, at its first request
         self._trained_frames = trained_frames(source) if source else None
@@ -829,9 +830,10 @@ class Policy:
         on), which would warn of what no user can change. Given back alone or in an observation dict under a
         single-view key (`sim.world_model.WorldModelEnv`'s observation), it is judged under either."""
         height, width = frame.shape[:2]
-        self._said.add(("view", height, width))
+        said = said_before(self._said)
+        said.add(("view", height, width))
         for key in (None, *SINGLE_VIEW_KEYS):
-            self._said.add(_size_said({key: (height, width)}))
+            said.add(_size_said({key: (height, width)}))
 
     def _warn_range(self, model: np.ndarray, where: str) -> None:
         """Say `out_of_range_warning` of a request's state or actions once per input and set of columns (a control loop
@@ -845,21 +847,23 @@ class Policy:
         """Note that one image or clip of `height` x `width` was warned about as one camera's view already, so a run
         does not say it again: the command line and the agent tools read a file before the model loads and say it in
         their own terms (`--camera`, `images`). This set is the one place that decides whether a run says it."""
-        self._said.add(("view", height, width))
+        said_before(self._said).add(("view", height, width))
 
     def _once(self, *key: Any) -> bool:
         """Whether the warning `key` names (its kind, then what it is said of) is new to this policy, noting it: each
-        is said once."""
-        if key in self._said:
+        is said once (behind a server, once to each client: `said_before`)."""
+        said = said_before(self._said)
+        if key in said:
             return False
-        self._said.add(key)
+        said.add(key)
         return True
 
     def _warn_single_view(self, observation: Any, height: int, width: int) -> None:
         """One image or clip (in memory or a file) for an embodiment that composes several cameras is taken as that
         composite; one shaped like a single camera's view is said once per shape (a control loop sends the same
         camera's image every call), unless a front end said it first (`single_view_said`)."""
-        if ("view", height, width) in self._said:
+        said = said_before(self._said)
+        if ("view", height, width) in said:
             return
         e = self.embodiment
         source = (f"the observation {os.fspath(observation)!r}" if isinstance(observation, (str, os.PathLike))
@@ -867,7 +871,7 @@ class Policy:
         message = single_view_warning(e, source, height, width,
                                       "an observation dict {" + ", ".join(f"{k!r}: image" for k in e.camera_keys) + "}")
         if message is not None:
-            self._said.add(("view", height, width))
+            said.add(("view", height, width))
             logger.warning("%s", message)
 
     def _warn_trained_size(self, views: Mapping[str, np.ndarray] | None, frames: np.ndarray) -> None:
@@ -934,8 +938,9 @@ class Policy:
         if request.actions_space not in ACTION_SPACES:
             raise ValueError(f"actions_space={request.actions_space!r}; accepted: {', '.join(ACTION_SPACES)}")
         check_task(request.prompt)
-        if request.mode in self._untrained:
-            logger.warning(self._untrained.pop(request.mode))
+        untrained = self._untrained.get(request.mode)
+        if untrained is not None and self._once("untrained", request.mode):
+            logger.warning(untrained)
         e = self.embodiment
         sampling = self.sampling.updated(steps=request.steps, guidance=request.guidance,
                                          negative_prompt=request.negative_prompt)

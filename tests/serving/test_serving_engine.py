@@ -361,3 +361,49 @@ def test_serve_command_port_in_use_is_a_one_line_error(tiny_checkpoint):
     assert done.returncode == 2, done.stderr
     assert f"serve: error: --host 127.0.0.1 --port {port}: cannot listen there" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_mistake_warned_about_on_one_connection_is_told_to_the_next_client_making_it(tiny_policy, caplog):
+    """The policy a server holds is every connection's: it said each warning once per policy, so robot B sending
+    one camera's image for the composite after robot A did never heard it. Each client is told once of each of its
+    own mistakes, and the server's log says it once per connection that made it."""
+    import logging
+    import threading
+
+    image = np.zeros((40, 72, 3), dtype=np.uint8)  # one camera's view, of a shape no other test sends
+    server = PolicyServer(loader=lambda: tiny_policy, config=ServerConfig(host="127.0.0.1", port=0, max_wait_ms=1000))
+
+    def told(url: str) -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.thread == threading.get_ident()
+                and r.getMessage().startswith(f"server {url}: ")]
+
+    with ServerThread(server) as t, caplog.at_level(logging.WARNING, logger="worldpolicy"):
+        with RemotePolicy(t.url) as first:
+            first.act(image, "push", seed=0)
+            said = told(t.url)
+            assert len(said) == 1 and "looks like one camera's view" in said[0], said
+            caplog.clear()
+            first.act(image, "push", seed=0)  # a control loop's next tick: not said again
+            assert told(t.url) == []
+        with RemotePolicy(t.url) as second:
+            second.act(image, "push", seed=0)
+            assert told(t.url) == said  # robot B's own mistake: it is told too
+            second.act(image, "push", seed=0)
+            assert told(t.url) == said
+        logged = [r.getMessage() for r in caplog.records if r.threadName == "worldpolicy-infer"]
+        assert logged == [line.removeprefix(f"server {t.url}: ") for line in said]  # the log: once per connection
+        # two clients making the same mistake in one fused batch: each request judged against its own client's record
+        wide = np.zeros((44, 80, 3), dtype=np.uint8)
+        remotes = [RemotePolicy(t.url) for _ in range(2)]  # both connected before either sends
+        caplog.clear()
+
+        def send(i: int) -> tuple[int, list[str]]:
+            size = remotes[i].act(wide, "push", seed=i).settings["server_batch_size"]
+            return size, told(t.url)
+
+        with ThreadPoolExecutor(2) as pool:
+            fused = list(pool.map(send, range(2)))
+        for remote in remotes:
+            remote.close()
+    assert [size for size, _ in fused] == [2, 2]
+    assert [len(lines) for _, lines in fused] == [1, 1] and "44x80 pixels" in fused[0][1][0]

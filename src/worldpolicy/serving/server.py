@@ -41,7 +41,7 @@ with extra_imports():
     from websockets.frames import CloseCode
     from websockets.http11 import Request, Response
 
-from ..logcapture import logged_warnings, request_index
+from ..logcapture import logged_warnings, request_index, told_once
 from ..models import checkpoint_name
 from ..results import Prediction
 from .adapters import ObservationAdapter, RequestError, WireRequest, all_finite, warmup_camera_sizes, warmup_message
@@ -391,6 +391,7 @@ class _Job:
     future: asyncio.Future
     enqueued: float
     conn: int  # its connection's number, which the log lines about it carry
+    told: set[Any]  # the warnings its connection's client was told already (`told_once`): each is told once a client
     started: float = 0.0
     finished: float = 0.0
     batch_size: int = 0
@@ -564,7 +565,7 @@ class PolicyServer:
 
     # ------------------------------------------------------------------------------------------ WebSocket side
     async def _handler(self, ws: ServerConnection) -> None:
-        conn = next(self._ids)
+        conn, told = next(self._ids), set()  # `told`: the warnings this client heard, for the policy's `said_before`
         self._connections.add(ws)
         self._metrics.connections.inc()
         _log(logging.INFO, "connect", conn=conn, peer=peer_name(ws.remote_address))
@@ -573,7 +574,8 @@ class PolicyServer:
         opened, answered = time.perf_counter(), 0
         try:
             await ws.send(packb(self._metadata))
-            while (prev_total_ms := await self._exchange(ws, conn, await ws.recv(), closed, prev_total_ms)) is not None:
+            while (prev_total_ms := await self._exchange(ws, conn, told, await ws.recv(), closed,
+                                                         prev_total_ms)) is not None:
                 answered += 1
         except websockets.ConnectionClosed as exc:
             if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:  # websockets refused the frame
@@ -590,14 +592,15 @@ class PolicyServer:
                  requests=answered, seconds=round(time.perf_counter() - opened, 3))
 
     async def _exchange(
-        self, ws: ServerConnection, conn: int, message: str | bytes, closed: asyncio.Future, prev_total_ms: float | None
+        self, ws: ServerConnection, conn: int, told: set[Any], message: str | bytes, closed: asyncio.Future,
+        prev_total_ms: float | None
     ) -> float | None:
         """One request → one reply; returns the server time in ms, or None once the connection is refused/gone.
         A method of its own so the frame and its arrays are freed when it returns, not held while the next frame
         arrives (large frames otherwise pile up and page-fault the heap on every request)."""
         t0 = time.perf_counter()
         try:
-            job = self._admit(message, t0, conn)
+            job = self._admit(message, t0, conn, told)
         except _Refusal as exc:
             await self._refuse(ws, conn, str(exc), exc.code, exc.status)
             return None
@@ -641,7 +644,7 @@ class PolicyServer:
             self._metrics.requests.labels("vanished").inc()
             _log(logging.INFO, "vanished", conn=conn, peer=peer_name(ws.remote_address))
 
-    def _admit(self, message: str | bytes, t0: float, conn: int) -> _Job:
+    def _admit(self, message: str | bytes, t0: float, conn: int, told: set[Any]) -> _Job:
         """Decode and validate one frame and queue it, or raise `_Refusal` with the client-facing reason."""
         if self._draining:
             raise _Refusal(DRAINING_TEXT, CloseCode.GOING_AWAY, "draining")
@@ -664,7 +667,7 @@ class PolicyServer:
                 CloseCode.TRY_AGAIN_LATER,
                 "busy",
             )
-        job = _Job(request, self._loop.create_future(), enqueued=t0, conn=conn)
+        job = _Job(request, self._loop.create_future(), enqueued=t0, conn=conn, told=told)
         self._waiting.add(job)
         self._queue.put(job)
         self._active += 1
@@ -716,7 +719,7 @@ class PolicyServer:
                 self._running = (number, started, batch)  # the watchdog's only input: one store per batch
                 try:
                     results, said = run_batch(self.policy, [job.request for job in batch],
-                                              [{"conn": job.conn} for job in batch])
+                                              [{"conn": job.conn} for job in batch], [job.told for job in batch])
                 except Exception as exc:  # noqa: BLE001 - logged; a bug past run_batch fails the batch, not the thread
                     log_failure("batch_crashed", exc, size=len(batch), conns=[job.conn for job in batch])
                     results, said = [exc] * len(batch), [[] for _ in batch]
@@ -1087,15 +1090,18 @@ def keep_freed_memory() -> bool:
 
 
 def run_batch(
-    policy: Any, requests: list[WireRequest], fields: Sequence[dict[str, Any]] | None = None
+    policy: Any, requests: list[WireRequest], fields: Sequence[dict[str, Any]] | None = None,
+    told: Sequence[set[Any]] | None = None
 ) -> tuple[list[Prediction | BaseException], list[list[str]]]:
     """One `policy.act_batch` for the whole batch; without it (or if the batch fails) one call per request, so a bad
     request only fails itself. Runs in a worker thread; returns a Prediction or the exception per request, and the
     warnings the policy logged about each (`logged_warnings`), which its reply carries to the client: the checkpoint
     in them by its name (`checkpoint_name`), as the metadata frame names it, not by this machine's path. `fields`:
     per request, what its `policy_failed` log line names it by (the single server's `conn`, as its `connect` and
-    `refused` lines do), so an operator can tell whose request the traceback is about."""
-    with logged_warnings(len(requests)) as said:
+    `refused` lines do), so an operator can tell whose request the traceback is about. `told`: per request, the
+    warnings its client heard already (`told_once`), so the policy says each once to each client; without it, once
+    per policy."""
+    with logged_warnings(len(requests)) as said, told_once(told):
         results = _run_batch(policy, requests, fields or [{} for _ in requests])
     source = getattr(policy, "source", None)
     if isinstance(source, str) and source and any(said):
