@@ -48,16 +48,17 @@ def flag_named(exc: Exception, flags: Mapping[str, str]) -> Exception:
     """The error with its flags' names: the Python API names the parameter first (`steps=0 must be ...`,
     `control_hz: ...`) and may name others on (`episodes=[0], drop_episodes=[0]: ...`, `use video_codec='libx264rgb'`),
     while on the command line the flag is what to fix. `flags` maps parameters to flags (a command's one table); each
-    parameter it knows is renamed wherever the text gives it a value (`name=`; `name=True` and `name=...` are the flag
-    alone: a switch, or "give it"), where the text leads with it (`name: `, `errors.error_parameter`) and where it is
+    parameter it knows is renamed wherever the text gives it a value (`name=0`; `name=True`, `name=...` and a bare
+    `name=` are the flag alone: a switch, or "give it"; not a call's keyword, `RemotePolicy(embodiment=...)`, which is
+    Python the user may write), where the text leads with it (`name: `, `errors.error_parameter`) and where it is
     named as the fix (`choose another name`, as the output-folder checks say it: `fileio.refuse_foreign_folder`;
     `leave name out`). An error that names none of them is returned as it is."""
-    name, text = error_parameter(exc)
     if not flags:
         return exc
+    name, text = error_parameter(exc)
     names = "|".join(sorted(map(re.escape, flags), key=len, reverse=True))
     mention = re.compile(
-        rf"(?<![\w.\[-])(?P<given>{names})(?:=True\b|=\.\.\.|(?==))"  # steps=0, overwrite=True, checkpoint=...
+        rf"(?<![\w.\[-])(?<!\w\()(?P<given>{names})(?:=True\b|=\.\.\.|=(?=[\s,;)]|$)|(?==))"
         rf"|(?<=\bchoose another )(?P<fix>{names})\b|(?<=\bleave )(?P<left>{names})(?= out\b)")
     renamed = mention.sub(lambda m: flags[m["given"] or m["fix"] or m["left"]], text)
     if name in flags and renamed.startswith(name + ": "):

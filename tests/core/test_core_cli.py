@@ -103,8 +103,8 @@ def _cuda() -> bool:
         (["--dtype", "half"], ("error: --dtype='half' is not supported; accepted: float32, fp32, bfloat16, bf16, "
                                "float16, fp16 (in any case)")),
         # it told a command-line user to "use device='cpu'", a Python parameter
-        pytest.param(["--device", "cuda"], "cuda is not available here; run on the CPU: device='cpu' (on the command "
-                     "line, --device cpu)", marks=pytest.mark.skipif(_cuda(), reason="CUDA is available here")),
+        pytest.param(["--device", "cuda"], "error: --device='cuda' was asked for but cuda is not available here; run on "
+                     "the CPU: --device='cpu'\n", marks=pytest.mark.skipif(_cuda(), reason="CUDA is available here")),
     ],
 )
 def test_predict_bad_input_is_one_clear_line(tiny_checkpoint, image_file, tmp_path, capsys, monkeypatch, extra,
@@ -971,6 +971,9 @@ EDIT = {"episodes": "--episodes", "drop_episodes": "--drop-episodes", "success":
      "root='x' holds a dataset; pass --overwrite to replace it"),
     (ValueError("name the checkpoint to run (checkpoint=...)"), "name the checkpoint to run (--checkpoint)"),
     (KeyError("datasets=['a']: give two or more"), "ROOT=['a']: give two or more"),
+    # a call's keyword is Python the user may write, not a flag; a bare `name=` is the flag alone
+    (ValueError("success='x': pass f(success=...) or overwrite=, episodes= or checkpoint="),
+     "--success='x': pass f(success=...) or --overwrite, --episodes or --checkpoint"),
 ])
 def test_flag_named_renames_every_parameter_a_message_gives(error, named):
     """`dataset select`/`merge` patched these by string replacement on top of a leading-parameter-only rename."""
