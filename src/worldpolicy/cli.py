@@ -45,35 +45,52 @@ def add_device_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def flag_named(exc: Exception, flags: Mapping[str, str]) -> Exception:
-    """The error with its flag's name: the Python API names the parameter first (`steps=0 must be ...`,
-    `control_hz: ...`), while on the command line the flag is what to fix. `flags` maps parameters to flags; an error
-    that does not start with one of them (`errors.error_parameter`) is returned as it is. A parameter it goes on to
-    name as the fix is its flag too (`out: ... choose another out`, as the output-folder checks say it:
-    `fileio.refuse_foreign_folder`)."""
-    name, text = error_parameter(exc)
-    if name is None or name not in flags:
+    """The error with its flags' names: the Python API names the parameter first (`steps=0 must be ...`,
+    `control_hz: ...`) and may name others on (`episodes=[0], drop_episodes=[0]: ...`, `use video_codec='libx264rgb'`),
+    while on the command line the flag is what to fix. `flags` maps parameters to flags (a command's one table); each
+    parameter it knows is renamed wherever the text gives it a value (`name=0`; `name=True`, `name=...` and a bare
+    `name=` are the flag alone: a switch, or "give it"; not a call's keyword, `RemotePolicy(embodiment=...)`, which is
+    Python the user may write), where the text leads with it (`name: `, `errors.error_parameter`) and where it is
+    named as the fix (`choose another name`, as the output-folder checks say it: `fileio.refuse_foreign_folder`;
+    `leave name out`). An error that names none of them is returned as it is."""
+    if not flags:
         return exc
-    fix = re.sub(rf"\bchoose another ({'|'.join(map(re.escape, flags))})\b",
-                 lambda m: f"choose another {flags[m[1]]}", text[len(name):])
-    return type(exc)(flags[name] + fix)
+    name, text = error_parameter(exc)
+    names = "|".join(sorted(map(re.escape, flags), key=len, reverse=True))
+    mention = re.compile(
+        rf"(?<![\w.\[-])(?<!\w\()(?P<given>{names})(?:=True\b|=\.\.\.|=(?=[\s,;)]|$)|(?==))"
+        rf"|(?<=\bchoose another )(?P<fix>{names})\b|(?<=\bleave )(?P<left>{names})(?= out\b)")
+    renamed = mention.sub(lambda m: flags[m["given"] or m["fix"] or m["left"]], text)
+    if name in flags and renamed.startswith(name + ": "):
+        renamed = flags[name] + renamed[len(name):]
+    return exc if renamed == text else type(exc)(renamed)
+
+
+# The most episodes one `--episodes` may name (`episode_list`): far more than any dataset holds (DROID has ~92k), so
+# only a typo (`0-999999999`) is refused, before a list of that many indices (gigabytes) is built
+MAX_EPISODE_INDICES = 10_000_000
 
 
 def episode_list(flag: str, text: str) -> list[int]:
     """`--episodes 0,3,7` (or `5-9`: 5 to 9 inclusive) as a list of indices, spelled alike by every command that
     selects episodes (`train`, `dataset label`, `dataset select`); the command's API checks them against the dataset.
-    Negative indices pass through: whether they count from the end is the API's to say."""
-    items = [item.strip() for item in text.split(",")]
-    indices: list[int] = []
-    for item in items:
+    Negative indices pass through: whether they count from the end is the API's to say. More than
+    `MAX_EPISODE_INDICES` in all is refused before any is listed."""
+    parts: list[range] = []
+    for item in (item.strip() for item in text.split(",")):
         span = re.fullmatch(r"([0-9]+)-([0-9]+)", item)
         if span and int(span[1]) <= int(span[2]):
-            indices.extend(range(int(span[1]), int(span[2]) + 1))
+            parts.append(range(int(span[1]), int(span[2]) + 1))
         elif re.fullmatch(r"-?[0-9]+", item):
-            indices.append(int(item))
+            parts.append(range(int(item), int(item) + 1))
         else:
             raise ValueError(f"{flag} {text!r}: expected episode indices (integers from 0) or ranges A-B (A <= B) "
                              f"separated by commas, e.g. {flag} 0,3,5-9")
-    return indices
+    total = sum(map(len, parts))
+    if total > MAX_EPISODE_INDICES:
+        raise ValueError(f"{flag} {text!r}: names {total:,} episodes; at most {MAX_EPISODE_INDICES:,} are taken, more "
+                         "than any dataset holds (DROID has about 92,000): check the range's bounds")
+    return [i for part in parts for i in part]
 
 
 def api_key_from_env(var: str) -> str:

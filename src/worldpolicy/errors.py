@@ -1,7 +1,7 @@
 """How an API error names what to fix: every error about an argument starts with the parameter's name (`steps=0 must
-be >= 1`, `control_hz: ...`). The command line renames it to its flag (`cli.flag_named`), the agents' tools to their
-argument (`agents.toolbox`); both read it here, so the convention is read one way. A list an error echoes (episode
-indexes) is shown briefly (`brief_list`)."""
+be >= 1`, `control_hz: ...`). The command line renames it, and the others it names with a value, to their flags
+(`cli.flag_named`), the agents' tools to their argument (`agents.toolbox`); both read it here, so the convention is read
+one way. A list an error echoes (episode indexes) is shown briefly (`brief_list`)."""
 
 from __future__ import annotations
 

@@ -103,8 +103,8 @@ def _cuda() -> bool:
         (["--dtype", "half"], ("error: --dtype='half' is not supported; accepted: float32, fp32, bfloat16, bf16, "
                                "float16, fp16 (in any case)")),
         # it told a command-line user to "use device='cpu'", a Python parameter
-        pytest.param(["--device", "cuda"], "cuda is not available here; run on the CPU: device='cpu' (on the command "
-                     "line, --device cpu)", marks=pytest.mark.skipif(_cuda(), reason="CUDA is available here")),
+        pytest.param(["--device", "cuda"], "error: --device='cuda' was asked for but cuda is not available here; run on "
+                     "the CPU: --device='cpu'\n", marks=pytest.mark.skipif(_cuda(), reason="CUDA is available here")),
     ],
 )
 def test_predict_bad_input_is_one_clear_line(tiny_checkpoint, image_file, tmp_path, capsys, monkeypatch, extra,
@@ -932,7 +932,8 @@ def test_demo_bad_seed_is_refused_before_the_model_loads(tmp_path, capsys, monke
     (ValueError("steps=0 must be >= 1"), "--steps=0 must be >= 1"),
     (KeyError("robot: unknown name 'x'"), "--robot: unknown name 'x'"),  # a KeyError's text, not its repr
     (ValueError("stepsize=3 is not a parameter we map"), "stepsize=3 is not a parameter we map"),
-    (ValueError("the steps=0 further in are left alone"), "the steps=0 further in are left alone"),
+    (ValueError("the steps=0 further in is renamed too"), "the --steps=0 further in is renamed too"),
+    (ValueError("stepsize=3 is not steps"), "stepsize=3 is not steps"),  # a mention only where it is given a value
     (ValueError("out: 'x' holds a dataset: choose another out (a new or empty folder)"),  # the fix it names too
      "--out: 'x' holds a dataset: choose another --out (a new or empty folder)"),
     (ValueError("out: 'x' is inside 'y', which holds a dataset; choose another out"),
@@ -940,11 +941,53 @@ def test_demo_bad_seed_is_refused_before_the_model_loads(tmp_path, capsys, monke
     (ValueError("out: 'x' holds them; choose another out_dir"), "--out: 'x' holds them; choose another out_dir"),
     (ValueError("robot='x' is in it; choose another out"), "--robot='x' is in it; choose another --out"),
 ])
-def test_flag_named_renames_a_leading_parameter_only(error, named):
+def test_flag_named_renames_the_parameters_it_knows(error, named):
     from worldpolicy.cli import flag_named
 
     renamed = flag_named(error, {"steps": "--steps", "robot": "--robot", "out": "--out"})
     assert type(renamed) is type(error) and renamed.args[0] == named
+
+
+EDIT = {"episodes": "--episodes", "drop_episodes": "--drop-episodes", "success": "--success",
+        "drop_success": "--drop-success", "video_codec": "--video-codec", "overwrite": "--overwrite",
+        "checkpoint": "--checkpoint", "datasets": "ROOT"}
+
+
+@pytest.mark.parametrize("error, named", [
+    # every parameter an empty selection names, not only the first
+    (ValueError("episodes=[0], drop_episodes=[0], success='only': leave no episode"),
+     "--episodes=[0], --drop-episodes=[0], --success='only': leave no episode"),
+    # a switch's True is the flag alone; success is not renamed inside drop_success
+    (ValueError("datasets[1] ('b') does not say; pass drop_success=True to merge them"),
+     "datasets[1] ('b') does not say; pass --drop-success to merge them"),
+    (ValueError("success='only': 'x' has no success column; leave success out"),
+     "--success='only': 'x' has no success column; leave --success out"),
+    # a message led by a parameter the command does not map (the writer's `features[...]`) still names the flag
+    (ValueError("features['cam']: video_codec='libx264' needs even frame sizes, got 5x7; use "
+                "video_codec='libx264rgb' for odd sizes"),
+     ("features['cam']: --video-codec='libx264' needs even frame sizes, got 5x7; use --video-codec='libx264rgb' "
+      "for odd sizes")),
+    (FileExistsError("root='x' holds a dataset; pass overwrite=True to replace it"),
+     "root='x' holds a dataset; pass --overwrite to replace it"),
+    (ValueError("name the checkpoint to run (checkpoint=...)"), "name the checkpoint to run (--checkpoint)"),
+    (KeyError("datasets=['a']: give two or more"), "ROOT=['a']: give two or more"),
+    # a call's keyword is Python the user may write, not a flag; a bare `name=` is the flag alone
+    (ValueError("success='x': pass f(success=...) or overwrite=, episodes= or checkpoint="),
+     "--success='x': pass f(success=...) or --overwrite, --episodes or --checkpoint"),
+])
+def test_flag_named_renames_every_parameter_a_message_gives(error, named):
+    """`dataset select`/`merge` patched these by string replacement on top of a leading-parameter-only rename."""
+    from worldpolicy.cli import flag_named
+
+    renamed = flag_named(error, EDIT)
+    assert type(renamed) is type(error) and renamed.args[0] == named
+
+
+def test_flag_named_returns_an_error_naming_no_parameter_as_it_is():
+    from worldpolicy.cli import flag_named
+
+    error = ValueError("the episodes were cut short; leave them out")
+    assert flag_named(error, EDIT) is error
 
 
 def test_output_piped_into_a_reader_that_left_ends_quietly(tmp_path):
@@ -991,3 +1034,24 @@ def test_merge_adapter_names_the_checkpoint_argument_the_user_typed(tmp_path, ca
         assert f"worldpolicy merge-adapter: error: CHECKPOINT={str(given)!r} {said}" in err and "checkpoint=" not in err
         assert "nor 'shipped'" not in err and "hub id" not in err
     assert not (tmp_path / "merged").exists()
+
+
+def test_episode_list_reads_indices_and_ranges():
+    from worldpolicy.cli import episode_list
+
+    assert episode_list("--episodes", "0, 3,5-7,-1") == [0, 3, 5, 6, 7, -1]
+
+
+def test_episode_list_refuses_more_episodes_than_any_dataset_holds_before_listing_them(monkeypatch):
+    """`--episodes 0-999999999` built a billion-item list (gigabytes) before the dataset was opened."""
+    from worldpolicy import cli
+
+    with pytest.raises(ValueError) as refused:
+        cli.episode_list("--drop-episodes", "0-999999999")
+    assert str(refused.value) == ("--drop-episodes '0-999999999': names 1,000,000,000 episodes; at most 10,000,000 "
+                                  "are taken, more than any dataset holds (DROID has about 92,000): check the range's "
+                                  "bounds")
+    monkeypatch.setattr(cli, "MAX_EPISODE_INDICES", 5)  # the bound itself is taken; the total over the items counts
+    assert cli.episode_list("--episodes", "1-3,7,-1") == [1, 2, 3, 7, -1]
+    with pytest.raises(ValueError, match="names 6 episodes; at most 5 are taken"):
+        cli.episode_list("--episodes", "1-3,7,-1,9")

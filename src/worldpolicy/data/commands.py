@@ -349,7 +349,7 @@ def _check(args: argparse.Namespace) -> int:
 # extract_frame's parameters as `dataset frame` spells them (`cli.flag_named`)
 FRAME_FLAGS = {name: "--" + name.replace("_", "-") for name in (
     "out", "episode", "frame", "checkpoint", "embodiment", "cameras", "clip", "state_keys", "actions", "chunk_size",
-    "action_keys")}
+    "action_keys", "overwrite")} | {"to_end": "--actions-to-end"}
 
 
 def _frame(args: argparse.Namespace) -> int:
@@ -367,14 +367,12 @@ def _frame(args: argparse.Namespace) -> int:
             actions=args.actions or args.actions_to_end, chunk_size=args.chunk_size, action_keys=args.action_keys,
             overwrite=args.overwrite, to_end=args.actions_to_end,
         )
-    except FileExistsError as exc:  # the Python API's overwrite=True is this command's --overwrite
-        raise FileExistsError(str(flag_named(exc, FRAME_FLAGS)).replace("overwrite=True", "--overwrite")) from None
-    except (ValueError, KeyError) as exc:  # and the Python API's actions=True is --actions, to_end=True
+    except FileExistsError as exc:
+        raise flag_named(exc, FRAME_FLAGS) from None
+    except (ValueError, KeyError) as exc:
         # --actions-to-end asks for the actions too: an error about them names the flag given
-        flags = {**FRAME_FLAGS, "actions": "--actions-to-end"} if args.actions_to_end else FRAME_FLAGS
-        said = (flag_named(exc, flags).args[0].replace("to_end=True", "--actions-to-end", 1)
-                .replace("actions=True", "--actions").replace("(checkpoint=...)", "(--checkpoint)"))
-        raise type(exc)(said) from None
+        raise flag_named(exc, {**FRAME_FLAGS, "actions": "--actions-to-end"} if args.actions_to_end
+                         else FRAME_FLAGS) from None
     print(f"episode {obs.episode}, frame {obs.frame} of {obs.root}: task {obs.task!r}")
     recorded = [obs.actions, *obs.futures.values()] if obs.actions is not None else []
     for path in [*obs.images.values(), *obs.clips.values(), *recorded, obs.out / FRAME_FILE]:  # the last: task, state
@@ -513,7 +511,7 @@ def _from_sim(args: argparse.Namespace) -> int:
 # label_dataset's parameters as `dataset label` spells them (`cli.flag_named`)
 LABEL_FLAGS = {name: "--" + name.replace("_", "-") for name in (
     "out", "checkpoint", "embodiment", "episodes", "seed", "batch_size", "resample", "state_keys", "action_key",
-    "steps", "device", "dtype", "video_codec")} | {"dataset": "ROOT"}
+    "steps", "device", "dtype", "video_codec", "overwrite")} | {"dataset": "ROOT"}
 
 
 def _label(args: argparse.Namespace) -> int:
@@ -533,9 +531,7 @@ def _label(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             **{k: v for k in ("steps", "device", "dtype") if (v := getattr(args, k)) is not None},
         )
-    except FileExistsError as exc:  # the Python API's overwrite=True is this command's --overwrite
-        raise FileExistsError(str(flag_named(exc, LABEL_FLAGS)).replace("overwrite=True", "--overwrite")) from None
-    except (ValueError, KeyError) as exc:
+    except (FileExistsError, ValueError, KeyError) as exc:
         raise flag_named(exc, LABEL_FLAGS) from None
     except KeyboardInterrupt as stop:  # the labels so far are discarded: say so, and that a rerun gives them again
         print(f"worldpolicy dataset label: interrupted; nothing was written to {args.out} (a dataset already there is "
@@ -596,8 +592,8 @@ def _show(args: argparse.Namespace) -> int:
 
 # select_episodes' and merge_datasets' parameters as `dataset select` and `dataset merge` spell them (`cli.flag_named`)
 EDIT_FLAGS = {name: "--" + name.replace("_", "-") for name in (
-    "out", "episodes", "drop_episodes", "success", "drop_success", "video_codec")} | {"dataset": "ROOT",
-                                                                                        "datasets": "ROOT"}
+    "out", "episodes", "drop_episodes", "success", "drop_success", "video_codec", "overwrite")} | {
+    "dataset": "ROOT", "datasets": "ROOT"}
 
 
 def _edit(run: Callable[[], Any], what: str, out: str) -> int:
@@ -609,14 +605,8 @@ def _edit(run: Callable[[], Any], what: str, out: str) -> int:
 
     try:
         result = run()
-    except FileExistsError as exc:  # the Python API's overwrite=True is this command's --overwrite
-        raise FileExistsError(str(flag_named(exc, EDIT_FLAGS)).replace("overwrite=True", "--overwrite")) from None
-    except (ValueError, KeyError) as exc:
-        said = flag_named(exc, EDIT_FLAGS)
-        text = str(said.args[0]).replace("drop_success=True", "--drop-success")
-        # an empty selection names every choosing parameter given (`episodes=[0], drop_episodes=[0]: ...`)
-        text = re.sub(r"(?<=, )(drop_episodes|success)(?==)", lambda m: EDIT_FLAGS[m[1]], text)
-        raise type(said)(text.replace("leave success out", "leave --success out")) from None
+    except (FileExistsError, ValueError, KeyError) as exc:
+        raise flag_named(exc, EDIT_FLAGS) from None
     except KeyboardInterrupt as stop:
         print(f"worldpolicy dataset {what}: interrupted; nothing was written to {out} (a dataset already there is "
               "unchanged, the sources were only read)", file=sys.stderr)

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import brief_list
 from ..processing.video import CODECS
-from .label import check_episodes, check_out
+from .checks import check_episodes, check_out
 from .layout import AUTO_FEATURES, SUCCESS_COLUMN, SUCCESS_FILTERS, image_hw
 from .lerobot import Episode, LeRobotDataset, video_codec, write_episodes
 

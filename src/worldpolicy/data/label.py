@@ -24,17 +24,16 @@ from typing import Any
 import numpy as np
 
 from ..embodiments import Embodiment
-from ..errors import brief_list
-from ..fileio import PROVENANCE_KEY, file_in_the_way, folder_kind, interruption, sigint_held
+from ..fileio import interruption, sigint_held
 from ..models import portable_checkpoint
-from .layout import AUTO_FEATURES, INFO_PATH, check_feature, read_json
+from .checks import check_episodes, check_out
+from .layout import AUTO_FEATURES, check_feature
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
 from .observations import CameraMismatch, camera_sources, check_state_width, named_state_keys
 from .sampling import caption_variants
 from .stats import first_non_finite
 
-__all__ = ["LABEL_SOURCE", "check_episodes", "check_out", "check_state_keys", "episode_seed", "label_cameras",
-           "label_dataset"]
+__all__ = ["LABEL_SOURCE", "check_state_keys", "episode_seed", "label_cameras", "label_dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -244,20 +243,6 @@ def checked_policy_embodiment(checkpoint: Any, embodiment: Any, load_options: di
     return Policy.check_pretrained(checkpoint, embodiment, **load_options)[0]
 
 
-def check_episodes(ds: LeRobotDataset, episodes: Sequence[int] | None, param: str = "episodes") -> list[int]:
-    """The episodes to read (to label, to evaluate on: `data.openloop`, to keep or drop: `data.edit`), ascending: all,
-    or the given indexes (negative from the end), each once; refused naming `param`."""
-    n = ds.num_episodes
-    if episodes is None:
-        return list(range(n))
-    given = [episodes] if isinstance(episodes, (int, np.integer)) else list(episodes)
-    bad = [e for e in given if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or not -n <= e < n]
-    if not given or bad:
-        raise ValueError(f"{param}={brief_list(given)}: " + (f"{brief_list(bad)} out of range" if bad else "none given")
-                         + f"; accepted: episode indexes in 0..{n - 1} (negative from the end)")
-    return sorted({int(e) % n for e in given})
-
-
 def check_state_keys(ds: LeRobotDataset, state_keys: Sequence[str] | None, emb: Embodiment,
                      chosen: list[int]) -> list[str]:
     """The state features a state-conditioned embodiment reads from the dataset (their widths adding up to its
@@ -289,43 +274,3 @@ def _check_action_key(ds: LeRobotDataset, action_key: Any, state_keys: list[str]
              else "a column LeRobot fills in" if action_key in AUTO_FEATURES else None)
     if taken:
         raise ValueError(f"action_key={action_key!r} is {taken} of the dataset; choose another name (default: action)")
-
-
-def check_out(sources: Sequence[Path], out: str | Path, overwrite: bool, made_by: Sequence[str], command: str,
-              being: str) -> Path:
-    """`out` as the folder of a new dataset made from the datasets at `sources` (`dataset label`, `select`, `merge`):
-    not one of them, inside one or holding one, not inside another dataset or checkpoint, and an existing dataset
-    there only with `overwrite` and only one whose `provenance["source"]` is in `made_by` (a command's source, e.g.
-    "worldpolicy dataset select").
-    `being` says what the sources are to the command in its errors ("labelled")."""
-    out = Path(out).expanduser()
-    dst = Path(os.path.abspath(out)).resolve()
-    for root in sources:
-        src = Path(os.path.abspath(root)).resolve()
-        if dst == src or src in dst.parents or dst in src.parents:
-            where = "is" if dst == src else "is inside" if src in dst.parents else "holds"
-            raise ValueError(f"out: {str(out)!r} {where} the dataset being {being} ({str(root)!r}); {command} writes "
-                             "a new dataset: choose a folder outside it")
-    blocking = file_in_the_way(out.parent)  # out itself a file is refused below, as one that is not a dataset
-    if blocking is not None:
-        raise ValueError(f"out: {str(out)!r} is under {str(blocking)!r}, which is a file; choose a new or empty folder")
-    for parent in dst.parents:
-        found = folder_kind(parent)
-        if found is not None and found[0].writer is None:
-            raise ValueError(f"out: {str(out)!r} is inside {str(parent)!r}, which holds {found[0].what} "
-                             f"({found[1]}); choose a folder outside it")
-    if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
-        if not (dst / INFO_PATH).is_file():
-            raise FileExistsError(f"out: {str(out)!r} exists and is not a dataset; choose a new or empty folder")
-        try:
-            source = (read_json(dst / INFO_PATH, "info.json").get(PROVENANCE_KEY) or {}).get("source")
-        except (ValueError, AttributeError):
-            source = None
-        makers = " or ".join(f"`{made.removeprefix('worldpolicy ')}`" for made in made_by)
-        if source not in made_by:
-            raise FileExistsError(f"out: {str(out)!r} holds a dataset not made by {makers}; choose a new or empty "
-                                  f"folder (overwrite=True replaces only a dataset {makers} made)")
-        if not overwrite:  # named by what made it: `dataset select` may replace what `dataset merge` made
-            raise FileExistsError(f"out: {str(out)!r} holds an earlier `{source.removeprefix('worldpolicy ')}` run's "
-                                  "dataset; pass overwrite=True to replace it")
-    return out

@@ -43,7 +43,8 @@ from ..embodiments import Embodiment
 from ..fileio import OPENLOOP_FILE, output_folder, write_json_atomic
 from ..models import portable_checkpoint
 from .actions import RecordedActions, recorded_actions
-from .label import check_episodes, check_state_keys, checked_policy_embodiment, episode_seed, label_cameras
+from .checks import check_episodes
+from .label import check_state_keys, checked_policy_embodiment, episode_seed, label_cameras
 from .lerobot import LeRobotDataset
 from .sampling import caption_variants
 from .stats import first_non_finite

@@ -32,7 +32,7 @@ import numpy as np
 from ..embodiments import Embodiment, get_embodiment
 from ..fileio import SHOW_FILE, Terminated, output_folder, staged_folder, write_json_atomic
 from .actions import RecordedActions, recorded_actions
-from .label import check_episodes
+from .checks import check_episodes
 from .lerobot import LeRobotDataset
 from .observations import check_state_width, default_state_keys, numeric_features
 from .stats import first_non_finite

@@ -49,7 +49,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         raise ValueError(f"device={device!r} cannot run a model; accepted: {', '.join(available)} (e.g. 'cuda:1')")
     if not available[resolved.type]():
         raise ValueError(f"device={device!r} was asked for but {resolved.type} is not available here; run on the "
-                         "CPU: device='cpu' (on the command line, --device cpu)")
+                         "CPU: device='cpu'")  # the command line names its flag (`cli.flag_named`)
     count = torch.cuda.device_count() if resolved.type == "cuda" else 0
     if resolved.type == "cuda" and resolved.index is not None and resolved.index >= count:
         accepted = ", ".join(repr(f"cuda:{i}") for i in range(count))
