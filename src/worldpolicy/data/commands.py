@@ -276,7 +276,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="episodes to leave out, spelled as --episodes")
     select.add_argument("--success", choices=SUCCESS_FILTERS,
                         help="only: keep the episodes that succeeded; failures: the others (a dataset with a success "
-                        "column: `dataset from-sim --policy`)")
+                        "column: `dataset from-sim`)")
     _add_edit_flags(select, "an earlier select or merge")
     select.set_defaults(func=_select)
 

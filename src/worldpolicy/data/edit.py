@@ -75,7 +75,7 @@ def select_episodes(
         flags = ds.episode_success
         if flags is None:
             raise ValueError(f"success={success!r}: dataset {str(ds.root)!r} does not say which episodes succeeded "
-                             "(no success column in meta/episodes: `dataset from-sim --policy` writes one); leave "
+                             "(no success column in meta/episodes: `dataset from-sim` writes one); leave "
                              "success out")
         chosen = [i for i in chosen if bool(flags[i]) == (success == "only")]
     if not chosen:

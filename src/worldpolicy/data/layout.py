@@ -54,7 +54,7 @@ EPISODE_COLUMNS = (
     "dataset_to_index",
 )
 # worldpolicy's own meta/episodes column (LeRobot keeps and ignores columns it does not know): whether the episode
-# succeeded, one bool per episode, where a recording knows (`dataset from-sim --policy`), so a user can filter on it
+# succeeded, one bool per episode, where a recording knows (`dataset from-sim`), so a user can filter on it
 SUCCESS_COLUMN = "success"
 SUCCESS_FILTERS = ("only", "failures")  # which episodes `dataset select --success` keeps: the succeeded, or the others
 VIDEO_EPISODE_FIELDS = ("chunk_index", "file_index", "from_timestamp", "to_timestamp")

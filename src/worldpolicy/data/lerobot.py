@@ -336,7 +336,7 @@ class LeRobotDataset:
             # declared in info.json but not read (a 2-D column, a depth camera): training and predict cannot use them
             **({"not_read": dict(self.unread_features)} if self.unread_features else {}),
             "has_stats": self.stats_path.is_file(),
-            # whether each episode succeeded, where it says (`dataset from-sim --policy`): the failed ones' indices, as
+            # whether each episode succeeded, where it says (`dataset from-sim`): the failed ones' indices, as
             # `dataset eval`, `dataset frame` and train's --episodes take them
             **({"success": {"succeeded": int(done.sum()),
                             "failed_episodes": [i for i, ok in enumerate(done) if not ok]}}

@@ -47,7 +47,7 @@ def _summary(doc: Mapping[str, Any]) -> str:
              ("tasks", doc.get("tasks")), ("cameras", len(cameras)),
              ("format", f"LeRobot {doc.get('codebase_version')}"),
              ("columns read as", f"embodiment {doc['embodiment']}" if doc.get("embodiment") else "recorded")]
-    if success := doc.get("success"):  # where the episodes table says (`dataset from-sim --policy`)
+    if success := doc.get("success"):  # where the episodes table says (`dataset from-sim`)
         cards.insert(4, ("succeeded", f"{success['succeeded']} of {doc.get('episodes')}"))
     chosen = doc.get("chosen", [])
     which = (f"the first {len(chosen)} (by default; --episodes chooses others)" if doc.get("chosen_by_default")
