@@ -407,3 +407,29 @@ def test_a_mistake_warned_about_on_one_connection_is_told_to_the_next_client_mak
             remote.close()
     assert [size for size, _ in fused] == [2, 2]
     assert [len(lines) for _, lines in fused] == [1, 1] and "44x80 pixels" in fused[0][1][0]
+
+
+def test_a_client_that_reconnects_hears_the_servers_ignored_state_line_again(tiny_policy, caplog):
+    """Warnings are told once per connection (`logcapture.told_once`): `RemotePolicy` says an ignored state itself
+    once, and after it reconnects the new connection's server relays its own copy, as it does any warning."""
+    import logging
+    import threading
+
+    from worldpolicy.policy import ignored_state_warning
+
+    server = PolicyServer(loader=lambda: tiny_policy, config=ServerConfig(host="127.0.0.1", port=0, max_wait_ms=1000))
+    ignored = ignored_state_warning(tiny_policy.embodiment, np.zeros(10))
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.thread == threading.get_ident()]
+
+    with ServerThread(server) as t, caplog.at_level(logging.WARNING, logger="worldpolicy"):
+        remote = RemotePolicy(t.url)
+        remote.act(_cameras(0), "push", state=np.zeros(10), seed=0)
+        assert said() == [ignored]  # the client's own line; the server's copy in that reply is not said again
+        caplog.clear()
+        remote.close()  # its next call reconnects: a new connection, told again by the server
+        remote.act(_cameras(0), "push", state=np.zeros(10), seed=0)
+        remote.act(_cameras(0), "push", state=np.zeros(10), seed=0)
+        remote.close()
+    assert said() == [f"server {t.url}: {ignored}"]

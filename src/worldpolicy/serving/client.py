@@ -791,10 +791,11 @@ class RemotePolicy:
 
     def _say_ignored_state(self, state: np.ndarray) -> None:
         """A state the served embodiment does not condition on, said once by this client, as a local `Policy` says it
-        once: the server says it once per policy, to the first client that sends one, so a second robot on the same
-        server would never hear that its state is ignored. Only for a server that announces its embodiment (ours);
-        another's model may read the state. On the `worldpolicy.policy` logger, where the local `Policy` says it, so
-        the first reply's copy of the same line is not said twice (`_say`)."""
+        once, in its words (no `server ...:` prefix): a server before told warnings once per connection
+        (`logcapture.told_once`) said it once per policy, to the first client that sent one, so a second robot never
+        heard that its state is ignored. Only for a server that announces its embodiment (ours); another's model may
+        read the state. On the `worldpolicy.policy` logger, where the local `Policy` says it, so the reply's copy of the
+        same line is not said twice (`_say`)."""
         if self._state_said:
             return
         self._announced()
