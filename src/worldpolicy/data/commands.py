@@ -524,7 +524,7 @@ def _label(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             **{k: v for k in ("steps", "device", "dtype") if (v := getattr(args, k)) is not None},
         )
-    except (FileExistsError, ValueError, KeyError) as exc:
+    except (FileExistsError, ValueError, KeyError, FileNotFoundError) as exc:  # the last: a --checkpoint not there
         raise flag_named(exc, LABEL_FLAGS) from None
     except KeyboardInterrupt as stop:  # the labels so far are discarded: say so, and that a rerun gives them again
         print(f"worldpolicy dataset label: interrupted; nothing was written to {args.out} (a dataset already there is "
