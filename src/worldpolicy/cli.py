@@ -53,7 +53,8 @@ def flag_named(exc: Exception, flags: Mapping[str, str]) -> Exception:
     Python the user may write), where the text leads with it (`name: `, `errors.error_parameter`) and where it is
     named as the fix (`choose another name`, as the output-folder checks say it: `fileio.refuse_foreign_folder`;
     `leave name out`). A value the text quotes (`out='/data/seed=3'`: what the user gave) or a path shows, and a call's
-    arguments (`ActionDecoder(..., prompt=...)`) are kept as they are. An error that names none of them is returned as it is."""
+    arguments (`ActionDecoder(..., prompt=...)`) are kept as they are. An error that names none of them is returned as
+    it is."""
     if not flags:
         return exc
     name, text = error_parameter(exc)
