@@ -974,6 +974,11 @@ EDIT = {"episodes": "--episodes", "drop_episodes": "--drop-episodes", "success":
     # a call's keyword is Python the user may write, not a flag; a bare `name=` is the flag alone
     (ValueError("success='x': pass f(success=...) or overwrite=, episodes= or checkpoint="),
      "--success='x': pass f(success=...) or --overwrite, --episodes or --checkpoint"),
+    # a value the user gave, quoted, is theirs (a folder `seed=3`), and a call's later keywords are Python too
+    (ValueError("episodes=[7]: dataset '/runs/episodes=5' holds 3; see \"success=only\" or g(x, checkpoint=...)"),
+     "--episodes=[7]: dataset '/runs/episodes=5' holds 3; see \"success=only\" or g(x, checkpoint=...)"),
+    (ValueError("/runs/episodes=5/meta/info.json: info.json is missing"),
+     "/runs/episodes=5/meta/info.json: info.json is missing"),
 ])
 def test_flag_named_renames_every_parameter_a_message_gives(error, named):
     """`dataset select`/`merge` patched these by string replacement on top of a leading-parameter-only rename."""

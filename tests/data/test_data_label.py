@@ -337,3 +337,6 @@ def test_the_command_names_its_flags(tiny, tmp_path, capsys):
     assert main(["dataset", "label", str(ds.root), "--checkpoint", str(tiny), "--embodiment", "pusht",
                  "--out", str(tmp_path / "o"), "--episodes", "9"]) != 0
     assert "--episodes=[9]" in capsys.readouterr().err
+    assert main(["dataset", "label", str(ds.root), "--checkpoint", str(tmp_path / "nope"), "--embodiment", "pusht",
+                 "--out", str(tmp_path / "o")]) != 0  # a checkpoint not there (FileNotFoundError), as eval names it
+    assert f"--checkpoint={str(tmp_path / 'nope')!r} is neither" in capsys.readouterr().err

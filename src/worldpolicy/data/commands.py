@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +35,7 @@ FLAGS = {
     "ensemble_decay": "--ensemble-decay",
     "steps": "--steps",
     "device": "--device",
+    "overwrite": "--overwrite",
 }
 
 
@@ -400,14 +400,10 @@ def _check_task(task: str, options: dict) -> None:
         raise ValueError(f"--task-option: {exc}") from None
 
 
-def _flagged(message: str) -> str:
-    """sim_to_dataset's message with each parameter it names (`num_episodes=0`, `image_size: ...`) as its flag."""
-    return re.sub(rf"\b({'|'.join(FLAGS)})(=|: )", lambda m: FLAGS[m[1]] + m[2], message)
-
-
 def _from_sim(args: argparse.Namespace) -> int:
     import sys
 
+    from worldpolicy.cli import flag_named
     from worldpolicy.data.from_sim import ExpertFailed, RecordingInterrupted, sim_to_dataset
     from worldpolicy.fileio import Terminated, exit_status
     from worldpolicy.processing.video import CODECS
@@ -455,7 +451,7 @@ def _from_sim(args: argparse.Namespace) -> int:
         try:
             strategy = ChunkStrategy(args.strategy or "execute", args.execute_steps, **decay)
         except ValueError as exc:
-            raise ValueError(_flagged(str(exc))) from None
+            raise flag_named(exc, FLAGS) from None
     if args.policy not in ("scripted", "random") and not args.policy.startswith(("ws://", "wss://")):
         from worldpolicy.models import resolve_checkpoint
 
@@ -495,13 +491,10 @@ def _from_sim(args: argparse.Namespace) -> int:
         raise with_key_hint(exc, "dataset from-sim") from None
     except ExpertFailed as exc:  # bad settings for the expert, not a crash: one line, naming the flags
         raise ValueError(exc.describe(flags=True)) from None
-    except FileExistsError as exc:  # the writer speaks Python (overwrite=True); this is the command line
-        raise FileExistsError(str(exc).replace("pass overwrite=True", "pass --overwrite")) from None
-    except (ValueError, KeyError, FileNotFoundError) as exc:
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as exc:  # the last: the writer's overwrite=True
         # "num_episodes=0 ..." (from_sim), "image_size: ..." (the env) and "robot: unknown name ..." (a KeyError; a
         # FileNotFoundError for an MJCF path not there) alike
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        raise type(exc)(_flagged(str(message))) from None
+        raise flag_named(exc, FLAGS) from None
     out = result.dataset.summary()
     out.update(seeds=result.seeds, failed_seeds=result.failed_seeds, wall_s=round(result.wall_s, 2))
     print(json.dumps(out, indent=2))
@@ -531,7 +524,7 @@ def _label(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             **{k: v for k in ("steps", "device", "dtype") if (v := getattr(args, k)) is not None},
         )
-    except (FileExistsError, ValueError, KeyError) as exc:
+    except (FileExistsError, ValueError, KeyError, FileNotFoundError) as exc:  # the last: a --checkpoint not there
         raise flag_named(exc, LABEL_FLAGS) from None
     except KeyboardInterrupt as stop:  # the labels so far are discarded: say so, and that a rerun gives them again
         print(f"worldpolicy dataset label: interrupted; nothing was written to {args.out} (a dataset already there is "

@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "separated by commas (overrides validation.episodes)")
     p.add_argument("--success", metavar="any|only",
                    help="only: train (and hold out) only episodes the dataset's success column flags as succeeded, "
-                   "as `dataset from-sim --policy --keep-failures` records it (filtered behaviour cloning); any: every "
+                   "as `dataset from-sim --keep-failures` records it (filtered behaviour cloning); any: every "
                    "episode (overrides data.success; default: the config's, else any)")
     p.add_argument("--install", action="store_true", help="recipes: copy the result into worldpolicy/models")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -49,9 +49,9 @@ class DataConfig:
     # of them; `exclude_episodes` then leaves some out (a broken recording, a held-out set) without listing the rest
     episodes: list[int] | None = None
     exclude_episodes: list[int] = field(default_factory=list)
-    # "only": of those, the episodes meta/episodes' success column flags as succeeded (a `dataset from-sim --policy
-    # --keep-failures` recording: filtered behaviour cloning); "any": every one. Held-out episodes too must have
-    # succeeded (`ValidationConfig.held_out`)
+    # "only": of those, the episodes meta/episodes' success column flags as succeeded (a `dataset from-sim
+    # --keep-failures` recording, the expert's or a policy's: filtered behaviour cloning); "any": every one. Held-out
+    # episodes too must have succeeded (`ValidationConfig.held_out`)
     success: str = "any"
     cache_dir: str | None = None  # default: <output_dir>/cache
 
@@ -64,7 +64,7 @@ class DataConfig:
         if succeeded is None:
             raise ValueError(f"data.success={self.success!r} keeps the episodes that succeeded, but data.dataset "
                              f"{self.dataset!r} does not say which did (no success column in meta/episodes; `dataset "
-                             "from-sim --policy --keep-failures` records one): train on every episode (data.success "
+                             "from-sim` records one): train on every episode (data.success "
                              "any), or give a dataset with the column")
         return [i for i, ok in enumerate(succeeded) if not ok]
 
