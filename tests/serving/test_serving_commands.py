@@ -239,7 +239,8 @@ def test_cuda_graphs_needs_cuda_before_the_port_opens(tmp_path, capsys, monkeypa
     _checked_checkpoint(tmp_path)
     monkeypatch.setattr(PolicyServer, "run", lambda self: pytest.fail("the server started"))
     assert main(_serve(tmp_path, "--cuda-graphs", "--device", "cpu")) == 2
-    assert "cuda_graphs=True needs a CUDA device, but device='cpu'" in capsys.readouterr().err
+    assert "error: --cuda-graphs needs a CUDA device, but --device='cpu'; drop it or use --device='cuda'" in \
+        capsys.readouterr().err
 
 
 def test_compiling_with_batches_warns_that_shapes_compile_on_first_use(tmp_path, capsys, monkeypatch):

@@ -187,7 +187,7 @@ def _serve(args: argparse.Namespace) -> int:
         if args.seed is not None:
             check_seed(args.seed)
     except (ValueError, KeyError, FileNotFoundError) as exc:
-        raise flag_named(exc, LOAD_FLAGS) from None
+        raise flag_named(exc, {**LOAD_FLAGS, "compile": "--compile", "cuda_graphs": "--cuda-graphs"}) from None
     check_key_map(embodiment, key_map, "--key-map")
     if (args.compile or args.cuda_graphs) and args.max_batch > 1:
         flag = "--cuda-graphs" if args.cuda_graphs else "--compile"
