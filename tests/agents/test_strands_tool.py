@@ -226,3 +226,6 @@ def test_the_tool_dreams_and_shows_a_dataset(configured, pusht_dataset, inputs_d
     assert [e["episode"] for e in shown["episodes"]] == [0] and shown["summary"]["fps"] == 10, shown
     error = _json(strands_tool.worldpolicy_tool(action="show_dataset", dataset=str(pusht_dataset), episodes=[7]))
     assert error["error"]["parameter"] == "episodes", error
+    # the tool's arguments are not typed: a list for embodiment is refused naming it, not a bare "unhashable type"
+    error = _json(strands_tool.worldpolicy_tool(action="show_dataset", dataset=str(pusht_dataset), embodiment=["x"]))
+    assert error["error"]["parameter"] == "embodiment", error

@@ -1288,10 +1288,13 @@ class Toolbox:
                                      or not 1 <= len(episodes) <= MAX_SHOWN_EPISODES):
             raise ToolInputError("episodes", f"expected a list of 1 to {MAX_SHOWN_EPISODES} episode indexes (from 0; "
                                  "negative from the end)", episodes)
-        # a shipped model's own embodiment (panda_reach, which `list_embodiments` lists) by its name too: the registry's
-        # error for it says to pass its spec file, which a tool refuses
-        shipped = {r.embodiment.key: r.embodiment for r in listed_embodiments() if r.shipped is not None}
-        emb = None if embodiment is None else shipped.get(embodiment) or self._embodiment(embodiment)
+        emb = None
+        if embodiment is not None:
+            # a shipped model's own embodiment (panda_reach, which `list_embodiments` lists) by its name too: the
+            # registry's error for it says to pass its spec file, which a tool refuses. Anything else (a list from the
+            # untyped Strands tool too) is `_embodiment`'s to name or refuse as `embodiment`
+            emb = next((r.embodiment for r in listed_embodiments()
+                        if r.shipped is not None and r.embodiment.key == embodiment), None) or self._embodiment(embodiment)
         root = self._readable_folder("dataset", dataset, INFO_PATH)
         given = {"dataset": dataset, "episodes": episodes, "embodiment": embodiment}
         try:
