@@ -549,7 +549,7 @@ def _dream(args: argparse.Namespace) -> int:
     from .models import resolve_checkpoint
     from .policy import Policy, expand_home
     from .processing.trajectory import check_trajectory_embodiment
-    from .sim.world_model import dream, dream_steps_refusal, write_dream
+    from .sim.world_model import dream, dream_settings, dream_steps_refusal, write_dream
     from .viz.plots import plural
 
     args.policy = resolve_checkpoint(args.policy)
@@ -598,10 +598,8 @@ def _dream(args: argparse.Namespace) -> int:
             model.single_view_said(*shape)
     scorer = reach_scorer(world_model.embodiment.camera_keys) if args.score == "reach" else None
     observation = {key: str(path) for key, path in cameras.items()} or str(next(iter(sources.values())))
-    settings = {"command": "dream",
-                "dream": {"policy": str(args.policy), "world_model": str(world), "seed": args.seed,
-                          "chunks": args.chunks, "execute_steps": args.execute_steps, "score": args.score},
-                "inputs": {flag: str(path.resolve()) for flag, path in sources.items()}}
+    settings = dream_settings(str(args.policy), str(world), args.seed, args.chunks, args.execute_steps, args.score,
+                              {flag: str(path.resolve()) for flag, path in sources.items()})
     done: list[int] = []  # chunks written
     bar = tqdm(total=args.chunks, desc=f"dream ({w.key})", unit="chunk", leave=False)
 

@@ -1161,7 +1161,7 @@ class Toolbox:
         try:
             from ..processing.trajectory import trajectory_refusal
             from ..sim.progress import SCORERS, prompt_color, reach_scorer
-            from ..sim.world_model import dream, dream_steps_refusal, write_dream
+            from ..sim.world_model import dream, dream_settings, dream_steps_refusal, write_dream
             from ..viz.run import SETTINGS_FILE
         except ImportError as exc:  # gymnasium: the server's install, not the call's arguments
             raise missing_extra(exc, "dream needs the simulator's gymnasium") or exc from None
@@ -1214,10 +1214,7 @@ class Toolbox:
         report = progress or (lambda *_: None)
         inputs = ({"image": str(obs)} if image is not None
                   else {f"images[{k}]": str(self._resolve(v, f"images[{k}]")) for k, v in images.items()})
-        settings = {"command": "dream",
-                    "dream": {"policy": str(ckpt), "world_model": str(world), "seed": seed, "chunks": chunks,
-                              "execute_steps": execute_steps, "score": score},
-                    "inputs": inputs}
+        settings = dream_settings(str(ckpt), str(world), seed, chunks, execute_steps, score, inputs)
         out = None
         try:
             with logged_warnings() as [logged], self._run_lock:

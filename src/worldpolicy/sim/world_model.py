@@ -40,7 +40,8 @@ from worldpolicy.processing.trajectory import call_seed, check_trajectory_embodi
 from worldpolicy.processing.video import write_video
 from worldpolicy.results import Prediction
 
-__all__ = ["DREAM_SCHEMA", "FRAME_KEY", "Dream", "WorldModelEnv", "dream", "dream_steps_refusal", "write_dream"]
+__all__ = ["DREAM_SCHEMA", "FRAME_KEY", "Dream", "WorldModelEnv", "dream", "dream_settings", "dream_steps_refusal",
+           "write_dream"]
 
 # the observation's frame: the key an observation dict gives a pre-composed canvas under, so `act` takes it as is
 FRAME_KEY = SINGLE_VIEW_KEYS[0]
@@ -361,12 +362,25 @@ def _joined(frames: list, actions: list, rewards: list, fps: float, acted: list,
                  list(acted), list(imagined))
 
 
+def dream_settings(policy: str, world_model: str, seed: int | None, chunks: int, execute_steps: int | None,
+                   score: str | None, inputs: dict[str, str]) -> dict[str, Any]:
+    """What a dream run records beside its prediction's settings (`write_dream`'s `settings`), the one place its shape
+    is made: `worldpolicy dream` and the agents' `dream` tool alike. `command` names the run a dream
+    (`viz.plots.run_mode`); `dream` holds what was asked (its `score` says whether chunks carry a reward); `inputs`,
+    the files given, as each front end names them."""
+    return {"command": "dream",
+            "dream": {"policy": policy, "world_model": world_model, "seed": seed, "chunks": chunks,
+                      "execute_steps": execute_steps, "score": score},
+            "inputs": inputs}
+
+
 def write_dream(result: Dream, out: Path, settings: dict, requested: int, plots: bool = True) -> list[Path]:
     """A dream run in `out` (`worldpolicy dream` writes it after every chunk, the agents' `dream` tool once):
     dream.json (per chunk: its rows, the policy's seed, its reward where `settings["dream"]["score"]` names a scorer;
     first, so the page shows it) and the dream as one whole forward-dynamics trajectory (`Dream.prediction`), written
     as predict writes its run (`viz.run.write_run`: actions.json, settings.json, rollout.mp4, plots/ and index.html).
-    `settings` joins the prediction's; `requested`: the chunks asked for (more than done, in a run interrupted)."""
+    `settings` (`dream_settings`) joins the prediction's; `requested`: the chunks asked for (more than done, in a run
+    interrupted)."""
     from worldpolicy.viz.run import write_run
 
     prediction = result.prediction()
