@@ -45,6 +45,7 @@ SHOW_WRITER = "dataset show"  # the command whose folders `fileio.FOLDER_KINDS` 
 DEFAULT_EPISODES = 5  # shown when none are chosen: the first ones
 EPISODE_DIR = "episode_{:06d}"
 EPISODE_GLOB = "episode_*"
+EPISODE_NAME = r"episode_\d{6,}"  # what EPISODE_DIR names: a folder this command wrote, not one sharing its prefix
 CLIP_BLOCK = 256  # frames decoded at a time while a clip is cut out of the dataset's video: a long episode never whole
 ACTION_FEATURE = "action"
 STATS_SHOWN = ("min", "max", "mean", "std", "q01", "q99", "count")
@@ -143,7 +144,7 @@ def show_dataset(
     # what this command wrote, never a folder of the user's that shares a prefix (`episode_notes/`): a staging folder
     # a SIGKILL left (`staged_folder`'s `.episode_NNNNNN.*`) and, only where `out` held an earlier show, its episodes
     for stale in out.glob("." + EPISODE_GLOB):
-        if re.fullmatch(r"\.episode_\d{6,}\..+", stale.name):
+        if re.fullmatch(rf"\.{EPISODE_NAME}\..+", stale.name):
             shutil.rmtree(stale, ignore_errors=True)
     earlier = (out / SHOW_FILE).is_file()
     fields = json.loads(json.dumps(ds.episode_fields(), default=str))  # bytes and the like as text, for the page
@@ -163,7 +164,7 @@ def show_dataset(
         _write(shown)
     kept = {EPISODE_DIR.format(i) for i in chosen}
     for old in out.glob(EPISODE_GLOB) if earlier else []:  # an earlier run's episode not shown now
-        if old.is_dir() and old.name not in kept and re.fullmatch(r"episode_\d{6,}", old.name):
+        if old.is_dir() and old.name not in kept and re.fullmatch(EPISODE_NAME, old.name):
             shutil.rmtree(old)
     return shown
 
