@@ -31,11 +31,11 @@ def brief_list(values: Sequence[Any]) -> str:
     values = list(values)
     if len(values) <= BRIEF_ITEMS:
         return repr(values)
+    whole = [type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool)) for v in values]
     parts, i = [], 0
     while i < len(values):
         j = i
-        while j + 1 < len(values) and all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
-                                          for v in values[j:j + 2]) and values[j + 1] == values[j] + 1:
+        while j + 1 < len(values) and whole[j] and whole[j + 1] and values[j + 1] == values[j] + 1:
             j += 1
         parts.extend([f"{values[i]}..{values[j]}"] if j - i >= 2 else map(repr, values[i:j + 1]))
         i = j + 1
