@@ -384,7 +384,7 @@ CORRUPTIONS = {
         "features.action.dtype",
     ),
     "bad shape": (
-        lambda r: _edit_info(r, lambda i: i["features"]["action"].update(shape=[0])),
+        lambda r: _edit_info(r, lambda i: i["features"]["action"].update(shape=[-3])),
         "meta/info.json",
         "features.action.shape",
     ),

@@ -44,6 +44,9 @@ STATE_KEYS = ("observation.state.joint_positions", "observation.state.gripper_po
 NUMERIC_DTYPES = ("float32", "float64", "float16", "int64", "int32", "int16", "int8",
                   "uint64", "uint32", "uint16", "uint8", "bool")
 FEATURE_DTYPES = NUMERIC_DTYPES + ("string", "video", "image")
+# Dtypes LeRobot writes that are not read here (set aside, not the dataset): "language", lerobot 0.6's per-frame
+# annotation columns `language_persistent` / `language_events` (lists of message structs in the data files)
+UNREAD_DTYPES = ("language",)
 EPISODE_COLUMNS = (
     "episode_index",
     "tasks",
@@ -72,9 +75,9 @@ class DatasetFormatError(ValueError):
 
 
 class UnreadFeature(DatasetFormatError):
-    """A feature LeRobot writes that this reader does not read: a numeric one of more than one dimension, a camera
-    without 3 channels (a depth map). A dataset holding one opens without it (`LeRobotDataset.unread_features`): its
-    other columns are still a dataset to train on."""
+    """A feature LeRobot writes that this reader does not read: a numeric one of more than one dimension or of zero
+    width, a camera without 3 channels (a depth map), a language annotation column. A dataset holding one opens
+    without it (`LeRobotDataset.unread_features`): its other columns are still a dataset to train on."""
 
 
 def check_feature(name: str, spec: Any, where: str | Path, field_prefix: str = "features") -> dict[str, Any]:
@@ -87,15 +90,20 @@ def check_feature(name: str, spec: Any, where: str | Path, field_prefix: str = "
     if not isinstance(spec, Mapping):
         raise DatasetFormatError(where, field, f"must be an object with dtype and shape, got {type(spec).__name__}")
     dtype = spec.get("dtype")
+    if dtype in UNREAD_DTYPES:
+        raise UnreadFeature(where, f"{field}.dtype", f"{dtype!r} (LeRobot's language annotations) is not read")
     if dtype not in FEATURE_DTYPES:
         raise DatasetFormatError(where, f"{field}.dtype", f"got {dtype!r}; accepted: {', '.join(FEATURE_DTYPES)}")
     shape = spec.get("shape")
     if (
         not isinstance(shape, (list, tuple))
         or not shape
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)
     ):
-        raise DatasetFormatError(where, f"{field}.shape", f"must be a non-empty list of positive ints, got {shape!r}")
+        raise DatasetFormatError(where, f"{field}.shape",
+                                 f"must be a non-empty list of non-negative ints, got {shape!r}")
+    if 0 in shape:  # LeRobot stores a zero-width feature (shape [0]) as an empty list per frame: nothing to read
+        raise UnreadFeature(where, f"{field}.shape", f"a zero-width feature holds no values, got {list(shape)}")
     if dtype in ("video", "image"):
         if len(shape) != 3 or 3 not in (shape[0], shape[-1]):
             raise UnreadFeature(where, f"{field}.shape", f"a {dtype} feature needs [H, W, 3], got {list(shape)}")
