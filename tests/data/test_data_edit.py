@@ -18,15 +18,17 @@ FRONT = "observation.images.front"
 
 
 def _dataset(root: Path, lengths=(5, 4, 6, 3), success=None, codec: str = "libx264rgb", offset: int = 0,
-             tasks=("pick the cube", "push the cube"), provenance=None, **changes) -> LeRobotDataset:
+             tasks=("pick the cube", "push the cube"), provenance=None, fields=None, **changes) -> LeRobotDataset:
     """Episodes of `make_episode` (episode i's action column 0 counts from 10·(i + offset)), their tasks in turn, each
-    flagged with `success[i]` where given; `changes` replace features' frames (`action=...` a function of them)."""
+    flagged with `success[i]` where given and with meta/episodes columns `fields(i)` (a dict); `changes` replace
+    features' frames (`action=...` a function of them)."""
     with LeRobotDatasetWriter(root, 10, None, "testbot", video_codec=codec, provenance=provenance) as writer:
         for i, length in enumerate(lengths):
             ep = make_episode(length, seed=i + offset, offset=10 * (i + offset))
             frames = {k: changes[k](v) if k in changes else v for k, v in ep["frames"].items()}
             writer.add_episode(frames, ep["videos"], tasks[i % len(tasks)],
-                               success=None if success is None else success[i])
+                               success=None if success is None else success[i],
+                               fields=None if fields is None else fields(i))
         return writer.finalize()
 
 
@@ -234,6 +236,37 @@ def test_merge_refusals_before_writing(tmp_path, capsys):
                  "--no-progress"]) == 0
     assert "success" not in json.loads(capsys.readouterr().out)
     assert LeRobotDataset.open(tmp_path / "ab").episode_success is None
+
+
+def test_other_meta_episodes_columns_are_carried_with_their_types(tmp_path, capsys):
+    """A recorder's own meta/episodes columns (an operator, a score) were dropped with a warning; select keeps each
+    kept episode's, merge the ones every dataset has of one type and refuses the others unless drop_columns."""
+    import pyarrow as pa
+
+    def own(i):
+        return {"operator": f"op{i}", "score": pa.scalar(i / 2, pa.float32())}
+
+    a = _dataset(tmp_path / "a", lengths=(3, 4, 3), fields=own)
+    kept = select_episodes(a, tmp_path / "sel", [2, 0]).dataset
+    assert kept.episode_fields() == [{"operator": "op0", "score": 0.0}, {"operator": "op2", "score": 1.0}]
+    assert kept.episode_columns().schema == pa.schema([("operator", pa.string()), ("score", pa.float32())])
+    assert main(["dataset", "check", str(kept.root)]) == 0
+    b = _dataset(tmp_path / "b", lengths=(3,), fields=lambda i: {"operator": "op9", "score": pa.scalar(1.5,
+                                                                                                     pa.float32())})
+    both = merge_datasets([a, b], tmp_path / "ab").dataset
+    assert [f["operator"] for f in both.episode_fields()] == ["op0", "op1", "op2", "op9"]
+    assert both.episode_columns().schema.field("score").type == pa.float32()
+    c = _dataset(tmp_path / "c", lengths=(3,), fields=lambda i: {"operator": "op7", "score": 1.5})  # a double
+    with pytest.raises(ValueError, match=r"column 'score' is not in every dataset alike: datasets\[0\] .* has it as "
+                                         r"float, datasets\[1\] .* has it as double; pass drop_columns=True"):
+        merge_datasets([a, c], tmp_path / "ac")
+    assert not (tmp_path / "ac").exists()
+    d = _dataset(tmp_path / "d", lengths=(3,))
+    assert main(["dataset", "merge", str(a.root), str(d.root), "--out", str(tmp_path / "ad")]) == 2
+    assert "datasets[1] (" in (err := capsys.readouterr().err) and "lacks it" in err and "--drop-columns" in err
+    assert main(["dataset", "merge", str(a.root), str(d.root), str(c.root), "--out", str(tmp_path / "ad"),
+                 "--drop-columns", "--no-progress"]) == 0
+    assert LeRobotDataset.open(tmp_path / "ad").episode_fields() == [{}] * 5
 
 
 def test_out_under_a_file_is_refused_before_writing_and_an_os_error_is_one_line(tmp_path, capsys, monkeypatch):
