@@ -231,7 +231,8 @@ def test_merge_refusals_before_writing(tmp_path, capsys):
         merge_datasets([a, b], tmp_path / "b" / "ab", drop_success=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
     assert main(["dataset", "merge", str(a.root), str(b.root), "--out", str(tmp_path / "ab")]) == 2
-    assert "pass --drop-success to merge them without it" in capsys.readouterr().err
+    err = capsys.readouterr().err  # the dataset named as the user typed it: the second ROOT
+    assert f"ROOT 2 ({str(b.root)!r}) does not say" in err and "pass --drop-success to merge them without it" in err
     assert main(["dataset", "merge", str(a.root), str(b.root), "--out", str(tmp_path / "ab"), "--drop-success",
                  "--no-progress"]) == 0
     assert "success" not in json.loads(capsys.readouterr().out)
@@ -263,7 +264,7 @@ def test_other_meta_episodes_columns_are_carried_with_their_types(tmp_path, caps
     assert not (tmp_path / "ac").exists()
     d = _dataset(tmp_path / "d", lengths=(3,))
     assert main(["dataset", "merge", str(a.root), str(d.root), "--out", str(tmp_path / "ad")]) == 2
-    assert "datasets[1] (" in (err := capsys.readouterr().err) and "lacks it" in err and "--drop-columns" in err
+    assert "ROOT 2 (" in (err := capsys.readouterr().err) and "lacks it" in err and "--drop-columns" in err
     assert main(["dataset", "merge", str(a.root), str(d.root), str(c.root), "--out", str(tmp_path / "ad"),
                  "--drop-columns", "--no-progress"]) == 0
     assert LeRobotDataset.open(tmp_path / "ad").episode_fields() == [{}] * 5
