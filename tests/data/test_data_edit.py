@@ -92,6 +92,9 @@ def test_success_filter_from_the_command_line_prints_the_summary(tmp_path, capsy
     ({"episodes": [4]}, r"episodes=\[4\]: \[4\] out of range; accepted: episode indexes in 0..3"),
     ({"episodes": []}, r"episodes=\[\]: none given"),
     ({"drop_episodes": [9]}, r"drop_episodes=\[9\]: \[9\] out of range"),
+    # a repeated index (a typo, likely) is refused, as training refuses it, not silently kept once
+    ({"episodes": [0, 2, 1, 2]}, r"episodes=\[0, 2, 1, 2\]: \[2\] given more than once; name each episode once"),
+    ({"drop_episodes": [3, -1]}, r"drop_episodes=\[3, -1\]: \[3\] given more than once \(a negative index"),
     ({"episodes": [1], "drop_episodes": [1]}, r"episodes=\[1\], drop_episodes=\[1\]: leave no episode of the 4"),
     ({"success": "only"}, r"success='only': dataset .* does not say which episodes succeeded"),
     ({"success": "yes"}, r"success='yes'; accepted: 'only', 'failures'"),
@@ -296,6 +299,8 @@ def test_a_wide_range_out_of_range_is_named_in_one_short_line(tmp_path, capsys):
     from worldpolicy.errors import brief_list
 
     src = _dataset(tmp_path / "src", lengths=(3, 3))
+    assert main(["dataset", "select", str(src.root), "--out", str(tmp_path / "x"), "--episodes", "0-1", "1"]) == 2
+    assert "--episodes=[0, 1, 1]: [1] given more than once" in capsys.readouterr().err
     assert main(["dataset", "select", str(src.root), "--out", str(tmp_path / "x"), "--episodes", "0-99999"]) == 2
     err = capsys.readouterr().err
     assert "--episodes=[0..99999]: [2..99999] out of range; accepted: episode indexes in 0..1" in err
