@@ -52,7 +52,8 @@ def flag_named(exc: Exception, flags: Mapping[str, str]) -> Exception:
     `name=` are the flag alone: a switch, or "give it"; not a call's keyword, `RemotePolicy(embodiment=...)`, which is
     Python the user may write), where the text leads with it (`name: `, `errors.error_parameter`) and where it is
     named as the fix (`choose another name`, as the output-folder checks say it: `fileio.refuse_foreign_folder`;
-    `leave name out`). A value the text quotes (`out='/data/seed=3'`: what the user gave) or a path shows, and a call's
+    `leave name out`). An item of a list parameter, `name[j]`, is named as the user counts what they typed: `ROOT 2`
+    for a positional argument (`datasets[1]` of `dataset merge ROOT...`), `--flag value 2` for a flag. A value the text quotes (`out='/data/seed=3'`: what the user gave) or a path shows, and a call's
     arguments (`ActionDecoder(..., prompt=...)`) are kept as they are. An error that names none of them is returned as
     it is."""
     if not flags:
@@ -62,8 +63,16 @@ def flag_named(exc: Exception, flags: Mapping[str, str]) -> Exception:
     mention = re.compile(
         r"(?<!\w)'[^'\n]*'|(?<!\w)\"[^\"\n]*\"|(?<=\w)\([^()\n]*\)"  # a quoted value, a call's arguments: kept
         rf"|(?<![\w.\[/-])(?<!\w\()(?P<given>{names})(?:=True\b|=\.\.\.|=(?=[\s,;)]|$)|(?==))"
-        rf"|(?<=\bchoose another )(?P<fix>{names})\b|(?<=\bleave )(?P<left>{names})(?= out\b)")
-    renamed = mention.sub(lambda m: flags[m["given"] or m["fix"] or m["left"]] if m.lastgroup else m[0], text)
+        rf"|(?<=\bchoose another )(?P<fix>{names})\b|(?<=\bleave )(?P<left>{names})(?= out\b)"
+        rf"|(?<![\w.\[/-])(?P<listed>{names})\[(?P<item>[0-9]+)\]")
+
+    def named(m: re.Match) -> str:
+        if m["listed"]:
+            flag = flags[m["listed"]]
+            return f"{flag} {int(m['item']) + 1}" if not flag.startswith("-") else f"{flag} value {int(m['item']) + 1}"
+        return flags[m["given"] or m["fix"] or m["left"]] if m.lastgroup else m[0]
+
+    renamed = mention.sub(named, text)
     if name in flags and renamed.startswith(name + ": "):
         renamed = flags[name] + renamed[len(name):]
     return exc if renamed == text else type(exc)(renamed)

@@ -192,6 +192,28 @@ LOCK_FILE = ".worldpolicy.lock"  # in a run folder while a command writes it (`f
 _NO_LOCKS_ERRNOS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS})
 
 
+def _lock_not_ours(path: Path, lock: Path, flag: str) -> str:
+    """Why this user cannot open `lock` in run folder `path`, and the fix: a lock file another user's run left
+    (created with the run's umask, it may be read-only to others) or a folder this user may not write in."""
+    try:
+        uid = os.lstat(lock).st_uid
+    except FileNotFoundError:
+        return (f"{flag}: {str(path)!r} is not writable by this user (the lock file {LOCK_FILE!r} cannot be made in "
+                f"it); choose another {flag}, or a folder you may write in")
+    except OSError:
+        uid = None
+    try:
+        import pwd
+
+        owner = f"user {pwd.getpwuid(uid).pw_name!r}" if uid is not None else "another user"
+    except KeyError:  # a uid without a name here (a container's)
+        owner = f"uid {uid}"
+    return (f"{flag}: the lock file {str(lock)!r}, which a worldpolicy run keeps in the folder while it writes there, "
+            f"belongs to {owner} and this user may not open it: a run of theirs left it. If no run is using "
+            f"{str(path)!r} now, remove the file (rm {str(lock)!r}, as its owner or an administrator) and run again; "
+            f"else choose another {flag}")
+
+
 @contextmanager
 def folder_lock(path: str | Path, flag: str) -> Iterator[Path]:
     """Hold the run folder `path` (made if missing) for this process while the block runs. Two commands writing one
@@ -213,6 +235,8 @@ def folder_lock(path: str | Path, flag: str) -> Iterator[Path]:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
         except FileNotFoundError:  # the holder removed the folder as it finished, empty: make it again
             continue
+        except PermissionError:
+            raise ValueError(_lock_not_ours(path, lock, flag)) from None
         except OSError as exc:
             if exc.errno != errno.ELOOP:
                 raise

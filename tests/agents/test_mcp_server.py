@@ -1730,6 +1730,8 @@ def test_show_dataset_errors_name_the_argument_and_leave_no_run_folder(server, t
             ({"dataset": str(inputs_dir / "frames")}, "dataset", "meta/info.json")):
         error = err(server, "show_dataset", {"dataset": str(pusht_dataset), **args})
         assert error["parameter"] == parameter and fragment in error["message"], (args, error)
+        if args == {"embodiment": "nope"}:  # what it accepts, the shipped model's own too, which it reads by name
+            assert {"bridge", "panda_reach"} <= set(error["accepted"]), error
     assert set(toolbox.config.output_dir.glob("show-*")) == before
 
     def cancelled(done, total, message):  # as CallCancelled is raised: show_dataset's one report after its start

@@ -959,7 +959,11 @@ EDIT = {"episodes": "--episodes", "drop_episodes": "--drop-episodes", "success":
      "--episodes=[0], --drop-episodes=[0], --success='only': leave no episode"),
     # a switch's True is the flag alone; success is not renamed inside drop_success
     (ValueError("datasets[1] ('b') does not say; pass drop_success=True to merge them"),
-     "datasets[1] ('b') does not say; pass --drop-success to merge them"),
+     "ROOT 2 ('b') does not say; pass --drop-success to merge them"),
+    # an item of a list parameter as the user counts what they typed; one inside a quoted value is kept
+    (ValueError("datasets[1] ('b') does not fit datasets[0] ('datasets[0]'): features ['x'] are in datasets[10]"),
+     "ROOT 2 ('b') does not fit ROOT 1 ('datasets[0]'): features ['x'] are in ROOT 11"),
+    (ValueError("episodes[2] is out of range"), "--episodes value 3 is out of range"),
     (ValueError("success='only': 'x' has no success column; leave success out"),
      "--success='only': 'x' has no success column; leave --success out"),
     # a message led by a parameter the command does not map (the writer's `features[...]`) still names the flag

@@ -357,3 +357,55 @@ def test_a_lock_file_that_is_a_symbolic_link_is_refused_not_followed(tmp_path, t
         pass
     assert (tmp_path / "precious.txt").read_text() == "keep me"
     assert (out / LOCK_FILE).is_symlink() and not (tmp_path / "missing").exists()
+
+
+def test_a_lock_file_another_user_left_read_only_is_named_with_its_owner_and_the_fix(tmp_path, monkeypatch):
+    """A stale lock file of another user's run, read-only to us, was a bare "Permission denied" traceback. Run as
+    root the file opens anyway, so there the refusal os.open gives another user is made by hand: the test checks the
+    message either way, never skipped."""
+    import pwd
+
+    from worldpolicy import fileio
+    from worldpolicy.fileio import LOCK_FILE, folder_lock
+
+    out = tmp_path / "run"
+    out.mkdir()
+    lock = out / LOCK_FILE
+    lock.write_text("12345\n")
+    lock.chmod(0o444)
+    if os.geteuid() == 0:  # root opens any file: refuse as the OS refuses another user
+        real_open = os.open
+
+        def refused(file, flags, *args, **kwargs):
+            if Path(file) == lock and flags & os.O_RDWR:
+                raise PermissionError(13, "Permission denied", str(file))
+            return real_open(file, flags, *args, **kwargs)
+
+        monkeypatch.setattr(fileio.os, "open", refused)
+    owner = pwd.getpwuid(lock.stat().st_uid).pw_name
+    with pytest.raises(ValueError) as caught, folder_lock(out, "--out"):
+        pass
+    said = str(caught.value)
+    assert said.startswith(f"--out: the lock file {str(lock)!r}") and f"belongs to user {owner!r}" in said
+    assert f"If no run is using {str(out)!r} now, remove the file (rm {str(lock)!r}" in said
+    assert lock.read_text() == "12345\n" and out.is_dir()  # nothing of it removed: it is not ours
+
+
+def test_a_run_folder_we_may_not_write_in_is_named(tmp_path, monkeypatch):
+    from worldpolicy import fileio
+    from worldpolicy.fileio import folder_lock
+
+    out = tmp_path / "run"
+    out.mkdir()
+
+    real_open = os.open
+
+    def refused(file, flags, *args, **kwargs):  # as for a folder of another user's (root writes in any)
+        if Path(file).parent == out:
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, flags, *args, **kwargs)
+
+    monkeypatch.setattr(fileio.os, "open", refused)
+    with pytest.raises(ValueError, match=r"^--out: '.*/run' is not writable by this user \(the lock file "), \
+            folder_lock(out, "--out"):
+        pass

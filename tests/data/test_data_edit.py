@@ -18,15 +18,17 @@ FRONT = "observation.images.front"
 
 
 def _dataset(root: Path, lengths=(5, 4, 6, 3), success=None, codec: str = "libx264rgb", offset: int = 0,
-             tasks=("pick the cube", "push the cube"), provenance=None, **changes) -> LeRobotDataset:
+             tasks=("pick the cube", "push the cube"), provenance=None, fields=None, **changes) -> LeRobotDataset:
     """Episodes of `make_episode` (episode i's action column 0 counts from 10·(i + offset)), their tasks in turn, each
-    flagged with `success[i]` where given; `changes` replace features' frames (`action=...` a function of them)."""
+    flagged with `success[i]` where given and with meta/episodes columns `fields(i)` (a dict); `changes` replace
+    features' frames (`action=...` a function of them)."""
     with LeRobotDatasetWriter(root, 10, None, "testbot", video_codec=codec, provenance=provenance) as writer:
         for i, length in enumerate(lengths):
             ep = make_episode(length, seed=i + offset, offset=10 * (i + offset))
             frames = {k: changes[k](v) if k in changes else v for k, v in ep["frames"].items()}
             writer.add_episode(frames, ep["videos"], tasks[i % len(tasks)],
-                               success=None if success is None else success[i])
+                               success=None if success is None else success[i],
+                               fields=None if fields is None else fields(i))
         return writer.finalize()
 
 
@@ -90,6 +92,9 @@ def test_success_filter_from_the_command_line_prints_the_summary(tmp_path, capsy
     ({"episodes": [4]}, r"episodes=\[4\]: \[4\] out of range; accepted: episode indexes in 0..3"),
     ({"episodes": []}, r"episodes=\[\]: none given"),
     ({"drop_episodes": [9]}, r"drop_episodes=\[9\]: \[9\] out of range"),
+    # a repeated index (a typo, likely) is refused, as training refuses it, not silently kept once
+    ({"episodes": [0, 2, 1, 2]}, r"episodes=\[0, 2, 1, 2\]: \[2\] given more than once; name each episode once"),
+    ({"drop_episodes": [3, -1]}, r"drop_episodes=\[3, -1\]: \[3\] given more than once \(a negative index"),
     ({"episodes": [1], "drop_episodes": [1]}, r"episodes=\[1\], drop_episodes=\[1\]: leave no episode of the 4"),
     ({"success": "only"}, r"success='only': dataset .* does not say which episodes succeeded"),
     ({"success": "yes"}, r"success='yes'; accepted: 'only', 'failures'"),
@@ -229,11 +234,43 @@ def test_merge_refusals_before_writing(tmp_path, capsys):
         merge_datasets([a, b], tmp_path / "b" / "ab", drop_success=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
     assert main(["dataset", "merge", str(a.root), str(b.root), "--out", str(tmp_path / "ab")]) == 2
-    assert "pass --drop-success to merge them without it" in capsys.readouterr().err
+    err = capsys.readouterr().err  # the dataset named as the user typed it: the second ROOT
+    assert f"ROOT 2 ({str(b.root)!r}) does not say" in err and "pass --drop-success to merge them without it" in err
     assert main(["dataset", "merge", str(a.root), str(b.root), "--out", str(tmp_path / "ab"), "--drop-success",
                  "--no-progress"]) == 0
     assert "success" not in json.loads(capsys.readouterr().out)
     assert LeRobotDataset.open(tmp_path / "ab").episode_success is None
+
+
+def test_other_meta_episodes_columns_are_carried_with_their_types(tmp_path, capsys):
+    """A recorder's own meta/episodes columns (an operator, a score) were dropped with a warning; select keeps each
+    kept episode's, merge the ones every dataset has of one type and refuses the others unless drop_columns."""
+    import pyarrow as pa
+
+    def own(i):
+        return {"operator": f"op{i}", "score": pa.scalar(i / 2, pa.float32())}
+
+    a = _dataset(tmp_path / "a", lengths=(3, 4, 3), fields=own)
+    kept = select_episodes(a, tmp_path / "sel", [2, 0]).dataset
+    assert kept.episode_fields() == [{"operator": "op0", "score": 0.0}, {"operator": "op2", "score": 1.0}]
+    assert kept.episode_columns().schema == pa.schema([("operator", pa.string()), ("score", pa.float32())])
+    assert main(["dataset", "check", str(kept.root)]) == 0
+    b = _dataset(tmp_path / "b", lengths=(3,), fields=lambda i: {"operator": "op9", "score": pa.scalar(1.5,
+                                                                                                     pa.float32())})
+    both = merge_datasets([a, b], tmp_path / "ab").dataset
+    assert [f["operator"] for f in both.episode_fields()] == ["op0", "op1", "op2", "op9"]
+    assert both.episode_columns().schema.field("score").type == pa.float32()
+    c = _dataset(tmp_path / "c", lengths=(3,), fields=lambda i: {"operator": "op7", "score": 1.5})  # a double
+    with pytest.raises(ValueError, match=r"column 'score' is not in every dataset alike: datasets\[0\] .* has it as "
+                                         r"float, datasets\[1\] .* has it as double; pass drop_columns=True"):
+        merge_datasets([a, c], tmp_path / "ac")
+    assert not (tmp_path / "ac").exists()
+    d = _dataset(tmp_path / "d", lengths=(3,))
+    assert main(["dataset", "merge", str(a.root), str(d.root), "--out", str(tmp_path / "ad")]) == 2
+    assert "ROOT 2 (" in (err := capsys.readouterr().err) and "lacks it" in err and "--drop-columns" in err
+    assert main(["dataset", "merge", str(a.root), str(d.root), str(c.root), "--out", str(tmp_path / "ad"),
+                 "--drop-columns", "--no-progress"]) == 0
+    assert LeRobotDataset.open(tmp_path / "ad").episode_fields() == [{}] * 5
 
 
 def test_out_under_a_file_is_refused_before_writing_and_an_os_error_is_one_line(tmp_path, capsys, monkeypatch):
@@ -262,6 +299,8 @@ def test_a_wide_range_out_of_range_is_named_in_one_short_line(tmp_path, capsys):
     from worldpolicy.errors import brief_list
 
     src = _dataset(tmp_path / "src", lengths=(3, 3))
+    assert main(["dataset", "select", str(src.root), "--out", str(tmp_path / "x"), "--episodes", "0-1", "1"]) == 2
+    assert "--episodes=[0, 1, 1]: [1] given more than once" in capsys.readouterr().err
     assert main(["dataset", "select", str(src.root), "--out", str(tmp_path / "x"), "--episodes", "0-99999"]) == 2
     err = capsys.readouterr().err
     assert "--episodes=[0..99999]: [2..99999] out of range; accepted: episode indexes in 0..1" in err

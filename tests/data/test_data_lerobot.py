@@ -909,3 +909,21 @@ def test_a_success_column_from_another_recorder_is_read_as_0_1_or_not_read_and_s
         assert (None if ds.episode_success is None else ds.episode_success.tolist()) == expected
         assert ("it is not read, so this dataset does not say which episodes succeeded" in caplog.text) == (
             expected is None)
+
+
+def test_add_episode_fields_keep_their_type_and_refuse_what_they_cannot_be(tmp_path):
+    """`fields` carry a recorder's own meta/episodes columns (what `dataset select`/`merge` copy): a pyarrow scalar's
+    type is kept, a missing one is null; LeRobot's own columns, `success` and a value of another type are refused."""
+    writer = LeRobotDatasetWriter(tmp_path / "ds", 10)
+    frames = {"x": np.zeros((3, 1), np.float32)}
+    writer.add_episode(frames, task="t", fields={"level": pa.scalar(2, pa.int8())})
+    for fields, match in (({"length": 3}, "one of LeRobot's own"), ({"stats/x/min": 0}, "one of LeRobot's own"),
+                          ({"success": True}, "pass success="),
+                          ({"level": pa.scalar(2, pa.int64())}, "is int64, earlier episodes' int8"),
+                          ({"level": "high"}, "is not a column value of type int8")):
+        with pytest.raises(ValueError, match=f"fields: .* of episode 1 .*{match}"):
+            writer.add_episode(frames, task="t", fields=fields)
+    writer.add_episode(frames, task="t", fields={"note": "late"})
+    ds = writer.finalize()
+    assert ds.num_episodes == 2 and ds.episode_fields() == [{"level": 2, "note": None}, {"level": None, "note": "late"}]
+    assert ds.episode_columns().schema == pa.schema([("level", pa.int8()), ("note", pa.string())])

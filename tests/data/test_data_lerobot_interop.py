@@ -95,10 +95,12 @@ def _frame_tasks(ep: dict) -> list[str]:
     return [ep["task"]] * n if isinstance(ep["task"], str) else list(ep["task"])
 
 
-def _write_ours(root: Path, success: list[bool] | None = None) -> list[dict]:
+def _write_ours(root: Path, success: list[bool] | None = None, fields: list[dict] | None = None) -> list[dict]:
     episodes = _episodes()
     for ep, flag in zip(episodes, success or []):  # meta/episodes' success column (`dataset from-sim --policy`)
         ep["success"] = flag
+    for ep, own in zip(episodes, fields or []):  # other meta/episodes columns (a recorder's own)
+        ep["fields"] = own
     for ep in episodes:  # scalar columns too (lerobot 0.4.4 itself cannot write them under numpy >= 2.4)
         length = len(ep["frames"]["action"])
         ep["frames"].update({"next.done": np.arange(length) == length - 1, "next.reward": np.arange(length) % 3})
@@ -157,10 +159,12 @@ def test_lerobot_opens_a_dataset_we_wrote(tmp_path: Path):
 
 def test_lerobot_opens_a_dataset_with_our_success_column_and_keeps_it(tmp_path: Path):
     """A policy's recording flags each episode's success in meta/episodes: LeRobot opens the dataset and keeps the
-    column for a user to filter on."""
-    _write_ours(tmp_path / "ours", success=[True, False])
+    column for a user to filter on; so it does a recorder's own columns (`add_episode`'s `fields`, null-filled)."""
+    _write_ours(tmp_path / "ours", success=[True, False], fields=[{"operator": "ann"}, {"score": 0.5}])
     theirs = lerobot_dataset.LeRobotDataset("local/ours", root=tmp_path / "ours")
     assert theirs.num_episodes == 2 and list(theirs.meta.episodes["success"]) == [True, False]
+    assert list(theirs.meta.episodes["operator"]) == ["ann", None]
+    assert list(theirs.meta.episodes["score"]) == [None, 0.5]
     assert LeRobotDataset.open(tmp_path / "ours").episode_success.tolist() == [True, False]
 
 

@@ -189,6 +189,8 @@ def test_the_features_table_lists_the_names_as_info_json_gives_them(small_datase
     (["--episodes", "3"], "--episodes=[3]: [3] out of range; accepted: episode indexes in 0..2"),
     (["--episodes", "1;2"], "--episodes '1;2': expected episode indices"),
     (["--embodiment", "no_such_robot"], "error: --embodiment='no_such_robot' is not registered; known: "),  # once
+    # every embodiment `worldpolicy embodiments` lists, the shipped model's own too (with how it is given)
+    (["--embodiment", "nosuch"], "umi, panda_reach (the shipped model's own: its spec file, '"),
     (["--embodiment", "nobot.json"], "error: --embodiment: embodiment file 'nobot.json' does not exist"),
     (["--embodiment", "droid"],  # named as typed; the embodiment it names, by its key
      "--embodiment='droid': the dataset's actions do not map to embodiment 'droid/joint_pos'"),

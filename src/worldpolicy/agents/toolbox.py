@@ -257,14 +257,15 @@ class Toolbox:
     # -- checks -----------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _embodiment(embodiment: Any, own: Any = None):
-        """A registry embodiment by name, or `own` (a checkpoint's own embodiment, which a call may name too). A
+    def _embodiment(embodiment: Any, *own: Any):
+        """A registry embodiment by name, or one of `own` (a checkpoint's own embodiment, the shipped models' for
+        `show_dataset`, which a call may name too: the caller picks it out, and the error lists it). A
         spec file is refused: tools read files only from the input roots, and the checkpoint that runs a robot of
         one's own carries its spec (embodiment.json)."""
         from ..embodiments import SPEC_FILE_SUFFIX, get_embodiment
 
         accepted = [r.embodiment.key for r in listed_embodiments() if r.shipped is None]
-        accepted += [own.key] if own is not None and own.key not in accepted else []  # droid's, for one without
+        accepted += [e.key for e in own if e is not None and e.key not in accepted]  # droid's, for one without
         if isinstance(embodiment, str) and embodiment.strip().endswith(SPEC_FILE_SUFFIX):
             raise ToolInputError("embodiment", "the tools take an embodiment name, not a spec file (a robot of one's "
                                  "own comes with its checkpoint, as embodiment.json)", embodiment, accepted)
@@ -1290,8 +1291,8 @@ class Toolbox:
             # a shipped model's own embodiment (panda_reach, which `list_embodiments` lists) by its name too: the
             # registry's error for it says to pass its spec file, which a tool refuses. Anything else (a list from the
             # untyped Strands tool too) is `_embodiment`'s to name or refuse as `embodiment`
-            emb = next((r.embodiment for r in listed_embodiments()
-                        if r.shipped is not None and r.embodiment.key == embodiment), None) or self._embodiment(embodiment)
+            shipped = [r.embodiment for r in listed_embodiments() if r.shipped is not None]
+            emb = next((e for e in shipped if e.key == embodiment), None) or self._embodiment(embodiment, *shipped)
         root = self._readable_folder("dataset", dataset, INFO_PATH)
         given = {"dataset": dataset, "episodes": episodes, "embodiment": embodiment}
         try:

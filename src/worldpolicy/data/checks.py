@@ -1,8 +1,9 @@
 """The arguments several dataset commands check alike (`dataset label`, `select`, `merge`, `eval`, `show`): which
-episodes (`check_episodes`) and the folder a new dataset made from others is written to (`check_out`)."""
+episodes (`check_episodes`; each named once, `check_once`, which training's lists share) and the folder a new dataset made from others is written to (`check_out`)."""
 
 from __future__ import annotations
 
+import collections
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 def check_episodes(ds: LeRobotDataset, episodes: Sequence[int] | None, param: str = "episodes") -> list[int]:
     """The episodes to read (to label, to evaluate on: `data.openloop`, to keep or drop: `data.edit`), ascending: all,
-    or the given indexes (negative from the end), each once; refused naming `param`."""
+    or the given indexes (negative from the end), each named once (`check_once`); refused naming `param`."""
     n = ds.num_episodes
     if episodes is None:
         return list(range(n))
@@ -29,8 +30,21 @@ def check_episodes(ds: LeRobotDataset, episodes: Sequence[int] | None, param: st
     if not given or bad:
         raise ValueError(f"{param}={brief_list(given)}: " + (f"{brief_list(bad)} out of range" if bad else "none given")
                          + f"; accepted: episode indexes in 0..{n - 1} (negative from the end)")
-    return sorted({int(e) % n for e in given})
+    check_once(param, given, n)
+    return sorted(int(e) % n for e in given)
 
+
+def check_once(param: str, given: Sequence[int], num_episodes: int | None = None) -> None:
+    """Refuse an episode named twice in `given` (`param`), as every command that takes a list of episodes does
+    (`dataset select|label|eval|show --episodes`, `train`'s `data.episodes`): a repeated index is likely a typo
+    (`0-5,3` for `0-5,30`), and kept once it would silently train, label or show less than was meant. With
+    `num_episodes`, a negative index counts from the end (-1 and n-1 are one episode)."""
+    seen = [int(e) % num_episodes if num_episodes else int(e) for e in given]
+    twice = sorted(i for i, k in collections.Counter(seen).items() if k > 1)
+    if twice:
+        raise ValueError(f"{param}={brief_list(given)}: {brief_list(twice)} given more than once"
+                         + (" (a negative index counts from the end)" if any(e < 0 for e in given) else "")
+                         + "; name each episode once")
 
 
 def check_out(sources: Sequence[Path], out: str | Path, overwrite: bool, made_by: Sequence[str], command: str,

@@ -292,6 +292,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     merge.add_argument("--out", required=True, help="folder for the new dataset (new or empty; outside every ROOT)")
     merge.add_argument("--drop-success", action="store_true",
                        help="merge datasets of which only some have a success column, without it")
+    merge.add_argument("--drop-columns", action="store_true",
+                       help="merge datasets whose other meta/episodes columns differ (one only some have, or of "
+                            "another type), without those")
     _add_edit_flags(merge, "an earlier merge or select")
     merge.set_defaults(func=_merge)
 
@@ -585,7 +588,7 @@ def _show(args: argparse.Namespace) -> int:
 
 # select_episodes' and merge_datasets' parameters as `dataset select` and `dataset merge` spell them (`cli.flag_named`)
 EDIT_FLAGS = {name: "--" + name.replace("_", "-") for name in (
-    "out", "episodes", "drop_episodes", "success", "drop_success", "video_codec", "overwrite")} | {
+    "out", "episodes", "drop_episodes", "success", "drop_success", "drop_columns", "video_codec", "overwrite")} | {
     "dataset": "ROOT", "datasets": "ROOT"}
 
 
@@ -629,5 +632,6 @@ def _merge(args: argparse.Namespace) -> int:
     from worldpolicy.data.edit import merge_datasets
 
     return _edit(lambda: merge_datasets(args.roots, args.out, drop_success=args.drop_success,
-                                        video_codec=args.video_codec, overwrite=args.overwrite,
+                                        drop_columns=args.drop_columns, video_codec=args.video_codec,
+                                        overwrite=args.overwrite,
                                         progress=not args.no_progress), "merge", args.out)

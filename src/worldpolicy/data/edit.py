@@ -6,7 +6,8 @@ or join several recorded alike into one (`merge_datasets`), each as a new LeRobo
     merge_datasets(["data/day1", "data/day2"], "data/both").origins[-1]   # (Path("data/day2"), its last episode)
 
 Episodes are read with `LeRobotDataset` and written again with `write_episodes` (renumbered from 0; tasks, per-frame
-columns, videos and the `success` flag kept; stats recomputed over what was kept); the sources are only read.
+columns, videos, the `success` flag and other meta/episodes columns kept; stats recomputed over what was kept); the
+sources are only read.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
 
 from ..errors import brief_list
 from ..processing.video import CODECS
@@ -87,7 +90,8 @@ def select_episodes(
     provenance = {"source": SELECT_SOURCE, "dataset": os.path.abspath(ds.root), "episodes": chosen,
                   **_recorded_seeds([ds], [(0, i) for i in chosen]),
                   "dataset_provenance": {k: v for k, v in (ds.provenance or {}).items() if k != "seeds"} or None}
-    return _write([ds], [(0, i) for i in chosen], out, video_codec, True, overwrite, provenance, progress)
+    return _write([ds], [(0, i) for i in chosen], out, video_codec, True, [_own_columns(ds)], overwrite, provenance,
+                  progress)
 
 
 def merge_datasets(
@@ -95,6 +99,7 @@ def merge_datasets(
     out: str | Path,
     *,
     drop_success: bool = False,
+    drop_columns: bool = False,
     video_codec: str | None = None,
     overwrite: bool = False,
     progress: bool = False,
@@ -104,7 +109,8 @@ def merge_datasets(
     They must fit together, checked before anything is written: the same fps and features (names, dtypes, shapes,
     column names, video sizes). Their tasks go into one task table (the same text, one index). The `success` column
     is kept when every dataset has one; when only some do the merge is refused, or with `drop_success` written for
-    none. Videos, provenance (each source and its episode count) and `out` as `select_episodes` has them."""
+    none. So are other meta/episodes columns: kept where every dataset has one of the same type, else refused, or
+    with `drop_columns` only those kept. Videos, provenance (each source and its episode count) and `out` as `select_episodes` has them."""
     if isinstance(datasets, (str, Path, LeRobotDataset)) or len(datasets) < 2:
         raise ValueError(f"datasets={datasets!r}: give two or more datasets to merge (some episodes of one as a new "
                          "dataset: `dataset select`, select_episodes)")
@@ -122,6 +128,18 @@ def merge_datasets(
         raise ValueError(f"{', '.join(lacking)} {'does' if len(lacking) == 1 else 'do'} not say which episodes "
                          "succeeded and the others do (the "
                          "success column of meta/episodes); pass drop_success=True to merge them without it")
+    columns = [_own_columns(ds) for ds in sources]
+    kinds = [dict(zip(table.column_names, table.schema.types, strict=True)) for table in columns]
+    unshared = [name for name in dict.fromkeys(n for k in kinds for n in k)
+                if not all(k.get(name) == kinds[0].get(name) for k in kinds)]
+    if unshared and not drop_columns:
+        name, others = unshared[0], unshared[1:]
+        how = [f"datasets[{j}] ({str(ds.root)!r}) " + (f"has it as {kinds[j][name]}" if name in kinds[j] else "lacks it")
+               for j, ds in enumerate(sources)]
+        raise ValueError(f"meta/episodes column {name!r} is not in every dataset alike: {', '.join(how)}"
+                         + (f" (nor {'is' if len(others) == 1 else 'are'} {', '.join(map(repr, others))})" if others
+                            else "") + "; pass drop_columns=True to merge them without the columns they do not share")
+    columns = [table.drop([name for name in unshared if name in table.column_names]) for table in columns]
     out = check_out([ds.root for ds in sources], out, overwrite, [SELECT_SOURCE, MERGE_SOURCE], "`dataset merge`",
                     "merged")
     origins = [(k, i) for k, ds in enumerate(sources) for i in range(ds.num_episodes)]
@@ -130,7 +148,7 @@ def merge_datasets(
                   **_recorded_seeds(sources, origins),
                   "dataset_provenance": [{k: v for k, v in (ds.provenance or {}).items() if k != "seeds"} or None
                                          for ds in sources]}
-    return _write(sources, origins, out, video_codec, not drop_success, overwrite, provenance, progress)
+    return _write(sources, origins, out, video_codec, not drop_success, columns, overwrite, provenance, progress)
 
 
 def _check_fits(first: LeRobotDataset, ds: LeRobotDataset, j: int) -> None:
@@ -166,6 +184,12 @@ def _written_features(ds: LeRobotDataset) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _own_columns(ds: LeRobotDataset) -> pa.Table:
+    """`ds`'s meta/episodes columns beyond LeRobot's own and `success` (written from `Episode.success`), typed."""
+    table = ds.episode_columns()
+    return table.drop([SUCCESS_COLUMN] if SUCCESS_COLUMN in table.column_names else [])
+
+
 def _recorded_seeds(sources: list[LeRobotDataset], origins: list[tuple[int, int]]) -> dict[str, Any]:
     """The sim task and seeds of the kept episodes, where every source is a `dataset from-sim` recording of one task
     (`fileio.recorded_seeds` reads them): a checkpoint trained on the result is still not evaluated on its training
@@ -198,18 +222,16 @@ def _codec(sources: list[LeRobotDataset], given: str | None) -> str:
 
 
 def _write(sources: list[LeRobotDataset], origins: list[tuple[int, int]], out: Path, codec: str | None,
-           keep_success: bool, overwrite: bool, provenance: dict[str, Any], progress: bool) -> EditResult:
+           keep_success: bool, columns: list[pa.Table], overwrite: bool, provenance: dict[str, Any],
+           progress: bool) -> EditResult:
     """Read the `origins` episodes and write them at `out` (staged, published when complete: an error or Ctrl-C
-    leaves `out` as it was)."""
+    leaves `out` as it was), each with its row of its source's meta/episodes `columns` (`_own_columns`, those kept)."""
     from tqdm.auto import tqdm
 
     first = sources[0]
     for ds in sources:
         for name, why in ds.unread_features.items():
             logger.warning("%r of %s is not copied (not read from the dataset: %s)", name, ds.root, why)
-        others = sorted({k for row in ds.episode_fields() for k in row} - {SUCCESS_COLUMN})
-        if others:  # the writer writes LeRobot's columns and the success flag
-            logger.warning("meta/episodes columns %s of %s are not copied", others, ds.root)
     robot_types = {ds.robot_type for ds in sources}
     if len(robot_types) > 1:
         logger.warning("the datasets' robot_type differ (%s); the result has none", sorted(map(str, robot_types)))
@@ -219,7 +241,8 @@ def _write(sources: list[LeRobotDataset], origins: list[tuple[int, int]], out: P
     def episodes() -> Iterator[Episode]:
         with tqdm(origins, desc=f"writing {len(origins)} episodes", unit="ep", disable=not progress) as bar:
             for k, i in bar:
-                ep = sources[k].episode(i)
+                ep = replace(sources[k].episode(i), fields={name: columns[k].column(name)[i]
+                                                            for name in columns[k].column_names})
                 yield ep if keep_success else replace(ep, success=None)
 
     features = {k: v for k, v in first.features.items() if k not in AUTO_FEATURES}

@@ -94,6 +94,9 @@ class Episode:
     dataset_from_index: int = 0
     frame_tasks: tuple[str, ...] = ()
     success: bool | None = None  # whether it succeeded, where the dataset says (`LeRobotDataset.episode_success`)
+    # other meta/episodes columns to write with it (`LeRobotDatasetWriter.add_episode`'s `fields`): not read by
+    # `LeRobotDataset.episode`; `dataset select` and `merge` fill them from `LeRobotDataset.episode_columns`
+    fields: dict[str, Any] = field(default_factory=dict)
 
     @property
     def length(self) -> int:
@@ -204,18 +207,31 @@ class LeRobotDataset:
         holds them (a list or struct stays one); {} for an episode without any. Read on call: `open` reads only the
         columns it checks."""
         fields: list[dict[str, Any]] = [{} for _ in range(self.num_episodes)]
-        own = ("videos/", "stats/", "meta/", "data/")
-        for path in _episodes_files(self.root):
-            table = _read_parquet(path, "episodes file")
-            extra = [c for c in table.column_names if c not in EPISODE_COLUMNS and not c.startswith(own)]
-            if not extra:
-                continue
-            rows = table.select(["episode_index", *extra]).to_pylist()
-            for row in rows:
+        for table in self._extra_episode_tables():
+            for row in table.to_pylist():
                 i = row.pop("episode_index")
                 if isinstance(i, int) and 0 <= i < self.num_episodes:
                     fields[i] = row
         return fields
+
+    def episode_columns(self) -> pa.Table:
+        """`episode_fields` with their arrow types: one row per episode, in order (null where an episodes file lacks
+        a column another has; no columns where the dataset has none), what a copy writes again
+        (`LeRobotDatasetWriter.add_episode`'s `fields`). Read on call."""
+        try:
+            table = pa.concat_tables(self._extra_episode_tables(), promote_options="default")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise DatasetFormatError(self.root / EPISODES_DIR, None, f"its files' own columns differ in type: {exc}")
+        return table.sort_by("episode_index").drop(["episode_index"])
+
+    def _extra_episode_tables(self) -> list[pa.Table]:
+        """Each meta/episodes file's `episode_index` and the columns it has beyond LeRobot's own."""
+        tables = []
+        for path in _episodes_files(self.root):
+            table = _read_parquet(path, "episodes file")
+            tables.append(table.select(["episode_index", *(c for c in table.column_names
+                                                           if not _lerobot_episode_column(c))]))
+        return tables
 
     @property
     def stats_path(self) -> Path:
@@ -709,6 +725,12 @@ def _read_episodes(root: Path, info: dict[str, Any], tasks: list[str]) -> dict[s
     return out
 
 
+def _lerobot_episode_column(name: str) -> bool:
+    """Whether meta/episodes column `name` is one LeRobot writes (rows, files, tasks, per-episode stats and metadata
+    file), not one a recorder added (`success`, an operator's name)."""
+    return name in EPISODE_COLUMNS or name.startswith(("videos/", "stats/", "meta/", "data/"))
+
+
 def _success_column(read: list[tuple[Path, pa.Table]]) -> np.ndarray | None:
     """meta/episodes' `success` column in file order (as the other columns are read), where every file has one;
     None where none has. Bools, or ints 0/1 as another recorder may store them. A column that says less than one flag
@@ -934,6 +956,8 @@ class LeRobotDatasetWriter:
         self._stage = Path(tempfile.mkdtemp(dir=self.root.parent, prefix=f".{self.root.name}.writing-"))
         self._tasks: dict[str, int] = {}
         self._rows: list[dict[str, Any]] = []
+        self._fields: list[dict[str, Any]] = []  # per episode, its `fields` (Python values) ...
+        self._field_types: dict[str, pa.DataType] = {}  # ... and each column's type (null while only nulls were seen)
         self._total_frames = 0
         self._data_at, self._data_buffer, self._data_bytes = (0, 0), [], 0
         self._video_at: dict[str, tuple[int, int]] = {}
@@ -950,13 +974,16 @@ class LeRobotDatasetWriter:
 
     def add_episode(
         self, frames: Mapping[str, Any], videos: Mapping[str, Any] | None = None, task: str | Sequence[str] = "",
-        *, success: bool | None = None,
+        *, success: bool | None = None, fields: Mapping[str, Any] | None = None,
     ) -> int:
         """Append one episode: per-frame arrays [T, *shape] and uint8 videos [T, H, W, 3]. Returns its index.
 
         `task` is one string for the whole episode, or one per frame for an episode whose task changes mid-way.
         `success` (whether the episode succeeded, where the recording knows) goes into meta/episodes' `success`
         column (`LeRobotDataset.episode_success`); given for every episode of a dataset or for none.
+        `fields` are other meta/episodes columns of the episode (name → value; a pyarrow scalar keeps its column's
+        type, as `LeRobotDataset.episode_columns` gives them, a Python value gets the type pyarrow infers); an episode
+        without one that others have gets null there.
         """
         if self._done:
             raise RuntimeError("this writer was finalised or aborted; open a new LeRobotDatasetWriter")
@@ -970,6 +997,7 @@ class LeRobotDatasetWriter:
         frames, videos = dict(frames or {}), dict(videos or {})
         episode_index = len(self._rows)
         where = f"episode {episode_index}"
+        own = self._checked_fields(fields or {}, where)
         inferred = self.features is None
         if inferred:
             features = _infer_features(frames, videos)
@@ -1013,6 +1041,10 @@ class LeRobotDatasetWriter:
             self._video_stats.setdefault(key, []).append(stats)
             row.update(_flat_stats(key, stats))
         self._rows.append(row)
+        self._fields.append({name: value for name, (value, _) in own.items()})
+        for name, (_, kind) in own.items():
+            if pa.types.is_null(self._field_types.get(name, pa.null())):
+                self._field_types[name] = kind
         self._total_frames += length
         return episode_index
 
@@ -1054,6 +1086,34 @@ class LeRobotDatasetWriter:
             self.finalize()
 
     # -- internals
+    def _checked_fields(self, fields: Mapping[str, Any], where: str) -> dict[str, tuple[Any, pa.DataType]]:
+        """`add_episode`'s `fields` as (Python value, column type), or an error naming the field: one of LeRobot's
+        own columns or `success` (its own argument), a value of another type than the column's so far."""
+        if not isinstance(fields, Mapping):
+            raise ValueError(f"fields={fields!r:.80} of {where} must be a mapping of meta/episodes column names to "
+                             "values")
+        out = {}
+        for name, value in fields.items():
+            if not isinstance(name, str) or not name or _lerobot_episode_column(name) or name == SUCCESS_COLUMN:
+                why = ("the success flag: pass success=" if name == SUCCESS_COLUMN else
+                       "one of LeRobot's own meta/episodes columns" if isinstance(name, str) and name else
+                       "not a column name")
+                raise ValueError(f"fields: {name!r} of {where} is {why}; name columns of your own")
+            known = self._field_types.get(name, pa.null())
+            scalar = isinstance(value, pa.Scalar)
+            if scalar and not pa.types.is_null(known) and value.type != known:
+                raise ValueError(f"fields: {name!r} of {where} is {value.type}, earlier episodes' {known}; give one "
+                                 "type per column")
+            wanted = value.type if scalar else None if pa.types.is_null(known) else known
+            value = value.as_py() if scalar else value
+            try:
+                kind = pa.array([value], type=wanted).type
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
+                raise ValueError(f"fields: {name!r} of {where} = {value!r:.80} is not a column value of type "
+                                 f"{known}: {exc}") from None
+            out[name] = (value, kind)
+        return out
+
     def _dtype(self, key: str) -> str:
         return AUTO_FEATURES[key]["dtype"] if key in AUTO_FEATURES else self.features[key]["dtype"]
 
@@ -1157,6 +1217,8 @@ class LeRobotDatasetWriter:
     def _write_metadata(self) -> None:
         assert self.features is not None
         episodes = pa.Table.from_pylist(self._rows)
+        for name, kind in self._field_types.items():  # other columns (`add_episode`'s `fields`), of their own types
+            episodes = episodes.append_column(name, pa.array([row.get(name) for row in self._fields], type=kind))
         path = self._stage / EPISODES_PATH.format(chunk_index=0, file_index=0)
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(episodes, path)
@@ -1259,7 +1321,8 @@ def write_episodes(
     with LeRobotDatasetWriter(root, fps, features, robot_type, **writer_options) as writer:
         for n, ep in enumerate(episodes):
             if isinstance(ep, Episode):
-                writer.add_episode(ep.frames, ep.videos, ep.frame_tasks or ep.task, success=ep.success)
+                writer.add_episode(ep.frames, ep.videos, ep.frame_tasks or ep.task, success=ep.success,
+                                   fields=ep.fields)
             elif isinstance(ep, Mapping) and "frames" in ep and "task" in ep:
                 writer.add_episode(ep["frames"], ep.get("videos"), ep["task"])
             else:

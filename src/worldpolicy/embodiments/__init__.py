@@ -262,32 +262,42 @@ def _resolve_name(name: str) -> str:
         key = _names(table, aliases).get(wanted)
         if key is not None:
             return key
-    shipped = _shipped_spec_file(wanted)
+    shipped = _shipped_spec_files().get(wanted)
     if shipped is not None:
         # `worldpolicy embodiments` lists it, so a user names it where a registered name is wanted
         raise KeyError(
             f"embodiment={name!r} is the shipped model's own embodiment, not a registered one: it comes with the "
-            f"checkpoint (checkpoint 'shipped' runs with it); elsewhere pass its spec file, {str(shipped)!r}"
+            f"checkpoint (checkpoint 'shipped' runs with it); elsewhere pass its spec file, {str(shipped[1])!r}"
         )
     raise KeyError(
-        f"embodiment={name!r} is not registered; known: {', '.join(list_embodiments())} "
+        f"embodiment={name!r} is not registered; known: {_known_embodiments()} "
         f"(or a spec file of your own robot, *{SPEC_FILE_SUFFIX}: worldpolicy.embodiments.register_embodiment)"
     )
 
 
-def _shipped_spec_file(wanted: str) -> Path | None:
-    """The embodiment.json of the shipped model whose embodiment is named `wanted` (lower-cased), if any: read only
-    when a name is not registered, to say where that embodiment is."""
+def _known_embodiments() -> str:
+    """What an embodiment name may be, for an error: the registry's names, then each shipped model's own embodiment
+    (`panda_reach`), which `worldpolicy embodiments` lists beside them and which is given by its spec file."""
+    shipped = [f"{own} (the shipped model's own: its spec file, {str(spec)!r})"
+               for own, spec in _shipped_spec_files().values()]
+    return ", ".join([*list_embodiments(), *shipped])
+
+
+def _shipped_spec_files() -> dict[str, tuple[str, Path]]:
+    """Each shipped model's embodiment name, lower-cased → (the name, its embodiment.json): read only when a name is
+    not registered, to say what that embodiment is and where."""
     from ..models import SHIPPED, shipped_model
 
+    found = {}
     for model in SHIPPED:
         try:
             spec = shipped_model(model) / EMBODIMENT_FILE
-            if str(json.loads(spec.read_text()).get("name", "")).lower() == wanted:
-                return spec
+            own = str(json.loads(spec.read_text()).get("name", ""))
         except (FileNotFoundError, ValueError, AttributeError):  # an install without it, or a spec not an object
             continue
-    return None
+        if own:
+            found[own.lower()] = (own, spec)
+    return found
 
 
 def _build(name: str, spec: Mapping[str, Any], variant: str | None) -> Embodiment:
@@ -565,7 +575,7 @@ def get_embodiment(name: str | Path | Embodiment, variant: str | None = None) ->
                              f"action space ({built.key!r}); accepted: no variant")
         return built
     if not isinstance(name, str) or not name.strip():
-        raise TypeError(f"embodiment must be a non-empty name, got {name!r}; known: {', '.join(list_embodiments())}")
+        raise TypeError(f"embodiment must be a non-empty name, got {name!r}; known: {_known_embodiments()}")
     if "/" in name:
         name, _, from_name = name.partition("/")
         if variant not in (None, from_name):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import json
 import math
 import numbers
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.actions import ACTION_CONVERSIONS, DEFAULT_ROBOT
+from ..data.checks import check_once
 from ..data.layout import ACTION_KEYS, STATE_KEYS
 from ..errors import brief_list
 from ..models import portable_checkpoint
@@ -106,10 +106,7 @@ def check_episode_list(setting: str, given: Any, num_episodes: int) -> None:
     if outside:
         raise ValueError(f"{setting}={brief_list(given)}: {brief_list(outside)} not episodes of data.dataset, which "
                          f"has {num_episodes} (accepted: indices 0 to {num_episodes - 1})")
-    twice = sorted(i for i, n in collections.Counter(given).items() if n > 1)
-    if twice:
-        raise ValueError(f"{setting}={brief_list(given)}: {brief_list(twice)} given more than once; name each episode "
-                         "once")
+    check_once(setting, given)
 
 
 @dataclass
