@@ -1,5 +1,6 @@
 """The arguments several dataset commands check alike (`dataset label`, `select`, `merge`, `eval`, `show`): which
-episodes (`check_episodes`; each named once, `check_once`, which training's lists share) and the folder a new dataset made from others is written to (`check_out`)."""
+episodes (`check_episodes`; each named once, `check_once`, which training's lists share) and the folder a new
+dataset made from others is written to (`check_out`)."""
 
 from __future__ import annotations
 

@@ -110,7 +110,8 @@ def merge_datasets(
     column names, video sizes). Their tasks go into one task table (the same text, one index). The `success` column
     is kept when every dataset has one; when only some do the merge is refused, or with `drop_success` written for
     none. So are other meta/episodes columns: kept where every dataset has one of the same type, else refused, or
-    with `drop_columns` only those kept. Videos, provenance (each source and its episode count) and `out` as `select_episodes` has them."""
+    with `drop_columns` only those kept. Videos, provenance (each source and its episode count) and `out` as
+    `select_episodes` has them."""
     if isinstance(datasets, (str, Path, LeRobotDataset)) or len(datasets) < 2:
         raise ValueError(f"datasets={datasets!r}: give two or more datasets to merge (some episodes of one as a new "
                          "dataset: `dataset select`, select_episodes)")
@@ -134,8 +135,8 @@ def merge_datasets(
                 if not all(k.get(name) == kinds[0].get(name) for k in kinds)]
     if unshared and not drop_columns:
         name, others = unshared[0], unshared[1:]
-        how = [f"datasets[{j}] ({str(ds.root)!r}) " + (f"has it as {kinds[j][name]}" if name in kinds[j] else "lacks it")
-               for j, ds in enumerate(sources)]
+        how = [f"datasets[{j}] ({str(ds.root)!r}) "
+               + (f"has it as {kinds[j][name]}" if name in kinds[j] else "lacks it") for j, ds in enumerate(sources)]
         raise ValueError(f"meta/episodes column {name!r} is not in every dataset alike: {', '.join(how)}"
                          + (f" (nor {'is' if len(others) == 1 else 'are'} {', '.join(map(repr, others))})" if others
                             else "") + "; pass drop_columns=True to merge them without the columns they do not share")
