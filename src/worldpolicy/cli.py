@@ -54,8 +54,8 @@ def flag_named(exc: Exception, flags: Mapping[str, str]) -> Exception:
     named as the fix (`choose another name`, as the output-folder checks say it: `fileio.refuse_foreign_folder`;
     `leave name out`). An item of a list parameter, `name[j]`, is named as the user counts what they typed: `ROOT 2`
     for a positional argument (`datasets[1]` of `dataset merge ROOT...`), `--flag value 2` for a flag. A value the
-    text quotes (`out='/data/seed=3'`: what the user gave) or a path shows, and a call's arguments (`ActionDecoder(..., prompt=...)`) are kept as they are. An error that names none of them is returned as
-    it is."""
+    text quotes (`out='/data/seed=3'`: what the user gave) or a path shows, and a call's arguments
+    (`ActionDecoder(..., prompt=...)`) are kept as they are. An error that names none of them is returned as it is."""
     if not flags:
         return exc
     name, text = error_parameter(exc)
