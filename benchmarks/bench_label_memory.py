@@ -150,7 +150,7 @@ def _same_tree(compared: filecmp.dircmp) -> bool:
     """Whether two folders hold the same files with the same bytes (`dircmp` alone compares sizes and times)."""
     if compared.left_only or compared.right_only or compared.funny_files:
         return False
-    match, mismatch, errors = filecmp.cmpfiles(compared.left, compared.right, compared.common_files, shallow=False)
+    _, mismatch, errors = filecmp.cmpfiles(compared.left, compared.right, compared.common_files, shallow=False)
     return not mismatch and not errors and all(_same_tree(sub) for sub in compared.subdirs.values())
 
 

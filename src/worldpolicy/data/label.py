@@ -38,8 +38,10 @@ __all__ = ["LABEL_SOURCE", "check_state_keys", "episode_seed", "label_cameras", 
 logger = logging.getLogger(__name__)
 
 LABEL_SOURCE = "worldpolicy dataset label"  # a labelled dataset's `provenance["source"]`: what --overwrite may replace
-# batches of windows one `infer_actions` call takes (`_episode_labels`): it holds a copy of each window's frames, so a
-# segment's, not a long episode's (batch_size 8, chunk 32: 32 windows of 33 frames, 3 cameras at 320x240: ~0.7 GB)
+# batches of windows one `infer_actions` call takes (`_episode_labels`), and so the frames of every video decoded and
+# streamed into the writer at a time: what labelling holds is a segment's frames, not a long episode's (batch_size 8,
+# chunk 32: 1025 frames a segment, each camera at 320x240 ~0.2 GB decoded, and the windows' copies of the labelled
+# ones); `benchmarks/bench_label_memory.py` measures it
 SEGMENT_BATCHES = 4
 
 
@@ -90,7 +92,8 @@ def label_dataset(
     columns as a new dataset at `out`, returned opened.
 
     Each episode's whole video runs through `Policy.infer_actions(whole_clip=True, batch_size=...)` (in segments of
-    `SEGMENT_BATCHES` batches of windows, which give the whole clip's labels) with its task's first phrasing
+    `SEGMENT_BATCHES` batches of windows, which give the whole clip's labels; each segment's frames are decoded and
+    written as it is labelled, so a long episode is never held whole) with its task's first phrasing
     (`caption_variants`) as the prompt, seed `episode_seed(seed, index)`, and for a state-conditioned
     embodiment the state rows of `state_keys` (default: `observation.state`, else the `observation.state.*`
     features). The labels go in feature `action_key` (replacing a source feature of that name), float32 with `names`
