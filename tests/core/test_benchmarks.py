@@ -73,6 +73,13 @@ def test_video_decode_prints_each_read_against_the_whole_clip():
     assert re.search(r"first 34 frames: +34 frames", out), out
 
 
+@pytest.mark.slow
+def test_label_memory_prints_both_labellers_and_that_their_datasets_match():
+    out = _ran("bench_label_memory.py", "--frames", "20", "--size", "16x16", "--cameras", "2", "--batch-size", "1")
+    assert re.search(r"segments: peak RSS \+ *\d+ MiB", out), out
+    assert re.search(r"peak RSS whole / segments: \d+\.\d+x; datasets identical file by file: True", out), out
+
+
 def test_lora_checkpoint_sizes_prints_the_adapter_share():
     sizes = json.loads(_ran("lora_checkpoint_sizes.py", "--rank", "1"))
     assert 0 < sizes["adapter_checkpoint_vs_merged"] < 0.01 and sizes["transformer_parameters"] > 1e10
@@ -136,6 +143,8 @@ def test_help_shows_the_whole_description(script):
     ("bench_train_memory.py", ["--repeats", "0"], "argument --repeats: expected an integer >= 1, got '0'"),
     ("bench_video_decode.py", ["--frames", "34"], "argument --frames: expected an integer >= 35, got '34'"),
     ("bench_video_decode.py", ["--size", "8x64"], "--size='8x64': each side must be >= 16"),
+    ("bench_label_memory.py", ["--frames", "1"], "argument --frames: expected an integer >= 2, got '1'"),
+    ("bench_label_memory.py", ["--size", "15x16"], "--size='15x16': each side must be even and >= 16"),
     ("lora_checkpoint_sizes.py", ["--rank", "0"], "argument --rank: expected an integer >= 1, got '0'"),
     ("bench_ik.py", ["--chunks", "0"], "argument --chunks: expected an integer >= 1, got '0'"),
     ("bench_ik.py", ["--robot", "nope"], "--robot nope: robot: unknown name 'nope'"),

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from dataset_factory import make_episode
 
@@ -340,3 +341,61 @@ def test_the_command_names_its_flags(tiny, tmp_path, capsys):
     assert main(["dataset", "label", str(ds.root), "--checkpoint", str(tmp_path / "nope"), "--embodiment", "pusht",
                  "--out", str(tmp_path / "o")]) != 0  # a checkpoint not there (FileNotFoundError), as eval names it
     assert f"--checkpoint={str(tmp_path / 'nope')!r} is neither" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fps", [10, 20, 5])  # every frame; every other (resampled); each frame twice (resampled)
+def test_a_labelled_dataset_is_its_episodes_labelled_whole_though_read_and_written_a_segment_at_a_time(
+        policy, tmp_path, monkeypatch, fps):
+    """Each segment's frames of every video are decoded, labelled and written as they come, so a long episode is
+    never held whole; the result is what labelling each episode's whole arrays gives: the source's columns and frames
+    at the kept rows, in the same files, and labels of each transition's own two frames (a stand-in model whose row t
+    is frame t's and frame t+1's mean pixel: a segment given wrong frames would show)."""
+    import worldpolicy.data.label as label_module
+    from worldpolicy.data import LeRobotDatasetWriter
+    from worldpolicy.processing.clip import resampled_frames
+
+    def pixel_means(video):
+        means = video.reshape(len(video), -1).mean(axis=1)
+        return np.stack([means[:-1], means[1:]], axis=1)
+
+    def infer(video, prompt, **kwargs):
+        calls.append(len(video["observation/image"]))
+        return SimpleNamespace(actions=pixel_means(video["observation/image"]))
+
+    calls: list = []
+    monkeypatch.setattr(policy, "infer_actions", infer)
+    rng = np.random.default_rng(fps)
+    episodes = []
+    for i, length in enumerate((23, 9)):
+        ep = make_episode(length, seed=i)
+        ep["videos"] = {"observation.image": rng.integers(0, 256, (length, 16, 16, 3), dtype=np.uint8),  # labelled
+                        "observation.images.wrist": rng.integers(0, 256, (length, 8, 12, 3), dtype=np.uint8)}  # kept
+        ep["task"] = ["reach | go"] * 5 + ["grasp"] * (length - 5)
+        episodes.append(ep)
+    ds = write_episodes(tmp_path / "src", episodes, fps=fps, video_codec="libx264rgb")
+    monkeypatch.setattr(label_module, "SEGMENT_BATCHES", 1)  # batch_size 2, chunk 4: 8 transitions a segment
+    got = label_dataset(ds, tmp_path / "out", policy, seed=7, batch_size=2, resample=fps != 10)
+    kept = [len(resampled_frames(n, fps, 10)) for n in (23, 9)]
+    assert calls == [min(8, k - 1 - s) + 1 for k in kept for s in range(0, k - 1, 8)]  # segments of 8 transitions
+
+    want = LeRobotDatasetWriter(tmp_path / "want", 10, got.features, "testbot", video_codec="libx264rgb")
+    for i, ep in enumerate(episodes):
+        rows = resampled_frames(len(ep["task"]), fps, 10)
+        videos = {k: v[rows] for k, v in ep["videos"].items()}
+        labels = pixel_means(videos["observation.image"])
+        frames = {k: v[rows] for k, v in ep["frames"].items()}
+        frames["action"] = np.concatenate([labels, labels[-1:]]).astype(np.float32)
+        want.add_episode(frames, videos, [ep["task"][r] for r in rows])
+    want = want.finalize()
+    files = sorted(p.relative_to(want.root) for p in want.root.rglob("*") if p.is_file())
+    assert sorted(p.relative_to(got.root) for p in got.root.rglob("*") if p.is_file()) == files
+    for rel in files:  # the same columns, per-episode stats and video bytes (lossless: the same frames)
+        if rel.suffix == ".parquet":
+            assert pq.read_table(got.root / rel).equals(pq.read_table(want.root / rel)), rel
+        elif rel.name != "info.json":  # which holds the provenance
+            assert (got.root / rel).read_bytes() == (want.root / rel).read_bytes(), rel
+    assert got.features == want.features and got.fps == want.fps
+    for i in range(2):
+        np.testing.assert_array_equal(got.episode(i).videos["observation.images.wrist"],
+                                      episodes[i]["videos"]["observation.images.wrist"][
+                                          resampled_frames(len(episodes[i]["task"]), fps, 10)])

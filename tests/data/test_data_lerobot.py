@@ -927,3 +927,87 @@ def test_add_episode_fields_keep_their_type_and_refuse_what_they_cannot_be(tmp_p
     ds = writer.finalize()
     assert ds.num_episodes == 2 and ds.episode_fields() == [{"level": 2, "note": None}, {"level": None, "note": "late"}]
     assert ds.episode_columns().schema == pa.schema([("level", pa.int8()), ("note", pa.string())])
+
+
+
+def _same_dataset(got: LeRobotDataset, want: LeRobotDataset) -> None:
+    """Every file of `got` holds what `want`'s does: the parquet tables, the JSON metadata, the videos' bytes."""
+    files = sorted(p.relative_to(want.root) for p in want.root.rglob("*") if p.is_file())
+    assert sorted(p.relative_to(got.root) for p in got.root.rglob("*") if p.is_file()) == files
+    for rel in files:
+        if rel.suffix == ".parquet":
+            assert pq.read_table(got.root / rel).equals(pq.read_table(want.root / rel)), rel
+        else:
+            assert (got.root / rel).read_bytes() == (want.root / rel).read_bytes(), rel
+
+
+def test_streamed_videos_make_the_files_and_stats_of_whole_ones(tmp_path):
+    """An episode's videos appended a block at a time, cameras in any order (`stream_videos`), give the dataset its
+    arrays give: the same mp4 bytes, timestamps, files rolled over at the same episodes and the same video stats."""
+    rng = np.random.default_rng(0)
+    episodes = []
+    for i, length in enumerate((7, 130, 3)):  # 130 > VIDEO_STATS_FRAMES: the stats sample some frames only
+        ep = make_episode(length, seed=i, offset=10 * i)
+        ep["videos"]["observation.images.wrist"] = rng.integers(0, 256, (length, 16, 16, 3), dtype=np.uint8)
+        episodes.append(dict(ep, task=f"task {i}"))
+    options = {"video_codec": "libx264rgb", "video_files_size_in_mb": 0.02, "chunks_size": 2}
+    whole = write_episodes(tmp_path / "whole", episodes, fps=10, **options)
+    writer = LeRobotDatasetWriter(tmp_path / "streamed", 10, whole.features, **options)
+    for ep, block in zip(episodes, (2, 50, 5)):
+        stream = writer.stream_videos(len(ep["frames"]["action"]))
+        front, wrist = ep["videos"]["observation.images.front"], ep["videos"]["observation.images.wrist"]
+        for start in range(0, len(front), block):
+            stream.append({"observation.images.wrist": wrist[start:start + block]})
+            stream.append({"observation.images.front": front[start:start + block], "observation.images.wrist":
+                           wrist[:0]})
+        writer.add_episode(ep["frames"], stream, ep["task"])
+    streamed = writer.finalize()
+    assert len(list((whole.root / "videos").rglob("*.mp4"))) > 2  # the files did roll over
+    _same_dataset(streamed, whole)
+
+
+def test_a_streamed_episode_is_checked_and_must_be_added_or_aborted(tmp_path):
+    ep = make_episode(4, seed=0)
+    front = ep["videos"]["observation.images.front"]
+    inferred = LeRobotDatasetWriter(tmp_path / "inferred", 10)
+    with pytest.raises(ValueError, match="stream_videos: the writer's features are inferred"):
+        inferred.stream_videos(4)
+    inferred.abort()
+    features = {"x": {"dtype": "float32", "shape": [1]},
+                "observation.images.front": {"dtype": "video", "shape": [16, 16, 3]}}
+    writer = LeRobotDatasetWriter(tmp_path / "ds", 10, features, video_codec="libx264rgb")
+    with pytest.raises(ValueError, match=r"length=0 must be a positive number of frames"):
+        writer.stream_videos(0)
+    stream = writer.stream_videos(4)
+    with pytest.raises(ValueError, match=r"blocks: 'x' is not a video of the dataset; its videos are "
+                                         r"\['observation.images.front'\]"):
+        stream.append({"observation.images.front": front[:3], "x": front})
+    with pytest.raises(ValueError, match=r"blocks\['observation.images.front'\]: 5 frames after 0 pass the episode's 4"):
+        stream.append({"observation.images.front": np.concatenate([front, front[:1]])})
+    assert stream.counts == {"observation.images.front": 0}  # nothing of a refused call is encoded
+    with pytest.raises(ValueError, match=r"expected uint8 \(n, 16, 16, 3\)"):
+        stream.append({"observation.images.front": front.astype(np.float32)})
+    stream.append({"observation.images.front": front[:3]})
+    with pytest.raises(ValueError, match=r"\{'observation.images.front': 3\} hold fewer frames than the episode's"):
+        writer.add_episode({"x": np.zeros(4)}, stream, "t")
+    for refused in (lambda: writer.add_episode({"x": np.zeros(4)}, {"observation.images.front": front}, "t"),
+                    writer.finalize,
+                    lambda: writer.stream_videos(4)):
+        with pytest.raises(RuntimeError, match=r"streamed \(stream_videos\) but the episode was not added"):
+            refused()
+    stream.append({"observation.images.front": front[3:]})
+    with pytest.raises(ValueError, match=r"every array needs the same number of frames >= 1, got \{'videos \("
+                                         r"streamed\)': 4, 'x': 2\}"):
+        writer.add_episode({"x": np.zeros(2)}, stream, "t")  # a wrong column: the stream waits for a right one
+    other = LeRobotDatasetWriter(tmp_path / "other", 10, features, video_codec="libx264rgb")
+    with pytest.raises(ValueError, match="an EpisodeVideoStream of another writer"):
+        other.add_episode({"x": np.zeros(4)}, stream, "t")
+    other.abort()
+    assert writer.add_episode({"x": np.zeros(4)}, stream, "t") == 0
+    with pytest.raises(RuntimeError, match="were added or the writer aborted"):
+        stream.append({"observation.images.front": front[:1]})
+    np.testing.assert_array_equal(writer.finalize().episode(0).videos["observation.images.front"], front)
+    aborted = LeRobotDatasetWriter(tmp_path / "aborted", 10, features, video_codec="libx264rgb")
+    aborted.stream_videos(4).append({"observation.images.front": front[:2]})
+    aborted.abort()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # nothing staged is left

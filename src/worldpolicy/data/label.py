@@ -28,7 +28,7 @@ from ..fileio import interruption, sigint_held
 from ..models import portable_checkpoint
 from .checks import check_episodes, check_out
 from .layout import AUTO_FEATURES, check_feature
-from .lerobot import LeRobotDataset, LeRobotDatasetWriter
+from .lerobot import EpisodeVideoStream, LeRobotDataset, LeRobotDatasetWriter
 from .observations import CameraMismatch, camera_sources, check_state_width, named_state_keys
 from .sampling import caption_variants
 from .stats import first_non_finite
@@ -38,8 +38,10 @@ __all__ = ["LABEL_SOURCE", "check_state_keys", "episode_seed", "label_cameras", 
 logger = logging.getLogger(__name__)
 
 LABEL_SOURCE = "worldpolicy dataset label"  # a labelled dataset's `provenance["source"]`: what --overwrite may replace
-# batches of windows one `infer_actions` call takes (`_episode_labels`): it holds a copy of each window's frames, so a
-# segment's, not a long episode's (batch_size 8, chunk 32: 32 windows of 33 frames, 3 cameras at 320x240: ~0.7 GB)
+# batches of windows one `infer_actions` call takes (`_episode_labels`), and so the frames of every video decoded and
+# streamed into the writer at a time: what labelling holds is a segment's frames, not a long episode's (batch_size 8,
+# chunk 32: 1025 frames a segment, each camera at 320x240 ~0.2 GB decoded, and the windows' copies of the labelled
+# ones); `benchmarks/bench_label_memory.py` measures it
 SEGMENT_BATCHES = 4
 
 
@@ -90,7 +92,8 @@ def label_dataset(
     columns as a new dataset at `out`, returned opened.
 
     Each episode's whole video runs through `Policy.infer_actions(whole_clip=True, batch_size=...)` (in segments of
-    `SEGMENT_BATCHES` batches of windows, which give the whole clip's labels) with its task's first phrasing
+    `SEGMENT_BATCHES` batches of windows, which give the whole clip's labels; each segment's frames are decoded and
+    written as it is labelled, so a long episode is never held whole) with its task's first phrasing
     (`caption_variants`) as the prompt, seed `episode_seed(seed, index)`, and for a state-conditioned
     embodiment the state rows of `state_keys` (default: `observation.state`, else the `observation.state.*`
     features). The labels go in feature `action_key` (replacing a source feature of that name), float32 with `names`
@@ -185,16 +188,14 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, chosen
         with tqdm(total=windows, desc=f"labelling {len(chosen)} episodes", unit="window", disable=not progress) as bar:
             for i in chosen:
                 rows = frames_of[i]
-                ep = ds.episode(i)  # every video: the ones labelled and the ones copied
-                every = rows == list(range(ep.length))  # not resampled: the episode's arrays, not copies of them
-                videos = ep.videos if every else {k: v[rows] for k, v in ep.videos.items()}
-                frames = ep.frames if every else {k: v[rows] for k, v in ep.frames.items()}
+                ep = ds.episode(i, videos=False)  # the columns: the videos are read a segment at a time
+                frames = {k: v[rows] for k, v in ep.frames.items()}
                 state = (np.concatenate([frames[k].reshape(len(rows), -1) for k in state_keys], axis=1)
                          if emb.state_history else None)
-                clip = {camera: videos[key] for camera, key in cameras.items()}
-                labels = _episode_labels(policy, clip, caption_variants(ep.task)[0], state, episode_seed(seed, i),
-                                         batch_size, bar)
-                frames = {**frames, action_key: np.concatenate([labels, labels[-1:]]).astype(np.float32)}
+                videos = writer.stream_videos(len(rows))
+                labels = _episode_labels(policy, ds, i, rows, cameras, videos, caption_variants(ep.task)[0], state,
+                                         episode_seed(seed, i), batch_size, bar)
+                frames[action_key] = np.concatenate([labels, labels[-1:]]).astype(np.float32)
                 with sigint_held() as caught:  # an episode half added could not be published
                     writer.add_episode(frames, videos, [ep.frame_tasks[r] for r in rows], success=ep.success)
                 if caught:
@@ -208,23 +209,39 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, chosen
     return labelled
 
 
-def _episode_labels(policy: Any, clip: dict[str, np.ndarray], prompt: str, state: np.ndarray | None, seed: int,
-                    batch_size: int, bar: Any) -> np.ndarray:
-    """A row per frame transition of `clip`: `infer_actions(whole_clip=True)` on segments of `SEGMENT_BATCHES` batches
-    of windows, each starting at the previous one's last frame. The windows, the batches they run in and their one
-    seed are the whole clip's (a window's state is the row at its first frame either way), so the rows are too, while
-    the frames each call copies out are a segment's."""
-    length = len(next(iter(clip.values())))
+def _episode_labels(policy: Any, ds: LeRobotDataset, i: int, rows: list[int], cameras: dict[str, str],
+                    videos: EpisodeVideoStream, prompt: str, state: np.ndarray | None, seed: int, batch_size: int,
+                    bar: Any) -> np.ndarray:
+    """A row per transition between the frames `rows` of episode `i`: `infer_actions(whole_clip=True)` on segments
+    of `SEGMENT_BATCHES` batches of windows, each starting at the previous one's last frame. The windows, the batches
+    they run in and their one seed are the whole clip's (a window's state is the row at its first frame either way),
+    so the rows are too. Each segment's frames of every video are decoded (`LeRobotDataset.camera_frames`), labelled
+    and streamed into `videos`, so what is held at once is a segment's frames, not the episode's."""
+    length = len(rows)
     step = SEGMENT_BATCHES * batch_size * policy.chunk_size  # frames a segment explains
     labels = []
     for start in range(0, length - 1, step):
         stop = min(start + step + 1, length)
-        result = policy.infer_actions({camera: frames[start:stop] for camera, frames in clip.items()}, prompt,
+        segment = {key: _frames(ds, i, key, rows[start:stop]) for key in ds.video_keys}
+        result = policy.infer_actions({camera: segment[key] for camera, key in cameras.items()}, prompt,
                                       whole_clip=True, batch_size=batch_size, seed=seed, progress=False,
                                       state=None if state is None else state[start:stop])
         labels.append(result.actions)
         bar.update(math.ceil((stop - start - 1) / policy.chunk_size))  # the one bar: over every episode's windows
+        last = stop == length  # else the segment's last frame is the next one's first: written with that one
+        with sigint_held() as caught:  # a block is encoded whole, as an episode is added whole
+            videos.append({key: frames if last else frames[:-1] for key, frames in segment.items()})
+        if caught:
+            raise interruption(caught)
     return np.concatenate(labels)
+
+
+def _frames(ds: LeRobotDataset, i: int, key: str, rows: list[int]) -> np.ndarray:
+    """Frames `rows` (ascending, repeats allowed: a resampled episode's) of video `key` of episode `i`, decoding only
+    the span they lie in."""
+    first, end = rows[0], rows[-1] + 1
+    span = ds.camera_frames(i, key, first, end)
+    return span if rows == list(range(first, end)) else span[np.asarray(rows) - first]
 
 
 def checked_policy_embodiment(checkpoint: Any, embodiment: Any, load_options: dict[str, Any]) -> Embodiment:

@@ -67,7 +67,7 @@ from .video import count_frames, read_segment
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Episode", "LeRobotDataset", "LeRobotDatasetWriter", "write_episodes"]
+__all__ = ["Episode", "EpisodeVideoStream", "LeRobotDataset", "LeRobotDatasetWriter", "write_episodes"]
 
 VIDEO_STATS_FRAMES = 100  # frames sampled per episode for video stats (LeRobot samples too)
 VIDEO_STATS_SIDE = 150  # spatial stride so the sampled frames are about this many pixels on a side
@@ -898,7 +898,8 @@ class LeRobotDatasetWriter:
     """Builds a LeRobot v3.0 dataset episode by episode in a hidden staging folder next to `root`.
 
     `finalize()` writes the metadata and renames the folder to `root` in one step, so a crash never leaves a
-    half-written dataset at `root`. `features` maps names to {"dtype", "shape", "names"}; video features use
+    half-written dataset at `root`. An episode's videos may be given whole or streamed (`stream_videos`): a long
+    episode then need not sit in memory. `features` maps names to {"dtype", "shape", "names"}; video features use
     dtype "video" and shape [H, W, 3] (an "image" feature is written as a video one). Left as None, features are
     inferred from the first episode.
     `video_codec="libx264rgb"` stores frames losslessly; "libx264" (default) and "libsvtav1" (LeRobot's default)
@@ -964,6 +965,7 @@ class LeRobotDatasetWriter:
         self._videos: dict[str, VideoFileWriter] = {}
         self._values: dict[str, list[np.ndarray]] = {}
         self._video_stats: dict[str, list[dict[str, np.ndarray]]] = {}
+        self._stream: EpisodeVideoStream | None = None  # an episode's videos being streamed, not yet added
         self._done = False
 
     # -- public API
@@ -978,6 +980,8 @@ class LeRobotDatasetWriter:
     ) -> int:
         """Append one episode: per-frame arrays [T, *shape] and uint8 videos [T, H, W, 3]. Returns its index.
 
+        `videos` may instead be an `EpisodeVideoStream` (`stream_videos`) that has taken all of the episode's frames:
+        a long episode's videos need not sit in memory whole, and the files and stats are the ones its arrays give.
         `task` is one string for the whole episode, or one per frame for an episode whose task changes mid-way.
         `success` (whether the episode succeeded, where the recording knows) goes into meta/episodes' `success`
         column (`LeRobotDataset.episode_success`); given for every episode of a dataset or for none.
@@ -987,6 +991,11 @@ class LeRobotDatasetWriter:
         """
         if self._done:
             raise RuntimeError("this writer was finalised or aborted; open a new LeRobotDatasetWriter")
+        streamed = isinstance(videos, EpisodeVideoStream)
+        if streamed:
+            videos.check_complete(self)
+        elif self._stream is not None:
+            raise RuntimeError(self._stream_open)
         if success is not None and not isinstance(success, (bool, np.bool_)):
             raise ValueError(f"success={success!r} must be a bool (or None: not known)")
         if self._rows and (SUCCESS_COLUMN in self._rows[0]) != (success is not None):
@@ -994,7 +1003,8 @@ class LeRobotDatasetWriter:
             raise ValueError(f"success={success!r}: the dataset's earlier episodes {had} a success flag; give it for "
                              "every episode or for none")
         texts = _check_task(task)
-        frames, videos = dict(frames or {}), dict(videos or {})
+        stream = videos if streamed else None
+        frames, videos = dict(frames or {}), {} if streamed else dict(videos or {})
         episode_index = len(self._rows)
         where = f"episode {episode_index}"
         own = self._checked_fields(fields or {}, where)
@@ -1004,7 +1014,7 @@ class LeRobotDatasetWriter:
             _check_video_sizes(features, self.video_codec, "videos")
             self.features = features
         try:
-            columns, clips, length = self._checked_episode(frames, videos, where)
+            columns, clips, length = self._checked_episode(frames, videos, where, stream)
             if isinstance(task, str):
                 texts *= length
             elif len(texts) != length:
@@ -1029,17 +1039,19 @@ class LeRobotDatasetWriter:
             row[SUCCESS_COLUMN] = bool(success)
         row.update(self._append_data(columns, auto))
         row["dataset_from_index"], row["dataset_to_index"] = self._total_frames, self._total_frames + length
-        for key, clip in clips.items():
-            row.update(self._append_video(key, clip))
+        if stream is None:
+            stream = self.stream_videos(length)
+            stream.append(clips)
+        row.update(stream.fields)
         row["meta/episodes/chunk_index"], row["meta/episodes/file_index"] = 0, 0
         for key, values in {**columns, **auto}.items():
             if self._dtype(key) in NUMERIC_DTYPES:
                 self._values.setdefault(key, []).append(values.reshape(length, -1))
                 row.update(_flat_stats(key, compute_stats(values.reshape(length, -1))))
-        for key, clip in clips.items():
-            stats = compute_stats(_video_sample(clip), image=True)
+        for key, stats in stream.stats().items():
             self._video_stats.setdefault(key, []).append(stats)
             row.update(_flat_stats(key, stats))
+        self._stream = None
         self._rows.append(row)
         self._fields.append({name: value for name, (value, _) in own.items()})
         for name, (_, kind) in own.items():
@@ -1048,10 +1060,29 @@ class LeRobotDatasetWriter:
         self._total_frames += length
         return episode_index
 
+    def stream_videos(self, length: int) -> EpisodeVideoStream:
+        """The videos of the next episode, `length` frames each, encoded as blocks of them arrive
+        (`EpisodeVideoStream.append`); `add_episode(frames, stream, ...)` then adds the episode. Until it does, the
+        files hold frames of no episode: nothing else may be added or finalised, only the stream added or the writer
+        aborted."""
+        if self._done:
+            raise RuntimeError("this writer was finalised or aborted; open a new LeRobotDatasetWriter")
+        if self._stream is not None:
+            raise RuntimeError(self._stream_open)
+        if self.features is None:
+            raise ValueError("stream_videos: the writer's features are inferred from a first episode's arrays; give "
+                             "features to LeRobotDatasetWriter to stream an episode's videos")
+        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
+            raise ValueError(f"length={length!r} must be a positive number of frames")
+        self._stream = EpisodeVideoStream(self, int(length))
+        return self._stream
+
     def finalize(self) -> LeRobotDataset:
         """Write metadata and move the dataset into place atomically. Returns it opened for reading."""
         if self._done:
             raise RuntimeError("this writer was already finalised or aborted")
+        if self._stream is not None:
+            raise RuntimeError(self._stream_open)
         if not self._rows:
             self.abort()
             raise ValueError("no episodes were added; a dataset needs at least one episode")
@@ -1073,6 +1104,7 @@ class LeRobotDatasetWriter:
         for writer in self._videos.values():
             writer.abort()
         self._videos.clear()
+        self._stream = None
         shutil.rmtree(self._stage, ignore_errors=True)
         self._done = True
 
@@ -1114,13 +1146,18 @@ class LeRobotDatasetWriter:
             out[name] = (value, kind)
         return out
 
+    _stream_open = ("an episode's videos were streamed (stream_videos) but the episode was not added: add it "
+                    "(add_episode(frames, stream, ...)) or abort the writer")
+
     def _dtype(self, key: str) -> str:
         return AUTO_FEATURES[key]["dtype"] if key in AUTO_FEATURES else self.features[key]["dtype"]
 
-    def _checked_episode(self, frames: dict, videos: dict, where: str):
+    def _checked_episode(self, frames: dict, videos: dict, where: str, stream: EpisodeVideoStream | None):
+        """The episode's columns as stored, its videos' arrays and its length, checked against the features; a
+        `stream` holds the videos and gives the length."""
         assert self.features is not None
         data_keys = [k for k, f in self.features.items() if f["dtype"] != "video"]
-        video_keys = [k for k, f in self.features.items() if f["dtype"] == "video"]
+        video_keys = [] if stream is not None else self._video_keys()
         for param, given, expected in (("frames", frames, data_keys), ("videos", videos, video_keys)):
             missing = [k for k in expected if k not in given]
             extra = [k for k in given if k not in expected]
@@ -1130,6 +1167,8 @@ class LeRobotDatasetWriter:
                     f"the dataset's {param} keys are {expected}"
                 )
         lengths = {k: len(v) if hasattr(v, "__len__") else -1 for k, v in {**frames, **videos}.items()}
+        if stream is not None:
+            lengths = {"videos (streamed)": stream.length, **lengths}
         length = next(iter(lengths.values()))
         if length < 1 or any(n != length for n in lengths.values()):
             raise ValueError(f"{where}: every array needs the same number of frames >= 1, got {lengths}")
@@ -1194,7 +1233,13 @@ class LeRobotDatasetWriter:
         pq.write_table(pa.concat_tables(self._data_buffer), path)
         self._data_buffer, self._data_bytes = [], 0
 
-    def _append_video(self, key: str, clip: np.ndarray) -> dict[str, Any]:
+    def _video_keys(self) -> list[str]:
+        assert self.features is not None
+        return [k for k, f in self.features.items() if f["dtype"] == "video"]
+
+    def _video_file(self, key: str) -> tuple[VideoFileWriter, int, int]:
+        """The file camera `key`'s next episode goes into (a new one once the current one is full), its chunk and
+        file index."""
         writer = self._videos.get(key)
         if writer is not None and writer.bytes_written >= self._video_limit:
             writer.close()
@@ -1203,16 +1248,9 @@ class LeRobotDatasetWriter:
         chunk, file = self._video_at.setdefault(key, (0, 0))
         if writer is None:
             path = self._stage / VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file)
-            writer = self._videos[key] = VideoFileWriter(
-                path, self.fps, clip.shape[1], clip.shape[2], self.video_codec, self.video_gop
-            )
-        start, end = writer.append(clip)
-        return {
-            f"videos/{key}/chunk_index": chunk,
-            f"videos/{key}/file_index": file,
-            f"videos/{key}/from_timestamp": start,
-            f"videos/{key}/to_timestamp": end,
-        }
+            h, w = image_hw(self.features[key])
+            writer = self._videos[key] = VideoFileWriter(path, self.fps, h, w, self.video_codec, self.video_gop)
+        return writer, chunk, file
 
     def _write_metadata(self) -> None:
         assert self.features is not None
@@ -1282,6 +1320,69 @@ class LeRobotDatasetWriter:
                 shutil.rmtree(old)
             else:
                 old.unlink()
+
+
+class EpisodeVideoStream:
+    """One episode's videos, `length` frames each, encoded as blocks of frames arrive (`append`), with the encoder
+    settings and files of the writer that made it (`LeRobotDatasetWriter.stream_videos`). What it keeps is each
+    video's stats sample (`VIDEO_STATS_FRAMES` frames, strided to about `VIDEO_STATS_SIDE` pixels), not its frames:
+    the files and stats are those of the same frames given as arrays to `add_episode`, which adds the episode."""
+
+    def __init__(self, writer: LeRobotDatasetWriter, length: int):
+        self.length = length
+        self._writer = writer
+        self._sampled = np.unique(np.linspace(0, length - 1, min(length, VIDEO_STATS_FRAMES)).round().astype(int))
+        self.counts: dict[str, int] = {}
+        self.fields: dict[str, Any] = {}  # the episode's meta/episodes fields of each video, in the features' order
+        self._files: dict[str, VideoFileWriter] = {}
+        self._samples: dict[str, list[np.ndarray]] = {}
+        for key in writer._video_keys():
+            self._files[key], chunk, file = writer._video_file(key)
+            self.counts[key], self._samples[key] = 0, []
+            self.fields.update({f"videos/{key}/chunk_index": chunk, f"videos/{key}/file_index": file,
+                                f"videos/{key}/from_timestamp": None, f"videos/{key}/to_timestamp": None})
+
+    def append(self, blocks: Mapping[str, Any]) -> None:
+        """Encode the next frames of some or all videos: `blocks[key]` uint8 [n, H, W, 3], any n up to what the
+        video still lacks of `length`. All blocks are checked before any is encoded."""
+        if self._writer._stream is not self:
+            raise RuntimeError("this episode's videos were added or the writer aborted; stream_videos starts another")
+        checked = {}
+        for key, block in blocks.items():
+            if key not in self._files:
+                raise ValueError(f"blocks: {key!r} is not a video of the dataset; its videos are {list(self._files)}")
+            arr = np.asarray(block)
+            h, w = image_hw(self._writer.features[key])
+            if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[1:] != (h, w, 3):
+                raise ValueError(f"blocks[{key!r}] is {arr.dtype} {arr.shape}; expected uint8 (n, {h}, {w}, 3)")
+            if self.counts[key] + len(arr) > self.length:
+                raise ValueError(f"blocks[{key!r}]: {len(arr)} frames after {self.counts[key]} pass the episode's "
+                                 f"{self.length}")
+            checked[key] = arr
+        for key, arr in checked.items():
+            if not len(arr):
+                continue
+            start, end = self._files[key].append(arr)
+            if self.counts[key] == 0:
+                self.fields[f"videos/{key}/from_timestamp"] = start
+            self.fields[f"videos/{key}/to_timestamp"] = end
+            taken = self._sampled[(self._sampled >= self.counts[key]) & (self._sampled < self.counts[key] + len(arr))]
+            stride = max(1, max(arr.shape[1:3]) // VIDEO_STATS_SIDE)
+            self._samples[key].append(arr[taken - self.counts[key], ::stride, ::stride])  # a copy of the sample only
+            self.counts[key] += len(arr)
+
+    def check_complete(self, writer: LeRobotDatasetWriter) -> None:
+        """Refuse a stream `writer` is not streaming, or one whose videos lack frames, before the episode is added."""
+        if writer._stream is not self:
+            raise ValueError("videos: an EpisodeVideoStream of another writer, or one already added; stream each "
+                             "episode's videos with this writer's stream_videos")
+        short = {key: n for key, n in self.counts.items() if n != self.length}
+        if short:
+            raise ValueError(f"videos: the streamed videos {short} hold fewer frames than the episode's {self.length}; "
+                             "append the rest before add_episode")
+
+    def stats(self) -> dict[str, dict[str, np.ndarray]]:
+        return {key: compute_stats(np.concatenate(samples), image=True) for key, samples in self._samples.items()}
 
 
 def _check_replaceable(root: Path, overwrite: bool, state: str = "exists") -> None:
@@ -1469,12 +1570,6 @@ def _write_tasks(path: Path, tasks: list[str]) -> None:
 
 def _flat_stats(key: str, stats: Mapping[str, np.ndarray]) -> dict[str, Any]:
     return {f"stats/{key}/{name}": np.asarray(v).tolist() for name, v in stats.items()}
-
-
-def _video_sample(clip: np.ndarray) -> np.ndarray:
-    index = np.unique(np.linspace(0, len(clip) - 1, min(len(clip), VIDEO_STATS_FRAMES)).round().astype(int))
-    stride = max(1, max(clip.shape[1:3]) // VIDEO_STATS_SIDE)
-    return clip[index, ::stride, ::stride]
 
 
 def _next_file(chunk: int, file: int, chunks_size: int) -> tuple[int, int]:
