@@ -982,7 +982,8 @@ def test_a_streamed_episode_is_checked_and_must_be_added_or_aborted(tmp_path):
     with pytest.raises(ValueError, match=r"blocks: 'x' is not a video of the dataset; its videos are "
                                          r"\['observation.images.front'\]"):
         stream.append({"observation.images.front": front[:3], "x": front})
-    with pytest.raises(ValueError, match=r"blocks\['observation.images.front'\]: 5 frames after 0 pass the episode's 4"):
+    with pytest.raises(ValueError,
+                       match=r"blocks\['observation.images.front'\]: 5 frames after 0 pass the episode's 4"):
         stream.append({"observation.images.front": np.concatenate([front, front[:1]])})
     assert stream.counts == {"observation.images.front": 0}  # nothing of a refused call is encoded
     with pytest.raises(ValueError, match=r"expected uint8 \(n, 16, 16, 3\)"):
