@@ -73,6 +73,14 @@ def test_video_decode_prints_each_read_against_the_whole_clip():
     assert re.search(r"first 34 frames: +34 frames", out), out
 
 
+def test_dream_io_prints_the_old_writing_against_the_new():
+    out = _ran("bench_dream_io.py", "--chunks", "1,2", "--no-plots", timeout=600)
+    assert re.search(r"model \(policy \+ world model\) per chunk: \d+ ms", out), out
+    assert re.search(r"2 chunks: old writes \d+ ms over the chunks .* = \d+\.\d+ s; new \d+ ms", out), out
+    assert re.search(r"2 chunks: writing old / new \d+\.\d+x; last chunk's write old / new \d+\.\d+x; .* same "
+                     r"files: yes", out), out  # both ways end with the same files
+
+
 def test_lora_checkpoint_sizes_prints_the_adapter_share():
     sizes = json.loads(_ran("lora_checkpoint_sizes.py", "--rank", "1"))
     assert 0 < sizes["adapter_checkpoint_vs_merged"] < 0.01 and sizes["transformer_parameters"] > 1e10
@@ -137,6 +145,7 @@ def test_help_shows_the_whole_description(script):
     ("bench_video_decode.py", ["--frames", "34"], "argument --frames: expected an integer >= 35, got '34'"),
     ("bench_video_decode.py", ["--size", "8x64"], "--size='8x64': each side must be >= 16"),
     ("lora_checkpoint_sizes.py", ["--rank", "0"], "argument --rank: expected an integer >= 1, got '0'"),
+    ("bench_dream_io.py", ["--chunks", "0,8"], "argument --chunks: expected comma-separated chunk counts, each >= 1"),
     ("bench_ik.py", ["--chunks", "0"], "argument --chunks: expected an integer >= 1, got '0'"),
     ("bench_ik.py", ["--robot", "nope"], "--robot nope: robot: unknown name 'nope'"),
     ("bench_sim_baselines.py", ["--episodes", "0"], "argument --episodes: expected an integer >= 1, got '0'"),
