@@ -103,9 +103,11 @@ def main() -> None:
               f" ms, last {1e3 * old_chunks[-1]:.0f} ms) + {1e3 * old_end:.0f} ms at the end = {old_total:.2f} s; "
               f"new {1e3 * sum(new_chunks):.0f} ms (first {1e3 * new_chunks[0]:.0f} ms, last "
               f"{1e3 * new_chunks[-1]:.0f} ms) + {1e3 * new_end:.0f} ms = {new_total:.2f} s")
-        print(f"{n} chunks: writing old / new {old_total / new_total:.2f}x; last chunk's write old / new "
-              f"{old_chunks[-1] / new_chunks[-1]:.2f}x; writing / model time: old {old_total / (n * model):.2f}, new "
-              f"{new_total / (n * model):.2f}; same files: {'yes' if same else 'NO'}")
+        print(f"{n} chunks: writing old / new {old_total / new_total:.2f}x (over the chunks "
+              f"{sum(old_chunks) / sum(new_chunks):.2f}x, at the end the same work: "
+              f"{old_end / new_end:.2f}x); last chunk's write old / new {old_chunks[-1] / new_chunks[-1]:.2f}x; "
+              f"writing / model time: old {old_total / (n * model):.2f}, new {new_total / (n * model):.2f}; "
+              f"same files: {'yes' if same else 'NO'}")
 
 
 if __name__ == "__main__":

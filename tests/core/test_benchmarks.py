@@ -77,8 +77,8 @@ def test_dream_io_prints_the_old_writing_against_the_new():
     out = _ran("bench_dream_io.py", "--chunks", "1,2", "--no-plots", timeout=600)
     assert re.search(r"model \(policy \+ world model\) per chunk: \d+ ms", out), out
     assert re.search(r"2 chunks: old writes \d+ ms over the chunks .* = \d+\.\d+ s; new \d+ ms", out), out
-    assert re.search(r"2 chunks: writing old / new \d+\.\d+x; last chunk's write old / new \d+\.\d+x; .* same "
-                     r"files: yes", out), out  # both ways end with the same files
+    assert re.search(r"2 chunks: writing old / new \d+\.\d+x \(over the chunks \d+\.\d+x, .*\); last chunk's write "
+                     r"old / new \d+\.\d+x; .* same files: yes", out), out  # both ways end with the same files
 
 
 def test_lora_checkpoint_sizes_prints_the_adapter_share():

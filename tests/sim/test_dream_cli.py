@@ -168,7 +168,8 @@ def test_a_dream_cut_short_ends_with_the_whole_run_of_the_chunks_that_finished(c
     assert [c["actions"] for c in actions["settings"]["trajectory"]["chunks"]] == [[0, 4], [4, 8]]
     assert len(read_video(out / "rollout.mp4")[0]) == 2 * 4 + 1  # playable: the start, then a frame per action
     assert (out / "plots" / "actions.png").is_file()
-    assert "data-run-kind='dream'" in (out / "index.html").read_text()
+    page = (out / "index.html").read_text()
+    assert "data-run-kind='dream'" in page and DREAM_PARTIAL_DIR not in page  # the record, gone: not on the page
     assert not (out / DREAM_PARTIAL_DIR).exists()
     (out / "index.html").unlink()
     assert main(["report", str(out)]) == 0  # `worldpolicy report` redraws its page

@@ -234,6 +234,8 @@ def test_a_recorded_dream_keeps_each_chunk_and_ends_as_the_run_written_at_once(p
     for name in (DREAM_FILE, "actions.json", "settings.json", "rollout.mp4"):
         assert (out / name).read_bytes() == (tmp_path / "at_once" / name).read_bytes(), name
     assert not (out / DREAM_PARTIAL_DIR).exists()
+    page = (out / "index.html").read_text()  # the run's files alone: the record was gone before the page was drawn
+    assert DREAM_PARTIAL_DIR not in page and " · 1 video · " in page
     again = DreamRecorder(out, settings, 3)
     dream(policy, policy, cameras, PROMPT, 1, seed=6, execute_steps=3, on_chunk=again.add)
     assert not any((out / name).exists() for name in (DREAM_FILE, "actions.json", "rollout.mp4", "index.html"))

@@ -482,9 +482,12 @@ class DreamRecorder:
             f.write(json.dumps(doc) + "\n")
 
     def finish(self) -> list[Path]:
-        """The run of the chunks recorded (`write_dream`), then dream_partial/ removed; nothing without a chunk."""
+        """The run of the chunks recorded (`write_dream`), nothing without a chunk: its files, then dream_partial/
+        removed (they hold all it recorded), then its plots and page (which list the folder's files: the run's alone)."""
+        from worldpolicy.viz.run import write_run_pages
+
         if not self.chunks:
             return []
-        written = write_dream(Dream.of_chunks(self.chunks), self.out, self.settings, self.requested, plots=self.plots)
+        written = write_dream(Dream.of_chunks(self.chunks), self.out, self.settings, self.requested, plots=False)
         shutil.rmtree(self.partial)
-        return written
+        return written + (write_run_pages(self.out) if self.plots else [])
