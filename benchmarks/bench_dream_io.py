@@ -66,7 +66,8 @@ def _new(chunks: list, out: Path, settings: dict, plots: bool) -> tuple[list[flo
 
 def main() -> None:
     parser = parser_for(__doc__)
-    parser.add_argument("--chunks", type=_lengths, default=[8, 32], help="dream lengths, comma-separated (default 8,32)")
+    parser.add_argument("--chunks", type=_lengths, default=[8, 32],
+                        help="dream lengths, comma-separated (default 8,32)")
     parser.add_argument("--execute-steps", type=int, choices=range(1, 5), default=None, metavar="K",
                         help="actions of each chunk imagined, 1..4 (default: the whole chunk, 4)")
     parser.add_argument("--no-plots", action="store_true", help="the end's run without plots and page, both ways")

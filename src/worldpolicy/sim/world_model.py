@@ -52,7 +52,7 @@ FRAME_KEY = SINGLE_VIEW_KEYS[0]
 VAE_PIXELS = 16
 RESET_OPTIONS = ("observation", "state", "prompt")
 DREAM_SCHEMA = "worldpolicy.dream/v1"  # dream.json's (`write_dream`)
-DREAM_PARTIAL_SCHEMA = "worldpolicy.dream-partial/v1"  # the first line of a running dream's chunks.jsonl (`DreamRecorder`)
+DREAM_PARTIAL_SCHEMA = "worldpolicy.dream-partial/v1"  # chunks.jsonl's first line, while a dream runs (`DreamRecorder`)
 
 
 def _world_model_parts(policy: Any, param: str) -> tuple[Embodiment, int, int]:
@@ -399,8 +399,9 @@ def dream_settings(policy: str, world_model: str, seed: int | None, chunks: int,
 def write_dream(result: Dream, out: Path, settings: dict, requested: int, plots: bool = True) -> list[Path]:
     """A dream run in `out` (`worldpolicy dream` writes it once, at the end or when cut short, `DreamRecorder.finish`;
     the agents' `dream` tool too): dream.json (per chunk: its rows, the policy's seed, its reward where
-    `settings["dream"]["score"]` names a scorer; first, so the page shows it) and the dream as one whole forward-dynamics trajectory (`Dream.prediction`), written
-    as predict writes its run (`viz.run.write_run`: actions.json, settings.json, rollout.mp4, plots/ and index.html).
+    `settings["dream"]["score"]` names a scorer; first, so the page shows it) and the dream as one whole
+    forward-dynamics trajectory (`Dream.prediction`), written as predict writes its run (`viz.run.write_run`:
+    actions.json, settings.json, rollout.mp4, plots/ and index.html).
     `settings` (`dream_settings`) joins the prediction's; `requested`: the chunks asked for (more than done, in a run
     interrupted)."""
     from worldpolicy.viz.run import write_run
@@ -483,7 +484,8 @@ class DreamRecorder:
 
     def finish(self) -> list[Path]:
         """The run of the chunks recorded (`write_dream`), nothing without a chunk: its files, then dream_partial/
-        removed (they hold all it recorded), then its plots and page (which list the folder's files: the run's alone)."""
+        removed (they hold all it recorded), then its plots and page (which list the folder's files: the run's
+        alone)."""
         from worldpolicy.viz.run import write_run_pages
 
         if not self.chunks:

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from ..results import Prediction
 
 __all__ = ["ACTIONS_FILE", "ANIMATION_FILE", "PLOT_FILES", "PLOT_NAMES", "ROLLOUT_VIDEO", "RUN_OUTPUTS",
-           "SETTINGS_FILE", "describe_rollout_video", "resolve_actions_path", "visualize", "write_run", "write_run_pages"]
+           "SETTINGS_FILE", "describe_rollout_video", "resolve_actions_path", "visualize", "write_run",
+           "write_run_pages"]
 
 ROLLOUT_VIDEO = "rollout.mp4"  # the model's clip a predict run writes (`describe_rollout_video` says what it shows)
 ANIMATION_FILE = "animation.mp4"
