@@ -539,17 +539,18 @@ def _clip_part(clip: dict | None) -> str:
 
 
 def _dream(args: argparse.Namespace) -> int:
-    """`worldpolicy dream`: every input checked as predict checks it, before any weights load; the dream run written
-    after each chunk (without plots), so an interruption keeps the chunks that finished; plots and page at the end."""
+    """`worldpolicy dream`: every input checked as predict checks it, before any weights load; each chunk recorded as
+    it ends (`DreamRecorder`: the same small cost for each), the whole run written once at the end, or on Ctrl-C or a
+    failure from the chunks that finished."""
     from tqdm.auto import tqdm
 
     from . import load_policy
     from .cli import LOAD_FLAGS, UsageError, flag_named
-    from .fileio import DREAM_FILE, interruption, sigint_held
+    from .fileio import DREAM_FILE, DREAM_PARTIAL_DIR, interruption, sigint_held
     from .models import resolve_checkpoint
     from .policy import Policy, expand_home
     from .processing.trajectory import check_trajectory_embodiment
-    from .sim.world_model import dream, dream_settings, dream_steps_refusal, write_dream
+    from .sim.world_model import DreamRecorder, dream, dream_settings, dream_steps_refusal
     from .viz.plots import plural
 
     args.policy = resolve_checkpoint(args.policy)
@@ -600,13 +601,16 @@ def _dream(args: argparse.Namespace) -> int:
     observation = {key: str(path) for key, path in cameras.items()} or str(next(iter(sources.values())))
     settings = dream_settings(str(args.policy), str(world), args.seed, args.chunks, args.execute_steps, args.score,
                               {flag: str(path.resolve()) for flag, path in sources.items()})
-    done: list[int] = []  # chunks written
+    recorder = DreamRecorder(out, settings, args.chunks, plots=not args.no_plots)
     bar = tqdm(total=args.chunks, desc=f"dream ({w.key})", unit="chunk", leave=False)
 
-    def keep(so_far) -> None:  # after every chunk: an interruption loses none of the finished ones
-        with sigint_held() as caught:  # a run's files written together, or not at all
-            write_dream(so_far, out, settings, args.chunks, plots=False)
-            done[:] = [len(so_far.rewards)]
+    def writing(done: int) -> str:  # what a Ctrl-C while the whole run is written is told
+        return (f"writing the run of the {plural(done, 'chunk')} dreamed; Ctrl-C again stops it (each chunk stays in "
+                f"{out / DREAM_PARTIAL_DIR})")
+
+    def keep(chunk) -> None:  # after every chunk: an interruption loses none of the finished ones
+        with sigint_held() as caught:  # a chunk's record written whole, or not at all
+            recorder.add(chunk)
             bar.update(1)
         if caught:
             raise interruption(caught)
@@ -616,15 +620,21 @@ def _dream(args: argparse.Namespace) -> int:
             result = dream(policy, world_model, observation, args.prompt, args.chunks, state=state, seed=args.seed,
                            execute_steps=args.execute_steps, scorer=scorer, on_chunk=keep)
     except BaseException as exc:
-        if done:
-            why = "the interruption" if isinstance(exc, KeyboardInterrupt) else "the failure"
-            print(f"worldpolicy dream: {done[0]} of {args.chunks} chunks finished before {why}; kept in {out} "
-                  f"(rollout.mp4, actions.json, {DREAM_FILE}): `worldpolicy viz {out}` draws their plots, "
-                  f"`worldpolicy report {out}` their page", file=sys.stderr)
-        raise
-    finally:
         bar.close()
-    written = write_dream(result, out, settings, args.chunks, plots=not args.no_plots)
+        if recorder.chunks:
+            done = len(recorder.chunks)
+            why = "the interruption" if isinstance(exc, KeyboardInterrupt) else "the failure"
+            with sigint_held(writing(done), second_stops=True):  # stopping anyway: what it held is not raised
+                recorder.finish()
+            print(f"worldpolicy dream: {done} of {args.chunks} chunks finished before {why}; their run is in {out} "
+                  f"(rollout.mp4, actions.json, {DREAM_FILE}{'' if args.no_plots else ', plots, index.html'})",
+                  file=sys.stderr)
+        raise
+    bar.close()
+    with sigint_held(writing(args.chunks), second_stops=True) as caught:
+        written = recorder.finish()
+    if caught:
+        raise interruption(caught)
     scored = f"; reward per chunk {', '.join(f'{r:.3f}' for r in result.rewards)}" if scorer is not None else ""
     print(f"dream: {plural(args.chunks, 'chunk')}, {len(result.actions)} actions of {policy.embodiment.key} "
           f"imagined into {len(result.frames)} frames at {result.fps:g} fps{scored}")

@@ -302,6 +302,10 @@ SIM_REPORT_FILE = "report.json"  # a sim run's report (`sim.evaluate.write_repor
 OPENLOOP_FILE = "openloop.json"  # an open-loop evaluation's metrics (`data.openloop`, `worldpolicy dataset eval`)
 COMPARE_FILE = "compare.json"  # sim runs compared side by side (`sim.compare.write_comparison`)
 DREAM_FILE = "dream.json"  # a policy run in a world model's imagination (`worldpolicy dream`): its chunks, rewards
+# a dream's record while it runs (`sim.world_model.DreamRecorder`): chunks.jsonl and one mp4 per chunk, appended to as
+# each chunk ends and removed once the run's files are written; a dream killed outright (SIGKILL, power) leaves it
+DREAM_PARTIAL_DIR = "dream_partial"
+DREAM_CHUNKS_FILE = f"{DREAM_PARTIAL_DIR}/chunks.jsonl"
 SHOW_FILE = "dataset_show.json"  # what `worldpolicy dataset show` drew of a dataset (`data.show`), its page's source
 # The key of a LeRobot dataset's meta/info.json under which worldpolicy says how it made the dataset (`dataset
 # from-sim`: the task and expert versions and the recording's settings), which the data tools write and a training
@@ -338,7 +342,7 @@ FOLDER_KINDS: tuple[FolderKind, ...] = (
     FolderKind("a sim run", "sim", (SIM_REPORT_FILE,)),
     FolderKind("a comparison of sim runs", "sim compare", (COMPARE_FILE,)),
     # before predict's: a dream run holds an actions.json too (the dreamed trajectory's)
-    FolderKind("a dream run", "dream", (DREAM_FILE,)),
+    FolderKind("a dream run", "dream", (DREAM_FILE, DREAM_CHUNKS_FILE)),
     FolderKind("a predict run", "predict", (ACTIONS_FILE,)),
     FolderKind("a dataset frame's predict inputs", "dataset frame", ("dataset_frame.json",)),
     FolderKind("an open-loop evaluation", "dataset eval", (OPENLOOP_FILE,)),

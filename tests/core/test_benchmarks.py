@@ -80,6 +80,14 @@ def test_label_memory_prints_both_labellers_and_that_their_datasets_match():
     assert re.search(r"peak RSS whole / segments: \d+\.\d+x; datasets identical file by file: True", out), out
 
 
+def test_dream_io_prints_the_old_writing_against_the_new():
+    out = _ran("bench_dream_io.py", "--chunks", "1,2", "--no-plots", timeout=600)
+    assert re.search(r"model \(policy \+ world model\) per chunk: \d+ ms", out), out
+    assert re.search(r"2 chunks: old writes \d+ ms over the chunks .* = \d+\.\d+ s; new \d+ ms", out), out
+    assert re.search(r"2 chunks: writing old / new \d+\.\d+x \(over the chunks \d+\.\d+x, .*\); last chunk's write "
+                     r"old / new \d+\.\d+x; .* same files: yes", out), out  # both ways end with the same files
+
+
 def test_lora_checkpoint_sizes_prints_the_adapter_share():
     sizes = json.loads(_ran("lora_checkpoint_sizes.py", "--rank", "1"))
     assert 0 < sizes["adapter_checkpoint_vs_merged"] < 0.01 and sizes["transformer_parameters"] > 1e10
@@ -146,6 +154,7 @@ def test_help_shows_the_whole_description(script):
     ("bench_label_memory.py", ["--frames", "1"], "argument --frames: expected an integer >= 2, got '1'"),
     ("bench_label_memory.py", ["--size", "15x16"], "--size='15x16': each side must be even and >= 16"),
     ("lora_checkpoint_sizes.py", ["--rank", "0"], "argument --rank: expected an integer >= 1, got '0'"),
+    ("bench_dream_io.py", ["--chunks", "0,8"], "argument --chunks: expected comma-separated chunk counts, each >= 1"),
     ("bench_ik.py", ["--chunks", "0"], "argument --chunks: expected an integer >= 1, got '0'"),
     ("bench_ik.py", ["--robot", "nope"], "--robot nope: robot: unknown name 'nope'"),
     ("bench_sim_baselines.py", ["--episodes", "0"], "argument --episodes: expected an integer >= 1, got '0'"),

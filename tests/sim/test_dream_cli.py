@@ -1,6 +1,7 @@
 """`worldpolicy dream`: a policy run closed loop in a world model's imagination from the command line, on the shipped
 model (CPU, one denoising step): the run's files, a repeat with its --seed, refusals before any weights load, an
-interruption that keeps the chunks that finished, and `worldpolicy report` redrawing its page."""
+interruption or failure that ends with the run of the chunks that finished, and `worldpolicy report` redrawing its
+page."""
 
 import json
 
@@ -12,7 +13,7 @@ pytest.importorskip("diffusers")
 
 import worldpolicy
 from worldpolicy.cli import main
-from worldpolicy.fileio import DREAM_FILE, folder_kind
+from worldpolicy.fileio import DREAM_FILE, DREAM_PARTIAL_DIR, folder_kind
 from worldpolicy.processing.trajectory import call_seed
 from worldpolicy.processing.video import read_video
 
@@ -137,23 +138,39 @@ def test_one_checkpoint_in_both_roles_is_checked_once(cameras, tmp_path, capsys,
     assert len(checked) == 1, checked
 
 
-def test_an_interrupted_dream_keeps_the_chunks_that_finished(cameras, tmp_path, capsys, monkeypatch):
-    """Ctrl-C during chunk 1 of 3: chunk 0's video, actions and record stay, and the page can be drawn from them."""
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError])
+def test_a_dream_cut_short_ends_with_the_whole_run_of_the_chunks_that_finished(cameras, tmp_path, capsys,
+                                                                               monkeypatch, stop):
+    """Ctrl-C (or a failure) during chunk 2 of 3: the run of chunks 0 and 1 is written whole (video, actions, record,
+    plots and page), and the per-chunk record it was kept in while the dream ran is gone."""
     from worldpolicy.sim.world_model import WorldModelEnv
 
     step = WorldModelEnv.step
 
-    def interrupted(self, action):
-        if self.chunks == 1:
-            raise KeyboardInterrupt
+    def cut(self, action):
+        if self.chunks == 2:
+            raise stop("cut")
         return step(self, action)
 
-    monkeypatch.setattr(WorldModelEnv, "step", interrupted)
+    monkeypatch.setattr(WorldModelEnv, "step", cut)
     out = tmp_path / "cut"
-    assert _dream(out, cameras, "--chunks", "3") == 130
-    assert "1 of 3 chunks finished before the interruption" in capsys.readouterr().err
+    if stop is KeyboardInterrupt:
+        assert _dream(out, cameras, "--chunks", "3") == 130
+    else:
+        with pytest.raises(RuntimeError, match="cut"):
+            _dream(out, cameras, "--chunks", "3")
+    why = "interruption" if stop is KeyboardInterrupt else "failure"
+    assert f"2 of 3 chunks finished before the {why}; their run is in" in capsys.readouterr().err
     doc = json.loads((out / DREAM_FILE).read_text())
-    assert doc["chunks_done"] == 1 and doc["chunks_requested"] == 3
-    assert len(read_video(out / "rollout.mp4")[0]) == 4 + 1 and not (out / "index.html").exists()
-    assert main(["report", str(out)]) == 0  # `worldpolicy report` draws the page of what finished
+    assert doc["chunks_done"] == 2 and doc["chunks_requested"] == 3
+    actions = json.loads((out / "actions.json").read_text())
+    assert len(actions["actions"]) == 2 * 4 and actions["video_frames"] == 2 * 4 + 1
+    assert [c["actions"] for c in actions["settings"]["trajectory"]["chunks"]] == [[0, 4], [4, 8]]
+    assert len(read_video(out / "rollout.mp4")[0]) == 2 * 4 + 1  # playable: the start, then a frame per action
+    assert (out / "plots" / "actions.png").is_file()
+    page = (out / "index.html").read_text()
+    assert "data-run-kind='dream'" in page and DREAM_PARTIAL_DIR not in page  # the record, gone: not on the page
+    assert not (out / DREAM_PARTIAL_DIR).exists()
+    (out / "index.html").unlink()
+    assert main(["report", str(out)]) == 0  # `worldpolicy report` redraws its page
     assert "data-run-kind='dream'" in (out / "index.html").read_text()

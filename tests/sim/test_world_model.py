@@ -17,7 +17,15 @@ from worldpolicy.processing.trajectory import call_seed
 from worldpolicy.processing.video import read_video
 from worldpolicy.sim.progress import reach_scorer
 from worldpolicy.sim.registration import WORLD_MODEL_ID
-from worldpolicy.sim.world_model import FRAME_KEY, WorldModelEnv, dream
+from worldpolicy.sim.world_model import (
+    DREAM_PARTIAL_SCHEMA,
+    FRAME_KEY,
+    DreamRecorder,
+    WorldModelEnv,
+    dream,
+    dream_settings,
+    write_dream,
+)
 
 PROMPT = "reach the red ball"
 
@@ -191,6 +199,48 @@ def test_a_policy_dreams_closed_loop_and_the_video_is_saved(policy, cameras, tmp
     with pytest.raises(ValueError, match=r"policy: sends chunks of 8 actions and the world model imagines at most 4 "
                                          r"per step; accepted: execute_steps 1..4"):
         dream(longer, policy, cameras, PROMPT, 2)
+
+
+def test_a_recorded_dream_keeps_each_chunk_and_ends_as_the_run_written_at_once(policy, cameras, tmp_path):
+    """`DreamRecorder`: while the dream runs, each chunk is a line of chunks.jsonl and a playable mp4 of its frames
+    (what a dream killed outright leaves, and what marks the folder a dream run); `finish` writes the very files
+    `write_dream` writes of the whole dream at once (what the command wrote, after every chunk, before), and removes
+    the record. A rerun's first chunk removes the earlier run's files."""
+    import json
+
+    from worldpolicy.fileio import DREAM_CHUNKS_FILE, DREAM_FILE, DREAM_PARTIAL_DIR, folder_kind
+
+    settings = dream_settings("shipped", "shipped", 5, 3, 3, "reach", {})
+    out = tmp_path / "recorded"
+    recorder = DreamRecorder(out, settings, 3)
+    result = dream(policy, policy, cameras, PROMPT, 3, seed=5, execute_steps=3,
+                   scorer=reach_scorer(policy.embodiment.camera_keys), on_chunk=recorder.add)
+    head, *lines = [json.loads(line) for line in (out / DREAM_CHUNKS_FILE).read_text().splitlines()]
+    assert head["schema"] == DREAM_PARTIAL_SCHEMA and head["settings"] == settings and head["chunks_requested"] == 3
+    assert head["columns"] == list(policy.embodiment.columns) and head["fps"] == policy.embodiment.fps
+    assert [line["chunk"] for line in lines] == [0, 1, 2]
+    np.testing.assert_array_equal(np.concatenate([line["actions"] for line in lines]), result.actions)
+    assert [line["reward"] for line in lines] == result.rewards
+    assert [line["policy_seed"] for line in lines] == [call_seed(5, j) for j in range(3)]
+    assert [line["seed"] for line in lines] == [5, 6, 7]
+    assert [line["frames"] for line in lines] == [[0, 4], [4, 7], [7, 10]]  # chunk 0's holds the start frame
+    for line in lines:
+        video, fps = read_video(out / DREAM_PARTIAL_DIR / line["video"])
+        assert len(video) == line["frames"][1] - line["frames"][0] and fps == policy.embodiment.fps
+    assert folder_kind(out)[0].writer == "dream" and not (out / DREAM_FILE).exists()
+    at_once = write_dream(result, tmp_path / "at_once", settings, 3)
+    written = recorder.finish()
+    assert [p.relative_to(out) for p in written] == [p.relative_to(tmp_path / "at_once") for p in at_once]
+    for name in (DREAM_FILE, "actions.json", "settings.json", "rollout.mp4"):
+        assert (out / name).read_bytes() == (tmp_path / "at_once" / name).read_bytes(), name
+    assert not (out / DREAM_PARTIAL_DIR).exists()
+    page = (out / "index.html").read_text()  # the run's files alone: the record was gone before the page was drawn
+    assert DREAM_PARTIAL_DIR not in page and " · 1 video · " in page
+    again = DreamRecorder(out, settings, 3)
+    dream(policy, policy, cameras, PROMPT, 1, seed=6, execute_steps=3, on_chunk=again.add)
+    assert not any((out / name).exists() for name in (DREAM_FILE, "actions.json", "rollout.mp4", "index.html"))
+    assert len((out / DREAM_CHUNKS_FILE).read_text().splitlines()) == 1 + 1
+    assert len(again.finish()) == len(written)
 
 
 def test_the_policy_does_not_judge_the_world_models_frames_as_a_cameras(policy, cameras, caplog, monkeypatch):

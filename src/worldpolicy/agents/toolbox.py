@@ -1230,8 +1230,8 @@ class Toolbox:
                 scorer = reach_scorer(imagining.embodiment.camera_keys) if score == "reach" else None
                 result = dream(policy, imagining, obs, prompt, chunks, state=state, seed=seed,
                                execute_steps=execute_steps, scorer=scorer,
-                               on_chunk=lambda so_far: report(len(so_far.rewards), chunks,
-                                                              f"chunk {len(so_far.rewards)} of {chunks} imagined"))
+                               on_chunk=lambda chunk: report(chunk.index + 1, chunks,
+                                                             f"chunk {chunk.index + 1} of {chunks} imagined"))
             out = self._new_run_dir("dream")
             write_dream(result, out, settings, chunks)
             report(chunks, chunks, "done")  # a call cancelled by now stops here

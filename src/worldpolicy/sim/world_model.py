@@ -12,7 +12,9 @@ the state it gives (`state_reached`). Stepping a trajectory's rows chunk by chun
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import json
+import shutil
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,7 +27,7 @@ with extra_imports():
     import gymnasium as gym
 
 from worldpolicy.embodiments import Embodiment
-from worldpolicy.fileio import DREAM_FILE, write_json_atomic
+from worldpolicy.fileio import DREAM_CHUNKS_FILE, DREAM_FILE, DREAM_PARTIAL_DIR, make_folder, write_json_atomic
 from worldpolicy.planning import Scorer, check_scorer, score
 from worldpolicy.policy import Policy, check_seed, join_windows, observation_state, physical_state_row
 from worldpolicy.processing.actions import to_model, to_physical
@@ -38,10 +40,10 @@ from worldpolicy.processing.observations import (
 )
 from worldpolicy.processing.trajectory import call_seed, check_trajectory_embodiment, chunk_seed, state_reached
 from worldpolicy.processing.video import write_video
-from worldpolicy.results import Prediction
+from worldpolicy.results import Prediction, actions_to_json
 
-__all__ = ["DREAM_SCHEMA", "FRAME_KEY", "Dream", "WorldModelEnv", "dream", "dream_settings", "dream_steps_refusal",
-           "write_dream"]
+__all__ = ["DREAM_PARTIAL_SCHEMA", "DREAM_SCHEMA", "FRAME_KEY", "Dream", "DreamChunk", "DreamRecorder",
+           "WorldModelEnv", "dream", "dream_settings", "dream_steps_refusal", "write_dream"]
 
 # the observation's frame: the key an observation dict gives a pre-composed canvas under, so `act` takes it as is
 FRAME_KEY = SINGLE_VIEW_KEYS[0]
@@ -50,6 +52,7 @@ FRAME_KEY = SINGLE_VIEW_KEYS[0]
 VAE_PIXELS = 16
 RESET_OPTIONS = ("observation", "state", "prompt")
 DREAM_SCHEMA = "worldpolicy.dream/v1"  # dream.json's (`write_dream`)
+DREAM_PARTIAL_SCHEMA = "worldpolicy.dream-partial/v1"  # chunks.jsonl's first line, while a dream runs (`DreamRecorder`)
 
 
 def _world_model_parts(policy: Any, param: str) -> tuple[Embodiment, int, int]:
@@ -261,6 +264,23 @@ class WorldModelEnv(gym.Env):
 
 
 @dataclass
+class DreamChunk:
+    """One chunk of a dream, as `dream` hands it to `on_chunk` the moment it ends: its `index`, the `observation` frame
+    the policy acted on (the start as the model sees it, then the previous chunk's last imagined frame), the
+    `actions` [k, action_dim] run (physical), the `frames` [k, H, W, 3] imagined under them, its `reward`, and both
+    models' results (`policy_prediction`, `world_prediction`). Its own arrays only: handing it on costs the same at
+    chunk 1000 as at chunk 1."""
+
+    index: int
+    observation: np.ndarray
+    actions: np.ndarray
+    frames: np.ndarray
+    reward: float
+    policy_prediction: Prediction
+    world_prediction: Prediction
+
+
+@dataclass
 class Dream:
     """A policy run closed loop in a world model's imagination (`dream`): `frames` [1 + rows, H, W, 3] (the start as
     the model sees it, then one imagined frame per action), `actions` [rows, action_dim] physical (what the policy
@@ -273,6 +293,17 @@ class Dream:
     fps: float
     policy_predictions: list[Prediction] = field(default_factory=list)
     world_predictions: list[Prediction] = field(default_factory=list)
+
+    @classmethod
+    def of_chunks(cls, chunks: Sequence[DreamChunk]) -> Dream:
+        """The chunks run so far, in order, as one dream (what `dream` returns; a dream cut short, from those that
+        finished)."""
+        if not chunks:
+            raise ValueError("a dream of no chunks: give the chunks that ran (at least one)")
+        return cls(np.concatenate([chunks[0].observation[None], *(c.frames for c in chunks)]),
+                   np.concatenate([c.actions for c in chunks]), [c.reward for c in chunks],
+                   chunks[0].world_prediction.fps, [c.policy_prediction for c in chunks],
+                   [c.world_prediction for c in chunks])
 
     def save_video(self, path: str | Path) -> Path:
         """The dreamed video as an mp4 (`processing.video.write_video`, atomic)."""
@@ -322,8 +353,8 @@ def dream(policy: Any, world_model: Any, observation: Any, prompt: str, chunks: 
     and so on. `policy` and `world_model` may be one `Policy`; both must share the embodiment's columns. `seed`: the
     world model's chunk j samples with seed + j (`WorldModelEnv.reset`) and the policy's with `call_seed(seed, j)`, so
     a dream repeats, and goes on from a shorter one of the same seed (its first chunks are the shorter one's); without
-    one both draw their own. `on_chunk` is given the dream so far after every chunk (a
-    progress bar; `worldpolicy dream` writes it, so an interruption keeps the chunks that finished)."""
+    one both draw their own. `on_chunk` is given each chunk as it ends (`DreamChunk`: a progress bar;
+    `worldpolicy dream` records it with a `DreamRecorder`, so an interruption keeps the chunks that finished)."""
     embodiment = getattr(policy, "embodiment", None)
     if not callable(getattr(policy, "act", None)) or embodiment is None:
         raise TypeError(f"policy: expected a policy with act() that knows its embodiment, got {type(policy).__name__}")
@@ -340,26 +371,17 @@ def dream(policy: Any, world_model: Any, observation: Any, prompt: str, chunks: 
         check_seed(seed)
     env = WorldModelEnv(world_model, observation, prompt, state=state, scorer=scorer, max_chunks=chunks)
     obs, _ = env.reset(seed=seed)
-    frames, actions, rewards, acted, imagined = [obs[FRAME_KEY]], [], [], [], []
+    ran: list[DreamChunk] = []
     for j in range(chunks):
-        _said_imagined(policy, obs[FRAME_KEY])  # the start as the model sees it, then its imagined frames
+        seen = obs[FRAME_KEY]
+        _said_imagined(policy, seen)  # the start as the model sees it, then its imagined frames
         pred = policy.act(obs, prompt, seed=None if seed is None else call_seed(seed, j))
         rows = pred.actions[:execute_steps]
         obs, reward, _, _, info = env.step(rows)
-        frames.append(info["frames"])
-        actions.append(rows)
-        rewards.append(reward)
-        acted.append(pred)
-        imagined.append(info["prediction"])
+        ran.append(DreamChunk(j, seen, rows, info["frames"], reward, pred, info["prediction"]))
         if on_chunk is not None:
-            on_chunk(_joined(frames, actions, rewards, world.fps, acted, imagined))
-    return _joined(frames, actions, rewards, world.fps, acted, imagined)
-
-
-def _joined(frames: list, actions: list, rewards: list, fps: float, acted: list, imagined: list) -> Dream:
-    """The chunks run so far as one `Dream` (copies of the lists: the loop goes on appending)."""
-    return Dream(np.concatenate([frames[0][None], *frames[1:]]), np.concatenate(actions), list(rewards), fps,
-                 list(acted), list(imagined))
+            on_chunk(ran[-1])
+    return Dream.of_chunks(ran)
 
 
 def dream_settings(policy: str, world_model: str, seed: int | None, chunks: int, execute_steps: int | None,
@@ -375,10 +397,11 @@ def dream_settings(policy: str, world_model: str, seed: int | None, chunks: int,
 
 
 def write_dream(result: Dream, out: Path, settings: dict, requested: int, plots: bool = True) -> list[Path]:
-    """A dream run in `out` (`worldpolicy dream` writes it after every chunk, the agents' `dream` tool once):
-    dream.json (per chunk: its rows, the policy's seed, its reward where `settings["dream"]["score"]` names a scorer;
-    first, so the page shows it) and the dream as one whole forward-dynamics trajectory (`Dream.prediction`), written
-    as predict writes its run (`viz.run.write_run`: actions.json, settings.json, rollout.mp4, plots/ and index.html).
+    """A dream run in `out` (`worldpolicy dream` writes it once, at the end or when cut short, `DreamRecorder.finish`;
+    the agents' `dream` tool too): dream.json (per chunk: its rows, the policy's seed, its reward where
+    `settings["dream"]["score"]` names a scorer; first, so the page shows it) and the dream as one whole
+    forward-dynamics trajectory (`Dream.prediction`), written as predict writes its run (`viz.run.write_run`:
+    actions.json, settings.json, rollout.mp4, plots/ and index.html).
     `settings` (`dream_settings`) joins the prediction's; `requested`: the chunks asked for (more than done, in a run
     interrupted)."""
     from worldpolicy.viz.run import write_run
@@ -393,3 +416,80 @@ def write_dream(result: Dream, out: Path, settings: dict, requested: int, plots:
     doc = {"schema": DREAM_SCHEMA, "chunks_requested": requested, "chunks_done": len(chunks), "chunks": chunks}
     path = write_json_atomic(Path(out) / DREAM_FILE, doc)
     return [path, *write_run(prediction, out, plots=plots)]
+
+
+class DreamRecorder:
+    """`worldpolicy dream`'s run folder kept as the dream goes, at the same cost for every chunk: `add` (a `dream`
+    `on_chunk`) appends the chunk to `out`/dream_partial/ (`fileio.DREAM_PARTIAL_DIR`): its frames as their own small
+    mp4 (`chunk-0000.mp4`, ...; chunk 0's begins with the start frame, so the files end to end are rollout.mp4's
+    frames) and one line of chunks.jsonl (after a first line, `DREAM_PARTIAL_SCHEMA`, with the run's settings, the
+    embodiment's columns, units and fps): its actions (physical and model space), the frames [a, b) it added, the
+    world model's seed, the policy's, its reward (with a score) and video file. `finish` writes the whole run once
+    (`write_dream`: dream.json, actions.json, settings.json, rollout.mp4, plots, index.html) from the chunks that
+    ran, then removes dream_partial/: called at the end, and on Ctrl-C or a failure, so a dream cut short still ends
+    with a complete run. Only a process killed outright (SIGKILL, power loss) leaves dream_partial/, readable as it
+    is. Writing the run after every chunk instead cost time growing with the dream's length (the video re-encoded
+    whole each time: benchmarks/bench_dream_io.py)."""
+
+    def __init__(self, out: Path, settings: dict, requested: int, plots: bool = True) -> None:
+        self.out, self.settings, self.requested, self.plots = Path(out), settings, requested, plots
+        self.chunks: list[DreamChunk] = []
+        self._rows = 0  # rows recorded so far: chunk j's actions begin there, its frames one after
+
+    @property
+    def partial(self) -> Path:
+        return self.out / DREAM_PARTIAL_DIR
+
+    def add(self, chunk: DreamChunk) -> None:
+        """Record one chunk (the next in order): its video file, then its line, so a line names a whole file."""
+        if chunk.index != len(self.chunks):
+            raise ValueError(f"chunk {chunk.index}: expected chunk {len(self.chunks)} next (chunks in order)")
+        world = chunk.world_prediction
+        n = len(chunk.actions)
+        if not self.chunks:
+            self._begin(world)
+        video = f"chunk-{chunk.index:04d}.mp4"
+        first = 0 if chunk.index == 0 else 1  # chunk 0's file holds the start frame too (rollout.mp4's frame 0)
+        write_video(self.partial / video, world.video[first:n + 1], world.fps)
+        scored = self.settings["dream"]["score"] is not None
+        line = {"chunk": chunk.index, "actions": actions_to_json(chunk.actions),
+                "actions_normalized": actions_to_json(world.actions_normalized[:n]),
+                "frames": [self._rows + first, self._rows + n + 1], "seed": world.settings.get("seed"),
+                "policy_seed": chunk.policy_prediction.settings.get("seed"),
+                **({"reward": chunk.reward} if scored else {}), "video": video}
+        self._append(line)
+        self.chunks.append(chunk)
+        self._rows += n
+
+    def _begin(self, world: Prediction) -> None:
+        """The first chunk: an earlier dream's files in `out` go (this one replaces it, as it always did once its first
+        chunk ran), and chunks.jsonl starts with what every line shares."""
+        from worldpolicy.viz.run import PLOT_FILES, RUN_OUTPUTS
+
+        if (self.out / DREAM_FILE).is_file():  # only a dream run's own files: a folder of no known kind keeps its own
+            for name in (DREAM_FILE, *RUN_OUTPUTS):
+                if (self.out / name).is_file():
+                    (self.out / name).unlink()
+            for path in (p for pattern in PLOT_FILES for p in (self.out / "plots").glob(pattern)):
+                path.unlink()
+        shutil.rmtree(self.partial, ignore_errors=True)  # a dream killed outright before: replaced too
+        make_folder(self.partial)
+        self._append({"schema": DREAM_PARTIAL_SCHEMA, "chunks_requested": self.requested, "settings": self.settings,
+                      "embodiment": world.embodiment, "columns": list(world.columns), "units": list(world.units),
+                      "fps": world.fps})
+
+    def _append(self, doc: dict) -> None:
+        with open(self.out / DREAM_CHUNKS_FILE, "a") as f:
+            f.write(json.dumps(doc) + "\n")
+
+    def finish(self) -> list[Path]:
+        """The run of the chunks recorded (`write_dream`), nothing without a chunk: its files, then dream_partial/
+        removed (they hold all it recorded), then its plots and page (which list the folder's files: the run's
+        alone)."""
+        from worldpolicy.viz.run import write_run_pages
+
+        if not self.chunks:
+            return []
+        written = write_dream(Dream.of_chunks(self.chunks), self.out, self.settings, self.requested, plots=False)
+        shutil.rmtree(self.partial)
+        return written + (write_run_pages(self.out) if self.plots else [])

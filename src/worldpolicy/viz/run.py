@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from ..results import Prediction
 
 __all__ = ["ACTIONS_FILE", "ANIMATION_FILE", "PLOT_FILES", "PLOT_NAMES", "ROLLOUT_VIDEO", "RUN_OUTPUTS",
-           "SETTINGS_FILE", "describe_rollout_video", "resolve_actions_path", "visualize", "write_run"]
+           "SETTINGS_FILE", "describe_rollout_video", "resolve_actions_path", "visualize", "write_run",
+           "write_run_pages"]
 
 ROLLOUT_VIDEO = "rollout.mp4"  # the model's clip a predict run writes (`describe_rollout_video` says what it shows)
 ANIMATION_FILE = "animation.mp4"
@@ -67,11 +68,18 @@ def write_run(prediction: Prediction, out: Path, plots: bool = True) -> list[Pat
                          f"action values (columns {', '.join(columns)}); {str(written[0])!r} keeps them, no plots were "
                          "drawn. A broken checkpoint, or float16 overflow: try --dtype bfloat16 or float32")
     if plots:
-        written.extend(plot_prediction(doc, out / "plots"))
-        from .report import write_report
-
-        written.append(write_report(out))
+        written.extend(write_run_pages(out, doc))
     return written
+
+
+def write_run_pages(out: Path, doc: dict | None = None) -> list[Path]:
+    """plots/ and index.html of the run `write_run` wrote in `out`, from its actions.json (`doc`, read when not
+    given): `write_run`'s last step, or one taken later (`sim.world_model.DreamRecorder` clears its record out of
+    the folder first, so the page lists the run's files alone)."""
+    from .report import write_report
+
+    doc = load_actions_file(Path(out) / ACTIONS_FILE) if doc is None else doc
+    return [*plot_prediction(doc, Path(out) / "plots"), write_report(Path(out))]
 
 
 def _remove_stale(out: Path, *, video: bool, plots: bool) -> None:
