@@ -42,6 +42,17 @@ def test_specs_parse_to_one_canonical_text_and_a_name_alone_takes_its_default():
     assert not parse_perturbations(None) and not parse_perturbations("none") and parse_perturbations([]).spec == ""
 
 
+def test_the_table_names_every_field_and_a_perturbation_made_in_python_is_checked_too():
+    from dataclasses import fields
+
+    assert [f.name for f in fields(Perturbation)] == list(PERTURBATIONS)
+    with pytest.raises(ValueError, match=r"^perturb: light=10: light takes a number of 0.1 to 3"):
+        Perturbation(light=10)
+    with pytest.raises(ValueError, match="distractors takes a whole number of 1 to 4 boxes"):
+        Perturbation(distractors=9)
+    assert Perturbation(distractors=2.0).objects() == Perturbation(distractors=2).objects()  # the table's type: int
+
+
 @pytest.mark.parametrize("spec, said", [
     ("camera=0.5", "perturb: 'camera=0.5': camera takes a number of 0.001 to 0.1 m"),
     ("light=0", "light takes a number of 0.1 to 3"),
@@ -207,6 +218,11 @@ def test_perturbed_runs_record_it_and_compare_pairs_them_by_seed(tmp_path, capsy
     assert doc["successes"] == 3
     assert json.loads((tmp_path / "clean" / "report.json").read_text())["perturb"] is None
     assert "perturbed `camera=0.02,light=0.7`" in (tmp_path / "dim" / "report.md").read_text()
+    from worldpolicy.viz.report import write_report as write_page
+
+    page = write_page(tmp_path / "dim").read_text()  # the run's page says it in its cards, the clean one's does not
+    assert "<b>perturbed</b><span>camera=0.02,light=0.7</span>" in page
+    assert "<b>perturbed</b>" not in write_page(tmp_path / "clean").read_text()
     capsys.readouterr()
     # resumed with another perturbation: refused, naming the flag
     assert main([*common, "--episodes", "4", "--perturb", "light=0.5", "--resume", "--out", str(tmp_path / "dim")]) == 2

@@ -104,10 +104,21 @@ class Perturbation:
     table: str | None = None
     distractors: int | None = None
 
+    def __post_init__(self) -> None:
+        """One made in Python is held to the table's ranges too, as a parsed spec is, and its values to the table's
+        types (`distractors=2.0` is 2)."""
+        for name, value in self._given().items():
+            try:
+                object.__setattr__(self, name, PERTURBATIONS[name].parse(value if isinstance(value, str) else repr(value)))
+            except ValueError as exc:
+                raise ValueError(f"perturb: {name}={value!r}: {name} takes {exc}") from None
+
+    def _given(self) -> dict[str, float | int | str]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
     @property
     def spec(self) -> str:
-        return ",".join(f"{f.name}={getattr(self, f.name):g}" if not isinstance(getattr(self, f.name), str)
-                        else f"{f.name}={getattr(self, f.name)}" for f in fields(self) if getattr(self, f.name) is not None)
+        return ",".join(f"{k}={v if isinstance(v, str) else format(v, 'g')}" for k, v in self._given().items())
 
     def __bool__(self) -> bool:
         return bool(self.spec)
