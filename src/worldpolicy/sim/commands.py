@@ -10,6 +10,7 @@ from pathlib import Path
 
 from worldpolicy.cli import add_api_key_flags
 from worldpolicy.fileio import SIM_REPORT_FILE
+from worldpolicy.sim.perturb import parse_perturbations, perturbation_help
 from worldpolicy.sim.tasks import EVAL_SEED, list_tasks  # EVAL_SEED: the --seed default, imported from here too
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,10 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    "is 5)")
     p.add_argument("--max-steps", type=int, default=None, help="episode step limit (default: the task's)")
     p.add_argument("--image-size", default="180x320", help="HxW of each camera image (default: 180x320)")
+    p.add_argument("--perturb", action="append", default=None, metavar="SPEC",
+                   help="a controlled shift on top of every episode's scene, for robustness runs compared with a clean "
+                   "one by `sim compare` (same --seed): " + perturbation_help() + "; repeat the flag or give a comma "
+                   "list (default: none)")
     p.add_argument("--videos", type=int, default=1,
                    help="record mp4s of the first N episodes (default: 1), captioned with the episode, its step and "
                    "its outcome; only those are rendered for scripted and random, which see no cameras")
@@ -137,7 +142,8 @@ def _resume_command(args: argparse.Namespace) -> str:
         value = getattr(args, action.dest)
         if action.dest in ("api_key", "resume", "overwrite") or (value == action.default and action.dest != "seed"):
             continue
-        words += [action.option_strings[0]] + ([] if action.nargs == 0 else [str(value)])
+        for given in value if isinstance(value, list) else [value]:  # an appended flag, once per value given
+            words += [action.option_strings[0]] + ([] if action.nargs == 0 else [str(given)])
     return shlex.join([*words, "--resume"])
 
 
@@ -283,7 +289,7 @@ def _open_env(args: argparse.Namespace, image_size: tuple[int, int] | None):
 
     try:
         env = TabletopEnv(args.task, args.robot, control_hz=args.control_hz, image_size=image_size,
-                          max_steps=args.max_steps)
+                          max_steps=args.max_steps, perturb=args.perturb)
     except (ValueError, KeyError, FileNotFoundError) as exc:  # KeyError: an unknown --robot (or its MJCF not there)
         raise _as_flag(exc) from None
     if image_size is not None:
@@ -332,6 +338,7 @@ def run(args: argparse.Namespace) -> int:
     if args.videos < 0:
         raise ValueError(f"--videos: expected >= 0, got {args.videos}")
     check_ensemble_decay(args.strategy, args.ensemble_decay)
+    args.perturb = parse_perturbations(args.perturb, "--perturb")
     image_size = _image_size(args.image_size)
     needs_images = args.policy not in ("scripted", "random")
     if needs_images and image_size is None:

@@ -9,6 +9,7 @@ The action is what the robot executes each control step: arm joint targets (rad)
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -25,6 +26,7 @@ with extra_imports():
     import mujoco
 
 from worldpolicy.robot.robots import MEASURED_JOINT_MARGIN_RAD, RobotConfig, get_robot
+from worldpolicy.sim.perturb import Perturbation, Perturber, footprints, parse_perturbations
 from worldpolicy.sim.scenes import CAMERAS, build_scene
 from worldpolicy.sim.tasks import COLORS, SimState, Task, get_task
 
@@ -76,8 +78,12 @@ class TabletopEnv(gym.Env):
         image_size: tuple[int, int] | None = (180, 320),
         max_steps: int | None = None,
         render_mode: str | None = "rgb_array",
+        perturb: str | Sequence[str] | Perturbation | None = None,
     ) -> None:
+        """`perturb`: shifts applied on top of every episode's scene (`sim.perturb`: "camera=0.03", "light=0.5",
+        "table=random", "distractors=2", a comma list or a list of them), drawn from the episode's seed."""
         check_env_settings(control_hz=control_hz, image_size=image_size, max_steps=max_steps)
+        self.perturbation = parse_perturbations(perturb)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode: {render_mode!r} is not supported; accepted: "
                              f"{[None, *self.metadata['render_modes']]}")
@@ -85,8 +91,11 @@ class TabletopEnv(gym.Env):
         self.robot = get_robot(robot)
         self.image_size = (int(image_size[0]), int(image_size[1])) if image_size is not None else None
         self.render_mode = render_mode
-        self.model = build_scene(self.robot, self.task.objects(), image_size=self.image_size or (180, 320))
+        self.model = build_scene(self.robot, self.task.objects() + self.perturbation.objects(),
+                                 image_size=self.image_size or (180, 320))
         self.data = mujoco.MjData(self.model)
+        self._perturber = Perturber(self.model, self.perturbation) if self.perturbation else None
+        self._footprints = footprints(self.task.objects())
         self.control_hz = float(control_hz)
         timestep = self.model.opt.timestep
         self.n_substeps = max(1, round(1.0 / (self.control_hz * timestep)))
@@ -170,6 +179,9 @@ class TabletopEnv(gym.Env):
         rgba = np.array(COLORS[self.episode.colors["goal"]])
         rgba[3] = 0.7
         self.model.geom_rgba[self._goal_geom] = rgba
+        if self._perturber is not None:  # drawn after the scene: a clean run's scenes are the same seeds' scenes
+            self._perturber.apply(self.model, self.data, int(self.np_random.integers(2**63)), self.episode,
+                                  self._footprints)
         mujoco.mj_forward(self.model, self.data)
         for _ in range(self.n_substeps):  # let objects settle on the table
             mujoco.mj_step(self.model, self.data)
@@ -340,13 +352,15 @@ class GymTabletopEnv(TabletopEnv):
         image_size: tuple[int, int] | None = (180, 320),
         render_mode: str | None = None,
         max_steps: int | None = None,
+        perturb: str | Sequence[str] | Perturbation | None = None,
     ) -> None:
         if max_steps is not None:
             raise ValueError(
                 f"max_steps: an env made by gymnasium.make takes its step limit from gymnasium's TimeLimit: pass "
                 f"gymnasium.make(..., max_episode_steps={max_steps!r}) instead (-1: none); got max_steps={max_steps!r}"
             )
-        super().__init__(task, robot, control_hz=control_hz, image_size=image_size, render_mode=render_mode)
+        super().__init__(task, robot, control_hz=control_hz, image_size=image_size, render_mode=render_mode,
+                         perturb=perturb)
         self.max_steps = None
 
     @property

@@ -47,7 +47,8 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
 # the other policy settings come with the policy (its chunk, dtype...) and are named as the policy's
 SETTING_FLAGS = {
     "task": "--task", "policy": "--policy", "robot": "--robot", "embodiment": "--embodiment",
-    "control_hz": "--control-hz", "max_steps": "--max-steps", "seed": "--seed", "strategy.kind": "--strategy",
+    "control_hz": "--control-hz", "max_steps": "--max-steps", "seed": "--seed", "perturb": "--perturb",
+    "strategy.kind": "--strategy",
     "strategy.execute_steps": "--execute-steps", "strategy.execute_steps_requested": "--execute-steps",
     "strategy.ensemble_decay": "--ensemble-decay",
     "policy_settings.kind": "--policy", "policy_settings.path": "--policy", "policy_settings.model": "--policy",
@@ -166,6 +167,9 @@ class EvalReport:
     # whether the episodes' scenes are ones the checkpoint was trained on, where its training data says; None: not
     # known (not a checkpoint folder, one whose training data does not say, or a report written before it was recorded)
     training_scenes: TrainingScenes | None = None
+    # the shifts applied on top of every scene (`sim.perturb.Perturbation.spec`, e.g. "camera=0.03,light=0.5"); None:
+    # the scenes as drawn (a report written before shifts existed ran none)
+    perturb: str | None = None
 
     @property
     def successes(self) -> int:
@@ -187,7 +191,7 @@ class EvalReport:
             "control_hz": self.control_hz, "actual_control_hz": self.actual_control_hz, "policy_fps": self.policy_fps,
             "policy_settings": self.policy_settings,
             "max_steps": self.max_steps,
-            "seed": self.seed,
+            "seed": self.seed, "perturb": self.perturb,
             "training_scenes": (None if self.training_scenes is None
                                 else self.training_scenes.to_json(e.seed for e in self.episodes)),
             "n_episodes": len(self.episodes), "episodes_requested": max(self.requested, len(self.episodes)),
@@ -216,6 +220,7 @@ class EvalReport:
                        actual_control_hz=doc.get("actual_control_hz"), max_steps=doc.get("max_steps"),
                        embodiment=doc.get("embodiment"), policy_fps=doc.get("policy_fps"),
                        policy_settings=doc.get("policy_settings"), task_version=doc.get("task_version"),
+                       perturb=doc.get("perturb"),
                        training_scenes=(None if doc.get("training_scenes") is None
                                         else TrainingScenes.from_json(doc["training_scenes"])))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -225,7 +230,8 @@ class EvalReport:
         """Every setting that changes what an episode does, by flat name (`strategy.kind`,
         `policy_settings.sampling.steps`...), as report.json stores them: what a resumed run must share with it."""
         flat = {"task": self.task, "policy": self.policy, "robot": self.robot, "embodiment": self.embodiment,
-                "control_hz": self.control_hz, "max_steps": self.max_steps, "seed": self.seed}
+                "control_hz": self.control_hz, "max_steps": self.max_steps, "seed": self.seed,
+                "perturb": self.perturb}
         flat.update(_flat(self.strategy, "strategy."))
         flat.update(_flat(self.policy_settings or {}, "policy_settings."))
         if flat.get("policy_settings.files"):  # a checkpoint folder is its content: it may have been moved or copied
@@ -253,6 +259,7 @@ class EvalReport:
                 f"(95 % Wilson CI {100 * lo:.1f}-{100 * hi:.1f} %), robot `{self.robot}`, {self.control_hz:g} Hz, "
                 f"strategy `{self.strategy['kind']}`, "
                 + ", ".join([seed_range(self.seed, len(self.episodes)),
+                             *([f"perturbed `{self.perturb}`"] if self.perturb else []),
                              *(f"{what} v{number}" for what, number in self.versions().items() if number is not None)])
                 + "."
             ),
@@ -323,7 +330,8 @@ def start_report(env, *, policy_name: str, seed: int, strategy: ChunkStrategy, e
                       env.control_hz, seed, requested=episodes,
                       actual_control_hz=env.actual_control_hz, max_steps=max_steps or env.max_steps,
                       embodiment=getattr(embodiment, "key", None), policy_fps=policy_fps,
-                      policy_settings=policy_settings, task_version=env.task.version)
+                      policy_settings=policy_settings, task_version=env.task.version,
+                      perturb=env.perturbation.spec or None)
 
 
 def _whole(value: Any) -> bool:

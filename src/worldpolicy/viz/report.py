@@ -300,6 +300,8 @@ def _sim_summary_cards(report: Mapping[str, Any]) -> str:
         cards.append(("scenes", scenes))
     if isinstance(requested, int) and requested > done:
         cards.append(("incomplete", f"{done} of {requested} episodes ran"))
+    if report.get("perturb"):  # shifted scenes (`worldpolicy sim --perturb`): not the training distribution
+        cards.append(("perturbed", report["perturb"]))
     cards += [("control", f"{_fmt(report.get('control_hz'))} Hz"),
               ("strategy", report["strategy"].get("kind") if isinstance(report.get("strategy"), Mapping) else None)]
     return _cards(cards) + note
