@@ -1,4 +1,5 @@
-"""Controlled distribution shifts on top of each episode's scene, for robustness evaluation (`worldpolicy sim --perturb`).
+"""Controlled distribution shifts on top of each episode's scene, for robustness evaluation
+(`worldpolicy sim --perturb`).
 
 A policy is evaluated on the scenes it was trained for and then under one shift at a time (the exterior cameras moved,
 the lights dimmed, the table recoloured, distractor boxes added) on the same seeds, so `worldpolicy sim compare` pairs
@@ -109,7 +110,8 @@ class Perturbation:
         types (`distractors=2.0` is 2)."""
         for name, value in self._given().items():
             try:
-                object.__setattr__(self, name, PERTURBATIONS[name].parse(value if isinstance(value, str) else repr(value)))
+                text = value if isinstance(value, str) else repr(value)
+                object.__setattr__(self, name, PERTURBATIONS[name].parse(text))
             except ValueError as exc:
                 raise ValueError(f"perturb: {name}={value!r}: {name} takes {exc}") from None
 
@@ -174,8 +176,8 @@ class Perturber:
         self._headlight = {a: np.array(getattr(model.vis.headlight, a)) for a in ("ambient", "diffuse", "specular")}
         self._table = model.geom("table").id
         self._table_rgba = model.geom_rgba[self._table].copy()
-        self._distractors = [(spec, model.geom(spec.name).id,
-                              model.jnt_qposadr[model.joint(f"{spec.name}_joint").id]) for spec in perturbation.objects()]
+        self._distractors = [(spec, model.geom(spec.name).id, model.jnt_qposadr[model.joint(f"{spec.name}_joint").id])
+                             for spec in perturbation.objects()]
         self._mju = mujoco
 
     def apply(self, model: mujoco.MjModel, data: mujoco.MjData, seed: int, episode: EpisodeState,
