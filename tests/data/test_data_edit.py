@@ -135,6 +135,29 @@ def test_out_holding_another_dataset_is_refused_and_an_existing_select_needs_ove
     assert "--success='only': dataset" in (err := capsys.readouterr().err) and "leave --success out" in err
 
 
+def test_an_earlier_select_written_before_the_provenance_file_is_still_ours_to_overwrite(tmp_path):
+    """Datasets written before meta/worldpolicy_provenance.json said what made them in info.json: --overwrite still
+    tells an earlier select's (and a from-sim source's seeds still travel); one whose provenance file cannot be read
+    is not taken for ours."""
+    src = _dataset(tmp_path / "src", lengths=(3, 3),
+                   provenance={"source": "worldpolicy dataset from-sim", "task": "reach", "seeds": [4, 6]})
+    select_episodes(src, tmp_path / "out", [0])
+    for root in (src.root, tmp_path / "out"):  # as written before: in info.json, no file of its own
+        info = json.loads((root / "meta/info.json").read_text())
+        info["worldpolicy_provenance"] = json.loads((root / "meta/worldpolicy_provenance.json").read_text())
+        (root / "meta/info.json").write_text(json.dumps(info))
+        (root / "meta/worldpolicy_provenance.json").unlink()
+    with pytest.raises(FileExistsError, match="earlier `dataset select` run's dataset; pass overwrite=True"):
+        select_episodes(tmp_path / "src", tmp_path / "out", [1])
+    prov = select_episodes(tmp_path / "src", tmp_path / "out", [1], overwrite=True).dataset.provenance
+    assert prov["seeds"] == [6] and prov["dataset_provenance"] == {"source": "worldpolicy dataset from-sim",
+                                                                   "task": "reach"}
+    assert "worldpolicy_provenance" not in json.loads((tmp_path / "out/meta/info.json").read_text())
+    (tmp_path / "out/meta/worldpolicy_provenance.json").write_text("{broken")
+    with pytest.raises(FileExistsError, match="holds a dataset not made by `dataset select` or `dataset merge`"):
+        select_episodes(tmp_path / "src", tmp_path / "out", [1], overwrite=True)
+
+
 def test_interrupted_select_leaves_nothing_and_the_source_unchanged(tmp_path, monkeypatch):
     src = _dataset(tmp_path / "src", lengths=(3, 3, 3))
     select_episodes(src, tmp_path / "out", [0])

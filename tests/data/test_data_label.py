@@ -378,7 +378,8 @@ def test_a_labelled_dataset_is_its_episodes_labelled_whole_though_read_and_writt
     kept = [len(resampled_frames(n, fps, 10)) for n in (23, 9)]
     assert calls == [min(8, k - 1 - s) + 1 for k in kept for s in range(0, k - 1, 8)]  # segments of 8 transitions
 
-    want = LeRobotDatasetWriter(tmp_path / "want", 10, got.features, "testbot", video_codec="libx264rgb")
+    want = LeRobotDatasetWriter(tmp_path / "want", 10, got.features, got.robot_type, video_codec="libx264rgb",
+                                provenance=got.provenance)
     for i, ep in enumerate(episodes):
         rows = resampled_frames(len(ep["task"]), fps, 10)
         videos = {k: v[rows] for k, v in ep["videos"].items()}
@@ -392,7 +393,9 @@ def test_a_labelled_dataset_is_its_episodes_labelled_whole_though_read_and_writt
     for rel in files:  # the same columns, per-episode stats and video bytes (lossless: the same frames)
         if rel.suffix == ".parquet":
             assert pq.read_table(got.root / rel).equals(pq.read_table(want.root / rel)), rel
-        elif rel.name != "info.json":  # which holds the provenance
+        elif rel.suffix == ".json":  # info.json, stats.json, the provenance (a rate of 10.0 Hz is 10's)
+            assert json.loads((got.root / rel).read_text()) == json.loads((want.root / rel).read_text()), rel
+        else:
             assert (got.root / rel).read_bytes() == (want.root / rel).read_bytes(), rel
     assert got.features == want.features and got.fps == want.fps
     for i in range(2):

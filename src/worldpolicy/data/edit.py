@@ -64,7 +64,7 @@ def select_episodes(
     `episodes` (default: all) less `drop_episodes` (indexes, negative from the end), and of those with `success`
     "only" the ones meta/episodes' `success` column marks as succeeded, "failures" the others. Videos are decoded and
     encoded again with `video_codec` (default: the source's own where the writer has it, else lossless libx264rgb).
-    info.json's `worldpolicy_provenance` names the source and the source index of every kept episode. Everything is
+    meta/worldpolicy_provenance.json names the source and the source index of every kept episode. Everything is
     checked before an episode is read; `out` as `dataset label` takes it (not the source, an existing dataset only an
     earlier select or merge made, with `overwrite`), and it appears only when complete."""
     ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)

@@ -100,8 +100,8 @@ def label_dataset(
     the embodiment's columns, in its physical units. `resample=True` reads a dataset recorded at another rate than
     the embodiment's fps at that rate: only each episode's frames nearest the embodiment's timestamps are labelled and
     kept (the result is at the embodiment's fps); without it such a dataset is refused. Videos are written again,
-    losslessly by default (`video_codec`), so they hold the frames the labels explain. info.json's
-    `worldpolicy_provenance` says how the labels were made (checkpoint, embodiment, seed, settings, source).
+    losslessly by default (`video_codec`), so they hold the frames the labels explain.
+    meta/worldpolicy_provenance.json says how the labels were made (checkpoint, embodiment, seed, settings, source).
 
     Everything that can be judged without weights is checked first (cameras, fps, state, episodes, `out`). `out`
     must not be or lie inside the source (or hold it); an existing dataset there is replaced only with `overwrite`
