@@ -112,18 +112,26 @@ def test_the_shipped_model_is_recorded_by_name_not_by_this_installs_folder(polic
     assert out.provenance["checkpoint"] == "shipped"
 
 
-def test_each_episodes_success_flag_is_kept(policy, tmp_path, monkeypatch):
+def test_each_episodes_success_flag_and_own_columns_are_kept(policy, tmp_path, monkeypatch):
     """A recording that flags each episode's outcome (`dataset from-sim --policy --keep-failures`) keeps the flags
-    once labelled: the episodes are the same, and `train --success only` reads them."""
+    once labelled: the episodes are the same, and `train --success only` reads them. So are a recorder's own
+    meta/episodes columns, with their types, as `dataset select` keeps them (they were dropped)."""
+    import pyarrow as pa
+
     from worldpolicy.data import LeRobotDatasetWriter
 
     _stub(policy, monkeypatch, [])
     plain = _dataset(tmp_path / "src", lengths=(4, 4, 4))
     with LeRobotDatasetWriter(tmp_path / "flagged", plain.fps, plain.features, video_codec="libx264rgb") as writer:
         for i, ep in enumerate(plain.episodes()):
-            writer.add_episode(ep.frames, ep.videos, ep.task, success=i == 1)
+            writer.add_episode(ep.frames, ep.videos, ep.task, success=i == 1,
+                               fields={"operator": f"op{i}", "score": pa.scalar(i / 2, pa.float32())})
         flagged = writer.finalize()
-    assert label_dataset(flagged, tmp_path / "out", policy, episodes=[1, 2]).episode_success.tolist() == [True, False]
+    out = label_dataset(flagged, tmp_path / "out", policy, episodes=[1, 2])
+    assert out.episode_success.tolist() == [True, False]
+    assert out.episode_fields() == [{"success": True, "operator": "op1", "score": 0.5},
+                                    {"success": False, "operator": "op2", "score": 1.0}]
+    assert out.episode_columns().schema == pa.schema([("operator", pa.string()), ("score", pa.float32())])
     assert label_dataset(plain, tmp_path / "plain", policy).episode_success is None
 
 

@@ -25,8 +25,8 @@ import pyarrow as pa
 from ..errors import brief_list
 from ..processing.video import CODECS
 from .checks import check_episodes, check_out
-from .layout import AUTO_FEATURES, SUCCESS_COLUMN, SUCCESS_FILTERS, image_hw
-from .lerobot import Episode, LeRobotDataset, video_codec, write_episodes
+from .layout import AUTO_FEATURES, SUCCESS_FILTERS, image_hw
+from .lerobot import Episode, LeRobotDataset, episode_row, video_codec, write_episodes
 
 __all__ = ["MERGE_SOURCE", "SELECT_SOURCE", "EditResult", "merge_datasets", "select_episodes"]
 
@@ -90,8 +90,8 @@ def select_episodes(
     provenance = {"source": SELECT_SOURCE, "dataset": os.path.abspath(ds.root), "episodes": chosen,
                   **_recorded_seeds([ds], [(0, i) for i in chosen]),
                   "dataset_provenance": {k: v for k, v in (ds.provenance or {}).items() if k != "seeds"} or None}
-    return _write([ds], [(0, i) for i in chosen], out, video_codec, True, [_own_columns(ds)], overwrite, provenance,
-                  progress)
+    return _write([ds], [(0, i) for i in chosen], out, video_codec, True, [ds.episode_columns()], overwrite,
+                  provenance, progress)
 
 
 def merge_datasets(
@@ -129,7 +129,7 @@ def merge_datasets(
         raise ValueError(f"{', '.join(lacking)} {'does' if len(lacking) == 1 else 'do'} not say which episodes "
                          "succeeded and the others do (the "
                          "success column of meta/episodes); pass drop_success=True to merge them without it")
-    columns = [_own_columns(ds) for ds in sources]
+    columns = [ds.episode_columns() for ds in sources]
     kinds = [dict(zip(table.column_names, table.schema.types, strict=True)) for table in columns]
     unshared = [name for name in dict.fromkeys(n for k in kinds for n in k)
                 if not all(k.get(name) == kinds[0].get(name) for k in kinds)]
@@ -185,12 +185,6 @@ def _written_features(ds: LeRobotDataset) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _own_columns(ds: LeRobotDataset) -> pa.Table:
-    """`ds`'s meta/episodes columns beyond LeRobot's own and `success` (written from `Episode.success`), typed."""
-    table = ds.episode_columns()
-    return table.drop([SUCCESS_COLUMN] if SUCCESS_COLUMN in table.column_names else [])
-
-
 def _recorded_seeds(sources: list[LeRobotDataset], origins: list[tuple[int, int]]) -> dict[str, Any]:
     """The sim task and seeds of the kept episodes, where every source is a `dataset from-sim` recording of one task
     (`fileio.recorded_seeds` reads them): a checkpoint trained on the result is still not evaluated on its training
@@ -226,7 +220,7 @@ def _write(sources: list[LeRobotDataset], origins: list[tuple[int, int]], out: P
            keep_success: bool, columns: list[pa.Table], overwrite: bool, provenance: dict[str, Any],
            progress: bool) -> EditResult:
     """Read the `origins` episodes and write them at `out` (staged, published when complete: an error or Ctrl-C
-    leaves `out` as it was), each with its row of its source's meta/episodes `columns` (`_own_columns`, those kept)."""
+    leaves `out` as it was), each with its row of its source's meta/episodes `columns` (`episode_columns`, those kept)."""
     from tqdm.auto import tqdm
 
     first = sources[0]
@@ -242,8 +236,7 @@ def _write(sources: list[LeRobotDataset], origins: list[tuple[int, int]], out: P
     def episodes() -> Iterator[Episode]:
         with tqdm(origins, desc=f"writing {len(origins)} episodes", unit="ep", disable=not progress) as bar:
             for k, i in bar:
-                ep = replace(sources[k].episode(i), fields={name: columns[k].column(name)[i]
-                                                            for name in columns[k].column_names})
+                ep = replace(sources[k].episode(i), fields=episode_row(columns[k], i))
                 yield ep if keep_success else replace(ep, success=None)
 
     features = {k: v for k, v in first.features.items() if k not in AUTO_FEATURES}

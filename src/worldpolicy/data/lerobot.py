@@ -219,14 +219,16 @@ class LeRobotDataset:
         return fields
 
     def episode_columns(self) -> pa.Table:
-        """`episode_fields` with their arrow types: one row per episode, in order (null where an episodes file lacks
-        a column another has; no columns where the dataset has none), what a copy writes again
-        (`LeRobotDatasetWriter.add_episode`'s `fields`). Read on call."""
+        """`episode_fields` with their arrow types, less `success` (`episode_success`, which the writer takes as its
+        own argument): one row per episode, in order (null where an episodes file lacks a column another has; no
+        columns where the dataset has none), what a copy writes again (`LeRobotDatasetWriter.add_episode`'s `fields`,
+        a row at a time: `episode_row`). Read on call."""
         try:
             table = pa.concat_tables(self._extra_episode_tables(), promote_options="default")
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise DatasetFormatError(self.root / EPISODES_DIR, None, f"its files' own columns differ in type: {exc}")
-        return table.sort_by("episode_index").drop(["episode_index"])
+        return table.sort_by("episode_index").drop([c for c in ("episode_index", SUCCESS_COLUMN)
+                                                    if c in table.column_names])
 
     def _extra_episode_tables(self) -> list[pa.Table]:
         """Each meta/episodes file's `episode_index` and the columns it has beyond LeRobot's own."""
@@ -1407,6 +1409,12 @@ def _check_replaceable(root: Path, overwrite: bool, state: str = "exists") -> No
         )
     if not overwrite:
         raise FileExistsError(f"root={str(root)!r} {state} and holds a dataset; pass overwrite=True to replace it")
+
+
+def episode_row(columns: pa.Table, i: int) -> dict[str, pa.Scalar]:
+    """Row `i` of `columns` (`LeRobotDataset.episode_columns`) as `add_episode`'s `fields`: pyarrow scalars, so a copy
+    keeps each column's type (`dataset select`, `merge` and `label` carry a source episode's own columns so)."""
+    return {name: columns.column(name)[i] for name in columns.column_names}
 
 
 def write_episodes(
