@@ -5,9 +5,9 @@ or join several recorded alike into one (`merge_datasets`), each as a new LeRobo
     select_episodes("data/rollouts", "data/solved", success="only").dataset.num_episodes
     merge_datasets(["data/day1", "data/day2"], "data/both").origins[-1]   # (Path("data/day2"), its last episode)
 
-Episodes are read with `LeRobotDataset` and written again with `write_episodes` (renumbered from 0; tasks, per-frame
-columns, videos, the `success` flag and other meta/episodes columns kept; stats recomputed over what was kept); the
-sources are only read.
+Episodes are read with `LeRobotDataset` and written again with `LeRobotDatasetWriter`, their videos a block of frames
+at a time (renumbered from 0; tasks, per-frame columns, videos, the `success` flag and other meta/episodes columns
+kept; stats recomputed over what was kept); the sources are only read.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from ..errors import brief_list
 from ..processing.video import CODECS
 from .checks import check_episodes, check_out
 from .layout import AUTO_FEATURES, SUCCESS_FILTERS, image_hw
-from .lerobot import Episode, LeRobotDataset, episode_row, video_codec, write_episodes
+from .lerobot import LeRobotDataset, LeRobotDatasetWriter, episode_row, video_codec
 
 __all__ = ["MERGE_SOURCE", "SELECT_SOURCE", "EditResult", "merge_datasets", "select_episodes"]
 
@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 SELECT_SOURCE = "worldpolicy dataset select"  # `provenance["source"]` of a selection: what --overwrite may replace
 MERGE_SOURCE = "worldpolicy dataset merge"
 LOSSLESS = "libx264rgb"  # the codec when the sources' own is not one the writer has, or they differ
+# frames of each video decoded and encoded at a time: what memory holds of an episode's videos (a 720p camera's block is
+# about 180 MB), and few enough decodes from the keyframe before each block
+BLOCK_FRAMES = 64
 
 
 @dataclass(frozen=True)
@@ -220,7 +223,10 @@ def _write(sources: list[LeRobotDataset], origins: list[tuple[int, int]], out: P
            keep_success: bool, columns: list[pa.Table], overwrite: bool, provenance: dict[str, Any],
            progress: bool) -> EditResult:
     """Read the `origins` episodes and write them at `out` (staged, published when complete: an error or Ctrl-C
-    leaves `out` as it was), each with its row of its source's meta/episodes `columns` (`episode_columns`, those kept)."""
+    leaves `out` as it was), each with its row of its source's meta/episodes `columns` (`episode_columns`, those
+    kept). An episode's videos are decoded and encoded `BLOCK_FRAMES` frames at a time (`LeRobotDataset.camera_frames`
+    into `LeRobotDatasetWriter.stream_videos`, as `dataset label` reads and writes them): a long episode is never held
+    whole, and the files are those its whole arrays give."""
     from tqdm.auto import tqdm
 
     first = sources[0]
@@ -233,16 +239,20 @@ def _write(sources: list[LeRobotDataset], origins: list[tuple[int, int]], out: P
     codec = _codec(sources, codec)
     started = time.perf_counter()
 
-    def episodes() -> Iterator[Episode]:
+    features = {k: v for k, v in first.features.items() if k not in AUTO_FEATURES}
+    with LeRobotDatasetWriter(out, first.fps, features, robot_types.pop() if len(robot_types) == 1 else None,
+                              video_codec=codec, overwrite=overwrite, provenance=provenance) as writer:
         with tqdm(origins, desc=f"writing {len(origins)} episodes", unit="ep", disable=not progress) as bar:
             for k, i in bar:
-                ep = replace(sources[k].episode(i), fields=episode_row(columns[k], i))
-                yield ep if keep_success else replace(ep, success=None)
-
-    features = {k: v for k, v in first.features.items() if k not in AUTO_FEATURES}
-    written = write_episodes(out, episodes(), first.fps, features,
-                             robot_types.pop() if len(robot_types) == 1 else None, video_codec=codec,
-                             overwrite=overwrite, provenance=provenance)
+                ds = sources[k]
+                ep = ds.episode(i, videos=False)  # the columns: the videos are read a block at a time
+                videos = writer.stream_videos(ep.length)
+                for start in range(0, ep.length, BLOCK_FRAMES):
+                    stop = min(start + BLOCK_FRAMES, ep.length)
+                    videos.append({key: ds.camera_frames(i, key, start, stop) for key in ds.video_keys})
+                writer.add_episode(ep.frames, videos, ep.frame_tasks, success=ep.success if keep_success else None,
+                                   fields=episode_row(columns[k], i))
+        written = writer.finalize()
     wall_s = time.perf_counter() - started
     logger.info("wrote %d episodes in %.1f s into %s", len(origins), wall_s, written.root)
     return EditResult(written, tuple((sources[k].root, i) for k, i in origins), codec, wall_s)

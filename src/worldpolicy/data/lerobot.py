@@ -94,9 +94,6 @@ class Episode:
     dataset_from_index: int = 0
     frame_tasks: tuple[str, ...] = ()
     success: bool | None = None  # whether it succeeded, where the dataset says (`LeRobotDataset.episode_success`)
-    # other meta/episodes columns to write with it (`LeRobotDatasetWriter.add_episode`'s `fields`): not read by
-    # `LeRobotDataset.episode`; `dataset select` and `merge` fill them from `LeRobotDataset.episode_columns`
-    fields: dict[str, Any] = field(default_factory=dict)
 
     @property
     def length(self) -> int:
@@ -1436,8 +1433,7 @@ def write_episodes(
     with LeRobotDatasetWriter(root, fps, features, robot_type, **writer_options) as writer:
         for n, ep in enumerate(episodes):
             if isinstance(ep, Episode):
-                writer.add_episode(ep.frames, ep.videos, ep.frame_tasks or ep.task, success=ep.success,
-                                   fields=ep.fields)
+                writer.add_episode(ep.frames, ep.videos, ep.frame_tasks or ep.task, success=ep.success)
             elif isinstance(ep, Mapping) and "frames" in ep and "task" in ep:
                 writer.add_episode(ep["frames"], ep.get("videos"), ep["task"])
             else:
