@@ -401,7 +401,7 @@ def test_a_labelled_dataset_is_its_episodes_labelled_whole_though_read_and_writt
     for rel in files:  # the same columns, per-episode stats and video bytes (lossless: the same frames)
         if rel.suffix == ".parquet":
             assert pq.read_table(got.root / rel).equals(pq.read_table(want.root / rel)), rel
-        elif rel.suffix == ".json":  # info.json, stats.json, the provenance (a rate of 10.0 Hz is 10's)
+        elif rel.name == "info.json":  # as JSON: a camera's rate of 10.0 Hz is 10's
             assert json.loads((got.root / rel).read_text()) == json.loads((want.root / rel).read_text()), rel
         else:
             assert (got.root / rel).read_bytes() == (want.root / rel).read_bytes(), rel
