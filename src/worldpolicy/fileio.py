@@ -307,10 +307,14 @@ DREAM_FILE = "dream.json"  # a policy run in a world model's imagination (`world
 DREAM_PARTIAL_DIR = "dream_partial"
 DREAM_CHUNKS_FILE = f"{DREAM_PARTIAL_DIR}/chunks.jsonl"
 SHOW_FILE = "dataset_show.json"  # what `worldpolicy dataset show` drew of a dataset (`data.show`), its page's source
-# The key of a LeRobot dataset's meta/info.json under which worldpolicy says how it made the dataset (`dataset
-# from-sim`: the task and expert versions and the recording's settings), which the data tools write and a training
-# run's page reads. LeRobot keeps info.json keys it does not know and reads none of them, so the dataset stays a plain
-# LeRobot v3.0 one; the name is worldpolicy's so it cannot meet a key LeRobot adds later.
+# Where, in a LeRobot dataset's folder, worldpolicy says how it made the dataset (`dataset from-sim`: the task and
+# expert versions and the recording's settings; `dataset select|merge|label`: the source and how), which the data
+# tools write and read (`stored_provenance`) and a training run's page reads. A file of its own beside info.json:
+# lerobot reads info.json, stats.json, tasks.parquet, episodes/ and subtasks.parquet of meta/ and no other file, while
+# lerobot 0.6 reads info.json into a typed `DatasetInfo` that warns about a key it does not know on every load and
+# drops it when it rewrites info.json (docs/data.md, "Newer lerobot"). The dataset stays a plain LeRobot v3.0 one.
+PROVENANCE_FILE = "meta/worldpolicy_provenance.json"
+# The info.json key datasets written before `PROVENANCE_FILE` keep it under: still read (`stored_provenance`)
 PROVENANCE_KEY = "worldpolicy_provenance"
 
 
@@ -473,17 +477,53 @@ def read_json(path: str | Path, what: str) -> Any:
         raise ValueError(f"{what} is not valid JSON: {exc}") from None
 
 
-def recorded_seeds(root: str | Path) -> tuple[str, list[int]] | None:
-    """The task and env seeds a `dataset from-sim` recording at `root` holds (info.json's `PROVENANCE_KEY`: `task`,
-    `seeds`), or None for a dataset that does not say (made elsewhere) or cannot be read. `worldpolicy sim` checks its
-    episodes against them and a training run's page picks its `sim --seed` past them, so a checkpoint is not evaluated
-    on the scenes it was trained on unawares."""
+@dataclass(frozen=True)
+class StoredProvenance:
+    """A dataset's provenance as found on disk, unchecked: `value` is `PROVENANCE_FILE`'s document (`key` None), or
+    for a dataset written before that file the value of info.json's `PROVENANCE_KEY` (`key` names it); `path` is the
+    file it was read from, for an error that names it."""
+
+    value: Any
+    path: Path
+    key: str | None
+
+
+def stored_provenance(root: str | Path, info: Any = None) -> StoredProvenance | None:
+    """Where the dataset at `root` says how worldpolicy made it, and what it says: `PROVENANCE_FILE`, else (a dataset
+    written before it) info.json's `PROVENANCE_KEY`; None for a dataset that says neither (made elsewhere). `info`:
+    info.json's document, where the caller has read it. The one place that knows where provenance is, for the dataset
+    reader (`LeRobotDataset.provenance`, which refuses a value that is no object) and the lighter readers that only
+    look (`recorded_seeds`, the `--overwrite` check of the commands that make datasets from others). Raises
+    `read_json`'s FileNotFoundError or ValueError for a file that cannot be read."""
+    own = Path(root) / PROVENANCE_FILE
+    if own.exists():
+        return StoredProvenance(read_json(own, PROVENANCE_FILE), own, None)
+    path = Path(root) / "meta" / "info.json"
+    if info is None:
+        info = read_json(path, "meta/info.json")
+    if not isinstance(info, dict) or PROVENANCE_KEY not in info:
+        return None
+    return StoredProvenance(info[PROVENANCE_KEY], path, PROVENANCE_KEY)
+
+
+def provenance_document(root: str | Path) -> dict[str, Any] | None:
+    """The provenance of the dataset at `root` (`stored_provenance`) when it is a JSON object, else None (none, a
+    malformed one, a file that cannot be read): for the readers that only look, which leave refusing a malformed
+    dataset to the dataset reader."""
     try:
-        info = read_json(Path(root) / "meta" / "info.json", "info.json")
+        stored = stored_provenance(root)
     except (OSError, ValueError):
         return None
-    provenance = info.get(PROVENANCE_KEY) if isinstance(info, dict) else None
-    if not isinstance(provenance, dict):
+    return stored.value if stored is not None and isinstance(stored.value, dict) else None
+
+
+def recorded_seeds(root: str | Path) -> tuple[str, list[int]] | None:
+    """The task and env seeds a `dataset from-sim` recording at `root` holds (its provenance's `task`, `seeds`), or
+    None for a dataset that does not say (made elsewhere) or cannot be read. `worldpolicy sim` checks its episodes
+    against them and a training run's page picks its `sim --seed` past them, so a checkpoint is not evaluated on the
+    scenes it was trained on unawares."""
+    provenance = provenance_document(root)
+    if provenance is None:
         return None
     task, seeds = provenance.get("task"), provenance.get("seeds")
     if not isinstance(task, str) or not isinstance(seeds, list) or not seeds \

@@ -135,6 +135,87 @@ def test_out_holding_another_dataset_is_refused_and_an_existing_select_needs_ove
     assert "--success='only': dataset" in (err := capsys.readouterr().err) and "leave --success out" in err
 
 
+def test_an_earlier_select_written_before_the_provenance_file_is_still_ours_to_overwrite(tmp_path):
+    """Datasets written before meta/worldpolicy_provenance.json said what made them in info.json: --overwrite still
+    tells an earlier select's (and a from-sim source's seeds still travel); one whose provenance file cannot be read
+    is not taken for ours."""
+    src = _dataset(tmp_path / "src", lengths=(3, 3),
+                   provenance={"source": "worldpolicy dataset from-sim", "task": "reach", "seeds": [4, 6]})
+    select_episodes(src, tmp_path / "out", [0])
+    for root in (src.root, tmp_path / "out"):  # as written before: in info.json, no file of its own
+        info = json.loads((root / "meta/info.json").read_text())
+        info["worldpolicy_provenance"] = json.loads((root / "meta/worldpolicy_provenance.json").read_text())
+        (root / "meta/info.json").write_text(json.dumps(info))
+        (root / "meta/worldpolicy_provenance.json").unlink()
+    with pytest.raises(FileExistsError, match="earlier `dataset select` run's dataset; pass overwrite=True"):
+        select_episodes(tmp_path / "src", tmp_path / "out", [1])
+    prov = select_episodes(tmp_path / "src", tmp_path / "out", [1], overwrite=True).dataset.provenance
+    assert prov["seeds"] == [6] and prov["dataset_provenance"] == {"source": "worldpolicy dataset from-sim",
+                                                                   "task": "reach"}
+    assert "worldpolicy_provenance" not in json.loads((tmp_path / "out/meta/info.json").read_text())
+    (tmp_path / "out/meta/worldpolicy_provenance.json").write_text("{broken")
+    with pytest.raises(FileExistsError, match="holds a dataset not made by `dataset select` or `dataset merge`"):
+        select_episodes(tmp_path / "src", tmp_path / "out", [1], overwrite=True)
+
+
+@pytest.mark.parametrize("codec", ["libx264rgb", "libx264"])
+def test_select_and_merge_stream_videos_in_blocks_into_the_files_whole_episodes_give(tmp_path, monkeypatch, codec):
+    """Each source episode's videos are decoded and encoded a block of frames at a time (they were decoded whole, so
+    a long episode sat in memory): the result is, file for file, what writing the same episodes' whole arrays gives,
+    with their tasks, success flags and own meta/episodes columns."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from worldpolicy.data import edit
+    from worldpolicy.data.lerobot import episode_row
+
+    rng = np.random.default_rng(0)
+    wrist = "observation.images.wrist"
+
+    def recording(root, lengths, offset):
+        with LeRobotDatasetWriter(root, 10, None, "testbot", video_codec=codec) as writer:
+            for i, length in enumerate(lengths):
+                ep = make_episode(length, seed=i + offset, offset=10 * (i + offset))
+                ep["videos"][wrist] = rng.integers(0, 256, (length, 8, 12, 3), dtype=np.uint8)
+                writer.add_episode(ep["frames"], ep["videos"], ["reach"] * 2 + ["grasp"] * (length - 2),
+                                   success=i % 2 == 0, fields={"operator": f"op{i + offset}",
+                                                               "score": pa.scalar(i / 4, pa.float32())})
+            return writer.finalize()
+
+    a, b = recording(tmp_path / "a", (9, 4, 5), 0), recording(tmp_path / "b", (7,), 3)
+    blocks, reads = [], []
+    camera_frames, episode = LeRobotDataset.camera_frames, LeRobotDataset.episode
+    monkeypatch.setattr(LeRobotDataset, "camera_frames",
+                        lambda self, i, key, start, stop: blocks.append(stop - start) or camera_frames(self, i, key,
+                                                                                                         start, stop))
+    monkeypatch.setattr(LeRobotDataset, "episode",
+                        lambda self, i, videos=True: reads.append(videos) or episode(self, i, videos))
+    monkeypatch.setattr(edit, "BLOCK_FRAMES", 4)
+    runs = {"select": select_episodes(a, tmp_path / "select", [0, 2]).dataset,
+            "merge": merge_datasets([a, b], tmp_path / "merge").dataset}
+    # each block of 4 frames (the last one shorter) of both cameras, in turn: select's episodes, then merge's
+    assert blocks == [min(4, n - s) for n in (9, 5, 9, 4, 5, 7) for s in range(0, n, 4) for _ in range(2)]
+    assert reads == [False] * 6  # no episode's videos decoded whole
+    monkeypatch.undo()
+
+    for name, origins in (("select", [(a, 0), (a, 2)]), ("merge", [(a, 0), (a, 1), (a, 2), (b, 0)])):
+        got = runs[name]
+        with LeRobotDatasetWriter(tmp_path / f"want_{name}", got.fps, got.features, "testbot", video_codec=codec,
+                                  provenance=got.provenance) as want:
+            for src, i in origins:
+                ep = src.episode(i)  # whole
+                want.add_episode(ep.frames, ep.videos, ep.frame_tasks, success=ep.success,
+                                 fields=episode_row(src.episode_columns(), i))
+        files = sorted(p.relative_to(want.root) for p in want.root.rglob("*") if p.is_file())
+        assert sorted(p.relative_to(got.root) for p in got.root.rglob("*") if p.is_file()) == files
+        for rel in files:  # the same columns, per-episode stats and video bytes
+            if rel.suffix == ".parquet":
+                assert pq.read_table(got.root / rel).equals(pq.read_table(want.root / rel)), (name, rel)
+            else:
+                assert (got.root / rel).read_bytes() == (want.root / rel).read_bytes(), (name, rel)
+    assert runs["merge"].episode_fields()[3] == {"success": True, "operator": "op3", "score": 0.0}
+
+
 def test_interrupted_select_leaves_nothing_and_the_source_unchanged(tmp_path, monkeypatch):
     src = _dataset(tmp_path / "src", lengths=(3, 3, 3))
     select_episodes(src, tmp_path / "out", [0])

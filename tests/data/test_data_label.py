@@ -112,18 +112,26 @@ def test_the_shipped_model_is_recorded_by_name_not_by_this_installs_folder(polic
     assert out.provenance["checkpoint"] == "shipped"
 
 
-def test_each_episodes_success_flag_is_kept(policy, tmp_path, monkeypatch):
+def test_each_episodes_success_flag_and_own_columns_are_kept(policy, tmp_path, monkeypatch):
     """A recording that flags each episode's outcome (`dataset from-sim --policy --keep-failures`) keeps the flags
-    once labelled: the episodes are the same, and `train --success only` reads them."""
+    once labelled: the episodes are the same, and `train --success only` reads them. So are a recorder's own
+    meta/episodes columns, with their types, as `dataset select` keeps them (they were dropped)."""
+    import pyarrow as pa
+
     from worldpolicy.data import LeRobotDatasetWriter
 
     _stub(policy, monkeypatch, [])
     plain = _dataset(tmp_path / "src", lengths=(4, 4, 4))
     with LeRobotDatasetWriter(tmp_path / "flagged", plain.fps, plain.features, video_codec="libx264rgb") as writer:
         for i, ep in enumerate(plain.episodes()):
-            writer.add_episode(ep.frames, ep.videos, ep.task, success=i == 1)
+            writer.add_episode(ep.frames, ep.videos, ep.task, success=i == 1,
+                               fields={"operator": f"op{i}", "score": pa.scalar(i / 2, pa.float32())})
         flagged = writer.finalize()
-    assert label_dataset(flagged, tmp_path / "out", policy, episodes=[1, 2]).episode_success.tolist() == [True, False]
+    out = label_dataset(flagged, tmp_path / "out", policy, episodes=[1, 2])
+    assert out.episode_success.tolist() == [True, False]
+    assert out.episode_fields() == [{"success": True, "operator": "op1", "score": 0.5},
+                                    {"success": False, "operator": "op2", "score": 1.0}]
+    assert out.episode_columns().schema == pa.schema([("operator", pa.string()), ("score", pa.float32())])
     assert label_dataset(plain, tmp_path / "plain", policy).episode_success is None
 
 
@@ -378,7 +386,8 @@ def test_a_labelled_dataset_is_its_episodes_labelled_whole_though_read_and_writt
     kept = [len(resampled_frames(n, fps, 10)) for n in (23, 9)]
     assert calls == [min(8, k - 1 - s) + 1 for k in kept for s in range(0, k - 1, 8)]  # segments of 8 transitions
 
-    want = LeRobotDatasetWriter(tmp_path / "want", 10, got.features, "testbot", video_codec="libx264rgb")
+    want = LeRobotDatasetWriter(tmp_path / "want", 10, got.features, got.robot_type, video_codec="libx264rgb",
+                                provenance=got.provenance)
     for i, ep in enumerate(episodes):
         rows = resampled_frames(len(ep["task"]), fps, 10)
         videos = {k: v[rows] for k, v in ep["videos"].items()}
@@ -392,7 +401,9 @@ def test_a_labelled_dataset_is_its_episodes_labelled_whole_though_read_and_writt
     for rel in files:  # the same columns, per-episode stats and video bytes (lossless: the same frames)
         if rel.suffix == ".parquet":
             assert pq.read_table(got.root / rel).equals(pq.read_table(want.root / rel)), rel
-        elif rel.name != "info.json":  # which holds the provenance
+        elif rel.name == "info.json":  # as JSON: a camera's rate of 10.0 Hz is 10's
+            assert json.loads((got.root / rel).read_text()) == json.loads((want.root / rel).read_text()), rel
+        else:
             assert (got.root / rel).read_bytes() == (want.root / rel).read_bytes(), rel
     assert got.features == want.features and got.fps == want.fps
     for i in range(2):

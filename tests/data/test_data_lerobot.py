@@ -204,25 +204,57 @@ def test_copy_keeps_every_frames_task_the_names_and_the_robot(tmp_path):
         np.testing.assert_array_equal(a.videos["observation.images.front"], b.videos["observation.images.front"])
 
 
-def test_provenance_is_an_info_json_key_a_copy_can_carry(tmp_path):
-    """How a dataset was made (from-sim's task and expert versions) sits in info.json under a key of its own, read
-    back as `provenance`; a dataset made elsewhere has none."""
+def test_provenance_is_a_file_of_its_own_a_copy_can_carry(tmp_path):
+    """How a dataset was made (from-sim's task and expert versions) sits in meta/worldpolicy_provenance.json beside
+    info.json, read back as `provenance`; a dataset made elsewhere has none. Not in info.json: lerobot 0.6 warns about
+    a key there it does not know on every load and drops it when it rewrites the file."""
     made = {"source": "test", "task_version": 3, "settings": {"image_size": [32, 32]}}
     ds = write_episodes(tmp_path / "a", [dict(make_episode(4, seed=0), task="pick")], fps=10, provenance=made,
                         video_codec="libx264rgb")
     assert ds.provenance == made
-    assert json.loads((ds.root / "meta/info.json").read_text())["worldpolicy_provenance"] == made
+    assert json.loads((ds.root / "meta/worldpolicy_provenance.json").read_text()) == made
+    assert "worldpolicy_provenance" not in json.loads((ds.root / "meta/info.json").read_text())
     copy = write_episodes(tmp_path / "b", ds.episodes(), fps=ds.fps, features=ds.features, provenance=ds.provenance,
                           video_codec="libx264rgb")
     assert copy.provenance == made
     plain = write_episodes(tmp_path / "c", [dict(make_episode(4, seed=0), task="pick")], fps=10,
                            video_codec="libx264rgb")
-    assert plain.provenance is None and "worldpolicy_provenance" not in plain.info
+    assert plain.provenance is None and not (plain.root / "meta/worldpolicy_provenance.json").exists()
 
-    _edit_info(plain.root, lambda i: i.update(worldpolicy_provenance=["not", "an", "object"]))
+    for bad, problem in (("[1, 2]", r"must be an object \(how worldpolicy made the dataset\), got list"),
+                         ("{not json", "is not valid JSON")):
+        (plain.root / "meta/worldpolicy_provenance.json").write_text(bad)
+        with pytest.raises(DatasetFormatError, match=problem) as err:
+            LeRobotDataset.open(plain.root)
+        assert err.value.path.endswith("meta/worldpolicy_provenance.json")
+
+
+def _as_written_before(root: Path) -> None:
+    """The dataset at `root` as worldpolicy wrote it before provenance had a file of its own: in info.json, under
+    `worldpolicy_provenance`."""
+    own = root / "meta/worldpolicy_provenance.json"
+    _edit_info(root, lambda i: i.update(worldpolicy_provenance=json.loads(own.read_text())))
+    own.unlink()
+
+
+def test_provenance_in_info_json_a_dataset_written_before_keeps_is_still_read(tmp_path):
+    """Datasets written before the provenance file keep it in info.json: read as before (from-sim's seeds too, which
+    `worldpolicy sim` checks its scenes against), and refused as before where it is not an object."""
+    from worldpolicy.fileio import recorded_seeds
+
+    made = {"source": "worldpolicy dataset from-sim", "task": "reach", "seeds": [3, 5]}
+    ds = write_episodes(tmp_path / "old", [dict(make_episode(4, seed=0), task="pick")] * 2, fps=10, provenance=made,
+                        video_codec="libx264rgb")
+    _as_written_before(ds.root)
+    old = LeRobotDataset.open(ds.root)
+    assert old.provenance == made and old.summary()["provenance"] == {k: v for k, v in made.items() if k != "seeds"}
+    assert recorded_seeds(ds.root) == ("reach", [3, 5])
+
+    _edit_info(ds.root, lambda i: i.update(worldpolicy_provenance=["not", "an", "object"]))
     with pytest.raises(DatasetFormatError, match="field 'worldpolicy_provenance': must be an object") as err:
-        LeRobotDataset.open(plain.root)
+        LeRobotDataset.open(ds.root)
     assert err.value.path.endswith("meta/info.json")
+    assert recorded_seeds(ds.root) is None  # it only looks: the dataset reader refuses
 
 
 @pytest.mark.parametrize("provenance", [["a list"], {"gain": float("nan")}, {"when": object()}])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.machinery
 import importlib.util
+import json
 import sys
 import types
 from pathlib import Path
@@ -129,7 +130,9 @@ def test_lerobot_opens_a_dataset_we_wrote(tmp_path: Path):
     theirs = lerobot_dataset.LeRobotDataset("local/ours", root=tmp_path / "ours")
     assert (theirs.num_episodes, theirs.num_frames, theirs.fps) == (2, 21, FPS)
     assert theirs.meta.robot_type == "panda" and theirs.meta.video_keys == [CAM]
-    assert theirs.meta.info["worldpolicy_provenance"] == PROVENANCE  # kept by LeRobot, which reads none of it
+    # provenance is a file of its own beside info.json, which lerobot leaves alone: none of it in what lerobot reads
+    assert "worldpolicy_provenance" not in theirs.meta.info
+    assert json.loads((tmp_path / "ours/meta/worldpolicy_provenance.json").read_text()) == PROVENANCE
     for key, names in NAMES.items():
         assert theirs.features[key]["names"] == names and tuple(theirs.features[key]["shape"]) == (len(names),)
     # what a lerobot policy is built from: it reads the video layout from the feature's names

@@ -108,7 +108,8 @@ def test_a_dataset_lerobot_06_wrote_opens_with_its_new_columns_set_aside(small_d
 
 def test_what_the_writer_writes_is_what_lerobot_06_reads(small_dataset, tmp_path):
     """lerobot 0.6 reads info.json into a dataclass: a key it does not know is warned about on every load and lost when
-    it rewrites the file, and a size or fps that is not positive refuses the dataset. Only the provenance is ours."""
+    it rewrites the file, and a size or fps that is not positive refuses the dataset. So info.json holds only its
+    fields, the provenance too in a file of its own that lerobot does not read."""
     ds, episodes = small_dataset
     info = json.loads((ds.root / "meta/info.json").read_text())
     assert set(info) - DATASET_INFO_FIELDS == set()  # the fixture gives no provenance
@@ -118,8 +119,9 @@ def test_what_the_writer_writes_is_what_lerobot_06_reads(small_dataset, tmp_path
 
     copy = write_episodes(tmp_path / "copy", [ds.episode(i) for i in range(3)], fps=10, features=ds.features,
                           video_codec="libx264rgb", provenance={"made_by": "test"})
-    assert set(json.loads((copy.root / "meta/info.json").read_text())) - DATASET_INFO_FIELDS == {
-        "worldpolicy_provenance"}
+    assert set(json.loads((copy.root / "meta/info.json").read_text())) <= DATASET_INFO_FIELDS
+    assert json.loads((copy.root / "meta/worldpolicy_provenance.json").read_text()) == {"made_by": "test"}
+    assert LeRobotDataset.open(copy.root).provenance == {"made_by": "test"}
 
     with pytest.raises(ValueError, match=r"features.language_events.dtype: 'language' \(LeRobot's language "
                                          r"annotations\) is not read"):

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import brief_list
-from ..fileio import PROVENANCE_KEY, file_in_the_way, folder_kind
-from .layout import INFO_PATH, read_json
+from ..fileio import file_in_the_way, folder_kind, provenance_document
+from .layout import INFO_PATH
 
 if TYPE_CHECKING:
     from .lerobot import LeRobotDataset
@@ -74,10 +74,7 @@ def check_out(sources: Sequence[Path], out: str | Path, overwrite: bool, made_by
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
         if not (dst / INFO_PATH).is_file():
             raise FileExistsError(f"out: {str(out)!r} exists and is not a dataset; choose a new or empty folder")
-        try:
-            source = (read_json(dst / INFO_PATH, "info.json").get(PROVENANCE_KEY) or {}).get("source")
-        except (ValueError, AttributeError):
-            source = None
+        source = (provenance_document(dst) or {}).get("source")
         makers = " or ".join(f"`{made.removeprefix('worldpolicy ')}`" for made in made_by)
         if source not in made_by:
             raise FileExistsError(f"out: {str(out)!r} holds a dataset not made by {makers}; choose a new or empty "

@@ -5,9 +5,9 @@ or join several recorded alike into one (`merge_datasets`), each as a new LeRobo
     select_episodes("data/rollouts", "data/solved", success="only").dataset.num_episodes
     merge_datasets(["data/day1", "data/day2"], "data/both").origins[-1]   # (Path("data/day2"), its last episode)
 
-Episodes are read with `LeRobotDataset` and written again with `write_episodes` (renumbered from 0; tasks, per-frame
-columns, videos, the `success` flag and other meta/episodes columns kept; stats recomputed over what was kept); the
-sources are only read.
+Episodes are read with `LeRobotDataset` and written again with `LeRobotDatasetWriter`, their videos a block of frames
+at a time (renumbered from 0; tasks, per-frame columns, videos, the `success` flag and other meta/episodes columns
+kept; stats recomputed over what was kept); the sources are only read.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,8 @@ import pyarrow as pa
 from ..errors import brief_list
 from ..processing.video import CODECS
 from .checks import check_episodes, check_out
-from .layout import AUTO_FEATURES, SUCCESS_COLUMN, SUCCESS_FILTERS, image_hw
-from .lerobot import Episode, LeRobotDataset, video_codec, write_episodes
+from .layout import AUTO_FEATURES, SUCCESS_FILTERS, image_hw
+from .lerobot import LeRobotDataset, LeRobotDatasetWriter, episode_row, video_codec
 
 __all__ = ["MERGE_SOURCE", "SELECT_SOURCE", "EditResult", "merge_datasets", "select_episodes"]
 
@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 SELECT_SOURCE = "worldpolicy dataset select"  # `provenance["source"]` of a selection: what --overwrite may replace
 MERGE_SOURCE = "worldpolicy dataset merge"
 LOSSLESS = "libx264rgb"  # the codec when the sources' own is not one the writer has, or they differ
+# frames of each video decoded and encoded at a time: what memory holds of an episode's videos (a 720p camera's block is
+# about 180 MB), and few enough decodes from the keyframe before each block
+BLOCK_FRAMES = 64
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ def select_episodes(
     `episodes` (default: all) less `drop_episodes` (indexes, negative from the end), and of those with `success`
     "only" the ones meta/episodes' `success` column marks as succeeded, "failures" the others. Videos are decoded and
     encoded again with `video_codec` (default: the source's own where the writer has it, else lossless libx264rgb).
-    info.json's `worldpolicy_provenance` names the source and the source index of every kept episode. Everything is
+    meta/worldpolicy_provenance.json names the source and the source index of every kept episode. Everything is
     checked before an episode is read; `out` as `dataset label` takes it (not the source, an existing dataset only an
     earlier select or merge made, with `overwrite`), and it appears only when complete."""
     ds = dataset if isinstance(dataset, LeRobotDataset) else LeRobotDataset.open(dataset)
@@ -90,8 +93,8 @@ def select_episodes(
     provenance = {"source": SELECT_SOURCE, "dataset": os.path.abspath(ds.root), "episodes": chosen,
                   **_recorded_seeds([ds], [(0, i) for i in chosen]),
                   "dataset_provenance": {k: v for k, v in (ds.provenance or {}).items() if k != "seeds"} or None}
-    return _write([ds], [(0, i) for i in chosen], out, video_codec, True, [_own_columns(ds)], overwrite, provenance,
-                  progress)
+    return _write([ds], [(0, i) for i in chosen], out, video_codec, True, [ds.episode_columns()], overwrite,
+                  provenance, progress)
 
 
 def merge_datasets(
@@ -129,7 +132,7 @@ def merge_datasets(
         raise ValueError(f"{', '.join(lacking)} {'does' if len(lacking) == 1 else 'do'} not say which episodes "
                          "succeeded and the others do (the "
                          "success column of meta/episodes); pass drop_success=True to merge them without it")
-    columns = [_own_columns(ds) for ds in sources]
+    columns = [ds.episode_columns() for ds in sources]
     kinds = [dict(zip(table.column_names, table.schema.types, strict=True)) for table in columns]
     unshared = [name for name in dict.fromkeys(n for k in kinds for n in k)
                 if not all(k.get(name) == kinds[0].get(name) for k in kinds)]
@@ -185,12 +188,6 @@ def _written_features(ds: LeRobotDataset) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _own_columns(ds: LeRobotDataset) -> pa.Table:
-    """`ds`'s meta/episodes columns beyond LeRobot's own and `success` (written from `Episode.success`), typed."""
-    table = ds.episode_columns()
-    return table.drop([SUCCESS_COLUMN] if SUCCESS_COLUMN in table.column_names else [])
-
-
 def _recorded_seeds(sources: list[LeRobotDataset], origins: list[tuple[int, int]]) -> dict[str, Any]:
     """The sim task and seeds of the kept episodes, where every source is a `dataset from-sim` recording of one task
     (`fileio.recorded_seeds` reads them): a checkpoint trained on the result is still not evaluated on its training
@@ -226,7 +223,10 @@ def _write(sources: list[LeRobotDataset], origins: list[tuple[int, int]], out: P
            keep_success: bool, columns: list[pa.Table], overwrite: bool, provenance: dict[str, Any],
            progress: bool) -> EditResult:
     """Read the `origins` episodes and write them at `out` (staged, published when complete: an error or Ctrl-C
-    leaves `out` as it was), each with its row of its source's meta/episodes `columns` (`_own_columns`, those kept)."""
+    leaves `out` as it was), each with its row of its source's meta/episodes `columns` (`episode_columns`, those
+    kept). An episode's videos are decoded and encoded `BLOCK_FRAMES` frames at a time (`LeRobotDataset.camera_frames`
+    into `LeRobotDatasetWriter.stream_videos`, as `dataset label` reads and writes them): a long episode is never held
+    whole, and the files are those its whole arrays give."""
     from tqdm.auto import tqdm
 
     first = sources[0]
@@ -239,17 +239,20 @@ def _write(sources: list[LeRobotDataset], origins: list[tuple[int, int]], out: P
     codec = _codec(sources, codec)
     started = time.perf_counter()
 
-    def episodes() -> Iterator[Episode]:
+    features = {k: v for k, v in first.features.items() if k not in AUTO_FEATURES}
+    with LeRobotDatasetWriter(out, first.fps, features, robot_types.pop() if len(robot_types) == 1 else None,
+                              video_codec=codec, overwrite=overwrite, provenance=provenance) as writer:
         with tqdm(origins, desc=f"writing {len(origins)} episodes", unit="ep", disable=not progress) as bar:
             for k, i in bar:
-                ep = replace(sources[k].episode(i), fields={name: columns[k].column(name)[i]
-                                                            for name in columns[k].column_names})
-                yield ep if keep_success else replace(ep, success=None)
-
-    features = {k: v for k, v in first.features.items() if k not in AUTO_FEATURES}
-    written = write_episodes(out, episodes(), first.fps, features,
-                             robot_types.pop() if len(robot_types) == 1 else None, video_codec=codec,
-                             overwrite=overwrite, provenance=provenance)
+                ds = sources[k]
+                ep = ds.episode(i, videos=False)  # the columns: the videos are read a block at a time
+                videos = writer.stream_videos(ep.length)
+                for start in range(0, ep.length, BLOCK_FRAMES):
+                    stop = min(start + BLOCK_FRAMES, ep.length)
+                    videos.append({key: ds.camera_frames(i, key, start, stop) for key in ds.video_keys})
+                writer.add_episode(ep.frames, videos, ep.frame_tasks, success=ep.success if keep_success else None,
+                                   fields=episode_row(columns[k], i))
+        written = writer.finalize()
     wall_s = time.perf_counter() - started
     logger.info("wrote %d episodes in %.1f s into %s", len(origins), wall_s, written.root)
     return EditResult(written, tuple((sources[k].root, i) for k, i in origins), codec, wall_s)

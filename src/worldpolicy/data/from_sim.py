@@ -6,7 +6,7 @@ Keys follow Cosmos3-DROID post-training data (ecosystem.md §3) so the same trai
 and simulated data: `observation.image.<camera>` videos, `observation.state.joint_positions` [7] and
 `observation.state.gripper_position` [1] (measured), `action.joint_position` [7] and `action.gripper_position` [1]
 (what the env executed), plus LeRobot's `next.reward` (1 once the task is solved) and `next.done`.
-Row t pairs the observation before step t with the action of step t. info.json's `worldpolicy_provenance` says what
+Row t pairs the observation before step t with the action of step t. meta/worldpolicy_provenance.json says what
 recorded the episodes: the task and expert versions (a policy's recording: the policy, its settings and chunk
 strategy), the settings and each episode's seed; meta/episodes' `success` column says per episode whether it
 succeeded (the expert's and a policy's alike, so the two merge). Needs the `sim` extra (MuJoCo).
@@ -46,8 +46,8 @@ VERSION_KEYS = ("task_version", "expert_version")
 @dataclass
 class ExpertEpisodes:
     """The episodes `expert_episodes` records, one at a time as they are iterated, and their `provenance`: the
-    task and expert versions and every setting that shapes an episode, as `sim_to_dataset` stores it in info.json
-    (`worldpolicy_provenance`, with the kept episodes' `seeds`)."""
+    task and expert versions and every setting that shapes an episode, as `sim_to_dataset` stores it
+    (meta/worldpolicy_provenance.json, with the kept episodes' `seeds`)."""
 
     provenance: dict[str, Any]
     _episodes: Generator[dict[str, Any], None, None]

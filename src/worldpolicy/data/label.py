@@ -1,6 +1,6 @@
 """Pseudo-label a dataset's videos with actions: an inverse-dynamics checkpoint explains every frame transition of each
-episode (`Policy.infer_actions(whole_clip=True)`), and a new LeRobot v3 dataset holds the source's frames, videos and
-columns plus the labels.
+episode (`Policy.infer_actions(whole_clip=True)`), and a new LeRobot v3 dataset holds the source's frames, videos,
+columns and meta/episodes columns (a success flag, a recorder's own) plus the labels.
 
     from worldpolicy.data import label_dataset
     ds = label_dataset("data/unlabelled", "data/labelled", "runs/x/final", seed=0)
@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from ..embodiments import Embodiment
 from ..fileio import interruption, sigint_held
 from ..models import portable_checkpoint
 from .checks import check_episodes, check_out
 from .layout import AUTO_FEATURES, check_feature
-from .lerobot import EpisodeVideoStream, LeRobotDataset, LeRobotDatasetWriter
+from .lerobot import EpisodeVideoStream, LeRobotDataset, LeRobotDatasetWriter, episode_row
 from .observations import CameraMismatch, camera_sources, check_state_width, named_state_keys
 from .sampling import caption_variants
 from .stats import first_non_finite
@@ -89,7 +90,8 @@ def label_dataset(
 ) -> LeRobotDataset:
     """Label every frame transition of `episodes` (default: all) of `dataset` with the actions `checkpoint` (as
     `load_policy` takes it, or a loaded `Policy`) infers, and write them with the source's frames, videos and other
-    columns as a new dataset at `out`, returned opened.
+    columns, and each episode's success flag and own meta/episodes columns (as `dataset select` carries them), as a
+    new dataset at `out`, returned opened.
 
     Each episode's whole video runs through `Policy.infer_actions(whole_clip=True, batch_size=...)` (in segments of
     `SEGMENT_BATCHES` batches of windows, which give the whole clip's labels; each segment's frames are decoded and
@@ -100,8 +102,8 @@ def label_dataset(
     the embodiment's columns, in its physical units. `resample=True` reads a dataset recorded at another rate than
     the embodiment's fps at that rate: only each episode's frames nearest the embodiment's timestamps are labelled and
     kept (the result is at the embodiment's fps); without it such a dataset is refused. Videos are written again,
-    losslessly by default (`video_codec`), so they hold the frames the labels explain. info.json's
-    `worldpolicy_provenance` says how the labels were made (checkpoint, embodiment, seed, settings, source).
+    losslessly by default (`video_codec`), so they hold the frames the labels explain.
+    meta/worldpolicy_provenance.json says how the labels were made (checkpoint, embodiment, seed, settings, source).
 
     Everything that can be judged without weights is checked first (cameras, fps, state, episodes, `out`). `out`
     must not be or lie inside the source (or hold it); an existing dataset there is replaced only with `overwrite`
@@ -133,6 +135,7 @@ def label_dataset(
     keys = check_state_keys(ds, state_keys, emb, chosen)
     _check_action_key(ds, action_key, keys)
     out = check_out([ds.root], out, overwrite, [LABEL_SOURCE], "`dataset label`", "labelled")
+    columns = ds.episode_columns()  # each episode's own meta/episodes columns, carried with it (read and checked here)
 
     features = {k: v for k, v in ds.features.items() if k not in AUTO_FEATURES}
     if action_key in features:
@@ -172,12 +175,13 @@ def label_dataset(
                              else "a Policy built in code", chunk_size=policy.chunk_size,
                              resolution_tier=policy.resolution_tier, sampling=metadata["sampling"],
                              worldpolicy_version=metadata["worldpolicy_version"])
-    return _label(ds, policy, writer, chosen, frames_of, cameras, keys, action_key, seed, batch_size, progress)
+    return _label(ds, policy, writer, chosen, frames_of, cameras, keys, action_key, seed, batch_size, columns,
+                  progress)
 
 
 def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, chosen: list[int],
            frames_of: dict[int, list[int]], cameras: dict[str, str], state_keys: list[str], action_key: str,
-           seed: int, batch_size: int, progress: bool) -> LeRobotDataset:
+           seed: int, batch_size: int, columns: pa.Table, progress: bool) -> LeRobotDataset:
     """Label and add each episode, then publish; anything else (an error, Ctrl-C) discards the staged dataset."""
     from tqdm.auto import tqdm
 
@@ -197,7 +201,8 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, chosen
                                          episode_seed(seed, i), batch_size, bar)
                 frames[action_key] = np.concatenate([labels, labels[-1:]]).astype(np.float32)
                 with sigint_held() as caught:  # an episode half added could not be published
-                    writer.add_episode(frames, videos, [ep.frame_tasks[r] for r in rows], success=ep.success)
+                    writer.add_episode(frames, videos, [ep.frame_tasks[r] for r in rows], success=ep.success,
+                                       fields=episode_row(columns, i))
                 if caught:
                     raise interruption(caught)
         with sigint_held():  # every episode is labelled: a late Ctrl-C must not lose them

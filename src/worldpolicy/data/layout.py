@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..fileio import PROVENANCE_KEY
+from ..fileio import PROVENANCE_FILE, stored_provenance
 
 CODEBASE_VERSION = "v3.0"
 INFO_PATH = "meta/info.json"
@@ -166,12 +166,27 @@ def check_info(info: Any, path: str | Path) -> tuple[dict[str, Any], dict[str, s
         if not inside_dataset(template):
             raise DatasetFormatError(path, template_key, f"must be a path inside the dataset folder, got {template!r}; "
                                                          "accepted: a relative path without '..' parts")
-    if PROVENANCE_KEY in info and not isinstance(info[PROVENANCE_KEY], dict):
-        raise DatasetFormatError(path, PROVENANCE_KEY, f"must be an object (how worldpolicy made the dataset), got "
-                                                       f"{type(info[PROVENANCE_KEY]).__name__}")
     if any(f["dtype"] == "video" for f in features.values()) and not info.get("video_path"):
         raise DatasetFormatError(path, "video_path", "is missing although the dataset has video features")
     return {**info, "features": features}, unread
+
+
+def read_provenance(root: Path, info: dict[str, Any]) -> dict[str, Any] | None:
+    """How worldpolicy made the dataset at `root` (`fileio.stored_provenance`: its `PROVENANCE_FILE`, else the
+    info.json key a dataset written before that file has), or None for one made elsewhere; `info` is info.json's
+    document. One that is not a JSON object, or a file that cannot be read, is refused naming the file and field."""
+    try:
+        stored = stored_provenance(root, info)
+    except ValueError as exc:
+        raise DatasetFormatError(root / PROVENANCE_FILE, None, str(exc)) from None
+    except OSError as exc:
+        raise DatasetFormatError(root / PROVENANCE_FILE, None, f"cannot be read: {exc.strerror or exc}") from None
+    if stored is None:
+        return None
+    if not isinstance(stored.value, dict):
+        raise DatasetFormatError(stored.path, stored.key, "must be an object (how worldpolicy made the dataset), got "
+                                                          f"{type(stored.value).__name__}")
+    return stored.value
 
 
 def datasets_near(folder: Path) -> tuple[Path | None, list[Path]]:

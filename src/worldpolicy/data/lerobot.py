@@ -33,7 +33,7 @@ with extra_imports():
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-from ..fileio import file_in_the_way, make_folder, share_tree, write_json_atomic
+from ..fileio import PROVENANCE_FILE, file_in_the_way, make_folder, share_tree, write_json_atomic
 from ..processing.video import CODECS, VideoFileWriter
 from .layout import (
     AUTO_FEATURES,
@@ -47,7 +47,6 @@ from .layout import (
     EPISODES_PATH,
     INFO_PATH,
     NUMERIC_DTYPES,
-    PROVENANCE_KEY,
     STATS_PATH,
     SUCCESS_COLUMN,
     TASKS_PATH,
@@ -61,6 +60,7 @@ from .layout import (
     image_hw,
     inside_dataset,
     read_json,
+    read_provenance,
 )
 from .stats import STAT_NAMES, aggregate_stats, compute_stats, first_non_finite, stats_from_json, stats_to_json
 from .video import count_frames, read_segment
@@ -94,9 +94,6 @@ class Episode:
     dataset_from_index: int = 0
     frame_tasks: tuple[str, ...] = ()
     success: bool | None = None  # whether it succeeded, where the dataset says (`LeRobotDataset.episode_success`)
-    # other meta/episodes columns to write with it (`LeRobotDatasetWriter.add_episode`'s `fields`): not read by
-    # `LeRobotDataset.episode`; `dataset select` and `merge` fill them from `LeRobotDataset.episode_columns`
-    fields: dict[str, Any] = field(default_factory=dict)
 
     @property
     def length(self) -> int:
@@ -125,8 +122,10 @@ class LeRobotDataset:
         tasks: list[str],
         episodes: dict[str, np.ndarray],
         unread_features: Mapping[str, str] | None = None,
+        provenance: dict[str, Any] | None = None,
     ):
         self.root, self.info, self.tasks, self._episodes = root, info, tasks, episodes
+        self._provenance = provenance
         # features info.json declares that are not read (a 2-D column, a depth camera), each with why: not in
         # `features`, so the dataset's other columns train as if they were all it held
         self.unread_features = dict(unread_features or {})
@@ -142,9 +141,10 @@ class LeRobotDataset:
         info, unread = check_info(read_json(root / INFO_PATH, "info.json"), root / INFO_PATH)
         for name, why in unread.items():
             _note_unread(str(root), name, why)
+        provenance = read_provenance(root, info)
         tasks = _read_tasks(root / TASKS_PATH)
         episodes = _read_episodes(root, info, tasks)
-        return cls(root, info, tasks, episodes, unread)
+        return cls(root, info, tasks, episodes, unread, provenance)
 
     # -- metadata
     @property
@@ -161,9 +161,10 @@ class LeRobotDataset:
 
     @property
     def provenance(self) -> dict[str, Any] | None:
-        """How worldpolicy made this dataset (info.json's `worldpolicy_provenance`: for `dataset from-sim` the task and
-        expert versions and the recording's settings), or None for a dataset made elsewhere."""
-        return self.info.get(PROVENANCE_KEY)
+        """How worldpolicy made this dataset (meta/worldpolicy_provenance.json, or info.json's `worldpolicy_provenance`
+        in one written before that file: for `dataset from-sim` the task and expert versions and the recording's
+        settings), or None for a dataset made elsewhere."""
+        return self._provenance
 
     @property
     def episode_success(self) -> np.ndarray | None:
@@ -215,14 +216,16 @@ class LeRobotDataset:
         return fields
 
     def episode_columns(self) -> pa.Table:
-        """`episode_fields` with their arrow types: one row per episode, in order (null where an episodes file lacks
-        a column another has; no columns where the dataset has none), what a copy writes again
-        (`LeRobotDatasetWriter.add_episode`'s `fields`). Read on call."""
+        """`episode_fields` with their arrow types, less `success` (`episode_success`, which the writer takes as its
+        own argument): one row per episode, in order (null where an episodes file lacks a column another has; no
+        columns where the dataset has none), what a copy writes again (`LeRobotDatasetWriter.add_episode`'s `fields`,
+        a row at a time: `episode_row`). Read on call."""
         try:
             table = pa.concat_tables(self._extra_episode_tables(), promote_options="default")
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise DatasetFormatError(self.root / EPISODES_DIR, None, f"its files' own columns differ in type: {exc}")
-        return table.sort_by("episode_index").drop(["episode_index"])
+        return table.sort_by("episode_index").drop([c for c in ("episode_index", SUCCESS_COLUMN)
+                                                    if c in table.column_names])
 
     def _extra_episode_tables(self) -> list[pa.Table]:
         """Each meta/episodes file's `episode_index` and the columns it has beyond LeRobot's own."""
@@ -358,7 +361,7 @@ class LeRobotDataset:
                             "failed_episodes": [i for i, ok in enumerate(done) if not ok]}}
                if (done := self.episode_success) is not None else {}),
             # how worldpolicy made it (`dataset from-sim`: task and expert versions, settings), where it says; the seed
-            # of every episode stays in info.json, out of a summary of a long recording
+            # of every episode stays in its file, out of a summary of a long recording
             **({"provenance": {k: v for k, v in self.provenance.items() if k != "seeds"}} if self.provenance else {}),
         }
 
@@ -903,8 +906,9 @@ class LeRobotDatasetWriter:
     dtype "video" and shape [H, W, 3] (an "image" feature is written as a video one). Left as None, features are
     inferred from the first episode.
     `video_codec="libx264rgb"` stores frames losslessly; "libx264" (default) and "libsvtav1" (LeRobot's default)
-    are lossy and need even frame sizes. `provenance` (a JSON object: what made the episodes) goes into info.json
-    under `worldpolicy_provenance`, which LeRobot keeps and ignores; it may be changed until `finalize`.
+    are lossy and need even frame sizes. `provenance` (a JSON object: what made the episodes) goes into a file of its
+    own beside info.json, meta/worldpolicy_provenance.json, which LeRobot does not read; it may be changed until
+    `finalize`.
     """
 
     def __init__(
@@ -1299,7 +1303,8 @@ class LeRobotDatasetWriter:
             "features": features,
         }
         if self.provenance is not None:
-            info[PROVENANCE_KEY] = _check_provenance(self.provenance)
+            write_json_atomic(self._stage / PROVENANCE_FILE, _check_provenance(self.provenance), indent=4,
+                              ensure_ascii=False)
         stats = {k: compute_stats(np.concatenate(v)) for k, v in self._values.items()}
         stats.update({k: aggregate_stats(v) for k, v in self._video_stats.items()})
         write_json_atomic(self._stage / STATS_PATH, stats_to_json(stats), indent=4, ensure_ascii=False)
@@ -1403,6 +1408,12 @@ def _check_replaceable(root: Path, overwrite: bool, state: str = "exists") -> No
         raise FileExistsError(f"root={str(root)!r} {state} and holds a dataset; pass overwrite=True to replace it")
 
 
+def episode_row(columns: pa.Table, i: int) -> dict[str, pa.Scalar]:
+    """Row `i` of `columns` (`LeRobotDataset.episode_columns`) as `add_episode`'s `fields`: pyarrow scalars, so a copy
+    keeps each column's type (`dataset select`, `merge` and `label` carry a source episode's own columns so)."""
+    return {name: columns.column(name)[i] for name in columns.column_names}
+
+
 def write_episodes(
     root: str | Path,
     episodes: Iterable[Episode | Mapping[str, Any]],
@@ -1422,8 +1433,7 @@ def write_episodes(
     with LeRobotDatasetWriter(root, fps, features, robot_type, **writer_options) as writer:
         for n, ep in enumerate(episodes):
             if isinstance(ep, Episode):
-                writer.add_episode(ep.frames, ep.videos, ep.frame_tasks or ep.task, success=ep.success,
-                                   fields=ep.fields)
+                writer.add_episode(ep.frames, ep.videos, ep.frame_tasks or ep.task, success=ep.success)
             elif isinstance(ep, Mapping) and "frames" in ep and "task" in ep:
                 writer.add_episode(ep["frames"], ep.get("videos"), ep["task"])
             else:
@@ -1472,7 +1482,7 @@ def _check_user_features(features: Mapping[str, Mapping[str, Any]], param: str) 
 
 
 def _check_provenance(provenance: Any) -> dict[str, Any]:
-    """`provenance` as info.json will hold it: a JSON object of plain values (checked when given, so a recording is
+    """`provenance` as its file will hold it: a JSON object of plain values (checked when given, so a recording is
     not lost at `finalize` to a value JSON cannot hold)."""
     import json
 
