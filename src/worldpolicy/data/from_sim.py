@@ -8,8 +8,9 @@ and simulated data: `observation.image.<camera>` videos, `observation.state.join
 (what the env executed), plus LeRobot's `next.reward` (1 once the task is solved) and `next.done`.
 Row t pairs the observation before step t with the action of step t. info.json's `worldpolicy_provenance` says what
 recorded the episodes: the task and expert versions (a policy's recording: the policy, its settings and chunk
-strategy), the settings (the `perturb` shifts among them: `sim.perturb`) and each episode's seed; meta/episodes' `success` column says per episode whether it
-succeeded (the expert's and a policy's alike, so the two merge). Needs the `sim` extra (MuJoCo).
+strategy), the settings (the `perturb` shifts among them: `sim.perturb`) and each episode's seed; meta/episodes'
+`success` column says per episode whether it succeeded (the expert's and a policy's alike, so the two merge). Needs
+the `sim` extra (MuJoCo).
 """
 
 from __future__ import annotations
