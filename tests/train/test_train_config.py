@@ -717,5 +717,9 @@ def test_the_sim_evaluation_runs_under_eval_perturb_and_logs_it(tmp_path, monkey
                         "eval_perturb": "light=0.5,table=random"}
     from worldpolicy.train.config import changed_settings
 
-    # a resumed run may evaluate under another shift, or none, as it may change the other [eval] settings
-    assert changed_settings({"eval": {"task": "reach"}}, {"eval": {"task": "reach", "perturb": "light=0.5"}}) == []
+    # a resumed run may evaluate under another shift, or none, as it may change the other [eval] settings; a run
+    # stored before `perturb` existed resumes with one
+    older = config.to_dict()
+    del older["eval"]["perturb"]
+    shifted = load_config(_with(valid, "eval", perturb="camera")).to_dict()
+    assert changed_settings(older, shifted) == [] and changed_settings(shifted, config.to_dict()) == []
