@@ -250,6 +250,8 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
             "cannot read",
         ),
         ("evaluate_in_sim", {"policy": "nonexistent"}, "policy", "not a checkpoint"),
+        ("evaluate_in_sim", {"perturb": "light=9"}, "perturb", "'light=9': light takes a number of 0.1 to 3"),
+        ("evaluate_in_sim", {"perturb": "fog"}, "perturb", "unknown perturbation 'fog'"),
         ("predict_actions", {"prompt": "go", "image": "obs.png", "checkpoint": "nope"}, "checkpoint", "not a checkpoint"),
     ],
 )
@@ -340,6 +342,24 @@ def test_short_sim_evaluation(server):
     assert "sim run" in page and "success_rate" in page
     error = err(server, "evaluate_in_sim", {"policy": "no-such-checkpoint"})
     assert error["parameter"] == "policy" and "scripted" in error["accepted"]  # the tool's own argument
+    assert result["perturb"] is None  # the scenes as drawn
+
+
+def test_sim_evaluation_under_a_perturbation(server):
+    """`perturb` reaches the simulator as `worldpolicy sim --perturb` does: the run's report.json records the shift
+    (canonical order), so compare_sim_runs pairs it with a clean run and lists it among the settings that differ."""
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    args = {"task": "reach", "episodes": 1, "max_steps": 5}
+    shifted = ok(server, "evaluate_in_sim", {**args, "perturb": "table=red, light=0.5"})
+    clean = ok(server, "evaluate_in_sim", args)
+    assert shifted["perturb"] == "light=0.5,table=red"
+    report = json.loads((Path(shifted["run_dir"]) / "report.json").read_text())
+    assert report["perturb"] == "light=0.5,table=red"
+    compared = ok(server, "compare_sim_runs", {"runs": [clean["run_dir"], shifted["run_dir"]]})
+    assert any(d["setting"] == "perturb" for d in compared["differences"]), compared["differences"]
+    error = err(server, "evaluate_in_sim", {**args, "perturb": "camera=1"})
+    assert error["parameter"] == "perturb" and error["given"] == "camera=1", error
+    assert error["accepted"]["camera"] == "a number of 0.001 to 0.1 m", error
 
 
 def test_a_checkpoint_with_its_own_embodiment_is_used_with_it(tmp_path, inputs_dir):

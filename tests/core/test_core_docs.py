@@ -327,6 +327,7 @@ def test_the_agents_doc_states_the_limits_the_code_has():
     from worldpolicy.processing.observations import MIN_SIDE
     from worldpolicy.processing.prompts import MAX_PROMPT_CHARS
     from worldpolicy.processing.trajectory import LONG_ROLLOUT_CHUNKS
+    from worldpolicy.sim.perturb import PERTURBATIONS
     from worldpolicy.sim.tasks import EVAL_SEED
 
     mib = 1024 * 1024
@@ -338,6 +339,7 @@ def test_the_agents_doc_states_the_limits_the_code_has():
         f"`--port` (default {mcp['port']})",
         f"`episodes` ≤ {tb.MAX_SIM_EPISODES}", f"seed + i; default {EVAL_SEED}, `worldpolicy sim`'s",
         f"`max_steps` ≤ {tb.MAX_SIM_STEPS}", f"`chunks` (1-{tb.MAX_DREAM_CHUNKS})",
+        "`worldpolicy sim --perturb` takes them, comma-separated: " + ", ".join(f"`{k}`" for k in PERTURBATIONS),
         f"At most {tb.MAX_DREAM_CHUNKS} chunks a call", f"`episodes` [1 to {tb.MAX_SHOWN_EPISODES} indexes",
         f"default the first {DEFAULT_EPISODES}]", f"at most {tb.MAX_SHOWN_EPISODES} episodes a call",
         f"`task_texts` (the first {tb.MAX_LISTED_TASKS})", f"`runs`: 2 to {tb.MAX_COMPARED_RUNS} finished",

@@ -439,3 +439,43 @@ def test_check_recording_is_for_the_experts_recordings_and_says_so(tmp_path):
     with pytest.raises(ValueError, match=rf"^{tmp_path / 'random'} was recorded by policy 'random' \(dataset from-sim "
                                          r"--policy\), not the scripted expert"):
         check_recording(recorded, "reach", **options)
+
+
+def test_perturb_records_the_seeds_scenes_under_the_shift_and_says_so(tmp_path):
+    """`--perturb light=0.5` (domain randomisation) dims what the cameras record of the same scenes and moves: the
+    arm's rows are the clean recording's, its frames not; a recording without it is the clean one, frame for frame.
+    The provenance says which shift, and a dataset recorded under another is not reused as this one."""
+    from worldpolicy.data.from_sim import check_recording, expert_episodes
+
+    options = {"seed": 5, "image_size": (24, 24), "max_steps": 4, "keep_failures": True,
+               "cameras": ["observation/exterior_image_1_left"]}
+    key = "observation.image.exterior_image_1_left"
+    clean, again = (expert_episodes("reach", 1, **options) for _ in range(2))
+    dim = expert_episodes("reach", 1, perturb="light=0.5", **options)
+    assert clean.provenance["perturb"] is None and dim.provenance["perturb"] == "light=0.5"
+    (a,), (b,), (d,) = list(clean), list(again), list(dim)
+    np.testing.assert_array_equal(a["videos"][key], b["videos"][key])
+    assert a["task"] == d["task"]  # the same scene, drawn before the shift
+    for name in a["frames"]:
+        np.testing.assert_array_equal(a["frames"][name], d["frames"][name])
+    assert d["videos"][key].astype(float).mean() < a["videos"][key].astype(float).mean() - 5  # dimmer
+
+    recorded = _dataset_made_by(tmp_path / "dim", {**dim.provenance, "seeds": [5]})
+    check_recording(recorded, "reach", perturb=["light=0.5"], **options)  # the same shift, spelled as a list
+    with pytest.raises(ValueError, match=r"other settings: perturb: 'light=0\.5' -> None\. Record with"):
+        check_recording(recorded, "reach", **options)
+
+
+def test_a_bad_perturbation_is_refused_naming_the_parameter_or_flag(tmp_path, capsys):
+    from worldpolicy.cli import main
+    from worldpolicy.data.from_sim import expert_episodes
+
+    with pytest.raises(ValueError, match=r"^perturb: unknown perturbation 'fog' in 'fog'; accepted: camera=<"):
+        expert_episodes("reach", 1, perturb="fog")
+    # the command line: refused before a checkpoint is looked for or a scene built, naming the flag
+    assert main(["dataset", "from-sim", str(tmp_path / "ds"), "--task", "reach", "--policy", "no/such/checkpoint",
+                 "--perturb", "light=9"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("worldpolicy dataset from-sim: error: --perturb: 'light=9': light takes a number of 0.1 to "
+                          "3; it means")
+    assert list(tmp_path.iterdir()) == []

@@ -129,6 +129,8 @@ def test_unknown_keys_are_named(valid, raw_change, field):
     (None, {"seed": -1}, ValueError, "seed=-1 must be an integer"),
     ("eval", {"seed": -1}, ValueError, "eval.seed: seed=-1 must be an integer"),
     ("eval", {"steps": 0}, ValueError, "eval.steps: steps=0 must be an integer"),
+    ("eval", {"perturb": "light=9"}, ValueError, "eval.perturb: 'light=9': light takes a number of 0.1 to 3"),
+    ("eval", {"perturb": ["camera", "fog"]}, ValueError, "eval.perturb: unknown perturbation 'fog' in 'fog'; accepted"),
 ])
 def test_bad_values_name_the_field(valid, section, values, error, field):
     from worldpolicy.train.trainer import Trainer
@@ -341,6 +343,7 @@ def test_the_episodes_trained_on_are_chosen_on_the_command_line(train_config, tm
     ("optim", {"lr": "1e-3"}, "optim.lr='1e-3': expected a number, got str"),
     ("data", {"chunk_size": "4"}, "data.chunk_size='4': expected an integer, got str"),
     ("eval", {"every": "2"}, "eval.every='2': expected an integer, got str"),
+    ("eval", {"perturb": 0.5}, "eval.perturb=0.5: expected a string or a list of strings or null, got float"),
     (None, {"seed": 1.5}, "seed=1.5: expected an integer, got float"),
     (None, {"embodiment": 3}, "embodiment=3: expected a string or a table or null, got int"),
     ("data", {"video_keys": [1, 2]}, "data.video_keys=[1, 2]: expected a list of strings or null, got list"),
@@ -679,3 +682,44 @@ def test_a_spec_file_named_in_a_config_built_in_python_is_read_as_load_config_re
         TrainConfig(checkpoint="some/hub-id", output_dir=str(tmp_path / "out"),
                     embodiment=str(tmp_path / "nowhere.json"),
                     data=DataConfig(dataset=str(tiny_dataset), chunk_size=4)).check()
+
+
+def test_the_sim_evaluation_runs_under_eval_perturb_and_logs_it(tmp_path, monkeypatch, valid):
+    """`[eval] perturb` reaches the evaluation's env, parsed as `worldpolicy sim --perturb` parses it, and its
+    canonical spec is logged with the success rate (null for the scenes as drawn), as report.json records it."""
+    pytest.importorskip("mujoco", reason="the evaluation runs the simulator (the sim extra)")
+    import contextlib
+    from types import SimpleNamespace
+
+    import worldpolicy.sim.evaluate as sim_evaluate
+    from worldpolicy.train.trainer import Trainer
+
+    seen = []
+
+    def evaluate(env, policy, **kwargs):  # the episodes are not run: what they would run under is the point
+        seen.append(env.perturbation.spec)
+        return SimpleNamespace(success_rate=0.5)
+
+    @contextlib.contextmanager
+    def live_policy(steps, source):
+        yield SimpleNamespace(embodiment=None)
+
+    monkeypatch.setattr(sim_evaluate, "evaluate", evaluate)
+    metrics = tmp_path / "metrics.jsonl"
+    for perturb in (["table", "light=0.5"], None):
+        config = load_config(_with(valid, "eval", every=2, episodes=1, **({"perturb": perturb} if perturb else {})))
+        trainer = SimpleNamespace(config=config, _live_policy=live_policy, progress=False)
+        Trainer._evaluate(trainer, 2, metrics)
+    assert seen == ["light=0.5,table=random", ""]
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [line["eval_perturb"] for line in lines] == ["light=0.5,table=random", None]
+    assert lines[0] == {"step": 2, "eval_task": "reach", "eval_success_rate": 0.5, "eval_episodes": 1,
+                        "eval_perturb": "light=0.5,table=random"}
+    from worldpolicy.train.config import changed_settings
+
+    # a resumed run may evaluate under another shift, or none, as it may change the other [eval] settings; a run
+    # stored before `perturb` existed resumes with one
+    older = config.to_dict()
+    del older["eval"]["perturb"]
+    shifted = load_config(_with(valid, "eval", perturb="camera")).to_dict()
+    assert changed_settings(older, shifted) == [] and changed_settings(shifted, config.to_dict()) == []

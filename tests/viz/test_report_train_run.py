@@ -47,7 +47,8 @@ def _train_run(tmp_path):
         (folder / "adapter.safetensors").write_bytes(b"\0" * 2_000_000)
     lines = [{"step": s, "loss": 1.0 / s, "lr": 3e-4, "loss_action_policy": 0.5 / s} for s in range(1, 9)]
     lines.insert(4, {"step": 4, "eval_task": "reach", "eval_success_rate": 0.25, "eval_episodes": 4})
-    lines.append({"step": 8, "eval_task": "reach", "eval_success_rate": 0.5, "eval_episodes": 4})
+    lines.append({"step": 8, "eval_task": "reach", "eval_success_rate": 0.5, "eval_episodes": 4,
+                  "eval_perturb": "light=0.5"})  # `[eval] perturb`
     lines.insert(2, {"step": 2, "loss_action_inverse_dynamics": 0.75})  # an objective drawn at step 2 only
     (run / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
     return run
@@ -82,7 +83,7 @@ def test_a_training_runs_page_says_what_was_trained_and_how_to_run_it(tmp_path):
     assert (f"worldpolicy dataset frame {shlex.quote(str(tmp_path / 'data' / 'my robot'))} --episode 0 --frame 0 "
             f"--out runs/frame --checkpoint {latest}") in text
     # the sim evaluations over steps, and each objective's last logged loss at the step it was logged
-    assert "4reach25.0 %4" in text and "8reach50.0 %4" in text
+    assert "4reach25.0 %4" in text and "8reach perturbed light=0.550.0 %4" in text
     assert "loss_action_inverse_dynamics0.752" in text and "loss_action_policy0.06258" in text
     assert "notes" not in page.sections
 

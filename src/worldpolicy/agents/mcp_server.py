@@ -27,6 +27,7 @@ with extra_imports():
     from pydantic import BaseModel, Field
 
 from ..embodiments import MODEL_SPACE_UNIT
+from ..sim.perturb import perturbation_help
 from ..sim.progress import SCORERS
 from ..sim.tasks import EVAL_SEED
 from .toolbox import (
@@ -198,6 +199,8 @@ class SimResult(BaseModel):
     embodiment: str | None = Field(description="the action space the policy acted in (scripted: droid/joint_pos)")
     episodes: int
     seed: int = Field(description="the first episode's seed (episode i: seed + i)")
+    perturb: str | None = Field(default=None, description="the shifts the scenes ran under (canonical spec); null: "
+                                "the scenes as drawn")
     successes: int
     success_rate: float
     ci95: list[float] | None
@@ -680,11 +683,15 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
                                    "past the scenes `dataset from-sim` records from 0, which a checkpoint may have "
                                    "been trained on)")] = EVAL_SEED,
         max_steps: Annotated[int | None, Field(description="cap on control steps per episode")] = None,
+        perturb: Annotated[str | None, Field(description="shifts on top of every scene, for a robustness run "
+                                             "compared with a clean one of the same seed (compare_sim_runs), as "
+                                             "`worldpolicy sim --perturb` takes them, comma-separated: "
+                                             f"{perturbation_help()}")] = None,
     ) -> SimResult:
         """Run a short MuJoCo evaluation (Franka Panda tabletop) and report the success rate. `training_scenes` and
         `warnings` say whether episodes were scenes the checkpoint was trained on (then not a held-out success rate).
         A cancelled or failed call leaves no run folder (finished episodes are not kept: rerun it)."""
-        return await _call(ctx, tb.evaluate_sim, task, policy, embodiment, episodes, seed, max_steps)
+        return await _call(ctx, tb.evaluate_sim, task, policy, embodiment, episodes, seed, max_steps, perturb)
 
     @srv.tool(annotations=writes)
     async def evaluate_open_loop(

@@ -51,7 +51,7 @@ ARGUMENTS: dict[str, tuple[str, ...]] = {
     "infer_actions": ("prompt", "video", "embodiment", "checkpoint", "state", *_SAMPLING, "animate", "show_plots",
                       "start_frame", "whole_clip", "resample"),
     "visualize": ("path", "video", "animate", "show_plots"),
-    "evaluate_sim": ("task", "policy", "embodiment", "episodes", "seed", "max_steps"),
+    "evaluate_sim": ("task", "policy", "embodiment", "episodes", "seed", "max_steps", "perturb"),
     "evaluate_open_loop": ("dataset", "checkpoint", "embodiment", "episodes", "every", "chunks", "seed", "steps",
                            "action_keys", "state_keys", "show_plots"),
     "compare_sim_runs": ("runs",),
@@ -108,6 +108,7 @@ def worldpolicy_tool(
     policy: str = "scripted",
     episodes: int | list[int] | None = None,
     max_steps: int | None = None,
+    perturb: str | None = None,
     start_frame: int = 0,
     whole_clip: bool = False,
     resample: bool = False,
@@ -130,8 +131,8 @@ def worldpolicy_tool(
             (prompt + image + actions or actions_file [+ whole_trajectory]); infer_actions: which actions produced
             a video (prompt + video: a clip, animated GIF or folder of frames [+ start_frame, whole_clip,
             resample]); visualize: plot an actions file or run directory (path [+ video]); evaluate_sim: short
-            MuJoCo evaluation (task, policy, episodes [+ seed, max_steps]; its training_scenes and warnings say when
-            episodes are scenes the checkpoint was trained on: then not a held-out success rate);
+            MuJoCo evaluation (task, policy, episodes [+ seed, max_steps, perturb]; its training_scenes and warnings
+            say when episodes are scenes the checkpoint was trained on: then not a held-out success rate);
             evaluate_open_loop: a checkpoint's predicted chunks against a LeRobot dataset's recorded actions, per
             column in physical units, and mae_normalized to compare checkpoints by (dataset [+ episodes, every or
             chunks, seed, steps, action_keys, state_keys]; not success: evaluate_sim is that); compare_sim_runs:
@@ -173,6 +174,8 @@ def worldpolicy_tool(
             evaluate on, indexes from 0 (negative from the end; default: all); show_dataset: the episodes to show
             (1-20 indexes; default: the first 5).
         max_steps: evaluate_sim cap on control steps per episode.
+        perturb: evaluate_sim: shifts on top of every scene, as `worldpolicy sim --perturb` takes them, e.g.
+            "light=0.5" or "camera=0.03,distractors=2" (camera, light, table, distractors); default: none.
         start_frame: infer_actions: explain the clip from this frame (from 0).
         whole_clip: infer_actions: label every frame transition of the clip (from start_frame), in windows of
             chunk_size+1 frames: one action row per transition (the result's clip says which frames).
@@ -214,7 +217,7 @@ def worldpolicy_tool(
                                                   **animation, start_frame=start_frame, whole_clip=whole_clip,
                                                   resample=resample),
         "visualize": lambda: tb.visualize(path, video, **animation),
-        "evaluate_sim": lambda: tb.evaluate_sim(task, policy, embodiment, max_steps=max_steps,
+        "evaluate_sim": lambda: tb.evaluate_sim(task, policy, embodiment, max_steps=max_steps, perturb=perturb,
                                                 **({} if episodes is None else {"episodes": episodes}),
                                                 **({} if seed is None else {"seed": seed})),
         "evaluate_open_loop": lambda: tb.evaluate_open_loop(dataset, checkpoint, embodiment, episodes, every, chunks,

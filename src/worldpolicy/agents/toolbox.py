@@ -876,13 +876,16 @@ class Toolbox:
         episodes: int = 2,
         seed: int = EVAL_SEED,
         max_steps: int | None = None,
+        perturb: str | None = None,
         progress: Progress | None = None,
     ) -> dict[str, Any]:
         """A short MuJoCo evaluation: success rate and report files. `policy`: a checkpoint name, scripted or random.
         `seed` defaults to `worldpolicy sim`'s held-out one; the result's `training_scenes` (report.json's) and
         `warnings` say when episodes are scenes the checkpoint was trained on, so an agent does not report the success
-        on them as held-out. A call that fails or is cancelled removes the run folder it began (why: at the `except`
-        below)."""
+        on them as held-out. `perturb`: shifts on top of every scene, as `worldpolicy sim --perturb` takes them
+        ("light=0.5", "camera=0.03,distractors=2": `sim.perturb`), for a robustness run compared with a clean one on
+        the same seeds (`compare_sim_runs`). A call that fails or is cancelled removes the run folder it began (why: at
+        the `except` below)."""
         try:
             from ..robot.control import ChunkStrategy
             from ..robot.decode import check_executable
@@ -890,6 +893,7 @@ class Toolbox:
             from ..sim.env import TabletopEnv
             from ..sim.evaluate import evaluate
             from ..sim.evaluate import write_report as write_sim_report
+            from ..sim.perturb import PERTURBATIONS, parse_perturbations
             from ..sim.policies import make_policy, wrap_policy
             from ..sim.tasks import list_tasks
         except ImportError as exc:  # the server's install, not the call's arguments: no other policy would run
@@ -902,6 +906,14 @@ class Toolbox:
             raise ToolInputError("seed", "must be a non-negative integer", seed)
         if max_steps is not None and (not _integer(max_steps) or not 1 <= max_steps <= MAX_SIM_STEPS):
             raise ToolInputError("max_steps", f"must be an integer in [1, {MAX_SIM_STEPS}]", max_steps)
+        shifts = {k.name: k.accepted() for k in PERTURBATIONS.values()}  # what a bad `perturb` is told is accepted
+        if perturb is not None and not isinstance(perturb, str):  # one text, as the schema says
+            raise ToolInputError("perturb", "expected text like 'light=0.5' (several shifts comma-separated)",
+                                 perturb, shifts)
+        try:
+            perturbation = parse_perturbations(perturb, "perturb")
+        except ValueError as exc:  # its text names `perturb` first, as ToolInputError does
+            raise ToolInputError("perturb", str(exc).removeprefix("perturb: "), perturb, shifts) from None
         if embodiment is not None and policy == "scripted":  # it would be ignored, and the run look as asked
             raise ToolInputError("embodiment", "does not apply to policy 'scripted': the expert always acts in "
                                  "droid/joint_pos (absolute joints); leave it out", embodiment)
@@ -928,7 +940,8 @@ class Toolbox:
         out = None
         try:
             with self._run_lock:
-                env = TabletopEnv(task, SIM_ROBOT, image_size=None if ckpt is None else (180, 320), max_steps=max_steps)
+                env = TabletopEnv(task, SIM_ROBOT, image_size=None if ckpt is None else (180, 320), max_steps=max_steps,
+                                  perturb=perturbation)
                 sim_policy = None
                 try:  # the env (its renderer) is closed however the policy's load or the episodes end
                     if ckpt is not None:  # the cached policy predict runs: loaded once, within the max_loaded bound
@@ -973,6 +986,7 @@ class Toolbox:
             "embodiment": ran_as,
             "episodes": episodes,
             "seed": seed,
+            "perturb": result.perturb,
             "successes": result.successes,
             "success_rate": result.success_rate,
             "ci95": doc.get("ci95"),

@@ -99,6 +99,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     frame.add_argument("--overwrite", action="store_true", help="replace files an earlier run wrote in --out")
     frame.set_defaults(func=_frame)
 
+    from worldpolicy.sim.perturb import perturbation_help  # as `worldpolicy sim`'s parser: no MuJoCo
     from worldpolicy.sim.tasks import EVAL_SEED  # the module the parser `worldpolicy sim` adds imports: nothing more
 
     sim = cmds.add_parser(
@@ -151,6 +152,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="DART noise: per-chunk joint offset std on executed actions; labels stay clean (default: 0)")
     sim.add_argument("--task-option", action="append", default=[], metavar="NAME=VALUE",
                      help="task setting for the recorded episodes, e.g. upper_share=0.3 (reach: more high balls)")
+    sim.add_argument("--perturb", action="append", default=None, metavar="SPEC",
+                     help="record under shifts on top of every episode's scene, as `worldpolicy sim --perturb` applies "
+                     "them (domain randomisation; recorded in the provenance): " + perturbation_help() + "; repeat "
+                     "the flag or give a comma list (default: none)")
     sim.add_argument("--keep-failures", action="store_true",
                      help="keep episodes the expert or policy did not solve (a policy's: flagged in meta/episodes' "
                      "success column)")
@@ -435,6 +440,9 @@ def _from_sim(args: argparse.Namespace) -> int:
         except json.JSONDecodeError:
             task_options[name] = value
     _check_task(args.task, task_options)
+    from worldpolicy.sim.perturb import parse_perturbations
+
+    perturb = parse_perturbations(args.perturb, "--perturb")  # before a checkpoint is looked for or a scene built
     strategy_flags = [flag for flag, value in (("--strategy", args.strategy), ("--execute-steps", args.execute_steps),
                                                ("--ensemble-decay", args.ensemble_decay)) if value is not None]
     if strategy_flags and args.policy == "scripted":
@@ -486,6 +494,7 @@ def _from_sim(args: argparse.Namespace) -> int:
             strategy=strategy,
             policy_options={k: v for k in ("steps", "device") if (v := getattr(args, k)) is not None},
             api_key=api_key,
+            perturb=perturb,
         )
     except RecordingInterrupted as exc:  # Ctrl-C: say what became of the episodes recorded so far
         print(f"worldpolicy dataset from-sim: {exc.describe('--overwrite')}", file=sys.stderr)

@@ -8,8 +8,9 @@ and simulated data: `observation.image.<camera>` videos, `observation.state.join
 (what the env executed), plus LeRobot's `next.reward` (1 once the task is solved) and `next.done`.
 Row t pairs the observation before step t with the action of step t. meta/worldpolicy_provenance.json says what
 recorded the episodes: the task and expert versions (a policy's recording: the policy, its settings and chunk
-strategy), the settings and each episode's seed; meta/episodes' `success` column says per episode whether it
-succeeded (the expert's and a policy's alike, so the two merge). Needs the `sim` extra (MuJoCo).
+strategy), the settings (the `perturb` shifts among them: `sim.perturb`) and each episode's seed; meta/episodes'
+`success` column says per episode whether it succeeded (the expert's and a policy's alike, so the two merge). Needs
+the `sim` extra (MuJoCo).
 """
 
 from __future__ import annotations
@@ -23,13 +24,16 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
 from ..fileio import Terminated, interruption, sigint_held
 from .layout import ACTION_KEYS, STATE_KEYS, VIDEO_NAMES
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
+
+if TYPE_CHECKING:
+    from worldpolicy.sim.perturb import Perturbation
 
 __all__ = ["ACTION_KEYS", "STATE_KEYS", "ExpertEpisodes", "ExpertFailed", "RecordingInterrupted", "SimConversion",
            "check_recording", "expert_episodes", "sim_features", "sim_to_dataset"]
@@ -171,6 +175,7 @@ def expert_episodes(
     strategy: Any = None,
     policy_options: dict[str, Any] | None = None,
     api_key: str | None = None,
+    perturb: str | Sequence[str] | Perturbation | None = None,
 ) -> ExpertEpisodes:
     """`num_episodes` expert episodes ({"frames", "videos", "task", "seed", "success"}) from seeds seed, seed+1, ….
 
@@ -201,9 +206,17 @@ def expert_episodes(
     expert's own settings (`chunk_size`, `start_jitter`, `action_noise`) are refused with it, and
     `workers` > 1 unless it is `random` (a model would load once per process). The policy loads once the result is
     iterated, after every check.
+
+    `perturb` records every episode under the shifts `worldpolicy sim --perturb` applies (`sim.perturb`: "light=0.5",
+    "camera=0.03,distractors=2", a list of such, or a `Perturbation`): domain randomisation for training data, drawn
+    from each episode's seed after its scene, so the seeds' scenes are the clean recording's. Its canonical spec is
+    the provenance's `perturb` (None: none).
     """
+    from worldpolicy.sim.perturb import parse_perturbations
     from worldpolicy.sim.policies import policy_kind
     from worldpolicy.sim.scenes import CAMERAS
+
+    perturbation = parse_perturbations(perturb, "perturb")  # first: a bad spec is refused before anything builds
 
     policy = os.fspath(policy) if isinstance(policy, os.PathLike) else policy  # a checkpoint folder as a Path
     kind = policy_kind(policy) if isinstance(policy, str) else None
@@ -260,6 +273,7 @@ def expert_episodes(
         "settle_steps": settle_steps,
         "start_jitter": float(start_jitter),
         "action_noise": float(action_noise),
+        "perturb": perturbation.spec or None,  # None, as recordings from before it existed say nothing
     }
     if kind == "scripted":
         # what only the built scene can refuse (a control_hz no whole number of physics steps fits, a robot the expert
@@ -464,7 +478,7 @@ class _Recorders:
 
 
 def _make_env(settings: dict[str, Any]):
-    """The recording's env: its task (with its options), robot, control rate, camera size and step limit."""
+    """The recording's env: its task (with its options), robot, control rate, camera size, step limit and shifts."""
     from worldpolicy.sim.env import TabletopEnv
     from worldpolicy.sim.tasks import get_task
 
@@ -474,6 +488,7 @@ def _make_env(settings: dict[str, Any]):
         control_hz=settings["control_hz"],
         image_size=settings["image_size"],
         max_steps=settings["max_steps"],
+        perturb=settings["perturb"],
     )
 
 

@@ -174,6 +174,9 @@ class EvalConfig:
     episodes: int = 10
     seed: int = 10_000
     steps: int | None = None  # denoising steps
+    # shifts on top of every scene, as `worldpolicy sim --perturb` takes them ("light=0.5", "camera=0.03,table=random"
+    # or a list of such: `sim.perturb`); unset: the scenes as drawn
+    perturb: str | list[str] | None = None
 
 
 @dataclass
@@ -390,6 +393,9 @@ class TrainConfig:
 
         if self.eval.task not in list_tasks():
             raise ValueError(f"eval.task={self.eval.task!r}; accepted: {', '.join(list_tasks())}")
+        from ..sim.perturb import parse_perturbations
+
+        parse_perturbations(self.eval.perturb, "eval.perturb")
         if self.eval.every:  # before the model loads, not at the first evaluation
             from ..extras import extra_imports
 

@@ -1047,16 +1047,17 @@ class Trainer:
 
         cfg = self.config.eval
         with self._live_policy(cfg.steps, f"step-{step}") as policy:
-            env = TabletopEnv(cfg.task)
+            env = TabletopEnv(cfg.task, perturb=cfg.perturb)
             try:
                 report = evaluate(env, wrap_policy(policy, seed=cfg.seed), policy_name=f"step-{step}",
                                   episodes=cfg.episodes, seed=cfg.seed, progress=self.progress)
             finally:
                 env.close()
+        perturb = env.perturbation.spec or None  # canonical, as a sim report.json records it
         line = {"step": step, "eval_task": cfg.task, "eval_success_rate": report.success_rate,
-                "eval_episodes": cfg.episodes}
+                "eval_episodes": cfg.episodes, "eval_perturb": perturb}
         with open(metrics_path, "a") as f:
             f.write(json.dumps(line) + "\n")
-        logger.info("step %d: %s success %.1f %% over %d episodes", step, cfg.task, 100 * report.success_rate,
-                    cfg.episodes)
+        logger.info("step %d: %s success %.1f %% over %d episodes%s", step, cfg.task, 100 * report.success_rate,
+                    cfg.episodes, f" perturbed {perturb}" if perturb else "")
         return line

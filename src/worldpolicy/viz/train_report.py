@@ -357,7 +357,8 @@ def train_sections(run_dir: Path) -> tuple[list[str], list[str], dict[str, str]]
 
     evals = [m for m in metrics if isinstance(m.get("eval_success_rate"), (int, float))]
     if evals:
-        rows = "".join(f"<tr><td>{_esc(m.get('step'))}</td><td class=k>{_esc(m.get('eval_task', ''))}</td>"
+        rows = "".join(f"<tr><td>{_esc(m.get('step'))}</td><td class=k>{_esc(m.get('eval_task', ''))}"
+                       f"{_esc(f' perturbed {p}' if (p := m.get('eval_perturb')) else '')}</td>"
                        f"<td>{100 * m['eval_success_rate']:.1f} %</td><td>{_esc(m.get('eval_episodes', ''))}</td></tr>"
                        for m in evals)
         sections.append("<section id=evaluation><h2>Sim evaluation</h2><table><tr><th>step</th><th class=k>task</th>"
