@@ -51,6 +51,8 @@ def test_the_table_names_every_field_and_a_perturbation_made_in_python_is_checke
     with pytest.raises(ValueError, match="distractors takes a whole number of 1 to 4 boxes"):
         Perturbation(distractors=9)
     assert Perturbation(distractors=2.0).objects() == Perturbation(distractors=2).objects()  # the table's type: int
+    # a NumPy number (a sweep over np.linspace) is its value, not refused as out of range for its repr's text
+    assert Perturbation(light=np.float64(0.5), distractors=np.int64(2)) == Perturbation(light=0.5, distractors=2)
 
 
 @pytest.mark.parametrize("spec, said", [

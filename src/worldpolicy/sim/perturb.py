@@ -107,10 +107,10 @@ class Perturbation:
 
     def __post_init__(self) -> None:
         """One made in Python is held to the table's ranges too, as a parsed spec is, and its values to the table's
-        types (`distractors=2.0` is 2)."""
+        types (`distractors=2.0` is 2; a NumPy number, `np.float64(0.5)`, is its value: str, not repr, says it)."""
         for name, value in self._given().items():
             try:
-                text = value if isinstance(value, str) else repr(value)
+                text = value if isinstance(value, str) else str(value)
                 object.__setattr__(self, name, PERTURBATIONS[name].parse(text))
             except ValueError as exc:
                 raise ValueError(f"perturb: {name}={value!r}: {name} takes {exc}") from None
