@@ -70,6 +70,14 @@ def test_a_bad_spec_names_the_parameter_what_was_given_and_what_is_accepted(spec
     assert str(caught.value).startswith("perturb: ") and said in str(caught.value)
 
 
+@pytest.mark.parametrize("given", [{"light": 0.9}, 0.5, ["light=0.5", 2]])
+def test_specs_neither_text_nor_a_list_of_it_are_refused_naming_the_parameter(given):
+    """A mapping is not read as its keys ({"light": 0.9} ran light's default, 0.5), nor a number failed as a
+    TypeError that names nothing."""
+    with pytest.raises(ValueError, match=r"^perturb: expected text like 'camera=0.03'"):
+        parse_perturbations(given)
+
+
 def test_a_perturbed_scene_is_the_clean_scene_with_the_same_objects_prompt_and_arm(clean):
     env = _env(perturb="camera,light=0.7,table=random,distractors=4")
     try:
