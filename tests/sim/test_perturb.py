@@ -51,6 +51,8 @@ def test_the_table_names_every_field_and_a_perturbation_made_in_python_is_checke
     with pytest.raises(ValueError, match="distractors takes a whole number of 1 to 4 boxes"):
         Perturbation(distractors=9)
     assert Perturbation(distractors=2.0).objects() == Perturbation(distractors=2).objects()  # the table's type: int
+    # a NumPy number (a sweep over np.linspace) is its value, not refused as out of range for its repr's text
+    assert Perturbation(light=np.float64(0.5), distractors=np.int64(2)) == Perturbation(light=0.5, distractors=2)
 
 
 @pytest.mark.parametrize("spec, said", [
@@ -66,6 +68,14 @@ def test_a_bad_spec_names_the_parameter_what_was_given_and_what_is_accepted(spec
     with pytest.raises(ValueError) as caught:
         parse_perturbations(spec)
     assert str(caught.value).startswith("perturb: ") and said in str(caught.value)
+
+
+@pytest.mark.parametrize("given", [{"light": 0.9}, 0.5, ["light=0.5", 2]])
+def test_specs_neither_text_nor_a_list_of_it_are_refused_naming_the_parameter(given):
+    """A mapping is not read as its keys ({"light": 0.9} ran light's default, 0.5), nor a number failed as a
+    TypeError that names nothing."""
+    with pytest.raises(ValueError, match=r"^perturb: expected text like 'camera=0.03'"):
+        parse_perturbations(given)
 
 
 def test_a_perturbed_scene_is_the_clean_scene_with_the_same_objects_prompt_and_arm(clean):

@@ -14,7 +14,7 @@ share the scene and the shift, and a clean run draws exactly the scenes it drew 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
@@ -107,10 +107,10 @@ class Perturbation:
 
     def __post_init__(self) -> None:
         """One made in Python is held to the table's ranges too, as a parsed spec is, and its values to the table's
-        types (`distractors=2.0` is 2)."""
+        types (`distractors=2.0` is 2; a NumPy number, `np.float64(0.5)`, is its value: str, not repr, says it)."""
         for name, value in self._given().items():
             try:
-                text = value if isinstance(value, str) else repr(value)
+                text = value if isinstance(value, str) else str(value)
                 object.__setattr__(self, name, PERTURBATIONS[name].parse(text))
             except ValueError as exc:
                 raise ValueError(f"perturb: {name}={value!r}: {name} takes {exc}") from None
@@ -139,10 +139,12 @@ def parse_perturbations(specs: str | Iterable[str] | Perturbation | None, name: 
         return specs
     if specs is None:
         return Perturbation()
-    items = [specs] if isinstance(specs, str) else list(specs)
-    if not all(isinstance(item, str) for item in items):
-        raise ValueError(f"{name}: expected text like 'camera=0.03' (or a list of such), got {specs!r}; accepted: "
-                         f"{perturbation_help()}")
+    # a mapping is refused, not read as its keys ({"light": 0.9} would run light's default, 0.5); a number too
+    listed = isinstance(specs, Iterable) and not isinstance(specs, (str, Mapping))
+    items = [specs] if isinstance(specs, str) else list(specs) if listed else None
+    if items is None or not all(isinstance(item, str) for item in items):
+        raise ValueError(f"{name}: expected text like 'camera=0.03' (or a list of such, or a Perturbation), got "
+                         f"{specs!r}; accepted: {perturbation_help()}")
     values: dict[str, float | int | str] = {}
     for part in (p.strip() for item in items for p in item.split(",")):
         if part in ("", "none"):
