@@ -18,15 +18,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from ..errors import brief_list
 from ..processing.video import CODECS
 from .checks import check_episodes, check_out
 from .layout import AUTO_FEATURES, SUCCESS_FILTERS, image_hw
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter, episode_row, video_codec
+
+if TYPE_CHECKING:  # annotations only: pyarrow comes with the `train` extra (lerobot.py imports it)
+    import pyarrow as pa
 
 __all__ = ["MERGE_SOURCE", "SELECT_SOURCE", "EditResult", "merge_datasets", "select_episodes"]
 

@@ -19,10 +19,9 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
 
 from ..embodiments import Embodiment
 from ..fileio import interruption, sigint_held
@@ -33,6 +32,9 @@ from .lerobot import EpisodeVideoStream, LeRobotDataset, LeRobotDatasetWriter, e
 from .observations import CameraMismatch, camera_sources, check_state_width, named_state_keys
 from .sampling import caption_variants
 from .stats import first_non_finite
+
+if TYPE_CHECKING:  # annotations only: pyarrow comes with the `train` extra (lerobot.py imports it)
+    import pyarrow as pa
 
 __all__ = ["LABEL_SOURCE", "check_state_keys", "episode_seed", "label_cameras", "label_dataset"]
 
