@@ -34,10 +34,13 @@ def _status(key: str) -> float:
     raise KeyError(key)
 
 
-def _label_whole(ds, policy, writer, chosen, frames_of, cameras, state_keys, action_key, seed, batch_size, progress):
+def _label_whole(ds, policy, writer, chosen, frames_of, cameras, state_keys, action_key, seed, batch_size, columns,
+                 progress):
     """`label._label` before session 31 (one camera-only embodiment, no state): each episode's videos decoded whole
-    (`ds.episode`), labelled in segments sliced out of them, and added whole."""
+    (`ds.episode`), labelled in segments sliced out of them, and added whole (with the episode's own columns, as
+    `label._label` adds them, so the two datasets compare file by file)."""
     from worldpolicy.data import label
+    from worldpolicy.data.lerobot import episode_row
     from worldpolicy.data.sampling import caption_variants
 
     try:
@@ -53,7 +56,8 @@ def _label_whole(ds, policy, writer, chosen, frames_of, cameras, state_keys, act
                                      seed=label.episode_seed(seed, i)).actions
                 for s in range(0, len(rows) - 1, step)])
             frames = {**frames, action_key: np.concatenate([labels, labels[-1:]]).astype(np.float32)}
-            writer.add_episode(frames, videos, [ep.frame_tasks[r] for r in rows], success=ep.success)
+            writer.add_episode(frames, videos, [ep.frame_tasks[r] for r in rows], success=ep.success,
+                               fields=episode_row(columns, i))
         return writer.finalize()
     except BaseException:
         writer.abort()
@@ -131,9 +135,11 @@ def main() -> None:
         rows = {}
         for variant in ("whole", "segments"):
             child = [str(Path(tmp) / "src"), str(checkpoint), str(Path(tmp) / variant), variant, str(args.batch_size)]
-            out = subprocess.run([sys.executable, __file__, "--child", *child], check=True, capture_output=True,
-                                 text=True).stdout
-            rows[variant] = json.loads(out.strip().splitlines()[-1])
+            ran = subprocess.run([sys.executable, __file__, "--child", *child], check=False, capture_output=True,
+                                 text=True)
+            if ran.returncode:  # the child's traceback, not a bare CalledProcessError
+                sys.exit(f"the {variant!r} label run failed:\n{ran.stderr.strip()}")
+            rows[variant] = json.loads(ran.stdout.strip().splitlines()[-1])
         compared = filecmp.dircmp(Path(tmp) / "whole", Path(tmp) / "segments")
         same = _same_tree(compared)
     episode_mib = args.frames * height * width * 3 * args.cameras / 2**20

@@ -64,7 +64,7 @@ def flag_named(exc: Exception, flags: Mapping[str, str]) -> Exception:
         r"(?<!\w)'[^'\n]*'|(?<!\w)\"[^\"\n]*\"|(?<=\w)\([^()\n]*\)"  # a quoted value, a call's arguments: kept
         rf"|(?<![\w.\[/-])(?<!\w\()(?P<given>{names})(?:=True\b|=\.\.\.|=(?=[\s,;)]|$)|(?==))"
         rf"|(?<=\bchoose another )(?P<fix>{names})\b|(?<=\bleave )(?P<left>{names})(?= out\b)"
-        rf"|(?<![\w.\[/-])(?P<listed>{names})\[(?P<item>[0-9]+)\]")
+        rf"|(?<![\w.\[/-])(?P<listed>{names})\[(?P<item>[0-9]+)\](?!\[)")  # not an element of a nested value
 
     def named(m: re.Match) -> str:
         if m["listed"]:

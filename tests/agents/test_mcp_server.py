@@ -1746,6 +1746,7 @@ def test_show_dataset_errors_name_the_argument_and_leave_no_run_folder(server, t
             # the shipped model's own, which list_embodiments lists, is read (not "pass its spec file", which a
             # tool refuses): pusht's x, y are no joints of it
             ({"embodiment": "panda_reach"}, "embodiment", "do not map to embodiment 'panda_reach'"),
+            ({"embodiment": "Panda_Reach"}, "embodiment", "do not map to embodiment 'panda_reach'"),  # any case
             ({"dataset": str(outside)}, "dataset", "outside the folders"),
             ({"dataset": str(inputs_dir / "frames")}, "dataset", "meta/info.json")):
         error = err(server, "show_dataset", {"dataset": str(pusht_dataset), **args})

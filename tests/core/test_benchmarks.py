@@ -80,6 +80,21 @@ def test_label_memory_prints_both_labellers_and_that_their_datasets_match():
     assert re.search(r"peak RSS whole / segments: \d+\.\d+x; datasets identical file by file: True", out), out
 
 
+def test_label_memory_whole_labeller_takes_what_label_passes(monkeypatch):
+    """The benchmark's old labeller stands in for `label._label`, called with its arguments: a parameter added there
+    (the episode's own `columns`) must be taken here too, or the "whole" run fails (the run itself is a slow test)."""
+    import inspect
+
+    pytest.importorskip("pyarrow", reason="worldpolicy.data needs the train extra (pyarrow)")
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import bench_label_memory
+
+    from worldpolicy.data import label
+
+    assert list(inspect.signature(bench_label_memory._label_whole).parameters) == list(
+        inspect.signature(label._label).parameters)
+
+
 def test_dream_io_prints_the_old_writing_against_the_new():
     out = _ran("bench_dream_io.py", "--chunks", "1,2", "--no-plots", timeout=600)
     assert re.search(r"model \(policy \+ world model\) per chunk: \d+ ms", out), out

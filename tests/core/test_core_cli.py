@@ -964,6 +964,8 @@ EDIT = {"episodes": "--episodes", "drop_episodes": "--drop-episodes", "success":
     (ValueError("datasets[1] ('b') does not fit datasets[0] ('datasets[0]'): features ['x'] are in datasets[10]"),
      "ROOT 2 ('b') does not fit ROOT 1 ('datasets[0]'): features ['x'] are in ROOT 11"),
     (ValueError("episodes[2] is out of range"), "--episodes value 3 is out of range"),
+    # an element of one nested value (`state_numbers`' `name[i][j]`) is not an item the user counts: kept
+    (ValueError("episodes[3][2] is None, not a number"), "episodes[3][2] is None, not a number"),
     (ValueError("success='only': 'x' has no success column; leave success out"),
      "--success='only': 'x' has no success column; leave --success out"),
     # a message led by a parameter the command does not map (the writer's `features[...]`) still names the flag

@@ -420,6 +420,22 @@ def test_registry_lookup_and_unknown_names():
         worldpolicy.get_embodiment("droid", "nope")
 
 
+def test_an_unknown_name_reads_the_shipped_models_specs_once(monkeypatch):
+    """An unregistered name (also the usual case when a checkpoint of one's own robot loads: `_warn_partial_spec`
+    looks its name up) lists the shipped models' own embodiments from their spec files: read once for the error,
+    not once to test the name and again to list them; a registered name reads none."""
+    from worldpolicy import embodiments
+
+    reads = []
+    real = embodiments._shipped_spec_files
+    monkeypatch.setattr(embodiments, "_shipped_spec_files", lambda: reads.append(1) or real())
+    worldpolicy.get_embodiment("droid")
+    assert reads == []
+    with pytest.raises(KeyError, match=r"known: .*droid.*panda_reach \(the shipped model's own"):
+        worldpolicy.get_embodiment("ur5e")
+    assert reads == [1]
+
+
 def test_the_shipped_models_embodiment_named_as_a_registered_one_says_where_its_spec_is():
     """`worldpolicy embodiments` lists panda_reach, so a user names it (`ActionDecoder("panda_reach")`, `sim --policy
     random --embodiment panda_reach`): that said only "not registered", listing names without it. The error names its

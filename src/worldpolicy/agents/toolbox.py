@@ -1306,7 +1306,8 @@ class Toolbox:
             # registry's error for it says to pass its spec file, which a tool refuses. Anything else (a list from the
             # untyped Strands tool too) is `_embodiment`'s to name or refuse as `embodiment`
             shipped = [r.embodiment for r in listed_embodiments() if r.shipped is not None]
-            emb = next((e for e in shipped if e.key == embodiment), None) or self._embodiment(embodiment, *shipped)
+            wanted = embodiment.strip().lower() if isinstance(embodiment, str) else None  # in any case, as the registry
+            emb = next((e for e in shipped if e.key.lower() == wanted), None) or self._embodiment(embodiment, *shipped)
         root = self._readable_folder("dataset", dataset, INFO_PATH)
         given = {"dataset": dataset, "episodes": episodes, "embodiment": embodiment}
         try:

@@ -262,25 +262,26 @@ def _resolve_name(name: str) -> str:
         key = _names(table, aliases).get(wanted)
         if key is not None:
             return key
-    shipped = _shipped_spec_files().get(wanted)
-    if shipped is not None:
+    shipped = _shipped_spec_files()  # read once for both messages
+    if wanted in shipped:
         # `worldpolicy embodiments` lists it, so a user names it where a registered name is wanted
         raise KeyError(
             f"embodiment={name!r} is the shipped model's own embodiment, not a registered one: it comes with the "
-            f"checkpoint (checkpoint 'shipped' runs with it); elsewhere pass its spec file, {str(shipped[1])!r}"
+            f"checkpoint (checkpoint 'shipped' runs with it); elsewhere pass its spec file, {str(shipped[wanted][1])!r}"
         )
     raise KeyError(
-        f"embodiment={name!r} is not registered; known: {_known_embodiments()} "
+        f"embodiment={name!r} is not registered; known: {_known_embodiments(shipped)} "
         f"(or a spec file of your own robot, *{SPEC_FILE_SUFFIX}: worldpolicy.embodiments.register_embodiment)"
     )
 
 
-def _known_embodiments() -> str:
+def _known_embodiments(shipped: Mapping[str, tuple[str, Path]] | None = None) -> str:
     """What an embodiment name may be, for an error: the registry's names, then each shipped model's own embodiment
-    (`panda_reach`), which `worldpolicy embodiments` lists beside them and which is given by its spec file."""
-    shipped = [f"{own} (the shipped model's own: its spec file, {str(spec)!r})"
-               for own, spec in _shipped_spec_files().values()]
-    return ", ".join([*list_embodiments(), *shipped])
+    (`panda_reach`), which `worldpolicy embodiments` lists beside them and which is given by its spec file.
+    `shipped`: `_shipped_spec_files()`, where the caller has read them."""
+    own = [f"{name} (the shipped model's own: its spec file, {str(spec)!r})"
+           for name, spec in (_shipped_spec_files() if shipped is None else shipped).values()]
+    return ", ".join([*list_embodiments(), *own])
 
 
 def _shipped_spec_files() -> dict[str, tuple[str, Path]]:
