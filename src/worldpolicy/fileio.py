@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -194,22 +195,27 @@ _NO_LOCKS_ERRNOS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS})
 
 def _lock_not_ours(path: Path, lock: Path, flag: str) -> str:
     """Why this user cannot open `lock` in run folder `path`, and the fix: a lock file another user's run left
-    (created with the run's umask, it may be read-only to others) or a folder this user may not write in."""
+    (created with the run's umask, it may be read-only to others), one of this user's own made read-only, or a folder
+    this user may not write in."""
     try:
-        uid = os.lstat(lock).st_uid
+        st = os.lstat(lock)
     except FileNotFoundError:
         return (f"{flag}: {str(path)!r} is not writable by this user (the lock file {LOCK_FILE!r} cannot be made in "
                 f"it); choose another {flag}, or a folder you may write in")
     except OSError:
-        uid = None
+        st = None
+    what = f"{flag}: the lock file {str(lock)!r}, which a worldpolicy run keeps in the folder while it writes there,"
+    if st is not None and st.st_uid == os.geteuid():  # ours, yet refused: its mode (a chmod, a copy) forbids writing
+        return (f"{what} belongs to this user but is not writable (mode {stat.S_IMODE(st.st_mode):o}). If no run is "
+                f"using {str(path)!r} now, remove the file (rm {str(lock)!r}) or make it writable (chmod u+w "
+                f"{str(lock)!r}) and run again; else choose another {flag}")
     try:
         import pwd
 
-        owner = f"user {pwd.getpwuid(uid).pw_name!r}" if uid is not None else "another user"
+        owner = f"user {pwd.getpwuid(st.st_uid).pw_name!r}" if st is not None else "another user"
     except KeyError:  # a uid without a name here (a container's)
-        owner = f"uid {uid}"
-    return (f"{flag}: the lock file {str(lock)!r}, which a worldpolicy run keeps in the folder while it writes there, "
-            f"belongs to {owner} and this user may not open it: a run of theirs left it. If no run is using "
+        owner = f"uid {st.st_uid}"
+    return (f"{what} belongs to {owner} and this user may not open it: a run of theirs left it. If no run is using "
             f"{str(path)!r} now, remove the file (rm {str(lock)!r}, as its owner or an administrator) and run again; "
             f"else choose another {flag}")
 

@@ -31,6 +31,18 @@ def test_tool_spec_documents_every_argument():
     assert "observation" not in props and "progress" not in props
 
 
+def test_the_perturb_argument_names_every_perturbation_kind():
+    """The docstring lists the kinds by hand: a kind added to sim.perturb.PERTURBATIONS must be listed there too."""
+    import re
+
+    from worldpolicy.sim.perturb import PERTURBATIONS
+
+    text = strands_tool.worldpolicy_tool.tool_spec["inputSchema"]["json"]["properties"]["perturb"]["description"]
+    listed = re.search(r"\(([a-z_]+(?:, [a-z_]+)+)\); default: none", text)
+    assert listed is not None, text
+    assert listed.group(1).split(", ") == list(PERTURBATIONS)
+
+
 def test_predict_and_errors_through_the_tool(configured, inputs_dir):
     out = strands_tool.worldpolicy_tool(
         action="predict",

@@ -359,14 +359,12 @@ def test_a_lock_file_that_is_a_symbolic_link_is_refused_not_followed(tmp_path, t
     assert (out / LOCK_FILE).is_symlink() and not (tmp_path / "missing").exists()
 
 
-def test_a_lock_file_another_user_left_read_only_is_named_with_its_owner_and_the_fix(tmp_path, monkeypatch):
-    """A stale lock file of another user's run, read-only to us, was a bare "Permission denied" traceback. Run as
-    root the file opens anyway, so there the refusal os.open gives another user is made by hand: the test checks the
-    message either way, never skipped."""
-    import pwd
-
+def _read_only_lock(tmp_path, monkeypatch):
+    """A run folder holding a read-only lock file, left by a run, that os.open refuses to write. Run as root the file
+    opens anyway, so there the refusal os.open gives a non-root user is made by hand: the tests check the message
+    either way, never skipped."""
     from worldpolicy import fileio
-    from worldpolicy.fileio import LOCK_FILE, folder_lock
+    from worldpolicy.fileio import LOCK_FILE
 
     out = tmp_path / "run"
     out.mkdir()
@@ -382,13 +380,41 @@ def test_a_lock_file_another_user_left_read_only_is_named_with_its_owner_and_the
             return real_open(file, flags, *args, **kwargs)
 
         monkeypatch.setattr(fileio.os, "open", refused)
+    return out, lock
+
+
+def test_a_lock_file_another_user_left_read_only_is_named_with_its_owner_and_the_fix(tmp_path, monkeypatch):
+    """A stale lock file of another user's run, read-only to us, was a bare "Permission denied" traceback."""
+    import pwd
+
+    from worldpolicy import fileio
+    from worldpolicy.fileio import folder_lock
+
+    out, lock = _read_only_lock(tmp_path, monkeypatch)
     owner = pwd.getpwuid(lock.stat().st_uid).pw_name
+    monkeypatch.setattr(fileio.os, "geteuid", lambda: lock.stat().st_uid + 1)  # the file is another user's
     with pytest.raises(ValueError) as caught, folder_lock(out, "--out"):
         pass
     said = str(caught.value)
     assert said.startswith(f"--out: the lock file {str(lock)!r}") and f"belongs to user {owner!r}" in said
     assert f"If no run is using {str(out)!r} now, remove the file (rm {str(lock)!r}" in said
     assert lock.read_text() == "12345\n" and out.is_dir()  # nothing of it removed: it is not ours
+
+
+def test_a_read_only_lock_file_of_our_own_is_named_not_writable_with_the_fix(tmp_path, monkeypatch):
+    """Our own lock file made read-only (a chmod, a copy) was blamed on "a run of theirs" by "user 'me'"."""
+    from worldpolicy.fileio import folder_lock
+
+    out, lock = _read_only_lock(tmp_path, monkeypatch)
+    assert lock.stat().st_uid == os.geteuid()
+    with pytest.raises(ValueError) as caught, folder_lock(out, "--out"):
+        pass
+    said = str(caught.value)
+    assert said.startswith(f"--out: the lock file {str(lock)!r}")
+    assert "belongs to this user but is not writable (mode 444)" in said and "a run of theirs" not in said
+    assert f"If no run is using {str(out)!r} now, remove the file (rm {str(lock)!r}) or make it writable " \
+           f"(chmod u+w {str(lock)!r})" in said
+    assert lock.read_text() == "12345\n" and out.is_dir()  # the user's to decide: nothing of it touched
 
 
 def test_a_run_folder_we_may_not_write_in_is_named(tmp_path, monkeypatch):

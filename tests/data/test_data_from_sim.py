@@ -248,6 +248,15 @@ def test_an_expert_that_fails_every_try_is_one_line_naming_the_flags(tmp_path, c
         sim_to_dataset(tmp_path / "py", "reach", 1, seed=3, max_attempts=2, max_steps=1, image_size=(16, 16),
                        cameras=["observation/wrist_image_left"])
     assert issubclass(ExpertFailed, RuntimeError)  # what it was: callers catching that still do
+    # shifts given (a distractor can block the expert's path) are named among the causes too
+    assert main(["dataset", "from-sim", str(tmp_path / "shifted"), *tiny, "--perturb", "distractors=2"]) == 2
+    assert capsys.readouterr().err.endswith(
+        "wanted 1. A short --max-steps, a large --action-noise or --start-jitter, or the --perturb shifts "
+        "('distractors=2') make it fail: change those, or pass --keep-failures to record the failed episodes too\n")
+    with pytest.raises(ExpertFailed, match=r"or the perturb shifts \('light=0\.5'\) make it fail: .* pass "
+                                           r"keep_failures=True or a larger max_attempts"):
+        sim_to_dataset(tmp_path / "py", "reach", 1, max_attempts=1, max_steps=1, image_size=(16, 16),
+                       cameras=["observation/wrist_image_left"], perturb="light=0.5")
 
 
 _TINY = {"image_size": (24, 24), "max_steps": 3, "keep_failures": True, "cameras": ["observation/wrist_image_left"]}

@@ -1044,3 +1044,33 @@ def test_a_streamed_episode_is_checked_and_must_be_added_or_aborted(tmp_path):
     aborted.stream_videos(4).append({"observation.images.front": front[:2]})
     aborted.abort()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # nothing staged is left
+
+
+def test_an_episode_whose_videos_fail_to_encode_in_add_episode_leaves_only_abort(tmp_path, monkeypatch):
+    """Encoding an episode given as arrays failed part way: the writer's follow-up refusal told the caller to add the
+    stream (add_episode(frames, stream, ...)), which it never held; only an abort applies, and it must say so."""
+    from worldpolicy.data import lerobot
+
+    ep = make_episode(4, seed=0)
+    features = {"x": {"dtype": "float32", "shape": [1]},
+                "observation.images.front": {"dtype": "video", "shape": [16, 16, 3]}}
+    writer = LeRobotDatasetWriter(tmp_path / "ds", 10, features, video_codec="libx264rgb")
+
+    def full(self, frames):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(lerobot.VideoFileWriter, "append", full)
+    videos = {"observation.images.front": ep["videos"]["observation.images.front"]}
+    with pytest.raises(OSError, match="No space left"):
+        writer.add_episode({"x": np.zeros(4)}, videos, "t")
+    monkeypatch.undo()
+    for refused in (lambda: writer.add_episode({"x": np.zeros(4)}, videos, "t"), writer.finalize,
+                    lambda: writer.stream_videos(4)):
+        with pytest.raises(RuntimeError) as caught:
+            refused()
+        said = str(caught.value)
+        assert said.startswith("add_episode of episode 0 failed while encoding its videos") and said.endswith(
+            "nothing more may be added or finalised; abort the writer")
+        assert "add_episode(frames, stream" not in said
+    writer.abort()
+    assert not any(tmp_path.iterdir())  # nothing staged is left

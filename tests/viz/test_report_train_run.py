@@ -78,6 +78,7 @@ def test_a_training_runs_page_says_what_was_trained_and_how_to_run_it(tmp_path):
     latest = shlex.quote(str((run / "checkpoints" / "step-0000008").resolve()))
     assert f"worldpolicy serve --checkpoint {latest}" in text
     assert f"worldpolicy sim --policy {latest} --task reach" in text
+    assert "--episodes 10 --out runs/sim" in text and "--perturb" not in text  # no `[eval] perturb`: none
     assert f"--checkpoint {latest}" in text and "--camera observation/front=front.png" in text and "--state=" in text
     # a frame of the training dataset taken as those inputs, its path quoted too
     assert (f"worldpolicy dataset frame {shlex.quote(str(tmp_path / 'data' / 'my robot'))} --episode 0 --frame 0 "
@@ -86,6 +87,22 @@ def test_a_training_runs_page_says_what_was_trained_and_how_to_run_it(tmp_path):
     assert "4reach25.0 %4" in text and "8reach perturbed light=0.550.0 %4" in text
     assert "loss_action_inverse_dynamics0.752" in text and "loss_action_policy0.06258" in text
     assert "notes" not in page.sections
+
+
+def test_the_sim_command_carries_the_runs_eval_perturb(tmp_path):
+    """`[eval] perturb` set: the command that evaluates the latest checkpoint in the sim ran it on the scenes as drawn,
+    not under the shifts the run's own evaluations used (and logged beside its success rates)."""
+    run = _train_run(tmp_path)
+    for path in (run / "config.json", *run.glob("checkpoints/step-*/trainer_state.json")):
+        stored = json.loads(path.read_text())
+        config = stored.get("config", stored)
+        config["eval"]["perturb"] = ["light=0.5", "camera=0.03"]
+        _write(path, stored)
+    text = _parse(report.write_report(run)).text
+    latest = shlex.quote(str((run / "checkpoints" / "step-0000008").resolve()))
+    assert (f"worldpolicy sim --policy {latest} --task reach --episodes 10 --perturb light=0.5,camera=0.03 "
+            "--out runs/sim") in text
+    assert "under the shifts the run's own evaluation used" in text
 
 
 def test_a_training_run_with_files_missing_still_gets_its_page_with_notes(tmp_path):

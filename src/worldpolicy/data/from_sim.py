@@ -106,21 +106,27 @@ class RecordingInterrupted(KeyboardInterrupt):
 class ExpertFailed(RuntimeError):
     """The scripted expert (or the `policy` recorded) solved fewer than the episodes wanted in the tries allowed
     (`max_attempts`): the settings make the task too hard for it (a short `max_steps`, much `action_noise` or
-    `start_jitter`), or the policy is that weak. `describe` names the options as the caller knows them (the command
-    line: its flags)."""
+    `start_jitter`, the `perturb` shifts: a distractor can block its path), or the policy is that weak. `describe`
+    names the options as the caller knows them (the command line: its flags)."""
 
-    def __init__(self, task: str, solved: int, attempts: int, wanted: int, seed: int, policy: str = "scripted"):
+    def __init__(self, task: str, solved: int, attempts: int, wanted: int, seed: int, policy: str = "scripted",
+                 perturb: str | None = None):
         self.task, self.solved, self.attempts, self.wanted, self.seed = task, solved, attempts, wanted, seed
-        self.policy = policy
+        self.policy, self.perturb = policy, perturb
         super().__init__(self.describe())
 
     def describe(self, flags: bool = False) -> str:
         keep, more = ("--keep-failures", "") if flags else ("keep_failures=True", " or a larger max_attempts")
-        short, noise, jitter = (("--max-steps", "--action-noise", "--start-jitter") if flags
-                                else ("max_steps", "action_noise", "start_jitter"))
+        short, noise, jitter, shifts = (("--max-steps", "--action-noise", "--start-jitter", "--perturb") if flags
+                                        else ("max_steps", "action_noise", "start_jitter", "perturb"))
         who = "the scripted expert" if self.policy == "scripted" else f"policy {self.policy!r}"
-        why = (f"A short {short}, or a large {noise} or {jitter}, makes it fail: change those, or pass"
-               if self.policy == "scripted" else f"A short {short} makes it fail; pass")
+        if self.perturb is None:
+            why = (f"A short {short}, or a large {noise} or {jitter}, makes it fail: change those, or pass"
+                   if self.policy == "scripted" else f"A short {short} makes it fail; pass")
+        else:
+            shifted = f"the {shifts} shifts ({self.perturb!r})"
+            why = (f"A short {short}, a large {noise} or {jitter}, or {shifted} make it fail: change those, or pass"
+                   if self.policy == "scripted" else f"A short {short} or {shifted} make it fail; pass")
         return (f"{who} solved {self.solved} of {self.attempts} episodes of task {self.task!r} (seeds "
                 f"{self.seed}..{self.seed + self.attempts - 1}); wanted {self.wanted}. {why} {keep}{more} to record "
                 "the failed episodes too")
@@ -415,7 +421,7 @@ def _episodes(
         pending: deque = deque()
         while kept < num_episodes:
             if attempts >= attempts_allowed:
-                raise ExpertFailed(task, kept, attempts, num_episodes, seed, policy)
+                raise ExpertFailed(task, kept, attempts, num_episodes, seed, policy, settings["perturb"])
             # keep every worker busy, never starting seeds past the attempt budget
             while len(pending) < workers and next_seed < seed + attempts_allowed:
                 pending.append(recorders.submit(next_seed))

@@ -970,6 +970,7 @@ class LeRobotDatasetWriter:
         self._values: dict[str, list[np.ndarray]] = {}
         self._video_stats: dict[str, list[dict[str, np.ndarray]]] = {}
         self._stream: EpisodeVideoStream | None = None  # an episode's videos being streamed, not yet added
+        self._encode_failed: str | None = None  # the episode whose add_episode failed encoding its videos (arrays)
         self._done = False
 
     # -- public API
@@ -1045,7 +1046,11 @@ class LeRobotDatasetWriter:
         row["dataset_from_index"], row["dataset_to_index"] = self._total_frames, self._total_frames + length
         if stream is None:
             stream = self.stream_videos(length)
-            stream.append(clips)
+            try:
+                stream.append(clips)
+            except BaseException:  # the files now hold part of an episode the caller has no stream of to add
+                self._encode_failed = where
+                raise
         row.update(stream.fields)
         row["meta/episodes/chunk_index"], row["meta/episodes/file_index"] = 0, 0
         for key, values in {**columns, **auto}.items():
@@ -1150,8 +1155,14 @@ class LeRobotDatasetWriter:
             out[name] = (value, kind)
         return out
 
-    _stream_open = ("an episode's videos were streamed (stream_videos) but the episode was not added: add it "
-                    "(add_episode(frames, stream, ...)) or abort the writer")
+    @property
+    def _stream_open(self) -> str:
+        """Why nothing may be added or finalised while `_stream` is open, and what may come next."""
+        if self._encode_failed is not None:
+            return (f"add_episode of {self._encode_failed} failed while encoding its videos, so the dataset's files "
+                    "hold part of an episode: nothing more may be added or finalised; abort the writer")
+        return ("an episode's videos were streamed (stream_videos) but the episode was not added: add it "
+                "(add_episode(frames, stream, ...)) or abort the writer")
 
     def _dtype(self, key: str) -> str:
         return AUTO_FEATURES[key]["dtype"] if key in AUTO_FEATURES else self.features[key]["dtype"]

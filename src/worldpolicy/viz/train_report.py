@@ -266,6 +266,12 @@ def _usage(latest: Path, spec: Mapping[str, Any] | None, config: Mapping[str, An
         sim_what += (f", on scenes the dataset did not record (it holds {task} seeds {min(recorded[1])}.."
                      f"{max(recorded[1])})")
         sim += f" --seed {seed}"
+    perturb = evaluation.get("perturb")  # `[eval] perturb`: one spec or a list of them, as sim --perturb joins them
+    if isinstance(perturb, list) and all(isinstance(p, str) for p in perturb):
+        perturb = ",".join(perturb)
+    if isinstance(perturb, str) and perturb:
+        sim_what += ", under the shifts the run's own evaluation used"
+        sim += f" --perturb {shlex.quote(perturb)}"
     lines += [
         ("serve it over WebSocket (docs/serving.md)", f"worldpolicy serve --checkpoint {ckpt}"),
         (sim_what, f"{sim} --out runs/sim"),
