@@ -608,7 +608,7 @@ def _dream(args: argparse.Namespace) -> int:
     def writing(done: int) -> str:  # what a Ctrl-C while the whole run is written is told
         return (f"writing the run of the {plural(done, 'chunk')} dreamed; Ctrl-C again stops it (each chunk stays in "
                 f"{out / DREAM_PARTIAL_DIR} until the run's files are written; after that only its plots and page "
-                f"are left, which `worldpolicy report {out}` draws)")
+                f"are left, which `worldpolicy viz {out}` draws)")
 
     def keep(chunk) -> None:  # after every chunk: an interruption loses none of the finished ones
         with sigint_held() as caught:  # a chunk's record written whole, or not at all
