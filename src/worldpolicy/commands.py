@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import math
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -546,7 +547,7 @@ def _dream(args: argparse.Namespace) -> int:
 
     from . import load_policy
     from .cli import LOAD_FLAGS, UsageError, flag_named
-    from .fileio import DREAM_FILE, DREAM_PARTIAL_DIR, interruption, sigint_held
+    from .fileio import DREAM_FILE, DREAM_PARTIAL_DIR, Terminated, interruption, sigint_held
     from .models import resolve_checkpoint
     from .policy import Policy, expand_home
     from .processing.trajectory import check_trajectory_embodiment
@@ -606,7 +607,8 @@ def _dream(args: argparse.Namespace) -> int:
 
     def writing(done: int) -> str:  # what a Ctrl-C while the whole run is written is told
         return (f"writing the run of the {plural(done, 'chunk')} dreamed; Ctrl-C again stops it (each chunk stays in "
-                f"{out / DREAM_PARTIAL_DIR})")
+                f"{out / DREAM_PARTIAL_DIR} until the run's files are written; after that only its plots and page "
+                f"are left, which `worldpolicy viz {out}` draws)")
 
     def keep(chunk) -> None:  # after every chunk: an interruption loses none of the finished ones
         with sigint_held() as caught:  # a chunk's record written whole, or not at all
@@ -624,7 +626,11 @@ def _dream(args: argparse.Namespace) -> int:
         if recorder.chunks:
             done = len(recorder.chunks)
             why = "the interruption" if isinstance(exc, KeyboardInterrupt) else "the failure"
-            with sigint_held(writing(done), second_stops=True):  # stopping anyway: what it held is not raised
+            with sigint_held(writing(done), second_stops=True) as held:  # stopping anyway: what it held is not raised
+                if isinstance(exc, KeyboardInterrupt):  # the signal that stopped the dream was the first: the
+                    name = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"  # next one stops the writing
+                    print(f"{name}: {writing(done)}", file=sys.stderr, flush=True)
+                    held.append(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
                 recorder.finish()
             print(f"worldpolicy dream: {done} of {args.chunks} chunks finished before {why}; their run is in {out} "
                   f"(rollout.mp4, actions.json, {DREAM_FILE}{'' if args.no_plots else ', plots, index.html'})",

@@ -283,3 +283,15 @@ def test_from_sim_cameras_given_with_one_flag_each_are_all_recorded(tmp_path, mo
     with pytest.raises(LookupError) as info:
         run(["dataset", "from-sim", str(tmp_path / "sim"), "--cameras", ext, "--cameras", wrist])
     assert info.value.args[0] == [ext, wrist]
+
+
+def test_an_episode_named_twice_through_a_negative_index_says_which_indices_name_it():
+    """`--episodes 0,-2` of a 2-episode dataset was refused as '[0] given more than once', though 0 was typed once:
+    the message names the indices typed that are one episode."""
+    from worldpolicy.data.checks import check_once
+
+    with pytest.raises(ValueError, match=r"^--episodes=\[0, 1, 2, -1, -3\]: \[0, 2\] given more than once \(a negative "
+                       r"index counts from the end: 0 and -3 are episode 0; 2 and -1 are episode 2\); name each"):
+        check_once("--episodes", [0, 1, 2, -1, -3], 3)
+    with pytest.raises(ValueError, match=r"^--episodes=\[1, 1\]: \[1\] given more than once; name each episode once$"):
+        check_once("--episodes", [1, 1], 3)

@@ -123,6 +123,8 @@ def test_a_partial_overlap_pairs_only_the_shared_seeds_and_says_how_many(tmp_pat
     assert pair.p_value == pytest.approx(2 / 2**8)
     assert pair.note == "paired on the 10 seeds both ran (a ran 20, b 20)"
     assert "seed" in [name for name, _, _ in comparison.differences]  # a's --seed 0, b's 10
+    (one,) = compare_runs([_run(tmp_path / "c", {0: True, 1: True}), _run(tmp_path / "d", {1: True})]).pairs
+    assert one.note.startswith("paired on the seed both ran (c ran 2, d 1)")  # was "the 1 seeds"
 
 
 def test_few_or_no_shared_seeds_are_said_plainly(tmp_path):

@@ -174,3 +174,32 @@ def test_a_dream_cut_short_ends_with_the_whole_run_of_the_chunks_that_finished(c
     (out / "index.html").unlink()
     assert main(["report", str(out)]) == 0  # `worldpolicy report` redraws its page
     assert "data-run-kind='dream'" in (out / "index.html").read_text()
+
+
+def test_a_ctrl_c_while_an_interrupted_dream_writes_its_run_stops_the_writing(cameras, tmp_path, capsys, monkeypatch):
+    """The Ctrl-C that stopped the dream is the first: the writing of its run is said at once, and the next Ctrl-C
+    stops it, as the docs say, leaving each chunk in dream_partial/ (it took a third, and nothing was said until the
+    second)."""
+    import os
+    import signal
+
+    from worldpolicy.sim.world_model import DreamRecorder, WorldModelEnv
+
+    step = WorldModelEnv.step
+
+    def cut(self, action):
+        if self.chunks == 1:
+            raise KeyboardInterrupt
+        return step(self, action)
+
+    def finish(self):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C again while the run is written
+        raise AssertionError("the second Ctrl-C did not stop the writing")
+
+    monkeypatch.setattr(WorldModelEnv, "step", cut)
+    monkeypatch.setattr(DreamRecorder, "finish", finish)
+    out = tmp_path / "cut"
+    assert _dream(out, cameras, "--chunks", "3") == 130
+    err = capsys.readouterr().err
+    assert "Ctrl-C: writing the run of the 1 chunk dreamed; Ctrl-C again stops it" in err
+    assert not (out / DREAM_FILE).exists() and (out / DREAM_PARTIAL_DIR / "chunk-0000.mp4").is_file()

@@ -62,7 +62,9 @@ def test_the_table_names_every_field_and_a_perturbation_made_in_python_is_checke
     ("table=pink", "table takes random | red | green"),
     ("distractors=1.5", "distractors takes a whole number of 1 to 4 boxes"),
     ("fog=1", "perturb: unknown perturbation 'fog' in 'fog=1'; accepted: camera=<a number of 0.001 to 0.1 m>"),
-    ("light=0.5,light=0.7", "perturb: light given twice"),
+    ("light=0.5,light=0.7", "perturb: light given twice ('light=0.5' and 'light=0.7')"),
+    ("light,light=0.7", "perturb: light given twice ('light' and 'light=0.7')"),
+    ("none,light=0.5,camera", "perturb: 'none' given with light=0.5, camera; 'none' means no shift"),
 ])
 def test_a_bad_spec_names_the_parameter_what_was_given_and_what_is_accepted(spec, said):
     with pytest.raises(ValueError) as caught:

@@ -102,7 +102,8 @@ def _copy(run, tmp_path):
     (["--control-hz", "10"], "--control-hz: 15.0 -> 10.0"),
     (["--max-steps", "3"], "--max-steps: 2 -> 3"),
     (["--strategy", "async"], "--strategy: 'execute' -> 'async'"),
-    (["--execute-steps", "8"], "--execute-steps: None -> 8"),  # None: not asked for (k from the chunk)
+    (["--execute-steps", "8"], "--execute-steps: none -> 8"),  # none: not asked for (k from the chunk)
+    (["--perturb", "light=0.5"], "--perturb: none -> 'light=0.5'"),  # none: not given, as --help says it
     (["--strategy", "ensemble", "--ensemble-decay", "0.5"],  # the default (0.1) was stored: it round-trips
      "--strategy: 'execute' -> 'ensemble'; --ensemble-decay: 0.1 -> 0.5"),
     (["--embodiment", "bridge"],  # its chunk is 16 actions (the default k follows from the chunk)

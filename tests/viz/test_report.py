@@ -505,7 +505,10 @@ def test_each_video_in_a_report_says_what_it_shows(run_dir, actions_json, joint_
     clip = np.zeros((3, 32, 32, 3), np.uint8)
     write_video(run_dir / "videos" / "episode_0003.mp4", clip, 15)
     write_video(run_dir / "phone.mp4", clip, 15)
+    (run_dir / "dream_partial").mkdir()  # what a dream killed outright leaves: worldpolicy wrote it, imagined
+    write_video(run_dir / "dream_partial" / "chunk-0000.mp4", clip, 15)
     captions = _video_captions(report.build_report_html(run_dir))
+    assert captions["dream_partial/chunk-0000.mp4"].startswith("dreamed chunk: one chunk the world model imagined")
     assert captions["rollout.mp4"].startswith("imagined video: imagined by the model: the future it predicts from the "
                                               "observation (frame 0) and the prompt, not recorded")
     assert captions["plots/animation.mp4"].startswith("action animation: the action plot with a playhead")

@@ -43,8 +43,12 @@ def check_once(param: str, given: Sequence[int], num_episodes: int | None = None
     seen = [int(e) % num_episodes if num_episodes else int(e) for e in given]
     twice = sorted(i for i, k in collections.Counter(seen).items() if k > 1)
     if twice:
+        # which of the indices typed name each repeated episode, where they differ: [0, -2] of 2 is 0 twice
+        forms = {i: list(dict.fromkeys(int(e) for e, k in zip(given, seen) if k == i)) for i in twice}
+        aliases = "; ".join(f"{' and '.join(map(str, f))} are episode {i}" for i, f in forms.items() if len(f) > 1)
         raise ValueError(f"{param}={brief_list(given)}: {brief_list(twice)} given more than once"
-                         + (" (a negative index counts from the end)" if any(e < 0 for e in given) else "")
+                         + (f" (a negative index counts from the end{': ' + aliases if aliases else ''})"
+                            if any(e < 0 for e in given) else "")
                          + "; name each episode once")
 
 

@@ -245,7 +245,11 @@ def _episodes_left(args: argparse.Namespace, previous, current) -> range:
                          "(replacing it)") from None
     if changes:
         kind = previous.policy_settings.get("kind")  # the same as now: another kind lists only itself
-        shown = "; ".join(dict.fromkeys(f"{flag_of(name, kind)}: {old!r} -> {new!r}" for name, old, new in changes))
+        def said(value) -> str:  # None: not given (no --perturb, no --execute-steps), as --help and compare say it
+            return "none" if value is None else repr(value)
+
+        shown = "; ".join(dict.fromkeys(f"{flag_of(name, kind)}: {said(old)} -> {said(new)}"
+                                        for name, old, new in changes))
         raise ValueError(f"--resume: the run in {str(args.out)!r} ran with other settings ({report}), old -> new: "
                          f"{shown}. Pass the old values to continue it, or --overwrite instead of --resume to start "
                          "over (replacing it)")

@@ -344,7 +344,8 @@ def _pair(a: str, ra: EvalReport, b: str, rb: EvalReport) -> PairedTest:
     both = sum(oa[s] and ob[s] for s in shared)
     notes = []
     if len(shared) < max(len(oa), len(ob)):
-        notes.append(f"paired on the {len(shared)} seeds both ran ({a} ran {len(oa)}, {b} {len(ob)})")
+        notes.append(f"paired on the {'seed' if len(shared) == 1 else f'{len(shared)} seeds'} both ran ({a} ran "
+                     f"{len(oa)}, {b} {len(ob)})")
     if len(shared) < FEW_SHARED_SEEDS:
         notes.append(f"only {len(shared)} shared seed{'s' if len(shared) != 1 else ''}: the test can tell apart "
                      "only runs that differ on nearly every one")

@@ -133,8 +133,8 @@ class Perturbation:
 
 def parse_perturbations(specs: str | Iterable[str] | Perturbation | None, name: str = "perturb") -> Perturbation:
     """A `Perturbation` from specs such as "camera=0.03", "light=0.5,table=random" or ["camera", "distractors=3"]
-    (a name alone takes its default); None, "" or "none" is none. A bad one raises ValueError naming `name` (the
-    parameter or flag), what was given and what is accepted."""
+    (a name alone takes its default); None, "" or "none" is none (beside a shift it is refused: which was meant?).
+    A bad one raises ValueError naming `name` (the parameter or flag), what was given and what is accepted."""
     if isinstance(specs, Perturbation):
         return specs
     if specs is None:
@@ -146,7 +146,9 @@ def parse_perturbations(specs: str | Iterable[str] | Perturbation | None, name: 
         raise ValueError(f"{name}: expected text like 'camera=0.03' (or a list of such, or a Perturbation), got "
                          f"{specs!r}; accepted: {perturbation_help()}")
     values: dict[str, float | int | str] = {}
-    for part in (p.strip() for item in items for p in item.split(",")):
+    given: dict[str, str] = {}  # each key's part as typed, for the errors
+    parts = [p.strip() for item in items for p in item.split(",")]
+    for part in parts:
         if part in ("", "none"):
             continue
         key, eq, text = (s.strip() for s in part.partition("="))
@@ -154,11 +156,15 @@ def parse_perturbations(specs: str | Iterable[str] | Perturbation | None, name: 
         if knob is None:
             raise ValueError(f"{name}: unknown perturbation {key!r} in {part!r}; accepted: {perturbation_help()}")
         if key in values:
-            raise ValueError(f"{name}: {key} given twice ({values[key]} and {part!r}); give each perturbation once")
+            raise ValueError(f"{name}: {key} given twice ({given[key]!r} and {part!r}); give each perturbation once")
         try:
             values[key] = knob.parse(text) if eq else knob.default
         except ValueError as exc:
             raise ValueError(f"{name}: {part!r}: {key} takes {exc}; it means {knob.means}") from None
+        given[key] = part
+    if values and "none" in parts:  # "none" beside a shift: which was meant cannot be told
+        raise ValueError(f"{name}: 'none' given with {', '.join(given.values())}; 'none' means no shift: give it "
+                         "alone, or drop it to apply the others")
     return Perturbation(**values)
 
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..fileio import ACTIONS_FILE, COMPARE_FILE, DREAM_FILE, SHOW_FILE, write_bytes_atomic
+from ..fileio import ACTIONS_FILE, COMPARE_FILE, DREAM_FILE, DREAM_PARTIAL_DIR, SHOW_FILE, write_bytes_atomic
 from ..results import actions_from_json
 from .plots import (
     model_space_note,
@@ -201,14 +201,17 @@ def _files(run_dir: Path, pattern: str) -> list[Path]:
 def describe_video(relative_path: str, mode: str | None = None, run_kind: str | None = None) -> tuple[str, str]:
     """(what, explanation) of a video in a run folder, by the name worldpolicy writes it under: a predict run's
     rollout.mp4 (`mode`: the run's, from actions.json; a dream run's, `run_kind` "dream", is the policy's actions
-    imagined, whose actions.json says forward_dynamics), viz's animation, sim's episode videos. A viewer could not
-    tell an imagined clip from a recorded one by its caption."""
+    imagined, whose actions.json says forward_dynamics), viz's animation, sim's episode videos, a killed dream's
+    chunks. A viewer could not tell an imagined clip from a recorded one by its caption."""
     if relative_path == ROLLOUT_VIDEO and run_kind == "dream":
         return "dreamed video", ("imagined by the world model chunk after chunk, each under the actions the policy "
                                  "chose from the frame before it (frame 0: the start as the model sees it), not "
                                  "recorded")
     if relative_path == ROLLOUT_VIDEO:
         return describe_rollout_video(mode)
+    if relative_path.startswith(f"{DREAM_PARTIAL_DIR}/"):
+        return "dreamed chunk", ("one chunk the world model imagined, kept by a dream stopped before it wrote its "
+                                 "whole run (killed outright): a rerun of the same command and --seed writes it")
     if relative_path.rsplit("/", 1)[-1] == ANIMATION_FILE:
         explanation = "the action plot with a playhead, beside the run's video when there is one (captioned in the frame)"
         return "action animation", explanation
