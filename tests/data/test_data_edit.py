@@ -352,6 +352,8 @@ def test_other_meta_episodes_columns_are_carried_with_their_types(tmp_path, caps
     assert main(["dataset", "merge", str(a.root), str(d.root), str(c.root), "--out", str(tmp_path / "ad"),
                  "--drop-columns", "--no-progress"]) == 0
     assert LeRobotDataset.open(tmp_path / "ad").episode_fields() == [{}] * 5
+    # the columns dropped are said, not dropped without a word
+    assert "meta/episodes columns 'operator', 'score' are not in every dataset alike; dropped" in capsys.readouterr().err
 
 
 def test_out_under_a_file_is_refused_before_writing_and_an_os_error_is_one_line(tmp_path, capsys, monkeypatch):
