@@ -65,6 +65,11 @@ def test_the_table_names_every_field_and_a_perturbation_made_in_python_is_checke
     ("light=0.5,light=0.7", "perturb: light given twice ('light=0.5' and 'light=0.7')"),
     ("light,light=0.7", "perturb: light given twice ('light' and 'light=0.7')"),
     ("none,light=0.5,camera", "perturb: 'none' given with light=0.5, camera; 'none' means no shift"),
+    # an empty part was skipped: a shift may have been lost from the spec
+    ("", "perturb: '' has an empty part; give shifts separated by single commas ('none' for no shift); accepted: "
+         "camera=<"),
+    ("light=0.5,,camera=0.02", "perturb: 'light=0.5,,camera=0.02' has an empty part"),
+    ("light=0.5,", "perturb: 'light=0.5,' has an empty part"),
 ])
 def test_a_bad_spec_names_the_parameter_what_was_given_and_what_is_accepted(spec, said):
     with pytest.raises(ValueError) as caught:
@@ -215,6 +220,8 @@ def test_sim_cli_refuses_a_bad_perturb_before_anything_loads(tmp_path, capsys, m
     monkeypatch.setattr(env_module, "TabletopEnv", None)  # building the scene would fail: the check comes first
     assert main(["sim", "--policy", "scripted", "--perturb", "light=5", "--out", str(tmp_path / "run")]) == 2
     assert "sim: error: --perturb: 'light=5': light takes a number of 0.1 to 3" in capsys.readouterr().err
+    assert main(["sim", "--policy", "scripted", "--perturb", "", "--out", str(tmp_path / "run")]) == 2
+    assert "sim: error: --perturb: '' has an empty part" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 

@@ -133,8 +133,9 @@ class Perturbation:
 
 def parse_perturbations(specs: str | Iterable[str] | Perturbation | None, name: str = "perturb") -> Perturbation:
     """A `Perturbation` from specs such as "camera=0.03", "light=0.5,table=random" or ["camera", "distractors=3"]
-    (a name alone takes its default); None, "" or "none" is none (beside a shift it is refused: which was meant?).
-    A bad one raises ValueError naming `name` (the parameter or flag), what was given and what is accepted."""
+    (a name alone takes its default); None, [] or "none" is none (beside a shift it is refused: which was meant?).
+    An empty part ("", "light=0.5,,camera") is refused, not skipped: a shift may have been lost from it. A bad one
+    raises ValueError naming `name` (the parameter or flag), what was given and what is accepted."""
     if isinstance(specs, Perturbation):
         return specs
     if specs is None:
@@ -147,9 +148,14 @@ def parse_perturbations(specs: str | Iterable[str] | Perturbation | None, name: 
                          f"{specs!r}; accepted: {perturbation_help()}")
     values: dict[str, float | int | str] = {}
     given: dict[str, str] = {}  # each key's part as typed, for the errors
-    parts = [p.strip() for item in items for p in item.split(",")]
+    parts: list[str] = []
+    for item in items:
+        parts += [p.strip() for p in item.split(",")]
+        if "" in parts:
+            raise ValueError(f"{name}: {item!r} has an empty part; give shifts separated by single commas ('none' "
+                             f"for no shift); accepted: {perturbation_help()}")
     for part in parts:
-        if part in ("", "none"):
+        if part == "none":
             continue
         key, eq, text = (s.strip() for s in part.partition("="))
         knob = PERTURBATIONS.get(key)
