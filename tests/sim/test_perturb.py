@@ -163,6 +163,23 @@ def test_table_colour_is_drawn_per_episode_or_named(clean):
         env.close()
 
 
+def test_a_random_table_colour_keeps_clear_of_the_colours_the_task_names():
+    """Reach seed 3 drew a red-ish table under the red ball; the draw is redone until clear of the task's colours."""
+    from worldpolicy.sim.perturb import TABLE_COLOR_CLEARANCE
+    from worldpolicy.sim.tasks import COLORS
+
+    env = _env(perturb="table=random")
+    try:
+        table = env.model.geom("table").id
+        for seed in range(12):
+            env.reset(seed=seed)
+            for name in set(env.episode.colors.values()):
+                gap = np.linalg.norm(env.model.geom_rgba[table, :3] - np.asarray(COLORS[name][:3]))
+                assert gap >= TABLE_COLOR_CLEARANCE, (seed, name, gap)
+    finally:
+        env.close()
+
+
 @pytest.mark.parametrize("task", ["reach", "pick_place"])
 def test_distractors_stand_on_the_table_clear_of_the_tasks_objects(task):
     env = _env(task, perturb="distractors=4")
