@@ -184,6 +184,23 @@ def test_every_documented_repository_path_exists(doc):
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=_doc_id)
+def test_every_documented_gymnasium_make_of_our_ids_says_the_import_that_registers_them(doc):
+    """`gymnasium.make("worldpolicy/...")` fails unless `worldpolicy.sim` was imported first (it registers the ids):
+    each paragraph or code block that makes one imports it or says so."""
+    blocks, lines, fenced = [], [], False  # paragraphs of the prose and whole ``` blocks
+    for line in [*doc.read_text().splitlines(), ""]:
+        fenced ^= line.startswith("```")
+        if line.strip() or fenced:
+            lines.append(line)
+        else:
+            blocks.append("\n".join(lines))
+            lines = []
+    lacking = [block.strip()[:80] for block in blocks if re.search(r"\bgym(?:nasium)?\.make\([\"']worldpolicy/", block)
+               and not re.search(r"(?:import|from) worldpolicy\.sim\b", block)]
+    assert not lacking, f"{_doc_id(doc)}: gymnasium.make of a worldpolicy id without `import worldpolicy.sim`: {lacking}"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=_doc_id)
 def test_documented_benchmark_flags_exist(doc):
     problems = []
     for chunk in (*_shell_lines(doc.read_text()), *_inline_spans(doc.read_text())):

@@ -335,6 +335,9 @@ def test_other_meta_episodes_columns_are_carried_with_their_types(tmp_path, caps
     kept = select_episodes(a, tmp_path / "sel", [2, 0]).dataset
     assert kept.episode_fields() == [{"operator": "op0", "score": 0.0}, {"operator": "op2", "score": 1.0}]
     assert kept.episode_columns().schema == pa.schema([("operator", pa.string()), ("score", pa.float32())])
+    # `dataset info` lists them, name and type (it did not); a dataset with none has no entry
+    assert main(["dataset", "info", str(kept.root)]) == 0
+    assert json.loads(capsys.readouterr().out)["episode_columns"] == {"operator": "string", "score": "float"}
     assert main(["dataset", "check", str(kept.root)]) == 0
     b = _dataset(tmp_path / "b", lengths=(3,), fields=lambda i: {"operator": "op9", "score": pa.scalar(1.5,
                                                                                                      pa.float32())})
@@ -352,6 +355,9 @@ def test_other_meta_episodes_columns_are_carried_with_their_types(tmp_path, caps
     assert main(["dataset", "merge", str(a.root), str(d.root), str(c.root), "--out", str(tmp_path / "ad"),
                  "--drop-columns", "--no-progress"]) == 0
     assert LeRobotDataset.open(tmp_path / "ad").episode_fields() == [{}] * 5
+    assert "episode_columns" not in LeRobotDataset.open(tmp_path / "ad").summary()
+    # the columns dropped are said, not dropped without a word
+    assert "meta/episodes columns 'operator', 'score' are not in every dataset alike; dropped" in capsys.readouterr().err
 
 
 def test_out_under_a_file_is_refused_before_writing_and_an_os_error_is_one_line(tmp_path, capsys, monkeypatch):

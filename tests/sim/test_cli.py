@@ -44,7 +44,9 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
     assert fps == pytest.approx(500 / 33) and frames.std() > 5
     assert frames.shape[1] == 48 + 2 * label_height(48) and frames.shape[2] >= 3 * 64 + 2 * GAP  # captioned
     assert not (out / "videos" / "episode_10001.mp4").exists()
-    assert "reach · scripted: success 2/2 = 100.0 % (95 % CI 34.2-100.0 %) on seeds 10000..10001\n" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "reach · scripted: success 2/2 = 100.0 % (95 % CI 34.2-100.0 %) on seeds 10000..10001\n" in printed
+    assert f"  {out / 'videos' / 'episode_10000.mp4'}\n" in printed  # the episode video among the files written
 
 
 @pytest.mark.parametrize(
@@ -195,11 +197,15 @@ def test_sim_cli_refuses_an_out_that_holds_other_runs_in_its_subfolders(tmp_path
     assert sorted(p.relative_to(demo) for p in demo.rglob("*")) == before
 
 
-def test_sim_cli_rerun_into_the_same_folder_leaves_no_stale_artefacts(tmp_path):
+def test_sim_cli_rerun_into_the_same_folder_leaves_no_stale_artefacts(tmp_path, monkeypatch):
     out = tmp_path / "run"
     common = ["sim", "--task", "reach", "--image-size", "48x64", "--no-progress", "--out", str(out)]
     assert main([*common, "--policy", "scripted", "--episodes", "2", "--videos", "2", "--max-steps", "3"]) == 0
     assert (out / "report.png").exists() and (out / "videos" / "episode_10001.mp4").exists()
+    from worldpolicy.sim import commands
+
+    monkeypatch.setattr(commands, "LISTED_VIDEOS", 1)  # more videos than are listed one by one: folder and count
+    assert commands._videos_said(out) == [f"{out / 'videos'}/ (2 episode videos)"]
     assert main([*common, "--policy", "random", "--episodes", "1", "--videos", "0", "--no-plots", "--overwrite"]) == 0
     doc = json.loads((out / "report.json").read_text())
     assert doc["policy"] == "random" and doc["max_steps"] == 60 and doc["actual_control_hz"] == pytest.approx(15.15, abs=0.01)

@@ -65,6 +65,10 @@ def test_the_table_names_every_field_and_a_perturbation_made_in_python_is_checke
     ("light=0.5,light=0.7", "perturb: light given twice ('light=0.5' and 'light=0.7')"),
     ("light,light=0.7", "perturb: light given twice ('light' and 'light=0.7')"),
     ("none,light=0.5,camera", "perturb: 'none' given with light=0.5, camera; 'none' means no shift"),
+    # an empty part was skipped: a shift may have been lost from the spec
+    ("", "perturb: '' has an empty part; give shifts separated by single commas ('none' for no shift)"),
+    ("light=0.5,,camera=0.02", "perturb: 'light=0.5,,camera=0.02' has an empty part"),
+    ("light=0.5,", "perturb: 'light=0.5,' has an empty part"),
 ])
 def test_a_bad_spec_names_the_parameter_what_was_given_and_what_is_accepted(spec, said):
     with pytest.raises(ValueError) as caught:
@@ -159,6 +163,23 @@ def test_table_colour_is_drawn_per_episode_or_named(clean):
         env.close()
 
 
+def test_a_random_table_colour_keeps_clear_of_the_colours_the_task_names():
+    """Reach seed 3 drew a red-ish table under the red ball; the draw is redone until clear of the task's colours."""
+    from worldpolicy.sim.perturb import TABLE_COLOR_CLEARANCE
+    from worldpolicy.sim.tasks import COLORS
+
+    env = _env(perturb="table=random")
+    try:
+        table = env.model.geom("table").id
+        for seed in range(12):
+            env.reset(seed=seed)
+            for name in set(env.episode.colors.values()):
+                gap = np.linalg.norm(env.model.geom_rgba[table, :3] - np.asarray(COLORS[name][:3]))
+                assert gap >= TABLE_COLOR_CLEARANCE, (seed, name, gap)
+    finally:
+        env.close()
+
+
 @pytest.mark.parametrize("task", ["reach", "pick_place"])
 def test_distractors_stand_on_the_table_clear_of_the_tasks_objects(task):
     env = _env(task, perturb="distractors=4")
@@ -215,6 +236,8 @@ def test_sim_cli_refuses_a_bad_perturb_before_anything_loads(tmp_path, capsys, m
     monkeypatch.setattr(env_module, "TabletopEnv", None)  # building the scene would fail: the check comes first
     assert main(["sim", "--policy", "scripted", "--perturb", "light=5", "--out", str(tmp_path / "run")]) == 2
     assert "sim: error: --perturb: 'light=5': light takes a number of 0.1 to 3" in capsys.readouterr().err
+    assert main(["sim", "--policy", "scripted", "--perturb", "", "--out", str(tmp_path / "run")]) == 2
+    assert "sim: error: --perturb: '' has an empty part" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 

@@ -123,6 +123,16 @@ def test_a_recorded_episode_is_captioned_with_what_it_is_and_how_it_ended(policy
                                                                f"{result.steps / hz:.2f} s · {ending}")
 
 
+def test_a_shifted_episode_says_its_perturbation_in_its_caption():
+    """A clean and a `--perturb` video of one seed carried the same caption."""
+    env = TabletopEnv("reach", image_size=(48, 64), perturb="light=0.5,table=blue")
+    try:
+        caption = Rollout(env, make_policy("scripted", env=env, seed=0), name="scripted")._caption(3, 2, None)
+    finally:
+        env.close()
+    assert caption.startswith(f"reach v{env.task.version} · scripted · seed 3 · perturb light=0.5,table=blue · step 2/")
+
+
 def test_the_baselines_render_only_the_frames_a_recording_keeps():
     """The scripted expert and random actions never look at the cameras, yet every request of every episode rendered
     all three: `--videos 1` on 100 scripted episodes rendered the 99 it did not record too."""

@@ -147,6 +147,9 @@ def merge_datasets(
     columns = [table.drop([name for name in unshared if name in table.column_names]) for table in columns]
     out = check_out([ds.root for ds in sources], out, overwrite, [SELECT_SOURCE, MERGE_SOURCE], "`dataset merge`",
                     "merged")
+    if unshared:
+        logger.warning("meta/episodes columns %s are not in every dataset alike; dropped (drop_columns)",
+                       ", ".join(map(repr, unshared)))
     origins = [(k, i) for k, ds in enumerate(sources) for i in range(ds.num_episodes)]
     provenance = {"source": MERGE_SOURCE,
                   "datasets": [{"dataset": os.path.abspath(ds.root), "episodes": ds.num_episodes} for ds in sources],

@@ -360,6 +360,10 @@ class LeRobotDataset:
             **({"success": {"succeeded": int(done.sum()),
                             "failed_episodes": [i for i, ok in enumerate(done) if not ok]}}
                if (done := self.episode_success) is not None else {}),
+            # the dataset's own meta/episodes columns (a recorder's operator, a score), name and arrow type: what
+            # `dataset select`, `merge` and `label` carry with each episode
+            **({"episode_columns": {f.name: str(f.type) for f in columns.schema}}
+               if (columns := self.episode_columns()).num_columns else {}),
             # how worldpolicy made it (`dataset from-sim`: task and expert versions, settings), where it says; the seed
             # of every episode stays in its file, out of a summary of a long recording
             **({"provenance": {k: v for k, v in self.provenance.items() if k != "seeds"}} if self.provenance else {}),

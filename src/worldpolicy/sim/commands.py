@@ -484,6 +484,20 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
     # the scenes it ran said too: they are what a second run, or another policy's, must share to compare
     print(f"{args.task} · {name}: success {report.successes}/{args.episodes} = {100 * report.success_rate:.1f} % "
           f"(95 % CI {100 * lo:.1f}-{100 * hi:.1f} %) on {seed_range(report.seed, len(report.episodes))}")
-    for path in paths:
+    for path in [*paths, *_videos_said(args.out)]:
         print(f"  {path}")
     return 0
+
+
+# Up to this many episode videos are listed one by one among the files written; more as their folder and a count
+LISTED_VIDEOS = 3
+
+
+def _videos_said(out: Path) -> list[str]:
+    """The run's episode videos as the list of files written says them: each, or, when many, their folder and count."""
+    from worldpolicy.viz.report import SIM_EPISODE_VIDEOS
+
+    videos = sorted(out.glob(SIM_EPISODE_VIDEOS))
+    if len(videos) <= LISTED_VIDEOS:
+        return [str(path) for path in videos]
+    return [f"{videos[0].parent}/ ({len(videos)} episode videos)"]

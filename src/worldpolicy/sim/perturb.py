@@ -76,6 +76,9 @@ DISTRACTOR_PREFIX = "distractor_"
 DISTRACTOR_CLEARANCE = 0.05
 # Where distractors stand: on the table, in front of the base (it stands at x = 0), within the cameras' view
 DISTRACTOR_X, DISTRACTOR_Y = (0.3, 0.75), (-0.35, 0.35)
+# A random table colour is at least this far (RGB distance, each channel 0-1) from every colour the task names, so the
+# table never hides the target (a red ball on a red-ish table); redrawn from the same stream until so
+TABLE_COLOR_CLEARANCE = 0.3
 
 PERTURBATIONS: dict[str, Knob] = {k.name: k for k in (
     Knob("camera", "m", 0.03, "each exterior camera moved this far in a random direction and turned by "
@@ -83,7 +86,8 @@ PERTURBATIONS: dict[str, Knob] = {k.name: k for k in (
          low=0.001, high=0.1),
     Knob("light", "", 0.5, "every light's intensity, the key light's and the headlight's, scaled by this factor",
          low=0.1, high=3.0),
-    Knob("table", "", "random", "the table top's colour: a named one, or random, drawn per episode",
+    Knob("table", "", "random", "the table top's colour: a named one, or random, drawn per episode clear of the "
+         "colours the task names",
          words=("random", *COLORS)),
     Knob("distractors", "boxes", 2, "that many loose boxes on the table, in colours the prompt does not name, clear "
          "of the task's objects and goal at reset, drawn per episode", low=1, high=MAX_DISTRACTORS, integer=True),
@@ -133,8 +137,9 @@ class Perturbation:
 
 def parse_perturbations(specs: str | Iterable[str] | Perturbation | None, name: str = "perturb") -> Perturbation:
     """A `Perturbation` from specs such as "camera=0.03", "light=0.5,table=random" or ["camera", "distractors=3"]
-    (a name alone takes its default); None, "" or "none" is none (beside a shift it is refused: which was meant?).
-    A bad one raises ValueError naming `name` (the parameter or flag), what was given and what is accepted."""
+    (a name alone takes its default); None, [] or "none" is none (beside a shift it is refused: which was meant?).
+    An empty part ("", "light=0.5,,camera") is refused, not skipped: a shift may have been lost from it. A bad one
+    raises ValueError naming `name` (the parameter or flag), what was given and what is accepted."""
     if isinstance(specs, Perturbation):
         return specs
     if specs is None:
@@ -147,9 +152,14 @@ def parse_perturbations(specs: str | Iterable[str] | Perturbation | None, name: 
                          f"{specs!r}; accepted: {perturbation_help()}")
     values: dict[str, float | int | str] = {}
     given: dict[str, str] = {}  # each key's part as typed, for the errors
-    parts = [p.strip() for item in items for p in item.split(",")]
+    parts: list[str] = []
+    for item in items:
+        parts += [p.strip() for p in item.split(",")]
+        if "" in parts:
+            raise ValueError(f"{name}: {item!r} has an empty part; give shifts separated by single commas ('none' "
+                             f"for no shift); accepted: {perturbation_help()}")
     for part in parts:
-        if part in ("", "none"):
+        if part == "none":
             continue
         key, eq, text = (s.strip() for s in part.partition("="))
         knob = PERTURBATIONS.get(key)
@@ -209,7 +219,7 @@ class Perturber:
             setattr(model.vis.headlight, attr, base * scale)
         model.geom_rgba[self._table] = self._table_rgba
         if p.table == "random":
-            model.geom_rgba[self._table, :3] = rng["table"].uniform(0.1, 0.9, 3)
+            model.geom_rgba[self._table, :3] = _table_color(rng["table"], episode)
         elif p.table is not None:
             model.geom_rgba[self._table] = COLORS[p.table]
         if self._distractors:
@@ -235,6 +245,17 @@ class Perturber:
             data.qpos[qadr:qadr + 3] = [*xy, TABLE_TOP + spec.size[2]]
             data.qpos[qadr + 3:qadr + 7] = [np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
             model.geom_rgba[geom] = COLORS[colors[rng.integers(len(colors))]]
+
+
+def _table_color(rng: np.random.Generator, episode: EpisodeState) -> np.ndarray:
+    """A random table colour `TABLE_COLOR_CLEARANCE` or more from each colour the episode names: a shift of the
+    background, not one that hides the object the prompt asks for."""
+    named = [np.asarray(COLORS[c][:3]) for c in set(episode.colors.values())]
+    for _ in range(1000):
+        rgb = rng.uniform(0.1, 0.9, 3)
+        if all(np.linalg.norm(rgb - c) >= TABLE_COLOR_CLEARANCE for c in named):
+            return rgb
+    raise RuntimeError(f"no table colour clear of {sorted(set(episode.colors.values()))} after 1000 draws")
 
 
 def _unit(rng: np.random.Generator) -> np.ndarray:

@@ -180,11 +180,14 @@ class Rollout:
     def _caption(self, seed: int, steps: int, outcome: bool | None) -> str:
         """What a recorded frame shows: `reach v1 · scripted · seed 3 · step 12/60 · 0.79 s`, the time at the env's
         actual control rate (the video's frame rate), then `· SUCCESS at step 16` or `· FAILURE: step limit` once
-        decided. Its parts are separated as the animations' and side-by-sides' captions are (`viz.video.SEP`)."""
+        decided; a shifted scene's spec after the seed (`· perturb light=0.5`), so a clean and a shifted video differ
+        in their caption too. Its parts are separated as the animations' and side-by-sides' captions are
+        (`viz.video.SEP`)."""
         from worldpolicy.viz.video import SEP
 
         env = self.env
         parts = [f"{env.task.name} v{env.task.version}", *([self.name] if self.name else []), f"seed {seed}",
+                 *([f"perturb {env.perturbation.spec}"] if env.perturbation else []),
                  f"step {steps}/{self.max_steps}", f"{steps / env.actual_control_hz:.2f} s"]
         if outcome is not None:
             parts.append(f"SUCCESS at step {steps}" if outcome else "FAILURE: step limit")
