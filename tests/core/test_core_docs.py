@@ -197,7 +197,8 @@ def test_every_documented_gymnasium_make_of_our_ids_says_the_import_that_registe
             lines = []
     lacking = [block.strip()[:80] for block in blocks if re.search(r"\bgym(?:nasium)?\.make\([\"']worldpolicy/", block)
                and not re.search(r"(?:import|from) worldpolicy\.sim\b", block)]
-    assert not lacking, f"{_doc_id(doc)}: gymnasium.make of a worldpolicy id without `import worldpolicy.sim`: {lacking}"
+    assert not lacking, \
+        f"{_doc_id(doc)}: gymnasium.make of a worldpolicy id without `import worldpolicy.sim`: {lacking}"
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=_doc_id)

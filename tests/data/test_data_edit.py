@@ -357,7 +357,8 @@ def test_other_meta_episodes_columns_are_carried_with_their_types(tmp_path, caps
     assert LeRobotDataset.open(tmp_path / "ad").episode_fields() == [{}] * 5
     assert "episode_columns" not in LeRobotDataset.open(tmp_path / "ad").summary()
     # the columns dropped are said, not dropped without a word
-    assert "meta/episodes columns 'operator', 'score' are not in every dataset alike; dropped" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "meta/episodes columns 'operator', 'score' are not in every dataset alike; dropped" in said
 
 
 def test_out_under_a_file_is_refused_before_writing_and_an_os_error_is_one_line(tmp_path, capsys, monkeypatch):
