@@ -203,3 +203,18 @@ def test_a_ctrl_c_while_an_interrupted_dream_writes_its_run_stops_the_writing(ca
     err = capsys.readouterr().err
     assert "Ctrl-C: writing the run of the 1 chunk dreamed; Ctrl-C again stops it" in err
     assert not (out / DREAM_FILE).exists() and (out / DREAM_PARTIAL_DIR / "chunk-0000.mp4").is_file()
+
+
+def test_a_dream_refuses_an_out_another_process_holds_before_the_weights_load(cameras, tmp_path, capsys, monkeypatch):
+    """Two dreams started into one --out both wrote it, and the second silently replaced the first's run."""
+    import os
+
+    from worldpolicy.fileio import folder_lock
+
+    monkeypatch.setattr(worldpolicy, "load_policy", lambda *a, **k: pytest.fail("the weights were loaded"))
+    out = tmp_path / "held"
+    with folder_lock(out, "elsewhere"):
+        assert _dream(out, cameras, "--chunks", "1") == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"--out: {str(out)!r} is in use by another worldpolicy process (PID {os.getpid()}," in err
+    assert not out.exists()  # the holder made it and wrote nothing: gone with its lock
