@@ -106,6 +106,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0,
                    help="the world model's chunk j samples with seed + j, the policy's with seed + N + j (default: 0)")
     p.add_argument("--no-plots", action="store_true", help="no plots/ or index.html")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (the chunks', and the checkpoint "
+                   "loading's)")
     p.add_argument("--out", required=True, help="output run directory (a dream run there is replaced)")
     p.set_defaults(func=_dream)
 
@@ -547,6 +549,7 @@ def _dream(args: argparse.Namespace) -> int:
 
     from . import load_policy
     from .cli import LOAD_FLAGS, UsageError, flag_named
+    from .engine.loading import quiet_loading
     from .fileio import DREAM_FILE, DREAM_PARTIAL_DIR, Terminated, folder_lock, interruption, sigint_held
     from .models import resolve_checkpoint
     from .policy import Policy, expand_home
@@ -595,8 +598,9 @@ def _dream(args: argparse.Namespace) -> int:
             raise UsageError(f"--score reach: the --prompt names the ball it scores: {exc}") from None
     # held for the whole run, before any weights load: a second dream on this --out would replace the first's run
     with folder_lock(out, "--out"):
-        policy = load_policy(args.policy, **sampling)
-        world_model = policy if one_model else load_policy(world, **sampling)
+        with quiet_loading(args.no_progress):  # diffusers' loading bar too, as `train --no-progress`
+            policy = load_policy(args.policy, **sampling)
+            world_model = policy if one_model else load_policy(world, **sampling)
         for model in {id(policy): policy, id(world_model): world_model}.values():
             for shape in said.views:  # warned above, in the command line's terms
                 model.single_view_said(*shape)
@@ -605,7 +609,8 @@ def _dream(args: argparse.Namespace) -> int:
         settings = dream_settings(str(args.policy), str(world), args.seed, args.chunks, args.execute_steps, args.score,
                                   {flag: str(path.resolve()) for flag, path in sources.items()})
         recorder = DreamRecorder(out, settings, args.chunks, plots=not args.no_plots)
-        bar = tqdm(total=args.chunks, desc=f"dream ({w.key})", unit="chunk", leave=False)
+        bar = tqdm(total=args.chunks, desc=f"dream ({w.key})", unit="chunk", leave=False,
+                   disable=args.no_progress)
 
         def writing(done: int) -> str:  # what a Ctrl-C while the whole run is written is told
             return (f"writing the run of the {plural(done, 'chunk')} dreamed; Ctrl-C again stops it (each chunk stays in "

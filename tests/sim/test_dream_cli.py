@@ -218,3 +218,11 @@ def test_a_dream_refuses_an_out_another_process_holds_before_the_weights_load(ca
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"--out: {str(out)!r} is in use by another worldpolicy process (PID {os.getpid()}," in err
     assert not out.exists()  # the holder made it and wrote nothing: gone with its lock
+
+
+def test_no_progress_hides_the_chunks_bar(cameras, tmp_path, capsys):
+    """`dream --no-progress` was refused as an unrecognized argument, while `sim` takes it."""
+    assert _dream(tmp_path / "shown", cameras, "--chunks", "1", "--no-plots") == 0
+    assert "dream (panda_reach" in capsys.readouterr().err  # the bar, shown by default
+    assert _dream(tmp_path / "quiet", cameras, "--chunks", "1", "--no-plots", "--no-progress") == 0
+    assert "dream (" not in capsys.readouterr().err
