@@ -57,6 +57,8 @@ def test_dream_writes_its_video_actions_chunks_plots_and_page(run):
     settings = json.loads((run / "settings.json").read_text())
     assert settings["command"] == "dream" and settings["dream"]["chunks"] == 2 and settings["dream"]["seed"] == 5
     assert settings["dream"]["policy"] == settings["dream"]["world_model"]  # one checkpoint, both roles
+    # the shipped model as `label` and `train` record it (`portable_checkpoint`), not this install's folder
+    assert settings["dream"]["policy"] == settings["checkpoint"] == actions["settings"]["checkpoint"] == "shipped"
     assert [c["actions"] for c in settings["trajectory"]["chunks"]] == [[0, 3], [3, 6]]
     assert [c["seed"] for c in settings["trajectory"]["chunks"]] == [5, 6]  # the world model's chunk j: seed + j
     doc = json.loads((run / DREAM_FILE).read_text())
@@ -66,6 +68,7 @@ def test_dream_writes_its_video_actions_chunks_plots_and_page(run):
     assert (run / "plots" / "actions.png").is_file()
     page = (run / "index.html").read_text()
     assert "data-run-kind='dream'" in page and "id='records-chunks'" in page
+    assert "models/panda_reach" not in page
     assert "under the actions the policy chose from the frame before it" in page  # not forward dynamics' "given"
     assert "<b>mode</b><span>dream: policy acting in a world model (forward_dynamics)</span>" in page
     assert folder_kind(run)[0].writer == "dream"
