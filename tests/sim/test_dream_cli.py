@@ -69,6 +69,7 @@ def test_dream_writes_its_video_actions_chunks_plots_and_page(run):
     page = (run / "index.html").read_text()
     assert "data-run-kind='dream'" in page and "id='records-chunks'" in page
     assert "models/panda_reach" not in page
+    assert "stopped early" not in page  # every chunk asked for ran
     assert "under the actions the policy chose from the frame before it" in page  # not forward dynamics' "given"
     assert "<b>mode</b><span>dream: policy acting in a world model (forward_dynamics)</span>" in page
     assert folder_kind(run)[0].writer == "dream"
@@ -173,6 +174,7 @@ def test_a_dream_cut_short_ends_with_the_whole_run_of_the_chunks_that_finished(c
     assert (out / "plots" / "actions.png").is_file()
     page = (out / "index.html").read_text()
     assert "data-run-kind='dream'" in page and DREAM_PARTIAL_DIR not in page  # the record, gone: not on the page
+    assert "<b>dreamed</b><span>2 of 3 chunks (stopped early)</span>" in page  # in its summary, not only Metrics'
     assert not (out / DREAM_PARTIAL_DIR).exists()
     (out / "index.html").unlink()
     assert main(["report", str(out)]) == 0  # `worldpolicy report` redraws its page
