@@ -299,15 +299,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+class _CommandLineFormatter(logging.Formatter):
+    """A command's INFO lines, what it did (`wrote 2 episodes in 0.4 s into d2`), as the message alone, as `sim` and
+    `dream` print theirs: `dataset select` printed it after a timestamp, level and logger. Warnings, errors and `-v`'s
+    debug lines keep them (`TEXT_FORMAT`), as does a server's log (`serve --log-format text`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.levelno == logging.INFO and not record.exc_info:
+            return record.getMessage()
+        return super().format(record)
+
+
 def _configure_logging(args: argparse.Namespace) -> None:
-    """The root handler on stderr: `text` lines (a timestamp, level and logger before each message), or `json` ones
-    for a command that has `--log-format` (`serve`), where Python's `warnings` go through logging too, so every line
-    the process logs is one JSON object."""
+    """The root handler on stderr: `text` lines (a timestamp, level and logger before each message; a command's INFO
+    lines plain, `_CommandLineFormatter`, except a server's), or `json` ones for a command that has `--log-format`
+    (`serve`), where Python's `warnings` go through logging too, so every line the process logs is one JSON object."""
     from .serving.logformat import TEXT_FORMAT, JsonFormatter, log_uncaught
 
     json_lines = _json_lines(args)
     handler = logging.StreamHandler()  # the current stderr, also when main() runs more than once in a process
-    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(TEXT_FORMAT))
+    served = hasattr(args, "log_format")  # a server's log: every line timed, its INFO events included
+    handler.setFormatter(JsonFormatter() if json_lines else
+                         logging.Formatter(TEXT_FORMAT) if served else _CommandLineFormatter(TEXT_FORMAT))
     logging.basicConfig(  # other libraries' INFO lines (OpenGL, httpx...) are noise on a command line: warnings only
         level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler], force=True,
     )
