@@ -161,6 +161,8 @@ def with_key_hint(exc: ConnectionError, command: str) -> ConnectionError:
 
 
 _GIVEN = "_single_valued_options_given"  # what `_StoreOnce` saw during one parse; removed before the parse returns
+# the innermost subcommand's parser that was left arguments it does not take, and those arguments (`_Subcommands`)
+_UNRECOGNIZED_BY = "_unrecognized_by"
 
 
 class _StoreOnce(argparse._StoreAction):
@@ -203,6 +205,14 @@ class _Subcommands(argparse._SubParsersAction):
         _add_verbose(parser, argparse.SUPPRESS)
         return parser
 
+    def __call__(self, parser, namespace, values, option_string=None):
+        """Parse the subcommand's arguments; the first parser left some it does not take is kept, the innermost (its
+        own subcommand's ran first), so the error names it and shows its usage, not the top level's."""
+        super().__call__(parser, namespace, values, option_string)
+        left = getattr(namespace, argparse._UNRECOGNIZED_ARGS_ATTR, None)
+        if left and not hasattr(namespace, _UNRECOGNIZED_BY):
+            setattr(namespace, _UNRECOGNIZED_BY, (self._name_parser_map[values[0]], list(left)))
+
 
 class _Parser(argparse.ArgumentParser):
     """The command line's parsers (subcommands' too: `add_subparsers` makes parsers of its parent's class), with
@@ -218,6 +228,16 @@ class _Parser(argparse.ArgumentParser):
         namespace, extras = super().parse_known_args(args, namespace)
         vars(namespace).pop(_GIVEN, None)  # the parse's own bookkeeping, not a command's argument
         return namespace, extras
+
+    def parse_args(self, args=None, namespace=None):
+        """argparse's, but arguments no parser takes are refused by the innermost subcommand's parser that was left
+        them, with its usage (`worldpolicy dataset label: error: unrecognized arguments: 1`): the top level's named
+        neither the subcommand nor its flags."""
+        namespace, extras = self.parse_known_args(args, namespace)
+        by, theirs = vars(namespace).pop(_UNRECOGNIZED_BY, (self, extras))
+        if extras:
+            (by if theirs == extras else self).error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -279,15 +299,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+class _CommandLineFormatter(logging.Formatter):
+    """A command's INFO lines, what it did (`wrote 2 episodes in 0.4 s into d2`), as the message alone, as `sim` and
+    `dream` print theirs: `dataset select` printed it after a timestamp, level and logger. Warnings, errors and `-v`'s
+    debug lines keep them (`TEXT_FORMAT`), as does a server's log (`serve --log-format text`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.levelno == logging.INFO and not record.exc_info:
+            return record.getMessage()
+        return super().format(record)
+
+
 def _configure_logging(args: argparse.Namespace) -> None:
-    """The root handler on stderr: `text` lines (a timestamp, level and logger before each message), or `json` ones
-    for a command that has `--log-format` (`serve`), where Python's `warnings` go through logging too, so every line
-    the process logs is one JSON object."""
+    """The root handler on stderr: `text` lines (a timestamp, level and logger before each message; a command's INFO
+    lines plain, `_CommandLineFormatter`, except a server's), or `json` ones for a command that has `--log-format`
+    (`serve`), where Python's `warnings` go through logging too, so every line the process logs is one JSON object."""
     from .serving.logformat import TEXT_FORMAT, JsonFormatter, log_uncaught
 
     json_lines = _json_lines(args)
     handler = logging.StreamHandler()  # the current stderr, also when main() runs more than once in a process
-    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(TEXT_FORMAT))
+    served = hasattr(args, "log_format")  # a server's log: every line timed, its INFO events included
+    handler.setFormatter(JsonFormatter() if json_lines else
+                         logging.Formatter(TEXT_FORMAT) if served else _CommandLineFormatter(TEXT_FORMAT))
     logging.basicConfig(  # other libraries' INFO lines (OpenGL, httpx...) are noise on a command line: warnings only
         level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler], force=True,
     )

@@ -106,6 +106,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0,
                    help="the world model's chunk j samples with seed + j, the policy's with seed + N + j (default: 0)")
     p.add_argument("--no-plots", action="store_true", help="no plots/ or index.html")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (the chunks', and the checkpoint "
+                   "loading's)")
     p.add_argument("--out", required=True, help="output run directory (a dream run there is replaced)")
     p.set_defaults(func=_dream)
 
@@ -547,7 +549,8 @@ def _dream(args: argparse.Namespace) -> int:
 
     from . import load_policy
     from .cli import LOAD_FLAGS, UsageError, flag_named
-    from .fileio import DREAM_FILE, DREAM_PARTIAL_DIR, Terminated, interruption, sigint_held
+    from .engine.loading import quiet_loading
+    from .fileio import DREAM_FILE, DREAM_PARTIAL_DIR, Terminated, folder_lock, interruption, sigint_held
     from .models import resolve_checkpoint
     from .policy import Policy, expand_home
     from .processing.trajectory import check_trajectory_embodiment
@@ -593,60 +596,64 @@ def _dream(args: argparse.Namespace) -> int:
             prompt_color(args.prompt)
         except ValueError as exc:
             raise UsageError(f"--score reach: the --prompt names the ball it scores: {exc}") from None
-    policy = load_policy(args.policy, **sampling)
-    world_model = policy if one_model else load_policy(world, **sampling)
-    for model in {id(policy): policy, id(world_model): world_model}.values():
-        for shape in said.views:  # warned above, in the command line's terms
-            model.single_view_said(*shape)
-    scorer = reach_scorer(world_model.embodiment.camera_keys) if args.score == "reach" else None
-    observation = {key: str(path) for key, path in cameras.items()} or str(next(iter(sources.values())))
-    settings = dream_settings(str(args.policy), str(world), args.seed, args.chunks, args.execute_steps, args.score,
-                              {flag: str(path.resolve()) for flag, path in sources.items()})
-    recorder = DreamRecorder(out, settings, args.chunks, plots=not args.no_plots)
-    bar = tqdm(total=args.chunks, desc=f"dream ({w.key})", unit="chunk", leave=False)
+    # held for the whole run, before any weights load: a second dream on this --out would replace the first's run
+    with folder_lock(out, "--out"):
+        with quiet_loading(args.no_progress):  # diffusers' loading bar too, as `train --no-progress`
+            policy = load_policy(args.policy, **sampling)
+            world_model = policy if one_model else load_policy(world, **sampling)
+        for model in {id(policy): policy, id(world_model): world_model}.values():
+            for shape in said.views:  # warned above, in the command line's terms
+                model.single_view_said(*shape)
+        scorer = reach_scorer(world_model.embodiment.camera_keys) if args.score == "reach" else None
+        observation = {key: str(path) for key, path in cameras.items()} or str(next(iter(sources.values())))
+        settings = dream_settings(str(args.policy), str(world), args.seed, args.chunks, args.execute_steps, args.score,
+                                  {flag: str(path.resolve()) for flag, path in sources.items()})
+        recorder = DreamRecorder(out, settings, args.chunks, plots=not args.no_plots)
+        bar = tqdm(total=args.chunks, desc=f"dream ({w.key})", unit="chunk", leave=False,
+                   disable=args.no_progress)
 
-    def writing(done: int) -> str:  # what a Ctrl-C while the whole run is written is told
-        return (f"writing the run of the {plural(done, 'chunk')} dreamed; Ctrl-C again stops it (each chunk stays in "
-                f"{out / DREAM_PARTIAL_DIR} until the run's files are written; after that only its plots and page "
-                f"are left, which `worldpolicy viz {out}` draws)")
+        def writing(done: int) -> str:  # what a Ctrl-C while the whole run is written is told
+            return (f"writing the run of the {plural(done, 'chunk')} dreamed; Ctrl-C again stops it (each chunk stays in "
+                    f"{out / DREAM_PARTIAL_DIR} until the run's files are written; after that only its plots and page "
+                    f"are left, which `worldpolicy viz {out}` draws)")
 
-    def keep(chunk) -> None:  # after every chunk: an interruption loses none of the finished ones
-        with sigint_held() as caught:  # a chunk's record written whole, or not at all
-            recorder.add(chunk)
-            bar.update(1)
+        def keep(chunk) -> None:  # after every chunk: an interruption loses none of the finished ones
+            with sigint_held() as caught:  # a chunk's record written whole, or not at all
+                recorder.add(chunk)
+                bar.update(1)
+            if caught:
+                raise interruption(caught)
+
+        try:
+            with _not_said_again(said.messages):
+                result = dream(policy, world_model, observation, args.prompt, args.chunks, state=state, seed=args.seed,
+                               execute_steps=args.execute_steps, scorer=scorer, on_chunk=keep)
+        except BaseException as exc:
+            bar.close()
+            if recorder.chunks:
+                done = len(recorder.chunks)
+                why = "the interruption" if isinstance(exc, KeyboardInterrupt) else "the failure"
+                with sigint_held(writing(done), second_stops=True) as held:  # stopping anyway: what it held is not raised
+                    if isinstance(exc, KeyboardInterrupt):  # the signal that stopped the dream was the first: the
+                        name = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"  # next one stops the writing
+                        print(f"{name}: {writing(done)}", file=sys.stderr, flush=True)
+                        held.append(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+                    recorder.finish()
+                print(f"worldpolicy dream: {done} of {args.chunks} chunks finished before {why}; their run is in {out} "
+                      f"(rollout.mp4, actions.json, {DREAM_FILE}{'' if args.no_plots else ', plots, index.html'})",
+                      file=sys.stderr)
+            raise
+        bar.close()
+        with sigint_held(writing(args.chunks), second_stops=True) as caught:
+            written = recorder.finish()
         if caught:
             raise interruption(caught)
-
-    try:
-        with _not_said_again(said.messages):
-            result = dream(policy, world_model, observation, args.prompt, args.chunks, state=state, seed=args.seed,
-                           execute_steps=args.execute_steps, scorer=scorer, on_chunk=keep)
-    except BaseException as exc:
-        bar.close()
-        if recorder.chunks:
-            done = len(recorder.chunks)
-            why = "the interruption" if isinstance(exc, KeyboardInterrupt) else "the failure"
-            with sigint_held(writing(done), second_stops=True) as held:  # stopping anyway: what it held is not raised
-                if isinstance(exc, KeyboardInterrupt):  # the signal that stopped the dream was the first: the
-                    name = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"  # next one stops the writing
-                    print(f"{name}: {writing(done)}", file=sys.stderr, flush=True)
-                    held.append(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
-                recorder.finish()
-            print(f"worldpolicy dream: {done} of {args.chunks} chunks finished before {why}; their run is in {out} "
-                  f"(rollout.mp4, actions.json, {DREAM_FILE}{'' if args.no_plots else ', plots, index.html'})",
-                  file=sys.stderr)
-        raise
-    bar.close()
-    with sigint_held(writing(args.chunks), second_stops=True) as caught:
-        written = recorder.finish()
-    if caught:
-        raise interruption(caught)
-    scored = f"; reward per chunk {', '.join(f'{r:.3f}' for r in result.rewards)}" if scorer is not None else ""
-    print(f"dream: {plural(args.chunks, 'chunk')}, {len(result.actions)} actions of {policy.embodiment.key} "
-          f"imagined into {len(result.frames)} frames at {result.fps:g} fps{scored}")
-    for path in written:
-        print(f"  wrote {path}")
-    return 0
+        scored = f"; reward per chunk {', '.join(f'{r:.3f}' for r in result.rewards)}" if scorer is not None else ""
+        print(f"dream: {plural(args.chunks, 'chunk')}, {len(result.actions)} actions of {policy.embodiment.key} "
+              f"imagined into {len(result.frames)} frames at {result.fps:g} fps{scored}")
+        for path in written:
+            print(f"  wrote {path}")
+        return 0
 
 
 def _shipped_success(checkpoint: Path) -> str:

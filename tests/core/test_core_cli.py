@@ -1066,3 +1066,20 @@ def test_episode_list_refuses_more_episodes_than_any_dataset_holds_before_listin
     assert cli.episode_list("--episodes", "1-3,7,-1") == [1, 2, 3, 7, -1]
     with pytest.raises(ValueError, match="names 6 episodes; at most 5 are taken"):
         cli.episode_list("--episodes", "1-3,7,-1,9")
+
+
+def test_an_unrecognized_argument_is_refused_by_its_subcommand(capsys):
+    """`worldpolicy dataset label ... --episodes 0 1` printed the top level's usage and `worldpolicy: error:
+    unrecognized arguments: 1`, naming neither the subcommand nor its flags."""
+    for argv, prog in [(["dataset", "label", "d", "--checkpoint", "shipped", "--out", "o", "--episodes", "0", "1"],
+                        "worldpolicy dataset label"),
+                       (["sim", "--policy", "random", "--bogus"], "worldpolicy sim")]:
+        with pytest.raises(SystemExit) as refused:
+            main(argv)
+        err = capsys.readouterr().err
+        assert refused.value.code == 2 and err.startswith(f"usage: {prog} "), err
+        said = "1" if argv[0] == "dataset" else "--bogus"
+        assert err.strip().splitlines()[-1] == f"{prog}: error: unrecognized arguments: {said}", err
+    with pytest.raises(SystemExit):  # an argument before any subcommand is the top level's
+        main(["--bogus", "sim"])
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "worldpolicy: error: unrecognized arguments: --bogus"

@@ -295,3 +295,15 @@ def test_an_episode_named_twice_through_a_negative_index_says_which_indices_name
         check_once("--episodes", [0, 1, 2, -1, -3], 3)
     with pytest.raises(ValueError, match=r"^--episodes=\[1, 1\]: \[1\] given more than once; name each episode once$"):
         check_once("--episodes", [1, 1], 3)
+
+
+def test_select_says_what_it_wrote_in_a_plain_line_as_sim_and_dream_do(small_dataset, tmp_path, capsys):
+    """`dataset select`, `merge` and `label` said what they wrote after a timestamp, level and logger
+    (`2026-12-06 06:00:37,879 INFO worldpolicy.data.edit: wrote ...`), unlike every other command's lines."""
+    from worldpolicy.cli import main
+
+    out = tmp_path / "selected"
+    assert main(["dataset", "select", str(small_dataset[0].root), "--episodes", "0", "--out", str(out), "--no-progress"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert [line for line in err if line.startswith("wrote ")] == [line for line in err if "wrote" in line], err
+    assert any(line.startswith("wrote ") and line.endswith(f"into {out}") for line in err), err

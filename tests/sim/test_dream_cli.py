@@ -57,6 +57,8 @@ def test_dream_writes_its_video_actions_chunks_plots_and_page(run):
     settings = json.loads((run / "settings.json").read_text())
     assert settings["command"] == "dream" and settings["dream"]["chunks"] == 2 and settings["dream"]["seed"] == 5
     assert settings["dream"]["policy"] == settings["dream"]["world_model"]  # one checkpoint, both roles
+    # the shipped model as `label` and `train` record it (`portable_checkpoint`), not this install's folder
+    assert settings["dream"]["policy"] == settings["checkpoint"] == actions["settings"]["checkpoint"] == "shipped"
     assert [c["actions"] for c in settings["trajectory"]["chunks"]] == [[0, 3], [3, 6]]
     assert [c["seed"] for c in settings["trajectory"]["chunks"]] == [5, 6]  # the world model's chunk j: seed + j
     doc = json.loads((run / DREAM_FILE).read_text())
@@ -66,6 +68,8 @@ def test_dream_writes_its_video_actions_chunks_plots_and_page(run):
     assert (run / "plots" / "actions.png").is_file()
     page = (run / "index.html").read_text()
     assert "data-run-kind='dream'" in page and "id='records-chunks'" in page
+    assert "models/panda_reach" not in page
+    assert "stopped early" not in page  # every chunk asked for ran
     assert "under the actions the policy chose from the frame before it" in page  # not forward dynamics' "given"
     assert "<b>mode</b><span>dream: policy acting in a world model (forward_dynamics)</span>" in page
     assert folder_kind(run)[0].writer == "dream"
@@ -170,6 +174,7 @@ def test_a_dream_cut_short_ends_with_the_whole_run_of_the_chunks_that_finished(c
     assert (out / "plots" / "actions.png").is_file()
     page = (out / "index.html").read_text()
     assert "data-run-kind='dream'" in page and DREAM_PARTIAL_DIR not in page  # the record, gone: not on the page
+    assert "<b>dreamed</b><span>2 of 3 chunks (stopped early)</span>" in page  # in its summary, not only Metrics'
     assert not (out / DREAM_PARTIAL_DIR).exists()
     (out / "index.html").unlink()
     assert main(["report", str(out)]) == 0  # `worldpolicy report` redraws its page
@@ -203,3 +208,26 @@ def test_a_ctrl_c_while_an_interrupted_dream_writes_its_run_stops_the_writing(ca
     err = capsys.readouterr().err
     assert "Ctrl-C: writing the run of the 1 chunk dreamed; Ctrl-C again stops it" in err
     assert not (out / DREAM_FILE).exists() and (out / DREAM_PARTIAL_DIR / "chunk-0000.mp4").is_file()
+
+
+def test_a_dream_refuses_an_out_another_process_holds_before_the_weights_load(cameras, tmp_path, capsys, monkeypatch):
+    """Two dreams started into one --out both wrote it, and the second silently replaced the first's run."""
+    import os
+
+    from worldpolicy.fileio import folder_lock
+
+    monkeypatch.setattr(worldpolicy, "load_policy", lambda *a, **k: pytest.fail("the weights were loaded"))
+    out = tmp_path / "held"
+    with folder_lock(out, "elsewhere"):
+        assert _dream(out, cameras, "--chunks", "1") == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"--out: {str(out)!r} is in use by another worldpolicy process (PID {os.getpid()}," in err
+    assert not out.exists()  # the holder made it and wrote nothing: gone with its lock
+
+
+def test_no_progress_hides_the_chunks_bar(cameras, tmp_path, capsys):
+    """`dream --no-progress` was refused as an unrecognized argument, while `sim` takes it."""
+    assert _dream(tmp_path / "shown", cameras, "--chunks", "1", "--no-plots") == 0
+    assert "dream (panda_reach" in capsys.readouterr().err  # the bar, shown by default
+    assert _dream(tmp_path / "quiet", cameras, "--chunks", "1", "--no-plots", "--no-progress") == 0
+    assert "dream (" not in capsys.readouterr().err

@@ -28,6 +28,7 @@ with extra_imports():
 
 from worldpolicy.embodiments import Embodiment
 from worldpolicy.fileio import DREAM_CHUNKS_FILE, DREAM_FILE, DREAM_PARTIAL_DIR, make_folder, write_json_atomic
+from worldpolicy.models import portable_checkpoint
 from worldpolicy.planning import Scorer, check_scorer, score
 from worldpolicy.policy import Policy, check_seed, join_windows, observation_state, physical_state_row
 from worldpolicy.processing.actions import to_model, to_physical
@@ -389,8 +390,11 @@ def dream_settings(policy: str, world_model: str, seed: int | None, chunks: int,
     """What a dream run records beside its prediction's settings (`write_dream`'s `settings`), the one place its shape
     is made: `worldpolicy dream` and the agents' `dream` tool alike. `command` names the run a dream
     (`viz.plots.run_mode`); `dream` holds what was asked (its `score` says whether chunks carry a reward); `inputs`,
-    the files given, as each front end names them."""
-    return {"command": "dream",
+    the files given, as each front end names them. The checkpoints as a saved setting names them
+    (`models.portable_checkpoint`: `shipped`, not this install's folder), as `label` and `train` record theirs;
+    `checkpoint`, the world model's, replaces the one its predictions carry."""
+    policy, world_model = str(portable_checkpoint(policy)), str(portable_checkpoint(world_model))
+    return {"command": "dream", "checkpoint": world_model,
             "dream": {"policy": policy, "world_model": world_model, "seed": seed, "chunks": chunks,
                       "execute_steps": execute_steps, "score": score},
             "inputs": inputs}

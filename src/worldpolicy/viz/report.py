@@ -248,9 +248,10 @@ def _run_kind(run_dir: Path, actions: Mapping[str, Any] | None, metrics: Any) ->
     return "predict" if actions is not None else "run"
 
 
-def _summary_cards(actions: Mapping[str, Any]) -> str:
+def _summary_cards(actions: Mapping[str, Any], dream: Mapping[str, Any] | None = None) -> str:
     """A predict run's headline: what was asked (mode, embodiment, the prompt: only the settings at the page's foot
-    named it), what came back, and how long it took."""
+    named it), what came back, and how long it took. A dream run's (`dream`: its dream.json) says too how many of the
+    chunks asked for ran, where it stopped early: only its chunk table's count said so."""
     real_rows = real_rows_of(actions)
     settings = actions.get("settings")
     prompt = settings.get("prompt") if isinstance(settings, Mapping) else None
@@ -258,6 +259,7 @@ def _summary_cards(actions: Mapping[str, Any]) -> str:
     cards = [
         ("mode", run_mode(actions)),
         ("embodiment", actions.get("embodiment")),
+        *_dream_cut_short(dream),
         *([("checkpoint", checkpoint)] if isinstance(checkpoint, str) and checkpoint.strip() else []),
         *([("prompt", prompt)] if isinstance(prompt, str) and prompt.strip() else []),
         ("chunk", f"{actions.get('chunk_size', len(actions.get('actions', [])))} steps"),
@@ -274,6 +276,14 @@ def _summary_cards(actions: Mapping[str, Any]) -> str:
     cards += [(f"time: {k}{summed if k != 'total' else ''}", f"{float(v):.3f} s")
               for k, v in (actions.get("timings_s") or {}).items()]
     return _cards(cards)
+
+
+def _dream_cut_short(dream: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """The card of a dream stopped before all its chunks ran (Ctrl-C, a failure): `2 of 8 chunks`; none else."""
+    done, asked = (dream.get("chunks_done"), dream.get("chunks_requested")) if dream is not None else (None, None)
+    if not (isinstance(done, int) and isinstance(asked, int) and done < asked):
+        return []
+    return [("dreamed", f"{done} of {plural(asked, 'chunk')} (stopped early)")]
 
 
 def _cards(cards: list[tuple[str, Any]]) -> str:
@@ -623,16 +633,18 @@ def build_report_html(run_dir: str | Path, title: str | None = None) -> str:
         except ValueError as exc:
             notes.append(f"actions.json could not be read: {exc}")
     metrics = None
+    metrics_file = None
     for name in METRICS_FILES:
         if metrics is None and (run_dir / name).is_file():
             try:
-                metrics = _read_json(run_dir / name)
+                metrics, metrics_file = _read_json(run_dir / name), name
             except ValueError as exc:
                 notes.append(f"{name} could not be read: {exc}")
 
     if isinstance(actions, Mapping):
+        dream = metrics if metrics_file == DREAM_FILE and isinstance(metrics, Mapping) else None
         try:
-            sections.append(f"<section id=summary><h2>Summary</h2>{_summary_cards(actions)}</section>")
+            sections.append(f"<section id=summary><h2>Summary</h2>{_summary_cards(actions, dream)}</section>")
         except _UNUSABLE as exc:
             notes.append(f"actions.json summary could not be shown: {exc}")
     episodes: dict[str, Mapping[str, Any]] = {}  # a sim run's records by seed, which names each episode's video
