@@ -613,9 +613,9 @@ def _dream(args: argparse.Namespace) -> int:
                    disable=args.no_progress)
 
         def writing(done: int) -> str:  # what a Ctrl-C while the whole run is written is told
-            return (f"writing the run of the {plural(done, 'chunk')} dreamed; Ctrl-C again stops it (each chunk stays in "
-                    f"{out / DREAM_PARTIAL_DIR} until the run's files are written; after that only its plots and page "
-                    f"are left, which `worldpolicy viz {out}` draws)")
+            return (f"writing the run of the {plural(done, 'chunk')} dreamed; Ctrl-C again stops it (each chunk stays "
+                    f"in {out / DREAM_PARTIAL_DIR} until the run's files are written; after that only its plots and "
+                    f"page are left, which `worldpolicy viz {out}` draws)")
 
         def keep(chunk) -> None:  # after every chunk: an interruption loses none of the finished ones
             with sigint_held() as caught:  # a chunk's record written whole, or not at all
@@ -633,7 +633,8 @@ def _dream(args: argparse.Namespace) -> int:
             if recorder.chunks:
                 done = len(recorder.chunks)
                 why = "the interruption" if isinstance(exc, KeyboardInterrupt) else "the failure"
-                with sigint_held(writing(done), second_stops=True) as held:  # stopping anyway: what it held is not raised
+                # stopping anyway: what it held is not raised
+                with sigint_held(writing(done), second_stops=True) as held:
                     if isinstance(exc, KeyboardInterrupt):  # the signal that stopped the dream was the first: the
                         name = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"  # next one stops the writing
                         print(f"{name}: {writing(done)}", file=sys.stderr, flush=True)
