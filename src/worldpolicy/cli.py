@@ -302,10 +302,11 @@ def main(argv: list[str] | None = None) -> int:
 class _CommandLineFormatter(logging.Formatter):
     """A command's INFO lines, what it did (`wrote 2 episodes in 0.4 s into d2`), as the message alone, as `sim` and
     `dream` print theirs: `dataset select` printed it after a timestamp, level and logger. Warnings, errors and `-v`'s
-    debug lines keep them (`TEXT_FORMAT`), as does a server's log (`serve --log-format text`)."""
+    debug lines keep them (`TEXT_FORMAT`), as do other libraries' INFO lines (`-v` shows them: httpx's requests, named
+    by their logger), and a server's log (`serve --log-format text`)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        if record.levelno == logging.INFO and not record.exc_info:
+        if record.levelno == logging.INFO and not record.exc_info and record.name.partition(".")[0] == "worldpolicy":
             return record.getMessage()
         return super().format(record)
 

@@ -1083,3 +1083,19 @@ def test_an_unrecognized_argument_is_refused_by_its_subcommand(capsys):
     with pytest.raises(SystemExit):  # an argument before any subcommand is the top level's
         main(["--bogus", "sim"])
     assert capsys.readouterr().err.strip().splitlines()[-1] == "worldpolicy: error: unrecognized arguments: --bogus"
+
+
+def test_only_worldpolicy_info_lines_are_plain():
+    """A command's own INFO lines are its message alone; another library's (`-v` shows httpx's requests) keep their
+    time, level and logger, which say whose they are."""
+    import logging
+
+    from worldpolicy.cli import _CommandLineFormatter
+    from worldpolicy.serving.logformat import TEXT_FORMAT
+
+    def line(name: str, level: int = logging.INFO) -> str:
+        return _CommandLineFormatter(TEXT_FORMAT).format(logging.LogRecord(name, level, "f.py", 1, "said", None, None))
+
+    assert line("worldpolicy.data.edit") == "said"
+    assert line("httpx").endswith("INFO httpx: said") and line("worldpolicyx").endswith("INFO worldpolicyx: said")
+    assert line("worldpolicy.data.edit", logging.WARNING).endswith("WARNING worldpolicy.data.edit: said")

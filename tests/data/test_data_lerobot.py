@@ -943,7 +943,7 @@ def test_a_success_column_from_another_recorder_is_read_as_0_1_or_not_read_and_s
             expected is None)
 
 
-def test_add_episode_fields_keep_their_type_and_refuse_what_they_cannot_be(tmp_path):
+def test_add_episode_fields_keep_their_type_and_refuse_what_they_cannot_be(tmp_path, monkeypatch):
     """`fields` carry a recorder's own meta/episodes columns (what `dataset select`/`merge` copy): a pyarrow scalar's
     type is kept, a missing one is null; LeRobot's own columns, `success` and a value of another type are refused."""
     writer = LeRobotDatasetWriter(tmp_path / "ds", 10)
@@ -959,6 +959,11 @@ def test_add_episode_fields_keep_their_type_and_refuse_what_they_cannot_be(tmp_p
     ds = writer.finalize()
     assert ds.num_episodes == 2 and ds.episode_fields() == [{"level": 2, "note": None}, {"level": None, "note": "late"}]
     assert ds.episode_columns().schema == pa.schema([("level", pa.int8()), ("note", pa.string())])
+    # `dataset info` lists them, reading those columns alone, not the episodes files' per-episode stats again
+    read, real = [], pq.read_table
+    monkeypatch.setattr(pq, "read_table", lambda path, columns=None: read.append(columns) or real(path, columns=columns))
+    assert ds.summary()["episode_columns"] == {"level": "int8", "note": "string"}
+    assert read == [["episode_index", "level", "note"]]
 
 
 

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -228,13 +228,12 @@ class LeRobotDataset:
                                                     if c in table.column_names])
 
     def _extra_episode_tables(self) -> list[pa.Table]:
-        """Each meta/episodes file's `episode_index` and the columns it has beyond LeRobot's own."""
-        tables = []
-        for path in _episodes_files(self.root):
-            table = _read_parquet(path, "episodes file")
-            tables.append(table.select(["episode_index", *(c for c in table.column_names
-                                                           if not _lerobot_episode_column(c))]))
-        return tables
+        """Each meta/episodes file's `episode_index` and the columns it has beyond LeRobot's own, those alone read
+        (not its per-episode stats: `summary` reads these on every `dataset info`)."""
+        def picked(names: list[str]) -> list[str]:
+            return ["episode_index", *(c for c in names if not _lerobot_episode_column(c))]
+
+        return [_read_parquet(path, "episodes file", picked) for path in _episodes_files(self.root)]
 
     @property
     def stats_path(self) -> Path:
@@ -627,11 +626,12 @@ def _not_a_dataset(root: Path) -> str:
     return problem
 
 
-def _read_parquet(path: Path, what: str) -> pa.Table:
+def _read_parquet(path: Path, what: str, columns: Callable[[list[str]], list[str]] | None = None) -> pa.Table:
+    """The parquet file `path` (`what` names it in errors): every column, or those `columns` picks from its names."""
     if not path.is_file():
         raise DatasetFormatError(path, None, f"{what} is missing")
     try:
-        return pq.read_table(path)
+        return pq.read_table(path, columns=None if columns is None else columns(pq.read_schema(path).names))
     except (pa.ArrowInvalid, OSError) as exc:
         raise DatasetFormatError(path, None, f"{what} is not a readable parquet file: {exc}") from None
 
