@@ -961,7 +961,8 @@ def test_add_episode_fields_keep_their_type_and_refuse_what_they_cannot_be(tmp_p
     assert ds.episode_columns().schema == pa.schema([("level", pa.int8()), ("note", pa.string())])
     # `dataset info` lists them, reading those columns alone, not the episodes files' per-episode stats again
     read, real = [], pq.read_table
-    monkeypatch.setattr(pq, "read_table", lambda path, columns=None: read.append(columns) or real(path, columns=columns))
+    monkeypatch.setattr(pq, "read_table",
+                        lambda path, columns=None: read.append(columns) or real(path, columns=columns))
     assert ds.summary()["episode_columns"] == {"level": "int8", "note": "string"}
     assert read == [["episode_index", "level", "note"]]
 
