@@ -197,6 +197,7 @@ def _clear_previous_run(out: Path) -> None:
     import json
 
     from worldpolicy.sim.evaluate import SCHEMA
+    from worldpolicy.viz.report import SIM_EPISODE_VIDEOS
 
     try:
         previous = json.loads((out / SIM_REPORT_FILE).read_text())
@@ -204,8 +205,9 @@ def _clear_previous_run(out: Path) -> None:
         return
     if not isinstance(previous, dict) or previous.get("schema") != SCHEMA:
         return
-    for path in [out / "index.html", out / "report.png", out / "report.md",
-                 *sorted((out / "videos").glob("episode_*.mp4")), out / SIM_REPORT_FILE]:  # the marker last: an interrupted clear is still recognised as a sim run
+    # the marker last: an interrupted clear is still recognised as a sim run
+    for path in [out / "index.html", out / "report.png", out / "report.md", *sorted(out.glob(SIM_EPISODE_VIDEOS)),
+                 out / SIM_REPORT_FILE]:
         if path.is_file():
             path.unlink()
     logger.info("--out %s: replacing the previous sim run there", out)

@@ -26,7 +26,7 @@ with extra_imports():
     import mujoco
 
 from worldpolicy.robot.robots import MEASURED_JOINT_MARGIN_RAD, RobotConfig, get_robot
-from worldpolicy.sim.perturb import Perturbation, Perturber, footprints, parse_perturbations
+from worldpolicy.sim.perturb import Perturbation, Perturber, parse_perturbations
 from worldpolicy.sim.scenes import CAMERAS, build_scene
 from worldpolicy.sim.tasks import COLORS, SimState, Task, get_task
 
@@ -94,8 +94,8 @@ class TabletopEnv(gym.Env):
         self.model = build_scene(self.robot, self.task.objects() + self.perturbation.objects(),
                                  image_size=self.image_size or (180, 320))
         self.data = mujoco.MjData(self.model)
-        self._perturber = Perturber(self.model, self.perturbation) if self.perturbation else None
-        self._footprints = footprints(self.task.objects())
+        self._perturber = (Perturber(self.model, self.perturbation, self.task.objects()) if self.perturbation
+                           else None)
         self.control_hz = float(control_hz)
         timestep = self.model.opt.timestep
         self.n_substeps = max(1, round(1.0 / (self.control_hz * timestep)))
@@ -180,8 +180,7 @@ class TabletopEnv(gym.Env):
         rgba[3] = 0.7
         self.model.geom_rgba[self._goal_geom] = rgba
         if self._perturber is not None:  # drawn after the scene: a clean run's scenes are the same seeds' scenes
-            self._perturber.apply(self.model, self.data, int(self.np_random.integers(2**63)), self.episode,
-                                  self._footprints)
+            self._perturber.apply(self.model, self.data, int(self.np_random.integers(2**63)), self.episode)
         mujoco.mj_forward(self.model, self.data)
         for _ in range(self.n_substeps):  # let objects settle on the table
             mujoco.mj_step(self.model, self.data)

@@ -181,12 +181,13 @@ def parse_perturbations(specs: str | Iterable[str] | Perturbation | None, name: 
 class Perturber:
     """A `Perturbation` applied to a built scene (`model`, with `perturbation.objects()` among its bodies) at every
     reset. It keeps the scene's own camera poses, lights and table colour and sets them again each episode, so shifts
-    never accumulate."""
+    never accumulate. `objects`: the task's (`Task.objects()`), whose footprints distractors keep clear of."""
 
-    def __init__(self, model: mujoco.MjModel, perturbation: Perturbation) -> None:
+    def __init__(self, model: mujoco.MjModel, perturbation: Perturbation, objects: Sequence[ObjectSpec]) -> None:
         import mujoco
 
         self.perturbation = perturbation
+        self._footprints = footprints(objects)
         self._cameras = [model.camera(CAMERAS[key]).id for key in CAMERAS if "exterior" in key]
         self._cam_pos = model.cam_pos[self._cameras].copy()
         self._cam_quat = model.cam_quat[self._cameras].copy()
@@ -198,10 +199,9 @@ class Perturber:
                              for spec in perturbation.objects()]
         self._mju = mujoco
 
-    def apply(self, model: mujoco.MjModel, data: mujoco.MjData, seed: int, episode: EpisodeState,
-              footprints: dict[str, float]) -> None:
+    def apply(self, model: mujoco.MjModel, data: mujoco.MjData, seed: int, episode: EpisodeState) -> None:
         """This episode's shift: each kind draws from its own stream of `seed` (so adding a kind leaves the others'
-        draws as they were). `footprints`: each task object's radius in xy, which distractors keep clear of."""
+        draws as they were)."""
         p = self.perturbation
         rng = {name: np.random.default_rng([seed, i]) for i, name in enumerate(PERTURBATIONS)}
         model.cam_pos[self._cameras] = self._cam_pos
@@ -223,13 +223,12 @@ class Perturber:
         elif p.table is not None:
             model.geom_rgba[self._table] = COLORS[p.table]
         if self._distractors:
-            self._place_distractors(model, data, rng["distractors"], episode, footprints)
+            self._place_distractors(model, data, rng["distractors"], episode)
 
-    def _place_distractors(self, model, data, rng: np.random.Generator, episode: EpisodeState,
-                           footprints: dict[str, float]) -> None:
+    def _place_distractors(self, model, data, rng: np.random.Generator, episode: EpisodeState) -> None:
         """Each box at a random pose on the table clear of the task's objects, goal and the boxes placed before it, in
         a colour the episode's prompt does not name."""
-        taken = [(np.asarray(pos[:2]), footprints.get(name, 0.0)) for name, pos in episode.positions.items()]
+        taken = [(np.asarray(pos[:2]), self._footprints.get(name, 0.0)) for name, pos in episode.positions.items()]
         colors = [c for c in COLORS if c not in set(episode.colors.values())]
         for spec, geom, qadr in self._distractors:
             radius = float(np.hypot(*spec.size[:2]))
