@@ -27,6 +27,18 @@ def at_least(minimum: float, kind: type = int) -> Callable[[str], float]:
     return parse
 
 
+def frame_size(parser: argparse.ArgumentParser, text: str, example: str, even: bool = False) -> tuple[int, int]:
+    """`--size HxW` as (height, width), each side >= 16 (and even, for `even`: an encoder's need), else the parser's
+    error naming the value given (`example`: a valid one, for the message)."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        parser.error(f"--size={text!r}: expected HxW, e.g. {example}")
+    if height < 16 or width < 16 or (even and (height % 2 or width % 2)):
+        parser.error(f"--size={text!r}: each side must be {'even and ' if even else ''}>= 16")
+    return height, width
+
+
 def parser_for(doc: str) -> argparse.ArgumentParser:
     """The script's parser, with its whole docstring, line breaks kept, as the description: `--help` then says what
     is measured against what and shows the documented commands (a first line alone stopped mid-sentence)."""

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-from _args import at_least, parser_for
+from _args import at_least, frame_size, parser_for
 
 CHUNK = 4  # the tiny checkpoint's chunk as the label tests load it: a segment is 4 * batch_size * 4 transitions
 
@@ -119,12 +119,7 @@ def main() -> None:
     if args.child:
         _measure(*args.child[:4], int(args.child[4]))
         return
-    try:
-        height, width = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        parser.error(f"--size={args.size!r}: expected HxW, e.g. 240x320")
-    if height < 16 or width < 16 or height % 2 or width % 2:
-        parser.error(f"--size={args.size!r}: each side must be even and >= 16")
+    height, width = frame_size(parser, args.size, "240x320", even=True)
 
     from worldpolicy.data import label
     from worldpolicy.testing import make_tiny_checkpoint

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _args import at_least, parser_for
+from _args import at_least, frame_size, parser_for
 
 READS = {"whole clip": {}, "last frame": {"last": 1}, "first 34 frames": {"max_frames": 34}}
 
@@ -54,12 +54,7 @@ def main() -> None:
     if args.child:
         _measure(args.child[0], json.loads(args.child[1]))
         return
-    try:
-        height, width = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        parser.error(f"--size={args.size!r}: expected HxW, e.g. 480x832")
-    if height < 16 or width < 16:
-        parser.error(f"--size={args.size!r}: each side must be >= 16")
+    height, width = frame_size(parser, args.size, "480x832")
 
     from worldpolicy.processing.video import write_video
 

@@ -98,7 +98,7 @@ def episode_list(flag: str, text: str) -> list[int]:
         else:
             raise ValueError(f"{flag} {text!r}: expected episode indices (integers from 0) or ranges A-B (A <= B) "
                              f"separated by commas, e.g. {flag} 0,3,5-9")
-    total = sum(map(len, parts))
+    total = sum(part.stop - part.start for part in parts)  # not len(): a range past sys.maxsize has none
     if total > MAX_EPISODE_INDICES:
         raise ValueError(f"{flag} {text!r}: names {total:,} episodes; at most {MAX_EPISODE_INDICES:,} are taken, more "
                          "than any dataset holds (DROID has about 92,000): check the range's bounds")

@@ -1066,6 +1066,9 @@ def test_episode_list_refuses_more_episodes_than_any_dataset_holds_before_listin
     assert cli.episode_list("--episodes", "1-3,7,-1") == [1, 2, 3, 7, -1]
     with pytest.raises(ValueError, match="names 6 episodes; at most 5 are taken"):
         cli.episode_list("--episodes", "1-3,7,-1,9")
+    # a range wider than a C integer (a typo's extra digits) is refused the same way, not an OverflowError
+    with pytest.raises(ValueError, match="names 100,000,000,000,000,000,000 episodes; at most 5 are taken"):
+        cli.episode_list("--episodes", "0-99999999999999999999")
 
 
 def test_an_unrecognized_argument_is_refused_by_its_subcommand(capsys):
