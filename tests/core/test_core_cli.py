@@ -104,7 +104,8 @@ def _cuda() -> bool:
                                "float16, fp16 (in any case)")),
         # it told a command-line user to "use device='cpu'", a Python parameter
         pytest.param(["--device", "cuda"], "error: --device='cuda' was asked for but cuda is not available here; "
-                     "run on the CPU: --device='cpu'\n", marks=pytest.mark.skipif(_cuda(), reason="CUDA is available here")),
+                     "run on the CPU: --device='cpu'\n",
+                     marks=pytest.mark.skipif(_cuda(), reason="CUDA is available here")),
     ],
 )
 def test_predict_bad_input_is_one_clear_line(tiny_checkpoint, image_file, tmp_path, capsys, monkeypatch, extra,
