@@ -21,7 +21,7 @@ from worldpolicy.cli import main
 from worldpolicy.data import LeRobotDataset
 from worldpolicy.data.served import ServedRunDataset
 from worldpolicy.serving import PolicyServer, RemotePolicy, ServerConfig, ServerError, ServerThread
-from worldpolicy.serving.recording import Recorder
+from worldpolicy.serving.recording import Exchange, Recorder
 
 CAMERAS = ("wrist_image_left", "exterior_image_1_left", "exterior_image_2_left")
 
@@ -104,7 +104,7 @@ def test_a_writer_that_falls_behind_drops_records_not_responses():
         with RemotePolicy(thread.url) as policy:
             for k in range(6):  # all answered while the writer is stuck in the first record
                 assert policy.act(droid_request(np.full(7, 0.1 * k)), "go").actions.shape == (32, 8)
-        assert sink.blocked.is_set() and not sink.exchanges
+        assert sink.blocked.wait(10) and not sink.exchanges
         dropped = _metric(thread, "worldpolicy_records_dropped_total")
         assert dropped >= 4  # at most one being written and `max_pending` queued
         sink.release.set()
@@ -189,3 +189,30 @@ def test_a_bad_record_folder_is_refused_before_the_model_loads(tmp_path, capsys,
 def test_recording_is_not_set_up_without_a_recorder():
     server = PolicyServer(StandInPolicy(), ServerConfig(host="127.0.0.1", port=0))
     assert server.recorder is None and not hasattr(server._metrics, "records_dropped")
+
+
+def _exchange(conn: int, request_id: int, image: np.ndarray) -> Exchange:
+    return Exchange(conn, request_id, "wave", {"observation/image": image}, np.zeros(8), np.ones((32, 8)), 0.0,
+                    1.0, 2.0, 3.0, 1)
+
+
+def test_overwrite_replaces_only_an_earlier_recording(tmp_path):
+    embodiment = StandInPolicy().embodiment
+    root = tmp_path / "record"
+    sink = ServedRunDataset(root, embodiment)
+    pixels = np.random.default_rng(0).random((3, 6, 10)).astype(np.float32)  # float, channels first
+    sink.exchange(_exchange(1, 0, pixels))
+    sink.exchange(_exchange(1, 1, np.zeros((5, 5, 3), np.uint8)))  # another frame size: skipped, not recorded
+    sink.close()
+    ds = LeRobotDataset.open(root)
+    assert ds.num_episodes == 1 and sink.skipped == 1
+    np.testing.assert_array_equal(ds.episode(0).videos["observation.images.image"][0],
+                                  np.round(pixels.transpose(1, 2, 0) * 255).astype(np.uint8))
+    np.testing.assert_array_equal(ds.episode(0).frames["observation.state"][0], np.zeros(8))
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        ServedRunDataset(root, embodiment)
+    again = ServedRunDataset(root, embodiment, overwrite=True)
+    again.exchange(_exchange(4, 0, pixels))
+    again.exchange(_exchange(5, 0, pixels))
+    again.close()
+    assert [f["serving.connection"] for f in LeRobotDataset.open(root).episode_fields()] == [4, 5]

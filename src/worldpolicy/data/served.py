@@ -50,7 +50,8 @@ class _Episode:
 
     prompts: list[str] = field(default_factory=list)
     values: dict[str, list[Any]] = field(default_factory=dict)
-    spools: dict[str, Any] = field(default_factory=dict)  # video feature → its open spool file
+    spools: dict[str, Path] = field(default_factory=dict)  # video feature → its spool file (opened per frame: a
+    # server may hold a thousand connections, and its open-file budget is theirs)
 
     @property
     def length(self) -> int:
@@ -91,9 +92,9 @@ class ServedRunDataset:
         episode = self._open.setdefault(record.conn, _Episode())
         for key, value in frame.items():
             if self._features[key]["dtype"] == "video":
-                if key not in episode.spools:
-                    episode.spools[key] = open(self._spool / f"{record.conn}-{key}.u8", "wb")  # noqa: SIM115
-                episode.spools[key].write(value.tobytes())
+                path = episode.spools.setdefault(key, self._spool / f"{record.conn}-{key}.u8")
+                with open(path, "ab") as spool:
+                    spool.write(value.tobytes())
             else:
                 episode.values.setdefault(key, []).append(value)
         episode.prompts.append(record.prompt)
@@ -173,14 +174,12 @@ class ServedRunDataset:
                                                 provenance=self.provenance)
         frames = {key: np.stack(values) for key, values in episode.values.items()}
         stream = self._writer.stream_videos(episode.length)
-        for key, spool in episode.spools.items():
-            spool.close()
-            shape = self._features[key]["shape"]
-            pixels = np.memmap(spool.name, np.uint8, "r", shape=(episode.length, *shape))
+        for key, path in episode.spools.items():
+            pixels = np.memmap(path, np.uint8, "r", shape=(episode.length, *self._features[key]["shape"]))
             for start in range(0, episode.length, BLOCK_FRAMES):
                 stream.append({key: np.asarray(pixels[start:start + BLOCK_FRAMES])})
             del pixels
-            Path(spool.name).unlink()
+            path.unlink()
         self._writer.add_episode(frames, stream, episode.prompts,
                                  fields={"serving.connection": conn, "serving.error": error})
 
