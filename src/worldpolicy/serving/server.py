@@ -938,7 +938,7 @@ class PolicyServer:
         try:
             await self._listen(self._stop, started)
         finally:  # after every connection's handler ended (and with it its episode): the queued records, then finalise
-            if self.recorder is not None:
+            if self.recorder is not None and self.port is not None:  # it listened, so the recorder started
                 await asyncio.to_thread(self.recorder.close)
 
     async def _listen(self, stop: asyncio.Future, started: Callable[[int], None] | None) -> None:
