@@ -130,7 +130,8 @@ SERVER_SCRIPT = textwrap.dedent(
 )
 
 
-def test_sigterm_finalises_the_open_episodes(tmp_path):
+def _recording_server(tmp_path: Path) -> tuple[subprocess.Popen, int]:
+    """`PolicyServer.run()` recording to tmp_path/record, in a process of its own (signals, exit code), once ready."""
     import socket
 
     with socket.socket() as s:
@@ -140,15 +141,22 @@ def test_sigterm_finalises_the_open_episodes(tmp_path):
     script = tmp_path / "server.py"
     script.write_text(SERVER_SCRIPT.format(tests=str(Path(__file__).parent), root=str(root), port=port))
     proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1)
+            return proc, port
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise
+            time.sleep(0.1)
+
+
+def test_sigterm_finalises_the_open_episodes(tmp_path):
+    proc, port = _recording_server(tmp_path)
+    root = tmp_path / "record"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.1)
         with RemotePolicy(f"ws://127.0.0.1:{port}") as policy:
             for k in range(2):
                 policy.act(droid_request(np.full(7, 0.1 * k)), "still connected")
@@ -160,6 +168,20 @@ def test_sigterm_finalises_the_open_episodes(tmp_path):
     ds = LeRobotDataset.open(root)
     assert ds.num_episodes == 1 and ds.episode(0).length == 2 and ds.episode(0).task == "still connected"
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".record.")]  # staging and spool gone
+
+
+def test_a_killed_server_leaves_its_recording_marked_as_being_written(tmp_path):
+    proc, port = _recording_server(tmp_path)
+    try:
+        with RemotePolicy(f"ws://127.0.0.1:{port}") as policy:
+            policy.act(droid_request(np.zeros(7)), "killed")
+            proc.kill()  # no drain, no finalise: nothing half-written at DIR
+            proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+    assert not (tmp_path / "record").exists()
+    assert [p.name.startswith(".record.writing-") for p in tmp_path.iterdir() if p.name.startswith(".")] == [True]
 
 
 def _serve(tmp_path, *extra: str) -> list[str]:
