@@ -9,9 +9,13 @@ import math
 import os
 import re
 import socket
+from typing import TYPE_CHECKING
 
 from ..cli import add_device_flags
 from .logformat import LOG_FORMAT_ENV, log_format
+
+if TYPE_CHECKING:
+    from .recording import Recorder
 
 _BIND_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
 _CONFIG_FIELD = re.compile(r"ServerConfig\.(\w+)")
@@ -84,6 +88,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "per replica when the cluster has GPUs",
     )
     p.add_argument("--warmup", type=int, default=1, help="synthetic requests run before /readyz is 200 (default: 1)")
+    p.add_argument(
+        "--record", metavar="DIR",
+        help="record the run as a LeRobot v3 dataset at DIR, a new or empty folder: one episode per connection, one "
+        "frame per answered request (its cameras, state and prompt, the chunk sent back, timings), written when the "
+        "server stops; records are dropped (counted: worldpolicy_records_dropped) while the writer is behind "
+        "(default: nothing recorded)",
+    )
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --record: replace the dataset an earlier `serve --record` wrote at DIR")
     add_device_flags(p)
     p.add_argument("--steps", type=int, help="denoising steps, >= 1, of a request that sends no 'steps' (default: the "
                    "embodiment's sampling preset, else 4)")
@@ -146,6 +159,12 @@ def _serve(args: argparse.Namespace) -> int:
         raise ValueError("--api-key: serve takes the key from an environment variable, which keeps it out of the "
                          "process list and shell history: export WP_KEY=...; worldpolicy serve --api-key-env WP_KEY "
                          "(clients send it with --api-key or api_key=)")
+    if args.overwrite and args.record is None:
+        raise ValueError("--overwrite replaces an earlier recording at --record DIR; give --record, or leave "
+                         "--overwrite out")
+    if args.record is not None and args.replicas > 1:
+        raise ValueError(f"--record records the single-process server; --replicas {args.replicas} runs Ray Serve "
+                         "replicas, which it does not record: leave out one of them")
     _check_replicas(args.replicas)
     logging.getLogger("websockets.server").setLevel(logging.WARNING)  # one INFO line per probe; ours log connects
     from ..models import resolve_checkpoint
@@ -196,6 +215,8 @@ def _serve(args: argparse.Namespace) -> int:
              "length compiles (tens of seconds at Cosmos3-Nano size) while later requests wait; --max-batch 1 and "
              "fixed prompts keep it to one compile per prompt")
 
+    recorder = _recorder(args, embodiment) if args.record is not None else None
+
     def load():
         from ..engine.loading import quiet_loading
 
@@ -217,9 +238,31 @@ def _serve(args: argparse.Namespace) -> int:
         )
     try:
         server = PolicyServer(loader=load, config=config, key_map=key_map, warmup_requests=args.warmup,
-                              close_on_stop=True)  # its own policy: released after the drain's last batch
+                              close_on_stop=True,  # its own policy: released after the drain's last batch
+                              recorder=recorder)
         return server.run()
     except OSError as exc:  # the address: in use, not on this machine, no such host, or a privileged port
         if not (isinstance(exc, socket.gaierror) or exc.errno in _BIND_ERRORS):
             raise
         raise ValueError(f"--host {args.host} --port {args.port}: cannot listen there ({exc.strerror or exc})") from None
+    finally:
+        if recorder is not None:
+            recorder.close()  # a server that never listened never started it: its spool is removed here
+
+
+def _recorder(args: argparse.Namespace, embodiment) -> Recorder:
+    """`--record DIR`: the data layer's dataset writer behind the serving layer's hand-off (serving does not import
+    data: the CLI wires them), its folder checked now, before the model loads."""
+    from ..cli import flag_named
+    from ..data.served import ServedRunDataset
+    from ..models import checkpoint_name
+    from .recording import Recorder
+
+    try:
+        sink = ServedRunDataset(args.record, embodiment, overwrite=args.overwrite,
+                                provenance={"checkpoint": checkpoint_name(args.checkpoint)})
+    except (ValueError, FileExistsError) as exc:
+        raise flag_named(exc, {"out": "--record", "overwrite": "--overwrite"}) from None
+    except OSError as exc:
+        raise ValueError(f"--record {args.record}: cannot write there ({exc.strerror or exc})") from None
+    return Recorder(sink)

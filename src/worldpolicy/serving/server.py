@@ -27,7 +27,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
@@ -48,6 +48,9 @@ from .adapters import ObservationAdapter, RequestError, WireRequest, all_finite,
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
 from .logformat import Event
 from .redaction import redact_credentials
+
+if TYPE_CHECKING:
+    from .recording import Recorder
 
 __all__ = [
     "DRAINING_TEXT",
@@ -358,7 +361,8 @@ def _wire_safe(value: Any) -> Any:
 class _Metrics:
     """Prometheus metrics of one server (own registry, so several servers can live in one process)."""
 
-    def __init__(self, queue_depth: Callable[[], int], batch_running: Callable[[], float]) -> None:
+    def __init__(self, queue_depth: Callable[[], int], batch_running: Callable[[], float],
+                 recording: bool = False) -> None:
         r = self.registry = CollectorRegistry()
         self.requests, self.latency = request_metrics(r, "Server time per request (decode to reply)")
         self.inference = Histogram(
@@ -379,6 +383,10 @@ class _Metrics:
         self.info = Gauge("worldpolicy_server_info", "What this server serves (labels; value 1)",
                           ["version", "model", "embodiment"], registry=r)
         self.ok = self.requests.labels("ok")  # the per-request label lookup, done once
+        if recording:  # only a recording server has records to drop
+            self.records_dropped = Counter(
+                "worldpolicy_records_dropped", "Exchanges served but not recorded: the record writer fell behind "
+                "(--record)", registry=r)
 
 
 @dataclass(eq=False, slots=True)
@@ -467,6 +475,10 @@ class PolicyServer:
     `close_on_stop`: the server owns the policy and closes it at shutdown, after the last batch (`Policy.close`
     releases the model), as `worldpolicy serve` does. Off by default: a policy handed in, or one a loader returns
     from its caller's hands, may still be used by its owner after the server stops.
+
+    `recorder` (a `recording.Recorder`, `worldpolicy serve --record`): each answered policy-mode exchange and each
+    connection's end are handed to it, off the request path; its writer thread runs while the server listens and is
+    closed (what is queued written, then its sink finalised) after the drain. None: nothing is recorded, at no cost.
     """
 
     policy: Any = None
@@ -476,6 +488,7 @@ class PolicyServer:
     key_map: dict[str, str] | None = None
     warmup_requests: int = 0  # synthetic requests run as one batch before /readyz turns ready
     close_on_stop: bool = False
+    recorder: Recorder | None = None
 
     def __post_init__(self) -> None:
         if (self.policy is None) == (self.loader is None):
@@ -488,7 +501,9 @@ class PolicyServer:
         # hashed by identity are single C calls under the GIL, so no lock is needed
         self._waiting: set[_Job] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._metrics = _Metrics(self._waiting.__len__, self._batch_running_s)
+        self._metrics = _Metrics(self._waiting.__len__, self._batch_running_s, recording=self.recorder is not None)
+        if self.recorder is not None:
+            self.recorder.on_drop = self._metrics.records_dropped.inc
         self._refusals = RefusalLog()
         self._ready = False
         self._draining = False
@@ -586,6 +601,8 @@ class PolicyServer:
             closed.cancel()
             self._connections.discard(ws)
             self._metrics.connections.dec()
+            if self.recorder is not None:
+                self.recorder.end(conn)
             # what the connection did, in its last line: a robot's session at a glance, or a client that reconnects
             # per request (many short connections of one request each)
             _log(logging.INFO, "disconnect", conn=conn, peer=peer_name(ws.remote_address), code=ws.close_code,
@@ -634,8 +651,20 @@ class PolicyServer:
         total = time.perf_counter() - t0
         self._metrics.ok.inc()
         self._metrics.latency.observe(total)
+        if self.recorder is not None and job.request.mode == "policy":
+            self._record(job, result, t0, total)
         _log(logging.DEBUG, "reply", conn=conn, ms=round(total * 1000, 2), batch=job.batch_size, mode=job.request.mode)
         return total * 1000
+
+    def _record(self, job: _Job, result: Prediction, t0: float, total: float) -> None:
+        """Hand the exchange just answered to the recorder (it drops it, counted, when its writer is behind)."""
+        request = job.request
+        self.recorder.record(
+            job.conn, prompt=request.prompt, observation=request.observation, state=request.options.get("state"),
+            actions=np.asarray(result.actions), received=time.time() - (time.perf_counter() - t0),
+            queue_ms=(job.started - job.enqueued) * 1000, infer_ms=(job.finished - job.started) * 1000,
+            total_ms=total * 1000, batch_size=job.batch_size,
+        )
 
     def _vanished(self, ws: ServerConnection, conn: int) -> None:
         """A client gone before its reply was sent: counted and logged, unless the drain deadline closed it (counted
@@ -677,6 +706,8 @@ class PolicyServer:
         """openpi error convention: one text frame, then close (1011 unless a more precise code applies)."""
         self._metrics.requests.labels(status).inc()
         self._refusals("refused", status, conn=conn, peer=peer_name(ws.remote_address), reason=text[:500])
+        if self.recorder is not None:
+            self.recorder.refused(conn, text)
         try:
             await ws.send(text)
             await ws.close(code, "worldpolicy: " + status)
@@ -903,7 +934,15 @@ class PolicyServer:
 
     async def _listen_and_serve(self, stop: asyncio.Future | None, started: Callable[[int], None] | None) -> None:
         self._loop = loop = asyncio.get_running_loop()
-        stop = self._stop = stop if stop is not None else loop.create_future()
+        self._stop = stop if stop is not None else loop.create_future()
+        try:
+            await self._listen(self._stop, started)
+        finally:  # after every connection's handler ended (and with it its episode): the queued records, then finalise
+            if self.recorder is not None and self.port is not None:  # it listened, so the recorder started
+                await asyncio.to_thread(self.recorder.close)
+
+    async def _listen(self, stop: asyncio.Future, started: Callable[[int], None] | None) -> None:
+        loop = self._loop
         async with serve(
             self._handler,
             self.config.host,
@@ -919,6 +958,8 @@ class PolicyServer:
                                if type(loop).__module__.startswith("uvloop") else None),
         ) as server:
             self.port = server.sockets[0].getsockname()[1]
+            if self.recorder is not None:
+                self.recorder.start()
             _log(logging.INFO, "listening", host=self.config.host, port=self.port, auth=self.config.api_key is not None)
             warn_if_open(self.config.host, self.config.api_key)
             if started is not None:

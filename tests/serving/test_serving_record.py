@@ -1,0 +1,240 @@
+"""`PolicyServer(recorder=)` / `worldpolicy serve --record`: the served run as a LeRobot dataset, one episode per
+connection, written off the request path; a writer that falls behind drops records, never responses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from serving_standins import StandInPolicy, droid_request
+
+from worldpolicy.cli import main
+from worldpolicy.data import LeRobotDataset
+from worldpolicy.data.served import ServedRunDataset
+from worldpolicy.serving import PolicyServer, RemotePolicy, ServerConfig, ServerError, ServerThread
+from worldpolicy.serving.recording import Exchange, Recorder
+
+CAMERAS = ("wrist_image_left", "exterior_image_1_left", "exterior_image_2_left")
+
+
+def _server(recorder: Recorder, policy: StandInPolicy | None = None) -> ServerThread:
+    server = PolicyServer(policy or StandInPolicy(), ServerConfig(host="127.0.0.1", port=0), recorder=recorder)
+    return ServerThread(server).start()
+
+
+def _metric(thread: ServerThread, name: str) -> float:
+    with urllib.request.urlopen(thread.url.replace("ws://", "http://") + "/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
+
+
+def test_each_connection_is_an_episode_of_what_was_sent_and_answered(tmp_path):
+    root = tmp_path / "record"
+    recorder = Recorder(ServedRunDataset(root, StandInPolicy().embodiment))
+    thread = _server(recorder)
+    sent, received = {}, {}
+    try:
+        for client, prompt in enumerate(("pick up the cup", "open the drawer")):
+            with RemotePolicy(thread.url) as policy:
+                for k in range(3):
+                    request = droid_request(np.full(7, client + 0.1 * k))
+                    sent.setdefault(prompt, []).append(request)
+                    received.setdefault(prompt, []).append(policy.act(request, prompt).actions)
+        with RemotePolicy(thread.url) as policy:  # one answered, then refused: the episode says why it ended
+            policy.act(droid_request(np.zeros(7)), "fails next")
+            with pytest.raises(ServerError, match="stand-in failure"):
+                policy.act(droid_request(np.zeros(7)), "raise")
+        assert _metric(thread, "worldpolicy_records_dropped_total") == 0
+    finally:
+        thread.stop()
+
+    ds = LeRobotDataset.open(root)
+    assert ds.num_episodes == 3 and ds.provenance["source"] == "worldpolicy serve --record"
+    fields = ds.episode_fields()
+    assert [f["serving.connection"] for f in fields] == [1, 2, 3]
+    assert fields[0]["serving.error"] is None and "stand-in failure" in fields[2]["serving.error"]
+    for i, prompt in enumerate(("pick up the cup", "open the drawer")):
+        ep = ds.episode(i)
+        assert ep.task == prompt and ep.length == 3
+        np.testing.assert_array_equal(ep.frames["serving.request_id"].ravel(), [0, 1, 2])
+        chunks = ep.frames["action_chunk"].reshape(3, 32, 8)
+        np.testing.assert_allclose(chunks, np.stack(received[prompt]), rtol=1e-6)  # float32 of what was sent back
+        np.testing.assert_array_equal(ep.frames["action"], chunks[:, 0])
+        for k, request in enumerate(sent[prompt]):
+            np.testing.assert_allclose(ep.frames["observation.state.joint_position"][k],
+                                       request["observation/joint_position"])
+            for camera in CAMERAS:  # lossless: the pixels the robot sent
+                np.testing.assert_array_equal(ep.videos[f"observation.images.{camera}"][k],
+                                              request[f"observation/{camera}"])
+    assert ds.episode(2).length == 1
+
+
+class _BlockingSink:
+    """A writer that cannot keep up: its first record blocks until released."""
+
+    def __init__(self) -> None:
+        self.release, self.blocked = threading.Event(), threading.Event()
+        self.exchanges, self.ends, self.closed = [], [], False
+
+    def exchange(self, record) -> None:
+        self.blocked.set()
+        self.release.wait(30)
+        self.exchanges.append(record.request_id)
+
+    def end(self, conn: int, error: str | None) -> None:
+        self.ends.append((conn, error))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_writer_that_falls_behind_drops_records_not_responses():
+    sink = _BlockingSink()
+    thread = _server(Recorder(sink, max_pending=1))
+    try:
+        with RemotePolicy(thread.url) as policy:
+            for k in range(6):  # all answered while the writer is stuck in the first record
+                assert policy.act(droid_request(np.full(7, 0.1 * k)), "go").actions.shape == (32, 8)
+        assert sink.blocked.wait(10) and not sink.exchanges
+        dropped = _metric(thread, "worldpolicy_records_dropped_total")
+        assert dropped >= 4  # at most one being written and `max_pending` queued
+        sink.release.set()
+    finally:
+        sink.release.set()
+        thread.stop()
+    assert sink.closed and sink.ends == [(1, None)]
+    assert len(sink.exchanges) == 6 - dropped and sink.exchanges[0] == 0 and sink.exchanges == sorted(sink.exchanges)
+
+
+SERVER_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {tests!r})
+    from serving_standins import StandInPolicy
+    from worldpolicy.data.served import ServedRunDataset
+    from worldpolicy.serving import PolicyServer, ServerConfig
+    from worldpolicy.serving.recording import Recorder
+    policy = StandInPolicy()
+    recorder = Recorder(ServedRunDataset({root!r}, policy.embodiment))
+    sys.exit(PolicyServer(policy, ServerConfig(host="127.0.0.1", port={port}), recorder=recorder).run())
+    """
+)
+
+
+def _recording_server(tmp_path: Path) -> tuple[subprocess.Popen, int]:
+    """`PolicyServer.run()` recording to tmp_path/record, in a process of its own (signals, exit code), once ready."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = tmp_path / "record"
+    script = tmp_path / "server.py"
+    script.write_text(SERVER_SCRIPT.format(tests=str(Path(__file__).parent), root=str(root), port=port))
+    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1)
+            return proc, port
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise
+            time.sleep(0.1)
+
+
+def test_sigterm_finalises_the_open_episodes(tmp_path):
+    proc, port = _recording_server(tmp_path)
+    root = tmp_path / "record"
+    try:
+        with RemotePolicy(f"ws://127.0.0.1:{port}") as policy:
+            for k in range(2):
+                policy.act(droid_request(np.full(7, 0.1 * k)), "still connected")
+            proc.send_signal(signal.SIGTERM)  # the connection is open: its episode is finalised by the drain
+            assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+    ds = LeRobotDataset.open(root)
+    assert ds.num_episodes == 1 and ds.episode(0).length == 2 and ds.episode(0).task == "still connected"
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".record.")]  # staging and spool gone
+
+
+def test_a_killed_server_leaves_its_recording_marked_as_being_written(tmp_path):
+    proc, port = _recording_server(tmp_path)
+    try:
+        with RemotePolicy(f"ws://127.0.0.1:{port}") as policy:
+            policy.act(droid_request(np.zeros(7)), "killed")
+            proc.kill()  # no drain, no finalise: nothing half-written at DIR
+            proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+    assert not (tmp_path / "record").exists()
+    assert [p.name.startswith(".record.writing-") for p in tmp_path.iterdir() if p.name.startswith(".")] == [True]
+
+
+def _serve(tmp_path, *extra: str) -> list[str]:
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    make_tiny_checkpoint(tmp_path / "ckpt")
+    return ["serve", "--checkpoint", str(tmp_path / "ckpt"), "--device", "cpu", *extra]
+
+
+def test_a_bad_record_folder_is_refused_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    from worldpolicy.policy import Policy
+
+    monkeypatch.setattr(Policy, "from_pretrained", lambda *a, **k: pytest.fail("the model loaded"))
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    assert main(_serve(tmp_path, "--record", str(tmp_path / "file" / "rec"))) == 2
+    assert "error: --record: " in capsys.readouterr().err
+    assert main(_serve(tmp_path, "--record", str(tmp_path / "full"), "--overwrite")) == 2
+    assert "error: --record: " in capsys.readouterr().err and (tmp_path / "full" / "notes.txt").read_text() == "mine"
+    assert main(_serve(tmp_path, "--overwrite")) == 2
+    assert "--overwrite replaces an earlier recording at --record DIR" in capsys.readouterr().err
+    assert main(_serve(tmp_path, "--record", str(tmp_path / "rec"), "--replicas", "2")) == 2
+    assert "--record records the single-process server" in capsys.readouterr().err
+
+
+def test_recording_is_not_set_up_without_a_recorder():
+    server = PolicyServer(StandInPolicy(), ServerConfig(host="127.0.0.1", port=0))
+    assert server.recorder is None and not hasattr(server._metrics, "records_dropped")
+
+
+def _exchange(conn: int, request_id: int, image: np.ndarray) -> Exchange:
+    return Exchange(conn, request_id, "wave", {"observation/image": image}, np.zeros(8), np.ones((32, 8)), 0.0,
+                    1.0, 2.0, 3.0, 1)
+
+
+def test_overwrite_replaces_only_an_earlier_recording(tmp_path):
+    embodiment = StandInPolicy().embodiment
+    root = tmp_path / "record"
+    sink = ServedRunDataset(root, embodiment)
+    pixels = np.random.default_rng(0).random((3, 6, 10)).astype(np.float32)  # float, channels first
+    sink.exchange(_exchange(1, 0, pixels))
+    sink.exchange(_exchange(1, 1, np.zeros((5, 5, 3), np.uint8)))  # another frame size: skipped, not recorded
+    sink.close()
+    ds = LeRobotDataset.open(root)
+    assert ds.num_episodes == 1 and sink.skipped == 1
+    np.testing.assert_array_equal(ds.episode(0).videos["observation.images.image"][0],
+                                  np.round(pixels.transpose(1, 2, 0) * 255).astype(np.uint8))
+    np.testing.assert_array_equal(ds.episode(0).frames["observation.state"][0], np.zeros(8))
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        ServedRunDataset(root, embodiment)
+    again = ServedRunDataset(root, embodiment, overwrite=True)
+    again.exchange(_exchange(4, 0, pixels))
+    again.exchange(_exchange(5, 0, pixels))
+    again.close()
+    assert [f["serving.connection"] for f in LeRobotDataset.open(root).episode_fields()] == [4, 5]
