@@ -4,6 +4,7 @@ as a LeRobot v3 dataset, read back bit for bit, every bad input refused before a
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +199,11 @@ def test_a_file_without_an_instruction_needs_a_task(tmp_path):
     with pytest.raises(ValueError, match=r"^task: .* holds no instruction .*; its env is 'Lift'; give task="):
         import_hdf5(tmp_path / "lift.hdf5", tmp_path / "ds")
     assert not (tmp_path / "ds").exists()
+
+
+def test_without_h5py_the_command_names_the_extra(tmp_path, capsys, monkeypatch):
+    _robomimic(tmp_path / "lift.hdf5")
+    monkeypatch.setitem(sys.modules, "h5py", None)
+    assert main(["dataset", "import-hdf5", str(tmp_path / "lift.hdf5"), "--out", str(tmp_path / "ds")]) == 2
+    assert capsys.readouterr().err == ("worldpolicy dataset import-hdf5: error: reading an HDF5 file: h5py is not "
+                                       "installed; it comes with the 'train' extra: pip install 'worldpolicy[train]'\n")
