@@ -207,3 +207,46 @@ def test_without_h5py_the_command_names_the_extra(tmp_path, capsys, monkeypatch)
     assert main(["dataset", "import-hdf5", str(tmp_path / "lift.hdf5"), "--out", str(tmp_path / "ds")]) == 2
     assert capsys.readouterr().err == ("worldpolicy dataset import-hdf5: error: reading an HDF5 file: h5py is not "
                                        "installed; it comes with the 'train' extra: pip install 'worldpolicy[train]'\n")
+
+
+@pytest.mark.slow
+def test_an_imported_libero_file_trains_as_docs_data_md_says(tmp_path, tiny):
+    """The run file of docs/data.md ("Importing robomimic / LIBERO HDF5"): its own embodiment whose columns are the
+    dataset's action names, the cameras as `observation/` + each video's last part; one step from a tiny checkpoint."""
+    rng = np.random.default_rng(2)
+    with h5py.File(tmp_path / "stove.hdf5", "w") as file:
+        data = file.create_group("data")
+        data.attrs["env_args"] = json.dumps({"env_kwargs": {"control_freq": 20}})
+        data.attrs["problem_info"] = json.dumps({"language_instruction": LIBERO_TASK})
+        for name in ("demo_0", "demo_1"):
+            _demo(data, name, 10, rng, LIBERO_OBS)
+    import_hdf5(tmp_path / "stove.hdf5", tmp_path / "ds")
+    columns = [f"action.{i}" for i in range(7)]
+    (tmp_path / "run.toml").write_text(f"""output_dir = "run"
+checkpoint = {json.dumps(str(tiny))}
+device = "cpu"
+
+[embodiment]
+name = "libero_panda"
+action_dim = 7
+columns = {json.dumps(columns)}
+units = {json.dumps(["1"] * 7)}
+fps = 20
+camera_keys = ["observation/agentview", "observation/eye_in_hand"]
+composite = "stacked"
+view_point = "concat_view"
+resolution_tier = 256
+
+[data]
+dataset = "ds"
+chunk_size = 4
+action_keys = ["action"]
+
+[optim]
+steps = 1
+batch_size = 2
+warmup_steps = 0
+""")
+    assert main(["train", str(tmp_path / "run.toml"), "--no-progress"]) == 0
+    spec = json.loads((tmp_path / "run" / "checkpoints" / "step-0000001" / "embodiment.json").read_text())
+    assert spec["columns"] == columns and spec["camera_keys"] == ["observation/agentview", "observation/eye_in_hand"]
