@@ -149,7 +149,7 @@ def test_the_command_writes_a_dataset_check_and_info_accept(tmp_path, capsys):
     assert LeRobotDataset.open(out).num_episodes == 3
     capsys.readouterr()
     assert main(["dataset", "import-hdf5", str(tmp_path / "lift.hdf5"), "--out", str(tmp_path), "--task", "x"]) == 2
-    assert "holds the dataset being imported" in capsys.readouterr().err
+    assert "holds the HDF5 file being imported" in capsys.readouterr().err
 
 
 def _float_images(path: Path) -> None:

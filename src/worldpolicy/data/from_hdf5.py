@@ -102,7 +102,8 @@ def import_hdf5(
     started = time.perf_counter()
     with h5py.File(given, "r") as file:
         plan = _plan(file, str(path), state_keys, image_keys, fps, task, mask, flip_images)
-        out = check_out([given], out, overwrite, [IMPORT_SOURCE], "`dataset import-hdf5`", "imported")
+        out = check_out([given], out, overwrite, [IMPORT_SOURCE], "`dataset import-hdf5`", "imported",
+                        "HDF5 file")
         provenance = {"source": IMPORT_SOURCE, "file": os.path.abspath(given), "mask": mask,
                       "demos": list(plan.demos), "state_keys": list(plan.state_keys), "image_keys": list(plan.cameras),
                       "flip_images": plan.flip, "env_args": plan.env_args or None}
@@ -161,15 +162,16 @@ def _plan(file: h5py.File, path: str, state_keys: Sequence[str] | None, image_ke
         raise ValueError(f"{path!r}: data/{demos[0]}/actions is "
                          + ("missing" if actions is None else f"{getattr(actions, 'dtype', 'a group')} "
                             f"{getattr(actions, 'shape', '')}") + "; robomimic-format demos hold actions [T, A]")
-    for name in demos:
-        _check_demo(data[name], name, path, state + cameras, shapes, actions.shape[1], actions.dtype)
-
     env_args = _json_attr(data, "env_args", path)
     fps = _fps(fps, env_args, path)
     task = _task(task, _json_attr(data, "problem_info", path), env_args, path)
+    for name in demos:  # each demo's shapes (metadata only): after the file-wide checks, which a user fixes first
+        _check_demo(data[name], name, path, state + cameras, shapes, actions.shape[1], actions.dtype)
+
     convention = _text(data.attrs.get("macros_image_convention"))
     flip = convention == "opengl" if flip_images is None else bool(flip_images)
-    robots = (env_args.get("env_kwargs") or {}).get("robots") if isinstance(env_args.get("env_kwargs"), dict) else None
+    kwargs = env_args.get("env_kwargs")
+    robots = kwargs.get("robots") if isinstance(kwargs, dict) else None
     robot_type = robots[0] if isinstance(robots, list) and len(robots) == 1 and isinstance(robots[0], str) else None
 
     videos = {key: VIDEO_PREFIX + name for key, name in _camera_names(cameras).items()}
