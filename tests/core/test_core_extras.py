@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXTRA_MODULES = {
     "sim": ("mujoco", "mink", "qpsolvers", "gymnasium"),
     "serve": ("websockets", "msgpack", "prometheus_client", "uvloop"),
-    "train": ("pyarrow", "peft"),
+    "train": ("pyarrow", "peft", "h5py"),
     "agents": ("mcp",),
     "strands": ("strands",),
     "ray": ("ray",),
@@ -53,7 +53,7 @@ def _run_hidden(hidden: list[str], code: str) -> dict:
 
 @pytest.mark.parametrize(("module", "extra"), [
     ("mujoco", "sim"), ("mujoco.viewer", "sim"), ("qpsolvers", "sim"), ("gymnasium", "sim"),
-    ("websockets", "serve"), ("prometheus_client", "serve"), ("pyarrow", "train"), ("peft", "train"),
+    ("websockets", "serve"), ("prometheus_client", "serve"), ("pyarrow", "train"), ("peft", "train"), ("h5py", "train"),
     ("mcp", "agents"), ("strands", "strands"), ("ray.serve", "ray"),
     ("numpy", None), ("torch", None), ("worldpolicy", None), ("no_such_module", None),
 ])

@@ -7,9 +7,11 @@
     extract_frame(ds, "obs", episode=0, frame=10, checkpoint="shipped").command_lines   # predict's inputs
     label_dataset(ds, "labelled", "runs/x/final")   # a new dataset with every frame transition labelled
     select_episodes(ds, "solved", success="only")    # a new dataset of some episodes; merge_datasets: several in one
+    import_hdf5("libero_demo.hdf5", "data/libero")   # robomimic-format HDF5 demos (robomimic, LIBERO) as a dataset
     evaluate_open_loop(ds, "runs/x/final", "runs/x/openloop").mae   # predicted vs recorded actions, per column
 
-Reading and writing need pyarrow (`pip install 'worldpolicy[train]'`); it is imported on first use.
+Reading and writing need pyarrow, import_hdf5 also h5py (both: `pip install 'worldpolicy[train]'`); each is imported on
+first use.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ __all__ = [
     "DatasetFrame",
     "EditResult",
     "Episode",
+    "ImportResult",
     "LeRobotDataset",
     "LeRobotDatasetWriter",
     "NonFinite",
@@ -35,6 +38,7 @@ __all__ = [
     "evaluate_open_loop",
     "extract_frame",
     "first_non_finite",
+    "import_hdf5",
     "label_dataset",
     "merge_datasets",
     "sample_training_examples",
@@ -50,6 +54,8 @@ _LAZY = {
     "EditResult": "edit",
     "merge_datasets": "edit",
     "select_episodes": "edit",
+    "ImportResult": "from_hdf5",
+    "import_hdf5": "from_hdf5",
     "evaluate_open_loop": "openloop",
     "OpenLoopResult": "openloop",
     "Episode": "lerobot",

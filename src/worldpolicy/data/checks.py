@@ -53,19 +53,20 @@ def check_once(param: str, given: Sequence[int], num_episodes: int | None = None
 
 
 def check_out(sources: Sequence[Path], out: str | Path, overwrite: bool, made_by: Sequence[str], command: str,
-              being: str) -> Path:
+              being: str, source: str = "dataset") -> Path:
     """`out` as the folder of a new dataset made from the datasets at `sources` (`dataset label`, `select`, `merge`):
     not one of them, inside one or holding one, not inside another dataset or checkpoint, and an existing dataset
     there only with `overwrite` and only one whose `provenance["source"]` is in `made_by` (a command's source, e.g.
     "worldpolicy dataset select").
-    `being` says what the sources are to the command in its errors ("labelled")."""
+    `being` says what the sources are to the command in its errors ("labelled"), `source` what they are (`dataset
+    import-hdf5`'s: an "HDF5 file")."""
     out = Path(out).expanduser()
     dst = Path(os.path.abspath(out)).resolve()
     for root in sources:
         src = Path(os.path.abspath(root)).resolve()
         if dst == src or src in dst.parents or dst in src.parents:
             where = "is" if dst == src else "is inside" if src in dst.parents else "holds"
-            raise ValueError(f"out: {str(out)!r} {where} the dataset being {being} ({str(root)!r}); {command} writes "
+            raise ValueError(f"out: {str(out)!r} {where} the {source} being {being} ({str(root)!r}); {command} writes "
                              "a new dataset: choose a folder outside it")
     blocking = file_in_the_way(out.parent)  # out itself a file is refused below, as one that is not a dataset
     if blocking is not None:

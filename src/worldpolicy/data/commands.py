@@ -1,7 +1,8 @@
-"""`worldpolicy dataset info|check|frame|from-sim|label|eval|show|select|merge`: inspect LeRobot v3 datasets, take one
-observation out of one as `worldpolicy predict`'s inputs, record scripted-expert sim data, pseudo-label videos with
-actions, compare a checkpoint's predicted chunks with the recorded actions (open loop), write a page to look at one,
-keep some of its episodes as a new dataset, and merge several into one."""
+"""`worldpolicy dataset info|check|frame|from-sim|label|eval|show|select|merge|import-hdf5`: inspect LeRobot v3
+datasets, take one observation out of one as `worldpolicy predict`'s inputs, record scripted-expert sim data,
+pseudo-label videos with actions, compare a checkpoint's predicted chunks with the recorded actions (open loop), write a
+page to look at one, keep some of its episodes as a new dataset, merge several into one, and convert robomimic-format
+HDF5 demonstrations (robomimic, LIBERO, MimicGen) into one."""
 
 from __future__ import annotations
 
@@ -303,6 +304,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _add_edit_flags(merge, "an earlier merge or select")
     merge.set_defaults(func=_merge)
 
+    imp = cmds.add_parser(
+        "import-hdf5",
+        help="convert robomimic-format HDF5 demonstrations (robomimic, LIBERO, MimicGen) into a new dataset",
+        description="Write the demos of FILE (data/demo_N with actions and obs/<key>, as robomimic, LIBERO and "
+        "MimicGen ship them) as a new LeRobot v3 dataset at --out, one episode per demo in numeric order: the "
+        "low-dimensional obs keys side by side as observation.state, actions as action (the file's dtype, bit for "
+        "bit), each camera image key as the video observation.images.<key> (_image/_rgb left off). Everything is "
+        "checked before a frame is written; meta/worldpolicy_provenance.json names FILE, the demos and the keys.",
+    )
+    imp.add_argument("path", metavar="FILE", help="the .hdf5 file; it is only read")
+    imp.add_argument("--out", required=True, help="folder for the new dataset (new or empty)")
+    imp.add_argument("--state-keys", nargs="*", action="extend", metavar="KEY",
+                     help="obs keys that make observation.state, side by side in this order (default: every "
+                     "low-dimensional one, by name; the flag alone: no state)")
+    imp.add_argument("--image-keys", nargs="+", action="extend", metavar="KEY",
+                     help="obs keys written as videos (default: every uint8 [H, W, 3] one)")
+    imp.add_argument("--fps", type=float,
+                     help="the demos' control rate (default: the file's env_args env_kwargs.control_freq)")
+    imp.add_argument("--task", help="the instruction the demos carry out (default: LIBERO's problem_info "
+                     "language_instruction; a file without one needs it)")
+    imp.add_argument("--mask", metavar="NAME", help="only the demos of this filter group (mask/NAME: train, valid, ...)")
+    imp.add_argument("--flip-images", action=argparse.BooleanOptionalAction, default=None,
+                     help="turn every image upside down (default: when the file's macros_image_convention is "
+                     "'opengl', as LIBERO's are: stored bottom row first)")
+    imp.add_argument("--video-codec", default="libx264rgb",
+                     help="libx264rgb (lossless, default), libx264, libsvtav1 (lossy ones need even image sizes)")
+    imp.add_argument("--overwrite", action="store_true", help="replace the dataset an earlier import wrote at --out")
+    imp.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+    imp.set_defaults(func=_import_hdf5)
+
 
 def _add_edit_flags(parser: argparse.ArgumentParser, earlier: str) -> None:
     """The flags `dataset select` and `dataset merge` share."""
@@ -601,8 +632,9 @@ EDIT_FLAGS = {name: "--" + name.replace("_", "-") for name in (
     "dataset": "ROOT", "datasets": "ROOT"}
 
 
-def _edit(run: Callable[[], Any], what: str, out: str) -> int:
-    """Run `select_episodes` or `merge_datasets` as the command `what`: errors named by flag, Ctrl-C said."""
+def _edit(run: Callable[[], Any], what: str, out: str, flags: dict[str, str] = EDIT_FLAGS) -> int:
+    """Run `select_episodes`, `merge_datasets` or `import_hdf5` as the command `what`: errors named by `flags`, Ctrl-C
+    said."""
     import sys
 
     from worldpolicy.cli import flag_named
@@ -610,8 +642,8 @@ def _edit(run: Callable[[], Any], what: str, out: str) -> int:
 
     try:
         result = run()
-    except (FileExistsError, ValueError, KeyError) as exc:
-        raise flag_named(exc, EDIT_FLAGS) from None
+    except (FileExistsError, FileNotFoundError, ValueError, KeyError) as exc:
+        raise flag_named(exc, flags) from None
     except KeyboardInterrupt as stop:
         print(f"worldpolicy dataset {what}: interrupted; nothing was written to {out} (a dataset already there is "
               "unchanged, the sources were only read)", file=sys.stderr)
@@ -644,3 +676,18 @@ def _merge(args: argparse.Namespace) -> int:
                                         drop_columns=args.drop_columns, video_codec=args.video_codec,
                                         overwrite=args.overwrite,
                                         progress=not args.no_progress), "merge", args.out)
+
+
+# import_hdf5's parameters as `dataset import-hdf5` spells them (`cli.flag_named`)
+IMPORT_FLAGS = {name: "--" + name.replace("_", "-") for name in (
+    "out", "state_keys", "image_keys", "fps", "task", "mask", "flip_images", "video_codec", "overwrite")} | {
+    "path": "FILE"}
+
+
+def _import_hdf5(args: argparse.Namespace) -> int:
+    from worldpolicy.data.from_hdf5 import import_hdf5
+
+    return _edit(lambda: import_hdf5(args.path, args.out, state_keys=args.state_keys, image_keys=args.image_keys,
+                                     fps=args.fps, task=args.task, mask=args.mask, flip_images=args.flip_images,
+                                     video_codec=args.video_codec, overwrite=args.overwrite,
+                                     progress=not args.no_progress), "import-hdf5", args.out, IMPORT_FLAGS)

@@ -1,0 +1,252 @@
+"""`worldpolicy dataset import-hdf5` / `import_hdf5`: robomimic-format HDF5 demonstrations (robomimic's layout, LIBERO's)
+as a LeRobot v3 dataset, read back bit for bit, every bad input refused before anything is written."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+h5py = pytest.importorskip("h5py", reason="import_hdf5 needs h5py (the train extra)")
+
+from worldpolicy.cli import main
+from worldpolicy.data import LeRobotDataset
+from worldpolicy.data.from_hdf5 import IMPORT_SOURCE, import_hdf5
+
+ROBOMIMIC_ARGS = {"env_name": "Lift", "env_type": 1, "env_kwargs": {"control_freq": 20, "robots": ["Panda"]}}
+LIBERO_TASK = "turn on the stove"
+
+
+def _demo(data, name: str, length: int, rng, obs: dict[str, tuple[tuple[int, ...], str]]) -> dict[str, np.ndarray]:
+    """Demo `name` of `length` steps with random obs of the given (per-step shape, dtype); returns what it holds."""
+    group = data.create_group(name)
+    held = {"actions": rng.standard_normal((length, 7))}
+    group["actions"] = held["actions"]
+    group["rewards"] = np.zeros(length)
+    group["dones"] = np.arange(length) == length - 1
+    group["states"] = rng.standard_normal((length, 5))
+    group.attrs["num_samples"] = length
+    for key, (shape, dtype) in obs.items():
+        values = (rng.integers(0, 256, (length, *shape)) if dtype == "uint8"
+                  else rng.standard_normal((length, *shape))).astype(dtype)
+        group[f"obs/{key}"] = held[key] = values
+    return held
+
+
+ROBOMIMIC_OBS = {"agentview_image": ((16, 16, 3), "uint8"), "robot0_eye_in_hand_image": ((16, 16, 3), "uint8"),
+                 "robot0_eef_pos": ((3,), "float64"), "robot0_eef_quat": ((4,), "float64"),
+                 "robot0_gripper_qpos": ((2,), "float64")}
+LIBERO_OBS = {"agentview_rgb": ((16, 16, 3), "uint8"), "eye_in_hand_rgb": ((16, 16, 3), "uint8"),
+              "ee_pos": ((3,), "float64"), "gripper_states": ((2,), "float64"), "joint_states": ((7,), "float64")}
+
+
+def _robomimic(path: Path, lengths=None, obs=ROBOMIMIC_OBS, env_args=ROBOMIMIC_ARGS, masks=None) -> dict:
+    """A robomimic-layout file, its demos written out of numeric order; returns {demo: what it holds}."""
+    lengths = lengths or {"demo_10": 5, "demo_2": 3, "demo_0": 4}
+    rng = np.random.default_rng(0)
+    held = {}
+    with h5py.File(path, "w") as file:
+        data = file.create_group("data")
+        if env_args is not None:
+            data.attrs["env_args"] = json.dumps(env_args)
+        data.attrs["total"] = sum(lengths.values())
+        for name, length in lengths.items():
+            held[name] = _demo(data, name, length, rng, obs)
+        for name, demos in (masks if masks is not None else {"train": ["demo_10", "demo_0"],
+                                                              "valid": ["demo_2"]}).items():
+            file[f"mask/{name}"] = np.array(demos, dtype="S")
+    return held
+
+
+def _libero(path: Path) -> dict:
+    """A LIBERO-layout file: the task in problem_info, images stored bottom row first (macros_image_convention)."""
+    rng = np.random.default_rng(1)
+    with h5py.File(path, "w") as file:
+        data = file.create_group("data")
+        data.attrs["env_args"] = json.dumps({"env_name": "Libero_Kitchen", "env_kwargs": {"control_freq": 20}})
+        data.attrs["problem_info"] = json.dumps({"problem_name": "libero_kitchen", "domain_name": "robosuite",
+                                                 "language_instruction": LIBERO_TASK})
+        data.attrs["macros_image_convention"] = "opengl"
+        data.attrs["bddl_file_name"] = "turn_on_the_stove.bddl"
+        return {name: _demo(data, name, length, rng, LIBERO_OBS) for name, length in (("demo_1", 4), ("demo_0", 3))}
+
+
+def test_robomimic_demos_become_episodes_bit_for_bit_in_numeric_order(tmp_path):
+    held = _robomimic(tmp_path / "lift.hdf5")
+    result = import_hdf5(tmp_path / "lift.hdf5", tmp_path / "ds", task="lift the cube")
+    ds = LeRobotDataset.open(tmp_path / "ds")
+    assert result.demos == ("demo_0", "demo_2", "demo_10") and list(ds.episode_lengths) == [4, 3, 5]
+    assert ds.fps == 20 and ds.robot_type == "Panda"
+    state = ["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"]  # every low-dimensional key, by name
+    assert result.state_keys == tuple(state)
+    assert ds.features["observation.state"]["names"] == [
+        "robot0_eef_pos.x", "robot0_eef_pos.y", "robot0_eef_pos.z", "robot0_eef_quat.x", "robot0_eef_quat.y",
+        "robot0_eef_quat.z", "robot0_eef_quat.w", "robot0_gripper_qpos.0", "robot0_gripper_qpos.1"]
+    assert ds.features["action"]["names"] == [f"action.{i}" for i in range(7)]
+    assert result.cameras == {"agentview_image": "observation.images.agentview",
+                              "robot0_eye_in_hand_image": "observation.images.robot0_eye_in_hand"}
+    for i, name in enumerate(result.demos):
+        ep = ds.episode(i)
+        assert ep.task == "lift the cube"
+        assert ep.frames["observation.state"].dtype == np.float64 and ep.frames["action"].dtype == np.float64
+        np.testing.assert_array_equal(ep.frames["observation.state"],
+                                      np.concatenate([held[name][k] for k in state], axis=1))
+        np.testing.assert_array_equal(ep.frames["action"], held[name]["actions"])
+        for key, feature in result.cameras.items():  # lossless codec: the very pixels, not flipped
+            np.testing.assert_array_equal(ep.videos[feature], held[name][key])
+    prov = ds.provenance
+    assert prov["source"] == IMPORT_SOURCE and prov["file"] == str(tmp_path / "lift.hdf5")
+    assert prov["demos"] == ["demo_0", "demo_2", "demo_10"] and prov["mask"] is None and prov["env_args"]["env_name"]
+
+
+def test_a_mask_picks_its_demos_and_keys_are_chosen_in_order(tmp_path):
+    held = _robomimic(tmp_path / "lift.hdf5")
+    result = import_hdf5(tmp_path / "lift.hdf5", tmp_path / "ds", task="lift", mask="train",
+                         state_keys=["robot0_gripper_qpos", "robot0_eef_pos"], image_keys=["agentview_image"], fps=10)
+    ds = result.dataset
+    assert result.demos == ("demo_0", "demo_10") and ds.provenance["mask"] == "train" and ds.fps == 10
+    assert ds.video_keys == ["observation.images.agentview"]
+    np.testing.assert_array_equal(ds.episode(1).frames["observation.state"], np.concatenate(
+        [held["demo_10"]["robot0_gripper_qpos"], held["demo_10"]["robot0_eef_pos"]], axis=1))
+    no_state = import_hdf5(tmp_path / "lift.hdf5", tmp_path / "nostate", task="lift", state_keys=[])
+    assert "observation.state" not in no_state.dataset.features
+
+
+def test_libero_task_comes_from_the_file_and_its_images_are_turned_right_side_up(tmp_path):
+    held = _libero(tmp_path / "stove.hdf5")
+    result = import_hdf5(tmp_path / "stove.hdf5", tmp_path / "ds")
+    ds = result.dataset
+    assert result.flipped and ds.provenance["flip_images"] is True
+    assert result.cameras == {"agentview_rgb": "observation.images.agentview",
+                              "eye_in_hand_rgb": "observation.images.eye_in_hand"}
+    ep = ds.episode(0)  # demo_0
+    assert ep.task == LIBERO_TASK and ep.length == 3
+    np.testing.assert_array_equal(ep.videos["observation.images.agentview"], held["demo_0"]["agentview_rgb"][:, ::-1])
+    kept = import_hdf5(tmp_path / "stove.hdf5", tmp_path / "kept", flip_images=False, task="another")
+    ep = kept.dataset.episode(0)
+    np.testing.assert_array_equal(ep.videos["observation.images.agentview"], held["demo_0"]["agentview_rgb"])
+    assert ep.task == "another" and not kept.flipped
+
+
+def test_the_command_writes_a_dataset_check_and_info_accept(tmp_path, capsys):
+    _robomimic(tmp_path / "lift.hdf5")
+    out = str(tmp_path / "ds")
+    assert main(["dataset", "import-hdf5", str(tmp_path / "lift.hdf5"), "--out", out, "--task", "lift the cube",
+                 "--mask", "valid", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["episodes"] == 1
+    assert main(["dataset", "check", out, "--no-progress"]) == 0
+    assert capsys.readouterr().out.startswith("ok: 1 episodes, 3 frames, 2 video features")
+    assert main(["dataset", "info", out]) == 0
+    assert json.loads(capsys.readouterr().out)["fps"] == 20
+    # a second run: refused without --overwrite, done with it; a folder holding the file is never written over
+    assert main(["dataset", "import-hdf5", str(tmp_path / "lift.hdf5"), "--out", out, "--task", "x"]) == 2
+    assert "pass --overwrite to replace it" in capsys.readouterr().err
+    assert main(["dataset", "import-hdf5", str(tmp_path / "lift.hdf5"), "--out", out, "--task", "x", "--overwrite",
+                 "--no-progress"]) == 0
+    assert LeRobotDataset.open(out).num_episodes == 3
+    capsys.readouterr()
+    assert main(["dataset", "import-hdf5", str(tmp_path / "lift.hdf5"), "--out", str(tmp_path), "--task", "x"]) == 2
+    assert "holds the HDF5 file being imported" in capsys.readouterr().err
+
+
+def _float_images(path: Path) -> None:
+    _robomimic(path, obs={**ROBOMIMIC_OBS, "agentview_image": ((16, 16, 3), "float32")})
+
+
+def _short_obs(path: Path) -> None:
+    _robomimic(path)
+    with h5py.File(path, "a") as file:
+        del file["data/demo_2/obs/robot0_eef_pos"]
+        file["data/demo_2/obs/robot0_eef_pos"] = np.zeros((2, 3))
+
+
+@pytest.mark.parametrize(("make", "flags", "message"), [
+    (None, [], "error: FILE: '{file}' does not exist; give a robomimic-format .hdf5 file"),
+    (lambda p: p.write_text("not hdf5"), [], "error: FILE: '{file}' is not an HDF5 file"),
+    (lambda p: h5py.File(p, "w").create_group("demos").file.close(), [],
+     "error: FILE: '{file}' has no `data` group (its top level holds ['demos'])"),
+    (_robomimic, ["--state-keys", "eef_pos"],
+     ("error: --state-keys: ['eef_pos'] is not an obs key of '{file}' data/demo_0/obs; its obs keys are "
+      "['agentview_image', 'robot0_eef_pos', 'robot0_eef_quat', 'robot0_eye_in_hand_image', 'robot0_gripper_qpos']")),
+    (_robomimic, ["--image-keys", "robot0_eef_pos"],
+     ("error: --image-keys: ['robot0_eef_pos'] is not image obs data (robot0_eef_pos: float64 [3] per step); the image obs "
+      "keys of '{file}' data/demo_0/obs are ['agentview_image', 'robot0_eye_in_hand_image']")),
+    (_float_images, [], "error: --image-keys: obs key 'agentview_image' holds float32 images; only uint8 RGB"),
+    (_short_obs, [], "error: '{file}' data/demo_2: obs/robot0_eef_pos holds 2 steps and actions 3"),
+    (_robomimic, ["--mask", "test"],
+     ("error: --mask='test': '{file}' has the filter groups ['train', 'valid']; choose one of them, or leave --mask "
+      "out: every demo")),
+    (lambda p: _robomimic(p, masks={}), ["--mask", "train"],
+     "error: --mask='train': '{file}' has no filter groups (no `mask` group); leave --mask out"),
+    (lambda p: _robomimic(p, env_args={"env_name": "Lift"}), [],
+     "error: --fps: '{file}' does not say its control rate"),
+])
+def test_bad_input_is_refused_before_anything_is_written(tmp_path, capsys, make, flags, message):
+    file = tmp_path / "demo.hdf5"
+    if make is not None:
+        make(file)
+    code = main(["dataset", "import-hdf5", str(file), "--out", str(tmp_path / "ds"), "--task", "t", *flags])
+    assert code == 2 and message.format(file=file) in capsys.readouterr().err
+    assert not (tmp_path / "ds").exists() and sorted(p.name for p in tmp_path.iterdir()) == (["demo.hdf5"] if make
+                                                                                              else [])
+
+
+def test_a_file_without_an_instruction_needs_a_task(tmp_path):
+    _robomimic(tmp_path / "lift.hdf5")
+    with pytest.raises(ValueError, match=r"^task: .* holds no instruction .*; its env is 'Lift'; give task="):
+        import_hdf5(tmp_path / "lift.hdf5", tmp_path / "ds")
+    assert not (tmp_path / "ds").exists()
+
+
+def test_without_h5py_the_command_names_the_extra(tmp_path, capsys, monkeypatch):
+    _robomimic(tmp_path / "lift.hdf5")
+    monkeypatch.setitem(sys.modules, "h5py", None)
+    assert main(["dataset", "import-hdf5", str(tmp_path / "lift.hdf5"), "--out", str(tmp_path / "ds")]) == 2
+    assert capsys.readouterr().err == ("worldpolicy dataset import-hdf5: error: reading an HDF5 file: h5py is not "
+                                       "installed; it comes with the 'train' extra: pip install 'worldpolicy[train]'\n")
+
+
+@pytest.mark.slow
+def test_an_imported_libero_file_trains_as_docs_data_md_says(tmp_path, tiny):
+    """The run file of docs/data.md ("Importing robomimic / LIBERO HDF5"): its own embodiment whose columns are the
+    dataset's action names, the cameras as `observation/` + each video's last part; one step from a tiny checkpoint."""
+    rng = np.random.default_rng(2)
+    with h5py.File(tmp_path / "stove.hdf5", "w") as file:
+        data = file.create_group("data")
+        data.attrs["env_args"] = json.dumps({"env_kwargs": {"control_freq": 20}})
+        data.attrs["problem_info"] = json.dumps({"language_instruction": LIBERO_TASK})
+        for name in ("demo_0", "demo_1"):
+            _demo(data, name, 10, rng, LIBERO_OBS)
+    import_hdf5(tmp_path / "stove.hdf5", tmp_path / "ds")
+    columns = [f"action.{i}" for i in range(7)]
+    (tmp_path / "run.toml").write_text(f"""output_dir = "run"
+checkpoint = {json.dumps(str(tiny))}
+device = "cpu"
+
+[embodiment]
+name = "libero_panda"
+action_dim = 7
+columns = {json.dumps(columns)}
+units = {json.dumps(["1"] * 7)}
+fps = 20
+camera_keys = ["observation/agentview", "observation/eye_in_hand"]
+composite = "stacked"
+view_point = "concat_view"
+resolution_tier = 256
+
+[data]
+dataset = "ds"
+chunk_size = 4
+action_keys = ["action"]
+
+[optim]
+steps = 1
+batch_size = 2
+warmup_steps = 0
+""")
+    assert main(["train", str(tmp_path / "run.toml"), "--no-progress"]) == 0
+    spec = json.loads((tmp_path / "run" / "checkpoints" / "step-0000001" / "embodiment.json").read_text())
+    assert spec["columns"] == columns and spec["camera_keys"] == ["observation/agentview", "observation/eye_in_hand"]
