@@ -22,17 +22,19 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..embodiments import Embodiment
 from ..fileio import make_folder
 from ..processing.observations import load_frames
-from ..serving.recording import Exchange
 from .checks import check_out
 from .lerobot import LeRobotDatasetWriter
 from .observations import STATE_FEATURE
+
+if TYPE_CHECKING:  # the hand-off's type only: importing serving.recording pulls in the server's extra
+    from ..serving.recording import Exchange
 
 __all__ = ["SOURCE", "ServedRunDataset"]
 
