@@ -1089,6 +1089,37 @@ def test_an_unrecognized_argument_is_refused_by_its_subcommand(capsys):
     assert capsys.readouterr().err.strip().splitlines()[-1] == "worldpolicy: error: unrecognized arguments: --bogus"
 
 
+@pytest.mark.parametrize("argv, prog, said", [
+    (["sim", "--policy", "random", "--bogus", "x"], "worldpolicy sim", "--bogus x"),
+    (["sim", "--bogus"], "worldpolicy sim", "--bogus"),
+    (["sim", "foo"], "worldpolicy sim", "foo"),
+    (["sim", "foo", "--bogus"], "worldpolicy sim", "foo --bogus"),
+    (["sim", "compare", "a", "b", "--out", "o", "--bogus"], "worldpolicy sim compare", "--bogus"),
+    (["dataset", "select", "d", "--out", "o", "--bogus", "x"], "worldpolicy dataset select", "--bogus x"),
+    (["train", "run.toml", "--bogus"], "worldpolicy train", "--bogus"),
+])
+def test_a_stray_word_or_flag_is_unrecognized_by_the_innermost_command(capsys, argv, prog, said):
+    """`worldpolicy sim --policy random --bogus x` said `argument [compare]: invalid choice: 'x'`: sim's optional
+    subcommand took the stray word. It is an unrecognized argument of the command that was left it, shown with that
+    command's usage, at any depth."""
+    with pytest.raises(SystemExit) as refused:
+        main(argv)
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and err.startswith(f"usage: {prog} "), err
+    assert err.strip().splitlines()[-1] == f"{prog}: error: unrecognized arguments: {said}", err
+
+
+def test_a_needed_subcommand_misspelt_is_an_invalid_choice(capsys):
+    """Where a subcommand must be named (the top level's COMMAND, `dataset ACTION`), a word that names none is
+    refused with the choices, not as an unrecognized argument."""
+    for argv, prog, chose in [(["bogus"], "worldpolicy", "COMMAND"), (["dataset", "bogus"], "worldpolicy dataset",
+                                                                        "ACTION")]:
+        with pytest.raises(SystemExit):
+            main(argv)
+        last = capsys.readouterr().err.strip().splitlines()[-1]
+        assert last.startswith(f"{prog}: error: argument {chose}: invalid choice: 'bogus' (choose from "), last
+
+
 def test_only_worldpolicy_info_lines_are_plain():
     """A command's own INFO lines are its message alone; another library's (`-v` shows httpx's requests) keep their
     time, level and logger, which say whose they are."""
