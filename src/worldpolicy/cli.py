@@ -9,7 +9,8 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from . import __version__
 from .errors import error_parameter
@@ -76,6 +77,29 @@ def flag_named(exc: Exception, flags: Mapping[str, str]) -> Exception:
     if name in flags and renamed.startswith(name + ": "):
         renamed = flags[name] + renamed[len(name):]
     return exc if renamed == text else type(exc)(renamed)
+
+
+@contextmanager
+def warnings_flag_named(flags: Mapping[str, str]) -> Iterator[None]:
+    """Within it, the warnings an API logs name what to change as `flag_named` names an error's: `merge_datasets`'
+    `dropped (drop_columns=True)` is `dropped (--drop-columns)` on the command line. A filter on the root logger's
+    handlers, where every logger's records end (a logger's own filters see only what is logged to it by name)."""
+    def renamed(record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            text = record.getMessage()
+            said = str(flag_named(Exception(text), flags))
+            if said != text:
+                record.msg, record.args = said, ()
+        return True
+
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:
+        handler.addFilter(renamed)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(renamed)
 
 
 # The most episodes one `--episodes` may name (`episode_list`): far more than any dataset holds (DROID has ~92k), so

@@ -602,14 +602,16 @@ EDIT_FLAGS = {name: "--" + name.replace("_", "-") for name in (
 
 
 def _edit(run: Callable[[], Any], what: str, out: str) -> int:
-    """Run `select_episodes` or `merge_datasets` as the command `what`: errors named by flag, Ctrl-C said."""
+    """Run `select_episodes` or `merge_datasets` as the command `what`: errors and warnings named by flag, Ctrl-C
+    said."""
     import sys
 
-    from worldpolicy.cli import flag_named
+    from worldpolicy.cli import flag_named, warnings_flag_named
     from worldpolicy.fileio import exit_status
 
     try:
-        result = run()
+        with warnings_flag_named(EDIT_FLAGS):
+            result = run()
     except (FileExistsError, ValueError, KeyError) as exc:
         raise flag_named(exc, EDIT_FLAGS) from None
     except KeyboardInterrupt as stop:
