@@ -378,7 +378,10 @@ def test_predict_takes_the_shipped_model_by_name(image_file, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["predict", "--checkpoint", "shipped", "--image", str(image_file), "--prompt", "reach the ball",
                  "--steps", "1", "--no-plots", "--out", str(out)]) == 0
-    assert json.loads((out / "actions.json").read_text())["embodiment"] == "panda_reach"
+    doc = json.loads((out / "actions.json").read_text())
+    assert doc["embodiment"] == "panda_reach"
+    # recorded by the name given, as dream records it (`portable_checkpoint`), not this install's folder
+    assert doc["settings"]["checkpoint"] == json.loads((out / "settings.json").read_text())["checkpoint"] == "shipped"
 
 
 def test_predict_says_what_each_mode_produced():
