@@ -9,7 +9,8 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from . import __version__
 from .errors import error_parameter
@@ -76,6 +77,29 @@ def flag_named(exc: Exception, flags: Mapping[str, str]) -> Exception:
     if name in flags and renamed.startswith(name + ": "):
         renamed = flags[name] + renamed[len(name):]
     return exc if renamed == text else type(exc)(renamed)
+
+
+@contextmanager
+def warnings_flag_named(flags: Mapping[str, str]) -> Iterator[None]:
+    """Within it, the warnings an API logs name what to change as `flag_named` names an error's: `merge_datasets`'
+    `dropped (drop_columns=True)` is `dropped (--drop-columns)` on the command line. A filter on the root logger's
+    handlers, where every logger's records end (a logger's own filters see only what is logged to it by name)."""
+    def renamed(record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            text = record.getMessage()
+            said = str(flag_named(Exception(text), flags))
+            if said != text:
+                record.msg, record.args = said, ()
+        return True
+
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:
+        handler.addFilter(renamed)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(renamed)
 
 
 # The most episodes one `--episodes` may name (`episode_list`): far more than any dataset holds (DROID has ~92k), so
@@ -208,6 +232,9 @@ class _Subcommands(argparse._SubParsersAction):
     def __call__(self, parser, namespace, values, option_string=None):
         """Parse the subcommand's arguments; the first parser left some it does not take is kept, the innermost (its
         own subcommand's ran first), so the error names it and shows its usage, not the top level's."""
+        if values[0] not in self._name_parser_map:  # a stray word `_Parser._check_value` let through: see there
+            vars(namespace).setdefault(argparse._UNRECOGNIZED_ARGS_ATTR, []).extend(values)
+            return
         super().__call__(parser, namespace, values, option_string)
         left = getattr(namespace, argparse._UNRECOGNIZED_ARGS_ATTR, None)
         if left and not hasattr(namespace, _UNRECOGNIZED_BY):
@@ -223,6 +250,15 @@ class _Parser(argparse.ArgumentParser):
         self.register("action", None, _StoreOnce)
         self.register("action", "store", _StoreOnce)
         self.register("action", "parsers", _Subcommands)
+
+    def _check_value(self, action, value):
+        """argparse's, but a word that names no subcommand of a command that runs without one (`sim`, beside `sim
+        compare`) is one of its unrecognized arguments (`_Subcommands` leaves it to `parse_args`): `sim --policy random
+        --bogus x` said `argument [compare]: invalid choice: 'x'` of a subcommand it never asked for. Where a
+        subcommand is needed (`dataset ACTION`, the top level's COMMAND) it is an invalid choice, with the choices."""
+        if isinstance(action, _Subcommands) and not action.required and self.get_default("func") is not None:
+            return
+        super()._check_value(action, value)
 
     def parse_known_args(self, args=None, namespace=None):
         namespace, extras = super().parse_known_args(args, namespace)

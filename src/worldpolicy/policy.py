@@ -34,6 +34,7 @@ from .embodiments import (
 )
 from .fileio import TRAINER_STATE_FILE
 from .logcapture import request_index, said_before
+from .models import portable_checkpoint
 from .processing.actions import (
     ACTION_SPACES,
     actions_where,
@@ -1009,8 +1010,9 @@ class Policy:
             sampling=sampling, seed=seed, clean_actions=clean_actions, state_row=state_row,
             decode_video=request.decodes_video,
         )
-        settings = {
-            "checkpoint": self.source, "mode": request.mode, "steps": sampling.steps, "guidance": sampling.guidance,
+        settings = {  # the checkpoint as a saved setting names it (`shipped`, not this install's folder), as dream's
+            "checkpoint": str(portable_checkpoint(self.source)) if self.source else self.source, "mode": request.mode,
+            "steps": sampling.steps, "guidance": sampling.guidance,
             "schedule": sampling.schedule, "shift": sampling.shift, "native_grid": sampling.native_grid,
             **self._schedule_used(sampling),
             "seed": seed, "chunk_size": self.chunk_size, "fps": e.fps, "resolution_tier": self.resolution_tier,

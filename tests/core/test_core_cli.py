@@ -378,7 +378,10 @@ def test_predict_takes_the_shipped_model_by_name(image_file, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["predict", "--checkpoint", "shipped", "--image", str(image_file), "--prompt", "reach the ball",
                  "--steps", "1", "--no-plots", "--out", str(out)]) == 0
-    assert json.loads((out / "actions.json").read_text())["embodiment"] == "panda_reach"
+    doc = json.loads((out / "actions.json").read_text())
+    assert doc["embodiment"] == "panda_reach"
+    # recorded by the name given, as dream records it (`portable_checkpoint`), not this install's folder
+    assert doc["settings"]["checkpoint"] == json.loads((out / "settings.json").read_text())["checkpoint"] == "shipped"
 
 
 def test_predict_says_what_each_mode_produced():
@@ -1087,6 +1090,37 @@ def test_an_unrecognized_argument_is_refused_by_its_subcommand(capsys):
     with pytest.raises(SystemExit):  # an argument before any subcommand is the top level's
         main(["--bogus", "sim"])
     assert capsys.readouterr().err.strip().splitlines()[-1] == "worldpolicy: error: unrecognized arguments: --bogus"
+
+
+@pytest.mark.parametrize("argv, prog, said", [
+    (["sim", "--policy", "random", "--bogus", "x"], "worldpolicy sim", "--bogus x"),
+    (["sim", "--bogus"], "worldpolicy sim", "--bogus"),
+    (["sim", "foo"], "worldpolicy sim", "foo"),
+    (["sim", "foo", "--bogus"], "worldpolicy sim", "foo --bogus"),
+    (["sim", "compare", "a", "b", "--out", "o", "--bogus"], "worldpolicy sim compare", "--bogus"),
+    (["dataset", "select", "d", "--out", "o", "--bogus", "x"], "worldpolicy dataset select", "--bogus x"),
+    (["train", "run.toml", "--bogus"], "worldpolicy train", "--bogus"),
+])
+def test_a_stray_word_or_flag_is_unrecognized_by_the_innermost_command(capsys, argv, prog, said):
+    """`worldpolicy sim --policy random --bogus x` said `argument [compare]: invalid choice: 'x'`: sim's optional
+    subcommand took the stray word. It is an unrecognized argument of the command that was left it, shown with that
+    command's usage, at any depth."""
+    with pytest.raises(SystemExit) as refused:
+        main(argv)
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and err.startswith(f"usage: {prog} "), err
+    assert err.strip().splitlines()[-1] == f"{prog}: error: unrecognized arguments: {said}", err
+
+
+def test_a_needed_subcommand_misspelt_is_an_invalid_choice(capsys):
+    """Where a subcommand must be named (the top level's COMMAND, `dataset ACTION`), a word that names none is
+    refused with the choices, not as an unrecognized argument."""
+    for argv, prog, chose in [(["bogus"], "worldpolicy", "COMMAND"), (["dataset", "bogus"], "worldpolicy dataset",
+                                                                        "ACTION")]:
+        with pytest.raises(SystemExit):
+            main(argv)
+        last = capsys.readouterr().err.strip().splitlines()[-1]
+        assert last.startswith(f"{prog}: error: argument {chose}: invalid choice: 'bogus' (choose from "), last
 
 
 def test_only_worldpolicy_info_lines_are_plain():

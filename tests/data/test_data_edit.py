@@ -358,7 +358,10 @@ def test_other_meta_episodes_columns_are_carried_with_their_types(tmp_path, caps
     assert "episode_columns" not in LeRobotDataset.open(tmp_path / "ad").summary()
     # the columns dropped are said, not dropped without a word
     said = capsys.readouterr().err
-    assert "meta/episodes columns 'operator', 'score' are not in every dataset alike; dropped" in said
+    assert "columns 'operator', 'score' are not in every dataset alike; dropped (--drop-columns)" in said
+    merge_datasets([a, d], tmp_path / "ad2", drop_columns=True)  # the Python API names its parameter, not the flag
+    assert "columns 'operator', 'score' are not in every dataset alike; dropped (drop_columns=True)" in (
+        capsys.readouterr().err)
 
 
 def test_out_under_a_file_is_refused_before_writing_and_an_os_error_is_one_line(tmp_path, capsys, monkeypatch):

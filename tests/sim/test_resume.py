@@ -361,6 +361,22 @@ def test_policy_settings_of_a_server_and_of_a_checkpoint_without_a_folder():
     assert checkpoint_files("nvidia/some-model") == {"path": "nvidia/some-model", "files": None}
 
 
+def test_the_shipped_model_is_recorded_by_name_and_its_training_scenes_read(tmp_path):
+    """A sim report (and a `dataset from-sim` recording's provenance) recorded the shipped model's folder in this
+    install; it names it `shipped`, as predict and dream record it, and what it was trained on is still read from
+    that name (`training_seeds`). Another folder is recorded by its resolved path."""
+    from worldpolicy.models import shipped_model
+    from worldpolicy.sim.evaluate import training_seeds
+    from worldpolicy.sim.policies import checkpoint_files
+
+    shipped = checkpoint_files(shipped_model())
+    assert shipped["path"] == "shipped" and shipped["files"]
+    assert training_seeds("shipped") == training_seeds(shipped_model()) is not None
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "model_index.json").write_text("{}")
+    assert checkpoint_files(tmp_path / "ckpt" / ".." / "ckpt")["path"] == str((tmp_path / "ckpt").resolve())
+
+
 class _Server:
     """A backend as our server is to the client (`RemotePolicy` wrapped for the sim): random actions, and a metadata
     frame announcing its model and, unless `steps` is None (an older server, openpi's), its sampling defaults."""

@@ -633,15 +633,16 @@ EDIT_FLAGS = {name: "--" + name.replace("_", "-") for name in (
 
 
 def _edit(run: Callable[[], Any], what: str, out: str, flags: dict[str, str] = EDIT_FLAGS) -> int:
-    """Run `select_episodes`, `merge_datasets` or `import_hdf5` as the command `what`: errors named by `flags`, Ctrl-C
-    said."""
+    """Run `select_episodes`, `merge_datasets` or `import_hdf5` as the command `what`: errors and warnings named by
+    `flags`, Ctrl-C said."""
     import sys
 
-    from worldpolicy.cli import flag_named
+    from worldpolicy.cli import flag_named, warnings_flag_named
     from worldpolicy.fileio import exit_status
 
     try:
-        result = run()
+        with warnings_flag_named(flags):
+            result = run()
     except (FileExistsError, FileNotFoundError, ValueError, KeyError) as exc:
         raise flag_named(exc, flags) from None
     except KeyboardInterrupt as stop:

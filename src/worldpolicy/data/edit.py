@@ -148,7 +148,7 @@ def merge_datasets(
     out = check_out([ds.root for ds in sources], out, overwrite, [SELECT_SOURCE, MERGE_SOURCE], "`dataset merge`",
                     "merged")
     if unshared:
-        logger.warning("meta/episodes columns %s are not in every dataset alike; dropped (drop_columns)",
+        logger.warning("meta/episodes columns %s are not in every dataset alike; dropped (drop_columns=True)",
                        ", ".join(map(repr, unshared)))
     origins = [(k, i) for k, ds in enumerate(sources) for i in range(ds.num_episodes)]
     provenance = {"source": MERGE_SOURCE,

@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from worldpolicy.embodiments import Embodiment, get_embodiment
+from worldpolicy.models import portable_checkpoint
 from worldpolicy.processing.actions import to_model, to_physical
 from worldpolicy.processing.trajectory import call_seed
 from worldpolicy.results import Prediction
@@ -236,8 +237,9 @@ _SAMPLE_BYTES, _SAMPLES = 1 << 16, 16  # weights: the start (a safetensors heade
 
 def checkpoint_files(path: str | Path) -> dict[str, str]:
     """A checkpoint folder's identity, cheap enough for every run and independent of where it lies: its resolved path
-    (recorded, not compared) and a digest of each file's name, size and content, small files whole and large ones by
-    16 blocks spread through them, so a copy or a reinstall of the same checkpoint is the same and one saved again
+    (recorded, not compared; `shipped` for the shipped model, as a saved setting names it:
+    `models.portable_checkpoint`) and a digest of each file's name, size and content, small files whole and large ones
+    by 16 blocks spread through them, so a copy or a reinstall of the same checkpoint is the same and one saved again
     (new weights, a trainer state one step on) is not, without reading gigabytes of weights. Names starting with a dot
     (caches, editor files) do not count. A source that is no folder (a hub id; none for a `Policy` built in code) is
     its name."""
@@ -258,7 +260,7 @@ def checkpoint_files(path: str | Path) -> dict[str, str]:
                 for offset in np.linspace(0, size - _SAMPLE_BYTES, _SAMPLES, dtype=np.int64):
                     f.seek(int(offset))
                     digest.update(f.read(_SAMPLE_BYTES))
-    return {"path": str(root), "files": digest.hexdigest()[:16]}
+    return {"path": str(portable_checkpoint(root)), "files": digest.hexdigest()[:16]}
 
 
 def checkpoint_settings(source: str | Path, sampling: Any, *, chunk_size: int, resolution_tier: int, device: Any,
