@@ -383,6 +383,8 @@ def test_streamed_frames_give_the_files_the_in_memory_writer_gives(tmp_path, mon
             writer.add_episode(episode["frames"], episode["videos"], episode["task"], success=episode["success"])
     expected = _files(tmp_path / "memory")
     assert any(name.endswith(".mp4") for name in expected) and _files(streamed.dataset.root) == expected
+    with pytest.raises(ValueError, match="spool='.*none': expected an existing folder"):  # before anything renders
+        next(iter(from_sim.expert_episodes("reach", 1, spool=tmp_path / "none", **options)))
 
 
 def test_an_error_while_an_episode_is_streamed_keeps_nothing(tmp_path, monkeypatch):

@@ -20,8 +20,8 @@ import logging
 import os
 import shutil
 import signal
-import tempfile
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
-from ..fileio import Terminated, interruption, make_folder, sigint_held
+from ..fileio import Terminated, interruption, sigint_held
 from .edit import BLOCK_FRAMES
 from .layout import ACTION_KEYS, STATE_KEYS, VIDEO_NAMES
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from worldpolicy.sim.perturb import Perturbation
 
 __all__ = ["ACTION_KEYS", "STATE_KEYS", "ExpertEpisodes", "ExpertFailed", "RecordingInterrupted", "SimConversion",
-           "check_recording", "expert_episodes", "sim_features", "sim_to_dataset"]
+           "SpooledVideo", "check_recording", "discard_frames", "expert_episodes", "sim_features", "sim_to_dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ def expert_episodes(
     from each episode's seed after its scene, so the seeds' scenes are the clean recording's. Its canonical spec is
     the provenance's `perturb` (None: none).
 
-    `spool` (an existing folder) takes each episode's frames as the rollout renders them, one raw file per camera
+    `spool` (a folder, there once the episodes are iterated) takes each episode's frames as the rollout renders them, one raw file per camera
     (`SpooledVideo`), in place of arrays held until the episode ends: `sim_to_dataset` streams them from there into
     the dataset's videos, so neither a recorder nor the writer holds an episode's frames. A skipped (failed)
     episode's files are deleted; a kept one's are the caller's (`discard_frames`).
@@ -255,8 +255,6 @@ def expert_episodes(
         raise ValueError(f"start_jitter={start_jitter!r} must be a number of radians in [0, 1]")
     if not (isinstance(action_noise, (int, float)) and 0.0 <= action_noise <= 0.2):
         raise ValueError(f"action_noise={action_noise!r} must be a joint-noise std in radians in [0, 0.2]")
-    if spool is not None and not Path(spool).is_dir():
-        raise ValueError(f"spool={spool!r}: expected an existing folder (each episode's frames are written there)")
     cameras = list(CAMERAS) if cameras is None else list(cameras)
     unknown = [c for c in cameras if c not in CAMERAS]
     if not cameras or unknown:
@@ -426,6 +424,8 @@ def _episodes(
     on_attempt: Callable[[int, bool], None] | None = None,
     spool: Path | None = None,
 ) -> Generator[dict[str, Any], None, None]:
+    if spool is not None and not spool.is_dir():
+        raise ValueError(f"spool={str(spool)!r}: expected an existing folder (each episode's frames are written there)")
     task = settings["task"]
     policy = settings["policy"]["name"] if "policy" in settings else "scripted"
     with _Recorders(settings, workers, spool) as recorders:
@@ -613,8 +613,7 @@ def sim_to_dataset(
     deleted when the recording ends, however it ends.
     """
     root = Path(root).expanduser()
-    make_folder(root.parent)
-    spool = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.frames-"))
+    spool = root.parent / f".{root.name}.frames-{uuid.uuid4().hex[:12]}"  # made once the settings are checked
     try:
         return _record_dataset(root, spool, task, num_episodes, seed, video_codec, overwrite, progress,
                                episode_options)
@@ -651,6 +650,7 @@ def _record_dataset(root: Path, spool: Path, task: str, num_episodes: int, seed:
     bar = tqdm(total=num_episodes, desc=f"recording {task}", unit="ep", disable=not progress)
     adding = False  # an episode is being added to the writer (it may hold part of it)
     try:
+        spool.mkdir()  # beside the writer's staging folder: on the dataset's disk
         for episode in episodes:
             with sigint_held() as caught:  # an episode half added to the writer could not be published
                 adding = True
