@@ -71,6 +71,10 @@ def test_video_decode_prints_each_read_against_the_whole_clip():
     out = _ran("bench_video_decode.py", "--frames", "35", "--size", "32x32")
     assert re.search(r"last frame: +1 frames, peak RSS .*\(whole clip / this: \d+x\)", out), out
     assert re.search(r"first 34 frames: +34 frames", out), out
+    out = _ran("bench_video_decode.py", "--part", "blocks", "--frames", "40", "--size", "32x32", "--block", "8",
+               "--repeats", "1")
+    assert re.search(r"blocks, decoding on: +\d+\.\d+ s +\(\d+\.\d+x the whole read\)", out), out
+    assert re.search(r"sought / decoding on: \d+\.\d+x; frames identical: True", out), out
 
 
 @pytest.mark.slow
@@ -78,6 +82,14 @@ def test_label_memory_prints_both_labellers_and_that_their_datasets_match():
     out = _ran("bench_label_memory.py", "--frames", "20", "--size", "16x16", "--cameras", "2", "--batch-size", "1")
     assert re.search(r"segments: peak RSS \+ *\d+ MiB", out), out
     assert re.search(r"peak RSS whole / segments: \d+\.\d+x; datasets identical file by file: True", out), out
+
+
+@pytest.mark.slow
+def test_from_sim_memory_prints_both_recordings_and_that_their_datasets_match():
+    pytest.importorskip("mujoco", reason="the sim extra (MuJoCo) is not installed")
+    out = _ran("bench_from_sim_memory.py", "--episodes", "1", "--frames", "3", "--size", "16x16")
+    assert re.search(r"streamed: peak RSS \+ *\d+ MiB", out), out
+    assert re.search(r"peak RSS whole / streamed: \d+\.\d+x; datasets identical file by file: True", out), out
 
 
 def test_label_memory_whole_labeller_takes_what_label_passes(monkeypatch):
@@ -166,7 +178,10 @@ def test_help_shows_the_whole_description(script):
     ("bench_train_memory.py", ["--repeats", "0"], "argument --repeats: expected an integer >= 1, got '0'"),
     ("bench_video_decode.py", ["--frames", "34"], "argument --frames: expected an integer >= 35, got '34'"),
     ("bench_video_decode.py", ["--size", "8x64"], "--size='8x64': each side must be >= 16"),
+    ("bench_video_decode.py", ["--part", "blocks", "--gop", "0"], "argument --gop: expected an integer >= 1, got '0'"),
     ("bench_label_memory.py", ["--frames", "1"], "argument --frames: expected an integer >= 2, got '1'"),
+    ("bench_from_sim_memory.py", ["--episodes", "0"], "argument --episodes: expected an integer >= 1, got '0'"),
+    ("bench_from_sim_memory.py", ["--size", "8x64"], "--size='8x64': each side must be >= 16"),
     ("bench_label_memory.py", ["--size", "15x16"], "--size='15x16': each side must be even and >= 16"),
     ("lora_checkpoint_sizes.py", ["--rank", "0"], "argument --rank: expected an integer >= 1, got '0'"),
     ("bench_dream_io.py", ["--chunks", "0,8"], "argument --chunks: expected comma-separated chunk counts, each >= 1"),

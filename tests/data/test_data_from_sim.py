@@ -350,6 +350,64 @@ def test_an_error_while_recording_keeps_the_finished_episodes(tmp_path, monkeypa
     assert not (tmp_path / "bad").exists() and _staged(tmp_path) == []
 
 
+def _files(root) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_streamed_frames_give_the_files_the_in_memory_writer_gives(tmp_path, monkeypatch):
+    """`sim_to_dataset` spools each camera's frames as they are rendered and streams them into the videos a block at a
+    time; the same episodes recorded as arrays and added whole (`add_episode`, the path it took before) give the same
+    dataset, byte for byte: parquet, mp4, stats, info.json, provenance."""
+    from worldpolicy.data import from_sim
+    from worldpolicy.data.lerobot import EpisodeVideoStream, LeRobotDatasetWriter
+
+    options = {"image_size": (24, 32), "max_steps": 10, "keep_failures": True,
+               "cameras": ["observation/wrist_image_left", "observation/exterior_image_1_left"]}
+    monkeypatch.setattr(from_sim, "BLOCK_FRAMES", 4)
+    real_append, blocks = EpisodeVideoStream.append, []
+    monkeypatch.setattr(EpisodeVideoStream, "append",
+                        lambda self, parts: blocks.append({k: len(v) for k, v in parts.items()}) or real_append(self,
+                                                                                                                 parts))
+    streamed = from_sim.sim_to_dataset(tmp_path / "streamed", "reach", 2, seed=7, **options)
+    keys = ["observation.image.wrist_image_left", "observation.image.exterior_image_1_left"]
+    assert blocks == [dict.fromkeys(keys, 4), dict.fromkeys(keys, 4), dict.fromkeys(keys, 2)] * 2  # never whole
+    assert _staged(tmp_path) == []  # the spool folder is gone
+
+    recording = from_sim.expert_episodes("reach", 2, seed=7, **options)
+    settings = recording.provenance
+    features = from_sim.sim_features(settings["robot"], tuple(settings["image_size"]), settings["cameras"])
+    with LeRobotDatasetWriter(tmp_path / "memory", settings["control_hz"], features, settings["robot"],
+                              video_codec="libx264rgb", provenance={**settings, "seeds": [7, 8]}) as writer:
+        for episode in recording:
+            assert all(isinstance(v, np.ndarray) for v in episode["videos"].values())  # no spool: arrays
+            writer.add_episode(episode["frames"], episode["videos"], episode["task"], success=episode["success"])
+    expected = _files(tmp_path / "memory")
+    assert any(name.endswith(".mp4") for name in expected) and _files(streamed.dataset.root) == expected
+    with pytest.raises(ValueError, match="spool='.*none': expected an existing folder"):  # before anything renders
+        next(iter(from_sim.expert_episodes("reach", 1, spool=tmp_path / "none", **options)))
+
+
+def test_an_error_while_an_episode_is_streamed_keeps_nothing(tmp_path, monkeypatch):
+    """A failure between two blocks of an episode's frames leaves part of it in the videos: the writer is aborted (its
+    contract), nothing is published, and neither its staging folder nor the spool is left behind."""
+    from worldpolicy.data import from_sim
+    from worldpolicy.data.lerobot import EpisodeVideoStream
+
+    monkeypatch.setattr(from_sim, "BLOCK_FRAMES", 2)
+    real_append, calls = EpisodeVideoStream.append, []
+
+    def failing_append(self, parts):
+        calls.append(1)
+        if len(calls) == 4:  # the second block of the second episode
+            raise OSError("No space left on device")
+        return real_append(self, parts)
+
+    monkeypatch.setattr(EpisodeVideoStream, "append", failing_append)
+    with pytest.raises(OSError, match="No space left"):
+        from_sim.sim_to_dataset(tmp_path / "sim", "reach", 3, **_TINY)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_frame_size_the_codec_cannot_encode_is_refused_before_recording(tmp_path, monkeypatch):
     from worldpolicy.data import from_sim
 
@@ -385,6 +443,32 @@ def test_a_ctrl_c_while_an_episode_is_written_lets_it_finish(tmp_path, monkeypat
         sim_to_dataset(tmp_path / "sim", "reach", 4, **_TINY)
     assert caught.value.kept == 2 and LeRobotDataset.open(tmp_path / "sim").num_episodes == 2
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
+def test_a_ctrl_c_between_two_blocks_of_an_episode_lets_it_finish(tmp_path, monkeypatch):
+    """The real signal, between two blocks of an episode's streamed frames: the episode is encoded and added whole."""
+    import os
+    import signal
+
+    from worldpolicy.data import LeRobotDataset, from_sim
+    from worldpolicy.data.lerobot import EpisodeVideoStream
+
+    monkeypatch.setattr(from_sim, "BLOCK_FRAMES", 2)
+    real, calls = EpisodeVideoStream.append, []
+
+    def append(self, parts):
+        calls.append(1)
+        if len(calls) == 3:  # the first of episode 1's two blocks
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(self, parts)
+
+    monkeypatch.setattr(EpisodeVideoStream, "append", append)
+    with pytest.raises(from_sim.RecordingInterrupted) as caught:
+        from_sim.sim_to_dataset(tmp_path / "sim", "reach", 4, **_TINY)
+    ds = LeRobotDataset.open(tmp_path / "sim")
+    assert caught.value.kept == 2 and ds.num_episodes == 2 and len(calls) == 4
+    assert ds.episode(1).videos["observation.image.wrist_image_left"].shape == (3, 24, 24, 3)
+    assert _staged(tmp_path) == []
 
 
 def _dataset_made_by(root, provenance):

@@ -38,6 +38,41 @@ def test_round_trip_returns_identical_arrays(small_dataset):
     assert ds.episode(-1).index == 2
 
 
+def test_blocks_read_in_order_decode_on_and_give_the_whole_reads_frames(tmp_path, monkeypatch):
+    """A long-GOP file (250 frames, x264's default; lossy, with B-frames) of two episodes: blocks read in order inside
+    `reading_in_order` decode on from one another, across the episodes of the file too, and so do segments that
+    start at the previous one's last frame (`dataset label`'s); only a read elsewhere seeks. Every part is the frames
+    the whole episode's read gives."""
+    from worldpolicy.data.video import SegmentReader
+
+    yy, xx = np.mgrid[0:32, 0:48]
+    rng = np.random.default_rng(0)
+    clips = [np.stack([np.stack([(xx + 3 * k + 50 * e) % 256, (yy + 2 * k) % 256, np.full_like(xx, k)], -1)
+                       + rng.integers(0, 8, (32, 48, 3)) for k in range(150)]).astype(np.uint8) for e in range(2)]
+    key = "observation.images.front"
+    with LeRobotDatasetWriter(tmp_path / "ds", 15, video_codec="libx264", video_gop=250) as writer:
+        for clip in clips:
+            writer.add_episode({"action": np.zeros((150, 2), np.float32)}, {key: clip}, "t")
+    ds = LeRobotDataset.open(tmp_path / "ds")
+    whole = [ds.episode(e).videos[key] for e in range(2)]
+    assert not np.array_equal(whole[0], clips[0])  # lossy: the decoder's frames, not the written ones, are the test
+
+    starts, real = [], SegmentReader._start
+    monkeypatch.setattr(SegmentReader, "_start", lambda self, first, *rest: starts.append(first) or real(self, first,
+                                                                                                        *rest))
+    with ds.reading_in_order():
+        blocks = [[ds.camera_frames(e, key, s, min(s + 64, 150)) for s in range(0, 150, 64)] for e in range(2)]
+        overlapping = [ds.camera_frames(1, key, s, min(s + 51, 150)) for s in (0, 50, 100)]
+        back = ds.camera_frames(0, key, 70, 80)
+    assert starts == [0, 150, 70]  # the file opened; episode 1 read again from its start; a read back into episode 0
+    for e in range(2):
+        np.testing.assert_array_equal(np.concatenate(blocks[e]), whole[e])
+    for part, s in zip(overlapping, (0, 50, 100)):
+        np.testing.assert_array_equal(part, whole[1][s:s + 51])
+    np.testing.assert_array_equal(back, whole[0][70:80])
+    assert ds._readers is None  # the file is closed once the block exits
+
+
 def test_camera_frames_decodes_any_part_of_an_episode(small_dataset):
     """Parts that start past a keyframe (GOP 8), in an episode that starts mid-file, and one that ends the episode
     (at its stored to_timestamp) are exactly those frames; a part outside the episode is refused, naming its length."""

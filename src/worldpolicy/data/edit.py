@@ -12,6 +12,7 @@ kept; stats recomputed over what was kept); the sources are only read.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -37,7 +38,7 @@ SELECT_SOURCE = "worldpolicy dataset select"  # `provenance["source"]` of a sele
 MERGE_SOURCE = "worldpolicy dataset merge"
 LOSSLESS = "libx264rgb"  # the codec when the sources' own is not one the writer has, or they differ
 # frames of each video decoded and encoded at a time: what memory holds of an episode's videos (a 720p camera's block is
-# about 180 MB), and few enough decodes from the keyframe before each block
+# about 180 MB); blocks read in order decode on from one another (`LeRobotDataset.reading_in_order`)
 BLOCK_FRAMES = 64
 
 
@@ -230,7 +231,8 @@ def _write(sources: list[LeRobotDataset], origins: list[tuple[int, int]], out: P
     leaves `out` as it was), each with its row of its source's meta/episodes `columns` (`episode_columns`, those
     kept). An episode's videos are decoded and encoded `BLOCK_FRAMES` frames at a time (`LeRobotDataset.camera_frames`
     into `LeRobotDatasetWriter.stream_videos`, as `dataset label` reads and writes them): a long episode is never held
-    whole, and the files are those its whole arrays give."""
+    whole, and the files are those its whole arrays give. Each block decodes on from where the one before it ended
+    (`LeRobotDataset.reading_in_order`), not again from the keyframe before it."""
     from tqdm.auto import tqdm
 
     first = sources[0]
@@ -246,7 +248,10 @@ def _write(sources: list[LeRobotDataset], origins: list[tuple[int, int]], out: P
     features = {k: v for k, v in first.features.items() if k not in AUTO_FEATURES}
     with LeRobotDatasetWriter(out, first.fps, features, robot_types.pop() if len(robot_types) == 1 else None,
                               video_codec=codec, overwrite=overwrite, provenance=provenance) as writer:
-        with tqdm(origins, desc=f"writing {len(origins)} episodes", unit="ep", disable=not progress) as bar:
+        with contextlib.ExitStack() as reading, tqdm(origins, desc=f"writing {len(origins)} episodes", unit="ep",
+                                                     disable=not progress) as bar:
+            for ds in sources:  # a block continues the decoding where the one before it ended
+                reading.enter_context(ds.reading_in_order())
             for k, i in bar:
                 ds = sources[k]
                 ep = ds.episode(i, videos=False)  # the columns: the videos are read a block at a time

@@ -18,8 +18,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 
 from ..fileio import Terminated, interruption, sigint_held
+from .edit import BLOCK_FRAMES
 from .layout import ACTION_KEYS, STATE_KEYS, VIDEO_NAMES
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
 
@@ -36,7 +39,7 @@ if TYPE_CHECKING:
     from worldpolicy.sim.perturb import Perturbation
 
 __all__ = ["ACTION_KEYS", "STATE_KEYS", "ExpertEpisodes", "ExpertFailed", "RecordingInterrupted", "SimConversion",
-           "check_recording", "expert_episodes", "sim_features", "sim_to_dataset"]
+           "SpooledVideo", "check_recording", "discard_frames", "expert_episodes", "sim_features", "sim_to_dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +185,7 @@ def expert_episodes(
     policy_options: dict[str, Any] | None = None,
     api_key: str | None = None,
     perturb: str | Sequence[str] | Perturbation | None = None,
+    spool: str | os.PathLike | None = None,
 ) -> ExpertEpisodes:
     """`num_episodes` expert episodes ({"frames", "videos", "task", "seed", "success"}) from seeds seed, seed+1, ….
 
@@ -217,6 +221,11 @@ def expert_episodes(
     "camera=0.03,distractors=2", a list of such, or a `Perturbation`): domain randomisation for training data, drawn
     from each episode's seed after its scene, so the seeds' scenes are the clean recording's. Its canonical spec is
     the provenance's `perturb` (None: none).
+
+    `spool` (a folder, there once the episodes are iterated) takes each episode's frames as the rollout renders them, one raw file per camera
+    (`SpooledVideo`), in place of arrays held until the episode ends: `sim_to_dataset` streams them from there into
+    the dataset's videos, so neither a recorder nor the writer holds an episode's frames. A skipped (failed)
+    episode's files are deleted; a kept one's are the caller's (`discard_frames`).
     """
     from worldpolicy.sim.perturb import parse_perturbations
     from worldpolicy.sim.policies import policy_kind
@@ -303,7 +312,8 @@ def expert_episodes(
                       **{k: v for k, v in settings.items() if k not in ("task", "policy")}}
     return ExpertEpisodes(
         json.loads(json.dumps(provenance)),  # as info.json gives it back: image_size a list
-        _episodes(settings, workers, num_episodes, seed, attempts_allowed, keep_failures, failed_seeds, on_attempt),
+        _episodes(settings, workers, num_episodes, seed, attempts_allowed, keep_failures, failed_seeds, on_attempt,
+                  None if spool is None else Path(spool)),
     )
 
 
@@ -412,10 +422,13 @@ def _episodes(
     keep_failures: bool,
     failed_seeds: list[int] | None,
     on_attempt: Callable[[int, bool], None] | None = None,
+    spool: Path | None = None,
 ) -> Generator[dict[str, Any], None, None]:
+    if spool is not None and not spool.is_dir():
+        raise ValueError(f"spool={str(spool)!r}: expected an existing folder (each episode's frames are written there)")
     task = settings["task"]
     policy = settings["policy"]["name"] if "policy" in settings else "scripted"
-    with _Recorders(settings, workers) as recorders:
+    with _Recorders(settings, workers, spool) as recorders:
         kept = attempts = 0
         next_seed = seed
         pending: deque = deque()
@@ -435,6 +448,7 @@ def _episodes(
                 yield episode
             else:
                 logger.info("%s failed on seed %d of task %r; skipped", policy, episode["seed"], task)
+                discard_frames(episode)
                 if failed_seeds is not None:
                     failed_seeds.append(episode["seed"])
 
@@ -442,14 +456,14 @@ def _episodes(
 class _Recorders:
     """Episode recording in this process (workers=1) or in a pool of spawned processes, each with its own env."""
 
-    def __init__(self, settings: dict[str, Any], workers: int):
-        self.settings, self.workers = settings, workers
+    def __init__(self, settings: dict[str, Any], workers: int, spool: Path | None):
+        self.settings, self.workers, self.spool = settings, workers, spool
         self._pool = None
         self._local = None
 
     def __enter__(self) -> Self:
         if self.workers == 1:
-            self._local = _Recorder(self.settings)
+            self._local = _Recorder(self.settings, self.spool)
         else:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
@@ -458,7 +472,7 @@ class _Recorders:
                 self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(self.settings,),
+                initargs=(self.settings, self.spool),
             )
         return self
 
@@ -502,10 +516,10 @@ class _Recorder:
     """One env and what acts in it, the scripted expert or a policy's rollout (`settings["policy"]`); records one
     seeded episode at a time."""
 
-    def __init__(self, settings: dict[str, Any]):
+    def __init__(self, settings: dict[str, Any], spool: Path | None = None):
         from worldpolicy.sim.policies import ScriptedPolicy
 
-        self.cameras, self.settle_steps = settings["cameras"], settings["settle_steps"]
+        self.cameras, self.settle_steps, self.spool = settings["cameras"], settings["settle_steps"], spool
         self.env = _make_env(settings)
         self.rollout = None
         try:
@@ -522,12 +536,13 @@ class _Recorder:
 
     def record(self, seed: int) -> dict[str, Any]:
         if self.rollout is not None:
-            episode = _record_rollout(self.rollout, seed, self.cameras, self.settle_steps)
+            episode = _record_rollout(self.rollout, seed, _CameraFrames(self.cameras, self.spool, seed),
+                                      self.settle_steps)
             episode["recorded_by"] = {**self.recorded_by, "strategy": {**asdict(self.rollout.strategy),
                                                                        "execute_steps": self.rollout.execute_steps}}
             return episode  # the k the strategy executes is known once a chunk has come
-        return _record(self.env, self.expert, seed, self.cameras, self.settle_steps, self.start_jitter,
-                       self.action_noise)
+        return _record(self.env, self.expert, seed, _CameraFrames(self.cameras, self.spool, seed), self.settle_steps,
+                       self.start_jitter, self.action_noise)
 
     def close(self) -> None:
         try:
@@ -561,10 +576,10 @@ def _rollout(env, setup: dict[str, Any]):
 _WORKER: _Recorder | None = None
 
 
-def _init_worker(settings: dict[str, Any]) -> None:
+def _init_worker(settings: dict[str, Any], spool: Path | None) -> None:
     global _WORKER
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
-    _WORKER = _Recorder(settings)
+    _WORKER = _Recorder(settings, spool)
 
 
 def _worker_record(seed: int) -> dict[str, Any]:
@@ -591,11 +606,27 @@ def sim_to_dataset(
     when that replaces no existing dataset; an error while recording keeps them the same way (logged) and is raised
     as it came, an error while an episode is added to the dataset keeps none. `episode_options` go to
     `expert_episodes`.
+
+    Each camera's frames go to a raw file in a hidden folder beside `root` as the rollout renders them
+    (`expert_episodes`' `spool`) and are encoded from there `BLOCK_FRAMES` at a time once the episode is kept: memory
+    holds a block of frames, not an episode's, and the files are those the episode's arrays give. The folder is
+    deleted when the recording ends, however it ends.
     """
+    root = Path(root).expanduser()
+    spool = root.parent / f".{root.name}.frames-{uuid.uuid4().hex[:12]}"  # made once the settings are checked
+    try:
+        return _record_dataset(root, spool, task, num_episodes, seed, video_codec, overwrite, progress,
+                               episode_options)
+    finally:
+        shutil.rmtree(spool, ignore_errors=True)
+
+
+def _record_dataset(root: Path, spool: Path, task: str, num_episodes: int, seed: int, video_codec: str,
+                    overwrite: bool, progress: bool, episode_options: dict[str, Any]) -> SimConversion:
+    """`sim_to_dataset`, its frames spooled in `spool`."""
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
-    root = Path(root).expanduser()
     seeds: list[int] = []
     failed: list[int] = []
     tries = [0, 0]  # episodes recorded, of which the expert solved
@@ -607,7 +638,7 @@ def sim_to_dataset(
             bar.set_postfix_str(f"solved {tries[1]}/{tries[0]}")
 
     episodes = expert_episodes(task, num_episodes, seed=seed, failed_seeds=failed, on_attempt=attempted,
-                               **episode_options)
+                               spool=spool, **episode_options)
     settings = episodes.provenance  # the settings checked and resolved (the defaults of those not given)
     features = sim_features(settings["robot"], tuple(settings["image_size"]), settings["cameras"])
     # info.json's fps is the control rate asked for (15 by default), not the rate the physics runs it at (15.15: 33
@@ -619,12 +650,14 @@ def sim_to_dataset(
     bar = tqdm(total=num_episodes, desc=f"recording {task}", unit="ep", disable=not progress)
     adding = False  # an episode is being added to the writer (it may hold part of it)
     try:
+        spool.mkdir()  # beside the writer's staging folder: on the dataset's disk
         for episode in episodes:
             with sigint_held() as caught:  # an episode half added to the writer could not be published
                 adding = True
                 recorded_by = episode.get("recorded_by")  # a policy's recording: its settings
-                writer.add_episode(episode["frames"], episode["videos"], episode["task"], success=episode["success"])
+                _add_episode(writer, episode)
                 adding = False
+                discard_frames(episode)
                 seeds.append(episode["seed"])
                 writer.provenance.update(recorded_by or {})
                 writer.provenance["seeds"] = list(seeds)  # the env seed of each kept episode, in order
@@ -665,6 +698,17 @@ def sim_to_dataset(
     return SimConversion(dataset=dataset, seeds=seeds, failed_seeds=failed, wall_s=time.perf_counter() - t0)
 
 
+def _add_episode(writer: LeRobotDatasetWriter, episode: dict[str, Any]) -> None:
+    """Add a spooled episode (`expert_episodes(spool=...)`) to `writer`, its videos streamed `BLOCK_FRAMES` frames
+    at a time."""
+    videos: dict[str, SpooledVideo] = episode["videos"]
+    stream = writer.stream_videos(next(iter(videos.values())).length)
+    blocks = {key: video.blocks(BLOCK_FRAMES) for key, video in videos.items()}
+    for parts in zip(*blocks.values()):
+        stream.append(dict(zip(blocks, parts)))
+    writer.add_episode(episode["frames"], stream, episode["task"], success=episode["success"])
+
+
 def _keep_finished(writer: LeRobotDatasetWriter, root: Path) -> LeRobotDataset | None:
     """After Ctrl-C: publish the finished episodes as a dataset, unless there are none or `root` already holds a
     dataset (an existing dataset is replaced only by a complete recording); then discard them."""
@@ -684,20 +728,18 @@ def _recorded_by(rollout) -> dict[str, Any]:
             "policy_settings": policy_settings(rollout.policy, rollout.env.image_size)}
 
 
-def _record_rollout(rollout, seed: int, cameras: list[str], settle_steps: int) -> dict[str, Any]:
+def _record_rollout(rollout, seed: int, images: _CameraFrames, settle_steps: int) -> dict[str, Any]:
     """One episode of a policy, as `worldpolicy sim` runs it for `seed` (`Rollout.run`), recorded as `_record` records
     the expert's: row t the state and frames before step t and the command of step t; after a success its last command
     held for `settle_steps` more steps."""
     env = rollout.env
     states, grips, actions = [], [], []
-    images: dict[str, list[np.ndarray]] = {c: [] for c in cameras}
 
     def row(command: np.ndarray) -> None:
         obs = env.observe(images=False)
         states.append(np.asarray(obs["observation/joint_position"], dtype=np.float64))
         grips.append(float(np.asarray(obs["observation/gripper_position"]).reshape(-1)[0]))
-        for c in cameras:
-            images[c].append(env.render_camera(c))
+        images.render(env)
         actions.append(np.asarray(command, dtype=np.float64))
 
     result = rollout.run(seed, on_act=row)
@@ -709,7 +751,7 @@ def _record_rollout(rollout, seed: int, cameras: list[str], settle_steps: int) -
     return _episode(states, grips, actions, rewards, images, result.prompt, seed, result.success)
 
 
-def _record(env, expert, seed: int, cameras: list[str], settle_steps: int, start_jitter: float = 0.0,
+def _record(env, expert, seed: int, images: _CameraFrames, settle_steps: int, start_jitter: float = 0.0,
             action_noise: float = 0.0) -> dict[str, Any]:
     from worldpolicy.sim.policies import limit_step
 
@@ -724,7 +766,6 @@ def _record(env, expert, seed: int, cameras: list[str], settle_steps: int, start
     obs = env.observe(images=False)  # render only the recorded cameras: rendering dominates the cost
     prompt = obs["prompt"]
     states, grips, actions, rewards = [], [], [], []
-    images: dict[str, list[np.ndarray]] = {c: [] for c in cameras}
     pending: list[np.ndarray] = []
     offset = np.zeros(env.robot.dof)
     solved_at = None
@@ -739,8 +780,7 @@ def _record(env, expert, seed: int, cameras: list[str], settle_steps: int, start
         action = np.asarray(pending.pop(0), dtype=np.float64)
         states.append(np.asarray(obs["observation/joint_position"], dtype=np.float64))
         grips.append(float(np.asarray(obs["observation/gripper_position"]).reshape(-1)[0]))
-        for c in cameras:
-            images[c].append(env.render_camera(c))
+        images.render(env)
         actions.append(action)
         command = action.copy()
         if action_noise > 0:
@@ -757,7 +797,7 @@ def _record(env, expert, seed: int, cameras: list[str], settle_steps: int, start
 
 
 def _episode(states: list[np.ndarray], grips: list[float], actions: list[np.ndarray], rewards: list[float],
-             images: dict[str, list[np.ndarray]], prompt: str, seed: int, success: bool) -> dict[str, Any]:
+             images: _CameraFrames, prompt: str, seed: int, success: bool) -> dict[str, Any]:
     """A recorded episode's rows, as `LeRobotDatasetWriter.add_episode` takes them, and its task, seed and outcome."""
     length = len(actions)
     action_arr = np.stack(actions)
@@ -770,8 +810,63 @@ def _episode(states: list[np.ndarray], grips: list[float], actions: list[np.ndar
             "next.reward": np.asarray(rewards, dtype=np.float32),
             "next.done": np.arange(length) == length - 1,
         },
-        "videos": {camera_feature(c): np.stack(frames) for c, frames in images.items()},
+        "videos": images.videos(),
         "task": prompt,
         "seed": seed,
         "success": success,
     }
+
+
+@dataclass(frozen=True)
+class SpooledVideo:
+    """One camera's frames of a recorded episode, raw uint8 [length, H, W, 3] in the file at `path` (`expert_episodes`'
+    `spool`), read back `blocks` at a time."""
+
+    path: str
+    length: int
+    shape: tuple[int, int, int]
+
+    def blocks(self, size: int) -> Iterator[np.ndarray]:
+        frame = int(np.prod(self.shape))
+        for start in range(0, self.length, size):
+            count = min(size, self.length - start)
+            yield np.fromfile(self.path, np.uint8, count * frame, offset=start * frame).reshape(count, *self.shape)
+
+
+class _CameraFrames:
+    """The frames an episode's cameras render, step by step: kept as arrays (`spool` None), or appended to a raw file
+    per camera in `spool` as they come (`SpooledVideo`), so nothing of them is held."""
+
+    def __init__(self, cameras: list[str], spool: Path | None, seed: int):
+        self.cameras, self.spool = cameras, spool
+        self._frames: dict[str, list[np.ndarray]] = {c: [] for c in cameras}
+        self._shape: tuple[int, int, int] | None = None
+        self.length = 0
+        if spool is not None:
+            self._paths = {c: spool / f"{seed}.{camera_feature(c)}.rgb" for c in cameras}
+            for path in self._paths.values():
+                path.unlink(missing_ok=True)  # a file of the same seed left by an earlier recording into this spool
+
+    def render(self, env) -> None:
+        for c in self.cameras:
+            image = env.render_camera(c)
+            self._shape = image.shape
+            if self.spool is None:
+                self._frames[c].append(image)
+            else:
+                with open(self._paths[c], "ab") as f:
+                    f.write(np.ascontiguousarray(image, np.uint8).tobytes())
+        self.length += 1
+
+    def videos(self) -> dict[str, np.ndarray | SpooledVideo]:
+        """Each camera's frames by video key: arrays, or the spooled files."""
+        if self.spool is None:
+            return {camera_feature(c): np.stack(frames) for c, frames in self._frames.items()}
+        return {camera_feature(c): SpooledVideo(str(self._paths[c]), self.length, self._shape) for c in self.cameras}
+
+
+def discard_frames(episode: dict[str, Any]) -> None:
+    """Delete the spooled frame files of an episode `expert_episodes(spool=...)` recorded (arrays: nothing to do)."""
+    for video in episode["videos"].values():
+        if isinstance(video, SpooledVideo):
+            Path(video.path).unlink(missing_ok=True)

@@ -191,8 +191,9 @@ def _label(ds: LeRobotDataset, policy: Any, writer: LeRobotDatasetWriter, chosen
     started = time.perf_counter()
     try:
         windows = sum(math.ceil((len(frames_of[i]) - 1) / policy.chunk_size) for i in chosen)
-        with tqdm(total=windows, desc=f"labelling {len(chosen)} episodes", unit="window", disable=not progress) as bar:
-            for i in chosen:
+        with ds.reading_in_order(), tqdm(total=windows, desc=f"labelling {len(chosen)} episodes", unit="window",
+                                         disable=not progress) as bar:
+            for i in chosen:  # each segment decodes on from the one before it, which ends at its first frame
                 rows = frames_of[i]
                 ep = ds.episode(i, videos=False)  # the columns: the videos are read a segment at a time
                 frames = {k: v[rows] for k, v in ep.frames.items()}
@@ -222,8 +223,9 @@ def _episode_labels(policy: Any, ds: LeRobotDataset, i: int, rows: list[int], ca
     """A row per transition between the frames `rows` of episode `i`: `infer_actions(whole_clip=True)` on segments
     of `SEGMENT_BATCHES` batches of windows, each starting at the previous one's last frame. The windows, the batches
     they run in and their one seed are the whole clip's (a window's state is the row at its first frame either way),
-    so the rows are too. Each segment's frames of every video are decoded (`LeRobotDataset.camera_frames`), labelled
-    and streamed into `videos`, so what is held at once is a segment's frames, not the episode's."""
+    so the rows are too. Each segment's frames of every video are decoded (`LeRobotDataset.camera_frames`, on from the
+    segment before it: `_label` reads in order), labelled and streamed into `videos`, so what is held at once is a
+    segment's frames, not the episode's."""
     length = len(rows)
     step = SEGMENT_BATCHES * batch_size * policy.chunk_size  # frames a segment explains
     labels = []

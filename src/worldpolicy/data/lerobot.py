@@ -10,6 +10,7 @@ with LeRobotDatasetWriter("out", fps=15, robot_type="franka") as w:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -63,7 +64,7 @@ from .layout import (
     read_provenance,
 )
 from .stats import STAT_NAMES, aggregate_stats, compute_stats, first_non_finite, stats_from_json, stats_to_json
-from .video import count_frames, read_segment
+from .video import SegmentReader, count_frames, read_segment
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ class LeRobotDataset:
         # `features`, so the dataset's other columns train as if they were all it held
         self.unread_features = dict(unread_features or {})
         self._tables: OrderedDict[Path, pa.Table] = OrderedDict()
+        self._readers: dict[str, SegmentReader] | None = None  # per camera, inside `reading_in_order`
 
     @classmethod
     def open(cls, root: str | Path) -> LeRobotDataset:
@@ -414,6 +416,24 @@ class LeRobotDataset:
             raise IndexError(f"frames [{start}, {stop}) are out of range for episode {i} of {length} frames")
         return self._camera_frames(i, key, start, stop)
 
+    @contextlib.contextmanager
+    def reading_in_order(self) -> Iterator[None]:
+        """Inside it, each camera's video file stays open between `camera_frames` (and `episode`) calls: a call that
+        starts where the previous one of that file ended (or at its last frame) decodes on from there, rather than
+        again from the keyframe before it (`video.SegmentReader`). For reading an episode, or a file's episodes, a
+        block at a time (`dataset select`, `merge`, `label`, `show`); the frames are the same either way. One file per
+        camera is held open, until the block exits; nested, the outer one holds them."""
+        if self._readers is not None:
+            yield
+            return
+        self._readers = {}
+        try:
+            yield
+        finally:
+            readers, self._readers = self._readers, None
+            for reader in readers.values():
+                reader.close()
+
     def _episode_index(self, index: Any) -> int:
         """An episode index as `episode` and `camera_frames` take it: an int in [-n, n), negative counting from the
         end (as a list's), returned in [0, n)."""
@@ -433,8 +453,7 @@ class LeRobotDataset:
         video_path = self._video_path(key, i)
         begin = float(self._episodes[f"videos/{key}/from_timestamp"][i])
         length = int(self._episodes["length"][i])
-        return read_segment(
-            video_path,
+        segment = (
             begin + start / self.fps,
             # the whole episode ends at the stored to_timestamp (what LeRobot reads), a part of it at its frame
             float(self._episodes[f"videos/{key}/to_timestamp"][i]) if stop == length else begin + stop / self.fps,
@@ -443,8 +462,16 @@ class LeRobotDataset:
             key,
             image_hw(self.features[key]),
             f" of episode {i} (from {EPISODES_DIR})",
-            video_codec(self.features[key]),
         )
+        codec = video_codec(self.features[key])
+        if self._readers is None:
+            return read_segment(video_path, *segment, codec)
+        reader = self._readers.get(key)
+        if reader is None or reader.path != video_path:  # another file of this camera: the one held is done with
+            if reader is not None:
+                reader.close()
+            reader = self._readers[key] = SegmentReader(video_path, codec)
+        return reader.read(*segment)
 
     def episodes(self, videos: bool | list[str] = True) -> Iterator[Episode]:
         for i in range(self.num_episodes):

@@ -255,9 +255,10 @@ def _file_name(key: str) -> str:
 
 
 def _clip(ds: LeRobotDataset, i: int, key: str, length: int) -> Iterator[np.ndarray]:
-    """Camera `key`'s frames of episode `i`, decoded `CLIP_BLOCK` at a time."""
-    for start in range(0, length, CLIP_BLOCK):
-        yield from ds.camera_frames(i, key, start, min(start + CLIP_BLOCK, length))
+    """Camera `key`'s frames of episode `i`, decoded `CLIP_BLOCK` at a time, each block on from the one before it."""
+    with ds.reading_in_order():
+        for start in range(0, length, CLIP_BLOCK):
+            yield from ds.camera_frames(i, key, start, min(start + CLIP_BLOCK, length))
 
 
 def _episode(ds: LeRobotDataset, i: int, out: Path, groups: _Groups, fields: dict[str, Any]) -> EpisodeShown:
