@@ -83,9 +83,14 @@ class ServedRunDataset:
         # the spool follows the writer's staging convention: hidden, beside root, named as being written
         self._spool = Path(tempfile.mkdtemp(dir=self.root.parent, prefix=f".{self.root.name}{SPOOL_INFIX}"))
         self._lock = ExitStack()
-        self._lock.enter_context(folder_lock(self._spool, "out"))  # held until close: a live server's spool
-        write_json_atomic(self._spool / RUN_FILE, {"fps": self.fps, "robot_type": embodiment.key,
-                                                   "provenance": self.provenance})
+        try:
+            self._lock.enter_context(folder_lock(self._spool, "out"))  # held until close: a live server's spool
+            write_json_atomic(self._spool / RUN_FILE, {"fps": self.fps, "robot_type": embodiment.key,
+                                                       "provenance": self.provenance})
+        except BaseException:  # no spool left behind that would hold the next start up
+            self._lock.close()
+            shutil.rmtree(self._spool, ignore_errors=True)
+            raise
         self._writer: LeRobotDatasetWriter | None = None
         self._features: dict[str, dict[str, Any]] | None = None
         self._open: dict[int, float] = {}  # per open connection: when its spool files were last fsynced
