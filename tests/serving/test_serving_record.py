@@ -19,7 +19,7 @@ from serving_standins import StandInPolicy, droid_request
 
 from worldpolicy.cli import main
 from worldpolicy.data import LeRobotDataset
-from worldpolicy.data.served import ServedRunDataset
+from worldpolicy.data.served import ServedRunDataset, recover_served_run
 from worldpolicy.serving import PolicyServer, RemotePolicy, ServerConfig, ServerError, ServerThread
 from worldpolicy.serving.recording import Exchange, Recorder
 
@@ -120,7 +120,7 @@ SERVER_SCRIPT = textwrap.dedent(
     import sys
     sys.path.insert(0, {tests!r})
     from serving_standins import StandInPolicy
-    from worldpolicy.data.served import ServedRunDataset
+    from worldpolicy.data.served import ServedRunDataset, recover_served_run
     from worldpolicy.serving import PolicyServer, ServerConfig
     from worldpolicy.serving.recording import Recorder
     policy = StandInPolicy()
@@ -170,18 +170,87 @@ def test_sigterm_finalises_the_open_episodes(tmp_path):
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".record.")]  # staging and spool gone
 
 
-def test_a_killed_server_leaves_its_recording_marked_as_being_written(tmp_path):
+def _wait_for(path: Path) -> None:
+    deadline = time.monotonic() + 30
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} was not written"
+        time.sleep(0.05)
+
+
+def test_a_killed_server_s_recording_is_recovered_bit_exact(tmp_path, capsys, monkeypatch):
+    """SIGKILL: no drain, no finalise. Every exchange the clients received is in the spool; `serve --record` refuses
+    to start over it, naming `dataset recover`, which writes it (a torn tail left out) as the dataset."""
     proc, port = _recording_server(tmp_path)
+    root = tmp_path / "record"
+    sent, received = {1: [], 2: []}, {1: [], 2: []}
     try:
-        with RemotePolicy(f"ws://127.0.0.1:{port}") as policy:
-            policy.act(droid_request(np.zeros(7)), "killed")
-            proc.kill()  # no drain, no finalise: nothing half-written at DIR
+        with RemotePolicy(f"ws://127.0.0.1:{port}") as open_at_kill:
+            for k in range(2):
+                sent[1].append(droid_request(np.random.default_rng(k).random(7)))
+                received[1].append(open_at_kill.act(sent[1][-1], "open at the kill").actions)
+            with RemotePolicy(f"ws://127.0.0.1:{port}") as closed:
+                for k in range(3):
+                    sent[2].append(droid_request(np.random.default_rng(10 + k).random(7)))
+                    received[2].append(closed.act(sent[2][-1], "closed before").actions)
+            (spool,) = tmp_path.glob(".record.writing-spool-*")
+            _wait_for(spool / "2.end.json")  # written in order: connection 1's records are before its end
+            proc.kill()
             proc.wait(30)
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
-    assert not (tmp_path / "record").exists()
-    assert [p.name.startswith(".record.writing-") for p in tmp_path.iterdir() if p.name.startswith(".")] == [True]
+    assert not root.exists()
+    with open(spool / "1.values", "ab") as values:  # the kill cut a record short: left out, said
+        values.write(b"\x40\x00\x00\x00\x01")
+
+    from worldpolicy.policy import Policy
+
+    monkeypatch.setattr(Policy, "from_pretrained", lambda *a, **k: pytest.fail("the model loaded"))
+    assert main(_serve(tmp_path, "--record", str(root))) == 2
+    err = capsys.readouterr().err
+    assert f"error: --record: a server recording to {str(root)!r} was killed" in err
+    assert f"worldpolicy dataset recover {spool} --out {root}" in err and spool.is_dir()
+
+    assert main(["dataset", "recover", str(spool), "--out", str(root)]) == 0
+    err = capsys.readouterr().err
+    assert "connection 1: 1 record(s) half-written at the kill were left out" in err
+    assert "connection(s) 1 were open at the kill" in err
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".record.")]  # spool and dead staging gone
+    ds = LeRobotDataset.open(root)
+    assert ds.provenance["source"] == "worldpolicy serve --record"
+    assert [(f["serving.connection"], f["serving.killed"], f["serving.error"]) for f in ds.episode_fields()] == [
+        (1, True, None), (2, False, None)]
+    for i, conn in enumerate((1, 2)):
+        ep = ds.episode(i)
+        assert ep.length == len(sent[conn])
+        np.testing.assert_array_equal(ep.frames["serving.request_id"].ravel(), range(len(sent[conn])))
+        np.testing.assert_array_equal(ep.frames["action_chunk"].reshape(-1, 32, 8),
+                                      np.stack(received[conn]).astype(np.float32))  # bit for bit
+        for k, request in enumerate(sent[conn]):
+            np.testing.assert_array_equal(ep.frames["observation.state.joint_position"][k],
+                                          np.float32(request["observation/joint_position"]))
+            for camera in CAMERAS:
+                np.testing.assert_array_equal(ep.videos[f"observation.images.{camera}"][k],
+                                              request[f"observation/{camera}"])
+    assert ds.episode(0).task == "open at the kill" and ds.episode(1).task == "closed before"
+
+
+def test_a_running_server_s_spool_is_not_touched(tmp_path):
+    embodiment = StandInPolicy().embodiment
+    root = tmp_path / "record"
+    sink = ServedRunDataset(root, embodiment)
+    sink.exchange(_exchange(1, 0, np.zeros((6, 10, 3), np.uint8)))
+    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    files = sorted((p.name, p.stat().st_size) for p in spool.iterdir())
+    with pytest.raises(ValueError, match="in use by another worldpolicy process"):
+        recover_served_run(spool, root)
+    with pytest.raises(ValueError, match="in use by another worldpolicy process"):
+        ServedRunDataset(root, embodiment)  # a second server recording to DIR
+    assert sorted((p.name, p.stat().st_size) for p in spool.iterdir()) == files and not root.exists()
+    sink.close()
+    assert LeRobotDataset.open(root).episode_fields() == [
+        {"serving.connection": 1, "serving.error": None, "serving.killed": False}]
+    assert not spool.exists()
 
 
 def _serve(tmp_path, *extra: str) -> list[str]:

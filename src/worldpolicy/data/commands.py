@@ -1,8 +1,8 @@
-"""`worldpolicy dataset info|check|frame|from-sim|label|eval|show|select|merge|import-hdf5`: inspect LeRobot v3
+"""`worldpolicy dataset info|check|frame|from-sim|label|eval|show|select|merge|import-hdf5|recover`: inspect LeRobot v3
 datasets, take one observation out of one as `worldpolicy predict`'s inputs, record scripted-expert sim data,
 pseudo-label videos with actions, compare a checkpoint's predicted chunks with the recorded actions (open loop), write a
-page to look at one, keep some of its episodes as a new dataset, merge several into one, and convert robomimic-format
-HDF5 demonstrations (robomimic, LIBERO, MimicGen) into one."""
+page to look at one, keep some of its episodes as a new dataset, merge several into one, convert robomimic-format
+HDF5 demonstrations (robomimic, LIBERO, MimicGen) into one, and recover the recording of a killed `serve --record`."""
 
 from __future__ import annotations
 
@@ -333,6 +333,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--overwrite", action="store_true", help="replace the dataset an earlier import wrote at --out")
     imp.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     imp.set_defaults(func=_import_hdf5)
+
+    recover = cmds.add_parser(
+        "recover",
+        help="write the recording a killed `worldpolicy serve --record DIR` left in its spool as the dataset at DIR",
+        description="A server killed outright (SIGKILL, the OOM killer, a power loss) leaves what it recorded in its "
+        "spool, the hidden folder .DIR.writing-spool-* beside its --record DIR (`serve --record DIR` names it and "
+        "refuses to start over it). This writes every exchange that reached the spool as the dataset the server was "
+        "recording, one episode per connection; the connection open at the kill is an episode with serving.killed "
+        "true, and a record half-written at the kill is left out and reported. The spool is removed once the dataset "
+        "is written; a spool a running server holds is refused, untouched.",
+    )
+    recover.add_argument("spool", metavar="SPOOL", help="the spool folder (.DIR.writing-spool-*)")
+    recover.add_argument("--out", required=True, help="folder for the dataset (new or empty): the server's --record DIR")
+    recover.add_argument("--overwrite", action="store_true",
+                         help="replace the dataset an earlier `serve --record` (or recover) wrote at --out")
+    recover.set_defaults(func=_recover)
 
 
 def _add_edit_flags(parser: argparse.ArgumentParser, earlier: str) -> None:
@@ -692,3 +708,27 @@ def _import_hdf5(args: argparse.Namespace) -> int:
                                      fps=args.fps, task=args.task, mask=args.mask, flip_images=args.flip_images,
                                      video_codec=args.video_codec, overwrite=args.overwrite,
                                      progress=not args.no_progress), "import-hdf5", args.out, IMPORT_FLAGS)
+
+
+def _recover(args: argparse.Namespace) -> int:
+    import sys
+
+    from worldpolicy.cli import flag_named
+    from worldpolicy.data.served import recover_served_run
+
+    try:
+        result = recover_served_run(args.spool, args.out, overwrite=args.overwrite)
+    except (FileExistsError, FileNotFoundError, ValueError) as exc:
+        raise flag_named(exc, {"spool": "SPOOL", "out": "--out", "overwrite": "--overwrite"}) from None
+    for conn, dropped in result.torn.items():
+        print(f"worldpolicy dataset recover: connection {conn}: {dropped} record(s) half-written at the kill were left "
+              "out", file=sys.stderr)
+    if result.dataset is None:
+        print(f"worldpolicy dataset recover: no exchange reached {args.spool}; nothing to recover, the spool was "
+              "removed", file=sys.stderr)
+        return 0
+    if result.killed:
+        print(f"worldpolicy dataset recover: connection(s) {', '.join(map(str, result.killed))} were open at the "
+              "kill: their episodes have serving.killed true", file=sys.stderr)
+    print(json.dumps(result.dataset.summary(), indent=2))
+    return 0

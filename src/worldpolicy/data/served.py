@@ -2,83 +2,98 @@
 answered, one episode per connection, one frame per answered request, to look at (`dataset show`) and fine-tune on.
 
 `ServedRunDataset` is the `serving.recording.RecordSink` the CLI hands the server: it runs on the recorder's writer
-thread, never on the request path. Each connection's camera frames are spooled raw to disk as they come (a robot may
-stay connected for hours), and its episode is encoded from the spool when it closes; the dataset appears at DIR in one
-rename when the server stops (`LeRobotDatasetWriter`'s staging: a killed server leaves its hidden `.DIR.writing-*`
-folders, never a half-written dataset at DIR).
+thread, never on the request path. Every exchange goes to a spool as it comes (the hidden `.DIR.writing-spool-*`
+folder beside DIR, locked by the server while it runs): its camera frames raw, its other values as one checksummed
+binary record, each file written and closed per exchange (a killed process loses nothing written; the files are
+fsynced at most `SYNC_S` apart, for a power loss). A connection's episode is encoded from the spool when it closes and
+the dataset appears at DIR in one rename when the server stops; the spool is removed only then. A server killed
+outright leaves the spool: `recover_served_run` (`worldpolicy dataset recover`) encodes every exchange that reached it
+in the same way, and `serve --record DIR` refuses to start over it, naming that command.
 
 Per frame: `observation.images.<camera>` (lossless: the pixels sent), the state keys as `observation.state.<name>` (or
 the request's explicit `state` as `observation.state`), `action` (the chunk's first action), `action_chunk` (the whole
 chunk received, flattened: `reshape(chunk, action_dim)`), `serving.request_id` (the connection's request number: a gap
 is a dropped record), `serving.time` (UNIX seconds), `serving.queue_ms`, `serving.infer_ms`, `serving.total_ms`,
-`serving.batch_size`; the prompt is the frame's task. Per episode (meta/episodes): `serving.connection` and
-`serving.error`, what the connection was refused with, if it ended so.
+`serving.batch_size`; the prompt is the frame's task. Per episode (meta/episodes): `serving.connection`,
+`serving.error` (what the connection was refused with, if it ended so) and `serving.killed` (the server was killed
+while it was open: its episode is what reached the spool).
 """
 
 from __future__ import annotations
 
+import glob
 import logging
+import os
+import shlex
 import shutil
+import struct
 import tempfile
-from dataclasses import dataclass, field
+import time
+import zlib
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..embodiments import Embodiment
-from ..fileio import make_folder
+from ..fileio import folder_lock, make_folder, read_json, write_bytes_atomic, write_json_atomic
 from ..processing.observations import load_frames
 from .checks import check_out
-from .lerobot import LeRobotDatasetWriter
+from .lerobot import LeRobotDataset, LeRobotDatasetWriter
 from .observations import STATE_FEATURE
 
 if TYPE_CHECKING:  # the hand-off's type only: importing serving.recording pulls in the server's extra
     from ..serving.recording import Exchange
 
-__all__ = ["SOURCE", "ServedRunDataset"]
+__all__ = ["SOURCE", "RecoveredRun", "ServedRunDataset", "recover_served_run"]
 
 logger = logging.getLogger(__name__)
 SOURCE = "worldpolicy serve --record"  # the recording's `provenance["source"]`: what --overwrite may replace
 IMAGE_PREFIX = "observation.images."
 BLOCK_FRAMES = 64  # frames read back from the spool and encoded at a time
+SYNC_S = 1.0  # a connection's spool files are fsynced at most this far apart: what a power loss may take
 _TIMINGS = ("queue_ms", "infer_ms", "total_ms")
-
-
-@dataclass
-class _Episode:
-    """One open connection: its per-frame values, and its camera frames in spool files (raw uint8, frame after
-    frame)."""
-
-    prompts: list[str] = field(default_factory=list)
-    values: dict[str, list[Any]] = field(default_factory=dict)
-    spools: dict[str, Path] = field(default_factory=dict)  # video feature → its spool file (opened per frame: a
-    # server may hold a thousand connections, and its open-file budget is theirs)
-
-    @property
-    def length(self) -> int:
-        return len(self.prompts)
+# The spool: RUN_FILE (fps, robot type, provenance: at start), FEATURES_FILE (at the first exchange), and per connection
+# <conn>.values (its records), <conn>-<video feature>.u8 (raw frames, frame after frame) and <conn>.end.json (its
+# `error`, once it closed: a connection without one was open when the server was killed); STAGE_FILE names the
+# dataset writer's staging folder beside it, which a killed server leaves half-written (recovery removes it).
+SPOOL_INFIX = ".writing-spool-"
+RUN_FILE, FEATURES_FILE, STAGE_FILE, VALUES, END = "run.json", "features.json", "stage", ".values", ".end.json"
+_RECORD = struct.Struct("<II")  # a record's header: payload length, CRC-32 of the payload (a torn tail fails either)
 
 
 class ServedRunDataset:
     """The dataset of one served run at `root` (a new or empty folder, or with `overwrite` a dataset an earlier
-    `serve --record` wrote; checked here, before a model loads). The features are fixed by the first exchange
-    recorded; a later one whose cameras or shapes differ is skipped and logged (the frame size of a video is fixed).
-    The frame rate is the embodiment's request rate: its fps over the actions run per chunk (`execute_steps`, else
-    the whole chunk); `serving.time` has the real times."""
+    `serve --record` wrote; checked here, before a model loads, as is the spool of a killed run for `root`, which must
+    be recovered first). The features are fixed by the first exchange recorded; a later one whose cameras or shapes
+    differ is skipped and logged (the frame size of a video is fixed). The frame rate is the embodiment's request
+    rate: its fps over the actions run per chunk (`execute_steps`, else the whole chunk); `serving.time` has the real
+    times."""
 
     def __init__(self, root: str | Path, embodiment: Embodiment, *, overwrite: bool = False,
                  provenance: dict[str, Any] | None = None) -> None:
         self.root = check_out([], root, overwrite, [SOURCE], "serve --record", "recorded")
+        _refuse_spools(self.root)
         self.embodiment, self.overwrite = embodiment, overwrite
         self.fps = embodiment.fps / (embodiment.execute_steps or embodiment.chunk_size)
         self.provenance = {"source": SOURCE, "embodiment": embodiment.key, **(provenance or {})}
         make_folder(self.root.parent)
         # the spool follows the writer's staging convention: hidden, beside root, named as being written
-        self._spool = Path(tempfile.mkdtemp(dir=self.root.parent, prefix=f".{self.root.name}.writing-spool-"))
+        self._spool = Path(tempfile.mkdtemp(dir=self.root.parent, prefix=f".{self.root.name}{SPOOL_INFIX}"))
+        self._lock = ExitStack()
+        try:
+            self._lock.enter_context(folder_lock(self._spool, "out"))  # held until close: a live server's spool
+            write_json_atomic(self._spool / RUN_FILE, {"fps": self.fps, "robot_type": embodiment.key,
+                                                       "provenance": self.provenance})
+        except BaseException:  # no spool left behind that would hold the next start up
+            self._lock.close()
+            shutil.rmtree(self._spool, ignore_errors=True)
+            raise
         self._writer: LeRobotDatasetWriter | None = None
         self._features: dict[str, dict[str, Any]] | None = None
-        self._open: dict[int, _Episode] = {}
+        self._open: dict[int, float] = {}  # per open connection: when its spool files were last fsynced
         self.skipped = 0
 
     # -- RecordSink
@@ -86,29 +101,36 @@ class ServedRunDataset:
         frame = self._frame(record)
         if self._features is None:
             self._features = self._features_of(frame)
+            write_json_atomic(self._spool / FEATURES_FILE, self._features)
         elif (problem := self._mismatch(frame)) is not None:
             self.skipped += 1
             logger.warning("serve --record: connection %d request %d not recorded: %s", record.conn,
                            record.request_id, problem)
             return
-        episode = self._open.setdefault(record.conn, _Episode())
-        for key, value in frame.items():
-            if self._features[key]["dtype"] == "video":
-                path = episode.spools.setdefault(key, self._spool / f"{record.conn}-{key}.u8")
-                with open(path, "ab") as spool:
-                    spool.write(value.tobytes())
-            else:
-                episode.values.setdefault(key, []).append(value)
-        episode.prompts.append(record.prompt)
+        synced = self._open.setdefault(record.conn, time.monotonic())
+        sync = time.monotonic() - synced >= SYNC_S
+        videos = [key for key, spec in self._features.items() if spec["dtype"] == "video"]
+        for key in videos:  # the frames first, the record last: a record is whole only with its frames before it
+            _append(self._spool / f"{record.conn}-{key}.u8", frame[key].tobytes(), sync)
+        payload = b"".join(frame[key].tobytes() for key in self._features if key not in videos)
+        payload += record.prompt.encode()
+        _append(self._spool / f"{record.conn}{VALUES}", _RECORD.pack(len(payload), zlib.crc32(payload)) + payload,
+                sync)
+        if sync:
+            self._open[record.conn] = time.monotonic()
 
     def end(self, conn: int, error: str | None) -> None:
-        episode = self._open.pop(conn, None)
-        if episode is not None:
-            self._add(conn, episode, error)
+        if self._open.pop(conn, None) is None:
+            return
+        write_json_atomic(self._spool / f"{conn}{END}", {"error": error})
+        if self._writer is None:
+            self._writer = _writer(self._spool, self.root, self.overwrite)
+            write_bytes_atomic(self._spool / STAGE_FILE, self._writer.stage.name)
+        _add_episode(self._writer, self._spool, self._features, conn, error, killed=False)
 
     def close(self) -> None:
-        """Add the episodes of connections still open, publish the dataset (none when nothing was recorded) and
-        remove the spool."""
+        """Add the episodes of connections still open, publish the dataset (none when nothing was recorded), then
+        remove the spool; one that could not be published stays, to recover."""
         try:
             for conn in list(self._open):
                 self.end(conn, None)
@@ -117,8 +139,9 @@ class ServedRunDataset:
                 logger.info("serve --record: %d episodes written to %s", self._writer.num_episodes, self.root)
             else:
                 logger.info("serve --record: no request was answered; nothing written to %s", self.root)
+            shutil.rmtree(self._spool)
         finally:
-            shutil.rmtree(self._spool, ignore_errors=True)
+            self._lock.close()
 
     # -- internals
     def _frame(self, record: Exchange) -> dict[str, np.ndarray]:
@@ -169,22 +192,6 @@ class ServedRunDataset:
                 return f"{key} has shape {shape}, the recording's {self._features[key]['shape']}"
         return None
 
-    def _add(self, conn: int, episode: _Episode, error: str | None) -> None:
-        if self._writer is None:
-            self._writer = LeRobotDatasetWriter(self.root, self.fps, self._features, self.embodiment.key,
-                                                video_codec="libx264rgb", overwrite=self.overwrite,
-                                                provenance=self.provenance)
-        frames = {key: np.stack(values) for key, values in episode.values.items()}
-        stream = self._writer.stream_videos(episode.length)
-        for key, path in episode.spools.items():
-            pixels = np.memmap(path, np.uint8, "r", shape=(episode.length, *self._features[key]["shape"]))
-            for start in range(0, episode.length, BLOCK_FRAMES):
-                stream.append({key: np.asarray(pixels[start:start + BLOCK_FRAMES])})
-            del pixels
-            path.unlink()
-        self._writer.add_episode(frames, stream, episode.prompts,
-                                 fields={"serving.connection": conn, "serving.error": error})
-
 
 def _pixels(value: np.ndarray, key: str) -> np.ndarray:
     """A camera's frame as the adapter passed it on (uint8 or float, [H, W, 3], [3, H, W] or frames) → uint8
@@ -192,3 +199,114 @@ def _pixels(value: np.ndarray, key: str) -> np.ndarray:
     if value.dtype == np.uint8 and value.ndim == 3 and value.shape[-1] == 3:
         return value
     return np.round(load_frames(value, key)[-1] * 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class RecoveredRun:
+    """What `recover_served_run` made of a killed server's spool: the dataset (None: no exchange reached the spool),
+    the connections open at the kill (their episodes are `serving.killed`) and, per connection, the records dropped
+    at a torn tail (half-written at the kill)."""
+
+    dataset: LeRobotDataset | None
+    killed: list[int]
+    torn: dict[int, int]
+
+
+def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = False) -> RecoveredRun:
+    """Encode the spool a killed `serve --record` left (`.DIR.writing-spool-*`) as the dataset it was recording, at
+    `out`, every connection an episode of the exchanges that reached it, in connection order, then remove the spool.
+    A spool a server still holds is refused (`fileio.folder_lock`), untouched."""
+    spool = Path(spool)
+    if not (spool / RUN_FILE).is_file():
+        raise ValueError(f"spool: {str(spool)!r} is not the spool of a `serve --record` run (it has no {RUN_FILE}); "
+                         f"a killed server leaves it beside its --record DIR as .DIR{SPOOL_INFIX}*")
+    with folder_lock(spool, "spool"):
+        out = check_out([spool], out, overwrite, [SOURCE], "dataset recover", "recovered", "spool")
+        if not (spool / FEATURES_FILE).is_file():
+            logger.info("dataset recover: no exchange reached %s; nothing to recover, the spool is removed", spool)
+            shutil.rmtree(spool)
+            return RecoveredRun(None, [], {})
+        features = read_json(spool / FEATURES_FILE, f"the spool's {FEATURES_FILE}")
+        if (spool / STAGE_FILE).is_file():  # the killed server's half-built dataset: rebuilt here from the spool
+            stage = (spool / STAGE_FILE).read_text()
+            if stage.startswith(".") and ".writing-" in stage and "/" not in stage:
+                shutil.rmtree(spool.parent / stage, ignore_errors=True)
+        killed, torn = [], {}
+        with _writer(spool, out, overwrite) as writer:
+            for conn in sorted(int(path.name.removesuffix(VALUES)) for path in spool.glob(f"*{VALUES}")):
+                end = spool / f"{conn}{END}"
+                error = read_json(end, f"the spool's {end.name}")["error"] if end.is_file() else None
+                if not end.is_file():
+                    killed.append(conn)
+                dropped = _add_episode(writer, spool, features, conn, error, killed=not end.is_file())
+                if dropped:
+                    torn[conn] = dropped
+            if not writer.num_episodes:  # every record torn: nothing to publish
+                writer.abort()
+        shutil.rmtree(spool)
+    return RecoveredRun(LeRobotDataset.open(out) if writer.num_episodes else None, killed, torn)
+
+
+def _refuse_spools(root: Path) -> None:
+    """A killed server's spool for `root` holds a recording not yet in it: refused, naming the command that recovers
+    it; a running server's (it holds its lock) is refused by `folder_lock`, untouched."""
+    for spool in sorted(glob.glob(glob.escape(str(root.parent / f".{root.name}{SPOOL_INFIX}")) + "*")):
+        with folder_lock(spool, "out"):
+            pass
+        raise ValueError(f"out: a server recording to {str(root)!r} was killed and left its recording in "
+                         f"{str(spool)!r}; recover it first: worldpolicy dataset recover {shlex.quote(str(spool))} "
+                         f"--out {shlex.quote(str(root))} (or remove that folder to drop it, or choose another out)")
+
+
+def _append(path: Path, data: bytes, sync: bool) -> None:
+    """Append to a spool file, opened for this write only (a server may hold a thousand connections, and its
+    open-file budget is theirs); on close it is the OS's, which a killed process cannot lose."""
+    with open(path, "ab") as file:
+        file.write(data)
+        if sync:
+            file.flush()
+            os.fsync(file.fileno())
+
+
+def _writer(spool: Path, root: Path, overwrite: bool) -> LeRobotDatasetWriter:
+    run = read_json(spool / RUN_FILE, f"the spool's {RUN_FILE}")
+    features = read_json(spool / FEATURES_FILE, f"the spool's {FEATURES_FILE}")
+    return LeRobotDatasetWriter(root, run["fps"], features, run["robot_type"], video_codec="libx264rgb",
+                                overwrite=overwrite, provenance=run["provenance"])
+
+
+def _add_episode(writer: LeRobotDatasetWriter, spool: Path, features: dict[str, dict[str, Any]], conn: int,
+                 error: str | None, *, killed: bool) -> int:
+    """Encode connection `conn`'s episode from the spool, its whole records that have all their camera frames; the
+    records dropped after them (a torn tail) are logged and counted in the return value."""
+    videos = [key for key, spec in features.items() if spec["dtype"] == "video"]
+    row = np.dtype([(key, spec["dtype"], (spec["shape"][0],)) for key, spec in features.items() if key not in videos])
+    data = (spool / f"{conn}{VALUES}").read_bytes()
+    values, prompts, at = [], [], 0
+    while at + _RECORD.size <= len(data):
+        size, crc = _RECORD.unpack_from(data, at)
+        payload = data[at + _RECORD.size:at + _RECORD.size + size]
+        if len(payload) < size or size < row.itemsize or zlib.crc32(payload) != crc:
+            break
+        values.append(payload[:row.itemsize])
+        prompts.append(payload[row.itemsize:].decode())
+        at += _RECORD.size + size
+    frames_there = [(spool / f"{conn}-{key}.u8").stat().st_size // int(np.prod(features[key]["shape"]))
+                    if (spool / f"{conn}-{key}.u8").exists() else 0 for key in videos]
+    length = min([len(values), *frames_there])
+    dropped = len(values) - length + (at < len(data))
+    if dropped:
+        logger.warning("serve --record: connection %d: %d record(s) at the end of its spool were cut short (half-written "
+                       "when the server was killed) and are left out; %d recorded", conn, dropped, length)
+    if length == 0:
+        return dropped
+    rows = np.frombuffer(b"".join(values[:length]), row)
+    stream = writer.stream_videos(length)
+    for key in videos:
+        pixels = np.memmap(spool / f"{conn}-{key}.u8", np.uint8, "r", shape=(length, *features[key]["shape"]))
+        for start in range(0, length, BLOCK_FRAMES):
+            stream.append({key: np.asarray(pixels[start:start + BLOCK_FRAMES])})
+        del pixels
+    writer.add_episode({key: np.array(rows[key]) for key in row.names}, stream, prompts[:length],
+                       fields={"serving.connection": conn, "serving.error": error, "serving.killed": killed})
+    return dropped
