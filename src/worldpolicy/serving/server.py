@@ -319,8 +319,8 @@ class ServerConfig:
     batch_timeout_s: float | None = None
     # TLS: a PEM certificate (chain) and its private key, both or neither; with them the server speaks wss:// and
     # https:// (the probes and /metrics too) on its one port. Loaded here, so a bad file fails before any model loads
-    tls_cert: str | None = None
-    tls_key: str | None = None
+    tls_cert: str | os.PathLike | None = None
+    tls_key: str | os.PathLike | None = None
     ssl_context: ssl.SSLContext | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
