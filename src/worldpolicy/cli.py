@@ -145,8 +145,9 @@ API_KEY_ENV = "WORLDPOLICY_API_KEY"
 
 
 def add_api_key_flags(parser: argparse.ArgumentParser) -> None:
-    """`--api-key` and `--api-key-env`: the key a ws:// policy server asks for, said alike by every command that runs a
-    `--policy` (`sim`, `dataset from-sim`); `policy_api_key` reads them."""
+    """`--api-key` and `--api-key-env`: the key a ws:// policy server asks for, and `--tls-ca`: the CA a wss:// one's
+    certificate is checked against, said alike by every command that runs a `--policy` (`sim`, `dataset from-sim`);
+    `policy_api_key` and `policy_tls_ca` read them."""
     parser.add_argument("--api-key", default=None,
                         help="the key a ws:// server asks for; other users of this machine see it in the process list "
                         "(ps), and shell history keeps it: prefer --api-key-env (default: none, the key --api-key-env "
@@ -154,6 +155,9 @@ def add_api_key_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key-env", metavar="VAR", default=None,
                         help="environment variable holding the ws:// server's key, as serve --api-key-env takes its "
                         f"own (default: {API_KEY_ENV}, when it is set)")
+    parser.add_argument("--tls-ca", metavar="FILE", default=None,
+                        help="a wss:// server's private CA certificate, or its self-signed one (PEM), to verify its "
+                        "certificate with (default: the system's CAs)")
 
 
 def policy_api_key(args: argparse.Namespace, policy: str) -> str | None:
@@ -172,6 +176,15 @@ def policy_api_key(args: argparse.Namespace, policy: str) -> str | None:
         return None
     return api_key_from_env(args.api_key_env) if args.api_key_env is not None else (
         args.api_key or os.environ.get(API_KEY_ENV))
+
+
+def policy_tls_ca(args: argparse.Namespace, policy: str) -> str | None:
+    """`--tls-ca FILE` for `--policy POLICY`: refused for a policy that is no wss:// server, which would ignore it."""
+    if args.tls_ca is not None and not policy.startswith("wss://"):
+        raise ValueError(f"--tls-ca {args.tls_ca}: verifies a wss:// policy server's certificate, not --policy "
+                         f"{policy!r}" + (": use its wss:// URL (worldpolicy serve --tls-cert/--tls-key)"
+                                          if policy.startswith("ws://") else ""))
+    return args.tls_ca
 
 
 def with_key_hint(exc: ConnectionError, command: str) -> ConnectionError:

@@ -232,3 +232,16 @@ def test_a_servers_key_is_given_in_python_and_kept_out_of_the_provenance(tmp_pat
                             ("scripted", "api_key: sets how a policy's rollouts run")):
         with pytest.raises(ValueError, match=f"^{message}"):
             sim_to_dataset(tmp_path / "py", "reach", 1, policy=policy, api_key="k", **_SMALL)
+
+
+def test_a_wss_servers_ca_file_is_refused_for_a_policy_that_is_no_server_and_not_recorded(tmp_path):
+    """`ca_file=` (`--tls-ca`: tests/serving/test_serving_tls.py) goes where `api_key=` goes."""
+    from worldpolicy.data.from_sim import expert_episodes, sim_to_dataset
+
+    recording = expert_episodes("reach", 1, policy="wss://127.0.0.1:9", ca_file=tmp_path / "ca.pem", **_SMALL)
+    recording.close()
+    assert "ca.pem" not in json.dumps(recording.provenance)
+    for policy, message in (("random", "ca_file: verifies a wss:// policy server's certificate; policy 'random'"),
+                            ("scripted", "ca_file: sets how a policy's rollouts run")):
+        with pytest.raises(ValueError, match=f"^{message}"):
+            sim_to_dataset(tmp_path / "py", "reach", 1, policy=policy, ca_file="ca.pem", **_SMALL)

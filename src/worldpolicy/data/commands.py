@@ -498,9 +498,10 @@ def _from_sim(args: argparse.Namespace) -> int:
     from worldpolicy.sim.commands import check_ensemble_decay, warn_training_scenes
 
     check_ensemble_decay(args.strategy, args.ensemble_decay)
-    from worldpolicy.cli import policy_api_key, with_key_hint
+    from worldpolicy.cli import policy_api_key, policy_tls_ca, with_key_hint
 
     api_key = policy_api_key(args, args.policy)  # before anything is recorded, as the other policy-only flags
+    ca_file = policy_tls_ca(args, args.policy)
     strategy = None  # a policy's: ChunkStrategy's default (execute) unless a flag says
     if strategy_flags:
         from worldpolicy.robot.control import ChunkStrategy
@@ -541,6 +542,7 @@ def _from_sim(args: argparse.Namespace) -> int:
             strategy=strategy,
             policy_options={k: v for k in ("steps", "device") if (v := getattr(args, k)) is not None},
             api_key=api_key,
+            ca_file=ca_file,
             perturb=perturb,
         )
     except RecordingInterrupted as exc:  # Ctrl-C: say what became of the episodes recorded so far

@@ -184,6 +184,7 @@ def expert_episodes(
     strategy: Any = None,
     policy_options: dict[str, Any] | None = None,
     api_key: str | None = None,
+    ca_file: str | os.PathLike | None = None,
     perturb: str | Sequence[str] | Perturbation | None = None,
     spool: str | os.PathLike | None = None,
 ) -> ExpertEpisodes:
@@ -212,7 +213,8 @@ def expert_episodes(
     execute; sampling seeds `processing.trajectory.call_seed` of the episode seed), then `settle_steps` more holding
     its last command after a success. Its rows are the commands it ran (joint targets and gripper) and every episode
     carries its `success`. A ws:// server's key is `api_key` (None: none; the command line reads `--api-key-env`,
-    `WORLDPOLICY_API_KEY` or `--api-key`, as `worldpolicy sim` does: `cli.policy_api_key`); it is not recorded. The
+    `WORLDPOLICY_API_KEY` or `--api-key`, as `worldpolicy sim` does: `cli.policy_api_key`); it is not recorded, nor
+    is `ca_file`, a wss:// server's private CA certificate (`RemotePolicy(ca_file=)`, the command line's --tls-ca). The
     expert's own settings (`chunk_size`, `start_jitter`, `action_noise`) are refused with it, and
     `workers` > 1 unless it is `random` (a model would load once per process). The policy loads once the result is
     iterated, after every check.
@@ -240,7 +242,7 @@ def expert_episodes(
                          "folder, as `worldpolicy sim --policy` takes it")
     _check_policy_options(kind, policy, chunk_size=chunk_size, start_jitter=start_jitter, action_noise=action_noise,
                           workers=workers, embodiment=embodiment, strategy=strategy, policy_options=policy_options,
-                          api_key=api_key)
+                          api_key=api_key, ca_file=ca_file)
     chunk_size = 8 if chunk_size is None else chunk_size  # the expert's default, where a policy's was refused
     for name, value, low in (
         ("num_episodes", num_episodes, 1),
@@ -302,7 +304,7 @@ def expert_episodes(
         for name in ("chunk_size", "start_jitter", "action_noise"):  # the expert's: refused above for a policy
             del settings[name]
         settings["policy"], acts_in = _checked_policy(kind, policy, settings, embodiment, strategy,
-                                                      dict(policy_options or {}), api_key)
+                                                      dict(policy_options or {}), api_key, ca_file)
         # the policy's settings (`sim.policies.policy_settings`: checkpoint files, sampling, device...), the chunk
         # strategy it ran with and a server's embodiment are known once it is loaded: the recording fills them in
         # (`sim_to_dataset`, from `_recorded_by`)
@@ -319,12 +321,13 @@ def expert_episodes(
 
 def _check_policy_options(kind: str, policy: str, *, chunk_size: int | None, start_jitter: float, action_noise: float,
                           workers: int, embodiment: str | None, strategy: Any,
-                          policy_options: dict[str, Any] | None, api_key: str | None) -> None:
+                          policy_options: dict[str, Any] | None, api_key: str | None,
+                          ca_file: str | os.PathLike | None) -> None:
     """Settings of the scripted expert's episodes refused with a policy, and a policy's refused with the expert: either
     would be ignored and the recording look as asked."""
     if kind == "scripted":
-        given = [name for name, value in (("embodiment", embodiment), ("strategy", strategy), ("api_key", api_key))
-                 if value is not None]
+        given = [name for name, value in (("embodiment", embodiment), ("strategy", strategy), ("api_key", api_key),
+                                          ("ca_file", ca_file)) if value is not None]
         given += list(policy_options or {})
         if given:
             # no parameter name followed by ':' or '=' past the first: the command line turns each into its flag
@@ -344,10 +347,13 @@ def _check_policy_options(kind: str, policy: str, *, chunk_size: int | None, sta
         raise ValueError(f"{next(iter(policy_options))}: loads a local checkpoint; policy {policy!r} takes none")
     if api_key is not None and kind != "server":
         raise ValueError(f"api_key: sent to a ws:// policy server; policy {policy!r} takes none")
+    if ca_file is not None and kind != "server":
+        raise ValueError(f"ca_file: verifies a wss:// policy server's certificate; policy {policy!r} takes none")
 
 
 def _checked_policy(kind: str, policy: str, settings: dict[str, Any], embodiment: str | None, strategy: Any,
-                    options: dict[str, Any], api_key: str | None) -> tuple[dict[str, Any], str | None]:
+                    options: dict[str, Any], api_key: str | None,
+                    ca_file: str | os.PathLike | None) -> tuple[dict[str, Any], str | None]:
     """What a policy's recorder needs to build it (`_rollout`), every setting checked that can be before its weights
     load or its server is reached: the scene (robot, control rate), a checkpoint's embodiment, sampling and device
     (`Policy.check_pretrained`), whether the robot can run its actions and its chunk the strategy's k; and the key of
@@ -375,7 +381,8 @@ def _checked_policy(kind: str, policy: str, settings: dict[str, Any], embodiment
     finally:
         env.close()
     return ({"spec": policy, "name": str(portable_checkpoint(policy)) if kind == "checkpoint" else policy,
-             "embodiment": embodiment, "strategy": asdict(strategy), "options": options, "api_key": api_key},
+             "embodiment": embodiment, "strategy": asdict(strategy), "options": options, "api_key": api_key,
+             "ca_file": None if ca_file is None else os.fspath(ca_file)},
             None if emb is None else emb.key)
 
 
@@ -561,7 +568,7 @@ def _rollout(env, setup: dict[str, Any]):
     from worldpolicy.sim.rollout import Rollout
 
     policy = make_policy(setup["spec"], env=env, embodiment=setup["embodiment"], api_key=setup["api_key"],
-                         **setup["options"])
+                         ca_file=setup["ca_file"], **setup["options"])
     try:
         check_executable(policy.embodiment, env.robot)  # a server's embodiment, known now it is connected
         rollout = Rollout(env, policy, ChunkStrategy(**setup["strategy"]), name=setup["name"])

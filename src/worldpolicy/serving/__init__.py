@@ -33,6 +33,7 @@ _EXPORTS = {
     "ServerRefusedError": "client",
     "ServerTimeoutError": "client",
     "UnreadableReplyError": "client",
+    "UntrustedCertificateError": "client",
 }
 __all__ = list(_EXPORTS)
 

@@ -22,6 +22,7 @@ import queue
 import secrets
 import selectors
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -99,6 +100,7 @@ __all__ = [
     "ServerRefusedError",
     "ServerTimeoutError",
     "UnreadableReplyError",
+    "UntrustedCertificateError",
 ]
 
 
@@ -146,6 +148,11 @@ class ServerRefusedError(RemotePolicyError, ConnectionError):
 
 class AuthenticationError(ServerRefusedError):
     """The server refused the API key (HTTP 401 or 403 at the handshake)."""
+
+
+class UntrustedCertificateError(ServerRefusedError):
+    """A wss:// server whose TLS certificate this client does not trust (`RemotePolicy(ca_file=)` trusts a private
+    CA's or a self-signed one)."""
 
 
 class ServerTimeoutError(RemotePolicyError, TimeoutError):
@@ -219,6 +226,25 @@ def _normalise_url(url: str) -> str:
     if not url.startswith(("ws://", "wss://")):
         raise ValueError(f"url={url!r} has an unsupported scheme; accepted: ws://host:port or wss://host:port")
     return url
+
+
+def _tls_context(url: str, ca_file: str | os.PathLike | None) -> ssl.SSLContext | None:
+    """The client's TLS context for a wss:// URL: the system's trusted CAs, or those in `ca_file` (a private CA's or a
+    self-signed certificate, PEM); certificate and host name verification stay on. None for ws://, which refuses a
+    `ca_file` it would ignore."""
+    if ca_file is None:
+        return None  # wss://: websockets' default context, the system's CAs
+    if not isinstance(ca_file, (str, os.PathLike)) or not str(ca_file):
+        raise ValueError(f"ca_file={ca_file!r} is invalid; accepted: None (the system's CAs) or a PEM file's path")
+    if not url.startswith("wss://"):
+        raise ValueError(f"ca_file={os.fspath(ca_file)!r} verifies a wss:// server's certificate; {url} is plain "
+                         "ws://: use the server's wss:// URL, or leave ca_file out")
+    try:
+        return ssl.create_default_context(cafile=os.fspath(ca_file))
+    except OSError as exc:  # ssl.SSLError included: a file that holds no PEM certificate
+        why = exc.strerror or (exc.reason if isinstance(exc, ssl.SSLError) else None) or exc
+        raise ValueError(f"ca_file={os.fspath(ca_file)!r}: cannot load it ({why}); accepted: a PEM file of the CA "
+                         "certificate(s) that signed the server's, or its self-signed certificate") from None
 
 
 def _api_key(key: str | None) -> str | None:
@@ -295,7 +321,9 @@ class RemotePolicy:
     metadata frame carries them. `expected_embodiment` is a check instead: every connect refuses a server that does
     not announce that embodiment (name, columns and units) with `EmbodimentMismatchError`; without it, the embodiment
     first announced is held to on every reconnect. `proxy`: None connects directly (default), True through the
-    environment's proxy settings, or a proxy URL (websockets >= 15). `infer(obs) -> dict` is the raw openpi call, for
+    environment's proxy settings, or a proxy URL (websockets >= 15). `ca_file`: for a wss:// server whose certificate
+    a private CA signed, or a self-signed one, that CA's (or that certificate's) PEM file, trusted instead of the
+    system's CAs; verification stays on. `infer(obs) -> dict` is the raw openpi call, for
     code written against openpi-client.
     """
 
@@ -310,9 +338,12 @@ class RemotePolicy:
         read_timeout_s: float = 120.0,
         limits: Limits = DEFAULT_LIMITS,
         proxy: str | bool | None = None,
+        ca_file: str | os.PathLike | None = None,
         connect_now: bool = True,
     ) -> None:
         self.url = _normalise_url(url)
+        self._ssl = _tls_context(self.url, ca_file)
+        self.ca_file = ca_file
         if not (proxy is None or proxy is True or isinstance(proxy, str) and proxy):
             raise ValueError(f"proxy={proxy!r} is invalid; accepted: None (connect directly), True (the environment's "
                              "http_proxy/https_proxy/all_proxy) or a proxy URL such as 'socks5h://host:1080'")
@@ -430,6 +461,8 @@ class RemotePolicy:
             return ClientConnection(sock, *args, **kwargs)
 
         options: dict[str, Any] = {**self._options, "create_connection": handed_over}
+        if self._ssl is not None:
+            options["ssl"] = self._ssl
         kept = None  # the direct connect's socket, which close() shuts (`_tcp_connect`)
         try:
             if self.proxy is None:
@@ -446,6 +479,14 @@ class RemotePolicy:
             )
         except InvalidURI as exc:
             raise ValueError(f"url={self.url!r} is not a valid WebSocket URL: {exc}") from None
+        except ssl.SSLCertVerificationError as exc:  # first: it is also a ValueError
+            trusted = (f"the CA certificates in ca_file={os.fspath(self.ca_file)!r}" if self.ca_file is not None
+                       else "the system's CA certificates")
+            raise UntrustedCertificateError(
+                f"{self.url}: the server's TLS certificate does not verify against {trusted} ({exc.verify_message}); "
+                "for a private CA's or a self-signed certificate pass its PEM file as ca_file= (command line: "
+                "--tls-ca FILE); a host name mismatch needs the name the certificate was made for in the URL"
+            ) from None
         except ValueError as exc:  # websockets >= 17.1 follows a redirect, but not over a socket it was given (`sock`)
             if not isinstance(exc.__cause__, InvalidStatus):
                 raise
@@ -456,7 +497,8 @@ class RemotePolicy:
             raise ServerRefusedError(
                 f"something at {self.url} accepted the connection but completed no WebSocket handshake ({exc}): "
                 "not a WebSocket policy server, or a proxy or port forward (a Docker published port, kubectl "
-                "port-forward) with no server listening behind it; check the host and port, and that the server runs"
+                "port-forward) with no server listening behind it, or one serving TLS, reached at wss://; check the "
+                "host, port and scheme, and that the server runs"
             ) from None
         except TimeoutError:
             if self.proxy is None and "sock" not in options:  # the TCP connect itself (`_tcp_connect`)
@@ -469,6 +511,11 @@ class RemotePolicy:
                 "something accepted the connection but did not answer it (a server whose event loop is busy, as "
                 "openpi's is while it infers; a proxy queueing connections, as Ray Serve's does when every replica is "
                 "busy; or no WebSocket server)"
+            ) from None
+        except ssl.SSLError as exc:
+            raise ServerRefusedError(
+                f"no TLS handshake with {self.url} ({exc.reason or exc}): is the server serving TLS (worldpolicy serve "
+                "--tls-cert/--tls-key)? A plain server is reached at ws://"
             ) from None
         except OSError as exc:
             raise ServerRefusedError(
@@ -1071,6 +1118,7 @@ class RemotePolicy:
             read_timeout_s=self.read_timeout_s,
             limits=self.limits,
             proxy=self.proxy,
+            ca_file=self.ca_file,
             connect_now=False,
         )
         # the one this client holds to, on every connection; its refusal names why (expected, or first announced)

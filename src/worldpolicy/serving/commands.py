@@ -22,14 +22,15 @@ _CONFIG_FIELD = re.compile(r"ServerConfig\.(\w+)")
 _MAX_MESSAGE_MB = 4096  # msgpack's bin32 carries less than 4 GiB per array
 _FLAG_OF = {f: "--" + f.replace("_", "-") for f in (
     "port", "max_batch", "max_wait_ms", "max_queue", "max_connections", "drain_timeout_s", "event_loop",
-    "batch_timeout_s")}
+    "batch_timeout_s", "tls_cert", "tls_key")}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
         help="serve a policy on the openpi WebSocket wire",
-        description="Serve a Cosmos3 checkpoint to openpi-speaking robots and simulators (ws://HOST:PORT), with "
+        description="Serve a Cosmos3 checkpoint to openpi-speaking robots and simulators (ws://HOST:PORT, wss:// with "
+        "--tls-cert/--tls-key), with "
         "cross-connection batching, GET /healthz, /readyz, /metrics and an optional API key. SIGTERM drains.",
     )
     p.add_argument(
@@ -53,6 +54,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     # not a way in: without it argparse reads `--api-key KEY` (sim's and openpi's flag) as `--api-key-env KEY` and
     # echoes the key in its "unset variable" error
     p.add_argument("--api-key", dest="api_key_on_command_line", nargs="?", const="", help=argparse.SUPPRESS)
+    p.add_argument("--tls-cert", metavar="CERT.pem",
+                   help="with --tls-key: serve wss:// and https:// (the probes and /metrics too) with this PEM "
+                   "certificate, the server's first, then any intermediate ones (default: plain ws://; a proxy in "
+                   "front may end TLS instead, docs/serving.md \"TLS\")")
+    p.add_argument("--tls-key", metavar="KEY.pem", help="with --tls-cert: the certificate's private key, PEM, "
+                   "unencrypted (keep it readable by the serving user only)")
     p.add_argument("--max-batch", type=int, default=8, help="most requests fused into one forward (default: 8)")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="longest wait to fill a batch, in ms (default: 5)")
     p.add_argument("--max-queue", type=int, default=64, help="queued requests before 'busy' (default: 64)")
@@ -166,11 +173,13 @@ def _serve(args: argparse.Namespace) -> int:
     if args.record is not None and args.replicas > 1:
         raise ValueError(f"--record records the single-process server; --replicas {args.replicas} runs Ray Serve "
                          "replicas, which it does not record: leave out one of them")
+    if args.replicas > 1 and (args.tls_cert or args.tls_key):
+        flag = "--tls-cert" if args.tls_cert else "--tls-key"
+        raise ValueError(f"{flag} serves TLS from this process; --replicas {args.replicas} serves through Ray Serve's "
+                         "proxy, which this command starts without TLS: end TLS at a proxy in front of it "
+                         "(docs/serving.md \"TLS\"), or leave out --replicas")
     _check_replicas(args.replicas)
     logging.getLogger("websockets.server").setLevel(logging.WARNING)  # one INFO line per probe; ours log connects
-    from ..models import resolve_checkpoint
-
-    args.checkpoint = resolve_checkpoint(args.checkpoint)
     api_key = None
     if args.api_key_env:
         api_key = checked_api_key(api_key_from_env(args.api_key_env), f"--api-key-env {args.api_key_env}: the key")
@@ -193,9 +202,14 @@ def _serve(args: argparse.Namespace) -> int:
             drain_timeout_s=args.drain_timeout_s,
             event_loop=args.event_loop,
             batch_timeout_s=args.batch_timeout_s,
+            tls_cert=args.tls_cert,  # loaded now: a bad certificate or key fails before the checkpoint is looked up
+            tls_key=args.tls_key,
         )
     except ValueError as exc:  # name the flag the user typed, not the config field behind it
         raise ValueError(_CONFIG_FIELD.sub(lambda m: _FLAG_OF.get(m[1], m[0]), str(exc))) from None
+    from ..models import resolve_checkpoint
+
+    args.checkpoint = resolve_checkpoint(args.checkpoint)
     key_map = _key_map(args.key_map)
     options = dict(
         embodiment=args.embodiment, variant=args.variant, device=args.device, dtype=args.dtype, steps=args.steps,

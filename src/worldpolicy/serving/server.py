@@ -20,7 +20,9 @@ import logging
 import os
 import platform
 import queue
+import re
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -209,18 +211,72 @@ def checked_api_key(key: str | None, name: str) -> str | None:
     return key
 
 
-def warn_if_open(host: str, api_key: str | None) -> None:
-    """Log once at startup when a server without a key listens beyond this machine (the default host, 0.0.0.0, as
-    openpi's server: the robot's computer is usually another machine): anyone who reaches the port can run the policy
-    and read /metrics. Not refused, since a trusted robot network is the common case; said, so it is a choice."""
+def warn_if_open(host: str, api_key: str | None, tls: bool = False) -> None:
+    """Log once at startup when a server listens beyond this machine (the default host, 0.0.0.0, as openpi's server:
+    the robot's computer is usually another machine) without a key: anyone who reaches the port can run the policy and
+    read /metrics; or with a key but without TLS: the key and the observations cross the network in clear text. Not
+    refused, since a trusted robot network, or TLS ended at a proxy in front, is common; said, so it is a choice."""
     try:
         local = ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         local = host == "localhost"
-    if api_key is None and not local:
+    if local:
+        return
+    if api_key is None:
         _log(logging.WARNING, "unauthenticated", host=host or "0.0.0.0",
              detail="every client that reaches this address may run the policy; set --api-key-env (ServerConfig("
              "api_key=)) or listen on 127.0.0.1")
+    elif not tls:
+        _log(logging.WARNING, "key_in_clear", host=host or "0.0.0.0",
+             detail="no TLS: the API key and the observations cross the network in clear text (ws://, http://); "
+             "give --tls-cert and --tls-key (ServerConfig(tls_cert=, tls_key=)) to serve wss:// and https://, or "
+             "leave it as it is where a proxy in front ends TLS for this server")
+
+
+# the PEM block each file must hold, and what is accepted there (`_pem_file`)
+_PEM_KINDS = {
+    "tls_cert": ("CERTIFICATE", ("a PEM certificate file (-----BEGIN CERTIFICATE-----), the server's certificate "
+                                 "first, then any intermediate ones")),
+    "tls_key": ("PRIVATE KEY", ("a PEM private key file (-----BEGIN PRIVATE KEY-----, or RSA/EC PRIVATE KEY), "
+                                "unencrypted")),
+}
+
+
+def _pem_file(name: str, path: str) -> None:
+    """ValueError naming `ServerConfig.<name>` unless `path` is a readable file holding the PEM block it must."""
+    marker, accepted = _PEM_KINDS[name]
+    try:
+        with open(path, "rb") as f:
+            text = f.read()
+    except OSError as exc:
+        raise ValueError(f"ServerConfig.{name}={path!r}: cannot read it ({exc.strerror or exc}); accepted: "
+                         f"{accepted}") from None
+    if not re.search(rb"-----BEGIN [A-Z ]*" + marker.encode() + rb"-----", text):
+        raise ValueError(f"ServerConfig.{name}={path!r} holds no PEM {marker} block (a DER file, or the other one "
+                         f"of the pair?); accepted: {accepted}")
+
+
+def server_tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """The server's TLS context from a PEM certificate (chain) and its private key, with errors naming the
+    `ServerConfig` field at fault (the CLI turns them into --tls-cert/--tls-key): a missing or unreadable file, one
+    that is not PEM, an encrypted key (no prompt: a server has no terminal), a key that is not the certificate's."""
+    _pem_file("tls_cert", cert)
+    _pem_file("tls_key", key)
+
+    def no_password() -> str:
+        raise ValueError(f"ServerConfig.tls_key={key!r} is encrypted; accepted: an unencrypted key (openssl pkey -in "
+                         f"{key} -out KEY.pem writes one; keep it readable by this user only)")
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # TLS 1.2 and up, the ciphers OpenSSL deems secure
+    try:
+        context.load_cert_chain(cert, key, password=no_password)
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise ValueError(f"ServerConfig.tls_key={key!r} is not the private key of ServerConfig.tls_cert={cert!r}; "
+                             "accepted: the key the certificate was made for") from None
+        raise ValueError(f"ServerConfig.tls_cert={cert!r} / ServerConfig.tls_key={key!r}: OpenSSL cannot load them "
+                         f"({exc.reason or exc}); accepted: a PEM certificate and its unencrypted PEM key") from None
+    return context
 
 
 def authorized(headers: list[str], api_key: str | None) -> bool:
@@ -261,9 +317,24 @@ class ServerConfig:
     # its waiting clients get an error. None: no limit. Off by default: no single figure fits every model and device (a
     # Cosmos3-Nano batch takes ~1 s a request on a GPU, far more on a CPU, ~40 s more when a new shape compiles)
     batch_timeout_s: float | None = None
+    # TLS: a PEM certificate (chain) and its private key, both or neither; with them the server speaks wss:// and
+    # https:// (the probes and /metrics too) on its one port. Loaded here, so a bad file fails before any model loads
+    tls_cert: str | os.PathLike | None = None
+    tls_key: str | os.PathLike | None = None
+    ssl_context: ssl.SSLContext | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "api_key", checked_api_key(self.api_key, "ServerConfig.api_key"))
+        for name, value in (("tls_cert", self.tls_cert), ("tls_key", self.tls_key)):
+            if not (value is None or isinstance(value, (str, os.PathLike)) and str(value)):
+                raise ValueError(f"ServerConfig.{name}={value!r} is invalid; accepted: None or the path of a PEM file")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            given, missing = ("tls_cert", "tls_key") if self.tls_key is None else ("tls_key", "tls_cert")
+            raise ValueError(f"ServerConfig.{given}={getattr(self, given)!r} needs ServerConfig.{missing}: give both "
+                             "(a PEM certificate and its private key) or neither (plain ws://)")
+        if self.tls_cert is not None:
+            object.__setattr__(self, "ssl_context", server_tls_context(os.fspath(self.tls_cert),
+                                                                       os.fspath(self.tls_key)))
         if self.event_loop not in EVENT_LOOPS:
             accepted = ", ".join(EVENT_LOOPS)
             raise ValueError(f"ServerConfig.event_loop={self.event_loop!r} is invalid; accepted: {accepted}")
@@ -954,14 +1025,17 @@ class PolicyServer:
             # the server hold 16 messages of up to max_message_bytes (1 GiB at the default 64 MiB) per connection
             max_queue=1,
             process_request=self._process_request,
+            ssl=self.config.ssl_context,
             create_connection=(_reading_into(memoryview(bytearray(_READ_BUFFER_BYTES)))
                                if type(loop).__module__.startswith("uvloop") else None),
         ) as server:
             self.port = server.sockets[0].getsockname()[1]
             if self.recorder is not None:
                 self.recorder.start()
-            _log(logging.INFO, "listening", host=self.config.host, port=self.port, auth=self.config.api_key is not None)
-            warn_if_open(self.config.host, self.config.api_key)
+            tls = self.config.ssl_context is not None
+            _log(logging.INFO, "listening", host=self.config.host, port=self.port, auth=self.config.api_key is not None,
+                 scheme="wss" if tls else "ws", url=local_url(self.config.host, self.port, tls))
+            warn_if_open(self.config.host, self.config.api_key, tls)
             if started is not None:
                 started(self.port)
             loaded = loop.create_future()
@@ -1227,6 +1301,16 @@ def _policy_request(r: WireRequest) -> Any:
     return PolicyRequest(source, r.prompt, mode=r.mode, actions=r.actions, **r.options)
 
 
+def local_url(host: str, port: int, tls: bool = False) -> str:
+    """Where a client on this machine reaches a server listening on `host`: a wildcard host as loopback (0.0.0.0 and ''
+    as 127.0.0.1, :: as ::1), an IPv6 address in brackets (ws://[::1]:8000), as a URL must write it; wss:// with TLS."""
+    host = host.strip("[]")
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    if ":" in host:
+        host = f"[{host.replace('%', '%25')}]"  # a zone (fe80::1%eth0) is written %25 inside a URL (RFC 6874)
+    return f"{'wss' if tls else 'ws'}://{host}:{port}"
+
+
 class ServerThread:
     """Runs a `PolicyServer` on its own event loop in a background thread (notebooks, tests, benchmarks).
 
@@ -1244,13 +1328,8 @@ class ServerThread:
 
     @property
     def url(self) -> str:
-        """Where a client on this machine reaches the server: a wildcard host as loopback (0.0.0.0 and '' as
-        127.0.0.1, :: as ::1), an IPv6 address in brackets (ws://[::1]:8000), as a URL must write it."""
-        host = self.server.config.host.strip("[]")
-        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-        if ":" in host:
-            host = f"[{host.replace('%', '%25')}]"  # a zone (fe80::1%eth0) is written %25 inside a URL (RFC 6874)
-        return f"ws://{host}:{self.server.port}"
+        """Where a client on this machine reaches the server (`local_url`)."""
+        return local_url(self.server.config.host, self.server.port, self.server.config.ssl_context is not None)
 
     def _main(self) -> None:
         async def main() -> None:

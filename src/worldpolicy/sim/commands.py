@@ -367,7 +367,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
               needs_images: bool) -> int:
     """`run` from the moment --out is held: the rest of its checks (the folder's run, the strategy and policy flags),
     then the episodes."""
-    from worldpolicy.cli import policy_api_key, with_key_hint
+    from worldpolicy.cli import policy_api_key, policy_tls_ca, with_key_hint
 
     if not (args.resume or args.overwrite):
         _refuse_previous_run(args.out)
@@ -391,6 +391,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
     if args.imagine and args.policy in ("scripted", "random"):  # they imagine nothing: no side-by-side would show it
         raise ValueError(f"--imagine asks a model for its imagined video; --policy {args.policy} has none")
     api_key = policy_api_key(args, args.policy)
+    ca_file = policy_tls_ca(args, args.policy)
     if args.embodiment is not None and args.policy == "scripted":  # it would be ignored, and the run look as asked
         raise ValueError(f"--embodiment {args.embodiment} does not apply to --policy scripted: the expert always acts "
                          "in droid/joint_pos (absolute joints); leave --embodiment out")
@@ -432,7 +433,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
             try:
                 policy = make_policy(
                     args.policy, env=env, embodiment=args.embodiment, seed=args.seed, decode_video=args.imagine,
-                    api_key=api_key, **local,
+                    api_key=api_key, ca_file=ca_file, **local,
                 )
             except ConnectionError as exc:
                 raise with_key_hint(exc, "sim") from None
