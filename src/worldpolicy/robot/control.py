@@ -174,7 +174,7 @@ class ChunkController:
             raise ValueError(f"latency: expected a whole number of control ticks >= 0 (0: none), got {latency!r}")
         self.realtime, self.latency = realtime, int(latency)
         self._executor, self._own_executor = executor, executor is None
-        self.execute_steps: int | None = None  # k actually used, known after the first chunk
+        self.execute_steps: int | None = None  # k actually used, known after the first reply
         self.reset()
 
     def reset(self, horizon: int | None = None) -> None:
@@ -196,7 +196,7 @@ class ChunkController:
         self._plan: dict[int, list[_Planned]] = {}  # tick → the decoded chunk actions meant for it
         self._pending: deque[_Request] = deque()  # requests in flight, oldest first (ensemble's: one per k ticks)
         self._last: JointTarget | None = None
-        self._held_warned = False
+        self._held_warned = self._dropped_warned = False  # each warned once per episode
 
     def step(self, observation: Observation, q_arm: np.ndarray) -> JointTarget:
         """This tick's target. `observation`: what the policy is asked with (camera images and state keys), or a
@@ -328,8 +328,11 @@ class ChunkController:
         else:
             steps = min(handover if kind == "async" else k, left)
         if skip >= pred.chunk_size:  # the whole chunk is in the past: dropped (async asks again), hold meanwhile
-            logger.warning("%s: a reply landed %d ticks after its observation, past its %d-action chunk; dropped "
-                           "(a longer chunk, or a faster policy, keeps the arm moving)", kind, skip, pred.chunk_size)
+            if not self._dropped_warned:
+                self._dropped_warned = True
+                logger.warning("%s: a reply landed %d ticks after its observation, past its %d-action chunk; "
+                               "dropped (a longer chunk, or a faster policy, keeps the arm moving; warned once per "
+                               "episode)", kind, skip, pred.chunk_size)
         else:
             cmd = self._decoder_for(pred).decode(np.asarray(pred.actions, dtype=np.float64)[skip:skip + steps], q_arm)
             self.chunks += 1
