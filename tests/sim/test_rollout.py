@@ -201,6 +201,16 @@ def test_a_latency_holds_the_arm_and_the_steps_count_toward_the_limit(latency_ms
     np.testing.assert_allclose(rows, sent, atol=0.05)
 
 
+def test_a_latency_under_half_a_step_runs_as_none_and_says_so(caplog):
+    from worldpolicy.sim.evaluate import evaluate
+
+    env = TabletopEnv("reach", image_size=None, max_steps=8)
+    with caplog.at_level("WARNING", logger="worldpolicy.sim.evaluate"):
+        report = evaluate(env, _Counting(env, chunk=4), policy_name="hold", episodes=1, progress=False, latency_ms=20)
+    assert report.latency == {"ms": 20.0, "ticks": 0}
+    assert "latency: 20 ms is under half a control step at 15 Hz, so it runs as none (0 steps)" in caplog.text
+
+
 @pytest.mark.parametrize("ms, hz, ticks", [(0, 15, 0), (33, 15, 0), (34, 15, 1), (99, 15, 1), (100, 15, 2),
                                            (200, 15, 3), (500, 15, 8), (200, 10, 2), (250, 10, 3)])
 def test_a_latency_is_whole_control_steps_rounded_to_the_nearest_halves_up(ms, hz, ticks):

@@ -90,8 +90,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --strategy ensemble: weight exp(-decay * i) of the i-th oldest chunk covering a step, "
                    "as ACT (default: 0.1)")
     p.add_argument("--latency", type=_milliseconds, default=0.0, metavar="MS",
-                   help="the time each inference is taken to take, in ms: the sim steps on meanwhile, as your robot "
-                   "would (execute holds the arm, async runs its chunk on, ensemble's chunks start that much later); "
+                   help="simulated inference time of each request, in ms: the sim steps on until its reply lands, as "
+                   "your robot would (execute holds the arm, async runs its chunk on, ensemble's chunks start that "
+                   "much later); "
                    "rounded to the nearest whole control step at --control-hz (halves up), recorded in report.json; "
                    "compare a run with a clean one by `sim compare` (same --seed) (default: 0, none)")
     p.add_argument("--control-hz", type=float, default=15.0,
