@@ -289,7 +289,8 @@ class EvalReport:
         return "\n".join(lines) + "\n"
 
     def latency_said(self) -> str:
-        """`200 ms = 3 steps at 15 Hz`: the latency as report.md and the run's page say it."""
+        """`200 ms = 3 steps at 15 Hz`: the latency as report.md says it (the run's page, `viz.report`, leaves out
+        the rate)."""
         ticks = self.latency["ticks"]
         return f"{self.latency['ms']:g} ms = {ticks} step{'s' if ticks != 1 else ''} at {self.control_hz:g} Hz"
 
@@ -338,8 +339,8 @@ def start_report(env, *, policy_name: str, seed: int, strategy: ChunkStrategy, e
     follows from the chunk the policy returns, which a server's may make other than the one it announces (openpi's
     announce none: the embodiment's chunk_size is assumed)
     `worldpolicy sim --resume` builds it before a checkpoint loads, `evaluate` from the loaded backend; `env` is the
-    `TabletopEnv` itself, `max_steps` the episodes' step limit (default: the env's own; a made env's is its TimeLimit's),
-    `latency_ms` the time each request is taken to think, recorded with the whole steps it runs as."""
+    `TabletopEnv` itself, `max_steps` the episodes' step limit (default: the env's own; a made env's is its
+    TimeLimit's), `latency_ms` the time each request is taken to think, recorded with the whole steps it runs as."""
     max_steps = max_steps or env.max_steps
     latency = {"ms": float(latency_ms), "ticks": latency_ticks(latency_ms, env.control_hz, max_steps)}
     return EvalReport(env.task.name, policy_name, env.robot.name,
