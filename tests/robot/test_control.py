@@ -330,3 +330,97 @@ def test_the_docs_control_loop_keeps_its_rate_after_a_tick_that_overran(decoder,
     gaps = np.diff(sent)
     assert len(sent) == 40 and gaps[0] == pytest.approx(1.0 / 15)  # tick 0 overran: tick 1 one period after it
     assert gaps.min() >= 1.0 / 15 - 1e-9, gaps
+
+
+# With a latency d the reply to each request lands d ticks after it (module docstring): the tables below say, tick by
+# tick, which request's row each target is, or None where the arm holds.
+
+def _sent(targets) -> list:
+    return [None if t.held else (_request_of(t), t.index) for t in targets]
+
+
+@pytest.mark.parametrize("latency", [0, 2, 4])  # none, d < k, d > k
+def test_execute_holds_d_ticks_after_each_request_then_runs_the_chunk_from_its_first_action(decoder, latency):
+    """A blocking request: the arm stands where it was observed until the reply lands, so the chunk's first action
+    is still the next step (none is skipped); the k actions run, then the next request blocks again."""
+    policy, k, d = Chunks(decoder), 3, latency
+    control = ChunkController(policy, decoder, ChunkStrategy("execute", k), prompt="stack the cups", latency=d)
+    targets = _run(control, 15, policy.home)
+    expected = [None if r < d else (c, r - d) for c, r in (divmod(t, k + d) for t in range(15))]
+    assert _sent(targets) == expected
+    assert policy.observed_ticks == list(range(0, 15, k + d))  # each request from the tick that asked
+    for t, target in enumerate(targets):
+        if target.held:  # before the first reply: the joints measured; later: the last action again
+            c = t // (k + d)
+            want = policy.home if c == 0 else policy.row(c - 1, k - 1)
+            np.testing.assert_array_equal(target.qpos, want)
+            assert target.clipped == 0 and target.tracking_mm == ()
+            assert (target.prediction is None) == (c == 0)
+
+
+@pytest.mark.parametrize("realtime", [False, True])
+@pytest.mark.parametrize("latency, expected, observed", [
+    # d = 0: today's hand-over, k ticks on, skipping the k elapsed rows
+    (0, [(0, 0), (0, 1), (0, 2), (1, 3), (1, 4), (1, 5), (2, 3), (2, 4), (2, 5), (3, 3)], [0, 0, 3, 6]),
+    # d = 2 <= k: the first request blocks 2 ticks; then the same hand-over, k ticks on
+    (2, [None, None, (0, 0), (0, 1), (0, 2), (1, 3), (1, 4), (1, 5), (2, 3), (2, 4)], [0, 0, 5]),
+    # d = 5 > k: the chunk runs on until the reply lands 5 ticks on, skipping 5 rows; an 8-row chunk then runs out
+    # 3 ticks later and the arm holds until the next one lands
+    (5, [None] * 5 + [(0, 0), (0, 1), (0, 2), (0, 3), (0, 4), (1, 5), (1, 6), (1, 7), None, None, (2, 5)],
+     [0, 0, 10]),
+])
+def test_async_hands_over_when_the_reply_lands_at_least_k_ticks_on(decoder, latency, expected, observed, realtime):
+    """The deterministic hand-over and realtime's (requests landing as sent) are one rule: the reply is taken at the
+    first tick at least max(k, d) ticks after the observation it was asked with."""
+    policy = Chunks(decoder, chunk=8)
+    with ChunkController(policy, decoder, ChunkStrategy("async", 3), prompt="stack the cups", latency=latency,
+                         realtime=realtime, executor=_Now() if realtime else None) as control:
+        targets = _run(control, len(expected), policy.home)
+    assert _sent(targets) == expected
+    # the first reply's follow-up asked with its observation, then each from its hand-over's tick (the request the
+    # last hand-over sent may be dropped unasked when the controller closes)
+    assert policy.observed_ticks[:len(observed)] == observed
+    held = [t for t in targets if t.held]
+    assert all(t.clipped == 0 for t in held)
+    if latency == 5:  # the chunk ran out: its last row again
+        np.testing.assert_array_equal(targets[13].qpos, policy.row(1, 7))
+
+
+@pytest.mark.parametrize("latency", [0, 1, 3])  # none, d < k, d > k
+def test_an_ensemble_chunk_asked_at_t_covers_t_plus_d_on(decoder, latency):
+    """Asked every k ticks whatever the latency; the first d rows of each chunk are stale and dropped, the rest
+    blended with the chunks still covering those ticks, oldest first."""
+    policy, k, d, decay = Chunks(decoder, chunk=6), 2, latency, 0.5
+    control = ChunkController(policy, decoder, ChunkStrategy("ensemble", k, ensemble_decay=decay),
+                              prompt="stack the cups", latency=d)
+    targets = _run(control, 10, policy.home)
+    assert policy.observed_ticks == [0, 2, 4, 6, 8]
+    for t, target in enumerate(targets):
+        covering = [(c, t - k * c) for c in range(5) if k * c + d <= t < k * c + 6]
+        if not covering:  # nothing landed yet
+            assert t < d and target.held and target.prediction is None
+            np.testing.assert_array_equal(target.qpos, policy.home)
+            continue
+        weights = np.exp(-decay * np.arange(len(covering)))
+        expected = sum(w * policy.row(c, i)[0] for w, (c, i) in zip(weights, covering)) / weights.sum()
+        assert target.qpos[0] == pytest.approx(expected, abs=1e-12)
+        assert (_request_of(target), target.index) == covering[-1]  # the newest, d rows in when it lands
+
+
+def test_a_latency_asks_for_no_reply_that_would_land_at_the_horizon(decoder):
+    policy = Chunks(decoder)
+    control = ChunkController(policy, decoder, ChunkStrategy("execute", 3), prompt="stack the cups", latency=2)
+    control.reset(horizon=7)
+    targets = _run(control, 7, policy.home)
+    assert policy.observed_ticks == [0]  # at tick 5 the next would land at 7
+    assert _sent(targets) == [None, None, (0, 0), (0, 1), (0, 2), None, None]
+    with pytest.raises(ValueError, match=r"latency: 7 ticks is at or past the horizon of 7 ticks: no reply would "
+                                         r"land before it; accepted: 0 to 6"):
+        ChunkController(policy, decoder, latency=7).reset(horizon=7)
+
+
+@pytest.mark.parametrize("latency", [-1, 1.5, True, "2", None])
+def test_a_latency_that_is_no_whole_number_of_ticks_is_refused_naming_it(decoder, latency):
+    with pytest.raises(ValueError, match=rf"latency: expected a whole number of control ticks >= 0 \(0: none\), "
+                                         rf"got {re.escape(repr(latency))}"):
+        ChunkController(Chunks(decoder), decoder, latency=latency)

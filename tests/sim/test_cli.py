@@ -78,6 +78,11 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
                                       "--strategy execute blends none: add --strategy ensemble or leave --ensemble-decay out")),
         (["--strategy", "async", "--ensemble-decay", "0.1"], "--strategy async blends none"),
         (["--image-size", "8x8"], "sim: error: --image-size: expected (height, width), two ints of 16 to 4096 pixels"),
+        (["--latency", "-5"], "sim: error: --latency: expected milliseconds, a finite number >= 0 (0: none), got -5.0"),
+        (["--latency", "nan"], "sim: error: --latency: expected milliseconds, a finite number >= 0 (0: none), got nan"),
+        (["--max-steps", "10", "--latency", "700"],  # 10.5 steps, rounded to 11
+         ("sim: error: --latency: 700 ms is 11 control steps at 15 Hz, at or past the 10-step limit: no reply would "
+         "land before it; accepted: 0 to below 633.333 ms")),
     ],
 )
 def test_sim_cli_bad_input(argv, message, capsys, tmp_path):
@@ -633,3 +638,56 @@ def test_the_strategy_flag_offers_the_rollouts_strategies():
     _add_arguments(parser)
     (flag,) = [a for a in parser._actions if a.dest == "strategy"]
     assert tuple(flag.choices) == STRATEGIES and flag.default == "execute"
+
+
+def test_a_run_with_a_latency_records_it_and_compare_lists_it(tmp_path, capsys):
+    """The same seeds at --latency 0 and 200: the report says both the milliseconds and the steps they ran as, the
+    page and report.md show it, a resume with another latency is refused naming --latency, and `sim compare` lists it
+    among the settings that differ."""
+    common = ["sim", "--policy", "scripted", "--task", "reach", "--episodes", "3", "--videos", "0", "--no-progress"]
+    assert main([*common, "--no-plots", "--out", str(tmp_path / "clean")]) == 0
+    assert main([*common, "--latency", "200", "--out", str(tmp_path / "late")]) == 0
+    clean, late = (json.loads((tmp_path / run / "report.json").read_text()) for run in ("clean", "late"))
+    assert clean["latency"] == {"ms": 0.0, "ticks": 0} and late["latency"] == {"ms": 200.0, "ticks": 3}
+    steps = [[e["steps"] for e in doc["episodes"]] for doc in (clean, late)]
+    assert all(b > a for a, b in zip(*steps)), steps  # each request cost 3 held steps: later to the ball
+    assert "latency 200 ms = 3 steps at 15 Hz" in (tmp_path / "late" / "report.md").read_text()
+    assert "latency" not in (tmp_path / "clean" / "report.md").read_text()
+    assert "<b>latency</b><span>200 ms = 3 steps</span>" in (tmp_path / "late" / "index.html").read_text()
+    capsys.readouterr()
+    assert main([*common, "--latency", "100", "--resume", "--out", str(tmp_path / "late")]) == 2
+    assert "--latency: 200.0 -> 100.0" in capsys.readouterr().err
+    assert main(["sim", "compare", str(tmp_path / "clean"), str(tmp_path / "late"), "--out", str(tmp_path / "cmp"),
+                 "--no-plots"]) == 0
+    cmp = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert [(d["setting"], d["flag"], d["values"]) for d in cmp["differences"]] == [
+        ("latency.ms", "--latency", [0.0, 200.0]), ("latency.ticks", "--latency", [0, 3])]
+    assert cmp["pairs"][0]["both"] == 3
+
+
+def test_a_latency_that_is_no_number_is_refused_by_the_parser(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["sim", "--policy", "scripted", "--latency", "fast", "--out", str(tmp_path / "run")])
+    assert exit.value.code == 2 and not (tmp_path / "run").exists()
+    assert ("sim: error: argument --latency: expected milliseconds, a number >= 0 (0: none), e.g. 200; got 'fast'"
+            in capsys.readouterr().err)
+
+
+def test_a_report_from_before_latency_reads_as_none():
+    """A report.json without `latency` ran with none: it resumes and compares as a clean run."""
+    from worldpolicy.sim.evaluate import EvalReport
+
+    doc = {"schema": "worldpolicy.sim_eval/v1", "task": "reach", "policy": "scripted", "robot": "panda",
+           "strategy": {"kind": "execute"}, "control_hz": 15.0, "seed": 0, "episodes": []}
+    assert EvalReport.from_json(doc).settings()["latency.ms"] == 0.0
+
+
+def test_the_command_that_continues_a_run_repeats_its_latency():
+    import argparse
+
+    from worldpolicy.sim import commands
+
+    parser = argparse.ArgumentParser()
+    commands._add_arguments(parser)
+    args = parser.parse_args(["--policy", "scripted", "--latency", "250"])
+    assert commands._resume_command(args) == "worldpolicy sim --policy scripted --seed 10000 --latency 250.0 --resume"

@@ -176,6 +176,63 @@ def test_async_asks_for_no_chunk_that_could_not_run(max_steps, chunks):
     assert (result.steps, result.chunks, policy.calls) == (max_steps, chunks, chunks)
 
 
+class _Stepping(_Counting):
+    """Row i moves joint 1 (i + 1) cm-rad past home: a command says which row it is, or that the arm held."""
+
+    def __init__(self, env, chunk: int):
+        super().__init__(env, chunk)
+        self.hold[:, 0] += 0.01 * np.arange(1, chunk + 1)
+
+
+@pytest.mark.parametrize("latency_ms, calls, sent", [
+    (0, 3, [1, 2, 3, 4] * 3),  # a request every 4 steps, answered at once
+    # 3 steps each: asked at 0 (rows run at 3-6) and 7 (10-11; none at 11, landing at the limit); the arm holds where
+    # it was measured, then its last target
+    (200, 2, [0, 0, 0, 1, 2, 3, 4, 4, 4, 4, 1, 2]),
+])
+def test_a_latency_holds_the_arm_and_the_steps_count_toward_the_limit(latency_ms, calls, sent):
+    env = TabletopEnv("reach", image_size=None, max_steps=12)
+    policy = _Stepping(env, chunk=4)
+    rollout = Rollout(env, policy, ChunkStrategy("execute", execute_steps=4), latency_ms=latency_ms)
+    commands = []
+    result = rollout.run(seed=0, on_act=commands.append)
+    assert (result.steps, result.chunks, policy.calls) == (12, calls, calls)
+    rows = [(c[0] - env.robot.home[0]) / 0.01 for c in commands]
+    np.testing.assert_allclose(rows, sent, atol=0.05)
+
+
+def test_a_latency_under_half_a_step_runs_as_none_and_says_so(caplog):
+    from worldpolicy.sim.evaluate import evaluate
+
+    env = TabletopEnv("reach", image_size=None, max_steps=8)
+    with caplog.at_level("WARNING", logger="worldpolicy.sim.evaluate"):
+        report = evaluate(env, _Counting(env, chunk=4), policy_name="hold", episodes=1, progress=False, latency_ms=20)
+    assert report.latency == {"ms": 20.0, "ticks": 0}
+    assert "latency: 20 ms is under half a control step at 15 Hz, so it runs as none (0 steps)" in caplog.text
+
+
+@pytest.mark.parametrize("ms, hz, ticks", [(0, 15, 0), (33, 15, 0), (34, 15, 1), (99, 15, 1), (100, 15, 2),
+                                           (200, 15, 3), (500, 15, 8), (200, 10, 2), (250, 10, 3)])
+def test_a_latency_is_whole_control_steps_rounded_to_the_nearest_halves_up(ms, hz, ticks):
+    from worldpolicy.sim.rollout import latency_ticks
+
+    assert latency_ticks(ms, hz, 60) == ticks
+
+
+@pytest.mark.parametrize("ms, said", [
+    (-1, r"latency_ms: expected milliseconds, a finite number >= 0 \(0: none\), got -1"),
+    (float("nan"), r"got nan"), (float("inf"), r"got inf"), ("200", r"got '200'"), (True, r"got True"),
+    (3967, (r"latency_ms: 3967 ms is 60 control steps at 15 Hz, at or past the 60-step limit: no reply would land "
+           r"before it; accepted: 0 to below 3966.67 ms")),
+])
+def test_a_bad_latency_is_refused_naming_it(ms, said):
+    from worldpolicy.sim.rollout import latency_ticks
+
+    with pytest.raises(ValueError, match=said):
+        latency_ticks(ms, 15, 60)
+    assert latency_ticks(3966, 15, 60) == 59
+
+
 @pytest.mark.parametrize("frames, expected", [(5, [1, 2, 3, 4]), (3, [1, 1, 2, 2])])
 def test_each_step_shows_the_imagined_frame_its_action_leads_into(frames, expected):
     """Frame 0 is the observation the chunk was asked for; action i leads into frame i+1 (chunk + 1 frames)."""

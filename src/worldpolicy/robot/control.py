@@ -13,6 +13,15 @@ Chunk strategies (`ChunkStrategy`):
   at which the reply has landed, skipping every action whose tick has passed; meanwhile the current chunk runs on (all
   of it is decoded), and the arm holds its last target if it runs out.
 
+A request is in flight until its reply lands: on the tick it is asked (latency 0), or `latency` ticks later (the sim's
+`--latency`: a policy that takes that long), and, with `realtime`, not before the background request has returned. How
+a late reply is taken follows from whether the arm moved meanwhile, as in realtime `async`: a request that blocks the
+loop (`execute`'s, `async`'s first) leaves the arm holding its last target where it was observed, so the reply starts
+at its first action; a request answered while the arm runs on (`async`'s background one, `ensemble`'s) skips the
+actions whose ticks have passed. So with latency d: `execute` holds d ticks after each request; `async` hands over at
+max(k, d) ticks on, its current chunk running on (and the arm holding if it runs out); an `ensemble` chunk asked at
+tick t covers t + d on.
+
 Time is counted in control ticks (`step` calls, one per 1/fps), never read from a clock: the caller's loop keeps the
 rate, and a test steps through any timing without sleeping.
 """
@@ -22,6 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -87,9 +97,13 @@ class JointTarget:
     gripper: float | None  # g in [0, 1], 0 = open; None: the embodiment has no gripper column, keep the last command
     clipped: int  # values clipped in the chunk actions this tick runs (with ensemble, every one blended into it)
     tracking_mm: tuple[float, ...]  # IK position error of each of those actions (relative_pose chunks; else empty)
-    prediction: Prediction  # the newest chunk this tick runs an action of (its imagined video, when asked for)
-    index: int  # which of its actions: row `index` of `prediction.actions`
-    held: bool = False  # realtime async only: the chunk ran out before the next reply landed, the last target again
+    # the newest chunk this tick runs an action of (its imagined video, when asked for); None while the arm holds
+    # where it started, before the episode's first reply landed (a latency)
+    prediction: Prediction | None
+    index: int | None  # which of its actions: row `index` of `prediction.actions`
+    # no action planned for this tick, a reply not landed yet (realtime async, a latency): the last target again, or
+    # before the first reply the joints measured on the first tick that held
+    held: bool = False
 
 
 class _Planned(NamedTuple):
@@ -101,6 +115,15 @@ class _Planned(NamedTuple):
     tracking_mm: float | None  # IK position error (relative_pose chunks)
     prediction: Prediction
     index: int
+
+
+class _Request(NamedTuple):
+    """A request sent whose reply is not taken yet (module docstring)."""
+
+    reply: Future | tuple[Prediction, float]  # a background request's, or a reply already computed: (chunk, seconds)
+    start: int  # the tick its action 0 is meant for: its observation's, or, when the arm held still for it, its landing
+    lands: int  # the first tick it may be taken (realtime: once `reply` is done, too)
+    observation: Mapping[str, Any] | None  # async's blocking request: what its follow-up is asked with
 
 
 Observation = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
@@ -117,12 +140,14 @@ class ChunkController:
     so is a k its `chunk_size` cannot run),
     or a function from a chunk's embodiment key to one (the sim's, whose backends say theirs only in their replies).
     `prompt`: the task instruction; None reads it from each observation's "prompt". `realtime`: for `async` only, take a
-    reply as soon as it lands (at least k ticks on) instead of exactly k ticks on (module docstring). `executor`: where
-    `async` requests run; by default a thread of the controller's own (a test passes one it completes by hand)."""
+    reply as soon as it lands (at least k ticks on) instead of exactly k ticks on (module docstring). `latency`: ticks
+    from a request to its reply, the time a policy is taken to think (the sim's `--latency`; 0: none, the reply is
+    there on the tick that asks); with `realtime`, the least. `executor`: where `async` requests run; by default a
+    thread of the controller's own (a test passes one it completes by hand)."""
 
     def __init__(self, policy, decoder: ActionDecoder | Callable[[str], ActionDecoder],
                  strategy: ChunkStrategy | None = None, *, prompt: str | None = None, realtime: bool = False,
-                 executor: Executor | None = None) -> None:
+                 latency: int = 0, executor: Executor | None = None) -> None:
         if strategy is not None and not isinstance(strategy, ChunkStrategy):
             raise TypeError(f"strategy: expected a ChunkStrategy, got {type(strategy).__name__}")
         if not callable(getattr(policy, "act", None)):
@@ -145,27 +170,33 @@ class ChunkController:
         if realtime and self.strategy.kind != "async":
             raise ValueError(f"realtime: only the 'async' strategy hands over in the background, not "
                              f"{self.strategy.kind!r}; its requests block the tick that asks")
-        self.realtime = realtime
+        if isinstance(latency, bool) or not isinstance(latency, (int, np.integer)) or latency < 0:
+            raise ValueError(f"latency: expected a whole number of control ticks >= 0 (0: none), got {latency!r}")
+        self.realtime, self.latency = realtime, int(latency)
         self._executor, self._own_executor = executor, executor is None
-        self.execute_steps: int | None = None  # k actually used, known after the first chunk
+        self.execute_steps: int | None = None  # k actually used, known after the first reply
         self.reset()
 
     def reset(self, horizon: int | None = None) -> None:
         """Start an episode: forget every planned action (a request still running is waited for and dropped).
         `horizon`: the episode's tick limit, where there is one (the sim's step limit): no action is decoded past it,
-        and `async` asks for no chunk that would start at or past it, as its answer could not run."""
+        and nothing is asked whose answer could not run before it (`async`'s chunk starting at or past it, a reply
+        landing there)."""
         if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer))
                                     or horizon < 1):
             raise ValueError(f"horizon: expected an int >= 1 or None, got {horizon!r}")
+        if horizon is not None and self.latency >= horizon:
+            raise ValueError(f"latency: {self.latency} ticks is at or past the horizon of {horizon} ticks: no reply "
+                             f"would land before it; accepted: 0 to {horizon - 1}")
         self._drop_pending()
         self.horizon = horizon
         self.tick = 0  # ticks run since reset
         self.chunks = 0  # chunks taken (a reply dropped at reset or close is not one)
         self.policy_s = 0.0  # seconds the taken chunks' requests took
         self._plan: dict[int, list[_Planned]] = {}  # tick → the decoded chunk actions meant for it
-        self._pending: tuple[Future, int] | None = None  # a background request and the tick of its observation
+        self._pending: deque[_Request] = deque()  # requests in flight, oldest first (ensemble's: one per k ticks)
         self._last: JointTarget | None = None
-        self._held_warned = False
+        self._held_warned = self._dropped_warned = False  # each warned once per episode
 
     def step(self, observation: Observation, q_arm: np.ndarray) -> JointTarget:
         """This tick's target. `observation`: what the policy is asked with (camera images and state keys), or a
@@ -177,11 +208,13 @@ class ChunkController:
             raise ValueError(f"step: tick {t} is at or past the horizon of {self.horizon} ticks given to reset; "
                              "reset() starts the next episode")
         q_arm = self._measured(q_arm)
-        if self._due(t):
-            self._take_chunk(t, observation, q_arm)
+        if self._asks(t):
+            self._send(t, observation)
+        if self._pending and self._landed(self._pending[0], t):  # one a tick: each lands on its own tick
+            self._take_chunk(t, self._pending.popleft(), observation, q_arm)
         entries = self._plan.pop(t, None)  # ticks run one by one, each popping its own: none older is left
-        if entries is None:  # realtime async: the chunk ran out before the reply landed
-            target = self._hold(t)
+        if entries is None:  # a reply not landed yet: realtime async's chunk ran out, or a latency
+            target = self._hold(t, q_arm)
         else:
             newest = max(entries, key=lambda e: e.chunk)
             blended = self._blend(entries, q_arm)
@@ -227,17 +260,20 @@ class ChunkController:
         want = f"the {dof} measured arm joint angles" if dof is not None else "the measured arm joint angles"
         raise ValueError(f"q_arm: expected {want} (rad) as a finite vector, got {got}{q_arm!r}")
 
-    def _due(self, t: int) -> bool:
-        """Whether tick `t` takes a new chunk."""
-        k = self.execute_steps
-        if k is None:
-            return True
-        if self.realtime:
-            if self._pending is None:  # none asked for (the horizon is near): a new one only once the chunk runs out
-                return t not in self._plan
-            future, since = self._pending
-            return future.done() and t - since >= k
-        return t % k == 0 or t not in self._plan
+    def _asks(self, t: int) -> bool:
+        """Whether tick `t` sends a request: `ensemble` every k ticks, the others once the chunk has run out with
+        nothing in flight (`async` sends the next from `_take_chunk`); none whose reply would land at the horizon."""
+        if self.horizon is not None and t + self.latency >= self.horizon:
+            return False
+        if self.strategy.kind == "ensemble":
+            return self.execute_steps is None or t % self.execute_steps == 0
+        return not self._pending and t not in self._plan
+
+    def _landed(self, request: _Request, t: int) -> bool:
+        """Whether `request`'s reply is taken at tick `t`: from its landing tick on, and with `realtime` once the
+        background request has returned (the deterministic hand-over waits for it)."""
+        return t >= request.lands and (not self.realtime or not isinstance(request.reply, Future)
+                                       or request.reply.done())
 
     def _observed(self, observation: Observation) -> Mapping[str, Any]:
         return observation() if callable(observation) else observation
@@ -262,32 +298,41 @@ class ChunkController:
                              f"a chunk of {pred.embodiment!r}; make it ActionDecoder(policy.embodiment, robot)")
         return self._decoder
 
-    def _take_chunk(self, t: int, observation: Observation, q_arm: np.ndarray) -> None:
-        """Take the next chunk at tick `t` (the background reply, or a request now) and plan its actions; `async` then
-        sends the request for the chunk after it."""
-        kind = self.strategy.kind
-        observed = None  # this tick's observation, taken once: the request now and async's next one share it
-        if self._pending is not None:
-            future, since = self._pending
-            self._pending = None
-            pred, dt = future.result()
-            skip = t - since  # the actions whose ticks passed while it was computed
-        else:
-            observed = self._observed(observation)
-            pred, dt = self._request(observed)
-            skip = 0
-        self.policy_s += dt
+    def _send(self, t: int, observation: Observation) -> None:
+        """Ask the policy at tick `t`, now (in the sim, whatever the latency: a deterministic reply), its reply in
+        flight until it lands (module docstring): a blocking request's actions start where it lands, an ensemble's
+        from `t`."""
+        observed = self._observed(observation)
+        pred, dt = self._request(observed)
         if self.execute_steps is None:
             self.execute_steps = self.strategy.steps_for(pred.chunk_size)
+        kind, lands = self.strategy.kind, t + self.latency
+        self._pending.append(_Request((pred, dt), t if kind == "ensemble" else lands, lands,
+                                      observed if kind == "async" else None))
+
+    def _take_chunk(self, t: int, request: _Request, observation: Observation, q_arm: np.ndarray) -> None:
+        """Take `request`'s reply at tick `t` and plan its actions, skipping those whose ticks have passed; `async`
+        then sends the request for the chunk after it, in the background."""
+        kind = self.strategy.kind
+        reply = request.reply
+        pred, dt = reply.result() if isinstance(reply, Future) else reply
+        skip = t - request.start  # the actions whose ticks passed while the arm ran on
+        self.policy_s += dt
         k = self.execute_steps
+        handover = max(k, self.latency)  # async: ticks from a chunk's start to the next one's reply taking over
         left = self.horizon - t if self.horizon is not None else pred.chunk_size
-        # execute/async run k actions of a chunk (the next chunk replaces the rest); ensemble blends all; realtime async
-        # runs on until a reply lands, so all that remain
-        steps = min(k, left) if kind != "ensemble" and not self.realtime else left
-        if skip >= pred.chunk_size:  # realtime: the whole chunk is in the past; ask again, hold meanwhile
-            logger.warning("async: a reply landed %d ticks after its observation, past its %d-action chunk; dropped, "
-                           "asking again (a longer chunk, or a faster policy, keeps the arm moving)", skip,
-                           pred.chunk_size)
+        # execute runs k actions of a chunk, async until the next one takes over (the next chunk replaces the rest);
+        # ensemble blends all; realtime async runs on until a reply lands, so all that remain
+        if kind == "ensemble" or self.realtime:
+            steps = left
+        else:
+            steps = min(handover if kind == "async" else k, left)
+        if skip >= pred.chunk_size:  # the whole chunk is in the past: dropped (async asks again), hold meanwhile
+            if not self._dropped_warned:
+                self._dropped_warned = True
+                logger.warning("%s: a reply landed %d ticks after its observation, past its %d-action chunk; "
+                               "dropped (a longer chunk, or a faster policy, keeps the arm moving; warned once per "
+                               "episode)", kind, skip, pred.chunk_size)
         else:
             cmd = self._decoder_for(pred).decode(np.asarray(pred.actions, dtype=np.float64)[skip:skip + steps], q_arm)
             self.chunks += 1
@@ -298,12 +343,11 @@ class ChunkController:
                 target = cmd.qpos[i] if cmd.gripper is None else np.append(cmd.qpos[i], cmd.gripper[i])
                 self._plan.setdefault(t + i, []).append(
                     _Planned(self.chunks, target, int(cmd.clipped_steps[i]), track[i], pred, i + skip))
-        if kind == "async" and (self.horizon is None or t + k < self.horizon):
+        if kind == "async" and (self.horizon is None or t + handover < self.horizon):
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="chunk-request")
-            if observed is None:
-                observed = self._observed(observation)
-            self._pending = (self._executor.submit(self._request, observed), t)
+            observed = request.observation if request.observation is not None else self._observed(observation)
+            self._pending.append(_Request(self._executor.submit(self._request, observed), t, t + handover, None))
 
     def _blend(self, entries: list[_Planned], q_arm: np.ndarray) -> np.ndarray:
         if len(entries) == 1:
@@ -318,9 +362,11 @@ class ChunkController:
             self._active.check_joint_steps(blended[None, :self._active.robot.dof], q_arm)
         return blended
 
-    def _hold(self, t: int) -> JointTarget:
+    def _hold(self, t: int, q_arm: np.ndarray) -> JointTarget:
         last = self._last
-        if not self._held_warned:
+        if last is None:  # no reply has landed yet this episode (a latency): where the arm is
+            return JointTarget(q_arm.copy(), None, 0, (), None, None, held=True)
+        if self.realtime and not self._held_warned:  # realtime only: a latency's holds are the timing asked for
             logger.warning("async: tick %d, the chunk ran out before the next reply landed; holding the last target "
                            "(a longer chunk, a smaller k or a faster policy keeps the arm moving)", t)
             self._held_warned = True
@@ -328,8 +374,7 @@ class ChunkController:
 
     def _drop_pending(self) -> None:
         pending = getattr(self, "_pending", None)  # none before the first reset
-        if pending is not None:
-            self._pending = None
-            future = pending[0]
-            if not future.cancel():  # already running: wait for it, so the policy is free for the next episode
-                future.exception()
+        while pending:
+            reply = pending.popleft().reply
+            if isinstance(reply, Future) and not reply.cancel():  # already running: wait for it, so the policy
+                reply.exception()  # is free for the next episode

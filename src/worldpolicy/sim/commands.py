@@ -52,6 +52,15 @@ def check_ensemble_decay(strategy: str | None, decay: float | None) -> None:
                          f"{strategy or 'execute'} blends none: add --strategy ensemble or leave --ensemble-decay out")
 
 
+def _milliseconds(text: str) -> float:
+    """argparse type of `--latency`: a number (its range is `rollout.latency_ticks`'s to check, with the step limit)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected milliseconds, a number >= 0 (0: none), e.g. 200; got {text!r}") \
+            from None
+
+
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", default="shipped",
                    help="shipped (default: the model in the package) | CHECKPOINT dir (diffusers-format or LoRA "
@@ -80,6 +89,12 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ensemble-decay", type=float, default=None,  # None: ChunkStrategy's, and not given
                    help="with --strategy ensemble: weight exp(-decay * i) of the i-th oldest chunk covering a step, "
                    "as ACT (default: 0.1)")
+    p.add_argument("--latency", type=_milliseconds, default=0.0, metavar="MS",
+                   help="simulated inference time of each request, in ms: the sim steps on until its reply lands, as "
+                   "your robot would (execute holds the arm, async runs its chunk on, ensemble's chunks start that "
+                   "much later); "
+                   "rounded to the nearest whole control step at --control-hz (halves up), recorded in report.json; "
+                   "compare a run with a clean one by `sim compare` (same --seed) (default: 0, none)")
     p.add_argument("--control-hz", type=float, default=15.0,
                    help="control rate, in Hz (default: 15); match the policy's fps (warned when they differ: bridge "
                    "is 5)")
@@ -159,6 +174,7 @@ def _image_size(text: str) -> tuple[int, int] | None:
 
 FLAGS = {"control_hz": "--control-hz", "image_size": "--image-size", "execute_steps": "--execute-steps",
          "ensemble_decay": "--ensemble-decay", "robot": "--robot",  # what TabletopEnv and ChunkStrategy check
+         "latency_ms": "--latency",  # what rollout.latency_ticks checks
          "episodes": "--episodes",  # what evaluate.episodes_left checks for --resume
          # what make_policy and Policy.check_pretrained check (the checkpoint is --policy here)
          "policy": "--policy", "checkpoint": "--policy", "embodiment": "--embodiment", "steps": "--steps",
@@ -303,6 +319,16 @@ def _open_env(args: argparse.Namespace, image_size: tuple[int, int] | None):
     return env
 
 
+def _check_latency(args: argparse.Namespace, env) -> None:
+    """--latency against the env's step limit (`rollout.latency_ticks`): before any weights load."""
+    from worldpolicy.sim.rollout import latency_ticks
+
+    try:
+        latency_ticks(args.latency, env.control_hz, env.max_steps)
+    except ValueError as exc:
+        raise _as_flag(exc) from None
+
+
 def _checked_checkpoint(args: argparse.Namespace):
     """`Policy.check_pretrained` of --policy CHECKPOINT (embodiment, sampling, device, dtype), its errors naming the
     flags: what sim can know of a checkpoint before its weights load."""
@@ -414,12 +440,13 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
         try:
             return start_report(env, policy_name=name, seed=args.seed, strategy=strategy.for_embodiment(embodiment),
                                 episodes=args.episodes, embodiment=embodiment, chunk=chunk, policy_fps=None,
-                                policy_settings=settings)
+                                policy_settings=settings, latency_ms=args.latency)
         except ValueError as exc:
             raise _as_flag(exc) from None
 
     emb = None  # a checkpoint's embodiment, once `Policy.check_pretrained` has resolved it
     try:
+        _check_latency(args, env)
         if previous is not None and checkpoint:  # compared before the weights load
             emb, settings = _unloaded_checkpoint(args, image_size)
             left = _episodes_left(args, previous, header(emb, emb.chunk_size, settings))
@@ -447,6 +474,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
                 env.close()
                 args.task = served_task
                 env = _open_env(args, record_size)
+                _check_latency(args, env)  # against its task's step limit
             # a chunk too short for --execute-steps: say so now, not after the first inference
             chunk = chunk_size(policy)
             strategy.for_policy(policy).steps_for(chunk, "--execute-steps")
@@ -466,7 +494,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
             report = evaluate(
                 env, policy, policy_name=name, episodes=args.episodes, seed=args.seed, strategy=strategy,
                 video_dir=args.out / "videos", videos=args.videos if record_size else 0,
-                progress=not args.no_progress, on_episode=keep, resume=previous,
+                progress=not args.no_progress, on_episode=keep, resume=previous, latency_ms=args.latency,
             )
     except BaseException as exc:
         if finished:

@@ -7,6 +7,7 @@ backends serving the same checkpoint see identical episodes.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -19,17 +20,21 @@ import numpy as np
 from worldpolicy.fileio import SIM_REPORT_FILE, write_bytes_atomic
 from worldpolicy.robot.control import ChunkStrategy
 from worldpolicy.sim.policies import SERVER_ANNOUNCED, chunk_size, policy_fps, policy_settings
-from worldpolicy.sim.rollout import EpisodeResult, Rollout
+from worldpolicy.sim.rollout import EpisodeResult, Rollout, latency_ticks
 from worldpolicy.sim.tasks import EVAL_SEED
 
 __all__ = ["EVAL_SEED", "EvalReport", "TrainingScenes", "episodes_left", "evaluate", "keep_report", "read_report",
            "report_figure", "resume_conflicts", "seed_range", "start_report", "training_scenes", "training_seeds",
            "version_changes", "wilson_interval", "write_report"]
 
+logger = logging.getLogger(__name__)
+
 SCHEMA = "worldpolicy.sim_eval/v1"
 VERSIONED_POLICIES = ("scripted", "random")  # the policies whose behaviour is worldpolicy's code (`version`)
 # What a report that recorded no version ran: the definitions before versions were recorded
 UNRECORDED_VERSION = 1
+# What a report that recorded no latency ran with: none (a reply on the step that asked), before --latency existed
+NO_LATENCY = {"ms": 0.0, "ticks": 0}
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -50,7 +55,7 @@ SETTING_FLAGS = {
     "control_hz": "--control-hz", "max_steps": "--max-steps", "seed": "--seed", "perturb": "--perturb",
     "strategy.kind": "--strategy",
     "strategy.execute_steps": "--execute-steps", "strategy.execute_steps_requested": "--execute-steps",
-    "strategy.ensemble_decay": "--ensemble-decay",
+    "strategy.ensemble_decay": "--ensemble-decay", "latency.ms": "--latency", "latency.ticks": "--latency",
     "policy_settings.kind": "--policy", "policy_settings.path": "--policy", "policy_settings.model": "--policy",
     "policy_settings.files": "--policy's files (names, sizes, content)",
     "policy_settings.sampling.steps": "--steps", "policy_settings.device": "--device",
@@ -171,6 +176,9 @@ class EvalReport:
     # the shifts applied on top of every scene (`sim.perturb.Perturbation.spec`, e.g. "camera=0.03,light=0.5"); None:
     # the scenes as drawn (a report written before shifts existed ran none)
     perturb: str | None = None
+    # how long each request was taken to think (`worldpolicy sim --latency`): the milliseconds asked for and the whole
+    # control steps they ran as (`rollout.latency_ticks`); `NO_LATENCY` in a report written before it was recorded
+    latency: dict[str, Any] = field(default_factory=lambda: dict(NO_LATENCY))
 
     @property
     def successes(self) -> int:
@@ -192,7 +200,7 @@ class EvalReport:
             "control_hz": self.control_hz, "actual_control_hz": self.actual_control_hz, "policy_fps": self.policy_fps,
             "policy_settings": self.policy_settings,
             "max_steps": self.max_steps,
-            "seed": self.seed, "perturb": self.perturb,
+            "seed": self.seed, "perturb": self.perturb, "latency": self.latency,
             "training_scenes": (None if self.training_scenes is None
                                 else self.training_scenes.to_json(e.seed for e in self.episodes)),
             "n_episodes": len(self.episodes), "episodes_requested": max(self.requested, len(self.episodes)),
@@ -221,7 +229,7 @@ class EvalReport:
                        actual_control_hz=doc.get("actual_control_hz"), max_steps=doc.get("max_steps"),
                        embodiment=doc.get("embodiment"), policy_fps=doc.get("policy_fps"),
                        policy_settings=doc.get("policy_settings"), task_version=doc.get("task_version"),
-                       perturb=doc.get("perturb"),
+                       perturb=doc.get("perturb"), latency=dict(doc.get("latency") or NO_LATENCY),
                        training_scenes=(None if doc.get("training_scenes") is None
                                         else TrainingScenes.from_json(doc["training_scenes"])))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -234,6 +242,7 @@ class EvalReport:
                 "control_hz": self.control_hz, "max_steps": self.max_steps, "seed": self.seed,
                 "perturb": self.perturb}
         flat.update(_flat(self.strategy, "strategy."))
+        flat.update(_flat(self.latency, "latency."))
         flat.update(_flat(self.policy_settings or {}, "policy_settings."))
         if flat.get("policy_settings.files"):  # a checkpoint folder is its content: it may have been moved or copied
             del flat["policy"], flat["policy_settings.path"]
@@ -261,6 +270,7 @@ class EvalReport:
                 f"strategy `{self.strategy['kind']}`, "
                 + ", ".join([seed_range(self.seed, len(self.episodes)),
                              *([f"perturbed `{self.perturb}`"] if self.perturb else []),
+                             *([f"latency {self.latency_said()}"] if self.latency["ms"] else []),
                              *(f"{what} v{number}" for what, number in self.versions().items() if number is not None)])
                 + "."
             ),
@@ -278,6 +288,12 @@ class EvalReport:
                 f"{e.chunks} | {e.policy_s:.2f} | {ik} | {e.clipped} | {e.over_velocity_steps} | {e.prompt} |"
             )
         return "\n".join(lines) + "\n"
+
+    def latency_said(self) -> str:
+        """`200 ms = 3 steps at 15 Hz`: the latency as report.md says it (the run's page, `viz.report`, leaves out
+        the rate)."""
+        ticks = self.latency["ticks"]
+        return f"{self.latency['ms']:g} ms = {ticks} step{'s' if ticks != 1 else ''} at {self.control_hz:g} Hz"
 
     def _training_line(self, scenes: dict[str, Any]) -> str:
         """Whether the episodes are the checkpoint's training scenes (`TrainingScenes.to_json`), said in the report."""
@@ -317,22 +333,25 @@ def read_report(path: str | Path) -> EvalReport:
 
 def start_report(env, *, policy_name: str, seed: int, strategy: ChunkStrategy, episodes: int, embodiment,
                  chunk: int, policy_fps: float | None, policy_settings: dict[str, Any],
-                 max_steps: int | None = None) -> EvalReport:
+                 max_steps: int | None = None, latency_ms: float = 0.0) -> EvalReport:
     """The report a run of `episodes` starts from, holding every setting it records; k (`strategy.execute_steps`) is
     resolved for `chunk`-action chunks now and set to the k used as episodes run. A resume compares the k asked for
     (`execute_steps_requested`: the strategy's, else the embodiment's; None: from the chunk) instead: the k used also
     follows from the chunk the policy returns, which a server's may make other than the one it announces (openpi's
     announce none: the embodiment's chunk_size is assumed)
     `worldpolicy sim --resume` builds it before a checkpoint loads, `evaluate` from the loaded backend; `env` is the
-    `TabletopEnv` itself, `max_steps` the episodes' step limit (default: the env's own; a made env's is its TimeLimit's)."""
+    `TabletopEnv` itself, `max_steps` the episodes' step limit (default: the env's own; a made env's is its
+    TimeLimit's), `latency_ms` the time each request is taken to think, recorded with the whole steps it runs as."""
+    max_steps = max_steps or env.max_steps
+    latency = {"ms": float(latency_ms), "ticks": latency_ticks(latency_ms, env.control_hz, max_steps)}
     return EvalReport(env.task.name, policy_name, env.robot.name,
                       {"kind": strategy.kind, "execute_steps": strategy.steps_for(chunk),
                        "ensemble_decay": strategy.ensemble_decay, "execute_steps_requested": strategy.execute_steps},
                       env.control_hz, seed, requested=episodes,
-                      actual_control_hz=env.actual_control_hz, max_steps=max_steps or env.max_steps,
+                      actual_control_hz=env.actual_control_hz, max_steps=max_steps,
                       embodiment=getattr(embodiment, "key", None), policy_fps=policy_fps,
                       policy_settings=policy_settings, task_version=env.task.version,
-                      perturb=env.perturbation.spec or None)
+                      perturb=env.perturbation.spec or None, latency=latency)
 
 
 def _whole(value: Any) -> bool:
@@ -361,7 +380,9 @@ def resume_conflicts(previous: EvalReport, current: dict[str, Any]) -> list[tupl
                          "(checkpoint files, sampling, device, camera size), so whether this run continues it cannot "
                          "be checked")
     stored = previous.settings()
-    skip = {"policy_settings.version"}  # a baseline's version is compared by `version_changes`, before the settings
+    # a baseline's version is compared by `version_changes`, before the settings; the latency's steps follow from its
+    # milliseconds and the control rate, both compared
+    skip = {"policy_settings.version", "latency.ticks"}
     # the k asked for where the report has it (`start_report`), else (written before it was) the k used
     asked = "strategy.execute_steps_requested"
     skip.add("strategy.execute_steps" if asked in stored else asked)
@@ -438,6 +459,7 @@ def evaluate(
     progress: bool = True,
     on_episode: Callable[[EvalReport], None] | None = None,
     resume: EvalReport | None = None,
+    latency_ms: float = 0.0,
 ) -> EvalReport:
     """Run `episodes` seeded episodes (`env`: a `TabletopEnv`, or one made by `gymnasium.make("worldpolicy/...")`;
     `policy`: a backend, or a loaded `Policy` / `RemotePolicy`, which gets the episodes' sampling seeds); record
@@ -447,7 +469,9 @@ def evaluate(
     (`episodes_left`), its episodes are kept and only the rest run, so the result is the uninterrupted run's.
     `seed` defaults to `EVAL_SEED`, past the seeds `dataset from-sim` records from 0, as `worldpolicy sim --seed` does:
     a checkpoint trained on such a recording is evaluated on new scenes. Whether a checkpoint's episodes are scenes it
-    was trained on (where its training data says: `training_scenes`) is recorded in the report."""
+    was trained on (where its training data says: `training_scenes`) is recorded in the report.
+    `latency_ms`: how long each request is taken to think, as whole control steps (`rollout.latency_ticks`) during which
+    the sim steps on (docs/robot.md); 0 runs as before it existed."""
     # checked before any episode: a negative or numpy seed failed inside gymnasium's reset, not naming `seed`
     if not _whole(episodes) or episodes < 1:
         raise ValueError(f"episodes: expected an int >= 1, got {episodes!r}")
@@ -460,12 +484,15 @@ def evaluate(
         raise ValueError(f"videos: {videos} episodes to record, but video_dir is None; pass the folder for their mp4s")
     from tqdm.auto import tqdm
 
-    rollout = Rollout(env, policy, strategy, name=policy_name)
+    rollout = Rollout(env, policy, strategy, name=policy_name, latency_ms=latency_ms)
     env, policy = rollout.env, rollout.policy
+    if latency_ms and not rollout.latency:
+        logger.warning("latency: %g ms is under half a control step at %g Hz, so it runs as none (0 steps)",
+                       latency_ms, env.control_hz)
     report = start_report(env, policy_name=policy_name, seed=seed, strategy=rollout.strategy, episodes=episodes,
                           embodiment=getattr(policy, "embodiment", None), chunk=chunk_size(policy),
                           policy_fps=policy_fps(policy), policy_settings=policy_settings(policy, env.image_size),
-                          max_steps=rollout.max_steps)
+                          max_steps=rollout.max_steps, latency_ms=latency_ms)
     settings = report.policy_settings
     if settings.get("kind") == "checkpoint" and settings.get("files"):  # a checkpoint folder: its training data may say
         report.training_scenes = training_scenes(settings["path"], env.task.name, range(seed, seed + episodes))

@@ -2,7 +2,9 @@
 
 The chunk strategies (`execute`, `ensemble`, `async`) are `worldpolicy.robot.control`'s: each step is one tick of a
 `ChunkController`, the object a real arm's control loop runs, with the sim's deterministic `async` hand-over (exactly k
-steps on) and the episode's step limit as its horizon.
+steps on) and the episode's step limit as its horizon. A latency (`worldpolicy sim --latency MS`) is the controller's
+`latency`, whole control steps (`latency_ticks`): the reply to each request lands that many steps after it, the sim
+stepping meanwhile (the policy is still asked at once: a run is as deterministic as one without).
 
 Per-episode `clipped` and IK error count only chunk actions that ran: k per chunk for execute/async; for ensemble every
 chunk action blended into a step that ran (so one step can add several). Each episode also counts the control steps in
@@ -12,6 +14,7 @@ which a joint moved faster than the robot's velocity limit (`over_velocity_steps
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -24,11 +27,28 @@ from worldpolicy.sim.env import step_limit, unwrap_tabletop
 from worldpolicy.sim.policies import as_backend
 from worldpolicy.sim.scenes import CAMERAS
 
-__all__ = ["EpisodeResult", "Rollout"]
+__all__ = ["EpisodeResult", "Rollout", "latency_ticks"]
 
 logger = logging.getLogger(__name__)
 # A recorded frame's top caption strip: white while the episode runs, tinted on its last frame by the outcome
 OUTCOME_COLORS = {None: (255, 255, 255), True: (190, 235, 190), False: (245, 200, 200)}
+
+
+def latency_ticks(latency_ms: float, control_hz: float, max_steps: int) -> int:
+    """`latency_ms` (the time a policy is taken to think) as whole control steps at `control_hz`, rounded to the
+    nearest (halves up: 100 ms at 15 Hz is 1.5 steps, so 2): a reply is acted on at a tick, and the nearest tick is
+    the least-biased one. Refused, naming `latency_ms`, when it is no number >= 0 or reaches the episodes' step limit
+    `max_steps`, before which no reply would then land."""
+    if isinstance(latency_ms, bool) or not isinstance(latency_ms, (int, float, np.integer, np.floating)) \
+            or not 0 <= latency_ms < math.inf:
+        raise ValueError(f"latency_ms: expected milliseconds, a finite number >= 0 (0: none), got {latency_ms!r}")
+    ticks = math.floor(latency_ms * control_hz / 1000 + 0.5)
+    if ticks >= max_steps:
+        below = (max_steps - 0.5) * 1000 / control_hz  # the first latency that rounds to the step limit
+        raise ValueError(f"latency_ms: {latency_ms:g} ms is {ticks} control steps at {control_hz:g} Hz, at or past "
+                         f"the {max_steps}-step limit: no reply would land before it; accepted: 0 to below "
+                         f"{below:g} ms")
+    return ticks
 
 
 @dataclass
@@ -57,11 +77,15 @@ class EpisodeResult:
 class Rollout:
     """Runs episodes of one policy on one env with one chunk strategy. `env`: a `TabletopEnv`, or one made by
     `gymnasium.make("worldpolicy/...")`, whose TabletopEnv runs for the TimeLimit's `max_episode_steps`
-    (`step_limit`). `name`: the policy as recorded frames' caption names it (`evaluate` passes its `policy_name`)."""
+    (`step_limit`). `name`: the policy as recorded frames' caption names it (`evaluate` passes its `policy_name`).
+    `latency_ms`: how long each request is taken to think, in whole control steps (`latency_ticks`, kept as
+    `latency`) from a request to its reply (module docstring; docs/robot.md)."""
 
-    def __init__(self, env, policy, strategy: ChunkStrategy | None = None, *, name: str | None = None) -> None:
+    def __init__(self, env, policy, strategy: ChunkStrategy | None = None, *, name: str | None = None,
+                 latency_ms: float = 0.0) -> None:
         self.env, self.max_steps = unwrap_tabletop(env), step_limit(env)
         self.name = name
+        self.latency = latency_ticks(latency_ms, self.env.control_hz, self.max_steps)
         policy = as_backend(policy)  # a bare Policy / RemotePolicy gets seeds from the episode's
         self.policy, self.strategy = policy, (strategy or ChunkStrategy()).for_policy(policy)
         self.execute_steps: int | None = self.strategy.execute_steps  # k actually used, known after the first chunk
@@ -101,7 +125,7 @@ class Rollout:
             self.policy.reset(seed)
         frames, tracking, clipped, too_fast = [], [], 0, 0
         success_step = None
-        with ChunkController(self.policy, self.decoder, self.strategy) as control:
+        with ChunkController(self.policy, self.decoder, self.strategy, latency=self.latency) as control:
             control.reset(horizon=self.max_steps)
             for t in range(self.max_steps):
                 target = control.step(self._observe, env.joint_positions())
@@ -121,7 +145,7 @@ class Rollout:
                     ended = succeeded or t + 1 == self.max_steps
                     pred = target.prediction  # shown after its action `index` ran: the frame that action leads into
                     imagined = (pred.video[_frame_after(target.index, len(pred.video), pred.chunk_size)]
-                                if pred.video is not None else None)
+                                if pred is not None and pred.video is not None else None)  # None: no reply yet
                     frames.append(self._frame(imagined, seed, t + 1, succeeded if ended else None))
                 if on_step is not None:
                     on_step(t + 1)

@@ -315,6 +315,9 @@ def _sim_summary_cards(report: Mapping[str, Any]) -> str:
         cards.append(("incomplete", f"{done} of {requested} episodes ran"))
     if report.get("perturb"):  # shifted scenes (`worldpolicy sim --perturb`): not the training distribution
         cards.append(("perturbed", report["perturb"]))
+    latency = report.get("latency")
+    if isinstance(latency, Mapping) and latency.get("ms"):  # `worldpolicy sim --latency`: each reply that much later
+        cards.append(("latency", f"{_fmt(latency['ms'])} ms = {_fmt(latency.get('ticks'))} steps"))
     cards += [("control", f"{_fmt(report.get('control_hz'))} Hz"),
               ("strategy", report["strategy"].get("kind") if isinstance(report.get("strategy"), Mapping) else None)]
     return _cards(cards) + note
