@@ -371,3 +371,11 @@ def test_the_agents_doc_states_the_limits_the_code_has():
     text = " ".join((ROOT / "docs" / "agents.md").read_text().split())  # a phrase may wrap
     missing = [phrase for phrase in stated if phrase not in text]
     assert not missing, "docs/agents.md does not say these as the code has them:\n" + "\n".join(missing)
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=_doc_id)
+def test_no_merge_conflict_markers(doc):
+    """A conflict resolved by hand in a long table row can leave git's markers behind, which read as prose."""
+    marked = [n for n, line in enumerate(doc.read_text().splitlines(), 1)
+              if re.fullmatch(r"(<{7}|>{7}) .*|={7}", line)]
+    assert not marked, f"{_doc_id(doc)}: merge conflict markers at lines {marked}"
