@@ -409,7 +409,6 @@ class TrainConfig:
                 from ..sim import env  # noqa: F401
         return self
 
-
     def _check_action_prefix(self, policy_weight: float) -> None:
         """`objectives.action_prefix_*`: a probability, and a row count that leaves the chunk at least one generated
         row; set together, and only where the policy objective (the one they condition) is trained."""
@@ -424,7 +423,8 @@ class TrainConfig:
         if probability and max_rows is None:
             raise ValueError(f"objectives.action_prefix_probability={probability!r} gives policy examples a clean "
                              "prefix of 1 to action_prefix_max_rows actions, but action_prefix_max_rows is unset: set "
-                             f"it (1 to {chunk - 1}) to the most control ticks a request is in flight")
+                             f"it (1 to {chunk - 1}) to the longest prefix the controller passes (the ticks from a "
+                             "request's observation to the hand-over)")
         if not probability and max_rows is not None:
             raise ValueError(f"objectives.action_prefix_max_rows={max_rows!r} is set, but action_prefix_probability "
                              "is 0, so no example is given a prefix: set a probability in (0, 1], or remove "
