@@ -723,3 +723,40 @@ def test_the_sim_evaluation_runs_under_eval_perturb_and_logs_it(tmp_path, monkey
     del older["eval"]["perturb"]
     shifted = load_config(_with(valid, "eval", perturb="camera")).to_dict()
     assert changed_settings(older, shifted) == [] and changed_settings(shifted, config.to_dict()) == []
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"action_prefix_probability": 1.5, "action_prefix_max_rows": 2},
+     "objectives.action_prefix_probability=1.5: must be in [0, 1]"),
+    ({"action_prefix_probability": float("nan"), "action_prefix_max_rows": 2},
+     "objectives.action_prefix_probability=nan: must be in [0, 1]"),
+    ({"action_prefix_probability": 0.5, "action_prefix_max_rows": 4},  # chunk_size 4: one row must stay generated
+     "objectives.action_prefix_max_rows=4: must be an integer from 1 to data.chunk_size - 1 = 3"),
+    ({"action_prefix_probability": 0.5, "action_prefix_max_rows": 0},
+     "objectives.action_prefix_max_rows=0: must be an integer from 1 to data.chunk_size - 1 = 3"),
+    ({"action_prefix_probability": 0.5, "action_prefix_max_rows": 2.0},
+     "objectives.action_prefix_max_rows=2.0: expected an integer or null, got float"),
+    ({"action_prefix_probability": 0.5}, ("objectives.action_prefix_probability=0.5 gives policy examples a clean "
+                                          "prefix of 1 to action_prefix_max_rows actions, but action_prefix_max_rows "
+                                          "is unset: set it (1 to 3)")),
+    ({"action_prefix_max_rows": 2}, "objectives.action_prefix_max_rows=2 is set, but action_prefix_probability is 0"),
+    ({"action_prefix_probability": 0.5, "action_prefix_max_rows": 2, "policy": 0.0, "inverse_dynamics": 1.0},
+     "objectives.action_prefix_probability=0.5 conditions the policy objective, but objectives.policy is 0"),
+])
+def test_action_prefix_settings_are_checked_naming_the_setting(valid, values, message):
+    with pytest.raises(ValueError) as error:
+        load_config(_with(valid, "objectives", **values))
+    assert str(error.value).startswith(message)
+
+
+def test_action_prefix_settings_load_and_are_compared_on_resume(valid):
+    from worldpolicy.train.config import changed_settings
+
+    config = load_config(_with(valid, "objectives", action_prefix_probability=1, action_prefix_max_rows=3))
+    assert (config.objectives.action_prefix_probability, config.objectives.action_prefix_max_rows) == (1.0, 3)
+    current = load_config(valid).to_dict()
+    older = json.loads(json.dumps(current))  # a run stored before the settings existed: no prefix
+    del older["objectives"]["action_prefix_probability"], older["objectives"]["action_prefix_max_rows"]
+    assert changed_settings(older, current) == []
+    assert changed_settings(older, config.to_dict()) == ["objectives.action_prefix_probability: 0.0 -> 1.0",
+                                                         "objectives.action_prefix_max_rows: None -> 3"]

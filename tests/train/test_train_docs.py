@@ -44,11 +44,15 @@ def test_the_documented_shipped_model_fine_tune_resolves_its_data_before_loading
     assert (trainer.config.data.action_conversion, trainer.embodiment_spec["name"]) == ("joint_to_relative_pose",
                                                                                         "panda_reach")
     # it trains what the shipped model was trained on (not the policy alone): the recipe's objectives, to the letter
+    # (and this version's defaults, no preset and no action prefix, for the settings it leaves out)
     import tomllib
+    from dataclasses import asdict
     from importlib import resources
 
+    from worldpolicy.train.config import ObjectiveConfig
+
     recipe = tomllib.loads(resources.files("worldpolicy.train.recipes").joinpath("reach_from_scratch.toml").read_text())
-    assert trainer.config.to_dict()["objectives"] == {"preset": None, **recipe["objectives"]}
+    assert trainer.config.to_dict()["objectives"] == {**asdict(ObjectiveConfig()), **recipe["objectives"]}
 
 
 def test_the_documented_own_robot_run_file_passes_every_check_before_the_weights(tmp_path, monkeypatch):

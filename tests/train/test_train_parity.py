@@ -116,7 +116,8 @@ def test_parity_check_is_sensitive_to_the_layout(loaded_trainer):
 
 def test_packed_batch_losses_equal_one_diffusers_forward_per_example(loaded_trainer):
     """The trainer's packed pass gives each example the loss and the gradient that one `Cosmos3OmniTransformer.forward`
-    per example gives: mixed objectives, σ, captions (one caption shared by two examples) and padded action rows."""
+    per example gives: mixed objectives, σ, captions (one caption shared by two examples), padded action rows and
+    policy examples with different clean action prefixes in one batch (each its own clean rows and timesteps)."""
     from worldpolicy.train.flow import batch_losses, example_loss
 
     trainer = loaded_trainer
@@ -124,9 +125,10 @@ def test_packed_batch_losses_equal_one_diffusers_forward_per_example(loaded_trai
     first, second = trainer.examples[0], trainer.examples[1]
     short_caption = dataclasses.replace(second, token_ids=second.token_ids[:-3])
     padded = dataclasses.replace(first, action_valid=torch.tensor([True] * (first.actions.shape[0] - 2) + [False] * 2))
-    examples = [first, short_caption, padded, second]
-    objectives = ["policy", "forward_dynamics", "inverse_dynamics", "policy"]
-    sigmas = [0.63, 0.2, 0.91, 0.45]
+    examples = [first, short_caption, padded, second, dataclasses.replace(second, prefix_rows=1),
+                dataclasses.replace(first, prefix_rows=3)]
+    objectives = ["policy", "forward_dynamics", "inverse_dynamics", "policy", "policy", "policy"]
+    sigmas = [0.63, 0.2, 0.91, 0.45, 0.45, 0.7]
 
     def run(losses_of):
         tf.zero_grad(set_to_none=True)
@@ -138,7 +140,10 @@ def test_packed_batch_losses_equal_one_diffusers_forward_per_example(loaded_trai
     reference, ref_grads = run(lambda g: [example_loss(tf, e, o, s, g) for e, o, s in zip(examples, objectives, sigmas)])
     packed, grads = run(lambda g: batch_losses(tf, examples, objectives, sigmas, g))
     assert [(v is None, a is None) for v, a in packed] == [(v is None, a is None) for v, a in reference]
-    assert [a is None for _, a in packed] == [False, True, False, False]
+    assert [a is None for _, a in packed] == [False, True, False, False, False, False]
+    # a prefix is a different loss (fewer rows, other clean context), not the unprefixed example's again
+    with_prefix, without = float(packed[4][1].detach()), float(packed[3][1].detach())
+    assert abs(with_prefix - without) > 1e-4 * without
     for (pv, pa), (rv, ra) in zip(packed, reference):
         for p, r in ((pv, rv), (pa, ra)):
             if r is not None:
@@ -149,3 +154,39 @@ def test_packed_batch_losses_equal_one_diffusers_forward_per_example(loaded_trai
     for name, grad in grads.items():
         assert _close(grad, ref_grads[name]) < 1e-4, f"{name}: gradient differs by {_close(grad, ref_grads[name]):.2e}"
     tf.zero_grad(set_to_none=True)
+
+
+def test_the_loss_ignores_the_action_prefix_rows(loaded_trainer, monkeypatch):
+    """A policy example with a clean prefix of d rows: those rows hold their recorded actions (no noise, no time
+    embedding) and take no loss, so changing their noise leaves the loss as it was, bit for bit; changing a generated
+    row's noise changes it (and, without the prefix, changing the same prefix row's noise does too)."""
+    from worldpolicy.train import flow
+
+    trainer = loaded_trainer
+    tf = trainer.transformer
+    example = trainer.examples[0]
+    history, rows = example.history, example.actions.shape[0]
+    prefixed = dataclasses.replace(example, prefix_rows=2)
+    noisy = flow.noise_example(prefixed, "policy", 0.63, torch.Generator().manual_seed(5), tf.config.action_dim)
+    assert noisy.noisy_rows.tolist() == list(range(history + 2, rows))
+    assert torch.equal(noisy.at[history:history + 2], noisy.a0[history:history + 2])
+    torch.testing.assert_close(noisy.a0[history:history + 2, :example.actions.shape[1]],
+                               example.actions[history:history + 2], rtol=0, atol=0)
+    draw = flow.draw_noise
+
+    def loss(ex, changed_row=None):
+        def draw_changed(*args):
+            eps_v, eps_a = draw(*args)
+            if changed_row is not None:
+                eps_a[changed_row] += 3.0
+            return eps_v, eps_a
+
+        monkeypatch.setattr(flow, "draw_noise", draw_changed)
+        with torch.no_grad():
+            vision, action = flow.example_loss(tf, ex, "policy", 0.63, torch.Generator().manual_seed(5))
+            return float(vision + action)
+
+    reference = loss(prefixed)
+    assert loss(prefixed, history) == reference and loss(prefixed, history + 1) == reference
+    assert abs(loss(prefixed, history + 2) - reference) > 1e-3 * reference
+    assert abs(loss(example, history + 1) - loss(example)) > 1e-3 * loss(example)

@@ -63,6 +63,31 @@ def test_clean_sets_per_objective():
         clean_sets("value", 3, 5, 1)
 
 
+def test_clean_sets_with_an_action_prefix():
+    # the policy's first generated rows join the clean state row; the frames are untouched
+    assert clean_sets("policy", 3, 5, 1, prefix=2) == ([0], [0, 1, 2])
+    assert clean_sets("policy", 3, 4, 0, prefix=3) == ([0], [0, 1, 2])
+    assert clean_sets("policy", 3, 5, 1, prefix=0) == clean_sets("policy", 3, 5, 1)
+    with pytest.raises(ValueError, match="prefix=4 with objective='policy': .* on 1 to 3 of its 4 generated rows"):
+        clean_sets("policy", 3, 5, 1, prefix=4)  # nothing left to generate
+    for objective in ("forward_dynamics", "inverse_dynamics"):
+        with pytest.raises(ValueError, match=f"prefix=1 with objective='{objective}': .* the policy objective only"):
+            clean_sets(objective, 3, 5, 1, prefix=1)
+
+
+def test_prefix_rows_are_drawn_per_key_uniformly_with_the_probability():
+    from worldpolicy.train.flow import draw_prefix_rows
+
+    drawn = np.array([draw_prefix_rows(0.5, 3, (7, position, 3)) for position in range(6000)])
+    assert abs((drawn == 0).mean() - 0.5) < 0.03
+    counts = np.bincount(drawn[drawn > 0], minlength=4)[1:]
+    assert counts.min() > 0 and np.all(np.abs(counts / counts.sum() - 1 / 3) < 0.03)
+    assert drawn.tolist() == [draw_prefix_rows(0.5, 3, (7, position, 3)) for position in range(6000)]
+    assert drawn.tolist() != [draw_prefix_rows(0.5, 3, (8, position, 3)) for position in range(6000)]
+    assert {draw_prefix_rows(1.0, 2, (0, p, 3)) for p in range(200)} == {1, 2}
+    assert {draw_prefix_rows(0.0, None, (0, p, 3)) for p in range(200)} == {0}
+
+
 @pytest.fixture(scope="module")
 def batching_trainer(tmp_path_factory, train_config):
     from worldpolicy.train.config import load_config
@@ -125,6 +150,30 @@ def test_a_window_with_several_phrasings_gets_one_drawn_per_batch_position(batch
     assert [e.latents is b.latents for e, b in zip(whole[0], before[0])] == [True] * len(before[0])
     halves = _on_two_ranks(trainer, 3)
     assert [e.token_ids for e in whole[0]] == [e.token_ids for h in halves for e in h[0]]
+
+
+def test_action_prefixes_are_drawn_for_policy_examples_without_touching_the_noise_stream(batching_trainer,
+                                                                                          monkeypatch):
+    """Probability 0 (the default) leaves every example as it was; with a probability, policy examples get 1..max rows
+    from (seed, position) alone: objectives, σ, noise and the examples' data are those of a run without prefixes, and
+    two ranks draw what one process draws."""
+    trainer = batching_trainer
+    plain = [trainer._batch(step) for step in range(12)]
+    assert all(e.prefix_rows == 0 for batch in plain for e in batch[0])
+    objectives = trainer.config.objectives
+    monkeypatch.setattr(objectives, "action_prefix_probability", 0.5)
+    monkeypatch.setattr(objectives, "action_prefix_max_rows", 3)
+    prefixed = [trainer._batch(step) for step in range(12)]
+    rows = {"policy": [], "other": []}
+    for before, after in zip(plain, prefixed):
+        assert after[1] == before[1] and torch.equal(after[2], before[2])
+        assert torch.equal(torch.randn(8, generator=after[3]), torch.randn(8, generator=before[3]))
+        for objective, b, a in zip(after[1], before[0], after[0]):
+            assert a.latents is b.latents and a.token_ids == b.token_ids
+            rows["policy" if objective == "policy" else "other"].append(a.prefix_rows)
+    assert set(rows["other"]) == {0}
+    assert set(rows["policy"]) == {0, 1, 2, 3}
+    assert [e.prefix_rows for e in prefixed[5][0]] == [e.prefix_rows for h in _on_two_ranks(trainer, 5) for e in h[0]]
 
 
 def _on_two_ranks(trainer, step: int) -> list:

@@ -165,3 +165,17 @@ def test_a_training_runs_page_is_built_without_torch(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False"], done.stdout
     assert "checkpoints" in (run / "index.html").read_text()
+
+
+def test_a_run_trained_with_action_prefixes_says_so(tmp_path):
+    """`objectives.action_prefix_*` (real-time chunking) shapes what the checkpoints do with an action prefix: the
+    page names it beside the objective mix; a run without it (or from before the setting) names none."""
+    run = _train_run(tmp_path)
+    assert "action prefix" not in _parse(report.write_report(run)).text
+    for path in (run / "config.json", *run.glob("checkpoints/step-*/trainer_state.json")):
+        stored = json.loads(path.read_text())
+        config = stored.get("config", stored)
+        config["objectives"].update(action_prefix_probability=0.5, action_prefix_max_rows=3)
+        _write(path, stored)
+    text = _parse(report.write_report(run)).text
+    assert "action prefix50% of policy examples, a clean prefix of 1 to 3 actions (real-time chunking)" in text

@@ -118,6 +118,11 @@ class ObjectiveConfig:
     forward_dynamics: float = 0.0
     inverse_dynamics: float = 0.0
     action_loss_weight: float = 1.0
+    # real-time chunking: the share of policy examples given a clean prefix of their target actions, d rows drawn
+    # uniformly in 1..action_prefix_max_rows (no noise, no loss there), so the model learns to continue the actions
+    # still executing while it computes (`Policy.act(action_prefix=...)`); 0: never (as before the setting)
+    action_prefix_probability: float = 0.0
+    action_prefix_max_rows: int | None = None
 
     def weights(self) -> dict[str, float]:
         if self.preset == "cosmos_policy":
@@ -363,6 +368,7 @@ class TrainConfig:
             raise ValueError(f"objectives: every weight is 0 ({', '.join(f'{k} = {v}' for k, v in weights.items())}): "
                              f"give at least one of {', '.join(OBJECTIVES)} a weight > 0, or set preset = "
                              "'cosmos_policy'")
+        self._check_action_prefix(weights["policy"])
         for name, value, low, zero in (("eval.every", self.eval.every, 0, "never"),
                                        ("validation.every", self.validation.every, 0, "never"),
                                        ("validation.windows", self.validation.windows, 1, ""),
@@ -402,6 +408,31 @@ class TrainConfig:
             with extra_imports(f"eval.every={self.eval.every} evaluates in the simulator (0: never)"):
                 from ..sim import env  # noqa: F401
         return self
+
+    def _check_action_prefix(self, policy_weight: float) -> None:
+        """`objectives.action_prefix_*`: a probability, and a row count that leaves the chunk at least one generated
+        row; set together, and only where the policy objective (the one they condition) is trained."""
+        probability, max_rows = self.objectives.action_prefix_probability, self.objectives.action_prefix_max_rows
+        chunk = self.data.chunk_size
+        if not 0.0 <= probability <= 1.0:  # NaN too
+            raise ValueError(f"objectives.action_prefix_probability={probability!r}: must be in [0, 1] (the share of "
+                             "policy examples given a clean action prefix; 0: none)")
+        if max_rows is not None and not 1 <= max_rows <= chunk - 1:
+            raise ValueError(f"objectives.action_prefix_max_rows={max_rows!r}: must be an integer from 1 to "
+                             f"data.chunk_size - 1 = {chunk - 1} (at least one row of the chunk is generated)")
+        if probability and max_rows is None:
+            raise ValueError(f"objectives.action_prefix_probability={probability!r} gives policy examples a clean "
+                             "prefix of 1 to action_prefix_max_rows actions, but action_prefix_max_rows is unset: set "
+                             f"it (1 to {chunk - 1}) to the longest prefix the controller passes (the ticks from a "
+                             "request's observation to the hand-over)")
+        if not probability and max_rows is not None:
+            raise ValueError(f"objectives.action_prefix_max_rows={max_rows!r} is set, but action_prefix_probability "
+                             "is 0, so no example is given a prefix: set a probability in (0, 1], or remove "
+                             "action_prefix_max_rows")
+        if probability and policy_weight <= 0:
+            raise ValueError(f"objectives.action_prefix_probability={probability!r} conditions the policy objective, "
+                             f"but objectives.policy is 0 (forward and inverse dynamics take no action prefix): give "
+                             "the policy a weight > 0, or set action_prefix_probability = 0")
 
 
 def _datasets_near(folder: Path) -> str:
@@ -459,7 +490,8 @@ def _lora_only_settings(finetune: FinetuneConfig) -> list[str]:
 
 # Settings added after runs were first stored, with the behaviour those runs had: compared as if stored.
 IMPLIED_BEFORE = {"optim.precision": "fp32", "data.episodes": None, "data.exclude_episodes": [],
-                  "data.success": "any", "validation.episodes": []}
+                  "data.success": "any", "validation.episodes": [], "objectives.action_prefix_probability": 0.0,
+                  "objectives.action_prefix_max_rows": None}
 
 # What older versions stored as written and `load_config` now replaces by what it names: an embodiment's `stats_file`
 # (and its feature) is now the stats that file holds (`embodiments.inline_stats_file`). A run stored with the file's

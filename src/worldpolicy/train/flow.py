@@ -4,13 +4,18 @@ Same conventions as sampling (cosmos3-model.md): x_σ = (1-σ)·x0 + σ·ε, the
 timestep 1000·σ, clean positions (conditioning frames/rows) get no time embedding and no loss. One objective decides
 what is clean (cosmos-policy.md §4): policy keeps frame 0 (and a state row) clean and generates future frames and
 actions; forward dynamics also keeps the actions clean; inverse dynamics keeps every frame clean and generates actions.
+A policy example may also be given the first rows of its target actions clean (`ModelExample.prefix_rows`,
+`objectives.action_prefix_probability`): the model learns to continue a clean action prefix, which is how a chunk is
+asked for while the previous one still executes (real-time chunking, `Policy.act(action_prefix=...)`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import get_3d_mrope_ids_text_tokens
 
@@ -34,6 +39,8 @@ class ModelExample:
     domain_id: int
     history: int
     fps: float
+    # target action rows after the history given clean for this draw (policy only; `draw_prefix_rows`), 0: none
+    prefix_rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -64,15 +71,32 @@ class TimestepSampler:
         return sigma.clamp(1e-4, 1 - 1e-4).float()
 
 
-def clean_sets(objective: str, latent_t: int, rows: int, history: int) -> tuple[list[int], list[int]]:
-    """Clean latent frames and clean action rows of one objective."""
+def clean_sets(objective: str, latent_t: int, rows: int, history: int, prefix: int = 0) -> tuple[list[int], list[int]]:
+    """Clean latent frames and clean action rows of one objective. `prefix`: the policy's first `prefix` generated rows
+    are clean too (an action prefix to continue); at least one row stays generated."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective={objective!r}; accepted: {', '.join(OBJECTIVES)}")
+    if prefix and (objective != "policy" or not 0 < prefix < rows - history):
+        raise ValueError(f"prefix={prefix!r} with objective={objective!r}: an action prefix conditions the policy "
+                         f"objective only, on 1 to {rows - history - 1} of its {rows - history} generated rows")
     if objective == "policy":
-        return [0], list(range(history))
+        return [0], list(range(history + prefix))
     if objective == "forward_dynamics":
         return [0], list(range(rows))
-    if objective == "inverse_dynamics":
-        return list(range(latent_t)), list(range(history))
-    raise ValueError(f"objective={objective!r}; accepted: {', '.join(OBJECTIVES)}")
+    return list(range(latent_t)), list(range(history))
+
+
+def draw_prefix_rows(probability: float, max_rows: int | None, key: Sequence[int]) -> int:
+    """How many target action rows one policy example is given clean: with `probability`, d uniform in 1..max_rows,
+    else 0 (`objectives.action_prefix_*`). Drawn from its own generator seeded by `key` (the run's seed and the
+    example's batch position), so a rerun, a resume and every rank draw the same, and the σ and noise stream is the one
+    a run without prefixes draws; probability 0 draws nothing."""
+    if not probability:
+        return 0
+    rng = np.random.default_rng(list(key))
+    if rng.random() >= probability:
+        return 0
+    return int(rng.integers(1, max_rows + 1))
 
 
 @dataclass
@@ -106,7 +130,7 @@ def noise_example(
     x0 = example.latents.to(device=device, dtype=torch.float32).unsqueeze(0)
     latent_t = x0.shape[2]
     rows, raw_dim = example.actions.shape
-    clean_frames, clean_rows = clean_sets(objective, latent_t, rows, example.history)
+    clean_frames, clean_rows = clean_sets(objective, latent_t, rows, example.history, example.prefix_rows)
     noisy_frames = torch.tensor([f for f in range(latent_t) if f not in clean_frames], dtype=torch.long)
     noisy_rows = torch.tensor([r for r in range(rows) if r not in clean_rows], dtype=torch.long)
 

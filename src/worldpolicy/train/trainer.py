@@ -75,7 +75,7 @@ from .data import (
     trained_frames,
     window_spec,
 )
-from .flow import OBJECTIVES, ModelExample, TimestepSampler, batch_losses, draw_noise
+from .flow import OBJECTIVES, ModelExample, TimestepSampler, batch_losses, draw_noise, draw_prefix_rows
 
 logger = logging.getLogger(__name__)
 
@@ -559,7 +559,8 @@ class Trainer:
 
         Every rank replays the global batch's draws (objectives and σ for all of it, then the noise of the slices
         before its own), so N processes compute exactly the examples, noise and losses of one process (in fp32;
-        bf16 rounds each rank's gradients before they are averaged).
+        bf16 rounds each rank's gradients before they are averaged). A policy example's action prefix
+        (`_prefixed`) is drawn from (seed, position) alone, as its caption's phrasing.
         """
         cfg = self.config
         n = len(self.examples)
@@ -581,8 +582,9 @@ class Trainer:
         for i in picks[:first]:  # the earlier ranks' noise
             draw_noise(self.examples[i], self.transformer.config.action_dim, generator)
         keep = slice(first, first + local)
-        examples = [self._captioned(i, position) for i, position in
-                    zip(picks[keep], range(step * size + first, step * size + first + local))]
+        positions = range(step * size + first, step * size + first + local)
+        examples = [self._prefixed(self._captioned(i, position), objective, (self.config.seed, position, 3))
+                    for i, position, objective in zip(picks[keep], positions, objectives[keep])]
         return examples, objectives[keep], sigmas[keep], generator
 
     def _captioned(self, window: int, position: int) -> ModelExample:
@@ -593,6 +595,15 @@ class Trainer:
             return example
         choice = int(np.random.default_rng([self.config.seed, position, 1]).integers(len(captions)))
         return replace(example, token_ids=list(captions[choice]))
+
+    def _prefixed(self, example: ModelExample, objective: str, key: tuple[int, ...]) -> ModelExample:
+        """`example` with the clean action prefix `objectives.action_prefix_*` draws for it under `objective` (policy
+        only), from the generator seeded by `key` (`flow.draw_prefix_rows`; the noise stream is untouched)."""
+        if objective != "policy":
+            return example
+        objectives = self.config.objectives
+        rows = draw_prefix_rows(objectives.action_prefix_probability, objectives.action_prefix_max_rows, key)
+        return replace(example, prefix_rows=rows) if rows else example
 
     # -- checkpoints ----------------------------------------------------------------------------------------------
 
@@ -949,11 +960,11 @@ class Trainer:
     def _validate(self, step: int, metrics_path: Path) -> dict[str, Any]:
         """The held-out loss of the live weights, logged as `val/...` fields of one metrics line. Every call scores
         the same windows under the same objectives, σ and noise (drawn from a generator seeded by (seed, 0, 2), a
-        stream no training draw takes), without gradients and in eval mode (restored after), so two calls on the same
-        weights log the same numbers and the curve moves only with the weights. `val/loss` is the training loss's
-        expectation on held-out data: each objective's mean loss weighted by its share of the mix; the parts are
-        means over the examples that have them, as the training line's are. With `validation.action_chunks`, the line
-        holds the held-out action error too (`_action_error`)."""
+        stream no training draw takes) and action prefixes (`_prefixed`), without gradients and in eval mode
+        (restored after), so two calls on the same weights log the same numbers and the curve moves only with the
+        weights. `val/loss` is the training loss's expectation on held-out data: each objective's mean loss weighted
+        by its share of the mix; the parts are means over the examples that have them, as the training line's are.
+        With `validation.action_chunks`, the line holds the held-out action error too (`_action_error`)."""
         cfg = self.config
         tick = time.perf_counter()
         pairs = self._validation_pairs()
@@ -968,8 +979,11 @@ class Trainer:
             with torch.no_grad():
                 for first in range(0, len(pairs), size):
                     batch = pairs[first:first + size]
-                    losses = self.loss_module.losses([self.val_examples[w] for w, _ in batch], [o for _, o in batch],
-                                                     sigmas[first:first + size], generator)
+                    # prefixes as training draws them, from (seed, pair, 4): a stream no training draw takes
+                    examples = [self._prefixed(self.val_examples[w], o, (cfg.seed, first + k, 4))
+                                for k, (w, o) in enumerate(batch)]
+                    losses = self.loss_module.losses(examples, [o for _, o in batch], sigmas[first:first + size],
+                                                     generator)
                     for (_, objective), (vision, action) in zip(batch, losses):
                         total = 0.0
                         for term, loss, weight in (("video", vision, 1.0),

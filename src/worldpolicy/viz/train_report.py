@@ -127,6 +127,15 @@ def _episode_selection(data: Mapping[str, Any]) -> str | None:
                                                                           else "")
 
 
+def _action_prefix(objectives: Mapping[str, Any]) -> str | None:
+    """`objectives.action_prefix_*` (real-time chunking), when the run gave policy examples a clean action prefix
+    (older runs: not stored, none)."""
+    probability, max_rows = objectives.get("action_prefix_probability"), objectives.get("action_prefix_max_rows")
+    if not _number(probability) or not probability:
+        return None
+    return f"{probability:.0%} of policy examples, a clean prefix of 1 to {_fmt(max_rows)} actions (real-time chunking)"
+
+
 def _held_out(validation: Mapping[str, Any]) -> str | None:
     """`validation.episodes` and how often they are scored, when some are held out."""
     episodes = validation.get("episodes")
@@ -320,6 +329,7 @@ def train_sections(run_dir: Path) -> tuple[list[str], list[str], dict[str, str]]
              ("episodes held out", _held_out(table("validation"))),
              ("dataset actions", data.get("source_embodiment")), ("action conversion", data.get("action_conversion")),
              ("objectives", mix), ("objectives preset", table("objectives").get("preset")),
+             ("action prefix", _action_prefix(table("objectives"))),
              ("warmup steps", optim.get("warmup_steps")), ("weight decay", optim.get("weight_decay")),
              ("seed", config.get("seed"))]
     sections.append(f"<section id=training><h2>What was trained</h2>{_cards([c for c in cards if c[1] is not None])}"
