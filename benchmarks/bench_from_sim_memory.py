@@ -4,21 +4,27 @@ arrays until it ends and added whole (the recorder before session 32: `expert_ep
 streamed into the videos a block at a time (`sim_to_dataset`). The scripted expert on `reach`, each episode held for
 `--frames` steps (`settle_steps` and `max_steps` both that): what is measured is the recording's frames, not the
 simulator. Each run is a fresh process; peak RSS is the kernel's high-water mark above the RSS before recording, reset
-just before it (Linux). Both runs' datasets are compared file by file.
+just before it (Linux). Besides the wall time, each run's CPU time (user + system, all of its threads: the renderer's
+and the encoders' included) is printed: on a machine loaded by other jobs the wall times follow the load, the CPU times
+the work. `--repeats` runs each variant that many times, interleaved, and prints the medians. Each pair of runs'
+datasets is compared file by file.
 
-    python benchmarks/bench_from_sim_memory.py [--episodes 3] [--frames 300] [--size 240x320]
+    python benchmarks/bench_from_sim_memory.py [--episodes 3] [--frames 300] [--size 240x320] [--repeats 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import filecmp
 import json
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 from _args import at_least, frame_size, parser_for
 from bench_label_memory import _same_tree, _status
 
@@ -50,13 +56,21 @@ def _measure(root: str, variant: str, episodes: int, options: dict) -> None:
 
     Path("/proc/self/clear_refs").write_text("5")
     before = _status("VmRSS")
+    cpu = _cpu_seconds()
     tick = time.perf_counter()
     if variant == "whole":
         _record_whole(root, episodes, options)
     else:
         sim_to_dataset(root, "reach", episodes, **options)
     seconds = time.perf_counter() - tick
-    print(json.dumps({"peak_rss_mib": round(_status("VmHWM") - before), "seconds": round(seconds, 2)}))
+    print(json.dumps({"peak_rss_mib": round(_status("VmHWM") - before), "seconds": round(seconds, 2),
+                      "cpu_seconds": round(_cpu_seconds() - cpu, 2)}))
+
+
+def _cpu_seconds() -> float:
+    """This process's CPU time so far, user and system, over all of its threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -64,6 +78,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=at_least(1), default=3, help="episodes recorded (default 3)")
     parser.add_argument("--frames", type=at_least(2), default=300, help="frames of each episode (default 300)")
     parser.add_argument("--size", default="240x320", help="HxW of each camera, each side >= 16 (default 240x320)")
+    parser.add_argument("--repeats", type=at_least(1), default=1,
+                        help="runs of each variant, interleaved; medians are printed (default 1)")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -73,25 +89,30 @@ def main() -> None:
     options = {"image_size": [height, width], "max_steps": args.frames, "settle_steps": args.frames,
                "keep_failures": True}
 
-    with tempfile.TemporaryDirectory() as tmp:
-        rows = {}
-        for variant in ("whole", "streamed"):
-            child = [str(Path(tmp) / variant), variant, str(args.episodes), json.dumps(options)]
-            ran = subprocess.run([sys.executable, __file__, "--child", *child], check=False, capture_output=True,
-                                 text=True)
-            if ran.returncode:  # the child's traceback, not a bare CalledProcessError
-                sys.exit(f"the {variant!r} recording failed:\n{ran.stderr.strip()}")
-            rows[variant] = json.loads(ran.stdout.strip().splitlines()[-1])
-        import filecmp
-
-        same = _same_tree(filecmp.dircmp(Path(tmp) / "whole", Path(tmp) / "streamed"))
+    runs: dict[str, list[dict]] = {"whole": [], "streamed": []}
+    same = True
+    for _ in range(args.repeats):  # interleaved: a change in the machine's load falls on both variants alike
+        with tempfile.TemporaryDirectory() as tmp:
+            for variant, rows in runs.items():
+                child = [str(Path(tmp) / variant), variant, str(args.episodes), json.dumps(options)]
+                ran = subprocess.run([sys.executable, __file__, "--child", *child], check=False, capture_output=True,
+                                     text=True)
+                if ran.returncode:  # the child's traceback, not a bare CalledProcessError
+                    sys.exit(f"the {variant!r} recording failed:\n{ran.stderr.strip()}")
+                rows.append(json.loads(ran.stdout.strip().splitlines()[-1]))
+            same = same and _same_tree(filecmp.dircmp(Path(tmp) / "whole", Path(tmp) / "streamed"))
+    medians = {variant: {name: float(np.median([row[name] for row in rows])) for name in rows[0]}
+               for variant, rows in runs.items()}
     episode_mib = args.frames * height * width * 3 * 3 / 2**20
     print(f"{args.episodes} episodes of {args.frames} frames, 3 cameras at {height}x{width} ({episode_mib:.0f} MiB of "
-          "uint8 frames each)")
-    for variant, row in rows.items():
-        print(f"{variant:>8}: peak RSS +{row['peak_rss_mib']:5d} MiB, {row['seconds']:6.2f} s")
-    whole, streamed = rows["whole"]["peak_rss_mib"], rows["streamed"]["peak_rss_mib"]
-    print(f"peak RSS whole / streamed: {whole / max(streamed, 1):.2f}x; datasets identical file by file: {same}")
+          f"uint8 frames each), median of {args.repeats}")
+    for variant, row in medians.items():
+        print(f"{variant:>8}: peak RSS +{row['peak_rss_mib']:5.0f} MiB, {row['seconds']:6.2f} s wall, "
+              f"{row['cpu_seconds']:6.2f} s CPU")
+    whole, streamed = medians["whole"], medians["streamed"]
+    print(f"whole / streamed: peak RSS {whole['peak_rss_mib'] / max(streamed['peak_rss_mib'], 1):.2f}x, wall "
+          f"{whole['seconds'] / streamed['seconds']:.2f}x, CPU {whole['cpu_seconds'] / streamed['cpu_seconds']:.2f}x; "
+          f"datasets identical file by file: {same}")
 
 
 if __name__ == "__main__":

@@ -115,6 +115,19 @@ def test_check_shows_its_progress_over_the_episodes(small_dataset, capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_check_reads_the_episodes_in_order(small_dataset, monkeypatch):
+    """`check` decodes each episode on from the previous one in its file (`reading_in_order`): the file is opened
+    once, not sought again before each episode."""
+    from worldpolicy.data.video import SegmentReader
+
+    ds, _ = small_dataset
+    starts, real = [], SegmentReader._start
+    monkeypatch.setattr(SegmentReader, "_start", lambda self, first, *rest: starts.append(first) or real(self, first,
+                                                                                                        *rest))
+    assert run(["dataset", "check", "--no-progress", str(ds.root)]) == 0
+    assert starts == [0]
+
+
 @pytest.mark.parametrize("error", [RuntimeError("decoder crashed"), KeyboardInterrupt()])
 def test_check_closes_its_bar_whatever_stops_it(small_dataset, monkeypatch, error):
     """An error it does not report (a crashed decoder, Ctrl-C) propagates, but the bar is closed first: left open,

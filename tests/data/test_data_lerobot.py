@@ -73,6 +73,25 @@ def test_blocks_read_in_order_decode_on_and_give_the_whole_reads_frames(tmp_path
     assert ds._readers is None  # the file is closed once the block exits
 
 
+def test_episodes_decode_each_file_once_in_order(small_dataset, monkeypatch):
+    """`episodes()` reads in order (`reading_in_order`): the file is opened once and every later episode decodes on
+    from the previous one; the frames are the written ones, and the file is closed once the loop ends or stops."""
+    from worldpolicy.data.video import SegmentReader
+
+    ds, written = small_dataset
+    key = "observation.images.front"
+    starts, real = [], SegmentReader._start
+    monkeypatch.setattr(SegmentReader, "_start", lambda self, first, *rest: starts.append(first) or real(self, first,
+                                                                                                        *rest))
+    episodes = list(ds.episodes())
+    assert starts == [0] and ds._readers is None
+    for ep, w in zip(episodes, written, strict=True):
+        np.testing.assert_array_equal(ep.videos[key], w["videos"][key])
+    for ep in ds.episodes():
+        break
+    assert ds._readers is None  # the stopped loop (its generator closed) let the file go
+
+
 def test_camera_frames_decodes_any_part_of_an_episode(small_dataset):
     """Parts that start past a keyframe (GOP 8), in an episode that starts mid-file, and one that ends the episode
     (at its stored to_timestamp) are exactly those frames; a part outside the episode is refused, naming its length."""

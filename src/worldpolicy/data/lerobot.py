@@ -421,8 +421,9 @@ class LeRobotDataset:
         """Inside it, each camera's video file stays open between `camera_frames` (and `episode`) calls: a call that
         starts where the previous one of that file ended (or at its last frame) decodes on from there, rather than
         again from the keyframe before it (`video.SegmentReader`). For reading an episode, or a file's episodes, a
-        block at a time (`dataset select`, `merge`, `label`, `show`); the frames are the same either way. One file per
-        camera is held open, until the block exits; nested, the outer one holds them."""
+        block at a time (`dataset select`, `merge`, `label`, `show`) or episode after episode (`episodes`, `dataset
+        check`); the frames are the same either way. One file per camera is held open, until the block exits; nested,
+        the outer one holds them."""
         if self._readers is not None:
             yield
             return
@@ -474,8 +475,11 @@ class LeRobotDataset:
         return reader.read(*segment)
 
     def episodes(self, videos: bool | list[str] = True) -> Iterator[Episode]:
-        for i in range(self.num_episodes):
-            yield self.episode(i, videos=videos)
+        """Every episode in order (`episode`'s `videos`), each camera's file held open between them
+        (`reading_in_order`) until the iteration ends."""
+        with self.reading_in_order():
+            for i in range(self.num_episodes):
+                yield self.episode(i, videos=videos)
 
     def column(self, key: str) -> np.ndarray:
         """One per-frame feature over the whole dataset, in episode order: [num_frames, *shape]."""
