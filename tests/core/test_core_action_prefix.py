@@ -168,8 +168,8 @@ BAD_PREFIX = {
     "wrong width": (np.zeros((2, 9)), ValueError, rf"action_prefix has shape \(2, 9\); accepted: {ROW}"),
     "one row as a vector": (np.zeros(10), ValueError, rf"action_prefix has shape \(10,\); accepted: {ROW}"),
     "three axes": (np.zeros((1, 2, 10)), ValueError, r"action_prefix has shape \(1, 2, 10\); accepted"),
-    "no rows": (np.zeros((0, 10)), ValueError, rf"action_prefix holds no rows \(shape \(0, 10\)\); accepted: {ROW}, "
-                                               "or None for no prefix"),
+    "no rows": (np.zeros((0, 10)), ValueError, (rf"action_prefix holds no rows \(shape \(0, 10\)\); accepted: {ROW}, "
+                                               "or None for no prefix")),
     "the whole chunk": (np.zeros((16, 10)), ValueError, rf"action_prefix has 16 rows; accepted: {ROW}"),
     "longer than the chunk": (np.zeros((20, 10)), ValueError, "action_prefix has 20 rows; accepted"),
     "NaN": (np.where(np.eye(2, 10, 1) > 0, np.nan, 0.0), ValueError,

@@ -180,6 +180,14 @@ def state_numbers(value: Any, name: str) -> np.ndarray:
 PREFIX_MODE = "policy"  # the one mode an action prefix conditions: the chunk a policy generates
 
 
+def check_prefix_mode(mode: str) -> None:
+    """An action prefix conditions a policy's chunk alone: given with another mode, it is refused (checked by
+    `action_prefix_rows`, and by `RemotePolicy` before it connects for the embodiment the rows are read by)."""
+    if mode != PREFIX_MODE:
+        raise ValueError(f"action_prefix was given with mode={mode!r}; accepted: mode={PREFIX_MODE!r} alone (act): "
+                         "it conditions the chunk a policy generates, which the other modes take or explain instead")
+
+
 def action_prefix_rows(prefix: Any, mode: str, embodiment: Embodiment | None, chunk_size: int | None) -> np.ndarray:
     """A request's `action_prefix` (real-time chunking: the rows of the new chunk that will run while it is
     computed, as the previous chunk reported them) as physical rows [d, action_dim] float64, or an error naming
@@ -188,9 +196,7 @@ def action_prefix_rows(prefix: Any, mode: str, embodiment: Embodiment | None, ch
     the local `Policy`, the server's adapter and `RemotePolicy` (which may know neither the embodiment nor the chunk
     size of an older server: None leaves that check to the server). Values far outside the training range are judged
     by the caller, as forward-dynamics actions are (a warning, `out_of_range_warning`)."""
-    if mode != PREFIX_MODE:
-        raise ValueError(f"action_prefix was given with mode={mode!r}; accepted: mode={PREFIX_MODE!r} alone (act): "
-                         "it conditions the chunk a policy generates, which the other modes take or explain instead")
+    check_prefix_mode(mode)
     dim = embodiment.action_dim if embodiment is not None else None
     rows = (f"[d, {dim}] ({', '.join(embodiment.columns)})" if embodiment is not None else "[d, action_dim]") + (
         f" with 1 <= d <= chunk_size - 1 = {chunk_size - 1}" if chunk_size is not None else " with d >= 1")

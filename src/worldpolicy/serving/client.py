@@ -66,6 +66,7 @@ from ..processing.actions import (
     ACTIONS_SUFFIXES,
     action_prefix_rows,
     actions_object,
+    check_prefix_mode,
     load_actions,
     read_actions_file,
     state_numbers,
@@ -799,6 +800,8 @@ class RemotePolicy:
         check_task(r.prompt)
         if r.seed is not None:
             check_seed(r.seed)
+        if r.action_prefix is not None:  # before anything connects for the server's embodiment
+            check_prefix_mode(r.mode)
         if r.mode == "inverse_dynamics":
             request: dict[str, Any] = {"video": self._video(r.observation), "mode": r.mode}
         else:
