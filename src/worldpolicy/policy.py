@@ -37,6 +37,8 @@ from .logcapture import request_index, said_before
 from .models import portable_checkpoint
 from .processing.actions import (
     ACTION_SPACES,
+    PREFIX_MODE,
+    action_prefix_rows,
     actions_where,
     fit_to_chunk,
     load_actions,
@@ -90,6 +92,10 @@ class PolicyRequest:
 
     `decode_video=None` follows the mode (`decodes_video`): forward dynamics returns its imagined video, as
     `Policy.imagine` and the server do, unless `decode_video=False`; the other modes only when `decode_video=True`.
+    `action_prefix` (policy mode alone): real-time chunking, rows [d, action_dim] (1 <= d <= chunk_size - 1) in the
+    units and columns of `Prediction.actions` that the robot runs while this chunk is computed; row i is row i of the
+    chunk, conditioned clean (normalised, clamped to the training range as training holds its rows), and the result's
+    first d rows are the given ones (`Policy.act`).
     """
 
     observation: Any
@@ -103,6 +109,7 @@ class PolicyRequest:
     guidance: float | None = None
     negative_prompt: str | None = None
     decode_video: bool | None = None
+    action_prefix: Any = None
 
     @property
     def decodes_video(self) -> bool:
@@ -114,6 +121,7 @@ class PolicyRequest:
 
 # what only a request that is given actions reads: `act` and `infer_actions` generate actions instead
 _ACTIONS_OPTIONS = ("actions", "actions_space")
+_PREFIX_OPTION = "action_prefix"  # what only `act` reads: the other methods generate no policy chunk
 
 
 def _request(method: str, observation: Any, prompt: str, fixed: dict[str, Any], options: dict[str, Any]) -> PolicyRequest:
@@ -122,8 +130,9 @@ def _request(method: str, observation: Any, prompt: str, fixed: dict[str, Any], 
     `infer_actions` take no actions, so no `actions_space` either: given to them it changed nothing (the result holds
     both spaces: `actions`, `actions_normalized`), where a caller may have meant it to."""
     takes_actions = fixed.get("mode") == "forward_dynamics"
+    takes_prefix = fixed.get("mode") == PREFIX_MODE
     accepted = [f.name for f in fields(PolicyRequest) if f.name not in ("observation", "prompt", *fixed)
-                and (takes_actions or f.name not in _ACTIONS_OPTIONS)]
+                and (takes_actions or f.name not in _ACTIONS_OPTIONS) and (takes_prefix or f.name != _PREFIX_OPTION)]
     for key, value in options.items():
         if key not in accepted:
             if key in fixed:
@@ -131,6 +140,9 @@ def _request(method: str, observation: Any, prompt: str, fixed: dict[str, Any], 
             elif key in _ACTIONS_OPTIONS:
                 why = (f"{method}() takes no {key}: it generates the actions, and its result holds them in both "
                        "spaces (actions, actions_normalized); imagine() takes actions")
+            elif key == _PREFIX_OPTION:
+                why = (f"{method}() takes no {key}: it conditions the chunk a policy generates (act(), "
+                       f"mode={PREFIX_MODE!r}) on the actions that run while it is computed")
             else:
                 why = f"{method}() got an unknown option {key}={value!r}"
             raise TypeError(f"{why}; accepted: {', '.join(accepted)}")
@@ -650,7 +662,13 @@ class Policy:
 
     def act(self, observation: Any, prompt: str, **kwargs: Any) -> Prediction:
         """Policy: the action chunk for `observation` and task `prompt` (video of the imagined future if
-        `decode_video=True`). `observation`: image/video input or an openpi-style dict with camera and state keys."""
+        `decode_video=True`). `observation`: image/video input or an openpi-style dict with camera and state keys.
+
+        `action_prefix` (real-time chunking; `PolicyRequest`): the rows [d, action_dim], 1 <= d <= chunk_size - 1,
+        that the robot will run while this chunk is computed, in the units and columns of `Prediction.actions` (the
+        previous chunk's rows for those ticks, as it reported them). They condition the chunk as clean rows, so the
+        rows after them continue them; `actions[:d]` are the given rows exactly and `settings["action_prefix_rows"]`
+        is d. Without it (None) the chunk is what it always was, to the bit."""
         return self.act_batch([_request("act", observation, prompt, {"mode": "policy"}, kwargs)])[0]
 
     def imagine(self, observation: Any, actions: Any, prompt: str, decode_video: bool | None = None, *,
@@ -956,6 +974,11 @@ class Policy:
             clean_actions = fit_to_chunk(given, self.chunk_size, e, where)
         elif request.actions is not None:
             raise ValueError(f"actions were given but mode={request.mode!r} generates them; use imagine() instead")
+        prefix = model_prefix = None
+        if request.action_prefix is not None:
+            prefix = action_prefix_rows(request.action_prefix, request.mode, e, self.chunk_size)
+            self._warn_range(to_model(e, prefix), "action_prefix")
+            model_prefix = to_model(e, prefix, clip=True)  # as training holds its action rows (`train.data`)
         state_row = self._state_row(request)
         obs = request.observation
         num_frames = self.chunk_size + 1
@@ -1008,7 +1031,7 @@ class Policy:
             uncond_ids=tokenize(tokenizer, sampling.negative_prompt, use_system),
             domain_id=e.domain_id, raw_dim=e.action_dim, chunk_size=self.chunk_size, fps=e.fps,
             sampling=sampling, seed=seed, clean_actions=clean_actions, state_row=state_row,
-            decode_video=request.decodes_video,
+            action_prefix=model_prefix, decode_video=request.decodes_video,
         )
         settings = {  # the checkpoint as a saved setting names it (`shipped`, not this install's folder), as dream's
             "checkpoint": str(portable_checkpoint(self.source)) if self.source else self.source, "mode": request.mode,
@@ -1023,7 +1046,9 @@ class Policy:
         }
         if request.mode == "inverse_dynamics":
             settings["real_rows"] = real_rows
-        return engine_request, {"settings": settings, "preprocess": time.perf_counter() - tick}
+        if prefix is not None:
+            settings["action_prefix_rows"] = len(prefix)
+        return engine_request, {"settings": settings, "preprocess": time.perf_counter() - tick, "prefix": prefix}
 
     def _finish(self, prepared, out, started: float) -> Prediction:
         engine_request, meta = prepared
@@ -1036,9 +1061,13 @@ class Policy:
         timings = {"preprocess": meta["preprocess"], **out.timings}
         timings["postprocess"] = time.perf_counter() - tick
         timings["total"] = time.perf_counter() - started
+        actions, normalized = to_physical(e, model_actions), np.array(model_actions, dtype=np.float64)
+        prefix = meta["prefix"]
+        if prefix is not None:  # the rows given, as given: not their round trip through model space
+            actions[: len(prefix)], normalized[: len(prefix)] = prefix, engine_request.action_prefix
         return Prediction(
             mode=engine_request.mode, embodiment=e.key, columns=list(e.columns), units=list(e.units),
-            actions=to_physical(e, model_actions), actions_normalized=np.asarray(model_actions, dtype=np.float64),
+            actions=actions, actions_normalized=normalized,
             fps=e.fps, video=video, timings=timings, settings=meta["settings"], layout=e.layout,
             gripper_column=e.gripper_column,
         )

@@ -160,11 +160,32 @@ def _one_bad_value(shape: tuple[int, ...]) -> np.ndarray:
         (_with(state=np.ones(7)), r"state has shape \(7,\); accepted: last axis 8"),
         (_with(state=np.array([0, 0, 0, 0, 0, 0, 0, np.nan])), "state contains NaN"),
         (_with(mode="forward_dynamics", actions=np.ones((32, 8)), actions_space="joint"), "actions_space='joint'"),
+        (_with(action_prefix=np.ones((2, 7))), r"^action_prefix has shape \(2, 7\); accepted: rows \[d, 8\] \(joint_0, "),
+        (_with(action_prefix=np.ones(8)), r"^action_prefix has shape \(8,\); accepted: rows \[d, 8\]"),
+        (_with(action_prefix=np.zeros((0, 8))), r"^action_prefix holds no rows \(shape \(0, 8\)\)"),
+        (_with(action_prefix=np.full((1, 8), np.inf)), "^action_prefix holds inf at row 0, column 'joint_0'"),
+        (_with(action_prefix="hold"), "^action_prefix='hold' must be a list or array of numbers"),
+        (_with(mode="forward_dynamics", actions=np.ones((32, 8)), action_prefix=np.ones((1, 8))),
+         "^action_prefix was given with mode='forward_dynamics'; accepted: mode='policy' alone"),
     ],
 )
 def test_refusals_name_the_key(message, match):
     with pytest.raises(RequestError, match=match):
         ObservationAdapter(DROID).parse(message)
+
+
+def test_an_action_prefix_reaches_the_policy_as_physical_rows():
+    """Read as the local Policy reads it (any numeric dtype, lists too); its row count is the policy's to judge, by
+    its chunk size, which the adapter does not know."""
+    prefix = np.arange(16, dtype=np.float32).reshape(2, 8)
+    request = ObservationAdapter(DROID).parse({**droid_request(np.zeros(7)), "action_prefix": prefix})
+    got = request.options["action_prefix"]
+    assert got.dtype == np.float64 and got.shape == (2, 8)
+    np.testing.assert_array_equal(got, prefix)
+    listed = ObservationAdapter(DROID).parse({**droid_request(np.zeros(7)), "action_prefix": prefix.tolist()})
+    np.testing.assert_array_equal(listed.options["action_prefix"], prefix)
+    absent = ObservationAdapter(DROID).parse({**droid_request(np.zeros(7)), "action_prefix": None})
+    assert "action_prefix" not in absent.options
 
 
 def test_bad_key_map_is_refused_at_construction():

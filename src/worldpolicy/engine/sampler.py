@@ -38,7 +38,9 @@ class EngineRequest:
 
     `canvas` holds only the frames to encode: 1 for policy / forward dynamics, chunk+1 for inverse dynamics.
     `state_row` (model space) is conditioned clean ahead of the chunk (the RoboLab DROID variant); `clean_actions`
-    (model space, [chunk, raw_dim]) condition forward dynamics.
+    (model space, [chunk, raw_dim]) condition forward dynamics; `action_prefix` (model space, [d, raw_dim], d <
+    chunk) conditions a policy chunk's first d rows clean (real-time chunking: the actions that run while it is
+    computed), the rest generated.
     """
 
     mode: str
@@ -54,6 +56,7 @@ class EngineRequest:
     seed: int
     clean_actions: np.ndarray | None = None
     state_row: np.ndarray | None = None
+    action_prefix: np.ndarray | None = None
     decode_video: bool = False
 
 
@@ -202,6 +205,11 @@ class Engine:
         if request.mode == "forward_dynamics":
             x0[history:, : request.raw_dim] = torch.as_tensor(request.clean_actions, dtype=torch.float32)
             clean_rows.extend(range(history, rows))
+        if request.action_prefix is not None:  # row i of the prefix is row i of the chunk, after any state row
+            end = history + len(request.action_prefix)
+            x0[history:end, : request.raw_dim] = torch.as_tensor(request.action_prefix, dtype=torch.float32)
+            clean_rows.extend(range(history, end))
+        # noise for every row, clean ones too, then the clean rows set: the noisy rows draw what they draw without them
         actions = randn_tensor((rows, action_dim), generator=generator, device=self.device, dtype=torch.float32)
         x0 = x0.to(self.device)
         actions[clean_rows] = x0[clean_rows]

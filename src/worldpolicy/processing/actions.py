@@ -177,6 +177,51 @@ def state_numbers(value: Any, name: str) -> np.ndarray:
     return array.astype(np.float64)
 
 
+PREFIX_MODE = "policy"  # the one mode an action prefix conditions: the chunk a policy generates
+
+
+def check_prefix_mode(mode: str) -> None:
+    """An action prefix conditions a policy's chunk alone: given with another mode, it is refused (checked by
+    `action_prefix_rows`, and by `RemotePolicy` before it connects for the embodiment the rows are read by)."""
+    if mode != PREFIX_MODE:
+        raise ValueError(f"action_prefix was given with mode={mode!r}; accepted: mode={PREFIX_MODE!r} alone (act): "
+                         "it conditions the chunk a policy generates, which the other modes take or explain instead")
+
+
+def action_prefix_rows(prefix: Any, mode: str, embodiment: Embodiment | None, chunk_size: int | None) -> np.ndarray:
+    """A request's `action_prefix` (real-time chunking: the rows of the new chunk that will run while it is
+    computed, as the previous chunk reported them) as physical rows [d, action_dim] float64, or an error naming
+    `action_prefix`, what was given and what is accepted: a mode other than policy, anything but a rectangular numeric
+    [d, action_dim] array (numpy, torch, nested lists), 1 <= d <= chunk_size - 1, finite values. The one reading for
+    the local `Policy`, the server's adapter and `RemotePolicy` (which may know neither the embodiment nor the chunk
+    size of an older server: None leaves that check to the server). Values far outside the training range are judged
+    by the caller, as forward-dynamics actions are (a warning, `out_of_range_warning`)."""
+    check_prefix_mode(mode)
+    dim = embodiment.action_dim if embodiment is not None else None
+    rows = (f"[d, {dim}] ({', '.join(embodiment.columns)})" if embodiment is not None else "[d, action_dim]") + (
+        f" with 1 <= d <= chunk_size - 1 = {chunk_size - 1}" if chunk_size is not None else " with d >= 1")
+    values = from_torch(prefix)
+    try:
+        shape = np.shape(values)
+    except (ValueError, TypeError):  # ragged nesting: named by `state_numbers` below
+        shape = None
+    if shape is not None and len(shape) == 2 and shape[0] == 0:  # state_numbers would call it "not numbers"
+        raise ValueError(f"action_prefix holds no rows (shape {shape}); accepted: rows {rows}, or None for no prefix")
+    array = state_numbers(values, "action_prefix")
+    if array.ndim != 2 or (dim is not None and array.shape[1] != dim):
+        raise ValueError(f"action_prefix has shape {array.shape}; accepted: rows {rows}, in the units and columns of "
+                         "Prediction.actions")
+    if chunk_size is not None and array.shape[0] >= chunk_size:
+        raise ValueError(f"action_prefix has {array.shape[0]} rows; accepted: rows {rows}: the chunk must keep at "
+                         "least one row to generate")
+    if not np.all(np.isfinite(array)):
+        row, col = np.argwhere(~np.isfinite(array))[0]
+        column = repr(embodiment.columns[col]) if embodiment is not None else col
+        raise ValueError(f"action_prefix holds {array[row, col]} at row {row}, column {column}; accepted: finite "
+                         "numbers")
+    return array
+
+
 ACTIONS_SUFFIXES = (".json", ".npy", ".npz", ".csv")  # what `read_actions_file` reads, as errors name them
 
 

@@ -8,7 +8,8 @@ A `key_map` says where to find a canonical key in a client's message, so clients
 Optional request keys (absent ⇒ plain openpi policy request): `mode` (policy | forward_dynamics | inverse_dynamics),
 `actions` [chunk, action_dim] (forward dynamics; physical unless `actions_space` = normalized), `video` uint8
 [T, H, W, 3] (inverse dynamics; its state row is `state`, else the state keys' first row), `state` [action_dim]
-physical, and the sampling knobs `seed`, `steps`, `guidance`,
+physical, `action_prefix` [d, action_dim] physical (policy mode: real-time chunking), and the sampling knobs `seed`,
+`steps`, `guidance`,
 `negative_prompt`, `decode_video`: the local `Policy` options, by the same names. See docs/serving.md.
 """
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from ..embodiments import Embodiment
 from ..policy import observation_state
-from ..processing.actions import ACTION_SPACES
+from ..processing.actions import ACTION_SPACES, action_prefix_rows
 from ..processing.prompts import check_length
 from ..results import MODES
 
@@ -164,6 +165,12 @@ class ObservationAdapter:
         if "state" in message:
             state = _check_numeric("state", message["state"], ndim=(1,), width=self.embodiment.action_dim)
             request.options["state"] = state
+        if message.get("action_prefix") is not None:  # read as the local Policy reads it; its d, by the policy's chunk
+            try:
+                request.options["action_prefix"] = action_prefix_rows(message["action_prefix"], mode,
+                                                                      self.embodiment, None)
+            except ValueError as exc:
+                raise RequestError(str(exc)) from None
         if mode == "inverse_dynamics":
             request.video = self._video(message)
             if "state" not in request.options and (row := self._clip_state(message)) is not None:

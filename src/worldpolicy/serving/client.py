@@ -64,7 +64,9 @@ from ..policy import (
 from ..processing.actions import (
     ACTION_SPACES,
     ACTIONS_SUFFIXES,
+    action_prefix_rows,
     actions_object,
+    check_prefix_mode,
     load_actions,
     read_actions_file,
     state_numbers,
@@ -798,6 +800,8 @@ class RemotePolicy:
         check_task(r.prompt)
         if r.seed is not None:
             check_seed(r.seed)
+        if r.action_prefix is not None:  # before anything connects for the server's embodiment
+            check_prefix_mode(r.mode)
         if r.mode == "inverse_dynamics":
             request: dict[str, Any] = {"video": self._video(r.observation), "mode": r.mode}
         else:
@@ -809,6 +813,8 @@ class RemotePolicy:
                     request["actions_space"] = space
         if r.actions is not None and r.mode != "forward_dynamics":
             raise ValueError(f"actions were given but mode={r.mode!r} generates them; use imagine() instead")
+        if r.action_prefix is not None:  # physical rows, as given: the server reads them as the local Policy does
+            request["action_prefix"] = action_prefix_rows(r.action_prefix, r.mode, self.embodiment, self.chunk_size)
         request["prompt"] = r.prompt
         options = {"seed": r.seed, "steps": r.steps, "guidance": r.guidance, "negative_prompt": r.negative_prompt}
         request.update({k: v for k, v in options.items() if v is not None})
@@ -938,7 +944,15 @@ class RemotePolicy:
         reply = self.infer(wire)
         roundtrip = time.perf_counter() - t0
         self._say(reply, said)  # also when the reply proves unusable: they may say why
-        return self._prediction(reply, wire.get("mode", "policy"), roundtrip)
+        prediction = self._prediction(reply, wire.get("mode", "policy"), roundtrip)
+        prefix = wire.get("action_prefix")
+        if prefix is not None and prediction.settings.get("action_prefix_rows") != len(prefix):
+            raise RemotePolicyError(
+                f"the server at {self.url} did not condition its chunk on action_prefix (its reply records no "
+                f"settings['action_prefix_rows'] = {len(prefix)}): an openpi server, or a worldpolicy one from "
+                "before real-time chunking, ignores the key; leave action_prefix out for it"
+            )
+        return prediction
 
     def _say(self, reply: dict[str, Any], said: list[str]) -> None:
         """Log the server's warnings about this request (a reply's `warnings`), at WARNING as the local `Policy` logs
@@ -961,7 +975,9 @@ class RemotePolicy:
 
     def act(self, observation: Any, prompt: str, **kwargs: Any) -> Prediction:
         """Policy mode: observation (image or openpi key dict) + instruction → action chunk. Options as the local
-        `Policy.act`, refused as it refuses them: seed, steps, guidance, negative_prompt, state, decode_video."""
+        `Policy.act`, refused as it refuses them: seed, steps, guidance, negative_prompt, state, decode_video,
+        action_prefix (sent as the wire's `action_prefix`, physical rows; a server that does not apply it is an
+        error, not a chunk that silently ignores it)."""
         return self._run(*self._prepared(_request("act", observation, prompt, {"mode": "policy"}, kwargs)))
 
     def imagine(
