@@ -214,6 +214,7 @@ def test_a_killed_server_s_recording_is_recovered_bit_exact(tmp_path, capsys, mo
     assert main(["dataset", "recover", str(spool), "--out", str(root)]) == 0
     err = capsys.readouterr().err
     assert "connection 1: 1 record(s) half-written at the kill were left out" in err
+    assert err.count("left out") == 1  # said once, by the command, not again by the library's log
     assert "connection(s) 1 were open at the kill" in err
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".record.")]  # spool and dead staging gone
     ds = LeRobotDataset.open(root)

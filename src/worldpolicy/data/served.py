@@ -126,7 +126,9 @@ class ServedRunDataset:
         if self._writer is None:
             self._writer = _writer(self._spool, self.root, self.overwrite)
             write_bytes_atomic(self._spool / STAGE_FILE, self._writer.stage.name)
-        _add_episode(self._writer, self._spool, self._features, conn, error, killed=False)
+        if dropped := _add_episode(self._writer, self._spool, self._features, conn, error, killed=False):
+            logger.warning("serve --record: connection %d: %d record(s) at the end of its spool were cut short (a "
+                           "spool write that failed) and are left out", conn, dropped)
 
     def close(self) -> None:
         """Add the episodes of connections still open, publish the dataset (none when nothing was recorded), then
@@ -278,7 +280,8 @@ def _writer(spool: Path, root: Path, overwrite: bool) -> LeRobotDatasetWriter:
 def _add_episode(writer: LeRobotDatasetWriter, spool: Path, features: dict[str, dict[str, Any]], conn: int,
                  error: str | None, *, killed: bool) -> int:
     """Encode connection `conn`'s episode from the spool, its whole records that have all their camera frames; the
-    records dropped after them (a torn tail) are logged and counted in the return value."""
+    records dropped after them (a torn tail) are counted in the return value, for the caller to report (`end`, the
+    `dataset recover` command through `RecoveredRun.torn`)."""
     videos = [key for key, spec in features.items() if spec["dtype"] == "video"]
     row = np.dtype([(key, spec["dtype"], (spec["shape"][0],)) for key, spec in features.items() if key not in videos])
     data = (spool / f"{conn}{VALUES}").read_bytes()
@@ -295,9 +298,6 @@ def _add_episode(writer: LeRobotDatasetWriter, spool: Path, features: dict[str, 
                     if (spool / f"{conn}-{key}.u8").exists() else 0 for key in videos]
     length = min([len(values), *frames_there])
     dropped = len(values) - length + (at < len(data))
-    if dropped:
-        logger.warning("serve --record: connection %d: %d record(s) at the end of its spool were cut short (half-written "
-                       "when the server was killed) and are left out; %d recorded", conn, dropped, length)
     if length == 0:
         return dropped
     rows = np.frombuffer(b"".join(values[:length]), row)

@@ -65,7 +65,8 @@ class _End:
 class Recorder:
     """The hand-off: `record`/`refused`/`end` on the event loop (a dict update and a non-blocking put), the sink on one
     thread of its own (`start`, `close`). A sink that raises is logged once and recording stops; serving goes on.
-    `dropped` (called with each dropped record's count so far, on the loop) feeds the server's metric."""
+    `dropped` counts the records dropped so far; `on_drop` (no arguments, called on the loop at each drop) feeds the
+    server's metric."""
 
     def __init__(self, sink: RecordSink, max_pending: int = DEFAULT_MAX_PENDING) -> None:
         if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
