@@ -316,7 +316,8 @@ def test_recover_given_the_record_folder_names_its_spool(tmp_path):
     sink = ServedRunDataset(root, StandInPolicy().embodiment)
     sink.exchange(_exchange(1, 0, np.zeros((6, 10, 3), np.uint8)))
     (spool,) = tmp_path.glob(".record.writing-spool-*")
-    with pytest.raises(ValueError, match=re.escape(f"'{root}' does not exist; the spool a server recording to it left is '{spool}'")):
+    message = f"'{root}' does not exist; the spool a server recording to it left is '{spool}'"
+    with pytest.raises(ValueError, match=re.escape(message)):
         recover_served_run(root, tmp_path / "out")
     with pytest.raises(ValueError, match="'.*elsewhere' does not exist; a killed server leaves it beside"):
         recover_served_run(tmp_path / "elsewhere", tmp_path / "out")
