@@ -322,3 +322,21 @@ def test_recover_given_the_record_folder_names_its_spool(tmp_path):
     with pytest.raises(ValueError, match="'.*elsewhere' does not exist; a killed server leaves it beside"):
         recover_served_run(tmp_path / "elsewhere", tmp_path / "out")
     sink.close()
+
+
+def test_recordings_with_and_without_an_error_merge(tmp_path, capsys):
+    """`serving.error` was typed null in a run where no connection ended on an error, so `dataset merge` refused that
+    run beside one where one did (string): the column is a string column either way."""
+    import pyarrow as pa
+
+    embodiment = StandInPolicy().embodiment
+    for name, error in (("clean", None), ("refused", "bad request: steps=0")):
+        sink = ServedRunDataset(tmp_path / name, embodiment)
+        sink.exchange(_exchange(1, 0, np.zeros((6, 10, 3), np.uint8)))
+        sink.end(1, error)
+        sink.close()
+        assert LeRobotDataset.open(tmp_path / name).episode_columns().schema.field("serving.error").type == pa.string()
+    assert main(["dataset", "merge", str(tmp_path / "clean"), str(tmp_path / "refused"), "--out",
+                 str(tmp_path / "both"), "--no-progress"]) == 0
+    assert [f["serving.error"] for f in LeRobotDataset.open(tmp_path / "both").episode_fields()] == [
+        None, "bad request: steps=0"]

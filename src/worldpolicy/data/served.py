@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 
 from ..embodiments import Embodiment
 from ..fileio import folder_lock, make_folder, read_json, write_bytes_atomic, write_json_atomic
@@ -316,5 +317,7 @@ def _add_episode(writer: LeRobotDatasetWriter, spool: Path, features: dict[str, 
             stream.append({key: np.asarray(pixels[start:start + BLOCK_FRAMES])})
         del pixels
     writer.add_episode({key: np.array(rows[key]) for key in row.names}, stream, prompts[:length],
-                       fields={"serving.connection": conn, "serving.error": error, "serving.killed": killed})
+                       # the error typed string even where it is None: recordings with and without one merge
+                       fields={"serving.connection": conn, "serving.error": pa.scalar(error, pa.string()),
+                               "serving.killed": killed})
     return dropped
