@@ -37,6 +37,7 @@ FLAGS = {
     "steps": "--steps",
     "device": "--device",
     "overwrite": "--overwrite",
+    "ca_file": "--tls-ca",  # what RemotePolicy checks
 }
 
 
