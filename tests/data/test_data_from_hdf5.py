@@ -163,8 +163,18 @@ def _short_obs(path: Path) -> None:
         file["data/demo_2/obs/robot0_eef_pos"] = np.zeros((2, 3))
 
 
+def _missing_obs(path: Path) -> None:
+    _robomimic(path)
+    with h5py.File(path, "a") as file:
+        del file["data/demo_2/obs/robot0_gripper_qpos"]
+
+
 @pytest.mark.parametrize(("make", "flags", "message"), [
     (None, [], "error: FILE: '{file}' does not exist; give a robomimic-format .hdf5 file"),
+    (_missing_obs, [], ("error: '{file}' data/demo_2/obs has no 'robot0_gripper_qpos' (its obs keys are "
+                        "['agentview_image', 'robot0_eef_pos', 'robot0_eef_quat', 'robot0_eye_in_hand_image']); every "
+                        "demo needs the chosen keys: choose with --state-keys and --image-keys keys every demo holds, "
+                        "or with --mask demos that hold these")),
     (lambda p: p.write_text("not hdf5"), [], "error: FILE: '{file}' is not an HDF5 file"),
     (lambda p: h5py.File(p, "w").create_group("demos").file.close(), [],
      "error: FILE: '{file}' has no `data` group (its top level holds ['demos'])"),

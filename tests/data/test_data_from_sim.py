@@ -280,6 +280,34 @@ def _staged(folder) -> list[str]:
     return [p.name for p in folder.iterdir() if p.name.startswith(".")]
 
 
+def test_overwrite_replaces_only_a_from_sim_recording(tmp_path, capsys):
+    """--overwrite replaced any dataset, an imported or downloaded one too; as the other dataset commands' do, it now
+    replaces only what `dataset from-sim` recorded, and leaves anything else as it was."""
+    import json
+
+    from worldpolicy.cli import main
+    from worldpolicy.data import LeRobotDataset
+    from worldpolicy.data.from_sim import sim_to_dataset
+    from worldpolicy.fileio import PROVENANCE_FILE
+
+    root = tmp_path / "sim"
+    sim_to_dataset(root, "reach", 1, **_TINY)
+    sim_to_dataset(root, "reach", 2, overwrite=True, **_TINY)  # its own recording: replaced
+    assert LeRobotDataset.open(root).num_episodes == 2
+    provenance = root / PROVENANCE_FILE
+    provenance.write_text(json.dumps({**json.loads(provenance.read_text()),
+                                      "source": "worldpolicy dataset import-hdf5"}))
+    before = provenance.read_text()
+    flags = ["--task", "reach", "--episodes", "1", "--image-size", "24x24", "--max-steps", "3", "--overwrite"]
+    assert main(["dataset", "from-sim", str(root), *flags]) == 2
+    assert (f"error: --overwrite: root={str(root)!r} holds a dataset not recorded by `dataset from-sim`"
+            in capsys.readouterr().err)
+    assert provenance.read_text() == before and LeRobotDataset.open(root).num_episodes == 2
+    provenance.unlink()  # made elsewhere: no provenance at all
+    assert main(["dataset", "from-sim", str(root), *flags]) == 2
+    assert LeRobotDataset.open(root).num_episodes == 2 and _staged(tmp_path) == []
+
+
 def test_ctrl_c_keeps_the_finished_episodes_as_a_complete_dataset(tmp_path, monkeypatch):
     from worldpolicy.data import LeRobotDataset
     from worldpolicy.data.from_sim import RecordingInterrupted, sim_to_dataset

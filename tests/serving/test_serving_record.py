@@ -4,6 +4,7 @@ connection, written off the request path; a writer that falls behind drops recor
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -308,3 +309,35 @@ def test_overwrite_replaces_only_an_earlier_recording(tmp_path):
     again.exchange(_exchange(5, 0, pixels))
     again.close()
     assert [f["serving.connection"] for f in LeRobotDataset.open(root).episode_fields()] == [4, 5]
+
+
+def test_recover_given_the_record_folder_names_its_spool(tmp_path):
+    """A user who passes `--record DIR` to `dataset recover` in place of its spool is told where the spool is."""
+    root = tmp_path / "record"
+    sink = ServedRunDataset(root, StandInPolicy().embodiment)
+    sink.exchange(_exchange(1, 0, np.zeros((6, 10, 3), np.uint8)))
+    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    message = f"'{root}' does not exist; the spool a server recording to it left is '{spool}'"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        recover_served_run(root, tmp_path / "out")
+    with pytest.raises(ValueError, match="'.*elsewhere' does not exist; a killed server leaves it beside"):
+        recover_served_run(tmp_path / "elsewhere", tmp_path / "out")
+    sink.close()
+
+
+def test_recordings_with_and_without_an_error_merge(tmp_path, capsys):
+    """`serving.error` was typed null in a run where no connection ended on an error, so `dataset merge` refused that
+    run beside one where one did (string): the column is a string column either way."""
+    import pyarrow as pa
+
+    embodiment = StandInPolicy().embodiment
+    for name, error in (("clean", None), ("refused", "bad request: steps=0")):
+        sink = ServedRunDataset(tmp_path / name, embodiment)
+        sink.exchange(_exchange(1, 0, np.zeros((6, 10, 3), np.uint8)))
+        sink.end(1, error)
+        sink.close()
+        assert LeRobotDataset.open(tmp_path / name).episode_columns().schema.field("serving.error").type == pa.string()
+    assert main(["dataset", "merge", str(tmp_path / "clean"), str(tmp_path / "refused"), "--out",
+                 str(tmp_path / "both"), "--no-progress"]) == 0
+    assert [f["serving.error"] for f in LeRobotDataset.open(tmp_path / "both").episode_fields()] == [
+        None, "bad request: steps=0"]

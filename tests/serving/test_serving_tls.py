@@ -183,6 +183,16 @@ def test_serve_hands_the_certificate_to_the_server(tmp_path, monkeypatch, pems):
     assert isinstance(config.ssl_context, ssl.SSLContext) and config.tls_cert == str(pems["cert"])
 
 
+@pytest.mark.parametrize("command", [["sim"], ["dataset", "from-sim"]])
+def test_a_tls_ca_that_cannot_be_loaded_is_named_by_its_flag(tmp_path, capsys, pems, command):
+    """The client's error named `ca_file=`, the Python parameter, where the user typed --tls-ca."""
+    argv = [*command, "--policy", "wss://127.0.0.1:9", "--tls-ca", str(pems["key"])]
+    argv += ["--out", str(tmp_path / "out")] if command[0] == "sim" else [str(tmp_path / "ds"), "--task", "reach"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"error: --tls-ca='{pems['key']}': cannot load it" in err and "ca_file" not in err
+
+
 @pytest.mark.parametrize(("policy", "error"), [
     ("ws://127.0.0.1:9", ("--tls-ca {cert}: verifies a wss:// policy server's certificate, not --policy "
                           "'ws://127.0.0.1:9': use its wss:// URL")),

@@ -37,6 +37,7 @@ FLAGS = {
     "steps": "--steps",
     "device": "--device",
     "overwrite": "--overwrite",
+    "ca_file": "--tls-ca",  # what RemotePolicy checks
 }
 
 
@@ -163,7 +164,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--workers", type=int, default=1,
                      help="recording processes (default: 1; output is the same); scripted and random only")
     sim.add_argument("--video-codec", default="libx264rgb", help="libx264rgb (lossless, default), libx264, libsvtav1")
-    sim.add_argument("--overwrite", action="store_true", help="replace an existing dataset at ROOT")
+    sim.add_argument("--overwrite", action="store_true",
+                     help="replace the dataset an earlier from-sim recording wrote at ROOT")
     sim.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     sim.set_defaults(func=_from_sim)
 

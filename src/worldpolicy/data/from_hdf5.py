@@ -258,7 +258,8 @@ def _check_demo(demo: h5py.Group, name: str, path: str, keys: list[str], shapes:
         item = obs.get(key) if isinstance(obs, h5py.Group) else None
         if not isinstance(item, h5py.Dataset):
             raise ValueError(f"{where}/obs has no {key!r} (its obs keys are {brief_list(held)}); every demo needs "
-                             "the chosen keys")
+                             "the chosen keys: choose with state_keys= and image_keys= keys every demo holds, or "
+                             "with mask= demos that hold these")
         if (item.shape[1:], item.dtype) != shapes[key]:
             raise ValueError(f"{where}/obs/{key} is {item.dtype} {list(item.shape[1:])} per step, the first demo's "
                              f"{shapes[key][1]} {list(shapes[key][0])}; every demo must hold it alike")

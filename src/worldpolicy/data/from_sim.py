@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
-from ..fileio import Terminated, interruption, sigint_held
+from ..fileio import Terminated, interruption, provenance_document, sigint_held
 from .edit import BLOCK_FRAMES
-from .layout import ACTION_KEYS, STATE_KEYS, VIDEO_NAMES
+from .layout import ACTION_KEYS, INFO_PATH, STATE_KEYS, VIDEO_NAMES
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
 
 if TYPE_CHECKING:
@@ -620,6 +620,11 @@ def sim_to_dataset(
     deleted when the recording ends, however it ends.
     """
     root = Path(root).expanduser()
+    if overwrite and (root / INFO_PATH).is_file() and (provenance_document(root) or {}).get("source") != SOURCE:
+        # as the other dataset commands' --overwrite: what a user brought (a LeRobot download, an import) is kept
+        raise FileExistsError(f"overwrite: root={str(root)!r} holds a dataset not recorded by `dataset from-sim`; "
+                              "choose a new or empty folder (overwrite=True replaces only a `dataset from-sim` "
+                              "recording)")
     spool = root.parent / f".{root.name}.frames-{uuid.uuid4().hex[:12]}"  # made once the settings are checked
     try:
         return _record_dataset(root, spool, task, num_episodes, seed, video_codec, overwrite, progress,

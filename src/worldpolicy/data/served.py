@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 
 from ..embodiments import Embodiment
 from ..fileio import folder_lock, make_folder, read_json, write_bytes_atomic, write_json_atomic
@@ -220,8 +221,11 @@ def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = 
     A spool a server still holds is refused (`fileio.folder_lock`), untouched."""
     spool = Path(spool)
     if not (spool / RUN_FILE).is_file():
-        raise ValueError(f"spool: {str(spool)!r} is not the spool of a `serve --record` run (it has no {RUN_FILE}); "
-                         f"a killed server leaves it beside its --record DIR as .DIR{SPOOL_INFIX}*")
+        beside = _spools_of(spool)  # the --record DIR given in place of its spool
+        what = "does not exist" if not spool.exists() else f"is not the spool of a `serve --record` run (no {RUN_FILE})"
+        hint = (f"the spool a server recording to it left is {' or '.join(map(repr, beside))}" if beside else
+                f"a killed server leaves it beside its --record DIR as .DIR{SPOOL_INFIX}*")
+        raise ValueError(f"spool: {str(spool)!r} {what}; {hint}")
     with folder_lock(spool, "spool"):
         out = check_out([spool], out, overwrite, [SOURCE], "dataset recover", "recovered", "spool")
         if not (spool / FEATURES_FILE).is_file():
@@ -252,12 +256,17 @@ def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = 
 def _refuse_spools(root: Path) -> None:
     """A killed server's spool for `root` holds a recording not yet in it: refused, naming the command that recovers
     it; a running server's (it holds its lock) is refused by `folder_lock`, untouched."""
-    for spool in sorted(glob.glob(glob.escape(str(root.parent / f".{root.name}{SPOOL_INFIX}")) + "*")):
+    for spool in _spools_of(root):
         with folder_lock(spool, "out"):
             pass
         raise ValueError(f"out: a server recording to {str(root)!r} was killed and left its recording in "
                          f"{str(spool)!r}; recover it first: worldpolicy dataset recover {shlex.quote(str(spool))} "
                          f"--out {shlex.quote(str(root))} (or remove that folder to drop it, or choose another out)")
+
+
+def _spools_of(root: Path) -> list[str]:
+    """The spools beside `root` that servers recording to it made (`.DIR.writing-spool-*`)."""
+    return sorted(glob.glob(glob.escape(str(root.parent / f".{root.name}{SPOOL_INFIX}")) + "*"))
 
 
 def _append(path: Path, data: bytes, sync: bool) -> None:
@@ -308,5 +317,7 @@ def _add_episode(writer: LeRobotDatasetWriter, spool: Path, features: dict[str, 
             stream.append({key: np.asarray(pixels[start:start + BLOCK_FRAMES])})
         del pixels
     writer.add_episode({key: np.array(rows[key]) for key in row.names}, stream, prompts[:length],
-                       fields={"serving.connection": conn, "serving.error": error, "serving.killed": killed})
+                       # the error typed string even where it is None: recordings with and without one merge
+                       fields={"serving.connection": conn, "serving.error": pa.scalar(error, pa.string()),
+                               "serving.killed": killed})
     return dropped

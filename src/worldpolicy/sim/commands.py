@@ -178,7 +178,7 @@ FLAGS = {"control_hz": "--control-hz", "image_size": "--image-size", "execute_st
          "episodes": "--episodes",  # what evaluate.episodes_left checks for --resume
          # what make_policy and Policy.check_pretrained check (the checkpoint is --policy here)
          "policy": "--policy", "checkpoint": "--policy", "embodiment": "--embodiment", "steps": "--steps",
-         "device": "--device"}
+         "device": "--device", "ca_file": "--tls-ca"}  # what RemotePolicy checks
 
 
 def _as_flag(exc: Exception) -> Exception:
