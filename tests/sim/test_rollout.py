@@ -624,8 +624,8 @@ def test_the_hand_over_jumps_on_a_constructed_episode():
 
 
 @pytest.mark.parametrize("strategy, policy, message", [
-    (ChunkStrategy("execute", 2), _Continuing, "rtc: conditions each chunk on the actions that run while it is "
-                                               "computed, which only the 'async' strategy does; got 'execute'"),
+    (ChunkStrategy("execute", 2), _Continuing, ("rtc: conditions each chunk on the actions that run while it is "
+                                                "computed, which only the 'async' strategy does; got 'execute'")),
     (ChunkStrategy("async", 2), _Counting, "rtc: policy _Counting's act takes no action_prefix"),
 ])
 def test_evaluate_refuses_rtc_it_cannot_run_before_any_episode(strategy, policy, message):
