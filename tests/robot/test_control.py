@@ -424,3 +424,89 @@ def test_a_latency_that_is_no_whole_number_of_ticks_is_refused_naming_it(decoder
     with pytest.raises(ValueError, match=rf"latency: expected a whole number of control ticks >= 0 \(0: none\), "
                                          rf"got {re.escape(repr(latency))}"):
         ChunkController(Chunks(decoder), decoder, latency=latency)
+
+
+# Real-time chunking: each background request of async carries the running chunk's rows for the ticks it is in
+# flight (`action_prefix`), row i of the new chunk being tick t + i, t the tick it is sent.
+
+class Prefixed(Chunks):
+    """`Chunks` whose `act` takes `action_prefix`, as a `Policy` and a `RemotePolicy` do: it records each one given."""
+
+    def __init__(self, decoder, chunk: int = 8):
+        super().__init__(decoder, chunk)
+        self.prefixes: list[np.ndarray | None] = []
+
+    def act(self, observation, prompt, *, action_prefix=None):
+        self.prefixes.append(None if action_prefix is None else np.array(action_prefix))
+        return super().act(observation, prompt)
+
+    def rows(self, c: int, first: int, last: int) -> np.ndarray:
+        """Rows first..last of request c's chunk, as its Prediction.actions hold them."""
+        return np.stack([np.append(self.row(c, i), c / 10) for i in range(first, last + 1)])
+
+
+@pytest.mark.parametrize("k, latency, chunk, realtime, ticks, prefixes", [
+    # d = k, no latency: chunk 0 taken at tick 0 runs rows 0-2 before request 1's reply takes over at 3; chunk 1,
+    # taken at 3 skipping its 3 elapsed rows, runs rows 3-5 while request 2 is in flight
+    (3, 0, 8, False, 7, [None, (0, 0, 2), (1, 3, 5), (2, 3, 5)]),
+    (3, 0, 8, True, 7, [None, (0, 0, 2), (1, 3, 5), (2, 3, 5)]),
+    # d = latency 5 > k: the first request blocks until tick 5; chunk 0 runs rows 0-4 until request 1 lands at 10,
+    # which skips 5 rows: its 8-row chunk holds only rows 5-7 for request 2's 5 ticks in flight
+    (3, 5, 8, False, 11, [None, (0, 0, 4), (1, 5, 7)]),
+    # realtime: at least until the latency tick (3 > k = 2)
+    (2, 3, 8, True, 4, [None, (0, 0, 2)]),
+    # d = 9 ticks in flight, capped at T - 1 = 7 rows; its reply lands 9 rows into an 8-row chunk, is dropped, and
+    # the request asked again then finds nothing of a chunk running: none
+    (2, 9, 8, False, 19, [None, (0, 0, 6), None]),
+])
+def test_rtc_passes_the_running_chunks_rows_for_the_ticks_in_flight(decoder, k, latency, chunk, realtime, ticks,
+                                                                     prefixes):
+    policy = Prefixed(decoder, chunk)
+    with ChunkController(policy, decoder, ChunkStrategy("async", k), prompt="stack the cups", latency=latency,
+                         realtime=realtime, rtc=True, executor=_Now()) as control:  # each request asked as sent
+        _run(control, ticks, policy.home)
+    assert len(policy.prefixes) == len(prefixes)
+    for got, want in zip(policy.prefixes, prefixes):
+        if want is None:
+            assert got is None
+        else:
+            np.testing.assert_array_equal(got, policy.rows(*want))
+
+
+def test_rtc_in_realtime_stops_at_the_hand_over_not_at_the_chunks_end(decoder):
+    """Realtime plans the whole rest of a chunk (it runs on until a reply lands), but the request after a late one
+    gets only the k rows it is known to run in flight."""
+    policy, requests = Prefixed(decoder, chunk=8), ByHand()
+    control = ChunkController(policy, decoder, ChunkStrategy("async", 2), prompt="stack the cups", realtime=True,
+                              rtc=True, executor=requests)
+    _run(control, 4, policy.home)  # chunk 0 runs rows 0-3, request 1 (asked at 0) not landed
+    requests.land()
+    control.step({"tick": 4}, policy.home)  # request 1 taken at tick 4, its rows 0-3 past: request 2 sent
+    requests.land()
+    assert len(policy.prefixes) == 3 and policy.prefixes[0] is None
+    np.testing.assert_array_equal(policy.prefixes[1], policy.rows(0, 0, 1))
+    np.testing.assert_array_equal(policy.prefixes[2], policy.rows(1, 4, 5))
+
+
+def test_without_rtc_no_prefix_is_passed(decoder):
+    policy = Prefixed(decoder)
+    with ChunkController(policy, decoder, ChunkStrategy("async", 3), prompt="stack the cups",
+                         executor=_Now()) as control:
+        _run(control, 7, policy.home)
+    assert policy.prefixes == [None] * 4
+
+
+@pytest.mark.parametrize("strategy", [ChunkStrategy("execute", 3), ChunkStrategy("ensemble", 2), ChunkStrategy()])
+def test_rtc_with_another_strategy_is_refused_naming_it(decoder, strategy):
+    with pytest.raises(ValueError, match=rf"rtc: conditions each chunk on the actions that run while it is computed, "
+                                         rf"which only the 'async' strategy does; got '{strategy.kind}'; accepted: "
+                                         rf"'async'"):
+        ChunkController(Prefixed(decoder), decoder, strategy, rtc=True)
+
+
+def test_rtc_with_a_policy_that_takes_no_prefix_is_refused(decoder):
+    with pytest.raises(ValueError, match=r"rtc: policy Chunks's act takes no action_prefix, so it cannot continue "
+                                         r"the running chunk"):
+        ChunkController(Chunks(decoder), decoder, ChunkStrategy("async"), rtc=True)
+    with pytest.raises(ValueError, match=r"rtc: expected True or False, got 'yes'"):
+        ChunkController(Prefixed(decoder), decoder, ChunkStrategy("async"), rtc="yes")

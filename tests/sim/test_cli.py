@@ -80,6 +80,11 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
         (["--image-size", "8x8"], "sim: error: --image-size: expected (height, width), two ints of 16 to 4096 pixels"),
         (["--latency", "-5"], "sim: error: --latency: expected milliseconds, a finite number >= 0 (0: none), got -5.0"),
         (["--latency", "nan"], "sim: error: --latency: expected milliseconds, a finite number >= 0 (0: none), got nan"),
+        (["--rtc"], ("sim: error: --rtc: conditions each chunk on the actions that run while it is computed, which "
+                     "only the 'async' strategy does; got 'execute'; accepted: 'async'")),
+        (["--strategy", "async", "--rtc"], ("sim: error: --rtc asks a model to continue the running chunk's actions; "
+                                            "--policy random has no model to condition: leave --rtc out")),
+        (["--policy", "scripted", "--strategy", "async", "--rtc"], "--policy scripted has no model to condition"),
         (["--max-steps", "10", "--latency", "700"],  # 10.5 steps, rounded to 11
          ("sim: error: --latency: 700 ms is 11 control steps at 15 Hz, at or past the 10-step limit: no reply would "
          "land before it; accepted: 0 to below 633.333 ms")),
@@ -691,3 +696,29 @@ def test_the_command_that_continues_a_run_repeats_its_latency():
     commands._add_arguments(parser)
     args = parser.parse_args(["--policy", "scripted", "--latency", "250"])
     assert commands._resume_command(args) == "worldpolicy sim --policy scripted --seed 10000 --latency 250.0 --resume"
+
+
+def test_rtc_is_a_setting_a_resume_compares_and_an_older_report_ran_without():
+    """report.json records `rtc`; one written before it existed reads as False, so it continues and compares as a run
+    without; a resume that changes it is refused naming --rtc."""
+    from worldpolicy.sim.evaluate import EvalReport, flag_of, resume_conflicts
+
+    doc = {"schema": "worldpolicy.sim_eval/v1", "task": "reach", "policy": "p", "robot": "panda",
+           "strategy": {"kind": "async"}, "control_hz": 15.0, "seed": 0, "episodes": [], "policy_settings": {}}
+    old = EvalReport.from_json(doc)
+    assert old.rtc is False and old.settings()["rtc"] is False
+    assert resume_conflicts(old, {**old.settings(), "rtc": True}) == [("rtc", False, True)]
+    assert flag_of("rtc", None) == "--rtc"
+    assert EvalReport.from_json({**doc, "rtc": True}).settings()["rtc"] is True
+
+
+def test_the_command_that_continues_a_run_repeats_rtc():
+    import argparse
+
+    from worldpolicy.sim import commands
+
+    parser = argparse.ArgumentParser()
+    commands._add_arguments(parser)
+    args = parser.parse_args(["--policy", "ws://gpu:8000", "--strategy", "async", "--rtc"])
+    assert commands._resume_command(args) == ("worldpolicy sim --policy ws://gpu:8000 --seed 10000 --strategy async "
+                                              "--rtc --resume")

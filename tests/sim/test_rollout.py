@@ -1,4 +1,5 @@
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -535,3 +536,123 @@ def test_a_policy_chunk_of_no_actions_is_refused(policy):
     with pytest.raises(ValueError, match=rf"chunk_size: policy '{policy}' takes an int >= 1, got 0"):
         make_policy(policy, env=env, chunk_size=0)
     assert make_policy(policy, env=env, chunk_size=3).chunk_size == 3
+
+
+# Real-time chunking (`worldpolicy sim --rtc`): async's requests carry the running chunk's rows as action_prefix, and
+# each episode measures how far joint targets jump where a chunk hands over
+
+class _Continuing:
+    """Chunk c moves joint 1 from 0.1·c rad past home in 0.01 rad steps, so an unconditioned chunk starts a plan 0.1
+    rad off; given `action_prefix` it begins with those rows and goes on from the last in the same steps, as a model
+    fine-tuned for it would. It records each prefix it was given."""
+
+    def __init__(self, env, chunk: int = 6):
+        from worldpolicy.embodiments import get_embodiment
+
+        self.embodiment, self.chunk = get_embodiment("droid", "joint_pos"), chunk
+        self.home = np.append(env.robot.home, 0.0)
+        self.prefixes: list[np.ndarray | None] = []
+
+    def act(self, observation, prompt, *, action_prefix=None):
+        c = len(self.prefixes)
+        self.prefixes.append(None if action_prefix is None else np.array(action_prefix))
+        rows = np.tile(self.home, (self.chunk, 1))
+        if action_prefix is None:
+            rows[:, 0] += 0.1 * c + 0.01 * np.arange(1, self.chunk + 1)
+        else:
+            d = len(action_prefix)
+            rows[:d] = action_prefix
+            rows[d:, 0] = action_prefix[-1][0] + 0.01 * np.arange(1, self.chunk - d + 1)
+        e = self.embodiment
+        return Prediction("policy", e.key, list(e.columns), list(e.units), rows, rows, 15.0)
+
+
+@pytest.mark.parametrize("rtc", [False, True])
+def test_rtc_passes_the_running_chunk_on_and_the_hand_overs_stop_jumping(rtc):
+    """Async with 3 steps of latency (200 ms at 15 Hz) and k = 2: each request after the first gets the 3 rows the
+    running chunk runs while it is in flight; with them the targets step 0.01 rad at the hand-overs as within the
+    chunks, without them 0.08 to 0.11 rad (the next plan, 0.1 rad off)."""
+    from worldpolicy.sim.evaluate import evaluate
+
+    env = TabletopEnv("reach", image_size=None, max_steps=14)
+    policy = _Continuing(env)
+    report = evaluate(env, policy, policy_name="continuing", episodes=1, progress=False,
+                      strategy=ChunkStrategy("async", 2), latency_ms=200, rtc=rtc)
+    doc = report.to_json()
+    episode = doc["episodes"][0]
+    assert doc["rtc"] is rtc and report.settings()["rtc"] is rtc
+    # chunk 0 lands at step 3 (the first request blocks), chunks 1-3 take over at 6, 9 and 12 (4 would land at 15)
+    assert episode["handovers"] == 3 and len(policy.prefixes) == 4
+    assert episode["chunk_jump_mean_rad"] == pytest.approx(0.01) and episode["chunk_jump_max_rad"] == pytest.approx(0.01)
+    # without: chunk 1's row 3 (0.14) after chunk 0's row 2 (0.03), then each chunk's row 3 after the last's row 5
+    mean, largest = (0.01, 0.01) if rtc else ((0.11 + 0.08 + 0.08) / 3, 0.11)
+    assert (episode["handover_jump_mean_rad"], episode["handover_jump_max_rad"]) == pytest.approx((mean, largest))
+    assert (doc["mean_handover_jump_rad"], doc["max_handover_jump_rad"]) == pytest.approx((mean, largest))
+    assert f"Hand-overs: joint targets jumped {mean:.4f} rad on average" in report.markdown()
+    if not rtc:
+        assert policy.prefixes == [None] * 4
+        return
+    assert policy.prefixes[0] is None
+    # chunk 0's rows 0-2 (it started at step 3), then chunks 1 and 2's rows 3-5 (each taken 3 rows in)
+    np.testing.assert_allclose([p[:, 0] - policy.home[0] for p in policy.prefixes[1:]],
+                               [[0.01, 0.02, 0.03], [0.04, 0.05, 0.06], [0.07, 0.08, 0.09]])
+
+
+def test_the_hand_over_jumps_on_a_constructed_episode():
+    """Held steps and the first chunk's first step are neither kind; a newer chunk's step is a hand-over."""
+    from worldpolicy.robot.control import JointTarget
+    from worldpolicy.sim.rollout import Jumps
+
+    a, b = (Prediction("policy", "droid/joint_pos", [], [], np.zeros((4, 8)), np.zeros((4, 8)), 15.0)
+            for _ in range(2))
+
+    def target(q0, pred, held=False):
+        return JointTarget(np.array([q0, 0.0]), None, 0, (), pred, 0, held=held)
+
+    jumps = Jumps()
+    for step in [target(0.0, None, held=True), target(0.5, a), target(0.52, a), target(0.55, a),
+                 target(0.55, a, held=True), target(0.75, b), target(0.76, b), target(0.70, a)]:
+        jumps.add(step)
+    fields = jumps.fields()
+    assert fields["handovers"] == 2  # a -> b (0.2 from the held 0.55), b -> a again (0.06: another chunk)
+    assert fields["handover_jump_mean_rad"] == pytest.approx(0.13)
+    assert fields["handover_jump_max_rad"] == pytest.approx(0.2)
+    assert fields["chunk_jump_mean_rad"] == pytest.approx((0.02 + 0.03 + 0.01) / 3)
+    assert fields["chunk_jump_max_rad"] == pytest.approx(0.03)
+    assert Jumps().fields() == {"handovers": 0, "handover_jump_mean_rad": None, "handover_jump_max_rad": None,
+                                "chunk_jump_mean_rad": None, "chunk_jump_max_rad": None}
+
+
+@pytest.mark.parametrize("strategy, policy, message", [
+    (ChunkStrategy("execute", 2), _Continuing, ("rtc: conditions each chunk on the actions that run while it is "
+                                                "computed, which only the 'async' strategy does; got 'execute'")),
+    (ChunkStrategy("async", 2), _Counting, "rtc: policy _Counting's act takes no action_prefix"),
+])
+def test_evaluate_refuses_rtc_it_cannot_run_before_any_episode(strategy, policy, message):
+    from worldpolicy.sim.evaluate import evaluate
+
+    env = TabletopEnv("reach", image_size=None, max_steps=8)
+    backend = policy(env, 4) if policy is _Counting else policy(env)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        evaluate(env, backend, policy_name="p", episodes=1, progress=False, strategy=strategy, rtc=True)
+    assert getattr(backend, "calls", 0) == 0 and getattr(backend, "prefixes", []) == []
+
+
+def test_a_wrapped_model_gets_the_prefix_and_none_when_there_is_none():
+    """`_Seeded` (a checkpoint's and a ws:// server's backend) passes `action_prefix` on; without one the model is
+    called as before the keyword existed."""
+    from worldpolicy.sim.policies import wrap_policy
+
+    calls = []
+
+    class Model(_Fixed):
+        def act(self, observation, prompt, seed=None, decode_video=False, **prefix):
+            calls.append(prefix)
+            return super().act(observation, prompt)
+
+    env = TabletopEnv("reach", image_size=None)
+    backend = wrap_policy(Model("droid", np.tile(np.append(env.robot.home, 0.0), (4, 1))), seed=0)
+    prefix = np.ones((2, 8))
+    backend.act({"prompt": "x"}, "x")
+    backend.act({"prompt": "x"}, "x", action_prefix=prefix)
+    assert calls[0] == {} and calls[1]["action_prefix"] is prefix

@@ -439,6 +439,22 @@ def test_a_sim_run_is_headed_by_its_outcome_and_each_episode_video_names_its_epi
          "videos/episode_0008.mp4")]
 
 
+def test_a_sim_run_with_rtc_says_it_and_its_hand_over_jumps_in_cards(tmp_path):
+    """`worldpolicy sim --rtc`: the strategy card says it, and a card the hand-overs' mean jump against the
+    within-chunk one (what shows real-time chunking working)."""
+    sim = tmp_path / "sim"
+    sim.mkdir()
+    (sim / "report.json").write_text(json.dumps({
+        "schema": "worldpolicy.sim_eval/v1", "task": "reach", "policy": "ckpt", "robot": "panda",
+        "strategy": {"kind": "async"}, "rtc": True, "control_hz": 15.0, "successes": 1, "success_rate": 1.0,
+        "ci95": [0.2, 1.0], "episodes_requested": 1, "mean_handover_jump_rad": 0.0123, "mean_chunk_jump_rad": 0.011,
+        "episodes": [{"seed": 7, "success": True, "steps": 26, "final_distance_m": 0.02, "prompt": "reach"}]}))
+    report.write_report(sim)
+    cards = dict(re.findall(r"<div class=card><b>([^<]*)</b><span>([^<]*)</span></div>",
+                            (sim / "index.html").read_text()))
+    assert cards["strategy"] == "async + rtc" and cards["hand-over jump"] == "0.0123 rad (in-chunk 0.0110)"
+
+
 def test_training_curves_name_each_field_above_its_panel(tmp_path):
     """Long names as y labels ran into the tick labels, the title sat inside the first panel, a constant world_size
     took a flat panel, and an 80 → 1 loss was a flat line after its first tenth."""

@@ -22,12 +22,21 @@ actions whose ticks have passed. So with latency d: `execute` holds d ticks afte
 max(k, d) ticks on, its current chunk running on (and the arm holding if it runs out); an `ensemble` chunk asked at
 tick t covers t + d on.
 
+Real-time chunking (`rtc=True`, `async` only): a background request is sent at tick t, the tick the running chunk
+took over, and row i of the chunk it asks for is meant for tick t + i; the running chunk's rows planned for ticks
+t .. t + d - 1 run whatever that chunk says, so they go with the request as `action_prefix` (its `Prediction.actions`
+rows, in the units the policy returned them) and the policy continues them instead of sampling a plan that jumps at the
+hand-over. d is the ticks until the reply can take over, max(k, latency) (with `realtime`, the least: a later reply
+finds more of the running chunk run), fewer where the running chunk ends first, and at most T - 1; the episode's
+first request, which blocks, has none.
+
 Time is counted in control ticks (`step` calls, one per 1/fps), never read from a clock: the caller's loop keeps the
 rate, and a test steps through any timing without sleeping.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import time
@@ -42,7 +51,7 @@ import numpy as np
 from worldpolicy.results import Prediction
 from worldpolicy.robot.decode import ActionDecoder
 
-__all__ = ["STRATEGIES", "ChunkController", "ChunkStrategy", "JointTarget"]
+__all__ = ["STRATEGIES", "ChunkController", "ChunkStrategy", "JointTarget", "check_rtc"]
 
 logger = logging.getLogger(__name__)
 STRATEGIES = ("execute", "ensemble", "async")
@@ -106,6 +115,28 @@ class JointTarget:
     held: bool = False
 
 
+def check_rtc(rtc: bool, strategy: ChunkStrategy, policy=None) -> None:
+    """`rtc` (module docstring) where it can run: with the `async` strategy, whose requests are computed while a chunk
+    runs, and a policy whose `act` takes `action_prefix` (not checked while `policy` is None: a CLI checks the
+    strategy before a policy loads); refused naming it (a CLI says --rtc) otherwise."""
+    if not isinstance(rtc, (bool, np.bool_)):
+        raise ValueError(f"rtc: expected True or False, got {rtc!r}")
+    if not rtc:
+        return
+    if strategy.kind != "async":
+        raise ValueError(f"rtc: conditions each chunk on the actions that run while it is computed, which only the "
+                         f"'async' strategy does; got {strategy.kind!r}; accepted: 'async'")
+    if policy is None:
+        return
+    try:
+        params = inspect.signature(policy.act).parameters
+    except (TypeError, ValueError):  # a builtin without a signature: left to the call
+        return
+    if "action_prefix" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        raise ValueError(f"rtc: policy {type(policy).__name__}'s act takes no action_prefix, so it cannot continue "
+                         "the running chunk; use a model policy (a Policy, a RemotePolicy) or leave rtc off")
+
+
 class _Planned(NamedTuple):
     """One decoded chunk action for one tick, with what counts if it runs."""
 
@@ -142,12 +173,14 @@ class ChunkController:
     `prompt`: the task instruction; None reads it from each observation's "prompt". `realtime`: for `async` only, take a
     reply as soon as it lands (at least k ticks on) instead of exactly k ticks on (module docstring). `latency`: ticks
     from a request to its reply, the time a policy is taken to think (the sim's `--latency`; 0: none, the reply is
-    there on the tick that asks); with `realtime`, the least. `executor`: where `async` requests run; by default a
+    there on the tick that asks); with `realtime`, the least. `rtc`: for `async` only, ask each background request
+    with the running chunk's actions it will not take over from as `action_prefix` (module docstring); the policy's
+    `act` must take that keyword (a `Policy`, a `RemotePolicy`). `executor`: where `async` requests run; by default a
     thread of the controller's own (a test passes one it completes by hand)."""
 
     def __init__(self, policy, decoder: ActionDecoder | Callable[[str], ActionDecoder],
                  strategy: ChunkStrategy | None = None, *, prompt: str | None = None, realtime: bool = False,
-                 latency: int = 0, executor: Executor | None = None) -> None:
+                 latency: int = 0, rtc: bool = False, executor: Executor | None = None) -> None:
         if strategy is not None and not isinstance(strategy, ChunkStrategy):
             raise TypeError(f"strategy: expected a ChunkStrategy, got {type(strategy).__name__}")
         if not callable(getattr(policy, "act", None)):
@@ -172,7 +205,8 @@ class ChunkController:
                              f"{self.strategy.kind!r}; its requests block the tick that asks")
         if isinstance(latency, bool) or not isinstance(latency, (int, np.integer)) or latency < 0:
             raise ValueError(f"latency: expected a whole number of control ticks >= 0 (0: none), got {latency!r}")
-        self.realtime, self.latency = realtime, int(latency)
+        check_rtc(rtc, self.strategy, policy)
+        self.realtime, self.latency, self.rtc = realtime, int(latency), bool(rtc)
         self._executor, self._own_executor = executor, executor is None
         self.execute_steps: int | None = None  # k actually used, known after the first reply
         self.reset()
@@ -278,7 +312,8 @@ class ChunkController:
     def _observed(self, observation: Observation) -> Mapping[str, Any]:
         return observation() if callable(observation) else observation
 
-    def _request(self, observation: Mapping[str, Any]) -> tuple[Prediction, float]:
+    def _request(self, observation: Mapping[str, Any], action_prefix: np.ndarray | None = None
+                 ) -> tuple[Prediction, float]:
         prompt = self.prompt
         if prompt is None:
             prompt = observation.get("prompt") if isinstance(observation, Mapping) else None
@@ -286,7 +321,9 @@ class ChunkController:
                 raise ValueError("prompt: none given to ChunkController and the observation has no 'prompt' key; "
                                  "pass ChunkController(..., prompt='put the cube in the bowl')")
         t0 = time.perf_counter()
-        pred = self.policy.act(observation, prompt)
+        # the keyword only when there is a prefix: a policy without rtc is asked exactly as before it existed
+        prefix = {} if action_prefix is None else {"action_prefix": action_prefix}
+        pred = self.policy.act(observation, prompt, **prefix)
         return pred, time.perf_counter() - t0
 
     def _decoder_for(self, pred: Prediction) -> ActionDecoder:
@@ -347,7 +384,24 @@ class ChunkController:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="chunk-request")
             observed = request.observation if request.observation is not None else self._observed(observation)
-            self._pending.append(_Request(self._executor.submit(self._request, observed), t, t + handover, None))
+            prefix = self._prefix(t, handover) if self.rtc else None
+            self._pending.append(_Request(self._executor.submit(self._request, observed, prefix), t, t + handover,
+                                          None))
+
+    def _prefix(self, t: int, handover: int) -> np.ndarray | None:
+        """rtc: the running chunk's rows planned for ticks t, t + 1, ... until the next chunk can take over
+        (`handover` ticks), the running chunk ends, or T - 1 rows (module docstring); None when none is planned (a
+        reply dropped with nothing left to run)."""
+        rows = []
+        for tick in range(t, t + handover):
+            entries = self._plan.get(tick)
+            if not entries:
+                break
+            (entry,) = entries  # async plans one chunk's action per tick
+            if len(rows) == entry.prediction.chunk_size - 1:
+                break
+            rows.append(np.asarray(entry.prediction.actions[entry.index]))
+        return np.stack(rows) if rows else None
 
     def _blend(self, entries: list[_Planned], q_arm: np.ndarray) -> np.ndarray:
         if len(entries) == 1:

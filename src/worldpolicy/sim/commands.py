@@ -95,6 +95,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    "much later); "
                    "rounded to the nearest whole control step at --control-hz (halves up), recorded in report.json; "
                    "compare a run with a clean one by `sim compare` (same --seed) (default: 0, none)")
+    p.add_argument("--rtc", action="store_true",
+                   help="real-time chunking, with --strategy async and a model policy (checkpoint or ws://): each "
+                   "next chunk is asked to begin with the running chunk's actions that run while it is computed "
+                   "(--latency), so the hand-over does not jump; best with a checkpoint fine-tuned for it "
+                   "(docs/training.md); report.json's hand-over jumps show the effect (default: off)")
     p.add_argument("--control-hz", type=float, default=15.0,
                    help="control rate, in Hz (default: 15); match the policy's fps (warned when they differ: bridge "
                    "is 5)")
@@ -175,6 +180,7 @@ def _image_size(text: str) -> tuple[int, int] | None:
 FLAGS = {"control_hz": "--control-hz", "image_size": "--image-size", "execute_steps": "--execute-steps",
          "ensemble_decay": "--ensemble-decay", "robot": "--robot",  # what TabletopEnv and ChunkStrategy check
          "latency_ms": "--latency",  # what rollout.latency_ticks checks
+         "rtc": "--rtc",  # what robot.control.check_rtc checks
          "episodes": "--episodes",  # what evaluate.episodes_left checks for --resume
          # what make_policy and Policy.check_pretrained check (the checkpoint is --policy here)
          "policy": "--policy", "checkpoint": "--policy", "embodiment": "--embodiment", "steps": "--steps",
@@ -400,7 +406,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
     previous = _stored_run(args.out) if args.resume else None
 
     import worldpolicy.sim.env  # noqa: F401  first: it picks MuJoCo's GL before the modules below import mujoco
-    from worldpolicy.robot.control import ChunkStrategy
+    from worldpolicy.robot.control import ChunkStrategy, check_rtc
     from worldpolicy.robot.decode import check_executable
     from worldpolicy.sim.evaluate import evaluate, keep_report, seed_range, start_report, write_report
     from worldpolicy.sim.policies import chunk_size, make_policy, policy_fps, policy_settings, warn_rate_mismatch
@@ -408,6 +414,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
     try:
         decay = {} if args.ensemble_decay is None else {"ensemble_decay": args.ensemble_decay}
         strategy = ChunkStrategy(args.strategy, args.execute_steps, **decay)
+        check_rtc(args.rtc, strategy)
     except ValueError as exc:
         raise _as_flag(exc) from None
     local = {k: v for k, v in (("steps", args.steps), ("device", args.device)) if v is not None}
@@ -416,6 +423,9 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
         raise ValueError(f"--steps/--device apply to checkpoint policies only, not {args.policy!r}")
     if args.imagine and args.policy in ("scripted", "random"):  # they imagine nothing: no side-by-side would show it
         raise ValueError(f"--imagine asks a model for its imagined video; --policy {args.policy} has none")
+    if args.rtc and args.policy in ("scripted", "random"):  # their act takes no prefix: refused before anything runs
+        raise ValueError(f"--rtc asks a model to continue the running chunk's actions; --policy {args.policy} has no "
+                         "model to condition: leave --rtc out, or pass a checkpoint or a ws:// server")
     api_key = policy_api_key(args, args.policy)
     ca_file = policy_tls_ca(args, args.policy)
     if args.embodiment is not None and args.policy == "scripted":  # it would be ignored, and the run look as asked
@@ -440,7 +450,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
         try:
             return start_report(env, policy_name=name, seed=args.seed, strategy=strategy.for_embodiment(embodiment),
                                 episodes=args.episodes, embodiment=embodiment, chunk=chunk, policy_fps=None,
-                                policy_settings=settings, latency_ms=args.latency)
+                                policy_settings=settings, latency_ms=args.latency, rtc=args.rtc)
         except ValueError as exc:
             raise _as_flag(exc) from None
 
@@ -495,6 +505,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
                 env, policy, policy_name=name, episodes=args.episodes, seed=args.seed, strategy=strategy,
                 video_dir=args.out / "videos", videos=args.videos if record_size else 0,
                 progress=not args.no_progress, on_episode=keep, resume=previous, latency_ms=args.latency,
+                rtc=args.rtc,
             )
     except BaseException as exc:
         if finished:

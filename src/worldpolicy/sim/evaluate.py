@@ -56,6 +56,7 @@ SETTING_FLAGS = {
     "strategy.kind": "--strategy",
     "strategy.execute_steps": "--execute-steps", "strategy.execute_steps_requested": "--execute-steps",
     "strategy.ensemble_decay": "--ensemble-decay", "latency.ms": "--latency", "latency.ticks": "--latency",
+    "rtc": "--rtc",
     "policy_settings.kind": "--policy", "policy_settings.path": "--policy", "policy_settings.model": "--policy",
     "policy_settings.files": "--policy's files (names, sizes, content)",
     "policy_settings.sampling.steps": "--steps", "policy_settings.device": "--device",
@@ -179,6 +180,9 @@ class EvalReport:
     # how long each request was taken to think (`worldpolicy sim --latency`): the milliseconds asked for and the whole
     # control steps they ran as (`rollout.latency_ticks`); `NO_LATENCY` in a report written before it was recorded
     latency: dict[str, Any] = field(default_factory=lambda: dict(NO_LATENCY))
+    # real-time chunking (`worldpolicy sim --rtc`): async's requests conditioned on the running chunk's actions; False
+    # in a report written before it was recorded, which ran without
+    rtc: bool = False
 
     @property
     def successes(self) -> int:
@@ -192,6 +196,9 @@ class EvalReport:
         lo, hi = wilson_interval(self.successes, len(self.episodes))
         steps = [e.success_step for e in self.episodes if e.success]
         ik = [e.ik_mean_mm for e in self.episodes if e.ik_mean_mm is not None]
+        jumps = {f"{stat}_{kind}_jump_rad": _over([getattr(e, f"{kind}_jump_{stat}_rad") for e in self.episodes],
+                                                   stat)
+                 for kind in ("handover", "chunk") for stat in ("mean", "max")}
         return {
             "schema": SCHEMA,
             "task": self.task, "task_version": self.task_version, "policy": self.policy, "embodiment": self.embodiment,
@@ -200,7 +207,7 @@ class EvalReport:
             "control_hz": self.control_hz, "actual_control_hz": self.actual_control_hz, "policy_fps": self.policy_fps,
             "policy_settings": self.policy_settings,
             "max_steps": self.max_steps,
-            "seed": self.seed, "perturb": self.perturb, "latency": self.latency,
+            "seed": self.seed, "perturb": self.perturb, "latency": self.latency, "rtc": self.rtc,
             "training_scenes": (None if self.training_scenes is None
                                 else self.training_scenes.to_json(e.seed for e in self.episodes)),
             "n_episodes": len(self.episodes), "episodes_requested": max(self.requested, len(self.episodes)),
@@ -211,6 +218,7 @@ class EvalReport:
             "mean_policy_s_per_episode": float(np.mean([e.policy_s for e in self.episodes])),
             "mean_ik_error_mm": float(np.mean(ik)) if ik else None,
             "over_velocity_steps": sum(e.over_velocity_steps for e in self.episodes),
+            **jumps,
             "episodes": [e.to_json() for e in self.episodes],
         }
 
@@ -230,6 +238,7 @@ class EvalReport:
                        embodiment=doc.get("embodiment"), policy_fps=doc.get("policy_fps"),
                        policy_settings=doc.get("policy_settings"), task_version=doc.get("task_version"),
                        perturb=doc.get("perturb"), latency=dict(doc.get("latency") or NO_LATENCY),
+                       rtc=bool(doc.get("rtc", False)),
                        training_scenes=(None if doc.get("training_scenes") is None
                                         else TrainingScenes.from_json(doc["training_scenes"])))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -240,7 +249,7 @@ class EvalReport:
         `policy_settings.sampling.steps`...), as report.json stores them: what a resumed run must share with it."""
         flat = {"task": self.task, "policy": self.policy, "robot": self.robot, "embodiment": self.embodiment,
                 "control_hz": self.control_hz, "max_steps": self.max_steps, "seed": self.seed,
-                "perturb": self.perturb}
+                "perturb": self.perturb, "rtc": self.rtc}
         flat.update(_flat(self.strategy, "strategy."))
         flat.update(_flat(self.latency, "latency."))
         flat.update(_flat(self.policy_settings or {}, "policy_settings."))
@@ -271,6 +280,7 @@ class EvalReport:
                 + ", ".join([seed_range(self.seed, len(self.episodes)),
                              *([f"perturbed `{self.perturb}`"] if self.perturb else []),
                              *([f"latency {self.latency_said()}"] if self.latency["ms"] else []),
+                             *(["real-time chunking (`--rtc`)"] if self.rtc else []),
                              *(f"{what} v{number}" for what, number in self.versions().items() if number is not None)])
                 + "."
             ),
@@ -278,16 +288,32 @@ class EvalReport:
             *([f"**Incomplete: {len(self.episodes)} of {self.requested} episodes ran.**", ""]
               if self.requested > len(self.episodes) else []),
             *([self._training_line(doc["training_scenes"]), ""] if doc["training_scenes"] is not None else []),
-            "| seed | success | steps | final distance (cm) | chunks | policy s | IK mean/max mm | clipped | too fast | prompt |",
-            "|---:|:---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            *([self._jumps_line(doc), ""] if doc["mean_handover_jump_rad"] is not None else []),
+            ("| seed | success | steps | final distance (cm) | chunks | policy s | IK mean/max mm | clipped | too fast "
+             "| hand-over jump mean/max rad | in-chunk jump mean/max rad | prompt |"),
+            "|---:|:---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for e in self.episodes:
             ik = "-" if e.ik_mean_mm is None else f"{e.ik_mean_mm:.2f}/{e.ik_max_mm:.2f}"
+            handover, within = (_mean_max(getattr(e, f"{kind}_jump_mean_rad"), getattr(e, f"{kind}_jump_max_rad"))
+                                for kind in ("handover", "chunk"))
             lines.append(
                 f"| {e.seed} | {'yes' if e.success else 'no'} | {e.steps} | {100 * e.final_distance_m:.1f} | "
-                f"{e.chunks} | {e.policy_s:.2f} | {ik} | {e.clipped} | {e.over_velocity_steps} | {e.prompt} |"
+                f"{e.chunks} | {e.policy_s:.2f} | {ik} | {e.clipped} | {e.over_velocity_steps} | {handover} | "
+                f"{within} | {e.prompt} |"
             )
         return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def _jumps_line(doc: dict[str, Any]) -> str:
+        """How smoothly chunks handed over (`rollout.Jumps`), said in the report: the mean and largest jump in joint
+        targets at hand-over steps against those within chunks."""
+        within = doc["mean_chunk_jump_rad"]
+        return (f"Hand-overs: joint targets jumped {doc['mean_handover_jump_rad']:.4f} rad on average (at most "
+                f"{doc['max_handover_jump_rad']:.4f}) where a newer chunk took over, against "
+                + ("no step within a chunk" if within is None else
+                   f"{within:.4f} (at most {doc['max_chunk_jump_rad']:.4f}) from step to step within a chunk")
+                + " (the largest joint's change; episodes' means averaged).")
 
     def latency_said(self) -> str:
         """`200 ms = 3 steps at 15 Hz`: the latency as report.md says it (the run's page, `viz.report`, leaves out
@@ -306,6 +332,17 @@ class EvalReport:
                 f"scenes the checkpoint was trained on ({recorded}): their success says how well it fits its training "
                 f"data, not how it does on new scenes. Seeds from "
                 f"{TrainingScenes.from_json(scenes).held_out_from} on are held out.**")
+
+
+def _over(values: list[float | None], stat: str) -> float | None:
+    """The run's `stat` (mean or max) of episodes' values, those with none left out; None where no episode has one."""
+    known = [v for v in values if v is not None]
+    return None if not known else float(np.mean(known) if stat == "mean" else np.max(known))
+
+
+def _mean_max(mean: float | None, largest: float | None) -> str:
+    """A report.md cell: `0.0123/0.0456`, or `-` where there was none."""
+    return "-" if mean is None else f"{mean:.4f}/{largest:.4f}"
 
 
 def _flat(table: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -333,7 +370,7 @@ def read_report(path: str | Path) -> EvalReport:
 
 def start_report(env, *, policy_name: str, seed: int, strategy: ChunkStrategy, episodes: int, embodiment,
                  chunk: int, policy_fps: float | None, policy_settings: dict[str, Any],
-                 max_steps: int | None = None, latency_ms: float = 0.0) -> EvalReport:
+                 max_steps: int | None = None, latency_ms: float = 0.0, rtc: bool = False) -> EvalReport:
     """The report a run of `episodes` starts from, holding every setting it records; k (`strategy.execute_steps`) is
     resolved for `chunk`-action chunks now and set to the k used as episodes run. A resume compares the k asked for
     (`execute_steps_requested`: the strategy's, else the embodiment's; None: from the chunk) instead: the k used also
@@ -341,7 +378,8 @@ def start_report(env, *, policy_name: str, seed: int, strategy: ChunkStrategy, e
     announce none: the embodiment's chunk_size is assumed)
     `worldpolicy sim --resume` builds it before a checkpoint loads, `evaluate` from the loaded backend; `env` is the
     `TabletopEnv` itself, `max_steps` the episodes' step limit (default: the env's own; a made env's is its
-    TimeLimit's), `latency_ms` the time each request is taken to think, recorded with the whole steps it runs as."""
+    TimeLimit's), `latency_ms` the time each request is taken to think, recorded with the whole steps it runs as, `rtc`
+    whether async's requests are conditioned on the running chunk (real-time chunking)."""
     max_steps = max_steps or env.max_steps
     latency = {"ms": float(latency_ms), "ticks": latency_ticks(latency_ms, env.control_hz, max_steps)}
     return EvalReport(env.task.name, policy_name, env.robot.name,
@@ -351,7 +389,7 @@ def start_report(env, *, policy_name: str, seed: int, strategy: ChunkStrategy, e
                       actual_control_hz=env.actual_control_hz, max_steps=max_steps,
                       embodiment=getattr(embodiment, "key", None), policy_fps=policy_fps,
                       policy_settings=policy_settings, task_version=env.task.version,
-                      perturb=env.perturbation.spec or None, latency=latency)
+                      perturb=env.perturbation.spec or None, latency=latency, rtc=bool(rtc))
 
 
 def _whole(value: Any) -> bool:
@@ -460,6 +498,7 @@ def evaluate(
     on_episode: Callable[[EvalReport], None] | None = None,
     resume: EvalReport | None = None,
     latency_ms: float = 0.0,
+    rtc: bool = False,
 ) -> EvalReport:
     """Run `episodes` seeded episodes (`env`: a `TabletopEnv`, or one made by `gymnasium.make("worldpolicy/...")`;
     `policy`: a backend, or a loaded `Policy` / `RemotePolicy`, which gets the episodes' sampling seeds); record
@@ -471,7 +510,8 @@ def evaluate(
     a checkpoint trained on such a recording is evaluated on new scenes. Whether a checkpoint's episodes are scenes it
     was trained on (where its training data says: `training_scenes`) is recorded in the report.
     `latency_ms`: how long each request is taken to think, as whole control steps (`rollout.latency_ticks`) during which
-    the sim steps on (docs/robot.md); 0 runs as before it existed."""
+    the sim steps on (docs/robot.md); 0 runs as before it existed. `rtc`: real-time chunking (`async` only, a policy
+    that takes `action_prefix`: `robot.control.ChunkController`), refused otherwise before any episode."""
     # checked before any episode: a negative or numpy seed failed inside gymnasium's reset, not naming `seed`
     if not _whole(episodes) or episodes < 1:
         raise ValueError(f"episodes: expected an int >= 1, got {episodes!r}")
@@ -484,7 +524,7 @@ def evaluate(
         raise ValueError(f"videos: {videos} episodes to record, but video_dir is None; pass the folder for their mp4s")
     from tqdm.auto import tqdm
 
-    rollout = Rollout(env, policy, strategy, name=policy_name, latency_ms=latency_ms)
+    rollout = Rollout(env, policy, strategy, name=policy_name, latency_ms=latency_ms, rtc=rtc)
     env, policy = rollout.env, rollout.policy
     if latency_ms and not rollout.latency:
         logger.warning("latency: %g ms is under half a control step at %g Hz, so it runs as none (0 steps)",
@@ -492,7 +532,7 @@ def evaluate(
     report = start_report(env, policy_name=policy_name, seed=seed, strategy=rollout.strategy, episodes=episodes,
                           embodiment=getattr(policy, "embodiment", None), chunk=chunk_size(policy),
                           policy_fps=policy_fps(policy), policy_settings=policy_settings(policy, env.image_size),
-                          max_steps=rollout.max_steps, latency_ms=latency_ms)
+                          max_steps=rollout.max_steps, latency_ms=latency_ms, rtc=rtc)
     settings = report.policy_settings
     if settings.get("kind") == "checkpoint" and settings.get("files"):  # a checkpoint folder: its training data may say
         report.training_scenes = training_scenes(settings["path"], env.task.name, range(seed, seed + episodes))

@@ -335,11 +335,14 @@ class _Seeded:
         own = meta.get("fps")
         return float(own) if isinstance(own, (int, float)) and own > 0 else float(self.embodiment.fps)
 
-    def act(self, observation: dict[str, Any], prompt: str) -> Prediction:
+    def act(self, observation: dict[str, Any], prompt: str, *, action_prefix: np.ndarray | None = None) -> Prediction:
+        """`action_prefix`: the actions the new chunk must begin with (`worldpolicy sim --rtc`: `ChunkController`'s
+        real-time chunking), passed on to the model; left out of the call when None, as before it existed."""
         seed = None if self.seed is None else call_seed(self.seed, self.calls)
         self.calls += 1
         obs = {k: v for k, v in observation.items() if k != "prompt"}
-        return self.policy.act(obs, prompt, seed=seed, decode_video=self.decode_video)
+        prefix = {} if action_prefix is None else {"action_prefix": action_prefix}
+        return self.policy.act(obs, prompt, seed=seed, decode_video=self.decode_video, **prefix)
 
     def reset(self, seed: int | None = None) -> None:
         """New episode: the seed sequence restarts so episode i is reproducible on any backend."""

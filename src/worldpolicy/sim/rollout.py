@@ -9,6 +9,12 @@ stepping meanwhile (the policy is still asked at once: a run is as deterministic
 Per-episode `clipped` and IK error count only chunk actions that ran: k per chunk for execute/async; for ensemble every
 chunk action blended into a step that ran (so one step can add several). Each episode also counts the control steps in
 which a joint moved faster than the robot's velocity limit (`over_velocity_steps`), without limiting it.
+
+How smoothly chunks hand over (`Jumps`): each step's jump is its largest joint target change from the step before
+(rad), counted at hand-over steps (the first step of a newer chunk than the step before ran) and within chunks (a step
+of the same chunk as the one before) apart; steps that hold, and the first chunk's first step, are neither. Hand-over
+jumps well above the within-chunk ones are two plans meeting; real-time chunking (`rtc`, `worldpolicy sim --rtc`:
+`ChunkController`'s) is meant to bring them down to the within-chunk size.
 """
 
 from __future__ import annotations
@@ -21,13 +27,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from worldpolicy.robot.control import ChunkController, ChunkStrategy
+from worldpolicy.robot.control import ChunkController, ChunkStrategy, check_rtc
 from worldpolicy.robot.decode import ActionDecoder
 from worldpolicy.sim.env import step_limit, unwrap_tabletop
 from worldpolicy.sim.policies import as_backend
 from worldpolicy.sim.scenes import CAMERAS
 
-__all__ = ["EpisodeResult", "Rollout", "latency_ticks"]
+__all__ = ["EpisodeResult", "Jumps", "Rollout", "latency_ticks"]
 
 logger = logging.getLogger(__name__)
 # A recorded frame's top caption strip: white while the episode runs, tinted on its last frame by the outcome
@@ -51,6 +57,30 @@ def latency_ticks(latency_ms: float, control_hz: float, max_steps: int) -> int:
     return ticks
 
 
+class Jumps:
+    """An episode's joint target jumps at hand-over steps and within chunks (module docstring), step by step."""
+
+    def __init__(self) -> None:
+        self.handover: list[float] = []
+        self.within: list[float] = []
+        self._last = None  # the previous step's JointTarget
+
+    def add(self, target) -> None:
+        last, self._last = self._last, target
+        if last is None or last.prediction is None or target.prediction is None or target.held:
+            return
+        jump = float(np.max(np.abs(np.asarray(target.qpos) - np.asarray(last.qpos))))
+        (self.within if target.prediction is last.prediction else self.handover).append(jump)
+
+    def fields(self) -> dict[str, float | int | None]:
+        """As `EpisodeResult` keeps them: the count of hand-overs, and mean and max of either kind (None: none)."""
+        out: dict[str, float | int | None] = {"handovers": len(self.handover)}
+        for name, jumps in (("handover", self.handover), ("chunk", self.within)):
+            out[f"{name}_jump_mean_rad"] = float(np.mean(jumps)) if jumps else None
+            out[f"{name}_jump_max_rad"] = float(np.max(jumps)) if jumps else None
+        return out
+
+
 @dataclass
 class EpisodeResult:
     seed: int
@@ -66,6 +96,13 @@ class EpisodeResult:
     ik_max_mm: float | None = None
     clipped: int = 0
     over_velocity_steps: int = 0  # control steps in which a joint exceeded the robot's velocity limit
+    # the joint target jumps (rad, `Jumps`) at hand-over steps and within chunks; None where there were none (and in a
+    # report written before they were recorded)
+    handovers: int = 0
+    handover_jump_mean_rad: float | None = None
+    handover_jump_max_rad: float | None = None
+    chunk_jump_mean_rad: float | None = None
+    chunk_jump_max_rad: float | None = None
     frames: np.ndarray | None = field(default=None, repr=False)
 
     def to_json(self) -> dict:
@@ -79,15 +116,18 @@ class Rollout:
     `gymnasium.make("worldpolicy/...")`, whose TabletopEnv runs for the TimeLimit's `max_episode_steps`
     (`step_limit`). `name`: the policy as recorded frames' caption names it (`evaluate` passes its `policy_name`).
     `latency_ms`: how long each request is taken to think, in whole control steps (`latency_ticks`, kept as
-    `latency`) from a request to its reply (module docstring; docs/robot.md)."""
+    `latency`) from a request to its reply (module docstring; docs/robot.md). `rtc`: real-time chunking, `async` only
+    (`ChunkController`'s; the policy must take `action_prefix`), refused here otherwise, before any episode."""
 
     def __init__(self, env, policy, strategy: ChunkStrategy | None = None, *, name: str | None = None,
-                 latency_ms: float = 0.0) -> None:
+                 latency_ms: float = 0.0, rtc: bool = False) -> None:
         self.env, self.max_steps = unwrap_tabletop(env), step_limit(env)
         self.name = name
         self.latency = latency_ticks(latency_ms, self.env.control_hz, self.max_steps)
         policy = as_backend(policy)  # a bare Policy / RemotePolicy gets seeds from the episode's
         self.policy, self.strategy = policy, (strategy or ChunkStrategy()).for_policy(policy)
+        check_rtc(rtc, self.strategy, policy)
+        self.rtc = bool(rtc)
         self.execute_steps: int | None = self.strategy.execute_steps  # k actually used, known after the first chunk
         self._decoders: dict[str, ActionDecoder] = {}
 
@@ -123,9 +163,9 @@ class Rollout:
         obs, _ = env.reset(seed=seed)
         if hasattr(self.policy, "reset"):
             self.policy.reset(seed)
-        frames, tracking, clipped, too_fast = [], [], 0, 0
+        frames, tracking, clipped, too_fast, jumps = [], [], 0, 0, Jumps()
         success_step = None
-        with ChunkController(self.policy, self.decoder, self.strategy, latency=self.latency) as control:
+        with ChunkController(self.policy, self.decoder, self.strategy, latency=self.latency, rtc=self.rtc) as control:
             control.reset(horizon=self.max_steps)
             for t in range(self.max_steps):
                 target = control.step(self._observe, env.joint_positions())
@@ -140,6 +180,7 @@ class Rollout:
                 clipped += target.clipped
                 tracking += target.tracking_mm
                 too_fast += self._check_speed(t, first=too_fast == 0)
+                jumps.add(target)
                 succeeded = env.success()
                 if record:
                     ended = succeeded or t + 1 == self.max_steps
@@ -161,7 +202,8 @@ class Rollout:
             wall_s=time.perf_counter() - wall0,
             ik_mean_mm=float(np.mean(tracking)) if tracking else None,
             ik_max_mm=float(np.max(tracking)) if tracking else None,
-            clipped=clipped, over_velocity_steps=too_fast, frames=np.stack(frames) if frames else None,
+            clipped=clipped, over_velocity_steps=too_fast, **jumps.fields(),
+            frames=np.stack(frames) if frames else None,
         )
 
     def _check_speed(self, t: int, first: bool) -> int:

@@ -318,8 +318,13 @@ def _sim_summary_cards(report: Mapping[str, Any]) -> str:
     latency = report.get("latency")
     if isinstance(latency, Mapping) and latency.get("ms"):  # `worldpolicy sim --latency`: each reply that much later
         cards.append(("latency", f"{_fmt(latency['ms'])} ms = {_fmt(latency.get('ticks'))} steps"))
+    strategy = report["strategy"].get("kind") if isinstance(report.get("strategy"), Mapping) else None
     cards += [("control", f"{_fmt(report.get('control_hz'))} Hz"),
-              ("strategy", report["strategy"].get("kind") if isinstance(report.get("strategy"), Mapping) else None)]
+              ("strategy", f"{strategy} + rtc" if report.get("rtc") else strategy)]  # `sim --rtc`: real-time chunking
+    jump, within = report.get("mean_handover_jump_rad"), report.get("mean_chunk_jump_rad")
+    if isinstance(jump, (int, float)):  # how smoothly chunks handed over (`sim.rollout.Jumps`)
+        said = f"{jump:.4f} rad" + (f" (in-chunk {within:.4f})" if isinstance(within, (int, float)) else "")
+        cards.append(("hand-over jump", said))
     return _cards(cards) + note
 
 
