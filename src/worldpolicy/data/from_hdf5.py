@@ -155,8 +155,11 @@ def _plan(file: h5py.File, path: str, state_keys: Sequence[str] | None, image_ke
             raise ValueError(f"image_keys: obs key {key!r} holds {shapes[key][1]} images; only uint8 RGB [H, W, 3] "
                              "images are written as videos" + (" (leave it out of image_keys)" if image_keys else
                                                                "; give image_keys without it"))
-    if not state and not cameras:
-        raise ValueError("state_keys=[] and no image keys: the dataset would hold actions alone; choose obs keys")
+    if not state and not cameras:  # each part as the user made it: a choice given, or what the file lacks
+        empty = (("state_keys=[]" if state_keys is not None else "no low-dimensional obs key") + " and "
+                 + ("image_keys=[]" if image_keys is not None else "no uint8 image obs key"))
+        raise ValueError(f"{empty}: the dataset would hold actions alone; choose obs keys (the obs keys of {path!r} "
+                         f"data/{demos[0]}/obs are {brief_list(sorted(shapes))})")
     actions = first.get("actions")
     if not isinstance(actions, h5py.Dataset) or actions.ndim != 2 or actions.dtype.name not in NUMERIC_DTYPES:
         raise ValueError(f"{path!r}: data/{demos[0]}/actions is "
