@@ -216,6 +216,33 @@ def test_select_and_merge_stream_videos_in_blocks_into_the_files_whole_episodes_
     assert runs["merge"].episode_fields()[3] == {"success": True, "operator": "op3", "score": 0.0}
 
 
+def test_merge_holds_one_sources_video_files_open_at_a_time(tmp_path, monkeypatch):
+    """Each source is read in order (`reading_in_order`) while its episodes are written, and its files are let go
+    before the next source's are opened: merging many recordings does not keep every source's decoder alive."""
+    from worldpolicy.data.video import SegmentReader
+
+    sources = [_dataset(tmp_path / f"day{k}", lengths=(3, 2), offset=2 * k) for k in range(3)]
+    opened, most = set(), []  # readers with a file open; how many after each start
+    start, close = SegmentReader._start, SegmentReader.close
+
+    def tracked_start(self, *args):
+        start(self, *args)  # closes the file it held, if any, then opens it again or seeks
+        opened.add(id(self))
+        most.append(len(opened))
+
+    def tracked_close(self):
+        opened.discard(id(self))
+        close(self)
+
+    monkeypatch.setattr(SegmentReader, "_start", tracked_start)
+    monkeypatch.setattr(SegmentReader, "close", tracked_close)
+    merged = merge_datasets(sources, tmp_path / "merged").dataset
+    assert most == [1, 1, 1] and not opened  # each source's file opened once, one at a time, all closed
+    monkeypatch.undo()
+    for new, (k, i) in enumerate((k, i) for k in range(3) for i in range(2)):
+        _same_episode(merged.episode(new), sources[k].episode(i))
+
+
 def test_interrupted_select_leaves_nothing_and_the_source_unchanged(tmp_path, monkeypatch):
     src = _dataset(tmp_path / "src", lengths=(3, 3, 3))
     select_episodes(src, tmp_path / "out", [0])

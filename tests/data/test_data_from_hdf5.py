@@ -169,6 +169,17 @@ def _missing_obs(path: Path) -> None:
         del file["data/demo_2/obs/robot0_gripper_qpos"]
 
 
+def _actions_a_group(path: Path) -> None:
+    _robomimic(path)
+    with h5py.File(path, "a") as file:
+        del file["data/demo_2/actions"]
+        file.create_group("data/demo_2/actions")
+
+
+def _depth_only(path: Path) -> None:
+    _robomimic(path, obs={"agentview_depth": ((16, 16), "float32")})
+
+
 @pytest.mark.parametrize(("make", "flags", "message"), [
     (None, [], "error: FILE: '{file}' does not exist; give a robomimic-format .hdf5 file"),
     (_missing_obs, [], ("error: '{file}' data/demo_2/obs has no 'robot0_gripper_qpos' (its obs keys are "
@@ -191,6 +202,12 @@ def _missing_obs(path: Path) -> None:
       "out: every demo")),
     (lambda p: _robomimic(p, masks={}), ["--mask", "train"],
      "error: --mask='train': '{file}' has no filter groups (no `mask` group); leave --mask out"),
+    (_actions_a_group, [],
+     "error: '{file}' data/demo_2/actions is a group; every demo's actions must be float64 [T, 7]"),
+    (_depth_only, [], ("error: no low-dimensional obs key and no uint8 image obs key: the dataset would hold actions "
+                       "alone; choose obs keys (the obs keys of '{file}' data/demo_0/obs are ['agentview_depth'])")),
+    (lambda p: _robomimic(p, obs={"robot0_eef_pos": ((3,), "float64")}), ["--state-keys"],
+     "error: --state-keys=[] and no uint8 image obs key: the dataset would hold actions"),
     (lambda p: _robomimic(p, env_args={"env_name": "Lift"}), [],
      "error: --fps: '{file}' does not say its control rate"),
 ])

@@ -326,7 +326,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="the demos' control rate (default: the file's env_args env_kwargs.control_freq)")
     imp.add_argument("--task", help="the instruction the demos carry out (default: LIBERO's problem_info "
                      "language_instruction; a file without one needs it)")
-    imp.add_argument("--mask", metavar="NAME", help="only the demos of this filter group (mask/NAME: train, valid, ...)")
+    imp.add_argument("--mask", metavar="NAME",
+                     help="only the demos of this filter group (mask/NAME: train, valid, ...)")
     imp.add_argument("--flip-images", action=argparse.BooleanOptionalAction, default=None,
                      help="turn every image upside down (default: when the file's macros_image_convention is "
                      "'opengl', as LIBERO's are: stored bottom row first)")

@@ -250,10 +250,13 @@ def _write(sources: list[LeRobotDataset], origins: list[tuple[int, int]], out: P
                               video_codec=codec, overwrite=overwrite, provenance=provenance) as writer:
         with contextlib.ExitStack() as reading, tqdm(origins, desc=f"writing {len(origins)} episodes", unit="ep",
                                                      disable=not progress) as bar:
-            for ds in sources:  # a block continues the decoding where the one before it ended
-                reading.enter_context(ds.reading_in_order())
+            held = None  # the source read in order: a block decodes on where the one before it ended
             for k, i in bar:
                 ds = sources[k]
+                if k != held:  # one source's files open at a time, not every source's decoders until the end
+                    reading.close()
+                    reading.enter_context(ds.reading_in_order())
+                    held = k
                 ep = ds.episode(i, videos=False)  # the columns: the videos are read a block at a time
                 videos = writer.stream_videos(ep.length)
                 for start in range(0, ep.length, BLOCK_FRAMES):

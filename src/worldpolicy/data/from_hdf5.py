@@ -155,13 +155,15 @@ def _plan(file: h5py.File, path: str, state_keys: Sequence[str] | None, image_ke
             raise ValueError(f"image_keys: obs key {key!r} holds {shapes[key][1]} images; only uint8 RGB [H, W, 3] "
                              "images are written as videos" + (" (leave it out of image_keys)" if image_keys else
                                                                "; give image_keys without it"))
-    if not state and not cameras:
-        raise ValueError("state_keys=[] and no image keys: the dataset would hold actions alone; choose obs keys")
+    if not state and not cameras:  # each part as the user made it: a choice given, or what the file lacks
+        empty = (("state_keys=[]" if state_keys is not None else "no low-dimensional obs key") + " and "
+                 + ("image_keys=[]" if image_keys is not None else "no uint8 image obs key"))
+        raise ValueError(f"{empty}: the dataset would hold actions alone; choose obs keys (the obs keys of {path!r} "
+                         f"data/{demos[0]}/obs are {brief_list(sorted(shapes))})")
     actions = first.get("actions")
     if not isinstance(actions, h5py.Dataset) or actions.ndim != 2 or actions.dtype.name not in NUMERIC_DTYPES:
-        raise ValueError(f"{path!r}: data/{demos[0]}/actions is "
-                         + ("missing" if actions is None else f"{getattr(actions, 'dtype', 'a group')} "
-                            f"{getattr(actions, 'shape', '')}") + "; robomimic-format demos hold actions [T, A]")
+        raise ValueError(f"{path!r}: data/{demos[0]}/actions is {_held(actions)}; robomimic-format demos hold actions "
+                         "[T, A]")
     env_args = _json_attr(data, "env_args", path)
     fps = _fps(fps, env_args, path)
     task = _task(task, _json_attr(data, "problem_info", path), env_args, path)
@@ -243,8 +245,8 @@ def _check_demo(demo: h5py.Group, name: str, path: str, keys: list[str], shapes:
     actions = demo.get("actions")
     if not isinstance(actions, h5py.Dataset) or actions.ndim != 2 or actions.shape[1] != width \
             or actions.dtype != dtype:
-        got = "missing" if actions is None else f"{getattr(actions, 'dtype', 'a group')} {getattr(actions, 'shape', '')}"
-        raise ValueError(f"{where}/actions is {got}; every demo's actions must be {dtype} [T, {width}] as the first's")
+        raise ValueError(f"{where}/actions is {_held(actions)}; every demo's actions must be {dtype} [T, {width}] as "
+                         "the first's")
     length = actions.shape[0]
     if length < 1:
         raise ValueError(f"{where} has no steps (actions {actions.shape}); leave it out (mask) or fix the file")
@@ -266,6 +268,13 @@ def _check_demo(demo: h5py.Group, name: str, path: str, keys: list[str], shapes:
         if item.shape[0] != length:
             raise ValueError(f"{where}: obs/{key} holds {item.shape[0]} steps and actions {length}; each step's "
                              "observation goes with its action, so the lengths must match")
+
+
+def _held(item: Any) -> str:
+    """What an HDF5 member that should be a dataset is, for an error: its dtype and shape, a group, or missing."""
+    if item is None:
+        return "missing"
+    return f"{item.dtype} {item.shape}" if hasattr(item, "dtype") else "a group"
 
 
 def _text(value: Any) -> str | None:
@@ -299,7 +308,8 @@ def _fps(fps: float | None, env_args: dict[str, Any], path: str) -> float:
     if isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate > 0:
         return float(rate)
     raise ValueError(f"fps: {path!r} does not say its control rate (data.attrs['env_args'] has no "
-                     "env_kwargs.control_freq); give fps=, the rate the demos were recorded at (robosuite's default: 20)")
+                     "env_kwargs.control_freq); give fps=, the rate the demos were recorded at (robosuite's default: "
+                     "20)")
 
 
 def _task(task: str | None, problem_info: dict[str, Any], env_args: dict[str, Any], path: str) -> str:

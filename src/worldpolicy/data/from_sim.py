@@ -224,10 +224,11 @@ def expert_episodes(
     from each episode's seed after its scene, so the seeds' scenes are the clean recording's. Its canonical spec is
     the provenance's `perturb` (None: none).
 
-    `spool` (a folder, there once the episodes are iterated) takes each episode's frames as the rollout renders them, one raw file per camera
-    (`SpooledVideo`), in place of arrays held until the episode ends: `sim_to_dataset` streams them from there into
-    the dataset's videos, so neither a recorder nor the writer holds an episode's frames. A skipped (failed)
-    episode's files are deleted; a kept one's are the caller's (`discard_frames`).
+    `spool` (a folder, there once the episodes are iterated) takes each episode's frames as the rollout renders them,
+    one raw file per camera (`SpooledVideo`), in place of arrays held until the episode ends: `sim_to_dataset` streams
+    them from there into the dataset's videos, so neither a recorder nor the writer holds an episode's frames. A
+    skipped (failed) episode's files are deleted; a kept one's are the caller's (`discard_frames`), and so is the
+    folder, where `workers` > 1 may leave the files of episodes recorded past those asked for.
     """
     from worldpolicy.sim.perturb import parse_perturbations
     from worldpolicy.sim.policies import policy_kind
