@@ -12,9 +12,9 @@ import pytest
 
 h5py = pytest.importorskip("h5py", reason="import_hdf5 needs h5py (the train extra)")
 
-from worldpolicy.cli import main
+from worldpolicy.cli import build_parser, main
 from worldpolicy.data import LeRobotDataset
-from worldpolicy.data.from_hdf5 import IMPORT_SOURCE, import_hdf5
+from worldpolicy.data.from_hdf5 import FLIPS, IMPORT_SOURCE, import_hdf5
 
 ROBOMIMIC_ARGS = {"env_name": "Lift", "env_type": 1, "env_kwargs": {"control_freq": 20, "robots": ["Panda"]}}
 LIBERO_TASK = "turn on the stove"
@@ -119,16 +119,21 @@ def test_libero_task_comes_from_the_file_and_its_images_are_turned_right_side_up
     held = _libero(tmp_path / "stove.hdf5")
     result = import_hdf5(tmp_path / "stove.hdf5", tmp_path / "ds")
     ds = result.dataset
-    assert result.flipped and ds.provenance["flip_images"] is True
+    assert result.flip == "vertical" and ds.provenance["flip_images"] == "vertical"
     assert result.cameras == {"agentview_rgb": "observation.images.agentview",
                               "eye_in_hand_rgb": "observation.images.eye_in_hand"}
     ep = ds.episode(0)  # demo_0
     assert ep.task == LIBERO_TASK and ep.length == 3
     np.testing.assert_array_equal(ep.videos["observation.images.agentview"], held["demo_0"]["agentview_rgb"][:, ::-1])
-    kept = import_hdf5(tmp_path / "stove.hdf5", tmp_path / "kept", flip_images=False, task="another")
+    kept = import_hdf5(tmp_path / "stove.hdf5", tmp_path / "kept", flip_images="none", task="another")
     ep = kept.dataset.episode(0)
     np.testing.assert_array_equal(ep.videos["observation.images.agentview"], held["demo_0"]["agentview_rgb"])
-    assert ep.task == "another" and not kept.flipped
+    assert ep.task == "another" and kept.flip == "none"
+    turned = import_hdf5(tmp_path / "stove.hdf5", tmp_path / "turned", flip_images="rotate180")
+    np.testing.assert_array_equal(turned.dataset.episode(0).videos["observation.images.agentview"],
+                                  held["demo_0"]["agentview_rgb"][:, ::-1, ::-1])
+    with pytest.raises(ValueError, match=r"flip_images=True; accepted: vertical, rotate180, none"):
+        import_hdf5(tmp_path / "stove.hdf5", tmp_path / "bad", flip_images=True)
 
 
 def test_the_command_writes_a_dataset_check_and_info_accept(tmp_path, capsys):
@@ -277,3 +282,12 @@ warmup_steps = 0
     assert main(["train", str(tmp_path / "run.toml"), "--no-progress"]) == 0
     spec = json.loads((tmp_path / "run" / "checkpoints" / "step-0000001" / "embodiment.json").read_text())
     assert spec["columns"] == columns and spec["camera_keys"] == ["observation/agentview", "observation/eye_in_hand"]
+
+
+def test_the_flag_offers_the_turns_the_import_knows():
+    """The parser's choices are written beside the command (its module imports nothing heavy): the same turns."""
+    args = build_parser().parse_args(["dataset", "import-hdf5", "f.hdf5", "--out", "o", "--flip-images", "rotate180"])
+    assert args.flip_images == "rotate180"
+    (flag,) = [a for a in build_parser()._subparsers._group_actions[0].choices["dataset"]._subparsers._group_actions[0]
+               .choices["import-hdf5"]._actions if a.dest == "flip_images"]
+    assert tuple(flag.choices) == FLIPS

@@ -328,9 +328,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      "language_instruction; a file without one needs it)")
     imp.add_argument("--mask", metavar="NAME",
                      help="only the demos of this filter group (mask/NAME: train, valid, ...)")
-    imp.add_argument("--flip-images", action=argparse.BooleanOptionalAction, default=None,
-                     help="turn every image upside down (default: when the file's macros_image_convention is "
-                     "'opengl', as LIBERO's are: stored bottom row first)")
+    imp.add_argument("--flip-images", choices=("vertical", "rotate180", "none"), default=None,
+                     help="how to turn the stored images: vertical (right side up from bottom row first), rotate180 "
+                     "(as openpi's and OpenVLA's LIBERO datasets are: vertical, mirrored left-right), none (default: "
+                     "vertical when the file's macros_image_convention is 'opengl', as LIBERO's is, else none)")
     imp.add_argument("--video-codec", default="libx264rgb",
                      help="libx264rgb (lossless, default), libx264, libsvtav1 (lossy ones need even image sizes)")
     imp.add_argument("--overwrite", action="store_true", help="replace the dataset an earlier import wrote at --out")

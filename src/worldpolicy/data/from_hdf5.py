@@ -36,18 +36,18 @@ from .checks import check_out
 from .edit import BLOCK_FRAMES
 from .layout import NUMERIC_DTYPES
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
+from .observations import IMAGE_PREFIX, STATE_FEATURE
 
 if TYPE_CHECKING:  # annotations only: h5py comes with the `train` extra
     import h5py
 
-__all__ = ["IMPORT_SOURCE", "ImportResult", "import_hdf5"]
+__all__ = ["FLIPS", "IMPORT_SOURCE", "ImportResult", "import_hdf5"]
 
 logger = logging.getLogger(__name__)
 
 IMPORT_SOURCE = "worldpolicy dataset import-hdf5"  # `provenance["source"]`: what --overwrite may replace
-STATE_FEATURE = "observation.state"
 ACTION_FEATURE = "action"
-VIDEO_PREFIX = "observation.images."
+FLIPS = ("vertical", "rotate180", "none")  # `flip_images`: how stored images are turned (`_flipped`)
 CAMERA_SUFFIXES = ("_image", "_rgb")  # robomimic's `agentview_image`, LIBERO's `agentview_rgb`: the camera's name
 # per-element column names of a vector obs key whose name says what it holds (robosuite's quaternions are x, y, z, w)
 AXES = {"pos": ("x", "y", "z"), "quat": ("x", "y", "z", "w")}
@@ -56,13 +56,13 @@ AXES = {"pos": ("x", "y", "z"), "quat": ("x", "y", "z", "w")}
 @dataclass(frozen=True)
 class ImportResult:
     """The dataset `import_hdf5` wrote: episode i is the file's demo `demos[i]`; `observation.state` holds
-    `state_keys` side by side, video `cameras[key]` the obs key `key` (`flipped`: turned right side up)."""
+    `state_keys` side by side, video `cameras[key]` the obs key `key` (`flip`: how its images were turned, one of `FLIPS`)."""
 
     dataset: LeRobotDataset
     demos: tuple[str, ...]
     state_keys: tuple[str, ...]
     cameras: dict[str, str]
-    flipped: bool
+    flip: str
     wall_s: float
 
 
@@ -75,7 +75,7 @@ def import_hdf5(
     fps: float | None = None,
     task: str | None = None,
     mask: str | None = None,
-    flip_images: bool | None = None,
+    flip_images: str | None = None,
     video_codec: str = "libx264rgb",
     overwrite: bool = False,
     progress: bool = False,
@@ -86,13 +86,17 @@ def import_hdf5(
     `state_keys`: the obs keys that make `observation.state`, in that order (default: every low-dimensional one, by
     name; an empty list: no state). `image_keys`: the obs keys written as videos (default: every uint8 [H, W, 3] one).
     `fps`: default the file's `env_args` control_freq. `task`: default LIBERO's `problem_info` language_instruction.
-    `flip_images`: turn every image upside down (default: when the file says its images are stored bottom row first,
-    LIBERO's `macros_image_convention` "opengl"). `video_codec` as the writer takes it (default lossless). `out` as
+    `flip_images`: one of `FLIPS`: "vertical" turns images stored bottom row first right side up, "rotate180" turns
+    them half round as openpi's and OpenVLA's LIBERO datasets are (a left-right mirror of "vertical"), "none" keeps
+    them (default: "vertical" when the file says its images are stored bottom row first, LIBERO's
+    `macros_image_convention` "opengl", else "none"). `video_codec` as the writer takes it (default lossless). `out` as
     `dataset select` takes it (new or empty, or with `overwrite` an earlier import's dataset), appearing only when
     complete; meta/worldpolicy_provenance.json names the file, the demos and the keys."""
     with extra_imports("reading an HDF5 file"):
         import h5py
 
+    if flip_images is not None and flip_images not in FLIPS:
+        raise ValueError(f"flip_images={flip_images!r}; accepted: {', '.join(FLIPS)} or None (the file's convention)")
     given = Path(path).expanduser()
     if not given.is_file():
         raise FileNotFoundError(f"path: {str(path)!r} " + ("is a folder" if given.is_dir() else "does not exist")
@@ -123,7 +127,7 @@ class _Plan:
     features: dict[str, dict[str, Any]]
     fps: float
     task: str
-    flip: bool
+    flip: str
     robot_type: str | None
     env_args: dict[str, Any]
 
@@ -171,12 +175,12 @@ def _plan(file: h5py.File, path: str, state_keys: Sequence[str] | None, image_ke
         _check_demo(data[name], name, path, state + cameras, shapes, actions.shape[1], actions.dtype)
 
     convention = _text(data.attrs.get("macros_image_convention"))
-    flip = convention == "opengl" if flip_images is None else bool(flip_images)
+    flip = ("vertical" if convention == "opengl" else "none") if flip_images is None else flip_images
     kwargs = env_args.get("env_kwargs")
     robots = kwargs.get("robots") if isinstance(kwargs, dict) else None
     robot_type = robots[0] if isinstance(robots, list) and len(robots) == 1 and isinstance(robots[0], str) else None
 
-    videos = {key: VIDEO_PREFIX + name for key, name in _camera_names(cameras).items()}
+    videos = {key: IMAGE_PREFIX + name for key, name in _camera_names(cameras).items()}
     features: dict[str, dict[str, Any]] = {}
     if state:
         dtype = np.result_type(*(shapes[key][1] for key in state))
@@ -363,6 +367,13 @@ def _write(file: h5py.File, plan: _Plan, out: Path, codec: str, overwrite: bool,
             for start in range(0, len(actions), BLOCK_FRAMES):
                 stop = min(start + BLOCK_FRAMES, len(actions))
                 blocks = {feature: demo["obs"][key][start:stop] for key, feature in plan.cameras.items()}
-                videos.append({k: np.ascontiguousarray(v[:, ::-1]) if plan.flip else v for k, v in blocks.items()})
+                videos.append({k: _flipped(v, plan.flip) for k, v in blocks.items()})
             writer.add_episode(frames, videos, plan.task)
         return writer.finalize()
+
+
+def _flipped(frames: np.ndarray, flip: str) -> np.ndarray:
+    """[T, H, W, 3] frames turned as `flip` (one of `FLIPS`) says."""
+    if flip == "none":
+        return frames
+    return np.ascontiguousarray(frames[:, ::-1] if flip == "vertical" else frames[:, ::-1, ::-1])

@@ -23,6 +23,7 @@ from ..embodiments import Embodiment
 from ..processing.observations import wire_key
 
 STATE_FEATURE = "observation.state"  # LeRobot's state feature; a `dataset from-sim` recording splits it in parts
+IMAGE_PREFIX = "observation.images."  # LeRobot's camera features: IMAGE_PREFIX + the camera's name
 PRECOMPOSED = "observation/image"  # the camera a pre-composed view is, by name (`processing.observations.frame_keys`)
 
 
