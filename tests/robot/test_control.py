@@ -386,6 +386,22 @@ def test_async_hands_over_when_the_reply_lands_at_least_k_ticks_on(decoder, late
         np.testing.assert_array_equal(targets[13].qpos, policy.row(1, 7))
 
 
+@pytest.mark.parametrize("realtime", [False, True])
+def test_async_with_a_latency_of_a_whole_chunk_asks_each_next_chunk_as_its_first(decoder, realtime, caplog):
+    """d >= T: a background reply would land past its whole chunk, be dropped, and the arm hold for the rest of the
+    episode; instead none is asked, and once a chunk has run out the next request blocks, its reply starting where it
+    lands (the arm stood still meanwhile)."""
+    policy, d = Chunks(decoder, chunk=8), 9
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.robot.control"), \
+            ChunkController(policy, decoder, ChunkStrategy("async", 2), prompt="stack the cups", latency=d,
+                            realtime=realtime, executor=_Now()) as control:
+        targets = _run(control, 40, policy.home)
+    cycle = d + 8  # held d ticks, then the chunk's 8 rows
+    assert _sent(targets) == [None if r < d else (c, r - d) for c, r in (divmod(t, cycle) for t in range(40))]
+    assert policy.observed_ticks == [0, 17, 34]
+    assert "dropped" not in caplog.text
+
+
 @pytest.mark.parametrize("latency", [0, 1, 3])  # none, d < k, d > k
 def test_an_ensemble_chunk_asked_at_t_covers_t_plus_d_on(decoder, latency):
     """Asked every k ticks whatever the latency; the first d rows of each chunk are stale and dropped, the rest
@@ -455,9 +471,11 @@ class Prefixed(Chunks):
     (3, 5, 8, False, 11, [None, (0, 0, 4), (1, 5, 7)]),
     # realtime: at least until the latency tick (3 > k = 2)
     (2, 3, 8, True, 4, [None, (0, 0, 2)]),
-    # d = 9 ticks in flight, capped at T - 1 = 7 rows; its reply lands 9 rows into an 8-row chunk, is dropped, and
-    # the request asked again then finds nothing of a chunk running: none
-    (2, 9, 8, False, 19, [None, (0, 0, 6), None]),
+    # d = T - 1 = 7 ticks in flight, the longest prefix: chunk 0's rows 0-6; chunk 1, taken 7 rows in, has only row 7
+    # left to run while request 2 is in flight
+    (2, 7, 8, False, 15, [None, (0, 0, 6), (1, 7, 7)]),
+    # d = 9 >= T: no background request (its reply would land past its whole chunk); the next one blocks, as the first
+    (2, 9, 8, False, 19, [None, None]),
 ])
 def test_rtc_passes_the_running_chunks_rows_for_the_ticks_in_flight(decoder, k, latency, chunk, realtime, ticks,
                                                                      prefixes):

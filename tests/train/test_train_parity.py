@@ -41,6 +41,8 @@ def _engine_velocity(trainer, example, objective, noisy, frames):
         fps=example.fps, sampling=SamplingConfig(guidance=1.0), seed=0,
         clean_actions=example.actions[history:].numpy() if objective == "forward_dynamics" else None,
         state_row=example.actions[0].numpy() if history else None,
+        # real-time chunking: the chunk's first rows, clean as `Policy.act(action_prefix=)` passes them
+        action_prefix=example.actions[history:history + example.prefix_rows].numpy() if example.prefix_rows else None,
     )
     item = engine._prepare(request)
     # the engine's own clean/noisy split for this mode, and its encoding of the conditioning frames, match training
@@ -65,17 +67,22 @@ def _close(actual: torch.Tensor, expected: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize("history", [1, 0], ids=["state_row", "no_state_row"])
-@pytest.mark.parametrize("objective", OBJECTIVES)
-def test_training_forward_equals_sampling_forward(loaded_trainer, objective, history):
+@pytest.mark.parametrize(("objective", "prefix"), [*((o, 0) for o in OBJECTIVES), ("policy", 3)],
+                         ids=[*OBJECTIVES, "policy_action_prefix"])
+def test_training_forward_equals_sampling_forward(loaded_trainer, objective, prefix, history):
+    """`prefix`: a policy example's clean action prefix (`objectives.action_prefix_*`) is the engine's `action_prefix`
+    (real-time chunking): the same clean rows after the state row, the same velocities on the rows after them."""
     trainer = loaded_trainer
     example = trainer.examples[0]
-    assert example.history == 1 and example.latents.shape[1] == trainer.config.data.chunk_size // 4 + 1
+    chunk = trainer.config.data.chunk_size
+    assert example.history == 1 and example.latents.shape[1] == chunk // 4 + 1
     if history == 0:  # the same window for an embodiment without a state row: actions start at the chunk
         example = dataclasses.replace(example, actions=example.actions[1:], action_valid=example.action_valid[1:],
                                       history=0)
+    example = dataclasses.replace(example, prefix_rows=prefix)
     tf = trainer.transformer
     noisy = noise_example(example, objective, 0.63, torch.Generator().manual_seed(5), tf.config.action_dim)
-    assert noisy.noisy_rows.numel() == (0 if objective == "forward_dynamics" else trainer.config.data.chunk_size)
+    assert noisy.noisy_rows.numel() == (0 if objective == "forward_dynamics" else chunk - prefix)
     with torch.no_grad():
         train_vision, train_actions = predict_velocity(tf, example, noisy)
         engine_vision, engine_actions = _engine_velocity(trainer, example, objective, noisy,

@@ -19,16 +19,17 @@ a late reply is taken follows from whether the arm moved meanwhile, as in realti
 loop (`execute`'s, `async`'s first) leaves the arm holding its last target where it was observed, so the reply starts
 at its first action; a request answered while the arm runs on (`async`'s background one, `ensemble`'s) skips the
 actions whose ticks have passed. So with latency d: `execute` holds d ticks after each request; `async` hands over at
-max(k, d) ticks on, its current chunk running on (and the arm holding if it runs out); an `ensemble` chunk asked at
-tick t covers t + d on.
+max(k, d) ticks on, its current chunk running on (and the arm holding if it runs out), unless d >= T: a background
+reply would then land past its whole chunk, so none is asked, and once the chunk runs out the next request blocks as
+the first does; an `ensemble` chunk asked at tick t covers t + d on.
 
 Real-time chunking (`rtc=True`, `async` only): a background request is sent at tick t, the tick the running chunk
 took over, and row i of the chunk it asks for is meant for tick t + i; the running chunk's rows planned for ticks
 t .. t + d - 1 run whatever that chunk says, so they go with the request as `action_prefix` (its `Prediction.actions`
 rows, in the units the policy returned them) and the policy continues them instead of sampling a plan that jumps at the
 hand-over. d is the ticks until the reply can take over, max(k, latency) (with `realtime`, the least: a later reply
-finds more of the running chunk run), fewer where the running chunk ends first, and at most T - 1; the episode's
-first request, which blocks, has none.
+finds more of the running chunk run), fewer where the running chunk ends first (so at most T - 1: above); a request
+that blocks (the episode's first) has none.
 
 Time is counted in control ticks (`step` calls, one per 1/fps), never read from a clock: the caller's loop keeps the
 rate, and a test steps through any timing without sleeping.
@@ -380,7 +381,10 @@ class ChunkController:
                 target = cmd.qpos[i] if cmd.gripper is None else np.append(cmd.qpos[i], cmd.gripper[i])
                 self._plan.setdefault(t + i, []).append(
                     _Planned(self.chunks, target, int(cmd.clipped_steps[i]), track[i], pred, i + skip))
-        if kind == "async" and (self.horizon is None or t + handover < self.horizon):
+        # none whose reply could not run: landing at the horizon, or max(k, latency) >= T ticks on, past its whole
+        # chunk (every such reply would be dropped, and the arm hold for good); once this chunk runs out, the next
+        # request blocks instead, as the first does
+        if kind == "async" and handover < pred.chunk_size and (self.horizon is None or t + handover < self.horizon):
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="chunk-request")
             observed = request.observation if request.observation is not None else self._observed(observation)
@@ -390,16 +394,14 @@ class ChunkController:
 
     def _prefix(self, t: int, handover: int) -> np.ndarray | None:
         """rtc: the running chunk's rows planned for ticks t, t + 1, ... until the next chunk can take over
-        (`handover` ticks), the running chunk ends, or T - 1 rows (module docstring); None when none is planned (a
-        reply dropped with nothing left to run)."""
+        (`handover` ticks, < T) or the running chunk ends (module docstring); None when none is planned (a reply
+        dropped with nothing left to run)."""
         rows = []
         for tick in range(t, t + handover):
             entries = self._plan.get(tick)
             if not entries:
                 break
             (entry,) = entries  # async plans one chunk's action per tick
-            if len(rows) == entry.prediction.chunk_size - 1:
-                break
             rows.append(np.asarray(entry.prediction.actions[entry.index]))
         return np.stack(rows) if rows else None
 
