@@ -1,4 +1,5 @@
-"""`worldpolicy dataset import-hdf5` / `import_hdf5`: robomimic-format HDF5 demonstrations (robomimic's layout, LIBERO's)
+"""`worldpolicy dataset import-hdf5` / `import_hdf5`: robomimic-format HDF5 demonstrations (robomimic's layout,
+LIBERO's)
 as a LeRobot v3 dataset, read back bit for bit, every bad input refused before anything is written."""
 
 from __future__ import annotations
@@ -198,8 +199,8 @@ def _depth_only(path: Path) -> None:
      ("error: --state-keys: ['eef_pos'] is not an obs key of '{file}' data/demo_0/obs; its obs keys are "
       "['agentview_image', 'robot0_eef_pos', 'robot0_eef_quat', 'robot0_eye_in_hand_image', 'robot0_gripper_qpos']")),
     (_robomimic, ["--image-keys", "robot0_eef_pos"],
-     ("error: --image-keys: ['robot0_eef_pos'] is not image obs data (robot0_eef_pos: float64 [3] per step); the image obs "
-      "keys of '{file}' data/demo_0/obs are ['agentview_image', 'robot0_eye_in_hand_image']")),
+     ("error: --image-keys: ['robot0_eef_pos'] is not image obs data (robot0_eef_pos: float64 [3] per step); "
+      "the image obs keys of '{file}' data/demo_0/obs are ['agentview_image', 'robot0_eye_in_hand_image']")),
     (_float_images, [], "error: --image-keys: obs key 'agentview_image' holds float32 images; only uint8 RGB"),
     (_short_obs, [], "error: '{file}' data/demo_2: obs/robot0_eef_pos holds 2 steps and actions 3"),
     (_robomimic, ["--mask", "test"],

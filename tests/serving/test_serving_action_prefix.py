@@ -78,8 +78,9 @@ def test_remote_act_refuses_a_bad_prefix_as_the_local_policy_does(tiny_policy, s
 
 
 def test_a_bad_prefix_from_a_raw_client_is_its_error_and_the_server_keeps_serving(tiny_policy, served):
-    """A client that checks nothing: the adapter refuses what it can judge alone (shape, numbers), the policy the row
-    count against its chunk; each reply names `action_prefix` to that client, and the next request is served."""
+    """A client that checks nothing: the adapter refuses it (shape, numbers, the row count against the served chunk:
+    a too-long prefix fails its own request at parse time, never the batch it would join); each reply names
+    `action_prefix` to that client, and the next request is served."""
     def send(message: dict) -> dict | str:
         with connect(served.url, compression=None, max_size=None) as ws:
             unpackb(ws.recv())
@@ -91,7 +92,7 @@ def test_a_bad_prefix_from_a_raw_client_is_its_error_and_the_server_keeps_servin
     for prefix, text in [
         (np.zeros((2, 9)), "bad request: action_prefix has shape (2, 9); accepted: rows [d, 10]"),
         (np.full((1, 10), np.nan), "bad request: action_prefix holds nan at row 0, column 'tx'"),
-        (np.zeros((8, 10)), ("ValueError: action_prefix has 8 rows; accepted: rows [d, 10] (tx, ty, tz, r0, r1, r2, "
+        (np.zeros((8, 10)), ("bad request: action_prefix has 8 rows; accepted: rows [d, 10] (tx, ty, tz, r0, r1, r2, "
                             "r3, r4, r5, grasp) with 1 <= d <= chunk_size - 1 = 7")),
     ]:
         reply = send({**base, "action_prefix": prefix})

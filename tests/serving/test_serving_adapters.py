@@ -160,7 +160,8 @@ def _one_bad_value(shape: tuple[int, ...]) -> np.ndarray:
         (_with(state=np.ones(7)), r"state has shape \(7,\); accepted: last axis 8"),
         (_with(state=np.array([0, 0, 0, 0, 0, 0, 0, np.nan])), "state contains NaN"),
         (_with(mode="forward_dynamics", actions=np.ones((32, 8)), actions_space="joint"), "actions_space='joint'"),
-        (_with(action_prefix=np.ones((2, 7))), r"^action_prefix has shape \(2, 7\); accepted: rows \[d, 8\] \(joint_0, "),
+        (_with(action_prefix=np.ones((2, 7))),
+         r"^action_prefix has shape \(2, 7\); accepted: rows \[d, 8\] \(joint_0, "),
         (_with(action_prefix=np.ones(8)), r"^action_prefix has shape \(8,\); accepted: rows \[d, 8\]"),
         (_with(action_prefix=np.zeros((0, 8))), r"^action_prefix holds no rows \(shape \(0, 8\)\)"),
         (_with(action_prefix=np.full((1, 8), np.inf)), "^action_prefix holds inf at row 0, column 'joint_0'"),
@@ -175,8 +176,8 @@ def test_refusals_name_the_key(message, match):
 
 
 def test_an_action_prefix_reaches_the_policy_as_physical_rows():
-    """Read as the local Policy reads it (any numeric dtype, lists too); its row count is the policy's to judge, by
-    its chunk size, which the adapter does not know."""
+    """Read as the local Policy reads it (any numeric dtype, lists too); its row count judged by the served chunk size
+    the adapter is given (a server gives it), else left to the policy."""
     prefix = np.arange(16, dtype=np.float32).reshape(2, 8)
     request = ObservationAdapter(DROID).parse({**droid_request(np.zeros(7)), "action_prefix": prefix})
     got = request.options["action_prefix"]
@@ -186,6 +187,10 @@ def test_an_action_prefix_reaches_the_policy_as_physical_rows():
     np.testing.assert_array_equal(listed.options["action_prefix"], prefix)
     absent = ObservationAdapter(DROID).parse({**droid_request(np.zeros(7)), "action_prefix": None})
     assert "action_prefix" not in absent.options
+    whole = {**droid_request(np.zeros(7)), "action_prefix": np.zeros((4, 8))}
+    assert ObservationAdapter(DROID).parse(whole).options["action_prefix"].shape == (4, 8)
+    with pytest.raises(RequestError, match=r"action_prefix has 4 rows; .* 1 <= d <= chunk_size - 1 = 3"):
+        ObservationAdapter(DROID, chunk_size=4).parse(whole)
 
 
 def test_bad_key_map_is_refused_at_construction():

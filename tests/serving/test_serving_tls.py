@@ -70,7 +70,8 @@ def test_a_certificate_that_does_not_verify_names_the_url_the_reason_and_the_fla
     text = str(exc.value)
     assert text.startswith(f"{tls_server.url}: the server's TLS certificate does not verify against the system's CA")
     assert "self-signed certificate" in text and "ca_file=" in text and "--tls-ca FILE" in text
-    with pytest.raises(UntrustedCertificateError, match=f"against the CA certificates in ca_file='{pems['other_cert']}'"):
+    against = f"against the CA certificates in ca_file='{pems['other_cert']}'"
+    with pytest.raises(UntrustedCertificateError, match=against):
         RemotePolicy(tls_server.url, api_key=KEY, ca_file=pems["other_cert"])
 
 

@@ -583,7 +583,8 @@ def test_rtc_passes_the_running_chunk_on_and_the_hand_overs_stop_jumping(rtc):
     assert doc["rtc"] is rtc and report.settings()["rtc"] is rtc
     # chunk 0 lands at step 3 (the first request blocks), chunks 1-3 take over at 6, 9 and 12 (4 would land at 15)
     assert episode["handovers"] == 3 and len(policy.prefixes) == 4
-    assert episode["chunk_jump_mean_rad"] == pytest.approx(0.01) and episode["chunk_jump_max_rad"] == pytest.approx(0.01)
+    assert episode["chunk_jump_mean_rad"] == pytest.approx(0.01)
+    assert episode["chunk_jump_max_rad"] == pytest.approx(0.01)
     # without: chunk 1's row 3 (0.14) after chunk 0's row 2 (0.03), then each chunk's row 3 after the last's row 5
     mean, largest = (0.01, 0.01) if rtc else ((0.11 + 0.08 + 0.08) / 3, 0.11)
     assert (episode["handover_jump_mean_rad"], episode["handover_jump_max_rad"]) == pytest.approx((mean, largest))

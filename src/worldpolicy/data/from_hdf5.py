@@ -56,7 +56,8 @@ AXES = {"pos": ("x", "y", "z"), "quat": ("x", "y", "z", "w")}
 @dataclass(frozen=True)
 class ImportResult:
     """The dataset `import_hdf5` wrote: episode i is the file's demo `demos[i]`; `observation.state` holds
-    `state_keys` side by side, video `cameras[key]` the obs key `key` (`flip`: how its images were turned, one of `FLIPS`)."""
+    `state_keys` side by side, video `cameras[key]` the obs key `key` (`flip`: how its images were turned, one of
+    `FLIPS`)."""
 
     dataset: LeRobotDataset
     demos: tuple[str, ...]

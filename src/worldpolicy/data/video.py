@@ -141,7 +141,8 @@ class SegmentReader:
             self.close()
             if not self.path.is_file():
                 raise DatasetFormatError(
-                    self.path, None, f"video file is missing (named by videos/{key}/chunk_index and file_index{context})"
+                    self.path, None,
+                    f"video file is missing (named by videos/{key}/chunk_index and file_index{context})"
                 )
             self._container = av.open(str(self.path))
             if not self._container.streams.video:

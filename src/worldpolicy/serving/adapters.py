@@ -133,10 +133,14 @@ def _readable_keys(embodiment: Embodiment) -> list[str]:
 
 
 class ObservationAdapter:
-    """Validates wire requests for one embodiment; `key_map` maps canonical key → the client's key."""
+    """Validates wire requests for one embodiment; `key_map` maps canonical key → the client's key. `chunk_size`, the
+    served policy's (None: not known here, left to the policy), bounds an `action_prefix`'s rows at parse time, so a
+    too-long one fails its own request, not the batch it would have joined (which then reruns one at a time)."""
 
-    def __init__(self, embodiment: Embodiment, key_map: Mapping[str, str] | None = None) -> None:
+    def __init__(self, embodiment: Embodiment, key_map: Mapping[str, str] | None = None, *,
+                 chunk_size: int | None = None) -> None:
         self.embodiment = embodiment
+        self.chunk_size = chunk_size
         self.key_map = dict(key_map or {})
         check_key_map(embodiment, self.key_map)
         # the client's name of every key read (what its errors name), worked out once: a server parses every request
@@ -165,10 +169,10 @@ class ObservationAdapter:
         if "state" in message:
             state = _check_numeric("state", message["state"], ndim=(1,), width=self.embodiment.action_dim)
             request.options["state"] = state
-        if message.get("action_prefix") is not None:  # read as the local Policy reads it; its d, by the policy's chunk
+        if message.get("action_prefix") is not None:  # read as the local Policy reads it
             try:
                 request.options["action_prefix"] = action_prefix_rows(message["action_prefix"], mode,
-                                                                      self.embodiment, None)
+                                                                      self.embodiment, self.chunk_size)
             except ValueError as exc:
                 raise RequestError(str(exc)) from None
         if mode == "inverse_dynamics":

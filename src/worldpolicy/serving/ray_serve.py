@@ -53,6 +53,7 @@ from .server import (
     reply_fields,
     request_metrics,
     run_batch,
+    served_chunk,
     server_metadata,
     stuck_text,
     timed_out_text,
@@ -84,7 +85,7 @@ class PolicyReplica:
         self.batch_timeout_s = batch_timeout_s
         self._stuck: tuple[float, int] | None = None  # (perf_counter at its start, requests) of a batch past the limit
         self.policy = loader()
-        self.adapter = ObservationAdapter(self.policy.embodiment, key_map)
+        self.adapter = ObservationAdapter(self.policy.embodiment, key_map, chunk_size=served_chunk(self.policy))
         self.limits = limits
         self._metadata = packb(server_metadata(self.policy, ServerConfig(max_batch=max_batch, limits=limits)))
         self.infer.set_max_batch_size(max_batch)

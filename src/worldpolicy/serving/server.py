@@ -388,6 +388,13 @@ def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] |
     return uvloop.new_event_loop
 
 
+def served_chunk(policy: Any) -> int:
+    """The chunk size a served policy samples: its own metadata's where it says (a checkpoint trained to another length
+    than its embodiment's), else its embodiment's; what the metadata frame tells clients and the adapter bounds by."""
+    own = policy.metadata().get("chunk_size") if hasattr(policy, "metadata") else None
+    return int(own) if own is not None else policy.embodiment.chunk_size
+
+
 def server_metadata(policy: Any, config: ServerConfig) -> dict[str, Any]:
     """The metadata frame: the policy's own metadata plus embodiment, chunk, columns and server identity; the model
     by its portable name (`checkpoint_name`)."""
@@ -396,7 +403,7 @@ def server_metadata(policy: Any, config: ServerConfig) -> dict[str, Any]:
         "embodiment": e.key,
         "domain": e.domain,
         "action_dim": e.action_dim,
-        "chunk_size": e.chunk_size,
+        "chunk_size": served_chunk(policy),
         "execute_steps": e.execute_steps,  # actions to run before asking again (None: the whole chunk)
         "fps": e.fps,
         "columns": list(e.columns),
@@ -405,7 +412,7 @@ def server_metadata(policy: Any, config: ServerConfig) -> dict[str, Any]:
         "state_keys": dict(e.state_keys),
     }
     if hasattr(policy, "metadata"):
-        meta.update(policy.metadata())  # the policy knows its chunk size, model and version best
+        meta.update(policy.metadata())  # the policy knows its model and version best
     if isinstance(meta.get("model"), str):
         meta["model"] = checkpoint_name(meta["model"])  # the checkpoint's name, not where this machine keeps it
     meta["embodiment_spec"] = e.to_dict()  # clients decode with it even where this embodiment is not registered
@@ -966,7 +973,8 @@ class PolicyServer:
         if self.policy is None:
             self.policy = self.loader()
         if self.adapter is None:
-            self.adapter = ObservationAdapter(self.policy.embodiment, self.key_map)
+            self.adapter = ObservationAdapter(self.policy.embodiment, self.key_map,
+                                              chunk_size=served_chunk(self.policy))
         if self.warmup_requests:
             request = self.adapter.parse(warmup_message(self.policy.embodiment, key_map=self.adapter.key_map,
                                                         camera_sizes=warmup_camera_sizes(self.policy)))
