@@ -1,5 +1,6 @@
 """A served run as a LeRobot v3.0 dataset (`worldpolicy serve --record DIR`): what the robot saw and what the policy
-answered, one episode per connection, one frame per answered request, to look at (`dataset show`) and fine-tune on.
+answered, one episode per connection, one frame per answered request, to look at (`dataset show`); fine-tuned on
+only when the client asked every control step (`execute_steps` 1: else its fps is the request rate, docs/serving.md).
 
 `ServedRunDataset` is the `serving.recording.RecordSink` the CLI hands the server: it runs on the recorder's writer
 thread, never on the request path. Every exchange goes to a spool as it comes (the hidden `.DIR.writing-spool-*`
