@@ -46,7 +46,6 @@ from ..engine.loading import (
     cast_like_pretrained,
     check_action_head,
     local_transformer_config,
-    quiet_loading,
     save_components,
     weight_samples,
 )
@@ -60,6 +59,7 @@ from ..fileio import (
     write_bytes_atomic,
     write_json_atomic,
 )
+from ..logcapture import quiet_loading
 from ..models import SHIPPED_NAME
 from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
