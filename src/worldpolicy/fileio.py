@@ -36,15 +36,30 @@ STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCE
 _made_folders: ContextVar[list[Path] | None] = ContextVar("worldpolicy_made_folders", default=None)
 
 
+def missing_folders(path: str | Path) -> list[Path]:
+    """The folders `make_folder(path)` would make, innermost first (`..` collapsed)."""
+    missing = []
+    for folder in (Path(os.path.abspath(path)), *Path(os.path.abspath(path)).parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing
+
+
+def remove_empty_folders(folders: Collection[Path]) -> None:
+    """Remove each of `folders` (innermost first) that is empty: the ones a run made and left nothing in."""
+    for folder in folders:
+        try:
+            folder.rmdir()  # only ever removes an empty folder
+        except OSError:
+            pass
+
+
 def make_folder(path: str | Path) -> Path:
     """`mkdir -p` for outputs: inside `removing_empty_folders_on_failure` the folders it made are remembered, so a
     command that fails leaves none of them behind empty."""
     path = Path(path)
-    missing = []
-    for folder in (Path(os.path.abspath(path)), *Path(os.path.abspath(path)).parents):  # `..` collapsed
-        if folder.exists():
-            break
-        missing.append(folder)
+    missing = missing_folders(path)
     path.mkdir(parents=True, exist_ok=True)
     made = _made_folders.get()
     if made is not None:
@@ -62,11 +77,7 @@ def removing_empty_folders_on_failure() -> Iterator[None]:
     try:
         yield
     except BaseException:
-        for folder in reversed(made):
-            try:
-                folder.rmdir()  # only ever removes an empty folder
-            except OSError:
-                pass
+        remove_empty_folders(made[::-1])
         raise
     finally:
         _made_folders.reset(token)
@@ -222,6 +233,15 @@ def _lock_not_ours(path: Path, lock: Path, flag: str) -> str:
             f"else choose another {flag}")
 
 
+class FolderInUse(ValueError):
+    """`folder_lock`'s refusal of a folder another process holds: `holder` is that process's PID (as its lock file
+    says it), for a caller that knows what the holder is (a running server) and says so."""
+
+    def __init__(self, message: str, path: Path, holder: str) -> None:
+        super().__init__(message)
+        self.path, self.holder = path, holder
+
+
 @contextmanager
 def folder_lock(path: str | Path, flag: str) -> Iterator[Path]:
     """Hold the run folder `path` (made if missing) for this process while the block runs. Two commands writing one
@@ -255,9 +275,10 @@ def folder_lock(path: str | Path, flag: str) -> Iterator[Path]:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise ValueError(f"{flag}: {str(path)!r} is in use by another worldpolicy process (PID {holder}, in "
-                             f"{str(lock)!r}); two runs writing one folder would mix their files and lose work: wait "
-                             f"for that run to finish (or stop it), then run again, or choose another {flag}") from None
+            raise FolderInUse(f"{flag}: {str(path)!r} is in use by another worldpolicy process (PID {holder}, in "
+                              f"{str(lock)!r}); two runs writing one folder would mix their files and lose work: wait "
+                              f"for that run to finish (or stop it), then run again, or choose another {flag}",
+                              path, holder) from None
         except OSError as exc:
             os.close(fd)
             if exc.errno not in _NO_LOCKS_ERRNOS:
