@@ -317,10 +317,13 @@ def main(argv: list[str] | None = None) -> int:
         removing_empty_folders_on_failure,
         terminating_as_interrupt,
     )
+    from .logcapture import quiet_loading
 
     try:
         # SIGTERM (a cluster job's time limit) stops a command as Ctrl-C does, keeping what it finished
-        with terminating_as_interrupt(), removing_empty_folders_on_failure():  # ... and no empty --out it made
+        # ... and no empty --out it made; `--no-progress` hides diffusers' loading bar too (restored after)
+        with terminating_as_interrupt(), removing_empty_folders_on_failure(), \
+                quiet_loading(getattr(args, "no_progress", False)):
             status = int(args.func(args) or 0)
             sys.stdout.flush()  # a reader that left fails the flush here, not in the interpreter's exit
             return status

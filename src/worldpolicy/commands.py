@@ -549,7 +549,6 @@ def _dream(args: argparse.Namespace) -> int:
 
     from . import load_policy
     from .cli import LOAD_FLAGS, UsageError, flag_named
-    from .engine.loading import quiet_loading
     from .fileio import DREAM_FILE, DREAM_PARTIAL_DIR, Terminated, folder_lock, interruption, sigint_held
     from .models import resolve_checkpoint
     from .policy import Policy, expand_home
@@ -598,9 +597,8 @@ def _dream(args: argparse.Namespace) -> int:
             raise UsageError(f"--score reach: the --prompt names the ball it scores: {exc}") from None
     # held for the whole run, before any weights load: a second dream on this --out would replace the first's run
     with folder_lock(out, "--out"):
-        with quiet_loading(args.no_progress):  # diffusers' loading bar too, as `train --no-progress`
-            policy = load_policy(args.policy, **sampling)
-            world_model = policy if one_model else load_policy(world, **sampling)
+        policy = load_policy(args.policy, **sampling)  # `--no-progress`: diffusers' loading bar too (`cli.main`)
+        world_model = policy if one_model else load_policy(world, **sampling)
         for model in {id(policy): policy, id(world_model): world_model}.values():
             for shape in said.views:  # warned above, in the command line's terms
                 model.single_view_said(*shape)

@@ -10,12 +10,14 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import stat
 import sys
 import tempfile
 import threading
+import uuid
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -34,15 +36,30 @@ STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCE
 _made_folders: ContextVar[list[Path] | None] = ContextVar("worldpolicy_made_folders", default=None)
 
 
+def missing_folders(path: str | Path) -> list[Path]:
+    """The folders `make_folder(path)` would make, innermost first (`..` collapsed)."""
+    missing = []
+    for folder in (Path(os.path.abspath(path)), *Path(os.path.abspath(path)).parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing
+
+
+def remove_empty_folders(folders: Collection[Path]) -> None:
+    """Remove each of `folders` (innermost first) that is empty: the ones a run made and left nothing in."""
+    for folder in folders:
+        try:
+            folder.rmdir()  # only ever removes an empty folder
+        except OSError:
+            pass
+
+
 def make_folder(path: str | Path) -> Path:
     """`mkdir -p` for outputs: inside `removing_empty_folders_on_failure` the folders it made are remembered, so a
     command that fails leaves none of them behind empty."""
     path = Path(path)
-    missing = []
-    for folder in (Path(os.path.abspath(path)), *Path(os.path.abspath(path)).parents):  # `..` collapsed
-        if folder.exists():
-            break
-        missing.append(folder)
+    missing = missing_folders(path)
     path.mkdir(parents=True, exist_ok=True)
     made = _made_folders.get()
     if made is not None:
@@ -60,11 +77,7 @@ def removing_empty_folders_on_failure() -> Iterator[None]:
     try:
         yield
     except BaseException:
-        for folder in reversed(made):
-            try:
-                folder.rmdir()  # only ever removes an empty folder
-            except OSError:
-                pass
+        remove_empty_folders(made[::-1])
         raise
     finally:
         _made_folders.reset(token)
@@ -220,6 +233,15 @@ def _lock_not_ours(path: Path, lock: Path, flag: str) -> str:
             f"else choose another {flag}")
 
 
+class FolderInUse(ValueError):
+    """`folder_lock`'s refusal of a folder another process holds: `holder` is that process's PID (as its lock file
+    says it), for a caller that knows what the holder is (a running server) and says so."""
+
+    def __init__(self, message: str, path: Path, holder: str) -> None:
+        super().__init__(message)
+        self.path, self.holder = path, holder
+
+
 @contextmanager
 def folder_lock(path: str | Path, flag: str) -> Iterator[Path]:
     """Hold the run folder `path` (made if missing) for this process while the block runs. Two commands writing one
@@ -253,9 +275,10 @@ def folder_lock(path: str | Path, flag: str) -> Iterator[Path]:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise ValueError(f"{flag}: {str(path)!r} is in use by another worldpolicy process (PID {holder}, in "
-                             f"{str(lock)!r}); two runs writing one folder would mix their files and lose work: wait "
-                             f"for that run to finish (or stop it), then run again, or choose another {flag}") from None
+            raise FolderInUse(f"{flag}: {str(path)!r} is in use by another worldpolicy process (PID {holder}, in "
+                              f"{str(lock)!r}); two runs writing one folder would mix their files and lose work: wait "
+                              f"for that run to finish (or stop it), then run again, or choose another {flag}",
+                              path, holder) from None
         except OSError as exc:
             os.close(fd)
             if exc.errno not in _NO_LOCKS_ERRNOS:
@@ -287,6 +310,92 @@ def folder_lock(path: str | Path, flag: str) -> Iterator[Path]:
                 pass
         if fd is not None:
             os.close(fd)
+
+
+class ScratchFolder:
+    """A hidden working folder beside an output ROOT, `.ROOT.KIND-XXXXXXXX` (a dataset writer's staging, `dataset
+    from-sim`'s raw frames), held by this process from `make` to `release` (or its end, a SIGKILL included): an
+    exclusive `flock` on the folder itself, which the OS drops with the process. The path is known before the folder
+    is made. A killed writer leaves the folder; the next writer beside the same ROOT removes it
+    (`sweep_scratch_folders`), never one a live process holds."""
+
+    def __init__(self, root: str | Path, kind: str) -> None:
+        root = Path(root)
+        self.path = root.parent / f".{root.name}.{kind}-{uuid.uuid4().hex[:8]}"
+        self._fd: int | None = None
+
+    def make(self) -> Path:
+        """Make the folder (0700, as `tempfile.mkdtemp`) and hold it. A sweep that locked it between the two removes
+        it: it is made again, once the sweep let go."""
+        while True:
+            os.mkdir(self.path, 0o700)  # a name taken raises: never another's folder
+            try:
+                fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            except FileNotFoundError:  # a sweep removed it already
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while a sweep that took it removes it
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno not in _NO_LOCKS_ERRNOS:
+                    raise
+                return self.path  # unlocked: and there a sweep removes nothing (`sweep_scratch_folders`)
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._fd = fd
+                return self.path
+            os.close(fd)
+
+    def release(self) -> None:
+        """Let go of the folder (after it was removed, or renamed into place)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def folder_size(path: str | Path) -> int:
+    """Bytes in the files under `path` (links not followed)."""
+    return sum(os.lstat(os.path.join(folder, name)).st_size for folder, _, files in os.walk(path) for name in files)
+
+
+def sweep_scratch_folders(root: str | Path, kinds: Collection[str]) -> list[tuple[Path, int]]:
+    """Remove the `ScratchFolder`s of `kinds` beside `root` that no live process holds (a SIGKILLed writer's: a
+    dataset's staging, raw frames; hundreds of MB each), logging each with its size; returns them. Only names of
+    exactly that form match (`.ROOT.KIND-` then letters, digits, `_`): `serve --record`'s spool
+    (`.ROOT.writing-spool-*`), which is recovered, never swept, does not."""
+    root = Path(root)
+    pattern = re.compile(rf"\.{re.escape(root.name)}\.(?:{'|'.join(map(re.escape, kinds))})-[a-z0-9_]{{8,12}}")
+    try:
+        names = sorted(name for name in os.listdir(root.parent) if pattern.fullmatch(name))
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        path = root.parent / name
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:  # gone meanwhile, a file or a link of that name: not ours to remove
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held by a live process, or a file system without locks (then nothing tells a dead owner)
+            os.close(fd)
+            continue
+        try:
+            if os.path.samestat(os.fstat(fd), os.lstat(path)):
+                size = folder_size(path)
+                shutil.rmtree(path)
+                logger.warning("removed %s (%.1f MB), left by a worldpolicy process that ended without removing it "
+                               "(killed)", path, size / 1e6)
+                removed.append((path, size))
+        except OSError as exc:
+            logger.warning("could not remove %s, left by a killed worldpolicy process: %s", path, exc)
+        finally:
+            os.close(fd)
+    return removed
 
 
 def file_in_the_way(path: str | Path) -> Path | None:

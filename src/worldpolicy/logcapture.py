@@ -9,20 +9,45 @@ them in its `warnings`.
 A policy says each warning once (a control loop repeats the same mistake every call), but a server's policy is every
 connection's: inside `told_once` it judges "once" against each request's client's own record (`said_before`), so a
 robot making the mistake another robot made before it is told too.
+
+Besides, whether a block loads weights quietly (`quiet_loading`): without diffusers' "Loading pipeline components"
+bar, for a command run with `--no-progress` and for a server, whose log is JSON lines.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from typing import Any
 
-__all__ = ["logged_warnings", "request_index", "said_before", "told_once"]
+__all__ = ["loading_quietly", "logged_warnings", "quiet_loading", "request_index", "said_before", "told_once"]
 
 # the request of a batch whose inputs are being read: what is logged then is about that request alone
 _REQUEST_INDEX: ContextVar[int | None] = ContextVar("worldpolicy_request_index", default=None)
+
+# inside `quiet_loading(True)`: weights load without diffusers' progress bar (`engine.loading.load_components`)
+_QUIET_LOADING: ContextVar[bool] = ContextVar("worldpolicy_quiet_loading", default=False)
+
+
+@contextmanager
+def quiet_loading(quiet: bool = True) -> Iterator[None]:
+    """Weights loaded in the block (`engine.loading.load_components`) load without diffusers' "Loading pipeline
+    components" bar when `quiet` (inside a quiet block, always); what the user had is restored as each load ends.
+    Set here, where nothing heavy is imported: `cli.main` sets it for every command run with `--no-progress`."""
+    token = _QUIET_LOADING.set(quiet or _QUIET_LOADING.get())
+    try:
+        yield
+    finally:
+        _QUIET_LOADING.reset(token)
+
+
+def loading_quietly() -> bool:
+    """Whether `quiet_loading(True)` holds here."""
+    return _QUIET_LOADING.get()
+
 
 # the servers' own log lines (connect, refused, batch_failed...) are about the server, not about a request
 _NOT_COLLECTED = "worldpolicy.serving"

@@ -1137,3 +1137,16 @@ def test_only_worldpolicy_info_lines_are_plain():
     assert line("worldpolicy.data.edit") == "said"
     assert line("httpx").endswith("INFO httpx: said") and line("worldpolicyx").endswith("INFO worldpolicyx: said")
     assert line("worldpolicy.data.edit", logging.WARNING).endswith("WARNING worldpolicy.data.edit: said")
+
+
+def test_no_progress_hides_diffusers_loading_bar_and_restores_it_after(tmp_path, capsys):
+    """`sim --policy shipped --no-progress` still drew diffusers' "Loading pipeline components" bar: only `train` and
+    `dream` hid it. `cli.main` hides it for every command run with --no-progress, and gives the user's setting back."""
+    from diffusers.utils import logging as diffusers_logging
+
+    argv = ["sim", "--policy", "shipped", "--episodes", "1", "--max-steps", "2", "--videos", "0", "--steps", "1"]
+    assert main([*argv, "--no-progress", "--out", str(tmp_path / "quiet")]) == 0
+    assert "Loading pipeline components" not in capsys.readouterr().err
+    assert diffusers_logging.is_progress_bar_enabled()  # as it was
+    assert main([*argv, "--out", str(tmp_path / "shown")]) == 0
+    assert "Loading pipeline components" in capsys.readouterr().err  # the bar is there without --no-progress

@@ -343,6 +343,42 @@ def test_writes_are_atomic(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # no staging or replaced folders left behind
 
 
+def test_a_killed_writers_folders_are_swept_by_the_next_writer_never_a_live_ones(tmp_path, caplog):
+    """A SIGKILLed from-sim left `.ROOT.frames-*` (276 MB per worker) and `.ROOT.writing-*`, which no run removed."""
+    import signal
+    import subprocess
+    import sys
+
+    root = tmp_path / "ds"
+    hold = ("import sys, time; from worldpolicy.fileio import ScratchFolder; p = ScratchFolder(sys.argv[1], sys.argv[2])"
+            ".make(); (p / 'f.rgb').write_bytes(bytes(2_000_000)); print(p, flush=True); time.sleep(120)")
+
+    def holder(kind: str) -> tuple[subprocess.Popen, Path]:
+        proc = subprocess.Popen([sys.executable, "-c", hold, str(root), kind], stdout=subprocess.PIPE, text=True)
+        return proc, Path(proc.stdout.readline().strip())
+
+    (live_owner, live), (stage_owner, stage), (frames_owner, frames) = holder("writing"), holder("writing"), holder("frames")
+    try:
+        for proc in (stage_owner, frames_owner):
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        spool = tmp_path / ".ds.writing-spool-k2j9abcd"  # serve --record's: recovered, never swept
+        others = tmp_path / ".ds2.writing-k2j9abcd"  # another root's
+        for folder in (spool, others):
+            folder.mkdir()
+        assert stage.name.startswith(".ds.writing-") and frames.name.startswith(".ds.frames-")
+        with caplog.at_level("WARNING", logger="worldpolicy.fileio"):
+            write_episodes(root, [dict(make_episode(3, seed=0), task="t")], fps=10)
+        assert not stage.exists() and not frames.exists()
+        assert live.is_dir() and spool.is_dir() and others.is_dir()
+        removed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("removed")]
+        assert len(removed) == 2 and all("(2.0 MB)" in m for m in removed)
+        assert any(str(stage) in m for m in removed) and any(str(frames) in m for m in removed)
+    finally:
+        live_owner.kill()
+        live_owner.wait()
+
+
 def test_overwrite_replaces_datasets_only_and_outputs_are_shared(tmp_path):
     mine = tmp_path / "mine"
     (mine / "other_dataset").mkdir(parents=True)

@@ -256,3 +256,26 @@ def test_a_feature_holding_nan_is_named_not_plotted(small_dataset, tmp_path, key
     said += f"'{key}_1')"
     assert episode.notes == [said]
     assert f"column &#x27;{key}_1&#x27;" in shown.page.read_text()
+
+
+def test_a_feature_too_wide_for_a_plot_per_column_is_one_heat_map(tmp_path):
+    """A served DROID run's flattened `action_chunk` (256 columns) was a subplot per column: a 2000x9670 px image,
+    480 MB and a minute for a 3-frame episode. It is one heat map now; the other features keep their line plots."""
+    from matplotlib.image import imread
+
+    from worldpolicy.data.show import show_dataset
+
+    rng = np.random.default_rng(0)
+    frames = {"action": rng.normal(size=(3, 8)).astype(np.float32),
+              "action_chunk": rng.normal(size=(3, 256)).astype(np.float32),
+              "serving.total_ms": rng.uniform(size=(3, 1)).astype(np.float32)}
+    ds = write_episodes(tmp_path / "served", [{"frames": frames, "task": "t"}], fps=15 / 32)
+    shown = show_dataset(ds, tmp_path / "look")
+    (episode,) = shown.episodes
+    assert set(episode.plots) == {"action", "other", "action_chunk"}
+    assert episode.plotted["other"] == "serving.total_ms as recorded"
+    assert episode.plotted["action_chunk"] == "action_chunk as recorded (256 columns: a heat map)"
+    height, width, _ = imread(episode.plots["action_chunk"]).shape
+    assert (height, width) == (500, 1000)
+    assert imread(episode.plots["action"]).shape[0] < 1000  # 8 columns: a subplot each, as before
+    assert "action_chunk as recorded (256 columns: a heat map)" in shown.page.read_text()

@@ -157,21 +157,16 @@ def test_api_key_env_no_client_could_send_is_refused(tmp_path, capsys, monkeypat
 
 
 def test_the_loaded_checkpoint_draws_no_progress_bar_into_the_log(tmp_path, monkeypatch):
-    from diffusers.utils import logging as diffusers_logging
-
+    from worldpolicy.logcapture import loading_quietly
     from worldpolicy.policy import Policy
     from worldpolicy.serving.server import PolicyServer
 
     _checked_checkpoint(tmp_path)
-    shown = []
-    monkeypatch.setattr(Policy, "from_pretrained",
-                        staticmethod(lambda *a, **kw: shown.append(diffusers_logging.is_progress_bar_enabled())))
+    quiet = []
+    monkeypatch.setattr(Policy, "from_pretrained", staticmethod(lambda *a, **kw: quiet.append(loading_quietly())))
     monkeypatch.setattr(PolicyServer, "run", lambda self: self.loader() or 0)
-    try:
-        assert main(_serve(tmp_path, "--device", "cpu")) == 0
-    finally:
-        diffusers_logging.enable_progress_bar()  # process-wide: other tests keep diffusers' default
-    assert shown == [False]
+    assert main(_serve(tmp_path, "--device", "cpu")) == 0
+    assert quiet == [True]  # `engine.loading.load_components` then hides diffusers' bar
 
 
 def test_serve_exits_with_the_servers_code(tmp_path, monkeypatch):

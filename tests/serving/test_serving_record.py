@@ -244,9 +244,12 @@ def test_a_running_server_s_spool_is_not_touched(tmp_path):
     sink.exchange(_exchange(1, 0, np.zeros((6, 10, 3), np.uint8)))
     (spool,) = tmp_path.glob(".record.writing-spool-*")
     files = sorted((p.name, p.stat().st_size) for p in spool.iterdir())
-    with pytest.raises(ValueError, match="in use by another worldpolicy process"):
+    # said as what it is (they said "in use by another worldpolicy process ... choose another spool", naming the spool)
+    with pytest.raises(ValueError, match=re.escape(f"spool: '{spool}' belongs to a running server (PID {os.getpid()}),"
+                                                   " still recording to it; stop it first")):
         recover_served_run(spool, root)
-    with pytest.raises(ValueError, match="in use by another worldpolicy process"):
+    with pytest.raises(ValueError, match=re.escape(f"out: a running server (PID {os.getpid()}) is recording to "
+                                                   f"'{root}'; stop it first, or choose another out")):
         ServedRunDataset(root, embodiment)  # a second server recording to DIR
     assert sorted((p.name, p.stat().st_size) for p in spool.iterdir()) == files and not root.exists()
     sink.close()
@@ -341,3 +344,17 @@ def test_recordings_with_and_without_an_error_merge(tmp_path, capsys):
                  str(tmp_path / "both"), "--no-progress"]) == 0
     assert [f["serving.error"] for f in LeRobotDataset.open(tmp_path / "both").episode_fields()] == [
         None, "bad request: steps=0"]
+
+
+def test_a_run_that_recorded_nothing_leaves_no_folder_it_made(tmp_path, caplog):
+    """`serve --record newparent/deep/day1` stopped before any request left `newparent/deep/` behind."""
+    embodiment = StandInPolicy().embodiment
+    (tmp_path / "kept").mkdir()
+    ServedRunDataset(tmp_path / "kept" / "new" / "deep" / "day1", embodiment).close()
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"] and not any((tmp_path / "kept").iterdir())
+    sink = ServedRunDataset(tmp_path / "kept" / "deep" / "day2", embodiment)
+    sink.exchange(_exchange(1, 0, np.zeros((6, 10, 3), np.uint8)))
+    with caplog.at_level("INFO", logger="worldpolicy.data.served"):
+        sink.close()
+    assert LeRobotDataset.open(tmp_path / "kept" / "deep" / "day2").num_episodes == 1
+    assert f"serve --record: 1 episode written to {tmp_path / 'kept' / 'deep' / 'day2'}" in caplog.messages

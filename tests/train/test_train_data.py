@@ -216,6 +216,29 @@ def test_an_embodiment_that_does_not_fit_the_data_is_refused(train_config, tmp_p
     assert not (tmp_path / "run").exists()
 
 
+def test_a_served_recording_at_the_request_rate_is_refused_saying_why(train_config, tiny_dataset, tmp_path):
+    """A DROID `serve --record` run (a request every 8 steps) was refused as "recorded at 0.46875 fps ... set the
+    embodiment's fps to 0.46875": advice that could not work, as its `action` holds each chunk's first action only."""
+    import json
+    import shutil
+
+    from train_setup import TINY_EMBODIMENT
+
+    from worldpolicy.data.served import SOURCE
+    from worldpolicy.fileio import PROVENANCE_FILE
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    served = shutil.copytree(tiny_dataset, tmp_path / "served")
+    (served / PROVENANCE_FILE).write_text(json.dumps({"source": SOURCE, "embodiment": "droid"}))
+    raw = train_config(tmp_path / "run", embodiment={**TINY_EMBODIMENT, "name": "tiny_panda_served", "fps": 30},
+                       data={"dataset": str(served)})
+    with pytest.raises(ValueError, match=r"is a `serve --record` recording at 15 fps: one frame per policy request, "
+                                         r"its `action` the first of each chunk, so it trains only when the client "
+                                         r"asked every control step \(execute_steps 1: 30 fps for embodiment"):
+        Trainer(load_config(raw), progress=False).run()
+
+
 def test_a_width_mismatch_says_which_setting_fixes_it():
     """Named as training names its settings (`data.`), which `train.data` passes the data layer's converter."""
     from worldpolicy.data.actions import action_converter

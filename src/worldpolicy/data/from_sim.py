@@ -21,7 +21,6 @@ import os
 import shutil
 import signal
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -30,9 +29,9 @@ from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
-from ..fileio import Terminated, interruption, provenance_document, sigint_held
+from ..fileio import ScratchFolder, Terminated, interruption, provenance_document, sigint_held
 from .edit import BLOCK_FRAMES
-from .layout import ACTION_KEYS, INFO_PATH, STATE_KEYS, VIDEO_NAMES
+from .layout import ACTION_KEYS, FRAMES_KIND, INFO_PATH, STATE_KEYS, VIDEO_NAMES
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
 
 if TYPE_CHECKING:
@@ -618,7 +617,8 @@ def sim_to_dataset(
     Each camera's frames go to a raw file in a hidden folder beside `root` as the rollout renders them
     (`expert_episodes`' `spool`) and are encoded from there `BLOCK_FRAMES` at a time once the episode is kept: memory
     holds a block of frames, not an episode's, and the files are those the episode's arrays give. The folder is
-    deleted when the recording ends, however it ends.
+    deleted when the recording ends, however it ends; one a killed recording left is removed by the next dataset
+    writer beside `root` (`fileio.sweep_scratch_folders`).
     """
     root = Path(root).expanduser()
     if overwrite and (root / INFO_PATH).is_file() and (provenance_document(root) or {}).get("source") != SOURCE:
@@ -626,15 +626,16 @@ def sim_to_dataset(
         raise FileExistsError(f"overwrite: root={str(root)!r} holds a dataset not recorded by `dataset from-sim`; "
                               "choose a new or empty folder (overwrite=True replaces only a `dataset from-sim` "
                               "recording)")
-    spool = root.parent / f".{root.name}.frames-{uuid.uuid4().hex[:12]}"  # made once the settings are checked
+    spool = ScratchFolder(root, FRAMES_KIND)  # made once the settings are checked; held while it is used
     try:
         return _record_dataset(root, spool, task, num_episodes, seed, video_codec, overwrite, progress,
                                episode_options)
     finally:
-        shutil.rmtree(spool, ignore_errors=True)
+        shutil.rmtree(spool.path, ignore_errors=True)
+        spool.release()
 
 
-def _record_dataset(root: Path, spool: Path, task: str, num_episodes: int, seed: int, video_codec: str,
+def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: int, seed: int, video_codec: str,
                     overwrite: bool, progress: bool, episode_options: dict[str, Any]) -> SimConversion:
     """`sim_to_dataset`, its frames spooled in `spool`."""
     from tqdm.auto import tqdm
@@ -651,7 +652,7 @@ def _record_dataset(root: Path, spool: Path, task: str, num_episodes: int, seed:
             bar.set_postfix_str(f"solved {tries[1]}/{tries[0]}")
 
     episodes = expert_episodes(task, num_episodes, seed=seed, failed_seeds=failed, on_attempt=attempted,
-                               spool=spool, **episode_options)
+                               spool=spool.path, **episode_options)
     settings = episodes.provenance  # the settings checked and resolved (the defaults of those not given)
     features = sim_features(settings["robot"], tuple(settings["image_size"]), settings["cameras"])
     # info.json's fps is the control rate asked for (15 by default), not the rate the physics runs it at (15.15: 33
@@ -663,7 +664,7 @@ def _record_dataset(root: Path, spool: Path, task: str, num_episodes: int, seed:
     bar = tqdm(total=num_episodes, desc=f"recording {task}", unit="ep", disable=not progress)
     adding = False  # an episode is being added to the writer (it may hold part of it)
     try:
-        spool.mkdir()  # beside the writer's staging folder: on the dataset's disk
+        spool.make()  # beside the writer's staging folder: on the dataset's disk
         for episode in episodes:
             with sigint_held() as caught:  # an episode half added to the writer could not be published
                 adding = True

@@ -24,6 +24,10 @@ EPISODES_PATH = EPISODES_DIR + "/" + CHUNK_FILE + ".parquet"
 DATA_PATH = "data/" + CHUNK_FILE + ".parquet"
 VIDEO_PATH = "videos/{video_key}/" + CHUNK_FILE + ".mp4"
 DEFAULT_CHUNKS_SIZE = 1000
+# The hidden working folders beside a dataset ROOT (`fileio.ScratchFolder`, `.ROOT.KIND-XXXXXXXX`): a writer's staging
+# and `dataset from-sim`'s raw frames. A writer removes those killed processes left (`fileio.sweep_scratch_folders`).
+STAGING_KIND, FRAMES_KIND = "writing", "frames"
+SCRATCH_KINDS = (STAGING_KIND, FRAMES_KIND)
 DEFAULT_DATA_FILE_MB = 100
 DEFAULT_VIDEO_FILE_MB = 200
 

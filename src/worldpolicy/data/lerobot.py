@@ -16,7 +16,6 @@ import math
 import os
 import re
 import shutil
-import tempfile
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -34,7 +33,15 @@ with extra_imports():
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-from ..fileio import PROVENANCE_FILE, file_in_the_way, make_folder, share_tree, write_json_atomic
+from ..fileio import (
+    PROVENANCE_FILE,
+    ScratchFolder,
+    file_in_the_way,
+    make_folder,
+    share_tree,
+    sweep_scratch_folders,
+    write_json_atomic,
+)
 from ..processing.video import CODECS, VideoFileWriter
 from .layout import (
     AUTO_FEATURES,
@@ -48,6 +55,8 @@ from .layout import (
     EPISODES_PATH,
     INFO_PATH,
     NUMERIC_DTYPES,
+    SCRATCH_KINDS,
+    STAGING_KIND,
     STATS_PATH,
     SUCCESS_COLUMN,
     TASKS_PATH,
@@ -993,7 +1002,9 @@ class LeRobotDatasetWriter:
             self.features = _check_user_features(features, "features")
             _check_video_sizes(self.features, video_codec, "features")
         make_folder(self.root.parent)  # a failed command leaves no empty parent behind (`cli.main`)
-        self._stage = Path(tempfile.mkdtemp(dir=self.root.parent, prefix=f".{self.root.name}.writing-"))
+        sweep_scratch_folders(self.root, SCRATCH_KINDS)  # what killed writers to this root left (hundreds of MB)
+        self._hold = ScratchFolder(self.root, STAGING_KIND)  # held while this writer lives: never swept under it
+        self._stage = self._hold.make()
         self._tasks: dict[str, int] = {}
         self._rows: list[dict[str, Any]] = []
         self._fields: list[dict[str, Any]] = []  # per episode, its `fields` (Python values) ...
@@ -1145,6 +1156,7 @@ class LeRobotDatasetWriter:
         except BaseException:
             self.abort()
             raise
+        self._hold.release()
         self._done = True
         return LeRobotDataset.open(self.root)
 
@@ -1155,6 +1167,7 @@ class LeRobotDatasetWriter:
         self._videos.clear()
         self._stream = None
         shutil.rmtree(self._stage, ignore_errors=True)
+        self._hold.release()
         self._done = True
 
     def __enter__(self) -> Self:

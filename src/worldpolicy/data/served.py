@@ -1,5 +1,6 @@
 """A served run as a LeRobot v3.0 dataset (`worldpolicy serve --record DIR`): what the robot saw and what the policy
-answered, one episode per connection, one frame per answered request, to look at (`dataset show`) and fine-tune on.
+answered, one episode per connection, one frame per answered request, to look at (`dataset show`); fine-tuned on
+only when the client asked every control step (`execute_steps` 1: else its fps is the request rate, docs/serving.md).
 
 `ServedRunDataset` is the `serving.recording.RecordSink` the CLI hands the server: it runs on the recorder's writer
 thread, never on the request path. Every exchange goes to a spool as it comes (the hidden `.DIR.writing-spool-*`
@@ -30,7 +31,8 @@ import struct
 import tempfile
 import time
 import zlib
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +41,16 @@ import numpy as np
 import pyarrow as pa
 
 from ..embodiments import Embodiment
-from ..fileio import folder_lock, make_folder, read_json, write_bytes_atomic, write_json_atomic
+from ..fileio import (
+    FolderInUse,
+    folder_lock,
+    make_folder,
+    missing_folders,
+    read_json,
+    remove_empty_folders,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from ..processing.observations import load_frames
 from .checks import check_out
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
@@ -80,6 +91,7 @@ class ServedRunDataset:
         self.embodiment, self.overwrite = embodiment, overwrite
         self.fps = embodiment.fps / (embodiment.execute_steps or embodiment.chunk_size)
         self.provenance = {"source": SOURCE, "embodiment": embodiment.key, **(provenance or {})}
+        self._made = missing_folders(self.root.parent)  # removed when the run ends with nothing recorded
         make_folder(self.root.parent)
         # the spool follows the writer's staging convention: hidden, beside root, named as being written
         self._spool = Path(tempfile.mkdtemp(dir=self.root.parent, prefix=f".{self.root.name}{SPOOL_INFIX}"))
@@ -138,13 +150,18 @@ class ServedRunDataset:
             for conn in list(self._open):
                 self.end(conn, None)
             if self._writer is not None:
+                from ..viz.plots import plural
+
                 self._writer.finalize()
-                logger.info("serve --record: %d episodes written to %s", self._writer.num_episodes, self.root)
+                logger.info("serve --record: %s written to %s", plural(self._writer.num_episodes, "episode"),
+                            self.root)
             else:
                 logger.info("serve --record: no request was answered; nothing written to %s", self.root)
             shutil.rmtree(self._spool)
         finally:
             self._lock.close()
+        if self._writer is None:  # no new empty parents left behind either (`newparent/deep/` of newparent/deep/day1)
+            remove_empty_folders(self._made)
 
     # -- internals
     def _frame(self, record: Exchange) -> dict[str, np.ndarray]:
@@ -226,7 +243,8 @@ def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = 
         hint = (f"the spool a server recording to it left is {' or '.join(map(repr, beside))}" if beside else
                 f"a killed server leaves it beside its --record DIR as .DIR{SPOOL_INFIX}*")
         raise ValueError(f"spool: {str(spool)!r} {what}; {hint}")
-    with folder_lock(spool, "spool"):
+    with _held(spool, "spool", f"spool: {str(spool)!r} belongs to a running server (PID {{pid}}), still recording to "
+               "it; stop it first: it then writes the dataset itself and removes the spool"):
         out = check_out([spool], out, overwrite, [SOURCE], "dataset recover", "recovered", "spool")
         if not (spool / FEATURES_FILE).is_file():
             logger.info("dataset recover: no exchange reached %s; nothing to recover, the spool is removed", spool)
@@ -257,11 +275,24 @@ def _refuse_spools(root: Path) -> None:
     """A killed server's spool for `root` holds a recording not yet in it: refused, naming the command that recovers
     it; a running server's (it holds its lock) is refused by `folder_lock`, untouched."""
     for spool in _spools_of(root):
-        with folder_lock(spool, "out"):
+        with _held(spool, "out", f"out: a running server (PID {{pid}}) is recording to {str(root)!r}; stop it first, "
+                   "or choose another out"):
             pass
         raise ValueError(f"out: a server recording to {str(root)!r} was killed and left its recording in "
                          f"{str(spool)!r}; recover it first: worldpolicy dataset recover {shlex.quote(str(spool))} "
                          f"--out {shlex.quote(str(root))} (or remove that folder to drop it, or choose another out)")
+
+
+@contextmanager
+def _held(spool: Path, flag: str, busy: str) -> Iterator[None]:
+    """`folder_lock` on a spool; one a live server holds is refused as `busy` says, its `{pid}` the server's."""
+    lock = ExitStack()
+    try:
+        lock.enter_context(folder_lock(spool, flag))
+    except FolderInUse as held:
+        raise ValueError(busy.format(pid=held.holder)) from None
+    with lock:
+        yield
 
 
 def _spools_of(root: Path) -> list[str]:

@@ -173,6 +173,8 @@ def _groups(ds: LeRobotDataset, emb: Embodiment | None, given: str) -> _Groups:
     """Which features each plot draws, and their columns and units: actions and state mapped to `emb`'s columns where
     it is given (refused naming `embodiment` as `given` where the dataset's do not map to it), the rest as
     recorded."""
+    from ..viz.plots import HEATMAP_COLUMNS
+
     numeric = numeric_features(ds)
     action_keys = [k for k in numeric if k == ACTION_FEATURE or k.startswith(ACTION_FEATURE + ".")]
     state_keys = default_state_keys(ds) or [k for k in numeric if k.startswith("observation.")]
@@ -203,9 +205,16 @@ def _groups(ds: LeRobotDataset, emb: Embodiment | None, given: str) -> _Groups:
                       list(emb.units) if own else [""] * len(names), None,
                       f"{', '.join(state_keys)} as " + (f"embodiment {emb.key}'s state row" if own else "recorded")))
     other = [k for k in numeric if k not in action_keys and k not in state_keys]
+    # a feature too wide for a subplot per column (a served run's flattened `action_chunk`: 256) gets a heat map of
+    # its own, named by it; the other features keep their line plots
+    wide = [k for k in other if len(ds.feature_names(k)) > HEATMAP_COLUMNS]
+    other = [k for k in other if k not in wide]
     if other:
         names = ds.feature_names(other)
         plots.append(("other", other, names, [""] * len(names), None, f"{', '.join(other)} as recorded"))
+    for key in wide:
+        plots.append((_file_name(key), [key], ds.feature_names(key), [], None,
+                      f"{key} as recorded ({len(ds.feature_names(key))} columns: a heat map)"))
     return _Groups(plots, reader)
 
 
@@ -264,7 +273,7 @@ def _clip(ds: LeRobotDataset, i: int, key: str, length: int) -> Iterator[np.ndar
 def _episode(ds: LeRobotDataset, i: int, out: Path, groups: _Groups, fields: dict[str, Any]) -> EpisodeShown:
     """Episode `i`'s clips and plots, written into a staging folder moved to `out/episode_NNNNNN` once whole."""
     from ..processing.video import write_video
-    from ..viz.plots import action_timeseries_figure, save_figure
+    from ..viz.plots import HEATMAP_COLUMNS, action_timeseries_figure, feature_heatmap_figure, save_figure
 
     ep = ds.episode(i, videos=False)
     shown = EpisodeShown(i, ep.length, list(ep.tasks), fields)
@@ -283,8 +292,9 @@ def _episode(ds: LeRobotDataset, i: int, out: Path, groups: _Groups, fields: dic
             else:
                 values = np.concatenate([ep.frames[k].reshape(ep.length, -1).astype(np.float64) for k in keys],
                                         axis=1)
-            fig = action_timeseries_figure(values, columns, units, ds.fps, gripper,
-                                           title=f"episode {i} · {group}: {what}")
+            title = f"episode {i} · {group}: {what}"
+            fig = (action_timeseries_figure(values, columns, units, ds.fps, gripper, title=title)
+                   if len(columns) <= HEATMAP_COLUMNS else feature_heatmap_figure(values, columns, ds.fps, title))
             save_figure(fig, stage / f"{group}.png")
             shown.plots[group], shown.plotted[group] = final / f"{group}.png", what
     return shown

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import torch
 
 from ..fileio import BASE_FILE, CHECKPOINT_GLOB, MODEL_INDEX_FILE, is_checkpoint
+from ..logcapture import loading_quietly
 
 ADAPTER_FILE = "adapter.safetensors"  # diffusers' LoRA format: `load_lora_adapter(folder, weight_name=..., prefix=None)`
 TRAINED_FILE = "trained.safetensors"  # an adapter checkpoint's fully trained weights (the action heads), fp32
@@ -459,13 +460,12 @@ def _scheduler_class(config: dict[str, Any], path_or_id: str | Path) -> type:
 
 
 @contextmanager
-def quiet_loading(quiet: bool = True) -> Iterator[None]:
-    """Without diffusers' "Loading pipeline components" bar while the block loads (when `quiet`), as it was after:
-    for `train --no-progress` and for a server, whose log is JSON lines."""
+def _diffusers_bar_hidden(hidden: bool) -> Iterator[None]:
+    """Without diffusers' "Loading pipeline components" bar while the block loads (when `hidden`), as it was after."""
     from diffusers.utils import logging as diffusers_logging
 
     shown = diffusers_logging.is_progress_bar_enabled()
-    if quiet:
+    if hidden:
         diffusers_logging.disable_progress_bar()
     try:
         yield
@@ -496,7 +496,9 @@ def load_components(path_or_id: str | Path, device: torch.device, dtype: torch.d
         return parts
     try:
         # safetensors only: a `.bin` checkpoint would be unpickled (a local one is refused by check_checkpoint_files)
-        pipe = Cosmos3OmniPipeline.from_pretrained(source, enable_safety_checker=False, dtype=dtype, use_safetensors=True)
+        with _diffusers_bar_hidden(loading_quietly()):  # `--no-progress`, a server (`logcapture.quiet_loading`)
+            pipe = Cosmos3OmniPipeline.from_pretrained(source, enable_safety_checker=False, dtype=dtype,
+                                                       use_safetensors=True)
     except OSError as exc:
         if local.exists():
             raise

@@ -233,7 +233,7 @@ def _serve(args: argparse.Namespace) -> int:
     recorder = _recorder(args, embodiment) if args.record is not None else None
 
     def load():
-        from ..engine.loading import quiet_loading
+        from ..logcapture import quiet_loading
 
         if args.log_format == "json":
             library_logs_to_root()

@@ -46,7 +46,6 @@ from ..engine.loading import (
     cast_like_pretrained,
     check_action_head,
     local_transformer_config,
-    quiet_loading,
     save_components,
     weight_samples,
 )
@@ -60,6 +59,7 @@ from ..fileio import (
     write_bytes_atomic,
     write_json_atomic,
 )
+from ..logcapture import quiet_loading
 from ..models import SHIPPED_NAME
 from ..policy import EMBODIMENT_FILE, checkpoint_embodiment, checkpoint_spec
 from ..policy import TRAINER_STATE_FILE as STATE_FILE
@@ -436,6 +436,7 @@ class Trainer:
         """The embodiment is what the checkpoint predicts with: chunks of its chunk_size at its fps, so the training
         windows must be exactly that."""
         from ..data import LeRobotDataset
+        from ..data.served import SOURCE as SERVED
 
         data = self.config.data
         if emb.chunk_size != data.chunk_size:
@@ -444,7 +445,13 @@ class Trainer:
                              "the other" + (" (droid is the default when the checkpoint names no embodiment: set "
                                             "`embodiment` to the robot's)" if self._embodiment_defaulted
                                            and self.config.embodiment == "droid" else ""))
-        fps = LeRobotDataset.open(data.dataset).fps
+        dataset = LeRobotDataset.open(data.dataset)
+        fps = dataset.fps
+        if not math.isclose(fps, emb.fps) and (dataset.provenance or {}).get("source") == SERVED:
+            raise ValueError(f"data.dataset {data.dataset!r} is a `serve --record` recording at {fps:g} fps: one frame "
+                             f"per policy request, its `action` the first of each chunk, so it trains only when the "
+                             f"client asked every control step (execute_steps 1: {emb.fps:g} fps for embodiment "
+                             f"{emb.key!r}); this one is for looking at (dataset show), not for training")
         if not math.isclose(fps, emb.fps):
             raise ValueError(f"data.dataset {data.dataset!r} is recorded at {fps:g} fps but embodiment {emb.key!r} has "
                              f"fps={emb.fps:g}: set the embodiment's fps to {fps:g} (or resample the dataset)")

@@ -39,6 +39,7 @@ __all__ = [
     "clip_rows_of",
     "ee_path_figure",
     "ee_poses",
+    "feature_heatmap_figure",
     "figure_format",
     "figure_title",
     "gripper_closed_mask",
@@ -754,6 +755,34 @@ def action_timeseries_figure(
     for ax in axes[max(0, d - ncols) : d]:
         ax.set_xlabel("time [s]", fontsize=LABEL_FONTSIZE)
         ax.xaxis.set_tick_params(labelbottom=True)
+    return fig
+
+
+HEATMAP_COLUMNS = 64  # a feature wider than this is drawn as one heat map (`feature_heatmap_figure`), not a subplot each
+_HEATMAP_TICKS = 16  # column names labelled on a heat map's y axis, evenly spread
+
+
+def feature_heatmap_figure(values: Any, columns: Sequence[str], fps: float, title: str = ""):
+    """A wide feature over time as one image: a row per column, time in seconds across, colour the value (a bar
+    beside it), every few columns named. A subplot per column of a flattened 32x8 action chunk was a 9670-pixel-tall
+    image that took a minute; the heat map shows the same rows at a glance, and its structure (a chunk's steps repeat
+    every action_dim rows) stays visible."""
+    a = _check_actions(values, columns, [""] * len(columns))
+    fps = _check_fps(fps)
+    steps, d = a.shape
+    fig = _new_figure(10.0, 5.0)
+    top = figure_title(fig, title or "feature", f"{plural(steps, 'step')} × {plural(d, 'column')} @ {fps:g} Hz; too "
+                       f"many columns for a plot each: one row per column, colour the value")
+    fig.subplots_adjust(left=1.6 / 10.0, right=1 - 0.3 / 10.0, top=1 - top / 5.0, bottom=0.5 / 5.0)
+    ax = fig.subplots()
+    image = ax.imshow(a.T, aspect="auto", interpolation="nearest", cmap="viridis",
+                      extent=(-0.5 / fps, (steps - 0.5) / fps, d - 0.5, -0.5))
+    fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02).ax.tick_params(labelsize=TICK_FONTSIZE)
+    ticks = np.unique(np.linspace(0, d - 1, min(d, _HEATMAP_TICKS)).round().astype(int))
+    ax.set_yticks(ticks, [_literal(columns[i]) for i in ticks])
+    ax.set_xlabel("time [s]", fontsize=LABEL_FONTSIZE)
+    ax.set_ylabel("column", fontsize=LABEL_FONTSIZE)
+    style_ticks(ax)
     return fig
 
 
