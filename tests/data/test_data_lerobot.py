@@ -350,14 +350,16 @@ def test_a_killed_writers_folders_are_swept_by_the_next_writer_never_a_live_ones
     import sys
 
     root = tmp_path / "ds"
-    hold = ("import sys, time; from worldpolicy.fileio import ScratchFolder; p = ScratchFolder(sys.argv[1], sys.argv[2])"
+    hold = ("import sys, time; from worldpolicy.fileio import ScratchFolder; "
+            "p = ScratchFolder(sys.argv[1], sys.argv[2])"
             ".make(); (p / 'f.rgb').write_bytes(bytes(2_000_000)); print(p, flush=True); time.sleep(120)")
 
     def holder(kind: str) -> tuple[subprocess.Popen, Path]:
         proc = subprocess.Popen([sys.executable, "-c", hold, str(root), kind], stdout=subprocess.PIPE, text=True)
         return proc, Path(proc.stdout.readline().strip())
 
-    (live_owner, live), (stage_owner, stage), (frames_owner, frames) = holder("writing"), holder("writing"), holder("frames")
+    (live_owner, live), (stage_owner, stage) = holder("writing"), holder("writing")
+    frames_owner, frames = holder("frames")
     try:
         for proc in (stage_owner, frames_owner):
             proc.send_signal(signal.SIGKILL)

@@ -53,8 +53,9 @@ from ..fileio import (
 )
 from ..processing.observations import load_frames
 from .checks import check_out
+from .edit import BLOCK_FRAMES
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
-from .observations import STATE_FEATURE
+from .observations import IMAGE_PREFIX, STATE_FEATURE
 
 if TYPE_CHECKING:  # the hand-off's type only: importing serving.recording pulls in the server's extra
     from ..serving.recording import Exchange
@@ -63,8 +64,6 @@ __all__ = ["SOURCE", "RecoveredRun", "ServedRunDataset", "recover_served_run"]
 
 logger = logging.getLogger(__name__)
 SOURCE = "worldpolicy serve --record"  # the recording's `provenance["source"]`: what --overwrite may replace
-IMAGE_PREFIX = "observation.images."
-BLOCK_FRAMES = 64  # frames read back from the spool and encoded at a time
 SYNC_S = 1.0  # a connection's spool files are fsynced at most this far apart: what a power loss may take
 _TIMINGS = ("queue_ms", "infer_ms", "total_ms")
 # The spool: RUN_FILE (fps, robot type, provenance: at start), FEATURES_FILE (at the first exchange), and per connection

@@ -758,7 +758,7 @@ def action_timeseries_figure(
     return fig
 
 
-HEATMAP_COLUMNS = 64  # a feature wider than this is drawn as one heat map (`feature_heatmap_figure`), not a subplot each
+HEATMAP_COLUMNS = 64  # a feature wider than this is one heat map (`feature_heatmap_figure`), not a subplot each
 _HEATMAP_TICKS = 16  # column names labelled on a heat map's y axis, evenly spread
 
 
