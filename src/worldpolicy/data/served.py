@@ -54,6 +54,7 @@ from ..fileio import (
 from ..processing.observations import load_frames
 from .checks import check_out
 from .edit import BLOCK_FRAMES
+from .from_sim import SpooledVideo
 from .layout import STAGING_KIND
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
 from .observations import IMAGE_PREFIX, STATE_FEATURE
@@ -340,11 +341,10 @@ def _add_episode(writer: LeRobotDatasetWriter, spool: Path, features: dict[str, 
         return dropped
     rows = np.frombuffer(b"".join(values[:length]), row)
     stream = writer.stream_videos(length)
-    for key in videos:
-        pixels = np.memmap(spool / f"{conn}-{key}.u8", np.uint8, "r", shape=(length, *features[key]["shape"]))
-        for start in range(0, length, BLOCK_FRAMES):
-            stream.append({key: np.asarray(pixels[start:start + BLOCK_FRAMES])})
-        del pixels
+    for key in videos:  # raw frames, as `dataset from-sim` spools them
+        for block in SpooledVideo(str(spool / f"{conn}-{key}.u8"), length, tuple(features[key]["shape"])).blocks(
+                BLOCK_FRAMES):
+            stream.append({key: block})
     writer.add_episode({key: np.array(rows[key]) for key in row.names}, stream, prompts[:length],
                        # the error typed string even where it is None: recordings with and without one merge
                        fields={"serving.connection": conn, "serving.error": pa.scalar(error, pa.string()),
