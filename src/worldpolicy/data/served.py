@@ -38,9 +38,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
 
 from ..embodiments import Embodiment
+from ..extras import extra_imports
+
+with extra_imports():
+    import pyarrow as pa
+
 from ..fileio import (
     FolderInUse,
     folder_lock,
