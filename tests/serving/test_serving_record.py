@@ -358,3 +358,20 @@ def test_a_run_that_recorded_nothing_leaves_no_folder_it_made(tmp_path, caplog):
         sink.close()
     assert LeRobotDataset.open(tmp_path / "kept" / "deep" / "day2").num_episodes == 1
     assert f"serve --record: 1 episode written to {tmp_path / 'kept' / 'deep' / 'day2'}" in caplog.messages
+
+
+def test_recovering_elsewhere_removes_the_killed_server_s_staging(tmp_path):
+    """The half-built staging folder a killed server's writer left beside --record DIR is removed by a recovery into
+    another --out too (a dead writer's, swept as `fileio.sweep_scratch_folders` sweeps every one)."""
+    embodiment = StandInPolicy().embodiment
+    root = tmp_path / "record"
+    sink = ServedRunDataset(root, embodiment)
+    sink.exchange(_exchange(1, 0, np.zeros((6, 10, 3), np.uint8)))
+    sink.end(1, None)  # the writer and its staging folder exist from the first closed connection
+    (stage,) = tmp_path.glob(".record.writing-????????")
+    sink._writer._hold.release()  # the server killed: its locks go with it
+    sink._lock.close()
+    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    recovered = recover_served_run(spool, tmp_path / "elsewhere")
+    assert recovered.dataset.num_episodes == 1 and not stage.exists() and not spool.exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".record.")]

@@ -134,7 +134,7 @@ class _Plan:
 
 
 def _plan(file: h5py.File, path: str, state_keys: Sequence[str] | None, image_keys: Sequence[str] | None,
-          fps: float | None, task: str | None, mask: str | None, flip_images: bool | None) -> _Plan:
+          fps: float | None, task: str | None, mask: str | None, flip_images: str | None) -> _Plan:
     import h5py
 
     data = file.get("data")

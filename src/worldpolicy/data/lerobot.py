@@ -1025,11 +1025,6 @@ class LeRobotDatasetWriter:
         """Episodes added so far (what `finalize` would publish)."""
         return len(self._rows)
 
-    @property
-    def stage(self) -> Path:
-        """The hidden folder beside `root` the dataset is built in until `finalize` renames it to `root`."""
-        return self._stage
-
     def add_episode(
         self, frames: Mapping[str, Any], videos: Mapping[str, Any] | None = None, task: str | Sequence[str] = "",
         *, success: bool | None = None, fields: Mapping[str, Any] | None = None,

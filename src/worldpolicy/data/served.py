@@ -38,9 +38,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
 
 from ..embodiments import Embodiment
+from ..extras import extra_imports
+
+with extra_imports():
+    import pyarrow as pa
+
 from ..fileio import (
     FolderInUse,
     folder_lock,
@@ -48,12 +52,14 @@ from ..fileio import (
     missing_folders,
     read_json,
     remove_empty_folders,
-    write_bytes_atomic,
+    sweep_scratch_folders,
     write_json_atomic,
 )
 from ..processing.observations import load_frames
 from .checks import check_out
 from .edit import BLOCK_FRAMES
+from .from_sim import SpooledVideo
+from .layout import STAGING_KIND
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
 from .observations import IMAGE_PREFIX, STATE_FEATURE
 
@@ -68,10 +74,10 @@ SYNC_S = 1.0  # a connection's spool files are fsynced at most this far apart: w
 _TIMINGS = ("queue_ms", "infer_ms", "total_ms")
 # The spool: RUN_FILE (fps, robot type, provenance: at start), FEATURES_FILE (at the first exchange), and per connection
 # <conn>.values (its records), <conn>-<video feature>.u8 (raw frames, frame after frame) and <conn>.end.json (its
-# `error`, once it closed: a connection without one was open when the server was killed); STAGE_FILE names the
-# dataset writer's staging folder beside it, which a killed server leaves half-written (recovery removes it).
+# `error`, once it closed: a connection without one was open when the server was killed). The half-built staging folder
+# a killed server's writer leaves beside DIR is removed on recovery as every dead writer's is (`sweep_scratch_folders`).
 SPOOL_INFIX = ".writing-spool-"
-RUN_FILE, FEATURES_FILE, STAGE_FILE, VALUES, END = "run.json", "features.json", "stage", ".values", ".end.json"
+RUN_FILE, FEATURES_FILE, VALUES, END = "run.json", "features.json", ".values", ".end.json"
 _RECORD = struct.Struct("<II")  # a record's header: payload length, CRC-32 of the payload (a torn tail fails either)
 
 
@@ -137,7 +143,6 @@ class ServedRunDataset:
         write_json_atomic(self._spool / f"{conn}{END}", {"error": error})
         if self._writer is None:
             self._writer = _writer(self._spool, self.root, self.overwrite)
-            write_bytes_atomic(self._spool / STAGE_FILE, self._writer.stage.name)
         if dropped := _add_episode(self._writer, self._spool, self._features, conn, error, killed=False):
             logger.warning("serve --record: connection %d: %d record(s) at the end of its spool were cut short (a "
                            "spool write that failed) and are left out", conn, dropped)
@@ -250,10 +255,9 @@ def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = 
             shutil.rmtree(spool)
             return RecoveredRun(None, [], {})
         features = read_json(spool / FEATURES_FILE, f"the spool's {FEATURES_FILE}")
-        if (spool / STAGE_FILE).is_file():  # the killed server's half-built dataset: rebuilt here from the spool
-            stage = (spool / STAGE_FILE).read_text()
-            if stage.startswith(".") and ".writing-" in stage and "/" not in stage:
-                shutil.rmtree(spool.parent / stage, ignore_errors=True)
+        if spool.name.startswith(".") and SPOOL_INFIX in spool.name:  # the killed server's half-built dataset beside
+            # its DIR, rebuilt here from the spool: removed as a dead writer's (the writer below sweeps only `out`'s)
+            sweep_scratch_folders(spool.parent / spool.name[1:spool.name.rindex(SPOOL_INFIX)], [STAGING_KIND])
         killed, torn = [], {}
         with _writer(spool, out, overwrite) as writer:
             for conn in sorted(int(path.name.removesuffix(VALUES)) for path in spool.glob(f"*{VALUES}")):
@@ -341,11 +345,10 @@ def _add_episode(writer: LeRobotDatasetWriter, spool: Path, features: dict[str, 
         return dropped
     rows = np.frombuffer(b"".join(values[:length]), row)
     stream = writer.stream_videos(length)
-    for key in videos:
-        pixels = np.memmap(spool / f"{conn}-{key}.u8", np.uint8, "r", shape=(length, *features[key]["shape"]))
-        for start in range(0, length, BLOCK_FRAMES):
-            stream.append({key: np.asarray(pixels[start:start + BLOCK_FRAMES])})
-        del pixels
+    for key in videos:  # raw frames, as `dataset from-sim` spools them
+        for block in SpooledVideo(str(spool / f"{conn}-{key}.u8"), length, tuple(features[key]["shape"])).blocks(
+                BLOCK_FRAMES):
+            stream.append({key: block})
     writer.add_episode({key: np.array(rows[key]) for key in row.names}, stream, prompts[:length],
                        # the error typed string even where it is None: recordings with and without one merge
                        fields={"serving.connection": conn, "serving.error": pa.scalar(error, pa.string()),
