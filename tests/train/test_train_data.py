@@ -170,7 +170,7 @@ def test_an_episode_selection_has_its_own_latent_cache_and_naming_every_episode_
 def test_start_jitter_moves_the_arm_but_not_the_scene():
     pytest.importorskip("mujoco")
     pytest.importorskip("worldpolicy.sim.policies", reason="worldpolicy.sim has no scripted expert here")
-    from worldpolicy.data.from_sim import STATE_KEYS, _record
+    from worldpolicy.data.from_sim import STATE_KEYS, _CameraFrames, _record
     from worldpolicy.sim.env import TabletopEnv
     from worldpolicy.sim.policies import ScriptedPolicy
 
@@ -181,7 +181,8 @@ def test_start_jitter_moves_the_arm_but_not_the_scene():
         runs = {}
         for seed in (11, 12):
             for jitter in (0.0, 0.5):
-                episode = _record(env, expert, seed, cams, settle_steps=0, start_jitter=jitter)
+                episode = _record(env, expert, seed, _CameraFrames(cams, None, seed), settle_steps=0,
+                                  start_jitter=jitter)
                 runs[seed, jitter] = (episode, env.episode.positions, env.episode.colors)
         home = np.asarray(env.robot.home)
     finally:

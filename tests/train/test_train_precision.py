@@ -169,12 +169,15 @@ def test_bf16_lora_evaluation_samples_under_autocast(bf16_lora, monkeypatch):
 def test_a_run_stored_before_precision_existed_is_fp32_on_resume():
     from dataclasses import asdict
 
-    from worldpolicy.train.config import DataConfig, changed_settings
+    from worldpolicy.train.config import DataConfig, ObjectiveConfig, changed_settings
 
     old_run = {"optim": {"lr": 1e-3}}  # what a run from before optim.precision stored
     added = ("episodes", "exclude_episodes", "success")
+    prefix = ("action_prefix_probability", "action_prefix_max_rows")
     data = {"data": {k: v for k, v in asdict(DataConfig(dataset="d")).items() if k in added},
-            "validation": {"episodes": []}}  # the settings added since, as a current run stores them
+            "validation": {"episodes": []},
+            "objectives": {k: v for k, v in asdict(ObjectiveConfig()).items() if k in prefix}}  # the settings added
+    # since, as a current run stores them
     assert changed_settings(old_run, {"optim": {"lr": 1e-3, "precision": "bf16"}, **data}) == [
         "optim.precision: 'fp32' -> 'bf16'"]
     assert changed_settings(old_run, {"optim": {"lr": 1e-3, "precision": "fp32"}, **data}) == []
