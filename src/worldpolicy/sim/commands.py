@@ -187,6 +187,9 @@ FLAGS = {"control_hz": "--control-hz", "image_size": "--image-size", "execute_st
          "device": "--device", "ca_file": "--tls-ca"}  # what RemotePolicy checks
 
 
+LATENCY_FLAGS = ("--latency", "--strategy")  # how `rollout.check_latency_chunk` names them on the command line
+
+
 def _as_flag(exc: Exception) -> Exception:
     """The API's error names its parameter first (`control_hz: ...`); on the command line the flag is what to fix."""
     from worldpolicy.cli import flag_named
@@ -410,6 +413,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
     from worldpolicy.robot.decode import check_executable
     from worldpolicy.sim.evaluate import evaluate, keep_report, seed_range, start_report, write_report
     from worldpolicy.sim.policies import chunk_size, make_policy, policy_fps, policy_settings, warn_rate_mismatch
+    from worldpolicy.sim.rollout import check_latency_chunk
 
     try:
         decay = {} if args.ensemble_decay is None else {"ensemble_decay": args.ensemble_decay}
@@ -467,6 +471,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
                 emb = emb or _checked_checkpoint(args)[0]
                 check_executable(emb, env.robot)
                 strategy.for_embodiment(emb).steps_for(emb.chunk_size, "--execute-steps")
+                check_latency_chunk(args.latency, env.control_hz, strategy, emb.chunk_size, LATENCY_FLAGS)
             try:
                 policy = make_policy(
                     args.policy, env=env, embodiment=args.embodiment, seed=args.seed, decode_video=args.imagine,
@@ -488,6 +493,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
             # a chunk too short for --execute-steps: say so now, not after the first inference
             chunk = chunk_size(policy)
             strategy.for_policy(policy).steps_for(chunk, "--execute-steps")
+            check_latency_chunk(args.latency, env.control_hz, strategy, chunk, LATENCY_FLAGS)
             warn_rate_mismatch(policy_fps(policy), env.control_hz, args.policy)
             if previous is None:
                 _clear_previous_run(args.out)  # every check passed: --overwrite replaces the previous run
