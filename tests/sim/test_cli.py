@@ -82,9 +82,9 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
         (["--latency", "nan"], "sim: error: --latency: expected milliseconds, a finite number >= 0 (0: none), got nan"),
         (["--rtc"], ("sim: error: --rtc: conditions each chunk on the actions that run while it is computed, which "
                      "only the 'async' strategy does; got 'execute'; accepted: 'async'")),
-        (["--strategy", "async", "--rtc"], ("sim: error: --rtc asks a model to continue the running chunk's actions; "
-                                            "--policy random has no model to condition: leave --rtc out")),
-        (["--policy", "scripted", "--strategy", "async", "--rtc"], "--policy scripted has no model to condition"),
+        (["--strategy", "async", "--rtc"], ("sim: error: --rtc: asks a model to continue the running chunk's "
+                                            "actions; policy random has no model to condition: leave --rtc out")),
+        (["--policy", "scripted", "--strategy", "async", "--rtc"], "policy scripted has no model to condition"),
         (["--max-steps", "10", "--latency", "700"],  # 10.5 steps, rounded to 11
          ("sim: error: --latency: 700 ms is 11 control steps at 15 Hz, at or past the 10-step limit: no reply would "
          "land before it; accepted: 0 to below 633.333 ms")),
@@ -677,8 +677,8 @@ def test_ensemble_with_a_latency_of_a_whole_chunk_is_refused_before_any_episode(
               "--no-plots", "--latency", "600"]
     assert main([*common, "--strategy", "ensemble", "--out", str(tmp_path / "ens")]) == 2
     assert ("sim: error: --latency: 600 ms is 9 control steps at 15 Hz, at or past the policy's 8-step chunk: with "
-            "--strategy ensemble every reply lands past its whole chunk and is dropped, so the arm never moves; "
-            "accepted with --strategy ensemble: 0 to below 500 ms (7 steps), or --strategy execute or async"
+            "--strategy=ensemble every reply lands past its whole chunk and is dropped, so the arm never moves; "
+            "accepted with --strategy=ensemble: 0 to below 500 ms (7 steps), or --strategy=execute or --strategy=async"
             in capsys.readouterr().err)
     assert not (tmp_path / "ens" / "report.json").exists()
     assert main([*common, "--strategy", "async", "--out", str(tmp_path / "async")]) == 0

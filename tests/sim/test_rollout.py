@@ -240,9 +240,10 @@ def test_ensemble_with_a_latency_of_a_whole_chunk_is_refused_before_any_episode(
     policy = _Stepping(env, chunk=4)
     policy.chunk_size = 4  # as the sim's backends say theirs
     with pytest.raises(ValueError, match=r"latency_ms: 250 ms is 4 control steps at 15 Hz, at or past the policy's "
-                                         r"4-step chunk: with strategy ensemble every reply lands past its whole "
-                                         r"chunk and is dropped, so the arm never moves; accepted with strategy "
-                                         r"ensemble: 0 to below 233.333 ms \(3 steps\), or strategy execute or async"):
+                                         r"4-step chunk: with strategy=ensemble every reply lands past its whole "
+                                         r"chunk and is dropped, so the arm never moves; accepted with strategy="
+                                         r"ensemble: 0 to below 233.333 ms \(3 steps\), or strategy=execute or "
+                                         r"strategy=async"):
         Rollout(env, policy, ChunkStrategy("ensemble"), latency_ms=250)
     assert policy.calls == 0
     Rollout(env, policy, ChunkStrategy("ensemble"), latency_ms=233)  # 3 steps: the last row of each chunk runs

@@ -67,19 +67,19 @@ def _first_ms(ticks: int, control_hz: float) -> float:
     return (ticks - 0.5) * 1000 / control_hz
 
 
-def check_latency_chunk(latency_ms: float, control_hz: float, strategy: ChunkStrategy, chunk: int,
-                        names: tuple[str, str] = ("latency_ms", "strategy")) -> None:
+def check_latency_chunk(latency_ms: float, control_hz: float, strategy: ChunkStrategy, chunk: int) -> None:
     """A latency the strategy cannot run with `chunk`-step chunks (`ChunkStrategy.max_latency`: `ensemble` drops
-    every reply that lands past its whole chunk, and the arm never moves) refused, in ms at `control_hz`, before any
-    episode; `names` name the latency and the strategy in the error (a CLI says --latency, --strategy)."""
+    every reply that lands past its whole chunk, and the arm never moves) refused, naming `latency_ms` and `strategy`,
+    in ms at `control_hz`, before any episode."""
     ticks = _rounded(latency_ms, control_hz)
     most = strategy.max_latency(chunk)
     if most is not None and ticks > most:
-        raise ValueError(f"{names[0]}: {latency_ms:g} ms is {ticks} control steps at {control_hz:g} Hz, at or past "
-                         f"the policy's {chunk}-step chunk: with {names[1]} {strategy.kind} every reply lands past "
-                         f"its whole chunk and is dropped, so the arm never moves; accepted with {names[1]} "
-                         f"{strategy.kind}: 0 to below {_first_ms(most + 1, control_hz):g} ms ({most} steps), or "
-                         f"{names[1]} execute or async, whose late request holds the arm until its chunk runs")
+        kind = strategy.kind
+        raise ValueError(f"latency_ms: {latency_ms:g} ms is {ticks} control steps at {control_hz:g} Hz, at or past "
+                         f"the policy's {chunk}-step chunk: with strategy={kind} every reply lands past its whole "
+                         f"chunk and is dropped, so the arm never moves; accepted with strategy={kind}: 0 to below "
+                         f"{_first_ms(most + 1, control_hz):g} ms ({most} steps), or strategy=execute or "
+                         "strategy=async, whose late request holds the arm until its chunk runs")
 
 
 class Jumps:
