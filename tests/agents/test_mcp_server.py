@@ -357,6 +357,8 @@ def test_sim_evaluation_under_a_perturbation(server):
     assert report["perturb"] == "light=0.5,table=red"
     compared = ok(server, "compare_sim_runs", {"runs": [clean["run_dir"], shifted["run_dir"]]})
     assert any(d["setting"] == "perturb" for d in compared["differences"]), compared["differences"]
+    # each run's chunk timing, as the page's runs table shows it: no latency, no rtc here
+    assert [(r["latency_ms"], r["latency_ticks"], r["rtc"]) for r in compared["runs"]] == [(0.0, 0, False)] * 2
     error = err(server, "evaluate_in_sim", {**args, "perturb": "camera=1"})
     assert error["parameter"] == "perturb" and error["given"] == "camera=1", error
     assert error["accepted"]["camera"] == "a number of 0.001 to 0.1 m", error

@@ -15,6 +15,12 @@ _ARGV = ["--task", "reach", "--episodes", "1", "--max-steps", "2", "--image-size
          "observation/wrist_image_left", "--no-progress"]
 
 
+def _argv(*argv: str) -> list[str]:
+    """`_ARGV`, then `argv`, whose --max-steps replaces `_ARGV`'s (the command line refuses a flag given twice)."""
+    base = _ARGV if "--max-steps" not in argv else [a for a in _ARGV if a not in ("--max-steps", "2")]
+    return [*base, *argv]
+
+
 def test_random_policy_records_what_sim_runs_for_each_seed_and_its_failures(tmp_path, capsys):
     """The rows are the episode `worldpolicy sim` runs for the seed (the same Rollout, its commands, the state before
     each), every episode says it failed, and info.json says which policy, settings and strategy recorded it."""
@@ -109,11 +115,24 @@ def test_a_policy_that_solves_nothing_is_one_line_naming_it(tmp_path, capsys):
                            "another policy\n")),  # whole: a later 'steps: ' was made '--steps: 
     (["--policy", "random", "--api-key", "k"], "--api-key is sent to a ws:// policy server, not to --policy 'random'"),
     (["--api-key-env", "HOME"], "--api-key-env is sent to a ws:// policy server, not to --policy 'scripted'"),
+    # --latency and --rtc, parsed and checked as `worldpolicy sim` does
+    (["--latency", "200"], "--latency: sets how a policy's chunks run; the scripted expert re-plans"),
+    (["--rtc"], "--rtc: sets how a policy's chunks run; the scripted expert re-plans"),
+    (["--policy", "random", "--latency", "200"],
+     "--latency: 200 ms is 3 control steps at 15 Hz, at or past the 2-step limit: no reply would land before it"),
+    (["--policy", "random", "--strategy", "ensemble", "--max-steps", "60", "--latency", "3000"],
+     ("--latency: 3000 ms is 45 control steps at 15 Hz, at or past the policy's 32-step chunk: with "
+      "--strategy=ensemble every reply lands past its whole chunk and is dropped, so the arm never moves; accepted "
+      "with --strategy=ensemble: 0 to below 2100 ms (31 steps)")),
+    (["--policy", "random", "--rtc"], "--rtc: conditions each chunk on the actions that run while it is computed"),
+    (["--policy", "random", "--strategy", "async", "--rtc"],
+     ("--rtc: asks a model to continue the running chunk's actions; policy random has no model to condition: leave "
+      "--rtc out")),
 ])
 def test_flags_that_do_not_apply_to_the_policy_are_refused(tmp_path, capsys, argv, message):
     from worldpolicy.cli import main
 
-    assert main(["dataset", "from-sim", str(tmp_path / "ds"), *_ARGV, *argv]) == 2
+    assert main(["dataset", "from-sim", str(tmp_path / "ds"), *_argv(*argv)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"worldpolicy dataset from-sim: error: {message}"), err
     assert list(tmp_path.iterdir()) == []
@@ -149,6 +168,34 @@ def test_a_checkpoints_refusals_come_before_its_weights_load(tmp_path, tiny, cap
     recording = expert_episodes("reach", 1, policy=tiny, **_SMALL)  # a checkpoint folder as a Path, as str
     recording.close()
     assert recording.provenance["policy"] == str(tiny)
+
+
+def test_a_policys_rollouts_under_a_latency_are_what_sim_runs_and_say_it(tmp_path):
+    """--latency reaches the Rollout as `worldpolicy sim --latency` does (async's first request holds the arm), and
+    the provenance records it, in ms and steps, beside the strategy."""
+    from worldpolicy.cli import main
+    from worldpolicy.data.from_sim import ACTION_KEYS
+    from worldpolicy.data.lerobot import LeRobotDataset
+    from worldpolicy.robot.control import ChunkStrategy
+    from worldpolicy.sim.env import TabletopEnv
+    from worldpolicy.sim.policies import make_policy
+    from worldpolicy.sim.rollout import Rollout
+
+    assert main(["dataset", "from-sim", str(tmp_path / "ds"), "--policy", "random", "--keep-failures",
+                 *_argv("--max-steps", "6", "--strategy", "async", "--latency", "200")]) == 0
+    ds = LeRobotDataset.open(tmp_path / "ds")
+    made = ds.provenance
+    assert made["latency"] == {"ms": 200.0, "ticks": 3} and made["rtc"] is False
+    assert made["strategy"]["kind"] == "async"
+    env = TabletopEnv("reach", image_size=None, max_steps=6)
+    commands = []
+    Rollout(env, make_policy("random", env=env), ChunkStrategy("async"), latency_ms=200).run(0, on_act=commands.append)
+    env.close()
+    np.testing.assert_allclose(ds.episode(0).frames[ACTION_KEYS[0]], np.stack(commands)[:, :7], atol=1e-5)
+    np.testing.assert_allclose(commands[0][:7], commands[2][:7])  # held where it was, 3 steps, for the first reply
+    plain = main(["dataset", "from-sim", str(tmp_path / "plain"), "--policy", "random", "--keep-failures", *_ARGV])
+    assert plain == 0
+    assert LeRobotDataset.open(tmp_path / "plain").provenance["latency"] == {"ms": 0.0, "ticks": 0}
 
 
 def test_a_checkpoints_rollouts_are_recorded_with_its_settings(tmp_path, tiny, caplog):

@@ -423,6 +423,29 @@ def test_an_ensemble_chunk_asked_at_t_covers_t_plus_d_on(decoder, latency):
         assert (_request_of(target), target.index) == covering[-1]  # the newest, d rows in when it lands
 
 
+@pytest.mark.parametrize("announced", [True, False])
+def test_ensemble_with_a_latency_of_a_whole_chunk_is_refused_as_the_arm_would_never_move(decoder, announced):
+    """Every ensemble reply would land past its whole chunk and be dropped: refused where the chunk is known (a policy
+    that announces it, when the controller is made; else its first reply); T - 1 runs the last row of each chunk."""
+    policy = Chunks(decoder, chunk=6)
+    if announced:
+        policy.chunk_size = 6
+    said = (r"latency: 6 ticks is at or past the policy's 6-step chunk: with the 'ensemble' strategy every reply "
+            r"lands past its whole chunk and is dropped, so the arm never moves; accepted: 0 to 5 ticks, or the "
+            r"'execute' or 'async' strategy")
+    with pytest.raises(ValueError, match=said):
+        control = ChunkController(policy, decoder, ChunkStrategy("ensemble", 2), prompt="stack the cups", latency=6)
+        _run(control, 1, policy.home)
+    assert policy.observed_ticks == ([] if announced else [0])
+    control = ChunkController(Chunks(decoder, chunk=6), decoder, ChunkStrategy("ensemble", 1), prompt="stack the cups",
+                              latency=5)
+    targets = _run(control, 8, policy.home)
+    assert [(_request_of(t), t.index) for t in targets[5:]] == [(0, 5), (1, 5), (2, 5)]
+    for strategy in (ChunkStrategy("execute"), ChunkStrategy("async")):  # their late request blocks: the arm moves
+        control = ChunkController(policy, decoder, strategy, prompt="stack the cups", latency=6)
+        assert not _run(control, 8, policy.home)[-1].held
+
+
 def test_a_latency_asks_for_no_reply_that_would_land_at_the_horizon(decoder):
     policy = Chunks(decoder)
     control = ChunkController(policy, decoder, ChunkStrategy("execute", 3), prompt="stack the cups", latency=2)

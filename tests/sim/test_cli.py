@@ -82,9 +82,9 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
         (["--latency", "nan"], "sim: error: --latency: expected milliseconds, a finite number >= 0 (0: none), got nan"),
         (["--rtc"], ("sim: error: --rtc: conditions each chunk on the actions that run while it is computed, which "
                      "only the 'async' strategy does; got 'execute'; accepted: 'async'")),
-        (["--strategy", "async", "--rtc"], ("sim: error: --rtc asks a model to continue the running chunk's actions; "
-                                            "--policy random has no model to condition: leave --rtc out")),
-        (["--policy", "scripted", "--strategy", "async", "--rtc"], "--policy scripted has no model to condition"),
+        (["--strategy", "async", "--rtc"], ("sim: error: --rtc: asks a model to continue the running chunk's "
+                                            "actions; policy random has no model to condition: leave --rtc out")),
+        (["--policy", "scripted", "--strategy", "async", "--rtc"], "policy scripted has no model to condition"),
         (["--max-steps", "10", "--latency", "700"],  # 10.5 steps, rounded to 11
          ("sim: error: --latency: 700 ms is 11 control steps at 15 Hz, at or past the 10-step limit: no reply would "
          "land before it; accepted: 0 to below 633.333 ms")),
@@ -668,6 +668,21 @@ def test_a_run_with_a_latency_records_it_and_compare_lists_it(tmp_path, capsys):
     assert [(d["setting"], d["flag"], d["values"]) for d in cmp["differences"]] == [
         ("latency.ms", "--latency", [0.0, 200.0]), ("latency.ticks", "--latency", [0, 3])]
     assert cmp["pairs"][0]["both"] == 3
+
+
+def test_ensemble_with_a_latency_of_a_whole_chunk_is_refused_before_any_episode(tmp_path, capsys):
+    """The scripted expert's chunks are 8 steps: 600 ms (9 steps at 15 Hz) would drop every ensemble reply; async
+    with the same latency runs and succeeds."""
+    common = ["sim", "--policy", "scripted", "--task", "reach", "--episodes", "1", "--videos", "0", "--no-progress",
+              "--no-plots", "--latency", "600"]
+    assert main([*common, "--strategy", "ensemble", "--out", str(tmp_path / "ens")]) == 2
+    assert ("sim: error: --latency: 600 ms is 9 control steps at 15 Hz, at or past the policy's 8-step chunk: with "
+            "--strategy=ensemble every reply lands past its whole chunk and is dropped, so the arm never moves; "
+            "accepted with --strategy=ensemble: 0 to below 500 ms (7 steps), or --strategy=execute or --strategy=async"
+            in capsys.readouterr().err)
+    assert not (tmp_path / "ens" / "report.json").exists()
+    assert main([*common, "--strategy", "async", "--out", str(tmp_path / "async")]) == 0
+    assert json.loads((tmp_path / "async" / "report.json").read_text())["successes"] == 1
 
 
 def test_a_latency_that_is_no_number_is_refused_by_the_parser(tmp_path, capsys):

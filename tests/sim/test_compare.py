@@ -15,17 +15,18 @@ SETTINGS = {"kind": "checkpoint", "path": "/ckpts/step-1000", "files": "0123abcd
 
 
 def _run(folder, outcomes: dict[int, bool], *, task="reach", task_version=1, strategy=None, control_hz=15.0,
-         settings=None, training_scenes=None, requested=None):
-    """A sim run folder as `worldpolicy sim` writes it (report.json, report.md), with these seeds' outcomes."""
+         settings=None, training_scenes=None, requested=None, jumps=None, **timing):
+    """A sim run folder as `worldpolicy sim` writes it (report.json, report.md), with these seeds' outcomes; `jumps`:
+    each episode's hand-over and in-chunk jump fields, `timing`: the report's latency and rtc."""
     episodes = [EpisodeResult(seed=s, success=ok, steps=20 + s % 7 if ok else 60, success_step=20 + s % 7 if ok else None,
                               prompt="reach the ball", chunks=3, final_distance_m=0.01 if ok else 0.2, policy_s=0.1,
-                              wall_s=0.2) for s, ok in outcomes.items()]
+                              wall_s=0.2, **(jumps or {})) for s, ok in outcomes.items()]
     report = EvalReport(task, "step-1000", "panda",
                         strategy or {"kind": "execute", "execute_steps": 8, "ensemble_decay": 0.1,
                                      "execute_steps_requested": None},
                         control_hz, min(outcomes), episodes=episodes, requested=requested or len(episodes),
                         max_steps=60, embodiment="panda_reach", policy_settings=settings or dict(SETTINGS),
-                        task_version=task_version, training_scenes=training_scenes)
+                        task_version=task_version, training_scenes=training_scenes, **timing)
     write_report(report, folder, plots=False)
     return folder
 
@@ -291,6 +292,41 @@ def test_a_setting_recorded_as_none_is_told_apart_from_one_not_recorded(tmp_path
     page = (tmp_path / "cmp" / "index.html").read_text()
     assert ">none<" in page
     assert ">(not recorded)<" in page
+
+
+def test_latency_rtc_and_hand_over_jumps_are_shown_side_by_side_where_a_run_has_them(tmp_path):
+    """A run with none of them (a report from before the jumps were recorded) shows "none", "no" and "-"; the text
+    table, compare.md, compare.json (the MCP result's rows) and the page show the same cells."""
+    async_ = {"kind": "async", "execute_steps": 2, "ensemble_decay": 0.1, "execute_steps_requested": None}
+    outcomes = {0: True, 1: False}
+    jumps = {"handovers": 3, "handover_jump_mean_rad": 0.0227, "handover_jump_max_rad": 0.05,
+             "chunk_jump_mean_rad": 0.0308, "chunk_jump_max_rad": 0.06}
+    runs = [_run(tmp_path / "old", outcomes, strategy=async_),
+            _run(tmp_path / "late", outcomes, strategy=async_, jumps=jumps, latency={"ms": 200.0, "ticks": 3}),
+            _run(tmp_path / "rtc", outcomes, strategy=async_, jumps={**jumps, "handover_jump_mean_rad": 0.0085},
+                 latency={"ms": 200.0, "ticks": 3}, rtc=True)]
+    comparison = compare_runs(runs)
+    table = comparison.table().splitlines()
+    cells = [[c.strip() for c in row.split("  ") if c.strip()][-4:] for row in table[:4]]
+    assert cells == [["latency", "rtc", "mean hand-over jump (rad)", "mean in-chunk jump (rad)"],
+                     ["none", "no", "-", "-"], ["200 ms = 3 steps", "no", "0.0227", "0.0308"],
+                     ["200 ms = 3 steps", "yes", "0.0085", "0.0308"]]
+    rows = comparison.to_json()["runs"]
+    assert [(r["latency_ms"], r["latency_ticks"], r["rtc"], r["mean_handover_jump_rad"], r["mean_chunk_jump_rad"])
+            for r in rows] == [(0.0, 0, False, None, None), (200.0, 3, False, 0.0227, 0.0308),
+                               (200.0, 3, True, 0.0085, 0.0308)]
+    md = comparison.markdown()
+    assert ("| run | policy | strategy | latency | rtc | mean hand-over jump (rad) | mean in-chunk jump (rad) | "
+            "success |") in md
+    assert "| rtc | step-1000 | async | 200 ms = 3 steps | yes | 0.0085 | 0.0308 | 1/2 |" in md
+    assert "| old | step-1000 | async | none | no | - | - | 1/2 |" in md
+    write_comparison(comparison, tmp_path / "cmp")
+    page = (tmp_path / "cmp" / "index.html").read_text()
+    assert "<th class=''>mean hand-over jump (rad)</th>" in page
+    assert "<td class=''>200 ms = 3 steps</td><td class=''>yes</td><td class=''>0.0085</td>" in page
+    # runs without a latency, rtc or jumps: no such columns
+    plain = compare_runs([_run(tmp_path / "a", outcomes), _run(tmp_path / "b", outcomes)])
+    assert plain.timing_columns() == [] and "latency" not in plain.table() and "rtc" not in plain.markdown()
 
 
 def test_refusals_name_the_folder_as_given_and_what_to_give_instead(tmp_path):

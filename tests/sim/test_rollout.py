@@ -234,6 +234,23 @@ def test_a_bad_latency_is_refused_naming_it(ms, said):
     assert latency_ticks(3966, 15, 60) == 59
 
 
+def test_ensemble_with_a_latency_of_a_whole_chunk_is_refused_before_any_episode():
+    """In ms at the control rate, naming the largest that works for the policy's chunk; execute and async run."""
+    env = TabletopEnv("reach", image_size=None, max_steps=20)
+    policy = _Stepping(env, chunk=4)
+    policy.chunk_size = 4  # as the sim's backends say theirs
+    with pytest.raises(ValueError, match=r"latency_ms: 250 ms is 4 control steps at 15 Hz, at or past the policy's "
+                                         r"4-step chunk: with strategy=ensemble every reply lands past its whole "
+                                         r"chunk and is dropped, so the arm never moves; accepted with strategy="
+                                         r"ensemble: 0 to below 233.333 ms \(3 steps\), or strategy=execute or "
+                                         r"strategy=async"):
+        Rollout(env, policy, ChunkStrategy("ensemble"), latency_ms=250)
+    assert policy.calls == 0
+    Rollout(env, policy, ChunkStrategy("ensemble"), latency_ms=233)  # 3 steps: the last row of each chunk runs
+    for strategy in (ChunkStrategy("execute"), ChunkStrategy("async")):
+        assert Rollout(env, policy, strategy, latency_ms=250).run(seed=0).chunks > 0
+
+
 @pytest.mark.parametrize("frames, expected", [(5, [1, 2, 3, 4]), (3, [1, 1, 2, 2])])
 def test_each_step_shows_the_imagined_frame_its_action_leads_into(frames, expected):
     """Frame 0 is the observation the chunk was asked for; action i leads into frame i+1 (chunk + 1 frames)."""

@@ -289,6 +289,14 @@ class ComparedRun(BaseModel):
     seeds: str = Field(description="the episode seeds it ran")
     training_scenes: TrainingScenes | None
     held_out: str = Field(description="whether its episodes are scenes new to its policy, in words")
+    latency_ms: float = Field(description="the time each request was taken to think (`sim --latency`; 0: none)")
+    latency_ticks: int = Field(description="latency_ms as the whole control steps it ran as")
+    rtc: bool = Field(description="real-time chunking (`sim --rtc`): async's requests continued the running chunk")
+    mean_handover_jump_rad: float | None = Field(
+        description="the largest joint's target change where a newer chunk took over, episodes' means averaged; "
+        "null where none was recorded (no hand-over, or a report from before it was)")
+    mean_chunk_jump_rad: float | None = Field(
+        description="the same from step to step within a chunk: hand-over jumps well above it are two plans meeting")
 
 
 class PairedTest(BaseModel):

@@ -34,6 +34,8 @@ FLAGS = {
     "strategy": "--strategy",
     "execute_steps": "--execute-steps",
     "ensemble_decay": "--ensemble-decay",
+    "latency_ms": "--latency",
+    "rtc": "--rtc",
     "steps": "--steps",
     "device": "--device",
     "overwrite": "--overwrite",
@@ -141,6 +143,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="k actions per chunk, as `worldpolicy sim --execute-steps` (default: per strategy)")
     sim.add_argument("--ensemble-decay", type=float, default=None,
                      help="with --strategy ensemble: as `worldpolicy sim --ensemble-decay` (default: 0.1)")
+    from worldpolicy.sim.commands import add_latency_flags  # the parser `worldpolicy sim` adds imports it: no MuJoCo
+
+    add_latency_flags(sim, "as `worldpolicy sim --latency` takes it; recorded in the provenance")
     sim.add_argument("--steps", type=int, default=None,
                      help="denoising steps of a checkpoint policy (default: the embodiment's sampling preset, else 4)")
     sim.add_argument("--device", default=None, help="torch device of a checkpoint policy (default: auto)")
@@ -499,8 +504,9 @@ def _from_sim(args: argparse.Namespace) -> int:
     perturb = parse_perturbations(args.perturb, "--perturb")  # before a checkpoint is looked for or a scene built
     strategy_flags = [flag for flag, value in (("--strategy", args.strategy), ("--execute-steps", args.execute_steps),
                                                ("--ensemble-decay", args.ensemble_decay)) if value is not None]
-    if strategy_flags and args.policy == "scripted":
-        raise ValueError(f"{strategy_flags[0]}: sets how a policy's chunks run; the scripted expert re-plans every "
+    timing_flags = [flag for flag, value in (("--latency", args.latency), ("--rtc", args.rtc)) if value]
+    if (strategy_flags or timing_flags) and args.policy == "scripted":
+        raise ValueError(f"{(strategy_flags + timing_flags)[0]}: sets how a policy's chunks run; the scripted expert re-plans every "
                          "--chunk-size steps: leave it out or pass --policy")
     from worldpolicy.sim.commands import check_ensemble_decay, warn_training_scenes
 
@@ -547,6 +553,8 @@ def _from_sim(args: argparse.Namespace) -> int:
             policy=args.policy,
             embodiment=args.embodiment,
             strategy=strategy,
+            latency_ms=args.latency,
+            rtc=args.rtc,
             policy_options={k: v for k in ("steps", "device") if (v := getattr(args, k)) is not None},
             api_key=api_key,
             ca_file=ca_file,

@@ -181,6 +181,8 @@ def expert_episodes(
     policy: str | os.PathLike = "scripted",
     embodiment: str | None = None,
     strategy: Any = None,
+    latency_ms: float = 0.0,
+    rtc: bool = False,
     policy_options: dict[str, Any] | None = None,
     api_key: str | None = None,
     ca_file: str | os.PathLike | None = None,
@@ -209,7 +211,11 @@ def expert_episodes(
     ws:// URL, `shipped` or a checkpoint folder: `sim.policies.make_policy`, with `embodiment` and, for a checkpoint,
     `policy_options` such as steps and device): each episode is what `worldpolicy sim --seed SEED` runs for that seed
     (`sim.rollout.Rollout`, its `ChunkController` and the `strategy`, a `robot.control.ChunkStrategy`, default
-    execute; sampling seeds `processing.trajectory.call_seed` of the episode seed), then `settle_steps` more holding
+    execute; sampling seeds `processing.trajectory.call_seed` of the episode seed), with `latency_ms` and `rtc` as
+    `worldpolicy sim --latency/--rtc` take them (`evaluate`'s: each reply that many ms of control steps late, checked
+    against the step limit and, for `ensemble`, the policy's chunk; real-time chunking, `async` and a model only;
+    recorded in the provenance as `latency` {"ms", "ticks"} and `rtc`, as the strategy is), then `settle_steps` more
+    holding
     its last command after a success. Its rows are the commands it ran (joint targets and gripper) and every episode
     carries its `success`. A ws:// server's key is `api_key` (None: none; the command line reads `--api-key-env`,
     `WORLDPOLICY_API_KEY` or `--api-key`, as `worldpolicy sim` does: `cli.policy_api_key`); it is not recorded, nor
@@ -241,8 +247,8 @@ def expert_episodes(
         raise ValueError(f"policy={policy!r}: expected 'scripted', 'random', a ws:// URL, 'shipped' or a checkpoint "
                          "folder, as `worldpolicy sim --policy` takes it")
     _check_policy_options(kind, policy, chunk_size=chunk_size, start_jitter=start_jitter, action_noise=action_noise,
-                          workers=workers, embodiment=embodiment, strategy=strategy, policy_options=policy_options,
-                          api_key=api_key, ca_file=ca_file)
+                          workers=workers, embodiment=embodiment, strategy=strategy, latency_ms=latency_ms, rtc=rtc,
+                          policy_options=policy_options, api_key=api_key, ca_file=ca_file)
     chunk_size = 8 if chunk_size is None else chunk_size  # the expert's default, where a policy's was refused
     for name, value, low in (
         ("num_episodes", num_episodes, 1),
@@ -303,14 +309,15 @@ def expert_episodes(
     else:
         for name in ("chunk_size", "start_jitter", "action_noise"):  # the expert's: refused above for a policy
             del settings[name]
-        settings["policy"], acts_in = _checked_policy(kind, policy, settings, embodiment, strategy,
+        settings["policy"], acts_in = _checked_policy(kind, policy, settings, embodiment, strategy, latency_ms, rtc,
                                                       dict(policy_options or {}), api_key, ca_file)
         # the policy's settings (`sim.policies.policy_settings`: checkpoint files, sampling, device...), the chunk
         # strategy it ran with and a server's embodiment are known once it is loaded: the recording fills them in
         # (`sim_to_dataset`, from `_recorded_by`)
         provenance = {"source": SOURCE, "task": task, "task_version": task_version,
                       "policy": settings["policy"]["name"], "embodiment": acts_in, "policy_settings": None,
-                      "strategy": settings["policy"]["strategy"], "seed": seed, "keep_failures": bool(keep_failures),
+                      "strategy": settings["policy"]["strategy"], "latency": settings["policy"]["latency"],
+                      "rtc": settings["policy"]["rtc"], "seed": seed, "keep_failures": bool(keep_failures),
                       **{k: v for k, v in settings.items() if k not in ("task", "policy")}}
     return ExpertEpisodes(
         json.loads(json.dumps(provenance)),  # as info.json gives it back: image_size a list
@@ -320,14 +327,15 @@ def expert_episodes(
 
 
 def _check_policy_options(kind: str, policy: str, *, chunk_size: int | None, start_jitter: float, action_noise: float,
-                          workers: int, embodiment: str | None, strategy: Any,
+                          workers: int, embodiment: str | None, strategy: Any, latency_ms: float, rtc: bool,
                           policy_options: dict[str, Any] | None, api_key: str | None,
                           ca_file: str | os.PathLike | None) -> None:
     """Settings of the scripted expert's episodes refused with a policy, and a policy's refused with the expert: either
     would be ignored and the recording look as asked."""
     if kind == "scripted":
         given = [name for name, value in (("embodiment", embodiment), ("strategy", strategy), ("api_key", api_key),
-                                          ("ca_file", ca_file)) if value is not None]
+                                          ("ca_file", ca_file), ("latency_ms", latency_ms or None),
+                                          ("rtc", rtc or None)) if value is not None]
         given += list(policy_options or {})
         if given:
             # no parameter name followed by ':' or '=' past the first: the command line turns each into its flag
@@ -352,23 +360,30 @@ def _check_policy_options(kind: str, policy: str, *, chunk_size: int | None, sta
 
 
 def _checked_policy(kind: str, policy: str, settings: dict[str, Any], embodiment: str | None, strategy: Any,
-                    options: dict[str, Any], api_key: str | None,
+                    latency_ms: float, rtc: bool, options: dict[str, Any], api_key: str | None,
                     ca_file: str | os.PathLike | None) -> tuple[dict[str, Any], str | None]:
     """What a policy's recorder needs to build it (`_rollout`), every setting checked that can be before its weights
     load or its server is reached: the scene (robot, control rate), a checkpoint's embodiment, sampling and device
-    (`Policy.check_pretrained`), whether the robot can run its actions and its chunk the strategy's k; and the key of
-    the embodiment it will act in (None for a server's, known once connected)."""
+    (`Policy.check_pretrained`), whether the robot can run its actions and its chunk the strategy's k, the latency
+    (against the step limit and the chunk) and rtc, as `worldpolicy sim` checks them; and the key of the embodiment it
+    will act in (None for a server's, known once connected)."""
     from worldpolicy.embodiments import get_embodiment
     from worldpolicy.models import portable_checkpoint, resolve_checkpoint
-    from worldpolicy.robot.control import ChunkStrategy
+    from worldpolicy.robot.control import ChunkStrategy, check_rtc
     from worldpolicy.robot.decode import check_executable
+    from worldpolicy.sim.policies import check_rtc_policy
+    from worldpolicy.sim.rollout import check_latency_chunk, latency_ticks
 
     strategy = ChunkStrategy() if strategy is None else strategy
     if not isinstance(strategy, ChunkStrategy):
         raise ValueError(f"strategy={strategy!r}: expected a worldpolicy.robot.control.ChunkStrategy "
                          "(or None: execute)")
+    check_rtc(rtc, strategy)
+    check_rtc_policy(rtc, policy)
     env = _make_env(settings)
     try:
+        ticks = latency_ticks(latency_ms, env.control_hz, env.max_steps)  # checks it, before float() takes a string
+        latency = {"ms": float(latency_ms), "ticks": ticks}
         if kind == "checkpoint":
             from worldpolicy.policy import Policy
 
@@ -378,10 +393,12 @@ def _checked_policy(kind: str, policy: str, settings: dict[str, Any], embodiment
         if emb is not None:
             check_executable(emb, env.robot)
             strategy.for_embodiment(emb).steps_for(emb.chunk_size)
+            check_latency_chunk(latency_ms, env.control_hz, strategy, emb.chunk_size)
     finally:
         env.close()
     return ({"spec": policy, "name": str(portable_checkpoint(policy)) if kind == "checkpoint" else policy,
-             "embodiment": embodiment, "strategy": asdict(strategy), "options": options, "api_key": api_key,
+             "embodiment": embodiment, "strategy": asdict(strategy), "latency": latency, "rtc": bool(rtc),
+             "options": options, "api_key": api_key,
              "ca_file": None if ca_file is None else os.fspath(ca_file)},
             None if emb is None else emb.key)
 
@@ -571,7 +588,8 @@ def _rollout(env, setup: dict[str, Any]):
                          ca_file=setup["ca_file"], **setup["options"])
     try:
         check_executable(policy.embodiment, env.robot)  # a server's embodiment, known now it is connected
-        rollout = Rollout(env, policy, ChunkStrategy(**setup["strategy"]), name=setup["name"])
+        rollout = Rollout(env, policy, ChunkStrategy(**setup["strategy"]), name=setup["name"],
+                          latency_ms=setup["latency"]["ms"], rtc=setup["rtc"])
         rollout.strategy.steps_for(chunk_size(policy))
         warn_rate_mismatch(policy_fps(policy), env.control_hz, setup["name"])
     except BaseException:

@@ -21,7 +21,7 @@ at its first action; a request answered while the arm runs on (`async`'s backgro
 actions whose ticks have passed. So with latency d: `execute` holds d ticks after each request; `async` hands over at
 max(k, d) ticks on, its current chunk running on (and the arm holding if it runs out), unless d >= T: a background
 reply would then land past its whole chunk, so none is asked, and once the chunk runs out the next request blocks as
-the first does; an `ensemble` chunk asked at tick t covers t + d on.
+the first does; an `ensemble` chunk asked at tick t covers t + d on (so d >= T, every chunk past, is refused).
 
 Real-time chunking (`rtc=True`, `async` only): a background request is sent at tick t, the tick the running chunk
 took over, and row i of the chunk it asks for is meant for tick t + i; the running chunk's rows planned for ticks
@@ -97,6 +97,13 @@ class ChunkStrategy:
             limit = chunk if self.kind != "async" else chunk // 2
             raise ValueError(f"{setting}: {k} exceeds what a {chunk}-step chunk allows for {self.kind!r} ({limit})")
         return k
+
+    def max_latency(self, chunk: int) -> int | None:
+        """The most ticks a reply to a `chunk`-step chunk may take and still run (module docstring): T - 1 for
+        `ensemble`, whose chunk asked at tick t covers t + latency on, so a later reply is past its whole chunk and
+        dropped, every time, and the arm never moves; None (any) for `execute` and `async`, whose late request
+        blocks the arm where it was observed and runs its chunk from the first action."""
+        return chunk - 1 if self.kind == "ensemble" else None
 
 
 @dataclass(frozen=True)
@@ -198,9 +205,6 @@ class ChunkController:
         # the decoder of the latest chunk (the given one, or the function's for its embodiment): the robot it drives
         self._active = decoder if isinstance(decoder, ActionDecoder) else None
         self.strategy = (strategy or ChunkStrategy()).for_policy(policy)
-        announced_chunk = getattr(policy, "chunk_size", None)  # a Policy's, a server's that announces one
-        if isinstance(announced_chunk, (int, np.integer)) and not isinstance(announced_chunk, bool):
-            self.strategy.steps_for(int(announced_chunk))  # a k the chunks cannot run, refused before any request
         if realtime and self.strategy.kind != "async":
             raise ValueError(f"realtime: only the 'async' strategy hands over in the background, not "
                              f"{self.strategy.kind!r}; its requests block the tick that asks")
@@ -208,6 +212,10 @@ class ChunkController:
             raise ValueError(f"latency: expected a whole number of control ticks >= 0 (0: none), got {latency!r}")
         check_rtc(rtc, self.strategy, policy)
         self.realtime, self.latency, self.rtc = realtime, int(latency), bool(rtc)
+        announced_chunk = getattr(policy, "chunk_size", None)  # a Policy's, a server's that announces one
+        if isinstance(announced_chunk, (int, np.integer)) and not isinstance(announced_chunk, bool):
+            # a k the chunks cannot run, or a latency no reply survives, refused before any request
+            self._check_chunk(int(announced_chunk))
         self._executor, self._own_executor = executor, executor is None
         self.execute_steps: int | None = None  # k actually used, known after the first reply
         self.reset()
@@ -343,10 +351,21 @@ class ChunkController:
         observed = self._observed(observation)
         pred, dt = self._request(observed)
         if self.execute_steps is None:
-            self.execute_steps = self.strategy.steps_for(pred.chunk_size)
+            self.execute_steps = self._check_chunk(pred.chunk_size)
         kind, lands = self.strategy.kind, t + self.latency
         self._pending.append(_Request((pred, dt), t if kind == "ensemble" else lands, lands,
                                       observed if kind == "async" else None))
+
+    def _check_chunk(self, chunk: int) -> int:
+        """k for `chunk`-step chunks (`ChunkStrategy.steps_for`), and the latency held to what such a chunk can run
+        (`ChunkStrategy.max_latency`): refused when the arm would never move."""
+        most = self.strategy.max_latency(chunk)
+        if most is not None and self.latency > most:
+            raise ValueError(f"latency: {self.latency} ticks is at or past the policy's {chunk}-step chunk: with the "
+                             f"{self.strategy.kind!r} strategy every reply lands past its whole chunk and is dropped, "
+                             f"so the arm never moves; accepted: 0 to {most} ticks, or the 'execute' or 'async' "
+                             "strategy, whose late request holds the arm until its chunk runs")
+        return self.strategy.steps_for(chunk)
 
     def _take_chunk(self, t: int, request: _Request, observation: Observation, q_arm: np.ndarray) -> None:
         """Take `request`'s reply at tick `t` and plan its actions, skipping those whose ticks have passed; `async`

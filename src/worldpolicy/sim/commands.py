@@ -61,6 +61,21 @@ def _milliseconds(text: str) -> float:
             from None
 
 
+def add_latency_flags(p: argparse.ArgumentParser, recorded: str, effect: str = "") -> None:
+    """--latency and --rtc, parsed alike by `worldpolicy sim` and `dataset from-sim` (a policy's recording); `recorded`
+    says where the run keeps them, `effect` where --rtc's effect shows."""
+    p.add_argument("--latency", type=_milliseconds, default=0.0, metavar="MS",
+                   help="simulated inference time of each request, in ms: the sim steps on until its reply lands, as "
+                   "your robot would (execute holds the arm, async runs its chunk on, ensemble's chunks start that "
+                   "much later; ensemble refuses one of the policy's chunk or more); rounded to the nearest whole "
+                   f"control step at --control-hz (halves up), {recorded} (default: 0, none)")
+    p.add_argument("--rtc", action="store_true",
+                   help="real-time chunking, with --strategy async and a model policy (checkpoint or ws://): each "
+                   "next chunk is asked to begin with the running chunk's actions that run while it is computed "
+                   "(--latency), so the hand-over does not jump; best with a checkpoint fine-tuned for it "
+                   f"(docs/training.md){effect} (default: off)")
+
+
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", default="shipped",
                    help="shipped (default: the model in the package) | CHECKPOINT dir (diffusers-format or LoRA "
@@ -89,17 +104,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ensemble-decay", type=float, default=None,  # None: ChunkStrategy's, and not given
                    help="with --strategy ensemble: weight exp(-decay * i) of the i-th oldest chunk covering a step, "
                    "as ACT (default: 0.1)")
-    p.add_argument("--latency", type=_milliseconds, default=0.0, metavar="MS",
-                   help="simulated inference time of each request, in ms: the sim steps on until its reply lands, as "
-                   "your robot would (execute holds the arm, async runs its chunk on, ensemble's chunks start that "
-                   "much later); "
-                   "rounded to the nearest whole control step at --control-hz (halves up), recorded in report.json; "
-                   "compare a run with a clean one by `sim compare` (same --seed) (default: 0, none)")
-    p.add_argument("--rtc", action="store_true",
-                   help="real-time chunking, with --strategy async and a model policy (checkpoint or ws://): each "
-                   "next chunk is asked to begin with the running chunk's actions that run while it is computed "
-                   "(--latency), so the hand-over does not jump; best with a checkpoint fine-tuned for it "
-                   "(docs/training.md); report.json's hand-over jumps show the effect (default: off)")
+    add_latency_flags(p, "recorded in report.json; compare a run with a clean one by `sim compare` (same --seed)",
+                      "; report.json's hand-over jumps show the effect")
     p.add_argument("--control-hz", type=float, default=15.0,
                    help="control rate, in Hz (default: 15); match the policy's fps (warned when they differ: bridge "
                    "is 5)")
@@ -180,7 +186,8 @@ def _image_size(text: str) -> tuple[int, int] | None:
 FLAGS = {"control_hz": "--control-hz", "image_size": "--image-size", "execute_steps": "--execute-steps",
          "ensemble_decay": "--ensemble-decay", "robot": "--robot",  # what TabletopEnv and ChunkStrategy check
          "latency_ms": "--latency",  # what rollout.latency_ticks checks
-         "rtc": "--rtc",  # what robot.control.check_rtc checks
+         "rtc": "--rtc",  # what robot.control.check_rtc and policies.check_rtc_policy check
+         "strategy": "--strategy",  # what rollout.check_latency_chunk names
          "episodes": "--episodes",  # what evaluate.episodes_left checks for --resume
          # what make_policy and Policy.check_pretrained check (the checkpoint is --policy here)
          "policy": "--policy", "checkpoint": "--policy", "embodiment": "--embodiment", "steps": "--steps",
@@ -335,6 +342,17 @@ def _check_latency(args: argparse.Namespace, env) -> None:
         raise _as_flag(exc) from None
 
 
+def _check_latency_chunk(args: argparse.Namespace, env, strategy, chunk: int) -> None:
+    """--latency against the policy's chunk (`rollout.check_latency_chunk`: ensemble's replies all past): before any
+    episode, and before an --overwrite clears the run there."""
+    from worldpolicy.sim.rollout import check_latency_chunk
+
+    try:
+        check_latency_chunk(args.latency, env.control_hz, strategy, chunk)
+    except ValueError as exc:
+        raise _as_flag(exc) from None
+
+
 def _checked_checkpoint(args: argparse.Namespace):
     """`Policy.check_pretrained` of --policy CHECKPOINT (embodiment, sampling, device, dtype), its errors naming the
     flags: what sim can know of a checkpoint before its weights load."""
@@ -409,7 +427,14 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
     from worldpolicy.robot.control import ChunkStrategy, check_rtc
     from worldpolicy.robot.decode import check_executable
     from worldpolicy.sim.evaluate import evaluate, keep_report, seed_range, start_report, write_report
-    from worldpolicy.sim.policies import chunk_size, make_policy, policy_fps, policy_settings, warn_rate_mismatch
+    from worldpolicy.sim.policies import (
+        check_rtc_policy,
+        chunk_size,
+        make_policy,
+        policy_fps,
+        policy_settings,
+        warn_rate_mismatch,
+    )
 
     try:
         decay = {} if args.ensemble_decay is None else {"ensemble_decay": args.ensemble_decay}
@@ -423,9 +448,10 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
         raise ValueError(f"--steps/--device apply to checkpoint policies only, not {args.policy!r}")
     if args.imagine and args.policy in ("scripted", "random"):  # they imagine nothing: no side-by-side would show it
         raise ValueError(f"--imagine asks a model for its imagined video; --policy {args.policy} has none")
-    if args.rtc and args.policy in ("scripted", "random"):  # their act takes no prefix: refused before anything runs
-        raise ValueError(f"--rtc asks a model to continue the running chunk's actions; --policy {args.policy} has no "
-                         "model to condition: leave --rtc out, or pass a checkpoint or a ws:// server")
+    try:
+        check_rtc_policy(args.rtc, args.policy)  # the expert's and random act take no prefix: before anything runs
+    except ValueError as exc:
+        raise _as_flag(exc) from None
     api_key = policy_api_key(args, args.policy)
     ca_file = policy_tls_ca(args, args.policy)
     if args.embodiment is not None and args.policy == "scripted":  # it would be ignored, and the run look as asked
@@ -467,6 +493,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
                 emb = emb or _checked_checkpoint(args)[0]
                 check_executable(emb, env.robot)
                 strategy.for_embodiment(emb).steps_for(emb.chunk_size, "--execute-steps")
+                _check_latency_chunk(args, env, strategy, emb.chunk_size)
             try:
                 policy = make_policy(
                     args.policy, env=env, embodiment=args.embodiment, seed=args.seed, decode_video=args.imagine,
@@ -488,6 +515,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
             # a chunk too short for --execute-steps: say so now, not after the first inference
             chunk = chunk_size(policy)
             strategy.for_policy(policy).steps_for(chunk, "--execute-steps")
+            _check_latency_chunk(args, env, strategy, chunk)
             warn_rate_mismatch(policy_fps(policy), env.control_hz, args.policy)
             if previous is None:
                 _clear_previous_run(args.out)  # every check passed: --overwrite replaces the previous run

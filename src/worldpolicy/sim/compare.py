@@ -159,8 +159,17 @@ class Comparison:
                 "mean_steps_to_success": doc["mean_steps_to_success"],
                 "mean_final_distance_m": doc["mean_final_distance_m"], "seeds": seed_span(sorted(seeds)),
                 "training_scenes": doc["training_scenes"], "held_out": _held_out(report),
+                "latency_ms": report.latency["ms"], "latency_ticks": report.latency["ticks"], "rtc": report.rtc,
+                "mean_handover_jump_rad": doc["mean_handover_jump_rad"],
+                "mean_chunk_jump_rad": doc["mean_chunk_jump_rad"],
             })
         return rows
+
+    def timing_columns(self) -> list[tuple[str, list[str]]]:
+        """The runs' chunk timing columns (`viz.compare_page.timing_columns`): latency, rtc, hand-over jumps."""
+        from worldpolicy.viz.compare_page import timing_columns
+
+        return timing_columns(self.run_rows())
 
     def to_json(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "task": self.task, "runs": self.run_rows(),
@@ -171,10 +180,12 @@ class Comparison:
 
     def table(self) -> str:
         """The runs as a plain-text table, then each pair's line and the warnings: what the command prints."""
-        head = ("run", "success", "rate", "95 % CI", "mean steps")
+        timing = self.timing_columns()
+        head = ("run", "success", "rate", "95 % CI", "mean steps", *(h for h, _ in timing))
         rows = [head] + [(r["name"], f"{r['successes']}/{r['n_episodes']}", f"{100 * r['success_rate']:.1f} %",
-                          f"{100 * r['ci95'][0]:.1f}-{100 * r['ci95'][1]:.1f} %", _steps(r["mean_steps_to_success"]))
-                         for r in self.run_rows()]
+                          f"{100 * r['ci95'][0]:.1f}-{100 * r['ci95'][1]:.1f} %", _steps(r["mean_steps_to_success"]),
+                          *(cells[i] for _, cells in timing))
+                         for i, r in enumerate(self.run_rows())]
         widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
         lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
                  for row in rows]
@@ -183,12 +194,16 @@ class Comparison:
         return "\n".join(lines)
 
     def markdown(self) -> str:
+        timing = self.timing_columns()
         lines = [f"# {self.task}: {len(self.names)} sim runs compared", "",
-                 ("| run | policy | strategy | success | rate | 95 % Wilson CI | mean steps to success | "
-                  "mean final distance (cm) | seeds | held out |"),
-                 "|---|---|---|---:|---:|---:|---:|---:|---|---|"]
-        for r in self.run_rows():
-            lines.append(f"| {r['name']} | {r['policy']} | {r['strategy']} | {r['successes']}/{r['n_episodes']} | "
+                 ("| run | policy | strategy | " + "".join(f"{h} | " for h, _ in timing)
+                  + "success | rate | 95 % Wilson CI | mean steps to success | mean final distance (cm) | seeds | "
+                  "held out |"),
+                 "|---|---|---|" + "---:|" * len(timing) + "---:|---:|---:|---:|---:|---|---|"]
+        for i, r in enumerate(self.run_rows()):
+            lines.append(f"| {r['name']} | {r['policy']} | {r['strategy']} | "
+                         + "".join(f"{cells[i]} | " for _, cells in timing)
+                         + f"{r['successes']}/{r['n_episodes']} | "
                          f"{100 * r['success_rate']:.1f} % | {100 * r['ci95'][0]:.1f}-{100 * r['ci95'][1]:.1f} % | "
                          f"{_steps(r['mean_steps_to_success'])} | {100 * r['mean_final_distance_m']:.1f} | "
                          f"{r['seeds']} | {r['held_out']} |")

@@ -374,6 +374,15 @@ def as_backend(policy: Any) -> Any:
     return policy
 
 
+def check_rtc_policy(rtc: bool, spec: str) -> None:
+    """`rtc` with `--policy SPEC` whose act takes no `action_prefix` (the scripted expert, random actions), refused
+    naming it before anything loads (`worldpolicy sim` and `dataset from-sim` alike; `robot.control.check_rtc` checks
+    a loaded policy)."""
+    if rtc and spec in ("scripted", "random"):
+        raise ValueError(f"rtc: asks a model to continue the running chunk's actions; policy {spec} has no model to "
+                         "condition: leave rtc out, or pass a checkpoint or a ws:// server")
+
+
 def policy_kind(spec: str) -> str:
     """What `--policy SPEC` names, checked without loading anything: `scripted`, `random`, `server` (a ws:// URL) or
     `checkpoint` (`shipped` or an existing folder); anything else is refused, naming what is accepted."""

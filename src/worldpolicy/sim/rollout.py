@@ -30,10 +30,10 @@ import numpy as np
 from worldpolicy.robot.control import ChunkController, ChunkStrategy, check_rtc
 from worldpolicy.robot.decode import ActionDecoder
 from worldpolicy.sim.env import step_limit, unwrap_tabletop
-from worldpolicy.sim.policies import as_backend
+from worldpolicy.sim.policies import as_backend, chunk_size
 from worldpolicy.sim.scenes import CAMERAS
 
-__all__ = ["EpisodeResult", "Jumps", "Rollout", "latency_ticks"]
+__all__ = ["EpisodeResult", "Jumps", "Rollout", "check_latency_chunk", "latency_ticks"]
 
 logger = logging.getLogger(__name__)
 # A recorded frame's top caption strip: white while the episode runs, tinted on its last frame by the outcome
@@ -48,13 +48,38 @@ def latency_ticks(latency_ms: float, control_hz: float, max_steps: int) -> int:
     if isinstance(latency_ms, bool) or not isinstance(latency_ms, (int, float, np.integer, np.floating)) \
             or not 0 <= latency_ms < math.inf:
         raise ValueError(f"latency_ms: expected milliseconds, a finite number >= 0 (0: none), got {latency_ms!r}")
-    ticks = math.floor(latency_ms * control_hz / 1000 + 0.5)
+    ticks = _rounded(latency_ms, control_hz)
     if ticks >= max_steps:
-        below = (max_steps - 0.5) * 1000 / control_hz  # the first latency that rounds to the step limit
+        below = _first_ms(max_steps, control_hz)
         raise ValueError(f"latency_ms: {latency_ms:g} ms is {ticks} control steps at {control_hz:g} Hz, at or past "
                          f"the {max_steps}-step limit: no reply would land before it; accepted: 0 to below "
                          f"{below:g} ms")
     return ticks
+
+
+def _rounded(latency_ms: float, control_hz: float) -> int:
+    """`latency_ms` as whole control steps at `control_hz`, halves up (`latency_ticks`)."""
+    return math.floor(latency_ms * control_hz / 1000 + 0.5)
+
+
+def _first_ms(ticks: int, control_hz: float) -> float:
+    """The least latency, in ms, that rounds to `ticks` control steps at `control_hz` (`latency_ticks`)."""
+    return (ticks - 0.5) * 1000 / control_hz
+
+
+def check_latency_chunk(latency_ms: float, control_hz: float, strategy: ChunkStrategy, chunk: int) -> None:
+    """A latency the strategy cannot run with `chunk`-step chunks (`ChunkStrategy.max_latency`: `ensemble` drops
+    every reply that lands past its whole chunk, and the arm never moves) refused, naming `latency_ms` and `strategy`,
+    in ms at `control_hz`, before any episode."""
+    ticks = _rounded(latency_ms, control_hz)
+    most = strategy.max_latency(chunk)
+    if most is not None and ticks > most:
+        kind = strategy.kind
+        raise ValueError(f"latency_ms: {latency_ms:g} ms is {ticks} control steps at {control_hz:g} Hz, at or past "
+                         f"the policy's {chunk}-step chunk: with strategy={kind} every reply lands past its whole "
+                         f"chunk and is dropped, so the arm never moves; accepted with strategy={kind}: 0 to below "
+                         f"{_first_ms(most + 1, control_hz):g} ms ({most} steps), or strategy=execute or "
+                         "strategy=async, whose late request holds the arm until its chunk runs")
 
 
 class Jumps:
@@ -128,6 +153,12 @@ class Rollout:
         self.policy, self.strategy = policy, (strategy or ChunkStrategy()).for_policy(policy)
         check_rtc(rtc, self.strategy, policy)
         self.rtc = bool(rtc)
+        try:
+            chunk = chunk_size(policy)
+        except AttributeError:  # a backend of your own that says no chunk: the controller refuses at its first reply
+            chunk = None
+        if chunk is not None:
+            check_latency_chunk(latency_ms, self.env.control_hz, self.strategy, chunk)
         self.execute_steps: int | None = self.strategy.execute_steps  # k actually used, known after the first chunk
         self._decoders: dict[str, ActionDecoder] = {}
 

@@ -5,7 +5,7 @@ it. The statistics are `sim.compare`'s; this only shows them."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +24,32 @@ from .report import (
     page_html,
 )
 
-__all__ = ["COMPARE_FIGURE", "build_compare_html"]
+__all__ = ["COMPARE_FIGURE", "build_compare_html", "timing_columns"]
 
 COMPARE_FIGURE = "compare.png"
 
 
 def _pct(value: Any) -> str:
     return f"{100 * value:.1f} %" if isinstance(value, (int, float)) else "-"
+
+
+def timing_columns(runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[str]]]:
+    """The chunk timing columns of a comparison's runs table (header, each run's cell), from compare.json's `runs`,
+    those that tell runs apart: latency where a run has one (`sim --latency`), rtc where a run has it (`sim --rtc`),
+    and the mean hand-over and in-chunk jumps where a report has them ("-" for a run without: a report written before
+    they were recorded, or an episode with no hand-over). The table `sim compare` prints, compare.md and the page
+    show the same."""
+    columns = []
+    if any(r.get("latency_ms") for r in runs):
+        columns.append(("latency", [f"{r['latency_ms']:g} ms = {r.get('latency_ticks')} steps"
+                                    if r.get("latency_ms") else "none" for r in runs]))
+    if any(r.get("rtc") for r in runs):
+        columns.append(("rtc", ["yes" if r.get("rtc") else "no" for r in runs]))
+    for key, head in (("mean_handover_jump_rad", "mean hand-over jump (rad)"),
+                      ("mean_chunk_jump_rad", "mean in-chunk jump (rad)")):
+        if any(isinstance(r.get(key), (int, float)) for r in runs):
+            columns.append((head, [f"{r[key]:.4f}" if isinstance(r.get(key), (int, float)) else "-" for r in runs]))
+    return columns
 
 
 def _table(head: list[str], rows: list[list[str]], left: int = 1) -> str:
@@ -65,18 +84,20 @@ def build_compare_html(folder: str | Path, title: str | None = None) -> str:
         sections.append("<section id=warnings><h2>Warnings</h2><ul>"
                         + "".join(f"<li class=warn>{_esc(w)}</li>" for w in doc["warnings"]) + "</ul></section>")
     rows = []
-    for r in runs:
+    timing = timing_columns(runs)
+    for i, r in enumerate(runs):
         lo, hi = (r.get("ci95") or [None, None])[:2]
         steps = r.get("mean_steps_to_success")
         rows.append([_run_link(folder, r), _esc(r.get("policy")), _esc(r.get("strategy")),
+                     *(_esc(cells[i]) for _, cells in timing),
                      _esc(f"{r.get('successes')}/{r.get('n_episodes')}"), _esc(_pct(r.get("success_rate"))),
                      _esc(f"{_pct(lo)} - {_pct(hi)}"), _esc("-" if steps is None else f"{steps:.1f}"),
                      _esc(f"{100 * distance:.1f}" if isinstance(distance := r.get("mean_final_distance_m"),
                                                                   (int, float)) else "-"),
                      _esc(r.get("seeds")), _esc(r.get("held_out"))])
     sections.append("<section id=runs><h2>Runs</h2>" + _table(
-        ["run", "policy", "strategy", "success", "rate", "95 % Wilson CI", "mean steps to success",
-         "mean final distance (cm)", "seeds", "held out"], rows, left=3) + "</section>")
+        ["run", "policy", "strategy", *(h for h, _ in timing), "success", "rate", "95 % Wilson CI",
+         "mean steps to success", "mean final distance (cm)", "seeds", "held out"], rows, left=3) + "</section>")
     rows = [[_esc(p.get("a")), _esc(p.get("b")), _esc(p.get("shared_seeds")), _esc(p.get("a_only")),
              _esc(p.get("b_only")), _esc(p.get("both")), _esc(p.get("neither")),
              *(_esc("-" if not isinstance(p.get(k), (int, float)) else f"{p[k]:.4g}")
