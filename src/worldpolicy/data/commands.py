@@ -354,7 +354,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "is written; a spool a running server holds is refused, untouched.",
     )
     recover.add_argument("spool", metavar="SPOOL", help="the spool folder (.DIR.writing-spool-*)")
-    recover.add_argument("--out", required=True, help="folder for the dataset (new or empty): the server's --record DIR")
+    recover.add_argument("--out", required=True,
+                         help="folder for the dataset (new or empty): the server's --record DIR")
     recover.add_argument("--overwrite", action="store_true",
                          help="replace the dataset an earlier `serve --record` (or recover) wrote at --out")
     recover.set_defaults(func=_recover)
@@ -505,8 +506,8 @@ def _from_sim(args: argparse.Namespace) -> int:
     strategy_flags = [flag for flag, value in (("--strategy", args.strategy), ("--execute-steps", args.execute_steps),
                                                ("--ensemble-decay", args.ensemble_decay)) if value is not None]
     timing_flags = [flag for flag, value in (("--latency", args.latency), ("--rtc", args.rtc)) if value]
-    if (strategy_flags or timing_flags) and args.policy == "scripted":
-        raise ValueError(f"{(strategy_flags + timing_flags)[0]}: sets how a policy's chunks run; the scripted expert re-plans every "
+    if (given := strategy_flags + timing_flags) and args.policy == "scripted":
+        raise ValueError(f"{given[0]}: sets how a policy's chunks run; the scripted expert re-plans every "
                          "--chunk-size steps: leave it out or pass --policy")
     from worldpolicy.sim.commands import check_ensemble_decay, warn_training_scenes
 
