@@ -487,6 +487,9 @@ class Policy:
         self.resolution_tier = int(resolution_tier if resolution_tier is not None else embodiment.resolution_tier)
         check_resolution_tier(self.resolution_tier)
         self.source = source
+        # the checkpoint as a saved setting names it (`shipped`, not this install's folder), as dream's: once, not per
+        # request (`models.portable_checkpoint` resolves paths)
+        self._checkpoint_setting = str(portable_checkpoint(source)) if source else source
         self._next_seed = None if seed is None else check_seed(seed)
         # the warnings said, each as its kind and what it was said of (`_once`): a control loop sends the same inputs,
         # and the same mistakes, every call. `said`: a set shared by policies built over one run (a training run's
@@ -1033,10 +1036,9 @@ class Policy:
             sampling=sampling, seed=seed, clean_actions=clean_actions, state_row=state_row,
             action_prefix=model_prefix, decode_video=request.decodes_video,
         )
-        settings = {  # the checkpoint as a saved setting names it (`shipped`, not this install's folder), as dream's
-            "checkpoint": str(portable_checkpoint(self.source)) if self.source else self.source, "mode": request.mode,
-            "steps": sampling.steps, "guidance": sampling.guidance,
-            "schedule": sampling.schedule, "shift": sampling.shift, "native_grid": sampling.native_grid,
+        settings = {
+            "checkpoint": self._checkpoint_setting, "mode": request.mode, "steps": sampling.steps,
+            "guidance": sampling.guidance, "schedule": sampling.schedule, "shift": sampling.shift, "native_grid": sampling.native_grid,
             **self._schedule_used(sampling),
             "seed": seed, "chunk_size": self.chunk_size, "fps": e.fps, "resolution_tier": self.resolution_tier,
             "canvas_hw": [info.canvas_h, info.canvas_w], "content_hw": [info.content_h, info.content_w],
