@@ -318,8 +318,9 @@ class EvalReport:
     def latency_said(self) -> str:
         """`200 ms = 3 steps at 15 Hz`: the latency as report.md says it (the run's page, `viz.report`, leaves out
         the rate)."""
-        ticks = self.latency["ticks"]
-        return f"{self.latency['ms']:g} ms = {ticks} step{'s' if ticks != 1 else ''} at {self.control_hz:g} Hz"
+        from worldpolicy.viz.report import latency_said
+
+        return f"{latency_said(self.latency['ms'], self.latency['ticks'])} at {self.control_hz:g} Hz"
 
     def _training_line(self, scenes: dict[str, Any]) -> str:
         """Whether the episodes are the checkpoint's training scenes (`TrainingScenes.to_json`), said in the report."""
