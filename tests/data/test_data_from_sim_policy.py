@@ -198,6 +198,15 @@ def test_a_policys_rollouts_under_a_latency_are_what_sim_runs_and_say_it(tmp_pat
     assert LeRobotDataset.open(tmp_path / "plain").provenance["latency"] == {"ms": 0.0, "ticks": 0}
 
 
+def test_a_latency_under_half_a_step_is_warned_as_sim_warns_it(tmp_path, capsys):
+    """`Rollout`'s warning, not only `evaluate`'s: from-sim ran 20 ms as none without a word."""
+    from worldpolicy.cli import main
+
+    assert main(["dataset", "from-sim", str(tmp_path / "ds"), "--policy", "random", "--keep-failures",
+                 *_argv("--latency", "20")]) == 0
+    assert "latency: 20 ms is under half a control step at 15 Hz, so it runs as none (0 steps)" in capsys.readouterr().err
+
+
 def test_a_checkpoints_rollouts_are_recorded_with_its_settings(tmp_path, tiny, caplog):
     """A checkpoint (the tiny one: droid/joint_pos, on CPU) recorded as `worldpolicy sim` runs it; info.json names the
     checkpoint's files and sampling, so the recording can be traced to the weights that made it. Recorded at another

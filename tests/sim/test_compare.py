@@ -329,6 +329,20 @@ def test_latency_rtc_and_hand_over_jumps_are_shown_side_by_side_where_a_run_has_
     assert plain.timing_columns() == [] and "latency" not in plain.table() and "rtc" not in plain.markdown()
 
 
+def test_a_latency_of_one_step_says_step_alike_in_the_table_the_run_page_and_report_md(tmp_path):
+    """One wording for a latency (`viz.report.latency_said`): `sim compare`'s table and the run's page said "1 steps"
+    where report.md said "1 step"."""
+    from worldpolicy.viz.report import build_report_html
+
+    outcomes = {0: True, 1: False}
+    late = _run(tmp_path / "late", outcomes, latency={"ms": 70.0, "ticks": 1})
+    comparison = compare_runs([_run(tmp_path / "clean", outcomes), late])
+    assert comparison.timing_columns()[0] == ("latency", ["none", "70 ms = 1 step"])
+    assert comparison.table().splitlines()[2].endswith("  70 ms = 1 step")  # the last column, right-aligned
+    assert "<b>latency</b><span>70 ms = 1 step</span>" in build_report_html(late)
+    assert "latency 70 ms = 1 step at 15 Hz," in (late / "report.md").read_text()
+
+
 def test_refusals_name_the_folder_as_given_and_what_to_give_instead(tmp_path):
     run = _run(tmp_path / "a", {0: True, 1: False})
     with pytest.raises(ValueError, match=r"runs: '.*a/' is given twice \(as '.*a' too\)"):

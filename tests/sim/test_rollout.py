@@ -206,7 +206,7 @@ def test_a_latency_under_half_a_step_runs_as_none_and_says_so(caplog):
     from worldpolicy.sim.evaluate import evaluate
 
     env = TabletopEnv("reach", image_size=None, max_steps=8)
-    with caplog.at_level("WARNING", logger="worldpolicy.sim.evaluate"):
+    with caplog.at_level("WARNING", logger="worldpolicy.sim.rollout"):  # `Rollout`'s: dataset from-sim's too
         report = evaluate(env, _Counting(env, chunk=4), policy_name="hold", episodes=1, progress=False, latency_ms=20)
     assert report.latency == {"ms": 20.0, "ticks": 0}
     assert "latency: 20 ms is under half a control step at 15 Hz, so it runs as none (0 steps)" in caplog.text

@@ -165,11 +165,12 @@ class Comparison:
             })
         return rows
 
-    def timing_columns(self) -> list[tuple[str, list[str]]]:
-        """The runs' chunk timing columns (`viz.compare_page.timing_columns`): latency, rtc, hand-over jumps."""
+    def timing_columns(self, rows: list[dict[str, Any]] | None = None) -> list[tuple[str, list[str]]]:
+        """The runs' chunk timing columns (`viz.compare_page.timing_columns`): latency, rtc, hand-over jumps; `rows`:
+        `run_rows()` where the caller has them."""
         from worldpolicy.viz.compare_page import timing_columns
 
-        return timing_columns(self.run_rows())
+        return timing_columns(self.run_rows() if rows is None else rows)
 
     def to_json(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "task": self.task, "runs": self.run_rows(),
@@ -180,12 +181,13 @@ class Comparison:
 
     def table(self) -> str:
         """The runs as a plain-text table, then each pair's line and the warnings: what the command prints."""
-        timing = self.timing_columns()
+        runs = self.run_rows()
+        timing = self.timing_columns(runs)
         head = ("run", "success", "rate", "95 % CI", "mean steps", *(h for h, _ in timing))
         rows = [head] + [(r["name"], f"{r['successes']}/{r['n_episodes']}", f"{100 * r['success_rate']:.1f} %",
                           f"{100 * r['ci95'][0]:.1f}-{100 * r['ci95'][1]:.1f} %", _steps(r["mean_steps_to_success"]),
                           *(cells[i] for _, cells in timing))
-                         for i, r in enumerate(self.run_rows())]
+                         for i, r in enumerate(runs)]
         widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
         lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
                  for row in rows]
@@ -194,13 +196,14 @@ class Comparison:
         return "\n".join(lines)
 
     def markdown(self) -> str:
-        timing = self.timing_columns()
+        runs = self.run_rows()
+        timing = self.timing_columns(runs)
         lines = [f"# {self.task}: {len(self.names)} sim runs compared", "",
                  ("| run | policy | strategy | " + "".join(f"{h} | " for h, _ in timing)
                   + "success | rate | 95 % Wilson CI | mean steps to success | mean final distance (cm) | seeds | "
                   "held out |"),
                  "|---|---|---|" + "---:|" * len(timing) + "---:|---:|---:|---:|---:|---|---|"]
-        for i, r in enumerate(self.run_rows()):
+        for i, r in enumerate(runs):
             lines.append(f"| {r['name']} | {r['policy']} | {r['strategy']} | "
                          + "".join(f"{cells[i]} | " for _, cells in timing)
                          + f"{r['successes']}/{r['n_episodes']} | "

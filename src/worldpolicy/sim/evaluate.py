@@ -7,7 +7,6 @@ backends serving the same checkpoint see identical episodes.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -26,8 +25,6 @@ from worldpolicy.sim.tasks import EVAL_SEED
 __all__ = ["EVAL_SEED", "EvalReport", "TrainingScenes", "episodes_left", "evaluate", "keep_report", "read_report",
            "report_figure", "resume_conflicts", "seed_range", "start_report", "training_scenes", "training_seeds",
            "version_changes", "wilson_interval", "write_report"]
-
-logger = logging.getLogger(__name__)
 
 SCHEMA = "worldpolicy.sim_eval/v1"
 VERSIONED_POLICIES = ("scripted", "random")  # the policies whose behaviour is worldpolicy's code (`version`)
@@ -318,8 +315,9 @@ class EvalReport:
     def latency_said(self) -> str:
         """`200 ms = 3 steps at 15 Hz`: the latency as report.md says it (the run's page, `viz.report`, leaves out
         the rate)."""
-        ticks = self.latency["ticks"]
-        return f"{self.latency['ms']:g} ms = {ticks} step{'s' if ticks != 1 else ''} at {self.control_hz:g} Hz"
+        from worldpolicy.viz.report import latency_said
+
+        return f"{latency_said(self.latency['ms'], self.latency['ticks'])} at {self.control_hz:g} Hz"
 
     def _training_line(self, scenes: dict[str, Any]) -> str:
         """Whether the episodes are the checkpoint's training scenes (`TrainingScenes.to_json`), said in the report."""
@@ -526,9 +524,6 @@ def evaluate(
 
     rollout = Rollout(env, policy, strategy, name=policy_name, latency_ms=latency_ms, rtc=rtc)
     env, policy = rollout.env, rollout.policy
-    if latency_ms and not rollout.latency:
-        logger.warning("latency: %g ms is under half a control step at %g Hz, so it runs as none (0 steps)",
-                       latency_ms, env.control_hz)
     report = start_report(env, policy_name=policy_name, seed=seed, strategy=rollout.strategy, episodes=episodes,
                           embodiment=getattr(policy, "embodiment", None), chunk=chunk_size(policy),
                           policy_fps=policy_fps(policy), policy_settings=policy_settings(policy, env.image_size),

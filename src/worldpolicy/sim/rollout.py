@@ -149,6 +149,9 @@ class Rollout:
         self.env, self.max_steps = unwrap_tabletop(env), step_limit(env)
         self.name = name
         self.latency = latency_ticks(latency_ms, self.env.control_hz, self.max_steps)
+        if latency_ms and not self.latency:  # `worldpolicy sim` and `dataset from-sim --policy` alike
+            logger.warning("latency: %g ms is under half a control step at %g Hz, so it runs as none (0 steps)",
+                           latency_ms, self.env.control_hz)
         policy = as_backend(policy)  # a bare Policy / RemotePolicy gets seeds from the episode's
         self.policy, self.strategy = policy, (strategy or ChunkStrategy()).for_policy(policy)
         check_rtc(rtc, self.strategy, policy)

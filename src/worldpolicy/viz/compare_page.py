@@ -21,6 +21,7 @@ from .report import (
     _notes_section,
     _read_json,
     _unreadable_png,
+    latency_said,
     page_html,
 )
 
@@ -41,8 +42,8 @@ def timing_columns(runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[st
     show the same."""
     columns = []
     if any(r.get("latency_ms") for r in runs):
-        columns.append(("latency", [f"{r['latency_ms']:g} ms = {r.get('latency_ticks')} steps"
-                                    if r.get("latency_ms") else "none" for r in runs]))
+        columns.append(("latency", [latency_said(r["latency_ms"], r.get("latency_ticks")) if r.get("latency_ms")
+                                    else "none" for r in runs]))
     if any(r.get("rtc") for r in runs):
         columns.append(("rtc", ["yes" if r.get("rtc") else "no" for r in runs]))
     for key, head in (("mean_handover_jump_rad", "mean hand-over jump (rad)"),

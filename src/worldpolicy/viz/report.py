@@ -47,7 +47,7 @@ from .run import ANIMATION_FILE, ROLLOUT_VIDEO, SETTINGS_FILE, describe_rollout_
 from .video import SEP
 
 __all__ = ["MAX_EMBED_VIDEOS_TOTAL_BYTES", "MAX_EMBED_VIDEO_BYTES", "REPORT_FILE", "build_report_html",
-           "describe_video",
+           "describe_video", "latency_said",
            "log_curves_figure", "page_html", "report_server", "serve_report", "video_figure", "write_report"]
 
 REPORT_FILE = "index.html"
@@ -110,6 +110,13 @@ def _fmt(x: Any) -> str:
     if isinstance(x, (float, np.floating)):
         return f"{float(x):.5g}"
     return str(x)
+
+
+def latency_said(ms: Any, ticks: Any) -> str:
+    """`200 ms = 3 steps`: a run's latency (`worldpolicy sim --latency`, report.json's `latency`) as the run's page,
+    report.md (`EvalReport.latency_said`) and `sim compare` say it."""
+    whole = isinstance(ticks, (int, np.integer)) and not isinstance(ticks, bool)
+    return f"{_fmt(ms)} ms = " + (plural(int(ticks), "step") if whole else f"{_fmt(ticks)} steps")
 
 
 def _read_json(path: Path) -> Any:
@@ -317,7 +324,7 @@ def _sim_summary_cards(report: Mapping[str, Any]) -> str:
         cards.append(("perturbed", report["perturb"]))
     latency = report.get("latency")
     if isinstance(latency, Mapping) and latency.get("ms"):  # `worldpolicy sim --latency`: each reply that much later
-        cards.append(("latency", f"{_fmt(latency['ms'])} ms = {_fmt(latency.get('ticks'))} steps"))
+        cards.append(("latency", latency_said(latency["ms"], latency.get("ticks"))))
     strategy = report["strategy"].get("kind") if isinstance(report.get("strategy"), Mapping) else None
     cards += [("control", f"{_fmt(report.get('control_hz'))} Hz"),
               ("strategy", f"{strategy} + rtc" if report.get("rtc") else strategy)]  # `sim --rtc`: real-time chunking
