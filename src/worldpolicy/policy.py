@@ -1038,7 +1038,8 @@ class Policy:
         )
         settings = {
             "checkpoint": self._checkpoint_setting, "mode": request.mode, "steps": sampling.steps,
-            "guidance": sampling.guidance, "schedule": sampling.schedule, "shift": sampling.shift, "native_grid": sampling.native_grid,
+            "guidance": sampling.guidance, "schedule": sampling.schedule, "shift": sampling.shift,
+            "native_grid": sampling.native_grid,
             **self._schedule_used(sampling),
             "seed": seed, "chunk_size": self.chunk_size, "fps": e.fps, "resolution_tier": self.resolution_tier,
             "canvas_hw": [info.canvas_h, info.canvas_w], "content_hw": [info.content_h, info.content_w],

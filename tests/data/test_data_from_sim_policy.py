@@ -204,7 +204,8 @@ def test_a_latency_under_half_a_step_is_warned_as_sim_warns_it(tmp_path, capsys)
 
     assert main(["dataset", "from-sim", str(tmp_path / "ds"), "--policy", "random", "--keep-failures",
                  *_argv("--latency", "20")]) == 0
-    assert "latency: 20 ms is under half a control step at 15 Hz, so it runs as none (0 steps)" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "latency: 20 ms is under half a control step at 15 Hz, so it runs as none (0 steps)" in said
 
 
 def test_a_checkpoints_rollouts_are_recorded_with_its_settings(tmp_path, tiny, caplog):
