@@ -155,6 +155,17 @@ def test_another_task_version_is_not_paired_and_is_warned_about(tmp_path):
                                    "things"),)
 
 
+def test_an_older_reports_folder_of_the_shipped_model_is_the_same_path_as_shipped(tmp_path):
+    """A report from before `checkpoint_files` recorded `shipped` holds this install's folder of it: compared with a
+    run since, the path differs in nothing (`models.portable_checkpoint`)."""
+    from worldpolicy.models import shipped_model
+
+    outcomes = {s: True for s in range(5)}
+    old = _run(tmp_path / "old", outcomes, settings={**SETTINGS, "path": str(shipped_model())})
+    new = _run(tmp_path / "new", outcomes, settings={**SETTINGS, "path": "shipped"})
+    assert compare_runs([old, new]).differences == ()
+
+
 def test_the_settings_diff_lists_exactly_the_settings_that_differ_with_their_flags(tmp_path):
     outcomes = {s: True for s in range(5)}
     ensemble = {"kind": "ensemble", "execute_steps": 1, "ensemble_decay": 0.1, "execute_steps_requested": None}

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from worldpolicy.fileio import COMPARE_FILE, SIM_REPORT_FILE, write_bytes_atomic
+from worldpolicy.models import portable_checkpoint
 from worldpolicy.sim.evaluate import (
     UNRECORDED_VERSION,
     VERSIONED_POLICIES,
@@ -310,12 +311,13 @@ def _names(paths: Sequence[Path]) -> list[str]:
 def _settings(report: EvalReport) -> dict[str, Any]:
     """What a run was run with, by setting (`EvalReport.settings`), plus what a comparison shows though a resume
     leaves it out: which checkpoint (its name and path, not only its files' digest), the task's version and the
-    episodes run."""
+    episodes run. The path as a report now records it (`models.portable_checkpoint`): an older report's folder of
+    the shipped model is `shipped`, so a run from before and one since differ in nothing there."""
     flat = report.settings()
     flat["policy"] = report.policy
     path = (report.policy_settings or {}).get("path")
     if path is not None:
-        flat["policy_settings.path"] = path
+        flat["policy_settings.path"] = str(portable_checkpoint(path)) if isinstance(path, str) else path
     flat["task_version"] = _task_version(report)
     flat["episodes"] = len(report.episodes)
     return flat
