@@ -337,10 +337,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="how to turn the stored images: vertical (right side up from bottom row first), rotate180 "
                      "(as openpi's and OpenVLA's LIBERO datasets are: vertical, mirrored left-right), none (default: "
                      "vertical when the file's macros_image_convention is 'opengl', as LIBERO's is, else none)")
-    imp.add_argument("--video-codec", default="libx264rgb",
-                     help="libx264rgb (lossless, default), libx264, libsvtav1 (lossy ones need even image sizes)")
-    imp.add_argument("--overwrite", action="store_true", help="replace the dataset an earlier import wrote at --out")
-    imp.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+    _add_edit_flags(imp, "an earlier import", default_codec="libx264rgb",
+                    codec_help="libx264rgb (lossless, default), libx264, libsvtav1 (lossy ones need even image sizes)")
     imp.set_defaults(func=_import_hdf5)
 
     recover = cmds.add_parser(
@@ -361,11 +359,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     recover.set_defaults(func=_recover)
 
 
-def _add_edit_flags(parser: argparse.ArgumentParser, earlier: str) -> None:
-    """The flags `dataset select` and `dataset merge` share."""
-    parser.add_argument("--video-codec",
-                        help="codec the videos are written again with: libx264rgb (lossless), libx264, libsvtav1 "
-                        "(default: the source's, where it is one of these, else libx264rgb)")
+def _add_edit_flags(parser: argparse.ArgumentParser, earlier: str, default_codec: str | None = None,
+                    codec_help: str = "codec the videos are written again with: libx264rgb (lossless), libx264, "
+                    "libsvtav1 (default: the source's, where it is one of these, else libx264rgb)") -> None:
+    """The flags `dataset select`, `merge` and `import-hdf5` share: --video-codec (by default the source's, as
+    select and merge write again what they read), --overwrite (what `earlier` wrote) and --no-progress."""
+    parser.add_argument("--video-codec", default=default_codec, help=codec_help)
     parser.add_argument("--overwrite", action="store_true", help=f"replace the dataset {earlier} wrote at --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
 
