@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from serving_standins import StandInPolicy, droid_request
+from serving_standins import StandInPolicy, droid_request, free_port, start_server_script
 
 from worldpolicy.cli import main
 from worldpolicy.data import LeRobotDataset
@@ -133,25 +132,11 @@ SERVER_SCRIPT = textwrap.dedent(
 
 def _recording_server(tmp_path: Path) -> tuple[subprocess.Popen, int]:
     """`PolicyServer.run()` recording to tmp_path/record, in a process of its own (signals, exit code), once ready."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     root = tmp_path / "record"
     script = tmp_path / "server.py"
     script.write_text(SERVER_SCRIPT.format(tests=str(Path(__file__).parent), root=str(root), port=port))
-    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1)
-            return proc, port
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise
-            time.sleep(0.1)
+    return start_server_script(script, port), port
 
 
 def test_sigterm_finalises_the_open_episodes(tmp_path):

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import websockets
-from serving_standins import StandInPolicy, droid_request, expected_actions
+from serving_standins import StandInPolicy, droid_request, expected_actions, raw_send
 from websockets.sync.client import connect
 
 from worldpolicy.processing.actions import to_model
@@ -647,11 +647,7 @@ def test_inverse_dynamics_reads_the_state_keys_a_raw_client_sends_beside_the_vid
             "observation/joint_position": joints, "observation/gripper_position": gripper}
 
     def send(message: dict) -> dict | str:
-        with connect(t.url, compression=None, max_size=None) as ws:
-            unpackb(ws.recv())
-            ws.send(packb(message))
-            reply = ws.recv(timeout=5)
-            return reply if isinstance(reply, str) else unpackb(reply)
+        return raw_send(t.url, message, timeout=5)
 
     assert send(base)["actions"].shape == (32, 8)
     np.testing.assert_array_equal(policy.options.pop()["state"], np.r_[joints[0], gripper[0]])
