@@ -157,6 +157,14 @@ def raw_send(url: str, message: dict, timeout: float = 30) -> dict | str:
         return reply if isinstance(reply, str) else unpackb(reply)
 
 
+def metric(thread: Any, name: str) -> float:
+    """The value of metric `name` (no labels) on a `ServerThread`'s GET /metrics; 0.0 when it is not there yet."""
+    with urllib.request.urlopen(thread.url.replace("ws://", "http://") + "/metrics", timeout=5) as response:
+        text = response.read().decode()
+    values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")]
+    return values[0] if values else 0.0
+
+
 def start_server_script(script: Path, port: int, probe: str = "readyz") -> subprocess.Popen:
     """Run `script` (a `PolicyServer.run()` on `port`) in a process of its own, once GET /`probe` answers."""
     proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
