@@ -9,13 +9,20 @@ local Policy logs one about its inputs.
 from __future__ import annotations
 
 import logging
+import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from websockets.sync.client import connect
 
 from worldpolicy import Prediction, get_embodiment
+from worldpolicy.serving import packb, unpackb
 
 
 def expected_actions(joints: np.ndarray, prompt: str, seed: int = 0, chunk: int = 32) -> np.ndarray:
@@ -133,3 +140,41 @@ def droid_request(joints: np.ndarray, prompt: str = "pick up the cup", size: int
         "observation/gripper_position": np.array([0.25], np.float32),
         "prompt": prompt,
     }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def raw_send(url: str, message: dict, timeout: float = 30) -> dict | str:
+    """One request from a client that checks nothing (no RemotePolicy): the decoded reply, or the server's text frame."""
+    with connect(url, compression=None, max_size=None) as ws:
+        unpackb(ws.recv())  # the server's metadata
+        ws.send(packb(message))
+        reply = ws.recv(timeout=timeout)
+        return reply if isinstance(reply, str) else unpackb(reply)
+
+
+def metric(thread: Any, name: str) -> float:
+    """The value of metric `name` (no labels) on a `ServerThread`'s GET /metrics; 0.0 when it is not there yet."""
+    with urllib.request.urlopen(thread.url.replace("ws://", "http://") + "/metrics", timeout=5) as response:
+        text = response.read().decode()
+    values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")]
+    return values[0] if values else 0.0
+
+
+def start_server_script(script: Path, port: int, probe: str = "readyz") -> subprocess.Popen:
+    """Run `script` (a `PolicyServer.run()` on `port`) in a process of its own, once GET /`probe` answers."""
+    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/{probe}", timeout=1)
+            return proc
+        except OSError:  # not listening yet, or 503 loading
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise
+            time.sleep(0.1)

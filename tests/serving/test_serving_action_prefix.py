@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from serving_standins import StandInPolicy, droid_request
-from websockets.sync.client import connect
+from serving_standins import StandInPolicy, droid_request, raw_send
 
 from worldpolicy.processing.actions import to_physical
 from worldpolicy.serving import (
@@ -16,8 +15,6 @@ from worldpolicy.serving import (
     RemotePolicyError,
     ServerConfig,
     ServerThread,
-    packb,
-    unpackb,
 )
 
 TASK = "pick up the cup"
@@ -81,13 +78,6 @@ def test_a_bad_prefix_from_a_raw_client_is_its_error_and_the_server_keeps_servin
     """A client that checks nothing: the adapter refuses it (shape, numbers, the row count against the served chunk:
     a too-long prefix fails its own request at parse time, never the batch it would join); each reply names
     `action_prefix` to that client, and the next request is served."""
-    def send(message: dict) -> dict | str:
-        with connect(served.url, compression=None, max_size=None) as ws:
-            unpackb(ws.recv())
-            ws.send(packb(message))
-            reply = ws.recv(timeout=30)
-            return reply if isinstance(reply, str) else unpackb(reply)
-
     base = {"observation/image": _image(), "prompt": TASK, "seed": 4}
     for prefix, text in [
         (np.zeros((2, 9)), "bad request: action_prefix has shape (2, 9); accepted: rows [d, 10]"),
@@ -95,10 +85,10 @@ def test_a_bad_prefix_from_a_raw_client_is_its_error_and_the_server_keeps_servin
         (np.zeros((8, 10)), ("bad request: action_prefix has 8 rows; accepted: rows [d, 10] (tx, ty, tz, r0, r1, r2, "
                             "r3, r4, r5, grasp) with 1 <= d <= chunk_size - 1 = 7")),
     ]:
-        reply = send({**base, "action_prefix": prefix})
+        reply = raw_send(served.url, {**base, "action_prefix": prefix})
         assert isinstance(reply, str) and reply.startswith(text), reply
     prefix = _prefix(tiny_policy, 2)
-    reply = send({**base, "action_prefix": prefix})
+    reply = raw_send(served.url, {**base, "action_prefix": prefix})
     assert np.array_equal(reply["actions"][:2], prefix) and reply["settings"]["action_prefix_rows"] == 2
 
 

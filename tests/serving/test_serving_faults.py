@@ -6,10 +6,8 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import textwrap
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import msgpack
 import numpy as np
 import pytest
 import websockets
-from serving_standins import StandInPolicy, droid_request, expected_actions
+from serving_standins import StandInPolicy, droid_request, expected_actions, free_port, start_server_script
 from websockets.sync.client import connect
 
 from worldpolicy.serving import BadRequestError, Limits, RemotePolicy, ServerClosedError, ServerError, packb, unpackb
@@ -191,31 +189,15 @@ SERVER_SCRIPT = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _server_process(tmp_path: Path, batch_cost_s: float = 1.0, drain_timeout_s: float = 30.0,
                     slow_load: bool = False) -> tuple[subprocess.Popen, int]:
     """`PolicyServer.run()` in a process of its own (it owns the process: signals, exit code), once ready (once
     listening, with `slow_load`)."""
-    port = _free_port()
+    port = free_port()
     script = tmp_path / "server.py"
     script.write_text(SERVER_SCRIPT.format(tests=str(Path(__file__).parent), port=port, batch_cost_s=batch_cost_s,
                                            drain_timeout_s=drain_timeout_s, slow_load=slow_load))
-    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/{'healthz' if slow_load else 'readyz'}", timeout=1)
-            return proc, port
-        except OSError:  # not listening yet, or 503 loading
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise
-            time.sleep(0.1)
+    return start_server_script(script, port, "healthz" if slow_load else "readyz"), port
 
 
 def test_sigterm_drains_inflight_requests_then_exits(tmp_path):

@@ -7,16 +7,14 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import textwrap
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-from serving_standins import StandInPolicy, droid_request
+from serving_standins import StandInPolicy, droid_request, free_port, metric, start_server_script
 
 from worldpolicy.cli import main
 from worldpolicy.data import LeRobotDataset
@@ -30,12 +28,6 @@ CAMERAS = ("wrist_image_left", "exterior_image_1_left", "exterior_image_2_left")
 def _server(recorder: Recorder, policy: StandInPolicy | None = None) -> ServerThread:
     server = PolicyServer(policy or StandInPolicy(), ServerConfig(host="127.0.0.1", port=0), recorder=recorder)
     return ServerThread(server).start()
-
-
-def _metric(thread: ServerThread, name: str) -> float:
-    with urllib.request.urlopen(thread.url.replace("ws://", "http://") + "/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
 
 
 def test_each_connection_is_an_episode_of_what_was_sent_and_answered(tmp_path):
@@ -54,7 +46,7 @@ def test_each_connection_is_an_episode_of_what_was_sent_and_answered(tmp_path):
             policy.act(droid_request(np.zeros(7)), "fails next")
             with pytest.raises(ServerError, match="stand-in failure"):
                 policy.act(droid_request(np.zeros(7)), "raise")
-        assert _metric(thread, "worldpolicy_records_dropped_total") == 0
+        assert metric(thread, "worldpolicy_records_dropped_total") == 0
     finally:
         thread.stop()
 
@@ -106,7 +98,7 @@ def test_a_writer_that_falls_behind_drops_records_not_responses():
             for k in range(6):  # all answered while the writer is stuck in the first record
                 assert policy.act(droid_request(np.full(7, 0.1 * k)), "go").actions.shape == (32, 8)
         assert sink.blocked.wait(10) and not sink.exchanges
-        dropped = _metric(thread, "worldpolicy_records_dropped_total")
+        dropped = metric(thread, "worldpolicy_records_dropped_total")
         assert dropped >= 4  # at most one being written and `max_pending` queued
         sink.release.set()
     finally:
@@ -133,25 +125,11 @@ SERVER_SCRIPT = textwrap.dedent(
 
 def _recording_server(tmp_path: Path) -> tuple[subprocess.Popen, int]:
     """`PolicyServer.run()` recording to tmp_path/record, in a process of its own (signals, exit code), once ready."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     root = tmp_path / "record"
     script = tmp_path / "server.py"
     script.write_text(SERVER_SCRIPT.format(tests=str(Path(__file__).parent), root=str(root), port=port))
-    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1)
-            return proc, port
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise
-            time.sleep(0.1)
+    return start_server_script(script, port), port
 
 
 def test_sigterm_finalises_the_open_episodes(tmp_path):

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import websockets
-from serving_standins import StandInPolicy, droid_request, expected_actions
+from serving_standins import StandInPolicy, droid_request, expected_actions, metric, raw_send
 from websockets.sync.client import connect
 
 from worldpolicy.processing.actions import to_model
@@ -43,12 +43,6 @@ def _http(thread: ServerThread, path: str, headers: dict | None = None) -> tuple
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
-
-
-def _metric(thread: ServerThread, name: str) -> float:
-    _, text = _http(thread, "/metrics")
-    values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")]
-    return values[0] if values else 0.0
 
 
 @pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
@@ -104,12 +98,12 @@ def test_health_ready_and_metrics(serve):
     for name in ("worldpolicy_requests_total", "worldpolicy_request_latency_seconds_bucket",
                  "worldpolicy_batch_size_bucket", "worldpolicy_queue_depth", "worldpolicy_connections"):
         assert name in text
-    assert _metric(t, 'worldpolicy_requests_total{status="ok"}') == 1.0
-    assert _metric(t, "worldpolicy_ready") == 1.0
+    assert metric(t, 'worldpolicy_requests_total{status="ok"}') == 1.0
+    assert metric(t, "worldpolicy_ready") == 1.0
     from worldpolicy import __version__
 
     info = f'worldpolicy_server_info{{embodiment="droid/joint_pos",model="stand-in",version="{__version__}"}}'
-    assert _metric(t, info) == 1.0  # which model this server runs, beside its numbers on a dashboard
+    assert metric(t, info) == 1.0  # which model this server runs, beside its numbers on a dashboard
 
 
 def test_healthz_answers_while_inference_runs(serve):
@@ -247,13 +241,13 @@ def test_full_queue_answers_busy(serve):
         assert stand_in.running.wait(5)
         second = pool.submit(lambda: RemotePolicy(t.url).act(droid_request(np.ones(7)), "2"))
         deadline = time.monotonic() + 5
-        while _metric(t, "worldpolicy_queue_depth") < 1 and time.monotonic() < deadline:
+        while metric(t, "worldpolicy_queue_depth") < 1 and time.monotonic() < deadline:
             time.sleep(0.01)
         with pytest.raises(ServerBusyError, match=r"server busy: 1 requests queued \(max_queue=1\)") as info:
             third.act(droid_request(np.zeros(7)), "3")
         assert info.value.code == 1013
         assert first.result(10).actions.shape == second.result(10).actions.shape == (32, 8)
-    assert _metric(t, 'worldpolicy_requests_total{status="busy"}') == 1.0
+    assert metric(t, 'worldpolicy_requests_total{status="busy"}') == 1.0
 
 
 def test_handshakes_past_max_connections_get_503_while_probes_and_open_connections_go_on(serve):
@@ -265,7 +259,7 @@ def test_handshakes_past_max_connections_get_503_while_probes_and_open_connectio
         RemotePolicy(t.url)
     assert _http(t, "/healthz") == (200, "OK\n") and _http(t, "/readyz")[0] == 200
     assert first.act(droid_request(np.zeros(7)), "a").actions.shape == (32, 8)  # those open are served
-    assert _metric(t, 'worldpolicy_requests_total{status="busy"}') == 1.0
+    assert metric(t, 'worldpolicy_requests_total{status="busy"}') == 1.0
     second.close()
     deadline = time.monotonic() + 5
     while len(t.server._connections) > 1 and time.monotonic() < deadline:
@@ -348,9 +342,9 @@ def test_a_message_over_the_limit_is_closed_1009_and_counted(serve):
             ws.recv(timeout=5)
     assert closed.value.rcvd.code == 1009
     deadline = time.monotonic() + 5
-    while _metric(t, 'worldpolicy_requests_total{status="too_big"}') < 1 and time.monotonic() < deadline:
+    while metric(t, 'worldpolicy_requests_total{status="too_big"}') < 1 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert _metric(t, 'worldpolicy_requests_total{status="too_big"}') == 1.0
+    assert metric(t, 'worldpolicy_requests_total{status="too_big"}') == 1.0
 
 
 def test_failures_are_logged_as_one_json_object_and_an_empty_message_still_says_something(serve, caplog):
@@ -647,11 +641,7 @@ def test_inverse_dynamics_reads_the_state_keys_a_raw_client_sends_beside_the_vid
             "observation/joint_position": joints, "observation/gripper_position": gripper}
 
     def send(message: dict) -> dict | str:
-        with connect(t.url, compression=None, max_size=None) as ws:
-            unpackb(ws.recv())
-            ws.send(packb(message))
-            reply = ws.recv(timeout=5)
-            return reply if isinstance(reply, str) else unpackb(reply)
+        return raw_send(t.url, message, timeout=5)
 
     assert send(base)["actions"].shape == (32, 8)
     np.testing.assert_array_equal(policy.options.pop()["state"], np.r_[joints[0], gripper[0]])
