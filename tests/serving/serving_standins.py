@@ -149,7 +149,8 @@ def free_port() -> int:
 
 
 def raw_send(url: str, message: dict, timeout: float = 30) -> dict | str:
-    """One request from a client that checks nothing (no RemotePolicy): the decoded reply, or the server's text frame."""
+    """One request from a client that checks nothing (no RemotePolicy): the decoded reply, or the server's text
+    frame."""
     with connect(url, compression=None, max_size=None) as ws:
         unpackb(ws.recv())  # the server's metadata
         ws.send(packb(message))
