@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -166,13 +167,15 @@ def metric(thread: Any, name: str) -> float:
     return values[0] if values else 0.0
 
 
-def start_server_script(script: Path, port: int, probe: str = "readyz") -> subprocess.Popen:
-    """Run `script` (a `PolicyServer.run()` on `port`) in a process of its own, once GET /`probe` answers."""
+def start_server_script(script: Path, port: int, probe: str = "readyz",
+                        tls: ssl.SSLContext | None = None) -> subprocess.Popen:
+    """Run `script` (a `PolicyServer.run()` on `port`) in a process of its own, once GET /`probe` answers (over
+    https:// trusting `tls` where given)."""
     proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while True:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/{probe}", timeout=1)
+            urllib.request.urlopen(f"{'https' if tls else 'http'}://127.0.0.1:{port}/{probe}", timeout=1, context=tls)
             return proc
         except OSError:  # not listening yet, or 503 loading
             if time.monotonic() > deadline or proc.poll() is not None:

@@ -4,21 +4,29 @@ loads."""
 
 from __future__ import annotations
 
+import calendar
+import json
 import logging
 import shutil
+import signal
+import socket
 import ssl
 import subprocess
+import textwrap
+import time
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-from serving_standins import droid_request, expected_actions
+from serving_standins import droid_request, expected_actions, free_port, start_server_script
 
 from worldpolicy.cli import main
 from worldpolicy.policy import PolicyRequest
 from worldpolicy.serving import RemotePolicy, ServerConfig, ServerRefusedError, UntrustedCertificateError
-from worldpolicy.serving.server import warn_if_open
+from worldpolicy.serving.logformat import TEXT_FORMAT, Event, JsonFormatter
+from worldpolicy.serving.server import network_urls, warn_if_open
+from worldpolicy.serving.tls import certificate_validity
 
 KEY = "robot-key-0001"
 
@@ -33,6 +41,38 @@ def _self_signed(folder: Path, name: str, san: str = "DNS:localhost,IP:127.0.0.1
     return cert, key
 
 
+_CA_CONFIG = """[ca]
+default_ca = d
+[d]
+database = index.txt
+new_certs_dir = .
+serial = serial
+default_md = sha256
+policy = p
+copy_extensions = copy
+[p]
+commonName = supplied
+"""
+
+
+def _dated(folder: Path, name: str, start: str, end: str) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 valid from `start` to `end` (YYYYMMDDHHMMSSZ), and its key: `openssl
+    req -x509` only counts days from now, `openssl ca` takes dates."""
+    work = folder / f"{name}-ca"
+    work.mkdir()
+    (work / "ca.cnf").write_text(_CA_CONFIG)
+    (work / "index.txt").write_text("")
+    (work / "serial").write_text("01\n")
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(key), "-out", str(work / "req.csr"), "-subj", f"/CN={name}",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    subprocess.run(["openssl", "ca", "-batch", "-config", "ca.cnf", "-selfsign", "-keyfile", str(key), "-in",
+                    "req.csr", "-out", str(cert), "-startdate", start, "-enddate", end], check=True,
+                   capture_output=True, cwd=work)
+    return cert, key
+
+
 @pytest.fixture(scope="module")
 def pems(tmp_path_factory) -> dict[str, Path]:
     if shutil.which("openssl") is None:
@@ -44,8 +84,13 @@ def pems(tmp_path_factory) -> dict[str, Path]:
     encrypted = folder / "encrypted.key"
     subprocess.run(["openssl", "pkey", "-in", str(key), "-aes256", "-passout", "pass:secret-pass", "-out",
                     str(encrypted)], check=True, capture_output=True)
+    expired_cert, expired_key = _dated(folder, "expired", "20200101000000Z", "20200201000000Z")
+    future_cert, future_key = _dated(folder, "future", "20990101000000Z", "20991231235959Z")
+    lasting_cert, lasting_key = _dated(folder, "lasting", "20200101000000Z", "20991231235959Z")
     return {"cert": cert, "key": key, "other_cert": other_cert, "other_key": other_key, "encrypted": encrypted,
-            "named_cert": named_cert, "named_key": named_key}
+            "named_cert": named_cert, "named_key": named_key, "expired_cert": expired_cert, "expired_key": expired_key,
+            "future_cert": future_cert, "future_key": future_key, "lasting_cert": lasting_cert,
+            "lasting_key": lasting_key}
 
 
 @pytest.fixture
@@ -131,6 +176,31 @@ def test_the_listening_line_says_the_scheme_and_url(serve, pems, caplog):
     assert '"scheme": "wss"' in line and f'"url": "{t.url}"' in line
 
 
+def test_a_server_on_every_interface_says_so_and_gives_the_urls_for_the_network(serve, pems, caplog):
+    """The URL for this machine (127.0.0.1) is no use to the robot's computer: the name and address are."""
+    with caplog.at_level(logging.INFO, logger="worldpolicy.serving"):
+        t = serve(host="0.0.0.0", tls_cert=str(pems["cert"]), tls_key=str(pems["key"]))
+    [line] = [r.msg.fields for r in caplog.records if isinstance(r.msg, Event) and r.msg.fields["event"] == "listening"]
+    port = t.server.port
+    assert line["interfaces"] == "all" and line["url"] == t.url == f"wss://127.0.0.1:{port}"
+    assert line["network_urls"][0] == f"wss://{socket.gethostname()}:{port}"
+    assert not any(url.startswith(("wss://127.", "wss://[::1]")) for url in line["network_urls"])
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="worldpolicy.serving"):
+        serve(host="127.0.0.1")
+    [line] = [r.msg.fields for r in caplog.records if isinstance(r.msg, Event) and r.msg.fields["event"] == "listening"]
+    assert "interfaces" not in line and "network_urls" not in line
+
+
+@pytest.mark.parametrize(("host", "families"), [("0.0.0.0", {"IPv4"}), ("::", {"IPv6"}), ("[::]", {"IPv6"}),
+                                               ("", {"IPv4", "IPv6"})])
+def test_the_network_urls_give_addresses_of_the_families_the_wildcard_listens_on(host, families):
+    """asyncio binds :: IPv6-only; '' binds both."""
+    name, *addresses = network_urls(host, 8000, tls=True)
+    assert name == f"wss://{socket.gethostname()}:8000"
+    assert {"IPv6" if "[" in url else "IPv4" for url in addresses} <= families
+
+
 @pytest.mark.parametrize(("host", "api_key", "tls", "warned"), [
     ("0.0.0.0", KEY, False, True), ("10.0.0.5", KEY, False, True), ("0.0.0.0", KEY, True, False),
     ("127.0.0.1", KEY, False, False), ("0.0.0.0", None, False, False),  # no key: the "unauthenticated" warning
@@ -161,6 +231,12 @@ def _serve(tmp_path, *extra: str) -> list[str]:
      "--tls-key='{other_key}' is not the private key of --tls-cert='{cert}'"),
     (["--tls-cert", "{cert}", "--tls-key", "{encrypted}"],
      "--tls-key='{encrypted}' is encrypted; accepted: an unencrypted key (openssl pkey"),
+    (["--tls-cert", "{expired_cert}", "--tls-key", "{expired_key}"],
+     ("--tls-cert='{expired_cert}' expired on 2020-02-01 00:00:00 UTC (valid 2020-01-01 00:00:00 UTC to 2020-02-01 "
+      "00:00:00 UTC; this machine's clock says ")),
+    (["--tls-cert", "{future_cert}", "--tls-key", "{future_key}"],
+     ("--tls-cert='{future_cert}' is not valid until 2099-01-01 00:00:00 UTC (valid 2099-01-01 00:00:00 UTC to "
+      "2099-12-31 23:59:59 UTC;")),
     (["--tls-cert", "{cert}", "--tls-key", "{key}", "--replicas", "2"],
      "--tls-cert serves TLS from this process; --replicas 2 serves through Ray Serve's proxy"),
 ])
@@ -205,3 +281,182 @@ def test_tls_ca_is_refused_where_no_wss_server_would_read_it(tmp_path, capsys, p
     argv += ["--out", str(tmp_path / "out")] if command[0] == "sim" else [str(tmp_path / "ds"), "--task", "reach"]
     assert main(argv) == 2
     assert error.format(cert=pems["cert"]) in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ renewal and expiry
+def _pair(pems: dict[str, Path], name: str) -> tuple[Path, Path]:
+    return (pems["cert"], pems["key"]) if name == "server" else (pems[f"{name}_cert"], pems[f"{name}_key"])
+
+
+def _place(pems: dict[str, Path], name: str, folder: Path) -> tuple[Path, Path]:
+    """Pair `name` written over folder/served.pem and served.key, in place, as certbot or cert-manager renew."""
+    served = folder / "served.pem", folder / "served.key"
+    for source, target in zip(_pair(pems, name), served):
+        shutil.copyfile(source, target)
+    return served
+
+
+def _https_get(t, path: str, ca: Path) -> str:
+    with urllib.request.urlopen(t.url.replace("wss://", "https://") + path, timeout=10,
+                                context=ssl.create_default_context(cafile=str(ca))) as reply:
+        return reply.read().decode()
+
+
+def _expiry_metric(t, ca: Path) -> float:
+    name = "worldpolicy_tls_cert_expiry_timestamp_seconds"
+    [value] = [float(line.split()[-1]) for line in _https_get(t, "/metrics", ca).splitlines()
+               if line.startswith(name + " ")]
+    return value
+
+
+def _openssl_dates(cert: Path) -> tuple[float, float]:
+    out = subprocess.run(["openssl", "x509", "-in", str(cert), "-noout", "-startdate", "-enddate"], check=True,
+                         capture_output=True, text=True).stdout
+    dates = dict(line.split("=", 1) for line in out.splitlines())
+    return ssl.cert_time_to_seconds(dates["notBefore"]), ssl.cert_time_to_seconds(dates["notAfter"])
+
+
+@pytest.mark.parametrize("name", ["server", "lasting", "expired"])
+def test_the_validity_read_from_the_certificate_is_what_openssl_reads(pems, name):
+    """UTCTime (to 2049) and GeneralizedTime (2050 on: the lasting one ends in 2099) both."""
+    cert, _ = _pair(pems, name)
+    assert certificate_validity(cert.read_bytes()) == _openssl_dates(cert)
+
+
+@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
+def test_a_renewed_pair_serves_new_handshakes_and_open_connections_stay(serve, pems, tmp_path, caplog, event_loop):
+    if event_loop == "uvloop":  # uvloop runs TLS through its own code, calling the same SNI callback
+        pytest.importorskip("uvloop")
+    cert, key = _place(pems, "lasting", tmp_path)
+    t = serve(tls_cert=str(cert), tls_key=str(key), event_loop=event_loop)
+    joints = np.linspace(0, 0.6, 7)
+    with RemotePolicy(t.url, ca_file=pems["lasting_cert"]) as before:
+        _place(pems, "other", tmp_path)
+        with caplog.at_level(logging.INFO, logger="worldpolicy.serving"):
+            assert t.server.reload_tls() is True
+        [line] = [r.msg.fields for r in caplog.records if r.msg.fields["event"] == "tls_reloaded"]
+        assert line["cert"] == str(cert) and line["not_after"].endswith(" UTC")
+        with RemotePolicy(t.url, ca_file=pems["other_cert"]) as after:
+            pred = after.act(droid_request(joints), "pick up the cup", seed=0)
+            np.testing.assert_allclose(pred.actions, expected_actions(joints, "pick up the cup"), atol=1e-5)
+        with pytest.raises(UntrustedCertificateError):
+            RemotePolicy(t.url, ca_file=pems["lasting_cert"])
+        pred = before.act(droid_request(joints), "pick up the cup", seed=0)  # on the pair it was made with
+        np.testing.assert_allclose(pred.actions, expected_actions(joints, "pick up the cup"), atol=1e-5)
+
+
+@pytest.mark.parametrize(("renewal", "error"), [
+    ("mismatched", "ServerConfig.tls_key='{key}' is not the private key of ServerConfig.tls_cert='{cert}'"),
+    ("missing", "ServerConfig.tls_key='{key}': cannot read it (No such file or directory)"),
+    ("expired", "ServerConfig.tls_cert='{cert}' expired on 2020-02-01 00:00:00 UTC"),
+])
+def test_a_bad_renewal_keeps_the_served_pair_and_logs_an_error_line(serve, pems, tmp_path, renewal, error):
+    cert, key = _place(pems, "lasting", tmp_path)
+    t = serve(tls_cert=str(cert), tls_key=str(key))
+    if renewal == "mismatched":  # a new certificate, the old key: certbot's two files caught between writes
+        shutil.copyfile(pems["other_cert"], cert)
+    elif renewal == "missing":
+        key.unlink()
+    else:
+        _place(pems, "expired", tmp_path)
+    lines = {"text": _LogLines(logging.Formatter(TEXT_FORMAT)), "json": _LogLines(JsonFormatter())}
+    logger = logging.getLogger("worldpolicy.serving")
+    for handler in lines.values():
+        logger.addHandler(handler)
+    try:
+        assert t.server.reload_tls() is False
+    finally:
+        for handler in lines.values():
+            logger.removeHandler(handler)
+    said = error.format(cert=cert, key=key)
+    [text] = lines["text"].lines
+    assert text.split(" ", 2)[2].startswith('ERROR worldpolicy.serving: {"event": "tls_reload_failed"')
+    assert said in text and "valid to 2099-12-31 23:59:59 UTC" in text
+    [line] = [json.loads(line) for line in lines["json"].lines]
+    assert (line["level"], line["event"]) == ("ERROR", "tls_reload_failed") and said in line["error"]
+    assert line["serving"] == "the certificate loaded before, valid to 2099-12-31 23:59:59 UTC"
+    assert "worldpolicy_ready 1.0" in _https_get(t, "/metrics", pems["lasting_cert"])  # the old pair still serves
+    assert _expiry_metric(t, pems["lasting_cert"]) == calendar.timegm((2099, 12, 31, 23, 59, 59))
+
+
+class _LogLines(logging.Handler):
+    """The lines one formatter writes, kept."""
+
+    def __init__(self, formatter: logging.Formatter) -> None:
+        super().__init__(logging.INFO)
+        self.setFormatter(formatter)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+def test_metrics_say_when_the_served_certificate_expires(serve, pems, tmp_path):
+    cert, key = _place(pems, "lasting", tmp_path)
+    t = serve(tls_cert=str(cert), tls_key=str(key))
+    assert _expiry_metric(t, pems["lasting_cert"]) == calendar.timegm((2099, 12, 31, 23, 59, 59))
+    _place(pems, "other", tmp_path)
+    assert t.server.reload_tls()
+    assert _expiry_metric(t, pems["other_cert"]) == _openssl_dates(pems["other_cert"])[1]
+    plain = serve()
+    with urllib.request.urlopen(plain.url.replace("ws://", "http://") + "/metrics", timeout=10) as reply:
+        assert b"worldpolicy_tls_cert_expiry" not in reply.read()
+
+
+def test_a_certificate_ending_within_14_days_is_warned_about_at_start_and_reload(serve, pems, tmp_path, caplog):
+    def warned() -> list[dict]:
+        found = [r.msg.fields for r in caplog.records if isinstance(r.msg, Event)
+                 and r.msg.fields["event"] == "tls_expires_soon" and r.levelno == logging.WARNING]
+        caplog.clear()
+        return found
+
+    cert, key = _place(pems, "lasting", tmp_path)
+    with caplog.at_level(logging.INFO, logger="worldpolicy.serving"):
+        t = serve(tls_cert=str(cert), tls_key=str(key))
+        assert warned() == []
+        _place(pems, "server", tmp_path)  # made for 2 days
+        assert t.server.reload_tls()
+        [line] = warned()
+        assert 1 < line["days_left"] <= 2 and "SIGHUP" in line["detail"]
+        serve(tls_cert=str(pems["other_cert"]), tls_key=str(pems["other_key"]))
+        [line] = warned()
+        assert line["not_after"] == time.strftime("%Y-%m-%d %H:%M:%S UTC",
+                                                  time.gmtime(_openssl_dates(pems["other_cert"])[1]))
+
+
+SIGHUP_SCRIPT = textwrap.dedent(
+    """
+    import logging, sys
+    sys.path.insert(0, {tests!r})
+    from serving_standins import StandInPolicy
+    from worldpolicy.serving import PolicyServer, ServerConfig
+    logging.basicConfig(level=logging.INFO)
+    config = ServerConfig(host="127.0.0.1", port={port}, tls_cert={cert!r}, tls_key={key!r})
+    sys.exit(PolicyServer(StandInPolicy(), config).run())
+    """
+)
+
+
+def test_sighup_makes_a_running_server_serve_the_renewed_pair(pems, tmp_path):
+    cert, key = _place(pems, "lasting", tmp_path)
+    port = free_port()
+    script = tmp_path / "server.py"
+    script.write_text(SIGHUP_SCRIPT.format(tests=str(Path(__file__).parent), port=port, cert=str(cert), key=str(key)))
+    proc = start_server_script(script, port, tls=ssl.create_default_context(cafile=str(pems["lasting_cert"])))
+    try:
+        _place(pems, "other", tmp_path)
+        proc.send_signal(signal.SIGHUP)
+        renewed = ssl.create_default_context(cafile=str(pems["other_cert"]))
+        deadline = time.monotonic() + 30
+        while True:  # the signal is handled on the server's loop, soon after
+            try:
+                urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", timeout=5, context=renewed)
+                break
+            except urllib.error.URLError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and '"event": "tls_reloaded"' in err

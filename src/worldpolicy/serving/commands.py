@@ -31,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="serve a policy on the openpi WebSocket wire",
         description="Serve a Cosmos3 checkpoint to openpi-speaking robots and simulators (ws://HOST:PORT, wss:// with "
         "--tls-cert/--tls-key), with "
-        "cross-connection batching, GET /healthz, /readyz, /metrics and an optional API key. SIGTERM drains.",
+        "cross-connection batching, GET /healthz, /readyz, /metrics and an optional API key. SIGTERM drains; "
+        "SIGHUP reloads the TLS certificate and key.",
     )
     p.add_argument(
         "--checkpoint", default="shipped",
@@ -57,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tls-cert", metavar="CERT.pem",
                    help="with --tls-key: serve wss:// and https:// (the probes and /metrics too) with this PEM "
                    "certificate, the server's first, then any intermediate ones (default: plain ws://; a proxy in "
-                   "front may end TLS instead, docs/serving.md \"TLS\")")
+                   "front may end TLS instead, docs/serving.md \"TLS\"). Renewed files are read again on SIGHUP")
     p.add_argument("--tls-key", metavar="KEY.pem", help="with --tls-cert: the certificate's private key, PEM, "
                    "unencrypted (keep it readable by the serving user only)")
     p.add_argument("--max-batch", type=int, default=8, help="most requests fused into one forward (default: 8)")

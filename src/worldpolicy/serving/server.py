@@ -20,8 +20,8 @@ import logging
 import os
 import platform
 import queue
-import re
 import signal
+import socket
 import ssl
 import sys
 import threading
@@ -50,6 +50,7 @@ from .adapters import ObservationAdapter, RequestError, WireRequest, all_finite,
 from .codec import DEFAULT_LIMITS, CodecError, Limits, packb, unpackb
 from .logformat import Event
 from .redaction import redact_credentials
+from .tls import EXPIRY_WARNING_DAYS, ServingCertificate, TlsPair, utc_text
 
 if TYPE_CHECKING:
     from .recording import Recorder
@@ -233,52 +234,6 @@ def warn_if_open(host: str, api_key: str | None, tls: bool = False) -> None:
              "leave it as it is where a proxy in front ends TLS for this server")
 
 
-# the PEM block each file must hold, and what is accepted there (`_pem_file`)
-_PEM_KINDS = {
-    "tls_cert": ("CERTIFICATE", ("a PEM certificate file (-----BEGIN CERTIFICATE-----), the server's certificate "
-                                 "first, then any intermediate ones")),
-    "tls_key": ("PRIVATE KEY", ("a PEM private key file (-----BEGIN PRIVATE KEY-----, or RSA/EC PRIVATE KEY), "
-                                "unencrypted")),
-}
-
-
-def _pem_file(name: str, path: str) -> None:
-    """ValueError naming `ServerConfig.<name>` unless `path` is a readable file holding the PEM block it must."""
-    marker, accepted = _PEM_KINDS[name]
-    try:
-        with open(path, "rb") as f:
-            text = f.read()
-    except OSError as exc:
-        raise ValueError(f"ServerConfig.{name}={path!r}: cannot read it ({exc.strerror or exc}); accepted: "
-                         f"{accepted}") from None
-    if not re.search(rb"-----BEGIN [A-Z ]*" + marker.encode() + rb"-----", text):
-        raise ValueError(f"ServerConfig.{name}={path!r} holds no PEM {marker} block (a DER file, or the other one "
-                         f"of the pair?); accepted: {accepted}")
-
-
-def server_tls_context(cert: str, key: str) -> ssl.SSLContext:
-    """The server's TLS context from a PEM certificate (chain) and its private key, with errors naming the
-    `ServerConfig` field at fault (the CLI turns them into --tls-cert/--tls-key): a missing or unreadable file, one
-    that is not PEM, an encrypted key (no prompt: a server has no terminal), a key that is not the certificate's."""
-    _pem_file("tls_cert", cert)
-    _pem_file("tls_key", key)
-
-    def no_password() -> str:
-        raise ValueError(f"ServerConfig.tls_key={key!r} is encrypted; accepted: an unencrypted key (openssl pkey -in "
-                         f"{key} -out KEY.pem writes one; keep it readable by this user only)")
-
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # TLS 1.2 and up, the ciphers OpenSSL deems secure
-    try:
-        context.load_cert_chain(cert, key, password=no_password)
-    except ssl.SSLError as exc:
-        if exc.reason == "KEY_VALUES_MISMATCH":
-            raise ValueError(f"ServerConfig.tls_key={key!r} is not the private key of ServerConfig.tls_cert={cert!r}; "
-                             "accepted: the key the certificate was made for") from None
-        raise ValueError(f"ServerConfig.tls_cert={cert!r} / ServerConfig.tls_key={key!r}: OpenSSL cannot load them "
-                         f"({exc.reason or exc}); accepted: a PEM certificate and its unencrypted PEM key") from None
-    return context
-
-
 def authorized(headers: list[str], api_key: str | None) -> bool:
     """A request's `Authorization` headers against the server's key (None: open): exactly one, and it matches."""
     return api_key is None or (len(headers) == 1 and api_key_matches(headers[0], api_key))
@@ -321,7 +276,7 @@ class ServerConfig:
     # https:// (the probes and /metrics too) on its one port. Loaded here, so a bad file fails before any model loads
     tls_cert: str | os.PathLike | None = None
     tls_key: str | os.PathLike | None = None
-    ssl_context: ssl.SSLContext | None = field(default=None, init=False, repr=False, compare=False)
+    certificate: ServingCertificate | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "api_key", checked_api_key(self.api_key, "ServerConfig.api_key"))
@@ -333,8 +288,7 @@ class ServerConfig:
             raise ValueError(f"ServerConfig.{given}={getattr(self, given)!r} needs ServerConfig.{missing}: give both "
                              "(a PEM certificate and its private key) or neither (plain ws://)")
         if self.tls_cert is not None:
-            object.__setattr__(self, "ssl_context", server_tls_context(os.fspath(self.tls_cert),
-                                                                       os.fspath(self.tls_key)))
+            object.__setattr__(self, "certificate", ServingCertificate(self.tls_cert, self.tls_key))
         if self.event_loop not in EVENT_LOOPS:
             accepted = ", ".join(EVENT_LOOPS)
             raise ValueError(f"ServerConfig.event_loop={self.event_loop!r} is invalid; accepted: {accepted}")
@@ -364,6 +318,11 @@ class ServerConfig:
         for name, value, ok, accepted in checks:
             if not ok:
                 raise ValueError(f"ServerConfig.{name}={value!r} is invalid; accepted: {accepted}")
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """What the server listens with: None without TLS."""
+        return None if self.certificate is None else self.certificate.context
 
 
 def _is_int(value: Any) -> bool:
@@ -440,7 +399,7 @@ class _Metrics:
     """Prometheus metrics of one server (own registry, so several servers can live in one process)."""
 
     def __init__(self, queue_depth: Callable[[], int], batch_running: Callable[[], float],
-                 recording: bool = False) -> None:
+                 recording: bool = False, certificate: ServingCertificate | None = None) -> None:
         r = self.registry = CollectorRegistry()
         self.requests, self.latency = request_metrics(r, "Server time per request (decode to reply)")
         self.inference = Histogram(
@@ -461,6 +420,9 @@ class _Metrics:
         self.info = Gauge("worldpolicy_server_info", "What this server serves (labels; value 1)",
                           ["version", "model", "embodiment"], registry=r)
         self.ok = self.requests.labels("ok")  # the per-request label lookup, done once
+        if certificate is not None:  # only a TLS server has a certificate to renew in time
+            Gauge("worldpolicy_tls_cert_expiry_timestamp_seconds", "When the served TLS certificate expires (Unix "
+                  "time; the renewed one after a reload)", registry=r).set_function(lambda: certificate.current.not_after)
         if recording:  # only a recording server has records to drop
             self.records_dropped = Counter(
                 "worldpolicy_records_dropped", "Exchanges served but not recorded: the record writer fell behind "
@@ -579,7 +541,8 @@ class PolicyServer:
         # hashed by identity are single C calls under the GIL, so no lock is needed
         self._waiting: set[_Job] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._metrics = _Metrics(self._waiting.__len__, self._batch_running_s, recording=self.recorder is not None)
+        self._metrics = _Metrics(self._waiting.__len__, self._batch_running_s, recording=self.recorder is not None,
+                                 certificate=self.config.certificate)
         if self.recorder is not None:
             self.recorder.on_drop = self._metrics.records_dropped.inc
         self._refusals = RefusalLog()
@@ -1041,9 +1004,14 @@ class PolicyServer:
             if self.recorder is not None:
                 self.recorder.start()
             tls = self.config.ssl_context is not None
-            _log(logging.INFO, "listening", host=self.config.host, port=self.port, auth=self.config.api_key is not None,
-                 scheme="wss" if tls else "ws", url=local_url(self.config.host, self.port, tls))
-            warn_if_open(self.config.host, self.config.api_key, tls)
+            host = self.config.host
+            wildcard = {"interfaces": "all", "network_urls": network_urls(host, self.port, tls)} if (
+                host.strip("[]") in _ROUTE_PROBES) else {}
+            _log(logging.INFO, "listening", host=host, port=self.port, auth=self.config.api_key is not None,
+                 scheme="wss" if tls else "ws", url=local_url(host, self.port, tls), **wildcard)
+            warn_if_open(host, self.config.api_key, tls)
+            if tls:
+                _warn_if_expiring(self.config.certificate.current)
             if started is not None:
                 started(self.port)
             loaded = loop.create_future()
@@ -1099,6 +1067,26 @@ class PolicyServer:
         self._refusals.flush()
         _log(logging.INFO, "stopped")
 
+    def reload_tls(self) -> bool:
+        """Read the certificate and key files again (a renewal replaced them): new handshakes get the new pair, open
+        connections keep theirs. A pair that does not load (a key that is not the certificate's, a file half-written
+        or unreadable, a certificate expired or not valid yet) is logged as `tls_reload_failed` at ERROR and the
+        current pair keeps serving. True once the new pair serves. SIGHUP under `run()`; safe from any thread."""
+        certificate = self.config.certificate
+        if certificate is None:
+            raise RuntimeError("PolicyServer.reload_tls: this server serves no TLS (ServerConfig(tls_cert=, tls_key=))")
+        try:
+            pair = certificate.reload()
+        except ValueError as exc:
+            served = certificate.current
+            _log(logging.ERROR, "tls_reload_failed", error=str(exc),
+                 serving=f"the certificate loaded before, valid to {utc_text(served.not_after)}")
+            return False
+        _log(logging.INFO, "tls_reloaded", cert=certificate.cert, not_before=utc_text(pair.not_before),
+             not_after=utc_text(pair.not_after))
+        _warn_if_expiring(pair)
+        return True
+
     def run(self) -> int:
         """Blocking entry point for the CLI (it owns the process): serve until SIGTERM/SIGINT, then drain. Returns the
         exit code: 0, or 1 when requests were abandoned at the drain deadline or the policy ended the inference thread
@@ -1113,6 +1101,8 @@ class PolicyServer:
             stop = loop.create_future()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, lambda s=sig: stop.done() or stop.set_result(s))
+            if self.config.certificate is not None:  # without TLS, SIGHUP keeps its default: the process ends
+                loop.add_signal_handler(signal.SIGHUP, self.reload_tls)
             await self.serve(stop)
 
         with asyncio.Runner(loop_factory=event_loop_factory(self.config.event_loop)) as runner:
@@ -1307,6 +1297,40 @@ def _policy_request(r: WireRequest) -> Any:
 
     source = r.video if r.mode == "inverse_dynamics" else r.observation  # no decode_video: the mode's default
     return PolicyRequest(source, r.prompt, mode=r.mode, actions=r.actions, **r.options)
+
+
+def _warn_if_expiring(pair: TlsPair) -> None:
+    """`tls_expires_soon` at WARNING when the certificate served ends within EXPIRY_WARNING_DAYS."""
+    days = pair.days_left()
+    if days < EXPIRY_WARNING_DAYS:
+        _log(logging.WARNING, "tls_expires_soon", not_after=utc_text(pair.not_after), days_left=round(days, 1),
+             detail="renew it and replace the --tls-cert/--tls-key files (ServerConfig.tls_cert/tls_key), then send "
+             "`worldpolicy serve` SIGHUP (or call PolicyServer.reload_tls()): new connections get the new pair, "
+             "without a restart")
+
+
+# per wildcard, the families it listens on ('' both; asyncio binds :: IPv6-only) and an address whose route tells the
+# interface packets leave from (RFC 5737, 3849 documentation addresses; a UDP connect() sends nothing)
+_IPV4_PROBE, _IPV6_PROBE = (socket.AF_INET, "192.0.2.1"), (socket.AF_INET6, "2001:db8::1")
+_ROUTE_PROBES = {"": (_IPV4_PROBE, _IPV6_PROBE), "0.0.0.0": (_IPV4_PROBE,), "::": (_IPV6_PROBE,)}
+
+
+def network_urls(host: str, port: int, tls: bool = False) -> list[str]:
+    """For a server listening on every interface (a wildcard `host`), what a machine on the network (the robot's
+    computer) may use: this machine's name, then the address its default route leaves from, per address family the
+    wildcard listens on. No DNS is asked; a machine without a route gives its name only. The name must resolve on the
+    robot's side, and with TLS be in the certificate."""
+    hosts = [socket.gethostname()]
+    for family, probe in _ROUTE_PROBES[host.strip("[]")]:
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
+                s.connect((probe, 9))
+                address = s.getsockname()[0]
+        except OSError:  # no route, or the family is off
+            continue
+        if not ipaddress.ip_address(address).is_loopback:
+            hosts.append(address)
+    return [local_url(h, port, tls) for h in hosts]
 
 
 def local_url(host: str, port: int, tls: bool = False) -> str:

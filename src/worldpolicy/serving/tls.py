@@ -1,0 +1,157 @@
+"""The server's TLS certificate: loaded and checked (PEM blocks, the key's match, the validity dates) with errors naming
+the `ServerConfig` field at fault, and swapped for a renewed pair while the server runs (`ServingCertificate.reload`,
+SIGHUP under `worldpolicy serve`). Standard library only: the validity dates are read from the certificate's DER.
+
+Why a swap and not `load_cert_chain` again on the listening context: that does change the pair later handshakes get,
+but a load that fails half-way (a key that is not the new certificate's) leaves the context without a usable pair, and
+every handshake after it fails ("no shared cipher"). So each pair gets a context of its own, made and checked in full
+first, and the listening context's `sni_callback`, which OpenSSL calls on every ClientHello (with or without a server
+name), hands each new handshake the current one. A connection keeps the pair it was made with: nothing open is dropped.
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import os
+import re
+import ssl
+import time
+from dataclasses import dataclass
+
+__all__ = ["EXPIRY_WARNING_DAYS", "ServingCertificate", "TlsPair", "certificate_validity", "load_pair", "utc_text"]
+
+EXPIRY_WARNING_DAYS = 14  # a certificate closer than this to its end is warned about, at start and at each reload
+
+# the PEM block each file must hold, and what is accepted there (`_pem_file`)
+_PEM_KINDS = {
+    "tls_cert": ("CERTIFICATE", ("a PEM certificate file (-----BEGIN CERTIFICATE-----), the server's certificate "
+                                 "first, then any intermediate ones")),
+    "tls_key": ("PRIVATE KEY", ("a PEM private key file (-----BEGIN PRIVATE KEY-----, or RSA/EC PRIVATE KEY), "
+                                "unencrypted")),
+}
+
+
+def _pem_file(name: str, path: str) -> bytes:
+    """The file's bytes; ValueError naming `ServerConfig.<name>` unless it is readable and holds the PEM block it
+    must."""
+    marker, accepted = _PEM_KINDS[name]
+    try:
+        with open(path, "rb") as f:
+            text = f.read()
+    except OSError as exc:
+        raise ValueError(f"ServerConfig.{name}={path!r}: cannot read it ({exc.strerror or exc}); accepted: "
+                         f"{accepted}") from None
+    if not re.search(rb"-----BEGIN [A-Z ]*" + marker.encode() + rb"-----", text):
+        raise ValueError(f"ServerConfig.{name}={path!r} holds no PEM {marker} block (a DER file, or the other one "
+                         f"of the pair?); accepted: {accepted}")
+    return text
+
+
+def _der_items(der: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
+    """The (tag, content start, content end) of each DER item in der[start:end] (single-byte tags: all a
+    certificate's outer structure uses)."""
+    items = []
+    while start < end:
+        tag, length, at = der[start], der[start + 1], start + 2
+        if length & 0x80:  # long form: the next (length & 0x7f) bytes say the length
+            count = length & 0x7F
+            length, at = int.from_bytes(der[at:at + count], "big"), at + count
+        items.append((tag, at, at + length))
+        start = at + length
+    return items
+
+
+def _der_time(tag: int, text: bytes) -> float:
+    """A UTCTime (YYMMDDHHMMSSZ, 19YY from 50 up: RFC 5280 4.1.2.5.1) or GeneralizedTime (YYYYMMDDHHMMSSZ) as POSIX
+    seconds."""
+    text = text.decode("ascii")
+    if tag == 0x17:
+        text = ("19" if int(text[:2]) >= 50 else "20") + text
+    return float(calendar.timegm(time.strptime(text, "%Y%m%d%H%M%SZ")))
+
+
+def certificate_validity(pem: bytes) -> tuple[float, float]:
+    """(notBefore, notAfter) of the first certificate in a PEM file, as POSIX seconds. Python's `ssl` only decodes a
+    peer's certificate, after a handshake; its DER is walked here: Certificate > tbsCertificate > [version], serial,
+    signature, issuer, validity (RFC 5280 4.1)."""
+    block = re.search(rb"-----BEGIN ([A-Z0-9 ]*)CERTIFICATE-----(.+?)-----END \1CERTIFICATE-----", pem, re.DOTALL)
+    der = base64.b64decode(block[2])  # OpenSSL loaded the same first block: it is a certificate
+    _, start, end = _der_items(der, 0, len(der))[0]  # Certificate
+    _, start, end = _der_items(der, start, end)[0]  # tbsCertificate
+    fields = _der_items(der, start, end)
+    validity = fields[4 if fields[0][0] == 0xA0 else 3]  # after the optional explicit [0] version
+    (t0, s0, e0), (t1, s1, e1) = _der_items(der, validity[1], validity[2])
+    return _der_time(t0, der[s0:e0]), _der_time(t1, der[s1:e1])
+
+
+def utc_text(seconds: float) -> str:
+    """A validity date as errors and log lines write it: 2026-12-06 10:00:00 UTC."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
+
+
+@dataclass(frozen=True)
+class TlsPair:
+    """A certificate and its key as loaded: the context that serves them, and the certificate's validity (POSIX
+    seconds)."""
+
+    context: ssl.SSLContext
+    not_before: float
+    not_after: float
+
+    def days_left(self) -> float:
+        return (self.not_after - time.time()) / 86400
+
+
+def load_pair(cert: str, key: str) -> TlsPair:
+    """The pair in `cert` and `key`, with errors naming the `ServerConfig` field at fault (the CLI turns them into
+    --tls-cert/--tls-key): a missing or unreadable file, one that is not PEM, an encrypted key (no prompt: a server has
+    no terminal), a key that is not the certificate's, a certificate expired or not valid yet (this machine's clock)."""
+    pem = _pem_file("tls_cert", cert)
+    _pem_file("tls_key", key)
+
+    def no_password() -> str:
+        raise ValueError(f"ServerConfig.tls_key={key!r} is encrypted; accepted: an unencrypted key (openssl pkey -in "
+                         f"{key} -out KEY.pem writes one; keep it readable by this user only)")
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # TLS 1.2 and up, the ciphers OpenSSL deems secure
+    try:
+        context.load_cert_chain(cert, key, password=no_password)
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise ValueError(f"ServerConfig.tls_key={key!r} is not the private key of ServerConfig.tls_cert={cert!r}; "
+                             "accepted: the key the certificate was made for") from None
+        raise ValueError(f"ServerConfig.tls_cert={cert!r} / ServerConfig.tls_key={key!r}: OpenSSL cannot load them "
+                         f"({exc.reason or exc}); accepted: a PEM certificate and its unencrypted PEM key") from None
+    not_before, not_after = certificate_validity(pem)
+    now = time.time()
+    if not not_before <= now <= not_after:
+        state = f"expired on {utc_text(not_after)}" if now > not_after else f"is not valid until {utc_text(not_before)}"
+        raise ValueError(f"ServerConfig.tls_cert={cert!r} {state} (valid {utc_text(not_before)} to "
+                         f"{utc_text(not_after)}; this machine's clock says {utc_text(now)}); accepted: a certificate "
+                         "valid now (renew it, or check the clock)")
+    return TlsPair(context, not_before, not_after)
+
+
+class ServingCertificate:
+    """The certificate a server serves, renewable while it runs. `context` is what the server listens with: each
+    handshake is handed the current pair's context (module docstring). `reload()` reads the files again; a pair that
+    does not load leaves the current one serving."""
+
+    def __init__(self, cert: str | os.PathLike, key: str | os.PathLike) -> None:
+        self.cert, self.key = os.fspath(cert), os.fspath(key)
+        self.current = load_pair(self.cert, self.key)
+        self.context = self.current.context
+        self.context.sni_callback = self._hand_current
+
+    def _hand_current(self, connection: ssl.SSLObject | ssl.SSLSocket, server_name: str | None,
+                      context: ssl.SSLContext) -> None:
+        current = self.current.context  # one read: a reload on another thread swaps the whole pair
+        if current is not context:
+            connection.context = current
+
+    def reload(self) -> TlsPair:
+        """Load the files again and serve the new pair from the next handshake on; ValueError (as `load_pair`) keeps
+        the current one."""
+        self.current = load_pair(self.cert, self.key)
+        return self.current
