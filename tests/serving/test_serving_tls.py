@@ -32,8 +32,7 @@ KEY = "robot-key-0001"
 
 
 def _self_signed(folder: Path, name: str, san: str = "DNS:localhost,IP:127.0.0.1") -> tuple[Path, Path]:
-    """A self-signed certificate and its key made by the openssl command (the `cryptography` package comes only
-    with the ray extra, through google-auth)."""
+    """A self-signed certificate and its key made by the openssl command, as an operator makes them."""
     cert, key = folder / f"{name}.pem", folder / f"{name}.key"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
                     "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={name}",

@@ -1,6 +1,6 @@
 """The server's TLS certificate: loaded and checked (PEM blocks, the key's match, the validity dates) with errors naming
 the `ServerConfig` field at fault, and swapped for a renewed pair while the server runs (`ServingCertificate.reload`,
-SIGHUP under `worldpolicy serve`). Standard library only: the validity dates are read from the certificate's DER.
+SIGHUP under `worldpolicy serve`). The validity dates are read with `cryptography` (the serve extra).
 
 Why a swap and not `load_cert_chain` again on the listening context: that does change the pair later handshakes get,
 but a load that fails half-way (a key that is not the new certificate's) leaves the context without a usable pair, and
@@ -11,13 +11,16 @@ name), hands each new handshake the current one. A connection keeps the pair it 
 
 from __future__ import annotations
 
-import base64
-import calendar
 import os
 import re
 import ssl
 import time
 from dataclasses import dataclass
+
+from ..extras import extra_imports
+
+with extra_imports():
+    from cryptography import x509
 
 __all__ = ["EXPIRY_WARNING_DAYS", "ServingCertificate", "TlsPair", "certificate_validity", "load_pair", "utc_text"]
 
@@ -48,41 +51,11 @@ def _pem_file(name: str, path: str) -> bytes:
     return text
 
 
-def _der_items(der: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
-    """The (tag, content start, content end) of each DER item in der[start:end] (single-byte tags: all a
-    certificate's outer structure uses)."""
-    items = []
-    while start < end:
-        tag, length, at = der[start], der[start + 1], start + 2
-        if length & 0x80:  # long form: the next (length & 0x7f) bytes say the length
-            count = length & 0x7F
-            length, at = int.from_bytes(der[at:at + count], "big"), at + count
-        items.append((tag, at, at + length))
-        start = at + length
-    return items
-
-
-def _der_time(tag: int, text: bytes) -> float:
-    """A UTCTime (YYMMDDHHMMSSZ, 19YY from 50 up: RFC 5280 4.1.2.5.1) or GeneralizedTime (YYYYMMDDHHMMSSZ) as POSIX
-    seconds."""
-    text = text.decode("ascii")
-    if tag == 0x17:
-        text = ("19" if int(text[:2]) >= 50 else "20") + text
-    return float(calendar.timegm(time.strptime(text, "%Y%m%d%H%M%SZ")))
-
-
 def certificate_validity(pem: bytes) -> tuple[float, float]:
-    """(notBefore, notAfter) of the first certificate in a PEM file, as POSIX seconds. Python's `ssl` only decodes a
-    peer's certificate, after a handshake; its DER is walked here: Certificate > tbsCertificate > [version], serial,
-    signature, issuer, validity (RFC 5280 4.1)."""
-    block = re.search(rb"-----BEGIN ([A-Z0-9 ]*)CERTIFICATE-----(.+?)-----END \1CERTIFICATE-----", pem, re.DOTALL)
-    der = base64.b64decode(block[2])  # OpenSSL loaded the same first block: it is a certificate
-    _, start, end = _der_items(der, 0, len(der))[0]  # Certificate
-    _, start, end = _der_items(der, start, end)[0]  # tbsCertificate
-    fields = _der_items(der, start, end)
-    validity = fields[4 if fields[0][0] == 0xA0 else 3]  # after the optional explicit [0] version
-    (t0, s0, e0), (t1, s1, e1) = _der_items(der, validity[1], validity[2])
-    return _der_time(t0, der[s0:e0]), _der_time(t1, der[s1:e1])
+    """(notBefore, notAfter) of the first certificate in a PEM file, as POSIX seconds (Python's `ssl` only decodes a
+    peer's certificate, after a handshake)."""
+    certificate = x509.load_pem_x509_certificate(pem)
+    return certificate.not_valid_before_utc.timestamp(), certificate.not_valid_after_utc.timestamp()
 
 
 def utc_text(seconds: float) -> str:
