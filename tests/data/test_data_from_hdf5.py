@@ -254,17 +254,19 @@ def test_without_h5py_the_command_names_the_extra(tmp_path, capsys, monkeypatch)
 
 
 @pytest.mark.slow
-def test_an_imported_libero_file_trains_as_docs_data_md_says(tmp_path, tiny):
+def test_an_imported_libero_file_trains_as_docs_data_md_says(tmp_path, tiny, capsys):
     """The run file of docs/data.md ("Importing robomimic / LIBERO HDF5"): its own embodiment whose columns are the
-    dataset's action names, the cameras as `observation/` + each video's last part; one step from a tiny checkpoint."""
+    dataset's action names, the cameras as `observation/` + each video's last part; one step from a tiny checkpoint,
+    on the demos that succeeded (`--success only`, read from the file's sparse rewards)."""
     rng = np.random.default_rng(2)
     with h5py.File(tmp_path / "stove.hdf5", "w") as file:
         data = file.create_group("data")
         data.attrs["env_args"] = json.dumps({"env_kwargs": {"control_freq": 20, "controller_configs": OSC_POSE}})
         data.attrs["problem_info"] = json.dumps({"language_instruction": LIBERO_TASK})
-        for name in ("demo_0", "demo_1"):
+        for name in ("demo_0", "demo_1", "demo_2"):
             _demo(data, name, 10, rng, LIBERO_OBS)
-    import_hdf5(tmp_path / "stove.hdf5", tmp_path / "ds")
+            data[name]["rewards"][-1] = name != "demo_1"  # sparse: demo_1 failed
+    assert list(import_hdf5(tmp_path / "stove.hdf5", tmp_path / "ds").dataset.episode_success) == [True, False, True]
     columns = OSC_NAMES
     (tmp_path / "run.toml").write_text(f"""output_dir = "run"
 checkpoint = {json.dumps(str(tiny))}
@@ -291,7 +293,8 @@ steps = 1
 batch_size = 2
 warmup_steps = 0
 """)
-    assert main(["train", str(tmp_path / "run.toml"), "--no-progress"]) == 0
+    assert main(["train", str(tmp_path / "run.toml"), "--success", "only", "--no-progress"]) == 0
+    assert "episodes [1] of data.dataset failed (its success column) and are not trained on" in capsys.readouterr().err
     spec = json.loads((tmp_path / "run" / "checkpoints" / "step-0000001" / "embodiment.json").read_text())
     assert spec["columns"] == columns and spec["camera_keys"] == ["observation/agentview", "observation/eye_in_hand"]
 
