@@ -356,7 +356,7 @@ def test_each_controller_names_its_columns(controller, width, names):
     (_env({"type": "WHOLE_BODY_IK", "body_parts": {"right": OSC_POSE}}), 7, None,
      "its composite controller is 'WHOLE_BODY_IK'; only BASIC's"),
     (_env({**OSC_POSE, "impedance_mode": "variable"}), 19, None, "impedance_mode is 'variable'"),
-    (_env(OSC_POSE), 9, None, "its actions are 9 wide, but a OSC_POSE arm takes 6 (and a gripper 1)"),
+    (_env(OSC_POSE), 9, None, "its actions are 9 wide, but its OSC_POSE arm takes 6 (and a gripper 1)"),
     (_env({"type": "JOINT_POSITION"}), 8, None, "the file's obs do not say how many joints"),
     (_env(OSC_POSE, robots=("Panda", "Panda")), 14, None, "name 2 robots"),
     (_env({**OSC_POSE, "output_max": "big"}), 7, None, "output_max is 'big', not a number or 6 numbers"),

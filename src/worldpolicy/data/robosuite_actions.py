@@ -91,7 +91,7 @@ def action_columns(env_args: dict[str, Any], width: int, joints: int | None) -> 
     arm_width = joints if per_joint else len(meanings)
     if width not in (arm_width, arm_width + 1):
         return ActionColumns(generic_names(width), [], None,
-                             f"its actions are {width} wide, but a {kind} arm takes {arm_width} (and a gripper 1)")
+                             f"its actions are {width} wide, but its {kind} arm takes {arm_width} (and a gripper 1)")
     names = delta_names if delta else absolute_names
     if per_joint:  # one pattern for every joint
         names, meanings, units = ([text.format(j) for j in range(joints) for text in texts]
