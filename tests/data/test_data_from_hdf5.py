@@ -16,9 +16,15 @@ h5py = pytest.importorskip("h5py", reason="import_hdf5 needs h5py (the train ext
 from worldpolicy.cli import build_parser, main
 from worldpolicy.data import LeRobotDataset
 from worldpolicy.data.from_hdf5 import FLIPS, IMPORT_SOURCE, import_hdf5
+from worldpolicy.data.robosuite_actions import action_columns
 
 ROBOMIMIC_ARGS = {"env_name": "Lift", "env_type": 1, "env_kwargs": {"control_freq": 20, "robots": ["Panda"]}}
 LIBERO_TASK = "turn on the stove"
+# robosuite <= 1.4's OSC_POSE config as robomimic's and LIBERO's env_args hold it
+OSC_POSE = {"type": "OSC_POSE", "input_max": 1, "input_min": -1, "output_max": [0.05, 0.05, 0.05, 0.5, 0.5, 0.5],
+            "output_min": [-0.05, -0.05, -0.05, -0.5, -0.5, -0.5], "kp": 150, "impedance_mode": "fixed",
+            "control_delta": True, "uncouple_pos_ori": True}
+OSC_NAMES = ["eef_dx", "eef_dy", "eef_dz", "eef_drot_x", "eef_drot_y", "eef_drot_z", "gripper"]
 
 
 def _demo(data, name: str, length: int, rng, obs: dict[str, tuple[tuple[int, ...], str]]) -> dict[str, np.ndarray]:
@@ -67,7 +73,8 @@ def _libero(path: Path) -> dict:
     rng = np.random.default_rng(1)
     with h5py.File(path, "w") as file:
         data = file.create_group("data")
-        data.attrs["env_args"] = json.dumps({"env_name": "Libero_Kitchen", "env_kwargs": {"control_freq": 20}})
+        data.attrs["env_args"] = json.dumps({"env_name": "Libero_Kitchen", "env_kwargs": {
+            "control_freq": 20, "robots": ["Panda"], "controller_configs": OSC_POSE}})
         data.attrs["problem_info"] = json.dumps({"problem_name": "libero_kitchen", "domain_name": "robosuite",
                                                  "language_instruction": LIBERO_TASK})
         data.attrs["macros_image_convention"] = "opengl"
@@ -125,6 +132,7 @@ def test_libero_task_comes_from_the_file_and_its_images_are_turned_right_side_up
                               "eye_in_hand_rgb": "observation.images.eye_in_hand"}
     ep = ds.episode(0)  # demo_0
     assert ep.task == LIBERO_TASK and ep.length == 3
+    assert ds.features["action"]["names"] == OSC_NAMES and ds.robot_type == "Panda"
     np.testing.assert_array_equal(ep.videos["observation.images.agentview"], held["demo_0"]["agentview_rgb"][:, ::-1])
     kept = import_hdf5(tmp_path / "stove.hdf5", tmp_path / "kept", flip_images="none", task="another")
     ep = kept.dataset.episode(0)
@@ -214,6 +222,9 @@ def _depth_only(path: Path) -> None:
                        "alone; choose obs keys (the obs keys of '{file}' data/demo_0/obs are ['agentview_depth'])")),
     (lambda p: _robomimic(p, obs={"robot0_eef_pos": ((3,), "float64")}), ["--state-keys"],
      "error: --state-keys=[] and no uint8 image obs key: the dataset would hold actions"),
+    (lambda p: _robomimic(p, obs={"object": ((10,), "float64"), "agentview_depth": ((16, 16), "float32")}), [],
+     ("error: no obs key of the robot's own state (the low-dimensional ['object'] are the simulator's; name them with "
+      "--state-keys to keep them) and no uint8 image obs key: the dataset would hold actions alone")),
     (lambda p: _robomimic(p, env_args={"env_name": "Lift"}), [],
      "error: --fps: '{file}' does not say its control rate"),
 ])
@@ -243,18 +254,20 @@ def test_without_h5py_the_command_names_the_extra(tmp_path, capsys, monkeypatch)
 
 
 @pytest.mark.slow
-def test_an_imported_libero_file_trains_as_docs_data_md_says(tmp_path, tiny):
+def test_an_imported_libero_file_trains_as_docs_data_md_says(tmp_path, tiny, capsys):
     """The run file of docs/data.md ("Importing robomimic / LIBERO HDF5"): its own embodiment whose columns are the
-    dataset's action names, the cameras as `observation/` + each video's last part; one step from a tiny checkpoint."""
+    dataset's action names, the cameras as `observation/` + each video's last part; one step from a tiny checkpoint,
+    on the demos that succeeded (`--success only`, read from the file's sparse rewards)."""
     rng = np.random.default_rng(2)
     with h5py.File(tmp_path / "stove.hdf5", "w") as file:
         data = file.create_group("data")
-        data.attrs["env_args"] = json.dumps({"env_kwargs": {"control_freq": 20}})
+        data.attrs["env_args"] = json.dumps({"env_kwargs": {"control_freq": 20, "controller_configs": OSC_POSE}})
         data.attrs["problem_info"] = json.dumps({"language_instruction": LIBERO_TASK})
-        for name in ("demo_0", "demo_1"):
+        for name in ("demo_0", "demo_1", "demo_2"):
             _demo(data, name, 10, rng, LIBERO_OBS)
-    import_hdf5(tmp_path / "stove.hdf5", tmp_path / "ds")
-    columns = [f"action.{i}" for i in range(7)]
+            data[name]["rewards"][-1] = name != "demo_1"  # sparse: demo_1 failed
+    assert list(import_hdf5(tmp_path / "stove.hdf5", tmp_path / "ds").dataset.episode_success) == [True, False, True]
+    columns = OSC_NAMES
     (tmp_path / "run.toml").write_text(f"""output_dir = "run"
 checkpoint = {json.dumps(str(tiny))}
 device = "cpu"
@@ -280,7 +293,8 @@ steps = 1
 batch_size = 2
 warmup_steps = 0
 """)
-    assert main(["train", str(tmp_path / "run.toml"), "--no-progress"]) == 0
+    assert main(["train", str(tmp_path / "run.toml"), "--success", "only", "--no-progress"]) == 0
+    assert "episodes [1] of data.dataset failed (its success column) and are not trained on" in capsys.readouterr().err
     spec = json.loads((tmp_path / "run" / "checkpoints" / "step-0000001" / "embodiment.json").read_text())
     assert spec["columns"] == columns and spec["camera_keys"] == ["observation/agentview", "observation/eye_in_hand"]
 
@@ -292,3 +306,158 @@ def test_the_flag_offers_the_turns_the_import_knows():
     (flag,) = [a for a in build_parser()._subparsers._group_actions[0].choices["dataset"]._subparsers._group_actions[0]
                .choices["import-hdf5"]._actions if a.dest == "flip_images"]
     assert tuple(flag.choices) == FLIPS
+
+
+def _env(controller, robots=("Panda",), **kwargs) -> dict:
+    return {"env_name": "Lift", "env_kwargs": {"control_freq": 20, "robots": list(robots),
+                                               "controller_configs": controller, **kwargs}}
+
+
+def test_robomimic_actions_are_named_after_their_controller(tmp_path, caplog):
+    """robosuite's OSC_POSE (6 deltas and the gripper) named, each column's meaning, unit and the map of a stored
+    value onto it in the provenance; the values themselves copied as they are."""
+    held = _robomimic(tmp_path / "lift.hdf5", env_args=_env(OSC_POSE))
+    with caplog.at_level("WARNING"):
+        result = import_hdf5(tmp_path / "lift.hdf5", tmp_path / "ds", task="lift")
+    assert not caplog.records
+    ds = result.dataset
+    assert ds.features["action"]["names"] == OSC_NAMES and result.actions.controller == "OSC_POSE"
+    np.testing.assert_array_equal(ds.episode(0).frames["action"], held["demo_0"]["actions"])
+    columns = ds.provenance["actions"]["columns"]
+    assert ds.provenance["actions"]["controller"] == "OSC_POSE"
+    assert columns[0] == {"name": "eef_dx", "meaning": "change per step of the end-effector position x (world frame)",
+                          "unit": "m", "input": [-1.0, 1.0], "output": [-0.05, 0.05]}
+    assert columns[3]["unit"] == "rad" and columns[3]["output"] == [-0.5, 0.5] and "axis-angle" in columns[3]["meaning"]
+    assert columns[6] == {"name": "gripper", "meaning": "gripper command: -1 opens, +1 closes", "unit": "1",
+                          "input": None, "output": None}
+
+
+@pytest.mark.parametrize(("controller", "width", "names"), [
+    # robosuite 1.5's composite config (robomimic >= 0.4): the arm under body_parts, with its gripper
+    ({"type": "BASIC", "body_parts": {"right": {**OSC_POSE, "gripper": {"type": "GRIP"}}}}, 7, OSC_NAMES),
+    ({"type": "BASIC", "body_parts_controller_configs": {"arms": {"right": {**OSC_POSE, "input_type": "absolute"}}}},
+     6, ["eef_x", "eef_y", "eef_z", "eef_rot_x", "eef_rot_y", "eef_rot_z"]),
+    ({"type": "OSC_POSITION", "output_max": 0.05, "output_min": -0.05}, 4, ["eef_dx", "eef_dy", "eef_dz", "gripper"]),
+    ({"type": "JOINT_VELOCITY", "output_max": 1, "output_min": -1}, 8, [f"joint_vel_{j}" for j in range(7)]
+     + ["gripper"]),
+    ({"type": "JOINT_POSITION", "output_max": 0.05, "output_min": -0.05}, 7, [f"djoint_{j}" for j in range(7)]),
+])
+def test_each_controller_names_its_columns(controller, width, names):
+    columns = action_columns(_env(controller), width, joints=7)
+    assert columns.names == names and columns.why is None
+    if controller["type"] == "JOINT_VELOCITY":
+        assert columns.columns[0]["unit"] == "rad/s" and columns.columns[0]["output"] == [-1.0, 1.0]
+
+
+@pytest.mark.parametrize(("env_args", "width", "joints", "why"), [
+    ({}, 7, None, "the file has no data.attrs['env_args']"),
+    ({"env_kwargs": {"control_freq": 20}}, 7, None, "its env_args have no env_kwargs.controller_configs"),
+    (_env({"type": "IK_POSE"}), 7, None, "its arm controller 'IK_POSE' is not one named here"),
+    (_env({"type": "WHOLE_BODY_IK", "body_parts": {"right": OSC_POSE}}), 7, None,
+     "its composite controller is 'WHOLE_BODY_IK'; only BASIC's"),
+    (_env({**OSC_POSE, "impedance_mode": "variable"}), 19, None, "impedance_mode is 'variable'"),
+    (_env(OSC_POSE), 9, None, "its actions are 9 wide, but its OSC_POSE arm takes 6 (and a gripper 1)"),
+    (_env({"type": "JOINT_POSITION"}), 8, None, "the file's obs do not say how many joints"),
+    (_env(OSC_POSE, robots=("Panda", "Panda")), 14, None, "name 2 robots"),
+    (_env({**OSC_POSE, "output_max": "big"}), 7, None, "output_max is 'big', not a number or 6 numbers"),
+])
+def test_a_controller_not_known_keeps_generic_names_and_says_why(env_args, width, joints, why):
+    columns = action_columns(env_args, width, joints)
+    assert columns.names == [f"action.{i}" for i in range(width)] and columns.controller is None
+    assert why in columns.why and columns.provenance() == {"controller": None, "why_generic_names": columns.why}
+
+
+def test_generic_action_names_are_warned_with_the_reason(tmp_path, capsys):
+    _robomimic(tmp_path / "lift.hdf5")  # env_args without controller_configs
+    assert main(["dataset", "import-hdf5", str(tmp_path / "lift.hdf5"), "--out", str(tmp_path / "ds"), "--task", "t",
+                 "--no-progress"]) == 0
+    assert ("the action columns are named action.0, ... (the file does not say what they are: its env_args have no "
+            "env_kwargs.controller_configs)") in capsys.readouterr().err
+    assert LeRobotDataset.open(tmp_path / "ds").provenance["actions"]["why_generic_names"].startswith("its env_args")
+
+
+def _rewards(path: Path, rewards: dict[str, list[float]]) -> None:
+    with h5py.File(path, "a") as file:
+        for name, values in rewards.items():
+            del file[f"data/{name}/rewards"]
+            file[f"data/{name}/rewards"] = np.asarray(values, dtype=np.float64)
+
+
+def test_rewards_and_dones_are_copied_and_sparse_rewards_flag_each_episodes_success(tmp_path, capsys):
+    _robomimic(tmp_path / "lift.hdf5")
+    _rewards(tmp_path / "lift.hdf5", {"demo_0": [0, 0, 0, 1], "demo_2": [0, 0, 0], "demo_10": [0, 0, 0, 1, 1]})
+    result = import_hdf5(tmp_path / "lift.hdf5", tmp_path / "ds", task="lift")
+    ds = result.dataset
+    assert ds.features["next.reward"]["dtype"] == "float32" and ds.features["next.done"]["dtype"] == "bool"
+    ep = ds.episode(2, videos=False)  # demo_10
+    np.testing.assert_array_equal(ep.frames["next.reward"].reshape(-1), [0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(ep.frames["next.done"].reshape(-1), [False] * 4 + [True])
+    assert list(ds.episode_success) == [True, False, True]
+    assert ds.provenance["success_from"].startswith("the last step's reward: 1.0")
+    assert ds.provenance["steps_copied"] == {"rewards": "next.reward", "dones": "next.done"}
+    # what the project's other recordings allow: select (and train) the successes alone
+    assert main(["dataset", "select", str(tmp_path / "ds"), "--out", str(tmp_path / "ok"), "--success", "only",
+                 "--no-progress"]) == 0
+    assert LeRobotDataset.open(tmp_path / "ok").num_episodes == 2
+
+
+def test_shaped_rewards_are_copied_but_say_nothing_of_success(tmp_path):
+    _robomimic(tmp_path / "lift.hdf5", env_args={**ROBOMIMIC_ARGS, "env_kwargs": {
+        **ROBOMIMIC_ARGS["env_kwargs"], "reward_shaping": True}})
+    ds = import_hdf5(tmp_path / "lift.hdf5", tmp_path / "shaped", task="lift").dataset
+    assert ds.episode_success is None and "next.reward" in ds.features
+    assert ds.provenance["success_from"] == "not known: the rewards are shaped (env_args env_kwargs.reward_shaping)"
+    _robomimic(tmp_path / "dense.hdf5")
+    _rewards(tmp_path / "dense.hdf5", {"demo_0": [0, 0.2, 0.5, 1], "demo_2": [0, 0, 0], "demo_10": [0, 0, 0, 0, 1]})
+    ds = import_hdf5(tmp_path / "dense.hdf5", tmp_path / "dense", task="lift").dataset
+    assert ds.episode_success is None and "not sparse" in ds.provenance["success_from"]
+
+
+def test_a_file_without_rewards_imports_without_them(tmp_path):
+    _robomimic(tmp_path / "lift.hdf5")
+    with h5py.File(tmp_path / "lift.hdf5", "a") as file:
+        for name in ("demo_0", "demo_2", "demo_10"):
+            del file[f"data/{name}/rewards"], file[f"data/{name}/dones"]
+    ds = import_hdf5(tmp_path / "lift.hdf5", tmp_path / "ds", task="lift").dataset
+    assert "next.reward" not in ds.features and "next.done" not in ds.features and ds.episode_success is None
+    assert ds.provenance["success_from"] == "not known: the file holds no rewards"
+    assert ds.provenance["steps_copied"] == {}
+
+
+def test_default_state_is_the_robots_own_and_says_what_it_left_out(tmp_path, capsys):
+    obs = {**ROBOMIMIC_OBS, "object": ((10,), "float64"), "gripper_to_cube_pos": ((3,), "float64"),
+           "robot0_joint_pos": ((3,), "float64")}
+    _robomimic(tmp_path / "lift.hdf5", obs=obs)
+    out = tmp_path / "ds"
+    assert main(["dataset", "import-hdf5", str(tmp_path / "lift.hdf5"), "--out", str(out), "--task", "t",
+                 "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert ("observation.state leaves out the obs keys ['gripper_to_cube_pos', 'object']: not the robot's own state "
+            "but the simulator's") in captured.err and "name every key wanted with --state-keys" in captured.err
+    summary = json.loads(captured.out)
+    assert summary["provenance"]["state_keys_left_out"] == ["gripper_to_cube_pos", "object"]
+    ds = LeRobotDataset.open(out)
+    assert ds.provenance["state_keys"] == ["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos",
+                                           "robot0_joint_pos"]
+    # a 3-wide joint position is no point: only the eef position and quaternion are named by axis, each guess said
+    assert ds.features["observation.state"]["names"][-3:] == [f"robot0_joint_pos.{i}" for i in range(3)]
+    assert ds.provenance["state_column_guesses"] == {
+        "robot0_eef_pos": "x, y, z: guessed from the name's ending 'pos' and width 3 to be a 3-D position",
+        "robot0_eef_quat": "x, y, z, w: guessed from the name's ending 'quat' and width 4 to be a quaternion in "
+                           "robosuite's order"}
+    # named, they are kept (and nothing is warned)
+    kept = import_hdf5(tmp_path / "lift.hdf5", tmp_path / "all", task="t", state_keys=["robot0_eef_pos", "object"])
+    assert kept.state_keys == ("robot0_eef_pos", "object") and "object" not in kept.state_left_out
+
+
+def test_demos_holding_rewards_unalike_are_refused(tmp_path, capsys):
+    _robomimic(tmp_path / "lift.hdf5")
+    with h5py.File(tmp_path / "lift.hdf5", "a") as file:
+        del file["data/demo_2/rewards"]
+    assert main(["dataset", "import-hdf5", str(tmp_path / "lift.hdf5"), "--out", str(tmp_path / "ds"), "--task",
+                 "t"]) == 2
+    assert ("['demo_2'] hold no rewards but ['demo_0', 'demo_10'] do; choose with --mask demos alike"
+            in capsys.readouterr().err)
+    assert not (tmp_path / "ds").exists()
+    assert main(["dataset", "import-hdf5", str(tmp_path / "lift.hdf5"), "--out", str(tmp_path / "ds"), "--task",
+                 "t", "--mask", "train", "--no-progress"]) == 0

@@ -316,15 +316,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="convert robomimic-format HDF5 demonstrations (robomimic, LIBERO, MimicGen) into a new dataset",
         description="Write the demos of FILE (data/demo_N with actions and obs/<key>, as robomimic, LIBERO and "
         "MimicGen ship them) as a new LeRobot v3 dataset at --out, one episode per demo in numeric order: the "
-        "low-dimensional obs keys side by side as observation.state, actions as action (the file's dtype, bit for "
-        "bit), each camera image key as the video observation.images.<key> (_image/_rgb left off). Everything is "
-        "checked before a frame is written; meta/worldpolicy_provenance.json names FILE, the demos and the keys.",
+        "robot's own low-dimensional obs keys side by side as observation.state, actions as action (the file's "
+        "dtype, bit for bit; its columns named after the robosuite controller env_args configures, e.g. eef_dx .. "
+        "gripper for OSC_POSE), rewards and dones as next.reward and next.done, each episode's success where sparse "
+        "rewards say it, each camera image key as the video observation.images.<key> (_image/_rgb left off). "
+        "Everything is checked before a frame is written; meta/worldpolicy_provenance.json names FILE, the demos, "
+        "the keys (and those left out), what each action column is and how success was read.",
     )
     imp.add_argument("path", metavar="FILE", help="the .hdf5 file; it is only read")
     imp.add_argument("--out", required=True, help="folder for the new dataset (new or empty)")
     imp.add_argument("--state-keys", nargs="*", action="extend", metavar="KEY",
-                     help="obs keys that make observation.state, side by side in this order (default: every "
-                     "low-dimensional one, by name; the flag alone: no state)")
+                     help="obs keys that make observation.state, side by side in this order (default: the robot's "
+                     "own low-dimensional ones, robot0_*, ee_*, eef_*, joint_*, gripper_* but no *_to_*, by name, the "
+                     "simulator's object state left out; the flag alone: no state)")
     imp.add_argument("--image-keys", nargs="+", action="extend", metavar="KEY",
                      help="obs keys written as videos (default: every uint8 [H, W, 3] one)")
     imp.add_argument("--fps", type=float,

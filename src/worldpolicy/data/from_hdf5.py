@@ -5,14 +5,17 @@
 
 The file's layout (robomimic's, which LIBERO and MimicGen keep): `data/demo_N/` per demonstration with `actions`
 [T, A], `obs/<key>` [T, ...] (low-dimensional vectors and uint8 [T, H, W, 3] camera images), `rewards`, `dones`,
-`states`; `data.attrs["env_args"]` JSON (its `env_kwargs.control_freq`: the control rate, the dataset's fps); LIBERO
-adds `data.attrs["problem_info"]` JSON (its `language_instruction`: the task) and `macros_image_convention`
-("opengl": images stored bottom row first, flipped here); `mask/<name>` lists the demos of a filter group (`train`,
-`valid`). Each demo becomes an episode, in numeric order (demo_2 before demo_10): the chosen low-dimensional obs keys
-side by side as `observation.state` (a column per element, `robot0_eef_pos.x`), `actions` as `action`, both in the
-file's own dtype (bit for bit), each camera as the video `observation.images.<key>` (`_image` / `_rgb` left off).
-rewards, dones and the MuJoCo states are not copied. Everything is checked, with shapes read from the file's metadata
-only, before a frame is written; the images are read, flipped and encoded a block of frames at a time.
+`states`; `data.attrs["env_args"]` JSON (its `env_kwargs.control_freq`: the control rate, the dataset's fps; its
+`controller_configs`: what the actions are, `robosuite_actions`); LIBERO adds `data.attrs["problem_info"]` JSON (its
+`language_instruction`: the task) and `macros_image_convention` ("opengl": images stored bottom row first, flipped
+here); `mask/<name>` lists the demos of a filter group (`train`, `valid`). Each demo becomes an episode, in numeric
+order (demo_2 before demo_10): the chosen low-dimensional obs keys (default: the robot's own, not the simulator's
+object state) side by side as `observation.state` (a column per element, `robot0_eef_pos.x`), `actions` as `action`
+(its columns named after the robosuite controller where the file says it: `eef_dx`, ..., `gripper`), both in the
+file's own dtype (bit for bit), `rewards` and `dones` as LeRobot's `next.reward` and `next.done`, each camera as the
+video `observation.images.<key>` (`_image` / `_rgb` left off), and each episode's success where sparse rewards say
+it. The MuJoCo states are not copied. Everything is checked, with shapes read from the file's metadata only (and the
+rewards), before a frame is written; the images are read, flipped and encoded a block of frames at a time.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from .edit import BLOCK_FRAMES
 from .layout import NUMERIC_DTYPES
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
 from .observations import IMAGE_PREFIX, STATE_FEATURE
+from .robosuite_actions import ActionColumns, action_columns
 
 if TYPE_CHECKING:  # annotations only: h5py comes with the `train` extra
     import h5py
@@ -49,15 +53,24 @@ IMPORT_SOURCE = "worldpolicy dataset import-hdf5"  # `provenance["source"]`: wha
 ACTION_FEATURE = "action"
 FLIPS = ("vertical", "rotate180", "none")  # `flip_images`: how stored images are turned (`_flipped`)
 CAMERA_SUFFIXES = ("_image", "_rgb")  # robomimic's `agentview_image`, LIBERO's `agentview_rgb`: the camera's name
-# per-element column names of a vector obs key whose name says what it holds (robosuite's quaternions are x, y, z, w)
-AXES = {"pos": ("x", "y", "z"), "quat": ("x", "y", "z", "w")}
+# per-element column names of a vector obs key whose name and width suggest what it holds: a guess, which the
+# provenance states (`state_column_guesses`); robosuite's quaternions are x, y, z, w
+AXES = {"pos": (("x", "y", "z"), "a 3-D position"), "quat": (("x", "y", "z", "w"), "a quaternion in robosuite's order")}
+# the robot's own (proprioceptive) obs keys, as robomimic (`robot0_eef_pos`, `robot0_joint_pos`) and LIBERO (`ee_pos`,
+# `joint_states`, `gripper_states`) name them; a key relating the robot to something else (`gripper_to_cube_pos`) and
+# the rest (`object`, `cube_pos`: the simulator's object state, which a camera policy does not see when deployed) not
+PROPRIO = re.compile(r"^(robot\d+_|(ee|eef|joint|gripper)_)")
+# the arm's joint count (the width of robosuite's joint controllers' actions), where the obs hold the joint positions
+JOINT_KEYS = ("robot0_joint_pos", "joint_states")
+# per-step keys of a demo copied as LeRobot's features of that name and dtype
+STEP_KEYS = {"rewards": ("next.reward", "float32"), "dones": ("next.done", "bool")}
 
 
 @dataclass(frozen=True)
 class ImportResult:
     """The dataset `import_hdf5` wrote: episode i is the file's demo `demos[i]`; `observation.state` holds
-    `state_keys` side by side, video `cameras[key]` the obs key `key` (`flip`: how its images were turned, one of
-    `FLIPS`)."""
+    `state_keys` side by side (`state_left_out`: the low-dimensional obs keys it does not), video `cameras[key]` the
+    obs key `key` (`flip`: how its images were turned, one of `FLIPS`); `actions`: what the action columns are."""
 
     dataset: LeRobotDataset
     demos: tuple[str, ...]
@@ -65,6 +78,8 @@ class ImportResult:
     cameras: dict[str, str]
     flip: str
     wall_s: float
+    actions: ActionColumns
+    state_left_out: tuple[str, ...]
 
 
 def import_hdf5(
@@ -84,15 +99,16 @@ def import_hdf5(
     """Write the demos of the robomimic-format HDF5 file at `path` (those of filter group `mask`, default all) as a
     new LeRobot v3 dataset at `out`.
 
-    `state_keys`: the obs keys that make `observation.state`, in that order (default: every low-dimensional one, by
-    name; an empty list: no state). `image_keys`: the obs keys written as videos (default: every uint8 [H, W, 3] one).
-    `fps`: default the file's `env_args` control_freq. `task`: default LIBERO's `problem_info` language_instruction.
-    `flip_images`: one of `FLIPS`: "vertical" turns images stored bottom row first right side up, "rotate180" turns
-    them half round as openpi's and OpenVLA's LIBERO datasets are (a left-right mirror of "vertical"), "none" keeps
-    them (default: "vertical" when the file says its images are stored bottom row first, LIBERO's
-    `macros_image_convention` "opengl", else "none"). `video_codec` as the writer takes it (default lossless). `out` as
-    `dataset select` takes it (new or empty, or with `overwrite` an earlier import's dataset), appearing only when
-    complete; meta/worldpolicy_provenance.json names the file, the demos and the keys."""
+    `state_keys`: the obs keys that make `observation.state`, in that order (default: the robot's own low-dimensional
+    ones, `PROPRIO`, by name, the others left out with a warning; an empty list: no state). `image_keys`: the obs
+    keys written as videos (default: every uint8 [H, W, 3] one). `fps`: default the file's `env_args` control_freq.
+    `task`: default LIBERO's `problem_info` language_instruction. `flip_images`: one of `FLIPS`: "vertical" turns
+    images stored bottom row first right side up, "rotate180" turns them half round as openpi's and OpenVLA's LIBERO
+    datasets are (a left-right mirror of "vertical"), "none" keeps them (default: "vertical" when the file says its
+    images are stored bottom row first, LIBERO's `macros_image_convention` "opengl", else "none"). `video_codec` as
+    the writer takes it (default lossless). `out` as `dataset select` takes it (new or empty, or with `overwrite` an
+    earlier import's dataset), appearing only when complete; meta/worldpolicy_provenance.json names the file, the
+    demos, the keys, the action columns and how each episode's success was read."""
     with extra_imports("reading an HDF5 file"):
         import h5py
 
@@ -110,12 +126,30 @@ def import_hdf5(
         out = check_out([given], out, overwrite, [IMPORT_SOURCE], "`dataset import-hdf5`", "imported",
                         "HDF5 file")
         provenance = {"source": IMPORT_SOURCE, "file": os.path.abspath(given), "mask": mask,
-                      "demos": list(plan.demos), "state_keys": list(plan.state_keys), "image_keys": list(plan.cameras),
-                      "flip_images": plan.flip, "env_args": plan.env_args or None}
+                      "demos": list(plan.demos), "state_keys": list(plan.state_keys),
+                      "state_keys_left_out": list(plan.state_left_out), "state_column_guesses": plan.guesses,
+                      "image_keys": list(plan.cameras), "flip_images": plan.flip, "actions": plan.actions.provenance(),
+                      "steps_copied": {key: STEP_KEYS[key][0] for key in plan.step_keys},
+                      "success_from": plan.success_from,
+                      "env_args": plan.env_args or None}
+        _warn(plan, state_keys is None)
         dataset = _write(file, plan, out, video_codec, overwrite, provenance, progress)
     wall_s = time.perf_counter() - started
     logger.info("imported %d demos in %.1f s into %s", len(plan.demos), wall_s, dataset.root)
-    return ImportResult(dataset, plan.demos, plan.state_keys, plan.cameras, plan.flip, wall_s)
+    return ImportResult(dataset, plan.demos, plan.state_keys, plan.cameras, plan.flip, wall_s, plan.actions,
+                        plan.state_left_out)
+
+
+def _warn(plan: _Plan, default_state: bool) -> None:
+    """What the dataset holds otherwise than a user may expect: generic action names, state keys left out."""
+    if plan.actions.why:
+        logger.warning("the action columns are named %s, ... (the file does not say what they are: %s); name them "
+                       "in the run file's embodiment columns as the dataset does", plan.actions.names[0],
+                       plan.actions.why)
+    if default_state and plan.state_left_out:
+        logger.warning("observation.state leaves out the obs keys %s: not the robot's own state but the simulator's "
+                       "(object poses a camera policy does not see when deployed); to keep them, name every key "
+                       "wanted with state_keys=", brief_list(list(plan.state_left_out)))
 
 
 @dataclass(frozen=True)
@@ -131,6 +165,12 @@ class _Plan:
     flip: str
     robot_type: str | None
     env_args: dict[str, Any]
+    actions: ActionColumns
+    state_left_out: tuple[str, ...]
+    guesses: dict[str, str]  # state obs key → how its column names were guessed
+    step_keys: tuple[str, ...]  # of `STEP_KEYS`, those every demo holds
+    success: tuple[bool, ...] | None  # per demo, where its rewards say
+    success_from: str  # how `success` was read, or why it was not
 
 
 def _plan(file: h5py.File, path: str, state_keys: Sequence[str] | None, image_keys: Sequence[str] | None,
@@ -150,7 +190,8 @@ def _plan(file: h5py.File, path: str, state_keys: Sequence[str] | None, image_ke
     shapes = {key: (item.shape[1:], item.dtype) for key, item in obs.items() if isinstance(item, h5py.Dataset)}
     images = {key for key, (shape, _) in shapes.items() if len(shape) == 3 and shape[-1] == 3}
     vectors = {key for key, (shape, dtype) in shapes.items() if len(shape) <= 1 and dtype.name in NUMERIC_DTYPES}
-    state = sorted(vectors) if state_keys is None else list(state_keys)
+    state = sorted(k for k in vectors if PROPRIO.match(k) and "_to_" not in k) if state_keys is None \
+        else list(state_keys)
     cameras = sorted(images) if image_keys is None else list(image_keys)
     for param, keys, kind, fits in (("state_keys", state, "low-dimensional", vectors),
                                     ("image_keys", cameras, "image", images)):
@@ -161,7 +202,10 @@ def _plan(file: h5py.File, path: str, state_keys: Sequence[str] | None, image_ke
                              "images are written as videos" + (" (leave it out of image_keys)" if image_keys else
                                                                "; give image_keys without it"))
     if not state and not cameras:  # each part as the user made it: a choice given, or what the file lacks
-        empty = (("state_keys=[]" if state_keys is not None else "no low-dimensional obs key") + " and "
+        held = ("no low-dimensional obs key" if not vectors else
+                f"no obs key of the robot's own state (the low-dimensional {brief_list(sorted(vectors))} are the "
+                "simulator's; name them with state_keys= to keep them)")
+        empty = (("state_keys=[]" if state_keys is not None else held) + " and "
                  + ("image_keys=[]" if image_keys is not None else "no uint8 image obs key"))
         raise ValueError(f"{empty}: the dataset would hold actions alone; choose obs keys (the obs keys of {path!r} "
                          f"data/{demos[0]}/obs are {brief_list(sorted(shapes))})")
@@ -174,6 +218,9 @@ def _plan(file: h5py.File, path: str, state_keys: Sequence[str] | None, image_ke
     task = _task(task, _json_attr(data, "problem_info", path), env_args, path)
     for name in demos:  # each demo's shapes (metadata only): after the file-wide checks, which a user fixes first
         _check_demo(data[name], name, path, state + cameras, shapes, actions.shape[1], actions.dtype)
+    step_keys = _step_keys(data, demos, path)
+    success, success_from = _success(data, demos, env_args) if "rewards" in step_keys else \
+        (None, "not known: the file holds no rewards")
 
     convention = _text(data.attrs.get("macros_image_convention"))
     flip = ("vertical" if convention == "opengl" else "none") if flip_images is None else flip_images
@@ -183,16 +230,27 @@ def _plan(file: h5py.File, path: str, state_keys: Sequence[str] | None, image_ke
 
     videos = {key: IMAGE_PREFIX + name for key, name in _camera_names(cameras).items()}
     features: dict[str, dict[str, Any]] = {}
+    guesses: dict[str, str] = {}
     if state:
         dtype = np.result_type(*(shapes[key][1] for key in state))
-        names = [name for key in state for name in _element_names(key, shapes[key][0])]
+        names = []
+        for key in state:
+            elements, guess = _element_names(key, shapes[key][0])
+            names += elements
+            if guess:
+                guesses[key] = guess
         features[STATE_FEATURE] = {"dtype": dtype.name, "shape": [len(names)], "names": names}
-    features[ACTION_FEATURE] = {"dtype": actions.dtype.name, "shape": [actions.shape[1]],
-                                "names": [f"action.{i}" for i in range(actions.shape[1])]}
+    joints = next((int(shapes[k][0][0]) for k in JOINT_KEYS if k in vectors and len(shapes[k][0]) == 1), None)
+    columns = action_columns(env_args, actions.shape[1], joints)
+    features[ACTION_FEATURE] = {"dtype": actions.dtype.name, "shape": [actions.shape[1]], "names": columns.names}
+    for key in step_keys:
+        feature, step_dtype = STEP_KEYS[key]
+        features[feature] = {"dtype": step_dtype, "shape": [1], "names": None}
     for key, feature in videos.items():
         h, w, _ = shapes[key][0]
         features[feature] = {"dtype": "video", "shape": [h, w, 3], "names": ["height", "width", "channels"]}
-    return _Plan(tuple(demos), tuple(state), videos, features, fps, task, flip, robot_type, env_args)
+    return _Plan(tuple(demos), tuple(state), videos, features, fps, task, flip, robot_type, env_args, columns,
+                 tuple(sorted(vectors - set(state))), guesses, step_keys, success, success_from)
 
 
 def _demos(file: h5py.File, data: h5py.Group, path: str, mask: str | None) -> list[str]:
@@ -275,6 +333,50 @@ def _check_demo(demo: h5py.Group, name: str, path: str, keys: list[str], shapes:
                              "observation goes with its action, so the lengths must match")
 
 
+def _step_keys(data: h5py.Group, demos: list[str], path: str) -> tuple[str, ...]:
+    """Those of `STEP_KEYS` (`rewards`, `dones`) the demos hold, each checked: a number per step in every demo."""
+    import h5py
+
+    found = []
+    for key in STEP_KEYS:
+        items = {name: data[name].get(key) for name in demos}
+        held = [name for name, item in items.items() if isinstance(item, h5py.Dataset)]
+        if not held:
+            continue
+        if len(held) < len(demos):
+            lacking = [name for name in demos if name not in held]
+            raise ValueError(f"{path!r}: {brief_list(lacking)} hold no {key} but {brief_list(held)} do; choose with "
+                             f"mask= demos alike, or fix the file")
+        for name, item in items.items():
+            length = data[name]["actions"].shape[0]
+            if item.shape not in ((length,), (length, 1)) or (item.dtype.name not in NUMERIC_DTYPES
+                                                             and item.dtype != np.bool_):
+                raise ValueError(f"{path!r} data/{name}/{key} is {_held(item)}; it must hold a number per step, "
+                                 f"[{length}] as its actions do")
+        found.append(key)
+    return tuple(found)
+
+
+def _success(data: h5py.Group, demos: list[str], env_args: dict[str, Any]) -> tuple[tuple[bool, ...] | None, str]:
+    """Whether each demo succeeded, read from sparse rewards (robosuite's and LIBERO's without reward shaping: 0 until
+    the task is done, then one positive value, robomimic's `reward_scale`): its last reward that value. Shaped rewards
+    say nothing of success, nor do robomimic's `dones` (its done_mode 1 and 2 mark every demo's last step done).
+    Returns (None, why) where they cannot say."""
+    kwargs = env_args.get("env_kwargs")
+    if isinstance(kwargs, dict) and kwargs.get("reward_shaping"):
+        return None, "not known: the rewards are shaped (env_args env_kwargs.reward_shaping)"
+    rewards = [np.asarray(data[name]["rewards"][()], dtype=np.float64).reshape(-1) for name in demos]
+    values = np.unique(np.concatenate(rewards))
+    if len(values) == 1:
+        return None, f"not known: every reward is {float(values[0])}"
+    if len(values) != 2 or values[0] != 0 or not values[1] > 0:
+        return None, (f"not known: the rewards are not sparse (0, then one positive value when done) but take "
+                      f"{len(values)} values ({brief_list([float(v) for v in values[:4]])}"
+                      + (", ...)" if len(values) > 4 else ")"))
+    return (tuple(bool(r[-1] == values[1]) for r in rewards),
+            f"the last step's reward: {float(values[1])} (the sparse rewards' value once the task is done)")
+
+
 def _held(item: Any) -> str:
     """What an HDF5 member that should be a dataset is, for an error: its dtype and shape, a group, or missing."""
     if item is None:
@@ -339,13 +441,18 @@ def _camera_names(keys: list[str]) -> dict[str, str]:
     return {key: name if counts[name] == 1 else key for key, name in short.items()}
 
 
-def _element_names(key: str, shape: tuple[int, ...]) -> list[str]:
-    """The state columns of obs key `key`: `robot0_eef_pos.x`, `ee_ori.0`, or `key` for a scalar."""
-    width = int(shape[0]) if shape else 1
+def _element_names(key: str, shape: tuple[int, ...]) -> tuple[list[str], str | None]:
+    """The state columns of obs key `key` (`robot0_eef_pos.x`, `ee_ori.0`, or `key` for a scalar) and, where they
+    are named by axis, what that guesses: a `*pos` of 3 a position (not a joint's, `joint_pos`, nor a gripper's
+    finger positions, `qpos`), a `*quat` of 4 a quaternion in robosuite's x, y, z, w order."""
     if not shape:
-        return [key]
-    axes = next((names for end, names in AXES.items() if key.endswith(end) and len(names) == width), None)
-    return [f"{key}.{axis}" for axis in axes] if axes else [f"{key}.{i}" for i in range(width)]
+        return [key], None
+    width = int(shape[0])
+    for end, (axes, what) in AXES.items():
+        if key.endswith(end) and len(axes) == width and "joint" not in key and not key.endswith("qpos"):
+            return ([f"{key}.{axis}" for axis in axes],
+                    f"{', '.join(axes)}: guessed from the name's ending {end!r} and width {width} to be {what}")
+    return [f"{key}.{i}" for i in range(width)], None
 
 
 def _write(file: h5py.File, plan: _Plan, out: Path, codec: str, overwrite: bool, provenance: dict[str, Any],
@@ -357,19 +464,24 @@ def _write(file: h5py.File, plan: _Plan, out: Path, codec: str, overwrite: bool,
     state_dtype = np.dtype(plan.features[STATE_FEATURE]["dtype"]) if plan.state_keys else None
     with LeRobotDatasetWriter(out, plan.fps, plan.features, plan.robot_type, video_codec=codec, overwrite=overwrite,
                               provenance=provenance) as writer:
-        for name in tqdm(plan.demos, desc=f"importing {len(plan.demos)} demos", unit="demo", disable=not progress):
+        for i, name in enumerate(tqdm(plan.demos, desc=f"importing {len(plan.demos)} demos", unit="demo",
+                                      disable=not progress)):
             demo = file["data"][name]
             actions = demo["actions"][()]
             frames = {ACTION_FEATURE: actions}
             if plan.state_keys:
                 parts = [np.asarray(demo["obs"][key][()]).reshape(len(actions), -1) for key in plan.state_keys]
                 frames[STATE_FEATURE] = np.concatenate(parts, axis=1).astype(state_dtype, copy=False)
+            for key in plan.step_keys:
+                feature, dtype = STEP_KEYS[key]
+                values = np.asarray(demo[key][()]).reshape(len(actions))
+                frames[feature] = values != 0 if dtype == "bool" else values.astype(dtype)
             videos = writer.stream_videos(len(actions))
             for start in range(0, len(actions), BLOCK_FRAMES):
                 stop = min(start + BLOCK_FRAMES, len(actions))
                 blocks = {feature: demo["obs"][key][start:stop] for key, feature in plan.cameras.items()}
                 videos.append({k: _flipped(v, plan.flip) for k, v in blocks.items()})
-            writer.add_episode(frames, videos, plan.task)
+            writer.add_episode(frames, videos, plan.task, success=None if plan.success is None else plan.success[i])
         return writer.finalize()
 
 
