@@ -459,7 +459,8 @@ def _refuse_changes(root: Path, stored: dict[str, Any], wanted: dict[str, Any], 
             wanted["strategy"] = {k: v for k, v in wanted["strategy"].items() if k != "execute_steps"}
             if isinstance(stored.get("strategy"), dict):
                 stored["strategy"] = {k: v for k, v in stored["strategy"].items() if k != "execute_steps"}
-    if not stored or stored.get("task") == task:  # another task is a setting (listed below), not a version
+    # another task, or the expert for a policy, is a setting (listed below), not a version
+    if not stored or (stored.get("task"), stored.get("policy")) == (task, wanted.get("policy")):
         from worldpolicy.sim.evaluate import stored_version_change
 
         versions = [f"{what}: v{shown} -> v{wanted[key]}"
@@ -665,8 +666,8 @@ def sim_to_dataset(
 ) -> SimConversion:
     """Record `num_episodes` seeded expert episodes of `task` into a LeRobot v3 dataset at `root`.
 
-    Videos default to lossless (`libx264rgb`; a resumed recording: the dataset's own codec): sim frames are small and colour-coded, chroma subsampling would blur
-    exactly what the task is about. `progress` shows a bar over the episodes on stderr (a recording takes minutes).
+    Videos default to lossless (`libx264rgb`; a resumed recording: the dataset's own codec): sim frames are small and
+    colour-coded, chroma subsampling would blur exactly what the task is about. `progress` shows a bar over the episodes on stderr (a recording takes minutes).
     Ctrl-C raises `RecordingInterrupted`, which keeps the episodes finished so far as a complete dataset at `root`
     when that replaces no existing dataset; an error while recording keeps them the same way (logged) and is raised
     as it came, an error while an episode is added to the dataset keeps none. `episode_options` go to
@@ -856,7 +857,8 @@ def _add_episode(writer: LeRobotDatasetWriter, episode: dict[str, Any]) -> None:
     writer.add_episode(episode["frames"], stream, episode["task"], success=episode["success"])
 
 
-def _keep_finished(writer: LeRobotDatasetWriter, root: Path, resumed: int, copying: bool = False) -> LeRobotDataset | None:
+def _keep_finished(writer: LeRobotDatasetWriter, root: Path, resumed: int,
+                   copying: bool = False) -> LeRobotDataset | None:
     """After Ctrl-C: publish the finished episodes as a dataset, unless there are none or `root` already holds a
     dataset (an existing dataset is replaced only by a complete recording); then discard them. A resumed recording
     (`resumed` episodes copied from the dataset first) publishes its old and new episodes once it has a new one and
