@@ -229,7 +229,8 @@ def test_from_sim(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["episodes"] == 1 and out["frames"] == 3 and out["seeds"] == [0] and out["fps"] == 15
     assert out["features"]["observation.image.wrist_image_left"] == {"dtype": "video", "shape": [24, 24, 3]}
-    with pytest.raises(FileExistsError, match="holds a dataset; pass --overwrite to replace it"):
+    with pytest.raises(FileExistsError, match="holds a `dataset from-sim` recording; pass --resume to continue it up "
+                                              "to --episodes=1, --overwrite to replace it"):
         run(argv)
     with pytest.raises(ValueError, match="--image-size='24'"):
         run([*argv[:7], "--image-size", "24", "--overwrite"])
@@ -270,8 +271,8 @@ def test_from_sim_shows_progress_and_says_what_ctrl_c_kept(tmp_path, capsys, mon
                                          "--overwrite to replace it with all 3")
     assert run([*argv[:2], str(tmp_path / "new"), *argv[3:], "--no-progress"]) == 130
     assert capsys.readouterr().err.strip() == (f"worldpolicy dataset from-sim: interrupted: 1 of 3 episodes kept in "
-                                               f"{tmp_path / 'new'} (a complete dataset); rerun with --overwrite to "
-                                               "record all 3")
+                                               f"{tmp_path / 'new'} (a complete dataset); rerun with --resume to "
+                                               "record the other 2")
 
     def terminated(self, seed: int):  # SIGTERM as the command line raises it (`fileio.terminating_as_interrupt`)
         if seed == 1:

@@ -319,8 +319,8 @@ def test_ctrl_c_keeps_the_finished_episodes_as_a_complete_dataset(tmp_path, monk
     assert isinstance(caught.value, KeyboardInterrupt)  # callers that only know Ctrl-C still stop
     assert caught.value.kept == 2 and caught.value.result.seeds == [0, 1]
     assert caught.value.result.dataset.provenance["seeds"] == [0, 1]  # the kept episodes' seeds, not none
-    assert caught.value.describe("--overwrite") == (
-        f"interrupted: 2 of 4 episodes kept in {root} (a complete dataset); rerun with --overwrite to record all 4")
+    assert caught.value.describe("--overwrite", "--resume") == (
+        f"interrupted: 2 of 4 episodes kept in {root} (a complete dataset); rerun with --resume to record the other 2")
     ds = LeRobotDataset.open(root)
     assert ds.num_episodes == 2 and ds.episode(1).videos["observation.image.wrist_image_left"].shape == (3, 24, 24, 3)
     assert _staged(tmp_path) == []

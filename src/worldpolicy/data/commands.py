@@ -39,6 +39,7 @@ FLAGS = {
     "steps": "--steps",
     "device": "--device",
     "overwrite": "--overwrite",
+    "resume": "--resume",
     "ca_file": "--tls-ca",  # what RemotePolicy checks
 }
 
@@ -114,7 +115,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "all, each flagged in meta/episodes' success column) as a LeRobot v3 dataset with Cosmos3-DROID keys (needs "
         "the sim extra).",
     )
-    sim.add_argument("root", help="output dataset folder (must not exist unless --overwrite)")
+    sim.add_argument("root", help="output dataset folder (must not exist unless --resume or --overwrite)")
     sim.add_argument("--task", default="pick_place", help="sim task (default: pick_place)")
     sim.add_argument("--episodes", type=int, default=10, help="episodes to keep (default: 10)")
     sim.add_argument("--seed", type=int, default=0, help="first env seed; later episodes use seed+1, … (default: 0; `worldpolicy sim` "
@@ -168,9 +169,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      "success column)")
     sim.add_argument("--workers", type=int, default=1,
                      help="recording processes (default: 1; output is the same); scripted and random only")
-    sim.add_argument("--video-codec", default="libx264rgb", help="libx264rgb (lossless, default), libx264, libsvtav1")
+    sim.add_argument("--video-codec", default=None,
+                     help="libx264rgb (lossless, default; with --resume: the dataset's own), libx264, libsvtav1")
     sim.add_argument("--overwrite", action="store_true",
                      help="replace the dataset an earlier from-sim recording wrote at ROOT")
+    sim.add_argument("--resume", action="store_true",
+                     help="continue the dataset an interrupted from-sim recording (the same command and settings) "
+                     "left at ROOT until it holds --episodes, from the seed after its last: the episodes of one "
+                     "uninterrupted recording")
     sim.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     sim.set_defaults(func=_from_sim)
 
@@ -542,6 +548,7 @@ def _from_sim(args: argparse.Namespace) -> int:
             task_options=task_options,
             video_codec=args.video_codec,
             overwrite=args.overwrite,
+            resume=args.resume,
             image_size=(height, width),
             control_hz=args.control_hz,
             robot=args.robot,
@@ -565,7 +572,7 @@ def _from_sim(args: argparse.Namespace) -> int:
             perturb=perturb,
         )
     except RecordingInterrupted as exc:  # Ctrl-C: say what became of the episodes recorded so far
-        print(f"worldpolicy dataset from-sim: {exc.describe('--overwrite')}", file=sys.stderr)
+        print(f"worldpolicy dataset from-sim: {exc.describe('--overwrite', '--resume')}", file=sys.stderr)
         return exit_status(Terminated() if exc.terminated else exc)  # 143 for SIGTERM, 130 for Ctrl-C
     except ConnectionError as exc:  # a server that refused the key: said with the flags that send one
         raise with_key_hint(exc, "dataset from-sim") from None
@@ -575,6 +582,9 @@ def _from_sim(args: argparse.Namespace) -> int:
         # "num_episodes=0 ..." (from_sim), "image_size: ..." (the env) and "robot: unknown name ..." (a KeyError; a
         # FileNotFoundError for an MJCF path not there) alike
         raise flag_named(exc, FLAGS) from None
+    if args.resume and result.resumed >= args.episodes:
+        print(f"worldpolicy dataset from-sim: {args.root} already holds {result.resumed} episodes (--episodes "
+              f"{args.episodes}): nothing to record", file=sys.stderr)
     out = result.dataset.summary()
     out.update(seeds=result.seeds, failed_seeds=result.failed_seeds, wall_s=round(result.wall_s, 2))
     print(json.dumps(out, indent=2))

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +30,8 @@ from .lerobot import LeRobotDataset, LeRobotDatasetWriter, episode_row, video_co
 if TYPE_CHECKING:  # annotations only: pyarrow comes with the `train` extra (lerobot.py imports it)
     import pyarrow as pa
 
-__all__ = ["MERGE_SOURCE", "SELECT_SOURCE", "EditResult", "merge_datasets", "select_episodes"]
+__all__ = ["MERGE_SOURCE", "SELECT_SOURCE", "EditResult", "copy_episodes", "merge_datasets", "select_episodes",
+           "sources_codec"]
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +210,7 @@ def _recorded_seeds(sources: list[LeRobotDataset], origins: list[tuple[int, int]
     return {"task": tasks.pop(), "seeds": seeds}
 
 
-def _codec(sources: list[LeRobotDataset], given: str | None) -> str:
+def sources_codec(sources: list[LeRobotDataset], given: str | None) -> str:
     """`given`, else the writer codec the sources' videos were all encoded with (info.json's codec and pixel format),
     else lossless: a frame is not encoded lossy twice over by a codec the user did not choose."""
     if given is not None:
@@ -224,15 +225,36 @@ def _codec(sources: list[LeRobotDataset], given: str | None) -> str:
     return found.pop() if len(found) == 1 and None not in found else LOSSLESS
 
 
+def copy_episodes(writer: LeRobotDatasetWriter, sources: Sequence[LeRobotDataset],
+                  origins: Iterable[tuple[int, int]], columns: Sequence[pa.Table], keep_success: bool) -> None:
+    """Add the `origins` episodes (source k, episode i) to `writer`, each with its row of its source's meta/episodes
+    `columns` (`episode_columns`, those kept): the one copier of episodes between datasets (select, merge, a resumed
+    `dataset from-sim`). An episode's videos are decoded and encoded `BLOCK_FRAMES` frames at a time
+    (`LeRobotDataset.camera_frames` into `LeRobotDatasetWriter.stream_videos`, as `dataset label` reads and writes
+    them): a long episode is never held whole, and the files are those its whole arrays give. Each block decodes on
+    from where the one before it ended (`LeRobotDataset.reading_in_order`), not again from the keyframe before it."""
+    with contextlib.ExitStack() as reading:
+        held = None  # the source read in order: a block decodes on where the one before it ended
+        for k, i in origins:
+            ds = sources[k]
+            if k != held:  # one source's files open at a time, not every source's decoders until the end
+                reading.close()
+                reading.enter_context(ds.reading_in_order())
+                held = k
+            ep = ds.episode(i, videos=False)  # the columns: the videos are read a block at a time
+            videos = writer.stream_videos(ep.length)
+            for start in range(0, ep.length, BLOCK_FRAMES):
+                stop = min(start + BLOCK_FRAMES, ep.length)
+                videos.append({key: ds.camera_frames(i, key, start, stop) for key in ds.video_keys})
+            writer.add_episode(ep.frames, videos, ep.frame_tasks, success=ep.success if keep_success else None,
+                               fields=episode_row(columns[k], i))
+
+
 def _write(sources: list[LeRobotDataset], origins: list[tuple[int, int]], out: Path, codec: str | None,
            keep_success: bool, columns: list[pa.Table], overwrite: bool, provenance: dict[str, Any],
            progress: bool) -> EditResult:
-    """Read the `origins` episodes and write them at `out` (staged, published when complete: an error or Ctrl-C
-    leaves `out` as it was), each with its row of its source's meta/episodes `columns` (`episode_columns`, those
-    kept). An episode's videos are decoded and encoded `BLOCK_FRAMES` frames at a time (`LeRobotDataset.camera_frames`
-    into `LeRobotDatasetWriter.stream_videos`, as `dataset label` reads and writes them): a long episode is never held
-    whole, and the files are those its whole arrays give. Each block decodes on from where the one before it ended
-    (`LeRobotDataset.reading_in_order`), not again from the keyframe before it."""
+    """Read the `origins` episodes and write them at `out` (`copy_episodes`; staged, published when complete: an error
+    or Ctrl-C leaves `out` as it was)."""
     from tqdm.auto import tqdm
 
     first = sources[0]
@@ -242,28 +264,14 @@ def _write(sources: list[LeRobotDataset], origins: list[tuple[int, int]], out: P
     robot_types = {ds.robot_type for ds in sources}
     if len(robot_types) > 1:
         logger.warning("the datasets' robot_type differ (%s); the result has none", sorted(map(str, robot_types)))
-    codec = _codec(sources, codec)
+    codec = sources_codec(sources, codec)
     started = time.perf_counter()
 
     features = {k: v for k, v in first.features.items() if k not in AUTO_FEATURES}
     with LeRobotDatasetWriter(out, first.fps, features, robot_types.pop() if len(robot_types) == 1 else None,
                               video_codec=codec, overwrite=overwrite, provenance=provenance) as writer:
-        with contextlib.ExitStack() as reading, tqdm(origins, desc=f"writing {len(origins)} episodes", unit="ep",
-                                                     disable=not progress) as bar:
-            held = None  # the source read in order: a block decodes on where the one before it ended
-            for k, i in bar:
-                ds = sources[k]
-                if k != held:  # one source's files open at a time, not every source's decoders until the end
-                    reading.close()
-                    reading.enter_context(ds.reading_in_order())
-                    held = k
-                ep = ds.episode(i, videos=False)  # the columns: the videos are read a block at a time
-                videos = writer.stream_videos(ep.length)
-                for start in range(0, ep.length, BLOCK_FRAMES):
-                    stop = min(start + BLOCK_FRAMES, ep.length)
-                    videos.append({key: ds.camera_frames(i, key, start, stop) for key in ds.video_keys})
-                writer.add_episode(ep.frames, videos, ep.frame_tasks, success=ep.success if keep_success else None,
-                                   fields=episode_row(columns[k], i))
+        with tqdm(origins, desc=f"writing {len(origins)} episodes", unit="ep", disable=not progress) as bar:
+            copy_episodes(writer, sources, bar, columns, keep_success)
         written = writer.finalize()
     wall_s = time.perf_counter() - started
     logger.info("wrote %d episodes in %.1f s into %s", len(origins), wall_s, written.root)

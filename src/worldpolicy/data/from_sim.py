@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
+from ..errors import brief_list
 from ..fileio import ScratchFolder, Terminated, interruption, provenance_document, sigint_held
 from .edit import BLOCK_FRAMES
 from .layout import ACTION_KEYS, FRAMES_KIND, INFO_PATH, STATE_KEYS, VIDEO_NAMES
@@ -68,36 +69,44 @@ class ExpertEpisodes:
 
 @dataclass
 class SimConversion:
-    """What `sim_to_dataset` wrote: the dataset, the env seed of each episode, and the seeds the expert failed."""
+    """What `sim_to_dataset` wrote: the dataset, the env seed of each episode, and the seeds the expert failed (a
+    resumed recording's: those of the whole recording, as one uninterrupted recording reports them)."""
 
     dataset: LeRobotDataset
     seeds: list[int]
     failed_seeds: list[int] = field(default_factory=list)
     wall_s: float = 0.0
+    resumed: int = 0  # the episodes the dataset held when this recording resumed it (`resume=True`)
 
 
 class RecordingInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped `sim_to_dataset`. The episodes finished before it are kept as a complete dataset at `root`
     (`result`), unless none was finished or `root` already held a dataset: a dataset is replaced only by a complete
-    recording, so then `result` is None and nothing at `root` changed. Still a KeyboardInterrupt, so callers that
-    do not know this class stop as before."""
+    recording, so then `result` is None and nothing at `root` changed. A resumed recording (`resume=True`; `resumed`:
+    the episodes the dataset held) keeps its new episodes finished so far beside the old ones the same way. Still a
+    KeyboardInterrupt, so callers that do not know this class stop as before."""
 
     def __init__(self, root: Path, requested: int, recorded: int, result: SimConversion | None,
-                 terminated: bool = False):
+                 terminated: bool = False, resumed: int = 0):
         self.root, self.requested, self.recorded, self.result = root, requested, recorded, result
         self.terminated = terminated  # SIGTERM (`fileio.Terminated`), not Ctrl-C: the command exits 143
+        self.resumed = resumed
         super().__init__(self.describe())
 
     @property
     def kept(self) -> int:
         return self.result.dataset.num_episodes if self.result is not None else 0
 
-    def describe(self, overwrite: str = "overwrite=True") -> str:
-        """What happened to the recorded episodes; `overwrite` names the option as the caller knows it."""
+    def describe(self, overwrite: str = "overwrite=True", resume: str = "resume=True") -> str:
+        """What happened to the recorded episodes; `overwrite` and `resume` name the options as the caller knows
+        them."""
         root, n = str(self.root), self.requested
         if self.result is not None:
             return (f"interrupted: {self.kept} of {n} episodes kept in {root} (a complete dataset); rerun with "
-                    f"{overwrite} to record all {n}")
+                    f"{resume} to record the other {n - self.kept}")
+        if self.resumed:
+            return (f"interrupted before the first of the {n - self.resumed} episodes left was kept; the dataset in "
+                    f"{root} is unchanged ({self.resumed} of {n} episodes): rerun with {resume} to go on")
         if self.recorded == 0:
             return f"interrupted before the first of {n} episodes was finished; nothing was written to {root}"
         return (f"interrupted after {self.recorded} of {n} episodes; they were discarded and the dataset already in "
@@ -188,6 +197,7 @@ def expert_episodes(
     ca_file: str | os.PathLike | None = None,
     perturb: str | Sequence[str] | Perturbation | None = None,
     spool: str | os.PathLike | None = None,
+    done_seeds: Sequence[int] = (),
 ) -> ExpertEpisodes:
     """`num_episodes` expert episodes ({"frames", "videos", "task", "seed", "success"}) from seeds seed, seed+1, ….
 
@@ -234,6 +244,11 @@ def expert_episodes(
     them from there into the dataset's videos, so neither a recorder nor the writer holds an episode's frames. A
     skipped (failed) episode's files are deleted; a kept one's are the caller's (`discard_frames`), and so is the
     folder, where `workers` > 1 may leave the files of episodes recorded past those asked for.
+
+    `done_seeds` are the seeds of the episodes an interrupted recording of these settings kept (`sim_to_dataset`'s
+    `resume`; its provenance's `seeds`): they count among the `num_episodes`, and recording goes on from the seed
+    after the last, its tries counted from `seed`, so the episodes (and `ExpertFailed`) are those of one
+    uninterrupted recording.
     """
     from worldpolicy.sim.perturb import parse_perturbations
     from worldpolicy.sim.policies import policy_kind
@@ -284,6 +299,11 @@ def expert_episodes(
     task_options = dict(task_options or {})
     task_version = get_task(task, **task_options).version  # a bad option fails here, not in a worker
     attempts_allowed = 2 * num_episodes + 5 if max_attempts is None else max_attempts
+    done_seeds = list(done_seeds)
+    if (len(done_seeds) > num_episodes or any(isinstance(s, bool) or not isinstance(s, int) for s in done_seeds)
+            or done_seeds != sorted(set(done_seeds)) or (done_seeds and done_seeds[0] < seed)):
+        raise ValueError(f"done_seeds={brief_list(done_seeds)}: expected at most num_episodes={num_episodes} "
+                         f"increasing seeds from seed={seed} on, as a recording from seed {seed} keeps them")
     settings = {
         "task": task,
         "task_options": task_options,
@@ -322,7 +342,7 @@ def expert_episodes(
     return ExpertEpisodes(
         json.loads(json.dumps(provenance)),  # as info.json gives it back: image_size a list
         _episodes(settings, workers, num_episodes, seed, attempts_allowed, keep_failures, failed_seeds, on_attempt,
-                  None if spool is None else Path(spool)),
+                  None if spool is None else Path(spool), done_seeds),
     )
 
 
@@ -416,25 +436,43 @@ def check_recording(dataset: LeRobotDataset, task: str, *, seed: int = 0, **epis
                          "recording is not checked for reuse")
     recording = expert_episodes(task, 1, seed=seed, **episode_options)  # checked and described; nothing recorded
     recording.close()
-    wanted = recording.provenance
     stored = dataset.provenance or {}
     if stored.get("policy") is not None:  # versions and settings alike would be "unrecorded": say what differs
         raise ValueError(f"{dataset.root} was recorded by policy {stored['policy']!r} (dataset from-sim --policy), "
                          "not the scripted expert: record into a new or empty folder")
-    if not stored or stored.get("task") == task:  # another task is a setting (listed below), not a version
+    _refuse_changes(dataset.root, stored, recording.provenance, task, "Record with the settings it was recorded with, "
+                    "or into a new or empty folder")
+
+
+def _refuse_changes(root: Path, stored: dict[str, Any], wanted: dict[str, Any], task: str, advice: str) -> None:
+    """Refuse (ValueError) a recording of provenance `wanted` that would add to `root`, recorded as `stored` says:
+    each task or expert version that differs (`VERSION_KEYS`), else each setting of `wanted` that differs. A
+    setting that only the recording fills in (a policy's `policy_settings`, a server's `embodiment`, the k a strategy
+    runs where none was asked for) is left out; `sim_to_dataset(resume=True)` compares them once the policy loaded."""
+    wanted = dict(wanted)
+    if "policy" in wanted:
+        stored = dict(stored)
+        for key in ("policy_settings", "embodiment"):
+            if wanted.get(key) is None:
+                wanted.pop(key, None)
+        if isinstance(wanted.get("strategy"), dict) and wanted["strategy"].get("execute_steps") is None:
+            wanted["strategy"] = {k: v for k, v in wanted["strategy"].items() if k != "execute_steps"}
+            if isinstance(stored.get("strategy"), dict):
+                stored["strategy"] = {k: v for k, v in stored["strategy"].items() if k != "execute_steps"}
+    # another task, or the expert for a policy, is a setting (listed below), not a version
+    if not stored or (stored.get("task"), stored.get("policy")) == (task, wanted.get("policy")):
         from worldpolicy.sim.evaluate import stored_version_change
 
         versions = [f"{what}: v{shown} -> v{wanted[key]}"
-                    for key, what in zip(VERSION_KEYS, (f"task {task}", "scripted expert"))
+                    for key, what in zip(VERSION_KEYS, (f"task {task}", "scripted expert")) if key in wanted
                     if (shown := stored_version_change(stored.get(key), wanted[key])) is not None]
         if versions:
-            raise ValueError(f"{dataset.root} was recorded by other versions: {'; '.join(versions)}. Its episodes "
+            raise ValueError(f"{root} was recorded by other versions: {'; '.join(versions)}. Its episodes "
                              "and this version's would not make one dataset: record into a new or empty folder")
     settings = [f"{key}: {stored[key]!r} -> {value!r}" if key in stored else f"{key}: unrecorded -> {value!r}"
                 for key, value in wanted.items() if key not in VERSION_KEYS and stored.get(key) != value]
     if settings:
-        raise ValueError(f"{dataset.root} was recorded with other settings: {'; '.join(settings)}. Record with the "
-                         "settings it was recorded with, or into a new or empty folder")
+        raise ValueError(f"{root} was recorded with other settings: {'; '.join(settings)}. {advice}")
 
 
 def _episodes(
@@ -447,14 +485,16 @@ def _episodes(
     failed_seeds: list[int] | None,
     on_attempt: Callable[[int, bool], None] | None = None,
     spool: Path | None = None,
+    done_seeds: Sequence[int] = (),
 ) -> Generator[dict[str, Any], None, None]:
     if spool is not None and not spool.is_dir():
         raise ValueError(f"spool={str(spool)!r}: expected an existing folder (each episode's frames are written there)")
     task = settings["task"]
     policy = settings["policy"]["name"] if "policy" in settings else "scripted"
     with _Recorders(settings, workers, spool) as recorders:
-        kept = attempts = 0
-        next_seed = seed
+        # an interrupted recording's kept episodes (`done_seeds`): it had tried every seed up to its last one
+        kept, attempts = len(done_seeds), (done_seeds[-1] - seed + 1 if done_seeds else 0)
+        next_seed = seed + attempts
         pending: deque = deque()
         while kept < num_episodes:
             if attempts >= attempts_allowed:
@@ -618,15 +658,16 @@ def sim_to_dataset(
     num_episodes: int = 10,
     *,
     seed: int = 0,
-    video_codec: str = "libx264rgb",
+    video_codec: str | None = None,
     overwrite: bool = False,
+    resume: bool = False,
     progress: bool = False,
     **episode_options: Any,
 ) -> SimConversion:
     """Record `num_episodes` seeded expert episodes of `task` into a LeRobot v3 dataset at `root`.
 
-    Videos default to lossless (`libx264rgb`): sim frames are small and colour-coded, chroma subsampling would blur
-    exactly what the task is about. `progress` shows a bar over the episodes on stderr (a recording takes minutes).
+    Videos default to lossless (`libx264rgb`; a resumed recording: the dataset's own codec): sim frames are small and
+    colour-coded, chroma subsampling would blur exactly what the task is about. `progress` shows a bar over the episodes on stderr (a recording takes minutes).
     Ctrl-C raises `RecordingInterrupted`, which keeps the episodes finished so far as a complete dataset at `root`
     when that replaces no existing dataset; an error while recording keeps them the same way (logged) and is raised
     as it came, an error while an episode is added to the dataset keeps none. `episode_options` go to
@@ -637,29 +678,72 @@ def sim_to_dataset(
     holds a block of frames, not an episode's, and the files are those the episode's arrays give. The folder is
     deleted when the recording ends, however it ends; one a killed recording left is removed by the next dataset
     writer beside `root` (`fileio.sweep_scratch_folders`).
+
+    `resume` continues the dataset an interrupted (or shorter) recording left at `root` until it holds
+    `num_episodes`: with the same settings (each one that differs refused, naming it, before anything records; a
+    policy's `policy_settings` once it has loaded, before an episode is added), from the seed after the last one its
+    provenance lists, its tries counted from `seed`: the result holds the episodes of one uninterrupted recording.
+    Its episodes are copied into a new dataset with the new ones after them (`edit.copy_episodes`, as `dataset
+    merge` copies them), published in its place as a whole; until then (an error or a kill) it stays as it was.
+    A dataset that already holds `num_episodes` is returned as it is (`SimConversion.resumed`).
     """
     root = Path(root).expanduser()
-    if overwrite and (root / INFO_PATH).is_file() and (provenance_document(root) or {}).get("source") != SOURCE:
+    if resume and overwrite:
+        raise ValueError("resume: continues the dataset at root, overwrite=True replaces it: pass one of them")
+    ours = (root / INFO_PATH).is_file() and (provenance_document(root) or {}).get("source") == SOURCE
+    if not (overwrite or resume) and ours:  # a rerun of the command as first typed: say how to go on
+        raise FileExistsError(f"root={str(root)!r} holds a `dataset from-sim` recording; pass resume=True to continue "
+                              f"it up to num_episodes={num_episodes}, overwrite=True to replace it, or choose a new or "
+                              "empty folder")
+    if (overwrite or resume) and (root / INFO_PATH).is_file() and not ours:
         # as the other dataset commands' --overwrite: what a user brought (a LeRobot download, an import) is kept
-        raise FileExistsError(f"overwrite: root={str(root)!r} holds a dataset not recorded by `dataset from-sim`; "
-                              "choose a new or empty folder (overwrite=True replaces only a `dataset from-sim` "
-                              "recording)")
+        name = "overwrite" if overwrite else "resume"
+        raise FileExistsError(f"{name}: root={str(root)!r} holds a dataset not recorded by `dataset from-sim`; "
+                              f"choose a new or empty folder ({name}=True "
+                              f"{'replaces' if overwrite else 'continues'} only a `dataset from-sim` recording)")
+    previous = _resumed(root, video_codec) if resume else None
     spool = ScratchFolder(root, FRAMES_KIND)  # made once the settings are checked; held while it is used
     try:
         return _record_dataset(root, spool, task, num_episodes, seed, video_codec, overwrite, progress,
-                               episode_options)
+                               episode_options, previous)
     finally:
         shutil.rmtree(spool.path, ignore_errors=True)
         spool.release()
 
 
-def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: int, seed: int, video_codec: str,
-                    overwrite: bool, progress: bool, episode_options: dict[str, Any]) -> SimConversion:
-    """`sim_to_dataset`, its frames spooled in `spool`."""
+def _resumed(root: Path, video_codec: str | None) -> LeRobotDataset:
+    """The dataset `sim_to_dataset(resume=True)` continues at `root`, checked: one `dataset from-sim` recorded
+    (checked before), listing one seed per episode, and `video_codec` its own (or None)."""
+    from .edit import sources_codec
+
+    if not (root / INFO_PATH).is_file():
+        raise FileNotFoundError(f"resume: root={str(root)!r} holds no dataset to continue; leave resume out to "
+                                "record one there")
+    dataset = LeRobotDataset.open(root)
+    seeds = (dataset.provenance or {}).get("seeds")
+    if not isinstance(seeds, list) or len(seeds) != dataset.num_episodes:
+        raise ValueError(f"resume: root={str(root)!r} does not list the seed of each of its {dataset.num_episodes} "
+                         "episodes (meta/worldpolicy_provenance.json's seeds), so where its recording stopped is not "
+                         "known; record into a new folder, or replace it with overwrite=True")
+    own = sources_codec([dataset], None)
+    if video_codec not in (None, own):
+        raise ValueError(f"video_codec={video_codec!r}: the dataset at root={str(root)!r} is encoded with {own!r}, "
+                         "and a resumed recording continues it so; leave video_codec out")
+    return dataset
+
+
+def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: int, seed: int,
+                    video_codec: str | None, overwrite: bool, progress: bool, episode_options: dict[str, Any],
+                    previous: LeRobotDataset | None) -> SimConversion:
+    """`sim_to_dataset`, its frames spooled in `spool`; `previous` the dataset a resumed recording continues."""
     from tqdm.auto import tqdm
 
+    from .edit import copy_episodes, sources_codec
+
     t0 = time.perf_counter()
-    seeds: list[int] = []
+    stored = {} if previous is None else dict(previous.provenance or {})
+    done: list[int] = list(stored.get("seeds", []))  # the seeds of the episodes a resumed dataset holds
+    seeds: list[int] = list(done)
     failed: list[int] = []
     tries = [0, 0]  # episodes recorded, of which the expert solved
 
@@ -669,21 +753,51 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
         if not success:  # a kept one is shown once it is written
             bar.set_postfix_str(f"solved {tries[1]}/{tries[0]}")
 
+    # a complete dataset's seeds past num_episodes, and another first seed (refused below, named), go on from none
     episodes = expert_episodes(task, num_episodes, seed=seed, failed_seeds=failed, on_attempt=attempted,
-                               spool=spool.path, **episode_options)
+                               spool=spool.path, done_seeds=done[:num_episodes] if stored.get("seed") == seed else (),
+                               **episode_options)
     settings = episodes.provenance  # the settings checked and resolved (the defaults of those not given)
+    if previous is not None:
+        advice = ("Pass the settings it was recorded with to continue it, or record into a new folder "
+                  "(overwrite=True instead of resume=True replaces it)")
+        try:
+            _refuse_changes(root, stored, settings, task, advice)
+        except ValueError as exc:
+            episodes.close()
+            raise ValueError(f"resume: {exc}") from None
+        if previous.num_episodes >= num_episodes:
+            episodes.close()
+            logger.info("%s already holds %d episodes (%d asked for): nothing to record", root,
+                        previous.num_episodes, num_episodes)
+            return SimConversion(previous, seeds, _failed_before(stored), time.perf_counter() - t0,
+                                 resumed=previous.num_episodes)
+        failed.extend(_failed_before(stored))
     features = sim_features(settings["robot"], tuple(settings["image_size"]), settings["cameras"])
     # info.json's fps is the control rate asked for (15 by default), not the rate the physics runs it at (15.15: 33
     # steps of 2 ms, `TabletopEnv.actual_control_hz`): a row is one control step, which `worldpolicy sim --control-hz
     # 15` (the same physics) and a real arm at 15 Hz each run one per period, so the actions keep their timing. A
     # trainer refuses a dataset whose fps is not its embodiment's (15 for panda_reach and droid).
-    writer = LeRobotDatasetWriter(root, settings["control_hz"], features, settings["robot"], video_codec=video_codec,
-                                  overwrite=overwrite, provenance={**settings, "seeds": []})
-    bar = tqdm(total=num_episodes, desc=f"recording {task}", unit="ep", disable=not progress)
+    # a resumed dataset is written again whole, its own codec and provenance (a policy's settings filled in) kept
+    writer = LeRobotDatasetWriter(root, settings["control_hz"], features, settings["robot"],
+                                  video_codec=sources_codec([previous], video_codec) if previous else
+                                  video_codec or "libx264rgb", overwrite=overwrite or previous is not None,
+                                  provenance={**stored, **settings, "seeds": done})
+    bar = tqdm(total=num_episodes, initial=len(done), desc=f"recording {task}", unit="ep", disable=not progress)
     adding = False  # an episode is being added to the writer (it may hold part of it)
     try:
         spool.make()  # beside the writer's staging folder: on the dataset's disk
         for episode in episodes:
+            if previous is not None and not writer.num_episodes:  # the first new episode: the old ones go first
+                if episode.get("recorded_by"):  # a policy's settings, known once it loaded: as the dataset's?
+                    try:
+                        _refuse_changes(root, stored, json.loads(json.dumps(episode["recorded_by"])), task, advice)
+                    except ValueError as exc:
+                        raise ValueError(f"resume: {exc}") from None
+                adding = True  # a Ctrl-C while they are copied keeps none: the dataset stays as it was
+                copy_episodes(writer, [previous], [(0, i) for i in range(previous.num_episodes)],
+                              [previous.episode_columns()], previous.episode_success is not None)
+                adding = False
             with sigint_held() as caught:  # an episode half added to the writer could not be published
                 adding = True
                 recorded_by = episode.get("recorded_by")  # a policy's recording: its settings
@@ -701,9 +815,10 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
         with sigint_held():  # a second Ctrl-C must not leave the staged episodes behind
             episodes.close()  # stops the recorders (and worker processes) before the dataset is written
             bar.close()
-            kept = _keep_finished(writer, root)
-        result = None if kept is None else SimConversion(kept, seeds, failed, time.perf_counter() - t0)
-        raise RecordingInterrupted(root, num_episodes, len(seeds), result, isinstance(stop, Terminated)) from None
+            kept = _keep_finished(writer, root, len(done), adding)
+        result = None if kept is None else SimConversion(kept, seeds, failed, time.perf_counter() - t0, len(done))
+        raise RecordingInterrupted(root, num_episodes, len(seeds) - len(done), result, isinstance(stop, Terminated),
+                                   len(done)) from None
     except BaseException:
         episodes.close()
         bar.close()
@@ -714,20 +829,21 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
         # as Ctrl-C does: they may be hours of work
         try:
             with sigint_held():
-                kept = _keep_finished(writer, root)
+                kept = _keep_finished(writer, root, len(done))
         except (OSError, ValueError) as exc:  # the disk still full, a dataset appeared at root meanwhile
             writer.abort()
             logger.warning("the %d episodes recorded before the error could not be kept either: %s", len(seeds), exc)
             kept = None
         if kept is not None:
             logger.warning("%d of %d episodes recorded before the error are kept in %s (a complete dataset); a rerun "
-                           "with overwrite (--overwrite) records all %d", kept.num_episodes, num_episodes, root,
-                           num_episodes)
+                           "with resume (--resume) records the other %d", kept.num_episodes, num_episodes, root,
+                           num_episodes - kept.num_episodes)
         raise
     bar.close()
     with sigint_held():  # every episode is recorded: a late Ctrl-C must not throw them away
         dataset = writer.finalize()
-    return SimConversion(dataset=dataset, seeds=seeds, failed_seeds=failed, wall_s=time.perf_counter() - t0)
+    return SimConversion(dataset=dataset, seeds=seeds, failed_seeds=failed, wall_s=time.perf_counter() - t0,
+                         resumed=len(done))
 
 
 def _add_episode(writer: LeRobotDatasetWriter, episode: dict[str, Any]) -> None:
@@ -741,13 +857,28 @@ def _add_episode(writer: LeRobotDatasetWriter, episode: dict[str, Any]) -> None:
     writer.add_episode(episode["frames"], stream, episode["task"], success=episode["success"])
 
 
-def _keep_finished(writer: LeRobotDatasetWriter, root: Path) -> LeRobotDataset | None:
+def _keep_finished(writer: LeRobotDatasetWriter, root: Path, resumed: int,
+                   copying: bool = False) -> LeRobotDataset | None:
     """After Ctrl-C: publish the finished episodes as a dataset, unless there are none or `root` already holds a
-    dataset (an existing dataset is replaced only by a complete recording); then discard them."""
-    if not writer.num_episodes or (root.exists() and (not root.is_dir() or any(root.iterdir()))):
+    dataset (an existing dataset is replaced only by a complete recording); then discard them. A resumed recording
+    (`resumed` episodes copied from the dataset first) publishes its old and new episodes once it has a new one and
+    the copy is done (not `copying`)."""
+    if resumed:
+        stop = copying or writer.num_episodes <= resumed
+    else:
+        stop = not writer.num_episodes or (root.exists() and (not root.is_dir() or any(root.iterdir())))
+    if stop:
         writer.abort()
         return None
     return writer.finalize()
+
+
+def _failed_before(provenance: dict[str, Any]) -> list[int]:
+    """The seeds the recording `provenance` describes tried and skipped (failed) before its last kept one: those from
+    its first `seed` on that its `seeds` do not list (with `keep_failures`, none)."""
+    seeds = provenance.get("seeds") or []
+    kept = set(seeds)
+    return [s for s in range(provenance.get("seed", 0), seeds[-1]) if s not in kept] if seeds else []
 
 
 def _recorded_by(rollout) -> dict[str, Any]:

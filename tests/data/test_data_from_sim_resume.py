@@ -1,0 +1,239 @@
+"""`dataset from-sim --resume` (`sim_to_dataset(resume=True)`): an interrupted recording continued holds the episodes
+of one uninterrupted recording, seed for seed; other settings are refused before anything records; the dataset stays
+whole until the continued one replaces it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mujoco", reason="the sim extra (MuJoCo) is not installed")
+pytest.importorskip("worldpolicy.sim.policies", reason="worldpolicy.sim has no scripted expert here")
+
+# 3 steps: tiny episodes, which the expert never solves; `_outcomes` says which seeds count as solved
+_TINY = {"image_size": (24, 24), "max_steps": 3, "cameras": ["observation/wrist_image_left"]}
+_ARGV = ["--task", "reach", "--max-steps", "3", "--image-size", "24x24", "--cameras", "observation/wrist_image_left",
+         "--no-progress", "--keep-failures"]
+
+
+def _outcomes(monkeypatch, failing: set[int] | None, stop_at: int | None = None) -> None:
+    """The expert fails the seeds in `failing` and solves the others (None: as recorded); recording seed `stop_at` is
+    interrupted, as Ctrl-C in the middle of a rollout would."""
+    from worldpolicy.data import from_sim
+
+    real = getattr(from_sim._Recorder.record, "real", from_sim._Recorder.record)  # not an earlier call's
+
+    def record(self, seed: int):
+        if seed == stop_at:
+            raise KeyboardInterrupt
+        episode = real(self, seed)
+        if failing is not None:
+            episode["success"] = seed not in failing
+        return episode
+
+    record.real = real
+    monkeypatch.setattr(from_sim._Recorder, "record", record)
+
+
+def _same_episodes(a, b) -> None:
+    """Every row and frame of dataset `a` is `b`'s, episode for episode."""
+    assert a.num_episodes == b.num_episodes
+    for i in range(a.num_episodes):
+        ea, eb = a.episode(i), b.episode(i)
+        assert ea.frames.keys() == eb.frames.keys() and ea.videos.keys() == eb.videos.keys()
+        for key in ea.frames:
+            np.testing.assert_array_equal(ea.frames[key], eb.frames[key], err_msg=f"episode {i} {key}")
+        for key in ea.videos:
+            np.testing.assert_array_equal(ea.videos[key], eb.videos[key], err_msg=f"episode {i} {key}")
+    np.testing.assert_array_equal(a.episode_success, b.episode_success)
+
+
+def _staged(folder) -> list[str]:
+    return [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_a_resumed_recording_holds_the_episodes_of_one_uninterrupted_run(tmp_path, monkeypatch):
+    from worldpolicy.data import LeRobotDataset
+    from worldpolicy.data.from_sim import RecordingInterrupted, sim_to_dataset
+
+    failing = {1, 4}
+    _outcomes(monkeypatch, failing)
+    whole = sim_to_dataset(tmp_path / "whole", "reach", 4, seed=0, **_TINY)
+    assert whole.seeds == [0, 2, 3, 5] and whole.failed_seeds == [1, 4]
+
+    root = tmp_path / "part"
+    _outcomes(monkeypatch, failing, stop_at=4)  # after seeds 0, 2, 3 were kept and 1 failed
+    with pytest.raises(RecordingInterrupted) as caught:
+        sim_to_dataset(root, "reach", 4, **_TINY)
+    assert caught.value.describe("--overwrite", "--resume") == (
+        f"interrupted: 3 of 4 episodes kept in {root} (a complete dataset); rerun with --resume to record the other 1")
+
+    _outcomes(monkeypatch, failing)
+    resumed = sim_to_dataset(root, "reach", 4, resume=True, **_TINY)
+    assert resumed.resumed == 3
+    assert resumed.seeds == whole.seeds and resumed.failed_seeds == whole.failed_seeds  # seed 4 tried again: failed
+    _same_episodes(LeRobotDataset.open(tmp_path / "whole"), resumed.dataset)
+    assert resumed.dataset.provenance == whole.dataset.provenance  # seeds [0, 2, 3, 5], the settings
+    assert _staged(tmp_path) == []
+
+    # resuming a complete dataset records nothing and leaves it as it is
+    files = sorted((p.relative_to(root), p.stat().st_mtime_ns) for p in root.rglob("*"))
+    again = sim_to_dataset(root, "reach", 4, resume=True, **_TINY)
+    assert again.resumed == 4 and again.seeds == whole.seeds and again.failed_seeds == [1, 4]
+    assert sorted((p.relative_to(root), p.stat().st_mtime_ns) for p in root.rglob("*")) == files
+
+
+def test_a_resumed_recording_fails_where_one_uninterrupted_run_fails(tmp_path, monkeypatch):
+    """The tries are counted from the first seed, as one run counts them: max_attempts is not granted afresh."""
+    from worldpolicy.data import LeRobotDataset
+    from worldpolicy.data.from_sim import ExpertFailed, RecordingInterrupted, sim_to_dataset
+
+    failing = {1, 3, 4}
+    _outcomes(monkeypatch, failing)
+    with pytest.raises(ExpertFailed) as whole:
+        sim_to_dataset(tmp_path / "whole", "reach", 4, max_attempts=5, **_TINY)
+    root = tmp_path / "part"
+    _outcomes(monkeypatch, failing, stop_at=2)
+    with pytest.raises(RecordingInterrupted):
+        sim_to_dataset(root, "reach", 4, max_attempts=5, **_TINY)
+    _outcomes(monkeypatch, failing)
+    with pytest.raises(ExpertFailed) as resumed:
+        sim_to_dataset(root, "reach", 4, max_attempts=5, resume=True, **_TINY)
+    assert str(resumed.value) == str(whole.value)
+    assert "solved 2 of 5 episodes of task 'reach' (seeds 0..4)" in str(whole.value)
+    # as one run keeps what it solved before failing: the old episode and the new one
+    assert LeRobotDataset.open(root).provenance["seeds"] == [0, 2]
+    _same_episodes(LeRobotDataset.open(tmp_path / "whole"), LeRobotDataset.open(root))
+
+
+def test_a_resume_with_other_settings_is_refused_naming_each_before_recording(tmp_path, monkeypatch):
+    from worldpolicy.data import from_sim
+    from worldpolicy.data.from_sim import sim_to_dataset
+
+    root = tmp_path / "ds"
+    sim_to_dataset(root, "reach", 1, keep_failures=True, **_TINY)
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+
+    def never(self, seed):
+        raise AssertionError("recorded before the settings were checked")
+
+    monkeypatch.setattr(from_sim._Recorder, "record", never)
+    with pytest.raises(ValueError, match=r"^resume: .* was recorded with other settings: seed: 0 -> 3; "
+                                         r"settle_steps: 4 -> 2\. Pass the settings it was recorded with"):
+        sim_to_dataset(root, "reach", 2, keep_failures=True, resume=True, settle_steps=2, seed=3, **_TINY)
+    with pytest.raises(ValueError, match=r"was recorded with other settings: keep_failures: True -> False"):
+        sim_to_dataset(root, "reach", 2, resume=True, **_TINY)
+    with pytest.raises(ValueError, match=r"video_codec='libx264': the dataset at root=.* is encoded with "
+                                         r"'libx264rgb', and a resumed recording continues it so; leave video_codec"):
+        sim_to_dataset(root, "reach", 2, keep_failures=True, resume=True, video_codec="libx264", **_TINY)
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before and _staged(tmp_path) == []
+
+
+def test_the_old_dataset_stays_whole_until_the_resumed_one_replaces_it(tmp_path, monkeypatch):
+    """Ctrl-C while the old episodes are copied, or before a new one is finished, and an error while one is added,
+    leave the dataset as it was; Ctrl-C after a new one keeps the old and the new ones."""
+    from worldpolicy.data import LeRobotDataset, LeRobotDatasetWriter
+    from worldpolicy.data.from_sim import RecordingInterrupted, sim_to_dataset
+
+    root = tmp_path / "ds"
+    sim_to_dataset(root, "reach", 2, keep_failures=True, **_TINY)
+    before = {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+    def unchanged() -> bool:
+        return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+
+    _outcomes(monkeypatch, set(), stop_at=2)
+    with pytest.raises(RecordingInterrupted) as caught:
+        sim_to_dataset(root, "reach", 4, keep_failures=True, resume=True, **_TINY)
+    assert caught.value.result is None and unchanged() and _staged(tmp_path) == []
+    assert str(caught.value) == (f"interrupted before the first of the 2 episodes left was kept; the dataset in {root} "
+                                 "is unchanged (2 of 4 episodes): rerun with resume=True to go on")
+
+    real_add = LeRobotDatasetWriter.add_episode
+    for failure in (KeyboardInterrupt, OSError):  # a copied episode (the first added), then a new one (the third)
+        calls = []
+
+        def add_episode(self, *args, failure=failure, calls=calls, **kwargs):
+            calls.append(1)
+            if len(calls) == (1 if failure is KeyboardInterrupt else 3):
+                raise failure("stopped")
+            return real_add(self, *args, **kwargs)
+
+        monkeypatch.setattr(LeRobotDatasetWriter, "add_episode", add_episode)
+        _outcomes(monkeypatch, set())
+        with pytest.raises((RecordingInterrupted, OSError)):
+            sim_to_dataset(root, "reach", 4, keep_failures=True, resume=True, **_TINY)
+        assert unchanged() and _staged(tmp_path) == []
+    monkeypatch.setattr(LeRobotDatasetWriter, "add_episode", real_add)
+
+    _outcomes(monkeypatch, set(), stop_at=3)
+    with pytest.raises(RecordingInterrupted) as caught:
+        sim_to_dataset(root, "reach", 4, keep_failures=True, resume=True, **_TINY)
+    assert caught.value.kept == 3 and caught.value.result.seeds == [0, 1, 2]
+    assert LeRobotDataset.open(root).provenance["seeds"] == [0, 1, 2] and _staged(tmp_path) == []
+
+
+def test_resume_on_the_command_line(tmp_path, capsys):
+    from worldpolicy.cli import main
+    from worldpolicy.data import LeRobotDataset
+    from worldpolicy.fileio import PROVENANCE_FILE
+
+    root = tmp_path / "ds"
+    assert main(["dataset", "from-sim", str(root), "--episodes", "1", *_ARGV]) == 0
+    capsys.readouterr()
+    # the command rerun as typed: says how to go on
+    assert main(["dataset", "from-sim", str(root), "--episodes", "2", *_ARGV]) == 2
+    assert (f"error: root={str(root)!r} holds a `dataset from-sim` recording; pass --resume to continue it up to "
+            "--episodes=2, --overwrite to replace it" in capsys.readouterr().err)
+    assert main(["dataset", "from-sim", str(root), "--episodes", "2", "--resume", "--overwrite", *_ARGV]) == 2
+    assert ("error: --resume: continues the dataset at root, --overwrite replaces it: pass one of them"
+            in capsys.readouterr().err)
+    assert main(["dataset", "from-sim", str(root), "--episodes", "2", "--resume", "--settle-steps", "1", *_ARGV]) == 2
+    assert "error: --resume: " in (err := capsys.readouterr().err) and "settle_steps: 4 -> 1" in err
+    assert main(["dataset", "from-sim", str(root), "--episodes", "2", "--resume", *_ARGV]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["seeds"] == [0, 1] and LeRobotDataset.open(root).num_episodes == 2
+    assert main(["dataset", "from-sim", str(root), "--episodes", "2", "--resume", *_ARGV]) == 0
+    assert f"{root} already holds 2 episodes (--episodes 2): nothing to record" in capsys.readouterr().err
+
+    assert main(["dataset", "from-sim", str(tmp_path / "none"), "--resume", *_ARGV]) == 2
+    assert (f"error: --resume: root={str(tmp_path / 'none')!r} holds no dataset to continue; leave --resume out"
+            in capsys.readouterr().err)
+    provenance = root / PROVENANCE_FILE  # a dataset made otherwise
+    provenance.write_text(json.dumps({**json.loads(provenance.read_text()),
+                                      "source": "worldpolicy dataset import-hdf5"}))
+    assert main(["dataset", "from-sim", str(root), "--episodes", "3", "--resume", *_ARGV]) == 2
+    assert (f"error: --resume: root={str(root)!r} holds a dataset not recorded by `dataset from-sim`"
+            in capsys.readouterr().err)
+    assert LeRobotDataset.open(root).num_episodes == 2
+
+
+def test_a_policys_recording_resumes_as_one_run_and_its_settings_are_checked(tmp_path, monkeypatch):
+    """--policy: the settings known before it loads are compared before anything records, those it reports once
+    loaded (`policy_settings`) before a new episode is added."""
+    from worldpolicy.data import LeRobotDataset
+    from worldpolicy.data.from_sim import RecordingInterrupted, sim_to_dataset
+    from worldpolicy.robot.control import ChunkStrategy
+    from worldpolicy.sim import policies
+
+    options = {**_TINY, "max_steps": 5, "policy": "random", "keep_failures": True, "seed": 7}
+    whole = sim_to_dataset(tmp_path / "whole", "reach", 3, **options)
+    root = tmp_path / "part"
+    _outcomes(monkeypatch, None, stop_at=9)
+    with pytest.raises(RecordingInterrupted):
+        sim_to_dataset(root, "reach", 3, **options)
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match=r"^resume: .* other settings: strategy: .*'kind': 'execute'.* -> "
+                                         r".*'kind': 'async'"):
+        sim_to_dataset(root, "reach", 3, resume=True, strategy=ChunkStrategy("async"), **options)
+    monkeypatch.setattr(policies.RandomPolicy, "version", policies.RandomPolicy.version + 1)
+    with pytest.raises(ValueError, match=r"^resume: .* other settings: policy_settings: "):
+        sim_to_dataset(root, "reach", 3, resume=True, **options)
+    assert LeRobotDataset.open(root).provenance["seeds"] == [7, 8] and _staged(tmp_path) == []
+    monkeypatch.undo()
+    resumed = sim_to_dataset(root, "reach", 3, resume=True, **options)
+    assert resumed.seeds == whole.seeds == [7, 8, 9]
+    _same_episodes(whole.dataset, resumed.dataset)
+    assert resumed.dataset.provenance == whole.dataset.provenance
