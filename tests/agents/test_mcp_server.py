@@ -17,7 +17,7 @@ pytest.importorskip("mcp", reason="agents extra not installed: pip install 'worl
 from mcp.client import Client
 
 from worldpolicy.agents.mcp_server import build_server
-from worldpolicy.agents.toolbox import ToolInputError
+from worldpolicy.agents.toolbox import SIM_TIMING_FIELDS, ToolInputError
 from worldpolicy.processing.video import read_video
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -252,6 +252,13 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
         ("evaluate_in_sim", {"policy": "nonexistent"}, "policy", "not a checkpoint"),
         ("evaluate_in_sim", {"perturb": "light=9"}, "perturb", "'light=9': light takes a number of 0.1 to 3"),
         ("evaluate_in_sim", {"perturb": "fog"}, "perturb", "unknown perturbation 'fog'"),
+        # the chunk timing, checked as `worldpolicy sim` checks --strategy/--latency/--rtc, before any weights load
+        ("evaluate_in_sim", {"rtc": True}, "rtc", "only the 'async' strategy does; got 'execute'"),
+        ("evaluate_in_sim", {"strategy": "async", "rtc": True}, "rtc", "policy scripted has no model to condition"),
+        ("evaluate_in_sim", {"latency": -5}, "latency", "expected milliseconds, a finite number >= 0"),
+        ("evaluate_in_sim", {"latency": 5000, "max_steps": 20}, "latency", "at or past the 20-step limit"),
+        ("evaluate_in_sim", {"policy": "tiny", "strategy": "ensemble", "latency": 300}, "latency",
+         "at or past the policy's 4-step chunk: with strategy=ensemble every reply lands past its whole chunk"),
         ("predict_actions", {"prompt": "go", "image": "obs.png", "checkpoint": "nope"}, "checkpoint", "not a checkpoint"),
     ],
 )
@@ -972,6 +979,43 @@ def test_a_sim_evaluation_of_a_checkpoint_runs_the_cached_policy(toolbox, monkey
     assert result["episodes"] == 1 and result["embodiment"] == own.key
     assert toolbox.policy(ckpt, own) is cached and cached.embodiment.key == own.key  # still loaded, not closed
     assert cached.engine is not None  # raises once closed
+
+
+def test_a_latency_study_through_the_sim_tool(server, toolbox, monkeypatch):
+    """evaluate_in_sim took no strategy, latency or rtc, so an agent could not run the robustness-to-latency study
+    `worldpolicy sim --strategy async --latency 200 --rtc` runs. They reach the rollout as the command's flags do: the
+    result and report.json record the same strategy, latency and rtc (and the hand-over jumps), the model is asked to
+    continue the running chunk, and compare_sim_runs lists what differs."""
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    ckpt = toolbox.resolve_checkpoint("tiny")
+    cached = toolbox.policy(ckpt, toolbox._checkpoint_embodiment(ckpt, None, "policy", "tiny"))
+    prefixes: list = []
+    act = cached.act
+    monkeypatch.setattr(cached, "act", lambda *a, **k: (prefixes.append(k.get("action_prefix")), act(*a, **k))[1])
+    args = {"policy": "tiny", "episodes": 1, "max_steps": 8, "strategy": "async"}
+    clean = ok(server, "evaluate_in_sim", args)
+    assert clean["latency"] == {"ms": 0.0, "ticks": 0} and clean["rtc"] is False and prefixes
+    assert all(p is None for p in prefixes), prefixes
+    prefixes.clear()
+    late = ok(server, "evaluate_in_sim", {**args, "latency": 200, "rtc": True})
+    # 200 ms at 15 Hz: 3 control steps; async's k for the 4-step chunk is 2, so 3 of the running chunk's rows go along
+    assert late["strategy"]["kind"] == "async" and late["strategy"]["execute_steps"] == 2, late["strategy"]
+    assert late["latency"] == {"ms": 200.0, "ticks": 3} and late["rtc"] is True, late
+    assert [None if p is None else len(p) for p in prefixes][:2] == [None, 3], prefixes  # the first blocks: none
+    report = json.loads((Path(late["run_dir"]) / "report.json").read_text())
+    assert {k: report[k] for k in SIM_TIMING_FIELDS} == {k: late[k] for k in SIM_TIMING_FIELDS}
+    compared = ok(server, "compare_sim_runs", {"runs": [clean["run_dir"], late["run_dir"]]})
+    assert [(r["latency_ms"], r["rtc"]) for r in compared["runs"]] == [(0.0, False), (200.0, True)]
+    assert {"latency.ms", "rtc"} <= {d["setting"] for d in compared["differences"]}, compared["differences"]
+
+
+def test_the_sim_tool_refuses_an_unknown_strategy_naming_it(toolbox):
+    """The MCP schema holds strategy to the three; the toolbox (the Strands tool's way in) names them too."""
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    for given in ("fast", ["async"]):
+        with pytest.raises(ToolInputError) as refused:
+            toolbox.evaluate_sim("reach", "scripted", episodes=1, strategy=given)
+        assert refused.value.parameter == "strategy" and refused.value.accepted == ["execute", "ensemble", "async"]
 
 
 @pytest.mark.parametrize("stop", [RuntimeError("renderer lost"), KeyboardInterrupt()])

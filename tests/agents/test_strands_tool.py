@@ -241,3 +241,19 @@ def test_the_tool_dreams_and_shows_a_dataset(configured, pusht_dataset, inputs_d
     # the tool's arguments are not typed: a list for embodiment is refused naming it, not a bare "unhashable type"
     error = _json(strands_tool.worldpolicy_tool(action="show_dataset", dataset=str(pusht_dataset), embodiment=["x"]))
     assert error["error"]["parameter"] == "embodiment", error
+
+
+def test_the_tool_takes_the_chunk_timing_for_evaluate_sim_only(configured, inputs_dir):
+    """strategy, latency and rtc (as `worldpolicy sim --strategy/--latency/--rtc`) reach evaluate_sim, checked as the
+    MCP tool checks them; another action refuses them rather than ignoring them."""
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    sim = _json(strands_tool.worldpolicy_tool(action="evaluate_sim", episodes=1, max_steps=5, strategy="async",
+                                              latency=100))
+    # 100 ms at 15 Hz is 1.5 control steps: 2, halves up
+    assert sim["strategy"]["kind"] == "async" and sim["latency"] == {"ms": 100.0, "ticks": 2}, sim
+    assert sim["rtc"] is False
+    refused = _json(strands_tool.worldpolicy_tool(action="evaluate_sim", episodes=1, rtc=True))["error"]
+    assert refused["parameter"] == "rtc" and "only the 'async' strategy" in refused["message"], refused
+    stray = _json(strands_tool.worldpolicy_tool(action="predict", prompt="go", embodiment="bridge",
+                                                image=str(inputs_dir / "obs.png"), latency=100))["error"]
+    assert stray["parameter"] == "latency" and "does not apply to action 'predict'" in stray["message"], stray

@@ -1,5 +1,6 @@
 import json
 import math
+import re
 
 import pytest
 
@@ -249,7 +250,7 @@ def test_cli_compares_real_sim_runs_and_writes_every_file(tmp_path, capsys):
     assert doc["pairs"][0]["shared_seeds"] == 2 and "only 2 shared seeds" in doc["pairs"][0]["note"]
     assert "policy" in [d["setting"] for d in doc["differences"]]
     printed = capsys.readouterr().out
-    assert printed.startswith("run     success")
+    assert printed.startswith("run     policy    strategy  ")  # the page's columns (`run_columns`)
     assert "expert vs random: expert 2/2, random 0/2 on the 2 shared seeds" in printed
     page = (out / "index.html").read_text()
     assert "Paired on shared seeds" in page and "data:image/png;base64" in page and "What differs" in page
@@ -318,7 +319,7 @@ def test_latency_rtc_and_hand_over_jumps_are_shown_side_by_side_where_a_run_has_
                  latency={"ms": 200.0, "ticks": 3}, rtc=True)]
     comparison = compare_runs(runs)
     table = comparison.table().splitlines()
-    cells = [[c.strip() for c in row.split("  ") if c.strip()][-4:] for row in table[:4]]
+    cells = [[c.strip() for c in row.split("  ") if c.strip()][3:7] for row in table[:4]]
     assert cells == [["latency", "rtc", "mean hand-over jump (rad)", "mean in-chunk jump (rad)"],
                      ["none", "no", "-", "-"], ["200 ms = 3 steps", "no", "0.0227", "0.0308"],
                      ["200 ms = 3 steps", "yes", "0.0085", "0.0308"]]
@@ -337,7 +338,34 @@ def test_latency_rtc_and_hand_over_jumps_are_shown_side_by_side_where_a_run_has_
     assert "<td class=''>200 ms = 3 steps</td><td class=''>yes</td><td class=''>0.0085</td>" in page
     # runs without a latency, rtc or jumps: no such columns
     plain = compare_runs([_run(tmp_path / "a", outcomes), _run(tmp_path / "b", outcomes)])
-    assert plain.timing_columns() == [] and "latency" not in plain.table() and "rtc" not in plain.markdown()
+    assert [c.head for c in plain.run_columns()][2:4] == ["strategy", "success"]
+    assert "latency" not in plain.table() and "rtc" not in plain.markdown()
+
+
+def test_the_printed_table_compare_md_and_the_page_show_the_same_runs_columns(tmp_path):
+    """The table `sim compare` prints lacked the policy, strategy, final distance, seeds and held-out columns the page
+    and compare.md show: a run of another --strategy read the same as the other. One definition (`run_columns`) now
+    gives all three their columns, in one order, with the same cells."""
+    async_ = {"kind": "async", "execute_steps": 2, "ensemble_decay": 0.1, "execute_steps_requested": None}
+    outcomes = {0: True, 1: False}
+    comparison = compare_runs([_run(tmp_path / "execute", outcomes),
+                               _run(tmp_path / "async", outcomes, strategy=async_, latency={"ms": 200.0, "ticks": 3})])
+    columns = comparison.run_columns()
+    heads = [c.head for c in columns]
+    assert heads == ["run", "policy", "strategy", "latency", "success", "rate", "95 % Wilson CI",
+                     "mean steps to success", "mean final distance (cm)", "seeds", "held out"]
+    printed = comparison.table().splitlines()
+    for line, row in zip(printed, [heads, *zip(*(c.cells for c in columns))]):
+        assert [c.strip() for c in line.split("  ") if c.strip()] == list(row), (line, row)
+    assert printed[2].startswith("async    step-1000  async  "), printed  # text columns left-aligned
+    md = comparison.markdown()
+    assert "| " + " | ".join(heads) + " |" in md
+    assert "| async | step-1000 | async | 200 ms = 3 steps | 1/2 | 50.0 % |" in md
+    write_comparison(comparison, tmp_path / "cmp")
+    page = (tmp_path / "cmp" / "index.html").read_text()
+    runs_table = page[page.index("<section id=runs>"):page.index("</section>", page.index("<section id=runs>"))]
+    assert re.findall(r"<th class='k?'>([^<]*)</th>", runs_table) == heads
+    assert "<td class='k'>async</td><td class=''>200 ms = 3 steps</td><td class=''>1/2</td>" in runs_table
 
 
 def test_a_latency_of_one_step_says_step_alike_in_the_table_the_run_page_and_report_md(tmp_path):
@@ -348,8 +376,9 @@ def test_a_latency_of_one_step_says_step_alike_in_the_table_the_run_page_and_rep
     outcomes = {0: True, 1: False}
     late = _run(tmp_path / "late", outcomes, latency={"ms": 70.0, "ticks": 1})
     comparison = compare_runs([_run(tmp_path / "clean", outcomes), late])
-    assert comparison.timing_columns()[0] == ("latency", ["none", "70 ms = 1 step"])
-    assert comparison.table().splitlines()[2].endswith("  70 ms = 1 step")  # the last column, right-aligned
+    latency = next(c for c in comparison.run_columns() if c.head == "latency")
+    assert latency.cells == ["none", "70 ms = 1 step"] and not latency.text
+    assert "  70 ms = 1 step  " in comparison.table().splitlines()[2]  # right-aligned: a number's column
     assert "<b>latency</b><span>70 ms = 1 step</span>" in build_report_html(late)
     assert "latency 70 ms = 1 step at 15 Hz," in (late / "report.md").read_text()
 

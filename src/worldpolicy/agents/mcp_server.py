@@ -193,6 +193,18 @@ class TrainingScenes(BaseModel):
     seeds: list[int] = Field(description="this run's episode seeds among the training scenes ([]: all held out)")
 
 
+class SimStrategy(BaseModel):
+    kind: Literal["execute", "ensemble", "async"]
+    execute_steps: int = Field(description="k: the actions of each chunk run before the next takes over")
+    ensemble_decay: float = Field(description="ensemble's weight exp(-decay * i) of the i-th oldest chunk")
+    execute_steps_requested: int | None = Field(description="the k asked for (null: the strategy's own for the chunk)")
+
+
+class SimLatency(BaseModel):
+    ms: float = Field(description="the time each request was taken to think (0: none)")
+    ticks: int = Field(description="ms as the whole control steps it ran as (nearest, halves up)")
+
+
 class SimResult(BaseModel):
     task: str
     policy: str
@@ -201,6 +213,16 @@ class SimResult(BaseModel):
     seed: int = Field(description="the first episode's seed (episode i: seed + i)")
     perturb: str | None = Field(default=None, description="the shifts the scenes ran under (canonical spec); null: "
                                 "the scenes as drawn")
+    strategy: SimStrategy = Field(description="how the policy's chunks ran (report.json's)")
+    latency: SimLatency
+    rtc: bool = Field(description="real-time chunking: async's requests continued the running chunk")
+    mean_handover_jump_rad: float | None = Field(
+        description="the largest joint's target change where a newer chunk took over, episodes' means averaged; "
+        "null where there was no hand-over")
+    max_handover_jump_rad: float | None
+    mean_chunk_jump_rad: float | None = Field(
+        description="the same from step to step within a chunk: hand-over jumps well above it are two plans meeting")
+    max_chunk_jump_rad: float | None
     successes: int
     success_rate: float
     ci95: list[float] | None
@@ -695,11 +717,23 @@ def build_server(toolbox: Toolbox | None = None, name: str = "worldpolicy") -> M
                                              "compared with a clean one of the same seed (compare_sim_runs), as "
                                              "`worldpolicy sim --perturb` takes them, comma-separated: "
                                              f"{perturbation_help()}")] = None,
+        strategy: Annotated[Literal["execute", "ensemble", "async"], Field(
+            description="how the policy's chunks run, as `worldpolicy sim --strategy`: execute (k actions, then ask "
+            "again), ensemble (a chunk every step, those covering a step blended), async (the next chunk computed "
+            "while this one runs)")] = "execute",
+        latency: Annotated[float, Field(
+            description="simulated inference time of each request, in ms, as `worldpolicy sim --latency`: the sim "
+            "steps on until its reply lands (rounded to whole control steps); compare with a run of latency 0 on the "
+            "same seed (compare_sim_runs)")] = 0.0,
+        rtc: Annotated[bool, Field(
+            description="real-time chunking, as `worldpolicy sim --rtc`: with strategy async and a checkpoint, each "
+            "next chunk begins with the running chunk's actions that run while it is computed")] = False,
     ) -> SimResult:
         """Run a short MuJoCo evaluation (Franka Panda tabletop) and report the success rate. `training_scenes` and
         `warnings` say whether episodes were scenes the checkpoint was trained on (then not a held-out success rate).
         A cancelled or failed call leaves no run folder (finished episodes are not kept: rerun it)."""
-        return await _call(ctx, tb.evaluate_sim, task, policy, embodiment, episodes, seed, max_steps, perturb)
+        return await _call(ctx, tb.evaluate_sim, task, policy, embodiment, episodes, seed, max_steps, perturb,
+                           strategy=strategy, latency=latency, rtc=rtc)
 
     @srv.tool(annotations=writes)
     async def evaluate_open_loop(

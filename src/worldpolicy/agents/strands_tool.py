@@ -51,7 +51,8 @@ ARGUMENTS: dict[str, tuple[str, ...]] = {
     "infer_actions": ("prompt", "video", "embodiment", "checkpoint", "state", *_SAMPLING, "animate", "show_plots",
                       "start_frame", "whole_clip", "resample"),
     "visualize": ("path", "video", "animate", "show_plots"),
-    "evaluate_sim": ("task", "policy", "embodiment", "episodes", "seed", "max_steps", "perturb"),
+    "evaluate_sim": ("task", "policy", "embodiment", "episodes", "seed", "max_steps", "perturb", "strategy",
+                     "latency", "rtc"),
     "evaluate_open_loop": ("dataset", "checkpoint", "embodiment", "episodes", "every", "chunks", "seed", "steps",
                            "action_keys", "state_keys", "show_plots"),
     "compare_sim_runs": ("runs",),
@@ -109,6 +110,9 @@ def worldpolicy_tool(
     episodes: int | list[int] | None = None,
     max_steps: int | None = None,
     perturb: str | None = None,
+    strategy: str = "execute",
+    latency: float = 0.0,
+    rtc: bool = False,
     start_frame: int = 0,
     whole_clip: bool = False,
     resample: bool = False,
@@ -131,8 +135,9 @@ def worldpolicy_tool(
             (prompt + image + actions or actions_file [+ whole_trajectory]); infer_actions: which actions produced
             a video (prompt + video: a clip, animated GIF or folder of frames [+ start_frame, whole_clip,
             resample]); visualize: plot an actions file or run directory (path [+ video]); evaluate_sim: short
-            MuJoCo evaluation (task, policy, episodes [+ seed, max_steps, perturb]; its training_scenes and warnings
-            say when episodes are scenes the checkpoint was trained on: then not a held-out success rate);
+            MuJoCo evaluation (task, policy, episodes [+ seed, max_steps, perturb, strategy, latency, rtc]; its
+            training_scenes and warnings say when episodes are scenes the checkpoint was trained on: then not a
+            held-out success rate);
             evaluate_open_loop: a checkpoint's predicted chunks against a LeRobot dataset's recorded actions, per
             column in physical units, and mae_normalized to compare checkpoints by (dataset [+ episodes, every or
             chunks, seed, steps, action_keys, state_keys]; not success: evaluate_sim is that); compare_sim_runs:
@@ -176,6 +181,11 @@ def worldpolicy_tool(
         max_steps: evaluate_sim cap on control steps per episode.
         perturb: evaluate_sim: shifts on top of every scene, as `worldpolicy sim --perturb` takes them, e.g.
             "light=0.5" or "camera=0.03,distractors=2" (camera, light, table, distractors); default: none.
+        strategy: evaluate_sim: how the policy's chunks run, as `worldpolicy sim --strategy`: execute (default),
+            ensemble or async.
+        latency: evaluate_sim: simulated inference time of each request in ms, as `worldpolicy sim --latency`
+            (default 0: none); compare with a latency-0 run of the same seed by compare_sim_runs.
+        rtc: evaluate_sim: real-time chunking, as `worldpolicy sim --rtc` (strategy async, a checkpoint policy).
         start_frame: infer_actions: explain the clip from this frame (from 0).
         whole_clip: infer_actions: label every frame transition of the clip (from start_frame), in windows of
             chunk_size+1 frames: one action row per transition (the result's clip says which frames).
@@ -218,6 +228,7 @@ def worldpolicy_tool(
                                                   resample=resample),
         "visualize": lambda: tb.visualize(path, video, **animation),
         "evaluate_sim": lambda: tb.evaluate_sim(task, policy, embodiment, max_steps=max_steps, perturb=perturb,
+                                                strategy=strategy, latency=latency, rtc=rtc,
                                                 **({} if episodes is None else {"episodes": episodes}),
                                                 **({} if seed is None else {"seed": seed})),
         "evaluate_open_loop": lambda: tb.evaluate_open_loop(dataset, checkpoint, embodiment, episodes, every, chunks,

@@ -877,6 +877,9 @@ class Toolbox:
         seed: int = EVAL_SEED,
         max_steps: int | None = None,
         perturb: str | None = None,
+        strategy: str = "execute",
+        latency: float = 0.0,
+        rtc: bool = False,
         progress: Progress | None = None,
     ) -> dict[str, Any]:
         """A short MuJoCo evaluation: success rate and report files. `policy`: a checkpoint name, scripted or random.
@@ -884,17 +887,21 @@ class Toolbox:
         `warnings` say when episodes are scenes the checkpoint was trained on, so an agent does not report the success
         on them as held-out. `perturb`: shifts on top of every scene, as `worldpolicy sim --perturb` takes them
         ("light=0.5", "camera=0.03,distractors=2": `sim.perturb`), for a robustness run compared with a clean one on
-        the same seeds (`compare_sim_runs`). A call that fails or is cancelled removes the run folder it began (why: at
-        the `except` below)."""
+        the same seeds (`compare_sim_runs`). `strategy`, `latency` (ms) and `rtc`: how the policy's chunks run, as
+        `worldpolicy sim --strategy/--latency/--rtc` take them, checked as it checks them (`_timing_error` names the
+        argument) before a model loads; the result has report.json's `strategy`, `latency`, `rtc` and hand-over jumps,
+        for a robustness-to-latency study compared by `compare_sim_runs`. A call that fails or is cancelled removes
+        the run folder it began (why: at the `except` below)."""
         try:
-            from ..robot.control import ChunkStrategy
+            from ..robot.control import STRATEGIES, ChunkStrategy, check_rtc
             from ..robot.decode import check_executable
             from ..robot.robots import get_robot
             from ..sim.env import TabletopEnv
             from ..sim.evaluate import evaluate
             from ..sim.evaluate import write_report as write_sim_report
             from ..sim.perturb import PERTURBATIONS, parse_perturbations
-            from ..sim.policies import make_policy, wrap_policy
+            from ..sim.policies import check_rtc_policy, chunk_size, make_policy, wrap_policy
+            from ..sim.rollout import latency_ticks
             from ..sim.tasks import list_tasks
         except ImportError as exc:  # the server's install, not the call's arguments: no other policy would run
             raise missing_extra(exc, "evaluate_in_sim needs the simulator") or exc from None
@@ -917,6 +924,15 @@ class Toolbox:
         if embodiment is not None and policy == "scripted":  # it would be ignored, and the run look as asked
             raise ToolInputError("embodiment", "does not apply to policy 'scripted': the expert always acts in "
                                  "droid/joint_pos (absolute joints); leave it out", embodiment)
+        timing = {"strategy": strategy, "latency": latency, "rtc": rtc}  # as given: what an error names
+        if not isinstance(strategy, str) or strategy not in STRATEGIES:
+            raise ToolInputError("strategy", "unknown chunk strategy", strategy, list(STRATEGIES))
+        chunks = ChunkStrategy(strategy)
+        try:  # `worldpolicy sim`'s checks, before anything loads: rtc with async only, and a policy with a model
+            check_rtc(rtc, chunks)
+            check_rtc_policy(rtc, policy)
+        except ValueError as exc:
+            raise _timing_error(exc, timing) from None
         ckpt = None  # a checkpoint policy's folder: the model runs on camera images
         if policy in ("scripted", "random"):
             spec = policy
@@ -944,10 +960,21 @@ class Toolbox:
                                   perturb=perturbation)
                 sim_policy = None
                 try:  # the env (its renderer) is closed however the policy's load or the episodes end
+                    try:  # the latency against the step limit, and a checkpoint's chunk, before its weights load
+                        latency_ticks(latency, env.control_hz, env.max_steps)
+                        if ckpt is not None:
+                            _check_chunk_timing(chunks, emb, self._chunk_size(emb), latency, env.control_hz)
+                    except ValueError as exc:
+                        raise _timing_error(exc, timing) from None
                     if ckpt is not None:  # the cached policy predict runs: loaded once, within the max_loaded bound
                         sim_policy = wrap_policy(self.policy(ckpt, emb), seed=seed)
                     else:
                         sim_policy = make_policy(spec, env=env, embodiment=embodiment, seed=seed)
+                        try:  # a baseline's chunk is known once it is made (no weights)
+                            _check_chunk_timing(chunks, getattr(sim_policy, "embodiment", None),
+                                                chunk_size(sim_policy), latency, env.control_hz)
+                        except ValueError as exc:
+                            raise _timing_error(exc, timing) from None
                     out = self._new_run_dir("sim")  # once the policy loads: a failure before leaves no empty folder
                     result = evaluate(
                         env,
@@ -955,12 +982,14 @@ class Toolbox:
                         policy_name=Path(spec).name,
                         episodes=episodes,
                         seed=seed,
-                        strategy=ChunkStrategy("execute"),
+                        strategy=chunks,
                         video_dir=out / "videos",
                         videos=0,
                         progress=False,
                         on_episode=lambda so_far: report(len(so_far.episodes), episodes,
                                                          f"episode {len(so_far.episodes)}/{episodes} done"),
+                        latency_ms=latency,
+                        rtc=rtc,
                     )
                 finally:
                     if ckpt is None:  # a cached policy stays loaded for the next call
@@ -987,6 +1016,7 @@ class Toolbox:
             "episodes": episodes,
             "seed": seed,
             "perturb": result.perturb,
+            **{key: doc[key] for key in SIM_TIMING_FIELDS},
             "successes": result.successes,
             "success_rate": result.success_rate,
             "ci95": doc.get("ci95"),
@@ -1371,6 +1401,32 @@ class Toolbox:
             raise ToolInputError(parameter, f"folder links to files outside the folders this server may read "
                                  f"({', '.join(sorted(outside)[:5])})", value, roots)
         return path
+
+
+# report.json's fields of how the chunks ran that evaluate_sim returns: the strategy (kind and k), the latency (ms and
+# control steps), rtc and the hand-over and in-chunk jumps (`sim.rollout.Jumps`)
+SIM_TIMING_FIELDS = ("strategy", "latency", "rtc", "mean_handover_jump_rad", "max_handover_jump_rad",
+                     "mean_chunk_jump_rad", "max_chunk_jump_rad")
+# The sim library's names of what evaluate_sim takes as `strategy`, `latency` and `rtc` (`worldpolicy sim` names them
+# by its flags: `sim.commands.FLAGS`)
+TIMING_ARGUMENTS = {"strategy": "strategy", "execute_steps": "strategy", "latency_ms": "latency", "rtc": "rtc"}
+
+
+def _check_chunk_timing(strategy, embodiment, chunk: int, latency: float, control_hz: float) -> None:
+    """What `worldpolicy sim` checks once the policy's chunk is known, before any episode: the strategy's k fits it
+    (`ChunkStrategy.steps_for`) and the latency lets its replies run (`rollout.check_latency_chunk`)."""
+    from ..sim.rollout import check_latency_chunk
+
+    strategy.for_embodiment(embodiment).steps_for(chunk, "strategy")
+    check_latency_chunk(latency, control_hz, strategy, chunk)
+
+
+def _timing_error(exc: Exception, given: dict[str, Any]) -> ToolInputError:
+    """A check of the chunk timing (`robot.control.check_rtc`, `sim.rollout.latency_ticks`...) as the ToolInputError
+    of evaluate_sim's argument it is about (`TIMING_ARGUMENTS`), its message as the check words it."""
+    name, text = error_parameter(exc)
+    argument = TIMING_ARGUMENTS.get(name or "", "strategy")
+    return ToolInputError(argument, text.removeprefix(f"{name}: "), _jsonable(given[argument]))
 
 
 def _training_scenes_warning(scenes: dict[str, Any] | None, episodes: int, checkpoint: str) -> list[str]:

@@ -166,12 +166,12 @@ class Comparison:
             })
         return rows
 
-    def timing_columns(self, rows: list[dict[str, Any]] | None = None) -> list[tuple[str, list[str]]]:
-        """The runs' chunk timing columns (`viz.compare_page.timing_columns`): latency, rtc, hand-over jumps; `rows`:
-        `run_rows()` where the caller has them."""
-        from worldpolicy.viz.compare_page import timing_columns
+    def run_columns(self):
+        """The runs table's columns (`viz.compare_page.run_columns`: a `RunColumn` each), as the printed table,
+        compare.md and the page show them."""
+        from worldpolicy.viz.compare_page import run_columns
 
-        return timing_columns(self.run_rows() if rows is None else rows)
+        return run_columns(self.run_rows())
 
     def to_json(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "task": self.task, "runs": self.run_rows(),
@@ -181,36 +181,22 @@ class Comparison:
                 "warnings": list(self.warnings), "how_to_read": READING}
 
     def table(self) -> str:
-        """The runs as a plain-text table, then each pair's line and the warnings: what the command prints."""
-        runs = self.run_rows()
-        timing = self.timing_columns(runs)
-        head = ("run", "success", "rate", "95 % CI", "mean steps", *(h for h, _ in timing))
-        rows = [head] + [(r["name"], f"{r['successes']}/{r['n_episodes']}", f"{100 * r['success_rate']:.1f} %",
-                          f"{100 * r['ci95'][0]:.1f}-{100 * r['ci95'][1]:.1f} %", _steps(r["mean_steps_to_success"]),
-                          *(cells[i] for _, cells in timing))
-                         for i, r in enumerate(runs)]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-        lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-                 for row in rows]
+        """The runs as a plain-text table (text columns left-aligned, numbers right-aligned), then each pair's line and
+        the warnings: what the command prints."""
+        columns = self.run_columns()
+        widths = [max(map(len, [c.head, *c.cells])) for c in columns]
+        lines = ["  ".join(cell.ljust(w) if c.text else cell.rjust(w) for c, cell, w in zip(columns, row, widths))
+                 .rstrip() for row in zip(*([c.head, *c.cells] for c in columns))]
         lines += [p.line() for p in self.pairs]
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
     def markdown(self) -> str:
-        runs = self.run_rows()
-        timing = self.timing_columns(runs)
+        columns = self.run_columns()
         lines = [f"# {self.task}: {len(self.names)} sim runs compared", "",
-                 ("| run | policy | strategy | " + "".join(f"{h} | " for h, _ in timing)
-                  + "success | rate | 95 % Wilson CI | mean steps to success | mean final distance (cm) | seeds | "
-                  "held out |"),
-                 "|---|---|---|" + "---:|" * len(timing) + "---:|---:|---:|---:|---:|---|---|"]
-        for i, r in enumerate(runs):
-            lines.append(f"| {r['name']} | {r['policy']} | {r['strategy']} | "
-                         + "".join(f"{cells[i]} | " for _, cells in timing)
-                         + f"{r['successes']}/{r['n_episodes']} | "
-                         f"{100 * r['success_rate']:.1f} % | {100 * r['ci95'][0]:.1f}-{100 * r['ci95'][1]:.1f} % | "
-                         f"{_steps(r['mean_steps_to_success'])} | {100 * r['mean_final_distance_m']:.1f} | "
-                         f"{r['seeds']} | {r['held_out']} |")
+                 "| " + " | ".join(c.head for c in columns) + " |",
+                 "|" + "".join("---|" if c.text else "---:|" for c in columns)]
+        lines += ["| " + " | ".join(row) + " |" for row in zip(*(c.cells for c in columns))]
         lines += ["", "## Paired on shared seeds", "",
                   ("| A | B | shared seeds | only A succeeded | only B succeeded | both | neither | exact McNemar p | "
                    "Holm-adjusted p |"),
@@ -263,10 +249,6 @@ def _training_seeds_run(report: EvalReport) -> list[int]:
     none where its training data does not say."""
     scenes = report.training_scenes
     return sorted(set(scenes.seeds).intersection(e.seed for e in report.episodes)) if scenes is not None else []
-
-
-def _steps(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
 
 
 def _shown(value: Any) -> str:

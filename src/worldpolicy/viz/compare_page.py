@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from .report import (
     page_html,
 )
 
-__all__ = ["COMPARE_FIGURE", "build_compare_html", "timing_columns"]
+__all__ = ["COMPARE_FIGURE", "RunColumn", "build_compare_html", "run_columns", "timing_columns"]
 
 COMPARE_FIGURE = "compare.png"
 
@@ -39,7 +40,7 @@ def timing_columns(runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[st
     those that tell runs apart: latency where a run has one (`sim --latency`), rtc where a run has it (`sim --rtc`),
     and the mean hand-over and in-chunk jumps where a report has them ("-" for a run without: a report written before
     they were recorded, or an episode with no hand-over). The table `sim compare` prints, compare.md and the page
-    show the same."""
+    show the same (`run_columns`)."""
     columns = []
     if any(r.get("latency_ms") for r in runs):
         columns.append(("latency", [latency_said(r["latency_ms"], r.get("latency_ticks")) if r.get("latency_ms")
@@ -53,9 +54,46 @@ def timing_columns(runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[st
     return columns
 
 
-def _table(head: list[str], rows: list[list[str]], left: int = 1) -> str:
-    """A table of already escaped cells; the first `left` columns are text (left-aligned), the rest numbers."""
-    cls = ["k" if i < left else "" for i in range(len(head))]
+@dataclass(frozen=True)
+class RunColumn:
+    """One column of a comparison's runs table: its header, each run's cell, and whether it is text (left-aligned) or
+    a number (right-aligned)."""
+
+    head: str
+    cells: list[str]
+    text: bool = False
+
+
+def run_columns(runs: Sequence[Mapping[str, Any]]) -> list[RunColumn]:
+    """Every column of a comparison's runs table, from compare.json's `runs` (one written by an older version too: a
+    field it lacks shows "-"): the one definition of the table `sim compare` prints, compare.md and the page, so they
+    show the same columns (the strategy among them) in the same order, the chunk timing ones (`timing_columns`) where
+    they tell runs apart."""
+
+    def cells(key: str, shown=str) -> list[str]:
+        return ["-" if r.get(key) is None else shown(r[key]) for r in runs]
+
+    def ci(r: Mapping[str, Any]) -> str:
+        lo, hi = (list(r.get("ci95") or []) + [None, None])[:2]
+        return f"{100 * lo:.1f}-{100 * hi:.1f} %" if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) \
+            else "-"
+
+    return [RunColumn("run", cells("name"), text=True), RunColumn("policy", cells("policy"), text=True),
+            RunColumn("strategy", cells("strategy"), text=True),
+            *(RunColumn(head, shown) for head, shown in timing_columns(runs)),
+            RunColumn("success", [f"{r.get('successes', '-')}/{r.get('n_episodes', '-')}" for r in runs]),
+            RunColumn("rate", [_pct(r.get("success_rate")) for r in runs]),
+            RunColumn("95 % Wilson CI", [ci(r) for r in runs]),
+            RunColumn("mean steps to success", cells("mean_steps_to_success", lambda v: f"{v:.1f}")),
+            RunColumn("mean final distance (cm)", cells("mean_final_distance_m", lambda v: f"{100 * v:.1f}")),
+            RunColumn("seeds", cells("seeds"), text=True), RunColumn("held out", cells("held_out"), text=True)]
+
+
+def _table(head: list[str], rows: list[list[str]], left: int | Sequence[bool] = 1) -> str:
+    """A table of already escaped cells; the first `left` columns are text (left-aligned), the rest numbers (or, as a
+    list, whether each column is text)."""
+    text = [i < left for i in range(len(head))] if isinstance(left, int) else list(left)
+    cls = ["k" if t else "" for t in text]
     top = "".join(f"<th class='{c}'>{_esc(h)}</th>" for c, h in zip(cls, head))
     body = "".join("<tr>" + "".join(f"<td class='{c}'>{v}</td>" for c, v in zip(cls, row)) + "</tr>" for row in rows)
     return f"<table><tr>{top}</tr>{body}</table>"
@@ -84,21 +122,10 @@ def build_compare_html(folder: str | Path, title: str | None = None) -> str:
     if doc.get("warnings"):
         sections.append("<section id=warnings><h2>Warnings</h2><ul>"
                         + "".join(f"<li class=warn>{_esc(w)}</li>" for w in doc["warnings"]) + "</ul></section>")
-    rows = []
-    timing = timing_columns(runs)
-    for i, r in enumerate(runs):
-        lo, hi = (r.get("ci95") or [None, None])[:2]
-        steps = r.get("mean_steps_to_success")
-        rows.append([_run_link(folder, r), _esc(r.get("policy")), _esc(r.get("strategy")),
-                     *(_esc(cells[i]) for _, cells in timing),
-                     _esc(f"{r.get('successes')}/{r.get('n_episodes')}"), _esc(_pct(r.get("success_rate"))),
-                     _esc(f"{_pct(lo)} - {_pct(hi)}"), _esc("-" if steps is None else f"{steps:.1f}"),
-                     _esc(f"{100 * distance:.1f}" if isinstance(distance := r.get("mean_final_distance_m"),
-                                                                  (int, float)) else "-"),
-                     _esc(r.get("seeds")), _esc(r.get("held_out"))])
-    sections.append("<section id=runs><h2>Runs</h2>" + _table(
-        ["run", "policy", "strategy", *(h for h, _ in timing), "success", "rate", "95 % Wilson CI",
-         "mean steps to success", "mean final distance (cm)", "seeds", "held out"], rows, left=3) + "</section>")
+    columns = run_columns(runs)  # the first, the run's name, linked to its page
+    rows = [[_run_link(folder, r), *(_esc(c.cells[i]) for c in columns[1:])] for i, r in enumerate(runs)]
+    sections.append("<section id=runs><h2>Runs</h2>" + _table([c.head for c in columns], rows,
+                                                             [c.text for c in columns]) + "</section>")
     rows = [[_esc(p.get("a")), _esc(p.get("b")), _esc(p.get("shared_seeds")), _esc(p.get("a_only")),
              _esc(p.get("b_only")), _esc(p.get("both")), _esc(p.get("neither")),
              *(_esc("-" if not isinstance(p.get(k), (int, float)) else f"{p[k]:.4g}")
