@@ -157,6 +157,30 @@ def test_a_tracker_failing_mid_run_is_said_once_and_training_goes_on(train_confi
     assert sorted(_metrics(out)) == [1, 2, 3, 4, 5, 6]
 
 
+def test_a_wandb_run_that_cannot_start_stops_before_the_weights_load(train_config, tmp_path, monkeypatch):
+    import wandb
+
+    from worldpolicy.engine import loading
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    def init(**kwargs):
+        raise wandb.errors.UsageError("api_key not configured (no-tty)")
+
+    monkeypatch.setattr(wandb, "init", init)
+    monkeypatch.setattr(loading, "load_components", lambda *a, **k: pytest.fail("the weights loaded"))
+    out = tmp_path / "run"
+    trainer = Trainer(load_config(train_config(out, tracking={"report_to": ["tensorboard", "wandb"]})),
+                      progress=False)
+    with pytest.raises(ValueError) as caught:
+        trainer.run()
+    assert str(caught.value) == (
+        "tracking.report_to names wandb, which could not start a run: api_key not configured (no-tty); log in "
+        f"(`wandb login`), or set tracking.wandb_mode = \"offline\" (upload later: `wandb sync {out}/wandb/"
+        "offline-run-*`), or drop wandb from tracking.report_to")
+    assert not (out / "wandb_run.json").exists()
+
+
 @pytest.mark.parametrize("tracking, message", [
     ({"report_to": ["tensorbord"]}, ("tracking.report_to=['tensorbord']: ['tensorbord'] unknown; accepted: "
                                     "tensorboard, wandb (or none: [])")),

@@ -109,8 +109,8 @@ class _WandB:
             run = "a run" if run_id is None else f"run {run_id!r}"
             raise ValueError(f"tracking.report_to names wandb, which could not start {run}: {exc}; log in "
                              "(`wandb login`), or set tracking.wandb_mode = \"offline\" (upload later: `wandb sync "
-                             f"{out / 'wandb'}`), or drop wandb from tracking.report_to") from exc
-        write_json_atomic(id_file, {"id": self.run.id, "project": self.run.project})
+                             f"{out / 'wandb'}/offline-run-*`), or drop wandb from tracking.report_to") from exc
+        write_json_atomic(id_file, {"id": self.run.id})
         self.run.config.update(config, allow_val_change=True)  # a resume may change the RESUMABLE settings
         self.run.define_metric("step")
         self.run.define_metric("*", step_metric="step")
