@@ -692,6 +692,7 @@ def test_the_sim_evaluation_runs_under_eval_perturb_and_logs_it(tmp_path, monkey
     from types import SimpleNamespace
 
     import worldpolicy.sim.evaluate as sim_evaluate
+    from worldpolicy.train.tracking import Trackers
     from worldpolicy.train.trainer import Trainer
 
     seen = []
@@ -708,7 +709,8 @@ def test_the_sim_evaluation_runs_under_eval_perturb_and_logs_it(tmp_path, monkey
     metrics = tmp_path / "metrics.jsonl"
     for perturb in (["table", "light=0.5"], None):
         config = load_config(_with(valid, "eval", every=2, episodes=1, **({"perturb": perturb} if perturb else {})))
-        trainer = SimpleNamespace(config=config, _live_policy=live_policy, progress=False)
+        trainer = SimpleNamespace(config=config, _live_policy=live_policy, progress=False, trackers=Trackers())
+        trainer._log = lambda path, line, trainer=trainer: Trainer._log(trainer, path, line)
         Trainer._evaluate(trainer, 2, metrics)
     assert seen == ["light=0.5,table=random", ""]
     lines = [json.loads(line) for line in metrics.read_text().splitlines()]

@@ -33,6 +33,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="only: train (and hold out) only episodes the dataset's success column flags as succeeded, "
                    "as `dataset from-sim --keep-failures` records it (filtered behaviour cloning); any: every "
                    "episode (overrides data.success; default: the config's, else any)")
+    p.add_argument("--report-to", metavar="NAME,...",
+                   help="send the metrics to these trackers too, as metrics.jsonl gets them: tensorboard, wandb, "
+                   "separated by commas, or none (overrides tracking.report_to; W&B's project, entity and mode are "
+                   "set in the config's [tracking])")
     p.add_argument("--install", action="store_true", help="recipes: copy the result into worldpolicy/models")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_train)
@@ -70,6 +74,9 @@ def _train(args: argparse.Namespace) -> int:
     if is_recipe:
         if args.steps is not None:
             raise ValueError("--steps: set optim.steps in the recipe file instead (recipes are reproducible as a whole)")
+        if args.report_to is not None:
+            raise ValueError("--report-to: a recipe logs to its run's metrics.jsonl only; trackers are for a "
+                             "TrainConfig's runs ([tracking] report_to)")
         if selection:
             raise ValueError(f"{SELECTION_FLAGS[next(iter(selection))]}: a recipe records its own dataset ([scratch] "
                              "episodes) and trains on all of it (recipes are reproducible as a whole)")
@@ -82,14 +89,15 @@ def _train(args: argparse.Namespace) -> int:
     from .config import load_config
     from .trainer import Trainer
 
-    overrides = {"output_dir": args.out, **selection}
+    overrides = {"output_dir": args.out, "tracking.report_to": _trackers(args.report_to), **selection}
     try:  # the selection is checked against the dataset here: named as the flag typed, not the config's setting,
         # throughout the message ("remove it from --episodes", not from a data.episodes the config does not set)
         config = load_config(path, **overrides)
     except ValueError as exc:
         text = str(exc)
-        for name in selection:
-            text = re.sub(rf"(?<![\w.]){re.escape(name)}\b", SELECTION_FLAGS[name], text)
+        flags = {**SELECTION_FLAGS, "tracking.report_to": "--report-to"}
+        for name in (*selection, *(["tracking.report_to"] if args.report_to is not None else [])):
+            text = re.sub(rf"(?<![\w.]){re.escape(name)}\b", flags[name], text)
         raise ValueError(text) from None
     if args.steps is not None:
         config.optim.steps = args.steps
@@ -102,6 +110,15 @@ def _train(args: argparse.Namespace) -> int:
                           "checkpoint": str(final) if final else None,
                           "wall_s": round(time.perf_counter() - started, 1)}, indent=1))
     return 0
+
+
+def _trackers(text: str | None) -> list[str] | None:
+    """`--report-to tensorboard,wandb` as `tracking.report_to` takes it (`none`: no tracker); unset: the config's.
+    The names are checked with the config, which names the flag (`_train`)."""
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",")]
+    return [] if names == ["none"] else names
 
 
 def _merge_adapter(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from ..data.layout import ACTION_KEYS, STATE_KEYS
 from ..errors import brief_list
 from ..models import portable_checkpoint
 from .flow import COSMOS_POLICY_MIX, OBJECTIVES, TimestepSampler
+from .tracking import TrackingConfig
 
 # The episode settings and the `worldpolicy train` flags that override them
 EPISODE_FLAGS = {"data.episodes": "--episodes", "data.exclude_episodes": "--exclude-episodes",
@@ -234,6 +235,7 @@ class TrainConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -402,6 +404,7 @@ class TrainConfig:
         from ..sim.perturb import parse_perturbations
 
         parse_perturbations(self.eval.perturb, "eval.perturb")
+        self.tracking.check()  # a missing tracker package named with its extra before the model loads
         if self.eval.every:  # before the model loads, not at the first evaluation
             from ..extras import extra_imports
 
@@ -467,12 +470,13 @@ def _refuse_unwritable(setting: str, folder: str | None) -> None:
 
 # What a resumed run may change: how far it trains, where and how often it logs, evaluates, validates, saves and keeps
 # checkpoints, whether activations are recomputed (the same gradients: a run resumed on a smaller GPU may need it) and
-# how LoRA checkpoints are written (merged or adapter-only: the same weights).
+# how LoRA checkpoints are written (merged or adapter-only: the same weights) and which trackers get the metrics.
 # Everything else (model, data, chunk, seed, LR and its schedule, objectives, finetune mode, the held-out episodes...)
 # shapes the weights; `validation.windows`, `action_chunks` and `action_steps` do not, but another count scores other
 # windows or chunks: one run's held-out curves are one set of inputs from their first point to their last.
 RESUMABLE = ("optim.steps", "output_dir", "device", "log_every", "save_every", "keep_checkpoints", "data.cache_dir",
-             "eval.*", "optim.gradient_checkpointing", "finetune.lora_save", "validation.every")
+             "eval.*", "optim.gradient_checkpointing", "finetune.lora_save", "validation.every",
+             "tracking.*")
 
 
 # Settings only a LoRA run reads: a full fine-tune that sets them is refused (`check`), and they are not compared
@@ -545,7 +549,7 @@ def _flat(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 TABLES = {"data": DataConfig, "objectives": ObjectiveConfig, "timesteps": TimestepConfig, "optim": OptimConfig,
-          "finetune": FinetuneConfig, "eval": EvalConfig, "validation": ValidationConfig}
+          "finetune": FinetuneConfig, "eval": EvalConfig, "validation": ValidationConfig, "tracking": TrackingConfig}
 
 
 def _build(cls, raw: dict[str, Any], where: str):

@@ -76,6 +76,7 @@ from .data import (
     window_spec,
 )
 from .flow import OBJECTIVES, ModelExample, TimestepSampler, batch_losses, draw_noise, draw_prefix_rows
+from .tracking import Trackers
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +200,7 @@ class Trainer:
         self._resumed_data_key: str | None = None
         self._windows: tuple[WindowSpec, Embodiment] | None = None
         self._live_said: set[tuple[Any, ...]] = set()  # `_live_policy`'s warnings said so far
+        self.trackers = Trackers()  # `[tracking]`'s, started by `_run` once the folder's run is checked
         if config.optim.batch_size % self.world:
             raise ValueError(f"optim.batch_size={config.optim.batch_size} must divide by the {self.world} processes")
 
@@ -782,7 +784,19 @@ class Trainer:
         another training there, or a resume of this one, is refused rather than mixing its checkpoints and log with
         these."""
         with folder_lock(self.out, "--out / output_dir") if self.rank == 0 else contextlib.nullcontext():
-            return self._run(stop_after)
+            try:
+                records = self._run(stop_after)
+            except BaseException:
+                self.trackers.close(failed=True)
+                raise
+            self.trackers.close(failed=False)
+            return records
+
+    def _log(self, metrics_path: Path, line: dict[str, Any]) -> None:
+        """One line of `metrics.jsonl`, sent on to the trackers under the same names."""
+        with open(metrics_path, "a") as f:
+            f.write(json.dumps(line) + "\n")
+        self.trackers.log(line)
 
     def _run(self, stop_after: int | None) -> list[StepRecord]:
         from tqdm.auto import tqdm
@@ -796,7 +810,10 @@ class Trainer:
                     setattr(cfg.data, name, previous[0]["data"][name])
         self._data()  # before the comparison with a stored run: it stores what unset data settings resolve to
         self._check_previous_run(previous)
-        if self.rank == 0:
+        if self.rank == 0:  # before the weights load: a tracker that cannot start (W&B not logged in) is said now
+            # the step of the first line logged: 0 from the start (its validation), else the one after the checkpoint
+            first_step = previous[2] + 1 if checkpoints else 0
+            self.trackers = Trackers.start(cfg.tracking, self.out, first_step, cfg.to_dict())
             for staging in (self.out / "checkpoints").glob(".step-*"):  # a save a kill interrupted
                 shutil.rmtree(staging, ignore_errors=True)
         self._load()
@@ -862,8 +879,7 @@ class Trainer:
                         line = {"step": done, "loss": value, "lr": lr, **parts, "world_size": self.world,
                                 "step_s": record.seconds, "elapsed_s": self._elapsed()}
                         history.append(line)
-                        with open(metrics_path, "a") as f:
-                            f.write(json.dumps(line) + "\n")
+                        self._log(metrics_path, line)
                     if self._validation_due(done):  # before the save: a kill during either drops both on resume
                         self._validate(done, metrics_path)
                 saved = None
@@ -1012,8 +1028,7 @@ class Trainer:
             normalized = line["val/action_mae"]
             sampled = (f", action MAE {normalized:.4g} (normalised)" if normalized is not None else ", action MAE") + \
                 f" over {line['val/action_chunks']} sampled chunks"
-        with open(metrics_path, "a") as f:
-            f.write(json.dumps(line) + "\n")
+        self._log(metrics_path, line)
         logger.info("step %d: held-out loss %.4g%s (validation.episodes %s, %d windows, %.1f s)", step, loss, sampled,
                     cfg.validation.episodes, line["val/windows"], time.perf_counter() - tick)
         return line
@@ -1077,8 +1092,7 @@ class Trainer:
         perturb = env.perturbation.spec or None  # canonical, as a sim report.json records it
         line = {"step": step, "eval_task": cfg.task, "eval_success_rate": report.success_rate,
                 "eval_episodes": cfg.episodes, "eval_perturb": perturb}
-        with open(metrics_path, "a") as f:
-            f.write(json.dumps(line) + "\n")
+        self._log(metrics_path, line)
         logger.info("step %d: %s success %.1f %% over %d episodes%s", step, cfg.task, 100 * report.success_rate,
                     cfg.episodes, f" perturbed {perturb}" if perturb else "")
         return line
