@@ -4,6 +4,7 @@ records it holds: a training checkpoint, the recipe's installed model, the shipp
 from __future__ import annotations
 
 import json
+import shutil
 
 from huggingface_hub import ModelCard
 
@@ -41,6 +42,17 @@ def test_a_training_checkpoint_carries_its_card_and_still_loads(train_config, tm
     assert sorted(p.name for p in checkpoint.iterdir() if p.name.startswith(".")) == []  # no temp file left
     Policy.check_pretrained(str(checkpoint))  # the validators take the card as any other file they do not read
 
+    # an export without trainer_state.json (the recipe's model/): the training from the run's config.json
+    from worldpolicy.train.model_card import model_card
+
+    export = tmp_path / "export"
+    export.mkdir()
+    shutil.copyfile(checkpoint / "embodiment.json", export / "embodiment.json")
+    text = model_card(export, tmp_path / "model", out)
+    assert "# tiny_panda checkpoint\n" in text and "- steps: 2, batch 2" in text and "objectives" not in text
+    assert f"- held-out validation at step 2: loss {validation['val/loss']:.4g}" in text
+    assert 'load_policy("path/to/model")' in text
+
 
 def test_a_hub_base_is_named_in_the_front_matter_and_a_card_says_nothing_a_record_does_not(tmp_path):
     from worldpolicy.train.model_card import model_card
@@ -60,7 +72,6 @@ def test_a_hub_base_is_named_in_the_front_matter_and_a_card_says_nothing_a_recor
 
 
 def test_the_installed_model_card_is_the_recipe_summary_s_and_the_shipped_one_is_current(tmp_path, monkeypatch):
-    import shutil
     import types
 
     from worldpolicy.models import shipped_model
