@@ -67,8 +67,17 @@ def test_a_hub_base_is_named_in_the_front_matter_and_a_card_says_nothing_a_recor
     assert card.data.to_dict()["base_model"] == "nvidia/Cosmos3-Nano-Policy-DROID"
     assert "license" not in card.data.to_dict()  # a fine-tune's license is its base's, which nothing here records
     assert "**Embodiment** `droid/joint_pos`" in card.text  # the registered entry its trainer_state names
-    assert "episodes [0, 1, 2, 5]" in card.text and "LoRA rank 8, alpha 16.0, saved merged into the weights" in card.text
+    assert "episodes [0, 1, 2, 5]" in card.text
+    assert "LoRA rank 8, alpha 16.0, saved merged into the weights" in card.text
     assert "## Results" not in card.text and "objectives" not in card.text  # no run log, no objective weights
+
+    # a name its run registered in Python, which this process cannot build: named, the save goes on
+    state = json.loads((folder / "trainer_state.json").read_text())
+    state["config"]["embodiment"] = "my_arm"
+    (folder / "trainer_state.json").write_text(json.dumps(state))
+    text = model_card(folder, folder)
+    assert "# my_arm checkpoint, step 10" in text and "**Embodiment** `my_arm`, registered by its training run" in text
+    assert "| action column |" not in text and "--image FRAME.png" in text
 
 
 def test_the_installed_model_card_is_the_recipe_summary_s_and_the_shipped_one_is_current(tmp_path, monkeypatch):

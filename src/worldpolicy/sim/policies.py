@@ -242,8 +242,8 @@ def checkpoint_files(path: str | Path) -> dict[str, str]:
     `models.portable_checkpoint`) and a digest of each file's name, size and content, small files whole and large ones
     by 16 blocks spread through them, so a copy or a reinstall of the same checkpoint is the same and one saved again
     (new weights, a trainer state one step on) is not, without reading gigabytes of weights. Names starting with a dot
-    (caches, editor files) do not count, nor the model card (`MODEL_CARD_FILE`: prose about the model, free to edit). A source that is no folder (a hub id; none for a `Policy` built in code) is
-    its name."""
+    (caches, editor files) do not count, nor the model card (`MODEL_CARD_FILE`: prose about the model, free to
+    edit). A source that is no folder (a hub id; none for a `Policy` built in code) is its name."""
     if not path or not Path(path).is_dir():
         return {"path": str(path), "files": None}
     root = Path(path).resolve()

@@ -61,7 +61,8 @@ def model_card(folder: Path, final: Path, run: Path | None = None) -> str:
                          base_model=_hub_id(base),
                          # a recipe trains from nothing: the model is the package's own work, under its license
                          license=_package_license() if summary and not config else None)
-    title = final.name if summary else f"{embodiment.key if embodiment else 'worldpolicy'} checkpoint"
+    key = embodiment.key if isinstance(embodiment, Embodiment) else embodiment
+    title = final.name if summary else f"{key or 'worldpolicy'} checkpoint"
     if state:
         title += f", step {state['step']}"
     parts = [f"---\n{data.to_yaml()}\n---\n", f"# {title}\n",
@@ -76,13 +77,20 @@ def _record(path: Path) -> dict[str, Any] | None:
     return read_json(path, path.name) if path.is_file() else None
 
 
-def _embodiment(folder: Path, config: Mapping[str, Any] | None) -> Embodiment | None:
-    """The checkpoint's own spec, else the registered entry its run names (None where neither is recorded)."""
+def _embodiment(folder: Path, config: Mapping[str, Any] | None) -> Embodiment | str | None:
+    """The checkpoint's own spec, else the registered entry its run names, or only its name where this process cannot
+    build it (registered in Python by the run: `merge-adapter` is another process); None where nothing names one. A
+    card never stops a save."""
     spec = checkpoint_spec(folder)
     if spec is not None:
         return embodiment_from_spec(spec)
     name = trained_embodiment(folder) or (config or {}).get("embodiment")
-    return get_embodiment(name) if isinstance(name, str) else None
+    if not isinstance(name, str):
+        return None
+    try:
+        return get_embodiment(name)
+    except (KeyError, ValueError):
+        return name
 
 
 def _hub_id(value: Any) -> str | None:
@@ -99,33 +107,36 @@ def _package_license() -> str | None:
     return found.lower() if found else None
 
 
-def _what(embodiment: Embodiment | None, state: Mapping[str, Any] | None, adapter: Mapping[str, Any] | None) -> str:
+def _what(embodiment: Embodiment | str | None, state: Mapping[str, Any] | None,
+          adapter: Mapping[str, Any] | None) -> str:
     lines = ["## What it is\n",
-             ("A Cosmos3 video world-model policy made with worldpolicy: one "
-             "model that answers action chunks from camera frames and a task (policy), and, where trained for it, "
-             "imagines the frames actions lead to (world model).")]
+             ("A Cosmos3 video world-model policy made with worldpolicy: one model that answers action chunks from "
+             "camera frames and a task (policy), and, where trained for it, imagines the frames actions lead to "
+             "(world model).")]
     if adapter:
         lines.append(f"This folder is a LoRA adapter checkpoint: it loads onto its base, "
                      f"`{adapter['base_model_name_or_path']}` (`{BASE_FILE}`), which must be reachable; "
                      "`worldpolicy merge-adapter` writes it and its base as one folder.")
-    if embodiment is None:
-        return "\n".join(lines) + "\n"
-    lines += ["", f"**Embodiment** `{embodiment.key}`" + (f": {embodiment.description}" if embodiment.description
-                                                          else ""), "",
-              "| action column | unit |", "|---|---|"]
-    lines += [f"| `{column}` | {unit} |" for column, unit in zip(embodiment.columns, embodiment.units)]
-    lines += ["", (f"- action layout `{embodiment.layout}`, {embodiment.action_dim} columns, normalisation "
-                  f"`{embodiment.normalization}`"),
-              f"- chunk: {embodiment.chunk_size} actions at {embodiment.fps:g} fps"
-              + (f", the first {embodiment.execute_steps} run before the next request" if embodiment.execute_steps else ""),
-              f"- cameras: {', '.join(f'`{key}`' for key in embodiment.camera_keys)}"
-              + (f" ({embodiment.composite})" if embodiment.composite else "")
-              + f", on a {embodiment.resolution_tier}-pixel canvas tier"]
-    frames = (state or {}).get("frames")
-    if frames:
-        sizes = ", ".join(f"`{camera}` {h}x{w}" for camera, (h, w) in frames["cameras"].items())
-        lines.append(f"- trained on frames of {sizes} (height x width), composed {frames['composed'][0]}x"
-                     f"{frames['composed'][1]}")
+    if isinstance(embodiment, str):
+        lines += ["", (f"**Embodiment** `{embodiment}`, registered by its training run, not in worldpolicy's "
+                      "registry: register it (`worldpolicy.embodiments.register_embodiment`) to run the checkpoint.")]
+    elif embodiment is not None:
+        e = embodiment
+        lines += ["", f"**Embodiment** `{e.key}`" + (f": {e.description}" if e.description else ""), "",
+                  "| action column | unit |", "|---|---|"]
+        lines += [f"| `{column}` | {unit} |" for column, unit in zip(e.columns, e.units)]
+        executed = f", the first {e.execute_steps} run before the next request" if e.execute_steps else ""
+        composite = f" ({e.composite})" if e.composite else ""
+        lines += ["",
+                  f"- action layout `{e.layout}`, {e.action_dim} columns, normalisation `{e.normalization}`",
+                  f"- chunk: {e.chunk_size} actions at {e.fps:g} fps{executed}",
+                  (f"- cameras: {', '.join(f'`{key}`' for key in e.camera_keys)}{composite}, on a "
+                  f"{e.resolution_tier}-pixel canvas tier")]
+        frames = (state or {}).get("frames")
+        if frames:
+            sizes = ", ".join(f"`{camera}` {h}x{w}" for camera, (h, w) in frames["cameras"].items())
+            lines.append(f"- trained on frames of {sizes} (height x width), composed "
+                         f"{frames['composed'][0]}x{frames['composed'][1]}")
     return "\n".join(lines) + "\n"
 
 
@@ -197,10 +208,10 @@ def _figures(run: Path | None, state: Mapping[str, Any] | None, summary: Mapping
     return "## Results\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
-def _usage(final: Path, embodiment: Embodiment | None, adapter: Mapping[str, Any] | None) -> str:
+def _usage(final: Path, embodiment: Embodiment | str | None, adapter: Mapping[str, Any] | None) -> str:
     shipped = portable_checkpoint(final.resolve()) == SHIPPED_NAME
     checkpoint = SHIPPED_NAME if shipped else f"path/to/{final.name}"
-    cameras = embodiment.camera_keys if embodiment else ()
+    cameras = embodiment.camera_keys if isinstance(embodiment, Embodiment) else ()
     inputs = " ".join(f"--camera {key}=FRAME_{n}.png" for n, key in enumerate(cameras)) \
         if len(cameras) > 1 else "--image FRAME.png"
     return "\n".join([
