@@ -413,6 +413,8 @@ CHECKPOINT_GLOB = "checkpoints/step-*"  # a training run's saved checkpoints (`T
 METRICS_FILE = "metrics.jsonl"  # a training run's log: one line of losses (and evaluations) per step
 ACTIONS_FILE = "actions.json"  # a predict run's actions (docs/actions-schema.md)
 TRAINING_SUMMARY_FILE = "training_summary.json"  # a recipe's model: its stages (the recording, the evaluation)
+# a checkpoint's model card (the hub's README.md with YAML front matter: `train.model_card`); loading never reads it
+MODEL_CARD_FILE = "README.md"
 SIM_REPORT_FILE = "report.json"  # a sim run's report (`sim.evaluate.write_report`): its episodes, what --resume reads
 OPENLOOP_FILE = "openloop.json"  # an open-loop evaluation's metrics (`data.openloop`, `worldpolicy dataset eval`)
 COMPARE_FILE = "compare.json"  # sim runs compared side by side (`sim.compare.write_comparison`)

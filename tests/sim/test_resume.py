@@ -375,6 +375,12 @@ def test_the_shipped_model_is_recorded_by_name_and_its_training_scenes_read(tmp_
     (tmp_path / "ckpt").mkdir()
     (tmp_path / "ckpt" / "model_index.json").write_text("{}")
     assert checkpoint_files(tmp_path / "ckpt" / ".." / "ckpt")["path"] == str((tmp_path / "ckpt").resolve())
+    # its model card is prose about it, not the model: an edited card is the same checkpoint, a changed file is not
+    before = checkpoint_files(tmp_path / "ckpt")["files"]
+    (tmp_path / "ckpt" / "README.md").write_text("---\nlicense: mit\n---\n# mine\n")
+    assert checkpoint_files(tmp_path / "ckpt")["files"] == before
+    (tmp_path / "ckpt" / "model_index.json").write_text("{ }")
+    assert checkpoint_files(tmp_path / "ckpt")["files"] != before
 
 
 class _Server:

@@ -274,7 +274,8 @@ def test_install_model_replaces_the_installed_model_whole_and_leaves_no_staging(
         assert scratch.install_model(trained, {"run": run}) == models / "panda_reach"
     installed = models / "panda_reach"
     assert sorted(p.name for p in models.iterdir()) == ["panda_reach"]
-    assert sorted(p.name for p in installed.iterdir()) == ["model_index.json", "training_summary.json", "transformer"]
+    assert sorted(p.name for p in installed.iterdir()) == ["README.md", "model_index.json", "training_summary.json",
+                                                           "transformer"]
     assert json.loads((installed / "training_summary.json").read_text()) == {"run": "second"}
     assert (installed / "transformer" / "weights.bin").read_text() == "second"
 

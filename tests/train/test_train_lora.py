@@ -201,7 +201,7 @@ def test_an_adapter_checkpoint_is_small_resumes_exactly_and_loads_as_the_merged_
     assert [r.loss for r in lora_runs["adapter_records"]] == [r.loss for r in lora_runs["records"]]
     names = {p.name for p in adapter.iterdir()}
     assert names == {"adapter.safetensors", "trained.safetensors", "base_model.json", "embodiment.json",
-                     "optimizer.safetensors", "trainer_state.json"}
+                     "optimizer.safetensors", "trainer_state.json", "README.md"}
     base = json.loads((adapter / "base_model.json").read_text())
     assert base["base_model_name_or_path"] == str(tiny_checkpoint)
     from safetensors.torch import load_file
@@ -320,6 +320,11 @@ def test_merge_adapter_writes_the_merged_checkpoint(lora_runs, tmp_path, capsys,
     for record in ("embodiment.json", "trainer_state.json"):  # the run's record: embodiment, objectives, frames
         assert (out / record).read_text() == (adapter / record).read_text()
     assert not (out / "base_model.json").exists()
+    # its card: the adapter's, saying it loads onto a base, becomes the merged model's own, named by --out
+    assert "LoRA adapter checkpoint" in (adapter / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "LoRA adapter checkpoint" not in card and "saved merged into the weights" in card
+    assert "- steps: 3 of 3" in card and 'load_policy("path/to/merged")' in card
     assert Policy.from_pretrained(out, device="cpu").embodiment.name == json.loads(
         (adapter / "embodiment.json").read_text())["name"]
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from worldpolicy.embodiments import Embodiment, get_embodiment
+from worldpolicy.fileio import MODEL_CARD_FILE
 from worldpolicy.models import portable_checkpoint
 from worldpolicy.processing.actions import to_model, to_physical
 from worldpolicy.processing.trajectory import call_seed
@@ -241,15 +242,16 @@ def checkpoint_files(path: str | Path) -> dict[str, str]:
     `models.portable_checkpoint`) and a digest of each file's name, size and content, small files whole and large ones
     by 16 blocks spread through them, so a copy or a reinstall of the same checkpoint is the same and one saved again
     (new weights, a trainer state one step on) is not, without reading gigabytes of weights. Names starting with a dot
-    (caches, editor files) do not count. A source that is no folder (a hub id; none for a `Policy` built in code) is
-    its name."""
+    (caches, editor files) do not count, nor the model card (`MODEL_CARD_FILE`: prose about the model, free to
+    edit). A source that is no folder (a hub id; none for a `Policy` built in code) is its name."""
     if not path or not Path(path).is_dir():
         return {"path": str(path), "files": None}
     root = Path(path).resolve()
     digest = hashlib.sha256()
     for folder, subfolders, names in os.walk(root, followlinks=True):
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-        for name in sorted(n for n in names if not n.startswith(".")):
+        card = MODEL_CARD_FILE if folder == str(root) else None  # the checkpoint's own card, not a part's file
+        for name in sorted(n for n in names if not n.startswith(".") and n != card):
             file = Path(folder) / name
             size = file.stat().st_size
             digest.update(f"{file.relative_to(root).as_posix()}\0{size}\n".encode())

@@ -141,6 +141,7 @@ def _merge_adapter(args: argparse.Namespace) -> int:
     )
     from ..fileio import output_folder, refuse_foreign_folder, share_tree
     from ..policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, expand_home
+    from .model_card import write_model_card
 
     source = Path(expand_home(args.checkpoint))
     if not source.exists():  # the loader's own message offers hub ids and `shipped`, which are no adapters
@@ -176,6 +177,8 @@ def _merge_adapter(args: argparse.Namespace) -> int:
         for name in (EMBODIMENT_FILE, TRAINER_STATE_FILE):
             if (source / name).is_file():
                 shutil.copyfile(source / name, staging / name)
+        # from those records and the adapter's run (its figures), where it still lies in one
+        write_model_card(staging, out, source.parent.parent if source.parent.name == "checkpoints" else None)
         share_tree(staging)
         if out.exists():
             out.rmdir()

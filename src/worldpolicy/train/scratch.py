@@ -30,6 +30,7 @@ from ..fileio import (
     staged_folder,
     write_json_atomic,
 )
+from .model_card import write_model_card
 
 logger = logging.getLogger(__name__)
 
@@ -282,6 +283,7 @@ def install_model(model: Path, summary: dict[str, Any], name: str = "panda_reach
     with staged_folder(target) as staging:
         shutil.copytree(model, staging, dirs_exist_ok=True)
         write_json_atomic(staging / TRAINING_SUMMARY_FILE, summary)
+        write_model_card(staging, target)  # the run's card, now with its summary: the stages and the evaluation
     return target
 
 
@@ -349,6 +351,7 @@ def run_recipe(path: str | Path, output_dir: str | Path | None = None, *, instal
         final = out / "model"
         with staged_folder(final) as staging:  # an interrupted export used to leave a half model/ (no model_index.json)
             trainer.export_pipeline(staging)
+            write_model_card(staging, final, config.output_dir)
         stage("transformer", tick, steps=config.optim.steps)
 
         tick = time.perf_counter()

@@ -677,6 +677,8 @@ class Trainer:
     def _save(self, step: int, history: list[dict[str, Any]]) -> Path:
         from safetensors.torch import save_file
 
+        from .model_card import write_model_card
+
         final = self.out / "checkpoints" / f"step-{step:07d}"
         try:
             with staged_folder(final) as tmp:  # a kill during the save leaves the older checkpoints, no half one
@@ -709,6 +711,7 @@ class Trainer:
                     "elapsed_s": self._elapsed(),
                 }
                 (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
+                write_model_card(tmp, final, self.out)  # from the records above and the run's log: part of the checkpoint
         except Exception as exc:
             if (code := _storage_errno(exc)) is None:
                 raise

@@ -52,7 +52,8 @@ def _checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def _metrics_lines(run_dir: Path) -> list[Mapping[str, Any]]:
+def metrics_lines(run_dir: Path) -> list[Mapping[str, Any]]:
+    """A run's metrics.jsonl as objects, lines that do not read as one skipped (a line a kill cut short)."""
     path = run_dir / METRICS_FILE
     if not path.is_file():
         return []
@@ -304,7 +305,7 @@ def train_sections(run_dir: Path) -> tuple[list[str], list[str], dict[str, str]]
     if not config and not checkpoints:
         return [], [("no config.json and no checkpoints/step-* here: what was trained is not known, only the logs "
                      "are shown")], {}
-    metrics = _metrics_lines(run_dir)
+    metrics = metrics_lines(run_dir)
 
     def table(name: str) -> Mapping[str, Any]:
         value = config.get(name)

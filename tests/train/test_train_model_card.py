@@ -1,0 +1,108 @@
+"""Every checkpoint worldpolicy writes carries a model card (README.md with the hub's YAML front matter) made from the
+records it holds: a training checkpoint, the recipe's installed model, the shipped model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from huggingface_hub import ModelCard
+
+TAGS = ["robotics", "world-model", "cosmos3", "worldpolicy", "lerobot"]
+
+
+def test_a_training_checkpoint_carries_its_card_and_still_loads(train_config, tmp_path):
+    from train_setup import TINY_EMBODIMENT
+
+    from worldpolicy.policy import Policy
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    out = tmp_path / "run"
+    raw = train_config(out, optim={"steps": 2}, save_every=2, validation={"episodes": [1], "every": 2, "windows": 1})
+    Trainer(load_config(raw), progress=False).run()
+    [checkpoint] = sorted((out / "checkpoints").iterdir())
+    card = ModelCard.load(checkpoint / "README.md")
+    front = card.data.to_dict()
+    assert front == {"library_name": "worldpolicy", "pipeline_tag": "robotics", "tags": TAGS}  # a local base: no id
+    text = card.text
+    assert "# tiny_panda checkpoint, step 2" in text
+    for column, unit in zip(TINY_EMBODIMENT["columns"], TINY_EMBODIMENT["units"]):
+        assert f"| `{column}` | {unit} |" in text
+    assert "- chunk: 4 actions at 15 fps" in text and "(stacked), on a 256-pixel canvas tier" in text
+    assert "trained on frames of `observation/exterior_image_1_left` 64x96" in text  # trainer_state's frames
+    assert f"- dataset: `{raw['data']['dataset']}` (LeRobot v3), episodes all; held out for validation: [1]" in text
+    assert f"- base: `{raw['checkpoint']}`" in text and "- full fine-tuning" in text
+    assert "- steps: 2 of 2, batch 2" in text and "policy (actions from frames and a task)" in text
+    [validation] = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
+                    if "val/loss" in line and json.loads(line)["step"] == 2]
+    assert f"- held-out validation at step 2: loss {validation['val/loss']:.4g}" in text
+    assert "worldpolicy predict --checkpoint path/to/step-0000002 --camera observation/exterior_image_1_left=" in text
+    assert 'worldpolicy.load_policy("path/to/step-0000002")' in text
+    assert sorted(p.name for p in checkpoint.iterdir() if p.name.startswith(".")) == []  # no temp file left
+    Policy.check_pretrained(str(checkpoint))  # the validators take the card as any other file they do not read
+
+    # an export without trainer_state.json (the recipe's model/): the training from the run's config.json
+    from worldpolicy.train.model_card import model_card
+
+    export = tmp_path / "export"
+    export.mkdir()
+    shutil.copyfile(checkpoint / "embodiment.json", export / "embodiment.json")
+    text = model_card(export, tmp_path / "model", out)
+    assert "# tiny_panda checkpoint\n" in text and "- steps: 2, batch 2" in text and "objectives" not in text
+    assert f"- held-out validation at step 2: loss {validation['val/loss']:.4g}" in text
+    assert 'load_policy("path/to/model")' in text
+
+
+def test_a_hub_base_is_named_in_the_front_matter_and_a_card_says_nothing_a_record_does_not(tmp_path):
+    from worldpolicy.train.model_card import model_card
+
+    folder = tmp_path / "step-0000010"
+    folder.mkdir()
+    (folder / "trainer_state.json").write_text(json.dumps({"step": 10, "config": {
+        "checkpoint": "nvidia/Cosmos3-Nano-Policy-DROID", "embodiment": "droid",
+        "data": {"dataset": "/data/mine", "episodes": [0, 1, 2, 5]},
+        "finetune": {"mode": "lora", "lora_rank": 8, "lora_alpha": 16.0}, "optim": {"steps": 100}}}))
+    card = ModelCard(model_card(folder, folder))
+    assert card.data.to_dict()["base_model"] == "nvidia/Cosmos3-Nano-Policy-DROID"
+    assert "license" not in card.data.to_dict()  # a fine-tune's license is its base's, which nothing here records
+    assert "**Embodiment** `droid/joint_pos`" in card.text  # the registered entry its trainer_state names
+    assert "episodes [0, 1, 2, 5]" in card.text
+    assert "LoRA rank 8, alpha 16.0, saved merged into the weights" in card.text
+    assert "## Results" not in card.text and "objectives" not in card.text  # no run log, no objective weights
+
+    # a name its run registered in Python, which this process cannot build: named, the save goes on
+    state = json.loads((folder / "trainer_state.json").read_text())
+    state["config"]["embodiment"] = "my_arm"
+    (folder / "trainer_state.json").write_text(json.dumps(state))
+    text = model_card(folder, folder)
+    assert "# my_arm checkpoint, step 10" in text and "**Embodiment** `my_arm`, registered by its training run" in text
+    assert "| action column |" not in text and "--image FRAME.png" in text
+
+
+def test_the_installed_model_card_is_the_recipe_summary_s_and_the_shipped_one_is_current(tmp_path, monkeypatch):
+    import types
+
+    from worldpolicy.models import shipped_model
+    from worldpolicy.train import scratch
+    from worldpolicy.train.model_card import model_card
+
+    shipped = shipped_model()
+    # the shipped README.md is this version's card of the shipped records (regenerate it when the card changes)
+    assert (shipped / "README.md").read_text() == model_card(shipped, shipped)
+    card = ModelCard.load(shipped / "README.md")
+    assert card.data.to_dict()["license"] == "apache-2.0" and "base_model" not in card.data.to_dict()
+    assert "success 89/100 episodes" in card.text and "worldpolicy predict --checkpoint shipped" in card.text
+
+    models = tmp_path / "models"
+    monkeypatch.setattr(scratch, "resources", types.SimpleNamespace(files=lambda package: models))
+    trained = tmp_path / "model"
+    trained.mkdir()
+    for name in ("model_index.json", "embodiment.json"):
+        shutil.copyfile(shipped / name, trained / name)
+    (trained / "README.md").write_text("the card export wrote, before the evaluation")
+    summary = json.loads((shipped / "training_summary.json").read_text())
+    installed = scratch.install_model(trained, summary)
+    text = (installed / "README.md").read_text()
+    assert "before the evaluation" not in text and "success 89/100 episodes" in text
+    assert "4000 steps" in text and "900 expert episodes of the sim task `reach`" in text
