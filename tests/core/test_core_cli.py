@@ -1115,6 +1115,17 @@ def test_a_stray_word_or_flag_is_unrecognized_by_the_innermost_command(capsys, a
     assert err.strip().splitlines()[-1] == f"{prog}: error: unrecognized arguments: {said}", err
 
 
+def test_train_resume_says_that_train_resumes_on_its_own(capsys):
+    """`sim --resume` exists, so a user reaches for `train --resume`: it was a bare `unrecognized arguments`; it says
+    the same command resumes. A flag with no such note stays as it was."""
+    with pytest.raises(SystemExit) as refused:
+        main(["train", "run.toml", "--resume", "--bogus"])
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "worldpolicy train: error: unrecognized arguments: --resume --bogus; --resume: train resumes on its own from "
+        "the newest checkpoint in the output folder: run the same command (--steps N to train on to step N)")
+
+
 def test_a_needed_subcommand_misspelt_is_an_invalid_choice(capsys):
     """Where a subcommand must be named (the top level's COMMAND, `dataset ACTION`), a word that names none is
     refused with the choices, not as an unrecognized argument."""
