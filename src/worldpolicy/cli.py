@@ -256,9 +256,12 @@ class _Subcommands(argparse._SubParsersAction):
 
 class _Parser(argparse.ArgumentParser):
     """The command line's parsers (subcommands' too: `add_subparsers` makes parsers of its parent's class), with
-    `_StoreOnce` as their plain option action and `_Subcommands` as their subcommands'."""
+    `_StoreOnce` as their plain option action and `_Subcommands` as their subcommands'. `absent_flags` (a
+    subcommand's `add_parser` keyword): flags it does not take that a user of the others may reach for, each with
+    what to do instead, said after `unrecognized arguments` (`train --resume`: `sim` has one, train resumes itself)."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, absent_flags: Mapping[str, str] | None = None, **kwargs):
+        self.absent_flags = dict(absent_flags or {})
         super().__init__(*args, **kwargs)
         self.register("action", None, _StoreOnce)
         self.register("action", "store", _StoreOnce)
@@ -285,7 +288,9 @@ class _Parser(argparse.ArgumentParser):
         namespace, extras = self.parse_known_args(args, namespace)
         by, theirs = vars(namespace).pop(_UNRECOGNIZED_BY, (self, extras))
         if extras:
-            (by if theirs == extras else self).error(f"unrecognized arguments: {' '.join(extras)}")
+            parser = by if theirs == extras else self
+            hints = [f"{flag}: {parser.absent_flags[flag]}" for flag in extras if flag in parser.absent_flags]
+            parser.error(f"unrecognized arguments: {' '.join(extras)}" + "".join(f"; {hint}" for hint in hints))
         return namespace
 
 

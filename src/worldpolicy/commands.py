@@ -703,7 +703,9 @@ def _write_observation(cameras: dict, folder: Path) -> dict[str, Path]:
 
 def _print_rerun(images: dict[str, Path], out: Path, task: str, runs: dict) -> None:
     """The `predict` lines that rerun the demo's world-model runs on its files, with their seeds: forward dynamics on
-    the same pixels and actions, inverse dynamics on the rollout.mp4 the demo's own run explained."""
+    the same pixels and actions, inverse dynamics on the rollout.mp4 the demo's own run explained. Their --out is
+    in the demo's own folder (`<mode>_rerun`): a bare `runs/fd` was wherever the user stood, and replaced a run of
+    theirs there, as a predict rerun into its --out does."""
     import shlex
 
     from .viz.run import ACTIONS_FILE, ROLLOUT_VIDEO
@@ -711,11 +713,12 @@ def _print_rerun(images: dict[str, Path], out: Path, task: str, runs: dict) -> N
     cams = " ".join(f"--camera {shlex.quote(f'{key}={path}')}" for key, path in images.items())
     common = f"worldpolicy predict --checkpoint shipped --prompt {shlex.quote(task)}"
     fd, inverse = runs["forward_dynamics"], runs["inverse_dynamics"]
-    print("the same from the command line (new --out folders):\n"
+    print("the same from the command line (new --out folders beside the demo's runs):\n"
           f"  {common} --mode forward_dynamics {cams} "
-          f"--actions {shlex.quote(str(out / 'policy' / ACTIONS_FILE))} --seed {fd.settings['seed']} --out runs/fd\n"
+          f"--actions {shlex.quote(str(out / 'policy' / ACTIONS_FILE))} --seed {fd.settings['seed']} "
+          f"--out {shlex.quote(str(out / 'forward_dynamics_rerun'))}\n"
           f"  {common} --mode inverse_dynamics --video {shlex.quote(str(out / 'forward_dynamics' / ROLLOUT_VIDEO))} "
-          f"--seed {inverse.settings['seed']} --out runs/id")
+          f"--seed {inverse.settings['seed']} --out {shlex.quote(str(out / 'inverse_dynamics_rerun'))}")
 
 
 def _write_demo_run(prediction: Prediction, folder: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import inspect
 import json
 import logging
 import os
@@ -124,15 +125,20 @@ _ACTIONS_OPTIONS = ("actions", "actions_space")
 _PREFIX_OPTION = "action_prefix"  # what only `act` reads: the other methods generate no policy chunk
 
 
-def _request(method: str, observation: Any, prompt: str, fixed: dict[str, Any], options: dict[str, Any]) -> PolicyRequest:
+def _request(method: str, observation: Any, prompt: str, fixed: dict[str, Any], options: dict[str, Any],
+             own: Callable | None = None) -> PolicyRequest:
     """A `PolicyRequest` for one of the single-call methods: `fixed` is what the method sets itself (mode, actions),
-    `options` the caller's keywords; an unknown or conflicting one is named with the options accepted. `act` and
-    `infer_actions` take no actions, so no `actions_space` either: given to them it changed nothing (the result holds
-    both spaces: `actions`, `actions_normalized`), where a caller may have meant it to."""
+    `options` the caller's keywords; an unknown or conflicting one is named with the options accepted, `own`'s
+    keyword-only parameters among them (the method's own, `whole_trajectory`, `start_frame`, ...: a list without them
+    read as if the method had none). `act` and `infer_actions` take no actions, so no `actions_space` either: given
+    to them it changed nothing (the result holds both spaces: `actions`, `actions_normalized`), where a caller may
+    have meant it to."""
     takes_actions = fixed.get("mode") == "forward_dynamics"
     takes_prefix = fixed.get("mode") == PREFIX_MODE
     accepted = [f.name for f in fields(PolicyRequest) if f.name not in ("observation", "prompt", *fixed)
                 and (takes_actions or f.name not in _ACTIONS_OPTIONS) and (takes_prefix or f.name != _PREFIX_OPTION)]
+    if own is not None:
+        accepted += [p.name for p in inspect.signature(own).parameters.values() if p.kind is p.KEYWORD_ONLY]
     for key, value in options.items():
         if key not in accepted:
             if key in fixed:
@@ -698,7 +704,7 @@ class Policy:
                             f"{type(prompt).__name__}: the two look swapped (act takes (observation, prompt), imagine "
                             "takes the actions between them)")
         req = _request("imagine", observation, prompt, {"mode": "forward_dynamics", "actions": actions},
-                       {"decode_video": decode_video, **kwargs})
+                       {"decode_video": decode_video, **kwargs}, own=Policy.imagine)
         check_trajectory_options(whole_trajectory, decode_video)
         check_clip_progress(progress)
         if not whole_trajectory:
@@ -733,7 +739,8 @@ class Policy:
         action then spans another time. `settings["clip"]` records the clip's frames used (`frames_used`, indexes
         into the clip as given, one per row plus the last) and how. `progress` (`check_clip_progress`): a callable
         as `act_batch`'s, for each batch; None, a bar over several windows; False, neither."""
-        base = _request("infer_actions", video, prompt, {"mode": "inverse_dynamics"}, kwargs)
+        base = _request("infer_actions", video, prompt, {"mode": "inverse_dynamics"}, kwargs,
+                        own=Policy.infer_actions)
         check_clip_options(start_frame, whole_clip, resample, batch_size)
         check_clip_progress(progress)
         started = time.perf_counter()

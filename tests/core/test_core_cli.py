@@ -616,6 +616,8 @@ def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_pa
 
     line = next(line for line in out.splitlines() if "--mode forward_dynamics" in line)
     argv = shlex.split(line.strip())[1:]
+    # into the demo's own folder, not a bare runs/fd beside wherever the user stands, where a run of theirs may be
+    assert argv[argv.index("--out") + 1] == str(tmp_path / "demo" / "forward_dynamics_rerun")
     argv[argv.index("--out") + 1] = str(tmp_path / "fd")
     assert "--seed" in argv and main(argv) == 0
     rerun, demo = (json.loads((folder / "settings.json").read_text()) for folder in
@@ -634,6 +636,7 @@ def test_demo_runs_the_shipped_model_in_all_three_modes_and_the_simulator(tmp_pa
     # the frames before H.264 gave actions off by as much as the motion: 2 mm of a step of a few mm)
     line = next(line for line in out.splitlines() if "--mode inverse_dynamics --video " in line)
     argv = shlex.split(line.strip())[1:]
+    assert argv[argv.index("--out") + 1] == str(tmp_path / "demo" / "inverse_dynamics_rerun")
     argv[argv.index("--out") + 1] = str(tmp_path / "id")
     assert main(argv) == 0
     rerun, demo = (np.array(json.loads((folder / "actions.json").read_text())["actions"]) for folder in
@@ -1110,6 +1113,17 @@ def test_a_stray_word_or_flag_is_unrecognized_by_the_innermost_command(capsys, a
     err = capsys.readouterr().err
     assert refused.value.code == 2 and err.startswith(f"usage: {prog} "), err
     assert err.strip().splitlines()[-1] == f"{prog}: error: unrecognized arguments: {said}", err
+
+
+def test_train_resume_says_that_train_resumes_on_its_own(capsys):
+    """`sim --resume` exists, so a user reaches for `train --resume`: it was a bare `unrecognized arguments`; it says
+    the same command resumes. A flag with no such note stays as it was."""
+    with pytest.raises(SystemExit) as refused:
+        main(["train", "run.toml", "--resume", "--bogus"])
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "worldpolicy train: error: unrecognized arguments: --resume --bogus; --resume: train resumes on its own from "
+        "the newest checkpoint in the output folder: run the same command (--steps N to train on to step N)")
 
 
 def test_a_needed_subcommand_misspelt_is_an_invalid_choice(capsys):

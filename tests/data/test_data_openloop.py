@@ -514,3 +514,27 @@ def test_the_summary_figure_of_an_episode_shorter_than_a_chunk_warns_nothing():
                                        np.array([1.0, 1.0]), horizon, 10)
     mean = fig.axes[1].lines[-1].get_ydata()
     assert mean[:2] == pytest.approx([0.15, 0.35]) and np.isnan(mean[2])
+
+
+def test_actions_named_as_a_checkpoints_own_embodiments_columns_are_read_as_they_are(tmp_path):
+    """A `serve --record` recording of the shipped model keeps `action` in panda_reach's columns, an embodiment that
+    comes with the checkpoint and is not registered: `dataset eval shipped REC --action-keys action` was refused
+    ("data.source_embodiment='panda_reach': ... not registered") where the target itself was the layout."""
+    from worldpolicy.data import LeRobotDataset
+    from worldpolicy.data.actions import recorded_actions
+    from worldpolicy.embodiments import embodiment_from_spec, get_embodiment
+    from worldpolicy.models import shipped_model
+    from worldpolicy.policy import checkpoint_spec
+
+    target = embodiment_from_spec({**checkpoint_spec(shipped_model()), "name": "own_unregistered", "aliases": []})
+    with pytest.raises(KeyError):
+        get_embodiment(target.key)
+    rows = np.random.default_rng(0).normal(size=(6, target.action_dim)).astype(np.float32)
+    write_episodes(tmp_path / "rec", [{"frames": {"action": rows}, "videos": {FRONT: np.zeros((6, 16, 16, 3), np.uint8)},
+                                       "task": "reach"}], fps=15,
+                   features={"action": {"dtype": "float32", "shape": [target.action_dim], "names": list(target.columns)},
+                             FRONT: {"dtype": "video", "shape": [16, 16, 3]}}, video_codec="libx264rgb")
+    reader = recorded_actions(LeRobotDataset.open(tmp_path / "rec"), target, ["action"])
+    assert (reader.source, reader.conversion) == (target.key, "none")
+    actions, _ = reader.convert(rows[:4], None)
+    np.testing.assert_array_equal(actions, rows[:4])

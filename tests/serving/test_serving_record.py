@@ -353,3 +353,17 @@ def test_recovering_elsewhere_removes_the_killed_server_s_staging(tmp_path):
     recovered = recover_served_run(spool, tmp_path / "elsewhere")
     assert recovered.dataset.num_episodes == 1 and not stage.exists() and not spool.exists()
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".record.")]
+
+
+def test_recovering_a_spool_no_exchange_reached_says_so_once(tmp_path, capsys):
+    """A server killed before any reply leaves a spool without features: `dataset recover` removes it and says so in
+    one line (a log line said it too, so a user read it twice)."""
+    root = tmp_path / "record"
+    sink = ServedRunDataset(root, StandInPolicy().embodiment)
+    sink._lock.close()  # the server killed: its lock goes with it
+    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    assert main(["dataset", "recover", str(spool), "--out", str(root)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("no exchange reached") == 1, err
+    assert f"worldpolicy dataset recover: no exchange reached {spool}; nothing to recover, the spool was removed" in err
+    assert not spool.exists() and not root.exists()

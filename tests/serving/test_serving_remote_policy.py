@@ -68,6 +68,12 @@ def test_local_options_reach_the_policy(serve):
         assert remote.imagine(droid_request(np.zeros(7)), chunk, "push").video.shape == (5, 8, 8, 3)
         with pytest.raises(TypeError, match="act\\(\\) got an unknown option sed=3; accepted: "):
             remote.act(droid_request(np.zeros(7)), "a", sed=3)
+        # the methods' own keywords are listed too, as the local Policy's
+        with pytest.raises(TypeError, match=r"imagine\(\) got an unknown option .*, whole_trajectory, progress$"):
+            remote.imagine(droid_request(np.zeros(7)), chunk, "push", whole=True)
+        with pytest.raises(TypeError, match=r"infer_actions\(\) got an unknown option .*, start_frame, whole_clip, "
+                                            r"resample, batch_size, progress$"):
+            remote.infer_actions(np.zeros((33, 8, 8, 3), np.uint8), "push", whole=True)
 
 
 def test_imagine_reads_an_actions_file_on_the_client(serve, tmp_path):

@@ -616,6 +616,25 @@ def test_rtc_passes_the_running_chunk_on_and_the_hand_overs_stop_jumping(rtc):
                                [[0.01, 0.02, 0.03], [0.04, 0.05, 0.06], [0.07, 0.08, 0.09]])
 
 
+def test_rtc_with_a_latency_of_a_whole_chunk_is_refused_as_no_request_would_carry_a_prefix():
+    """At 6 steps (400 ms at 15 Hz) of a 6-step chunk async asks nothing while a chunk runs, so an rtc run would send
+    no prefix and be rtc in name only: refused before any request, naming rtc and the latency that works; one step
+    less runs with prefixes, and without rtc the whole chunk's latency runs as before."""
+    env = TabletopEnv("reach", image_size=None, max_steps=20)
+    policy = _Continuing(env)
+    policy.chunk_size = 6  # as the sim's backends say theirs
+    with pytest.raises(ValueError, match=r"^rtc: latency_ms=400 ms is 6 control steps at 15 Hz, at or past the "
+                                         r"policy's 6-step chunk: strategy=async then sends no request while a chunk "
+                                         r"runs .*accepted with rtc=True: 0 to below 366.667 ms, or leave rtc out$"):
+        Rollout(env, policy, ChunkStrategy("async", 2), latency_ms=400, rtc=True)
+    assert policy.prefixes == []
+    Rollout(env, policy, ChunkStrategy("async", 2), latency_ms=400).run(seed=0)
+    assert policy.prefixes and all(p is None for p in policy.prefixes)
+    policy.prefixes.clear()
+    Rollout(env, policy, ChunkStrategy("async", 2), latency_ms=366, rtc=True).run(seed=0)
+    assert any(p is not None for p in policy.prefixes)
+
+
 def test_the_hand_over_jumps_on_a_constructed_episode():
     """Held steps and the first chunk's first step are neither kind; a newer chunk's step is a hand-over."""
     from worldpolicy.robot.control import JointTarget

@@ -9,7 +9,7 @@ The settings an error names are training's (`source_embodiment`, `action_convers
 
     from worldpolicy.data.actions import action_converter, action_layout, source_embodiment
     source, conversion = action_layout(ds, target, ["action"], ["observation.state"], prefix="data.")
-    convert = action_converter(conversion, source_embodiment(source), target)
+    convert = action_converter(conversion, source_embodiment(source, target=target), target)
     actions, state = convert(recorded_chunk, state_at_its_first_frame)   # in target's columns, physical units
     reader = recorded_actions(ds, target)          # all of that, checked as training checks it, for any stretch:
     reader.chunk(ds.episode(0, videos=False).frames, 10, 18)   # rows 10..17 in target's columns, physical units
@@ -49,9 +49,10 @@ def action_layout(dataset, target: Embodiment, action_keys: Sequence[str], state
     # the source's state row is read too (DROID's joints are converted from the state's start pose), once the action
     # keys are found (else the sampler's check names them first)
     actions_found = all(k in dataset.feature_keys for k in action_keys)
-    reads_state = bool(target.state_history or (actions_found and source_embodiment(source, prefix).state_history))
+    reads_state = bool(target.state_history
+                       or (actions_found and source_embodiment(source, prefix, target).state_history))
     _refuse_absent_default_keys(dataset, action_keys, state_keys, reads_state, prefix)
-    return source, conversion or default_conversion(source_embodiment(source, prefix), target)
+    return source, conversion or default_conversion(source_embodiment(source, prefix, target), target)
 
 
 def _refuse_absent_default_keys(dataset, action_keys: Sequence[str], state_keys: Sequence[str], reads_state: bool,
@@ -117,9 +118,12 @@ def check_conversion(conversion: str, prefix: str = "") -> None:
         raise ValueError(f"{prefix}action_conversion={conversion!r}; accepted: {', '.join(ACTION_CONVERSIONS)}")
 
 
-def source_embodiment(name: str, prefix: str = "") -> Embodiment:
-    """The registered embodiment `name`, whose action layout the dataset's actions are in (refused naming the
-    setting)."""
+def source_embodiment(name: str, prefix: str = "", target: Embodiment | None = None) -> Embodiment:
+    """The embodiment `name`, whose action layout the dataset's actions are in: `target` itself where it is its key
+    (`default_source` reads actions named as its columns so; a checkpoint's own embodiment, the shipped model's
+    `panda_reach`, is not in the registry), else the registered one (refused naming the setting)."""
+    if target is not None and name == target.key:
+        return target
     try:
         return get_embodiment(name)
     except KeyError as exc:
@@ -188,7 +192,7 @@ class RecordedActions:
 
     action_keys: list[str]
     state_keys: list[str]  # the source's state row: where a conversion from joint targets starts (read only if one)
-    source: str  # the registered embodiment whose action layout the features hold
+    source: str  # the embodiment whose action layout the features hold: the target, or a registered one
     conversion: str
     reads_state: bool
     convert: Converter
@@ -226,7 +230,7 @@ def recorded_actions(dataset, target: Embodiment, action_keys: Sequence[str] | N
     try:
         source_key, conversion = action_layout(dataset, target, action_keys, state_keys, source, conversion,
                                                prefix="data.")
-        layout = source_embodiment(source_key, "data.")
+        layout = source_embodiment(source_key, "data.", target)
         check_keys(dataset, action_keys, layout, "data.action_keys", "data.video_keys")
         if layout.state_history:
             check_keys(dataset, state_keys, layout, "data.state_keys", "data.video_keys")

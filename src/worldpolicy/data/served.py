@@ -250,8 +250,7 @@ def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = 
     with _held(spool, "spool", f"spool: {str(spool)!r} belongs to a running server (PID {{pid}}), still recording to "
                "it; stop it first: it then writes the dataset itself and removes the spool"):
         out = check_out([spool], out, overwrite, [SOURCE], "dataset recover", "recovered", "spool")
-        if not (spool / FEATURES_FILE).is_file():
-            logger.info("dataset recover: no exchange reached %s; nothing to recover, the spool is removed", spool)
+        if not (spool / FEATURES_FILE).is_file():  # said by the caller (RecoveredRun.dataset None): `dataset recover`
             shutil.rmtree(spool)
             return RecoveredRun(None, [], {})
         features = read_json(spool / FEATURES_FILE, f"the spool's {FEATURES_FILE}")

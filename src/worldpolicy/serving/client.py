@@ -992,7 +992,7 @@ class RemotePolicy:
         embodiment a worldpolicy server announces: refused, before any request, by one that announces neither
         (openpi's). `progress` as the local `Policy`'s."""
         request = _request("imagine", observation, prompt, {"mode": "forward_dynamics", "actions": actions},
-                           {"decode_video": decode_video, **kwargs})
+                           {"decode_video": decode_video, **kwargs}, own=RemotePolicy.imagine)
         check_trajectory_options(whole_trajectory, decode_video)
         check_clip_progress(progress)
         if not whole_trajectory:
@@ -1022,7 +1022,8 @@ class RemotePolicy:
         `Policy`'s (`check_clip_progress`). `start_frame`, `whole_clip` and `resample` need the chunk size and
         embodiment a worldpolicy server announces: refused, before any request, by a server that announces neither
         (openpi's), which gets the clip's first frames as before."""
-        base = _request("infer_actions", video, prompt, {"mode": "inverse_dynamics"}, kwargs)
+        base = _request("infer_actions", video, prompt, {"mode": "inverse_dynamics"}, kwargs,
+                        own=RemotePolicy.infer_actions)
         check_clip_options(start_frame, whole_clip, resample, batch_size)
         check_clip_progress(progress)
         started = time.perf_counter()

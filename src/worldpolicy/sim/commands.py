@@ -343,12 +343,12 @@ def _check_latency(args: argparse.Namespace, env) -> None:
 
 
 def _check_latency_chunk(args: argparse.Namespace, env, strategy, chunk: int) -> None:
-    """--latency against the policy's chunk (`rollout.check_latency_chunk`: ensemble's replies all past): before any
-    episode, and before an --overwrite clears the run there."""
+    """--latency against the policy's chunk (`rollout.check_latency_chunk`: ensemble's replies all past, --rtc with
+    none in flight): before any episode, and before an --overwrite clears the run there."""
     from worldpolicy.sim.rollout import check_latency_chunk
 
     try:
-        check_latency_chunk(args.latency, env.control_hz, strategy, chunk)
+        check_latency_chunk(args.latency, env.control_hz, strategy, chunk, rtc=args.rtc)
     except ValueError as exc:
         raise _as_flag(exc) from None
 

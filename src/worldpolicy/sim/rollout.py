@@ -67,11 +67,19 @@ def _first_ms(ticks: int, control_hz: float) -> float:
     return (ticks - 0.5) * 1000 / control_hz
 
 
-def check_latency_chunk(latency_ms: float, control_hz: float, strategy: ChunkStrategy, chunk: int) -> None:
+def check_latency_chunk(latency_ms: float, control_hz: float, strategy: ChunkStrategy, chunk: int, *,
+                        rtc: bool = False) -> None:
     """A latency the strategy cannot run with `chunk`-step chunks (`ChunkStrategy.max_latency`: `ensemble` drops
     every reply that lands past its whole chunk, and the arm never moves) refused, naming `latency_ms` and `strategy`,
-    in ms at `control_hz`, before any episode."""
+    in ms at `control_hz`, before any episode. So is `rtc` with one at or past the chunk: `async` then asks no
+    background request (robot.control), so no chunk would continue a running one, and a run said to be rtc would
+    not be."""
     ticks = _rounded(latency_ms, control_hz)
+    if rtc and strategy.kind == "async" and ticks >= chunk:
+        raise ValueError(f"rtc: latency_ms={latency_ms:g} ms is {ticks} control steps at {control_hz:g} Hz, at or past "
+                         f"the policy's {chunk}-step chunk: strategy=async then sends no request while a chunk runs "
+                         "(each next one blocks, as the first does), so none has running actions to continue; "
+                         f"accepted with rtc=True: 0 to below {_first_ms(chunk, control_hz):g} ms, or leave rtc out")
     most = strategy.max_latency(chunk)
     if most is not None and ticks > most:
         kind = strategy.kind
@@ -161,7 +169,7 @@ class Rollout:
         except AttributeError:  # a backend of your own that says no chunk: the controller refuses at its first reply
             chunk = None
         if chunk is not None:
-            check_latency_chunk(latency_ms, self.env.control_hz, self.strategy, chunk)
+            check_latency_chunk(latency_ms, self.env.control_hz, self.strategy, chunk, rtc=self.rtc)
         self.execute_steps: int | None = self.strategy.execute_steps  # k actually used, known after the first chunk
         self._decoders: dict[str, ActionDecoder] = {}
 

@@ -15,6 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="CONFIG is a TOML/JSON TrainConfig (see docs/training.md) or a recipe name "
         "(reach-from-scratch: sim data → tiny VAE → tiny transformer → 100-episode eval). Resumes from the newest "
         "checkpoint in the output folder. Multi-process: torchrun --nproc_per_node N -m worldpolicy train CONFIG.",
+        absent_flags={"--resume": "train resumes on its own from the newest checkpoint in the output folder: run the "
+                                  "same command (--steps N to train on to step N)"},
     )
     p.add_argument("config", help="config file (.toml/.json) or recipe name")
     p.add_argument("--out", help="output folder (overrides the config's output_dir)")

@@ -135,7 +135,7 @@ def _plan(spec: WindowSpec, target: Embodiment, dataset=None) -> _Plan:
     from ..data import LeRobotDataset, sample_training_examples
 
     dataset = dataset or LeRobotDataset.open(spec.dataset)
-    source = source_embodiment(spec.source_embodiment, "data.")
+    source = source_embodiment(spec.source_embodiment, "data.", target)
     cameras = camera_sources(dataset.video_keys, spec.video_keys, target)
     examples = sample_training_examples(
         dataset,
