@@ -685,6 +685,16 @@ def test_ensemble_with_a_latency_of_a_whole_chunk_is_refused_before_any_episode(
     assert json.loads((tmp_path / "async" / "report.json").read_text())["successes"] == 1
 
 
+def test_a_latency_under_half_a_step_runs_as_none_warned(tmp_path, capsys):
+    """docs/robot.md: under half a control step runs as none, warned (`Rollout`'s warning, said by the command)."""
+    assert main(["sim", "--policy", "scripted", "--task", "reach", "--episodes", "1", "--max-steps", "5", "--videos",
+                 "0", "--image-size", "none", "--no-progress", "--no-plots", "--latency", "20",
+                 "--out", str(tmp_path / "run")]) == 0
+    assert ("latency: 20 ms is under half a control step at 15 Hz, so it runs as none (0 steps)"
+            in capsys.readouterr().err)
+    assert json.loads((tmp_path / "run" / "report.json").read_text())["latency"] == {"ms": 20.0, "ticks": 0}
+
+
 def test_a_latency_that_is_no_number_is_refused_by_the_parser(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit:
         main(["sim", "--policy", "scripted", "--latency", "fast", "--out", str(tmp_path / "run")])
