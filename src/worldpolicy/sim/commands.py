@@ -151,10 +151,21 @@ def compare(args: argparse.Namespace) -> int:
     output_folder(args.compare_out, "--out", create=False, writer="sim compare", not_over_runs=True)
     comparison = compare_runs(args.runs)
     paths = write_comparison(comparison, args.compare_out, plots=not args.compare_no_plots)
-    print(comparison.table())
+    print(comparison.table(_terminal_width()))
     for path in paths:
         print(f"  {path}")
     return 0
+
+
+def _terminal_width() -> int | None:
+    """The columns of the terminal stdout is (`shutil.get_terminal_size`: $COLUMNS, where set, first); None where
+    stdout is a pipe or a file and no $COLUMNS says a width: it gets the whole table, as git and rich print to one."""
+    import os
+    import shutil
+
+    if "COLUMNS" not in os.environ and not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size().columns
 
 
 def _resume_command(args: argparse.Namespace) -> str:
