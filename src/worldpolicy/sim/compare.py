@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -193,8 +193,9 @@ class Comparison:
         agent). A runs table wider than that (a dozen columns, ~200 characters) is printed turned (`_turned`),
         and the sentences wrapped to it; compare.md and the page keep the wide table."""
         columns = self.run_columns()
-        rows = [[c.head, *c.cells] for c in columns]  # one per column: its head, then each run's cell
-        lines = _aligned(list(zip(*rows)), lambda i, j: columns[j].text)
+        widths = [max(map(len, [c.head, *c.cells])) for c in columns]
+        lines = ["  ".join(cell.ljust(w) if c.text else cell.rjust(w) for c, cell, w in zip(columns, row, widths))
+                 .rstrip() for row in zip(*([c.head, *c.cells] for c in columns))]
         if width is not None and max(map(len, lines)) > width:
             lines = _turned(columns, width)
         said = [p.line() for p in self.pairs] + [f"warning: {w}" for w in self.warnings]
@@ -230,14 +231,6 @@ class Comparison:
             lines += ["", "## Warnings", "", *(f"- {w}" for w in self.warnings)]
         lines += ["", "## How to read it", "", READING]
         return "\n".join(lines) + "\n"
-
-
-def _aligned(rows: Sequence[Sequence[str]], text: Callable[[int, int], bool]) -> list[str]:
-    """`rows` of cells as lines, each column as wide as its widest cell, two spaces apart; the cell in row i, column j
-    left-aligned where `text(i, j)`, else right-aligned (a number)."""
-    widths = [max(len(row[j]) for row in rows) for j in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) if text(i, j) else cell.rjust(w) for j, (cell, w) in enumerate(zip(row, widths)))
-            .rstrip() for i, row in enumerate(rows)]
 
 
 def _turned(columns: Sequence[RunColumn], width: int) -> list[str]:
