@@ -1009,6 +1009,15 @@ def test_a_latency_study_through_the_sim_tool(server, toolbox, monkeypatch):
     assert {"latency.ms", "rtc"} <= {d["setting"] for d in compared["differences"]}, compared["differences"]
 
 
+def test_a_latency_under_half_a_step_is_in_the_sim_tools_warnings(server, toolbox):
+    """`worldpolicy sim` logs that 20 ms at 15 Hz runs as none (docs/robot.md); an agent reads only the result, whose
+    warnings did not say it."""
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    result = ok(server, "evaluate_in_sim", {"policy": "scripted", "episodes": 1, "max_steps": 5, "latency": 20})
+    assert result["latency"] == {"ms": 20.0, "ticks": 0}
+    assert "latency: 20 ms is under half a control step at 15 Hz, so it runs as none (0 steps)" in result["warnings"]
+
+
 def test_the_sim_tool_refuses_an_unknown_strategy_naming_it(toolbox):
     """The MCP schema holds strategy to the three; the toolbox (the Strands tool's way in) names them too."""
     pytest.importorskip("mujoco", reason="sim extra not installed")

@@ -239,20 +239,38 @@ def test_a_policys_settings_are_read_once_per_recording(tmp_path, monkeypatch):
 
 
 def test_recording_a_checkpoint_on_its_training_scenes_is_warned_of_as_sim_warns(tmp_path, monkeypatch, capsys):
-    """The shipped model was trained on reach's seeds from 0: recording it there says so, naming --seed to pass."""
+    """The shipped model was trained on reach's seeds from 0: recording it there says so, naming --seed to pass,
+    once every setting is checked and before the model loads."""
     from worldpolicy.cli import main
     from worldpolicy.data import from_sim
 
-    def recorded(*args, **kwargs):  # the warning is said before anything records
-        raise ValueError("not recorded")
+    def loaded(*args, **kwargs):  # the policy's load, after every check: the warning is said before it
+        raise ValueError("not loaded")
 
-    monkeypatch.setattr(from_sim, "sim_to_dataset", recorded)
+    monkeypatch.setattr(from_sim, "_rollout", loaded)
     assert main(["dataset", "from-sim", str(tmp_path / "ds"), "--policy", "shipped", "--seed", "0", *_ARGV]) == 2
     err = capsys.readouterr().err
     assert "WARNING worldpolicy.sim.commands: --seed 0: 1 of the 1 episodes (seed 0) are reach scenes panda_reach " \
-           "was trained on" in err and "pass --seed " in err and "error: not recorded" in err
+           "was trained on" in err and "pass --seed " in err and "error: not loaded" in err
+    assert err.index("trained on") < err.index("error: not loaded")
     assert main(["dataset", "from-sim", str(tmp_path / "ds"), "--policy", "random", "--seed", "0", *_ARGV]) == 2
     assert "trained on" not in capsys.readouterr().err  # a policy of no training data
+
+
+@pytest.mark.parametrize("flags, refused", [
+    (["--workers", "2"], "policy 'shipped' records in one process"),  # before the scene is built
+    (["--robot", "nope"], "--robot"),  # once it is
+])
+def test_a_refused_recording_is_not_warned_about_first(tmp_path, monkeypatch, capsys, flags, refused):
+    """A recording refused is not preceded by the training-scenes warning of a run that will not happen."""
+    from worldpolicy.cli import main
+    from worldpolicy.data import from_sim
+
+    monkeypatch.setattr(from_sim, "_rollout", lambda *a, **k: pytest.fail("the policy was loaded"))
+    assert main(["dataset", "from-sim", str(tmp_path / "ds"), "--policy", "shipped", "--seed", "0", *_ARGV,
+                 *flags]) == 2
+    err = capsys.readouterr().err
+    assert refused in err and "trained on" not in err
 
 
 def test_the_writer_takes_a_success_flag_for_every_episode_or_none(tmp_path):

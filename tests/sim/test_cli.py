@@ -421,29 +421,40 @@ def test_wilson_interval():
         wilson_interval(0, 0)
 
 
-def test_sim_cli_warns_when_a_checkpoint_would_run_the_scenes_it_was_trained_on(tmp_path, capsys):
+def test_sim_cli_warns_when_a_checkpoint_would_run_the_scenes_it_was_trained_on(tmp_path, monkeypatch, capsys):
     """`dataset from-sim` and `sim` both started at seed 0, so a checkpoint trained on a recording was evaluated on
     its training scenes by default, with nothing said. The default is now past them; a --seed that reaches into them
-    (its trainer_state.json names the dataset, whose provenance lists the seeds) is warned about, naming a clear one.
-    (A stand-in checkpoint that cannot load: the warning comes first.)"""
+    (its trainer_state.json names the dataset, whose provenance lists the seeds) is warned about, naming a clear one,
+    once every check before the weights load has passed: a run refused (an unknown --robot) is not warned about first.
+    (The tiny checkpoint, its load stopped: the warning comes before it.)"""
     from worldpolicy.data import write_episodes
+    from worldpolicy.sim import policies
+    from worldpolicy.testing import make_tiny_checkpoint
 
     episode = {"frames": {"action": np.zeros((3, 2), np.float32)}, "task": "reach"}
     dataset = write_episodes(tmp_path / "data", [episode], fps=15,
                              provenance={"task": "reach", "seeds": [0, 1, 2, 4]}).root
-    ckpt = tmp_path / "step-0000010"
-    ckpt.mkdir()
+    ckpt = make_tiny_checkpoint(tmp_path / "step-0000010")
     (ckpt / "trainer_state.json").write_text(json.dumps({"step": 10, "config": {"data": {"dataset": str(dataset)}}}))
+
+    def loaded(*args, **kwargs):
+        raise ValueError("not loaded")
+
+    monkeypatch.setattr(policies, "make_policy", loaded)
 
     def run(*argv):
         episodes = [] if "--episodes" in argv else ["--episodes", "3"]
-        main(["sim", "--policy", str(ckpt), *episodes, "--no-progress", "--out", str(tmp_path / "run"), *argv])
+        main(["sim", "--policy", str(ckpt), *episodes, "--no-progress", "--image-size", "24x24", "--videos", "0",
+              "--out", str(tmp_path / "run"), *argv])
         return capsys.readouterr().err
 
     err = run("--task", "reach", "--seed", "2")
     assert (f"--seed 2: 2 of the 3 episodes (seeds 2..4) are reach scenes step-0000010 was trained on (its dataset "
             f"{dataset} recorded seeds 0..4): their success says how well it fits its training data, not how it does "
             "on new scenes; pass --seed 10000 for held-out ones") in err
+    assert err.index("trained on") < err.index("not loaded")
+    refused = run("--task", "reach", "--seed", "2", "--robot", "nope")
+    assert "--robot" in refused and "trained on" not in refused
     assert "trained on" not in run("--task", "reach")  # the default: held out
     assert "trained on" not in run("--task", "reach", "--seed", "5")
     assert "trained on" not in run("--task", "push", "--seed", "0")  # another task's scenes
@@ -683,6 +694,16 @@ def test_ensemble_with_a_latency_of_a_whole_chunk_is_refused_before_any_episode(
     assert not (tmp_path / "ens" / "report.json").exists()
     assert main([*common, "--strategy", "async", "--out", str(tmp_path / "async")]) == 0
     assert json.loads((tmp_path / "async" / "report.json").read_text())["successes"] == 1
+
+
+def test_a_latency_under_half_a_step_runs_as_none_warned(tmp_path, capsys):
+    """docs/robot.md: under half a control step runs as none, warned (`Rollout`'s warning, said by the command)."""
+    assert main(["sim", "--policy", "scripted", "--task", "reach", "--episodes", "1", "--max-steps", "5", "--videos",
+                 "0", "--image-size", "none", "--no-progress", "--no-plots", "--latency", "20",
+                 "--out", str(tmp_path / "run")]) == 0
+    assert ("latency: 20 ms is under half a control step at 15 Hz, so it runs as none (0 steps)"
+            in capsys.readouterr().err)
+    assert json.loads((tmp_path / "run" / "report.json").read_text())["latency"] == {"ms": 20.0, "ticks": 0}
 
 
 def test_a_latency_that_is_no_number_is_refused_by_the_parser(tmp_path, capsys):

@@ -368,6 +368,49 @@ def test_the_printed_table_compare_md_and_the_page_show_the_same_runs_columns(tm
     assert "<td class='k'>async</td><td class=''>200 ms = 3 steps</td><td class=''>1/2</td>" in runs_table
 
 
+def test_the_printed_table_is_turned_to_fit_a_narrow_terminal_every_cell_whole(tmp_path, monkeypatch, capsys):
+    """The runs table is ~200 columns wide (a dozen columns, "yes (a baseline: trained on nothing)"): in an 80 or 120
+    column terminal it wrapped into noise. Wider than the terminal, it is printed turned (a line per column, a column
+    per run), long cells wrapped, never cut; a pipe (no terminal) gets it whole, and compare.md keeps it wide."""
+    async_ = {"kind": "async", "execute_steps": 2, "ensemble_decay": 0.1, "execute_steps_requested": None}
+    outcomes = {0: True, 1: False}
+    runs = [_run(tmp_path / "execute", outcomes, settings={"kind": "scripted", "version": 1}),
+            _run(tmp_path / "async", outcomes, strategy=async_, latency={"ms": 200.0, "ticks": 3},
+                 settings={"kind": "scripted", "version": 1})]
+    comparison = compare_runs(runs)
+    columns = comparison.run_columns()
+    wide = comparison.table().splitlines()
+    assert max(map(len, wide)) > 120 and comparison.table(500) == comparison.table()  # it fits: as it was
+    held_out = next(c for c in columns if c.head == "held out")
+    assert held_out.cells == ["yes (a baseline: trained on nothing)"] * 2
+    for width in (80, 120):
+        printed = comparison.table(width).splitlines()
+        assert max(map(len, printed)) <= width, (width, printed)
+        turned = printed[:printed.index(next(line for line in printed if line.startswith("execute vs async")))]
+        # a line per column, its cells side by side; a wrapped cell goes on below, under its run's
+        heads = [line[:max(len(c.head) for c in columns)].strip() for line in turned]
+        assert [h for h in heads if h] == [c.head for c in columns], turned
+        assert turned[0].split() == ["run", "execute", "async"]
+        latency = turned[heads.index("latency")]
+        assert latency.split("  ")[0] == "latency" and latency.split()[1:] == ["none", "200", "ms", "=", "3", "steps"]
+        text = " ".join(" ".join(turned).split())
+        assert all(cell in text for c in columns for cell in c.cells)  # every cell, whole
+        assert len(turned) == len(columns) + (width == 80)  # the held-out cells wrapped at 80, whole at 120
+        assert turned[-1].count("yes (a baseline: trained on nothing)") == (2 if width == 120 else 0)
+    narrow = comparison.table(60).splitlines()  # two runs do not fit side by side: one block each
+    assert narrow[0].split() == ["run", "execute"] and "" in narrow
+    assert narrow[narrow.index("") + 1].split() == ["run", "async"]
+    assert "| yes (a baseline: trained on nothing) |" in comparison.markdown()  # compare.md keeps the wide table
+
+    argv = ["sim", "compare", str(runs[0]), str(runs[1]), "--no-plots", "--out"]
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert main([*argv, str(tmp_path / "piped")]) == 0  # capsys' stdout is no terminal: a pipe's
+    assert capsys.readouterr().out.splitlines()[:3] == wide[:3]
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main([*argv, str(tmp_path / "narrow")]) == 0
+    assert capsys.readouterr().out.splitlines()[:len(columns)] == comparison.table(80).splitlines()[:len(columns)]
+
+
 def test_a_latency_of_one_step_says_step_alike_in_the_table_the_run_page_and_report_md(tmp_path):
     """One wording for a latency (`viz.report.latency_said`): `sim compare`'s table and the run's page said "1 steps"
     where report.md said "1 step"."""

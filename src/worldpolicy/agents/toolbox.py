@@ -901,7 +901,7 @@ class Toolbox:
             from ..sim.evaluate import write_report as write_sim_report
             from ..sim.perturb import PERTURBATIONS, parse_perturbations
             from ..sim.policies import check_rtc_policy, chunk_size, make_policy, wrap_policy
-            from ..sim.rollout import latency_ticks
+            from ..sim.rollout import latency_as_none, latency_ticks
             from ..sim.tasks import list_tasks
         except ImportError as exc:  # the server's install, not the call's arguments: no other policy would run
             raise missing_extra(exc, "evaluate_in_sim needs the simulator") or exc from None
@@ -1021,7 +1021,9 @@ class Toolbox:
             "success_rate": result.success_rate,
             "ci95": doc.get("ci95"),
             "training_scenes": doc["training_scenes"],
-            "warnings": _training_scenes_warning(doc["training_scenes"], episodes, Path(spec).name),
+            # `Rollout` logs that a latency under half a step runs as none: an agent reads only the result
+            "warnings": [*_training_scenes_warning(doc["training_scenes"], episodes, Path(spec).name),
+                         *filter(None, [latency_as_none(latency, result.control_hz)])],
             "run_dir": str(out),
             "files": {"report": str(page), "outputs": [str(p) for p in paths]},
         }

@@ -534,11 +534,16 @@ def _from_sim(args: argparse.Namespace) -> int:
             strategy = ChunkStrategy(args.strategy or "execute", args.execute_steps, **decay)
         except ValueError as exc:
             raise flag_named(exc, FLAGS) from None
-    if args.policy not in ("scripted", "random") and not args.policy.startswith(("ws://", "wss://")):
-        from worldpolicy.models import resolve_checkpoint
 
-        # as `worldpolicy sim` warns: the seeds may be the scenes the checkpoint was trained on
-        warn_training_scenes(str(resolve_checkpoint(args.policy)), args.task, args.seed, args.episodes)
+    def checked() -> None:
+        """As `worldpolicy sim` warns: the seeds may be the scenes a checkpoint was trained on. Said once every
+        setting is checked (`sim_to_dataset`'s on_checked), so a recording refused (--workers 2 with a model, a folder
+        already recorded) is not warned about first."""
+        if args.policy not in ("scripted", "random") and not args.policy.startswith(("ws://", "wss://")):
+            from worldpolicy.models import resolve_checkpoint
+
+            warn_training_scenes(str(resolve_checkpoint(args.policy)), args.task, args.seed, args.episodes)
+
     try:
         result = sim_to_dataset(
             args.root,
@@ -570,6 +575,7 @@ def _from_sim(args: argparse.Namespace) -> int:
             api_key=api_key,
             ca_file=ca_file,
             perturb=perturb,
+            on_checked=checked,
         )
     except RecordingInterrupted as exc:  # Ctrl-C: say what became of the episodes recorded so far
         print(f"worldpolicy dataset from-sim: {exc.describe('--overwrite', '--resume')}", file=sys.stderr)

@@ -662,6 +662,7 @@ def sim_to_dataset(
     overwrite: bool = False,
     resume: bool = False,
     progress: bool = False,
+    on_checked: Callable[[], None] | None = None,
     **episode_options: Any,
 ) -> SimConversion:
     """Record `num_episodes` seeded expert episodes of `task` into a LeRobot v3 dataset at `root`.
@@ -686,6 +687,10 @@ def sim_to_dataset(
     Its episodes are copied into a new dataset with the new ones after them (`edit.copy_episodes`, as `dataset
     merge` copies them), published in its place as a whole; until then (an error or a kill) it stays as it was.
     A dataset that already holds `num_episodes` is returned as it is (`SimConversion.resumed`).
+
+    `on_checked()` is called once every setting is checked and the writer is ready, before a policy loads or an
+    episode records: the command's warnings about the run (its training scenes) come after every refusal, and never
+    for a run that does not happen.
     """
     root = Path(root).expanduser()
     if resume and overwrite:
@@ -705,7 +710,7 @@ def sim_to_dataset(
     spool = ScratchFolder(root, FRAMES_KIND)  # made once the settings are checked; held while it is used
     try:
         return _record_dataset(root, spool, task, num_episodes, seed, video_codec, overwrite, progress,
-                               episode_options, previous)
+                               episode_options, previous, on_checked)
     finally:
         shutil.rmtree(spool.path, ignore_errors=True)
         spool.release()
@@ -734,7 +739,7 @@ def _resumed(root: Path, video_codec: str | None) -> LeRobotDataset:
 
 def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: int, seed: int,
                     video_codec: str | None, overwrite: bool, progress: bool, episode_options: dict[str, Any],
-                    previous: LeRobotDataset | None) -> SimConversion:
+                    previous: LeRobotDataset | None, on_checked: Callable[[], None] | None) -> SimConversion:
     """`sim_to_dataset`, its frames spooled in `spool`; `previous` the dataset a resumed recording continues."""
     from tqdm.auto import tqdm
 
@@ -783,6 +788,13 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
                                   video_codec=sources_codec([previous], video_codec) if previous else
                                   video_codec or "libx264rgb", overwrite=overwrite or previous is not None,
                                   provenance={**stored, **settings, "seeds": done})
+    if on_checked is not None:  # before the bar: a warning is not drawn over by it
+        try:
+            on_checked()
+        except BaseException:
+            episodes.close()
+            writer.abort()
+            raise
     bar = tqdm(total=num_episodes, initial=len(done), desc=f"recording {task}", unit="ep", disable=not progress)
     adding = False  # an episode is being added to the writer (it may hold part of it)
     try:

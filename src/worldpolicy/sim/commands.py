@@ -151,10 +151,21 @@ def compare(args: argparse.Namespace) -> int:
     output_folder(args.compare_out, "--out", create=False, writer="sim compare", not_over_runs=True)
     comparison = compare_runs(args.runs)
     paths = write_comparison(comparison, args.compare_out, plots=not args.compare_no_plots)
-    print(comparison.table())
+    print(comparison.table(_terminal_width()))
     for path in paths:
         print(f"  {path}")
     return 0
+
+
+def _terminal_width() -> int | None:
+    """The columns of the terminal stdout is (`shutil.get_terminal_size`: $COLUMNS, where set, first); None where
+    stdout is a pipe or a file and no $COLUMNS says a width: it gets the whole table, as git and rich print to one."""
+    import os
+    import shutil
+
+    if "COLUMNS" not in os.environ and not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size().columns
 
 
 def _resume_command(args: argparse.Namespace) -> str:
@@ -457,8 +468,6 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
     if args.embodiment is not None and args.policy == "scripted":  # it would be ignored, and the run look as asked
         raise ValueError(f"--embodiment {args.embodiment} does not apply to --policy scripted: the expert always acts "
                          "in droid/joint_pos (absolute joints); leave --embodiment out")
-    if checkpoint:
-        warn_training_scenes(args.policy, args.task, args.seed, args.episodes)
     record_size = image_size if (needs_images or args.videos > 0) else None
     env = _open_env(args, record_size)
     name = Path(args.policy).name if checkpoint else args.policy
@@ -494,6 +503,8 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
                 check_executable(emb, env.robot)
                 strategy.for_embodiment(emb).steps_for(emb.chunk_size, "--execute-steps")
                 _check_latency_chunk(args, env, strategy, emb.chunk_size)
+            if checkpoint:  # once every check before the weights has passed: a refused run is not warned about
+                warn_training_scenes(args.policy, args.task, args.seed, args.episodes)
             try:
                 policy = make_policy(
                     args.policy, env=env, embodiment=args.embodiment, seed=args.seed, decode_video=args.imagine,

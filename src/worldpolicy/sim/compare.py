@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,10 +30,16 @@ from worldpolicy.sim.evaluate import (
     wilson_interval,
 )
 
+if TYPE_CHECKING:
+    from worldpolicy.viz.compare_page import RunColumn
+
 __all__ = ["COMPARE_FILE", "NOT_RECORDED", "P_ADJUSTMENT", "SCHEMA", "Comparison", "PairedTest", "compare_runs",
            "comparison_figure", "holm_adjusted", "mcnemar_p", "settings_differences", "write_comparison"]
 
 SCHEMA = "worldpolicy.sim_compare/v1"
+# The least a run's column of the printed table turned for a narrow terminal (`_turned`) is given: runs that would
+# each get less are printed in further blocks
+TURNED_RUN_WIDTH = 20
 # Fewer shared seeds than this is said plainly: with d seeds where the runs differ the smallest p the exact test can
 # reach is 2 ** (1 - d), so a handful of seeds tells apart only runs that differ on nearly every one.
 FEW_SHARED_SEEDS = 10
@@ -180,16 +187,21 @@ class Comparison:
                                  "shown": [_shown(x) for x in v]} for s, f, v in self.differences],
                 "warnings": list(self.warnings), "how_to_read": READING}
 
-    def table(self) -> str:
+    def table(self, width: int | None = None) -> str:
         """The runs as a plain-text table (text columns left-aligned, numbers right-aligned), then each pair's line and
-        the warnings: what the command prints."""
+        the warnings: what the command prints. `width`: the terminal's columns (None: no limit, as for a pipe or an
+        agent). A runs table wider than that (a dozen columns, ~200 characters) is printed turned (`_turned`),
+        and the sentences wrapped to it; compare.md and the page keep the wide table."""
         columns = self.run_columns()
         widths = [max(map(len, [c.head, *c.cells])) for c in columns]
         lines = ["  ".join(cell.ljust(w) if c.text else cell.rjust(w) for c, cell, w in zip(columns, row, widths))
                  .rstrip() for row in zip(*([c.head, *c.cells] for c in columns))]
-        lines += [p.line() for p in self.pairs]
-        lines += [f"warning: {w}" for w in self.warnings]
-        return "\n".join(lines)
+        if width is not None and max(map(len, lines)) > width:
+            lines = _turned(columns, width)
+        said = [p.line() for p in self.pairs] + [f"warning: {w}" for w in self.warnings]
+        if width is not None:
+            said = [textwrap.fill(line, width, subsequent_indent="  ", break_on_hyphens=False) for line in said]
+        return "\n".join(lines + said)
 
     def markdown(self) -> str:
         columns = self.run_columns()
@@ -219,6 +231,29 @@ class Comparison:
             lines += ["", "## Warnings", "", *(f"- {w}" for w in self.warnings)]
         lines += ["", "## How to read it", "", READING]
         return "\n".join(lines) + "\n"
+
+
+def _turned(columns: Sequence[RunColumn], width: int) -> list[str]:
+    """The runs table turned for a terminal `width` columns wide: a line per column (its head first) and a column per
+    run, side by side as far as runs `TURNED_RUN_WIDTH` wide fit, in further blocks (headed by the run names again)
+    past that. A cell wider than its run's share of the line goes on below it, wrapped, never cut: a shortened seed
+    span or held-out note would hide what tells the runs apart. Left-aligned: a run's column holds text and numbers."""
+    heads = max(len(c.head) for c in columns)
+    runs = len(columns[0].cells)
+    per_block = max(1, (width - heads) // (2 + TURNED_RUN_WIDTH))
+    lines: list[str] = []
+    for first in range(0, runs, per_block):
+        block = range(first, min(runs, first + per_block))
+        natural = [max(len(c.cells[k]) for c in columns) for k in block]
+        share = max(TURNED_RUN_WIDTH, (width - heads) // len(block) - 2)
+        widths = natural if heads + sum(2 + w for w in natural) <= width else [min(w, share) for w in natural]
+        lines += [""] if lines else []
+        for c in columns:
+            parts = [textwrap.wrap(c.cells[k], w, break_on_hyphens=False) or [""] for k, w in zip(block, widths)]
+            for i in range(max(map(len, parts))):
+                cells = [(part[i] if i < len(part) else "").ljust(w) for part, w in zip(parts, widths)]
+                lines.append("  ".join([(c.head if i == 0 else "").ljust(heads), *cells]).rstrip())
+    return lines
 
 
 READING = ("A seed is one scene, so two runs on the same seeds can be paired: the scenes both solve or both fail say "

@@ -33,7 +33,7 @@ from worldpolicy.sim.env import step_limit, unwrap_tabletop
 from worldpolicy.sim.policies import as_backend, chunk_size
 from worldpolicy.sim.scenes import CAMERAS
 
-__all__ = ["EpisodeResult", "Jumps", "Rollout", "check_latency_chunk", "latency_ticks"]
+__all__ = ["EpisodeResult", "Jumps", "Rollout", "check_latency_chunk", "latency_as_none", "latency_ticks"]
 
 logger = logging.getLogger(__name__)
 # A recorded frame's top caption strip: white while the episode runs, tinted on its last frame by the outcome
@@ -55,6 +55,15 @@ def latency_ticks(latency_ms: float, control_hz: float, max_steps: int) -> int:
                          f"the {max_steps}-step limit: no reply would land before it; accepted: 0 to below "
                          f"{below:g} ms")
     return ticks
+
+
+def latency_as_none(latency_ms: float, control_hz: float) -> str | None:
+    """The warning for a latency > 0 under half a control step at `control_hz`, which rounds to 0 steps and so runs
+    as none (`latency_ticks`); None for any other (checked by `latency_ticks`). `Rollout` logs it; the agents' sim tool
+    puts it in its result's warnings, as an agent reads no log."""
+    if not latency_ms or _rounded(latency_ms, control_hz):
+        return None
+    return f"latency: {latency_ms:g} ms is under half a control step at {control_hz:g} Hz, so it runs as none (0 steps)"
 
 
 def _rounded(latency_ms: float, control_hz: float) -> int:
@@ -157,9 +166,9 @@ class Rollout:
         self.env, self.max_steps = unwrap_tabletop(env), step_limit(env)
         self.name = name
         self.latency = latency_ticks(latency_ms, self.env.control_hz, self.max_steps)
-        if latency_ms and not self.latency:  # `worldpolicy sim` and `dataset from-sim --policy` alike
-            logger.warning("latency: %g ms is under half a control step at %g Hz, so it runs as none (0 steps)",
-                           latency_ms, self.env.control_hz)
+        said = latency_as_none(latency_ms, self.env.control_hz)  # `worldpolicy sim` and `dataset from-sim` alike
+        if said is not None:
+            logger.warning("%s", said)
         policy = as_backend(policy)  # a bare Policy / RemotePolicy gets seeds from the episode's
         self.policy, self.strategy = policy, (strategy or ChunkStrategy()).for_policy(policy)
         check_rtc(rtc, self.strategy, policy)
