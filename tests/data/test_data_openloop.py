@@ -23,6 +23,7 @@ from worldpolicy.data.openloop import (
     model_scale,
     spread_starts,
 )
+from worldpolicy.data.served import SOURCE as SERVED
 from worldpolicy.fileio import OPENLOOP_FILE
 
 FRONT = "observation.images.front"
@@ -30,7 +31,7 @@ OFFSETS = (0, 20)  # episode i's frame t has every pixel 5 * (t + OFFSETS[i]): t
 DROID_CAMERAS = ("wrist_image_left", "exterior_image_1_left", "exterior_image_2_left")
 
 
-def _dataset(root: Path, lengths=(10, 7), fps: float = 10, y=None) -> tuple:
+def _dataset(root: Path, lengths=(10, 7), fps: float = 10, y=None, **writer_options) -> tuple:
     """Episodes whose `action` feature is named as pusht's columns, recorded values that differ at every frame (`y`:
     column y's values as a function of the frame, instead)."""
     features = {"action": {"dtype": "float32", "shape": [2], "names": ["x", "y"]},
@@ -43,7 +44,7 @@ def _dataset(root: Path, lengths=(10, 7), fps: float = 10, y=None) -> tuple:
         actions.append(recorded.astype(np.float64))
         episodes.append({"frames": {"action": recorded}, "videos": {FRONT: frame_ramp(length, offset=OFFSETS[i])},
                          "task": "push the T | shove the T" if i == 0 else "push it back"})
-    ds = write_episodes(root, episodes, fps=fps, features=features, video_codec="libx264rgb")
+    ds = write_episodes(root, episodes, fps=fps, features=features, video_codec="libx264rgb", **writer_options)
     return ds, actions
 
 
@@ -389,6 +390,14 @@ def test_a_dataset_whose_actions_the_embodiment_cannot_read_is_refused_by_flag(p
     assert main(["dataset", "eval", str(policy.source), str(slow.root), "--embodiment", "pusht", "--action-keys",
                  "action", "--out", str(tmp_path / "b")]) == 2
     assert "error: DATASET: " in (err := capsys.readouterr().err) and "is at 5 fps and embodiment 'pusht'" in err
+    served, _ = _dataset(tmp_path / "served", fps=5, provenance={"source": SERVED, "embodiment": "pusht"})
+    assert main(["dataset", "eval", str(policy.source), str(served.root), "--embodiment", "pusht", "--action-keys",
+                 "action", "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err  # a served recording's fps is its request rate: why, as `train` says it
+    assert (f"error: DATASET: {str(served.root)!r} is a `serve --record` recording at 5 fps: one frame per policy "
+            "request, its `action` the first of each chunk, so it is fit for an open-loop evaluation only when the "
+            "client asked every control step (execute_steps 1: 10 fps for embodiment 'pusht'); this one is for "
+            "looking at (dataset show), not for an open-loop evaluation") in err
     assert main([*base, "--action-keys", "action", "--out", str(ds.root)]) == 2
     assert "--out: " in capsys.readouterr().err
 

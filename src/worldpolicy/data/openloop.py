@@ -47,6 +47,7 @@ from .checks import check_episodes
 from .label import check_state_keys, checked_policy_embodiment, episode_seed, label_cameras
 from .lerobot import LeRobotDataset
 from .sampling import caption_variants
+from .served import served_rate_reason
 from .stats import first_non_finite
 
 __all__ = ["EVAL_WRITER", "LEFT_OUT_WHY", "EpisodeErrors", "OpenLoopData", "OpenLoopPlan", "OpenLoopResult",
@@ -337,6 +338,9 @@ def check_open_loop(
                          f"images{ds.unread_note(ds.unread_features)}")
     cameras = label_cameras(ds.video_keys, emb)
     if not math.isclose(ds.fps, emb.fps, rel_tol=1e-6):
+        served = served_rate_reason(ds, emb, "an open-loop evaluation")
+        if served:
+            raise ValueError(f"dataset: {str(ds.root)!r} {served}")
         raise ValueError(f"dataset: {str(ds.root)!r} is at {ds.fps:g} fps and embodiment {emb.key!r}'s actions at "
                          f"{emb.fps:g}: a chunk's steps would span other times than the recorded rows they are "
                          f"compared with; accepted: a dataset recorded at {emb.fps:g} fps (or an embodiment at the "

@@ -66,7 +66,7 @@ from .observations import IMAGE_PREFIX, STATE_FEATURE
 if TYPE_CHECKING:  # the hand-off's type only: importing serving.recording pulls in the server's extra
     from ..serving.recording import Exchange
 
-__all__ = ["SOURCE", "RecoveredRun", "ServedRunDataset", "recover_served_run"]
+__all__ = ["SOURCE", "RecoveredRun", "ServedRunDataset", "recover_served_run", "served_rate_reason"]
 
 logger = logging.getLogger(__name__)
 SOURCE = "worldpolicy serve --record"  # the recording's `provenance["source"]`: what --overwrite may replace
@@ -215,6 +215,18 @@ class ServedRunDataset:
             if shape != self._features[key]["shape"]:
                 return f"{key} has shape {shape}, the recording's {self._features[key]['shape']}"
         return None
+
+
+def served_rate_reason(dataset: LeRobotDataset, embodiment: Embodiment, use: str) -> str | None:
+    """Why `dataset`, at another fps than `embodiment`'s, is of no `use` (training, an open-loop evaluation) when it is
+    a `serve --record` recording: its fps is the request rate, its `action` each chunk's first, so no fps setting makes
+    it fit (`train` and `dataset eval` refuse it saying so); None for any other dataset."""
+    if (dataset.provenance or {}).get("source") != SOURCE:
+        return None
+    return (f"is a `serve --record` recording at {dataset.fps:g} fps: one frame per policy request, its `action` the "
+            f"first of each chunk, so it is fit for {use} only when the client asked every control step (execute_steps "
+            f"1: {embodiment.fps:g} fps for embodiment {embodiment.key!r}); this one is for looking at (dataset show), "
+            f"not for {use}")
 
 
 def _pixels(value: np.ndarray, key: str) -> np.ndarray:
