@@ -14,9 +14,9 @@ in the same way, and `serve --record DIR` refuses to start over it, naming that 
 Per frame: `observation.images.<camera>` (lossless: the pixels sent), the state keys as `observation.state.<name>` (or
 the request's explicit `state` as `observation.state`), `action` (the chunk's first action), `action_chunk` (the whole
 chunk received, flattened: `reshape(chunk, action_dim)`), `serving.prefix_rows` (how many of the chunk's first rows
-are the request's `action_prefix`, the client's rather than the policy's; 0: none), `serving.request_id` (the connection's request number: a gap
-is a dropped record), `serving.time` (UNIX seconds), `serving.queue_ms`, `serving.infer_ms`, `serving.total_ms`,
-`serving.batch_size`; the prompt is the frame's task. Per episode (meta/episodes): `serving.connection`,
+are the request's `action_prefix`, the client's rather than the policy's; 0: none), `serving.request_id` (the
+connection's request number: a gap is a dropped record), `serving.time` (UNIX seconds), `serving.queue_ms`,
+`serving.infer_ms`, `serving.total_ms`, `serving.batch_size`; the prompt is the frame's task. Per episode (meta/episodes): `serving.connection`,
 `serving.error` (what the connection was refused with, if it ended so) and `serving.killed` (the server was killed
 while it was open: its episode is what reached the spool).
 """
