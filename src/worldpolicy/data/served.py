@@ -16,9 +16,9 @@ the request's explicit `state` as `observation.state`), `action` (the chunk's fi
 chunk received, flattened: `reshape(chunk, action_dim)`), `serving.prefix_rows` (how many of the chunk's first rows
 are the request's `action_prefix`, the client's rather than the policy's; 0: none), `serving.request_id` (the
 connection's request number: a gap is a dropped record), `serving.time` (UNIX seconds), `serving.queue_ms`,
-`serving.infer_ms`, `serving.total_ms`, `serving.batch_size`; the prompt is the frame's task. Per episode (meta/episodes): `serving.connection`,
-`serving.error` (what the connection was refused with, if it ended so) and `serving.killed` (the server was killed
-while it was open: its episode is what reached the spool).
+`serving.infer_ms`, `serving.total_ms`, `serving.batch_size`; the prompt is the frame's task. Per episode
+(meta/episodes): `serving.connection`, `serving.error` (what the connection was refused with, if it ended so) and
+`serving.killed` (the server was killed while it was open: its episode is what reached the spool).
 """
 
 from __future__ import annotations
