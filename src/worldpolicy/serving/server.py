@@ -700,11 +700,14 @@ class PolicyServer:
     def _record(self, job: _Job, result: Prediction, t0: float, total: float) -> None:
         """Hand the exchange just answered to the recorder (it drops it, counted, when its writer is behind)."""
         request = job.request
+        prefix = request.options.get("action_prefix")
+        # the prefix's rows when the policy says it continued them (a policy that ignores the key sampled every row)
+        continued = prefix is not None and result.settings.get("action_prefix_rows") == len(prefix)
         self.recorder.record(
             job.conn, prompt=request.prompt, observation=request.observation, state=request.options.get("state"),
-            actions=np.asarray(result.actions), received=time.time() - (time.perf_counter() - t0),
-            queue_ms=(job.started - job.enqueued) * 1000, infer_ms=(job.finished - job.started) * 1000,
-            total_ms=total * 1000, batch_size=job.batch_size,
+            actions=np.asarray(result.actions), prefix_rows=len(prefix) if continued else 0,
+            received=time.time() - (time.perf_counter() - t0), queue_ms=(job.started - job.enqueued) * 1000,
+            infer_ms=(job.finished - job.started) * 1000, total_ms=total * 1000, batch_size=job.batch_size,
         )
 
     def _vanished(self, ws: ServerConnection, conn: int) -> None:
