@@ -771,10 +771,8 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
         except ValueError as exc:
             episodes.close()
             raise ValueError(f"resume: {exc}") from None
-        if previous.num_episodes >= num_episodes:
+        if previous.num_episodes >= num_episodes:  # said by the caller (`resumed`): `dataset from-sim` prints it
             episodes.close()
-            logger.info("%s already holds %d episodes (%d asked for): nothing to record", root,
-                        previous.num_episodes, num_episodes)
             return SimConversion(previous, seeds, _failed_before(stored), time.perf_counter() - t0,
                                  resumed=previous.num_episodes)
         failed.extend(_failed_before(stored))
