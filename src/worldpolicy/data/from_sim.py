@@ -842,7 +842,8 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
                 kept = _keep_finished(writer, root, len(done))
         except (OSError, ValueError) as exc:  # the disk still full, a dataset appeared at root meanwhile
             writer.abort()
-            logger.warning("the %d episodes recorded before the error could not be kept either: %s", len(seeds), exc)
+            logger.warning("the %d episodes recorded before the error could not be kept either: %s",
+                           len(seeds) - len(done), exc)  # a resumed dataset's own stay as they were
             kept = None
         if kept is not None:
             logger.warning("%d of %d episodes recorded before the error are kept in %s (a complete dataset); a rerun "
