@@ -668,7 +668,8 @@ def sim_to_dataset(
     """Record `num_episodes` seeded expert episodes of `task` into a LeRobot v3 dataset at `root`.
 
     Videos default to lossless (`libx264rgb`; a resumed recording: the dataset's own codec): sim frames are small and
-    colour-coded, chroma subsampling would blur exactly what the task is about. `progress` shows a bar over the episodes on stderr (a recording takes minutes).
+    colour-coded, chroma subsampling would blur exactly what the task is about. `progress` shows a bar over the
+    episodes on stderr (a recording takes minutes).
     Ctrl-C raises `RecordingInterrupted`, which keeps the episodes finished so far as a complete dataset at `root`
     when that replaces no existing dataset; an error while recording keeps them the same way (logged) and is raised
     as it came, an error while an episode is added to the dataset keeps none. `episode_options` go to
