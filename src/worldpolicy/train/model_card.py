@@ -102,8 +102,13 @@ def _hub_id(value: Any) -> str | None:
 
 
 def _package_license() -> str | None:
-    """The package's license expression (pyproject's `license`, as installed) in the hub's lower-case spelling."""
-    found = metadata.metadata("worldpolicy").get("License-Expression")
+    """The package's license expression (pyproject's `license`, as installed) in the hub's lower-case spelling; None
+    where worldpolicy runs uninstalled (a source tree on PYTHONPATH): left out, not guessed, and `--install` still
+    writes its card after the hour of training."""
+    try:
+        found = metadata.metadata("worldpolicy").get("License-Expression")
+    except metadata.PackageNotFoundError:
+        return None
     return found.lower() if found else None
 
 
