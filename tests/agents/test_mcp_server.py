@@ -1009,6 +1009,24 @@ def test_a_latency_study_through_the_sim_tool(server, toolbox, monkeypatch):
     assert {"latency.ms", "rtc"} <= {d["setting"] for d in compared["differences"]}, compared["differences"]
 
 
+def test_the_sim_tool_refuses_rtc_at_a_whole_chunk_latency_before_the_model_loads(toolbox, monkeypatch):
+    """`worldpolicy sim` refuses --rtc with a latency of the policy's whole chunk (no request would carry a prefix)
+    before the weights load; the tool checked the latency against the chunk without rtc, so the call loaded the model
+    and failed in the rollout with no argument named."""
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    before = set(toolbox.config.output_dir.glob("sim-*"))
+
+    def load(*args, **kwargs):
+        raise AssertionError("the model was loaded before the refusal")
+
+    monkeypatch.setattr(toolbox, "policy", load)
+    # 300 ms at 15 Hz: 5 control steps, past the tiny checkpoint's 4-step chunk
+    with pytest.raises(ToolInputError, match=r"at or past the policy's 4-step chunk") as refused:
+        toolbox.evaluate_sim("reach", "tiny", episodes=1, max_steps=20, strategy="async", latency=300, rtc=True)
+    assert refused.value.parameter == "rtc"
+    assert set(toolbox.config.output_dir.glob("sim-*")) == before
+
+
 def test_a_latency_under_half_a_step_is_in_the_sim_tools_warnings(server, toolbox):
     """`worldpolicy sim` logs that 20 ms at 15 Hz runs as none (docs/robot.md); an agent reads only the result, whose
     warnings did not say it."""

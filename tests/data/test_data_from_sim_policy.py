@@ -170,6 +170,25 @@ def test_a_checkpoints_refusals_come_before_its_weights_load(tmp_path, tiny, cap
     assert recording.provenance["policy"] == str(tiny)
 
 
+def test_rtc_at_a_whole_chunk_latency_is_refused_before_the_weights_load(tmp_path, tiny, capsys, monkeypatch):
+    """`worldpolicy sim` refuses --rtc with a latency of the policy's whole chunk (no request would carry a prefix)
+    before the weights load; from-sim checked the latency against the chunk without --rtc, so the refusal came from
+    the rollout, once the model had loaded."""
+    from worldpolicy.cli import main
+    from worldpolicy.policy import Policy
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the weights loaded before the refusal")
+
+    monkeypatch.setattr(Policy, "from_pretrained", no_load)
+    # 2200 ms at 15 Hz: 33 control steps, past the tiny checkpoint's 32-step chunk
+    argv = _argv("--max-steps", "40", "--strategy", "async", "--latency", "2200", "--rtc")
+    assert main(["dataset", "from-sim", str(tmp_path / "ds"), "--policy", str(tiny), *argv]) == 2
+    err = capsys.readouterr().err
+    assert "error: --rtc: --latency=2200 ms is 33 control steps" in err and "accepted with --rtc" in err, err
+    assert not (tmp_path / "ds").exists()
+
+
 def test_a_policys_rollouts_under_a_latency_are_what_sim_runs_and_say_it(tmp_path):
     """--latency reaches the Rollout as `worldpolicy sim --latency` does (async's first request holds the arm), and
     the provenance records it, in ms and steps, beside the strategy."""

@@ -963,7 +963,7 @@ class Toolbox:
                     try:  # the latency against the step limit, and a checkpoint's chunk, before its weights load
                         latency_ticks(latency, env.control_hz, env.max_steps)
                         if ckpt is not None:
-                            _check_chunk_timing(chunks, emb, self._chunk_size(emb), latency, env.control_hz)
+                            _check_chunk_timing(chunks, emb, self._chunk_size(emb), latency, env.control_hz, rtc)
                     except ValueError as exc:
                         raise _timing_error(exc, timing) from None
                     if ckpt is not None:  # the cached policy predict runs: loaded once, within the max_loaded bound
@@ -972,7 +972,7 @@ class Toolbox:
                         sim_policy = make_policy(spec, env=env, embodiment=embodiment, seed=seed)
                         try:  # a baseline's chunk is known once it is made (no weights)
                             _check_chunk_timing(chunks, getattr(sim_policy, "embodiment", None),
-                                                chunk_size(sim_policy), latency, env.control_hz)
+                                                chunk_size(sim_policy), latency, env.control_hz, rtc)
                         except ValueError as exc:
                             raise _timing_error(exc, timing) from None
                     out = self._new_run_dir("sim")  # once the policy loads: a failure before leaves no empty folder
@@ -1414,13 +1414,14 @@ SIM_TIMING_FIELDS = ("strategy", "latency", "rtc", "mean_handover_jump_rad", "ma
 TIMING_ARGUMENTS = {"strategy": "strategy", "execute_steps": "strategy", "latency_ms": "latency", "rtc": "rtc"}
 
 
-def _check_chunk_timing(strategy, embodiment, chunk: int, latency: float, control_hz: float) -> None:
+def _check_chunk_timing(strategy, embodiment, chunk: int, latency: float, control_hz: float, rtc: bool) -> None:
     """What `worldpolicy sim` checks once the policy's chunk is known, before any episode: the strategy's k fits it
-    (`ChunkStrategy.steps_for`) and the latency lets its replies run (`rollout.check_latency_chunk`)."""
+    (`ChunkStrategy.steps_for`) and the latency lets its replies run, and with `rtc` carry a prefix
+    (`rollout.check_latency_chunk`)."""
     from ..sim.rollout import check_latency_chunk
 
     strategy.for_embodiment(embodiment).steps_for(chunk, "strategy")
-    check_latency_chunk(latency, control_hz, strategy, chunk)
+    check_latency_chunk(latency, control_hz, strategy, chunk, rtc=rtc)
 
 
 def _timing_error(exc: Exception, given: dict[str, Any]) -> ToolInputError:

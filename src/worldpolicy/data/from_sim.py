@@ -413,7 +413,7 @@ def _checked_policy(kind: str, policy: str, settings: dict[str, Any], embodiment
         if emb is not None:
             check_executable(emb, env.robot)
             strategy.for_embodiment(emb).steps_for(emb.chunk_size)
-            check_latency_chunk(latency_ms, env.control_hz, strategy, emb.chunk_size)
+            check_latency_chunk(latency_ms, env.control_hz, strategy, emb.chunk_size, rtc=rtc)
     finally:
         env.close()
     return ({"spec": policy, "name": str(portable_checkpoint(policy)) if kind == "checkpoint" else policy,
