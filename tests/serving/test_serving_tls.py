@@ -459,3 +459,17 @@ def test_sighup_makes_a_running_server_serve_the_renewed_pair(pems, tmp_path):
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and '"event": "tls_reloaded"' in err
+
+
+def test_a_tls_connection_s_last_line_names_its_peer_as_its_connect_line(serve, pems, caplog):
+    """A closed TLS transport no longer knows its peer: the disconnect line said "peer": null (plain ws:// kept it)."""
+    t = serve(tls_cert=str(pems["cert"]), tls_key=str(pems["key"]))
+    with caplog.at_level(logging.INFO, logger="worldpolicy.serving"):
+        with RemotePolicy(t.url, ca_file=pems["cert"]) as policy:
+            policy.act(droid_request(np.zeros(7)), "pick up the cup", seed=0)
+        deadline = time.monotonic() + 10
+        while not any(isinstance(r.msg, Event) and r.msg.fields["event"] == "disconnect" for r in caplog.records):
+            assert time.monotonic() < deadline, "no disconnect line"
+            time.sleep(0.02)
+    lines = {r.msg.fields["event"]: r.msg.fields for r in caplog.records if isinstance(r.msg, Event)}
+    assert lines["connect"]["peer"].startswith("127.0.0.1:") and lines["disconnect"]["peer"] == lines["connect"]["peer"]
