@@ -473,3 +473,16 @@ def test_a_tls_connection_s_last_line_names_its_peer_as_its_connect_line(serve, 
             time.sleep(0.02)
     lines = {r.msg.fields["event"]: r.msg.fields for r in caplog.records if isinstance(r.msg, Event)}
     assert lines["connect"]["peer"].startswith("127.0.0.1:") and lines["disconnect"]["peer"] == lines["connect"]["peer"]
+
+
+def test_a_certificate_openssl_loads_but_whose_dates_cannot_be_read_is_refused_naming_the_flag(pems, tmp_path, capsys):
+    """A TRUSTED CERTIFICATE block (openssl x509 -trustout): OpenSSL serves it, cryptography reads no dates from it, and
+    its bare error named neither the file nor the flag."""
+    trusted = tmp_path / "trusted.pem"
+    subprocess.run(["openssl", "x509", "-in", str(pems["cert"]), "-trustout", "-out", str(trusted)], check=True,
+                   capture_output=True)
+    with pytest.raises(ValueError, match=rf"^ServerConfig\.tls_cert='{trusted}': cannot read its validity dates \(.*"
+                                         r"\); accepted: a PEM certificate file \(-----BEGIN CERTIFICATE-----\)"):
+        ServerConfig(tls_cert=str(trusted), tls_key=str(pems["key"]))
+    assert main(["serve", "--tls-cert", str(trusted), "--tls-key", str(pems["key"])]) == 2
+    assert f"--tls-cert='{trusted}': cannot read its validity dates" in capsys.readouterr().err
