@@ -511,3 +511,30 @@ def test_sighup_makes_a_running_server_serve_the_renewed_pair(pems, tmp_path):
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and '"event": "tls_reloaded"' in err
+
+
+def test_a_tls_connection_s_last_line_names_its_peer_as_its_connect_line(serve, pems, caplog):
+    """A closed TLS transport no longer knows its peer: the disconnect line said "peer": null (plain ws:// kept it)."""
+    t = serve(tls_cert=str(pems["cert"]), tls_key=str(pems["key"]))
+    with caplog.at_level(logging.INFO, logger="worldpolicy.serving"):
+        with RemotePolicy(t.url, ca_file=pems["cert"]) as policy:
+            policy.act(droid_request(np.zeros(7)), "pick up the cup", seed=0)
+        deadline = time.monotonic() + 10
+        while not any(isinstance(r.msg, Event) and r.msg.fields["event"] == "disconnect" for r in caplog.records):
+            assert time.monotonic() < deadline, "no disconnect line"
+            time.sleep(0.02)
+    lines = {r.msg.fields["event"]: r.msg.fields for r in caplog.records if isinstance(r.msg, Event)}
+    assert lines["connect"]["peer"].startswith("127.0.0.1:") and lines["disconnect"]["peer"] == lines["connect"]["peer"]
+
+
+def test_a_certificate_openssl_loads_but_whose_dates_cannot_be_read_is_refused_naming_the_flag(pems, tmp_path, capsys):
+    """A TRUSTED CERTIFICATE block (openssl x509 -trustout): OpenSSL serves it, cryptography reads no dates from it, and
+    its bare error named neither the file nor the flag."""
+    trusted = tmp_path / "trusted.pem"
+    subprocess.run(["openssl", "x509", "-in", str(pems["cert"]), "-trustout", "-out", str(trusted)], check=True,
+                   capture_output=True)
+    with pytest.raises(ValueError, match=rf"^ServerConfig\.tls_cert='{trusted}': cannot read its validity dates \(.*"
+                                         r"\); accepted: a PEM certificate file \(-----BEGIN CERTIFICATE-----\)"):
+        ServerConfig(tls_cert=str(trusted), tls_key=str(pems["key"]))
+    assert main(["serve", "--tls-cert", str(trusted), "--tls-key", str(pems["key"])]) == 2
+    assert f"--tls-cert='{trusted}': cannot read its validity dates" in capsys.readouterr().err
