@@ -220,6 +220,15 @@ class ChunkController:
         self.execute_steps: int | None = None  # k actually used, known after the first reply
         self.reset()
 
+    def __repr__(self) -> str:
+        """Its policy, decoder (embodiment and robot), strategy and timing settings, and where the episode is: the REPL
+        showed `<... object at 0x...>`."""
+        decoder = self._active if self._active is not None else \
+            getattr(self._decoder, "__qualname__", type(self._decoder).__name__)
+        return (f"ChunkController(policy={type(self.policy).__name__}, decoder={decoder}, strategy={self.strategy!r}, "
+                f"realtime={self.realtime}, latency={self.latency}, rtc={self.rtc}, tick={self.tick}, "
+                f"chunks={self.chunks})")
+
     def reset(self, horizon: int | None = None) -> None:
         """Start an episode: forget every planned action (a request still running is waited for and dropped).
         `horizon`: the episode's tick limit, where there is one (the sim's step limit): no action is decoded past it,
