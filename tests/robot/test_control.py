@@ -204,6 +204,7 @@ def test_a_reply_past_its_whole_chunk_is_dropped_and_asked_again(decoder, caplog
     with caplog.at_level(logging.WARNING, logger="worldpolicy.robot.control"):
         assert control.step({"tick": 3}, policy.home).held  # 3 ticks late for a 2-action chunk
     assert "past its 2-action chunk; dropped" in caplog.text
+    assert "runs with realtime=False, each hand-over waiting for its reply" in caplog.text  # what to change
     assert len(requests.waiting) == 1 and control.chunks == 1
 
 
