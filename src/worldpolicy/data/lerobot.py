@@ -13,10 +13,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import re
 import shutil
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +36,7 @@ from ..fileio import (
     ScratchFolder,
     file_in_the_way,
     make_folder,
+    replace_folder,
     share_tree,
     sweep_scratch_folders,
     write_json_atomic,
@@ -145,6 +144,7 @@ class LeRobotDataset:
     @classmethod
     def open(cls, root: str | Path) -> LeRobotDataset:
         root = Path(root).expanduser()
+        sweep_scratch_folders(root, ())  # a dataset a killed writer was replacing: put back (`fileio.replace_folder`)
         if not root.is_dir():
             raise FileNotFoundError(f"dataset root {str(root)!r} is not a directory")
         if not (root / INFO_PATH).is_file():
@@ -991,6 +991,8 @@ class LeRobotDatasetWriter:
         self.root = Path(root).expanduser()
         if self.root.is_symlink():  # a data folder linked from a bigger disk: the dataset goes where the link points
             self.root = self.root.resolve()  # and the link stays (renaming the link itself replaced it with a folder)
+        # what killed writers to this root left (hundreds of MB), and a dataset a killed one was replacing put back
+        sweep_scratch_folders(self.root, SCRATCH_KINDS)
         _check_replaceable(self.root, overwrite)
         self.fps, self.robot_type, self.overwrite = fps, robot_type, overwrite
         self.video_codec, self.video_gop, self.chunks_size = video_codec, video_gop, chunks_size
@@ -1002,7 +1004,6 @@ class LeRobotDatasetWriter:
             self.features = _check_user_features(features, "features")
             _check_video_sizes(self.features, video_codec, "features")
         make_folder(self.root.parent)  # a failed command leaves no empty parent behind (`cli.main`)
-        sweep_scratch_folders(self.root, SCRATCH_KINDS)  # what killed writers to this root left (hundreds of MB)
         self._hold = ScratchFolder(self.root, STAGING_KIND)  # held while this writer lives: never swept under it
         self._stage = self._hold.make()
         self._tasks: dict[str, int] = {}
@@ -1370,20 +1371,12 @@ class LeRobotDatasetWriter:
         write_json_atomic(self._stage / INFO_PATH, info, indent=4, ensure_ascii=False)
 
     def _publish(self) -> None:
-        old = None
-        if self.root.exists() and (not self.root.is_dir() or any(self.root.iterdir())):
-            _check_replaceable(self.root, self.overwrite, "appeared while writing")
-            old = self.root.with_name(f".{self.root.name}.replaced-{uuid.uuid4().hex[:8]}")
-            os.replace(self.root, old)
-        elif self.root.is_dir():
-            self.root.rmdir()
+        """The staging folder takes the root's name (`fileio.replace_folder`): an earlier dataset there goes aside and
+        is removed once the new one is in; a kill between the two renames leaves it aside, and the next writer or
+        reader of the root puts it back (`fileio.sweep_scratch_folders`)."""
+        _check_replaceable(self.root, self.overwrite, "appeared while writing")
         share_tree(self._stage)  # staged privately; published like any other output
-        os.replace(self._stage, self.root)
-        if old is not None:
-            if old.is_dir():
-                shutil.rmtree(old)
-            else:
-                old.unlink()
+        replace_folder(self._stage, self.root)
 
 
 class EpisodeVideoStream:

@@ -24,6 +24,7 @@ import torch
 
 from ..fileio import (
     MODEL_INDEX_FILE,
+    REPLACED_KIND,
     TRAINING_SUMMARY_FILE,
     folder_lock,
     output_folder,
@@ -276,10 +277,12 @@ def evaluate_checkpoint(checkpoint: Path, task: str, episodes: int, seed: int, o
 
 def install_model(model: Path, summary: dict[str, Any], name: str = "panda_reach") -> Path:
     """Copy a trained pipeline into `worldpolicy/models/<name>` with the run's summary beside it, whole or not at all
-    (`staged_folder`); the staging folder a killed install left is removed first: it could ship with the package."""
+    (`staged_folder`); the staging folder a killed install left is removed first: it could ship with the package. An
+    aside of a killed replacement (`.NAME.replaced-*`, the earlier model) is `staged_folder`'s to settle, not removed."""
     target = _models_folder() / name
     for stale in target.parent.glob(f".{name}.*"):
-        shutil.rmtree(stale)
+        if not stale.name.startswith(f".{name}.{REPLACED_KIND}-"):
+            shutil.rmtree(stale)
     with staged_folder(target) as staging:
         shutil.copytree(model, staging, dirs_exist_ok=True)
         write_json_atomic(staging / TRAINING_SUMMARY_FILE, summary)
