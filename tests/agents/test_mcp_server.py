@@ -259,6 +259,8 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
         ("evaluate_in_sim", {"latency": 5000, "max_steps": 20}, "latency", "at or past the 20-step limit"),
         ("evaluate_in_sim", {"policy": "tiny", "strategy": "ensemble", "latency": 300}, "latency",
          "at or past the policy's 4-step chunk: with strategy=ensemble every reply lands past its whole chunk"),
+        ("evaluate_in_sim", {"policy": "tiny", "strategy": "async", "rtc": True, "latency": 300}, "rtc",
+         "at or past the policy's 4-step chunk: strategy=async then sends no request while a chunk runs"),
         ("predict_actions", {"prompt": "go", "image": "obs.png", "checkpoint": "nope"}, "checkpoint", "not a checkpoint"),
     ],
 )

@@ -170,6 +170,36 @@ def test_a_checkpoints_refusals_come_before_its_weights_load(tmp_path, tiny, cap
     assert recording.provenance["policy"] == str(tiny)
 
 
+def test_a_checkpoints_chunk_refuses_a_latency_with_rtc_before_its_weights_load(tmp_path, tiny, capsys, monkeypatch):
+    """--rtc under a latency at or past the checkpoint's chunk (32 steps, from its files) is refused as `worldpolicy
+    sim` refuses it, before the model loads (it was refused only once the weights had loaded)."""
+    from worldpolicy.cli import main
+    from worldpolicy.policy import Policy
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the weights loaded before the refusal")
+
+    monkeypatch.setattr(Policy, "from_pretrained", no_load)
+    argv = _argv("--policy", str(tiny), "--strategy", "async", "--rtc", "--latency", "2200", "--max-steps", "60")
+    assert main(["dataset", "from-sim", str(tmp_path / "ds"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert ("error: --rtc: --latency=2200 ms is 33 control steps at 15 Hz, at or past the policy's 32-step chunk"
+            in err), err
+    assert not (tmp_path / "ds").exists()
+
+
+def test_workers_warnings_are_the_commands_formatted_and_said_once(tmp_path, capsys):
+    """Each worker process builds its own Rollout, which warns of a latency that runs as none: shown by the command
+    once, formatted as its own warnings are, not printed bare once per worker."""
+    from worldpolicy.cli import main
+
+    argv = ["--task", "reach", "--episodes", "3", "--max-steps", "2", "--image-size", "24x24", "--no-progress",
+            "--policy", "random", "--keep-failures", "--workers", "2", "--latency", "20"]
+    assert main(["dataset", "from-sim", str(tmp_path / "ds"), *argv]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "latency: 20 ms is under half" in line]
+    assert len(said) == 1 and " WARNING worldpolicy.sim.rollout: latency: 20 ms" in said[0], said
+
+
 def test_a_policys_rollouts_under_a_latency_are_what_sim_runs_and_say_it(tmp_path):
     """--latency reaches the Rollout as `worldpolicy sim --latency` does (async's first request holds the arm), and
     the provenance records it, in ms and steps, beside the strategy."""
