@@ -88,3 +88,22 @@ def test_select_and_merge_write_a_new_card_and_leave_the_sources_own(tmp_path):
     assert "2 episodes, 11 frames" in _card(out.root).text and "5 episodes, 26 frames" in _card(merged.root).text
     assert (src.root / CARD_FILE).read_text() == own  # the source only read
     np.testing.assert_array_equal(out.episode(1).frames["action"], src.episode(2).frames["action"])
+
+
+def test_a_sim_recordings_joint_features_get_the_units_of_the_layout_it_writes(tmp_path):
+    """`dataset from-sim` writes DROID's joint layout split over two features (7 joints, the gripper): the run of
+    them is that embodiment's columns, so each gets its units; a feature of other names gets none."""
+    from worldpolicy.data.actions import DEFAULT_SOURCE
+    from worldpolicy.embodiments import get_embodiment
+
+    joints = [f"joint_{i}" for i in range(7)]
+    features = {"action.joint_position": {"dtype": "float32", "shape": [7], "names": joints},
+                "action.gripper_position": {"dtype": "float32", "shape": [1], "names": ["gripper"]},
+                "next.reward": {"dtype": "float32", "shape": [1], "names": None}}
+    with LeRobotDatasetWriter(tmp_path / "rec", 15, features, "panda", provenance={"source": SIM_SOURCE}) as writer:
+        writer.add_episode({"action.joint_position": np.zeros((3, 7)), "action.gripper_position": np.zeros(3),
+                            "next.reward": np.zeros(3)}, task="reach")
+    text = _card(tmp_path / "rec").text
+    units = get_embodiment(DEFAULT_SOURCE).units
+    assert f"| {', '.join(joints)} | {', '.join(units[:7])} |" in text and "| gripper | 1 |" in text
+    assert "| `next.reward` | float32 | [1] |  |  |" in text

@@ -4,7 +4,7 @@ shown by its viewer (`configs`: the data files), and says what it holds and how 
 
 Every fact comes from what the dataset already records, each from one place: its numbers, features and tasks from
 the metadata (`LeRobotDataset.summary`, `tasks`), how worldpolicy made it from meta/worldpolicy_provenance.json, the
-units of a feature whose names are an embodiment's columns from that embodiment (the provenance names it), and
+units of features whose names are the columns of an embodiment the dataset names (`_units`) from that embodiment, and
 meta/info.json as it is, as lerobot's card shows it. What none of them records is left out, never guessed: the
 license is the package's own only for a recording of worldpolicy's own simulation (`dataset from-sim`).
 `LeRobotDatasetWriter` writes the card into its staging folder, so a dataset is whole, card included, or absent; a
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import brief_list
@@ -90,27 +90,39 @@ def _features(ds: LeRobotDataset, summary: Mapping[str, Any], provenance: Mappin
 
 
 def _units(ds: LeRobotDataset, provenance: Mapping[str, Any]) -> dict[str, list[str]]:
-    """Per numeric feature, its columns' units where the provenance gives them (`columns` and `units`: `dataset
-    label`) or names an embodiment whose columns are the feature's names; none else (never guessed)."""
-    given: list[tuple[Sequence[Any], Sequence[Any]]] = []
+    """Per numeric feature, its columns' units where a run of consecutive features' names is the columns of an
+    embodiment the dataset names: the provenance's `columns` and `units` (`dataset label`), its `embodiment`, and
+    for a sim recording the joint layout `dataset from-sim` writes (`actions.DEFAULT_SOURCE`); none else (never
+    guessed)."""
+    from ..embodiments import get_embodiment
+    from .actions import DEFAULT_SOURCE
+    from .from_sim import SOURCE as SIM_SOURCE
+
+    given: list[tuple[list[Any], list[Any]]] = []
     if isinstance(provenance.get("columns"), list) and isinstance(provenance.get("units"), list):
         given.append((provenance["columns"], provenance["units"]))
-    if isinstance(provenance.get("embodiment"), str):
-        from ..embodiments import get_embodiment
-
+    names = [provenance.get("embodiment"), DEFAULT_SOURCE if provenance.get("source") == SIM_SOURCE else None]
+    for name in (n for n in names if isinstance(n, str)):
         try:
-            emb = get_embodiment(provenance["embodiment"])
+            emb = get_embodiment(name)
         except (KeyError, ValueError):  # registered by the recording's own process: its units are not known here
-            emb = None
-        if emb is not None:
-            given.append((emb.columns, emb.units))
-    found = {}
-    for key in ds.feature_keys:
-        names = ds.features[key].get("names")
-        for columns, units in given:
-            if isinstance(names, list) and list(names) == list(columns) and len(units) == len(columns):
-                found[key] = [str(unit) for unit in units]
-                break
+            continue
+        given.append((list(emb.columns), list(emb.units)))
+    found: dict[str, list[str]] = {}
+    numeric = [k for k in ds.feature_keys if ds.features[k]["dtype"] != "string"]
+    for columns, units in (pair for pair in given if len(pair[0]) == len(pair[1])):
+        for start in range(len(numeric)):
+            run: list[str] = []
+            for end in range(start, len(numeric)):
+                run += ds.feature_names([numeric[end]])
+                if run == [str(c) for c in columns]:
+                    at = 0
+                    for key in numeric[start:end + 1]:
+                        width = ds.features[key]["shape"][0]
+                        found.setdefault(key, [str(u) for u in units[at:at + width]])
+                        at += width
+                if len(run) >= len(columns):
+                    break
     return found
 
 
