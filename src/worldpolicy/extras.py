@@ -24,10 +24,14 @@ class MissingExtraError(ModuleNotFoundError):
 
 def package_license() -> str | None:
     """The package's license expression (pyproject's `license`, as installed) in the hub's lower-case spelling: what a
-    card says of a work the package made on its own (a recipe's model, a recording of its simulation)."""
+    card says of a work the package made on its own (a recipe's model, a recording of its simulation). None where
+    worldpolicy runs uninstalled (a source tree on PYTHONPATH): left out, not guessed, and the card still written."""
     from importlib import metadata
 
-    found = metadata.metadata(_DIST).get("License-Expression")
+    try:
+        found = metadata.metadata(_DIST).get("License-Expression")
+    except metadata.PackageNotFoundError:
+        return None
     return found.lower() if found else None
 
 

@@ -259,8 +259,6 @@ def test_predict_imagine_infer_round_trip(server, inputs_dir):
         ("evaluate_in_sim", {"latency": 5000, "max_steps": 20}, "latency", "at or past the 20-step limit"),
         ("evaluate_in_sim", {"policy": "tiny", "strategy": "ensemble", "latency": 300}, "latency",
          "at or past the policy's 4-step chunk: with strategy=ensemble every reply lands past its whole chunk"),
-        ("evaluate_in_sim", {"policy": "tiny", "strategy": "async", "rtc": True, "latency": 300}, "rtc",
-         "at or past the policy's 4-step chunk: strategy=async then sends no request while a chunk runs"),
         ("predict_actions", {"prompt": "go", "image": "obs.png", "checkpoint": "nope"}, "checkpoint", "not a checkpoint"),
     ],
 )
@@ -1009,6 +1007,24 @@ def test_a_latency_study_through_the_sim_tool(server, toolbox, monkeypatch):
     compared = ok(server, "compare_sim_runs", {"runs": [clean["run_dir"], late["run_dir"]]})
     assert [(r["latency_ms"], r["rtc"]) for r in compared["runs"]] == [(0.0, False), (200.0, True)]
     assert {"latency.ms", "rtc"} <= {d["setting"] for d in compared["differences"]}, compared["differences"]
+
+
+def test_the_sim_tool_refuses_rtc_at_a_whole_chunk_latency_before_the_model_loads(toolbox, monkeypatch):
+    """`worldpolicy sim` refuses --rtc with a latency of the policy's whole chunk (no request would carry a prefix)
+    before the weights load; the tool checked the latency against the chunk without rtc, so the call loaded the model
+    and failed in the rollout with no argument named."""
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    before = set(toolbox.config.output_dir.glob("sim-*"))
+
+    def load(*args, **kwargs):
+        raise AssertionError("the model was loaded before the refusal")
+
+    monkeypatch.setattr(toolbox, "policy", load)
+    # 300 ms at 15 Hz: 5 control steps, past the tiny checkpoint's 4-step chunk
+    with pytest.raises(ToolInputError, match=r"at or past the policy's 4-step chunk") as refused:
+        toolbox.evaluate_sim("reach", "tiny", episodes=1, max_steps=20, strategy="async", latency=300, rtc=True)
+    assert refused.value.parameter == "rtc"
+    assert set(toolbox.config.output_dir.glob("sim-*")) == before
 
 
 def test_a_latency_under_half_a_step_is_in_the_sim_tools_warnings(server, toolbox):

@@ -170,9 +170,10 @@ def test_a_checkpoints_refusals_come_before_its_weights_load(tmp_path, tiny, cap
     assert recording.provenance["policy"] == str(tiny)
 
 
-def test_a_checkpoints_chunk_refuses_a_latency_with_rtc_before_its_weights_load(tmp_path, tiny, capsys, monkeypatch):
-    """--rtc under a latency at or past the checkpoint's chunk (32 steps, from its files) is refused as `worldpolicy
-    sim` refuses it, before the model loads (it was refused only once the weights had loaded)."""
+def test_rtc_at_a_whole_chunk_latency_is_refused_before_the_weights_load(tmp_path, tiny, capsys, monkeypatch):
+    """`worldpolicy sim` refuses --rtc with a latency of the policy's whole chunk (no request would carry a prefix)
+    before the weights load; from-sim checked the latency against the chunk without --rtc, so the refusal came from
+    the rollout, once the model had loaded."""
     from worldpolicy.cli import main
     from worldpolicy.policy import Policy
 
@@ -180,11 +181,11 @@ def test_a_checkpoints_chunk_refuses_a_latency_with_rtc_before_its_weights_load(
         raise AssertionError("the weights loaded before the refusal")
 
     monkeypatch.setattr(Policy, "from_pretrained", no_load)
-    argv = _argv("--policy", str(tiny), "--strategy", "async", "--rtc", "--latency", "2200", "--max-steps", "60")
-    assert main(["dataset", "from-sim", str(tmp_path / "ds"), *argv]) == 2
+    # 2200 ms at 15 Hz: 33 control steps, past the tiny checkpoint's 32-step chunk
+    argv = _argv("--max-steps", "40", "--strategy", "async", "--latency", "2200", "--rtc")
+    assert main(["dataset", "from-sim", str(tmp_path / "ds"), "--policy", str(tiny), *argv]) == 2
     err = capsys.readouterr().err
-    assert ("error: --rtc: --latency=2200 ms is 33 control steps at 15 Hz, at or past the policy's 32-step chunk"
-            in err), err
+    assert "error: --rtc: --latency=2200 ms is 33 control steps" in err and "accepted with --rtc" in err, err
     assert not (tmp_path / "ds").exists()
 
 

@@ -196,7 +196,9 @@ def test_resume_on_the_command_line(tmp_path, capsys):
     out = capsys.readouterr()
     assert json.loads(out.out)["seeds"] == [0, 1] and LeRobotDataset.open(root).num_episodes == 2
     assert main(["dataset", "from-sim", str(root), "--episodes", "2", "--resume", *_ARGV]) == 0
-    assert f"{root} already holds 2 episodes (--episodes 2): nothing to record" in capsys.readouterr().err
+    err = capsys.readouterr().err  # said once: the library logged it too, so a user read it twice
+    assert f"{root} already holds 2 episodes (--episodes 2): nothing to record" in err
+    assert err.count("nothing to record") == 1, err
 
     assert main(["dataset", "from-sim", str(tmp_path / "none"), "--resume", *_ARGV]) == 2
     assert (f"error: --resume: root={str(tmp_path / 'none')!r} holds no dataset to continue; leave --resume out"
@@ -237,3 +239,31 @@ def test_a_policys_recording_resumes_as_one_run_and_its_settings_are_checked(tmp
     assert resumed.seeds == whole.seeds == [7, 8, 9]
     _same_episodes(whole.dataset, resumed.dataset)
     assert resumed.dataset.provenance == whole.dataset.provenance
+
+
+def test_a_resumed_recording_whose_new_episodes_cannot_be_kept_counts_only_those(tmp_path, monkeypatch, caplog):
+    """An error while recording, then one publishing what came before it (the disk still full): the warning counts
+    the new episodes lost, not the old ones, which stay in the dataset as they were."""
+    from worldpolicy.data import LeRobotDatasetWriter, from_sim
+    from worldpolicy.data.from_sim import sim_to_dataset
+
+    root = tmp_path / "ds"
+    sim_to_dataset(root, "reach", 2, keep_failures=True, **_TINY)
+    before = {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    real = from_sim._Recorder.record
+
+    def record(self, seed: int):
+        if seed == 3:
+            raise RuntimeError("the simulator crashed")
+        return real(self, seed)
+
+    def finalize(self):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(from_sim._Recorder, "record", record)
+    monkeypatch.setattr(LeRobotDatasetWriter, "finalize", finalize)
+    with caplog.at_level("WARNING"), pytest.raises(RuntimeError, match="the simulator crashed"):
+        sim_to_dataset(root, "reach", 4, keep_failures=True, resume=True, **_TINY)
+    assert "the 1 episodes recorded before the error could not be kept either: no space left" in caplog.text
+    assert {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+    assert _staged(tmp_path) == []

@@ -23,6 +23,7 @@ from worldpolicy.data.openloop import (
     model_scale,
     spread_starts,
 )
+from worldpolicy.data.served import SOURCE as SERVED
 from worldpolicy.fileio import OPENLOOP_FILE
 
 FRONT = "observation.images.front"
@@ -30,7 +31,13 @@ OFFSETS = (0, 20)  # episode i's frame t has every pixel 5 * (t + OFFSETS[i]): t
 DROID_CAMERAS = ("wrist_image_left", "exterior_image_1_left", "exterior_image_2_left")
 
 
-def _dataset(root: Path, lengths=(10, 7), fps: float = 10, y=None) -> tuple:
+def _mae_table(summary: str) -> list[list[str]]:
+    """The per-column table `OpenLoopResult.summary` ends with (its header and a row per column), split in cells."""
+    lines = summary.splitlines()
+    return [line.split() for line in lines[[line.split()[:3] for line in lines].index(["column", "MAE", "unit"]):]]
+
+
+def _dataset(root: Path, lengths=(10, 7), fps: float = 10, y=None, **writer_options) -> tuple:
     """Episodes whose `action` feature is named as pusht's columns, recorded values that differ at every frame (`y`:
     column y's values as a function of the frame, instead)."""
     features = {"action": {"dtype": "float32", "shape": [2], "names": ["x", "y"]},
@@ -43,7 +50,7 @@ def _dataset(root: Path, lengths=(10, 7), fps: float = 10, y=None) -> tuple:
         actions.append(recorded.astype(np.float64))
         episodes.append({"frames": {"action": recorded}, "videos": {FRONT: frame_ramp(length, offset=OFFSETS[i])},
                          "task": "push the T | shove the T" if i == 0 else "push it back"})
-    ds = write_episodes(root, episodes, fps=fps, features=features, video_codec="libx264rgb")
+    ds = write_episodes(root, episodes, fps=fps, features=features, video_codec="libx264rgb", **writer_options)
     return ds, actions
 
 
@@ -110,7 +117,8 @@ def test_a_constant_offset_is_measured_as_that_offset_per_column(policy, tmp_pat
     assert "mae_over_std" not in written
     assert written["rmse"] == pytest.approx({"x": 0.5, "y": 2.0})
     assert written["episodes"][1]["mae"] == pytest.approx({"x": 0.5, "y": 2.0})
-    assert "MAE x 0.5 normalized, y 2 normalized" in result.summary()
+    assert _mae_table(result.summary()) == [["column", "MAE", "unit"], ["x", "0.5", "normalized"],
+                                            ["y", "2", "normalized"]]
 
 
 def _scaled(stats: dict) -> object:
@@ -152,7 +160,9 @@ def test_the_unit_free_error_is_the_mae_of_the_actions_on_the_models_normalised_
     assert result.normalized_mae() == pytest.approx(np.mean(model))
     assert result.to_json()["mae_normalized"] == pytest.approx(0.255)
     assert "normalised MAE 0.255 (mean over columns on the model's normalised scale: the training data's range " \
-        "spans 2, [-1, 1]); MAE x 0.5 m, y 2 1" in result.summary()
+        "spans 2, [-1, 1])" in result.summary()
+    # y is unitless ("1"): its unit is shown as "-", not as a bare 1 beside its value
+    assert _mae_table(result.summary()) == [["column", "MAE", "unit"], ["x", "0.5", "m"], ["y", "2", "-"]]
 
 
 def test_a_column_the_recording_barely_moves_does_not_swamp_the_unit_free_error(tmp_path, monkeypatch):
@@ -182,7 +192,8 @@ def test_a_column_the_training_stats_hold_constant_is_left_out_of_the_unit_free_
     written = result.to_json()
     assert written["mae_normalized"] == pytest.approx(0.01)
     assert written["mae_normalized_by_column"] == {"x": pytest.approx(0.01), "y": None}
-    assert "; y left out: constant in the training data's stats); MAE x 0.5 m, y 0.001 1" in result.summary()
+    assert "; y left out: constant in the training data's stats)\n" in result.summary()
+    assert _mae_table(result.summary()) == [["column", "MAE", "unit"], ["x", "0.5", "m"], ["y", "0.001", "-"]]
     json.dumps(written, allow_nan=False)  # no NaN in openloop.json
     fig = open_loop_summary_figure(result.columns, result.units, result.mae, result.rmse, result.model_scale,
                                    result.horizon_mae, 10, scale_note="the training data's range spans 2")
@@ -294,10 +305,16 @@ def test_the_command_line_runs_the_model_and_writes_metrics_and_plots(policy, tm
     argv = ["dataset", "eval", str(policy.source), str(ds.root), "--out", str(out), "--embodiment", "pusht",
             "--action-keys", "action", "--no-progress"]
     assert main(argv) == 0
-    line = capsys.readouterr().out.strip()
-    assert line.startswith("open loop: 5 chunks over 2 episodes (17 steps compared): normalised MAE ")
-    assert "(mean over columns on the model's normalised scale: no stats: the values as the model reads them)" in line
-    assert line.endswith(f"wrote {out / OPENLOOP_FILE}") and "\n" not in line
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[0] == f"open loop: 5 chunks over 2 episodes (17 steps compared); wrote {out / OPENLOOP_FILE}"
+    assert printed[1].startswith("normalised MAE ")
+    assert printed[1].endswith("(mean over columns on the model's normalised scale: no stats: the values as the model "
+                               "reads them)")
+    # a table: a header and a row per column, the MAE right-aligned under its head, pusht's unit after it
+    head, *rows = printed[2:]
+    assert head.split() == ["column", "MAE", "unit"] and [r.split()[0] for r in rows] == ["x", "y"]
+    assert all(r.index("normalized") == head.index("unit") and r.split()[1][-1] == r[head.index("MAE") + 2]
+               for r in rows)
     written = json.loads((out / OPENLOOP_FILE).read_text())
     assert written["columns"] == ["x", "y"] and written["settings"]["embodiment"] == "pusht"
     assert written["settings"]["episodes"] == [0, 1] and written["steps_compared"] == 17
@@ -389,6 +406,14 @@ def test_a_dataset_whose_actions_the_embodiment_cannot_read_is_refused_by_flag(p
     assert main(["dataset", "eval", str(policy.source), str(slow.root), "--embodiment", "pusht", "--action-keys",
                  "action", "--out", str(tmp_path / "b")]) == 2
     assert "error: DATASET: " in (err := capsys.readouterr().err) and "is at 5 fps and embodiment 'pusht'" in err
+    served, _ = _dataset(tmp_path / "served", fps=5, provenance={"source": SERVED, "embodiment": "pusht"})
+    assert main(["dataset", "eval", str(policy.source), str(served.root), "--embodiment", "pusht", "--action-keys",
+                 "action", "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err  # a served recording's fps is its request rate: why, as `train` says it
+    assert (f"error: DATASET: {str(served.root)!r} is a `serve --record` recording at 5 fps: one frame per policy "
+            "request, its `action` the first of each chunk, so it is fit for an open-loop evaluation only when the "
+            "client asked every control step (execute_steps 1: 10 fps for embodiment 'pusht'); this one is for "
+            "looking at (dataset show), not for an open-loop evaluation") in err
     assert main([*base, "--action-keys", "action", "--out", str(ds.root)]) == 2
     assert "--out: " in capsys.readouterr().err
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -159,12 +160,40 @@ def raw_send(url: str, message: dict, timeout: float = 30) -> dict | str:
         return reply if isinstance(reply, str) else unpackb(reply)
 
 
-def metric(thread: Any, name: str) -> float:
-    """The value of metric `name` (no labels) on a `ServerThread`'s GET /metrics; 0.0 when it is not there yet."""
-    with urllib.request.urlopen(thread.url.replace("ws://", "http://") + "/metrics", timeout=5) as response:
-        text = response.read().decode()
+def http_get(url: str, path: str, headers: dict | None = None, tls: ssl.SSLContext | None = None) -> tuple[int, str]:
+    """GET `path` on the server at `url` (its ws:// or wss:// URL; https:// trusting `tls` where given): the status and
+    body, an error status's too."""
+    http = "http" + url.removeprefix("ws")  # ws:// -> http://, wss:// -> https://
+    request = urllib.request.Request(http + path, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10, context=tls) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def metric(thread: Any, name: str, tls: ssl.SSLContext | None = None) -> float:
+    """The value of metric `name` (no labels) on a `ServerThread`'s GET /metrics (https:// trusting `tls` where given);
+    0.0 when it is not there yet."""
+    status, text = http_get(thread.url, "/metrics", tls=tls)
+    assert status == 200, f"GET /metrics answered {status}: {text}"
     values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")]
     return values[0] if values else 0.0
+
+
+def wait_answering(proc: subprocess.Popen, port: int, probe: str = "readyz", tls: ssl.SSLContext | None = None,
+                   timeout_s: float = 30.0) -> None:
+    """Until the server `proc` runs on `port` answers GET /`probe` with 200 (over https:// trusting `tls` where given);
+    the last error once `proc` exits or `timeout_s` passes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            urllib.request.urlopen(f"{'https' if tls else 'http'}://127.0.0.1:{port}/{probe}", timeout=2, context=tls)
+            return
+        except OSError:  # not listening yet, or 503 loading
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise
+            time.sleep(0.1)
 
 
 def start_server_script(script: Path, port: int, probe: str = "readyz",
@@ -172,13 +201,9 @@ def start_server_script(script: Path, port: int, probe: str = "readyz",
     """Run `script` (a `PolicyServer.run()` on `port`) in a process of its own, once GET /`probe` answers (over
     https:// trusting `tls` where given)."""
     proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{'https' if tls else 'http'}://127.0.0.1:{port}/{probe}", timeout=1, context=tls)
-            return proc
-        except OSError:  # not listening yet, or 503 loading
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise
-            time.sleep(0.1)
+    try:
+        wait_answering(proc, port, probe, tls)
+    except OSError:
+        proc.kill()
+        raise
+    return proc

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from serving_standins import droid_request
+from serving_standins import droid_request, free_port
 from websockets.sync.server import serve as sync_serve
 
 from worldpolicy import get_embodiment
@@ -98,15 +98,9 @@ def fake():
         server.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_refused():
     with pytest.raises(ServerRefusedError, match=r"cannot connect to ws://127.0.0.1:\d+ .*worldpolicy serve"):
-        RemotePolicy(f"127.0.0.1:{_free_port()}")
+        RemotePolicy(f"127.0.0.1:{free_port()}")
 
 
 def test_silent_handshake():
@@ -540,7 +534,7 @@ def test_a_robot_shells_proxy_settings_are_not_used_unless_asked(fake, monkeypat
     for name in ("no_proxy", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
     for name in ("http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.setenv(name, f"http://127.0.0.1:{_free_port()}")
+        monkeypatch.setenv(name, f"http://127.0.0.1:{free_port()}")
     server = fake()
     seen = []
     real = client.connect

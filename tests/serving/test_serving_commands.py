@@ -52,21 +52,18 @@ def test_serve_two_replicas_end_to_end(tmp_path):
     """The command itself: a local Ray instance, two CPU replicas of the tiny checkpoint, SIGTERM exits 0 (~35 s)."""
     import os
     import signal
-    import socket
     import subprocess
     import threading
-    import urllib.request
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
+    from serving_standins import free_port, http_get
 
     from worldpolicy.serving import RemotePolicy
     from worldpolicy.testing import make_tiny_checkpoint
 
     checkpoint = make_tiny_checkpoint(tmp_path / "tiny")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     command = [
         sys.executable, "-m", "worldpolicy.cli", "serve", "--checkpoint", str(checkpoint), "--embodiment", "droid",
         "--variant", "relative_pose", "--chunk-size", "8", "--resolution-tier", "256", "--steps", "2",
@@ -85,7 +82,7 @@ def test_serve_two_replicas_end_to_end(tmp_path):
     threading.Thread(target=read_stderr, daemon=True).start()
     try:
         assert ready.wait(180) and proc.poll() is None, "".join(log[-20:])
-        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10).read() == b"OK\n"
+        assert http_get(f"ws://127.0.0.1:{port}", "/healthz") == (200, "OK\n")
         rng = np.random.default_rng(0)
         keys = ("observation/wrist_image_left", "observation/exterior_image_1_left", "observation/exterior_image_2_left")
         obs = {k: rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for k in keys}

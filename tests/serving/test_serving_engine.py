@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from serving_standins import free_port, http_get, wait_answering
 
 from worldpolicy.serving import PolicyServer, RemotePolicy, ServerConfig, ServerThread
 
@@ -216,9 +217,7 @@ def test_each_client_hears_the_warnings_about_its_own_request_once(tiny_policy, 
 
 def _serve_on_cpu(checkpoint, steps: int, *flags: str) -> tuple[int, list[str]]:
     """A free loopback port, and the `worldpolicy serve` command line of the tiny checkpoint on CPU there."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     return port, [
         sys.executable, "-m", "worldpolicy.cli", "serve", "--checkpoint", str(checkpoint), "--embodiment",
         "droid/relative_pose", "--chunk-size", "8", "--resolution-tier", "256", "--steps", str(steps), "--device",
@@ -227,9 +226,7 @@ def _serve_on_cpu(checkpoint, steps: int, *flags: str) -> tuple[int, list[str]]:
 
 
 def test_serve_command_end_to_end(tiny_checkpoint, tiny_policy):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     command = [
         sys.executable, "-m", "worldpolicy.cli", "serve", "--checkpoint", str(tiny_checkpoint),
         "--embodiment", "droid", "--variant", "relative_pose", "--chunk-size", "8", "--resolution-tier", "256",
@@ -238,7 +235,7 @@ def test_serve_command_end_to_end(tiny_checkpoint, tiny_policy):
     env = {**os.environ, "WP_TEST_KEY": "cli-key-0001"}
     proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_ready(proc, port)
+        wait_answering(proc, port, timeout_s=120)  # it loads and warms up first
         with RemotePolicy(f"ws://127.0.0.1:{port}", api_key="cli-key-0001") as remote:
             got = remote.act(_cameras(5), "open the drawer", seed=3)
         want = tiny_policy.act(_cameras(5), "open the drawer", seed=3)
@@ -253,19 +250,6 @@ def test_serve_command_end_to_end(tiny_checkpoint, tiny_policy):
     assert log.index('"event": "policy_closed"') < log.index('"event": "stopped"')  # the model released in the drain
 
 
-def _wait_ready(proc: subprocess.Popen, port: int) -> None:
-    """Until the served command's GET /readyz answers 200 (it loads and warms up first)."""
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).status == 200:
-                return
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "server never became ready"
-        time.sleep(0.2)
-
-
 def test_serve_command_json_log_is_one_object_per_line_and_a_refusal_flood_is_summed_up(tiny_checkpoint):
     """`--log-format json`: every stderr line of a served session parses as a JSON object, the event's fields its own
     keys (not a JSON string inside `message`); refused handshakes are one full line, then one summary with the count
@@ -278,15 +262,14 @@ def test_serve_command_json_log_is_one_object_per_line_and_a_refusal_flood_is_su
     proc = subprocess.Popen(command, env={**os.environ, "WP_TEST_KEY": "cli-key-0001"}, stderr=subprocess.PIPE,
                             text=True)
     try:
-        _wait_ready(proc, port)
+        wait_answering(proc, port, timeout_s=120)  # it loads and warms up first
         with RemotePolicy(f"ws://127.0.0.1:{port}", api_key="cli-key-0001") as remote:
             remote.act(_cameras(5), "open the drawer", seed=3)
         for _ in range(5):
             with pytest.raises(AuthenticationError):
                 RemotePolicy(f"ws://127.0.0.1:{port}", api_key="wrong-key-0001").metadata()
-        metrics = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
-                                         headers={"Authorization": "Api-Key cli-key-0001"})
-        text = urllib.request.urlopen(metrics, timeout=10).read().decode()
+        status, text = http_get(f"ws://127.0.0.1:{port}", "/metrics", {"Authorization": "Api-Key cli-key-0001"})
+        assert status == 200, text
         assert 'worldpolicy_requests_total{status="unauthorized"} 5.0' in text
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0

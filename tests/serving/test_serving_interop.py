@@ -6,13 +6,12 @@ Both are installed with `--no-deps` (they pin numpy<2 in metadata only; wire-pro
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 
 import numpy as np
 import pytest
-from serving_standins import droid_request, expected_actions
+from serving_standins import droid_request, expected_actions, free_port
 
 from worldpolicy.serving import RemotePolicy, ServerError
 
@@ -58,9 +57,7 @@ class _OpenpiStyleDroidPolicy:
 @pytest.fixture
 def openpi_server():
     server_module = pytest.importorskip("openpi_server", reason="pip install --no-deps openpi-server")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = server_module.WebsocketPolicyServer(_OpenpiStyleDroidPolicy(), host="127.0.0.1", port=port)
     loop = asyncio.new_event_loop()
     task = loop.create_task(server.run())

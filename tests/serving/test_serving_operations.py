@@ -11,14 +11,12 @@ import socket
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 
 import numpy as np
 import pytest
 import websockets
-from serving_standins import StandInPolicy, droid_request
+from serving_standins import StandInPolicy, droid_request, http_get
 from websockets.sync.client import connect
 
 import worldpolicy.serving.server as server_module
@@ -44,14 +42,6 @@ def blocking():
     policy = BlockingPolicy()
     yield policy
     policy.release.set()  # before the serve fixture's teardown stops the server (fixtures finish in reverse order)
-
-
-def _http(url: str, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url.replace("ws://", "http://") + path, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
 
 
 def _until(condition, what: str, timeout_s: float = 20.0) -> None:
@@ -104,10 +94,10 @@ def test_a_batch_past_batch_timeout_s_makes_the_server_unready_and_its_clients_a
         text, code = _refusal(behind)
         assert code == 1013 and text.startswith("server unavailable: stuck: batch 1")  # RemotePolicy: ServerBusyError
 
-        status, body = _http(t.url, "/readyz")
+        status, body = http_get(t.url, "/readyz")
         assert status == 503 and body.startswith("stuck: batch 1 (1 requests)")
-        assert _http(t.url, "/livez")[0] == 503
-        assert _http(t.url, "/healthz") == (200, "OK\n")  # openpi's probe: the process still answers
+        assert http_get(t.url, "/livez")[0] == 503
+        assert http_get(t.url, "/healthz") == (200, "OK\n")  # openpi's probe: the process still answers
         assert not server.ready and _sample(server, "worldpolicy_ready") == 0
         assert _sample(server, "worldpolicy_batch_running_seconds") > 0.2
         with pytest.raises(websockets.InvalidStatus) as refused:  # no new clients while stuck
@@ -119,7 +109,7 @@ def test_a_batch_past_batch_timeout_s_makes_the_server_unready_and_its_clients_a
 
         blocking.release.set()  # the call returns after all: its result is dropped, the server is ready again
         _until(lambda: server.ready, "ready again after the stuck batch returned")
-        assert _http(t.url, "/readyz") == (200, "ready\n") and _http(t.url, "/livez") == (200, "OK\n")
+        assert http_get(t.url, "/readyz") == (200, "ready\n") and http_get(t.url, "/livez") == (200, "OK\n")
         with RemotePolicy(t.url) as policy:
             assert policy.act(droid_request(np.zeros(7)), "after").actions.shape == (32, 8)
     assert any('"event": "stuck_batch_returned", "batch": 1' in r.getMessage() for r in caplog.records)
@@ -133,7 +123,7 @@ def test_without_batch_timeout_s_a_long_batch_keeps_the_server_ready(serve, bloc
     ws = opened(t.url)
     ws.send(packb(droid_request(np.zeros(7))))
     assert blocking.entered.wait(10)
-    assert _http(t.url, "/readyz") == (200, "ready\n") and _http(t.url, "/livez") == (200, "OK\n")
+    assert http_get(t.url, "/readyz") == (200, "ready\n") and http_get(t.url, "/livez") == (200, "OK\n")
     assert "_watch" not in _task_names(t)
     blocking.release.set()
     assert isinstance(ws.recv(timeout=30), bytes)  # its reply
@@ -224,7 +214,7 @@ def _ipv6_loopback() -> str | None:
 def test_a_server_on_ipv6_loopback_is_reached_at_its_url(serve):
     t = serve(host="::1")
     assert t.url == f"ws://[::1]:{t.server.port}"
-    assert _http(t.url, "/healthz") == (200, "OK\n")
+    assert http_get(t.url, "/healthz") == (200, "OK\n")
     with RemotePolicy(t.url) as policy:
         assert policy.act(droid_request(np.zeros(7)), "v6").actions.shape == (32, 8)
 

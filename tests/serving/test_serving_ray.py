@@ -9,8 +9,6 @@ import os
 import signal
 import socket
 import threading
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import numpy as np
 import pytest
 import ray
 from ray import serve
-from serving_standins import droid_request, expected_actions
+from serving_standins import droid_request, expected_actions, free_port, http_get
 
 import worldpolicy
 from worldpolicy.serving.ray_serve import build_app, run
@@ -32,9 +30,7 @@ def _stand_in():
 
 @pytest.fixture(scope="module")
 def ray_endpoint():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     # the replicas import the stand-in from here, and worldpolicy from where this process does (a checkout's src/ run
     # with PYTHONPATH, not the installed copy)
     paths = [str(Path(__file__).parent), str(Path(worldpolicy.__file__).parents[1])]
@@ -56,8 +52,7 @@ def ray_endpoint():
 def test_two_replicas_behind_one_endpoint(ray_endpoint):
     from worldpolicy.serving import AuthenticationError, RemotePolicy, ServerError
 
-    http = ray_endpoint.replace("ws://", "http://")
-    assert urllib.request.urlopen(http + "/healthz", timeout=10).read() == b"OK\n"
+    assert http_get(ray_endpoint, "/healthz") == (200, "OK\n")
     with pytest.raises(AuthenticationError):
         RemotePolicy(ray_endpoint, api_key="wrong-key-0000")
 
@@ -89,8 +84,7 @@ def test_two_replicas_behind_one_endpoint(ray_endpoint):
 def test_one_bad_request_fails_alone_and_probes_answer(ray_endpoint):
     from worldpolicy.serving import RemotePolicy, ServerError
 
-    http = ray_endpoint.replace("ws://", "http://")
-    assert urllib.request.urlopen(http + "/readyz", timeout=10).read() == b"ready\n"
+    assert http_get(ray_endpoint, "/readyz") == (200, "ready\n")
     bad = {**droid_request(np.zeros(7)), "observation/joint_position": [[1.0], [2.0, 3.0]]}
 
     def send(request):
@@ -108,10 +102,9 @@ def test_one_bad_request_fails_alone_and_probes_answer(ray_endpoint):
     for k, actions in enumerate(results[1:4]):
         np.testing.assert_allclose(actions, expected_actions(np.full(7, k), "fine"))
     assert "unusable policy result (actions contain NaN or inf)" in results[4]
-    with pytest.raises(urllib.error.HTTPError, match="401"):
-        urllib.request.urlopen(http + "/metrics", timeout=10)
-    request = urllib.request.Request(http + "/metrics", headers={"Authorization": "Api-Key ray-key-0001"})
-    text = urllib.request.urlopen(request, timeout=10).read().decode()
+    assert http_get(ray_endpoint, "/metrics")[0] == 401
+    status, text = http_get(ray_endpoint, "/metrics", {"Authorization": "Api-Key ray-key-0001"})
+    assert status == 200, text
     assert 'worldpolicy_requests_total{status="bad_request"}' in text and "worldpolicy_request_latency" in text
     assert 'worldpolicy_requests_total{status="error"} 1.0' in text  # the NaN reply, as the single server counts it
 

@@ -19,7 +19,14 @@ from serving_standins import StandInPolicy, droid_request, free_port, metric, st
 from worldpolicy.cli import main
 from worldpolicy.data import LeRobotDataset
 from worldpolicy.data.served import ServedRunDataset, recover_served_run
-from worldpolicy.serving import PolicyServer, RemotePolicy, ServerConfig, ServerError, ServerThread
+from worldpolicy.serving import (
+    PolicyServer,
+    RemotePolicy,
+    RemotePolicyError,
+    ServerConfig,
+    ServerError,
+    ServerThread,
+)
 from worldpolicy.serving.recording import Exchange, Recorder
 
 CAMERAS = ("wrist_image_left", "exterior_image_1_left", "exterior_image_2_left")
@@ -88,6 +95,45 @@ class _BlockingSink:
 
     def close(self) -> None:
         self.closed = True
+
+
+class _ContinuingStandIn(StandInPolicy):
+    """Continues a request's `action_prefix` as the local Policy does (its rows first, `settings["action_prefix_rows"]`)
+    while `continues`; else ignores the key, as an openpi policy would."""
+
+    continues = True
+
+    def act(self, observation, prompt, *, action_prefix=None, **options):
+        prediction = super().act(observation, prompt, **options)
+        if action_prefix is not None and self.continues:
+            prediction.actions[:len(action_prefix)] = action_prefix
+            prediction.settings["action_prefix_rows"] = len(action_prefix)
+        return prediction
+
+
+def test_the_rows_a_request_s_action_prefix_supplied_are_recorded(tmp_path):
+    """`serving.prefix_rows`: which of `action_chunk`'s first rows the client sent (real-time chunking), not the
+    policy; 0 for a request without a prefix and for one whose policy ignored it (every row the policy's)."""
+    root = tmp_path / "record"
+    policy = _ContinuingStandIn()
+    thread = _server(Recorder(ServedRunDataset(root, policy.embodiment)), policy)
+    prefixes = [None, np.random.default_rng(1).uniform(-0.5, 0.5, (3, 8)), np.full((2, 8), 0.25)]
+    try:
+        with RemotePolicy(thread.url) as remote:
+            received = [remote.act(droid_request(np.full(7, 0.1 * k)), "go", action_prefix=prefix).actions
+                        for k, prefix in enumerate(prefixes)]
+        policy.continues = False
+        with RemotePolicy(thread.url) as remote, pytest.raises(RemotePolicyError, match="did not condition"):
+            remote.act(droid_request(np.zeros(7)), "go", action_prefix=prefixes[1])  # answered, then refused
+    finally:
+        thread.stop()
+    continued, ignored = LeRobotDataset.open(root).episodes()
+    np.testing.assert_array_equal(continued.frames["serving.prefix_rows"].ravel(), [0, 3, 2])
+    chunks = continued.frames["action_chunk"].reshape(3, 32, 8)
+    np.testing.assert_array_equal(chunks, np.stack(received).astype(np.float32))
+    for chunk, prefix in zip(chunks[1:], prefixes[1:], strict=True):
+        np.testing.assert_array_equal(chunk[:len(prefix)], prefix.astype(np.float32))
+    np.testing.assert_array_equal(ignored.frames["serving.prefix_rows"].ravel(), [0])
 
 
 def test_a_writer_that_falls_behind_drops_records_not_responses():
@@ -266,7 +312,7 @@ def test_recording_is_not_set_up_without_a_recorder():
 
 
 def _exchange(conn: int, request_id: int, image: np.ndarray) -> Exchange:
-    return Exchange(conn, request_id, "wave", {"observation/image": image}, np.zeros(8), np.ones((32, 8)), 0.0,
+    return Exchange(conn, request_id, "wave", {"observation/image": image}, np.zeros(8), np.ones((32, 8)), 0, 0.0,
                     1.0, 2.0, 3.0, 1)
 
 
@@ -367,3 +413,42 @@ def test_recovering_a_spool_no_exchange_reached_says_so_once(tmp_path, capsys):
     assert err.count("no exchange reached") == 1, err
     assert f"worldpolicy dataset recover: no exchange reached {spool}; nothing to recover, the spool was removed" in err
     assert not spool.exists() and not root.exists()
+
+
+def test_recovering_a_spool_whose_every_record_was_cut_short_says_so(tmp_path, capsys):
+    """A kill that cut every record short leaves records, none whole: `dataset recover` lists them and says that no
+    whole record reached the spool (it said "no exchange reached", untrue after the torn lines it had just printed)."""
+    root = tmp_path / "record"
+    sink = ServedRunDataset(root, StandInPolicy().embodiment)
+    sink.exchange(_exchange(1, 0, np.zeros((6, 10, 3), np.uint8)))
+    sink._lock.close()  # the server killed: its lock goes with it
+    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    values = spool / "1.values"
+    values.write_bytes(values.read_bytes()[:-3])  # the kill cut its only record short
+    assert main(["dataset", "recover", str(spool), "--out", str(root)]) == 0
+    err = capsys.readouterr().err
+    assert "connection 1: 1 record(s) half-written at the kill were left out" in err
+    assert (f"worldpolicy dataset recover: no whole record reached {spool}; nothing to recover, the spool was removed"
+            in err) and "no exchange reached" not in err
+    assert not spool.exists() and not root.exists()
+
+
+def test_a_spool_written_before_prefix_rows_is_recovered_without_it(tmp_path, monkeypatch):
+    """A spool describes its own records (features.json): one a version without `serving.prefix_rows` left is
+    recovered as the dataset it was recording, every other value bit for bit."""
+    from worldpolicy.data import served
+
+    frame = served.ServedRunDataset._frame
+    monkeypatch.setattr(served.ServedRunDataset, "_frame", lambda self, record: {
+        key: value for key, value in frame(self, record).items() if key != "serving.prefix_rows"})
+    root = tmp_path / "record"
+    sink = ServedRunDataset(root, StandInPolicy().embodiment)
+    for k in range(2):
+        sink.exchange(_exchange(1, k, np.full((6, 10, 3), k, np.uint8)))
+    sink._lock.close()  # the server killed: its lock goes with it
+    monkeypatch.undo()
+    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    ep = recover_served_run(spool, root).dataset.episode(0)
+    assert "serving.prefix_rows" not in ep.frames and ep.length == 2
+    np.testing.assert_array_equal(ep.frames["serving.request_id"].ravel(), [0, 1])
+    np.testing.assert_array_equal(ep.frames["action_chunk"], np.ones((2, 256), np.float32))

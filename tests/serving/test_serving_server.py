@@ -8,13 +8,12 @@ import re
 import threading
 import time
 import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import websockets
-from serving_standins import StandInPolicy, droid_request, expected_actions, metric, raw_send
+from serving_standins import StandInPolicy, droid_request, expected_actions, http_get, metric, raw_send
 from websockets.sync.client import connect
 
 from worldpolicy.processing.actions import to_model
@@ -34,15 +33,6 @@ from worldpolicy.serving import (
     unpackb,
 )
 from worldpolicy.serving import server as serving_server
-
-
-def _http(thread: ServerThread, path: str, headers: dict | None = None) -> tuple[int, str]:
-    request = urllib.request.Request(thread.url.replace("ws://", "http://") + path, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
 
 
 @pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
@@ -89,11 +79,11 @@ def test_image_observation_and_key_map(serve):
 
 def test_health_ready_and_metrics(serve):
     t = serve()
-    assert _http(t, "/healthz") == (200, "OK\n")
-    assert _http(t, "/readyz") == (200, "ready\n")
+    assert http_get(t.url, "/healthz") == (200, "OK\n")
+    assert http_get(t.url, "/readyz") == (200, "ready\n")
     with RemotePolicy(t.url) as policy:
         policy.act(droid_request(np.zeros(7)), "a")
-    status, text = _http(t, "/metrics")
+    status, text = http_get(t.url, "/metrics")
     assert status == 200
     for name in ("worldpolicy_requests_total", "worldpolicy_request_latency_seconds_bucket",
                  "worldpolicy_batch_size_bucket", "worldpolicy_queue_depth", "worldpolicy_connections"):
@@ -113,7 +103,7 @@ def test_healthz_answers_while_inference_runs(serve):
         pending = pool.submit(policy.act, droid_request(np.zeros(7)), "slow")
         assert stand_in.running.wait(5)
         t0 = time.perf_counter()
-        assert _http(t, "/healthz") == (200, "OK\n")
+        assert http_get(t.url, "/healthz") == (200, "OK\n")
         with RemotePolicy(t.url) as second:  # handshake + metadata also proceed during inference
             assert second.metadata()["embodiment"] == "droid/joint_pos"
         assert time.perf_counter() - t0 < 0.5 and stand_in.running.is_set()
@@ -130,15 +120,15 @@ def test_readyz_is_503_until_the_loader_finishes():
     t = ServerThread(PolicyServer(loader=loader, config=ServerConfig(host="127.0.0.1", port=0), warmup_requests=2))
     t.start(wait_ready=False)
     try:
-        assert _http(t, "/healthz") == (200, "OK\n")
-        assert _http(t, "/readyz") == (503, "loading\n")
+        assert http_get(t.url, "/healthz") == (200, "OK\n")
+        assert http_get(t.url, "/readyz") == (503, "loading\n")
         with pytest.raises(ServerRefusedError, match="503.*loading the model"):
             RemotePolicy(t.url)
         release.set()
         deadline = time.monotonic() + 5
         while not t.server.ready and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert _http(t, "/readyz") == (200, "ready\n")
+        assert http_get(t.url, "/readyz") == (200, "ready\n")
         assert t.server.policy.batch_sizes == [2]  # the warm-up ran as one batch
     finally:
         release.set()
@@ -257,7 +247,7 @@ def test_handshakes_past_max_connections_get_503_while_probes_and_open_connectio
     first, second = RemotePolicy(t.url), RemotePolicy(t.url)
     with pytest.raises(ServerRefusedError, match=r"HTTP 503: server full: 2 connections open \(max_connections=2\)"):
         RemotePolicy(t.url)
-    assert _http(t, "/healthz") == (200, "OK\n") and _http(t, "/readyz")[0] == 200
+    assert http_get(t.url, "/healthz") == (200, "OK\n") and http_get(t.url, "/readyz")[0] == 200
     assert first.act(droid_request(np.zeros(7)), "a").actions.shape == (32, 8)  # those open are served
     assert metric(t, 'worldpolicy_requests_total{status="busy"}') == 1.0
     second.close()
@@ -282,9 +272,9 @@ def test_api_key(serve):
     both = [("Authorization", "Api-Key s3cret-key-123")] * 2
     with pytest.raises(websockets.InvalidStatus, match="401"):  # two headers: refused, not an internal error
         connect(t.url, additional_headers=both).close()
-    assert _http(t, "/healthz")[0] == 200  # probes need no key
-    assert _http(t, "/metrics")[0] == 401
-    assert _http(t, "/metrics", {"Authorization": "Api-Key s3cret-key-123"})[0] == 200
+    assert http_get(t.url, "/healthz")[0] == 200  # probes need no key
+    assert http_get(t.url, "/metrics")[0] == 401
+    assert http_get(t.url, "/metrics", {"Authorization": "Api-Key s3cret-key-123"})[0] == 200
     with pytest.raises(ValueError, match="api_key"):
         ServerConfig(api_key="short")
 
@@ -463,14 +453,14 @@ def test_graceful_shutdown_finishes_inflight_requests(serve):
         while t.server.ready and time.monotonic() < deadline:
             time.sleep(0.01)
         # draining: still listening, so probes see a draining server rather than a closed port
-        assert _http(t, "/readyz") == (503, "draining\n") and _http(t, "/healthz") == (200, "OK\n")
+        assert http_get(t.url, "/readyz") == (503, "draining\n") and http_get(t.url, "/healthz") == (200, "OK\n")
         with pytest.raises(websockets.InvalidStatus, match="503"):  # no new connections
             connect(t.url).close()
         np.testing.assert_allclose(pending.result(10).actions, expected_actions(np.zeros(7), "finish me"))
         stopper.join(10)
         assert not t._thread.is_alive()
     with pytest.raises((urllib.error.URLError, ConnectionError)):  # and once drained, the port is closed
-        _http(t, "/healthz")
+        http_get(t.url, "/healthz")
 
 
 def test_config_validation():

@@ -1,10 +1,12 @@
 """TLS: `serve --tls-cert/--tls-key` speaks wss:// and https:// (probes too); clients trust a self-signed certificate
-through `ca_file=` / `--tls-ca`, and say what to pass when it does not verify; every bad flag is named before anything
-loads."""
+(or a private CA) through `ca_file=` / `--tls-ca`, and say what to pass when it does not verify; every bad flag is named
+before anything loads. The certificates are made with `cryptography` (the serve extra), each with the dates and names
+its test needs; one test checks a pair made by the openssl command as docs/serving.md tells an operator to."""
 
 from __future__ import annotations
 
 import calendar
+import ipaddress
 import json
 import logging
 import shutil
@@ -15,81 +17,120 @@ import subprocess
 import textwrap
 import time
 import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
-from serving_standins import droid_request, expected_actions, free_port, start_server_script
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from serving_standins import droid_request, expected_actions, free_port, http_get, metric, start_server_script
 
 from worldpolicy.cli import main
 from worldpolicy.policy import PolicyRequest
 from worldpolicy.serving import RemotePolicy, ServerConfig, ServerRefusedError, UntrustedCertificateError
 from worldpolicy.serving.logformat import TEXT_FORMAT, Event, JsonFormatter
 from worldpolicy.serving.server import network_urls, warn_if_open
-from worldpolicy.serving.tls import certificate_validity
+from worldpolicy.serving.tls import ServingCertificate, certificate_validity
 
 KEY = "robot-key-0001"
+LOOPBACK = (x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+EXPIRY_METRIC = "worldpolicy_tls_cert_expiry_timestamp_seconds"
 
 
-def _self_signed(folder: Path, name: str, san: str = "DNS:localhost,IP:127.0.0.1") -> tuple[Path, Path]:
-    """A self-signed certificate and its key made by the openssl command, as an operator makes them."""
-    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                    "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={name}",
-                    "-addext", f"subjectAltName={san}"], check=True, capture_output=True)
-    return cert, key
+def _utc(*fields: int) -> datetime:
+    return datetime(*fields, tzinfo=UTC)
 
 
-_CA_CONFIG = """[ca]
-default_ca = d
-[d]
-database = index.txt
-new_certs_dir = .
-serial = serial
-default_md = sha256
-policy = p
-copy_extensions = copy
-[p]
-commonName = supplied
-"""
+@dataclass(frozen=True)
+class Made:
+    """A certificate file and its key's, as `_make` wrote them, with the dates chosen for it."""
+
+    cert: Path
+    key: Path
+    not_before: datetime
+    not_after: datetime
+    certificate: x509.Certificate
+    private_key: ec.EllipticCurvePrivateKey
+
+    @property
+    def validity(self) -> tuple[float, float]:
+        return self.not_before.timestamp(), self.not_after.timestamp()
 
 
-def _dated(folder: Path, name: str, start: str, end: str) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 valid from `start` to `end` (YYYYMMDDHHMMSSZ), and its key: `openssl
-    req -x509` only counts days from now, `openssl ca` takes dates."""
-    work = folder / f"{name}-ca"
-    work.mkdir()
-    (work / "ca.cnf").write_text(_CA_CONFIG)
-    (work / "index.txt").write_text("")
-    (work / "serial").write_text("01\n")
-    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
-    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                    "-keyout", str(key), "-out", str(work / "req.csr"), "-subj", f"/CN={name}",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
-    subprocess.run(["openssl", "ca", "-batch", "-config", "ca.cnf", "-selfsign", "-keyfile", str(key), "-in",
-                    "req.csr", "-out", str(cert), "-startdate", start, "-enddate", end], check=True,
-                   capture_output=True, cwd=work)
-    return cert, key
+def _make(folder: Path, name: str, not_before: datetime, not_after: datetime, names=LOOPBACK,
+          issuer: Made | None = None, ca: bool = False) -> Made:
+    """A P-256 certificate for `names` valid from `not_before` to `not_after`, and its unencrypted PKCS#8 key, written
+    to folder/<name>.pem and <name>.key. Self-signed, with the extensions `openssl req -x509` gives one (CA:TRUE, key
+    identifiers), unless `issuer` signs it: then an end-entity certificate for a server, the file holding the chain
+    (it, then the issuer's)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    signer = issuer.private_key if issuer else key
+    builder = (x509.CertificateBuilder()
+               .subject_name(subject).issuer_name(issuer.certificate.subject if issuer else subject)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(not_before).not_valid_after(not_after)
+               .add_extension(x509.BasicConstraints(ca=issuer is None or ca, path_length=None), critical=True)
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False))
+    if ca:
+        builder = builder.add_extension(x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+            key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False),
+            critical=True)
+    else:
+        builder = builder.add_extension(x509.SubjectAlternativeName(list(names)), critical=False)
+        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+    certificate = builder.sign(signer, hashes.SHA256())
+    cert, key_file = folder / f"{name}.pem", folder / f"{name}.key"
+    chain = [certificate] + ([issuer.certificate] if issuer else [])
+    cert.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return Made(cert, key_file, not_before, not_after, certificate, key)
 
 
 @pytest.fixture(scope="module")
-def pems(tmp_path_factory) -> dict[str, Path]:
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command to make a test certificate")
+def made(tmp_path_factory) -> dict[str, Made]:
+    """Each certificate the tests serve, by name. "server" and "other" end in 2 days (as `openssl req -x509 -days 2`
+    makes them): inside the 14 days that are warned about."""
     folder = tmp_path_factory.mktemp("tls")
-    cert, key = _self_signed(folder, "server")
-    other_cert, other_key = _self_signed(folder, "other")
-    named_cert, named_key = _self_signed(folder, "named", san="DNS:robot-gpu.lan")
-    encrypted = folder / "encrypted.key"
-    subprocess.run(["openssl", "pkey", "-in", str(key), "-aes256", "-passout", "pass:secret-pass", "-out",
-                    str(encrypted)], check=True, capture_output=True)
-    expired_cert, expired_key = _dated(folder, "expired", "20200101000000Z", "20200201000000Z")
-    future_cert, future_key = _dated(folder, "future", "20990101000000Z", "20991231235959Z")
-    lasting_cert, lasting_key = _dated(folder, "lasting", "20200101000000Z", "20991231235959Z")
-    return {"cert": cert, "key": key, "other_cert": other_cert, "other_key": other_key, "encrypted": encrypted,
-            "named_cert": named_cert, "named_key": named_key, "expired_cert": expired_cert, "expired_key": expired_key,
-            "future_cert": future_cert, "future_key": future_key, "lasting_cert": lasting_cert,
-            "lasting_key": lasting_key}
+    now = datetime.now(UTC).replace(microsecond=0)
+    ca = _make(folder, "ca", _utc(2020, 1, 1), _utc(2099, 12, 31, 23, 59, 59), ca=True)
+    return {
+        "server": _make(folder, "server", now, now + timedelta(days=2)),
+        "other": _make(folder, "other", now, now + timedelta(days=2)),
+        "named": _make(folder, "named", now, now + timedelta(days=2),
+                       names=[x509.DNSName("robot-gpu.lan")]),
+        "expired": _make(folder, "expired", _utc(2020, 1, 1), _utc(2020, 2, 1)),
+        "future": _make(folder, "future", _utc(2099, 1, 1), _utc(2099, 12, 31, 23, 59, 59)),
+        "lasting": _make(folder, "lasting", _utc(2020, 1, 1), _utc(2099, 12, 31, 23, 59, 59)),
+        "ca": ca,
+        "signed": _make(folder, "signed", now - timedelta(days=1), now + timedelta(days=90), issuer=ca),
+    }
+
+
+@pytest.fixture(scope="module")
+def pems(made) -> dict[str, Path]:
+    """The files by role: `cert`/`key` the server's pair, `<name>_cert`/`<name>_key` the others', `encrypted` the
+    server's key under a password."""
+    encrypted = made["server"].key.parent / "encrypted.key"
+    encrypted.write_bytes(made["server"].private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret-pass")))
+    files = {"cert": made["server"].cert, "key": made["server"].key, "encrypted": encrypted}
+    for name, m in made.items():
+        if name != "server":
+            files |= {f"{name}_cert": m.cert, f"{name}_key": m.key}
+    return files
+
+
+def _trusting(ca: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(ca))
 
 
 @pytest.fixture
@@ -145,16 +186,13 @@ def test_a_ca_file_that_cannot_be_loaded_is_refused_before_connecting(pems, name
 
 
 def test_probes_and_metrics_answer_over_https(tls_server, pems):
-    base = tls_server.url.replace("wss://", "https://")
-    context = ssl.create_default_context(cafile=str(pems["cert"]))
-    for path, body in (("/healthz", b"OK\n"), ("/readyz", b"ready\n"), ("/livez", b"OK\n")):
-        with urllib.request.urlopen(base + path, context=context, timeout=10) as reply:
-            assert (reply.status, reply.read()) == (200, body)
-    request = urllib.request.Request(base + "/metrics", headers={"Authorization": f"Api-Key {KEY}"})
-    with urllib.request.urlopen(request, context=context, timeout=10) as reply:
-        assert b"worldpolicy_requests" in reply.read()
+    context = _trusting(pems["cert"])
+    for path, body in (("/healthz", "OK\n"), ("/readyz", "ready\n"), ("/livez", "OK\n")):
+        assert http_get(tls_server.url, path, tls=context) == (200, body)
+    status, text = http_get(tls_server.url, "/metrics", {"Authorization": f"Api-Key {KEY}"}, tls=context)
+    assert status == 200 and "worldpolicy_requests" in text
     with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
-        urllib.request.urlopen(base + "/healthz", timeout=10)
+        http_get(tls_server.url, "/healthz")
 
 
 def test_the_openpi_client_works_over_wss_trusting_the_ca_through_ssl_cert_file(tls_server, pems, monkeypatch):
@@ -295,31 +333,45 @@ def _place(pems: dict[str, Path], name: str, folder: Path) -> tuple[Path, Path]:
     return served
 
 
-def _https_get(t, path: str, ca: Path) -> str:
-    with urllib.request.urlopen(t.url.replace("wss://", "https://") + path, timeout=10,
-                                context=ssl.create_default_context(cafile=str(ca))) as reply:
-        return reply.read().decode()
-
-
 def _expiry_metric(t, ca: Path) -> float:
-    name = "worldpolicy_tls_cert_expiry_timestamp_seconds"
-    [value] = [float(line.split()[-1]) for line in _https_get(t, "/metrics", ca).splitlines()
-               if line.startswith(name + " ")]
-    return value
+    return metric(t, EXPIRY_METRIC, tls=_trusting(ca))
 
 
-def _openssl_dates(cert: Path) -> tuple[float, float]:
+@pytest.mark.parametrize("name", ["server", "lasting", "expired", "signed"])
+def test_the_validity_read_from_the_certificate_is_the_one_it_was_made_with(made, name):
+    """UTCTime (to 2049) and GeneralizedTime (2050 on: the lasting one ends in 2099) both; the first certificate of a
+    chain file (the signed one's, not its CA's, which ends in 2099)."""
+    assert certificate_validity(made[name].cert.read_bytes()) == made[name].validity
+
+
+def test_a_pair_made_as_docs_serving_md_says_loads_and_its_dates_are_what_openssl_reads(tmp_path):
+    """The openssl command an operator runs (docs/serving.md): its files (PEM forms, its own date encoding) load, and
+    the dates read are what openssl itself reads from them. The only test that needs the command."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command, to make the pair as an operator makes it")
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-days", "365", "-subj", "/CN=gpu-box",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
     out = subprocess.run(["openssl", "x509", "-in", str(cert), "-noout", "-startdate", "-enddate"], check=True,
                          capture_output=True, text=True).stdout
     dates = dict(line.split("=", 1) for line in out.splitlines())
-    return ssl.cert_time_to_seconds(dates["notBefore"]), ssl.cert_time_to_seconds(dates["notAfter"])
+    served = ServingCertificate(cert, key)
+    assert (served.current.not_before, served.current.not_after) == (
+        ssl.cert_time_to_seconds(dates["notBefore"]), ssl.cert_time_to_seconds(dates["notAfter"]))
 
 
-@pytest.mark.parametrize("name", ["server", "lasting", "expired"])
-def test_the_validity_read_from_the_certificate_is_what_openssl_reads(pems, name):
-    """UTCTime (to 2049) and GeneralizedTime (2050 on: the lasting one ends in 2099) both."""
-    cert, _ = _pair(pems, name)
-    assert certificate_validity(cert.read_bytes()) == _openssl_dates(cert)
+def test_a_certificate_signed_by_a_private_ca_verifies_against_the_ca(serve, pems, made):
+    """The served file holds the chain (the server's certificate, then the CA's); clients are given the CA's only, and
+    the expiry served is the server certificate's."""
+    t = serve(tls_cert=str(pems["signed_cert"]), tls_key=str(pems["signed_key"]))
+    joints = np.linspace(0, 0.6, 7)
+    with RemotePolicy(t.url, ca_file=pems["ca_cert"]) as policy:
+        pred = policy.act(droid_request(joints), "pick up the cup", seed=0)
+        np.testing.assert_allclose(pred.actions, expected_actions(joints, "pick up the cup"), atol=1e-5)
+    assert _expiry_metric(t, pems["ca_cert"]) == made["signed"].not_after.timestamp()
+    with pytest.raises(UntrustedCertificateError, match="against the CA certificates in ca_file="):
+        RemotePolicy(t.url, ca_file=pems["other_cert"])
 
 
 @pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
@@ -374,7 +426,7 @@ def test_a_bad_renewal_keeps_the_served_pair_and_logs_an_error_line(serve, pems,
     [line] = [json.loads(line) for line in lines["json"].lines]
     assert (line["level"], line["event"]) == ("ERROR", "tls_reload_failed") and said in line["error"]
     assert line["serving"] == "the certificate loaded before, valid to 2099-12-31 23:59:59 UTC"
-    assert "worldpolicy_ready 1.0" in _https_get(t, "/metrics", pems["lasting_cert"])  # the old pair still serves
+    assert metric(t, "worldpolicy_ready", tls=_trusting(pems["lasting_cert"])) == 1.0  # the old pair still serves
     assert _expiry_metric(t, pems["lasting_cert"]) == calendar.timegm((2099, 12, 31, 23, 59, 59))
 
 
@@ -390,19 +442,19 @@ class _LogLines(logging.Handler):
         self.lines.append(self.format(record))
 
 
-def test_metrics_say_when_the_served_certificate_expires(serve, pems, tmp_path):
+def test_metrics_say_when_the_served_certificate_expires(serve, pems, made, tmp_path):
     cert, key = _place(pems, "lasting", tmp_path)
     t = serve(tls_cert=str(cert), tls_key=str(key))
     assert _expiry_metric(t, pems["lasting_cert"]) == calendar.timegm((2099, 12, 31, 23, 59, 59))
     _place(pems, "other", tmp_path)
     assert t.server.reload_tls()
-    assert _expiry_metric(t, pems["other_cert"]) == _openssl_dates(pems["other_cert"])[1]
+    assert _expiry_metric(t, pems["other_cert"]) == made["other"].not_after.timestamp()
     plain = serve()
-    with urllib.request.urlopen(plain.url.replace("ws://", "http://") + "/metrics", timeout=10) as reply:
-        assert b"worldpolicy_tls_cert_expiry" not in reply.read()
+    assert "worldpolicy_tls_cert_expiry" not in http_get(plain.url, "/metrics")[1]
 
 
-def test_a_certificate_ending_within_14_days_is_warned_about_at_start_and_reload(serve, pems, tmp_path, caplog):
+def test_a_certificate_ending_within_14_days_is_warned_about_at_start_and_reload(serve, pems, made, tmp_path,
+                                                                                  caplog):
     def warned() -> list[dict]:
         found = [r.msg.fields for r in caplog.records if isinstance(r.msg, Event)
                  and r.msg.fields["event"] == "tls_expires_soon" and r.levelno == logging.WARNING]
@@ -420,7 +472,7 @@ def test_a_certificate_ending_within_14_days_is_warned_about_at_start_and_reload
         serve(tls_cert=str(pems["other_cert"]), tls_key=str(pems["other_key"]))
         [line] = warned()
         assert line["not_after"] == time.strftime("%Y-%m-%d %H:%M:%S UTC",
-                                                  time.gmtime(_openssl_dates(pems["other_cert"])[1]))
+                                                  time.gmtime(made["other"].not_after.timestamp()))
 
 
 SIGHUP_SCRIPT = textwrap.dedent(
@@ -441,11 +493,11 @@ def test_sighup_makes_a_running_server_serve_the_renewed_pair(pems, tmp_path):
     port = free_port()
     script = tmp_path / "server.py"
     script.write_text(SIGHUP_SCRIPT.format(tests=str(Path(__file__).parent), port=port, cert=str(cert), key=str(key)))
-    proc = start_server_script(script, port, tls=ssl.create_default_context(cafile=str(pems["lasting_cert"])))
+    proc = start_server_script(script, port, tls=_trusting(pems["lasting_cert"]))
     try:
         _place(pems, "other", tmp_path)
         proc.send_signal(signal.SIGHUP)
-        renewed = ssl.create_default_context(cafile=str(pems["other_cert"]))
+        renewed = _trusting(pems["other_cert"])
         deadline = time.monotonic() + 30
         while True:  # the signal is handled on the server's loop, soon after
             try:
@@ -459,3 +511,30 @@ def test_sighup_makes_a_running_server_serve_the_renewed_pair(pems, tmp_path):
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and '"event": "tls_reloaded"' in err
+
+
+def test_a_tls_connection_s_last_line_names_its_peer_as_its_connect_line(serve, pems, caplog):
+    """A closed TLS transport no longer knows its peer: the disconnect line said "peer": null (plain ws:// kept it)."""
+    t = serve(tls_cert=str(pems["cert"]), tls_key=str(pems["key"]))
+    with caplog.at_level(logging.INFO, logger="worldpolicy.serving"):
+        with RemotePolicy(t.url, ca_file=pems["cert"]) as policy:
+            policy.act(droid_request(np.zeros(7)), "pick up the cup", seed=0)
+        deadline = time.monotonic() + 10
+        while not any(isinstance(r.msg, Event) and r.msg.fields["event"] == "disconnect" for r in caplog.records):
+            assert time.monotonic() < deadline, "no disconnect line"
+            time.sleep(0.02)
+    lines = {r.msg.fields["event"]: r.msg.fields for r in caplog.records if isinstance(r.msg, Event)}
+    assert lines["connect"]["peer"].startswith("127.0.0.1:") and lines["disconnect"]["peer"] == lines["connect"]["peer"]
+
+
+def test_a_certificate_openssl_loads_but_whose_dates_cannot_be_read_is_refused_naming_the_flag(pems, tmp_path, capsys):
+    """A TRUSTED CERTIFICATE block (openssl x509 -trustout): OpenSSL serves it, cryptography reads no dates from it, and
+    its bare error named neither the file nor the flag."""
+    trusted = tmp_path / "trusted.pem"
+    subprocess.run(["openssl", "x509", "-in", str(pems["cert"]), "-trustout", "-out", str(trusted)], check=True,
+                   capture_output=True)
+    with pytest.raises(ValueError, match=rf"^ServerConfig\.tls_cert='{trusted}': cannot read its validity dates \(.*"
+                                         r"\); accepted: a PEM certificate file \(-----BEGIN CERTIFICATE-----\)"):
+        ServerConfig(tls_cert=str(trusted), tls_key=str(pems["key"]))
+    assert main(["serve", "--tls-cert", str(trusted), "--tls-key", str(pems["key"])]) == 2
+    assert f"--tls-cert='{trusted}': cannot read its validity dates" in capsys.readouterr().err

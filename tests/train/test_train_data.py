@@ -235,8 +235,10 @@ def test_a_served_recording_at_the_request_rate_is_refused_saying_why(train_conf
     raw = train_config(tmp_path / "run", embodiment={**TINY_EMBODIMENT, "name": "tiny_panda_served", "fps": 30},
                        data={"dataset": str(served)})
     with pytest.raises(ValueError, match=r"is a `serve --record` recording at 15 fps: one frame per policy request, "
-                                         r"its `action` the first of each chunk, so it trains only when the client "
-                                         r"asked every control step \(execute_steps 1: 30 fps for embodiment"):
+                                         r"its `action` the first of each chunk, so it is fit for training only when "
+                                         r"the client asked every control step \(execute_steps 1: 30 fps for "
+                                         r"embodiment 'tiny_panda_served'\); this one is for looking at \(dataset "
+                                         r"show\), not for training"):
         Trainer(load_config(raw), progress=False).run()
 
 

@@ -106,3 +106,17 @@ def test_the_installed_model_card_is_the_recipe_summary_s_and_the_shipped_one_is
     text = (installed / "README.md").read_text()
     assert "before the evaluation" not in text and "success 89/100 episodes" in text
     assert "4000 steps" in text and "900 expert episodes of the sim task `reach`" in text
+
+
+def test_a_card_made_where_worldpolicy_is_not_installed_leaves_the_license_out(monkeypatch):
+    from importlib import metadata
+
+    from worldpolicy.models import shipped_model
+    from worldpolicy.train.model_card import model_card
+
+    def uninstalled(name):  # a source tree on PYTHONPATH: no distribution's metadata
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "metadata", uninstalled)
+    card = ModelCard(model_card(shipped_model(), shipped_model()))
+    assert "license" not in card.data.to_dict() and "success 89/100 episodes" in card.text

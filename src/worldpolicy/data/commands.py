@@ -760,9 +760,10 @@ def _recover(args: argparse.Namespace) -> int:
     for conn, dropped in result.torn.items():
         print(f"worldpolicy dataset recover: connection {conn}: {dropped} record(s) half-written at the kill were left "
               "out", file=sys.stderr)
-    if result.dataset is None:
-        print(f"worldpolicy dataset recover: no exchange reached {args.spool}; nothing to recover, the spool was "
-              "removed", file=sys.stderr)
+    if result.dataset is None:  # torn: records reached it, each cut short (said above)
+        what = "no whole record reached" if result.torn else "no exchange reached"
+        print(f"worldpolicy dataset recover: {what} {args.spool}; nothing to recover, the spool was removed",
+              file=sys.stderr)
         return 0
     if result.killed:
         print(f"worldpolicy dataset recover: connection(s) {', '.join(map(str, result.killed))} were open at the "

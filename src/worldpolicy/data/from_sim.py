@@ -678,7 +678,8 @@ def sim_to_dataset(
     """Record `num_episodes` seeded expert episodes of `task` into a LeRobot v3 dataset at `root`.
 
     Videos default to lossless (`libx264rgb`; a resumed recording: the dataset's own codec): sim frames are small and
-    colour-coded, chroma subsampling would blur exactly what the task is about. `progress` shows a bar over the episodes on stderr (a recording takes minutes).
+    colour-coded, chroma subsampling would blur exactly what the task is about. `progress` shows a bar over the
+    episodes on stderr (a recording takes minutes).
     Ctrl-C raises `RecordingInterrupted`, which keeps the episodes finished so far as a complete dataset at `root`
     when that replaces no existing dataset; an error while recording keeps them the same way (logged) and is raised
     as it came, an error while an episode is added to the dataset keeps none. `episode_options` go to
@@ -781,10 +782,8 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
         except ValueError as exc:
             episodes.close()
             raise ValueError(f"resume: {exc}") from None
-        if previous.num_episodes >= num_episodes:
+        if previous.num_episodes >= num_episodes:  # said by the caller (`resumed`): `dataset from-sim` prints it
             episodes.close()
-            logger.info("%s already holds %d episodes (%d asked for): nothing to record", root,
-                        previous.num_episodes, num_episodes)
             return SimConversion(previous, seeds, _failed_before(stored), time.perf_counter() - t0,
                                  resumed=previous.num_episodes)
         failed.extend(_failed_before(stored))
@@ -854,7 +853,8 @@ def _record_dataset(root: Path, spool: ScratchFolder, task: str, num_episodes: i
                 kept = _keep_finished(writer, root, len(done))
         except (OSError, ValueError) as exc:  # the disk still full, a dataset appeared at root meanwhile
             writer.abort()
-            logger.warning("the %d episodes recorded before the error could not be kept either: %s", len(seeds), exc)
+            logger.warning("the %d episodes recorded before the error could not be kept either: %s",
+                           len(seeds) - len(done), exc)  # a resumed dataset's own stay as they were
             kept = None
         if kept is not None:
             logger.warning("%d of %d episodes recorded before the error are kept in %s (a complete dataset); a rerun "

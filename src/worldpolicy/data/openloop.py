@@ -6,7 +6,7 @@ from the dataset's own frames (the plots openpi and LeRobot users draw of predic
     result.mae, result.rmse          # per column of the embodiment, in its physical units
     result.normalized_mae()          # one unit-free number: the MAE on the model's normalised action scale
     result.horizon_mae               # [chunk, columns]: the error at each step of a chunk
-    print(result.summary())          # one line; openloop.json and the plots are under the out folder
+    print(result.summary())          # a few lines and a column table; openloop.json and the plots are under out
 
 Each prediction reads frame f of an episode as training pairs a window with it: the cameras the embodiment composes
 (`observations.camera_sources`, as `dataset label` and `dataset frame` read them), the first phrasing of the frame's
@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from ..embodiments import Embodiment
+from ..embodiments import UNITLESS, Embodiment
 from ..fileio import OPENLOOP_FILE, output_folder, write_json_atomic
 from ..models import portable_checkpoint
 from .actions import RecordedActions, recorded_actions
@@ -47,6 +47,7 @@ from .checks import check_episodes
 from .label import check_state_keys, checked_policy_embodiment, episode_seed, label_cameras
 from .lerobot import LeRobotDataset
 from .sampling import caption_variants
+from .served import served_rate_reason
 from .stats import first_non_finite
 
 __all__ = ["EVAL_WRITER", "LEFT_OUT_WHY", "EpisodeErrors", "OpenLoopData", "OpenLoopPlan", "OpenLoopResult",
@@ -205,12 +206,18 @@ class OpenLoopResult:
             + left_out
 
     def summary(self) -> str:
-        """The one line `dataset eval` prints: what was compared, the unit-free mean and each column's MAE."""
+        """What `dataset eval` prints: what was compared (and where it was written), the unit-free mean, then each
+        column's MAE as a table (column, MAE, unit; "-" for a unitless column), laid out as `sim compare`'s."""
         normalized = self.normalized_mae()
-        columns = ", ".join(f"{c} {m:.3g} {u}" for c, u, m in zip(self.columns, self.units, self.mae))
-        return (f"open loop: {self.chunks} chunks over {len(self.episodes)} episodes ({self.steps} steps compared): "
-                + (f"normalised MAE {normalized:.4g} ({self.normalized_note()}); " if normalized is not None else "")
-                + f"MAE {columns}" + (f"; wrote {self.out / OPENLOOP_FILE}" if self.out is not None else ""))
+        lines = [f"open loop: {self.chunks} chunks over {len(self.episodes)} episodes ({self.steps} steps compared)"
+                 + (f"; wrote {self.out / OPENLOOP_FILE}" if self.out is not None else "")]
+        if normalized is not None:
+            lines.append(f"normalised MAE {normalized:.4g} ({self.normalized_note()})")
+        rows = [("column", "MAE", "unit")] + [(c, f"{m:.3g}", "-" if u in (UNITLESS, "") else u)
+                                              for c, u, m in zip(self.columns, self.units, self.mae)]
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        lines += [f"{c.ljust(widths[0])}  {m.rjust(widths[1])}  {u}" for c, m, u in rows]
+        return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
         def by_column(values: np.ndarray) -> dict[str, float]:
@@ -337,6 +344,9 @@ def check_open_loop(
                          f"images{ds.unread_note(ds.unread_features)}")
     cameras = label_cameras(ds.video_keys, emb)
     if not math.isclose(ds.fps, emb.fps, rel_tol=1e-6):
+        served = served_rate_reason(ds, emb, "an open-loop evaluation")
+        if served:
+            raise ValueError(f"dataset: {str(ds.root)!r} {served}")
         raise ValueError(f"dataset: {str(ds.root)!r} is at {ds.fps:g} fps and embodiment {emb.key!r}'s actions at "
                          f"{emb.fps:g}: a chunk's steps would span other times than the recorded rows they are "
                          f"compared with; accepted: a dataset recorded at {emb.fps:g} fps (or an embodiment at the "

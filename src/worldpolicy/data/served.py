@@ -13,11 +13,12 @@ in the same way, and `serve --record DIR` refuses to start over it, naming that 
 
 Per frame: `observation.images.<camera>` (lossless: the pixels sent), the state keys as `observation.state.<name>` (or
 the request's explicit `state` as `observation.state`), `action` (the chunk's first action), `action_chunk` (the whole
-chunk received, flattened: `reshape(chunk, action_dim)`), `serving.request_id` (the connection's request number: a gap
-is a dropped record), `serving.time` (UNIX seconds), `serving.queue_ms`, `serving.infer_ms`, `serving.total_ms`,
-`serving.batch_size`; the prompt is the frame's task. Per episode (meta/episodes): `serving.connection`,
-`serving.error` (what the connection was refused with, if it ended so) and `serving.killed` (the server was killed
-while it was open: its episode is what reached the spool).
+chunk received, flattened: `reshape(chunk, action_dim)`), `serving.prefix_rows` (how many of the chunk's first rows
+are the request's `action_prefix`, the client's rather than the policy's; 0: none), `serving.request_id` (the
+connection's request number: a gap is a dropped record), `serving.time` (UNIX seconds), `serving.queue_ms`,
+`serving.infer_ms`, `serving.total_ms`, `serving.batch_size`; the prompt is the frame's task. Per episode
+(meta/episodes): `serving.connection`, `serving.error` (what the connection was refused with, if it ended so) and
+`serving.killed` (the server was killed while it was open: its episode is what reached the spool).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ from .observations import IMAGE_PREFIX, STATE_FEATURE
 if TYPE_CHECKING:  # the hand-off's type only: importing serving.recording pulls in the server's extra
     from ..serving.recording import Exchange
 
-__all__ = ["SOURCE", "RecoveredRun", "ServedRunDataset", "recover_served_run"]
+__all__ = ["SOURCE", "RecoveredRun", "ServedRunDataset", "recover_served_run", "served_rate_reason"]
 
 logger = logging.getLogger(__name__)
 SOURCE = "worldpolicy serve --record"  # the recording's `provenance["source"]`: what --overwrite may replace
@@ -74,7 +75,9 @@ SYNC_S = 1.0  # a connection's spool files are fsynced at most this far apart: w
 _TIMINGS = ("queue_ms", "infer_ms", "total_ms")
 # The spool: RUN_FILE (fps, robot type, provenance: at start), FEATURES_FILE (at the first exchange), and per connection
 # <conn>.values (its records), <conn>-<video feature>.u8 (raw frames, frame after frame) and <conn>.end.json (its
-# `error`, once it closed: a connection without one was open when the server was killed). The half-built staging folder
+# `error`, once it closed: a connection without one was open when the server was killed). A record holds the
+# FEATURES_FILE's non-video features in its order, so a spool describes itself: one a version without a feature left
+# (`serving.prefix_rows`, say) is recovered as the dataset it was recording, without it. The half-built staging folder
 # a killed server's writer leaves beside DIR is removed on recovery as every dead writer's is (`sweep_scratch_folders`).
 SPOOL_INFIX = ".writing-spool-"
 RUN_FILE, FEATURES_FILE, VALUES, END = "run.json", "features.json", ".values", ".end.json"
@@ -185,6 +188,7 @@ class ServedRunDataset:
         actions = np.asarray(record.actions, np.float32)
         frame["action"] = actions[0]
         frame["action_chunk"] = actions.reshape(-1)
+        frame["serving.prefix_rows"] = np.array([record.prefix_rows], np.int64)
         frame["serving.request_id"] = np.array([record.request_id], np.int64)
         frame["serving.time"] = np.array([record.received], np.float64)
         for name in _TIMINGS:
@@ -217,6 +221,18 @@ class ServedRunDataset:
         return None
 
 
+def served_rate_reason(dataset: LeRobotDataset, embodiment: Embodiment, use: str) -> str | None:
+    """Why `dataset`, at another fps than `embodiment`'s, is of no `use` (training, an open-loop evaluation) when it is
+    a `serve --record` recording: its fps is the request rate, its `action` each chunk's first, so no fps setting makes
+    it fit (`train` and `dataset eval` refuse it saying so); None for any other dataset."""
+    if (dataset.provenance or {}).get("source") != SOURCE:
+        return None
+    return (f"is a `serve --record` recording at {dataset.fps:g} fps: one frame per policy request, its `action` the "
+            f"first of each chunk, so it is fit for {use} only when the client asked every control step (execute_steps "
+            f"1: {embodiment.fps:g} fps for embodiment {embodiment.key!r}); this one is for looking at (dataset show), "
+            f"not for {use}")
+
+
 def _pixels(value: np.ndarray, key: str) -> np.ndarray:
     """A camera's frame as the adapter passed it on (uint8 or float, [H, W, 3], [3, H, W] or frames) → uint8
     [H, W, 3], its last frame."""
@@ -227,9 +243,9 @@ def _pixels(value: np.ndarray, key: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class RecoveredRun:
-    """What `recover_served_run` made of a killed server's spool: the dataset (None: no exchange reached the spool),
-    the connections open at the kill (their episodes are `serving.killed`) and, per connection, the records dropped
-    at a torn tail (half-written at the kill)."""
+    """What `recover_served_run` made of a killed server's spool: the dataset (None: no whole record reached the
+    spool, none at all or every one cut short, as `torn` then says), the connections open at the kill (their episodes
+    are `serving.killed`) and, per connection, the records dropped at a torn tail (half-written at the kill)."""
 
     dataset: LeRobotDataset | None
     killed: list[int]

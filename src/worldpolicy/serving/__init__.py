@@ -1,6 +1,6 @@
 """Serving over the openpi WebSocket wire: codec, batching server, observation adapters, `RemotePolicy` client.
 
-Needs the `serve` extra (websockets, msgpack, prometheus-client). Names load on first use, so a robot-side process
+Needs the `serve` extra. Names load on first use, so a robot-side process
 importing `RemotePolicy` never imports the server's dependencies.
 """
 

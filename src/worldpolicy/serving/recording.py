@@ -37,6 +37,8 @@ class Exchange:
     observation: Any  # {camera or state key: array} or one pre-composed image array
     state: np.ndarray | None  # the request's explicit `state` row, when it sent one
     actions: np.ndarray  # the chunk the client received [chunk, action_dim]
+    prefix_rows: int  # its first rows that are the request's `action_prefix` (real-time chunking), the policy's reply
+    # saying it continued them (`settings["action_prefix_rows"]`); 0: none, or one the policy ignored
     received: float  # time.time() when the request arrived
     queue_ms: float
     infer_ms: float

@@ -624,20 +624,21 @@ class PolicyServer:
         conn, told = next(self._ids), set()  # `told`: the warnings this client heard, for the policy's `said_before`
         self._connections.add(ws)
         self._metrics.connections.inc()
-        _log(logging.INFO, "connect", conn=conn, peer=peer_name(ws.remote_address))
+        # read once, while open: a closed TLS transport no longer knows its peer (its lines said "peer": null)
+        peer = peer_name(ws.remote_address)
+        _log(logging.INFO, "connect", conn=conn, peer=peer)
         closed = asyncio.ensure_future(ws.wait_closed())
         prev_total_ms: float | None = None
         opened, answered = time.perf_counter(), 0
         try:
             await ws.send(packb(self._metadata))
-            while (prev_total_ms := await self._exchange(ws, conn, told, await ws.recv(), closed,
+            while (prev_total_ms := await self._exchange(ws, conn, peer, told, await ws.recv(), closed,
                                                          prev_total_ms)) is not None:
                 answered += 1
         except websockets.ConnectionClosed as exc:
             if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:  # websockets refused the frame
                 self._metrics.requests.labels("too_big").inc()
-                self._refusals("refused", "too_big", conn=conn, peer=peer_name(ws.remote_address),
-                               reason=exc.sent.reason)
+                self._refusals("refused", "too_big", conn=conn, peer=peer, reason=exc.sent.reason)
         finally:
             closed.cancel()
             self._connections.discard(ws)
@@ -646,12 +647,12 @@ class PolicyServer:
                 self.recorder.end(conn)
             # what the connection did, in its last line: a robot's session at a glance, or a client that reconnects
             # per request (many short connections of one request each)
-            _log(logging.INFO, "disconnect", conn=conn, peer=peer_name(ws.remote_address), code=ws.close_code,
+            _log(logging.INFO, "disconnect", conn=conn, peer=peer, code=ws.close_code,
                  requests=answered, seconds=round(time.perf_counter() - opened, 3))
 
     async def _exchange(
-        self, ws: ServerConnection, conn: int, told: set[Any], message: str | bytes, closed: asyncio.Future,
-        prev_total_ms: float | None
+        self, ws: ServerConnection, conn: int, peer: str | None, told: set[Any], message: str | bytes,
+        closed: asyncio.Future, prev_total_ms: float | None
     ) -> float | None:
         """One request → one reply; returns the server time in ms, or None once the connection is refused/gone.
         A method of its own so the frame and its arrays are freed when it returns, not held while the next frame
@@ -670,7 +671,7 @@ class PolicyServer:
                 return None
             if job.skip:  # the client left: the worker skips the job, or its result is dropped
                 self._waiting.discard(job)
-                self._vanished(ws, conn)
+                self._vanished(conn, peer)
                 return None
             if isinstance(result, BaseException):
                 await self._refuse(ws, conn, error_text(result), CloseCode.INTERNAL_ERROR, failure_status(result))
@@ -685,7 +686,7 @@ class PolicyServer:
             try:
                 await ws.send(reply)
             except websockets.ConnectionClosed:  # gone after its result came: vanished, as on Ray Serve
-                self._vanished(ws, conn)
+                self._vanished(conn, peer)
                 return None
         finally:
             self._active -= 1
@@ -700,19 +701,22 @@ class PolicyServer:
     def _record(self, job: _Job, result: Prediction, t0: float, total: float) -> None:
         """Hand the exchange just answered to the recorder (it drops it, counted, when its writer is behind)."""
         request = job.request
+        prefix = request.options.get("action_prefix")
+        # the prefix's rows when the policy says it continued them (a policy that ignores the key sampled every row)
+        continued = prefix is not None and result.settings.get("action_prefix_rows") == len(prefix)
         self.recorder.record(
             job.conn, prompt=request.prompt, observation=request.observation, state=request.options.get("state"),
-            actions=np.asarray(result.actions), received=time.time() - (time.perf_counter() - t0),
-            queue_ms=(job.started - job.enqueued) * 1000, infer_ms=(job.finished - job.started) * 1000,
-            total_ms=total * 1000, batch_size=job.batch_size,
+            actions=np.asarray(result.actions), prefix_rows=len(prefix) if continued else 0,
+            received=time.time() - (time.perf_counter() - t0), queue_ms=(job.started - job.enqueued) * 1000,
+            infer_ms=(job.finished - job.started) * 1000, total_ms=total * 1000, batch_size=job.batch_size,
         )
 
-    def _vanished(self, ws: ServerConnection, conn: int) -> None:
+    def _vanished(self, conn: int, peer: str | None) -> None:
         """A client gone before its reply was sent: counted and logged, unless the drain deadline closed it (counted
         as abandoned there)."""
         if not self._abandoned:
             self._metrics.requests.labels("vanished").inc()
-            _log(logging.INFO, "vanished", conn=conn, peer=peer_name(ws.remote_address))
+            _log(logging.INFO, "vanished", conn=conn, peer=peer)
 
     def _admit(self, message: str | bytes, t0: float, conn: int, told: set[Any]) -> _Job:
         """Decode and validate one frame and queue it, or raise `_Refusal` with the client-facing reason."""

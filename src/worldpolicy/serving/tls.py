@@ -96,7 +96,11 @@ def load_pair(cert: str, key: str) -> TlsPair:
                              "accepted: the key the certificate was made for") from None
         raise ValueError(f"ServerConfig.tls_cert={cert!r} / ServerConfig.tls_key={key!r}: OpenSSL cannot load them "
                          f"({exc.reason or exc}); accepted: a PEM certificate and its unencrypted PEM key") from None
-    not_before, not_after = certificate_validity(pem)
+    try:
+        not_before, not_after = certificate_validity(pem)
+    except ValueError as exc:  # one OpenSSL loads and cryptography does not (a TRUSTED CERTIFICATE block)
+        raise ValueError(f"ServerConfig.tls_cert={cert!r}: cannot read its validity dates ({exc}); accepted: "
+                         f"{_PEM_KINDS['tls_cert'][1]}") from None
     now = time.time()
     if not not_before <= now <= not_after:
         state = f"expired on {utc_text(not_after)}" if now > not_after else f"is not valid until {utc_text(not_before)}"

@@ -32,6 +32,7 @@ from worldpolicy.robot.decode import ActionDecoder
 from worldpolicy.sim.env import step_limit, unwrap_tabletop
 from worldpolicy.sim.policies import as_backend, chunk_size
 from worldpolicy.sim.scenes import CAMERAS
+from worldpolicy.sim.tasks import LATENCY_ACCEPTED
 
 __all__ = ["EpisodeResult", "Jumps", "Rollout", "check_chunk_timing", "check_latency_chunk", "latency_as_none",
            "latency_ticks"]
@@ -48,7 +49,7 @@ def latency_ticks(latency_ms: float, control_hz: float, max_steps: int) -> int:
     `max_steps`, before which no reply would then land."""
     if isinstance(latency_ms, bool) or not isinstance(latency_ms, (int, float, np.integer, np.floating)) \
             or not 0 <= latency_ms < math.inf:
-        raise ValueError(f"latency_ms: expected milliseconds, a finite number >= 0 (0: none), got {latency_ms!r}")
+        raise ValueError(f"latency_ms: expected {LATENCY_ACCEPTED}, got {latency_ms!r}")
     ticks = _rounded(latency_ms, control_hz)
     if ticks >= max_steps:
         below = _first_ms(max_steps, control_hz)

@@ -97,9 +97,11 @@ def _train(args: argparse.Namespace) -> int:
         config = load_config(path, **overrides)
     except ValueError as exc:
         text = str(exc)
-        flags = {**SELECTION_FLAGS, "tracking.report_to": "--report-to"}
-        for name in (*selection, *(["tracking.report_to"] if args.report_to is not None else [])):
-            text = re.sub(rf"(?<![\w.]){re.escape(name)}\b", flags[name], text)
+        typed = {name: SELECTION_FLAGS[name] for name in selection}
+        if args.report_to is not None:
+            typed["tracking.report_to"] = "--report-to"
+        for name, flag in typed.items():
+            text = re.sub(rf"(?<![\w.]){re.escape(name)}\b", flag, text)
         raise ValueError(text) from None
     if args.steps is not None:
         config.optim.steps = args.steps

@@ -438,7 +438,7 @@ class Trainer:
         """The embodiment is what the checkpoint predicts with: chunks of its chunk_size at its fps, so the training
         windows must be exactly that."""
         from ..data import LeRobotDataset
-        from ..data.served import SOURCE as SERVED
+        from ..data.served import served_rate_reason
 
         data = self.config.data
         if emb.chunk_size != data.chunk_size:
@@ -449,12 +449,10 @@ class Trainer:
                                            and self.config.embodiment == "droid" else ""))
         dataset = LeRobotDataset.open(data.dataset)
         fps = dataset.fps
-        if not math.isclose(fps, emb.fps) and (dataset.provenance or {}).get("source") == SERVED:
-            raise ValueError(f"data.dataset {data.dataset!r} is a `serve --record` recording at {fps:g} fps: one frame "
-                             f"per policy request, its `action` the first of each chunk, so it trains only when the "
-                             f"client asked every control step (execute_steps 1: {emb.fps:g} fps for embodiment "
-                             f"{emb.key!r}); this one is for looking at (dataset show), not for training")
         if not math.isclose(fps, emb.fps):
+            served = served_rate_reason(dataset, emb, "training")
+            if served:
+                raise ValueError(f"data.dataset {data.dataset!r} {served}")
             raise ValueError(f"data.dataset {data.dataset!r} is recorded at {fps:g} fps but embodiment {emb.key!r} has "
                              f"fps={emb.fps:g}: set the embodiment's fps to {fps:g} (or resample the dataset)")
 
