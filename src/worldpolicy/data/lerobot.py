@@ -39,6 +39,7 @@ from ..fileio import (
     replace_folder,
     share_tree,
     sweep_scratch_folders,
+    write_bytes_atomic,
     write_json_atomic,
 )
 from ..processing.video import CODECS, VideoFileWriter
@@ -952,7 +953,7 @@ class LeRobotDatasetWriter:
     `video_codec="libx264rgb"` stores frames losslessly; "libx264" (default) and "libsvtav1" (LeRobot's default)
     are lossy and need even frame sizes. `provenance` (a JSON object: what made the episodes) goes into a file of its
     own beside info.json, meta/worldpolicy_provenance.json, which LeRobot does not read; it may be changed until
-    `finalize`.
+    `finalize`, which also writes the dataset's card, README.md (`data.card`), from what the dataset records.
     """
 
     def __init__(
@@ -1148,6 +1149,7 @@ class LeRobotDatasetWriter:
                 writer.close()
             self._videos.clear()
             self._write_metadata()
+            self._write_card()
             self._publish()
         except BaseException:
             self.abort()
@@ -1369,6 +1371,14 @@ class LeRobotDatasetWriter:
         stats.update({k: aggregate_stats(v) for k, v in self._video_stats.items()})
         write_json_atomic(self._stage / STATS_PATH, stats_to_json(stats), indent=4, ensure_ascii=False)
         write_json_atomic(self._stage / INFO_PATH, info, indent=4, ensure_ascii=False)
+
+    def _write_card(self) -> None:
+        """The dataset's card (README.md, `data.card`) from the metadata just written, in the staging folder: a
+        dataset appears with its card or not at all."""
+        from .card import CARD_FILE, dataset_card
+
+        text = dataset_card(LeRobotDataset.open(self._stage), self.root.name)
+        write_bytes_atomic(self._stage / CARD_FILE, text)
 
     def _publish(self) -> None:
         """The staging folder takes the root's name (`fileio.replace_folder`): an earlier dataset there goes aside and
