@@ -222,7 +222,8 @@ def replace_folder(new: str | Path, path: str | Path) -> None:
         os.replace(new, path)
         discarded = aside / "discarded"
         os.replace(previous, discarded)  # one rename: a kill while it is deleted never leaves part of it as `previous`
-        shutil.rmtree(discarded)
+        # the new one is in place: a file that cannot go (open on NFS, read-only) fails nothing; the next sweep retries
+        shutil.rmtree(discarded, ignore_errors=True)
     finally:
         if os.path.lexists(previous) and not os.path.lexists(path):  # an error or Ctrl-C before `new` took the name
             os.replace(previous, path)  # the earlier one back, whole
