@@ -582,3 +582,20 @@ def test_a_replacement_whose_earlier_folder_cannot_all_be_deleted_still_succeeds
     (aside,) = tmp_path.glob(f".model.{REPLACED_KIND}-*")  # what could not go, without `previous`: swept next time
     assert [path for path, _ in sweep_scratch_folders(final, ())] == [aside]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_writers_cleanup_of_killed_stagings_leaves_a_killed_replacements_aside(tmp_path):
+    """The trainer removed every `.step-*` in checkpoints/ at its start, a killed replacement's aside (the earlier
+    checkpoint, step-N missing) with the stagings: the one list both writers remove now holds only the stagings, and
+    the aside is the sweep's to put back."""
+    from worldpolicy.fileio import REPLACED_KIND, ScratchFolder, killed_stagings, sweep_scratch_folders
+
+    final = tmp_path / "step-0000002"
+    staging = tmp_path / ".step-0000002.k1_x9abc"
+    staging.mkdir()
+    hold = ScratchFolder(final, REPLACED_KIND)
+    (hold.make() / "previous").mkdir()
+    hold.release()
+    (tmp_path / ".step-notes").mkdir()  # no staging's name: never the writer's
+    assert killed_stagings(tmp_path, "step-*") == [staging]
+    assert sweep_scratch_folders(final, ()) == [] and final.is_dir()  # the earlier checkpoint back
