@@ -196,6 +196,15 @@ REPLACED_KIND = "replaced"
 _PREVIOUS, _REPLACEMENT = "previous", "replacement"
 
 
+def killed_stagings(parent: str | Path, name_glob: str) -> list[Path]:
+    """The `staged_folder` stagings in `parent` beside the folders `name_glob` matches (`.NAME.XXXXXXXX`) that a killed
+    writer left, for that writer to remove once it holds `parent`. A killed replacement's aside (`.NAME.replaced-*`)
+    is none: it holds the earlier folder, which `sweep_scratch_folders` settles (restored, or removed once NAME is the
+    new one)."""
+    aside = re.compile(rf".*\.{REPLACED_KIND}-[a-z0-9_]{{8,12}}")
+    return sorted(p for p in Path(parent).glob(f".{name_glob}.*") if not aside.fullmatch(p.name))
+
+
 def _identity(path: str | Path) -> str:
     """What a rename keeps of a folder (device and inode): tells the folder a replacement put at NAME from another."""
     st = os.lstat(path)
@@ -222,7 +231,8 @@ def replace_folder(new: str | Path, path: str | Path) -> None:
         os.replace(new, path)
         discarded = aside / "discarded"
         os.replace(previous, discarded)  # one rename: a kill while it is deleted never leaves part of it as `previous`
-        shutil.rmtree(discarded)
+        # the new one is in place: a file that cannot go (open on NFS, read-only) fails nothing; the next sweep retries
+        shutil.rmtree(discarded, ignore_errors=True)
     finally:
         if os.path.lexists(previous) and not os.path.lexists(path):  # an error or Ctrl-C before `new` took the name
             os.replace(previous, path)  # the earlier one back, whole

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -552,3 +554,48 @@ def test_a_checkpoint_a_killed_save_was_replacing_is_back_for_the_next_reader(tm
     assert not final.exists()
     check_checkpoint_source(final)
     assert sorted(p.name for p in final.iterdir()) == [MODEL_INDEX_FILE]
+
+
+def test_a_replacement_whose_earlier_folder_cannot_all_be_deleted_still_succeeds(tmp_path, monkeypatch):
+    """The new folder is in place once both renames are done: a file of the earlier one that cannot be deleted (open
+    on NFS, read-only) used to fail the save or dataset write that had succeeded; it is left for the next sweep."""
+    from worldpolicy import fileio
+    from worldpolicy.fileio import REPLACED_KIND, staged_folder, sweep_scratch_folders
+
+    final = tmp_path / "model"
+    final.mkdir()
+    (final / "old.json").write_text("{}")
+    real_rmtree = shutil.rmtree
+
+    def busy(path, ignore_errors=False, **kwargs):
+        if Path(path).name in ("discarded", final.name) or f".{REPLACED_KIND}-" in Path(path).name:
+            if not ignore_errors:
+                raise OSError(errno.EBUSY, "Device or resource busy", str(path))
+            return None
+        return real_rmtree(path, ignore_errors=ignore_errors, **kwargs)
+
+    monkeypatch.setattr(fileio.shutil, "rmtree", busy)
+    with staged_folder(final) as staging:
+        (staging / "new.json").write_text("{}")
+    assert sorted(p.name for p in final.iterdir()) == ["new.json"]
+    monkeypatch.setattr(fileio.shutil, "rmtree", real_rmtree)
+    (aside,) = tmp_path.glob(f".model.{REPLACED_KIND}-*")  # what could not go, without `previous`: swept next time
+    assert [path for path, _ in sweep_scratch_folders(final, ())] == [aside]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_writers_cleanup_of_killed_stagings_leaves_a_killed_replacements_aside(tmp_path):
+    """The trainer removed every `.step-*` in checkpoints/ at its start, a killed replacement's aside (the earlier
+    checkpoint, step-N missing) with the stagings: the one list both writers remove now holds only the stagings, and
+    the aside is the sweep's to put back."""
+    from worldpolicy.fileio import REPLACED_KIND, ScratchFolder, killed_stagings, sweep_scratch_folders
+
+    final = tmp_path / "step-0000002"
+    staging = tmp_path / ".step-0000002.k1_x9abc"
+    staging.mkdir()
+    hold = ScratchFolder(final, REPLACED_KIND)
+    (hold.make() / "previous").mkdir()
+    hold.release()
+    (tmp_path / ".step-notes").mkdir()  # no staging's name: never the writer's
+    assert killed_stagings(tmp_path, "step-*") == [staging]
+    assert sweep_scratch_folders(final, ()) == [] and final.is_dir()  # the earlier checkpoint back

@@ -413,6 +413,21 @@ def test_a_dataset_replacement_killed_midway_is_put_right_by_the_next_reader_or_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # the killed writer's staging swept too
 
 
+def test_a_linked_datasets_killed_replacement_is_put_back_by_the_next_reader(tmp_path, killed_replacing):
+    """A dataset linked from a bigger disk is replaced at the link's target (the writer resolves the link), so a
+    killed replacement leaves its aside there, not beside the link: the opener, given the link, looks there too."""
+    (tmp_path / "big").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "big" / "ds").mkdir()
+    link = tmp_path / "data" / "ds"
+    link.symlink_to(tmp_path / "big" / "ds")
+    write_episodes(link, [dict(make_episode(5, seed=0), task="old")], fps=10, overwrite=True)
+    killed_replacing(WRITE_NEW, 1, str(link))
+    assert not link.exists() and len(list((tmp_path / "big").glob(".ds.replaced-*"))) == 1
+    assert LeRobotDataset.open(link).tasks == ["old"]
+    assert link.is_symlink() and list((tmp_path / "big").glob(".ds.replaced-*")) == []
+
+
 def test_overwrite_replaces_datasets_only_and_outputs_are_shared(tmp_path):
     mine = tmp_path / "mine"
     (mine / "other_dataset").mkdir(parents=True)

@@ -145,7 +145,9 @@ class LeRobotDataset:
     @classmethod
     def open(cls, root: str | Path) -> LeRobotDataset:
         root = Path(root).expanduser()
-        sweep_scratch_folders(root, ())  # a dataset a killed writer was replacing: put back (`fileio.replace_folder`)
+        # a dataset a killed writer was replacing: put back (`fileio.replace_folder`); a linked root's beside its target,
+        # which the writer replaces (`LeRobotDatasetWriter`)
+        sweep_scratch_folders(root.resolve() if root.is_symlink() else root, ())
         if not root.is_dir():
             raise FileNotFoundError(f"dataset root {str(root)!r} is not a directory")
         if not (root / INFO_PATH).is_file():

@@ -24,9 +24,9 @@ import torch
 
 from ..fileio import (
     MODEL_INDEX_FILE,
-    REPLACED_KIND,
     TRAINING_SUMMARY_FILE,
     folder_lock,
+    killed_stagings,
     output_folder,
     staged_folder,
     write_json_atomic,
@@ -280,9 +280,8 @@ def install_model(model: Path, summary: dict[str, Any], name: str = "panda_reach
     (`staged_folder`); the staging folder a killed install left is removed first: it could ship with the package. An
     aside of a killed replacement (`.NAME.replaced-*`, the earlier model) is `staged_folder`'s to settle, not removed."""
     target = _models_folder() / name
-    for stale in target.parent.glob(f".{name}.*"):
-        if not stale.name.startswith(f".{name}.{REPLACED_KIND}-"):
-            shutil.rmtree(stale)
+    for stale in killed_stagings(target.parent, name):
+        shutil.rmtree(stale)
     with staged_folder(target) as staging:
         shutil.copytree(model, staging, dirs_exist_ok=True)
         write_json_atomic(staging / TRAINING_SUMMARY_FILE, summary)
