@@ -72,8 +72,8 @@ def add_latency_flags(p: argparse.ArgumentParser, recorded: str, effect: str = "
     p.add_argument("--latency", type=_milliseconds, default=0.0, metavar="MS",
                    help="simulated inference time of each request, in ms: the sim steps on until its reply lands, as "
                    "your robot would (execute holds the arm, async runs its chunk on, ensemble's chunks start that "
-                   "much later; ensemble refuses one of the policy's chunk or more); rounded to the nearest whole "
-                   f"control step at --control-hz (halves up), {recorded} (default: 0, none)")
+                   "much later; ensemble, and async with --rtc, refuse one of the policy's chunk or more); rounded "
+                   f"to the nearest whole control step at --control-hz (halves up), {recorded} (default: 0, none)")
     p.add_argument("--rtc", action="store_true",
                    help="real-time chunking, with --strategy async and a model policy (checkpoint or ws://): each "
                    "next chunk is asked to begin with the running chunk's actions that run while it is computed "
