@@ -72,8 +72,8 @@ def add_latency_flags(p: argparse.ArgumentParser, recorded: str, effect: str = "
     p.add_argument("--latency", type=_milliseconds, default=0.0, metavar="MS",
                    help="simulated inference time of each request, in ms: the sim steps on until its reply lands, as "
                    "your robot would (execute holds the arm, async runs its chunk on, ensemble's chunks start that "
-                   "much later; ensemble refuses one of the policy's chunk or more); rounded to the nearest whole "
-                   f"control step at --control-hz (halves up), {recorded} (default: 0, none)")
+                   "much later; ensemble, and async with --rtc, refuse one of the policy's chunk or more); rounded "
+                   f"to the nearest whole control step at --control-hz (halves up), {recorded} (default: 0, none)")
     p.add_argument("--rtc", action="store_true",
                    help="real-time chunking, with --strategy async and a model policy (checkpoint or ws://): each "
                    "next chunk is asked to begin with the running chunk's actions that run while it is computed "
@@ -358,13 +358,14 @@ def _check_latency(args: argparse.Namespace, env) -> None:
         raise _as_flag(exc) from None
 
 
-def _check_latency_chunk(args: argparse.Namespace, env, strategy, chunk: int) -> None:
-    """--latency against the policy's chunk (`rollout.check_latency_chunk`: ensemble's replies all past, --rtc with
-    none in flight): before any episode, and before an --overwrite clears the run there."""
-    from worldpolicy.sim.rollout import check_latency_chunk
+def _check_chunk(args: argparse.Namespace, env, strategy, embodiment, chunk: int) -> None:
+    """--execute-steps and --latency against the policy's chunk (`rollout.check_chunk_timing`: k too long, ensemble's
+    replies all past, --rtc with none in flight): before any episode, and before an --overwrite clears the run there."""
+    from worldpolicy.sim.rollout import check_chunk_timing
 
     try:
-        check_latency_chunk(args.latency, env.control_hz, strategy, chunk, rtc=args.rtc)
+        check_chunk_timing(strategy, embodiment, chunk, args.latency, env.control_hz, rtc=args.rtc,
+                           setting="--execute-steps")
     except ValueError as exc:
         raise _as_flag(exc) from None
 
@@ -506,8 +507,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
             if checkpoint and Path(args.policy).exists():
                 emb = emb or _checked_checkpoint(args)[0]
                 check_executable(emb, env.robot)
-                strategy.for_embodiment(emb).steps_for(emb.chunk_size, "--execute-steps")
-                _check_latency_chunk(args, env, strategy, emb.chunk_size)
+                _check_chunk(args, env, strategy, emb, emb.chunk_size)
             if checkpoint:  # once every check before the weights has passed: a refused run is not warned about
                 warn_training_scenes(args.policy, args.task, args.seed, args.episodes)
             try:
@@ -530,8 +530,7 @@ def _run_held(args: argparse.Namespace, again: str, task_given: bool, image_size
                 _check_latency(args, env)  # against its task's step limit
             # a chunk too short for --execute-steps: say so now, not after the first inference
             chunk = chunk_size(policy)
-            strategy.for_policy(policy).steps_for(chunk, "--execute-steps")
-            _check_latency_chunk(args, env, strategy, chunk)
+            _check_chunk(args, env, strategy, getattr(policy, "embodiment", None), chunk)
             warn_rate_mismatch(policy_fps(policy), env.control_hz, args.policy)
             if previous is None:
                 _clear_previous_run(args.out)  # every check passed: --overwrite replaces the previous run

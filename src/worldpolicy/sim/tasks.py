@@ -14,7 +14,8 @@ import numpy as np
 
 from worldpolicy.sim.scenes import TABLE_TOP, ObjectSpec
 
-__all__ = ["COLORS", "EVAL_SEED", "LATENCY_ACCEPTED", "TASKS", "EpisodeState", "SimState", "Task", "Waypoint", "get_task", "list_tasks"]
+__all__ = ["COLORS", "EVAL_SEED", "LATENCY_ACCEPTED", "TASKS", "EpisodeState", "SimState", "Task", "Waypoint",
+           "get_task", "list_tasks"]
 
 # The first episode's seed an evaluation uses by default (`worldpolicy sim --seed`, `sim.evaluate.evaluate(seed=)`, a
 # training run's `[eval] seed`): `dataset from-sim` records seeds 0, 1, ..., so an evaluation from 0 ran the very scenes
