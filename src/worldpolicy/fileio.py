@@ -432,8 +432,9 @@ def sweep_scratch_folders(root: str | Path, kinds: Collection[str]) -> list[tupl
     """Remove the `ScratchFolder`s of `kinds` beside `root` that no live process holds (a SIGKILLed writer's: a
     dataset's staging, raw frames; hundreds of MB each), logging each with its size; returns them. First, whatever
     `kinds`, the asides of `replace_folder`s a kill cut short are settled (`_settle_replacement`): the one place every
-    writer and reader of `root` goes through (`staged_folder`, the dataset writer and opener, the checkpoint check), so
-    a kill between its two renames never leaves the user's earlier folder hidden. Only names of exactly that form
+    writer and reader of `root` goes through (`staged_folder`, the dataset writer and opener, the dataset commands'
+    output checks, the checkpoint check), so a kill between its two renames never leaves the user's earlier folder
+    hidden. Only names of exactly that form
     match (`.ROOT.KIND-` then letters, digits, `_`): `serve --record`'s spool (`.ROOT.writing-spool-*`), which is
     recovered, never swept, does not."""
     root = Path(root)

@@ -86,6 +86,9 @@ def test_select_and_merge_write_a_new_card_and_leave_the_sources_own(tmp_path):
         assert f"made by `{source}`" in card.text and "My robot's data" not in card.text
         assert card.data.to_dict().get("license") is None
     assert "2 episodes, 11 frames" in _card(out.root).text and "5 episodes, 26 frames" in _card(merged.root).text
+    # a merge of datasets that record no seeds keeps lists alone: named, without an empty list of settings before
+    assert ("[meta/worldpolicy_provenance.json](meta/worldpolicy_provenance.json).\nIt also records `datasets`, "
+            "`dataset_provenance`.") in _card(merged.root).text
     assert (src.root / CARD_FILE).read_text() == own  # the source only read
     np.testing.assert_array_equal(out.episode(1).frames["action"], src.episode(2).frames["action"])
 

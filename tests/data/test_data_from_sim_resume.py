@@ -267,3 +267,20 @@ def test_a_resumed_recording_whose_new_episodes_cannot_be_kept_counts_only_those
     assert "the 1 episodes recorded before the error could not be kept either: no space left" in caplog.text
     assert {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
     assert _staged(tmp_path) == []
+
+
+def test_a_recording_a_killed_replacement_left_aside_is_resumed(tmp_path, killed_replacing):
+    """A replacement of the recording killed between its renames leaves ROOT missing and the recording aside: resume
+    continues it (the next reader of ROOT puts it back), not "holds no dataset to continue"."""
+    from worldpolicy.data import LeRobotDataset
+    from worldpolicy.data.from_sim import sim_to_dataset
+
+    root = tmp_path / "rec"
+    sim_to_dataset(root, "reach", 1, keep_failures=True, **_TINY)
+    killed_replacing("from worldpolicy.data import write_episodes\nimport numpy as np\nwrite_episodes(sys.argv[2], "
+                     "[dict(frames={'action': np.zeros((3, 2), np.float32)}, task='new')], fps=15, overwrite=True)",
+                     1, str(root))
+    assert not root.exists()
+    resumed = sim_to_dataset(root, "reach", 2, keep_failures=True, resume=True, **_TINY)
+    assert resumed.resumed == 1 and resumed.seeds == [0, 1]
+    assert LeRobotDataset.open(root).provenance["seeds"] == [0, 1]

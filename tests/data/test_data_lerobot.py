@@ -428,6 +428,22 @@ def test_a_linked_datasets_killed_replacement_is_put_back_by_the_next_reader(tmp
     assert link.is_symlink() and list((tmp_path / "big").glob(".ds.replaced-*")) == []
 
 
+def test_a_commands_overwrite_check_sees_the_dataset_a_killed_replacement_left_aside(tmp_path, killed_replacing):
+    """`dataset select --overwrite` replaces only a dataset `select` made (`checks.check_out`). With the dataset at
+    ROOT aside after a replacement killed between its renames, the check found ROOT missing and let the writer, which
+    puts the earlier dataset back first, replace it: the check must see what ROOT holds once it is settled."""
+    from worldpolicy.data import select_episodes
+
+    root = tmp_path / "ds"
+    write_episodes(root, [dict(make_episode(5, seed=0), task="old")], fps=10)  # the user's own: no `select` made it
+    killed_replacing(WRITE_NEW, 1, str(root))
+    assert not root.exists()
+    src = write_episodes(tmp_path / "src", [dict(make_episode(4, seed=1), task="src")], fps=10)
+    with pytest.raises(FileExistsError, match="holds a dataset not made by `dataset select`"):
+        select_episodes(src, root, [0], overwrite=True)
+    assert LeRobotDataset.open(root).tasks == ["old"]
+
+
 def test_overwrite_replaces_datasets_only_and_outputs_are_shared(tmp_path):
     mine = tmp_path / "mine"
     (mine / "other_dataset").mkdir(parents=True)

@@ -134,8 +134,8 @@ def _made(provenance: Mapping[str, Any]) -> str:
     plain = [f"`{key}` {json.dumps(value, ensure_ascii=False)}" for key, value in provenance.items()
              if key != "source" and not isinstance(value, (list, dict))]
     nested = [f"`{key}`" for key, value in provenance.items() if isinstance(value, (list, dict))]
-    lines = ["## How it was made\n", "[meta/worldpolicy_provenance.json](meta/worldpolicy_provenance.json): "
-             + "; ".join(plain) + "."]
+    lines = ["## How it was made\n", "[meta/worldpolicy_provenance.json](meta/worldpolicy_provenance.json)"
+             + (": " + "; ".join(plain) if plain else "") + "."]  # a merge's records are lists alone
     if nested:
         lines.append(f"It also records {', '.join(nested)}.")
     return "\n".join(lines) + "\n"

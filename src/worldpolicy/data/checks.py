@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import brief_list
-from ..fileio import file_in_the_way, folder_kind, provenance_document
+from ..fileio import file_in_the_way, folder_kind, provenance_document, sweep_scratch_folders
 from .layout import INFO_PATH
 
 if TYPE_CHECKING:
@@ -62,6 +62,9 @@ def check_out(sources: Sequence[Path], out: str | Path, overwrite: bool, made_by
     import-hdf5`'s: an "HDF5 file")."""
     out = Path(out).expanduser()
     dst = Path(os.path.abspath(out)).resolve()
+    # what `out` holds, once a dataset a killed replacement left aside is back (`fileio.replace_folder`): else `out`
+    # looks missing here and the writer, which puts it back first, replaces it whatever made it
+    sweep_scratch_folders(dst, ())
     for root in sources:
         src = Path(os.path.abspath(root)).resolve()
         if dst == src or src in dst.parents or dst in src.parents:

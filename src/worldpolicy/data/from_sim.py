@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 
 from ..errors import brief_list
-from ..fileio import ScratchFolder, Terminated, interruption, provenance_document, sigint_held
+from ..fileio import ScratchFolder, Terminated, interruption, provenance_document, sigint_held, sweep_scratch_folders
 from .edit import BLOCK_FRAMES
 from .layout import ACTION_KEYS, FRAMES_KIND, INFO_PATH, STATE_KEYS, VIDEO_NAMES
 from .lerobot import LeRobotDataset, LeRobotDatasetWriter
@@ -706,6 +706,7 @@ def sim_to_dataset(
     root = Path(root).expanduser()
     if resume and overwrite:
         raise ValueError("resume: continues the dataset at root, overwrite=True replaces it: pass one of them")
+    sweep_scratch_folders(root, ())  # what root holds, a dataset a killed replacement left aside back first
     ours = (root / INFO_PATH).is_file() and (provenance_document(root) or {}).get("source") == SOURCE
     if not (overwrite or resume) and ours:  # a rerun of the command as first typed: say how to go on
         raise FileExistsError(f"root={str(root)!r} holds a `dataset from-sim` recording; pass resume=True to continue "
