@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import NoReturn
 
-from .fileio import CHECKPOINT_GLOB, FOLDER_KINDS, folder_holder, folder_kind, is_checkpoint
+from .fileio import CHECKPOINT_GLOB, FOLDER_KINDS, LOCK_FILE, folder_holder, folder_kind, is_checkpoint
 
 HUB_DATASET_EXAMPLE = "lerobot/pusht"  # how a dataset's hub id looks, in errors
 # What a folder holds that is not part of what it shares, by the one rule that covers them all, a name starting with
@@ -115,6 +115,19 @@ def _refuse_unshared(path: Path) -> NoReturn:
                      f"push takes {accepted}")
 
 
+def _refuse_held(path: Path) -> None:
+    """Refuse `path` when a running command holds it or a folder it is in (`fileio.folder_lock`): a training run
+    writing its checkpoints, which it removes past `keep_checkpoints` (perhaps mid-upload)."""
+    for folder in (path, *Path(os.path.abspath(path)).parents):
+        holder = folder_holder(folder)
+        if holder is None:
+            continue
+        where = "" if folder == path else f" is inside {str(folder)!r}, which"
+        raise ValueError(f"path: {str(path)!r}{where} is in use by a running worldpolicy process (PID {holder}, in "
+                         f"its lock file {str(folder / LOCK_FILE)!r}) that may still change or remove it: wait for it "
+                         "to finish (or stop it), or push a copy (cp -r)")
+
+
 def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str | None = None,
          message: str | None = None) -> PushResult:
     """Upload the checkpoint or dataset folder `path` to the hub repository `repo_id` (a model repository for a
@@ -143,10 +156,7 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
     if not token:
         raise ValueError("no Hugging Face token: set HF_TOKEN to a token with write access, or log in once with "
                          "`hf auth login`")
-    holder = folder_holder(path)
-    if holder is not None:
-        raise ValueError(f"path: {str(path)!r} is in use by another worldpolicy process (PID {holder}) still writing "
-                         "it: wait for it to finish (or stop it), then push")
+    _refuse_held(path)
     files = shared_files(path)
     if not files:
         raise ValueError(f"path: {str(path)!r} holds no files to push")

@@ -166,7 +166,21 @@ def test_push_refuses_a_folder_a_running_command_holds(tmp_path, token, monkeypa
     hub = FakeHub(monkeypatch)
     with folder_lock(root, "--out"):
         assert main(["push", str(root), "--repo-id", "me/x"]) == 2
-    assert f"PATH: {str(root)!r} is in use by another worldpolicy process (PID {os.getpid()})" \
+    assert f"PATH: {str(root)!r} is in use by a running worldpolicy process (PID {os.getpid()}, in its lock file " \
+        in capsys.readouterr().err
+    assert hub.calls == []
+    assert push(root, "me/x").files == ["meta/info.json"]  # let go: pushed
+
+
+def test_push_refuses_a_checkpoint_of_a_run_still_training(tmp_path, token, monkeypatch, capsys):
+    run = tmp_path / "run"
+    checkpoint = run / "checkpoints" / "step-0000002"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "model_index.json").write_text("{}")
+    hub = FakeHub(monkeypatch)
+    with folder_lock(run, "--out / output_dir"):  # as the trainer holds its run folder
+        assert main(["push", str(checkpoint), "--repo-id", "me/x"]) == 2
+    assert f"PATH: {str(checkpoint)!r} is inside {str(run)!r}, which is in use by a running worldpolicy process" \
         in capsys.readouterr().err
     assert hub.calls == []
 
