@@ -106,6 +106,11 @@ def _refuse_unshared(path: Path) -> NoReturn:
     accepted = f"{', '.join(first)} or {last}"
     found = folder_kind(path)
     if found is None:
+        for parent in Path(os.path.abspath(path)).parents:  # a checkpoint's transformer/, a dataset's meta/
+            around = folder_kind(parent)
+            if around is not None and around[0].repo_type is not None:
+                raise ValueError(f"path: {str(path)!r} is a part of {str(parent)!r}, which holds {around[0].what} "
+                                 f"({around[1]}): push that folder")
         held = "is empty" if not any(path.iterdir()) else "holds nothing worldpolicy made that can be shared"
         raise ValueError(f"path: {str(path)!r} {held}; push takes {accepted}")
     kind, marker = found

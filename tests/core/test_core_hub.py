@@ -130,6 +130,14 @@ def test_push_refuses_what_is_not_shared(tmp_path, token, monkeypatch, capsys, m
     assert hub.calls == []
 
 
+def test_push_of_a_part_of_a_checkpoint_names_the_checkpoint(checkpoint, token, monkeypatch, capsys):
+    hub = FakeHub(monkeypatch)
+    assert main(["push", str(checkpoint / "transformer"), "--repo-id", "me/x"]) == 2
+    assert (f"PATH: {str(checkpoint / 'transformer')!r} is a part of {str(checkpoint)!r}, which holds a diffusers "
+            "checkpoint (model_index.json): push that folder") in capsys.readouterr().err
+    assert hub.calls == []
+
+
 def test_push_of_a_training_run_names_its_newest_checkpoint(tmp_path, token, monkeypatch, capsys):
     run = tmp_path / "run"
     for step in ("step-0000002", "step-0000004"):
