@@ -78,3 +78,35 @@ def keyed_server(monkeypatch):
     yield server
     done.set()
     server.stop()
+
+
+# Run in a process of its own `code` (which replaces a folder with `fileio.replace_folder`), SIGKILLed right after the
+# `renames`-th rename counted from the one moving the earlier folder aside: 1, between the two; 2, after both.
+_KILLED_REPLACEMENT = """
+import os, signal, sys
+from worldpolicy import fileio
+real, renames = os.replace, []
+def replace(src, dst):
+    real(src, dst)
+    if renames or os.path.basename(dst) == "previous":
+        renames.append(dst)
+        if len(renames) == int(sys.argv[1]):
+            os.kill(os.getpid(), signal.SIGKILL)
+fileio.os.replace = replace
+"""
+
+
+@pytest.fixture
+def killed_replacing():
+    """`killed_replacing(code, renames, *args)`: run `code` (`sys.argv[2:]` are `args`) as a process SIGKILLed in
+    `fileio.replace_folder` after `renames` renames (1: between its two, 2: after both); it must die so."""
+    import signal
+    import subprocess
+    import sys
+
+    def run(code: str, renames: int, *args: str) -> None:
+        proc = subprocess.run([sys.executable, "-c", _KILLED_REPLACEMENT + code, str(renames), *args],
+                              check=False, capture_output=True, text=True)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+
+    return run

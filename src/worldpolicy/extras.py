@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-__all__ = ["MissingExtraError", "extra_imports", "extra_of", "install_command", "missing_extra"]
+__all__ = ["MissingExtraError", "extra_imports", "extra_of", "install_command", "missing_extra", "package_license"]
 
 _DIST = "worldpolicy"
 _EXTRA = re.compile(r"""\bextra\s*==\s*["']([^"']+)["']""")
@@ -20,6 +20,19 @@ _EXTRA = re.compile(r"""\bextra\s*==\s*["']([^"']+)["']""")
 class MissingExtraError(ModuleNotFoundError):
     """A module of an optional extra is not installed; the message names the extra and the pip command. A
     ModuleNotFoundError, so code that tolerates a missing optional module keeps catching it."""
+
+
+def package_license() -> str | None:
+    """The package's license expression (pyproject's `license`, as installed) in the hub's lower-case spelling: what a
+    card says of a work the package made on its own (a recipe's model, a recording of its simulation). None where
+    worldpolicy runs uninstalled (a source tree on PYTHONPATH): left out, not guessed, and the card still written."""
+    from importlib import metadata
+
+    try:
+        found = metadata.metadata(_DIST).get("License-Expression")
+    except metadata.PackageNotFoundError:
+        return None
+    return found.lower() if found else None
 
 
 def install_command(extra: str) -> str:

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import signal
 import stat
@@ -172,33 +173,99 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
 @contextmanager
 def staged_folder(path: str | Path) -> Iterator[Path]:
     """`atomic_path` for a whole folder (a checkpoint, a model): yield a new folder beside `path` to write into; when
-    the block succeeds it gets the modes `mkdir` would give (`share_tree`) and replaces `path` (an earlier one is
-    moved aside, then removed), otherwise it is removed. An error or Ctrl-C never leaves a half folder under the final
-    name; a SIGKILL leaves a `.NAME.*` folder beside it, which the writer removes on its next run."""
+    the block succeeds it gets the modes `mkdir` would give (`share_tree`) and replaces `path` (`replace_folder`),
+    otherwise it is removed. An error or Ctrl-C never leaves a half folder under the final name; a SIGKILL leaves a
+    `.NAME.*` folder beside it, which the writer removes on its next run. An earlier replacement of `path` that a kill
+    cut short is settled first (`sweep_scratch_folders`)."""
     path = Path(path)
     make_folder(path.parent)
+    sweep_scratch_folders(path, ())
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    aside: Path | None = None
     try:
         yield tmp
         share_tree(tmp)  # mkdtemp makes 0700, some writers (safetensors) 0600 files
-        if path.exists():
-            # the earlier one goes aside in one rename and is deleted once the new one is in place: deleted first, a
-            # Ctrl-C while a large folder was deleted left it half gone and removed the new one with it
-            aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-            os.replace(path, aside)
-        try:
-            os.replace(tmp, path)
-        except BaseException:
-            if aside is not None:  # the earlier one back, whole
-                os.replace(aside, path)
-                aside = None
-            raise
+        replace_folder(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-        if aside is not None:
+
+
+# `replace_folder`'s aside beside NAME, a `ScratchFolder` (`.NAME.replaced-XXXXXXXX`) held while the replacement runs:
+# the earlier NAME as `previous` in it, and in `replacement` the identity (device, inode) of the folder taking its name
+REPLACED_KIND = "replaced"
+_PREVIOUS, _REPLACEMENT = "previous", "replacement"
+
+
+def killed_stagings(parent: str | Path, name_glob: str) -> list[Path]:
+    """The `staged_folder` stagings in `parent` beside the folders `name_glob` matches (`.NAME.XXXXXXXX`) that a killed
+    writer left, for that writer to remove once it holds `parent`. A killed replacement's aside (`.NAME.replaced-*`)
+    is none: it holds the earlier folder, which `sweep_scratch_folders` settles (restored, or removed once NAME is the
+    new one)."""
+    aside = re.compile(rf".*\.{REPLACED_KIND}-[a-z0-9_]{{8,12}}")
+    return sorted(p for p in Path(parent).glob(f".{name_glob}.*") if not aside.fullmatch(p.name))
+
+
+def _identity(path: str | Path) -> str:
+    """What a rename keeps of a folder (device and inode): tells the folder a replacement put at NAME from another."""
+    st = os.lstat(path)
+    return f"{st.st_dev} {st.st_ino}"
+
+
+def replace_folder(new: str | Path, path: str | Path) -> None:
+    """Give the finished folder `new` (beside `path`) the name `path`: the one way a whole folder is published
+    (`staged_folder`: checkpoints, the recipe's model; a dataset writer's staging). An earlier `path` first moves aside
+    in one rename, into a `ScratchFolder` held while this runs, and is deleted once `new` has the name (deleted first,
+    a Ctrl-C while a large folder was deleted left it half gone); an error puts it back. A kill between the two renames
+    leaves NAME missing and the earlier one aside, a kill after them the earlier one aside: the next writer or reader
+    of NAME settles both (`sweep_scratch_folders`: the earlier one restored, or removed once NAME is the new one)."""
+    new, path = Path(new), Path(path)
+    if not os.path.lexists(path):
+        os.replace(new, path)
+        return
+    hold = ScratchFolder(path, REPLACED_KIND)
+    aside = hold.make()
+    previous = aside / _PREVIOUS
+    try:
+        (aside / _REPLACEMENT).write_text(_identity(new))
+        os.replace(path, previous)
+        os.replace(new, path)
+        discarded = aside / "discarded"
+        os.replace(previous, discarded)  # one rename: a kill while it is deleted never leaves part of it as `previous`
+        # the new one is in place: a file that cannot go (open on NFS, read-only) fails nothing; the next sweep retries
+        shutil.rmtree(discarded, ignore_errors=True)
+    finally:
+        if os.path.lexists(previous) and not os.path.lexists(path):  # an error or Ctrl-C before `new` took the name
+            os.replace(previous, path)  # the earlier one back, whole
+        if not os.path.lexists(previous):
             shutil.rmtree(aside, ignore_errors=True)
+        hold.release()
+
+
+def _settle_replacement(root: Path, aside: Path) -> int | None:
+    """Settle the aside a killed `replace_folder` left beside `root` (held by the caller): with `root` missing the
+    earlier folder is renamed back (it overwrites nothing and is what the user had there: the killed command never
+    published its own); with `root` the folder that replacement put there the aside is removed (returns its bytes);
+    with `root` something else (made since the kill) nothing is removed, and the commands to choose are said."""
+    previous = aside / _PREVIOUS
+    if os.path.lexists(previous) and not os.path.lexists(root):
+        os.rename(previous, root)
+        shutil.rmtree(aside)
+        logger.warning("restored %s from %s, where a worldpolicy process killed while replacing it had moved it", root,
+                       previous)
+        return None
+    try:
+        recorded = (aside / _REPLACEMENT).read_text()
+    except OSError:
+        recorded = None
+    if os.path.lexists(previous) and (recorded is None or _identity(root) != recorded):
+        logger.warning("%s holds the earlier %s, which a worldpolicy process killed while replacing it moved aside, "
+                       "and %s is another folder made since; it is kept. To put it back in place of the current one: "
+                       "rm -r %s && mv %s %s; to discard it: rm -r %s", aside, root.name, root, shlex.quote(str(root)),
+                       shlex.quote(str(previous)), shlex.quote(str(root)), shlex.quote(str(aside)))
+        return None
+    size = folder_size(aside)
+    shutil.rmtree(aside)
+    return size
 
 
 LOCK_FILE = ".worldpolicy.lock"  # in a run folder while a command writes it (`folder_lock`): the holder's PID
@@ -381,17 +448,23 @@ def folder_size(path: str | Path) -> int:
 
 def sweep_scratch_folders(root: str | Path, kinds: Collection[str]) -> list[tuple[Path, int]]:
     """Remove the `ScratchFolder`s of `kinds` beside `root` that no live process holds (a SIGKILLed writer's: a
-    dataset's staging, raw frames; hundreds of MB each), logging each with its size; returns them. Only names of
-    exactly that form match (`.ROOT.KIND-` then letters, digits, `_`): `serve --record`'s spool
-    (`.ROOT.writing-spool-*`), which is recovered, never swept, does not."""
+    dataset's staging, raw frames; hundreds of MB each), logging each with its size; returns them. First, whatever
+    `kinds`, the asides of `replace_folder`s a kill cut short are settled (`_settle_replacement`): the one place every
+    writer and reader of `root` goes through (`staged_folder`, the dataset writer and opener, the checkpoint check), so
+    a kill between its two renames never leaves the user's earlier folder hidden. Only names of exactly that form
+    match (`.ROOT.KIND-` then letters, digits, `_`): `serve --record`'s spool (`.ROOT.writing-spool-*`), which is
+    recovered, never swept, does not."""
     root = Path(root)
-    pattern = re.compile(rf"\.{re.escape(root.name)}\.(?:{'|'.join(map(re.escape, kinds))})-[a-z0-9_]{{8,12}}")
+    kinds = (REPLACED_KIND, *kinds)
+    pattern = re.compile(rf"\.{re.escape(root.name)}\.({'|'.join(map(re.escape, kinds))})-[a-z0-9_]{{8,12}}")
     try:
-        names = sorted(name for name in os.listdir(root.parent) if pattern.fullmatch(name))
+        names = os.listdir(root.parent)
     except OSError:
         return []
+    matched = ((name, match[1]) for name in names if (match := pattern.fullmatch(name)))
+    found = sorted((kind != REPLACED_KIND, name, kind) for name, kind in matched)
     removed = []
-    for name in names:
+    for _, name, kind in found:  # replacements first: the user's folder back before anything is removed
         path = root.parent / name
         try:
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
@@ -403,14 +476,20 @@ def sweep_scratch_folders(root: str | Path, kinds: Collection[str]) -> list[tupl
             os.close(fd)
             continue
         try:
-            if os.path.samestat(os.fstat(fd), os.lstat(path)):
+            if not os.path.samestat(os.fstat(fd), os.lstat(path)):
+                continue
+            if kind == REPLACED_KIND:
+                size = _settle_replacement(root, path)
+                if size is None:
+                    continue
+            else:
                 size = folder_size(path)
                 shutil.rmtree(path)
-                logger.warning("removed %s (%.1f MB), left by a worldpolicy process that ended without removing it "
-                               "(killed)", path, size / 1e6)
-                removed.append((path, size))
+            logger.warning("removed %s (%.1f MB), left by a worldpolicy process that ended without removing it "
+                           "(killed)", path, size / 1e6)
+            removed.append((path, size))
         except OSError as exc:
-            logger.warning("could not remove %s, left by a killed worldpolicy process: %s", path, exc)
+            logger.warning("could not remove or restore %s, left by a killed worldpolicy process: %s", path, exc)
         finally:
             os.close(fd)
     return removed

@@ -21,9 +21,10 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
-from typing import Any
+from typing import Any, Self
 
-__all__ = ["loading_quietly", "logged_warnings", "quiet_loading", "request_index", "said_before", "told_once"]
+__all__ = ["loading_quietly", "log_to_parent", "logged_warnings", "quiet_loading", "request_index", "said_before",
+           "told_once", "worker_logs"]
 
 # the request of a batch whose inputs are being read: what is logged then is about that request alone
 _REQUEST_INDEX: ContextVar[int | None] = ContextVar("worldpolicy_request_index", default=None)
@@ -179,3 +180,57 @@ class logged_warnings:
 
     def __exit__(self, *exc: object) -> None:
         _COLLECTING.reset(self._token)
+
+
+class worker_logs:
+    """The log of worker processes shown as this process shows its own: a worker (`log_to_parent`, its pool's
+    initializer) sends its records over `queue`, and a thread here hands each to this process's logger of its name,
+    so it is formatted and filtered as the command's own lines are (`cli`'s handler) rather than printed bare by the
+    worker's `logging.lastResort`. What several workers say alike (each builds the same scene, the same policy) is
+    shown once, as one process would say it; a worker saying it again is shown again. Started on entering the block;
+    leaving it, once the pool's workers are done, shows what they sent last (after a failure, whose workers may have
+    been killed mid-record, it waits a moment only)."""
+
+    def __init__(self, context: Any) -> None:
+        self.queue = context.Queue()
+        # a worker logs at the levels this process logs at (`cli.main`'s -v): what it would not show is not sent
+        self.levels = ((None, logging.getLogger().level), ("worldpolicy", logging.getLogger("worldpolicy").level))
+        self._replay = _Replay()
+        self._thread = threading.Thread(target=self._show, name="worldpolicy-worker-logs", daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.queue.put(None)  # after every record the workers sent: they have exited
+        self._thread.join(timeout=None if exc_type is None else 1.0)
+        self.queue.close()
+
+    def _show(self) -> None:
+        while (record := self.queue.get()) is not None:
+            self._replay.handle(record)
+
+
+def log_to_parent(queue: Any, levels: Sequence[tuple[str | None, int]]) -> None:
+    """In a worker process (its pool's initializer), send every record to the process that started it (`worker_logs`)
+    at its levels, instead of this process's own handlers (none in a spawned process: lines printed bare)."""
+    from logging.handlers import QueueHandler
+
+    logging.getLogger().handlers[:] = [QueueHandler(queue)]
+    for name, level in levels:
+        logging.getLogger(name).setLevel(level)
+
+
+class _Replay(logging.Handler):
+    """`worker_logs`' handler: a worker's record to this process's logger of its name, unless another worker said
+    the same (logger, level and message) before."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._said: dict[tuple[str, int, str], int | None] = {}  # what was said -> the worker that said it first
+
+    def emit(self, record: logging.LogRecord) -> None:
+        key = (record.name, record.levelno, record.getMessage())
+        if self._said.setdefault(key, record.process) == record.process:
+            logging.getLogger(record.name).handle(record)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -435,3 +437,165 @@ def test_a_run_folder_we_may_not_write_in_is_named(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"^--out: '.*/run' is not writable by this user \(the lock file "), \
             folder_lock(out, "--out"):
         pass
+
+
+STAGE_NEW = """
+from worldpolicy.fileio import staged_folder
+with staged_folder(sys.argv[2]) as staging:
+    (staging / "new.json").write_text("{}")
+"""
+
+
+def test_a_replacement_killed_between_its_renames_is_restored_by_the_next_writer(tmp_path, caplog,
+                                                                                 killed_replacing):
+    """A kill between the two renames (SIGKILL, power) left NAME missing and the earlier folder hidden in a `.NAME.*`
+    folder nobody looked for: the next writer now puts it back first, and a reader of NAME finds it there."""
+    from worldpolicy.fileio import REPLACED_KIND, staged_folder, sweep_scratch_folders
+
+    final = tmp_path / "model"
+    final.mkdir()
+    (final / "old.json").write_text("{}")
+    killed_replacing(STAGE_NEW, 1, str(final))
+    assert not final.exists()
+    (aside,) = tmp_path.glob(f".model.{REPLACED_KIND}-*")
+    assert (aside / "previous" / "old.json").is_file()  # nothing lost: aside, whole
+    with caplog.at_level("WARNING", logger="worldpolicy.fileio"):
+        assert sweep_scratch_folders(final, ()) == []  # a reader of NAME: nothing removed, the earlier one back
+    assert sorted(p.name for p in final.iterdir()) == ["old.json"] and not aside.exists()
+    assert f"restored {final}" in caplog.text
+    with pytest.raises(KeyboardInterrupt), staged_folder(final) as staging:  # a writer stopped: the earlier one stays
+        raise KeyboardInterrupt
+    assert sorted(p.name for p in final.iterdir()) == ["old.json"]
+
+    killed_replacing(STAGE_NEW, 1, str(final))
+    with staged_folder(final) as staging:  # the next writer: restores, then replaces as it would have
+        (staging / "newer.json").write_text("{}")
+    assert sorted(p.name for p in final.iterdir()) == ["newer.json"]
+    assert [p.name for p in tmp_path.glob(f".model.{REPLACED_KIND}-*")] == []
+
+
+def test_a_replacement_killed_after_its_renames_leaves_an_aside_the_next_run_removes(tmp_path, caplog,
+                                                                                     killed_replacing):
+    """After both renames NAME is the new folder and the earlier one waits to be deleted: such `.NAME.replaced-*`
+    folders were never swept. The next run removes it, as the new one at NAME is the one that replacement put there."""
+    from worldpolicy.fileio import REPLACED_KIND, sweep_scratch_folders
+
+    final = tmp_path / "model"
+    final.mkdir()
+    (final / "old.json").write_bytes(b"\0" * 1000)
+    killed_replacing(STAGE_NEW, 2, str(final))
+    (aside,) = tmp_path.glob(f".model.{REPLACED_KIND}-*")
+    assert sorted(p.name for p in final.iterdir()) == ["new.json"]
+    with caplog.at_level("WARNING", logger="worldpolicy.fileio"):
+        removed = sweep_scratch_folders(final, ())
+    assert [path for path, _ in removed] == [aside] and removed[0][1] >= 1000 and not aside.exists()
+    assert sorted(p.name for p in final.iterdir()) == ["new.json"]
+    assert "killed" in caplog.text
+
+
+def test_an_aside_whose_name_holds_another_folder_is_kept_with_the_commands_to_choose(tmp_path, caplog,
+                                                                                      killed_replacing):
+    """NAME made again since the kill (by hand, by another tool) is not the folder the replacement put there: the
+    earlier one is neither deleted nor put over it; the warning names the exact commands, and they work."""
+    import subprocess
+
+    from worldpolicy.fileio import REPLACED_KIND, sweep_scratch_folders
+
+    final = tmp_path / "my model"  # a name the shell must quote
+    final.mkdir()
+    (final / "old.json").write_text("{}")
+    killed_replacing(STAGE_NEW, 1, str(final))
+    final.mkdir()
+    (final / "mine.txt").write_text("made since")
+    (aside,) = tmp_path.glob(f".my model.{REPLACED_KIND}-*")
+    with caplog.at_level("WARNING", logger="worldpolicy.fileio"):
+        assert sweep_scratch_folders(final, ()) == []
+    assert (aside / "previous" / "old.json").is_file() and (final / "mine.txt").is_file()
+    command = caplog.text.split("in place of the current one: ")[1].split("; to discard it")[0]
+    subprocess.run(command, shell=True, check=True)
+    assert sorted(p.name for p in final.iterdir()) == ["old.json"]
+
+
+def test_a_replacement_in_progress_is_never_settled_under_it(tmp_path, monkeypatch):
+    """The aside is a `ScratchFolder`, held while the replacement runs: a sweep between its renames (another
+    process's writer or reader of NAME) neither restores nor removes anything."""
+    from worldpolicy import fileio
+    from worldpolicy.fileio import staged_folder, sweep_scratch_folders
+
+    final = tmp_path / "model"
+    final.mkdir()
+    (final / "old.json").write_text("{}")
+    real_replace, swept = fileio.os.replace, []
+
+    def sweeping(src, dst):
+        real_replace(src, dst)
+        if Path(dst).name == "previous":
+            swept.append(sweep_scratch_folders(final, ()))
+            assert not final.exists()
+
+    monkeypatch.setattr(fileio.os, "replace", sweeping)
+    with staged_folder(final) as staging:
+        (staging / "new.json").write_text("{}")
+    assert swept == [[]]
+    assert sorted(p.name for p in final.iterdir()) == ["new.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_checkpoint_a_killed_save_was_replacing_is_back_for_the_next_reader(tmp_path, killed_replacing):
+    """predict, serve or sim given the checkpoint a killed save was replacing found no folder there: the checkpoint
+    check, which every reader of a checkpoint makes before anything loads, puts it back."""
+    from worldpolicy.engine.loading import check_checkpoint_source
+    from worldpolicy.fileio import MODEL_INDEX_FILE
+
+    final = tmp_path / "model"
+    final.mkdir()
+    (final / MODEL_INDEX_FILE).write_text("{}")
+    killed_replacing(STAGE_NEW, 1, str(final))
+    assert not final.exists()
+    check_checkpoint_source(final)
+    assert sorted(p.name for p in final.iterdir()) == [MODEL_INDEX_FILE]
+
+
+def test_a_replacement_whose_earlier_folder_cannot_all_be_deleted_still_succeeds(tmp_path, monkeypatch):
+    """The new folder is in place once both renames are done: a file of the earlier one that cannot be deleted (open
+    on NFS, read-only) used to fail the save or dataset write that had succeeded; it is left for the next sweep."""
+    from worldpolicy import fileio
+    from worldpolicy.fileio import REPLACED_KIND, staged_folder, sweep_scratch_folders
+
+    final = tmp_path / "model"
+    final.mkdir()
+    (final / "old.json").write_text("{}")
+    real_rmtree = shutil.rmtree
+
+    def busy(path, ignore_errors=False, **kwargs):
+        if Path(path).name in ("discarded", final.name) or f".{REPLACED_KIND}-" in Path(path).name:
+            if not ignore_errors:
+                raise OSError(errno.EBUSY, "Device or resource busy", str(path))
+            return None
+        return real_rmtree(path, ignore_errors=ignore_errors, **kwargs)
+
+    monkeypatch.setattr(fileio.shutil, "rmtree", busy)
+    with staged_folder(final) as staging:
+        (staging / "new.json").write_text("{}")
+    assert sorted(p.name for p in final.iterdir()) == ["new.json"]
+    monkeypatch.setattr(fileio.shutil, "rmtree", real_rmtree)
+    (aside,) = tmp_path.glob(f".model.{REPLACED_KIND}-*")  # what could not go, without `previous`: swept next time
+    assert [path for path, _ in sweep_scratch_folders(final, ())] == [aside]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_writers_cleanup_of_killed_stagings_leaves_a_killed_replacements_aside(tmp_path):
+    """The trainer removed every `.step-*` in checkpoints/ at its start, a killed replacement's aside (the earlier
+    checkpoint, step-N missing) with the stagings: the one list both writers remove now holds only the stagings, and
+    the aside is the sweep's to put back."""
+    from worldpolicy.fileio import REPLACED_KIND, ScratchFolder, killed_stagings, sweep_scratch_folders
+
+    final = tmp_path / "step-0000002"
+    staging = tmp_path / ".step-0000002.k1_x9abc"
+    staging.mkdir()
+    hold = ScratchFolder(final, REPLACED_KIND)
+    (hold.make() / "previous").mkdir()
+    hold.release()
+    (tmp_path / ".step-notes").mkdir()  # no staging's name: never the writer's
+    assert killed_stagings(tmp_path, "step-*") == [staging]
+    assert sweep_scratch_folders(final, ()) == [] and final.is_dir()  # the earlier checkpoint back

@@ -404,12 +404,13 @@ def test_streamed_frames_give_the_files_the_in_memory_writer_gives(tmp_path, mon
     recording = from_sim.expert_episodes("reach", 2, seed=7, **options)
     settings = recording.provenance
     features = from_sim.sim_features(settings["robot"], tuple(settings["image_size"]), settings["cameras"])
-    with LeRobotDatasetWriter(tmp_path / "memory", settings["control_hz"], features, settings["robot"],
+    memory = tmp_path / "memory" / "streamed"  # named as the streamed one: its card (README.md) names the dataset
+    with LeRobotDatasetWriter(memory, settings["control_hz"], features, settings["robot"],
                               video_codec="libx264rgb", provenance={**settings, "seeds": [7, 8]}) as writer:
         for episode in recording:
             assert all(isinstance(v, np.ndarray) for v in episode["videos"].values())  # no spool: arrays
             writer.add_episode(episode["frames"], episode["videos"], episode["task"], success=episode["success"])
-    expected = _files(tmp_path / "memory")
+    expected = _files(memory)
     assert any(name.endswith(".mp4") for name in expected) and _files(streamed.dataset.root) == expected
     with pytest.raises(ValueError, match="spool='.*none': expected an existing folder"):  # before anything renders
         next(iter(from_sim.expert_episodes("reach", 1, spool=tmp_path / "none", **options)))

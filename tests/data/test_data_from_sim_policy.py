@@ -189,6 +189,18 @@ def test_rtc_at_a_whole_chunk_latency_is_refused_before_the_weights_load(tmp_pat
     assert not (tmp_path / "ds").exists()
 
 
+def test_workers_warnings_are_the_commands_formatted_and_said_once(tmp_path, capsys):
+    """Each worker process builds its own Rollout, which warns of a latency that runs as none: shown by the command
+    once, formatted as its own warnings are, not printed bare once per worker."""
+    from worldpolicy.cli import main
+
+    argv = ["--task", "reach", "--episodes", "3", "--max-steps", "2", "--image-size", "24x24", "--no-progress",
+            "--policy", "random", "--keep-failures", "--workers", "2", "--latency", "20"]
+    assert main(["dataset", "from-sim", str(tmp_path / "ds"), *argv]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "latency: 20 ms is under half" in line]
+    assert len(said) == 1 and " WARNING worldpolicy.sim.rollout: latency: 20 ms" in said[0], said
+
+
 def test_a_policys_rollouts_under_a_latency_are_what_sim_runs_and_say_it(tmp_path):
     """--latency reaches the Rollout as `worldpolicy sim --latency` does (async's first request holds the arm), and
     the provenance records it, in ms and steps, beside the strategy."""

@@ -386,8 +386,9 @@ def test_a_labelled_dataset_is_its_episodes_labelled_whole_though_read_and_writt
     kept = [len(resampled_frames(n, fps, 10)) for n in (23, 9)]
     assert calls == [min(8, k - 1 - s) + 1 for k in kept for s in range(0, k - 1, 8)]  # segments of 8 transitions
 
-    want = LeRobotDatasetWriter(tmp_path / "want", 10, got.features, got.robot_type, video_codec="libx264rgb",
-                                provenance=got.provenance)
+    # named as `got` is, at its rate: its card (README.md) names the dataset and holds its info.json
+    want = LeRobotDatasetWriter(tmp_path / "want" / got.root.name, got.fps, got.features, got.robot_type,
+                                video_codec="libx264rgb", provenance=got.provenance)
     for i, ep in enumerate(episodes):
         rows = resampled_frames(len(ep["task"]), fps, 10)
         videos = {k: v[rows] for k, v in ep["videos"].items()}

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from worldpolicy.data import DatasetFormatError, Episode, LeRobotDataset, LeRobotDatasetWriter, write_episodes
+from worldpolicy.data.card import CARD_FILE
 
 
 def test_round_trip_returns_identical_arrays(small_dataset):
@@ -379,6 +380,52 @@ def test_a_killed_writers_folders_are_swept_by_the_next_writer_never_a_live_ones
     finally:
         live_owner.kill()
         live_owner.wait()
+
+
+WRITE_NEW = """
+import numpy as np
+from worldpolicy.data import write_episodes
+write_episodes(sys.argv[2], [dict(frames={"action": np.zeros((3, 2), np.float32)}, task="new")], fps=10,
+               overwrite=True)
+"""
+
+
+@pytest.mark.parametrize("renames", [1, 2])
+def test_a_dataset_replacement_killed_midway_is_put_right_by_the_next_reader_or_writer(tmp_path, renames, caplog,
+                                                                                      killed_replacing):
+    """--overwrite killed (SIGKILL, power) between its two renames left no dataset at ROOT and the user's earlier one
+    in `.ROOT.replaced-*`, which nothing looked in; after them, that folder stayed for good. The next opener of ROOT
+    puts the earlier dataset back (the new one was never published) or removes the aside (the new one was); the next
+    writer, which checks ROOT only after that, refuses to replace the restored one without overwrite."""
+    root = tmp_path / "ds"
+    write_episodes(root, [dict(make_episode(5, seed=0), task="old")], fps=10)
+    killed_replacing(WRITE_NEW, renames, str(root))
+    assert [p.name.split("-")[0] for p in tmp_path.glob(".ds.replaced-*")] == [".ds.replaced"]
+    assert root.exists() == (renames == 2)
+    with caplog.at_level("WARNING", logger="worldpolicy.fileio"):
+        assert LeRobotDataset.open(root).tasks == (["old"] if renames == 1 else ["new"])
+    assert list(tmp_path.glob(".ds.replaced-*")) == []
+    assert ("restored" if renames == 1 else "removed") in caplog.text
+    if renames == 1:
+        with pytest.raises(FileExistsError, match="holds a dataset; pass overwrite=True"):
+            LeRobotDatasetWriter(root, fps=10)
+    write_episodes(root, [dict(make_episode(4, seed=1), task="newer")], fps=10, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # the killed writer's staging swept too
+
+
+def test_a_linked_datasets_killed_replacement_is_put_back_by_the_next_reader(tmp_path, killed_replacing):
+    """A dataset linked from a bigger disk is replaced at the link's target (the writer resolves the link), so a
+    killed replacement leaves its aside there, not beside the link: the opener, given the link, looks there too."""
+    (tmp_path / "big").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "big" / "ds").mkdir()
+    link = tmp_path / "data" / "ds"
+    link.symlink_to(tmp_path / "big" / "ds")
+    write_episodes(link, [dict(make_episode(5, seed=0), task="old")], fps=10, overwrite=True)
+    killed_replacing(WRITE_NEW, 1, str(link))
+    assert not link.exists() and len(list((tmp_path / "big").glob(".ds.replaced-*"))) == 1
+    assert LeRobotDataset.open(link).tasks == ["old"]
+    assert link.is_symlink() and list((tmp_path / "big").glob(".ds.replaced-*")) == []
 
 
 def test_overwrite_replaces_datasets_only_and_outputs_are_shared(tmp_path):
@@ -1067,6 +1114,9 @@ def _same_dataset(got: LeRobotDataset, want: LeRobotDataset) -> None:
     for rel in files:
         if rel.suffix == ".parquet":
             assert pq.read_table(got.root / rel).equals(pq.read_table(want.root / rel)), rel
+        elif rel == Path(CARD_FILE):  # the card names its own dataset
+            named = [(ds.root / rel).read_text().replace(ds.root.name, "NAME") for ds in (got, want)]
+            assert named[0] == named[1]
         else:
             assert (got.root / rel).read_bytes() == (want.root / rel).read_bytes(), rel
 

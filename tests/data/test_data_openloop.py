@@ -31,6 +31,12 @@ OFFSETS = (0, 20)  # episode i's frame t has every pixel 5 * (t + OFFSETS[i]): t
 DROID_CAMERAS = ("wrist_image_left", "exterior_image_1_left", "exterior_image_2_left")
 
 
+def _mae_table(summary: str) -> list[list[str]]:
+    """The per-column table `OpenLoopResult.summary` ends with (its header and a row per column), split in cells."""
+    lines = summary.splitlines()
+    return [line.split() for line in lines[[line.split()[:3] for line in lines].index(["column", "MAE", "unit"]):]]
+
+
 def _dataset(root: Path, lengths=(10, 7), fps: float = 10, y=None, **writer_options) -> tuple:
     """Episodes whose `action` feature is named as pusht's columns, recorded values that differ at every frame (`y`:
     column y's values as a function of the frame, instead)."""
@@ -111,7 +117,8 @@ def test_a_constant_offset_is_measured_as_that_offset_per_column(policy, tmp_pat
     assert "mae_over_std" not in written
     assert written["rmse"] == pytest.approx({"x": 0.5, "y": 2.0})
     assert written["episodes"][1]["mae"] == pytest.approx({"x": 0.5, "y": 2.0})
-    assert "MAE x 0.5 normalized, y 2 normalized" in result.summary()
+    assert _mae_table(result.summary()) == [["column", "MAE", "unit"], ["x", "0.5", "normalized"],
+                                            ["y", "2", "normalized"]]
 
 
 def _scaled(stats: dict) -> object:
@@ -153,7 +160,9 @@ def test_the_unit_free_error_is_the_mae_of_the_actions_on_the_models_normalised_
     assert result.normalized_mae() == pytest.approx(np.mean(model))
     assert result.to_json()["mae_normalized"] == pytest.approx(0.255)
     assert "normalised MAE 0.255 (mean over columns on the model's normalised scale: the training data's range " \
-        "spans 2, [-1, 1]); MAE x 0.5 m, y 2 1" in result.summary()
+        "spans 2, [-1, 1])" in result.summary()
+    # y is unitless ("1"): its unit is shown as "-", not as a bare 1 beside its value
+    assert _mae_table(result.summary()) == [["column", "MAE", "unit"], ["x", "0.5", "m"], ["y", "2", "-"]]
 
 
 def test_a_column_the_recording_barely_moves_does_not_swamp_the_unit_free_error(tmp_path, monkeypatch):
@@ -183,7 +192,8 @@ def test_a_column_the_training_stats_hold_constant_is_left_out_of_the_unit_free_
     written = result.to_json()
     assert written["mae_normalized"] == pytest.approx(0.01)
     assert written["mae_normalized_by_column"] == {"x": pytest.approx(0.01), "y": None}
-    assert "; y left out: constant in the training data's stats); MAE x 0.5 m, y 0.001 1" in result.summary()
+    assert "; y left out: constant in the training data's stats)\n" in result.summary()
+    assert _mae_table(result.summary()) == [["column", "MAE", "unit"], ["x", "0.5", "m"], ["y", "0.001", "-"]]
     json.dumps(written, allow_nan=False)  # no NaN in openloop.json
     fig = open_loop_summary_figure(result.columns, result.units, result.mae, result.rmse, result.model_scale,
                                    result.horizon_mae, 10, scale_note="the training data's range spans 2")
@@ -295,10 +305,16 @@ def test_the_command_line_runs_the_model_and_writes_metrics_and_plots(policy, tm
     argv = ["dataset", "eval", str(policy.source), str(ds.root), "--out", str(out), "--embodiment", "pusht",
             "--action-keys", "action", "--no-progress"]
     assert main(argv) == 0
-    line = capsys.readouterr().out.strip()
-    assert line.startswith("open loop: 5 chunks over 2 episodes (17 steps compared): normalised MAE ")
-    assert "(mean over columns on the model's normalised scale: no stats: the values as the model reads them)" in line
-    assert line.endswith(f"wrote {out / OPENLOOP_FILE}") and "\n" not in line
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[0] == f"open loop: 5 chunks over 2 episodes (17 steps compared); wrote {out / OPENLOOP_FILE}"
+    assert printed[1].startswith("normalised MAE ")
+    assert printed[1].endswith("(mean over columns on the model's normalised scale: no stats: the values as the model "
+                               "reads them)")
+    # a table: a header and a row per column, the MAE right-aligned under its head, pusht's unit after it
+    head, *rows = printed[2:]
+    assert head.split() == ["column", "MAE", "unit"] and [r.split()[0] for r in rows] == ["x", "y"]
+    assert all(r.index("normalized") == head.index("unit") and r.split()[1][-1] == r[head.index("MAE") + 2]
+               for r in rows)
     written = json.loads((out / OPENLOOP_FILE).read_text())
     assert written["columns"] == ["x", "y"] and written["settings"]["embodiment"] == "pusht"
     assert written["settings"]["episodes"] == [0, 1] and written["steps_compared"] == 17

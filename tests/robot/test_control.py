@@ -204,6 +204,7 @@ def test_a_reply_past_its_whole_chunk_is_dropped_and_asked_again(decoder, caplog
     with caplog.at_level(logging.WARNING, logger="worldpolicy.robot.control"):
         assert control.step({"tick": 3}, policy.home).held  # 3 ticks late for a 2-action chunk
     assert "past its 2-action chunk; dropped" in caplog.text
+    assert "runs with realtime=False, each hand-over waiting for its reply" in caplog.text  # what to change
     assert len(requests.waiting) == 1 and control.chunks == 1
 
 
@@ -551,3 +552,23 @@ def test_rtc_with_a_policy_that_takes_no_prefix_is_refused(decoder):
         ChunkController(Chunks(decoder), decoder, ChunkStrategy("async"), rtc=True)
     with pytest.raises(ValueError, match=r"rtc: expected True or False, got 'yes'"):
         ChunkController(Prefixed(decoder), decoder, ChunkStrategy("async"), rtc="yes")
+
+
+def test_the_decoder_its_ik_and_the_controller_print_what_they_drive_and_how(decoder):
+    """Printed in a REPL they named only their class and address; now their robot, embodiment and settings, and the
+    controller where its episode is (a decoder function by its name)."""
+    assert repr(decoder) == ("ActionDecoder(embodiment='droid/joint_pos', robot='panda', fps=15, reanchor=True, "
+                             "check_velocity=True, check_limits=True)")
+    assert repr(decoder.ik).startswith("IKSolver(robot='panda', fps=15.0, solver=")
+    control = ChunkController(Chunks(decoder), decoder, ChunkStrategy("execute", execute_steps=4),
+                              prompt="stack the cups", latency=2)
+    _run(control, 3, _home(decoder))
+    assert repr(control) == (f"ChunkController(policy=Chunks, decoder={decoder!r}, strategy=ChunkStrategy("
+                             "kind='execute', execute_steps=4, ensemble_decay=0.1), realtime=False, latency=2, "
+                             "rtc=False, tick=3, chunks=1)")
+
+    def droid_decoder(key):
+        return decoder
+
+    assert "decoder=test_the_decoder_its_ik_and_the_controller_print_what_they_drive_and_how.<locals>.droid_decoder," \
+        in repr(ChunkController(Chunks(decoder), droid_decoder))

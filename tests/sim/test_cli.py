@@ -78,8 +78,6 @@ def test_sim_cli_writes_report_and_video(tmp_path, capsys):
                                       "--strategy execute blends none: add --strategy ensemble or leave --ensemble-decay out")),
         (["--strategy", "async", "--ensemble-decay", "0.1"], "--strategy async blends none"),
         (["--image-size", "8x8"], "sim: error: --image-size: expected (height, width), two ints of 16 to 4096 pixels"),
-        (["--latency", "-5"], "sim: error: --latency: expected milliseconds, a finite number >= 0 (0: none), got -5.0"),
-        (["--latency", "nan"], "sim: error: --latency: expected milliseconds, a finite number >= 0 (0: none), got nan"),
         (["--rtc"], ("sim: error: --rtc: conditions each chunk on the actions that run while it is computed, which "
                      "only the 'async' strategy does; got 'execute'; accepted: 'async'")),
         (["--strategy", "async", "--rtc"], ("sim: error: --rtc: asks a model to continue the running chunk's "
@@ -706,12 +704,18 @@ def test_a_latency_under_half_a_step_runs_as_none_warned(tmp_path, capsys):
     assert json.loads((tmp_path / "run" / "report.json").read_text())["latency"] == {"ms": 20.0, "ticks": 0}
 
 
-def test_a_latency_that_is_no_number_is_refused_by_the_parser(tmp_path, capsys):
+@pytest.mark.parametrize("command", [["sim"], ["dataset", "from-sim"]])
+@pytest.mark.parametrize("given", ["fast", "-5", "nan", "inf", "-0.5"])
+def test_a_latency_that_is_no_number_or_below_0_is_refused_by_the_parser_alike(command, given, tmp_path, capsys):
+    """A word and a negative number are refused the same way (`-5` was refused after the parse, as -5.0, a word with
+    the usage): the flag, the text as typed and what is accepted, by `sim` and `dataset from-sim` alike."""
     with pytest.raises(SystemExit) as exit:
-        main(["sim", "--policy", "scripted", "--latency", "fast", "--out", str(tmp_path / "run")])
+        main([*command, "--policy", "scripted", "--latency", given, "--out", str(tmp_path / "run")])
     assert exit.value.code == 2 and not (tmp_path / "run").exists()
-    assert ("sim: error: argument --latency: expected milliseconds, a number >= 0 (0: none), e.g. 200; got 'fast'"
-            in capsys.readouterr().err)
+    err = capsys.readouterr().err
+    assert f"usage: worldpolicy {' '.join(command)}" in err
+    assert (f"{command[-1]}: error: argument --latency: expected milliseconds, a finite number >= 0 (0: none), "
+            f"e.g. 200; got '{given}'") in err
 
 
 def test_a_report_from_before_latency_reads_as_none():

@@ -280,6 +280,43 @@ def test_install_model_replaces_the_installed_model_whole_and_leaves_no_staging(
     assert (installed / "transformer" / "weights.bin").read_text() == "second"
 
 
+def test_an_install_killed_while_it_replaced_the_model_is_put_back_not_swept(tmp_path, monkeypatch,
+                                                                            killed_replacing):
+    """An install killed between its two renames leaves the installed model aside (`.panda_reach.replaced-*`): the
+    next install removed every `.panda_reach.*` as a killed staging folder, that one too, and a failure of its own
+    then left no model at all. It is now put back first."""
+    import json
+    import types
+
+    from worldpolicy.train import scratch
+
+    models = tmp_path / "models"
+    installed = models / "panda_reach"
+    installed.mkdir(parents=True)
+    (installed / "model_index.json").write_text(json.dumps({"run": "installed"}))
+    killed_replacing(STAGE_NEW_MODEL, 1, str(installed))
+    assert not installed.exists()
+    monkeypatch.setattr(scratch, "resources", types.SimpleNamespace(files=lambda package: models))
+
+    def failing(*args, **kwargs):
+        raise OSError("no space left")
+
+    monkeypatch.setattr(scratch, "write_model_card", failing)
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    (trained / "model_index.json").write_text(json.dumps({"run": "new"}))
+    with pytest.raises(OSError, match="no space"):
+        scratch.install_model(trained, {"run": "new"})
+    assert json.loads((installed / "model_index.json").read_text()) == {"run": "installed"}
+
+
+STAGE_NEW_MODEL = """
+from worldpolicy.fileio import staged_folder
+with staged_folder(sys.argv[2]) as staging:
+    (staging / "model_index.json").write_text("{}")
+"""
+
+
 def test_a_mode_the_run_never_trained_is_warned_about_at_its_first_request(train_config, tmp_path, caplog):
     """`worldpolicy train`'s default objectives are policy alone: such a checkpoint's imagine / infer_actions gave
     futures and actions that looked like any others, with nothing to say the run never trained them."""

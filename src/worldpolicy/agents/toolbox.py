@@ -901,7 +901,7 @@ class Toolbox:
             from ..sim.evaluate import write_report as write_sim_report
             from ..sim.perturb import PERTURBATIONS, parse_perturbations
             from ..sim.policies import check_rtc_policy, chunk_size, make_policy, wrap_policy
-            from ..sim.rollout import latency_as_none, latency_ticks
+            from ..sim.rollout import check_chunk_timing, latency_as_none, latency_ticks
             from ..sim.tasks import list_tasks
         except ImportError as exc:  # the server's install, not the call's arguments: no other policy would run
             raise missing_extra(exc, "evaluate_in_sim needs the simulator") or exc from None
@@ -963,7 +963,8 @@ class Toolbox:
                     try:  # the latency against the step limit, and a checkpoint's chunk, before its weights load
                         latency_ticks(latency, env.control_hz, env.max_steps)
                         if ckpt is not None:
-                            _check_chunk_timing(chunks, emb, self._chunk_size(emb), latency, env.control_hz, rtc)
+                            check_chunk_timing(chunks, emb, self._chunk_size(emb), latency, env.control_hz,
+                                               rtc=rtc, setting="strategy")
                     except ValueError as exc:
                         raise _timing_error(exc, timing) from None
                     if ckpt is not None:  # the cached policy predict runs: loaded once, within the max_loaded bound
@@ -971,8 +972,9 @@ class Toolbox:
                     else:
                         sim_policy = make_policy(spec, env=env, embodiment=embodiment, seed=seed)
                         try:  # a baseline's chunk is known once it is made (no weights)
-                            _check_chunk_timing(chunks, getattr(sim_policy, "embodiment", None),
-                                                chunk_size(sim_policy), latency, env.control_hz, rtc)
+                            check_chunk_timing(chunks, getattr(sim_policy, "embodiment", None),
+                                               chunk_size(sim_policy), latency, env.control_hz, rtc=rtc,
+                                               setting="strategy")
                         except ValueError as exc:
                             raise _timing_error(exc, timing) from None
                     out = self._new_run_dir("sim")  # once the policy loads: a failure before leaves no empty folder
@@ -1412,16 +1414,6 @@ SIM_TIMING_FIELDS = ("strategy", "latency", "rtc", "mean_handover_jump_rad", "ma
 # The sim library's names of what evaluate_sim takes as `strategy`, `latency` and `rtc` (`worldpolicy sim` names them
 # by its flags: `sim.commands.FLAGS`)
 TIMING_ARGUMENTS = {"strategy": "strategy", "execute_steps": "strategy", "latency_ms": "latency", "rtc": "rtc"}
-
-
-def _check_chunk_timing(strategy, embodiment, chunk: int, latency: float, control_hz: float, rtc: bool) -> None:
-    """What `worldpolicy sim` checks once the policy's chunk is known, before any episode: the strategy's k fits it
-    (`ChunkStrategy.steps_for`) and the latency lets its replies run, and with `rtc` carry a prefix
-    (`rollout.check_latency_chunk`)."""
-    from ..sim.rollout import check_latency_chunk
-
-    strategy.for_embodiment(embodiment).steps_for(chunk, "strategy")
-    check_latency_chunk(latency, control_hz, strategy, chunk, rtc=rtc)
 
 
 def _timing_error(exc: Exception, given: dict[str, Any]) -> ToolInputError:

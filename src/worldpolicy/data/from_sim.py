@@ -392,7 +392,7 @@ def _checked_policy(kind: str, policy: str, settings: dict[str, Any], embodiment
     from worldpolicy.robot.control import ChunkStrategy, check_rtc
     from worldpolicy.robot.decode import check_executable
     from worldpolicy.sim.policies import check_rtc_policy
-    from worldpolicy.sim.rollout import check_latency_chunk, latency_ticks
+    from worldpolicy.sim.rollout import check_chunk_timing, latency_ticks
 
     strategy = ChunkStrategy() if strategy is None else strategy
     if not isinstance(strategy, ChunkStrategy):
@@ -412,8 +412,8 @@ def _checked_policy(kind: str, policy: str, settings: dict[str, Any], embodiment
             emb = get_embodiment(embodiment or "droid/relative_pose") if kind == "random" else None
         if emb is not None:
             check_executable(emb, env.robot)
-            strategy.for_embodiment(emb).steps_for(emb.chunk_size)
-            check_latency_chunk(latency_ms, env.control_hz, strategy, emb.chunk_size, rtc=rtc)
+            chunk = options.get("chunk_size") or emb.chunk_size  # what `Policy.from_pretrained` runs
+            check_chunk_timing(strategy, emb, chunk, latency_ms, env.control_hz, rtc=rtc)
     finally:
         env.close()
     return ({"spec": policy, "name": str(portable_checkpoint(policy)) if kind == "checkpoint" else policy,
@@ -523,6 +523,7 @@ class _Recorders:
     def __init__(self, settings: dict[str, Any], workers: int, spool: Path | None):
         self.settings, self.workers, self.spool = settings, workers, spool
         self._pool = None
+        self._logs = None  # the workers' log, shown here (`worker_logs`), while the pool runs
         self._local = None
 
     def __enter__(self) -> Self:
@@ -532,11 +533,15 @@ class _Recorders:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
+            from worldpolicy.logcapture import worker_logs
+
+            context = multiprocessing.get_context("spawn")
+            self._logs = worker_logs(context).__enter__()  # the workers' warnings, shown as this process's
             self._pool = ProcessPoolExecutor(
                 self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
+                mp_context=context,
                 initializer=_init_worker,
-                initargs=(self.settings, self.spool),
+                initargs=(self.settings, self.spool, self._logs.queue, self._logs.levels),
             )
         return self
 
@@ -557,6 +562,7 @@ class _Recorders:
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 for process in list((getattr(self._pool, "_processes", None) or {}).values()):
                     process.terminate()
+            self._logs.__exit__(exc_type, *exc)
         if self._local is not None:
             self._local.close()
 
@@ -641,9 +647,13 @@ def _rollout(env, setup: dict[str, Any]):
 _WORKER: _Recorder | None = None
 
 
-def _init_worker(settings: dict[str, Any], spool: Path | None) -> None:
+def _init_worker(settings: dict[str, Any], spool: Path | None, log_queue: Any,
+                 log_levels: Sequence[tuple[str | None, int]]) -> None:
     global _WORKER
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
+    from worldpolicy.logcapture import log_to_parent
+
+    log_to_parent(log_queue, log_levels)  # its warnings shown by the parent, formatted, each once
     _WORKER = _Recorder(settings, spool)
 
 

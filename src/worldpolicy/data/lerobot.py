@@ -13,10 +13,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import re
 import shutil
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,8 +36,10 @@ from ..fileio import (
     ScratchFolder,
     file_in_the_way,
     make_folder,
+    replace_folder,
     share_tree,
     sweep_scratch_folders,
+    write_bytes_atomic,
     write_json_atomic,
 )
 from ..hub import HUB_DATASET_EXAMPLE, dataset_snapshot, hub_id_shaped, refuse_local_owner
@@ -146,7 +146,11 @@ class LeRobotDataset:
     @classmethod
     def open(cls, root: str | Path) -> LeRobotDataset:
         """The dataset at `root`: its folder, or a hub id (owner/name) that names no local folder (`dataset_folder`)."""
-        root = dataset_folder(root)
+        local = Path(root).expanduser()
+        # a dataset a killed writer was replacing: put back (`fileio.replace_folder`); a linked root's beside its target,
+        # which the writer replaces (`LeRobotDatasetWriter`)
+        sweep_scratch_folders(local.resolve() if local.is_symlink() else local, ())
+        root = dataset_folder(local)
         if not root.is_dir():
             raise FileNotFoundError(f"dataset root {str(root)!r} is not a directory (give a LeRobot dataset's folder, "
                                     f"or a hub id like {HUB_DATASET_EXAMPLE!r})")
@@ -967,7 +971,7 @@ class LeRobotDatasetWriter:
     `video_codec="libx264rgb"` stores frames losslessly; "libx264" (default) and "libsvtav1" (LeRobot's default)
     are lossy and need even frame sizes. `provenance` (a JSON object: what made the episodes) goes into a file of its
     own beside info.json, meta/worldpolicy_provenance.json, which LeRobot does not read; it may be changed until
-    `finalize`.
+    `finalize`, which also writes the dataset's card, README.md (`data.card`), from what the dataset records.
     """
 
     def __init__(
@@ -1006,6 +1010,8 @@ class LeRobotDatasetWriter:
         self.root = Path(root).expanduser()
         if self.root.is_symlink():  # a data folder linked from a bigger disk: the dataset goes where the link points
             self.root = self.root.resolve()  # and the link stays (renaming the link itself replaced it with a folder)
+        # what killed writers to this root left (hundreds of MB), and a dataset a killed one was replacing put back
+        sweep_scratch_folders(self.root, SCRATCH_KINDS)
         _check_replaceable(self.root, overwrite)
         self.fps, self.robot_type, self.overwrite = fps, robot_type, overwrite
         self.video_codec, self.video_gop, self.chunks_size = video_codec, video_gop, chunks_size
@@ -1017,7 +1023,6 @@ class LeRobotDatasetWriter:
             self.features = _check_user_features(features, "features")
             _check_video_sizes(self.features, video_codec, "features")
         make_folder(self.root.parent)  # a failed command leaves no empty parent behind (`cli.main`)
-        sweep_scratch_folders(self.root, SCRATCH_KINDS)  # what killed writers to this root left (hundreds of MB)
         self._hold = ScratchFolder(self.root, STAGING_KIND)  # held while this writer lives: never swept under it
         self._stage = self._hold.make()
         self._tasks: dict[str, int] = {}
@@ -1162,6 +1167,7 @@ class LeRobotDatasetWriter:
                 writer.close()
             self._videos.clear()
             self._write_metadata()
+            self._write_card()
             self._publish()
         except BaseException:
             self.abort()
@@ -1384,21 +1390,21 @@ class LeRobotDatasetWriter:
         write_json_atomic(self._stage / STATS_PATH, stats_to_json(stats), indent=4, ensure_ascii=False)
         write_json_atomic(self._stage / INFO_PATH, info, indent=4, ensure_ascii=False)
 
+    def _write_card(self) -> None:
+        """The dataset's card (README.md, `data.card`) from the metadata just written, in the staging folder: a
+        dataset appears with its card or not at all."""
+        from .card import CARD_FILE, dataset_card
+
+        text = dataset_card(LeRobotDataset.open(self._stage), self.root.name)
+        write_bytes_atomic(self._stage / CARD_FILE, text)
+
     def _publish(self) -> None:
-        old = None
-        if self.root.exists() and (not self.root.is_dir() or any(self.root.iterdir())):
-            _check_replaceable(self.root, self.overwrite, "appeared while writing")
-            old = self.root.with_name(f".{self.root.name}.replaced-{uuid.uuid4().hex[:8]}")
-            os.replace(self.root, old)
-        elif self.root.is_dir():
-            self.root.rmdir()
+        """The staging folder takes the root's name (`fileio.replace_folder`): an earlier dataset there goes aside and
+        is removed once the new one is in; a kill between the two renames leaves it aside, and the next writer or
+        reader of the root puts it back (`fileio.sweep_scratch_folders`)."""
+        _check_replaceable(self.root, self.overwrite, "appeared while writing")
         share_tree(self._stage)  # staged privately; published like any other output
-        os.replace(self._stage, self.root)
-        if old is not None:
-            if old.is_dir():
-                shutil.rmtree(old)
-            else:
-                old.unlink()
+        replace_folder(self._stage, self.root)
 
 
 class EpisodeVideoStream:

@@ -6,7 +6,7 @@ from the dataset's own frames (the plots openpi and LeRobot users draw of predic
     result.mae, result.rmse          # per column of the embodiment, in its physical units
     result.normalized_mae()          # one unit-free number: the MAE on the model's normalised action scale
     result.horizon_mae               # [chunk, columns]: the error at each step of a chunk
-    print(result.summary())          # one line; openloop.json and the plots are under the out folder
+    print(result.summary())          # a few lines and a column table; openloop.json and the plots are under out
 
 Each prediction reads frame f of an episode as training pairs a window with it: the cameras the embodiment composes
 (`observations.camera_sources`, as `dataset label` and `dataset frame` read them), the first phrasing of the frame's
@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from ..embodiments import Embodiment
+from ..embodiments import UNITLESS, Embodiment
 from ..fileio import OPENLOOP_FILE, output_folder, write_json_atomic
 from ..models import portable_checkpoint
 from .actions import RecordedActions, recorded_actions
@@ -206,12 +206,18 @@ class OpenLoopResult:
             + left_out
 
     def summary(self) -> str:
-        """The one line `dataset eval` prints: what was compared, the unit-free mean and each column's MAE."""
+        """What `dataset eval` prints: what was compared (and where it was written), the unit-free mean, then each
+        column's MAE as a table (column, MAE, unit; "-" for a unitless column), laid out as `sim compare`'s."""
         normalized = self.normalized_mae()
-        columns = ", ".join(f"{c} {m:.3g} {u}" for c, u, m in zip(self.columns, self.units, self.mae))
-        return (f"open loop: {self.chunks} chunks over {len(self.episodes)} episodes ({self.steps} steps compared): "
-                + (f"normalised MAE {normalized:.4g} ({self.normalized_note()}); " if normalized is not None else "")
-                + f"MAE {columns}" + (f"; wrote {self.out / OPENLOOP_FILE}" if self.out is not None else ""))
+        lines = [f"open loop: {self.chunks} chunks over {len(self.episodes)} episodes ({self.steps} steps compared)"
+                 + (f"; wrote {self.out / OPENLOOP_FILE}" if self.out is not None else "")]
+        if normalized is not None:
+            lines.append(f"normalised MAE {normalized:.4g} ({self.normalized_note()})")
+        rows = [("column", "MAE", "unit")] + [(c, f"{m:.3g}", "-" if u in (UNITLESS, "") else u)
+                                              for c, u, m in zip(self.columns, self.units, self.mae)]
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        lines += [f"{c.ljust(widths[0])}  {m.rjust(widths[1])}  {u}" for c, m, u in rows]
+        return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
         def by_column(values: np.ndarray) -> dict[str, float]:

@@ -73,6 +73,7 @@ MAX_DOMAIN_ID = 32  # DomainAwareLinear has nn.Embedding(32, ...) rows
 # are not published (umi, av, ...; robot-bridge.md s2). Their values span about [-1, 1] whatever they measure, so
 # nothing may take them for metres or radians: a robot refuses them, a plot draws no end-effector path from them.
 MODEL_SPACE_UNIT = "normalized"
+UNITLESS = "1"  # the unit of a column with none (a rotation matrix entry, a gripper fraction): the default of `units`
 # The canvas tiers Cosmos3's action pipeline has bins for (the keys of diffusers' `_ACTION_RESOLUTION_BINS`, which
 # `processing.observations.resolution_bins` reads; a test holds the two equal). Here, not there, so that a registered
 # embodiment's tier is checked when it is built without importing diffusers.
@@ -338,7 +339,7 @@ def _build(name: str, spec: Mapping[str, Any], variant: str | None) -> Embodimen
             domain_id=domain_id,
             action_dim=action_dim,
             columns=_strings(where, base, "columns", _REQUIRED),
-            units=_strings(where, base, "units", None) or ("1",) * action_dim,
+            units=_strings(where, base, "units", None) or (UNITLESS,) * action_dim,
             chunk_size=_number(where, base, "chunk_size", int),
             fps=_number(where, base, "fps", float),
             camera_keys=_strings(where, base, "camera_keys", ("observation/image",)),

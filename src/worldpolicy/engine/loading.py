@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from ..fileio import BASE_FILE, CHECKPOINT_GLOB, MODEL_INDEX_FILE, is_checkpoint
+from ..fileio import BASE_FILE, CHECKPOINT_GLOB, MODEL_INDEX_FILE, is_checkpoint, sweep_scratch_folders
 from ..hub import hub_id_shaped, refuse_local_owner
 from ..logcapture import loading_quietly
 
@@ -165,6 +165,7 @@ def check_checkpoint_source(path_or_id: str | Path, _chain: tuple[str, ...] = ()
     is given (`_refuse_run_folder`), by a caller for which that run means something more."""
     source = str(path_or_id)
     local = Path(source)
+    sweep_scratch_folders(local, ())  # a checkpoint a killed save was replacing: put back (`fileio.replace_folder`)
     if local.exists():
         base = adapter_base(local)
         if base is not None:

@@ -56,6 +56,10 @@ __all__ = ["STRATEGIES", "ChunkController", "ChunkStrategy", "JointTarget", "che
 
 logger = logging.getLogger(__name__)
 STRATEGIES = ("execute", "ensemble", "async")
+# what the realtime warnings add: a policy slower than its chunk's span (chunk / fps) has every background reply dropped
+# and the arm held after its first chunk (the shipped model on a CPU); without realtime each hand-over waits instead
+REALTIME_TOO_SLOW = ("; a policy slower than its chunk's span runs with realtime=False, each hand-over waiting for its "
+                     "reply: docs/robot.md")
 
 
 @dataclass(frozen=True)
@@ -219,6 +223,15 @@ class ChunkController:
         self._executor, self._own_executor = executor, executor is None
         self.execute_steps: int | None = None  # k actually used, known after the first reply
         self.reset()
+
+    def __repr__(self) -> str:
+        """Its policy, decoder (embodiment and robot), strategy and timing settings, and where the episode is: the REPL
+        showed `<... object at 0x...>`."""
+        decoder = self._active if self._active is not None else \
+            getattr(self._decoder, "__qualname__", type(self._decoder).__name__)
+        return (f"ChunkController(policy={type(self.policy).__name__}, decoder={decoder}, strategy={self.strategy!r}, "
+                f"realtime={self.realtime}, latency={self.latency}, rtc={self.rtc}, tick={self.tick}, "
+                f"chunks={self.chunks})")
 
     def reset(self, horizon: int | None = None) -> None:
         """Start an episode: forget every planned action (a request still running is waited for and dropped).
@@ -388,8 +401,8 @@ class ChunkController:
             if not self._dropped_warned:
                 self._dropped_warned = True
                 logger.warning("%s: a reply landed %d ticks after its observation, past its %d-action chunk; "
-                               "dropped (a longer chunk, or a faster policy, keeps the arm moving; warned once per "
-                               "episode)", kind, skip, pred.chunk_size)
+                               "dropped (a longer chunk, or a faster policy, keeps the arm moving%s; warned once per "
+                               "episode)", kind, skip, pred.chunk_size, REALTIME_TOO_SLOW if self.realtime else "")
         else:
             cmd = self._decoder_for(pred).decode(np.asarray(pred.actions, dtype=np.float64)[skip:skip + steps], q_arm)
             self.chunks += 1
@@ -443,7 +456,8 @@ class ChunkController:
             return JointTarget(q_arm.copy(), None, 0, (), None, None, held=True)
         if self.realtime and not self._held_warned:  # realtime only: a latency's holds are the timing asked for
             logger.warning("async: tick %d, the chunk ran out before the next reply landed; holding the last target "
-                           "(a longer chunk, a smaller k or a faster policy keeps the arm moving)", t)
+                           "(a longer chunk, a smaller k or a faster policy keeps the arm moving%s)", t,
+                           REALTIME_TOO_SLOW)
             self._held_warned = True
         return replace(last, clipped=0, tracking_mm=(), held=True)
 

@@ -135,6 +135,12 @@ class ActionDecoder:
         self.check_limits = check_limits
         self._grip = self.embodiment.gripper_index
 
+    def __repr__(self) -> str:
+        """What it decodes for which robot, and its checks: the REPL showed `<... object at 0x...>`."""
+        return (f"ActionDecoder(embodiment={self.embodiment.key!r}, robot={self.robot.name!r}, "
+                f"fps={self.embodiment.fps:g}, reanchor={self.reanchor}, check_velocity={self.check_velocity}, "
+                f"check_limits={self.check_limits})")
+
     def check(self, actions: np.ndarray) -> np.ndarray:
         """Validate a physical chunk [T, action_dim] before any heavy work."""
         actions = np.asarray(actions, dtype=np.float64)

@@ -244,6 +244,12 @@ class IKSolver:
             self.limits.append(self._step_limit)
         self._q = self.configuration.q.copy()
 
+    def __repr__(self) -> str:
+        """Its robot, joint speed rate and solver settings: the REPL showed `<... object at 0x...>`."""
+        return (f"IKSolver(robot={self.robot.name!r}, fps={self.fps!r}, solver={self.solver!r}, "
+                f"max_iters={self.max_iters}, pos_threshold={self.pos_threshold:g}, "
+                f"ori_threshold={self.ori_threshold:g})")
+
     def _full_q(self, q_arm: np.ndarray, name: str) -> np.ndarray:
         """The model's configuration with these arm joints; `name` is the caller's parameter, which the error names."""
         try:

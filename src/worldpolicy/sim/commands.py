@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 from worldpolicy.cli import add_api_key_flags
 from worldpolicy.fileio import SIM_REPORT_FILE
 from worldpolicy.sim.perturb import parse_perturbations, perturbation_help
-from worldpolicy.sim.tasks import EVAL_SEED, list_tasks  # EVAL_SEED: the --seed default, imported from here too
+from worldpolicy.sim.tasks import EVAL_SEED, LATENCY_ACCEPTED, list_tasks  # EVAL_SEED: --seed's default, here too
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +54,16 @@ def check_ensemble_decay(strategy: str | None, decay: float | None) -> None:
 
 
 def _milliseconds(text: str) -> float:
-    """argparse type of `--latency`: a number (its range is `rollout.latency_ticks`'s to check, with the step limit)."""
+    """argparse type of `--latency`: milliseconds as `rollout.latency_ticks` accepts them, so a word, a negative number
+    and nan or inf are refused alike, with the usage, the flag and the text as typed (`-5` was refused later, as -5.0);
+    the step limit is `latency_ticks`' to check, with the env's."""
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected milliseconds, a number >= 0 (0: none), e.g. 200; got {text!r}") \
-            from None
+        value = math.nan
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected {LATENCY_ACCEPTED}, e.g. 200; got {text!r}")
+    return value
 
 
 def add_latency_flags(p: argparse.ArgumentParser, recorded: str, effect: str = "") -> None:

@@ -32,8 +32,10 @@ from worldpolicy.robot.decode import ActionDecoder
 from worldpolicy.sim.env import step_limit, unwrap_tabletop
 from worldpolicy.sim.policies import as_backend, chunk_size
 from worldpolicy.sim.scenes import CAMERAS
+from worldpolicy.sim.tasks import LATENCY_ACCEPTED
 
-__all__ = ["EpisodeResult", "Jumps", "Rollout", "check_latency_chunk", "latency_as_none", "latency_ticks"]
+__all__ = ["EpisodeResult", "Jumps", "Rollout", "check_chunk_timing", "check_latency_chunk", "latency_as_none",
+           "latency_ticks"]
 
 logger = logging.getLogger(__name__)
 # A recorded frame's top caption strip: white while the episode runs, tinted on its last frame by the outcome
@@ -47,7 +49,7 @@ def latency_ticks(latency_ms: float, control_hz: float, max_steps: int) -> int:
     `max_steps`, before which no reply would then land."""
     if isinstance(latency_ms, bool) or not isinstance(latency_ms, (int, float, np.integer, np.floating)) \
             or not 0 <= latency_ms < math.inf:
-        raise ValueError(f"latency_ms: expected milliseconds, a finite number >= 0 (0: none), got {latency_ms!r}")
+        raise ValueError(f"latency_ms: expected {LATENCY_ACCEPTED}, got {latency_ms!r}")
     ticks = _rounded(latency_ms, control_hz)
     if ticks >= max_steps:
         below = _first_ms(max_steps, control_hz)
@@ -97,6 +99,16 @@ def check_latency_chunk(latency_ms: float, control_hz: float, strategy: ChunkStr
                          f"chunk and is dropped, so the arm never moves; accepted with strategy={kind}: 0 to below "
                          f"{_first_ms(most + 1, control_hz):g} ms ({most} steps), or strategy=execute or "
                          "strategy=async, whose late request holds the arm until its chunk runs")
+
+
+def check_chunk_timing(strategy: ChunkStrategy, embodiment, chunk: int, latency_ms: float, control_hz: float, *,
+                       rtc: bool = False, setting: str = "execute_steps") -> None:
+    """What a runner checks once the policy's chunk is known, before its weights load (the chunk is the loading
+    options' `chunk_size`, else the checkpoint's embodiment's): the strategy's k fits it (`ChunkStrategy.steps_for`,
+    naming `setting`) and the latency, with `rtc`, lets its replies run (`check_latency_chunk`). The loaded policy's
+    `Rollout` checks the same again; refused here, no weights load for a run that cannot start."""
+    strategy.for_embodiment(embodiment).steps_for(chunk, setting)
+    check_latency_chunk(latency_ms, control_hz, strategy, chunk, rtc=rtc)
 
 
 class Jumps:

@@ -14,7 +14,7 @@ import numpy as np
 
 from worldpolicy.sim.scenes import TABLE_TOP, ObjectSpec
 
-__all__ = ["COLORS", "EVAL_SEED", "TASKS", "EpisodeState", "SimState", "Task", "Waypoint", "get_task", "list_tasks"]
+__all__ = ["COLORS", "EVAL_SEED", "LATENCY_ACCEPTED", "TASKS", "EpisodeState", "SimState", "Task", "Waypoint", "get_task", "list_tasks"]
 
 # The first episode's seed an evaluation uses by default (`worldpolicy sim --seed`, `sim.evaluate.evaluate(seed=)`, a
 # training run's `[eval] seed`): `dataset from-sim` records seeds 0, 1, ..., so an evaluation from 0 ran the very scenes
@@ -23,6 +23,9 @@ __all__ = ["COLORS", "EVAL_SEED", "TASKS", "EpisodeState", "SimState", "Task", "
 # A checkpoint whose training data says it recorded the seeds asked for is warned about and its report says so
 # (`sim.evaluate.training_scenes`).
 EVAL_SEED = 10_000
+# What a latency (`worldpolicy sim --latency`, `dataset from-sim --latency`, `rollout.latency_ticks`' latency_ms) may
+# be: here too, so the parsers refuse a word and a negative number alike, before MuJoCo loads, in the API's words.
+LATENCY_ACCEPTED = "milliseconds, a finite number >= 0 (0: none)"
 
 COLORS = {
     "red": (0.85, 0.15, 0.15, 1.0),

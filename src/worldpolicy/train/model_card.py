@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from ..embodiments import Embodiment, embodiment_from_spec, get_embodiment
 from ..errors import brief_list
+from ..extras import package_license
 from ..fileio import (
     BASE_FILE,
     MODEL_CARD_FILE,
@@ -63,7 +63,7 @@ def model_card(folder: Path, final: Path, run: Path | None = None) -> str:
                          datasets=[dataset] if (dataset := _hub_id((config or {}).get("data", {}).get("dataset")))
                          else None,
                          # a recipe trains from nothing: the model is the package's own work, under its license
-                         license=_package_license() if summary and not config else None)
+                         license=package_license() if summary and not config else None)
     key = embodiment.key if isinstance(embodiment, Embodiment) else embodiment
     title = final.name if summary else f"{key or 'worldpolicy'} checkpoint"
     if state:
@@ -101,17 +101,6 @@ def _hub_id(value: Any) -> str | None:
     if not isinstance(value, str) or value == SHIPPED_NAME or not hub_id_shaped(value) or Path(value).exists():
         return None
     return value
-
-
-def _package_license() -> str | None:
-    """The package's license expression (pyproject's `license`, as installed) in the hub's lower-case spelling; None
-    where worldpolicy runs uninstalled (a source tree on PYTHONPATH): left out, not guessed, and `--install` still
-    writes its card after the hour of training."""
-    try:
-        found = metadata.metadata("worldpolicy").get("License-Expression")
-    except metadata.PackageNotFoundError:
-        return None
-    return found.lower() if found else None
 
 
 def _what(embodiment: Embodiment | str | None, state: Mapping[str, Any] | None,

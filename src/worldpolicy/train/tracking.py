@@ -4,6 +4,7 @@ that fails mid-run is said once and dropped, and training goes on (the metrics f
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import math
@@ -55,7 +56,7 @@ class TrackingConfig:
                              "$WANDB_MODE, else online)")
         for name in self.report_to:
             with extra_imports(f"tracking.report_to names {name}"):
-                __import__(TRACKER_MODULES[name])
+                importlib.import_module(TRACKER_MODULES[name])
 
 
 def scalars(line: dict[str, Any]) -> dict[str, float]:

@@ -1,0 +1,159 @@
+"""A dataset's card: README.md with the Hugging Face hub's YAML front matter, as lerobot writes one when it pushes a
+dataset, so a dataset copied to the hub is found by its search (`task_categories: robotics`, the `LeRobot` tag) and
+shown by its viewer (`configs`: the data files), and says what it holds and how it was made.
+
+Every fact comes from what the dataset already records, each from one place: its numbers, features and tasks from
+the metadata (`LeRobotDataset.summary`, `tasks`), how worldpolicy made it from meta/worldpolicy_provenance.json, the
+units of features whose names are the columns of an embodiment the dataset names (`_units`) from that embodiment, and
+meta/info.json as it is, as lerobot's card shows it. What none of them records is left out, never guessed: the
+license is the package's own only for a recording of worldpolicy's own simulation (`dataset from-sim`).
+`LeRobotDatasetWriter` writes the card into its staging folder, so a dataset is whole, card included, or absent; a
+dataset made from others (`dataset select`, `merge`, `label`) is a new dataset and gets a card of its own, never a
+source's README.md. Reading never needs it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import brief_list
+from ..extras import package_license
+from ..fileio import MODEL_CARD_FILE
+from .layout import DATA_PATH, INFO_PATH
+
+if TYPE_CHECKING:
+    from .lerobot import LeRobotDataset
+
+CARD_FILE = MODEL_CARD_FILE  # where the hub reads a card, a dataset's as a model's: README.md
+TAGS = ["LeRobot", "worldpolicy"]  # lerobot tags every dataset it pushes `LeRobot`: the hub's robotics listing
+# the hub's dataset viewer reads the frames' parquet files (lerobot's `configs`), wherever the chunks put them
+DATA_FILES = re.sub(r"[\w-]*\{[^}]*\}", "*", DATA_PATH)  # data/*/*.parquet
+SHOWN_TASKS = 20  # the tasks a card lists by name; the rest are counted
+
+
+def dataset_card(ds: LeRobotDataset, name: str) -> str:
+    """The card's text for `ds`, published as `name` (it is written in a staging folder): front matter, what the
+    dataset holds, how it was made, how to read it, and info.json."""
+    from huggingface_hub import DatasetCardData
+
+    from .from_sim import SOURCE as SIM_SOURCE
+
+    summary, provenance = ds.summary(), ds.provenance or {}
+    source = provenance.get("source")
+    tags = [*TAGS, *(tag for tag in (ds.robot_type, provenance.get("task")) if isinstance(tag, str) and tag)]
+    data = DatasetCardData(
+        license=package_license() if source == SIM_SOURCE else None,  # worldpolicy's own simulation's output
+        task_categories=["robotics"], tags=list(dict.fromkeys(tags)),
+        configs=[{"config_name": "default", "data_files": DATA_FILES}])
+    parts = [f"---\n{data.to_yaml()}\n---\n", f"# {name}\n", _what(ds, summary, source), _tasks(ds),
+             _features(ds, summary, provenance), _made(provenance), _usage(name), _info(ds)]
+    return "\n".join(part for part in parts if part)
+
+
+def _what(ds: LeRobotDataset, summary: Mapping[str, Any], source: Any) -> str:
+    made = f"made by `{source}`" if isinstance(source, str) else "written by worldpolicy"
+    lines = [f"A LeRobot {summary['codebase_version']} dataset {made}: {summary['episodes']} episodes, "
+             f"{summary['frames']} frames at {summary['fps']:g} fps"
+             + (f", robot `{ds.robot_type}`" if ds.robot_type else "") + "."]
+    length = summary.get("episode_length")
+    if length:
+        lines.append(f"Episodes run {length['min']} to {length['max']} frames (mean {length['mean']:.1f}).")
+    success = summary.get("success")
+    if success:
+        failed = success["failed_episodes"]
+        lines.append(f"{success['succeeded']} of {summary['episodes']} episodes succeeded (meta/episodes' `success`)"
+                     + (f"; failed: {brief_list(failed)}." if failed else "."))
+    return "\n".join(lines) + "\n"
+
+
+def _tasks(ds: LeRobotDataset) -> str:
+    shown = [f"- {json.dumps(task, ensure_ascii=False)}" for task in ds.tasks[:SHOWN_TASKS]]
+    more = [f"- and {len(ds.tasks) - SHOWN_TASKS} more (meta/tasks.parquet)"] if len(ds.tasks) > SHOWN_TASKS else []
+    return "\n".join([f"## Tasks ({len(ds.tasks)})\n", *shown, *more]) + "\n"
+
+
+def _features(ds: LeRobotDataset, summary: Mapping[str, Any], provenance: Mapping[str, Any]) -> str:
+    units = _units(ds, provenance)
+    lines = ["## Features\n", "| feature | dtype | shape | names | units |", "|---|---|---|---|---|"]
+    for key, spec in summary["features"].items():
+        names = spec.get("names")
+        lines.append(f"| `{key}` | {spec['dtype']} | {spec['shape']} | "
+                     f"{', '.join(map(str, names)) if isinstance(names, list) else ''} | "
+                     f"{', '.join(units[key]) if key in units else ''} |")
+    codecs = summary.get("video_codecs")
+    if codecs:
+        lines += ["", "Videos: " + ", ".join(f"`{key}` {codec}" for key, codec in codecs.items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _units(ds: LeRobotDataset, provenance: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Per numeric feature, its columns' units where a run of consecutive features' names is the columns of an
+    embodiment the dataset names: the provenance's `columns` and `units` (`dataset label`), its `embodiment`, and
+    for a sim recording the joint layout `dataset from-sim` writes (`actions.DEFAULT_SOURCE`); none else (never
+    guessed)."""
+    from ..embodiments import get_embodiment
+    from .actions import DEFAULT_SOURCE
+    from .from_sim import SOURCE as SIM_SOURCE
+
+    given: list[tuple[list[Any], list[Any]]] = []
+    if isinstance(provenance.get("columns"), list) and isinstance(provenance.get("units"), list):
+        given.append((provenance["columns"], provenance["units"]))
+    names = [provenance.get("embodiment"), DEFAULT_SOURCE if provenance.get("source") == SIM_SOURCE else None]
+    for name in (n for n in names if isinstance(n, str)):
+        try:
+            emb = get_embodiment(name)
+        except (KeyError, ValueError):  # registered by the recording's own process: its units are not known here
+            continue
+        given.append((list(emb.columns), list(emb.units)))
+    found: dict[str, list[str]] = {}
+    numeric = [k for k in ds.feature_keys if ds.features[k]["dtype"] != "string"]
+    for columns, units in (pair for pair in given if len(pair[0]) == len(pair[1])):
+        for start in range(len(numeric)):
+            run: list[str] = []
+            for end in range(start, len(numeric)):
+                run += ds.feature_names([numeric[end]])
+                if run == [str(c) for c in columns]:
+                    at = 0
+                    for key in numeric[start:end + 1]:
+                        width = ds.features[key]["shape"][0]
+                        found.setdefault(key, [str(u) for u in units[at:at + width]])
+                        at += width
+                if len(run) >= len(columns):
+                    break
+    return found
+
+
+def _made(provenance: Mapping[str, Any]) -> str:
+    """How worldpolicy made it, in brief (the whole record, every seed included, is meta/worldpolicy_provenance.json):
+    each plain setting, the longer ones (lists, objects) named."""
+    if not provenance:
+        return ""
+    plain = [f"`{key}` {json.dumps(value, ensure_ascii=False)}" for key, value in provenance.items()
+             if key != "source" and not isinstance(value, (list, dict))]
+    nested = [f"`{key}`" for key, value in provenance.items() if isinstance(value, (list, dict))]
+    lines = ["## How it was made\n", "[meta/worldpolicy_provenance.json](meta/worldpolicy_provenance.json): "
+             + "; ".join(plain) + "."]
+    if nested:
+        lines.append(f"It also records {', '.join(nested)}.")
+    return "\n".join(lines) + "\n"
+
+
+def _usage(name: str) -> str:
+    return "\n".join([
+        "## How to read it\n",
+        "```python",
+        "from worldpolicy.data import LeRobotDataset",
+        "",
+        f"ds = LeRobotDataset.open(\"path/to/{name}\")",
+        "ep = ds.episode(0)  # ep.frames[feature]: [T, *shape]; ep.videos[camera]: uint8 [T, H, W, 3]",
+        "```\n",
+        "lerobot reads it too: `lerobot.datasets.lerobot_dataset.LeRobotDataset(repo_id, root=...)`.",
+    ]) + "\n"
+
+
+def _info(ds: LeRobotDataset) -> str:
+    return "\n".join(["## Structure\n", f"[{INFO_PATH}]({INFO_PATH}):", "```json",
+                      json.dumps(ds.info, indent=4, ensure_ascii=False), "```"]) + "\n"

@@ -1,0 +1,109 @@
+"""A dataset's card (README.md with the hub's YAML front matter, `data.card`): written by the dataset writer into its
+staging folder, so every command that publishes a dataset publishes one, from what the dataset records; readers and
+`dataset check` take a dataset that holds one, and a dataset made from others gets a card of its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from dataset_factory import make_episode
+
+from worldpolicy.cli import main
+from worldpolicy.data import LeRobotDataset, LeRobotDatasetWriter, merge_datasets, select_episodes
+from worldpolicy.data.card import CARD_FILE
+from worldpolicy.data.edit import MERGE_SOURCE, SELECT_SOURCE
+from worldpolicy.data.from_sim import SOURCE as SIM_SOURCE
+
+
+def _dataset(root: Path, provenance=None, names=None, lengths=(5, 4)) -> LeRobotDataset:
+    features = {"action": {"dtype": "float32", "shape": [3], "names": names},
+                "observation.state": {"dtype": "float64", "shape": [3], "names": None},
+                "next.done": {"dtype": "bool", "shape": [1], "names": None},
+                "next.reward": {"dtype": "int64", "shape": [1], "names": None},
+                "observation.images.front": {"dtype": "video", "shape": [16, 16, 3]}}
+    with LeRobotDatasetWriter(root, 10, features, "testbot", video_codec="libx264rgb",
+                              provenance=provenance) as writer:
+        for i, length in enumerate(lengths):
+            ep = make_episode(length, seed=i)
+            writer.add_episode(ep["frames"], ep["videos"], ("pick the cube", "push the cube")[i % 2],
+                               success=i == 0)
+        return writer.finalize()
+
+
+def _card(root: Path):
+    from huggingface_hub import DatasetCard
+
+    return DatasetCard.load(root / CARD_FILE)  # the front matter parses as the hub parses it
+
+
+def test_a_written_dataset_has_a_card_the_hub_reads_and_the_readers_take(tmp_path, capsys):
+    ds = _dataset(tmp_path / "mine")
+    card = _card(ds.root)
+    meta = card.data.to_dict()
+    assert meta["task_categories"] == ["robotics"] and meta["tags"][:2] == ["LeRobot", "worldpolicy"]
+    assert "testbot" in meta["tags"]
+    assert meta["configs"] == [{"config_name": "default", "data_files": "data/*/*.parquet"}]
+    assert "license" not in meta  # nothing records one: left out, never guessed
+    assert sorted(str(p.relative_to(ds.root)) for p in ds.root.glob("data/*/*.parquet")) == [
+        "data/chunk-000/file-000.parquet"]  # what the viewer's data_files pattern finds
+    text = card.text
+    assert text.startswith("\n# mine\n") and "2 episodes, 9 frames at 10 fps, robot `testbot`" in text
+    assert "1 of 2 episodes succeeded" in text and "failed: [1]" in text
+    assert '- "pick the cube"' in text and '- "push the cube"' in text
+    assert "| `action` | float32 | [3] |" in text and '"codebase_version": "v3.0"' in text
+    assert not list(ds.root.parent.glob(".mine*"))  # written in the staging folder, which is gone
+    again = LeRobotDataset.open(ds.root)  # the readers take a dataset with a README.md
+    assert again.num_episodes == 2
+    assert main(["dataset", "check", str(ds.root)]) == 0
+    assert "ok: 2 episodes, 9 frames" in capsys.readouterr().out
+
+
+def test_the_card_says_how_it_was_made_its_units_and_a_sim_recordings_license(tmp_path):
+    from worldpolicy.extras import package_license
+
+    provenance = {"source": SIM_SOURCE, "task": "reach", "seed": 3, "seeds": [3, 4],
+                  "columns": ["x", "y", "z"], "units": ["m", "m", "rad"]}
+    ds = _dataset(tmp_path / "sim", provenance=provenance, names=["x", "y", "z"])
+    card = _card(ds.root)
+    assert card.data.license == package_license() == "apache-2.0"  # worldpolicy's own simulation made it
+    assert "reach" in card.data.tags
+    assert f"made by `{SIM_SOURCE}`" in card.text
+    assert '`task` "reach"; `seed` 3.' in card.text and "It also records `seeds`, `columns`, `units`." in card.text
+    assert "| `action` | float32 | [3] | x, y, z | m, m, rad |" in card.text
+    assert "| `observation.state` | float64 | [3] |  |  |" in card.text  # its names are not the columns: no units
+
+
+def test_select_and_merge_write_a_new_card_and_leave_the_sources_own(tmp_path):
+    src = _dataset(tmp_path / "src", lengths=(5, 4, 6))
+    own = "---\nlicense: cc-by-4.0\n---\n# My robot's data\n"
+    (src.root / CARD_FILE).write_text(own)  # the user's card, edited by hand
+    assert LeRobotDataset.open(src.root).num_episodes == 3
+    out = select_episodes(src, tmp_path / "picked", [0, 2]).dataset
+    merged = merge_datasets([src, out], tmp_path / "merged").dataset
+    for ds, source in ((out, SELECT_SOURCE), (merged, MERGE_SOURCE)):
+        card = _card(ds.root)  # a new dataset: a card of its own, from its own records, not a copy of the source's
+        assert f"made by `{source}`" in card.text and "My robot's data" not in card.text
+        assert card.data.to_dict().get("license") is None
+    assert "2 episodes, 11 frames" in _card(out.root).text and "5 episodes, 26 frames" in _card(merged.root).text
+    assert (src.root / CARD_FILE).read_text() == own  # the source only read
+    np.testing.assert_array_equal(out.episode(1).frames["action"], src.episode(2).frames["action"])
+
+
+def test_a_sim_recordings_joint_features_get_the_units_of_the_layout_it_writes(tmp_path):
+    """`dataset from-sim` writes DROID's joint layout split over two features (7 joints, the gripper): the run of
+    them is that embodiment's columns, so each gets its units; a feature of other names gets none."""
+    from worldpolicy.data.actions import DEFAULT_SOURCE
+    from worldpolicy.embodiments import get_embodiment
+
+    joints = [f"joint_{i}" for i in range(7)]
+    features = {"action.joint_position": {"dtype": "float32", "shape": [7], "names": joints},
+                "action.gripper_position": {"dtype": "float32", "shape": [1], "names": ["gripper"]},
+                "next.reward": {"dtype": "float32", "shape": [1], "names": None}}
+    with LeRobotDatasetWriter(tmp_path / "rec", 15, features, "panda", provenance={"source": SIM_SOURCE}) as writer:
+        writer.add_episode({"action.joint_position": np.zeros((3, 7)), "action.gripper_position": np.zeros(3),
+                            "next.reward": np.zeros(3)}, task="reach")
+    text = _card(tmp_path / "rec").text
+    units = get_embodiment(DEFAULT_SOURCE).units
+    assert f"| {', '.join(joints)} | {', '.join(units[:7])} |" in text and "| gripper | 1 |" in text
+    assert "| `next.reward` | float32 | [1] |  |  |" in text
