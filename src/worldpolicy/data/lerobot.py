@@ -150,7 +150,7 @@ class LeRobotDataset:
         # a dataset a killed writer was replacing: put back (`fileio.replace_folder`); a linked root's beside its target,
         # which the writer replaces (`LeRobotDatasetWriter`)
         sweep_scratch_folders(local.resolve() if local.is_symlink() else local, ())
-        root = dataset_folder(local)
+        root = dataset_folder(root)  # as given: `./a/b` is a path, and Path() would drop its `./`
         if not root.is_dir():
             raise FileNotFoundError(f"dataset root {str(root)!r} is not a directory (give a LeRobot dataset's folder, "
                                     f"or a hub id like {HUB_DATASET_EXAMPLE!r})")
