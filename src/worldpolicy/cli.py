@@ -409,10 +409,12 @@ def _command_name(args: argparse.Namespace) -> str:
 
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors shown as one line (besides a missing extra's module, `extras.missing_extra`): bad input, a policy server
-    that is down, refuses or fails, and no offscreen rendering (those modules are only imported by commands that use
+    or the Hugging Face hub that is down, refuses or fails, and no offscreen rendering (those modules are only imported by commands that use
     them, so a plain run never imports them here)."""
+    from .hub import HubError  # the hub unreachable, or refusing (`push`, a dataset named by its hub id)
+
     errors: tuple[type[Exception], ...] = (
-        UsageError, ValueError, KeyError, FileNotFoundError, FileExistsError, TypeError
+        UsageError, ValueError, KeyError, FileNotFoundError, FileExistsError, TypeError, HubError
     )
     client = sys.modules.get("worldpolicy.serving.client")
     rendering = sys.modules.get("worldpolicy.sim.rendering")

@@ -1,4 +1,4 @@
-"""Core subcommands: `predict`, `demo`, `embodiments`."""
+"""Core subcommands: `predict`, `demo`, `embodiments`, `push`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .cli import add_device_flags
+from .cli import add_device_flags, flag_named
 from .results import MODES
 
 if TYPE_CHECKING:
@@ -121,6 +121,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--episodes", type=int, default=3, help="closed-loop simulator episodes (default: 3)")
     p.set_defaults(func=_demo)
 
+    p = sub.add_parser("push", help="share a checkpoint (a model repository) or a LeRobot dataset (a dataset "
+                       "repository) on the Hugging Face hub")
+    p.add_argument("path", metavar="PATH", help="a checkpoint folder (model_index.json, or a LoRA adapter's "
+                   "base_model.json) or a LeRobot dataset folder (meta/info.json); it is only read")
+    p.add_argument("--repo-id", required=True, help="the hub repository, OWNER/NAME (made if missing)")
+    p.add_argument("--private", action="store_true", help="make the repository private when it is new")
+    p.add_argument("--revision", help="the branch to push to, made from main if missing (default: main)")
+    p.add_argument("--message", help="the commit message (default: 'Upload <what it is> with worldpolicy push')")
+    p.set_defaults(func=_push)
+
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
     """The flags that say how a checkpoint loads and samples (`load_policy`'s), alike for predict and dream."""
@@ -147,6 +157,22 @@ def _mode(value: str) -> str:
     """--mode, any case, `forward`/`inverse` read as the mode they name (argparse's choices then check the rest)."""
     mode = value.strip().lower()
     return _SHORT_MODES.get(mode, mode)
+
+
+PUSH_FLAGS = {"path": "PATH", "repo_id": "--repo-id", "revision": "--revision"}
+
+
+def _push(args: argparse.Namespace) -> int:
+    """`hub.push`, its errors naming the flags."""
+    from .hub import push
+
+    try:
+        pushed = push(args.path, args.repo_id, private=args.private, revision=args.revision, message=args.message)
+    except (ValueError, FileNotFoundError) as exc:
+        raise flag_named(exc, PUSH_FLAGS) from None
+    print(f"pushed {pushed.what} {args.path} ({len(pushed.files)} files, {pushed.size / 1e6:.1f} MB) to the "
+          f"{pushed.repo_type} repository {pushed.repo_id}: {pushed.url}")
+    return 0
 
 
 def _embodiments(args: argparse.Namespace) -> int:

@@ -379,6 +379,24 @@ def folder_lock(path: str | Path, flag: str) -> Iterator[Path]:
             os.close(fd)
 
 
+def folder_holder(path: str | Path) -> str | None:
+    """The PID (as its lock file says) of the process that holds the folder `path` with `folder_lock` now, else None:
+    for a command that only reads a folder (`worldpolicy push`), so it leaves no lock file of its own there."""
+    try:
+        fd = os.open(Path(path) / LOCK_FILE, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:  # no lock file (no run holds it), a link, one this user may not read
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # let go as the file closes
+    except BlockingIOError:
+        return os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+    except OSError:  # a file system without locks: nothing tells a live holder
+        return None
+    finally:
+        os.close(fd)
+    return None
+
+
 class ScratchFolder:
     """A hidden working folder beside an output ROOT, `.ROOT.KIND-XXXXXXXX` (a dataset writer's staging, `dataset
     from-sim`'s raw frames), held by this process from `make` to `release` (or its end, a SIGKILL included): an
@@ -525,19 +543,21 @@ def is_checkpoint(path: str | Path) -> bool:
 class FolderKind:
     """A kind of thing a folder can hold, told by names (glob patterns) under it, any one marker enough: names only
     that kind writes, so a user's folder with a config.json is not taken for a run. `writer` is the command that
-    writes such folders (a rerun may write there again); None for what no command may write into."""
+    writes such folders (a rerun may write there again); None for what no command may write into. `repo_type`: the
+    kind of Hugging Face hub repository `worldpolicy push` shares it as; None for what is not shared."""
 
     what: str
     writer: str | None
     markers: tuple[str, ...]
+    repo_type: str | None = None
 
 
 # The one place that says which kind of thing a folder holds: each command's output folder is checked against it,
 # so a run never lands in a checkpoint, a dataset or another command's run (mixing their files, replacing some).
 FOLDER_KINDS: tuple[FolderKind, ...] = (
-    FolderKind("a diffusers checkpoint", None, (MODEL_INDEX_FILE,)),
-    FolderKind("a LoRA adapter checkpoint", None, (BASE_FILE,)),
-    FolderKind("a LeRobot dataset", None, ("meta/info.json",)),
+    FolderKind("a diffusers checkpoint", None, (MODEL_INDEX_FILE,), "model"),
+    FolderKind("a LoRA adapter checkpoint", None, (BASE_FILE,), "model"),
+    FolderKind("a LeRobot dataset", None, ("meta/info.json",), "dataset"),
     FolderKind("a training run", "train", (METRICS_FILE, f"{CHECKPOINT_GLOB}/{TRAINER_STATE_FILE}")),
     FolderKind("a from-scratch recipe run", "recipe", ("summary.json",)),
     FolderKind("a sim run", "sim", (SIM_REPORT_FILE,)),

@@ -20,8 +20,9 @@ PACKAGE = SRC / "worldpolicy"
 # Lowest first; a module may import its own layer and those before it. A package's `commands.py` (its CLI
 # subcommands) belongs to the `cli` layer, with `cli.py`, `commands.py` and `__main__.py`.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "extras", "fileio", "logcapture", "models"),  # none imports worldpolicy (models: the shipped
-    # checkpoints' folders and names, which loading resolves and an embodiment lookup points to)
+    ("errors", "extras", "fileio", "hub", "logcapture", "models"),  # none imports a higher layer (models: the
+    # shipped checkpoints' folders and names, which loading resolves and an embodiment lookup points to; hub: what a
+    # hub id looks like, for loading's checkpoints and data's datasets, and `push`, which reads fileio's folder kinds)
     ("embodiments",),
     ("results",),
     ("processing",),

@@ -42,6 +42,7 @@ from ..fileio import (
     write_bytes_atomic,
     write_json_atomic,
 )
+from ..hub import HUB_DATASET_EXAMPLE, dataset_snapshot, hub_id_shaped, refuse_local_owner
 from ..processing.video import CODECS, VideoFileWriter
 from .layout import (
     AUTO_FEATURES,
@@ -144,12 +145,15 @@ class LeRobotDataset:
 
     @classmethod
     def open(cls, root: str | Path) -> LeRobotDataset:
-        root = Path(root).expanduser()
+        """The dataset at `root`: its folder, or a hub id (owner/name) that names no local folder (`dataset_folder`)."""
+        local = Path(root).expanduser()
         # a dataset a killed writer was replacing: put back (`fileio.replace_folder`); a linked root's beside its target,
         # which the writer replaces (`LeRobotDatasetWriter`)
-        sweep_scratch_folders(root.resolve() if root.is_symlink() else root, ())
+        sweep_scratch_folders(local.resolve() if local.is_symlink() else local, ())
+        root = dataset_folder(root)  # as given: `./a/b` is a path, and Path() would drop its `./`
         if not root.is_dir():
-            raise FileNotFoundError(f"dataset root {str(root)!r} is not a directory")
+            raise FileNotFoundError(f"dataset root {str(root)!r} is not a directory (give a LeRobot dataset's folder, "
+                                    f"or a hub id like {HUB_DATASET_EXAMPLE!r})")
         if not (root / INFO_PATH).is_file():
             raise DatasetFormatError(root / INFO_PATH, None, _not_a_dataset(root))
         info, unread = check_info(read_json(root / INFO_PATH, "info.json"), root / INFO_PATH)
@@ -654,6 +658,18 @@ class LeRobotDataset:
             f"LeRobotDataset(root={str(self.root)!r}, episodes={self.num_episodes}, frames={self.num_frames}, "
             f"fps={self.fps:g}, videos={self.video_keys})"
         )
+
+
+def dataset_folder(source: str | Path) -> Path:
+    """The local folder of the dataset `source` names, the one place a dataset named by a user is found: a path, or a
+    string shaped like a hub id (`hub.hub_id_shaped`) that names nothing here, fetched from the hub into its cache as
+    LeRobot does (`hub.dataset_snapshot`: HubError when it cannot be). A path whose first part is a folder here
+    (`runs/data`) is a missing path, not a hub id."""
+    root = Path(source).expanduser()
+    if root.exists() or not hub_id_shaped(str(source)):
+        return root
+    refuse_local_owner(str(source), f"dataset {str(source)!r}")
+    return dataset_snapshot(str(source))
 
 
 def _not_a_dataset(root: Path) -> str:

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import torch
 
 from ..fileio import BASE_FILE, CHECKPOINT_GLOB, MODEL_INDEX_FILE, is_checkpoint, sweep_scratch_folders
+from ..hub import hub_id_shaped, refuse_local_owner
 from ..logcapture import loading_quietly
 
 ADAPTER_FILE = "adapter.safetensors"  # diffusers' LoRA format: `load_lora_adapter(folder, weight_name=..., prefix=None)`
@@ -194,16 +195,15 @@ def check_checkpoint_source(path_or_id: str | Path, _chain: tuple[str, ...] = ()
                 f"checkpoint={source!r} is a path but has no model_index.json; expected a diffusers-format Cosmos3 "
                 f"folder (transformer/, vae/, text_tokenizer/, scheduler/) or a LoRA adapter checkpoint ({BASE_FILE})"
             )
-    elif source.startswith((".", "/", "~")) or source.count("/") != 1:
+    elif not hub_id_shaped(source):
         from ..models import SHIPPED_NAME
 
         raise FileNotFoundError(
             f"checkpoint={source!r} is neither an existing folder nor a hub id like 'nvidia/Cosmos3-Nano-Policy-DROID'"
             f" (nor {SHIPPED_NAME!r}, the model in the package)"
         )
-    elif Path(source.split("/")[0]).is_dir():  # `runs/step-x`: shaped like a hub id, but a path from here
-        raise FileNotFoundError(f"checkpoint={source!r} does not exist: {str(local.parent)!r} is a folder here without "
-                                f"{local.name!r} (a hub id's owner is not a local folder)")
+    else:
+        refuse_local_owner(source, f"checkpoint={source!r}")
 
 
 def check_checkpoint_files(folder: Path, source: str) -> None:

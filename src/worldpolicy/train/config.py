@@ -19,6 +19,7 @@ from ..data.actions import ACTION_CONVERSIONS, DEFAULT_ROBOT
 from ..data.checks import check_once
 from ..data.layout import ACTION_KEYS, STATE_KEYS
 from ..errors import brief_list
+from ..hub import HUB_DATASET_EXAMPLE, hub_id_shaped
 from ..models import portable_checkpoint
 from .flow import COSMOS_POLICY_MIX, OBJECTIVES, TimestepSampler
 from .tracking import TrackingConfig
@@ -268,7 +269,7 @@ class TrainConfig:
         check_checkpoint_source(self.checkpoint_source, run_hint=" (to continue that run itself, give its folder as "
                                 "--out / output_dir with its own config)")
         if not self.data.dataset:
-            raise ValueError("data.dataset: required (a LeRobot v3 dataset folder)")
+            raise ValueError("data.dataset: required (a LeRobot v3 dataset folder or hub id)")
         from ..embodiments import SPEC_FILE_SUFFIX, check_chunk_size, inline_stats_file, read_spec_file
         from ..fileio import file_in_the_way, refuse_foreign_folder
 
@@ -291,10 +292,16 @@ class TrainConfig:
             refuse_foreign_folder(self.data.cache_dir, "data.cache_dir", "train")
         for setting, folder in folders:
             _refuse_unwritable(setting, folder)  # found now, not when the first latents or checkpoint are written
-        dataset = Path(self.data.dataset)
+        from ..data.lerobot import dataset_folder
+
+        try:
+            dataset = dataset_folder(self.data.dataset)  # a hub id's fetched now, before any weights load
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"data.{exc}") from None
         if not dataset.exists():
             raise FileNotFoundError(f"data.dataset={self.data.dataset!r} does not exist (expected a LeRobot v3 dataset "
-                                    "folder: `worldpolicy dataset check FOLDER`)")
+                                    f"folder: `worldpolicy dataset check FOLDER`, or a hub id like "
+                                    f"{HUB_DATASET_EXAMPLE!r})")
         if not (dataset / "meta" / "info.json").is_file():
             raise FileNotFoundError(f"data.dataset={self.data.dataset!r} has no meta/info.json (not a LeRobot v3 "
                                     f"dataset){_datasets_near(dataset)}")
@@ -659,7 +666,7 @@ def load_config(source: str | Path | dict[str, Any], **overrides: Any) -> TrainC
         local = root / Path(value).expanduser()  # stored absolute, so a resume from elsewhere names the same folder
         if setting in INPUT_SETTINGS and not local.exists():
             _refuse_misplaced(setting, value, root, source)
-            if name == "checkpoint":
+            if name == "checkpoint" or hub_id_shaped(value):
                 continue  # `shipped` or a hub id (`check` names a missing folder)
         setattr(holder, name, os.path.abspath(local))
     from ..embodiments import SPEC_FILE_SUFFIX, inline_stats_file
@@ -700,8 +707,8 @@ def _refuse_misplaced(setting: str, value: str, root: Path, source: Any) -> None
     if here.is_absolute() or root.resolve() == Path.cwd().resolve():
         return
     first = value.split("/")[0]
-    if setting == "checkpoint" and not here.exists() and value.count("/") == 1 and (root / first).is_dir():
-        raise FileNotFoundError(f"checkpoint={value!r} does not exist: {str(root / first)!r} (relative paths in "
+    if not here.exists() and hub_id_shaped(value) and (root / first).is_dir():
+        raise FileNotFoundError(f"{setting}={value!r} does not exist: {str(root / first)!r} (relative paths in "
                                 f"{str(source)!r} resolve against its folder) holds no {value.split('/')[1]!r}")
     if not here.exists():
         return

@@ -284,7 +284,9 @@ def _data_hash(spec: WindowSpec, embodiment: Embodiment, tier: int, **model: Any
     """The hash of the dataset's metadata, the window spec, the embodiment's layout and the canvas tier, with `model`
     (what the loaded VAE and tokenizer add) in the same payload: `fingerprint` and `data_key` share it."""
     h = hashlib.sha256()
-    root = Path(spec.dataset)
+    from ..data.lerobot import dataset_folder
+
+    root = dataset_folder(spec.dataset)  # a hub id's snapshot
     for meta in sorted((root / "meta").rglob("*")):
         if meta.is_file():
             h.update(meta.relative_to(root).as_posix().encode())

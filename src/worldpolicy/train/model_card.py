@@ -28,6 +28,7 @@ from ..fileio import (
     read_json,
     write_bytes_atomic,
 )
+from ..hub import hub_id_shaped
 from ..models import SHIPPED_NAME, portable_checkpoint
 from ..policy import checkpoint_spec, trained_embodiment
 
@@ -59,6 +60,8 @@ def model_card(folder: Path, final: Path, run: Path | None = None) -> str:
     base = adapter["base_model_name_or_path"] if adapter else (config or {}).get("checkpoint")
     data = ModelCardData(library_name=LIBRARY, pipeline_tag="robotics", tags=TAGS,
                          base_model=_hub_id(base),
+                         datasets=[dataset] if (dataset := _hub_id((config or {}).get("data", {}).get("dataset")))
+                         else None,
                          # a recipe trains from nothing: the model is the package's own work, under its license
                          license=package_license() if summary and not config else None)
     key = embodiment.key if isinstance(embodiment, Embodiment) else embodiment
@@ -95,8 +98,7 @@ def _embodiment(folder: Path, config: Mapping[str, Any] | None) -> Embodiment | 
 
 def _hub_id(value: Any) -> str | None:
     """`value` where it names a hub repository (owner/name, no folder here); the hub's `base_model` takes no path."""
-    if not isinstance(value, str) or value == SHIPPED_NAME or value.startswith((".", "/", "~")) \
-            or value.count("/") != 1 or Path(value).exists():
+    if not isinstance(value, str) or value == SHIPPED_NAME or not hub_id_shaped(value) or Path(value).exists():
         return None
     return value
 

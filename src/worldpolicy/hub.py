@@ -1,0 +1,180 @@
+"""Sharing on the Hugging Face hub, as diffusers' and LeRobot's `push_to_hub` do: `push` uploads a checkpoint (to a
+model repository) or a LeRobot dataset (to a dataset repository); `dataset_snapshot` fetches a dataset named by its hub
+id into the hub's cache, as `lerobot.LeRobotDataset("lerobot/pusht")` does; `hub_id_shaped` is the one rule for when
+a string naming a checkpoint or a dataset is a hub id. huggingface_hub (installed with diffusers) is imported inside
+the functions, so `import worldpolicy` stays light."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import NoReturn
+
+from .fileio import CHECKPOINT_GLOB, FOLDER_KINDS, LOCK_FILE, folder_holder, folder_kind, is_checkpoint
+
+HUB_DATASET_EXAMPLE = "lerobot/pusht"  # how a dataset's hub id looks, in errors
+# What a folder holds that is not part of what it shares, by the one rule that covers them all, a name starting with
+# `.`: the lock file a running command keeps in it (`fileio.LOCK_FILE`), a staged folder (`fileio.staged_folder`'s
+# `.NAME.*`) or scratch folder (`fileio.ScratchFolder`'s `.ROOT.KIND-*`) a killed writer left, and `.git`, `.cache`.
+# huggingface_hub's patterns (fnmatch: `*` matches `/` too): a hidden entry at the top, and one below it.
+PUSH_IGNORE = (".*", "*/.*")
+
+
+class HubError(Exception):
+    """The hub could not be reached, or refused a request (no such repository, no access): one line on the command
+    line (exit status 2), and nothing local changed."""
+
+
+def hub_id_shaped(source: str) -> bool:
+    """Whether `source`, when no local file or folder has that name, is read as a hub id (owner/name): one `/`, and not
+    spelled as a path from here (`./x`, `/x`, `~/x`). For checkpoints (`engine.loading`) and datasets (`data.lerobot`)
+    alike."""
+    return not source.startswith((".", "/", "~")) and source.count("/") == 1
+
+
+def refuse_local_owner(source: str, named: str) -> None:
+    """`source` shaped like a hub id but whose first part is a folder here (`runs/step-x`) is a missing path, not a hub
+    id (a hub id's owner is no local folder): FileNotFoundError, led by `named` (how the caller names the value)."""
+    local = Path(source)
+    if Path(source.split("/")[0]).is_dir():
+        raise FileNotFoundError(f"{named} does not exist: {str(local.parent)!r} is a folder here without "
+                                f"{local.name!r} (a hub id's owner is not a local folder)")
+
+
+def _hub_errors() -> tuple[type[Exception], ...]:
+    """What huggingface_hub raises when the hub cannot be reached or refuses: its HTTP errors (a connection error among
+    them) and OSError (its `LocalEntryNotFoundError` when offline)."""
+    from huggingface_hub.errors import HTTPError
+
+    return HTTPError, OSError
+
+
+def _why(exc: Exception) -> str:
+    """The first line of a hub error, named by its class."""
+    text = str(exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
+
+
+@cache
+def dataset_snapshot(repo_id: str) -> Path:
+    """The local folder of the hub's dataset repository `repo_id`, downloaded into the hub's cache (`HF_HOME`,
+    `HF_HUB_CACHE`) as LeRobot does, or found there (`HF_HUB_OFFLINE=1`: the cached copy, no request). Fetched once
+    per process: a training run opens its dataset several times. HubError when it cannot be fetched."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, repo_type="dataset"))
+    except GatedRepoError:
+        raise HubError(f"dataset {repo_id!r} is a gated hub repository: accept its terms on "
+                       f"https://huggingface.co/datasets/{repo_id} and log in (HF_TOKEN or `hf auth login`)") from None
+    except RepositoryNotFoundError:
+        raise HubError(f"dataset {repo_id!r}: no such dataset repository on the hub, or a private one this login may "
+                       "not read (HF_TOKEN or `hf auth login`); a local dataset is given by its folder") from None
+    except _hub_errors() as exc:
+        raise HubError(f"could not fetch dataset {repo_id!r} from the Hugging Face hub ({_why(exc)}). Offline? "
+                       f"Download it elsewhere (`hf download {repo_id} --repo-type dataset --local-dir FOLDER`) and "
+                       "give the folder") from None
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What `push` uploaded: the files (relative to the folder), their bytes, and where they went."""
+
+    repo_id: str
+    repo_type: str  # "model" or "dataset"
+    what: str  # the folder's kind (`fileio.FolderKind.what`)
+    files: list[str]
+    size: int
+    url: str  # the commit on the hub
+
+
+def shared_files(folder: str | Path) -> list[str]:
+    """The files under `folder` that `push` uploads, sorted, relative with `/`: all but `PUSH_IGNORE`'s."""
+    from huggingface_hub.utils import filter_repo_objects
+
+    folder = Path(folder)
+    found = [path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()]
+    return sorted(filter_repo_objects(found, ignore_patterns=list(PUSH_IGNORE)))
+
+
+def _refuse_unshared(path: Path) -> NoReturn:
+    """A folder that is no checkpoint or dataset, refused naming what it holds and what `push` takes."""
+    *first, last = (kind.what for kind in FOLDER_KINDS if kind.repo_type is not None)
+    accepted = f"{', '.join(first)} or {last}"
+    found = folder_kind(path)
+    if found is None:
+        for parent in Path(os.path.abspath(path)).parents:  # a checkpoint's transformer/, a dataset's meta/
+            around = folder_kind(parent)
+            if around is not None and around[0].repo_type is not None:
+                raise ValueError(f"path: {str(path)!r} is a part of {str(parent)!r}, which holds {around[0].what} "
+                                 f"({around[1]}): push that folder")
+        held = "is empty" if not any(path.iterdir()) else "holds nothing worldpolicy made that can be shared"
+        raise ValueError(f"path: {str(path)!r} {held}; push takes {accepted}")
+    kind, marker = found
+    saved = sorted(p for p in path.glob(CHECKPOINT_GLOB) if is_checkpoint(p))
+    newest = f": push one of its checkpoints, e.g. the newest, {str(saved[-1])!r}" if saved else ""
+    raise ValueError(f"path: {str(path)!r} holds {kind.what} ({marker}), which is not shared on the hub{newest}; "
+                     f"push takes {accepted}")
+
+
+def _refuse_held(path: Path) -> None:
+    """Refuse `path` when a running command holds it or a folder it is in (`fileio.folder_lock`): a training run
+    writing its checkpoints, which it removes past `keep_checkpoints` (perhaps mid-upload)."""
+    for folder in (path, *Path(os.path.abspath(path)).parents):
+        holder = folder_holder(folder)
+        if holder is None:
+            continue
+        where = "" if folder == path else f" is inside {str(folder)!r}, which"
+        raise ValueError(f"path: {str(path)!r}{where} is in use by a running worldpolicy process (PID {holder}, in "
+                         f"its lock file {str(folder / LOCK_FILE)!r}) that may still change or remove it: wait for it "
+                         "to finish (or stop it), or push a copy (cp -r)")
+
+
+def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str | None = None,
+         message: str | None = None) -> PushResult:
+    """Upload the checkpoint or dataset folder `path` to the hub repository `repo_id` (a model repository for a
+    checkpoint, a dataset one for a dataset; made if missing, `private` then), on branch `revision` (made from the
+    default branch if missing; default: main) in one commit (`message`). Everything is checked before anything is
+    sent: the folder's kind, `repo_id`, a token (HF_TOKEN or `hf auth login`), and that no running command holds the
+    folder (`fileio.folder_lock`). The folder is only read. HubError when the hub cannot be reached or refuses."""
+    from huggingface_hub import HfApi, get_token
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"path: {str(path)!r} is not a folder (push takes a checkpoint or dataset folder)")
+    found = folder_kind(path)
+    if found is None or found[0].repo_type is None:
+        _refuse_unshared(path)
+    kind = found[0]
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise ValueError(f"repo_id={repo_id!r}: {exc}") from None
+    if revision == "":
+        raise ValueError("revision='': expected a branch name (or leave revision out: main)")
+    token = get_token()
+    if not token:
+        raise ValueError("no Hugging Face token: set HF_TOKEN to a token with write access, or log in once with "
+                         "`hf auth login`")
+    _refuse_held(path)
+    files = shared_files(path)
+    if not files:
+        raise ValueError(f"path: {str(path)!r} holds no files to push")
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, repo_type=kind.repo_type, private=private, exist_ok=True)
+        if revision is not None:
+            api.create_branch(repo_id, branch=revision, repo_type=kind.repo_type, exist_ok=True)
+        commit = api.upload_folder(repo_id=repo_id, folder_path=path, repo_type=kind.repo_type, revision=revision,
+                                   commit_message=message or f"Upload {kind.what} with worldpolicy push",
+                                   ignore_patterns=list(PUSH_IGNORE))
+    except _hub_errors() as exc:
+        raise HubError(f"could not push {str(path)!r} to the hub's {kind.repo_type} repository {repo_id!r} "
+                       f"({_why(exc)}); nothing was changed here, run again once the hub can be reached") from None
+    size = sum(os.path.getsize(path / name) for name in files)
+    return PushResult(repo_id, kind.repo_type, kind.what, files, size, str(commit.commit_url))

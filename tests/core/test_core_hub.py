@@ -1,0 +1,226 @@
+"""`worldpolicy push`: what it would send to the Hugging Face hub (no network here: HfApi's methods are replaced by
+ones that record their calls and list the files as huggingface_hub's upload does), and what it refuses before sending
+anything."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from huggingface_hub import HfApi
+from huggingface_hub.errors import HTTPError
+from huggingface_hub.utils import filter_repo_objects
+
+from worldpolicy.cli import main
+from worldpolicy.fileio import LOCK_FILE, folder_lock
+from worldpolicy.hub import HubError, hub_id_shaped, push
+
+
+class FakeHub:
+    """HfApi's create_repo, create_branch and upload_folder, recorded; the upload lists the files as huggingface_hub
+    does (every file under the folder, less its ignore patterns and its own defaults: `.git`, `.cache/huggingface`)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, fail: Exception | None = None) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.uploaded: list[str] = []
+        self.fail = fail
+        for name in ("create_repo", "create_branch", "upload_folder"):
+            monkeypatch.setattr(HfApi, name, self._recorder(name))
+
+    def _recorder(self, name: str):
+        def call(api: HfApi, *args: Any, **kwargs: Any) -> Any:
+            if self.fail is not None:
+                raise self.fail
+            self.calls.append((name, {"args": args, **kwargs}))
+            if name == "upload_folder":
+                from huggingface_hub.hf_api import DEFAULT_IGNORE_PATTERNS
+
+                folder = Path(kwargs["folder_path"])
+                found = sorted(p.relative_to(folder).as_posix() for p in folder.glob("**/*") if p.is_file())
+                ignore = [*kwargs["ignore_patterns"], *DEFAULT_IGNORE_PATTERNS]
+                self.uploaded = list(filter_repo_objects(found, ignore_patterns=ignore))
+                return type("Commit", (), {"commit_url": f"https://huggingface.co/{kwargs['repo_id']}/commit/abc"})()
+            return None
+
+        return call
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+
+@pytest.fixture
+def token(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+
+
+@pytest.fixture
+def checkpoint(tiny_checkpoint, tmp_path) -> Path:
+    """A copy of the tiny checkpoint with what a folder may hold besides: a running command's lock file, a staged
+    folder a killed writer left, a hidden file inside a part."""
+    folder = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, folder)
+    (folder / LOCK_FILE).write_text("12345\n")  # a lock file left behind, unlocked
+    (folder / ".ckpt.abc123").mkdir()
+    (folder / ".ckpt.abc123" / "model_index.json").write_text("{}")
+    (folder / "transformer" / ".notes.swp").write_text("x")
+    return folder
+
+
+def test_push_checkpoint_to_a_model_repo(checkpoint, token, monkeypatch, capsys):
+    hub = FakeHub(monkeypatch)
+    assert main(["push", str(checkpoint), "--repo-id", "me/tiny", "--private", "--message", "first"]) == 0
+    assert hub.names() == ["create_repo", "upload_folder"]  # no branch made without --revision
+    created, uploaded = hub.calls[0][1], hub.calls[1][1]
+    assert created["args"] == ("me/tiny",) and created["repo_type"] == "model" and created["private"] is True
+    assert created["exist_ok"] is True
+    assert uploaded["repo_type"] == "model" and uploaded["commit_message"] == "first" and uploaded["revision"] is None
+    expected = sorted(p.relative_to(checkpoint).as_posix() for p in checkpoint.rglob("*")
+                      if p.is_file() and not any(part.startswith(".") for part in p.relative_to(checkpoint).parts))
+    assert hub.uploaded == expected and "model_index.json" in expected
+    assert not any(name.startswith(".") or "/." in name for name in hub.uploaded)  # lock, staging, hidden: not sent
+    out = capsys.readouterr().out
+    assert f"({len(expected)} files" in out and "a diffusers checkpoint" in out and "me/tiny/commit/abc" in out
+    assert (checkpoint / LOCK_FILE).read_text() == "12345\n"  # the folder only read
+
+
+def test_push_dataset_to_a_dataset_repo_on_a_branch(tmp_path, token, monkeypatch):
+    root = tmp_path / "ds"
+    (root / "meta").mkdir(parents=True)
+    (root / "meta" / "info.json").write_text("{}")
+    (root / "data").mkdir()
+    (root / "data" / "file-000.parquet").write_bytes(b"x")
+    hub = FakeHub(monkeypatch)
+    pushed = push(root, "me/ds", revision="v1")
+    assert hub.names() == ["create_repo", "create_branch", "upload_folder"]
+    assert hub.calls[0][1]["repo_type"] == hub.calls[1][1]["repo_type"] == "dataset"
+    assert hub.calls[0][1]["private"] is False
+    assert hub.calls[1][1]["branch"] == "v1" and hub.calls[2][1]["revision"] == "v1"
+    assert pushed.files == hub.uploaded == ["data/file-000.parquet", "meta/info.json"]
+    assert pushed.repo_type == "dataset" and pushed.what == "a LeRobot dataset" and pushed.size == 3
+
+
+def test_push_adapter_checkpoint_is_a_model(tmp_path, token, monkeypatch):
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    (folder / "base_model.json").write_text("{}")
+    hub = FakeHub(monkeypatch)
+    assert push(folder, "me/adapter").what == "a LoRA adapter checkpoint"
+    assert hub.calls[0][1]["repo_type"] == "model"
+
+
+@pytest.mark.parametrize(("make", "said"), [
+    (lambda p: (p / "report.json").write_text("{}"), ("holds a sim run (report.json), which is not shared on the hub; "
+                                                      "push takes a diffusers checkpoint, a LoRA adapter checkpoint or "
+                                                      "a LeRobot dataset")),
+    (lambda p: None, "is empty; push takes"),
+    (lambda p: (p / "notes.txt").write_text("x"), "holds nothing worldpolicy made that can be shared"),
+])
+def test_push_refuses_what_is_not_shared(tmp_path, token, monkeypatch, capsys, make, said):
+    folder = tmp_path / "thing"
+    folder.mkdir()
+    make(folder)
+    hub = FakeHub(monkeypatch)
+    assert main(["push", str(folder), "--repo-id", "me/x"]) == 2
+    assert f"error: PATH: {str(folder)!r} {said}" in capsys.readouterr().err
+    assert hub.calls == []
+
+
+def test_push_of_a_part_of_a_checkpoint_names_the_checkpoint(checkpoint, token, monkeypatch, capsys):
+    hub = FakeHub(monkeypatch)
+    assert main(["push", str(checkpoint / "transformer"), "--repo-id", "me/x"]) == 2
+    assert (f"PATH: {str(checkpoint / 'transformer')!r} is a part of {str(checkpoint)!r}, which holds a diffusers "
+            "checkpoint (model_index.json): push that folder") in capsys.readouterr().err
+    assert hub.calls == []
+
+
+def test_push_of_a_training_run_names_its_newest_checkpoint(tmp_path, token, monkeypatch, capsys):
+    run = tmp_path / "run"
+    for step in ("step-0000002", "step-0000004"):
+        (run / "checkpoints" / step).mkdir(parents=True)
+        (run / "checkpoints" / step / "model_index.json").write_text("{}")
+        (run / "checkpoints" / step / "trainer_state.json").write_text("{}")
+    (run / "metrics.jsonl").write_text("")
+    hub = FakeHub(monkeypatch)
+    assert main(["push", str(run), "--repo-id", "me/x"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a training run (metrics.jsonl)" in err
+    assert f"the newest, {str(run / 'checkpoints' / 'step-0000004')!r}" in err
+    assert hub.calls == []
+
+
+def test_push_refuses_a_bad_repo_id_and_no_token_before_sending(checkpoint, monkeypatch, capsys):
+    hub = FakeHub(monkeypatch)
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    assert main(["push", str(checkpoint), "--repo-id", "me/two/parts"]) == 2
+    assert "error: --repo-id='me/two/parts': Repo id must be in the form" in capsys.readouterr().err
+    monkeypatch.delenv("HF_TOKEN")
+    monkeypatch.setenv("HF_HOME", str(checkpoint.parent / "hf_home"))  # no stored login there
+    monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(checkpoint.parent / "hf_home" / "token"))
+    assert main(["push", str(checkpoint), "--repo-id", "me/x"]) == 2
+    err = capsys.readouterr().err
+    assert "no Hugging Face token" in err and "HF_TOKEN" in err and "`hf auth login`" in err
+    assert hub.calls == []
+
+
+def test_push_refuses_a_folder_a_running_command_holds(tmp_path, token, monkeypatch, capsys):
+    root = tmp_path / "ds"
+    (root / "meta").mkdir(parents=True)
+    (root / "meta" / "info.json").write_text("{}")
+    hub = FakeHub(monkeypatch)
+    with folder_lock(root, "--out"):
+        assert main(["push", str(root), "--repo-id", "me/x"]) == 2
+    assert f"PATH: {str(root)!r} is in use by a running worldpolicy process (PID {os.getpid()}, in its lock file " \
+        in capsys.readouterr().err
+    assert hub.calls == []
+    assert push(root, "me/x").files == ["meta/info.json"]  # let go: pushed
+
+
+def test_push_refuses_a_checkpoint_of_a_run_still_training(tmp_path, token, monkeypatch, capsys):
+    run = tmp_path / "run"
+    checkpoint = run / "checkpoints" / "step-0000002"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "model_index.json").write_text("{}")
+    hub = FakeHub(monkeypatch)
+    with folder_lock(run, "--out / output_dir"):  # as the trainer holds its run folder
+        assert main(["push", str(checkpoint), "--repo-id", "me/x"]) == 2
+    assert f"PATH: {str(checkpoint)!r} is inside {str(run)!r}, which is in use by a running worldpolicy process" \
+        in capsys.readouterr().err
+    assert hub.calls == []
+
+
+def test_push_network_failure_is_one_line(checkpoint, token, monkeypatch, capsys):
+    import httpx2
+
+    before = sorted(p.relative_to(checkpoint).as_posix() for p in checkpoint.rglob("*"))
+    FakeHub(monkeypatch, fail=httpx2.ConnectError("[Errno -2] Name or service not known"))
+    assert issubclass(httpx2.ConnectError, HTTPError)  # what huggingface_hub raises offline, caught as its HTTPError
+    assert main(["push", str(checkpoint), "--repo-id", "me/x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"worldpolicy push: error: could not push {str(checkpoint)!r} to the hub's model repository 'me/x' "
+                   "(ConnectError: [Errno -2] Name or service not known); nothing was changed here, run again once the "
+                   "hub can be reached")
+    assert sorted(p.relative_to(checkpoint).as_posix() for p in checkpoint.rglob("*")) == before
+    with pytest.raises(HubError):
+        push(checkpoint, "me/x")
+
+
+@pytest.mark.parametrize(("source", "shaped"), [
+    ("lerobot/pusht", True), ("nvidia/Cosmos3-Nano-Policy-DROID", True), ("./a/b", False), ("/a/b", False),
+    ("~/a", False), ("a", False), ("a/b/c", False),
+])
+def test_hub_id_shape(source, shaped):
+    assert hub_id_shaped(source) is shaped
+
+
+def test_push_needs_no_heavy_imports():
+    """`worldpolicy push` is a file upload: torch and diffusers stay unloaded."""
+    code = ("import sys; from worldpolicy.cli import build_parser; import worldpolicy.hub, worldpolicy.commands; "
+            "print(sorted(m for m in ('torch', 'diffusers') if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == "[]"

@@ -1,0 +1,83 @@
+"""Datasets named by their hub id (owner/name), as LeRobot opens them: fetched with huggingface_hub's
+snapshot_download into the hub's cache (here: served from a local folder, no network), refused where the name is a
+path here, and one clear line when the hub cannot be reached."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from worldpolicy.cli import main
+from worldpolicy.data import LeRobotDataset
+from worldpolicy.hub import dataset_snapshot
+
+
+@pytest.fixture(autouse=True)
+def _fresh_snapshots():
+    """`dataset_snapshot` fetches once per process: each test starts with none fetched."""
+    dataset_snapshot.cache_clear()
+    yield
+    dataset_snapshot.cache_clear()
+
+
+@pytest.fixture
+def served(monkeypatch, small_dataset) -> list[dict[str, Any]]:
+    """snapshot_download serving `small_dataset` as the hub's snapshot of any repository; returns its calls."""
+    ds, _ = small_dataset
+    calls: list[dict[str, Any]] = []
+
+    def download(repo_id: str, **kwargs: Any) -> str:
+        calls.append({"repo_id": repo_id, **kwargs})
+        return str(ds.root)
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", download)
+    return calls
+
+
+def test_dataset_info_by_hub_id(served, small_dataset, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["dataset", "info", "someone/pusht"]) == 0
+    assert json.loads(capsys.readouterr().out)["episodes"] == 3
+    assert served == [{"repo_id": "someone/pusht", "repo_type": "dataset"}]
+    LeRobotDataset.open("someone/pusht")
+    assert len(served) == 1  # fetched once per process: a training run opens its dataset several times
+
+
+def test_dataset_select_from_a_hub_id(served, small_dataset, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["dataset", "select", "someone/pusht", "--episodes", "0,2", "--out", "kept"]) == 0
+    kept = LeRobotDataset.open(tmp_path / "kept")
+    assert kept.episode_lengths.tolist() == [12, 9]
+    assert served[0]["repo_type"] == "dataset"
+
+
+def test_a_local_folder_wins_and_a_path_from_here_is_no_hub_id(served, small_dataset, tmp_path, monkeypatch, capsys):
+    ds, _ = small_dataset
+    monkeypatch.chdir(ds.root.parent.parent)
+    local = f"{ds.root.parent.name}/{ds.root.name}"  # shaped like owner/name, and a folder here
+    assert LeRobotDataset.open(local).num_episodes == 3
+    assert main(["dataset", "info", f"{ds.root.parent.name}/missing"]) == 2
+    err = capsys.readouterr().err
+    assert (f"dataset '{ds.root.parent.name}/missing' does not exist: {ds.root.parent.name!r} is a folder here without "
+            "'missing' (a hub id's owner is not a local folder)") in err
+    assert main(["dataset", "info", "./nope/x"]) == 2
+    assert "is not a directory (give a LeRobot dataset's folder, or a hub id like 'lerobot/pusht')" \
+        in capsys.readouterr().err
+    assert served == []  # never asked the hub
+
+
+def test_unreachable_hub_is_one_line(tmp_path, monkeypatch, capsys):
+    """What huggingface_hub itself raises without the hub (offline mode, an empty cache): no network is used."""
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["dataset", "show", "lerobot/pusht", "--out", "pages"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("worldpolicy dataset show: error: could not fetch dataset 'lerobot/pusht' from the Hugging "
+                          "Face hub (LocalEntryNotFoundError: ")
+    assert err.endswith("Offline? Download it elsewhere (`hf download lerobot/pusht --repo-type dataset --local-dir "
+                        "FOLDER`) and give the folder")
+    assert "\n" not in err
+    assert not (tmp_path / "pages").exists()

@@ -1,0 +1,54 @@
+"""Training on a dataset named by its hub id (`data.dataset = "owner/name"`): fetched into the hub's cache (served
+here from a local folder: no network), the setting kept as the id (the run's config, its checkpoints' model card)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from huggingface_hub import ModelCard
+
+from worldpolicy.hub import dataset_snapshot
+
+
+@pytest.fixture
+def served(monkeypatch, tiny_dataset) -> list[dict[str, Any]]:
+    calls: list[dict[str, Any]] = []
+
+    def download(repo_id: str, **kwargs: Any) -> str:
+        calls.append({"repo_id": repo_id, **kwargs})
+        return str(tiny_dataset)
+
+    dataset_snapshot.cache_clear()
+    monkeypatch.setattr("huggingface_hub.snapshot_download", download)
+    yield calls
+    dataset_snapshot.cache_clear()
+
+
+def test_training_on_a_hub_dataset_keeps_its_id(served, train_config, tmp_path, monkeypatch):
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    monkeypatch.chdir(tmp_path)  # a relative hub id is not made a path from here (nor from the config's folder)
+    out = tmp_path / "run"
+    config = load_config(train_config(out, optim={"steps": 2}, save_every=2, data={"dataset": "someone/tiny"}))
+    assert config.data.dataset == "someone/tiny"
+    assert served == [{"repo_id": "someone/tiny", "repo_type": "dataset"}]  # fetched as the config is checked
+    Trainer(config, progress=False).run()
+    assert len(served) == 1
+    assert json.loads((out / "config.json").read_text())["data"]["dataset"] == "someone/tiny"
+    [checkpoint] = sorted((out / "checkpoints").iterdir())
+    card = ModelCard.load(checkpoint / "README.md")
+    assert card.data.to_dict()["datasets"] == ["someone/tiny"] and "- dataset: `someone/tiny`" in card.text
+
+
+def test_a_relative_dataset_path_shaped_like_an_id_is_no_hub_id(served, train_config, tmp_path, monkeypatch):
+    from worldpolicy.train.config import load_config
+
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"data\.dataset 'runs/data' does not exist: 'runs' is a folder here "
+                                                r"without 'data'"):
+        load_config(train_config(tmp_path / "out", data={"dataset": "runs/data"}))
+    assert served == []
