@@ -1,7 +1,7 @@
 """Sharing on the Hugging Face hub, as diffusers' and LeRobot's `push_to_hub` do: `push` uploads a checkpoint (to a
 model repository) or a LeRobot dataset (to a dataset repository); `dataset_snapshot` fetches a dataset named by its hub
 id into the hub's cache, as `lerobot.LeRobotDataset("lerobot/pusht")` does; `hub_id_shaped` is the one rule for when
-a string naming a checkpoint or a dataset is a hub id. huggingface_hub (installed with diffusers) is imported inside
+a string naming a checkpoint or a dataset is a hub id. huggingface_hub (a dependency) is imported inside
 the functions, so `import worldpolicy` stays light."""
 
 from __future__ import annotations

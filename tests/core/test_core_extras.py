@@ -33,7 +33,7 @@ EXTRA_MODULES = {
 
 # Modules the code imports that no requirement of pyproject.toml names, each with the requirement that brings it: the
 # MCP SDK's own types and its anyio and pydantic, and the FastAPI that ray[serve] serves through.
-BROUGHT_BY = {"anyio": "mcp", "mcp_types": "mcp", "pydantic": "mcp", "fastapi": "ray", "huggingface_hub": "diffusers"}
+BROUGHT_BY = {"anyio": "mcp", "mcp_types": "mcp", "pydantic": "mcp", "fastapi": "ray"}
 
 
 def _message(module: str, extra: str) -> str:
