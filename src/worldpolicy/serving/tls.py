@@ -88,6 +88,12 @@ def load_pair(cert: str, key: str) -> TlsPair:
                          f"{key} -out KEY.pem writes one; keep it readable by this user only)")
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # TLS 1.2 and up, the ciphers OpenSSL deems secure
+    # No TLS 1.3 session tickets. A client of websockets' sync API (RemotePolicy, openpi-client) reads its socket on a
+    # thread of its own from the handshake on, which then processes the tickets while the other thread writes the
+    # upgrade request on the same SSL object: now and then (1 in ~1000 connects under CPU load, asyncio's loop and
+    # uvloop alike) the request never reached the server, and the client timed out ("no WebSocket handshake"). No
+    # client here resumes a session, so the tickets bought nothing.
+    context.num_tickets = 0
     try:
         context.load_cert_chain(cert, key, password=no_password)
     except ssl.SSLError as exc:
