@@ -409,8 +409,8 @@ def _command_name(args: argparse.Namespace) -> str:
 
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors shown as one line (besides a missing extra's module, `extras.missing_extra`): bad input, a policy server
-    or the Hugging Face hub that is down, refuses or fails, and no offscreen rendering (those modules are only imported by commands that use
-    them, so a plain run never imports them here)."""
+    or the Hugging Face hub that is down, refuses or fails, and no offscreen rendering (those modules are only
+    imported by commands that use them, so a plain run never imports them here)."""
     from .hub import HubError  # the hub unreachable, or refusing (`push`, a dataset named by its hub id)
 
     errors: tuple[type[Exception], ...] = (

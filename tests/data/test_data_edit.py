@@ -201,8 +201,8 @@ def test_select_and_merge_stream_videos_in_blocks_into_the_files_whole_episodes_
     for name, origins in (("select", [(a, 0), (a, 2)]), ("merge", [(a, 0), (a, 1), (a, 2), (b, 0)])):
         got = runs[name]
         # named as `got` is: its card (README.md) names the dataset
-        with LeRobotDatasetWriter(tmp_path / "want" / got.root.name, got.fps, got.features, "testbot", video_codec=codec,
-                                  provenance=got.provenance) as want:
+        with LeRobotDatasetWriter(tmp_path / "want" / got.root.name, got.fps, got.features, "testbot",
+                                  video_codec=codec, provenance=got.provenance) as want:
             for src, i in origins:
                 ep = src.episode(i)  # whole
                 want.add_episode(ep.frames, ep.videos, ep.frame_tasks, success=ep.success,

@@ -555,10 +555,10 @@ def test_actions_named_as_a_checkpoints_own_embodiments_columns_are_read_as_they
     with pytest.raises(KeyError):
         get_embodiment(target.key)
     rows = np.random.default_rng(0).normal(size=(6, target.action_dim)).astype(np.float32)
-    write_episodes(tmp_path / "rec", [{"frames": {"action": rows}, "videos": {FRONT: np.zeros((6, 16, 16, 3), np.uint8)},
-                                       "task": "reach"}], fps=15,
-                   features={"action": {"dtype": "float32", "shape": [target.action_dim], "names": list(target.columns)},
-                             FRONT: {"dtype": "video", "shape": [16, 16, 3]}}, video_codec="libx264rgb")
+    frames = {"frames": {"action": rows}, "videos": {FRONT: np.zeros((6, 16, 16, 3), np.uint8)}, "task": "reach"}
+    action = {"dtype": "float32", "shape": [target.action_dim], "names": list(target.columns)}
+    write_episodes(tmp_path / "rec", [frames], fps=15, video_codec="libx264rgb",
+                   features={"action": action, FRONT: {"dtype": "video", "shape": [16, 16, 3]}})
     reader = recorded_actions(LeRobotDataset.open(tmp_path / "rec"), target, ["action"])
     assert (reader.source, reader.conversion) == (target.key, "none")
     actions, _ = reader.convert(rows[:4], None)

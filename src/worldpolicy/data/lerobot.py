@@ -147,8 +147,8 @@ class LeRobotDataset:
     def open(cls, root: str | Path) -> LeRobotDataset:
         """The dataset at `root`: its folder, or a hub id (owner/name) that names no local folder (`dataset_folder`)."""
         local = Path(root).expanduser()
-        # a dataset a killed writer was replacing: put back (`fileio.replace_folder`); a linked root's beside its target,
-        # which the writer replaces (`LeRobotDatasetWriter`)
+        # a dataset a killed writer was replacing: put back (`fileio.replace_folder`); a linked root's beside its
+        # target, which the writer replaces (`LeRobotDatasetWriter`)
         sweep_scratch_folders(local.resolve() if local.is_symlink() else local, ())
         root = dataset_folder(root)  # as given: `./a/b` is a path, and Path() would drop its `./`
         if not root.is_dir():

@@ -421,8 +421,9 @@ class _Metrics:
                           ["version", "model", "embodiment"], registry=r)
         self.ok = self.requests.labels("ok")  # the per-request label lookup, done once
         if certificate is not None:  # only a TLS server has a certificate to renew in time
-            Gauge("worldpolicy_tls_cert_expiry_timestamp_seconds", "When the served TLS certificate expires (Unix "
-                  "time; the renewed one after a reload)", registry=r).set_function(lambda: certificate.current.not_after)
+            expiry = Gauge("worldpolicy_tls_cert_expiry_timestamp_seconds", "When the served TLS certificate "
+                           "expires (Unix time; the renewed one after a reload)", registry=r)
+            expiry.set_function(lambda: certificate.current.not_after)
         if recording:  # only a recording server has records to drop
             self.records_dropped = Counter(
                 "worldpolicy_records_dropped", "Exchanges served but not recorded: the record writer fell behind "

@@ -278,7 +278,8 @@ def evaluate_checkpoint(checkpoint: Path, task: str, episodes: int, seed: int, o
 def install_model(model: Path, summary: dict[str, Any], name: str = "panda_reach") -> Path:
     """Copy a trained pipeline into `worldpolicy/models/<name>` with the run's summary beside it, whole or not at all
     (`staged_folder`); the staging folder a killed install left is removed first: it could ship with the package. An
-    aside of a killed replacement (`.NAME.replaced-*`, the earlier model) is `staged_folder`'s to settle, not removed."""
+    aside of a killed replacement (`.NAME.replaced-*`, the earlier model) is `staged_folder`'s to settle, not
+    removed."""
     target = _models_folder() / name
     for stale in killed_stagings(target.parent, name):
         shutil.rmtree(stale)

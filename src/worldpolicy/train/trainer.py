@@ -710,7 +710,8 @@ class Trainer:
                     "elapsed_s": self._elapsed(),
                 }
                 (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, default=str))
-                write_model_card(tmp, final, self.out)  # from the records above and the run's log: part of the checkpoint
+                # from the records above and the run's log: part of the checkpoint
+                write_model_card(tmp, final, self.out)
         except Exception as exc:
             if (code := _storage_errno(exc)) is None:
                 raise
