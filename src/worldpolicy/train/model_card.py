@@ -121,7 +121,7 @@ def _what(embodiment: Embodiment | str | None, state: Mapping[str, Any] | None,
         lines += ["", f"**Embodiment** `{e.key}`" + (f": {e.description}" if e.description else ""), "",
                   "| action column | unit |", "|---|---|"]
         lines += [f"| `{column}` | {unit} |" for column, unit in zip(e.columns, e.units)]
-        executed = f", the first {e.execute_steps} run before the next request" if e.execute_steps else ""
+        executed = f", {e.execute_steps} of them executed before the next request" if e.execute_steps else ""
         composite = f" ({e.composite})" if e.composite else ""
         lines += ["",
                   f"- action layout `{e.layout}`, {e.action_dim} columns, normalisation `{e.normalization}`",
