@@ -142,7 +142,9 @@ def _training(config: Mapping[str, Any] | None, state: Mapping[str, Any] | None,
     if config:
         data, finetune = config.get("data", {}), config.get("finetune", {})
         episodes = data.get("episodes")
-        lines += [f"- base: `{base}`",
+        shipped = " (the model worldpolicy ships, trained by `worldpolicy train reach-from-scratch`)" \
+            if base == SHIPPED_NAME else ""
+        lines += [f"- base: `{base}`{shipped}",
                   f"- dataset: `{data.get('dataset')}` (LeRobot v3), episodes "
                   + (f"{brief_list(episodes)}" if episodes else "all")
                   + (f", leaving out {brief_list(data['exclude_episodes'])}" if data.get("exclude_episodes") else "")
