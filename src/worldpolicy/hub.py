@@ -151,6 +151,9 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
     if found is None or found[0].repo_type is None:
         _refuse_unshared(path)
     kind = found[0]
+    if repo_id.count("/") != 1:  # a bare name would land in the token's account, then load by no id given as pushed
+        raise ValueError(f"repo_id={repo_id!r}: expected OWNER/NAME, a user or organisation and the repository's name "
+                         "(`me/pick`), as predict's --checkpoint and a dataset's hub id take it back")
     try:
         validate_repo_id(repo_id)
     except HFValidationError as exc:

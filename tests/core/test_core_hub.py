@@ -157,7 +157,11 @@ def test_push_refuses_a_bad_repo_id_and_no_token_before_sending(checkpoint, monk
     hub = FakeHub(monkeypatch)
     monkeypatch.setenv("HF_TOKEN", "hf_test")
     assert main(["push", str(checkpoint), "--repo-id", "me/two/parts"]) == 2
-    assert "error: --repo-id='me/two/parts': Repo id must be in the form" in capsys.readouterr().err
+    assert "error: --repo-id='me/two/parts': expected OWNER/NAME" in capsys.readouterr().err
+    assert main(["push", str(checkpoint), "--repo-id", "pick"]) == 2  # no owner: not read back as a hub id
+    assert "error: --repo-id='pick': expected OWNER/NAME" in capsys.readouterr().err
+    assert main(["push", str(checkpoint), "--repo-id", "me/r 2"]) == 2
+    assert "error: --repo-id='me/r 2': Repo id must use alphanumeric chars" in capsys.readouterr().err
     monkeypatch.delenv("HF_TOKEN")
     monkeypatch.setenv("HF_HOME", str(checkpoint.parent / "hf_home"))  # no stored login there
     monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(checkpoint.parent / "hf_home" / "token"))

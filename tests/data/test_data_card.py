@@ -52,6 +52,7 @@ def test_a_written_dataset_has_a_card_the_hub_reads_and_the_readers_take(tmp_pat
     assert "1 of 2 episodes succeeded" in text and "failed: [1]" in text
     assert '- "pick the cube"' in text and '- "push the cube"' in text
     assert "| `action` | float32 | [3] |" in text and '"codebase_version": "v3.0"' in text
+    assert 'LeRobotDataset.open("path/to/mine")  # or, on the hub, its id: "OWNER/mine"' in text  # open takes both
     assert not list(ds.root.parent.glob(".mine*"))  # written in the staging folder, which is gone
     again = LeRobotDataset.open(ds.root)  # the readers take a dataset with a README.md
     assert again.num_episodes == 2

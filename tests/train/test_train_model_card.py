@@ -80,6 +80,19 @@ def test_a_hub_base_is_named_in_the_front_matter_and_a_card_says_nothing_a_recor
     assert "| action column |" not in text and "--image FRAME.png" in text
 
 
+def test_a_fine_tune_of_the_shipped_model_says_what_its_base_is(tmp_path):
+    """`shipped` is worldpolicy's own name: a hub visitor reading the card is told which model it is."""
+    from worldpolicy.train.model_card import model_card
+
+    folder = tmp_path / "step-0000003"
+    folder.mkdir()
+    (folder / "trainer_state.json").write_text(json.dumps({"step": 3, "config": {
+        "checkpoint": "shipped", "embodiment": "panda_reach", "data": {"dataset": "/data/r2"},
+        "optim": {"steps": 3}}}))
+    text = model_card(folder, folder)
+    assert "- base: `shipped` (the model worldpolicy ships, trained by `worldpolicy train reach-from-scratch`)" in text
+
+
 def test_the_installed_model_card_is_the_recipe_summary_s_and_the_shipped_one_is_current(tmp_path, monkeypatch):
     import types
 

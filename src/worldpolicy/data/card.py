@@ -147,7 +147,7 @@ def _usage(name: str) -> str:
         "```python",
         "from worldpolicy.data import LeRobotDataset",
         "",
-        f"ds = LeRobotDataset.open(\"path/to/{name}\")",
+        f"ds = LeRobotDataset.open(\"path/to/{name}\")  # or, on the hub, its id: \"OWNER/{name}\"",
         "ep = ds.episode(0)  # ep.frames[feature]: [T, *shape]; ep.videos[camera]: uint8 [T, H, W, 3]",
         "```\n",
         "lerobot reads it too: `lerobot.datasets.lerobot_dataset.LeRobotDataset(repo_id, root=...)`.",

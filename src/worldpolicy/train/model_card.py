@@ -121,7 +121,7 @@ def _what(embodiment: Embodiment | str | None, state: Mapping[str, Any] | None,
         lines += ["", f"**Embodiment** `{e.key}`" + (f": {e.description}" if e.description else ""), "",
                   "| action column | unit |", "|---|---|"]
         lines += [f"| `{column}` | {unit} |" for column, unit in zip(e.columns, e.units)]
-        executed = f", the first {e.execute_steps} run before the next request" if e.execute_steps else ""
+        executed = f", {e.execute_steps} of them executed before the next request" if e.execute_steps else ""
         composite = f" ({e.composite})" if e.composite else ""
         lines += ["",
                   f"- action layout `{e.layout}`, {e.action_dim} columns, normalisation `{e.normalization}`",
@@ -142,7 +142,9 @@ def _training(config: Mapping[str, Any] | None, state: Mapping[str, Any] | None,
     if config:
         data, finetune = config.get("data", {}), config.get("finetune", {})
         episodes = data.get("episodes")
-        lines += [f"- base: `{base}`",
+        shipped = " (the model worldpolicy ships, trained by `worldpolicy train reach-from-scratch`)" \
+            if base == SHIPPED_NAME else ""
+        lines += [f"- base: `{base}`{shipped}",
                   f"- dataset: `{data.get('dataset')}` (LeRobot v3), episodes "
                   + (f"{brief_list(episodes)}" if episodes else "all")
                   + (f", leaving out {brief_list(data['exclude_episodes'])}" if data.get("exclude_episodes") else "")
