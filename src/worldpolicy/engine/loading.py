@@ -118,12 +118,11 @@ def adapter_base(folder: str | Path) -> AdapterBase | None:
     except (OSError, ValueError) as exc:
         raise ValueError(f"checkpoint {str(folder)!r}: {BASE_FILE} is unreadable ({exc}); it names the base model "
                          "this LoRA adapter checkpoint applies to") from None
-    from ..models import SHIPPED_NAME, portable_checkpoint, shipped_model
+    from ..models import portable_checkpoint, resolve_checkpoint
 
     # `shipped` (or, from an older version, the shipped model's folder in this or another install) is this install's;
-    # a hub id stays one (not `resolve_checkpoint`): listing or checking an adapter fetches no base, its load does
-    base = str(portable_checkpoint(base))
-    base = str(shipped_model()) if base == SHIPPED_NAME else base
+    # a hub id stays one: listing or checking an adapter fetches no base, its load does
+    base = str(resolve_checkpoint(portable_checkpoint(base), fetch=False))
     local = Path(base).expanduser()
     if not local.is_absolute() and (folder / local).exists():
         base = str(folder / local)

@@ -28,17 +28,18 @@ def shipped_model(name: str = SHIPPED_DEFAULT) -> Path:
     return path
 
 
-def resolve_checkpoint(value: str | Path) -> str | Path:
+def resolve_checkpoint(value: str | Path, *, fetch: bool = True) -> str | Path:
     """What a command's checkpoint argument names, the one place a checkpoint named by a user is found: `shipped` is
     the shipped model's folder; a string shaped like a hub id (`hub.hub_id_shaped`) that names nothing here is its
     snapshot in the hub's cache (`hub.model_snapshot`: HubError when it cannot be fetched), so its embodiment.json,
     trainer_state.json and base_model.json are read like a local folder's; anything else itself. A hub id whose owner
     is a folder here is left for `engine.loading.check_checkpoint_source` to refuse as a missing path. Saved settings
-    keep the hub id (`portable_checkpoint`)."""
+    keep the hub id (`portable_checkpoint`). `fetch=False`: a hub id stays one (fetched when it loads), where nothing
+    is to be downloaded yet (an adapter's base, a training config checked before its run)."""
     if value == SHIPPED_NAME:
         return str(shipped_model())
     source = str(value)
-    if Path(source).exists() or not hub_id_shaped(source) or Path(source.split("/")[0]).is_dir():
+    if not fetch or Path(source).exists() or not hub_id_shaped(source) or Path(source.split("/")[0]).is_dir():
         return value
     return str(model_snapshot(source))
 
