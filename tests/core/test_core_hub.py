@@ -267,6 +267,14 @@ def test_a_checkpoint_by_hub_id_runs_with_its_own_embodiment(hub_cache, capsys):
     row = json.loads(capsys.readouterr().out)[0]
     assert (row["name"], row["variant"]) == ("droid", "relative_pose")
     assert "trainer_state.json" in row["source"]
+    from PIL import Image
+
+    Image.new("RGB", (64, 64)).save("obs.png")
+    # no --state: droid/joint_pos, the default a hub id fell back to, conditions on one; its relative_pose does not
+    assert main(["predict", "--checkpoint", "me/pick", "--image", "obs.png", "--prompt",
+                 "pick", "--steps", "1", "--no-plots", "--out", "run"]) == 0
+    assert json.loads(Path("run/actions.json").read_text())["embodiment"] == "droid/relative_pose"
+    assert json.loads(Path("run/settings.json").read_text())["checkpoint"] == "me/pick"  # the hub id, not the cache
 
 
 def test_a_checkpoint_hub_id_that_cannot_be_fetched_is_one_line(hub_cache, capsys):
