@@ -214,8 +214,8 @@ def _checkpoint_row(checkpoint: str):
     from .policy import EMBODIMENT_FILE, TRAINER_STATE_FILE, checkpoint_embodiment, expand_home, trained_embodiment
 
     folder = Path(resolve_checkpoint(expand_home(checkpoint)))
-    accepted = ("accepted: shipped or a checkpoint folder, with model_index.json or base_model.json (its "
-                "embodiment.json / trainer_state.json are read, nothing is downloaded)")
+    accepted = ("accepted: shipped, a checkpoint folder, with model_index.json or base_model.json, or a hub id "
+                "(fetched into the hub's cache); its embodiment.json / trainer_state.json are read")
     if not folder.is_dir():
         raise ValueError(f"--checkpoint: {checkpoint!r} is not a local folder; {accepted}")
     if not is_checkpoint(folder):  # a training run's folder, say, was listed as running droid, the default

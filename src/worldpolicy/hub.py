@@ -1,8 +1,8 @@
 """Sharing on the Hugging Face hub, as diffusers' and LeRobot's `push_to_hub` do: `push` uploads a checkpoint (to a
-model repository) or a LeRobot dataset (to a dataset repository); `dataset_snapshot` fetches a dataset named by its hub
-id into the hub's cache, as `lerobot.LeRobotDataset("lerobot/pusht")` does; `hub_id_shaped` is the one rule for when
-a string naming a checkpoint or a dataset is a hub id. huggingface_hub (a dependency) is imported inside
-the functions, so `import worldpolicy` stays light."""
+model repository) or a LeRobot dataset (to a dataset repository); `dataset_snapshot` and `model_snapshot` fetch a
+dataset or a checkpoint named by its hub id into the hub's cache, as `lerobot.LeRobotDataset("lerobot/pusht")` and
+`from_pretrained` do; `hub_id_shaped` is the one rule for when a string naming a checkpoint or a dataset is a hub id.
+huggingface_hub (a dependency) is imported inside the functions, so `import worldpolicy` stays light."""
 
 from __future__ import annotations
 
@@ -57,26 +57,42 @@ def _why(exc: Exception) -> str:
     return f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
 
 
-@cache
-def dataset_snapshot(repo_id: str) -> Path:
-    """The local folder of the hub's dataset repository `repo_id`, downloaded into the hub's cache (`HF_HOME`,
-    `HF_HUB_CACHE`) as LeRobot does, or found there (`HF_HUB_OFFLINE=1`: the cached copy, no request). Fetched once
-    per process: a training run opens its dataset several times. HubError when it cannot be fetched."""
+def _snapshot(repo_id: str, repo_type: str) -> Path:
+    """The local folder of the hub repository `repo_id` of `repo_type` ("model" or "dataset"), downloaded into the
+    hub's cache (`HF_HOME`, `HF_HUB_CACHE`) or found there (`HF_HUB_OFFLINE=1`: the cached copy, no request).
+    HubError, one line with the `hf download` to run elsewhere, when it cannot be fetched."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
+    dataset = repo_type == "dataset"
+    what, prefix, flag = ("dataset", "datasets/", " --repo-type dataset") if dataset else ("checkpoint", "", "")
     try:
-        return Path(snapshot_download(repo_id, repo_type="dataset"))
+        return Path(snapshot_download(repo_id, repo_type=repo_type))
     except GatedRepoError:
-        raise HubError(f"dataset {repo_id!r} is a gated hub repository: accept its terms on "
-                       f"https://huggingface.co/datasets/{repo_id} and log in (HF_TOKEN or `hf auth login`)") from None
+        raise HubError(f"{what} {repo_id!r} is a gated hub repository: accept its terms on "
+                       f"https://huggingface.co/{prefix}{repo_id} and log in (HF_TOKEN or `hf auth login`)") from None
     except RepositoryNotFoundError:
-        raise HubError(f"dataset {repo_id!r}: no such dataset repository on the hub, or a private one this login may "
-                       "not read (HF_TOKEN or `hf auth login`); a local dataset is given by its folder") from None
+        raise HubError(f"{what} {repo_id!r}: no such {repo_type} repository on the hub, or a private one this login "
+                       f"may not read (HF_TOKEN or `hf auth login`); a local {what} is given by its folder") from None
     except _hub_errors() as exc:
-        raise HubError(f"could not fetch dataset {repo_id!r} from the Hugging Face hub ({_why(exc)}). Offline? "
-                       f"Download it elsewhere (`hf download {repo_id} --repo-type dataset --local-dir FOLDER`) and "
+        raise HubError(f"could not fetch {what} {repo_id!r} from the Hugging Face hub ({_why(exc)}). Offline? "
+                       f"Download it elsewhere (`hf download {repo_id}{flag} --local-dir FOLDER`) and "
                        "give the folder") from None
+
+
+@cache
+def dataset_snapshot(repo_id: str) -> Path:
+    """The local folder of the hub's dataset repository `repo_id` (`_snapshot`), as LeRobot fetches one. Fetched once
+    per process: a training run opens its dataset several times."""
+    return _snapshot(repo_id, "dataset")
+
+
+@cache
+def model_snapshot(repo_id: str) -> Path:
+    """The local folder of the hub's model repository `repo_id` (`_snapshot`): a checkpoint named by its hub id is
+    read from it like any folder (its embodiment.json, trainer_state.json, base_model.json), as diffusers' and
+    LeRobot's `from_pretrained` do. Fetched once per process."""
+    return _snapshot(repo_id, "model")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ anything."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -228,3 +229,62 @@ def test_push_needs_no_heavy_imports():
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.fixture
+def hub_cache(tiny_checkpoint, tmp_path, monkeypatch) -> Path:
+    """The hub's cache, offline (`HF_HUB_OFFLINE=1`), holding the model repository `me/pick` as huggingface_hub lays
+    it out: the tiny checkpoint trained (its trainer_state.json says) for droid/relative_pose, not the default droid
+    joint_pos. huggingface_hub's own snapshot_download finds it there; no network is used."""
+    from worldpolicy.hub import model_snapshot
+
+    cache = tmp_path / "cache"
+    snapshot = cache / "models--me--pick" / "snapshots" / "0123abcd"
+    shutil.copytree(tiny_checkpoint, snapshot)
+    (snapshot / "trainer_state.json").write_text('{"step": 10, "config": {"embodiment": "droid/relative_pose"}}')
+    (cache / "models--me--pick" / "refs").mkdir()
+    (cache / "models--me--pick" / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
+    monkeypatch.chdir(tmp_path)  # no folder `me` here: `me/pick` is a hub id
+    model_snapshot.cache_clear()
+    yield snapshot
+    model_snapshot.cache_clear()
+
+
+def test_a_checkpoint_by_hub_id_runs_with_its_own_embodiment(hub_cache, capsys):
+    import worldpolicy
+    from worldpolicy.models import checkpoint_name, portable_checkpoint, resolve_checkpoint
+    from worldpolicy.policy import Policy
+
+    assert resolve_checkpoint("me/pick") == str(hub_cache)
+    assert portable_checkpoint(str(hub_cache)) == "me/pick"  # what saved settings and records name
+    assert checkpoint_name(str(hub_cache)) == "me/pick"  # what a server announces
+    assert Policy.check_pretrained("me/pick")[0].key == "droid/relative_pose"
+    policy = worldpolicy.load_policy("me/pick", chunk_size=16, resolution_tier=256)
+    assert policy.embodiment.key == "droid/relative_pose"
+    assert main(["embodiments", "--checkpoint", "me/pick", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert (row["name"], row["variant"]) == ("droid", "relative_pose")
+    assert "trainer_state.json" in row["source"]
+    from PIL import Image
+
+    Image.new("RGB", (64, 64)).save("obs.png")
+    # no --state: droid/joint_pos, the default a hub id fell back to, conditions on one; its relative_pose does not
+    assert main(["predict", "--checkpoint", "me/pick", "--image", "obs.png", "--prompt",
+                 "pick", "--steps", "1", "--no-plots", "--out", "run"]) == 0
+    assert json.loads(Path("run/actions.json").read_text())["embodiment"] == "droid/relative_pose"
+    assert json.loads(Path("run/settings.json").read_text())["checkpoint"] == "me/pick"  # the hub id, not the cache
+
+
+def test_a_checkpoint_hub_id_that_cannot_be_fetched_is_one_line(hub_cache, capsys):
+    import worldpolicy
+
+    with pytest.raises(HubError, match=r"could not fetch checkpoint 'me/other' from the Hugging Face hub"):
+        worldpolicy.load_policy("me/other")
+    assert main(["embodiments", "--checkpoint", "me/other"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("worldpolicy embodiments: error: could not fetch checkpoint 'me/other' from the Hugging Face "
+                          "hub (LocalEntryNotFoundError: ")
+    assert err.endswith("Offline? Download it elsewhere (`hf download me/other --local-dir FOLDER`) and give the folder")
+    assert "\n" not in err

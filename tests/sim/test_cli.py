@@ -608,7 +608,7 @@ def test_a_checkpoint_is_evaluated_on_its_embodiments_task_by_default(tmp_path):
     from worldpolicy.models import resolve_checkpoint, shipped_model
     from worldpolicy.sim.commands import _default_task
 
-    assert resolve_checkpoint("shipped") == str(shipped_model()) and resolve_checkpoint("x/y") == "x/y"
+    assert resolve_checkpoint("shipped") == str(shipped_model()) and resolve_checkpoint("x/y", fetch=False) == "x/y"
     assert _default_task(str(shipped_model())) == "reach"
     fine_tuned = tmp_path / "step-0000002"
     fine_tuned.mkdir()

@@ -120,8 +120,9 @@ def adapter_base(folder: str | Path) -> AdapterBase | None:
                          "this LoRA adapter checkpoint applies to") from None
     from ..models import portable_checkpoint, resolve_checkpoint
 
-    # `shipped` (or, from an older version, the shipped model's folder in this or another install) is this install's
-    base = str(resolve_checkpoint(portable_checkpoint(base)))
+    # `shipped` (or, from an older version, the shipped model's folder in this or another install) is this install's;
+    # a hub id stays one: listing or checking an adapter fetches no base, its load does
+    base = str(resolve_checkpoint(portable_checkpoint(base), fetch=False))
     local = Path(base).expanduser()
     if not local.is_absolute() and (folder / local).exists():
         base = str(folder / local)

@@ -7,10 +7,12 @@ from importlib import resources
 from pathlib import Path
 
 from ..fileio import MODEL_INDEX_FILE
+from ..hub import hub_id_shaped, model_snapshot
 
 SHIPPED_NAME = "shipped"  # what `checkpoint` / `--checkpoint` say for the shipped model (`resolve_checkpoint`)
 SHIPPED = {"panda_reach": "Franka Panda reaching a coloured ball in the MuJoCo tabletop (relative EE deltas, 4-step chunks)"}
 SHIPPED_DEFAULT = "panda_reach"  # the one `shipped` names
+HUB_MODEL_PREFIX = "models--"  # how the hub's cache names a model repository's folder (`models--owner--name`)
 
 
 def shipped_model(name: str = SHIPPED_DEFAULT) -> Path:
@@ -26,18 +28,34 @@ def shipped_model(name: str = SHIPPED_DEFAULT) -> Path:
     return path
 
 
-def resolve_checkpoint(value: str | Path) -> str | Path:
-    """What a command's checkpoint argument names: `shipped` is the shipped model's folder, anything else itself."""
-    return str(shipped_model()) if value == SHIPPED_NAME else value
+def resolve_checkpoint(value: str | Path, *, fetch: bool = True) -> str | Path:
+    """What a command's checkpoint argument names, the one place a checkpoint named by a user is found: `shipped` is
+    the shipped model's folder; a string shaped like a hub id (`hub.hub_id_shaped`) that names nothing here is its
+    snapshot in the hub's cache (`hub.model_snapshot`: HubError when it cannot be fetched), so its embodiment.json,
+    trainer_state.json and base_model.json are read like a local folder's; anything else itself. A hub id whose owner
+    is a folder here is left for `engine.loading.check_checkpoint_source` to refuse as a missing path. Saved settings
+    keep the hub id (`portable_checkpoint`). `fetch=False`: a hub id stays one (fetched when it loads), where nothing
+    is to be downloaded yet (an adapter's base, a training config checked before its run)."""
+    if value == SHIPPED_NAME:
+        return str(shipped_model())
+    source = str(value)
+    if not fetch or Path(source).exists() or not hub_id_shaped(source) or Path(source.split("/")[0]).is_dir():
+        return value
+    return str(model_snapshot(source))
 
 
 def portable_checkpoint(value: str | Path) -> str | Path:
     """`value` as a saved setting names it: `shipped` for the shipped model, also where an older version stored its
     folder (this install's, or, gone, another install's `.../worldpolicy/models/<name>`: a run moved to another machine
-    or environment), so the setting names the model wherever the run goes; anything else itself."""
+    or environment), and the hub id for a snapshot in the hub's cache (`.../models--owner--name/snapshots/<rev>`, what
+    `resolve_checkpoint` makes of a hub id), so the setting names the model wherever the run goes; anything else
+    itself."""
     if value == SHIPPED_NAME or not str(value):
         return value
     path = Path(str(value)).expanduser()
+    repo, snapshots = path.parts[-3:-1] if len(path.parts) >= 3 else ("", "")
+    if path.is_absolute() and snapshots == "snapshots" and repo.startswith(HUB_MODEL_PREFIX):
+        return "/".join(repo.removeprefix(HUB_MODEL_PREFIX).split("--", 1))  # a hub id holds no `--`
     here = Path(str(resources.files(__package__))) / SHIPPED_DEFAULT
     if path.is_absolute() and (path.resolve() == here.resolve() if path.exists()
                                else path.parts[-3:] == ("worldpolicy", "models", SHIPPED_DEFAULT)):
@@ -48,10 +66,12 @@ def portable_checkpoint(value: str | Path) -> str | Path:
 @lru_cache(maxsize=64)
 def checkpoint_name(source: str) -> str:
     """What a checkpoint is called where its folder is not: `shipped` for the shipped model (`portable_checkpoint`),
-    a local folder by its own name, anything else (a hub id) as given. A server announces this, not the path, which is
-    a detail of its machine (a user name, a mount point) that no client can use."""
-    if portable_checkpoint(source) == SHIPPED_NAME:
-        return SHIPPED_NAME
+    a hub id's snapshot by the hub id, a local folder by its own name, anything else (a hub id) as given. A server
+    announces this, not the path, which is a detail of its machine (a user name, a mount point) that no client can
+    use."""
+    portable = str(portable_checkpoint(source))
+    if portable != source:  # the shipped model's folder, a hub id's snapshot
+        return portable
     path = Path(source)
     if not (path.is_absolute() or path.is_dir()):
         return source  # a hub id, or a name a policy built in code was given

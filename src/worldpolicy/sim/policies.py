@@ -387,7 +387,8 @@ def check_rtc_policy(rtc: bool, spec: str) -> None:
 
 def policy_kind(spec: str) -> str:
     """What `--policy SPEC` names, checked without loading anything: `scripted`, `random`, `server` (a ws:// URL) or
-    `checkpoint` (`shipped` or an existing folder); anything else is refused, naming what is accepted."""
+    `checkpoint` (`shipped`, an existing folder, or a hub id: fetched into the hub's cache, `models.resolve_checkpoint`);
+    anything else is refused, naming what is accepted."""
     from worldpolicy.models import SHIPPED_NAME, resolve_checkpoint
 
     if spec in ("scripted", "random"):
@@ -396,7 +397,7 @@ def policy_kind(spec: str) -> str:
         return "server"
     if not Path(resolve_checkpoint(spec)).exists():
         raise FileNotFoundError(f"policy: {spec!r} is not 'scripted', 'random', a ws:// URL, {SHIPPED_NAME!r} "
-                                "(the model in the package) or an existing checkpoint directory")
+                                "(the model in the package), an existing checkpoint directory or a hub id")
     return "checkpoint"
 
 

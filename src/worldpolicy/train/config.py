@@ -245,10 +245,11 @@ class TrainConfig:
     def checkpoint_source(self) -> str:
         """The folder or hub id `checkpoint` names here and now: `shipped` is this install's shipped model. The
         setting keeps the name (config.json, trainer_state.json), so a run moved to another machine or environment
-        still names the model and not the folder it had in the old one."""
+        still names the model and not the folder it had in the old one. A hub id stays one, fetched as the run loads
+        it (not as its config is checked)."""
         from ..models import resolve_checkpoint
 
-        return str(resolve_checkpoint(self.checkpoint))
+        return str(resolve_checkpoint(self.checkpoint, fetch=False))
 
     def training_episodes(self, num_episodes: int, succeeded: Sequence[bool] | None = None
                           ) -> tuple[int, ...] | None:
