@@ -286,5 +286,6 @@ def test_a_checkpoint_hub_id_that_cannot_be_fetched_is_one_line(hub_cache, capsy
     err = capsys.readouterr().err.strip()
     assert err.startswith("worldpolicy embodiments: error: could not fetch checkpoint 'me/other' from the Hugging Face "
                           "hub (LocalEntryNotFoundError: ")
-    assert err.endswith("Offline? Download it elsewhere (`hf download me/other --local-dir FOLDER`) and give the folder")
+    assert err.endswith("Offline? Download it elsewhere (`hf download me/other --local-dir FOLDER`) and give the "
+                        "folder")
     assert "\n" not in err

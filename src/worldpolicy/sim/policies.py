@@ -387,8 +387,8 @@ def check_rtc_policy(rtc: bool, spec: str) -> None:
 
 def policy_kind(spec: str) -> str:
     """What `--policy SPEC` names, checked without loading anything: `scripted`, `random`, `server` (a ws:// URL) or
-    `checkpoint` (`shipped`, an existing folder, or a hub id: fetched into the hub's cache, `models.resolve_checkpoint`);
-    anything else is refused, naming what is accepted."""
+    `checkpoint` (`shipped`, an existing folder, or a hub id: fetched into the hub's cache,
+    `models.resolve_checkpoint`); anything else is refused, naming what is accepted."""
     from worldpolicy.models import SHIPPED_NAME, resolve_checkpoint
 
     if spec in ("scripted", "random"):
