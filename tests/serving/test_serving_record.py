@@ -433,6 +433,25 @@ def test_recovering_a_spool_whose_every_record_was_cut_short_says_so(tmp_path, c
     assert not spool.exists() and not root.exists()
 
 
+def test_a_killed_connection_whose_every_record_was_cut_short_is_not_said_to_have_an_episode(tmp_path, capsys):
+    """Two connections open at the kill, one with a whole record and one whose only record was cut short: only the
+    first is an episode, so only it is named as open at the kill (`serving.killed`); the other is reported torn."""
+    root = tmp_path / "record"
+    sink = ServedRunDataset(root, StandInPolicy().embodiment)
+    sink.exchange(_exchange(1, 0, np.zeros((6, 10, 3), np.uint8)))
+    sink.exchange(_exchange(2, 0, np.zeros((6, 10, 3), np.uint8)))
+    sink._lock.close()  # the server killed: its lock goes with it
+    (spool,) = tmp_path.glob(".record.writing-spool-*")
+    values = spool / "2.values"
+    values.write_bytes(values.read_bytes()[:-3])  # the kill cut connection 2's only record short
+    assert main(["dataset", "recover", str(spool), "--out", str(root)]) == 0
+    err = capsys.readouterr().err
+    assert "connection 2: 1 record(s) half-written at the kill were left out" in err
+    assert "connection(s) 1 were open at the kill: their episodes have serving.killed true" in err, err
+    ds = LeRobotDataset.open(root)
+    assert ds.num_episodes == 1
+
+
 def test_a_spool_written_before_prefix_rows_is_recovered_without_it(tmp_path, monkeypatch):
     """A spool describes its own records (features.json): one a version without `serving.prefix_rows` left is
     recovered as the dataset it was recording, every other value bit for bit."""

@@ -244,8 +244,9 @@ def _pixels(value: np.ndarray, key: str) -> np.ndarray:
 @dataclass(frozen=True)
 class RecoveredRun:
     """What `recover_served_run` made of a killed server's spool: the dataset (None: no whole record reached the
-    spool, none at all or every one cut short, as `torn` then says), the connections open at the kill (their episodes
-    are `serving.killed`) and, per connection, the records dropped at a torn tail (half-written at the kill)."""
+    spool, none at all or every one cut short, as `torn` then says), the connections open at the kill that have an
+    episode (it is `serving.killed`; one whose every record was cut short has none, and is in `torn` alone) and, per
+    connection, the records dropped at a torn tail (half-written at the kill)."""
 
     dataset: LeRobotDataset | None
     killed: list[int]
@@ -277,10 +278,12 @@ def recover_served_run(spool: str | Path, out: str | Path, *, overwrite: bool = 
         with _writer(spool, out, overwrite) as writer:
             for conn in sorted(int(path.name.removesuffix(VALUES)) for path in spool.glob(f"*{VALUES}")):
                 end = spool / f"{conn}{END}"
-                error = read_json(end, f"the spool's {end.name}")["error"] if end.is_file() else None
-                if not end.is_file():
+                open_at_kill = not end.is_file()
+                error = None if open_at_kill else read_json(end, f"the spool's {end.name}")["error"]
+                episodes = writer.num_episodes
+                dropped = _add_episode(writer, spool, features, conn, error, killed=open_at_kill)
+                if open_at_kill and writer.num_episodes > episodes:  # one with no whole record has no episode
                     killed.append(conn)
-                dropped = _add_episode(writer, spool, features, conn, error, killed=not end.is_file())
                 if dropped:
                     torn[conn] = dropped
             if not writer.num_episodes:  # every record torn: nothing to publish
