@@ -1027,6 +1027,22 @@ def test_the_sim_tool_refuses_rtc_at_a_whole_chunk_latency_before_the_model_load
     assert set(toolbox.config.output_dir.glob("sim-*")) == before
 
 
+def test_the_sim_tool_refuses_a_latency_below_0_before_it_builds_the_env(toolbox, monkeypatch):
+    """A latency that is no number >= 0 needs no env to refuse: it was refused only once the run lock was free (after
+    another call's episodes) and MuJoCo's scene was built."""
+    pytest.importorskip("mujoco", reason="sim extra not installed")
+    from worldpolicy.sim import env
+
+    def built(*args, **kwargs):
+        raise AssertionError("the env was built before the refusal")
+
+    monkeypatch.setattr(env, "TabletopEnv", built)
+    for given in (-5, float("nan"), "200"):
+        with pytest.raises(ToolInputError, match=r"expected milliseconds, a finite number >= 0") as refused:
+            toolbox.evaluate_sim("reach", "scripted", episodes=1, latency=given)
+        assert refused.value.parameter == "latency"
+
+
 def test_a_latency_under_half_a_step_is_in_the_sim_tools_warnings(server, toolbox):
     """`worldpolicy sim` logs that 20 ms at 15 Hz runs as none (docs/robot.md); an agent reads only the result, whose
     warnings did not say it."""

@@ -901,7 +901,7 @@ class Toolbox:
             from ..sim.evaluate import write_report as write_sim_report
             from ..sim.perturb import PERTURBATIONS, parse_perturbations
             from ..sim.policies import check_rtc_policy, chunk_size, make_policy, wrap_policy
-            from ..sim.rollout import check_chunk_timing, latency_as_none, latency_ticks
+            from ..sim.rollout import check_chunk_timing, check_latency_ms, latency_as_none, latency_ticks
             from ..sim.tasks import list_tasks
         except ImportError as exc:  # the server's install, not the call's arguments: no other policy would run
             raise missing_extra(exc, "evaluate_in_sim needs the simulator") or exc from None
@@ -928,9 +928,10 @@ class Toolbox:
         if not isinstance(strategy, str) or strategy not in STRATEGIES:
             raise ToolInputError("strategy", "unknown chunk strategy", strategy, list(STRATEGIES))
         chunks = ChunkStrategy(strategy)
-        try:  # `worldpolicy sim`'s checks, before anything loads: rtc with async only, and a policy with a model
-            check_rtc(rtc, chunks)
-            check_rtc_policy(rtc, policy)
+        try:  # `worldpolicy sim`'s checks, before anything loads or the run lock is waited for: rtc with async only,
+            check_rtc(rtc, chunks)  # a policy with a model, and a latency that is a number >= 0 (the env's step
+            check_rtc_policy(rtc, policy)  # limit is checked once the env is built)
+            check_latency_ms(latency)
         except ValueError as exc:
             raise _timing_error(exc, timing) from None
         ckpt = None  # a checkpoint policy's folder: the model runs on camera images

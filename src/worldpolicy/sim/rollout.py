@@ -34,12 +34,20 @@ from worldpolicy.sim.policies import as_backend, chunk_size
 from worldpolicy.sim.scenes import CAMERAS
 from worldpolicy.sim.tasks import LATENCY_ACCEPTED
 
-__all__ = ["EpisodeResult", "Jumps", "Rollout", "check_chunk_timing", "check_latency_chunk", "latency_as_none",
-           "latency_ticks"]
+__all__ = ["EpisodeResult", "Jumps", "Rollout", "check_chunk_timing", "check_latency_chunk", "check_latency_ms",
+           "latency_as_none", "latency_ticks"]
 
 logger = logging.getLogger(__name__)
 # A recorded frame's top caption strip: white while the episode runs, tinted on its last frame by the outcome
 OUTCOME_COLORS = {None: (255, 255, 255), True: (190, 235, 190), False: (245, 200, 200)}
+
+
+def check_latency_ms(latency_ms: float) -> None:
+    """`latency_ms` refused, naming it, when it is no number >= 0 (`LATENCY_ACCEPTED`): the part of `latency_ticks`'
+    check that needs no env, so a runner can make it before it waits for or builds one."""
+    if isinstance(latency_ms, bool) or not isinstance(latency_ms, (int, float, np.integer, np.floating)) \
+            or not 0 <= latency_ms < math.inf:
+        raise ValueError(f"latency_ms: expected {LATENCY_ACCEPTED}, got {latency_ms!r}")
 
 
 def latency_ticks(latency_ms: float, control_hz: float, max_steps: int) -> int:
@@ -47,9 +55,7 @@ def latency_ticks(latency_ms: float, control_hz: float, max_steps: int) -> int:
     nearest (halves up: 100 ms at 15 Hz is 1.5 steps, so 2): a reply is acted on at a tick, and the nearest tick is
     the least-biased one. Refused, naming `latency_ms`, when it is no number >= 0 or reaches the episodes' step limit
     `max_steps`, before which no reply would then land."""
-    if isinstance(latency_ms, bool) or not isinstance(latency_ms, (int, float, np.integer, np.floating)) \
-            or not 0 <= latency_ms < math.inf:
-        raise ValueError(f"latency_ms: expected {LATENCY_ACCEPTED}, got {latency_ms!r}")
+    check_latency_ms(latency_ms)
     ticks = _rounded(latency_ms, control_hz)
     if ticks >= max_steps:
         below = _first_ms(max_steps, control_hz)
