@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from serving_standins import StandInPolicy, droid_request, free_port, metric, start_server_script
+from ports import free_port
+from serving_standins import StandInPolicy, droid_request, metric, start_server_script
 
 from worldpolicy.cli import main
 from worldpolicy.data import LeRobotDataset

@@ -27,7 +27,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from serving_standins import droid_request, expected_actions, free_port, http_get, metric, start_server_script
+from ports import free_port
+from serving_standins import droid_request, expected_actions, http_get, metric, start_server_script
 
 from worldpolicy.cli import main
 from worldpolicy.policy import PolicyRequest
