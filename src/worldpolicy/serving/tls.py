@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 import ssl
-import tempfile
 import time
 from dataclasses import dataclass
 
@@ -82,9 +81,7 @@ def load_pair(cert: str, key: str, names: tuple[str, str] = CONFIG_NAMES) -> Tls
     """The pair in `cert` and `key`, with errors naming the file at fault by `names` (the `ServerConfig` fields, or the
     CLI's --tls-cert/--tls-key): a missing or unreadable file, one that is not PEM, an encrypted key (no prompt: a
     server has no terminal), a key that is not the certificate's, a certificate expired or not valid yet (this
-    machine's clock). The certificate file is read once: the chain served is the one whose dates were checked, also
-    when a renewal replaces the file meanwhile (OpenSSL loads a chain only from a path: the bytes read go through a
-    private temporary file)."""
+    machine's clock). The certificate file is read once (`_load_chain`)."""
     cert_name, key_name = names
     pem = _pem_file("tls_cert", cert, cert_name)
     _pem_file("tls_key", key, key_name)
@@ -101,11 +98,7 @@ def load_pair(cert: str, key: str, names: tuple[str, str] = CONFIG_NAMES) -> Tls
     # client here resumes a session, so the tickets bought nothing.
     context.num_tickets = 0
     try:
-        with tempfile.TemporaryDirectory(prefix="worldpolicy-tls-") as folder:  # readable by this user only
-            chain = os.path.join(folder, "cert.pem")
-            with open(chain, "wb") as f:
-                f.write(pem)
-            context.load_cert_chain(chain, key, password=no_password)
+        _load_chain(context, pem, cert, key, no_password)
     except ssl.SSLError as exc:
         if exc.reason == "KEY_VALUES_MISMATCH":
             raise ValueError(f"{key_name}={key!r} is not the private key of {cert_name}={cert!r}; accepted: the key "
@@ -124,6 +117,26 @@ def load_pair(cert: str, key: str, names: tuple[str, str] = CONFIG_NAMES) -> Tls
                          f"{utc_text(not_after)}; this machine's clock says {utc_text(now)}); accepted: a certificate "
                          "valid now (renew it, or check the clock)")
     return TlsPair(context, not_before, not_after)
+
+
+def _load_chain(context: ssl.SSLContext, pem: bytes, cert: str, key: str, password) -> None:
+    """Load the chain `pem` (the bytes read from `cert`) and `key` into `context`. OpenSSL loads a chain only from a
+    path: on Linux the bytes go through an in-memory file (`memfd_create`, nothing on disk, nothing a read-only root
+    refuses), so the chain served is the one whose dates were checked even when a renewal replaces the file meanwhile;
+    elsewhere OpenSSL reads `cert` again."""
+    try:
+        if not os.path.isdir("/proc/self/fd"):  # no procfs to name the in-memory file by
+            raise OSError
+        fd = os.memfd_create("worldpolicy-tls-cert", os.MFD_CLOEXEC)
+    except (AttributeError, OSError):  # not Linux, or refused (a seccomp profile)
+        context.load_cert_chain(cert, key, password=password)
+        return
+    try:
+        with os.fdopen(os.dup(fd), "wb") as f:
+            f.write(pem)
+        context.load_cert_chain(f"/proc/self/fd/{fd}", key, password=password)
+    finally:
+        os.close(fd)
 
 
 class ServingCertificate:
