@@ -16,6 +16,7 @@ pytest.importorskip("mcp", reason="agents extra not installed: pip install 'worl
 
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
+from ports import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -67,14 +68,8 @@ def test_stdio_server(tiny_checkpoint_dir, inputs_dir, tmp_path):
     assert Path(result["files"]["actions"]).is_file() and Path(result["run_dir"]).parent == tmp_path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_streamable_http_server(tiny_checkpoint_dir, inputs_dir, tmp_path):
-    port = _free_port()
+    port = free_port()
     args = _server_args(tiny_checkpoint_dir, inputs_dir, tmp_path) + ["--transport", "http", "--port", str(port)]
     proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

@@ -300,7 +300,7 @@ def test_overwrite_replaces_only_a_from_sim_recording(tmp_path, capsys):
     before = provenance.read_text()
     flags = ["--task", "reach", "--episodes", "1", "--image-size", "24x24", "--max-steps", "3", "--overwrite"]
     assert main(["dataset", "from-sim", str(root), *flags]) == 2
-    assert (f"error: --overwrite: root={str(root)!r} holds a dataset not recorded by `dataset from-sim`"
+    assert (f"error: --overwrite: ROOT={str(root)!r} holds a dataset not recorded by `dataset from-sim`"
             in capsys.readouterr().err)
     assert provenance.read_text() == before and LeRobotDataset.open(root).num_episodes == 2
     provenance.unlink()  # made elsewhere: no provenance at all

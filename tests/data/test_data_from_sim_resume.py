@@ -185,7 +185,7 @@ def test_resume_on_the_command_line(tmp_path, capsys):
     capsys.readouterr()
     # the command rerun as typed: says how to go on
     assert main(["dataset", "from-sim", str(root), "--episodes", "2", *_ARGV]) == 2
-    assert (f"error: root={str(root)!r} holds a `dataset from-sim` recording; pass --resume to continue it up to "
+    assert (f"error: ROOT={str(root)!r} holds a `dataset from-sim` recording; pass --resume to continue it up to "
             "--episodes=2, --overwrite to replace it" in capsys.readouterr().err)
     assert main(["dataset", "from-sim", str(root), "--episodes", "2", "--resume", "--overwrite", *_ARGV]) == 2
     assert ("error: --resume: continues the dataset at root, --overwrite replaces it: pass one of them"
@@ -201,13 +201,13 @@ def test_resume_on_the_command_line(tmp_path, capsys):
     assert err.count("nothing to record") == 1, err
 
     assert main(["dataset", "from-sim", str(tmp_path / "none"), "--resume", *_ARGV]) == 2
-    assert (f"error: --resume: root={str(tmp_path / 'none')!r} holds no dataset to continue; leave --resume out"
+    assert (f"error: --resume: ROOT={str(tmp_path / 'none')!r} holds no dataset to continue; leave --resume out"
             in capsys.readouterr().err)
     provenance = root / PROVENANCE_FILE  # a dataset made otherwise
     provenance.write_text(json.dumps({**json.loads(provenance.read_text()),
                                       "source": "worldpolicy dataset import-hdf5"}))
     assert main(["dataset", "from-sim", str(root), "--episodes", "3", "--resume", *_ARGV]) == 2
-    assert (f"error: --resume: root={str(root)!r} holds a dataset not recorded by `dataset from-sim`"
+    assert (f"error: --resume: ROOT={str(root)!r} holds a dataset not recorded by `dataset from-sim`"
             in capsys.readouterr().err)
     assert LeRobotDataset.open(root).num_episodes == 2
 

@@ -9,7 +9,6 @@ local Policy logs one about its inputs.
 from __future__ import annotations
 
 import logging
-import socket
 import ssl
 import subprocess
 import sys
@@ -142,12 +141,6 @@ def droid_request(joints: np.ndarray, prompt: str = "pick up the cup", size: int
         "observation/gripper_position": np.array([0.25], np.float32),
         "prompt": prompt,
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def raw_send(url: str, message: dict, timeout: float = 30) -> dict | str:

@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from serving_standins import droid_request, free_port
+from ports import free_port
+from serving_standins import droid_request
 from websockets.sync.server import serve as sync_serve
 
 from worldpolicy import get_embodiment

@@ -57,7 +57,8 @@ def test_serve_two_replicas_end_to_end(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
-    from serving_standins import free_port, http_get
+    from ports import free_port
+    from serving_standins import http_get
 
     from worldpolicy.serving import RemotePolicy
     from worldpolicy.testing import make_tiny_checkpoint

@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from serving_standins import free_port, http_get, wait_answering
+from ports import free_port
+from serving_standins import http_get, wait_answering
 
 from worldpolicy.serving import PolicyServer, RemotePolicy, ServerConfig, ServerThread
 

@@ -15,7 +15,8 @@ import msgpack
 import numpy as np
 import pytest
 import websockets
-from serving_standins import StandInPolicy, droid_request, expected_actions, free_port, start_server_script
+from ports import free_port
+from serving_standins import StandInPolicy, droid_request, expected_actions, start_server_script
 from websockets.sync.client import connect
 
 from worldpolicy.serving import BadRequestError, Limits, RemotePolicy, ServerClosedError, ServerError, packb, unpackb

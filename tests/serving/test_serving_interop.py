@@ -11,7 +11,8 @@ import time
 
 import numpy as np
 import pytest
-from serving_standins import droid_request, expected_actions, free_port
+from ports import free_port
+from serving_standins import droid_request, expected_actions
 
 from worldpolicy.serving import RemotePolicy, ServerError
 

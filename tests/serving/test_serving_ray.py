@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import ray
+from ports import free_port
 from ray import serve
-from serving_standins import droid_request, expected_actions, free_port, http_get
+from serving_standins import droid_request, expected_actions, http_get
 
 import worldpolicy
 from worldpolicy.serving.ray_serve import build_app, run

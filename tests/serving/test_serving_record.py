@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from serving_standins import StandInPolicy, droid_request, free_port, metric, start_server_script
+from ports import free_port
+from serving_standins import StandInPolicy, droid_request, metric, start_server_script
 
 from worldpolicy.cli import main
 from worldpolicy.data import LeRobotDataset
@@ -134,6 +135,24 @@ def test_the_rows_a_request_s_action_prefix_supplied_are_recorded(tmp_path):
     for chunk, prefix in zip(chunks[1:], prefixes[1:], strict=True):
         np.testing.assert_array_equal(chunk[:len(prefix)], prefix.astype(np.float32))
     np.testing.assert_array_equal(ignored.frames["serving.prefix_rows"].ravel(), [0])
+
+
+def test_the_server_says_at_start_that_dynamics_requests_are_not_recorded(caplog):
+    """Forward and inverse dynamics are served but only policy requests recorded: a client of them found its requests
+    missing from the recording with nothing having said so."""
+    import logging
+
+    from worldpolicy.serving.logformat import Event
+
+    sink = _BlockingSink()
+    sink.release.set()
+    with caplog.at_level(logging.INFO, logger="worldpolicy.serving"):
+        thread = _server(Recorder(sink))
+        thread.stop()
+    [line] = [r.msg.fields for r in caplog.records if isinstance(r.msg, Event) and r.msg.fields["event"] == "recording"]
+    assert line["records"] == "mode policy requests (act)"
+    assert line["detail"] == ("mode forward_dynamics and inverse_dynamics requests (imagine, infer_actions) are "
+                              "served, not recorded")
 
 
 def test_a_writer_that_falls_behind_drops_records_not_responses():

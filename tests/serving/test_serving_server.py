@@ -508,6 +508,25 @@ def test_metadata_frame_is_first_and_wire_exact(serve):
         assert reply["actions"].shape == (32, 8)
 
 
+def test_the_policy_metadata_is_asked_once_and_its_chunk_size_bounds_the_frame_and_the_adapter(serve):
+    """Startup asked `policy.metadata()` three times (the adapter's chunk, the frame's chunk, the frame): a relayed
+    `RemotePolicy` answers it from its server. A policy saying `chunk_size: None` announced None while the adapter
+    bounded by the embodiment's chunk."""
+
+    class Counting(StandInPolicy):
+        asked = 0
+
+        def metadata(self):
+            self.asked += 1
+            return {**super().metadata(), "chunk_size": None}
+
+    policy = Counting()
+    t = serve(policy)
+    with connect(t.url, compression=None, max_size=None) as ws:
+        assert unpackb(ws.recv())["chunk_size"] == policy.embodiment.chunk_size == t.server.adapter.chunk_size
+    assert policy.asked == 1
+
+
 def test_the_checkpoint_is_announced_by_a_name_another_machine_can_use(tmp_path):
     """The metadata frame announced the checkpoint's absolute path (`/home/<user>/...`): a detail of the server's
     machine, of no use to a client, and what `sim --resume` compared, so the same checkpoint moved to another folder

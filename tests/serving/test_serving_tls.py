@@ -27,7 +27,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from serving_standins import droid_request, expected_actions, free_port, http_get, metric, start_server_script
+from ports import free_port
+from serving_standins import droid_request, expected_actions, http_get, metric, start_server_script
 
 from worldpolicy.cli import main
 from worldpolicy.policy import PolicyRequest
@@ -295,6 +296,48 @@ def test_serve_hands_the_certificate_to_the_server(tmp_path, monkeypatch, pems):
     assert main(argv) == 0
     [config] = seen
     assert isinstance(config.ssl_context, ssl.SSLContext) and config.tls_cert == str(pems["cert"])
+
+
+def test_a_failed_sighup_reload_under_serve_names_the_flags_the_user_gave(tmp_path, monkeypatch, pems):
+    """A reload's error named `ServerConfig.tls_key` to someone who typed --tls-key (the start's errors named the
+    flag)."""
+    from worldpolicy.serving.server import PolicyServer
+    from worldpolicy.testing import make_tiny_checkpoint
+
+    make_tiny_checkpoint(tmp_path / "never-loaded")
+    cert, key = _place(pems, "lasting", tmp_path)
+
+    lines = _LogLines(JsonFormatter())
+
+    def run(server):  # after the CLI set up its logging
+        key.unlink()  # a renewal caught half-way
+        logging.getLogger("worldpolicy.serving").addHandler(lines)
+        try:
+            return int(server.reload_tls())
+        finally:
+            logging.getLogger("worldpolicy.serving").removeHandler(lines)
+
+    monkeypatch.setattr(PolicyServer, "run", run)
+    assert main(_serve(tmp_path, "--device", "cpu", "--tls-cert", str(cert), "--tls-key", str(key))) == 0
+    [line] = [json.loads(line) for line in lines.lines]
+    assert line["event"] == "tls_reload_failed"
+    assert line["error"].startswith(f"--tls-key='{key}': cannot read it (No such file or directory)")
+
+
+def test_the_chain_served_is_the_one_whose_dates_were_checked_when_a_renewal_lands_while_it_loads(
+        pems, tmp_path, monkeypatch):
+    """The certificate file was read twice, for its dates and by OpenSSL: a renewal replacing it between the two reads
+    served one certificate under another's dates (or failed, the new certificate against the key read)."""
+    cert, key = _place(pems, "lasting", tmp_path)
+    load = ssl.SSLContext.load_cert_chain
+
+    def renewed_meanwhile(context, certfile, keyfile=None, password=None):
+        shutil.copyfile(pems["other_cert"], cert)
+        return load(context, certfile, keyfile, password)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_cert_chain", renewed_meanwhile)
+    certificate = ServingCertificate(cert, key)
+    assert certificate.current.not_after == calendar.timegm((2099, 12, 31, 23, 59, 59))
 
 
 @pytest.mark.parametrize("command", [["sim"], ["dataset", "from-sim"]])

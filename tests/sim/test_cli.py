@@ -330,11 +330,9 @@ def test_sim_cli_a_full_disk_is_one_line_and_keeps_the_finished_episodes(tmp_pat
 
 
 def test_sim_cli_server_down_is_a_one_line_error(tmp_path, capsys):
-    import socket
+    from ports import free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens there once the socket closes
+    port = free_port()  # nothing listens there
     argv = ["sim", "--policy", f"ws://127.0.0.1:{port}", "--task", "reach", "--episodes", "1", "--no-progress",
             "--out", str(tmp_path / "run")]
     assert main(argv) == 2

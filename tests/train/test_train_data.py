@@ -757,3 +757,47 @@ def test_a_missing_video_is_refused_before_the_weights_load_unless_a_latent_cach
     # a resumed run's own cache serves; another fingerprint's does not, though the windows are the same
     assert cache_may_serve(tmp_path / "whole", spec, layout, fingerprint)
     assert not cache_may_serve(tmp_path / "whole", spec, layout, "0123")
+
+def test_frames_much_smaller_than_the_resolution_tier_are_warned_about_before_the_weights_load(
+        train_config, tmp_path, monkeypatch, caplog):
+    """A 96x96 camera at tier 480 is padded onto a 640x640 canvas (a 96x128 DROID wrist camera scaled up into its
+    360x640 place): the model trained on far less detail than its tier holds, and nothing said so. DROID's own
+    180x320 cameras fill their places as designed."""
+    import logging
+
+    from train_setup import TINY_EMBODIMENT
+
+    from worldpolicy.embodiments import get_embodiment
+    from worldpolicy.engine import loading
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.data import small_frames_warning
+    from worldpolicy.train.trainer import Trainer
+
+    droid = get_embodiment("droid")
+    frames = {key: [96, 128] for key in droid.camera_keys}
+    assert small_frames_warning({"cameras": frames, "composed": [540, 640]}, droid) == (
+        "embodiment 'droid/joint_pos' trains at resolution tier 480 (a 544x736 canvas), but camera "
+        "observation/wrist_image_left's frames are 96x128, 3 times smaller or more than the 363x645 the tier gives it "
+        "(scaled up into its place in the composite): the model learns from less detail than its tier holds; record "
+        "larger frames, or give the embodiment a lower resolution_tier")
+    frames = {key: [180, 320] for key in droid.camera_keys}
+    assert small_frames_warning({"cameras": frames, "composed": [540, 640]}, droid) is None
+    pusht = get_embodiment("pusht")
+    assert "camera observation/image's frames are 96x96, 3 times smaller or more than the 640x640 the tier gives it " \
+           "(padded onto the canvas)" in small_frames_warning({"cameras": {"observation/image": [96, 96]},
+                                                              "composed": [96, 96]}, pusht)
+
+    class Stop(Exception):
+        pass
+
+    monkeypatch.setattr(loading, "load_components", lambda *a, **k: (_ for _ in ()).throw(Stop()))
+    raw = train_config(tmp_path / "run", embodiment={**TINY_EMBODIMENT, "resolution_tier": 480})
+    with caplog.at_level(logging.WARNING, logger="worldpolicy.train"), pytest.raises(Stop):
+        Trainer(load_config(raw), progress=False).run()
+    said = [r.getMessage() for r in caplog.records if "trains at resolution tier" in r.getMessage()]
+    assert said == [(
+        "embodiment 'tiny_panda' trains at resolution tier 480 (a 736x544 canvas), but camera "
+        f"{CAMERAS[0]}'s frames are 64x96, 3 times smaller or more than the 363x544 the tier gives it (padded onto the "
+        f"canvas); camera {CAMERAS[1]}'s frames are 64x96, 3 times smaller or more than the 363x544 the tier gives it "
+        "(padded onto the canvas): the model learns from less detail than its tier holds; record larger frames, or give "
+        "the embodiment a lower resolution_tier")]

@@ -145,12 +145,17 @@ def test_a_tracker_failing_mid_run_is_said_once_and_training_goes_on(train_confi
             raise ConnectionError("network is unreachable")
 
     monkeypatch.setattr(tracking._TensorBoard, "log", flaky)
+    closed = []  # (failed, steps sent by then): the dropped writer is closed when dropped, not left open to the end
+    close = tracking._TensorBoard.close
+    monkeypatch.setattr(tracking._TensorBoard, "close", lambda self, failed: closed.append((failed, len(sent))) or
+                        close(self, failed))
     out = tmp_path / "run"
     with caplog.at_level(logging.WARNING, logger="worldpolicy.train.tracking"):
         records = Trainer(load_config(train_config(out, tracking={"report_to": ["tensorboard"]})),
                           progress=False).run()
     assert [r.step for r in records] == [1, 2, 3, 4, 5, 6]
     assert sent == [1, 2]  # dropped after its failure
+    assert closed == [(True, 2)]
     warned = [r.getMessage() for r in caplog.records if r.name == "worldpolicy.train.tracking"]
     assert warned == [("tensorboard stopped receiving metrics at step 2 (ConnectionError: network is unreachable); "
                       "training goes on, and metrics.jsonl keeps every line")]
@@ -182,10 +187,11 @@ def test_a_wandb_run_that_cannot_start_stops_before_the_weights_load(train_confi
 
 
 @pytest.mark.parametrize("tracking, message", [
-    ({"report_to": ["tensorbord"]}, ("tracking.report_to=['tensorbord']: ['tensorbord'] unknown; accepted: "
+    ({"report_to": ["tensorbord"]}, ("tracking.report_to=['tensorbord']: unknown tracker tensorbord; accepted: "
                                     "tensorboard, wandb (or none: [])")),
     ({"report_to": "wandb", "wandb_mode": "online"}, None),  # one name, as a list
-    ({"report_to": ["wandb", "wandb"]}, "tracking.report_to=['wandb', 'wandb']: a tracker named more than once"),
+    ({"report_to": ["wandb", "wandb"]},
+     "tracking.report_to=['wandb', 'wandb']: wandb named more than once; name each tracker once"),
     ({"report_to": ["tensorboard"], "wandb_project": "p"},
      "tracking.wandb_project='p' set, but tracking.report_to=['tensorboard'] does not report to wandb"),
     ({"report_to": ["wandb"], "wandb_mode": "offlne"},
@@ -232,8 +238,13 @@ def test_report_to_flag_overrides_the_config_and_is_named_in_errors(train_config
     config = tmp_path / "run.json"
     config.write_text(json.dumps(train_config(tmp_path / "run", tracking={"report_to": ["tensorboard"]})))
     assert main(["train", str(config), "--report-to", "tensorboard,wandb,mlflow", "--no-progress"]) == 2
-    assert "--report-to=['tensorboard', 'wandb', 'mlflow']: ['mlflow'] unknown; accepted: tensorboard, wandb" in \
-        capsys.readouterr().err
+    assert ("error: --report-to tensorboard,wandb,mlflow: unknown tracker mlflow; accepted: tensorboard, wandb (or "
+            "none: --report-to none)") in capsys.readouterr().err
+    config.write_text(json.dumps(train_config(tmp_path / "run", tracking={"wandb_project": "p"})))
+    assert main(["train", str(config), "--report-to", "tensorboard", "--no-progress"]) == 2
+    assert ("error: tracking.wandb_project='p' set, but --report-to tensorboard does not report to wandb: add wandb "
+            "to --report-to, or remove them") in capsys.readouterr().err
+    config.write_text(json.dumps(train_config(tmp_path / "run", tracking={"report_to": ["tensorboard"]})))
     assert main(["train", str(config), "--report-to", "none", "--steps", "1", "--no-progress"]) == 0
     assert json.loads((tmp_path / "run" / "config.json").read_text())["tracking"]["report_to"] == []
     assert not (tmp_path / "run" / "tensorboard").exists()

@@ -15,6 +15,7 @@ from ..cli import add_api_key_flags, add_device_flags
 
 # sim_to_dataset's parameters as from-sim spells them: its errors name the parameter, the user typed the flag
 FLAGS = {
+    "root": "ROOT",  # the positional folder (`--resume: ROOT='...' holds no dataset to continue`)
     "num_episodes": "--episodes",
     "seed": "--seed",
     "video_codec": "--video-codec",

@@ -208,6 +208,8 @@ def _serve(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:  # name the flag the user typed, not the config field behind it
         raise ValueError(_CONFIG_FIELD.sub(lambda m: _FLAG_OF.get(m[1], m[0]), str(exc))) from None
+    if config.certificate is not None:  # and so does a SIGHUP reload that fails
+        config.certificate.names = (_FLAG_OF["tls_cert"], _FLAG_OF["tls_key"])
     from ..models import resolve_checkpoint
 
     args.checkpoint = resolve_checkpoint(args.checkpoint)

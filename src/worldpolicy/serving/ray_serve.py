@@ -53,7 +53,6 @@ from .server import (
     reply_fields,
     request_metrics,
     run_batch,
-    served_chunk,
     server_metadata,
     stuck_text,
     timed_out_text,
@@ -85,9 +84,10 @@ class PolicyReplica:
         self.batch_timeout_s = batch_timeout_s
         self._stuck: tuple[float, int] | None = None  # (perf_counter at its start, requests) of a batch past the limit
         self.policy = loader()
-        self.adapter = ObservationAdapter(self.policy.embodiment, key_map, chunk_size=served_chunk(self.policy))
+        metadata = server_metadata(self.policy, ServerConfig(max_batch=max_batch, limits=limits))
+        self.adapter = ObservationAdapter(self.policy.embodiment, key_map, chunk_size=metadata["chunk_size"])
         self.limits = limits
-        self._metadata = packb(server_metadata(self.policy, ServerConfig(max_batch=max_batch, limits=limits)))
+        self._metadata = packb(metadata)
         self.infer.set_max_batch_size(max_batch)
         self.infer.set_batch_wait_timeout_s(max_wait_ms / 1000)
         if warmup_requests:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..results import MODES
 from .server import _log, log_failure
 
 __all__ = ["DEFAULT_MAX_PENDING", "Exchange", "RecordSink", "Recorder"]
@@ -85,8 +86,13 @@ class Recorder:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Start the writer thread (once the server listens), and say what is recorded: a client of forward or inverse
+        dynamics would otherwise find its requests missing from the recording with nothing having told it."""
         self._thread = threading.Thread(target=self._write, name="worldpolicy-record", daemon=True)
         self._thread.start()
+        unrecorded = " and ".join(mode for mode in MODES if mode != "policy")
+        _log(logging.INFO, "recording", records="mode policy requests (act)",
+             detail=f"mode {unrecorded} requests (imagine, infer_actions) are served, not recorded")
 
     def record(self, conn: int, **fields: Any) -> bool:
         """Hand one exchange over (`Exchange`'s fields but its ids); False when it was dropped."""

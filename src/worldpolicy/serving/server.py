@@ -347,22 +347,17 @@ def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] |
     return uvloop.new_event_loop
 
 
-def served_chunk(policy: Any) -> int:
-    """The chunk size a served policy samples: its own metadata's where it says (a checkpoint trained to another length
-    than its embodiment's), else its embodiment's; what the metadata frame tells clients and the adapter bounds by."""
-    own = policy.metadata().get("chunk_size") if hasattr(policy, "metadata") else None
-    return int(own) if own is not None else policy.embodiment.chunk_size
-
-
 def server_metadata(policy: Any, config: ServerConfig) -> dict[str, Any]:
     """The metadata frame: the policy's own metadata plus embodiment, chunk, columns and server identity; the model
-    by its portable name (`checkpoint_name`)."""
+    by its portable name (`checkpoint_name`). `policy.metadata()` is asked once (a relayed `RemotePolicy` answers it
+    from its server). `chunk_size` is the chunk the policy samples: its own metadata's where it says (a checkpoint
+    trained to another length than its embodiment's), else its embodiment's; what clients and the adapter bound by."""
     e = policy.embodiment
+    own = policy.metadata() if hasattr(policy, "metadata") else {}
     meta: dict[str, Any] = {
         "embodiment": e.key,
         "domain": e.domain,
         "action_dim": e.action_dim,
-        "chunk_size": served_chunk(policy),
         "execute_steps": e.execute_steps,  # actions to run before asking again (None: the whole chunk)
         "fps": e.fps,
         "columns": list(e.columns),
@@ -370,8 +365,8 @@ def server_metadata(policy: Any, config: ServerConfig) -> dict[str, Any]:
         "camera_keys": list(e.camera_keys),
         "state_keys": dict(e.state_keys),
     }
-    if hasattr(policy, "metadata"):
-        meta.update(policy.metadata())  # the policy knows its model and version best
+    meta.update(own)  # the policy knows its model and version best
+    meta["chunk_size"] = int(own["chunk_size"]) if own.get("chunk_size") is not None else e.chunk_size
     if isinstance(meta.get("model"), str):
         meta["model"] = checkpoint_name(meta["model"])  # the checkpoint's name, not where this machine keeps it
     meta["embodiment_spec"] = e.to_dict()  # clients decode with it even where this embodiment is not registered
@@ -940,17 +935,17 @@ class PolicyServer:
         t0 = time.perf_counter()
         if self.policy is None:
             self.policy = self.loader()
+        metadata = server_metadata(self.policy, self.config)  # sent once ready (connections are refused until then)
         if self.adapter is None:
-            self.adapter = ObservationAdapter(self.policy.embodiment, self.key_map,
-                                              chunk_size=served_chunk(self.policy))
+            self.adapter = ObservationAdapter(self.policy.embodiment, self.key_map, chunk_size=metadata["chunk_size"])
         if self.warmup_requests:
             request = self.adapter.parse(warmup_message(self.policy.embodiment, key_map=self.adapter.key_map,
                                                         camera_sizes=warmup_camera_sizes(self.policy)))
             for result in run_batch(self.policy, [request] * self.warmup_requests)[0]:
                 if isinstance(result, BaseException):
                     raise RuntimeError(f"warm-up request failed: {result}") from result
-        self._metadata = server_metadata(self.policy, self.config)
-        model = self._metadata.get("model")
+        self._metadata = metadata
+        model = metadata.get("model")
         self._metrics.info.labels(__version__, model if isinstance(model, str) else "",
                                   self.policy.embodiment.key).set(1)
         _log(logging.INFO, "ready", load_s=round(time.perf_counter() - t0, 3), embodiment=self.policy.embodiment.key)

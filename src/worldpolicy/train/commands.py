@@ -98,7 +98,9 @@ def _train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         text = str(exc)
         typed = {name: SELECTION_FLAGS[name] for name in selection}
-        if args.report_to is not None:
+        if args.report_to is not None:  # the value as typed, not as the list it became
+            typed_list = f"tracking.report_to={overrides['tracking.report_to']!r}"
+            text = text.replace(typed_list, f"--report-to {args.report_to}")
             typed["tracking.report_to"] = "--report-to"
         for name, flag in typed.items():
             text = re.sub(rf"(?<![\w.]){re.escape(name)}\b", flag, text)
@@ -117,12 +119,17 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _trackers(text: str | None) -> list[str] | None:
-    """`--report-to tensorboard,wandb` as `tracking.report_to` takes it (`none`: no tracker); unset: the config's.
-    The names are checked with the config, which names the flag (`_train`)."""
+    """`--report-to tensorboard,wandb` as `tracking.report_to` takes it (`none`: no tracker), its names checked as
+    typed; unset: the config's."""
     if text is None:
         return None
+    from .tracking import check_report_to
+
     names = [name.strip() for name in text.split(",")]
-    return [] if names == ["none"] else names
+    if names == ["none"]:
+        return []
+    check_report_to(names, f"--report-to {text}", "--report-to none")
+    return names
 
 
 def _merge_adapter(args: argparse.Namespace) -> int:

@@ -218,6 +218,44 @@ def trained_frames(spec: WindowSpec, target: Embodiment) -> dict[str, Any]:
     return {"cameras": cameras, "videos": videos, "composed": [int(composed[0]), int(composed[1])]}
 
 
+# A camera whose frames the resolution tier's canvas would show this many times larger (on each side) is said. Not 2:
+# DROID's own 180x320 wrist camera fills its 360x640 place in the composite by design
+SMALL_FRAMES_FACTOR = 3
+
+
+def small_frames_warning(frames: dict[str, Any], target: Embodiment) -> str | None:
+    """The warning for cameras whose frames (`trained_frames`) are much smaller than what `target`'s resolution tier
+    gives them, or None. The tier's canvas bin for the composed frame (as `prepare_canvas` picks it) scaled to fit, and
+    each camera's share of it (its place in the composite, `composite_places`): frames under 1/SMALL_FRAMES_FACTOR of
+    that on each side are scaled up into their place (a composite) or padded onto the canvas, so the model trains on
+    less detail than its tier holds, with nothing else telling."""
+    from diffusers.video_processor import VideoProcessor
+
+    from ..processing.observations import composite_places, resolution_bins
+
+    cameras = {key: tuple(frames["cameras"][key]) for key in target.camera_keys if key in frames["cameras"]}
+    height, width = frames["composed"]
+    if target.snap_to_16:  # as diffusers' preprocessing snaps the frame before the bin is picked
+        height, width = max(height - height % 16, 16), max(width - width % 16, 16)
+    tier = target.resolution_tier
+    canvas_h, canvas_w = VideoProcessor.classify_height_width_bin(height, width, ratios=resolution_bins(tier))
+    fit = min(canvas_h / height, canvas_w / width)
+    places = composite_places(cameras, list(cameras), target.composite) if target.composite else cameras
+    small = []
+    for key, (h, w) in cameras.items():
+        place_h, place_w = places[key]
+        tier_h, tier_w = round(place_h * fit), round(place_w * fit)
+        if min(tier_h / h, tier_w / w) >= SMALL_FRAMES_FACTOR:
+            how = "scaled up into its place in the composite" if place_h > h and place_w > w else "padded onto the canvas"
+            small.append(f"camera {key}'s frames are {h}x{w}, {SMALL_FRAMES_FACTOR} times smaller or more than the "
+                         f"{tier_h}x{tier_w} the tier gives it ({how})")
+    if not small:
+        return None
+    return (f"embodiment {target.key!r} trains at resolution tier {tier} (a {canvas_h}x{canvas_w} canvas), but "
+            f"{'; '.join(small)}: the model learns from less detail than its tier holds; record larger frames, or give "
+            "the embodiment a lower resolution_tier")
+
+
 def iter_windows(spec: WindowSpec, target: Embodiment, skip: int = 0) -> Iterator[RawWindow]:
     """Windows of `spec.dataset` with actions in `target`'s columns (physical units), in `window_order`.
 

@@ -40,23 +40,31 @@ class TrackingConfig:
         installed (a missing one names its extra), before anything loads."""
         from ..extras import extra_imports
 
-        unknown = [name for name in self.report_to if name not in TRACKER_MODULES]
-        if unknown:
-            raise ValueError(f"tracking.report_to={self.report_to!r}: {unknown} unknown; accepted: "
-                             f"{', '.join(TRACKER_MODULES)} (or none: [])")
-        if len(set(self.report_to)) < len(self.report_to):
-            raise ValueError(f"tracking.report_to={self.report_to!r}: a tracker named more than once")
+        given = f"tracking.report_to={self.report_to!r}"
+        check_report_to(self.report_to, given, "[]")
         wandb_set = [f"tracking.{name}={value!r}" for name, value in vars(self).items()
                      if name.startswith("wandb_") and value is not None]
         if wandb_set and "wandb" not in self.report_to:
-            raise ValueError(f"{', '.join(wandb_set)} set, but tracking.report_to={self.report_to!r} does not report "
-                             "to wandb: add \"wandb\" to report_to, or remove them")
+            raise ValueError(f"{', '.join(wandb_set)} set, but {given} does not report to wandb: add wandb to "
+                             "tracking.report_to, or remove them")
         if self.wandb_mode not in (None, *WANDB_MODES):
             raise ValueError(f"tracking.wandb_mode={self.wandb_mode!r}; accepted: {', '.join(WANDB_MODES)} (or unset: "
                              "$WANDB_MODE, else online)")
         for name in self.report_to:
             with extra_imports(f"tracking.report_to names {name}"):
                 importlib.import_module(TRACKER_MODULES[name])
+
+
+def check_report_to(names: list[str], given: str, none: str) -> None:
+    """Each tracker known and named once. `given`: the setting with its value as the user wrote it (the config's
+    `tracking.report_to=[...]`, or `--report-to a,b`); `none`: how that setting asks for no tracker."""
+    unknown = [name for name in names if name not in TRACKER_MODULES]
+    if unknown:
+        raise ValueError(f"{given}: unknown tracker{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; accepted: "
+                         f"{', '.join(TRACKER_MODULES)} (or none: {none})")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"{given}: {', '.join(twice)} named more than once; name each tracker once")
 
 
 def scalars(line: dict[str, Any]) -> dict[str, float]:
@@ -153,13 +161,19 @@ class Trackers:
                 self.trackers.remove(tracker)
                 logger.warning("%s stopped receiving metrics at step %s (%s: %s); training goes on, and %s keeps "
                                "every line", tracker.name, line["step"], type(exc).__name__, exc, METRICS_FILE)
+                _finish(tracker, failed=True)  # its writer's file, W&B's run and process: released now
 
     def close(self, failed: bool) -> None:
         """Finish each tracker (`failed`: the run stopped on an error or an interruption); one that fails to is
         said, and the others still finish."""
         for tracker in self.trackers:
-            try:
-                tracker.close(failed)
-            except Exception as exc:  # noqa: BLE001 - the run's outcome stands; the other trackers still finish
-                logger.warning("%s could not finish (%s: %s)", tracker.name, type(exc).__name__, exc)
+            _finish(tracker, failed)
         self.trackers = []
+
+
+def _finish(tracker: _TensorBoard | _WandB, failed: bool) -> None:
+    """Close one tracker; a failure to is said, not raised (the run's outcome stands, the others still finish)."""
+    try:
+        tracker.close(failed)
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        logger.warning("%s could not finish (%s: %s)", tracker.name, type(exc).__name__, exc)

@@ -73,6 +73,7 @@ from .data import (
     check_encodable,
     count_windows,
     data_key,
+    small_frames_warning,
     trained_frames,
     window_spec,
 )
@@ -223,6 +224,8 @@ class Trainer:
             self.config.data.source_embodiment = spec.source_embodiment
             self.config.data.action_conversion = spec.action_conversion
             self.frames = trained_frames(spec, layout)
+            if self.rank == 0 and (small := small_frames_warning(self.frames, layout)):
+                logger.warning("%s", small)  # before the weights load: a run may stop and record larger frames
             # else the run may never read the data (a resume after its videos were removed to save room)
             if not cache_may_serve(self._cache_dir, spec, layout, self._resumed_data):
                 check_encodable(spec, layout)
