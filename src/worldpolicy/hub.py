@@ -12,7 +12,17 @@ from functools import cache
 from pathlib import Path
 from typing import NoReturn
 
-from .fileio import CHECKPOINT_GLOB, FOLDER_KINDS, LOCK_FILE, folder_holder, folder_kind, is_checkpoint
+from .fileio import (
+    ADAPTER_FILE,
+    BASE_FILE,
+    CHECKPOINT_GLOB,
+    FOLDER_KINDS,
+    LOCK_FILE,
+    OPTIMIZER_FILE,
+    folder_holder,
+    folder_kind,
+    is_checkpoint,
+)
 
 HUB_DATASET_EXAMPLE = "lerobot/pusht"  # how a dataset's hub id looks, in errors
 # What a folder holds that is not part of what it shares, by the one rule that covers them all, a name starting with
@@ -105,15 +115,28 @@ class PushResult:
     files: list[str]
     size: int
     url: str  # the commit on the hub
+    left_out: list[str]  # the training state not sent (`training_state`): none with `with_training_state`
+    left_out_size: int
 
 
-def shared_files(folder: str | Path) -> list[str]:
-    """The files under `folder` that `push` uploads, sorted, relative with `/`: all but `PUSH_IGNORE`'s."""
+def training_state(folder: str | Path) -> list[str]:
+    """The files of checkpoint `folder` that only a resume reads (`Trainer._restore`), not loading nor a fine-tune
+    from it: the optimizer's moments (twice the trained weights' size for AdamW) and, in a merged LoRA checkpoint (no
+    base_model.json: loading reads the merged weights), its adapters. `push` leaves them out unless asked, as
+    transformers' Trainer shares the model and not its optimizer."""
+    folder = Path(folder)
+    names = [OPTIMIZER_FILE] if (folder / BASE_FILE).is_file() else [OPTIMIZER_FILE, ADAPTER_FILE]
+    return [name for name in names if (folder / name).is_file()]
+
+
+def shared_files(folder: str | Path, left_out: list[str] | None = None) -> list[str]:
+    """The files under `folder` that `push` uploads, sorted, relative with `/`: all but `PUSH_IGNORE`'s and the
+    top-level `left_out`."""
     from huggingface_hub.utils import filter_repo_objects
 
     folder = Path(folder)
     found = [path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()]
-    return sorted(filter_repo_objects(found, ignore_patterns=list(PUSH_IGNORE)))
+    return sorted(filter_repo_objects(found, ignore_patterns=[*PUSH_IGNORE, *(left_out or [])]))
 
 
 def _refuse_unshared(path: Path) -> NoReturn:
@@ -150,10 +173,11 @@ def _refuse_held(path: Path) -> None:
 
 
 def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str | None = None,
-         message: str | None = None) -> PushResult:
+         message: str | None = None, with_training_state: bool = False) -> PushResult:
     """Upload the checkpoint or dataset folder `path` to the hub repository `repo_id` (a model repository for a
     checkpoint, a dataset one for a dataset; made if missing, `private` then), on branch `revision` (made from the
-    default branch if missing; default: main) in one commit (`message`). Everything is checked before anything is
+    default branch if missing; default: main) in one commit (`message`). A checkpoint's training state
+    (`training_state`) stays here unless `with_training_state` (to resume the run elsewhere). Everything is checked before anything is
     sent: the folder's kind, `repo_id`, a token (HF_TOKEN or `hf auth login`), and that no running command holds the
     folder (`fileio.folder_lock`). The folder is only read. HubError when the hub cannot be reached or refuses."""
     from huggingface_hub import HfApi, get_token
@@ -181,7 +205,8 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
         raise ValueError("no Hugging Face token: set HF_TOKEN to a token with write access, or log in once with "
                          "`hf auth login`")
     _refuse_held(path)
-    files = shared_files(path)
+    left_out = [] if with_training_state or kind.repo_type != "model" else training_state(path)
+    files = shared_files(path, left_out)
     if not files:
         raise ValueError(f"path: {str(path)!r} holds no files to push")
     api = HfApi(token=token)
@@ -191,9 +216,10 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
             api.create_branch(repo_id, branch=revision, repo_type=kind.repo_type, exist_ok=True)
         commit = api.upload_folder(repo_id=repo_id, folder_path=path, repo_type=kind.repo_type, revision=revision,
                                    commit_message=message or f"Upload {kind.what} with worldpolicy push",
-                                   ignore_patterns=list(PUSH_IGNORE))
+                                   ignore_patterns=[*PUSH_IGNORE, *left_out])
     except _hub_errors() as exc:
         raise HubError(f"could not push {str(path)!r} to the hub's {kind.repo_type} repository {repo_id!r} "
                        f"({_why(exc)}); nothing was changed here, run again once the hub can be reached") from None
     size = sum(os.path.getsize(path / name) for name in files)
-    return PushResult(repo_id, kind.repo_type, kind.what, files, size, str(commit.commit_url))
+    left_out_size = sum(os.path.getsize(path / name) for name in left_out)
+    return PushResult(repo_id, kind.repo_type, kind.what, files, size, str(commit.commit_url), left_out, left_out_size)

@@ -89,6 +89,29 @@ def test_push_checkpoint_to_a_model_repo(checkpoint, token, monkeypatch, capsys)
     assert (checkpoint / LOCK_FILE).read_text() == "12345\n"  # the folder only read
 
 
+@pytest.mark.parametrize("adapter", [False, True])
+def test_push_leaves_a_checkpoints_training_state_out_unless_asked(checkpoint, token, monkeypatch, capsys, adapter):
+    """optimizer.safetensors (and a merged LoRA checkpoint's adapters) only a resume reads: not sent by default, said
+    so; an adapter checkpoint's adapters are what it loads, always sent."""
+    (checkpoint / "optimizer.safetensors").write_bytes(b"o" * 3000)
+    (checkpoint / "adapter.safetensors").write_bytes(b"a" * 100)
+    (checkpoint / "transformer" / "optimizer.safetensors").write_bytes(b"x")  # a part's file of that name: not it
+    (checkpoint / "trainer_state.json").write_text('{"step": 1}')  # loading reads it (the embodiment): sent
+    if adapter:
+        (checkpoint / "base_model.json").write_text("{}")
+    hub = FakeHub(monkeypatch)
+    assert main(["push", str(checkpoint), "--repo-id", "me/tiny"]) == 0
+    assert "optimizer.safetensors" not in hub.uploaded and "transformer/optimizer.safetensors" in hub.uploaded
+    assert ("adapter.safetensors" in hub.uploaded) is adapter
+    assert "model_index.json" in hub.uploaded and "trainer_state.json" in hub.uploaded  # what loading reads
+    left = "optimizer.safetensors, 0.0 MB" if adapter else "optimizer.safetensors, adapter.safetensors, 0.0 MB"
+    out = capsys.readouterr().out
+    assert f"left out its training state, which only a resume reads ({left}): --with-training-state" in out
+    assert main(["push", str(checkpoint), "--repo-id", "me/tiny", "--with-training-state"]) == 0
+    assert {"optimizer.safetensors", "adapter.safetensors"} <= set(hub.uploaded)
+    assert "left out" not in capsys.readouterr().out
+
+
 def test_push_dataset_to_a_dataset_repo_on_a_branch(tmp_path, token, monkeypatch):
     root = tmp_path / "ds"
     (root / "meta").mkdir(parents=True)

@@ -12,11 +12,10 @@ from typing import Any, NamedTuple
 
 import torch
 
-from ..fileio import BASE_FILE, CHECKPOINT_GLOB, MODEL_INDEX_FILE, is_checkpoint, sweep_scratch_folders
+from ..fileio import ADAPTER_FILE, BASE_FILE, CHECKPOINT_GLOB, MODEL_INDEX_FILE, is_checkpoint, sweep_scratch_folders
 from ..hub import hub_id_shaped, refuse_local_owner
 from ..logcapture import loading_quietly
 
-ADAPTER_FILE = "adapter.safetensors"  # diffusers' LoRA format: `load_lora_adapter(folder, weight_name=..., prefix=None)`
 TRAINED_FILE = "trained.safetensors"  # an adapter checkpoint's fully trained weights (the action heads), fp32
 SAMPLES_PER_TENSOR = 4
 WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"  # a diffusers model's weights; sharded: its .index.json + shards

@@ -51,6 +51,7 @@ from ..engine.loading import (
 )
 from ..fileio import (
     METRICS_FILE,
+    OPTIMIZER_FILE,
     STORAGE_ERRNOS,
     folder_lock,
     interruption,
@@ -81,7 +82,6 @@ from .tracking import Trackers
 
 logger = logging.getLogger(__name__)
 
-OPTIMIZER_FILE = "optimizer.safetensors"
 # The module types peft puts LoRA adapters on (`peft.tuners.lora.model`): a target naming another is refused by it
 LORA_MODULES = (nn.Linear, nn.Embedding, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.MultiheadAttention)
 
