@@ -25,6 +25,8 @@ from .fileio import (
 )
 
 HUB_DATASET_EXAMPLE = "lerobot/pusht"  # how a dataset's hub id looks, in errors
+# how the hub's cache names a repository's folder, by its type (`models--owner--name`, `datasets--owner--name`)
+HUB_CACHE_PREFIXES = {"model": "models--", "dataset": "datasets--"}
 # What a folder holds that is not part of what it shares, by the one rule that covers them all, a name starting with
 # `.`: the lock file a running command keeps in it (`fileio.LOCK_FILE`), a staged folder (`fileio.staged_folder`'s
 # `.NAME.*`) or scratch folder (`fileio.ScratchFolder`'s `.ROOT.KIND-*`) a killed writer left, and `.git`, `.cache`.
@@ -42,6 +44,37 @@ def hub_id_shaped(source: str) -> bool:
     spelled as a path from here (`./x`, `/x`, `~/x`). For checkpoints (`engine.loading`) and datasets (`data.lerobot`)
     alike."""
     return not source.startswith((".", "/", "~")) and source.count("/") == 1
+
+
+def snapshot_repo_id(path: str | Path, repo_type: str) -> str | None:
+    """The hub id of `path` when it is a snapshot in the hub's cache (`.../models--owner--name/snapshots/<rev>`, a
+    dataset's `datasets--owner--name`), what `model_snapshot` and `dataset_snapshot` give for a hub id; else None."""
+    path = Path(str(path)).expanduser()
+    repo, snapshots = path.parts[-3:-1] if len(path.parts) >= 3 else ("", "")
+    prefix = HUB_CACHE_PREFIXES[repo_type]
+    if path.is_absolute() and snapshots == "snapshots" and repo.startswith(prefix):
+        return "/".join(repo.removeprefix(prefix).split("--", 1))  # a hub id holds no `--`
+    return None
+
+
+def dataset_source(path: str | Path) -> str:
+    """How a record names a dataset a command read (`dataset select|merge|label`'s provenance): its hub id where it
+    came from the hub (`snapshot_repo_id`), not the cache folder, which means nothing on another machine; else its
+    absolute path."""
+    return snapshot_repo_id(path, "dataset") or os.path.abspath(Path(path).expanduser())
+
+
+def shown_name(value: str, repo_type: str) -> str:
+    """What a card (README.md, pushed to the hub) shows for a checkpoint or dataset a record names: its hub id (one
+    given as such, a snapshot in the hub's cache), else a folder's own name: never a local path, which tells the
+    user's file layout to whoever reads the card and names nothing they can open."""
+    found = snapshot_repo_id(value, repo_type) if value else None
+    if found is not None or not value:
+        return found or value
+    path = Path(value).expanduser()
+    if path.is_absolute() or path.is_dir() or not hub_id_shaped(value):
+        return path.resolve().name or value  # `.` or `../x` by the folder's own name
+    return value
 
 
 def refuse_local_owner(source: str, named: str) -> None:
