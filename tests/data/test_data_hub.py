@@ -53,6 +53,25 @@ def test_dataset_select_from_a_hub_id(served, small_dataset, tmp_path, monkeypat
     assert served[0]["repo_type"] == "dataset"
 
 
+def test_select_and_merge_of_a_hub_dataset_record_its_hub_id(small_dataset, tmp_path, monkeypatch, capsys):
+    """The source is named by its hub id in the new dataset's provenance and card, not by the hub's cache folder
+    (`.../datasets--owner--name/snapshots/<rev>`), which names nothing on another machine."""
+    import shutil
+
+    ds, _ = small_dataset
+    snapshot = tmp_path / "cache" / "datasets--someone--pusht" / "snapshots" / "0123abcd"
+    shutil.copytree(ds.root, snapshot)
+    monkeypatch.setattr("huggingface_hub.snapshot_download", lambda repo_id, **kwargs: str(snapshot))
+    monkeypatch.chdir(tmp_path)
+    assert main(["dataset", "select", "someone/pusht", "--episodes", "0", "--out", "kept"]) == 0
+    assert main(["dataset", "merge", "someone/pusht", "kept", "--out", "both"]) == 0
+    kept, both = LeRobotDataset.open(tmp_path / "kept"), LeRobotDataset.open(tmp_path / "both")
+    assert kept.provenance["dataset"] == "someone/pusht"
+    assert [row["dataset"] for row in both.provenance["datasets"]] == ["someone/pusht", str(tmp_path / "kept")]
+    assert '`dataset` "someone/pusht"' in (tmp_path / "kept" / "README.md").read_text()
+    assert "datasets--" not in (tmp_path / "kept" / "README.md").read_text()
+
+
 def test_a_local_folder_wins_and_a_path_from_here_is_no_hub_id(served, small_dataset, tmp_path, monkeypatch, capsys):
     ds, _ = small_dataset
     monkeypatch.chdir(ds.root.parent.parent)
