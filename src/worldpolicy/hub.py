@@ -1,6 +1,7 @@
 """Sharing on the Hugging Face hub, as diffusers' and LeRobot's `push_to_hub` do: `push` uploads a checkpoint (to a
-model repository) or a LeRobot dataset (to a dataset repository); `dataset_snapshot` and `model_snapshot` fetch a
-dataset or a checkpoint named by its hub id into the hub's cache, as `lerobot.LeRobotDataset("lerobot/pusht")` and
+model repository) or a LeRobot dataset (to a dataset repository); `dataset_snapshot` and `model_metadata` fetch a
+dataset or a checkpoint named by its hub id into the hub's cache (a checkpoint's configs first, its weights once
+the checks passed: `complete_snapshot`), as `lerobot.LeRobotDataset("lerobot/pusht")` and
 `from_pretrained` do; `hub_id_shaped` is the one rule for when a string naming a checkpoint or a dataset is a hub id.
 huggingface_hub (a dependency) is imported inside the functions, so `import worldpolicy` stays light."""
 
@@ -19,6 +20,7 @@ from .fileio import (
     FOLDER_KINDS,
     LOCK_FILE,
     OPTIMIZER_FILE,
+    TRAINED_FILE,
     folder_holder,
     folder_kind,
     is_checkpoint,
@@ -27,6 +29,11 @@ from .fileio import (
 HUB_DATASET_EXAMPLE = "lerobot/pusht"  # how a dataset's hub id looks, in errors
 # how the hub's cache names a repository's folder, by its type (`models--owner--name`, `datasets--owner--name`)
 HUB_CACHE_PREFIXES = {"model": "models--", "dataset": "datasets--"}
+# What of a checkpoint's repository the checks before loading read (`model_metadata`), huggingface_hub's allow_patterns
+# (fnmatch: `*` matches `/` too): every JSON file (model_index.json, the parts' configs and weight indexes,
+# embodiment.json, trainer_state.json, base_model.json, the tokenizer's), and an adapter checkpoint's own weights,
+# which its checks read and which are small beside its base's (fetched as that loads)
+METADATA_PATTERNS = ("*.json", ADAPTER_FILE, TRAINED_FILE)
 # What a folder holds that is not part of what it shares, by the one rule that covers them all, a name starting with
 # `.`: the lock file a running command keeps in it (`fileio.LOCK_FILE`), a staged folder (`fileio.staged_folder`'s
 # `.NAME.*`) or scratch folder (`fileio.ScratchFolder`'s `.ROOT.KIND-*`) a killed writer left, and `.git`, `.cache`.
@@ -100,17 +107,19 @@ def _why(exc: Exception) -> str:
     return f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
 
 
-def _snapshot(repo_id: str, repo_type: str) -> Path:
-    """The local folder of the hub repository `repo_id` of `repo_type` ("model" or "dataset"), downloaded into the
-    hub's cache (`HF_HOME`, `HF_HUB_CACHE`) or found there (`HF_HUB_OFFLINE=1`: the cached copy, no request).
-    HubError, one line with the `hf download` to run elsewhere, when it cannot be fetched."""
+def _snapshot(repo_id: str, repo_type: str, revision: str | None = None,
+              allow_patterns: list[str] | None = None) -> Path:
+    """The local folder of the hub repository `repo_id` of `repo_type` ("model" or "dataset") at `revision` (default:
+    main), downloaded into the hub's cache (`HF_HOME`, `HF_HUB_CACHE`) or found there (`HF_HUB_OFFLINE=1`: the cached
+    copy, no request); only the files `allow_patterns` match where given. HubError, one line with the `hf download` to
+    run elsewhere, when it cannot be fetched."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
     dataset = repo_type == "dataset"
     what, prefix, flag = ("dataset", "datasets/", " --repo-type dataset") if dataset else ("checkpoint", "", "")
     try:
-        return Path(snapshot_download(repo_id, repo_type=repo_type))
+        return Path(snapshot_download(repo_id, repo_type=repo_type, revision=revision, allow_patterns=allow_patterns))
     except GatedRepoError:
         raise HubError(f"{what} {repo_id!r} is a gated hub repository: accept its terms on "
                        f"https://huggingface.co/{prefix}{repo_id} and log in (HF_TOKEN or `hf auth login`)") from None
@@ -131,11 +140,29 @@ def dataset_snapshot(repo_id: str) -> Path:
 
 
 @cache
-def model_snapshot(repo_id: str) -> Path:
-    """The local folder of the hub's model repository `repo_id` (`_snapshot`): a checkpoint named by its hub id is
-    read from it like any folder (its embodiment.json, trainer_state.json, base_model.json), as diffusers' and
-    LeRobot's `from_pretrained` do. Fetched once per process."""
-    return _snapshot(repo_id, "model")
+def model_metadata(repo_id: str) -> Path:
+    """The local folder of the hub's model repository `repo_id` (`_snapshot`) holding, at first, only what the checks
+    before loading read (`METADATA_PATTERNS`: a few KB to MB), so a checkpoint named by its hub id is read from it like
+    any folder (its embodiment.json, trainer_state.json, base_model.json, configs), as diffusers' and LeRobot's
+    `from_pretrained` do, and a wrong flag fails in seconds, not after gigabytes of weights: `complete_snapshot`
+    fetches those once the checks passed, into the same folder. Fetched once per process."""
+    return _snapshot(repo_id, "model", allow_patterns=list(METADATA_PATTERNS))
+
+
+@cache
+def model_snapshot(repo_id: str, revision: str | None = None) -> Path:
+    """The local folder of the hub's model repository `repo_id` at `revision`, whole (`_snapshot`). Fetched once per
+    process."""
+    return _snapshot(repo_id, "model", revision)
+
+
+def complete_snapshot(folder: Path) -> None:
+    """The rest of a checkpoint `model_metadata` fetched (its weights), at the revision it holds (the snapshot's
+    folder is named by its commit), into that folder; nothing for any other folder. Called as loading checks the
+    files (`engine.loading.check_checkpoint_complete`), after every check the configs allowed."""
+    repo_id = snapshot_repo_id(folder, "model")
+    if repo_id is not None:
+        model_snapshot(repo_id, Path(folder).name)
 
 
 @dataclass(frozen=True)

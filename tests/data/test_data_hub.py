@@ -40,7 +40,8 @@ def test_dataset_info_by_hub_id(served, small_dataset, tmp_path, monkeypatch, ca
     monkeypatch.chdir(tmp_path)
     assert main(["dataset", "info", "someone/pusht"]) == 0
     assert json.loads(capsys.readouterr().out)["episodes"] == 3
-    assert served == [{"repo_id": "someone/pusht", "repo_type": "dataset"}]
+    assert served == [{"repo_id": "someone/pusht", "repo_type": "dataset", "revision": None,
+                       "allow_patterns": None}]
     LeRobotDataset.open("someone/pusht")
     assert len(served) == 1  # fetched once per process: a training run opens its dataset several times
 
