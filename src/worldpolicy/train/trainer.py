@@ -215,7 +215,7 @@ class Trainer:
         if self._windows is None:
             layout = self._embodiment(stats=None)
             transformer_config = local_transformer_config(self.config.checkpoint_source)
-            if transformer_config is not None:  # a hub id's is read once it loads (`_check_model_fits`)
+            if transformer_config is not None:  # an adapter's (its base's) is read once it loads (`_check_model_fits`)
                 check_action_head(transformer_config, self.config.checkpoint_source, layout)
             self._check_data_fits(layout)
             held_out = tuple(sorted(int(i) for i in self.config.validation.episodes))  # checked with the config
