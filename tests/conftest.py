@@ -110,3 +110,38 @@ def killed_replacing():
         assert proc.returncode == -signal.SIGKILL, proc.stderr
 
     return run
+
+
+@pytest.fixture
+def model_repo(tmp_path, monkeypatch):
+    """`model_repo(folder)` serves `folder` as the hub's model repository `me/pick` (huggingface_hub's
+    snapshot_download replaced: no network), copying into the cache's snapshot folder only the files a call's
+    allow_patterns match, as the hub does; returns the calls and the snapshot folder. `me` is no folder here."""
+    import shutil
+    from typing import Any
+
+    from huggingface_hub.utils import filter_repo_objects
+
+    from worldpolicy.hub import model_metadata, model_snapshot
+
+    calls: list[dict[str, Any]] = []
+    snapshot = tmp_path / "cache" / "models--me--pick" / "snapshots" / ("0123abcd" * 5)  # a commit, as the hub names one
+
+    def serve(folder):
+        def download(repo_id: str, **kwargs: Any) -> str:
+            calls.append({"repo_id": repo_id, **kwargs})
+            found = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
+            for name in filter_repo_objects(found, allow_patterns=kwargs.get("allow_patterns")):
+                (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(folder / name, snapshot / name)
+            return str(snapshot)
+
+        monkeypatch.setattr("huggingface_hub.snapshot_download", download)
+        return calls, snapshot
+
+    monkeypatch.chdir(tmp_path)
+    model_metadata.cache_clear()
+    model_snapshot.cache_clear()
+    yield serve
+    model_metadata.cache_clear()
+    model_snapshot.cache_clear()

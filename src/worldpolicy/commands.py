@@ -129,6 +129,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--private", action="store_true", help="make the repository private when it is new")
     p.add_argument("--revision", help="the branch to push to, made from main if missing (default: main)")
     p.add_argument("--message", help="the commit message (default: 'Upload <what it is> with worldpolicy push')")
+    p.add_argument("--with-training-state", action="store_true", help="also send a checkpoint's training state, "
+                   "which only a resume reads (optimizer.safetensors; a merged LoRA checkpoint's adapter.safetensors), "
+                   "to resume the run from the hub's copy (default: the model alone, what loading and fine-tuning read)")
     p.set_defaults(func=_push)
 
 
@@ -167,11 +170,15 @@ def _push(args: argparse.Namespace) -> int:
     from .hub import push
 
     try:
-        pushed = push(args.path, args.repo_id, private=args.private, revision=args.revision, message=args.message)
+        pushed = push(args.path, args.repo_id, private=args.private, revision=args.revision, message=args.message,
+                      with_training_state=args.with_training_state)
     except (ValueError, FileNotFoundError) as exc:
         raise flag_named(exc, PUSH_FLAGS) from None
     print(f"pushed {pushed.what} {args.path} ({len(pushed.files)} files, {pushed.size / 1e6:.1f} MB) to the "
           f"{pushed.repo_type} repository {pushed.repo_id}: {pushed.url}")
+    if pushed.left_out:
+        print(f"left out its training state, which only a resume reads ({', '.join(pushed.left_out)}, "
+              f"{pushed.left_out_size / 1e6:.1f} MB): --with-training-state sends it too")
     return 0
 
 

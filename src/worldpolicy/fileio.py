@@ -507,6 +507,11 @@ def file_in_the_way(path: str | Path) -> Path | None:
 MODEL_INDEX_FILE = "model_index.json"  # a diffusers-format checkpoint's index of its parts
 BASE_FILE = "base_model.json"  # marks an adapter checkpoint: the base it applies to and samples of the base's weights
 TRAINER_STATE_FILE = "trainer_state.json"  # the run's step and config (its objectives), in each checkpoint it saves
+# a checkpoint's LoRA adapters, diffusers' format (`load_lora_adapter(folder, weight_name=..., prefix=None)`): what an
+# adapter checkpoint loads; in a merged one (no BASE_FILE) only a resume reads them
+ADAPTER_FILE = "adapter.safetensors"
+TRAINED_FILE = "trained.safetensors"  # an adapter checkpoint's fully trained weights (the action heads), fp32
+OPTIMIZER_FILE = "optimizer.safetensors"  # a checkpoint's optimizer moments: only a resume reads them (`Trainer._save`)
 CHECKPOINT_GLOB = "checkpoints/step-*"  # a training run's saved checkpoints (`Trainer._save`), one folder per step
 METRICS_FILE = "metrics.jsonl"  # a training run's log: one line of losses (and evaluations) per step
 ACTIONS_FILE = "actions.json"  # a predict run's actions (docs/actions-schema.md)

@@ -1,6 +1,7 @@
 """Sharing on the Hugging Face hub, as diffusers' and LeRobot's `push_to_hub` do: `push` uploads a checkpoint (to a
-model repository) or a LeRobot dataset (to a dataset repository); `dataset_snapshot` and `model_snapshot` fetch a
-dataset or a checkpoint named by its hub id into the hub's cache, as `lerobot.LeRobotDataset("lerobot/pusht")` and
+model repository) or a LeRobot dataset (to a dataset repository); `dataset_snapshot` and `model_metadata` fetch a
+dataset or a checkpoint named by its hub id into the hub's cache (a checkpoint's configs first, its weights once
+the checks passed: `complete_snapshot`), as `lerobot.LeRobotDataset("lerobot/pusht")` and
 `from_pretrained` do; `hub_id_shaped` is the one rule for when a string naming a checkpoint or a dataset is a hub id.
 huggingface_hub (a dependency) is imported inside the functions, so `import worldpolicy` stays light."""
 
@@ -12,9 +13,27 @@ from functools import cache
 from pathlib import Path
 from typing import NoReturn
 
-from .fileio import CHECKPOINT_GLOB, FOLDER_KINDS, LOCK_FILE, folder_holder, folder_kind, is_checkpoint
+from .fileio import (
+    ADAPTER_FILE,
+    BASE_FILE,
+    CHECKPOINT_GLOB,
+    FOLDER_KINDS,
+    LOCK_FILE,
+    OPTIMIZER_FILE,
+    TRAINED_FILE,
+    folder_holder,
+    folder_kind,
+    is_checkpoint,
+)
 
 HUB_DATASET_EXAMPLE = "lerobot/pusht"  # how a dataset's hub id looks, in errors
+# how the hub's cache names a repository's folder, by its type (`models--owner--name`, `datasets--owner--name`)
+HUB_CACHE_PREFIXES = {"model": "models--", "dataset": "datasets--"}
+# What of a checkpoint's repository the checks before loading read (`model_metadata`), huggingface_hub's allow_patterns
+# (fnmatch: `*` matches `/` too): every JSON file (model_index.json, the parts' configs and weight indexes,
+# embodiment.json, trainer_state.json, base_model.json, the tokenizer's), and an adapter checkpoint's own weights,
+# which its checks read and which are small beside its base's (fetched as that loads)
+METADATA_PATTERNS = ("*.json", ADAPTER_FILE, TRAINED_FILE)
 # What a folder holds that is not part of what it shares, by the one rule that covers them all, a name starting with
 # `.`: the lock file a running command keeps in it (`fileio.LOCK_FILE`), a staged folder (`fileio.staged_folder`'s
 # `.NAME.*`) or scratch folder (`fileio.ScratchFolder`'s `.ROOT.KIND-*`) a killed writer left, and `.git`, `.cache`.
@@ -32,6 +51,37 @@ def hub_id_shaped(source: str) -> bool:
     spelled as a path from here (`./x`, `/x`, `~/x`). For checkpoints (`engine.loading`) and datasets (`data.lerobot`)
     alike."""
     return not source.startswith((".", "/", "~")) and source.count("/") == 1
+
+
+def snapshot_repo_id(path: str | Path, repo_type: str) -> str | None:
+    """The hub id of `path` when it is a snapshot in the hub's cache (`.../models--owner--name/snapshots/<rev>`, a
+    dataset's `datasets--owner--name`), what `model_snapshot` and `dataset_snapshot` give for a hub id; else None."""
+    path = Path(str(path)).expanduser()
+    repo, snapshots = path.parts[-3:-1] if len(path.parts) >= 3 else ("", "")
+    prefix = HUB_CACHE_PREFIXES[repo_type]
+    if path.is_absolute() and snapshots == "snapshots" and repo.startswith(prefix):
+        return "/".join(repo.removeprefix(prefix).split("--", 1))  # a hub id holds no `--`
+    return None
+
+
+def dataset_source(path: str | Path) -> str:
+    """How a record names a dataset a command read (`dataset select|merge|label`'s provenance): its hub id where it
+    came from the hub (`snapshot_repo_id`), not the cache folder, which means nothing on another machine; else its
+    absolute path."""
+    return snapshot_repo_id(path, "dataset") or os.path.abspath(Path(path).expanduser())
+
+
+def shown_name(value: str, repo_type: str) -> str:
+    """What a card (README.md, pushed to the hub) shows for a checkpoint or dataset a record names: its hub id (one
+    given as such, a snapshot in the hub's cache), else a folder's own name: never a local path, which tells the
+    user's file layout to whoever reads the card and names nothing they can open."""
+    found = snapshot_repo_id(value, repo_type) if value else None
+    if found is not None or not value:
+        return found or value
+    path = Path(value).expanduser()
+    if path.is_absolute() or path.is_dir() or not hub_id_shaped(value):
+        return path.resolve().name or value  # `.` or `../x` by the folder's own name
+    return value
 
 
 def refuse_local_owner(source: str, named: str) -> None:
@@ -57,17 +107,19 @@ def _why(exc: Exception) -> str:
     return f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
 
 
-def _snapshot(repo_id: str, repo_type: str) -> Path:
-    """The local folder of the hub repository `repo_id` of `repo_type` ("model" or "dataset"), downloaded into the
-    hub's cache (`HF_HOME`, `HF_HUB_CACHE`) or found there (`HF_HUB_OFFLINE=1`: the cached copy, no request).
-    HubError, one line with the `hf download` to run elsewhere, when it cannot be fetched."""
+def _snapshot(repo_id: str, repo_type: str, revision: str | None = None,
+              allow_patterns: list[str] | None = None) -> Path:
+    """The local folder of the hub repository `repo_id` of `repo_type` ("model" or "dataset") at `revision` (default:
+    main), downloaded into the hub's cache (`HF_HOME`, `HF_HUB_CACHE`) or found there (`HF_HUB_OFFLINE=1`: the cached
+    copy, no request); only the files `allow_patterns` match where given. HubError, one line with the `hf download` to
+    run elsewhere, when it cannot be fetched."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
     dataset = repo_type == "dataset"
     what, prefix, flag = ("dataset", "datasets/", " --repo-type dataset") if dataset else ("checkpoint", "", "")
     try:
-        return Path(snapshot_download(repo_id, repo_type=repo_type))
+        return Path(snapshot_download(repo_id, repo_type=repo_type, revision=revision, allow_patterns=allow_patterns))
     except GatedRepoError:
         raise HubError(f"{what} {repo_id!r} is a gated hub repository: accept its terms on "
                        f"https://huggingface.co/{prefix}{repo_id} and log in (HF_TOKEN or `hf auth login`)") from None
@@ -88,11 +140,29 @@ def dataset_snapshot(repo_id: str) -> Path:
 
 
 @cache
-def model_snapshot(repo_id: str) -> Path:
-    """The local folder of the hub's model repository `repo_id` (`_snapshot`): a checkpoint named by its hub id is
-    read from it like any folder (its embodiment.json, trainer_state.json, base_model.json), as diffusers' and
-    LeRobot's `from_pretrained` do. Fetched once per process."""
-    return _snapshot(repo_id, "model")
+def model_metadata(repo_id: str) -> Path:
+    """The local folder of the hub's model repository `repo_id` (`_snapshot`) holding, at first, only what the checks
+    before loading read (`METADATA_PATTERNS`: a few KB to MB), so a checkpoint named by its hub id is read from it like
+    any folder (its embodiment.json, trainer_state.json, base_model.json, configs), as diffusers' and LeRobot's
+    `from_pretrained` do, and a wrong flag fails in seconds, not after gigabytes of weights: `complete_snapshot`
+    fetches those once the checks passed, into the same folder. Fetched once per process."""
+    return _snapshot(repo_id, "model", allow_patterns=list(METADATA_PATTERNS))
+
+
+@cache
+def model_snapshot(repo_id: str, revision: str | None = None) -> Path:
+    """The local folder of the hub's model repository `repo_id` at `revision`, whole (`_snapshot`). Fetched once per
+    process."""
+    return _snapshot(repo_id, "model", revision)
+
+
+def complete_snapshot(folder: Path) -> None:
+    """The rest of a checkpoint `model_metadata` fetched (its weights), at the revision it holds (the snapshot's
+    folder is named by its commit), into that folder; nothing for any other folder. Called as loading checks the
+    files (`engine.loading.check_checkpoint_complete`), after every check the configs allowed."""
+    repo_id = snapshot_repo_id(folder, "model")
+    if repo_id is not None:
+        model_snapshot(repo_id, Path(folder).name)
 
 
 @dataclass(frozen=True)
@@ -105,15 +175,28 @@ class PushResult:
     files: list[str]
     size: int
     url: str  # the commit on the hub
+    left_out: list[str]  # the training state not sent (`training_state`): none with `with_training_state`
+    left_out_size: int
 
 
-def shared_files(folder: str | Path) -> list[str]:
-    """The files under `folder` that `push` uploads, sorted, relative with `/`: all but `PUSH_IGNORE`'s."""
+def training_state(folder: str | Path) -> list[str]:
+    """The files of checkpoint `folder` that only a resume reads (`Trainer._restore`), not loading nor a fine-tune
+    from it: the optimizer's moments (twice the trained weights' size for AdamW) and, in a merged LoRA checkpoint (no
+    base_model.json: loading reads the merged weights), its adapters. `push` leaves them out unless asked, as
+    transformers' Trainer shares the model and not its optimizer."""
+    folder = Path(folder)
+    names = [OPTIMIZER_FILE] if (folder / BASE_FILE).is_file() else [OPTIMIZER_FILE, ADAPTER_FILE]
+    return [name for name in names if (folder / name).is_file()]
+
+
+def shared_files(folder: str | Path, left_out: list[str] | None = None) -> list[str]:
+    """The files under `folder` that `push` uploads, sorted, relative with `/`: all but `PUSH_IGNORE`'s and the
+    top-level `left_out`."""
     from huggingface_hub.utils import filter_repo_objects
 
     folder = Path(folder)
     found = [path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()]
-    return sorted(filter_repo_objects(found, ignore_patterns=list(PUSH_IGNORE)))
+    return sorted(filter_repo_objects(found, ignore_patterns=[*PUSH_IGNORE, *(left_out or [])]))
 
 
 def _refuse_unshared(path: Path) -> NoReturn:
@@ -150,10 +233,11 @@ def _refuse_held(path: Path) -> None:
 
 
 def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str | None = None,
-         message: str | None = None) -> PushResult:
+         message: str | None = None, with_training_state: bool = False) -> PushResult:
     """Upload the checkpoint or dataset folder `path` to the hub repository `repo_id` (a model repository for a
     checkpoint, a dataset one for a dataset; made if missing, `private` then), on branch `revision` (made from the
-    default branch if missing; default: main) in one commit (`message`). Everything is checked before anything is
+    default branch if missing; default: main) in one commit (`message`). A checkpoint's training state
+    (`training_state`) stays here unless `with_training_state` (to resume the run elsewhere). Everything is checked before anything is
     sent: the folder's kind, `repo_id`, a token (HF_TOKEN or `hf auth login`), and that no running command holds the
     folder (`fileio.folder_lock`). The folder is only read. HubError when the hub cannot be reached or refuses."""
     from huggingface_hub import HfApi, get_token
@@ -181,7 +265,8 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
         raise ValueError("no Hugging Face token: set HF_TOKEN to a token with write access, or log in once with "
                          "`hf auth login`")
     _refuse_held(path)
-    files = shared_files(path)
+    left_out = [] if with_training_state or kind.repo_type != "model" else training_state(path)
+    files = shared_files(path, left_out)
     if not files:
         raise ValueError(f"path: {str(path)!r} holds no files to push")
     api = HfApi(token=token)
@@ -191,9 +276,10 @@ def push(path: str | Path, repo_id: str, *, private: bool = False, revision: str
             api.create_branch(repo_id, branch=revision, repo_type=kind.repo_type, exist_ok=True)
         commit = api.upload_folder(repo_id=repo_id, folder_path=path, repo_type=kind.repo_type, revision=revision,
                                    commit_message=message or f"Upload {kind.what} with worldpolicy push",
-                                   ignore_patterns=list(PUSH_IGNORE))
+                                   ignore_patterns=[*PUSH_IGNORE, *left_out])
     except _hub_errors() as exc:
         raise HubError(f"could not push {str(path)!r} to the hub's {kind.repo_type} repository {repo_id!r} "
                        f"({_why(exc)}); nothing was changed here, run again once the hub can be reached") from None
     size = sum(os.path.getsize(path / name) for name in files)
-    return PushResult(repo_id, kind.repo_type, kind.what, files, size, str(commit.commit_url))
+    left_out_size = sum(os.path.getsize(path / name) for name in left_out)
+    return PushResult(repo_id, kind.repo_type, kind.what, files, size, str(commit.commit_url), left_out, left_out_size)

@@ -618,7 +618,7 @@ class Policy:
         if transformer_config is not None:
             check_action_head(transformer_config, str(path_or_id), emb)
         local = local_scheduler(path_or_id)
-        if local is not None:  # e.g. a shift on Karras sigmas (a hub checkpoint: checked once it is loaded)
+        if local is not None:  # e.g. a shift on Karras sigmas (an adapter, its base by hub id: once it is loaded)
             scheduler, native = local
             make_scheduler(scheduler, sampling, native)
         return emb, sampling, torch_device, torch_dtype

@@ -21,6 +21,7 @@ from worldpolicy.cli import main
 from worldpolicy.fileio import LOCK_FILE, folder_lock
 from worldpolicy.hub import HubError, hub_id_shaped, push
 
+COMMIT = "0123abcd" * 5  # a snapshot's folder in the hub's cache is named by its commit
 
 class FakeHub:
     """HfApi's create_repo, create_branch and upload_folder, recorded; the upload lists the files as huggingface_hub
@@ -87,6 +88,29 @@ def test_push_checkpoint_to_a_model_repo(checkpoint, token, monkeypatch, capsys)
     out = capsys.readouterr().out
     assert f"({len(expected)} files" in out and "a diffusers checkpoint" in out and "me/tiny/commit/abc" in out
     assert (checkpoint / LOCK_FILE).read_text() == "12345\n"  # the folder only read
+
+
+@pytest.mark.parametrize("adapter", [False, True])
+def test_push_leaves_a_checkpoints_training_state_out_unless_asked(checkpoint, token, monkeypatch, capsys, adapter):
+    """optimizer.safetensors (and a merged LoRA checkpoint's adapters) only a resume reads: not sent by default, said
+    so; an adapter checkpoint's adapters are what it loads, always sent."""
+    (checkpoint / "optimizer.safetensors").write_bytes(b"o" * 3000)
+    (checkpoint / "adapter.safetensors").write_bytes(b"a" * 100)
+    (checkpoint / "transformer" / "optimizer.safetensors").write_bytes(b"x")  # a part's file of that name: not it
+    (checkpoint / "trainer_state.json").write_text('{"step": 1}')  # loading reads it (the embodiment): sent
+    if adapter:
+        (checkpoint / "base_model.json").write_text("{}")
+    hub = FakeHub(monkeypatch)
+    assert main(["push", str(checkpoint), "--repo-id", "me/tiny"]) == 0
+    assert "optimizer.safetensors" not in hub.uploaded and "transformer/optimizer.safetensors" in hub.uploaded
+    assert ("adapter.safetensors" in hub.uploaded) is adapter
+    assert "model_index.json" in hub.uploaded and "trainer_state.json" in hub.uploaded  # what loading reads
+    left = "optimizer.safetensors, 0.0 MB" if adapter else "optimizer.safetensors, adapter.safetensors, 0.0 MB"
+    out = capsys.readouterr().out
+    assert f"left out its training state, which only a resume reads ({left}): --with-training-state" in out
+    assert main(["push", str(checkpoint), "--repo-id", "me/tiny", "--with-training-state"]) == 0
+    assert {"optimizer.safetensors", "adapter.safetensors"} <= set(hub.uploaded)
+    assert "left out" not in capsys.readouterr().out
 
 
 def test_push_dataset_to_a_dataset_repo_on_a_branch(tmp_path, token, monkeypatch):
@@ -236,19 +260,21 @@ def hub_cache(tiny_checkpoint, tmp_path, monkeypatch) -> Path:
     """The hub's cache, offline (`HF_HUB_OFFLINE=1`), holding the model repository `me/pick` as huggingface_hub lays
     it out: the tiny checkpoint trained (its trainer_state.json says) for droid/relative_pose, not the default droid
     joint_pos. huggingface_hub's own snapshot_download finds it there; no network is used."""
-    from worldpolicy.hub import model_snapshot
+    from worldpolicy.hub import model_metadata, model_snapshot
 
     cache = tmp_path / "cache"
-    snapshot = cache / "models--me--pick" / "snapshots" / "0123abcd"
+    snapshot = cache / "models--me--pick" / "snapshots" / COMMIT
     shutil.copytree(tiny_checkpoint, snapshot)
     (snapshot / "trainer_state.json").write_text('{"step": 10, "config": {"embodiment": "droid/relative_pose"}}')
     (cache / "models--me--pick" / "refs").mkdir()
-    (cache / "models--me--pick" / "refs" / "main").write_text("0123abcd")
+    (cache / "models--me--pick" / "refs" / "main").write_text(COMMIT)
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
     monkeypatch.chdir(tmp_path)  # no folder `me` here: `me/pick` is a hub id
+    model_metadata.cache_clear()
     model_snapshot.cache_clear()
     yield snapshot
+    model_metadata.cache_clear()
     model_snapshot.cache_clear()
 
 
@@ -289,3 +315,28 @@ def test_a_checkpoint_hub_id_that_cannot_be_fetched_is_one_line(hub_cache, capsy
     assert err.endswith("Offline? Download it elsewhere (`hf download me/other --local-dir FOLDER`) and give the "
                         "folder")
     assert "\n" not in err
+
+
+def test_a_checkpoint_by_hub_id_is_checked_on_its_configs_before_its_weights_download(tiny_checkpoint, model_repo,
+                                                                                       tmp_path, capsys):
+    """Its JSON files first (embodiment, configs: `hub.model_metadata`), every input check, then the weights, at the
+    same revision, into the same folder (`hub.complete_snapshot`): a wrong flag fails before gigabytes download."""
+    from PIL import Image
+
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny_checkpoint, repo)
+    (repo / "trainer_state.json").write_text('{"step": 10, "config": {"embodiment": "droid/relative_pose"}}')
+    calls, snapshot = model_repo(repo)
+    Image.new("RGB", (64, 64)).save("obs.png")
+    assert main(["predict", "--checkpoint", "me/pick", "--image", "obs.png", "--prompt", "pick", "--steps", "1",
+                 "--chunk-size", "6", "--no-plots", "--out", "run"]) == 2
+    assert "--chunk-size" in capsys.readouterr().err
+    assert [(call["revision"], call["allow_patterns"]) for call in calls] == [(None, ["*.json", "adapter.safetensors",
+                                                                                   "trained.safetensors"])]
+    assert (snapshot / "model_index.json").is_file() and (snapshot / "transformer" / "config.json").is_file()
+    assert not list(snapshot.rglob("*.safetensors"))  # no weights fetched for a command that was refused
+    assert main(["predict", "--checkpoint", "me/pick", "--image", "obs.png", "--prompt", "pick", "--steps", "1",
+                 "--no-plots", "--out", "run"]) == 0
+    assert [(call["revision"], call["allow_patterns"]) for call in calls[1:]] == [(COMMIT, None)]
+    assert list(snapshot.rglob("*.safetensors"))
+    assert json.loads(Path("run/settings.json").read_text())["checkpoint"] == "me/pick"

@@ -92,6 +92,20 @@ def test_select_and_merge_write_a_new_card_and_leave_the_sources_own(tmp_path):
             "`dataset_provenance`.") in _card(merged.root).text
     assert (src.root / CARD_FILE).read_text() == own  # the source only read
     np.testing.assert_array_equal(out.episode(1).frames["action"], src.episode(2).frames["action"])
+    # the source by its folder's name, not where this machine keeps it; the provenance file keeps the path
+    assert '`dataset` "src"' in _card(out.root).text and str(tmp_path) not in _card(out.root).text
+    assert out.provenance["dataset"] == str(src.root)
+
+
+def test_a_card_shows_a_recorded_path_by_its_hub_id_or_name(tmp_path):
+    """A path a recording names (an imported file, a source dataset in the hub's cache) is shown as its hub id or its
+    name: the card is what `push` publishes, and /home/<user>/... means nothing to its reader."""
+    cache = tmp_path / "home" / "alice" / ".cache" / "huggingface" / "hub"
+    provenance = {"source": "worldpolicy dataset label", "file": str(tmp_path / "home" / "alice" / "demos.hdf5"),
+                  "dataset": str(cache / "datasets--lerobot--pusht" / "snapshots" / "abc")}
+    text = _card(_dataset(tmp_path / "ds", provenance=provenance).root).text
+    assert '`file` "demos.hdf5"' in text and '`dataset` "lerobot/pusht"' in text
+    assert "alice" not in text
 
 
 def test_a_sim_recordings_joint_features_get_the_units_of_the_layout_it_writes(tmp_path):

@@ -40,7 +40,8 @@ def test_dataset_info_by_hub_id(served, small_dataset, tmp_path, monkeypatch, ca
     monkeypatch.chdir(tmp_path)
     assert main(["dataset", "info", "someone/pusht"]) == 0
     assert json.loads(capsys.readouterr().out)["episodes"] == 3
-    assert served == [{"repo_id": "someone/pusht", "repo_type": "dataset"}]
+    assert served == [{"repo_id": "someone/pusht", "repo_type": "dataset", "revision": None,
+                       "allow_patterns": None}]
     LeRobotDataset.open("someone/pusht")
     assert len(served) == 1  # fetched once per process: a training run opens its dataset several times
 
@@ -51,6 +52,41 @@ def test_dataset_select_from_a_hub_id(served, small_dataset, tmp_path, monkeypat
     kept = LeRobotDataset.open(tmp_path / "kept")
     assert kept.episode_lengths.tolist() == [12, 9]
     assert served[0]["repo_type"] == "dataset"
+
+
+def test_dataset_show_by_hub_id_names_it_so(small_dataset, tmp_path, monkeypatch):
+    """`dataset show` opens a hub id as every reader does (`LeRobotDataset.open`); its record and page name the hub id,
+    not the hub's cache folder, whose name is a commit hash."""
+    import shutil
+
+    ds, _ = small_dataset
+    snapshot = tmp_path / "cache" / "datasets--someone--pusht" / "snapshots" / ("0123abcd" * 5)
+    shutil.copytree(ds.root, snapshot)
+    monkeypatch.setattr("huggingface_hub.snapshot_download", lambda repo_id, **kwargs: str(snapshot))
+    monkeypatch.chdir(tmp_path)
+    assert main(["dataset", "show", "someone/pusht", "--out", "look", "--episodes", "0", "--no-progress"]) == 0
+    assert json.loads((tmp_path / "look" / "dataset_show.json").read_text())["root"] == "someone/pusht"
+    page = (tmp_path / "look" / "index.html").read_text()
+    assert "<title>dataset · someone/pusht" in page and "0123abcd" not in page
+
+
+def test_select_and_merge_of_a_hub_dataset_record_its_hub_id(small_dataset, tmp_path, monkeypatch, capsys):
+    """The source is named by its hub id in the new dataset's provenance and card, not by the hub's cache folder
+    (`.../datasets--owner--name/snapshots/<rev>`), which names nothing on another machine."""
+    import shutil
+
+    ds, _ = small_dataset
+    snapshot = tmp_path / "cache" / "datasets--someone--pusht" / "snapshots" / "0123abcd"
+    shutil.copytree(ds.root, snapshot)
+    monkeypatch.setattr("huggingface_hub.snapshot_download", lambda repo_id, **kwargs: str(snapshot))
+    monkeypatch.chdir(tmp_path)
+    assert main(["dataset", "select", "someone/pusht", "--episodes", "0", "--out", "kept"]) == 0
+    assert main(["dataset", "merge", "someone/pusht", "kept", "--out", "both"]) == 0
+    kept, both = LeRobotDataset.open(tmp_path / "kept"), LeRobotDataset.open(tmp_path / "both")
+    assert kept.provenance["dataset"] == "someone/pusht"
+    assert [row["dataset"] for row in both.provenance["datasets"]] == ["someone/pusht", str(tmp_path / "kept")]
+    assert '`dataset` "someone/pusht"' in (tmp_path / "kept" / "README.md").read_text()
+    assert "datasets--" not in (tmp_path / "kept" / "README.md").read_text()
 
 
 def test_a_local_folder_wins_and_a_path_from_here_is_no_hub_id(served, small_dataset, tmp_path, monkeypatch, capsys):

@@ -448,9 +448,10 @@ def test_a_resume_from_another_folder_or_spelling_is_the_same_run(tmp_path, tiny
         f"checkpoint: {str(tmp_path / 'ckpt')!r} -> {str(other)!r}"]
 
 
-def test_an_embodiment_tables_own_stats_are_checked_before_the_weights_load(valid, tmp_path, monkeypatch):
+def test_an_embodiment_tables_own_stats_are_checked_before_the_weights_load(valid, tiny_checkpoint, tmp_path,
+                                                                             monkeypatch):
     """The trainer's first (layout) pass dropped the table's stats: q01 > q99 surfaced after the weights had loaded
-    and every training window had been encoded."""
+    and every training window had been encoded. (A local checkpoint: a hub id's configs are fetched as a run starts.)"""
     from train_setup import TINY_EMBODIMENT
 
     from worldpolicy.engine import loading
@@ -458,7 +459,7 @@ def test_an_embodiment_tables_own_stats_are_checked_before_the_weights_load(vali
 
     monkeypatch.setattr(loading, "load_components", lambda *a, **k: pytest.fail("weights loaded"))
     table = dict(TINY_EMBODIMENT, normalization="quantile", stats={"q01": [0.0] * 7 + [2.0], "q99": [1.0] * 8})
-    raw = _with(valid, None, output_dir=str(tmp_path / "run"), embodiment=table)
+    raw = _with(valid, None, output_dir=str(tmp_path / "run"), embodiment=table, checkpoint=str(tiny_checkpoint))
     with pytest.raises(ValueError, match=r"embodiment 'tiny_panda' stats: q01 > q99 in column gripper "
                                          r"\(q01=2, q99=1\)"):
         Trainer(load_config(raw), progress=False)._load()

@@ -86,16 +86,28 @@ def test_the_documented_own_robot_run_file_passes_every_check_before_the_weights
                                videos={"observation.images.front": video, "observation.images.wrist": video},
                                task="pick up the block")
     monkeypatch.setattr(loading, "load_components", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("loading")))
+    # the hub checkpoint it names: its configs are fetched as the run starts (`hub.model_metadata`); an empty snapshot
+    # here (no network), so no config of the model to check before its weights
+    from worldpolicy.hub import model_metadata
+
+    snapshot = tmp_path / "hub" / "models--nvidia--Cosmos3-Nano-Policy-DROID" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    monkeypatch.setattr("huggingface_hub.snapshot_download", lambda repo_id, **kwargs: str(snapshot))
+    model_metadata.cache_clear()
     states = {"state_history": 1, "state_keys": {"joints": "observation/joint_position",
                                                  "gripper": "observation/gripper_position"}}
-    for table, data in (({}, {}), (states, {"state_keys": ["observation.state"]})):
-        config = load_config(path)
-        config.embodiment.update(table)
-        config.data.state_keys = data.get("state_keys", config.data.state_keys)
-        trainer = Trainer(config, progress=False)
-        with pytest.raises(RuntimeError, match="loading"):  # every data check passed: the weights were next
-            trainer.run()
-        assert (trainer.config.data.source_embodiment, trainer.config.data.action_conversion) == ("my_robot", "none")
+    try:
+        for table, data in (({}, {}), (states, {"state_keys": ["observation.state"]})):
+            config = load_config(path)
+            config.embodiment.update(table)
+            config.data.state_keys = data.get("state_keys", config.data.state_keys)
+            trainer = Trainer(config, progress=False)
+            with pytest.raises(RuntimeError, match="loading"):  # every data check passed: the weights were next
+                trainer.run()
+            data_config = trainer.config.data
+            assert (data_config.source_embodiment, data_config.action_conversion) == ("my_robot", "none")
+    finally:
+        model_metadata.cache_clear()
 
 
 def test_the_documented_optimizer_defaults_are_the_configs():

@@ -34,7 +34,8 @@ def test_training_on_a_hub_dataset_keeps_its_id(served, train_config, tmp_path, 
     out = tmp_path / "run"
     config = load_config(train_config(out, optim={"steps": 2}, save_every=2, data={"dataset": "someone/tiny"}))
     assert config.data.dataset == "someone/tiny"
-    assert served == [{"repo_id": "someone/tiny", "repo_type": "dataset"}]  # fetched as the config is checked
+    assert served == [{"repo_id": "someone/tiny", "repo_type": "dataset", "revision": None,
+                       "allow_patterns": None}]  # fetched as the config is checked
     Trainer(config, progress=False).run()
     assert len(served) == 1
     assert json.loads((out / "config.json").read_text())["data"]["dataset"] == "someone/tiny"
@@ -52,3 +53,29 @@ def test_a_relative_dataset_path_shaped_like_an_id_is_no_hub_id(served, train_co
                                                 r"without 'data'"):
         load_config(train_config(tmp_path / "out", data={"dataset": "runs/data"}))
     assert served == []
+
+
+def test_a_hub_checkpoint_to_train_from_gives_its_embodiment_before_its_weights_download(model_repo, tiny_checkpoint,
+                                                                                          train_config, tmp_path):
+    """`checkpoint = "owner/name"`: its configs are fetched as the run starts (`hub.model_metadata`), so the
+    run trains the embodiment the checkpoint was trained for (its embodiment.json), not droid, the default for a
+    checkpoint that says nothing; its weights follow as the run loads it, into the same snapshot."""
+    import shutil
+
+    from train_setup import TINY_EMBODIMENT
+
+    from worldpolicy.train.config import load_config
+    from worldpolicy.train.trainer import Trainer
+
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny_checkpoint, repo)
+    (repo / "embodiment.json").write_text(json.dumps(TINY_EMBODIMENT))
+    calls, snapshot = model_repo(repo)
+    raw = train_config(tmp_path / "run", checkpoint="me/pick", optim={"steps": 2}, save_every=2)
+    del raw["embodiment"]
+    trainer = Trainer(load_config(raw), progress=False)
+    assert trainer.config.embodiment["name"] == TINY_EMBODIMENT["name"]
+    assert [call["allow_patterns"] is None for call in calls] == [False]  # no weights yet
+    trainer.run()
+    assert [call["revision"] for call in calls[1:]] == [snapshot.name]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["checkpoint"] == "me/pick"

@@ -4,7 +4,9 @@ records it holds: a training checkpoint, the recipe's installed model, the shipp
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from pathlib import Path
 
 from huggingface_hub import ModelCard
 
@@ -31,8 +33,11 @@ def test_a_training_checkpoint_carries_its_card_and_still_loads(train_config, tm
         assert f"| `{column}` | {unit} |" in text
     assert "- chunk: 4 actions at 15 fps" in text and "(stacked), on a 256-pixel canvas tier" in text
     assert "trained on frames of `observation/exterior_image_1_left` 64x96" in text  # trainer_state's frames
-    assert f"- dataset: `{raw['data']['dataset']}` (LeRobot v3), episodes all; held out for validation: [1]" in text
-    assert f"- base: `{raw['checkpoint']}`" in text and "- full fine-tuning" in text
+    # local folders by their names: a path tells the trainer's file layout to whoever reads the card on the hub
+    assert f"- dataset: `{Path(raw['data']['dataset']).name}` (LeRobot v3), episodes all; held out for validation: [1]" \
+        in text
+    assert f"- base: `{Path(raw['checkpoint']).name}`" in text and "- full fine-tuning" in text
+    assert str(tmp_path) not in text and os.path.dirname(raw["checkpoint"]) not in text
     assert "- steps: 2 of 2, batch 2" in text and "policy (actions from frames and a task)" in text
     [validation] = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
                     if "val/loss" in line and json.loads(line)["step"] == 2]
@@ -133,3 +138,30 @@ def test_a_card_made_where_worldpolicy_is_not_installed_leaves_the_license_out(m
     monkeypatch.setattr(metadata, "metadata", uninstalled)
     card = ModelCard(model_card(shipped_model(), shipped_model()))
     assert "license" not in card.data.to_dict() and "success 89/100 episodes" in card.text
+
+
+def test_a_card_names_no_local_path(tmp_path):
+    """Every field that names a checkpoint or a dataset: a hub id where one is known (a snapshot in the hub's cache is
+    its repository's), else the folder's name; never the path (/home/<user>/...), which pushing would publish."""
+    from worldpolicy.train.model_card import model_card
+
+    cache = tmp_path / "home" / "alice" / ".cache" / "huggingface" / "hub"
+    folder = tmp_path / "home" / "alice" / "runs" / "step-0000004"
+    folder.mkdir(parents=True)
+    (folder / "base_model.json").write_text(json.dumps({
+        "base_model_name_or_path": str(cache / "models--me--base" / "snapshots" / "abc123"), "weight_samples": {}}))
+    (folder / "trainer_state.json").write_text(json.dumps({"step": 4, "config": {
+        "checkpoint": str(tmp_path / "home" / "alice" / "models" / "my-base"), "embodiment": "droid",
+        "data": {"dataset": str(cache / "datasets--lerobot--pusht" / "snapshots" / "def456")},
+        "finetune": {"mode": "lora", "lora_rank": 8, "lora_alpha": 16.0}, "optim": {"steps": 4}}}))
+    card = ModelCard(model_card(folder, folder))
+    assert card.data.to_dict()["base_model"] == "me/base" and card.data.to_dict()["datasets"] == ["lerobot/pusht"]
+    assert "it loads onto its base, `me/base` (`base_model.json` says where it is)" in card.text
+    assert "- dataset: `lerobot/pusht` (LeRobot v3)" in card.text
+    state = json.loads((folder / "trainer_state.json").read_text())
+    state["config"]["data"]["dataset"] = str(tmp_path / "home" / "alice" / "data" / "picks")
+    (folder / "base_model.json").unlink()
+    (folder / "trainer_state.json").write_text(json.dumps(state))
+    text = model_card(folder, folder)
+    assert "- base: `my-base`" in text and "- dataset: `picks` (LeRobot v3)" in text
+    assert "alice" not in text and str(tmp_path) not in text

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import brief_list
+from ..hub import dataset_source
 from ..processing.video import CODECS
 from .checks import check_episodes, check_out
 from .layout import AUTO_FEATURES, SUCCESS_FILTERS, image_hw
@@ -93,7 +94,7 @@ def select_episodes(
         raise ValueError(f"{', '.join(given)}: leave no episode of the {ds.num_episodes} in {str(ds.root)!r}; a "
                          "dataset needs at least one: choose others")
     out = check_out([ds.root], out, overwrite, [SELECT_SOURCE, MERGE_SOURCE], "`dataset select`", "selected from")
-    provenance = {"source": SELECT_SOURCE, "dataset": os.path.abspath(ds.root), "episodes": chosen,
+    provenance = {"source": SELECT_SOURCE, "dataset": dataset_source(ds.root), "episodes": chosen,
                   **_recorded_seeds([ds], [(0, i) for i in chosen]),
                   "dataset_provenance": {k: v for k, v in (ds.provenance or {}).items() if k != "seeds"} or None}
     return _write([ds], [(0, i) for i in chosen], out, video_codec, True, [ds.episode_columns()], overwrite,
@@ -154,7 +155,7 @@ def merge_datasets(
                        ", ".join(map(repr, unshared)))
     origins = [(k, i) for k, ds in enumerate(sources) for i in range(ds.num_episodes)]
     provenance = {"source": MERGE_SOURCE,
-                  "datasets": [{"dataset": os.path.abspath(ds.root), "episodes": ds.num_episodes} for ds in sources],
+                  "datasets": [{"dataset": dataset_source(ds.root), "episodes": ds.num_episodes} for ds in sources],
                   **_recorded_seeds(sources, origins),
                   "dataset_provenance": [{k: v for k, v in (ds.provenance or {}).items() if k != "seeds"} or None
                                          for ds in sources]}

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 
 from ..embodiments import Embodiment
 from ..fileio import interruption, sigint_held
+from ..hub import dataset_source
 from ..models import portable_checkpoint
 from .checks import check_episodes, check_out
 from .layout import AUTO_FEATURES, check_feature
@@ -148,7 +148,7 @@ def label_dataset(
 
     source_provenance = dict(ds.provenance or {})
     provenance = {
-        "source": LABEL_SOURCE, "dataset": os.path.abspath(ds.root), "embodiment": emb.key,
+        "source": LABEL_SOURCE, "dataset": dataset_source(ds.root), "embodiment": emb.key,
         "columns": list(emb.columns), "units": list(emb.units), "action_key": action_key, "seed": seed,
         # None: every episode (a long list in `dataset info` otherwise); episode i was sampled with `episode_seed`
         "episodes": None if episodes is None else chosen,

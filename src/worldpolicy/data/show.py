@@ -31,6 +31,7 @@ import numpy as np
 
 from ..embodiments import Embodiment, get_embodiment
 from ..fileio import SHOW_FILE, Terminated, output_folder, staged_folder, write_json_atomic
+from ..hub import dataset_source
 from .actions import RecordedActions, recorded_actions
 from .checks import check_episodes
 from .lerobot import LeRobotDataset
@@ -226,7 +227,9 @@ def _summary(ds: LeRobotDataset, chosen: list[int], default: bool, emb: Embodime
     return {
         "schema": SCHEMA,
         **ds.summary(),
-        "root": str(ds.root.resolve()),  # the folder is looked at later, from elsewhere: `report DIR` names it
+        # the folder is looked at later, from elsewhere: `report DIR` names it; a hub dataset by its hub id, not the
+        # hub's cache folder (a commit hash for a name)
+        "root": dataset_source(ds.root.resolve()),
         "task_texts": list(ds.tasks),
         "stats": None if stats is None else _stats_rows(ds, stats),
         "embodiment": None if emb is None else emb.key,

@@ -12,12 +12,18 @@ from typing import Any, NamedTuple
 
 import torch
 
-from ..fileio import BASE_FILE, CHECKPOINT_GLOB, MODEL_INDEX_FILE, is_checkpoint, sweep_scratch_folders
-from ..hub import hub_id_shaped, refuse_local_owner
+from ..fileio import (
+    ADAPTER_FILE,
+    BASE_FILE,
+    CHECKPOINT_GLOB,
+    MODEL_INDEX_FILE,
+    TRAINED_FILE,
+    is_checkpoint,
+    sweep_scratch_folders,
+)
+from ..hub import complete_snapshot, hub_id_shaped, refuse_local_owner
 from ..logcapture import loading_quietly
 
-ADAPTER_FILE = "adapter.safetensors"  # diffusers' LoRA format: `load_lora_adapter(folder, weight_name=..., prefix=None)`
-TRAINED_FILE = "trained.safetensors"  # an adapter checkpoint's fully trained weights (the action heads), fp32
 SAMPLES_PER_TENSOR = 4
 WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"  # a diffusers model's weights; sharded: its .index.json + shards
 # The parts of a complete folder `Cosmos3OmniPipeline.from_pretrained` loads for worldpolicy (never a safety checker),
@@ -232,7 +238,9 @@ def check_checkpoint_files(folder: Path, source: str) -> None:
 
 def check_checkpoint_complete(path_or_id: str | Path) -> None:
     """`check_checkpoint_source`, then what a local folder holds: a LoRA adapter checkpoint's own weights, then its
-    base's (down the chain of bases) parts (`check_checkpoint_files`); a hub id's files are checked as they download.
+    base's (down the chain of bases) parts (`check_checkpoint_files`); a hub id's weights are fetched first, after
+    the checks its configs allowed (`hub.complete_snapshot`), a hub id not yet fetched (an adapter's base) checked as
+    it downloads.
     Everything `load_components` refuses before any part loads, from a few KB read, so that a listing (the MCP
     `list_checkpoints`) says a partial folder is unusable rather than the first call that loads it."""
     check_checkpoint_source(path_or_id)
@@ -240,6 +248,7 @@ def check_checkpoint_complete(path_or_id: str | Path) -> None:
     local = Path(source)
     if not local.is_dir():
         return
+    complete_snapshot(local)  # a hub id's weights, after the checks its configs allowed (`hub.model_metadata`)
     base = adapter_base(local)
     if base is None:
         check_checkpoint_files(local, source)

@@ -7,12 +7,11 @@ from importlib import resources
 from pathlib import Path
 
 from ..fileio import MODEL_INDEX_FILE
-from ..hub import hub_id_shaped, model_snapshot
+from ..hub import hub_id_shaped, model_metadata, shown_name, snapshot_repo_id
 
 SHIPPED_NAME = "shipped"  # what `checkpoint` / `--checkpoint` say for the shipped model (`resolve_checkpoint`)
 SHIPPED = {"panda_reach": "Franka Panda reaching a coloured ball in the MuJoCo tabletop (relative EE deltas, 4-step chunks)"}
 SHIPPED_DEFAULT = "panda_reach"  # the one `shipped` names
-HUB_MODEL_PREFIX = "models--"  # how the hub's cache names a model repository's folder (`models--owner--name`)
 
 
 def shipped_model(name: str = SHIPPED_DEFAULT) -> Path:
@@ -31,17 +30,18 @@ def shipped_model(name: str = SHIPPED_DEFAULT) -> Path:
 def resolve_checkpoint(value: str | Path, *, fetch: bool = True) -> str | Path:
     """What a command's checkpoint argument names, the one place a checkpoint named by a user is found: `shipped` is
     the shipped model's folder; a string shaped like a hub id (`hub.hub_id_shaped`) that names nothing here is its
-    snapshot in the hub's cache (`hub.model_snapshot`: HubError when it cannot be fetched), so its embodiment.json,
-    trainer_state.json and base_model.json are read like a local folder's; anything else itself. A hub id whose owner
+    snapshot in the hub's cache holding its configs (`hub.model_metadata`: HubError when it cannot be fetched), so its
+    embodiment.json, trainer_state.json and base_model.json are read like a local folder's and every check runs
+    before its weights download (`hub.complete_snapshot`, as it loads); anything else itself. A hub id whose owner
     is a folder here is left for `engine.loading.check_checkpoint_source` to refuse as a missing path. Saved settings
     keep the hub id (`portable_checkpoint`). `fetch=False`: a hub id stays one (fetched when it loads), where nothing
-    is to be downloaded yet (an adapter's base, a training config checked before its run)."""
+    is to be downloaded yet (an adapter's base)."""
     if value == SHIPPED_NAME:
         return str(shipped_model())
     source = str(value)
     if not fetch or Path(source).exists() or not hub_id_shaped(source) or Path(source.split("/")[0]).is_dir():
         return value
-    return str(model_snapshot(source))
+    return str(model_metadata(source))
 
 
 def portable_checkpoint(value: str | Path) -> str | Path:
@@ -52,10 +52,10 @@ def portable_checkpoint(value: str | Path) -> str | Path:
     itself."""
     if value == SHIPPED_NAME or not str(value):
         return value
+    hub_id = snapshot_repo_id(value, "model")
+    if hub_id is not None:
+        return hub_id
     path = Path(str(value)).expanduser()
-    repo, snapshots = path.parts[-3:-1] if len(path.parts) >= 3 else ("", "")
-    if path.is_absolute() and snapshots == "snapshots" and repo.startswith(HUB_MODEL_PREFIX):
-        return "/".join(repo.removeprefix(HUB_MODEL_PREFIX).split("--", 1))  # a hub id holds no `--`
     here = Path(str(resources.files(__package__))) / SHIPPED_DEFAULT
     if path.is_absolute() and (path.resolve() == here.resolve() if path.exists()
                                else path.parts[-3:] == ("worldpolicy", "models", SHIPPED_DEFAULT)):
@@ -72,7 +72,4 @@ def checkpoint_name(source: str) -> str:
     portable = str(portable_checkpoint(source))
     if portable != source:  # the shipped model's folder, a hub id's snapshot
         return portable
-    path = Path(source)
-    if not (path.is_absolute() or path.is_dir()):
-        return source  # a hub id, or a name a policy built in code was given
-    return path.resolve().name or source  # `.` or `../ckpt` by the folder's own name
+    return shown_name(source, "model")  # a local folder by its own name; a hub id, or a name given in code, as given

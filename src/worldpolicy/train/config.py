@@ -245,11 +245,13 @@ class TrainConfig:
     def checkpoint_source(self) -> str:
         """The folder or hub id `checkpoint` names here and now: `shipped` is this install's shipped model. The
         setting keeps the name (config.json, trainer_state.json), so a run moved to another machine or environment
-        still names the model and not the folder it had in the old one. A hub id stays one, fetched as the run loads
-        it (not as its config is checked)."""
+        still names the model and not the folder it had in the old one. A hub id is its snapshot's folder holding its
+        configs (`hub.model_metadata`, a few KB, fetched as the run starts: the trainer's first use): the embodiment it
+        was trained for and its action head are read before anything else, as a local checkpoint's; its weights
+        follow as the run loads it (`hub.complete_snapshot`)."""
         from ..models import resolve_checkpoint
 
-        return str(resolve_checkpoint(self.checkpoint, fetch=False))
+        return str(resolve_checkpoint(self.checkpoint))
 
     def training_episodes(self, num_episodes: int, succeeded: Sequence[bool] | None = None
                           ) -> tuple[int, ...] | None:
@@ -264,10 +266,12 @@ class TrainConfig:
             raise ValueError("checkpoint: required (shipped, a diffusers-format Cosmos3 folder, a LoRA adapter "
                              "checkpoint or a hub id to start from)")
         from ..engine.loading import check_checkpoint_source
+        from ..models import resolve_checkpoint
 
         self.checkpoint = str(portable_checkpoint(self.checkpoint))  # an older version's stored folder: `shipped`
-        # before the embodiment and data checks that read it; a run's folder is named with how that run continues
-        check_checkpoint_source(self.checkpoint_source, run_hint=" (to continue that run itself, give its folder as "
+        # before the embodiment and data checks that read it; a run's folder is named with how that run continues; a
+        # hub id by its shape (its configs are fetched as the run starts: `checkpoint_source`)
+        check_checkpoint_source(resolve_checkpoint(self.checkpoint, fetch=False), run_hint=" (to continue that run itself, give its folder as "
                                 "--out / output_dir with its own config)")
         if not self.data.dataset:
             raise ValueError("data.dataset: required (a LeRobot v3 dataset folder or hub id)")

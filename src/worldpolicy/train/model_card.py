@@ -28,8 +28,8 @@ from ..fileio import (
     read_json,
     write_bytes_atomic,
 )
-from ..hub import hub_id_shaped
-from ..models import SHIPPED_NAME, portable_checkpoint
+from ..hub import hub_id_shaped, shown_name, snapshot_repo_id
+from ..models import SHIPPED_NAME, checkpoint_name, portable_checkpoint
 from ..policy import checkpoint_spec, trained_embodiment
 
 TAGS = ["robotics", "world-model", "cosmos3", "worldpolicy", "lerobot"]
@@ -59,9 +59,9 @@ def model_card(folder: Path, final: Path, run: Path | None = None) -> str:
     embodiment = _embodiment(folder, config)
     base = adapter["base_model_name_or_path"] if adapter else (config or {}).get("checkpoint")
     data = ModelCardData(library_name=LIBRARY, pipeline_tag="robotics", tags=TAGS,
-                         base_model=_hub_id(base),
-                         datasets=[dataset] if (dataset := _hub_id((config or {}).get("data", {}).get("dataset")))
-                         else None,
+                         base_model=_hub_id(base, "model"),
+                         datasets=[dataset]
+                         if (dataset := _hub_id((config or {}).get("data", {}).get("dataset"), "dataset")) else None,
                          # a recipe trains from nothing: the model is the package's own work, under its license
                          license=package_license() if summary and not config else None)
     key = embodiment.key if isinstance(embodiment, Embodiment) else embodiment
@@ -96,11 +96,14 @@ def _embodiment(folder: Path, config: Mapping[str, Any] | None) -> Embodiment | 
         return name
 
 
-def _hub_id(value: Any) -> str | None:
-    """`value` where it names a hub repository (owner/name, no folder here); the hub's `base_model` takes no path."""
-    if not isinstance(value, str) or value == SHIPPED_NAME or not hub_id_shaped(value) or Path(value).exists():
+def _hub_id(value: Any, repo_type: str) -> str | None:
+    """The hub repository `value` names (owner/name, no folder here; a snapshot in the hub's cache), else None: the
+    hub's `base_model` and `datasets` take no path."""
+    if not isinstance(value, str) or value == SHIPPED_NAME:
         return None
-    return value
+    if (found := snapshot_repo_id(value, repo_type)) is not None:
+        return found
+    return value if hub_id_shaped(value) and not Path(value).exists() else None
 
 
 def _what(embodiment: Embodiment | str | None, state: Mapping[str, Any] | None,
@@ -111,7 +114,8 @@ def _what(embodiment: Embodiment | str | None, state: Mapping[str, Any] | None,
              "(world model).")]
     if adapter:
         lines.append(f"This folder is a LoRA adapter checkpoint: it loads onto its base, "
-                     f"`{adapter['base_model_name_or_path']}` (`{BASE_FILE}`), which must be reachable; "
+                     f"`{checkpoint_name(str(adapter['base_model_name_or_path']))}` (`{BASE_FILE}` says where it is), "
+                     "which must be reachable; "
                      "`worldpolicy merge-adapter` writes it and its base as one folder.")
     if isinstance(embodiment, str):
         lines += ["", (f"**Embodiment** `{embodiment}`, registered by its training run, not in worldpolicy's "
@@ -144,8 +148,11 @@ def _training(config: Mapping[str, Any] | None, state: Mapping[str, Any] | None,
         episodes = data.get("episodes")
         shipped = " (the model worldpolicy ships, trained by `worldpolicy train reach-from-scratch`)" \
             if base == SHIPPED_NAME else ""
-        lines += [f"- base: `{base}`{shipped}",
-                  f"- dataset: `{data.get('dataset')}` (LeRobot v3), episodes "
+        # a hub id, `shipped`, else a folder's own name: a local path tells only the trainer's file layout
+        dataset = data.get("dataset")
+        lines += [f"- base: `{checkpoint_name(base) if isinstance(base, str) else base}`{shipped}",
+                  f"- dataset: `{shown_name(dataset, 'dataset') if isinstance(dataset, str) else dataset}` (LeRobot "
+                  "v3), episodes "
                   + (f"{brief_list(episodes)}" if episodes else "all")
                   + (f", leaving out {brief_list(data['exclude_episodes'])}" if data.get("exclude_episodes") else "")
                   + (", succeeded ones only" if data.get("success") == "only" else "")

@@ -51,6 +51,7 @@ from ..engine.loading import (
 )
 from ..fileio import (
     METRICS_FILE,
+    OPTIMIZER_FILE,
     STORAGE_ERRNOS,
     folder_lock,
     interruption,
@@ -82,7 +83,6 @@ from .tracking import Trackers
 
 logger = logging.getLogger(__name__)
 
-OPTIMIZER_FILE = "optimizer.safetensors"
 # The module types peft puts LoRA adapters on (`peft.tuners.lora.model`): a target naming another is refused by it
 LORA_MODULES = (nn.Linear, nn.Embedding, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.MultiheadAttention)
 
@@ -216,7 +216,7 @@ class Trainer:
         if self._windows is None:
             layout = self._embodiment(stats=None)
             transformer_config = local_transformer_config(self.config.checkpoint_source)
-            if transformer_config is not None:  # a hub id's is read once it loads (`_check_model_fits`)
+            if transformer_config is not None:  # an adapter's (its base's) is read once it loads (`_check_model_fits`)
                 check_action_head(transformer_config, self.config.checkpoint_source, layout)
             self._check_data_fits(layout)
             held_out = tuple(sorted(int(i) for i in self.config.validation.episodes))  # checked with the config

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fileio import SHOW_FILE
+from ..hub import shown_name
 from .plots import plural
 from .report import (
     _cards,
@@ -155,7 +156,7 @@ def build_dataset_html(folder: str | Path, title: str | None = None) -> str:
     sections.append(files)
     if notes:
         sections.insert(0, _notes_section(notes))
-    title = title or f"dataset · {Path(str(doc.get('root', folder))).name}"
+    title = title or f"dataset · {shown_name(str(doc.get('root') or folder), 'dataset')}"  # a hub id, else its name
     counts = (f"{plural(len(doc.get('shown', [])), 'episode')} shown · {plural(videos, 'video')} · "
               f"{plural(plots, 'plot')} · {plural(count, 'file')}")
     return page_html(title, "dataset show", counts, sections)
