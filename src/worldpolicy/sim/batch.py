@@ -43,8 +43,8 @@ def check_num_envs(num_envs: Any, *, policy: str, strategy: str) -> int:
     if n == 1:
         return n
     if policy in ("scripted", "random"):
-        raise ValueError(f"num_envs: {n} batches a model's forward passes; policy {policy} makes none (its actions "
-                         f"cost no model call), so its episodes run one at a time; accepted with policy {policy}: 1")
+        raise ValueError(f"num_envs: {n} batches a model's forward passes; policy={policy} makes none (its actions "
+                         f"cost no model call), so its episodes run one at a time; accepted with policy={policy}: 1")
     if policy == "server":
         raise ValueError(f"num_envs: {n} with a ws:// server is not supported: a server batches concurrent clients' "
                          "requests itself (`worldpolicy serve`), so run several sims on other seeds against it; "
@@ -53,9 +53,9 @@ def check_num_envs(num_envs: Any, *, policy: str, strategy: str) -> int:
         raise ValueError(f"num_envs: {n} batches a local checkpoint's requests (Policy.act_batch); policy {policy} "
                          "is none; accepted with it: 1")
     if strategy == "async":
-        raise ValueError(f"num_envs: {n} with strategy async is not supported: its next chunk is asked in the "
-                         "background while one runs, which lockstep batching does not gather; accepted with async: 1, "
-                         "or strategy execute or ensemble")
+        raise ValueError(f"num_envs: {n} with strategy=async is not supported: its next chunk is asked in the "
+                         "background while one runs, which lockstep batching does not gather; accepted with "
+                         "strategy=async: 1, or strategy=execute or strategy=ensemble")
     return n
 
 
