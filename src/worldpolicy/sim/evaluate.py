@@ -584,12 +584,12 @@ def evaluate(
             write_video(Path(video_dir) / f"episode_{seed + i:04d}.mp4", result.frames, env.metadata["render_fps"])
             result.frames = None
         waiting[i] = result
-        bar.update(1)
         while len(report.episodes) in waiting:
             report.episodes.append(waiting.pop(len(report.episodes)))
             if on_episode is not None:
                 on_episode(report)
-        bar.set_postfix(success=f"{report.successes}/{len(report.episodes)}")
+        bar.set_postfix(success=f"{report.successes}/{len(report.episodes)}")  # the step of no episode now
+        bar.update(1)
 
     try:
         with closing(ended()) as episodes_ended:  # cut short (Ctrl-C): the episodes still running are closed first
