@@ -76,15 +76,12 @@ class _Member(_Seeded):
 
 
 class Lockstep:
-    """`rollout`'s policy (a local checkpoint's backend) and settings on `num_envs` envs: `rollout.env` and envs made
+    """`rollout`'s policy (a local checkpoint's backend, `policies.wrap_policy`'s) and settings on `num_envs` envs: `rollout.env` and envs made
     like it (`TabletopEnv.replica`), each episode its own `Rollout` (`Rollout.on`) and `ChunkController`, their
     requests batched per control step (module docstring). `close` closes the envs it made."""
 
     def __init__(self, rollout: Rollout, num_envs: int) -> None:
-        if not isinstance(rollout.policy, _Seeded) or not callable(getattr(rollout.policy.policy, "act_batch", None)):
-            raise ValueError(f"num_envs: {num_envs} batches a loaded Policy's requests; policy "
-                             f"{type(rollout.policy).__name__} has no act_batch; accepted with it: 1")
-        self.rollout, self.policy = rollout, rollout.policy.policy
+        self.rollout, self.policy = rollout, rollout.policy.policy  # a checkpoint's (`check_num_envs`): a Policy
         limit = step_limit(rollout.env)
         self._made = [rollout.env.replica(limit) for _ in range(num_envs - 1)]
         self.members = [_Member(rollout.policy) for _ in range(num_envs)]

@@ -544,7 +544,8 @@ def evaluate(
     from worldpolicy.sim.batch import Lockstep, check_num_envs
 
     num_envs = check_num_envs(num_envs, policy=settings.get("kind"), strategy=rollout.strategy.kind)
-    lockstep = Lockstep(rollout, num_envs) if num_envs > 1 and todo else None
+    num_envs = min(num_envs, max(len(todo), 1))  # no env made for a group that cannot fill it
+    lockstep = Lockstep(rollout, num_envs) if num_envs > 1 else None
     bar = tqdm(total=episodes, initial=todo.start, desc=f"{env.task.name}/{policy_name}", disable=not progress,
                unit="ep")
 
